@@ -1,0 +1,313 @@
+//! The one slash-command parser, used by the hub for text-mode (`nc`) users and by the client
+//! session for the CLI and the page. A typed line is either chat for the current room or a
+//! `/command`; `//text` says `/text` literally.
+
+use crate::types::{InvalidName, Nick, RoomName, Text};
+use thiserror::Error;
+
+/// A typed line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Chat for the current room.
+    Say(Text),
+    /// A command.
+    Command(Command),
+}
+
+/// A slash command. Names are the protocol's words (see [`HELP`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/nick NAME`
+    Nick(Nick),
+    /// `/join #room`
+    Join(RoomName),
+    /// `/part [#room] [reason]`: the current room when none is named.
+    Part {
+        /// Room, or the current one.
+        room: Option<RoomName>,
+        /// Reason.
+        reason: Option<Text>,
+    },
+    /// `/msg NICK text`
+    Msg {
+        /// Recipient.
+        to: Nick,
+        /// Text.
+        text: Text,
+    },
+    /// `/me text`
+    Me(Text),
+    /// `/who [#room]`
+    Who(Option<RoomName>),
+    /// `/rooms`
+    Rooms,
+    /// `/topic [#room] [text]`: without text, shows the topic.
+    Topic {
+        /// Room, or the current one.
+        room: Option<RoomName>,
+        /// New topic, or `None` to show it.
+        topic: Option<Text>,
+    },
+    /// `/quit [reason]`
+    Quit(Option<Text>),
+    /// `/help`
+    Help,
+}
+
+/// Why a line is not a valid command. The `Display` text is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandError {
+    /// `/frobnicate`
+    #[error("unknown command /{0} (try /help)")]
+    Unknown(String),
+    /// Right command, wrong arguments.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// An argument failed validation.
+    #[error("{0}")]
+    Invalid(#[from] InvalidName),
+}
+
+/// Every command with its usage and what it does, in the order `/help` lists them.
+pub const HELP: &[(&str, &str)] = &[
+    ("/join #room", "join a room (created if new) and make it current"),
+    ("/part [#room] [reason]", "leave a room (default: the current one)"),
+    ("/msg nick text", "send a direct message"),
+    ("/me text", "an action: * you text"),
+    ("/nick name", "change your nick"),
+    ("/who [#room]", "list a room's members"),
+    ("/rooms", "list rooms"),
+    ("/topic [#room] [text]", "show or set the topic"),
+    ("/quit [reason]", "leave"),
+    ("/help", "this list"),
+];
+
+/// One line that says what can be typed, for welcome banners.
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /quit, /help";
+
+fn usage(name: &str) -> &'static str {
+    HELP.iter()
+        .find(|(u, _)| u.split(' ').next() == Some(name))
+        .map(|(u, _)| *u)
+        .unwrap_or("/help")
+}
+
+/// Splits off the first whitespace-separated word.
+fn word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+fn opt_text(s: &str) -> Result<Option<Text>, CommandError> {
+    if s.trim().is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(Text::new(s.trim_end())?))
+    }
+}
+
+/// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
+pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(Some(Input::Say(Text::new(line)?)));
+    };
+    if rest.starts_with('/') {
+        return Ok(Some(Input::Say(Text::new(rest)?)));
+    }
+    let (name, args) = word(rest);
+    let name = name.to_ascii_lowercase();
+    let cmd = match name.as_str() {
+        "nick" => match word(args) {
+            (n, "") if !n.is_empty() => Command::Nick(Nick::new(n)?),
+            _ => return Err(CommandError::Usage(usage("/nick"))),
+        },
+        "join" | "j" => match word(args) {
+            (r, "") if !r.is_empty() => Command::Join(RoomName::new(r)?),
+            _ => return Err(CommandError::Usage(usage("/join"))),
+        },
+        "part" | "leave" => {
+            let (first, after) = word(args);
+            if first.starts_with('#') {
+                Command::Part {
+                    room: Some(RoomName::new(first)?),
+                    reason: opt_text(after)?,
+                }
+            } else {
+                Command::Part {
+                    room: None,
+                    reason: opt_text(args)?,
+                }
+            }
+        }
+        "msg" | "dm" => match word(args) {
+            (n, text) if !n.is_empty() && !text.trim().is_empty() => Command::Msg {
+                to: Nick::new(n)?,
+                text: Text::new(text)?,
+            },
+            _ => return Err(CommandError::Usage(usage("/msg"))),
+        },
+        "me" => match opt_text(args)? {
+            Some(t) => Command::Me(t),
+            None => return Err(CommandError::Usage(usage("/me"))),
+        },
+        "who" | "names" => match word(args) {
+            ("", _) => Command::Who(None),
+            (r, "") => Command::Who(Some(RoomName::new(r)?)),
+            _ => return Err(CommandError::Usage(usage("/who"))),
+        },
+        "rooms" | "list" if args.trim().is_empty() => Command::Rooms,
+        "rooms" | "list" => return Err(CommandError::Usage(usage("/rooms"))),
+        "topic" => {
+            let (first, after) = word(args);
+            if first.starts_with('#') {
+                Command::Topic {
+                    room: Some(RoomName::new(first)?),
+                    topic: opt_text(after)?,
+                }
+            } else {
+                Command::Topic {
+                    room: None,
+                    topic: opt_text(args)?,
+                }
+            }
+        }
+        "quit" | "exit" => Command::Quit(opt_text(args)?),
+        "help" | "?" => Command::Help,
+        _ => return Err(CommandError::Unknown(name.chars().take(20).collect())),
+    };
+    Ok(Some(Input::Command(cmd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Command {
+        match parse(s) {
+            Ok(Some(Input::Command(c))) => c,
+            other => panic!("{s:?} gave {other:?}"),
+        }
+    }
+    fn t(s: &str) -> Text {
+        Text::new(s).unwrap()
+    }
+    fn r(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
+    }
+
+    #[test]
+    fn plain_lines_are_chat() {
+        assert_eq!(parse("hello\r\n"), Ok(Some(Input::Say(t("hello")))));
+        assert_eq!(parse("//not a command"), Ok(Some(Input::Say(t("/not a command")))));
+        assert_eq!(parse("   "), Ok(None));
+        assert_eq!(parse(""), Ok(None));
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(cmd("/nick bob"), Command::Nick(Nick::new("bob").unwrap()));
+        assert_eq!(cmd("/join #Rust"), Command::Join(r("#rust")));
+        assert_eq!(cmd("/j rust"), Command::Join(r("#rust")));
+        assert_eq!(
+            cmd("/part"),
+            Command::Part {
+                room: None,
+                reason: None
+            }
+        );
+        assert_eq!(
+            cmd("/part #rust gone fishing"),
+            Command::Part {
+                room: Some(r("#rust")),
+                reason: Some(t("gone fishing"))
+            }
+        );
+        assert_eq!(
+            cmd("/part later"),
+            Command::Part {
+                room: None,
+                reason: Some(t("later"))
+            }
+        );
+        assert_eq!(
+            cmd("/msg bob  hi there"),
+            Command::Msg {
+                to: Nick::new("bob").unwrap(),
+                text: t("hi there")
+            }
+        );
+        assert_eq!(cmd("/me waves"), Command::Me(t("waves")));
+        assert_eq!(cmd("/who"), Command::Who(None));
+        assert_eq!(cmd("/who #rust"), Command::Who(Some(r("#rust"))));
+        assert_eq!(cmd("/rooms"), Command::Rooms);
+        assert_eq!(
+            cmd("/topic"),
+            Command::Topic {
+                room: None,
+                topic: None
+            }
+        );
+        assert_eq!(
+            cmd("/topic Rust 2024"),
+            Command::Topic {
+                room: None,
+                topic: Some(t("Rust 2024"))
+            }
+        );
+        assert_eq!(
+            cmd("/topic #rust new"),
+            Command::Topic {
+                room: Some(r("#rust")),
+                topic: Some(t("new"))
+            }
+        );
+        assert_eq!(cmd("/quit"), Command::Quit(None));
+        assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
+        assert_eq!(cmd("/help"), Command::Help);
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
+        assert_eq!(parse("/nick"), Err(CommandError::Usage("/nick name")));
+        assert_eq!(parse("/nick a b"), Err(CommandError::Usage("/nick name")));
+        assert_eq!(parse("/msg bob"), Err(CommandError::Usage("/msg nick text")));
+        assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
+        assert!(matches!(
+            parse("/join #a b"),
+            Err(CommandError::Usage("/join #room"))
+        ));
+        let e = parse("/nick 9x").unwrap_err();
+        assert!(matches!(e, CommandError::Invalid(InvalidName::NickChars(_))));
+        assert!(e.to_string().contains("starts with a letter"));
+        assert!(
+            parse("/join #bad room!")
+                .unwrap_err()
+                .to_string()
+                .contains("usage")
+        );
+        assert!(
+            parse("/join #bad!")
+                .unwrap_err()
+                .to_string()
+                .contains("room name")
+        );
+    }
+
+    #[test]
+    fn help_covers_every_command() {
+        for (u, _) in HELP {
+            let name = u.split(' ').next().unwrap();
+            assert!(HELP_LINE.contains(name), "{name} missing from HELP_LINE");
+            // Every listed command is known to the parser (it may want arguments).
+            assert!(!matches!(parse(name), Err(CommandError::Unknown(_))));
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! natter-core: the whole natter chat protocol as sans-IO state machines.
+//!
+//! - [`wire`]: the binary frame format and its messages;
+//! - [`hub`]: the server side, one [`hub::Hub`] for all connections (binary and text mode);
+//! - [`session`]: the client side, one [`session::Session`] per user (CLI and browser);
+//! - [`command`]: the one parser for typed `/commands`;
+//! - [`render`]: room events as lines for people;
+//! - [`limits`]: every limit, with its reason.
+//!
+//! Nothing here performs I/O or reads a clock: bytes and `now` go in, bytes, events and the next
+//! deadline come out. It builds for `wasm32-unknown-unknown`.
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod hub;
+pub mod limits;
+pub mod render;
+pub mod session;
+pub mod time;
+pub mod types;
+pub mod wire;
+
+pub use time::Millis;
+pub use types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Seq, Text};

@@ -1,0 +1,120 @@
+//! Every size, count and rate natter enforces, in one place, each with the reason for its value.
+//!
+//! The shells read these too (the server's read buffer, the bridge's WebSocket frame cap), so a
+//! limit is changed here and nowhere else. Runtime-tunable ones are defaults of [`crate::hub::Config`].
+
+use crate::time::Millis;
+
+/// Largest frame payload (after the 4-byte length prefix). Big enough for the largest legal
+/// message (a say of [`MAX_TEXT_BYTES`] plus nick, room and header) with room to spare, small
+/// enough that a hostile length prefix cannot make anyone allocate much.
+pub const MAX_FRAME: usize = 8 * 1024;
+
+/// Longest chat text (say, action, DM, topic, part/quit reason) in UTF-8 bytes. IRC allows ~450;
+/// people paste a little more than that, nobody reads more than this in a chat line.
+pub const MAX_TEXT_BYTES: usize = 2000;
+
+/// Longest line a text (`nc`/`telnet`) client may send, before its newline. Longer lines are cut
+/// here (the rest up to the newline is discarded) and the sender is told.
+pub const MAX_LINE_BYTES: usize = 2048;
+
+/// Nick length in bytes (ASCII only, see [`crate::types::Nick`]).
+pub const MAX_NICK_LEN: usize = 16;
+
+/// Room name length in bytes, including the leading `#`.
+pub const MAX_ROOM_LEN: usize = 32;
+
+/// Rooms one user may be in at once: bounds per-user state and the fan-out of a quit notice.
+pub const MAX_ROOMS_PER_USER: usize = 20;
+
+/// Rooms on one server: bounds the hub's memory (each room holds a history ring).
+pub const MAX_ROOMS: usize = 10_000;
+
+/// Room events kept per room for replay on join, resume and gap refill.
+pub const HISTORY_LEN: usize = 256;
+
+/// Of the history, how many events a fresh join replays (the rest is there for resume/refill).
+pub const HISTORY_ON_JOIN: usize = 50;
+
+/// Outbound queue per connection, in messages. Past this (or [`OUTBOUND_MAX_BYTES`]) room
+/// traffic for that connection is skipped and later summarised by a gap marker.
+pub const OUTBOUND_MAX_MSGS: usize = 1024;
+
+/// Outbound queue per connection, in bytes (queued in the hub plus handed to the shell but not
+/// yet written to the socket).
+pub const OUTBOUND_MAX_BYTES: usize = 256 * 1024;
+
+/// Replies (errors, member lists, gap markers) may use this much beyond the room-traffic limit,
+/// so a slow reader still hears why things go wrong. Past it the connection is closed.
+pub const OUTBOUND_HARD_MAX_BYTES: usize = OUTBOUND_MAX_BYTES + 64 * 1024;
+
+/// Bytes of undecoded input held per connection (a partial frame or line). A frame can't be
+/// bigger than this anyway; a text line longer than [`MAX_LINE_BYTES`] is cut.
+pub const INBOUND_MAX_BYTES: usize = MAX_FRAME + 4;
+
+/// Flood control, a token bucket per connection: burst size.
+pub const FLOOD_BURST: u32 = 10;
+
+/// Flood control: one token refills every this many milliseconds (5 messages/s steady).
+pub const FLOOD_REFILL: Millis = Millis(200);
+
+/// Flood control: commands that arrive with the bucket empty wait in a queue this long; when it
+/// is full the next one is refused with an error.
+pub const FLOOD_QUEUE: usize = 20;
+
+/// A connection that has sent nothing for this long gets a ping (binary) so half-open sockets
+/// are found.
+pub const PING_AFTER: Millis = Millis(30_000);
+
+/// After a ping, the peer has this long to answer before it is dropped.
+pub const PING_TIMEOUT: Millis = Millis(15_000);
+
+/// How long after connecting a client has to identify itself: a binary client must have sent its
+/// hello by then. Also bounds slowloris handshakes.
+pub const HELLO_TIMEOUT: Millis = Millis(10_000);
+
+/// A connection that sends nothing for this long after connecting is taken for a human on
+/// `nc`/`telnet` (who waits to be greeted) and gets the text-mode welcome.
+pub const TEXT_DETECT_WAIT: Millis = Millis(400);
+
+/// A binary user whose connection dropped keeps nick and rooms this long, waiting for a resume.
+pub const RESUME_GRACE: Millis = Millis(120_000);
+
+/// Users detached and waiting for resume, at most: bounds memory held for the departed.
+pub const MAX_DETACHED: usize = 10_000;
+
+/// Connections at once, in total.
+pub const MAX_CONNECTIONS: usize = 20_000;
+
+/// Connections at once from one IP address (loopback exempt by default).
+pub const MAX_CONNECTIONS_PER_IP: usize = 50;
+
+/// New connections per IP address per [`CONNECT_WINDOW`].
+pub const MAX_CONNECTS_PER_WINDOW: u32 = 30;
+
+/// Window for [`MAX_CONNECTS_PER_WINDOW`].
+pub const CONNECT_WINDOW: Millis = Millis(10_000);
+
+/// IP addresses tracked for connect-rate limiting: bounds that table under a spoofed-source flood.
+pub const MAX_TRACKED_IPS: usize = 65_536;
+
+/// Client side: messages typed but not yet acknowledged by the server, kept for resend after a
+/// reconnect. Past this, typing is refused until the connection catches up.
+pub const SESSION_MAX_PENDING: usize = 256;
+
+/// Client side: reconnect backoff starts here and doubles up to [`RECONNECT_MAX`], with jitter.
+pub const RECONNECT_MIN: Millis = Millis(250);
+
+/// Client side: the longest wait between reconnect attempts.
+pub const RECONNECT_MAX: Millis = Millis(15_000);
+
+/// Client side: a server silent this long gets a ping; silent another [`PING_TIMEOUT`] and the
+/// session treats the connection as dead and reconnects.
+pub const CLIENT_PING_AFTER: Millis = Millis(20_000);
+
+/// Members listed in a `who` reply or a `joined` message (300 nicks of 16 bytes plus a topic fit
+/// in one frame).
+pub const MAX_MEMBERS_LISTED: usize = 300;
+
+/// Rooms listed in a `rooms` reply (fits in one frame).
+pub const MAX_ROOMS_LISTED: usize = 100;

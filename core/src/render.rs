@@ -1,0 +1,138 @@
+//! Room events as lines for people: what text-mode (`nc`) users receive and what the CLI prints
+//! in line mode. One place, so every human-facing surface reads the same.
+//!
+//! Text in these lines was cleaned of control characters when it was made (see
+//! [`crate::types::Text`]); nicks and room names are plain ASCII. So a rendered line cannot carry
+//! a terminal escape sequence.
+
+use crate::types::{Nick, RoomName, Seq};
+use crate::wire::{DirectMsg, EventKind, RoomEvent};
+
+/// Renders a room event. The room is named in front (`[#rust] `) unless it is `current`.
+pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>) -> String {
+    let body = match &ev.kind {
+        EventKind::Say { text, .. } => format!("<{}> {}", ev.from, text),
+        EventKind::Act { text, .. } => format!("* {} {}", ev.from, text),
+        EventKind::Join => format!("-- {} joined {}", ev.from, ev.room),
+        EventKind::Part { reason } => match reason {
+            Some(r) => format!("-- {} left {} ({})", ev.from, ev.room, r),
+            None => format!("-- {} left {}", ev.from, ev.room),
+        },
+        EventKind::Quit { reason } => match reason {
+            Some(r) => format!("-- {} quit ({})", ev.from, r),
+            None => format!("-- {} quit", ev.from),
+        },
+        EventKind::Nick { new } => format!("-- {} is now known as {}", ev.from, new),
+        EventKind::Topic { topic } => match topic {
+            Some(t) => format!("-- {} set the topic of {}: {}", ev.from, ev.room, t),
+            None => format!("-- {} cleared the topic of {}", ev.from, ev.room),
+        },
+    };
+    with_room(&ev.room, current, body)
+}
+
+/// Renders a direct message as seen by `me`: `*alice* hi` when received, `-> *bob* hi` for one's
+/// own (the server's acknowledgement).
+pub fn direct_line(dm: &DirectMsg, me: &Nick) -> String {
+    if dm.from.folded() == me.folded() {
+        format!("-> *{}* {}", dm.to, dm.text)
+    } else {
+        format!("*{}* {}", dm.from, dm.text)
+    }
+}
+
+/// Renders a gap marker.
+pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomName>) -> String {
+    let n = last.0.saturating_sub(first.0).saturating_add(1);
+    let what = if n == 1 { "message" } else { "messages" };
+    with_room(
+        room,
+        current,
+        format!("-- {n} {what} missed here ({room} #{first}..#{last})"),
+    )
+}
+
+fn with_room(room: &RoomName, current: Option<&RoomName>, body: String) -> String {
+    if current == Some(room) {
+        body
+    } else {
+        format!("[{room}] {body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Millis;
+    use crate::types::{MsgId, Text};
+
+    fn ev(kind: EventKind) -> RoomEvent {
+        RoomEvent {
+            room: RoomName::lobby(),
+            seq: Seq(1),
+            at: Millis(0),
+            from: Nick::new("alice").unwrap(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn lines_read_like_chat() {
+        let lobby = RoomName::lobby();
+        let cur = Some(&lobby);
+        let t = |s| Some(Text::new(s).unwrap());
+        let say = EventKind::Say {
+            id: MsgId(1),
+            text: Text::new("hello").unwrap(),
+        };
+        assert_eq!(event_line(&ev(say.clone()), cur), "<alice> hello");
+        assert_eq!(event_line(&ev(say), None), "[#lobby] <alice> hello");
+        let act = EventKind::Act {
+            id: MsgId(2),
+            text: Text::new("waves").unwrap(),
+        };
+        assert_eq!(event_line(&ev(act), cur), "* alice waves");
+        assert_eq!(
+            event_line(&ev(EventKind::Join), cur),
+            "-- alice joined #lobby"
+        );
+        assert_eq!(
+            event_line(&ev(EventKind::Part { reason: t("bye") }), cur),
+            "-- alice left #lobby (bye)"
+        );
+        assert_eq!(
+            event_line(&ev(EventKind::Quit { reason: None }), cur),
+            "-- alice quit"
+        );
+        assert_eq!(
+            event_line(
+                &ev(EventKind::Nick {
+                    new: Nick::new("al").unwrap()
+                }),
+                cur
+            ),
+            "-- alice is now known as al"
+        );
+        assert_eq!(
+            event_line(&ev(EventKind::Topic { topic: t("rust") }), cur),
+            "-- alice set the topic of #lobby: rust"
+        );
+        assert_eq!(
+            gap_line(&lobby, Seq(3), Seq(7), cur),
+            "-- 5 messages missed here (#lobby #3..#7)"
+        );
+    }
+
+    #[test]
+    fn direct_lines_depend_on_who_reads() {
+        let dm = DirectMsg {
+            from: Nick::new("alice").unwrap(),
+            to: Nick::new("bob").unwrap(),
+            id: MsgId(1),
+            at: Millis(0),
+            text: Text::new("psst").unwrap(),
+        };
+        assert_eq!(direct_line(&dm, &Nick::new("Bob").unwrap()), "*alice* psst");
+        assert_eq!(direct_line(&dm, &Nick::new("alice").unwrap()), "-> *bob* psst");
+    }
+}

@@ -1,0 +1,301 @@
+//! The protocol's nouns as types: a `Nick`, `RoomName` or `Text` is validated when it is made
+//! (including when it is decoded off the wire), so an invalid one cannot exist past the parser.
+
+use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a nick, room name or text was refused. The `Display` text is shown to users as is.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidName {
+    /// Empty nick.
+    #[error("a nick can't be empty")]
+    EmptyNick,
+    /// Nick longer than the limit.
+    #[error("a nick is at most {MAX_NICK_LEN} characters")]
+    NickTooLong,
+    /// Nick with a character outside the allowed set.
+    #[error(
+        "a nick starts with a letter and uses only letters, digits and - _ [ ] {{ }} ^ | (got {0:?})"
+    )]
+    NickChars(String),
+    /// Room name too short, too long, or with a bad character.
+    #[error("a room name is # followed by 1 to {max} letters, digits, - _ or . (got {0:?})", max = MAX_ROOM_LEN - 1)]
+    Room(String),
+    /// Empty chat text.
+    #[error("that message is empty")]
+    EmptyText,
+    /// Chat text longer than the limit.
+    #[error("that message is {0} bytes long; the limit is {MAX_TEXT_BYTES}")]
+    TextTooLong(usize),
+}
+
+/// A user's nick: 1 to [`MAX_NICK_LEN`] ASCII characters, a letter (or one of `_[]{}^|`) first,
+/// then letters, digits and `-_[]{}^|`. Kept as typed; compared case-insensitively via
+/// [`Nick::folded`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Nick(String);
+
+impl Nick {
+    /// Validates `s` as a nick.
+    pub fn new(s: &str) -> Result<Nick, InvalidName> {
+        if s.is_empty() {
+            return Err(InvalidName::EmptyNick);
+        }
+        if s.len() > MAX_NICK_LEN {
+            return Err(InvalidName::NickTooLong);
+        }
+        let special = |c: char| matches!(c, '_' | '[' | ']' | '{' | '}' | '^' | '|');
+        let mut chars = s.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || special(c));
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || special(c));
+        if !(first_ok && rest_ok) {
+            return Err(InvalidName::NickChars(s.chars().take(40).collect()));
+        }
+        Ok(Nick(s.to_owned()))
+    }
+
+    /// The nick as typed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used for uniqueness: ASCII lower case (`Alice` and `alice` are one nick).
+    pub fn folded(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl TryFrom<String> for Nick {
+    type Error = InvalidName;
+    fn try_from(s: String) -> Result<Nick, InvalidName> {
+        Nick::new(&s)
+    }
+}
+
+impl From<Nick> for String {
+    fn from(n: Nick) -> String {
+        n.0
+    }
+}
+
+impl core::fmt::Display for Nick {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room name: `#` then 1 to `MAX_ROOM_LEN - 1` of `a-z 0-9 - _ .`. Upper case is folded to lower
+/// case when the name is made, so `#Rust` and `#rust` are one room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The room every text-mode user starts in, and the CLI's and page's default.
+    pub fn lobby() -> RoomName {
+        RoomName("#lobby".to_owned())
+    }
+
+    /// Validates `s` as a room name. A missing leading `#` is added (`rust` means `#rust`).
+    pub fn new(s: &str) -> Result<RoomName, InvalidName> {
+        let body = s.strip_prefix('#').unwrap_or(s);
+        let ok = !body.is_empty()
+            && body.len() < MAX_ROOM_LEN
+            && body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(InvalidName::Room(s.chars().take(40).collect()));
+        }
+        Ok(RoomName(format!("#{}", body.to_ascii_lowercase())))
+    }
+
+    /// The name, with its `#`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RoomName {
+    type Error = InvalidName;
+    fn try_from(s: String) -> Result<RoomName, InvalidName> {
+        // On the wire the name must already be canonical; `new` would also accept `rust`.
+        let r = RoomName::new(&s)?;
+        if r.0 != s {
+            return Err(InvalidName::Room(s.chars().take(40).collect()));
+        }
+        Ok(r)
+    }
+}
+
+impl From<RoomName> for String {
+    fn from(r: RoomName) -> String {
+        r.0
+    }
+}
+
+impl core::fmt::Display for RoomName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Chat text people see: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8 with no control characters.
+/// Control characters (ESC and friends, which could rewrite a terminal) and Unicode bidi
+/// overrides are replaced by U+FFFD when the text is made; a tab becomes a space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Text(String);
+
+impl Text {
+    /// Validates and cleans `s`. Leading and trailing whitespace is kept (people indent code).
+    pub fn new(s: &str) -> Result<Text, InvalidName> {
+        if s.trim().is_empty() {
+            return Err(InvalidName::EmptyText);
+        }
+        // Measured after cleaning: a replacement character is longer than what it replaces.
+        let clean = sanitize(s);
+        if clean.len() > MAX_TEXT_BYTES {
+            return Err(InvalidName::TextTooLong(clean.len()));
+        }
+        Ok(Text(clean))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Replaces what a terminal would act on (C0/C1 controls, DEL, bidi overrides) with U+FFFD.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+impl TryFrom<String> for Text {
+    type Error = InvalidName;
+    fn try_from(s: String) -> Result<Text, InvalidName> {
+        Text::new(&s)
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
+
+impl core::fmt::Display for Text {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A connection, as the hub numbers them. Never reused within one hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnId(pub u64);
+
+impl core::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// A room event's position in its room: assigned by the server, 1 for the first event of a room,
+/// then +1 per event. Seqs of different rooms are unrelated.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// The seq after this one.
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
+
+impl core::fmt::Display for Seq {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A client-chosen message id. A client numbers its messages with strictly increasing ids for the
+/// life of its session (across reconnects); the server drops a say/act/DM whose id is not above
+/// the last one it accepted from that user, and acknowledges it instead, so a resend after a
+/// reconnect is delivered once.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct MsgId(pub u64);
+
+/// The secret a client presents to resume its session after a reconnect.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResumeToken(pub [u8; 16]);
+
+impl core::fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // A token is a credential: never log it whole.
+        write!(f, "ResumeToken({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicks() {
+        assert!(Nick::new("alice").is_ok());
+        assert!(Nick::new("[bot]_2").is_ok());
+        assert_eq!(Nick::new(""), Err(InvalidName::EmptyNick));
+        assert_eq!(Nick::new("a234567890123456x"), Err(InvalidName::NickTooLong));
+        assert!(matches!(Nick::new("9lives"), Err(InvalidName::NickChars(_))));
+        assert!(matches!(Nick::new("a b"), Err(InvalidName::NickChars(_))));
+        assert!(matches!(Nick::new("é"), Err(InvalidName::NickChars(_))));
+        assert_eq!(Nick::new("Alice").unwrap().folded(), "alice");
+    }
+
+    #[test]
+    fn rooms() {
+        assert_eq!(RoomName::new("#Rust").unwrap().as_str(), "#rust");
+        assert_eq!(RoomName::new("rust").unwrap().as_str(), "#rust");
+        assert!(RoomName::new("#").is_err());
+        assert!(RoomName::new("#a b").is_err());
+        assert!(RoomName::new(&"x".repeat(MAX_ROOM_LEN)).is_err());
+        assert!(RoomName::new(&"x".repeat(MAX_ROOM_LEN - 1)).is_ok());
+        // On the wire only the canonical form is accepted.
+        assert!(RoomName::try_from("#Rust".to_owned()).is_err());
+        assert!(RoomName::try_from("#rust".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn text_is_cleaned_and_bounded() {
+        let t = Text::new("hi \x1b[2Jthere\tyou\u{202E}").unwrap();
+        assert_eq!(t.as_str(), "hi \u{FFFD}[2Jthere you\u{FFFD}");
+        assert!(!t.as_str().contains('\x1b'));
+        assert_eq!(Text::new("   "), Err(InvalidName::EmptyText));
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert_eq!(
+            Text::new(&long),
+            Err(InvalidName::TextTooLong(MAX_TEXT_BYTES + 1))
+        );
+        assert!(
+            InvalidName::TextTooLong(3000)
+                .to_string()
+                .contains("limit is 2000")
+        );
+    }
+}

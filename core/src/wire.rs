@@ -1,0 +1,758 @@
+//! The binary wire format (PROTOCOL.md describes it for people): a 4-byte preamble, then frames
+//! of a big-endian `u32` length and a bincode-2 payload holding one [`ClientMsg`] or [`ServerMsg`].
+//!
+//! Decoding is defensive: the length is checked against [`MAX_FRAME`] before anything is buffered
+//! or allocated, bincode runs with a byte limit, and a payload must be consumed exactly.
+
+use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER};
+use crate::time::Millis;
+use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// What a binary client sends first. The first byte is not printable text, which is how the hub
+/// tells a program from a person typing on `nc`/`telnet`.
+pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
+
+/// The protocol version a client states in its hello. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of the length prefix in front of every frame.
+pub const LEN_PREFIX: usize = 4;
+
+/// Why bytes could not be decoded. The connection that sent them is closed with this text.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WireError {
+    /// The length prefix announces more than [`MAX_FRAME`].
+    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    FrameTooLarge(u64),
+    /// The preamble did not match [`MAGIC`].
+    #[error("bad preamble: this port speaks natter (binary) or plain text lines")]
+    BadMagic,
+    /// bincode could not decode the payload (including: a name or text failed validation).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The payload decoded but bytes were left over.
+    #[error("malformed message: {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// A message could not be encoded within [`MAX_FRAME`] (a bug: sizes are bounded by types).
+    #[error("message too large to encode")]
+    EncodeTooLarge,
+}
+
+/// A client's resume request: the token from its last welcome, and the last seq it saw per room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The token the server gave in [`ServerMsg::Welcome`].
+    pub token: ResumeToken,
+    /// For each room the client was in, the highest seq it has seen (0 if none).
+    pub rooms: Vec<(RoomName, Seq)>,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// First message after the preamble. `resume` reattaches to a session kept after a drop.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        version: u16,
+        /// Wanted nick (ignored when the resume succeeds: the session keeps its nick).
+        nick: Nick,
+        /// Resume request, if the client had a session.
+        resume: Option<Resume>,
+    },
+    /// Sent by a trusted bridge before the hello: the address of the real client. Ignored (with
+    /// an error) from anyone else.
+    Forwarded {
+        /// The real client's IP address, as text.
+        peer: String,
+    },
+    /// Join a room (created if it does not exist).
+    Join {
+        /// Room.
+        room: RoomName,
+    },
+    /// Leave a room.
+    Part {
+        /// Room.
+        room: RoomName,
+        /// Optional reason shown to the others.
+        reason: Option<Text>,
+    },
+    /// Say something in a room.
+    Say {
+        /// Room.
+        room: RoomName,
+        /// Client-chosen id (see [`MsgId`]).
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+    /// An action in a room (`/me waves`).
+    Act {
+        /// Room.
+        room: RoomName,
+        /// Client-chosen id.
+        id: MsgId,
+        /// Text, without the nick.
+        text: Text,
+    },
+    /// A direct message to one user.
+    Msg {
+        /// Recipient.
+        to: Nick,
+        /// Client-chosen id.
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+    /// Change nick.
+    Nick {
+        /// New nick.
+        nick: Nick,
+    },
+    /// Ask for (`topic: None`) or set a room's topic.
+    Topic {
+        /// Room.
+        room: RoomName,
+        /// New topic, or `None` to ask.
+        topic: Option<Text>,
+    },
+    /// Ask for a room's member list.
+    Who {
+        /// Room.
+        room: RoomName,
+    },
+    /// Ask for the list of rooms.
+    Rooms,
+    /// Ask for the room events after `after` still in the history ring (refill after a gap).
+    History {
+        /// Room (the client must be in it).
+        room: RoomName,
+        /// Events with a seq above this one are sent.
+        after: Seq,
+    },
+    /// Keepalive probe; the server answers with a pong carrying the same token.
+    Ping {
+        /// Echoed back.
+        token: u64,
+    },
+    /// Answer to a server ping.
+    Pong {
+        /// The ping's token.
+        token: u64,
+    },
+    /// Leave for good (no resume).
+    Quit {
+        /// Optional reason shown to the others.
+        reason: Option<Text>,
+    },
+}
+
+/// What happened in a room. Every room event has a seq and stays in the room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A chat line.
+    Say {
+        /// The sender's id for it.
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+    /// An action (`* alice waves`).
+    Act {
+        /// The sender's id for it.
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+    /// `from` joined.
+    Join,
+    /// `from` left the room.
+    Part {
+        /// Reason, if given.
+        reason: Option<Text>,
+    },
+    /// `from` left the server (or its resume grace ran out).
+    Quit {
+        /// Reason, if given.
+        reason: Option<Text>,
+    },
+    /// `from` is now known as `new`.
+    Nick {
+        /// The new nick.
+        new: Nick,
+    },
+    /// `from` set the topic (`None`: cleared).
+    Topic {
+        /// New topic.
+        topic: Option<Text>,
+    },
+}
+
+/// One sequenced room event, as stored in history and sent to members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEvent {
+    /// Room.
+    pub room: RoomName,
+    /// Position in the room.
+    pub seq: Seq,
+    /// Server time (Unix milliseconds when the server is run normally).
+    pub at: Millis,
+    /// Who did it.
+    pub from: Nick,
+    /// What.
+    pub kind: EventKind,
+}
+
+/// A direct message. Sent to the recipient and, as the acknowledgement, back to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectMsg {
+    /// Sender.
+    pub from: Nick,
+    /// Recipient.
+    pub to: Nick,
+    /// The sender's id for it.
+    pub id: MsgId,
+    /// Server time.
+    pub at: Millis,
+    /// Text.
+    pub text: Text,
+}
+
+/// One line of a room list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Room.
+    pub room: RoomName,
+    /// Members, connected or waiting for resume.
+    pub members: u32,
+}
+
+/// What went wrong, as a kind a program can act on; the detail text is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Undecodable or out-of-order input; the connection is closed.
+    Protocol,
+    /// The client's protocol version is not supported; the connection is closed.
+    Version,
+    /// The nick is in use.
+    NickTaken,
+    /// A nick, room or text failed validation.
+    Invalid,
+    /// A command that needs room membership, for a room the user is not in.
+    NotInRoom,
+    /// A DM to a nick nobody has.
+    NoSuchNick,
+    /// [`crate::limits::MAX_ROOMS_PER_USER`] or [`crate::limits::MAX_ROOMS`] reached.
+    TooManyRooms,
+    /// Flood control refused a message (its id is in the error).
+    Flood,
+    /// A text line was longer than the limit and was cut.
+    LineTooLong,
+    /// The server or this address has too many connections; the connection is closed.
+    Full,
+    /// The client took too long (hello, or a ping answer); the connection is closed.
+    Timeout,
+    /// The resume token was unknown or expired; a fresh session was started instead.
+    ResumeFailed,
+    /// An unknown or malformed `/command`.
+    BadCommand,
+    /// The client is too slow reading; the connection is closed.
+    TooSlow,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// Reply to hello.
+    Welcome {
+        /// [`PROTOCOL_VERSION`].
+        version: u16,
+        /// The nick the session has (may differ from the one asked for when it was taken).
+        nick: Nick,
+        /// Present it in a later hello to resume.
+        token: ResumeToken,
+        /// The session was resumed: same nick, same rooms, missed events follow.
+        resumed: bool,
+    },
+    /// You are in `room` now. History events (seq ≤ `seq`) follow this message.
+    Joined {
+        /// Room.
+        room: RoomName,
+        /// Its topic.
+        topic: Option<Text>,
+        /// Members (at most [`crate::limits::MAX_MEMBERS_LISTED`]).
+        members: Vec<Nick>,
+        /// The seq of your own join event (or, on resume, the room's latest seq).
+        seq: Seq,
+    },
+    /// You left `room`.
+    Parted {
+        /// Room.
+        room: RoomName,
+    },
+    /// A room event (including your own messages: that echo is their acknowledgement).
+    Event(RoomEvent),
+    /// A direct message (to you, or your own coming back as its acknowledgement).
+    Direct(DirectMsg),
+    /// A resent message was already delivered: this acknowledges it without delivering it again.
+    Ack {
+        /// The id.
+        id: MsgId,
+    },
+    /// Room events `first..=last` were not delivered to you (you read too slowly, or they left
+    /// the history while you were away). Ask with [`ClientMsg::History`] for what is still kept.
+    Gap {
+        /// Room.
+        room: RoomName,
+        /// First missed seq.
+        first: Seq,
+        /// Last missed seq.
+        last: Seq,
+    },
+    /// Reply to who.
+    Members {
+        /// Room.
+        room: RoomName,
+        /// Members (at most [`crate::limits::MAX_MEMBERS_LISTED`]).
+        members: Vec<Nick>,
+    },
+    /// Reply to rooms.
+    Rooms {
+        /// Rooms (at most [`crate::limits::MAX_ROOMS_LISTED`]).
+        rooms: Vec<RoomInfo>,
+    },
+    /// Reply to a topic question.
+    Topic {
+        /// Room.
+        room: RoomName,
+        /// Topic.
+        topic: Option<Text>,
+    },
+    /// Your nick is now `nick` (also sent when you are in no room to see the nick event).
+    YourNick {
+        /// The nick.
+        nick: Nick,
+    },
+    /// Something went wrong; `id` names the message it concerns, if any.
+    Error {
+        /// Kind.
+        kind: ErrorKind,
+        /// The message concerned, if any (so the client can stop waiting for its ack).
+        id: Option<MsgId>,
+        /// Words for people.
+        detail: String,
+    },
+    /// Keepalive probe; answer with pong.
+    Ping {
+        /// Echo it.
+        token: u64,
+    },
+    /// Answer to a client ping.
+    Pong {
+        /// The ping's token.
+        token: u64,
+    },
+    /// The server is closing this connection (shutdown, or an error just sent).
+    Bye {
+        /// Words for people.
+        reason: String,
+    },
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_big_endian()
+        .with_variable_int_encoding()
+        .with_limit::<MAX_FRAME>()
+}
+
+/// Lets bincode write straight into the frame buffer (no intermediate `Vec`).
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for BufWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        if self.0.len() + bytes.len() > LEN_PREFIX + MAX_FRAME {
+            return Err(bincode::error::EncodeError::UnexpectedEnd);
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Encodes `msg` as one frame: length prefix and payload, ready to write.
+pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u32(0);
+    bincode::serde::encode_into_writer(msg, BufWriter(&mut out), config())
+        .map_err(|_| WireError::EncodeTooLarge)?;
+    let len = out.len() - LEN_PREFIX;
+    if len > MAX_FRAME {
+        return Err(WireError::EncodeTooLarge);
+    }
+    out[..LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(out.freeze())
+}
+
+/// Encodes `msg` as a bare payload (no length prefix), as carried in one WebSocket message.
+pub fn encode_payload<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
+    let mut frame = encode_frame(msg)?;
+    Ok(frame.split_off(LEN_PREFIX))
+}
+
+/// Decodes one payload (without its length prefix). It must be consumed exactly.
+pub fn decode_payload<M: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<M, WireError> {
+    if payload.len() > MAX_FRAME {
+        return Err(WireError::FrameTooLarge(payload.len() as u64));
+    }
+    let (msg, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| WireError::Malformed(short_error(&e.to_string())))?;
+    if used != payload.len() {
+        return Err(WireError::TrailingBytes(payload.len() - used));
+    }
+    Ok(msg)
+}
+
+fn short_error(s: &str) -> String {
+    s.chars().take(120).collect()
+}
+
+/// Cuts a byte stream into frame payloads. Holds at most one partial frame: the length prefix is
+/// checked before the payload is waited for, so a hostile prefix costs nothing.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: BytesMut,
+}
+
+impl FrameDecoder {
+    /// An empty decoder.
+    pub fn new() -> FrameDecoder {
+        FrameDecoder::default()
+    }
+
+    /// Appends bytes read from the stream. Callers feed what one read returned and then drain
+    /// [`FrameDecoder::next_frame`], so the buffer stays within one frame plus one read.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered and not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete payload, `Ok(None)` if more bytes are needed, or an error if the
+    /// announced length is over the limit (the stream is then unusable).
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, WireError> {
+        if self.buf.len() < LEN_PREFIX {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(WireError::FrameTooLarge(len as u64));
+        }
+        if self.buf.len() < LEN_PREFIX + len {
+            self.buf.reserve(LEN_PREFIX + len - self.buf.len());
+            return Ok(None);
+        }
+        let mut frame = self.buf.split_to(LEN_PREFIX + len);
+        let payload = frame.split_off(LEN_PREFIX);
+        Ok(Some(payload.freeze()))
+    }
+}
+
+/// Puts a length prefix in front of a bare payload (the bridge's WebSocket → TCP direction).
+pub fn frame_payload(payload: &[u8]) -> Result<Bytes, WireError> {
+    if payload.len() > MAX_FRAME {
+        return Err(WireError::FrameTooLarge(payload.len() as u64));
+    }
+    let mut out = BytesMut::with_capacity(LEN_PREFIX + payload.len());
+    out.put_u32(payload.len() as u32);
+    out.extend_from_slice(payload);
+    Ok(out.freeze())
+}
+
+/// What a bridge writes first on its TCP connection for one browser: the preamble and a
+/// [`ClientMsg::Forwarded`] naming the browser's address. The browser's own frames follow.
+pub fn bridge_preamble(peer: &str) -> Bytes {
+    let mut out = BytesMut::from(&MAGIC[..]);
+    let peer: String = peer.chars().take(64).collect();
+    // Cannot fail: a 64-char string encodes far below MAX_FRAME.
+    let frame = encode_frame(&ClientMsg::Forwarded { peer }).expect("small frame encodes");
+    out.extend_from_slice(&frame);
+    out.freeze()
+}
+
+/// Checks a resume request's size (a `Vec` on the wire is otherwise bounded only by the frame).
+pub fn resume_is_bounded(r: &Resume) -> bool {
+    r.rooms.len() <= MAX_ROOMS_PER_USER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+    fn room(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
+    }
+    fn text(s: &str) -> Text {
+        Text::new(s).unwrap()
+    }
+
+    fn roundtrip<M>(msg: M)
+    where
+        M: Serialize + serde::de::DeserializeOwned + PartialEq + core::fmt::Debug,
+    {
+        let frame = encode_frame(&msg).unwrap();
+        let mut d = FrameDecoder::new();
+        // Byte at a time: framing must not depend on read boundaries.
+        let mut got = None;
+        for b in frame.iter() {
+            d.extend(&[*b]);
+            if let Some(p) = d.next_frame().unwrap() {
+                assert!(got.is_none());
+                got = Some(p);
+            }
+        }
+        let payload = got.expect("a whole frame");
+        assert_eq!(decode_payload::<M>(&payload).unwrap(), msg);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        let r = room("#rust");
+        for m in [
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                resume: Some(Resume {
+                    token: ResumeToken([7; 16]),
+                    rooms: vec![(r.clone(), Seq(41))],
+                }),
+            },
+            ClientMsg::Forwarded {
+                peer: "203.0.113.9".into(),
+            },
+            ClientMsg::Join { room: r.clone() },
+            ClientMsg::Part {
+                room: r.clone(),
+                reason: Some(text("bye")),
+            },
+            ClientMsg::Say {
+                room: r.clone(),
+                id: MsgId(1),
+                text: text("hi"),
+            },
+            ClientMsg::Act {
+                room: r.clone(),
+                id: MsgId(2),
+                text: text("waves"),
+            },
+            ClientMsg::Msg {
+                to: nick("bob"),
+                id: MsgId(3),
+                text: text("psst"),
+            },
+            ClientMsg::Nick { nick: nick("al") },
+            ClientMsg::Topic {
+                room: r.clone(),
+                topic: None,
+            },
+            ClientMsg::Who { room: r.clone() },
+            ClientMsg::Rooms,
+            ClientMsg::History {
+                room: r.clone(),
+                after: Seq(3),
+            },
+            ClientMsg::Ping { token: 9 },
+            ClientMsg::Pong { token: 9 },
+            ClientMsg::Quit { reason: None },
+        ] {
+            roundtrip(m);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let r = room("#rust");
+        let ev = |kind| RoomEvent {
+            room: r.clone(),
+            seq: Seq(5),
+            at: Millis(1_700_000_000_000),
+            from: nick("alice"),
+            kind,
+        };
+        let mut msgs = vec![
+            ServerMsg::Welcome {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                token: ResumeToken([1; 16]),
+                resumed: false,
+            },
+            ServerMsg::Joined {
+                room: r.clone(),
+                topic: Some(text("Rust talk")),
+                members: vec![nick("alice"), nick("bob")],
+                seq: Seq(4),
+            },
+            ServerMsg::Parted { room: r.clone() },
+            ServerMsg::Direct(DirectMsg {
+                from: nick("a"),
+                to: nick("b"),
+                id: MsgId(8),
+                at: Millis(3),
+                text: text("hey"),
+            }),
+            ServerMsg::Ack { id: MsgId(8) },
+            ServerMsg::Gap {
+                room: r.clone(),
+                first: Seq(2),
+                last: Seq(9),
+            },
+            ServerMsg::Members {
+                room: r.clone(),
+                members: vec![nick("x")],
+            },
+            ServerMsg::Rooms {
+                rooms: vec![RoomInfo {
+                    room: r.clone(),
+                    members: 3,
+                }],
+            },
+            ServerMsg::Topic {
+                room: r.clone(),
+                topic: None,
+            },
+            ServerMsg::YourNick { nick: nick("z") },
+            ServerMsg::Error {
+                kind: ErrorKind::Flood,
+                id: Some(MsgId(4)),
+                detail: "slow down".into(),
+            },
+            ServerMsg::Ping { token: 1 },
+            ServerMsg::Pong { token: 1 },
+            ServerMsg::Bye {
+                reason: "shutting down".into(),
+            },
+        ];
+        for kind in [
+            EventKind::Say {
+                id: MsgId(1),
+                text: text("hello"),
+            },
+            EventKind::Act {
+                id: MsgId(2),
+                text: text("waves"),
+            },
+            EventKind::Join,
+            EventKind::Part { reason: None },
+            EventKind::Quit {
+                reason: Some(text("zzz")),
+            },
+            EventKind::Nick { new: nick("bob") },
+            EventKind::Topic {
+                topic: Some(text("t")),
+            },
+        ] {
+            msgs.push(ServerMsg::Event(ev(kind)));
+        }
+        for m in msgs {
+            roundtrip(m);
+        }
+    }
+
+    #[test]
+    fn oversize_length_prefix_is_refused_before_buffering() {
+        let mut d = FrameDecoder::new();
+        d.extend(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(d.next_frame(), Err(WireError::FrameTooLarge(0xffff_ffff)));
+        let mut d = FrameDecoder::new();
+        d.extend(&((MAX_FRAME + 1) as u32).to_be_bytes());
+        assert!(matches!(d.next_frame(), Err(WireError::FrameTooLarge(_))));
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut payload = encode_payload(&ClientMsg::Rooms).unwrap().to_vec();
+        payload.push(0);
+        assert_eq!(
+            decode_payload::<ClientMsg>(&payload),
+            Err(WireError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn hostile_payloads_fail_cleanly() {
+        // A huge Vec length claim must be refused by the byte limit, not allocated.
+        let hostile = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3];
+        assert!(decode_payload::<ClientMsg>(&hostile).is_err());
+        assert!(decode_payload::<ServerMsg>(&hostile).is_err());
+        // Invalid names are refused by the decoder itself.
+        let bad = ClientMsg::Join { room: room("#ok") };
+        let mut p = encode_payload(&bad).unwrap().to_vec();
+        let at = p.iter().position(|b| *b == b'#').unwrap();
+        p[at + 1] = b' ';
+        assert!(matches!(
+            decode_payload::<ClientMsg>(&p),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(decode_payload::<ClientMsg>(&[]).is_err());
+    }
+
+    #[test]
+    fn largest_messages_fit_in_a_frame() {
+        use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED, MAX_TEXT_BYTES};
+        let big = Text::new(&"\u{FFFD}".repeat(MAX_TEXT_BYTES / 3)).unwrap();
+        let long_room = room(&"r".repeat(31));
+        let long_nick = nick(&"n".repeat(16));
+        encode_frame(&ServerMsg::Joined {
+            room: long_room.clone(),
+            topic: Some(big.clone()),
+            members: vec![long_nick.clone(); MAX_MEMBERS_LISTED],
+            seq: Seq(u64::MAX),
+        })
+        .unwrap();
+        encode_frame(&ServerMsg::Rooms {
+            rooms: vec![
+                RoomInfo {
+                    room: long_room.clone(),
+                    members: u32::MAX,
+                };
+                MAX_ROOMS_LISTED
+            ],
+        })
+        .unwrap();
+        encode_frame(&ServerMsg::Event(RoomEvent {
+            room: long_room,
+            seq: Seq(u64::MAX),
+            at: Millis(u64::MAX),
+            from: long_nick,
+            kind: EventKind::Say {
+                id: MsgId(u64::MAX),
+                text: big,
+            },
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn bridge_preamble_is_magic_then_forwarded() {
+        let p = bridge_preamble("198.51.100.7");
+        assert_eq!(&p[..4], &MAGIC);
+        let mut d = FrameDecoder::new();
+        d.extend(&p[4..]);
+        let payload = d.next_frame().unwrap().unwrap();
+        assert_eq!(
+            decode_payload::<ClientMsg>(&payload).unwrap(),
+            ClientMsg::Forwarded {
+                peer: "198.51.100.7".into()
+            }
+        );
+    }
+}

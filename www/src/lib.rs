@@ -1,0 +1,1 @@
+//! natter-web (filled in by the browser issue).
