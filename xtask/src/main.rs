@@ -1,1 +1,157 @@
-fn main() {}
+//! natter's project commands, so a fresh clone needs nothing but cargo:
+//!
+//! - `cargo xtask up`: build the page, start natter-server (:8000) and natter-bridge (:8080),
+//!   print how to join, stop both on Ctrl+C;
+//! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
+//!   tmux), then run every check and test;
+//! - `cargo xtask web`: build the browser page into `target/www/`;
+//! - `cargo xtask fuzz --seconds N`: run the fuzz targets for N seconds.
+//!
+//! Installs are idempotent: each step checks first and only installs what is missing.
+
+mod install;
+mod up;
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str = "usage: cargo xtask <up|test|web|fuzz [--seconds N]>";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("up") => up::up(),
+        Some("test") => test(),
+        Some("web") => web(),
+        Some("fuzz") => {
+            let seconds = match args.get(1).map(String::as_str) {
+                Some("--seconds") => args
+                    .get(2)
+                    .context("--seconds needs a number")?
+                    .parse()
+                    .context("--seconds needs a whole number")?,
+                None => 60,
+                Some(other) => bail!("unknown argument {other}\n{USAGE}"),
+            };
+            fuzz(seconds)
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, echoing it; fails if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", show(cmd));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test() -> Result<()> {
+    let started = std::time::Instant::now();
+    install::wasm_target()?;
+    install::wasm_bindgen_cli()?;
+    install::apt_tools()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // core must stay wasm-clean: this build fails if anything native slipped into it.
+    run(cargo().args([
+        "build",
+        "-p",
+        "natter-core",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
+    web()?;
+    // Tests run the binaries (the CLI in line mode and under tmux, the server on SIGTERM).
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    eprintln!(
+        "xtask: every check and test passed in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Builds the browser page into `target/www/`: the static files and the wasm-bindgen output.
+pub fn web() -> Result<()> {
+    install::wasm_target()?;
+    install::wasm_bindgen_cli()?;
+    run(cargo().args([
+        "build",
+        "-p",
+        "natter-web",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
+    let out = root().join("target/www");
+    std::fs::create_dir_all(&out).context("creating target/www")?;
+    run(Command::new(install::wasm_bindgen_bin()).args([
+        "--target",
+        "web",
+        "--no-typescript",
+        "--out-dir",
+        "target/www",
+        "target/wasm32-unknown-unknown/release/natter_web.wasm",
+    ]))?;
+    let static_dir = root().join("www/static");
+    for entry in std::fs::read_dir(&static_dir).context("reading www/static")? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), out.join(entry.file_name()))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    eprintln!("xtask: page built in {}", out.display());
+    Ok(())
+}
+
+fn fuzz(seconds: u64) -> Result<()> {
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "natter-core",
+            "--release",
+            "--test",
+            "fuzz",
+            "--",
+            "--nocapture",
+        ])
+        .env("NATTER_FUZZ_SECONDS", seconds.to_string()))
+}

@@ -1,0 +1,115 @@
+//! Installs what the build and the tests need, only when it is missing: the wasm32 target, the
+//! wasm-bindgen CLI at exactly the version the lock file pins, and (as root, from Debian's
+//! packages) Chromium, chromedriver and tmux.
+
+use crate::{cargo, root, run};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+pub fn wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to add the wasm32 target")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+fn locked_wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines
+                .next()
+                .and_then(|l| l.strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+        {
+            return Ok(v.to_owned());
+        }
+    }
+    bail!("wasm-bindgen is not in Cargo.lock")
+}
+
+pub fn wasm_bindgen_bin() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    let bin = home.join("bin/wasm-bindgen");
+    if bin.exists() {
+        bin
+    } else {
+        PathBuf::from("wasm-bindgen")
+    }
+}
+
+pub fn wasm_bindgen_cli() -> Result<()> {
+    let want = locked_wasm_bindgen_version()?;
+    let have = Command::new(wasm_bindgen_bin())
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if have.as_deref() == Some(&format!("wasm-bindgen {want}")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing wasm-bindgen-cli {want} (had {have:?}); this takes a few minutes");
+    // No --locked: the registry copy here lacks some of the newest versions it would pin.
+    run(cargo().args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        &format!("={want}"),
+    ]))
+}
+
+/// Chromium and chromedriver for the browser test, tmux for the TUI test.
+pub fn apt_tools() -> Result<()> {
+    let wanted = [
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
+        ("/usr/bin/tmux", "tmux"),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut c = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    eprintln!(
+        "xtask: installing {} from Debian's packages",
+        missing.join(" ")
+    );
+    run(&mut apt(&["update"]))?;
+    let mut install = apt(&["install", "-y"]);
+    install.args(&missing);
+    run(&mut install)
+}

@@ -1,0 +1,115 @@
+//! `cargo xtask up`: the whole chat on this machine, in one command. Builds the page and the
+//! binaries (release), runs natter-server on :8000 and natter-bridge on :8080, says how to join,
+//! and on Ctrl+C (or SIGTERM) stops both gracefully.
+
+use crate::{cargo, install, root, run, web};
+use anyhow::{Context, Result};
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "127.0.0.1:8000";
+const BRIDGE: &str = "127.0.0.1:8080";
+
+pub fn up() -> Result<()> {
+    install::wasm_target()?;
+    web()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "natter-server",
+        "-p",
+        "natter-bridge",
+        "-p",
+        "natter",
+    ]))?;
+    let bin = root().join("target/release");
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl+C handler")?;
+
+    let mut children = Children(Vec::new());
+    children.0.push(
+        Command::new(bin.join("natter-server"))
+            .args(["--listen", "0.0.0.0:8000"])
+            .current_dir(root())
+            .spawn()
+            .context("starting natter-server")?,
+    );
+    children.0.push(
+        Command::new(bin.join("natter-bridge"))
+            .args([
+                "--listen",
+                BRIDGE,
+                "--server",
+                SERVER,
+                "--www",
+                "target/www",
+            ])
+            .current_dir(root())
+            .spawn()
+            .context("starting natter-bridge")?,
+    );
+
+    println!();
+    println!("natter is up.");
+    println!("  browser:   http://{BRIDGE}/");
+    println!("  terminal:  {}/natter --nick yourname", bin.display());
+    println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
+    println!("Press Ctrl+C to stop.");
+    println!();
+
+    loop {
+        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            eprintln!("xtask: stopping");
+            break;
+        }
+        if let Some(status) = children.any_exited() {
+            eprintln!("xtask: a service exited ({status}); stopping the rest");
+            break;
+        }
+    }
+    children.stop(Duration::from_secs(10));
+    Ok(())
+}
+
+/// The services started; stopped (SIGTERM, then SIGKILL after a grace period) also on error.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn any_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.iter_mut().find_map(|c| c.try_wait().ok().flatten())
+    }
+
+    fn stop(&mut self, grace: Duration) {
+        for c in &self.0 {
+            // SIGTERM lets each service tell its clients and flush (Ctrl+C already sent SIGINT
+            // to the whole foreground group; a second signal is harmless).
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + grace;
+        for c in &mut self.0 {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
