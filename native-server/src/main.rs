@@ -1,1 +1,252 @@
-fn main() {}
+//! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
+//! OS's randomness, runs the server and shuts it down gracefully on SIGINT/SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use natter_core::Millis;
+use natter_core::hub::Config;
+use natter_server::{ServerConfig, random_seed};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::info;
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
+const DEFAULT_GRACE_MS: u64 = 5_000;
+
+/// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
+/// one port and the same rooms. Logs go to stderr; set RUST_LOG (default: info).
+#[derive(Debug, Parser)]
+#[command(name = "natter-server", version)]
+struct Args {
+    /// Address to listen on, IPv4 or IPv6 (repeatable) [default: 0.0.0.0:8000]
+    #[arg(
+        short,
+        long = "listen",
+        value_name = "ADDR",
+        env = "NATTER_LISTEN",
+        value_delimiter = ','
+    )]
+    listen: Vec<SocketAddr>,
+    /// TOML file with `listen`, `trusted_proxies`, `shutdown_grace_ms` and a `[limits]` table
+    #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address allowed to forward its clients' real addresses (the web bridge; repeatable)
+    /// [default: 127.0.0.1 and ::1]
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "IP",
+        env = "NATTER_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<IpAddr>,
+    /// Connections at once, in total
+    #[arg(long, value_name = "N", env = "NATTER_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections at once from one IP address
+    #[arg(long, value_name = "N", env = "NATTER_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// How long shutdown waits for going-away notices to be written, in milliseconds [default: 5000]
+    #[arg(long, value_name = "MS", env = "NATTER_SHUTDOWN_GRACE_MS")]
+    shutdown_grace_ms: Option<u64>,
+}
+
+/// The config file. Every key is optional; flags and environment variables win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Vec<SocketAddr>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+    shutdown_grace_ms: Option<u64>,
+    limits: Limits,
+}
+
+/// Overrides of `natter_core::limits` defaults (times in milliseconds).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Limits {
+    exempt_loopback: Option<bool>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_connects_per_window: Option<u32>,
+    connect_window_ms: Option<u64>,
+    flood_burst: Option<u32>,
+    flood_refill_ms: Option<u64>,
+    flood_queue: Option<usize>,
+    ping_after_ms: Option<u64>,
+    ping_timeout_ms: Option<u64>,
+    hello_timeout_ms: Option<u64>,
+    text_detect_wait_ms: Option<u64>,
+    resume_grace_ms: Option<u64>,
+    outbound_max_msgs: Option<usize>,
+    outbound_max_bytes: Option<usize>,
+    history_len: Option<usize>,
+    history_on_join: Option<usize>,
+}
+
+impl Limits {
+    fn apply(&self, c: &mut Config) {
+        fn set<T: Copy>(v: Option<T>, to: &mut T) {
+            if let Some(v) = v {
+                *to = v;
+            }
+        }
+        fn ms(v: Option<u64>, to: &mut Millis) {
+            set(v.map(Millis), to);
+        }
+        set(self.exempt_loopback, &mut c.exempt_loopback);
+        set(self.max_connections, &mut c.max_connections);
+        set(self.max_connections_per_ip, &mut c.max_connections_per_ip);
+        set(self.max_connects_per_window, &mut c.max_connects_per_window);
+        ms(self.connect_window_ms, &mut c.connect_window);
+        set(self.flood_burst, &mut c.flood_burst);
+        ms(self.flood_refill_ms, &mut c.flood_refill);
+        set(self.flood_queue, &mut c.flood_queue);
+        ms(self.ping_after_ms, &mut c.ping_after);
+        ms(self.ping_timeout_ms, &mut c.ping_timeout);
+        ms(self.hello_timeout_ms, &mut c.hello_timeout);
+        ms(self.text_detect_wait_ms, &mut c.text_detect_wait);
+        ms(self.resume_grace_ms, &mut c.resume_grace);
+        set(self.outbound_max_msgs, &mut c.outbound_max_msgs);
+        set(self.outbound_max_bytes, &mut c.outbound_max_bytes);
+        set(self.history_len, &mut c.history_len);
+        set(self.history_on_join, &mut c.history_on_join);
+    }
+}
+
+/// Flags over environment over file over defaults.
+fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Result<ServerConfig> {
+    let listen = if !args.listen.is_empty() {
+        args.listen.clone()
+    } else if !file.listen.is_empty() {
+        file.listen.clone()
+    } else {
+        vec![DEFAULT_LISTEN.parse().context("default listen address")?]
+    };
+    let mut hub = Config {
+        secret_seed: seed,
+        ..Config::default()
+    };
+    file.limits.apply(&mut hub);
+    set_opt(args.max_connections, &mut hub.max_connections);
+    set_opt(args.max_connections_per_ip, &mut hub.max_connections_per_ip);
+    hub.trusted_proxies = if !args.trusted_proxy.is_empty() {
+        args.trusted_proxy.clone()
+    } else if let Some(p) = &file.trusted_proxies {
+        p.clone()
+    } else {
+        vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+        ]
+    };
+    let grace = args
+        .shutdown_grace_ms
+        .or(file.shutdown_grace_ms)
+        .unwrap_or(DEFAULT_GRACE_MS);
+    Ok(ServerConfig {
+        listen,
+        hub,
+        shutdown_grace: Duration::from_millis(grace),
+    })
+}
+
+fn set_opt<T>(v: Option<T>, to: &mut T) {
+    if let Some(v) = v {
+        *to = v;
+    }
+}
+
+fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let args = Args::parse();
+    let file = read_file_config(args.config.as_ref())?;
+    let config = server_config(&args, &file, random_seed())?;
+    let server = natter_server::start(config).await?;
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    info!("signal received; shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_flags_then_file_then_defaults() {
+        let args = Args::parse_from(["natter-server", "--max-connections", "7"]);
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = ["127.0.0.1:9000", "[::1]:9000"]
+            shutdown_grace_ms = 250
+            [limits]
+            max_connections = 99
+            max_connections_per_ip = 3
+            exempt_loopback = false
+            hello_timeout_ms = 1500
+            "#,
+        )
+        .unwrap();
+        let c = server_config(&args, &file, [1; 32]).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1], "[::1]:9000".parse().unwrap());
+        assert_eq!(c.hub.max_connections, 7);
+        assert_eq!(c.hub.max_connections_per_ip, 3);
+        assert!(!c.hub.exempt_loopback);
+        assert_eq!(c.hub.hello_timeout, Millis(1500));
+        assert_eq!(c.hub.secret_seed, [1; 32]);
+        assert_eq!(c.shutdown_grace, Duration::from_millis(250));
+        assert_eq!(c.hub.trusted_proxies.len(), 2);
+
+        let args = Args::parse_from([
+            "natter-server",
+            "--listen",
+            "127.0.0.1:1",
+            "-l",
+            "[::]:2",
+            "--trusted-proxy",
+            "10.0.0.1",
+        ]);
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.hub.trusted_proxies, vec![IpAddr::from([10, 0, 0, 1])]);
+        assert_eq!(c.hub.max_connections, natter_core::limits::MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn defaults_and_bad_files() {
+        let args = Args::parse_from(["natter-server"]);
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.listen, vec![DEFAULT_LISTEN.parse().unwrap()]);
+        assert_eq!(c.shutdown_grace, Duration::from_millis(DEFAULT_GRACE_MS));
+        assert!(toml::from_str::<FileConfig>("lisen = []").is_err());
+        assert!(toml::from_str::<FileConfig>("[limits]\nflood = 3").is_err());
+    }
+}

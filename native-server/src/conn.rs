@@ -1,0 +1,242 @@
+//! One connection's byte pumps: a reader that forwards what the socket reads to the hub task,
+//! and a writer that writes what the hub hands it, batched into vectored writes, and reports
+//! how much was written so the hub can bound the connection's outbound queue.
+//!
+//! An idle connection holds no buffer: the reader waits for readiness and only then reads into a
+//! stack buffer, the writer's queue is empty.
+
+use crate::hub_task::{Input, WriterCmd};
+use bytes::{Buf, Bytes};
+use natter_core::ConnId;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+use tracing::debug;
+
+/// Bytes read per read call. The hub holds at most one partial frame or line per connection
+/// (`limits::INBOUND_MAX_BYTES`); this only sets how finely a burst is cut.
+const READ_CHUNK: usize = 4096;
+
+/// Buffers per vectored write (Linux allows 1024; a few dozen already fill a socket buffer).
+const MAX_IOV: usize = 64;
+
+/// After the hub said close (or stopped talking to us), how long the writer may take to flush
+/// what is left to a peer that reads slowly.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// After our side is closed, how long unread input is drained and dropped, so the kernel does not
+/// answer it with a reset that could destroy the last error line before the peer reads it.
+const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
+
+/// Serves one accepted socket until it is closed. Returns once both pumps have ended.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender<Input>) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let accepted = Input::Accepted {
+        peer,
+        writer: writer_tx,
+        reply: reply_tx,
+    };
+    if hub.send(accepted).await.is_err() {
+        return;
+    }
+    // Refused (or the hub task is gone): dropping the stream closes it at once.
+    let Ok(Some(conn)) = reply_rx.await else {
+        return;
+    };
+    let (rh, wh) = stream.into_split();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let writer = tokio::spawn(write_loop(wh, writer_rx, hub.clone(), conn, stop_tx));
+    let stopped = read_loop(&rh, &hub, conn, stop_rx).await;
+    let _ = hub.send(Input::Closed { conn }).await;
+    if stopped {
+        drain(&rh).await;
+    }
+    if let Err(e) = writer.await {
+        debug!(%conn, error = %e, "writer task failed");
+    }
+}
+
+/// Forwards reads to the hub until EOF, an error, or the writer ending (then returns true).
+async fn read_loop(
+    rh: &OwnedReadHalf,
+    hub: &mpsc::Sender<Input>,
+    conn: ConnId,
+    mut stop: oneshot::Receiver<()>,
+) -> bool {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return true,
+            r = rh.readable() => if r.is_err() { return false },
+        }
+        match read_some(rh) {
+            Ok(Some(data)) => {
+                if hub.send(Input::Read { conn, data }).await.is_err() {
+                    return false;
+                }
+            }
+            Ok(None) => {
+                debug!(%conn, "peer closed");
+                return false;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                debug!(%conn, error = %e, "read failed");
+                return false;
+            }
+        }
+    }
+}
+
+/// One read. Not async, so the buffer lives on the stack only while reading, never in an idle
+/// connection's future. `Ok(None)` is end of stream.
+fn read_some(rh: &OwnedReadHalf) -> io::Result<Option<Bytes>> {
+    let mut buf = [0u8; READ_CHUNK];
+    let n = rh.try_read(&mut buf)?;
+    Ok((n > 0).then(|| Bytes::copy_from_slice(&buf[..n])))
+}
+
+/// Reads and drops input for a short while after our side is closed (see [`DRAIN_AFTER_CLOSE`]).
+async fn drain(rh: &OwnedReadHalf) {
+    let _ = timeout(DRAIN_AFTER_CLOSE, async {
+        loop {
+            if rh.readable().await.is_err() {
+                return;
+            }
+            match read_some(rh) {
+                Ok(Some(_)) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes what the hub sends until told to close (then flushes, within [`CLOSE_LINGER`]) or a
+/// write fails. Dropping `_stop` on return ends the reader.
+async fn write_loop(
+    mut wh: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriterCmd>,
+    hub: mpsc::Sender<Input>,
+    conn: ConnId,
+    _stop: oneshot::Sender<()>,
+) {
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut closing = false;
+    let linger = sleep(Duration::ZERO);
+    tokio::pin!(linger);
+    loop {
+        if closing && pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            cmd = rx.recv(), if !closing => {
+                closing = take(cmd, &mut pending);
+                // Batch: take everything already queued before writing.
+                while !closing {
+                    match rx.try_recv() {
+                        Ok(cmd) => closing = take(Some(cmd), &mut pending),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => closing = true,
+                    }
+                }
+                if closing {
+                    linger.as_mut().reset(Instant::now() + CLOSE_LINGER);
+                }
+            }
+            r = write_some(&mut wh, &pending), if !pending.is_empty() => match r {
+                Ok(0) => {
+                    debug!(%conn, "socket accepts no more bytes");
+                    return;
+                }
+                Ok(n) => {
+                    advance(&mut pending, n);
+                    if hub.send(Input::Written { conn, n }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    debug!(%conn, error = %e, "write failed");
+                    return;
+                }
+            },
+            () = &mut linger, if closing => {
+                debug!(%conn, unsent = pending.len(), "gave up flushing before close");
+                break;
+            }
+        }
+    }
+    // Sends FIN after the last byte; the reader drains until the peer closes too.
+    let _ = timeout(CLOSE_LINGER, wh.shutdown()).await;
+}
+
+/// Queues a command's bytes; true when the writer should close after what is queued.
+fn take(cmd: Option<WriterCmd>, pending: &mut VecDeque<Bytes>) -> bool {
+    match cmd {
+        Some(WriterCmd::Data(b)) => {
+            if !b.is_empty() {
+                pending.push_back(b);
+            }
+            false
+        }
+        Some(WriterCmd::Close) | None => true,
+    }
+}
+
+/// One vectored write of the front of the queue. Cancel-safe: if dropped before it completes,
+/// nothing was written.
+async fn write_some(wh: &mut OwnedWriteHalf, pending: &VecDeque<Bytes>) -> io::Result<usize> {
+    let slices: Vec<IoSlice<'_>> = pending
+        .iter()
+        .take(MAX_IOV)
+        .map(|b| IoSlice::new(b))
+        .collect();
+    wh.write_vectored(&slices).await
+}
+
+/// Drops the first `n` written bytes from the queue.
+fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
+        if front.len() <= n {
+            n -= front.len();
+            pending.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_whole_and_partial_buffers() {
+        let mut q: VecDeque<Bytes> = ["abc", "de", "fgh"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        advance(&mut q, 4);
+        assert_eq!(q.len(), 2);
+        assert_eq!(&q[0][..], b"e");
+        advance(&mut q, 2);
+        assert_eq!(&q[0][..], b"gh");
+        advance(&mut q, 100);
+        assert!(q.is_empty());
+    }
+}

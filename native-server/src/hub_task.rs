@@ -1,0 +1,222 @@
+//! The task that owns the [`Hub`]. Connection tasks send it what their sockets did; it feeds the
+//! hub in batches, hands the hub's transmits to the connections' writers, logs the hub's events,
+//! and sleeps until the next input or the hub's next deadline.
+
+use crate::clock::Clock;
+use bytes::Bytes;
+use natter_core::ConnId;
+use natter_core::hub::{Hub, HubEvent};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+/// Inputs handled per wakeup before the hub's output is drained: large enough to batch a busy
+/// moment, small enough that writers get their bytes promptly.
+const MAX_BATCH: usize = 256;
+
+/// What a connection task tells the hub task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A socket was accepted. The hub task answers with the connection's id, or `None` if the
+    /// hub refused it (the socket is then dropped at once).
+    Accepted {
+        peer: SocketAddr,
+        writer: mpsc::UnboundedSender<WriterCmd>,
+        reply: oneshot::Sender<Option<ConnId>>,
+    },
+    /// Bytes read from the socket.
+    Read { conn: ConnId, data: Bytes },
+    /// Bytes the writer has written to the socket.
+    Written { conn: ConnId, n: usize },
+    /// The socket is gone (sent once, last).
+    Closed { conn: ConnId },
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the hub task tells a connection's writer. The channel is unbounded because the hub
+/// bounds it: bytes handed over count against the connection's outbound limit until the writer
+/// reports them written.
+#[derive(Debug)]
+pub(crate) enum WriterCmd {
+    /// Write these bytes (shared with every other recipient of a broadcast).
+    Data(Bytes),
+    /// Finish writing what came before, then close the socket.
+    Close,
+}
+
+struct Conn {
+    peer: SocketAddr,
+    writer: mpsc::UnboundedSender<WriterCmd>,
+    /// The hub asked for it to be closed; read bytes are dropped from then on.
+    closing: bool,
+}
+
+struct HubTask {
+    hub: Hub,
+    clock: Clock,
+    conns: HashMap<ConnId, Conn>,
+    shutting_down: bool,
+}
+
+/// Runs the hub until shutdown has closed every connection (or `grace` ran out), or until every
+/// sender of `rx` is gone.
+pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, grace: Duration) {
+    let mut task = HubTask {
+        hub,
+        clock,
+        conns: HashMap::new(),
+        shutting_down: false,
+    };
+    let mut give_up: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    loop {
+        let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                task.handle(input);
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(input) => task.handle(input),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                task.hub.handle_timeout(task.clock.now());
+            }
+            () = sleep_until(give_up.unwrap_or_else(far)), if give_up.is_some() => {
+                warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
+                break;
+            }
+        }
+        task.drain();
+        if task.shutting_down {
+            give_up.get_or_insert_with(|| Instant::now() + grace);
+            if task.conns.is_empty() {
+                break;
+            }
+        }
+    }
+    // Dropping the writers' senders ends every writer that is still running.
+    debug!("hub task done");
+}
+
+impl HubTask {
+    fn handle(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Accepted {
+                peer,
+                writer,
+                reply,
+            } => {
+                if self.shutting_down {
+                    let _ = reply.send(None);
+                    return;
+                }
+                // A bridge on an IPv6 socket shows IPv4 clients as ::ffff:a.b.c.d; the hub
+                // counts per address, so give it the address the client really has.
+                match self.hub.accept(peer.ip().to_canonical(), now) {
+                    Ok(conn) => {
+                        if reply.send(Some(conn)).is_ok() {
+                            info!(%conn, %peer, "connected");
+                            self.conns.insert(
+                                conn,
+                                Conn {
+                                    peer,
+                                    writer,
+                                    closing: false,
+                                },
+                            );
+                        } else {
+                            // The connection task is gone already.
+                            self.hub.handle_close(conn, now);
+                        }
+                    }
+                    Err(refused) => {
+                        warn!(%peer, reason = %refused, "refused");
+                        let _ = reply.send(None);
+                    }
+                }
+            }
+            Input::Read { conn, data } => match self.conns.get(&conn) {
+                Some(c) if !c.closing => self.hub.handle_bytes(conn, &data, now),
+                _ => {}
+            },
+            Input::Written { conn, n } => {
+                if self.conns.contains_key(&conn) {
+                    self.hub.handle_written(conn, n, now);
+                }
+            }
+            Input::Closed { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.hub.handle_close(conn, now);
+                    info!(%conn, peer = %c.peer, "disconnected");
+                }
+            }
+            Input::Shutdown => {
+                if !self.shutting_down {
+                    info!(
+                        open = self.conns.len(),
+                        "shutting down: telling every client"
+                    );
+                    self.shutting_down = true;
+                    self.hub.shutdown(now);
+                }
+            }
+        }
+    }
+
+    /// Hands every transmit to its writer, then acts on the events: a `Close` must come after the
+    /// transmits polled before it.
+    fn drain(&mut self) {
+        while let Some(t) = self.hub.poll_transmit() {
+            match self.conns.get(&t.conn) {
+                // A send fails only when the writer has ended; its `Closed` is on the way.
+                Some(c) => {
+                    let _ = c.writer.send(WriterCmd::Data(t.data));
+                }
+                None => debug!(conn = %t.conn, "transmit for a connection already gone"),
+            }
+        }
+        while let Some(ev) = self.hub.poll_event() {
+            match ev {
+                HubEvent::Ready {
+                    conn,
+                    kind,
+                    nick,
+                    resumed,
+                } => {
+                    let peer = self.peer(conn);
+                    info!(%conn, %peer, ?kind, %nick, resumed, "ready");
+                }
+                HubEvent::LimitHit {
+                    conn,
+                    limit,
+                    detail,
+                } => {
+                    let peer = self.peer(conn);
+                    warn!(%conn, %peer, limit, %detail, "limit hit");
+                }
+                HubEvent::Close { conn, reason } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        info!(%conn, peer = %c.peer, %reason, "closing");
+                        c.closing = true;
+                        let _ = c.writer.send(WriterCmd::Close);
+                    }
+                }
+            }
+        }
+    }
+
+    fn peer(&self, conn: ConnId) -> String {
+        self.conns
+            .get(&conn)
+            .map_or_else(|| "?".to_owned(), |c| c.peer.to_string())
+    }
+}

@@ -1,0 +1,86 @@
+//! natter-server: a tokio TCP shell around natter-core's [`Hub`](natter_core::hub::Hub).
+//!
+//! One task owns the hub ([`hub_task`]); per connection a reader and a writer task pump bytes
+//! ([`conn`]); one accept loop per listening address hands sockets over ([`server`]). Every
+//! protocol decision (framing, limits, rooms, timeouts) is the hub's: this crate moves bytes,
+//! keeps time and reports what the sockets did.
+#![warn(missing_docs)]
+
+mod clock;
+mod conn;
+mod hub_task;
+mod server;
+
+use natter_core::hub::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+use thiserror::Error;
+
+pub use server::Server;
+
+/// What a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to listen on (port 0 picks a free port; see [`Server::local_addrs`]).
+    pub listen: Vec<SocketAddr>,
+    /// The hub's limits. `secret_seed` must come from the OS's random source in a real server.
+    pub hub: Config,
+    /// How long a graceful shutdown waits for the going-away notices to be written.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Listens on 127.0.0.1 (a free port) with the default limits, a random seed and the
+    /// loopback address trusted as a bridge.
+    pub fn local_test() -> ServerConfig {
+        let mut hub = Config::default();
+        hub.secret_seed = random_seed();
+        hub.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            hub,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A seed from the OS's random source, or (if that fails, which it does not on any supported
+/// OS) from the clock and address-space layout, logged as a warning.
+pub fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut seed) {
+        tracing::warn!(error = %e, "OS randomness unavailable; seeding from the clock");
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let here = &seed as *const _ as usize as u128;
+        seed[..16].copy_from_slice(&t.to_le_bytes());
+        seed[16..].copy_from_slice(&here.to_le_bytes());
+    }
+    seed
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// No address to listen on.
+    #[error("no address to listen on")]
+    NoListenAddress,
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A server task ended abnormally (a bug: it panicked).
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Binds every address in `config.listen`, spawns the hub and accept tasks and returns at once.
+pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    server::start(config).await
+}

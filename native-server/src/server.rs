@@ -1,0 +1,185 @@
+//! Listening sockets, the accept loops and the graceful shutdown that ties the tasks together.
+//!
+//! Shutdown runs in order: the accept loops stop accepting, the hub tells every client the server
+//! is going away and closes them, the accept loops wait (at most `shutdown_grace`) for their
+//! connection tasks and abort what is left, and the hub task ends.
+
+use crate::clock::Clock;
+use crate::hub_task::{self, Input};
+use crate::{ServerConfig, ServerError, conn};
+use natter_core::hub::Hub;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{sleep, timeout};
+use tracing::{error, info, warn};
+
+/// Inputs waiting for the hub task, from all connections together. Each reader has at most one
+/// read (≤ 4 KiB) in it at a time, so this bounds memory and lets the hub batch busy moments.
+const HUB_QUEUE: usize = 1024;
+
+/// Pause after a failed accept (typically out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Sockets open at once, at most. The hub turns away connections past its own limits in words
+/// (error line or frame), which needs the socket accepted; this cap is the file-descriptor
+/// backstop beyond that, with headroom so the hub can still say the server is full.
+fn socket_cap(max_connections: usize) -> usize {
+    max_connections
+        .saturating_add(max_connections / 8)
+        .saturating_add(64)
+        .min(Semaphore::MAX_PERMITS)
+}
+
+/// A running server. Stop it with [`Server::shutdown`]; dropping it stops accepting but leaves
+/// open connections running.
+#[derive(Debug)]
+pub struct Server {
+    addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    hub_tx: mpsc::Sender<Input>,
+    hub_task: JoinHandle<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
+}
+
+pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    if config.listen.is_empty() {
+        return Err(ServerError::NoListenAddress);
+    }
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for &addr in &config.listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        listeners.push(l);
+    }
+    let mut addrs = Vec::with_capacity(listeners.len());
+    for (l, &addr) in listeners.iter().zip(&config.listen) {
+        addrs.push(
+            l.local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?,
+        );
+    }
+
+    let grace = config.shutdown_grace;
+    let permits = Arc::new(Semaphore::new(socket_cap(config.hub.max_connections)));
+    let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
+    let hub_task = tokio::spawn(hub_task::run(
+        Hub::new(config.hub),
+        hub_rx,
+        Clock::new(),
+        grace,
+    ));
+    let (stop, stop_rx) = watch::channel(false);
+    let accept_tasks = listeners
+        .into_iter()
+        .zip(&addrs)
+        .map(|(listener, &addr)| {
+            info!(%addr, "listening");
+            tokio::spawn(accept_loop(
+                listener,
+                hub_tx.clone(),
+                permits.clone(),
+                stop_rx.clone(),
+                grace,
+            ))
+        })
+        .collect();
+    Ok(Server {
+        addrs,
+        stop,
+        hub_tx,
+        hub_task,
+        accept_tasks,
+    })
+}
+
+impl Server {
+    /// The bound addresses, in the order of [`ServerConfig::listen`] (with real ports for `:0`).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+
+    /// Stops accepting, tells every client the server is going away, waits up to
+    /// [`ServerConfig::shutdown_grace`] for that to be written, and closes everything.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(true);
+        // Fails only if the hub task is gone already; then there is nobody left to tell.
+        let _ = self.hub_tx.send(Input::Shutdown).await;
+        drop(self.hub_tx);
+        let mut result = Ok(());
+        for t in self.accept_tasks {
+            if let Err(e) = t.await {
+                result = Err(ServerError::Task(e));
+            }
+        }
+        self.hub_task.await?;
+        info!("server stopped");
+        result
+    }
+}
+
+/// Accepts until told to stop, then waits up to `grace` for its connections and aborts the rest.
+async fn accept_loop(
+    listener: TcpListener,
+    hub: mpsc::Sender<Input>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut conns = JoinSet::new();
+    'accepting: loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break 'accepting,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                // The semaphore is never closed.
+                Err(_) => break 'accepting,
+            },
+        };
+        let accepted = loop {
+            tokio::select! {
+                _ = stop.changed() => break 'accepting,
+                Some(done) = conns.join_next(), if !conns.is_empty() => reap(done),
+                r = listener.accept() => break r,
+            }
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let hub = hub.clone();
+                conns.spawn(async move {
+                    conn::serve(stream, peer, hub).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    drop(listener);
+    drop(hub);
+    let waited = timeout(grace, async {
+        while let Some(done) = conns.join_next().await {
+            reap(done);
+        }
+    })
+    .await;
+    if waited.is_err() {
+        warn!(
+            open = conns.len(),
+            "connections still open after the grace period; aborting"
+        );
+        conns.shutdown().await;
+    }
+}
+
+fn reap(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        error!(error = %e, "connection task failed");
+    }
+}
