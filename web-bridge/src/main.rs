@@ -1,1 +1,76 @@
-fn main() {}
+//! `natter-bridge`: serves the natter page and relays its WebSockets to natter-server.
+//! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period.
+
+use anyhow::Context;
+use clap::Parser;
+use natter_bridge::BridgeConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// natter's WebSocket <-> TCP bridge; also serves the browser page.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address for browsers (page on `/`, WebSocket on `/ws`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// natter-server address.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    server: SocketAddr,
+    /// Directory of the built page (`cargo xtask web`).
+    #[arg(long, default_value = "target/www")]
+    www: PathBuf,
+    /// Also allow WebSockets from this Origin (repeatable), e.g. `https://chat.example.org`.
+    /// The bridge's own origin (`http://` + Host) is always allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Refuse WebSocket requests without an Origin header (non-browser clients).
+    #[arg(long)]
+    require_origin: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if !args.www.join("index.html").is_file() {
+        tracing::warn!(www = %args.www.display(), "no index.html there yet; build the page with `cargo xtask web`");
+    }
+    let config = BridgeConfig {
+        listen: args.listen,
+        server: args.server,
+        www_dir: args.www,
+        allowed_origins: args.allow_origin,
+        allow_missing_origin: !args.require_origin,
+        ..BridgeConfig::default()
+    };
+    let bridge = natter_bridge::start(config).await?;
+    println!("natter-bridge: open http://{}/", bridge.local_addr());
+    stop_signal().await?;
+    tracing::info!("shutting down");
+    bridge.shutdown().await?;
+    Ok(())
+}
+
+/// Ctrl+C, or SIGTERM on Unix.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl+C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl+C")?;
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! One browser's WebSocket relayed onto its own TCP connection to natter-server.
+//!
+//! The handshake checks the Origin; then the bridge connects to the server, writes
+//! [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways: each
+//! binary WebSocket message becomes one length-prefixed frame ([`wire::frame_payload`]), each
+//! frame the server sends ([`wire::FrameDecoder`]) one binary message. It never decodes chat
+//! messages. Both directions forward directly (a write finishes before the next read), so
+//! neither side can make the bridge buffer more than one frame and one read.
+
+use crate::Shared;
+use crate::http::Rewind;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use natter_core::limits::MAX_FRAME;
+use natter_core::wire;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+use tokio::time::{Instant, interval_at, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::{debug, info};
+
+type Ws = WebSocketStream<Rewind<TcpStream>>;
+
+/// Bytes read from the server at once (the decoder then holds at most one frame plus this).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// How long the bridge tries to get its close frame out.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// After closing, how long the bridge reads and discards what the browser still sends, so its
+/// close frame is not lost to a TCP reset (unread data at close makes the kernel send RST).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How a relayed connection ended; decides the close frame the browser gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The browser sent a close frame (answered by tungstenite).
+    BrowserClosed,
+    /// The browser's connection failed or ended without a close frame.
+    BrowserGone,
+    /// Nothing (not even a pong) from the browser for ping interval + ping timeout.
+    BrowserIdle,
+    /// The browser did not take our bytes within the write timeout.
+    BrowserTooSlow,
+    /// A WebSocket protocol violation by the browser.
+    BrowserProtocol,
+    /// A message over [`MAX_FRAME`].
+    TooBig,
+    /// A text message (natter's browser protocol is binary only).
+    NotBinary,
+    /// The server could not be reached.
+    ServerUnavailable,
+    /// The server closed its side.
+    ServerClosed,
+    /// Reading from or writing to the server failed, or it sent an oversize frame.
+    ServerFailed,
+    /// The bridge is shutting down.
+    Shutdown,
+}
+
+impl End {
+    /// The close frame to send, if the WebSocket is still worth talking to.
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            End::BrowserClosed | End::BrowserGone | End::BrowserIdle | End::BrowserTooSlow => {
+                return None;
+            }
+            End::BrowserProtocol => (CloseCode::Protocol, "websocket protocol error"),
+            End::TooBig => (CloseCode::Size, "message over the natter frame limit"),
+            End::NotBinary => (CloseCode::Unsupported, "binary messages only"),
+            End::ServerUnavailable => (CloseCode::Again, "chat server unavailable"),
+            End::ServerClosed => (CloseCode::Normal, "chat server closed the connection"),
+            End::ServerFailed => (CloseCode::Error, "chat server connection failed"),
+            End::Shutdown => (CloseCode::Away, "bridge shutting down"),
+        };
+        Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })
+    }
+}
+
+/// Is this Origin allowed? `None` (no Origin header) is decided by `allow_missing_origin`:
+/// browsers always send one on WebSocket requests, and non-browser programs could forge any
+/// value, so refusing a missing one adds no protection against cross-site use.
+pub(crate) fn origin_allowed(
+    origin: Option<&str>,
+    host: Option<&str>,
+    extras: &[String],
+    allow_missing: bool,
+) -> bool {
+    let Some(origin) = origin else {
+        return allow_missing;
+    };
+    let own = host.is_some_and(|h| {
+        origin.len() == "http://".len() + h.len()
+            && origin.is_char_boundary("http://".len())
+            && origin[.."http://".len()].eq_ignore_ascii_case("http://")
+            && origin["http://".len()..].eq_ignore_ascii_case(h)
+    });
+    own || extras.iter().any(|e| e.eq_ignore_ascii_case(origin))
+}
+
+/// Runs the WebSocket handshake and then relays until either side ends or the bridge shuts down.
+pub(crate) async fn serve(
+    stream: Rewind<TcpStream>,
+    peer: SocketAddr,
+    shared: &Shared,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    // The signature is tungstenite's (`Callback`); its error type is not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let origin = header("origin");
+        if origin_allowed(
+            origin,
+            header("host"),
+            &config.allowed_origins,
+            config.allow_missing_origin,
+        ) {
+            Ok(resp)
+        } else {
+            info!(%peer, origin = origin.unwrap_or("(none)"), "websocket refused: origin not allowed");
+            let mut refusal = ErrorResponse::new(Some("origin not allowed\n".to_owned()));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            refusal
+                .headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+            Err(refusal)
+        }
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(crate::ws_config()));
+    let ws = tokio::select! {
+        r = timeout(config.handshake_timeout, handshake) => match r {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "websocket handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "websocket handshake timed out");
+                return;
+            }
+        },
+        _ = shutdown.wait_for(|stop| *stop) => return,
+    };
+    info!(%peer, "browser connected");
+
+    let (end, ws) = relay(ws, peer, shared, &mut shutdown).await;
+    info!(%peer, reason = ?end, "browser disconnected");
+    finish(ws, end.close_frame()).await;
+}
+
+/// Connects to the server and relays. Returns the WebSocket so the caller can close it.
+async fn relay(
+    ws: Ws,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> (End, Ws) {
+    let config = &shared.config;
+    let connect = async {
+        let mut tcp = timeout(config.connect_timeout, TcpStream::connect(config.server))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        tcp.set_nodelay(true)?;
+        tcp.write_all(&wire::bridge_preamble(&peer.ip().to_string()))
+            .await?;
+        Ok::<_, std::io::Error>(tcp)
+    };
+    let tcp = tokio::select! {
+        r = connect => match r {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                info!(%peer, server = %config.server, error = %e, "chat server unavailable");
+                return (End::ServerUnavailable, ws);
+            }
+        },
+        _ = shutdown.wait_for(|stop| *stop) => return (End::Shutdown, ws),
+    };
+    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let idle = config.ping_interval + config.ping_timeout;
+    let end = tokio::select! {
+        e = browser_to_server(&mut ws_rx, &mut tcp_tx, idle) => e,
+        e = server_to_browser(&mut tcp_rx, &mut ws_tx, config.ping_interval, config.write_timeout) => e,
+        _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
+    };
+    // The server sees EOF and keeps the user's session for a resume.
+    let _ = timeout(CLOSE_WRITE_TIMEOUT, tcp_tx.shutdown()).await;
+    // Cannot fail: both halves come from the `split` above.
+    let ws = ws_rx
+        .reunite(ws_tx)
+        .expect("halves of the same WebSocket reunite");
+    (end, ws)
+}
+
+async fn browser_to_server(
+    ws: &mut SplitStream<Ws>,
+    tcp: &mut OwnedWriteHalf,
+    idle: Duration,
+) -> End {
+    loop {
+        let msg = match timeout(idle, ws.next()).await {
+            Err(_) => return End::BrowserIdle,
+            Ok(None) => return End::BrowserGone,
+            Ok(Some(Err(e))) => {
+                return match e {
+                    WsError::Capacity(_) => End::TooBig,
+                    WsError::Utf8(_) => End::NotBinary,
+                    WsError::Protocol(_) => End::BrowserProtocol,
+                    _ => End::BrowserGone,
+                };
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Binary(payload) => {
+                let Ok(frame) = wire::frame_payload(&payload) else {
+                    return End::TooBig;
+                };
+                if tcp.write_all(&frame).await.is_err() {
+                    return End::ServerFailed;
+                }
+            }
+            Message::Text(_) => return End::NotBinary,
+            Message::Close(_) => return End::BrowserClosed,
+            // Pings are answered by tungstenite; any of these shows the browser is alive.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+}
+
+async fn server_to_browser(
+    tcp: &mut OwnedReadHalf,
+    ws: &mut SplitSink<Ws, Message>,
+    ping_interval: Duration,
+    write_timeout: Duration,
+) -> End {
+    let mut decoder = wire::FrameDecoder::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    loop {
+        tokio::select! {
+            r = tcp.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) => return End::ServerClosed,
+                    Ok(n) => n,
+                    Err(_) => return End::ServerFailed,
+                };
+                decoder.extend(&buf[..n]);
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(payload)) => {
+                            if !matches!(timeout(write_timeout, ws.feed(Message::Binary(payload))).await, Ok(Ok(()))) {
+                                return End::BrowserTooSlow;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!(error = %e, "server sent a bad frame");
+                            return End::ServerFailed;
+                        }
+                    }
+                }
+                if !matches!(timeout(write_timeout, ws.flush()).await, Ok(Ok(()))) {
+                    return End::BrowserTooSlow;
+                }
+            }
+            _ = ping.tick() => {
+                if !matches!(timeout(write_timeout, ws.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
+                    return End::BrowserTooSlow;
+                }
+            }
+        }
+    }
+}
+
+/// Sends the close frame (or flushes tungstenite's answer to the browser's), then half-closes
+/// and discards what the browser still sends for a moment, so the close arrives intact.
+async fn finish(mut ws: Ws, close: Option<CloseFrame>) {
+    let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
+        match close {
+            Some(frame) => ws.close(Some(frame)).await,
+            None => ws.flush().await,
+        }
+    })
+    .await;
+    let raw = ws.get_mut();
+    let _ = timeout(LINGER, async {
+        let _ = raw.shutdown().await;
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = raw.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The largest WebSocket message or frame tungstenite accepts: the natter frame limit plus a
+/// little slack, so a message just over [`MAX_FRAME`] is read whole and refused with 1009 by the
+/// relay, while anything far bigger is refused by tungstenite from its header alone.
+pub(crate) const WS_MAX_MESSAGE: usize = MAX_FRAME + 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_rules() {
+        let host = Some("127.0.0.1:8080");
+        assert!(origin_allowed(
+            Some("http://127.0.0.1:8080"),
+            host,
+            &[],
+            false
+        ));
+        assert!(origin_allowed(
+            Some("HTTP://127.0.0.1:8080"),
+            host,
+            &[],
+            false
+        ));
+        assert!(!origin_allowed(
+            Some("http://evil.example"),
+            host,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed(
+            Some("https://127.0.0.1:8080"),
+            host,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed(
+            Some("http://127.0.0.1:8081"),
+            host,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed(
+            Some("http://127.0.0.1:8080"),
+            None,
+            &[],
+            true
+        ));
+        let extras = vec!["https://chat.example".to_owned()];
+        assert!(origin_allowed(
+            Some("https://chat.example"),
+            host,
+            &extras,
+            false
+        ));
+        assert!(origin_allowed(None, host, &[], true));
+        assert!(!origin_allowed(None, host, &[], false));
+    }
+
+    #[test]
+    fn every_bridge_initiated_close_has_a_code_and_a_short_reason() {
+        for end in [
+            End::BrowserProtocol,
+            End::TooBig,
+            End::NotBinary,
+            End::ServerUnavailable,
+            End::ServerClosed,
+            End::ServerFailed,
+            End::Shutdown,
+        ] {
+            let frame = end.close_frame().expect("a close frame");
+            assert!(frame.reason.len() <= 123, "{end:?}");
+        }
+        assert_eq!(End::TooBig.close_frame().unwrap().code, CloseCode::Size);
+        assert_eq!(
+            End::NotBinary.close_frame().unwrap().code,
+            CloseCode::Unsupported
+        );
+        assert_eq!(End::BrowserClosed.close_frame(), None);
+    }
+}
