@@ -8,12 +8,50 @@
 //! waits for input, bytes, or [`Session::poll_timeout`]. On `Connect` it opens a transport and
 //! calls [`Session::handle_connected`] or [`Session::handle_disconnected`]; bytes read go to
 //! [`Session::handle_bytes`] (TCP) or [`Session::handle_message`] (one WebSocket message).
+//!
+//! After [`Event::Close`] the driver writes what it already polled, drops that transport and does
+//! not report its end: the session has already scheduled what comes next. Bytes are only queued
+//! while a transport is open; what was typed meanwhile waits in the session (bounded) and is sent
+//! after the next welcome.
 
-use crate::limits::MAX_MEMBERS_LISTED;
+use crate::command::{self, Command, HELP, Input};
+use crate::limits::{
+    CLIENT_PING_AFTER, MAX_FRAME, MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER,
+    PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, SESSION_MAX_PENDING,
+};
 use crate::time::Millis;
-use crate::types::{Nick, RoomName, Seq, Text};
-use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo};
+use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text, sanitize};
+use crate::wire::{
+    self, ClientMsg, DirectMsg, ErrorKind, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION,
+    Resume, RoomEvent, RoomInfo, ServerMsg, WireError,
+};
 use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::VecDeque;
+
+/// Events queued for the driver, at most. A driver drains after every call, so this is only
+/// reached by one that stopped draining; then events are counted and dropped, and the UI is told.
+pub const MAX_QUEUED_EVENTS: usize = 16_384;
+
+/// Transmits queued for the driver, at most. Past it the transport is not keeping up: it is
+/// closed and the session reconnects (unacknowledged messages are resent, nothing is lost).
+pub const MAX_QUEUED_TRANSMITS: usize = 1024;
+
+/// Commands other than messages (`/nick`, `/who`, ...) typed before the welcome, kept to send
+/// after it.
+const MAX_DEFERRED: usize = 32;
+
+/// Gaps per room whose refill is still awaited. Older ones are forgotten (their refill events
+/// are then dropped as duplicates would be), which only costs the user a refill.
+const MAX_OPEN_GAPS: usize = 16;
+
+/// How long the driver may take to open a transport after [`Event::Connect`] before the attempt
+/// counts as failed (a black-holed TCP connect can hang for minutes).
+pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
+
+/// Longest server-sent detail or reason passed on to the UI, in characters.
+const MAX_DETAIL_CHARS: usize = 500;
 
 /// How the session's bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,93 +166,1657 @@ pub enum Event {
     Info(String),
 }
 
+/// What the session knows about one room it is in. See [`Session::room_state`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomState {
+    /// Room.
+    pub room: RoomName,
+    /// Topic.
+    pub topic: Option<Text>,
+    /// Members as last listed and then updated by join/part/quit/nick events (at most
+    /// [`MAX_MEMBERS_LISTED`]).
+    pub members: Vec<Nick>,
+    /// Chat lines (say/act by others) received while this was not the current room; cleared by
+    /// [`Session::switch_room`].
+    pub unread: u32,
+    /// Highest seq seen, `None` before the first event.
+    pub last_seq: Option<Seq>,
+    /// Missed ranges whose refill is awaited: `(next, last)`, each seq in it never emitted.
+    gaps: Vec<(Seq, Seq)>,
+}
+
+impl RoomState {
+    fn new(room: RoomName, topic: Option<Text>, members: Vec<Nick>) -> RoomState {
+        RoomState {
+            room,
+            topic,
+            members,
+            unread: 0,
+            last_seq: None,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// Decides whether an event with `seq` is new, and records it if so. Every seq is accepted
+    /// at most once: above `last_seq`, or inside an open gap (whose seqs were never emitted, and
+    /// whose refill comes in ascending order).
+    fn accept(&mut self, seq: Seq) -> bool {
+        if self.last_seq.is_none_or(|last| seq > last) {
+            self.last_seq = Some(seq);
+            return true;
+        }
+        if let Some(i) = self
+            .gaps
+            .iter()
+            .position(|&(next, last)| next <= seq && seq <= last)
+        {
+            if seq >= self.gaps[i].1 {
+                self.gaps.remove(i);
+            } else {
+                self.gaps[i].0 = seq.next();
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Records a missed range; returns the part of it not already seen, if any.
+    fn add_gap(&mut self, first: Seq, last: Seq) -> Option<(Seq, Seq)> {
+        let first = match self.last_seq {
+            Some(seen) => first.max(seen.next()),
+            None => first,
+        };
+        if first > last {
+            return None;
+        }
+        if self.gaps.len() >= MAX_OPEN_GAPS {
+            self.gaps.remove(0);
+        }
+        self.gaps.push((first, last));
+        self.last_seq = Some(last);
+        Some((first, last))
+    }
+
+    fn add_member(&mut self, nick: &Nick) {
+        let folded = nick.folded();
+        if !self.members.iter().any(|m| m.folded() == folded)
+            && self.members.len() < MAX_MEMBERS_LISTED
+        {
+            self.members.push(nick.clone());
+        }
+    }
+
+    fn remove_member(&mut self, nick: &Nick) {
+        let folded = nick.folded();
+        self.members.retain(|m| m.folded() != folded);
+    }
+}
+
+/// Where the session is with its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// [`Event::Connect`] was emitted; waiting for [`Session::handle_connected`].
+    Opening,
+    /// The transport is open and the hello sent; `welcomed` once the server answered.
+    Open { welcomed: bool },
+    /// Waiting to reconnect.
+    Waiting { at: Millis, attempt: u32 },
+    /// Done for good.
+    Closed,
+}
+
+/// The session's deadlines, one slot each, so the next one is a single `min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The transport must open by then.
+    Connect = 0,
+    /// Time for the next connection attempt.
+    Reconnect = 1,
+    /// The server has been silent: ping it.
+    Ping = 2,
+    /// The ping went unanswered: the connection is dead.
+    PingTimeout = 3,
+}
+
+#[derive(Debug, Default)]
+struct Timers([Option<Millis>; 4]);
+
+impl Timers {
+    fn set(&mut self, t: Timer, at: Millis) {
+        self.0[t as usize] = Some(at);
+    }
+    fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+    fn stop_all(&mut self) {
+        self.0 = [None; 4];
+    }
+    /// Clears and returns whether `t` is due at `now`.
+    fn take_expired(&mut self, t: Timer, now: Millis) -> bool {
+        match self.0[t as usize] {
+            Some(at) if at <= now => {
+                self.0[t as usize] = None;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn next(&self) -> Option<Millis> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+/// A message with an id, kept until the server acknowledges it (echo, `Ack`, or an error naming
+/// it) and resent after a reconnect.
+#[derive(Debug, Clone)]
+struct Pending {
+    id: MsgId,
+    msg: ClientMsg,
+}
+
 /// A client session. See the module docs for how to drive it.
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
+    nick: Nick,
+    phase: Phase,
+    timers: Timers,
+    rng: ChaCha8Rng,
+    /// Failed connections since the last welcome.
+    attempt: u32,
+    /// From the last welcome; presented in the next hello.
+    token: Option<ResumeToken>,
+    /// A welcome has been seen at least once (so `config.rooms` were asked for).
+    ever_welcomed: bool,
+    /// The last welcome resumed the earlier session.
+    resumed: bool,
+    decoder: FrameDecoder,
+    /// Rooms we are in, in join order.
+    rooms: Vec<RoomState>,
+    current: Option<RoomName>,
+    /// A `/join`ed room that becomes current when its `Joined` arrives.
+    make_current: Option<RoomName>,
+    /// Joins sent (or to send at the welcome) and not yet answered.
+    joining: Vec<RoomName>,
+    /// Parts sent and not yet answered.
+    parting: Vec<RoomName>,
+    /// The last id handed out; ids strictly increase for the life of the session.
+    last_id: u64,
+    pending: VecDeque<Pending>,
+    deferred: VecDeque<ClientMsg>,
+    ping_token: u64,
+    /// The latest `now` passed in (for decisions made deep inside a call).
+    now: Millis,
+    transmits: VecDeque<Bytes>,
+    events: VecDeque<Event>,
+    dropped_events: u64,
 }
 
-#[allow(clippy::needless_pass_by_value)]
 impl Session {
-    /// A new session; its first event is [`Event::Connect`].
+    /// A new session; its first events are [`Event::State`]`(Connecting)` and [`Event::Connect`].
     pub fn new(config: SessionConfig, now: Millis) -> Session {
-        let _ = (now, MAX_MEMBERS_LISTED);
-        Session { config }
+        let mut s = Session {
+            nick: config.nick.clone(),
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            config,
+            phase: Phase::Closed,
+            timers: Timers::default(),
+            attempt: 0,
+            token: None,
+            ever_welcomed: false,
+            resumed: false,
+            decoder: FrameDecoder::new(),
+            rooms: Vec::new(),
+            current: None,
+            make_current: None,
+            joining: Vec::new(),
+            parting: Vec::new(),
+            last_id: 0,
+            pending: VecDeque::new(),
+            deferred: VecDeque::new(),
+            ping_token: 0,
+            now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped_events: 0,
+        };
+        s.start_connect(now);
+        s
     }
 
     /// The transport is open: the preamble (stream) and hello, with resume data if any, are queued.
     pub fn handle_connected(&mut self, now: Millis) {
-        todo!("{now}")
+        self.now = self.now.max(now);
+        if self.phase != Phase::Opening {
+            tracing::debug!(phase = ?self.phase, "handle_connected ignored");
+            return;
+        }
+        self.phase = Phase::Open { welcomed: false };
+        self.decoder = FrameDecoder::new();
+        self.transmits.clear();
+        self.timers.stop_all();
+        self.heard(now);
+        if self.config.transport == Transport::Stream {
+            self.transmits.push_back(Bytes::from_static(&MAGIC));
+        }
+        let resume = self.token.clone().map(|token| Resume {
+            token,
+            rooms: self
+                .rooms
+                .iter()
+                .take(MAX_ROOMS_PER_USER)
+                .map(|r| (r.room.clone(), r.last_seq.unwrap_or_default()))
+                .collect(),
+        });
+        self.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: self.nick.clone(),
+            resume,
+        });
     }
 
     /// The transport failed to open, or was lost. A reconnect is scheduled (unless closed).
     pub fn handle_disconnected(&mut self, reason: &str, now: Millis) {
-        todo!("{reason} {now}")
+        self.now = self.now.max(now);
+        if matches!(self.phase, Phase::Opening | Phase::Open { .. }) {
+            self.info(format!("disconnected: {}", clean(reason)));
+            self.schedule_reconnect(now);
+        }
     }
 
     /// Bytes read from a stream transport.
     pub fn handle_bytes(&mut self, data: &[u8], now: Millis) {
-        todo!("{} {now}", data.len())
+        self.now = self.now.max(now);
+        if !self.is_open() || data.is_empty() {
+            return;
+        }
+        self.heard(now);
+        // Fed a frame's worth at a time, so the decoder holds at most one frame plus one chunk
+        // however much the driver passes in.
+        for chunk in data.chunks(MAX_FRAME) {
+            self.decoder.extend(chunk);
+            loop {
+                let payload = match self.decoder.next_frame() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    Err(e) => return self.bad_input(&e, now),
+                };
+                match wire::decode_payload::<ServerMsg>(&payload) {
+                    Ok(msg) => self.on_msg(msg, now),
+                    Err(e) => return self.bad_input(&e, now),
+                }
+                if !self.is_open() {
+                    return;
+                }
+            }
+        }
     }
 
     /// One message read from a message transport (one frame payload).
     pub fn handle_message(&mut self, payload: &[u8], now: Millis) {
-        todo!("{} {now}", payload.len())
+        self.now = self.now.max(now);
+        if !self.is_open() {
+            return;
+        }
+        self.heard(now);
+        match wire::decode_payload::<ServerMsg>(payload) {
+            Ok(msg) => self.on_msg(msg, now),
+            Err(e) => self.bad_input(&e, now),
+        }
     }
 
     /// A line the user typed: chat for the current room, or a `/command`.
     pub fn handle_input(&mut self, line: &str, now: Millis) {
-        todo!("{line} {now}")
+        self.now = self.now.max(now);
+        if self.phase == Phase::Closed {
+            self.error("the session is closed");
+            return;
+        }
+        let input = match command::parse(line) {
+            Ok(Some(input)) => input,
+            Ok(None) => return,
+            Err(e) => return self.error(e.to_string()),
+        };
+        match input {
+            Input::Say(text) => {
+                if let Some(room) = self.chat_room() {
+                    self.queue_msg(|id| ClientMsg::Say { room, id, text });
+                }
+            }
+            Input::Command(cmd) => self.command(cmd),
+        }
     }
 
     /// Makes `room` (which we are in) the room typed chat goes to. False if we are not in it.
     pub fn switch_room(&mut self, room: &RoomName) -> bool {
-        todo!("{room}")
+        let Some(state) = self.rooms.iter_mut().find(|r| &r.room == room) else {
+            return false;
+        };
+        state.unread = 0;
+        self.current = Some(room.clone());
+        true
     }
 
     /// A deadline from [`Session::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Millis) {
-        todo!("{now}")
+        self.now = self.now.max(now);
+        if self.timers.take_expired(Timer::Connect, now) {
+            self.lost("could not connect: timed out", now);
+        }
+        if self.timers.take_expired(Timer::PingTimeout, now) {
+            self.lost("the server stopped answering", now);
+        }
+        if self.timers.take_expired(Timer::Ping, now) {
+            self.ping_token = self.ping_token.wrapping_add(1);
+            self.send(&ClientMsg::Ping {
+                token: self.ping_token,
+            });
+            self.timers.set(Timer::PingTimeout, now + PING_TIMEOUT);
+        }
+        if self.timers.take_expired(Timer::Reconnect, now) {
+            self.start_connect(now);
+        }
     }
 
     /// Next bytes (stream) or message (message transport) to send.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        todo!()
+        self.transmits.pop_front()
     }
 
     /// Next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        if let Some(ev) = self.events.pop_front() {
+            return Some(ev);
+        }
+        if self.dropped_events > 0 {
+            let n = std::mem::take(&mut self.dropped_events);
+            return Some(Event::Error {
+                kind: None,
+                text: format!("{n} events were dropped because the display fell behind"),
+            });
+        }
+        None
     }
 
     /// When [`Session::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        todo!()
+        self.timers.next()
     }
 
     /// Our nick (the wanted one until welcomed).
     pub fn nick(&self) -> &Nick {
-        &self.config.nick
+        &self.nick
     }
 
     /// The room typed chat goes to.
     pub fn current_room(&self) -> Option<&RoomName> {
-        todo!()
+        self.current.as_ref()
     }
 
     /// Rooms we are in, in join order.
     pub fn rooms(&self) -> Vec<RoomName> {
-        todo!()
+        self.rooms.iter().map(|r| r.room.clone()).collect()
     }
 
     /// Connection state.
     pub fn state(&self) -> ConnState {
-        todo!()
+        match self.phase {
+            Phase::Opening | Phase::Open { welcomed: false } => ConnState::Connecting,
+            Phase::Open { welcomed: true } => ConnState::Connected,
+            Phase::Waiting { at, attempt } => ConnState::Reconnecting { at, attempt },
+            Phase::Closed => ConnState::Closed,
+        }
     }
 
     /// True when connected and nothing we sent awaits the server's answer (messages acknowledged,
     /// joins answered): a line-mode client may exit.
     pub fn is_settled(&self) -> bool {
-        todo!()
+        self.phase == (Phase::Open { welcomed: true })
+            && self.pending.is_empty()
+            && self.deferred.is_empty()
+            && self.joining.is_empty()
+            && self.parting.is_empty()
+    }
+
+    /// What we know about a room we are in: topic, members, unread count, last seq.
+    pub fn room_state(&self, room: &RoomName) -> Option<&RoomState> {
+        self.rooms.iter().find(|r| &r.room == room)
+    }
+
+    /// Members of a room we are in (empty if we are not in it).
+    pub fn members(&self, room: &RoomName) -> &[Nick] {
+        self.room_state(room).map_or(&[], |r| &r.members)
+    }
+
+    /// The highest seq seen in a room, `None` if none yet (or not in it).
+    pub fn last_seq(&self, room: &RoomName) -> Option<Seq> {
+        self.room_state(room).and_then(|r| r.last_seq)
+    }
+
+    /// Messages typed and not yet acknowledged by the server (sent or waiting to be).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ---- connection lifecycle ----
+
+    fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    fn is_welcomed(&self) -> bool {
+        self.phase == (Phase::Open { welcomed: true })
+    }
+
+    fn start_connect(&mut self, now: Millis) {
+        self.phase = Phase::Opening;
+        self.timers.stop_all();
+        self.timers.set(Timer::Connect, now + CONNECT_TIMEOUT);
+        self.event(Event::State(ConnState::Connecting));
+        self.event(Event::Connect);
+    }
+
+    /// Something was heard from the server: it is alive, restart the keepalive.
+    fn heard(&mut self, now: Millis) {
+        self.timers.stop(Timer::PingTimeout);
+        self.timers.set(Timer::Ping, now + CLIENT_PING_AFTER);
+    }
+
+    /// The session itself gives up on the transport: tell the driver to close it, and retry.
+    fn lost(&mut self, why: &str, now: Millis) {
+        if !matches!(self.phase, Phase::Opening | Phase::Open { .. }) {
+            return;
+        }
+        self.info(format!("connection lost: {why}"));
+        self.event(Event::Close);
+        self.schedule_reconnect(now);
+    }
+
+    fn bad_input(&mut self, e: &WireError, now: Millis) {
+        tracing::warn!(error = %e, "bad data from the server");
+        self.error(format!("the server sent bad data ({e})"));
+        self.lost("bad data", now);
+    }
+
+    fn schedule_reconnect(&mut self, now: Millis) {
+        self.transmits.clear();
+        self.decoder = FrameDecoder::new();
+        self.timers.stop_all();
+        self.attempt = self.attempt.saturating_add(1);
+        let at = now + self.backoff(self.attempt);
+        self.phase = Phase::Waiting {
+            at,
+            attempt: self.attempt,
+        };
+        self.timers.set(Timer::Reconnect, at);
+        self.event(Event::State(self.state()));
+    }
+
+    /// Wait before attempt `attempt` (1-based): `RECONNECT_MIN·2^(attempt-1)` capped at
+    /// `RECONNECT_MAX`, then a random point in its upper half, so clients that lost the same
+    /// server do not all come back in the same millisecond.
+    fn backoff(&mut self, attempt: u32) -> Millis {
+        let exp = attempt.saturating_sub(1).min(32);
+        let base = RECONNECT_MIN
+            .0
+            .saturating_mul(1u64 << exp)
+            .min(RECONNECT_MAX.0);
+        let half = base / 2;
+        Millis(half + self.rng.next_u64() % (base - half + 1))
+    }
+
+    fn close_for_good(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.event(Event::Close);
+        self.phase = Phase::Closed;
+        self.timers.stop_all();
+        self.decoder = FrameDecoder::new();
+        self.event(Event::State(ConnState::Closed));
+        if !self.pending.is_empty() {
+            let n = self.pending.len();
+            self.pending.clear();
+            self.info(format!("{n} unacknowledged messages were not delivered"));
+        }
+        self.deferred.clear();
+    }
+
+    // ---- output ----
+
+    fn event(&mut self, ev: Event) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.dropped_events += 1;
+            return;
+        }
+        self.events.push_back(ev);
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.event(Event::Info(text.into()));
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.event(Event::Error {
+            kind: None,
+            text: text.into(),
+        });
+    }
+
+    /// Queues `msg` for the open transport. A transport so slow that the queue fills is given up
+    /// on (keepalive traffic is just skipped).
+    fn send(&mut self, msg: &ClientMsg) {
+        if !self.is_open() {
+            return;
+        }
+        if self.transmits.len() >= MAX_QUEUED_TRANSMITS {
+            if !matches!(msg, ClientMsg::Ping { .. } | ClientMsg::Pong { .. }) {
+                tracing::warn!("transmit queue full; reconnecting");
+                self.lost("sending is not keeping up", self.now);
+            }
+            return;
+        }
+        let encoded = match self.config.transport {
+            Transport::Stream => wire::encode_frame(msg),
+            Transport::Messages => wire::encode_payload(msg),
+        };
+        match encoded {
+            Ok(b) => self.transmits.push_back(b),
+            // Types bound every field, so this is a bug, not input: say so and carry on.
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a message");
+                self.error(format!("could not send: {e}"));
+            }
+        }
+    }
+
+    // ---- input from the user ----
+
+    /// Where typed chat goes: the current room, else the room being joined.
+    fn chat_room(&mut self) -> Option<RoomName> {
+        let room = self
+            .current
+            .clone()
+            .or_else(|| self.make_current.clone())
+            .or_else(|| self.joining.first().cloned())
+            .or_else(|| {
+                (!self.ever_welcomed)
+                    .then(|| self.config.rooms.first().cloned())
+                    .flatten()
+            });
+        if room.is_none() {
+            self.error("join a room first (/join #room)");
+        }
+        room
+    }
+
+    /// Gives a message the next id and keeps it until acknowledged; sends it now if welcomed.
+    fn queue_msg(&mut self, make: impl FnOnce(MsgId) -> ClientMsg) {
+        if self.pending.len() >= SESSION_MAX_PENDING {
+            self.error(format!(
+                "{SESSION_MAX_PENDING} messages are still waiting to be sent; \
+                 wait for the connection to catch up"
+            ));
+            return;
+        }
+        self.last_id += 1;
+        let id = MsgId(self.last_id);
+        let msg = make(id);
+        if self.is_welcomed() {
+            self.send(&msg);
+        }
+        self.pending.push_back(Pending { id, msg });
+    }
+
+    /// Sends a command now if welcomed, else keeps it for the welcome.
+    fn send_or_defer(&mut self, msg: ClientMsg) {
+        if self.is_welcomed() {
+            self.send(&msg);
+        } else if self.deferred.len() >= MAX_DEFERRED {
+            self.error("not connected, and too many commands are waiting; try again later");
+        } else {
+            self.deferred.push_back(msg);
+        }
+    }
+
+    /// The room a command names, or the current one.
+    fn room_or_current(&mut self, room: Option<RoomName>) -> Option<RoomName> {
+        let room = room.or_else(|| self.current.clone());
+        if room.is_none() {
+            self.error("join a room first (/join #room)");
+        }
+        room
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Nick(nick) => self.send_or_defer(ClientMsg::Nick { nick }),
+            Command::Join(room) => self.join(room),
+            Command::Part { room, reason } => {
+                let Some(room) = self.room_or_current(room) else {
+                    return;
+                };
+                if self.room_state(&room).is_none() {
+                    if self.joining.contains(&room) && !self.is_welcomed() {
+                        // Not asked yet: just don't.
+                        self.joining.retain(|r| r != &room);
+                        if self.make_current.as_ref() == Some(&room) {
+                            self.make_current = None;
+                        }
+                    } else {
+                        self.error(format!("you are not in {room}"));
+                    }
+                    return;
+                }
+                if !self.is_welcomed() {
+                    self.error(format!("not connected; /part {room} again once connected"));
+                    return;
+                }
+                if !self.parting.contains(&room) {
+                    self.parting.push(room.clone());
+                }
+                self.send(&ClientMsg::Part { room, reason });
+            }
+            Command::Msg { to, text } => self.queue_msg(|id| ClientMsg::Msg { to, id, text }),
+            Command::Me(text) => {
+                if let Some(room) = self.chat_room() {
+                    self.queue_msg(|id| ClientMsg::Act { room, id, text });
+                }
+            }
+            Command::Who(room) => {
+                if let Some(room) = self.room_or_current(room) {
+                    self.send_or_defer(ClientMsg::Who { room });
+                }
+            }
+            Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
+            Command::Topic { room, topic } => {
+                if let Some(room) = self.room_or_current(room) {
+                    self.send_or_defer(ClientMsg::Topic { room, topic });
+                }
+            }
+            Command::Quit(reason) => {
+                self.send(&ClientMsg::Quit { reason });
+                self.close_for_good();
+            }
+            Command::Help => {
+                for (usage, what) in HELP {
+                    self.info(format!("{usage:<24} {what}"));
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, room: RoomName) {
+        if let Some(state) = self.room_state(&room).cloned() {
+            // Already in it: `/join` just makes it current.
+            self.switch_room(&room);
+            self.event(Event::Joined {
+                room,
+                topic: state.topic,
+                members: state.members,
+            });
+            return;
+        }
+        if self.joining.contains(&room) {
+            self.make_current = Some(room);
+            return;
+        }
+        if self.rooms.len() + self.joining.len() >= MAX_ROOMS_PER_USER {
+            self.error(format!(
+                "you can be in at most {MAX_ROOMS_PER_USER} rooms; /part one first"
+            ));
+            return;
+        }
+        self.joining.push(room.clone());
+        self.make_current = Some(room.clone());
+        // Before the welcome, the join is sent with the others when it comes.
+        if self.is_welcomed() {
+            self.send(&ClientMsg::Join { room });
+        }
+    }
+
+    // ---- input from the server ----
+
+    fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
+        match msg {
+            ServerMsg::Welcome {
+                version: _,
+                nick,
+                token,
+                resumed,
+            } => self.on_welcome(nick, token, resumed),
+            ServerMsg::Joined {
+                room,
+                topic,
+                members,
+                seq,
+            } => self.on_joined(room, topic, members, seq),
+            ServerMsg::Parted { room } => self.on_parted(&room),
+            ServerMsg::Event(ev) => self.on_room_event(ev),
+            ServerMsg::Direct(dm) => {
+                if dm.from.folded() == self.nick.folded() {
+                    self.ack(dm.id);
+                }
+                self.event(Event::Direct(dm));
+            }
+            ServerMsg::Ack { id } => self.ack(id),
+            ServerMsg::Gap { room, first, last } => {
+                let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) else {
+                    return;
+                };
+                if let Some((first, last)) = state.add_gap(first, last) {
+                    self.event(Event::Gap {
+                        room: room.clone(),
+                        first,
+                        last,
+                    });
+                    self.send(&ClientMsg::History {
+                        room,
+                        after: Seq(first.0.saturating_sub(1)),
+                    });
+                }
+            }
+            ServerMsg::Members { room, mut members } => {
+                members.truncate(MAX_MEMBERS_LISTED);
+                if let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) {
+                    state.members = members.clone();
+                }
+                self.event(Event::Members { room, members });
+            }
+            ServerMsg::Rooms { mut rooms } => {
+                rooms.truncate(MAX_ROOMS_LISTED);
+                self.event(Event::Rooms(rooms));
+            }
+            ServerMsg::Topic { room, topic } => {
+                if let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) {
+                    state.topic = topic.clone();
+                }
+                self.event(Event::Topic { room, topic });
+            }
+            ServerMsg::YourNick { nick } => self.set_nick(nick),
+            ServerMsg::Error { kind, id, detail } => self.on_error(kind, id, &detail),
+            ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
+            ServerMsg::Pong { .. } => {}
+            ServerMsg::Bye { reason } => {
+                self.info(clean(&reason));
+                self.lost("the server said goodbye", now);
+            }
+        }
+    }
+
+    fn on_welcome(&mut self, nick: Nick, token: ResumeToken, resumed: bool) {
+        if self.phase != (Phase::Open { welcomed: false }) {
+            tracing::debug!("second welcome ignored");
+            return;
+        }
+        self.phase = Phase::Open { welcomed: true };
+        self.attempt = 0;
+        self.token = Some(token);
+        self.nick = nick.clone();
+        self.resumed = resumed;
+        self.event(Event::State(ConnState::Connected));
+        self.event(Event::Welcome { nick, resumed });
+        if resumed {
+            // Rooms are kept; what was asked and not answered is asked again.
+            for room in self.parting.clone() {
+                self.send(&ClientMsg::Part { room, reason: None });
+            }
+            for room in self.joining.clone() {
+                self.send(&ClientMsg::Join { room });
+            }
+        } else {
+            let mut want: Vec<RoomName> = if self.ever_welcomed {
+                self.info(
+                    "could not resume the session: rejoining rooms; \
+                     messages sent meanwhile may have been missed",
+                );
+                // Parts in flight are done: the new session is in no room.
+                for room in std::mem::take(&mut self.parting) {
+                    self.on_parted(&room);
+                }
+                self.rooms.iter().map(|r| r.room.clone()).collect()
+            } else {
+                self.config.rooms.clone()
+            };
+            for room in std::mem::take(&mut self.joining) {
+                if !want.contains(&room) {
+                    want.push(room);
+                }
+            }
+            want.truncate(MAX_ROOMS_PER_USER);
+            for room in want {
+                self.send(&ClientMsg::Join { room: room.clone() });
+                self.joining.push(room);
+            }
+        }
+        self.ever_welcomed = true;
+        for msg in std::mem::take(&mut self.deferred) {
+            self.send(&msg);
+        }
+        let resend: Vec<ClientMsg> = self.pending.iter().map(|p| p.msg.clone()).collect();
+        for msg in resend {
+            self.send(&msg);
+        }
+    }
+
+    fn on_joined(&mut self, room: RoomName, topic: Option<Text>, mut members: Vec<Nick>, seq: Seq) {
+        self.joining.retain(|r| r != &room);
+        members.truncate(MAX_MEMBERS_LISTED);
+        let resumed = self.resumed;
+        if let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) {
+            // Known room: a resume or a rejoin. Its seqs go on, unless the room is new (the
+            // server restarted), which shows as a join seq not above what we saw.
+            if let Some(last) = state.last_seq {
+                if seq < last || (seq == last && !resumed) {
+                    state.last_seq = None;
+                    state.gaps.clear();
+                }
+            }
+            state.topic = topic;
+            state.members = members.clone();
+            self.event(Event::Members {
+                room: room.clone(),
+                members,
+            });
+        } else {
+            if self.rooms.len() >= MAX_ROOMS_PER_USER {
+                tracing::warn!(%room, "joined more rooms than allowed; ignored");
+                return;
+            }
+            self.rooms
+                .push(RoomState::new(room.clone(), topic.clone(), members.clone()));
+            self.event(Event::Joined {
+                room: room.clone(),
+                topic,
+                members,
+            });
+        }
+        if self.current.is_none() || self.make_current.as_ref() == Some(&room) {
+            if self.make_current.as_ref() == Some(&room) {
+                self.make_current = None;
+            }
+            self.switch_room(&room);
+        }
+    }
+
+    fn on_parted(&mut self, room: &RoomName) {
+        self.parting.retain(|r| r != room);
+        let Some(i) = self.rooms.iter().position(|r| &r.room == room) else {
+            return;
+        };
+        self.rooms.remove(i);
+        if self.current.as_ref() == Some(room) {
+            self.current = self.rooms.first().map(|r| r.room.clone());
+            if let Some(state) = self.rooms.first_mut() {
+                state.unread = 0;
+            }
+        }
+        self.event(Event::Parted { room: room.clone() });
+    }
+
+    fn on_room_event(&mut self, ev: RoomEvent) {
+        let me = self.nick.folded();
+        let is_current = self.current.as_ref() == Some(&ev.room);
+        let Some(state) = self.rooms.iter_mut().find(|r| r.room == ev.room) else {
+            tracing::debug!(room = %ev.room, "event for a room we are not in");
+            return;
+        };
+        if !state.accept(ev.seq) {
+            return;
+        }
+        let mine = ev.from.folded() == me;
+        let mut acked = None;
+        let mut new_nick = None;
+        match &ev.kind {
+            EventKind::Say { id, .. } | EventKind::Act { id, .. } => {
+                if mine {
+                    acked = Some(*id);
+                } else if !is_current {
+                    state.unread = state.unread.saturating_add(1);
+                }
+            }
+            EventKind::Join => state.add_member(&ev.from),
+            EventKind::Part { .. } | EventKind::Quit { .. } => state.remove_member(&ev.from),
+            EventKind::Nick { new } => {
+                state.remove_member(&ev.from);
+                state.add_member(new);
+                if mine {
+                    new_nick = Some(new.clone());
+                }
+            }
+            EventKind::Topic { topic } => state.topic = topic.clone(),
+        }
+        if let Some(id) = acked {
+            self.ack(id);
+        }
+        self.event(Event::Room(ev));
+        if let Some(nick) = new_nick {
+            self.set_nick(nick);
+        }
+    }
+
+    fn set_nick(&mut self, nick: Nick) {
+        if nick != self.nick {
+            self.nick = nick.clone();
+            self.event(Event::Nick(nick));
+        }
+    }
+
+    fn ack(&mut self, id: MsgId) {
+        if let Some(i) = self.pending.iter().position(|p| p.id == id) {
+            self.pending.remove(i);
+        }
+    }
+
+    fn on_error(&mut self, kind: ErrorKind, id: Option<MsgId>, detail: &str) {
+        if let Some(id) = id {
+            // Refused: it will not be delivered, so it is not resent either.
+            self.ack(id);
+        }
+        // Errors name no room; these kinds only answer a join or a part, oldest first.
+        match kind {
+            ErrorKind::TooManyRooms if !self.joining.is_empty() => {
+                let room = self.joining.remove(0);
+                if self.make_current.as_ref() == Some(&room) {
+                    self.make_current = None;
+                }
+            }
+            ErrorKind::NotInRoom if id.is_none() && !self.parting.is_empty() => {
+                let room = self.parting.remove(0);
+                self.on_parted_quietly(&room);
+            }
+            _ => {}
+        }
+        self.event(Event::Error {
+            kind: Some(kind),
+            text: clean(detail),
+        });
+        if kind == ErrorKind::Version {
+            self.close_for_good();
+        }
+    }
+
+    /// The server says we are not in a room we were parting: forget it.
+    fn on_parted_quietly(&mut self, room: &RoomName) {
+        if self.room_state(room).is_some() {
+            self.on_parted(room);
+        }
+    }
+}
+
+/// Server-sent words made safe to show: no control characters, bounded length.
+fn clean(s: &str) -> String {
+    sanitize(&s.chars().take(MAX_DETAIL_CHARS).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::LEN_PREFIX;
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+    fn room(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
+    }
+    fn text(s: &str) -> Text {
+        Text::new(s).unwrap()
+    }
+
+    /// A session plus a fake server end: scripted frames in, decoded client messages out.
+    struct T {
+        s: Session,
+        now: Millis,
+        transport: Transport,
+        /// Server-side view of what the session wrote (stream mode).
+        dec: FrameDecoder,
+        raw: Vec<u8>,
+    }
+
+    impl T {
+        fn new(transport: Transport) -> T {
+            T::with(transport, vec![RoomName::lobby()], 7)
+        }
+
+        fn with(transport: Transport, rooms: Vec<RoomName>, seed: u64) -> T {
+            let now = Millis(1_000);
+            let s = Session::new(
+                SessionConfig {
+                    nick: nick("alice"),
+                    rooms,
+                    transport,
+                    seed,
+                },
+                now,
+            );
+            T {
+                s,
+                now,
+                transport,
+                dec: FrameDecoder::new(),
+                raw: Vec::new(),
+            }
+        }
+
+        fn events(&mut self) -> Vec<Event> {
+            std::iter::from_fn(|| self.s.poll_event()).collect()
+        }
+
+        /// Everything transmitted since the last call, decoded. Stream mode checks the preamble.
+        fn sent(&mut self) -> Vec<ClientMsg> {
+            let mut out = Vec::new();
+            while let Some(b) = self.s.poll_transmit() {
+                match self.transport {
+                    Transport::Stream => {
+                        self.raw.extend_from_slice(&b);
+                        if b[..] == MAGIC {
+                            continue;
+                        }
+                        self.dec.extend(&b);
+                        while let Some(p) = self.dec.next_frame().unwrap() {
+                            out.push(wire::decode_payload::<ClientMsg>(&p).unwrap());
+                        }
+                    }
+                    Transport::Messages => {
+                        assert_ne!(b[..], MAGIC, "no preamble on a message transport");
+                        out.push(wire::decode_payload::<ClientMsg>(&b).unwrap());
+                    }
+                }
+            }
+            out
+        }
+
+        fn recv(&mut self, msg: ServerMsg) {
+            match self.transport {
+                Transport::Stream => {
+                    let f = wire::encode_frame(&msg).unwrap();
+                    self.s.handle_bytes(&f, self.now);
+                }
+                Transport::Messages => {
+                    let p = wire::encode_payload(&msg).unwrap();
+                    self.s.handle_message(&p, self.now);
+                }
+            }
+        }
+
+        fn advance(&mut self, ms: u64) {
+            self.now = self.now + Millis(ms);
+            if self.s.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.s.handle_timeout(self.now);
+            }
+        }
+
+        /// Runs the clock to the next deadline and handles it.
+        fn run_to_deadline(&mut self) -> Millis {
+            let t = self.s.poll_timeout().expect("a deadline");
+            self.now = self.now.max(t);
+            self.s.handle_timeout(self.now);
+            t
+        }
+
+        fn welcome(&mut self, token: u8, resumed: bool) {
+            self.recv(ServerMsg::Welcome {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                token: ResumeToken([token; 16]),
+                resumed,
+            });
+        }
+
+        fn joined(&mut self, r: &str, seq: u64) {
+            self.recv(ServerMsg::Joined {
+                room: room(r),
+                topic: None,
+                members: vec![nick("alice"), nick("bob")],
+                seq: Seq(seq),
+            });
+        }
+
+        /// New session → connected, welcomed, in #lobby (seq 1 = our join), all drained.
+        fn ready(transport: Transport) -> T {
+            let mut t = T::new(transport);
+            t.s.handle_connected(t.now);
+            t.welcome(1, false);
+            t.joined("#lobby", 1);
+            t.recv(ev("#lobby", 1, "alice", EventKind::Join));
+            t.events();
+            t.sent();
+            t
+        }
+    }
+
+    fn ev(r: &str, seq: u64, from: &str, kind: EventKind) -> ServerMsg {
+        ServerMsg::Event(RoomEvent {
+            room: room(r),
+            seq: Seq(seq),
+            at: Millis(0),
+            from: nick(from),
+            kind,
+        })
+    }
+
+    fn say(r: &str, seq: u64, from: &str, id: u64, t: &str) -> ServerMsg {
+        ev(
+            r,
+            seq,
+            from,
+            EventKind::Say {
+                id: MsgId(id),
+                text: text(t),
+            },
+        )
+    }
+
+    fn seqs(events: &[Event]) -> Vec<u64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Room(ev) => Some(ev.seq.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn errors(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Error { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_handshake_is_preamble_then_hello() {
+        let mut t = T::new(Transport::Stream);
+        assert_eq!(
+            t.events(),
+            vec![Event::State(ConnState::Connecting), Event::Connect]
+        );
+        assert_eq!(
+            t.s.poll_transmit(),
+            None,
+            "nothing before the transport opens"
+        );
+        t.s.handle_connected(t.now);
+        let sent = t.sent();
+        assert_eq!(&t.raw[..4], &MAGIC);
+        let len = u32::from_be_bytes([t.raw[4], t.raw[5], t.raw[6], t.raw[7]]) as usize;
+        assert_eq!(t.raw.len(), MAGIC.len() + LEN_PREFIX + len);
+        assert_eq!(
+            sent,
+            vec![ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                resume: None
+            }]
+        );
+        assert_eq!(t.s.state(), ConnState::Connecting);
+        t.welcome(1, false);
+        assert_eq!(t.s.state(), ConnState::Connected);
+        assert_eq!(
+            t.events(),
+            vec![
+                Event::State(ConnState::Connected),
+                Event::Welcome {
+                    nick: nick("alice"),
+                    resumed: false
+                }
+            ]
+        );
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Join {
+                room: RoomName::lobby()
+            }]
+        );
+        assert!(!t.s.is_settled(), "join unanswered");
+    }
+
+    #[test]
+    fn message_handshake_is_bare_hello_payload() {
+        let mut t = T::new(Transport::Messages);
+        t.events();
+        t.s.handle_connected(t.now);
+        let first = t.s.poll_transmit().unwrap();
+        assert_ne!(first[..], MAGIC);
+        assert_eq!(
+            wire::decode_payload::<ClientMsg>(&first).unwrap(),
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                resume: None
+            }
+        );
+        assert_eq!(t.s.poll_transmit(), None);
+        t.welcome(1, false);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Join {
+                room: room("#lobby")
+            }]
+        );
+    }
+
+    #[test]
+    fn join_chat_and_the_echo_acknowledges() {
+        for transport in [Transport::Stream, Transport::Messages] {
+            let mut t = T::new(transport);
+            t.s.handle_connected(t.now);
+            t.welcome(1, false);
+            t.events();
+            t.sent();
+            t.joined("#lobby", 4);
+            assert_eq!(
+                t.events(),
+                vec![Event::Joined {
+                    room: room("#lobby"),
+                    topic: None,
+                    members: vec![nick("alice"), nick("bob")]
+                }]
+            );
+            assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+            assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+            assert!(t.s.is_settled());
+
+            t.s.handle_input("hello there", t.now);
+            assert_eq!(
+                t.sent(),
+                vec![ClientMsg::Say {
+                    room: room("#lobby"),
+                    id: MsgId(1),
+                    text: text("hello there")
+                }]
+            );
+            assert!(!t.s.is_settled(), "awaiting the echo");
+            assert_eq!(t.s.pending(), 1);
+            // Someone else's message with the same id does not acknowledge ours.
+            t.recv(say("#lobby", 5, "bob", 1, "hi"));
+            assert!(!t.s.is_settled());
+            t.recv(say("#lobby", 6, "alice", 1, "hello there"));
+            assert!(t.s.is_settled());
+            assert_eq!(seqs(&t.events()), vec![5, 6]);
+            assert_eq!(t.s.last_seq(&room("#lobby")), Some(Seq(6)));
+
+            t.s.handle_input("/me waves", t.now);
+            let sent = t.sent();
+            assert_eq!(
+                sent,
+                vec![ClientMsg::Act {
+                    room: room("#lobby"),
+                    id: MsgId(2),
+                    text: text("waves")
+                }]
+            );
+            t.recv(ServerMsg::Ack { id: MsgId(2) });
+            assert!(t.s.is_settled());
+        }
+    }
+
+    #[test]
+    fn direct_messages() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("/msg bob psst", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Msg {
+                to: nick("bob"),
+                id: MsgId(1),
+                text: text("psst")
+            }]
+        );
+        assert!(!t.s.is_settled());
+        let incoming = DirectMsg {
+            from: nick("bob"),
+            to: nick("alice"),
+            id: MsgId(1),
+            at: Millis(5),
+            text: text("hey"),
+        };
+        t.recv(ServerMsg::Direct(incoming.clone()));
+        assert!(!t.s.is_settled(), "bob's id 1 is not ours");
+        let echo = DirectMsg {
+            from: nick("alice"),
+            to: nick("bob"),
+            id: MsgId(1),
+            at: Millis(6),
+            text: text("psst"),
+        };
+        t.recv(ServerMsg::Direct(echo.clone()));
+        assert!(t.s.is_settled());
+        assert_eq!(
+            t.events(),
+            vec![Event::Direct(incoming), Event::Direct(echo)]
+        );
+    }
+
+    #[test]
+    fn every_command_sends_the_right_message() {
+        let mut t = T::ready(Transport::Messages);
+        let lobby = room("#lobby");
+        let cases: Vec<(&str, ClientMsg)> = vec![
+            (
+                "/nick bobby",
+                ClientMsg::Nick {
+                    nick: nick("bobby"),
+                },
+            ),
+            (
+                "/who",
+                ClientMsg::Who {
+                    room: lobby.clone(),
+                },
+            ),
+            (
+                "/who #rust",
+                ClientMsg::Who {
+                    room: room("#rust"),
+                },
+            ),
+            ("/rooms", ClientMsg::Rooms),
+            (
+                "/topic",
+                ClientMsg::Topic {
+                    room: lobby.clone(),
+                    topic: None,
+                },
+            ),
+            (
+                "/topic all about rust",
+                ClientMsg::Topic {
+                    room: lobby.clone(),
+                    topic: Some(text("all about rust")),
+                },
+            ),
+            (
+                "/join #rust",
+                ClientMsg::Join {
+                    room: room("#rust"),
+                },
+            ),
+            (
+                "/part #lobby see you",
+                ClientMsg::Part {
+                    room: lobby.clone(),
+                    reason: Some(text("see you")),
+                },
+            ),
+            (
+                "/msg bob hi",
+                ClientMsg::Msg {
+                    to: nick("bob"),
+                    id: MsgId(1),
+                    text: text("hi"),
+                },
+            ),
+            (
+                "/me waves",
+                ClientMsg::Act {
+                    room: lobby.clone(),
+                    id: MsgId(2),
+                    text: text("waves"),
+                },
+            ),
+            (
+                "//slash",
+                ClientMsg::Say {
+                    room: lobby.clone(),
+                    id: MsgId(3),
+                    text: text("/slash"),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            t.s.handle_input(line, t.now);
+            assert_eq!(t.sent(), vec![want], "{line}");
+            assert_eq!(errors(&t.events()), Vec::<String>::new(), "{line}");
+        }
+        t.s.handle_input("/help", t.now);
+        let help = t.events();
+        assert_eq!(help.len(), HELP.len());
+        assert!(matches!(&help[0], Event::Info(l) if l.contains("/join #room")));
+        assert!(t.sent().is_empty());
+
+        t.s.handle_input("/quit bye", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Quit {
+                reason: Some(text("bye"))
+            }]
+        );
+    }
+
+    #[test]
+    fn parser_errors_come_back_in_words() {
+        let mut t = T::ready(Transport::Stream);
+        for (line, words) in [
+            ("/frob", "unknown command /frob"),
+            ("/nick", "usage: /nick name"),
+            ("/nick 9lives", "starts with a letter"),
+            ("/join #bad!", "room name"),
+            ("/msg bob", "usage: /msg nick text"),
+        ] {
+            t.s.handle_input(line, t.now);
+            let errs = errors(&t.events());
+            assert_eq!(errs.len(), 1, "{line}");
+            assert!(errs[0].contains(words), "{line}: {errs:?}");
+            assert!(t.sent().is_empty(), "{line}");
+        }
+        t.s.handle_input("   ", t.now);
+        assert!(t.events().is_empty());
+    }
+
+    #[test]
+    fn no_room_no_chat() {
+        let mut t = T::with(Transport::Stream, vec![], 1);
+        t.s.handle_connected(t.now);
+        t.sent();
+        t.welcome(1, false);
+        t.events();
+        assert!(t.sent().is_empty(), "no rooms configured, none joined");
+        t.s.handle_input("anyone?", t.now);
+        assert_eq!(errors(&t.events()), vec!["join a room first (/join #room)"]);
+        assert!(t.sent().is_empty());
+        t.s.handle_input("/part", t.now);
+        assert_eq!(errors(&t.events()).len(), 1);
+    }
+
+    #[test]
+    fn join_makes_the_room_current_and_tracks_state() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("/join #rust", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Join {
+                room: room("#rust")
+            }]
+        );
+        assert!(!t.s.is_settled());
+        t.joined("#rust", 10);
+        assert!(t.s.is_settled());
+        assert_eq!(t.s.current_room(), Some(&room("#rust")));
+        // Events in the other room count as unread until switched to.
+        t.recv(say("#lobby", 2, "bob", 1, "psst"));
+        t.recv(ev("#lobby", 3, "carol", EventKind::Join));
+        t.recv(ev(
+            "#lobby",
+            4,
+            "bob",
+            EventKind::Nick {
+                new: nick("robert"),
+            },
+        ));
+        t.recv(ev(
+            "#lobby",
+            5,
+            "carol",
+            EventKind::Topic {
+                topic: Some(text("hi")),
+            },
+        ));
+        let lobby = t.s.room_state(&room("#lobby")).unwrap().clone();
+        assert_eq!(lobby.unread, 1);
+        assert_eq!(
+            lobby.members,
+            vec![nick("alice"), nick("carol"), nick("robert")]
+        );
+        assert_eq!(lobby.topic, Some(text("hi")));
+        t.recv(ev("#lobby", 6, "carol", EventKind::Quit { reason: None }));
+        assert_eq!(
+            t.s.members(&room("#lobby")),
+            &[nick("alice"), nick("robert")]
+        );
+        assert!(t.s.switch_room(&room("#lobby")));
+        assert_eq!(t.s.room_state(&room("#lobby")).unwrap().unread, 0);
+        assert!(!t.s.switch_room(&room("#nowhere")));
+        // /join of a room we are in switches without asking the server.
+        t.s.handle_input("/join #rust", t.now);
+        assert!(t.sent().is_empty());
+        assert_eq!(t.s.current_room(), Some(&room("#rust")));
+        t.events();
+        // /part: current falls back to the remaining room.
+        t.s.handle_input("/part", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Part {
+                room: room("#rust"),
+                reason: None
+            }]
+        );
+        assert!(!t.s.is_settled());
+        t.recv(ServerMsg::Parted {
+            room: room("#rust"),
+        });
+        assert!(t.s.is_settled());
+        assert_eq!(
+            t.events(),
+            vec![Event::Parted {
+                room: room("#rust")
+            }]
+        );
+        assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+        assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+    }
+
+    #[test]
+    fn server_replies_become_events() {
+        let mut t = T::ready(Transport::Messages);
+        let rooms = vec![RoomInfo {
+            room: room("#lobby"),
+            members: 2,
+        }];
+        t.recv(ServerMsg::Rooms {
+            rooms: rooms.clone(),
+        });
+        t.recv(ServerMsg::Members {
+            room: room("#lobby"),
+            members: vec![nick("alice")],
+        });
+        t.recv(ServerMsg::Topic {
+            room: room("#lobby"),
+            topic: Some(text("t")),
+        });
+        t.recv(ServerMsg::YourNick { nick: nick("al") });
+        t.recv(ServerMsg::Ping { token: 42 });
+        assert_eq!(t.sent(), vec![ClientMsg::Pong { token: 42 }]);
+        assert_eq!(
+            t.events(),
+            vec![
+                Event::Rooms(rooms),
+                Event::Members {
+                    room: room("#lobby"),
+                    members: vec![nick("alice")]
+                },
+                Event::Topic {
+                    room: room("#lobby"),
+                    topic: Some(text("t"))
+                },
+                Event::Nick(nick("al")),
+            ]
+        );
+        assert_eq!(t.s.nick(), &nick("al"));
+        assert_eq!(t.s.members(&room("#lobby")), &[nick("alice")]);
+        assert_eq!(
+            t.s.room_state(&room("#lobby")).unwrap().topic,
+            Some(text("t"))
+        );
+    }
+
+    #[test]
+    fn a_repeated_seq_is_emitted_once() {
+        let mut t = T::ready(Transport::Stream);
+        t.recv(say("#lobby", 2, "bob", 1, "one"));
+        t.recv(say("#lobby", 2, "bob", 1, "one"));
+        t.recv(say("#lobby", 1, "bob", 1, "old"));
+        t.recv(say("#lobby", 3, "bob", 2, "two"));
+        t.recv(say("#lobby", 3, "bob", 2, "two"));
+        assert_eq!(seqs(&t.events()), vec![2, 3]);
+    }
+
+    #[test]
+    fn server_errors_are_shown_and_refuse_pending_messages() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("spam", t.now);
+        t.sent();
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Flood,
+            id: Some(MsgId(1)),
+            detail: "slow down\x1b[2J".into(),
+        });
+        assert_eq!(
+            t.events(),
+            vec![Event::Error {
+                kind: Some(ErrorKind::Flood),
+                text: "slow down\u{FFFD}[2J".into()
+            }]
+        );
+        assert!(t.s.is_settled(), "refused, not to be resent");
+        assert_eq!(t.s.pending(), 0);
+    }
+
+    /// The waits between attempts while the server stays away.
+    fn backoff_schedule(seed: u64, n: usize) -> Vec<(u32, u64)> {
+        let mut t = T::with(Transport::Stream, vec![RoomName::lobby()], seed);
+        t.events();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            t.s.handle_disconnected("refused", t.now);
+            let evs = t.events();
+            let Some(Event::State(ConnState::Reconnecting { at, attempt })) = evs.last().cloned()
+            else {
+                panic!("no reconnect scheduled: {evs:?}");
+            };
+            assert_eq!(t.s.state(), ConnState::Reconnecting { at, attempt });
+            assert_eq!(t.s.poll_timeout(), Some(at));
+            out.push((attempt, at.since(t.now).0));
+            // Nothing happens before `at`.
+            t.advance(at.since(t.now).0 - 1);
+            assert!(t.events().is_empty());
+            assert_eq!(t.run_to_deadline(), at);
+            assert_eq!(
+                t.events(),
+                vec![Event::State(ConnState::Connecting), Event::Connect]
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_is_capped_jittered_and_seeded() {
+        let a = backoff_schedule(1, 10);
+        for (i, &(attempt, wait)) in a.iter().enumerate() {
+            assert_eq!(attempt as usize, i + 1);
+            let base = (RECONNECT_MIN.0 << i).min(RECONNECT_MAX.0);
+            assert!(
+                base / 2 <= wait && wait <= base,
+                "attempt {attempt}: {wait} not in {}..={base}",
+                base / 2
+            );
+        }
+        assert!(a.iter().all(|&(_, w)| w <= RECONNECT_MAX.0));
+        assert_eq!(a, backoff_schedule(1, 10), "same seed, same schedule");
+        assert_ne!(a, backoff_schedule(2, 10), "jitter depends on the seed");
     }
 }
