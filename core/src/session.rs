@@ -1819,4 +1819,692 @@ mod tests {
         assert_eq!(a, backoff_schedule(1, 10), "same seed, same schedule");
         assert_ne!(a, backoff_schedule(2, 10), "jitter depends on the seed");
     }
+
+    /// Drops the connection and brings it back (transport open, hello sent), returning the hello.
+    fn reconnect(t: &mut T) -> ClientMsg {
+        t.s.handle_disconnected("connection reset", t.now);
+        t.run_to_deadline();
+        let evs = t.events();
+        assert!(evs.contains(&Event::Connect), "{evs:?}");
+        t.raw.clear();
+        t.dec = FrameDecoder::new();
+        t.s.handle_connected(t.now);
+        let mut sent = t.sent();
+        assert_eq!(sent.len(), 1, "only the hello before the welcome: {sent:?}");
+        if t.transport == Transport::Stream {
+            assert_eq!(&t.raw[..4], &MAGIC, "a new stream starts with the preamble");
+        }
+        sent.remove(0)
+    }
+
+    #[test]
+    fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
+        for transport in [Transport::Stream, Transport::Messages] {
+            let mut t = T::ready(transport);
+            t.s.handle_input("/join #rust", t.now);
+            t.joined("#rust", 7);
+            t.recv(ev("#rust", 7, "alice", EventKind::Join));
+            t.recv(say("#lobby", 2, "bob", 1, "hi"));
+            t.s.handle_input("/join #lobby", t.now);
+            t.s.handle_input("one", t.now);
+            t.s.handle_input("two", t.now);
+            t.sent();
+            t.events();
+            // The first is acknowledged; the second is lost with the connection.
+            t.recv(say("#lobby", 3, "alice", 1, "one"));
+            t.s.handle_disconnected("reset", t.now);
+            // Typed while away: kept, sent after the welcome.
+            t.s.handle_input("three", t.now);
+            t.s.handle_input("/msg bob four", t.now);
+            assert!(t.s.poll_transmit().is_none(), "no transport, no bytes");
+            assert_eq!(t.s.pending(), 3);
+            let hello = reconnect(&mut t);
+            assert_eq!(
+                hello,
+                ClientMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    nick: nick("alice"),
+                    resume: Some(Resume {
+                        token: ResumeToken([1; 16]),
+                        rooms: vec![(room("#lobby"), Seq(3)), (room("#rust"), Seq(7))],
+                    }),
+                }
+            );
+            t.welcome(2, true);
+            let evs = t.events();
+            assert!(evs.contains(&Event::Welcome {
+                nick: nick("alice"),
+                resumed: true
+            }));
+            assert!(!evs.iter().any(|e| matches!(e, Event::Info(_))));
+            assert_eq!(t.s.state(), ConnState::Connected);
+            assert_eq!(
+                t.sent(),
+                vec![
+                    ClientMsg::Say {
+                        room: room("#lobby"),
+                        id: MsgId(2),
+                        text: text("two")
+                    },
+                    ClientMsg::Say {
+                        room: room("#lobby"),
+                        id: MsgId(3),
+                        text: text("three")
+                    },
+                    ClientMsg::Msg {
+                        to: nick("bob"),
+                        id: MsgId(4),
+                        text: text("four")
+                    },
+                ],
+                "no rejoin on resume; pending resent in order"
+            );
+            // Missed events come after the resume; already-seen ones are not shown again.
+            t.recv(say("#lobby", 3, "alice", 1, "one"));
+            t.recv(say("#lobby", 4, "alice", 2, "two"));
+            t.recv(ServerMsg::Ack { id: MsgId(3) });
+            t.recv(ServerMsg::Direct(DirectMsg {
+                from: nick("alice"),
+                to: nick("bob"),
+                id: MsgId(4),
+                at: Millis(0),
+                text: text("four"),
+            }));
+            assert!(t.s.is_settled());
+            assert_eq!(seqs(&t.events()), vec![4]);
+            // The next resume carries the new token; ids keep increasing across reconnects.
+            t.s.handle_input("five", t.now);
+            let Some(ClientMsg::Hello {
+                resume: Some(r), ..
+            }) = Some(reconnect(&mut t))
+            else {
+                panic!("no resume");
+            };
+            assert_eq!(r.token, ResumeToken([2; 16]));
+            t.welcome(3, true);
+            assert_eq!(
+                t.sent(),
+                vec![ClientMsg::Say {
+                    room: room("#lobby"),
+                    id: MsgId(5),
+                    text: text("five")
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn failed_resume_says_so_and_rejoins() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("/join #rust", t.now);
+        t.joined("#rust", 7);
+        t.recv(say("#lobby", 5, "bob", 1, "hi"));
+        t.s.handle_input("lost?", t.now);
+        t.sent();
+        t.events();
+        let hello = reconnect(&mut t);
+        assert!(matches!(
+            hello,
+            ClientMsg::Hello {
+                resume: Some(_),
+                ..
+            }
+        ));
+        t.welcome(9, false);
+        let evs = t.events();
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::Info(m) if m.contains("could not resume"))),
+            "{evs:?}"
+        );
+        assert_eq!(
+            t.sent(),
+            vec![
+                ClientMsg::Join {
+                    room: room("#lobby")
+                },
+                ClientMsg::Join {
+                    room: room("#rust")
+                },
+                ClientMsg::Say {
+                    room: room("#rust"),
+                    id: MsgId(1),
+                    text: text("lost?")
+                },
+            ]
+        );
+        assert!(!t.s.is_settled());
+        // Same room, seqs go on: the replayed history shows only what is new.
+        t.joined("#lobby", 9);
+        t.joined("#rust", 8);
+        assert_eq!(t.s.current_room(), Some(&room("#rust")), "current kept");
+        for seq in 3..=9 {
+            t.recv(say("#lobby", seq, "bob", seq, "x"));
+        }
+        t.recv(say("#rust", 9, "alice", 1, "lost?"));
+        assert!(t.s.is_settled());
+        assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 9]);
+        assert_eq!(t.s.rooms(), vec![room("#lobby"), room("#rust")]);
+    }
+
+    #[test]
+    fn a_restarted_server_starts_seqs_again() {
+        let mut t = T::ready(Transport::Stream);
+        t.recv(say("#lobby", 40, "bob", 1, "hi"));
+        reconnect(&mut t);
+        t.welcome(2, false);
+        t.sent();
+        // The room is new: our join is seq 1, and the next events must not be taken as repeats.
+        t.joined("#lobby", 1);
+        t.events();
+        t.recv(ev("#lobby", 1, "alice", EventKind::Join));
+        t.recv(say("#lobby", 2, "bob", 2, "back"));
+        assert_eq!(seqs(&t.events()), vec![1, 2]);
+    }
+
+    #[test]
+    fn gap_asks_for_history_and_the_refill_is_emitted_once() {
+        for transport in [Transport::Stream, Transport::Messages] {
+            let mut t = T::ready(transport);
+            t.recv(say("#lobby", 2, "bob", 1, "a"));
+            t.recv(ServerMsg::Gap {
+                room: room("#lobby"),
+                first: Seq(3),
+                last: Seq(6),
+            });
+            assert_eq!(
+                t.sent(),
+                vec![ClientMsg::History {
+                    room: room("#lobby"),
+                    after: Seq(2)
+                }]
+            );
+            t.recv(say("#lobby", 7, "bob", 6, "after the gap"));
+            // The refill: everything after 2 the server still has (3 is gone), sent twice.
+            for _ in 0..2 {
+                for seq in 4..=7 {
+                    t.recv(say("#lobby", seq, "bob", seq, "refill"));
+                }
+            }
+            let evs = t.events();
+            assert_eq!(
+                evs[1],
+                Event::Gap {
+                    room: room("#lobby"),
+                    first: Seq(3),
+                    last: Seq(6)
+                }
+            );
+            assert_eq!(seqs(&evs), vec![2, 7, 4, 5, 6]);
+            assert_eq!(t.s.last_seq(&room("#lobby")), Some(Seq(7)));
+            // A gap over what was already seen asks for nothing.
+            t.recv(ServerMsg::Gap {
+                room: room("#lobby"),
+                first: Seq(5),
+                last: Seq(7),
+            });
+            assert!(t.sent().is_empty());
+            assert!(t.events().is_empty());
+        }
+    }
+
+    #[test]
+    fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
+        let mut t = T::ready(Transport::Stream);
+        let start = t.now;
+        assert_eq!(t.s.poll_timeout(), Some(start + CLIENT_PING_AFTER));
+        t.advance(CLIENT_PING_AFTER.0 - 1);
+        assert!(t.sent().is_empty());
+        // Bytes from the server push the ping back.
+        t.recv(ServerMsg::Pong { token: 0 });
+        t.advance(CLIENT_PING_AFTER.0 - 1);
+        assert!(t.sent().is_empty());
+        t.advance(1);
+        let sent = t.sent();
+        assert!(matches!(sent[..], [ClientMsg::Ping { .. }]), "{sent:?}");
+        assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+        // Answered: keepalive starts over.
+        let ClientMsg::Ping { token } = sent[0] else {
+            unreachable!()
+        };
+        t.recv(ServerMsg::Pong { token });
+        assert_eq!(t.s.poll_timeout(), Some(t.now + CLIENT_PING_AFTER));
+        assert_eq!(t.s.state(), ConnState::Connected);
+        // Unanswered: closed and rescheduled.
+        t.advance(CLIENT_PING_AFTER.0);
+        assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+        t.events();
+        t.advance(PING_TIMEOUT.0 - 1);
+        assert_eq!(t.s.state(), ConnState::Connected);
+        t.advance(1);
+        let evs = t.events();
+        assert!(evs.contains(&Event::Close), "{evs:?}");
+        assert!(matches!(
+            evs.last(),
+            Some(Event::State(ConnState::Reconnecting { attempt: 1, .. }))
+        ));
+        assert!(t.sent().is_empty());
+        // Its late bytes are ignored.
+        t.recv(say("#lobby", 2, "bob", 1, "late"));
+        assert!(t.events().is_empty());
+    }
+
+    #[test]
+    fn a_transport_that_never_opens_is_given_up_on() {
+        let mut t = T::new(Transport::Messages);
+        t.events();
+        assert_eq!(t.s.poll_timeout(), Some(t.now + CONNECT_TIMEOUT));
+        t.run_to_deadline();
+        let evs = t.events();
+        assert!(evs.contains(&Event::Close));
+        assert!(matches!(
+            evs.last(),
+            Some(Event::State(ConnState::Reconnecting { attempt: 1, .. }))
+        ));
+    }
+
+    #[test]
+    fn welcome_resets_the_backoff() {
+        let mut t = T::ready(Transport::Stream);
+        // Connections that open but are never welcomed count as failed attempts.
+        for _ in 0..3 {
+            reconnect(&mut t);
+        }
+        t.s.handle_disconnected("again", t.now);
+        assert!(matches!(
+            t.s.state(),
+            ConnState::Reconnecting { attempt: 4, .. }
+        ));
+        t.run_to_deadline();
+        t.s.handle_connected(t.now);
+        t.welcome(5, true);
+        t.s.handle_disconnected("again", t.now);
+        assert!(matches!(
+            t.s.state(),
+            ConnState::Reconnecting { attempt: 1, .. }
+        ));
+        // A disconnect report for a transport already given up on changes nothing.
+        t.events();
+        t.s.handle_disconnected("again", t.now);
+        assert!(t.events().is_empty());
+    }
+
+    #[test]
+    fn quit_closes_for_good() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("/quit", t.now);
+        assert_eq!(t.sent(), vec![ClientMsg::Quit { reason: None }]);
+        assert_eq!(
+            t.events(),
+            vec![Event::Close, Event::State(ConnState::Closed)]
+        );
+        assert_eq!(t.s.state(), ConnState::Closed);
+        assert_eq!(t.s.poll_timeout(), None);
+        t.s.handle_disconnected("eof", t.now);
+        t.advance(RECONNECT_MAX.0 * 10);
+        t.recv(say("#lobby", 2, "bob", 1, "hello?"));
+        assert!(t.events().is_empty(), "no reconnect, nothing after close");
+        assert!(t.sent().is_empty());
+        t.s.handle_input("hi", t.now);
+        assert_eq!(errors(&t.events()), vec!["the session is closed"]);
+    }
+
+    #[test]
+    fn quit_while_disconnected_still_closes() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_disconnected("eof", t.now);
+        t.s.handle_input("unsent", t.now);
+        t.events();
+        t.s.handle_input("/quit", t.now);
+        let evs = t.events();
+        assert_eq!(evs[..2], [Event::Close, Event::State(ConnState::Closed)]);
+        assert!(matches!(&evs[2], Event::Info(m) if m.contains("1 unacknowledged")));
+        assert_eq!(t.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn version_mismatch_closes_without_retry() {
+        let mut t = T::new(Transport::Stream);
+        t.s.handle_connected(t.now);
+        t.events();
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Version,
+            id: None,
+            detail: "this server speaks version 2".into(),
+        });
+        t.recv(ServerMsg::Bye {
+            reason: "bye".into(),
+        });
+        assert_eq!(
+            t.events(),
+            vec![
+                Event::Error {
+                    kind: Some(ErrorKind::Version),
+                    text: "this server speaks version 2".into()
+                },
+                Event::Close,
+                Event::State(ConnState::Closed),
+            ]
+        );
+        assert_eq!(t.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn bye_is_shown_then_reconnects() {
+        let mut t = T::ready(Transport::Messages);
+        t.recv(ServerMsg::Bye {
+            reason: "server shutting down".into(),
+        });
+        let evs = t.events();
+        assert_eq!(evs[0], Event::Info("server shutting down".into()));
+        assert!(evs.contains(&Event::Close));
+        assert!(matches!(
+            t.s.state(),
+            ConnState::Reconnecting { attempt: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_and_a_reconnect_never_a_panic() {
+        let bad_frames: Vec<Vec<u8>> = vec![
+            vec![0xff, 0xff, 0xff, 0xff],       // oversize prefix
+            vec![0, 0, 0, 3, 0xfe, 0xfe, 0xfe], // garbage payload
+            vec![0, 0, 0, 1, 0],                // welcome cut short
+            [
+                &wire::encode_frame(&ServerMsg::Ping { token: 1 }).unwrap()[..],
+                &[0],
+            ]
+            .concat(),
+        ];
+        for (i, bytes) in bad_frames.iter().enumerate() {
+            let mut t = T::ready(Transport::Stream);
+            // A trailing byte makes the last case a frame with an extra byte in the payload.
+            let mut bytes = bytes.clone();
+            if i == 3 {
+                let len = bytes.len() - LEN_PREFIX;
+                bytes[..LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+            }
+            t.s.handle_bytes(&bytes, t.now);
+            let evs = t.events();
+            assert_eq!(errors(&evs).len(), 1, "case {i}: {evs:?}");
+            assert!(evs.contains(&Event::Close), "case {i}");
+            assert!(
+                matches!(t.s.state(), ConnState::Reconnecting { .. }),
+                "case {i}"
+            );
+        }
+        for payload in [&[][..], &[0xff][..], &[9, 9, 9][..]] {
+            let mut t = T::ready(Transport::Messages);
+            t.s.handle_message(payload, t.now);
+            let evs = t.events();
+            assert_eq!(errors(&evs).len(), 1, "{payload:?}: {evs:?}");
+            assert!(evs.contains(&Event::Close));
+        }
+        let mut t = T::ready(Transport::Messages);
+        t.s.handle_message(&vec![0; MAX_FRAME + 1], t.now);
+        assert!(t.events().contains(&Event::Close));
+    }
+
+    #[test]
+    fn frames_split_anywhere_decode_the_same() {
+        let mut t = T::ready(Transport::Stream);
+        let mut bytes = Vec::new();
+        for seq in 2..=6 {
+            bytes.extend_from_slice(
+                &wire::encode_frame(&say("#lobby", seq, "bob", seq, "hey")).unwrap(),
+            );
+        }
+        for b in &bytes {
+            t.s.handle_bytes(&[*b], t.now);
+        }
+        assert_eq!(seqs(&t.events()), vec![2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn pending_is_bounded_and_says_so() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_disconnected("gone", t.now);
+        t.events();
+        for i in 0..SESSION_MAX_PENDING {
+            t.s.handle_input(&format!("m{i}"), t.now);
+        }
+        assert!(errors(&t.events()).is_empty());
+        t.s.handle_input("one too many", t.now);
+        let errs = errors(&t.events());
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("waiting to be sent"), "{errs:?}");
+        assert_eq!(t.s.pending(), SESSION_MAX_PENDING);
+        t.run_to_deadline();
+        t.s.handle_connected(t.now);
+        t.welcome(2, true);
+        let sent = t.sent();
+        assert_eq!(sent.len(), 1 + SESSION_MAX_PENDING);
+        let ids: Vec<u64> = sent
+            .iter()
+            .filter_map(|m| match m {
+                ClientMsg::Say { id, .. } => Some(id.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, (1..=SESSION_MAX_PENDING as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn input_before_the_welcome_goes_out_after_it() {
+        let mut t = T::new(Transport::Stream);
+        t.s.handle_input("/join #rust", t.now);
+        t.s.handle_input("hello rust", t.now);
+        t.s.handle_input("/nick al", t.now);
+        assert!(errors(&t.events()).is_empty());
+        t.s.handle_connected(t.now);
+        t.sent();
+        assert!(!t.s.is_settled());
+        t.welcome(1, false);
+        assert_eq!(
+            t.sent(),
+            vec![
+                ClientMsg::Join {
+                    room: room("#lobby")
+                },
+                ClientMsg::Join {
+                    room: room("#rust")
+                },
+                ClientMsg::Nick { nick: nick("al") },
+                ClientMsg::Say {
+                    room: room("#rust"),
+                    id: MsgId(1),
+                    text: text("hello rust")
+                },
+            ]
+        );
+        t.joined("#lobby", 1);
+        assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+        t.joined("#rust", 1);
+        assert_eq!(
+            t.s.current_room(),
+            Some(&room("#rust")),
+            "/join made it current"
+        );
+        assert!(!t.s.is_settled(), "message not yet echoed");
+        t.recv(ServerMsg::Ack { id: MsgId(1) });
+        assert!(t.s.is_settled());
+    }
+
+    #[test]
+    fn settled_only_when_everything_is_answered() {
+        let mut t = T::new(Transport::Stream);
+        assert!(!t.s.is_settled(), "not connected");
+        t.s.handle_connected(t.now);
+        assert!(!t.s.is_settled(), "not welcomed");
+        t.welcome(1, false);
+        assert!(!t.s.is_settled(), "join unanswered");
+        t.joined("#lobby", 1);
+        assert!(t.s.is_settled());
+        t.s.handle_input("/part", t.now);
+        assert!(!t.s.is_settled(), "part unanswered");
+        t.recv(ServerMsg::Parted {
+            room: room("#lobby"),
+        });
+        assert!(t.s.is_settled());
+        t.s.handle_input("/join #full", t.now);
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::TooManyRooms,
+            id: None,
+            detail: "too many rooms".into(),
+        });
+        assert!(t.s.is_settled(), "a refused join is answered");
+        t.s.handle_disconnected("x", t.now);
+        assert!(!t.s.is_settled());
+    }
+
+    #[test]
+    fn too_many_rooms_is_refused_locally() {
+        let mut t = T::ready(Transport::Stream);
+        for i in 1..MAX_ROOMS_PER_USER {
+            t.s.handle_input(&format!("/join #r{i}"), t.now);
+        }
+        assert!(errors(&t.events()).is_empty());
+        t.s.handle_input("/join #onemore", t.now);
+        assert_eq!(errors(&t.events()).len(), 1);
+        assert_eq!(t.sent().len(), MAX_ROOMS_PER_USER - 1);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashSet;
+
+        fn bounded(s: &Session) {
+            assert!(s.events.len() <= MAX_QUEUED_EVENTS);
+            assert!(s.transmits.len() <= MAX_QUEUED_TRANSMITS);
+            assert!(s.pending.len() <= SESSION_MAX_PENDING);
+            assert!(s.decoder.buffered() <= LEN_PREFIX + 2 * MAX_FRAME);
+            assert!(s.rooms.len() <= MAX_ROOMS_PER_USER);
+            assert!(s.rooms.iter().all(|r| r.gaps.len() <= MAX_OPEN_GAPS));
+        }
+
+        /// Things a server (or the network) may do to a joined session.
+        #[derive(Debug, Clone)]
+        enum Step {
+            Say { room: bool, seq: u64, mine: bool },
+            Gap { room: bool, first: u64, len: u64 },
+            Ack(u64),
+            Ping,
+            Type,
+            Reconnect,
+            Tick(u64),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                6 => (any::<bool>(), 1..60u64, any::<bool>())
+                    .prop_map(|(room, seq, mine)| Step::Say { room, seq, mine }),
+                1 => (any::<bool>(), 1..60u64, 0..10u64)
+                    .prop_map(|(room, first, len)| Step::Gap { room, first, len }),
+                1 => (0..20u64).prop_map(Step::Ack),
+                1 => Just(Step::Ping),
+                2 => Just(Step::Type),
+                1 => Just(Step::Reconnect),
+                1 => (0..40_000u64).prop_map(Step::Tick),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn random_bytes_never_panic_and_stay_bounded(
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..20),
+                messages in any::<bool>(),
+            ) {
+                let transport = if messages { Transport::Messages } else { Transport::Stream };
+                let mut t = T::ready(transport);
+                for c in &chunks {
+                    if messages {
+                        t.s.handle_message(c, t.now);
+                    } else {
+                        t.s.handle_bytes(c, t.now);
+                    }
+                    bounded(&t.s);
+                    if t.s.state() != ConnState::Connected {
+                        // Back to a fresh connection, so every chunk is read by someone.
+                        t.events();
+                        t.run_to_deadline();
+                        t.s.handle_connected(t.now);
+                        t.welcome(2, true);
+                    }
+                    t.events();
+                    t.sent();
+                }
+            }
+
+            #[test]
+            fn valid_frames_after_a_random_prefix_never_panic(
+                prefix in proptest::collection::vec(any::<u8>(), 0..64),
+                seq in 1..1000u64,
+            ) {
+                let mut t = T::ready(Transport::Stream);
+                let mut bytes = prefix;
+                bytes.extend_from_slice(&wire::encode_frame(&say("#lobby", seq, "bob", 1, "x")).unwrap());
+                t.s.handle_bytes(&bytes, t.now);
+                bounded(&t.s);
+            }
+
+            #[test]
+            fn no_seq_is_emitted_twice(steps in proptest::collection::vec(step(), 0..200)) {
+                let mut t = T::ready(Transport::Messages);
+                t.s.handle_input("/join #rust", t.now);
+                t.joined("#rust", 1);
+                t.events();
+                t.sent();
+                let mut seen: HashSet<(RoomName, Seq)> = HashSet::new();
+                let mut last_id = 0;
+                let mut ids = HashSet::new();
+                for st in steps {
+                    match st {
+                        Step::Say { room: r, seq, mine } => {
+                            let r = if r { "#lobby" } else { "#rust" };
+                            let from = if mine { "alice" } else { "bob" };
+                            t.recv(say(r, seq, from, seq % 20, "x"));
+                        }
+                        Step::Gap { room: r, first, len } => {
+                            let r = if r { "#lobby" } else { "#rust" };
+                            t.recv(ServerMsg::Gap { room: room(r), first: Seq(first), last: Seq(first + len) });
+                        }
+                        Step::Ack(id) => t.recv(ServerMsg::Ack { id: MsgId(id) }),
+                        Step::Ping => t.recv(ServerMsg::Ping { token: 1 }),
+                        Step::Type => t.s.handle_input("hi", t.now),
+                        Step::Reconnect => {
+                            t.s.handle_disconnected("drop", t.now);
+                            t.run_to_deadline();
+                            t.s.handle_connected(t.now);
+                            t.welcome(3, true);
+                        }
+                        Step::Tick(ms) => t.advance(ms),
+                    }
+                    if t.s.state() != ConnState::Connected && matches!(t.s.state(), ConnState::Reconnecting { .. }) {
+                        t.run_to_deadline();
+                        t.s.handle_connected(t.now);
+                        t.welcome(3, true);
+                    }
+                    bounded(&t.s);
+                    for e in t.events() {
+                        if let Event::Room(ev) = e {
+                            prop_assert!(seen.insert((ev.room.clone(), ev.seq)), "{} #{} twice", ev.room, ev.seq);
+                        }
+                    }
+                    for m in t.sent() {
+                        if let ClientMsg::Say { id, .. } = m {
+                            // Resends repeat an id; a new message always gets a higher one.
+                            if ids.insert(id.0) {
+                                prop_assert!(id.0 > last_id, "id {} after {}", id.0, last_id);
+                                last_id = id.0;
+                            }
+                        }
+                    }
+                }
+                prop_assert!(last_id <= t.s.last_id);
+            }
+        }
+    }
 }
