@@ -1,1 +1,165 @@
-fn main() {}
+//! `natter`: the terminal chat client. A full-screen UI on a terminal, plain lines when piped
+//! (see [`format`] for the line format). Both drive natter-core's Session through [`driver`].
+
+mod clock;
+mod config;
+mod driver;
+mod format;
+mod line;
+mod tui;
+
+use anyhow::Context;
+use clap::Parser;
+use natter_core::session::{Session, SessionConfig, Transport};
+use natter_core::{Nick, RoomName};
+use std::hash::{BuildHasher, Hasher};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Alt+1..9 or
+Ctrl+N/Ctrl+P switch rooms, PgUp/PgDn scroll, Ctrl+C quit. Type /help for commands.
+
+When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
+  [#room] <nick> text        chat (always with the room)
+  [#room] * nick text        action
+  [#room] -- nick joined #room   (and other room notices)
+  *nick* text / -> *nick* text   direct message received / sent
+  error: words               errors
+  -- words                   other notices
+At the end of input it waits until the server has acknowledged every line, then exits 0
+(1 if that does not happen within 10 s). Example: echo hi | natter --nick bot
+
+Config file: ~/.config/natter/config.toml (or --config) with server, nick and rooms.";
+
+/// natter: chat in shared rooms.
+#[derive(Debug, Parser)]
+#[command(name = "natter", version, about, after_help = AFTER_HELP)]
+struct Args {
+    /// Nick to use (default: from the config file, else $USER, else guest).
+    #[arg(long, short)]
+    nick: Option<String>,
+    /// Room to join at start; repeat for more (default: #lobby).
+    #[arg(long = "room", short, value_name = "#ROOM")]
+    rooms: Vec<String>,
+    /// Config file (default: config.toml in the per-user config directory).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write logs to FILE (level from RUST_LOG, default info).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Use line mode even on a terminal.
+    #[arg(long)]
+    lines: bool,
+    /// Server as HOST[:PORT] (default: from the config file, else 127.0.0.1:8000).
+    server: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("natter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let line_mode =
+        args.lines || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+    init_logging(args.log.as_deref(), line_mode)?;
+
+    let file = match &args.config {
+        Some(path) => config::load(path, true)?,
+        None => match config::default_path() {
+            Some(path) => config::load(&path, false)?,
+            None => config::FileConfig::default(),
+        },
+    };
+    let nick = match args.nick.as_deref().or(file.nick.as_deref()) {
+        Some(n) => Nick::new(n).with_context(|| format!("bad nick {n:?}"))?,
+        None => config::default_nick(),
+    };
+    let server = config::parse_server(
+        args.server
+            .as_deref()
+            .or(file.server.as_deref())
+            .unwrap_or(config::DEFAULT_SERVER),
+    )?;
+    let room_args = if args.rooms.is_empty() {
+        file.rooms.clone().unwrap_or_default()
+    } else {
+        args.rooms.clone()
+    };
+    let mut rooms = room_args
+        .iter()
+        .map(|r| RoomName::new(r).with_context(|| format!("bad room {r:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if rooms.is_empty() {
+        rooms.push(RoomName::lobby());
+    }
+    rooms.dedup();
+
+    let session = Session::new(
+        SessionConfig {
+            nick,
+            rooms,
+            transport: Transport::Stream,
+            seed: random_seed(),
+        },
+        clock::now(),
+    );
+    let driver_config = driver::DriverConfig::new(server);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = if line_mode {
+        runtime
+            .block_on(line::run(session, driver_config))
+            .map_err(anyhow::Error::from)
+    } else {
+        runtime
+            .block_on(tui::run(session, driver_config))
+            .map_err(anyhow::Error::from)
+    };
+    // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
+    runtime.shutdown_background();
+    result
+}
+
+/// A seed for reconnect jitter, from std's per-process random hasher keys.
+fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+fn init_logging(log: Option<&std::path::Path>, line_mode: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Some(path) = log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open log file {}", path.display()))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
+    } else if line_mode && std::env::var_os("RUST_LOG").is_some() {
+        // Never onto the TUI's screen: stderr logging is for line mode only.
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    Ok(())
+}

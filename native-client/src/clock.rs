@@ -1,0 +1,65 @@
+//! The client's clock. The Session wants `now` as [`Millis`]; the client passes Unix-epoch
+//! milliseconds (so they compare with the server's `at` stamps), read once from the wall clock and
+//! then advanced by the monotonic clock, so a wall-clock step never moves time backwards.
+
+use natter_core::Millis;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+
+/// Milliseconds since the Unix epoch, monotonic within this process.
+pub fn now() -> Millis {
+    let (start, epoch) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        (Instant::now(), u64::try_from(wall).unwrap_or(u64::MAX))
+    });
+    let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Millis(epoch.saturating_add(elapsed))
+}
+
+/// The tokio instant at which [`now`] will read `deadline` (now, if it has passed).
+pub fn instant_at(deadline: Millis) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(deadline.since(now()).0)
+}
+
+/// The local time zone's offset from UTC in seconds, read once at start (for HH:MM stamps).
+pub fn local_offset_secs() -> i32 {
+    chrono::Local::now().offset().local_minus_utc()
+}
+
+/// `HH:MM` of a Unix-millisecond stamp, shifted by `offset_secs`.
+pub fn hh_mm(at: Millis, offset_secs: i32) -> String {
+    let secs = i64::try_from(at.0 / 1000).unwrap_or(i64::MAX);
+    let local = secs.saturating_add(i64::from(offset_secs));
+    let minute_of_day = local.rem_euclid(86_400) / 60;
+    format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_read_as_hours_and_minutes() {
+        // 2023-11-14 22:13:20 UTC
+        let at = Millis(1_700_000_000_000);
+        assert_eq!(hh_mm(at, 0), "22:13");
+        assert_eq!(hh_mm(at, 3600), "23:13");
+        assert_eq!(hh_mm(at, 2 * 3600), "00:13");
+        assert_eq!(hh_mm(at, -23 * 3600), "23:13");
+        assert_eq!(hh_mm(Millis(0), 0), "00:00");
+    }
+
+    #[test]
+    fn the_clock_does_not_run_backwards() {
+        let a = now();
+        let b = now();
+        assert!(b >= a);
+        // Sanity: after 2020.
+        assert!(a.0 > 1_577_836_800_000);
+    }
+}

@@ -1,0 +1,227 @@
+//! Settings: the config file (`config.toml` in the per-user config directory, e.g.
+//! `~/.config/natter/config.toml`), the default nick, and `HOST[:PORT]` parsing. Flags on the
+//! command line override the file.
+//!
+//! ```toml
+//! server = "chat.example.org:8000"
+//! nick = "alice"
+//! rooms = ["#lobby", "#rust"]
+//! ```
+
+use crate::driver::ServerAddr;
+use natter_core::Nick;
+use natter_core::limits::MAX_NICK_LEN;
+use serde::Deserialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The port natter-server listens on by default.
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// The server used when neither the command line nor the config file names one.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:8000";
+
+/// A config file larger than this is refused (it holds three short settings).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// What the config file may say.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `HOST[:PORT]`.
+    pub server: Option<String>,
+    /// Nick.
+    pub nick: Option<String>,
+    /// Rooms to join at start.
+    pub rooms: Option<Vec<String>>,
+}
+
+/// Why settings could not be read.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is too large to be a config file.
+    #[error("{0} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge(PathBuf),
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `HOST[:PORT]` did not parse.
+    #[error("bad server address {0:?}: expected HOST or HOST:PORT (e.g. 127.0.0.1:8000)")]
+    BadServer(String),
+}
+
+/// The per-user config file's path, if the platform has a config directory.
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "natter").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// Reads the config file at `path`. A missing file is an empty config when `required` is false.
+pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(FileConfig::default());
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge(path.to_owned()));
+    }
+    parse(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Parses config file text.
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+}
+
+/// A nick made from a user name: invalid characters dropped, a leading non-letter skipped, cut
+/// to the length limit. `None` when nothing usable is left.
+pub fn nick_from_user(user: &str) -> Option<Nick> {
+    let special = |c: char| matches!(c, '_' | '[' | ']' | '{' | '}' | '^' | '|');
+    let kept: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || special(*c))
+        .skip_while(|c| !(c.is_ascii_alphabetic() || special(*c)))
+        .take(MAX_NICK_LEN)
+        .collect();
+    Nick::new(&kept).ok()
+}
+
+/// The nick to use when none is given: from `$USER` (or `$USERNAME`), else `guest`.
+pub fn default_nick() -> Nick {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find_map(|u| nick_from_user(&u))
+        .unwrap_or_else(|| {
+            // Cannot fail: "guest" is a valid nick.
+            Nick::new("guest").expect("guest is a valid nick")
+        })
+}
+
+/// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address.
+pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
+    let bad = || ConfigError::BadServer(s.chars().take(80).collect());
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok(ServerAddr {
+            host: sa.ip().to_string(),
+            port: sa.port(),
+        });
+    }
+    if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
+        return Ok(ServerAddr {
+            host: ip.to_string(),
+            port: DEFAULT_PORT,
+        });
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (s, DEFAULT_PORT),
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !host_ok || port == 0 {
+        return Err(bad());
+    }
+    Ok(ServerAddr {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(host: &str, port: u16) -> ServerAddr {
+        ServerAddr {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(parse_server("127.0.0.1:9").unwrap(), addr("127.0.0.1", 9));
+        assert_eq!(parse_server("localhost").unwrap(), addr("localhost", 8000));
+        assert_eq!(
+            parse_server("chat.example:80").unwrap(),
+            addr("chat.example", 80)
+        );
+        assert_eq!(parse_server("[::1]:7").unwrap(), addr("::1", 7));
+        assert_eq!(parse_server("::1").unwrap(), addr("::1", 8000));
+        for bad in ["", "host:", "host:99999", "a b", "host:0", ":80"] {
+            assert!(parse_server(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn nicks_from_user_names() {
+        assert_eq!(nick_from_user("alice").unwrap().as_str(), "alice");
+        assert_eq!(nick_from_user("john.smith").unwrap().as_str(), "johnsmith");
+        assert_eq!(nick_from_user("42bob").unwrap().as_str(), "bob");
+        assert_eq!(
+            nick_from_user("averyveryverylongusername")
+                .unwrap()
+                .as_str(),
+            "averyveryverylon"
+        );
+        assert!(nick_from_user("1234").is_none());
+        assert!(nick_from_user("").is_none());
+        assert!(nick_from_user("ü").is_none());
+    }
+
+    #[test]
+    fn config_files() {
+        let c = parse("server = \"h:1\"\nnick = \"n\"\nrooms = [\"#a\"]\n").unwrap();
+        assert_eq!(c.server.as_deref(), Some("h:1"));
+        assert_eq!(c.nick.as_deref(), Some("n"));
+        assert_eq!(c.rooms, Some(vec!["#a".to_owned()]));
+        assert_eq!(parse("").unwrap(), FileConfig::default());
+        assert!(parse("colour = 1").unwrap_err().contains("colour"));
+        assert!(parse("nick = ").is_err());
+    }
+
+    #[test]
+    fn missing_file_is_empty_unless_required() {
+        let p = Path::new("/nonexistent/natter/config.toml");
+        assert_eq!(load(p, false).unwrap(), FileConfig::default());
+        assert!(matches!(load(p, true), Err(ConfigError::Read { .. })));
+    }
+}

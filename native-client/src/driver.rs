@@ -1,0 +1,451 @@
+//! The driver: one tokio task that owns the [`Session`] and its TCP socket and pumps bytes, time
+//! and typed lines into it, and its events out to a front-end (line mode or the TUI) over a
+//! bounded channel. It decides nothing about the protocol: when to connect, close, resend or
+//! give up is the Session's call; the driver only carries it out.
+
+use crate::clock;
+use bytes::{Buf, Bytes};
+use natter_core::limits::{MAX_FRAME, SESSION_MAX_PENDING};
+use natter_core::session::{ConnState, Event, Session};
+use natter_core::{Nick, RoomName};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Bytes polled from the Session but not yet written to the socket. The Session holds at most
+/// [`SESSION_MAX_PENDING`] unacknowledged messages of at most a frame each; a backlog past that
+/// means the server is not reading, and the connection is treated as lost (the Session resends
+/// what was not acknowledged after the reconnect).
+const MAX_UNWRITTEN: usize = SESSION_MAX_PENDING * (MAX_FRAME + 4) + 64 * 1024;
+
+/// Commands a front-end may queue for the driver before it must wait.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// Updates the driver may queue for a front-end before it waits for the front-end to catch up.
+pub const UPDATE_QUEUE: usize = 256;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How the driver behaves.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The server.
+    pub server: ServerAddr,
+    /// How long one connection attempt may take before it counts as failed.
+    pub connect_timeout: Duration,
+    /// After the front-end's input ends: how long to wait for the Session to settle (everything
+    /// sent acknowledged) before giving up.
+    pub settle_timeout: Duration,
+    /// After `/quit`: how long to wait for the goodbye to be written.
+    pub quit_timeout: Duration,
+}
+
+impl DriverConfig {
+    /// Defaults for `server`.
+    pub fn new(server: ServerAddr) -> DriverConfig {
+        DriverConfig {
+            server,
+            connect_timeout: Duration::from_secs(5),
+            settle_timeout: Duration::from_secs(10),
+            quit_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a front-end asks of the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A typed line (chat or `/command`).
+    Line(String),
+    /// Make this room current.
+    Switch(RoomName),
+    /// Leave: `/quit`, then stop once it is written (or after the quit timeout).
+    Quit,
+}
+
+/// The Session's state, as a front-end shows it. Sent whenever it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Connection state.
+    pub state: ConnState,
+    /// Our nick.
+    pub nick: Nick,
+    /// The room typed chat goes to.
+    pub current: Option<RoomName>,
+    /// Rooms we are in, in join order.
+    pub rooms: Vec<RoomName>,
+    /// Nothing we sent awaits an answer.
+    pub settled: bool,
+}
+
+impl Status {
+    fn of(session: &Session) -> Status {
+        Status {
+            state: session.state(),
+            nick: session.nick().clone(),
+            current: session.current_room().cloned(),
+            rooms: session.rooms(),
+            settled: session.is_settled(),
+        }
+    }
+}
+
+/// What the driver tells a front-end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// A Session event for people (never `Connect`/`Close`, which the driver handles).
+    Event(Event),
+    /// The state changed.
+    Status(Status),
+}
+
+/// Why the driver stopped without a clean end.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// Input ended but the server did not acknowledge everything in time.
+    #[error("the server did not acknowledge everything sent within {0:?}")]
+    NotSettled(Duration),
+}
+
+/// How the driver is winding down.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Input ended: waiting for the Session to settle, then quitting.
+    Settling(Instant),
+    /// `/quit` given: waiting for the Session to close.
+    Quitting(Instant),
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+/// The write side of a connection with the bytes polled but not yet written.
+struct Writer {
+    half: OwnedWriteHalf,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    /// The Session asked to close once the queue is written.
+    closing: bool,
+}
+
+/// Runs `session` until it closes, input ends and everything is acknowledged, or the front-end
+/// goes away. `commands` closing means "input ended" (line mode's end of stdin).
+pub async fn run(
+    mut session: Session,
+    config: DriverConfig,
+    mut commands: mpsc::Receiver<Command>,
+    updates: mpsc::Sender<Update>,
+) -> Result<(), DriverError> {
+    let mut reader: Option<OwnedReadHalf> = None;
+    let mut writer: Option<Writer> = None;
+    let mut connecting: Option<Connecting> = None;
+    let mut commands_open = true;
+    let mut frontend_open = true;
+    let mut ending: Option<Ending> = None;
+    let mut last_status: Option<Status> = None;
+    let mut buf = vec![0u8; READ_CHUNK];
+
+    loop {
+        // Everything the Session has to say, in order.
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                Event::Connect => {
+                    debug!(server = %config.server, "connecting");
+                    reader = None;
+                    writer = None;
+                    connecting = Some(Box::pin(connect(
+                        config.server.clone(),
+                        config.connect_timeout,
+                    )));
+                }
+                Event::Close => {
+                    if let Some(w) = writer.as_mut() {
+                        w.closing = true;
+                    } else {
+                        reader = None;
+                    }
+                }
+                ev => {
+                    // Status first: a `Joined` makes its room current before its history shows.
+                    send_status(&session, &mut last_status, &updates, &mut frontend_open).await;
+                    if frontend_open && updates.send(Update::Event(ev)).await.is_err() {
+                        frontend_open = false;
+                    }
+                }
+            }
+        }
+        while let Some(bytes) = session.poll_transmit() {
+            match writer.as_mut() {
+                Some(w) => {
+                    w.queued += bytes.len();
+                    w.queue.push_back(bytes);
+                }
+                // Not connected: the Session keeps what matters and sends it again on connect.
+                None => debug!(
+                    len = bytes.len(),
+                    "dropping bytes polled while not connected"
+                ),
+            }
+        }
+        if writer.as_ref().is_some_and(|w| w.queued > MAX_UNWRITTEN) {
+            info!("server is not reading; dropping the connection");
+            reader = None;
+            writer = None;
+            session.handle_disconnected("the server stopped reading", clock::now());
+            continue;
+        }
+        if let Some(w) = writer.as_mut().filter(|w| w.closing && w.queue.is_empty()) {
+            let _ = tokio::time::timeout(config.quit_timeout, w.half.shutdown()).await;
+            reader = None;
+            writer = None;
+        }
+        send_status(&session, &mut last_status, &updates, &mut frontend_open).await;
+
+        // Winding down?
+        if session.state() == ConnState::Closed && writer.is_none() {
+            return Ok(());
+        }
+        if !frontend_open && ending.is_none() {
+            debug!("front-end gone; quitting");
+            ending = Some(start_quit(&mut session, &config));
+            continue;
+        }
+        let now_i = Instant::now();
+        match ending {
+            Some(Ending::Settling(_)) if session.is_settled() => {
+                ending = Some(start_quit(&mut session, &config));
+                continue;
+            }
+            Some(Ending::Settling(deadline)) if deadline <= now_i => {
+                return Err(DriverError::NotSettled(config.settle_timeout));
+            }
+            Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
+            _ => {}
+        }
+
+        let session_wake = session.poll_timeout();
+        let wake = earliest(
+            session_wake.map(clock::instant_at),
+            ending.map(|e| match e {
+                Ending::Settling(d) | Ending::Quitting(d) => d,
+            }),
+        );
+
+        tokio::select! {
+            r = read_some(&mut reader, &mut buf) => {
+                let now = clock::now();
+                match r {
+                    Ok(0) => {
+                        reader = None;
+                        writer = None;
+                        session.handle_disconnected("the server closed the connection", now);
+                    }
+                    Ok(n) => session.handle_bytes(&buf[..n], now),
+                    Err(e) => {
+                        reader = None;
+                        writer = None;
+                        session.handle_disconnected(&format!("connection lost: {e}"), now);
+                    }
+                }
+            }
+            r = write_some(&mut writer) => {
+                match r {
+                    Ok(n) => {
+                        if let Some(w) = writer.as_mut() {
+                            advance(w, n);
+                        }
+                    }
+                    Err(e) => {
+                        reader = None;
+                        writer = None;
+                        session.handle_disconnected(&format!("connection lost: {e}"), clock::now());
+                    }
+                }
+            }
+            r = finish_connect(&mut connecting) => {
+                connecting = None;
+                let now = clock::now();
+                match r {
+                    Ok(stream) => {
+                        info!(server = %config.server, "connected");
+                        let _ = stream.set_nodelay(true);
+                        let (r, w) = stream.into_split();
+                        reader = Some(r);
+                        writer = Some(Writer { half: w, queue: VecDeque::new(), queued: 0, closing: false });
+                        session.handle_connected(now);
+                    }
+                    Err(e) => {
+                        info!(server = %config.server, error = %e, "connect failed");
+                        session.handle_disconnected(&format!("cannot connect to {}: {e}", config.server), now);
+                    }
+                }
+            }
+            c = commands.recv(), if commands_open => {
+                let now = clock::now();
+                match c {
+                    Some(Command::Line(line)) => session.handle_input(&line, now),
+                    Some(Command::Switch(room)) => {
+                        if !session.switch_room(&room) {
+                            debug!(%room, "switch to a room we are not in");
+                        }
+                    }
+                    Some(Command::Quit) => {
+                        if !matches!(ending, Some(Ending::Quitting(_))) {
+                            ending = Some(start_quit(&mut session, &config));
+                        }
+                    }
+                    None => {
+                        commands_open = false;
+                        if ending.is_none() {
+                            ending = Some(Ending::Settling(Instant::now() + config.settle_timeout));
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(wake) => {
+                let now = clock::now();
+                if session_wake.is_some_and(|w| w <= now) {
+                    session.handle_timeout(now);
+                }
+            }
+        }
+    }
+}
+
+fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {
+    session.handle_input("/quit", clock::now());
+    Ending::Quitting(Instant::now() + config.quit_timeout)
+}
+
+async fn send_status(
+    session: &Session,
+    last: &mut Option<Status>,
+    updates: &mpsc::Sender<Update>,
+    frontend_open: &mut bool,
+) {
+    let status = Status::of(session);
+    if last.as_ref() == Some(&status) {
+        return;
+    }
+    *last = Some(status.clone());
+    if *frontend_open && updates.send(Update::Status(status)).await.is_err() {
+        *frontend_open = false;
+    }
+}
+
+async fn connect(server: ServerAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    match tokio::time::timeout(
+        timeout,
+        TcpStream::connect((server.host.as_str(), server.port)),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {}s", timeout.as_secs()),
+        )),
+    }
+}
+
+async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match reader {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_some(writer: &mut Option<Writer>) -> std::io::Result<usize> {
+    let Some(Writer { half, queue, .. }) = writer else {
+        return std::future::pending().await;
+    };
+    let Some(front) = queue.front() else {
+        return std::future::pending().await;
+    };
+    match half.write(front).await {
+        Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+        r => r,
+    }
+}
+
+fn advance(w: &mut Writer, mut n: usize) {
+    w.queued = w.queued.saturating_sub(n);
+    while n > 0 {
+        let Some(front) = w.queue.front_mut() else {
+            return;
+        };
+        let take = n.min(front.len());
+        front.advance(take);
+        n -= take;
+        if front.is_empty() {
+            w.queue.pop_front();
+        }
+    }
+}
+
+async fn finish_connect(connecting: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
+    match connecting {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_print_as_typed() {
+        let a = ServerAddr {
+            host: "::1".into(),
+            port: 8000,
+        };
+        assert_eq!(a.to_string(), "[::1]:8000");
+        let b = ServerAddr {
+            host: "chat.example".into(),
+            port: 7,
+        };
+        assert_eq!(b.to_string(), "chat.example:7");
+    }
+}

@@ -1,0 +1,196 @@
+//! Line mode, used when stdin or stdout is not a terminal: every line read from stdin is typed
+//! into the Session (chat for the current room, or a `/command`), every event is printed as one
+//! line in the format documented in [`crate::format`], and at the end of stdin the client waits
+//! until the server has acknowledged everything it sent, says `/quit`, and exits.
+
+use crate::driver::{self, Command, DriverConfig, DriverError, Update};
+use crate::format;
+use natter_core::Nick;
+use natter_core::limits::MAX_LINE_BYTES;
+use natter_core::session::Session;
+use std::io::BufRead;
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Why line mode ended badly.
+#[derive(Debug, Error)]
+pub enum LineError {
+    /// The driver gave up.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// The driver task failed (a bug: it panicked).
+    #[error("the connection task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Runs line mode until the Session ends. Returns when it is safe to exit.
+pub async fn run(session: Session, config: DriverConfig) -> Result<(), LineError> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
+    let (upd_tx, mut upd_rx) = mpsc::channel(driver::UPDATE_QUEUE);
+    let mut me = session.nick().clone();
+    let driver = tokio::spawn(driver::run(session, config, cmd_rx, upd_tx));
+
+    // A plain thread: a blocking read of stdin cannot be cancelled, and a tokio blocking task
+    // would hold up the runtime's shutdown until the user pressed Enter. This thread simply
+    // dies with the process.
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || read_stdin(std::io::stdin().lock(), &cmd_tx))
+        .map_err(|e| tracing::error!(error = %e, "cannot start the stdin reader"))
+        .ok();
+
+    let mut out = tokio::io::stdout();
+    while let Some(update) = upd_rx.recv().await {
+        let lines = match &update {
+            Update::Event(ev) => {
+                let lines = format::event_lines(ev, &me);
+                track_nick(ev, &mut me);
+                lines
+            }
+            Update::Status(s) => {
+                me = s.nick.clone();
+                Vec::new()
+            }
+        };
+        if write_lines(&mut out, &lines).await.is_err() {
+            // stdout is gone (`natter | head -1`): nobody is listening, so leave.
+            break;
+        }
+    }
+    // Dropping the receiver tells the driver the front-end is gone (it quits).
+    drop(upd_rx);
+    Ok(driver.await??)
+}
+
+fn track_nick(ev: &natter_core::session::Event, me: &mut Nick) {
+    use natter_core::session::Event;
+    match ev {
+        Event::Welcome { nick, .. } | Event::Nick(nick) => *me = nick.clone(),
+        _ => {}
+    }
+}
+
+async fn write_lines(out: &mut tokio::io::Stdout, lines: &[String]) -> std::io::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).await?;
+    out.flush().await
+}
+
+/// Reads lines and queues them as commands; returns (dropping the sender, which tells the
+/// driver input has ended) at end of input or when the driver is gone.
+fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>) {
+    let mut buf = Vec::new();
+    loop {
+        let line = match read_line_bounded(&mut input, MAX_LINE_BYTES, &mut buf) {
+            Ok(Some(ReadLine::Line)) => String::from_utf8_lossy(&buf).into_owned(),
+            Ok(Some(ReadLine::TooLong)) => {
+                eprintln!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
+                continue;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("natter: cannot read stdin: {e}");
+                return;
+            }
+        };
+        if commands.blocking_send(Command::Line(line)).is_err() {
+            return;
+        }
+    }
+}
+
+/// What [`read_line_bounded`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadLine {
+    /// A line is in the buffer (without its `\n` or `\r\n`).
+    Line,
+    /// The line was longer than the limit and was skipped whole.
+    TooLong,
+}
+
+/// Reads one line into `buf` holding at most `max` bytes of it; a longer line is consumed and
+/// reported as [`ReadLine::TooLong`]. `None` at end of input.
+pub fn read_line_bounded(
+    input: &mut impl BufRead,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<ReadLine>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            if !any {
+                return Ok(None);
+            }
+            break;
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1),
+            None => (chunk, chunk.len()),
+        };
+        let found_newline = done > part.len();
+        if buf.len() + part.len() > max {
+            too_long = true;
+        } else {
+            buf.extend_from_slice(part);
+        }
+        input.consume(done);
+        if found_newline {
+            break;
+        }
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(if too_long {
+        buf.clear();
+        ReadLine::TooLong
+    } else {
+        ReadLine::Line
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<Result<String, ()>> {
+        let mut r = std::io::BufReader::with_capacity(4, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(l) = read_line_bounded(&mut r, max, &mut buf).unwrap() {
+            out.push(match l {
+                ReadLine::Line => Ok(String::from_utf8(buf.clone()).unwrap()),
+                ReadLine::TooLong => Err(()),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_split_and_bounded() {
+        assert_eq!(
+            lines(b"hi\r\nthere\n\nlast", 10),
+            [
+                Ok("hi".into()),
+                Ok("there".into()),
+                Ok("".into()),
+                Ok("last".into())
+            ]
+        );
+        assert_eq!(lines(b"0123456789ab\nok\n", 10), [Err(()), Ok("ok".into())]);
+        assert_eq!(lines(b"0123456789\n", 10), [Ok("0123456789".into())]);
+        assert!(lines(b"", 10).is_empty());
+    }
+}

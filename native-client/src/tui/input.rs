@@ -1,0 +1,304 @@
+//! The input line: text with a cursor, editing keys and a bounded history. Pasted text arrives
+//! whole (bracketed paste) and is inserted at the cursor with its line breaks turned into
+//! spaces, so a multi-line paste becomes one message, sent when Enter is pressed.
+
+use natter_core::limits::MAX_LINE_BYTES;
+use std::collections::VecDeque;
+use unicode_width::UnicodeWidthChar;
+
+/// Lines kept for Up/Down.
+pub const HISTORY_LEN: usize = 200;
+
+/// An editable line with history.
+#[derive(Debug, Default)]
+pub struct InputLine {
+    text: Vec<char>,
+    /// Cursor position, in chars (0..=len).
+    cursor: usize,
+    history: VecDeque<String>,
+    /// Position while browsing history (an index into `history`), and the line being typed.
+    browsing: Option<(usize, Vec<char>)>,
+}
+
+impl InputLine {
+    /// An empty line.
+    pub fn new() -> InputLine {
+        InputLine::default()
+    }
+
+    /// The text.
+    pub fn text(&self) -> String {
+        self.text.iter().collect()
+    }
+
+    /// The cursor, in chars from the start.
+    #[cfg(test)]
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    fn bytes(&self) -> usize {
+        self.text.iter().map(|c| c.len_utf8()).sum()
+    }
+
+    /// Inserts one character at the cursor (refused past [`MAX_LINE_BYTES`]).
+    pub fn insert(&mut self, c: char) {
+        let c = if c == '\t' { ' ' } else { c };
+        if c.is_control() || self.bytes() + c.len_utf8() > MAX_LINE_BYTES {
+            return;
+        }
+        self.text.insert(self.cursor, c);
+        self.cursor += 1;
+    }
+
+    /// Inserts pasted text: line breaks become spaces, a trailing break is dropped, other
+    /// control characters are dropped; what does not fit is cut.
+    pub fn paste(&mut self, s: &str) {
+        let s = s.trim_end_matches(['\r', '\n']);
+        let mut last_was_break = false;
+        for c in s.chars() {
+            let is_break = c == '\r' || c == '\n';
+            if is_break {
+                if !last_was_break {
+                    self.insert(' ');
+                }
+            } else {
+                self.insert(c);
+            }
+            last_was_break = is_break;
+        }
+    }
+
+    /// Deletes the char before the cursor.
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            self.text.remove(self.cursor);
+        }
+    }
+
+    /// Deletes the char under the cursor.
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.len() {
+            self.text.remove(self.cursor);
+        }
+    }
+
+    /// Deletes the word before the cursor (Ctrl+W).
+    pub fn delete_word(&mut self) {
+        let mut start = self.cursor;
+        while start > 0 && self.text[start - 1] == ' ' {
+            start -= 1;
+        }
+        while start > 0 && self.text[start - 1] != ' ' {
+            start -= 1;
+        }
+        self.text.drain(start..self.cursor);
+        self.cursor = start;
+    }
+
+    /// Clears the line (Ctrl+U).
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+    }
+
+    /// Cursor one left.
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+
+    /// Cursor one right.
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.text.len());
+    }
+
+    /// Cursor to the start.
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    /// Cursor to the end.
+    pub fn end(&mut self) {
+        self.cursor = self.text.len();
+    }
+
+    /// Enter: the line to send (if not blank), remembered in the history; the line is cleared.
+    pub fn submit(&mut self) -> Option<String> {
+        let line = self.text();
+        self.clear();
+        self.browsing = None;
+        if line.trim().is_empty() {
+            return None;
+        }
+        if self.history.back() != Some(&line) {
+            if self.history.len() == HISTORY_LEN {
+                self.history.pop_front();
+            }
+            self.history.push_back(line.clone());
+        }
+        Some(line)
+    }
+
+    /// Up: the previous line from the history.
+    pub fn history_prev(&mut self) {
+        let at = match &self.browsing {
+            Some((0, _)) => return,
+            Some((i, _)) => i - 1,
+            None if self.history.is_empty() => return,
+            None => {
+                self.browsing = Some((self.history.len(), self.text.clone()));
+                self.history.len() - 1
+            }
+        };
+        self.show_history(at);
+    }
+
+    /// Down: the next line from the history, or back to what was being typed.
+    pub fn history_next(&mut self) {
+        let Some((i, draft)) = &self.browsing else {
+            return;
+        };
+        if i + 1 >= self.history.len() {
+            self.text = draft.clone();
+            self.browsing = None;
+            self.cursor = self.text.len();
+        } else {
+            let at = i + 1;
+            self.show_history(at);
+        }
+    }
+
+    fn show_history(&mut self, at: usize) {
+        let Some(line) = self.history.get(at) else {
+            return;
+        };
+        self.text = line.chars().collect();
+        self.cursor = self.text.len();
+        if let Some((i, _)) = self.browsing.as_mut() {
+            *i = at;
+        }
+    }
+
+    /// What to show in `width` columns: the visible slice of the text and the cursor's column
+    /// in it. Scrolls horizontally so the cursor stays in view.
+    pub fn visible(&self, width: usize) -> (String, usize) {
+        if width == 0 {
+            return (String::new(), 0);
+        }
+        let w = |c: &char| c.width().unwrap_or(0);
+        // Start far enough right that the cursor (plus one cell for it) fits.
+        let mut start = 0;
+        let mut cols: usize = self.text[..self.cursor].iter().map(w).sum();
+        while cols + 1 > width && start < self.cursor {
+            cols -= w(&self.text[start]);
+            start += 1;
+        }
+        let mut shown = String::new();
+        let mut used = 0;
+        for c in &self.text[start..] {
+            let cw = w(c);
+            if used + cw > width {
+                break;
+            }
+            shown.push(*c);
+            used += cw;
+        }
+        (shown, cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(s: &str) -> InputLine {
+        let mut i = InputLine::new();
+        for c in s.chars() {
+            i.insert(c);
+        }
+        i
+    }
+
+    #[test]
+    fn cursor_editing() {
+        let mut i = typed("helo");
+        i.left();
+        i.insert('l');
+        assert_eq!(i.text(), "hello");
+        i.home();
+        i.delete();
+        i.insert('j');
+        assert_eq!(i.text(), "jello");
+        i.end();
+        i.backspace();
+        assert_eq!((i.text().as_str(), i.cursor()), ("jell", 4));
+        i.right();
+        assert_eq!(i.cursor(), 4);
+        i.home();
+        i.left();
+        i.backspace();
+        assert_eq!((i.text().as_str(), i.cursor()), ("jell", 0));
+        let mut w = typed("one two  ");
+        w.delete_word();
+        assert_eq!(w.text(), "one ");
+    }
+
+    #[test]
+    fn history_goes_back_and_returns_to_the_draft() {
+        let mut i = InputLine::new();
+        for l in ["first", "second"] {
+            for c in l.chars() {
+                i.insert(c);
+            }
+            assert_eq!(i.submit().as_deref(), Some(l));
+        }
+        assert_eq!(i.submit(), None);
+        i.insert('d');
+        i.history_prev();
+        assert_eq!(i.text(), "second");
+        i.history_prev();
+        assert_eq!(i.text(), "first");
+        i.history_prev();
+        assert_eq!(i.text(), "first");
+        i.history_next();
+        assert_eq!(i.text(), "second");
+        i.history_next();
+        assert_eq!(i.text(), "d");
+        assert_eq!(i.cursor(), 1);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut i = InputLine::new();
+        for n in 0..HISTORY_LEN + 5 {
+            i.paste(&n.to_string());
+            i.submit();
+        }
+        assert_eq!(i.history.len(), HISTORY_LEN);
+        assert_eq!(i.history.front().map(String::as_str), Some("5"));
+    }
+
+    #[test]
+    fn a_multi_line_paste_is_one_line() {
+        let mut i = typed("> ");
+        i.paste("line one\r\nline two\nthree\n");
+        assert_eq!(i.text(), "> line one line two three");
+        let mut big = InputLine::new();
+        big.paste(&"x".repeat(MAX_LINE_BYTES + 10));
+        assert_eq!(big.text().len(), MAX_LINE_BYTES);
+        big.paste("\u{1b}");
+        assert_eq!(big.text().len(), MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn the_view_follows_the_cursor() {
+        let i = typed("abcdefghij");
+        assert_eq!(i.visible(5), ("ghij".into(), 4));
+        let mut j = typed("abcdefghij");
+        j.home();
+        assert_eq!(j.visible(5), ("abcde".into(), 0));
+        assert_eq!(typed("ab").visible(5), ("ab".into(), 2));
+        assert_eq!(typed("日本語").visible(4), ("語".into(), 2));
+    }
+}

@@ -1,0 +1,274 @@
+//! The full-screen terminal UI: terminal setup and restore, and the event loop that joins
+//! keyboard input, driver updates and a clock tick. What is on screen is [`view::View`], drawn
+//! by [`draw`]; editing is [`input::InputLine`]; this file only routes events between them.
+//!
+//! Keys: Enter sends; Up/Down history; Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A,
+//! Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9 picks a room, Ctrl+N/Ctrl+P the next/previous one;
+//! PgUp/PgDn scroll; Ctrl+C (or `/quit`) leaves. A paste is inserted into the input line with
+//! its line breaks turned into spaces and is sent, as one message, on Enter.
+
+pub mod draw;
+pub mod input;
+pub mod view;
+
+use crate::clock;
+use crate::driver::{self, Command, DriverConfig, DriverError};
+use crossterm::event::{
+    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream, KeyCode,
+    KeyEvent, KeyEventKind, KeyModifiers,
+};
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+use futures_util::StreamExt;
+use input::InputLine;
+use natter_core::RoomName;
+use natter_core::session::Session;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::Stdout;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use view::View;
+
+/// Updates folded into the view before the next redraw (bounds one frame's work).
+const UPDATES_PER_FRAME: usize = 256;
+
+/// Why the TUI stopped badly.
+#[derive(Debug, Error)]
+pub enum TuiError {
+    /// The terminal could not be set up or drawn to.
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+    /// The driver gave up.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// The driver task failed (a bug: it panicked).
+    #[error("the connection task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// What a key asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this line.
+    Send(String),
+    /// Switch to the `n`th room (1-based).
+    Room(usize),
+    /// Next (+1) or previous (-1) room.
+    Step(isize),
+    /// Scroll up (+) or down (-) a page.
+    Page(isize),
+    /// Leave.
+    Quit,
+}
+
+/// Applies a key to the input line; returns what else it asks for.
+pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    match key.code {
+        KeyCode::Char('c' | 'd') if ctrl => return Some(Action::Quit),
+        KeyCode::Char('n') if ctrl => return Some(Action::Step(1)),
+        KeyCode::Char('p') if ctrl => return Some(Action::Step(-1)),
+        KeyCode::Char('a') if ctrl => input.home(),
+        KeyCode::Char('e') if ctrl => input.end(),
+        KeyCode::Char('u') if ctrl => input.clear(),
+        KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char(c @ '1'..='9') if alt => {
+            return Some(Action::Room(usize::from(c as u8 - b'0')));
+        }
+        KeyCode::Char(_) if ctrl || alt => {}
+        KeyCode::Char(c) => input.insert(c),
+        KeyCode::Enter => return input.submit().map(Action::Send),
+        KeyCode::Backspace => input.backspace(),
+        KeyCode::Delete => input.delete(),
+        KeyCode::Left => input.left(),
+        KeyCode::Right => input.right(),
+        KeyCode::Home => input.home(),
+        KeyCode::End => input.end(),
+        KeyCode::Up => input.history_prev(),
+        KeyCode::Down => input.history_next(),
+        KeyCode::PageUp => return Some(Action::Page(1)),
+        KeyCode::PageDown => return Some(Action::Page(-1)),
+        KeyCode::Tab => input.insert(' '),
+        _ => {}
+    }
+    None
+}
+
+/// Puts the terminal back as it was. Safe to call more than once.
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Restores the terminal when dropped: on return, on error and on unwinding.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>), TuiError> {
+    // Restore before the default hook prints, so a panic message is readable.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    let guard = TerminalGuard;
+    crossterm::execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste
+    )?;
+    let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    Ok((guard, terminal))
+}
+
+/// Runs the TUI until the session ends or the user leaves.
+pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError> {
+    let tz = clock::local_offset_secs();
+    let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
+    let (upd_tx, mut upd_rx) = mpsc::channel(driver::UPDATE_QUEUE);
+    let mut view = View::new(session.nick().clone());
+    let mut input = InputLine::new();
+    let (guard, mut terminal) = setup_terminal()?;
+    let driver = tokio::spawn(driver::run(session, config, cmd_rx, upd_tx));
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut quitting = false;
+
+    loop {
+        terminal.draw(|f| draw::draw(f, &view, &input, clock::now(), tz))?;
+        tokio::select! {
+            u = upd_rx.recv() => {
+                let Some(u) = u else { break };
+                view.apply(&u, clock::now());
+                for _ in 1..UPDATES_PER_FRAME {
+                    match upd_rx.try_recv() {
+                        Ok(u) => view.apply(&u, clock::now()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            ev = keys.next() => {
+                let action = match ev {
+                    Some(Ok(TermEvent::Key(key))) => key_action(key, &mut input),
+                    Some(Ok(TermEvent::Paste(text))) => {
+                        input.paste(&text);
+                        None
+                    }
+                    Some(Ok(_)) => None,
+                    // The terminal is gone: nothing left to show, so leave.
+                    Some(Err(_)) | None => Some(Action::Quit),
+                };
+                let page = usize::from(terminal.size()?.height).saturating_sub(4).max(1);
+                match action {
+                    None => {}
+                    Some(Action::Quit) if quitting => break,
+                    Some(Action::Quit) => {
+                        quitting = true;
+                        if cmd_tx.try_send(Command::Quit).is_err() {
+                            break;
+                        }
+                    }
+                    Some(Action::Send(line)) => send(&cmd_tx, &mut view, Command::Line(line)),
+                    Some(Action::Room(n)) => {
+                        if let Some(r) = view.room_number(n) {
+                            switch(&cmd_tx, &mut view, r);
+                        }
+                    }
+                    Some(Action::Step(step)) => {
+                        if let Some(r) = view.room_after(step) {
+                            switch(&cmd_tx, &mut view, r);
+                        }
+                    }
+                    Some(Action::Page(n)) if n > 0 => view.scroll_up(page),
+                    Some(Action::Page(_)) => view.scroll_down(page),
+                }
+            }
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => {
+                if quitting { break; }
+                quitting = true;
+                let _ = cmd_tx.try_send(Command::Quit);
+            }
+        }
+    }
+    drop(terminal);
+    drop(guard);
+    drop(cmd_tx);
+    drop(upd_rx);
+    // The driver quits once its front-end is gone; bounded by its quit timeout.
+    Ok(driver.await??)
+}
+
+fn send(cmd_tx: &mpsc::Sender<Command>, view: &mut View, cmd: Command) {
+    if cmd_tx.try_send(cmd).is_err() {
+        view.apply(
+            &driver::Update::Event(natter_core::session::Event::Error {
+                kind: None,
+                text: "typing faster than the connection can take it; line dropped".into(),
+            }),
+            clock::now(),
+        );
+    }
+}
+
+fn switch(cmd_tx: &mpsc::Sender<Command>, view: &mut View, room: RoomName) {
+    send(cmd_tx, view, Command::Switch(room));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn keys_edit_send_and_navigate() {
+        let mut i = InputLine::new();
+        let none = KeyModifiers::NONE;
+        for c in "hi".chars() {
+            assert_eq!(key_action(key(KeyCode::Char(c), none), &mut i), None);
+        }
+        assert_eq!(
+            key_action(key(KeyCode::Enter, none), &mut i),
+            Some(Action::Send("hi".into()))
+        );
+        assert_eq!(key_action(key(KeyCode::Enter, none), &mut i), None);
+        assert_eq!(
+            key_action(key(KeyCode::Char('3'), KeyModifiers::ALT), &mut i),
+            Some(Action::Room(3))
+        );
+        assert_eq!(
+            key_action(key(KeyCode::Char('n'), KeyModifiers::CONTROL), &mut i),
+            Some(Action::Step(1))
+        );
+        assert_eq!(
+            key_action(key(KeyCode::Char('c'), KeyModifiers::CONTROL), &mut i),
+            Some(Action::Quit)
+        );
+        key_action(key(KeyCode::Up, none), &mut i);
+        assert_eq!(i.text(), "hi");
+        key_action(key(KeyCode::Char('x'), KeyModifiers::ALT), &mut i);
+        assert_eq!(i.text(), "hi");
+        key_action(key(KeyCode::Home, none), &mut i);
+        key_action(key(KeyCode::Delete, none), &mut i);
+        assert_eq!(i.text(), "i");
+    }
+}
