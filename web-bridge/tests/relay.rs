@@ -1,0 +1,333 @@
+//! The relay against a fake server: framing both ways, limits, close codes, caps, shutdown.
+
+mod common;
+
+use common::*;
+use natter_bridge::BridgeConfig;
+use natter_core::limits::MAX_FRAME;
+use natter_core::wire;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+fn payload(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
+}
+
+#[tokio::test]
+async fn frames_are_relayed_whole_in_both_directions() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let mut s = server.accept_checked().await;
+
+    // Browser -> server: each message becomes exactly one length-prefixed frame.
+    let sent = [
+        payload(1, 1),
+        payload(2, 300),
+        payload(3, MAX_FRAME),
+        Vec::new(),
+    ];
+    for p in &sent {
+        send_bin(&mut ws, p).await;
+    }
+    let want: Vec<u8> = sent
+        .iter()
+        .flat_map(|p| wire::frame_payload(p).unwrap().to_vec())
+        .collect();
+    assert_eq!(read_n(&mut s, want.len()).await, want);
+
+    // Server -> browser: a frame split across TCP writes (and so reads)...
+    s.set_nodelay(true).unwrap();
+    let big = payload(9, 5000);
+    let frame = wire::frame_payload(&big).unwrap();
+    write_all(&mut s, &frame[..2]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    write_all(&mut s, &frame[2..1000]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    write_all(&mut s, &frame[1000..]).await;
+    assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(big.into())));
+
+    // ...and several frames in one write arrive as one message each, in order.
+    let several = [payload(20, 10), payload(30, 0), payload(40, MAX_FRAME)];
+    let joined: Vec<u8> = several
+        .iter()
+        .flat_map(|p| wire::frame_payload(p).unwrap().to_vec())
+        .collect();
+    write_all(&mut s, &joined).await;
+    for p in several {
+        assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(p.into())));
+    }
+
+    // The browser leaving closes the server connection.
+    within("close", ws.close(None)).await.unwrap();
+    assert!(sees_eof(&mut s).await);
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn oversize_messages_are_closed_with_1009() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    // Just over the frame limit (read whole, refused by the relay), and far over it (refused
+    // by tungstenite from the frame header).
+    for len in [MAX_FRAME + 1, 200 * 1024] {
+        let mut ws = connect(bridge.local_addr()).await;
+        let mut s = server.accept_checked().await;
+        send_bin(&mut ws, &payload(5, 10)).await;
+        assert_eq!(
+            read_n(&mut s, 14).await,
+            wire::frame_payload(&payload(5, 10)).unwrap().to_vec()
+        );
+        let _ = within(
+            "send",
+            futures_util::SinkExt::send(&mut ws, Message::Binary(payload(7, len).into())),
+        )
+        .await;
+        assert_eq!(close_code(&mut ws).await, CloseCode::Size, "len {len}");
+        // Nothing of the oversize message reaches the server; its connection is closed.
+        assert!(sees_eof(&mut s).await, "len {len}");
+    }
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn text_messages_are_closed_with_1003() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let mut s = server.accept_checked().await;
+    within(
+        "send",
+        futures_util::SinkExt::send(&mut ws, Message::text("hello")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await, CloseCode::Unsupported);
+    assert!(sees_eof(&mut s).await);
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+fn status_of(e: WsError) -> u16 {
+    match e {
+        WsError::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn origin_is_checked() {
+    let server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.allowed_origins = vec!["https://chat.example.org".into()];
+    let bridge = bridge_with(config).await;
+    let addr = bridge.local_addr();
+
+    for bad in [
+        "http://evil.example",
+        "https://chat.example.org.evil",
+        "null",
+    ] {
+        let e = connect_origin(addr, Some(bad)).await.expect_err("refused");
+        assert_eq!(status_of(e), 403, "{bad}");
+    }
+    // Another port on the same host is another origin.
+    let e = connect_origin(addr, Some(&format!("http://127.0.0.1:{}", addr.port() + 1)))
+        .await
+        .expect_err("refused");
+    assert_eq!(status_of(e), 403);
+    // Own origin, a configured extra, and (by default) no Origin at all are accepted.
+    for ok in [
+        Some(format!("http://{addr}")),
+        Some("https://chat.example.org".into()),
+        None,
+    ] {
+        let ws = connect_origin(addr, ok.as_deref()).await;
+        assert!(ws.is_ok(), "{ok:?}: {:?}", ws.err());
+    }
+    within("shutdown", bridge.shutdown()).await.unwrap();
+
+    // With allow_missing_origin off, no Origin is refused too.
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.allow_missing_origin = false;
+    let bridge = bridge_with(config).await;
+    let e = connect_origin(bridge.local_addr(), None)
+        .await
+        .expect_err("refused");
+    assert_eq!(status_of(e), 403);
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn server_down_gives_a_prompt_clean_close() {
+    // A port with nothing listening on it.
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let bridge = bridge(dead).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, CloseCode::Again);
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn server_closing_closes_the_websocket() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let mut s = server.accept_checked().await;
+    // A last frame before the close still arrives.
+    write_all(&mut s, &wire::frame_payload(b"bye").unwrap()).await;
+    drop(s);
+    assert_eq!(
+        next_msg(&mut ws).await,
+        Some(Message::Binary(b"bye".to_vec().into()))
+    );
+    assert_eq!(close_code(&mut ws).await, CloseCode::Normal);
+
+    // A server sending an oversize length prefix is cut off with 1011.
+    let mut ws = connect(bridge.local_addr()).await;
+    let mut s = server.accept_checked().await;
+    write_all(&mut s, &((MAX_FRAME + 1) as u32).to_be_bytes()).await;
+    assert_eq!(close_code(&mut ws).await, CloseCode::Error);
+    assert!(sees_eof(&mut s).await);
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn fifty_browsers_each_get_their_own_connection() {
+    const N: usize = 50;
+    const ROUNDS: usize = 5;
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let addr = bridge.local_addr();
+
+    // The fake server echoes every frame on every connection it gets, and counts connections.
+    let (count_tx, mut count_rx) = tokio::sync::mpsc::channel::<()>(N);
+    let echo = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..N {
+            let mut s = server.accept_checked().await;
+            let _ = count_tx.send(()).await;
+            tasks.push(tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+
+    let mut browsers = Vec::new();
+    for i in 0..N {
+        browsers.push(tokio::spawn(async move {
+            let mut ws = connect(addr).await;
+            for round in 0..ROUNDS {
+                let msg = format!("browser {i} round {round}").into_bytes();
+                send_bin(&mut ws, &msg).await;
+                assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(msg.into())));
+            }
+            within("close", ws.close(None)).await.unwrap();
+        }));
+    }
+    for b in browsers {
+        within("browser finishes", b).await.unwrap();
+    }
+    let mut conns = 0;
+    while count_rx.try_recv().is_ok() {
+        conns += 1;
+    }
+    assert_eq!(conns, N, "one server connection per browser");
+    within("echo server ends", echo).await.unwrap();
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn per_ip_cap_refuses_the_extra_connection() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.max_connections_per_ip = 2;
+    let bridge = bridge_with(config).await;
+    let addr = bridge.local_addr();
+    let a = connect(addr).await;
+    let _b = connect(addr).await;
+    let _sa = server.accept_checked().await;
+    let _sb = server.accept_checked().await;
+    let third = connect_origin(addr, Some(&format!("http://{addr}"))).await;
+    assert!(third.is_err(), "third connection from one IP refused");
+    // A slot frees up when a browser leaves.
+    drop(a);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(ws) = connect_origin(addr, Some(&format!("http://{addr}"))).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "slot given back after a disconnect");
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn silent_browsers_are_dropped_live_ones_kept() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.ping_interval = Duration::from_millis(100);
+    config.ping_timeout = Duration::from_millis(200);
+    let bridge = bridge_with(config).await;
+
+    // A live browser keeps reading, so tungstenite answers the bridge's pings.
+    let mut live = connect(bridge.local_addr()).await;
+    let mut live_s = server.accept_checked().await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut live)).await
+        {
+            if matches!(m, Message::Ping(_)) {
+                pings += 1;
+            }
+        }
+        (pings, live)
+    });
+    // A dead one never reads, so never answers.
+    let _dead = connect(bridge.local_addr()).await;
+    let mut dead_s = server.accept_checked().await;
+    assert!(sees_eof(&mut dead_s).await, "silent browser dropped");
+
+    let (pings, mut live) = within("reader", reader).await.unwrap();
+    assert!(pings >= 3, "pings seen: {pings}");
+    // Still relaying after several idle periods.
+    write_all(&mut live_s, &wire::frame_payload(b"still here").unwrap()).await;
+    assert_eq!(
+        next_msg(&mut live).await,
+        Some(Message::Binary(b"still here".to_vec().into()))
+    );
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_with_1001_and_stops_listening() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let addr = bridge.local_addr();
+    let mut ws = connect(addr).await;
+    let mut s = server.accept_checked().await;
+    let closing = tokio::spawn(async move { close_code(&mut ws).await });
+    let t0 = tokio::time::Instant::now();
+    within("shutdown", bridge.shutdown()).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(within("close", closing).await.unwrap(), CloseCode::Away);
+    assert!(sees_eof(&mut s).await);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
