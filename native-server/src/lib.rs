@@ -33,9 +33,11 @@ impl ServerConfig {
     /// Listens on 127.0.0.1 (a free port) with the default limits, a random seed and the
     /// loopback address trusted as a bridge.
     pub fn local_test() -> ServerConfig {
-        let mut hub = Config::default();
-        hub.secret_seed = random_seed();
-        hub.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        let hub = Config {
+            secret_seed: random_seed(),
+            trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            ..Config::default()
+        };
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             hub,

@@ -1,0 +1,623 @@
+//! natter-server over real sockets on 127.0.0.1: text and binary clients chatting, rooms, resume,
+//! every limit, and graceful shutdown (in process and of the binary on SIGTERM).
+
+mod support;
+
+use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Resume, RoomEvent, ServerMsg};
+use natter_core::{Millis, Seq};
+use natter_server::{ServerConfig, start};
+use std::time::Duration;
+use support::*;
+use tokio::time::timeout;
+
+/// Shutting down, including the going-away notices, takes at most this long.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+async fn stop(server: natter_server::Server) {
+    timeout(SHUTDOWN_WAIT, server.shutdown())
+        .await
+        .expect("shutdown timed out")
+        .expect("shutdown failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_text_clients_chat_without_echo() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, nick_b) = TextClient::welcomed(addr, "b").await;
+    assert!(nick_a.starts_with("guest"), "{nick_a}");
+    assert_ne!(nick_a, nick_b);
+    // a hears b arrive.
+    a.expect_has(&format!("-- {nick_b} joined #lobby")).await;
+
+    a.send("hello from a").await;
+    b.expect(|l| l == format!("<{nick_a}> hello from a"), "a's line")
+        .await;
+    b.send("and hi from b").await;
+    a.expect(|l| l == format!("<{nick_b}> and hi from b"), "b's line")
+        .await;
+    // By now a's own line would have come back, had it been echoed.
+    assert!(
+        !a.seen.iter().any(|l| l.contains("hello from a")),
+        "echoed to the sender: {:#?}",
+        a.seen
+    );
+    assert!(
+        !b.seen.iter().any(|l| l.contains("and hi from b")),
+        "echoed to the sender: {:#?}",
+        b.seen
+    );
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_and_binary_clients_share_a_room() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut bin, welcome) = BinClient::hello(addr, "bina", None).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { nick, resumed: false, .. } if nick.as_str() == "bina"),
+        "{welcome:?}"
+    );
+    bin.join("#lobby").await;
+    let (mut txt, tnick) = TextClient::welcomed(addr, "txt").await;
+    txt.send("hi binary").await;
+    let ev = bin
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Event(RoomEvent {
+                        kind: EventKind::Say { .. },
+                        ..
+                    })
+                )
+            },
+            "the text user's line",
+        )
+        .await;
+    let ServerMsg::Event(ev) = ev else {
+        unreachable!()
+    };
+    assert_eq!(ev.from.as_str(), tnick);
+    assert_eq!(ev.room.as_str(), "#lobby");
+    assert!(matches!(&ev.kind, EventKind::Say { text, .. } if text.as_str() == "hi binary"));
+    // Server timestamps are Unix milliseconds (after 2020).
+    assert!(ev.at > Millis(1_577_836_800_000), "{:?}", ev.at);
+
+    let id = bin.say("#lobby", "hi text").await;
+    txt.expect(|l| l == "<bina> hi text", "the binary user's line")
+        .await;
+    // The binary sender gets its own say back as the acknowledgement.
+    bin.expect(
+        |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Say { id: i, .. }, .. }) if *i == id),
+        "own say echoed as ack",
+    )
+    .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_dms_nicks_topics_and_history() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, _) = BinClient::hello(addr, "alice", None).await;
+    alice.join("#rust").await;
+    for t in ["m1", "m2", "m3"] {
+        alice.say("#rust", t).await;
+    }
+    for t in ["m1", "m2", "m3"] {
+        alice
+            .expect(|m| said(std::slice::from_ref(m)) == [t], "own say")
+            .await;
+    }
+
+    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
+    // Nick clash, case-insensitively.
+    carol.send("/nick ALICE").await;
+    carol
+        .expect(|l| l.starts_with("ERROR:"), "nick taken error")
+        .await;
+    carol.send("/nick carol").await;
+    carol.expect_has("carol").await;
+
+    // Join replays history and lists members.
+    carol.send("/join #rust").await;
+    carol.expect_has("-- you are in #rust with: alice").await;
+    for t in ["m1", "m2", "m3"] {
+        carol
+            .expect(|l| l == format!("<alice> {t}"), "history replay")
+            .await;
+    }
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "carol"),
+            "carol's join",
+        )
+        .await;
+
+    // Topic.
+    carol.send("/topic #rust all about Rust").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Topic { topic: Some(t) }, .. }) if t.as_str() == "all about Rust"),
+            "topic event",
+        )
+        .await;
+    alice
+        .send(&ClientMsg::Topic {
+            room: room("#rust"),
+            topic: None,
+        })
+        .await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Topic { topic: Some(t), .. } if t.as_str() == "all about Rust"),
+            "topic reply",
+        )
+        .await;
+
+    // Member list.
+    alice
+        .send(&ClientMsg::Who {
+            room: room("#rust"),
+        })
+        .await;
+    let m = alice
+        .expect(|m| matches!(m, ServerMsg::Members { .. }), "members")
+        .await;
+    let ServerMsg::Members { members, .. } = m else {
+        unreachable!()
+    };
+    let mut names: Vec<&str> = members.iter().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alice", "carol"]);
+    carol.send("/who").await;
+    carol.expect_has("-- #rust (2):").await;
+    carol.send("/rooms").await;
+    carol.expect_has("#rust (2)").await;
+
+    // Direct messages both ways.
+    let id = alice.id();
+    alice
+        .send(&ClientMsg::Msg {
+            to: nick("carol"),
+            id,
+            text: text("psst"),
+        })
+        .await;
+    carol.expect(|l| l == "*alice* psst", "a DM").await;
+    carol.send("/msg alice hey you").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(dm) if dm.from.as_str() == "carol" && dm.text.as_str() == "hey you"),
+            "a DM back",
+        )
+        .await;
+    carol.send("/msg nobody hello?").await;
+    carol
+        .expect(|l| l.starts_with("ERROR:"), "no such nick")
+        .await;
+
+    // Chat in the room, then part.
+    carol.send("hello rust").await;
+    alice
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["hello rust"],
+            "carol's line",
+        )
+        .await;
+    carol.send("/part #rust").await;
+    carol.expect_has("-- you left #rust").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Part { .. }, from, .. }) if from.as_str() == "carol"),
+            "carol's part",
+        )
+        .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_delivers_missed_messages_exactly_once() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, welcome) = BinClient::hello(addr, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    alice.join("#lobby").await;
+    let (mut bob, _) = BinClient::hello(addr, "bob", None).await;
+    bob.join("#lobby").await;
+    bob.say("#lobby", "before").await;
+    let before = alice
+        .expect(|m| said(std::slice::from_ref(m)) == ["before"], "before")
+        .await;
+    let ServerMsg::Event(RoomEvent { seq: last_seen, .. }) = before else {
+        unreachable!()
+    };
+
+    // Cut alice's socket mid-conversation.
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for t in ["while-1", "while-2", "while-3"] {
+        bob.say("#lobby", t).await;
+    }
+    for t in ["while-1", "while-2", "while-3"] {
+        bob.expect(|m| said(std::slice::from_ref(m)) == [t], "own say")
+            .await;
+    }
+
+    let resume = Resume {
+        token,
+        rooms: vec![(room("#lobby"), last_seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr, "someone", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { nick, resumed: true, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    bob.say("#lobby", "after").await;
+    alice
+        .expect(|m| said(std::slice::from_ref(m)) == ["after"], "after")
+        .await;
+    // Anything duplicated would have arrived by now; give stragglers a moment anyway.
+    let mut all = alice.seen.clone();
+    all.extend(alice.msgs_for(Duration::from_millis(300)).await);
+    assert_eq!(
+        said(&all),
+        ["while-1", "while-2", "while-3", "after"],
+        "{all:#?}"
+    );
+    let mut seqs: Vec<Seq> = all
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(e) => Some(e.seq),
+            _ => None,
+        })
+        .collect();
+    let n = seqs.len();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "an event arrived twice: {all:#?}");
+    // Bob saw neither a quit nor a second join of alice.
+    let bob_saw = bob.msgs_for(Duration::from_millis(200)).await;
+    assert!(
+        !bob.seen.iter().chain(&bob_saw).any(|m| matches!(
+            m,
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Quit { .. },
+                ..
+            })
+        )),
+        "{:#?}",
+        bob.seen
+    );
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frame_and_garbage_close_only_the_offender() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+
+    let (mut big, _) = BinClient::hello(addr, "big", None).await;
+    let over = u32::try_from(natter_core::limits::MAX_FRAME + 1).unwrap();
+    big.send_raw(&frame_header(over)).await;
+    big.send_raw(&[0u8; 512]).await;
+    let got = big.expect_closed().await;
+    assert!(
+        got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Protocol,
+                ..
+            }
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        matches!(got.last(), Some(ServerMsg::Bye { .. })),
+        "{got:#?}"
+    );
+
+    // Garbage after a valid preamble: a malformed frame.
+    let mut junk = BinClient::connect(addr, "junk").await;
+    junk.send_raw(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]).await;
+    let got = junk.expect_closed().await;
+    assert!(
+        got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Protocol,
+                ..
+            }
+        )),
+        "{got:#?}"
+    );
+
+    a.send("still here").await;
+    b.expect(|l| l == format!("<{nick_a}> still here"), "chat goes on")
+        .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_line_is_cut_and_reported() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let long = "x".repeat(natter_core::limits::MAX_LINE_BYTES * 4);
+    a.send(&long).await;
+    let err = a.expect(|l| l.starts_with("ERROR:"), "line too long").await;
+    assert!(err.contains("2048") || err.contains("long"), "{err}");
+    // Nobody got more than the limit.
+    let got = b.lines_for(Duration::from_millis(300)).await;
+    assert!(
+        got.iter()
+            .all(|l| l.len() <= natter_core::limits::MAX_LINE_BYTES + 64),
+        "{got:?}"
+    );
+    // The connection still works.
+    a.send("short one").await;
+    b.expect(|l| l == format!("<{nick_a}> short one"), "chat goes on")
+        .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_is_refused_with_an_error_and_others_keep_talking() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut flooder, _) = TextClient::welcomed(addr, "flooder").await;
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let burst = natter_core::limits::FLOOD_BURST as usize + natter_core::limits::FLOOD_QUEUE;
+    let mut lines = String::new();
+    for i in 0..burst + 10 {
+        lines.push_str(&format!("flood {i}\n"));
+    }
+    flooder.send_raw(lines.as_bytes()).await;
+    flooder
+        .expect(|l| l.starts_with("ERROR:"), "flood refusal")
+        .await;
+    a.send("unaffected").await;
+    b.expect(|l| l == format!("<{nick_a}> unaffected"), "chat goes on")
+        .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_connections_from_one_address() {
+    let mut config = ServerConfig::local_test();
+    config.hub.exempt_loopback = false;
+    config.hub.max_connections_per_ip = 3;
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (_c, _) = TextClient::welcomed(addr, "c").await;
+
+    let mut d = TextClient::connect(addr, "d").await;
+    let got = d.expect_closed().await;
+    assert!(got.iter().any(|l| l.starts_with("ERROR:")), "{got:?}");
+    let mut e = BinClient::connect(addr, "e").await;
+    e.send(&ClientMsg::Hello {
+        version: natter_core::wire::PROTOCOL_VERSION,
+        nick: nick("eve"),
+        resume: None,
+    })
+    .await;
+    let got = e.expect_closed().await;
+    assert!(
+        got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Full,
+                ..
+            }
+        )),
+        "{got:#?}"
+    );
+
+    a.send("three is company").await;
+    b.expect(
+        |l| l == format!("<{nick_a}> three is company"),
+        "chat goes on",
+    )
+    .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_timeout_closes_a_silent_binary_client() {
+    let mut config = ServerConfig::local_test();
+    config.hub.hello_timeout = Millis(800);
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+
+    let started = std::time::Instant::now();
+    let mut mute = BinClient::connect(addr, "mute").await;
+    let got = mute.expect_closed().await;
+    assert!(
+        got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Timeout,
+                ..
+            }
+        )),
+        "{got:#?}"
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    a.send("patient").await;
+    b.expect(|l| l == format!("<{nick_a}> patient"), "chat goes on")
+        .await;
+    stop(server).await;
+}
+
+/// A client that never reads while 5,000 large messages flow: it gets a gap marker (or is closed
+/// as too slow), a reading member gets every message, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_never_reads_does_not_hurt_anyone() {
+    const N: usize = 5_000;
+    // The whole flood may add this much to the (test + server) process: the hub bounds each
+    // connection's queue to OUTBOUND_HARD_MAX_BYTES and the history to HISTORY_LEN events, so
+    // growth is a few MiB whatever N is; an unbounded queue would hold N × 1.5 KB = 7.5 MB per
+    // member, and the readers' own buffers are small.
+    const RSS_BOUND_KIB: u64 = 48 * 1024;
+    let mut config = ServerConfig::local_test();
+    // Flood control would pace one sender to 5 messages/s; this test is about the outbound side.
+    config.hub.flood_burst = u32::try_from(N * 2).unwrap();
+    config.hub.flood_refill = Millis(1);
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+
+    let (mut slow, _) = BinClient::hello(addr, "slow", None).await;
+    slow.join("#lobby").await;
+    let (mut reader, _) = BinClient::hello(addr, "reader", None).await;
+    reader.join("#lobby").await;
+    let (mut sender, _) = BinClient::hello(addr, "sender", None).await;
+    sender.join("#lobby").await;
+    let body = "y".repeat(1500);
+    let mut frames = Vec::with_capacity(N);
+    for i in 0..N {
+        let id = sender.id();
+        frames.push(
+            natter_core::wire::encode_frame(&ClientMsg::Say {
+                room: room("#lobby"),
+                id,
+                text: text(&format!("{i} {body}")),
+            })
+            .unwrap(),
+        );
+    }
+    let rss_before = rss_kib();
+
+    // The reader counts every say it gets, concurrently with the flood.
+    let reading = tokio::spawn(async move {
+        let mut got = 0usize;
+        while got < N {
+            match reader.next_msg(Duration::from_secs(20)).await {
+                Got::Msg(ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Say { .. },
+                    ..
+                })) => got += 1,
+                Got::Msg(m @ ServerMsg::Gap { .. }) => panic!("reader: {m:?} after {got}"),
+                Got::Msg(_) => {}
+                other => panic!("reader: {other:?} after {got} messages"),
+            }
+        }
+        got
+    });
+    let started = std::time::Instant::now();
+    // The sender keeps at most WINDOW messages unechoed: as fast as the hub and a reading
+    // client go, so a reader that keeps up never needs a gap, and the one that never reads must.
+    const WINDOW: usize = 64;
+    let echo = tokio::spawn(async move {
+        let (mut sent, mut echoed) = (0usize, 0usize);
+        while echoed < N {
+            while sent < N && sent - echoed < WINDOW {
+                sender.send_raw(&frames[sent]).await;
+                sent += 1;
+            }
+            match sender.next_msg(Duration::from_secs(20)).await {
+                Got::Msg(ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Say { .. },
+                    ..
+                })) => echoed += 1,
+                Got::Msg(m @ (ServerMsg::Gap { .. } | ServerMsg::Error { .. })) => {
+                    panic!("sender: {m:?} after {echoed} echoes")
+                }
+                Got::Msg(_) => {}
+                other => panic!("sender: {other:?} after {echoed} echoes"),
+            }
+        }
+        echoed
+    });
+    let got = timeout(Duration::from_secs(40), reading)
+        .await
+        .expect("reader timed out")
+        .unwrap();
+    assert_eq!(got, N);
+    assert_eq!(
+        timeout(Duration::from_secs(20), echo)
+            .await
+            .expect("sender timed out")
+            .unwrap(),
+        N
+    );
+    let flood_time = started.elapsed();
+    let rss_after = rss_kib();
+    assert!(
+        rss_after.saturating_sub(rss_before) < RSS_BOUND_KIB,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+
+    // Now the slow client reads: it finds a gap marker, or it was closed as too slow.
+    let mut gap_or_slow = false;
+    loop {
+        match slow.next_msg(Duration::from_secs(5)).await {
+            Got::Msg(ServerMsg::Gap { .. })
+            | Got::Msg(ServerMsg::Error {
+                kind: ErrorKind::TooSlow,
+                ..
+            }) => {
+                gap_or_slow = true;
+                break;
+            }
+            Got::Msg(_) => {}
+            Got::Closed | Got::TimedOut => break,
+        }
+    }
+    assert!(
+        gap_or_slow,
+        "the slow reader got neither a gap nor a too-slow error; last: {:?}",
+        slow.seen.last()
+    );
+    // And the room still works for others, promptly.
+    let (mut late, _) = BinClient::hello(addr, "late", None).await;
+    late.join("#lobby").await;
+    let (mut late2, _) = BinClient::hello(addr, "late2", None).await;
+    late2.join("#lobby").await;
+    late.say("#lobby", "after the flood").await;
+    late2
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["after the flood"],
+            "chat goes on",
+        )
+        .await;
+    eprintln!("flood of {N} took {flood_time:?}; RSS {rss_before} -> {rss_after} KiB");
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_tells_everyone() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut txt, _) = TextClient::welcomed(addr, "txt").await;
+    let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
+    let started = std::time::Instant::now();
+    stop(server).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let got = bin.expect_closed().await;
+    assert!(
+        matches!(got.last(), Some(ServerMsg::Bye { .. })),
+        "{got:#?}"
+    );
+    let lines = txt.expect_closed().await;
+    assert!(lines.iter().any(|l| l.starts_with("-- ")), "{lines:?}");
+    // Nobody can connect any more.
+    let refused = timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect attempt timed out");
+    assert!(refused.is_err(), "still accepting after shutdown");
+}

@@ -1,0 +1,353 @@
+//! Test clients for natter-server over real sockets: a text client that behaves like `nc`, and a
+//! binary client that speaks raw frames. Every wait is bounded by [`WAIT`]; failures say what was
+//! seen instead.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use natter_core::wire::{
+    ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, Resume, ServerMsg, decode_payload,
+    encode_frame,
+};
+use natter_core::{MsgId, Nick, RoomName, Text};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{Instant, timeout};
+
+/// The longest any single expectation waits.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+pub fn room(s: &str) -> RoomName {
+    RoomName::new(s).unwrap()
+}
+pub fn text(s: &str) -> Text {
+    Text::new(s).unwrap()
+}
+
+pub async fn connect(addr: SocketAddr) -> TcpStream {
+    timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+}
+
+/// Reads this process's resident set size (Linux), in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line")
+}
+
+/// What a read ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got<T> {
+    Msg(T),
+    Closed,
+    TimedOut,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text client
+
+/// A person on `nc`: writes lines, reads CRLF lines.
+pub struct TextClient {
+    pub name: String,
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    /// Every line received so far, for failure messages and "not received" checks.
+    pub seen: Vec<String>,
+}
+
+impl TextClient {
+    pub async fn connect(addr: SocketAddr, name: &str) -> TextClient {
+        let (r, w) = connect(addr).await.into_split();
+        TextClient {
+            name: name.to_owned(),
+            reader: BufReader::new(r),
+            writer: w,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Connects and waits for the welcome; returns the client and the nick it was given.
+    pub async fn welcomed(addr: SocketAddr, name: &str) -> (TextClient, String) {
+        let mut c = TextClient::connect(addr, name).await;
+        let nick = c.welcome().await;
+        (c, nick)
+    }
+
+    /// Waits for `Welcome to natter, NICK!` and returns NICK.
+    pub async fn welcome(&mut self) -> String {
+        let line = self
+            .expect(|l| l.starts_with("Welcome to natter, "), "the welcome line")
+            .await;
+        let rest = &line["Welcome to natter, ".len()..];
+        rest.split('!').next().unwrap_or_default().to_owned()
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        let mut b = line.as_bytes().to_vec();
+        b.push(b'\n');
+        self.send_raw(&b).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        timeout(WAIT, self.writer.write_all(bytes))
+            .await
+            .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
+            .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
+    }
+
+    /// Next line (without CRLF) within `wait`.
+    pub async fn next_line(&mut self, wait: Duration) -> Got<String> {
+        let mut buf = Vec::new();
+        match timeout(wait, self.reader.read_until(b'\n', &mut buf)).await {
+            Err(_) => Got::TimedOut,
+            Ok(Ok(0)) | Ok(Err(_)) => Got::Closed,
+            Ok(Ok(_)) => {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                self.seen.push(line.clone());
+                Got::Msg(line)
+            }
+        }
+    }
+
+    /// Reads lines until one matches; panics (listing what was seen) on close or after [`WAIT`].
+    pub async fn expect(&mut self, pred: impl Fn(&str) -> bool, what: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left).await {
+                Got::Msg(l) if pred(&l) => return l,
+                Got::Msg(_) => {}
+                other => panic!(
+                    "{}: waiting for {what}, got {other:?}; lines seen: {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Expects a line containing `part`.
+    pub async fn expect_has(&mut self, part: &str) -> String {
+        let what = format!("a line with {part:?}");
+        self.expect(|l| l.contains(part), &what).await
+    }
+
+    /// Lines that arrive within `wait` (stops early on close).
+    pub async fn lines_for(&mut self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left).await {
+                Got::Msg(l) => out.push(l),
+                Got::Closed | Got::TimedOut => return out,
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the lines read on the way.
+    pub async fn expect_closed(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left).await {
+                Got::Msg(l) => out.push(l),
+                Got::Closed => return out,
+                Got::TimedOut => panic!(
+                    "{}: expected the server to close; lines seen: {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary client
+
+/// A program speaking the binary protocol with raw frames.
+pub struct BinClient {
+    pub name: String,
+    reader: OwnedReadHalf,
+    pub writer: OwnedWriteHalf,
+    decoder: FrameDecoder,
+    /// Every message received so far.
+    pub seen: Vec<ServerMsg>,
+    next_id: u64,
+}
+
+impl BinClient {
+    /// Connects and sends the preamble (nothing else).
+    pub async fn connect(addr: SocketAddr, name: &str) -> BinClient {
+        let (r, w) = connect(addr).await.into_split();
+        let mut c = BinClient {
+            name: name.to_owned(),
+            reader: r,
+            writer: w,
+            decoder: FrameDecoder::new(),
+            seen: Vec::new(),
+            next_id: 0,
+        };
+        c.send_raw(&MAGIC).await;
+        c
+    }
+
+    /// Connects, says hello as `nick` (optionally resuming) and waits for the welcome.
+    /// Returns the welcome.
+    pub async fn hello(
+        addr: SocketAddr,
+        nick_: &str,
+        resume: Option<Resume>,
+    ) -> (BinClient, ServerMsg) {
+        let mut c = BinClient::connect(addr, nick_).await;
+        c.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick(nick_),
+            resume,
+        })
+        .await;
+        let w = c
+            .expect(|m| matches!(m, ServerMsg::Welcome { .. }), "welcome")
+            .await;
+        (c, w)
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        let frame = encode_frame(msg).expect("encodes");
+        self.send_raw(&frame).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        timeout(WAIT, self.writer.write_all(bytes))
+            .await
+            .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
+            .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
+    }
+
+    pub fn id(&mut self) -> MsgId {
+        self.next_id += 1;
+        MsgId(self.next_id)
+    }
+
+    pub async fn join(&mut self, r: &str) {
+        self.send(&ClientMsg::Join { room: room(r) }).await;
+        let want = room(r);
+        self.expect(
+            |m| matches!(m, ServerMsg::Joined { room, .. } if *room == want),
+            "joined",
+        )
+        .await;
+    }
+
+    pub async fn say(&mut self, r: &str, t: &str) -> MsgId {
+        let id = self.id();
+        self.send(&ClientMsg::Say {
+            room: room(r),
+            id,
+            text: text(t),
+        })
+        .await;
+        id
+    }
+
+    /// Next message within `wait`.
+    pub async fn next_msg(&mut self, wait: Duration) -> Got<ServerMsg> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(payload)) => {
+                    let msg: ServerMsg = decode_payload(&payload)
+                        .unwrap_or_else(|e| panic!("{}: undecodable frame: {e}", self.name));
+                    self.seen.push(msg.clone());
+                    return Got::Msg(msg);
+                }
+                Ok(None) => {}
+                Err(e) => panic!("{}: bad frame from the server: {e}", self.name),
+            }
+            let mut buf = [0u8; 16 * 1024];
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.reader.read(&mut buf)).await {
+                Err(_) => return Got::TimedOut,
+                Ok(Ok(0)) | Ok(Err(_)) => return Got::Closed,
+                Ok(Ok(n)) => self.decoder.extend(&buf[..n]),
+            }
+        }
+    }
+
+    /// Reads messages until one matches; panics (listing what was seen) on close or timeout.
+    pub async fn expect(&mut self, pred: impl Fn(&ServerMsg) -> bool, what: &str) -> ServerMsg {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_msg(left).await {
+                Got::Msg(m) if pred(&m) => return m,
+                Got::Msg(_) => {}
+                other => panic!(
+                    "{}: waiting for {what}, got {other:?}; seen: {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Messages that arrive within `wait` (stops early on close).
+    pub async fn msgs_for(&mut self, wait: Duration) -> Vec<ServerMsg> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_msg(left).await {
+                Got::Msg(m) => out.push(m),
+                Got::Closed | Got::TimedOut => return out,
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns what came on the way.
+    pub async fn expect_closed(&mut self) -> Vec<ServerMsg> {
+        let deadline = Instant::now() + WAIT;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_msg(left).await {
+                Got::Msg(m) => out.push(m),
+                Got::Closed => return out,
+                Got::TimedOut => panic!(
+                    "{}: expected the server to close; seen: {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+}
+
+/// The say texts in `msgs` (room events only).
+pub fn said(msgs: &[ServerMsg]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(natter_core::wire::RoomEvent {
+                kind: natter_core::wire::EventKind::Say { text, .. },
+                ..
+            }) => Some(text.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A frame header announcing `len` payload bytes.
+pub fn frame_header(len: u32) -> Bytes {
+    Bytes::copy_from_slice(&len.to_be_bytes())
+}
