@@ -1,0 +1,1236 @@
+//! The server's state machine: connections, nicks, rooms, history, flood control, keepalive,
+//! slow-consumer gaps and resume. It owns no socket and reads no clock.
+//!
+//! # Driving a `Hub`
+//! A shell (natter-server) calls, for each connection, [`Hub::accept`] when a socket is accepted,
+//! [`Hub::handle_bytes`] with whatever the socket read, [`Hub::handle_written`] when bytes it was
+//! given have been written to the socket, and [`Hub::handle_close`] when the socket is gone. After
+//! any call it drains [`Hub::poll_transmit`] (bytes to write, per connection, in order) and
+//! [`Hub::poll_event`] (things to log, and connections to close once their bytes are written),
+//! then sleeps until the next input or [`Hub::poll_timeout`], when it calls
+//! [`Hub::handle_timeout`]. Time is always the caller's `now`.
+//!
+//! Backlog: every byte handed out by `poll_transmit` counts against its connection's outbound
+//! limit until the shell reports it written with `handle_written`, so a shell must call it.
+//!
+//! # Rooms and seqs
+//! Every room event (join, part, quit, nick, topic, say, act) gets the room's next seq and goes
+//! into the room's history ring with its encoded frame. A joiner gets `Joined{seq}` where `seq`
+//! is the seq of its own `Join` event, then the last [`Config::history_on_join`] events up to and
+//! including that `Join` (so its own join is the last event of the replay, never sent twice),
+//! then live events. Text-mode joiners get a "you are in" line instead of their own join line.
+
+mod admit;
+mod conn;
+mod flood;
+mod ops;
+mod room;
+#[cfg(test)]
+mod tests;
+mod text;
+mod timers;
+
+use crate::command::HELP_LINE;
+use crate::limits::{
+    INBOUND_MAX_BYTES, MAX_DETACHED, MAX_MEMBERS_LISTED, MAX_NICK_LEN, OUTBOUND_HARD_MAX_BYTES,
+    OUTBOUND_MAX_BYTES,
+};
+use crate::time::Millis;
+use crate::types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use crate::wire::{
+    ClientMsg, ErrorKind, MAGIC, PROTOCOL_VERSION, ServerMsg, decode_payload, encode_frame,
+};
+use admit::IpTable;
+use bytes::Bytes;
+use conn::{Conn, Out, Pending, Phase, QueueLimits};
+use core::net::IpAddr;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use room::{Room, Rooms, Stored};
+use std::collections::{BTreeSet, HashMap};
+use thiserror::Error;
+use timers::{Timer, Timers};
+use tracing::debug;
+
+/// Connections refused at admission but not yet closed, at most; past this `accept` returns
+/// [`Refused::Overloaded`] (telling them costs memory and time; a flood gets nothing).
+pub const MAX_REFUSED_PENDING: usize = 1024;
+
+/// Tunables. [`Config::default`] takes every value from [`crate::limits`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Seed for resume tokens and guest nicks. Must come from the OS's random source in a real
+    /// server: resume tokens are credentials.
+    pub secret_seed: [u8; 32],
+    /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Loopback addresses are exempt from the per-IP limits.
+    pub exempt_loopback: bool,
+    /// See [`crate::limits::MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`crate::limits::MAX_CONNECTIONS_PER_IP`].
+    pub max_connections_per_ip: usize,
+    /// See [`crate::limits::MAX_CONNECTS_PER_WINDOW`].
+    pub max_connects_per_window: u32,
+    /// See [`crate::limits::CONNECT_WINDOW`].
+    pub connect_window: Millis,
+    /// See [`crate::limits::FLOOD_BURST`].
+    pub flood_burst: u32,
+    /// See [`crate::limits::FLOOD_REFILL`].
+    pub flood_refill: Millis,
+    /// See [`crate::limits::FLOOD_QUEUE`].
+    pub flood_queue: usize,
+    /// See [`crate::limits::PING_AFTER`].
+    pub ping_after: Millis,
+    /// See [`crate::limits::PING_TIMEOUT`].
+    pub ping_timeout: Millis,
+    /// See [`crate::limits::HELLO_TIMEOUT`].
+    pub hello_timeout: Millis,
+    /// See [`crate::limits::TEXT_DETECT_WAIT`].
+    pub text_detect_wait: Millis,
+    /// See [`crate::limits::RESUME_GRACE`].
+    pub resume_grace: Millis,
+    /// See [`crate::limits::OUTBOUND_MAX_MSGS`].
+    pub outbound_max_msgs: usize,
+    /// See [`crate::limits::OUTBOUND_MAX_BYTES`].
+    pub outbound_max_bytes: usize,
+    /// See [`crate::limits::HISTORY_LEN`].
+    pub history_len: usize,
+    /// See [`crate::limits::HISTORY_ON_JOIN`].
+    pub history_on_join: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        use crate::limits::*;
+        Config {
+            secret_seed: [0; 32],
+            trusted_proxies: Vec::new(),
+            exempt_loopback: true,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            max_connects_per_window: MAX_CONNECTS_PER_WINDOW,
+            connect_window: CONNECT_WINDOW,
+            flood_burst: FLOOD_BURST,
+            flood_refill: FLOOD_REFILL,
+            flood_queue: FLOOD_QUEUE,
+            ping_after: PING_AFTER,
+            ping_timeout: PING_TIMEOUT,
+            hello_timeout: HELLO_TIMEOUT,
+            text_detect_wait: TEXT_DETECT_WAIT,
+            resume_grace: RESUME_GRACE,
+            outbound_max_msgs: OUTBOUND_MAX_MSGS,
+            outbound_max_bytes: OUTBOUND_MAX_BYTES,
+            history_len: HISTORY_LEN,
+            history_on_join: HISTORY_ON_JOIN,
+        }
+    }
+}
+
+/// Why [`Hub::accept`] turned a connection away outright (the shell just closes the socket).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refused {
+    /// Far past every limit (or shut down): not even worth telling.
+    #[error("too many connections")]
+    Overloaded,
+}
+
+/// Bytes to write to one connection, in the order polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where.
+    pub conn: ConnId,
+    /// What. Shared between all recipients of a broadcast.
+    pub data: Bytes,
+}
+
+/// How a connection talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A program speaking the binary protocol.
+    Binary,
+    /// A person on `nc`/`telnet`.
+    Text,
+}
+
+/// Things the shell logs or acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubEvent {
+    /// A connection identified itself and has a nick.
+    Ready {
+        /// Connection.
+        conn: ConnId,
+        /// How it talks.
+        kind: ConnKind,
+        /// Its nick.
+        nick: Nick,
+        /// It resumed an earlier session.
+        resumed: bool,
+    },
+    /// A limit was hit (logged once per connection and limit). The client was told.
+    LimitHit {
+        /// Connection.
+        conn: ConnId,
+        /// Which limit, as a short stable word (`flood`, `line`, `frame`, `queue`, `per-ip`, ...).
+        limit: &'static str,
+        /// Words for the log.
+        detail: String,
+    },
+    /// Close this connection once the transmits already polled for it are written.
+    Close {
+        /// Connection.
+        conn: ConnId,
+        /// Words for the log.
+        reason: String,
+    },
+}
+
+/// A user: a nick with rooms, attached to a connection or (binary only) detached and waiting
+/// for a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct UserId(u64);
+
+#[derive(Debug)]
+struct User {
+    nick: Nick,
+    kind: ConnKind,
+    conn: Option<ConnId>,
+    rooms: BTreeSet<RoomName>,
+    /// Binary users only.
+    token: Option<ResumeToken>,
+    /// Highest message id accepted from this user (text users get hub-chosen ids).
+    last_id: MsgId,
+}
+
+/// The chat server's state. See the module docs for how to drive it.
+pub struct Hub {
+    config: Config,
+    rng: ChaCha20Rng,
+    next_conn: u64,
+    next_user: u64,
+    next_ping: u64,
+    conns: HashMap<ConnId, Conn>,
+    users: HashMap<UserId, User>,
+    /// Folded nick → user.
+    nicks: HashMap<String, UserId>,
+    tokens: HashMap<ResumeToken, UserId>,
+    rooms: Rooms,
+    out: Out,
+    timers: Timers,
+    ips: IpTable,
+    refused_pending: usize,
+    detached: usize,
+    shut: bool,
+    /// The latest `now` passed in, for the few places deep in a call that need the time.
+    now: Millis,
+}
+
+impl core::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Not derived: the RNG state would reveal resume tokens.
+        f.debug_struct("Hub")
+            .field("connections", &self.conns.len())
+            .field("users", &self.users.len())
+            .field("rooms", &self.rooms.len())
+            .field("detached", &self.detached)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with no connections.
+    pub fn new(config: Config) -> Hub {
+        let rng = ChaCha20Rng::from_seed(config.secret_seed);
+        Hub {
+            config,
+            rng,
+            next_conn: 1,
+            next_user: 1,
+            next_ping: 1,
+            conns: HashMap::new(),
+            users: HashMap::new(),
+            nicks: HashMap::new(),
+            tokens: HashMap::new(),
+            rooms: Rooms::new(),
+            out: Out::default(),
+            timers: Timers::default(),
+            ips: IpTable::default(),
+            refused_pending: 0,
+            detached: 0,
+            shut: false,
+            now: Millis::ZERO,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A socket from `peer` was accepted. Soft limits (per-IP, connect rate, server full) are
+    /// answered in the client's own mode (text line or error frame) once it is known, then closed;
+    /// `Err` only when even that is too much (or after [`Hub::shutdown`]).
+    pub fn accept(&mut self, peer: IpAddr, now: Millis) -> Result<ConnId, Refused> {
+        self.now = self.now.max(now);
+        if self.shut
+            || self.refused_pending >= MAX_REFUSED_PENDING
+            || self.conns.len() >= self.config.max_connections + MAX_REFUSED_PENDING
+        {
+            return Err(Refused::Overloaded);
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let mut conn = Conn::new(id, peer, self.config.flood_burst, now);
+        let admitted = self.conns.len() - self.refused_pending;
+        let verdict = if admitted >= self.config.max_connections {
+            Err(admit::Refusal {
+                limit: "connections",
+                detail: "the server is full, try again later".into(),
+            })
+        } else if IpTable::exempt(&self.config, peer) {
+            Ok(None)
+        } else {
+            self.ips.admit(&self.config, peer, now).map(|()| Some(peer))
+        };
+        match verdict {
+            Ok(counted) => conn.counted_ip = counted,
+            Err(r) => {
+                debug!(conn = %id, %peer, limit = r.limit, "refused at accept");
+                self.refused_pending += 1;
+                conn.limit_hit(&mut self.out, r.limit, r.detail.clone());
+                conn.refused = Some(r.detail);
+            }
+        }
+        debug!(conn = %id, %peer, "accepted");
+        self.conns.insert(id, conn);
+        self.timers
+            .set(Timer::Detect(id), now + self.config.text_detect_wait);
+        self.timers
+            .set(Timer::Hello(id), now + self.config.hello_timeout);
+        if self.ips.len() > 0 && !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
+        Ok(id)
+    }
+
+    /// Bytes read from `conn`'s socket.
+    pub fn handle_bytes(&mut self, conn: ConnId, data: &[u8], now: Millis) {
+        self.now = self.now.max(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() || data.is_empty() {
+            return;
+        }
+        c.last_rx = now;
+        c.ping = None;
+        if c.phase == Phase::Detect {
+            if data[0] == MAGIC[0] {
+                c.kind = Some(ConnKind::Binary);
+                c.phase = Phase::Magic(0);
+                self.timers.cancel(Timer::Detect(conn));
+                if let Some(detail) = c.refused.clone() {
+                    self.refuse_binary(conn, detail);
+                    return;
+                }
+            } else {
+                self.become_text(conn, now);
+            }
+        }
+        match self.conns.get(&conn).and_then(|c| c.kind) {
+            Some(ConnKind::Binary) => self.binary_bytes(conn, data, now),
+            Some(ConnKind::Text) => self.text_bytes(conn, data, now),
+            None => {}
+        }
+    }
+
+    /// `n` bytes of what was polled for `conn` have been written to its socket.
+    pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Millis) {
+        self.now = self.now.max(now);
+        let lim = self.queue_limits();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.written(n);
+        if c.gaps.is_empty() || !c.drained(lim) {
+            return;
+        }
+        let gaps = core::mem::take(&mut c.gaps);
+        debug!(conn = %conn, rooms = gaps.len(), "backlog drained, sending gap markers");
+        for (room, (first, last)) in gaps {
+            self.send(conn, ServerMsg::Gap { room, first, last });
+        }
+    }
+
+    /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
+    pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.closing() {
+            c.phase = Phase::Closing;
+            let user = c.user.take();
+            self.timers.cancel_conn(conn);
+            if let Some(uid) = user {
+                self.release_user(uid, now);
+            }
+        }
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(ip) = c.counted_ip {
+            self.ips.release(ip);
+        }
+        if c.refused.is_some() {
+            self.refused_pending = self.refused_pending.saturating_sub(1);
+        }
+        debug!(conn = %conn, "closed");
+    }
+
+    /// A deadline from [`Hub::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Timer::Detect(c) => {
+                    if self.conns.get(&c).is_some_and(|c| c.phase == Phase::Detect) {
+                        self.become_text(c, now);
+                    }
+                }
+                Timer::Hello(c) => self.hello_timeout(c, now),
+                Timer::Keepalive(c) => self.keepalive(c, now),
+                Timer::Flood(c) => self.run_pending(c, now),
+                Timer::Grace(u) => {
+                    if self.users.get(&u).is_some_and(|u| u.conn.is_none()) {
+                        debug!(user = u.0, "resume grace over");
+                        self.detached = self.detached.saturating_sub(1);
+                        self.quit_user(u, Text::new("connection lost").ok(), now);
+                    }
+                }
+                Timer::PruneIps => {
+                    self.ips.prune(&self.config, now);
+                    if self.ips.len() > 0 {
+                        self.timers
+                            .set(Timer::PruneIps, now + self.config.connect_window);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server is going away: every connection is told and then closed (`Close` events).
+    /// Later `accept`s are refused.
+    pub fn shutdown(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        self.shut = true;
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        let reason = "server shutting down";
+        for id in ids {
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            if c.closing() {
+                continue;
+            }
+            match c.kind {
+                Some(ConnKind::Binary) => self.send(
+                    id,
+                    ServerMsg::Bye {
+                        reason: reason.into(),
+                    },
+                ),
+                Some(ConnKind::Text) => self.send_line(id, &format!("-- {reason}")),
+                None => {}
+            }
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            c.phase = Phase::Closing;
+            // No quit notices: everyone is leaving at once.
+            if let Some(uid) = c.user.take() {
+                if let Some(u) = self.users.get_mut(&uid) {
+                    u.conn = None;
+                }
+            }
+            self.timers.cancel_conn(id);
+            self.out.events.push_back(HubEvent::Close {
+                conn: id,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Next bytes to write.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        while let Some(t) = self.out.transmits.pop_front() {
+            // Bytes for a connection already gone are dropped (its backlog went with it).
+            if self.conns.contains_key(&t.conn) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Next event to log or act on.
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.out.events.pop_front()
+    }
+
+    /// When [`Hub::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.timers.next()
+    }
+
+    /// Connections open.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Bytes queued for `conn` or handed out and not yet reported written.
+    pub fn queued_bytes(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(Conn::backlog_bytes)
+    }
+
+    /// Messages queued for `conn` or handed out and not yet fully written.
+    pub fn queued_msgs(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(Conn::backlog_msgs)
+    }
+
+    /// The nick of the user on `conn`, once it has one.
+    pub fn nick(&self, conn: ConnId) -> Option<&Nick> {
+        let uid = self.conns.get(&conn)?.user?;
+        self.users.get(&uid).map(|u| &u.nick)
+    }
+
+    /// How `conn` talks, once known.
+    pub fn kind(&self, conn: ConnId) -> Option<ConnKind> {
+        self.conns.get(&conn)?.kind
+    }
+
+    /// Whether the user with `nick` (attached or detached) is in `room`.
+    pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
+        self.nicks
+            .get(&nick.folded())
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| u.rooms.contains(room))
+    }
+
+    /// Rooms that exist.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Users known (attached or waiting for resume).
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Users detached and waiting for resume.
+    pub fn detached(&self) -> usize {
+        self.detached
+    }
+
+    /// Events kept in `room`'s history.
+    pub fn history_kept(&self, room: &RoomName) -> Option<usize> {
+        self.rooms.get(room).map(Room::kept)
+    }
+
+    // ---- internals shared by the submodules ----
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_msgs: self.config.outbound_max_msgs,
+            max_bytes: self.config.outbound_max_bytes,
+            hard_bytes: self
+                .config
+                .outbound_max_bytes
+                .saturating_add(OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
+        }
+    }
+
+    /// Sends a reply (not room traffic) to `conn` in its mode. Past the hard backlog limit the
+    /// connection is closed as too slow.
+    fn send(&mut self, conn: ConnId, msg: ServerMsg) {
+        let lim = self.queue_limits();
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.closing() {
+            return;
+        }
+        let me = c.user.and_then(|u| self.users.get(&u)).map(|u| &u.nick);
+        let data = match c.kind {
+            Some(ConnKind::Text) => {
+                let lines = text::lines(&msg, me, c.current.as_ref());
+                if lines.is_empty() {
+                    return;
+                }
+                let mut s = lines.join("\r\n");
+                s.push_str("\r\n");
+                Bytes::from(s)
+            }
+            _ => match encode_frame(&msg) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(conn = %conn, error = %e, "reply did not encode");
+                    return;
+                }
+            },
+        };
+        if c.backlog_bytes() + data.len() > lim.hard_bytes {
+            self.too_slow(conn);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.push(&mut self.out, data);
+        }
+    }
+
+    /// Sends one info line to a text connection.
+    fn send_line(&mut self, conn: ConnId, line: &str) {
+        let lim = self.queue_limits();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let data = text::wire_line(line);
+        if c.backlog_bytes() + data.len() > lim.hard_bytes {
+            self.too_slow(conn);
+            return;
+        }
+        c.push(&mut self.out, data);
+    }
+
+    fn error(&mut self, conn: ConnId, kind: ErrorKind, id: Option<MsgId>, detail: String) {
+        debug!(conn = %conn, ?kind, %detail, "error reply");
+        self.send(conn, ServerMsg::Error { kind, id, detail });
+    }
+
+    /// An error that ends the connection: the error, then (binary) `Bye`, then `Close`.
+    fn fatal(&mut self, conn: ConnId, kind: ErrorKind, detail: String, now: Millis) {
+        self.error(conn, kind, None, detail.clone());
+        if self.conns.get(&conn).and_then(|c| c.kind) == Some(ConnKind::Binary) {
+            self.send(
+                conn,
+                ServerMsg::Bye {
+                    reason: detail.clone(),
+                },
+            );
+        }
+        self.close_conn(conn, detail, now);
+    }
+
+    /// The backlog went past the hard limit: one last error (a few bytes over), then close.
+    fn too_slow(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() {
+            return;
+        }
+        let detail = "you are reading too slowly; closing the connection".to_string();
+        let msg = ServerMsg::Error {
+            kind: ErrorKind::TooSlow,
+            id: None,
+            detail: detail.clone(),
+        };
+        let data = match c.kind {
+            Some(ConnKind::Text) => Some(text::wire_line(&format!("ERROR: {detail}"))),
+            _ => encode_frame(&msg).ok(),
+        };
+        if let Some(d) = data {
+            c.push(&mut self.out, d);
+        }
+        c.limit_hit(&mut self.out, "queue-hard", detail.clone());
+        let now = self.now;
+        self.close_conn(conn, detail, now);
+    }
+
+    /// Marks `conn` closing, tells the shell, and detaches (binary) or quits (text) its user.
+    fn close_conn(&mut self, conn: ConnId, reason: String, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() {
+            return;
+        }
+        debug!(conn = %conn, %reason, "closing");
+        c.phase = Phase::Closing;
+        c.pending.clear();
+        c.gaps.clear();
+        let user = c.user.take();
+        self.timers.cancel_conn(conn);
+        self.out.events.push_back(HubEvent::Close { conn, reason });
+        if let Some(uid) = user {
+            self.release_user(uid, now);
+        }
+    }
+
+    /// A user's connection is gone: binary users wait for a resume, text users quit.
+    fn release_user(&mut self, uid: UserId, now: Millis) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        u.conn = None;
+        if u.kind == ConnKind::Binary && u.token.is_some() && self.detached < MAX_DETACHED {
+            self.detached += 1;
+            self.timers
+                .set(Timer::Grace(uid), now + self.config.resume_grace);
+            debug!(user = uid.0, "detached, waiting for resume");
+        } else {
+            self.quit_user(uid, None, now);
+        }
+    }
+
+    /// The user leaves for good: a quit event in each of its rooms, nick and token freed.
+    fn quit_user(&mut self, uid: UserId, reason: Option<Text>, now: Millis) {
+        let Some(u) = self.users.remove(&uid) else {
+            return;
+        };
+        self.timers.cancel(Timer::Grace(uid));
+        self.nicks.remove(&u.nick.folded());
+        if let Some(t) = &u.token {
+            self.tokens.remove(t);
+        }
+        for room in &u.rooms {
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.members.remove(&uid);
+            }
+            self.broadcast(
+                room,
+                u.nick.clone(),
+                crate::wire::EventKind::Quit {
+                    reason: reason.clone(),
+                },
+                now,
+                None,
+            );
+            self.drop_if_empty(room);
+        }
+    }
+
+    fn drop_if_empty(&mut self, room: &RoomName) {
+        if *room == RoomName::lobby() {
+            return;
+        }
+        if self.rooms.get(room).is_some_and(|r| r.members.is_empty()) {
+            self.rooms.remove(room);
+        }
+    }
+
+    // ---- handshake ----
+
+    fn refuse_binary(&mut self, conn: ConnId, detail: String) {
+        self.fatal(conn, ErrorKind::Full, detail, self.now);
+    }
+
+    fn become_text(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.kind = Some(ConnKind::Text);
+        c.phase = Phase::Ready;
+        self.timers.cancel(Timer::Detect(conn));
+        self.timers.cancel(Timer::Hello(conn));
+        if let Some(detail) = c.refused.clone() {
+            self.fatal(conn, ErrorKind::Full, detail, now);
+            return;
+        }
+        let nick = self.guest_nick();
+        self.new_user(nick.clone(), ConnKind::Text, conn, None);
+        debug!(conn = %conn, %nick, "text mode");
+        self.send_line(conn, &format!("Welcome to natter, {nick}! {HELP_LINE}"));
+        self.out.events.push_back(HubEvent::Ready {
+            conn,
+            kind: ConnKind::Text,
+            nick,
+            resumed: false,
+        });
+        self.join(conn, RoomName::lobby(), now);
+    }
+
+    fn new_user(
+        &mut self,
+        nick: Nick,
+        kind: ConnKind,
+        conn: ConnId,
+        token: Option<ResumeToken>,
+    ) -> UserId {
+        let uid = UserId(self.next_user);
+        self.next_user += 1;
+        self.nicks.insert(nick.folded(), uid);
+        if let Some(t) = &token {
+            self.tokens.insert(t.clone(), uid);
+        }
+        self.users.insert(
+            uid,
+            User {
+                nick,
+                kind,
+                conn: Some(conn),
+                rooms: BTreeSet::new(),
+                token,
+                last_id: MsgId(0),
+            },
+        );
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.user = Some(uid);
+        }
+        uid
+    }
+
+    fn nick_free(&self, nick: &Nick) -> bool {
+        !self.nicks.contains_key(&nick.folded())
+    }
+
+    /// `want` if free, else `want_2`, `want_3`, ... cut to fit, else a guest nick.
+    fn free_nick(&mut self, want: Nick) -> Nick {
+        if self.nick_free(&want) {
+            return want;
+        }
+        for n in 2..1000u32 {
+            let suffix = format!("_{n}");
+            let base: String = want
+                .as_str()
+                .chars()
+                .take(MAX_NICK_LEN - suffix.len())
+                .collect();
+            if let Ok(nick) = Nick::new(&format!("{base}{suffix}")) {
+                if self.nick_free(&nick) {
+                    return nick;
+                }
+            }
+        }
+        self.guest_nick()
+    }
+
+    /// A free `guestNNNN` nick.
+    fn guest_nick(&mut self) -> Nick {
+        for _ in 0..100 {
+            let n = 1000 + self.rng.next_u32() % 9000;
+            if let Ok(nick) = Nick::new(&format!("guest{n}")) {
+                if self.nick_free(&nick) {
+                    return nick;
+                }
+            }
+        }
+        // Ten thousand guests at once: count on from the user counter until one is free.
+        let mut n = self.next_user;
+        loop {
+            if let Ok(nick) = Nick::new(&format!("guest{n}")) {
+                if self.nick_free(&nick) {
+                    return nick;
+                }
+            }
+            n += 1;
+        }
+    }
+
+    fn fresh_token(&mut self) -> ResumeToken {
+        loop {
+            let mut t = [0u8; 16];
+            self.rng.fill_bytes(&mut t);
+            let t = ResumeToken(t);
+            if !self.tokens.contains_key(&t) {
+                return t;
+            }
+        }
+    }
+
+    fn binary_bytes(&mut self, conn: ConnId, mut data: &[u8], now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Phase::Magic(n) = c.phase {
+            let take = (MAGIC.len() - n).min(data.len());
+            if data[..take] != MAGIC[n..n + take] {
+                let detail = crate::wire::WireError::BadMagic.to_string();
+                c.limit_hit(&mut self.out, "magic", detail.clone());
+                self.fatal(conn, ErrorKind::Protocol, detail, now);
+                return;
+            }
+            c.phase = if n + take == MAGIC.len() {
+                Phase::Hello { forwarded_ok: true }
+            } else {
+                Phase::Magic(n + take)
+            };
+            data = &data[take..];
+        }
+        for chunk in data.chunks(INBOUND_MAX_BYTES) {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            c.decoder.extend(chunk);
+            loop {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if c.closing() {
+                    return;
+                }
+                let payload = match c.decoder.next_frame() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    Err(e) => {
+                        c.limit_hit(&mut self.out, "frame", e.to_string());
+                        self.fatal(conn, ErrorKind::Protocol, e.to_string(), now);
+                        return;
+                    }
+                };
+                match decode_payload::<ClientMsg>(&payload) {
+                    Ok(msg) => self.on_frame(conn, msg, now),
+                    Err(e) => {
+                        self.fatal(conn, ErrorKind::Protocol, e.to_string(), now);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, msg: ClientMsg, now: Millis) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        match (c.phase, msg) {
+            (_, ClientMsg::Ping { token }) => self.send(conn, ServerMsg::Pong { token }),
+            (_, ClientMsg::Pong { .. }) => {}
+            (Phase::Hello { forwarded_ok }, ClientMsg::Forwarded { peer }) => {
+                if forwarded_ok && self.config.trusted_proxies.contains(&c.socket_ip) {
+                    self.forwarded(conn, &peer, now);
+                } else {
+                    let detail = "forwarded is only accepted first, from a trusted bridge";
+                    self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+                }
+            }
+            (
+                Phase::Hello { .. },
+                ClientMsg::Hello {
+                    version,
+                    nick,
+                    resume,
+                },
+            ) => self.hello(conn, version, nick, resume, now),
+            (Phase::Hello { .. }, _) => {
+                let detail = "say hello first";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            }
+            (Phase::Ready, ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. }) => {
+                let detail = "hello was already said on this connection";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            }
+            (Phase::Ready, ClientMsg::History { room, after }) => {
+                self.history(conn, room, after);
+            }
+            (Phase::Ready, msg) => self.submit(conn, Pending::Binary(msg), now),
+            (Phase::Detect | Phase::Magic(_) | Phase::Closing, _) => {}
+        }
+    }
+
+    fn forwarded(&mut self, conn: ConnId, peer: &str, now: Millis) {
+        let Ok(ip) = peer.trim().parse::<IpAddr>() else {
+            let detail = "forwarded peer is not an IP address";
+            self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.phase = Phase::Hello {
+            forwarded_ok: false,
+        };
+        if let Some(old) = c.counted_ip.take() {
+            self.ips.release(old);
+        }
+        debug!(conn = %conn, proxy = %c.socket_ip, peer = %ip, "forwarded");
+        if IpTable::exempt(&self.config, ip) {
+            return;
+        }
+        match self.ips.admit(&self.config, ip, now) {
+            Ok(()) => c.counted_ip = Some(ip),
+            Err(r) => {
+                c.limit_hit(&mut self.out, r.limit, r.detail.clone());
+                self.fatal(conn, ErrorKind::Full, r.detail, now);
+            }
+        }
+        if !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
+    }
+
+    fn hello(
+        &mut self,
+        conn: ConnId,
+        version: u16,
+        nick: Nick,
+        resume: Option<crate::wire::Resume>,
+        now: Millis,
+    ) {
+        if version != PROTOCOL_VERSION {
+            let detail = format!(
+                "this server speaks natter protocol version {PROTOCOL_VERSION}, not {version}"
+            );
+            self.fatal(conn, ErrorKind::Version, detail, now);
+            return;
+        }
+        if let Some(r) = resume {
+            if !crate::wire::resume_is_bounded(&r) {
+                let detail = "resume lists too many rooms";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+                return;
+            }
+            if let Some(&uid) = self.tokens.get(&r.token) {
+                self.resume(conn, uid, &r.rooms, now);
+                return;
+            }
+            self.error(
+                conn,
+                ErrorKind::ResumeFailed,
+                None,
+                "your earlier session has expired; starting a new one".into(),
+            );
+        }
+        let nick = self.free_nick(nick);
+        let token = self.fresh_token();
+        self.new_user(nick.clone(), ConnKind::Binary, conn, Some(token.clone()));
+        self.make_ready(conn, now);
+        self.send(
+            conn,
+            ServerMsg::Welcome {
+                version: PROTOCOL_VERSION,
+                nick: nick.clone(),
+                token,
+                resumed: false,
+            },
+        );
+        debug!(conn = %conn, %nick, "hello");
+        self.out.events.push_back(HubEvent::Ready {
+            conn,
+            kind: ConnKind::Binary,
+            nick,
+            resumed: false,
+        });
+    }
+
+    fn make_ready(&mut self, conn: ConnId, now: Millis) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.phase = Phase::Ready;
+        }
+        self.timers.cancel(Timer::Hello(conn));
+        self.timers
+            .set(Timer::Keepalive(conn), now + self.config.ping_after);
+    }
+
+    fn resume(&mut self, conn: ConnId, uid: UserId, seen: &[(RoomName, Seq)], now: Millis) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        match u.conn {
+            Some(old) if old != conn => {
+                // The old socket is not yet known dead: the new connection takes over.
+                if let Some(oc) = self.conns.get_mut(&old) {
+                    oc.user = None;
+                }
+                self.send(
+                    old,
+                    ServerMsg::Bye {
+                        reason: "your session continues on a new connection".into(),
+                    },
+                );
+                self.close_conn(old, "taken over by a resumed connection".into(), now);
+            }
+            Some(_) => {}
+            None => {
+                self.detached = self.detached.saturating_sub(1);
+                self.timers.cancel(Timer::Grace(uid));
+            }
+        }
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        u.conn = Some(conn);
+        let nick = u.nick.clone();
+        let token = u.token.clone();
+        let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.user = Some(uid);
+        }
+        self.make_ready(conn, now);
+        if let Some(token) = token {
+            self.send(
+                conn,
+                ServerMsg::Welcome {
+                    version: PROTOCOL_VERSION,
+                    nick: nick.clone(),
+                    token,
+                    resumed: true,
+                },
+            );
+        }
+        debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
+        self.out.events.push_back(HubEvent::Ready {
+            conn,
+            kind: ConnKind::Binary,
+            nick,
+            resumed: true,
+        });
+        for room in rooms {
+            let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
+                continue;
+            };
+            self.send_joined(conn, &room, latest);
+            match seen.iter().find(|(r, _)| *r == room) {
+                Some((_, after)) => self.replay_since(conn, &room, *after),
+                None => self.replay_recent(conn, &room, latest),
+            }
+        }
+    }
+
+    fn send_joined(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let members: Vec<Nick> = r
+            .members
+            .iter()
+            .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
+            .take(MAX_MEMBERS_LISTED)
+            .collect();
+        let topic = r.topic.clone();
+        self.send(
+            conn,
+            ServerMsg::Joined {
+                room: room.clone(),
+                topic,
+                members,
+                seq,
+            },
+        );
+    }
+
+    /// Replays the last `history_on_join` events up to `upto` as room traffic.
+    fn replay_recent(&mut self, conn: ConnId, room: &RoomName, upto: Seq) {
+        let lim = self.queue_limits();
+        let n = self.config.history_on_join;
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        for s in r.last_n(n, upto) {
+            let data = stored_bytes(c, s);
+            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+        }
+    }
+
+    /// Replays what came after `after` as room traffic: a gap first for what the ring lost.
+    fn replay_since(&mut self, conn: ConnId, room: &RoomName, after: Seq) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let latest = r.last_seq;
+        if after >= latest {
+            return;
+        }
+        let oldest = r.oldest_kept().unwrap_or(latest.next());
+        if oldest > after.next() {
+            let last = Seq(oldest.0 - 1).min(latest);
+            self.send(
+                conn,
+                ServerMsg::Gap {
+                    room: room.clone(),
+                    first: after.next(),
+                    last,
+                },
+            );
+        }
+        let lim = self.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        for s in r.between(after, latest) {
+            let data = stored_bytes(c, s);
+            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+        }
+    }
+
+    fn hello_timeout(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        match c.phase {
+            Phase::Detect => self.become_text(conn, now),
+            Phase::Magic(_) | Phase::Hello { .. } => {
+                let secs = self.config.hello_timeout.0 / 1000;
+                let detail = format!("no hello within {secs} seconds");
+                self.fatal(conn, ErrorKind::Timeout, detail, now);
+            }
+            Phase::Ready | Phase::Closing => {}
+        }
+    }
+
+    fn keepalive(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() || c.kind != Some(ConnKind::Binary) {
+            return;
+        }
+        if let Some((_, sent)) = c.ping {
+            let deadline = sent + self.config.ping_timeout;
+            if now >= deadline {
+                let detail = "no answer to ping".to_string();
+                self.fatal(conn, ErrorKind::Timeout, detail, now);
+            } else {
+                self.timers.set(Timer::Keepalive(conn), deadline);
+            }
+            return;
+        }
+        let due = c.last_rx + self.config.ping_after;
+        if now < due {
+            self.timers.set(Timer::Keepalive(conn), due);
+            return;
+        }
+        let token = self.next_ping;
+        self.next_ping += 1;
+        c.ping = Some((token, now));
+        self.timers
+            .set(Timer::Keepalive(conn), now + self.config.ping_timeout);
+        self.send(conn, ServerMsg::Ping { token });
+    }
+
+    fn text_bytes(&mut self, conn: ConnId, data: &[u8], now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        c.lines.feed(data, |l| lines.push(l));
+        for line in lines {
+            if self.conns.get(&conn).is_none_or(Conn::closing) {
+                return;
+            }
+            if line.cut {
+                let detail = format!(
+                    "line too long (max {} bytes), cut",
+                    crate::limits::MAX_LINE_BYTES
+                );
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.limit_hit(&mut self.out, "line", detail.clone());
+                }
+                self.error(conn, ErrorKind::LineTooLong, None, detail);
+            }
+            self.text_line(conn, &line.text, now);
+        }
+    }
+}
+
+/// What a stored room event looks like on `c`: the shared frame, or a line for people.
+fn stored_bytes(c: &Conn, s: &Stored) -> Bytes {
+    match c.kind {
+        Some(ConnKind::Text) => {
+            text::wire_line(&crate::render::event_line(&s.ev, c.current.as_ref()))
+        }
+        _ => s.frame.clone(),
+    }
+}
