@@ -1,0 +1,99 @@
+//! Admission: the per-IP soft limits checked when a connection arrives (and again with the real
+//! address when a trusted bridge forwards it). The table of addresses is bounded
+//! ([`MAX_TRACKED_IPS`]) and pruned as windows age out.
+
+use super::Config;
+use crate::limits::MAX_TRACKED_IPS;
+use crate::time::Millis;
+use core::net::IpAddr;
+use std::collections::HashMap;
+
+/// Why a connection was refused: a short stable word for logs, and words for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) limit: &'static str,
+    pub(crate) detail: String,
+}
+
+#[derive(Debug, Clone)]
+struct IpStat {
+    open: usize,
+    window_start: Millis,
+    connects: u32,
+}
+
+/// Open connections and recent connects per address.
+#[derive(Debug, Default)]
+pub(crate) struct IpTable {
+    map: HashMap<IpAddr, IpStat>,
+}
+
+impl IpTable {
+    /// Whether `ip` is exempt from per-IP limits (and so not tracked at all).
+    pub(crate) fn exempt(cfg: &Config, ip: IpAddr) -> bool {
+        cfg.exempt_loopback && ip.is_loopback()
+    }
+
+    /// Records a connect from `ip` and decides. `Ok` means the caller now holds one "open" count
+    /// for `ip` and must [`IpTable::release`] it.
+    pub(crate) fn admit(&mut self, cfg: &Config, ip: IpAddr, now: Millis) -> Result<(), Refusal> {
+        if !self.map.contains_key(&ip) && self.map.len() >= MAX_TRACKED_IPS {
+            self.prune(cfg, now);
+            if self.map.len() >= MAX_TRACKED_IPS {
+                return Err(Refusal {
+                    limit: "ip-table",
+                    detail: "the server is busy, try again in a minute".into(),
+                });
+            }
+        }
+        let st = self.map.entry(ip).or_insert(IpStat {
+            open: 0,
+            window_start: now,
+            connects: 0,
+        });
+        if now.since(st.window_start) >= cfg.connect_window {
+            st.window_start = now;
+            st.connects = 0;
+        }
+        st.connects = st.connects.saturating_add(1);
+        if st.connects > cfg.max_connects_per_window {
+            return Err(Refusal {
+                limit: "connect-rate",
+                detail: format!(
+                    "too many connections from your address: at most {} per {} seconds",
+                    cfg.max_connects_per_window,
+                    cfg.connect_window.0 / 1000
+                ),
+            });
+        }
+        if st.open >= cfg.max_connections_per_ip {
+            return Err(Refusal {
+                limit: "per-ip",
+                detail: format!(
+                    "your address already has {} connections open, the most allowed",
+                    st.open
+                ),
+            });
+        }
+        st.open += 1;
+        Ok(())
+    }
+
+    /// A connection admitted for `ip` is gone.
+    pub(crate) fn release(&mut self, ip: IpAddr) {
+        if let Some(st) = self.map.get_mut(&ip) {
+            st.open = st.open.saturating_sub(1);
+        }
+    }
+
+    /// Forgets addresses with nothing open whose window has passed.
+    pub(crate) fn prune(&mut self, cfg: &Config, now: Millis) {
+        self.map
+            .retain(|_, st| st.open > 0 || now.since(st.window_start) < cfg.connect_window);
+    }
+
+    /// Addresses tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}

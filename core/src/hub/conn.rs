@@ -1,0 +1,211 @@
+//! One connection's state: how far its handshake got, its input decoder, its outbound backlog
+//! (bytes queued or handed to the shell and not yet written) with the per-room gaps recorded
+//! while the backlog was over the limit, and its flood-control queue.
+
+use super::flood::Bucket;
+use super::text::LineReader;
+use super::{ConnKind, HubEvent, Transmit, UserId};
+use crate::command::Input;
+use crate::time::Millis;
+use crate::types::{ConnId, RoomName, Seq};
+use crate::wire::{ClientMsg, FrameDecoder};
+use bytes::Bytes;
+use core::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How far a connection has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Nothing received yet: the first byte decides the mode.
+    Detect,
+    /// First byte was 0x00; `n` bytes of the magic matched so far.
+    Magic(usize),
+    /// Binary, waiting for hello. `forwarded_ok`: a `Forwarded` may still come first.
+    Hello { forwarded_ok: bool },
+    /// Has a nick (binary after hello, text after the welcome).
+    Ready,
+    /// Told to close (a `Close` event was emitted); input is ignored.
+    Closing,
+}
+
+/// A command waiting for a flood-control token.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    Binary(ClientMsg),
+    Text(Input),
+}
+
+/// The shell's and the hub's outputs; connections write into it.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<HubEvent>,
+}
+
+/// Outbound limits in force (from the config).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_msgs: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) hard_bytes: usize,
+}
+
+/// One connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    /// The socket's address.
+    pub(crate) socket_ip: IpAddr,
+    /// The address counted in the per-IP table (None: exempt, or refused).
+    pub(crate) counted_ip: Option<IpAddr>,
+    pub(crate) phase: Phase,
+    pub(crate) kind: Option<ConnKind>,
+    /// Refused at admission: told in its mode as soon as that is known, then closed.
+    pub(crate) refused: Option<String>,
+    pub(crate) decoder: FrameDecoder,
+    pub(crate) lines: LineReader,
+    pub(crate) user: Option<UserId>,
+    /// Text mode: the room plain lines go to.
+    pub(crate) current: Option<RoomName>,
+    /// Bytes pushed and not yet confirmed written.
+    backlog_bytes: usize,
+    /// Sizes of the messages pushed and not yet fully written, oldest first.
+    backlog_msgs: VecDeque<usize>,
+    /// Bytes of the oldest message already written.
+    front_written: usize,
+    /// Rooms whose traffic is being skipped: first..=last missed seq.
+    pub(crate) gaps: BTreeMap<RoomName, (Seq, Seq)>,
+    pub(crate) bucket: Bucket,
+    pub(crate) pending: VecDeque<Pending>,
+    pub(crate) last_rx: Millis,
+    /// A ping sent and not yet answered: its token and when.
+    pub(crate) ping: Option<(u64, Millis)>,
+    limits_hit: BTreeSet<&'static str>,
+}
+
+impl Conn {
+    pub(crate) fn new(id: ConnId, ip: IpAddr, burst: u32, now: Millis) -> Conn {
+        Conn {
+            id,
+            socket_ip: ip,
+            counted_ip: None,
+            phase: Phase::Detect,
+            kind: None,
+            refused: None,
+            decoder: FrameDecoder::new(),
+            lines: LineReader::default(),
+            user: None,
+            current: None,
+            backlog_bytes: 0,
+            backlog_msgs: VecDeque::new(),
+            front_written: 0,
+            gaps: BTreeMap::new(),
+            bucket: Bucket::new(burst, now),
+            pending: VecDeque::new(),
+            last_rx: now,
+            ping: None,
+            limits_hit: BTreeSet::new(),
+        }
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.phase == Phase::Closing
+    }
+
+    /// Bytes pushed and not yet written.
+    pub(crate) fn backlog_bytes(&self) -> usize {
+        self.backlog_bytes
+    }
+
+    /// Messages pushed and not yet fully written.
+    pub(crate) fn backlog_msgs(&self) -> usize {
+        self.backlog_msgs.len()
+    }
+
+    /// Whether room traffic of `len` bytes may be queued now.
+    pub(crate) fn room_fits(&self, len: usize, lim: QueueLimits) -> bool {
+        self.backlog_msgs.len() < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes
+    }
+
+    /// Whether the backlog is low enough to send gap markers and resume delivery.
+    pub(crate) fn drained(&self, lim: QueueLimits) -> bool {
+        self.backlog_msgs.len() <= lim.max_msgs / 2 && self.backlog_bytes <= lim.max_bytes / 2
+    }
+
+    /// Queues bytes, whatever the backlog (callers check the limits).
+    pub(crate) fn push(&mut self, out: &mut Out, data: Bytes) {
+        if self.closing() || data.is_empty() {
+            return;
+        }
+        self.backlog_bytes += data.len();
+        self.backlog_msgs.push_back(data.len());
+        out.transmits.push_back(Transmit {
+            conn: self.id,
+            data,
+        });
+    }
+
+    /// Room traffic: queued when it fits and the room is not in a gap; otherwise the seq joins
+    /// the room's gap (so order holds: nothing of the room goes out until the gap marker).
+    pub(crate) fn push_room(
+        &mut self,
+        out: &mut Out,
+        room: &RoomName,
+        seq: Seq,
+        data: Bytes,
+        lim: QueueLimits,
+    ) {
+        if self.closing() {
+            return;
+        }
+        if let Some(gap) = self.gaps.get_mut(room) {
+            gap.0 = gap.0.min(seq);
+            gap.1 = gap.1.max(seq);
+            return;
+        }
+        if self.room_fits(data.len(), lim) {
+            self.push(out, data);
+            return;
+        }
+        tracing::debug!(conn = %self.id, %room, %seq, "backlog full, room traffic skipped");
+        self.gaps.insert(room.clone(), (seq, seq));
+        let detail = format!(
+            "outbound queue full ({} messages, {} bytes): room traffic skipped",
+            self.backlog_msgs.len(),
+            self.backlog_bytes
+        );
+        self.limit_hit(out, "queue", detail);
+    }
+
+    /// `n` more bytes were written to the socket.
+    pub(crate) fn written(&mut self, mut n: usize) {
+        n = n.min(self.backlog_bytes);
+        self.backlog_bytes -= n;
+        while n > 0 {
+            let Some(&front) = self.backlog_msgs.front() else {
+                break;
+            };
+            let left = front - self.front_written;
+            if n >= left {
+                n -= left;
+                self.front_written = 0;
+                self.backlog_msgs.pop_front();
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Emits `LimitHit` the first time this connection hits `limit`.
+    pub(crate) fn limit_hit(&mut self, out: &mut Out, limit: &'static str, detail: String) {
+        if self.limits_hit.insert(limit) {
+            tracing::debug!(conn = %self.id, limit, %detail, "limit hit");
+            out.events.push_back(HubEvent::LimitHit {
+                conn: self.id,
+                limit,
+                detail,
+            });
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Flood control: a token bucket per connection. A command takes a token; with none left it
+//! waits (in the connection's queue, see `conn.rs`) until one refills, so bursts are smoothed
+//! rather than dropped.
+
+use crate::time::Millis;
+
+/// A token bucket holding at most `burst` tokens, refilled one per `refill`.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    tokens: u32,
+    /// When the last token was credited (or the bucket was last full).
+    last: Millis,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub(crate) fn new(burst: u32, now: Millis) -> Bucket {
+        Bucket {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, burst: u32, refill: Millis, now: Millis) {
+        if self.tokens >= burst {
+            self.last = now;
+            return;
+        }
+        let step = refill.0.max(1);
+        let n = now.since(self.last).0 / step;
+        if n == 0 {
+            return;
+        }
+        let room = u64::from(burst - self.tokens);
+        if n >= room {
+            self.tokens = burst;
+            self.last = now;
+        } else {
+            // n < room <= u32::MAX, so the cast is exact.
+            self.tokens += n as u32;
+            self.last = Millis(self.last.0 + n * step);
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn take(&mut self, burst: u32, refill: Millis, now: Millis) -> bool {
+        self.refill(burst, refill, now);
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next token will be there.
+    pub(crate) fn next_token_at(&self, refill: Millis) -> Millis {
+        self.last + Millis(refill.0.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_steady() {
+        let r = Millis(200);
+        let mut b = Bucket::new(3, Millis(0));
+        assert!(b.take(3, r, Millis(0)));
+        assert!(b.take(3, r, Millis(0)));
+        assert!(b.take(3, r, Millis(0)));
+        assert!(!b.take(3, r, Millis(199)));
+        assert_eq!(b.next_token_at(r), Millis(200));
+        assert!(b.take(3, r, Millis(200)));
+        assert!(!b.take(3, r, Millis(300)));
+        assert!(b.take(3, r, Millis(400)));
+        // A long pause refills to the burst, no more.
+        for _ in 0..3 {
+            assert!(b.take(3, r, Millis(10_000)));
+        }
+        assert!(!b.take(3, r, Millis(10_000)));
+    }
+}

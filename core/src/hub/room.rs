@@ -1,0 +1,87 @@
+//! A room: its members, topic, the next seq, and the bounded history ring of events, each kept
+//! with its encoded frame so replays (join, resume, history) never re-encode.
+
+use super::UserId;
+use crate::types::{RoomName, Seq, Text};
+use crate::wire::RoomEvent;
+use bytes::Bytes;
+use std::collections::{BTreeSet, VecDeque};
+
+/// One room event as stored: the event and its frame (`ServerMsg::Event`, length-prefixed).
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) ev: RoomEvent,
+    pub(crate) frame: Bytes,
+}
+
+/// A room.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) topic: Option<Text>,
+    /// Members, attached or detached (waiting for resume).
+    pub(crate) members: BTreeSet<UserId>,
+    /// Seq of the latest event (0: none yet).
+    pub(crate) last_seq: Seq,
+    history: VecDeque<Stored>,
+}
+
+impl Room {
+    pub(crate) fn new() -> Room {
+        Room {
+            topic: None,
+            members: BTreeSet::new(),
+            last_seq: Seq(0),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The next event's seq; the caller stores the event with [`Room::record`].
+    pub(crate) fn next_seq(&mut self) -> Seq {
+        self.last_seq = self.last_seq.next();
+        self.last_seq
+    }
+
+    /// Appends to the ring, dropping the oldest past `cap`.
+    pub(crate) fn record(&mut self, stored: Stored, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        while self.history.len() >= cap {
+            self.history.pop_front();
+        }
+        self.history.push_back(stored);
+    }
+
+    /// Seq of the oldest event still kept, if any.
+    pub(crate) fn oldest_kept(&self) -> Option<Seq> {
+        self.history.front().map(|s| s.ev.seq)
+    }
+
+    /// Events with seq in `after+1 ..= upto`, oldest first.
+    pub(crate) fn between(&self, after: Seq, upto: Seq) -> impl Iterator<Item = &Stored> {
+        // The ring is in seq order, so skip to the first wanted one by position.
+        let start = match self.history.front() {
+            Some(f) if after.0 >= f.ev.seq.0 => (after.0 - f.ev.seq.0 + 1) as usize,
+            _ => 0,
+        };
+        self.history
+            .iter()
+            .skip(start)
+            .take_while(move |s| s.ev.seq <= upto)
+    }
+
+    /// The last `n` events with seq ≤ `upto`.
+    pub(crate) fn last_n(&self, n: usize, upto: Seq) -> impl Iterator<Item = &Stored> {
+        let kept_upto = self.history.iter().filter(|s| s.ev.seq <= upto).count();
+        let skip = kept_upto.saturating_sub(n);
+        self.history.iter().take(kept_upto).skip(skip)
+    }
+
+    /// Events kept.
+    pub(crate) fn kept(&self) -> usize {
+        self.history.len()
+    }
+}
+
+/// A room's name with its state, as the hub keeps rooms in a map keyed by name.
+pub(crate) type Rooms = std::collections::BTreeMap<RoomName, Room>;

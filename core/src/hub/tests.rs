@@ -1,0 +1,1515 @@
+//! The hub driven in memory: binary clients that speak frames, text clients that speak lines,
+//! and a fake clock. No sockets.
+
+use super::*;
+use crate::wire::{EventKind, FrameDecoder, Resume, RoomEvent, RoomInfo};
+use std::collections::{HashMap, HashSet};
+
+const LOCAL: IpAddr = IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+fn room(s: &str) -> RoomName {
+    RoomName::new(s).unwrap()
+}
+fn text(s: &str) -> Text {
+    Text::new(s).unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        secret_seed: [7; 32],
+        ..Config::default()
+    }
+}
+
+/// A hub, the bytes it sent per connection, and a clock.
+struct T {
+    hub: Hub,
+    now: Millis,
+    inbox: HashMap<ConnId, Vec<u8>>,
+    decoders: HashMap<ConnId, FrameDecoder>,
+    raw: Vec<Transmit>,
+    /// Connections whose reader is stuck: their bytes are not reported written.
+    stalled: HashSet<ConnId>,
+    unwritten: HashMap<ConnId, usize>,
+    events: Vec<HubEvent>,
+}
+
+impl T {
+    fn new() -> T {
+        T::with(config())
+    }
+
+    fn with(cfg: Config) -> T {
+        T {
+            hub: Hub::new(cfg),
+            now: Millis(1_000),
+            inbox: HashMap::new(),
+            decoders: HashMap::new(),
+            raw: Vec::new(),
+            stalled: HashSet::new(),
+            unwritten: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(t) = self.hub.poll_transmit() {
+            self.inbox
+                .entry(t.conn)
+                .or_default()
+                .extend_from_slice(&t.data);
+            if self.stalled.contains(&t.conn) {
+                *self.unwritten.entry(t.conn).or_default() += t.data.len();
+            } else {
+                self.hub.handle_written(t.conn, t.data.len(), self.now);
+            }
+            self.raw.push(t);
+        }
+        while let Some(e) = self.hub.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Moves the clock on by `ms`, firing every deadline on the way in order.
+    fn advance(&mut self, ms: u64) {
+        let target = self.now + Millis(ms);
+        for _ in 0..100_000 {
+            match self.hub.poll_timeout() {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    self.hub.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+        self.pump();
+    }
+
+    fn feed(&mut self, c: ConnId, bytes: &[u8]) {
+        self.hub.handle_bytes(c, bytes, self.now);
+        self.pump();
+    }
+
+    fn send(&mut self, c: ConnId, msg: &ClientMsg) {
+        let f = encode_frame(msg).unwrap();
+        self.feed(c, &f);
+    }
+
+    /// A binary client with the magic sent and `hello` said; the welcome is consumed.
+    fn bin_from(&mut self, peer: IpAddr, want: &str) -> (ConnId, Nick, ResumeToken) {
+        let c = self.hub.accept(peer, self.now).unwrap();
+        self.feed(c, &MAGIC);
+        self.send(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        match self.recv(c).as_slice() {
+            [
+                ServerMsg::Welcome {
+                    nick,
+                    token,
+                    resumed: false,
+                    ..
+                },
+            ] => (c, nick.clone(), token.clone()),
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+
+    fn bin(&mut self, want: &str) -> ConnId {
+        self.bin_from(LOCAL, want).0
+    }
+
+    /// Everything the hub sent to binary connection `c` since the last call.
+    fn recv(&mut self, c: ConnId) -> Vec<ServerMsg> {
+        let bytes = self.inbox.remove(&c).unwrap_or_default();
+        let d = self.decoders.entry(c).or_default();
+        d.extend(&bytes);
+        let mut out = Vec::new();
+        while let Some(p) = d.next_frame().unwrap() {
+            out.push(decode_payload::<ServerMsg>(&p).unwrap());
+        }
+        out
+    }
+
+    /// A text client greeted (first line sent or silence), with its welcome lines consumed.
+    fn txt(&mut self) -> (ConnId, String) {
+        let c = self.hub.accept(LOCAL, self.now).unwrap();
+        self.advance(self.hub.config().text_detect_wait.0);
+        let lines = self.lines(c);
+        assert!(lines[0].contains("Welcome"), "{lines:?}");
+        let n = self.hub.nick(c).unwrap().to_string();
+        (c, n)
+    }
+
+    fn line(&mut self, c: ConnId, s: &str) {
+        self.feed(c, format!("{s}\r\n").as_bytes());
+    }
+
+    /// Lines the hub sent to text connection `c` since the last call.
+    fn lines(&mut self, c: ConnId) -> Vec<String> {
+        let bytes = self.inbox.remove(&c).unwrap_or_default();
+        let s = String::from_utf8(bytes).unwrap();
+        assert!(s.is_empty() || s.ends_with("\r\n"), "{s:?}");
+        s.split_terminator("\r\n").map(str::to_owned).collect()
+    }
+
+    fn closed(&self, c: ConnId) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, HubEvent::Close { conn, .. } if *conn == c))
+    }
+
+    fn limit(&self, c: ConnId, which: &str) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, HubEvent::LimitHit { conn, limit, .. } if *conn == c && *limit == which))
+            .count()
+    }
+
+    fn join(&mut self, c: ConnId, r: &str) -> Vec<ServerMsg> {
+        self.send(c, &ClientMsg::Join { room: room(r) });
+        self.recv(c)
+    }
+
+    fn say(&mut self, c: ConnId, r: &str, id: u64, t: &str) {
+        self.send(
+            c,
+            &ClientMsg::Say {
+                room: room(r),
+                id: MsgId(id),
+                text: text(t),
+            },
+        );
+    }
+}
+
+fn says(msgs: &[ServerMsg]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Say { text, .. },
+                ..
+            }) => Some(text.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(msgs: &[ServerMsg]) -> Vec<&RoomEvent> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(ev) => Some(ev),
+            _ => None,
+        })
+        .collect()
+}
+
+fn errors(msgs: &[ServerMsg]) -> Vec<(ErrorKind, Option<MsgId>, String)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Error { kind, id, detail } => Some((*kind, *id, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn text_welcome_autojoin_and_chat_without_echo() {
+    let mut t = T::new();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(500);
+    let l = t.lines(c);
+    let me = t.hub.nick(c).unwrap().to_string();
+    assert!(me.starts_with("guest"));
+    assert!(l[0].contains("Welcome") && l[0].contains(&me) && l[0].contains(HELP_LINE));
+    assert_eq!(l[1], "-- you are in #lobby (nobody else is here yet)");
+    assert!(t.hub.is_member(&nick(&me), &RoomName::lobby()));
+
+    let b = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(b, b"\r\n");
+    let bn = t.hub.nick(b).unwrap().to_string();
+    let lb = t.lines(b);
+    assert_eq!(lb[1], format!("-- you are in #lobby with: {me}"));
+    // Then recent history: the first user's join.
+    assert_eq!(lb[2..], [format!("-- {me} joined #lobby")]);
+    assert_eq!(t.lines(c), vec![format!("-- {bn} joined #lobby")]);
+
+    t.line(c, "hello there");
+    assert_eq!(t.lines(b), vec![format!("<{me}> hello there")]);
+    assert!(t.lines(c).is_empty(), "no echo for text senders");
+    t.line(b, "/me waves");
+    assert_eq!(t.lines(c), vec![format!("* {bn} waves")]);
+    assert!(t.lines(b).is_empty());
+
+    // A third joiner sees recent history (without anyone's join line of its own).
+    let d = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(500);
+    let ld = t.lines(d);
+    assert!(ld[1].starts_with("-- you are in #lobby with: "), "{ld:?}");
+    assert!(ld.contains(&format!("<{me}> hello there")), "{ld:?}");
+    assert!(ld.contains(&format!("* {bn} waves")));
+
+    t.line(d, "/quit bye all");
+    assert!(t.closed(d));
+    assert!(t.lines(c).last().unwrap().ends_with("quit (bye all)"));
+}
+
+#[test]
+fn text_and_binary_in_one_room() {
+    let mut t = T::new();
+    let (tc, tn) = t.txt();
+    let a = t.bin("alice");
+    let got = t.join(a, "#lobby");
+    match &got[0] {
+        ServerMsg::Joined {
+            room: r,
+            members,
+            seq,
+            ..
+        } => {
+            assert_eq!(*r, RoomName::lobby());
+            assert_eq!(members.len(), 2);
+            assert_eq!(seq.0, 2, "tc's join is 1, alice's is 2");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Replay ends with alice's own join event.
+    let evs = events(&got);
+    assert_eq!(evs.last().unwrap().kind, EventKind::Join);
+    assert_eq!(evs.last().unwrap().from.as_str(), "alice");
+    assert_eq!(t.lines(tc), vec!["-- alice joined #lobby".to_string()]);
+
+    t.line(tc, "hi alice");
+    let got = t.recv(a);
+    assert_eq!(says(&got), vec!["hi alice"]);
+    assert_eq!(events(&got)[0].from.as_str(), tn);
+
+    t.say(a, "#lobby", 1, "hi person");
+    assert_eq!(t.lines(tc), vec!["<alice> hi person".to_string()]);
+    // The binary sender gets its own event back: that is the ack.
+    assert_eq!(says(&t.recv(a)), vec!["hi person"]);
+}
+
+#[test]
+fn join_part_who_rooms_topic() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(a, "#rust");
+    t.join(b, "#rust");
+    assert!(matches!(
+        &t.recv(a)[..],
+        [ServerMsg::Event(RoomEvent {
+            kind: EventKind::Join,
+            ..
+        })]
+    ));
+
+    t.send(
+        a,
+        &ClientMsg::Who {
+            room: room("#rust"),
+        },
+    );
+    assert_eq!(
+        t.recv(a),
+        vec![ServerMsg::Members {
+            room: room("#rust"),
+            members: vec![nick("alice"), nick("bob")]
+        }]
+    );
+    t.send(a, &ClientMsg::Rooms);
+    assert_eq!(
+        t.recv(a),
+        vec![ServerMsg::Rooms {
+            rooms: vec![RoomInfo {
+                room: room("#rust"),
+                members: 2
+            }]
+        }]
+    );
+    t.send(
+        a,
+        &ClientMsg::Topic {
+            room: room("#rust"),
+            topic: None,
+        },
+    );
+    assert_eq!(
+        t.recv(a),
+        vec![ServerMsg::Topic {
+            room: room("#rust"),
+            topic: None
+        }]
+    );
+    t.send(
+        a,
+        &ClientMsg::Topic {
+            room: room("#rust"),
+            topic: Some(text("crabs")),
+        },
+    );
+    for c in [a, b] {
+        let e = t.recv(c);
+        assert_eq!(
+            events(&e)[0].kind,
+            EventKind::Topic {
+                topic: Some(text("crabs"))
+            }
+        );
+    }
+    // A late joiner sees the topic.
+    let c = t.bin("carol");
+    match &t.join(c, "#rust")[0] {
+        ServerMsg::Joined { topic, .. } => assert_eq!(*topic, Some(text("crabs"))),
+        other => panic!("{other:?}"),
+    }
+    t.recv(a);
+    t.recv(b);
+
+    t.send(
+        b,
+        &ClientMsg::Part {
+            room: room("#rust"),
+            reason: Some(text("later")),
+        },
+    );
+    assert_eq!(
+        t.recv(b),
+        vec![ServerMsg::Parted {
+            room: room("#rust")
+        }]
+    );
+    let e = t.recv(a);
+    assert_eq!(
+        events(&e)[0].kind,
+        EventKind::Part {
+            reason: Some(text("later"))
+        }
+    );
+    assert_eq!(events(&e)[0].from.as_str(), "bob");
+
+    // Not a member any more.
+    t.say(b, "#rust", 1, "still here?");
+    assert_eq!(errors(&t.recv(b))[0].0, ErrorKind::NotInRoom);
+    assert!(t.recv(a).is_empty());
+
+    // Empty rooms go away.
+    t.send(
+        a,
+        &ClientMsg::Part {
+            room: room("#rust"),
+            reason: None,
+        },
+    );
+    t.send(
+        c,
+        &ClientMsg::Part {
+            room: room("#rust"),
+            reason: None,
+        },
+    );
+    assert_eq!(t.hub.rooms(), 0);
+}
+
+#[test]
+fn nick_clash_change_and_dm() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let (b, bn, _) = t.bin_from(LOCAL, "Alice");
+    assert_eq!(
+        bn.as_str(),
+        "Alice_2",
+        "taken case-insensitively; a free variant is given"
+    );
+    let (_, long, _) = t.bin_from(LOCAL, "abcdefghijklmnop");
+    let (_, long2, _) = t.bin_from(LOCAL, "abcdefghijklmnop");
+    assert_eq!(long.as_str(), "abcdefghijklmnop");
+    assert_eq!(long2.as_str(), "abcdefghijklmn_2");
+
+    t.join(a, "#x");
+    t.join(b, "#x");
+    t.recv(a);
+    t.send(
+        b,
+        &ClientMsg::Nick {
+            nick: nick("ALICE"),
+        },
+    );
+    assert_eq!(errors(&t.recv(b))[0].0, ErrorKind::NickTaken);
+    t.send(b, &ClientMsg::Nick { nick: nick("bob") });
+    let got = t.recv(b);
+    assert_eq!(events(&got)[0].kind, EventKind::Nick { new: nick("bob") });
+    assert_eq!(got.last(), Some(&ServerMsg::YourNick { nick: nick("bob") }));
+    assert_eq!(events(&t.recv(a))[0].from.as_str(), "Alice_2");
+
+    // DM: to the recipient, and back to the sender as its ack.
+    t.send(
+        a,
+        &ClientMsg::Msg {
+            to: nick("BOB"),
+            id: MsgId(5),
+            text: text("psst"),
+        },
+    );
+    let to_b = t.recv(b);
+    let to_a = t.recv(a);
+    assert_eq!(to_a, to_b);
+    match &to_b[..] {
+        [ServerMsg::Direct(dm)] => {
+            assert_eq!(
+                (dm.from.as_str(), dm.to.as_str(), dm.id),
+                ("alice", "bob", MsgId(5))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    t.send(
+        a,
+        &ClientMsg::Msg {
+            to: nick("nobody"),
+            id: MsgId(6),
+            text: text("hello?"),
+        },
+    );
+    let e = errors(&t.recv(a));
+    assert_eq!((e[0].0, e[0].1), (ErrorKind::NoSuchNick, Some(MsgId(6))));
+    assert!(e[0].2.contains("nobody"));
+
+    // Text users: /nick, /msg, and the error lines.
+    let (tc, _) = t.txt();
+    t.recv(a);
+    t.recv(b);
+    t.line(tc, "/nick bob");
+    assert_eq!(
+        t.lines(tc),
+        vec!["ERROR: the nick bob is taken".to_string()]
+    );
+    t.line(tc, "/nick tom");
+    assert_eq!(t.lines(tc), vec!["-- you are now known as tom".to_string()]);
+    t.line(tc, "/msg alice hi from nc");
+    assert_eq!(t.lines(tc), vec!["-> *alice* hi from nc".to_string()]);
+    match &t.recv(a)[..] {
+        [ServerMsg::Direct(dm)] => assert_eq!(dm.from.as_str(), "tom"),
+        other => panic!("{other:?}"),
+    }
+    t.line(tc, "/msg zed hi");
+    assert_eq!(t.lines(tc), vec!["ERROR: nobody is called zed".to_string()]);
+    t.line(tc, "/frob");
+    assert!(t.lines(tc)[0].starts_with("ERROR: unknown command /frob"));
+    t.line(tc, "/help");
+    let help = t.lines(tc);
+    for (usage, _) in crate::command::HELP {
+        assert!(help.iter().any(|l| l.contains(usage)), "{usage} missing");
+    }
+}
+
+#[test]
+fn text_commands_join_part_who_rooms_topic() {
+    let mut t = T::new();
+    let (c, me) = t.txt();
+    t.line(c, "/join #rust");
+    assert_eq!(
+        t.lines(c),
+        vec!["-- you are in #rust (nobody else is here yet)".to_string()]
+    );
+    let (d, dn) = t.txt();
+    assert_eq!(t.lines(c), vec![format!("[#lobby] -- {dn} joined #lobby")]);
+    t.line(d, "/join rust");
+    t.lines(d);
+    assert_eq!(t.lines(c), vec![format!("-- {dn} joined #rust")]);
+    t.line(d, "in rust");
+    assert_eq!(t.lines(c), vec![format!("<{dn}> in rust")]);
+    // Chat in a room other than the current one is prefixed.
+    t.line(d, "/join #lobby");
+    assert_eq!(
+        t.lines(d),
+        vec!["-- you are now talking in #lobby".to_string()]
+    );
+    t.line(d, "in lobby");
+    assert_eq!(t.lines(c), vec![format!("[#lobby] <{dn}> in lobby")]);
+    t.line(c, "/who");
+    let who = t.lines(c);
+    assert!(
+        who[0].starts_with("-- #rust (2): ") && who[0].contains(&me),
+        "{who:?}"
+    );
+    t.line(c, "/rooms");
+    assert_eq!(
+        t.lines(c),
+        vec!["-- rooms: #lobby (2), #rust (2)".to_string()]
+    );
+    t.line(c, "/topic all about crabs");
+    assert_eq!(
+        t.lines(c),
+        vec![format!("-- {me} set the topic of #rust: all about crabs")]
+    );
+    t.line(c, "/topic");
+    assert_eq!(
+        t.lines(c),
+        vec!["-- topic of #rust: all about crabs".to_string()]
+    );
+    t.line(c, "/part");
+    assert_eq!(
+        t.lines(c),
+        vec![
+            "-- you left #rust".to_string(),
+            "-- you are now talking in #lobby".to_string()
+        ]
+    );
+    t.line(c, "/part #lobby");
+    t.lines(c);
+    t.line(c, "anyone?");
+    assert_eq!(
+        t.lines(c),
+        vec!["ERROR: you are in no room: /join #room first".to_string()]
+    );
+}
+
+#[test]
+fn history_replay_on_join() {
+    let mut cfg = config();
+    cfg.history_on_join = 3;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#h");
+    for i in 1..=5 {
+        t.say(a, "#h", i, &format!("m{i}"));
+    }
+    t.recv(a);
+    let b = t.bin("bob");
+    let got = t.join(b, "#h");
+    let ServerMsg::Joined { seq, .. } = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(seq.0, 7, "alice's join, five says, bob's join");
+    let seqs: Vec<u64> = events(&got).iter().map(|e| e.seq.0).collect();
+    assert_eq!(seqs, vec![5, 6, 7]);
+    assert_eq!(says(&got), vec!["m4", "m5"]);
+}
+
+#[test]
+fn mode_detection_by_first_byte_and_silence() {
+    let mut t = T::new();
+    // A printable first byte: text at once, the line is processed after the welcome.
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, b"/nick zed\n");
+    let l = t.lines(c);
+    assert!(l[0].contains("Welcome"));
+    assert!(
+        l.contains(&"-- you are now known as zed".to_string()),
+        "{l:?}"
+    );
+    assert_eq!(t.hub.kind(c), Some(ConnKind::Text));
+    // 0x00: binary; nothing is sent until hello, even after the text wait.
+    let b = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(b, &[0]);
+    t.advance(1_000);
+    assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
+    assert!(!t.inbox.contains_key(&b));
+    // Silence: text.
+    let s = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(399);
+    assert!(!t.inbox.contains_key(&s));
+    t.advance(1);
+    assert!(t.lines(s)[0].contains("Welcome"));
+    // Magic and hello split at every byte boundary still work.
+    let d = t.hub.accept(LOCAL, t.now).unwrap();
+    let mut all = MAGIC.to_vec();
+    all.extend_from_slice(
+        &encode_frame(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("split"),
+            resume: None,
+        })
+        .unwrap(),
+    );
+    for byte in all {
+        t.feed(d, &[byte]);
+    }
+    assert!(matches!(&t.recv(d)[..], [ServerMsg::Welcome { .. }]));
+}
+
+fn fatal(t: &mut T, c: ConnId) -> (ErrorKind, String) {
+    let got = t.recv(c);
+    assert!(t.closed(c), "{got:?}");
+    assert!(matches!(got.last(), Some(ServerMsg::Bye { .. })), "{got:?}");
+    let e = errors(&got);
+    assert_eq!(e.len(), 1, "{got:?}");
+    (e[0].0, e[0].2.clone())
+}
+
+#[test]
+fn bad_magic_oversize_malformed_version_and_order() {
+    let mut t = T::new();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, b"\x00NTX");
+    assert_eq!(fatal(&mut t, c).0, ErrorKind::Protocol);
+
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.feed(c, &((crate::limits::MAX_FRAME as u32) + 1).to_be_bytes());
+    let (k, d) = fatal(&mut t, c);
+    assert_eq!(k, ErrorKind::Protocol);
+    assert!(d.contains("limit"), "{d}");
+    assert_eq!(t.limit(c, "frame"), 1);
+
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.feed(c, &[0, 0, 0, 3, 0xEE, 0xEE, 0xEE]);
+    let (k, d) = fatal(&mut t, c);
+    assert_eq!(k, ErrorKind::Protocol);
+    assert!(d.contains("malformed"), "{d}");
+    // Input after the close is ignored.
+    t.feed(c, b"more");
+    assert!(t.recv(c).is_empty());
+
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.send(
+        c,
+        &ClientMsg::Hello {
+            version: 99,
+            nick: nick("future"),
+            resume: None,
+        },
+    );
+    let (k, d) = fatal(&mut t, c);
+    assert_eq!(k, ErrorKind::Version);
+    assert!(d.contains("version 1"), "{d}");
+
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.send(c, &ClientMsg::Rooms);
+    assert_eq!(fatal(&mut t, c).0, ErrorKind::Protocol);
+}
+
+#[test]
+fn hello_timeout() {
+    let mut t = T::new();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC[..2]);
+    t.advance(9_999);
+    assert!(!t.closed(c));
+    t.advance(1);
+    let (k, d) = fatal(&mut t, c);
+    assert_eq!(k, ErrorKind::Timeout);
+    assert!(d.contains("hello"));
+    t.hub.handle_close(c, t.now);
+    t.hub.handle_close(c, t.now); // twice: no-op
+    assert_eq!(t.hub.connections(), 0);
+    assert_eq!(t.hub.poll_timeout(), None, "nothing left to wake for");
+}
+
+#[test]
+fn long_lines_non_utf8_and_crlf() {
+    let mut t = T::new();
+    let (c, me) = t.txt();
+    let (d, _) = t.txt();
+    t.lines(c);
+    let mut long = vec![b'x'; crate::limits::MAX_LINE_BYTES + 100];
+    long.extend_from_slice(b"\r\nok\r\n");
+    t.feed(c, &long);
+    let lc = t.lines(c);
+    assert_eq!(lc[0], "ERROR: line too long (max 2048 bytes), cut");
+    // The first part is processed: over the chat text limit, so the user hears that too.
+    assert!(
+        lc[1].starts_with("ERROR: that message is 2048 bytes long"),
+        "{lc:?}"
+    );
+    assert_eq!(lc.len(), 2);
+    assert_eq!(t.lines(d), vec![format!("<{me}> ok")]);
+    assert_eq!(t.limit(c, "line"), 1);
+
+    t.feed(c, b"caf\xe9 \xfe ok\n");
+    let got = t.lines(d);
+    assert_eq!(got, vec![format!("<{me}> caf\u{FFFD} \u{FFFD} ok")]);
+    t.feed(c, b"lf only\nand crlf\r\n");
+    assert_eq!(
+        t.lines(d),
+        vec![format!("<{me}> lf only"), format!("<{me}> and crlf")]
+    );
+    // A line split across reads.
+    t.feed(c, b"hal");
+    t.feed(c, b"f\r");
+    assert!(t.lines(d).is_empty());
+    t.feed(c, b"\n");
+    assert_eq!(t.lines(d), vec![format!("<{me}> half")]);
+}
+
+#[test]
+fn flood_burst_then_delay_then_refusal() {
+    let mut cfg = config();
+    cfg.flood_burst = 3;
+    cfg.flood_queue = 2;
+    cfg.flood_refill = Millis(100);
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(b, "#f");
+    t.join(a, "#f"); // one token used: 2 left
+    t.recv(b);
+    let mut all = Vec::new();
+    for i in 1..=6 {
+        all.extend_from_slice(
+            &encode_frame(&ClientMsg::Say {
+                room: room("#f"),
+                id: MsgId(i),
+                text: text(&format!("m{i}")),
+            })
+            .unwrap(),
+        );
+    }
+    t.feed(a, &all);
+    // Two go now, two wait, two are refused with their ids.
+    assert_eq!(says(&t.recv(b)), vec!["m1", "m2"]);
+    let got = t.recv(a);
+    assert_eq!(says(&got), vec!["m1", "m2"]);
+    let e = errors(&got);
+    assert_eq!(
+        e.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+        vec![
+            (ErrorKind::Flood, Some(MsgId(5))),
+            (ErrorKind::Flood, Some(MsgId(6)))
+        ]
+    );
+    assert!(e[0].2.contains("too fast"));
+    assert_eq!(t.limit(a, "flood"), 1, "logged once");
+    assert!(t.hub.poll_timeout().unwrap() <= t.now + Millis(100));
+    // A ping is free and not stuck behind the queue.
+    t.send(a, &ClientMsg::Ping { token: 9 });
+    assert_eq!(t.recv(a), vec![ServerMsg::Pong { token: 9 }]);
+    t.advance(100);
+    assert_eq!(says(&t.recv(b)), vec!["m3"]);
+    t.advance(100);
+    assert_eq!(says(&t.recv(b)), vec!["m4"]);
+    t.advance(1_000);
+    assert!(t.recv(b).is_empty());
+    // Text users are told in words.
+    let (c, _) = t.txt();
+    for i in 0..10 {
+        t.line(c, &format!("spam {i}"));
+    }
+    let lc = t.lines(c);
+    assert!(
+        lc.iter()
+            .any(|l| l.starts_with("ERROR: you are sending too fast")),
+        "{lc:?}"
+    );
+}
+
+#[test]
+fn per_ip_limit_connect_rate_and_loopback() {
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 2;
+    cfg.max_connects_per_window = 3;
+    let mut t = T::with(cfg);
+    let far = ip("203.0.113.5");
+    let c1 = t.hub.accept(far, t.now).unwrap();
+    let c2 = t.hub.accept(far, t.now).unwrap();
+    let c3 = t.hub.accept(far, t.now).unwrap();
+    t.pump();
+    assert_eq!(t.limit(c3, "per-ip"), 1);
+    // Told in its own mode once known: text.
+    t.feed(c3, b"hi\n");
+    let l = t.lines(c3);
+    assert_eq!(l.len(), 1);
+    assert!(
+        l[0].starts_with("ERROR: your address already has 2 connections"),
+        "{l:?}"
+    );
+    assert!(t.closed(c3));
+    t.hub.handle_close(c3, t.now);
+    // Binary: Error{Full} then Bye.
+    t.hub.handle_close(c2, t.now);
+    let c4 = t.hub.accept(far, t.now).unwrap(); // the 4th connect in the window
+    t.pump();
+    t.feed(c4, &MAGIC);
+    assert_eq!(fatal(&mut t, c4).0, ErrorKind::Full);
+    assert_eq!(t.limit(c4, "connect-rate"), 1);
+    t.hub.handle_close(c4, t.now);
+    // After the window, connects are fine again.
+    t.advance(10_000);
+    let c5 = t.hub.accept(far, t.now).unwrap();
+    t.feed(c5, &MAGIC);
+    t.send(
+        c5,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("late"),
+            resume: None,
+        },
+    );
+    assert!(matches!(&t.recv(c5)[..], [ServerMsg::Welcome { .. }]));
+    // Loopback is exempt.
+    for _ in 0..10 {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, b"x\n");
+        assert!(!t.closed(c));
+    }
+    let _ = c1;
+    // Total connections.
+    let mut cfg = config();
+    cfg.max_connections = 1;
+    let mut t = T::with(cfg);
+    t.bin("one");
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(500);
+    assert_eq!(
+        t.lines(c),
+        vec!["ERROR: the server is full, try again later".to_string()]
+    );
+    // Far past the limits, accept refuses outright.
+    let mut n = 0;
+    while t.hub.accept(LOCAL, t.now).is_ok() {
+        n += 1;
+        assert!(n <= MAX_REFUSED_PENDING);
+    }
+    assert_eq!(t.hub.accept(LOCAL, t.now), Err(Refused::Overloaded));
+}
+
+#[test]
+fn slow_consumer_gets_a_gap_and_others_are_unaffected() {
+    let mut cfg = config();
+    cfg.outbound_max_msgs = 10;
+    cfg.flood_burst = 1000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    let s = t.bin("slow");
+    for c in [a, b, s] {
+        t.join(c, "#busy");
+    }
+    t.recv(a);
+    t.recv(b);
+    t.stalled.insert(s);
+    let first_seq = 4; // three joins
+    for i in 0..30 {
+        t.say(a, "#busy", i + 1, &format!("m{i}"));
+        assert!(t.hub.queued_msgs(s).unwrap() <= 10);
+    }
+    assert_eq!(says(&t.recv(b)).len(), 30, "others get everything");
+    assert_eq!(t.hub.queued_msgs(b), Some(0));
+    let got = t.recv(s);
+    assert_eq!(got.len(), 10);
+    assert_eq!(t.limit(s, "queue"), 1);
+    // The reader catches up: the gap marker covers exactly what it missed.
+    let n = t.unwritten.remove(&s).unwrap();
+    t.stalled.remove(&s);
+    t.hub.handle_written(s, n, t.now);
+    t.pump();
+    assert_eq!(
+        t.recv(s),
+        vec![ServerMsg::Gap {
+            room: room("#busy"),
+            first: Seq(first_seq + 10),
+            last: Seq(first_seq + 29)
+        }]
+    );
+    t.say(a, "#busy", 31, "after");
+    assert_eq!(says(&t.recv(s)), vec!["after"]);
+    // It refills from history.
+    t.send(
+        s,
+        &ClientMsg::History {
+            room: room("#busy"),
+            after: Seq(first_seq + 9),
+        },
+    );
+    let got = t.recv(s);
+    let seqs: Vec<u64> = events(&got).iter().map(|e| e.seq.0).collect();
+    assert_eq!(
+        seqs,
+        ((first_seq + 10)..=(first_seq + 30)).collect::<Vec<_>>()[..10].to_vec()
+    );
+    assert!(matches!(got.last(), Some(ServerMsg::Gap { first, .. }) if first.0 == first_seq + 20));
+}
+
+#[test]
+fn slow_text_consumer_never_exceeds_the_limit_and_hard_limit_closes() {
+    let mut cfg = config();
+    cfg.outbound_max_bytes = 2_000;
+    cfg.flood_burst = 10_000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#lobby");
+    let (s, _) = t.txt();
+    t.recv(a);
+    t.stalled.insert(s);
+    for i in 0..200 {
+        t.say(a, "#lobby", i + 1, "some words to fill the queue up");
+        assert!(t.hub.queued_bytes(s).unwrap() <= 2_000);
+    }
+    // Replies may go further, up to the hard limit; then it's closed.
+    for _ in 0..10_000 {
+        if t.closed(s) {
+            break;
+        }
+        t.line(s, "/help");
+    }
+    assert!(t.closed(s));
+    assert!(t.hub.queued_bytes(s).unwrap() <= 2_000 + 64 * 1024 + 100);
+    assert!(String::from_utf8_lossy(&t.inbox[&s]).contains("ERROR: you are reading too slowly"));
+}
+
+#[test]
+fn resume_with_missed_messages_exactly_once() {
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(a, "#q");
+    t.join(b, "#r");
+    t.say(b, "#r", 1, "before");
+    let got = t.recv(a);
+    let last_seen = events(&got).last().unwrap().seq;
+    t.recv(b);
+    // alice's socket dies; bob doesn't hear of it.
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    assert_eq!(t.hub.detached(), 1);
+    t.say(b, "#r", 2, "while away 1");
+    t.say(b, "#r", 3, "while away 2");
+    assert_eq!(says(&t.recv(b)), vec!["while away 1", "while away 2"]);
+    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(a2, &MAGIC);
+    t.send(
+        a2,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("whatever"),
+            resume: Some(Resume {
+                token: token.clone(),
+                rooms: vec![(room("#r"), last_seen)],
+            }),
+        },
+    );
+    let got = t.recv(a2);
+    assert_eq!(
+        got[0],
+        ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            token,
+            resumed: true
+        }
+    );
+    assert!(got.iter().any(
+        |m| matches!(m, ServerMsg::Joined { room: r, seq, .. } if *r == room("#r") && seq.0 == 5)
+    ));
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#q")))
+    );
+    assert_eq!(says(&got), vec!["while away 1", "while away 2"]);
+    assert!(t.recv(b).is_empty(), "no join/quit notices");
+    assert_eq!(t.hub.detached(), 0);
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, HubEvent::Ready { conn, resumed: true, .. } if *conn == a2))
+    );
+    // Live again.
+    t.say(b, "#r", 4, "welcome back");
+    assert_eq!(says(&t.recv(a2)), vec!["welcome back"]);
+}
+
+#[test]
+fn resume_after_the_ring_lost_some_gets_a_gap() {
+    let mut cfg = config();
+    cfg.history_len = 4;
+    cfg.flood_burst = 100;
+    let mut t = T::with(cfg);
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(b, "#r");
+    let seen = events(&t.recv(a)).last().unwrap().seq; // 2
+    t.hub.handle_close(a, t.now);
+    for i in 1..=10 {
+        t.say(b, "#r", i, &format!("m{i}")); // seqs 3..=12
+    }
+    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(a2, &MAGIC);
+    let resume = Some(Resume {
+        token,
+        rooms: vec![(room("#r"), seen)],
+    });
+    t.send(
+        a2,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume,
+        },
+    );
+    let got = t.recv(a2);
+    let gap = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Gap { .. }))
+        .unwrap();
+    assert_eq!(
+        got[gap],
+        ServerMsg::Gap {
+            room: room("#r"),
+            first: Seq(3),
+            last: Seq(8)
+        }
+    );
+    assert_eq!(says(&got[gap..]), vec!["m7", "m8", "m9", "m10"]);
+}
+
+#[test]
+fn resume_with_a_bad_token_starts_fresh_and_grace_expiry_quits() {
+    // No keepalive traffic in the way: bob's test client does not answer pings.
+    let mut t = T::with(Config {
+        ping_after: Millis(1_000_000),
+        ..config()
+    });
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(b, "#r");
+    t.recv(b);
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    let resume = Some(Resume {
+        token: ResumeToken([1; 16]),
+        rooms: vec![],
+    });
+    t.send(
+        c,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume,
+        },
+    );
+    let got = t.recv(c);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    assert!(
+        matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice_2")
+    );
+
+    // alice drops; after the grace, the others hear she quit, and her token is dead.
+    t.hub.handle_close(a, t.now);
+    t.advance(RESUME_GRACE_MS - 1);
+    assert!(t.recv(b).is_empty());
+    t.advance(1);
+    let got = t.recv(b);
+    assert!(
+        matches!(&events(&got)[0].kind, EventKind::Quit { .. }),
+        "{got:?}"
+    );
+    assert_eq!(t.hub.detached(), 0);
+    let d = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(d, &MAGIC);
+    let resume = Some(Resume {
+        token,
+        rooms: vec![],
+    });
+    t.send(
+        d,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume,
+        },
+    );
+    let got = t.recv(d);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    assert!(
+        matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice")
+    );
+}
+
+const RESUME_GRACE_MS: u64 = crate::limits::RESUME_GRACE.0;
+
+#[test]
+fn resume_takes_over_a_connection_not_yet_known_dead() {
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    t.join(a, "#r");
+    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(a2, &MAGIC);
+    let resume = Some(Resume {
+        token,
+        rooms: vec![(room("#r"), Seq(1))],
+    });
+    t.send(
+        a2,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("x"),
+            resume,
+        },
+    );
+    assert!(t.closed(a));
+    assert!(matches!(t.recv(a).last(), Some(ServerMsg::Bye { .. })));
+    assert!(matches!(
+        &t.recv(a2)[0],
+        ServerMsg::Welcome { resumed: true, .. }
+    ));
+    t.hub.handle_close(a, t.now);
+    assert_eq!(t.hub.nick(a2).unwrap().as_str(), "alice");
+    assert!(t.hub.is_member(&nick("alice"), &room("#r")));
+    assert_eq!(t.hub.detached(), 0);
+}
+
+#[test]
+fn ping_pong_and_ping_timeout() {
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    t.join(a, "#p");
+    t.send(a, &ClientMsg::Ping { token: 77 });
+    assert_eq!(t.recv(a), vec![ServerMsg::Pong { token: 77 }]);
+    t.advance(29_999);
+    assert!(t.recv(a).is_empty());
+    t.advance(1);
+    let Some(ServerMsg::Ping { token: pt }) = t.recv(a).pop() else {
+        panic!("no ping")
+    };
+    t.advance(10_000);
+    t.send(a, &ClientMsg::Pong { token: pt });
+    t.advance(20_000);
+    assert!(!t.closed(a));
+    t.advance(10_000);
+    assert!(matches!(t.recv(a).pop(), Some(ServerMsg::Ping { .. })));
+    t.advance(15_000);
+    let (k, _) = fatal(&mut t, a);
+    assert_eq!(k, ErrorKind::Timeout);
+    // Detached, not gone: it can resume.
+    t.hub.handle_close(a, t.now);
+    assert_eq!(t.hub.detached(), 1);
+    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(a2, &MAGIC);
+    let resume = Some(Resume {
+        token,
+        rooms: vec![],
+    });
+    t.send(
+        a2,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume,
+        },
+    );
+    assert!(matches!(
+        &t.recv(a2)[0],
+        ServerMsg::Welcome { resumed: true, .. }
+    ));
+    // Text connections are never pinged.
+    let (c, _) = t.txt();
+    t.advance(200_000);
+    assert!(!t.closed(c));
+    assert!(t.lines(c).iter().all(|l| !l.contains("ping")));
+}
+
+#[test]
+fn forwarded_from_trusted_and_untrusted() {
+    let bridge = ip("10.0.0.2");
+    let mut cfg = config();
+    cfg.trusted_proxies = vec![bridge];
+    cfg.max_connections_per_ip = 1;
+    let mut t = T::with(cfg);
+    // Through the bridge: counted against the browser's address.
+    let c = t.hub.accept(bridge, t.now).unwrap();
+    t.feed(c, &crate::wire::bridge_preamble("198.51.100.7"));
+    t.send(
+        c,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("web"),
+            resume: None,
+        },
+    );
+    assert!(matches!(&t.recv(c)[..], [ServerMsg::Welcome { .. }]));
+    // The bridge's own address isn't used up: a second browser from elsewhere gets in ...
+    let d = t.hub.accept(bridge, t.now).unwrap();
+    t.feed(d, &crate::wire::bridge_preamble("198.51.100.8"));
+    t.send(
+        d,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("web"),
+            resume: None,
+        },
+    );
+    assert!(matches!(&t.recv(d)[..], [ServerMsg::Welcome { .. }]));
+    // ... but a second one from the first browser's address does not.
+    let e = t.hub.accept(bridge, t.now).unwrap();
+    t.feed(e, &crate::wire::bridge_preamble("198.51.100.7"));
+    assert_eq!(fatal(&mut t, e).0, ErrorKind::Full);
+    // Not from the bridge: a protocol error.
+    let f = t.hub.accept(ip("192.0.2.1"), t.now).unwrap();
+    t.feed(f, &crate::wire::bridge_preamble("198.51.100.9"));
+    let (k, d) = fatal(&mut t, f);
+    assert_eq!(k, ErrorKind::Protocol);
+    assert!(d.contains("trusted"));
+    // Not first: also an error.
+    let g = t.hub.accept(bridge, t.now).unwrap();
+    t.feed(g, &MAGIC);
+    t.send(
+        g,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("g"),
+            resume: None,
+        },
+    );
+    t.send(
+        g,
+        &ClientMsg::Forwarded {
+            peer: "198.51.100.10".into(),
+        },
+    );
+    assert_eq!(fatal(&mut t, g).0, ErrorKind::Protocol);
+}
+
+#[test]
+fn shutdown_tells_everyone() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let (c, _) = t.txt();
+    let pending = t.hub.accept(LOCAL, t.now).unwrap();
+    t.hub.shutdown(t.now);
+    t.pump();
+    assert_eq!(
+        t.recv(a),
+        vec![ServerMsg::Bye {
+            reason: "server shutting down".into()
+        }]
+    );
+    assert_eq!(t.lines(c), vec!["-- server shutting down".to_string()]);
+    for x in [a, c, pending] {
+        assert!(t.closed(x));
+    }
+    assert_eq!(t.hub.accept(LOCAL, t.now), Err(Refused::Overloaded));
+    for x in [a, c, pending] {
+        t.hub.handle_close(x, t.now);
+    }
+    assert_eq!(t.hub.connections(), 0);
+}
+
+#[test]
+fn resend_is_acked_not_delivered_twice() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(a, "#d");
+    t.join(b, "#d");
+    t.recv(a);
+    t.say(a, "#d", 10, "once");
+    t.say(a, "#d", 10, "once");
+    t.say(a, "#d", 9, "older");
+    assert_eq!(says(&t.recv(b)), vec!["once"]);
+    let got = t.recv(a);
+    assert_eq!(says(&got), vec!["once"]);
+    assert_eq!(
+        got[1..],
+        [
+            ServerMsg::Ack { id: MsgId(10) },
+            ServerMsg::Ack { id: MsgId(9) }
+        ]
+    );
+    t.send(
+        a,
+        &ClientMsg::Msg {
+            to: nick("bob"),
+            id: MsgId(10),
+            text: text("dm"),
+        },
+    );
+    assert!(t.recv(b).is_empty());
+    assert_eq!(t.recv(a), vec![ServerMsg::Ack { id: MsgId(10) }]);
+}
+
+#[test]
+fn a_broadcast_is_encoded_once() {
+    let mut t = T::new();
+    let cs: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| t.bin(n)).collect();
+    for c in &cs {
+        t.join(*c, "#e");
+    }
+    t.raw.clear();
+    t.say(cs[0], "#e", 1, "shared");
+    assert_eq!(t.raw.len(), 4);
+    let p = t.raw[0].data.as_ptr();
+    assert!(t.raw.iter().all(|x| x.data.as_ptr() == p));
+    // And the history replay reuses the same frame.
+    let late = t.bin("late");
+    t.raw.clear();
+    t.join(late, "#e");
+    assert!(t.raw.iter().any(|x| x.data.as_ptr() == p));
+}
+
+#[test]
+fn too_many_rooms() {
+    let mut t = T::with(Config {
+        flood_burst: 100,
+        ..config()
+    });
+    let a = t.bin("alice");
+    for i in 0..crate::limits::MAX_ROOMS_PER_USER {
+        t.join(a, &format!("#r{i}"));
+    }
+    let e = errors(&t.join(a, "#onemore"));
+    assert_eq!(e[0].0, ErrorKind::TooManyRooms);
+    assert!(e[0].2.contains("20 rooms"));
+}
+
+/// Every error kind the hub sends reaches people in words.
+#[test]
+fn every_error_carries_words() {
+    let mut t = T::with(Config {
+        flood_burst: 100,
+        ..config()
+    });
+    let mut seen: Vec<(ErrorKind, String)> = Vec::new();
+    let mut take = |t: &mut T, c: ConnId| {
+        for (k, _, d) in errors(&t.recv(c)) {
+            seen.push((k, d));
+        }
+    };
+    let a = t.bin("alice");
+    t.join(a, "#w");
+    t.send(
+        a,
+        &ClientMsg::Nick {
+            nick: nick("alice"),
+        },
+    );
+    let b = t.bin("bob");
+    t.send(
+        b,
+        &ClientMsg::Nick {
+            nick: nick("alice"),
+        },
+    );
+    take(&mut t, b);
+    t.say(b, "#w", 1, "x");
+    t.send(
+        b,
+        &ClientMsg::Msg {
+            to: nick("zed"),
+            id: MsgId(2),
+            text: text("x"),
+        },
+    );
+    take(&mut t, b);
+    for i in 0..21 {
+        t.send(
+            b,
+            &ClientMsg::Join {
+                room: room(&format!("#x{i}")),
+            },
+        );
+    }
+    take(&mut t, b);
+    for bytes in [
+        &b"\x00NTQ"[..],
+        &[0, b'N', b'T', b'R', 0xFF, 0xFF, 0xFF, 0xFF][..],
+    ] {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, bytes);
+        take(&mut t, c);
+    }
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.send(
+        c,
+        &ClientMsg::Hello {
+            version: 2,
+            nick: nick("v"),
+            resume: None,
+        },
+    );
+    take(&mut t, c);
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    t.advance(20_000);
+    take(&mut t, c);
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &MAGIC);
+    let resume = Some(Resume {
+        token: ResumeToken([0; 16]),
+        rooms: vec![],
+    });
+    t.send(
+        c,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("r"),
+            resume,
+        },
+    );
+    take(&mut t, c);
+    let mut cfg = config();
+    cfg.flood_burst = 0;
+    cfg.flood_queue = 0;
+    cfg.max_connections = 1;
+    let mut t2 = T::with(cfg);
+    let f = t2.bin("f");
+    t2.send(f, &ClientMsg::Rooms);
+    take(&mut t2, f);
+    let full = t2.hub.accept(LOCAL, t2.now).unwrap();
+    t2.feed(full, &MAGIC);
+    take(&mut t2, full);
+    let kinds: HashSet<String> = seen.iter().map(|(k, _)| format!("{k:?}")).collect();
+    for k in [
+        "NickTaken",
+        "NotInRoom",
+        "NoSuchNick",
+        "TooManyRooms",
+        "Protocol",
+        "Version",
+        "Timeout",
+        "ResumeFailed",
+        "Flood",
+        "Full",
+    ] {
+        assert!(kinds.contains(k), "{k} not seen: {kinds:?}");
+    }
+    for (k, d) in &seen {
+        assert!(d.len() >= 10 && d.contains(' '), "{k:?}: {d:?}");
+    }
+    // Text-only kinds (Invalid, BadCommand, LineTooLong) and TooSlow are in the text tests.
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// Whatever arrives, the hub neither panics nor holds more than its limits.
+    #[test]
+    fn arbitrary_bytes_never_break_the_hub(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..8), binary in proptest::prelude::any::<bool>()) {
+        let mut t = T::new();
+        let other = t.bin("other");
+        t.join(other, "#lobby");
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        if binary {
+            t.feed(c, &MAGIC);
+        }
+        for ch in &chunks {
+            t.feed(c, ch);
+            t.advance(50);
+        }
+        t.advance(60_000);
+        proptest::prop_assert!(t.hub.queued_bytes(other).unwrap_or(0) <= crate::limits::OUTBOUND_MAX_BYTES);
+        t.hub.handle_close(c, t.now);
+        t.hub.handle_close(other, t.now);
+        proptest::prop_assert_eq!(t.hub.connections(), 0);
+    }
+}
