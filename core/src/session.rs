@@ -181,8 +181,16 @@ pub struct RoomState {
     pub unread: u32,
     /// Highest seq seen, `None` before the first event.
     pub last_seq: Option<Seq>,
-    /// Missed ranges whose refill is awaited: `(next, last)`, each seq in it never emitted.
-    gaps: Vec<(Seq, Seq)>,
+    /// Missed ranges whose refill is awaited; no seq in them was ever emitted.
+    gaps: Vec<OpenGap>,
+}
+
+/// A missed range `next..=last` of one room, and where its last history request started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenGap {
+    next: Seq,
+    last: Seq,
+    asked: Seq,
 }
 
 impl RoomState {
@@ -208,33 +216,54 @@ impl RoomState {
         if let Some(i) = self
             .gaps
             .iter()
-            .position(|&(next, last)| next <= seq && seq <= last)
+            .position(|g| g.next <= seq && seq <= g.last)
         {
-            if seq >= self.gaps[i].1 {
+            if seq >= self.gaps[i].last {
                 self.gaps.remove(i);
             } else {
-                self.gaps[i].0 = seq.next();
+                self.gaps[i].next = seq.next();
             }
             return true;
         }
         false
     }
 
-    /// Records a missed range; returns the part of it not already seen, if any.
-    fn add_gap(&mut self, first: Seq, last: Seq) -> Option<(Seq, Seq)> {
+    /// Records a gap marker. Returns the part not seen before (to show), and from which seq to
+    /// ask for history, if at all.
+    ///
+    /// A marker starting inside an open gap is the server saying a refill stopped there (what
+    /// is gone from its history, or what did not fit in our queue): asked again only if the
+    /// refill got further than the last request, so asking always makes progress and ends.
+    fn on_gap(&mut self, first: Seq, last: Seq) -> (Option<(Seq, Seq)>, Option<Seq>) {
+        let mut ask = None;
+        if let Some(g) = self
+            .gaps
+            .iter_mut()
+            .find(|g| g.next <= first && first <= g.last)
+        {
+            if first > g.asked {
+                g.asked = first;
+                ask = Some(first);
+            }
+        }
         let first = match self.last_seq {
             Some(seen) => first.max(seen.next()),
             None => first,
         };
         if first > last {
-            return None;
+            return (None, ask);
         }
         if self.gaps.len() >= MAX_OPEN_GAPS {
             self.gaps.remove(0);
         }
-        self.gaps.push((first, last));
+        self.gaps.push(OpenGap {
+            next: first,
+            last,
+            asked: first,
+        });
         self.last_seq = Some(last);
-        Some((first, last))
+        let ask = ask.map_or(first, |a| a.min(first));
+        (Some((first, last)), Some(ask))
     }
 
     fn add_member(&mut self, nick: &Nick) {
@@ -904,15 +933,18 @@ impl Session {
                 let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) else {
                     return;
                 };
-                if let Some((first, last)) = state.add_gap(first, last) {
+                let (missed, ask) = state.on_gap(first, last);
+                if let Some((first, last)) = missed {
                     self.event(Event::Gap {
                         room: room.clone(),
                         first,
                         last,
                     });
+                }
+                if let Some(from) = ask {
                     self.send(&ClientMsg::History {
                         room,
-                        after: Seq(first.0.saturating_sub(1)),
+                        after: Seq(from.0.saturating_sub(1)),
                     });
                 }
             }
@@ -949,6 +981,8 @@ impl Session {
             tracing::debug!("second welcome ignored");
             return;
         }
+        // Nothing to resume without an earlier welcome: whatever the server says, start fresh.
+        let resumed = resumed && self.ever_welcomed;
         self.phase = Phase::Open { welcomed: true };
         self.attempt = 0;
         self.token = Some(token);
@@ -2506,5 +2540,83 @@ mod tests {
                 prop_assert!(last_id <= t.s.last_id);
             }
         }
+    }
+
+    #[test]
+    fn a_refill_cut_short_is_asked_again_and_what_is_gone_is_not() {
+        let mut t = T::ready(Transport::Messages);
+        t.recv(say("#lobby", 2, "bob", 1, "a"));
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(3),
+            last: Seq(10),
+        });
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::History {
+                room: room("#lobby"),
+                after: Seq(2)
+            }]
+        );
+        // The reply: 3 is gone, 4..=5 fit, the rest (up to the latest, 12) did not.
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(3),
+            last: Seq(3),
+        });
+        assert!(
+            t.sent().is_empty(),
+            "asking again for what is gone would loop"
+        );
+        t.recv(say("#lobby", 4, "bob", 4, "x"));
+        t.recv(say("#lobby", 5, "bob", 5, "x"));
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(6),
+            last: Seq(12),
+        });
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::History {
+                room: room("#lobby"),
+                after: Seq(5)
+            }],
+            "progress was made: ask for the rest"
+        );
+        let evs = t.events();
+        assert_eq!(seqs(&evs), vec![2, 4, 5]);
+        let gaps: Vec<&Event> = evs
+            .iter()
+            .filter(|e| matches!(e, Event::Gap { .. }))
+            .collect();
+        assert_eq!(
+            gaps,
+            vec![
+                &Event::Gap {
+                    room: room("#lobby"),
+                    first: Seq(3),
+                    last: Seq(10)
+                },
+                &Event::Gap {
+                    room: room("#lobby"),
+                    first: Seq(11),
+                    last: Seq(12)
+                },
+            ],
+            "only the part not already reported is shown"
+        );
+        // The same marker again (no progress) asks nothing.
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(6),
+            last: Seq(12),
+        });
+        assert!(t.sent().is_empty());
+        for seq in 6..=12 {
+            t.recv(say("#lobby", seq, "bob", seq, "x"));
+        }
+        t.recv(say("#lobby", 13, "bob", 13, "live"));
+        assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 10, 11, 12, 13]);
+        assert!(t.s.room_state(&room("#lobby")).unwrap().gaps.is_empty());
     }
 }
