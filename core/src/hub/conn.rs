@@ -122,9 +122,11 @@ impl Conn {
         self.backlog_msgs.len()
     }
 
-    /// Whether room traffic of `len` bytes may be queued now.
+    /// Whether room traffic of `len` bytes may be queued now. An empty queue takes anything, so
+    /// a limit set below one message still lets traffic (and the gap flush) make progress.
     pub(crate) fn room_fits(&self, len: usize, lim: QueueLimits) -> bool {
-        self.backlog_msgs.len() < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes
+        self.backlog_msgs.is_empty()
+            || (self.backlog_msgs.len() < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes)
     }
 
     /// Whether the backlog is low enough to send gap markers and resume delivery.

@@ -61,7 +61,9 @@ impl Room {
     pub(crate) fn between(&self, after: Seq, upto: Seq) -> impl Iterator<Item = &Stored> {
         // The ring is in seq order, so skip to the first wanted one by position.
         let start = match self.history.front() {
-            Some(f) if after.0 >= f.ev.seq.0 => (after.0 - f.ev.seq.0 + 1) as usize,
+            Some(f) if after.0 >= f.ev.seq.0 => {
+                usize::try_from(after.0 - f.ev.seq.0 + 1).unwrap_or(usize::MAX)
+            }
             _ => 0,
         };
         self.history
