@@ -247,7 +247,11 @@ impl RoomState {
             }
         }
         let first = match self.last_seq {
-            Some(seen) => first.max(seen.next()),
+            // Nothing is above the highest possible seq (a hostile server may send it).
+            Some(seen) => match seen.0.checked_add(1) {
+                Some(after) => first.max(Seq(after)),
+                None => return (None, ask),
+            },
             None => first,
         };
         if first > last {
@@ -2429,11 +2433,16 @@ mod tests {
             Tick(u64),
         }
 
+        /// Mostly small seqs (so they collide), sometimes the extremes.
+        fn seq() -> impl Strategy<Value = u64> {
+            prop_oneof![20 => 1..60u64, 1 => Just(0), 1 => u64::MAX - 3..=u64::MAX]
+        }
+
         fn step() -> impl Strategy<Value = Step> {
             prop_oneof![
-                6 => (any::<bool>(), 1..60u64, any::<bool>())
+                6 => (any::<bool>(), seq(), any::<bool>())
                     .prop_map(|(room, seq, mine)| Step::Say { room, seq, mine }),
-                1 => (any::<bool>(), 1..60u64, 0..10u64)
+                1 => (any::<bool>(), seq(), 0..10u64)
                     .prop_map(|(room, first, len)| Step::Gap { room, first, len }),
                 1 => (0..20u64).prop_map(Step::Ack),
                 1 => Just(Step::Ping),
@@ -2503,7 +2512,7 @@ mod tests {
                         }
                         Step::Gap { room: r, first, len } => {
                             let r = if r { "#lobby" } else { "#rust" };
-                            t.recv(ServerMsg::Gap { room: room(r), first: Seq(first), last: Seq(first + len) });
+                            t.recv(ServerMsg::Gap { room: room(r), first: Seq(first), last: Seq(first.saturating_add(len)) });
                         }
                         Step::Ack(id) => t.recv(ServerMsg::Ack { id: MsgId(id) }),
                         Step::Ping => t.recv(ServerMsg::Ping { token: 1 }),
@@ -2618,5 +2627,35 @@ mod tests {
         t.recv(say("#lobby", 13, "bob", 13, "live"));
         assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 10, 11, 12, 13]);
         assert!(t.s.room_state(&room("#lobby")).unwrap().gaps.is_empty());
+    }
+
+    #[test]
+    fn extreme_seqs_do_not_overflow() {
+        let mut t = T::ready(Transport::Stream);
+        t.recv(say("#lobby", u64::MAX, "bob", u64::MAX, "end of time"));
+        for (first, last) in [(u64::MAX, u64::MAX), (0, u64::MAX), (u64::MAX - 1, 0)] {
+            t.recv(ServerMsg::Gap {
+                room: room("#lobby"),
+                first: Seq(first),
+                last: Seq(last),
+            });
+        }
+        t.recv(say("#lobby", u64::MAX, "bob", 1, "again"));
+        t.recv(say("#lobby", 0, "bob", 1, "zero"));
+        let evs = t.events();
+        assert_eq!(seqs(&evs), vec![u64::MAX]);
+        assert!(!evs.iter().any(|e| matches!(e, Event::Gap { .. })));
+        assert_eq!(t.s.state(), ConnState::Connected);
+
+        let mut t = T::ready(Transport::Stream);
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(u64::MAX - 1),
+            last: Seq(u64::MAX),
+        });
+        t.recv(say("#lobby", u64::MAX - 1, "bob", 1, "refill"));
+        t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
+        t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
+        assert_eq!(seqs(&t.events()), vec![u64::MAX - 1, u64::MAX]);
     }
 }
