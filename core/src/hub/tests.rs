@@ -1513,3 +1513,142 @@ proptest::proptest! {
         proptest::prop_assert_eq!(t.hub.connections(), 0);
     }
 }
+
+#[test]
+fn closing_a_text_socket_quits_but_a_binary_one_detaches_silently() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    t.join(a, "#lobby");
+    let (c, cn) = t.txt();
+    let b = t.bin("bob");
+    t.join(b, "#lobby");
+    t.recv(a);
+    t.hub.handle_close(c, t.now);
+    t.pump();
+    let got = t.recv(a);
+    let ev = events(&got);
+    assert_eq!(
+        (ev[0].from.as_str(), &ev[0].kind),
+        (cn.as_str(), &EventKind::Quit { reason: None })
+    );
+    assert!(!t.hub.is_member(&nick(&cn), &RoomName::lobby()));
+    t.hub.handle_close(b, t.now);
+    t.pump();
+    assert!(t.recv(a).is_empty(), "no notice while bob may resume");
+    assert!(t.hub.is_member(&nick("bob"), &RoomName::lobby()));
+    // A DM to someone detached is refused in words, not lost silently.
+    t.send(
+        a,
+        &ClientMsg::Msg {
+            to: nick("bob"),
+            id: MsgId(1),
+            text: text("there?"),
+        },
+    );
+    let e = errors(&t.recv(a));
+    assert_eq!(e[0].0, ErrorKind::NoSuchNick);
+    assert!(e[0].2.contains("reconnecting"));
+}
+
+#[test]
+fn history_request_gets_a_gap_for_what_is_gone() {
+    let mut cfg = config();
+    cfg.history_len = 3;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#h");
+    for i in 1..=5 {
+        t.say(a, "#h", i, &format!("m{i}"));
+    }
+    t.recv(a);
+    t.send(
+        a,
+        &ClientMsg::History {
+            room: room("#h"),
+            after: Seq(1),
+        },
+    );
+    let got = t.recv(a);
+    assert_eq!(
+        got[0],
+        ServerMsg::Gap {
+            room: room("#h"),
+            first: Seq(2),
+            last: Seq(3)
+        }
+    );
+    assert_eq!(says(&got[1..]), vec!["m3", "m4", "m5"]);
+    // Nothing after the latest: nothing sent. Not a member: an error.
+    t.send(
+        a,
+        &ClientMsg::History {
+            room: room("#h"),
+            after: Seq(u64::MAX),
+        },
+    );
+    assert!(t.recv(a).is_empty());
+    t.send(
+        a,
+        &ClientMsg::History {
+            room: room("#nope"),
+            after: Seq(0),
+        },
+    );
+    assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::NotInRoom);
+}
+
+#[test]
+fn a_dm_does_not_overfill_a_slow_reader() {
+    let mut cfg = config();
+    cfg.outbound_max_msgs = 3;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let s = t.bin("slow");
+    t.stalled.insert(s);
+    for i in 1..=3 {
+        t.send(
+            a,
+            &ClientMsg::Msg {
+                to: nick("slow"),
+                id: MsgId(i),
+                text: text("hi"),
+            },
+        );
+    }
+    assert_eq!(t.hub.queued_msgs(s), Some(3));
+    t.send(
+        a,
+        &ClientMsg::Msg {
+            to: nick("slow"),
+            id: MsgId(4),
+            text: text("hi"),
+        },
+    );
+    assert_eq!(t.hub.queued_msgs(s), Some(3));
+    let got = t.recv(a);
+    let e = errors(&got);
+    assert_eq!((e[0].0, e[0].1), (ErrorKind::NoSuchNick, Some(MsgId(4))));
+    assert!(e[0].2.contains("not reading"));
+}
+
+#[test]
+fn the_ip_table_is_bounded_and_pruned() {
+    let mut t = T::new();
+    let n = crate::limits::MAX_TRACKED_IPS as u32;
+    for i in 0..n {
+        let peer = IpAddr::V4(core::net::Ipv4Addr::from(0x0A00_0000 + i));
+        let c = t.hub.accept(peer, t.now).unwrap();
+        t.hub.handle_close(c, t.now);
+    }
+    assert_eq!(t.hub.ips.len(), crate::limits::MAX_TRACKED_IPS);
+    let c = t.hub.accept(ip("192.0.2.200"), t.now).unwrap();
+    t.pump();
+    assert_eq!(t.limit(c, "ip-table"), 1);
+    t.hub.handle_close(c, t.now);
+    t.advance(crate::limits::CONNECT_WINDOW.0);
+    assert_eq!(t.hub.ips.len(), 0);
+    assert_eq!(t.hub.poll_timeout(), None, "nothing left to wake for");
+    let c = t.hub.accept(ip("192.0.2.200"), t.now).unwrap();
+    t.feed(c, b"hi\n");
+    assert!(!t.closed(c));
+}
