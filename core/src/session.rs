@@ -183,6 +183,9 @@ pub struct RoomState {
     pub last_seq: Option<Seq>,
     /// Missed ranges whose refill is awaited; no seq in them was ever emitted.
     gaps: Vec<OpenGap>,
+    /// Rejoined after a failed resume, having seen up to this seq: the first event after the
+    /// rejoin shows whether (and what) was missed meanwhile.
+    rejoined_after: Option<Seq>,
 }
 
 /// A missed range `next..=last` of one room, and where its last history request started.
@@ -202,6 +205,7 @@ impl RoomState {
             unread: 0,
             last_seq: None,
             gaps: Vec::new(),
+            rejoined_after: None,
         }
     }
 
@@ -660,7 +664,9 @@ impl Session {
         if !matches!(self.phase, Phase::Opening | Phase::Open { .. }) {
             return;
         }
-        self.info(format!("connection lost: {why}"));
+        if !why.is_empty() {
+            self.info(format!("connection lost: {why}"));
+        }
         self.event(Event::Close);
         self.schedule_reconnect(now);
     }
@@ -880,7 +886,8 @@ impl Session {
     }
 
     fn join(&mut self, room: RoomName) {
-        if let Some(state) = self.room_state(&room).cloned() {
+        let leaving = self.parting.contains(&room);
+        if let Some(state) = self.room_state(&room).cloned().filter(|_| !leaving) {
             // Already in it: `/join` just makes it current.
             self.switch_room(&room);
             self.event(Event::Joined {
@@ -894,7 +901,7 @@ impl Session {
             self.make_current = Some(room);
             return;
         }
-        if self.rooms.len() + self.joining.len() >= MAX_ROOMS_PER_USER {
+        if self.rooms.len() + self.joining.len() >= MAX_ROOMS_PER_USER + usize::from(leaving) {
             self.error(format!(
                 "you can be in at most {MAX_ROOMS_PER_USER} rooms; /part one first"
             ));
@@ -938,19 +945,7 @@ impl Session {
                     return;
                 };
                 let (missed, ask) = state.on_gap(first, last);
-                if let Some((first, last)) = missed {
-                    self.event(Event::Gap {
-                        room: room.clone(),
-                        first,
-                        last,
-                    });
-                }
-                if let Some(from) = ask {
-                    self.send(&ClientMsg::History {
-                        room,
-                        after: Seq(from.0.saturating_sub(1)),
-                    });
-                }
+                self.gap_found(&room, missed, ask);
             }
             ServerMsg::Members { room, mut members } => {
                 members.truncate(MAX_MEMBERS_LISTED);
@@ -974,8 +969,9 @@ impl Session {
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
             ServerMsg::Bye { reason } => {
+                // The server's words say why; no second notice.
                 self.info(clean(&reason));
-                self.lost("the server said goodbye", now);
+                self.lost("", now);
             }
         }
     }
@@ -1048,6 +1044,8 @@ impl Session {
                 if seq < last || (seq == last && !resumed) {
                     state.last_seq = None;
                     state.gaps.clear();
+                } else if !resumed {
+                    state.rejoined_after = Some(last);
                 }
             }
             state.topic = topic;
@@ -1099,6 +1097,16 @@ impl Session {
             tracing::debug!(room = %ev.room, "event for a room we are not in");
             return;
         };
+        if let Some(seen) = state.rejoined_after.take() {
+            // The rejoin replays only recent history: what lies between is asked for.
+            if ev.seq.0 > seen.0.saturating_add(1) {
+                let (missed, ask) = state.on_gap(Seq(seen.0 + 1), Seq(ev.seq.0 - 1));
+                self.gap_found(&ev.room, missed, ask);
+            }
+        }
+        let Some(state) = self.rooms.iter_mut().find(|r| r.room == ev.room) else {
+            return;
+        };
         if !state.accept(ev.seq) {
             return;
         }
@@ -1130,6 +1138,23 @@ impl Session {
         self.event(Event::Room(ev));
         if let Some(nick) = new_nick {
             self.set_nick(nick);
+        }
+    }
+
+    /// Shows a newly missed range and asks the server for what it still has.
+    fn gap_found(&mut self, room: &RoomName, missed: Option<(Seq, Seq)>, ask: Option<Seq>) {
+        if let Some((first, last)) = missed {
+            self.event(Event::Gap {
+                room: room.clone(),
+                first,
+                last,
+            });
+        }
+        if let Some(from) = ask {
+            self.send(&ClientMsg::History {
+                room: room.clone(),
+                after: Seq(from.0.saturating_sub(1)),
+            });
         }
     }
 
@@ -2235,7 +2260,8 @@ mod tests {
         });
         let evs = t.events();
         assert_eq!(evs[0], Event::Info("server shutting down".into()));
-        assert!(evs.contains(&Event::Close));
+        assert_eq!(evs[1], Event::Close);
+        assert_eq!(evs.len(), 3, "one notice: {evs:?}");
         assert!(matches!(
             t.s.state(),
             ConnState::Reconnecting { attempt: 1, .. }
@@ -2657,5 +2683,79 @@ mod tests {
         t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
         t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
         assert_eq!(seqs(&t.events()), vec![u64::MAX - 1, u64::MAX]);
+    }
+
+    #[test]
+    fn a_rejoin_asks_for_what_its_replay_does_not_cover() {
+        let mut t = T::ready(Transport::Stream);
+        t.recv(say("#lobby", 5, "bob", 1, "before"));
+        reconnect(&mut t);
+        t.welcome(2, false);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Join {
+                room: room("#lobby")
+            }]
+        );
+        t.events();
+        // Away long enough for 5..=70 to happen; the join replays only 60..=70 (our join).
+        t.joined("#lobby", 70);
+        for seq in 60..=70 {
+            t.recv(say("#lobby", seq, "bob", seq, "recent"));
+        }
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::History {
+                room: room("#lobby"),
+                after: Seq(5)
+            }]
+        );
+        let evs = t.events();
+        assert_eq!(
+            evs.iter().find(|e| matches!(e, Event::Gap { .. })),
+            Some(&Event::Gap {
+                room: room("#lobby"),
+                first: Seq(6),
+                last: Seq(59)
+            })
+        );
+        assert_eq!(seqs(&evs), (60..=70).collect::<Vec<_>>());
+        // The refill: what the server still has after 5, once each.
+        for seq in 40..=70 {
+            t.recv(say("#lobby", seq, "bob", seq, "older"));
+        }
+        assert_eq!(seqs(&t.events()), (40..=59).collect::<Vec<_>>());
+        // Live traffic goes on; no further history requests.
+        t.recv(say("#lobby", 71, "bob", 71, "live"));
+        assert_eq!(seqs(&t.events()), vec![71]);
+        assert!(t.sent().is_empty());
+    }
+
+    #[test]
+    fn rejoining_a_room_being_left_really_joins() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.handle_input("/part", t.now);
+        t.s.handle_input("/join #lobby", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![
+                ClientMsg::Part {
+                    room: room("#lobby"),
+                    reason: None
+                },
+                ClientMsg::Join {
+                    room: room("#lobby")
+                },
+            ]
+        );
+        t.recv(ServerMsg::Parted {
+            room: room("#lobby"),
+        });
+        t.joined("#lobby", 3);
+        assert!(t.s.is_settled());
+        assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+        let evs = t.events();
+        assert!(matches!(evs[0], Event::Parted { .. }));
+        assert!(matches!(evs[1], Event::Joined { .. }));
     }
 }
