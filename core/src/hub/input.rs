@@ -130,6 +130,8 @@ impl Hub {
             self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
             return;
         };
+        // `::ffff:1.2.3.4` and `1.2.3.4` are one address for the per-IP limits.
+        let ip = ip.to_canonical();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };

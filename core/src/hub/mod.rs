@@ -19,6 +19,16 @@
 //! is the seq of its own `Join` event, then the last [`Config::history_on_join`] events up to and
 //! including that `Join` (so its own join is the last event of the replay, never sent twice),
 //! then live events. Text-mode joiners get a "you are in" line instead of their own join line.
+//! Joining a room one is already in answers `Joined{seq: latest}` with no replay (text: switches
+//! the current room). Binary senders get their own say/act events back as the acknowledgement;
+//! text senders do not see their own lines.
+//!
+//! # Closing
+//! The hub asks for a close with [`HubEvent::Close`] after queueing its last words (an `Error`
+//! and `Bye` frame, or an `ERROR:` line); until the shell calls [`Hub::handle_close`] the
+//! connection still counts in [`Hub::connections`] and its input is ignored. A binary user whose
+//! connection closes without `Quit` is detached and may resume within
+//! [`Config::resume_grace`]; a text user's close is a quit.
 
 mod admit;
 mod conn;
@@ -283,6 +293,7 @@ impl Hub {
         }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
+        let peer = peer.to_canonical();
         let mut conn = Conn::new(id, peer, self.config.flood_burst, now);
         let admitted = self.conns.len() - self.refused_pending;
         let verdict = if admitted >= self.config.max_connections {
