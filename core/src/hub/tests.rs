@@ -1652,3 +1652,27 @@ fn the_ip_table_is_bounded_and_pruned() {
     t.feed(c, b"hi\n");
     assert!(!t.closed(c));
 }
+
+/// Text users hear every problem as an `ERROR:` line with words.
+#[test]
+fn text_errors_carry_words() {
+    let mut t = T::new();
+    let (c, _) = t.txt();
+    let long = "y".repeat(crate::limits::MAX_LINE_BYTES + 1);
+    for l in [
+        "/nick 9x",
+        "/frob",
+        "/join #bad!",
+        "/msg nobody hi",
+        "/part #elsewhere",
+        &long,
+    ] {
+        t.line(c, l);
+    }
+    let got = t.lines(c);
+    assert_eq!(got.len(), 7, "{got:?}");
+    for l in &got {
+        let words = l.strip_prefix("ERROR: ").unwrap_or_else(|| panic!("{l:?}"));
+        assert!(words.len() >= 10 && words.contains(' '), "{l:?}");
+    }
+}
