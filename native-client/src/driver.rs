@@ -186,6 +186,8 @@ pub async fn run(
                     )));
                 }
                 Event::Close => {
+                    // Also an attempt still under way (the Session's own connect timeout).
+                    connecting = None;
                     if let Some(w) = writer.as_mut() {
                         w.closing = true;
                     } else {

@@ -68,8 +68,7 @@ pub fn notice_lines(ev: &Event) -> Vec<String> {
 pub fn state_line(state: ConnState) -> Option<String> {
     match state {
         ConnState::Reconnecting { attempt, .. } => Some(format!(
-            "-- connection lost; reconnecting (attempt {})",
-            attempt.saturating_add(1)
+            "-- connection lost; reconnecting (attempt {attempt})"
         )),
         ConnState::Closed => Some("-- disconnected".to_owned()),
         ConnState::Connecting | ConnState::Connected => None,

@@ -29,7 +29,7 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   error: words               errors
   -- words                   other notices
 At the end of input it waits until the server has acknowledged every line, then exits 0
-(1 if that does not happen within 10 s). Example: echo hi | natter --nick bot
+(1 if that does not happen within --wait seconds, default 10). Example: echo hi | natter --nick bot
 
 Config file: ~/.config/natter/config.toml (or --config) with server, nick and rooms.";
 
@@ -52,6 +52,9 @@ struct Args {
     /// Use line mode even on a terminal.
     #[arg(long)]
     lines: bool,
+    /// Line mode: seconds to wait at the end of input for the server to acknowledge everything.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    wait: u64,
     /// Server as HOST[:PORT] (default: from the config file, else 127.0.0.1:8000).
     server: Option<String>,
 }
@@ -112,7 +115,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         clock::now(),
     );
-    let driver_config = driver::DriverConfig::new(server);
+    let mut driver_config = driver::DriverConfig::new(server);
+    driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

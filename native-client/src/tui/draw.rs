@@ -246,10 +246,7 @@ pub fn state_text(state: ConnState, now: Millis) -> String {
         ConnState::Connected => "Connected".into(),
         ConnState::Reconnecting { at, attempt } => {
             let secs = at.since(now).0.div_ceil(1000);
-            format!(
-                "Reconnecting in {secs}s (attempt {})",
-                attempt.saturating_add(1)
-            )
+            format!("Reconnecting in {secs}s (attempt {attempt})")
         }
         ConnState::Closed => "Disconnected".into(),
     }
@@ -514,7 +511,7 @@ mod tests {
     fn status_line_counts_down_a_reconnect() {
         let s = ConnState::Reconnecting {
             at: Millis(10_500),
-            attempt: 1,
+            attempt: 2,
         };
         assert_eq!(
             state_text(s, Millis(8_000)),

@@ -1,0 +1,138 @@
+//! Line mode against a real natter-server: what scripts and pipes see.
+
+mod support;
+
+use support::{Client, server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_chat_in_rooms_and_by_direct_message() {
+    let (server, addr) = server().await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect("-- connected as alice").await;
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("-- connected as bob").await;
+    alice.expect("[#lobby] -- bob joined #lobby").await;
+
+    // Chat in the current room reaches the other client, with the room named.
+    bob.send("hello alice").await;
+    alice.expect("[#lobby] <bob> hello alice").await;
+    bob.expect("[#lobby] <bob> hello alice").await;
+    alice.send("/me waves").await;
+    bob.expect("[#lobby] * alice waves").await;
+
+    // A second room: joining makes it current; its chat is labelled with it.
+    alice.send("/join #rust").await;
+    alice.expect("[#rust] -- alice joined #rust").await;
+    bob.send("/join #Rust").await;
+    alice.expect("[#rust] -- bob joined #rust").await;
+    // Typed chat goes to the joined room once the join is answered.
+    bob.expect("[#rust] -- bob joined #rust").await;
+    bob.send("in rust now").await;
+    alice.expect("[#rust] <bob> in rust now").await;
+
+    // Direct messages: the recipient and the sender's acknowledgement.
+    alice.send("/msg bob psst").await;
+    bob.expect("*alice* psst").await;
+    alice.expect("-> *bob* psst").await;
+
+    // Errors read as words.
+    bob.send("/nick alice").await;
+    let err = bob
+        .expect_where("an error line", |l| l.starts_with("error: "))
+        .await;
+    assert!(err.to_lowercase().contains("nick"), "{err}");
+    assert!(
+        !err.contains('{') && !err.contains("Some("),
+        "debug dump: {err}"
+    );
+    bob.send("/frobnicate").await;
+    bob.expect("error: unknown command /frobnicate (try /help)")
+        .await;
+
+    // End of input: both leave cleanly.
+    alice.close_stdin();
+    bob.close_stdin();
+    assert!(alice.exit_status().await.success());
+    assert!(bob.exit_status().await.success());
+    alice.drain().await;
+    assert_eq!(alice.count("[#lobby] <bob> hello alice"), 1);
+    assert_eq!(alice.count("[#lobby] <bob> in rust now"), 0);
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_client_sends_its_lines_and_exits_once_acknowledged() {
+    let (server, addr) = server().await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+
+    // Like `printf 'first\nsecond\n' | natter --nick bot`: all input is there before it connects.
+    let mut bot = Client::start("bot", addr, &[]);
+    bot.send("first").await;
+    bot.send("second").await;
+    bot.send("/msg alice done").await;
+    bot.close_stdin();
+    let status = bot.exit_status().await;
+    assert!(status.success(), "bot exited with {status}");
+    bot.drain().await;
+    // It exited only after the server acknowledged its lines (their echoes).
+    assert!(
+        bot.seen.contains(&"[#lobby] <bot> first".to_owned()),
+        "{:#?}",
+        bot.seen
+    );
+    assert!(bot.seen.contains(&"[#lobby] <bot> second".to_owned()));
+    assert!(bot.seen.contains(&"-> *alice* done".to_owned()));
+
+    alice.expect("[#lobby] <bot> first").await;
+    alice.expect("[#lobby] <bot> second").await;
+    alice.expect("*bot* done").await;
+    // It said goodbye rather than vanishing (so its nick is free again at once).
+    alice.expect_containing("bot quit").await;
+
+    // The same nick can be used again straight away.
+    let mut again = Client::start("bot", addr, &[]);
+    again.send("back").await;
+    again.close_stdin();
+    assert!(again.exit_status().await.success());
+    alice.expect("[#lobby] <bot> back").await;
+
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_gets_an_answer_exits_1() {
+    // A port nobody listens on: bind one, note it, free it.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut c = Client::start("lonely", addr, &["--wait", "1"]);
+    c.send("anyone?").await;
+    c.close_stdin();
+    let status = c.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{:#?}", c.seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_given_on_the_command_line_are_joined() {
+    let (server, addr) = server().await;
+    let mut c = Client::start("multi", addr, &["--room", "#one", "--room", "two"]);
+    c.expect("[#one] -- multi joined #one").await;
+    c.expect("[#two] -- multi joined #two").await;
+    c.send("/rooms").await;
+    let rooms = c.expect_containing("-- rooms: ").await;
+    assert!(
+        rooms.contains("#one (1)") && rooms.contains("#two (1)"),
+        "{rooms}"
+    );
+    // Typed chat goes to the first room.
+    c.send("hi one").await;
+    c.expect("[#one] <multi> hi one").await;
+    c.close_stdin();
+    assert!(c.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

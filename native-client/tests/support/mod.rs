@@ -1,0 +1,168 @@
+//! Shared by the client's integration tests: an in-process natter-server on 127.0.0.1:0 and the
+//! built `natter` binary run in line mode with piped stdin/stdout. Every wait has a deadline;
+//! child processes are killed when their handle is dropped (also when a test fails).
+#![allow(dead_code)]
+
+use natter_server::{Server, ServerConfig};
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How long any one expected thing may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Lines of a client's output buffered before the reader waits for the test to catch up.
+const OUTPUT_QUEUE: usize = 4096;
+
+/// Starts a server on a free loopback port.
+pub async fn server() -> (Server, SocketAddr) {
+    let server = tokio::time::timeout(WAIT, natter_server::start(ServerConfig::local_test()))
+        .await
+        .expect("server starts in time")
+        .expect("server starts");
+    let addr = server.local_addrs()[0];
+    (server, addr)
+}
+
+/// Starts a server on `addr` (retrying while the port is still held by the previous one).
+pub async fn server_on(addr: SocketAddr) -> Server {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut config = ServerConfig::local_test();
+        config.listen = vec![addr];
+        match natter_server::start(config).await {
+            Ok(s) => return s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot rebind {addr}: {e}"),
+        }
+    }
+}
+
+/// A private config directory, so a developer's own config file does not change the tests.
+pub fn config_home() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("natter-test-config-{}", std::process::id()))
+}
+
+/// A `natter` process in line mode.
+pub struct Client {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far, in order.
+    pub seen: Vec<String>,
+}
+
+impl Client {
+    /// Runs `natter --nick NICK ADDR EXTRA...`.
+    pub fn start(nick: &str, addr: SocketAddr, extra: &[&str]) -> Client {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.arg("--nick")
+            .arg(nick)
+            .args(extra)
+            .arg(addr.to_string())
+            .env("XDG_CONFIG_HOME", config_home())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("natter starts");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+        let name = nick.to_owned();
+        let tag = name.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{tag}] {line}");
+                if tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            name,
+            child,
+            stdin,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Types a line.
+    pub async fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        let text = format!("{line}\n");
+        tokio::time::timeout(WAIT, stdin.write_all(text.as_bytes()))
+            .await
+            .expect("stdin write in time")
+            .expect("stdin write");
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for a line equal to `want`, or fails with what was seen.
+    pub async fn expect(&mut self, want: &str) -> String {
+        self.expect_where(want, |l| l == want).await
+    }
+
+    /// Waits for a line containing `part`.
+    pub async fn expect_containing(&mut self, part: &str) -> String {
+        self.expect_where(part, |l| l.contains(part)).await
+    }
+
+    /// Waits for a line `pred` accepts (it may be one already seen after the last match).
+    pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!(
+                    "{}: output ended before {what:?}; saw {:#?}",
+                    self.name, self.seen
+                ),
+                Err(_) => panic!(
+                    "{}: no {what:?} within {WAIT:?}; saw {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Reads whatever output is left until the process closes stdout (bounded).
+    pub async fn drain(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            self.seen.push(line);
+        }
+    }
+
+    /// How many lines seen so far are exactly `line`.
+    pub fn count(&self, line: &str) -> usize {
+        self.seen.iter().filter(|l| *l == line).count()
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exit_status(&mut self) -> ExitStatus {
+        tokio::time::timeout(WAIT + Duration::from_secs(5), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit in time; saw {:#?}", self.name, self.seen))
+            .expect("wait for natter")
+    }
+}
