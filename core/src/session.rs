@@ -9,10 +9,27 @@
 //! calls [`Session::handle_connected`] or [`Session::handle_disconnected`]; bytes read go to
 //! [`Session::handle_bytes`] (TCP) or [`Session::handle_message`] (one WebSocket message).
 //!
-//! After [`Event::Close`] the driver writes what it already polled, drops that transport and does
-//! not report its end: the session has already scheduled what comes next. Bytes are only queued
-//! while a transport is open; what was typed meanwhile waits in the session (bounded) and is sent
-//! after the next welcome.
+//! After [`Event::Close`] the driver writes what it polled (including what it polls right after
+//! the event, such as a quit), drops that transport and does not report its end: the session has
+//! already scheduled what comes next. Bytes are only queued while a transport is open; what was
+//! typed meanwhile waits in the session (bounded) and is sent after the next welcome.
+//!
+//! # What the session decides
+//! - Reconnect: after a loss (reported, keepalive timeout, bad bytes, `Bye`, or a transport not
+//!   open within [`CONNECT_TIMEOUT`]) it waits `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`,
+//!   jittered into the upper half by a ChaCha RNG seeded from [`SessionConfig::seed`]. A welcome
+//!   resets the count. `/quit` and a protocol version mismatch end the session for good.
+//! - Resume: the hello carries the last token and the last seq seen per room. Resumed: pending
+//!   messages are resent in order (the server acknowledges ones it already had). Not resumed: the
+//!   user is told, rooms are rejoined, and what the rejoin's replay does not cover is treated as a
+//!   gap.
+//! - Room events are emitted once per seq: above the last seen, or inside a gap being refilled
+//!   ([`Event::Gap`], then a history request; asked again only while the refill makes progress).
+//!
+//! For UIs: [`Session::room_state`] (topic, members, unread, last seq), [`Session::members`],
+//! [`Session::last_seq`], [`Session::pending`]. [`Event::Joined`] comes once per room we enter
+//! (and again when `/join` names a room we are in, to make it current); after a reconnect the
+//! rooms we were already in are refreshed with [`Event::Members`].
 
 use crate::command::{self, Command, HELP, Input};
 use crate::limits::{
