@@ -86,14 +86,24 @@ impl Hub {
     }
 
     pub(super) fn on_frame(&mut self, conn: ConnId, msg: ClientMsg, now: Millis) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match (c.phase, msg) {
+        let phase = c.phase;
+        if phase == (Phase::Hello { forwarded_ok: true })
+            && !matches!(msg, ClientMsg::Forwarded { .. })
+        {
+            // `Forwarded` counts only as the very first frame.
+            c.phase = Phase::Hello {
+                forwarded_ok: false,
+            };
+        }
+        let socket_ip = c.socket_ip;
+        match (phase, msg) {
             (_, ClientMsg::Ping { token }) => self.send(conn, ServerMsg::Pong { token }),
             (_, ClientMsg::Pong { .. }) => {}
             (Phase::Hello { forwarded_ok }, ClientMsg::Forwarded { peer }) => {
-                if forwarded_ok && self.config.trusted_proxies.contains(&c.socket_ip) {
+                if forwarded_ok && self.config.trusted_proxies.contains(&socket_ip) {
                     self.forwarded(conn, &peer, now);
                 } else {
                     let detail = "forwarded is only accepted first, from a trusted bridge";

@@ -1260,7 +1260,18 @@ fn forwarded_from_trusted_and_untrusted() {
     let (k, d) = fatal(&mut t, f);
     assert_eq!(k, ErrorKind::Protocol);
     assert!(d.contains("trusted"));
-    // Not first: also an error.
+    // Not first (even after only a ping): also an error.
+    let p = t.hub.accept(bridge, t.now).unwrap();
+    t.feed(p, &MAGIC);
+    t.send(p, &ClientMsg::Ping { token: 1 });
+    t.send(
+        p,
+        &ClientMsg::Forwarded {
+            peer: "198.51.100.11".into(),
+        },
+    );
+    assert_eq!(fatal(&mut t, p).0, ErrorKind::Protocol);
+    t.hub.handle_close(p, t.now);
     let g = t.hub.accept(bridge, t.now).unwrap();
     t.feed(g, &MAGIC);
     t.send(
