@@ -75,7 +75,8 @@ pub struct Config {
     /// Seed for resume tokens and guest nicks. Must come from the OS's random source in a real
     /// server: resume tokens are credentials.
     pub secret_seed: [u8; 32],
-    /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge).
+    /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge). They are
+    /// exempt from the per-IP limits; the forwarded address is counted instead.
     pub trusted_proxies: Vec<IpAddr>,
     /// Loopback addresses are exempt from the per-IP limits.
     pub exempt_loopback: bool,
@@ -301,7 +302,10 @@ impl Hub {
                 limit: "connections",
                 detail: "the server is full, try again later".into(),
             })
-        } else if IpTable::exempt(&self.config, peer) {
+        } else if IpTable::exempt(&self.config, peer) || self.config.trusted_proxies.contains(&peer)
+        {
+            // A bridge carries many people: they are counted by their own address once it
+            // sends `Forwarded`, not against the bridge's.
             Ok(None)
         } else {
             self.ips.admit(&self.config, peer, now).map(|()| Some(peer))

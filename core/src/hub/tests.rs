@@ -1238,7 +1238,16 @@ fn forwarded_from_trusted_and_untrusted() {
         },
     );
     assert!(matches!(&t.recv(c)[..], [ServerMsg::Welcome { .. }]));
-    // The bridge's own address isn't used up: a second browser from elsewhere gets in ...
+    // The bridge's own address isn't limited (it carries many people) ...
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let h = t.hub.accept(bridge, t.now).unwrap();
+        t.feed(h, &MAGIC);
+        held.push(h);
+    }
+    t.pump();
+    assert!(held.iter().all(|h| !t.closed(*h)));
+    // ... a second browser from elsewhere gets in ...
     let d = t.hub.accept(bridge, t.now).unwrap();
     t.feed(d, &crate::wire::bridge_preamble("198.51.100.8"));
     t.send(
