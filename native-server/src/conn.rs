@@ -26,6 +26,9 @@ const READ_CHUNK: usize = 4096;
 /// Buffers per vectored write (Linux allows 1024; a few dozen already fill a socket buffer).
 const MAX_IOV: usize = 64;
 
+/// Writer queue slots kept allocated between bursts.
+const IDLE_QUEUE_CAPACITY: usize = 8;
+
 /// After the hub said close (or stopped talking to us), how long the writer may take to flush
 /// what is left to a peer that reads slowly.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -162,6 +165,10 @@ async fn write_loop(
                 }
                 Ok(n) => {
                     advance(&mut pending, n);
+                    if pending.is_empty() && pending.capacity() > IDLE_QUEUE_CAPACITY {
+                        // A burst is over: give its queue memory back while idle.
+                        pending.shrink_to(IDLE_QUEUE_CAPACITY);
+                    }
                     if hub.send(Input::Written { conn, n }).await.is_err() {
                         return;
                     }
@@ -224,6 +231,31 @@ fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What an idle connection costs in task state (its futures; the kernel's socket buffers
+    /// aside): no read or write buffer lives in them.
+    #[tokio::test]
+    async fn idle_connection_state_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, peer) = listener.accept().await.unwrap();
+        let (hub_tx, _hub_rx) = mpsc::channel(1);
+        let serve_fut = serve(server_side, peer, hub_tx.clone());
+        let serve_size = std::mem::size_of_val(&serve_fut);
+        drop(serve_fut);
+        let (_, wh) = client.into_split();
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let (stop, _) = oneshot::channel();
+        let write_fut = write_loop(wh, rx, hub_tx, ConnId(1), stop);
+        let write_size = std::mem::size_of_val(&write_fut);
+        assert!(
+            serve_size < 1024,
+            "reader/connection future is {serve_size} bytes"
+        );
+        assert!(write_size < 1024, "writer future is {write_size} bytes");
+        const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
+    }
 
     #[test]
     fn advance_drops_whole_and_partial_buffers() {
