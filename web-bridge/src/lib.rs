@@ -164,6 +164,9 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     })
 }
 
+/// Time to send one static file (the wasm is the big one; this allows a slow link).
+const STATIC_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// State every connection task sees.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -254,7 +257,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             },
             _ = stopped(&mut stop) => break,
         };
-        let Some(slot) = IpSlot::take(&shared, peer.ip()) else {
+        // `to_canonical`: a v4 client on a dual-stack socket counts as its v4 address.
+        let Some(slot) = IpSlot::take(&shared, peer.ip().to_canonical()) else {
             debug!(%peer, "refused: too many connections from this address");
             // Best effort without waiting: the 503 fits in the socket buffer of a new connection.
             let _ = tcp.try_write(&http::status_response(http::Status::Unavailable));
@@ -312,7 +316,7 @@ async fn serve_connection(
         }
         http::Route::Static { path, head_only } => {
             let served = timeout(
-                shared.config.write_timeout,
+                STATIC_TIMEOUT,
                 http::serve_static(&mut tcp, &shared.config.www_dir, &path, head_only),
             )
             .await;

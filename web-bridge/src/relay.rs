@@ -177,8 +177,10 @@ async fn relay(
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         tcp.set_nodelay(true)?;
-        tcp.write_all(&wire::bridge_preamble(&peer.ip().to_string()))
-            .await?;
+        tcp.write_all(&wire::bridge_preamble(
+            &peer.ip().to_canonical().to_string(),
+        ))
+        .await?;
         Ok::<_, std::io::Error>(tcp)
     };
     let tcp = tokio::select! {
