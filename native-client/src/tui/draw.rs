@@ -30,6 +30,9 @@ const ROOMS_MIN_TOTAL: u16 = 50;
 /// Narrower than this, the member list is hidden.
 const MEMBERS_MIN_TOTAL: u16 = 80;
 
+/// Columns of the `HH:MM ` stamp in front of every line (continuation rows indent as far).
+const STAMP_WIDTH: usize = 6;
+
 /// Colours nicks are drawn in (chosen by a stable hash of the nick).
 const NICK_COLOURS: [Color; 12] = [
     Color::Red,
@@ -155,25 +158,32 @@ pub fn line_segments(line: &Line, tz_offset: i32) -> Vec<Segment> {
 }
 
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
-/// and inside a word where it must. Styles carry over the breaks.
-pub fn wrap(segments: &[Segment], width: usize) -> Vec<Vec<Segment>> {
+/// and inside a word where it must. Continuation rows start with `indent` blank columns (at most
+/// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
+pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segment>> {
     let width = width.max(1);
+    let indent = indent.min(width / 2);
     let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    // Where the current row's own text starts (after the indent of a continuation row): a
+    // break is never made inside the indent, so every break makes progress.
+    let mut row_start = 0usize;
     let mut row_w = 0usize;
     let cw = |c: char| c.width().unwrap_or(0);
     for (text, style) in segments {
         for c in text.chars() {
             let w = cw(c);
             if row_w + w > width {
-                let mut next = Vec::new();
+                let mut next = vec![(' ', Style::new()); indent];
                 if c != ' '
                     && let Some(row) = rows.last_mut()
                     && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == ' ')
+                    && sp >= row_start
                     && sp + 1 < row.len()
                 {
-                    next = row.split_off(sp + 1);
+                    next.extend(row.split_off(sp + 1));
                 }
                 row_w = next.iter().map(|(ch, _)| cw(*ch)).sum();
+                row_start = indent;
                 rows.push(next);
                 if c == ' ' {
                     // A break eats the space it happens at.
@@ -220,7 +230,7 @@ pub fn message_rows(
     let want = height.saturating_add(buffer.scroll);
     let mut rows: VecDeque<Vec<Segment>> = VecDeque::new();
     for line in buffer.lines().iter().rev() {
-        for row in wrap(&line_segments(line, tz_offset), width)
+        for row in wrap(&line_segments(line, tz_offset), width, STAMP_WIDTH)
             .into_iter()
             .rev()
         {
@@ -397,18 +407,23 @@ mod tests {
             ("<bob> ".to_owned(), bold),
             ("the quick brown fox".to_owned(), Style::new()),
         ];
-        let rows = wrap(&segs, 12);
+        let rows = wrap(&segs, 12, 0);
         assert_eq!(plain(&rows), ["<bob> the ", "quick brown ", "fox"]);
+        // Continuation rows are indented.
+        let rows = wrap(&segs, 12, 2);
+        assert_eq!(plain(&rows), ["<bob> the ", "  quick ", "  brown fox"]);
         assert_eq!(rows[0][0], ("<bob> ".to_owned(), bold));
         // A word longer than the width is cut.
-        let rows = wrap(&[("abcdefghij".to_owned(), Style::new())], 4);
+        let rows = wrap(&[("abcdefghij".to_owned(), Style::new())], 4, 0);
         assert_eq!(plain(&rows), ["abcd", "efgh", "ij"]);
+        let rows = wrap(&[("abcdefghij".to_owned(), Style::new())], 4, 2);
+        assert_eq!(plain(&rows), ["abcd", "  ef", "  gh", "  ij"]);
         // Wide characters count double.
-        let rows = wrap(&[("日本語です".to_owned(), Style::new())], 4);
+        let rows = wrap(&[("日本語です".to_owned(), Style::new())], 4, 0);
         assert_eq!(plain(&rows), ["日本", "語で", "す"]);
         // Every row fits.
-        for w in 1..30 {
-            for row in wrap(&segs, w) {
+        for (w, indent) in (1..30).flat_map(|w| [(w, 0), (w, 6)]) {
+            for row in wrap(&segs, w, indent) {
                 let width: usize = row
                     .iter()
                     .flat_map(|(s, _)| s.chars())
@@ -475,7 +490,12 @@ mod tests {
             v.apply(&say("#a", "bob", &format!("message number {i}")), Millis(0));
         }
         v.apply(&say("#a", "bob", &"word ".repeat(20)), Millis(0));
-        let long_rows = wrap(&line_segments(v.shown().lines().back().unwrap(), 0), 39).len();
+        let long_rows = wrap(
+            &line_segments(v.shown().lines().back().unwrap(), 0),
+            39,
+            STAMP_WIDTH,
+        )
+        .len();
         assert!(long_rows >= 3, "{long_rows}");
         let (rows, _) = message_rows(&v, 39, 5, 0);
         let rows = plain(&rows);

@@ -1,0 +1,224 @@
+//! The TUI under tmux: two clients in panes of a private tmux server (fixed size), typed into
+//! with send-keys and read with capture-pane. The tmux server is killed when the test ends,
+//! also when it fails.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use support::{WAIT, config_home, server};
+
+/// A private tmux server.
+struct Tmux {
+    socket: String,
+    conf: PathBuf,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        let socket = format!("natter-test-{}", std::process::id());
+        let conf = std::env::temp_dir().join(format!("{socket}.conf"));
+        // No status bar (the pane is the whole window); keep dead panes to read exit codes.
+        std::fs::write(&conf, "set -g status off\nset -g remain-on-exit on\n")
+            .expect("write tmux config");
+        Tmux { socket, conf }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("tmux runs (is tmux installed? `cargo xtask test` installs it)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `natter --nick NICK ADDR` in a new 100x24 session named NICK.
+    fn start(&self, nick: &str, addr: &str) {
+        let config_home = format!("XDG_CONFIG_HOME={}", config_home().display());
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            nick,
+            "-x",
+            "100",
+            "-y",
+            "24",
+            "env",
+            &config_home,
+            env!("CARGO_BIN_EXE_natter"),
+            "--nick",
+            nick,
+            addr,
+        ]);
+    }
+
+    fn type_line(&self, target: &str, text: &str) {
+        self.run(&["send-keys", "-t", target, "-l", text]);
+        self.run(&["send-keys", "-t", target, "Enter"]);
+    }
+
+    fn keys(&self, target: &str, keys: &str) {
+        self.run(&["send-keys", "-t", target, keys]);
+    }
+
+    fn screen(&self, target: &str) -> String {
+        self.run(&["capture-pane", "-p", "-t", target])
+    }
+
+    /// Polls `target`'s screen until `pred` holds.
+    async fn wait(&self, target: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let screen = self.screen(target);
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{target}: no {what} within {WAIT:?}; screen:\n{screen}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_for(&self, target: &str, text: &str) -> String {
+        self.wait(target, text, |s| s.contains(text)).await
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+        let _ = std::fs::remove_file(&self.conf);
+    }
+}
+
+/// The member pane's entries (the text right of the last rule on each body row).
+fn members(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split('│').collect();
+            (parts.len() >= 3).then(|| parts[parts.len() - 1].trim().to_owned())
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+fn topic_line(screen: &str) -> &str {
+    screen.lines().next().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tui_clients_chat_switch_rooms_and_see_members() {
+    let (server, addr) = server().await;
+    let addr = addr.to_string();
+    let tmux = Tmux::new();
+
+    tmux.start("alice", &addr);
+    tmux.wait_for("alice", "[Connected] alice").await;
+    tmux.wait_for("alice", "-- alice joined #lobby").await;
+    assert_eq!(members(&tmux.screen("alice")), ["1 here", "alice"]);
+
+    // Someone joins: the member list updates.
+    tmux.start("bob", &addr);
+    tmux.wait_for("bob", "[Connected] bob").await;
+    let screen = tmux
+        .wait("alice", "bob in the member list", |s| {
+            members(s) == ["2 here", "alice", "bob"]
+        })
+        .await;
+    assert!(screen.contains("-- bob joined #lobby"), "{screen}");
+
+    // Typed in one client, seen in the other.
+    tmux.type_line("bob", "hello from bob");
+    tmux.wait_for("alice", "<bob> hello from bob").await;
+
+    // /join switches to the new room; chat elsewhere counts as unread.
+    tmux.type_line("alice", "/join #rust");
+    tmux.wait("alice", "#rust current", |s| {
+        topic_line(s).trim() == "#rust"
+    })
+    .await;
+    tmux.wait_for("alice", "2 #rust").await;
+    tmux.type_line("bob", "psst in the lobby");
+    tmux.wait_for("alice", "1 #lobby (1)").await;
+    assert!(!tmux.screen("alice").contains("psst in the lobby"));
+
+    // Alt+1 goes back to the lobby: its message shows and the unread count is gone.
+    tmux.keys("alice", "M-1");
+    let screen = tmux
+        .wait("alice", "#lobby current", |s| {
+            topic_line(s).trim() == "#lobby"
+        })
+        .await;
+    let screen = if screen.contains("<bob> psst in the lobby") {
+        screen
+    } else {
+        tmux.wait_for("alice", "<bob> psst in the lobby").await
+    };
+    assert!(!screen.contains("(1)"), "{screen}");
+
+    // Ctrl+N to the next room; a join there shows in that room's member list.
+    tmux.keys("alice", "C-n");
+    tmux.wait("alice", "#rust current", |s| {
+        topic_line(s).trim() == "#rust"
+    })
+    .await;
+    assert_eq!(members(&tmux.screen("alice")), ["1 here", "alice"]);
+    tmux.type_line("bob", "/join #rust");
+    tmux.wait("alice", "bob in #rust's member list", |s| {
+        members(s) == ["2 here", "alice", "bob"]
+    })
+    .await;
+
+    // A multi-line paste becomes one message, sent on Enter.
+    tmux.run(&["set-buffer", "-b", "p", "line one\nline two\n"]);
+    tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
+    tmux.wait_for("bob", "> line one line two").await;
+    tmux.keys("bob", "Enter");
+    tmux.wait_for("alice", "<bob> line one line two").await;
+    assert!(!tmux.screen("alice").contains("<bob> line two"));
+
+    // Ctrl+C leaves cleanly (exit status 0, terminal restored: the UI is gone from the pane).
+    tmux.keys("alice", "C-c");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let dead = tmux.run(&[
+            "list-panes",
+            "-t",
+            "alice",
+            "-F",
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        if dead.trim() == "1 0" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice did not exit cleanly: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!tmux.screen("alice").contains("[Connected]"));
+    tmux.wait_for("bob", "-- alice quit").await;
+
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
