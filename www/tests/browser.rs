@@ -1,0 +1,796 @@
+//! The page in a real headless Chromium, end to end: an in-process natter-server and natter-bridge
+//! on 127.0.0.1:0, chromedriver on a port it picks, a `natter` line-mode client and a raw-TCP text
+//! user (as `nc`) in `#lobby` with the browser user. Everyone sees everyone; the browser's
+//! WebSocket is cut (a quick drop, then the bridge gone for a while) and it shows "reconnecting…",
+//! resumes, and shows nothing twice; `<script>` in a message stays text.
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::{Value as Json, json};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
+/// One step (a message arriving, a reconnect) must happen within this.
+const STEP: Duration = Duration::from_secs(30);
+/// Lines kept from a child's or socket's output (far more than the scenario produces).
+const MAX_CAPTURED_LINES: usize = 10_000;
+
+fn repo() -> PathBuf {
+    // www/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("www/ has a parent")
+        .to_path_buf()
+}
+
+fn www_dir() -> PathBuf {
+    let dir = repo().join("target/www");
+    let wasm = dir.join("natter_web_bg.wasm");
+    assert!(
+        wasm.is_file() && dir.join("index.html").is_file() && dir.join("natter_web.js").is_file(),
+        "{} (or index.html / natter_web.js) is missing: run `cargo xtask web` (or `cargo xtask test`) first",
+        wasm.display()
+    );
+    dir
+}
+
+/// Waits until `$body` (an `Option`) is `Some`, polling; panics with `$what` after `$limit`.
+macro_rules! wait_for {
+    ($what:expr, $limit:expr, $body:expr) => {{
+        let limit: Duration = $limit;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = $body {
+                break v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {limit:?} waiting for {}", $what);
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+// --- processes and files that clean up after themselves ---------------------------------------
+
+/// A child process in its own process group, killed with its whole group on drop (chromedriver
+/// starts Chromium, which starts helpers; none may outlive the test).
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> std::io::Result<Group> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(Group)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = self.0.id();
+        // `kill -KILL -PGID`: the group this test created, by its id.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory, removed on drop (Chromium's profile).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lines read from a child or a socket, shared with the task that reads them.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    fn push(&self, line: String) {
+        let mut v = self.0.lock().expect("capture lock");
+        if v.len() < MAX_CAPTURED_LINES {
+            v.push(line);
+        }
+    }
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("capture lock").clone()
+    }
+    fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+    fn has(&self, needle: &str) -> Option<()> {
+        (self.count(needle) > 0).then_some(())
+    }
+}
+
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(read: R) -> Captured {
+    let out = Captured::default();
+    let sink = out.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.push(line);
+        }
+    });
+    out
+}
+
+// --- chromedriver and the browser ----------------------------------------------------------------
+
+/// Starts chromedriver on a port it chooses (`--port=0`) and returns it with that port.
+fn start_chromedriver() -> (Group, u16) {
+    for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: `apt-get install -y chromium chromium-driver` (cargo xtask test does it)"
+        );
+    }
+    let mut child = Group::spawn(
+        Command::new("/usr/bin/chromedriver")
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("start chromedriver");
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // "ChromeDriver was started successfully on port 39441."
+            // (The line before it says "on port 0".)
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(STEP)
+        .ok()
+        .flatten()
+        .expect("chromedriver did not say which port it listens on");
+    (child, port)
+}
+
+async fn open_browser(port: u16, profile: &Path) -> Browser {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    timeout(
+        STEP,
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("chromedriver answers in time")
+    .expect("a WebDriver session with Chromium")
+}
+
+async fn js(b: &Browser, script: &str) -> Json {
+    timeout(STEP, b.execute(script, vec![]))
+        .await
+        .expect("script finishes in time")
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order.
+async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
+    let script = format!(
+        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] .line.say, .log[data-conv="{conv}"] .line.act')]
+             .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"#
+    );
+    let v = js(b, &script).await;
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_owned(),
+                pair[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn has_line(b: &Browser, conv: &str, nick: &str, text: &str) -> Option<()> {
+    chat(b, conv)
+        .await
+        .iter()
+        .any(|(n, t)| n == nick && t == text)
+        .then_some(())
+}
+
+async fn conn_state(b: &Browser) -> String {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.state() : 'loading';",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    let script =
+        format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';");
+    js(b, &script).await.as_str().unwrap_or_default().to_owned()
+}
+
+async fn type_line(b: &Browser, line: &str) {
+    let input = b.find(Locator::Id("input")).await.expect("the input");
+    input.send_keys(line).await.expect("typing");
+    b.find(Locator::Css("#input-form button"))
+        .await
+        .expect("the send button")
+        .click()
+        .await
+        .expect("clicking send");
+}
+
+/// Every chat line appears once: the texts this test sends are all different, and a room's
+/// events carry distinct seqs.
+async fn assert_no_duplicates(b: &Browser, conv: &str) {
+    let lines = chat(b, conv).await;
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            !lines[..i].contains(l),
+            "{l:?} shows twice in {conv}: {lines:#?}"
+        );
+    }
+    let seqs = js(
+        b,
+        &format!(
+            r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] .line[data-seq]')].map(l => l.dataset.seq);"#
+        ),
+    )
+    .await;
+    let seqs: Vec<&str> = seqs
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for (i, s) in seqs.iter().enumerate() {
+        assert!(!seqs[..i].contains(s), "seq {s} shows twice in {conv}");
+    }
+}
+
+async fn screenshot(b: &Browser, name: &str) {
+    let png = timeout(STEP, b.screenshot())
+        .await
+        .expect("screenshot in time")
+        .expect("a screenshot");
+    let dir = repo().join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    std::fs::write(dir.join(name), png).expect("write the screenshot");
+}
+
+// --- the other two users ---------------------------------------------------------------------------
+
+/// The `natter` binary, built if it is not there yet (in its own target dir: the outer `cargo
+/// test` holds the lock on the usual one).
+async fn natter_bin() -> PathBuf {
+    let bin = repo().join("target/debug/natter");
+    if bin.is_file() {
+        return bin;
+    }
+    let target = repo().join("target/e2e-natter");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = timeout(
+        Duration::from_secs(600),
+        tokio::process::Command::new(cargo)
+            .args(["build", "-p", "natter", "--target-dir"])
+            .arg(&target)
+            .current_dir(repo())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .expect("cargo build -p natter finishes within 10 minutes")
+    .expect("cargo runs");
+    assert!(status.success(), "cargo build -p natter failed");
+    target.join("debug/natter")
+}
+
+struct Cli {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    out: Captured,
+}
+
+impl Cli {
+    async fn start(nick: &str, server: SocketAddr, config_home: &Path) -> Cli {
+        let mut child = tokio::process::Command::new(natter_bin().await)
+            .args(["--lines", "--nick", nick, &server.to_string()])
+            .env("RUST_LOG", "warn")
+            // No config file of whoever runs the tests may change the nick or rooms.
+            .env("XDG_CONFIG_HOME", config_home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start natter");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let out = capture(child.stdout.take().expect("piped stdout"));
+        Cli { child, stdin, out }
+    }
+
+    async fn say(&mut self, line: &str) {
+        timeout(STEP, self.stdin.write_all(format!("{line}\n").as_bytes()))
+            .await
+            .expect("natter reads its stdin")
+            .expect("write to natter");
+    }
+}
+
+struct TextUser {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    out: Captured,
+}
+
+impl TextUser {
+    async fn connect(server: SocketAddr, nick: &str) -> TextUser {
+        let stream = timeout(STEP, TcpStream::connect(server))
+            .await
+            .expect("connect in time")
+            .expect("connect to natter-server");
+        let (read, write) = stream.into_split();
+        let mut user = TextUser {
+            write,
+            out: capture(read),
+        };
+        // A person says nothing at first and is greeted in text mode.
+        wait_for!(
+            "the text-mode welcome",
+            STEP,
+            user.out.has("Welcome to natter")
+        );
+        user.say(&format!("/nick {nick}")).await;
+        wait_for!(
+            "the text user's new nick",
+            STEP,
+            user.out.has(&format!("known as {nick}"))
+        );
+        user
+    }
+
+    async fn say(&mut self, line: &str) {
+        timeout(STEP, self.write.write_all(format!("{line}\r\n").as_bytes()))
+            .await
+            .expect("server reads in time")
+            .expect("write to the server");
+    }
+}
+
+// --- the tests --------------------------------------------------------------------------------------
+
+/// An `env` import would mean native code (a libc shim, `std::time`, getrandom's fallback) slipped
+/// into the wasm: the browser could not even instantiate it.
+#[test]
+fn wasm_imports_only_from_wasm_bindgen() {
+    let wasm = std::fs::read(www_dir().join("natter_web_bg.wasm")).expect("read the wasm");
+    let mut modules = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+        if let wasmparser::Payload::ImportSection(reader) = payload.expect("a valid wasm module") {
+            for import in reader.into_imports() {
+                let import = import.expect("a valid import");
+                modules.push(format!("{}::{}", import.module, import.name));
+            }
+        }
+    }
+    assert!(!modules.is_empty(), "the page's wasm imports its JS glue");
+    // wasm-bindgen names its glue module `wbg` in older versions and `./natter_web_bg.js` (the
+    // JS file it writes next to the wasm) in 0.2.130; `__wbindgen_*` are its intrinsics.
+    let from_bindgen = |module: &str| {
+        module == "wbg" || module.starts_with("__wbindgen_") || module == "./natter_web_bg.js"
+    };
+    for m in &modules {
+        let module = m.split("::").next().unwrap_or_default();
+        assert_ne!(
+            module, "env",
+            "native code leaked into the wasm: it imports {m}"
+        );
+        assert!(
+            from_bindgen(module),
+            "unexpected wasm import {m} (only wasm-bindgen's glue allowed): {modules:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_chats_with_cli_and_nc_users_and_survives_reconnects() {
+    let www = www_dir();
+    let (driver, driver_port) = start_chromedriver();
+    let profile = TempDir::new("natter-chromium");
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .expect("start natter-server");
+    let server_addr = server.local_addrs()[0];
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(
+        server_addr,
+        www.clone(),
+    ))
+    .await
+    .expect("start natter-bridge");
+    let browser = open_browser(driver_port, &profile.0).await;
+
+    let outcome = timeout(SCENARIO_LIMIT, scenario(&browser, server_addr, bridge, www)).await;
+    // Clean up before reporting: the session ends Chromium, the guard ends chromedriver.
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let bridge = outcome.expect("the scenario finished in time");
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+}
+
+/// The conversation. Returns the (restarted) bridge so the caller can shut it down.
+async fn scenario(
+    b: &Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    www: PathBuf,
+) -> natter_bridge::Bridge {
+    let bridge_addr = bridge.local_addr();
+    timeout(STEP, b.goto(&format!("http://{bridge_addr}/")))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+
+    // The nick prompt refuses a bad nick with core's reason, then accepts a good one.
+    let nick_input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the wasm to load and the prompt to open",
+        STEP,
+        js(b, "return document.getElementById('nick-dialog').open;")
+            .await
+            .as_bool()
+            .filter(|open| *open)
+    );
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("9lives").await.expect("type a nick");
+    b.find(Locator::Id("nick-go"))
+        .await
+        .expect("the join button")
+        .click()
+        .await
+        .expect("click join");
+    let err = text_of(b, "#nick-error").await;
+    assert!(
+        err.contains("starts with a letter"),
+        "bad nick explained: {err:?}"
+    );
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("webby").await.expect("type a nick");
+    b.find(Locator::Id("nick-go"))
+        .await
+        .expect("the join button")
+        .click()
+        .await
+        .expect("click join");
+    wait_for!(
+        "the browser to connect",
+        STEP,
+        (conn_state(b).await == "connected").then_some(())
+    );
+    wait_for!(
+        "the browser to be in #lobby",
+        STEP,
+        text_of(b, "#member-list")
+            .await
+            .contains("webby")
+            .then_some(())
+    );
+
+    // The other two arrive.
+    let mut nc = TextUser::connect(server_addr, "netcat").await;
+    let config_home = TempDir::new("natter-cli-config");
+    let mut cli = Cli::start("clint", server_addr, &config_home.0).await;
+    wait_for!("the browser to list netcat and clint", STEP, {
+        let members = text_of(b, "#member-list").await;
+        (members.contains("netcat") && members.contains("clint")).then_some(())
+    });
+
+    // Everyone talks; everyone hears the other two.
+    type_line(b, "hello from the browser").await;
+    cli.say("hello from the cli").await;
+    nc.say("hello from nc").await;
+    wait_for!(
+        "the browser to see the cli",
+        STEP,
+        has_line(b, "#lobby", "clint", "hello from the cli").await
+    );
+    wait_for!(
+        "the browser to see nc",
+        STEP,
+        has_line(b, "#lobby", "netcat", "hello from nc").await
+    );
+    wait_for!(
+        "the browser to see its own message",
+        STEP,
+        has_line(b, "#lobby", "webby", "hello from the browser").await
+    );
+    wait_for!(
+        "the cli to see the browser",
+        STEP,
+        cli.out.has("<webby> hello from the browser")
+    );
+    wait_for!(
+        "the cli to see nc",
+        STEP,
+        cli.out.has("<netcat> hello from nc")
+    );
+    wait_for!(
+        "nc to see the browser",
+        STEP,
+        nc.out.has("<webby> hello from the browser")
+    );
+    wait_for!(
+        "nc to see the cli",
+        STEP,
+        nc.out.has("<clint> hello from the cli")
+    );
+
+    // /me and the topic, from the page.
+    type_line(b, "/me waves at everyone").await;
+    type_line(b, "/topic natter end-to-end").await;
+    wait_for!(
+        "the cli to see the action",
+        STEP,
+        cli.out.has("* webby waves at everyone")
+    );
+    wait_for!(
+        "the topic in the page header",
+        STEP,
+        text_of(b, "#topic")
+            .await
+            .contains("natter end-to-end")
+            .then_some(())
+    );
+
+    // Markup in a message is text: shown as typed, and no element is made from it.
+    let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
+    nc.say(hostile).await;
+    wait_for!(
+        "the hostile line as text",
+        STEP,
+        has_line(b, "#lobby", "netcat", hostile).await
+    );
+    let made = js(
+        b,
+        "return [document.scripts.length, document.querySelectorAll('#logs script, #logs b, #logs img').length];",
+    )
+    .await;
+    assert_eq!(
+        made,
+        json!([1, 0]),
+        "only app.js is a script; no element came from message text"
+    );
+    assert!(
+        b.get_alert_text().await.is_err(),
+        "no alert dialog may be open"
+    );
+
+    // A quick cut: the page reconnects by itself and shows nothing twice.
+    let dropped = js(b, "return window.natterDebug.dropSocket();").await;
+    assert_eq!(dropped, json!(true), "there was a socket to drop");
+    wait_for!(
+        "the page to resume after the drop",
+        STEP,
+        text_of(b, "#logs")
+            .await
+            .contains("picked up where you left off")
+            .then_some(())
+    );
+    wait_for!(
+        "the page to be connected again",
+        STEP,
+        (conn_state(b).await == "connected").then_some(())
+    );
+    cli.say("after the quick drop").await;
+    wait_for!(
+        "the browser to hear the cli after the drop",
+        STEP,
+        has_line(b, "#lobby", "clint", "after the quick drop").await
+    );
+    assert_no_duplicates(b, "#lobby").await;
+
+    // A real outage: the bridge goes away. The page says so, people keep talking, the page
+    // types into the void; when the bridge is back on the same port the page resumes and every
+    // one of those messages shows exactly once, everywhere.
+    timeout(STEP, bridge.shutdown())
+        .await
+        .expect("bridge stops in time")
+        .expect("bridge stops cleanly");
+    wait_for!(
+        "the page to show it is reconnecting",
+        STEP,
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    let banner = text_of(b, "#banner").await;
+    assert!(
+        banner.contains("reconnecting"),
+        "a visible reconnecting state: {banner:?}"
+    );
+    let status = text_of(b, "#status").await;
+    assert!(
+        status.contains("reconnecting"),
+        "status says it: {status:?}"
+    );
+    nc.say("said during the outage").await;
+    cli.say("also said during the outage").await;
+    type_line(b, "typed while offline").await;
+    wait_for!(
+        "the cli to hear nc during the outage",
+        STEP,
+        cli.out.has("<netcat> said during the outage")
+    );
+    let mut config = natter_bridge::BridgeConfig::local_test(server_addr, www);
+    config.listen = bridge_addr;
+    let bridge = natter_bridge::start(config)
+        .await
+        .expect("restart the bridge on the same port");
+    wait_for!(
+        "the page to reconnect to the new bridge",
+        Duration::from_secs(45),
+        (conn_state(b).await == "connected").then_some(())
+    );
+    wait_for!(
+        "the browser to get what was said during the outage",
+        STEP,
+        has_line(b, "#lobby", "netcat", "said during the outage").await
+    );
+    wait_for!(
+        "the browser to get the cli's outage message",
+        STEP,
+        has_line(b, "#lobby", "clint", "also said during the outage").await
+    );
+    wait_for!(
+        "the offline line to be delivered",
+        STEP,
+        has_line(b, "#lobby", "webby", "typed while offline").await
+    );
+    wait_for!(
+        "the cli to get the offline line",
+        STEP,
+        cli.out.has("<webby> typed while offline")
+    );
+    wait_for!(
+        "nc to get the offline line",
+        STEP,
+        nc.out.has("<webby> typed while offline")
+    );
+    // Let any late duplicate arrive before counting.
+    nc.say("last word").await;
+    wait_for!(
+        "the browser to get the last word",
+        STEP,
+        has_line(b, "#lobby", "netcat", "last word").await
+    );
+    assert_no_duplicates(b, "#lobby").await;
+    assert_eq!(
+        cli.out.count("<webby> typed while offline"),
+        1,
+        "the offline line reaches the cli once"
+    );
+    assert_eq!(
+        nc.out.count("<webby> typed while offline"),
+        1,
+        "the offline line reaches nc once"
+    );
+
+    // More than one conversation: a second room with an unread count, and a DM.
+    type_line(b, "/join #rust").await;
+    wait_for!(
+        "the page to switch to #rust",
+        STEP,
+        (text_of(b, "#conv-name").await == "#rust").then_some(())
+    );
+    b.find(Locator::Css(r##"#room-list button[data-conv="#lobby"]"##))
+        .await
+        .expect("#lobby in the room list")
+        .click()
+        .await
+        .expect("switch to #lobby");
+    cli.say("/join #rust").await;
+    // Typed chat goes to the joined room once the join is answered.
+    wait_for!(
+        "the cli to be in #rust",
+        STEP,
+        cli.out.has("[#rust] -- clint joined #rust")
+    );
+    cli.say("anyone here into rust?").await;
+    wait_for!(
+        "an unread count on #rust",
+        STEP,
+        (text_of(b, r##"#room-list button[data-conv="#rust"] .badge"##).await == "1").then_some(())
+    );
+    nc.say("/msg webby psst, this one is just for you").await;
+    wait_for!(
+        "the DM in its own conversation",
+        STEP,
+        has_line(b, "@netcat", "netcat", "psst, this one is just for you").await
+    );
+    type_line(b, "the page works nicely").await;
+    wait_for!(
+        "the last browser line",
+        STEP,
+        has_line(b, "#lobby", "webby", "the page works nicely").await
+    );
+    screenshot(b, "chat.png").await;
+
+    // The same page at phone width: side panels collapse into drawers.
+    timeout(STEP, b.set_window_size(390, 800))
+        .await
+        .expect("resize in time")
+        .expect("resize");
+    wait_for!(
+        "the rooms panel to collapse at phone width",
+        STEP,
+        js(
+            b,
+            "const r = document.getElementById('sidebar').getBoundingClientRect(); return r.right <= 0;",
+        )
+        .await
+        .as_bool()
+        .filter(|hidden| *hidden)
+    );
+    screenshot(b, "chat-mobile.png").await;
+
+    let _ = timeout(Duration::from_secs(5), cli.stdin.shutdown()).await;
+    let _ = cli.child.start_kill();
+    let _ = timeout(Duration::from_secs(5), cli.child.wait()).await;
+    bridge
+}
