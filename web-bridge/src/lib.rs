@@ -197,11 +197,11 @@ impl IpSlot {
         // A poisoned lock only means another task panicked mid-update of a counter; the map
         // is still usable.
         let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(ip).or_insert(0);
-        if *n >= shared.config.max_connections_per_ip {
+        // Checked before inserting, so refused addresses leave no entry behind.
+        if map.get(&ip).copied().unwrap_or(0) >= shared.config.max_connections_per_ip {
             return None;
         }
-        *n += 1;
+        *map.entry(ip).or_insert(0) += 1;
         Some(IpSlot {
             shared: Arc::clone(shared),
             ip,
@@ -326,5 +326,47 @@ async fn serve_connection(
             debug!(%peer, ?status, "refused request");
             let _ = timeout(shared.config.write_timeout, http::respond(&mut tcp, status)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(per_ip: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            config: BridgeConfig {
+                max_connections_per_ip: per_ip,
+                ..BridgeConfig::default()
+            },
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn entries(s: &Shared) -> usize {
+        s.per_ip.lock().unwrap().len()
+    }
+
+    #[test]
+    fn per_ip_slots_are_counted_and_given_back() {
+        let s = shared(2);
+        let ip = IpAddr::from([203, 0, 113, 1]);
+        let other = IpAddr::from([203, 0, 113, 2]);
+        let a = IpSlot::take(&s, ip).expect("first");
+        let b = IpSlot::take(&s, ip).expect("second");
+        assert!(IpSlot::take(&s, ip).is_none(), "third refused");
+        let c = IpSlot::take(&s, other).expect("another address has its own count");
+        drop(a);
+        let d = IpSlot::take(&s, ip).expect("a freed slot is reusable");
+        drop((b, c, d));
+        assert_eq!(
+            entries(&s),
+            0,
+            "no entries left for addresses with no connections"
+        );
+
+        let none = shared(0);
+        assert!(IpSlot::take(&none, ip).is_none());
+        assert_eq!(entries(&none), 0, "refusals leave no entry");
     }
 }

@@ -275,6 +275,26 @@ async fn per_ip_cap_refuses_the_extra_connection() {
 }
 
 #[tokio::test]
+async fn total_cap_makes_new_connections_wait() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.max_connections = 1;
+    let bridge = bridge_with(config).await;
+    let addr = bridge.local_addr();
+    let mut first = connect(addr).await;
+    let _s1 = server.accept_checked().await;
+    // The second is not served while the first holds the only slot...
+    let second = tokio::spawn(async move { connect(addr).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "second connection waits for a slot");
+    // ...and is once the first leaves.
+    within("close", first.close(None)).await.unwrap();
+    let _second = within("second connects", second).await.unwrap();
+    let _s2 = server.accept_checked().await;
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
 async fn silent_browsers_are_dropped_live_ones_kept() {
     let mut server = FakeServer::start().await;
     let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
