@@ -59,3 +59,132 @@ async fn the_client_reconnects_to_a_restarted_server_and_keeps_chatting() {
     assert!(bob.exit_status().await.success());
     second.shutdown().await.expect("second server shuts down");
 }
+
+/// A TCP relay between a client and the server that can cut every connection through it and
+/// turn new ones away for a while: a dropped network, with the server still up.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay binds");
+        let addr = listener.local_addr().expect("relay address");
+        let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refusing = refuse.clone();
+        let task = tokio::spawn(async move {
+            // Dropped with the accept task, which aborts every relayed connection.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refusing.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut cut_rx = cut_rx.clone();
+                cut_rx.mark_unchanged();
+                conns.spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Relay {
+            addr,
+            cut,
+            refuse,
+            task,
+        }
+    }
+
+    /// Drops every connection and refuses new ones until [`Relay::heal`].
+    fn break_down(&self) {
+        self.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn heal(&self) {
+        self.refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
+    let (server, addr) = server().await;
+    let relay = Relay::start(addr).await;
+    let mut alice = Client::start("alice", relay.addr, &[]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    alice.expect("[#lobby] -- bob joined #lobby").await;
+
+    relay.break_down();
+    alice
+        .expect_where("a reconnect notice", |l| {
+            l.starts_with("-- connection lost; reconnecting")
+        })
+        .await;
+    bob.send("while you were away").await;
+    bob.expect("[#lobby] <bob> while you were away").await;
+    alice.send("typed while cut off").await;
+
+    relay.heal();
+    alice
+        .expect("-- reconnected as alice; session resumed")
+        .await;
+    alice.expect("[#lobby] <bob> while you were away").await;
+    bob.expect("[#lobby] <alice> typed while cut off").await;
+    bob.send("welcome back").await;
+    alice.expect("[#lobby] <bob> welcome back").await;
+    bob.expect("[#lobby] <bob> welcome back").await;
+
+    assert_eq!(
+        alice.count("[#lobby] <bob> while you were away"),
+        1,
+        "{:#?}",
+        alice.seen
+    );
+    assert_eq!(
+        alice.count("[#lobby] <alice> typed while cut off"),
+        1,
+        "{:#?}",
+        alice.seen
+    );
+    assert_eq!(
+        bob.count("[#lobby] <alice> typed while cut off"),
+        1,
+        "{:#?}",
+        bob.seen
+    );
+    // Resumed: nobody saw alice leave and come back.
+    assert!(
+        !bob.seen.iter().any(|l| l.contains("alice quit")),
+        "{:#?}",
+        bob.seen
+    );
+
+    alice.close_stdin();
+    bob.close_stdin();
+    assert!(alice.exit_status().await.success());
+    assert!(bob.exit_status().await.success());
+    drop(relay);
+    server.shutdown().await.expect("server shuts down");
+}

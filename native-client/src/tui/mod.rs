@@ -27,6 +27,7 @@ use ratatui::backend::CrosstermBackend;
 use std::io::Stdout;
 use std::time::Duration;
 use thiserror::Error;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use view::View;
 
@@ -149,6 +150,9 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut quitting = false;
+    // Killed or hung up on: leave at once (the guard restores the terminal).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
 
     loop {
         terminal.draw(|f| draw::draw(f, &view, &input, clock::now(), tz))?;
@@ -200,6 +204,8 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
                 }
             }
             _ = tick.tick() => {}
+            _ = term.recv() => break,
+            _ = hangup.recv() => break,
             _ = tokio::signal::ctrl_c() => {
                 if quitting { break; }
                 quitting = true;
