@@ -33,8 +33,8 @@
 
 use crate::command::{self, Command, HELP, Input};
 use crate::limits::{
-    CLIENT_PING_AFTER, MAX_FRAME, MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER,
-    PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, SESSION_MAX_PENDING,
+    CLIENT_PING_AFTER, FLOOD_BURST, FLOOD_REFILL, MAX_FRAME, MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED,
+    MAX_ROOMS_PER_USER, PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, SESSION_MAX_PENDING,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text, sanitize};
@@ -58,6 +58,10 @@ pub const MAX_QUEUED_TRANSMITS: usize = 1024;
 /// Commands other than messages (`/nick`, `/who`, ...) typed before the welcome, kept to send
 /// after it.
 const MAX_DEFERRED: usize = 32;
+
+/// Commands (not messages: those wait in the pending list) held back by the session's own flood
+/// pacing. Covers a welcome's rejoins and parts plus deferred commands, with room for typing.
+const MAX_PACED_COMMANDS: usize = 2 * MAX_ROOMS_PER_USER + MAX_DEFERRED + 32;
 
 /// Gaps per room whose refill is still awaited. Older ones are forgotten (their refill events
 /// are then dropped as duplicates would be), which only costs the user a refill.
@@ -330,10 +334,12 @@ enum Timer {
     Ping = 2,
     /// The ping went unanswered: the connection is dead.
     PingTimeout = 3,
+    /// A flood token is there for the next waiting command.
+    Flood = 4,
 }
 
 #[derive(Debug, Default)]
-struct Timers([Option<Millis>; 4]);
+struct Timers([Option<Millis>; 5]);
 
 impl Timers {
     fn set(&mut self, t: Timer, at: Millis) {
@@ -343,7 +349,7 @@ impl Timers {
         self.0[t as usize] = None;
     }
     fn stop_all(&mut self) {
-        self.0 = [None; 4];
+        self.0 = [None; 5];
     }
     /// Clears and returns whether `t` is due at `now`.
     fn take_expired(&mut self, t: Timer, now: Millis) -> bool {
@@ -358,6 +364,68 @@ impl Timers {
     fn next(&self) -> Option<Millis> {
         self.0.iter().flatten().min().copied()
     }
+}
+
+/// The client's copy of the hub's flood control (a token bucket, by default with the hub's
+/// default burst and refill): what the session sends never has to wait in the server's flood
+/// queue, let alone be refused, even when hundreds of messages are resent after a reconnect or
+/// piped in at once. A refill of zero turns pacing off.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    burst: u32,
+    refill: Millis,
+    tokens: u32,
+    /// When the last token was credited (or the bucket was last seen full).
+    last: Millis,
+}
+
+impl Bucket {
+    fn new(burst: u32, refill: Millis, now: Millis) -> Bucket {
+        Bucket {
+            burst,
+            refill,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Millis) -> bool {
+        if self.refill == Millis::ZERO {
+            return true;
+        }
+        if self.tokens >= self.burst {
+            self.last = now;
+        } else {
+            let n = now.since(self.last).0 / self.refill.0;
+            let room = u64::from(self.burst - self.tokens);
+            if n >= room {
+                self.tokens = self.burst;
+                self.last = now;
+            } else if n > 0 {
+                // n < room <= burst, a u32, so the cast is exact.
+                self.tokens += n as u32;
+                self.last = Millis(self.last.0 + n * self.refill.0);
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+
+    fn next_token_at(&self) -> Millis {
+        self.last + self.refill
+    }
+}
+
+/// Something waiting for a flood token, in the order it is to be sent.
+#[derive(Debug, Clone)]
+enum Out {
+    /// A command.
+    Cmd(ClientMsg),
+    /// The pending message with this id (skipped if acknowledged meanwhile).
+    Msg(MsgId),
 }
 
 /// A message with an id, kept until the server acknowledges it (echo, `Ack`, or an error naming
@@ -398,6 +466,9 @@ pub struct Session {
     last_id: u64,
     pending: VecDeque<Pending>,
     deferred: VecDeque<ClientMsg>,
+    /// Waiting for flood tokens (only while welcomed).
+    outbox: VecDeque<Out>,
+    bucket: Bucket,
     ping_token: u64,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
@@ -428,6 +499,8 @@ impl Session {
             last_id: 0,
             pending: VecDeque::new(),
             deferred: VecDeque::new(),
+            outbox: VecDeque::new(),
+            bucket: Bucket::new(FLOOD_BURST, FLOOD_REFILL, now),
             ping_token: 0,
             now,
             transmits: VecDeque::new(),
@@ -448,6 +521,9 @@ impl Session {
         self.phase = Phase::Open { welcomed: false };
         self.decoder = FrameDecoder::new();
         self.transmits.clear();
+        // The server's bucket for this connection starts full too.
+        self.bucket = Bucket::new(self.bucket.burst, self.bucket.refill, now);
+        self.outbox.clear();
         self.timers.stop_all();
         self.heard(now);
         if self.config.transport == Transport::Stream {
@@ -567,6 +643,9 @@ impl Session {
             });
             self.timers.set(Timer::PingTimeout, now + PING_TIMEOUT);
         }
+        if self.timers.take_expired(Timer::Flood, now) {
+            self.run_outbox(now);
+        }
         if self.timers.take_expired(Timer::Reconnect, now) {
             self.start_connect(now);
         }
@@ -628,8 +707,21 @@ impl Session {
         self.phase == (Phase::Open { welcomed: true })
             && self.pending.is_empty()
             && self.deferred.is_empty()
+            && self.outbox.is_empty()
             && self.joining.is_empty()
             && self.parting.is_empty()
+    }
+
+    /// Paces sending to a server whose flood control is configured differently from
+    /// [`crate::limits::FLOOD_BURST`] / [`crate::limits::FLOOD_REFILL`] (the default): at most
+    /// `burst` commands at once, then one per `refill`. A `refill` of zero turns pacing off.
+    /// Keepalive and history requests are never paced (the hub does not count them).
+    pub fn set_flood_limits(&mut self, burst: u32, refill: Millis, now: Millis) {
+        self.now = self.now.max(now);
+        self.bucket = Bucket::new(burst.max(1), refill, now);
+        if !self.outbox.is_empty() {
+            self.timers.set(Timer::Flood, now);
+        }
     }
 
     /// What we know about a room we are in: topic, members, unread count, last seq.
@@ -695,6 +787,7 @@ impl Session {
     }
 
     fn schedule_reconnect(&mut self, now: Millis) {
+        self.salvage_outbox();
         self.transmits.clear();
         self.decoder = FrameDecoder::new();
         self.timers.stop_all();
@@ -727,6 +820,7 @@ impl Session {
         }
         self.event(Event::Close);
         self.phase = Phase::Closed;
+        self.outbox.clear();
         self.timers.stop_all();
         self.decoder = FrameDecoder::new();
         self.event(Event::State(ConnState::Closed));
@@ -786,6 +880,75 @@ impl Session {
         }
     }
 
+    /// Sends `out` when a flood token allows, keeping order with what already waits.
+    fn pace(&mut self, out: Out) {
+        if !self.is_welcomed() {
+            return;
+        }
+        if self.outbox.is_empty() && self.bucket.take(self.now) {
+            return self.send_out(out);
+        }
+        if let Out::Cmd(_) = out {
+            let commands = self
+                .outbox
+                .iter()
+                .filter(|o| matches!(o, Out::Cmd(_)))
+                .count();
+            if commands >= MAX_PACED_COMMANDS {
+                self.error("too many commands are waiting to be sent; slow down");
+                return;
+            }
+        }
+        self.outbox.push_back(out);
+        self.timers.set(Timer::Flood, self.bucket.next_token_at());
+    }
+
+    fn run_outbox(&mut self, now: Millis) {
+        while !self.outbox.is_empty() && self.is_welcomed() {
+            if !self.bucket.take(now) {
+                self.timers.set(Timer::Flood, self.bucket.next_token_at());
+                return;
+            }
+            if let Some(out) = self.outbox.pop_front() {
+                self.send_out(out);
+            }
+        }
+    }
+
+    fn send_out(&mut self, out: Out) {
+        match out {
+            Out::Cmd(msg) => self.send(&msg),
+            Out::Msg(id) => {
+                let msg = self
+                    .pending
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.msg.clone());
+                if let Some(msg) = msg {
+                    self.send(&msg);
+                }
+            }
+        }
+    }
+
+    /// The link is gone: messages stay pending and joins/parts are tracked (all go again after
+    /// the welcome); other commands not yet sent go back to waiting for it.
+    fn salvage_outbox(&mut self) {
+        for out in std::mem::take(&mut self.outbox) {
+            if let Out::Cmd(
+                msg @ (ClientMsg::Nick { .. }
+                | ClientMsg::Who { .. }
+                | ClientMsg::Rooms
+                | ClientMsg::Topic { .. }),
+            ) = out
+            {
+                if self.deferred.len() < MAX_DEFERRED {
+                    self.deferred.push_back(msg);
+                }
+            }
+        }
+    }
+
     // ---- input from the user ----
 
     /// Where typed chat goes: the current room, else the room being joined.
@@ -818,16 +981,14 @@ impl Session {
         self.last_id += 1;
         let id = MsgId(self.last_id);
         let msg = make(id);
-        if self.is_welcomed() {
-            self.send(&msg);
-        }
         self.pending.push_back(Pending { id, msg });
+        self.pace(Out::Msg(id));
     }
 
     /// Sends a command now if welcomed, else keeps it for the welcome.
     fn send_or_defer(&mut self, msg: ClientMsg) {
         if self.is_welcomed() {
-            self.send(&msg);
+            self.pace(Out::Cmd(msg));
         } else if self.deferred.len() >= MAX_DEFERRED {
             self.error("not connected, and too many commands are waiting; try again later");
         } else {
@@ -871,7 +1032,7 @@ impl Session {
                 if !self.parting.contains(&room) {
                     self.parting.push(room.clone());
                 }
-                self.send(&ClientMsg::Part { room, reason });
+                self.pace(Out::Cmd(ClientMsg::Part { room, reason }));
             }
             Command::Msg { to, text } => self.queue_msg(|id| ClientMsg::Msg { to, id, text }),
             Command::Me(text) => {
@@ -927,9 +1088,7 @@ impl Session {
         self.joining.push(room.clone());
         self.make_current = Some(room.clone());
         // Before the welcome, the join is sent with the others when it comes.
-        if self.is_welcomed() {
-            self.send(&ClientMsg::Join { room });
-        }
+        self.pace(Out::Cmd(ClientMsg::Join { room }));
     }
 
     // ---- input from the server ----
@@ -1010,10 +1169,10 @@ impl Session {
         if resumed {
             // Rooms are kept; what was asked and not answered is asked again.
             for room in self.parting.clone() {
-                self.send(&ClientMsg::Part { room, reason: None });
+                self.pace(Out::Cmd(ClientMsg::Part { room, reason: None }));
             }
             for room in self.joining.clone() {
-                self.send(&ClientMsg::Join { room });
+                self.pace(Out::Cmd(ClientMsg::Join { room }));
             }
         } else {
             let mut want: Vec<RoomName> = if self.ever_welcomed {
@@ -1036,17 +1195,17 @@ impl Session {
             }
             want.truncate(MAX_ROOMS_PER_USER);
             for room in want {
-                self.send(&ClientMsg::Join { room: room.clone() });
+                self.pace(Out::Cmd(ClientMsg::Join { room: room.clone() }));
                 self.joining.push(room);
             }
         }
         self.ever_welcomed = true;
         for msg in std::mem::take(&mut self.deferred) {
-            self.send(&msg);
+            self.pace(Out::Cmd(msg));
         }
-        let resend: Vec<ClientMsg> = self.pending.iter().map(|p| p.msg.clone()).collect();
-        for msg in resend {
-            self.send(&msg);
+        let resend: Vec<MsgId> = self.pending.iter().map(|p| p.id).collect();
+        for id in resend {
+            self.pace(Out::Msg(id));
         }
     }
 
@@ -1325,6 +1484,23 @@ mod tests {
             if self.s.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.s.handle_timeout(self.now);
             }
+        }
+
+        /// Lets the flood pacing send everything waiting; returns it all, in order.
+        fn drain_paced(&mut self) -> Vec<ClientMsg> {
+            let mut out = self.sent();
+            for _ in 0..10_000 {
+                if self.s.outbox.is_empty() {
+                    break;
+                }
+                self.advance(FLOOD_REFILL.0);
+                out.extend(self.sent());
+                // A live server is heard from meanwhile (it echoes what it gets).
+                self.recv(ServerMsg::Pong { token: 0 });
+            }
+            assert!(self.s.outbox.is_empty());
+            assert!(self.s.is_open(), "the connection lasted");
+            out
         }
 
         /// Runs the clock to the next deadline and handles it.
@@ -1649,6 +1825,7 @@ mod tests {
             ),
         ];
         for (line, want) in cases {
+            t.advance(FLOOD_REFILL.0);
             t.s.handle_input(line, t.now);
             assert_eq!(t.sent(), vec![want], "{line}");
             assert_eq!(errors(&t.events()), Vec::<String>::new(), "{line}");
@@ -2358,7 +2535,7 @@ mod tests {
         t.run_to_deadline();
         t.s.handle_connected(t.now);
         t.welcome(2, true);
-        let sent = t.sent();
+        let sent = t.drain_paced();
         assert_eq!(sent.len(), 1 + SESSION_MAX_PENDING);
         let ids: Vec<u64> = sent
             .iter()
@@ -2447,7 +2624,7 @@ mod tests {
         assert!(errors(&t.events()).is_empty());
         t.s.handle_input("/join #onemore", t.now);
         assert_eq!(errors(&t.events()).len(), 1);
-        assert_eq!(t.sent().len(), MAX_ROOMS_PER_USER - 1);
+        assert_eq!(t.drain_paced().len(), MAX_ROOMS_PER_USER - 1);
     }
 
     mod props {
@@ -2774,5 +2951,165 @@ mod tests {
         let evs = t.events();
         assert!(matches!(evs[0], Event::Parted { .. }));
         assert!(matches!(evs[1], Event::Joined { .. }));
+    }
+
+    /// The hub's flood rule, applied to what the session sent at which time: returns how many
+    /// commands would have had to wait (with the hub's defaults).
+    fn server_would_delay(sends: &[(Millis, ClientMsg)]) -> usize {
+        let mut tokens = u64::from(FLOOD_BURST);
+        let mut last = sends.first().map_or(Millis::ZERO, |s| s.0);
+        let mut waited = 0;
+        for (at, msg) in sends {
+            if matches!(
+                msg,
+                ClientMsg::Hello { .. }
+                    | ClientMsg::Ping { .. }
+                    | ClientMsg::Pong { .. }
+                    | ClientMsg::History { .. }
+            ) {
+                continue;
+            }
+            let n = at.since(last).0 / FLOOD_REFILL.0;
+            if n > 0 {
+                tokens = (tokens + n).min(u64::from(FLOOD_BURST));
+                last = if tokens == u64::from(FLOOD_BURST) {
+                    *at
+                } else {
+                    last + Millis(n * FLOOD_REFILL.0)
+                };
+            }
+            if tokens == 0 {
+                waited += 1;
+            } else {
+                tokens -= 1;
+            }
+        }
+        waited
+    }
+
+    #[test]
+    fn a_burst_is_paced_to_the_servers_flood_rate_in_order() {
+        let mut t = T::ready(Transport::Stream);
+        t.advance(FLOOD_REFILL.0 * u64::from(FLOOD_BURST)); // bucket full again
+        for i in 0..40 {
+            t.s.handle_input(&format!("line {i}"), t.now);
+        }
+        t.s.handle_input("/who", t.now);
+        let mut sends: Vec<(Millis, ClientMsg)> =
+            t.sent().into_iter().map(|m| (t.now, m)).collect();
+        assert_eq!(sends.len(), FLOOD_BURST as usize, "a burst goes at once");
+        assert!(!t.s.is_settled());
+        let start = t.now;
+        while !t.s.outbox.is_empty() {
+            let due = t.s.poll_timeout().unwrap();
+            assert!(due <= t.now + FLOOD_REFILL);
+            t.now = due;
+            t.s.handle_timeout(due);
+            sends.extend(t.sent().into_iter().map(|m| (due, m)));
+        }
+        assert_eq!(sends.len(), 41);
+        assert_eq!(
+            t.now.since(start),
+            Millis(FLOOD_REFILL.0 * 31),
+            "then one per refill"
+        );
+        assert_eq!(server_would_delay(&sends), 0);
+        let said: Vec<String> = sends
+            .iter()
+            .filter_map(|(_, m)| match m {
+                ClientMsg::Say { text, .. } => Some(text.to_string()),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
+        assert_eq!(said, want);
+        assert_eq!(
+            sends[40].1,
+            ClientMsg::Who {
+                room: room("#lobby")
+            }
+        );
+        // Keepalive and refill requests are free and never wait.
+        t.recv(ServerMsg::Ping { token: 5 });
+        assert_eq!(t.sent(), vec![ClientMsg::Pong { token: 5 }]);
+    }
+
+    #[test]
+    fn a_resume_resends_within_the_flood_rate_and_acked_ones_are_skipped() {
+        let mut t = T::ready(Transport::Messages);
+        t.s.handle_disconnected("gone", t.now);
+        for i in 0..100 {
+            t.s.handle_input(&format!("m{i}"), t.now);
+        }
+        t.s.handle_input("/nick al", t.now);
+        t.run_to_deadline();
+        t.s.handle_connected(t.now);
+        t.sent();
+        t.welcome(2, true);
+        let first = t.sent();
+        assert_eq!(first.len(), FLOOD_BURST as usize);
+        assert_eq!(first[0], ClientMsg::Nick { nick: nick("al") });
+        // Acknowledged while waiting (e.g. a duplicate the server already had): not sent.
+        t.recv(ServerMsg::Ack { id: MsgId(50) });
+        let rest = t.drain_paced();
+        let ids: Vec<u64> = first
+            .iter()
+            .chain(&rest)
+            .filter_map(|m| match m {
+                ClientMsg::Say { id, .. } => Some(id.0),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<u64> = (1..=100).filter(|&i| i != 50).collect();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn commands_waiting_for_tokens_survive_a_drop() {
+        let mut t = T::ready(Transport::Stream);
+        for _ in 0..FLOOD_BURST {
+            t.s.handle_input("/rooms", t.now);
+        }
+        t.s.handle_input("/topic new topic", t.now);
+        assert_eq!(t.sent().len(), FLOOD_BURST as usize - 1, "join took one");
+        t.s.handle_disconnected("gone", t.now);
+        t.run_to_deadline();
+        t.s.handle_connected(t.now);
+        t.sent();
+        t.welcome(2, true);
+        assert_eq!(
+            t.sent(),
+            vec![
+                ClientMsg::Rooms,
+                ClientMsg::Topic {
+                    room: room("#lobby"),
+                    topic: Some(text("new topic"))
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn flood_pacing_follows_the_servers_settings() {
+        let mut t = T::ready(Transport::Stream);
+        t.s.set_flood_limits(3, Millis(1_000), t.now);
+        for i in 0..5 {
+            t.s.handle_input(&format!("x{i}"), t.now);
+        }
+        assert_eq!(t.sent().len(), 3);
+        assert_eq!(t.s.poll_timeout(), Some(t.now + Millis(1_000)));
+        t.advance(999);
+        assert!(t.sent().is_empty());
+        t.advance(1);
+        assert_eq!(t.sent().len(), 1);
+        // Off: everything waiting goes at the next timeout, and new input at once.
+        t.s.set_flood_limits(0, Millis::ZERO, t.now);
+        assert_eq!(t.s.poll_timeout(), Some(t.now));
+        t.s.handle_timeout(t.now);
+        assert_eq!(t.sent().len(), 1);
+        for i in 0..50 {
+            t.s.handle_input(&format!("y{i}"), t.now);
+        }
+        assert_eq!(t.sent().len(), 50);
     }
 }
