@@ -1,0 +1,249 @@
+//! Whole conversations through one Hub and several Sessions and text users, in memory with a fake
+//! clock: join, talk, DM, nick clash, text and binary users together, disconnect and resume with
+//! missed messages, and a slow consumer that gets a gap marker.
+
+mod harness;
+
+use harness::{Net, nick, room};
+use natter_core::Millis;
+use natter_core::hub::Config;
+use natter_core::session::Event;
+use natter_core::wire::EventKind;
+
+/// Chat lines (from, text) a session saw in `r`, in order.
+fn said(net: &Net, i: usize, r: &str) -> Vec<(String, String)> {
+    let r = room(r);
+    net.events(i)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Room(ev) if ev.room == r => match &ev.kind {
+                EventKind::Say { text, .. } => Some((ev.from.to_string(), text.to_string())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn seqs(net: &Net, i: usize, r: &str) -> Vec<u64> {
+    let r = room(r);
+    net.events(i)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Room(ev) if ev.room == r => Some(ev.seq.0),
+            _ => None,
+        })
+        .collect()
+}
+
+fn pair(from: &str, text: &str) -> (String, String) {
+    (from.to_owned(), text.to_owned())
+}
+
+fn no_flood() -> Config {
+    Config {
+        flood_burst: 10_000,
+        flood_refill: Millis(1),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn two_sessions_join_and_talk() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby"]);
+    net.type_line(a, "hello bob");
+    net.type_line(b, "hi alice");
+    let expect = vec![pair("alice", "hello bob"), pair("bob", "hi alice")];
+    assert_eq!(said(&net, a, "#lobby"), expect);
+    assert_eq!(said(&net, b, "#lobby"), expect);
+    assert!(net.session(a).is_settled());
+    assert!(net.session(b).is_settled());
+    // alice saw bob join.
+    assert!(net.events(a).iter().any(|e| matches!(e,
+        Event::Room(ev) if ev.kind == EventKind::Join && ev.from == nick("bob"))));
+}
+
+#[test]
+fn direct_messages_reach_only_the_recipient() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby"]);
+    let c = net.add_session("carol", &["#lobby"]);
+    net.type_line(a, "/msg bob psst");
+    let dm = |i: usize| {
+        net.events(i)
+            .iter()
+            .filter(|e| matches!(e, Event::Direct(d) if d.text.as_str() == "psst"))
+            .count()
+    };
+    assert_eq!(dm(b), 1);
+    assert_eq!(
+        dm(a),
+        1,
+        "the sender gets its DM back as the acknowledgement"
+    );
+    assert_eq!(dm(c), 0);
+    net.type_line(a, "/msg nobody hello?");
+    assert!(
+        net.events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Error { .. }))
+    );
+}
+
+#[test]
+fn nick_clash_gives_a_free_nick_and_renames_are_checked() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("Alice", &["#lobby"]);
+    let welcomed = |net: &Net, i| {
+        net.events(i).iter().find_map(|e| match e {
+            Event::Welcome { nick, .. } => Some(nick.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(welcomed(&net, a), Some(nick("alice")));
+    let other = welcomed(&net, b).expect("welcomed");
+    assert_ne!(other.folded(), "alice");
+    net.type_line(b, "/nick ALICE");
+    assert!(
+        net.events(b)
+            .iter()
+            .any(|e| matches!(e, Event::Error { text, .. } if text.contains("alice") || text.contains("ALICE") || text.contains("taken"))),
+        "{:?}",
+        net.events(b)
+    );
+    net.type_line(b, "/nick bob");
+    assert!(net.events(a).iter().any(|e| matches!(e,
+        Event::Room(ev) if ev.kind == EventKind::Nick { new: nick("bob") })));
+}
+
+#[test]
+fn text_user_and_binary_user_share_a_room() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let t = net.add_text();
+    assert!(net.lines(t)[0].contains("Welcome"), "{:?}", net.lines(t));
+    net.type_line(t, "hi from nc");
+    net.type_line(a, "hi from the cli");
+    net.type_line(a, "/me waves");
+    let lines = net.lines(t).to_vec();
+    assert!(
+        lines.contains(&"<alice> hi from the cli".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"* alice waves".to_owned()), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("hi from nc")),
+        "the text user's own line is not echoed: {lines:?}"
+    );
+    let guest_says: Vec<_> = said(&net, a, "#lobby")
+        .into_iter()
+        .filter(|(_, text)| text == "hi from nc")
+        .collect();
+    assert_eq!(guest_says.len(), 1);
+    assert!(guest_says[0].0.starts_with("guest"));
+}
+
+#[test]
+fn disconnect_and_resume_delivers_missed_messages_once() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby"]);
+    net.type_line(b, "before");
+    net.cut(a);
+    net.type_line(b, "while away 1");
+    net.type_line(b, "while away 2");
+    // alice types while disconnected: sent after the resume, once.
+    net.type_line(a, "typed offline");
+    // Backoff then reconnect.
+    net.advance(Millis(20_000));
+    assert!(
+        net.events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Welcome { resumed: true, .. })),
+        "{:?}",
+        net.events(a)
+    );
+    let got = said(&net, a, "#lobby");
+    for text in ["before", "while away 1", "while away 2"] {
+        assert_eq!(
+            got.iter().filter(|(_, t)| t == text).count(),
+            1,
+            "{text}: {got:?}"
+        );
+    }
+    let at_bob = said(&net, b, "#lobby");
+    assert_eq!(
+        at_bob.iter().filter(|(_, t)| t == "typed offline").count(),
+        1,
+        "{at_bob:?}"
+    );
+    // bob saw no quit or second join from alice.
+    let notices = net
+        .events(b)
+        .iter()
+        .filter(|e| {
+            matches!(e, Event::Room(ev) if ev.from == nick("alice")
+            && matches!(ev.kind, EventKind::Join | EventKind::Quit { .. }))
+        })
+        .count();
+    assert_eq!(notices, 1, "only alice's first join: {:?}", net.events(b));
+    // Seqs never repeat.
+    let s = seqs(&net, a, "#lobby");
+    let mut sorted = s.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), s.len(), "{s:?}");
+}
+
+#[test]
+fn slow_consumer_gets_a_gap_marker_and_others_are_unaffected() {
+    let config = Config {
+        outbound_max_msgs: 20,
+        outbound_max_bytes: 4096,
+        ..no_flood()
+    };
+    let mut net = Net::new(config);
+    let a = net.add_session("alice", &["#lobby"]);
+    let c = net.add_session("carol", &["#lobby"]);
+    // The talker is a text user: sessions pace themselves to the server's flood limit, a person
+    // on nc does not (and this hub's flood limit is off), so 200 lines arrive at once.
+    let b = net.add_text();
+    net.set_stalled(a, true);
+    for n in 0..200 {
+        net.type_line(b, &format!("message {n}"));
+        // The hub never holds more than its limit for alice (+ room for replies).
+        let queued: usize = net.clients[a].inbox.iter().map(|b| b.len()).sum();
+        assert!(queued <= 4096 + 64 * 1024, "{queued}");
+    }
+    assert_eq!(said(&net, c, "#lobby").len(), 200, "carol got everything");
+    net.set_stalled(a, false);
+    net.advance(Millis(1_000));
+    let gaps: Vec<_> = net
+        .events(a)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Gap { first, last, .. } => Some((first.0, last.0)),
+            _ => None,
+        })
+        .collect();
+    assert!(!gaps.is_empty(), "alice was told she missed messages");
+    // Every seq alice did not receive is covered by a gap.
+    let got = seqs(&net, a, "#lobby");
+    let max = *got.iter().max().unwrap();
+    let min = *got.iter().min().unwrap();
+    for s in min..=max {
+        assert!(
+            got.contains(&s) || gaps.iter().any(|(f, l)| (*f..=*l).contains(&s)),
+            "seq {s} neither delivered nor in a gap"
+        );
+    }
+    // And no seq twice, refill included.
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), got.len());
+}

@@ -1,0 +1,331 @@
+//! An in-memory network for whole conversations: one `Hub`, several client `Session`s and raw
+//! text-mode (`nc`) users, bytes moved between them by hand and a fake clock advanced explicitly.
+//! No sockets, no threads, fully deterministic.
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use bytes::Bytes;
+use core::net::{IpAddr, Ipv4Addr};
+use natter_core::hub::{Config, Hub, HubEvent};
+use natter_core::session::{Event, Session, SessionConfig, Transport};
+use natter_core::{ConnId, Millis, Nick, RoomName};
+use std::collections::VecDeque;
+
+/// One participant.
+pub struct Client {
+    pub kind: Kind,
+    /// The hub connection it currently has, if connected.
+    pub conn: Option<ConnId>,
+    /// Bytes the hub sent that this client has not read yet (a stalled reader lets them pile up,
+    /// and the hub is not told they were written).
+    pub inbox: VecDeque<Bytes>,
+    /// A stalled client reads nothing.
+    pub stalled: bool,
+}
+
+pub enum Kind {
+    /// A program: the CLI or the page.
+    Session {
+        session: Box<Session>,
+        events: Vec<Event>,
+    },
+    /// A person on nc: raw lines.
+    Text {
+        lines: Vec<String>,
+        partial: Vec<u8>,
+    },
+}
+
+pub struct Net {
+    pub hub: Hub,
+    pub now: Millis,
+    pub clients: Vec<Client>,
+    /// Hub events seen, for assertions on logging/limits.
+    pub hub_events: Vec<HubEvent>,
+}
+
+pub fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+
+pub fn room(s: &str) -> RoomName {
+    RoomName::new(s).unwrap()
+}
+
+fn ip(i: usize) -> IpAddr {
+    // Distinct non-loopback addresses would hit per-IP limits only if a test wants that.
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % 200) as u8))
+}
+
+impl Net {
+    pub fn new(config: Config) -> Net {
+        Net {
+            hub: Hub::new(config),
+            now: Millis(1_700_000_000_000),
+            clients: Vec::new(),
+            hub_events: Vec::new(),
+        }
+    }
+
+    /// A binary client that joins `rooms` once connected. Returns its index.
+    pub fn add_session(&mut self, name: &str, rooms: &[&str]) -> usize {
+        let config = SessionConfig {
+            nick: nick(name),
+            rooms: rooms.iter().map(|r| room(r)).collect(),
+            transport: Transport::Stream,
+            seed: self.clients.len() as u64 + 1,
+        };
+        let session = Box::new(Session::new(config, self.now));
+        self.clients.push(Client {
+            kind: Kind::Session {
+                session,
+                events: Vec::new(),
+            },
+            conn: None,
+            inbox: VecDeque::new(),
+            stalled: false,
+        });
+        let i = self.clients.len() - 1;
+        self.pump();
+        i
+    }
+
+    /// A person on nc: connects and waits to be greeted. Returns its index.
+    pub fn add_text(&mut self) -> usize {
+        let conn = self
+            .hub
+            .accept(ip(self.clients.len()), self.now)
+            .expect("accepted");
+        self.clients.push(Client {
+            kind: Kind::Text {
+                lines: Vec::new(),
+                partial: Vec::new(),
+            },
+            conn: Some(conn),
+            inbox: VecDeque::new(),
+            stalled: false,
+        });
+        let i = self.clients.len() - 1;
+        // Silence makes it a text connection.
+        self.advance(Millis(1_000));
+        i
+    }
+
+    pub fn session(&mut self, i: usize) -> &mut Session {
+        match &mut self.clients[i].kind {
+            Kind::Session { session, .. } => session,
+            Kind::Text { .. } => panic!("client {i} is a text client"),
+        }
+    }
+
+    pub fn events(&self, i: usize) -> &[Event] {
+        match &self.clients[i].kind {
+            Kind::Session { events, .. } => events,
+            Kind::Text { .. } => panic!("client {i} is a text client"),
+        }
+    }
+
+    pub fn lines(&self, i: usize) -> &[String] {
+        match &self.clients[i].kind {
+            Kind::Text { lines, .. } => lines,
+            Kind::Session { .. } => panic!("client {i} is a session"),
+        }
+    }
+
+    /// The client types a line (chat or /command).
+    pub fn type_line(&mut self, i: usize, line: &str) {
+        let now = self.now;
+        match &mut self.clients[i].kind {
+            Kind::Session { session, .. } => session.handle_input(line, now),
+            Kind::Text { .. } => {
+                let conn = self.clients[i].conn.expect("connected");
+                let bytes = format!("{line}\r\n");
+                self.hub.handle_bytes(conn, bytes.as_bytes(), now);
+            }
+        }
+        self.pump();
+    }
+
+    /// Raw bytes from a client's socket (text clients: anything, including garbage).
+    pub fn send_raw(&mut self, i: usize, bytes: &[u8]) {
+        let conn = self.clients[i].conn.expect("connected");
+        self.hub.handle_bytes(conn, bytes, self.now);
+        self.pump();
+    }
+
+    /// The client's connection drops (both ends notice).
+    pub fn cut(&mut self, i: usize) {
+        let now = self.now;
+        if let Some(conn) = self.clients[i].conn.take() {
+            self.hub.handle_close(conn, now);
+        }
+        self.clients[i].inbox.clear();
+        if let Kind::Session { session, .. } = &mut self.clients[i].kind {
+            session.handle_disconnected("connection cut by the test", now);
+        }
+        self.pump();
+    }
+
+    pub fn set_stalled(&mut self, i: usize, stalled: bool) {
+        self.clients[i].stalled = stalled;
+        self.pump();
+    }
+
+    /// Advances the fake clock by `d`, firing every deadline on the way in order.
+    pub fn advance(&mut self, d: Millis) {
+        let end = self.now + d;
+        for _ in 0..100_000 {
+            let next = self.next_deadline();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.fire_timeouts();
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.fire_timeouts();
+        self.pump();
+    }
+
+    fn next_deadline(&self) -> Option<Millis> {
+        let mut next = self.hub.poll_timeout();
+        for c in &self.clients {
+            if let Kind::Session { session, .. } = &c.kind
+                && let Some(t) = session.poll_timeout()
+            {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        next
+    }
+
+    fn fire_timeouts(&mut self) {
+        let now = self.now;
+        if self.hub.poll_timeout().is_some_and(|t| t <= now) {
+            self.hub.handle_timeout(now);
+        }
+        for c in &mut self.clients {
+            if let Kind::Session { session, .. } = &mut c.kind
+                && session.poll_timeout().is_some_and(|t| t <= now)
+            {
+                session.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Moves bytes and events until nothing moves.
+    pub fn pump(&mut self) {
+        for _round in 0..10_000 {
+            let mut moved = false;
+            let now = self.now;
+
+            // Sessions: events (connect/close instructions) and bytes to the hub.
+            for i in 0..self.clients.len() {
+                let mut connect = false;
+                let mut close = false;
+                let mut out = Vec::new();
+                if let Kind::Session { session, events } = &mut self.clients[i].kind {
+                    while let Some(ev) = session.poll_event() {
+                        moved = true;
+                        match ev {
+                            Event::Connect => connect = true,
+                            Event::Close => close = true,
+                            _ => {}
+                        }
+                        events.push(ev);
+                    }
+                    while let Some(b) = session.poll_transmit() {
+                        out.push(b);
+                    }
+                }
+                if connect {
+                    let conn = self.hub.accept(ip(i), now).expect("accepted");
+                    self.clients[i].conn = Some(conn);
+                    if let Kind::Session { session, .. } = &mut self.clients[i].kind {
+                        session.handle_connected(now);
+                    }
+                    moved = true;
+                }
+                if let Some(conn) = self.clients[i].conn {
+                    for b in out {
+                        moved = true;
+                        self.hub.handle_bytes(conn, &b, now);
+                    }
+                }
+                if close && let Some(conn) = self.clients[i].conn.take() {
+                    self.hub.handle_close(conn, now);
+                    self.clients[i].inbox.clear();
+                    if let Kind::Session { session, .. } = &mut self.clients[i].kind {
+                        session.handle_disconnected("closed by the session", now);
+                    }
+                }
+            }
+
+            // Hub: bytes to clients' inboxes, events.
+            while let Some(t) = self.hub.poll_transmit() {
+                moved = true;
+                if let Some(c) = self.clients.iter_mut().find(|c| c.conn == Some(t.conn)) {
+                    c.inbox.push_back(t.data);
+                }
+            }
+            while let Some(ev) = self.hub.poll_event() {
+                moved = true;
+                if let HubEvent::Close { conn, .. } = &ev {
+                    let conn = *conn;
+                    if let Some(i) = self.clients.iter().position(|c| c.conn == Some(conn)) {
+                        // Deliver what was already sent, then the socket closes.
+                        self.deliver(i, usize::MAX);
+                        self.clients[i].conn = None;
+                        if let Kind::Session { session, .. } = &mut self.clients[i].kind {
+                            session.handle_disconnected("closed by the server", now);
+                        }
+                    }
+                    self.hub.handle_close(conn, now);
+                }
+                self.hub_events.push(ev);
+            }
+
+            // Clients read what they were sent, unless stalled.
+            for i in 0..self.clients.len() {
+                if !self.clients[i].stalled && !self.clients[i].inbox.is_empty() {
+                    moved = true;
+                    self.deliver(i, usize::MAX);
+                }
+            }
+
+            if !moved {
+                return;
+            }
+        }
+        panic!("the network did not settle");
+    }
+
+    fn deliver(&mut self, i: usize, max: usize) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let mut n = 0;
+        while let Some(b) = c.inbox.pop_front() {
+            if n >= max {
+                c.inbox.push_front(b);
+                break;
+            }
+            n += 1;
+            match &mut c.kind {
+                Kind::Session { session, .. } => session.handle_bytes(&b, now),
+                Kind::Text { lines, partial } => {
+                    partial.extend_from_slice(&b);
+                    while let Some(pos) = partial.iter().position(|&x| x == b'\n') {
+                        let line: Vec<u8> = partial.drain(..=pos).collect();
+                        let s = String::from_utf8(line).expect("the hub sends UTF-8 lines");
+                        lines.push(s.trim_end_matches(['\r', '\n']).to_owned());
+                    }
+                }
+            }
+            if let Some(conn) = c.conn {
+                self.hub.handle_written(conn, b.len(), now);
+            }
+        }
+    }
+}
