@@ -70,8 +70,14 @@ pub enum CommandError {
 
 /// Every command with its usage and what it does, in the order `/help` lists them.
 pub const HELP: &[(&str, &str)] = &[
-    ("/join #room", "join a room (created if new) and make it current"),
-    ("/part [#room] [reason]", "leave a room (default: the current one)"),
+    (
+        "/join #room",
+        "join a room (created if new) and make it current",
+    ),
+    (
+        "/part [#room] [reason]",
+        "leave a room (default: the current one)",
+    ),
     ("/msg nick text", "send a direct message"),
     ("/me text", "an action: * you text"),
     ("/nick name", "change your nick"),
@@ -205,7 +211,10 @@ mod tests {
     #[test]
     fn plain_lines_are_chat() {
         assert_eq!(parse("hello\r\n"), Ok(Some(Input::Say(t("hello")))));
-        assert_eq!(parse("//not a command"), Ok(Some(Input::Say(t("/not a command")))));
+        assert_eq!(
+            parse("//not a command"),
+            Ok(Some(Input::Say(t("/not a command"))))
+        );
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse(""), Ok(None));
     }
@@ -278,14 +287,20 @@ mod tests {
         assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
         assert_eq!(parse("/nick"), Err(CommandError::Usage("/nick name")));
         assert_eq!(parse("/nick a b"), Err(CommandError::Usage("/nick name")));
-        assert_eq!(parse("/msg bob"), Err(CommandError::Usage("/msg nick text")));
+        assert_eq!(
+            parse("/msg bob"),
+            Err(CommandError::Usage("/msg nick text"))
+        );
         assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
         assert!(matches!(
             parse("/join #a b"),
             Err(CommandError::Usage("/join #room"))
         ));
         let e = parse("/nick 9x").unwrap_err();
-        assert!(matches!(e, CommandError::Invalid(InvalidName::NickChars(_))));
+        assert!(matches!(
+            e,
+            CommandError::Invalid(InvalidName::NickChars(_))
+        ));
         assert!(e.to_string().contains("starts with a letter"));
         assert!(
             parse("/join #bad room!")

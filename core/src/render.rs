@@ -133,6 +133,9 @@ mod tests {
             text: Text::new("psst").unwrap(),
         };
         assert_eq!(direct_line(&dm, &Nick::new("Bob").unwrap()), "*alice* psst");
-        assert_eq!(direct_line(&dm, &Nick::new("alice").unwrap()), "-> *bob* psst");
+        assert_eq!(
+            direct_line(&dm, &Nick::new("alice").unwrap()),
+            "-> *bob* psst"
+        );
     }
 }

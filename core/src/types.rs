@@ -261,8 +261,14 @@ mod tests {
         assert!(Nick::new("alice").is_ok());
         assert!(Nick::new("[bot]_2").is_ok());
         assert_eq!(Nick::new(""), Err(InvalidName::EmptyNick));
-        assert_eq!(Nick::new("a234567890123456x"), Err(InvalidName::NickTooLong));
-        assert!(matches!(Nick::new("9lives"), Err(InvalidName::NickChars(_))));
+        assert_eq!(
+            Nick::new("a234567890123456x"),
+            Err(InvalidName::NickTooLong)
+        );
+        assert!(matches!(
+            Nick::new("9lives"),
+            Err(InvalidName::NickChars(_))
+        ));
         assert!(matches!(Nick::new("a b"), Err(InvalidName::NickChars(_))));
         assert!(matches!(Nick::new("é"), Err(InvalidName::NickChars(_))));
         assert_eq!(Nick::new("Alice").unwrap().folded(), "alice");

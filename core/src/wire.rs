@@ -690,7 +690,9 @@ mod tests {
     #[test]
     fn hostile_payloads_fail_cleanly() {
         // A huge Vec length claim must be refused by the byte limit, not allocated.
-        let hostile = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3];
+        let hostile = [
+            0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3,
+        ];
         assert!(decode_payload::<ClientMsg>(&hostile).is_err());
         assert!(decode_payload::<ServerMsg>(&hostile).is_err());
         // Invalid names are refused by the decoder itself.
