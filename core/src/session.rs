@@ -1344,6 +1344,9 @@ impl Session {
     fn ack(&mut self, id: MsgId) {
         if let Some(i) = self.pending.iter().position(|p| p.id == id) {
             self.pending.remove(i);
+            // Not yet (re)sent: no need to any more.
+            self.outbox
+                .retain(|o| !matches!(o, Out::Msg(m) if *m == id));
         }
     }
 
@@ -3050,7 +3053,9 @@ mod tests {
         assert_eq!(first.len(), FLOOD_BURST as usize);
         assert_eq!(first[0], ClientMsg::Nick { nick: nick("al") });
         // Acknowledged while waiting (e.g. a duplicate the server already had): not sent.
+        let waiting = t.s.outbox.len();
         t.recv(ServerMsg::Ack { id: MsgId(50) });
+        assert_eq!(t.s.outbox.len(), waiting - 1);
         let rest = t.drain_paced();
         let ids: Vec<u64> = first
             .iter()
