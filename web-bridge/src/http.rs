@@ -363,6 +363,25 @@ mod tests {
         assert_eq!(resolve(root, &format!("/{}", "a".repeat(MAX_PATH))), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_route_or_refuse_without_panicking(head in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse(&head);
+        }
+
+        #[test]
+        fn resolved_paths_stay_under_the_root(path in "[/a-z.%\\\\_-]{0,40}") {
+            let root = Path::new("/srv/www");
+            if let Some(p) = resolve(root, &path) {
+                proptest::prop_assert!(p.starts_with(root));
+                for c in p.strip_prefix(root).unwrap().components() {
+                    let ok = matches!(c, std::path::Component::Normal(s) if !s.to_string_lossy().starts_with('.'));
+                    proptest::prop_assert!(ok, "{path:?} -> {p:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn content_types_by_extension() {
         assert_eq!(content_type(Path::new("x.wasm")), "application/wasm");
