@@ -16,7 +16,7 @@
 //!
 //! # What the session decides
 //! - Reconnect: after a loss (reported, keepalive timeout, bad bytes, `Bye`, or a transport not
-//!   open within [`CONNECT_TIMEOUT`]) it waits `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`,
+//!   open and welcomed within [`CONNECT_TIMEOUT`]) it waits `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`,
 //!   jittered into the upper half by a ChaCha RNG seeded from [`SessionConfig::seed`]. A welcome
 //!   resets the count. `/quit` and a protocol version mismatch end the session for good.
 //! - Resume: the hello carries the last token and the last seq seen per room. Resumed: pending
@@ -67,8 +67,9 @@ const MAX_PACED_COMMANDS: usize = 2 * MAX_ROOMS_PER_USER + MAX_DEFERRED + 32;
 /// are then dropped as duplicates would be), which only costs the user a refill.
 const MAX_OPEN_GAPS: usize = 16;
 
-/// How long the driver may take to open a transport after [`Event::Connect`] before the attempt
-/// counts as failed (a black-holed TCP connect can hang for minutes).
+/// How long a connection attempt may take, from [`Event::Connect`] to the server's welcome,
+/// before it counts as failed (a black-holed TCP connect can hang for minutes, and something
+/// that is not a natter server may accept and never answer).
 pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
 
 /// Longest server-sent detail or reason passed on to the UI, in characters.
@@ -524,7 +525,7 @@ impl Session {
         // The server's bucket for this connection starts full too.
         self.bucket = Bucket::new(self.bucket.burst, self.bucket.refill, now);
         self.outbox.clear();
-        self.timers.stop_all();
+        // The connect deadline keeps running until the welcome.
         self.heard(now);
         if self.config.transport == Transport::Stream {
             self.transmits.push_back(Bytes::from_static(&MAGIC));
@@ -631,7 +632,12 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);
         if self.timers.take_expired(Timer::Connect, now) {
-            self.lost("could not connect: timed out", now);
+            let why = if self.is_open() {
+                "the server did not welcome us"
+            } else {
+                "could not connect: timed out"
+            };
+            self.lost(why, now);
         }
         if self.timers.take_expired(Timer::PingTimeout, now) {
             self.lost("the server stopped answering", now);
@@ -1159,6 +1165,7 @@ impl Session {
         }
         // Nothing to resume without an earlier welcome: whatever the server says, start fresh.
         let resumed = resumed && self.ever_welcomed;
+        self.timers.stop(Timer::Connect);
         self.phase = Phase::Open { welcomed: true };
         self.attempt = 0;
         self.token = Some(token);
@@ -3116,5 +3123,35 @@ mod tests {
             t.s.handle_input(&format!("y{i}"), t.now);
         }
         assert_eq!(t.sent().len(), 50);
+    }
+
+    #[test]
+    fn a_server_that_never_welcomes_is_given_up_on() {
+        let mut t = T::new(Transport::Stream);
+        t.events();
+        let deadline = t.now + CONNECT_TIMEOUT;
+        t.advance(5_000);
+        t.s.handle_connected(t.now);
+        t.sent();
+        // It sends something, but no welcome.
+        t.recv(ServerMsg::Ping { token: 1 });
+        assert_eq!(t.s.poll_timeout(), Some(deadline));
+        t.advance(deadline.since(t.now).0);
+        let evs = t.events();
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::Info(m) if m.contains("did not welcome"))),
+            "{evs:?}"
+        );
+        assert!(evs.contains(&Event::Close));
+        assert!(matches!(
+            t.s.state(),
+            ConnState::Reconnecting { attempt: 1, .. }
+        ));
+        // Welcomed in time: no such deadline afterwards.
+        let mut t = T::ready(Transport::Stream);
+        t.advance(CONNECT_TIMEOUT.0 * 3);
+        t.recv(ServerMsg::Pong { token: 0 });
+        assert_eq!(t.s.state(), ConnState::Connected);
     }
 }
