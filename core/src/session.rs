@@ -15,10 +15,13 @@
 //! typed meanwhile waits in the session (bounded) and is sent after the next welcome.
 //!
 //! # What the session decides
-//! - Reconnect: after a loss (reported, keepalive timeout, bad bytes, `Bye`, or a transport not
-//!   open and welcomed within [`CONNECT_TIMEOUT`]) it waits `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`,
+//! - Reconnect: after a loss (reported, keepalive timeout, bad bytes, `Bye`, or no welcome
+//!   within [`CONNECT_TIMEOUT`]) it waits `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`,
 //!   jittered into the upper half by a ChaCha RNG seeded from [`SessionConfig::seed`]. A welcome
 //!   resets the count. `/quit` and a protocol version mismatch end the session for good.
+//! - Pacing: commands and messages go out at the hub's flood rate (a burst of `FLOOD_BURST`,
+//!   then one per `FLOOD_REFILL`; see [`Session::set_flood_limits`]), in the order typed, so
+//!   the server never has to refuse any.
 //! - Resume: the hello carries the last token and the last seq seen per room. Resumed: pending
 //!   messages are resent in order (the server acknowledges ones it already had). Not resumed: the
 //!   user is told, rooms are rejoined, and what the rejoin's replay does not cover is treated as a
