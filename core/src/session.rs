@@ -2690,7 +2690,10 @@ mod tests {
 
             #[test]
             fn random_bytes_never_panic_and_stay_bounded(
-                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..20),
+                chunks in proptest::collection::vec(
+                    proptest::collection::vec(any::<u8>(), 0..600),
+                    0..20,
+                ),
                 messages in any::<bool>(),
             ) {
                 let transport = if messages { Transport::Messages } else { Transport::Stream };
@@ -2721,7 +2724,8 @@ mod tests {
             ) {
                 let mut t = T::ready(Transport::Stream);
                 let mut bytes = prefix;
-                bytes.extend_from_slice(&wire::encode_frame(&say("#lobby", seq, "bob", 1, "x")).unwrap());
+                let frame = wire::encode_frame(&say("#lobby", seq, "bob", 1, "x")).unwrap();
+                bytes.extend_from_slice(&frame);
                 t.s.handle_bytes(&bytes, t.now);
                 bounded(&t.s);
             }
@@ -2745,7 +2749,11 @@ mod tests {
                         }
                         Step::Gap { room: r, first, len } => {
                             let r = if r { "#lobby" } else { "#rust" };
-                            t.recv(ServerMsg::Gap { room: room(r), first: Seq(first), last: Seq(first.saturating_add(len)) });
+                            t.recv(ServerMsg::Gap {
+                                room: room(r),
+                                first: Seq(first),
+                                last: Seq(first.saturating_add(len)),
+                            });
                         }
                         Step::Ack(id) => t.recv(ServerMsg::Ack { id: MsgId(id) }),
                         Step::Ping => t.recv(ServerMsg::Ping { token: 1 }),
@@ -2758,7 +2766,7 @@ mod tests {
                         }
                         Step::Tick(ms) => t.advance(ms),
                     }
-                    if t.s.state() != ConnState::Connected && matches!(t.s.state(), ConnState::Reconnecting { .. }) {
+                    if matches!(t.s.state(), ConnState::Reconnecting { .. }) {
                         t.run_to_deadline();
                         t.s.handle_connected(t.now);
                         t.welcome(3, true);
@@ -2766,7 +2774,8 @@ mod tests {
                     bounded(&t.s);
                     for e in t.events() {
                         if let Event::Room(ev) = e {
-                            prop_assert!(seen.insert((ev.room.clone(), ev.seq)), "{} #{} twice", ev.room, ev.seq);
+                            let new = seen.insert((ev.room.clone(), ev.seq));
+                            prop_assert!(new, "{} #{} twice", ev.room, ev.seq);
                         }
                     }
                     for m in t.sent() {
