@@ -22,6 +22,11 @@ use tokio::time::{sleep, timeout};
 const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
 /// One step (a message arriving, a reconnect) must happen within this.
 const STEP: Duration = Duration::from_secs(30);
+/// Room events the test server keeps for replay (the default is far more).
+const HISTORY: usize = 6;
+/// Messages said while the bridge is down, more than [`HISTORY`]: some of them are lost to the
+/// browser and must show up as a gap marker.
+const FILLERS: usize = 10;
 /// Lines kept from a child's or socket's output (far more than the scenario produces).
 const MAX_CAPTURED_LINES: usize = 10_000;
 
@@ -450,7 +455,11 @@ async fn browser_chats_with_cli_and_nc_users_and_survives_reconnects() {
     let www = www_dir();
     let (driver, driver_port) = start_chromedriver();
     let profile = TempDir::new("natter-chromium");
-    let server = natter_server::start(natter_server::ServerConfig::local_test())
+    // A short history, so the bridge outage below outlasts it and the page must show a gap.
+    let mut server_config = natter_server::ServerConfig::local_test();
+    server_config.hub.history_len = HISTORY;
+    server_config.hub.history_on_join = HISTORY;
+    let server = natter_server::start(server_config)
         .await
         .expect("start natter-server");
     let server_addr = server.local_addrs()[0];
@@ -669,13 +678,21 @@ async fn scenario(
         status.contains("reconnecting"),
         "status says it: {status:?}"
     );
+    for i in 1..=FILLERS {
+        nc.say(&format!("filler {i}")).await;
+    }
     nc.say("said during the outage").await;
+    wait_for!(
+        "the cli to hear the fillers",
+        STEP,
+        cli.out.has("<netcat> said during the outage")
+    );
     cli.say("also said during the outage").await;
     type_line(b, "typed while offline").await;
     wait_for!(
-        "the cli to hear nc during the outage",
+        "the cli's outage line to be acknowledged",
         STEP,
-        cli.out.has("<netcat> said during the outage")
+        cli.out.has("<clint> also said during the outage")
     );
     let mut config = natter_bridge::BridgeConfig::local_test(server_addr, www);
     config.listen = bridge_addr;
@@ -711,6 +728,29 @@ async fn scenario(
         "nc to get the offline line",
         STEP,
         nc.out.has("<webby> typed while offline")
+    );
+    // The fillers beyond the history are gone for the browser: a gap marker says so, and what
+    // the history still had is shown (once).
+    let gap = wait_for!(
+        "a gap marker where history was lost",
+        STEP,
+        Some(text_of(b, r##".log[data-conv="#lobby"] .line.gap"##).await).filter(|t| !t.is_empty())
+    );
+    assert!(gap.contains("missed here"), "gap marker text: {gap:?}");
+    let fillers = chat(b, "#lobby")
+        .await
+        .into_iter()
+        .filter(|(_, t)| t.starts_with("filler "))
+        .count();
+    assert!(
+        fillers < FILLERS,
+        "{fillers} of {FILLERS} fillers shown although the history holds {HISTORY} events"
+    );
+    assert!(
+        has_line(b, "#lobby", "netcat", &format!("filler {FILLERS}"))
+            .await
+            .is_some(),
+        "the newest filler is still in the history and shown"
     );
     // Let any late duplicate arrive before counting.
     nc.say("last word").await;
