@@ -2,11 +2,29 @@
 //! and serves the page (static files) on the same port.
 //!
 //! - this file: configuration, the accept loop, connection caps and graceful shutdown;
-//! - [`http`]: reading and routing a request head, static files;
-//! - [`relay`]: the WebSocket handshake (Origin check) and the frame relay.
+//! - `http`: reading and routing a request head, static files;
+//! - `relay`: the WebSocket handshake (Origin check) and the frame relay.
 //!
 //! The bridge speaks no chat protocol: it adds and strips the length prefix of natter frames
 //! (`natter_core::wire`) and enforces the frame size limit, nothing more.
+//!
+//! # What a browser sees
+//! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin
+//! must be `http://` + the request's Host, or one of [`BridgeConfig::allowed_origins`]; other
+//! Origins get HTTP 403. A request without Origin (not a browser) is accepted unless
+//! [`BridgeConfig::allow_missing_origin`] is off. The bridge closes with:
+//!
+//! | code | when |
+//! |------|------|
+//! | 1000 | the server closed the connection (after its `Bye`, if it sent one) |
+//! | 1001 | the bridge is shutting down |
+//! | 1002 | WebSocket protocol error |
+//! | 1003 | a text message (binary only) |
+//! | 1009 | a message over `limits::MAX_FRAME` |
+//! | 1011 | the server connection failed, or the server sent an oversize frame |
+//! | 1013 | the server cannot be reached (try again later) |
+//!
+//! Any other path is a static file from [`BridgeConfig::www_dir`] (`/` is `index.html`).
 #![warn(missing_docs)]
 
 mod http;
@@ -24,7 +42,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Everything the bridge needs to run. [`BridgeConfig::default`] has the production defaults.
 #[derive(Debug, Clone)]
@@ -229,6 +247,8 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let mut tasks = JoinSet::new();
+    // Numbers connections for the logs (every line of a connection carries `conn`).
+    let mut next_conn: u64 = 0;
     // Connection tasks see a stop through their own receiver; a dropped `Bridge` closes the
     // channel, which `wait_for` also reports.
     loop {
@@ -266,11 +286,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         };
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
-        tasks.spawn(async move {
-            serve_connection(tcp, peer, &shared, stop).await;
-            drop(slot);
-            drop(permit);
-        });
+        next_conn += 1;
+        let span = info_span!("conn", id = next_conn);
+        tasks.spawn(
+            async move {
+                serve_connection(tcp, peer, &shared, stop).await;
+                drop(slot);
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     drop(listener);
     info!(connections = tasks.len(), "bridge stopping");
