@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod command;
+mod flood;
 pub mod hub;
 pub mod limits;
 pub mod render;

@@ -2,10 +2,10 @@
 //! (bytes queued or handed to the shell and not yet written) with the per-room gaps recorded
 //! while the backlog was over the limit, and its flood-control queue.
 
-use super::flood::Bucket;
 use super::text::LineReader;
 use super::{ConnKind, HubEvent, Transmit, UserId};
 use crate::command::Input;
+use crate::flood::Bucket;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
 use crate::wire::{ClientMsg, FrameDecoder};

@@ -32,7 +32,6 @@
 
 mod admit;
 mod conn;
-mod flood;
 mod input;
 mod ops;
 mod resume;
@@ -90,7 +89,7 @@ pub struct Config {
     pub connect_window: Millis,
     /// See [`crate::limits::FLOOD_BURST`].
     pub flood_burst: u32,
-    /// See [`crate::limits::FLOOD_REFILL`].
+    /// See [`crate::limits::FLOOD_REFILL`]. Zero turns flood control off (benchmarks).
     pub flood_refill: Millis,
     /// See [`crate::limits::FLOOD_QUEUE`].
     pub flood_queue: usize,

@@ -1,6 +1,7 @@
-//! Flood control: a token bucket per connection. A command takes a token; with none left it
-//! waits (in the connection's queue, see `conn.rs`) until one refills, so bursts are smoothed
-//! rather than dropped.
+//! Flood control's token bucket, one for both ends: the hub keeps one per connection (a command
+//! with no token waits in the connection's queue until one refills, see `hub/ops.rs`), and the
+//! session keeps a copy with the hub's rates so that what it sends never has to wait there.
+//! Burst and refill are passed in rather than stored: the hub has them once, in its config.
 
 use crate::time::Millis;
 
@@ -22,6 +23,7 @@ impl Bucket {
     }
 
     fn refill(&mut self, burst: u32, refill: Millis, now: Millis) {
+        // Callers handle a zero refill (flood control off) before getting here.
         if self.tokens >= burst {
             self.last = now;
             return;
@@ -42,8 +44,11 @@ impl Bucket {
         }
     }
 
-    /// Takes a token if there is one.
+    /// Takes a token if there is one. A zero `refill` turns flood control off: always true.
     pub(crate) fn take(&mut self, burst: u32, refill: Millis, now: Millis) -> bool {
+        if refill == Millis::ZERO {
+            return true;
+        }
         self.refill(burst, refill, now);
         if self.tokens > 0 {
             self.tokens -= 1;
@@ -80,5 +85,13 @@ mod tests {
             assert!(b.take(3, r, Millis(10_000)));
         }
         assert!(!b.take(3, r, Millis(10_000)));
+    }
+
+    #[test]
+    fn zero_refill_is_off() {
+        let mut b = Bucket::new(1, Millis(0));
+        for _ in 0..1_000 {
+            assert!(b.take(1, Millis::ZERO, Millis(0)));
+        }
     }
 }

@@ -1,0 +1,1763 @@
+
+use super::*;
+use crate::wire::LEN_PREFIX;
+
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+fn room(s: &str) -> RoomName {
+    RoomName::new(s).unwrap()
+}
+fn text(s: &str) -> Text {
+    Text::new(s).unwrap()
+}
+
+/// A session plus a fake server end: scripted frames in, decoded client messages out.
+struct T {
+    s: Session,
+    now: Millis,
+    transport: Transport,
+    /// Server-side view of what the session wrote (stream mode).
+    dec: FrameDecoder,
+    raw: Vec<u8>,
+}
+
+impl T {
+    fn new(transport: Transport) -> T {
+        T::with(transport, vec![RoomName::lobby()], 7)
+    }
+
+    fn with(transport: Transport, rooms: Vec<RoomName>, seed: u64) -> T {
+        let now = Millis(1_000);
+        let s = Session::new(
+            SessionConfig {
+                nick: nick("alice"),
+                rooms,
+                transport,
+                seed,
+            },
+            now,
+        );
+        T {
+            s,
+            now,
+            transport,
+            dec: FrameDecoder::new(),
+            raw: Vec::new(),
+        }
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    /// Everything transmitted since the last call, decoded. Stream mode checks the preamble.
+    fn sent(&mut self) -> Vec<ClientMsg> {
+        let mut out = Vec::new();
+        while let Some(b) = self.s.poll_transmit() {
+            match self.transport {
+                Transport::Stream => {
+                    self.raw.extend_from_slice(&b);
+                    if b[..] == MAGIC {
+                        continue;
+                    }
+                    self.dec.extend(&b);
+                    while let Some(p) = self.dec.next_frame().unwrap() {
+                        out.push(wire::decode_payload::<ClientMsg>(&p).unwrap());
+                    }
+                }
+                Transport::Messages => {
+                    assert_ne!(b[..], MAGIC, "no preamble on a message transport");
+                    out.push(wire::decode_payload::<ClientMsg>(&b).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn recv(&mut self, msg: ServerMsg) {
+        match self.transport {
+            Transport::Stream => {
+                let f = wire::encode_frame(&msg).unwrap();
+                self.s.handle_bytes(&f, self.now);
+            }
+            Transport::Messages => {
+                let p = wire::encode_payload(&msg).unwrap();
+                self.s.handle_message(&p, self.now);
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now + Millis(ms);
+        if self.s.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.s.handle_timeout(self.now);
+        }
+    }
+
+    /// Lets the flood pacing send everything waiting; returns it all, in order.
+    fn drain_paced(&mut self) -> Vec<ClientMsg> {
+        let mut out = self.sent();
+        for _ in 0..10_000 {
+            if self.s.outbox.is_empty() {
+                break;
+            }
+            self.advance(FLOOD_REFILL.0);
+            out.extend(self.sent());
+            // A live server is heard from meanwhile (it echoes what it gets).
+            self.recv(ServerMsg::Pong { token: 0 });
+        }
+        assert!(self.s.outbox.is_empty());
+        assert!(self.s.is_open(), "the connection lasted");
+        out
+    }
+
+    /// Runs the clock to the next deadline and handles it.
+    fn run_to_deadline(&mut self) -> Millis {
+        let t = self.s.poll_timeout().expect("a deadline");
+        self.now = self.now.max(t);
+        self.s.handle_timeout(self.now);
+        t
+    }
+
+    fn welcome(&mut self, token: u8, resumed: bool) {
+        self.recv(ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            token: ResumeToken([token; 16]),
+            resumed,
+        });
+    }
+
+    fn joined(&mut self, r: &str, seq: u64) {
+        self.recv(ServerMsg::Joined {
+            room: room(r),
+            topic: None,
+            members: vec![nick("alice"), nick("bob")],
+            seq: Seq(seq),
+        });
+    }
+
+    /// New session → connected, welcomed, in #lobby (seq 1 = our join), all drained.
+    fn ready(transport: Transport) -> T {
+        let mut t = T::new(transport);
+        t.s.handle_connected(t.now);
+        t.welcome(1, false);
+        t.joined("#lobby", 1);
+        t.recv(ev("#lobby", 1, "alice", EventKind::Join));
+        t.events();
+        t.sent();
+        t
+    }
+}
+
+fn ev(r: &str, seq: u64, from: &str, kind: EventKind) -> ServerMsg {
+    ServerMsg::Event(RoomEvent {
+        room: room(r),
+        seq: Seq(seq),
+        at: Millis(0),
+        from: nick(from),
+        kind,
+    })
+}
+
+fn say(r: &str, seq: u64, from: &str, id: u64, t: &str) -> ServerMsg {
+    ev(
+        r,
+        seq,
+        from,
+        EventKind::Say {
+            id: MsgId(id),
+            text: text(t),
+        },
+    )
+}
+
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Room(ev) => Some(ev.seq.0),
+            _ => None,
+        })
+        .collect()
+}
+
+fn errors(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stream_handshake_is_preamble_then_hello() {
+    let mut t = T::new(Transport::Stream);
+    assert_eq!(
+        t.events(),
+        vec![Event::State(ConnState::Connecting), Event::Connect]
+    );
+    assert_eq!(
+        t.s.poll_transmit(),
+        None,
+        "nothing before the transport opens"
+    );
+    t.s.handle_connected(t.now);
+    let sent = t.sent();
+    assert_eq!(&t.raw[..4], &MAGIC);
+    let len = u32::from_be_bytes([t.raw[4], t.raw[5], t.raw[6], t.raw[7]]) as usize;
+    assert_eq!(t.raw.len(), MAGIC.len() + LEN_PREFIX + len);
+    assert_eq!(
+        sent,
+        vec![ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: None
+        }]
+    );
+    assert_eq!(t.s.state(), ConnState::Connecting);
+    t.welcome(1, false);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::State(ConnState::Connected),
+            Event::Welcome {
+                nick: nick("alice"),
+                resumed: false
+            }
+        ]
+    );
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Join {
+            room: RoomName::lobby()
+        }]
+    );
+    assert!(!t.s.is_settled(), "join unanswered");
+}
+
+#[test]
+fn message_handshake_is_bare_hello_payload() {
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    t.s.handle_connected(t.now);
+    let first = t.s.poll_transmit().unwrap();
+    assert_ne!(first[..], MAGIC);
+    assert_eq!(
+        wire::decode_payload::<ClientMsg>(&first).unwrap(),
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: None
+        }
+    );
+    assert_eq!(t.s.poll_transmit(), None);
+    t.welcome(1, false);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Join {
+            room: room("#lobby")
+        }]
+    );
+}
+
+#[test]
+fn join_chat_and_the_echo_acknowledges() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::new(transport);
+        t.s.handle_connected(t.now);
+        t.welcome(1, false);
+        t.events();
+        t.sent();
+        t.joined("#lobby", 4);
+        assert_eq!(
+            t.events(),
+            vec![Event::Joined {
+                room: room("#lobby"),
+                topic: None,
+                members: vec![nick("alice"), nick("bob")]
+            }]
+        );
+        assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+        assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+        assert!(t.s.is_settled());
+
+        t.s.handle_input("hello there", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Say {
+                room: room("#lobby"),
+                id: MsgId(1),
+                text: text("hello there")
+            }]
+        );
+        assert!(!t.s.is_settled(), "awaiting the echo");
+        assert_eq!(t.s.pending(), 1);
+        // Someone else's message with the same id does not acknowledge ours.
+        t.recv(say("#lobby", 5, "bob", 1, "hi"));
+        assert!(!t.s.is_settled());
+        t.recv(say("#lobby", 6, "alice", 1, "hello there"));
+        assert!(t.s.is_settled());
+        assert_eq!(seqs(&t.events()), vec![5, 6]);
+        assert_eq!(t.s.last_seq(&room("#lobby")), Some(Seq(6)));
+
+        t.s.handle_input("/me waves", t.now);
+        let sent = t.sent();
+        assert_eq!(
+            sent,
+            vec![ClientMsg::Act {
+                room: room("#lobby"),
+                id: MsgId(2),
+                text: text("waves")
+            }]
+        );
+        t.recv(ServerMsg::Ack { id: MsgId(2) });
+        assert!(t.s.is_settled());
+    }
+}
+
+#[test]
+fn direct_messages() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/msg bob psst", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Msg {
+            to: nick("bob"),
+            id: MsgId(1),
+            text: text("psst")
+        }]
+    );
+    assert!(!t.s.is_settled());
+    let incoming = DirectMsg {
+        from: nick("bob"),
+        to: nick("alice"),
+        id: MsgId(1),
+        at: Millis(5),
+        text: text("hey"),
+    };
+    t.recv(ServerMsg::Direct(incoming.clone()));
+    assert!(!t.s.is_settled(), "bob's id 1 is not ours");
+    let echo = DirectMsg {
+        from: nick("alice"),
+        to: nick("bob"),
+        id: MsgId(1),
+        at: Millis(6),
+        text: text("psst"),
+    };
+    t.recv(ServerMsg::Direct(echo.clone()));
+    assert!(t.s.is_settled());
+    assert_eq!(
+        t.events(),
+        vec![Event::Direct(incoming), Event::Direct(echo)]
+    );
+}
+
+#[test]
+fn every_command_sends_the_right_message() {
+    let mut t = T::ready(Transport::Messages);
+    let lobby = room("#lobby");
+    let cases: Vec<(&str, ClientMsg)> = vec![
+        (
+            "/nick bobby",
+            ClientMsg::Nick {
+                nick: nick("bobby"),
+            },
+        ),
+        (
+            "/who",
+            ClientMsg::Who {
+                room: lobby.clone(),
+            },
+        ),
+        (
+            "/who #rust",
+            ClientMsg::Who {
+                room: room("#rust"),
+            },
+        ),
+        ("/rooms", ClientMsg::Rooms),
+        (
+            "/topic",
+            ClientMsg::Topic {
+                room: lobby.clone(),
+                topic: None,
+            },
+        ),
+        (
+            "/topic all about rust",
+            ClientMsg::Topic {
+                room: lobby.clone(),
+                topic: Some(text("all about rust")),
+            },
+        ),
+        (
+            "/join #rust",
+            ClientMsg::Join {
+                room: room("#rust"),
+            },
+        ),
+        (
+            "/part #lobby see you",
+            ClientMsg::Part {
+                room: lobby.clone(),
+                reason: Some(text("see you")),
+            },
+        ),
+        (
+            "/msg bob hi",
+            ClientMsg::Msg {
+                to: nick("bob"),
+                id: MsgId(1),
+                text: text("hi"),
+            },
+        ),
+        (
+            "/me waves",
+            ClientMsg::Act {
+                room: lobby.clone(),
+                id: MsgId(2),
+                text: text("waves"),
+            },
+        ),
+        (
+            "//slash",
+            ClientMsg::Say {
+                room: lobby.clone(),
+                id: MsgId(3),
+                text: text("/slash"),
+            },
+        ),
+    ];
+    for (line, want) in cases {
+        t.advance(FLOOD_REFILL.0);
+        t.s.handle_input(line, t.now);
+        assert_eq!(t.sent(), vec![want], "{line}");
+        assert_eq!(errors(&t.events()), Vec::<String>::new(), "{line}");
+    }
+    t.s.handle_input("/help", t.now);
+    let help = t.events();
+    assert_eq!(help.len(), HELP.len());
+    assert!(matches!(&help[0], Event::Info(l) if l.contains("/join #room")));
+    assert!(t.sent().is_empty());
+
+    t.s.handle_input("/quit bye", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Quit {
+            reason: Some(text("bye"))
+        }]
+    );
+}
+
+#[test]
+fn parser_errors_come_back_in_words() {
+    let mut t = T::ready(Transport::Stream);
+    for (line, words) in [
+        ("/frob", "unknown command /frob"),
+        ("/nick", "usage: /nick name"),
+        ("/nick 9lives", "starts with a letter"),
+        ("/join #bad!", "room name"),
+        ("/msg bob", "usage: /msg nick text"),
+    ] {
+        t.s.handle_input(line, t.now);
+        let errs = errors(&t.events());
+        assert_eq!(errs.len(), 1, "{line}");
+        assert!(errs[0].contains(words), "{line}: {errs:?}");
+        assert!(t.sent().is_empty(), "{line}");
+    }
+    t.s.handle_input("   ", t.now);
+    assert!(t.events().is_empty());
+}
+
+#[test]
+fn no_room_no_chat() {
+    let mut t = T::with(Transport::Stream, vec![], 1);
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(1, false);
+    t.events();
+    assert!(t.sent().is_empty(), "no rooms configured, none joined");
+    t.s.handle_input("anyone?", t.now);
+    assert_eq!(errors(&t.events()), vec!["join a room first (/join #room)"]);
+    assert!(t.sent().is_empty());
+    t.s.handle_input("/part", t.now);
+    assert_eq!(errors(&t.events()).len(), 1);
+}
+
+#[test]
+fn join_makes_the_room_current_and_tracks_state() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #rust", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Join {
+            room: room("#rust")
+        }]
+    );
+    assert!(!t.s.is_settled());
+    t.joined("#rust", 10);
+    assert!(t.s.is_settled());
+    assert_eq!(t.s.current_room(), Some(&room("#rust")));
+    // Events in the other room count as unread until switched to.
+    t.recv(say("#lobby", 2, "bob", 1, "psst"));
+    t.recv(ev("#lobby", 3, "carol", EventKind::Join));
+    t.recv(ev(
+        "#lobby",
+        4,
+        "bob",
+        EventKind::Nick {
+            new: nick("robert"),
+        },
+    ));
+    t.recv(ev(
+        "#lobby",
+        5,
+        "carol",
+        EventKind::Topic {
+            topic: Some(text("hi")),
+        },
+    ));
+    let lobby = t.s.room_state(&room("#lobby")).unwrap().clone();
+    assert_eq!(lobby.unread, 1);
+    assert_eq!(
+        lobby.members,
+        vec![nick("alice"), nick("carol"), nick("robert")]
+    );
+    assert_eq!(lobby.topic, Some(text("hi")));
+    t.recv(ev("#lobby", 6, "carol", EventKind::Quit { reason: None }));
+    assert_eq!(
+        t.s.members(&room("#lobby")),
+        &[nick("alice"), nick("robert")]
+    );
+    assert!(t.s.switch_room(&room("#lobby")));
+    assert_eq!(t.s.room_state(&room("#lobby")).unwrap().unread, 0);
+    assert!(!t.s.switch_room(&room("#nowhere")));
+    // /join of a room we are in switches without asking the server.
+    t.s.handle_input("/join #rust", t.now);
+    assert!(t.sent().is_empty());
+    assert_eq!(t.s.current_room(), Some(&room("#rust")));
+    t.events();
+    // /part: current falls back to the remaining room.
+    t.s.handle_input("/part", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Part {
+            room: room("#rust"),
+            reason: None
+        }]
+    );
+    assert!(!t.s.is_settled());
+    t.recv(ServerMsg::Parted {
+        room: room("#rust"),
+    });
+    assert!(t.s.is_settled());
+    assert_eq!(
+        t.events(),
+        vec![Event::Parted {
+            room: room("#rust")
+        }]
+    );
+    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+    assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+}
+
+#[test]
+fn server_replies_become_events() {
+    let mut t = T::ready(Transport::Messages);
+    let rooms = vec![RoomInfo {
+        room: room("#lobby"),
+        members: 2,
+    }];
+    t.recv(ServerMsg::Rooms {
+        rooms: rooms.clone(),
+    });
+    t.recv(ServerMsg::Members {
+        room: room("#lobby"),
+        members: vec![nick("alice")],
+    });
+    t.recv(ServerMsg::Topic {
+        room: room("#lobby"),
+        topic: Some(text("t")),
+    });
+    t.recv(ServerMsg::YourNick { nick: nick("al") });
+    t.recv(ServerMsg::Ping { token: 42 });
+    assert_eq!(t.sent(), vec![ClientMsg::Pong { token: 42 }]);
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Rooms(rooms),
+            Event::Members {
+                room: room("#lobby"),
+                members: vec![nick("alice")]
+            },
+            Event::Topic {
+                room: room("#lobby"),
+                topic: Some(text("t"))
+            },
+            Event::Nick(nick("al")),
+        ]
+    );
+    assert_eq!(t.s.nick(), &nick("al"));
+    assert_eq!(t.s.members(&room("#lobby")), &[nick("alice")]);
+    assert_eq!(
+        t.s.room_state(&room("#lobby")).unwrap().topic,
+        Some(text("t"))
+    );
+}
+
+#[test]
+fn a_repeated_seq_is_emitted_once() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", 2, "bob", 1, "one"));
+    t.recv(say("#lobby", 2, "bob", 1, "one"));
+    t.recv(say("#lobby", 1, "bob", 1, "old"));
+    t.recv(say("#lobby", 3, "bob", 2, "two"));
+    t.recv(say("#lobby", 3, "bob", 2, "two"));
+    assert_eq!(seqs(&t.events()), vec![2, 3]);
+}
+
+#[test]
+fn server_errors_are_shown_and_refuse_pending_messages() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("spam", t.now);
+    t.sent();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Flood,
+        id: Some(MsgId(1)),
+        detail: "slow down\x1b[2J".into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![Event::Error {
+            kind: Some(ErrorKind::Flood),
+            text: "slow down\u{FFFD}[2J".into()
+        }]
+    );
+    assert!(t.s.is_settled(), "refused, not to be resent");
+    assert_eq!(t.s.pending(), 0);
+}
+
+/// The waits between attempts while the server stays away.
+fn backoff_schedule(seed: u64, n: usize) -> Vec<(u32, u64)> {
+    let mut t = T::with(Transport::Stream, vec![RoomName::lobby()], seed);
+    t.events();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        t.s.handle_disconnected("refused", t.now);
+        let evs = t.events();
+        let Some(Event::State(ConnState::Reconnecting { at, attempt })) = evs.last().cloned()
+        else {
+            panic!("no reconnect scheduled: {evs:?}");
+        };
+        assert_eq!(t.s.state(), ConnState::Reconnecting { at, attempt });
+        assert_eq!(t.s.poll_timeout(), Some(at));
+        out.push((attempt, at.since(t.now).0));
+        // Nothing happens before `at`.
+        t.advance(at.since(t.now).0 - 1);
+        assert!(t.events().is_empty());
+        assert_eq!(t.run_to_deadline(), at);
+        assert_eq!(
+            t.events(),
+            vec![Event::State(ConnState::Connecting), Event::Connect]
+        );
+    }
+    out
+}
+
+#[test]
+fn reconnect_backoff_doubles_is_capped_jittered_and_seeded() {
+    let a = backoff_schedule(1, 10);
+    for (i, &(attempt, wait)) in a.iter().enumerate() {
+        assert_eq!(attempt as usize, i + 1);
+        let base = (RECONNECT_MIN.0 << i).min(RECONNECT_MAX.0);
+        assert!(
+            base / 2 <= wait && wait <= base,
+            "attempt {attempt}: {wait} not in {}..={base}",
+            base / 2
+        );
+    }
+    assert!(a.iter().all(|&(_, w)| w <= RECONNECT_MAX.0));
+    assert_eq!(a, backoff_schedule(1, 10), "same seed, same schedule");
+    assert_ne!(a, backoff_schedule(2, 10), "jitter depends on the seed");
+}
+
+/// Drops the connection and brings it back (transport open, hello sent), returning the hello.
+fn reconnect(t: &mut T) -> ClientMsg {
+    t.s.handle_disconnected("connection reset", t.now);
+    t.run_to_deadline();
+    let evs = t.events();
+    assert!(evs.contains(&Event::Connect), "{evs:?}");
+    t.raw.clear();
+    t.dec = FrameDecoder::new();
+    t.s.handle_connected(t.now);
+    let mut sent = t.sent();
+    assert_eq!(sent.len(), 1, "only the hello before the welcome: {sent:?}");
+    if t.transport == Transport::Stream {
+        assert_eq!(&t.raw[..4], &MAGIC, "a new stream starts with the preamble");
+    }
+    sent.remove(0)
+}
+
+#[test]
+fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::ready(transport);
+        t.s.handle_input("/join #rust", t.now);
+        t.joined("#rust", 7);
+        t.recv(ev("#rust", 7, "alice", EventKind::Join));
+        t.recv(say("#lobby", 2, "bob", 1, "hi"));
+        t.s.handle_input("/join #lobby", t.now);
+        t.s.handle_input("one", t.now);
+        t.s.handle_input("two", t.now);
+        t.sent();
+        t.events();
+        // The first is acknowledged; the second is lost with the connection.
+        t.recv(say("#lobby", 3, "alice", 1, "one"));
+        t.s.handle_disconnected("reset", t.now);
+        // Typed while away: kept, sent after the welcome.
+        t.s.handle_input("three", t.now);
+        t.s.handle_input("/msg bob four", t.now);
+        assert!(t.s.poll_transmit().is_none(), "no transport, no bytes");
+        assert_eq!(t.s.pending(), 3);
+        let hello = reconnect(&mut t);
+        assert_eq!(
+            hello,
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick("alice"),
+                resume: Some(Resume {
+                    token: ResumeToken([1; 16]),
+                    rooms: vec![(room("#lobby"), Seq(3)), (room("#rust"), Seq(7))],
+                }),
+            }
+        );
+        t.welcome(2, true);
+        let evs = t.events();
+        assert!(evs.contains(&Event::Welcome {
+            nick: nick("alice"),
+            resumed: true
+        }));
+        assert!(!evs.iter().any(|e| matches!(e, Event::Info(_))));
+        assert_eq!(t.s.state(), ConnState::Connected);
+        assert_eq!(
+            t.sent(),
+            vec![
+                ClientMsg::Say {
+                    room: room("#lobby"),
+                    id: MsgId(2),
+                    text: text("two")
+                },
+                ClientMsg::Say {
+                    room: room("#lobby"),
+                    id: MsgId(3),
+                    text: text("three")
+                },
+                ClientMsg::Msg {
+                    to: nick("bob"),
+                    id: MsgId(4),
+                    text: text("four")
+                },
+            ],
+            "no rejoin on resume; pending resent in order"
+        );
+        // Missed events come after the resume; already-seen ones are not shown again.
+        t.recv(say("#lobby", 3, "alice", 1, "one"));
+        t.recv(say("#lobby", 4, "alice", 2, "two"));
+        t.recv(ServerMsg::Ack { id: MsgId(3) });
+        t.recv(ServerMsg::Direct(DirectMsg {
+            from: nick("alice"),
+            to: nick("bob"),
+            id: MsgId(4),
+            at: Millis(0),
+            text: text("four"),
+        }));
+        assert!(t.s.is_settled());
+        assert_eq!(seqs(&t.events()), vec![4]);
+        // The next resume carries the new token; ids keep increasing across reconnects.
+        t.s.handle_input("five", t.now);
+        let Some(ClientMsg::Hello {
+            resume: Some(r), ..
+        }) = Some(reconnect(&mut t))
+        else {
+            panic!("no resume");
+        };
+        assert_eq!(r.token, ResumeToken([2; 16]));
+        t.welcome(3, true);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Say {
+                room: room("#lobby"),
+                id: MsgId(5),
+                text: text("five")
+            }]
+        );
+    }
+}
+
+#[test]
+fn failed_resume_says_so_and_rejoins() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #rust", t.now);
+    t.joined("#rust", 7);
+    t.recv(say("#lobby", 5, "bob", 1, "hi"));
+    t.s.handle_input("lost?", t.now);
+    t.sent();
+    t.events();
+    let hello = reconnect(&mut t);
+    assert!(matches!(
+        hello,
+        ClientMsg::Hello {
+            resume: Some(_),
+            ..
+        }
+    ));
+    t.welcome(9, false);
+    let evs = t.events();
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Info(m) if m.contains("could not resume"))),
+        "{evs:?}"
+    );
+    assert_eq!(
+        t.sent(),
+        vec![
+            ClientMsg::Join {
+                room: room("#lobby")
+            },
+            ClientMsg::Join {
+                room: room("#rust")
+            },
+            ClientMsg::Say {
+                room: room("#rust"),
+                id: MsgId(1),
+                text: text("lost?")
+            },
+        ]
+    );
+    assert!(!t.s.is_settled());
+    // Same room, seqs go on: the replayed history shows only what is new.
+    t.joined("#lobby", 9);
+    t.joined("#rust", 8);
+    assert_eq!(t.s.current_room(), Some(&room("#rust")), "current kept");
+    for seq in 3..=9 {
+        t.recv(say("#lobby", seq, "bob", seq, "x"));
+    }
+    t.recv(say("#rust", 9, "alice", 1, "lost?"));
+    assert!(t.s.is_settled());
+    assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 9]);
+    assert_eq!(t.s.rooms(), vec![room("#lobby"), room("#rust")]);
+}
+
+#[test]
+fn a_restarted_server_starts_seqs_again() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", 40, "bob", 1, "hi"));
+    reconnect(&mut t);
+    t.welcome(2, false);
+    t.sent();
+    // The room is new: our join is seq 1, and the next events must not be taken as repeats.
+    t.joined("#lobby", 1);
+    t.events();
+    t.recv(ev("#lobby", 1, "alice", EventKind::Join));
+    t.recv(say("#lobby", 2, "bob", 2, "back"));
+    assert_eq!(seqs(&t.events()), vec![1, 2]);
+}
+
+#[test]
+fn gap_asks_for_history_and_the_refill_is_emitted_once() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::ready(transport);
+        t.recv(say("#lobby", 2, "bob", 1, "a"));
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(3),
+            last: Seq(6),
+        });
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::History {
+                room: room("#lobby"),
+                after: Seq(2)
+            }]
+        );
+        t.recv(say("#lobby", 7, "bob", 6, "after the gap"));
+        // The refill: everything after 2 the server still has (3 is gone), sent twice.
+        for _ in 0..2 {
+            for seq in 4..=7 {
+                t.recv(say("#lobby", seq, "bob", seq, "refill"));
+            }
+        }
+        let evs = t.events();
+        assert_eq!(
+            evs[1],
+            Event::Gap {
+                room: room("#lobby"),
+                first: Seq(3),
+                last: Seq(6)
+            }
+        );
+        assert_eq!(seqs(&evs), vec![2, 7, 4, 5, 6]);
+        assert_eq!(t.s.last_seq(&room("#lobby")), Some(Seq(7)));
+        // A gap over what was already seen asks for nothing.
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(5),
+            last: Seq(7),
+        });
+        assert!(t.sent().is_empty());
+        assert!(t.events().is_empty());
+    }
+}
+
+#[test]
+fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
+    let mut t = T::ready(Transport::Stream);
+    let start = t.now;
+    assert_eq!(t.s.poll_timeout(), Some(start + CLIENT_PING_AFTER));
+    t.advance(CLIENT_PING_AFTER.0 - 1);
+    assert!(t.sent().is_empty());
+    // Bytes from the server push the ping back.
+    t.recv(ServerMsg::Pong { token: 0 });
+    t.advance(CLIENT_PING_AFTER.0 - 1);
+    assert!(t.sent().is_empty());
+    t.advance(1);
+    let sent = t.sent();
+    assert!(matches!(sent[..], [ClientMsg::Ping { .. }]), "{sent:?}");
+    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    // Answered: keepalive starts over.
+    let ClientMsg::Ping { token } = sent[0] else {
+        unreachable!()
+    };
+    t.recv(ServerMsg::Pong { token });
+    assert_eq!(t.s.poll_timeout(), Some(t.now + CLIENT_PING_AFTER));
+    assert_eq!(t.s.state(), ConnState::Connected);
+    // Unanswered: closed and rescheduled.
+    t.advance(CLIENT_PING_AFTER.0);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    t.events();
+    t.advance(PING_TIMEOUT.0 - 1);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    t.advance(1);
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    assert!(matches!(
+        evs.last(),
+        Some(Event::State(ConnState::Reconnecting { attempt: 1, .. }))
+    ));
+    assert!(t.sent().is_empty());
+    // Its late bytes are ignored.
+    t.recv(say("#lobby", 2, "bob", 1, "late"));
+    assert!(t.events().is_empty());
+}
+
+#[test]
+fn a_transport_that_never_opens_is_given_up_on() {
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    assert_eq!(t.s.poll_timeout(), Some(t.now + CONNECT_TIMEOUT));
+    t.run_to_deadline();
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close));
+    assert!(matches!(
+        evs.last(),
+        Some(Event::State(ConnState::Reconnecting { attempt: 1, .. }))
+    ));
+}
+
+#[test]
+fn welcome_resets_the_backoff() {
+    let mut t = T::ready(Transport::Stream);
+    // Connections that open but are never welcomed count as failed attempts.
+    for _ in 0..3 {
+        reconnect(&mut t);
+    }
+    t.s.handle_disconnected("again", t.now);
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting { attempt: 4, .. }
+    ));
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.welcome(5, true);
+    t.s.handle_disconnected("again", t.now);
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting { attempt: 1, .. }
+    ));
+    // A disconnect report for a transport already given up on changes nothing.
+    t.events();
+    t.s.handle_disconnected("again", t.now);
+    assert!(t.events().is_empty());
+}
+
+#[test]
+fn quit_closes_for_good() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/quit", t.now);
+    assert_eq!(t.sent(), vec![ClientMsg::Quit { reason: None }]);
+    assert_eq!(
+        t.events(),
+        vec![Event::Close, Event::State(ConnState::Closed)]
+    );
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert_eq!(t.s.poll_timeout(), None);
+    t.s.handle_disconnected("eof", t.now);
+    t.advance(RECONNECT_MAX.0 * 10);
+    t.recv(say("#lobby", 2, "bob", 1, "hello?"));
+    assert!(t.events().is_empty(), "no reconnect, nothing after close");
+    assert!(t.sent().is_empty());
+    t.s.handle_input("hi", t.now);
+    assert_eq!(errors(&t.events()), vec!["the session is closed"]);
+}
+
+#[test]
+fn quit_while_disconnected_still_closes() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_disconnected("eof", t.now);
+    t.s.handle_input("unsent", t.now);
+    t.events();
+    t.s.handle_input("/quit", t.now);
+    let evs = t.events();
+    assert_eq!(evs[..2], [Event::Close, Event::State(ConnState::Closed)]);
+    assert!(matches!(&evs[2], Event::Info(m) if m.contains("1 unacknowledged")));
+    assert_eq!(t.s.poll_timeout(), None);
+}
+
+#[test]
+fn version_mismatch_closes_without_retry() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Version,
+        id: None,
+        detail: "this server speaks version 2".into(),
+    });
+    t.recv(ServerMsg::Bye {
+        reason: "bye".into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Error {
+                kind: Some(ErrorKind::Version),
+                text: "this server speaks version 2".into()
+            },
+            Event::Close,
+            Event::State(ConnState::Closed),
+        ]
+    );
+    assert_eq!(t.s.poll_timeout(), None);
+}
+
+#[test]
+fn bye_is_shown_then_reconnects() {
+    let mut t = T::ready(Transport::Messages);
+    t.recv(ServerMsg::Bye {
+        reason: "server shutting down".into(),
+    });
+    let evs = t.events();
+    assert_eq!(evs[0], Event::Info("server shutting down".into()));
+    assert_eq!(evs[1], Event::Close);
+    assert_eq!(evs.len(), 3, "one notice: {evs:?}");
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting { attempt: 1, .. }
+    ));
+}
+
+#[test]
+fn malformed_input_is_an_error_and_a_reconnect_never_a_panic() {
+    let bad_frames: Vec<Vec<u8>> = vec![
+        vec![0xff, 0xff, 0xff, 0xff],       // oversize prefix
+        vec![0, 0, 0, 3, 0xfe, 0xfe, 0xfe], // garbage payload
+        vec![0, 0, 0, 1, 0],                // welcome cut short
+        [
+            &wire::encode_frame(&ServerMsg::Ping { token: 1 }).unwrap()[..],
+            &[0],
+        ]
+        .concat(),
+    ];
+    for (i, bytes) in bad_frames.iter().enumerate() {
+        let mut t = T::ready(Transport::Stream);
+        // A trailing byte makes the last case a frame with an extra byte in the payload.
+        let mut bytes = bytes.clone();
+        if i == 3 {
+            let len = bytes.len() - LEN_PREFIX;
+            bytes[..LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+        }
+        t.s.handle_bytes(&bytes, t.now);
+        let evs = t.events();
+        assert_eq!(errors(&evs).len(), 1, "case {i}: {evs:?}");
+        assert!(evs.contains(&Event::Close), "case {i}");
+        assert!(
+            matches!(t.s.state(), ConnState::Reconnecting { .. }),
+            "case {i}"
+        );
+    }
+    for payload in [&[][..], &[0xff][..], &[9, 9, 9][..]] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.handle_message(payload, t.now);
+        let evs = t.events();
+        assert_eq!(errors(&evs).len(), 1, "{payload:?}: {evs:?}");
+        assert!(evs.contains(&Event::Close));
+    }
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_message(&vec![0; MAX_FRAME + 1], t.now);
+    assert!(t.events().contains(&Event::Close));
+}
+
+#[test]
+fn frames_split_anywhere_decode_the_same() {
+    let mut t = T::ready(Transport::Stream);
+    let mut bytes = Vec::new();
+    for seq in 2..=6 {
+        bytes.extend_from_slice(
+            &wire::encode_frame(&say("#lobby", seq, "bob", seq, "hey")).unwrap(),
+        );
+    }
+    for b in &bytes {
+        t.s.handle_bytes(&[*b], t.now);
+    }
+    assert_eq!(seqs(&t.events()), vec![2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn pending_is_bounded_and_says_so() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_disconnected("gone", t.now);
+    t.events();
+    for i in 0..SESSION_MAX_PENDING {
+        t.s.handle_input(&format!("m{i}"), t.now);
+    }
+    assert!(errors(&t.events()).is_empty());
+    t.s.handle_input("one too many", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("waiting to be sent"), "{errs:?}");
+    assert_eq!(t.s.pending(), SESSION_MAX_PENDING);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.welcome(2, true);
+    let sent = t.drain_paced();
+    assert_eq!(sent.len(), 1 + SESSION_MAX_PENDING);
+    let ids: Vec<u64> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMsg::Say { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, (1..=SESSION_MAX_PENDING as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn input_before_the_welcome_goes_out_after_it() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_input("/join #rust", t.now);
+    t.s.handle_input("hello rust", t.now);
+    t.s.handle_input("/nick al", t.now);
+    assert!(errors(&t.events()).is_empty());
+    t.s.handle_connected(t.now);
+    t.sent();
+    assert!(!t.s.is_settled());
+    t.welcome(1, false);
+    assert_eq!(
+        t.sent(),
+        vec![
+            ClientMsg::Join {
+                room: room("#lobby")
+            },
+            ClientMsg::Join {
+                room: room("#rust")
+            },
+            ClientMsg::Nick { nick: nick("al") },
+            ClientMsg::Say {
+                room: room("#rust"),
+                id: MsgId(1),
+                text: text("hello rust")
+            },
+        ]
+    );
+    t.joined("#lobby", 1);
+    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+    t.joined("#rust", 1);
+    assert_eq!(
+        t.s.current_room(),
+        Some(&room("#rust")),
+        "/join made it current"
+    );
+    assert!(!t.s.is_settled(), "message not yet echoed");
+    t.recv(ServerMsg::Ack { id: MsgId(1) });
+    assert!(t.s.is_settled());
+}
+
+#[test]
+fn settled_only_when_everything_is_answered() {
+    let mut t = T::new(Transport::Stream);
+    assert!(!t.s.is_settled(), "not connected");
+    t.s.handle_connected(t.now);
+    assert!(!t.s.is_settled(), "not welcomed");
+    t.welcome(1, false);
+    assert!(!t.s.is_settled(), "join unanswered");
+    t.joined("#lobby", 1);
+    assert!(t.s.is_settled());
+    t.s.handle_input("/part", t.now);
+    assert!(!t.s.is_settled(), "part unanswered");
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    assert!(t.s.is_settled());
+    t.s.handle_input("/join #full", t.now);
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::TooManyRooms,
+        id: None,
+        detail: "too many rooms".into(),
+    });
+    assert!(t.s.is_settled(), "a refused join is answered");
+    t.s.handle_disconnected("x", t.now);
+    assert!(!t.s.is_settled());
+}
+
+#[test]
+fn too_many_rooms_is_refused_locally() {
+    let mut t = T::ready(Transport::Stream);
+    for i in 1..MAX_ROOMS_PER_USER {
+        t.s.handle_input(&format!("/join #r{i}"), t.now);
+    }
+    assert!(errors(&t.events()).is_empty());
+    t.s.handle_input("/join #onemore", t.now);
+    assert_eq!(errors(&t.events()).len(), 1);
+    assert_eq!(t.drain_paced().len(), MAX_ROOMS_PER_USER - 1);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    fn bounded(s: &Session) {
+        assert!(s.events.len() <= MAX_QUEUED_EVENTS);
+        assert!(s.transmits.len() <= MAX_QUEUED_TRANSMITS);
+        assert!(s.pending.len() <= SESSION_MAX_PENDING);
+        assert!(s.decoder.buffered() <= LEN_PREFIX + 2 * MAX_FRAME);
+        assert!(s.rooms.len() <= MAX_ROOMS_PER_USER);
+        assert!(s.rooms.iter().all(|r| r.gaps.len() <= MAX_OPEN_GAPS));
+    }
+
+    /// Things a server (or the network) may do to a joined session.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Say { room: bool, seq: u64, mine: bool },
+        Gap { room: bool, first: u64, len: u64 },
+        Ack(u64),
+        Ping,
+        Type,
+        Reconnect,
+        Tick(u64),
+    }
+
+    /// Mostly small seqs (so they collide), sometimes the extremes.
+    fn seq() -> impl Strategy<Value = u64> {
+        prop_oneof![20 => 1..60u64, 1 => Just(0), 1 => u64::MAX - 3..=u64::MAX]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (any::<bool>(), seq(), any::<bool>())
+                .prop_map(|(room, seq, mine)| Step::Say { room, seq, mine }),
+            1 => (any::<bool>(), seq(), 0..10u64)
+                .prop_map(|(room, first, len)| Step::Gap { room, first, len }),
+            1 => (0..20u64).prop_map(Step::Ack),
+            1 => Just(Step::Ping),
+            2 => Just(Step::Type),
+            1 => Just(Step::Reconnect),
+            1 => (0..40_000u64).prop_map(Step::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes_never_panic_and_stay_bounded(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..600),
+                0..20,
+            ),
+            messages in any::<bool>(),
+        ) {
+            let transport = if messages { Transport::Messages } else { Transport::Stream };
+            let mut t = T::ready(transport);
+            for c in &chunks {
+                if messages {
+                    t.s.handle_message(c, t.now);
+                } else {
+                    t.s.handle_bytes(c, t.now);
+                }
+                bounded(&t.s);
+                if t.s.state() != ConnState::Connected {
+                    // Back to a fresh connection, so every chunk is read by someone.
+                    t.events();
+                    t.run_to_deadline();
+                    t.s.handle_connected(t.now);
+                    t.welcome(2, true);
+                }
+                t.events();
+                t.sent();
+            }
+        }
+
+        #[test]
+        fn valid_frames_after_a_random_prefix_never_panic(
+            prefix in proptest::collection::vec(any::<u8>(), 0..64),
+            seq in 1..1000u64,
+        ) {
+            let mut t = T::ready(Transport::Stream);
+            let mut bytes = prefix;
+            let frame = wire::encode_frame(&say("#lobby", seq, "bob", 1, "x")).unwrap();
+            bytes.extend_from_slice(&frame);
+            t.s.handle_bytes(&bytes, t.now);
+            bounded(&t.s);
+        }
+
+        #[test]
+        fn no_seq_is_emitted_twice(steps in proptest::collection::vec(step(), 0..200)) {
+            let mut t = T::ready(Transport::Messages);
+            t.s.handle_input("/join #rust", t.now);
+            t.joined("#rust", 1);
+            t.events();
+            t.sent();
+            let mut seen: HashSet<(RoomName, Seq)> = HashSet::new();
+            let mut last_id = 0;
+            let mut ids = HashSet::new();
+            for st in steps {
+                match st {
+                    Step::Say { room: r, seq, mine } => {
+                        let r = if r { "#lobby" } else { "#rust" };
+                        let from = if mine { "alice" } else { "bob" };
+                        t.recv(say(r, seq, from, seq % 20, "x"));
+                    }
+                    Step::Gap { room: r, first, len } => {
+                        let r = if r { "#lobby" } else { "#rust" };
+                        t.recv(ServerMsg::Gap {
+                            room: room(r),
+                            first: Seq(first),
+                            last: Seq(first.saturating_add(len)),
+                        });
+                    }
+                    Step::Ack(id) => t.recv(ServerMsg::Ack { id: MsgId(id) }),
+                    Step::Ping => t.recv(ServerMsg::Ping { token: 1 }),
+                    Step::Type => t.s.handle_input("hi", t.now),
+                    Step::Reconnect => {
+                        t.s.handle_disconnected("drop", t.now);
+                        t.run_to_deadline();
+                        t.s.handle_connected(t.now);
+                        t.welcome(3, true);
+                    }
+                    Step::Tick(ms) => t.advance(ms),
+                }
+                if matches!(t.s.state(), ConnState::Reconnecting { .. }) {
+                    t.run_to_deadline();
+                    t.s.handle_connected(t.now);
+                    t.welcome(3, true);
+                }
+                bounded(&t.s);
+                for e in t.events() {
+                    if let Event::Room(ev) = e {
+                        let new = seen.insert((ev.room.clone(), ev.seq));
+                        prop_assert!(new, "{} #{} twice", ev.room, ev.seq);
+                    }
+                }
+                for m in t.sent() {
+                    if let ClientMsg::Say { id, .. } = m {
+                        // Resends repeat an id; a new message always gets a higher one.
+                        if ids.insert(id.0) {
+                            prop_assert!(id.0 > last_id, "id {} after {}", id.0, last_id);
+                            last_id = id.0;
+                        }
+                    }
+                }
+            }
+            prop_assert!(last_id <= t.s.last_id);
+        }
+    }
+}
+
+#[test]
+fn a_refill_cut_short_is_asked_again_and_what_is_gone_is_not() {
+    let mut t = T::ready(Transport::Messages);
+    t.recv(say("#lobby", 2, "bob", 1, "a"));
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(3),
+        last: Seq(10),
+    });
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::History {
+            room: room("#lobby"),
+            after: Seq(2)
+        }]
+    );
+    // The reply: 3 is gone, 4..=5 fit, the rest (up to the latest, 12) did not.
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(3),
+        last: Seq(3),
+    });
+    assert!(
+        t.sent().is_empty(),
+        "asking again for what is gone would loop"
+    );
+    t.recv(say("#lobby", 4, "bob", 4, "x"));
+    t.recv(say("#lobby", 5, "bob", 5, "x"));
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(6),
+        last: Seq(12),
+    });
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::History {
+            room: room("#lobby"),
+            after: Seq(5)
+        }],
+        "progress was made: ask for the rest"
+    );
+    let evs = t.events();
+    assert_eq!(seqs(&evs), vec![2, 4, 5]);
+    let gaps: Vec<&Event> = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Gap { .. }))
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![
+            &Event::Gap {
+                room: room("#lobby"),
+                first: Seq(3),
+                last: Seq(10)
+            },
+            &Event::Gap {
+                room: room("#lobby"),
+                first: Seq(11),
+                last: Seq(12)
+            },
+        ],
+        "only the part not already reported is shown"
+    );
+    // The same marker again (no progress) asks nothing.
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(6),
+        last: Seq(12),
+    });
+    assert!(t.sent().is_empty());
+    for seq in 6..=12 {
+        t.recv(say("#lobby", seq, "bob", seq, "x"));
+    }
+    t.recv(say("#lobby", 13, "bob", 13, "live"));
+    assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 10, 11, 12, 13]);
+    assert!(t.s.room_state(&room("#lobby")).unwrap().gaps.is_empty());
+}
+
+#[test]
+fn extreme_seqs_do_not_overflow() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", u64::MAX, "bob", u64::MAX, "end of time"));
+    for (first, last) in [(u64::MAX, u64::MAX), (0, u64::MAX), (u64::MAX - 1, 0)] {
+        t.recv(ServerMsg::Gap {
+            room: room("#lobby"),
+            first: Seq(first),
+            last: Seq(last),
+        });
+    }
+    t.recv(say("#lobby", u64::MAX, "bob", 1, "again"));
+    t.recv(say("#lobby", 0, "bob", 1, "zero"));
+    let evs = t.events();
+    assert_eq!(seqs(&evs), vec![u64::MAX]);
+    assert!(!evs.iter().any(|e| matches!(e, Event::Gap { .. })));
+    assert_eq!(t.s.state(), ConnState::Connected);
+
+    let mut t = T::ready(Transport::Stream);
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(u64::MAX - 1),
+        last: Seq(u64::MAX),
+    });
+    t.recv(say("#lobby", u64::MAX - 1, "bob", 1, "refill"));
+    t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
+    t.recv(say("#lobby", u64::MAX, "bob", 1, "refill"));
+    assert_eq!(seqs(&t.events()), vec![u64::MAX - 1, u64::MAX]);
+}
+
+#[test]
+fn a_rejoin_asks_for_what_its_replay_does_not_cover() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", 5, "bob", 1, "before"));
+    reconnect(&mut t);
+    t.welcome(2, false);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Join {
+            room: room("#lobby")
+        }]
+    );
+    t.events();
+    // Away long enough for 5..=70 to happen; the join replays only 60..=70 (our join).
+    t.joined("#lobby", 70);
+    for seq in 60..=70 {
+        t.recv(say("#lobby", seq, "bob", seq, "recent"));
+    }
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::History {
+            room: room("#lobby"),
+            after: Seq(5)
+        }]
+    );
+    let evs = t.events();
+    assert_eq!(
+        evs.iter().find(|e| matches!(e, Event::Gap { .. })),
+        Some(&Event::Gap {
+            room: room("#lobby"),
+            first: Seq(6),
+            last: Seq(59)
+        })
+    );
+    assert_eq!(seqs(&evs), (60..=70).collect::<Vec<_>>());
+    // The refill: what the server still has after 5, once each.
+    for seq in 40..=70 {
+        t.recv(say("#lobby", seq, "bob", seq, "older"));
+    }
+    assert_eq!(seqs(&t.events()), (40..=59).collect::<Vec<_>>());
+    // Live traffic goes on; no further history requests.
+    t.recv(say("#lobby", 71, "bob", 71, "live"));
+    assert_eq!(seqs(&t.events()), vec![71]);
+    assert!(t.sent().is_empty());
+}
+
+#[test]
+fn rejoining_a_room_being_left_really_joins() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/part", t.now);
+    t.s.handle_input("/join #lobby", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![
+            ClientMsg::Part {
+                room: room("#lobby"),
+                reason: None
+            },
+            ClientMsg::Join {
+                room: room("#lobby")
+            },
+        ]
+    );
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    t.joined("#lobby", 3);
+    assert!(t.s.is_settled());
+    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+    let evs = t.events();
+    assert!(matches!(evs[0], Event::Parted { .. }));
+    assert!(matches!(evs[1], Event::Joined { .. }));
+}
+
+/// The hub's flood rule, applied to what the session sent at which time: returns how many
+/// commands would have had to wait (with the hub's defaults).
+fn server_would_delay(sends: &[(Millis, ClientMsg)]) -> usize {
+    let mut tokens = u64::from(FLOOD_BURST);
+    let mut last = sends.first().map_or(Millis::ZERO, |s| s.0);
+    let mut waited = 0;
+    for (at, msg) in sends {
+        if matches!(
+            msg,
+            ClientMsg::Hello { .. }
+                | ClientMsg::Ping { .. }
+                | ClientMsg::Pong { .. }
+                | ClientMsg::History { .. }
+        ) {
+            continue;
+        }
+        let n = at.since(last).0 / FLOOD_REFILL.0;
+        if n > 0 {
+            tokens = (tokens + n).min(u64::from(FLOOD_BURST));
+            last = if tokens == u64::from(FLOOD_BURST) {
+                *at
+            } else {
+                last + Millis(n * FLOOD_REFILL.0)
+            };
+        }
+        if tokens == 0 {
+            waited += 1;
+        } else {
+            tokens -= 1;
+        }
+    }
+    waited
+}
+
+#[test]
+fn a_burst_is_paced_to_the_servers_flood_rate_in_order() {
+    let mut t = T::ready(Transport::Stream);
+    t.advance(FLOOD_REFILL.0 * u64::from(FLOOD_BURST)); // bucket full again
+    for i in 0..40 {
+        t.s.handle_input(&format!("line {i}"), t.now);
+    }
+    t.s.handle_input("/who", t.now);
+    let mut sends: Vec<(Millis, ClientMsg)> = t.sent().into_iter().map(|m| (t.now, m)).collect();
+    assert_eq!(sends.len(), FLOOD_BURST as usize, "a burst goes at once");
+    assert!(!t.s.is_settled());
+    let start = t.now;
+    while !t.s.outbox.is_empty() {
+        let due = t.s.poll_timeout().unwrap();
+        assert!(due <= t.now + FLOOD_REFILL);
+        t.now = due;
+        t.s.handle_timeout(due);
+        sends.extend(t.sent().into_iter().map(|m| (due, m)));
+    }
+    assert_eq!(sends.len(), 41);
+    assert_eq!(
+        t.now.since(start),
+        Millis(FLOOD_REFILL.0 * 31),
+        "then one per refill"
+    );
+    assert_eq!(server_would_delay(&sends), 0);
+    let said: Vec<String> = sends
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ClientMsg::Say { text, .. } => Some(text.to_string()),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
+    assert_eq!(said, want);
+    assert_eq!(
+        sends[40].1,
+        ClientMsg::Who {
+            room: room("#lobby")
+        }
+    );
+    // Keepalive and refill requests are free and never wait.
+    t.recv(ServerMsg::Ping { token: 5 });
+    assert_eq!(t.sent(), vec![ClientMsg::Pong { token: 5 }]);
+}
+
+#[test]
+fn a_resume_resends_within_the_flood_rate_and_acked_ones_are_skipped() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_disconnected("gone", t.now);
+    for i in 0..100 {
+        t.s.handle_input(&format!("m{i}"), t.now);
+    }
+    t.s.handle_input("/nick al", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(2, true);
+    let first = t.sent();
+    assert_eq!(first.len(), FLOOD_BURST as usize);
+    assert_eq!(first[0], ClientMsg::Nick { nick: nick("al") });
+    // Acknowledged while waiting (e.g. a duplicate the server already had): not sent.
+    let waiting = t.s.outbox.len();
+    t.recv(ServerMsg::Ack { id: MsgId(50) });
+    assert_eq!(t.s.outbox.len(), waiting - 1);
+    let rest = t.drain_paced();
+    let ids: Vec<u64> = first
+        .iter()
+        .chain(&rest)
+        .filter_map(|m| match m {
+            ClientMsg::Say { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<u64> = (1..=100).filter(|&i| i != 50).collect();
+    assert_eq!(ids, want);
+}
+
+#[test]
+fn commands_waiting_for_tokens_survive_a_drop() {
+    let mut t = T::ready(Transport::Stream);
+    for _ in 0..FLOOD_BURST {
+        t.s.handle_input("/rooms", t.now);
+    }
+    t.s.handle_input("/topic new topic", t.now);
+    assert_eq!(t.sent().len(), FLOOD_BURST as usize - 1, "join took one");
+    t.s.handle_disconnected("gone", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(2, true);
+    assert_eq!(
+        t.sent(),
+        vec![
+            ClientMsg::Rooms,
+            ClientMsg::Topic {
+                room: room("#lobby"),
+                topic: Some(text("new topic"))
+            }
+        ]
+    );
+}
+
+#[test]
+fn flood_pacing_follows_the_servers_settings() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_flood_limits(3, Millis(1_000), t.now);
+    for i in 0..5 {
+        t.s.handle_input(&format!("x{i}"), t.now);
+    }
+    assert_eq!(t.sent().len(), 3);
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Millis(1_000)));
+    t.advance(999);
+    assert!(t.sent().is_empty());
+    t.advance(1);
+    assert_eq!(t.sent().len(), 1);
+    // Off: everything waiting goes at the next timeout, and new input at once.
+    t.s.set_flood_limits(0, Millis::ZERO, t.now);
+    assert_eq!(t.s.poll_timeout(), Some(t.now));
+    t.s.handle_timeout(t.now);
+    assert_eq!(t.sent().len(), 1);
+    for i in 0..50 {
+        t.s.handle_input(&format!("y{i}"), t.now);
+    }
+    assert_eq!(t.sent().len(), 50);
+}
+
+#[test]
+fn a_server_that_never_welcomes_is_given_up_on() {
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    let deadline = t.now + CONNECT_TIMEOUT;
+    t.advance(5_000);
+    t.s.handle_connected(t.now);
+    t.sent();
+    // It sends something, but no welcome.
+    t.recv(ServerMsg::Ping { token: 1 });
+    assert_eq!(t.s.poll_timeout(), Some(deadline));
+    t.advance(deadline.since(t.now).0);
+    let evs = t.events();
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Info(m) if m.contains("did not welcome"))),
+        "{evs:?}"
+    );
+    assert!(evs.contains(&Event::Close));
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting { attempt: 1, .. }
+    ));
+    // Welcomed in time: no such deadline afterwards.
+    let mut t = T::ready(Transport::Stream);
+    t.advance(CONNECT_TIMEOUT.0 * 3);
+    t.recv(ServerMsg::Pong { token: 0 });
+    assert_eq!(t.s.state(), ConnState::Connected);
+}
