@@ -66,6 +66,11 @@ pub struct DriverConfig {
     pub settle_timeout: Duration,
     /// After `/quit`: how long to wait for the goodbye to be written.
     pub quit_timeout: Duration,
+    /// Feed typed lines one at a time, the next once the Session has settled (line mode): a
+    /// script's `/join #r` then `hi` says `hi` in `#r`, and a long pipe goes at the pace the
+    /// server acknowledges instead of running into flood control. While the Session is
+    /// reconnecting lines flow freely (it queues them, bounded, for after the reconnect).
+    pub lockstep: bool,
 }
 
 impl DriverConfig {
@@ -76,6 +81,7 @@ impl DriverConfig {
             connect_timeout: Duration::from_secs(5),
             settle_timeout: Duration::from_secs(10),
             quit_timeout: Duration::from_secs(2),
+            lockstep: false,
         }
     }
 }
@@ -309,7 +315,7 @@ pub async fn run(
                     }
                 }
             }
-            c = commands.recv(), if commands_open => {
+            c = commands.recv(), if commands_open && (!config.lockstep || ready_for_input(&session)) => {
                 let now = clock::now();
                 match c {
                     Some(Command::Line(line)) => session.handle_input(&line, now),
@@ -339,6 +345,17 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Lockstep: the Session can take the next line (everything before it answered, or no
+/// connection to wait for). Connecting is bounded by the Session's connect timeout, a silent
+/// connection by its keepalive, so this cannot wait forever.
+fn ready_for_input(session: &Session) -> bool {
+    session.is_settled()
+        || matches!(
+            session.state(),
+            ConnState::Reconnecting { .. } | ConnState::Closed
+        )
 }
 
 fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {

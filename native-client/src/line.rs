@@ -1,7 +1,8 @@
 //! Line mode, used when stdin or stdout is not a terminal: every line read from stdin is typed
-//! into the Session (chat for the current room, or a `/command`), every event is printed as one
-//! line in the format documented in [`crate::format`], and at the end of stdin the client waits
-//! until the server has acknowledged everything it sent, says `/quit`, and exits.
+//! into the Session (chat for the current room, or a `/command`), each once the one before it
+//! is answered (see [`DriverConfig::lockstep`]); every event is printed as one line in the format
+//! documented in [`crate::format`]; at the end of stdin the client waits until the server has
+//! acknowledged everything it sent, says `/quit`, and exits.
 
 use crate::driver::{self, Command, DriverConfig, DriverError, Update};
 use crate::format;
@@ -25,7 +26,8 @@ pub enum LineError {
 }
 
 /// Runs line mode until the Session ends. Returns when it is safe to exit.
-pub async fn run(session: Session, config: DriverConfig) -> Result<(), LineError> {
+pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineError> {
+    config.lockstep = true;
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (upd_tx, mut upd_rx) = mpsc::channel(driver::UPDATE_QUEUE);
     let mut me = session.nick().clone();

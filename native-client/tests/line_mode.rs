@@ -136,3 +136,42 @@ async fn rooms_given_on_the_command_line_are_joined() {
     assert!(c.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piped_lines_follow_each_other_in_order_and_at_the_servers_pace() {
+    let (server, addr) = server().await;
+    // More lines than the server's flood burst: line mode feeds each once the one before is
+    // acknowledged, so none is refused; and a /join is answered before the next line is said.
+    let mut bot = Client::start("pacer", addr, &[]);
+    bot.send("/join #side").await;
+    bot.send("in side").await;
+    bot.send("/topic #side pacing").await;
+    let n = natter_core::limits::FLOOD_BURST as usize + 6;
+    for i in 0..n {
+        bot.send(&format!("line {i}")).await;
+    }
+    bot.close_stdin();
+    let status = bot.exit_status().await;
+    bot.drain().await;
+    assert!(status.success(), "{status}: {:#?}", bot.seen);
+    assert_eq!(bot.count("[#side] <pacer> in side"), 1, "{:#?}", bot.seen);
+    assert_eq!(
+        bot.count("[#side] -- pacer set the topic of #side: pacing"),
+        1
+    );
+    let said: Vec<&String> = bot
+        .seen
+        .iter()
+        .filter(|l| l.contains("<pacer> line "))
+        .collect();
+    let want: Vec<String> = (0..n)
+        .map(|i| format!("[#side] <pacer> line {i}"))
+        .collect();
+    assert_eq!(said, want.iter().collect::<Vec<_>>());
+    assert!(
+        !bot.seen.iter().any(|l| l.starts_with("error: ")),
+        "{:#?}",
+        bot.seen
+    );
+    server.shutdown().await.expect("server shuts down");
+}

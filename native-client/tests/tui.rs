@@ -19,9 +19,8 @@ impl Tmux {
     fn new() -> Tmux {
         let socket = format!("natter-test-{}", std::process::id());
         let conf = std::env::temp_dir().join(format!("{socket}.conf"));
-        // No status bar (the pane is the whole window); keep dead panes to read exit codes.
-        std::fs::write(&conf, "set -g status off\nset -g remain-on-exit on\n")
-            .expect("write tmux config");
+        // No status bar: the pane is the whole window.
+        std::fs::write(&conf, "set -g status off\n").expect("write tmux config");
         Tmux { socket, conf }
     }
 
@@ -42,7 +41,9 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts `natter --nick NICK ADDR` in a new 100x24 session named NICK.
+    /// Starts `natter --nick NICK ADDR` in a new 100x24 session named NICK. A shell around it
+    /// prints its exit status into the pane afterwards (reaped by the shell: more dependable
+    /// than tmux's own pane status).
     fn start(&self, nick: &str, addr: &str) {
         let config_home = format!("XDG_CONFIG_HOME={}", config_home().display());
         self.run(&[
@@ -56,6 +57,9 @@ impl Tmux {
             "24",
             "env",
             &config_home,
+            "sh",
+            "-c",
+            "\"$0\" \"$@\"; echo \"natter exited with $?\"; exec sleep 60",
             env!("CARGO_BIN_EXE_natter"),
             "--nick",
             nick,
@@ -198,25 +202,9 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
 
     // Ctrl+C leaves cleanly (exit status 0, terminal restored: the UI is gone from the pane).
     tmux.keys("alice", "C-c");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let dead = tmux.run(&[
-            "list-panes",
-            "-t",
-            "alice",
-            "-F",
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        if dead.trim() == "1 0" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "alice did not exit cleanly: {dead:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!tmux.screen("alice").contains("[Connected]"));
+    let screen = tmux.wait_for("alice", "natter exited with").await;
+    assert!(screen.contains("natter exited with 0"), "{screen}");
+    assert!(!screen.contains("[Connected]"), "{screen}");
     tmux.wait_for("bob", "-- alice quit").await;
 
     drop(tmux);

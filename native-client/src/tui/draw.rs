@@ -375,8 +375,11 @@ fn draw_rule(frame: &mut Frame, x: u16, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::view::tests::{joined, nick, room_ev, say, status};
+    use super::super::view::tests::{joined, nick, room, room_ev, say, status};
     use super::*;
+    use crate::driver::Update;
+    use natter_core::Seq;
+    use natter_core::session::Event;
     use natter_core::wire::EventKind;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -540,6 +543,40 @@ mod tests {
         assert_eq!(
             state_text(s, Millis(20_000)),
             "Reconnecting in 0s (attempt 2)"
+        );
+    }
+
+    #[test]
+    fn gaps_and_reconnects_are_visible() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a"]), Millis(0));
+        v.apply(&say("#a", "bob", "before"), Millis(0));
+        v.apply(
+            &Update::Event(Event::Gap {
+                room: room("#a"),
+                first: Seq(3),
+                last: Seq(7),
+            }),
+            Millis(0),
+        );
+        v.apply(&say("#a", "bob", "after"), Millis(0));
+        let mut reconnecting = match status("#a", &["#a"]) {
+            Update::Status(s) => s,
+            Update::Event(_) => unreachable!(),
+        };
+        reconnecting.state = ConnState::Reconnecting {
+            at: Millis(4_000),
+            attempt: 1,
+        };
+        v.apply(&Update::Status(reconnecting), Millis(0));
+        let s = screen(&v, &InputLine::new(), 100, 8);
+        let at = |text: &str| s.iter().position(|l| l.contains(text));
+        let gap = at("~~~ -- 5 messages missed here (#a #3..#7) ~~~").expect("gap marker shown");
+        assert!(at("<bob> before").unwrap() < gap && gap < at("<bob> after").unwrap());
+        assert!(
+            s[6].contains("[Reconnecting in 4s (attempt 1)] me"),
+            "{:?}",
+            s[6]
         );
     }
 

@@ -6,7 +6,7 @@ use crate::driver::{Status, Update};
 use crate::format;
 use natter_core::limits::MAX_MEMBERS_LISTED;
 use natter_core::render;
-use natter_core::session::Event;
+use natter_core::session::{ConnState, Event};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, Nick, RoomName};
 use std::collections::{HashMap, VecDeque};
@@ -86,6 +86,12 @@ impl Buffer {
     }
 
     fn push(&mut self, at: Millis, kind: LineKind) {
+        // A notice repeated back to back (one per failed reconnect attempt) is shown once.
+        if matches!(kind, LineKind::Notice(_) | LineKind::Error(_))
+            && self.lines.back().is_some_and(|l| l.kind == kind)
+        {
+            return;
+        }
         if self.lines.len() == MAX_LINES {
             self.lines.pop_front();
         }
@@ -325,7 +331,10 @@ impl View {
                 }
             }
             Event::State(state) => {
-                if let Some(l) = format::state_line(*state) {
+                // The status line counts the attempts; the pane marks only where it began.
+                let later_attempt =
+                    matches!(state, ConnState::Reconnecting { attempt, .. } if *attempt > 1);
+                if let Some(l) = format::state_line(*state).filter(|_| !later_attempt) {
                     self.shown_mut().push(now, LineKind::Notice(l));
                 }
             }
@@ -392,7 +401,6 @@ fn strip_room(line: &str, room: &RoomName) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use natter_core::session::ConnState;
     use natter_core::{MsgId, Seq, Text};
 
     pub fn nick(s: &str) -> Nick {
@@ -524,6 +532,29 @@ pub(crate) mod tests {
         assert_eq!(
             v.shown().lines().back().unwrap().kind,
             LineKind::Notice("[#a] -- you left #a".into())
+        );
+    }
+
+    #[test]
+    fn repeated_notices_show_once() {
+        let mut v = View::new(nick("me"));
+        let refused = Update::Event(Event::Info("disconnected: connection refused".into()));
+        for attempt in 1..=5 {
+            v.apply(&refused, Millis(0));
+            let lost = Update::Event(Event::State(ConnState::Reconnecting {
+                at: Millis(9),
+                attempt,
+            }));
+            v.apply(&lost, Millis(0));
+        }
+        let shown: Vec<_> = v.shown().lines().iter().map(|l| l.kind.clone()).collect();
+        assert_eq!(
+            shown,
+            [
+                LineKind::Notice("-- disconnected: connection refused".into()),
+                LineKind::Notice("-- connection lost; reconnecting (attempt 1)".into()),
+                LineKind::Notice("-- disconnected: connection refused".into()),
+            ]
         );
     }
 
