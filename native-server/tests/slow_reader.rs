@@ -1,6 +1,7 @@
-//! Clients that never read while 5,000 large messages flow: each gets a gap marker (or is closed
-//! as too slow), a reading member gets every message without a gap, and the server's memory stays
-//! bounded. Alone in its test binary so the RSS it measures is this test's only.
+//! Clients that never read while 10,000 large messages flow (the issue asks for 5,000; twice that
+//! makes the memory bound below sharp): each gets a gap marker (or is closed as too slow), a
+//! reading member gets every message without a gap, and the server's memory stays bounded.
+//! Alone in its test binary so the RSS it measures is this test's only.
 
 mod support;
 
@@ -11,14 +12,15 @@ use std::time::Duration;
 use support::*;
 use tokio::time::timeout;
 
-const N: usize = 5_000;
-const TEXT_BYTES: usize = 1500;
+const N: usize = 10_000;
+/// Near `MAX_TEXT_BYTES`, leaving room for the message number.
+const TEXT_BYTES: usize = 1990;
 const SLOW_READERS: usize = 4;
 /// What the flood may add to this process's RSS. The hub bounds each connection's queue to
-/// `OUTBOUND_HARD_MAX_BYTES` (320 KiB) and each room's history to `HISTORY_LEN` events (~400 KB
-/// here), so the bounded growth is a few MiB; a queue without a bound would hold
-/// N × 1.5 KB ≈ 7.5 MB per silent reader, 30 MB for the four.
-const RSS_BOUND_KIB: u64 = 16 * 1024;
+/// `OUTBOUND_HARD_MAX_BYTES` (320 KiB) and each room's history to `HISTORY_LEN` events (~0.5 MB
+/// here); measured growth is about 4 MiB. A queue without a bound holds every message for the
+/// silent readers (shared between them, encoded once): N × 2 KB = 20 MB, measured +20 MiB.
+const RSS_BOUND_KIB: u64 = 10 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_that_never_read_do_not_hurt_anyone() {
@@ -41,17 +43,6 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
     sender.join("#lobby").await;
 
     let body = "y".repeat(TEXT_BYTES);
-    let frames: Vec<_> = (0..N)
-        .map(|i| {
-            let id = sender.id();
-            natter_core::wire::encode_frame(&ClientMsg::Say {
-                room: room("#lobby"),
-                id,
-                text: text(&format!("{i} {body}")),
-            })
-            .unwrap()
-        })
-        .collect();
     let rss_before = rss_kib();
     let started = std::time::Instant::now();
 
@@ -81,7 +72,14 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
         let (mut sent, mut echoed) = (0usize, 0usize);
         while echoed < N {
             while sent < N && sent - echoed < WINDOW {
-                sender.send_raw(&frames[sent]).await;
+                let id = sender.id();
+                let frame = natter_core::wire::encode_frame(&ClientMsg::Say {
+                    room: room("#lobby"),
+                    id,
+                    text: text(&format!("{sent} {body}")),
+                })
+                .unwrap();
+                sender.send_raw(&frame).await;
                 sent += 1;
             }
             match sender.next_msg(Duration::from_secs(20)).await {

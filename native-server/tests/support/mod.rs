@@ -46,6 +46,10 @@ pub fn rss_kib() -> u64 {
         .expect("VmRSS line")
 }
 
+/// Messages a [`BinClient`] remembers for failure messages (bounded so a flood of received
+/// messages does not show up in the RSS a test measures).
+pub const SEEN_KEPT: usize = 256;
+
 /// What a read ended with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Got<T> {
@@ -184,7 +188,7 @@ pub struct BinClient {
     reader: OwnedReadHalf,
     pub writer: OwnedWriteHalf,
     decoder: FrameDecoder,
-    /// Every message received so far.
+    /// The last [`SEEN_KEPT`] messages received.
     pub seen: Vec<ServerMsg>,
     next_id: u64,
 }
@@ -271,6 +275,9 @@ impl BinClient {
                 Ok(Some(payload)) => {
                     let msg: ServerMsg = decode_payload(&payload)
                         .unwrap_or_else(|e| panic!("{}: undecodable frame: {e}", self.name));
+                    if self.seen.len() == SEEN_KEPT {
+                        self.seen.remove(0);
+                    }
                     self.seen.push(msg.clone());
                     return Got::Msg(msg);
                 }
