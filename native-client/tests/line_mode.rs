@@ -175,3 +175,38 @@ async fn piped_lines_follow_each_other_in_order_and_at_the_servers_pace() {
     );
     server.shutdown().await.expect("server shuts down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_gives_server_nick_and_rooms_and_flags_override_it() {
+    let (server, addr) = server().await;
+    let dir = std::env::temp_dir().join(format!("natter-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!("server = \"{addr}\"\nnick = \"fromfile\"\nrooms = [\"#cfg\"]\n"),
+    )
+    .expect("write config");
+    let config = file.display().to_string();
+
+    let mut c = Client::start_with("fromfile", &["--config".into(), config.clone()]);
+    c.expect("-- connected as fromfile").await;
+    c.expect("[#cfg] -- fromfile joined #cfg").await;
+    c.close_stdin();
+    assert!(c.exit_status().await.success());
+
+    let args = ["--config", &config, "--nick", "flagged", "--room", "#flag"].map(String::from);
+    let mut d = Client::start_with("flagged", &args);
+    d.expect("-- connected as flagged").await;
+    d.expect("[#flag] -- flagged joined #flag").await;
+    d.close_stdin();
+    assert!(d.exit_status().await.success());
+
+    // A broken config file is an error in words, not a panic.
+    std::fs::write(&file, "nick = 42\n").expect("write config");
+    let mut e = Client::start_with("broken", &["--config".into(), config]);
+    e.close_stdin();
+    assert_eq!(e.exit_status().await.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await.expect("server shuts down");
+}

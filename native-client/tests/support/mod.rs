@@ -60,13 +60,19 @@ pub struct Client {
 }
 
 impl Client {
-    /// Runs `natter --nick NICK ADDR EXTRA...`.
+    /// Runs `natter --nick NICK EXTRA... ADDR`.
     pub fn start(nick: &str, addr: SocketAddr, extra: &[&str]) -> Client {
+        let mut args = vec!["--nick".to_owned(), nick.to_owned()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(addr.to_string());
+        Client::start_with(nick, &args)
+    }
+
+    /// Runs `natter ARGS...`; `name` labels its output.
+    pub fn start_with(name: &str, args: &[String]) -> Client {
+        let nick = name;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
-        cmd.arg("--nick")
-            .arg(nick)
-            .args(extra)
-            .arg(addr.to_string())
+        cmd.args(args)
             .env("XDG_CONFIG_HOME", config_home())
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
