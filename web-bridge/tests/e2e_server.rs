@@ -48,10 +48,25 @@ impl WebUser {
         Millis(self.t0.elapsed().as_millis() as u64)
     }
 
+    /// Sends what the session has to send.
+    async fn flush(&mut self) {
+        while let Some(msg) = self.session.poll_transmit() {
+            if let Some(ws) = &mut self.ws {
+                if within("send", ws.send(Message::Binary(msg))).await.is_err() {
+                    self.ws = None;
+                    self.session.handle_disconnected("send failed", self.now());
+                }
+            }
+        }
+    }
+
     /// Runs the session until `done` holds for an event it produced (panics after [`STEP`]).
+    /// Everything pending is handled and sent before it returns.
     async fn run_until(&mut self, what: &str, done: impl Fn(&Event) -> bool) {
         let deadline = Instant::now() + STEP;
         loop {
+            self.flush().await;
+            let mut hit = false;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
                     Event::Connect => {
@@ -67,26 +82,21 @@ impl WebUser {
                         }
                     }
                     Event::Close => {
+                        // "Once the bytes already polled are written."
+                        self.flush().await;
                         if let Some(mut ws) = self.ws.take() {
                             let _ = within("close", ws.close(None)).await;
                         }
                     }
                     ev => {
-                        let hit = done(&ev);
+                        hit |= done(&ev);
                         self.events.push(ev);
-                        if hit {
-                            return;
-                        }
                     }
                 }
             }
-            while let Some(msg) = self.session.poll_transmit() {
-                if let Some(ws) = &mut self.ws {
-                    if within("send", ws.send(Message::Binary(msg))).await.is_err() {
-                        self.ws = None;
-                        self.session.handle_disconnected("send failed", self.now());
-                    }
-                }
+            self.flush().await;
+            if hit {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -128,8 +138,7 @@ impl WebUser {
     async fn say(&mut self, line: &str) {
         let now = self.now();
         self.session.handle_input(line, now);
-        // Flush what the input produced.
-        self.run_until("send", |_| true).await;
+        self.flush().await;
     }
 }
 
