@@ -215,6 +215,11 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
     }
     drop(terminal);
     drop(guard);
+    if !quitting {
+        // Left without a goodbye yet (signal, second Ctrl+C, terminal gone): say it now, so the
+        // driver quits (bounded by its quit timeout) instead of waiting for acknowledgements.
+        let _ = cmd_tx.try_send(Command::Quit);
+    }
     drop(cmd_tx);
     drop(upd_rx);
     // The driver quits once its front-end is gone; bounded by its quit timeout.
