@@ -206,6 +206,9 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     assert!(screen.contains("natter exited with 0"), "{screen}");
     assert!(!screen.contains("[Connected]"), "{screen}");
     tmux.wait_for("bob", "-- alice quit").await;
+    // So does /quit.
+    tmux.type_line("bob", "/quit");
+    tmux.wait_for("bob", "natter exited with 0").await;
 
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
