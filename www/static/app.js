@@ -44,6 +44,8 @@ let connState = { state: "connecting" };
 let everConnected = false;
 let me = "";
 let sessionRoom = null; // the Session's current room as last seen, to follow /join and /part
+let whoAsked = 0; // /who typed and not yet answered
+let errorsSeen = 0; // error events, so input that was refused at once leaves no placeholder
 
 // Conversations: rooms ("#x") and direct chats ("@nick", folded), each with its own log element.
 const convs = new Map();
@@ -166,6 +168,7 @@ function renderHeader() {
   let unread = 0;
   for (const x of convs.values()) unread += x.unread;
   document.title = (unread ? `(${unread}) ` : "") + (c ? `${c.label} · natter` : "natter");
+  $("toggle-rooms").classList.toggle("has-unread", unread > 0);
 }
 
 function renderLists() {
@@ -268,10 +271,14 @@ function chatLine(classes, at, nick, text) {
   return line;
 }
 
+// A line from the page or the Session itself (not a room event): local time, then the words.
 function noteLine(c, classes, text) {
-  const line = el("div", "line " + classes);
-  line.append(el("span", "text", text));
-  append(c, line);
+  const at = now();
+  const line = el("div", "line note " + classes);
+  const time = el("time", "time", hhmm(at));
+  time.title = new Date(at).toLocaleString();
+  line.append(time, el("span", "text", text));
+  append(c, line, at);
   return line;
 }
 
@@ -280,7 +287,15 @@ function currentConv() {
 }
 
 function info(text) {
-  noteLine(currentConv(), "info", text);
+  const c = currentConv();
+  // Each failed reconnect attempt says "disconnected: ..."; one such line at a time is enough.
+  const last = c.log.lastElementChild;
+  if (text.startsWith("disconnected:") && last?.dataset.kind === "disconnected") {
+    last.querySelector(".text").textContent = text;
+    return;
+  }
+  const line = noteLine(c, "info", text);
+  if (text.startsWith("disconnected:")) line.dataset.kind = "disconnected";
 }
 
 function bump(c, mention) {
@@ -305,9 +320,7 @@ function onEvent(ev) {
     case "welcome":
       me = ev.nick;
       ui.meNick.textContent = me;
-      if (everConnected) {
-        info(ev.resumed ? "reconnected — picked up where you left off" : "reconnected as a new session");
-      }
+      if (everConnected && ev.resumed) info("reconnected — picked up where you left off");
       everConnected = true;
       break;
     case "joined": {
@@ -334,6 +347,7 @@ function onEvent(ev) {
       const mine = fold(ev.from) === fold(me);
       const other = mine ? ev.to : ev.from;
       const c = conv(dmKey(other), other);
+      if (mine) confirm(c, "say", ev.text);
       append(c, chatLine(mine ? "say mine" : "say", ev.at, ev.from, ev.text), ev.at);
       if (!mine) bump(c, true);
       break;
@@ -348,7 +362,11 @@ function onEvent(ev) {
     case "members": {
       const c = conv(ev.room);
       c.members = new Map(ev.members.map((n) => [fold(n), n]));
-      if (ev.room === view) info(`${ev.members.length} in ${ev.room}: ${ev.members.join(", ")}`);
+      // The Session also refreshes member lists by itself (after a resume): print only answers.
+      if (whoAsked > 0) {
+        whoAsked -= 1;
+        noteLine(c, "info", `${ev.members.length} in ${ev.room}: ${ev.members.join(", ")}`);
+      }
       break;
     }
     case "rooms": {
@@ -377,6 +395,7 @@ function onEvent(ev) {
       info(`you are now ${me}`);
       break;
     case "error":
+      errorsSeen += 1;
       noteLine(currentConv(), "error", ev.text);
       break;
     case "info":
@@ -394,6 +413,7 @@ function onRoomEvent(ev) {
   switch (ev.kind) {
     case "say":
     case "act": {
+      if (mine) confirm(c, ev.kind, ev.text);
       const mention = !mine && mentions(ev.text);
       line = chatLine(`${ev.kind}${mine ? " mine" : ""}${mention ? " mention" : ""}`, ev.at, ev.from, ev.text);
       if (!mine) bump(c, mention);
@@ -447,6 +467,10 @@ function setState(ev) {
       bannerTimer = setInterval(renderReconnectBanner, 500);
       break;
     case "closed":
+      for (const l of document.querySelectorAll(".line.pending")) {
+        l.classList.replace("pending", "failed");
+        l.title = "not sent";
+      }
       ui.status.textContent = "disconnected";
       showBanner("You have left the chat.", true);
       break;
@@ -580,11 +604,43 @@ function closeSocket(why) {
 function input(line) {
   if (!client) return;
   const c = convs.get(view);
+  // While offline the Session keeps what is typed and sends it after reconnecting; until the
+  // server echoes it back, the page shows it greyed out.
+  const pending = connState.state !== "connected" && c ? chatOf(line, c) : null;
   if (c && !c.isRoom && !line.startsWith("/")) {
     line = `/msg ${c.label} ${line}`;
   }
+  if (/^\/(who|names)\b/i.test(line)) whoAsked += 1;
+  errorsSeen = 0;
   client.handle_input(line, now());
   pump();
+  if (pending && errorsSeen === 0) {
+    const l = chatLine(`${pending.kind} mine pending`, 0, me, pending.text);
+    l.dataset.pending = pending.kind + ":" + pending.text.trim();
+    l.title = "not sent yet: goes out when the connection is back";
+    append(c, l);
+  }
+}
+
+// What a typed line says in conversation `c`, if it is chat: `{kind, text}` or null.
+function chatOf(line, c) {
+  if (line.startsWith("//")) return { kind: "say", text: line.slice(1) };
+  const act = /^\/me\s+(.*\S)/i.exec(line);
+  if (act && c.isRoom) return { kind: "act", text: act[1] };
+  if (line.startsWith("/") || !line.trim()) return null;
+  return { kind: "say", text: line };
+}
+
+// Our own line came back from the server: its placeholder, if any, goes.
+function confirm(c, kind, text) {
+  const key = kind + ":" + text.trim();
+  for (const l of c.log.querySelectorAll(".line.pending")) {
+    if (l.dataset.pending === key) {
+      l.remove();
+      c.lines -= 1;
+      return;
+    }
+  }
 }
 
 ui.inputForm.addEventListener("submit", (e) => {
@@ -659,6 +715,14 @@ ui.scrim.addEventListener("click", () => {
   ui.app.classList.remove("show-rooms", "show-members");
   ui.scrim.hidden = true;
 });
+
+// A log that was at the bottom stays there when the window changes size.
+let pinned = true;
+ui.logs.addEventListener("scroll", (e) => { pinned = stickToBottom(e.target); }, true);
+new ResizeObserver(() => {
+  const c = convs.get(view);
+  if (c && pinned) c.log.scrollTop = c.log.scrollHeight;
+}).observe(ui.logs);
 
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && view && convs.has(view)) {

@@ -224,10 +224,11 @@ async fn js(b: &Browser, script: &str) -> Json {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
-/// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order.
+/// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order; not the
+/// greyed-out placeholders of lines typed offline and not yet echoed by the server.
 async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
     let script = format!(
-        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] .line.say, .log[data-conv="{conv}"] .line.act')]
+        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] :is(.line.say, .line.act):not(.pending)')]
              .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"#
     );
     let v = js(b, &script).await;
@@ -609,6 +610,17 @@ async fn scenario(
             .then_some(())
     );
 
+    // Member lists print when asked for.
+    type_line(b, "/who").await;
+    wait_for!(
+        "the /who answer",
+        STEP,
+        text_of(b, r##".log[data-conv="#lobby"]"##)
+            .await
+            .contains("3 in #lobby")
+            .then_some(())
+    );
+
     // Markup in a message is text: shown as typed, and no element is made from it.
     let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
     nc.say(hostile).await;
@@ -690,6 +702,14 @@ async fn scenario(
     cli.say("also said during the outage").await;
     type_line(b, "typed while offline").await;
     wait_for!(
+        "a greyed-out placeholder for the line typed offline",
+        STEP,
+        (text_of(b, ".line.pending")
+            .await
+            .contains("typed while offline"))
+        .then_some(())
+    );
+    wait_for!(
         "the cli's outage line to be acknowledged",
         STEP,
         cli.out.has("<clint> also said during the outage")
@@ -760,6 +780,15 @@ async fn scenario(
         has_line(b, "#lobby", "netcat", "last word").await
     );
     assert_no_duplicates(b, "#lobby").await;
+    assert_eq!(
+        js(
+            b,
+            "return document.querySelectorAll('.line.pending').length;"
+        )
+        .await,
+        json!(0),
+        "the placeholder went when the server echoed the line"
+    );
     assert_eq!(
         cli.out.count("<webby> typed while offline"),
         1,
