@@ -286,6 +286,8 @@ pub struct Session {
     /// The last id handed out; ids strictly increase for the life of the session.
     last_id: u64,
     pending: VecDeque<Pending>,
+    /// Why the session ended for good, when it was not `/quit`.
+    fatal: Option<String>,
     deferred: VecDeque<ClientMsg>,
     /// Waiting for flood tokens (only while welcomed).
     outbox: VecDeque<Out>,
@@ -319,6 +321,7 @@ impl Session {
             parting: Vec::new(),
             last_id: 0,
             pending: VecDeque::new(),
+            fatal: None,
             deferred: VecDeque::new(),
             outbox: VecDeque::new(),
             bucket: Pacing::new(FLOOD_BURST, FLOOD_REFILL, now),
@@ -440,11 +443,11 @@ impl Session {
 
     /// Makes `room` (which we are in) the room typed chat goes to. False if we are not in it.
     pub fn switch_room(&mut self, room: &RoomName) -> bool {
-        let Some(state) = self.rooms.iter_mut().find(|r| &r.room == room) else {
+        if !self.set_current(room) {
             return false;
-        };
-        state.unread = 0;
-        self.current = Some(room.clone());
+        }
+        // The user chose where to talk: a join still in flight no longer claims typed chat.
+        self.make_current = None;
         true
     }
 
@@ -572,6 +575,22 @@ impl Session {
 
     // ---- connection lifecycle ----
 
+    /// Why the session ended for good when that was not the user's `/quit` (e.g. the server
+    /// speaks another protocol version): a line-mode client exits non-zero on it.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    /// Makes `room` (which we are in) current and clears its unread count.
+    fn set_current(&mut self, room: &RoomName) -> bool {
+        let Some(state) = self.rooms.iter_mut().find(|r| &r.room == room) else {
+            return false;
+        };
+        state.unread = 0;
+        self.current = Some(room.clone());
+        true
+    }
+
     fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open { .. })
     }
@@ -640,10 +659,12 @@ impl Session {
         Millis(half + self.rng.next_u64() % (base - half + 1))
     }
 
-    fn close_for_good(&mut self) {
+    /// Ends the session: `fatal` says why when it was not the user's `/quit`.
+    fn close_for_good(&mut self, fatal: Option<String>) {
         if self.phase == Phase::Closed {
             return;
         }
+        self.fatal = fatal;
         self.event(Event::Close);
         self.phase = Phase::Closed;
         self.outbox.clear();
@@ -779,10 +800,12 @@ impl Session {
 
     /// Where typed chat goes: the current room, else the room being joined.
     fn chat_room(&mut self) -> Option<RoomName> {
+        // A room being joined on the user's word comes first: what is typed right after `/join`
+        // is meant for it, and pacing keeps the join ahead of the message on the wire.
         let room = self
-            .current
+            .make_current
             .clone()
-            .or_else(|| self.make_current.clone())
+            .or_else(|| self.current.clone())
             .or_else(|| self.joining.first().cloned())
             .or_else(|| {
                 (!self.ever_welcomed)
@@ -879,7 +902,7 @@ impl Session {
             }
             Command::Quit(reason) => {
                 self.send(&ClientMsg::Quit { reason });
-                self.close_for_good();
+                self.close_for_good(None);
             }
             Command::Help => {
                 for (usage, what) in HELP {
@@ -893,7 +916,7 @@ impl Session {
         let leaving = self.parting.contains(&room);
         if let Some(state) = self.room_state(&room).cloned().filter(|_| !leaving) {
             // Already in it: `/join` just makes it current.
-            self.switch_room(&room);
+            self.set_current(&room);
             self.event(Event::Joined {
                 room,
                 topic: state.topic,
@@ -1074,7 +1097,7 @@ impl Session {
             if self.make_current.as_ref() == Some(&room) {
                 self.make_current = None;
             }
-            self.switch_room(&room);
+            self.set_current(&room);
         }
     }
 
@@ -1201,7 +1224,7 @@ impl Session {
             text: clean(detail),
         });
         if kind == ErrorKind::Version {
-            self.close_for_good();
+            self.close_for_good(Some(clean(detail)));
         }
     }
 

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::wire::LEN_PREFIX;
 
@@ -419,7 +418,7 @@ fn every_command_sends_the_right_message() {
         (
             "/me waves",
             ClientMsg::Act {
-                room: lobby.clone(),
+                room: room("#rust"),
                 id: MsgId(2),
                 text: text("waves"),
             },
@@ -427,12 +426,13 @@ fn every_command_sends_the_right_message() {
         (
             "//slash",
             ClientMsg::Say {
-                room: lobby.clone(),
+                room: room("#rust"),
                 id: MsgId(3),
                 text: text("/slash"),
             },
         ),
     ];
+    // After `/join #rust`, chat goes to #rust even before the server answers the join.
     for (line, want) in cases {
         t.advance(FLOOD_REFILL.0);
         t.s.handle_input(line, t.now);
@@ -487,6 +487,25 @@ fn no_room_no_chat() {
     assert!(t.sent().is_empty());
     t.s.handle_input("/part", t.now);
     assert_eq!(errors(&t.events()).len(), 1);
+}
+
+#[test]
+fn chat_typed_right_after_join_goes_to_the_joined_room() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #rust", t.now);
+    t.s.handle_input("hello rust", t.now);
+    let sent = t.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[0],
+        ClientMsg::Join {
+            room: room("#rust")
+        }
+    );
+    assert!(
+        matches!(&sent[1], ClientMsg::Say { room: r, .. } if r == &room("#rust")),
+        "{sent:?}"
+    );
 }
 
 #[test]
@@ -1005,6 +1024,7 @@ fn quit_closes_for_good() {
         vec![Event::Close, Event::State(ConnState::Closed)]
     );
     assert_eq!(t.s.state(), ConnState::Closed);
+    assert_eq!(t.s.fatal(), None, "the user's own quit is not a failure");
     assert_eq!(t.s.poll_timeout(), None);
     t.s.handle_disconnected("eof", t.now);
     t.advance(RECONNECT_MAX.0 * 10);
@@ -1053,6 +1073,7 @@ fn version_mismatch_closes_without_retry() {
         ]
     );
     assert_eq!(t.s.poll_timeout(), None);
+    assert_eq!(t.s.fatal(), Some("this server speaks version 2"));
 }
 
 #[test]
