@@ -139,6 +139,9 @@ pub enum DriverError {
     /// Input ended but the server did not acknowledge everything in time.
     #[error("the server did not acknowledge everything sent within {0:?}")]
     NotSettled(Duration),
+    /// The session ended for good for another reason than `/quit` (e.g. a protocol mismatch).
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// How the driver is winding down.
@@ -238,7 +241,10 @@ pub async fn run(
 
         // Winding down?
         if session.state() == ConnState::Closed && writer.is_none() {
-            return Ok(());
+            return match session.fatal() {
+                Some(why) => Err(DriverError::Fatal(why.to_owned())),
+                None => Ok(()),
+            };
         }
         if !frontend_open && ending.is_none() {
             debug!("front-end gone; quitting");

@@ -118,6 +118,42 @@ async fn a_client_that_never_gets_an_answer_exits_1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_of_another_protocol_version_ends_the_client_with_exit_1() {
+    use natter_core::wire::{ErrorKind, ServerMsg, encode_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A fake server that refuses every hello the way a newer natter-server would.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 256];
+        let _ = sock.read(&mut buf).await;
+        let refuse = ServerMsg::Error {
+            kind: ErrorKind::Version,
+            id: None,
+            detail: "this server speaks protocol version 9".into(),
+        };
+        let bye = ServerMsg::Bye {
+            reason: "version mismatch".into(),
+        };
+        for m in [refuse, bye] {
+            sock.write_all(&encode_frame(&m).expect("encodes"))
+                .await
+                .expect("write");
+        }
+        // Hold the socket until the client hangs up.
+        let _ = sock.read(&mut buf).await;
+    });
+    let mut c = Client::start("future", addr, &["--wait", "5"]);
+    c.expect_containing("protocol version 9").await;
+    let status = c.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{:#?}", c.seen);
+    fake.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_given_on_the_command_line_are_joined() {
     let (server, addr) = server().await;
     let mut c = Client::start("multi", addr, &["--room", "#one", "--room", "two"]);
