@@ -58,18 +58,42 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender
     };
     let (rh, wh) = stream.into_split();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let writer = tokio::spawn(write_loop(wh, writer_rx, hub.clone(), conn, stop_tx));
-    let stopped = read_loop(&rh, &hub, conn, stop_rx).await;
-    let _ = hub.send(Input::Closed { conn }).await;
-    if stopped {
-        drain(&rh).await;
+    let mut writer = tokio::spawn(write_loop(wh, writer_rx, hub.clone(), conn, stop_tx));
+    if read_loop(&rh, &hub, conn, stop_rx).await {
+        // The hub said close (or the writer failed). Input is dropped from now on, while the
+        // writer flushes (bounded by CLOSE_LINGER) and briefly after its FIN, so the peer reads
+        // the last error line instead of a reset.
+        let discarding = discard(&rh);
+        tokio::pin!(discarding);
+        let peer_closed = tokio::select! {
+            r = &mut writer => {
+                log_join(conn, r);
+                false
+            }
+            () = &mut discarding => true,
+        };
+        if peer_closed {
+            log_join(conn, writer.await);
+        } else {
+            let _ = timeout(DRAIN_AFTER_CLOSE, discarding).await;
+        }
+        let _ = hub.send(Input::Closed { conn }).await;
+    } else {
+        // The peer is gone: the hub drops the writer's channel, the writer flushes what it
+        // still has (bounded by CLOSE_LINGER) and ends.
+        let _ = hub.send(Input::Closed { conn }).await;
+        log_join(conn, writer.await);
     }
-    if let Err(e) = writer.await {
+}
+
+fn log_join(conn: ConnId, r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r {
         debug!(%conn, error = %e, "writer task failed");
     }
 }
 
-/// Forwards reads to the hub until EOF, an error, or the writer ending (then returns true).
+/// Forwards reads to the hub until EOF or an error (false), or until the writer starts closing
+/// or ends (true).
 async fn read_loop(
     rh: &OwnedReadHalf,
     hub: &mpsc::Sender<Input>,
@@ -109,32 +133,31 @@ fn read_some(rh: &OwnedReadHalf) -> io::Result<Option<Bytes>> {
     Ok((n > 0).then(|| Bytes::copy_from_slice(&buf[..n])))
 }
 
-/// Reads and drops input for a short while after our side is closed (see [`DRAIN_AFTER_CLOSE`]).
-async fn drain(rh: &OwnedReadHalf) {
-    let _ = timeout(DRAIN_AFTER_CLOSE, async {
-        loop {
-            if rh.readable().await.is_err() {
-                return;
-            }
-            match read_some(rh) {
-                Ok(Some(_)) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Ok(None) | Err(_) => return,
-            }
+/// Reads and drops input until the peer closes or the socket fails.
+async fn discard(rh: &OwnedReadHalf) {
+    loop {
+        if rh.readable().await.is_err() {
+            return;
         }
-    })
-    .await;
+        match read_some(rh) {
+            Ok(Some(_)) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 /// Writes what the hub sends until told to close (then flushes, within [`CLOSE_LINGER`]) or a
-/// write fails. Dropping `_stop` on return ends the reader.
+/// write fails. The reader stops forwarding input when closing starts (`stop` fires) or the
+/// writer ends (`stop` is dropped).
 async fn write_loop(
     mut wh: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<WriterCmd>,
     hub: mpsc::Sender<Input>,
     conn: ConnId,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
 ) {
+    let mut stop = Some(stop);
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut closing = false;
     let linger = sleep(Duration::ZERO);
@@ -156,6 +179,9 @@ async fn write_loop(
                 }
                 if closing {
                     linger.as_mut().reset(Instant::now() + CLOSE_LINGER);
+                    if let Some(stop) = stop.take() {
+                        let _ = stop.send(());
+                    }
                 }
             }
             r = write_some(&mut wh, &pending), if !pending.is_empty() => match r {

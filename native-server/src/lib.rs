@@ -34,7 +34,8 @@ impl ServerConfig {
     /// loopback address trusted as a bridge.
     pub fn local_test() -> ServerConfig {
         let hub = Config {
-            secret_seed: random_seed(),
+            // Tests only: a fixed seed if the OS has no randomness (it always has on Linux).
+            secret_seed: random_seed().unwrap_or([0x5e; 32]),
             trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 1])],
             ..Config::default()
         };
@@ -46,21 +47,11 @@ impl ServerConfig {
     }
 }
 
-/// A seed from the OS's random source, or (if that fails, which it does not on any supported
-/// OS) from the clock and address-space layout, logged as a warning.
-pub fn random_seed() -> [u8; 32] {
+/// 32 bytes from the OS's random source, for [`Config::secret_seed`].
+pub fn random_seed() -> Result<[u8; 32], ServerError> {
     let mut seed = [0u8; 32];
-    if let Err(e) = getrandom::fill(&mut seed) {
-        tracing::warn!(error = %e, "OS randomness unavailable; seeding from the clock");
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let here = &seed as *const _ as usize as u128;
-        seed[..16].copy_from_slice(&t.to_le_bytes());
-        seed[16..].copy_from_slice(&here.to_le_bytes());
-    }
-    seed
+    getrandom::fill(&mut seed).map_err(|e| ServerError::Randomness(e.to_string()))?;
+    Ok(seed)
 }
 
 /// Why the server could not start or stop cleanly.
@@ -77,6 +68,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The OS's random source failed (resume tokens would be guessable: refuse to run).
+    #[error("no OS randomness: {0}")]
+    Randomness(String),
     /// A server task ended abnormally (a bug: it panicked).
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

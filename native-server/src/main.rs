@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
 
     let args = Args::parse();
     let file = read_file_config(args.config.as_ref())?;
-    let config = server_config(&args, &file, random_seed())?;
+    let config = server_config(&args, &file, random_seed()?)?;
     let server = natter_server::start(config).await?;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
