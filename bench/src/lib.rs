@@ -1,0 +1,57 @@
+//! natter-bench: fan-out throughput, latency and memory of natter-server, through natter-bridge,
+//! and of a protocol-free relay baseline, measured by one load generator.
+//!
+//! - [`load`]: the load generator (C clients in one room, closed or open loop, every delivery
+//!   counted and checked);
+//! - [`wire`]: what the generator sends and how it recognises a delivery, per target;
+//! - [`stamp`]: the 64-byte payload that carries sender, sequence number and send time;
+//! - [`baseline`]: the minimal length-prefixed relay server natter is compared with;
+//! - [`idle`]: the idle workload (many connections, bytes per connection);
+//! - [`procs`]: servers as pinned child processes, and what `/proc` says about them;
+//! - [`report`]: medians, the table, JSON lines and the SVG plot;
+//! - [`smoke`]: a seconds-long in-process run that asserts nothing was lost.
+#![warn(missing_docs)]
+
+pub mod baseline;
+pub mod idle;
+pub mod load;
+pub mod procs;
+pub mod report;
+pub mod smoke;
+pub mod stamp;
+pub mod wire;
+
+/// Which server a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// natter-server, binary protocol over TCP.
+    Natter,
+    /// The protocol-free relay ([`baseline`]).
+    Baseline,
+    /// natter-server through natter-bridge, WebSocket clients.
+    Bridge,
+}
+
+impl Target {
+    /// The name used in tables, JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Natter => "natter",
+            Target::Baseline => "baseline",
+            Target::Bridge => "bridge",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s {
+            "natter" => Ok(Target::Natter),
+            "baseline" => Ok(Target::Baseline),
+            "bridge" => Ok(Target::Bridge),
+            _ => Err(format!("unknown target {s:?} (natter, baseline, bridge)")),
+        }
+    }
+}

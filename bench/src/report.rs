@@ -1,0 +1,344 @@
+//! Figures of one run, their medians over repeated runs, and the three outputs: a table on
+//! stdout, JSON lines, and an SVG plot of deliveries/s and p99 latency against C.
+
+use crate::Target;
+use plotters::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Above this share of its CPU the generator itself may be the bottleneck: the figure is then
+/// a lower bound on what the server can do.
+pub const GEN_SATURATED: f64 = 0.85;
+
+/// What one fan-out run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFigures {
+    /// Server kind.
+    pub target: Target,
+    /// Clients.
+    pub clients: u32,
+    /// Messages per client.
+    pub messages: u32,
+    /// Closed-loop window (0 in open loop).
+    pub window: u32,
+    /// Open-loop total rate, messages/s.
+    pub rate: Option<f64>,
+    /// Deliveries per second.
+    pub deliveries_per_s: f64,
+    /// Deliveries counted.
+    pub deliveries: u64,
+    /// Latency percentiles, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Server CPU over the measured part, as a share of one core (bridge runs: server + bridge).
+    pub server_cpu: f64,
+    /// Load generator CPU, share of one core.
+    pub gen_cpu: f64,
+    /// Server peak RSS (VmHWM), bytes.
+    pub server_peak_rss: u64,
+    /// Bridge peak RSS, bytes (bridge runs).
+    pub bridge_peak_rss: Option<u64>,
+    /// Lost and duplicated deliveries.
+    pub lost: u64,
+    /// Duplicated or out of order.
+    pub duplicated: u64,
+    /// Every expected delivery arrived.
+    pub complete: bool,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// First errors.
+    pub errors: Vec<String>,
+}
+
+/// Medians of the runs of one configuration (each figure's median on its own).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Server kind.
+    pub target: Target,
+    /// Clients.
+    pub clients: u32,
+    /// Messages per client.
+    pub messages: u32,
+    /// Window.
+    pub window: u32,
+    /// Open-loop rate.
+    pub rate: Option<f64>,
+    /// Runs the medians are over.
+    pub runs: usize,
+    /// Runs with every delivery, none duplicated.
+    pub clean_runs: usize,
+    /// Median deliveries/s.
+    pub deliveries_per_s: f64,
+    /// Median p50, µs.
+    pub p50_us: f64,
+    /// Median p99, µs.
+    pub p99_us: f64,
+    /// Median max, µs.
+    pub max_us: f64,
+    /// Median server CPU share.
+    pub server_cpu: f64,
+    /// Median generator CPU share.
+    pub gen_cpu: f64,
+    /// Highest generator CPU share of the runs.
+    pub gen_cpu_max: f64,
+    /// Median server peak RSS, bytes.
+    pub server_peak_rss: u64,
+    /// Whether the generator was above [`GEN_SATURATED`] in any run (figures are lower bounds).
+    pub gen_saturated: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+impl Summary {
+    /// Medians of `runs` (all of one configuration; at least one).
+    pub fn of(runs: &[RunFigures]) -> Option<Summary> {
+        let first = runs.first()?;
+        let m = |f: fn(&RunFigures) -> f64| median(runs.iter().map(f).collect());
+        let gen_cpu_max = runs.iter().map(|r| r.gen_cpu).fold(0.0, f64::max);
+        Some(Summary {
+            target: first.target,
+            clients: first.clients,
+            messages: first.messages,
+            window: first.window,
+            rate: first.rate,
+            runs: runs.len(),
+            clean_runs: runs
+                .iter()
+                .filter(|r| r.complete && r.lost == 0 && r.duplicated == 0)
+                .count(),
+            deliveries_per_s: m(|r| r.deliveries_per_s),
+            p50_us: m(|r| r.p50_us),
+            p99_us: m(|r| r.p99_us),
+            max_us: m(|r| r.max_us),
+            server_cpu: m(|r| r.server_cpu),
+            gen_cpu: m(|r| r.gen_cpu),
+            gen_cpu_max,
+            server_peak_rss: m(|r| r.server_peak_rss as f64) as u64,
+            gen_saturated: gen_cpu_max > GEN_SATURATED,
+        })
+    }
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.3}", us / 1000.0)
+}
+
+/// The fan-out table: one line per configuration, then natter (and the bridge) against the
+/// baseline of the same C.
+pub fn fanout_table(sums: &[Summary]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>5}\n",
+        "target",
+        "C",
+        "M",
+        "W",
+        "rate",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "srv cpu",
+        "gen cpu",
+        "srv RSS",
+        "clean"
+    ));
+    for s in sums {
+        out.push_str(&format!(
+            "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>6.0}% {:>6.0}%{} {:>7.1}M {:>2}/{}\n",
+            s.target.name(),
+            s.clients,
+            s.messages,
+            s.window,
+            s.rate.map_or_else(|| "-".into(), si),
+            si(s.deliveries_per_s),
+            ms(s.p50_us),
+            ms(s.p99_us),
+            ms(s.max_us),
+            s.server_cpu * 100.0,
+            s.gen_cpu * 100.0,
+            if s.gen_saturated { "!" } else { " " },
+            s.server_peak_rss as f64 / (1024.0 * 1024.0),
+            s.clean_runs,
+            s.runs,
+        ));
+    }
+    let base: BTreeMap<(u32, u64), &Summary> = sums
+        .iter()
+        .filter(|s| s.target == Target::Baseline)
+        .map(|s| ((s.clients, s.rate.map_or(0, |r| r as u64)), s))
+        .collect();
+    let mut ratios = String::new();
+    for s in sums.iter().filter(|s| s.target != Target::Baseline) {
+        if let Some(b) = base.get(&(s.clients, s.rate.map_or(0, |r| r as u64))) {
+            ratios.push_str(&format!(
+                "{:<9} C={:<5} deliveries/s {:.2} x baseline, p50 {:.2} x, p99 {:.2} x\n",
+                s.target.name(),
+                s.clients,
+                s.deliveries_per_s / b.deliveries_per_s.max(1e-9),
+                s.p50_us / b.p50_us.max(1e-9),
+                s.p99_us / b.p99_us.max(1e-9),
+            ));
+        }
+    }
+    let natter: BTreeMap<u32, &Summary> = sums
+        .iter()
+        .filter(|s| s.target == Target::Natter)
+        .map(|s| (s.clients, s))
+        .collect();
+    for s in sums.iter().filter(|s| s.target == Target::Bridge) {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "bridge    C={:<5} deliveries/s {:.2} x natter, p50 +{:.3} ms over natter\n",
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                (s.p50_us - n.p50_us) / 1000.0,
+            ));
+        }
+    }
+    if !ratios.is_empty() {
+        out.push('\n');
+        out.push_str(&ratios);
+    }
+    if sums.iter().any(|s| s.gen_saturated) {
+        out.push_str(&format!(
+            "\n! the load generator was above {:.0}% CPU in a run: that figure is a lower bound\n",
+            GEN_SATURATED * 100.0
+        ));
+    }
+    out
+}
+
+/// Appends `records` as JSON lines to `path`.
+pub fn append_json<T: Serialize>(path: &Path, records: &[T]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    for r in records {
+        let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Plots deliveries/s and p99 against C, one line per target (closed-loop summaries only).
+pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
+    let closed: Vec<&Summary> = sums.iter().filter(|s| s.rate.is_none()).collect();
+    if closed.is_empty() {
+        return Ok(());
+    }
+    let cmax = closed.iter().map(|s| s.clients).max().unwrap_or(10) as f64 * 1.5;
+    let cmin = closed.iter().map(|s| s.clients).min().unwrap_or(10) as f64 / 1.5;
+    let rmax = closed
+        .iter()
+        .map(|s| s.deliveries_per_s)
+        .fold(0.0, f64::max)
+        * 1.1
+        / 1e6;
+    let pmax = closed.iter().map(|s| s.p99_us).fold(0.0, f64::max) * 1.1 / 1000.0;
+    let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(600);
+    let colour = |t: Target| match t {
+        Target::Natter => RGBColor(200, 60, 40),
+        Target::Baseline => RGBColor(40, 90, 200),
+        Target::Bridge => RGBColor(40, 150, 70),
+    };
+    for (area, title, ylabel, ymax, pick) in [
+        (
+            &left,
+            "fan-out throughput",
+            "deliveries/s (millions)",
+            rmax.max(0.1),
+            (|s: &Summary| s.deliveries_per_s / 1e6) as fn(&Summary) -> f64,
+        ),
+        (
+            &right,
+            "p99 latency",
+            "p99 (ms)",
+            pmax.max(0.1),
+            (|s: &Summary| s.p99_us / 1000.0) as fn(&Summary) -> f64,
+        ),
+    ] {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((cmin..cmax).log_scale(), 0f64..ymax)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("clients in the room (C)")
+            .y_desc(ylabel)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for t in [Target::Baseline, Target::Natter, Target::Bridge] {
+            let pts: Vec<(f64, f64)> = closed
+                .iter()
+                .filter(|s| s.target == t)
+                .map(|s| (f64::from(s.clients), pick(s)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let c = colour(t);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(t.name())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// What one idle run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleFigures {
+    /// Server kind.
+    pub target: Target,
+    /// Connections.
+    pub conns: u32,
+    /// Members per room.
+    pub room_size: u32,
+    /// Server RSS before connecting, bytes.
+    pub rss_before: u64,
+    /// Server RSS with every connection open and idle, bytes.
+    pub rss_held: u64,
+    /// (held − before) / conns.
+    pub bytes_per_conn: f64,
+    /// Connecting (and joining) all of them, seconds.
+    pub connect_secs: f64,
+}
