@@ -81,12 +81,17 @@ impl Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        let pgid = self.0.id();
-        // `kill -KILL -PGID`: the group this test created, by its id.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
-            .stderr(Stdio::null())
-            .status();
+        // The group this test created, by its id: killpg(2), not the `kill` program, whose
+        // procps-ng 4.0.2 reads `kill -KILL -13624` as process group 1 (that is, everything).
+        // A group id of 0 or 1 would mean our own group or every process: never signal those.
+        if let Ok(pgid) = i32::try_from(self.0.id())
+            && pgid > 1
+        {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
