@@ -369,6 +369,50 @@ async fn oversize_line_is_cut_and_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_lines_and_garbage_do_not_hurt_anyone() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+
+    // A line that never ends: 1 MiB without a newline, written while others chat.
+    let (mut endless, _) = TextClient::welcomed(addr, "endless").await;
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..16 {
+        endless.send_raw(&chunk).await;
+    }
+    a.send("during the endless line").await;
+    b.expect(
+        |l| l == format!("<{nick_a}> during the endless line"),
+        "chat goes on",
+    )
+    .await;
+    endless.send_raw(b"\nback to normal\n").await;
+    endless
+        .expect(|l| l.starts_with("ERROR:"), "line too long")
+        .await;
+    a.expect(|l| l.ends_with("> back to normal"), "the next line")
+        .await;
+
+    // Bytes that are neither UTF-8 nor the binary preamble, with terminal escapes.
+    let mut junk = TextClient::connect(addr, "junk").await;
+    let mut bytes: Vec<u8> = (0..8192u32)
+        .map(|i| u8::try_from((i * 7919 + 13) % 251).unwrap() | 0x80)
+        .collect();
+    bytes.extend_from_slice(b"\x1b[2J\r\n\xff\xfe\n");
+    junk.send_raw(&bytes).await;
+    let _ = junk.lines_for(Duration::from_millis(300)).await;
+    // Whatever others were shown of it carries no escape character.
+    let shown = a.lines_for(Duration::from_millis(300)).await;
+    assert!(shown.iter().all(|l| !l.contains('\x1b')), "{shown:?}");
+
+    a.send("still here").await;
+    b.expect(|l| l == format!("<{nick_a}> still here"), "chat goes on")
+        .await;
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_is_refused_with_an_error_and_others_keep_talking() {
     let server = start(ServerConfig::local_test()).await.unwrap();
     let addr = server.local_addrs()[0];
