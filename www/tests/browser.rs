@@ -527,6 +527,7 @@ async fn scenario(
         err.contains("starts with a letter"),
         "bad nick explained: {err:?}"
     );
+    screenshot(b, "nick.png").await;
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("webby").await.expect("type a nick");
     b.find(Locator::Id("nick-go"))
@@ -862,6 +863,24 @@ async fn scenario(
         .filter(|hidden| *hidden)
     );
     screenshot(b, "chat-mobile.png").await;
+
+    // Leaving: the page says so and offers to join again; the others see the quit.
+    type_line(b, "/quit see you").await;
+    wait_for!(
+        "the page to show it has left",
+        STEP,
+        (conn_state(b).await == "closed").then_some(())
+    );
+    let banner = text_of(b, "#banner").await;
+    assert!(
+        banner.contains("left the chat"),
+        "banner after /quit: {banner:?}"
+    );
+    wait_for!(
+        "nc to see the quit",
+        STEP,
+        nc.out.has("webby quit (see you)")
+    );
 
     let _ = timeout(Duration::from_secs(5), cli.stdin.shutdown()).await;
     let _ = cli.child.start_kill();
