@@ -1,1 +1,493 @@
-fn main() {}
+//! `natter-bench`: runs the fan-out and idle workloads against fresh server processes (natter,
+//! the baseline, natter through the bridge), prints a table, writes JSON lines and an SVG plot
+//! under `target/bench/`. `baseline-server` is the baseline itself; `--smoke` a quick check.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use natter_bench::load::{Load, LoadSpec};
+use natter_bench::procs::{self, ServerProc};
+use natter_bench::report::{self, IdleFigures, RunFigures, Summary};
+use natter_bench::{Target, idle, smoke};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Deliveries a closed-loop run aims at when `--messages` is not given (M = this / C²).
+const AUTO_DELIVERIES: u64 = 5_000_000;
+
+/// Bridge runs stop at the bridge binary's per-IP limit (all clients come from 127.0.0.1).
+const BRIDGE_MAX_CLIENTS: u32 = natter_core::limits::MAX_CONNECTIONS_PER_IP as u32;
+
+#[derive(Debug, Parser)]
+#[command(name = "natter-bench", version, about)]
+struct Cli {
+    /// Quick in-process check (a few hundred messages per target); fails if anything is lost.
+    #[arg(long)]
+    smoke: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Fan-out: C clients in one room, each sending M messages (closed loop W, or open loop R).
+    Fanout(FanoutArgs),
+    /// Idle: N connections in rooms of S, bytes of server memory per connection.
+    Idle(IdleArgs),
+    /// The protocol-free relay baseline (what `fanout` and `idle` start as a process).
+    BaselineServer {
+        /// Address to listen on (port 0: any free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// natter-server binary.
+    #[arg(long, default_value_os_t = release_bin("natter-server"))]
+    server_bin: PathBuf,
+    /// natter-bridge binary.
+    #[arg(long, default_value_os_t = release_bin("natter-bridge"))]
+    bridge_bin: PathBuf,
+    /// Where JSON lines, the plot, the server config and logs go.
+    #[arg(long, default_value_os_t = workspace_dir().join("target/bench"))]
+    out: PathBuf,
+    /// CPU for the server (and the bridge).
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// CPU for this load generator.
+    #[arg(long, default_value_t = 1)]
+    gen_cpu: usize,
+    /// Do not pin anything to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Runs per configuration (fresh server each); figures are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+#[derive(Debug, Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Clients in the room (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "10,50,200,1000")]
+    clients: Vec<u32>,
+    /// Messages per client [default: 5,000,000 / C², at least W, at most 50,000; open loop:
+    /// five seconds' worth].
+    #[arg(long)]
+    messages: Option<u32>,
+    /// Own unacknowledged messages per client (closed loop).
+    #[arg(long, default_value_t = 4)]
+    window: u32,
+    /// Open loop instead: total messages per second over all clients.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Servers to measure (comma-separated: natter, baseline, bridge).
+    #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
+    targets: Vec<Target>,
+    /// Decode every delivery fully (slower generator; checks the fast path).
+    #[arg(long)]
+    verify: bool,
+    /// Longest a run's measured part may take, seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections.
+    #[arg(long, default_value_t = 5000)]
+    conns: u32,
+    /// Members per room.
+    #[arg(long, default_value_t = 100)]
+    room_size: u32,
+    /// Servers to measure (natter, baseline).
+    #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
+    targets: Vec<Target>,
+}
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+fn release_bin(name: &str) -> PathBuf {
+    workspace_dir().join("target/release").join(name)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let pin = |c: &Common| -> anyhow::Result<()> {
+        if !c.no_pin {
+            procs::pin_self(c.gen_cpu).context("pinning the load generator")?;
+        }
+        Ok(())
+    };
+    // One thread: the generator's figure is what one pinned core can do.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        None if cli.smoke => rt.block_on(smoke_main()),
+        None => bail!("nothing to do: give --smoke or a subcommand (see --help)"),
+        Some(Cmd::BaselineServer { listen }) => rt.block_on(baseline_server(listen)),
+        Some(Cmd::Fanout(a)) => {
+            pin(&a.common)?;
+            rt.block_on(fanout(a))
+        }
+        Some(Cmd::Idle(a)) => {
+            pin(&a.common)?;
+            rt.block_on(idle_main(a))
+        }
+    }
+}
+
+async fn baseline_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!("baseline-server listening on {}", listener.local_addr()?);
+    natter_bench::baseline::serve(listener).await?;
+    Ok(())
+}
+
+async fn smoke_main() -> anyhow::Result<()> {
+    let results = smoke::run(8, 50).await?;
+    let mut bad = 0;
+    for (what, r) in &results {
+        let ok = r.complete && r.lost == 0 && r.duplicated == 0 && r.deliveries == r.expected;
+        bad += usize::from(!ok);
+        println!(
+            "{what:<30} {} {}/{} deliveries, lost {}, dup {}, p99 {:.3} ms {:?}",
+            if ok { "ok  " } else { "FAIL" },
+            r.deliveries,
+            r.expected,
+            r.lost,
+            r.duplicated,
+            r.latency.value_at_quantile(0.99) as f64 / 1e6,
+            r.errors
+        );
+    }
+    if bad > 0 {
+        bail!("{bad} smoke runs lost or duplicated messages");
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The servers of one run: killed when dropped.
+struct Servers {
+    main: ServerProc,
+    bridge: Option<ServerProc>,
+}
+
+impl Servers {
+    /// CPU seconds of everything on the server side.
+    fn cpu(&self) -> anyhow::Result<f64> {
+        let b = match &self.bridge {
+            Some(b) => b.cpu_seconds()?,
+            None => 0.0,
+        };
+        Ok(self.main.cpu_seconds()? + b)
+    }
+
+    /// Where clients connect.
+    fn client_addr(&self) -> SocketAddr {
+        self.bridge.as_ref().map_or(self.main.addr, |b| b.addr)
+    }
+}
+
+fn start_servers(c: &Common, target: Target, tag: &str) -> anyhow::Result<Servers> {
+    let cpu = (!c.no_pin).then_some(c.server_cpu);
+    let logs = c.out.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let config = c.out.join("natter-server-bench.toml");
+    std::fs::write(&config, smoke::bench_config_toml())?;
+    let natter = |log: String| {
+        ServerProc::spawn(
+            "natter-server",
+            &c.server_bin,
+            &[
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ],
+            &[("RUST_LOG", "info")],
+            cpu,
+            logs.join(log),
+            "listening",
+        )
+    };
+    Ok(match target {
+        Target::Natter => Servers {
+            main: natter(format!("natter-server-{tag}.log"))?,
+            bridge: None,
+        },
+        Target::Baseline => Servers {
+            main: ServerProc::spawn(
+                "baseline-server",
+                &std::env::current_exe()?,
+                &[
+                    "baseline-server".into(),
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                ],
+                &[],
+                cpu,
+                logs.join(format!("baseline-{tag}.log")),
+                "listening on",
+            )?,
+            bridge: None,
+        },
+        Target::Bridge => {
+            let main = natter(format!("natter-server-bridged-{tag}.log"))?;
+            let bridge = ServerProc::spawn(
+                "natter-bridge",
+                &c.bridge_bin,
+                &[
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--server".into(),
+                    main.addr.to_string(),
+                    "--www".into(),
+                    c.out.join("no-page").display().to_string(),
+                ],
+                &[("RUST_LOG", "warn")],
+                cpu,
+                logs.join(format!("natter-bridge-{tag}.log")),
+                "open http://",
+            )?;
+            Servers {
+                main,
+                bridge: Some(bridge),
+            }
+        }
+    })
+}
+
+fn auto_messages(clients: u32, window: u32, rate: Option<f64>) -> u32 {
+    match rate {
+        // About five seconds of sending.
+        Some(r) => ((r * 5.0 / f64::from(clients)).ceil() as u32).max(1),
+        None => {
+            let c2 = u64::from(clients) * u64::from(clients);
+            // Clamped to at most 50,000, so the cast is exact.
+            (AUTO_DELIVERIES / c2.max(1)).clamp(u64::from(window.max(1)), 50_000) as u32
+        }
+    }
+}
+
+async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&a.common.out)?;
+    let stamp = unix_now();
+    let json = a.common.out.join(format!("fanout-{stamp}.jsonl"));
+    let mut all: Vec<RunFigures> = Vec::new();
+    let mut sums = Vec::new();
+    for &clients in &a.clients {
+        let messages = a
+            .messages
+            .unwrap_or_else(|| auto_messages(clients, a.window, a.rate));
+        let mut targets = Vec::new();
+        for &t in &a.targets {
+            if t == Target::Bridge && clients > BRIDGE_MAX_CLIENTS {
+                eprintln!(
+                    "bridge skipped at C={clients}: natter-bridge allows {BRIDGE_MAX_CLIENTS} connections per IP"
+                );
+            } else {
+                targets.push(t);
+            }
+        }
+        let mut by_target: Vec<Vec<RunFigures>> = vec![Vec::new(); targets.len()];
+        // Targets interleaved run by run, so a busy moment on the machine hits all of them.
+        for run in 0..a.common.runs {
+            for (ti, &target) in targets.iter().enumerate() {
+                let tag = format!("{}-{stamp}-c{clients}-{run}", target.name());
+                let fig = fanout_once(&a, target, clients, messages, &tag)
+                    .await
+                    .with_context(|| format!("{} C={clients} run {run}", target.name()))?;
+                eprintln!(
+                    "  {:<8} C={clients:<5} M={messages:<6} run {run}: {:>10.0} deliveries/s, p50 {:.3} ms, p99 {:.3} ms, server cpu {:.0}%, gen cpu {:.0}%{}",
+                    target.name(),
+                    fig.deliveries_per_s,
+                    fig.p50_us / 1e3,
+                    fig.p99_us / 1e3,
+                    fig.server_cpu * 100.0,
+                    fig.gen_cpu * 100.0,
+                    if fig.complete {
+                        String::new()
+                    } else {
+                        format!(
+                            "  INCOMPLETE: lost {} dup {} {:?}",
+                            fig.lost, fig.duplicated, fig.errors
+                        )
+                    }
+                );
+                report::append_json(&json, std::slice::from_ref(&fig))?;
+                by_target[ti].push(fig.clone());
+                all.push(fig);
+            }
+        }
+        sums.extend(by_target.iter().filter_map(|runs| Summary::of(runs)));
+    }
+    report::append_json(&json, &sums)?;
+    println!("{}", report::fanout_table(&sums));
+    println!("JSON lines: {}", json.display());
+    if a.clients.len() > 1 && a.rate.is_none() {
+        let svg = a.common.out.join(format!("fanout-{stamp}.svg"));
+        report::plot(&svg, &sums).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        println!("plot: {}", svg.display());
+    }
+    let unclean = all
+        .iter()
+        .filter(|r| !(r.complete && r.lost == 0 && r.duplicated == 0))
+        .count();
+    if unclean > 0 {
+        bail!("{unclean} runs lost or duplicated messages (see above)");
+    }
+    Ok(())
+}
+
+async fn fanout_once(
+    a: &FanoutArgs,
+    target: Target,
+    clients: u32,
+    messages: u32,
+    tag: &str,
+) -> anyhow::Result<RunFigures> {
+    let servers = start_servers(&a.common, target, tag)?;
+    let spec = LoadSpec {
+        target,
+        addr: servers.client_addr(),
+        clients,
+        messages,
+        window: a.window,
+        rate: a.rate,
+        verify: a.verify,
+        timeout: Duration::from_secs(a.timeout_secs),
+    };
+    let me = std::process::id();
+    // A LocalSet per run: dropping it closes every client of the run.
+    let local = tokio::task::LocalSet::new();
+    let (result, server_cpu, gen_cpu) = local
+        .run_until(async {
+            let load = Load::connect(spec).await?;
+            let (s0, g0, t0) = (servers.cpu()?, procs::cpu_seconds(me)?, Instant::now());
+            let result = load.run().await;
+            let (s1, g1) = (servers.cpu()?, procs::cpu_seconds(me)?);
+            let wall = t0.elapsed().as_secs_f64().max(1e-9);
+            anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall))
+        })
+        .await?;
+    drop(local);
+    let q = |p: f64| result.latency.value_at_quantile(p) as f64 / 1e3;
+    Ok(RunFigures {
+        target,
+        clients,
+        messages,
+        window: if a.rate.is_some() { 0 } else { a.window },
+        rate: a.rate,
+        deliveries_per_s: result.rate(),
+        deliveries: result.deliveries,
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        max_us: result.latency.max() as f64 / 1e3,
+        server_cpu,
+        gen_cpu,
+        server_peak_rss: servers.main.peak_rss()?,
+        bridge_peak_rss: servers.bridge.as_ref().map(|b| b.peak_rss()).transpose()?,
+        lost: result.lost,
+        duplicated: result.duplicated,
+        complete: result.complete && result.deliveries == result.expected,
+        seconds: result.elapsed.as_secs_f64(),
+        errors: result.errors,
+    })
+}
+
+async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
+    if a.targets.contains(&Target::Bridge) {
+        bail!("the idle workload runs natter and baseline only");
+    }
+    std::fs::create_dir_all(&a.common.out)?;
+    let stamp = unix_now();
+    let json = a.common.out.join(format!("idle-{stamp}.jsonl"));
+    let mut rows: Vec<(Target, Vec<IdleFigures>)> =
+        a.targets.iter().map(|t| (*t, Vec::new())).collect();
+    for run in 0..a.common.runs {
+        for (target, figs) in rows.iter_mut() {
+            let tag = format!("idle-{}-{stamp}-{run}", target.name());
+            let servers = start_servers(&a.common, *target, &tag)?;
+            // Let the server finish starting (its RSS settles) before the first reading.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let rss_before = servers.main.rss()?;
+            let held = idle::open(*target, servers.main.addr, a.conns, a.room_size).await?;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let rss_held = servers.main.rss()?;
+            let fig = IdleFigures {
+                target: *target,
+                conns: a.conns,
+                room_size: a.room_size,
+                rss_before,
+                rss_held,
+                bytes_per_conn: (rss_held as f64 - rss_before as f64) / f64::from(a.conns.max(1)),
+                connect_secs: held.connect_time.as_secs_f64(),
+            };
+            eprintln!(
+                "  {:<8} N={} run {run}: {:.0} bytes/conn, connected in {:.2} s",
+                target.name(),
+                a.conns,
+                fig.bytes_per_conn,
+                fig.connect_secs
+            );
+            report::append_json(&json, std::slice::from_ref(&fig))?;
+            figs.push(fig);
+            drop(held);
+            drop(servers);
+        }
+    }
+    println!(
+        "{:<9} {:>6} {:>6} {:>14} {:>12}",
+        "target", "N", "room", "bytes/conn", "connect s"
+    );
+    let mut medians = Vec::new();
+    for (target, figs) in &rows {
+        let med = |f: fn(&IdleFigures) -> f64| {
+            let mut v: Vec<f64> = figs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        let (b, t) = (med(|f| f.bytes_per_conn), med(|f| f.connect_secs));
+        println!(
+            "{:<9} {:>6} {:>6} {:>14.0} {:>12.2}",
+            target.name(),
+            a.conns,
+            a.room_size,
+            b,
+            t
+        );
+        medians.push(serde_json::json!({
+            "summary": "idle", "target": target, "conns": a.conns, "room_size": a.room_size,
+            "bytes_per_conn": b, "connect_secs": t, "runs": figs.len(),
+        }));
+    }
+    report::append_json(&json, &medians)?;
+    println!("JSON lines: {}", json.display());
+    Ok(())
+}
