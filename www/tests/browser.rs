@@ -838,6 +838,57 @@ async fn scenario(
         STEP,
         has_line(b, "@netcat", "netcat", "psst, this one is just for you").await
     );
+    // Answering: a member's name opens the DM; lines typed there go to them only.
+    b.find(Locator::XPath(
+        "//ul[@id='member-list']//button[span[text()='netcat']]",
+    ))
+    .await
+    .expect("netcat in the member list")
+    .click()
+    .await
+    .expect("open the DM");
+    wait_for!(
+        "the DM conversation on screen",
+        STEP,
+        (text_of(b, "#conv-name").await == "netcat").then_some(())
+    );
+    type_line(b, "hi netcat, privately").await;
+    wait_for!(
+        "nc to get the DM",
+        STEP,
+        nc.out.has("*webby* hi netcat, privately")
+    );
+    wait_for!(
+        "the sent DM in the page",
+        STEP,
+        has_line(b, "@netcat", "webby", "hi netcat, privately").await
+    );
+    assert_eq!(
+        cli.out.count("hi netcat, privately"),
+        0,
+        "a DM reaches nobody else"
+    );
+    b.find(Locator::Css(r##"#room-list button[data-conv="#lobby"]"##))
+        .await
+        .expect("#lobby in the room list")
+        .click()
+        .await
+        .expect("back to #lobby");
+
+    // Up brings back what was typed before.
+    let input = b.find(Locator::Id("input")).await.expect("the input");
+    input
+        .send_keys(&char::from(fantoccini::key::Key::Up).to_string())
+        .await
+        .expect("press Up");
+    let recalled = js(b, "return document.getElementById('input').value;").await;
+    assert_eq!(
+        recalled,
+        json!("hi netcat, privately"),
+        "Up recalls the last line"
+    );
+    input.clear().await.expect("clear the input");
+
     type_line(b, "the page works nicely").await;
     wait_for!(
         "the last browser line",
