@@ -9,6 +9,7 @@ import init, { Client, nick_error } from "./natter_web.js";
 
 const MAX_LINES = 1000; // lines kept per conversation; older ones are dropped from the DOM
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
+const MAX_DMS = 50; // direct conversations kept; the least recently used one goes first
 const LOBBY = "#lobby";
 
 const $ = (id) => document.getElementById(id);
@@ -45,6 +46,7 @@ let everConnected = false;
 let me = "";
 let sessionRoom = null; // the Session's current room as last seen, to follow /join and /part
 let whoAsked = 0; // /who typed and not yet answered
+let quitTyped = false; // so the end of the session is explained right
 let errorsSeen = 0; // error events, so input that was refused at once leaves no placeholder
 
 // Conversations: rooms ("#x") and direct chats ("@nick", folded), each with its own log element.
@@ -130,7 +132,22 @@ function conv(key, label) {
     joined: false,
   };
   convs.set(key, c);
+  if (!c.isRoom) {
+    const dms = [...convs.values()].filter((x) => !x.isRoom && x.key !== view && x !== c);
+    if (dms.length >= MAX_DMS) {
+      // Map order is insertion order, and touch() re-inserts: the first one is the stalest.
+      convs.delete(dms[0].key);
+      dms[0].log.remove();
+    }
+  }
   return c;
+}
+
+// Marks a direct conversation as just used (for MAX_DMS).
+function touch(c) {
+  if (c.isRoom) return;
+  convs.delete(c.key);
+  convs.set(c.key, c);
 }
 
 function dmKey(nick) {
@@ -180,7 +197,7 @@ function renderLists() {
   }
   rooms.sort((a, b) => (a.key === LOBBY ? -1 : b.key === LOBBY ? 1 : a.key.localeCompare(b.key)));
   fillList(ui.roomList, rooms);
-  fillList(ui.dmList, dms);
+  fillList(ui.dmList, dms.reverse()); // most recent first (touch() moves a DM to the end)
 }
 
 function fillList(list, items) {
@@ -347,6 +364,7 @@ function onEvent(ev) {
       const mine = fold(ev.from) === fold(me);
       const other = mine ? ev.to : ev.from;
       const c = conv(dmKey(other), other);
+      touch(c);
       if (mine) confirm(c, "say", ev.text);
       append(c, chatLine(mine ? "say mine" : "say", ev.at, ev.from, ev.text), ev.at);
       if (!mine) bump(c, true);
@@ -472,7 +490,7 @@ function setState(ev) {
         l.title = "not sent";
       }
       ui.status.textContent = "disconnected";
-      showBanner("You have left the chat.", true);
+      showBanner(quitTyped ? "You have left the chat." : "The server ended this session.", true);
       break;
   }
 }
@@ -611,6 +629,7 @@ function input(line) {
     line = `/msg ${c.label} ${line}`;
   }
   if (/^\/(who|names)\b/i.test(line)) whoAsked += 1;
+  if (/^\/(quit|exit)\b/i.test(line)) quitTyped = true;
   errorsSeen = 0;
   client.handle_input(line, now());
   pump();
