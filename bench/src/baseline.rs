@@ -12,7 +12,7 @@ use natter_core::limits::MAX_FRAME;
 use natter_core::wire::LEN_PREFIX;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -55,15 +55,20 @@ fn lock(m: &Members) -> std::sync::MutexGuard<'_, Vec<(u64, mpsc::Sender<Bytes>)
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn read_loop(mut rh: OwnedReadHalf, id: u64, members: Members) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK + LEN_PREFIX + MAX_FRAME);
+async fn read_loop(rh: OwnedReadHalf, id: u64, members: Members) {
+    // Holds a partial frame between reads; no allocation while the connection is idle.
+    let mut buf = BytesMut::new();
     loop {
-        if buf.capacity() - buf.len() < READ_CHUNK {
-            buf.reserve(READ_CHUNK);
+        if rh.readable().await.is_err() {
+            break;
         }
-        match rh.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        // On the stack only while reading, never in an idle connection's future.
+        let mut chunk = [0u8; READ_CHUNK];
+        match rh.try_read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
         }
         // Whole frames only; the partial one stays for the next read.
         let mut whole = 0;
@@ -84,10 +89,13 @@ async fn read_loop(mut rh: OwnedReadHalf, id: u64, members: Members) {
         if whole == 0 {
             continue;
         }
-        let chunk = buf.split_to(whole).freeze();
+        let out = buf.split_to(whole).freeze();
+        if buf.is_empty() {
+            buf = BytesMut::new();
+        }
         lock(&members).retain(|(m, tx)| {
             *m == id
-                || match tx.try_send(chunk.clone()) {
+                || match tx.try_send(out.clone()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         debug!(id = *m, "too slow; dropping");
@@ -101,9 +109,9 @@ async fn read_loop(mut rh: OwnedReadHalf, id: u64, members: Members) {
 }
 
 async fn write_loop(mut wh: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    let mut pending: Vec<Bytes> = Vec::new();
     while let Some(b) = rx.recv().await {
-        pending.push(b);
+        // Per burst, so an idle connection holds no queue.
+        let mut pending = vec![b];
         while pending.len() < MAX_IOV {
             match rx.try_recv() {
                 Ok(b) => pending.push(b),
@@ -140,6 +148,7 @@ fn advance(pending: &mut Vec<Bytes>, mut n: usize) {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
     use tokio::time::timeout;
 
