@@ -523,6 +523,7 @@ function pump() {
       onEvent(ev);
     } catch (e) {
       console.error("natter: rendering an event failed", ev, e);
+      noteError(e);
     }
   }
   for (let tx = client.poll_transmit(); tx !== undefined; tx = client.poll_transmit()) {
@@ -813,8 +814,18 @@ function askNick() {
   ui.nickInput.select();
 }
 
+// Script errors (including a wasm panic, which surfaces as an uncaught RuntimeError), kept for
+// the tests to check; the console has them too.
+const errors = [];
+function noteError(what) {
+  if (errors.length < 100) errors.push(String(what));
+}
+window.addEventListener("error", (e) => noteError(e.message));
+window.addEventListener("unhandledrejection", (e) => noteError(e.reason));
+
 // Test hooks (used by www/tests/browser.rs, harmless for people).
 window.natterDebug = {
+  errors,
   dropSocket() {
     if (ws) ws.close(4000, "dropped for a test");
     return ws !== null;

@@ -914,6 +914,50 @@ async fn scenario(
         .filter(|hidden| *hidden)
     );
     screenshot(b, "chat-mobile.png").await;
+    b.find(Locator::Id("toggle-rooms"))
+        .await
+        .expect("the rooms button")
+        .click()
+        .await
+        .expect("open the rooms drawer");
+    wait_for!(
+        "the rooms drawer to slide in",
+        STEP,
+        js(
+            b,
+            "return document.getElementById('sidebar').getBoundingClientRect().left >= 0;",
+        )
+        .await
+        .as_bool()
+        .filter(|open| *open)
+    );
+    screenshot(b, "chat-mobile-rooms.png").await;
+    b.find(Locator::Css(r##"#room-list button[data-conv="#rust"]"##))
+        .await
+        .expect("#rust in the drawer")
+        .click()
+        .await
+        .expect("switch to #rust");
+    wait_for!(
+        "#rust on screen, drawer closed",
+        STEP,
+        (text_of(b, "#conv-name").await == "#rust").then_some(())
+    );
+    assert!(
+        has_line(b, "#rust", "clint", "anyone here into rust?")
+            .await
+            .is_some(),
+        "#rust's unread line is there"
+    );
+    assert_eq!(
+        text_of(b, r##"#room-list button[data-conv="#rust"] .badge"##).await,
+        "",
+        "reading a room clears its count"
+    );
+
+    // Nothing went wrong in the page's scripts (or the wasm) along the way.
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, json!([]), "script errors in the page");
 
     // Leaving: the page says so and offers to join again; the others see the quit.
     type_line(b, "/quit see you").await;
