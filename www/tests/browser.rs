@@ -477,22 +477,41 @@ async fn browser_chats_with_cli_and_nc_users_and_survives_reconnects() {
     .expect("start natter-bridge");
     let browser = open_browser(driver_port, &profile.0).await;
 
-    let outcome = timeout(SCENARIO_LIMIT, scenario(&browser, server_addr, bridge, www)).await;
-    // Clean up before reporting: the session ends Chromium, the guard ends chromedriver.
+    // In a task, so a failed assertion (a panic) still lets us clean up before reporting it.
+    let mut task = tokio::spawn(scenario(browser.clone(), server_addr, bridge, www));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    let in_time = outcome.is_ok();
+    task.abort();
+    // The session ends Chromium, the guard ends chromedriver (and anything left in its group).
     let _ = timeout(Duration::from_secs(10), browser.close()).await;
     drop(driver);
-    let bridge = outcome.expect("the scenario finished in time");
-    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    let bridge = match outcome {
+        Ok(Ok(bridge)) => Some(bridge),
+        Ok(Err(e)) if e.is_panic() => {
+            let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+            std::panic::resume_unwind(e.into_panic());
+        }
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => None,
+    };
+    if let Some(bridge) = bridge {
+        let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    }
     let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    assert!(
+        in_time,
+        "the scenario did not finish within {SCENARIO_LIMIT:?}"
+    );
 }
 
 /// The conversation. Returns the (restarted) bridge so the caller can shut it down.
 async fn scenario(
-    b: &Browser,
+    browser: Browser,
     server_addr: SocketAddr,
     bridge: natter_bridge::Bridge,
     www: PathBuf,
 ) -> natter_bridge::Bridge {
+    let b = &browser;
     let bridge_addr = bridge.local_addr();
     timeout(STEP, b.goto(&format!("http://{bridge_addr}/")))
         .await
