@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
-use tracing::debug;
+use tracing::{debug, error};
 
 /// Bytes read per read call. The hub holds at most one partial frame or line per connection
 /// (`limits::INBOUND_MAX_BYTES`); this only sets how finely a burst is cut.
@@ -88,7 +88,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender
 
 fn log_join(conn: ConnId, r: Result<(), tokio::task::JoinError>) {
     if let Err(e) = r {
-        debug!(%conn, error = %e, "writer task failed");
+        error!(%conn, error = %e, "writer task failed");
     }
 }
 

@@ -34,8 +34,8 @@ fn socket_cap(max_connections: usize) -> usize {
         .min(Semaphore::MAX_PERMITS)
 }
 
-/// A running server. Stop it with [`Server::shutdown`]; dropping it stops accepting but leaves
-/// open connections running.
+/// A running server. Stop it with [`Server::shutdown`]. Dropping it instead stops accepting and,
+/// after `shutdown_grace`, drops every connection without a word.
 #[derive(Debug)]
 pub struct Server {
     addrs: Vec<SocketAddr>,
