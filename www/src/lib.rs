@@ -468,6 +468,46 @@ mod tests {
         }
     }
 
+    /// The page reads these names (www/static/app.js): `type` tags in lower camel case, optional
+    /// fields absent rather than null. serde_json sees the same serde data model that
+    /// serde-wasm-bindgen turns into JS objects.
+    #[test]
+    fn views_have_the_shape_the_page_reads() {
+        let nick = RoomEvent {
+            room: RoomName::lobby(),
+            seq: Seq(8),
+            at: Millis(5),
+            from: Nick::new("alice").unwrap(),
+            kind: EventKind::Nick {
+                new: Nick::new("al").unwrap(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(View::from(Event::Room(nick))).unwrap(),
+            serde_json::json!({
+                "type": "room", "room": "#lobby", "seq": 8.0, "at": 5.0,
+                "from": "alice", "kind": "nick", "newNick": "al"
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(View::from(Event::State(ConnState::Connected))).unwrap(),
+            serde_json::json!({"type": "state", "state": "connected"})
+        );
+        assert_eq!(
+            serde_json::to_value(View::from(Event::Joined {
+                room: RoomName::lobby(),
+                topic: None,
+                members: vec![Nick::new("bob").unwrap()],
+            }))
+            .unwrap(),
+            serde_json::json!({"type": "joined", "room": "#lobby", "members": ["bob"]})
+        );
+        assert_eq!(
+            serde_json::to_value(View::from(Event::Connect)).unwrap(),
+            serde_json::json!({"type": "connect"})
+        );
+    }
+
     #[test]
     fn gaps_count_inclusively_and_states_carry_their_deadline() {
         assert_eq!(

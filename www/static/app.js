@@ -561,6 +561,7 @@ function arm() {
   const delay = Math.min(Math.max(0, at - now()), 2 ** 31 - 1);
   timer = setTimeout(() => {
     timer = null;
+    if (!client) return;
     client.handle_timeout(now());
     pump();
   }, delay);
@@ -579,6 +580,7 @@ function openSocket() {
   } catch (e) {
     // Not reentrant-safe to call the Session from inside its own event loop: defer.
     setTimeout(() => {
+      if (!client) return;
       client.handle_disconnected(`cannot open WebSocket: ${e}`, now());
       pump();
     }, 0);
@@ -820,7 +822,18 @@ const errors = [];
 function noteError(what) {
   if (errors.length < 100) errors.push(String(what));
 }
-window.addEventListener("error", (e) => noteError(e.message));
+window.addEventListener("error", (e) => {
+  noteError(e.message);
+  // A panic in the wasm leaves the Client unusable: say so rather than sit there silently.
+  if (e.error instanceof WebAssembly.RuntimeError) {
+    clearTimeout(timer);
+    closeSocket("crashed");
+    client = null;
+    ui.app.dataset.state = "closed";
+    ui.status.textContent = "stopped";
+    showBanner("natter stopped working (a bug, sorry). Reload to rejoin.", true);
+  }
+});
 window.addEventListener("unhandledrejection", (e) => noteError(e.reason));
 
 // Test hooks (used by www/tests/browser.rs, harmless for people).
