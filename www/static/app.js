@@ -311,7 +311,8 @@ function info(text) {
     last.querySelector(".text").textContent = text;
     return;
   }
-  const line = noteLine(c, "info", text);
+  // `/help` lists commands as aligned columns: keep them aligned.
+  const line = noteLine(c, text.startsWith("/") ? "info help" : "info", text);
   if (text.startsWith("disconnected:")) line.dataset.kind = "disconnected";
 }
 

@@ -646,6 +646,16 @@ async fn scenario(
             .then_some(())
     );
 
+    type_line(b, "/help").await;
+    wait_for!(
+        "the /help list",
+        STEP,
+        text_of(b, r##".log[data-conv="#lobby"] .line.help"##)
+            .await
+            .contains("/join #room")
+            .then_some(())
+    );
+
     // Markup in a message is text: shown as typed, and no element is made from it.
     let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
     nc.say(hostile).await;
