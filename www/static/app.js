@@ -500,7 +500,8 @@ function renderReconnectBanner() {
   if (connState.state !== "reconnecting") return;
   const secs = Math.max(0, Math.ceil((connState.at - now()) / 1000));
   const when = secs > 0 ? ` — trying again in ${secs}s` : "";
-  showBanner(`Connection lost. reconnecting…${when}`, false);
+  const what = everConnected ? "Connection lost" : "Can't reach the chat server";
+  showBanner(`${what}. reconnecting…${when}`, false);
 }
 
 function showBanner(text, closed) {
