@@ -74,10 +74,12 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender
         };
         if peer_closed {
             log_join(conn, writer.await);
-        } else {
+        }
+        // Closed for the hub (its limits count it no more), though input is drained a moment.
+        let _ = hub.send(Input::Closed { conn }).await;
+        if !peer_closed {
             let _ = timeout(DRAIN_AFTER_CLOSE, discarding).await;
         }
-        let _ = hub.send(Input::Closed { conn }).await;
     } else {
         // The peer is gone: the hub drops the writer's channel, the writer flushes what it
         // still has (bounded by CLOSE_LINGER) and ends.

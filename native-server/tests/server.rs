@@ -692,3 +692,57 @@ async fn a_trusted_bridge_forwards_real_addresses() {
     );
     stop(server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_says_so() {
+    let mut config = ServerConfig::local_test();
+    config.hub.max_connections = 2;
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let mut c = TextClient::connect(addr, "c").await;
+    let got = c.expect_closed().await;
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("ERROR:") && l.contains("full")),
+        "{got:?}"
+    );
+    let mut d = BinClient::connect(addr, "d").await;
+    d.send(&ClientMsg::Hello {
+        version: natter_core::wire::PROTOCOL_VERSION,
+        nick: nick("dora"),
+        resume: None,
+    })
+    .await;
+    let got = d.expect_closed().await;
+    assert!(
+        got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Full,
+                ..
+            }
+        )),
+        "{got:#?}"
+    );
+    a.send("just us").await;
+    b.expect(|l| l == format!("<{nick_a}> just us"), "chat goes on")
+        .await;
+    // Room again once someone leaves (the server may take a moment to count the close).
+    b.send("/quit").await;
+    b.expect_closed().await;
+    let mut admitted = false;
+    for _ in 0..20 {
+        let mut e = TextClient::connect(addr, "e").await;
+        match e.next_line(WAIT).await {
+            Got::Msg(l) if l.starts_with("Welcome") => {
+                admitted = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(admitted, "no room after a quit");
+    stop(server).await;
+}
