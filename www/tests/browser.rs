@@ -468,7 +468,10 @@ async fn browser_chats_with_cli_and_nc_users_and_survives_reconnects() {
     let server = natter_server::start(server_config)
         .await
         .expect("start natter-server");
-    let server_addr = server.local_addrs()[0];
+    let server_addr = *server
+        .local_addrs()
+        .first()
+        .expect("the server listens somewhere");
     let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(
         server_addr,
         www.clone(),
