@@ -4,6 +4,8 @@
 
 use crate::{cargo, install, root, run, web};
 use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -88,10 +90,11 @@ impl Children {
     fn stop(&mut self, grace: Duration) {
         for c in &self.0 {
             // SIGTERM lets each service tell its clients and flush (Ctrl+C already sent SIGINT
-            // to the whole foreground group; a second signal is harmless).
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            // to the whole foreground group; a second signal is harmless). A direct call, not
+            // the `kill` program: one process, never a group.
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
         }
         let deadline = Instant::now() + grace;
         for c in &mut self.0 {
