@@ -11,13 +11,19 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 use tokio::time::timeout;
 
-/// Starts the binary on 127.0.0.1:0; returns it (killed when dropped), its log and its address.
-async fn spawn_server() -> (Child, BufReader<ChildStderr>, SocketAddr) {
+/// Starts the binary with `args` and `envs`; returns it (killed when dropped), its log and the
+/// address it says it listens on.
+async fn spawn_server(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
-        .args(["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "2000"])
+        .args(args)
         .env("RUST_LOG", "info")
         .env_remove("NATTER_LISTEN")
         .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_SHUTDOWN_GRACE_MS")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -46,7 +52,11 @@ async fn spawn_server() -> (Child, BufReader<ChildStderr>, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_goodbye_and_exits_zero() {
-    let (mut child, mut log, addr) = spawn_server().await;
+    let (mut child, mut log, addr) = spawn_server(
+        &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "2000"],
+        &[],
+    )
+    .await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
     let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
     let (mut b, _) = TextClient::welcomed(addr, "b").await;
@@ -58,17 +68,7 @@ async fn sigterm_says_goodbye_and_exits_zero() {
     .await;
     let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
 
-    let pid = child.id().expect("running child has a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-
-    let status = timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("natter-server did not exit within 10 s of SIGTERM")
-        .expect("wait for natter-server");
+    let status = sigterm(&mut child).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
     let got = bin.expect_closed().await;
     assert!(
@@ -106,4 +106,45 @@ async fn help_lists_the_flags() {
     for flag in ["--listen", "--config", "--trusted-proxy", "NATTER_LISTEN"] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running child has a pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("natter-server did not exit within 10 s of SIGTERM")
+        .expect("wait for natter-server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_a_config_file_and_the_environment() {
+    // The file sets the listen address and a limit; the environment sets the grace.
+    let path = std::env::temp_dir().join(format!("natter-server-test-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "listen = [\"127.0.0.1:0\"]\n[limits]\nmax_connections = 1\n",
+    )
+    .expect("write the config file");
+    let config = path.to_str().expect("a UTF-8 temp path").to_owned();
+    let (mut child, _log, addr) = spawn_server(
+        &[],
+        &[
+            ("NATTER_CONFIG", &config),
+            ("NATTER_SHUTDOWN_GRACE_MS", "500"),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    let (_a, _) = TextClient::welcomed(addr, "a").await;
+    // max_connections = 1 from the file: the second is turned away.
+    let mut b = TextClient::connect(addr, "b").await;
+    let got = b.expect_closed().await;
+    assert!(got.iter().any(|l| l.contains("full")), "{got:?}");
+    assert_eq!(sigterm(&mut child).await.code(), Some(0));
 }
