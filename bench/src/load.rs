@@ -493,7 +493,8 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             let url = format!("ws://{}/ws", spec.addr);
             let (ws, _) = timeout(
                 Duration::from_secs(10),
-                tokio_tungstenite::connect_async(url.as_str()),
+                // Nagle off, as browsers have it: small messages must not wait for an ACK.
+                tokio_tungstenite::connect_async_with_config(url.as_str(), None, true),
             )
             .await
             .map_err(|e| connect_err(&e))?
