@@ -37,10 +37,10 @@ const MSGS: usize = 20;
 const PACE: Duration = Duration::from_millis(250);
 /// Legit p99 send→receive latency bound: generous for a loaded 2-core CI machine that also runs
 /// every attacker and client in this process.
-const P99_BOUND: Duration = Duration::from_millis(750);
+const P99_BOUND: Duration = Duration::from_millis(500);
 /// What the whole mix may add to this process's RSS. Each connection's queues are bounded by
-/// the hub; 500+ attacker sockets and their buffers are the bulk.
-const RSS_GROWTH_BOUND_KIB: u64 = 64 * 1024;
+/// the hub; 500+ attacker sockets and their buffers are the bulk. Measured: about +9 MiB.
+const RSS_GROWTH_BOUND_KIB: u64 = 32 * 1024;
 /// The whole test's time budget.
 const BUDGET: Duration = Duration::from_secs(50);
 const HELLO_TIMEOUT: Millis = Millis(2000);
@@ -229,7 +229,19 @@ async fn garbage_text(addr: SocketAddr) -> Outcome {
     let mut c = Raw::connect(addr).await?;
     let mut rng = Bytes64(7);
     for _ in 0..8 {
-        let mut g = rng.fill(1500);
+        // No newline (one line per write, within the flood burst) and no 0xFF: that is telnet's
+        // IAC, and IAC SB would swallow everything up to IAC SE, the /who below included.
+        let mut g: Vec<u8> = rng
+            .fill(1500)
+            .into_iter()
+            .map(|b| {
+                if matches!(b, b'\n' | b'\r' | 0xff) {
+                    b'x'
+                } else {
+                    b
+                }
+            })
+            .collect();
         g[0] = b'g'; // text mode on the first byte
         g.push(b'\n');
         c.write(&g).await?;
@@ -600,7 +612,8 @@ async fn bad_utf8_binary(addr: SocketAddr) -> Outcome {
 /// `/nick` and `/join` with bytes that are not UTF-8 (and an ESC): refused in words.
 async fn bad_utf8_text(addr: SocketAddr) -> Outcome {
     let mut c = Raw::connect(addr).await?;
-    c.write(b"/nick \xff\xfe\x1b[2J\n/join #\xc3\x28\x1b]0;x\x07\n/who\n")
+    // (Not 0xFF: that starts a telnet command, and IAC DONT would eat the ESC after it.)
+    c.write(b"/nick \xc3\x28\xfe\x1b[2J\n/join #\xc3\x28\x1b]0;x\x07\n/who\n")
         .await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     c.read_until(deadline, |b| {
