@@ -102,12 +102,24 @@ impl Hub {
     pub(super) fn replay_recent(&mut self, conn: ConnId, room: &RoomName, upto: Seq) {
         let lim = self.queue_limits();
         let n = self.config.history_on_join;
+        // A person reads the replay as live chat unless it is framed as the past.
+        let framed = self.kind(conn) == Some(ConnKind::Text)
+            && self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.last_n(n, upto).next().is_some());
+        if framed {
+            self.send_line(conn, &format!("-- recent messages in {room}:"));
+        }
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
             return;
         };
         for s in r.last_n(n, upto) {
             let data = stored_bytes(c, s);
             c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+        }
+        if framed {
+            self.send_line(conn, "-- (end of recent messages)");
         }
     }
 

@@ -243,8 +243,15 @@ fn text_welcome_autojoin_and_chat_without_echo() {
     let bn = t.hub.nick(b).unwrap().to_string();
     let lb = t.lines(b);
     assert_eq!(lb[1], format!("-- you are in #lobby with: {me}"));
-    // Then recent history: the first user's join.
-    assert_eq!(lb[2..], [format!("-- {me} joined #lobby")]);
+    // Then recent history, framed as the past: the first user's join.
+    assert_eq!(
+        lb[2..],
+        [
+            "-- recent messages in #lobby:".to_owned(),
+            format!("-- {me} joined #lobby"),
+            "-- (end of recent messages)".to_owned()
+        ]
+    );
     assert_eq!(t.lines(c), vec![format!("-- {bn} joined #lobby")]);
 
     t.line(c, "hello there");
