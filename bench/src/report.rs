@@ -266,61 +266,91 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
         Target::Baseline => RGBColor(40, 90, 200),
         Target::Bridge => RGBColor(40, 150, 70),
     };
-    for (area, title, ylabel, ymax, pick) in [
-        (
-            &left,
-            "fan-out throughput",
-            "deliveries/s (millions)",
-            rmax.max(0.1),
-            (|s: &Summary| s.deliveries_per_s / 1e6) as fn(&Summary) -> f64,
-        ),
-        (
-            &right,
-            "p99 latency",
-            "p99 (ms)",
-            pmax.max(0.1),
-            (|s: &Summary| s.p99_us / 1000.0) as fn(&Summary) -> f64,
-        ),
-    ] {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d((cmin..cmax).log_scale(), 0f64..ymax)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("clients in the room (C)")
-            .y_desc(ylabel)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for t in [Target::Baseline, Target::Natter, Target::Bridge] {
-            let pts: Vec<(f64, f64)> = closed
-                .iter()
-                .filter(|s| s.target == t)
-                .map(|s| (f64::from(s.clients), pick(s)))
-                .collect();
-            if pts.is_empty() {
-                continue;
-            }
-            let c = colour(t);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(t.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
-            chart
-                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
-                .map_err(|e| e.to_string())?;
+    let series = |t: Target, pick: fn(&Summary) -> f64| -> Vec<(f64, f64)> {
+        closed
+            .iter()
+            .filter(|s| s.target == t)
+            .map(|s| (f64::from(s.clients), pick(s)))
+            .collect()
+    };
+    const TARGETS: [Target; 3] = [Target::Baseline, Target::Natter, Target::Bridge];
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+
+    let mut chart = ChartBuilder::on(&left)
+        .caption("fan-out throughput (W=4)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((cmin..cmax).log_scale(), 0f64..rmax.max(0.1))
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("clients in the room (C)")
+        .y_desc("deliveries/s (millions)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    for t in TARGETS {
+        let pts = series(t, |s| s.deliveries_per_s / 1e6);
+        if pts.is_empty() {
+            continue;
         }
+        let c = colour(t);
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(t.name())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+            .map_err(|e| err(&e))?;
     }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    // Latency spans orders of magnitude across C: log scale.
+    let pmin = closed.iter().map(|s| s.p99_us).fold(f64::MAX, f64::min) / 1000.0;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("p99 latency (W=4)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (cmin..cmax).log_scale(),
+            ((pmin / 2.0).max(0.001)..pmax.max(0.01) * 2.0).log_scale(),
+        )
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("clients in the room (C)")
+        .y_desc("p99 (ms, log scale)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    for t in TARGETS {
+        let pts = series(t, |s| s.p99_us / 1000.0);
+        if pts.is_empty() {
+            continue;
+        }
+        let c = colour(t);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(t.name())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
     root.present().map_err(|e| e.to_string())
 }
 
