@@ -204,21 +204,34 @@ impl Hub {
         let token = self.fresh_token();
         self.new_user(nick.clone(), ConnKind::Binary, conn, Some(token.clone()));
         self.make_ready(conn, now);
-        self.send(
-            conn,
-            ServerMsg::Welcome {
-                version: PROTOCOL_VERSION,
-                nick: nick.clone(),
-                token,
-                resumed: false,
-            },
-        );
         debug!(conn = %conn, %nick, "hello");
+        self.welcome(conn, nick, Some(token), false);
+    }
+
+    /// Welcomes a binary user (fresh or resumed) and tells the shell it is ready.
+    pub(super) fn welcome(
+        &mut self,
+        conn: ConnId,
+        nick: Nick,
+        token: Option<ResumeToken>,
+        resumed: bool,
+    ) {
+        if let Some(token) = token {
+            self.send(
+                conn,
+                ServerMsg::Welcome {
+                    version: PROTOCOL_VERSION,
+                    nick: nick.clone(),
+                    token,
+                    resumed,
+                },
+            );
+        }
         self.out.events.push_back(HubEvent::Ready {
             conn,
             kind: ConnKind::Binary,
             nick,
-            resumed: false,
+            resumed,
         });
     }
 

@@ -665,6 +665,21 @@ impl Hub {
         self.close_conn(conn, detail, now);
     }
 
+    /// Takes `conn` off its user (who lives on: quit already, or resumed elsewhere), says `Bye`
+    /// with `words` and closes it.
+    fn bye(&mut self, conn: ConnId, words: &str, log: &str, now: Millis) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.user = None;
+        }
+        self.send(
+            conn,
+            ServerMsg::Bye {
+                reason: words.into(),
+            },
+        );
+        self.close_conn(conn, log.into(), now);
+    }
+
     /// Marks `conn` closing, tells the shell, and detaches (binary) or quits (text) its user.
     fn close_conn(&mut self, conn: ConnId, reason: String, now: Millis) {
         let Some(c) = self.conns.get_mut(&conn) else {

@@ -208,16 +208,7 @@ impl Hub {
             ClientMsg::History { room, after } => self.history(conn, room, after),
             ClientMsg::Quit { reason } => {
                 self.quit_user(uid, reason, now);
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.user = None;
-                }
-                self.send(
-                    conn,
-                    ServerMsg::Bye {
-                        reason: "goodbye".into(),
-                    },
-                );
-                self.close_conn(conn, "quit".into(), now);
+                self.bye(conn, "goodbye", "quit", now);
             }
             ClientMsg::Ping { token } => self.send(conn, ServerMsg::Pong { token }),
             ClientMsg::Pong { .. } => {}

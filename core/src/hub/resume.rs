@@ -18,16 +18,12 @@ impl Hub {
         match u.conn {
             Some(old) if old != conn => {
                 // The old socket is not yet known dead: the new connection takes over.
-                if let Some(oc) = self.conns.get_mut(&old) {
-                    oc.user = None;
-                }
-                self.send(
+                self.bye(
                     old,
-                    ServerMsg::Bye {
-                        reason: "your session continues on a new connection".into(),
-                    },
+                    "your session continues on a new connection",
+                    "taken over by a resumed connection",
+                    now,
                 );
-                self.close_conn(old, "taken over by a resumed connection".into(), now);
             }
             Some(_) => {}
             None => {
@@ -46,24 +42,8 @@ impl Hub {
             c.user = Some(uid);
         }
         self.make_ready(conn, now);
-        if let Some(token) = token {
-            self.send(
-                conn,
-                ServerMsg::Welcome {
-                    version: PROTOCOL_VERSION,
-                    nick: nick.clone(),
-                    token,
-                    resumed: true,
-                },
-            );
-        }
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
-        self.out.events.push_back(HubEvent::Ready {
-            conn,
-            kind: ConnKind::Binary,
-            nick,
-            resumed: true,
-        });
+        self.welcome(conn, nick, token, true);
         for room in rooms {
             let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
                 continue;
