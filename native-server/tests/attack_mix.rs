@@ -171,6 +171,9 @@ async fn legit_read(
                 Err(e) => st.unexpected.push(format!("undecodable: {e}")),
             }
         }
+        if seen.len() == LEGIT * MSGS {
+            break;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         match timeout(left, r.read(&mut buf)).await {
             Err(_) => break,
@@ -782,7 +785,7 @@ async fn attack_mix_leaves_legit_clients_whole() {
     for (name, task) in attacks {
         let left = test_deadline.saturating_duration_since(Instant::now());
         match timeout(left, task).await {
-            Ok(Ok(Ok(summary))) => eprintln!("attack {name}: {summary}"),
+            Ok(Ok(Ok(summary))) => eprintln!("attack {name} ({:.1?}): {summary}", t0.elapsed()),
             Ok(Ok(Err(e))) => failures.push(format!("{name}: {e}")),
             Ok(Err(e)) => failures.push(format!("{name}: panicked: {e}")),
             Err(_) => failures.push(format!("{name}: did not finish in time")),
@@ -815,6 +818,7 @@ async fn attack_mix_leaves_legit_clients_whole() {
     let p50 = quantile(&latencies, 0.5);
     let p99 = quantile(&latencies, 0.99);
     let max = latencies.last().copied().unwrap_or_default();
+    eprintln!("legit readers done at {:.1?}", t0.elapsed());
     let rss_after = support::rss_kib();
     let growth = rss_after.saturating_sub(rss_before);
     eprintln!(
@@ -848,6 +852,7 @@ async fn attack_mix_leaves_legit_clients_whole() {
         }
     }
     let _ = std::fs::remove_dir_all(&home);
+    eprintln!("observers done at {:.1?}", t0.elapsed());
 
     timeout(Duration::from_secs(10), server.shutdown())
         .await
