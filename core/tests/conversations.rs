@@ -247,3 +247,41 @@ fn slow_consumer_gets_a_gap_marker_and_others_are_unaffected() {
     sorted.dedup();
     assert_eq!(sorted.len(), got.len());
 }
+
+/// Found by the property test: a stalled member joins a room and talks there at once; its own
+/// message's echo is skipped while its queue is full, and must still settle after it catches up.
+#[test]
+fn a_stalled_talker_still_gets_its_own_message_acknowledged() {
+    let config = Config {
+        outbound_max_msgs: 8,
+        outbound_max_bytes: 2048,
+        flood_burst: 1_000,
+        flood_refill: Millis(1),
+        history_len: 16,
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    let a = net.add_session("ann", &["#lobby"]);
+    let b = net.add_session("ben", &["#lobby"]);
+    let c = net.add_session("cat", &["#lobby"]);
+    let t = net.add_text();
+    net.set_stalled(c, true);
+    for n in 0..4 {
+        net.type_line(a, &format!("m{n}"));
+    }
+    net.type_line(c, "/join #rust");
+    for n in 4..10 {
+        net.type_line(a, &format!("m{n}"));
+    }
+    net.type_line(c, "in rust");
+    net.type_line(t, "t1");
+    net.type_line(t, "t2");
+    net.type_line(b, "b1");
+    net.type_line(b, "b2");
+    for i in [a, b, c] {
+        net.set_stalled(i, false);
+    }
+    net.advance(Millis(30_000));
+    let settled = net.session(c).is_settled();
+    assert!(settled, "{:#?}", net.events(c).iter().collect::<Vec<_>>());
+}

@@ -3,7 +3,8 @@
 //! - no member receives a room event (room, seq) twice;
 //! - a member receives every event of a room it is in, from the first it saw to the last, or a gap
 //!   marker covering each one it did not get;
-//! - what the hub has handed out for a connection and not seen written stays under its limit.
+//! - what the hub has handed out for a connection and not seen written stays under its limit;
+//! - every message a session typed is settled exactly once, as delivered.
 
 mod harness;
 
@@ -87,6 +88,21 @@ proptest! {
         net.advance(Millis(30_000));
 
         for &i in &s {
+            // Every message typed settles exactly once, and here (nobody quit) as delivered.
+            let mut queued = BTreeSet::new();
+            let mut settled = BTreeSet::new();
+            for e in net.events(i) {
+                match e {
+                    Event::Queued { id, .. } => prop_assert!(queued.insert(*id)),
+                    Event::Settled { id, delivered } => {
+                        prop_assert!(*delivered, "client {} message {:?} refused", i, id);
+                        prop_assert!(settled.insert(*id), "client {} settled {:?} twice", i, id);
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(&queued, &settled, "client {} left messages unsettled", i);
+
             let mut seen: BTreeMap<RoomName, BTreeSet<u64>> = BTreeMap::new();
             let mut gaps: BTreeMap<RoomName, Vec<(u64, u64)>> = BTreeMap::new();
             for e in net.events(i) {

@@ -60,7 +60,10 @@ pub fn notice_lines(ev: &Event) -> Vec<String> {
         | Event::State(_)
         | Event::Room(_)
         | Event::Direct(_)
-        | Event::Gap { .. } => Vec::new(),
+        | Event::Gap { .. }
+        // Our own messages print when the server echoes them.
+        | Event::Queued { .. }
+        | Event::Settled { .. } => Vec::new(),
     }
 }
 

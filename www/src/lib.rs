@@ -13,7 +13,7 @@
 #![warn(missing_docs)]
 
 use natter_core::Millis;
-use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
+use natter_core::session::{ConnState, Event, Session, SessionConfig, Target, Transport};
 use natter_core::types::{Nick, RoomName};
 use natter_core::wire::{EventKind, RoomEvent};
 use serde::Serialize;
@@ -280,6 +280,28 @@ pub enum View {
         /// Words for people.
         text: String,
     },
+    /// A message we typed is on its way; `settled` with the same id follows.
+    Queued {
+        /// Its id.
+        id: f64,
+        /// The room it goes to (absent for a DM).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The nick it goes to (a DM).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// An action (`/me`).
+        act: bool,
+        /// Text.
+        text: String,
+    },
+    /// The message `id` was acknowledged (`delivered`) or will never be.
+    Settled {
+        /// Its id.
+        id: f64,
+        /// Whether the server took it.
+        delivered: bool,
+    },
 }
 
 /// One line of a room list.
@@ -366,6 +388,23 @@ impl From<Event> for View {
                 text,
             },
             Event::Info(text) => View::Info { text },
+            Event::Queued { id, to, act, text } => {
+                let (room, to) = match to {
+                    Target::Room(r) => (Some(r.to_string()), None),
+                    Target::Nick(n) => (None, Some(n.to_string())),
+                };
+                View::Queued {
+                    id: num(id.0),
+                    room,
+                    to,
+                    act,
+                    text: text.to_string(),
+                }
+            }
+            Event::Settled { id, delivered } => View::Settled {
+                id: num(id.0),
+                delivered,
+            },
         }
     }
 }

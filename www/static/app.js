@@ -47,7 +47,6 @@ let me = "";
 let sessionRoom = null; // the Session's current room as last seen, to follow /join and /part
 let whoAsked = 0; // /who typed and not yet answered
 let quitTyped = false; // so the end of the session is explained right
-let errorsSeen = 0; // error events, so input that was refused at once leaves no placeholder
 
 // Conversations: rooms ("#x") and direct chats ("@nick", folded), each with its own log element.
 const convs = new Map();
@@ -366,7 +365,6 @@ function onEvent(ev) {
       const other = mine ? ev.to : ev.from;
       const c = conv(dmKey(other), other);
       touch(c);
-      if (mine) confirm(c, "say", ev.text);
       append(c, chatLine(mine ? "say mine" : "say", ev.at, ev.from, ev.text), ev.at);
       if (!mine) bump(c, true);
       break;
@@ -414,11 +412,34 @@ function onEvent(ev) {
       info(`you are now ${me}`);
       break;
     case "error":
-      errorsSeen += 1;
       noteLine(currentConv(), "error", ev.text);
       break;
     case "info":
       info(ev.text);
+      break;
+    case "queued": {
+      // While offline the Session keeps what is typed and sends it after reconnecting; until
+      // the server takes it, the page shows it greyed out.
+      if (connState.state === "connected") break;
+      const c = ev.room ? conv(ev.room) : conv(dmKey(ev.to), ev.to);
+      const l = chatLine(`${ev.act ? "act" : "say"} mine pending`, 0, me, ev.text);
+      l.dataset.pendingId = String(ev.id);
+      l.title = "not sent yet: goes out when the connection is back";
+      append(c, l);
+      break;
+    }
+    case "settled":
+      // The echo (if delivered) was appended just before this; the placeholder goes.
+      for (const l of document.querySelectorAll(`.line.pending[data-pending-id="${ev.id}"]`)) {
+        if (ev.delivered) {
+          const c = [...convs.values()].find((x) => x.log.contains(l));
+          l.remove();
+          if (c) c.lines -= 1;
+        } else {
+          l.classList.replace("pending", "failed");
+          l.title = "not sent";
+        }
+      }
       break;
     default:
       if (typeof ev === "string") console.error(ev);
@@ -432,7 +453,6 @@ function onRoomEvent(ev) {
   switch (ev.kind) {
     case "say":
     case "act": {
-      if (mine) confirm(c, ev.kind, ev.text);
       const mention = !mine && mentions(ev.text);
       line = chatLine(`${ev.kind}${mine ? " mine" : ""}${mention ? " mention" : ""}`, ev.at, ev.from, ev.text);
       if (!mine) bump(c, mention);
@@ -627,44 +647,13 @@ function closeSocket(why) {
 function input(line) {
   if (!client) return;
   const c = convs.get(view);
-  // While offline the Session keeps what is typed and sends it after reconnecting; until the
-  // server echoes it back, the page shows it greyed out.
-  const pending = connState.state !== "connected" && c ? chatOf(line, c) : null;
   if (c && !c.isRoom && !line.startsWith("/")) {
     line = `/msg ${c.label} ${line}`;
   }
   if (/^\/(who|names)\b/i.test(line)) whoAsked += 1;
   if (/^\/(quit|exit)\b/i.test(line)) quitTyped = true;
-  errorsSeen = 0;
   client.handle_input(line, now());
   pump();
-  if (pending && errorsSeen === 0) {
-    const l = chatLine(`${pending.kind} mine pending`, 0, me, pending.text);
-    l.dataset.pending = pending.kind + ":" + pending.text.trim();
-    l.title = "not sent yet: goes out when the connection is back";
-    append(c, l);
-  }
-}
-
-// What a typed line says in conversation `c`, if it is chat: `{kind, text}` or null.
-function chatOf(line, c) {
-  if (line.startsWith("//")) return { kind: "say", text: line.slice(1) };
-  const act = /^\/me\s+(.*\S)/i.exec(line);
-  if (act && c.isRoom) return { kind: "act", text: act[1] };
-  if (line.startsWith("/") || !line.trim()) return null;
-  return { kind: "say", text: line };
-}
-
-// Our own line came back from the server: its placeholder, if any, goes.
-function confirm(c, kind, text) {
-  const key = kind + ":" + text.trim();
-  for (const l of c.log.querySelectorAll(".line.pending")) {
-    if (l.dataset.pending === key) {
-      l.remove();
-      c.lines -= 1;
-      return;
-    }
-  }
 }
 
 ui.inputForm.addEventListener("submit", (e) => {

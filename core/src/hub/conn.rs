@@ -75,6 +75,9 @@ pub(crate) struct Conn {
     front_written: usize,
     /// Rooms whose traffic is being skipped: first..=last missed seq.
     pub(crate) gaps: BTreeMap<RoomName, (Seq, Seq)>,
+    /// History refills that stopped because the backlog was full: room → continue after this
+    /// seq once it drains (the client asked once; it is not made to ask again).
+    pub(crate) refills: BTreeMap<RoomName, Seq>,
     pub(crate) bucket: Bucket,
     pub(crate) pending: VecDeque<Pending>,
     pub(crate) last_rx: Millis,
@@ -100,6 +103,7 @@ impl Conn {
             backlog_msgs: VecDeque::new(),
             front_written: 0,
             gaps: BTreeMap::new(),
+            refills: BTreeMap::new(),
             bucket: Bucket::new(burst, now),
             pending: VecDeque::new(),
             last_rx: now,
@@ -149,6 +153,7 @@ impl Conn {
 
     /// Room traffic: queued when it fits and the room is not in a gap; otherwise the seq joins
     /// the room's gap (so order holds: nothing of the room goes out until the gap marker).
+    /// True if queued.
     pub(crate) fn push_room(
         &mut self,
         out: &mut Out,
@@ -156,18 +161,18 @@ impl Conn {
         seq: Seq,
         data: Bytes,
         lim: QueueLimits,
-    ) {
+    ) -> bool {
         if self.closing() {
-            return;
+            return false;
         }
         if let Some(gap) = self.gaps.get_mut(room) {
             gap.0 = gap.0.min(seq);
             gap.1 = gap.1.max(seq);
-            return;
+            return false;
         }
         if self.room_fits(data.len(), lim) {
             self.push(out, data);
-            return;
+            return true;
         }
         tracing::debug!(conn = %self.id, %room, %seq, "backlog full, room traffic skipped");
         self.gaps.insert(room.clone(), (seq, seq));
@@ -177,6 +182,7 @@ impl Conn {
             self.backlog_bytes
         );
         self.limit_hit(out, "queue", detail);
+        false
     }
 
     /// `n` more bytes were written to the socket.

@@ -370,13 +370,17 @@ impl Hub {
             return;
         };
         c.written(n);
-        if c.gaps.is_empty() || !c.drained(lim) {
+        if (c.gaps.is_empty() && c.refills.is_empty()) || !c.drained(lim) {
             return;
         }
         let gaps = core::mem::take(&mut c.gaps);
-        debug!(conn = %conn, rooms = gaps.len(), "backlog drained, sending gap markers");
+        let refills = core::mem::take(&mut c.refills);
+        debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         for (room, (first, last)) in gaps {
             self.send(conn, ServerMsg::Gap { room, first, last });
+        }
+        for (room, after) in refills {
+            self.history(conn, room, after);
         }
     }
 
@@ -692,6 +696,7 @@ impl Hub {
         c.phase = Phase::Closing;
         c.pending.clear();
         c.gaps.clear();
+        c.refills.clear();
         let user = c.user.take();
         self.timers.cancel_conn(conn);
         self.out.events.push_back(HubEvent::Close { conn, reason });

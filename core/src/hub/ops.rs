@@ -310,6 +310,7 @@ impl Hub {
         let mut switched = None;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.gaps.remove(&room);
+            c.refills.remove(&room);
             if c.current.as_ref() == Some(&room) {
                 c.current = next_current;
                 switched = c.current.clone();
@@ -528,12 +529,8 @@ impl Hub {
             c.push(&mut self.out, data);
         }
         if let Some(first) = stopped {
-            let rest = ServerMsg::Gap {
-                room,
-                first,
-                last: latest,
-            };
-            self.send(conn, rest);
+            // The rest follows when the backlog drains (see `Hub::handle_written`).
+            c.refills.insert(room, Seq(first.0 - 1));
         }
     }
 
@@ -600,7 +597,18 @@ impl Hub {
                     .clone(),
                 _ => frame.clone(),
             };
-            c.push_room(out, room, seq, data, lim);
+            if !c.push_room(out, room, seq, data, lim) && c.kind == Some(ConnKind::Binary) {
+                // A sender whose echo is skipped still needs its acknowledgement: without it the
+                // message would wait forever (or be resent) once the event leaves the history.
+                let own = users.get(uid).is_some_and(|u| u.nick == ev.from);
+                if let (true, EventKind::Say { id, .. } | EventKind::Act { id, .. }) =
+                    (own, &ev.kind)
+                    && let Ok(ack) = encode_frame(&ServerMsg::Ack { id: *id })
+                    && c.backlog_bytes() + ack.len() <= lim.hard_bytes
+                {
+                    c.push(out, ack);
+                }
+            }
         }
         r.record(Stored { ev, frame }, history_len);
         seq

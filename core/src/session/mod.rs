@@ -196,6 +196,35 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// A message we typed (say, action or DM) has its id and is on its way: sent now, or after
+    /// the next welcome. [`Event::Settled`] with the same id follows. UIs may show it as pending.
+    Queued {
+        /// Its id.
+        id: MsgId,
+        /// Where it goes.
+        to: Target,
+        /// An action (`/me`) rather than a plain message.
+        act: bool,
+        /// What it says.
+        text: Text,
+    },
+    /// The message `id` is settled: the server acknowledged it (`delivered`), or it was refused
+    /// or the session ended first (not delivered; an [`Event::Error`] or [`Event::Info`] says why).
+    Settled {
+        /// Its id.
+        id: MsgId,
+        /// Whether the server took it.
+        delivered: bool,
+    },
+}
+
+/// Where a typed message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A room.
+    Room(RoomName),
+    /// One user (a direct message).
+    Nick(Nick),
 }
 
 /// Where the session is with its transport.
@@ -673,7 +702,12 @@ impl Session {
         self.event(Event::State(ConnState::Closed));
         if !self.pending.is_empty() {
             let n = self.pending.len();
-            self.pending.clear();
+            for p in core::mem::take(&mut self.pending) {
+                self.event(Event::Settled {
+                    id: p.id,
+                    delivered: false,
+                });
+            }
             self.info(format!("{n} unacknowledged messages were not delivered"));
         }
         self.deferred.clear();
@@ -830,6 +864,16 @@ impl Session {
         self.last_id += 1;
         let id = MsgId(self.last_id);
         let msg = make(id);
+        let queued = match &msg {
+            ClientMsg::Say { room, text, .. } => Some((Target::Room(room.clone()), false, text)),
+            ClientMsg::Act { room, text, .. } => Some((Target::Room(room.clone()), true, text)),
+            ClientMsg::Msg { to, text, .. } => Some((Target::Nick(to.clone()), false, text)),
+            _ => None,
+        };
+        if let Some((to, act, text)) = queued {
+            let text = text.clone();
+            self.event(Event::Queued { id, to, act, text });
+        }
         self.pending.push_back(Pending { id, msg });
         self.pace(Out::Msg(id));
     }
@@ -959,10 +1003,11 @@ impl Session {
             ServerMsg::Parted { room } => self.on_parted(&room),
             ServerMsg::Event(ev) => self.on_room_event(ev),
             ServerMsg::Direct(dm) => {
-                if dm.from.folded() == self.nick.folded() {
-                    self.ack(dm.id);
-                }
+                let mine = (dm.from.folded() == self.nick.folded()).then_some(dm.id);
                 self.event(Event::Direct(dm));
+                if let Some(id) = mine {
+                    self.ack(id);
+                }
             }
             ServerMsg::Ack { id } => self.ack(id),
             ServerMsg::Gap { room, first, last } => {
@@ -1158,10 +1203,11 @@ impl Session {
             }
             EventKind::Topic { topic } => state.topic = topic.clone(),
         }
+        // The line itself first, then the news that it settled (UIs swap a placeholder for it).
+        self.event(Event::Room(ev));
         if let Some(id) = acked {
             self.ack(id);
         }
-        self.event(Event::Room(ev));
         if let Some(nick) = new_nick {
             self.set_nick(nick);
         }
@@ -1192,19 +1238,21 @@ impl Session {
     }
 
     fn ack(&mut self, id: MsgId) {
+        self.settle(id, true);
+    }
+
+    /// Forgets pending message `id`: acknowledged, or refused (not to be resent either).
+    fn settle(&mut self, id: MsgId, delivered: bool) {
         if let Some(i) = self.pending.iter().position(|p| p.id == id) {
             self.pending.remove(i);
             // Not yet (re)sent: no need to any more.
             self.outbox
                 .retain(|o| !matches!(o, Out::Msg(m) if *m == id));
+            self.event(Event::Settled { id, delivered });
         }
     }
 
     fn on_error(&mut self, kind: ErrorKind, id: Option<MsgId>, detail: &str) {
-        if let Some(id) = id {
-            // Refused: it will not be delivered, so it is not resent either.
-            self.ack(id);
-        }
         // Errors name no room; these kinds only answer a join or a part, oldest first.
         match kind {
             ErrorKind::TooManyRooms if !self.joining.is_empty() => {
@@ -1223,6 +1271,10 @@ impl Session {
             kind: Some(kind),
             text: clean(detail),
         });
+        if let Some(id) = id {
+            // Refused: it will not be delivered, so it is not resent either.
+            self.settle(id, false);
+        }
         if kind == ErrorKind::Version {
             self.close_for_good(Some(clean(detail)));
         }

@@ -352,7 +352,20 @@ fn direct_messages() {
     assert!(t.s.is_settled());
     assert_eq!(
         t.events(),
-        vec![Event::Direct(incoming), Event::Direct(echo)]
+        vec![
+            Event::Queued {
+                id: MsgId(1),
+                to: Target::Nick(nick("bob")),
+                act: false,
+                text: text("psst")
+            },
+            Event::Direct(incoming),
+            Event::Direct(echo),
+            Event::Settled {
+                id: MsgId(1),
+                delivered: true
+            },
+        ]
     );
 }
 
@@ -652,10 +665,22 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
     });
     assert_eq!(
         t.events(),
-        vec![Event::Error {
-            kind: Some(ErrorKind::Flood),
-            text: "slow down\u{FFFD}[2J".into()
-        }]
+        vec![
+            Event::Queued {
+                id: MsgId(1),
+                to: Target::Room(room("#lobby")),
+                act: false,
+                text: text("spam")
+            },
+            Event::Error {
+                kind: Some(ErrorKind::Flood),
+                text: "slow down\u{FFFD}[2J".into()
+            },
+            Event::Settled {
+                id: MsgId(1),
+                delivered: false
+            },
+        ]
     );
     assert!(t.s.is_settled(), "refused, not to be resent");
     assert_eq!(t.s.pending(), 0);
@@ -1044,7 +1069,14 @@ fn quit_while_disconnected_still_closes() {
     t.s.handle_input("/quit", t.now);
     let evs = t.events();
     assert_eq!(evs[..2], [Event::Close, Event::State(ConnState::Closed)]);
-    assert!(matches!(&evs[2], Event::Info(m) if m.contains("1 unacknowledged")));
+    assert_eq!(
+        evs[2],
+        Event::Settled {
+            id: MsgId(1),
+            delivered: false
+        }
+    );
+    assert!(matches!(&evs[3], Event::Info(m) if m.contains("1 unacknowledged")));
     assert_eq!(t.s.poll_timeout(), None);
 }
 

@@ -339,7 +339,8 @@ impl View {
                 }
             }
             Event::Rooms(_) | Event::Info(_) => self.notice(ev, now),
-            Event::Connect | Event::Close => {}
+            // Our own lines show when the server echoes them; a refusal comes with an error.
+            Event::Connect | Event::Close | Event::Queued { .. } | Event::Settled { .. } => {}
         }
     }
 
