@@ -7,7 +7,7 @@
 
 mod attack_support;
 
-use attack_support::Bytes64;
+use attack_support::{Bytes64, natter_cli};
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::wire::{
     DirectMsg, ErrorKind, EventKind, MAGIC, RoomEvent, RoomInfo, ServerMsg, encode_frame,
@@ -267,22 +267,6 @@ fn a_hostile_server_cannot_crash_or_escape_a_stream_session() {
 #[test]
 fn a_hostile_server_cannot_crash_or_escape_a_websocket_session() {
     drive_session(Transport::Messages);
-}
-
-fn natter_cli() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/natter");
-    if !bin.exists() {
-        let ok = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "natter"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok && bin.exists(), "cargo build -p natter failed");
-    }
-    bin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -691,22 +691,6 @@ async fn escapes(addr: SocketAddr) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 // Observers of `#lobby`: a person on `nc` and the `natter` CLI in line mode.
 
-fn natter_cli() -> Option<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/natter");
-    if !bin.exists() {
-        let ok = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "natter"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "cargo build -p natter failed");
-    }
-    bin.exists().then_some(bin)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_mix_leaves_legit_clients_whole() {
     let mut config = ServerConfig::local_test();
@@ -720,7 +704,7 @@ async fn attack_mix_leaves_legit_clients_whole() {
     let mut eyes = Raw::connect(addr).await.unwrap();
     eyes.write(b"/nick eyes\n").await.unwrap();
     let home = tempfile_dir();
-    let mut cli = tokio::process::Command::new(natter_cli().expect("natter binary"))
+    let mut cli = tokio::process::Command::new(natter_cli())
         .args(["--lines", "--nick", "clieyes", "--room", "#lobby"])
         .arg(addr.to_string())
         .env("HOME", &home)

@@ -147,3 +147,27 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+/// The `natter` CLI binary: the workspace's debug build (`cargo test --workspace` builds it),
+/// else built here into its own target dir (the outer `cargo test` holds the lock on the usual
+/// one).
+pub fn natter_cli() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
+    let bin = target.join("debug/natter");
+    if bin.is_file() {
+        return bin;
+    }
+    let own = repo.join("target/attack-natter");
+    let ok = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "natter", "--target-dir"])
+        .arg(&own)
+        .current_dir(&repo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let bin = own.join("debug/natter");
+    assert!(ok && bin.is_file(), "cargo build -p natter failed");
+    bin
+}
