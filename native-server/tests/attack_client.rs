@@ -134,6 +134,26 @@ fn hostile_script() -> Vec<ServerMsg> {
             resumed: true,
         },
         say(lobby, 5, "hostile-after-second-welcome"),
+        // Seqs at the very end of their range, in a room joined at u64::MAX.
+        ServerMsg::Joined {
+            room: r("#edge"),
+            topic: None,
+            members: vec![n("victim")],
+            seq: Seq(u64::MAX),
+        },
+        say("#edge", u64::MAX, "hostile-edge-max"),
+        ServerMsg::Gap {
+            room: r("#edge"),
+            first: Seq(u64::MAX),
+            last: Seq(u64::MAX),
+        },
+        ServerMsg::Gap {
+            room: r("#edge"),
+            first: Seq(u64::MAX - 3),
+            last: Seq(u64::MAX),
+        },
+        say("#edge", u64::MAX - 1, "hostile-edge-refill"),
+        say("#edge", 1, "hostile-edge-wrapped"),
     ];
     v.push(ServerMsg::Bye {
         reason: format!("hostile-bye {ESC_DETAIL}"),
