@@ -383,3 +383,46 @@ async fn two_thousand_half_handshakes_are_timed_out_and_a_browser_gets_through()
     within("bridge shutdown", bridge.shutdown()).await.unwrap();
     within("server shutdown", server.shutdown()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_browser_cannot_forge_its_forwarded_address() {
+    let server = natter_server::start(ServerConfig::local_test())
+        .await
+        .unwrap();
+    let bridge = bridge(server.local_addrs()[0]).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    // The bridge already sent the real `Forwarded` first; a second one (the browser's) would let
+    // it dodge the per-address limits.
+    let forged = encode_payload(&ClientMsg::Forwarded {
+        peer: "203.0.113.99".into(),
+    })
+    .unwrap();
+    send_bin(&mut ws, &forged).await;
+    let mut got = Vec::new();
+    loop {
+        match next_msg(&mut ws).await {
+            Some(Message::Binary(b)) => got.push(decode_payload::<ServerMsg>(&b).expect("decodes")),
+            Some(Message::Close(f)) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(1000), "{got:?}");
+                break;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("ended without a close frame; got {got:?}"),
+        }
+    }
+    assert!(
+        matches!(
+            got.as_slice(),
+            [
+                ServerMsg::Error {
+                    kind: natter_core::wire::ErrorKind::Protocol,
+                    ..
+                },
+                ServerMsg::Bye { .. }
+            ]
+        ),
+        "wanted Error{{Protocol}} and Bye, got {got:?}"
+    );
+    within("bridge shutdown", bridge.shutdown()).await.unwrap();
+    within("server shutdown", server.shutdown()).await.unwrap();
+}
