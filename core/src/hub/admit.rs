@@ -1,6 +1,10 @@
 //! Admission: the per-IP soft limits checked when a connection arrives (and again with the real
 //! address when a trusted bridge forwards it). The table of addresses is bounded
 //! ([`MAX_TRACKED_IPS`]) and pruned as windows age out.
+//!
+//! An IPv6 address counts by its /64: one customer line or one cloud VM usually gets a whole /64,
+//! so counting its 2^64 addresses one by one would limit nothing (and let one attacker fill the
+//! address table, refusing everyone else as "busy").
 
 use super::Config;
 use crate::limits::MAX_TRACKED_IPS;
@@ -37,6 +41,7 @@ impl IpTable {
     /// Records a connect from `ip` and decides. `Ok` means the caller now holds one "open" count
     /// for `ip` and must [`IpTable::release`] it.
     pub(crate) fn admit(&mut self, cfg: &Config, ip: IpAddr, now: Millis) -> Result<(), Refusal> {
+        let ip = group(ip);
         if !self.map.contains_key(&ip) && self.map.len() >= MAX_TRACKED_IPS {
             self.prune(cfg, now);
             if self.map.len() >= MAX_TRACKED_IPS {
@@ -81,6 +86,7 @@ impl IpTable {
 
     /// A connection admitted for `ip` is gone.
     pub(crate) fn release(&mut self, ip: IpAddr) {
+        let ip = group(ip);
         if let Some(st) = self.map.get_mut(&ip) {
             st.open = st.open.saturating_sub(1);
         }
@@ -95,5 +101,49 @@ impl IpTable {
     /// Addresses tracked.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// The key an address is counted under: an IPv4 address itself, an IPv6 address its /64.
+fn group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address() {
+        let cfg = Config {
+            max_connections_per_ip: 2,
+            ..Config::default()
+        };
+        let mut t = IpTable::default();
+        let now = Millis(0);
+        assert!(t.admit(&cfg, ip("2001:db8::1"), now).is_ok());
+        assert!(t.admit(&cfg, ip("2001:db8::ffff:2"), now).is_ok());
+        let third = t.admit(&cfg, ip("2001:db8:0:0:1234::3"), now);
+        assert_eq!(third.map_err(|r| r.limit), Err("per-ip"), "same /64");
+        assert!(
+            t.admit(&cfg, ip("2001:db8:0:1::1"), now).is_ok(),
+            "next /64"
+        );
+        assert_eq!(t.len(), 2);
+        // Released under the same key, from any address of the /64.
+        t.release(ip("2001:db8::77"));
+        assert!(t.admit(&cfg, ip("2001:db8::99"), now).is_ok());
+        // IPv4 (also mapped into IPv6) counts per address.
+        assert!(t.admit(&cfg, ip("192.0.2.1"), now).is_ok());
+        assert!(t.admit(&cfg, ip("::ffff:192.0.2.1"), now).is_ok());
+        assert!(t.admit(&cfg, ip("192.0.2.1"), now).is_err());
+        assert!(t.admit(&cfg, ip("192.0.2.2"), now).is_ok());
     }
 }
