@@ -693,6 +693,8 @@ async fn escapes(addr: SocketAddr) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_mix_leaves_legit_clients_whole() {
+    // Both ends of ~600 attacker sockets at the peak live in this process.
+    ensure_open_files(4096);
     let mut config = ServerConfig::local_test();
     config.hub.hello_timeout = HELLO_TIMEOUT;
     let server = start(config).await.unwrap();

@@ -269,6 +269,14 @@ async fn wrong_origin_and_broken_upgrades_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_half_handshakes_are_timed_out_and_a_browser_gets_through() {
     const ATTACKERS: usize = 2000;
+    // Both ends of every attacker's socket live in this process (plus the server's): raise a
+    // soft limit of 1024 to the hard limit.
+    let want = 3 * ATTACKERS as u64;
+    let got = rlimit::increase_nofile_limit(want).unwrap_or(0);
+    assert!(
+        got >= want,
+        "needs {want} open files, the limit is {got} (raise `ulimit -n`)"
+    );
     let server = natter_server::start(ServerConfig::local_test())
         .await
         .unwrap();

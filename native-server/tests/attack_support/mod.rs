@@ -171,3 +171,14 @@ pub fn natter_cli() -> std::path::PathBuf {
     assert!(ok && bin.is_file(), "cargo build -p natter failed");
     bin
 }
+
+/// Raises this process's soft open-files limit towards `want` (up to the hard limit), so attack
+/// tests with thousands of sockets do not fail on a machine whose soft limit is 1024. Panics with
+/// the limits if `want` cannot be had.
+pub fn ensure_open_files(want: u64) {
+    let got = rlimit::increase_nofile_limit(want).unwrap_or(0);
+    assert!(
+        got >= want,
+        "this test needs {want} open files; the limit is {got} (raise `ulimit -n`)"
+    );
+}
