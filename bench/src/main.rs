@@ -404,6 +404,10 @@ async fn fanout_once(
         messages,
         window: if a.rate.is_some() { 0 } else { a.window },
         rate: a.rate,
+        server_bin: match target {
+            Target::Baseline => "natter-bench baseline-server".into(),
+            Target::Natter | Target::Bridge => a.common.server_bin.display().to_string(),
+        },
         deliveries_per_s: result.rate(),
         deliveries: result.deliveries,
         p50_us: q(0.5),

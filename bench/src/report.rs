@@ -25,6 +25,8 @@ pub struct RunFigures {
     pub window: u32,
     /// Open-loop total rate, messages/s.
     pub rate: Option<f64>,
+    /// The server binary measured (natter and bridge runs; the baseline is this tool).
+    pub server_bin: String,
     /// Deliveries per second.
     pub deliveries_per_s: f64,
     /// Deliveries counted.
