@@ -41,7 +41,7 @@ impl IpTable {
     /// Records a connect from `ip` and decides. `Ok` means the caller now holds one "open" count
     /// for `ip` and must [`IpTable::release`] it.
     pub(crate) fn admit(&mut self, cfg: &Config, ip: IpAddr, now: Millis) -> Result<(), Refusal> {
-        let ip = group(ip);
+        let ip = address_key(ip);
         if !self.map.contains_key(&ip) && self.map.len() >= MAX_TRACKED_IPS {
             self.prune(cfg, now);
             if self.map.len() >= MAX_TRACKED_IPS {
@@ -86,7 +86,7 @@ impl IpTable {
 
     /// A connection admitted for `ip` is gone.
     pub(crate) fn release(&mut self, ip: IpAddr) {
-        let ip = group(ip);
+        let ip = address_key(ip);
         if let Some(st) = self.map.get_mut(&ip) {
             st.open = st.open.saturating_sub(1);
         }
@@ -104,8 +104,9 @@ impl IpTable {
     }
 }
 
-/// The key an address is counted under: an IPv4 address itself, an IPv6 address its /64.
-fn group(ip: IpAddr) -> IpAddr {
+/// The key an address is counted under for per-address limits: an IPv4 address itself (also
+/// when mapped into IPv6), an IPv6 address its /64. The bridge counts browsers the same way.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         v4 => v4,

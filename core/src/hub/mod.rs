@@ -53,6 +53,7 @@ use crate::wire::{
     ClientMsg, ErrorKind, MAGIC, PROTOCOL_VERSION, ServerMsg, decode_payload, encode_frame,
 };
 use admit::IpTable;
+pub use admit::address_key;
 use bytes::Bytes;
 use conn::{Conn, Out, Pending, Phase, QueueLimits};
 use core::net::IpAddr;
