@@ -282,8 +282,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         if let Err(e) = tcp.set_nodelay(true) {
             debug!(%peer, error = %e, "could not set TCP_NODELAY");
         }
-        // `to_canonical`: a v4 client on a dual-stack socket counts as its v4 address.
-        let Some(slot) = IpSlot::take(&shared, peer.ip().to_canonical()) else {
+        // Counted as the server counts addresses: a v4 client on a dual-stack socket as its v4
+        // address, an IPv6 client by its /64 (one line or VM owns all of it).
+        let Some(slot) = IpSlot::take(&shared, natter_core::hub::address_key(peer.ip())) else {
             debug!(%peer, "refused: too many connections from this address");
             // Best effort without waiting: the 503 fits in the socket buffer of a new connection.
             let _ = tcp.try_write(&http::status_response(http::Status::Unavailable));
@@ -394,6 +395,18 @@ mod tests {
             0,
             "no entries left for addresses with no connections"
         );
+
+        // An IPv6 /64 is one address: its many addresses share the cap.
+        let v6 = |s: &str| natter_core::hub::address_key(s.parse().unwrap());
+        let e = IpSlot::take(&s, v6("2001:db8::1")).expect("first of the /64");
+        let f = IpSlot::take(&s, v6("2001:db8::ffff:2")).expect("second of the /64");
+        assert!(
+            IpSlot::take(&s, v6("2001:db8::3:0:0:3")).is_none(),
+            "third of the /64"
+        );
+        let g = IpSlot::take(&s, v6("2001:db8:0:1::1")).expect("the next /64 has its own");
+        drop((e, f, g));
+        assert_eq!(entries(&s), 0);
 
         let none = shared(0);
         assert!(IpSlot::take(&none, ip).is_none());
