@@ -5,7 +5,8 @@
 //! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
 //!   tmux), then run every check and test;
 //! - `cargo xtask web`: build the browser page into `target/www/`;
-//! - `cargo xtask fuzz --seconds N`: run the fuzz targets for N seconds.
+//! - `cargo xtask fuzz --seconds N`: run the fuzz targets for N seconds;
+//! - `cargo xtask bench [ARGS]`: build release binaries and run natter-bench (see bench/README.md).
 //!
 //! Installs are idempotent: each step checks first and only installs what is missing.
 
@@ -16,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str = "usage: cargo xtask <up|test|web|fuzz [--seconds N]>";
+const USAGE: &str = "usage: cargo xtask <up|test|web|fuzz [--seconds N]|bench [ARGS]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +37,7 @@ fn main() -> Result<()> {
             };
             fuzz(seconds)
         }
+        Some("bench") => bench(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
@@ -154,4 +156,19 @@ fn fuzz(seconds: u64) -> Result<()> {
             "--nocapture",
         ])
         .env("NATTER_FUZZ_SECONDS", seconds.to_string()))
+}
+
+/// Builds the release binaries the benchmark starts and runs it: `cargo xtask bench fanout`, ...
+fn bench(args: &[String]) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "natter-server",
+        "-p",
+        "natter-bridge",
+        "-p",
+        "natter-bench",
+    ]))?;
+    run(Command::new(root().join("target/release/natter-bench")).args(args))
 }
