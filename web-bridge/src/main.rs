@@ -27,6 +27,12 @@ struct Args {
     /// Refuse WebSocket requests without an Origin header (non-browser clients).
     #[arg(long)]
     require_origin: bool,
+    /// Most connections at once, in total (new ones wait) [default: 4096].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most connections at once from one address (IPv6: one /64) [default: 50].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
 }
 
 #[tokio::main]
@@ -41,13 +47,18 @@ async fn main() -> anyhow::Result<()> {
     if !args.www.join("index.html").is_file() {
         tracing::warn!(www = %args.www.display(), "no index.html there yet; build the page with `cargo xtask web`");
     }
+    let defaults = BridgeConfig::default();
     let config = BridgeConfig {
         listen: args.listen,
         server: args.server,
         www_dir: args.www,
         allowed_origins: args.allow_origin,
         allow_missing_origin: !args.require_origin,
-        ..BridgeConfig::default()
+        max_connections: args.max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .unwrap_or(defaults.max_connections_per_ip),
+        ..defaults
     };
     let bridge = natter_bridge::start(config).await?;
     println!("natter-bridge: open http://{}/", bridge.local_addr());
