@@ -158,7 +158,8 @@ fn fuzz(seconds: u64) -> Result<()> {
         .env("NATTER_FUZZ_SECONDS", seconds.to_string()))
 }
 
-/// Builds the release binaries the benchmark starts and runs it: `cargo xtask bench fanout`, ...
+/// Builds the release binaries the benchmark starts and runs it with `args`; with none, the
+/// issue's whole set: the fan-out matrix, the open loop, through the bridge, and idle memory.
 fn bench(args: &[String]) -> Result<()> {
     run(cargo().args([
         "build",
@@ -170,5 +171,17 @@ fn bench(args: &[String]) -> Result<()> {
         "-p",
         "natter-bench",
     ]))?;
-    run(Command::new(root().join("target/release/natter-bench")).args(args))
+    let bin = root().join("target/release/natter-bench");
+    if !args.is_empty() {
+        return run(Command::new(&bin).args(args));
+    }
+    for set in [
+        &["fanout"][..],
+        &["fanout", "--clients", "50", "--rate", "5000"],
+        &["fanout", "--clients", "10,50", "--targets", "natter,bridge"],
+        &["idle"],
+    ] {
+        run(Command::new(&bin).args(set))?;
+    }
+    Ok(())
 }
