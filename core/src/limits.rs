@@ -33,6 +33,15 @@ pub const MAX_ROOMS: usize = 10_000;
 /// Room events kept per room for replay on join, resume and gap refill.
 pub const HISTORY_LEN: usize = 256;
 
+/// History bytes kept across all rooms (events and their frames). Past it, the room being
+/// written to drops its oldest events, down to [`HISTORY_MIN_KEPT`]: without a server-wide
+/// budget, 10,000 busy rooms of 256 events of 2 KB would pin about 10 GiB.
+pub const HISTORY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// Events a room keeps whatever the budget says, so a join still shows some context. Bounds the
+/// history's worst case at the budget plus `MAX_ROOMS × HISTORY_MIN_KEPT` events.
+pub const HISTORY_MIN_KEPT: usize = 8;
+
 /// Of the history, how many events a fresh join replays (the rest is there for resume/refill).
 pub const HISTORY_ON_JOIN: usize = 50;
 

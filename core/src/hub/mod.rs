@@ -110,6 +110,8 @@ pub struct Config {
     pub outbound_max_bytes: usize,
     /// See [`crate::limits::HISTORY_LEN`].
     pub history_len: usize,
+    /// See [`crate::limits::HISTORY_BUDGET_BYTES`].
+    pub history_budget_bytes: usize,
     /// See [`crate::limits::HISTORY_ON_JOIN`].
     pub history_on_join: usize,
 }
@@ -136,6 +138,7 @@ impl Default for Config {
             outbound_max_msgs: OUTBOUND_MAX_MSGS,
             outbound_max_bytes: OUTBOUND_MAX_BYTES,
             history_len: HISTORY_LEN,
+            history_budget_bytes: HISTORY_BUDGET_BYTES,
             history_on_join: HISTORY_ON_JOIN,
         }
     }
@@ -229,6 +232,8 @@ pub struct Hub {
     nicks: HashMap<String, UserId>,
     tokens: HashMap<ResumeToken, UserId>,
     rooms: Rooms,
+    /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
+    history_bytes: usize,
     out: Out,
     timers: Timers,
     ips: IpTable,
@@ -266,6 +271,7 @@ impl Hub {
             nicks: HashMap::new(),
             tokens: HashMap::new(),
             rooms: Rooms::new(),
+            history_bytes: 0,
             out: Out::default(),
             timers: Timers::default(),
             ips: IpTable::default(),
@@ -504,6 +510,12 @@ impl Hub {
     /// When [`Hub::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.timers.next()
+    }
+
+    /// History bytes held across all rooms (bounded by [`Config::history_budget_bytes`] plus
+    /// [`crate::limits::HISTORY_MIN_KEPT`] events per room).
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
     }
 
     /// Connections open.
@@ -753,8 +765,10 @@ impl Hub {
         if *room == RoomName::lobby() {
             return;
         }
-        if self.rooms.get(room).is_some_and(|r| r.members.is_empty()) {
-            self.rooms.remove(room);
+        if self.rooms.get(room).is_some_and(|r| r.members.is_empty())
+            && let Some(r) = self.rooms.remove(room)
+        {
+            self.history_bytes -= r.history_bytes();
         }
     }
 }

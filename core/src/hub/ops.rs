@@ -8,7 +8,9 @@ use super::text::wire_line;
 use super::timers::Timer;
 use super::{ConnKind, Hub, UserId, stored_bytes};
 use crate::command::{self, Command, CommandError, Input};
-use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+use crate::limits::{
+    HISTORY_MIN_KEPT, MAX_MEMBERS_LISTED, MAX_ROOMS, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER,
+};
 use crate::render;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
@@ -547,11 +549,13 @@ impl Hub {
     ) -> Seq {
         let lim = self.queue_limits();
         let history_len = self.config.history_len;
+        let budget = self.config.history_budget_bytes;
         let Hub {
             rooms,
             users,
             conns,
             out,
+            history_bytes,
             ..
         } = self;
         let Some(r) = rooms.get_mut(room) else {
@@ -610,7 +614,13 @@ impl Hub {
                 }
             }
         }
-        r.record(Stored { ev, frame }, history_len);
+        r.record(
+            Stored { ev, frame },
+            history_len,
+            budget,
+            HISTORY_MIN_KEPT,
+            history_bytes,
+        );
         seq
     }
 }

@@ -14,6 +14,14 @@ pub(crate) struct Stored {
     pub(crate) frame: Bytes,
 }
 
+impl Stored {
+    /// Bytes it holds, roughly: the frame, the event's strings (about the frame again) and the
+    /// fixed parts. What the history budget counts.
+    pub(crate) fn cost(&self) -> usize {
+        2 * self.frame.len() + core::mem::size_of::<Stored>()
+    }
+}
+
 /// A room.
 #[derive(Debug)]
 pub(crate) struct Room {
@@ -23,6 +31,8 @@ pub(crate) struct Room {
     /// Seq of the latest event (0: none yet).
     pub(crate) last_seq: Seq,
     history: VecDeque<Stored>,
+    /// Sum of the history's [`Stored::cost`].
+    history_bytes: usize,
 }
 
 impl Room {
@@ -32,6 +42,7 @@ impl Room {
             members: BTreeSet::new(),
             last_seq: Seq(0),
             history: VecDeque::new(),
+            history_bytes: 0,
         }
     }
 
@@ -41,15 +52,38 @@ impl Room {
         self.last_seq
     }
 
-    /// Appends to the ring, dropping the oldest past `cap`.
-    pub(crate) fn record(&mut self, stored: Stored, cap: usize) {
+    /// Appends to the ring, dropping the oldest past `cap` events; then, while the server-wide
+    /// `total` is over `budget`, drops the oldest down to `min_kept`. Keeps `total` (the sum of
+    /// every room's history bytes) up to date.
+    pub(crate) fn record(
+        &mut self,
+        stored: Stored,
+        cap: usize,
+        budget: usize,
+        min_kept: usize,
+        total: &mut usize,
+    ) {
         if cap == 0 {
             return;
         }
-        while self.history.len() >= cap {
-            self.history.pop_front();
-        }
+        let cost = stored.cost();
         self.history.push_back(stored);
+        self.history_bytes += cost;
+        *total += cost;
+        while self.history.len() > cap
+            || (*total > budget && self.history.len() > min_kept.clamp(1, cap))
+        {
+            let Some(old) = self.history.pop_front() else {
+                break;
+            };
+            self.history_bytes -= old.cost();
+            *total -= old.cost();
+        }
+    }
+
+    /// History bytes this room holds (subtract from the total when the room goes).
+    pub(crate) fn history_bytes(&self) -> usize {
+        self.history_bytes
     }
 
     /// Seq of the oldest event still kept, if any.

@@ -609,6 +609,52 @@ fn history_replay_on_join() {
 }
 
 #[test]
+fn history_stays_within_the_server_wide_budget() {
+    use crate::limits::HISTORY_MIN_KEPT;
+    let mut cfg = config();
+    cfg.flood_refill = Millis::ZERO;
+    cfg.history_budget_bytes = 40_000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let text = "x".repeat(500);
+    for r in 0..6 {
+        let room = format!("#r{r}");
+        t.join(a, &room);
+        for i in 0..40 {
+            t.say(a, &room, r * 100 + i + 1, &text);
+        }
+        t.recv(a);
+    }
+    // Each stored event costs about twice its ~540-byte frame; a room may keep its minimum
+    // beyond the budget, nothing more.
+    let worst = 40_000 + 6 * HISTORY_MIN_KEPT * 1_300;
+    assert!(t.hub.history_bytes() <= worst, "{}", t.hub.history_bytes());
+    assert!(
+        t.hub.history_bytes() > 20_000,
+        "history is kept up to the budget"
+    );
+    // The room written last still shows a join its minimum of context.
+    let b = t.bin("bob");
+    let got = t.join(b, "#r5");
+    assert!(
+        says(&got).len() >= HISTORY_MIN_KEPT - 1,
+        "{}",
+        says(&got).len()
+    );
+    // Leaving empties a room: its history goes, and the total with it.
+    let before = t.hub.history_bytes();
+    t.send(
+        a,
+        &ClientMsg::Part {
+            room: room("#r0"),
+            reason: None,
+        },
+    );
+    t.recv(a);
+    assert!(t.hub.history_bytes() < before);
+}
+
+#[test]
 fn mode_detection_by_first_byte_and_silence() {
     let mut t = T::new();
     // A printable first byte: text at once, the line is processed after the welcome.
