@@ -127,3 +127,39 @@ pub const MAX_MEMBERS_LISTED: usize = 300;
 
 /// Rooms listed in a `rooms` reply (fits in one frame).
 pub const MAX_ROOMS_LISTED: usize = 100;
+
+// ---- server side, not tunable ----
+
+/// Connections refused at admission but not yet closed, at most; past this `accept` returns
+/// `Refused::Overloaded` (telling them costs memory and time; a flood gets nothing).
+pub const MAX_REFUSED_PENDING: usize = 1024;
+
+// ---- client side (the Session) ----
+
+/// Events queued for the driver, at most. A driver drains after every call, so this is only
+/// reached by one that stopped draining; then events are counted and dropped, and the UI is told.
+pub const MAX_QUEUED_EVENTS: usize = 16_384;
+
+/// Transmits queued for the driver, at most. Past it the transport is not keeping up: it is
+/// closed and the session reconnects (unacknowledged messages are resent, nothing is lost).
+pub const MAX_QUEUED_TRANSMITS: usize = 1024;
+
+/// Commands other than messages (`/nick`, `/who`, ...) typed before the welcome, kept to send
+/// after it.
+pub const MAX_DEFERRED: usize = 32;
+
+/// Commands (not messages: those wait in the pending list) held back by the session's own flood
+/// pacing. Covers a welcome's rejoins and parts plus deferred commands, with room for typing.
+pub const MAX_PACED_COMMANDS: usize = 2 * MAX_ROOMS_PER_USER + MAX_DEFERRED + 32;
+
+/// Gaps per room whose refill is still awaited. Older ones are forgotten (their refill events
+/// are then dropped as duplicates would be), which only costs the user a refill.
+pub const MAX_OPEN_GAPS: usize = 16;
+
+/// How long a connection attempt may take, from `Event::Connect` to the server's welcome,
+/// before it counts as failed (a black-holed TCP connect can hang for minutes, and something
+/// that is not a natter server may accept and never answer).
+pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
+
+/// Longest server-sent detail or reason passed on to the UI, in characters.
+pub const MAX_DETAIL_CHARS: usize = 500;

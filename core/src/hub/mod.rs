@@ -44,8 +44,8 @@ mod users;
 
 use crate::command::HELP_LINE;
 use crate::limits::{
-    INBOUND_MAX_BYTES, MAX_DETACHED, MAX_MEMBERS_LISTED, MAX_NICK_LEN, OUTBOUND_HARD_MAX_BYTES,
-    OUTBOUND_MAX_BYTES,
+    INBOUND_MAX_BYTES, MAX_DETACHED, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_REFUSED_PENDING,
+    OUTBOUND_HARD_MAX_BYTES, OUTBOUND_MAX_BYTES,
 };
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
@@ -64,10 +64,6 @@ use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
 use timers::{Timer, Timers};
 use tracing::debug;
-
-/// Connections refused at admission but not yet closed, at most; past this `accept` returns
-/// [`Refused::Overloaded`] (telling them costs memory and time; a flood gets nothing).
-pub const MAX_REFUSED_PENDING: usize = 1024;
 
 /// Tunables. [`Config::default`] takes every value from [`crate::limits`].
 #[derive(Debug, Clone)]

@@ -42,8 +42,10 @@ pub use room::RoomState;
 use crate::command::{self, Command, HELP, Input};
 use crate::flood::Bucket;
 use crate::limits::{
-    CLIENT_PING_AFTER, FLOOD_BURST, FLOOD_REFILL, MAX_FRAME, MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED,
-    MAX_ROOMS_PER_USER, PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, SESSION_MAX_PENDING,
+    CLIENT_PING_AFTER, CONNECT_TIMEOUT, FLOOD_BURST, FLOOD_REFILL, MAX_DEFERRED, MAX_DETAIL_CHARS,
+    MAX_FRAME, MAX_MEMBERS_LISTED, MAX_PACED_COMMANDS, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS,
+    MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER, PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN,
+    SESSION_MAX_PENDING,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text, sanitize};
@@ -56,34 +58,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::VecDeque;
 use timers::{Timer, Timers};
-
-/// Events queued for the driver, at most. A driver drains after every call, so this is only
-/// reached by one that stopped draining; then events are counted and dropped, and the UI is told.
-pub const MAX_QUEUED_EVENTS: usize = 16_384;
-
-/// Transmits queued for the driver, at most. Past it the transport is not keeping up: it is
-/// closed and the session reconnects (unacknowledged messages are resent, nothing is lost).
-pub const MAX_QUEUED_TRANSMITS: usize = 1024;
-
-/// Commands other than messages (`/nick`, `/who`, ...) typed before the welcome, kept to send
-/// after it.
-const MAX_DEFERRED: usize = 32;
-
-/// Commands (not messages: those wait in the pending list) held back by the session's own flood
-/// pacing. Covers a welcome's rejoins and parts plus deferred commands, with room for typing.
-const MAX_PACED_COMMANDS: usize = 2 * MAX_ROOMS_PER_USER + MAX_DEFERRED + 32;
-
-/// Gaps per room whose refill is still awaited. Older ones are forgotten (their refill events
-/// are then dropped as duplicates would be), which only costs the user a refill.
-pub(super) const MAX_OPEN_GAPS: usize = 16;
-
-/// How long a connection attempt may take, from [`Event::Connect`] to the server's welcome,
-/// before it counts as failed (a black-holed TCP connect can hang for minutes, and something
-/// that is not a natter server may accept and never answer).
-pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
-
-/// Longest server-sent detail or reason passed on to the UI, in characters.
-const MAX_DETAIL_CHARS: usize = 500;
 
 /// How the session's bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

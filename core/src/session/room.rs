@@ -2,8 +2,8 @@
 //! emitted, so every room event reaches the UI once (above the last seen, or inside a gap being
 //! refilled).
 
-use super::MAX_OPEN_GAPS;
 use crate::limits::MAX_MEMBERS_LISTED;
+use crate::limits::MAX_OPEN_GAPS;
 use crate::types::{Nick, RoomName, Seq, Text};
 
 /// What the session knows about one room it is in. See [`Session::room_state`].

@@ -1,4 +1,5 @@
 use super::*;
+use crate::limits::MAX_OPEN_GAPS;
 use crate::wire::LEN_PREFIX;
 
 fn nick(s: &str) -> Nick {
