@@ -6,7 +6,7 @@ use crate::limits::MAX_MEMBERS_LISTED;
 use crate::limits::MAX_OPEN_GAPS;
 use crate::types::{Nick, RoomName, Seq, Text};
 
-/// What the session knows about one room it is in. See [`Session::room_state`].
+/// What the session knows about one room it is in. See [`Session::room_state`](super::Session::room_state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomState {
     /// Room.
@@ -17,7 +17,7 @@ pub struct RoomState {
     /// [`MAX_MEMBERS_LISTED`]).
     pub members: Vec<Nick>,
     /// Chat lines (say/act by others) received while this was not the current room; cleared by
-    /// [`Session::switch_room`].
+    /// [`Session::switch_room`](super::Session::switch_room).
     pub unread: u32,
     /// Highest seq seen, `None` before the first event.
     pub last_seq: Option<Seq>,
