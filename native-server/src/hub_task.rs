@@ -1,13 +1,16 @@
 //! The task that owns the [`Hub`]. Connection tasks send it what their sockets did; it feeds the
-//! hub in batches, hands the hub's transmits to the connections' writers, logs the hub's events,
-//! and sleeps until the next input or the hub's next deadline.
+//! hub in batches, appends the hub's transmits to the connections' [`Outbox`]es, logs the hub's
+//! events, and sleeps until the next input or the hub's next deadline.
 
 use crate::clock::Clock;
+use crate::outbox::Outbox;
 use bytes::Bytes;
 use natter_core::ConnId;
 use natter_core::hub::{Hub, HubEvent};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
@@ -24,7 +27,7 @@ pub(crate) enum Input {
     /// hub refused it (the socket is then dropped at once).
     Accepted {
         peer: SocketAddr,
-        writer: mpsc::UnboundedSender<WriterCmd>,
+        outbox: Arc<Outbox>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
     /// Bytes read from the socket.
@@ -37,28 +40,50 @@ pub(crate) enum Input {
     Shutdown,
 }
 
-/// What the hub task tells a connection's writer. The channel is unbounded because the hub
-/// bounds it: bytes handed over count against the connection's outbound limit until the writer
-/// reports them written.
-#[derive(Debug)]
-pub(crate) enum WriterCmd {
-    /// Write these bytes (shared with every other recipient of a broadcast).
-    Data(Bytes),
-    /// Finish writing what came before, then close the socket.
-    Close,
-}
-
 struct Conn {
     peer: SocketAddr,
-    writer: mpsc::UnboundedSender<WriterCmd>,
+    outbox: Arc<Outbox>,
     /// The hub asked for it to be closed; read bytes are dropped from then on.
     closing: bool,
 }
 
+impl Drop for Conn {
+    /// The hub is done with the connection (it closed, or the hub task ends): the connection
+    /// task writes what it has and stops.
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
+}
+
+/// Hashes a [`ConnId`] with one multiplication. The hub hands ids out in sequence, so no peer
+/// chooses them and SipHash's flood resistance buys nothing here; `drain` looks one up per
+/// frame per member.
+#[derive(Default)]
+struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads sequential ids over the table's high and low bits.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ConnMap = HashMap<ConnId, Conn, BuildHasherDefault<ConnIdHasher>>;
+
 struct HubTask {
     hub: Hub,
     clock: Clock,
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnMap,
     shutting_down: bool,
 }
 
@@ -68,7 +93,7 @@ pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, g
     let mut task = HubTask {
         hub,
         clock,
-        conns: HashMap::new(),
+        conns: ConnMap::default(),
         shutting_down: false,
     };
     let mut give_up: Option<Instant> = None;
@@ -102,7 +127,7 @@ pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, g
             }
         }
     }
-    // Dropping the writers' senders ends every writer that is still running.
+    // Dropping the conns closes every outbox: their connection tasks flush and end.
     debug!("hub task done");
 }
 
@@ -112,7 +137,7 @@ impl HubTask {
         match input {
             Input::Accepted {
                 peer,
-                writer,
+                outbox,
                 reply,
             } => {
                 if self.shutting_down {
@@ -129,7 +154,7 @@ impl HubTask {
                                 conn,
                                 Conn {
                                     peer,
-                                    writer,
+                                    outbox,
                                     closing: false,
                                 },
                             );
@@ -172,15 +197,12 @@ impl HubTask {
         }
     }
 
-    /// Hands every transmit to its writer, then acts on the events: a `Close` must come after the
-    /// transmits polled before it.
+    /// Appends every transmit to its outbox, then acts on the events: a `Close` must come after
+    /// the transmits polled before it.
     fn drain(&mut self) {
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {
-                // A send fails only when the writer has ended; its `Closed` is on the way.
-                Some(c) => {
-                    let _ = c.writer.send(WriterCmd::Data(t.data));
-                }
+                Some(c) => c.outbox.push(&t.data),
                 None => debug!(conn = %t.conn, "transmit for a connection already gone"),
             }
         }
@@ -207,7 +229,7 @@ impl HubTask {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         info!(%conn, peer = %c.peer, %reason, "closing");
                         c.closing = true;
-                        let _ = c.writer.send(WriterCmd::Close);
+                        c.outbox.close();
                     }
                 }
             }

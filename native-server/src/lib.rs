@@ -1,7 +1,7 @@
 //! natter-server: a tokio TCP shell around natter-core's [`Hub`](natter_core::hub::Hub).
 //!
-//! One task owns the hub ([`hub_task`]); per connection a reader and a writer task pump bytes
-//! ([`conn`]); one accept loop per listening address hands sockets over ([`server`]). Every
+//! One task owns the hub ([`hub_task`]); per connection one task pumps bytes both ways
+//! ([`conn`]), taking what the hub queued for it from a shared buffer ([`outbox`]); one accept loop per listening address hands sockets over ([`server`]). Every
 //! protocol decision (framing, limits, rooms, timeouts) is the hub's: this crate moves bytes,
 //! keeps time and reports what the sockets did.
 #![warn(missing_docs)]
@@ -9,6 +9,7 @@
 mod clock;
 mod conn;
 mod hub_task;
+mod outbox;
 mod server;
 
 use natter_core::hub::Config;
