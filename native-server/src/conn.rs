@@ -11,12 +11,13 @@ use bytes::Bytes;
 use natter_core::ConnId;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Sleep, sleep, timeout};
 use tracing::debug;
 
 /// Bytes read per read call. The hub holds at most one partial frame or line per connection
@@ -48,7 +49,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, hub: mpsc::Se
         outbox: outbox.clone(),
         reply: reply_tx,
     };
-    if hub.send(accepted).await.is_err() {
+    if !tell(&hub, accepted).await {
         return;
     }
     // Refused (or the hub task is gone): dropping the stream closes it at once.
@@ -71,7 +72,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, hub: mpsc::Se
     }
     if !closed_sent {
         // Closed for the hub (its limits count it no more), though input is drained a moment.
-        let _ = hub.send(Input::Closed { conn }).await;
+        tell(&hub, Input::Closed { conn }).await;
     }
     if !peer_gone {
         let _ = timeout(DRAIN_AFTER_CLOSE, discard(&stream)).await;
@@ -93,48 +94,64 @@ struct Pump<'a> {
 impl Pump<'_> {
     /// Reads and writes until the outbox is closed and flushed (true), or a write fails or the
     /// flush runs out of time (false, with a log line).
+    ///
+    /// One readiness future serves both directions and the close timer is boxed, allocated only
+    /// once closing: an idle connection's future stays small.
     async fn run(&mut self) -> bool {
         let mut out = Vec::new();
         let mut pos = 0;
         // Set once the outbox is closing: `out` then holds the last bytes to write.
-        let mut deadline: Option<Instant> = None;
+        let mut linger: Option<Pin<Box<Sleep>>> = None;
         loop {
             if pos == out.len() {
-                if deadline.is_some() {
+                if linger.is_some() {
                     return true;
                 }
                 pos = 0;
                 if self.outbox.take(&mut out) {
-                    deadline = Some(Instant::now() + CLOSE_LINGER);
+                    linger = Some(Box::pin(sleep(CLOSE_LINGER)));
                     continue;
                 }
             }
+            let want_read = !self.peer_gone;
+            let want_write = pos < out.len();
+            let interest = match (want_read, want_write) {
+                (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+                (true, false) => Some(Interest::READABLE),
+                (false, true) => Some(Interest::WRITABLE),
+                (false, false) => None,
+            };
             tokio::select! {
-                r = self.stream.readable(), if !self.peer_gone => match r {
-                    Ok(()) => self.read(deadline.is_none()).await,
-                    Err(e) => self.gone(&e).await,
-                },
-                () = self.outbox.ready(), if pos == out.len() => {}
-                r = self.stream.writable(), if pos < out.len() => {
-                    let n = r.and_then(|()| self.stream.try_write(&out[pos..]));
-                    match n {
-                        Ok(0) => {
-                            debug!(conn = %self.conn, "socket accepts no more bytes");
-                            return false;
-                        }
-                        Ok(n) => {
-                            pos += n;
-                            // Fails only when the hub task is gone; it closed the outbox then.
-                            let _ = self.hub.send(Input::Written { conn: self.conn, n }).await;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => {
-                            debug!(conn = %self.conn, error = %e, "write failed");
-                            return false;
+                r = self.stream.ready(interest.unwrap_or(Interest::READABLE)), if interest.is_some() => {
+                    if let Err(e) = r {
+                        debug!(conn = %self.conn, error = %e, "socket failed");
+                        return false;
+                    }
+                    // `try_*` return WouldBlock without a system call when not ready.
+                    if want_write {
+                        match self.stream.try_write(&out[pos..]) {
+                            Ok(0) => {
+                                debug!(conn = %self.conn, "socket accepts no more bytes");
+                                return false;
+                            }
+                            Ok(n) => {
+                                pos += n;
+                                // Fails only when the hub task is gone; it closed the outbox then.
+                                tell(self.hub, Input::Written { conn: self.conn, n }).await;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) => {
+                                debug!(conn = %self.conn, error = %e, "write failed");
+                                return false;
+                            }
                         }
                     }
+                    if want_read {
+                        self.read(linger.is_none()).await;
+                    }
                 }
-                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                () = self.outbox.ready(), if pos == out.len() => {}
+                () = expired(&mut linger), if linger.is_some() => {
                     debug!(conn = %self.conn, unsent = out.len() - pos, "gave up flushing before close");
                     return false;
                 }
@@ -147,7 +164,7 @@ impl Pump<'_> {
         match read_some(self.stream) {
             Ok(Some(data)) if forward => {
                 let conn = self.conn;
-                if self.hub.send(Input::Read { conn, data }).await.is_err() {
+                if !tell(self.hub, Input::Read { conn, data }).await {
                     // The hub task is gone (it closed the outbox): stop reading.
                     self.peer_gone = true;
                 }
@@ -158,13 +175,11 @@ impl Pump<'_> {
                 self.tell_gone().await;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => self.gone(&e).await,
+            Err(e) => {
+                debug!(conn = %self.conn, error = %e, "read failed");
+                self.tell_gone().await;
+            }
         }
-    }
-
-    async fn gone(&mut self, e: &io::Error) {
-        debug!(conn = %self.conn, error = %e, "read failed");
-        self.tell_gone().await;
     }
 
     /// Nothing more to read. Unless the hub said close already, it hears `Closed` now, and
@@ -173,8 +188,26 @@ impl Pump<'_> {
         self.peer_gone = true;
         if !self.closed_sent && !self.outbox.is_closing() {
             self.closed_sent = true;
-            let _ = self.hub.send(Input::Closed { conn: self.conn }).await;
+            tell(self.hub, Input::Closed { conn: self.conn }).await;
         }
+    }
+}
+
+/// Sends to the hub task; false if it is gone. The waiting send (a large future) is boxed and
+/// taken only when the hub's queue is full, so it does not size every connection's future.
+async fn tell(hub: &mpsc::Sender<Input>, input: Input) -> bool {
+    match hub.try_send(input) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(input)) => Box::pin(hub.send(input)).await.is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Completes when the timer, if any, has.
+async fn expired(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(t) => t.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -215,7 +248,7 @@ mod tests {
         let (hub_tx, _hub_rx) = mpsc::channel(1);
         let serve_fut = serve(server_side, peer, hub_tx);
         let serve_size = std::mem::size_of_val(&serve_fut);
-        assert!(serve_size < 1024, "connection future is {serve_size} bytes");
+        assert!(serve_size < 768, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
     }
 }
