@@ -9,12 +9,14 @@ use crate::hub_task::Input;
 use crate::outbox::Outbox;
 use bytes::Bytes;
 use natter_core::ConnId;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Sleep, sleep, timeout};
@@ -95,8 +97,9 @@ impl Pump<'_> {
     /// Reads and writes until the outbox is closed and flushed (true), or a write fails or the
     /// flush runs out of time (false, with a log line).
     ///
-    /// One readiness future serves both directions and the close timer is boxed, allocated only
-    /// once closing: an idle connection's future stays small.
+    /// One `poll_fn` waits for everything: socket readiness (whose wakers live in the socket's
+    /// registration), the outbox (whose waker lives in the outbox) and the close timer (boxed,
+    /// allocated only once closing), so an idle connection's future stays small.
     async fn run(&mut self) -> bool {
         let mut out = Vec::new();
         let mut pos = 0;
@@ -115,46 +118,55 @@ impl Pump<'_> {
             }
             let want_read = !self.peer_gone;
             let want_write = pos < out.len();
-            let interest = match (want_read, want_write) {
-                (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-                (true, false) => Some(Interest::READABLE),
-                (false, true) => Some(Interest::WRITABLE),
-                (false, false) => None,
-            };
-            tokio::select! {
-                r = self.stream.ready(interest.unwrap_or(Interest::READABLE)), if interest.is_some() => {
-                    if let Err(e) = r {
-                        debug!(conn = %self.conn, error = %e, "socket failed");
+            let (stream, outbox) = (self.stream, self.outbox);
+            let ready = poll_fn(|cx| {
+                let mut r = Ready::default();
+                if want_read {
+                    r.read = ready(stream.poll_read_ready(cx), &mut r.failed);
+                }
+                if want_write {
+                    r.write = ready(stream.poll_write_ready(cx), &mut r.failed);
+                } else {
+                    r.outbox = outbox.poll_ready(cx).is_ready();
+                }
+                if let Some(t) = linger.as_mut() {
+                    r.linger = t.as_mut().poll(cx).is_ready();
+                }
+                if r.read || r.write || r.outbox || r.linger || r.failed.is_some() {
+                    Poll::Ready(r)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if let Some(e) = ready.failed {
+                debug!(conn = %self.conn, error = %e, "socket failed");
+                return false;
+            }
+            if ready.linger {
+                debug!(conn = %self.conn, unsent = out.len() - pos, "gave up flushing before close");
+                return false;
+            }
+            if ready.write {
+                match self.stream.try_write(&out[pos..]) {
+                    Ok(0) => {
+                        debug!(conn = %self.conn, "socket accepts no more bytes");
                         return false;
                     }
-                    // `try_*` return WouldBlock without a system call when not ready.
-                    if want_write {
-                        match self.stream.try_write(&out[pos..]) {
-                            Ok(0) => {
-                                debug!(conn = %self.conn, "socket accepts no more bytes");
-                                return false;
-                            }
-                            Ok(n) => {
-                                pos += n;
-                                // Fails only when the hub task is gone; it closed the outbox then.
-                                tell(self.hub, Input::Written { conn: self.conn, n }).await;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                            Err(e) => {
-                                debug!(conn = %self.conn, error = %e, "write failed");
-                                return false;
-                            }
-                        }
+                    Ok(n) => {
+                        pos += n;
+                        // Fails only when the hub task is gone; it closed the outbox then.
+                        tell(self.hub, Input::Written { conn: self.conn, n }).await;
                     }
-                    if want_read {
-                        self.read(linger.is_none()).await;
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        debug!(conn = %self.conn, error = %e, "write failed");
+                        return false;
                     }
                 }
-                () = self.outbox.ready(), if pos == out.len() => {}
-                () = expired(&mut linger), if linger.is_some() => {
-                    debug!(conn = %self.conn, unsent = out.len() - pos, "gave up flushing before close");
-                    return false;
-                }
+            }
+            if ready.read {
+                self.read(linger.is_none()).await;
             }
         }
     }
@@ -194,20 +206,42 @@ impl Pump<'_> {
 }
 
 /// Sends to the hub task; false if it is gone. The waiting send (a large future) is boxed and
-/// taken only when the hub's queue is full, so it does not size every connection's future.
-async fn tell(hub: &mpsc::Sender<Input>, input: Input) -> bool {
-    match hub.try_send(input) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(input)) => Box::pin(hub.send(input)).await.is_ok(),
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+/// taken only when the hub's queue is full, so neither it nor `input` sizes every connection's
+/// future: the fast path sends before the returned future is first polled.
+fn tell(hub: &mpsc::Sender<Input>, input: Input) -> impl Future<Output = bool> + '_ {
+    let slow = match hub.try_send(input) {
+        Ok(()) => Ok(true),
+        Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+        Err(mpsc::error::TrySendError::Full(input)) => Err(Box::pin(hub.send(input))),
+    };
+    async move {
+        match slow {
+            Ok(sent) => sent,
+            Err(send) => send.await.is_ok(),
+        }
     }
 }
 
-/// Completes when the timer, if any, has.
-async fn expired(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(t) => t.as_mut().await,
-        None => std::future::pending().await,
+/// What woke [`Pump::run`].
+#[derive(Default)]
+struct Ready {
+    read: bool,
+    write: bool,
+    outbox: bool,
+    linger: bool,
+    failed: Option<io::Error>,
+}
+
+/// Whether a readiness poll is ready; an error (the runtime's I/O driver is gone) goes to
+/// `failed`.
+fn ready(p: Poll<io::Result<()>>, failed: &mut Option<io::Error>) -> bool {
+    match p {
+        Poll::Ready(Ok(())) => true,
+        Poll::Ready(Err(e)) => {
+            *failed = Some(e);
+            false
+        }
+        Poll::Pending => false,
     }
 }
 
@@ -222,7 +256,8 @@ fn read_some(stream: &TcpStream) -> io::Result<Option<Bytes>> {
 /// Reads and drops input until the peer closes or the socket fails.
 async fn discard(stream: &TcpStream) {
     loop {
-        if stream.readable().await.is_err() {
+        // `poll_read_ready` keeps its waker in the socket's registration, not in this future.
+        if poll_fn(|cx| stream.poll_read_ready(cx)).await.is_err() {
             return;
         }
         match read_some(stream) {
@@ -248,7 +283,7 @@ mod tests {
         let (hub_tx, _hub_rx) = mpsc::channel(1);
         let serve_fut = serve(server_side, peer, hub_tx);
         let serve_size = std::mem::size_of_val(&serve_fut);
-        assert!(serve_size < 768, "connection future is {serve_size} bytes");
+        assert!(serve_size < 512, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
     }
 }

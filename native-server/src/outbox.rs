@@ -7,7 +7,7 @@
 //! outbound limit (`Config::outbound_max_bytes`) until the connection reports them written.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 
 /// Capacity reserved at the first append after an idle spell, so a burst of small frames does
 /// not grow the buffer by many small reallocations.
@@ -17,14 +17,15 @@ const FIRST_CAPACITY: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    /// Signalled when bytes arrive in an empty buffer, and on close.
-    ready: Notify,
 }
 
 #[derive(Debug, Default)]
 struct State {
     buf: Vec<u8>,
     closing: bool,
+    /// The connection task, waiting for bytes or the close; woken when bytes arrive in an empty
+    /// buffer, and on close.
+    waker: Option<Waker>,
 }
 
 impl Outbox {
@@ -39,16 +40,22 @@ impl Outbox {
             st.buf.reserve(FIRST_CAPACITY.max(data.len()));
         }
         st.buf.extend_from_slice(data);
+        let waker = if was_empty { st.waker.take() } else { None };
         drop(st);
-        if was_empty {
-            self.ready.notify_one();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
     /// The connection is to finish writing what was appended so far, then close.
     pub(crate) fn close(&self) {
-        self.lock().closing = true;
-        self.ready.notify_one();
+        let mut st = self.lock();
+        st.closing = true;
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Whether the hub has closed it.
@@ -72,10 +79,19 @@ impl Outbox {
         closing
     }
 
-    /// Waits until bytes arrive in an empty buffer or the outbox closes (may return spuriously:
-    /// callers [`take`](Self::take) and check).
-    pub(crate) async fn ready(&self) {
-        self.ready.notified().await;
+    /// Ready when there are bytes to take or the outbox is closing; otherwise the task is woken
+    /// when that changes. The check and the waker's registration share the lock with `push`
+    /// and `close`, so no wakeup is lost.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if !st.buf.is_empty() || st.closing {
+            return Poll::Ready(());
+        }
+        match &st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Never panics: a panic while holding the lock leaves a valid `Vec` and `bool`.
@@ -133,7 +149,7 @@ mod tests {
                     if !out.is_empty() {
                         return out;
                     }
-                    ob.ready().await;
+                    std::future::poll_fn(|cx| ob.poll_ready(cx)).await;
                 }
             }
         });
