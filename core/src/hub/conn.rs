@@ -28,6 +28,9 @@ pub(crate) enum Phase {
     Closing,
 }
 
+/// Backlog slots an idle connection may keep allocated (more are freed once it drains).
+const IDLE_BACKLOG_SLOTS: usize = 8;
+
 /// A command waiting for a flood-control token.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
@@ -202,6 +205,10 @@ impl Conn {
                 self.front_written += n;
                 n = 0;
             }
+        }
+        if self.backlog_msgs.is_empty() && self.backlog_msgs.capacity() > IDLE_BACKLOG_SLOTS {
+            // A burst (a join's replay, say) is over: an idle connection keeps no big queue.
+            self.backlog_msgs = VecDeque::new();
         }
     }
 
