@@ -83,6 +83,7 @@ struct Limits {
     outbound_max_bytes: Option<usize>,
     history_len: Option<usize>,
     history_on_join: Option<usize>,
+    history_budget_bytes: Option<usize>,
 }
 
 impl Limits {
@@ -112,6 +113,7 @@ impl Limits {
         set(self.outbound_max_bytes, &mut c.outbound_max_bytes);
         set(self.history_len, &mut c.history_len);
         set(self.history_on_join, &mut c.history_on_join);
+        set(self.history_budget_bytes, &mut c.history_budget_bytes);
     }
 }
 
