@@ -501,22 +501,9 @@ impl Hub {
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, None);
         }
-        let Some(r) = self.rooms.get(&room) else {
+        let Some(latest) = self.gap_for_lost(conn, &room, after) else {
             return;
         };
-        let latest = r.last_seq;
-        if after >= latest {
-            return;
-        }
-        let oldest = r.oldest_kept().unwrap_or(latest.next());
-        if oldest > after.next() {
-            let gone = ServerMsg::Gap {
-                room: room.clone(),
-                first: after.next(),
-                last: Seq(oldest.0 - 1).min(latest),
-            };
-            self.send(conn, gone);
-        }
         let lim = self.queue_limits();
         let (Some(r), Some(c)) = (self.rooms.get(&room), self.conns.get_mut(&conn)) else {
             return;

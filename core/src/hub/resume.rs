@@ -105,12 +105,31 @@ impl Hub {
 
     /// Replays what came after `after` as room traffic: a gap first for what the ring lost.
     pub(super) fn replay_since(&mut self, conn: ConnId, room: &RoomName, after: Seq) {
-        let Some(r) = self.rooms.get(room) else {
+        let Some(latest) = self.gap_for_lost(conn, room, after) else {
             return;
         };
+        let lim = self.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        for s in r.between(after, latest) {
+            let data = stored_bytes(c, s);
+            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+        }
+    }
+
+    /// Before replaying what came after `after`: sends a `Gap` for the part the history ring no
+    /// longer holds, and returns the room's latest seq (`None`: nothing came after `after`).
+    pub(super) fn gap_for_lost(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        after: Seq,
+    ) -> Option<Seq> {
+        let r = self.rooms.get(room)?;
         let latest = r.last_seq;
         if after >= latest {
-            return;
+            return None;
         }
         let oldest = r.oldest_kept().unwrap_or(latest.next());
         if oldest > after.next() {
@@ -124,13 +143,6 @@ impl Hub {
                 },
             );
         }
-        let lim = self.queue_limits();
-        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
-            return;
-        };
-        for s in r.between(after, latest) {
-            let data = stored_bytes(c, s);
-            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
-        }
+        Some(latest)
     }
 }
