@@ -161,16 +161,7 @@ fn fuzz(seconds: u64) -> Result<()> {
 /// Builds the release binaries the benchmark starts and runs it with `args`; with none, the
 /// issue's whole set: the fan-out matrix, the open loop, through the bridge, and idle memory.
 fn bench(args: &[String]) -> Result<()> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "natter-server",
-        "-p",
-        "natter-bridge",
-        "-p",
-        "natter-bench",
-    ]))?;
+    build_release(&["natter-server", "natter-bridge", "natter-bench"])?;
     let bin = root().join("target/release/natter-bench");
     if !args.is_empty() {
         return run(Command::new(&bin).args(args));
@@ -184,4 +175,14 @@ fn bench(args: &[String]) -> Result<()> {
         run(Command::new(&bin).args(set))?;
     }
     Ok(())
+}
+
+/// `cargo build --release` of the given packages.
+pub fn build_release(packages: &[&str]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    run(&mut cmd)
 }

@@ -2,7 +2,7 @@
 //! binaries (release), runs natter-server on :8000 and natter-bridge on :8080, says how to join,
 //! and on Ctrl+C (or SIGTERM) stops both gracefully.
 
-use crate::{cargo, install, root, run, web};
+use crate::{build_release, install, root, web};
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -16,16 +16,7 @@ const BRIDGE: &str = "127.0.0.1:8080";
 pub fn up() -> Result<()> {
     install::wasm_target()?;
     web()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "natter-server",
-        "-p",
-        "natter-bridge",
-        "-p",
-        "natter",
-    ]))?;
+    build_release(&["natter-server", "natter-bridge", "natter"])?;
     let bin = root().join("target/release");
 
     let (stop_tx, stop_rx) = mpsc::channel();
