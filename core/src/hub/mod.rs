@@ -60,6 +60,7 @@ use core::net::IpAddr;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use room::{Room, Rooms, Stored};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
 use timers::{Timer, Timers};
@@ -222,8 +223,10 @@ pub struct Hub {
     next_conn: u64,
     next_user: u64,
     next_ping: u64,
-    conns: HashMap<ConnId, Conn>,
-    users: HashMap<UserId, User>,
+    // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe;
+    // these maps are touched once per member per broadcast.
+    conns: FxHashMap<ConnId, Conn>,
+    users: FxHashMap<UserId, User>,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
     tokens: HashMap<ResumeToken, UserId>,
@@ -262,8 +265,8 @@ impl Hub {
             next_conn: 1,
             next_user: 1,
             next_ping: 1,
-            conns: HashMap::new(),
-            users: HashMap::new(),
+            conns: FxHashMap::default(),
+            users: FxHashMap::default(),
             nicks: HashMap::new(),
             tokens: HashMap::new(),
             rooms: Rooms::new(),

@@ -4,7 +4,8 @@
 use super::UserId;
 use crate::time::Millis;
 use crate::types::ConnId;
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +28,8 @@ pub(crate) enum Timer {
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     by_time: BTreeSet<(Millis, Timer)>,
-    by_key: HashMap<Timer, Millis>,
+    /// Keyed by hub-chosen ids only: a fast non-keyed hash is safe.
+    by_key: FxHashMap<Timer, Millis>,
 }
 
 impl Timers {
