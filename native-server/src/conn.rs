@@ -34,6 +34,23 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// answer it with a reset that could destroy the last error line before the peer reads it.
 const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
 
+/// TCP keepalive probes start after this much silence. Binary clients are pinged by the hub;
+/// people on `nc` cannot answer pings, so for them the kernel finds a vanished peer (a laptop
+/// closed, a cable pulled) and the half-open socket stops holding a connection slot.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// Between keepalive probes; the kernel gives up after a few unanswered ones.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Small frames, latency-bound: no Nagle. Keepalive: see [`KEEPALIVE_IDLE`].
+fn tune_socket(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
 /// Serves one accepted socket until it is closed.
 ///
 /// The hub closes the outbox when it says close, and when it has seen `Closed` after the peer
@@ -41,8 +58,8 @@ const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
 /// Input read after the hub said close is dropped, and after the FIN drained for
 /// [`DRAIN_AFTER_CLOSE`], so the peer reads the last error line instead of a reset.
 pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender<Input>) {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    if let Err(e) = tune_socket(&stream) {
+        debug!(%peer, error = %e, "cannot set socket options");
     }
     let outbox = Arc::new(Outbox::default());
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -270,6 +287,20 @@ async fn discard(stream: &TcpStream) {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        tune_socket(&server_side).unwrap();
+        assert!(server_side.nodelay().unwrap());
+        let sock = socket2::SockRef::from(&server_side);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+    }
     use super::*;
 
     /// What an idle connection costs in task state (its future; the kernel's socket buffers
