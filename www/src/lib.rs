@@ -90,6 +90,11 @@ impl Client {
         self.session.handle_timeout(millis(now));
     }
 
+    /// The network is back (the browser's `online` event): reconnect now if waiting to.
+    pub fn reconnect_now(&mut self, now: f64) {
+        self.session.reconnect_now(millis(now));
+    }
+
     /// The next WebSocket message to send, or `undefined`.
     pub fn poll_transmit(&mut self) -> Option<js_sys::Uint8Array> {
         self.session

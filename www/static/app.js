@@ -737,6 +737,17 @@ new ResizeObserver(() => {
   if (c && pinned) c.log.scrollTop = c.log.scrollHeight;
 }).observe(ui.logs);
 
+// Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
+// backoff. The Session ignores this unless it is waiting.
+for (const [target, event] of [[window, "online"], [document, "visibilitychange"]]) {
+  target.addEventListener(event, () => {
+    if (client && !document.hidden) {
+      client.reconnect_now(now());
+      pump();
+    }
+  });
+}
+
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && view && convs.has(view)) {
     convs.get(view).unread = 0;

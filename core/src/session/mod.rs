@@ -578,6 +578,15 @@ impl Session {
 
     // ---- connection lifecycle ----
 
+    /// The network is probably back (the browser's `online` event, a user's "retry" key): if
+    /// waiting to reconnect, try now instead of at the end of the backoff. Otherwise nothing.
+    pub fn reconnect_now(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        if let Phase::Waiting { .. } = self.phase {
+            self.start_connect(now);
+        }
+    }
+
     /// Why the session ended for good when that was not the user's `/quit` (e.g. the server
     /// speaks another protocol version): a line-mode client exits non-zero on it.
     pub fn fatal(&self) -> Option<&str> {

@@ -1015,6 +1015,31 @@ fn a_transport_that_never_opens_is_given_up_on() {
 }
 
 #[test]
+fn reconnect_now_skips_the_rest_of_the_backoff() {
+    let mut t = T::ready(Transport::Messages);
+    // Connected: nothing to do.
+    t.s.reconnect_now(t.now);
+    assert!(t.events().is_empty());
+    t.s.handle_disconnected("network down", t.now);
+    for _ in 0..3 {
+        // Fail a few times so the backoff is long.
+        t.advance(RECONNECT_MAX.0);
+        t.s.handle_disconnected("still down", t.now);
+    }
+    let ConnState::Reconnecting { at, .. } = t.s.state() else {
+        panic!("{:?}", t.s.state());
+    };
+    assert!(at > t.now);
+    t.events();
+    t.s.reconnect_now(t.now);
+    assert_eq!(
+        t.events(),
+        vec![Event::State(ConnState::Connecting), Event::Connect]
+    );
+    assert_eq!(t.s.state(), ConnState::Connecting);
+}
+
+#[test]
 fn welcome_resets_the_backoff() {
     let mut t = T::ready(Transport::Stream);
     // Connections that open but are never welcomed count as failed attempts.
