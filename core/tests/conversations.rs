@@ -191,6 +191,23 @@ fn disconnect_and_resume_delivers_missed_messages_once() {
         })
         .count();
     assert_eq!(notices, 1, "only alice's first join: {:?}", net.events(b));
+    // The member list was refreshed quietly: nobody asked with /who.
+    assert!(
+        net.events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Members { asked: false, .. }))
+    );
+    assert!(
+        !net.events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Members { asked: true, .. }))
+    );
+    net.type_line(a, "/who");
+    assert!(
+        net.events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Members { asked: true, .. }))
+    );
     // Seqs never repeat.
     let s = seqs(&net, a, "#lobby");
     let mut sorted = s.clone();

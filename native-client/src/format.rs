@@ -49,7 +49,13 @@ pub fn notice_lines(ev: &Event) -> Vec<String> {
             out
         }
         Event::Parted { room } => vec![format!("[{room}] -- you left {room}")],
-        Event::Members { room, members } => vec![members_line(room, members)],
+        Event::Members {
+            room,
+            members,
+            asked: true,
+        } => vec![members_line(room, members)],
+        // The session's own refresh after a reconnect: nothing to say.
+        Event::Members { asked: false, .. } => Vec::new(),
         Event::Rooms(rooms) => vec![rooms_line(rooms)],
         Event::Topic { room, topic } => vec![topic_line(room, topic.as_ref())],
         Event::Nick(n) => vec![format!("-- you are now known as {n}")],

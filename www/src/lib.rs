@@ -253,6 +253,8 @@ pub enum View {
         room: String,
         /// Members.
         members: Vec<String>,
+        /// The answer to a `/who` (show it), not the session's own refresh.
+        asked: bool,
     },
     /// The server's rooms.
     Rooms {
@@ -368,9 +370,14 @@ impl From<Event> for View {
                 last: num(last.0),
                 count: num(last.0.saturating_sub(first.0).saturating_add(1)),
             },
-            Event::Members { room, members } => View::Members {
+            Event::Members {
+                room,
+                members,
+                asked,
+            } => View::Members {
                 room: room.to_string(),
                 members: names(&members),
+                asked,
             },
             Event::Rooms(rooms) => View::Rooms {
                 rooms: rooms

@@ -45,7 +45,6 @@ let connState = { state: "connecting" };
 let everConnected = false;
 let me = "";
 let sessionRoom = null; // the Session's current room as last seen, to follow /join and /part
-let whoAsked = 0; // /who typed and not yet answered
 let quitTyped = false; // so the end of the session is explained right
 
 // Conversations: rooms ("#x") and direct chats ("@nick", folded), each with its own log element.
@@ -380,8 +379,7 @@ function onEvent(ev) {
       const c = conv(ev.room);
       c.members = new Map(ev.members.map((n) => [fold(n), n]));
       // The Session also refreshes member lists by itself (after a resume): print only answers.
-      if (whoAsked > 0) {
-        whoAsked -= 1;
+      if (ev.asked) {
         noteLine(c, "info", `${ev.members.length} in ${ev.room}: ${ev.members.join(", ")}`);
       }
       break;
@@ -650,7 +648,6 @@ function input(line) {
   if (c && !c.isRoom && !line.startsWith("/")) {
     line = `/msg ${c.label} ${line}`;
   }
-  if (/^\/(who|names)\b/i.test(line)) whoAsked += 1;
   if (/^\/(quit|exit)\b/i.test(line)) quitTyped = true;
   client.handle_input(line, now());
   pump();

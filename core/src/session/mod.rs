@@ -149,6 +149,9 @@ pub enum Event {
         room: RoomName,
         /// Members.
         members: Vec<Nick>,
+        /// The answer to a `/who` (show it); false for the session's own refresh after a
+        /// reconnect (update the member list quietly).
+        asked: bool,
     },
     /// Rooms on the server.
     Rooms(Vec<RoomInfo>),
@@ -1005,7 +1008,12 @@ impl Session {
                 if let Some(state) = self.rooms.iter_mut().find(|r| r.room == room) {
                     state.members = members.clone();
                 }
-                self.event(Event::Members { room, members });
+                // The hub sends a member list only to answer a `who`.
+                self.event(Event::Members {
+                    room,
+                    members,
+                    asked: true,
+                });
             }
             ServerMsg::Rooms { mut rooms } => {
                 rooms.truncate(MAX_ROOMS_LISTED);
@@ -1107,6 +1115,7 @@ impl Session {
             self.event(Event::Members {
                 room: room.clone(),
                 members,
+                asked: false,
             });
         } else {
             if self.rooms.len() >= MAX_ROOMS_PER_USER {

@@ -626,7 +626,8 @@ fn server_replies_become_events() {
             Event::Rooms(rooms),
             Event::Members {
                 room: room("#lobby"),
-                members: vec![nick("alice")]
+                members: vec![nick("alice")],
+                asked: true
             },
             Event::Topic {
                 room: room("#lobby"),

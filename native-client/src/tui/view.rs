@@ -306,9 +306,20 @@ impl View {
                     self.server.push(now, LineKind::Notice(l));
                 }
             }
-            Event::Members { room, members } => match self.rooms.get_mut(room) {
-                // Our room: the member pane shows it.
-                Some(b) => b.set_members(members),
+            Event::Members {
+                room,
+                members,
+                asked,
+            } => match self.rooms.get_mut(room) {
+                // Our room: the member pane shows it (and a /who answer as a line too).
+                Some(b) => {
+                    b.set_members(members);
+                    if *asked {
+                        for l in format::notice_lines(ev) {
+                            b.push(now, LineKind::Notice(strip_room(&l, room)));
+                        }
+                    }
+                }
                 None => self.notice(ev, now),
             },
             Event::Topic { room, topic } => match self.rooms.get_mut(room) {
@@ -503,6 +514,7 @@ pub(crate) mod tests {
             &Update::Event(Event::Members {
                 room: room("#a"),
                 members: vec![nick("zed")],
+                asked: false,
             }),
             now,
         );
