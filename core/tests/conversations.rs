@@ -4,7 +4,7 @@
 
 mod harness;
 
-use harness::{Net, nick, room};
+use harness::{Net, nick, room, small_queues};
 use natter_core::Millis;
 use natter_core::hub::Config;
 use natter_core::session::Event;
@@ -269,15 +269,7 @@ fn slow_consumer_gets_a_gap_marker_and_others_are_unaffected() {
 /// message's echo is skipped while its queue is full, and must still settle after it catches up.
 #[test]
 fn a_stalled_talker_still_gets_its_own_message_acknowledged() {
-    let config = Config {
-        outbound_max_msgs: 8,
-        outbound_max_bytes: 2048,
-        flood_burst: 1_000,
-        flood_refill: Millis(1),
-        history_len: 16,
-        ..Config::default()
-    };
-    let mut net = Net::new(config);
+    let mut net = Net::new(small_queues());
     let a = net.add_session("ann", &["#lobby"]);
     let b = net.add_session("ben", &["#lobby"]);
     let c = net.add_session("cat", &["#lobby"]);

@@ -8,8 +8,7 @@
 
 mod harness;
 
-use harness::Net;
-use natter_core::hub::Config;
+use harness::{Net, small_queues};
 use natter_core::limits::OUTBOUND_HARD_MAX_BYTES;
 use natter_core::session::Event;
 use natter_core::{Millis, RoomName};
@@ -52,16 +51,7 @@ proptest! {
 
     #[test]
     fn members_see_every_event_once_or_a_gap(ops in proptest::collection::vec(op(), 1..60)) {
-        let config = Config {
-            // Small queues so stalls overflow them; a generous flood bucket so chat goes through.
-            outbound_max_msgs: 8,
-            outbound_max_bytes: 2048,
-            flood_burst: 1_000,
-            flood_refill: Millis(1),
-            history_len: 16,
-            ..Config::default()
-        };
-        let mut net = Net::new(config);
+        let mut net = Net::new(small_queues());
         let s: Vec<usize> = ["ann", "ben", "cat"].iter().map(|n| net.add_session(n, &["#lobby"])).collect();
         let t = net.add_text();
         let mut counter = 0;

@@ -43,6 +43,19 @@ pub struct Net {
     pub hub_events: Vec<HubEvent>,
 }
 
+/// A hub whose queues overflow at once when a reader stalls (8 messages, 2 KiB), with a short
+/// history and a flood bucket generous enough that chat goes through.
+pub fn small_queues() -> Config {
+    Config {
+        outbound_max_msgs: 8,
+        outbound_max_bytes: 2048,
+        flood_burst: 1_000,
+        flood_refill: Millis(1),
+        history_len: 16,
+        ..Config::default()
+    }
+}
+
 pub fn nick(s: &str) -> Nick {
     Nick::new(s).unwrap()
 }
