@@ -10,7 +10,7 @@ use crate::outbox::Outbox;
 use bytes::Bytes;
 use natter_core::ConnId;
 use std::future::{Future, poll_fn};
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -118,23 +118,21 @@ impl Pump<'_> {
     /// registration), the outbox (whose waker lives in the outbox) and the close timer (boxed,
     /// allocated only once closing), so an idle connection's future stays small.
     async fn run(&mut self) -> bool {
-        let mut out = Vec::new();
-        let mut pos = 0;
+        let mut out = Unwritten::default();
         // Set once the outbox is closing: `out` then holds the last bytes to write.
         let mut linger: Option<Pin<Box<Sleep>>> = None;
         loop {
-            if pos == out.len() {
+            if out.is_empty() {
                 if linger.is_some() {
                     return true;
                 }
-                pos = 0;
-                if self.outbox.take(&mut out) {
+                if out.refill(self.outbox) {
                     linger = Some(Box::pin(sleep(CLOSE_LINGER)));
                     continue;
                 }
             }
             let want_read = !self.peer_gone;
-            let want_write = pos < out.len();
+            let want_write = !out.is_empty();
             let (stream, outbox) = (self.stream, self.outbox);
             let ready = poll_fn(|cx| {
                 let mut r = Ready::default();
@@ -161,17 +159,16 @@ impl Pump<'_> {
                 return false;
             }
             if ready.linger {
-                debug!(conn = %self.conn, unsent = out.len() - pos, "gave up flushing before close");
+                debug!(conn = %self.conn, unsent = out.len(), "gave up flushing before close");
                 return false;
             }
             if ready.write {
-                match self.stream.try_write(&out[pos..]) {
+                match out.write_to(self.stream) {
                     Ok(0) => {
                         debug!(conn = %self.conn, "socket accepts no more bytes");
                         return false;
                     }
                     Ok(n) => {
-                        pos += n;
                         // Fails only when the hub task is gone; it closed the outbox then.
                         tell(self.hub, Input::Written { conn: self.conn, n }).await;
                     }
@@ -235,6 +232,70 @@ fn tell(hub: &mpsc::Sender<Input>, input: Input) -> impl Future<Output = bool> +
         match slow {
             Ok(sent) => sent,
             Err(send) => send.await.is_ok(),
+        }
+    }
+}
+
+/// Buffers taken from the outbox and not yet written, in order.
+#[derive(Default)]
+struct Unwritten {
+    bufs: Vec<Vec<u8>>,
+    /// The first buffer not wholly written.
+    next: usize,
+    /// Bytes of `bufs[next]` already written.
+    pos: usize,
+}
+
+impl Unwritten {
+    /// Buffers per vectored write, at most (each holds every message of one hub cycle).
+    const MAX_SLICES: usize = 64;
+
+    fn is_empty(&self) -> bool {
+        self.next == self.bufs.len()
+    }
+
+    /// Bytes left to write.
+    fn len(&self) -> usize {
+        let rest: usize = self.bufs[self.next..].iter().map(Vec::len).sum();
+        rest - self.pos
+    }
+
+    /// Takes what the outbox has (this is all written); true if the outbox is closing.
+    fn refill(&mut self, outbox: &Outbox) -> bool {
+        self.next = 0;
+        self.pos = 0;
+        outbox.take(&mut self.bufs)
+    }
+
+    /// One vectored write of what is left.
+    fn write_to(&mut self, stream: &TcpStream) -> io::Result<usize> {
+        let n = match &self.bufs[self.next..] {
+            [one] => stream.try_write(&one[self.pos..])?,
+            many => {
+                let mut slices = [IoSlice::new(&[]); Self::MAX_SLICES];
+                let mut used = 0;
+                for (slot, buf) in slices.iter_mut().zip(many) {
+                    let skip = if used == 0 { self.pos } else { 0 };
+                    *slot = IoSlice::new(&buf[skip..]);
+                    used += 1;
+                }
+                stream.try_write_vectored(&slices[..used])?
+            }
+        };
+        self.advance(n);
+        Ok(n)
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 && self.next < self.bufs.len() {
+            let left = self.bufs[self.next].len() - self.pos;
+            if n < left {
+                self.pos += n;
+                return;
+            }
+            n -= left;
+            self.next += 1;
+            self.pos = 0;
         }
     }
 }

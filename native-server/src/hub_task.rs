@@ -202,7 +202,7 @@ impl HubTask {
     fn drain(&mut self) {
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {
-                Some(c) => c.outbox.push(&t.data),
+                Some(c) => c.outbox.push(t.data),
                 None => debug!(conn = %t.conn, "transmit for a connection already gone"),
             }
         }

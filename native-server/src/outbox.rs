@@ -1,17 +1,14 @@
 //! A connection's outbound bytes on their way from the hub task to the connection task, without
-//! a channel message or a wakeup per frame: the hub task appends each frame to one shared buffer
-//! and wakes the connection only when that buffer was empty; the connection takes the whole
-//! buffer at once (handing back the one it has written) and writes it as one contiguous chunk.
+//! a channel message or a wakeup per frame: the hub hands over one buffer per connection per
+//! cycle (every message it queued for it, back to back); the hub task appends that buffer here
+//! (moved, not copied) and wakes the connection only when the outbox was empty; the connection
+//! takes all buffers at once and writes them with vectored writes.
 //!
-//! The buffer is bounded by the hub, not here: bytes appended count against the connection's
+//! The buffers are bounded by the hub, not here: bytes appended count against the connection's
 //! outbound limit (`Config::outbound_max_bytes`) until the connection reports them written.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-
-/// Capacity reserved at the first append after an idle spell, so a burst of small frames does
-/// not grow the buffer by many small reallocations.
-const FIRST_CAPACITY: usize = 4096;
 
 /// Shared by the hub task (appends, closes) and one connection task (takes).
 #[derive(Debug, Default)]
@@ -21,25 +18,23 @@ pub(crate) struct Outbox {
 
 #[derive(Debug, Default)]
 struct State {
-    buf: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
     closing: bool,
     /// The connection task, waiting for bytes or the close; woken when bytes arrive in an empty
-    /// buffer, and on close.
+    /// outbox, and on close.
     waker: Option<Waker>,
 }
 
 impl Outbox {
-    /// Appends one frame. Ignored once closing: nothing after a close is written.
-    pub(crate) fn push(&self, data: &[u8]) {
+    /// Appends a buffer of whole messages. Ignored once closing: nothing after a close is
+    /// written.
+    pub(crate) fn push(&self, data: Vec<u8>) {
         let mut st = self.lock();
         if st.closing || data.is_empty() {
             return;
         }
-        let was_empty = st.buf.is_empty();
-        if st.buf.capacity() == 0 {
-            st.buf.reserve(FIRST_CAPACITY.max(data.len()));
-        }
-        st.buf.extend_from_slice(data);
+        let was_empty = st.bufs.is_empty();
+        st.bufs.push(data);
         let waker = if was_empty { st.waker.take() } else { None };
         drop(st);
         if let Some(w) = waker {
@@ -63,19 +58,15 @@ impl Outbox {
         self.lock().closing
     }
 
-    /// Swaps `out` (whose bytes have all been written) for what was appended since the last
-    /// take, and says whether the connection is closing. When nothing was appended, the
-    /// connection has caught up: both buffers are released, so an idle connection holds none.
-    pub(crate) fn take(&self, out: &mut Vec<u8>) -> bool {
-        out.clear();
+    /// Replaces `out` (whose bytes have all been written) with the buffers appended since the
+    /// last take, in order, and says whether the connection is closing. A connection that has
+    /// caught up holds no buffer.
+    pub(crate) fn take(&self, out: &mut Vec<Vec<u8>>) -> bool {
         let mut st = self.lock();
-        std::mem::swap(out, &mut st.buf);
+        let next = std::mem::take(&mut st.bufs);
         let closing = st.closing;
-        let spare = out.is_empty().then(|| std::mem::take(&mut st.buf));
         drop(st);
-        if spare.is_some() {
-            *out = Vec::new();
-        }
+        *out = next;
         closing
     }
 
@@ -84,7 +75,7 @@ impl Outbox {
     /// and `close`, so no wakeup is lost.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.lock();
-        if !st.buf.is_empty() || st.closing {
+        if !st.bufs.is_empty() || st.closing {
             return Poll::Ready(());
         }
         match &st.waker {
@@ -108,31 +99,30 @@ mod tests {
     #[test]
     fn take_hands_over_everything_in_order_and_releases_when_caught_up() {
         let ob = Outbox::default();
-        ob.push(b"ab");
-        ob.push(b"");
-        ob.push(b"cde");
+        ob.push(b"ab".to_vec());
+        ob.push(Vec::new());
+        ob.push(b"cde".to_vec());
         let mut out = Vec::new();
         assert!(!ob.take(&mut out));
-        assert_eq!(out, b"abcde");
-        ob.push(b"f");
+        assert_eq!(out, [b"ab".to_vec(), b"cde".to_vec()]);
+        ob.push(b"f".to_vec());
         assert!(!ob.take(&mut out));
-        assert_eq!(out, b"f");
-        assert!(out.capacity() >= FIRST_CAPACITY, "reused while busy");
+        assert_eq!(out, [b"f".to_vec()]);
         assert!(!ob.take(&mut out));
         assert!(out.is_empty());
         assert_eq!(out.capacity(), 0, "caught up: no buffer kept");
-        assert_eq!(ob.lock().buf.capacity(), 0, "caught up: no buffer kept");
+        assert_eq!(ob.lock().bufs.capacity(), 0, "caught up: no buffer kept");
     }
 
     #[test]
     fn close_keeps_what_came_before_and_drops_what_comes_after() {
         let ob = Outbox::default();
-        ob.push(b"last words");
+        ob.push(b"last words".to_vec());
         ob.close();
-        ob.push(b"too late");
+        ob.push(b"too late".to_vec());
         let mut out = Vec::new();
         assert!(ob.take(&mut out));
-        assert_eq!(out, b"last words");
+        assert_eq!(out, [b"last words".to_vec()]);
         assert!(ob.take(&mut out));
         assert!(out.is_empty());
     }
@@ -146,15 +136,15 @@ mod tests {
                 let mut out = Vec::new();
                 loop {
                     ob.take(&mut out);
-                    if !out.is_empty() {
-                        return out;
+                    if let Some(first) = out.pop() {
+                        return first;
                     }
                     std::future::poll_fn(|cx| ob.poll_ready(cx)).await;
                 }
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        ob.push(b"x");
+        ob.push(b"x".to_vec());
         let got = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("the taker was not woken")

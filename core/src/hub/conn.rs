@@ -3,13 +3,12 @@
 //! while the backlog was over the limit, and its flood-control queue.
 
 use super::text::LineReader;
-use super::{ConnKind, HubEvent, Transmit, UserId};
+use super::{ConnKind, HubEvent, UserId};
 use crate::command::Input;
 use crate::flood::Bucket;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
 use crate::wire::{ClientMsg, FrameDecoder};
-use bytes::Bytes;
 use core::net::IpAddr;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -28,6 +27,9 @@ pub(crate) enum Phase {
     Closing,
 }
 
+/// Bytes reserved, at least, for a connection's first message since its last transmit.
+const OUTBUF_MIN_CAPACITY: usize = 1024;
+
 /// Backlog slots an idle connection may keep allocated (more are freed once it drains).
 const IDLE_BACKLOG_SLOTS: usize = 8;
 
@@ -41,7 +43,9 @@ pub(crate) enum Pending {
 /// The shell's and the hub's outputs; connections write into it.
 #[derive(Debug, Default)]
 pub(crate) struct Out {
-    pub(crate) transmits: VecDeque<Transmit>,
+    /// Connections whose `outbuf` went from empty to not, in that order (an id may be stale:
+    /// the connection was removed since).
+    pub(crate) ready: VecDeque<ConnId>,
     pub(crate) events: VecDeque<HubEvent>,
 }
 
@@ -70,7 +74,13 @@ pub(crate) struct Conn {
     pub(crate) user: Option<UserId>,
     /// Text mode: the room plain lines go to.
     pub(crate) current: Option<RoomName>,
-    /// Bytes pushed and not yet confirmed written.
+    /// Bytes pushed and not yet polled: every message queued since the last
+    /// [`super::Hub::poll_transmit`] for this connection, back to back, so a broadcast costs one
+    /// copy into each member's buffer and the shell gets one buffer per connection per poll.
+    pub(crate) outbuf: Vec<u8>,
+    /// How long `outbuf` was when last polled (capped at the outbound limit).
+    pub(crate) outbuf_last: usize,
+    /// Bytes pushed and not yet confirmed written (polled or not).
     backlog_bytes: usize,
     /// Sizes of the messages pushed and not yet fully written, oldest first.
     backlog_msgs: VecDeque<usize>,
@@ -102,6 +112,8 @@ impl Conn {
             lines: LineReader::default(),
             user: None,
             current: None,
+            outbuf: Vec::new(),
+            outbuf_last: 0,
             backlog_bytes: 0,
             backlog_msgs: VecDeque::new(),
             front_written: 0,
@@ -141,17 +153,21 @@ impl Conn {
         self.backlog_msgs.len() <= lim.max_msgs / 2 && self.backlog_bytes <= lim.max_bytes / 2
     }
 
-    /// Queues bytes, whatever the backlog (callers check the limits).
-    pub(crate) fn push(&mut self, out: &mut Out, data: Bytes) {
+    /// Queues a message's bytes, whatever the backlog (callers check the limits).
+    pub(crate) fn push(&mut self, out: &mut Out, data: &[u8]) {
         if self.closing() || data.is_empty() {
             return;
         }
+        if self.outbuf.is_empty() {
+            out.ready.push_back(self.id);
+            // Room for as much as last time, so a busy connection's buffer is not grown step by
+            // step (and copied each step) again for every transmit.
+            self.outbuf
+                .reserve(self.outbuf_last.max(OUTBUF_MIN_CAPACITY).max(data.len()));
+        }
+        self.outbuf.extend_from_slice(data);
         self.backlog_bytes += data.len();
         self.backlog_msgs.push_back(data.len());
-        out.transmits.push_back(Transmit {
-            conn: self.id,
-            data,
-        });
     }
 
     /// Room traffic: queued when it fits and the room is not in a gap; otherwise the seq joins
@@ -162,7 +178,7 @@ impl Conn {
         out: &mut Out,
         room: &RoomName,
         seq: Seq,
-        data: Bytes,
+        data: &[u8],
         lim: QueueLimits,
     ) -> bool {
         if self.closing() {

@@ -61,6 +61,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use room::{Room, Rooms, Stored};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
 use timers::{Timer, Timers};
@@ -149,13 +150,14 @@ pub enum Refused {
     Overloaded,
 }
 
-/// Bytes to write to one connection, in the order polled.
+/// Bytes to write to one connection: every message queued for it since its last transmit, back
+/// to back. A connection's transmits are polled in the order they must be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Where.
     pub conn: ConnId,
-    /// What. Shared between all recipients of a broadcast.
-    pub data: Bytes,
+    /// What: never empty. The shell may keep the buffer (it is the connection's own).
+    pub data: Vec<u8>,
 }
 
 /// How a connection talks.
@@ -490,13 +492,21 @@ impl Hub {
         }
     }
 
-    /// Next bytes to write.
+    /// Next bytes to write: all that is queued for one connection. Connections come in the order
+    /// their first queued byte was; bytes for a connection already gone were dropped with it.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        while let Some(t) = self.out.transmits.pop_front() {
-            // Bytes for a connection already gone are dropped (its backlog went with it).
-            if self.conns.contains_key(&t.conn) {
-                return Some(t);
+        while let Some(conn) = self.out.ready.pop_front() {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.outbuf.is_empty() {
+                continue;
             }
+            c.outbuf_last = c.outbuf.len().min(self.config.outbound_max_bytes);
+            return Some(Transmit {
+                conn,
+                data: core::mem::take(&mut c.outbuf),
+            });
         }
         None
     }
@@ -618,7 +628,7 @@ impl Hub {
             return;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.push(&mut self.out, data);
+            c.push(&mut self.out, &data);
         }
     }
 
@@ -633,7 +643,7 @@ impl Hub {
             self.too_slow(conn);
             return;
         }
-        c.push(&mut self.out, data);
+        c.push(&mut self.out, &data);
     }
 
     fn error(&mut self, conn: ConnId, kind: ErrorKind, id: Option<MsgId>, detail: String) {
@@ -671,10 +681,10 @@ impl Hub {
         };
         let data = match c.kind {
             Some(ConnKind::Text) => Some(text::wire_line(&format!("ERROR: {detail}"))),
-            _ => encode_frame(&msg).ok(),
+            _ => encode_frame(&msg).ok().map(Vec::from),
         };
         if let Some(d) = data {
-            c.push(&mut self.out, d);
+            c.push(&mut self.out, &d);
         }
         c.limit_hit(&mut self.out, "queue-hard", detail.clone());
         let now = self.now;
@@ -772,12 +782,13 @@ impl Hub {
     }
 }
 
-/// What a stored room event looks like on `c`: the shared frame, or a line for people.
-fn stored_bytes(c: &Conn, s: &Stored) -> Bytes {
+/// What a stored room event looks like on `c`: the stored frame, or a line for people.
+fn stored_bytes<'s>(c: &Conn, s: &'s Stored) -> Cow<'s, [u8]> {
     match c.kind {
-        Some(ConnKind::Text) => {
-            text::wire_line(&crate::render::event_line(&s.ev, c.current.as_ref()))
-        }
-        _ => s.frame.clone(),
+        Some(ConnKind::Text) => Cow::Owned(text::wire_line(&crate::render::event_line(
+            &s.ev,
+            c.current.as_ref(),
+        ))),
+        _ => Cow::Borrowed(&s.frame),
     }
 }

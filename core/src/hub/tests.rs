@@ -1417,21 +1417,40 @@ fn resend_is_acked_not_delivered_twice() {
 
 #[test]
 fn a_broadcast_is_encoded_once() {
+    let encoded = || crate::wire::ENCODED_FRAMES.with(std::cell::Cell::get);
     let mut t = T::new();
     let cs: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| t.bin(n)).collect();
     for c in &cs {
         t.join(*c, "#e");
     }
     t.raw.clear();
-    t.say(cs[0], "#e", 1, "shared");
+    let say = encode_frame(&ClientMsg::Say {
+        room: room("#e"),
+        id: MsgId(1),
+        text: text("shared"),
+    })
+    .unwrap();
+    let before = encoded();
+    t.feed(cs[0], &say);
+    assert_eq!(encoded() - before, 1, "one encode for four members");
+    // Each member's transmit holds the same frame bytes.
     assert_eq!(t.raw.len(), 4);
-    let p = t.raw[0].data.as_ptr();
-    assert!(t.raw.iter().all(|x| x.data.as_ptr() == p));
-    // And the history replay reuses the same frame.
+    let frame = t.raw[0].data.clone();
+    assert!(t.raw.iter().all(|x| x.data == frame));
+    // A history replay reuses the stored frame: joining costs the frames of the join itself
+    // (its event and the reply), however much history is replayed.
     let late = t.bin("late");
     t.raw.clear();
-    t.join(late, "#e");
-    assert!(t.raw.iter().any(|x| x.data.as_ptr() == p));
+    let join = encode_frame(&ClientMsg::Join { room: room("#e") }).unwrap();
+    let before = encoded();
+    t.feed(late, &join);
+    let replay: Vec<u8> = t.raw.iter().flat_map(|x| x.data.clone()).collect();
+    assert!(replay.windows(frame.len()).any(|w| w == frame));
+    assert_eq!(
+        encoded() - before,
+        2,
+        "five events replayed, none encoded again"
+    );
 }
 
 #[test]

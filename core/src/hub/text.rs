@@ -178,11 +178,11 @@ pub(crate) fn lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomNam
 }
 
 /// A line as bytes to send.
-pub(crate) fn wire_line(s: &str) -> bytes::Bytes {
+pub(crate) fn wire_line(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 2);
     v.extend_from_slice(s.as_bytes());
     v.extend_from_slice(b"\r\n");
-    bytes::Bytes::from(v)
+    v
 }
 
 #[cfg(test)]
