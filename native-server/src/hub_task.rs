@@ -104,6 +104,10 @@ pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, g
             input = rx.recv() => {
                 let Some(input) = input else { break };
                 task.handle(input);
+                // Let the other ready connection tasks run first: tokio runs a task woken by
+                // the running one next, so without this the hub would wake for every single
+                // read and hand each connection its bytes one message at a time.
+                tokio::task::yield_now().await;
                 for _ in 1..MAX_BATCH {
                     match rx.try_recv() {
                         Ok(input) => task.handle(input),
