@@ -30,9 +30,6 @@ pub(crate) enum Phase {
 /// Bytes reserved, at least, for a connection's first message since its last transmit.
 const OUTBUF_MIN_CAPACITY: usize = 1024;
 
-/// Backlog slots an idle connection may keep allocated (more are freed once it drains).
-const IDLE_BACKLOG_SLOTS: usize = 8;
-
 /// A command waiting for a flood-control token.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
@@ -77,15 +74,20 @@ pub(crate) struct Conn {
     /// Bytes pushed and not yet polled: every message queued since the last
     /// [`super::Hub::poll_transmit`] for this connection, back to back, so a broadcast costs one
     /// copy into each member's buffer and the shell gets one buffer per connection per poll.
-    pub(crate) outbuf: Vec<u8>,
+    outbuf: Vec<u8>,
     /// How long `outbuf` was when last polled (capped at the outbound limit).
-    pub(crate) outbuf_last: usize,
+    outbuf_last: usize,
     /// Bytes pushed and not yet confirmed written (polled or not).
     backlog_bytes: usize,
-    /// Sizes of the messages pushed and not yet fully written, oldest first.
-    backlog_msgs: VecDeque<usize>,
-    /// Bytes of the oldest message already written.
-    front_written: usize,
+    /// Messages pushed and not yet confirmed written: those in `outbuf` and in `polled`.
+    backlog_msgs: usize,
+    /// Messages in `outbuf`.
+    outbuf_msgs: usize,
+    /// Transmits handed out and not wholly written, oldest first: bytes not yet written and
+    /// messages in it. A transmit's messages count as queued until its last byte is written, so
+    /// the count is exact at transmit boundaries and a little high in between; the bookkeeping
+    /// is per transmit (a few per connection), not per message.
+    polled: VecDeque<(usize, usize)>,
     /// Rooms whose traffic is being skipped: first..=last missed seq.
     pub(crate) gaps: BTreeMap<RoomName, (Seq, Seq)>,
     /// History refills that stopped because the backlog was full: room → continue after this
@@ -115,8 +117,9 @@ impl Conn {
             outbuf: Vec::new(),
             outbuf_last: 0,
             backlog_bytes: 0,
-            backlog_msgs: VecDeque::new(),
-            front_written: 0,
+            backlog_msgs: 0,
+            outbuf_msgs: 0,
+            polled: VecDeque::new(),
             gaps: BTreeMap::new(),
             refills: BTreeMap::new(),
             bucket: Bucket::new(burst, now),
@@ -138,19 +141,19 @@ impl Conn {
 
     /// Messages pushed and not yet fully written.
     pub(crate) fn backlog_msgs(&self) -> usize {
-        self.backlog_msgs.len()
+        self.backlog_msgs
     }
 
     /// Whether room traffic of `len` bytes may be queued now. An empty queue takes anything, so
     /// a limit set below one message still lets traffic (and the gap flush) make progress.
     pub(crate) fn room_fits(&self, len: usize, lim: QueueLimits) -> bool {
-        self.backlog_msgs.is_empty()
-            || (self.backlog_msgs.len() < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes)
+        self.backlog_msgs == 0
+            || (self.backlog_msgs < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes)
     }
 
     /// Whether the backlog is low enough to send gap markers and resume delivery.
     pub(crate) fn drained(&self, lim: QueueLimits) -> bool {
-        self.backlog_msgs.len() <= lim.max_msgs / 2 && self.backlog_bytes <= lim.max_bytes / 2
+        self.backlog_msgs <= lim.max_msgs / 2 && self.backlog_bytes <= lim.max_bytes / 2
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
@@ -167,7 +170,19 @@ impl Conn {
         }
         self.outbuf.extend_from_slice(data);
         self.backlog_bytes += data.len();
-        self.backlog_msgs.push_back(data.len());
+        self.backlog_msgs += 1;
+        self.outbuf_msgs += 1;
+    }
+
+    /// Hands out everything queued since the last time, as one buffer (empty if nothing).
+    pub(crate) fn take_outbuf(&mut self, max_bytes: usize) -> Vec<u8> {
+        if self.outbuf.is_empty() {
+            return Vec::new();
+        }
+        self.outbuf_last = self.outbuf.len().min(max_bytes);
+        self.polled.push_back((self.outbuf.len(), self.outbuf_msgs));
+        self.outbuf_msgs = 0;
+        core::mem::take(&mut self.outbuf)
     }
 
     /// Room traffic: queued when it fits and the room is not in a gap; otherwise the seq joins
@@ -197,34 +212,28 @@ impl Conn {
         self.gaps.insert(room.clone(), (seq, seq));
         let detail = format!(
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
-            self.backlog_msgs.len(),
-            self.backlog_bytes
+            self.backlog_msgs, self.backlog_bytes
         );
         self.limit_hit(out, "queue", detail);
         false
     }
 
-    /// `n` more bytes were written to the socket.
+    /// `n` more bytes of what was handed out were written to the socket.
     pub(crate) fn written(&mut self, mut n: usize) {
-        n = n.min(self.backlog_bytes);
-        self.backlog_bytes -= n;
         while n > 0 {
-            let Some(&front) = self.backlog_msgs.front() else {
+            let Some(front) = self.polled.front_mut() else {
                 break;
             };
-            let left = front - self.front_written;
-            if n >= left {
-                n -= left;
-                self.front_written = 0;
-                self.backlog_msgs.pop_front();
+            let (left, msgs) = *front;
+            let step = n.min(left);
+            self.backlog_bytes -= step;
+            n -= step;
+            if step == left {
+                self.backlog_msgs -= msgs;
+                self.polled.pop_front();
             } else {
-                self.front_written += n;
-                n = 0;
+                front.0 -= step;
             }
-        }
-        if self.backlog_msgs.is_empty() && self.backlog_msgs.capacity() > IDLE_BACKLOG_SLOTS {
-            // A burst (a join's replay, say) is over: an idle connection keeps no big queue.
-            self.backlog_msgs = VecDeque::new();
         }
     }
 
@@ -238,5 +247,44 @@ impl Conn {
                 detail,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn backlog_counts_messages_until_their_transmit_is_written() {
+        let mut out = Out::default();
+        let mut c = Conn::new(ConnId(1), IpAddr::V4(Ipv4Addr::LOCALHOST), 10, Millis(0));
+        for m in [&b"aaaa"[..], b"bb", b"c"] {
+            c.push(&mut out, m);
+        }
+        assert_eq!(
+            out.ready,
+            [ConnId(1)],
+            "listed once, when its buffer was empty"
+        );
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (3, 7));
+        let first = c.take_outbuf(usize::MAX);
+        assert_eq!(first, b"aaaabbc");
+        c.push(&mut out, b"dddd");
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (4, 11));
+        assert!(c.take_outbuf(usize::MAX) == b"dddd" && c.take_outbuf(usize::MAX).is_empty());
+        // Partly written: the bytes count down at once, the messages when the transmit is done.
+        c.written(5);
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (4, 6));
+        c.written(2);
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (1, 4));
+        // More than was handed out: only what was handed out counts.
+        c.push(&mut out, b"e");
+        c.written(100);
+        assert_eq!(
+            (c.backlog_msgs(), c.backlog_bytes()),
+            (1, 1),
+            "the unpolled message stays"
+        );
     }
 }

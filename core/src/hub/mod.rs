@@ -499,14 +499,10 @@ impl Hub {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            if c.outbuf.is_empty() {
-                continue;
+            let data = c.take_outbuf(self.config.outbound_max_bytes);
+            if !data.is_empty() {
+                return Some(Transmit { conn, data });
             }
-            c.outbuf_last = c.outbuf.len().min(self.config.outbound_max_bytes);
-            return Some(Transmit {
-                conn,
-                data: core::mem::take(&mut c.outbuf),
-            });
         }
         None
     }
