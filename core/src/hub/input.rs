@@ -296,7 +296,7 @@ impl Hub {
         let mut lines = Vec::new();
         c.lines.feed(data, |l| lines.push(l));
         for line in lines {
-            if self.conns.get(&conn).is_none_or(Conn::closing) {
+            if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 return;
             }
             if line.cut {

@@ -59,10 +59,10 @@ use conn::{Conn, Out, Pending, Phase, QueueLimits};
 use core::net::IpAddr;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use room::{Room, Rooms, Stored};
+use room::{Room, RoomSet, Rooms, Stored};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use thiserror::Error;
 use timers::{Timer, Timers};
 use tracing::debug;
@@ -211,7 +211,7 @@ struct User {
     nick: Nick,
     kind: ConnKind,
     conn: Option<ConnId>,
-    rooms: BTreeSet<RoomName>,
+    rooms: RoomSet,
     /// Binary users only.
     token: Option<ResumeToken>,
     /// Highest message id accepted from this user (text users get hub-chosen ids).
@@ -227,7 +227,8 @@ pub struct Hub {
     next_ping: u64,
     // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe;
     // these maps are touched once per member per broadcast.
-    conns: FxHashMap<ConnId, Conn>,
+    /// Boxed: the table has up to twice as many slots as connections, and a slot is a pointer.
+    conns: FxHashMap<ConnId, Box<Conn>>,
     users: FxHashMap<UserId, User>,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
@@ -327,7 +328,7 @@ impl Hub {
             }
         }
         debug!(conn = %id, %peer, "accepted");
-        self.conns.insert(id, conn);
+        self.conns.insert(id, Box::new(conn));
         self.timers
             .set(Timer::Detect(id), now + self.config.text_detect_wait);
         self.timers
@@ -530,12 +531,12 @@ impl Hub {
 
     /// Bytes queued for `conn` or handed out and not yet reported written.
     pub fn queued_bytes(&self, conn: ConnId) -> Option<usize> {
-        self.conns.get(&conn).map(Conn::backlog_bytes)
+        self.conns.get(&conn).map(|c| c.backlog_bytes())
     }
 
     /// Messages queued for `conn` or handed out and not yet fully written.
     pub fn queued_msgs(&self, conn: ConnId) -> Option<usize> {
-        self.conns.get(&conn).map(Conn::backlog_msgs)
+        self.conns.get(&conn).map(|c| c.backlog_msgs())
     }
 
     /// The nick of the user on `conn`, once it has one.

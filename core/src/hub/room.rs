@@ -121,3 +121,76 @@ impl Room {
 
 /// A room's name with its state, as the hub keeps rooms in a map keyed by name.
 pub(crate) type Rooms = std::collections::BTreeMap<RoomName, Room>;
+
+/// The rooms one user is in, sorted: a few at most ([`crate::limits::MAX_ROOMS_PER_USER`]), so
+/// a small vector grown one at a time, not a B-tree whose first node holds eleven names. An idle
+/// user in one room holds one name.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RoomSet(Vec<RoomName>);
+
+impl RoomSet {
+    pub(crate) fn contains(&self, room: &RoomName) -> bool {
+        self.0.binary_search(room).is_ok()
+    }
+
+    /// False if it was there already.
+    pub(crate) fn insert(&mut self, room: RoomName) -> bool {
+        match self.0.binary_search(&room) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.reserve_exact(1);
+                self.0.insert(at, room);
+                true
+            }
+        }
+    }
+
+    /// False if it was not there.
+    pub(crate) fn remove(&mut self, room: &RoomName) -> bool {
+        match self.0.binary_search(room) {
+            Ok(at) => {
+                self.0.remove(at);
+                self.0.shrink_to_fit();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// In order.
+    pub(crate) fn iter(&self) -> core::slice::Iter<'_, RoomName> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a RoomSet {
+    type Item = &'a RoomName;
+    type IntoIter = core::slice::Iter<'a, RoomName>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_set_is_a_sorted_set() {
+        let r = |s: &str| RoomName::new(s).unwrap();
+        let mut set = RoomSet::default();
+        assert!(set.insert(r("#b")) && set.insert(r("#a")) && set.insert(r("#c")));
+        assert!(!set.insert(r("#a")));
+        assert_eq!(set.len(), 3);
+        let names: Vec<&str> = set.iter().map(RoomName::as_str).collect();
+        assert_eq!(names, ["#a", "#b", "#c"]);
+        assert!(set.remove(&r("#b")) && !set.remove(&r("#b")));
+        assert!(set.contains(&r("#c")) && !set.contains(&r("#b")));
+        assert_eq!(set.iter().next_back(), Some(&r("#c")));
+    }
+}

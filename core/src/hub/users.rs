@@ -23,7 +23,7 @@ impl Hub {
                 nick,
                 kind,
                 conn: Some(conn),
-                rooms: BTreeSet::new(),
+                rooms: RoomSet::default(),
                 token,
                 last_id: MsgId(0),
             },
