@@ -236,10 +236,10 @@ fn tell(hub: &mpsc::Sender<Input>, input: Input) -> impl Future<Output = bool> +
     }
 }
 
-/// Buffers taken from the outbox and not yet written, in order.
+/// Pieces taken from the outbox and not yet written, in order.
 #[derive(Default)]
 struct Unwritten {
-    bufs: Vec<Vec<u8>>,
+    bufs: Vec<Bytes>,
     /// The first buffer not wholly written.
     next: usize,
     /// Bytes of `bufs[next]` already written.
@@ -247,7 +247,7 @@ struct Unwritten {
 }
 
 impl Unwritten {
-    /// Buffers per vectored write, at most (each holds every message of one hub cycle).
+    /// Pieces per vectored write, at most (a piece is often every broadcast of a hub cycle).
     const MAX_SLICES: usize = 64;
 
     fn is_empty(&self) -> bool {
@@ -256,7 +256,7 @@ impl Unwritten {
 
     /// Bytes left to write.
     fn len(&self) -> usize {
-        let rest: usize = self.bufs[self.next..].iter().map(Vec::len).sum();
+        let rest: usize = self.bufs[self.next..].iter().map(Bytes::len).sum();
         rest - self.pos
     }
 

@@ -1,12 +1,14 @@
 //! A connection's outbound bytes on their way from the hub task to the connection task, without
-//! a channel message or a wakeup per frame: the hub hands over one buffer per connection per
-//! cycle (every message it queued for it, back to back); the hub task appends that buffer here
-//! (moved, not copied) and wakes the connection only when the outbox was empty; the connection
-//! takes all buffers at once and writes them with vectored writes.
+//! a channel message or a wakeup per frame: the hub hands over one transmit per connection per
+//! cycle (every message it queued for it, in a few pieces: consecutive broadcast frames are one
+//! slice of a buffer all members share); the hub task appends the pieces here and wakes the
+//! connection only when the outbox was empty; the connection takes all pieces at once and
+//! writes them with vectored writes.
 //!
 //! The buffers are bounded by the hub, not here: bytes appended count against the connection's
 //! outbound limit (`Config::outbound_max_bytes`) until the connection reports them written.
 
+use bytes::Bytes;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -18,7 +20,7 @@ pub(crate) struct Outbox {
 
 #[derive(Debug, Default)]
 struct State {
-    bufs: Vec<Vec<u8>>,
+    bufs: Vec<Bytes>,
     closing: bool,
     /// The connection task, waiting for bytes or the close; woken when bytes arrive in an empty
     /// outbox, and on close.
@@ -26,15 +28,19 @@ struct State {
 }
 
 impl Outbox {
-    /// Appends a buffer of whole messages. Ignored once closing: nothing after a close is
-    /// written.
-    pub(crate) fn push(&self, data: Vec<u8>) {
+    /// Appends a transmit's pieces (whole messages). Ignored once closing: nothing after a
+    /// close is written.
+    pub(crate) fn push(&self, data: Vec<Bytes>) {
         let mut st = self.lock();
         if st.closing || data.is_empty() {
             return;
         }
         let was_empty = st.bufs.is_empty();
-        st.bufs.push(data);
+        if was_empty {
+            st.bufs = data;
+        } else {
+            st.bufs.extend(data);
+        }
         let waker = if was_empty { st.waker.take() } else { None };
         drop(st);
         if let Some(w) = waker {
@@ -58,10 +64,10 @@ impl Outbox {
         self.lock().closing
     }
 
-    /// Replaces `out` (whose bytes have all been written) with the buffers appended since the
+    /// Replaces `out` (whose bytes have all been written) with the pieces appended since the
     /// last take, in order, and says whether the connection is closing. A connection that has
     /// caught up holds no buffer.
-    pub(crate) fn take(&self, out: &mut Vec<Vec<u8>>) -> bool {
+    pub(crate) fn take(&self, out: &mut Vec<Bytes>) -> bool {
         let mut st = self.lock();
         let next = std::mem::take(&mut st.bufs);
         let closing = st.closing;
@@ -96,18 +102,22 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn pieces(p: &[&'static str]) -> Vec<Bytes> {
+        p.iter().map(|s| Bytes::from_static(s.as_bytes())).collect()
+    }
+
     #[test]
     fn take_hands_over_everything_in_order_and_releases_when_caught_up() {
         let ob = Outbox::default();
-        ob.push(b"ab".to_vec());
+        ob.push(pieces(&["ab", "c"]));
         ob.push(Vec::new());
-        ob.push(b"cde".to_vec());
+        ob.push(pieces(&["de"]));
         let mut out = Vec::new();
         assert!(!ob.take(&mut out));
-        assert_eq!(out, [b"ab".to_vec(), b"cde".to_vec()]);
-        ob.push(b"f".to_vec());
+        assert_eq!(out, pieces(&["ab", "c", "de"]));
+        ob.push(pieces(&["f"]));
         assert!(!ob.take(&mut out));
-        assert_eq!(out, [b"f".to_vec()]);
+        assert_eq!(out, pieces(&["f"]));
         assert!(!ob.take(&mut out));
         assert!(out.is_empty());
         assert_eq!(out.capacity(), 0, "caught up: no buffer kept");
@@ -117,12 +127,12 @@ mod tests {
     #[test]
     fn close_keeps_what_came_before_and_drops_what_comes_after() {
         let ob = Outbox::default();
-        ob.push(b"last words".to_vec());
+        ob.push(pieces(&["last words"]));
         ob.close();
-        ob.push(b"too late".to_vec());
+        ob.push(pieces(&["too late"]));
         let mut out = Vec::new();
         assert!(ob.take(&mut out));
-        assert_eq!(out, [b"last words".to_vec()]);
+        assert_eq!(out, pieces(&["last words"]));
         assert!(ob.take(&mut out));
         assert!(out.is_empty());
     }
@@ -144,11 +154,11 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        ob.push(b"x".to_vec());
+        ob.push(pieces(&["x"]));
         let got = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("the taker was not woken")
             .expect("taker panicked");
-        assert_eq!(got, b"x");
+        assert_eq!(got, &b"x"[..]);
     }
 }

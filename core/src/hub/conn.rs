@@ -9,6 +9,7 @@ use crate::flood::Bucket;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
 use crate::wire::{ClientMsg, FrameDecoder};
+use bytes::{Bytes, BytesMut};
 use core::net::IpAddr;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -27,8 +28,8 @@ pub(crate) enum Phase {
     Closing,
 }
 
-/// Bytes reserved, at least, for a connection's first message since its last transmit.
-const OUTBUF_MIN_CAPACITY: usize = 1024;
+/// Queue slots a connection keeps between transmits (more are freed once polled).
+const IDLE_QUEUE_SLOTS: usize = 4;
 
 /// A command waiting for a flood-control token.
 #[derive(Debug, Clone)]
@@ -40,10 +41,98 @@ pub(crate) enum Pending {
 /// The shell's and the hub's outputs; connections write into it.
 #[derive(Debug, Default)]
 pub(crate) struct Out {
-    /// Connections whose `outbuf` went from empty to not, in that order (an id may be stale:
-    /// the connection was removed since).
+    /// Connections whose queue went from empty to not, in that order (an id may be stale: the
+    /// connection was removed since).
     pub(crate) ready: VecDeque<ConnId>,
     pub(crate) events: VecDeque<HubEvent>,
+    /// Broadcast frames since the last transmit, back to back, each written here once: a
+    /// member's queue holds runs of it ([`Shared`]), so a broadcast costs no copy per member and
+    /// a member's transmit is one slice of it however many broadcasts it holds.
+    cycle: BytesMut,
+    /// Which cycle buffer `cycle` is (each freeze starts the next).
+    epoch: u64,
+    /// Cycle buffers frozen for transmits, until every queue holding runs of them is polled.
+    frozen: Vec<(u64, Bytes)>,
+}
+
+impl Out {
+    /// Adds a broadcast frame to the cycle buffer, for every member to queue.
+    pub(crate) fn share(&mut self, frame: &[u8]) -> Shared {
+        let start = self.cycle.len();
+        self.cycle.extend_from_slice(frame);
+        Shared {
+            epoch: self.epoch,
+            start,
+            end: self.cycle.len(),
+        }
+    }
+
+    /// The bytes of a run, freezing the current cycle buffer if the run is in it.
+    fn resolve(&mut self, run: Shared) -> Bytes {
+        if run.epoch == self.epoch {
+            let frozen = self.cycle.split().freeze();
+            self.frozen.push((self.epoch, frozen));
+            self.epoch += 1;
+        }
+        self.frozen
+            .iter()
+            .find(|(e, _)| *e == run.epoch)
+            .map_or_else(Bytes::new, |(_, b)| b.slice(run.start..run.end))
+    }
+
+    /// Every queue has been polled: no run refers to a frozen buffer any more.
+    pub(crate) fn all_polled(&mut self) {
+        self.frozen.clear();
+    }
+}
+
+/// A run of a cycle buffer: one or more broadcast frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shared {
+    epoch: u64,
+    start: usize,
+    end: usize,
+}
+
+/// One message's bytes as queued: broadcast frames shared with other members, or bytes of its
+/// own (a reply, a stored frame replayed, a line for a person).
+#[derive(Debug, Clone)]
+pub(crate) enum Piece {
+    Shared(Shared),
+    Own(Bytes),
+}
+
+impl Piece {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Piece::Shared(r) => r.end - r.start,
+            Piece::Own(b) => b.len(),
+        }
+    }
+}
+
+impl From<Shared> for Piece {
+    fn from(r: Shared) -> Piece {
+        Piece::Shared(r)
+    }
+}
+
+impl From<Bytes> for Piece {
+    fn from(b: Bytes) -> Piece {
+        Piece::Own(b)
+    }
+}
+
+impl From<Vec<u8>> for Piece {
+    fn from(v: Vec<u8>) -> Piece {
+        Piece::Own(Bytes::from(v))
+    }
+}
+
+impl From<String> for Piece {
+    fn from(s: String) -> Piece {
+        Piece::Own(Bytes::from(s))
+    }
 }
 
 /// Outbound limits in force (from the config).
@@ -71,18 +160,14 @@ pub(crate) struct Conn {
     pub(crate) user: Option<UserId>,
     /// Text mode: the room plain lines go to.
     pub(crate) current: Option<RoomName>,
-    /// Bytes pushed and not yet polled: every message queued since the last
-    /// [`super::Hub::poll_transmit`] for this connection, back to back, so a broadcast costs one
-    /// copy into each member's buffer and the shell gets one buffer per connection per poll.
-    outbuf: Vec<u8>,
-    /// How long `outbuf` was when last polled (capped at the outbound limit).
-    outbuf_last: usize,
+    /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
+    queue: Vec<Piece>,
     /// Bytes pushed and not yet confirmed written (polled or not).
     backlog_bytes: usize,
-    /// Messages pushed and not yet confirmed written: those in `outbuf` and in `polled`.
+    /// Messages pushed and not yet confirmed written: those in `queue` and in `polled`.
     backlog_msgs: usize,
-    /// Messages in `outbuf`.
-    outbuf_msgs: usize,
+    /// Messages in `queue`.
+    queue_msgs: usize,
     /// Transmits handed out and not wholly written, oldest first: bytes not yet written and
     /// messages in it. A transmit's messages count as queued until its last byte is written, so
     /// the count is exact at transmit boundaries and a little high in between; the bookkeeping
@@ -114,11 +199,10 @@ impl Conn {
             lines: LineReader::default(),
             user: None,
             current: None,
-            outbuf: Vec::new(),
-            outbuf_last: 0,
+            queue: Vec::new(),
             backlog_bytes: 0,
             backlog_msgs: 0,
-            outbuf_msgs: 0,
+            queue_msgs: 0,
             polled: VecDeque::new(),
             gaps: BTreeMap::new(),
             refills: BTreeMap::new(),
@@ -157,32 +241,50 @@ impl Conn {
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
-    pub(crate) fn push(&mut self, out: &mut Out, data: &[u8]) {
-        if self.closing() || data.is_empty() {
+    pub(crate) fn push(&mut self, out: &mut Out, data: impl Into<Piece>) {
+        let data = data.into();
+        let len = data.len();
+        if self.closing() || len == 0 {
             return;
         }
-        if self.outbuf.is_empty() {
+        if self.queue.is_empty() {
             out.ready.push_back(self.id);
-            // Room for as much as last time, so a busy connection's buffer is not grown step by
-            // step (and copied each step) again for every transmit.
-            self.outbuf
-                .reserve(self.outbuf_last.max(OUTBUF_MIN_CAPACITY).max(data.len()));
         }
-        self.outbuf.extend_from_slice(data);
-        self.backlog_bytes += data.len();
+        match (self.queue.last_mut(), data) {
+            // The next frame of the cycle buffer: the run grows.
+            (Some(Piece::Shared(run)), Piece::Shared(next))
+                if run.epoch == next.epoch && run.end == next.start =>
+            {
+                run.end = next.end;
+            }
+            (_, data) => self.queue.push(data),
+        }
+        self.backlog_bytes += len;
         self.backlog_msgs += 1;
-        self.outbuf_msgs += 1;
+        self.queue_msgs += 1;
     }
 
-    /// Hands out everything queued since the last time, as one buffer (empty if nothing).
-    pub(crate) fn take_outbuf(&mut self, max_bytes: usize) -> Vec<u8> {
-        if self.outbuf.is_empty() {
+    /// Hands out everything queued since the last time, in order (empty if nothing).
+    pub(crate) fn take_queue(&mut self, out: &mut Out) -> Vec<Bytes> {
+        if self.queue.is_empty() {
             return Vec::new();
         }
-        self.outbuf_last = self.outbuf.len().min(max_bytes);
-        self.polled.push_back((self.outbuf.len(), self.outbuf_msgs));
-        self.outbuf_msgs = 0;
-        core::mem::take(&mut self.outbuf)
+        let mut bytes = 0;
+        let data: Vec<Bytes> = self
+            .queue
+            .drain(..)
+            .map(|p| match p {
+                Piece::Shared(run) => out.resolve(run),
+                Piece::Own(b) => b,
+            })
+            .inspect(|b| bytes += b.len())
+            .collect();
+        if self.queue.capacity() > IDLE_QUEUE_SLOTS {
+            self.queue = Vec::new();
+        }
+        self.polled.push_back((bytes, self.queue_msgs));
+        self.queue_msgs = 0;
+        data
     }
 
     /// Room traffic: queued when it fits and the room is not in a gap; otherwise the seq joins
@@ -193,9 +295,10 @@ impl Conn {
         out: &mut Out,
         room: &RoomName,
         seq: Seq,
-        data: &[u8],
+        data: impl Into<Piece>,
         lim: QueueLimits,
     ) -> bool {
+        let data = data.into();
         if self.closing() {
             return false;
         }
@@ -255,36 +358,86 @@ mod tests {
     use super::*;
     use core::net::Ipv4Addr;
 
+    fn conn(id: u64) -> Conn {
+        Conn::new(ConnId(id), IpAddr::V4(Ipv4Addr::LOCALHOST), 10, Millis(0))
+    }
+
     #[test]
     fn backlog_counts_messages_until_their_transmit_is_written() {
         let mut out = Out::default();
-        let mut c = Conn::new(ConnId(1), IpAddr::V4(Ipv4Addr::LOCALHOST), 10, Millis(0));
+        let mut c = conn(1);
         for m in [&b"aaaa"[..], b"bb", b"c"] {
-            c.push(&mut out, m);
+            c.push(&mut out, Bytes::copy_from_slice(m));
         }
         assert_eq!(
             out.ready,
             [ConnId(1)],
-            "listed once, when its buffer was empty"
+            "listed once, when its queue was empty"
         );
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (3, 7));
-        let first = c.take_outbuf(usize::MAX);
-        assert_eq!(first, b"aaaabbc");
-        c.push(&mut out, b"dddd");
+        assert_eq!(c.take_queue(&mut out).concat(), b"aaaabbc");
+        c.push(&mut out, b"dddd".to_vec());
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (4, 11));
-        assert!(c.take_outbuf(usize::MAX) == b"dddd" && c.take_outbuf(usize::MAX).is_empty());
+        assert_eq!(c.take_queue(&mut out).concat(), b"dddd");
+        assert!(c.take_queue(&mut out).is_empty());
         // Partly written: the bytes count down at once, the messages when the transmit is done.
         c.written(5);
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (4, 6));
         c.written(2);
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (1, 4));
         // More than was handed out: only what was handed out counts.
-        c.push(&mut out, b"e");
+        c.push(&mut out, b"e".to_vec());
         c.written(100);
         assert_eq!(
             (c.backlog_msgs(), c.backlog_bytes()),
             (1, 1),
             "the unpolled message stays"
         );
+    }
+
+    #[test]
+    fn broadcast_frames_are_one_shared_run_per_member() {
+        let mut out = Out::default();
+        let (mut a, mut b) = (conn(1), conn(2));
+        for frame in [&b"one|"[..], b"two|", b"three|"] {
+            let run = out.share(frame);
+            a.push(&mut out, run);
+            b.push(&mut out, run);
+        }
+        b.push(&mut out, b"own|".to_vec());
+        let run = out.share(b"four|");
+        a.push(&mut out, run);
+        b.push(&mut out, run);
+        let ta = a.take_queue(&mut out);
+        let tb = b.take_queue(&mut out);
+        assert_eq!(ta.len(), 1, "four frames, one piece");
+        assert_eq!(ta[0], &b"one|two|three|four|"[..]);
+        assert_eq!(tb.len(), 3);
+        assert_eq!(tb.concat(), b"one|two|three|own|four|");
+        assert_eq!(ta[0].as_ptr(), tb[0].as_ptr(), "the same bytes, not a copy");
+        assert_eq!((a.backlog_msgs(), b.backlog_msgs()), (4, 5));
+        out.all_polled();
+        // A new cycle starts at the beginning of a new buffer.
+        let run = out.share(b"five|");
+        a.push(&mut out, run);
+        assert_eq!(a.take_queue(&mut out).concat(), b"five|");
+    }
+
+    #[test]
+    fn a_run_polled_between_broadcasts_stays_valid() {
+        // A shell may poll one connection, feed the hub more, and poll the next later.
+        let mut out = Out::default();
+        let (mut a, mut b) = (conn(1), conn(2));
+        let run = out.share(b"first|");
+        a.push(&mut out, run);
+        b.push(&mut out, run);
+        assert_eq!(a.take_queue(&mut out).concat(), b"first|");
+        let run = out.share(b"second|");
+        a.push(&mut out, run);
+        b.push(&mut out, run);
+        let tb = b.take_queue(&mut out);
+        assert_eq!(tb.concat(), b"first|second|");
+        assert_eq!(tb.len(), 2, "the runs are in two cycle buffers");
+        assert_eq!(a.take_queue(&mut out).concat(), b"second|");
     }
 }

@@ -61,7 +61,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use room::{Room, RoomSet, Rooms, Stored};
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use thiserror::Error;
 use timers::{Timer, Timers};
@@ -150,14 +149,33 @@ pub enum Refused {
     Overloaded,
 }
 
-/// Bytes to write to one connection: every message queued for it since its last transmit, back
-/// to back. A connection's transmits are polled in the order they must be written.
+/// Bytes to write to one connection: every message queued for it since its last transmit, in
+/// pieces to be written back to back (vectored). Consecutive broadcast frames are one piece,
+/// a slice of a buffer every member's transmit shares: a broadcast is encoded once and never
+/// copied per member. A connection's transmits are polled in the order they must be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Where.
     pub conn: ConnId,
-    /// What: never empty. The shell may keep the buffer (it is the connection's own).
-    pub data: Vec<u8>,
+    /// What, in order; none empty, and at least one.
+    pub data: Vec<Bytes>,
+}
+
+impl Transmit {
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.data.iter().map(Bytes::len).sum()
+    }
+
+    /// Never: a transmit has bytes.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// All pieces in one buffer.
+    pub fn concat(&self) -> Vec<u8> {
+        self.data.concat()
+    }
 }
 
 /// How a connection talks.
@@ -500,11 +518,12 @@ impl Hub {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            let data = c.take_outbuf(self.config.outbound_max_bytes);
+            let data = c.take_queue(&mut self.out);
             if !data.is_empty() {
                 return Some(Transmit { conn, data });
             }
         }
+        self.out.all_polled();
         None
     }
 
@@ -625,7 +644,7 @@ impl Hub {
             return;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.push(&mut self.out, &data);
+            c.push(&mut self.out, data);
         }
     }
 
@@ -640,7 +659,7 @@ impl Hub {
             self.too_slow(conn);
             return;
         }
-        c.push(&mut self.out, &data);
+        c.push(&mut self.out, data);
     }
 
     fn error(&mut self, conn: ConnId, kind: ErrorKind, id: Option<MsgId>, detail: String) {
@@ -681,7 +700,7 @@ impl Hub {
             _ => encode_frame(&msg).ok().map(Vec::from),
         };
         if let Some(d) = data {
-            c.push(&mut self.out, &d);
+            c.push(&mut self.out, d);
         }
         c.limit_hit(&mut self.out, "queue-hard", detail.clone());
         let now = self.now;
@@ -780,12 +799,12 @@ impl Hub {
 }
 
 /// What a stored room event looks like on `c`: the stored frame, or a line for people.
-fn stored_bytes<'s>(c: &Conn, s: &'s Stored) -> Cow<'s, [u8]> {
+fn stored_bytes(c: &Conn, s: &Stored) -> Bytes {
     match c.kind {
-        Some(ConnKind::Text) => Cow::Owned(text::wire_line(&crate::render::event_line(
+        Some(ConnKind::Text) => Bytes::from(text::wire_line(&crate::render::event_line(
             &s.ev,
             c.current.as_ref(),
         ))),
-        _ => Cow::Borrowed(&s.frame),
+        _ => s.frame.clone(),
     }
 }

@@ -2,7 +2,7 @@
 //! part, say, act, DM, nick, topic, who, rooms, history and quit. Text lines are parsed with
 //! [`crate::command::parse`] and turned into the same [`ClientMsg`]s binary clients send.
 
-use super::conn::Pending;
+use super::conn::{Pending, Piece, Shared};
 use super::room::{Room, Stored};
 use super::text::wire_line;
 use super::timers::Timer;
@@ -128,7 +128,7 @@ impl Hub {
             self.too_slow(conn);
             return;
         }
-        c.push(&mut self.out, s.as_bytes());
+        c.push(&mut self.out, s);
     }
 
     /// A text user's input, as the message a binary client would have sent.
@@ -515,7 +515,7 @@ impl Hub {
                 stopped = Some(s.ev.seq);
                 break;
             }
-            c.push(&mut self.out, &data);
+            c.push(&mut self.out, data);
         }
         if let Some(first) = stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
@@ -567,8 +567,11 @@ impl Hub {
         let ServerMsg::Event(ev) = msg else {
             return seq;
         };
-        let mut here: Option<Vec<u8>> = None;
-        let mut elsewhere: Option<Vec<u8>> = None;
+        // Each form is made once, for the first member that needs it: the frame goes into the
+        // cycle buffer every binary member's queue shares, a line is shared by text members.
+        let mut shared: Option<Shared> = None;
+        let mut here: Option<Bytes> = None;
+        let mut elsewhere: Option<Bytes> = None;
         for uid in &r.members {
             if Some(*uid) == skip {
                 continue;
@@ -579,14 +582,16 @@ impl Hub {
             let Some(c) = conns.get_mut(&cid) else {
                 continue;
             };
-            let data: &[u8] = match c.kind {
-                Some(ConnKind::Text) if c.current.as_ref() == Some(room) => {
-                    here.get_or_insert_with(|| wire_line(&render::event_line(&ev, Some(room))))
-                }
-                Some(ConnKind::Text) => {
-                    elsewhere.get_or_insert_with(|| wire_line(&render::event_line(&ev, None)))
-                }
-                _ => &frame,
+            let data: Piece = match c.kind {
+                Some(ConnKind::Text) if c.current.as_ref() == Some(room) => here
+                    .get_or_insert_with(|| wire_line(&render::event_line(&ev, Some(room))).into())
+                    .clone()
+                    .into(),
+                Some(ConnKind::Text) => elsewhere
+                    .get_or_insert_with(|| wire_line(&render::event_line(&ev, None)).into())
+                    .clone()
+                    .into(),
+                _ => (*shared.get_or_insert_with(|| out.share(&frame))).into(),
             };
             if !c.push_room(out, room, seq, data, lim) && c.kind == Some(ConnKind::Binary) {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
@@ -597,7 +602,7 @@ impl Hub {
                     && let Ok(ack) = encode_frame(&ServerMsg::Ack { id: *id })
                     && c.backlog_bytes() + ack.len() <= lim.hard_bytes
                 {
-                    c.push(out, &ack);
+                    c.push(out, ack);
                 }
             }
         }

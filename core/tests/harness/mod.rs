@@ -280,7 +280,7 @@ impl Net {
             while let Some(t) = self.hub.poll_transmit() {
                 moved = true;
                 if let Some(c) = self.clients.iter_mut().find(|c| c.conn == Some(t.conn)) {
-                    c.inbox.push_back(t.data.into());
+                    c.inbox.push_back(t.concat().into());
                 }
             }
             while let Some(ev) = self.hub.poll_event() {
