@@ -57,7 +57,7 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
 /// went: either way what it queued before is written (within [`CLOSE_LINGER`]), then FIN.
 /// Input read after the hub said close is dropped, and after the FIN drained for
 /// [`DRAIN_AFTER_CLOSE`], so the peer reads the last error line instead of a reset.
-pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender<Input>) {
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender<Input>) {
     if let Err(e) = tune_socket(&stream) {
         debug!(%peer, error = %e, "cannot set socket options");
     }
@@ -85,6 +85,19 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, hub: mpsc::Se
     };
     let wrote_all = p.run().await;
     let (peer_gone, closed_sent) = (p.peer_gone, p.closed_sent);
+    // Boxed: its timers are large, and only a closing connection needs them.
+    Box::pin(finish(stream, hub, conn, wrote_all, peer_gone, closed_sent)).await;
+}
+
+/// After the pump: FIN, `Closed` for the hub if it has not heard, and a moment of draining.
+async fn finish(
+    mut stream: TcpStream,
+    hub: mpsc::Sender<Input>,
+    conn: ConnId,
+    wrote_all: bool,
+    peer_gone: bool,
+    closed_sent: bool,
+) {
     if wrote_all {
         // Sends FIN after the last byte.
         let _ = timeout(CLOSE_LINGER, stream.shutdown()).await;
@@ -179,42 +192,40 @@ impl Pump<'_> {
                     }
                 }
             }
-            if ready.read {
-                self.read(linger.is_none()).await;
+            if ready.read
+                && let Some(input) = self.read(linger.is_none())
+                && !tell(self.hub, input).await
+            {
+                // The hub task is gone (it closed the outbox): stop reading.
+                self.peer_gone = true;
             }
         }
     }
 
-    /// One read, forwarded to the hub unless the hub said close.
-    async fn read(&mut self, forward: bool) {
+    /// One read: what to tell the hub about it, if anything (the read bytes unless the hub said
+    /// close; `Closed` when the peer is gone and the hub has not said close).
+    fn read(&mut self, forward: bool) -> Option<Input> {
         match read_some(self.stream) {
-            Ok(Some(data)) if forward => {
-                let conn = self.conn;
-                if !tell(self.hub, Input::Read { conn, data }).await {
-                    // The hub task is gone (it closed the outbox): stop reading.
-                    self.peer_gone = true;
+            Ok(Some(data)) if forward => Some(Input::Read {
+                conn: self.conn,
+                data,
+            }),
+            Ok(Some(_)) => None,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            gone => {
+                match gone {
+                    Err(e) => debug!(conn = %self.conn, error = %e, "read failed"),
+                    _ => debug!(conn = %self.conn, "peer closed"),
                 }
+                self.peer_gone = true;
+                if self.closed_sent || self.outbox.is_closing() {
+                    return None;
+                }
+                // Unless the hub said close already, it hears `Closed` now, and closes the
+                // outbox once it has queued its last bytes.
+                self.closed_sent = true;
+                Some(Input::Closed { conn: self.conn })
             }
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                debug!(conn = %self.conn, "peer closed");
-                self.tell_gone().await;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                debug!(conn = %self.conn, error = %e, "read failed");
-                self.tell_gone().await;
-            }
-        }
-    }
-
-    /// Nothing more to read. Unless the hub said close already, it hears `Closed` now, and
-    /// closes the outbox once it has queued its last bytes.
-    async fn tell_gone(&mut self) {
-        self.peer_gone = true;
-        if !self.closed_sent && !self.outbox.is_closing() {
-            self.closed_sent = true;
-            tell(self.hub, Input::Closed { conn: self.conn }).await;
         }
     }
 }
@@ -375,7 +386,7 @@ mod tests {
         let (hub_tx, _hub_rx) = mpsc::channel(1);
         let serve_fut = serve(server_side, peer, hub_tx);
         let serve_size = std::mem::size_of_val(&serve_fut);
-        assert!(serve_size < 512, "connection future is {serve_size} bytes");
+        assert!(serve_size <= 400, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
     }
 }
