@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const AUTO_DELIVERIES: u64 = 5_000_000;
 
 /// Bridge runs stop at the bridge binary's per-IP limit (all clients come from 127.0.0.1).
-const BRIDGE_MAX_CLIENTS: u32 = natter_core::limits::MAX_CONNECTIONS_PER_IP as u32;
 
 #[derive(Debug, Parser)]
 #[command(name = "natter-bench", version, about)]
@@ -214,7 +213,8 @@ impl Servers {
     }
 }
 
-fn start_servers(c: &Common, target: Target, tag: &str) -> anyhow::Result<Servers> {
+/// Starts the servers for one run of `clients` clients (all from 127.0.0.1).
+fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow::Result<Servers> {
     let cpu = (!c.no_pin).then_some(c.server_cpu);
     let logs = c.out.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -269,6 +269,11 @@ fn start_servers(c: &Common, target: Target, tag: &str) -> anyhow::Result<Server
                     main.addr.to_string(),
                     "--www".into(),
                     c.out.join("no-page").display().to_string(),
+                    // Every bench client comes from 127.0.0.1: lift the per-address cap.
+                    "--max-connections-per-ip".into(),
+                    clients.to_string(),
+                    "--max-connections".into(),
+                    clients.max(4096).to_string(),
                 ],
                 &[("RUST_LOG", "warn")],
                 cpu,
@@ -305,16 +310,7 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         let messages = a
             .messages
             .unwrap_or_else(|| auto_messages(clients, a.window, a.rate));
-        let mut targets = Vec::new();
-        for &t in &a.targets {
-            if t == Target::Bridge && clients > BRIDGE_MAX_CLIENTS {
-                eprintln!(
-                    "bridge skipped at C={clients}: natter-bridge allows {BRIDGE_MAX_CLIENTS} connections per IP"
-                );
-            } else {
-                targets.push(t);
-            }
-        }
+        let targets = a.targets.clone();
         let mut by_target: Vec<Vec<RunFigures>> = vec![Vec::new(); targets.len()];
         // Targets interleaved run by run, so a busy moment on the machine hits all of them.
         for run in 0..a.common.runs {
@@ -372,7 +368,7 @@ async fn fanout_once(
     messages: u32,
     tag: &str,
 ) -> anyhow::Result<RunFigures> {
-    let servers = start_servers(&a.common, target, tag)?;
+    let servers = start_servers(&a.common, target, clients, tag)?;
     let spec = LoadSpec {
         target,
         addr: servers.client_addr(),
@@ -437,7 +433,7 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
     for run in 0..a.common.runs {
         for (target, figs) in rows.iter_mut() {
             let tag = format!("idle-{}-{stamp}-{run}", target.name());
-            let servers = start_servers(&a.common, *target, &tag)?;
+            let servers = start_servers(&a.common, *target, a.conns, &tag)?;
             // Let the server finish starting (its RSS settles) before the first reading.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let rss_before = servers.main.rss()?;

@@ -32,7 +32,7 @@ use tracing::{debug, info};
 type Ws = WebSocketStream<Rewind<TcpStream>>;
 
 /// Bytes read from the server at once (the decoder then holds at most one frame plus this).
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// How long the bridge tries to get its close frame out.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -253,33 +253,24 @@ async fn server_to_browser(
     write_timeout: Duration,
 ) -> End {
     let mut decoder = wire::FrameDecoder::new();
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
     loop {
         tokio::select! {
-            r = tcp.read(&mut buf) => {
-                let n = match r {
-                    Ok(0) => return End::ServerClosed,
-                    Ok(n) => n,
-                    Err(_) => return End::ServerFailed,
-                };
-                decoder.extend(&buf[..n]);
-                loop {
-                    match decoder.next_frame() {
-                        Ok(Some(payload)) => {
-                            if !matches!(timeout(write_timeout, ws.feed(Message::Binary(payload))).await, Ok(Ok(()))) {
-                                return End::BrowserTooSlow;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            debug!(error = %e, "server sent a bad frame");
-                            return End::ServerFailed;
-                        }
-                    }
+            r = tcp.readable() => {
+                if r.is_err() {
+                    return End::ServerFailed;
                 }
-                if !matches!(timeout(write_timeout, ws.flush()).await, Ok(Ok(()))) {
-                    return End::BrowserTooSlow;
+                match read_some(tcp, &mut decoder) {
+                    Ok(true) => {}
+                    Ok(false) => return End::ServerClosed,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return End::ServerFailed,
+                }
+                // One deadline for the whole batch, not a timer per message.
+                match timeout(write_timeout, forward(&mut decoder, ws)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(end)) => return end,
+                    Err(_) => return End::BrowserTooSlow,
                 }
             }
             _ = ping.tick() => {
@@ -289,6 +280,37 @@ async fn server_to_browser(
             }
         }
     }
+}
+
+/// Reads what the server sent into `decoder`; false at end of stream. Not async: the read
+/// buffer lives on the stack only while reading, never in an idle connection's future.
+fn read_some(tcp: &OwnedReadHalf, decoder: &mut wire::FrameDecoder) -> std::io::Result<bool> {
+    let mut buf = [0u8; READ_CHUNK];
+    let n = tcp.try_read(&mut buf)?;
+    decoder.extend(&buf[..n]);
+    Ok(n > 0)
+}
+
+/// Sends every whole frame in `decoder` as one WebSocket message each, then flushes once.
+async fn forward(
+    decoder: &mut wire::FrameDecoder,
+    ws: &mut SplitSink<Ws, Message>,
+) -> Result<(), End> {
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(payload)) => {
+                if ws.feed(Message::Binary(payload)).await.is_err() {
+                    return Err(End::BrowserTooSlow);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                debug!(error = %e, "server sent a bad frame");
+                return Err(End::ServerFailed);
+            }
+        }
+    }
+    ws.flush().await.map_err(|_| End::BrowserTooSlow)
 }
 
 /// Sends the close frame (or flushes tungstenite's answer to the browser's), then half-closes
