@@ -39,6 +39,12 @@ pub enum WireError {
     /// A message could not be encoded within [`MAX_FRAME`] (a bug: sizes are bounded by types).
     #[error("message too large to encode")]
     EncodeTooLarge,
+    /// A batch of frames ended inside a frame (this many bytes of it were there).
+    #[error("malformed message: a frame cut off after {0} bytes")]
+    PartialFrame(usize),
+    /// A batch of frames held no frame at all.
+    #[error("malformed message: no frame in it")]
+    EmptyBatch,
 }
 
 /// A client's resume request: the token from its last welcome, and the last seq it saw per room.
@@ -471,6 +477,72 @@ impl FrameDecoder {
     }
 }
 
+/// The length of the longest prefix of `buf` made of whole frames (length prefix and payload),
+/// so a relay can pass those bytes on unchanged and keep the rest for its next read. Every length
+/// prefix it reaches is checked, including that of a trailing partial frame: a length over
+/// [`MAX_FRAME`] is [`WireError::FrameTooLarge`] (as in [`FrameDecoder::next_frame`]), and the
+/// stream is then unusable. Payloads are not decoded.
+pub fn whole_frames_len(buf: &[u8]) -> Result<usize, WireError> {
+    let mut at = 0;
+    while let Some(prefix) = buf.get(at..at + LEN_PREFIX) {
+        let len = frame_len(prefix)?;
+        if buf.len() - at - LEN_PREFIX < len {
+            break;
+        }
+        at += LEN_PREFIX + len;
+    }
+    Ok(at)
+}
+
+/// The payload length a 4-byte prefix announces, refused when over [`MAX_FRAME`].
+fn frame_len(prefix: &[u8]) -> Result<usize, WireError> {
+    let mut be = [0u8; LEN_PREFIX];
+    be.copy_from_slice(prefix);
+    let len = u32::from_be_bytes(be) as usize;
+    if len > MAX_FRAME {
+        return Err(WireError::FrameTooLarge(len as u64));
+    }
+    Ok(len)
+}
+
+/// The payloads of a buffer that should hold only whole frames (a bridge's WebSocket message),
+/// in order, without copying. A length over [`MAX_FRAME`] or a trailing partial frame
+/// ([`WireError::PartialFrame`]) is an error item, after which the iterator ends.
+pub fn frame_payloads(buf: &[u8]) -> FramePayloads<'_> {
+    FramePayloads { rest: buf }
+}
+
+/// Iterator returned by [`frame_payloads`].
+#[derive(Debug, Clone)]
+pub struct FramePayloads<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for FramePayloads<'a> {
+    type Item = Result<&'a [u8], WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let rest = core::mem::take(&mut self.rest);
+        let Some((prefix, body)) = rest.split_at_checked(LEN_PREFIX) else {
+            return Some(Err(WireError::PartialFrame(rest.len())));
+        };
+        let len = match frame_len(prefix) {
+            Ok(len) => len,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some((payload, after)) = body.split_at_checked(len) else {
+            return Some(Err(WireError::PartialFrame(rest.len())));
+        };
+        self.rest = after;
+        Some(Ok(payload))
+    }
+}
+
+impl core::iter::FusedIterator for FramePayloads<'_> {}
+
 /// Puts a length prefix in front of a bare payload (the bridge's WebSocket → TCP direction).
 pub fn frame_payload(payload: &[u8]) -> Result<Bytes, WireError> {
     if payload.len() > MAX_FRAME {
@@ -764,5 +836,113 @@ mod tests {
                 peer: "198.51.100.7".into()
             }
         );
+    }
+
+    /// Frames of a few sizes back to back, and where each ends.
+    fn batch(sizes: &[usize]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        for (n, size) in sizes.iter().enumerate() {
+            out.extend_from_slice(&(*size as u32).to_be_bytes());
+            out.extend(core::iter::repeat_n(n as u8, *size));
+            ends.push(out.len());
+        }
+        (out, ends)
+    }
+
+    #[test]
+    fn whole_frames_len_stops_at_the_last_whole_frame() {
+        let (buf, ends) = batch(&[3, 0, 200, 1]);
+        assert_eq!(whole_frames_len(&[]), Ok(0));
+        assert_eq!(whole_frames_len(&buf), Ok(buf.len()));
+        for cut in 0..=buf.len() {
+            let want = ends
+                .iter()
+                .copied()
+                .filter(|e| *e <= cut)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(whole_frames_len(&buf[..cut]), Ok(want), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn whole_frames_len_checks_every_length_it_reaches() {
+        let (mut buf, _) = batch(&[5, 6]);
+        buf.extend_from_slice(&((MAX_FRAME + 1) as u32).to_be_bytes());
+        assert_eq!(
+            whole_frames_len(&buf),
+            Err(WireError::FrameTooLarge((MAX_FRAME + 1) as u64))
+        );
+        // A frame of exactly MAX_FRAME is fine, whole or not yet whole.
+        let (buf, _) = batch(&[MAX_FRAME]);
+        assert_eq!(whole_frames_len(&buf), Ok(buf.len()));
+        assert_eq!(whole_frames_len(&buf[..buf.len() - 1]), Ok(0));
+    }
+
+    #[test]
+    fn frame_payloads_yields_each_payload_then_ends() {
+        let msgs = [ServerMsg::Ping { token: 1 }, ServerMsg::Pong { token: 2 }];
+        let mut buf = Vec::new();
+        for m in &msgs {
+            buf.extend_from_slice(&encode_frame(m).unwrap());
+        }
+        let got: Vec<ServerMsg> = frame_payloads(&buf)
+            .map(|p| decode_payload(p.unwrap()).unwrap())
+            .collect();
+        assert_eq!(got, msgs);
+        assert_eq!(frame_payloads(&[]).count(), 0);
+        let (buf, _) = batch(&[0]);
+        assert_eq!(frame_payloads(&buf).collect::<Vec<_>>(), vec![Ok(&[][..])]);
+    }
+
+    #[test]
+    fn frame_payloads_refuses_a_partial_or_oversize_frame() {
+        let (buf, ends) = batch(&[3, 4]);
+        let mut it = frame_payloads(&buf[..buf.len() - 1]);
+        assert_eq!(it.next(), Some(Ok(&[0u8; 3][..])));
+        assert_eq!(
+            it.next(),
+            Some(Err(WireError::PartialFrame(buf.len() - 1 - ends[0])))
+        );
+        assert_eq!(it.next(), None);
+        // A cut inside the length prefix.
+        assert_eq!(
+            frame_payloads(&buf[..2]).collect::<Vec<_>>(),
+            vec![Err(WireError::PartialFrame(2))]
+        );
+        let mut big = buf.clone();
+        big.extend_from_slice(&[0xff; 8]);
+        let mut it = frame_payloads(&big).skip(2);
+        assert_eq!(it.next(), Some(Err(WireError::FrameTooLarge(0xffff_ffff))));
+        assert_eq!(it.next(), None);
+    }
+
+    proptest::proptest! {
+        /// However a stream of frames is cut, the whole-frame prefix is what [`FrameDecoder`]
+        /// would return, and its payloads are the decoder's payloads.
+        #[test]
+        fn whole_frames_agree_with_the_decoder(
+            sizes in proptest::collection::vec(0usize..300, 0..12),
+            cut_at in proptest::num::usize::ANY,
+        ) {
+            let (buf, _) = batch(&sizes);
+            let cut = if buf.is_empty() { 0 } else { cut_at % (buf.len() + 1) };
+            let part = &buf[..cut];
+            let whole = whole_frames_len(part).unwrap();
+            let mut d = FrameDecoder::new();
+            d.extend(part);
+            let mut want = Vec::new();
+            while let Some(p) = d.next_frame().unwrap() {
+                want.push(p.to_vec());
+            }
+            proptest::prop_assert_eq!(whole, cut - d.buffered());
+            let got: Vec<Vec<u8>> = frame_payloads(&part[..whole]).map(|p| p.unwrap().to_vec()).collect();
+            proptest::prop_assert_eq!(got, want);
+            if whole < cut {
+                let err = frame_payloads(part).find_map(Result::err);
+                proptest::prop_assert_eq!(err, Some(WireError::PartialFrame(cut - whole)));
+            }
+        }
     }
 }

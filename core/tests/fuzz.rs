@@ -84,6 +84,14 @@ fn decoder_target(input: &Chunks) {
             let _ = wire::decode_payload::<ClientMsg>(&p);
         }
         assert!(d.buffered() <= bytes.len());
+        // The bridge's batch helpers agree with the decoder on where whole frames end.
+        if let Ok(whole) = wire::whole_frames_len(bytes) {
+            let mut d = FrameDecoder::new();
+            d.extend(bytes);
+            while let Ok(Some(_)) = d.next_frame() {}
+            assert_eq!(whole, bytes.len() - d.buffered());
+            assert!(wire::frame_payloads(&bytes[..whole]).all(|p| p.is_ok()));
+        }
         let _ = command::parse(&String::from_utf8_lossy(bytes));
     }
 }
@@ -102,7 +110,13 @@ fn session_target(input: &Chunks) {
         for (bytes, wait) in input {
             match transport {
                 Transport::Stream => s.handle_bytes(bytes, now),
-                Transport::Messages => s.handle_message(bytes, now),
+                Transport::Messages => {
+                    s.handle_message(bytes, now);
+                    // Also as one well-framed payload, so the noise reaches the decoder.
+                    if let Ok(frame) = wire::frame_payload(bytes) {
+                        s.handle_message(&frame, now);
+                    }
+                }
             }
             s.handle_input(&String::from_utf8_lossy(bytes), now);
             now = now + Millis(u64::from(*wait));
