@@ -28,9 +28,6 @@ pub(crate) enum Phase {
     Closing,
 }
 
-/// Queue slots a connection keeps between transmits (more are freed once polled).
-const IDLE_QUEUE_SLOTS: usize = 4;
-
 /// A command waiting for a flood-control token.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
@@ -270,18 +267,15 @@ impl Conn {
             return Vec::new();
         }
         let mut bytes = 0;
-        let data: Vec<Bytes> = self
-            .queue
-            .drain(..)
+        // The queue's own allocation goes too: a connection between transmits holds none.
+        let data: Vec<Bytes> = core::mem::take(&mut self.queue)
+            .into_iter()
             .map(|p| match p {
                 Piece::Shared(run) => out.resolve(run),
                 Piece::Own(b) => b,
             })
             .inspect(|b| bytes += b.len())
             .collect();
-        if self.queue.capacity() > IDLE_QUEUE_SLOTS {
-            self.queue = Vec::new();
-        }
         self.polled.push_back((bytes, self.queue_msgs));
         self.queue_msgs = 0;
         data
@@ -337,6 +331,10 @@ impl Conn {
             } else {
                 front.0 -= step;
             }
+        }
+        if self.polled.is_empty() && self.polled.capacity() > 0 {
+            // Caught up: an idle connection keeps no bookkeeping allocated.
+            self.polled = VecDeque::new();
         }
     }
 

@@ -798,13 +798,16 @@ impl Hub {
     }
 }
 
-/// What a stored room event looks like on `c`: the stored frame, or a line for people.
+/// What a stored room event looks like on `c`: the stored frame, or a line for people (empty
+/// if the frame does not decode, which cannot happen: the hub encoded it).
 fn stored_bytes(c: &Conn, s: &Stored) -> Bytes {
     match c.kind {
-        Some(ConnKind::Text) => Bytes::from(text::wire_line(&crate::render::event_line(
-            &s.ev,
-            c.current.as_ref(),
-        ))),
+        Some(ConnKind::Text) => s.event().map_or_else(Bytes::new, |ev| {
+            Bytes::from(text::wire_line(&crate::render::event_line(
+                &ev,
+                c.current.as_ref(),
+            )))
+        }),
         _ => s.frame.clone(),
     }
 }

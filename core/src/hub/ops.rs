@@ -512,7 +512,7 @@ impl Hub {
         for s in r.between(after, latest) {
             let data = stored_bytes(c, s);
             if !c.room_fits(data.len(), lim) {
-                stopped = Some(s.ev.seq);
+                stopped = Some(s.seq);
                 break;
             }
             c.push(&mut self.out, data);
@@ -607,7 +607,7 @@ impl Hub {
             }
         }
         r.record(
-            Stored { ev, frame },
+            Stored::new(seq, &frame),
             history_len,
             budget,
             HISTORY_MIN_KEPT,

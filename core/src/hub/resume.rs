@@ -96,7 +96,7 @@ impl Hub {
         };
         for s in r.last_n(n, upto) {
             let data = stored_bytes(c, s);
-            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+            c.push_room(&mut self.out, room, s.seq, data, lim);
         }
         if framed {
             self.send_line(conn, "-- (end of recent messages)");
@@ -114,7 +114,7 @@ impl Hub {
         };
         for s in r.between(after, latest) {
             let data = stored_bytes(c, s);
-            c.push_room(&mut self.out, room, s.ev.seq, data, lim);
+            c.push_room(&mut self.out, room, s.seq, data, lim);
         }
     }
 

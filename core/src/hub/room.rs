@@ -7,18 +7,36 @@ use crate::wire::RoomEvent;
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
 
-/// One room event as stored: the event and its frame (`ServerMsg::Event`, length-prefixed).
+/// One room event as stored: its seq and its frame (`ServerMsg::Event`, length-prefixed, in a
+/// buffer of its own size). Binary members get the frame as it is; a line for a text member is
+/// rendered from the frame decoded again, which is rare next to keeping every event twice.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
-    pub(crate) ev: RoomEvent,
+    pub(crate) seq: Seq,
     pub(crate) frame: Bytes,
 }
 
 impl Stored {
-    /// Bytes it holds, roughly: the frame, the event's strings (about the frame again) and the
-    /// fixed parts. What the history budget counts.
+    /// Stores `frame` (the event with `seq`) in a buffer of its own size.
+    pub(crate) fn new(seq: Seq, frame: &[u8]) -> Stored {
+        Stored {
+            seq,
+            frame: Bytes::copy_from_slice(frame),
+        }
+    }
+
+    /// The event, decoded from the frame.
+    pub(crate) fn event(&self) -> Option<RoomEvent> {
+        let payload = self.frame.get(crate::wire::LEN_PREFIX..)?;
+        match crate::wire::decode_payload::<crate::wire::ServerMsg>(payload) {
+            Ok(crate::wire::ServerMsg::Event(ev)) => Some(ev),
+            _ => None,
+        }
+    }
+
+    /// Bytes it holds, roughly: the frame and the fixed parts. What the history budget counts.
     pub(crate) fn cost(&self) -> usize {
-        2 * self.frame.len() + core::mem::size_of::<Stored>()
+        self.frame.len() + core::mem::size_of::<Stored>()
     }
 }
 
@@ -88,27 +106,27 @@ impl Room {
 
     /// Seq of the oldest event still kept, if any.
     pub(crate) fn oldest_kept(&self) -> Option<Seq> {
-        self.history.front().map(|s| s.ev.seq)
+        self.history.front().map(|s| s.seq)
     }
 
     /// Events with seq in `after+1 ..= upto`, oldest first.
     pub(crate) fn between(&self, after: Seq, upto: Seq) -> impl Iterator<Item = &Stored> {
         // The ring is in seq order, so skip to the first wanted one by position.
         let start = match self.history.front() {
-            Some(f) if after.0 >= f.ev.seq.0 => {
-                usize::try_from(after.0 - f.ev.seq.0 + 1).unwrap_or(usize::MAX)
+            Some(f) if after.0 >= f.seq.0 => {
+                usize::try_from(after.0 - f.seq.0 + 1).unwrap_or(usize::MAX)
             }
             _ => 0,
         };
         self.history
             .iter()
             .skip(start)
-            .take_while(move |s| s.ev.seq <= upto)
+            .take_while(move |s| s.seq <= upto)
     }
 
     /// The last `n` events with seq ≤ `upto`.
     pub(crate) fn last_n(&self, n: usize, upto: Seq) -> impl Iterator<Item = &Stored> {
-        let kept_upto = self.history.iter().filter(|s| s.ev.seq <= upto).count();
+        let kept_upto = self.history.iter().filter(|s| s.seq <= upto).count();
         let skip = kept_upto.saturating_sub(n);
         self.history.iter().take(kept_upto).skip(skip)
     }
