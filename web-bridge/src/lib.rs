@@ -199,7 +199,7 @@ pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(64 * 1024)
+        .max_write_buffer_size(relay::WS_MAX_WRITE_BUFFER)
         .max_message_size(Some(relay::WS_MAX_MESSAGE))
         .max_frame_size(Some(relay::WS_MAX_MESSAGE))
 }

@@ -2,17 +2,20 @@
 //!
 //! The handshake checks the Origin; then the bridge connects to the server, writes
 //! [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways: each
-//! binary WebSocket message becomes one length-prefixed frame ([`wire::frame_payload`]), each
-//! frame the server sends ([`wire::FrameDecoder`]) one binary message. It never decodes chat
-//! messages. Both directions forward directly (a write finishes before the next read), so
-//! neither side can make the bridge buffer more than one frame and one read.
+//! binary WebSocket message from the browser is one bare payload and becomes one length-prefixed
+//! frame ([`wire::frame_payload`]); what the server sends is passed on in batches, each binary
+//! message the longest run of whole frames one read completed ([`wire::whole_frames_len`]),
+//! prefixes included and byte for byte, so a hub cycle's many frames cost one WebSocket message.
+//! It never decodes chat messages. Both directions forward directly (a write finishes before the
+//! next read), so neither side can make the bridge buffer more than one frame and one read.
 
 use crate::Shared;
 use crate::http::Rewind;
+use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
-use natter_core::wire;
+use natter_core::wire::{self, LEN_PREFIX};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,8 +34,17 @@ use tracing::{debug, info};
 
 type Ws = WebSocketStream<Rewind<TcpStream>>;
 
-/// Bytes read from the server at once (the decoder then holds at most one frame plus this).
+/// Bytes read from the server at once (the buffer then holds at most one partial frame plus this).
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The largest batch the bridge sends as one WebSocket message: a read's worth of frames plus
+/// the rest of a frame the previous read left partial.
+pub(crate) const MAX_BATCH: usize = READ_CHUNK + LEN_PREFIX + MAX_FRAME;
+
+/// tungstenite's cap on its write buffer. It refuses (does not queue) a message whose frame would
+/// take the buffer past this, so it must hold the largest batch and its header plus the small
+/// control frames (pongs, a close) that can be queued ahead of it.
+pub(crate) const WS_MAX_WRITE_BUFFER: usize = MAX_BATCH + 16 * 1024;
 
 /// How long the bridge tries to get its close frame out.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -252,7 +264,9 @@ async fn server_to_browser(
     ping_interval: Duration,
     write_timeout: Duration,
 ) -> End {
-    let mut decoder = wire::FrameDecoder::new();
+    // What the server sent and the browser has not been given: at most one partial frame plus
+    // one read. Empty (no allocation) whenever the last read ended on a frame boundary.
+    let mut buf = BytesMut::new();
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
     loop {
         tokio::select! {
@@ -260,17 +274,30 @@ async fn server_to_browser(
                 if r.is_err() {
                     return End::ServerFailed;
                 }
-                match read_some(tcp, &mut decoder) {
+                match read_some(tcp, &mut buf) {
                     Ok(true) => {}
                     Ok(false) => return End::ServerClosed,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => return End::ServerFailed,
                 }
-                // One deadline for the whole batch, not a timer per message.
-                match timeout(write_timeout, forward(&mut decoder, ws)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(end)) => return end,
-                    Err(_) => return End::BrowserTooSlow,
+                let whole = match wire::whole_frames_len(&buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        debug!(error = %e, "server sent a bad frame");
+                        return End::ServerFailed;
+                    }
+                };
+                if whole > 0 {
+                    let batch = buf.split_to(whole).freeze();
+                    // One deadline for the whole batch, and one message.
+                    match timeout(write_timeout, ws.send(Message::Binary(batch))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return End::BrowserTooSlow,
+                    }
+                }
+                if buf.is_empty() {
+                    // An idle connection keeps no read buffer.
+                    buf = BytesMut::new();
                 }
             }
             _ = ping.tick() => {
@@ -282,35 +309,12 @@ async fn server_to_browser(
     }
 }
 
-/// Reads what the server sent into `decoder`; false at end of stream. Not async: the read
-/// buffer lives on the stack only while reading, never in an idle connection's future.
-fn read_some(tcp: &OwnedReadHalf, decoder: &mut wire::FrameDecoder) -> std::io::Result<bool> {
-    let mut buf = [0u8; READ_CHUNK];
-    let n = tcp.try_read(&mut buf)?;
-    decoder.extend(&buf[..n]);
+/// Reads at most [`READ_CHUNK`] of what the server sent onto the end of `buf` (not zeroed
+/// first); false at end of stream.
+fn read_some(tcp: &OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<bool> {
+    buf.reserve(READ_CHUNK);
+    let n = tcp.try_read_buf(&mut (&mut *buf).limit(READ_CHUNK))?;
     Ok(n > 0)
-}
-
-/// Sends every whole frame in `decoder` as one WebSocket message each, then flushes once.
-async fn forward(
-    decoder: &mut wire::FrameDecoder,
-    ws: &mut SplitSink<Ws, Message>,
-) -> Result<(), End> {
-    loop {
-        match decoder.next_frame() {
-            Ok(Some(payload)) => {
-                if ws.feed(Message::Binary(payload)).await.is_err() {
-                    return Err(End::BrowserTooSlow);
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                debug!(error = %e, "server sent a bad frame");
-                return Err(End::ServerFailed);
-            }
-        }
-    }
-    ws.flush().await.map_err(|_| End::BrowserTooSlow)
 }
 
 /// Sends the close frame (or flushes tungstenite's answer to the browser's), then half-closes

@@ -1,4 +1,5 @@
-//! The relay against a fake server: framing both ways, limits, close codes, caps, shutdown.
+//! The relay against a fake server: framing both ways (batches of whole frames to the browser),
+//! limits, close codes, caps, shutdown.
 
 mod common;
 
@@ -38,31 +39,93 @@ async fn frames_are_relayed_whole_in_both_directions() {
         .collect();
     assert_eq!(read_n(&mut s, want.len()).await, want);
 
-    // Server -> browser: a frame split across TCP writes (and so reads)...
+    // Server -> browser: a frame split across TCP writes (and so reads) arrives whole, with its
+    // length prefix, as one message...
     s.set_nodelay(true).unwrap();
-    let big = payload(9, 5000);
-    let frame = wire::frame_payload(&big).unwrap();
+    let frame = wire::frame_payload(&payload(9, 5000)).unwrap();
     write_all(&mut s, &frame[..2]).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     write_all(&mut s, &frame[2..1000]).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     write_all(&mut s, &frame[1000..]).await;
-    assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(big.into())));
+    assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(frame)));
 
-    // ...and several frames in one write arrive as one message each, in order.
-    let several = [payload(20, 10), payload(30, 0), payload(40, MAX_FRAME)];
-    let joined: Vec<u8> = several
-        .iter()
-        .flat_map(|p| wire::frame_payload(p).unwrap().to_vec())
-        .collect();
-    write_all(&mut s, &joined).await;
-    for p in several {
-        assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(p.into())));
-    }
+    // ...and several frames in one write arrive byte for byte, cut only between frames.
+    let several = frames(&[payload(20, 10), payload(30, 0), payload(40, MAX_FRAME)]);
+    write_all(&mut s, &several).await;
+    assert_eq!(recv_batches(&mut ws, several.len()).await.concat(), several);
 
     // The browser leaving closes the server connection.
     within("close", ws.close(None)).await.unwrap();
     assert!(sees_eof(&mut s).await);
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+/// Frames for these payloads, back to back, as the server would write them.
+fn frames(payloads: &[Vec<u8>]) -> Vec<u8> {
+    payloads
+        .iter()
+        .flat_map(|p| wire::frame_payload(p).unwrap().to_vec())
+        .collect()
+}
+
+/// Binary messages until `total` bytes have come; each must be one or more whole frames.
+async fn recv_batches(ws: &mut Browser, total: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut n = 0;
+    while n < total {
+        match next_msg(ws).await {
+            Some(Message::Binary(b)) => {
+                assert!(!b.is_empty(), "no empty message");
+                assert_eq!(wire::whole_frames_len(&b), Ok(b.len()), "whole frames only");
+                n += b.len();
+                got.push(b.to_vec());
+            }
+            other => panic!("expected a batch of frames, got {other:?}"),
+        }
+    }
+    assert_eq!(n, total, "no more than was sent");
+    got
+}
+
+#[tokio::test]
+async fn server_frames_are_batched_per_read() {
+    let mut server = FakeServer::start().await;
+    let bridge = bridge(server.addr).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let mut s = server.accept_checked().await;
+    s.set_nodelay(true).unwrap();
+
+    // A hub cycle's worth of small frames in one write comes in fewer messages than frames
+    // (one, unless the bridge's read happens to land inside the write).
+    let small: Vec<Vec<u8>> = (0..100).map(|i| payload(i, 10)).collect();
+    let bytes = frames(&small);
+    write_all(&mut s, &bytes).await;
+    let batches = recv_batches(&mut ws, bytes.len()).await;
+    assert_eq!(batches.concat(), bytes);
+    assert!(batches.len() < small.len(), "{} messages", batches.len());
+
+    // A frame cut by a pause: the whole frames before the cut may go ahead, the cut one waits
+    // for its rest, and nothing is lost, duplicated or reordered.
+    let bytes = frames(&[payload(1, 30), payload(2, 4000), payload(3, 7)]);
+    write_all(&mut s, &bytes[..40]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    write_all(&mut s, &bytes[40..]).await;
+    assert_eq!(recv_batches(&mut ws, bytes.len()).await.concat(), bytes);
+
+    // Far more than one read's worth at once (every frame at the limit): the batches stay
+    // within the bridge's limits and tungstenite's write buffer.
+    let big: Vec<Vec<u8>> = (0..40).map(|i| payload(i, MAX_FRAME)).collect();
+    let bytes = frames(&big);
+    let writer = tokio::spawn(async move {
+        write_all(&mut s, &bytes).await;
+        s
+    });
+    let want = frames(&big);
+    let batches = recv_batches(&mut ws, want.len()).await;
+    assert!(batches.len() >= 2, "more than one read's worth");
+    assert_eq!(batches.concat(), want);
+    let _s = within("writer", writer).await.unwrap();
     within("shutdown", bridge.shutdown()).await.unwrap();
 }
 
@@ -185,7 +248,7 @@ async fn server_closing_closes_the_websocket() {
     drop(s);
     assert_eq!(
         next_msg(&mut ws).await,
-        Some(Message::Binary(b"bye".to_vec().into()))
+        Some(Message::Binary(wire::frame_payload(b"bye").unwrap()))
     );
     assert_eq!(close_code(&mut ws).await, CloseCode::Normal);
 
@@ -230,7 +293,8 @@ async fn fifty_browsers_each_get_their_own_connection() {
             for round in 0..ROUNDS {
                 let msg = format!("browser {i} round {round}").into_bytes();
                 send_bin(&mut ws, &msg).await;
-                assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(msg.into())));
+                let echo = wire::frame_payload(&msg).unwrap();
+                assert_eq!(next_msg(&mut ws).await, Some(Message::Binary(echo)));
             }
             within("close", ws.close(None)).await.unwrap();
         }));
@@ -329,7 +393,7 @@ async fn silent_browsers_are_dropped_live_ones_kept() {
     write_all(&mut live_s, &wire::frame_payload(b"still here").unwrap()).await;
     assert_eq!(
         next_msg(&mut live).await,
-        Some(Message::Binary(b"still here".to_vec().into()))
+        Some(Message::Binary(wire::frame_payload(b"still here").unwrap()))
     );
     within("shutdown", bridge.shutdown()).await.unwrap();
 }

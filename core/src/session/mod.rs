@@ -7,7 +7,7 @@
 //! [`Event::Connect`] / [`Event::Close`]) and [`Session::poll_transmit`] (bytes to send), then
 //! waits for input, bytes, or [`Session::poll_timeout`]. On `Connect` it opens a transport and
 //! calls [`Session::handle_connected`] or [`Session::handle_disconnected`]; bytes read go to
-//! [`Session::handle_bytes`] (TCP) or [`Session::handle_message`] (one WebSocket message).
+//! [`Session::handle_bytes`] (TCP) or [`Session::handle_message`] (one WebSocket message, a batch of whole frames).
 //!
 //! After [`Event::Close`] the driver writes what it polled (including what it polls right after
 //! the event, such as a quit), drops that transport and does not report its end: the session has
@@ -64,8 +64,10 @@ use timers::{Timer, Timers};
 pub enum Transport {
     /// A byte stream (TCP): preamble, then length-prefixed frames.
     Stream,
-    /// A message transport (WebSocket through natter-bridge): each transmit is one frame payload
-    /// with no prefix and no preamble (the bridge adds them), each received message is one payload.
+    /// A message transport (WebSocket through natter-bridge). Each transmit is one frame payload
+    /// with no prefix and no preamble (the bridge adds them). Each received message is a batch of
+    /// one or more whole frames, each with its length prefix, exactly as the server wrote them
+    /// (the bridge cuts the server's stream only at frame boundaries).
     Messages,
 }
 
@@ -412,16 +414,34 @@ impl Session {
         }
     }
 
-    /// One message read from a message transport (one frame payload).
-    pub fn handle_message(&mut self, payload: &[u8], now: Millis) {
+    /// One message read from a message transport: one or more whole frames, each with its
+    /// length prefix. A message that is empty, ends inside a frame or announces an oversize
+    /// frame is refused before any of it is acted on; the frames are then handled in order, as
+    /// [`Session::handle_bytes`] would, until one fails to decode.
+    pub fn handle_message(&mut self, batch: &[u8], now: Millis) {
         self.now = self.now.max(now);
         if !self.is_open() {
             return;
         }
         self.heard(now);
-        match wire::decode_payload::<ServerMsg>(payload) {
-            Ok(msg) => self.on_msg(msg, now),
-            Err(e) => self.bad_input(&e, now),
+        let whole = match wire::whole_frames_len(batch) {
+            Ok(0) if batch.is_empty() => Err(WireError::EmptyBatch),
+            Ok(n) if n < batch.len() => Err(WireError::PartialFrame(batch.len() - n)),
+            Ok(n) => Ok(n),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = whole {
+            return self.bad_input(&e, now);
+        }
+        for payload in wire::frame_payloads(batch) {
+            let msg = payload.and_then(wire::decode_payload::<ServerMsg>);
+            match msg {
+                Ok(msg) => self.on_msg(msg, now),
+                Err(e) => return self.bad_input(&e, now),
+            }
+            if !self.is_open() {
+                return;
+            }
         }
     }
 

@@ -82,8 +82,9 @@ impl T {
                 self.s.handle_bytes(&f, self.now);
             }
             Transport::Messages => {
-                let p = wire::encode_payload(&msg).unwrap();
-                self.s.handle_message(&p, self.now);
+                // The bridge passes frames on whole, prefix included; here one per message.
+                let f = wire::encode_frame(&msg).unwrap();
+                self.s.handle_message(&f, self.now);
             }
         }
     }
@@ -1205,6 +1206,80 @@ fn frames_split_anywhere_decode_the_same() {
         t.s.handle_bytes(&[*b], t.now);
     }
     assert_eq!(seqs(&t.events()), vec![2, 3, 4, 5, 6]);
+}
+
+/// What the bridge might pass on in one message: chat, replies and a ping, back to back.
+fn a_hub_cycle() -> Vec<ServerMsg> {
+    vec![
+        say("#lobby", 2, "bob", 1, "one"),
+        say("#lobby", 3, "carol", 1, "two"),
+        ServerMsg::Topic {
+            room: room("#lobby"),
+            topic: Some(text("news")),
+        },
+        ServerMsg::Ping { token: 77 },
+        say("#lobby", 4, "bob", 2, "three"),
+        ServerMsg::Members {
+            room: room("#lobby"),
+            members: vec![nick("alice"), nick("bob")],
+        },
+    ]
+}
+
+fn frames(msgs: &[ServerMsg]) -> Vec<u8> {
+    msgs.iter()
+        .flat_map(|m| wire::encode_frame(m).unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn a_batch_of_frames_acts_like_its_frames_one_by_one() {
+    let msgs = a_hub_cycle();
+    let mut one_by_one = T::ready(Transport::Messages);
+    for m in &msgs {
+        one_by_one.recv(m.clone());
+    }
+    let mut batched = T::ready(Transport::Messages);
+    batched.s.handle_message(&frames(&msgs), batched.now);
+    let want = one_by_one.events();
+    assert_eq!(seqs(&want), vec![2, 3, 4]);
+    assert_eq!(batched.events(), want);
+    let sent = batched.sent();
+    assert!(sent.contains(&ClientMsg::Pong { token: 77 }), "{sent:?}");
+    assert_eq!(sent, one_by_one.sent());
+    assert_eq!(batched.s.state(), ConnState::Connected);
+}
+
+#[test]
+fn a_batch_with_a_partial_trailing_frame_is_refused() {
+    let whole = frames(&a_hub_cycle());
+    let last = wire::encode_frame(&say("#lobby", 5, "bob", 3, "cut")).unwrap();
+    // Cut inside the last frame's prefix, and inside its payload.
+    for keep in [1, LEN_PREFIX, last.len() - 1] {
+        let mut t = T::ready(Transport::Messages);
+        let batch = [&whole[..], &last[..keep]].concat();
+        t.s.handle_message(&batch, t.now);
+        let evs = t.events();
+        assert_eq!(errors(&evs).len(), 1, "keep {keep}: {evs:?}");
+        assert!(errors(&evs)[0].contains("cut off"), "{evs:?}");
+        assert!(seqs(&evs).is_empty(), "nothing of a bad batch is acted on");
+        assert!(evs.contains(&Event::Close));
+        assert!(matches!(t.s.state(), ConnState::Reconnecting { .. }));
+        assert!(!t.sent().contains(&ClientMsg::Pong { token: 77 }));
+    }
+}
+
+#[test]
+fn a_batch_stops_at_a_frame_that_does_not_decode() {
+    let mut t = T::ready(Transport::Messages);
+    let mut batch = frames(&[say("#lobby", 2, "bob", 1, "fine")]);
+    batch.extend_from_slice(&[0, 0, 0, 2, 0xfe, 0xfe]);
+    batch.extend_from_slice(&frames(&[say("#lobby", 3, "bob", 2, "never")]));
+    t.s.handle_message(&batch, t.now);
+    let evs = t.events();
+    assert_eq!(seqs(&evs), vec![2]);
+    assert_eq!(errors(&evs).len(), 1, "{evs:?}");
+    assert!(evs.contains(&Event::Close));
 }
 
 #[test]
