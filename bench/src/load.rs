@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use natter_core::limits::MAX_FRAME;
-use natter_core::wire::LEN_PREFIX;
+use natter_core::wire::{LEN_PREFIX, frame_payloads};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -663,7 +663,8 @@ async fn tcp_reader(shared: Rc<Shared>, mut rh: tokio::net::tcp::OwnedReadHalf, 
     }
 }
 
-/// Reads client `me`'s WebSocket: one natter payload per binary message.
+/// Reads client `me`'s WebSocket: each binary message is a batch of one or more whole natter
+/// frames, length prefixes included (the bridge passes on what the server wrote).
 async fn ws_reader<S>(shared: Rc<Shared>, mut stream: S, me: u32)
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -673,7 +674,18 @@ where
         let now_ns = shared.now_ns(now);
         let mut st = shared.state.borrow_mut();
         match msg {
-            Ok(Message::Binary(b)) => shared.receive(&mut st, me, &b, now, now_ns),
+            Ok(Message::Binary(b)) => {
+                for payload in frame_payloads(&b) {
+                    match payload {
+                        Ok(p) => shared.receive(&mut st, me, p, now, now_ns),
+                        Err(e) => {
+                            let why = format!("client {me}: bad batch from the bridge: {e}");
+                            shared.error(&mut st, why, true);
+                            return;
+                        }
+                    }
+                }
+            }
             Ok(Message::Close(f)) => {
                 if !is_done(&shared, &st, me) {
                     shared.error(&mut st, format!("client {me}: bridge closed: {f:?}"), true);

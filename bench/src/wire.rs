@@ -78,7 +78,8 @@ impl Codec {
     }
 
     /// What a client sends before its first message: for TCP with the length prefixes, for the
-    /// bridge one bare payload per WebSocket message. Empty for the baseline.
+    /// bridge one bare payload per WebSocket message (the bridge adds the prefixes). Empty for the
+    /// baseline.
     pub fn handshake(&self, client: u32, room: &RoomName) -> Result<Vec<Bytes>, BenchWireError> {
         let hello = ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -124,7 +125,8 @@ impl Codec {
         })
     }
 
-    /// What `payload` (one frame without its length prefix) is.
+    /// What `payload` (one frame without its length prefix; the bridge's batches are cut into
+    /// these by the reader) is.
     pub fn classify(&self, payload: &[u8]) -> Received {
         match self.target {
             Target::Baseline => {

@@ -32,7 +32,8 @@ fn num(n: u64) -> f64 {
 }
 
 /// The browser's chat client: core's [`Session`] over a message transport (the page's WebSocket
-/// to natter-bridge, one frame payload per binary message).
+/// to natter-bridge: it sends one bare frame payload per binary message and receives batches of
+/// whole length-prefixed frames; see PROTOCOL.md).
 #[wasm_bindgen]
 pub struct Client {
     session: Session,
@@ -67,7 +68,7 @@ impl Client {
         self.session.handle_disconnected(reason, millis(now));
     }
 
-    /// One binary WebSocket message arrived.
+    /// One binary WebSocket message arrived (one or more whole frames, prefixes included).
     pub fn handle_message(&mut self, bytes: &[u8], now: f64) {
         self.session.handle_message(bytes, millis(now));
     }
