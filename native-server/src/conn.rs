@@ -18,7 +18,7 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Sleep, sleep, timeout};
 use tracing::debug;
 
@@ -57,7 +57,14 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
 /// went: either way what it queued before is written (within [`CLOSE_LINGER`]), then FIN.
 /// Input read after the hub said close is dropped, and after the FIN drained for
 /// [`DRAIN_AFTER_CLOSE`], so the peer reads the last error line instead of a reset.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, hub: mpsc::Sender<Input>) {
+///
+/// `permit` is the connection's place under the server's socket cap, given back when it ends.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: mpsc::Sender<Input>,
+    _permit: OwnedSemaphorePermit,
+) {
     if let Err(e) = tune_socket(&stream) {
         debug!(%peer, error = %e, "cannot set socket options");
     }
@@ -247,13 +254,12 @@ fn tell(hub: &mpsc::Sender<Input>, input: Input) -> impl Future<Output = bool> +
     }
 }
 
-/// Pieces taken from the outbox and not yet written, in order.
+/// Pieces taken from the outbox and not yet written.
 #[derive(Default)]
 struct Unwritten {
+    /// Last to write first: the next piece is popped off the end.
     bufs: Vec<Bytes>,
-    /// The first buffer not wholly written.
-    next: usize,
-    /// Bytes of `bufs[next]` already written.
+    /// Bytes of the next piece already written.
     pos: usize,
 }
 
@@ -262,30 +268,31 @@ impl Unwritten {
     const MAX_SLICES: usize = 64;
 
     fn is_empty(&self) -> bool {
-        self.next == self.bufs.len()
+        self.bufs.is_empty()
     }
 
     /// Bytes left to write.
     fn len(&self) -> usize {
-        let rest: usize = self.bufs[self.next..].iter().map(Bytes::len).sum();
-        rest - self.pos
+        self.bufs.iter().map(Bytes::len).sum::<usize>() - self.pos
     }
 
     /// Takes what the outbox has (this is all written); true if the outbox is closing.
     fn refill(&mut self, outbox: &Outbox) -> bool {
-        self.next = 0;
         self.pos = 0;
-        outbox.take(&mut self.bufs)
+        let closing = outbox.take(&mut self.bufs);
+        self.bufs.reverse();
+        closing
     }
 
     /// One vectored write of what is left.
     fn write_to(&mut self, stream: &TcpStream) -> io::Result<usize> {
-        let n = match &self.bufs[self.next..] {
+        let n = match self.bufs.as_slice() {
+            [] => 0,
             [one] => stream.try_write(&one[self.pos..])?,
             many => {
                 let mut slices = [IoSlice::new(&[]); Self::MAX_SLICES];
                 let mut used = 0;
-                for (slot, buf) in slices.iter_mut().zip(many) {
+                for (slot, buf) in slices.iter_mut().zip(many.iter().rev()) {
                     let skip = if used == 0 { self.pos } else { 0 };
                     *slot = IoSlice::new(&buf[skip..]);
                     used += 1;
@@ -298,14 +305,17 @@ impl Unwritten {
     }
 
     fn advance(&mut self, mut n: usize) {
-        while n > 0 && self.next < self.bufs.len() {
-            let left = self.bufs[self.next].len() - self.pos;
+        while n > 0 {
+            let Some(next) = self.bufs.last() else {
+                return;
+            };
+            let left = next.len() - self.pos;
             if n < left {
                 self.pos += n;
                 return;
             }
             n -= left;
-            self.next += 1;
+            self.bufs.pop();
             self.pos = 0;
         }
     }
@@ -384,9 +394,12 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (server_side, peer) = listener.accept().await.unwrap();
         let (hub_tx, _hub_rx) = mpsc::channel(1);
-        let serve_fut = serve(server_side, peer, hub_tx);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let serve_fut = serve(server_side, peer, hub_tx, permit);
         let serve_size = std::mem::size_of_val(&serve_fut);
-        assert!(serve_size <= 400, "connection future is {serve_size} bytes");
+        assert!(serve_size <= 424, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
     }
 }

@@ -149,11 +149,9 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let hub = hub.clone();
-                conns.spawn(async move {
-                    conn::serve(stream, peer, hub).await;
-                    drop(permit);
-                });
+                // Spawned as it is, not inside an `async` block: a wrapper would store the
+                // arguments a second time beside serve's own future, in every connection's task.
+                conns.spawn(conn::serve(stream, peer, hub.clone(), permit));
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");

@@ -11,7 +11,6 @@ use attack_support::{Bytes64, natter_cli};
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::wire::{
     DirectMsg, ErrorKind, EventKind, MAGIC, RoomEvent, RoomInfo, ServerMsg, encode_frame,
-    encode_payload,
 };
 use natter_core::{Millis, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use std::process::Stdio;
@@ -214,10 +213,9 @@ fn drive_session(transport: Transport) {
     inputs.push(
         hostile_script()
             .iter()
-            .map(|m| match transport {
-                Transport::Stream => encode_frame(m).unwrap().to_vec(),
-                Transport::Messages => encode_payload(m).unwrap().to_vec(),
-            })
+            // Both carry length-prefixed frames: the bridge passes the server's bytes on in
+            // batches of whole frames.
+            .map(|m| encode_frame(m).unwrap().to_vec())
             .collect(),
     );
     for b in broken_streams() {
