@@ -313,8 +313,12 @@ async fn server_to_browser(
 /// first); false at end of stream.
 fn read_some(tcp: &OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<bool> {
     buf.reserve(READ_CHUNK);
-    let n = tcp.try_read_buf(&mut (&mut *buf).limit(READ_CHUNK))?;
-    Ok(n > 0)
+    let read = tcp.try_read_buf(&mut (&mut *buf).limit(READ_CHUNK));
+    if buf.is_empty() {
+        // Nothing came (a spurious wake-up): do not keep the space reserved for it.
+        *buf = BytesMut::new();
+    }
+    Ok(read? > 0)
 }
 
 /// Sends the close frame (or flushes tungstenite's answer to the browser's), then half-closes
