@@ -545,13 +545,21 @@ impl core::iter::FusedIterator for FramePayloads<'_> {}
 
 /// Puts a length prefix in front of a bare payload (the bridge's WebSocket → TCP direction).
 pub fn frame_payload(payload: &[u8]) -> Result<Bytes, WireError> {
+    let mut out = BytesMut::with_capacity(LEN_PREFIX + payload.len());
+    put_frame(&mut out, payload)?;
+    Ok(out.freeze())
+}
+
+/// Appends a bare payload to `out` as a frame, length prefix first (a bridge batching several
+/// WebSocket messages into one write). Nothing is appended if it is too large.
+pub fn put_frame(out: &mut BytesMut, payload: &[u8]) -> Result<(), WireError> {
     if payload.len() > MAX_FRAME {
         return Err(WireError::FrameTooLarge(payload.len() as u64));
     }
-    let mut out = BytesMut::with_capacity(LEN_PREFIX + payload.len());
+    out.reserve(LEN_PREFIX + payload.len());
     out.put_u32(payload.len() as u32);
     out.extend_from_slice(payload);
-    Ok(out.freeze())
+    Ok(())
 }
 
 /// What a bridge writes first on its TCP connection for one browser: the preamble and a

@@ -13,7 +13,7 @@ use crate::Shared;
 use crate::http::Rewind;
 use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
 use natter_core::wire::{self, LEN_PREFIX};
 use std::net::SocketAddr;
@@ -33,6 +33,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 type Ws = WebSocketStream<Rewind<TcpStream>>;
+
+/// Bytes of browser messages gathered into one write to the server, at most.
+const BROWSER_BATCH: usize = 16 * 1024;
 
 /// Bytes read from the server at once (the buffer then holds at most one partial frame plus this).
 const READ_CHUNK: usize = 64 * 1024;
@@ -227,34 +230,64 @@ async fn browser_to_server(
     tcp: &mut OwnedWriteHalf,
     idle: Duration,
 ) -> End {
+    // Frames on their way to the server; emptied (and freed) after each write.
+    let mut batch = BytesMut::new();
     loop {
-        let msg = match timeout(idle, ws.next()).await {
+        let mut item = match timeout(idle, ws.next()).await {
             Err(_) => return End::BrowserIdle,
-            Ok(None) => return End::BrowserGone,
-            Ok(Some(Err(e))) => {
-                return match e {
-                    WsError::Capacity(_) => End::TooBig,
-                    WsError::Utf8(_) => End::NotBinary,
-                    WsError::Protocol(_) => End::BrowserProtocol,
-                    _ => End::BrowserGone,
-                };
-            }
-            Ok(Some(Ok(m))) => m,
+            Ok(item) => item,
         };
-        match msg {
-            Message::Binary(payload) => {
-                let Ok(frame) = wire::frame_payload(&payload) else {
-                    return End::TooBig;
-                };
-                if tcp.write_all(&frame).await.is_err() {
-                    return End::ServerFailed;
-                }
+        // Every message the browser has already sent goes out in one write (a busy browser's
+        // messages arrive several per read), up to a batch's worth.
+        let end = loop {
+            match forward_message(item, &mut batch) {
+                Ok(()) => {}
+                Err(end) => break Some(end),
             }
-            Message::Text(_) => return End::NotBinary,
-            Message::Close(_) => return End::BrowserClosed,
-            // Pings are answered by tungstenite; any of these shows the browser is alive.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            if batch.len() >= BROWSER_BATCH {
+                break None;
+            }
+            match ws.next().now_or_never() {
+                Some(next) => item = next,
+                None => break None,
+            }
+        };
+        if !batch.is_empty() {
+            if tcp.write_all(&batch).await.is_err() {
+                return End::ServerFailed;
+            }
+            batch = BytesMut::new();
         }
+        if let Some(end) = end {
+            return end;
+        }
+    }
+}
+
+/// What one item from the browser's WebSocket means: a frame appended to `batch`, nothing
+/// (control messages), or the end of the relay.
+fn forward_message(
+    item: Option<Result<Message, WsError>>,
+    batch: &mut BytesMut,
+) -> Result<(), End> {
+    let msg = match item {
+        None => return Err(End::BrowserGone),
+        Some(Err(e)) => {
+            return Err(match e {
+                WsError::Capacity(_) => End::TooBig,
+                WsError::Utf8(_) => End::NotBinary,
+                WsError::Protocol(_) => End::BrowserProtocol,
+                _ => End::BrowserGone,
+            });
+        }
+        Some(Ok(m)) => m,
+    };
+    match msg {
+        Message::Binary(payload) => wire::put_frame(batch, &payload).map_err(|_| End::TooBig),
+        Message::Text(_) => Err(End::NotBinary),
+        Message::Close(_) => Err(End::BrowserClosed),
+        // Pings are answered by tungstenite; any of these shows the browser is alive.
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
     }
 }
 
