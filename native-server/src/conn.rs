@@ -14,7 +14,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -59,12 +59,12 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
 /// [`DRAIN_AFTER_CLOSE`], so the peer reads the last error line instead of a reset.
 ///
 /// `permit` is the connection's place under the server's socket cap, given back when it ends.
-pub(crate) async fn serve(
+pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     hub: mpsc::Sender<Input>,
-    _permit: OwnedSemaphorePermit,
-) {
+    permit: OwnedSemaphorePermit,
+) -> Connection {
     if let Err(e) = tune_socket(&stream) {
         debug!(%peer, error = %e, "cannot set socket options");
     }
@@ -75,25 +75,266 @@ pub(crate) async fn serve(
         outbox: outbox.clone(),
         reply: reply_tx,
     };
-    if !tell(&hub, accepted).await {
-        return;
-    }
-    // Refused (or the hub task is gone): dropping the stream closes it at once.
-    let Ok(Some(conn)) = reply_rx.await else {
-        return;
+    let state = match tell_now(&hub, accepted) {
+        Told::Sent => State::Accepting {
+            send: None,
+            reply: reply_rx,
+        },
+        Told::Wait(send) => State::Accepting {
+            send: Some(send),
+            reply: reply_rx,
+        },
+        Told::Gone => State::Done,
     };
-    let mut p = Pump {
-        stream: &stream,
-        outbox: &outbox,
-        hub: &hub,
-        conn,
+    Connection {
+        stream: Some(stream),
+        hub,
+        outbox,
+        _permit: permit,
+        state,
+        out: Unwritten::default(),
+        conn: ConnId(0),
         peer_gone: false,
         closed_sent: false,
-    };
-    let wrote_all = p.run().await;
-    let (peer_gone, closed_sent) = (p.peer_gone, p.closed_sent);
-    // Boxed: its timers are large, and only a closing connection needs them.
-    Box::pin(finish(stream, hub, conn, wrote_all, peer_gone, closed_sent)).await;
+    }
+}
+
+/// One connection's task: a state machine written out by hand rather than an `async fn`, so
+/// the task holds exactly these fields (an `async fn` kept the socket, the sender and the
+/// permit twice, and every await's locals besides: 400 bytes against 150; tokio rounds a
+/// task up to a multiple of 128 bytes, so an idle connection's task is 256 bytes, not 512).
+pub(crate) struct Connection {
+    /// Taken by the close sequence.
+    stream: Option<TcpStream>,
+    hub: mpsc::Sender<Input>,
+    outbox: Arc<Outbox>,
+    _permit: OwnedSemaphorePermit,
+    state: State,
+    out: Unwritten,
+    conn: ConnId,
+    /// The peer closed its side or the socket failed on read: nothing more to read.
+    peer_gone: bool,
+    /// The hub was told the connection is gone.
+    closed_sent: bool,
+}
+
+/// An input waiting for room in the hub's full queue (boxed: rare, and large); false if the
+/// hub task is gone.
+type SlowSend = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+enum State {
+    /// Waiting for the hub to take the connection (or refuse it).
+    Accepting {
+        send: Option<SlowSend>,
+        reply: oneshot::Receiver<Option<ConnId>>,
+    },
+    /// Pumping bytes both ways.
+    Running {
+        /// Set once the outbox is closing: `out` then holds the last bytes to write.
+        linger: Option<Pin<Box<Sleep>>>,
+        sending: Option<SlowSend>,
+    },
+    /// FIN, `Closed` for the hub, a moment of draining (boxed: only a closing connection
+    /// needs its timers).
+    Finishing(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Done,
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Accepting { send, reply } => {
+                    if let Some(s) = send {
+                        match s.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(true) => *send = None,
+                            Poll::Ready(false) => this.state = State::Done,
+                        }
+                        continue;
+                    }
+                    match Pin::new(reply).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(Some(conn))) => {
+                            this.conn = conn;
+                            this.state = State::Running {
+                                linger: None,
+                                sending: None,
+                            };
+                        }
+                        // Refused (or the hub task is gone): dropping the stream closes it at
+                        // once.
+                        Poll::Ready(_) => this.state = State::Done,
+                    }
+                }
+                State::Running { .. } => {
+                    let Poll::Ready(wrote_all) = this.poll_run(cx) else {
+                        return Poll::Pending;
+                    };
+                    this.state = match this.stream.take() {
+                        Some(stream) => State::Finishing(Box::pin(finish(
+                            stream,
+                            this.hub.clone(),
+                            this.conn,
+                            wrote_all,
+                            this.peer_gone,
+                            this.closed_sent,
+                        ))),
+                        None => State::Done,
+                    };
+                }
+                State::Finishing(f) => {
+                    let Poll::Ready(()) = f.as_mut().poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    this.state = State::Done;
+                }
+                State::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Reads and writes until the outbox is closed and flushed (true), or a write fails or the
+    /// flush runs out of time (false, with a log line).
+    ///
+    /// It waits for everything at once: socket readiness (whose wakers live in the socket's
+    /// registration), the outbox (whose waker lives in the outbox), the close timer, and an
+    /// input waiting for room in the hub's queue (which goes first, as the hub must see
+    /// inputs in order).
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Connection {
+            stream,
+            hub,
+            outbox,
+            state,
+            out,
+            conn,
+            peer_gone,
+            closed_sent,
+            ..
+        } = self;
+        let (Some(stream), State::Running { linger, sending }) = (stream.as_ref(), state) else {
+            return Poll::Ready(false);
+        };
+        let conn = *conn;
+        loop {
+            if let Some(s) = sending {
+                let Poll::Ready(sent) = s.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                *sending = None;
+                // The hub task is gone (it closed the outbox): stop reading.
+                *peer_gone |= !sent;
+            }
+            if out.is_empty() {
+                if linger.is_some() {
+                    return Poll::Ready(true);
+                }
+                if out.refill(outbox) {
+                    *linger = Some(Box::pin(sleep(CLOSE_LINGER)));
+                    continue;
+                }
+            }
+            let mut r = Ready::default();
+            if !*peer_gone {
+                r.read = ready(stream.poll_read_ready(cx), &mut r.failed);
+            }
+            if out.is_empty() {
+                r.outbox = outbox.poll_ready(cx).is_ready();
+            } else {
+                r.write = ready(stream.poll_write_ready(cx), &mut r.failed);
+            }
+            if let Some(t) = linger.as_mut() {
+                r.linger = t.as_mut().poll(cx).is_ready();
+            }
+            if let Some(e) = r.failed {
+                debug!(%conn, error = %e, "socket failed");
+                return Poll::Ready(false);
+            }
+            if r.linger {
+                debug!(%conn, unsent = out.len(), "gave up flushing before close");
+                return Poll::Ready(false);
+            }
+            if !(r.read || r.write || r.outbox) {
+                return Poll::Pending;
+            }
+            if r.write {
+                match out.write_to(stream) {
+                    Ok(0) => {
+                        debug!(%conn, "socket accepts no more bytes");
+                        return Poll::Ready(false);
+                    }
+                    Ok(n) => match tell_now(hub, Input::Written { conn, n }) {
+                        Told::Sent => {}
+                        // Fails only when the hub task is gone; it closed the outbox then.
+                        Told::Gone => *peer_gone = true,
+                        Told::Wait(s) => {
+                            *sending = Some(s);
+                            // The read (if ready) waits its turn: readiness stays set.
+                            continue;
+                        }
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        debug!(%conn, error = %e, "write failed");
+                        return Poll::Ready(false);
+                    }
+                }
+            }
+            if r.read
+                && let Some(input) = read_input(
+                    stream,
+                    conn,
+                    linger.is_none(),
+                    peer_gone,
+                    closed_sent,
+                    outbox,
+                )
+            {
+                match tell_now(hub, input) {
+                    Told::Sent => {}
+                    Told::Gone => *peer_gone = true,
+                    Told::Wait(s) => *sending = Some(s),
+                }
+            }
+        }
+    }
+}
+
+/// One read: what to tell the hub about it, if anything (the read bytes if `forward`, i.e.
+/// unless the hub said close; `Closed` when the peer is gone and the hub has not said close).
+fn read_input(
+    stream: &TcpStream,
+    conn: ConnId,
+    forward: bool,
+    peer_gone: &mut bool,
+    closed_sent: &mut bool,
+    outbox: &Outbox,
+) -> Option<Input> {
+    match read_some(stream) {
+        Ok(Some(data)) if forward => Some(Input::Read { conn, data }),
+        Ok(Some(_)) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        gone => {
+            match gone {
+                Err(e) => debug!(%conn, error = %e, "read failed"),
+                _ => debug!(%conn, "peer closed"),
+            }
+            *peer_gone = true;
+            if *closed_sent || outbox.is_closing() {
+                return None;
+            }
+            // Unless the hub said close already, it hears `Closed` now, and closes the outbox
+            // once it has queued its last bytes.
+            *closed_sent = true;
+            Some(Input::Closed { conn })
+        }
+    }
 }
 
 /// After the pump: FIN, `Closed` for the hub if it has not heard, and a moment of draining.
@@ -111,145 +352,32 @@ async fn finish(
     }
     if !closed_sent {
         // Closed for the hub (its limits count it no more), though input is drained a moment.
-        tell(&hub, Input::Closed { conn }).await;
+        if let Told::Wait(send) = tell_now(&hub, Input::Closed { conn }) {
+            send.await;
+        }
     }
     if !peer_gone {
         let _ = timeout(DRAIN_AFTER_CLOSE, discard(&stream)).await;
     }
 }
 
-/// The state of one connection's loop.
-struct Pump<'a> {
-    stream: &'a TcpStream,
-    outbox: &'a Outbox,
-    hub: &'a mpsc::Sender<Input>,
-    conn: ConnId,
-    /// The peer closed its side or the socket failed on read: nothing more to read.
-    peer_gone: bool,
-    /// The hub was told the connection is gone.
-    closed_sent: bool,
+/// How a `try_send` to the hub went.
+enum Told {
+    Sent,
+    /// The hub task is gone.
+    Gone,
+    /// The queue is full: this sends it once there is room.
+    Wait(SlowSend),
 }
 
-impl Pump<'_> {
-    /// Reads and writes until the outbox is closed and flushed (true), or a write fails or the
-    /// flush runs out of time (false, with a log line).
-    ///
-    /// One `poll_fn` waits for everything: socket readiness (whose wakers live in the socket's
-    /// registration), the outbox (whose waker lives in the outbox) and the close timer (boxed,
-    /// allocated only once closing), so an idle connection's future stays small.
-    async fn run(&mut self) -> bool {
-        let mut out = Unwritten::default();
-        // Set once the outbox is closing: `out` then holds the last bytes to write.
-        let mut linger: Option<Pin<Box<Sleep>>> = None;
-        loop {
-            if out.is_empty() {
-                if linger.is_some() {
-                    return true;
-                }
-                if out.refill(self.outbox) {
-                    linger = Some(Box::pin(sleep(CLOSE_LINGER)));
-                    continue;
-                }
-            }
-            let want_read = !self.peer_gone;
-            let want_write = !out.is_empty();
-            let (stream, outbox) = (self.stream, self.outbox);
-            let ready = poll_fn(|cx| {
-                let mut r = Ready::default();
-                if want_read {
-                    r.read = ready(stream.poll_read_ready(cx), &mut r.failed);
-                }
-                if want_write {
-                    r.write = ready(stream.poll_write_ready(cx), &mut r.failed);
-                } else {
-                    r.outbox = outbox.poll_ready(cx).is_ready();
-                }
-                if let Some(t) = linger.as_mut() {
-                    r.linger = t.as_mut().poll(cx).is_ready();
-                }
-                if r.read || r.write || r.outbox || r.linger || r.failed.is_some() {
-                    Poll::Ready(r)
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            if let Some(e) = ready.failed {
-                debug!(conn = %self.conn, error = %e, "socket failed");
-                return false;
-            }
-            if ready.linger {
-                debug!(conn = %self.conn, unsent = out.len(), "gave up flushing before close");
-                return false;
-            }
-            if ready.write {
-                match out.write_to(self.stream) {
-                    Ok(0) => {
-                        debug!(conn = %self.conn, "socket accepts no more bytes");
-                        return false;
-                    }
-                    Ok(n) => {
-                        // Fails only when the hub task is gone; it closed the outbox then.
-                        tell(self.hub, Input::Written { conn: self.conn, n }).await;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        debug!(conn = %self.conn, error = %e, "write failed");
-                        return false;
-                    }
-                }
-            }
-            if ready.read
-                && let Some(input) = self.read(linger.is_none())
-                && !tell(self.hub, input).await
-            {
-                // The hub task is gone (it closed the outbox): stop reading.
-                self.peer_gone = true;
-            }
-        }
-    }
-
-    /// One read: what to tell the hub about it, if anything (the read bytes unless the hub said
-    /// close; `Closed` when the peer is gone and the hub has not said close).
-    fn read(&mut self, forward: bool) -> Option<Input> {
-        match read_some(self.stream) {
-            Ok(Some(data)) if forward => Some(Input::Read {
-                conn: self.conn,
-                data,
-            }),
-            Ok(Some(_)) => None,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            gone => {
-                match gone {
-                    Err(e) => debug!(conn = %self.conn, error = %e, "read failed"),
-                    _ => debug!(conn = %self.conn, "peer closed"),
-                }
-                self.peer_gone = true;
-                if self.closed_sent || self.outbox.is_closing() {
-                    return None;
-                }
-                // Unless the hub said close already, it hears `Closed` now, and closes the
-                // outbox once it has queued its last bytes.
-                self.closed_sent = true;
-                Some(Input::Closed { conn: self.conn })
-            }
-        }
-    }
-}
-
-/// Sends to the hub task; false if it is gone. The waiting send (a large future) is boxed and
-/// taken only when the hub's queue is full, so neither it nor `input` sizes every connection's
-/// future: the fast path sends before the returned future is first polled.
-fn tell(hub: &mpsc::Sender<Input>, input: Input) -> impl Future<Output = bool> + '_ {
-    let slow = match hub.try_send(input) {
-        Ok(()) => Ok(true),
-        Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
-        Err(mpsc::error::TrySendError::Full(input)) => Err(Box::pin(hub.send(input))),
-    };
-    async move {
-        match slow {
-            Ok(sent) => sent,
-            Err(send) => send.await.is_ok(),
+/// Sends to the hub task at once if its queue has room.
+fn tell_now(hub: &mpsc::Sender<Input>, input: Input) -> Told {
+    match hub.try_send(input) {
+        Ok(()) => Told::Sent,
+        Err(mpsc::error::TrySendError::Closed(_)) => Told::Gone,
+        Err(mpsc::error::TrySendError::Full(input)) => {
+            let hub = hub.clone();
+            Told::Wait(Box::pin(async move { hub.send(input).await.is_ok() }))
         }
     }
 }
@@ -321,7 +449,7 @@ impl Unwritten {
     }
 }
 
-/// What woke [`Pump::run`].
+/// What woke [`Connection::poll_run`].
 #[derive(Default)]
 struct Ready {
     read: bool,
@@ -399,7 +527,7 @@ mod tests {
             .unwrap();
         let serve_fut = serve(server_side, peer, hub_tx, permit);
         let serve_size = std::mem::size_of_val(&serve_fut);
-        assert!(serve_size <= 424, "connection future is {serve_size} bytes");
+        assert!(serve_size <= 152, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };
     }
 }
