@@ -19,7 +19,7 @@ pub(crate) enum Phase {
     /// Nothing received yet: the first byte decides the mode.
     Detect,
     /// First byte was 0x00; `n` bytes of the magic matched so far.
-    Magic(usize),
+    Magic(u8),
     /// Binary, waiting for hello. `forwarded_ok`: a `Forwarded` may still come first.
     Hello { forwarded_ok: bool },
     /// Has a nick (binary after hello, text after the welcome).
@@ -150,8 +150,6 @@ pub(crate) struct Conn {
     pub(crate) counted_ip: Option<IpAddr>,
     pub(crate) phase: Phase,
     pub(crate) kind: Option<ConnKind>,
-    /// Refused at admission: told in its mode as soon as that is known, then closed.
-    pub(crate) refused: Option<String>,
     pub(crate) decoder: FrameDecoder,
     pub(crate) lines: LineReader,
     pub(crate) user: Option<UserId>,
@@ -170,16 +168,27 @@ pub(crate) struct Conn {
     /// the count is exact at transmit boundaries and a little high in between; the bookkeeping
     /// is per transmit (a few per connection), not per message.
     polled: VecDeque<(usize, usize)>,
+    pub(crate) bucket: Bucket,
+    /// What few connections ever need (a refusal, a backlog's gaps, a flood queue, limits
+    /// hit), allocated the first time one does: most connections never pay for it.
+    pub(crate) rare: Option<Box<Rare>>,
+    pub(crate) last_rx: Millis,
+    /// A ping sent and not yet answered: its token and when.
+    pub(crate) ping: Option<(u64, Millis)>,
+}
+
+/// The parts of a connection that most connections never use.
+#[derive(Debug, Default)]
+pub(crate) struct Rare {
+    /// Refused at admission: told in its mode as soon as that is known, then closed.
+    pub(crate) refused: Option<String>,
     /// Rooms whose traffic is being skipped: first..=last missed seq.
     pub(crate) gaps: BTreeMap<RoomName, (Seq, Seq)>,
     /// History refills that stopped because the backlog was full: room → continue after this
     /// seq once it drains (the client asked once; it is not made to ask again).
     pub(crate) refills: BTreeMap<RoomName, Seq>,
-    pub(crate) bucket: Bucket,
+    /// Commands waiting for a flood-control token.
     pub(crate) pending: VecDeque<Pending>,
-    pub(crate) last_rx: Millis,
-    /// A ping sent and not yet answered: its token and when.
-    pub(crate) ping: Option<(u64, Millis)>,
     limits_hit: BTreeSet<&'static str>,
 }
 
@@ -191,7 +200,6 @@ impl Conn {
             counted_ip: None,
             phase: Phase::Detect,
             kind: None,
-            refused: None,
             decoder: FrameDecoder::new(),
             lines: LineReader::default(),
             user: None,
@@ -201,18 +209,40 @@ impl Conn {
             backlog_msgs: 0,
             queue_msgs: 0,
             polled: VecDeque::new(),
-            gaps: BTreeMap::new(),
-            refills: BTreeMap::new(),
             bucket: Bucket::new(burst, now),
-            pending: VecDeque::new(),
+            rare: None,
             last_rx: now,
             ping: None,
-            limits_hit: BTreeSet::new(),
         }
     }
 
     pub(crate) fn closing(&self) -> bool {
         self.phase == Phase::Closing
+    }
+
+    /// The rare parts, if any were ever needed.
+    pub(crate) fn rare(&self) -> Option<&Rare> {
+        self.rare.as_deref()
+    }
+
+    /// The rare parts, allocated now if need be.
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The rare parts, if any were ever needed, to change.
+    pub(crate) fn rare_mut_if_any(&mut self) -> Option<&mut Rare> {
+        self.rare.as_deref_mut()
+    }
+
+    /// Why it was refused at admission, if it was.
+    pub(crate) fn refused(&self) -> Option<&String> {
+        self.rare()?.refused.as_ref()
+    }
+
+    /// Commands waiting for a flood-control token.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.rare().map_or(0, |r| r.pending.len())
     }
 
     /// Bytes pushed and not yet written.
@@ -296,7 +326,7 @@ impl Conn {
         if self.closing() {
             return false;
         }
-        if let Some(gap) = self.gaps.get_mut(room) {
+        if let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room)) {
             gap.0 = gap.0.min(seq);
             gap.1 = gap.1.max(seq);
             return false;
@@ -306,7 +336,7 @@ impl Conn {
             return true;
         }
         tracing::debug!(conn = %self.id, %room, %seq, "backlog full, room traffic skipped");
-        self.gaps.insert(room.clone(), (seq, seq));
+        self.rare_mut().gaps.insert(room.clone(), (seq, seq));
         let detail = format!(
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
             self.backlog_msgs, self.backlog_bytes
@@ -340,7 +370,7 @@ impl Conn {
 
     /// Emits `LimitHit` the first time this connection hits `limit`.
     pub(crate) fn limit_hit(&mut self, out: &mut Out, limit: &'static str, detail: String) {
-        if self.limits_hit.insert(limit) {
+        if self.rare_mut().limits_hit.insert(limit) {
             tracing::debug!(conn = %self.id, limit, %detail, "limit hit");
             out.events.push_back(HubEvent::LimitHit {
                 conn: self.id,

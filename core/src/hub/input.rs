@@ -17,7 +17,7 @@ impl Hub {
         c.phase = Phase::Ready;
         self.timers.cancel(Timer::Detect(conn));
         self.timers.cancel(Timer::Hello(conn));
-        if let Some(detail) = c.refused.clone() {
+        if let Some(detail) = c.refused().cloned() {
             self.fatal(conn, ErrorKind::Full, detail, now);
             return;
         }
@@ -39,6 +39,7 @@ impl Hub {
             return;
         };
         if let Phase::Magic(n) = c.phase {
+            let n = usize::from(n);
             let take = (MAGIC.len() - n).min(data.len());
             if data[..take] != MAGIC[n..n + take] {
                 let detail = crate::wire::WireError::BadMagic.to_string();
@@ -49,7 +50,8 @@ impl Hub {
             c.phase = if n + take == MAGIC.len() {
                 Phase::Hello { forwarded_ok: true }
             } else {
-                Phase::Magic(n + take)
+                // Below the magic's length (4), so it fits.
+                Phase::Magic((n + take) as u8)
             };
             data = &data[take..];
         }

@@ -247,7 +247,8 @@ pub struct Hub {
     // these maps are touched once per member per broadcast.
     /// Boxed: the table has up to twice as many slots as connections, and a slot is a pointer.
     conns: FxHashMap<ConnId, Box<Conn>>,
-    users: FxHashMap<UserId, User>,
+    /// Boxed, like `conns`: a table slot is a pointer.
+    users: FxHashMap<UserId, Box<User>>,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
     tokens: HashMap<ResumeToken, UserId>,
@@ -342,7 +343,7 @@ impl Hub {
                 debug!(conn = %id, %peer, limit = r.limit, "refused at accept");
                 self.refused_pending += 1;
                 conn.limit_hit(&mut self.out, r.limit, r.detail.clone());
-                conn.refused = Some(r.detail);
+                conn.rare_mut().refused = Some(r.detail);
             }
         }
         debug!(conn = %id, %peer, "accepted");
@@ -374,7 +375,7 @@ impl Hub {
                 c.kind = Some(ConnKind::Binary);
                 c.phase = Phase::Magic(0);
                 self.timers.cancel(Timer::Detect(conn));
-                if let Some(detail) = c.refused.clone() {
+                if let Some(detail) = c.refused().cloned() {
                     self.refuse_binary(conn, detail);
                     return;
                 }
@@ -397,11 +398,15 @@ impl Hub {
             return;
         };
         c.written(n);
-        if (c.gaps.is_empty() && c.refills.is_empty()) || !c.drained(lim) {
+        let drained = c.drained(lim);
+        let Some(rare) = c.rare.as_mut() else {
+            return;
+        };
+        if (rare.gaps.is_empty() && rare.refills.is_empty()) || !drained {
             return;
         }
-        let gaps = core::mem::take(&mut c.gaps);
-        let refills = core::mem::take(&mut c.refills);
+        let gaps = core::mem::take(&mut rare.gaps);
+        let refills = core::mem::take(&mut rare.refills);
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         for (room, (first, last)) in gaps {
             self.send(conn, ServerMsg::Gap { room, first, last });
@@ -431,7 +436,7 @@ impl Hub {
         if let Some(ip) = c.counted_ip {
             self.ips.release(ip);
         }
-        if c.refused.is_some() {
+        if c.refused().is_some() {
             self.refused_pending = self.refused_pending.saturating_sub(1);
         }
         debug!(conn = %conn, "closed");
@@ -732,9 +737,11 @@ impl Hub {
         }
         debug!(conn = %conn, %reason, "closing");
         c.phase = Phase::Closing;
-        c.pending.clear();
-        c.gaps.clear();
-        c.refills.clear();
+        if let Some(rare) = c.rare.as_mut() {
+            rare.pending.clear();
+            rare.gaps.clear();
+            rare.refills.clear();
+        }
         let user = c.user.take();
         self.timers.cancel_conn(conn);
         self.out.events.push_back(HubEvent::Close { conn, reason });

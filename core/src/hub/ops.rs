@@ -42,19 +42,19 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.pending.is_empty() && c.bucket.take(burst, refill, now) {
+        if c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
             self.run(conn, cmd, now);
             return;
         }
-        if c.pending.len() < qmax {
-            c.pending.push_back(cmd);
+        if c.pending_len() < qmax {
+            c.rare_mut().pending.push_back(cmd);
             let at = c.bucket.next_token_at(refill);
             self.timers.set(Timer::Flood(conn), at.max(now));
             return;
         }
         let detail = format!(
             "you are sending too fast: {} commands are already waiting; this one was dropped",
-            c.pending.len()
+            c.pending_len()
         );
         c.limit_hit(&mut self.out, "flood", detail.clone());
         let id = msg_id(&cmd);
@@ -68,7 +68,7 @@ impl Hub {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if c.closing() || c.pending.is_empty() {
+            if c.closing() || c.pending_len() == 0 {
                 return;
             }
             if !c.bucket.take(burst, refill, now) {
@@ -76,7 +76,7 @@ impl Hub {
                 self.timers.set(Timer::Flood(conn), at.max(now));
                 return;
             }
-            let Some(cmd) = c.pending.pop_front() else {
+            let Some(cmd) = c.rare_mut().pending.pop_front() else {
                 return;
             };
             self.run(conn, cmd, now);
@@ -311,8 +311,10 @@ impl Hub {
         }
         let mut switched = None;
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.gaps.remove(&room);
-            c.refills.remove(&room);
+            if let Some(rare) = c.rare_mut_if_any() {
+                rare.gaps.remove(&room);
+                rare.refills.remove(&room);
+            }
             if c.current.as_ref() == Some(&room) {
                 c.current = next_current;
                 switched = c.current.clone();
@@ -519,7 +521,7 @@ impl Hub {
         }
         if let Some(first) = stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
-            c.refills.insert(room, Seq(first.0 - 1));
+            c.rare_mut().refills.insert(room, Seq(first.0 - 1));
         }
     }
 

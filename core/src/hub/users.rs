@@ -19,14 +19,14 @@ impl Hub {
         }
         self.users.insert(
             uid,
-            User {
+            Box::new(User {
                 nick,
                 kind,
                 conn: Some(conn),
                 rooms: RoomSet::default(),
                 token,
                 last_id: MsgId(0),
-            },
+            }),
         );
         if let Some(c) = self.conns.get_mut(&conn) {
             c.user = Some(uid);
