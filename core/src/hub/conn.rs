@@ -65,16 +65,26 @@ impl Out {
     }
 
     /// The bytes of a run, freezing the current cycle buffer if the run is in it.
+    ///
+    /// A slice keeps its whole cycle buffer alive until it is written, so a run that is a small
+    /// part of its buffer (a quiet room's event in a cycle busy elsewhere) is copied instead: a
+    /// connection's unwritten slices then hold at most [`SHARE_MIN_PART`] times its backlog,
+    /// which the outbound limit bounds, however slowly it reads.
     fn resolve(&mut self, run: Shared) -> Bytes {
         if run.epoch == self.epoch {
             let frozen = self.cycle.split().freeze();
             self.frozen.push((self.epoch, frozen));
             self.epoch += 1;
         }
-        self.frozen
-            .iter()
-            .find(|(e, _)| *e == run.epoch)
-            .map_or_else(Bytes::new, |(_, b)| b.slice(run.start..run.end))
+        let Some((_, buf)) = self.frozen.iter().find(|(e, _)| *e == run.epoch) else {
+            return Bytes::new();
+        };
+        let len = run.end - run.start;
+        if len.saturating_mul(SHARE_MIN_PART) < buf.len() {
+            Bytes::copy_from_slice(&buf[run.start..run.end])
+        } else {
+            buf.slice(run.start..run.end)
+        }
     }
 
     /// Every queue has been polled: no run refers to a frozen buffer any more.
@@ -82,6 +92,10 @@ impl Out {
         self.frozen.clear();
     }
 }
+
+/// A run is shared (a slice of its cycle buffer) only if it is at least 1/`SHARE_MIN_PART` of
+/// the buffer; a smaller one is copied (see [`Out::resolve`]).
+const SHARE_MIN_PART: usize = 4;
 
 /// A run of a cycle buffer: one or more broadcast frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,6 +463,34 @@ mod tests {
         let run = out.share(b"five|");
         a.push(&mut out, run);
         assert_eq!(a.take_queue(&mut out).concat(), b"five|");
+    }
+
+    #[test]
+    fn a_small_run_of_a_big_cycle_is_copied_not_pinned() {
+        // A quiet room's member gets one small event of a cycle that is busy elsewhere: its
+        // transmit must not keep the whole cycle buffer alive.
+        let mut out = Out::default();
+        let (mut busy, mut quiet) = (conn(1), conn(2));
+        for _ in 0..100 {
+            let run = out.share(&[b'x'; 100]);
+            busy.push(&mut out, run);
+        }
+        let run = out.share(b"quiet room event");
+        quiet.push(&mut out, run);
+        busy.push(&mut out, run);
+        let tb = busy.take_queue(&mut out);
+        let tq = quiet.take_queue(&mut out);
+        assert_eq!(tq.concat(), b"quiet room event");
+        assert_eq!(
+            tb.len(),
+            1,
+            "the busy member's run is the whole cycle, shared"
+        );
+        let cycle = tb[0].as_ptr_range();
+        assert!(
+            !cycle.contains(&tq[0].as_ptr()),
+            "the quiet member's run is a copy"
+        );
     }
 
     #[test]
