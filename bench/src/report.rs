@@ -2,6 +2,7 @@
 //! stdout, JSON lines, and an SVG plot of deliveries/s and p99 latency against C.
 
 use crate::Target;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -263,11 +264,6 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
     let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(600);
-    let colour = |t: Target| match t {
-        Target::Natter => RGBColor(200, 60, 40),
-        Target::Baseline => RGBColor(40, 90, 200),
-        Target::Bridge => RGBColor(40, 150, 70),
-    };
     let series = |t: Target, pick: fn(&Summary) -> f64| -> Vec<(f64, f64)> {
         closed
             .iter()
@@ -285,33 +281,8 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
         .y_label_area_size(60)
         .build_cartesian_2d((cmin..cmax).log_scale(), 0f64..rmax.max(0.1))
         .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("clients in the room (C)")
-        .y_desc("deliveries/s (millions)")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for t in TARGETS {
-        let pts = series(t, |s| s.deliveries_per_s / 1e6);
-        if pts.is_empty() {
-            continue;
-        }
-        let c = colour(t);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(t.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
-        chart
-            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
-            .map_err(|e| err(&e))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    let lines = TARGETS.map(|t| (t, series(t, |s| s.deliveries_per_s / 1e6)));
+    draw_panel(&mut chart, "deliveries/s (millions)", &lines, None)?;
 
     // Latency spans orders of magnitude across C: log scale.
     let pmin = closed.iter().map(|s| s.p99_us).fold(f64::MAX, f64::min) / 1000.0;
@@ -325,18 +296,49 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             ((pmin / 2.0).max(0.001)..pmax.max(0.01) * 2.0).log_scale(),
         )
         .map_err(|e| err(&e))?;
+    let lines = TARGETS.map(|t| (t, series(t, |s| s.p99_us / 1000.0)));
+    draw_panel(
+        &mut chart,
+        "p99 (ms, log scale)",
+        &lines,
+        Some(SeriesLabelPosition::UpperLeft),
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// A target's colour in the plot.
+fn colour(t: Target) -> RGBColor {
+    match t {
+        Target::Natter => RGBColor(200, 60, 40),
+        Target::Baseline => RGBColor(40, 90, 200),
+        Target::Bridge => RGBColor(40, 150, 70),
+    }
+}
+
+/// One panel's mesh, a line with points per target that has any, and the legend.
+fn draw_panel<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    y_desc: &str,
+    lines: &[(Target, Vec<(f64, f64)>)],
+    legend_at: Option<SeriesLabelPosition>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     chart
         .configure_mesh()
         .x_desc("clients in the room (C)")
-        .y_desc("p99 (ms, log scale)")
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| err(&e))?;
-    for t in TARGETS {
-        let pts = series(t, |s| s.p99_us / 1000.0);
+    for (t, pts) in lines {
         if pts.is_empty() {
             continue;
         }
-        let c = colour(t);
+        let c = colour(*t);
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
             .map_err(|e| err(&e))?
@@ -346,14 +348,15 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
             .map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+    let mut labels = chart.configure_series_labels();
+    if let Some(at) = legend_at {
+        labels.position(at);
+    }
+    labels
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| e.to_string())
+        .map_err(|e| err(&e))
 }
 
 /// What one idle run measured.
@@ -373,4 +376,67 @@ pub struct IdleFigures {
     pub bytes_per_conn: f64,
     /// Connecting (and joining) all of them, seconds.
     pub connect_secs: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(target: Target, clients: u32, mdeliv: f64, p99_ms: f64) -> Summary {
+        Summary {
+            target,
+            clients,
+            messages: 10,
+            window: 4,
+            rate: None,
+            runs: 1,
+            clean_runs: 1,
+            deliveries_per_s: mdeliv * 1e6,
+            p50_us: p99_ms * 500.0,
+            p99_us: p99_ms * 1000.0,
+            max_us: p99_ms * 2000.0,
+            server_cpu: 0.9,
+            gen_cpu: 0.5,
+            gen_cpu_max: 0.5,
+            server_peak_rss: 1 << 20,
+            gen_saturated: false,
+        }
+    }
+
+    #[test]
+    fn the_plot_has_both_panels_with_a_line_per_target() {
+        let dir = std::env::temp_dir().join(format!("natter-bench-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let svg = dir.join("plot.svg");
+        let sums = [
+            summary(Target::Natter, 10, 2.0, 0.3),
+            summary(Target::Natter, 50, 9.0, 1.4),
+            summary(Target::Baseline, 10, 3.0, 0.2),
+            summary(Target::Baseline, 50, 10.0, 1.2),
+        ];
+        plot(&svg, &sums).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        for caption in [
+            "fan-out throughput",
+            "p99 latency",
+            "deliveries/s (millions)",
+            "p99 (ms, log scale)",
+        ] {
+            assert!(text.contains(caption), "no {caption:?} in the plot");
+        }
+        // Two panels, each with one line (in the target's colour) and one legend entry per
+        // target that has data: natter and the baseline, no bridge.
+        let line = |t: Target| {
+            let c = colour(t);
+            let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+            let needle = format!("stroke=\"{hex}\" stroke-width=\"2\"");
+            text.matches(needle.as_str()).count()
+        };
+        assert_eq!(line(Target::Natter), 2, "natter lines");
+        assert_eq!(line(Target::Baseline), 2, "baseline lines");
+        assert_eq!(line(Target::Bridge), 0, "no bridge line");
+        let legend = |name: &str| text.lines().filter(|l| l.trim() == name).count();
+        assert_eq!((legend("natter"), legend("baseline")), (2, 2));
+    }
 }
