@@ -157,6 +157,26 @@ pub fn line_segments(line: &Line, tz_offset: i32) -> Vec<Segment> {
     out
 }
 
+/// The segments of a line we typed that the server has not acknowledged yet: shaped like the
+/// line it becomes once sent, dimmed, with a `(sending)` tag. The only place that decides how a
+/// pending line looks.
+pub fn pending_segments(line: &Line, tz_offset: i32) -> Vec<Segment> {
+    let dim = |st: Style| {
+        st.fg(Color::DarkGray)
+            .remove_modifier(Modifier::BOLD)
+            .add_modifier(Modifier::DIM)
+    };
+    let mut out: Vec<Segment> = line_segments(line, tz_offset)
+        .into_iter()
+        .map(|(s, st)| (s, dim(st)))
+        .collect();
+    out.push((
+        " (sending)".into(),
+        dim(Style::new().add_modifier(Modifier::ITALIC)),
+    ));
+    out
+}
+
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
 /// and inside a word where it must. Continuation rows start with `indent` blank columns (at most
 /// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
@@ -218,8 +238,9 @@ fn text_line(segs: Vec<Segment>) -> TextLine<'static> {
     )
 }
 
-/// The rows the message pane shows for the shown buffer: at most `height`, the newest at the
-/// bottom, `scroll` rows up from the end (clamped). Also returns the clamped scroll.
+/// The rows the message pane shows for the shown buffer, its pending lines after its real ones:
+/// at most `height`, the newest at the bottom, `scroll` rows up from the end (clamped). Also
+/// returns the clamped scroll.
 pub fn message_rows(
     view: &View,
     width: usize,
@@ -229,11 +250,18 @@ pub fn message_rows(
     let buffer = view.shown();
     let want = height.saturating_add(buffer.scroll);
     let mut rows: VecDeque<Vec<Segment>> = VecDeque::new();
-    for line in buffer.lines().iter().rev() {
-        for row in wrap(&line_segments(line, tz_offset), width, STAMP_WIDTH)
-            .into_iter()
-            .rev()
-        {
+    // Newest first.
+    let pending = view
+        .pending_shown()
+        .rev()
+        .map(|l| pending_segments(l, tz_offset));
+    let sent = buffer
+        .lines()
+        .iter()
+        .rev()
+        .map(|l| line_segments(l, tz_offset));
+    for segments in pending.chain(sent) {
+        for row in wrap(&segments, width, STAMP_WIDTH).into_iter().rev() {
             rows.push_front(row);
         }
         if rows.len() >= want {
@@ -375,7 +403,7 @@ fn draw_rule(frame: &mut Frame, x: u16, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::view::tests::{joined, nick, room, room_ev, say, status};
+    use super::super::view::tests::{joined, nick, queued, room, room_ev, say, settled, status};
     use super::*;
     use crate::driver::Update;
     use natter_core::Seq;
@@ -602,5 +630,60 @@ mod tests {
         assert!(after.iter().any(|l| l.contains("│newbie")), "{after:#?}");
         assert!(after[1].contains("2 here"));
         assert!(after.iter().any(|l| l.contains("-- newbie joined #a")));
+    }
+
+    #[test]
+    fn pending_lines_show_dimmed_after_the_real_ones_until_settled() {
+        use natter_core::session::Target;
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a"]), Millis(0));
+        v.apply(
+            &queued(1, Target::Room(room("#a")), false, "hello"),
+            Millis(0),
+        );
+        v.apply(
+            &queued(2, Target::Room(room("#a")), true, "waves"),
+            Millis(0),
+        );
+        v.apply(
+            &queued(3, Target::Nick(nick("bob")), false, "psst"),
+            Millis(0),
+        );
+        // Arrives after the lines were typed, yet shows above them.
+        v.apply(&say("#a", "bob", "live"), Millis(0));
+        let (rows, _) = message_rows(&v, 60, 10, 0);
+        assert_eq!(
+            plain(&rows)
+                .iter()
+                .map(|r| r.trim_end())
+                .collect::<Vec<_>>(),
+            [
+                "22:13 <bob> live",
+                "00:00 <me> hello (sending)",
+                "00:00 * me waves (sending)",
+                "00:00 -> *bob* psst (sending)",
+            ]
+        );
+        // Every part of a pending line is dim; the sent line is not.
+        for row in &rows[1..] {
+            assert!(
+                row.iter().all(|(_, st)| st.fg == Some(Color::DarkGray)
+                    && st.add_modifier.contains(Modifier::DIM)
+                    && !st.add_modifier.contains(Modifier::BOLD)),
+                "{row:?}"
+            );
+        }
+        assert!(rows[0].iter().any(|(_, st)| st.fg != Some(Color::DarkGray)));
+
+        // The echo arrives, then the settlement: one normal line, no tag.
+        v.apply(&say("#a", "me", "hello"), Millis(0));
+        v.apply(&settled(1, true), Millis(0));
+        let s = screen(&v, &InputLine::new(), 100, 8);
+        assert_eq!(s.iter().filter(|l| l.contains("<me> hello")).count(), 1);
+        assert!(!s.iter().any(|l| l.contains("hello (sending)")), "{s:#?}");
+        assert!(
+            s.iter().any(|l| l.contains("* me waves (sending)")),
+            "{s:#?}"
+        );
     }
 }

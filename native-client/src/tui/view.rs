@@ -1,14 +1,15 @@
 //! What the TUI shows, as plain data: one buffer of lines per room (with its unread count,
 //! member list, topic and scroll position), a server buffer for notices when no room is current,
-//! and the latest [`Status`]. [`View::apply`] folds driver updates into it; drawing reads it.
+//! the lines we typed that the server has not acknowledged yet, and the latest [`Status`].
+//! [`View::apply`] folds driver updates into it; drawing reads it.
 
 use crate::driver::{Status, Update};
 use crate::format;
-use natter_core::limits::MAX_MEMBERS_LISTED;
+use natter_core::limits::{MAX_MEMBERS_LISTED, SESSION_MAX_PENDING};
 use natter_core::render;
-use natter_core::session::{ConnState, Event};
+use natter_core::session::{ConnState, Event, Target};
 use natter_core::wire::{EventKind, RoomEvent};
-use natter_core::{Millis, Nick, RoomName};
+use natter_core::{Millis, MsgId, Nick, RoomName, Text};
 use std::collections::{HashMap, VecDeque};
 
 /// Lines kept per room (older ones are dropped from the screen's memory, not from the server).
@@ -17,6 +18,12 @@ pub const MAX_LINES: usize = 2000;
 /// Members tracked per room: a `who` lists at most [`MAX_MEMBERS_LISTED`]; joins seen live may add
 /// some more.
 pub const MAX_MEMBERS: usize = 4 * MAX_MEMBERS_LISTED;
+
+/// Typed lines shown as pending: the session itself keeps no more than this unacknowledged.
+pub const MAX_PENDING: usize = SESSION_MAX_PENDING;
+
+/// Characters of an undelivered line quoted in the error that says so.
+const UNDELIVERED_PREVIEW: usize = 60;
 
 /// What a line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +66,16 @@ pub struct Line {
     pub at: Millis,
     /// What.
     pub kind: LineKind,
+}
+
+/// A line we typed that the server has not acknowledged yet (it may be waiting for a reconnect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    id: MsgId,
+    to: Target,
+    /// How it reads once sent: a [`LineKind::Say`], [`LineKind::Act`] or outgoing
+    /// [`LineKind::Direct`], stamped when it was typed.
+    line: Line,
 }
 
 /// One room's (or the server's) lines and side state.
@@ -150,6 +167,10 @@ pub struct View {
     server: Buffer,
     status: Option<Status>,
     me: Nick,
+    /// Oldest first.
+    pending: VecDeque<Pending>,
+    /// The session ended for good: it says in words what was not delivered.
+    closed: bool,
 }
 
 impl View {
@@ -160,6 +181,8 @@ impl View {
             server: Buffer::default(),
             status: None,
             me,
+            pending: VecDeque::new(),
+            closed: false,
         }
     }
 
@@ -189,6 +212,19 @@ impl View {
             Some(b) => b,
             None => &mut self.server,
         }
+    }
+
+    /// Lines typed and not yet acknowledged that belong under the shown buffer, oldest first:
+    /// the current room's, and direct messages (which show wherever the user is).
+    pub fn pending_shown(&self) -> impl DoubleEndedIterator<Item = &Line> {
+        let current = self.current();
+        self.pending
+            .iter()
+            .filter(move |p| match &p.to {
+                Target::Room(r) => Some(r) == current,
+                Target::Nick(_) => true,
+            })
+            .map(|p| &p.line)
     }
 
     /// A room's buffer.
@@ -342,6 +378,7 @@ impl View {
                 }
             }
             Event::State(state) => {
+                self.closed |= *state == ConnState::Closed;
                 // The status line counts the attempts; the pane marks only where it began.
                 let later_attempt =
                     matches!(state, ConnState::Reconnecting { attempt, .. } if *attempt > 1);
@@ -350,8 +387,70 @@ impl View {
                 }
             }
             Event::Rooms(_) | Event::Info(_) => self.notice(ev, now),
-            // Our own lines show when the server echoes them; a refusal comes with an error.
-            Event::Connect | Event::Close | Event::Queued { .. } | Event::Settled { .. } => {}
+            Event::Queued { id, to, act, text } => self.queued(*id, to, *act, text, now),
+            Event::Settled { id, delivered } => self.settled(*id, *delivered, now),
+            Event::Connect | Event::Close => {}
+        }
+    }
+
+    /// Shows a typed line as pending until it settles.
+    fn queued(&mut self, id: MsgId, to: &Target, act: bool, text: &Text, now: Millis) {
+        let text = text.to_string();
+        let kind = match to {
+            Target::Room(_) if act => LineKind::Act {
+                nick: self.me.clone(),
+                text,
+            },
+            Target::Room(_) => LineKind::Say {
+                nick: self.me.clone(),
+                text,
+            },
+            Target::Nick(peer) => LineKind::Direct {
+                peer: peer.clone(),
+                outgoing: true,
+                text,
+            },
+        };
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(Pending {
+            id,
+            to: to.clone(),
+            line: Line { at: now, kind },
+        });
+    }
+
+    /// Drops a settled line's pending copy: delivered, the server's echo is the real line (it
+    /// came just before); refused, an error line names it where it was shown (the session's
+    /// error before it says why). When the session has ended, its own notice counts them.
+    fn settled(&mut self, id: MsgId, delivered: bool, now: Millis) {
+        let Some(at) = self.pending.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let Some(p) = self.pending.remove(at) else {
+            return;
+        };
+        if delivered || self.closed {
+            return;
+        }
+        let text = match &p.line.kind {
+            LineKind::Say { text, .. } | LineKind::Act { text, .. } => text,
+            LineKind::Direct { text, .. } => text,
+            _ => return,
+        };
+        let mut preview: String = text.chars().take(UNDELIVERED_PREVIEW).collect();
+        if preview.len() < text.len() {
+            preview.push('…');
+        }
+        let (to, buffer) = match &p.to {
+            Target::Room(r) => (r.to_string(), self.rooms.get_mut(r)),
+            Target::Nick(n) => (n.to_string(), None),
+        };
+        let line = LineKind::Error(format!("not delivered to {to}: {preview}"));
+        match buffer {
+            Some(b) => b.push(now, line),
+            None => self.shown_mut().push(now, line),
         }
     }
 
@@ -455,6 +554,33 @@ pub(crate) mod tests {
             topic: None,
             members: members.iter().map(|n| nick(n)).collect(),
         })
+    }
+
+    pub fn queued(id: u64, to: Target, act: bool, text: &str) -> Update {
+        Update::Event(Event::Queued {
+            id: MsgId(id),
+            to,
+            act,
+            text: Text::new(text).unwrap(),
+        })
+    }
+    pub fn settled(id: u64, delivered: bool) -> Update {
+        Update::Event(Event::Settled {
+            id: MsgId(id),
+            delivered,
+        })
+    }
+    fn to_room(r: &str) -> Target {
+        Target::Room(room(r))
+    }
+    fn pending(v: &View) -> Vec<LineKind> {
+        v.pending_shown().map(|l| l.kind.clone()).collect()
+    }
+    fn says(from: &str, text: &str) -> LineKind {
+        LineKind::Say {
+            nick: nick(from),
+            text: text.into(),
+        }
     }
 
     #[test]
@@ -600,5 +726,167 @@ pub(crate) mod tests {
         assert_eq!(v.room_number(2), Some(room("#b")));
         assert_eq!(v.room_number(0), None);
         assert_eq!(v.room_number(4), None);
+    }
+
+    #[test]
+    fn a_queued_line_is_pending_in_its_own_room_only() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        v.apply(&say("#a", "bob", "earlier"), Millis(0));
+        v.apply(&queued(1, to_room("#a"), false, "offline words"), Millis(7));
+        v.apply(&queued(2, to_room("#b"), false, "for b"), Millis(7));
+        assert_eq!(pending(&v), [says("me", "offline words")]);
+        assert_eq!(v.pending_shown().next().unwrap().at, Millis(7));
+        // Pending lines are not buffer lines (and count as nobody's unread chat).
+        assert_eq!(v.shown().lines().len(), 1);
+        assert_eq!(v.room_list()[1].unread, 0);
+        v.apply(&status("#b", &["#a", "#b"]), Millis(0));
+        assert_eq!(pending(&v), [says("me", "for b")]);
+        // No room current: room lines wait for their room.
+        v.apply(
+            &Update::Event(Event::Parted { room: room("#b") }),
+            Millis(0),
+        );
+        v.apply(&status("#b", &["#a"]), Millis(0));
+        assert!(v.current().is_none());
+        assert_eq!(pending(&v), []);
+    }
+
+    #[test]
+    fn a_delivered_line_leaves_only_the_servers_echo() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a"]), Millis(0));
+        v.apply(&queued(1, to_room("#a"), false, "hello"), Millis(0));
+        v.apply(&queued(2, to_room("#a"), false, "again"), Millis(0));
+        // The echo comes first, then the settlement.
+        v.apply(&say("#a", "me", "hello"), Millis(0));
+        v.apply(&settled(1, true), Millis(0));
+        assert_eq!(pending(&v), [says("me", "again")]);
+        let lines: Vec<_> = v.shown().lines().iter().map(|l| l.kind.clone()).collect();
+        assert_eq!(lines, [says("me", "hello")]);
+        // Settling an unknown (or already settled) id changes nothing.
+        v.apply(&settled(1, true), Millis(0));
+        v.apply(&settled(9, false), Millis(0));
+        assert_eq!(pending(&v), [says("me", "again")]);
+        assert_eq!(v.shown().lines().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_line_goes_and_one_error_names_it() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        v.apply(&queued(1, to_room("#b"), false, "too fast"), Millis(0));
+        v.apply(
+            &Update::Event(Event::Error {
+                kind: Some(natter_core::wire::ErrorKind::Flood),
+                text: "slow down".into(),
+            }),
+            Millis(0),
+        );
+        v.apply(&settled(1, false), Millis(0));
+        // The reason shows where the user is; which line failed shows where it was pending.
+        let shown: Vec<_> = v.shown().lines().iter().map(|l| l.kind.clone()).collect();
+        assert_eq!(shown, [LineKind::Error("slow down".into())]);
+        let b: Vec<_> = v
+            .buffer(&room("#b"))
+            .unwrap()
+            .lines()
+            .iter()
+            .map(|l| l.kind.clone())
+            .collect();
+        assert_eq!(b, [LineKind::Error("not delivered to #b: too fast".into())]);
+        v.apply(&status("#b", &["#a", "#b"]), Millis(0));
+        assert_eq!(pending(&v), []);
+
+        // A long line is quoted short.
+        let long = "x".repeat(300);
+        v.apply(&queued(2, to_room("#b"), false, &long), Millis(0));
+        v.apply(&settled(2, false), Millis(0));
+        let LineKind::Error(e) = &v.shown().lines().back().unwrap().kind else {
+            panic!("an error line");
+        };
+        assert!(e.ends_with('…') && e.chars().count() < 100, "{e}");
+    }
+
+    #[test]
+    fn lines_lost_when_the_session_ends_are_counted_by_its_notice_only() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a"]), Millis(0));
+        v.apply(&queued(1, to_room("#a"), false, "one"), Millis(0));
+        v.apply(&queued(2, to_room("#a"), true, "two"), Millis(0));
+        // What the session emits on `/quit` with messages pending.
+        for ev in [
+            Event::State(ConnState::Closed),
+            Event::Settled {
+                id: MsgId(1),
+                delivered: false,
+            },
+            Event::Settled {
+                id: MsgId(2),
+                delivered: false,
+            },
+            Event::Info("2 unacknowledged messages were not delivered".into()),
+        ] {
+            v.apply(&Update::Event(ev), Millis(0));
+        }
+        assert_eq!(pending(&v), []);
+        let lines: Vec<_> = v.shown().lines().iter().map(|l| l.kind.clone()).collect();
+        assert_eq!(
+            lines,
+            [
+                LineKind::Notice("-- disconnected".into()),
+                LineKind::Notice("-- 2 unacknowledged messages were not delivered".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn pending_actions_and_direct_messages_look_like_sent_ones() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        v.apply(&queued(1, to_room("#a"), true, "waves"), Millis(0));
+        v.apply(
+            &queued(2, Target::Nick(nick("bob")), false, "psst"),
+            Millis(0),
+        );
+        let dm = LineKind::Direct {
+            peer: nick("bob"),
+            outgoing: true,
+            text: "psst".into(),
+        };
+        let act = LineKind::Act {
+            nick: nick("me"),
+            text: "waves".into(),
+        };
+        assert_eq!(pending(&v), [act, dm.clone()]);
+        // DMs show wherever the user is, as their echo does.
+        v.apply(&status("#b", &["#a", "#b"]), Millis(0));
+        assert_eq!(pending(&v), std::slice::from_ref(&dm));
+        // A refused DM is named where the user is.
+        v.apply(&settled(2, false), Millis(0));
+        assert_eq!(pending(&v), []);
+        assert_eq!(
+            v.shown().lines().back().unwrap().kind,
+            LineKind::Error("not delivered to bob: psst".into())
+        );
+        // The nick is ours at the time it was typed.
+        v.apply(&Update::Event(Event::Nick(nick("me2"))), Millis(0));
+        v.apply(&queued(3, to_room("#b"), false, "renamed"), Millis(0));
+        assert_eq!(pending(&v), [says("me2", "renamed")]);
+    }
+
+    #[test]
+    fn pending_lines_are_bounded() {
+        let mut v = View::new(nick("me"));
+        v.apply(&status("#a", &["#a"]), Millis(0));
+        for i in 0..MAX_PENDING + 5 {
+            v.apply(
+                &queued(i as u64, to_room("#a"), false, &i.to_string()),
+                Millis(0),
+            );
+        }
+        let p = pending(&v);
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(p[0], says("me", "5"));
     }
 }
