@@ -1,6 +1,9 @@
 //! Test helpers: a fake natter-server (a TCP listener that hands over its connections), a
-//! browser-like WebSocket client, and timeouts for every await.
+//! browser-like WebSocket client, a whole chat client driving core's `Session` ([`user`]), and
+//! timeouts for every await.
 #![allow(dead_code)] // each test file uses a different part
+
+pub mod user;
 
 use futures_util::{SinkExt, StreamExt};
 use natter_bridge::{Bridge, BridgeConfig};
