@@ -1,5 +1,5 @@
-//! The TUI under tmux: two clients in panes of a private tmux server (fixed size), typed into
-//! with send-keys and read with capture-pane. The tmux server is killed when the test ends,
+//! The TUI under tmux: clients in panes of a private tmux server per test (fixed size), typed
+//! into with send-keys and read with capture-pane. The tmux server is killed when the test ends,
 //! also when it fails.
 
 mod support;
@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::{WAIT, config_home, server};
+use support::{Client, WAIT, config_home, server, server_on};
 
 /// A private tmux server.
 struct Tmux {
@@ -16,8 +16,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new() -> Tmux {
-        let socket = format!("natter-test-{}", std::process::id());
+    /// A tmux server of its own for the test called `test` (tests run side by side).
+    fn new(test: &str) -> Tmux {
+        let socket = format!("natter-test-{}-{test}", std::process::id());
         let conf = std::env::temp_dir().join(format!("{socket}.conf"));
         // No status bar: the pane is the whole window.
         std::fs::write(&conf, "set -g status off\n").expect("write tmux config");
@@ -133,7 +134,7 @@ fn topic_line(screen: &str) -> &str {
 async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     let (server, addr) = server().await;
     let addr = addr.to_string();
-    let tmux = Tmux::new();
+    let tmux = Tmux::new("chat");
 
     tmux.start("alice", &addr);
     tmux.wait_for("alice", "[Connected] alice").await;
@@ -212,4 +213,58 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
 
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_typed_while_the_server_is_down_shows_as_pending_until_delivered() {
+    const LINE: &str = "typed while the server was down";
+    let (first, addr) = server().await;
+    let tmux = Tmux::new("pending");
+    tmux.start("carol", &addr.to_string());
+    tmux.wait_for("carol", "[Connected] carol").await;
+    tmux.wait_for("carol", "-- carol joined #lobby").await;
+
+    first.shutdown().await.expect("first server shuts down");
+    tmux.wait_for("carol", "connection lost; reconnecting")
+        .await;
+    tmux.type_line("carol", LINE);
+    let screen = tmux
+        .wait_for("carol", &format!("<carol> {LINE} (sending)"))
+        .await;
+    assert!(!screen.contains("[Connected]"), "{screen}");
+
+    // The server is back: the line goes out and its echo replaces the pending copy.
+    let second = server_on(addr).await;
+    let screen = tmux
+        .wait("carol", "the line delivered", |s| {
+            s.contains("[Connected] carol")
+                && s.contains(&format!("<carol> {LINE}"))
+                && !s.contains("(sending)")
+        })
+        .await;
+    assert_eq!(screen.matches(LINE).count(), 1, "{screen}");
+
+    // Someone else sees it once: from the history on joining, then nothing more of it.
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    tmux.type_line("carol", "and after");
+    bob.expect("[#lobby] <carol> and after").await;
+    assert_eq!(
+        bob.count(&format!("[#lobby] <carol> {LINE}")),
+        1,
+        "{:#?}",
+        bob.seen
+    );
+    let screen = tmux.wait_for("carol", "<carol> and after").await;
+    assert_eq!(screen.matches(LINE).count(), 1, "{screen}");
+    assert!(!screen.contains("(sending)"), "{screen}");
+    assert!(!screen.contains("not delivered"), "{screen}");
+
+    tmux.keys("carol", "C-c");
+    let screen = tmux.wait_for("carol", "natter exited with").await;
+    assert!(screen.contains("natter exited with 0"), "{screen}");
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    second.shutdown().await.expect("second server shuts down");
 }
