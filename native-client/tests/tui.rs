@@ -104,11 +104,22 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
+        let tmux = |args: &[&str]| {
+            Command::new("tmux")
+                .arg("-L")
+                .arg(&self.socket)
+                .args(args)
+                .output()
+        };
+        // kill-server leaves its socket file behind; ask where it is first.
+        let socket_path = tmux(&["display-message", "-p", "#{socket_path}"])
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let _ = tmux(&["kill-server"]);
+        if let Some(path) = socket_path.filter(|p| !p.is_empty()) {
+            let _ = std::fs::remove_file(path);
+        }
         let _ = std::fs::remove_file(&self.conf);
     }
 }
