@@ -5,10 +5,13 @@
 //! A shell (natter-server) calls, for each connection, [`Hub::accept`] when a socket is accepted,
 //! [`Hub::handle_bytes`] with whatever the socket read, [`Hub::handle_written`] when bytes it was
 //! given have been written to the socket, and [`Hub::handle_close`] when the socket is gone. After
-//! any call it drains [`Hub::poll_transmit`] (bytes to write, per connection, in order) and
-//! [`Hub::poll_event`] (things to log, and connections to close once their bytes are written),
-//! then sleeps until the next input or [`Hub::poll_timeout`], when it calls
-//! [`Hub::handle_timeout`]. Time is always the caller's `now`.
+//! any call (or batch of calls) it drains [`Hub::poll_transmit`] until it returns `None` (one
+//! transmit per connection with everything queued for it, in order) and [`Hub::poll_event`]
+//! (things to log, and connections to close once their bytes are written), then sleeps until the
+//! next input or [`Hub::poll_timeout`], when it calls [`Hub::handle_timeout`]. Time is always the
+//! caller's `now`. Transmits are `Bytes` pieces, most of them slices of one buffer that all
+//! members of a broadcast share; the hub lets go of that buffer once every connection's transmit
+//! has been polled, the shell once it has written them.
 //!
 //! Backlog: every byte handed out by `poll_transmit` counts against its connection's outbound
 //! limit until the shell reports it written with `handle_written`, so a shell must call it.
