@@ -388,16 +388,8 @@ impl bincode::enc::write::Writer for BufWriter<'_> {
     }
 }
 
-#[cfg(test)]
-std::thread_local! {
-    /// Frames encoded on this thread, so a test can tell a frame was encoded once, not per use.
-    pub(crate) static ENCODED_FRAMES: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
-}
-
 /// Encodes `msg` as one frame: length prefix and payload, ready to write.
 pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
-    #[cfg(test)]
-    ENCODED_FRAMES.with(|n| n.set(n.get() + 1));
     let mut out = BytesMut::with_capacity(64);
     out.put_u32(0);
     bincode::serde::encode_into_writer(msg, BufWriter(&mut out), config())
