@@ -1,6 +1,7 @@
-//! One connection's byte pump, in one task: it forwards what the socket reads to the hub task,
-//! writes what the hub appends to the connection's [`Outbox`] (taken whole, written as one
-//! contiguous chunk), and reports how much was written so the hub can bound what is queued.
+//! One connection's byte pump, in one task ([`Connection`], a hand-written future): it forwards
+//! what the socket reads to the hub task, writes what the hub appends to the connection's
+//! [`Outbox`] (all pieces taken at once, written with vectored writes), and reports how much was
+//! written so the hub can bound what is queued.
 //!
 //! An idle connection holds no buffer: reads go into a stack buffer only once the socket is
 //! readable, and the outbox releases its buffers whenever the connection has caught up.
