@@ -1,9 +1,9 @@
 //! natter-server: a tokio TCP shell around natter-core's [`Hub`](natter_core::hub::Hub).
 //!
-//! One task owns the hub ([`hub_task`]); per connection one task pumps bytes both ways
-//! ([`conn`]), taking what the hub queued for it from its [`outbox`]; one accept loop per
-//! listening address hands sockets over ([`server`]). Every protocol decision (framing, limits, rooms, timeouts) is the hub's: this crate moves bytes,
-//! keeps time and reports what the sockets did.
+//! One task owns the hub (`hub_task`); per connection one task pumps bytes both ways (`conn`),
+//! taking what the hub queued for it from its `outbox`; one accept loop per listening address
+//! hands sockets over (`server`). Every protocol decision (framing, limits, rooms, timeouts) is
+//! the hub's: this crate moves bytes, keeps time and reports what the sockets did.
 #![warn(missing_docs)]
 
 mod clock;
