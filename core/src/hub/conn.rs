@@ -185,7 +185,7 @@ pub(crate) struct Conn {
     pub(crate) bucket: Bucket,
     /// What few connections ever need (a refusal, a backlog's gaps, a flood queue, limits
     /// hit), allocated the first time one does: most connections never pay for it.
-    pub(crate) rare: Option<Box<Rare>>,
+    rare: Option<Box<Rare>>,
     pub(crate) last_rx: Millis,
     /// A ping sent and not yet answered: its token and when.
     pub(crate) ping: Option<(u64, Millis)>,

@@ -402,7 +402,7 @@ impl Hub {
         };
         c.written(n);
         let drained = c.drained(lim);
-        let Some(rare) = c.rare.as_mut() else {
+        let Some(rare) = c.rare_mut_if_any() else {
             return;
         };
         if (rare.gaps.is_empty() && rare.refills.is_empty()) || !drained {
@@ -618,6 +618,15 @@ impl Hub {
         }
     }
 
+    /// The nicks of `r`'s members, as many as a member list shows.
+    fn member_nicks(&self, r: &Room) -> Vec<Nick> {
+        r.members
+            .iter()
+            .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
+            .take(MAX_MEMBERS_LISTED)
+            .collect()
+    }
+
     /// Sends a reply (not room traffic) to `conn` in its mode. Past the hard backlog limit the
     /// connection is closed as too slow.
     fn send(&mut self, conn: ConnId, msg: ServerMsg) {
@@ -740,7 +749,7 @@ impl Hub {
         }
         debug!(conn = %conn, %reason, "closing");
         c.phase = Phase::Closing;
-        if let Some(rare) = c.rare.as_mut() {
+        if let Some(rare) = c.rare_mut_if_any() {
             rare.pending.clear();
             rare.gaps.clear();
             rare.refills.clear();

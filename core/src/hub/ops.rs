@@ -8,9 +8,7 @@ use super::text::wire_line;
 use super::timers::Timer;
 use super::{ConnKind, Hub, UserId, stored_bytes};
 use crate::command::{self, Command, CommandError, Input};
-use crate::limits::{
-    HISTORY_MIN_KEPT, MAX_MEMBERS_LISTED, MAX_ROOMS, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER,
-};
+use crate::limits::{HISTORY_MIN_KEPT, MAX_ROOMS, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::render;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
@@ -471,12 +469,7 @@ impl Hub {
             let detail = format!("there is no room {room}");
             return self.error(conn, ErrorKind::NotInRoom, None, detail);
         };
-        let members: Vec<Nick> = r
-            .members
-            .iter()
-            .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
-            .take(MAX_MEMBERS_LISTED)
-            .collect();
+        let members = self.member_nicks(r);
         self.send(conn, ServerMsg::Members { room, members });
     }
 

@@ -60,12 +60,7 @@ impl Hub {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let members: Vec<Nick> = r
-            .members
-            .iter()
-            .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
-            .take(MAX_MEMBERS_LISTED)
-            .collect();
+        let members = self.member_nicks(r);
         let topic = r.topic.clone();
         self.send(
             conn,
