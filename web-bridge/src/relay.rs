@@ -343,15 +343,22 @@ async fn server_to_browser(
 }
 
 /// Reads at most [`READ_CHUNK`] of what the server sent onto the end of `buf` (not zeroed
-/// first); false at end of stream.
-fn read_some(tcp: &OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<bool> {
+/// first), once `readable` has fired; false at end of stream.
+///
+/// The read goes through `AsyncRead::poll_read`, not `try_read_buf`: tokio forgets the socket's
+/// readiness after a short read there, so the next `readable` waits for new data instead of
+/// costing an extra read that finds nothing (the usual case: a read seldom fills the chunk).
+fn read_some(tcp: &mut OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<bool> {
     buf.reserve(READ_CHUNK);
-    let read = tcp.try_read_buf(&mut (&mut *buf).limit(READ_CHUNK));
+    let read = tcp.read_buf(&mut (&mut *buf).limit(READ_CHUNK)).now_or_never();
     if buf.is_empty() {
         // Nothing came (a spurious wake-up): do not keep the space reserved for it.
         *buf = BytesMut::new();
     }
-    Ok(read? > 0)
+    match read {
+        Some(read) => Ok(read? > 0),
+        None => Err(std::io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// Sends the close frame (or flushes tungstenite's answer to the browser's), then half-closes
