@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Sleep, sleep, timeout};
@@ -219,7 +219,7 @@ impl Connection {
             closed_sent,
             ..
         } = self;
-        let (Some(stream), State::Running { linger, sending }) = (stream.as_ref(), state) else {
+        let (Some(stream), State::Running { linger, sending }) = (stream.as_mut(), state) else {
             return Poll::Ready(false);
         };
         let conn = *conn;
@@ -290,6 +290,7 @@ impl Connection {
             if r.read
                 && let Some(input) = read_input(
                     stream,
+                    cx,
                     conn,
                     linger.is_none(),
                     peer_gone,
@@ -310,14 +311,15 @@ impl Connection {
 /// One read: what to tell the hub about it, if anything (the read bytes if `forward`, i.e.
 /// unless the hub said close; `Closed` when the peer is gone and the hub has not said close).
 fn read_input(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
     conn: ConnId,
     forward: bool,
     peer_gone: &mut bool,
     closed_sent: &mut bool,
     outbox: &Outbox,
 ) -> Option<Input> {
-    match read_some(stream) {
+    match read_some(stream, cx) {
         Ok(Some(data)) if forward => Some(Input::Read { conn, data }),
         Ok(Some(_)) => None,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
@@ -358,7 +360,7 @@ async fn finish(
         }
     }
     if !peer_gone {
-        let _ = timeout(DRAIN_AFTER_CLOSE, discard(&stream)).await;
+        let _ = timeout(DRAIN_AFTER_CLOSE, discard(&mut stream)).await;
     }
 }
 
@@ -473,27 +475,34 @@ fn ready(p: Poll<io::Result<()>>, failed: &mut Option<io::Error>) -> bool {
     }
 }
 
-/// One read. Not async, so the buffer lives on the stack only while reading, never in an idle
-/// connection's future. `Ok(None)` is end of stream.
-fn read_some(stream: &TcpStream) -> io::Result<Option<Bytes>> {
+/// One read, once the socket looked readable; `WouldBlock` if nothing was there. Not async, so
+/// the buffer lives on the stack only while reading, never in an idle connection's future.
+/// `Ok(None)` is end of stream.
+///
+/// It reads through `AsyncRead::poll_read`, not `try_read`: tokio forgets the socket's readiness
+/// after a short read there, so the next wake-up waits for new data instead of costing a read
+/// that finds nothing (the usual case: a read seldom fills the buffer).
+fn read_some(stream: &mut TcpStream, cx: &mut Context<'_>) -> io::Result<Option<Bytes>> {
     let mut buf = [0u8; READ_CHUNK];
-    let n = stream.try_read(&mut buf)?;
-    Ok((n > 0).then(|| Bytes::copy_from_slice(&buf[..n])))
+    let mut buf = ReadBuf::new(&mut buf);
+    match Pin::new(stream).poll_read(cx, &mut buf) {
+        Poll::Ready(read) => {
+            read?;
+            let data = buf.filled();
+            Ok((!data.is_empty()).then(|| Bytes::copy_from_slice(data)))
+        }
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// Reads and drops input until the peer closes or the socket fails.
-async fn discard(stream: &TcpStream) {
-    loop {
-        // `poll_read_ready` keeps its waker in the socket's registration, not in this future.
-        if poll_fn(|cx| stream.poll_read_ready(cx)).await.is_err() {
-            return;
-        }
-        match read_some(stream) {
-            Ok(Some(_)) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Ok(None) | Err(_) => return,
-        }
-    }
+async fn discard(stream: &mut TcpStream) {
+    // The waker of a read that found nothing stays in the socket's registration.
+    let mut read = |cx: &mut Context<'_>| match read_some(stream, cx) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        r => Poll::Ready(r),
+    };
+    while let Ok(Some(_)) = poll_fn(&mut read).await {}
 }
 
 #[cfg(test)]

@@ -350,7 +350,9 @@ async fn server_to_browser(
 /// costing an extra read that finds nothing (the usual case: a read seldom fills the chunk).
 fn read_some(tcp: &mut OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<bool> {
     buf.reserve(READ_CHUNK);
-    let read = tcp.read_buf(&mut (&mut *buf).limit(READ_CHUNK)).now_or_never();
+    let read = tcp
+        .read_buf(&mut (&mut *buf).limit(READ_CHUNK))
+        .now_or_never();
     if buf.is_empty() {
         // Nothing came (a spurious wake-up): do not keep the space reserved for it.
         *buf = BytesMut::new();
