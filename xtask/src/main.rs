@@ -169,7 +169,13 @@ fn bench(args: &[String]) -> Result<()> {
     for set in [
         &["fanout"][..],
         &["fanout", "--clients", "50", "--rate", "5000"],
-        &["fanout", "--clients", "10,50,200", "--targets", "natter,bridge"],
+        &[
+            "fanout",
+            "--clients",
+            "10,50,200",
+            "--targets",
+            "natter,bridge",
+        ],
         &["idle"],
     ] {
         run(Command::new(&bin).args(set))?;
