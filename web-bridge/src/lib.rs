@@ -10,8 +10,9 @@
 //!
 //! # What a browser sees
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin
-//! must be `http://` + the request's Host, or one of [`BridgeConfig::allowed_origins`]; other
-//! Origins get HTTP 403. A request without Origin (not a browser) is accepted unless
+//! must be `http://` + the request's Host (with a Host that is an IP literal, `localhost` or one
+//! of [`BridgeConfig::allowed_hosts`]: a guard against DNS rebinding), or one of
+//! [`BridgeConfig::allowed_origins`]; other requests get HTTP 403. A request without Origin (not a browser) is accepted unless
 //! [`BridgeConfig::allow_missing_origin`] is off. The bridge closes with:
 //!
 //! | code | when |
@@ -56,6 +57,12 @@ pub struct BridgeConfig {
     /// Origins allowed besides the bridge's own (`http://` + the request's Host header), exactly
     /// as browsers send them, e.g. `https://chat.example.org`.
     pub allowed_origins: Vec<String>,
+    /// Host names the bridge is served under, besides IP literals and `localhost` (without a
+    /// port, e.g. `chat.example.org`). A WebSocket whose Origin is the bridge's own
+    /// (`http://` + Host) is accepted only under one of these: a hostile page can match its own
+    /// origin to any Host by rebinding its DNS name to the bridge's address, but cannot use
+    /// these names. Origins in [`BridgeConfig::allowed_origins`] need no entry here.
+    pub allowed_hosts: Vec<String>,
     /// Accept WebSocket requests without an Origin header (non-browser programs). Default true:
     /// browsers always send one, and a program could send any value, so refusing adds nothing.
     pub allow_missing_origin: bool,
@@ -84,6 +91,7 @@ impl Default for BridgeConfig {
             server: SocketAddr::from(([127, 0, 0, 1], 8000)),
             www_dir: PathBuf::from("target/www"),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             allow_missing_origin: true,
             max_connections: 4096,
             max_connections_per_ip: natter_core::limits::MAX_CONNECTIONS_PER_IP,

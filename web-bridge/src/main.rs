@@ -21,9 +21,15 @@ struct Args {
     #[arg(long, default_value = "target/www")]
     www: PathBuf,
     /// Also allow WebSockets from this Origin (repeatable), e.g. `https://chat.example.org`.
-    /// The bridge's own origin (`http://` + Host) is always allowed.
+    /// The bridge's own origin (`http://` + Host) is allowed under a known Host (see
+    /// `--allow-host`).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origin: Vec<String>,
+    /// Serve the page's WebSocket under this host name too (repeatable), e.g.
+    /// `chat.example.org`. IP addresses and `localhost` need none; other names are refused
+    /// (HTTP 403), which stops pages that rebind their DNS name to this address.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_host: Vec<String>,
     /// Refuse WebSocket requests without an Origin header (non-browser clients).
     #[arg(long)]
     require_origin: bool,
@@ -53,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         server: args.server,
         www_dir: args.www,
         allowed_origins: args.allow_origin,
+        allowed_hosts: args.allow_host,
         allow_missing_origin: !args.require_origin,
         max_connections: args.max_connections.unwrap_or(defaults.max_connections),
         max_connections_per_ip: args

@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 type Ws = WebSocketStream<Rewind<TcpStream>>;
 
@@ -105,25 +105,95 @@ impl End {
     }
 }
 
-/// Is this Origin allowed? `None` (no Origin header) is decided by `allow_missing_origin`:
-/// browsers always send one on WebSocket requests, and non-browser programs could forge any
-/// value, so refusing a missing one adds no protection against cross-site use.
-pub(crate) fn origin_allowed(
-    origin: Option<&str>,
-    host: Option<&str>,
-    extras: &[String],
-    allow_missing: bool,
-) -> bool {
-    let Some(origin) = origin else {
-        return allow_missing;
+/// Which WebSocket requests the handshake accepts, from the bridge's configuration.
+pub(crate) struct OriginPolicy<'a> {
+    /// Origins accepted whatever the Host ([`crate::BridgeConfig::allowed_origins`]).
+    pub(crate) extra_origins: &'a [String],
+    /// Host names the bridge's own origin may use besides IP literals and `localhost`
+    /// ([`crate::BridgeConfig::allowed_hosts`]).
+    pub(crate) hosts: &'a [String],
+    /// Accept a request without an Origin header.
+    pub(crate) allow_missing: bool,
+}
+
+/// Why a WebSocket request was refused (HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The Origin is neither the bridge's own (`http://` + Host) nor an allowed one; or there is
+    /// none and one is required.
+    Origin,
+    /// The Origin is `http://` + Host, but the Host is a name the bridge was not told it serves.
+    /// A page whose DNS name was rebound to the bridge's address looks exactly like this.
+    Host,
+}
+
+impl Refusal {
+    /// The body of the 403 response.
+    fn body(self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin not allowed\n",
+            Refusal::Host => "host not allowed: start natter-bridge with --allow-host NAME\n",
+        }
+    }
+}
+
+impl OriginPolicy<'_> {
+    /// Checks a request's Origin and Host headers.
+    ///
+    /// A browser sets Origin and the page cannot change it, so an allowed extra origin is
+    /// trusted as it is. The bridge's own origin is `http://` + Host, which a hostile page can
+    /// match too by rebinding its own DNS name to the bridge's address; so it counts only when the
+    /// Host is one the bridge knows it serves: an IP literal, `localhost`, or an allowed host.
+    /// A missing Origin (not a browser) is decided by `allow_missing`: non-browser programs
+    /// could forge any value, so refusing a missing one adds no protection against cross-site use.
+    pub(crate) fn check(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Refusal> {
+        let Some(origin) = origin else {
+            return if self.allow_missing {
+                Ok(())
+            } else {
+                Err(Refusal::Origin)
+            };
+        };
+        if self
+            .extra_origins
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(origin))
+        {
+            return Ok(());
+        }
+        let Some(host) = host.filter(|h| is_own_origin(origin, h)) else {
+            return Err(Refusal::Origin);
+        };
+        if host_is_known(host, self.hosts) {
+            Ok(())
+        } else {
+            Err(Refusal::Host)
+        }
+    }
+}
+
+/// Is `origin` exactly `http://` + `host` (ASCII case aside)?
+fn is_own_origin(origin: &str, host: &str) -> bool {
+    const SCHEME: &str = "http://";
+    origin.len() == SCHEME.len() + host.len()
+        && origin.is_char_boundary(SCHEME.len())
+        && origin[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+        && origin[SCHEME.len()..].eq_ignore_ascii_case(host)
+}
+
+/// Is a Host header's name (its port aside) one no one else can point at the bridge: an IPv4 or
+/// bracketed IPv6 literal, `localhost`, or one of `allowed`?
+fn host_is_known(host: &str, allowed: &[String]) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     };
-    let own = host.is_some_and(|h| {
-        origin.len() == "http://".len() + h.len()
-            && origin.is_char_boundary("http://".len())
-            && origin[.."http://".len()].eq_ignore_ascii_case("http://")
-            && origin["http://".len()..].eq_ignore_ascii_case(h)
-    });
-    own || extras.iter().any(|e| e.eq_ignore_ascii_case(origin))
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
 /// Runs the WebSocket handshake and then relays until either side ends or the bridge shuts down.
@@ -134,26 +204,38 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = &shared.config;
+    let policy = OriginPolicy {
+        extra_origins: &config.allowed_origins,
+        hosts: &config.allowed_hosts,
+        allow_missing: config.allow_missing_origin,
+    };
     // The signature is tungstenite's (`Callback`); its error type is not ours to shrink.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let origin = header("origin");
-        if origin_allowed(
-            origin,
-            header("host"),
-            &config.allowed_origins,
-            config.allow_missing_origin,
-        ) {
-            Ok(resp)
-        } else {
-            info!(%peer, origin = origin.unwrap_or("(none)"), "websocket refused: origin not allowed");
-            let mut refusal = ErrorResponse::new(Some("origin not allowed\n".to_owned()));
-            *refusal.status_mut() = StatusCode::FORBIDDEN;
-            refusal
-                .headers_mut()
-                .insert("connection", HeaderValue::from_static("close"));
-            Err(refusal)
+        let (origin, host) = (header("origin"), header("host"));
+        match policy.check(origin, host) {
+            Ok(()) => Ok(resp),
+            Err(refusal) => {
+                let origin = origin.unwrap_or("(none)");
+                let host = host.unwrap_or("(none)");
+                match refusal {
+                    Refusal::Origin => {
+                        info!(%peer, origin, "websocket refused: origin not allowed");
+                    }
+                    Refusal::Host => warn!(
+                        %peer, origin, host,
+                        "websocket refused: host not allowed (a DNS-rebinding guard); \
+                         if the bridge is served under this name, start it with --allow-host"
+                    ),
+                }
+                let mut response = ErrorResponse::new(Some(refusal.body().to_owned()));
+                *response.status_mut() = StatusCode::FORBIDDEN;
+                response
+                    .headers_mut()
+                    .insert("connection", HeaderValue::from_static("close"));
+                Err(response)
+            }
         }
     };
     let handshake =
@@ -395,54 +477,78 @@ pub(crate) const WS_MAX_MESSAGE: usize = MAX_FRAME + 1024;
 mod tests {
     use super::*;
 
+    fn policy<'a>(
+        extras: &'a [String],
+        hosts: &'a [String],
+        allow_missing: bool,
+    ) -> OriginPolicy<'a> {
+        OriginPolicy {
+            extra_origins: extras,
+            hosts,
+            allow_missing,
+        }
+    }
+
     #[test]
     fn origin_rules() {
+        let p = policy(&[], &[], false);
         let host = Some("127.0.0.1:8080");
-        assert!(origin_allowed(
-            Some("http://127.0.0.1:8080"),
-            host,
-            &[],
-            false
-        ));
-        assert!(origin_allowed(
-            Some("HTTP://127.0.0.1:8080"),
-            host,
-            &[],
-            false
-        ));
-        assert!(!origin_allowed(
-            Some("http://evil.example"),
-            host,
-            &[],
-            true
-        ));
-        assert!(!origin_allowed(
-            Some("https://127.0.0.1:8080"),
-            host,
-            &[],
-            true
-        ));
-        assert!(!origin_allowed(
-            Some("http://127.0.0.1:8081"),
-            host,
-            &[],
-            true
-        ));
-        assert!(!origin_allowed(
-            Some("http://127.0.0.1:8080"),
-            None,
-            &[],
-            true
-        ));
+        assert_eq!(p.check(Some("http://127.0.0.1:8080"), host), Ok(()));
+        assert_eq!(p.check(Some("HTTP://127.0.0.1:8080"), host), Ok(()));
+        for bad in [
+            "http://evil.example",
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1:8081",
+            "null",
+        ] {
+            assert_eq!(p.check(Some(bad), host), Err(Refusal::Origin), "{bad}");
+        }
+        assert_eq!(
+            p.check(Some("http://127.0.0.1:8080"), None),
+            Err(Refusal::Origin)
+        );
         let extras = vec!["https://chat.example".to_owned()];
-        assert!(origin_allowed(
-            Some("https://chat.example"),
-            host,
-            &extras,
-            false
-        ));
-        assert!(origin_allowed(None, host, &[], true));
-        assert!(!origin_allowed(None, host, &[], false));
+        let p = policy(&extras, &[], false);
+        assert_eq!(p.check(Some("https://chat.example"), host), Ok(()));
+        // An allowed extra origin does not depend on the Host.
+        assert_eq!(
+            p.check(Some("https://chat.example"), Some("evil.example")),
+            Ok(())
+        );
+        assert_eq!(p.check(None, host), Err(Refusal::Origin));
+        assert_eq!(policy(&[], &[], true).check(None, host), Ok(()));
+    }
+
+    #[test]
+    fn own_origin_counts_only_under_a_known_host() {
+        let hosts = vec!["chat.example.org".to_owned()];
+        let p = policy(&[], &hosts, true);
+        let own = |h: &str| p.check(Some(&format!("http://{h}")), Some(h));
+        for known in [
+            "127.0.0.1:8080",
+            "10.0.0.5",
+            "[::1]:8080",
+            "[2001:db8::1]",
+            "localhost:8080",
+            "LocalHost",
+            "chat.example.org:8080",
+            "CHAT.example.org",
+        ] {
+            assert_eq!(own(known), Ok(()), "{known}");
+        }
+        // A name whose DNS its owner controls: the shape of a DNS-rebinding attack.
+        for rebound in [
+            "evil.example:8080",
+            "evil.example",
+            "chat.example.org.evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:8080",
+            "[::1",
+            "[not-an-address]:8080",
+            "127.0.0.1:",
+        ] {
+            assert_eq!(own(rebound), Err(Refusal::Host), "{rebound}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Kills the child if the test fails before it exits on its own.
@@ -30,6 +31,7 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
         .arg("--www")
         .arg(www.path())
         .args(["--allow-origin", "https://chat.example.org"])
+        .args(["--allow-host", "natter.example.org"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,6 +60,20 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
+
+    // The page under an --allow-host name is accepted; under another name, refused.
+    let port = addr.port();
+    let named = format!("natter.example.org:{port}");
+    let page = connect_as(addr, Some(&named), Some(&format!("http://{named}"))).await;
+    assert!(page.is_ok(), "{named}: {:?}", page.err());
+    let _named_conn = server.accept_checked().await;
+    let other = format!("other.example.org:{port}");
+    let refused = connect_as(addr, Some(&other), Some(&format!("http://{other}"))).await;
+    assert!(
+        matches!(&refused, Err(WsError::Http(r)) if r.status() == 403),
+        "{other}: {refused:?}"
+    );
+    drop(page);
 
     // A relayed browser (with an extra allowed Origin) is closed with 1001 on SIGTERM.
     let mut ws = connect_origin(addr, Some("https://chat.example.org"))

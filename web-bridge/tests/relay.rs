@@ -223,6 +223,44 @@ async fn origin_is_checked() {
 }
 
 #[tokio::test]
+async fn a_rebound_host_is_refused_and_a_named_one_accepted() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.allowed_hosts = vec!["chat.example.org".into()];
+    let bridge = bridge_with(config).await;
+    let addr = bridge.local_addr();
+    let port = addr.port();
+
+    // A page on evil.example whose name now resolves to the bridge: Host and Origin match.
+    let rebound = format!("evil.example:{port}");
+    let e = connect_as(addr, Some(&rebound), Some(&format!("http://{rebound}")))
+        .await
+        .expect_err("refused");
+    match e {
+        WsError::Http(resp) => {
+            assert_eq!(resp.status().as_u16(), 403);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("--allow-host"), "body: {body:?}");
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+    // The same under a name the bridge was given, and under localhost, relays.
+    for host in [
+        format!("chat.example.org:{port}"),
+        format!("localhost:{port}"),
+    ] {
+        let mut ws = connect_as(addr, Some(&host), Some(&format!("http://{host}")))
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e:?}"));
+        let mut s = server.accept_checked().await;
+        send_bin(&mut ws, b"hello").await;
+        let want = wire::frame_payload(b"hello").unwrap();
+        assert_eq!(read_n(&mut s, want.len()).await, want.to_vec(), "{host}");
+    }
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
 async fn server_down_gives_a_prompt_clean_close() {
     // A port with nothing listening on it.
     let dead = {

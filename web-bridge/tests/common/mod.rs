@@ -90,10 +90,22 @@ pub async fn bridge(server: SocketAddr) -> Bridge {
 
 /// Opens `/ws` with the given Origin (`None`: no Origin header).
 pub async fn connect_origin(bridge: SocketAddr, origin: Option<&str>) -> Result<Browser, WsError> {
+    connect_as(bridge, None, origin).await
+}
+
+/// Opens `/ws` on `bridge` with the given Host header (default: the bridge's address, as the
+/// URL says) and Origin, as a page loaded under another name would.
+pub async fn connect_as(
+    bridge: SocketAddr,
+    host: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Browser, WsError> {
     let mut req = format!("ws://{bridge}/ws").into_client_request().unwrap();
-    if let Some(o) = origin {
-        req.headers_mut()
-            .insert("origin", HeaderValue::from_str(o).unwrap());
+    for (name, value) in [("host", host), ("origin", origin)] {
+        if let Some(v) = value {
+            req.headers_mut()
+                .insert(name, HeaderValue::from_str(v).unwrap());
+        }
     }
     within("websocket handshake", tokio_tungstenite::connect_async(req))
         .await
