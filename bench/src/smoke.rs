@@ -38,6 +38,7 @@ pub fn bench_hub_config(base: Config) -> Config {
         flood_refill: Millis(1),
         outbound_max_msgs: BENCH_OUTBOUND_MSGS,
         outbound_max_bytes: BENCH_OUTBOUND_BYTES,
+        outbound_total_max_bytes: BENCH_OUTBOUND_TOTAL_BYTES,
         ping_after: Millis(BENCH_PING_AFTER_MS),
         exempt_loopback: true,
         ..base
@@ -47,6 +48,7 @@ pub fn bench_hub_config(base: Config) -> Config {
 const BENCH_FLOOD_BURST: u32 = 4_000_000_000;
 const BENCH_OUTBOUND_MSGS: usize = 65_536;
 const BENCH_OUTBOUND_BYTES: usize = 64 * 1024 * 1024;
+const BENCH_OUTBOUND_TOTAL_BYTES: usize = 16 * 1024 * 1024 * 1024;
 const BENCH_PING_AFTER_MS: u64 = 3_600_000;
 
 /// `natter-server --config` file with [`bench_hub_config`]'s values.
@@ -55,7 +57,7 @@ pub fn bench_config_toml() -> String {
         "# Written by natter-bench: flood control off, deep queues, no pings during a run.\n\
          [limits]\nexempt_loopback = true\nflood_burst = {BENCH_FLOOD_BURST}\nflood_refill_ms = 1\n\
          outbound_max_msgs = {BENCH_OUTBOUND_MSGS}\noutbound_max_bytes = {BENCH_OUTBOUND_BYTES}\n\
-         ping_after_ms = {BENCH_PING_AFTER_MS}\n"
+         outbound_total_max_bytes = {BENCH_OUTBOUND_TOTAL_BYTES}\nping_after_ms = {BENCH_PING_AFTER_MS}\n"
     )
 }
 

@@ -53,6 +53,17 @@ pub const OUTBOUND_MAX_MSGS: usize = 1024;
 /// yet written to the socket).
 pub const OUTBOUND_MAX_BYTES: usize = 256 * 1024;
 
+/// Outbound queues of all connections together, in bytes. Past this, room traffic for a
+/// connection whose own backlog is over [`OUTBOUND_PRESSURE_FLOOR`] is skipped (a gap marker
+/// follows, as at the per-connection limit): the readers furthest behind give way first, and
+/// readers that keep up do not notice. Without it the outbound total is bounded only by
+/// connections × [`OUTBOUND_HARD_MAX_BYTES`].
+pub const OUTBOUND_TOTAL_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// Under [`OUTBOUND_TOTAL_MAX_BYTES`] pressure, a connection may still queue room traffic up to
+/// this backlog ([`OUTBOUND_MAX_BYTES`] / 16).
+pub const OUTBOUND_PRESSURE_FLOOR: usize = OUTBOUND_MAX_BYTES / 16;
+
 /// Replies (errors, member lists, gap markers) may use this much beyond the room-traffic limit,
 /// so a slow reader still hears why things go wrong. Past it the connection is closed.
 pub const OUTBOUND_HARD_MAX_BYTES: usize = OUTBOUND_MAX_BYTES + 64 * 1024;

@@ -81,6 +81,7 @@ struct Limits {
     resume_grace_ms: Option<u64>,
     outbound_max_msgs: Option<usize>,
     outbound_max_bytes: Option<usize>,
+    outbound_total_max_bytes: Option<usize>,
     history_len: Option<usize>,
     history_on_join: Option<usize>,
     history_budget_bytes: Option<usize>,
@@ -111,6 +112,10 @@ impl Limits {
         ms(self.resume_grace_ms, &mut c.resume_grace);
         set(self.outbound_max_msgs, &mut c.outbound_max_msgs);
         set(self.outbound_max_bytes, &mut c.outbound_max_bytes);
+        set(
+            self.outbound_total_max_bytes,
+            &mut c.outbound_total_max_bytes,
+        );
         set(self.history_len, &mut c.history_len);
         set(self.history_on_join, &mut c.history_on_join);
         set(self.history_budget_bytes, &mut c.history_budget_bytes);
@@ -213,6 +218,7 @@ mod tests {
             max_connections_per_ip = 3
             exempt_loopback = false
             hello_timeout_ms = 1500
+            outbound_total_max_bytes = 1048576
             "#,
         )
         .unwrap();
@@ -223,6 +229,7 @@ mod tests {
         assert_eq!(c.hub.max_connections_per_ip, 3);
         assert!(!c.hub.exempt_loopback);
         assert_eq!(c.hub.hello_timeout, Millis(1500));
+        assert_eq!(c.hub.outbound_total_max_bytes, 1 << 20);
         assert_eq!(c.hub.secret_seed, [1; 32]);
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
         assert_eq!(c.hub.trusted_proxies.len(), 2);

@@ -50,9 +50,21 @@ pub(crate) struct Out {
     epoch: u64,
     /// Cycle buffers frozen for transmits, until every queue holding runs of them is polled.
     frozen: Vec<(u64, Bytes)>,
+    /// Every connection's backlog bytes, summed.
+    backlog_total: usize,
 }
 
 impl Out {
+    /// Every connection's backlog bytes, summed.
+    pub(crate) fn backlog_total(&self) -> usize {
+        self.backlog_total
+    }
+
+    /// A connection with `n` backlog bytes is gone.
+    pub(crate) fn unqueued(&mut self, n: usize) {
+        self.backlog_total -= n;
+    }
+
     /// Adds a broadcast frame to the cycle buffer, for every member to queue.
     pub(crate) fn share(&mut self, frame: &[u8]) -> Shared {
         let start = self.cycle.len();
@@ -152,6 +164,10 @@ pub(crate) struct QueueLimits {
     pub(crate) max_msgs: usize,
     pub(crate) max_bytes: usize,
     pub(crate) hard_bytes: usize,
+    /// All connections' backlogs together: past it, only connections whose own backlog is
+    /// under `pressure_floor` take more room traffic.
+    pub(crate) total_bytes: usize,
+    pub(crate) pressure_floor: usize,
 }
 
 /// One connection.
@@ -271,14 +287,21 @@ impl Conn {
 
     /// Whether room traffic of `len` bytes may be queued now. An empty queue takes anything, so
     /// a limit set below one message still lets traffic (and the gap flush) make progress.
-    pub(crate) fn room_fits(&self, len: usize, lim: QueueLimits) -> bool {
+    /// Under pressure on the total, only a backlog under the pressure floor takes more.
+    pub(crate) fn room_fits(&self, out: &Out, len: usize, lim: QueueLimits) -> bool {
+        let mine = self.backlog_bytes + len;
         self.backlog_msgs == 0
-            || (self.backlog_msgs < lim.max_msgs && self.backlog_bytes + len <= lim.max_bytes)
+            || (self.backlog_msgs < lim.max_msgs
+                && mine <= lim.max_bytes
+                && (out.backlog_total + len <= lim.total_bytes || mine <= lim.pressure_floor))
     }
 
-    /// Whether the backlog is low enough to send gap markers and resume delivery.
-    pub(crate) fn drained(&self, lim: QueueLimits) -> bool {
-        self.backlog_msgs <= lim.max_msgs / 2 && self.backlog_bytes <= lim.max_bytes / 2
+    /// Whether the backlog is low enough to send gap markers and resume delivery: half its own
+    /// limits, and under the pressure floor while the total is over its limit.
+    pub(crate) fn drained(&self, out: &Out, lim: QueueLimits) -> bool {
+        self.backlog_msgs <= lim.max_msgs / 2
+            && self.backlog_bytes <= lim.max_bytes / 2
+            && (out.backlog_total <= lim.total_bytes || self.backlog_bytes <= lim.pressure_floor)
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
@@ -301,6 +324,7 @@ impl Conn {
             (_, data) => self.queue.push(data),
         }
         self.backlog_bytes += len;
+        out.backlog_total += len;
         self.backlog_msgs += 1;
         self.queue_msgs += 1;
     }
@@ -345,7 +369,7 @@ impl Conn {
             gap.1 = gap.1.max(seq);
             return false;
         }
-        if self.room_fits(data.len(), lim) {
+        if self.room_fits(out, data.len(), lim) {
             self.push(out, data);
             return true;
         }
@@ -360,7 +384,7 @@ impl Conn {
     }
 
     /// `n` more bytes of what was handed out were written to the socket.
-    pub(crate) fn written(&mut self, mut n: usize) {
+    pub(crate) fn written(&mut self, out: &mut Out, mut n: usize) {
         while n > 0 {
             let Some(front) = self.polled.front_mut() else {
                 break;
@@ -368,6 +392,7 @@ impl Conn {
             let (left, msgs) = *front;
             let step = n.min(left);
             self.backlog_bytes -= step;
+            out.backlog_total -= step;
             n -= step;
             if step == left {
                 self.backlog_msgs -= msgs;
@@ -423,18 +448,20 @@ mod tests {
         assert_eq!(c.take_queue(&mut out).concat(), b"dddd");
         assert!(c.take_queue(&mut out).is_empty());
         // Partly written: the bytes count down at once, the messages when the transmit is done.
-        c.written(5);
+        c.written(&mut out, 5);
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (4, 6));
-        c.written(2);
+        assert_eq!(out.backlog_total(), 6, "the total follows");
+        c.written(&mut out, 2);
         assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (1, 4));
         // More than was handed out: only what was handed out counts.
         c.push(&mut out, b"e".to_vec());
-        c.written(100);
+        c.written(&mut out, 100);
         assert_eq!(
             (c.backlog_msgs(), c.backlog_bytes()),
             (1, 1),
             "the unpolled message stays"
         );
+        assert_eq!(out.backlog_total(), 1);
     }
 
     #[test]

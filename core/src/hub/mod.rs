@@ -14,7 +14,9 @@
 //! has been polled, the shell once it has written them.
 //!
 //! Backlog: every byte handed out by `poll_transmit` counts against its connection's outbound
-//! limit until the shell reports it written with `handle_written`, so a shell must call it.
+//! limit until the shell reports it written with `handle_written`, so a shell must call it. The
+//! backlogs together have a limit too ([`Config::outbound_total_max_bytes`]): past it, members far
+//! behind get gaps first.
 //!
 //! # Rooms and seqs
 //! Every room event (join, part, quit, nick, topic, say, act) gets the room's next seq and goes
@@ -108,6 +110,9 @@ pub struct Config {
     pub outbound_max_msgs: usize,
     /// See [`crate::limits::OUTBOUND_MAX_BYTES`].
     pub outbound_max_bytes: usize,
+    /// See [`crate::limits::OUTBOUND_TOTAL_MAX_BYTES`]. Its pressure floor is
+    /// `outbound_max_bytes / 16` ([`crate::limits::OUTBOUND_PRESSURE_FLOOR`] by default).
+    pub outbound_total_max_bytes: usize,
     /// See [`crate::limits::HISTORY_LEN`].
     pub history_len: usize,
     /// See [`crate::limits::HISTORY_BUDGET_BYTES`].
@@ -137,6 +142,7 @@ impl Default for Config {
             resume_grace: RESUME_GRACE,
             outbound_max_msgs: OUTBOUND_MAX_MSGS,
             outbound_max_bytes: OUTBOUND_MAX_BYTES,
+            outbound_total_max_bytes: OUTBOUND_TOTAL_MAX_BYTES,
             history_len: HISTORY_LEN,
             history_budget_bytes: HISTORY_BUDGET_BYTES,
             history_on_join: HISTORY_ON_JOIN,
@@ -400,8 +406,8 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.written(n);
-        let drained = c.drained(lim);
+        c.written(&mut self.out, n);
+        let drained = c.drained(&self.out, lim);
         let Some(rare) = c.rare_mut_if_any() else {
             return;
         };
@@ -436,6 +442,7 @@ impl Hub {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.out.unqueued(c.backlog_bytes());
         if let Some(ip) = c.counted_ip {
             self.ips.release(ip);
         }
@@ -561,6 +568,11 @@ impl Hub {
         self.conns.get(&conn).map(|c| c.backlog_bytes())
     }
 
+    /// Bytes queued for all connections together (handed out or not, not yet written).
+    pub fn queued_bytes_total(&self) -> usize {
+        self.out.backlog_total()
+    }
+
     /// Messages queued for `conn` or handed out and not yet fully written.
     pub fn queued_msgs(&self, conn: ConnId) -> Option<usize> {
         self.conns.get(&conn).map(|c| c.backlog_msgs())
@@ -615,6 +627,8 @@ impl Hub {
                 .config
                 .outbound_max_bytes
                 .saturating_add(OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
+            total_bytes: self.config.outbound_total_max_bytes,
+            pressure_floor: self.config.outbound_max_bytes / 16,
         }
     }
 

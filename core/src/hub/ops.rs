@@ -398,7 +398,7 @@ impl Hub {
             // The recipient's backlog decides: a DM must not push a slow reader over its limit.
             let fits = self.conns.get(&to_conn).is_some_and(|c| {
                 // A DM is a few hundred bytes at most; the frame size is close enough.
-                c.room_fits(256 + dm.text.as_str().len(), lim)
+                c.room_fits(&self.out, 256 + dm.text.as_str().len(), lim)
             });
             if !fits {
                 let detail = format!("{to_nick} is not reading right now; message not delivered");
@@ -506,7 +506,7 @@ impl Hub {
         let mut stopped = None;
         for s in r.between(after, latest) {
             let data = stored_bytes(c, s);
-            if !c.room_fits(data.len(), lim) {
+            if !c.room_fits(&self.out, data.len(), lim) {
                 stopped = Some(s.seq);
                 break;
             }

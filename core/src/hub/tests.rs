@@ -996,6 +996,73 @@ fn slow_consumer_gets_a_gap_and_others_are_unaffected() {
 }
 
 #[test]
+fn the_outbound_total_is_bounded_and_the_slowest_give_way() {
+    const FLOOR: usize = 64 * 1024 / 16;
+    const TOTAL: usize = 12 * 1024;
+    let mut cfg = config();
+    cfg.outbound_max_msgs = 10_000;
+    cfg.outbound_max_bytes = 64 * 1024;
+    cfg.outbound_total_max_bytes = TOTAL;
+    cfg.flood_burst = 1000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    let slow: Vec<ConnId> = ["slow1", "slow2", "slow3"].map(|n| t.bin(n)).into();
+    for &c in [a, b].iter().chain(&slow) {
+        t.join(c, "#busy");
+    }
+    for &c in [a, b].iter().chain(&slow) {
+        t.recv(c);
+    }
+    t.stalled.extend(slow.iter().copied());
+    let line = "x".repeat(100);
+    let mut biggest_frame = 0;
+    for i in 0..200 {
+        t.say(a, "#busy", i + 1, &line);
+        biggest_frame = biggest_frame.max(t.raw.iter().map(Transmit::len).max().unwrap_or(0));
+        t.raw.clear();
+        // Alone, each slow reader could queue all 200 (about 30 KiB); together they stay under
+        // the total, plus what readers under the floor may still take.
+        assert!(
+            t.hub.queued_bytes_total() <= TOTAL + slow.len() * biggest_frame,
+            "total {} after {i}",
+            t.hub.queued_bytes_total()
+        );
+        for &s in &slow {
+            assert!(
+                t.hub.queued_bytes(s).unwrap() <= FLOOR.max(TOTAL / slow.len()) + biggest_frame
+            );
+        }
+    }
+    assert_eq!(
+        says(&t.recv(b)).len(),
+        200,
+        "a reader that keeps up gets everything"
+    );
+    for &s in &slow {
+        assert_eq!(t.limit(s, "queue"), 1, "{s}");
+        let got = says(&t.recv(s)).len();
+        assert!((1..200).contains(&got), "{s} got {got}");
+    }
+    // One slow reader catches up: the gap marker follows, and it takes traffic again.
+    let s = slow[0];
+    let n = t.unwritten.remove(&s).unwrap();
+    t.stalled.remove(&s);
+    t.hub.handle_written(s, n, t.now);
+    t.pump();
+    let got = t.recv(s);
+    assert!(matches!(got.as_slice(), [ServerMsg::Gap { .. }]), "{got:?}");
+    t.say(a, "#busy", 201, "after");
+    assert_eq!(says(&t.recv(s)), vec!["after"]);
+    // Closing the others gives their backlog back: nothing is counted twice or left behind.
+    for &s in &slow[1..] {
+        t.hub.handle_close(s, t.now);
+    }
+    t.pump();
+    assert_eq!(t.hub.queued_bytes_total(), 0);
+}
+
+#[test]
 fn slow_text_consumer_never_exceeds_the_limit_and_hard_limit_closes() {
     let mut cfg = config();
     cfg.outbound_max_bytes = 2_000;
