@@ -103,10 +103,31 @@ impl T {
         self.feed(c, &f);
     }
 
-    /// A binary client with the magic sent and `hello` said; the welcome is consumed.
-    fn bin_from(&mut self, peer: IpAddr, want: &str) -> (ConnId, Nick, ResumeToken) {
+    /// A new binary connection from `peer` that sends the magic and `Hello`: its id and what it
+    /// got back.
+    fn hello(
+        &mut self,
+        peer: IpAddr,
+        want: &str,
+        resume: Option<Resume>,
+    ) -> (ConnId, Vec<ServerMsg>) {
         let c = self.hub.accept(peer, self.now).unwrap();
         self.feed(c, &MAGIC);
+        self.send(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume,
+            },
+        );
+        (c, self.recv(c))
+    }
+
+    /// A browser at `browser` through the bridge at `bridge` says `Hello`: what it got back.
+    fn bridged(&mut self, bridge: IpAddr, browser: &str, want: &str) -> Vec<ServerMsg> {
+        let c = self.hub.accept(bridge, self.now).unwrap();
+        self.feed(c, &crate::wire::bridge_preamble(browser));
         self.send(
             c,
             &ClientMsg::Hello {
@@ -115,7 +136,23 @@ impl T {
                 resume: None,
             },
         );
-        match self.recv(c).as_slice() {
+        self.recv(c)
+    }
+
+    /// A new binary connection resuming `token`'s session with `rooms` seen up to their seqs.
+    fn resume(
+        &mut self,
+        want: &str,
+        token: ResumeToken,
+        rooms: Vec<(RoomName, Seq)>,
+    ) -> (ConnId, Vec<ServerMsg>) {
+        self.hello(LOCAL, want, Some(Resume { token, rooms }))
+    }
+
+    /// A binary client with the magic sent and `hello` said; the welcome is consumed.
+    fn bin_from(&mut self, peer: IpAddr, want: &str) -> (ConnId, Nick, ResumeToken) {
+        let (c, got) = self.hello(peer, want, None);
+        match got.as_slice() {
             [
                 ServerMsg::Welcome {
                     nick,
@@ -896,17 +933,8 @@ fn per_ip_limit_connect_rate_and_loopback() {
     t.hub.handle_close(c4, t.now);
     // After the window, connects are fine again.
     t.advance(10_000);
-    let c5 = t.hub.accept(far, t.now).unwrap();
-    t.feed(c5, &MAGIC);
-    t.send(
-        c5,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("late"),
-            resume: None,
-        },
-    );
-    assert!(matches!(&t.recv(c5)[..], [ServerMsg::Welcome { .. }]));
+    let (_, got) = t.hello(far, "late", None);
+    assert!(matches!(&got[..], [ServerMsg::Welcome { .. }]));
     // Loopback is exempt.
     for _ in 0..10 {
         let c = t.hub.accept(LOCAL, t.now).unwrap();
@@ -1108,20 +1136,7 @@ fn resume_with_missed_messages_exactly_once() {
     t.say(b, "#r", 2, "while away 1");
     t.say(b, "#r", 3, "while away 2");
     assert_eq!(says(&t.recv(b)), vec!["while away 1", "while away 2"]);
-    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(a2, &MAGIC);
-    t.send(
-        a2,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("whatever"),
-            resume: Some(Resume {
-                token: token.clone(),
-                rooms: vec![(room("#r"), last_seen)],
-            }),
-        },
-    );
-    let got = t.recv(a2);
+    let (a2, got) = t.resume("whatever", token.clone(), vec![(room("#r"), last_seen)]);
     assert_eq!(
         got[0],
         ServerMsg::Welcome {
@@ -1166,21 +1181,7 @@ fn resume_after_the_ring_lost_some_gets_a_gap() {
     for i in 1..=10 {
         t.say(b, "#r", i, &format!("m{i}")); // seqs 3..=12
     }
-    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(a2, &MAGIC);
-    let resume = Some(Resume {
-        token,
-        rooms: vec![(room("#r"), seen)],
-    });
-    t.send(
-        a2,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            resume,
-        },
-    );
-    let got = t.recv(a2);
+    let (_, got) = t.resume("alice", token, vec![(room("#r"), seen)]);
     let gap = got
         .iter()
         .position(|m| matches!(m, ServerMsg::Gap { .. }))
@@ -1208,21 +1209,7 @@ fn resume_with_a_bad_token_starts_fresh_and_grace_expiry_quits() {
     t.join(a, "#r");
     t.join(b, "#r");
     t.recv(b);
-    let c = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(c, &MAGIC);
-    let resume = Some(Resume {
-        token: ResumeToken([1; 16]),
-        rooms: vec![],
-    });
-    t.send(
-        c,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            resume,
-        },
-    );
-    let got = t.recv(c);
+    let (_, got) = t.resume("alice", ResumeToken([1; 16]), vec![]);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
     assert!(
         matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice_2")
@@ -1239,21 +1226,7 @@ fn resume_with_a_bad_token_starts_fresh_and_grace_expiry_quits() {
         "{got:?}"
     );
     assert_eq!(t.hub.detached(), 0);
-    let d = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(d, &MAGIC);
-    let resume = Some(Resume {
-        token,
-        rooms: vec![],
-    });
-    t.send(
-        d,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            resume,
-        },
-    );
-    let got = t.recv(d);
+    let (_, got) = t.resume("alice", token, vec![]);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
     assert!(
         matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice")
@@ -1267,26 +1240,10 @@ fn resume_takes_over_a_connection_not_yet_known_dead() {
     let mut t = T::new();
     let (a, _, token) = t.bin_from(LOCAL, "alice");
     t.join(a, "#r");
-    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(a2, &MAGIC);
-    let resume = Some(Resume {
-        token,
-        rooms: vec![(room("#r"), Seq(1))],
-    });
-    t.send(
-        a2,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("x"),
-            resume,
-        },
-    );
+    let (a2, got) = t.resume("x", token, vec![(room("#r"), Seq(1))]);
     assert!(t.closed(a));
     assert!(matches!(t.recv(a).last(), Some(ServerMsg::Bye { .. })));
-    assert!(matches!(
-        &t.recv(a2)[0],
-        ServerMsg::Welcome { resumed: true, .. }
-    ));
+    assert!(matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }));
     t.hub.handle_close(a, t.now);
     assert_eq!(t.hub.nick(a2).unwrap().as_str(), "alice");
     assert!(t.hub.is_member(&nick("alice"), &room("#r")));
@@ -1318,24 +1275,8 @@ fn ping_pong_and_ping_timeout() {
     // Detached, not gone: it can resume.
     t.hub.handle_close(a, t.now);
     assert_eq!(t.hub.detached(), 1);
-    let a2 = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(a2, &MAGIC);
-    let resume = Some(Resume {
-        token,
-        rooms: vec![],
-    });
-    t.send(
-        a2,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            resume,
-        },
-    );
-    assert!(matches!(
-        &t.recv(a2)[0],
-        ServerMsg::Welcome { resumed: true, .. }
-    ));
+    let (_, got) = t.resume("alice", token, vec![]);
+    assert!(matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }));
     // Text connections are never pinged.
     let (c, _) = t.txt();
     t.advance(200_000);
@@ -1351,17 +1292,10 @@ fn forwarded_from_trusted_and_untrusted() {
     cfg.max_connections_per_ip = 1;
     let mut t = T::with(cfg);
     // Through the bridge: counted against the browser's address.
-    let c = t.hub.accept(bridge, t.now).unwrap();
-    t.feed(c, &crate::wire::bridge_preamble("198.51.100.7"));
-    t.send(
-        c,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("web"),
-            resume: None,
-        },
-    );
-    assert!(matches!(&t.recv(c)[..], [ServerMsg::Welcome { .. }]));
+    assert!(matches!(
+        &t.bridged(bridge, "198.51.100.7", "web")[..],
+        [ServerMsg::Welcome { .. }]
+    ));
     // The bridge's own address isn't limited (it carries many people) ...
     let mut held = Vec::new();
     for _ in 0..40 {
@@ -1372,17 +1306,10 @@ fn forwarded_from_trusted_and_untrusted() {
     t.pump();
     assert!(held.iter().all(|h| !t.closed(*h)));
     // ... a second browser from elsewhere gets in ...
-    let d = t.hub.accept(bridge, t.now).unwrap();
-    t.feed(d, &crate::wire::bridge_preamble("198.51.100.8"));
-    t.send(
-        d,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("web"),
-            resume: None,
-        },
-    );
-    assert!(matches!(&t.recv(d)[..], [ServerMsg::Welcome { .. }]));
+    assert!(matches!(
+        &t.bridged(bridge, "198.51.100.8", "web")[..],
+        [ServerMsg::Welcome { .. }]
+    ));
     // ... but a second one from the first browser's address does not.
     let e = t.hub.accept(bridge, t.now).unwrap();
     t.feed(e, &crate::wire::bridge_preamble("198.51.100.7"));
@@ -1405,16 +1332,7 @@ fn forwarded_from_trusted_and_untrusted() {
     );
     assert_eq!(fatal(&mut t, p).0, ErrorKind::Protocol);
     t.hub.handle_close(p, t.now);
-    let g = t.hub.accept(bridge, t.now).unwrap();
-    t.feed(g, &MAGIC);
-    t.send(
-        g,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("g"),
-            resume: None,
-        },
-    );
+    let (g, _) = t.hello(bridge, "g", None);
     t.send(
         g,
         &ClientMsg::Forwarded {
@@ -1545,8 +1463,8 @@ fn every_error_carries_words() {
         ..config()
     });
     let mut seen: Vec<(ErrorKind, String)> = Vec::new();
-    let mut take = |t: &mut T, c: ConnId| {
-        for (k, _, d) in errors(&t.recv(c)) {
+    let mut take = |got: Vec<ServerMsg>| {
+        for (k, _, d) in errors(&got) {
             seen.push((k, d));
         }
     };
@@ -1565,7 +1483,7 @@ fn every_error_carries_words() {
             nick: nick("alice"),
         },
     );
-    take(&mut t, b);
+    take(t.recv(b));
     t.say(b, "#w", 1, "x");
     t.send(
         b,
@@ -1575,7 +1493,7 @@ fn every_error_carries_words() {
             text: text("x"),
         },
     );
-    take(&mut t, b);
+    take(t.recv(b));
     for i in 0..21 {
         t.send(
             b,
@@ -1584,14 +1502,14 @@ fn every_error_carries_words() {
             },
         );
     }
-    take(&mut t, b);
+    take(t.recv(b));
     for bytes in [
         &b"\x00NTQ"[..],
         &[0, b'N', b'T', b'R', 0xFF, 0xFF, 0xFF, 0xFF][..],
     ] {
         let c = t.hub.accept(LOCAL, t.now).unwrap();
         t.feed(c, bytes);
-        take(&mut t, c);
+        take(t.recv(c));
     }
     let c = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(c, &MAGIC);
@@ -1603,26 +1521,12 @@ fn every_error_carries_words() {
             resume: None,
         },
     );
-    take(&mut t, c);
+    take(t.recv(c));
     let c = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(c, &MAGIC);
     t.advance(20_000);
-    take(&mut t, c);
-    let c = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(c, &MAGIC);
-    let resume = Some(Resume {
-        token: ResumeToken([0; 16]),
-        rooms: vec![],
-    });
-    t.send(
-        c,
-        &ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("r"),
-            resume,
-        },
-    );
-    take(&mut t, c);
+    take(t.recv(c));
+    take(t.resume("r", ResumeToken([0; 16]), vec![]).1);
     let mut cfg = config();
     cfg.flood_burst = 0;
     cfg.flood_queue = 0;
@@ -1630,10 +1534,10 @@ fn every_error_carries_words() {
     let mut t2 = T::with(cfg);
     let f = t2.bin("f");
     t2.send(f, &ClientMsg::Rooms);
-    take(&mut t2, f);
+    take(t2.recv(f));
     let full = t2.hub.accept(LOCAL, t2.now).unwrap();
     t2.feed(full, &MAGIC);
-    take(&mut t2, full);
+    take(t2.recv(full));
     let kinds: HashSet<String> = seen.iter().map(|(k, _)| format!("{k:?}")).collect();
     for k in [
         "NickTaken",
