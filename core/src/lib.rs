@@ -17,6 +17,8 @@ pub mod hub;
 pub mod limits;
 pub mod render;
 pub mod session;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 pub mod types;
 pub mod wire;

@@ -573,16 +573,7 @@ pub fn resume_is_bounded(r: &Resume) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nick(s: &str) -> Nick {
-        Nick::new(s).unwrap()
-    }
-    fn room(s: &str) -> RoomName {
-        RoomName::new(s).unwrap()
-    }
-    fn text(s: &str) -> Text {
-        Text::new(s).unwrap()
-    }
+    use crate::test_support::{nick, room, text};
 
     fn roundtrip<M>(msg: M)
     where

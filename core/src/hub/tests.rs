@@ -2,6 +2,7 @@
 //! and a fake clock. No sockets.
 
 use super::*;
+use crate::test_support::{nick, room, text};
 use crate::wire::{EventKind, FrameDecoder, Resume, RoomEvent, RoomInfo};
 use std::collections::{HashMap, HashSet};
 
@@ -9,15 +10,6 @@ const LOCAL: IpAddr = IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-fn nick(s: &str) -> Nick {
-    Nick::new(s).unwrap()
-}
-fn room(s: &str) -> RoomName {
-    RoomName::new(s).unwrap()
-}
-fn text(s: &str) -> Text {
-    Text::new(s).unwrap()
 }
 
 fn config() -> Config {

@@ -1,16 +1,7 @@
 use super::*;
 use crate::limits::MAX_OPEN_GAPS;
+use crate::test_support::{nick, room, text};
 use crate::wire::LEN_PREFIX;
-
-fn nick(s: &str) -> Nick {
-    Nick::new(s).unwrap()
-}
-fn room(s: &str) -> RoomName {
-    RoomName::new(s).unwrap()
-}
-fn text(s: &str) -> Text {
-    Text::new(s).unwrap()
-}
 
 /// A session plus a fake server end: scripted frames in, decoded client messages out.
 struct T {
