@@ -313,6 +313,30 @@ async fn assert_no_duplicates(b: &Browser, conv: &str) {
     }
 }
 
+/// Who should see a chat line: the page (in `#lobby`), the CLI user or the nc user.
+#[derive(Debug, Clone, Copy)]
+enum Viewer {
+    Page,
+    Cli,
+    Nc,
+}
+
+/// Waits, in order, until each viewer shows `<nick> text` (the page: in `#lobby`).
+async fn wait_seen(b: &Browser, cli: &Captured, nc: &Captured, seen: &[(Viewer, &str, &str)]) {
+    for &(viewer, nick, text) in seen {
+        let line = format!("<{nick}> {text}");
+        wait_for!(
+            format!("{viewer:?} to see {line}"),
+            STEP,
+            match viewer {
+                Viewer::Page => has_line(b, "#lobby", nick, text).await,
+                Viewer::Cli => cli.has(&line),
+                Viewer::Nc => nc.has(&line),
+            }
+        );
+    }
+}
+
 async fn screenshot(b: &Browser, name: &str) {
     let png = timeout(STEP, b.screenshot())
         .await
@@ -585,41 +609,27 @@ async fn scenario(
     type_line(b, "hello from the browser").await;
     cli.say("hello from the cli").await;
     nc.say("hello from nc").await;
-    wait_for!(
-        "the browser to see the cli",
-        STEP,
-        has_line(b, "#lobby", "clint", "hello from the cli").await
+    use Viewer::{Cli as C, Nc as N, Page as P};
+    let (from_b, from_c, from_n) = (
+        "hello from the browser",
+        "hello from the cli",
+        "hello from nc",
     );
-    wait_for!(
-        "the browser to see nc",
-        STEP,
-        has_line(b, "#lobby", "netcat", "hello from nc").await
-    );
-    wait_for!(
-        "the browser to see its own message",
-        STEP,
-        has_line(b, "#lobby", "webby", "hello from the browser").await
-    );
-    wait_for!(
-        "the cli to see the browser",
-        STEP,
-        cli.out.has("<webby> hello from the browser")
-    );
-    wait_for!(
-        "the cli to see nc",
-        STEP,
-        cli.out.has("<netcat> hello from nc")
-    );
-    wait_for!(
-        "nc to see the browser",
-        STEP,
-        nc.out.has("<webby> hello from the browser")
-    );
-    wait_for!(
-        "nc to see the cli",
-        STEP,
-        nc.out.has("<clint> hello from the cli")
-    );
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[
+            (P, "clint", from_c),
+            (P, "netcat", from_n),
+            (P, "webby", from_b),
+            (C, "webby", from_b),
+            (C, "netcat", from_n),
+            (N, "webby", from_b),
+            (N, "clint", from_c),
+        ],
+    )
+    .await;
 
     // /me and the topic, from the page.
     type_line(b, "/me waves at everyone").await;
@@ -662,11 +672,7 @@ async fn scenario(
     // Markup in a message is text: shown as typed, and no element is made from it.
     let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
     nc.say(hostile).await;
-    wait_for!(
-        "the hostile line as text",
-        STEP,
-        has_line(b, "#lobby", "netcat", hostile).await
-    );
+    wait_seen(b, &cli.out, &nc.out, &[(P, "netcat", hostile)]).await;
     let made = js(
         b,
         "return [document.scripts.length, document.querySelectorAll('#logs script, #logs b, #logs img').length];",
@@ -699,11 +705,13 @@ async fn scenario(
         (conn_state(b).await == "connected").then_some(())
     );
     cli.say("after the quick drop").await;
-    wait_for!(
-        "the browser to hear the cli after the drop",
-        STEP,
-        has_line(b, "#lobby", "clint", "after the quick drop").await
-    );
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[(P, "clint", "after the quick drop")],
+    )
+    .await;
     assert_no_duplicates(b, "#lobby").await;
 
     // A real outage: the bridge goes away. The page says so, people keep talking, the page
@@ -732,11 +740,13 @@ async fn scenario(
         nc.say(&format!("filler {i}")).await;
     }
     nc.say("said during the outage").await;
-    wait_for!(
-        "the cli to hear the fillers",
-        STEP,
-        cli.out.has("<netcat> said during the outage")
-    );
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[(C, "netcat", "said during the outage")],
+    )
+    .await;
     cli.say("also said during the outage").await;
     type_line(b, "typed while offline").await;
     wait_for!(
@@ -747,11 +757,13 @@ async fn scenario(
             .contains("typed while offline"))
         .then_some(())
     );
-    wait_for!(
-        "the cli's outage line to be acknowledged",
-        STEP,
-        cli.out.has("<clint> also said during the outage")
-    );
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[(C, "clint", "also said during the outage")],
+    )
+    .await;
     let mut config = natter_bridge::BridgeConfig::local_test(server_addr, www);
     config.listen = bridge_addr;
     let bridge = natter_bridge::start(config)
@@ -762,31 +774,20 @@ async fn scenario(
         Duration::from_secs(45),
         (conn_state(b).await == "connected").then_some(())
     );
-    wait_for!(
-        "the browser to get what was said during the outage",
-        STEP,
-        has_line(b, "#lobby", "netcat", "said during the outage").await
-    );
-    wait_for!(
-        "the browser to get the cli's outage message",
-        STEP,
-        has_line(b, "#lobby", "clint", "also said during the outage").await
-    );
-    wait_for!(
-        "the offline line to be delivered",
-        STEP,
-        has_line(b, "#lobby", "webby", "typed while offline").await
-    );
-    wait_for!(
-        "the cli to get the offline line",
-        STEP,
-        cli.out.has("<webby> typed while offline")
-    );
-    wait_for!(
-        "nc to get the offline line",
-        STEP,
-        nc.out.has("<webby> typed while offline")
-    );
+    let offline = "typed while offline";
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[
+            (P, "netcat", "said during the outage"),
+            (P, "clint", "also said during the outage"),
+            (P, "webby", offline),
+            (C, "webby", offline),
+            (N, "webby", offline),
+        ],
+    )
+    .await;
     // The fillers beyond the history are gone for the browser: a gap marker says so, and what
     // the history still had is shown (once).
     let gap = wait_for!(
@@ -812,11 +813,7 @@ async fn scenario(
     );
     // Let any late duplicate arrive before counting.
     nc.say("last word").await;
-    wait_for!(
-        "the browser to get the last word",
-        STEP,
-        has_line(b, "#lobby", "netcat", "last word").await
-    );
+    wait_seen(b, &cli.out, &nc.out, &[(P, "netcat", "last word")]).await;
     assert_no_duplicates(b, "#lobby").await;
     assert_eq!(
         js(
@@ -922,11 +919,13 @@ async fn scenario(
     input.clear().await.expect("clear the input");
 
     type_line(b, "the page works nicely").await;
-    wait_for!(
-        "the last browser line",
-        STEP,
-        has_line(b, "#lobby", "webby", "the page works nicely").await
-    );
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[(P, "webby", "the page works nicely")],
+    )
+    .await;
     screenshot(b, "chat.png").await;
 
     // The same page at phone width: side panels collapse into drawers.
