@@ -6,12 +6,9 @@
 
 mod attack_support;
 
-use attack_support::{End, Raw};
-use natter_core::wire::{
-    ClientMsg, ErrorKind, FrameDecoder, PROTOCOL_VERSION, ServerMsg, bridge_preamble,
-    decode_payload, encode_frame,
-};
-use natter_core::{Nick, limits};
+use attack_support::{End, hello_via_bridge};
+use natter_core::limits;
+use natter_core::wire::{ErrorKind, ServerMsg};
 use natter_server::{ServerConfig, start};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,26 +17,10 @@ use tokio::time::{Instant, timeout};
 /// Connects as `peer` (forwarded) and says hello as `nick`: true if welcomed, false if refused
 /// with `Error{Full}` and a close; panics on anything else.
 async fn admitted(addr: SocketAddr, peer: String, nick: String) -> bool {
-    let mut c = Raw::connect(addr).await.expect("connect");
-    let mut out = bridge_preamble(&peer).to_vec();
-    out.extend_from_slice(
-        &encode_frame(&ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: Nick::new(&nick).unwrap(),
-            resume: None,
-        })
-        .unwrap(),
-    );
-    c.write(&out).await.expect("write");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let end = c
-        .read_until(deadline, |b| {
-            let mut d = FrameDecoder::new();
-            d.extend(b);
-            matches!(d.next_frame(), Ok(Some(p))
-                if matches!(decode_payload::<ServerMsg>(&p), Ok(ServerMsg::Welcome { .. })))
-        })
-        .await;
+    let (end, c) = hello_via_bridge(addr, &peer, &nick, deadline)
+        .await
+        .expect("connect and say hello");
     let msgs = c.frames().expect("frames");
     match (end, msgs.as_slice()) {
         (End::Open, [ServerMsg::Welcome { .. }, ..]) => {

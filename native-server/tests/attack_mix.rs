@@ -17,7 +17,7 @@ use attack_support::*;
 use natter_core::Millis;
 use natter_core::wire::{
     ClientMsg, ErrorKind, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
-    bridge_preamble, decode_payload, encode_frame, encode_payload,
+    decode_payload, encode_frame, encode_payload,
 };
 use natter_server::{ServerConfig, start};
 use std::collections::{BTreeMap, HashSet};
@@ -497,26 +497,9 @@ async fn same_address(addr: SocketAddr) -> Outcome {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..SAME_ADDRESS_CONNS {
         tasks.spawn(async move {
-            let mut c = Raw::connect(addr).await?;
-            let mut out = bridge_preamble(ONE_ADDRESS).to_vec();
-            out.extend_from_slice(
-                &encode_frame(&ClientMsg::Hello {
-                    version: PROTOCOL_VERSION,
-                    nick: nick(&format!("same{i}")),
-                    resume: None,
-                })
-                .unwrap(),
-            );
-            c.write(&out).await?;
             let deadline = Instant::now() + Duration::from_secs(15);
-            let end = c
-                .read_until(deadline, |b| {
-                    let mut d = FrameDecoder::new();
-                    d.extend(b);
-                    matches!(d.next_frame(), Ok(Some(p))
-                        if matches!(decode_payload::<ServerMsg>(&p), Ok(ServerMsg::Welcome { .. })))
-                })
-                .await;
+            let (end, c) =
+                hello_via_bridge(addr, ONE_ADDRESS, &format!("same{i}"), deadline).await?;
             let msgs = c.frames()?;
             match (end, msgs.first()) {
                 (End::Open, Some(ServerMsg::Welcome { .. })) => Ok::<_, String>((true, c)),

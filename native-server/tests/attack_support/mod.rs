@@ -3,7 +3,11 @@
 //! bounded by the caller's deadline.
 #![allow(dead_code)]
 
-use natter_core::wire::{FrameDecoder, MAGIC, ServerMsg, decode_payload};
+use natter_core::Nick;
+use natter_core::wire::{
+    ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, ServerMsg, bridge_preamble, decode_payload,
+    encode_frame,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,6 +99,36 @@ impl Raw {
     pub fn has_esc(&self) -> bool {
         self.got.contains(&0x1b)
     }
+}
+
+/// Connects as the bridge would for a browser at `peer` (the preamble), says `Hello` as `nick`
+/// and reads until a `Welcome` frame has come, the server closes, or `deadline`: how it ended,
+/// and the connection with what it received.
+pub async fn hello_via_bridge(
+    addr: SocketAddr,
+    peer: &str,
+    nick: &str,
+    deadline: Instant,
+) -> Result<(End, Raw), String> {
+    let mut c = Raw::connect(addr).await?;
+    let mut out = bridge_preamble(peer).to_vec();
+    let nick = Nick::new(nick).map_err(|e| format!("nick {nick:?}: {e}"))?;
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick,
+        resume: None,
+    };
+    out.extend_from_slice(&encode_frame(&hello).map_err(|e| e.to_string())?);
+    c.write(&out).await?;
+    let end = c
+        .read_until(deadline, |b| {
+            let mut d = FrameDecoder::new();
+            d.extend(b);
+            matches!(d.next_frame(), Ok(Some(p))
+                if matches!(decode_payload::<ServerMsg>(&p), Ok(ServerMsg::Welcome { .. })))
+        })
+        .await;
+    Ok((end, c))
 }
 
 /// Frame `payload` with its length prefix.
