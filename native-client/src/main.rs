@@ -1,5 +1,5 @@
 //! `natter`: the terminal chat client. A full-screen UI on a terminal, plain lines when piped
-//! (see [`format`] for the line format). Both drive natter-core's Session through [`driver`].
+//! (see [`mod@format`] for the line format). Both drive natter-core's Session through [`driver`].
 
 mod clock;
 mod config;
@@ -55,7 +55,7 @@ struct Args {
     /// Line mode: seconds to wait at the end of input for the server to acknowledge everything.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     wait: u64,
-    /// Server as HOST[:PORT] (default: from the config file, else 127.0.0.1:8000).
+    /// Server as HOST or HOST:PORT (default: from the config file, else 127.0.0.1:8000).
     server: Option<String>,
 }
 

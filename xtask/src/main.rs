@@ -90,6 +90,10 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The API docs build without broken links.
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     // core must stay wasm-clean: this build fails if anything native slipped into it.
     run(cargo().args([
         "build",
