@@ -115,6 +115,16 @@ fn opt_text(s: &str) -> Result<Option<Text>, CommandError> {
     }
 }
 
+/// `[#room] [text]`: a first word starting with `#` is the room, the rest (if any) the text.
+fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), CommandError> {
+    match word(args) {
+        (first, after) if first.starts_with('#') => {
+            Ok((Some(RoomName::new(first)?), opt_text(after)?))
+        }
+        _ => Ok((None, opt_text(args)?)),
+    }
+}
+
 /// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
 pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -139,18 +149,8 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             _ => return Err(CommandError::Usage(usage("/join"))),
         },
         "part" | "leave" => {
-            let (first, after) = word(args);
-            if first.starts_with('#') {
-                Command::Part {
-                    room: Some(RoomName::new(first)?),
-                    reason: opt_text(after)?,
-                }
-            } else {
-                Command::Part {
-                    room: None,
-                    reason: opt_text(args)?,
-                }
-            }
+            let (room, reason) = room_then_text(args)?;
+            Command::Part { room, reason }
         }
         "msg" | "dm" => match word(args) {
             (n, text) if !n.is_empty() && !text.trim().is_empty() => Command::Msg {
@@ -171,18 +171,8 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         "rooms" | "list" if args.trim().is_empty() => Command::Rooms,
         "rooms" | "list" => return Err(CommandError::Usage(usage("/rooms"))),
         "topic" => {
-            let (first, after) = word(args);
-            if first.starts_with('#') {
-                Command::Topic {
-                    room: Some(RoomName::new(first)?),
-                    topic: opt_text(after)?,
-                }
-            } else {
-                Command::Topic {
-                    room: None,
-                    topic: opt_text(args)?,
-                }
-            }
+            let (room, topic) = room_then_text(args)?;
+            Command::Topic { room, topic }
         }
         "quit" | "exit" => Command::Quit(opt_text(args)?),
         "help" | "?" => Command::Help,
