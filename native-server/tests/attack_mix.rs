@@ -213,6 +213,17 @@ fn ends_with_bye(msgs: &[ServerMsg], kind: ErrorKind) -> Result<(), String> {
     }
 }
 
+/// Reads until the server closes `c` (10 s at most) and checks its last frames were
+/// `Error{kind}` then `Bye`; the frames it got. `what` names the case in a complaint.
+async fn closed_with(c: &mut Raw, kind: ErrorKind, what: &str) -> Result<Vec<ServerMsg>, String> {
+    if c.read_for(Duration::from_secs(10)).await != End::Closed {
+        return Err(format!("{what}: still open"));
+    }
+    let msgs = c.frames()?;
+    ends_with_bye(&msgs, kind).map_err(|e| format!("{what}: {e}"))?;
+    Ok(msgs)
+}
+
 /// `0x00` (binary) followed by random bytes: a bad preamble, answered with a protocol error.
 async fn garbage_binary(addr: SocketAddr) -> Outcome {
     let mut c = Raw::connect(addr).await?;
@@ -220,10 +231,7 @@ async fn garbage_binary(addr: SocketAddr) -> Outcome {
     g[0] = 0;
     g[1] = b'X'; // not the preamble's second byte
     c.write(&g).await?;
-    if c.read_for(Duration::from_secs(10)).await != End::Closed {
-        return Err("still open".into());
-    }
-    ends_with_bye(&c.frames()?, ErrorKind::Protocol)?;
+    closed_with(&mut c, ErrorKind::Protocol, "random bytes").await?;
     Ok("random bytes after 0x00: Error{Protocol}, Bye, closed".into())
 }
 
@@ -277,14 +285,10 @@ async fn huge_prefix(addr: SocketAddr) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(10);
     c.read_until(deadline, |b| !b.is_empty()).await;
     c.write(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await?;
-    if c.read_for(Duration::from_secs(10)).await != End::Closed {
-        return Err("still open".into());
-    }
-    let msgs = c.frames()?;
+    let msgs = closed_with(&mut c, ErrorKind::Protocol, "4 GiB prefix").await?;
     if !matches!(msgs.first(), Some(ServerMsg::Welcome { .. })) {
         return Err(format!("no welcome: {msgs:?}"));
     }
-    ends_with_bye(&msgs, ErrorKind::Protocol)?;
     Ok("4 GiB length prefix: Error{Protocol}, Bye, closed, nothing buffered".into())
 }
 
@@ -570,10 +574,7 @@ async fn bad_utf8_binary(addr: SocketAddr) -> Outcome {
     let bad_nick = [vec![0u8, 1], bstr(b"\xff\xfe\x1b[2J"), vec![0]].concat();
     let mut c = Raw::connect(addr).await?;
     c.write(&binary(&[&bad_nick])).await?;
-    if c.read_for(Duration::from_secs(10)).await != End::Closed {
-        return Err("bad nick: still open".into());
-    }
-    ends_with_bye(&c.frames()?, ErrorKind::Protocol)?;
+    closed_with(&mut c, ErrorKind::Protocol, "bad nick").await?;
 
     let hello = encode_payload(&ClientMsg::Hello {
         version: PROTOCOL_VERSION,
@@ -584,14 +585,10 @@ async fn bad_utf8_binary(addr: SocketAddr) -> Outcome {
     let bad_room = [vec![2u8], bstr(b"#\xc3\x28oom")].concat();
     let mut c = Raw::connect(addr).await?;
     c.write(&binary(&[&hello, &bad_room])).await?;
-    if c.read_for(Duration::from_secs(10)).await != End::Closed {
-        return Err("bad room: still open".into());
-    }
-    let msgs = c.frames()?;
+    let msgs = closed_with(&mut c, ErrorKind::Protocol, "bad room").await?;
     if !matches!(msgs.first(), Some(ServerMsg::Welcome { .. })) {
         return Err(format!("bad room: no welcome first: {msgs:?}"));
     }
-    ends_with_bye(&msgs, ErrorKind::Protocol)?;
     Ok("invalid UTF-8 nick / room (binary): Error{Protocol}, Bye, closed".into())
 }
 

@@ -450,24 +450,7 @@ async fn too_many_connections_from_one_address() {
     let mut d = TextClient::connect(addr, "d").await;
     let got = d.expect_closed().await;
     assert!(got.iter().any(|l| l.starts_with("ERROR:")), "{got:?}");
-    let mut e = BinClient::connect(addr, "e").await;
-    e.send(&ClientMsg::Hello {
-        version: natter_core::wire::PROTOCOL_VERSION,
-        nick: nick("eve"),
-        resume: None,
-    })
-    .await;
-    let got = e.expect_closed().await;
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Full,
-                ..
-            }
-        )),
-        "{got:#?}"
-    );
+    BinClient::refused_as_full(addr, "eve").await;
 
     a.send("three is company").await;
     b.expect(
@@ -708,24 +691,7 @@ async fn a_full_server_says_so() {
             .any(|l| l.starts_with("ERROR:") && l.contains("full")),
         "{got:?}"
     );
-    let mut d = BinClient::connect(addr, "d").await;
-    d.send(&ClientMsg::Hello {
-        version: natter_core::wire::PROTOCOL_VERSION,
-        nick: nick("dora"),
-        resume: None,
-    })
-    .await;
-    let got = d.expect_closed().await;
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Full,
-                ..
-            }
-        )),
-        "{got:#?}"
-    );
+    BinClient::refused_as_full(addr, "dora").await;
     a.send("just us").await;
     b.expect(|l| l == format!("<{nick_a}> just us"), "chat goes on")
         .await;

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use natter_core::wire::{
-    ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, Resume, ServerMsg, decode_payload,
+    ClientMsg, ErrorKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, Resume, ServerMsg, decode_payload,
     encode_frame,
 };
 use natter_core::{MsgId, Nick, RoomName, Text};
@@ -227,6 +227,28 @@ impl BinClient {
             .expect(|m| matches!(m, ServerMsg::Welcome { .. }), "welcome")
             .await;
         (c, w)
+    }
+
+    /// Connects, says hello as `nick_`, and asserts the server refuses it as full and closes.
+    pub async fn refused_as_full(addr: SocketAddr, nick_: &str) {
+        let mut c = BinClient::connect(addr, nick_).await;
+        c.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick(nick_),
+            resume: None,
+        })
+        .await;
+        let got = c.expect_closed().await;
+        assert!(
+            got.iter().any(|m| matches!(
+                m,
+                ServerMsg::Error {
+                    kind: ErrorKind::Full,
+                    ..
+                }
+            )),
+            "{nick_}: {got:#?}"
+        );
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
