@@ -3,6 +3,7 @@
 
 use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Why a nick, room name or text was refused. The `Display` text is shown to users as is.
@@ -103,15 +104,19 @@ impl RoomName {
     /// Validates `s` as a room name. A missing leading `#` is added (`rust` means `#rust`).
     pub fn new(s: &str) -> Result<RoomName, InvalidName> {
         let body = s.strip_prefix('#').unwrap_or(s);
-        let ok = !body.is_empty()
-            && body.len() < MAX_ROOM_LEN
-            && body
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
+        if !RoomName::body_ok(body) {
             return Err(InvalidName::Room(s.chars().take(40).collect()));
         }
         Ok(RoomName(format!("#{}", body.to_ascii_lowercase())))
+    }
+
+    /// Whether `body` (the name without its `#`) is a room name, in any case.
+    fn body_ok(body: &str) -> bool {
+        !body.is_empty()
+            && body.len() < MAX_ROOM_LEN
+            && body
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
     }
 
     /// The name, with its `#`.
@@ -123,12 +128,16 @@ impl RoomName {
 impl TryFrom<String> for RoomName {
     type Error = InvalidName;
     fn try_from(s: String) -> Result<RoomName, InvalidName> {
-        // On the wire the name must already be canonical; `new` would also accept `rust`.
-        let r = RoomName::new(&s)?;
-        if r.0 != s {
-            return Err(InvalidName::Room(s.chars().take(40).collect()));
+        // On the wire the name must already be canonical (`new` would also accept `rust` and
+        // `#Rust`). Every say names its room, so a valid one is kept, not built again.
+        match s.strip_prefix('#') {
+            Some(body)
+                if RoomName::body_ok(body) && !body.bytes().any(|c| c.is_ascii_uppercase()) =>
+            {
+                Ok(RoomName(s))
+            }
+            _ => Err(InvalidName::Room(s.chars().take(40).collect())),
         }
-        Ok(r)
     }
 }
 
@@ -154,11 +163,21 @@ pub struct Text(String);
 impl Text {
     /// Validates and cleans `s`. Leading and trailing whitespace is kept (people indent code).
     pub fn new(s: &str) -> Result<Text, InvalidName> {
+        Text::cleaned(Cow::Borrowed(s))
+    }
+
+    /// [`Text::new`] for a borrowed or owned string; clean text (the usual case) is kept as
+    /// it is, not copied.
+    fn cleaned(s: Cow<'_, str>) -> Result<Text, InvalidName> {
         if s.trim().is_empty() {
             return Err(InvalidName::EmptyText);
         }
         // Measured after cleaning: a replacement character is longer than what it replaces.
-        let clean = sanitize(s);
+        let clean = if s.chars().any(|c| replacement(c).is_some()) {
+            sanitize(&s)
+        } else {
+            s.into_owned()
+        };
         if clean.len() > MAX_TEXT_BYTES {
             return Err(InvalidName::TextTooLong(clean.len()));
         }
@@ -173,20 +192,23 @@ impl Text {
 
 /// Replaces what a terminal would act on (C0/C1 controls, DEL, bidi overrides) with U+FFFD.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\t' => ' ',
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
-            c => c,
-        })
-        .collect()
+    s.chars().map(|c| replacement(c).unwrap_or(c)).collect()
+}
+
+/// What [`sanitize`] puts in place of `c`, if `c` is one it replaces.
+fn replacement(c: char) -> Option<char> {
+    match c {
+        '\t' => Some(' '),
+        c if c.is_control() => Some('\u{FFFD}'),
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Some('\u{FFFD}'),
+        _ => None,
+    }
 }
 
 impl TryFrom<String> for Text {
     type Error = InvalidName;
     fn try_from(s: String) -> Result<Text, InvalidName> {
-        Text::new(&s)
+        Text::cleaned(Cow::Owned(s))
     }
 }
 
@@ -284,7 +306,16 @@ mod tests {
         assert!(RoomName::new(&"x".repeat(MAX_ROOM_LEN - 1)).is_ok());
         // On the wire only the canonical form is accepted.
         assert!(RoomName::try_from("#Rust".to_owned()).is_err());
-        assert!(RoomName::try_from("#rust".to_owned()).is_ok());
+        assert!(RoomName::try_from("rust".to_owned()).is_err());
+        assert!(RoomName::try_from("#a b".to_owned()).is_err());
+        assert!(RoomName::try_from("#".to_owned()).is_err());
+        assert!(RoomName::try_from(format!("#{}", "x".repeat(MAX_ROOM_LEN))).is_err());
+        assert_eq!(
+            RoomName::try_from("#rust-1.x_y".to_owned())
+                .unwrap()
+                .as_str(),
+            "#rust-1.x_y"
+        );
     }
 
     #[test]
@@ -293,6 +324,16 @@ mod tests {
         assert_eq!(t.as_str(), "hi \u{FFFD}[2Jthere you\u{FFFD}");
         assert!(!t.as_str().contains('\x1b'));
         assert_eq!(Text::new("   "), Err(InvalidName::EmptyText));
+        // From the wire (an owned string): cleaned the same way, kept as it is when clean.
+        let wire = |s: &str| Text::try_from(s.to_owned()).map(String::from);
+        assert_eq!(wire("a\x07b\tc\u{2066}").unwrap(), "a\u{FFFD}b c\u{FFFD}");
+        assert_eq!(wire("  indented é ").unwrap(), "  indented é ");
+        assert_eq!(wire(" \t "), Err(InvalidName::EmptyText));
+        let grows = "\x07".repeat(MAX_TEXT_BYTES / 2);
+        assert_eq!(
+            wire(&grows),
+            Err(InvalidName::TextTooLong(MAX_TEXT_BYTES / 2 * 3))
+        );
         let long = "x".repeat(MAX_TEXT_BYTES + 1);
         assert_eq!(
             Text::new(&long),
