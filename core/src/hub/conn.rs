@@ -170,6 +170,15 @@ pub(crate) struct QueueLimits {
     pub(crate) pressure_floor: usize,
 }
 
+/// What a connection speaks, decided by its first byte, and the input it has not yet made whole:
+/// a connection needs a frame decoder or a line reader, never both.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    Undecided,
+    Binary(FrameDecoder),
+    Text(LineReader),
+}
+
 /// One connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -179,9 +188,8 @@ pub(crate) struct Conn {
     /// The address counted in the per-IP table (None: exempt, or refused).
     pub(crate) counted_ip: Option<IpAddr>,
     pub(crate) phase: Phase,
-    pub(crate) kind: Option<ConnKind>,
-    pub(crate) decoder: FrameDecoder,
-    pub(crate) lines: LineReader,
+    /// Binary or text (once the first byte decided), with that mode's input buffer.
+    pub(crate) mode: Mode,
     pub(crate) user: Option<UserId>,
     /// Text mode: the room plain lines go to.
     pub(crate) current: Option<RoomName>,
@@ -229,9 +237,7 @@ impl Conn {
             socket_ip: ip,
             counted_ip: None,
             phase: Phase::Detect,
-            kind: None,
-            decoder: FrameDecoder::new(),
-            lines: LineReader::default(),
+            mode: Mode::Undecided,
             user: None,
             current: None,
             queue: Vec::new(),
@@ -248,6 +254,23 @@ impl Conn {
 
     pub(crate) fn closing(&self) -> bool {
         self.phase == Phase::Closing
+    }
+
+    /// Binary or text; `None` until the first byte.
+    pub(crate) fn kind(&self) -> Option<ConnKind> {
+        match self.mode {
+            Mode::Undecided => None,
+            Mode::Binary(_) => Some(ConnKind::Binary),
+            Mode::Text(_) => Some(ConnKind::Text),
+        }
+    }
+
+    /// Decides the mode, with an empty input buffer for it.
+    pub(crate) fn set_kind(&mut self, kind: ConnKind) {
+        self.mode = match kind {
+            ConnKind::Binary => Mode::Binary(FrameDecoder::new()),
+            ConnKind::Text => Mode::Text(LineReader::default()),
+        };
     }
 
     /// The rare parts, if any were ever needed.

@@ -13,7 +13,7 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.kind = Some(ConnKind::Text);
+        c.set_kind(ConnKind::Text);
         c.phase = Phase::Ready;
         self.timers.cancel(Timer::Detect(conn));
         self.timers.cancel(Timer::Hello(conn));
@@ -59,7 +59,10 @@ impl Hub {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            c.decoder.extend(chunk);
+            let Mode::Binary(frames) = &mut c.mode else {
+                return;
+            };
+            frames.extend(chunk);
             loop {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -67,7 +70,10 @@ impl Hub {
                 if c.closing() {
                     return;
                 }
-                let payload = match c.decoder.next_frame() {
+                let Mode::Binary(frames) = &mut c.mode else {
+                    return;
+                };
+                let payload = match frames.next_frame() {
                     Ok(Some(p)) => p,
                     Ok(None) => break,
                     Err(e) => {
@@ -265,7 +271,7 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.closing() || c.kind != Some(ConnKind::Binary) {
+        if c.closing() || c.kind() != Some(ConnKind::Binary) {
             return;
         }
         if let Some((_, sent)) = c.ping {
@@ -295,8 +301,11 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let Mode::Text(reader) = &mut c.mode else {
+            return;
+        };
         let mut lines = Vec::new();
-        c.lines.feed(data, |l| lines.push(l));
+        reader.feed(data, |l| lines.push(l));
         for line in lines {
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 return;

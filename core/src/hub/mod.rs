@@ -60,7 +60,7 @@ use crate::wire::{
 use admit::IpTable;
 pub use admit::address_key;
 use bytes::Bytes;
-use conn::{Conn, Out, Pending, Phase, QueueLimits};
+use conn::{Conn, Mode, Out, Pending, Phase, QueueLimits};
 use core::net::IpAddr;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -381,7 +381,7 @@ impl Hub {
         c.ping = None;
         if c.phase == Phase::Detect {
             if data[0] == MAGIC[0] {
-                c.kind = Some(ConnKind::Binary);
+                c.set_kind(ConnKind::Binary);
                 c.phase = Phase::Magic(0);
                 self.timers.cancel(Timer::Detect(conn));
                 if let Some(detail) = c.refused().cloned() {
@@ -392,7 +392,7 @@ impl Hub {
                 self.become_text(conn, now);
             }
         }
-        match self.conns.get(&conn).and_then(|c| c.kind) {
+        match self.conns.get(&conn).and_then(|c| c.kind()) {
             Some(ConnKind::Binary) => self.binary_bytes(conn, data, now),
             Some(ConnKind::Text) => self.text_bytes(conn, data, now),
             None => {}
@@ -498,7 +498,7 @@ impl Hub {
             if c.closing() {
                 continue;
             }
-            match c.kind {
+            match c.kind() {
                 Some(ConnKind::Binary) => self.send(
                     id,
                     ServerMsg::Bye {
@@ -586,7 +586,7 @@ impl Hub {
 
     /// How `conn` talks, once known.
     pub fn kind(&self, conn: ConnId) -> Option<ConnKind> {
-        self.conns.get(&conn)?.kind
+        self.conns.get(&conn)?.kind()
     }
 
     /// Whether the user with `nick` (attached or detached) is in `room`.
@@ -652,7 +652,7 @@ impl Hub {
             return;
         }
         let me = c.user.and_then(|u| self.users.get(&u)).map(|u| &u.nick);
-        let data = match c.kind {
+        let data = match c.kind() {
             Some(ConnKind::Text) => {
                 let lines = text::lines(&msg, me, c.current.as_ref());
                 if lines.is_empty() {
@@ -701,7 +701,7 @@ impl Hub {
     /// An error that ends the connection: the error, then (binary) `Bye`, then `Close`.
     fn fatal(&mut self, conn: ConnId, kind: ErrorKind, detail: String, now: Millis) {
         self.error(conn, kind, None, detail.clone());
-        if self.conns.get(&conn).and_then(|c| c.kind) == Some(ConnKind::Binary) {
+        if self.conns.get(&conn).and_then(|c| c.kind()) == Some(ConnKind::Binary) {
             self.send(
                 conn,
                 ServerMsg::Bye {
@@ -726,7 +726,7 @@ impl Hub {
             id: None,
             detail: detail.clone(),
         };
-        let data = match c.kind {
+        let data = match c.kind() {
             Some(ConnKind::Text) => Some(text::wire_line(&format!("ERROR: {detail}"))),
             _ => encode_frame(&msg).ok().map(Vec::from),
         };
@@ -834,7 +834,7 @@ impl Hub {
 /// What a stored room event looks like on `c`: the stored frame, or a line for people (empty
 /// if the frame does not decode, which cannot happen: the hub encoded it).
 fn stored_bytes(c: &Conn, s: &Stored) -> Bytes {
-    match c.kind {
+    match c.kind() {
         Some(ConnKind::Text) => s.event().map_or_else(Bytes::new, |ev| {
             Bytes::from(text::wire_line(&crate::render::event_line(
                 &ev,

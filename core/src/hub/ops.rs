@@ -93,7 +93,7 @@ impl Hub {
     }
 
     fn is_text(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).and_then(|c| c.kind) == Some(ConnKind::Text)
+        self.conns.get(&conn).and_then(|c| c.kind()) == Some(ConnKind::Text)
     }
 
     /// One text line: a command or chat for the current room.
@@ -577,7 +577,7 @@ impl Hub {
             let Some(c) = conns.get_mut(&cid) else {
                 continue;
             };
-            let data: Piece = match c.kind {
+            let data: Piece = match c.kind() {
                 Some(ConnKind::Text) if c.current.as_ref() == Some(room) => here
                     .get_or_insert_with(|| wire_line(&render::event_line(&ev, Some(room))).into())
                     .clone()
@@ -588,7 +588,7 @@ impl Hub {
                     .into(),
                 _ => (*shared.get_or_insert_with(|| out.share(&frame))).into(),
             };
-            if !c.push_room(out, room, seq, data, lim) && c.kind == Some(ConnKind::Binary) {
+            if !c.push_room(out, room, seq, data, lim) && c.kind() == Some(ConnKind::Binary) {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
                 // message would wait forever (or be resent) once the event leaves the history.
                 let own = users.get(uid).is_some_and(|u| u.nick == ev.from);
