@@ -507,13 +507,21 @@ async fn discard(stream: &mut TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A connected pair on 127.0.0.1: the client's end (keep it alive) and the accepted end.
+    async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server_side, peer) = listener.accept().await.unwrap();
+        (client, server_side, peer)
+    }
 
     #[tokio::test]
     async fn accepted_sockets_get_nodelay_and_keepalive() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = TcpStream::connect(addr).await.unwrap();
-        let (server_side, _) = listener.accept().await.unwrap();
+        let (_client, server_side, _) = accepted().await;
         tune_socket(&server_side).unwrap();
         assert!(server_side.nodelay().unwrap());
         let sock = socket2::SockRef::from(&server_side);
@@ -521,16 +529,12 @@ mod tests {
         assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
         assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
     }
-    use super::*;
 
     /// What an idle connection costs in task state (its future; the kernel's socket buffers
     /// aside): no read or write buffer lives in it.
     #[tokio::test]
     async fn idle_connection_state_is_small() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = TcpStream::connect(addr).await.unwrap();
-        let (server_side, peer) = listener.accept().await.unwrap();
+        let (_client, server_side, peer) = accepted().await;
         let (hub_tx, _hub_rx) = mpsc::channel(1);
         let permit = Arc::new(tokio::sync::Semaphore::new(1))
             .try_acquire_owned()

@@ -307,17 +307,7 @@ async fn oversize_frame_and_garbage_close_only_the_offender() {
     let over = u32::try_from(natter_core::limits::MAX_FRAME + 1).unwrap();
     big.send_raw(&frame_header(over)).await;
     big.send_raw(&[0u8; 512]).await;
-    let got = big.expect_closed().await;
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Protocol,
-                ..
-            }
-        )),
-        "{got:#?}"
-    );
+    let got = big.expect_closed_with(ErrorKind::Protocol).await;
     assert!(
         matches!(got.last(), Some(ServerMsg::Bye { .. })),
         "{got:#?}"
@@ -326,17 +316,7 @@ async fn oversize_frame_and_garbage_close_only_the_offender() {
     // Garbage after a valid preamble: a malformed frame.
     let mut junk = BinClient::connect(addr, "junk").await;
     junk.send_raw(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]).await;
-    let got = junk.expect_closed().await;
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Protocol,
-                ..
-            }
-        )),
-        "{got:#?}"
-    );
+    junk.expect_closed_with(ErrorKind::Protocol).await;
 
     a.send("still here").await;
     b.expect(|l| l == format!("<{nick_a}> still here"), "chat goes on")
@@ -472,17 +452,7 @@ async fn hello_timeout_closes_a_silent_binary_client() {
 
     let started = std::time::Instant::now();
     let mut mute = BinClient::connect(addr, "mute").await;
-    let got = mute.expect_closed().await;
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Timeout,
-                ..
-            }
-        )),
-        "{got:#?}"
-    );
+    mute.expect_closed_with(ErrorKind::Timeout).await;
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(700), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -539,19 +509,9 @@ async fn a_silent_half_open_client_is_pinged_then_dropped() {
             alive.send(&ClientMsg::Pong { token }).await;
         }
     };
-    let (_, got) = tokio::join!(answer, mute.expect_closed());
+    let (_, got) = tokio::join!(answer, mute.expect_closed_with(ErrorKind::Timeout));
     assert!(
         got.iter().any(|m| matches!(m, ServerMsg::Ping { .. })),
-        "{got:#?}"
-    );
-    assert!(
-        got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                kind: ErrorKind::Timeout,
-                ..
-            }
-        )),
         "{got:#?}"
     );
     alive.join("#lobby").await;

@@ -238,17 +238,7 @@ impl BinClient {
             resume: None,
         })
         .await;
-        let got = c.expect_closed().await;
-        assert!(
-            got.iter().any(|m| matches!(
-                m,
-                ServerMsg::Error {
-                    kind: ErrorKind::Full,
-                    ..
-                }
-            )),
-            "{nick_}: {got:#?}"
-        );
+        c.expect_closed_with(ErrorKind::Full).await;
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
@@ -343,6 +333,19 @@ impl BinClient {
                 Got::Closed | Got::TimedOut => return out,
             }
         }
+    }
+
+    /// Reads until the server closes and asserts an `Error` of `kind` came on the way; returns
+    /// what came.
+    pub async fn expect_closed_with(&mut self, kind: ErrorKind) -> Vec<ServerMsg> {
+        let got = self.expect_closed().await;
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Error { kind: k, .. } if *k == kind)),
+            "{}: expected Error {{ {kind:?} }} before the close; got {got:#?}",
+            self.name
+        );
+        got
     }
 
     /// Reads until the server closes; returns what came on the way.
