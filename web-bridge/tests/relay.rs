@@ -4,11 +4,12 @@
 mod common;
 
 use common::*;
-use natter_bridge::BridgeConfig;
+use natter_bridge::{Bridge, BridgeConfig};
 use natter_core::limits::MAX_FRAME;
 use natter_core::wire;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -16,12 +17,19 @@ fn payload(tag: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
 }
 
-#[tokio::test]
-async fn frames_are_relayed_whole_in_both_directions() {
+/// A fake server, a bridge to it, a browser's WebSocket through the bridge, and the server's side
+/// of the connection the bridge opened for it (preamble checked).
+async fn relayed() -> (FakeServer, Bridge, Browser, TcpStream) {
     let mut server = FakeServer::start().await;
     let bridge = bridge(server.addr).await;
-    let mut ws = connect(bridge.local_addr()).await;
-    let mut s = server.accept_checked().await;
+    let ws = connect(bridge.local_addr()).await;
+    let s = server.accept_checked().await;
+    (server, bridge, ws, s)
+}
+
+#[tokio::test]
+async fn frames_are_relayed_whole_in_both_directions() {
+    let (_server, bridge, mut ws, mut s) = relayed().await;
 
     // Browser -> server: each message becomes exactly one length-prefixed frame.
     let sent = [
@@ -90,10 +98,7 @@ async fn recv_batches(ws: &mut Browser, total: usize) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn server_frames_are_batched_per_read() {
-    let mut server = FakeServer::start().await;
-    let bridge = bridge(server.addr).await;
-    let mut ws = connect(bridge.local_addr()).await;
-    let mut s = server.accept_checked().await;
+    let (_server, bridge, mut ws, mut s) = relayed().await;
     s.set_nodelay(true).unwrap();
 
     // A hub cycle's worth of small frames in one write comes in fewer messages than frames
@@ -157,10 +162,7 @@ async fn oversize_messages_are_closed_with_1009() {
 
 #[tokio::test]
 async fn text_messages_are_closed_with_1003() {
-    let mut server = FakeServer::start().await;
-    let bridge = bridge(server.addr).await;
-    let mut ws = connect(bridge.local_addr()).await;
-    let mut s = server.accept_checked().await;
+    let (_server, bridge, mut ws, mut s) = relayed().await;
     within(
         "send",
         futures_util::SinkExt::send(&mut ws, Message::text("hello")),
@@ -277,10 +279,7 @@ async fn server_down_gives_a_prompt_clean_close() {
 
 #[tokio::test]
 async fn server_closing_closes_the_websocket() {
-    let mut server = FakeServer::start().await;
-    let bridge = bridge(server.addr).await;
-    let mut ws = connect(bridge.local_addr()).await;
-    let mut s = server.accept_checked().await;
+    let (mut server, bridge, mut ws, mut s) = relayed().await;
     // A last frame before the close still arrives.
     write_all(&mut s, &wire::frame_payload(b"bye").unwrap()).await;
     drop(s);
