@@ -573,6 +573,13 @@ pub(crate) mod tests {
     fn to_room(r: &str) -> Target {
         Target::Room(room(r))
     }
+    /// `me`'s view after a status: `current` shown, in `rooms`.
+    fn viewing(current: &str, rooms: &[&str]) -> View {
+        let mut v = View::new(nick("me"));
+        v.apply(&status(current, rooms), Millis(0));
+        v
+    }
+
     fn pending(v: &View) -> Vec<LineKind> {
         v.pending_shown().map(|l| l.kind.clone()).collect()
     }
@@ -699,8 +706,7 @@ pub(crate) mod tests {
 
     #[test]
     fn buffers_are_bounded() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
+        let mut v = viewing("#a", &["#a"]);
         for i in 0..MAX_LINES + 10 {
             v.apply(&say("#a", "x", &i.to_string()), Millis(0));
         }
@@ -717,8 +723,7 @@ pub(crate) mod tests {
 
     #[test]
     fn room_navigation_wraps() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#b", &["#a", "#b", "#c"]), Millis(0));
+        let mut v = viewing("#b", &["#a", "#b", "#c"]);
         assert_eq!(v.room_after(1), Some(room("#c")));
         assert_eq!(v.room_after(-1), Some(room("#a")));
         v.apply(&status("#c", &["#a", "#b", "#c"]), Millis(0));
@@ -730,8 +735,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_queued_line_is_pending_in_its_own_room_only() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        let mut v = viewing("#a", &["#a", "#b"]);
         v.apply(&say("#a", "bob", "earlier"), Millis(0));
         v.apply(&queued(1, to_room("#a"), false, "offline words"), Millis(7));
         v.apply(&queued(2, to_room("#b"), false, "for b"), Millis(7));
@@ -754,8 +758,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_delivered_line_leaves_only_the_servers_echo() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
+        let mut v = viewing("#a", &["#a"]);
         v.apply(&queued(1, to_room("#a"), false, "hello"), Millis(0));
         v.apply(&queued(2, to_room("#a"), false, "again"), Millis(0));
         // The echo comes first, then the settlement.
@@ -773,8 +776,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_refused_line_goes_and_one_error_names_it() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        let mut v = viewing("#a", &["#a", "#b"]);
         v.apply(&queued(1, to_room("#b"), false, "too fast"), Millis(0));
         v.apply(
             &Update::Event(Event::Error {
@@ -810,8 +812,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lines_lost_when_the_session_ends_are_counted_by_its_notice_only() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
+        let mut v = viewing("#a", &["#a"]);
         v.apply(&queued(1, to_room("#a"), false, "one"), Millis(0));
         v.apply(&queued(2, to_room("#a"), true, "two"), Millis(0));
         // What the session emits on `/quit` with messages pending.
@@ -842,8 +843,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pending_actions_and_direct_messages_look_like_sent_ones() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a", "#b"]), Millis(0));
+        let mut v = viewing("#a", &["#a", "#b"]);
         v.apply(&queued(1, to_room("#a"), true, "waves"), Millis(0));
         v.apply(
             &queued(2, Target::Nick(nick("bob")), false, "psst"),
@@ -877,8 +877,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pending_lines_are_bounded() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
+        let mut v = viewing("#a", &["#a"]);
         for i in 0..MAX_PENDING + 5 {
             v.apply(
                 &queued(i as u64, to_room("#a"), false, &i.to_string()),
