@@ -237,7 +237,7 @@ mod tests {
             assert_eq!(c.classify(&joined), Received::Ready);
             let err = encode_payload(&ServerMsg::Error {
                 kind: natter_core::wire::ErrorKind::Flood,
-                id: None,
+                re: natter_core::wire::Re::Conn,
                 detail: "slow".into(),
             })
             .unwrap();

@@ -172,5 +172,13 @@ pub const MAX_OPEN_GAPS: usize = 16;
 /// that is not a natter server may accept and never answer).
 pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
 
+/// Client side: the largest flood burst a server's welcome may announce that the session believes
+/// (a hostile or broken server cannot make it send in one huge burst).
+pub const MAX_ANNOUNCED_BURST: u32 = 1_000;
+
+/// Client side: the slowest flood refill a server's welcome may announce that the session
+/// believes (a hostile or broken server cannot make it wait for hours between lines).
+pub const MAX_ANNOUNCED_REFILL: Millis = Millis(5_000);
+
 /// Longest server-sent detail or reason passed on to the UI, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;

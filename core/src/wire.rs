@@ -16,7 +16,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;
@@ -30,9 +30,9 @@ pub enum WireError {
     /// The preamble did not match [`MAGIC`].
     #[error("bad preamble: this port speaks natter (binary) or plain text lines")]
     BadMagic,
-    /// bincode could not decode the payload (including: a name or text failed validation).
+    /// bincode could not decode the payload.
     #[error("malformed message: {0}")]
-    Malformed(String),
+    Malformed(Malformed),
     /// The payload decoded but bytes were left over.
     #[error("malformed message: {0} trailing bytes")]
     TrailingBytes(usize),
@@ -236,6 +236,81 @@ pub struct RoomInfo {
     pub members: u32,
 }
 
+/// What an [`ServerMsg::Error`] answers, so a client never has to guess which of its requests
+/// was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Re {
+    /// The connection as a whole, or a request that names nothing (`Rooms`, a typed line).
+    Conn,
+    /// The message (say, act, DM) with this id: it was not delivered.
+    Msg(MsgId),
+    /// A request about this room (join, part, topic, who, history).
+    Room(RoomName),
+    /// A request about this nick (a nick change: the nick asked for).
+    Nick(Nick),
+}
+
+/// The limits a server enforces that a well-behaved client must respect, announced in
+/// [`ServerMsg::Welcome`]: a client paces what it sends by them, so a server configured with
+/// other limits than the compiled-in defaults never has to refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Flood control: commands that may be sent at once.
+    pub flood_burst: u32,
+    /// Flood control: one more command per this many milliseconds (0: no flood control).
+    pub flood_refill: Millis,
+    /// Longest text (say, act, DM, topic, reason) in UTF-8 bytes.
+    pub max_text_bytes: u32,
+    /// Rooms one user may be in at once.
+    pub max_rooms_per_user: u32,
+}
+
+impl Default for Limits {
+    /// The compiled-in defaults of [`crate::limits`].
+    fn default() -> Limits {
+        use crate::limits::{FLOOD_BURST, FLOOD_REFILL, MAX_TEXT_BYTES};
+        Limits {
+            flood_burst: FLOOD_BURST,
+            flood_refill: FLOOD_REFILL,
+            max_text_bytes: MAX_TEXT_BYTES as u32,
+            max_rooms_per_user: MAX_ROOMS_PER_USER as u32,
+        }
+    }
+}
+
+/// Why a payload did not decode, in the terms bincode reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Malformed {
+    /// The payload ended inside a field.
+    #[error("it ends too early")]
+    Truncated,
+    /// An enum variant index the protocol does not have.
+    #[error("unknown message or field kind {0}")]
+    UnknownVariant(u32),
+    /// A nick, room name or text failed validation, or a string was not UTF-8.
+    #[error("a name or text in it is not valid")]
+    InvalidValue,
+    /// A length or count over what the frame can hold.
+    #[error("a length in it is too large")]
+    TooLarge,
+    /// Anything else bincode refused (an integer out of range, a bad bool or option tag).
+    #[error("a field in it is not valid")]
+    Other,
+}
+
+impl Malformed {
+    fn of(e: &bincode::error::DecodeError) -> Malformed {
+        use bincode::error::DecodeError as E;
+        match e {
+            E::UnexpectedEnd { .. } => Malformed::Truncated,
+            E::UnexpectedVariant { found, .. } => Malformed::UnknownVariant(*found),
+            E::Utf8 { .. } | E::OtherString(_) | E::Other(_) => Malformed::InvalidValue,
+            E::LimitExceeded | E::OutsideUsizeRange(_) => Malformed::TooLarge,
+            _ => Malformed::Other,
+        }
+    }
+}
+
 /// What went wrong, as a kind a program can act on; the detail text is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorKind {
@@ -282,6 +357,8 @@ pub enum ServerMsg {
         token: ResumeToken,
         /// The session was resumed: same nick, same rooms, missed events follow.
         resumed: bool,
+        /// The limits this server enforces that a client must respect (it paces by them).
+        limits: Limits,
     },
     /// You are in `room` now. History events (seq ≤ `seq`) follow this message.
     Joined {
@@ -342,12 +419,13 @@ pub enum ServerMsg {
         /// The nick.
         nick: Nick,
     },
-    /// Something went wrong; `id` names the message it concerns, if any.
+    /// Something went wrong; `re` names what it answers.
     Error {
         /// Kind.
         kind: ErrorKind,
-        /// The message concerned, if any (so the client can stop waiting for its ack).
-        id: Option<MsgId>,
+        /// What it answers: a message (so the client can stop waiting for its ack), a room (a
+        /// join, part, topic or who), a nick (a nick change), or the connection as a whole.
+        re: Re,
         /// Words for people.
         detail: String,
     },
@@ -414,15 +492,11 @@ pub fn decode_payload<M: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<
         return Err(WireError::FrameTooLarge(payload.len() as u64));
     }
     let (msg, used) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| WireError::Malformed(short_error(&e.to_string())))?;
+        .map_err(|e| WireError::Malformed(Malformed::of(&e)))?;
     if used != payload.len() {
         return Err(WireError::TrailingBytes(payload.len() - used));
     }
     Ok(msg)
-}
-
-fn short_error(s: &str) -> String {
-    s.chars().take(120).collect()
 }
 
 /// Cuts a byte stream into frame payloads. Holds at most one partial frame: the length prefix is
@@ -665,6 +739,7 @@ mod tests {
                 nick: nick("alice"),
                 token: ResumeToken([1; 16]),
                 resumed: false,
+                limits: Limits::default(),
             },
             ServerMsg::Joined {
                 room: r.clone(),
@@ -703,8 +778,23 @@ mod tests {
             ServerMsg::YourNick { nick: nick("z") },
             ServerMsg::Error {
                 kind: ErrorKind::Flood,
-                id: Some(MsgId(4)),
+                re: Re::Msg(MsgId(4)),
                 detail: "slow down".into(),
+            },
+            ServerMsg::Error {
+                kind: ErrorKind::NotInRoom,
+                re: Re::Room(r.clone()),
+                detail: "you are not in #rust".into(),
+            },
+            ServerMsg::Error {
+                kind: ErrorKind::NickTaken,
+                re: Re::Nick(nick("bob")),
+                detail: "taken".into(),
+            },
+            ServerMsg::Error {
+                kind: ErrorKind::Protocol,
+                re: Re::Conn,
+                detail: "bad".into(),
             },
             ServerMsg::Ping { token: 1 },
             ServerMsg::Pong { token: 1 },

@@ -132,7 +132,7 @@ async fn a_server_of_another_protocol_version_ends_the_client_with_exit_1() {
         let _ = sock.read(&mut buf).await;
         let refuse = ServerMsg::Error {
             kind: ErrorKind::Version,
-            id: None,
+            re: natter_core::wire::Re::Conn,
             detail: "this server speaks protocol version 9".into(),
         };
         let bye = ServerMsg::Bye {

@@ -10,7 +10,8 @@ mod attack_support;
 use attack_support::{Bytes64, natter_cli};
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::wire::{
-    DirectMsg, ErrorKind, EventKind, MAGIC, RoomEvent, RoomInfo, ServerMsg, encode_frame,
+    DirectMsg, ErrorKind, EventKind, Limits, MAGIC, Re, RoomEvent, RoomInfo, ServerMsg,
+    encode_frame,
 };
 use natter_core::{Millis, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use std::process::Stdio;
@@ -53,6 +54,7 @@ fn hostile_script() -> Vec<ServerMsg> {
             nick: n("victim"),
             token: ResumeToken([7; 16]),
             resumed: false,
+            limits: Limits::default(),
         },
         ServerMsg::Joined {
             room: r(lobby),
@@ -118,12 +120,12 @@ fn hostile_script() -> Vec<ServerMsg> {
         },
         ServerMsg::Error {
             kind: ErrorKind::Flood,
-            id: Some(MsgId(u64::MAX)),
+            re: Re::Msg(MsgId(u64::MAX)),
             detail: ESC_DETAIL.into(),
         },
         ServerMsg::Error {
             kind: ErrorKind::BadCommand,
-            id: None,
+            re: Re::Conn,
             detail: format!("{}\n{}", "x".repeat(4000), ESC_DETAIL),
         },
         ServerMsg::Welcome {
@@ -131,6 +133,12 @@ fn hostile_script() -> Vec<ServerMsg> {
             nick: n("victim2"),
             token: ResumeToken([8; 16]),
             resumed: true,
+            limits: Limits {
+                flood_burst: 0,
+                flood_refill: Millis(u64::MAX),
+                max_text_bytes: 0,
+                max_rooms_per_user: 0,
+            },
         },
         say(lobby, 5, "hostile-after-second-welcome"),
         // Seqs at the very end of their range, in a room joined at u64::MAX.
@@ -167,6 +175,7 @@ fn broken_streams() -> Vec<Vec<u8>> {
         nick: n("victim"),
         token: ResumeToken([7; 16]),
         resumed: true,
+        limits: Limits::default(),
     })
     .unwrap();
     let long = encode_frame(&say("#lobby", 9, &"y".repeat(1500))).unwrap();

@@ -472,7 +472,7 @@ async fn flood(addr: SocketAddr) -> Outcome {
             }
             ServerMsg::Error {
                 kind: ErrorKind::Flood,
-                id: Some(id),
+                re: natter_core::wire::Re::Msg(id),
                 ..
             } => {
                 refused += 1;
@@ -561,7 +561,8 @@ async fn churn(addr: SocketAddr) -> Outcome {
 async fn bad_utf8_binary(addr: SocketAddr) -> Outcome {
     // Checks the hand encoding against the real encoder first, so the bad ones differ only in
     // the string bytes.
-    let good = [vec![0u8, 1], bstr(b"okay"), vec![0]].concat();
+    let version = u8::try_from(PROTOCOL_VERSION).expect("a one-byte varint");
+    let good = [vec![0u8, version], bstr(b"okay"), vec![0]].concat();
     let real = encode_payload(&ClientMsg::Hello {
         version: PROTOCOL_VERSION,
         nick: nick("okay"),
@@ -571,7 +572,7 @@ async fn bad_utf8_binary(addr: SocketAddr) -> Outcome {
     if good != real[..] {
         return Err(format!("hand encoding {good:?} != {real:?}"));
     }
-    let bad_nick = [vec![0u8, 1], bstr(b"\xff\xfe\x1b[2J"), vec![0]].concat();
+    let bad_nick = [vec![0u8, version], bstr(b"\xff\xfe\x1b[2J"), vec![0]].concat();
     let mut c = Raw::connect(addr).await?;
     c.write(&binary(&[&bad_nick])).await?;
     closed_with(&mut c, ErrorKind::Protocol, "bad nick").await?;

@@ -204,7 +204,7 @@ impl Hub {
             self.error(
                 conn,
                 ErrorKind::ResumeFailed,
-                None,
+                Re::Conn,
                 "your earlier session has expired; starting a new one".into(),
             );
         }
@@ -232,6 +232,7 @@ impl Hub {
                     nick: nick.clone(),
                     token,
                     resumed,
+                    limits: self.config.announced_limits(),
                 },
             );
         }
@@ -318,7 +319,7 @@ impl Hub {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.limit_hit(&mut self.out, "line", detail.clone());
                 }
-                self.error(conn, ErrorKind::LineTooLong, None, detail);
+                self.error(conn, ErrorKind::LineTooLong, Re::Conn, detail);
             }
             self.text_line(conn, &line.text, now);
         }

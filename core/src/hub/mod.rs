@@ -55,7 +55,7 @@ use crate::limits::{
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, ErrorKind, MAGIC, PROTOCOL_VERSION, ServerMsg, decode_payload, encode_frame,
+    ClientMsg, ErrorKind, MAGIC, PROTOCOL_VERSION, Re, ServerMsg, decode_payload, encode_frame,
 };
 use admit::IpTable;
 pub use admit::address_key;
@@ -146,6 +146,19 @@ impl Default for Config {
             history_len: HISTORY_LEN,
             history_budget_bytes: HISTORY_BUDGET_BYTES,
             history_on_join: HISTORY_ON_JOIN,
+        }
+    }
+}
+
+impl Config {
+    /// The limits a client must respect, as [`ServerMsg::Welcome`] announces them.
+    pub fn announced_limits(&self) -> crate::wire::Limits {
+        crate::wire::Limits {
+            flood_burst: self.flood_burst,
+            flood_refill: self.flood_refill,
+            max_text_bytes: u32::try_from(crate::limits::MAX_TEXT_BYTES).unwrap_or(u32::MAX),
+            max_rooms_per_user: u32::try_from(crate::limits::MAX_ROOMS_PER_USER)
+                .unwrap_or(u32::MAX),
         }
     }
 }
@@ -693,14 +706,14 @@ impl Hub {
         c.push(&mut self.out, data);
     }
 
-    fn error(&mut self, conn: ConnId, kind: ErrorKind, id: Option<MsgId>, detail: String) {
+    fn error(&mut self, conn: ConnId, kind: ErrorKind, re: Re, detail: String) {
         debug!(conn = %conn, ?kind, %detail, "error reply");
-        self.send(conn, ServerMsg::Error { kind, id, detail });
+        self.send(conn, ServerMsg::Error { kind, re, detail });
     }
 
     /// An error that ends the connection: the error, then (binary) `Bye`, then `Close`.
     fn fatal(&mut self, conn: ConnId, kind: ErrorKind, detail: String, now: Millis) {
-        self.error(conn, kind, None, detail.clone());
+        self.error(conn, kind, Re::Conn, detail.clone());
         if self.conns.get(&conn).and_then(|c| c.kind()) == Some(ConnKind::Binary) {
             self.send(
                 conn,
@@ -723,7 +736,7 @@ impl Hub {
         let detail = "you are reading too slowly; closing the connection".to_string();
         let msg = ServerMsg::Error {
             kind: ErrorKind::TooSlow,
-            id: None,
+            re: Re::Conn,
             detail: detail.clone(),
         };
         let data = match c.kind() {

@@ -13,18 +13,26 @@ use crate::render;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, DirectMsg, ErrorKind, EventKind, RoomEvent, RoomInfo, ServerMsg, encode_frame,
+    ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomEvent, RoomInfo, ServerMsg, encode_frame,
 };
 use bytes::Bytes;
 use tracing::debug;
 
-/// The message id a command carries, for `Error{id}`.
-fn msg_id(p: &Pending) -> Option<MsgId> {
+/// What an error about a command answers: its message id, its room or its nick.
+fn re_of(p: &Pending) -> Re {
     match p {
         Pending::Binary(
             ClientMsg::Say { id, .. } | ClientMsg::Act { id, .. } | ClientMsg::Msg { id, .. },
-        ) => Some(*id),
-        _ => None,
+        ) => Re::Msg(*id),
+        Pending::Binary(
+            ClientMsg::Join { room }
+            | ClientMsg::Part { room, .. }
+            | ClientMsg::Topic { room, .. }
+            | ClientMsg::Who { room }
+            | ClientMsg::History { room, .. },
+        ) => Re::Room(room.clone()),
+        Pending::Binary(ClientMsg::Nick { nick }) => Re::Nick(nick.clone()),
+        _ => Re::Conn,
     }
 }
 
@@ -55,8 +63,8 @@ impl Hub {
             c.pending_len()
         );
         c.limit_hit(&mut self.out, "flood", detail.clone());
-        let id = msg_id(&cmd);
-        self.error(conn, ErrorKind::Flood, id, detail);
+        let re = re_of(&cmd);
+        self.error(conn, ErrorKind::Flood, re, detail);
     }
 
     /// Runs waiting commands as tokens allow.
@@ -107,7 +115,7 @@ impl Hub {
                     CommandError::Invalid(_) => ErrorKind::Invalid,
                     _ => ErrorKind::BadCommand,
                 };
-                self.error(conn, kind, None, e.to_string());
+                self.error(conn, kind, Re::Conn, e.to_string());
             }
         }
     }
@@ -148,7 +156,7 @@ impl Hub {
                     id: next_id,
                     text,
                 },
-                None => return self.error(conn, ErrorKind::NotInRoom, None, no_room.into()),
+                None => return self.error(conn, ErrorKind::NotInRoom, Re::Conn, no_room.into()),
             },
             Input::Command(cmd) => match cmd {
                 Command::Me(text) => match room(None) {
@@ -157,7 +165,9 @@ impl Hub {
                         id: next_id,
                         text,
                     },
-                    None => return self.error(conn, ErrorKind::NotInRoom, None, no_room.into()),
+                    None => {
+                        return self.error(conn, ErrorKind::NotInRoom, Re::Conn, no_room.into());
+                    }
                 },
                 Command::Msg { to, text } => ClientMsg::Msg {
                     to,
@@ -167,16 +177,22 @@ impl Hub {
                 Command::Join(room) => ClientMsg::Join { room },
                 Command::Part { room: r, reason } => match room(r) {
                     Some(room) => ClientMsg::Part { room, reason },
-                    None => return self.error(conn, ErrorKind::NotInRoom, None, no_room.into()),
+                    None => {
+                        return self.error(conn, ErrorKind::NotInRoom, Re::Conn, no_room.into());
+                    }
                 },
                 Command::Who(r) => match room(r) {
                     Some(room) => ClientMsg::Who { room },
-                    None => return self.error(conn, ErrorKind::NotInRoom, None, no_room.into()),
+                    None => {
+                        return self.error(conn, ErrorKind::NotInRoom, Re::Conn, no_room.into());
+                    }
                 },
                 Command::Rooms => ClientMsg::Rooms,
                 Command::Topic { room: r, topic } => match room(r) {
                     Some(room) => ClientMsg::Topic { room, topic },
-                    None => return self.error(conn, ErrorKind::NotInRoom, None, no_room.into()),
+                    None => {
+                        return self.error(conn, ErrorKind::NotInRoom, Re::Conn, no_room.into());
+                    }
                 },
                 Command::Nick(nick) => ClientMsg::Nick { nick },
                 Command::Quit(reason) => ClientMsg::Quit { reason },
@@ -218,7 +234,8 @@ impl Hub {
 
     fn not_in_room(&mut self, conn: ConnId, room: &RoomName, id: Option<MsgId>) {
         let detail = format!("you are not in {room}");
-        self.error(conn, ErrorKind::NotInRoom, id, detail);
+        let re = id.map_or_else(|| Re::Room(room.clone()), Re::Msg);
+        self.error(conn, ErrorKind::NotInRoom, re, detail);
     }
 
     fn member(&self, uid: UserId, room: &RoomName) -> bool {
@@ -253,7 +270,12 @@ impl Hub {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.limit_hit(&mut self.out, "rooms-per-user", detail.clone());
             }
-            self.error(conn, ErrorKind::TooManyRooms, None, detail);
+            self.error(
+                conn,
+                ErrorKind::TooManyRooms,
+                Re::Room(room.clone()),
+                detail,
+            );
             return;
         }
         if !self.rooms.contains_key(&room) {
@@ -262,7 +284,12 @@ impl Hub {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.limit_hit(&mut self.out, "rooms", detail.clone());
                 }
-                self.error(conn, ErrorKind::TooManyRooms, None, detail);
+                self.error(
+                    conn,
+                    ErrorKind::TooManyRooms,
+                    Re::Room(room.clone()),
+                    detail,
+                );
                 return;
             }
             self.rooms.insert(room.clone(), Room::new());
@@ -377,11 +404,11 @@ impl Hub {
         let target = target.and_then(|t| self.users.get(&t).map(|u| (u.nick.clone(), u.conn)));
         let Some((to_nick, to_conn)) = target else {
             let detail = format!("nobody is called {to}");
-            return self.error(conn, ErrorKind::NoSuchNick, Some(id), detail);
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
         let Some(to_conn) = to_conn else {
             let detail = format!("{to_nick} is reconnecting right now; try again in a moment");
-            return self.error(conn, ErrorKind::NoSuchNick, Some(id), detail);
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
         let lim = self.queue_limits();
         let dm = DirectMsg {
@@ -402,7 +429,7 @@ impl Hub {
             });
             if !fits {
                 let detail = format!("{to_nick} is not reading right now; message not delivered");
-                return self.error(conn, ErrorKind::NoSuchNick, Some(id), detail);
+                return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
             }
             self.send(to_conn, ServerMsg::Direct(dm.clone()));
         }
@@ -420,7 +447,7 @@ impl Hub {
         }
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");
-            return self.error(conn, ErrorKind::NickTaken, None, detail);
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         self.nicks.remove(&old.folded());
         self.nicks.insert(nick.folded(), uid);
@@ -467,7 +494,7 @@ impl Hub {
     fn who(&mut self, conn: ConnId, room: RoomName) {
         let Some(r) = self.rooms.get(&room) else {
             let detail = format!("there is no room {room}");
-            return self.error(conn, ErrorKind::NotInRoom, None, detail);
+            return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);
         };
         let members = self.member_nicks(r);
         self.send(conn, ServerMsg::Members { room, members });

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::test_support::{nick, room, text};
-use crate::wire::{EventKind, FrameDecoder, Resume, RoomEvent, RoomInfo};
+use crate::wire::{EventKind, FrameDecoder, Limits, Resume, RoomEvent, RoomInfo};
 use std::collections::{HashMap, HashSet};
 
 const LOCAL: IpAddr = IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
@@ -246,10 +246,10 @@ fn events(msgs: &[ServerMsg]) -> Vec<&RoomEvent> {
         .collect()
 }
 
-fn errors(msgs: &[ServerMsg]) -> Vec<(ErrorKind, Option<MsgId>, String)> {
+fn errors(msgs: &[ServerMsg]) -> Vec<(ErrorKind, Re, String)> {
     msgs.iter()
         .filter_map(|m| match m {
-            ServerMsg::Error { kind, id, detail } => Some((*kind, *id, detail.clone())),
+            ServerMsg::Error { kind, re, detail } => Some((*kind, re.clone(), detail.clone())),
             _ => None,
         })
         .collect()
@@ -522,7 +522,10 @@ fn nick_clash_change_and_dm() {
         },
     );
     let e = errors(&t.recv(a));
-    assert_eq!((e[0].0, e[0].1), (ErrorKind::NoSuchNick, Some(MsgId(6))));
+    assert_eq!(
+        (e[0].0, &e[0].1),
+        (ErrorKind::NoSuchNick, &Re::Msg(MsgId(6)))
+    );
     assert!(e[0].2.contains("nobody"));
 
     // Text users: /nick, /msg, and the error lines.
@@ -771,7 +774,7 @@ fn bad_magic_oversize_malformed_version_and_order() {
     );
     let (k, d) = fatal(&mut t, c);
     assert_eq!(k, ErrorKind::Version);
-    assert!(d.contains("version 1"), "{d}");
+    assert!(d.contains(&format!("version {PROTOCOL_VERSION}")), "{d}");
 
     let c = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(c, &MAGIC);
@@ -862,10 +865,10 @@ fn flood_burst_then_delay_then_refusal() {
     assert_eq!(says(&got), vec!["m1", "m2"]);
     let e = errors(&got);
     assert_eq!(
-        e.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+        e.iter().map(|e| (e.0, e.1.clone())).collect::<Vec<_>>(),
         vec![
-            (ErrorKind::Flood, Some(MsgId(5))),
-            (ErrorKind::Flood, Some(MsgId(6)))
+            (ErrorKind::Flood, Re::Msg(MsgId(5))),
+            (ErrorKind::Flood, Re::Msg(MsgId(6)))
         ]
     );
     assert!(e[0].2.contains("too fast"));
@@ -1135,7 +1138,8 @@ fn resume_with_missed_messages_exactly_once() {
             version: PROTOCOL_VERSION,
             nick: nick("alice"),
             token,
-            resumed: true
+            resumed: true,
+            limits: Limits::default(),
         }
     );
     assert!(got.iter().any(
@@ -1508,7 +1512,7 @@ fn every_error_carries_words() {
     t.send(
         c,
         &ClientMsg::Hello {
-            version: 2,
+            version: PROTOCOL_VERSION + 1,
             nick: nick("v"),
             resume: None,
         },
@@ -1688,7 +1692,10 @@ fn a_dm_does_not_overfill_a_slow_reader() {
     assert_eq!(t.hub.queued_msgs(s), Some(3));
     let got = t.recv(a);
     let e = errors(&got);
-    assert_eq!((e[0].0, e[0].1), (ErrorKind::NoSuchNick, Some(MsgId(4))));
+    assert_eq!(
+        (e[0].0, &e[0].1),
+        (ErrorKind::NoSuchNick, &Re::Msg(MsgId(4)))
+    );
     assert!(e[0].2.contains("not reading"));
 }
 

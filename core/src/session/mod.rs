@@ -42,15 +42,15 @@ pub use room::RoomState;
 use crate::command::{self, Command, HELP, Input};
 use crate::flood::Bucket;
 use crate::limits::{
-    CLIENT_PING_AFTER, CONNECT_TIMEOUT, FLOOD_BURST, FLOOD_REFILL, MAX_DEFERRED, MAX_DETAIL_CHARS,
-    MAX_FRAME, MAX_MEMBERS_LISTED, MAX_PACED_COMMANDS, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS,
-    MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER, PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN,
-    SESSION_MAX_PENDING,
+    CLIENT_PING_AFTER, CONNECT_TIMEOUT, FLOOD_BURST, FLOOD_REFILL, MAX_ANNOUNCED_BURST,
+    MAX_ANNOUNCED_REFILL, MAX_DEFERRED, MAX_DETAIL_CHARS, MAX_FRAME, MAX_MEMBERS_LISTED,
+    MAX_PACED_COMMANDS, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_ROOMS_LISTED,
+    MAX_ROOMS_PER_USER, PING_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, SESSION_MAX_PENDING,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text, sanitize};
 use crate::wire::{
-    self, ClientMsg, DirectMsg, ErrorKind, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION,
+    self, ClientMsg, DirectMsg, ErrorKind, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, Re,
     Resume, RoomEvent, RoomInfo, ServerMsg, WireError,
 };
 use bytes::Bytes;
@@ -999,7 +999,17 @@ impl Session {
                 nick,
                 token,
                 resumed,
-            } => self.on_welcome(nick, token, resumed),
+                limits,
+            } => {
+                // Pace by what this server enforces, not by compiled-in defaults; a server that
+                // announces absurd pacing cannot stall the session for longer than a few seconds.
+                let burst = limits.flood_burst.clamp(1, MAX_ANNOUNCED_BURST);
+                let refill = limits.flood_refill.min(MAX_ANNOUNCED_REFILL);
+                if burst != self.bucket.burst || refill != self.bucket.refill {
+                    self.set_flood_limits(burst, refill, now);
+                }
+                self.on_welcome(nick, token, resumed)
+            }
             ServerMsg::Joined {
                 room,
                 topic,
@@ -1046,7 +1056,7 @@ impl Session {
                 self.event(Event::Topic { room, topic });
             }
             ServerMsg::YourNick { nick } => self.set_nick(nick),
-            ServerMsg::Error { kind, id, detail } => self.on_error(kind, id, &detail),
+            ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
             ServerMsg::Bye { reason } => {
@@ -1264,20 +1274,26 @@ impl Session {
         }
     }
 
-    fn on_error(&mut self, kind: ErrorKind, id: Option<MsgId>, detail: &str) {
-        // Errors name no room; these kinds only answer a join or a part, oldest first.
-        match kind {
-            ErrorKind::TooManyRooms if !self.joining.is_empty() => {
-                let room = self.joining.remove(0);
-                if self.make_current.as_ref() == Some(&room) {
-                    self.make_current = None;
+    fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
+        let mut id = None;
+        match re {
+            Re::Msg(m) => id = Some(m),
+            Re::Room(room) => {
+                // A refused join is not waited for; a refused part means we are not there.
+                if let Some(i) = self.joining.iter().position(|r| *r == room) {
+                    self.joining.remove(i);
+                    if self.make_current.as_ref() == Some(&room) {
+                        self.make_current = None;
+                    }
+                }
+                if kind == ErrorKind::NotInRoom
+                    && let Some(i) = self.parting.iter().position(|r| *r == room)
+                {
+                    self.parting.remove(i);
+                    self.on_parted_quietly(&room);
                 }
             }
-            ErrorKind::NotInRoom if id.is_none() && !self.parting.is_empty() => {
-                let room = self.parting.remove(0);
-                self.on_parted_quietly(&room);
-            }
-            _ => {}
+            Re::Conn | Re::Nick(_) => {}
         }
         self.event(Event::Error {
             kind: Some(kind),

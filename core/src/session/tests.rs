@@ -1,7 +1,7 @@
 use super::*;
 use crate::limits::MAX_OPEN_GAPS;
 use crate::test_support::{nick, room, text};
-use crate::wire::LEN_PREFIX;
+use crate::wire::{LEN_PREFIX, Limits};
 
 /// A session plus a fake server end: scripted frames in, decoded client messages out.
 struct T {
@@ -118,6 +118,7 @@ impl T {
             nick: nick("alice"),
             token: ResumeToken([token; 16]),
             resumed,
+            limits: Limits::default(),
         });
     }
 
@@ -654,7 +655,7 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
     t.sent();
     t.recv(ServerMsg::Error {
         kind: ErrorKind::Flood,
-        id: Some(MsgId(1)),
+        re: Re::Msg(MsgId(1)),
         detail: "slow down\x1b[2J".into(),
     });
     assert_eq!(
@@ -1106,7 +1107,7 @@ fn version_mismatch_closes_without_retry() {
     t.events();
     t.recv(ServerMsg::Error {
         kind: ErrorKind::Version,
-        id: None,
+        re: Re::Conn,
         detail: "this server speaks version 2".into(),
     });
     t.recv(ServerMsg::Bye {
@@ -1362,7 +1363,7 @@ fn settled_only_when_everything_is_answered() {
     t.s.handle_input("/join #full", t.now);
     t.recv(ServerMsg::Error {
         kind: ErrorKind::TooManyRooms,
-        id: None,
+        re: Re::Room(room("#full")),
         detail: "too many rooms".into(),
     });
     assert!(t.s.is_settled(), "a refused join is answered");
