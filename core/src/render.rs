@@ -1,12 +1,12 @@
-//! Room events as lines for people: what text-mode (`nc`) users receive and what the CLI prints
-//! in line mode. One place, so every human-facing surface reads the same.
+//! Words for people: room events and server replies as the lines text-mode (`nc`) users receive and
+//! the CLI prints in line mode. One place, so every human-facing surface reads the same.
 //!
 //! Text in these lines was cleaned of control characters when it was made (see
 //! [`crate::types::Text`]); nicks and room names are plain ASCII. So a rendered line cannot carry
 //! a terminal escape sequence.
 
 use crate::types::{Nick, RoomName, Seq};
-use crate::wire::{DirectMsg, EventKind, RoomEvent};
+use crate::wire::{DirectMsg, EventKind, RoomEvent, ServerMsg};
 
 /// Renders a room event. The room is named in front (`[#rust] `) unless it is `current`.
 pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>) -> String {
@@ -50,6 +50,70 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
         current,
         format!("-- {n} {what} missed here ({room} #{first}..#{last})"),
     )
+}
+
+/// What a person sees for a server message, if anything (acks, pings and the like are for
+/// programs): the lines a text-mode (`nc`) user receives. Lines without their `\r\n`.
+pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName>) -> Vec<String> {
+    match msg {
+        ServerMsg::Welcome { nick, .. } => vec![format!("-- you are {nick}")],
+        ServerMsg::Joined {
+            room,
+            topic,
+            members,
+            ..
+        } => {
+            let others: Vec<&str> = members
+                .iter()
+                .filter(|n| me.is_none_or(|me| me.folded() != n.folded()))
+                .map(Nick::as_str)
+                .collect();
+            let mut out = if others.is_empty() {
+                vec![format!("-- you are in {room} (nobody else is here yet)")]
+            } else {
+                vec![format!("-- you are in {room} with: {}", others.join(", "))]
+            };
+            if let Some(t) = topic {
+                out.push(format!("-- topic of {room}: {t}"));
+            }
+            out
+        }
+        ServerMsg::Parted { room } => vec![format!("-- you left {room}")],
+        ServerMsg::Event(ev) => vec![event_line(ev, current)],
+        ServerMsg::Direct(dm) => match me {
+            Some(me) => vec![direct_line(dm, me)],
+            None => Vec::new(),
+        },
+        ServerMsg::Gap { room, first, last } => {
+            vec![gap_line(room, *first, *last, current)]
+        }
+        ServerMsg::Members { room, members } => {
+            let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
+            vec![format!(
+                "-- {room} ({}): {}",
+                members.len(),
+                names.join(", ")
+            )]
+        }
+        ServerMsg::Rooms { rooms } => {
+            if rooms.is_empty() {
+                return vec!["-- no rooms".into()];
+            }
+            let list: Vec<String> = rooms
+                .iter()
+                .map(|r| format!("{} ({})", r.room, r.members))
+                .collect();
+            vec![format!("-- rooms: {}", list.join(", "))]
+        }
+        ServerMsg::Topic { room, topic } => match topic {
+            Some(t) => vec![format!("-- topic of {room}: {t}")],
+            None => vec![format!("-- {room} has no topic")],
+        },
+        ServerMsg::YourNick { nick } => vec![format!("-- you are now known as {nick}")],
+        ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
+        ServerMsg::Bye { reason } => vec![format!("-- {reason}")],
+        ServerMsg::Ack { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => Vec::new(),
+    }
 }
 
 fn with_room(room: &RoomName, current: Option<&RoomName>, body: String) -> String {

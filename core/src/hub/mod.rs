@@ -667,7 +667,7 @@ impl Hub {
         let me = c.user.and_then(|u| self.users.get(&u)).map(|u| &u.nick);
         let data = match c.kind() {
             Some(ConnKind::Text) => {
-                let lines = text::lines(&msg, me, c.current.as_ref());
+                let lines = crate::render::reply_lines(&msg, me, c.current.as_ref());
                 if lines.is_empty() {
                     return;
                 }

@@ -4,9 +4,6 @@
 //! UTF-8 become U+FFFD.
 
 use crate::limits::MAX_LINE_BYTES;
-use crate::render;
-use crate::types::{Nick, RoomName};
-use crate::wire::ServerMsg;
 
 /// One line read, and whether it was cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,70 +107,6 @@ impl LineReader {
     #[cfg(test)]
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
-    }
-}
-
-/// What a text user sees for a server message, if anything (acks, pings and the like are for
-/// programs). Lines without their `\r\n`.
-pub(crate) fn lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName>) -> Vec<String> {
-    match msg {
-        ServerMsg::Welcome { nick, .. } => vec![format!("-- you are {nick}")],
-        ServerMsg::Joined {
-            room,
-            topic,
-            members,
-            ..
-        } => {
-            let others: Vec<&str> = members
-                .iter()
-                .filter(|n| me.is_none_or(|me| me.folded() != n.folded()))
-                .map(Nick::as_str)
-                .collect();
-            let mut out = if others.is_empty() {
-                vec![format!("-- you are in {room} (nobody else is here yet)")]
-            } else {
-                vec![format!("-- you are in {room} with: {}", others.join(", "))]
-            };
-            if let Some(t) = topic {
-                out.push(format!("-- topic of {room}: {t}"));
-            }
-            out
-        }
-        ServerMsg::Parted { room } => vec![format!("-- you left {room}")],
-        ServerMsg::Event(ev) => vec![render::event_line(ev, current)],
-        ServerMsg::Direct(dm) => match me {
-            Some(me) => vec![render::direct_line(dm, me)],
-            None => Vec::new(),
-        },
-        ServerMsg::Gap { room, first, last } => {
-            vec![render::gap_line(room, *first, *last, current)]
-        }
-        ServerMsg::Members { room, members } => {
-            let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
-            vec![format!(
-                "-- {room} ({}): {}",
-                members.len(),
-                names.join(", ")
-            )]
-        }
-        ServerMsg::Rooms { rooms } => {
-            if rooms.is_empty() {
-                return vec!["-- no rooms".into()];
-            }
-            let list: Vec<String> = rooms
-                .iter()
-                .map(|r| format!("{} ({})", r.room, r.members))
-                .collect();
-            vec![format!("-- rooms: {}", list.join(", "))]
-        }
-        ServerMsg::Topic { room, topic } => match topic {
-            Some(t) => vec![format!("-- topic of {room}: {t}")],
-            None => vec![format!("-- {room} has no topic")],
-        },
-        ServerMsg::YourNick { nick } => vec![format!("-- you are now known as {nick}")],
-        ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
-        ServerMsg::Bye { reason } => vec![format!("-- {reason}")],
-        ServerMsg::Ack { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => Vec::new(),
     }
 }
 
