@@ -227,7 +227,7 @@ impl HubTask {
                     detail,
                 } => {
                     let peer = self.peer(conn);
-                    warn!(%conn, %peer, limit, %detail, "limit hit");
+                    warn!(%conn, %peer, limit = limit.as_str(), %detail, "limit hit");
                 }
                 HubEvent::Close { conn, reason } => {
                     if let Some(c) = self.conns.get_mut(&conn) {

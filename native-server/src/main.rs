@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use natter_core::Millis;
 use natter_core::hub::Config;
 use natter_server::{ServerConfig, random_seed};
 use serde::Deserialize;
@@ -52,74 +51,15 @@ struct Args {
     shutdown_grace_ms: Option<u64>,
 }
 
-/// The config file. Every key is optional; flags and environment variables win over it.
+/// The config file. Every key is optional; flags and environment variables win over it. The
+/// `[limits]` table is the hub's [`Config`] itself: its field names, times as `*_ms`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     listen: Vec<SocketAddr>,
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
-    limits: Limits,
-}
-
-/// Overrides of `natter_core::limits` defaults (times in milliseconds).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Limits {
-    exempt_loopback: Option<bool>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    max_connects_per_window: Option<u32>,
-    connect_window_ms: Option<u64>,
-    flood_burst: Option<u32>,
-    flood_refill_ms: Option<u64>,
-    flood_queue: Option<usize>,
-    ping_after_ms: Option<u64>,
-    ping_timeout_ms: Option<u64>,
-    hello_timeout_ms: Option<u64>,
-    text_detect_wait_ms: Option<u64>,
-    resume_grace_ms: Option<u64>,
-    outbound_max_msgs: Option<usize>,
-    outbound_max_bytes: Option<usize>,
-    outbound_total_max_bytes: Option<usize>,
-    history_len: Option<usize>,
-    history_on_join: Option<usize>,
-    history_budget_bytes: Option<usize>,
-}
-
-impl Limits {
-    fn apply(&self, c: &mut Config) {
-        fn set<T: Copy>(v: Option<T>, to: &mut T) {
-            if let Some(v) = v {
-                *to = v;
-            }
-        }
-        fn ms(v: Option<u64>, to: &mut Millis) {
-            set(v.map(Millis), to);
-        }
-        set(self.exempt_loopback, &mut c.exempt_loopback);
-        set(self.max_connections, &mut c.max_connections);
-        set(self.max_connections_per_ip, &mut c.max_connections_per_ip);
-        set(self.max_connects_per_window, &mut c.max_connects_per_window);
-        ms(self.connect_window_ms, &mut c.connect_window);
-        set(self.flood_burst, &mut c.flood_burst);
-        ms(self.flood_refill_ms, &mut c.flood_refill);
-        set(self.flood_queue, &mut c.flood_queue);
-        ms(self.ping_after_ms, &mut c.ping_after);
-        ms(self.ping_timeout_ms, &mut c.ping_timeout);
-        ms(self.hello_timeout_ms, &mut c.hello_timeout);
-        ms(self.text_detect_wait_ms, &mut c.text_detect_wait);
-        ms(self.resume_grace_ms, &mut c.resume_grace);
-        set(self.outbound_max_msgs, &mut c.outbound_max_msgs);
-        set(self.outbound_max_bytes, &mut c.outbound_max_bytes);
-        set(
-            self.outbound_total_max_bytes,
-            &mut c.outbound_total_max_bytes,
-        );
-        set(self.history_len, &mut c.history_len);
-        set(self.history_on_join, &mut c.history_on_join);
-        set(self.history_budget_bytes, &mut c.history_budget_bytes);
-    }
+    limits: Config,
 }
 
 /// Flags over environment over file over defaults.
@@ -133,9 +73,8 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     };
     let mut hub = Config {
         secret_seed: seed,
-        ..Config::default()
+        ..file.limits.clone()
     };
-    file.limits.apply(&mut hub);
     set_opt(args.max_connections, &mut hub.max_connections);
     set_opt(args.max_connections_per_ip, &mut hub.max_connections_per_ip);
     hub.trusted_proxies = if !args.trusted_proxy.is_empty() {
@@ -148,6 +87,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
             IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
         ]
     };
+    hub.validate()?;
     let grace = args
         .shutdown_grace_ms
         .or(file.shutdown_grace_ms)
@@ -228,7 +168,7 @@ mod tests {
         assert_eq!(c.hub.max_connections, 7);
         assert_eq!(c.hub.max_connections_per_ip, 3);
         assert!(!c.hub.exempt_loopback);
-        assert_eq!(c.hub.hello_timeout, Millis(1500));
+        assert_eq!(c.hub.hello_timeout, natter_core::Millis(1500));
         assert_eq!(c.hub.outbound_total_max_bytes, 1 << 20);
         assert_eq!(c.hub.secret_seed, [1; 32]);
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
@@ -257,5 +197,11 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_millis(DEFAULT_GRACE_MS));
         assert!(toml::from_str::<FileConfig>("lisen = []").is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nflood = 3").is_err());
+        // A value that would make the hub spin is refused, naming the key.
+        let file: FileConfig = toml::from_str("[limits]\nconnect_window_ms = 0").unwrap();
+        let e = server_config(&args, &file, [0; 32])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connect_window_ms = 0"), "{e}");
     }
 }

@@ -7,15 +7,16 @@
 //! address table, refusing everyone else as "busy").
 
 use super::Config;
+use super::dialect::Limit;
 use crate::limits::MAX_TRACKED_IPS;
 use crate::time::Millis;
 use core::net::IpAddr;
 use std::collections::HashMap;
 
-/// Why a connection was refused: a short stable word for logs, and words for the user.
+/// Why a connection was refused: the limit, and words for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub(crate) limit: &'static str,
+    pub(crate) limit: Limit,
     pub(crate) detail: String,
 }
 
@@ -46,7 +47,7 @@ impl IpTable {
             self.prune(cfg, now);
             if self.map.len() >= MAX_TRACKED_IPS {
                 return Err(Refusal {
-                    limit: "ip-table",
+                    limit: Limit::IpTable,
                     detail: "the server is busy, try again in a minute".into(),
                 });
             }
@@ -63,7 +64,7 @@ impl IpTable {
         st.connects = st.connects.saturating_add(1);
         if st.connects > cfg.max_connects_per_window {
             return Err(Refusal {
-                limit: "connect-rate",
+                limit: Limit::ConnectRate,
                 detail: format!(
                     "too many connections from your address: at most {} per {} seconds",
                     cfg.max_connects_per_window,
@@ -73,7 +74,7 @@ impl IpTable {
         }
         if st.open >= cfg.max_connections_per_ip {
             return Err(Refusal {
-                limit: "per-ip",
+                limit: Limit::PerIp,
                 detail: format!(
                     "your address already has {} connections open, the most allowed",
                     st.open
@@ -132,7 +133,7 @@ mod tests {
         assert!(t.admit(&cfg, ip("2001:db8::1"), now).is_ok());
         assert!(t.admit(&cfg, ip("2001:db8::ffff:2"), now).is_ok());
         let third = t.admit(&cfg, ip("2001:db8:0:0:1234::3"), now);
-        assert_eq!(third.map_err(|r| r.limit), Err("per-ip"), "same /64");
+        assert_eq!(third.map_err(|r| r.limit), Err(Limit::PerIp), "same /64");
         assert!(
             t.admit(&cfg, ip("2001:db8:0:1::1"), now).is_ok(),
             "next /64"

@@ -1,38 +1,28 @@
-//! One connection's state: how far its handshake got, its input decoder, its outbound backlog
-//! (bytes queued or handed to the shell and not yet written) with the per-room gaps recorded
-//! while the backlog was over the limit, and its flood-control queue.
+//! One connection's state: where it is in its life (and, once known, its dialect), its outbound
+//! backlog (bytes queued or handed to the shell and not yet written) with the per-room gaps
+//! recorded while the backlog was over the limit, and its flood-control queue.
 
-use super::text::LineReader;
+use super::dialect::{AnyDialect, Door, Limit, Request};
 use super::{ConnKind, HubEvent, UserId};
-use crate::command::Input;
 use crate::flood::Bucket;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
-use crate::wire::{ClientMsg, FrameDecoder};
 use bytes::{Bytes, BytesMut};
 use core::net::IpAddr;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// How far a connection has got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Nothing received yet: the first byte decides the mode.
+/// Where a connection is in its life. Each state holds exactly what it needs: there is no
+/// dialect before the first byte decides it, and no user before the handshake or after close.
+#[derive(Debug)]
+pub(crate) enum Life {
+    /// Nothing received yet on a door that tells dialects apart by the first byte.
     Detect,
-    /// First byte was 0x00; `n` bytes of the magic matched so far.
-    Magic(u8),
-    /// Binary, waiting for hello. `forwarded_ok`: a `Forwarded` may still come first.
-    Hello { forwarded_ok: bool },
-    /// Has a nick (binary after hello, text after the welcome).
-    Ready,
-    /// Told to close (a `Close` event was emitted); input is ignored.
+    /// The dialect is known; its handshake is under way.
+    Handshake(AnyDialect),
+    /// Through the handshake: `user` talks through `dialect`.
+    Ready(AnyDialect, UserId),
+    /// Told to close (a `Close` event was emitted, last words queued); input is ignored.
     Closing,
-}
-
-/// A command waiting for a flood-control token.
-#[derive(Debug, Clone)]
-pub(crate) enum Pending {
-    Binary(ClientMsg),
-    Text(Input),
 }
 
 /// The shell's and the hub's outputs; connections write into it.
@@ -170,15 +160,6 @@ pub(crate) struct QueueLimits {
     pub(crate) pressure_floor: usize,
 }
 
-/// What a connection speaks, decided by its first byte, and the input it has not yet made whole:
-/// a connection needs a frame decoder or a line reader, never both.
-#[derive(Debug)]
-pub(crate) enum Mode {
-    Undecided,
-    Binary(FrameDecoder),
-    Text(LineReader),
-}
-
 /// One connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -187,12 +168,9 @@ pub(crate) struct Conn {
     pub(crate) socket_ip: IpAddr,
     /// The address counted in the per-IP table (None: exempt, or refused).
     pub(crate) counted_ip: Option<IpAddr>,
-    pub(crate) phase: Phase,
-    /// Binary or text (once the first byte decided), with that mode's input buffer.
-    pub(crate) mode: Mode,
-    pub(crate) user: Option<UserId>,
-    /// Text mode: the room plain lines go to.
-    pub(crate) current: Option<RoomName>,
+    /// Where it came in.
+    pub(crate) door: Door,
+    pub(crate) life: Life,
     /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
     queue: Vec<Piece>,
     /// Bytes pushed and not yet confirmed written (polled or not).
@@ -225,21 +203,19 @@ pub(crate) struct Rare {
     /// History refills that stopped because the backlog was full: room → continue after this
     /// seq once it drains (the client asked once; it is not made to ask again).
     pub(crate) refills: BTreeMap<RoomName, Seq>,
-    /// Commands waiting for a flood-control token.
-    pub(crate) pending: VecDeque<Pending>,
-    limits_hit: BTreeSet<&'static str>,
+    /// Requests waiting for a flood-control token.
+    pub(crate) pending: VecDeque<Request>,
+    limits_hit: BTreeSet<Limit>,
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, ip: IpAddr, burst: u32, now: Millis) -> Conn {
+    pub(crate) fn new(id: ConnId, ip: IpAddr, door: Door, burst: u32, now: Millis) -> Conn {
         Conn {
             id,
             socket_ip: ip,
             counted_ip: None,
-            phase: Phase::Detect,
-            mode: Mode::Undecided,
-            user: None,
-            current: None,
+            door,
+            life: Life::Detect,
             queue: Vec::new(),
             backlog_bytes: 0,
             backlog_msgs: 0,
@@ -253,23 +229,58 @@ impl Conn {
     }
 
     pub(crate) fn closing(&self) -> bool {
-        self.phase == Phase::Closing
+        matches!(self.life, Life::Closing)
     }
 
-    /// Binary or text; `None` until the first byte.
-    pub(crate) fn kind(&self) -> Option<ConnKind> {
-        match self.mode {
-            Mode::Undecided => None,
-            Mode::Binary(_) => Some(ConnKind::Binary),
-            Mode::Text(_) => Some(ConnKind::Text),
+    /// The dialect, once known (and until closing).
+    pub(crate) fn dialect(&self) -> Option<&AnyDialect> {
+        match &self.life {
+            Life::Handshake(d) | Life::Ready(d, _) => Some(d),
+            Life::Detect | Life::Closing => None,
         }
     }
 
-    /// Decides the mode, with an empty input buffer for it.
-    pub(crate) fn set_kind(&mut self, kind: ConnKind) {
-        self.mode = match kind {
-            ConnKind::Binary => Mode::Binary(FrameDecoder::new()),
-            ConnKind::Text => Mode::Text(LineReader::default()),
+    /// The dialect, to change.
+    pub(crate) fn dialect_mut(&mut self) -> Option<&mut AnyDialect> {
+        match &mut self.life {
+            Life::Handshake(d) | Life::Ready(d, _) => Some(d),
+            Life::Detect | Life::Closing => None,
+        }
+    }
+
+    /// Its user, once through the handshake.
+    pub(crate) fn user(&self) -> Option<UserId> {
+        match self.life {
+            Life::Ready(_, u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// How it talks; `None` until known.
+    pub(crate) fn kind(&self) -> Option<ConnKind> {
+        self.dialect().map(AnyDialect::kind)
+    }
+
+    /// Closing: input is ignored from now on. Returns the user it had, if any.
+    pub(crate) fn close(&mut self) -> Option<UserId> {
+        let user = self.user();
+        self.life = Life::Closing;
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.pending.clear();
+            rare.gaps.clear();
+            rare.refills.clear();
+        }
+        user
+    }
+
+    /// Through the handshake: `user` talks through this connection's dialect from now on.
+    pub(crate) fn make_ready(&mut self, user: UserId) {
+        self.life = match core::mem::replace(&mut self.life, Life::Closing) {
+            Life::Handshake(d) | Life::Ready(d, _) => Life::Ready(d, user),
+            other => {
+                debug_assert!(false, "ready without a dialect: {other:?}");
+                other
+            }
         };
     }
 
@@ -402,7 +413,7 @@ impl Conn {
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
             self.backlog_msgs, self.backlog_bytes
         );
-        self.limit_hit(out, "queue", detail);
+        self.limit_hit(out, Limit::Queue, detail);
         false
     }
 
@@ -431,9 +442,9 @@ impl Conn {
     }
 
     /// Emits `LimitHit` the first time this connection hits `limit`.
-    pub(crate) fn limit_hit(&mut self, out: &mut Out, limit: &'static str, detail: String) {
+    pub(crate) fn limit_hit(&mut self, out: &mut Out, limit: Limit, detail: String) {
         if self.rare_mut().limits_hit.insert(limit) {
-            tracing::debug!(conn = %self.id, limit, %detail, "limit hit");
+            tracing::debug!(conn = %self.id, %limit, %detail, "limit hit");
             out.events.push_back(HubEvent::LimitHit {
                 conn: self.id,
                 limit,
@@ -449,7 +460,13 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn conn(id: u64) -> Conn {
-        Conn::new(ConnId(id), IpAddr::V4(Ipv4Addr::LOCALHOST), 10, Millis(0))
+        Conn::new(
+            ConnId(id),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Door::Natter,
+            10,
+            Millis(0),
+        )
     }
 
     #[test]

@@ -3,13 +3,12 @@
 
 use super::UserId;
 use crate::types::{RoomName, Seq, Text};
-use crate::wire::RoomEvent;
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
 
 /// One room event as stored: its seq and its frame (`ServerMsg::Event`, length-prefixed, in a
-/// buffer of its own size). Binary members get the frame as it is; a line for a text member is
-/// rendered from the frame decoded again, which is rare next to keeping every event twice.
+/// buffer of its own size). Binary members get the frame as it is; other dialects render from
+/// the frame decoded again, which is rare next to keeping every event twice.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) seq: Seq,
@@ -22,15 +21,6 @@ impl Stored {
         Stored {
             seq,
             frame: Bytes::copy_from_slice(frame),
-        }
-    }
-
-    /// The event, decoded from the frame.
-    pub(crate) fn event(&self) -> Option<RoomEvent> {
-        let payload = self.frame.get(crate::wire::LEN_PREFIX..)?;
-        match crate::wire::decode_payload::<crate::wire::ServerMsg>(payload) {
-            Ok(crate::wire::ServerMsg::Event(ev)) => Some(ev),
-            _ => None,
         }
     }
 

@@ -2,8 +2,14 @@
 //! and a fake clock. No sockets.
 
 use super::*;
+use crate::command::HELP_LINE;
+use crate::limits::MAX_REFUSED_PENDING;
 use crate::test_support::{nick, room, text};
-use crate::wire::{EventKind, FrameDecoder, Limits, Resume, RoomEvent, RoomInfo};
+use crate::types::Seq;
+use crate::wire::{
+    ClientMsg, ErrorKind, EventKind, FrameDecoder, Limits, MAGIC, PROTOCOL_VERSION, Re, Resume,
+    RoomEvent, RoomInfo, ServerMsg, decode_payload, encode_frame,
+};
 use std::collections::{HashMap, HashSet};
 
 const LOCAL: IpAddr = IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
@@ -201,7 +207,7 @@ impl T {
             .any(|e| matches!(e, HubEvent::Close { conn, .. } if *conn == c))
     }
 
-    fn limit(&self, c: ConnId, which: &str) -> usize {
+    fn limit(&self, c: ConnId, which: Limit) -> usize {
         self.events
             .iter()
             .filter(|e| matches!(e, HubEvent::LimitHit { conn, limit, .. } if *conn == c && *limit == which))
@@ -750,7 +756,7 @@ fn bad_magic_oversize_malformed_version_and_order() {
     let (k, d) = fatal(&mut t, c);
     assert_eq!(k, ErrorKind::Protocol);
     assert!(d.contains("limit"), "{d}");
-    assert_eq!(t.limit(c, "frame"), 1);
+    assert_eq!(t.limit(c, Limit::Frame), 1);
 
     let c = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(c, &MAGIC);
@@ -817,7 +823,7 @@ fn long_lines_non_utf8_and_crlf() {
     );
     assert_eq!(lc.len(), 2);
     assert_eq!(t.lines(d), vec![format!("<{me}> ok")]);
-    assert_eq!(t.limit(c, "line"), 1);
+    assert_eq!(t.limit(c, Limit::Line), 1);
 
     t.feed(c, b"caf\xe9 \xfe ok\n");
     let got = t.lines(d);
@@ -872,17 +878,21 @@ fn flood_burst_then_delay_then_refusal() {
         ]
     );
     assert!(e[0].2.contains("too fast"));
-    assert_eq!(t.limit(a, "flood"), 1, "logged once");
+    assert_eq!(t.limit(a, Limit::Flood), 1, "logged once");
     assert!(t.hub.poll_timeout().unwrap() <= t.now + Millis(100));
-    // A ping is free and not stuck behind the queue.
+    // A ping is metered like everything that gets an answer: with the queue full it is refused.
     t.send(a, &ClientMsg::Ping { token: 9 });
-    assert_eq!(t.recv(a), vec![ServerMsg::Pong { token: 9 }]);
+    assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::Flood);
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m3"]);
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m4"]);
     t.advance(1_000);
     assert!(t.recv(b).is_empty());
+    t.recv(a);
+    // With tokens back, a ping is answered at once.
+    t.send(a, &ClientMsg::Ping { token: 10 });
+    assert_eq!(t.recv(a), vec![ServerMsg::Pong { token: 10 }]);
     // Text users are told in words.
     let (c, _) = t.txt();
     for i in 0..10 {
@@ -907,7 +917,7 @@ fn per_ip_limit_connect_rate_and_loopback() {
     let c2 = t.hub.accept(far, t.now).unwrap();
     let c3 = t.hub.accept(far, t.now).unwrap();
     t.pump();
-    assert_eq!(t.limit(c3, "per-ip"), 1);
+    assert_eq!(t.limit(c3, Limit::PerIp), 1);
     // Told in its own mode once known: text.
     t.feed(c3, b"hi\n");
     let l = t.lines(c3);
@@ -924,7 +934,7 @@ fn per_ip_limit_connect_rate_and_loopback() {
     t.pump();
     t.feed(c4, &MAGIC);
     assert_eq!(fatal(&mut t, c4).0, ErrorKind::Full);
-    assert_eq!(t.limit(c4, "connect-rate"), 1);
+    assert_eq!(t.limit(c4, Limit::ConnectRate), 1);
     t.hub.handle_close(c4, t.now);
     // After the window, connects are fine again.
     t.advance(10_000);
@@ -981,7 +991,7 @@ fn slow_consumer_gets_a_gap_and_others_are_unaffected() {
     assert_eq!(t.hub.queued_msgs(b), Some(0));
     let got = t.recv(s);
     assert_eq!(got.len(), 10);
-    assert_eq!(t.limit(s, "queue"), 1);
+    assert_eq!(t.limit(s, Limit::Queue), 1);
     // The reader catches up: the gap marker covers exactly what it missed.
     let n = t.unwritten.remove(&s).unwrap();
     t.stalled.remove(&s);
@@ -1063,7 +1073,7 @@ fn the_outbound_total_is_bounded_and_the_slowest_give_way() {
         "a reader that keeps up gets everything"
     );
     for &s in &slow {
-        assert_eq!(t.limit(s, "queue"), 1, "{s}");
+        assert_eq!(t.limit(s, Limit::Queue), 1, "{s}");
         let got = says(&t.recv(s)).len();
         assert!((1..200).contains(&got), "{s} got {got}");
     }
@@ -1711,7 +1721,7 @@ fn the_ip_table_is_bounded_and_pruned() {
     assert_eq!(t.hub.ips.len(), crate::limits::MAX_TRACKED_IPS);
     let c = t.hub.accept(ip("192.0.2.200"), t.now).unwrap();
     t.pump();
-    assert_eq!(t.limit(c, "ip-table"), 1);
+    assert_eq!(t.limit(c, Limit::IpTable), 1);
     t.hub.handle_close(c, t.now);
     t.advance(crate::limits::CONNECT_WINDOW.0);
     assert_eq!(t.hub.ips.len(), 0);
@@ -1743,4 +1753,77 @@ fn text_errors_carry_words() {
         let words = l.strip_prefix("ERROR: ").unwrap_or_else(|| panic!("{l:?}"));
         assert!(words.len() >= 10 && words.contains(' '), "{l:?}");
     }
+}
+
+#[test]
+fn a_person_is_greeted_after_the_first_line_or_the_wait_not_the_first_byte() {
+    let mut t = T::new();
+    let (watcher, _) = t.txt();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(100);
+    t.feed(c, b"hel");
+    assert!(t.lines(c).is_empty(), "not greeted on a partial line");
+    assert!(!t.hub.is_member(&nick("x"), &room("#lobby")));
+    t.advance(100);
+    t.feed(c, b"lo all\r\n");
+    let lc = t.lines(c);
+    assert!(lc[0].starts_with("Welcome to natter"), "{lc:?}");
+    let me = t.hub.nick(c).unwrap().clone();
+    assert!(t.hub.is_member(&me, &room("#lobby")));
+    let lw = t.lines(watcher);
+    assert!(
+        lw.iter().any(|l| l.ends_with(&format!("<{me}> hello all"))),
+        "{lw:?}"
+    );
+    // A partial line when the wait runs out: greeted then, the line still counts when whole.
+    let d = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(d, b"slow typ");
+    t.advance(t.hub.config().text_detect_wait.0);
+    assert!(t.lines(d)[0].starts_with("Welcome to natter"));
+    t.feed(d, b"ist\n");
+    let dn = t.hub.nick(d).unwrap().clone();
+    let lw = t.lines(watcher);
+    assert!(
+        lw.iter()
+            .any(|l| l.ends_with(&format!("<{dn}> slow typist"))),
+        "{lw:?}"
+    );
+}
+
+#[test]
+fn an_http_request_to_the_chat_port_says_nothing_in_the_lobby() {
+    // A web page can make its visitors' browsers POST to this port: nothing of it may be said.
+    let mut t = T::new();
+    let (watcher, _) = t.txt();
+    for req in [
+        &b"POST / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: text/plain\r\n\r\nspam spam\r\n"[..],
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, req);
+        assert!(t.closed(c), "{req:?}");
+        let lc = t.lines(c);
+        assert_eq!(lc.len(), 1, "{lc:?}");
+        assert!(lc[0].starts_with("ERROR:") && lc[0].contains("HTTP"), "{lc:?}");
+        t.hub.handle_close(c, t.now);
+    }
+    t.advance(1_000);
+    assert!(t.lines(watcher).is_empty(), "nothing said, nobody joined");
+    assert_eq!(t.hub.users(), 1);
+}
+
+#[test]
+fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
+    let mut t = T::new();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(t.hub.config().text_detect_wait.0 + 1);
+    assert!(t.lines(c)[0].starts_with("Welcome"));
+    t.feed(c, &MAGIC);
+    assert!(t.closed(c));
+    assert!(t.lines(c)[0].contains("reconnect"));
+    t.hub.handle_close(c, t.now);
+    // Its greeted guest quit; a fresh connection that sends the preamble at once is binary.
+    assert_eq!(t.hub.users(), 0);
+    let b = t.bin("late");
+    assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
 }

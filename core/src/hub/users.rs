@@ -1,13 +1,17 @@
 //! Users' identities: creating a user, free nicks (`alice_2`, `guest1234`) and resume tokens
 //! drawn from the hub's seeded ChaCha RNG.
 
-use super::*;
+use super::room::RoomSet;
+use super::{Hub, User, UserId};
+use crate::limits::MAX_NICK_LEN;
+use crate::types::{ConnId, MsgId, Nick, ResumeToken};
+use rand_core::RngCore;
 
 impl Hub {
+    /// A new user on `conn` (the caller makes the connection ready for it).
     pub(super) fn new_user(
         &mut self,
         nick: Nick,
-        kind: ConnKind,
         conn: ConnId,
         token: Option<ResumeToken>,
     ) -> UserId {
@@ -21,16 +25,12 @@ impl Hub {
             uid,
             Box::new(User {
                 nick,
-                kind,
                 conn: Some(conn),
                 rooms: RoomSet::default(),
                 token,
                 last_id: MsgId(0),
             }),
         );
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.user = Some(uid);
-        }
         uid
     }
 

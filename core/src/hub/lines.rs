@@ -1,7 +1,6 @@
-//! Text mode (people on `nc`/`telnet`): cutting the byte stream into lines, and rendering what
-//! the hub says as lines. Lines end with LF or CRLF; a line over [`MAX_LINE_BYTES`] is cut there
-//! and the rest up to the newline discarded; telnet IAC sequences are skipped; bytes that are not
-//! UTF-8 become U+FFFD.
+//! Cutting a byte stream into lines, for the dialects people type in. Lines end with LF or CRLF;
+//! a line over [`MAX_LINE_BYTES`] is cut there and the rest up to the newline discarded; telnet
+//! IAC sequences are skipped; bytes that are not UTF-8 become U+FFFD.
 
 use crate::limits::MAX_LINE_BYTES;
 
@@ -110,7 +109,7 @@ impl LineReader {
     }
 }
 
-/// A line as bytes to send.
+/// A line as bytes to send: the text and CRLF.
 pub(crate) fn wire_line(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 2);
     v.extend_from_slice(s.as_bytes());

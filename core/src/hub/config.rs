@@ -1,0 +1,241 @@
+//! The hub's tunables. Every default comes from [`crate::limits`], where each number has its
+//! reason; a server reads overrides from its TOML `[limits]` table straight into [`Config`]
+//! (times as `*_ms`), and [`Config::validate`] refuses values that would break the hub.
+
+use crate::time::Millis;
+use core::net::IpAddr;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Tunables. [`Config::default`] takes every value from [`crate::limits`]. Deserializes from a
+/// table whose keys are the field names (times with an `_ms` suffix); missing keys keep their
+/// defaults, unknown keys are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Seed for resume tokens and guest nicks. Must come from the OS's random source in a real
+    /// server: resume tokens are credentials. Never read from a file.
+    #[serde(skip)]
+    pub secret_seed: [u8; 32],
+    /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge). They are
+    /// exempt from the per-IP limits; the forwarded address is counted instead. Set by the
+    /// server from its own flags, not from `[limits]`.
+    #[serde(skip)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Loopback addresses are exempt from the per-IP limits.
+    pub exempt_loopback: bool,
+    /// See [`crate::limits::MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`crate::limits::MAX_CONNECTIONS_PER_IP`].
+    pub max_connections_per_ip: usize,
+    /// See [`crate::limits::MAX_CONNECTS_PER_WINDOW`].
+    pub max_connects_per_window: u32,
+    /// See [`crate::limits::CONNECT_WINDOW`].
+    #[serde(rename = "connect_window_ms")]
+    pub connect_window: Millis,
+    /// See [`crate::limits::FLOOD_BURST`].
+    pub flood_burst: u32,
+    /// See [`crate::limits::FLOOD_REFILL`]. Zero turns flood control off (benchmarks).
+    #[serde(rename = "flood_refill_ms")]
+    pub flood_refill: Millis,
+    /// See [`crate::limits::FLOOD_QUEUE`].
+    pub flood_queue: usize,
+    /// See [`crate::limits::PING_AFTER`].
+    #[serde(rename = "ping_after_ms")]
+    pub ping_after: Millis,
+    /// See [`crate::limits::PING_TIMEOUT`].
+    #[serde(rename = "ping_timeout_ms")]
+    pub ping_timeout: Millis,
+    /// See [`crate::limits::HELLO_TIMEOUT`].
+    #[serde(rename = "hello_timeout_ms")]
+    pub hello_timeout: Millis,
+    /// See [`crate::limits::TEXT_DETECT_WAIT`].
+    #[serde(rename = "text_detect_wait_ms")]
+    pub text_detect_wait: Millis,
+    /// See [`crate::limits::RESUME_GRACE`].
+    #[serde(rename = "resume_grace_ms")]
+    pub resume_grace: Millis,
+    /// See [`crate::limits::OUTBOUND_MAX_MSGS`].
+    pub outbound_max_msgs: usize,
+    /// See [`crate::limits::OUTBOUND_MAX_BYTES`].
+    pub outbound_max_bytes: usize,
+    /// See [`crate::limits::OUTBOUND_TOTAL_MAX_BYTES`]. Its pressure floor is
+    /// `outbound_max_bytes / 16` ([`crate::limits::OUTBOUND_PRESSURE_FLOOR`] by default).
+    pub outbound_total_max_bytes: usize,
+    /// See [`crate::limits::HISTORY_LEN`].
+    pub history_len: usize,
+    /// See [`crate::limits::HISTORY_BUDGET_BYTES`].
+    pub history_budget_bytes: usize,
+    /// See [`crate::limits::HISTORY_ON_JOIN`].
+    pub history_on_join: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        use crate::limits::*;
+        Config {
+            secret_seed: [0; 32],
+            trusted_proxies: Vec::new(),
+            exempt_loopback: true,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            max_connects_per_window: MAX_CONNECTS_PER_WINDOW,
+            connect_window: CONNECT_WINDOW,
+            flood_burst: FLOOD_BURST,
+            flood_refill: FLOOD_REFILL,
+            flood_queue: FLOOD_QUEUE,
+            ping_after: PING_AFTER,
+            ping_timeout: PING_TIMEOUT,
+            hello_timeout: HELLO_TIMEOUT,
+            text_detect_wait: TEXT_DETECT_WAIT,
+            resume_grace: RESUME_GRACE,
+            outbound_max_msgs: OUTBOUND_MAX_MSGS,
+            outbound_max_bytes: OUTBOUND_MAX_BYTES,
+            outbound_total_max_bytes: OUTBOUND_TOTAL_MAX_BYTES,
+            history_len: HISTORY_LEN,
+            history_budget_bytes: HISTORY_BUDGET_BYTES,
+            history_on_join: HISTORY_ON_JOIN,
+        }
+    }
+}
+
+/// A config value the hub cannot run with. The text names the key as it is written in the
+/// `[limits]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("[limits] {key} = {value}: {why}")]
+pub struct ConfigError {
+    /// The key, as written in the config file.
+    pub key: &'static str,
+    /// The value given.
+    pub value: String,
+    /// Why it is refused.
+    pub why: &'static str,
+}
+
+/// The shortest keepalive and handshake times the hub accepts: below this, timers would fire
+/// faster than any peer can answer, and a zero would make them spin.
+const MIN_TIMER: Millis = Millis(10);
+
+impl Config {
+    /// Checks every value: a timer of zero (it would spin), a limit of zero where nothing could
+    /// get through, a wait that outlasts the one it belongs to. The first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn err(key: &'static str, value: impl ToString, why: &'static str) -> ConfigError {
+            ConfigError {
+                key,
+                value: value.to_string(),
+                why,
+            }
+        }
+        let timers = [
+            ("connect_window_ms", self.connect_window),
+            ("ping_after_ms", self.ping_after),
+            ("ping_timeout_ms", self.ping_timeout),
+            ("hello_timeout_ms", self.hello_timeout),
+            ("text_detect_wait_ms", self.text_detect_wait),
+        ];
+        for (key, t) in timers {
+            if t < MIN_TIMER {
+                return Err(err(key, t.0, "must be at least 10 ms"));
+            }
+        }
+        let counts = [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("outbound_max_msgs", self.outbound_max_msgs),
+            ("outbound_max_bytes", self.outbound_max_bytes),
+            ("outbound_total_max_bytes", self.outbound_total_max_bytes),
+        ];
+        for (key, n) in counts {
+            if n == 0 {
+                return Err(err(key, n, "must be at least 1"));
+            }
+        }
+        if self.max_connects_per_window == 0 {
+            return Err(err("max_connects_per_window", 0, "must be at least 1"));
+        }
+        if self.flood_burst == 0 {
+            return Err(err("flood_burst", 0, "must be at least 1"));
+        }
+        if self.text_detect_wait > self.hello_timeout {
+            return Err(err(
+                "text_detect_wait_ms",
+                self.text_detect_wait.0,
+                "must not be longer than hello_timeout_ms",
+            ));
+        }
+        if self.history_on_join > self.history_len {
+            return Err(err(
+                "history_on_join",
+                self.history_on_join,
+                "must not be more than history_len",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits a client must respect, as [`crate::wire::ServerMsg::Welcome`] announces them.
+    pub fn announced_limits(&self) -> crate::wire::Limits {
+        crate::wire::Limits {
+            flood_burst: self.flood_burst,
+            flood_refill: self.flood_refill,
+            max_text_bytes: u32::try_from(crate::limits::MAX_TEXT_BYTES).unwrap_or(u32::MAX),
+            max_rooms_per_user: u32::try_from(crate::limits::MAX_ROOMS_PER_USER)
+                .unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The outbound queue limits in force.
+    pub(crate) fn queue_limits(&self) -> super::conn::QueueLimits {
+        use crate::limits::{OUTBOUND_HARD_MAX_BYTES, OUTBOUND_MAX_BYTES};
+        super::conn::QueueLimits {
+            max_msgs: self.outbound_max_msgs,
+            max_bytes: self.outbound_max_bytes,
+            hard_bytes: self
+                .outbound_max_bytes
+                .saturating_add(OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
+            total_bytes: self.outbound_total_max_bytes,
+            pressure_floor: self.outbound_max_bytes / 16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn spinning_timers_and_zero_limits_are_refused_by_name() {
+        let c = Config {
+            connect_window: Millis(0),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "connect_window_ms");
+        assert!(e.to_string().contains("connect_window_ms = 0"), "{e}");
+        let c = Config {
+            flood_burst: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "flood_burst");
+        let c = Config {
+            text_detect_wait: Millis(20_000),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "text_detect_wait_ms");
+        let c = Config {
+            flood_refill: Millis(0),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Ok(()),
+            "a zero refill turns flood control off"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Room traffic: a broadcast (one event to every member, each rendering made once and shared),
+//! replays of a room's history (after a join, after the seq a resuming client saw, and the
+//! history refill a client asks for after a gap), with a gap for what is lost or does not fit.
+
+use super::conn::{Piece, Shared};
+use super::dialect::{EventRef, Form, Note, Reply};
+use super::room::Stored;
+use super::{ConnKind, Hub, UserId};
+use crate::limits::HISTORY_MIN_KEPT;
+use crate::time::Millis;
+use crate::types::{ConnId, Nick, RoomName, Seq};
+use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
+use bytes::Bytes;
+
+/// The renderings of one broadcast made so far, one per dialect and form: a handful at most.
+#[derive(Default)]
+struct Forms(Vec<((ConnKind, Form), Option<Shared>)>);
+
+impl Forms {
+    fn get(&self, key: (ConnKind, Form)) -> Option<Option<Shared>> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, s)| *s)
+    }
+}
+
+impl Hub {
+    /// Appends an event to `room` and sends it to every attached member but `skip`. Members
+    /// whose dialect and form match share one rendering, written once into the cycle buffer.
+    /// Returns its seq.
+    pub(super) fn broadcast(
+        &mut self,
+        room: &RoomName,
+        from: Nick,
+        kind: EventKind,
+        now: Millis,
+        skip: Option<UserId>,
+    ) -> Seq {
+        let lim = self.config.queue_limits();
+        let history_len = self.config.history_len;
+        let budget = self.config.history_budget_bytes;
+        let Hub {
+            rooms,
+            users,
+            conns,
+            out,
+            history_bytes,
+            ..
+        } = self;
+        let Some(r) = rooms.get_mut(room) else {
+            return Seq(0);
+        };
+        let seq = r.next_seq();
+        let msg = ServerMsg::Event(RoomEvent {
+            room: room.clone(),
+            seq,
+            at: now,
+            from,
+            kind,
+        });
+        let frame = match encode_frame(&msg) {
+            Ok(f) => f,
+            Err(e) => {
+                // Cannot happen: every field is bounded well inside a frame.
+                tracing::warn!(%room, error = %e, "room event did not encode");
+                Bytes::new()
+            }
+        };
+        let ServerMsg::Event(ev) = msg else {
+            return seq;
+        };
+        let ev = EventRef::new(ev, &frame);
+        let mut forms = Forms::default();
+        for uid in &r.members {
+            if Some(*uid) == skip {
+                continue;
+            }
+            let Some(cid) = users.get(uid).and_then(|u| u.conn) else {
+                continue;
+            };
+            let Some(c) = conns.get_mut(&cid) else {
+                continue;
+            };
+            let Some(dialect) = c.dialect() else {
+                continue;
+            };
+            let key = (dialect.kind(), dialect.event_form(room));
+            let shared = match forms.get(key) {
+                Some(shared) => shared,
+                None => {
+                    let made = dialect.render_event(&ev, key.1).map(|b| out.share(&b));
+                    forms.0.push((key, made));
+                    made
+                }
+            };
+            let Some(shared) = shared else {
+                continue;
+            };
+            if !c.push_room(out, room, seq, shared, lim) && dialect_echoes(c) {
+                // A sender whose echo is skipped still needs its acknowledgement: without it the
+                // message would wait forever (or be resent) once the event leaves the history.
+                let Some(ev) = ev.event() else {
+                    continue;
+                };
+                let own = users.get(uid).is_some_and(|u| u.nick == ev.from);
+                if let (true, EventKind::Say { id, .. } | EventKind::Act { id, .. }) =
+                    (own, &ev.kind)
+                    && let Some(ack) = c
+                        .dialect()
+                        .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
+                    && c.backlog_bytes() + ack.len() <= lim.hard_bytes
+                {
+                    c.push(out, ack);
+                }
+            }
+        }
+        r.record(
+            Stored::new(seq, &frame),
+            history_len,
+            budget,
+            HISTORY_MIN_KEPT,
+            history_bytes,
+        );
+        seq
+    }
+
+    /// Tells `conn` it is in `room`: the room's state as of `seq`.
+    pub(super) fn joined_msg(&self, room: &RoomName, seq: Seq) -> Option<ServerMsg> {
+        let r = self.rooms.get(room)?;
+        Some(ServerMsg::Joined {
+            room: room.clone(),
+            topic: r.topic.clone(),
+            members: self.member_nicks(r),
+            seq,
+        })
+    }
+
+    /// The nicks of `r`'s members, as many as a member list shows.
+    pub(super) fn member_nicks(&self, r: &super::room::Room) -> Vec<Nick> {
+        r.members
+            .iter()
+            .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
+            .take(crate::limits::MAX_MEMBERS_LISTED)
+            .collect()
+    }
+
+    /// Replays the last `history_on_join` events up to `upto` as room traffic, framed as the
+    /// past for people.
+    pub(super) fn replay_recent(&mut self, conn: ConnId, room: &RoomName, upto: Seq) {
+        let n = self.config.history_on_join;
+        let any = self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.last_n(n, upto).next().is_some());
+        if !any {
+            return;
+        }
+        self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));
+        let lim = self.config.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        for s in r.last_n(n, upto) {
+            if let Some(data) = stored_bytes(c, room, s) {
+                c.push_room(&mut self.out, room, s.seq, data, lim);
+            }
+        }
+        self.reply(conn, Reply::Note(Note::RecentEnd));
+    }
+
+    /// Replays what came after `after` as room traffic: a gap first for what the ring lost.
+    pub(super) fn replay_since(&mut self, conn: ConnId, room: &RoomName, after: Seq) {
+        let Some(latest) = self.gap_for_lost(conn, room, after) else {
+            return;
+        };
+        let lim = self.config.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        for s in r.between(after, latest) {
+            if let Some(data) = stored_bytes(c, room, s) {
+                c.push_room(&mut self.out, room, s.seq, data, lim);
+            }
+        }
+    }
+
+    /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
+    /// gone, and the rest once the backlog drains (the client asked once).
+    pub(super) fn history(&mut self, conn: ConnId, room: RoomName, after: Seq) {
+        let Some(latest) = self.gap_for_lost(conn, &room, after) else {
+            return;
+        };
+        let lim = self.config.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(&room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        let mut stopped = None;
+        for s in r.between(after, latest) {
+            let Some(data) = stored_bytes(c, &room, s) else {
+                continue;
+            };
+            if !c.room_fits(&self.out, data.len(), lim) {
+                stopped = Some(s.seq);
+                break;
+            }
+            c.push(&mut self.out, data);
+        }
+        if let Some(first) = stopped {
+            // The rest follows when the backlog drains (see `Hub::handle_written`).
+            c.rare_mut().refills.insert(room, Seq(first.0 - 1));
+        }
+    }
+
+    /// Before replaying what came after `after`: sends a `Gap` for the part the history ring no
+    /// longer holds, and returns the room's latest seq (`None`: nothing came after `after`).
+    pub(super) fn gap_for_lost(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        after: Seq,
+    ) -> Option<Seq> {
+        let r = self.rooms.get(room)?;
+        let latest = r.last_seq;
+        if after >= latest {
+            return None;
+        }
+        let oldest = r.oldest_kept().unwrap_or(latest.next());
+        if oldest > after.next() {
+            let last = Seq(oldest.0 - 1).min(latest);
+            let gap = ServerMsg::Gap {
+                room: room.clone(),
+                first: after.next(),
+                last,
+            };
+            self.reply(conn, Reply::Msg(gap));
+        }
+        Some(latest)
+    }
+}
+
+fn dialect_echoes(c: &super::Conn) -> bool {
+    c.dialect().is_some_and(|d| d.echoes_own())
+}
+
+/// What a stored room event looks like on `c`, in the form its dialect needs there.
+fn stored_bytes(c: &super::Conn, room: &RoomName, s: &Stored) -> Option<Piece> {
+    let d = c.dialect()?;
+    let ev = EventRef::stored(&s.frame);
+    d.render_event(&ev, d.event_form(room)).map(Piece::from)
+}

@@ -1,0 +1,246 @@
+//! The binary dialect (PROTOCOL.md): the `\0NTR` preamble, then length-prefixed bincode frames
+//! of [`ClientMsg`] in and [`ServerMsg`] out. Spoken by the `natter` client and by the bridge on
+//! behalf of browsers.
+
+use super::{Dialect, EventRef, Form, Hello, Limit, Reply, Request, Step};
+use crate::hub::ConnKind;
+use crate::limits::INBOUND_MAX_BYTES;
+use crate::types::{Nick, RoomName};
+use crate::wire::{
+    ClientMsg, ErrorKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, ServerMsg, WireError,
+    decode_payload, encode_frame,
+};
+use bytes::Bytes;
+
+/// A binary connection: how much of the preamble has arrived, the frame decoder, and whether a
+/// frame was seen yet (a bridge's `Forwarded` counts only as the very first).
+#[derive(Debug, Default)]
+pub(crate) struct Binary {
+    magic_seen: u8,
+    frames: FrameDecoder,
+    any_frame: bool,
+}
+
+impl Binary {
+    fn step(&mut self, msg: ClientMsg) -> Step {
+        let first = !self.any_frame;
+        self.any_frame = true;
+        match msg {
+            ClientMsg::Hello {
+                version,
+                nick,
+                resume,
+            } => Step::Hello(Hello {
+                version: Some(version),
+                nick: Some(nick),
+                resume,
+                autojoin: None,
+            }),
+            ClientMsg::Forwarded { peer } => Step::Forwarded { peer, first },
+            ClientMsg::Pong { .. } => Step::Pong,
+            msg => Step::Request(Request::Msg(msg)),
+        }
+    }
+}
+
+fn fatal(limit: Option<Limit>, e: &WireError) -> Step {
+    Step::Fatal {
+        limit,
+        kind: ErrorKind::Protocol,
+        detail: e.to_string(),
+    }
+}
+
+impl Dialect for Binary {
+    fn kind(&self) -> ConnKind {
+        ConnKind::Binary
+    }
+
+    fn feed(&mut self, mut data: &[u8], steps: &mut Vec<Step>) {
+        let seen = usize::from(self.magic_seen);
+        if seen < MAGIC.len() {
+            let take = (MAGIC.len() - seen).min(data.len());
+            if data[..take] != MAGIC[seen..seen + take] {
+                steps.push(fatal(Some(Limit::Magic), &WireError::BadMagic));
+                return;
+            }
+            // At most the magic's length (4), so it fits.
+            self.magic_seen = (seen + take) as u8;
+            data = &data[take..];
+        }
+        // Fed a piece at a time and drained after each, so the decoder holds at most one frame.
+        for chunk in data.chunks(INBOUND_MAX_BYTES) {
+            self.frames.extend(chunk);
+            loop {
+                let payload = match self.frames.next_frame() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    Err(e) => {
+                        steps.push(fatal(Some(Limit::Frame), &e));
+                        return;
+                    }
+                };
+                match decode_payload::<ClientMsg>(&payload) {
+                    Ok(msg) => steps.push(self.step(msg)),
+                    Err(e) => {
+                        steps.push(fatal(None, &e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn render(&self, reply: &Reply, _me: Option<&Nick>) -> Option<Bytes> {
+        let frame = |msg: &ServerMsg| match encode_frame(msg) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                // Cannot happen: every field is bounded well inside a frame.
+                tracing::warn!(error = %e, "reply did not encode");
+                None
+            }
+        };
+        match reply {
+            Reply::Msg(msg) | Reply::Rejoined(msg) => frame(msg),
+            Reply::Welcome {
+                nick,
+                token,
+                resumed,
+                limits,
+            } => {
+                let Some(token) = token else {
+                    debug_assert!(false, "a binary welcome without a resume token");
+                    return None;
+                };
+                frame(&ServerMsg::Welcome {
+                    version: PROTOCOL_VERSION,
+                    nick: nick.clone(),
+                    token: token.clone(),
+                    resumed: *resumed,
+                    limits: *limits,
+                })
+            }
+            Reply::Fatal { kind, detail } => {
+                let error = frame(&ServerMsg::Error {
+                    kind: *kind,
+                    re: crate::wire::Re::Conn,
+                    detail: detail.clone(),
+                })?;
+                let bye = frame(&ServerMsg::Bye {
+                    reason: detail.clone(),
+                })?;
+                Some([error, bye].concat().into())
+            }
+            Reply::Ping(token) => frame(&ServerMsg::Ping { token: *token }),
+            Reply::Note(_) => None,
+        }
+    }
+
+    fn event_form(&self, _room: &RoomName) -> Form {
+        Form(0)
+    }
+
+    fn render_event(&self, ev: &EventRef<'_>, _form: Form) -> Option<Bytes> {
+        Some(ev.frame().clone())
+    }
+
+    fn echoes_own(&self) -> bool {
+        true
+    }
+
+    fn replays_own_join(&self) -> bool {
+        true
+    }
+
+    fn keepalive(&self) -> bool {
+        true
+    }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::nick;
+    use crate::wire::encode_frame;
+
+    fn feed(b: &mut Binary, data: &[u8]) -> Vec<Step> {
+        let mut steps = Vec::new();
+        b.feed(data, &mut steps);
+        steps
+    }
+
+    #[test]
+    fn preamble_then_frames_in_any_cut() {
+        let hello = encode_frame(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("ann"),
+            resume: None,
+        })
+        .unwrap();
+        let ping = encode_frame(&ClientMsg::Ping { token: 3 }).unwrap();
+        let all = [&MAGIC[..], &hello, &ping].concat();
+        for cut in 0..all.len() {
+            let mut b = Binary::default();
+            let mut steps = feed(&mut b, &all[..cut]);
+            steps.extend(feed(&mut b, &all[cut..]));
+            assert_eq!(steps.len(), 2, "cut at {cut}");
+            assert!(matches!(&steps[0], Step::Hello(h) if h.nick == Some(nick("ann"))));
+            assert_eq!(
+                steps[1],
+                Step::Request(Request::Msg(ClientMsg::Ping { token: 3 }))
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_counts_only_first() {
+        let fwd = encode_frame(&ClientMsg::Forwarded {
+            peer: "192.0.2.1".into(),
+        })
+        .unwrap();
+        let mut b = Binary::default();
+        let steps = feed(&mut b, &[&MAGIC[..], &fwd, &fwd].concat());
+        assert_eq!(
+            steps,
+            vec![
+                Step::Forwarded {
+                    peer: "192.0.2.1".into(),
+                    first: true
+                },
+                Step::Forwarded {
+                    peer: "192.0.2.1".into(),
+                    first: false
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_preamble_and_oversize_frames_are_fatal() {
+        let mut b = Binary::default();
+        let steps = feed(&mut b, b"\0NTX");
+        assert!(matches!(
+            steps[..],
+            [Step::Fatal {
+                limit: Some(Limit::Magic),
+                ..
+            }]
+        ));
+        let mut b = Binary::default();
+        let steps = feed(&mut b, &[&MAGIC[..], &[0xff, 0xff, 0xff, 0xff]].concat());
+        assert!(matches!(
+            steps[..],
+            [Step::Fatal {
+                limit: Some(Limit::Frame),
+                ..
+            }]
+        ));
+        let mut b = Binary::default();
+        let steps = feed(&mut b, &[&MAGIC[..], &[0, 0, 0, 1, 99]].concat());
+        assert!(matches!(steps[..], [Step::Fatal { limit: None, .. }]));
+    }
+}

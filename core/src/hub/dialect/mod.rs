@@ -1,0 +1,425 @@
+//! Dialects: how a connection's bytes become requests, and how what the hub says is rendered
+//! for it. The hub itself speaks one language ([`Step`]s in, [`Reply`]s and room events out);
+//! each dialect is one module that implements [`Dialect`] and one line in [`dialects!`].
+//!
+//! # Adding a dialect
+//! 1. Write `hub/dialect/<name>.rs` with a type implementing [`Dialect`]: `feed` turns bytes into
+//!    steps (a handshake step such as [`Step::Hello`], then requests), `render` words each
+//!    [`Reply`] for this peer (or returns `None` for what it does not show), `event_form` and
+//!    `render_event` word room events, and the policy methods (`echoes_own`, `keepalive`,
+//!    `resumable`, ...) say how the hub treats its users.
+//! 2. Add it to the [`dialects!`] list below, and give it a [`Door`] if it has a listener of its
+//!    own (or teach [`detect`] its first byte).
+//!
+//! Nothing else in the hub branches on a connection's dialect.
+
+mod binary;
+mod text;
+
+use super::ConnKind;
+use crate::command::Input;
+use crate::types::{MsgId, Nick, ResumeToken, RoomName};
+use crate::wire::{ClientMsg, ErrorKind, Limits, Resume, RoomEvent, ServerMsg};
+use bytes::Bytes;
+use core::cell::OnceCell;
+
+pub(crate) use binary::Binary;
+pub(crate) use text::Text;
+
+/// Where a connection came in: decides which dialects it may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// natter's own port: binary clients and people on `nc`/`telnet`, told apart by the first
+    /// byte.
+    Natter,
+}
+
+/// What the hub asks of a dialect. See the module docs for how to add one.
+pub(crate) trait Dialect {
+    /// Which dialect this is, for logs and the shell.
+    fn kind(&self) -> ConnKind;
+
+    /// Bytes read from the socket: appends what they mean to `steps`, in order. Buffers at most
+    /// one unfinished unit of input (a frame, a line). After a [`Step::Fatal`] nothing more is
+    /// appended for this call.
+    fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>);
+
+    /// The detection wait ran out before the peer finished its first unit of input: a dialect
+    /// that greets people who type nothing says so here.
+    fn on_wait(&mut self) -> Option<Step> {
+        None
+    }
+
+    /// A person's typed input, resolved against this connection's view (its current room) when
+    /// it runs, with `next_id` for a message that needs one. `Err` is the answer instead.
+    fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
+        let _ = (input, next_id);
+        Err(Reply::error(
+            ErrorKind::BadCommand,
+            crate::wire::Re::Conn,
+            "typed commands are not part of this dialect",
+        ))
+    }
+
+    /// A reply in this dialect's words; `None` when it has nothing to show for it. `me` is the
+    /// connection's nick, once it has one.
+    fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes>;
+
+    /// Which rendering of a room event in `room` this connection needs. Members that need the
+    /// same form share one rendering per broadcast.
+    fn event_form(&self, room: &RoomName) -> Form;
+
+    /// A room event rendered in `form`; `None` when it shows nothing for it.
+    fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes>;
+
+    /// Whether a sender gets its own say, action and nick change back as a room event (binary
+    /// clients: that echo is the acknowledgement; people do not want to see their line twice).
+    fn echoes_own(&self) -> bool;
+
+    /// Whether the replay after a join includes the joiner's own join event.
+    fn replays_own_join(&self) -> bool;
+
+    /// Whether the hub pings this connection when it falls silent.
+    fn keepalive(&self) -> bool;
+
+    /// Whether a user whose connection drops waits for a resume (instead of quitting).
+    fn resumable(&self) -> bool;
+
+    /// The user is in `room` now (joined, or joined again): it becomes this connection's
+    /// current room where the dialect has one.
+    fn entered(&mut self, room: &RoomName) {
+        let _ = room;
+    }
+
+    /// The user left `room`; `next` is the room to talk in instead, if any. Returns a note to
+    /// show when the current room changed.
+    fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
+        let _ = (room, next);
+        None
+    }
+}
+
+/// The dialects, each one line: the enum every connection holds and the [`Dialect`] impl that
+/// hands each call to its variant.
+macro_rules! dialects {
+    ($($variant:ident($ty:ty)),+ $(,)?) => {
+        /// A connection's dialect and its state.
+        #[derive(Debug)]
+        pub(crate) enum AnyDialect {
+            $(
+                #[allow(missing_docs)]
+                $variant($ty),
+            )+
+        }
+
+        impl AnyDialect {
+            fn inner(&self) -> &dyn Dialect {
+                match self {
+                    $(AnyDialect::$variant(d) => d,)+
+                }
+            }
+
+            fn inner_mut(&mut self) -> &mut dyn Dialect {
+                match self {
+                    $(AnyDialect::$variant(d) => d,)+
+                }
+            }
+        }
+    };
+}
+
+dialects! {
+    Binary(Binary),
+    Text(Text),
+}
+
+impl AnyDialect {
+    pub(crate) fn kind(&self) -> ConnKind {
+        self.inner().kind()
+    }
+    pub(crate) fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>) {
+        self.inner_mut().feed(data, steps);
+    }
+    pub(crate) fn on_wait(&mut self) -> Option<Step> {
+        self.inner_mut().on_wait()
+    }
+    pub(crate) fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
+        self.inner_mut().resolve(input, next_id)
+    }
+    pub(crate) fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        self.inner().render(reply, me)
+    }
+    pub(crate) fn event_form(&self, room: &RoomName) -> Form {
+        self.inner().event_form(room)
+    }
+    pub(crate) fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
+        self.inner().render_event(ev, form)
+    }
+    pub(crate) fn echoes_own(&self) -> bool {
+        self.inner().echoes_own()
+    }
+    pub(crate) fn replays_own_join(&self) -> bool {
+        self.inner().replays_own_join()
+    }
+    pub(crate) fn keepalive(&self) -> bool {
+        self.inner().keepalive()
+    }
+    pub(crate) fn resumable(&self) -> bool {
+        self.inner().resumable()
+    }
+    pub(crate) fn entered(&mut self, room: &RoomName) {
+        self.inner_mut().entered(room);
+    }
+    pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
+        self.inner_mut().left(room, next)
+    }
+}
+
+/// The dialect a connection on `door` speaks, decided by the first byte it sent where the door
+/// serves more than one.
+pub(crate) fn detect(door: Door, first: u8) -> AnyDialect {
+    match door {
+        Door::Natter if first == crate::wire::MAGIC[0] => AnyDialect::Binary(Binary::default()),
+        Door::Natter => AnyDialect::Text(Text::default()),
+    }
+}
+
+/// The dialect a door speaks before any byte arrives, if it serves only one (none does yet: the
+/// natter door waits for the first byte or the detection wait).
+pub(crate) fn at_accept(door: Door) -> Option<AnyDialect> {
+    match door {
+        Door::Natter => None,
+    }
+}
+
+/// The dialect a connection that sent nothing within the detection wait speaks.
+pub(crate) fn on_silence(door: Door) -> AnyDialect {
+    match door {
+        Door::Natter => AnyDialect::Text(Text::default()),
+    }
+}
+
+/// What a connection's input means, in the hub's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The handshake's end: the peer wants a user.
+    Hello(Hello),
+    /// From a bridge, before the hello: the real client's address. `first`: it was the very
+    /// first message, the only place it counts.
+    Forwarded {
+        /// The address, as text.
+        peer: String,
+        /// Whether it was the first message on the connection.
+        first: bool,
+    },
+    /// A request; it costs a flood-control token and runs in order.
+    Request(Request),
+    /// The answer to a keepalive ping (costs nothing).
+    Pong,
+    /// A limit was hit but the connection goes on: logged once, and the peer is told.
+    Limit {
+        /// Which.
+        limit: Limit,
+        /// What the peer is told.
+        kind: ErrorKind,
+        /// Words.
+        detail: String,
+    },
+    /// The input cannot be understood: the peer is told and the connection closed.
+    Fatal {
+        /// The limit it broke, if it was one (logged).
+        limit: Option<Limit>,
+        /// What the peer is told.
+        kind: ErrorKind,
+        /// Words.
+        detail: String,
+    },
+}
+
+/// The end of a handshake: what the peer asked to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    /// The protocol version the peer speaks, where the dialect states one.
+    pub(crate) version: Option<u16>,
+    /// The nick wanted; `None`: a guest nick.
+    pub(crate) nick: Option<Nick>,
+    /// Reattach to a session kept after a drop.
+    pub(crate) resume: Option<Resume>,
+    /// A room to put the user in at once.
+    pub(crate) autojoin: Option<RoomName>,
+}
+
+/// Something a connection asks once it is through its handshake (or a keepalive ping before
+/// that): queued behind flood control, run in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A protocol message with every field given.
+    Msg(ClientMsg),
+    /// A person's typed input: "the current room" and message ids are filled in when it runs
+    /// (see [`Dialect::resolve`]).
+    Typed(Input),
+    /// The dialect's own answer to input it understood without the hub (`/help`, a command it
+    /// could not parse): it still costs a token, like any request.
+    Answer(Reply),
+}
+
+/// What the hub says to one connection (room traffic aside). Each dialect words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// A protocol message (binary clients get it as it is; other dialects word it).
+    Msg(ServerMsg),
+    /// The handshake's answer. `token` is set for dialects whose users can resume.
+    Welcome {
+        /// The user's nick.
+        nick: Nick,
+        /// The resume token, for a resumable dialect.
+        token: Option<ResumeToken>,
+        /// An earlier session was resumed.
+        resumed: bool,
+        /// The limits the client must respect.
+        limits: Limits,
+    },
+    /// Joined a room the user was already in: the room's state (`ServerMsg::Joined`).
+    Rejoined(ServerMsg),
+    /// The last words before the connection is closed.
+    Fatal {
+        /// Kind.
+        kind: ErrorKind,
+        /// Words.
+        detail: String,
+    },
+    /// Words only people need.
+    Note(Note),
+    /// A keepalive probe; answered with [`Step::Pong`].
+    Ping(u64),
+}
+
+impl Reply {
+    /// An error reply.
+    pub(crate) fn error(kind: ErrorKind, re: crate::wire::Re, detail: impl Into<String>) -> Reply {
+        Reply::Msg(ServerMsg::Error {
+            kind,
+            re,
+            detail: detail.into(),
+        })
+    }
+}
+
+/// Words only people need (programs get the same information as protocol messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// The command list.
+    Help,
+    /// A join's replay of `room`'s recent messages starts.
+    RecentStart(RoomName),
+    /// ... and ends.
+    RecentEnd,
+    /// Plain lines now go to this room.
+    NowTalkingIn(RoomName),
+}
+
+/// Which rendering of a room event a connection needs: dialect-specific, compared within one
+/// dialect only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Form(pub(crate) u8);
+
+/// A room event as the hub holds it: its encoded frame, and the event itself decoded only if a
+/// dialect asks for it (binary members take the frame as it is).
+#[derive(Debug)]
+pub(crate) struct EventRef<'a> {
+    frame: &'a Bytes,
+    event: OnceCell<Option<RoomEvent>>,
+}
+
+impl<'a> EventRef<'a> {
+    /// An event known only by its frame (from history): decoded on first use.
+    pub(crate) fn stored(frame: &'a Bytes) -> EventRef<'a> {
+        EventRef {
+            frame,
+            event: OnceCell::new(),
+        }
+    }
+
+    /// An event at hand with its frame.
+    pub(crate) fn new(event: RoomEvent, frame: &'a Bytes) -> EventRef<'a> {
+        EventRef {
+            frame,
+            event: OnceCell::from(Some(event)),
+        }
+    }
+
+    /// The frame (`ServerMsg::Event`, length-prefixed).
+    pub(crate) fn frame(&self) -> &Bytes {
+        self.frame
+    }
+
+    /// The event. `None` only if the frame does not decode, which cannot happen: the hub
+    /// encoded it.
+    pub(crate) fn event(&self) -> Option<&RoomEvent> {
+        self.event
+            .get_or_init(|| {
+                let payload = self.frame.get(crate::wire::LEN_PREFIX..)?;
+                match crate::wire::decode_payload::<ServerMsg>(payload) {
+                    Ok(ServerMsg::Event(ev)) => Some(ev),
+                    _ => None,
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// A limit the hub enforces, as a word for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The server has as many connections as it takes.
+    Connections,
+    /// This address has as many connections open as it may.
+    PerIp,
+    /// This address connected too often lately.
+    ConnectRate,
+    /// The table of addresses is full.
+    IpTable,
+    /// A binary client's preamble was wrong.
+    Magic,
+    /// A frame was over the size limit.
+    Frame,
+    /// A typed line was over the length limit.
+    Line,
+    /// Flood control refused a request.
+    Flood,
+    /// The outbound queue is full: room traffic skipped (a gap follows).
+    Queue,
+    /// The outbound queue passed its hard limit: the connection is closed.
+    QueueHard,
+    /// The user is in as many rooms as one may be.
+    RoomsPerUser,
+    /// The server has as many rooms as it holds.
+    Rooms,
+}
+
+impl Limit {
+    /// A short stable word (`flood`, `per-ip`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::PerIp => "per-ip",
+            Limit::ConnectRate => "connect-rate",
+            Limit::IpTable => "ip-table",
+            Limit::Magic => "magic",
+            Limit::Frame => "frame",
+            Limit::Line => "line",
+            Limit::Flood => "flood",
+            Limit::Queue => "queue",
+            Limit::QueueHard => "queue-hard",
+            Limit::RoomsPerUser => "rooms-per-user",
+            Limit::Rooms => "rooms",
+        }
+    }
+}
+
+impl core::fmt::Display for Limit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,353 @@
+//! The text dialect: people on `nc`/`telnet` typing lines (PROTOCOL.md, "Text mode"). A person
+//! has a current room that plain lines go to; what the hub says comes back as lines worded by
+//! [`crate::render`].
+//!
+//! A person is greeted (and put in `#lobby`) after their first line, or when the detection wait
+//! passes with nothing typed; never by an HTTP request that a web page made a browser send to
+//! this port (its lines would otherwise be said in `#lobby`).
+
+use super::{Dialect, EventRef, Form, Hello, Limit, Note, Reply, Request, Step};
+use crate::command::{self, Command, CommandError, HELP_LINE, Input};
+use crate::hub::ConnKind;
+use crate::hub::lines::{LineReader, wire_line};
+use crate::limits::MAX_LINE_BYTES;
+use crate::render;
+use crate::types::{MsgId, Nick, RoomName};
+use crate::wire::{ClientMsg, ErrorKind, Re, ServerMsg};
+use bytes::Bytes;
+
+/// Lines at the start of a connection checked for the marks of an HTTP request.
+const HTTP_CHECKED_LINES: u8 = 8;
+
+/// Forms of a room event for a person: in their current room, or elsewhere (named in front).
+const HERE: Form = Form(0);
+const ELSEWHERE: Form = Form(1);
+
+/// A person's connection.
+#[derive(Debug, Default)]
+pub(crate) struct Text {
+    reader: LineReader,
+    /// The room plain lines go to.
+    current: Option<RoomName>,
+    /// The hello was stepped (after the first line, or the detection wait).
+    greeted: bool,
+    /// Some byte has arrived.
+    any_byte: bool,
+    /// Lines read so far, up to [`HTTP_CHECKED_LINES`].
+    lines_seen: u8,
+}
+
+/// Whether a line is an HTTP request line or a `Host:` header.
+fn looks_like_http(line: &str) -> bool {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
+    ];
+    let mut words = line.split(' ');
+    let request_line = words.next().is_some_and(|m| METHODS.contains(&m))
+        && words.next().is_some_and(|target| !target.is_empty())
+        && words.next().is_some_and(|v| v.starts_with("HTTP/"));
+    let host = line
+        .get(..5)
+        .is_some_and(|h| h.eq_ignore_ascii_case("host:"));
+    request_line || host
+}
+
+impl Text {
+    fn hello() -> Step {
+        Step::Hello(Hello {
+            version: None,
+            nick: None,
+            resume: None,
+            autojoin: Some(RoomName::lobby()),
+        })
+    }
+
+    fn line(&mut self, text: &str, steps: &mut Vec<Step>) -> Result<(), ()> {
+        if self.lines_seen < HTTP_CHECKED_LINES {
+            self.lines_seen += 1;
+            if looks_like_http(text) {
+                steps.push(Step::Fatal {
+                    limit: None,
+                    kind: ErrorKind::Protocol,
+                    detail: "this port speaks natter (nc, telnet or the natter client), not HTTP"
+                        .into(),
+                });
+                return Err(());
+            }
+        }
+        if !self.greeted {
+            self.greeted = true;
+            steps.push(Text::hello());
+        }
+        let request = match command::parse(text) {
+            Ok(None) => return Ok(()),
+            Ok(Some(Input::Command(Command::Help))) => Request::Answer(Reply::Note(Note::Help)),
+            Ok(Some(input)) => Request::Typed(input),
+            Err(e) => {
+                let kind = match e {
+                    CommandError::Invalid(_) => ErrorKind::Invalid,
+                    _ => ErrorKind::BadCommand,
+                };
+                Request::Answer(Reply::error(kind, Re::Conn, e.to_string()))
+            }
+        };
+        steps.push(Step::Request(request));
+        Ok(())
+    }
+
+    fn lines(lines: Vec<String>) -> Option<Bytes> {
+        if lines.is_empty() {
+            return None;
+        }
+        let mut s = lines.join("\r\n");
+        s.push_str("\r\n");
+        Some(Bytes::from(s))
+    }
+}
+
+fn help() -> String {
+    let mut s = String::from("-- commands:\r\n");
+    for (usage, what) in command::HELP {
+        s.push_str(&format!("--   {usage:<24} {what}\r\n"));
+    }
+    s.push_str("-- anything else you type is said in your current room\r\n");
+    s
+}
+
+impl Dialect for Text {
+    fn kind(&self) -> ConnKind {
+        ConnKind::Text
+    }
+
+    fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>) {
+        if !self.any_byte && data.first() == Some(&0) {
+            // A binary client whose preamble came after the detection wait: it has been greeted
+            // as a person, which it cannot read. Closing makes it reconnect at once.
+            steps.push(Step::Fatal {
+                limit: None,
+                kind: ErrorKind::Protocol,
+                detail: "your preamble came after the detection wait; please reconnect".into(),
+            });
+            return;
+        }
+        self.any_byte |= !data.is_empty();
+        let mut lines = Vec::new();
+        self.reader.feed(data, |l| lines.push(l));
+        for line in lines {
+            if line.cut {
+                steps.push(Step::Limit {
+                    limit: Limit::Line,
+                    kind: ErrorKind::LineTooLong,
+                    detail: format!("line too long (max {MAX_LINE_BYTES} bytes), cut"),
+                });
+            }
+            if self.line(&line.text, steps).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn on_wait(&mut self) -> Option<Step> {
+        if self.greeted {
+            return None;
+        }
+        self.greeted = true;
+        Some(Text::hello())
+    }
+
+    fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
+        let current = self.current.clone();
+        let room = |named: Option<RoomName>| {
+            named.or_else(|| current.clone()).ok_or_else(|| {
+                Reply::error(
+                    ErrorKind::NotInRoom,
+                    Re::Conn,
+                    "you are in no room: /join #room first",
+                )
+            })
+        };
+        Ok(match input {
+            Input::Say(text) => ClientMsg::Say {
+                room: room(None)?,
+                id: next_id,
+                text,
+            },
+            Input::Command(cmd) => match cmd {
+                Command::Me(text) => ClientMsg::Act {
+                    room: room(None)?,
+                    id: next_id,
+                    text,
+                },
+                Command::Msg { to, text } => ClientMsg::Msg {
+                    to,
+                    id: next_id,
+                    text,
+                },
+                Command::Join(room) => ClientMsg::Join { room },
+                Command::Part { room: r, reason } => ClientMsg::Part {
+                    room: room(r)?,
+                    reason,
+                },
+                Command::Who(r) => ClientMsg::Who { room: room(r)? },
+                Command::Rooms => ClientMsg::Rooms,
+                Command::Topic { room: r, topic } => ClientMsg::Topic {
+                    room: room(r)?,
+                    topic,
+                },
+                Command::Nick(nick) => ClientMsg::Nick { nick },
+                Command::Quit(reason) => ClientMsg::Quit { reason },
+                Command::Help => return Err(Reply::Note(Note::Help)),
+            },
+        })
+    }
+
+    fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        let line = |s: String| Some(Bytes::from(wire_line(&s)));
+        match reply {
+            Reply::Msg(msg) => Text::lines(render::reply_lines(msg, me, self.current.as_ref())),
+            Reply::Welcome { nick, .. } => line(format!("Welcome to natter, {nick}! {HELP_LINE}")),
+            Reply::Rejoined(ServerMsg::Joined { room, .. }) => {
+                line(format!("-- you are now talking in {room}"))
+            }
+            Reply::Rejoined(_) => None,
+            Reply::Fatal { detail, .. } => line(format!("ERROR: {detail}")),
+            Reply::Note(note) => match note {
+                Note::Help => Some(Bytes::from(help())),
+                Note::RecentStart(room) => line(format!("-- recent messages in {room}:")),
+                Note::RecentEnd => line("-- (end of recent messages)".into()),
+                Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
+            },
+            Reply::Ping(_) => None,
+        }
+    }
+
+    fn event_form(&self, room: &RoomName) -> Form {
+        if self.current.as_ref() == Some(room) {
+            HERE
+        } else {
+            ELSEWHERE
+        }
+    }
+
+    fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
+        let ev = ev.event()?;
+        let current = (form == HERE).then_some(&ev.room);
+        Some(Bytes::from(wire_line(&render::event_line(ev, current))))
+    }
+
+    fn echoes_own(&self) -> bool {
+        false
+    }
+
+    fn replays_own_join(&self) -> bool {
+        // The "you are in" line says it already.
+        false
+    }
+
+    fn keepalive(&self) -> bool {
+        // A person may sit idle for hours; TCP keepalive finds dead peers.
+        false
+    }
+
+    fn resumable(&self) -> bool {
+        false
+    }
+
+    fn entered(&mut self, room: &RoomName) {
+        self.current = Some(room.clone());
+    }
+
+    fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
+        if self.current.as_ref() != Some(room) {
+            return None;
+        }
+        self.current = next.cloned();
+        self.current.clone().map(Note::NowTalkingIn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(t: &mut Text, data: &[u8]) -> Vec<Step> {
+        let mut steps = Vec::new();
+        t.feed(data, &mut steps);
+        steps
+    }
+
+    #[test]
+    fn greeted_after_the_first_line_not_before() {
+        let mut t = Text::default();
+        assert!(feed(&mut t, b"hel").is_empty());
+        let steps = feed(&mut t, b"lo\n");
+        assert!(matches!(&steps[0], Step::Hello(h) if h.nick.is_none()));
+        assert!(matches!(
+            &steps[1],
+            Step::Request(Request::Typed(Input::Say(_)))
+        ));
+        assert_eq!(t.on_wait(), None, "greeted once");
+    }
+
+    #[test]
+    fn the_wait_greets_a_silent_person_once() {
+        let mut t = Text::default();
+        assert!(matches!(t.on_wait(), Some(Step::Hello(_))));
+        assert_eq!(t.on_wait(), None);
+        let steps = feed(&mut t, b"hi\n");
+        assert_eq!(steps.len(), 1, "no second hello: {steps:?}");
+    }
+
+    #[test]
+    fn http_requests_are_closed_before_anything_is_said() {
+        for req in [
+            &b"POST /x HTTP/1.1\r\nHost: a\r\n\r\nhello\n"[..],
+            b"GET / HTTP/1.0\r\n",
+            b"hi\nHOST: evil.example\r\n",
+        ] {
+            let mut t = Text::default();
+            let steps = feed(&mut t, req);
+            assert!(
+                matches!(steps.last(), Some(Step::Fatal { .. })),
+                "{req:?}: {steps:?}"
+            );
+            let said = steps
+                .iter()
+                .filter(|s| matches!(s, Step::Request(Request::Typed(Input::Say(_)))))
+                .count();
+            assert!(said <= 1, "{steps:?}");
+        }
+        // Words that only look a little like HTTP are chat.
+        let mut t = Text::default();
+        let steps = feed(&mut t, b"GET over here\npost it\n");
+        assert!(!steps.iter().any(|s| matches!(s, Step::Fatal { .. })));
+    }
+
+    #[test]
+    fn a_late_binary_preamble_is_closed_so_the_client_reconnects() {
+        let mut t = Text::default();
+        assert!(t.on_wait().is_some());
+        let steps = feed(&mut t, b"\0NTR");
+        assert!(matches!(steps[..], [Step::Fatal { .. }]));
+    }
+
+    #[test]
+    fn lines_resolve_against_the_current_room_when_they_run() {
+        let mut t = Text::default();
+        let say = Input::Say(crate::types::Text::new("hi").unwrap());
+        assert!(t.resolve(say.clone(), MsgId(1)).is_err(), "no room yet");
+        t.entered(&RoomName::new("#a").unwrap());
+        t.entered(&RoomName::new("#b").unwrap());
+        assert!(matches!(
+            t.resolve(say.clone(), MsgId(2)),
+            Ok(ClientMsg::Say { room, id: MsgId(2), .. }) if room.as_str() == "#b"
+        ));
+        let next = RoomName::new("#a").unwrap();
+        let note = t.left(&RoomName::new("#b").unwrap(), Some(&next));
+        assert_eq!(note, Some(Note::NowTalkingIn(next)));
+        assert!(matches!(
+            t.resolve(say, MsgId(3)),
+            Ok(ClientMsg::Say { room, .. }) if room.as_str() == "#a"
+        ));
+    }
+}

@@ -1,0 +1,362 @@
+//! A connection's way in: admission at accept, the dialect decided (by the door, the first
+//! byte, or silence), its bytes turned into steps, the handshake (a bridge's `Forwarded`, the
+//! hello or the greeting of a person), and the handshake and keepalive deadlines.
+
+use super::conn::Life;
+use super::dialect::{self, Door, Hello, Limit, Reply, Request, Step};
+use super::{Conn, ConnKind, Hub, HubEvent, Refused, Timer, UserId, admit};
+use crate::limits::MAX_REFUSED_PENDING;
+use crate::time::Millis;
+use crate::types::{ConnId, Nick, ResumeToken};
+use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re};
+use core::net::IpAddr;
+use tracing::debug;
+
+impl Hub {
+    /// Admission: the hard limits refuse outright; soft limits (per address, connect rate,
+    /// server full) are answered in the client's dialect once it is known.
+    pub(super) fn admit(
+        &mut self,
+        door: Door,
+        peer: IpAddr,
+        now: Millis,
+    ) -> Result<ConnId, Refused> {
+        if self.shut
+            || self.refused_pending >= MAX_REFUSED_PENDING
+            || self.conns.len() >= self.config.max_connections + MAX_REFUSED_PENDING
+        {
+            return Err(Refused::Overloaded);
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let peer = peer.to_canonical();
+        let mut conn = Conn::new(id, peer, door, self.config.flood_burst, now);
+        let admitted = self.conns.len() - self.refused_pending;
+        let verdict = if admitted >= self.config.max_connections {
+            Err(admit::Refusal {
+                limit: Limit::Connections,
+                detail: "the server is full, try again later".into(),
+            })
+        } else if admit::IpTable::exempt(&self.config, peer)
+            || self.config.trusted_proxies.contains(&peer)
+        {
+            // A bridge carries many people: they are counted by their own address once it
+            // sends `Forwarded`, not against the bridge's.
+            Ok(None)
+        } else {
+            self.ips.admit(&self.config, peer, now).map(|()| Some(peer))
+        };
+        match verdict {
+            Ok(counted) => conn.counted_ip = counted,
+            Err(r) => {
+                debug!(conn = %id, %peer, limit = %r.limit, "refused at accept");
+                self.refused_pending += 1;
+                conn.limit_hit(&mut self.out, r.limit, r.detail.clone());
+                conn.rare_mut().refused = Some(r.detail);
+            }
+        }
+        debug!(conn = %id, %peer, "accepted");
+        match dialect::at_accept(door) {
+            Some(d) => conn.life = Life::Handshake(d),
+            None => self
+                .timers
+                .set(Timer::Detect(id), now + self.config.text_detect_wait),
+        }
+        self.conns.insert(id, Box::new(conn));
+        self.timers
+            .set(Timer::Hello(id), now + self.config.hello_timeout);
+        if self.ips.len() > 0 && !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
+        self.dialect_known(id, now);
+        Ok(id)
+    }
+
+    /// Bytes in: the first decides the dialect where the door serves several; then the dialect
+    /// turns them into steps, taken in order until one closes the connection.
+    pub(super) fn feed(&mut self, conn: ConnId, data: &[u8], now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() || data.is_empty() {
+            return;
+        }
+        c.last_rx = now;
+        c.ping = None;
+        if matches!(c.life, Life::Detect) {
+            c.life = Life::Handshake(dialect::detect(c.door, data[0]));
+            if !self.dialect_known(conn, now) {
+                return;
+            }
+        }
+        let mut steps = core::mem::take(&mut self.steps);
+        if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
+            d.feed(data, &mut steps);
+        }
+        for step in steps.drain(..) {
+            if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+                break;
+            }
+            self.step(conn, step, now);
+        }
+        self.steps = steps;
+    }
+
+    /// The dialect has just become known: a connection refused at admission is told now, in
+    /// its words, and closed. False if it was.
+    fn dialect_known(&mut self, conn: ConnId, now: Millis) -> bool {
+        let refused = self.conns.get(&conn).and_then(|c| {
+            c.dialect()?;
+            c.refused().cloned()
+        });
+        match refused {
+            Some(detail) => {
+                self.fatal(conn, ErrorKind::Full, detail, now);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The detection wait is over: a connection that sent nothing gets the dialect of silence,
+    /// and a dialect that greets people who have not finished a line greets them now.
+    pub(super) fn detect_wait_over(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if matches!(c.life, Life::Detect) {
+            c.life = Life::Handshake(dialect::on_silence(c.door));
+            if !self.dialect_known(conn, now) {
+                return;
+            }
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !matches!(c.life, Life::Handshake(_)) {
+            return;
+        }
+        if let Some(step) = c.dialect_mut().and_then(|d| d.on_wait()) {
+            self.step(conn, step, now);
+        }
+    }
+
+    /// One step of a connection's input.
+    fn step(&mut self, conn: ConnId, step: Step, now: Millis) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let ready = c.user().is_some();
+        let socket_ip = c.socket_ip;
+        match step {
+            Step::Pong => {}
+            Step::Limit {
+                limit,
+                kind,
+                detail,
+            } => self.limit(conn, limit, kind, Re::Conn, detail),
+            Step::Fatal {
+                limit,
+                kind,
+                detail,
+            } => {
+                if let (Some(limit), Some(c)) = (limit, self.conns.get_mut(&conn)) {
+                    c.limit_hit(&mut self.out, limit, detail.clone());
+                }
+                self.fatal(conn, kind, detail, now);
+            }
+            Step::Hello(_) | Step::Forwarded { .. } if ready => {
+                let detail = "hello was already said on this connection";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            }
+            Step::Hello(hello) => self.hello(conn, hello, now),
+            Step::Forwarded { peer, first } => {
+                if first && self.config.trusted_proxies.contains(&socket_ip) {
+                    self.forwarded(conn, &peer, now);
+                } else {
+                    let detail = "forwarded is only accepted first, from a trusted bridge";
+                    self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+                }
+            }
+            // A keepalive ping is answered before the hello too, at the flood-control rate.
+            Step::Request(r @ Request::Msg(ClientMsg::Ping { .. })) => self.submit(conn, r, now),
+            Step::Request(r) if ready => self.submit(conn, r, now),
+            Step::Request(_) => {
+                let detail = "say hello first";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            }
+        }
+    }
+
+    pub(super) fn forwarded(&mut self, conn: ConnId, peer: &str, now: Millis) {
+        let Ok(ip) = peer.trim().parse::<IpAddr>() else {
+            let detail = "forwarded peer is not an IP address";
+            self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            return;
+        };
+        // `::ffff:1.2.3.4` and `1.2.3.4` are one address for the per-IP limits.
+        let ip = ip.to_canonical();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(old) = c.counted_ip.take() {
+            self.ips.release(old);
+        }
+        debug!(conn = %conn, proxy = %c.socket_ip, peer = %ip, "forwarded");
+        if admit::IpTable::exempt(&self.config, ip) {
+            return;
+        }
+        match self.ips.admit(&self.config, ip, now) {
+            Ok(()) => c.counted_ip = Some(ip),
+            Err(r) => {
+                c.limit_hit(&mut self.out, r.limit, r.detail.clone());
+                self.fatal(conn, ErrorKind::Full, r.detail, now);
+            }
+        }
+        if !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
+    }
+
+    /// The end of a handshake: a resumed session, or a new user (with the nick asked for, or
+    /// a free one like it, or a guest nick).
+    fn hello(&mut self, conn: ConnId, hello: Hello, now: Millis) {
+        if let Some(version) = hello.version
+            && version != PROTOCOL_VERSION
+        {
+            let detail = format!(
+                "this server speaks natter protocol version {PROTOCOL_VERSION}, not {version}"
+            );
+            self.fatal(conn, ErrorKind::Version, detail, now);
+            return;
+        }
+        if let Some(r) = hello.resume {
+            if !crate::wire::resume_is_bounded(&r) {
+                let detail = "resume lists too many rooms";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+                return;
+            }
+            if let Some(&uid) = self.tokens.get(&r.token) {
+                self.resume(conn, uid, &r.rooms, now);
+                return;
+            }
+            self.error(
+                conn,
+                ErrorKind::ResumeFailed,
+                Re::Conn,
+                "your earlier session has expired; starting a new one".into(),
+            );
+        }
+        let resumable = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.dialect())
+            .is_some_and(|d| d.resumable());
+        let nick = match hello.nick {
+            Some(want) => self.free_nick(want),
+            None => self.guest_nick(),
+        };
+        let token = resumable.then(|| self.fresh_token());
+        let uid = self.new_user(nick.clone(), conn, token.clone());
+        self.make_ready(conn, uid, now);
+        debug!(conn = %conn, %nick, "hello");
+        self.welcome(conn, nick, token, false);
+        if let Some(room) = hello.autojoin {
+            self.join(conn, room, now);
+        }
+    }
+
+    /// Welcomes a user (fresh or resumed) and tells the shell it is ready.
+    pub(super) fn welcome(
+        &mut self,
+        conn: ConnId,
+        nick: Nick,
+        token: Option<ResumeToken>,
+        resumed: bool,
+    ) {
+        let limits = self.config.announced_limits();
+        self.reply(
+            conn,
+            Reply::Welcome {
+                nick: nick.clone(),
+                token,
+                resumed,
+                limits,
+            },
+        );
+        let kind = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.kind())
+            .unwrap_or(ConnKind::Binary);
+        self.out.events.push_back(HubEvent::Ready {
+            conn,
+            kind,
+            nick,
+            resumed,
+        });
+    }
+
+    /// Through the handshake: `conn` speaks for `uid`; the handshake deadlines stop and
+    /// keepalive starts where the dialect wants it.
+    pub(super) fn make_ready(&mut self, conn: ConnId, uid: UserId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.make_ready(uid);
+        let keepalive = c.dialect().is_some_and(|d| d.keepalive());
+        self.timers.cancel(Timer::Hello(conn));
+        self.timers.cancel(Timer::Detect(conn));
+        if keepalive {
+            self.timers
+                .set(Timer::Keepalive(conn), now + self.config.ping_after);
+        }
+    }
+
+    pub(super) fn hello_timeout(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        match c.life {
+            Life::Detect => self.detect_wait_over(conn, now),
+            Life::Handshake(_) => {
+                let secs = self.config.hello_timeout.0 / 1000;
+                let detail = format!("no hello within {secs} seconds");
+                self.fatal(conn, ErrorKind::Timeout, detail, now);
+            }
+            Life::Ready(..) | Life::Closing => {}
+        }
+    }
+
+    pub(super) fn keepalive(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() || !c.dialect().is_some_and(|d| d.keepalive()) {
+            return;
+        }
+        if let Some((_, sent)) = c.ping {
+            let deadline = sent + self.config.ping_timeout;
+            if now >= deadline {
+                let detail = "no answer to ping".to_string();
+                self.fatal(conn, ErrorKind::Timeout, detail, now);
+            } else {
+                self.timers.set(Timer::Keepalive(conn), deadline);
+            }
+            return;
+        }
+        let due = c.last_rx + self.config.ping_after;
+        if now < due {
+            self.timers.set(Timer::Keepalive(conn), due);
+            return;
+        }
+        let token = self.next_ping;
+        self.next_ping += 1;
+        c.ping = Some((token, now));
+        self.timers
+            .set(Timer::Keepalive(conn), now + self.config.ping_timeout);
+        self.reply(conn, Reply::Ping(token));
+    }
+}

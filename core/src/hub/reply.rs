@@ -1,0 +1,175 @@
+//! What the hub says to one connection, and how connections end: the one place a reply is
+//! queued under the outbound limits (past the hard limit the connection is closed as too slow),
+//! and the one close path.
+
+use super::dialect::{Limit, Reply};
+use super::{Hub, HubEvent, UserId};
+use crate::time::Millis;
+use crate::types::{ConnId, RoomName, Text};
+use crate::wire::{ErrorKind, EventKind, Re};
+use tracing::debug;
+
+impl Hub {
+    /// Queues a reply (not room traffic) for `conn`, in its dialect's words. Past the hard
+    /// backlog limit the connection is closed as too slow instead.
+    pub(super) fn reply(&mut self, conn: ConnId, reply: Reply) {
+        let hard = self.config.queue_limits().hard_bytes;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some(dialect) = c.dialect() else {
+            return;
+        };
+        let me = c.user().and_then(|u| self.users.get(&u)).map(|u| &u.nick);
+        let Some(data) = dialect.render(&reply, me) else {
+            return;
+        };
+        if c.backlog_bytes() + data.len() > hard {
+            self.too_slow(conn);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.push(&mut self.out, data);
+        }
+    }
+
+    /// An error reply about `re`.
+    pub(super) fn error(&mut self, conn: ConnId, kind: ErrorKind, re: Re, detail: String) {
+        debug!(conn = %conn, ?kind, %detail, "error reply");
+        self.reply(conn, Reply::error(kind, re, detail));
+    }
+
+    /// A limit was hit: logged once per connection and limit, and the peer told.
+    pub(super) fn limit(
+        &mut self,
+        conn: ConnId,
+        limit: Limit,
+        kind: ErrorKind,
+        re: Re,
+        detail: String,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.limit_hit(&mut self.out, limit, detail.clone());
+        }
+        self.error(conn, kind, re, detail);
+    }
+
+    /// An error that ends the connection: its last words, then close.
+    pub(super) fn fatal(&mut self, conn: ConnId, kind: ErrorKind, detail: String, now: Millis) {
+        debug!(conn = %conn, ?kind, %detail, "fatal");
+        self.reply(
+            conn,
+            Reply::Fatal {
+                kind,
+                detail: detail.clone(),
+            },
+        );
+        self.close_conn(conn, detail, now);
+    }
+
+    /// The backlog went past the hard limit: one last error (a few bytes over), then close.
+    pub(super) fn too_slow(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() {
+            return;
+        }
+        let detail = "you are reading too slowly; closing the connection".to_string();
+        let last = Reply::Fatal {
+            kind: ErrorKind::TooSlow,
+            detail: detail.clone(),
+        };
+        if let Some(data) = c.dialect().and_then(|d| d.render(&last, None)) {
+            c.push(&mut self.out, data);
+        }
+        c.limit_hit(&mut self.out, Limit::QueueHard, detail.clone());
+        let now = self.now;
+        self.close_conn(conn, detail, now);
+    }
+
+    /// `conn`'s session continues elsewhere (or ended): says `Bye` with `words` and closes it,
+    /// leaving its user as it is.
+    pub(super) fn bye(&mut self, conn: ConnId, words: &str, log: &str) {
+        let bye = crate::wire::ServerMsg::Bye {
+            reason: words.into(),
+        };
+        self.reply(conn, Reply::Msg(bye));
+        self.begin_close(conn, Some(log.into()));
+    }
+
+    /// Marks `conn` closing and tells the shell, then detaches (resumable dialects) or quits its
+    /// user.
+    pub(super) fn close_conn(&mut self, conn: ConnId, reason: String, now: Millis) {
+        if let Some(uid) = self.begin_close(conn, Some(reason)) {
+            self.release_user(uid, now);
+        }
+    }
+
+    /// The one close transition: input is ignored from now on, timers stop, and (with a
+    /// `reason`) the shell is told to close once what was polled is written. Returns the user
+    /// the connection had, for the caller to decide its fate. Closing twice does nothing.
+    pub(super) fn begin_close(&mut self, conn: ConnId, reason: Option<String>) -> Option<UserId> {
+        let c = self.conns.get_mut(&conn)?;
+        if c.closing() {
+            return None;
+        }
+        let user = c.close();
+        self.timers.cancel_conn(conn);
+        if let Some(reason) = reason {
+            debug!(conn = %conn, %reason, "closing");
+            self.out.events.push_back(HubEvent::Close { conn, reason });
+        }
+        user
+    }
+
+    /// A user's connection is gone: users of resumable dialects wait for a resume, others quit.
+    pub(super) fn release_user(&mut self, uid: UserId, now: Millis) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        u.conn = None;
+        if u.token.is_some() && self.detached < crate::limits::MAX_DETACHED {
+            self.detached += 1;
+            self.timers
+                .set(super::Timer::Grace(uid), now + self.config.resume_grace);
+            debug!(user = uid.0, "detached, waiting for resume");
+        } else {
+            self.quit_user(uid, None, now);
+        }
+    }
+
+    /// The user leaves for good: a quit event in each of its rooms, nick and token freed.
+    pub(super) fn quit_user(&mut self, uid: UserId, reason: Option<Text>, now: Millis) {
+        let Some(u) = self.users.remove(&uid) else {
+            return;
+        };
+        self.timers.cancel(super::Timer::Grace(uid));
+        self.nicks.remove(&u.nick.folded());
+        if let Some(t) = &u.token {
+            self.tokens.remove(t);
+        }
+        for room in &u.rooms {
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.members.remove(&uid);
+            }
+            let quit = EventKind::Quit {
+                reason: reason.clone(),
+            };
+            self.broadcast(room, u.nick.clone(), quit, now, None);
+            self.drop_if_empty(room);
+        }
+    }
+
+    /// Forgets a room nobody is in (but `#lobby`, which always exists).
+    pub(super) fn drop_if_empty(&mut self, room: &RoomName) {
+        if *room == RoomName::lobby() {
+            return;
+        }
+        if self.rooms.get(room).is_some_and(|r| r.members.is_empty())
+            && let Some(r) = self.rooms.remove(room)
+        {
+            self.history_bytes -= r.history_bytes();
+        }
+    }
+}
