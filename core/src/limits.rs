@@ -100,6 +100,12 @@ pub const TEXT_DETECT_WAIT: Millis = Millis(400);
 /// A binary user whose connection dropped keeps nick and rooms this long, waiting for a resume.
 pub const RESUME_GRACE: Millis = Millis(120_000);
 
+/// A resume for a session still attached to another connection probes that connection (a
+/// keepalive ping) and waits this long: if it answers, the session stays there and the newcomer
+/// gets a fresh one; if not, the newcomer takes over. Long enough for a live peer on a slow link
+/// to answer, short enough that a client whose old connection died silently is back quickly.
+pub const TAKEOVER_PROBE: Millis = Millis(3_000);
+
 /// Users detached and waiting for resume, at most: bounds memory held for the departed.
 pub const MAX_DETACHED: usize = 10_000;
 

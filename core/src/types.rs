@@ -263,14 +263,34 @@ impl core::fmt::Display for Seq {
 )]
 pub struct MsgId(pub u64);
 
-/// The secret a client presents to resume its session after a reconnect.
+/// The credential a client presents to resume its session after a reconnect: an id (the first
+/// [`ResumeToken::ID_LEN`] bytes, which the server looks the session up by) and a secret (the
+/// rest, which it compares in constant time with the hash it keeps). Every welcome issues a new
+/// one; the one before stops working.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ResumeToken(pub [u8; 16]);
+pub struct ResumeToken(pub [u8; 32]);
+
+impl ResumeToken {
+    /// Bytes of the id.
+    pub const ID_LEN: usize = 8;
+
+    /// The id, which names the session (not secret).
+    pub fn id(&self) -> u64 {
+        let mut id = [0u8; Self::ID_LEN];
+        id.copy_from_slice(&self.0[..Self::ID_LEN]);
+        u64::from_be_bytes(id)
+    }
+
+    /// The secret part.
+    pub fn secret(&self) -> &[u8] {
+        &self.0[Self::ID_LEN..]
+    }
+}
 
 impl core::fmt::Debug for ResumeToken {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // A token is a credential: never log it whole.
-        write!(f, "ResumeToken({:02x}{:02x}…)", self.0[0], self.0[1])
+        // A token is a credential: its secret is never logged.
+        write!(f, "ResumeToken(id {:016x}, secret …)", self.id())
     }
 }
 

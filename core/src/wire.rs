@@ -16,7 +16,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;
@@ -677,7 +677,7 @@ mod tests {
                 version: PROTOCOL_VERSION,
                 nick: nick("alice"),
                 resume: Some(Resume {
-                    token: ResumeToken([7; 16]),
+                    token: ResumeToken([7; 32]),
                     rooms: vec![(r.clone(), Seq(41))],
                 }),
             },
@@ -737,7 +737,7 @@ mod tests {
             ServerMsg::Welcome {
                 version: PROTOCOL_VERSION,
                 nick: nick("alice"),
-                token: ResumeToken([1; 16]),
+                token: ResumeToken([1; 32]),
                 resumed: false,
                 limits: Limits::default(),
             },

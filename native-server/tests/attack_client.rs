@@ -52,7 +52,7 @@ fn hostile_script() -> Vec<ServerMsg> {
         ServerMsg::Welcome {
             version: natter_core::wire::PROTOCOL_VERSION,
             nick: n("victim"),
-            token: ResumeToken([7; 16]),
+            token: ResumeToken([7; 32]),
             resumed: false,
             limits: Limits::default(),
         },
@@ -131,7 +131,7 @@ fn hostile_script() -> Vec<ServerMsg> {
         ServerMsg::Welcome {
             version: natter_core::wire::PROTOCOL_VERSION,
             nick: n("victim2"),
-            token: ResumeToken([8; 16]),
+            token: ResumeToken([8; 32]),
             resumed: true,
             limits: Limits {
                 flood_burst: 0,
@@ -173,7 +173,7 @@ fn broken_streams() -> Vec<Vec<u8>> {
     let welcome = encode_frame(&ServerMsg::Welcome {
         version: natter_core::wire::PROTOCOL_VERSION,
         nick: n("victim"),
-        token: ResumeToken([7; 16]),
+        token: ResumeToken([7; 32]),
         resumed: true,
         limits: Limits::default(),
     })

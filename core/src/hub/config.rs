@@ -55,6 +55,9 @@ pub struct Config {
     /// See [`crate::limits::RESUME_GRACE`].
     #[serde(rename = "resume_grace_ms")]
     pub resume_grace: Millis,
+    /// See [`crate::limits::TAKEOVER_PROBE`].
+    #[serde(rename = "takeover_probe_ms")]
+    pub takeover_probe: Millis,
     /// See [`crate::limits::OUTBOUND_MAX_MSGS`].
     pub outbound_max_msgs: usize,
     /// See [`crate::limits::OUTBOUND_MAX_BYTES`].
@@ -89,6 +92,7 @@ impl Default for Config {
             hello_timeout: HELLO_TIMEOUT,
             text_detect_wait: TEXT_DETECT_WAIT,
             resume_grace: RESUME_GRACE,
+            takeover_probe: TAKEOVER_PROBE,
             outbound_max_msgs: OUTBOUND_MAX_MSGS,
             outbound_max_bytes: OUTBOUND_MAX_BYTES,
             outbound_total_max_bytes: OUTBOUND_TOTAL_MAX_BYTES,
@@ -133,6 +137,7 @@ impl Config {
             ("ping_timeout_ms", self.ping_timeout),
             ("hello_timeout_ms", self.hello_timeout),
             ("text_detect_wait_ms", self.text_detect_wait),
+            ("takeover_probe_ms", self.takeover_probe),
         ];
         for (key, t) in timers {
             if t < MIN_TIMER {

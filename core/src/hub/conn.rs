@@ -170,6 +170,8 @@ pub(crate) struct Conn {
     pub(crate) counted_ip: Option<IpAddr>,
     /// Where it came in.
     pub(crate) door: Door,
+    /// It asked to resume a session attached elsewhere and waits for the probe's outcome.
+    pub(crate) probing: bool,
     pub(crate) life: Life,
     /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
     queue: Vec<Piece>,
@@ -215,6 +217,7 @@ impl Conn {
             socket_ip: ip,
             counted_ip: None,
             door,
+            probing: false,
             life: Life::Detect,
             queue: Vec::new(),
             backlog_bytes: 0,
@@ -275,6 +278,7 @@ impl Conn {
 
     /// Through the handshake: `user` talks through this connection's dialect from now on.
     pub(crate) fn make_ready(&mut self, user: UserId) {
+        self.probing = false;
         self.life = match core::mem::replace(&mut self.life, Life::Closing) {
             Life::Handshake(d) | Life::Ready(d, _) => Life::Ready(d, user),
             other => {

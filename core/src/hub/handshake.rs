@@ -8,6 +8,7 @@ use super::{Conn, ConnKind, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
+
 use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re};
 use core::net::IpAddr;
 use tracing::debug;
@@ -84,6 +85,14 @@ impl Hub {
         }
         c.last_rx = now;
         c.ping = None;
+        if let Some(uid) = c.user()
+            && self.users.get(&uid).is_some_and(|u| u.probe.is_some())
+        {
+            self.probe_answered(uid, now);
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if matches!(c.life, Life::Detect) {
             c.life = Life::Handshake(dialect::detect(c.door, data[0]));
             if !self.dialect_known(conn, now) {
@@ -223,6 +232,11 @@ impl Hub {
     /// The end of a handshake: a resumed session, or a new user (with the nick asked for, or
     /// a free one like it, or a guest nick).
     fn hello(&mut self, conn: ConnId, hello: Hello, now: Millis) {
+        if self.conns.get(&conn).is_some_and(|c| c.probing) {
+            let detail = "hello was already said on this connection";
+            self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            return;
+        }
         if let Some(version) = hello.version
             && version != PROTOCOL_VERSION
         {
@@ -232,14 +246,14 @@ impl Hub {
             self.fatal(conn, ErrorKind::Version, detail, now);
             return;
         }
-        if let Some(r) = hello.resume {
-            if !crate::wire::resume_is_bounded(&r) {
+        if let Some(r) = &hello.resume {
+            if !crate::wire::resume_is_bounded(r) {
                 let detail = "resume lists too many rooms";
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
                 return;
             }
-            if let Some(&uid) = self.tokens.get(&r.token) {
-                self.resume(conn, uid, &r.rooms, now);
+            if let Some(uid) = self.token_user(&r.token) {
+                self.resume_request(conn, uid, hello, now);
                 return;
             }
             self.error(
@@ -249,6 +263,11 @@ impl Hub {
                 "your earlier session has expired; starting a new one".into(),
             );
         }
+        self.fresh_session(conn, hello, now);
+    }
+
+    /// A new user for `conn`: the nick asked for, or a free one like it, or a guest nick.
+    pub(super) fn fresh_session(&mut self, conn: ConnId, hello: Hello, now: Millis) {
         let resumable = self
             .conns
             .get(&conn)
@@ -258,9 +277,13 @@ impl Hub {
             Some(want) => self.free_nick(want),
             None => self.guest_nick(),
         };
-        let token = resumable.then(|| self.fresh_token());
-        let uid = self.new_user(nick.clone(), conn, token.clone());
+        let uid = self.new_user(nick.clone(), conn);
         self.make_ready(conn, uid, now);
+        let token = if resumable {
+            self.issue_token(uid)
+        } else {
+            None
+        };
         debug!(conn = %conn, %nick, "hello");
         self.welcome(conn, nick, token, false);
         if let Some(room) = hello.autojoin {

@@ -167,9 +167,45 @@ struct User {
     conn: Option<ConnId>,
     rooms: RoomSet,
     /// Users of a resumable dialect only: they wait for a resume when their connection drops.
-    token: Option<ResumeToken>,
+    resume: Option<ResumeKey>,
+    /// A resume that waits to see whether the attached connection is alive.
+    probe: Option<Box<Probe>>,
     /// Highest message id accepted from this user (people get hub-chosen ids).
     last_id: MsgId,
+}
+
+/// What the hub keeps of a user's current resume token: its id and a hash of its secret, never
+/// the secret itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResumeKey {
+    id: u64,
+    hash: [u8; 32],
+}
+
+impl ResumeKey {
+    fn of(token: &ResumeToken) -> ResumeKey {
+        use sha2::Digest;
+        ResumeKey {
+            id: token.id(),
+            hash: sha2::Sha256::digest(token.secret()).into(),
+        }
+    }
+
+    /// Whether `token` is this key's, comparing the secret's hash in constant time.
+    fn opens(&self, token: &ResumeToken) -> bool {
+        use subtle::ConstantTimeEq;
+        let other = ResumeKey::of(token);
+        self.id == other.id && bool::from(self.hash.ct_eq(&other.hash))
+    }
+}
+
+/// A resume waiting for the connection the session is attached to to answer a probe.
+#[derive(Debug)]
+struct Probe {
+    /// The connection that asked to resume.
+    newcomer: ConnId,
+    /// Its hello.
+    hello: dialect::Hello,
 }
 
 /// The chat server's state. See the module docs for how to drive it.
@@ -189,7 +225,8 @@ pub struct Hub {
     users: FxHashMap<UserId, Box<User>>,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
-    tokens: HashMap<ResumeToken, UserId>,
+    /// Resume token id → user.
+    tokens: HashMap<u64, UserId>,
     rooms: Rooms,
     /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
     history_bytes: usize,
@@ -322,6 +359,7 @@ impl Hub {
                 Timer::Hello(c) => self.hello_timeout(c, now),
                 Timer::Keepalive(c) => self.keepalive(c, now),
                 Timer::Flood(c) => self.run_pending(c, now),
+                Timer::Takeover(u) => self.takeover_probe_over(u, now),
                 Timer::Grace(u) => {
                     if self.users.get(&u).is_some_and(|u| u.conn.is_none()) {
                         debug!(user = u.0, "resume grace over");

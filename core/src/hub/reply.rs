@@ -129,7 +129,13 @@ impl Hub {
             return;
         };
         u.conn = None;
-        if u.token.is_some() && self.detached < crate::limits::MAX_DETACHED {
+        if let Some(probe) = u.probe.take() {
+            // A newcomer was waiting to see whether this connection is alive: it is not.
+            self.timers.cancel(super::Timer::Takeover(uid));
+            self.resume(probe.newcomer, uid, &probe.hello, now);
+            return;
+        }
+        if u.resume.is_some() && self.detached < crate::limits::MAX_DETACHED {
             self.detached += 1;
             self.timers
                 .set(super::Timer::Grace(uid), now + self.config.resume_grace);
@@ -145,9 +151,10 @@ impl Hub {
             return;
         };
         self.timers.cancel(super::Timer::Grace(uid));
+        self.timers.cancel(super::Timer::Takeover(uid));
         self.nicks.remove(&u.nick.folded());
-        if let Some(t) = &u.token {
-            self.tokens.remove(t);
+        if let Some(key) = &u.resume {
+            self.tokens.remove(&key.id);
         }
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {

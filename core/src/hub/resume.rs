@@ -1,25 +1,102 @@
-//! Resume: reattaching a user to a new connection, with the events it missed in each room.
+//! Resume: reattaching a user to a new connection, with the events it missed in each room, and a
+//! new resume token (the one presented stops working).
+//!
+//! A resume for a session still attached to another connection first probes that connection:
+//! if it answers within [`crate::hub::Config::takeover_probe`], the session stays where it is and
+//! the newcomer gets a fresh one; if it does not (or closes), the newcomer takes over and the old
+//! connection is told. So a client whose old connection died silently is back in seconds, and a
+//! copied token cannot take a live session away from its owner.
 
-use super::dialect::Reply;
-use super::{Hub, Timer, UserId};
+use super::dialect::Hello;
+use super::{Hub, Probe, Timer, UserId};
 use crate::time::Millis;
-use crate::types::{ConnId, RoomName, Seq};
+use crate::types::{ConnId, RoomName};
+use crate::wire::{ErrorKind, Re};
 use tracing::debug;
 
 impl Hub {
-    pub(super) fn resume(
-        &mut self,
-        conn: ConnId,
-        uid: UserId,
-        seen: &[(RoomName, Seq)],
-        now: Millis,
-    ) {
+    /// `conn` presented `uid`'s current token.
+    pub(super) fn resume_request(&mut self, conn: ConnId, uid: UserId, hello: Hello, now: Millis) {
+        let attached = self
+            .users
+            .get(&uid)
+            .and_then(|u| u.conn)
+            .filter(|old| *old != conn && self.conns.get(old).is_some_and(|c| !c.closing()));
+        let Some(old) = attached else {
+            return self.resume(conn, uid, &hello, now);
+        };
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
-        match u.conn {
+        if u.probe.is_some() {
+            let words = "your session is being resumed on another connection; starting a new one";
+            return self.refuse_resume(conn, hello, words, now);
+        }
+        debug!(conn = %conn, old = %old, user = uid.0, "resume of an attached session: probing");
+        u.probe = Some(Box::new(Probe {
+            newcomer: conn,
+            hello,
+        }));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.probing = true;
+        }
+        self.timers
+            .set(Timer::Takeover(uid), now + self.config.takeover_probe);
+        let token = self.next_ping;
+        self.next_ping += 1;
+        if let Some(c) = self.conns.get_mut(&old) {
+            c.ping = Some((token, now));
+        }
+        self.reply(old, super::Reply::Ping(token));
+    }
+
+    /// The attached connection answered the probe: it is alive and keeps the session.
+    pub(super) fn probe_answered(&mut self, uid: UserId, now: Millis) {
+        let Some(probe) = self.users.get_mut(&uid).and_then(|u| u.probe.take()) else {
+            return;
+        };
+        self.timers.cancel(Timer::Takeover(uid));
+        if let Some(c) = self.conns.get_mut(&probe.newcomer) {
+            c.probing = false;
+        }
+        debug!(conn = %probe.newcomer, user = uid.0, "resume refused: the session is alive");
+        let words = "your session is active on another connection; starting a new one";
+        self.refuse_resume(probe.newcomer, probe.hello, words, now);
+    }
+
+    /// The attached connection did not answer the probe: the newcomer takes over.
+    pub(super) fn takeover_probe_over(&mut self, uid: UserId, now: Millis) {
+        let Some(probe) = self.users.get_mut(&uid).and_then(|u| u.probe.take()) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&probe.newcomer) else {
+            return;
+        };
+        c.probing = false;
+        if c.closing() {
+            return;
+        }
+        self.resume(probe.newcomer, uid, &probe.hello, now);
+    }
+
+    /// `conn` does not get the session it asked for: it is told, and starts a fresh one.
+    fn refuse_resume(&mut self, conn: ConnId, mut hello: Hello, words: &str, now: Millis) {
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            return;
+        }
+        self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
+        hello.resume = None;
+        self.fresh_session(conn, hello, now);
+    }
+
+    /// Attaches `uid` to `conn` (taking it over from a connection it is still on), with a new
+    /// resume token and what each room had since the seq the client last saw.
+    pub(super) fn resume(&mut self, conn: ConnId, uid: UserId, hello: &Hello, now: Millis) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        match u.conn.take() {
             Some(old) if old != conn => {
-                // The old socket is not yet known dead: the new connection takes over.
                 self.bye(
                     old,
                     "your session continues on a new connection",
@@ -28,8 +105,10 @@ impl Hub {
             }
             Some(_) => {}
             None => {
-                self.detached = self.detached.saturating_sub(1);
-                self.timers.cancel(Timer::Grace(uid));
+                if self.timers.is_set(Timer::Grace(uid)) {
+                    self.detached = self.detached.saturating_sub(1);
+                    self.timers.cancel(Timer::Grace(uid));
+                }
             }
         }
         let Some(u) = self.users.get_mut(&uid) else {
@@ -37,17 +116,18 @@ impl Hub {
         };
         u.conn = Some(conn);
         let nick = u.nick.clone();
-        let token = u.token.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
         self.make_ready(conn, uid, now);
+        let token = self.issue_token(uid);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick, token, true);
+        let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
         for room in rooms {
             let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
                 continue;
             };
             if let Some(joined) = self.joined_msg(&room, latest) {
-                self.reply(conn, Reply::Msg(joined));
+                self.reply(conn, super::Reply::Msg(joined));
             }
             match seen.iter().find(|(r, _)| *r == room) {
                 Some((_, after)) => self.replay_since(conn, &room, *after),

@@ -1142,16 +1142,19 @@ fn resume_with_missed_messages_exactly_once() {
     t.say(b, "#r", 3, "while away 2");
     assert_eq!(says(&t.recv(b)), vec!["while away 1", "while away 2"]);
     let (a2, got) = t.resume("whatever", token.clone(), vec![(room("#r"), last_seen)]);
-    assert_eq!(
-        got[0],
-        ServerMsg::Welcome {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            token,
-            resumed: true,
-            limits: Limits::default(),
-        }
-    );
+    let ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        nick: welcomed,
+        token: new_token,
+        resumed: true,
+        limits,
+    } = &got[0]
+    else {
+        panic!("not a resumed welcome: {:?}", got[0]);
+    };
+    assert_eq!(welcomed, &nick("alice"));
+    assert_eq!(*limits, Limits::default());
+    assert_ne!(new_token, &token, "every welcome issues a new token");
     assert!(got.iter().any(
         |m| matches!(m, ServerMsg::Joined { room: r, seq, .. } if *r == room("#r") && seq.0 == 5)
     ));
@@ -1215,7 +1218,7 @@ fn resume_with_a_bad_token_starts_fresh_and_grace_expiry_quits() {
     t.join(a, "#r");
     t.join(b, "#r");
     t.recv(b);
-    let (_, got) = t.resume("alice", ResumeToken([1; 16]), vec![]);
+    let (_, got) = t.resume("alice", ResumeToken([1; 32]), vec![]);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
     assert!(
         matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice_2")
@@ -1246,14 +1249,73 @@ fn resume_takes_over_a_connection_not_yet_known_dead() {
     let mut t = T::new();
     let (a, _, token) = t.bin_from(LOCAL, "alice");
     t.join(a, "#r");
+    t.recv(a);
     let (a2, got) = t.resume("x", token, vec![(room("#r"), Seq(1))]);
+    // The attached connection is probed first; the newcomer waits.
+    assert!(got.is_empty(), "{got:?}");
+    assert!(matches!(t.recv(a)[..], [ServerMsg::Ping { .. }]));
+    assert!(!t.closed(a));
+    t.advance(crate::limits::TAKEOVER_PROBE.0);
+    // No answer: the newcomer takes over and the old connection is told.
     assert!(t.closed(a));
     assert!(matches!(t.recv(a).last(), Some(ServerMsg::Bye { .. })));
-    assert!(matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }));
+    assert!(matches!(
+        &t.recv(a2)[0],
+        ServerMsg::Welcome { resumed: true, .. }
+    ));
     t.hub.handle_close(a, t.now);
     assert_eq!(t.hub.nick(a2).unwrap().as_str(), "alice");
     assert!(t.hub.is_member(&nick("alice"), &room("#r")));
     assert_eq!(t.hub.detached(), 0);
+}
+
+#[test]
+fn a_copied_token_cannot_take_a_live_session_and_an_old_one_opens_nothing() {
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    t.join(a, "#r");
+    t.recv(a);
+    // Someone presents alice's current token while alice is connected and alive.
+    let (thief, got) = t.resume("mallory", token.clone(), vec![]);
+    assert!(got.is_empty());
+    let Some(ServerMsg::Ping { token: probe }) = t.recv(a).pop() else {
+        panic!("no probe");
+    };
+    t.send(a, &ClientMsg::Pong { token: probe });
+    let got = t.recv(thief);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed, "{got:?}");
+    assert!(errors(&got)[0].2.contains("active on another connection"));
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "mallory")),
+        "{got:?}"
+    );
+    assert!(!t.closed(a), "the owner keeps its session");
+    assert_eq!(t.hub.nick(a).unwrap().as_str(), "alice");
+    t.advance(crate::limits::TAKEOVER_PROBE.0 * 2);
+    assert!(!t.closed(a));
+    // alice reconnects for real (its socket died): the token rotates.
+    t.hub.handle_close(a, t.now);
+    let (a2, got) = t.resume("alice", token.clone(), vec![]);
+    let Some(ServerMsg::Welcome {
+        resumed: true,
+        token: fresh,
+        ..
+    }) = got.first()
+    else {
+        panic!("{got:?}");
+    };
+    assert_ne!(fresh, &token);
+    // The old token, even presented at once, opens nothing now.
+    let (_, got) = t.resume("mallory2", token, vec![]);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    assert!(!t.closed(a2));
+    // And a token with the right id but another secret is refused the same way.
+    let mut forged = fresh.clone();
+    forged.0[31] ^= 1;
+    let (_, got) = t.resume("mallory3", forged, vec![]);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    assert_eq!(t.hub.nick(a2).unwrap().as_str(), "alice");
 }
 
 #[test]
@@ -1532,7 +1594,7 @@ fn every_error_carries_words() {
     t.feed(c, &MAGIC);
     t.advance(20_000);
     take(t.recv(c));
-    take(t.resume("r", ResumeToken([0; 16]), vec![]).1);
+    take(t.resume("r", ResumeToken([0; 32]), vec![]).1);
     let mut cfg = config();
     cfg.flood_burst = 0;
     cfg.flood_queue = 0;

@@ -20,6 +20,8 @@ pub(crate) enum Timer {
     Flood(ConnId),
     /// A detached user's resume grace ends.
     Grace(UserId),
+    /// A resume probe of a user's attached connection went unanswered: the newcomer takes over.
+    Takeover(UserId),
     /// Forget per-IP connect counts that have aged out.
     PruneIps,
 }

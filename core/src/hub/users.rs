@@ -2,32 +2,27 @@
 //! drawn from the hub's seeded ChaCha RNG.
 
 use super::room::RoomSet;
-use super::{Hub, User, UserId};
+use super::{Hub, ResumeKey, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken};
+
 use rand_core::RngCore;
 
 impl Hub {
-    /// A new user on `conn` (the caller makes the connection ready for it).
-    pub(super) fn new_user(
-        &mut self,
-        nick: Nick,
-        conn: ConnId,
-        token: Option<ResumeToken>,
-    ) -> UserId {
+    /// A new user on `conn` (the caller makes the connection ready for it and issues its
+    /// resume token, if its dialect resumes).
+    pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> UserId {
         let uid = UserId(self.next_user);
         self.next_user += 1;
         self.nicks.insert(nick.folded(), uid);
-        if let Some(t) = &token {
-            self.tokens.insert(t.clone(), uid);
-        }
         self.users.insert(
             uid,
             Box::new(User {
                 nick,
                 conn: Some(conn),
                 rooms: RoomSet::default(),
-                token,
+                resume: None,
+                probe: None,
                 last_id: MsgId(0),
             }),
         );
@@ -81,14 +76,29 @@ impl Hub {
         }
     }
 
-    pub(super) fn fresh_token(&mut self) -> ResumeToken {
-        loop {
-            let mut t = [0u8; 16];
+    /// Issues `uid` a new resume token; the one before (if any) stops working at once. The hub
+    /// keeps only the token's id and a hash of its secret.
+    pub(super) fn issue_token(&mut self, uid: UserId) -> Option<ResumeToken> {
+        let token = loop {
+            let mut t = [0u8; 32];
             self.rng.fill_bytes(&mut t);
             let t = ResumeToken(t);
-            if !self.tokens.contains_key(&t) {
-                return t;
+            if !self.tokens.contains_key(&t.id()) {
+                break t;
             }
+        };
+        let u = self.users.get_mut(&uid)?;
+        if let Some(old) = u.resume.replace(ResumeKey::of(&token)) {
+            self.tokens.remove(&old.id);
         }
+        self.tokens.insert(token.id(), uid);
+        Some(token)
+    }
+
+    /// The user a resume token opens, if it is the user's current one.
+    pub(super) fn token_user(&self, token: &ResumeToken) -> Option<UserId> {
+        let uid = *self.tokens.get(&token.id())?;
+        let key = self.users.get(&uid)?.resume?;
+        key.opens(token).then_some(uid)
     }
 }

@@ -116,7 +116,7 @@ impl T {
         self.recv(ServerMsg::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick("alice"),
-            token: ResumeToken([token; 16]),
+            token: ResumeToken([token; 32]),
             resumed,
             limits: Limits::default(),
         });
@@ -770,7 +770,7 @@ fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
                 version: PROTOCOL_VERSION,
                 nick: nick("alice"),
                 resume: Some(Resume {
-                    token: ResumeToken([1; 16]),
+                    token: ResumeToken([1; 32]),
                     rooms: vec![(room("#lobby"), Seq(3)), (room("#rust"), Seq(7))],
                 }),
             }
@@ -825,7 +825,7 @@ fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
         else {
             panic!("no resume");
         };
-        assert_eq!(r.token, ResumeToken([2; 16]));
+        assert_eq!(r.token, ResumeToken([2; 32]));
         t.welcome(3, true);
         assert_eq!(
             t.sent(),
