@@ -176,7 +176,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         }
         "quit" | "exit" => Command::Quit(opt_text(args)?),
         "help" | "?" => Command::Help,
-        _ => return Err(CommandError::Unknown(name.chars().take(20).collect())),
+        // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
+        _ => {
+            let name: String = name.chars().take(20).collect();
+            return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+        }
     };
     Ok(Some(Input::Command(cmd)))
 }
@@ -275,6 +279,9 @@ mod tests {
     #[test]
     fn bad_commands_say_why() {
         assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
+        // An unknown command is named in the reply, never with a raw ESC in it.
+        let e = parse("/x\x1b[2J").unwrap_err().to_string();
+        assert!(!e.contains('\x1b') && e.contains("x\u{FFFD}[2j"), "{e:?}");
         assert_eq!(parse("/nick"), Err(CommandError::Usage("/nick name")));
         assert_eq!(parse("/nick a b"), Err(CommandError::Usage("/nick name")));
         assert_eq!(

@@ -18,6 +18,10 @@ pub const MAX_TEXT_BYTES: usize = 2000;
 /// here (the rest up to the newline is discarded) and the sender is told.
 pub const MAX_LINE_BYTES: usize = 2048;
 
+/// Combining marks kept on one character when text is cleaned (Vietnamese and Thai stack up to
+/// three; more is "Zalgo" text drawn over the lines around it).
+pub const MAX_COMBINING_RUN: usize = 4;
+
 /// Nick length in bytes (ASCII only, see [`crate::types::Nick`]).
 pub const MAX_NICK_LEN: usize = 16;
 

@@ -1,7 +1,7 @@
 //! The protocol's nouns as types: a `Nick`, `RoomName` or `Text` is validated when it is made
 //! (including when it is decoded off the wire), so an invalid one cannot exist past the parser.
 
-use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES};
+use crate::limits::{MAX_COMBINING_RUN, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use thiserror::Error;
@@ -153,9 +153,8 @@ impl core::fmt::Display for RoomName {
     }
 }
 
-/// Chat text people see: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8 with no control characters.
-/// Control characters (ESC and friends, which could rewrite a terminal) and Unicode bidi
-/// overrides are replaced by U+FFFD when the text is made; a tab becomes a space.
+/// Chat text people see: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8, cleaned by [`sanitize`] when it
+/// is made (no control characters, bidi overrides, line separators or invisible characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Text(String);
@@ -173,11 +172,15 @@ impl Text {
             return Err(InvalidName::EmptyText);
         }
         // Measured after cleaning: a replacement character is longer than what it replaces.
-        let clean = if s.chars().any(|c| replacement(c).is_some()) {
+        let clean = if s.chars().any(|c| class(c) != Class::Plain) {
             sanitize(&s)
         } else {
             s.into_owned()
         };
+        if clean.trim().is_empty() {
+            // Nothing but invisible characters.
+            return Err(InvalidName::EmptyText);
+        }
         if clean.len() > MAX_TEXT_BYTES {
             return Err(InvalidName::TextTooLong(clean.len()));
         }
@@ -190,18 +193,71 @@ impl Text {
     }
 }
 
-/// Replaces what a terminal would act on (C0/C1 controls, DEL, bidi overrides) with U+FFFD.
+/// Makes text safe to show in a terminal and on a page, in one pass:
+/// - what a terminal would act on (C0/C1 controls, DEL) and bidi overrides and isolates become
+///   U+FFFD; a tab becomes a space;
+/// - line and paragraph separators (U+2028, U+2029), which break lines on the page, become spaces;
+/// - invisible characters (zero-width space, word joiner, BOM, invisible operators, the Mongolian
+///   vowel separator) and bidi marks (LRM, RLM, ALM) are dropped;
+/// - a zero-width joiner or non-joiner is kept (emoji sequences and many scripts need them) but a
+///   run of them is cut to one;
+/// - a run of combining marks on one character is cut to [`MAX_COMBINING_RUN`] (no "Zalgo" text
+///   spilling over the lines around it).
 pub fn sanitize(s: &str) -> String {
-    s.chars().map(|c| replacement(c).unwrap_or(c)).collect()
+    let mut out = String::with_capacity(s.len());
+    let (mut marks, mut joiners) = (0, 0);
+    for c in s.chars() {
+        match class(c) {
+            Class::Plain => {
+                (marks, joiners) = (0, 0);
+                out.push(c);
+            }
+            Class::Replace(r) => {
+                (marks, joiners) = (0, 0);
+                out.push(r);
+            }
+            Class::Drop => {}
+            Class::Mark => {
+                marks += 1;
+                if marks <= MAX_COMBINING_RUN {
+                    out.push(c);
+                }
+            }
+            Class::Joiner => {
+                joiners += 1;
+                if joiners == 1 {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
 }
 
-/// What [`sanitize`] puts in place of `c`, if `c` is one it replaces.
-fn replacement(c: char) -> Option<char> {
+/// What [`sanitize`] does with a character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Plain,
+    Replace(char),
+    Drop,
+    Mark,
+    Joiner,
+}
+
+fn class(c: char) -> Class {
     match c {
-        '\t' => Some(' '),
-        c if c.is_control() => Some('\u{FFFD}'),
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Some('\u{FFFD}'),
-        _ => None,
+        '\t' | '\u{2028}' | '\u{2029}' => Class::Replace(' '),
+        c if c.is_control() => Class::Replace('\u{FFFD}'),
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Class::Replace('\u{FFFD}'),
+        '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' => Class::Drop,
+        '\u{200E}' | '\u{200F}' | '\u{061C}' => Class::Drop,
+        '\u{200C}' | '\u{200D}' => Class::Joiner,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}' => Class::Mark,
+        _ => Class::Plain,
     }
 }
 
@@ -364,5 +420,31 @@ mod tests {
                 .to_string()
                 .contains("limit is 2000")
         );
+    }
+
+    #[test]
+    fn separators_invisibles_marks_and_zalgo_are_cleaned() {
+        let clean = |s: &str| Text::new(s).map(String::from);
+        // Line and paragraph separators break lines on the page: spaces.
+        assert_eq!(clean("a\u{2028}b\u{2029}c").unwrap(), "a b c");
+        // Invisible characters and bidi marks are dropped.
+        assert_eq!(
+            clean("ad\u{200B}min\u{2060}\u{FEFF} \u{200E}x\u{200F}\u{061C}").unwrap(),
+            "admin x"
+        );
+        // Joiners stay (an emoji family, Persian), but a run of them is one.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(clean(family).unwrap(), family);
+        assert_eq!(clean("a\u{200C}\u{200C}\u{200D}b").unwrap(), "a\u{200C}b");
+        // Stacked marks are cut to a few per character; ordinary accents are untouched.
+        let zalgo = format!("z{}a", "\u{0301}\u{0316}\u{0350}".repeat(20));
+        let got = clean(&zalgo).unwrap();
+        assert_eq!(got.chars().count(), 2 + MAX_COMBINING_RUN, "{got:?}");
+        assert_eq!(
+            clean("Tie\u{0302}\u{0301}ng Vie\u{0323}\u{0302}t").unwrap(),
+            "Tie\u{0302}\u{0301}ng Vie\u{0323}\u{0302}t"
+        );
+        // Text of nothing but invisible characters is empty.
+        assert_eq!(clean("\u{200B}\u{FEFF}"), Err(InvalidName::EmptyText));
     }
 }
