@@ -113,6 +113,26 @@ pub const TAKEOVER_PROBE: Millis = Millis(3_000);
 /// Users detached and waiting for resume, at most: bounds memory held for the departed.
 pub const MAX_DETACHED: usize = 10_000;
 
+/// Users of one address (an IPv6 /64) waiting for a resume at once: a dropped connection keeps
+/// its user (and its rooms) for the resume grace, so without a per-address cap a few addresses
+/// cycling connect/join/drop would fill [`MAX_DETACHED`] and turn resume off for everyone.
+pub const MAX_DETACHED_PER_IP: usize = 20;
+
+/// Rooms one address may create per [`ROOM_CREATE_WINDOW`]: a few addresses creating rooms and
+/// dropping would otherwise fill [`MAX_ROOMS`] for everyone. People rarely create more.
+pub const MAX_ROOM_CREATES_PER_WINDOW: u32 = 20;
+
+/// Window for [`MAX_ROOM_CREATES_PER_WINDOW`].
+pub const ROOM_CREATE_WINDOW: Millis = Millis(600_000);
+
+/// Members of one room at once: bounds a broadcast's fan-out and a member list, and keeps one
+/// room from taking the whole server.
+pub const MAX_ROOM_MEMBERS: usize = 5_000;
+
+/// The wider IPv6 prefix counted on top of the /64 (with 4 × the per-address limits): one site
+/// usually gets a /48, so its 65,536 /64s must not count as 65,536 addresses.
+pub const IPV6_WIDE_PREFIX: u8 = 48;
+
 /// Connections at once, in total.
 pub const MAX_CONNECTIONS: usize = 20_000;
 

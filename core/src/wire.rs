@@ -342,6 +342,8 @@ pub enum ErrorKind {
     BadCommand,
     /// The client is too slow reading; the connection is closed.
     TooSlow,
+    /// The room has as many members as it may hold.
+    RoomFull,
 }
 
 /// Server → client.

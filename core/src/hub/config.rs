@@ -30,6 +30,19 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// See [`crate::limits::MAX_CONNECTS_PER_WINDOW`].
     pub max_connects_per_window: u32,
+    /// See [`crate::limits::IPV6_WIDE_PREFIX`]; 0 turns the wide tier off.
+    pub ipv6_wide_prefix: u8,
+    /// See [`crate::limits::MAX_DETACHED_PER_IP`].
+    pub max_detached_per_ip: usize,
+    /// See [`crate::limits::MAX_ROOM_CREATES_PER_WINDOW`].
+    pub max_room_creates_per_window: u32,
+    /// See [`crate::limits::ROOM_CREATE_WINDOW`].
+    #[serde(rename = "room_create_window_ms")]
+    pub room_create_window: Millis,
+    /// See [`crate::limits::MAX_ROOM_MEMBERS`].
+    pub max_room_members: usize,
+    /// See [`crate::limits::MAX_ROOMS`].
+    pub max_rooms: usize,
     /// See [`crate::limits::CONNECT_WINDOW`].
     #[serde(rename = "connect_window_ms")]
     pub connect_window: Millis,
@@ -83,6 +96,12 @@ impl Default for Config {
             max_connections: MAX_CONNECTIONS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
             max_connects_per_window: MAX_CONNECTS_PER_WINDOW,
+            ipv6_wide_prefix: IPV6_WIDE_PREFIX,
+            max_detached_per_ip: MAX_DETACHED_PER_IP,
+            max_room_creates_per_window: MAX_ROOM_CREATES_PER_WINDOW,
+            room_create_window: ROOM_CREATE_WINDOW,
+            max_room_members: MAX_ROOM_MEMBERS,
+            max_rooms: MAX_ROOMS,
             connect_window: CONNECT_WINDOW,
             flood_burst: FLOOD_BURST,
             flood_refill: FLOOD_REFILL,
@@ -133,6 +152,7 @@ impl Config {
         }
         let timers = [
             ("connect_window_ms", self.connect_window),
+            ("room_create_window_ms", self.room_create_window),
             ("ping_after_ms", self.ping_after),
             ("ping_timeout_ms", self.ping_timeout),
             ("hello_timeout_ms", self.hello_timeout),
@@ -150,6 +170,8 @@ impl Config {
             ("outbound_max_msgs", self.outbound_max_msgs),
             ("outbound_max_bytes", self.outbound_max_bytes),
             ("outbound_total_max_bytes", self.outbound_total_max_bytes),
+            ("max_room_members", self.max_room_members),
+            ("max_rooms", self.max_rooms),
         ];
         for (key, n) in counts {
             if n == 0 {
@@ -158,6 +180,16 @@ impl Config {
         }
         if self.max_connects_per_window == 0 {
             return Err(err("max_connects_per_window", 0, "must be at least 1"));
+        }
+        if self.max_room_creates_per_window == 0 {
+            return Err(err("max_room_creates_per_window", 0, "must be at least 1"));
+        }
+        if !(self.ipv6_wide_prefix == 0 || (16..64).contains(&self.ipv6_wide_prefix)) {
+            return Err(err(
+                "ipv6_wide_prefix",
+                self.ipv6_wide_prefix,
+                "must be 0 (off) or a prefix length from 16 to 63",
+            ));
         }
         if self.flood_burst == 0 {
             return Err(err("flood_burst", 0, "must be at least 1"));

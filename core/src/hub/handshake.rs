@@ -210,7 +210,7 @@ impl Hub {
             return;
         };
         if let Some(old) = c.counted_ip.take() {
-            self.ips.release(old);
+            self.ips.release(&self.config, old, now);
         }
         debug!(conn = %conn, proxy = %c.socket_ip, peer = %ip, "forwarded");
         if admit::IpTable::exempt(&self.config, ip) {

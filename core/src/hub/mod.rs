@@ -172,6 +172,9 @@ struct User {
     probe: Option<Box<Probe>>,
     /// Highest message id accepted from this user (people get hub-chosen ids).
     last_id: MsgId,
+    /// The address it is counted under (that of the connection it came on; `None`: exempt),
+    /// for the per-address counts of users waiting for a resume and of rooms created.
+    addr: Option<IpAddr>,
 }
 
 /// What the hub keeps of a user's current resume token: its id and a hash of its secret, never
@@ -215,6 +218,8 @@ pub struct Hub {
     next_conn: u64,
     next_user: u64,
     next_ping: u64,
+    /// Where the last look for a room of departed users stopped (see `reclaim_orphan_room`).
+    reclaim_cursor: Option<RoomName>,
     /// Steps decoded from one read, reused between reads.
     steps: Vec<Step>,
     // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe;
@@ -263,6 +268,7 @@ impl Hub {
             next_user: 1,
             next_ping: 1,
             steps: Vec::new(),
+            reclaim_cursor: None,
             conns: FxHashMap::default(),
             users: FxHashMap::default(),
             nicks: HashMap::new(),
@@ -342,7 +348,7 @@ impl Hub {
         };
         self.out.unqueued(c.backlog_bytes());
         if let Some(ip) = c.counted_ip {
-            self.ips.release(ip);
+            self.ips.release(&self.config, ip, now);
         }
         if c.refused().is_some() {
             self.refused_pending = self.refused_pending.saturating_sub(1);
@@ -363,12 +369,12 @@ impl Hub {
                 Timer::Grace(u) => {
                     if self.users.get(&u).is_some_and(|u| u.conn.is_none()) {
                         debug!(user = u.0, "resume grace over");
-                        self.detached = self.detached.saturating_sub(1);
+                        self.undetach(u, now);
                         self.quit_user(u, Text::new("connection lost").ok(), now);
                     }
                 }
                 Timer::PruneIps => {
-                    self.ips.prune(&self.config, now);
+                    self.ips.prune(&self.config, now, usize::MAX);
                     if self.ips.len() > 0 {
                         self.timers
                             .set(Timer::PruneIps, now + self.config.connect_window);

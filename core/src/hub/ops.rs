@@ -6,7 +6,7 @@ use super::dialect::{Limit, Reply, Request};
 use super::room::Room;
 use super::timers::Timer;
 use super::{Hub, UserId};
-use crate::limits::{MAX_ROOMS, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+use crate::limits::{MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
@@ -177,6 +177,7 @@ impl Hub {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
+        let addr = u.addr;
         if u.rooms.contains(&room) {
             let latest = self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq);
             if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
@@ -200,13 +201,31 @@ impl Hub {
                 detail,
             );
         }
-        if !self.rooms.contains_key(&room) {
-            if self.rooms.len() >= MAX_ROOMS {
-                let detail = format!("the server has {MAX_ROOMS} rooms, the most it holds");
-                let re = Re::Room(room);
-                return self.limit(conn, Limit::Rooms, ErrorKind::TooManyRooms, re, detail);
+        match self.rooms.get(&room) {
+            None => {
+                let max = self.config.max_rooms;
+                if self.rooms.len() >= max && !self.reclaim_orphan_room() {
+                    let detail = format!("the server has {max} rooms, the most it holds");
+                    let re = Re::Room(room);
+                    return self.limit(conn, Limit::Rooms, ErrorKind::TooManyRooms, re, detail);
+                }
+                if let Some(ip) = addr
+                    && let Err(r) = self.ips.create_room(&self.config, ip, now)
+                {
+                    let re = Re::Room(room);
+                    return self.limit(conn, r.limit, ErrorKind::TooManyRooms, re, r.detail);
+                }
+                self.rooms.insert(room.clone(), Room::new());
             }
-            self.rooms.insert(room.clone(), Room::new());
+            Some(r) if r.members.len() >= self.config.max_room_members => {
+                let detail = format!(
+                    "{room} is full ({} members, the most a room holds)",
+                    r.members.len()
+                );
+                let re = Re::Room(room);
+                return self.limit(conn, Limit::RoomMembers, ErrorKind::RoomFull, re, detail);
+            }
+            Some(_) => {}
         }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
@@ -231,6 +250,48 @@ impl Hub {
             Seq(seq.0.saturating_sub(1))
         };
         self.replay_recent(conn, &room, upto);
+    }
+
+    /// The room table is full: frees a room whose members are all waiting for a resume (none is
+    /// there to talk), so rooms held only by departed users never keep others out. Looks at a
+    /// bounded number of rooms per call, going round the table. False if it found none.
+    fn reclaim_orphan_room(&mut self) -> bool {
+        const LOOK_AT: usize = 256;
+        let start = self.reclaim_cursor.take();
+        let after = |name: &&RoomName| start.as_ref().is_none_or(|s| *name > s);
+        let candidates: Vec<RoomName> = self
+            .rooms
+            .keys()
+            .filter(after)
+            .chain(self.rooms.keys().filter(|n| !after(n)))
+            .take(LOOK_AT)
+            .cloned()
+            .collect();
+        for name in candidates {
+            self.reclaim_cursor = Some(name.clone());
+            let Some(r) = self.rooms.get(&name) else {
+                continue;
+            };
+            let orphan = name != RoomName::lobby()
+                && r.members
+                    .iter()
+                    .all(|u| self.users.get(u).is_none_or(|u| u.conn.is_none()));
+            if !orphan {
+                continue;
+            }
+            let Some(r) = self.rooms.remove(&name) else {
+                continue;
+            };
+            self.history_bytes -= r.history_bytes();
+            for uid in &r.members {
+                if let Some(u) = self.users.get_mut(uid) {
+                    u.rooms.remove(&name);
+                }
+            }
+            debug!(room = %name, members = r.members.len(), "room of departed users freed");
+            return true;
+        }
+        false
     }
 
     fn part(

@@ -135,13 +135,26 @@ impl Hub {
             self.resume(probe.newcomer, uid, &probe.hello, now);
             return;
         }
-        if u.resume.is_some() && self.detached < crate::limits::MAX_DETACHED {
+        let addr = u.addr;
+        let may_wait = u.resume.is_some()
+            && self.detached < crate::limits::MAX_DETACHED
+            && addr.is_none_or(|ip| self.ips.detach(&self.config, ip, now));
+        if may_wait {
             self.detached += 1;
             self.timers
                 .set(super::Timer::Grace(uid), now + self.config.resume_grace);
             debug!(user = uid.0, "detached, waiting for resume");
         } else {
             self.quit_user(uid, None, now);
+        }
+    }
+
+    /// A user waiting for a resume stops waiting (it resumed, or its grace ran out).
+    pub(super) fn undetach(&mut self, uid: UserId, now: Millis) {
+        self.detached = self.detached.saturating_sub(1);
+        self.timers.cancel(super::Timer::Grace(uid));
+        if let Some(ip) = self.users.get(&uid).and_then(|u| u.addr) {
+            self.ips.reattach(ip, now);
         }
     }
 

@@ -106,8 +106,7 @@ impl Hub {
             Some(_) => {}
             None => {
                 if self.timers.is_set(Timer::Grace(uid)) {
-                    self.detached = self.detached.saturating_sub(1);
-                    self.timers.cancel(Timer::Grace(uid));
+                    self.undetach(uid, now);
                 }
             }
         }
@@ -115,6 +114,8 @@ impl Hub {
             return;
         };
         u.conn = Some(conn);
+        // From now on it is counted under the address it came back from.
+        u.addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
         self.make_ready(conn, uid, now);
@@ -122,6 +123,13 @@ impl Hub {
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick, token, true);
         let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
+        // Rooms the client thinks it is in but its user is not (freed while it was away).
+        for (room, _) in seen {
+            if !rooms.contains(room) {
+                let parted = crate::wire::ServerMsg::Parted { room: room.clone() };
+                self.reply(conn, super::Reply::Msg(parted));
+            }
+        }
         for room in rooms {
             let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
                 continue;

@@ -1889,3 +1889,126 @@ fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     let b = t.bin("late");
     assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
 }
+
+#[test]
+fn departed_users_and_new_rooms_are_counted_per_address() {
+    // Review finding: cycles of connect, join a new room, drop, from a couple of addresses,
+    // filled the room table and the detached table for everyone.
+    let mut cfg = config();
+    cfg.max_detached_per_ip = 3;
+    cfg.max_room_creates_per_window = 4;
+    cfg.max_connects_per_window = 1_000;
+    let mut t = T::with(cfg);
+    let attacker = ip("198.51.100.9");
+    let mut refused = 0;
+    for i in 0..10 {
+        let (c, _, _) = t.bin_from(attacker, &format!("cyc{i}"));
+        let got = t.join(c, &format!("#junk{i}"));
+        if let Some((kind, re, detail)) = errors(&got).into_iter().next() {
+            assert_eq!(
+                (kind, re),
+                (
+                    ErrorKind::TooManyRooms,
+                    Re::Room(room(&format!("#junk{i}")))
+                )
+            );
+            assert!(detail.contains("created 4 rooms"), "{detail}");
+            refused += 1;
+        }
+        t.hub.handle_close(c, t.now);
+        t.pump();
+    }
+    assert_eq!(refused, 6, "4 rooms per window per address");
+    assert_eq!(
+        t.hub.detached(),
+        3,
+        "3 departed users wait per address; the rest quit"
+    );
+    // Another address is not affected by either count.
+    let (c, _, _) = t.bin_from(ip("198.51.100.10"), "other");
+    assert!(errors(&t.join(c, "#fresh")).is_empty());
+    t.hub.handle_close(c, t.now);
+    t.pump();
+    assert_eq!(t.hub.detached(), 4);
+    // After the window, the attacker's address may create rooms again.
+    t.advance(t.hub.config().room_create_window.0);
+    let (c, _, _) = t.bin_from(attacker, "back");
+    assert!(errors(&t.join(c, "#later")).is_empty());
+}
+
+#[test]
+fn rooms_held_only_by_departed_users_do_not_keep_others_out() {
+    let mut cfg = config();
+    cfg.max_rooms = 2;
+    let mut t = T::with(cfg);
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    t.join(a, "#kept");
+    t.join(a, "#gone");
+    let b = t.bin("bob");
+    t.join(b, "#kept");
+    // alice drops: #gone is held only by her, waiting for a resume; #kept has bob.
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    let c = t.bin("carol");
+    let got = t.join(c, "#new");
+    assert!(errors(&got).is_empty(), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#new")))
+    );
+    assert!(!t.hub.is_member(&nick("alice"), &room("#gone")));
+    assert!(t.hub.is_member(&nick("alice"), &room("#kept")));
+    // The table is full of rooms with people in them: the next new room is refused.
+    let got = t.join(c, "#another");
+    assert_eq!(errors(&got)[0].0, ErrorKind::TooManyRooms);
+    // alice resumes: she is told she is no longer in #gone, and is still in #kept.
+    let (_, got) = t.resume(
+        "alice",
+        token,
+        vec![(room("#kept"), Seq(1)), (room("#gone"), Seq(1))],
+    );
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Parted { room: r } if *r == room("#gone"))),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#kept")))
+    );
+}
+
+#[test]
+fn a_full_room_refuses_joins_by_name() {
+    let mut cfg = config();
+    cfg.max_room_members = 2;
+    let mut t = T::with(cfg);
+    let (a, b, c) = (t.bin("a"), t.bin("b"), t.bin("c"));
+    t.join(a, "#small");
+    t.join(b, "#small");
+    let e = errors(&t.join(c, "#small"));
+    assert_eq!(
+        (e[0].0, &e[0].1),
+        (ErrorKind::RoomFull, &Re::Room(room("#small")))
+    );
+    assert!(e[0].2.contains("full (2 members"), "{}", e[0].2);
+    assert_eq!(t.limit(c, Limit::RoomMembers), 1);
+    t.send(
+        c,
+        &ClientMsg::Part {
+            room: room("#small"),
+            reason: None,
+        },
+    );
+    t.recv(c);
+    // A place frees up: the join goes through.
+    t.send(
+        b,
+        &ClientMsg::Part {
+            room: room("#small"),
+            reason: None,
+        },
+    );
+    t.recv(b);
+    assert!(errors(&t.join(c, "#small")).is_empty());
+}

@@ -12,6 +12,7 @@ impl Hub {
     /// A new user on `conn` (the caller makes the connection ready for it and issues its
     /// resume token, if its dialect resumes).
     pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> UserId {
+        let addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
         let uid = UserId(self.next_user);
         self.next_user += 1;
         self.nicks.insert(nick.folded(), uid);
@@ -23,6 +24,7 @@ impl Hub {
                 rooms: RoomSet::default(),
                 resume: None,
                 probe: None,
+                addr,
                 last_id: MsgId(0),
             }),
         );

@@ -396,6 +396,10 @@ pub enum Limit {
     RoomsPerUser,
     /// The server has as many rooms as it holds.
     Rooms,
+    /// This address created as many rooms lately as it may.
+    RoomCreates,
+    /// The room has as many members as it may.
+    RoomMembers,
 }
 
 impl Limit {
@@ -414,6 +418,8 @@ impl Limit {
             Limit::QueueHard => "queue-hard",
             Limit::RoomsPerUser => "rooms-per-user",
             Limit::Rooms => "rooms",
+            Limit::RoomCreates => "room-creates",
+            Limit::RoomMembers => "room-members",
         }
     }
 }
