@@ -5,7 +5,8 @@
 //! - [`session`]: the client side, one [`session::Session`] per user (CLI and browser);
 //! - [`command`]: the one parser for typed `/commands`;
 //! - [`render`]: room events as lines for people;
-//! - [`limits`]: every limit, with its reason.
+//! - [`limits`]: every limit, with its reason;
+//! - [`proxy`]: the PROXY protocol header a TCP proxy puts in front of a connection.
 //!
 //! Nothing here performs I/O or reads a clock: bytes and `now` go in, bytes, events and the next
 //! deadline come out. It builds for `wasm32-unknown-unknown`.
@@ -15,6 +16,7 @@ pub mod command;
 mod flood;
 pub mod hub;
 pub mod limits;
+pub mod proxy;
 pub mod render;
 pub mod session;
 #[cfg(test)]

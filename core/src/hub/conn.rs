@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// dialect before the first byte decides it, and no user before the handshake or after close.
 #[derive(Debug)]
 pub(crate) enum Life {
+    /// From a trusted proxy: the connection may start with a PROXY header naming the client.
+    Proxy,
     /// Nothing received yet on a door that tells dialects apart by the first byte.
     Detect,
     /// The dialect is known; its handshake is under way.
@@ -207,6 +209,8 @@ pub(crate) struct Rare {
     pub(crate) refills: BTreeMap<RoomName, Seq>,
     /// Requests waiting for a flood-control token.
     pub(crate) pending: VecDeque<Request>,
+    /// The start of a PROXY header from a trusted proxy, until it is whole.
+    pub(crate) proxy_header: Vec<u8>,
     limits_hit: BTreeSet<Limit>,
 }
 
@@ -239,7 +243,7 @@ impl Conn {
     pub(crate) fn dialect(&self) -> Option<&AnyDialect> {
         match &self.life {
             Life::Handshake(d) | Life::Ready(d, _) => Some(d),
-            Life::Detect | Life::Closing => None,
+            Life::Proxy | Life::Detect | Life::Closing => None,
         }
     }
 
@@ -247,7 +251,7 @@ impl Conn {
     pub(crate) fn dialect_mut(&mut self) -> Option<&mut AnyDialect> {
         match &mut self.life {
             Life::Handshake(d) | Life::Ready(d, _) => Some(d),
-            Life::Detect | Life::Closing => None,
+            Life::Proxy | Life::Detect | Life::Closing => None,
         }
     }
 

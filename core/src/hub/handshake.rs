@@ -57,11 +57,12 @@ impl Hub {
             }
         }
         debug!(conn = %id, %peer, "accepted");
-        match dialect::at_accept(door) {
-            Some(d) => conn.life = Life::Handshake(d),
-            None => self
-                .timers
-                .set(Timer::Detect(id), now + self.config.text_detect_wait),
+        if self.config.trusted_proxies.contains(&peer) {
+            conn.life = Life::Proxy;
+            self.timers
+                .set(Timer::Detect(id), now + self.config.text_detect_wait);
+        } else {
+            self.after_proxy(&mut conn, now);
         }
         self.conns.insert(id, Box::new(conn));
         self.timers
@@ -72,6 +73,84 @@ impl Hub {
         }
         self.dialect_known(id, now);
         Ok(id)
+    }
+
+    /// Past a PROXY header (or with none): the door's own dialect, or detection by first byte.
+    fn after_proxy(&mut self, conn: &mut Conn, now: Millis) {
+        match dialect::at_accept(conn.door) {
+            Some(d) => conn.life = Life::Handshake(d),
+            None => {
+                conn.life = Life::Detect;
+                self.timers
+                    .set(Timer::Detect(conn.id), now + self.config.text_detect_wait);
+            }
+        }
+    }
+
+    /// A trusted proxy's connection: reads a PROXY header if one comes first, counts the client
+    /// it names, and returns the bytes after it (all of them if there is no header). `None`:
+    /// the header is not whole yet, or was bad and the connection is closing.
+    fn proxy_header(&mut self, conn: ConnId, data: &[u8], now: Millis) -> Option<Vec<u8>> {
+        use crate::proxy::{Parsed, parse};
+        let c = self.conns.get_mut(&conn)?;
+        let mut buf = core::mem::take(&mut c.rare_mut().proxy_header);
+        buf.extend_from_slice(data);
+        match parse(&buf) {
+            Ok(Parsed::Partial) => {
+                c.rare_mut().proxy_header = buf;
+                None
+            }
+            Ok(Parsed::NotProxy) => {
+                let mut c = self.conns.remove(&conn)?;
+                self.after_proxy(&mut c, now);
+                self.conns.insert(conn, c);
+                Some(buf)
+            }
+            Ok(Parsed::Header { len, source }) => {
+                let mut c = self.conns.remove(&conn)?;
+                self.after_proxy(&mut c, now);
+                self.conns.insert(conn, c);
+                debug!(conn = %conn, ?source, "PROXY header");
+                if let Some(ip) = source {
+                    self.count_client(conn, ip, now);
+                }
+                Some(buf.split_off(len))
+            }
+            Err(e) => {
+                debug!(conn = %conn, error = %e, "bad PROXY header");
+                self.close_conn(conn, e.to_string(), now);
+                None
+            }
+        }
+    }
+
+    /// A trusted proxy or bridge named the client behind `conn`: the per-address limits count
+    /// that address from now on. A refusal is told once the dialect is known.
+    fn count_client(&mut self, conn: ConnId, ip: IpAddr, now: Millis) {
+        // `::ffff:1.2.3.4` and `1.2.3.4` are one address for the per-IP limits.
+        let ip = ip.to_canonical();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(old) = c.counted_ip.take() {
+            self.ips.release(&self.config, old, now);
+        }
+        if !admit::IpTable::exempt(&self.config, ip) {
+            match self.ips.admit(&self.config, ip, now) {
+                Ok(()) => c.counted_ip = Some(ip),
+                Err(r) => {
+                    c.limit_hit(&mut self.out, r.limit, r.detail.clone());
+                    if c.refused().is_none() {
+                        self.refused_pending += 1;
+                    }
+                    c.rare_mut().refused = Some(r.detail);
+                }
+            }
+        }
+        if !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
     }
 
     /// Bytes in: the first decides the dialect where the door serves several; then the dialect
@@ -93,9 +172,23 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if matches!(c.life, Life::Proxy) {
+            if let Some(rest) = self.proxy_header(conn, data, now)
+                && !rest.is_empty()
+            {
+                self.feed(conn, &rest, now);
+            }
+            return;
+        }
         if matches!(c.life, Life::Detect) {
+            let untrusted_proxy = data.starts_with(&crate::proxy::V2_SIGNATURE);
             c.life = Life::Handshake(dialect::detect(c.door, data[0]));
             if !self.dialect_known(conn, now) {
+                return;
+            }
+            if untrusted_proxy {
+                let detail = "a PROXY header is only taken from a trusted proxy".to_string();
+                self.fatal(conn, ErrorKind::Protocol, detail, now);
                 return;
             }
         }
@@ -134,6 +227,10 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if matches!(c.life, Life::Proxy) && c.rare().is_none_or(|r| r.proxy_header.is_empty()) {
+            // A trusted proxy's client that has said nothing at all: detected as anyone's.
+            c.life = Life::Detect;
+        }
         if matches!(c.life, Life::Detect) {
             c.life = Life::Handshake(dialect::on_silence(c.door));
             if !self.dialect_known(conn, now) {
@@ -204,28 +301,10 @@ impl Hub {
             self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
             return;
         };
-        // `::ffff:1.2.3.4` and `1.2.3.4` are one address for the per-IP limits.
-        let ip = ip.to_canonical();
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if let Some(old) = c.counted_ip.take() {
-            self.ips.release(&self.config, old, now);
-        }
-        debug!(conn = %conn, proxy = %c.socket_ip, peer = %ip, "forwarded");
-        if admit::IpTable::exempt(&self.config, ip) {
-            return;
-        }
-        match self.ips.admit(&self.config, ip, now) {
-            Ok(()) => c.counted_ip = Some(ip),
-            Err(r) => {
-                c.limit_hit(&mut self.out, r.limit, r.detail.clone());
-                self.fatal(conn, ErrorKind::Full, r.detail, now);
-            }
-        }
-        if !self.timers.is_set(Timer::PruneIps) {
-            self.timers
-                .set(Timer::PruneIps, now + self.config.connect_window);
+        debug!(conn = %conn, peer = %ip, "forwarded");
+        self.count_client(conn, ip, now);
+        if let Some(detail) = self.conns.get(&conn).and_then(|c| c.refused().cloned()) {
+            self.fatal(conn, ErrorKind::Full, detail, now);
         }
     }
 
@@ -344,7 +423,7 @@ impl Hub {
         };
         match c.life {
             Life::Detect => self.detect_wait_over(conn, now),
-            Life::Handshake(_) => {
+            Life::Proxy | Life::Handshake(_) => {
                 let secs = self.config.hello_timeout.0 / 1000;
                 let detail = format!("no hello within {secs} seconds");
                 self.fatal(conn, ErrorKind::Timeout, detail, now);

@@ -2012,3 +2012,77 @@ fn a_full_room_refuses_joins_by_name() {
     t.recv(b);
     assert!(errors(&t.join(c, "#small")).is_empty());
 }
+
+#[test]
+fn a_trusted_proxy_names_its_clients_with_a_proxy_header() {
+    let proxy = ip("10.0.0.2");
+    let mut cfg = config();
+    cfg.trusted_proxies = vec![proxy];
+    cfg.max_connections_per_ip = 1;
+    let mut t = T::with(cfg);
+    let (watcher, _) = t.txt();
+    // v1, then a person's line in the same read.
+    let c = t.hub.accept(proxy, t.now).unwrap();
+    t.feed(
+        c,
+        b"PROXY TCP4 192.0.2.50 10.0.0.2 40000 8000\r\nhi from behind\n",
+    );
+    let me = t.hub.nick(c).unwrap().clone();
+    let lw = t.lines(watcher);
+    assert!(
+        lw.iter()
+            .any(|l| l.ends_with(&format!("<{me}> hi from behind"))),
+        "{lw:?}"
+    );
+    // The client's address is counted, not the proxy's: a second connection of 192.0.2.50 is
+    // refused (limit 1), one of another client is not.
+    let c2 = t.hub.accept(proxy, t.now).unwrap();
+    t.feed(c2, b"PROXY TCP4 192.0.2.50 10.0.0.2 40001 8000\r\n");
+    t.feed(c2, b"hello\n");
+    assert!(t.closed(c2));
+    assert!(t.lines(c2).iter().any(|l| l.contains("connections open")));
+    // v2, cut in two reads, then a binary client.
+    let mut h = crate::proxy::V2_SIGNATURE.to_vec();
+    h.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 192, 0, 2, 51, 10, 0, 0, 2, 0x9c, 0x40, 0x1f, 0x40,
+    ]);
+    let c3 = t.hub.accept(proxy, t.now).unwrap();
+    t.feed(c3, &h[..9]);
+    t.feed(c3, &[&h[9..], &MAGIC[..]].concat());
+    t.send(
+        c3,
+        &ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("proxied"),
+            resume: None,
+        },
+    );
+    assert!(matches!(t.recv(c3)[0], ServerMsg::Welcome { .. }));
+    // A proxy that sends no header: its connection is detected as usual.
+    let c4 = t.hub.accept(proxy, t.now).unwrap();
+    t.feed(c4, b"plain line\n");
+    assert!(!t.closed(c4));
+    // A bad header closes.
+    let c5 = t.hub.accept(proxy, t.now).unwrap();
+    t.feed(c5, b"PROXY TCP4 not-an-address 10.0.0.2 1 2\r\n");
+    assert!(t.closed(c5));
+}
+
+#[test]
+fn a_proxy_header_from_anyone_else_is_refused() {
+    let mut t = T::new();
+    let (watcher, _) = t.txt();
+    let c = t.hub.accept(ip("203.0.113.5"), t.now).unwrap();
+    t.feed(c, b"PROXY TCP4 192.0.2.1 10.0.0.2 1 2\r\nspoofed\n");
+    assert!(t.closed(c));
+    assert!(t.lines(c)[0].contains("trusted proxy"));
+    let mut h = crate::proxy::V2_SIGNATURE.to_vec();
+    h.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 192, 0, 2, 51, 10, 0, 0, 2, 0x9c, 0x40, 0x1f, 0x40,
+    ]);
+    let c2 = t.hub.accept(ip("203.0.113.5"), t.now).unwrap();
+    t.feed(c2, &h);
+    assert!(t.closed(c2));
+    t.advance(1_000);
+    assert!(t.lines(watcher).is_empty());
+}

@@ -65,12 +65,18 @@ impl Text {
     fn line(&mut self, text: &str, steps: &mut Vec<Step>) -> Result<(), ()> {
         if self.lines_seen < HTTP_CHECKED_LINES {
             self.lines_seen += 1;
-            if looks_like_http(text) {
+            let refusal = if looks_like_http(text) {
+                Some("this port speaks natter (nc, telnet or the natter client), not HTTP")
+            } else if self.lines_seen == 1 && text.starts_with("PROXY ") {
+                Some("a PROXY header is only taken from a trusted proxy")
+            } else {
+                None
+            };
+            if let Some(detail) = refusal {
                 steps.push(Step::Fatal {
                     limit: None,
                     kind: ErrorKind::Protocol,
-                    detail: "this port speaks natter (nc, telnet or the natter client), not HTTP"
-                        .into(),
+                    detail: detail.into(),
                 });
                 return Err(());
             }
