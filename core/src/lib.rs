@@ -6,6 +6,7 @@
 //! - [`command`]: the one parser for typed `/commands`;
 //! - [`render`]: room events as lines for people;
 //! - [`limits`]: every limit, with its reason;
+//! - [`persist`]: what the hub asks a durable store to keep and to find, as data;
 //! - [`proxy`]: the PROXY protocol header a TCP proxy puts in front of a connection.
 //!
 //! Nothing here performs I/O or reads a clock: bytes and `now` go in, bytes, events and the next
@@ -16,6 +17,7 @@ pub mod command;
 mod flood;
 pub mod hub;
 pub mod limits;
+pub mod persist;
 pub mod proxy;
 pub mod render;
 pub mod session;

@@ -344,6 +344,8 @@ pub enum ErrorKind {
     TooSlow,
     /// The room has as many members as it may hold.
     RoomFull,
+    /// The server could not store the message (its disk is full, say); it was not delivered.
+    NotStored,
 }
 
 /// Server → client.

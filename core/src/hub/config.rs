@@ -17,6 +17,11 @@ pub struct Config {
     /// server: resume tokens are credentials. Never read from a file.
     #[serde(skip)]
     pub secret_seed: [u8; 32],
+    /// Work with a durable store: writes are handed out with [`super::Hub::poll_store`] and
+    /// output that follows them waits until they are durable. Set by the server when it has a
+    /// store, not from `[limits]`.
+    #[serde(skip)]
+    pub durable: bool,
     /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge). They are
     /// exempt from the per-IP limits; the forwarded address is counted instead. Set by the
     /// server from its own flags, not from `[limits]`.
@@ -91,6 +96,7 @@ impl Default for Config {
         use crate::limits::*;
         Config {
             secret_seed: [0; 32],
+            durable: false,
             trusted_proxies: Vec::new(),
             exempt_loopback: true,
             max_connections: MAX_CONNECTIONS,

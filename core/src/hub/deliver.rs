@@ -34,18 +34,9 @@ impl Hub {
         now: Millis,
         skip: Option<UserId>,
     ) -> Seq {
-        let lim = self.config.queue_limits();
         let history_len = self.config.history_len;
         let budget = self.config.history_budget_bytes;
-        let Hub {
-            rooms,
-            users,
-            conns,
-            out,
-            history_bytes,
-            ..
-        } = self;
-        let Some(r) = rooms.get_mut(room) else {
+        let Some(r) = self.rooms.get_mut(room) else {
             return Seq(0);
         };
         let seq = r.next_seq();
@@ -67,6 +58,20 @@ impl Hub {
         let ServerMsg::Event(ev) = msg else {
             return seq;
         };
+        let no = self.record_event(&ev);
+        let lim = self.config.queue_limits();
+        let Hub {
+            rooms,
+            users,
+            conns,
+            out,
+            history_bytes,
+            ..
+        } = self;
+        let Some(r) = rooms.get_mut(room) else {
+            return seq;
+        };
+        out.tag = no;
         let ev = EventRef::new(ev, &frame);
         let mut forms = Forms::default();
         for uid in &r.members {
@@ -112,8 +117,9 @@ impl Hub {
                 }
             }
         }
+        out.tag = 0;
         r.record(
-            Stored::new(seq, &frame),
+            Stored::new(seq, &frame, no),
             history_len,
             budget,
             HISTORY_MIN_KEPT,
@@ -160,9 +166,11 @@ impl Hub {
         };
         for s in r.last_n(n, upto) {
             if let Some(data) = stored_bytes(c, room, s) {
+                self.out.tag = s.no;
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
         }
+        self.out.tag = 0;
         self.reply(conn, Reply::Note(Note::RecentEnd));
     }
 
@@ -177,9 +185,11 @@ impl Hub {
         };
         for s in r.between(after, latest) {
             if let Some(data) = stored_bytes(c, room, s) {
+                self.out.tag = s.no;
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
         }
+        self.out.tag = 0;
     }
 
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
@@ -201,8 +211,10 @@ impl Hub {
                 stopped = Some(s.seq);
                 break;
             }
+            self.out.tag = s.no;
             c.push(&mut self.out, data);
         }
+        self.out.tag = 0;
         if let Some(first) = stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
             c.rare_mut().refills.insert(room, Seq(first.0 - 1));

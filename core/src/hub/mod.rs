@@ -47,6 +47,7 @@ mod config;
 mod conn;
 mod deliver;
 mod dialect;
+mod durable;
 mod handshake;
 mod lines;
 mod ops;
@@ -218,6 +219,8 @@ pub struct Hub {
     next_conn: u64,
     next_user: u64,
     next_ping: u64,
+    /// The durable store's state, when there is one.
+    durable: Option<Box<durable::Durable>>,
     /// Where the last look for a room of departed users stopped (see `reclaim_orphan_room`).
     reclaim_cursor: Option<RoomName>,
     /// Steps decoded from one read, reused between reads.
@@ -261,6 +264,7 @@ impl Hub {
     /// A hub with no connections.
     pub fn new(config: Config) -> Hub {
         let rng = ChaCha20Rng::from_seed(config.secret_seed);
+        let durable = config.durable.then(|| Box::new(durable::Durable::new()));
         Hub {
             config,
             rng,
@@ -269,6 +273,7 @@ impl Hub {
             next_ping: 1,
             steps: Vec::new(),
             reclaim_cursor: None,
+            durable,
             conns: FxHashMap::default(),
             users: FxHashMap::default(),
             nicks: HashMap::new(),

@@ -235,6 +235,7 @@ impl Hub {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.insert(uid);
         }
+        self.session_changed(uid);
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(&room);
@@ -287,6 +288,7 @@ impl Hub {
                 if let Some(u) = self.users.get_mut(uid) {
                     u.rooms.remove(&name);
                 }
+                self.session_changed(*uid);
             }
             debug!(room = %name, members = r.members.len(), "room of departed users freed");
             return true;
@@ -313,6 +315,7 @@ impl Hub {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&uid);
         }
+        self.session_changed(uid);
         let mut note = None;
         if let Some(c) = self.conns.get_mut(&conn) {
             if let Some(rare) = c.rare_mut_if_any() {
@@ -346,6 +349,7 @@ impl Hub {
         if let Some(u) = self.users.get_mut(&uid) {
             u.last_id = id;
         }
+        self.session_changed(uid);
     }
 
     fn say(
@@ -434,6 +438,7 @@ impl Hub {
             }
             None => return,
         };
+        self.session_changed(uid);
         let skip = self.skip_own(conn, uid);
         for room in &rooms {
             let kind = EventKind::Nick { new: nick.clone() };

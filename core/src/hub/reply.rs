@@ -166,8 +166,9 @@ impl Hub {
         self.timers.cancel(super::Timer::Grace(uid));
         self.timers.cancel(super::Timer::Takeover(uid));
         self.nicks.remove(&u.nick.folded());
-        if let Some(key) = &u.resume {
+        if let Some(key) = u.resume {
             self.tokens.remove(&key.id);
+            self.session_ended(key);
         }
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {

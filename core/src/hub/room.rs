@@ -13,14 +13,17 @@ use std::collections::{BTreeSet, VecDeque};
 pub(crate) struct Stored {
     pub(crate) seq: Seq,
     pub(crate) frame: Bytes,
+    /// The hub's number for the event while its batch may still fail (see `durable.rs`).
+    pub(crate) no: u64,
 }
 
 impl Stored {
-    /// Stores `frame` (the event with `seq`) in a buffer of its own size.
-    pub(crate) fn new(seq: Seq, frame: &[u8]) -> Stored {
+    /// Stores `frame` (the event with `seq`, numbered `no`) in a buffer of its own size.
+    pub(crate) fn new(seq: Seq, frame: &[u8], no: u64) -> Stored {
         Stored {
             seq,
             frame: Bytes::copy_from_slice(frame),
+            no,
         }
     }
 
@@ -87,6 +90,18 @@ impl Room {
             self.history_bytes -= old.cost();
             *total -= old.cost();
         }
+    }
+
+    /// Forgets the event with `seq` (its batch was not stored). Returns the history bytes freed.
+    pub(crate) fn forget(&mut self, seq: Seq) -> usize {
+        let Some(at) = self.history.iter().position(|s| s.seq == seq) else {
+            return 0;
+        };
+        let Some(s) = self.history.remove(at) else {
+            return 0;
+        };
+        self.history_bytes -= s.cost();
+        s.cost()
     }
 
     /// History bytes this room holds (subtract from the total when the room goes).

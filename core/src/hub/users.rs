@@ -92,8 +92,10 @@ impl Hub {
         let u = self.users.get_mut(&uid)?;
         if let Some(old) = u.resume.replace(ResumeKey::of(&token)) {
             self.tokens.remove(&old.id);
+            self.session_ended(old);
         }
         self.tokens.insert(token.id(), uid);
+        self.session_changed(uid);
         Some(token)
     }
 

@@ -1,0 +1,174 @@
+//! What the hub asks durable storage to keep and to find, as plain data: the hub never calls a
+//! database. It hands out [`Batch`]es of [`Write`]s ([`crate::hub::Hub::poll_store`]) and is
+//! told when they are durable or have failed; it asks [`Query`]s
+//! ([`crate::hub::Hub::poll_query`]) and is given their [`Answer`]s later; and a restarted hub is
+//! handed what was stored ([`Loaded`], [`crate::hub::Hub::restore`]). The shell (natter-server
+//! with natter-store) does the I/O.
+
+use crate::time::Millis;
+use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use crate::wire::RoomEvent;
+use sha2::{Digest, Sha256};
+
+/// The hub's number for a batch of writes, in the order it hands them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub u64);
+
+impl core::fmt::Display for BatchId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "batch {}", self.0)
+    }
+}
+
+/// Everything one hub batch needs persisted: committed in one transaction, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Reported back when durable or failed.
+    pub id: BatchId,
+    /// In the order they are applied.
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new(id: BatchId) -> Batch {
+        Batch {
+            id,
+            writes: Vec::new(),
+        }
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+}
+
+/// One thing to persist. Non-exhaustive: accounts, read markers, bans and an audit log become
+/// new variants, each applied in the same transaction as the rest of its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Write {
+    /// A room event, kept exactly. The room's metadata is derived from it in the same
+    /// transaction: its last seq becomes the highest stored, and a topic event sets its topic.
+    Event(RoomEvent),
+    /// Creates or replaces a resume session (keyed by its token's hash).
+    Session(SessionRecord),
+    /// Forgets one resume session (the user quit, its grace ran out, or its token changed).
+    EndSession(TokenHash),
+    /// Forgets every resume session last written before this time.
+    EndSessionsBefore(Millis),
+}
+
+/// The SHA-256 of a resume token's secret: what is kept of a token, never the token itself, so
+/// a copy of the database lets nobody resume someone else's session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// The hash of `token`'s secret.
+    pub fn of(token: &ResumeToken) -> TokenHash {
+        TokenHash(Sha256::digest(token.secret()).into())
+    }
+}
+
+impl core::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "TokenHash({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+/// A user's resume session, as a restarted hub needs it to take the user back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The hash of the token's secret (the key).
+    pub token: TokenHash,
+    /// The token's id (not secret), which a resume names.
+    pub token_id: u64,
+    /// The session's nick.
+    pub nick: Nick,
+    /// Rooms the user is in.
+    pub rooms: Vec<RoomName>,
+    /// The last message id accepted from this user: a message resent after a restart with an id
+    /// at or below it is acknowledged, not delivered again.
+    pub last_id: MsgId,
+    /// When this record was written (the hub's clock: Unix milliseconds in a real server).
+    pub updated: Millis,
+}
+
+/// What a store holds, for a hub starting up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Loaded {
+    /// Every room ever stored.
+    pub rooms: Vec<LoadedRoom>,
+    /// Resume sessions recent enough to resume.
+    pub sessions: Vec<SessionRecord>,
+}
+
+/// One room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedRoom {
+    /// Its name.
+    pub name: RoomName,
+    /// Its topic.
+    pub topic: Option<Text>,
+    /// The highest seq ever stored for it (even if retention removed that event since): the
+    /// room's next event is `last_seq + 1`.
+    pub last_seq: Seq,
+    /// Its newest events, oldest first, to refill the hub's history ring.
+    pub recent: Vec<RoomEvent>,
+}
+
+/// The hub's number for a query, echoed with its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// Something the hub wants to read from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// A page of a room's history.
+    History(HistoryQuery),
+    /// Chat lines holding some words.
+    Search(SearchQuery),
+}
+
+/// A page of a room's history: the newest `limit` events with a seq below `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The room.
+    pub room: RoomName,
+    /// Events with a seq below this one.
+    pub before: Seq,
+    /// At most this many (the store caps it at [`crate::limits::HISTORY_PAGE_MAX`]).
+    pub limit: usize,
+}
+
+/// The answer to a [`HistoryQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryPage {
+    /// The events, oldest first.
+    pub events: Vec<RoomEvent>,
+    /// Nothing older is stored.
+    pub at_start: bool,
+}
+
+/// A search over stored chat lines (says and actions), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// The words, as a person typed them: every word must occur; search syntax is taken
+    /// literally.
+    pub words: String,
+    /// Only this room, if given.
+    pub room: Option<RoomName>,
+    /// At most this many (the store caps it at [`crate::limits::SEARCH_MAX_RESULTS`]).
+    pub limit: usize,
+}
+
+/// The answer to a [`Query`]: its data, or why the store could not answer (words for people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A history page.
+    History(Result<HistoryPage, String>),
+    /// Search hits, newest first.
+    Search(Result<Vec<RoomEvent>, String>),
+}
