@@ -50,6 +50,21 @@ pub enum Command {
     },
     /// `/quit [reason]`
     Quit(Option<Text>),
+    /// `/history [#room] [N]`: the N lines before the oldest shown (default
+    /// [`crate::limits::HISTORY_LINES_DEFAULT`]).
+    History {
+        /// Room, or the current one.
+        room: Option<RoomName>,
+        /// How many lines.
+        count: Option<u16>,
+    },
+    /// `/search [#room] words`
+    Search {
+        /// Only this room, or every room one is in.
+        room: Option<RoomName>,
+        /// The words.
+        words: Text,
+    },
     /// `/help`
     Help,
 }
@@ -84,12 +99,17 @@ pub const HELP: &[(&str, &str)] = &[
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
+    ("/history [#room] [N]", "show N earlier lines (default 20)"),
+    (
+        "/search [#room] words",
+        "find stored lines holding every word",
+    ),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /quit, /help";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /quit, /help";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -174,6 +194,25 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             let (room, topic) = room_then_text(args)?;
             Command::Topic { room, topic }
         }
+        "history" | "hist" => {
+            let (room, rest) = match word(args) {
+                (r, rest) if r.starts_with('#') => (Some(RoomName::new(r)?), rest),
+                _ => (None, args),
+            };
+            let count = match word(rest) {
+                ("", _) => None,
+                (n, "") => match n.parse::<u16>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return Err(CommandError::Usage(usage("/history"))),
+                },
+                _ => return Err(CommandError::Usage(usage("/history"))),
+            };
+            Command::History { room, count }
+        }
+        "search" | "find" => match room_then_text(args)? {
+            (room, Some(words)) => Command::Search { room, words },
+            (_, None) => return Err(CommandError::Usage(usage("/search"))),
+        },
         "quit" | "exit" => Command::Quit(opt_text(args)?),
         "help" | "?" => Command::Help,
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
@@ -211,6 +250,55 @@ mod tests {
         );
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse(""), Ok(None));
+    }
+
+    #[test]
+    fn history_and_search_parse() {
+        assert_eq!(
+            cmd("/history"),
+            Command::History {
+                room: None,
+                count: None
+            }
+        );
+        assert_eq!(
+            cmd("/history #rust 50"),
+            Command::History {
+                room: Some(r("#rust")),
+                count: Some(50)
+            }
+        );
+        assert_eq!(
+            cmd("/history 5"),
+            Command::History {
+                room: None,
+                count: Some(5)
+            }
+        );
+        assert!(matches!(
+            parse("/history lots"),
+            Err(CommandError::Usage(_))
+        ));
+        assert!(matches!(parse("/history 0"), Err(CommandError::Usage(_))));
+        assert_eq!(
+            cmd("/search #rust borrow \"checker\" -x"),
+            Command::Search {
+                room: Some(r("#rust")),
+                words: t("borrow \"checker\" -x")
+            }
+        );
+        assert_eq!(
+            cmd("/search NEAR(a b)"),
+            Command::Search {
+                room: None,
+                words: t("NEAR(a b)")
+            }
+        );
+        assert!(matches!(parse("/search"), Err(CommandError::Usage(_))));
+        assert!(matches!(
+            parse("/search #rust"),
+            Err(CommandError::Usage(_))
+        ));
     }
 
     #[test]

@@ -202,6 +202,19 @@ pub const MAX_OPEN_GAPS: usize = 16;
 /// that is not a natter server may accept and never answer).
 pub const CONNECT_TIMEOUT: Millis = CLIENT_PING_AFTER;
 
+/// Events in one answer to a scrollback request (`Older`) or one page read from the store.
+pub const HISTORY_PAGE_MAX: usize = 200;
+
+/// Hits in one search's answer.
+pub const SEARCH_MAX_RESULTS: usize = 50;
+
+/// Lines `/history` shows when no number is given.
+pub const HISTORY_LINES_DEFAULT: u16 = 20;
+
+/// Store reads (history pages and searches) waiting for an answer, at most, across the hub:
+/// past it a request is answered "busy, try again" (`Error{Unavailable}`).
+pub const MAX_QUERIES_IN_FLIGHT: usize = 1024;
+
 /// Client side: the largest flood burst a server's welcome may announce that the session believes
 /// (a hostile or broken server cannot make it send in one huge burst).
 pub const MAX_ANNOUNCED_BURST: u32 = 1_000;

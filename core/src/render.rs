@@ -112,8 +112,47 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::YourNick { nick } => vec![format!("-- you are now known as {nick}")],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![format!("-- {reason}")],
+        ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
+        ServerMsg::PastEnd { room, at_start } => vec![if *at_start {
+            format!("-- (the beginning of {room})")
+        } else {
+            format!("-- (/history {room} shows older lines)")
+        }],
+        ServerMsg::FoundEnd { count } => vec![match count {
+            0 => "-- no results".to_string(),
+            1 => "-- 1 result".to_string(),
+            n => format!("-- {n} results"),
+        }],
         ServerMsg::Ack { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => Vec::new(),
     }
+}
+
+/// An event from history or a search, with its room and time: `[#rust 2026-12-02 14:03] <alice> hi`.
+pub fn past_line(ev: &RoomEvent) -> String {
+    let body = event_line(ev, Some(&ev.room));
+    format!("[{} {}] {body}", ev.room, utc_minute(ev.at))
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM` (UTC), without a calendar library (the proleptic
+/// Gregorian calendar, as `date -u` prints it).
+pub fn utc_minute(at: crate::time::Millis) -> String {
+    let secs = at.0 / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn with_room(room: &RoomName, current: Option<&RoomName>, body: String) -> String {
@@ -138,6 +177,18 @@ mod tests {
             from: Nick::new("alice").unwrap(),
             kind,
         }
+    }
+
+    #[test]
+    fn past_lines_carry_room_and_utc_time() {
+        let mut e = ev(EventKind::Say {
+            id: MsgId(1),
+            text: Text::new("hi").unwrap(),
+        });
+        e.at = Millis(1_764_684_180_000); // 2025-12-02 14:03:00 UTC
+        assert_eq!(past_line(&e), "[#lobby 2025-12-02 14:03] <alice> hi");
+        assert_eq!(utc_minute(Millis(0)), "1970-01-01 00:00");
+        assert_eq!(utc_minute(Millis(951_782_400_000)), "2000-02-29 00:00");
     }
 
     #[test]

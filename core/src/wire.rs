@@ -16,7 +16,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;
@@ -153,6 +153,26 @@ pub enum ClientMsg {
     Quit {
         /// Optional reason shown to the others.
         reason: Option<Text>,
+    },
+    /// Scrollback: the newest `limit` events of `room` with a seq below `before` (`Seq(0)`:
+    /// below the oldest this connection was shown), from the whole stored history. Answered
+    /// with [`ServerMsg::Past`] events, oldest first, then [`ServerMsg::PastEnd`].
+    Older {
+        /// Room (the client must be in it).
+        room: RoomName,
+        /// Events with a seq below this one.
+        before: Seq,
+        /// At most this many (the server caps it at [`crate::limits::HISTORY_PAGE_MAX`]).
+        limit: u16,
+    },
+    /// Search the stored chat lines (says and actions) for every word of `words`, in `room` or
+    /// in every room. Answered with [`ServerMsg::Found`] hits, newest first, then
+    /// [`ServerMsg::FoundEnd`].
+    Search {
+        /// Only this room, if given.
+        room: Option<RoomName>,
+        /// The words: every one must occur; quotes, `*`, `-`, `:` and the like are words too.
+        words: Text,
     },
 }
 
@@ -346,6 +366,8 @@ pub enum ErrorKind {
     RoomFull,
     /// The server could not store the message (its disk is full, say); it was not delivered.
     NotStored,
+    /// The server cannot answer that right now (its store is busy or failing); try again.
+    Unavailable,
 }
 
 /// Server → client.
@@ -447,6 +469,22 @@ pub enum ServerMsg {
     Bye {
         /// Words for people.
         reason: String,
+    },
+    /// An event from a room's history, answering [`ClientMsg::Older`] (not a live event).
+    Past(RoomEvent),
+    /// The end of an answer to [`ClientMsg::Older`].
+    PastEnd {
+        /// Room.
+        room: RoomName,
+        /// Nothing older is stored: the room's history starts here.
+        at_start: bool,
+    },
+    /// A search hit, answering [`ClientMsg::Search`] (newest first).
+    Found(RoomEvent),
+    /// The end of a search's answer.
+    FoundEnd {
+        /// Hits sent (at most [`crate::limits::SEARCH_MAX_RESULTS`]).
+        count: u32,
     },
 }
 
@@ -722,6 +760,15 @@ mod tests {
             ClientMsg::Ping { token: 9 },
             ClientMsg::Pong { token: 9 },
             ClientMsg::Quit { reason: None },
+            ClientMsg::Older {
+                room: room("#rust"),
+                before: Seq(77),
+                limit: 50,
+            },
+            ClientMsg::Search {
+                room: None,
+                words: text("\"quoted\" -minus NEAR(a b)"),
+            },
         ] {
             roundtrip(m);
         }
@@ -805,6 +852,16 @@ mod tests {
             ServerMsg::Bye {
                 reason: "shutting down".into(),
             },
+            ServerMsg::Past(ev(EventKind::Join)),
+            ServerMsg::PastEnd {
+                room: r.clone(),
+                at_start: true,
+            },
+            ServerMsg::Found(ev(EventKind::Say {
+                id: MsgId(3),
+                text: text("found it"),
+            })),
+            ServerMsg::FoundEnd { count: 1 },
         ];
         for kind in [
             EventKind::Say {

@@ -232,6 +232,8 @@ pub(crate) struct Rare {
     pub(crate) pending: VecDeque<Request>,
     /// The start of a PROXY header from a trusted proxy, until it is whole.
     pub(crate) proxy_header: Vec<u8>,
+    /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
+    pub(crate) scroll: BTreeMap<RoomName, Seq>,
     limits_hit: BTreeSet<Limit>,
 }
 
@@ -298,6 +300,7 @@ impl Conn {
             rare.pending.clear();
             rare.gaps.clear();
             rare.refills.clear();
+            rare.scroll.clear();
         }
         user
     }

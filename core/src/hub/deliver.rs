@@ -160,6 +160,13 @@ impl Hub {
             return;
         }
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));
+        if let Some(first) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.last_n(n, upto).next().map(|s| s.seq))
+        {
+            self.scroll_from(conn, room, first);
+        }
         let lim = self.config.queue_limits();
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
             return;
@@ -195,6 +202,9 @@ impl Hub {
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
     /// gone, and the rest once the backlog drains (the client asked once).
     pub(super) fn history(&mut self, conn: ConnId, room: RoomName, after: Seq) {
+        if self.refill_from_store(conn, &room, after) {
+            return;
+        }
         let Some(latest) = self.gap_for_lost(conn, &room, after) else {
             return;
         };

@@ -51,6 +51,7 @@ mod durable;
 mod handshake;
 mod lines;
 mod ops;
+mod past;
 mod reply;
 mod resume;
 mod room;
@@ -219,6 +220,8 @@ pub struct Hub {
     next_conn: u64,
     next_user: u64,
     next_ping: u64,
+    /// Store reads out, and who waits for them.
+    queries: past::Queries,
     /// The durable store's state, when there is one.
     durable: Option<Box<durable::Durable>>,
     /// Where the last look for a room of departed users stopped (see `reclaim_orphan_room`).
@@ -273,6 +276,7 @@ impl Hub {
             next_ping: 1,
             steps: Vec::new(),
             reclaim_cursor: None,
+            queries: past::Queries::default(),
             durable,
             conns: FxHashMap::default(),
             users: FxHashMap::default(),
@@ -348,6 +352,7 @@ impl Hub {
         if let Some(uid) = self.begin_close(conn, None) {
             self.release_user(uid, now);
         }
+        self.queries.forget(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };

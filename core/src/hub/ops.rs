@@ -147,6 +147,12 @@ impl Hub {
                 }
                 self.history(conn, room, after);
             }
+            ClientMsg::Older {
+                room,
+                before,
+                limit,
+            } => self.older(conn, uid, room, before, limit),
+            ClientMsg::Search { room, words } => self.search(conn, uid, room, words),
             ClientMsg::Quit { reason } => {
                 self.quit_user(uid, reason, now);
                 self.bye(conn, "goodbye", "quit");

@@ -92,6 +92,21 @@ impl Hub {
     /// Attaches `uid` to `conn` (taking it over from a connection it is still on), with a new
     /// resume token and what each room had since the seq the client last saw.
     pub(super) fn resume(&mut self, conn: ConnId, uid: UserId, hello: &Hello, now: Millis) {
+        if self.resume_needs_store(conn, uid, hello) {
+            return;
+        }
+        self.resume_with(conn, uid, hello, Vec::new(), now);
+    }
+
+    /// [`Hub::resume`], with the pages the store gave of what the ring lost.
+    pub(super) fn resume_with(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        hello: &Hello,
+        mut pages: Vec<(RoomName, Vec<crate::wire::RoomEvent>)>,
+        now: Millis,
+    ) {
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
@@ -137,9 +152,16 @@ impl Hub {
             if let Some(joined) = self.joined_msg(&room, latest) {
                 self.reply(conn, super::Reply::Msg(joined));
             }
-            match seen.iter().find(|(r, _)| *r == room) {
-                Some((_, after)) => self.replay_since(conn, &room, *after),
-                None => self.replay_recent(conn, &room, latest),
+            let page = pages
+                .iter()
+                .position(|(r, _)| *r == room)
+                .map(|at| pages.swap_remove(at).1);
+            match (seen.iter().find(|(r, _)| *r == room), page) {
+                (Some((_, after)), Some(page)) => {
+                    self.replay_since_with(conn, &room, *after, page);
+                }
+                (Some((_, after)), None) => self.replay_since(conn, &room, *after),
+                (None, _) => self.replay_recent(conn, &room, latest),
             }
         }
     }

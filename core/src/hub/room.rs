@@ -27,6 +27,15 @@ impl Stored {
         }
     }
 
+    /// The event, decoded from the frame (`None` cannot happen: the hub encoded it).
+    pub(crate) fn event(&self) -> Option<crate::wire::RoomEvent> {
+        let payload = self.frame.get(crate::wire::LEN_PREFIX..)?;
+        match crate::wire::decode_payload::<crate::wire::ServerMsg>(payload) {
+            Ok(crate::wire::ServerMsg::Event(ev)) => Some(ev),
+            _ => None,
+        }
+    }
+
     /// Bytes it holds, roughly: the frame and the fixed parts. What the history budget counts.
     pub(crate) fn cost(&self) -> usize {
         self.frame.len() + core::mem::size_of::<Stored>()
@@ -134,6 +143,11 @@ impl Room {
         let kept_upto = self.history.iter().filter(|s| s.seq <= upto).count();
         let skip = kept_upto.saturating_sub(n);
         self.history.iter().take(kept_upto).skip(skip)
+    }
+
+    /// Every event kept, decoded, oldest first.
+    pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
+        self.history.iter().filter_map(Stored::event)
     }
 
     /// Events kept.

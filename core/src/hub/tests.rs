@@ -40,6 +40,10 @@ struct T {
     batches: Vec<crate::persist::Batch>,
     /// Report every batch durable as soon as it is handed out.
     auto_commit: bool,
+    /// Answer store reads at once from what `batches` wrote (a fake store); else they wait in
+    /// `queries`.
+    answer_queries: bool,
+    queries: Vec<(crate::persist::QueryId, crate::persist::Query)>,
 }
 
 impl T {
@@ -59,12 +63,23 @@ impl T {
             events: Vec::new(),
             batches: Vec::new(),
             auto_commit: true,
+            answer_queries: true,
+            queries: Vec::new(),
         }
     }
 
     fn pump(&mut self) {
         loop {
             self.pump_once();
+            if let Some((id, q)) = self.hub.poll_query() {
+                if self.answer_queries {
+                    let a = self.fake_answer(&q);
+                    self.hub.handle_answer(id, a, self.now);
+                } else {
+                    self.queries.push((id, q));
+                }
+                continue;
+            }
             let Some(b) = self.hub.poll_store() else {
                 return;
             };
@@ -74,6 +89,54 @@ impl T {
                 return;
             }
             self.hub.handle_durable(id, self.now);
+        }
+    }
+
+    /// What a store holding every event written so far would answer.
+    fn fake_answer(&self, q: &crate::persist::Query) -> crate::persist::Answer {
+        use crate::persist::{Answer, HistoryPage, Query, Write};
+        let stored: Vec<&RoomEvent> = self
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Event(ev) => Some(ev),
+                _ => None,
+            })
+            .collect();
+        match q {
+            Query::History(h) => {
+                let mut evs: Vec<RoomEvent> = stored
+                    .iter()
+                    .filter(|e| e.room == h.room && e.seq < h.before)
+                    .map(|e| (*e).clone())
+                    .collect();
+                let at_start = evs.len() <= h.limit;
+                evs.drain(..evs.len().saturating_sub(h.limit));
+                Answer::History(Ok(HistoryPage {
+                    events: evs,
+                    at_start,
+                }))
+            }
+            Query::Search(sq) => {
+                let words: Vec<String> =
+                    sq.words.split_whitespace().map(str::to_lowercase).collect();
+                let mut hits: Vec<RoomEvent> = stored
+                    .iter()
+                    .filter(|e| sq.room.as_ref().is_none_or(|r| *r == e.room))
+                    .filter(|e| match &e.kind {
+                        EventKind::Say { text, .. } | EventKind::Act { text, .. } => {
+                            let t = text.as_str().to_lowercase();
+                            words.iter().all(|w| t.contains(w.as_str()))
+                        }
+                        _ => false,
+                    })
+                    .map(|e| (*e).clone())
+                    .collect();
+                hits.reverse();
+                hits.truncate(sq.limit);
+                Answer::Search(Ok(hits))
+            }
         }
     }
 
@@ -2284,5 +2347,224 @@ mod durable {
         t.say(a2, "#d", 2, "after the restart");
         let ev = events(&t.recv(a2)).last().map(|e| e.seq);
         assert_eq!(ev, Some(Seq(seen.0 + 2)), "seqs go on where they were");
+    }
+}
+
+/// Scrollback, search and refills from before the in-memory ring.
+mod past {
+    use super::*;
+    use crate::persist::Query;
+
+    fn past(msgs: &[ServerMsg]) -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Past(RoomEvent {
+                    kind: EventKind::Say { text, .. },
+                    ..
+                }) => Some(text.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn small_ring(durable: bool) -> Config {
+        Config {
+            durable,
+            history_len: 10,
+            history_on_join: 3,
+            flood_refill: Millis(0),
+            ..config()
+        }
+    }
+
+    #[test]
+    fn without_a_store_scrollback_and_search_use_the_ring() {
+        let mut t = T::with(small_ring(false));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        for i in 1..=6 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        // A person joins: 3 recent lines, then /history 2 shows the 2 before those.
+        let (c, _) = t.txt();
+        t.line(c, "/join #p");
+        let joined = t.lines(c);
+        assert!(
+            joined.iter().any(|l| l.ends_with("<alice> line 6")),
+            "{joined:?}"
+        );
+        assert!(!joined.iter().any(|l| l.ends_with("<alice> line 3")));
+        t.line(c, "/history 2");
+        let h = t.lines(c);
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert!(
+            h[0].ends_with("<alice> line 2") && h[0].starts_with("[#p "),
+            "{h:?}"
+        );
+        assert!(h[1].ends_with("<alice> line 3"));
+        assert_eq!(h[2], "-- (/history #p shows older lines)");
+        t.line(c, "/history");
+        let h = t.lines(c);
+        assert!(h[0].ends_with("-- alice joined #p"), "{h:?}");
+        assert!(h[1].ends_with("<alice> line 1"), "{h:?}");
+        assert_eq!(h.last().unwrap(), "-- (the beginning of #p)");
+        // Binary scrollback with an explicit seq, and search over the ring.
+        t.send(
+            a,
+            &ClientMsg::Older {
+                room: room("#p"),
+                before: Seq(4),
+                limit: 10,
+            },
+        );
+        let got = t.recv(a);
+        assert_eq!(past(&got), vec!["line 1", "line 2"]);
+        assert!(matches!(
+            got.last(),
+            Some(ServerMsg::PastEnd { at_start: true, .. })
+        ));
+        t.line(c, "/search LINE 5");
+        let s = t.lines(c);
+        assert!(s[0].ends_with("<alice> line 5"), "{s:?}");
+        assert_eq!(s.last().unwrap(), "-- 1 result");
+    }
+
+    #[test]
+    fn with_a_store_older_lines_and_search_come_from_it() {
+        let mut t = T::with(small_ring(true));
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        t.join(a, "#p");
+        t.join(b, "#p");
+        for i in 1..=30 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        t.recv(b);
+        // The ring keeps 10 events; line 5 is only in the store.
+        t.answer_queries = false;
+        t.send(
+            b,
+            &ClientMsg::Older {
+                room: room("#p"),
+                before: Seq(10),
+                limit: 5,
+            },
+        );
+        assert!(t.recv(b).is_empty(), "waits for the store");
+        let (id, q) = t.queries.pop().unwrap();
+        assert!(matches!(&q, Query::History(h) if h.before == Seq(10) && h.limit == 5));
+        let a_ = t.fake_answer(&q);
+        t.hub.handle_answer(id, a_, t.now);
+        t.pump();
+        let got = t.recv(b);
+        assert_eq!(
+            past(&got),
+            vec!["line 3", "line 4", "line 5", "line 6", "line 7"]
+        );
+        assert!(matches!(
+            got.last(),
+            Some(ServerMsg::PastEnd {
+                at_start: false,
+                ..
+            })
+        ));
+        t.answer_queries = true;
+        // Search goes to the store; only rooms the asker is in are answered.
+        t.join(a, "#secret");
+        t.say(a, "#secret", 31, "line hidden");
+        t.recv(a);
+        t.send(
+            b,
+            &ClientMsg::Search {
+                room: None,
+                words: text("line"),
+            },
+        );
+        let got = t.recv(b);
+        let hits: Vec<&RoomEvent> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Found(ev) => Some(ev),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !hits.is_empty() && hits.iter().all(|e| e.room == room("#p")),
+            "{got:?}"
+        );
+        assert!(hits[0].seq > hits[1].seq, "newest first");
+        assert!(
+            matches!(got.last(), Some(ServerMsg::FoundEnd { count }) if *count as usize == hits.len())
+        );
+    }
+
+    #[test]
+    fn a_refill_after_a_gap_reads_what_the_ring_lost_from_the_store() {
+        let mut t = T::with(small_ring(true));
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        t.join(a, "#p");
+        let seen = events(&t.join(b, "#p")).last().unwrap().seq;
+        for i in 1..=25 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        t.recv(b);
+        // bob missed everything after `seen` (say its queue was skipped): it asks for it.
+        t.send(
+            b,
+            &ClientMsg::History {
+                room: room("#p"),
+                after: seen,
+            },
+        );
+        let got = t.recv(b);
+        let lines = says(&got);
+        assert_eq!(lines.len(), 25, "{got:?}");
+        assert_eq!(lines[0], "line 1");
+        assert_eq!(lines[24], "line 25");
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::Gap { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_resume_after_a_restart_gets_what_only_the_store_holds_exactly_once() {
+        let mut t = T::with(small_ring(true));
+        let (a, _, token) = t.bin_from(LOCAL, "alice");
+        let b = t.bin("bob");
+        t.join(a, "#p");
+        t.join(b, "#p");
+        let seen = events(&t.recv(a)).last().unwrap().seq;
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        for i in 1..=40 {
+            t.say(b, "#p", i, &format!("while away {i}"));
+        }
+        t.answer_queries = false;
+        let (a2, got) = t.resume("alice", token, vec![(room("#p"), seen)]);
+        assert!(got.is_empty(), "the welcome waits for the store: {got:?}");
+        let queries = core::mem::take(&mut t.queries);
+        assert!(!queries.is_empty());
+        for (id, q) in queries {
+            let a_ = t.fake_answer(&q);
+            t.hub.handle_answer(id, a_, t.now);
+        }
+        t.pump();
+        let got = t.recv(a2);
+        assert!(
+            matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }),
+            "{got:?}"
+        );
+        let lines = says(&got);
+        let want: Vec<String> = (1..=40).map(|i| format!("while away {i}")).collect();
+        assert_eq!(lines, want);
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::Gap { .. })),
+            "{got:?}"
+        );
     }
 }

@@ -954,6 +954,20 @@ impl Session {
                 self.send(&ClientMsg::Quit { reason });
                 self.close_for_good(None);
             }
+            Command::History { room, count } => {
+                if let Some(room) = self.room_or_current(room) {
+                    let limit = count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT);
+                    let before = Seq(0);
+                    self.send_or_defer(ClientMsg::Older {
+                        room,
+                        before,
+                        limit,
+                    });
+                }
+            }
+            Command::Search { room, words } => {
+                self.send_or_defer(ClientMsg::Search { room, words });
+            }
             Command::Help => {
                 for (usage, what) in HELP {
                     self.info(format!("{usage:<24} {what}"));
@@ -1059,6 +1073,14 @@ impl Session {
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
+            msg @ (ServerMsg::Past(_)
+            | ServerMsg::PastEnd { .. }
+            | ServerMsg::Found(_)
+            | ServerMsg::FoundEnd { .. }) => {
+                for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
+                    self.info(line);
+                }
+            }
             ServerMsg::Bye { reason } => {
                 // The server's words say why; no second notice.
                 self.info(clean(&reason));

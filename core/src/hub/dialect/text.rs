@@ -202,6 +202,12 @@ impl Dialect for Text {
                 },
                 Command::Nick(nick) => ClientMsg::Nick { nick },
                 Command::Quit(reason) => ClientMsg::Quit { reason },
+                Command::History { room: r, count } => ClientMsg::Older {
+                    room: room(r)?,
+                    before: crate::types::Seq(0),
+                    limit: count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT),
+                },
+                Command::Search { room, words } => ClientMsg::Search { room, words },
                 Command::Help => return Err(Reply::Note(Note::Help)),
             },
         })

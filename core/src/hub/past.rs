@@ -1,0 +1,524 @@
+//! The past: scrollback (`Older`), search, and the history a refill or a resume needs from
+//! before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
+//! ([`Hub::poll_query`], [`Hub::handle_answer`]); without one the ring is all there is.
+//!
+//! A resume that needs events older than the ring waits for them before it is welcomed, so the
+//! client gets exactly what it missed, in order, with no gap marker for what the store holds (up
+//! to one outbound queue of it; the rest is a gap the client refills).
+
+use super::dialect::{Hello, Reply};
+use super::room::Room;
+use super::{Hub, UserId};
+use crate::limits::{HISTORY_PAGE_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS};
+use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
+use crate::time::Millis;
+use crate::types::{ConnId, RoomName, Seq, Text};
+use crate::wire::{ErrorKind, EventKind, Re, RoomEvent, ServerMsg, encode_frame};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
+use tracing::debug;
+
+/// Who waits for a query's answer, and what for.
+#[derive(Debug)]
+enum Asker {
+    /// Scrollback for `conn`.
+    Older { conn: ConnId, room: RoomName },
+    /// A search for `conn`.
+    Search { conn: ConnId, user: UserId },
+    /// A refill after a gap: events `after+1..=upto` for `conn`.
+    Refill {
+        conn: ConnId,
+        room: RoomName,
+        after: Seq,
+        upto: Seq,
+    },
+    /// A page of what a resuming connection missed.
+    Resume { conn: ConnId, room: RoomName },
+}
+
+/// A resume waiting for the store's pages.
+#[derive(Debug)]
+struct PendingResume {
+    user: UserId,
+    hello: Hello,
+    waiting: usize,
+    pages: BTreeMap<RoomName, BTreeMap<Seq, RoomEvent>>,
+}
+
+/// Queries out and their askers.
+#[derive(Debug, Default)]
+pub(crate) struct Queries {
+    next: u64,
+    outbox: VecDeque<(QueryId, Query)>,
+    waiting: FxHashMap<QueryId, Asker>,
+    resumes: FxHashMap<ConnId, PendingResume>,
+}
+
+impl Queries {
+    /// `conn` is gone: a resume it waited for will not happen (answers for it are dropped).
+    pub(crate) fn forget(&mut self, conn: ConnId) {
+        self.resumes.remove(&conn);
+    }
+}
+
+impl Hub {
+    fn ask(&mut self, query: Query, asker: Asker) -> bool {
+        let q = &mut self.queries;
+        if q.waiting.len() >= MAX_QUERIES_IN_FLIGHT {
+            return false;
+        }
+        q.next += 1;
+        let id = QueryId(q.next);
+        q.outbox.push_back((id, query));
+        q.waiting.insert(id, asker);
+        true
+    }
+
+    /// The next store read to do; answer it with [`Hub::handle_answer`]. Only a hub with a
+    /// durable store asks.
+    pub fn poll_query(&mut self) -> Option<(QueryId, Query)> {
+        self.queries.outbox.pop_front()
+    }
+
+    /// The store's answer to query `id`.
+    pub fn handle_answer(&mut self, id: QueryId, answer: Answer, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(asker) = self.queries.waiting.remove(&id) else {
+            return;
+        };
+        match (asker, answer) {
+            (Asker::Older { conn, room }, Answer::History(Ok(page))) => {
+                self.send_past(conn, &room, page.events, page.at_start);
+            }
+            (Asker::Search { conn, user }, Answer::Search(Ok(hits))) => {
+                self.send_found(conn, user, hits);
+            }
+            (
+                Asker::Refill {
+                    conn,
+                    room,
+                    after,
+                    upto,
+                },
+                Answer::History(Ok(page)),
+            ) => self.refill_page(conn, room, after, upto, page),
+            (Asker::Resume { conn, room }, Answer::History(page)) => {
+                // A page that could not be read is a gap, as if the store did not hold it.
+                let events = page.map(|p| p.events).unwrap_or_default();
+                self.resume_page(conn, room, events, now);
+            }
+            (asker, answer) => {
+                let (conn, re) = match asker {
+                    Asker::Older { conn, room } | Asker::Refill { conn, room, .. } => {
+                        (conn, Re::Room(room))
+                    }
+                    Asker::Search { conn, .. } => (conn, Re::Conn),
+                    Asker::Resume { conn, .. } => (conn, Re::Conn),
+                };
+                let why = match answer {
+                    Answer::History(Err(e)) | Answer::Search(Err(e)) => e,
+                    _ => "the store answered something else".into(),
+                };
+                debug!(conn = %conn, %why, "store read failed");
+                let detail = format!("the server could not read its history: {why}");
+                self.error(conn, ErrorKind::Unavailable, re, detail);
+            }
+        }
+    }
+
+    // ---- scrollback ----
+
+    /// `Older`: the newest `limit` events of `room` before `before` (`Seq(0)`: before the
+    /// oldest this connection was shown).
+    pub(super) fn older(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: RoomName,
+        before: Seq,
+        limit: u16,
+    ) {
+        if !self
+            .users
+            .get(&uid)
+            .is_some_and(|u| u.rooms.contains(&room))
+        {
+            let detail = format!("you are not in {room}");
+            return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);
+        }
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        let limit = usize::from(limit).clamp(1, HISTORY_PAGE_MAX);
+        let before = if before == Seq(0) {
+            self.conns
+                .get(&conn)
+                .and_then(|c| c.rare())
+                .and_then(|rare| rare.scroll.get(&room).copied())
+                .unwrap_or(r.last_seq.next())
+        } else {
+            before
+        };
+        let in_ring = r.before(before, limit);
+        let ring_enough = in_ring.len() == limit || r.oldest_kept() == Some(Seq(1));
+        if self.durable.is_some() && !ring_enough && before > Seq(1) {
+            let q = Query::History(HistoryQuery {
+                room: room.clone(),
+                before,
+                limit,
+            });
+            if !self.ask(
+                q,
+                Asker::Older {
+                    conn,
+                    room: room.clone(),
+                },
+            ) {
+                let detail = "the server is busy; try again in a moment".to_string();
+                self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
+            }
+            return;
+        }
+        let at_start = in_ring
+            .first()
+            .is_none_or(|s| Some(s.seq) == r.oldest_kept());
+        let events: Vec<RoomEvent> = in_ring.iter().filter_map(|s| s.event()).collect();
+        self.send_past(conn, &room, events, at_start);
+    }
+
+    /// Sends past events (oldest first) as far as the backlog allows, then the end marker.
+    fn send_past(&mut self, conn: ConnId, room: &RoomName, events: Vec<RoomEvent>, at_start: bool) {
+        let lim = self.config.queue_limits();
+        // Newest first into the backlog's room: if it fills, the oldest are the ones left out,
+        // and the client asks again from the oldest it got.
+        let mut frames = Vec::with_capacity(events.len());
+        let mut budget = lim.max_bytes / 2;
+        for ev in events.into_iter().rev() {
+            let seq = ev.seq;
+            let msg = ServerMsg::Past(ev);
+            let len = encode_frame(&msg).map_or(0, |f| f.len());
+            if len > budget {
+                break;
+            }
+            budget -= len;
+            frames.push((seq, msg));
+        }
+        let complete = at_start && frames.len() == frames.capacity();
+        let Some(oldest) = frames.last().map(|(s, _)| *s) else {
+            self.reply(
+                conn,
+                Reply::Msg(ServerMsg::PastEnd {
+                    room: room.clone(),
+                    at_start,
+                }),
+            );
+            return;
+        };
+        for (_, msg) in frames.into_iter().rev() {
+            self.reply(conn, Reply::Msg(msg));
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let cursor = c.rare_mut().scroll.entry(room.clone()).or_insert(oldest);
+            *cursor = (*cursor).min(oldest);
+        }
+        self.reply(
+            conn,
+            Reply::Msg(ServerMsg::PastEnd {
+                room: room.clone(),
+                at_start: complete,
+            }),
+        );
+    }
+
+    /// Where scrollback starts for a connection that has just been shown `room` from `seq` on.
+    pub(super) fn scroll_from(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.rare_mut().scroll.insert(room.clone(), seq);
+        }
+    }
+
+    // ---- search ----
+
+    /// `Search`: chat lines holding every word, newest first, in `room` or in every room the
+    /// user is in.
+    pub(super) fn search(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: Option<RoomName>,
+        words: Text,
+    ) {
+        if let Some(r) = &room
+            && !self.users.get(&uid).is_some_and(|u| u.rooms.contains(r))
+        {
+            let detail = format!("you are not in {r}");
+            return self.error(conn, ErrorKind::NotInRoom, Re::Room(r.clone()), detail);
+        }
+        if self.durable.is_some() {
+            let q = Query::Search(SearchQuery {
+                words: words.as_str().to_owned(),
+                room,
+                limit: SEARCH_MAX_RESULTS,
+            });
+            if !self.ask(q, Asker::Search { conn, user: uid }) {
+                let detail = "the server is busy; try again in a moment".to_string();
+                self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+            }
+            return;
+        }
+        // No store: the rooms' rings are all there is.
+        let wanted: Vec<String> = words
+            .as_str()
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        let mut hits: Vec<RoomEvent> = Vec::new();
+        for (name, r) in &self.rooms {
+            if room.as_ref().is_some_and(|want| want != name) {
+                continue;
+            }
+            hits.extend(r.events().filter(|ev| match &ev.kind {
+                EventKind::Say { text, .. } | EventKind::Act { text, .. } => {
+                    let lower = text.as_str().to_lowercase();
+                    wanted.iter().all(|w| lower.contains(w.as_str()))
+                }
+                _ => false,
+            }));
+        }
+        hits.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
+        hits.truncate(SEARCH_MAX_RESULTS);
+        self.send_found(conn, uid, hits);
+    }
+
+    /// Sends search hits from rooms the user is in, then the count.
+    fn send_found(&mut self, conn: ConnId, uid: UserId, hits: Vec<RoomEvent>) {
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let hits: Vec<RoomEvent> = hits
+            .into_iter()
+            .filter(|ev| u.rooms.contains(&ev.room))
+            .take(SEARCH_MAX_RESULTS)
+            .collect();
+        let count = u32::try_from(hits.len()).unwrap_or(u32::MAX);
+        for ev in hits {
+            self.reply(conn, Reply::Msg(ServerMsg::Found(ev)));
+        }
+        self.reply(conn, Reply::Msg(ServerMsg::FoundEnd { count }));
+    }
+
+    // ---- refills after a gap ----
+
+    /// With a store: the part of a refill from `after` that is older than the ring is read from
+    /// the store (a page at a time); `true` if that was asked and the rest follows the answer.
+    pub(super) fn refill_from_store(&mut self, conn: ConnId, room: &RoomName, after: Seq) -> bool {
+        if self.durable.is_none() {
+            return false;
+        }
+        let Some(r) = self.rooms.get(room) else {
+            return false;
+        };
+        let first_kept = r.oldest_kept().unwrap_or(r.last_seq.next());
+        if after.next() >= first_kept {
+            return false;
+        }
+        let upto = Seq((first_kept.0 - 1).min(after.0 + HISTORY_PAGE_MAX as u64));
+        let q = Query::History(HistoryQuery {
+            room: room.clone(),
+            before: upto.next(),
+            limit: HISTORY_PAGE_MAX,
+        });
+        let asker = Asker::Refill {
+            conn,
+            room: room.clone(),
+            after,
+            upto,
+        };
+        // Busy: the client is told the usual way (a gap) and may ask again.
+        self.ask(q, asker)
+    }
+
+    fn refill_page(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        after: Seq,
+        upto: Seq,
+        page: HistoryPage,
+    ) {
+        let lim = self.config.queue_limits();
+        let in_room = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.user())
+            .and_then(|u| self.users.get(&u))
+            .is_some_and(|u| u.rooms.contains(&room));
+        if !in_room {
+            return;
+        }
+        let mut next = after.next();
+        let mut last = after;
+        for ev in page
+            .events
+            .into_iter()
+            .filter(|e| e.seq > after && e.seq <= upto)
+        {
+            if ev.seq > next {
+                // Not stored (retention, or a batch that failed): a gap says so.
+                let gap = ServerMsg::Gap {
+                    room: room.clone(),
+                    first: next,
+                    last: Seq(ev.seq.0 - 1),
+                };
+                self.reply(conn, Reply::Msg(gap));
+            }
+            let seq = ev.seq;
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let Some(data) = c
+                .dialect()
+                .and_then(|d| d.render(&Reply::Msg(ServerMsg::Event(ev)), None))
+            else {
+                continue;
+            };
+            if !c.room_fits(&self.out, data.len(), lim) {
+                // The rest follows when the backlog drains (see `Hub::handle_written`).
+                c.rare_mut().refills.insert(room, last);
+                return;
+            }
+            c.push(&mut self.out, data);
+            last = seq;
+            next = seq.next();
+        }
+        if next <= upto {
+            let gap = ServerMsg::Gap {
+                room: room.clone(),
+                first: next,
+                last: upto,
+            };
+            self.reply(conn, Reply::Msg(gap));
+        }
+        self.history(conn, room, upto);
+    }
+
+    // ---- resume ----
+
+    /// Before resuming `uid` on `conn`: with a store, asks for the events each room the client
+    /// names lost from the ring since it saw them. `true` if it asked: the resume goes on when
+    /// the pages are in.
+    pub(super) fn resume_needs_store(&mut self, conn: ConnId, uid: UserId, hello: &Hello) -> bool {
+        if self.durable.is_none() || self.queries.resumes.contains_key(&conn) {
+            return false;
+        }
+        let Some(seen) = hello.resume.as_ref().map(|r| r.rooms.clone()) else {
+            return false;
+        };
+        let Some(u) = self.users.get(&uid) else {
+            return false;
+        };
+        // At most one outbound queue's worth of messages: past that it would be a gap anyway.
+        let cap = self.config.outbound_max_msgs as u64;
+        let mut asks = Vec::new();
+        for (room, after) in seen {
+            let Some(r) = self.rooms.get(&room).filter(|_| u.rooms.contains(&room)) else {
+                continue;
+            };
+            let first_kept = r.oldest_kept().unwrap_or(r.last_seq.next());
+            let upto = Seq((first_kept.0.saturating_sub(1)).min(after.0.saturating_add(cap)));
+            let mut from = after;
+            while from < upto {
+                let to = Seq((from.0 + HISTORY_PAGE_MAX as u64).min(upto.0));
+                asks.push(HistoryQuery {
+                    room: room.clone(),
+                    before: to.next(),
+                    limit: HISTORY_PAGE_MAX,
+                });
+                from = to;
+            }
+        }
+        if asks.is_empty() || self.queries.waiting.len() + asks.len() > MAX_QUERIES_IN_FLIGHT {
+            return false;
+        }
+        let waiting = asks.len();
+        for q in asks {
+            let room = q.room.clone();
+            self.ask(Query::History(q), Asker::Resume { conn, room });
+        }
+        debug!(conn = %conn, user = uid.0, pages = waiting, "resume waits for stored history");
+        self.queries.resumes.insert(
+            conn,
+            PendingResume {
+                user: uid,
+                hello: hello.clone(),
+                waiting,
+                pages: BTreeMap::new(),
+            },
+        );
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.probing = true;
+        }
+        true
+    }
+
+    fn resume_page(&mut self, conn: ConnId, room: RoomName, events: Vec<RoomEvent>, now: Millis) {
+        let Some(p) = self.queries.resumes.get_mut(&conn) else {
+            return;
+        };
+        let page = p.pages.entry(room).or_default();
+        for ev in events {
+            page.insert(ev.seq, ev);
+        }
+        p.waiting -= 1;
+        if p.waiting > 0 {
+            return;
+        }
+        let Some(p) = self.queries.resumes.remove(&conn) else {
+            return;
+        };
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            return;
+        }
+        let pages = p
+            .pages
+            .into_iter()
+            .map(|(room, events)| (room, events.into_values().collect()))
+            .collect();
+        self.resume_with(conn, p.user, &p.hello, pages, now);
+    }
+
+    /// Replays what came after `after` in `room` to a resuming `conn`: the store's `page` first,
+    /// then a gap for what neither holds, then the ring.
+    pub(super) fn replay_since_with(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        after: Seq,
+        page: Vec<RoomEvent>,
+    ) {
+        let lim = self.config.queue_limits();
+        let mut seen = after;
+        for ev in page.into_iter().filter(|e| e.seq > after) {
+            let seq = ev.seq;
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if let Some(data) = c
+                .dialect()
+                .and_then(|d| d.render(&Reply::Msg(ServerMsg::Event(ev)), None))
+            {
+                c.push_room(&mut self.out, room, seq, data, lim);
+            }
+            seen = seen.max(seq);
+        }
+        self.replay_since(conn, room, seen);
+    }
+}
+
+impl Room {
+    /// The newest `limit` events kept with a seq below `before`, oldest first.
+    pub(crate) fn before(&self, before: Seq, limit: usize) -> Vec<&super::room::Stored> {
+        let upto = Seq(before.0.saturating_sub(1));
+        self.last_n(limit, upto).collect()
+    }
+}
