@@ -5,6 +5,7 @@
 
 use super::{About, Event, Session, Target};
 use crate::command::{self, Command, HELP, Input};
+use crate::limits::MAX_ROOMS_PER_USER;
 use crate::types::{MsgId, RoomName, Text};
 use crate::wire::ClientMsg;
 
@@ -31,6 +32,7 @@ impl Session {
             Err(e) => return self.error(About::Input, e.to_string()),
         };
         match input {
+            Input::Say(text) if !self.text_fits(&text) => {}
             Input::Say(text) => match to {
                 Some(Target::Nick(peer)) => {
                     let to = peer.clone();
@@ -81,7 +83,12 @@ impl Session {
                     self.part(room, reason);
                 }
             }
-            Command::Msg { to, text } => self.queue_msg(|id| ClientMsg::Msg { to, id, text }),
+            Command::Msg { to, text } => {
+                if self.text_fits(&text) {
+                    self.queue_msg(|id| ClientMsg::Msg { to, id, text });
+                }
+            }
+            Command::Me(text) if !self.text_fits(&text) => {}
             Command::Me(text) => {
                 if let Some(room) = self.room_named(None, to, "act") {
                     self.queue_msg(|id| ClientMsg::Act { room, id, text });
@@ -122,13 +129,11 @@ impl Session {
             self.rooms.join_asked(room, true);
             return;
         }
-        if !self.rooms.room_for(leaving) {
+        let max = self.max_rooms();
+        if !self.rooms.room_for(max, leaving) {
             self.error(
                 About::Join(room),
-                format!(
-                    "you can be in at most {} rooms; /part one first",
-                    crate::limits::MAX_ROOMS_PER_USER
-                ),
+                format!("you can be in at most {max} rooms; /part one first"),
             );
             return;
         }
@@ -156,6 +161,30 @@ impl Session {
         }
         self.rooms.part_asked(room.clone());
         self.pace(ClientMsg::Part { room, reason });
+    }
+
+    /// Rooms the server lets one user be in: what it announced, within our own bound.
+    fn max_rooms(&self) -> usize {
+        let announced =
+            usize::try_from(self.handshake.limits.max_rooms_per_user).unwrap_or(usize::MAX);
+        announced.clamp(1, MAX_ROOMS_PER_USER)
+    }
+
+    /// Whether the server takes a text this long (what it announced; our own `Text` bound
+    /// applies anyway). Says so when not.
+    fn text_fits(&mut self, text: &Text) -> bool {
+        let max = usize::try_from(self.handshake.limits.max_text_bytes).unwrap_or(usize::MAX);
+        if text.as_str().len() <= max.max(1) {
+            return true;
+        }
+        self.error(
+            About::Input,
+            format!(
+                "that message is {} bytes long; this server takes at most {max}",
+                text.as_str().len()
+            ),
+        );
+        false
     }
 
     /// Gives a message the next id and keeps it until acknowledged; sends it now if welcomed.

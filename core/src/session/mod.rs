@@ -58,7 +58,7 @@ pub use event::{About, ConnState, Event, Target};
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
 use crate::types::{Nick, ResumeToken, RoomName, Seq, sanitize};
-use crate::wire::{self, ClientMsg, PROTOCOL_VERSION, Resume, ServerMsg, WireError};
+use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Resume, ServerMsg, WireError};
 use bytes::Bytes;
 use link::{Link, Phase, SendError};
 use outgoing::{Full, Outgoing};
@@ -90,7 +90,8 @@ pub struct SessionConfig {
     pub seed: u64,
 }
 
-/// The resume state the handshake carries from one connection to the next.
+/// The resume state the handshake carries from one connection to the next, and what the
+/// server announced.
 #[derive(Debug, Default)]
 struct Handshake {
     /// From the last welcome; presented in the next hello.
@@ -99,6 +100,8 @@ struct Handshake {
     ever_welcomed: bool,
     /// The last welcome resumed the earlier session.
     resumed: bool,
+    /// The limits the server announced in its welcome (the hub's defaults until then).
+    limits: Limits,
 }
 
 /// UI events, bounded: a driver that stops draining loses events, counted, and is told.

@@ -193,10 +193,10 @@ impl Rooms {
             .or_else(|| self.joining.first())
     }
 
-    /// How many more rooms may be joined, counting joins in flight. A room being left counts
-    /// as gone when `leaving` is that room.
-    pub(super) fn room_for(&self, leaving: bool) -> bool {
-        self.list.len() + self.joining.len() < MAX_ROOMS_PER_USER + usize::from(leaving)
+    /// Whether one more room may be joined under a limit of `max`, counting joins in flight. A
+    /// room being left counts as gone when `leaving` is that room.
+    pub(super) fn room_for(&self, max: usize, leaving: bool) -> bool {
+        self.list.len() + self.joining.len() < max + usize::from(leaving)
     }
 
     /// A join is asked for (now, or at the welcome); `chosen` when the user asked for it.

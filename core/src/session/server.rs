@@ -25,6 +25,7 @@ impl Session {
                 }
                 // Pace by what this server enforces, not by compiled-in defaults.
                 self.out.welcomed(&limits, now);
+                self.handshake.limits = limits;
                 self.on_welcome(nick, token, resumed, now);
             }
             ServerMsg::Joined {

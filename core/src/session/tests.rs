@@ -2027,6 +2027,41 @@ fn pacing_follows_the_limits_the_welcome_announces() {
 }
 
 #[test]
+fn a_server_with_fewer_rooms_and_shorter_texts_is_respected_locally() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome_with(
+        &mut t,
+        Limits {
+            max_rooms_per_user: 2,
+            max_text_bytes: 10,
+            ..Limits::default()
+        },
+    );
+    t.joined("#lobby", 1);
+    t.s.handle_input("/join #two", t.now);
+    t.s.handle_input("/join #three", t.now);
+    t.s.handle_input("short", t.now);
+    t.s.handle_input("this is far too long", t.now);
+    t.s.handle_input("/msg bob this is far too long", t.now);
+    let sent = t.sent();
+    assert_eq!(
+        sent.len(),
+        3,
+        "the join of #lobby, #two and one message: {sent:?}"
+    );
+    let evs = t.events();
+    assert_eq!(
+        abouts(&evs),
+        vec![About::Join(room("#three")), About::Input, About::Input],
+        "{evs:?}"
+    );
+    assert!(errors(&evs)[0].contains("at most 2 rooms"));
+    assert!(errors(&evs)[1].contains("at most 10"));
+}
+
+#[test]
 fn a_server_that_never_welcomes_is_given_up_on() {
     let mut t = T::new(Transport::Stream);
     t.events();
