@@ -34,6 +34,8 @@ pub enum Change {
         conv: ConvId,
         /// Where in the sorted list.
         index: usize,
+        /// Who.
+        nick: Nick,
     },
     /// A member was removed from a room's list, from this index.
     MemberRemoved {

@@ -38,7 +38,7 @@ use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
-use crate::types::{MsgId, Nick, RoomName, Seq, Text};
+use crate::types::{MsgId, Nick, RoomName, Seq, Text, sanitize};
 use crate::wire::{DirectMsg, EventKind, RoomEvent};
 use change::Log;
 use std::collections::VecDeque;
@@ -460,6 +460,7 @@ impl Chat {
                     changes.push(Change::MemberAdded {
                         conv: id.clone(),
                         index,
+                        nick: from.clone(),
                     });
                 }
             }
@@ -482,6 +483,7 @@ impl Chat {
                         changes.push(Change::MemberAdded {
                             conv: id.clone(),
                             index,
+                            nick: new.clone(),
                         });
                     }
                 }
@@ -531,6 +533,8 @@ impl Chat {
     }
 
     fn on_error(&mut self, about: &About, text: &str, now: Millis) {
+        // The session cleans what it passes on; the model is the last stop before a screen.
+        let text = &sanitize(text);
         let words = render::error_words(about, text);
         let id = match about {
             About::Message(id) => {

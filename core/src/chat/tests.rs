@@ -269,11 +269,13 @@ fn members_change_one_row_at_a_time() {
         [
             Change::MemberAdded {
                 conv: conv.clone(),
-                index: 0
+                index: 0,
+                nick: nick("Alice"),
             },
             Change::MemberAdded {
                 conv: conv.clone(),
-                index: 2
+                index: 2,
+                nick: nick("carl"),
             },
             Change::MemberRemoved {
                 conv: conv.clone(),
@@ -283,7 +285,11 @@ fn members_change_one_row_at_a_time() {
                 conv: conv.clone(),
                 index: 1
             },
-            Change::MemberAdded { conv, index: 2 },
+            Change::MemberAdded {
+                conv,
+                index: 2,
+                nick: nick("zed"),
+            },
         ]
     );
     // The words are render's.

@@ -29,7 +29,8 @@ impl Session {
         let input = match command::parse(line) {
             Ok(Some(input)) => input,
             Ok(None) => return,
-            Err(e) => return self.error(About::Input, e.to_string()),
+            // The parser may quote what was typed: nothing a terminal acts on goes back.
+            Err(e) => return self.error(About::Input, super::clean(&e.to_string())),
         };
         match input {
             Input::Say(text) if !self.text_fits(&text) => {}
