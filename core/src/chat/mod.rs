@@ -650,13 +650,15 @@ impl Chat {
             return id;
         }
         if self.directs.len() >= CHAT_MAX_DIRECT {
+            // The stalest one not open, preferably with nothing waiting to be sent (a line
+            // still waiting in a conversation that went settles where the person is).
             let busy: Vec<ConvId> = self.outgoing.iter().map(|o| o.conv.clone()).collect();
             let stalest = self
                 .directs
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| *c.id() != self.current && !busy.contains(c.id()))
-                .min_by_key(|(_, c)| c.active)
+                .filter(|(_, c)| *c.id() != self.current)
+                .min_by_key(|(_, c)| (busy.contains(c.id()), c.active))
                 .map(|(i, _)| i);
             if let Some(i) = stalest {
                 self.directs.remove(i);
