@@ -2,9 +2,11 @@
 //!
 //! - [`wire`]: the binary frame format and its messages;
 //! - [`hub`]: the server side, one [`hub::Hub`] for all connections (binary and text mode);
-//! - [`session`]: the client side, one [`session::Session`] per user (CLI and browser);
+//! - [`session`]: the client's protocol machine, one [`session::Session`] per user (CLI and
+//!   browser);
+//! - [`chat`]: the client's chat model, what a UI shows, folded from the session's events;
 //! - [`command`]: the one parser for typed `/commands`;
-//! - [`render`]: room events as lines for people;
+//! - [`render`]: words for people, for every surface;
 //! - [`limits`]: every limit, with its reason;
 //! - [`persist`]: what the hub asks a durable store to keep and to find, as data;
 //! - [`proxy`]: the PROXY protocol header a TCP proxy puts in front of a connection.
@@ -13,6 +15,7 @@
 //! deadline come out. It builds for `wasm32-unknown-unknown`.
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod command;
 mod flood;
 pub mod hub;

@@ -225,3 +225,29 @@ pub const MAX_ANNOUNCED_REFILL: Millis = Millis(5_000);
 
 /// Longest server-sent detail or reason passed on to the UI, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;
+
+// ---- client side (the chat model) ----
+
+/// Lines the chat model keeps per conversation; older ones are dropped from the client's memory,
+/// not from the server's history. A screenful many times over, a few hundred KiB per room.
+pub const CHAT_MAX_LINES: usize = 2000;
+
+/// Direct conversations the chat model keeps; past it, the least recently active one goes.
+pub const CHAT_MAX_DIRECT: usize = 50;
+
+/// Members the chat model lists per room: a `who` lists at most [`MAX_MEMBERS_LISTED`]; joins
+/// seen live may add some more.
+pub const CHAT_MAX_MEMBERS: usize = 4 * MAX_MEMBERS_LISTED;
+
+/// Changes the chat model logs for a front end that has not read them; past it the log becomes
+/// one "redraw everything" (a front end that keeps up never gets near it).
+pub const CHAT_MAX_CHANGES: usize = 4096;
+
+/// Alerts (mentions, direct messages) kept for a front end that has not read them; the oldest
+/// go first.
+pub const CHAT_MAX_ALERTS: usize = 32;
+
+/// A line we typed looks pending (greyed, "sending") once it has waited this long for the
+/// server's echo, or at once while disconnected: a live echo takes milliseconds, so a line
+/// that is merely on its way does not flicker, and one that is stuck says so.
+pub const PENDING_LOOK_AFTER: Millis = Millis(1_000);

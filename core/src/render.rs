@@ -1,32 +1,191 @@
-//! Words for people: room events and server replies as the lines text-mode (`nc`) users receive and
-//! the CLI prints in line mode. One place, so every human-facing surface reads the same.
+//! Words for people, in one place: room events, server replies and session news as the lines
+//! text-mode (`nc`) users receive and the CLI prints in line mode, and the words the chat model
+//! ([`crate::chat`]) shows in the TUI and the page. Every surface reads the same.
+//!
+//! `*_words` functions give the words alone; the `*_line(s)` functions add each surface's
+//! markers (`-- ` for notices, `[#room] ` when the room is not implied, `ERROR: ` or `error: `).
 //!
 //! Text in these lines was cleaned of control characters when it was made (see
-//! [`crate::types::Text`]); nicks and room names are plain ASCII. So a rendered line cannot carry
-//! a terminal escape sequence.
+//! [`crate::types::Text`]); nicks and room names are plain ASCII; free text from the server (error
+//! details) is cleaned by the session. So a rendered line cannot carry a terminal escape sequence.
 
-use crate::types::{Nick, RoomName, Seq};
-use crate::wire::{DirectMsg, EventKind, RoomEvent, ServerMsg};
+use crate::session::{About, ConnState, Event, Target};
+use crate::types::{Nick, RoomName, Seq, Text, sanitize};
+use crate::wire::{DirectMsg, EventKind, RoomEvent, RoomInfo, ServerMsg};
+
+/// Characters of an undelivered line quoted in the words that say so.
+const UNDELIVERED_PREVIEW: usize = 60;
+
+// ---- words ----
+
+/// What a room event other than chat says (`bob joined #lobby`); `None` for a say or an action,
+/// which are shown as chat lines.
+pub fn event_words(ev: &RoomEvent) -> Option<String> {
+    let from = &ev.from;
+    let room = &ev.room;
+    Some(match &ev.kind {
+        EventKind::Say { .. } | EventKind::Act { .. } => return None,
+        EventKind::Join => format!("{from} joined {room}"),
+        EventKind::Part { reason } => match reason {
+            Some(r) => format!("{from} left {room} ({r})"),
+            None => format!("{from} left {room}"),
+        },
+        EventKind::Quit { reason } => match reason {
+            Some(r) => format!("{from} quit ({r})"),
+            None => format!("{from} quit"),
+        },
+        EventKind::Nick { new } => format!("{from} is now known as {new}"),
+        EventKind::Topic { topic } => match topic {
+            Some(t) => format!("{from} set the topic of {room}: {t}"),
+            None => format!("{from} cleared the topic of {room}"),
+        },
+    })
+}
+
+/// A gap marker: `5 messages missed here (#lobby #3..#7)`.
+pub fn gap_words(room: &RoomName, first: Seq, last: Seq) -> String {
+    let n = last.0.saturating_sub(first.0).saturating_add(1);
+    let what = if n == 1 { "message" } else { "messages" };
+    format!("{n} {what} missed here ({room} #{first}..#{last})")
+}
+
+/// The server welcomed us.
+pub fn welcome_words(nick: &Nick, resumed: bool) -> String {
+    if resumed {
+        format!("reconnected as {nick}; picked up where you left off")
+    } else {
+        format!("connected as {nick}")
+    }
+}
+
+/// We are in a room: who else is, and its topic.
+pub fn joined_words(
+    room: &RoomName,
+    topic: Option<&Text>,
+    members: &[Nick],
+    me: Option<&Nick>,
+) -> Vec<String> {
+    let others: Vec<&str> = members
+        .iter()
+        .filter(|n| me.is_none_or(|me| me.folded() != n.folded()))
+        .map(Nick::as_str)
+        .collect();
+    let mut out = if others.is_empty() {
+        vec![format!("you are in {room} (nobody else is here yet)")]
+    } else {
+        vec![format!("you are in {room} with: {}", others.join(", "))]
+    };
+    if let Some(t) = topic {
+        out.push(topic_words(room, Some(t)));
+    }
+    out
+}
+
+/// We left a room.
+pub fn parted_words(room: &RoomName) -> String {
+    format!("you left {room}")
+}
+
+/// A room's member list: `#lobby (2): alice, bob`.
+pub fn members_words(room: &RoomName, members: &[Nick]) -> String {
+    let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
+    format!("{room} ({}): {}", members.len(), names.join(", "))
+}
+
+/// The server's rooms: `rooms: #lobby (2), #rust (1)`.
+pub fn rooms_words(rooms: &[RoomInfo]) -> String {
+    if rooms.is_empty() {
+        return "no rooms".into();
+    }
+    let list: Vec<String> = rooms
+        .iter()
+        .map(|r| format!("{} ({})", r.room, r.members))
+        .collect();
+    format!("rooms: {}", list.join(", "))
+}
+
+/// A room's topic, as asked for.
+pub fn topic_words(room: &RoomName, topic: Option<&Text>) -> String {
+    match topic {
+        Some(t) => format!("topic of {room}: {t}"),
+        None => format!("{room} has no topic"),
+    }
+}
+
+/// Our nick changed.
+pub fn nick_words(nick: &Nick) -> String {
+    format!("you are now known as {nick}")
+}
+
+/// A connection state worth a notice (`None` for connecting and connected, which the status
+/// shows).
+pub fn state_words(state: ConnState) -> Option<String> {
+    match state {
+        ConnState::Reconnecting { attempt, .. } => {
+            Some(format!("connection lost; reconnecting (attempt {attempt})"))
+        }
+        ConnState::Closed => Some("disconnected".to_owned()),
+        ConnState::Connecting | ConnState::Connected => None,
+    }
+}
+
+/// An error, said for what it refused: `could not join #x: words`.
+pub fn error_words(about: &About, text: &str) -> String {
+    match about {
+        About::Join(room) => format!("could not join {room}: {text}"),
+        About::Part(room) => format!("could not leave {room}: {text}"),
+        About::Nick(nick) => format!("could not change your nick to {nick}: {text}"),
+        About::Session | About::Input | About::Message(_) | About::Room(_) => text.to_owned(),
+    }
+}
+
+/// A line we typed that was not delivered, quoted short, with why.
+pub fn undelivered_words(to: &Target, text: &str, why: &str) -> String {
+    let mut preview: String = text.chars().take(UNDELIVERED_PREVIEW).collect();
+    if preview.len() < text.len() {
+        preview.push('…');
+    }
+    let to = match to {
+        Target::Room(r) => r.to_string(),
+        Target::Nick(n) => n.to_string(),
+    };
+    format!("not delivered to {to}: {preview} ({why})")
+}
+
+/// Why a line we typed was not delivered when the session ended with it unsent.
+pub const UNSENT: &str = "the session ended before it was sent";
+
+/// A desktop notification for a mention or a direct message: title and body.
+pub fn alert_words(from: &Nick, room: Option<&RoomName>, text: &Text) -> (String, String) {
+    let title = match room {
+        Some(room) => format!("{from} in {room}"),
+        None => format!("{from} (direct message)"),
+    };
+    (title, text.to_string())
+}
+
+/// The page's title: what is open, after the unread and mention counts when there are any:
+/// `(5, @2) #lobby · natter`.
+pub fn title(open: Option<&str>, unread: u32, mentions: u32) -> String {
+    let counts = match (unread, mentions) {
+        (0, 0) => String::new(),
+        (u, 0) => format!("({u}) "),
+        (u, m) => format!("({u}, @{m}) "),
+    };
+    match open {
+        Some(open) => format!("{counts}{open} · natter"),
+        None => format!("{counts}natter"),
+    }
+}
+
+// ---- lines for text-mode users (nc) ----
 
 /// Renders a room event. The room is named in front (`[#rust] `) unless it is `current`.
 pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>) -> String {
     let body = match &ev.kind {
         EventKind::Say { text, .. } => format!("<{}> {}", ev.from, text),
         EventKind::Act { text, .. } => format!("* {} {}", ev.from, text),
-        EventKind::Join => format!("-- {} joined {}", ev.from, ev.room),
-        EventKind::Part { reason } => match reason {
-            Some(r) => format!("-- {} left {} ({})", ev.from, ev.room, r),
-            None => format!("-- {} left {}", ev.from, ev.room),
-        },
-        EventKind::Quit { reason } => match reason {
-            Some(r) => format!("-- {} quit ({})", ev.from, r),
-            None => format!("-- {} quit", ev.from),
-        },
-        EventKind::Nick { new } => format!("-- {} is now known as {}", ev.from, new),
-        EventKind::Topic { topic } => match topic {
-            Some(t) => format!("-- {} set the topic of {}: {}", ev.from, ev.room, t),
-            None => format!("-- {} cleared the topic of {}", ev.from, ev.room),
-        },
+        _ => format!("-- {}", event_words(ev).unwrap_or_default()),
     };
     with_room(&ev.room, current, body)
 }
@@ -43,42 +202,29 @@ pub fn direct_line(dm: &DirectMsg, me: &Nick) -> String {
 
 /// Renders a gap marker.
 pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomName>) -> String {
-    let n = last.0.saturating_sub(first.0).saturating_add(1);
-    let what = if n == 1 { "message" } else { "messages" };
     with_room(
         room,
         current,
-        format!("-- {n} {what} missed here ({room} #{first}..#{last})"),
+        format!("-- {}", gap_words(room, first, last)),
     )
 }
 
 /// What a person sees for a server message, if anything (acks, pings and the like are for
 /// programs): the lines a text-mode (`nc`) user receives. Lines without their `\r\n`.
 pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName>) -> Vec<String> {
+    let notice = |words: String| format!("-- {words}");
     match msg {
-        ServerMsg::Welcome { nick, .. } => vec![format!("-- you are {nick}")],
+        ServerMsg::Welcome { nick, .. } => vec![notice(format!("you are {nick}"))],
         ServerMsg::Joined {
             room,
             topic,
             members,
             ..
-        } => {
-            let others: Vec<&str> = members
-                .iter()
-                .filter(|n| me.is_none_or(|me| me.folded() != n.folded()))
-                .map(Nick::as_str)
-                .collect();
-            let mut out = if others.is_empty() {
-                vec![format!("-- you are in {room} (nobody else is here yet)")]
-            } else {
-                vec![format!("-- you are in {room} with: {}", others.join(", "))]
-            };
-            if let Some(t) = topic {
-                out.push(format!("-- topic of {room}: {t}"));
-            }
-            out
-        }
-        ServerMsg::Parted { room } => vec![format!("-- you left {room}")],
+        } => joined_words(room, topic.as_ref(), members, me)
+            .into_iter()
+            .map(notice)
+            .collect(),
+        ServerMsg::Parted { room } => vec![notice(parted_words(room))],
         ServerMsg::Event(ev) => vec![event_line(ev, current)],
         ServerMsg::Direct(dm) => match me {
             Some(me) => vec![direct_line(dm, me)],
@@ -87,31 +233,12 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Gap { room, first, last } => {
             vec![gap_line(room, *first, *last, current)]
         }
-        ServerMsg::Members { room, members } => {
-            let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
-            vec![format!(
-                "-- {room} ({}): {}",
-                members.len(),
-                names.join(", ")
-            )]
-        }
-        ServerMsg::Rooms { rooms } => {
-            if rooms.is_empty() {
-                return vec!["-- no rooms".into()];
-            }
-            let list: Vec<String> = rooms
-                .iter()
-                .map(|r| format!("{} ({})", r.room, r.members))
-                .collect();
-            vec![format!("-- rooms: {}", list.join(", "))]
-        }
-        ServerMsg::Topic { room, topic } => match topic {
-            Some(t) => vec![format!("-- topic of {room}: {t}")],
-            None => vec![format!("-- {room} has no topic")],
-        },
-        ServerMsg::YourNick { nick } => vec![format!("-- you are now known as {nick}")],
+        ServerMsg::Members { room, members } => vec![notice(members_words(room, members))],
+        ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
+        ServerMsg::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
+        ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
-        ServerMsg::Bye { reason } => vec![format!("-- {reason}")],
+        ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
         ServerMsg::PastEnd { room, at_start } => vec![if *at_start {
             format!("-- (the beginning of {room})")
@@ -155,6 +282,60 @@ pub fn utc_minute(at: crate::time::Millis) -> String {
     )
 }
 
+// ---- lines for the CLI's line mode ----
+
+/// The lines a session event prints in the CLI's line mode, as seen by `me` (a stable format for
+/// scripts): room events and gaps always name their room (`[#rust] <bob> hi`,
+/// `[#rust] -- bob joined #rust`), direct messages read `*alice* hi` / `-> *bob* hi`, errors
+/// `error: words`, everything else `-- words`. Driver instructions, and our own messages until
+/// the server echoes them, print nothing.
+pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
+    let notice = |words: String| format!("-- {words}");
+    match ev {
+        Event::Room(ev) => vec![event_line(ev, None)],
+        Event::Direct(dm) => vec![direct_line(dm, me)],
+        Event::Gap { room, first, last } => vec![gap_line(room, *first, *last, None)],
+        Event::State(state) => state_words(*state).map(notice).into_iter().collect(),
+        Event::Welcome { nick, resumed } => vec![notice(welcome_words(nick, *resumed))],
+        Event::Joined {
+            room,
+            topic,
+            members,
+            ..
+        } => joined_words(room, topic.as_ref(), members, Some(me))
+            .into_iter()
+            .map(notice)
+            .collect(),
+        Event::Parted { room } => vec![notice(parted_words(room))],
+        Event::Members {
+            room,
+            members,
+            asked: true,
+        } => vec![notice(members_words(room, members))],
+        Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
+        Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
+        Event::Nick(nick) => vec![notice(nick_words(nick))],
+        Event::Error { about, text, .. } => clean_lines(text)
+            .map(|l| format!("error: {}", error_words(about, &l)))
+            .collect(),
+        Event::Info(text) => clean_lines(text).map(notice).collect(),
+        // The session's own refresh after a reconnect: nothing to say.
+        Event::Members { asked: false, .. }
+        | Event::Connect
+        | Event::Close
+        | Event::Focus(_)
+        // Our own messages print when the server echoes them.
+        | Event::Queued { .. }
+        | Event::Settled { .. } => Vec::new(),
+    }
+}
+
+/// Splits free text (server error details are plain strings, not [`Text`]) into lines with
+/// anything a terminal would act on replaced.
+pub fn clean_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().filter(|l| !l.trim().is_empty()).map(sanitize)
+}
+
 fn with_room(room: &RoomName, current: Option<&RoomName>, body: String) -> String {
     if current == Some(room) {
         body
@@ -167,7 +348,8 @@ fn with_room(room: &RoomName, current: Option<&RoomName>, body: String) -> Strin
 mod tests {
     use super::*;
     use crate::time::Millis;
-    use crate::types::{MsgId, Text};
+    use crate::types::MsgId;
+    use crate::wire::ErrorKind;
 
     fn ev(kind: EventKind) -> RoomEvent {
         RoomEvent {
@@ -177,6 +359,14 @@ mod tests {
             from: Nick::new("alice").unwrap(),
             kind,
         }
+    }
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    fn room(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
     }
 
     #[test]
@@ -201,7 +391,8 @@ mod tests {
             text: Text::new("hello").unwrap(),
         };
         assert_eq!(event_line(&ev(say.clone()), cur), "<alice> hello");
-        assert_eq!(event_line(&ev(say), None), "[#lobby] <alice> hello");
+        assert_eq!(event_line(&ev(say.clone()), None), "[#lobby] <alice> hello");
+        assert_eq!(event_words(&ev(say)), None);
         let act = EventKind::Act {
             id: MsgId(2),
             text: Text::new("waves").unwrap(),
@@ -220,12 +411,7 @@ mod tests {
             "-- alice quit"
         );
         assert_eq!(
-            event_line(
-                &ev(EventKind::Nick {
-                    new: Nick::new("al").unwrap()
-                }),
-                cur
-            ),
+            event_line(&ev(EventKind::Nick { new: nick("al") }), cur),
             "-- alice is now known as al"
         );
         assert_eq!(
@@ -241,16 +427,125 @@ mod tests {
     #[test]
     fn direct_lines_depend_on_who_reads() {
         let dm = DirectMsg {
-            from: Nick::new("alice").unwrap(),
-            to: Nick::new("bob").unwrap(),
+            from: nick("alice"),
+            to: nick("bob"),
             id: MsgId(1),
             at: Millis(0),
             text: Text::new("psst").unwrap(),
         };
-        assert_eq!(direct_line(&dm, &Nick::new("Bob").unwrap()), "*alice* psst");
+        assert_eq!(direct_line(&dm, &nick("Bob")), "*alice* psst");
+        assert_eq!(direct_line(&dm, &nick("alice")), "-> *bob* psst");
+        let ev = Event::Direct(dm);
+        assert_eq!(session_lines(&ev, &nick("bob")), ["*alice* psst"]);
+        assert_eq!(session_lines(&ev, &nick("alice")), ["-> *bob* psst"]);
+    }
+
+    #[test]
+    fn line_mode_names_the_room_of_every_room_event() {
+        let say = Event::Room(RoomEvent {
+            room: room("#rust"),
+            seq: Seq(3),
+            at: Millis(0),
+            from: nick("bob"),
+            kind: EventKind::Say {
+                id: MsgId(1),
+                text: Text::new("hello").unwrap(),
+            },
+        });
+        assert_eq!(session_lines(&say, &nick("alice")), ["[#rust] <bob> hello"]);
+        let gap = Event::Gap {
+            room: room("#x"),
+            first: Seq(2),
+            last: Seq(2),
+        };
         assert_eq!(
-            direct_line(&dm, &Nick::new("alice").unwrap()),
-            "-> *bob* psst"
+            session_lines(&gap, &nick("me")),
+            ["[#x] -- 1 message missed here (#x #2..#2)"]
         );
+    }
+
+    #[test]
+    fn line_mode_notices_and_errors_are_prefixed_and_clean() {
+        let me = nick("me");
+        let err = Event::Error {
+            kind: None,
+            about: About::Input,
+            text: "nick taken\x1b[2J\nsecond line".into(),
+        };
+        let lines = session_lines(&err, &me);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("error: nick taken"));
+        assert!(!lines[0].contains('\x1b'));
+        assert_eq!(lines[1], "error: second line");
+        let joined = Event::Joined {
+            room: room("#rust"),
+            topic: Some(Text::new("crabs").unwrap()),
+            members: vec![nick("me"), nick("b")],
+            seq: Seq(1),
+        };
+        assert_eq!(
+            session_lines(&joined, &me),
+            ["-- you are in #rust with: b", "-- topic of #rust: crabs"]
+        );
+        let info = Event::Info("one\ntwo".into());
+        assert_eq!(session_lines(&info, &me), ["-- one", "-- two"]);
+        assert!(session_lines(&Event::Connect, &me).is_empty());
+        let rooms = Event::Rooms(vec![RoomInfo {
+            room: room("#a"),
+            members: 4,
+        }]);
+        assert_eq!(session_lines(&rooms, &me), ["-- rooms: #a (4)"]);
+        assert_eq!(
+            session_lines(
+                &Event::Welcome {
+                    nick: me.clone(),
+                    resumed: false
+                },
+                &me
+            ),
+            ["-- connected as me"]
+        );
+    }
+
+    #[test]
+    fn errors_say_what_they_refused() {
+        let refused = |about| {
+            session_lines(
+                &Event::Error {
+                    kind: Some(ErrorKind::Invalid),
+                    about,
+                    text: "no".into(),
+                },
+                &nick("me"),
+            )
+        };
+        assert_eq!(
+            refused(About::Join(room("#x"))),
+            ["error: could not join #x: no"]
+        );
+        assert_eq!(
+            refused(About::Part(room("#x"))),
+            ["error: could not leave #x: no"]
+        );
+        assert_eq!(
+            refused(About::Nick(nick("bob"))),
+            ["error: could not change your nick to bob: no"]
+        );
+        assert_eq!(refused(About::Session), ["error: no"]);
+        let long = "x".repeat(300);
+        let words = undelivered_words(&Target::Room(room("#b")), &long, "flood");
+        assert!(words.starts_with("not delivered to #b: xxx"), "{words}");
+        assert!(
+            words.ends_with("… (flood)") && words.chars().count() < 100,
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn titles_count_unread_and_mentions() {
+        assert_eq!(title(Some("#lobby"), 0, 0), "#lobby · natter");
+        assert_eq!(title(Some("#lobby"), 5, 0), "(5) #lobby · natter");
+        assert_eq!(title(Some("#lobby"), 5, 2), "(5, @2) #lobby · natter");
+        assert_eq!(title(None, 0, 0), "natter");
     }
 }

@@ -6,6 +6,7 @@
 //! that once crashed are kept as regressions); `cargo xtask fuzz --seconds N` sets
 //! `NATTER_FUZZ_SECONDS` and keeps going with fresh seeds for that long.
 
+use natter_core::chat::Chat;
 use natter_core::command;
 use natter_core::hub::{Config, Hub};
 use natter_core::limits::MAX_FRAME;
@@ -105,6 +106,7 @@ fn session_target(input: &Chunks) {
             seed: 7,
         };
         let mut now = Millis(1_000);
+        let mut chat = Chat::new(config.nick.clone());
         let mut s = Session::new(config, now);
         s.handle_connected(now);
         for (bytes, wait) in input {
@@ -118,15 +120,31 @@ fn session_target(input: &Chunks) {
                     }
                 }
             }
-            s.handle_input(&String::from_utf8_lossy(bytes), now);
+            // Typed where the chat model says, as the TUI and the page do.
+            s.handle_input_in(&String::from_utf8_lossy(bytes), chat.target().as_ref(), now);
             now = now + Millis(u64::from(*wait));
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle_timeout(now);
             }
+            if chat.poll_timeout().is_some_and(|t| t <= now) {
+                chat.handle_timeout(now);
+            }
             while let Some(b) = s.poll_transmit() {
                 assert!(b.len() <= MAX_FRAME + 4 + wire::MAGIC.len());
             }
-            while s.poll_event().is_some() {}
+            while let Some(ev) = s.poll_event() {
+                chat.handle_event(&ev, now);
+            }
+            while chat.poll_change().is_some() {}
+            while chat.poll_alert().is_some() {}
+        }
+        // Whatever the server sent, the model's words carry nothing a terminal would act on.
+        for conv in chat.conversations().chain([chat.current_conv()]) {
+            for line in conv.lines() {
+                if let Some(words) = line.kind.words() {
+                    assert!(!words.chars().any(char::is_control), "{words:?}");
+                }
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //! server = "chat.example.org:8000"
 //! nick = "alice"
 //! rooms = ["#lobby", "#rust"]
+//! bell = false   # no terminal bell on mentions and direct messages
 //! ```
 
 use crate::driver::ServerAddr;
@@ -22,7 +23,7 @@ pub const DEFAULT_PORT: u16 = 8000;
 /// The server used when neither the command line nor the config file names one.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8000";
 
-/// A config file larger than this is refused (it holds three short settings).
+/// A config file larger than this is refused (it holds a few short settings).
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// What the config file may say.
@@ -35,6 +36,8 @@ pub struct FileConfig {
     pub nick: Option<String>,
     /// Rooms to join at start.
     pub rooms: Option<Vec<String>>,
+    /// Ring the terminal bell on a mention or a direct message (default true).
+    pub bell: Option<bool>,
 }
 
 /// Why settings could not be read.
@@ -209,7 +212,8 @@ mod tests {
 
     #[test]
     fn config_files() {
-        let c = parse("server = \"h:1\"\nnick = \"n\"\nrooms = [\"#a\"]\n").unwrap();
+        let c = parse("server = \"h:1\"\nnick = \"n\"\nrooms = [\"#a\"]\nbell = false\n").unwrap();
+        assert_eq!(c.bell, Some(false));
         assert_eq!(c.server.as_deref(), Some("h:1"));
         assert_eq!(c.nick.as_deref(), Some("n"));
         assert_eq!(c.rooms, Some(vec!["#a".to_owned()]));

@@ -1,13 +1,13 @@
 //! The driver: one tokio task that owns the [`Session`] and its TCP socket and pumps bytes, time
 //! and typed lines into it, and its events out to a front-end (line mode or the TUI) over a
 //! bounded channel. It decides nothing about the protocol: when to connect, close, resend or
-//! give up is the Session's call; the driver only carries it out.
+//! give up is the Session's call; the driver only carries it out. What the events mean to a
+//! person is the front-end's chat model's (or, in line mode, render.rs's words).
 
 use crate::clock;
 use bytes::{Buf, Bytes};
 use natter_core::limits::{MAX_FRAME, SESSION_MAX_PENDING};
-use natter_core::session::{ConnState, Event, Session};
-use natter_core::{Nick, RoomName};
+use natter_core::session::{ConnState, Event, Session, Target};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,8 +32,8 @@ const MAX_UNWRITTEN: usize = SESSION_MAX_PENDING * (MAX_FRAME + 4) + 64 * 1024;
 /// Commands a front-end may queue for the driver before it must wait.
 pub const COMMAND_QUEUE: usize = 64;
 
-/// Updates the driver may queue for a front-end before it waits for the front-end to catch up.
-pub const UPDATE_QUEUE: usize = 256;
+/// Events the driver may queue for a front-end before it waits for the front-end to catch up.
+pub const EVENT_QUEUE: usize = 256;
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,48 +89,16 @@ impl DriverConfig {
 /// What a front-end asks of the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// A typed line (chat or `/command`).
-    Line(String),
-    /// Make this room current.
-    Switch(RoomName),
+    /// A typed line (chat or `/command`), typed in conversation `to` (`None`: the session's
+    /// default room, for line mode).
+    Input {
+        /// What was typed.
+        line: String,
+        /// Where (the TUI's open conversation).
+        to: Option<Target>,
+    },
     /// Leave: `/quit`, then stop once it is written (or after the quit timeout).
     Quit,
-}
-
-/// The Session's state, as a front-end shows it. Sent whenever it changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// Connection state.
-    pub state: ConnState,
-    /// Our nick.
-    pub nick: Nick,
-    /// The room typed chat goes to.
-    pub current: Option<RoomName>,
-    /// Rooms we are in, in join order.
-    pub rooms: Vec<RoomName>,
-    /// Nothing we sent awaits an answer.
-    pub settled: bool,
-}
-
-impl Status {
-    fn of(session: &Session) -> Status {
-        Status {
-            state: session.state(),
-            nick: session.nick().clone(),
-            current: session.current_room().cloned(),
-            rooms: session.rooms(),
-            settled: session.is_settled(),
-        }
-    }
-}
-
-/// What the driver tells a front-end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Update {
-    /// A Session event for people (never `Connect`/`Close`, which the driver handles).
-    Event(Event),
-    /// The state changed.
-    Status(Status),
 }
 
 /// Why the driver stopped without a clean end.
@@ -165,12 +133,13 @@ struct Writer {
 }
 
 /// Runs `session` until it closes, input ends and everything is acknowledged, or the front-end
-/// goes away. `commands` closing means "input ended" (line mode's end of stdin).
+/// goes away. `commands` closing means "input ended" (line mode's end of stdin). Every Session
+/// event for people (never `Connect`/`Close`, which the driver handles) goes to `events`.
 pub async fn run(
     mut session: Session,
     config: DriverConfig,
     mut commands: mpsc::Receiver<Command>,
-    updates: mpsc::Sender<Update>,
+    events: mpsc::Sender<Event>,
 ) -> Result<(), DriverError> {
     let mut reader: Option<OwnedReadHalf> = None;
     let mut writer: Option<Writer> = None;
@@ -178,7 +147,6 @@ pub async fn run(
     let mut commands_open = true;
     let mut frontend_open = true;
     let mut ending: Option<Ending> = None;
-    let mut last_status: Option<Status> = None;
     let mut buf = vec![0u8; READ_CHUNK];
 
     loop {
@@ -204,9 +172,7 @@ pub async fn run(
                     }
                 }
                 ev => {
-                    // Status first: a `Joined` makes its room current before its history shows.
-                    send_status(&session, &mut last_status, &updates, &mut frontend_open).await;
-                    if frontend_open && updates.send(Update::Event(ev)).await.is_err() {
+                    if frontend_open && events.send(ev).await.is_err() {
                         frontend_open = false;
                     }
                 }
@@ -237,7 +203,6 @@ pub async fn run(
             reader = None;
             writer = None;
         }
-        send_status(&session, &mut last_status, &updates, &mut frontend_open).await;
 
         // Winding down?
         if session.state() == ConnState::Closed && writer.is_none() {
@@ -324,12 +289,7 @@ pub async fn run(
             c = commands.recv(), if commands_open && (!config.lockstep || ready_for_input(&session)) => {
                 let now = clock::now();
                 match c {
-                    Some(Command::Line(line)) => session.handle_input(&line, now),
-                    Some(Command::Switch(room)) => {
-                        if !session.switch_room(&room) {
-                            debug!(%room, "switch to a room we are not in");
-                        }
-                    }
+                    Some(Command::Input { line, to }) => session.handle_input_in(&line, to.as_ref(), now),
                     Some(Command::Quit) => {
                         if !matches!(ending, Some(Ending::Quitting(_))) {
                             ending = Some(start_quit(&mut session, &config));
@@ -367,22 +327,6 @@ fn ready_for_input(session: &Session) -> bool {
 fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {
     session.handle_input("/quit", clock::now());
     Ending::Quitting(Instant::now() + config.quit_timeout)
-}
-
-async fn send_status(
-    session: &Session,
-    last: &mut Option<Status>,
-    updates: &mpsc::Sender<Update>,
-    frontend_open: &mut bool,
-) {
-    let status = Status::of(session);
-    if last.as_ref() == Some(&status) {
-        return;
-    }
-    *last = Some(status.clone());
-    if *frontend_open && updates.send(Update::Status(status)).await.is_err() {
-        *frontend_open = false;
-    }
 }
 
 async fn connect(server: ServerAddr, timeout: Duration) -> std::io::Result<TcpStream> {

@@ -1,13 +1,13 @@
 //! Line mode, used when stdin or stdout is not a terminal: every line read from stdin is typed
-//! into the Session (chat for the current room, or a `/command`), each once the one before it
-//! is answered (see [`DriverConfig::lockstep`]); every event is printed as one line in the format
-//! documented in [`crate::format`]; at the end of stdin the client waits until the server has
-//! acknowledged everything it sent, says `/quit`, and exits.
+//! into the Session (chat for the room last joined, or a `/command`), each once the one before
+//! it is answered (see [`DriverConfig::lockstep`]); every event is printed in the format of
+//! [`natter_core::render::session_lines`]; at the end of stdin the client waits until the server
+//! has acknowledged everything it sent, says `/quit`, and exits.
 
-use crate::driver::{self, Command, DriverConfig, DriverError, Update};
-use crate::format;
+use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
 use natter_core::limits::MAX_LINE_BYTES;
+use natter_core::render;
 use natter_core::session::Session;
 use std::io::BufRead;
 use thiserror::Error;
@@ -29,9 +29,9 @@ pub enum LineError {
 pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineError> {
     config.lockstep = true;
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let (upd_tx, mut upd_rx) = mpsc::channel(driver::UPDATE_QUEUE);
+    let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();
-    let driver = tokio::spawn(driver::run(session, config, cmd_rx, upd_tx));
+    let driver = tokio::spawn(driver::run(session, config, cmd_rx, ev_tx));
 
     // A plain thread: a blocking read of stdin cannot be cancelled, and a tokio blocking task
     // would hold up the runtime's shutdown until the user pressed Enter. This thread simply
@@ -43,25 +43,16 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
         .ok();
 
     let mut out = tokio::io::stdout();
-    while let Some(update) = upd_rx.recv().await {
-        let lines = match &update {
-            Update::Event(ev) => {
-                let lines = format::event_lines(ev, &me);
-                track_nick(ev, &mut me);
-                lines
-            }
-            Update::Status(s) => {
-                me = s.nick.clone();
-                Vec::new()
-            }
-        };
+    while let Some(ev) = ev_rx.recv().await {
+        let lines = render::session_lines(&ev, &me);
+        track_nick(&ev, &mut me);
         if write_lines(&mut out, &lines).await.is_err() {
             // stdout is gone (`natter | head -1`): nobody is listening, so leave.
             break;
         }
     }
     // Dropping the receiver tells the driver the front-end is gone (it quits).
-    drop(upd_rx);
+    drop(ev_rx);
     Ok(driver.await??)
 }
 
@@ -103,7 +94,12 @@ fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>) {
                 return;
             }
         };
-        if commands.blocking_send(Command::Line(line)).is_err() {
+        // No conversation is open in line mode: the session's default room (the one last
+        // joined) takes chat, as a script expects.
+        if commands
+            .blocking_send(Command::Input { line, to: None })
+            .is_err()
+        {
             return;
         }
     }

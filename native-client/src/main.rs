@@ -1,10 +1,10 @@
-//! `natter`: the terminal chat client. A full-screen UI on a terminal, plain lines when piped
-//! (see [`mod@format`] for the line format). Both drive natter-core's Session through [`driver`].
+//! `natter`: the terminal chat client. A full-screen UI on a terminal (drawing natter-core's chat
+//! model), plain lines when piped (worded by natter-core's `render::session_lines`). Both drive
+//! natter-core's Session through [`driver`].
 
 mod clock;
 mod config;
 mod driver;
-mod format;
 mod line;
 mod tui;
 
@@ -18,8 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
-On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Alt+1..9 or
-Ctrl+N/Ctrl+P switch rooms, PgUp/PgDn scroll, Ctrl+C quit. Type /help for commands.
+On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick,
+Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll, Ctrl+C quit. Type /help for
+commands. Mentions of your nick are highlighted; a mention or a direct message rings the bell
+(--no-bell, or bell = false in the config file, turns that off).
 
 When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
   [#room] <nick> text        chat (always with the room)
@@ -31,7 +33,7 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
 At the end of input it waits until the server has acknowledged every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10). Example: echo hi | natter --nick bot
 
-Config file: ~/.config/natter/config.toml (or --config) with server, nick and rooms.";
+Config file: ~/.config/natter/config.toml (or --config) with server, nick, rooms and bell.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -55,6 +57,12 @@ struct Args {
     /// Line mode: seconds to wait at the end of input for the server to acknowledge everything.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     wait: u64,
+    /// Ring the terminal bell on a mention of your nick or a direct message (the default).
+    #[arg(long, overrides_with = "no_bell")]
+    bell: bool,
+    /// Do not ring the bell.
+    #[arg(long, overrides_with = "bell")]
+    no_bell: bool,
     /// Server as HOST or HOST:PORT (default: from the config file, else 127.0.0.1:8000).
     server: Option<String>,
 }
@@ -123,13 +131,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let bell = if args.bell || args.no_bell {
+        args.bell
+    } else {
+        file.bell.unwrap_or(true)
+    };
     let result = if line_mode {
         runtime
             .block_on(line::run(session, driver_config))
             .map_err(anyhow::Error::from)
     } else {
         runtime
-            .block_on(tui::run(session, driver_config))
+            .block_on(tui::run(session, driver_config, tui::Options { bell }))
             .map_err(anyhow::Error::from)
     };
     // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).

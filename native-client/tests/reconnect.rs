@@ -148,7 +148,7 @@ async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
 
     relay.heal();
     alice
-        .expect("-- reconnected as alice; session resumed")
+        .expect("-- reconnected as alice; picked up where you left off")
         .await;
     alice.expect("[#lobby] <bob> while you were away").await;
     bob.expect("[#lobby] <alice> typed while cut off").await;

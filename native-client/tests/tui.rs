@@ -46,8 +46,13 @@ impl Tmux {
     /// prints its exit status into the pane afterwards (reaped by the shell: more dependable
     /// than tmux's own pane status).
     fn start(&self, nick: &str, addr: &str) {
+        self.start_with(nick, addr, &[]);
+    }
+
+    /// As [`Tmux::start`], with more arguments for natter before the address.
+    fn start_with(&self, nick: &str, addr: &str, extra: &[&str]) {
         let config_home = format!("XDG_CONFIG_HOME={}", config_home().display());
-        self.run(&[
+        let mut args = vec![
             "new-session",
             "-d",
             "-s",
@@ -64,8 +69,30 @@ impl Tmux {
             env!("CARGO_BIN_EXE_natter"),
             "--nick",
             nick,
-            addr,
+        ];
+        args.extend_from_slice(extra);
+        args.push(addr);
+        self.run(&args);
+    }
+
+    /// Copies everything `target`'s program writes from now on to a file (the raw bytes,
+    /// escapes and bells included). Returns its path; the caller removes it.
+    fn record(&self, target: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{}-{target}.out", self.socket));
+        let _ = std::fs::remove_file(&path);
+        self.run(&[
+            "pipe-pane",
+            "-o",
+            "-t",
+            target,
+            &format!("cat >> {}", path.display()),
         ]);
+        path
+    }
+
+    /// The screen with its colours and attributes (SGR escapes).
+    fn styled_screen(&self, target: &str) -> String {
+        self.run(&["capture-pane", "-p", "-e", "-t", target])
     }
 
     fn type_line(&self, target: &str, text: &str) {
@@ -278,4 +305,115 @@ async fn a_line_typed_while_the_server_is_down_shows_as_pending_until_delivered(
     assert!(bob.exit_status().await.success());
     drop(tmux);
     second.shutdown().await.expect("second server shuts down");
+}
+
+/// Bells (BEL bytes) in what was recorded so far.
+fn bells(recording: &std::path::Path) -> usize {
+    std::fs::read(recording)
+        .map(|b| b.iter().filter(|&&c| c == 0x07).count())
+        .unwrap_or(0)
+}
+
+/// Waits until `recording` holds at least `n` bells.
+async fn wait_bells(recording: &std::path::Path, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bells(recording) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} bells, not {n}, within {WAIT:?}",
+            bells(recording)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The SGR parameters in effect where `word` starts on the first styled row containing `row`.
+fn style_before(styled: &str, row: &str, word: &str) -> String {
+    let line = styled
+        .lines()
+        .find(|l| strip_sgr(l).contains(row))
+        .unwrap_or_else(|| panic!("no row with {row:?} in\n{styled}"));
+    let at = line
+        .find(word)
+        .unwrap_or_else(|| panic!("{word:?} not in {line:?}"));
+    // The escapes right before the word, back to the previous printable text.
+    let before = &line[..at];
+    let start = before
+        .rfind(|c: char| c != 'm' && !c.is_ascii_digit() && c != ';' && c != '[' && c != '\x1b')
+        .map_or(0, |i| i + 1);
+    before[start..].to_owned()
+}
+
+fn strip_sgr(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_is_highlighted_and_rings_the_bell_unless_told_not_to() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("mention");
+    tmux.start("carol", &addr.to_string());
+    tmux.start_with("dave", &addr.to_string(), &["--no-bell"]);
+    tmux.wait_for("carol", "[Connected] carol").await;
+    tmux.wait_for("dave", "[Connected] dave").await;
+    let carol_out = tmux.record("carol");
+    let dave_out = tmux.record("dave");
+
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    bob.send("nothing for anyone here").await;
+    tmux.wait_for("carol", "<bob> nothing for anyone here")
+        .await;
+    assert_eq!(bells(&carol_out), 0, "plain chat rings no bell");
+
+    // A mention: highlighted in the line, and a bell.
+    bob.send("hey Carol, look here").await;
+    tmux.wait_for("carol", "<bob> hey Carol, look here").await;
+    let styled = tmux.styled_screen("carol");
+    let style = style_before(&styled, "<bob> hey Carol, look here", "Carol");
+    // On yellow, as draw::MENTION says (tmux writes colour 3 as `43` or `48;5;3`).
+    let on_yellow = |sgr: &str| sgr.contains("48;5;3m") || sgr.contains("43m");
+    assert!(on_yellow(&style), "mention style {style:?} in\n{styled}");
+    let plain_style = style_before(&styled, "<bob> hey Carol, look here", "hey");
+    assert!(!on_yellow(&plain_style), "{plain_style:?}");
+    wait_bells(&carol_out, 1).await;
+
+    // A direct message: its own conversation, counted as for us, and a bell.
+    bob.send("/msg carol psst").await;
+    tmux.wait_for("carol", "@bob (1, @1)").await;
+    wait_bells(&carol_out, 2).await;
+
+    // dave asked for no bell: mentioned, highlighted, silent.
+    bob.send("dave: you too").await;
+    tmux.wait_for("dave", "<bob> dave: you too").await;
+    bob.send("/msg dave psst").await;
+    tmux.wait_for("dave", "@bob (1, @1)").await;
+    // Let carol's side show the later line too, so a bell dave would ring has had its time.
+    tmux.wait_for("carol", "<bob> dave: you too").await;
+    assert_eq!(bells(&dave_out), 0, "--no-bell rings nothing");
+
+    for who in ["carol", "dave"] {
+        tmux.keys(who, "C-c");
+        let screen = tmux.wait_for(who, "natter exited with").await;
+        assert!(screen.contains("natter exited with 0"), "{screen}");
+    }
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    let _ = std::fs::remove_file(carol_out);
+    let _ = std::fs::remove_file(dave_out);
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
 }

@@ -1,22 +1,28 @@
-//! natter-web: core's client [`Session`] for the browser page, through wasm-bindgen.
+//! natter-web: core's client for the browser page, through wasm-bindgen: the
+//! [`Session`] (the protocol) and the [`Chat`] model (what the page shows), together.
 //!
-//! The page owns the WebSocket and the timers; this crate owns nothing but the protocol, and even
-//! that is core's: [`Client`] is a thin wrapper that turns JS numbers into [`Millis`], byte arrays
-//! into payloads, and core's [`Event`]s into plain JS objects (see [`View`]) the page can render.
+//! The page owns the WebSocket, one timer and the DOM; this crate owns nothing but core's
+//! machines: [`Client`] turns JS numbers into [`Millis`], byte arrays into payloads, typed lines
+//! into input for the open conversation, and the model into plain JS objects the page renders
+//! (see [`ChangeView`], [`LineView`], [`ConvView`]). The page keeps no chat state of its own.
 //!
-//! Driving it from JS (the same order as [`Session`]'s docs):
-//! 1. drain `poll_event()` until `undefined`: `{type: "connect"}` means open a WebSocket now,
-//!    `{type: "close"}` close it, everything else is for the UI;
+//! Driving it from JS:
+//! 1. drain `poll_action()` until `undefined`: `"connect"` means open a WebSocket now, `"close"`
+//!    close it (after sending what was polled);
 //! 2. drain `poll_transmit()` and send each `Uint8Array` as one binary WebSocket message;
-//! 3. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
-//! 4. after any input (`handle_*`, `switch_room`), go to 1.
+//! 3. drain `poll_change()` and update the DOM for each change; `poll_alert()` for
+//!    notifications;
+//! 4. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
+//! 5. after any input (`handle_*`, `open`, `set_attention`), go to 1.
 #![warn(missing_docs)]
 
 use natter_core::Millis;
-use natter_core::session::{ConnState, Event, Session, SessionConfig, Target, Transport};
+use natter_core::chat::{Change, Chat, Conv, ConvId, Line, LineKind, Outgoing, mention_spans};
+use natter_core::render;
+use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
 use natter_core::types::{Nick, RoomName};
-use natter_core::wire::{EventKind, RoomEvent};
 use serde::Serialize;
+use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 
 /// A `Date.now()` value as core's time. Negative, NaN or huge values (a confused clock) saturate
@@ -31,12 +37,31 @@ fn num(n: u64) -> f64 {
     n as f64
 }
 
+/// A plain JS object from a serialisable view.
+fn js<T: Serialize>(value: &T) -> JsValue {
+    match value.serialize(&serde_wasm_bindgen::Serializer::new()) {
+        Ok(v) => v,
+        // Cannot happen for these plain structs; if it did, the page should hear about it
+        // rather than lose the value silently.
+        Err(e) => JsValue::from_str(&format!("natter-web: not convertible: {e}")),
+    }
+}
+
+/// What the driver (the page) must do with its WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Connect,
+    Close,
+}
+
 /// The browser's chat client: core's [`Session`] over a message transport (the page's WebSocket
 /// to natter-bridge: it sends one bare frame payload per binary message and receives batches of
-/// whole length-prefixed frames; see PROTOCOL.md).
+/// whole length-prefixed frames; see PROTOCOL.md), and the [`Chat`] model its events feed.
 #[wasm_bindgen]
 pub struct Client {
     session: Session,
+    chat: Chat,
+    actions: VecDeque<Action>,
 }
 
 #[wasm_bindgen]
@@ -48,52 +73,91 @@ impl Client {
     pub fn new(nick: &str, seed: f64, now: f64) -> Result<Client, JsError> {
         let nick = Nick::new(nick.trim()).map_err(|e| JsError::new(&e.to_string()))?;
         let config = SessionConfig {
-            nick,
+            nick: nick.clone(),
             rooms: vec![RoomName::lobby()],
             transport: Transport::Messages,
             seed: seed as u64,
         };
-        Ok(Client {
+        let mut client = Client {
             session: Session::new(config, millis(now)),
-        })
+            chat: Chat::new(nick),
+            actions: VecDeque::new(),
+        };
+        client.pump(millis(now));
+        Ok(client)
     }
 
     /// The WebSocket opened.
     pub fn handle_connected(&mut self, now: f64) {
         self.session.handle_connected(millis(now));
+        self.pump(millis(now));
     }
 
     /// The WebSocket failed to open or closed; `reason` is for the log and the UI.
     pub fn handle_disconnected(&mut self, reason: &str, now: f64) {
         self.session.handle_disconnected(reason, millis(now));
+        self.pump(millis(now));
     }
 
     /// One binary WebSocket message arrived (one or more whole frames, prefixes included).
     pub fn handle_message(&mut self, bytes: &[u8], now: f64) {
         self.session.handle_message(bytes, millis(now));
+        self.pump(millis(now));
     }
 
-    /// The user typed `line` (chat for the current room, or a `/command`).
+    /// The user typed `line` in the open conversation (chat for it, or a `/command`).
     pub fn handle_input(&mut self, line: &str, now: f64) {
-        self.session.handle_input(line, millis(now));
-    }
-
-    /// Makes `room` the one typed chat goes to. False if it is not a valid room we are in.
-    pub fn switch_room(&mut self, room: &str) -> bool {
-        match RoomName::new(room) {
-            Ok(room) => self.session.switch_room(&room),
-            Err(_) => false,
-        }
+        let to = self.chat.target();
+        self.session.handle_input_in(line, to.as_ref(), millis(now));
+        self.pump(millis(now));
     }
 
     /// The time from `poll_timeout` has come.
     pub fn handle_timeout(&mut self, now: f64) {
-        self.session.handle_timeout(millis(now));
+        let now = millis(now);
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            self.session.handle_timeout(now);
+        }
+        if self.chat.poll_timeout().is_some_and(|t| t <= now) {
+            self.chat.handle_timeout(now);
+        }
+        self.pump(now);
     }
 
     /// The network is back (the browser's `online` event): reconnect now if waiting to.
     pub fn reconnect_now(&mut self, now: f64) {
         self.session.reconnect_now(millis(now));
+        self.pump(millis(now));
+    }
+
+    /// Opens the conversation with this key (`#room`, `@nick`). False if there is none.
+    pub fn open(&mut self, key: &str) -> bool {
+        ConvId::from_key(key).is_some_and(|id| self.chat.open(&id))
+    }
+
+    /// Opens (starting it if needed) the direct conversation with `nick`; returns its key, or
+    /// `undefined` if `nick` is not a nick.
+    pub fn open_direct(&mut self, nick: &str) -> Option<String> {
+        let nick = Nick::new(nick).ok()?;
+        self.chat.open_direct(&nick);
+        Some(self.chat.current().key())
+    }
+
+    /// Whether the person is looking at the page (it is visible): while not, what arrives in the
+    /// open conversation counts as unread too.
+    pub fn set_attention(&mut self, looking: bool) {
+        self.chat.set_attention(looking);
+    }
+
+    /// The next thing to do with the WebSocket: `"connect"`, `"close"`, or `undefined`.
+    pub fn poll_action(&mut self) -> Option<String> {
+        self.actions.pop_front().map(|a| {
+            match a {
+                Action::Connect => "connect",
+                Action::Close => "close",
+            }
+            .to_owned()
+        })
     }
 
     /// The next WebSocket message to send, or `undefined`.
@@ -103,34 +167,101 @@ impl Client {
             .map(|b| js_sys::Uint8Array::from(&b[..]))
     }
 
-    /// The next event as a plain object `{type: "room", ...}` (see the crate docs), or
-    /// `undefined` when there is none.
-    pub fn poll_event(&mut self) -> JsValue {
-        let Some(ev) = self.session.poll_event() else {
-            return JsValue::UNDEFINED;
-        };
-        let view = View::from(ev);
-        match view.serialize(&serde_wasm_bindgen::Serializer::new()) {
-            Ok(v) => v,
-            // Cannot happen for these plain structs; if it did, the UI should hear about it
-            // rather than lose the event silently.
-            Err(e) => JsValue::from_str(&format!("natter-web: event not convertible: {e}")),
+    /// The next change to the model as a plain object (see [`ChangeView`]), or `undefined`.
+    pub fn poll_change(&mut self) -> JsValue {
+        match self.chat.poll_change() {
+            Some(change) => js(&ChangeView::of(&change, &self.chat)),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// The next mention or direct message to notify about, as `{key, title, body}`, or
+    /// `undefined`.
+    pub fn poll_alert(&mut self) -> JsValue {
+        match self.chat.poll_alert() {
+            Some(alert) => {
+                let (title, body) =
+                    render::alert_words(&alert.from, alert.room.as_ref(), &alert.text);
+                js(&AlertView {
+                    key: alert.conv.key(),
+                    title,
+                    body,
+                })
+            }
+            None => JsValue::UNDEFINED,
         }
     }
 
     /// When to call `handle_timeout` next (a `Date.now()` value), or `undefined` for never.
     pub fn poll_timeout(&self) -> Option<f64> {
-        self.session.poll_timeout().map(|t| num(t.0))
+        let next = match (self.session.poll_timeout(), self.chat.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|t| num(t.0))
     }
 
-    /// Our nick (the wanted one until the server welcomes us).
-    pub fn nick(&self) -> String {
-        self.session.nick().to_string()
+    /// Our nick.
+    pub fn me(&self) -> String {
+        self.chat.me().to_string()
     }
 
-    /// The room typed chat goes to, if any.
-    pub fn current_room(&self) -> Option<String> {
-        self.session.current_room().map(|r| r.to_string())
+    /// The connection as `{state, at?, attempt?, everConnected, fatal?}`; `state` is
+    /// `connecting`, `connected`, `reconnecting` or `closed`; `fatal` says why the session
+    /// ended when that was not the user's `/quit`.
+    pub fn conn(&self) -> JsValue {
+        js(&ConnView::of(&self.chat, self.session.fatal()))
+    }
+
+    /// The key of the open conversation (`*` when none is).
+    pub fn current(&self) -> String {
+        self.chat.current().key()
+    }
+
+    /// The window title, with the unread and mention counts.
+    pub fn title(&self) -> String {
+        self.chat.title()
+    }
+
+    /// The conversations to list, in order, as [`ConvSummary`] objects.
+    pub fn conversations(&self) -> JsValue {
+        let list: Vec<ConvSummary> = self.chat.conversations().map(ConvSummary::of).collect();
+        js(&list)
+    }
+
+    /// Everything about one conversation (see [`ConvView`]), or `undefined` if there is none:
+    /// for drawing it whole (when it is first shown, or after a `{type: "all"}` change).
+    pub fn conversation(&self, key: &str) -> JsValue {
+        let Some(conv) = ConvId::from_key(key).and_then(|id| self.chat.conv(&id)) else {
+            return JsValue::UNDEFINED;
+        };
+        js(&ConvView::of(conv, &self.chat))
+    }
+
+    /// A room's members, sorted (empty for anything else).
+    pub fn members(&self, key: &str) -> Vec<String> {
+        ConvId::from_key(key)
+            .and_then(|id| self.chat.conv(&id))
+            .map(|c| c.members().iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// A member of the open room whose nick starts with `prefix` (not us): what Tab completes.
+    pub fn complete_nick(&self, prefix: &str) -> Option<String> {
+        self.chat.complete_nick(prefix).map(ToString::to_string)
+    }
+}
+
+impl Client {
+    /// Moves the session's events into the model (and the WebSocket instructions to the page).
+    fn pump(&mut self, now: Millis) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Connect => self.actions.push_back(Action::Connect),
+                Event::Close => self.actions.push_back(Action::Close),
+                ev => self.chat.handle_event(&ev, now),
+            }
+        }
     }
 }
 
@@ -157,162 +288,166 @@ fn start() {
     }));
 }
 
-/// A core [`Event`] as the page sees it: serialised to a plain JS object whose `type` field is
-/// the variant name in lower case (`"room"`, `"gap"`, ...), names and texts as strings, seqs and
-/// times as numbers. Optional fields are absent (`undefined`) when there is nothing.
+// ---- what the page reads: plain objects, names and texts as strings, numbers as numbers;
+// optional fields are absent (`undefined`) when there is nothing ----
+
+/// The connection, for the status line and the banner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum View {
-    /// Open a WebSocket now.
-    Connect,
-    /// Close the WebSocket (after sending what was polled).
-    Close,
-    /// Connection state: `state` is `connecting`, `connected`, `reconnecting` or `closed`.
-    #[serde(rename_all = "camelCase")]
-    State {
-        /// The state's name.
-        state: &'static str,
-        /// Reconnecting: when the next attempt starts.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        at: Option<f64>,
-        /// Reconnecting: attempts since the last success.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        attempt: Option<u32>,
-    },
-    /// Welcomed by the server.
-    Welcome {
-        /// Our nick.
-        nick: String,
-        /// The earlier session was resumed.
-        resumed: bool,
-    },
-    /// We are in a room.
-    Joined {
-        /// Room.
-        room: String,
-        /// Topic.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        topic: Option<String>,
-        /// Members.
-        members: Vec<String>,
-    },
-    /// We left a room.
-    Parted {
-        /// Room.
-        room: String,
-    },
-    /// A room event; `kind` is `say`, `act`, `join`, `part`, `quit`, `nick` or `topic`.
-    #[serde(rename_all = "camelCase")]
-    Room {
-        /// Room.
-        room: String,
-        /// Position in the room.
-        seq: f64,
-        /// Server time (Unix milliseconds).
-        at: f64,
-        /// Who.
-        from: String,
-        /// What.
-        kind: &'static str,
-        /// Say/act text, part/quit reason, new topic.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// Say/act: the sender's message id.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<f64>,
-        /// Nick change: the new nick.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        new_nick: Option<String>,
-    },
-    /// A direct message (ours come back as the acknowledgement).
-    Direct {
-        /// Sender.
-        from: String,
-        /// Recipient.
-        to: String,
-        /// The sender's id.
-        id: f64,
-        /// Server time.
-        at: f64,
-        /// Text.
-        text: String,
-    },
-    /// Events `first..=last` of `room` were missed (`count` of them).
-    Gap {
-        /// Room.
-        room: String,
-        /// First missed seq.
-        first: f64,
-        /// Last missed seq.
-        last: f64,
-        /// How many.
-        count: f64,
-    },
-    /// A room's member list.
-    Members {
-        /// Room.
-        room: String,
-        /// Members.
-        members: Vec<String>,
-        /// The answer to a `/who` (show it), not the session's own refresh.
-        asked: bool,
-    },
-    /// The server's rooms.
-    Rooms {
-        /// Rooms and their member counts.
-        rooms: Vec<RoomLine>,
-    },
-    /// A room's topic.
-    Topic {
-        /// Room.
-        room: String,
-        /// Topic, absent when none.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        topic: Option<String>,
-    },
-    /// Our nick changed.
-    Nick {
-        /// The new nick.
-        nick: String,
-    },
-    /// Something went wrong; `text` says what.
-    Error {
-        /// The server's error kind (`NickTaken`, `Flood`, ...), when it sent one.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        kind: Option<String>,
-        /// Words for people.
-        text: String,
-    },
-    /// Local information (`/help` and the like).
-    Info {
-        /// Words for people.
-        text: String,
-    },
-    /// A message we typed is on its way; `settled` with the same id follows.
-    Queued {
-        /// Its id.
-        id: f64,
-        /// The room it goes to (absent for a DM).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        room: Option<String>,
-        /// The nick it goes to (a DM).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<String>,
-        /// An action (`/me`).
-        act: bool,
-        /// Text.
-        text: String,
-    },
-    /// The message `id` was acknowledged (`delivered`) or will never be.
-    Settled {
-        /// Its id.
-        id: f64,
-        /// Whether the server took it.
-        delivered: bool,
-    },
+#[serde(rename_all = "camelCase")]
+pub struct ConnView {
+    /// `connecting`, `connected`, `reconnecting` or `closed`.
+    pub state: &'static str,
+    /// Reconnecting: when the next attempt starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<f64>,
+    /// Reconnecting: attempts since the last success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// A welcome was seen (so a lost connection is a reconnect).
+    pub ever_connected: bool,
+    /// Why the session ended when that was not the user's `/quit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fatal: Option<String>,
 }
 
-/// One line of a room list.
+impl ConnView {
+    fn of(chat: &Chat, fatal: Option<&str>) -> ConnView {
+        let (state, at, attempt) = match chat.conn() {
+            ConnState::Connecting => ("connecting", None, None),
+            ConnState::Connected => ("connected", None, None),
+            ConnState::Reconnecting { at, attempt } => {
+                ("reconnecting", Some(num(at.0)), Some(attempt))
+            }
+            ConnState::Closed => ("closed", None, None),
+        };
+        ConnView {
+            state,
+            at,
+            attempt,
+            ever_connected: chat.ever_connected(),
+            fatal: fatal.map(str::to_owned),
+        }
+    }
+}
+
+/// `room` or `direct`.
+fn conv_kind(id: &ConvId) -> &'static str {
+    match id {
+        ConvId::Room(_) => "room",
+        ConvId::Direct(_) => "direct",
+        ConvId::Server => "server",
+    }
+}
+
+/// One entry of the conversation list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvSummary {
+    /// Its key (`#room`, `@nick`).
+    pub key: String,
+    /// How it is named (`#lobby`, `Bob`).
+    pub label: String,
+    /// `room` or `direct`.
+    pub kind: &'static str,
+    /// Unread chat lines.
+    pub unread: u32,
+    /// Of those, mentions of us and direct messages.
+    pub mentions: u32,
+    /// A room's topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl ConvSummary {
+    fn of(conv: &Conv) -> ConvSummary {
+        ConvSummary {
+            key: conv.id().key(),
+            label: conv.label().to_owned(),
+            kind: conv_kind(conv.id()),
+            unread: conv.unread(),
+            mentions: conv.mentions(),
+            topic: conv.topic().map(ToString::to_string),
+        }
+    }
+}
+
+/// One conversation, whole.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvView {
+    /// Its key.
+    pub key: String,
+    /// How it is named.
+    pub label: String,
+    /// `room`, `direct` or `server`.
+    pub kind: &'static str,
+    /// A room's topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A room's members, sorted.
+    pub members: Vec<String>,
+    /// Its lines, oldest first.
+    pub lines: Vec<LineView>,
+    /// Lines typed here that the server has not acknowledged, oldest first.
+    pub outgoing: Vec<OutgoingView>,
+}
+
+impl ConvView {
+    fn of(conv: &Conv, chat: &Chat) -> ConvView {
+        ConvView {
+            key: conv.id().key(),
+            label: conv.label().to_owned(),
+            kind: conv_kind(conv.id()),
+            topic: conv.topic().map(ToString::to_string),
+            members: conv.members().iter().map(ToString::to_string).collect(),
+            lines: conv
+                .lines()
+                .iter()
+                .map(|l| LineView::of(l, chat.me()))
+                .collect(),
+            outgoing: outgoing(conv.id(), chat),
+        }
+    }
+}
+
+fn outgoing(id: &ConvId, chat: &Chat) -> Vec<OutgoingView> {
+    chat.outgoing(id)
+        .map(|o| OutgoingView::of(o, chat.me()))
+        .collect()
+}
+
+/// One line, as the page draws it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView {
+    /// Its identity (unique; the DOM keys by it).
+    pub id: f64,
+    /// Server time (Unix milliseconds), or when a local line was made.
+    pub at: f64,
+    /// A room event's seq.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<f64>,
+    /// `say`, `act`, `event`, `notice`, `error`, `gap` or `rooms`.
+    pub kind: &'static str,
+    /// Who (chat lines, and room events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The chat text, or the words.
+    pub text: String,
+    /// Our own chat line.
+    pub mine: bool,
+    /// Mentions our nick (or is a direct message to us).
+    pub mention: bool,
+    /// Where our nick is in `text`, as `[start, end]` in UTF-16 code units (what JS strings
+    /// index by), for highlighting.
+    pub spans: Vec<[u32; 2]>,
+    /// Not delivered, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+    /// A room list's rooms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<RoomLine>>,
+}
+
+/// One room of a room list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoomLine {
     /// Room.
@@ -321,280 +456,243 @@ pub struct RoomLine {
     pub members: u32,
 }
 
-fn names<T: ToString>(v: &[T]) -> Vec<String> {
-    v.iter().map(T::to_string).collect()
+/// A byte offset into `s` as a UTF-16 offset (what JS strings index by).
+fn utf16_at(s: &str, byte: usize) -> u32 {
+    let head = s.get(..byte).unwrap_or(s);
+    u32::try_from(head.encode_utf16().count()).unwrap_or(u32::MAX)
 }
 
-impl From<Event> for View {
-    fn from(ev: Event) -> View {
-        match ev {
-            Event::Connect => View::Connect,
-            Event::Close => View::Close,
-            Event::State(s) => {
-                let (state, at, attempt) = match s {
-                    ConnState::Connecting => ("connecting", None, None),
-                    ConnState::Connected => ("connected", None, None),
-                    ConnState::Reconnecting { at, attempt } => {
-                        ("reconnecting", Some(num(at.0)), Some(attempt))
-                    }
-                    ConnState::Closed => ("closed", None, None),
-                };
-                View::State { state, at, attempt }
-            }
-            Event::Welcome { nick, resumed } => View::Welcome {
-                nick: nick.to_string(),
-                resumed,
-            },
-            Event::Joined {
-                room,
-                topic,
-                members,
-            } => View::Joined {
-                room: room.to_string(),
-                topic: topic.map(|t| t.to_string()),
-                members: names(&members),
-            },
-            Event::Parted { room } => View::Parted {
-                room: room.to_string(),
-            },
-            Event::Room(ev) => room_view(ev),
-            Event::Direct(dm) => View::Direct {
-                from: dm.from.to_string(),
-                to: dm.to.to_string(),
-                id: num(dm.id.0),
-                at: num(dm.at.0),
-                text: dm.text.to_string(),
-            },
-            Event::Gap { room, first, last } => View::Gap {
-                room: room.to_string(),
-                first: num(first.0),
-                last: num(last.0),
-                count: num(last.0.saturating_sub(first.0).saturating_add(1)),
-            },
-            Event::Members {
-                room,
-                members,
-                asked,
-            } => View::Members {
-                room: room.to_string(),
-                members: names(&members),
-                asked,
-            },
-            Event::Rooms(rooms) => View::Rooms {
-                rooms: rooms
-                    .into_iter()
+impl LineView {
+    fn of(line: &Line, me: &Nick) -> LineView {
+        let (kind, from, text) = match &line.kind {
+            LineKind::Say { from, text } => ("say", Some(from.to_string()), text.to_string()),
+            LineKind::Act { from, text } => ("act", Some(from.to_string()), text.to_string()),
+            LineKind::Event { who, words } => ("event", Some(who.to_string()), words.clone()),
+            LineKind::Notice(words) => ("notice", None, words.clone()),
+            LineKind::Error(words) => ("error", None, words.clone()),
+            LineKind::Gap { words, .. } => ("gap", None, words.clone()),
+            LineKind::Rooms { words, .. } => ("rooms", None, words.clone()),
+        };
+        let spans = if line.mention && matches!(kind, "say" | "act") {
+            mention_spans(&text, me)
+                .into_iter()
+                .map(|r| [utf16_at(&text, r.start), utf16_at(&text, r.end)])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rooms = match &line.kind {
+            LineKind::Rooms { rooms, .. } => Some(
+                rooms
+                    .iter()
                     .map(|r| RoomLine {
                         room: r.room.to_string(),
                         members: r.members,
                     })
                     .collect(),
-            },
-            Event::Topic { room, topic } => View::Topic {
-                room: room.to_string(),
-                topic: topic.map(|t| t.to_string()),
-            },
-            Event::Nick(nick) => View::Nick {
-                nick: nick.to_string(),
-            },
-            Event::Error { kind, text } => View::Error {
-                kind: kind.map(|k| format!("{k:?}")),
-                text,
-            },
-            Event::Info(text) => View::Info { text },
-            Event::Queued { id, to, act, text } => {
-                let (room, to) = match to {
-                    Target::Room(r) => (Some(r.to_string()), None),
-                    Target::Nick(n) => (None, Some(n.to_string())),
-                };
-                View::Queued {
-                    id: num(id.0),
-                    room,
-                    to,
-                    act,
-                    text: text.to_string(),
-                }
-            }
-            Event::Settled { id, delivered } => View::Settled {
-                id: num(id.0),
-                delivered,
-            },
+            ),
+            _ => None,
+        };
+        LineView {
+            id: num(line.id.0),
+            at: num(line.at.0),
+            seq: line.seq.map(|s| num(s.0)),
+            kind,
+            from,
+            text,
+            mine: line.mine,
+            mention: line.mention,
+            spans,
+            failed: line.failed.clone(),
+            rooms,
         }
     }
 }
 
-fn room_view(ev: RoomEvent) -> View {
-    let (kind, text, id, new_nick) = match ev.kind {
-        EventKind::Say { id, text } => ("say", Some(text), Some(num(id.0)), None),
-        EventKind::Act { id, text } => ("act", Some(text), Some(num(id.0)), None),
-        EventKind::Join => ("join", None, None, None),
-        EventKind::Part { reason } => ("part", reason, None, None),
-        EventKind::Quit { reason } => ("quit", reason, None, None),
-        EventKind::Nick { new } => ("nick", None, None, Some(new.to_string())),
-        EventKind::Topic { topic } => ("topic", topic, None, None),
-    };
-    View::Room {
-        room: ev.room.to_string(),
-        seq: num(ev.seq.0),
-        at: num(ev.at.0),
-        from: ev.from.to_string(),
-        kind,
-        text: text.map(|t| t.to_string()),
-        id,
-        new_nick,
+/// A line typed and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutgoingView {
+    /// The session's message id.
+    pub id: f64,
+    /// How it reads.
+    pub line: LineView,
+    /// Whether it looks pending (the model decides: offline, or waiting noticeably long).
+    pub pending: bool,
+}
+
+impl OutgoingView {
+    fn of(o: &Outgoing, me: &Nick) -> OutgoingView {
+        OutgoingView {
+            id: num(o.id.0),
+            line: LineView::of(&o.line, me),
+            pending: o.looks_pending,
+        }
+    }
+}
+
+/// A desktop notification to show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertView {
+    /// The conversation it is in.
+    pub key: String,
+    /// Its title (`bob in #lobby`).
+    pub title: String,
+    /// Its body (what was said).
+    pub body: String,
+}
+
+/// A change to the model, with what the page needs to apply it: `type` is the change's name in
+/// lower camel case (`line`, `memberAdded`, ...), `key` the conversation it is about. Applied in
+/// order they keep the page equal to the model; on `all` the page drops the changes still
+/// queued and redraws everything from the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ChangeView {
+    /// Redraw everything.
+    All,
+    /// The connection (read `conn()`).
+    Conn,
+    /// Our nick (read `me()`).
+    Me,
+    /// The conversation list (read `conversations()`).
+    List,
+    /// Another conversation is open.
+    Current {
+        /// Its key.
+        key: String,
+    },
+    /// A conversation's counts.
+    Counts {
+        /// The conversation.
+        key: String,
+        /// Unread lines.
+        unread: u32,
+        /// Mentions and direct messages among them.
+        mentions: u32,
+    },
+    /// A room's topic.
+    Topic {
+        /// The room.
+        key: String,
+        /// The topic, absent when none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// A member added at `index` of the sorted list.
+    #[serde(rename_all = "camelCase")]
+    MemberAdded {
+        /// The room.
+        key: String,
+        /// Where.
+        index: u32,
+        /// Who.
+        nick: String,
+    },
+    /// The member at `index` removed.
+    MemberRemoved {
+        /// The room.
+        key: String,
+        /// Where it was.
+        index: u32,
+    },
+    /// A room's members replaced.
+    Members {
+        /// The room.
+        key: String,
+        /// The members, sorted.
+        members: Vec<String>,
+    },
+    /// A line appended.
+    Line {
+        /// The conversation.
+        key: String,
+        /// The line.
+        line: LineView,
+    },
+    /// The oldest `n` lines dropped.
+    Trimmed {
+        /// The conversation.
+        key: String,
+        /// How many.
+        n: u32,
+    },
+    /// The lines typed and not yet acknowledged, as they are now.
+    Outgoing {
+        /// The conversation.
+        key: String,
+        /// Its waiting lines, oldest first.
+        lines: Vec<OutgoingView>,
+    },
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+impl ChangeView {
+    fn of(change: &Change, chat: &Chat) -> ChangeView {
+        let conv = |id: &ConvId| chat.conv(id);
+        match change {
+            Change::All => ChangeView::All,
+            Change::Conn => ChangeView::Conn,
+            Change::Me => ChangeView::Me,
+            Change::List => ChangeView::List,
+            Change::Current => ChangeView::Current {
+                key: chat.current().key(),
+            },
+            Change::Counts(id) => {
+                let (unread, mentions) = conv(id).map_or((0, 0), |c| (c.unread(), c.mentions()));
+                ChangeView::Counts {
+                    key: id.key(),
+                    unread,
+                    mentions,
+                }
+            }
+            Change::Topic(id) => ChangeView::Topic {
+                key: id.key(),
+                topic: conv(id).and_then(Conv::topic).map(ToString::to_string),
+            },
+            Change::MemberAdded {
+                conv: id,
+                index: i,
+                nick,
+            } => ChangeView::MemberAdded {
+                key: id.key(),
+                index: index(*i),
+                nick: nick.to_string(),
+            },
+            Change::MemberRemoved { conv: id, index: i } => ChangeView::MemberRemoved {
+                key: id.key(),
+                index: index(*i),
+            },
+            Change::Members(id) => ChangeView::Members {
+                key: id.key(),
+                members: conv(id)
+                    .map(|c| c.members().iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
+            },
+            Change::LineAdded { conv: id, id: line } => {
+                match conv(id).and_then(|c| c.line(*line)) {
+                    Some(l) => ChangeView::Line {
+                        key: id.key(),
+                        line: LineView::of(l, chat.me()),
+                    },
+                    // Already trimmed away by later lines (thousands arrived at once): the
+                    // page redraws from the model as it is now.
+                    None => ChangeView::All,
+                }
+            }
+            Change::LinesTrimmed { conv: id, n } => ChangeView::Trimmed {
+                key: id.key(),
+                n: index(*n),
+            },
+            Change::Outgoing(id) => ChangeView::Outgoing {
+                key: id.key(),
+                lines: outgoing(id, chat),
+            },
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use natter_core::types::{MsgId, Seq, Text};
-    use natter_core::wire::ErrorKind;
-
-    #[test]
-    fn nick_errors_come_from_core_in_words() {
-        assert_eq!(nick_error("alice"), None);
-        assert_eq!(nick_error("  alice "), None);
-        assert!(nick_error("").unwrap().contains("empty"));
-        assert!(
-            nick_error("9lives")
-                .unwrap()
-                .contains("starts with a letter")
-        );
-        assert!(nick_error(&"a".repeat(40)).unwrap().contains("at most"));
-    }
-
-    #[test]
-    fn clock_values_saturate() {
-        assert_eq!(millis(-5.0), Millis(0));
-        assert_eq!(millis(f64::NAN), Millis(0));
-        assert_eq!(millis(1_700_000_000_123.9), Millis(1_700_000_000_123));
-        assert_eq!(millis(f64::INFINITY), Millis(u64::MAX));
-    }
-
-    #[test]
-    fn room_events_become_flat_views() {
-        let ev = RoomEvent {
-            room: RoomName::lobby(),
-            seq: Seq(7),
-            at: Millis(1_700_000_000_000),
-            from: Nick::new("alice").unwrap(),
-            kind: EventKind::Act {
-                id: MsgId(3),
-                text: Text::new("<script>alert(1)</script>").unwrap(),
-            },
-        };
-        assert_eq!(
-            View::from(Event::Room(ev)),
-            View::Room {
-                room: "#lobby".into(),
-                seq: 7.0,
-                at: 1_700_000_000_000.0,
-                from: "alice".into(),
-                kind: "act",
-                text: Some("<script>alert(1)</script>".into()),
-                id: Some(3.0),
-                new_nick: None,
-            }
-        );
-        let nick = RoomEvent {
-            room: RoomName::lobby(),
-            seq: Seq(8),
-            at: Millis(0),
-            from: Nick::new("alice").unwrap(),
-            kind: EventKind::Nick {
-                new: Nick::new("al").unwrap(),
-            },
-        };
-        match View::from(Event::Room(nick)) {
-            View::Room {
-                kind,
-                new_nick,
-                text,
-                ..
-            } => {
-                assert_eq!(kind, "nick");
-                assert_eq!(new_nick.as_deref(), Some("al"));
-                assert_eq!(text, None);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// The page reads these names (www/static/app.js): `type` tags in lower camel case, optional
-    /// fields absent rather than null. serde_json sees the same serde data model that
-    /// serde-wasm-bindgen turns into JS objects.
-    #[test]
-    fn views_have_the_shape_the_page_reads() {
-        let nick = RoomEvent {
-            room: RoomName::lobby(),
-            seq: Seq(8),
-            at: Millis(5),
-            from: Nick::new("alice").unwrap(),
-            kind: EventKind::Nick {
-                new: Nick::new("al").unwrap(),
-            },
-        };
-        assert_eq!(
-            serde_json::to_value(View::from(Event::Room(nick))).unwrap(),
-            serde_json::json!({
-                "type": "room", "room": "#lobby", "seq": 8.0, "at": 5.0,
-                "from": "alice", "kind": "nick", "newNick": "al"
-            })
-        );
-        assert_eq!(
-            serde_json::to_value(View::from(Event::State(ConnState::Connected))).unwrap(),
-            serde_json::json!({"type": "state", "state": "connected"})
-        );
-        assert_eq!(
-            serde_json::to_value(View::from(Event::Joined {
-                room: RoomName::lobby(),
-                topic: None,
-                members: vec![Nick::new("bob").unwrap()],
-            }))
-            .unwrap(),
-            serde_json::json!({"type": "joined", "room": "#lobby", "members": ["bob"]})
-        );
-        assert_eq!(
-            serde_json::to_value(View::from(Event::Connect)).unwrap(),
-            serde_json::json!({"type": "connect"})
-        );
-    }
-
-    #[test]
-    fn gaps_count_inclusively_and_states_carry_their_deadline() {
-        assert_eq!(
-            View::from(Event::Gap {
-                room: RoomName::lobby(),
-                first: Seq(3),
-                last: Seq(7),
-            }),
-            View::Gap {
-                room: "#lobby".into(),
-                first: 3.0,
-                last: 7.0,
-                count: 5.0,
-            }
-        );
-        assert_eq!(
-            View::from(Event::State(ConnState::Reconnecting {
-                at: Millis(1500),
-                attempt: 2,
-            })),
-            View::State {
-                state: "reconnecting",
-                at: Some(1500.0),
-                attempt: Some(2),
-            }
-        );
-        assert_eq!(
-            View::from(Event::Error {
-                kind: Some(ErrorKind::NickTaken),
-                text: "taken".into(),
-            }),
-            View::Error {
-                kind: Some("NickTaken".into()),
-                text: "taken".into(),
-            }
-        );
-    }
-}
+mod tests;

@@ -1,16 +1,16 @@
-// natter's page: the shell around core's Session (compiled to wasm, see www/src/lib.rs).
+// natter's page: the shell around core's client (compiled to wasm, see www/src/lib.rs).
 //
-// The page owns the WebSocket, one timer and the DOM; the wasm `Client` owns the protocol: it says
-// when to connect ("connect" events), what to send, and when to wake up. This file only carries
-// bytes and renders events. Every piece of text from the network is put in the DOM with
-// `textContent`, never as HTML.
+// The page owns the WebSocket, one timer and the DOM. The wasm `Client` owns everything else:
+// the protocol (when to connect, what to send, when to wake up) and the chat model (rooms,
+// members, lines in words, unread and mention counts, lines waiting for the server). This file
+// carries bytes, applies the model's changes to the DOM (each change touches only what changed),
+// and keeps view concerns only: the DOM drawn so far, scroll positions, the input line and its
+// history, which drawer is open. Every piece of text is put in the DOM as text, never as HTML.
 
 import init, { Client, nick_error } from "./natter_web.js";
 
-const MAX_LINES = 1000; // lines kept per conversation; older ones are dropped from the DOM
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
-const MAX_DMS = 50; // direct conversations kept; the least recently used one goes first
-const LOBBY = "#lobby";
+const MAX_NOTES = 100; // notifications remembered for the tests
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -25,6 +25,7 @@ const ui = {
   memberList: $("member-list"),
   memberCount: $("member-count"),
   meNick: $("me-nick"),
+  notify: $("notify"),
   input: $("input"),
   inputForm: $("input-form"),
   joinForm: $("join-form"),
@@ -41,24 +42,18 @@ let ws = null; // the current WebSocket; callbacks from older ones are ignored
 let closeAfterFlush = false;
 let timer = null;
 let bannerTimer = null;
-let connState = { state: "connecting" };
-let everConnected = false;
-let me = "";
-let sessionRoom = null; // the Session's current room as last seen, to follow /join and /part
-let quitTyped = false; // so the end of the session is explained right
 
-// Conversations: rooms ("#x") and direct chats ("@nick", folded), each with its own log element.
-const convs = new Map();
-let view = null; // key of the conversation on screen
+// The DOM drawn for each conversation so far: key -> { log, lines, outbox, lastDay }.
+const logs = new Map();
+let shown = null; // key of the conversation whose log is on screen
 
 const history = [];
 let historyPos = 0;
 let draft = "";
 
-// --- small helpers ------------------------------------------------------------------------------
-
-const fold = (nick) => nick.toLowerCase();
 const now = () => Date.now();
+
+// --- small helpers ------------------------------------------------------------------------------
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -67,10 +62,10 @@ function el(tag, className, text) {
   return e;
 }
 
-// A stable colour per nick: FNV-1a of the folded nick picks a hue.
+// A stable colour per nick: FNV-1a of the folded nick picks a hue (the TUI hashes the same way).
 function nickHue(nick) {
   let h = 0x811c9dc5;
-  for (const c of fold(nick)) {
+  for (const c of nick.toLowerCase()) {
     h ^= c.charCodeAt(0);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -91,412 +86,251 @@ function dayLabel(at) {
   return d.toLocaleDateString(undefined, { weekday: "long", month: "long", day: "numeric" });
 }
 
-function mentions(text) {
-  if (!me || !text) return false;
-  const t = text.toLowerCase();
-  const n = fold(me);
-  let i = t.indexOf(n);
-  while (i !== -1) {
-    const before = i === 0 ? " " : t[i - 1];
-    const after = t[i + n.length] ?? " ";
-    if (!/[a-z0-9_\-\[\]{}^|]/.test(before) && !/[a-z0-9_\-\[\]{}^|]/.test(after)) return true;
-    i = t.indexOf(n, i + 1);
-  }
-  return false;
+function atBottom(log) {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
 }
 
-// --- conversations ------------------------------------------------------------------------------
+// --- lines: one model line, one element ------------------------------------------------------
 
-function conv(key, label) {
-  let c = convs.get(key);
-  if (c) return c;
+// Chat text with the mentions of our nick marked (the model says where).
+function chatText(l) {
+  const t = el("span", "text");
+  let at = 0;
+  for (const [start, end] of l.spans) {
+    t.append(l.text.slice(at, start), el("mark", "me", l.text.slice(start, end)));
+    at = end;
+  }
+  t.append(l.text.slice(at));
+  return t;
+}
+
+function lineEl(l) {
+  const line = el("div", `line ${l.kind}`);
+  line.dataset.id = String(l.id);
+  if (l.seq !== undefined) line.dataset.seq = String(l.seq);
+  line.classList.toggle("mine", l.mine);
+  line.classList.toggle("mention", l.mention);
+  const time = el("time", "time", hhmm(l.at));
+  time.dateTime = new Date(l.at).toISOString();
+  time.title = new Date(l.at).toLocaleString();
+  line.append(time);
+  if (l.kind === "say" || l.kind === "act") {
+    const who = el("span", "nick", l.from);
+    who.style.setProperty("--h", String(nickHue(l.from)));
+    line.append(who, chatText(l));
+  } else if (l.kind === "rooms") {
+    line.classList.add("note");
+    const text = el("span", "text", l.rooms.length ? "rooms: " : l.text);
+    for (const r of l.rooms) {
+      const b = el("button", "room-link", `${r.room} (${r.members})`);
+      b.type = "button";
+      b.addEventListener("click", () => input(`/join ${r.room}`));
+      text.append(b);
+    }
+    line.append(text);
+  } else {
+    line.classList.add("note");
+    if (l.kind === "event") line.classList.add("quiet");
+    // `/help` lists commands as aligned columns: keep them aligned.
+    if (l.kind === "notice" && l.text.startsWith("/")) line.classList.add("help");
+    line.append(el("span", "text", l.text));
+  }
+  if (l.failed !== undefined) {
+    line.classList.add("failed");
+    line.append(el("span", "why", `not delivered: ${l.failed}`));
+  }
+  return line;
+}
+
+// --- conversations: their DOM, drawn when first shown, then kept up by changes -----------------
+
+function logFor(key) {
+  let d = logs.get(key);
+  if (d) return d;
+  const conv = client.conversation(key);
+  if (!conv) return null;
   const log = el("div", "log");
   log.dataset.conv = key;
   log.setAttribute("role", "log");
   log.setAttribute("aria-live", "polite");
   log.hidden = true;
+  const lines = el("div", "lines");
+  const outbox = el("div", "outbox");
+  log.append(lines, outbox);
   ui.logs.append(log);
-  c = {
-    key,
-    label: label ?? key,
-    isRoom: key.startsWith("#"),
-    log,
-    lines: 0,
-    lastDay: "",
-    unread: 0,
-    mentioned: false,
-    members: new Map(), // folded -> nick as typed
-    topic: "",
-    joined: false,
-  };
-  convs.set(key, c);
-  if (!c.isRoom) {
-    const dms = [...convs.values()].filter((x) => !x.isRoom && x.key !== view && x !== c);
-    if (dms.length >= MAX_DMS) {
-      // Map order is insertion order, and touch() re-inserts: the first one is the stalest.
-      convs.delete(dms[0].key);
-      dms[0].log.remove();
+  d = { log, lines, outbox, lastDay: "" };
+  logs.set(key, d);
+  for (const l of conv.lines) appendLine(d, l);
+  renderOutbox(d, conv.outgoing);
+  return d;
+}
+
+function appendLine(d, l) {
+  const stick = atBottom(d.log) || d.log.hidden;
+  const day = new Date(l.at).toDateString();
+  if (day !== d.lastDay) {
+    d.lastDay = day;
+    d.lines.append(el("div", "day", dayLabel(l.at)));
+  }
+  d.lines.append(lineEl(l));
+  if (stick) d.log.scrollTop = d.log.scrollHeight;
+}
+
+// The model dropped its `n` oldest lines: so does the DOM (with day marks left without lines).
+function trimLines(d, n) {
+  for (let i = 0; i < n && d.lines.firstElementChild; ) {
+    if (d.lines.firstElementChild.classList.contains("line")) i += 1;
+    d.lines.firstElementChild.remove();
+  }
+  while (d.lines.firstElementChild?.classList.contains("day")
+    && !d.lines.firstElementChild.nextElementSibling?.classList.contains("line")) {
+    d.lines.firstElementChild.remove();
+  }
+}
+
+// Lines typed here that the server has not acknowledged: after the real ones. They look like
+// sent lines until the model says they look pending (offline, or waiting noticeably long).
+function renderOutbox(d, outgoing) {
+  const stick = atBottom(d.log) || d.log.hidden;
+  d.outbox.replaceChildren(
+    ...outgoing.map((o) => {
+      const line = lineEl(o.line);
+      line.classList.add("outgoing");
+      line.dataset.msg = String(o.id);
+      if (o.pending) {
+        line.classList.add("pending");
+        line.title = "not sent yet: goes out when the server can take it";
+      }
+      return line;
+    }),
+  );
+  if (stick) d.log.scrollTop = d.log.scrollHeight;
+}
+
+function convButton(c) {
+  const li = el("li", c.unread ? "has-unread" : "");
+  const b = el("button");
+  b.type = "button";
+  b.dataset.conv = c.key;
+  if (c.key === shown) b.setAttribute("aria-current", "true");
+  b.append(el("span", "name", c.label), el("span", "badge"));
+  b.addEventListener("click", () => {
+    client.open(c.key);
+    pump();
+    ui.input.focus();
+  });
+  li.append(b);
+  setBadge(li, c.unread, c.mentions);
+  return li;
+}
+
+function setBadge(li, unread, mentions) {
+  li.classList.toggle("has-unread", unread > 0);
+  const badge = li.querySelector(".badge");
+  badge.textContent = unread ? String(unread) : "";
+  badge.hidden = !unread;
+  badge.classList.toggle("mention", mentions > 0);
+}
+
+function renderList() {
+  const convs = client.conversations();
+  ui.roomList.replaceChildren(...convs.filter((c) => c.kind === "room").map(convButton));
+  ui.dmList.replaceChildren(...convs.filter((c) => c.kind === "direct").map(convButton));
+  const unread = convs.some((c) => c.unread > 0);
+  $("toggle-rooms").classList.toggle("has-unread", unread);
+}
+
+// Every listed conversation has its log (drawn whole from the model when it first appears, then
+// kept up by changes); the logs of conversations that are gone go too.
+function syncLogs() {
+  const keep = new Set(client.conversations().map((c) => c.key));
+  for (const key of keep) logFor(key);
+  for (const [key, d] of logs) {
+    if (!keep.has(key) && key !== client.current()) {
+      d.log.remove();
+      logs.delete(key);
     }
   }
-  return c;
 }
 
-// Marks a direct conversation as just used (for MAX_DMS).
-function touch(c) {
-  if (c.isRoom) return;
-  convs.delete(c.key);
-  convs.set(c.key, c);
-}
-
-function dmKey(nick) {
-  return "@" + fold(nick);
-}
-
-function show(key) {
-  const c = convs.get(key);
-  if (!c) return;
-  if (view && convs.has(view)) convs.get(view).log.hidden = true;
-  view = key;
-  c.log.hidden = false;
-  c.unread = 0;
-  c.mentioned = false;
-  if (c.isRoom && client && client.current_room() !== key) {
-    client.switch_room(key);
-    sessionRoom = client.current_room() ?? null;
-  }
-  c.log.scrollTop = c.log.scrollHeight;
-  ui.app.classList.remove("show-rooms", "show-members");
-  ui.scrim.hidden = true;
-  ui.input.placeholder = c.isRoom
-    ? `Message ${c.label}… (/help for commands)`
-    : `Message ${c.label} directly…`;
-  renderHeader();
-  renderLists();
-  renderMembers();
+function renderCounts(ch) {
+  const b = document.querySelector(`.conv-list button[data-conv="${CSS.escape(ch.key)}"]`);
+  if (b) setBadge(b.parentElement, ch.unread, ch.mentions);
+  const unread = [...document.querySelectorAll(".conv-list .badge")].some((x) => !x.hidden);
+  $("toggle-rooms").classList.toggle("has-unread", unread);
 }
 
 function renderHeader() {
-  const c = convs.get(view);
+  const c = client.conversations().find((x) => x.key === shown);
   ui.convName.textContent = c ? c.label : "natter";
-  ui.topic.textContent = c ? (c.isRoom ? c.topic || "no topic — set one with /topic text" : "direct messages") : "";
-  ui.topic.title = c && c.topic ? c.topic : "";
-  let unread = 0;
-  for (const x of convs.values()) unread += x.unread;
-  document.title = (unread ? `(${unread}) ` : "") + (c ? `${c.label} · natter` : "natter");
-  $("toggle-rooms").classList.toggle("has-unread", unread > 0);
+  const topic = c?.kind === "room" ? (c.topic ?? "") : "";
+  ui.topic.textContent = !c ? "" : c.kind === "room" ? topic || "no topic — set one with /topic text" : "direct messages";
+  ui.topic.title = topic;
+  ui.input.placeholder = !c
+    ? "Say something… (/help for commands)"
+    : c.kind === "room"
+      ? `Message ${c.label}… (/help for commands)`
+      : `Message ${c.label} directly…`;
 }
 
-function renderLists() {
-  const rooms = [];
-  const dms = [];
-  for (const c of convs.values()) {
-    if (c.isRoom && !c.joined) continue;
-    (c.isRoom ? rooms : dms).push(c);
+function memberEl(nick) {
+  const li = el("li");
+  const b = el("button");
+  b.type = "button";
+  const mine = nick.toLowerCase() === client.me().toLowerCase();
+  b.title = mine ? "you" : `message ${nick}`;
+  const name = el("span", "nick", nick);
+  name.style.setProperty("color", `hsl(${nickHue(nick)} 60% var(--nick-l))`);
+  b.append(name);
+  if (!mine) {
+    b.addEventListener("click", () => {
+      client.open_direct(nick);
+      pump();
+      ui.input.focus();
+    });
   }
-  rooms.sort((a, b) => (a.key === LOBBY ? -1 : b.key === LOBBY ? 1 : a.key.localeCompare(b.key)));
-  fillList(ui.roomList, rooms);
-  fillList(ui.dmList, dms.reverse()); // most recent first (touch() moves a DM to the end)
+  li.append(b);
+  return li;
 }
 
-function fillList(list, items) {
-  list.replaceChildren(
-    ...items.map((c) => {
-      const li = el("li", c.unread ? "has-unread" : "");
-      const b = el("button");
-      b.type = "button";
-      b.dataset.conv = c.key;
-      if (c.key === view) b.setAttribute("aria-current", "true");
-      b.append(el("span", "name", c.label));
-      if (c.unread) b.append(el("span", "badge" + (c.mentioned ? " mention" : ""), String(c.unread)));
-      b.addEventListener("click", () => {
-        show(c.key);
-        ui.input.focus();
-      });
-      li.append(b);
-      return li;
-    }),
-  );
+function renderMembers(members) {
+  ui.memberList.replaceChildren(...members.map(memberEl));
+  ui.memberCount.textContent = members.length ? String(members.length) : "";
 }
 
-function renderMembers() {
-  const c = convs.get(view);
-  if (!c || !c.isRoom) {
-    ui.memberList.replaceChildren();
-    ui.memberCount.textContent = "";
-    return;
+// The open conversation changed (or is drawn for the first time).
+function showCurrent() {
+  const key = client.current();
+  if (shown !== null && logs.has(shown)) logs.get(shown).log.hidden = true;
+  shown = key;
+  const d = logFor(key);
+  if (d) {
+    d.log.hidden = false;
+    d.log.scrollTop = d.log.scrollHeight;
   }
-  const nicks = [...c.members.values()].sort((a, b) => fold(a).localeCompare(fold(b)));
-  ui.memberCount.textContent = String(nicks.length);
-  ui.memberList.replaceChildren(
-    ...nicks.map((n) => {
-      const li = el("li");
-      const b = el("button");
-      b.type = "button";
-      b.title = fold(n) === fold(me) ? "you" : `message ${n}`;
-      const name = el("span", "nick", n);
-      name.style.setProperty("color", `hsl(${nickHue(n)} 60% var(--nick-l))`);
-      b.append(name);
-      if (fold(n) !== fold(me)) {
-        b.addEventListener("click", () => {
-          conv(dmKey(n), n);
-          show(dmKey(n));
-          ui.input.focus();
-        });
-      }
-      li.append(b);
-      return li;
-    }),
-  );
-}
-
-// --- lines --------------------------------------------------------------------------------------
-
-function stickToBottom(log) {
-  return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
-}
-
-function append(c, line, at) {
-  const stick = stickToBottom(c.log) || c.log.hidden;
-  if (at) {
-    const day = new Date(at).toDateString();
-    if (day !== c.lastDay) {
-      c.lastDay = day;
-      c.log.append(el("div", "day", dayLabel(at)));
-    }
+  for (const b of document.querySelectorAll(".conv-list button")) {
+    if (b.dataset.conv === key) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
   }
-  c.log.append(line);
-  c.lines += 1;
-  while (c.lines > MAX_LINES && c.log.firstChild) {
-    if (c.log.firstChild.classList.contains("line")) c.lines -= 1;
-    c.log.firstChild.remove();
-  }
-  if (stick) c.log.scrollTop = c.log.scrollHeight;
+  renderHeader();
+  renderMembers(client.members(key));
+  ui.app.classList.remove("show-rooms", "show-members");
+  ui.scrim.hidden = true;
 }
 
-function chatLine(classes, at, nick, text) {
-  const line = el("div", "line " + classes);
-  const time = el("time", "time", at ? hhmm(at) : "");
-  if (at) {
-    time.dateTime = new Date(at).toISOString();
-    time.title = new Date(at).toLocaleString();
-  }
-  const who = el("span", "nick", nick);
-  who.style.setProperty("--h", String(nickHue(nick)));
-  line.append(time, who, el("span", "text", text));
-  return line;
-}
-
-// A line from the page or the Session itself (not a room event): local time, then the words.
-function noteLine(c, classes, text) {
-  const at = now();
-  const line = el("div", "line note " + classes);
-  const time = el("time", "time", hhmm(at));
-  time.title = new Date(at).toLocaleString();
-  line.append(time, el("span", "text", text));
-  append(c, line, at);
-  return line;
-}
-
-function currentConv() {
-  return convs.get(view) ?? conv(sessionRoom ?? LOBBY);
-}
-
-function info(text) {
-  const c = currentConv();
-  // Each failed reconnect attempt says "disconnected: ..."; one such line at a time is enough.
-  const last = c.log.lastElementChild;
-  if (text.startsWith("disconnected:") && last?.dataset.kind === "disconnected") {
-    last.querySelector(".text").textContent = text;
-    return;
-  }
-  // `/help` lists commands as aligned columns: keep them aligned.
-  const line = noteLine(c, text.startsWith("/") ? "info help" : "info", text);
-  if (text.startsWith("disconnected:")) line.dataset.kind = "disconnected";
-}
-
-function bump(c, mention) {
-  if (c.key === view && !document.hidden) return;
-  c.unread += 1;
-  c.mentioned ||= mention;
-}
-
-// --- events from the Session ----------------------------------------------------------------------
-
-function onEvent(ev) {
-  switch (ev.type) {
-    case "connect":
-      openSocket();
-      break;
-    case "close":
-      closeAfterFlush = true;
-      break;
-    case "state":
-      setState(ev);
-      break;
-    case "welcome":
-      me = ev.nick;
-      ui.meNick.textContent = me;
-      if (everConnected && ev.resumed) info("reconnected — picked up where you left off");
-      everConnected = true;
-      break;
-    case "joined": {
-      const c = conv(ev.room);
-      c.joined = true;
-      c.topic = ev.topic ?? "";
-      c.members = new Map(ev.members.map((n) => [fold(n), n]));
-      if (!view) show(ev.room);
-      break;
-    }
-    case "parted": {
-      const c = convs.get(ev.room);
-      if (c) {
-        c.joined = false;
-        c.members.clear();
-        noteLine(c, "info", `you left ${ev.room}`);
-      }
-      break;
-    }
-    case "room":
-      onRoomEvent(ev);
-      break;
-    case "direct": {
-      const mine = fold(ev.from) === fold(me);
-      const other = mine ? ev.to : ev.from;
-      const c = conv(dmKey(other), other);
-      touch(c);
-      append(c, chatLine(mine ? "say mine" : "say", ev.at, ev.from, ev.text), ev.at);
-      if (!mine) bump(c, true);
-      break;
-    }
-    case "gap": {
-      const c = conv(ev.room);
-      const what = ev.count === 1 ? "message" : "messages";
-      const line = noteLine(c, "gap", `${ev.count} ${what} missed here`);
-      line.title = `${ev.room} #${ev.first}..#${ev.last}`;
-      break;
-    }
-    case "members": {
-      const c = conv(ev.room);
-      c.members = new Map(ev.members.map((n) => [fold(n), n]));
-      // The Session also refreshes member lists by itself (after a resume): print only answers.
-      if (ev.asked) {
-        noteLine(c, "info", `${ev.members.length} in ${ev.room}: ${ev.members.join(", ")}`);
-      }
-      break;
-    }
-    case "rooms": {
-      const c = currentConv();
-      const line = el("div", "line info");
-      const text = el("span", "text", ev.rooms.length ? "rooms: " : "no rooms yet");
-      for (const r of ev.rooms) {
-        const b = el("button", "room-link", `${r.room} (${r.members})`);
-        b.type = "button";
-        b.addEventListener("click", () => input(`/join ${r.room}`));
-        text.append(b);
-      }
-      line.append(text);
-      append(c, line);
-      break;
-    }
-    case "topic": {
-      const c = conv(ev.room);
-      c.topic = ev.topic ?? "";
-      noteLine(c, "info", ev.topic ? `topic: ${ev.topic}` : `${ev.room} has no topic`);
-      break;
-    }
-    case "nick":
-      me = ev.nick;
-      ui.meNick.textContent = me;
-      info(`you are now ${me}`);
-      break;
-    case "error":
-      noteLine(currentConv(), "error", ev.text);
-      break;
-    case "info":
-      info(ev.text);
-      break;
-    case "queued": {
-      // While offline the Session keeps what is typed and sends it after reconnecting; until
-      // the server takes it, the page shows it greyed out.
-      if (connState.state === "connected") break;
-      const c = ev.room ? conv(ev.room) : conv(dmKey(ev.to), ev.to);
-      const l = chatLine(`${ev.act ? "act" : "say"} mine pending`, 0, me, ev.text);
-      l.dataset.pendingId = String(ev.id);
-      l.title = "not sent yet: goes out when the connection is back";
-      append(c, l);
-      break;
-    }
-    case "settled":
-      // The echo (if delivered) was appended just before this; the placeholder goes.
-      for (const l of document.querySelectorAll(`.line.pending[data-pending-id="${ev.id}"]`)) {
-        if (ev.delivered) {
-          const c = [...convs.values()].find((x) => x.log.contains(l));
-          l.remove();
-          if (c) c.lines -= 1;
-        } else {
-          l.classList.replace("pending", "failed");
-          l.title = "not sent";
-        }
-      }
-      break;
-    default:
-      if (typeof ev === "string") console.error(ev);
-  }
-}
-
-function onRoomEvent(ev) {
-  const c = conv(ev.room);
-  const mine = fold(ev.from) === fold(me);
-  let line;
-  switch (ev.kind) {
-    case "say":
-    case "act": {
-      const mention = !mine && mentions(ev.text);
-      line = chatLine(`${ev.kind}${mine ? " mine" : ""}${mention ? " mention" : ""}`, ev.at, ev.from, ev.text);
-      if (!mine) bump(c, mention);
-      break;
-    }
-    case "join":
-      c.members.set(fold(ev.from), ev.from);
-      line = chatLine("quiet join", ev.at, ev.from, "joined");
-      break;
-    case "part":
-      c.members.delete(fold(ev.from));
-      line = chatLine("quiet part", ev.at, ev.from, ev.text ? `left (${ev.text})` : "left");
-      break;
-    case "quit":
-      c.members.delete(fold(ev.from));
-      line = chatLine("quiet quit", ev.at, ev.from, ev.text ? `quit (${ev.text})` : "quit");
-      break;
-    case "nick":
-      c.members.delete(fold(ev.from));
-      c.members.set(fold(ev.newNick), ev.newNick);
-      line = chatLine("quiet nick", ev.at, ev.from, `is now known as ${ev.newNick}`);
-      break;
-    case "topic":
-      c.topic = ev.text ?? "";
-      line = chatLine("quiet topic", ev.at, ev.from, ev.text ? `set the topic: ${ev.text}` : "cleared the topic");
-      break;
-    default:
-      return;
-  }
-  line.dataset.seq = String(ev.seq);
-  append(c, line, ev.at);
-}
-
-function setState(ev) {
-  connState = ev;
-  ui.app.dataset.state = ev.state;
+function renderConn() {
+  const conn = client.conn();
+  ui.app.dataset.state = conn.state;
   clearInterval(bannerTimer);
   bannerTimer = null;
-  switch (ev.state) {
+  switch (conn.state) {
     case "connected":
       ui.status.textContent = "connected";
       ui.banner.hidden = true;
       break;
     case "connecting":
-      ui.status.textContent = everConnected ? "reconnecting…" : "connecting…";
-      if (everConnected) showBanner("reconnecting…", false);
+      ui.status.textContent = conn.everConnected ? "reconnecting…" : "connecting…";
+      if (conn.everConnected) showBanner("reconnecting…", false);
       break;
     case "reconnecting":
       ui.status.textContent = "reconnecting…";
@@ -504,21 +338,18 @@ function setState(ev) {
       bannerTimer = setInterval(renderReconnectBanner, 500);
       break;
     case "closed":
-      for (const l of document.querySelectorAll(".line.pending")) {
-        l.classList.replace("pending", "failed");
-        l.title = "not sent";
-      }
       ui.status.textContent = "disconnected";
-      showBanner(quitTyped ? "You have left the chat." : "The server ended this session.", true);
+      showBanner(conn.fatal ? `The server ended this session: ${conn.fatal}` : "You have left the chat.", true);
       break;
   }
 }
 
 function renderReconnectBanner() {
-  if (connState.state !== "reconnecting") return;
-  const secs = Math.max(0, Math.ceil((connState.at - now()) / 1000));
+  const conn = client?.conn();
+  if (conn?.state !== "reconnecting") return;
+  const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   const when = secs > 0 ? ` — trying again in ${secs}s` : "";
-  const what = everConnected ? "Connection lost" : "Can't reach the chat server";
+  const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
   showBanner(`${what}. reconnecting…${when}`, false);
 }
 
@@ -534,17 +365,142 @@ function showBanner(text, closed) {
   }
 }
 
+// Everything from the model as it is now (at the start, and when the change log overflowed).
+function renderAll() {
+  for (const d of logs.values()) d.log.remove();
+  logs.clear();
+  shown = null;
+  ui.meNick.textContent = client.me();
+  renderList();
+  syncLogs();
+  showCurrent();
+  renderConn();
+}
+
+// Applies the model's changes in order; each touches only what it changed. Logs of new
+// conversations are drawn once the queue is applied: drawn from the model now, they would get
+// the queued changes twice.
+function applyChanges() {
+  let current = false;
+  let listed = false;
+  for (let ch = client.poll_change(); ch !== undefined; ch = client.poll_change()) {
+    switch (ch.type) {
+      case "all":
+        // What is still queued is in the model already.
+        while (client.poll_change() !== undefined);
+        renderAll();
+        current = false;
+        listed = false;
+        break;
+      case "conn":
+        renderConn();
+        break;
+      case "me":
+        ui.meNick.textContent = client.me();
+        break;
+      case "list":
+        renderList();
+        listed = true;
+        break;
+      case "current":
+        current = true;
+        break;
+      case "counts":
+        renderCounts(ch);
+        break;
+      case "topic":
+        if (ch.key === shown) renderHeader();
+        break;
+      case "memberAdded":
+        if (ch.key === shown) {
+          ui.memberList.insertBefore(memberEl(ch.nick), ui.memberList.children[ch.index] ?? null);
+          ui.memberCount.textContent = String(ui.memberList.children.length);
+        }
+        break;
+      case "memberRemoved":
+        if (ch.key === shown) {
+          ui.memberList.children[ch.index]?.remove();
+          ui.memberCount.textContent = String(ui.memberList.children.length || "");
+        }
+        break;
+      case "members":
+        if (ch.key === shown) renderMembers(ch.members);
+        break;
+      case "line": {
+        const d = logs.get(ch.key);
+        if (d) appendLine(d, ch.line);
+        break;
+      }
+      case "trimmed": {
+        const d = logs.get(ch.key);
+        if (d) trimLines(d, ch.n);
+        break;
+      }
+      case "outgoing": {
+        const d = logs.get(ch.key);
+        if (d) renderOutbox(d, ch.lines);
+        break;
+      }
+      default:
+        if (typeof ch === "string") console.error(ch);
+    }
+  }
+  if (listed) syncLogs();
+  if (current || shown === null) showCurrent();
+  document.title = client.title();
+}
+
+// --- notifications --------------------------------------------------------------------------------
+
+const notes = []; // what was notified, for the tests: {title, body, shown, error}
+
+function notificationsAllowed() {
+  return "Notification" in window && Notification.permission === "granted";
+}
+
+function renderNotifyButton() {
+  ui.notify.hidden = !("Notification" in window) || Notification.permission !== "default";
+}
+
+ui.notify.addEventListener("click", async () => {
+  try {
+    await Notification.requestPermission();
+  } catch (e) {
+    console.warn("natter: notifications", e);
+  }
+  renderNotifyButton();
+});
+
+// A mention or a direct message while the page is hidden: a desktop notification, if allowed.
+function notifyAlerts() {
+  for (let a = client.poll_alert(); a !== undefined; a = client.poll_alert()) {
+    if (!document.hidden || !notificationsAllowed()) continue;
+    const note = { title: a.title, body: a.body, shown: false, error: false };
+    try {
+      const n = new Notification(a.title, { body: a.body, tag: a.key });
+      n.onshow = () => { note.shown = true; };
+      n.onerror = () => { note.error = true; };
+      n.onclick = () => {
+        window.focus();
+        if (client?.open(a.key)) pump();
+        n.close();
+      };
+    } catch (e) {
+      // Some browsers (Chrome on Android) only notify through a service worker.
+      note.error = true;
+      console.warn("natter: notification", e);
+    }
+    if (notes.length < MAX_NOTES) notes.push(note);
+  }
+}
+
 // --- the driver loop ----------------------------------------------------------------------------
 
 function pump() {
   if (!client) return;
-  for (let ev = client.poll_event(); ev !== undefined; ev = client.poll_event()) {
-    try {
-      onEvent(ev);
-    } catch (e) {
-      console.error("natter: rendering an event failed", ev, e);
-      noteError(e);
-    }
+  for (let a = client.poll_action(); a !== undefined; a = client.poll_action()) {
+    if (a === "connect") openSocket();
+    else if (a === "close") closeAfterFlush = true;
   }
   for (let tx = client.poll_transmit(); tx !== undefined; tx = client.poll_transmit()) {
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -559,16 +515,13 @@ function pump() {
     closeAfterFlush = false;
     closeSocket("closing");
   }
-  // Follow the Session when /join or /part changed the room typed chat goes to.
-  const cur = client.current_room() ?? null;
-  if (cur !== sessionRoom) {
-    sessionRoom = cur;
-    if (cur) show(cur);
+  try {
+    applyChanges();
+    notifyAlerts();
+  } catch (e) {
+    console.error("natter: rendering failed", e);
+    noteError(e);
   }
-  if (view && convs.get(view)?.isRoom && !convs.get(view).joined && sessionRoom) show(sessionRoom);
-  renderHeader();
-  renderLists();
-  if (view && convs.get(view)?.isRoom) renderMembers();
   arm();
 }
 
@@ -598,7 +551,7 @@ function openSocket() {
   try {
     sock = new WebSocket(socketUrl());
   } catch (e) {
-    // Not reentrant-safe to call the Session from inside its own event loop: defer.
+    // Not reentrant-safe to call the Client from inside its own event loop: defer.
     setTimeout(() => {
       if (!client) return;
       client.handle_disconnected(`cannot open WebSocket: ${e}`, now());
@@ -631,7 +584,7 @@ function openSocket() {
 function closeSocket(why) {
   const sock = ws;
   if (!sock) return;
-  ws = null; // its close event is ours, not the Session's news
+  ws = null; // its close event is ours, not the Client's news
   sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
   try {
     sock.close(1000, why);
@@ -642,13 +595,9 @@ function closeSocket(why) {
 
 // --- typing -------------------------------------------------------------------------------------
 
+// A typed line goes to the open conversation: the model knows which (a room, or a person).
 function input(line) {
   if (!client) return;
-  const c = convs.get(view);
-  if (c && !c.isRoom && !line.startsWith("/")) {
-    line = `/msg ${c.label} ${line}`;
-  }
-  if (/^\/(quit|exit)\b/i.test(line)) quitTyped = true;
   client.handle_input(line, now());
   pump();
 }
@@ -684,17 +633,15 @@ ui.input.addEventListener("keydown", (e) => {
   ui.input.setSelectionRange(end, end);
 });
 
-// Tab completes a member's nick from what is typed before the cursor.
+// Tab completes a member's nick (the model's) from what is typed before the cursor.
 function completeNick() {
-  const c = convs.get(view);
-  if (!c || !c.isRoom) return false;
+  if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   const before = ui.input.value.slice(0, pos);
   const m = /(\S+)$/.exec(before);
   if (!m) return false;
-  const stem = fold(m[1]);
-  const hit = [...c.members.values()].find((n) => fold(n).startsWith(stem) && fold(n) !== fold(me));
-  if (!hit) return false;
+  const hit = client.complete_nick(m[1]);
+  if (hit === undefined) return false;
   const start = pos - m[1].length;
   const suffix = start === 0 ? ": " : " ";
   ui.input.value = before.slice(0, start) + hit + suffix + ui.input.value.slice(pos);
@@ -728,30 +675,25 @@ ui.scrim.addEventListener("click", () => {
 
 // A log that was at the bottom stays there when the window changes size.
 let pinned = true;
-ui.logs.addEventListener("scroll", (e) => { pinned = stickToBottom(e.target); }, true);
+ui.logs.addEventListener("scroll", (e) => { pinned = atBottom(e.target); }, true);
 new ResizeObserver(() => {
-  const c = convs.get(view);
-  if (c && pinned) c.log.scrollTop = c.log.scrollHeight;
+  const d = logs.get(shown);
+  if (d && pinned) d.log.scrollTop = d.log.scrollHeight;
 }).observe(ui.logs);
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
-// backoff. The Session ignores this unless it is waiting.
-for (const [target, event] of [[window, "online"], [document, "visibilitychange"]]) {
-  target.addEventListener(event, () => {
-    if (client && !document.hidden) {
-      client.reconnect_now(now());
-      pump();
-    }
-  });
-}
-
+// backoff (the Client ignores this unless it is waiting). While the tab is hidden, what arrives
+// in the open conversation counts as unread.
+window.addEventListener("online", () => {
+  if (!client) return;
+  client.reconnect_now(now());
+  pump();
+});
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && view && convs.has(view)) {
-    convs.get(view).unread = 0;
-    convs.get(view).mentioned = false;
-    renderHeader();
-    renderLists();
-  }
+  if (!client) return;
+  client.set_attention(!document.hidden);
+  if (!document.hidden) client.reconnect_now(now());
+  pump();
 });
 
 // --- start --------------------------------------------------------------------------------------
@@ -769,13 +711,14 @@ function start(nick) {
     ui.nickError.textContent = String(e.message ?? e);
     return false;
   }
-  me = nick;
-  ui.meNick.textContent = nick;
   try {
     localStorage.setItem("natter.nick", nick);
   } catch {
     // storage may be disabled; the nick is only a convenience
   }
+  client.set_attention(!document.hidden);
+  renderNotifyButton();
+  renderAll();
   pump();
   ui.input.focus();
   return true;
@@ -838,13 +781,14 @@ window.addEventListener("unhandledrejection", (e) => noteError(e.reason));
 // Test hooks (used by www/tests/browser.rs, harmless for people).
 window.natterDebug = {
   errors,
+  notifications: notes,
   dropSocket() {
     if (ws) ws.close(4000, "dropped for a test");
     return ws !== null;
   },
-  state: () => connState.state,
+  state: () => (client ? client.conn().state : "connecting"),
   lines: (key) =>
-    [...(convs.get(key)?.log.querySelectorAll(".line") ?? [])].map((l) => l.textContent),
+    [...(logs.get(key)?.log.querySelectorAll(".line") ?? [])].map((l) => l.textContent),
 };
 
 try {

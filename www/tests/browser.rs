@@ -230,10 +230,10 @@ async fn js(b: &Browser, script: &str) -> Json {
 }
 
 /// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order; not the
-/// greyed-out placeholders of lines typed offline and not yet echoed by the server.
+/// lines typed and not yet echoed by the server.
 async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
     let script = format!(
-        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] :is(.line.say, .line.act):not(.pending)')]
+        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] :is(.line.say, .line.act):not(.outgoing)')]
              .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"#
     );
     let v = js(b, &script).await;
@@ -345,6 +345,49 @@ async fn screenshot(b: &Browser, name: &str) {
     let dir = repo().join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("create target/screenshots");
     std::fs::write(dir.join(name), png).expect("write the screenshot");
+}
+
+/// The W3C WebDriver "Set Permission" command (chromedriver implements it): what a person
+/// grants a site in the browser's prompt, granted through the driver.
+#[derive(Debug)]
+struct SetPermission {
+    name: &'static str,
+    state: &'static str,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/permissions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"descriptor": {"name": self.name}, "state": self.state});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn title(b: &Browser) -> String {
+    js(b, "return document.title;")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The notifications the page showed, as its test hook recorded them.
+async fn notifications(b: &Browser) -> Vec<Json> {
+    js(b, "return window.natterDebug.notifications;")
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 // --- the other two users ---------------------------------------------------------------------------
@@ -655,7 +698,7 @@ async fn scenario(
         STEP,
         text_of(b, r##".log[data-conv="#lobby"]"##)
             .await
-            .contains("3 in #lobby")
+            .contains("#lobby (3): ")
             .then_some(())
     );
 
@@ -927,6 +970,115 @@ async fn scenario(
     )
     .await;
     screenshot(b, "chat.png").await;
+
+    // Counts in the title: #rust still has clint's line unread.
+    assert_eq!(title(b).await, "(1) #lobby · natter");
+
+    // Desktop notifications, once allowed: granted through the driver as a person would in the
+    // browser's prompt.
+    timeout(
+        STEP,
+        b.issue_cmd(SetPermission {
+            name: "notifications",
+            state: "granted",
+        }),
+    )
+    .await
+    .expect("set permission in time")
+    .expect("chromedriver sets the notification permission");
+    assert_eq!(
+        js(b, "return Notification.permission;").await,
+        json!("granted")
+    );
+    // While the page is looked at, a mention is highlighted but not notified.
+    nc.say("webby: are you reading this?").await;
+    wait_seen(
+        b,
+        &cli.out,
+        &nc.out,
+        &[(P, "netcat", "webby: are you reading this?")],
+    )
+    .await;
+    let mark = text_of(
+        b,
+        r##".log[data-conv="#lobby"] .line.mention:last-child mark.me"##,
+    )
+    .await;
+    assert_eq!(mark, "webby", "the mention of our nick is marked");
+    assert!(
+        notifications(b).await.is_empty(),
+        "no notification while visible"
+    );
+    // Another tab in front hides the page. What it notifies is mirrored where that tab can read
+    // it (same origin); the page itself is not looked at until it is done.
+    let page = b.window().await.expect("the page's window");
+    js(
+        b,
+        "setInterval(() => localStorage.setItem('natter-test-notes', \
+           JSON.stringify({notes: window.natterDebug.notifications, hidden: document.hidden, \
+                           title: document.title})), 200); return true;",
+    )
+    .await;
+    let other = b.new_window(true).await.expect("a new tab");
+    b.switch_to_window(other.handle)
+        .await
+        .expect("switch to the new tab");
+    b.goto(&format!("http://{bridge_addr}/?observer"))
+        .await
+        .expect("open the observer tab");
+    let mirrored = || async {
+        js(
+            b,
+            "return JSON.parse(localStorage.getItem('natter-test-notes') ?? 'null');",
+        )
+        .await
+    };
+    wait_for!("the page to be hidden behind the other tab", STEP, {
+        let v = mirrored().await;
+        (v["hidden"] == json!(true)).then_some(())
+    });
+    nc.say("webby: ping while you are away").await;
+    cli.say("/msg webby psst, one more").await;
+    // Shown: the browser fired the notifications' `show` events.
+    let seen = wait_for!("two notifications shown by the hidden page", STEP, {
+        let v = mirrored().await;
+        let notes = v["notes"].as_array().cloned().unwrap_or_default();
+        (notes.len() >= 2 && notes.iter().all(|n| n["shown"] == json!(true))).then_some(v)
+    });
+    let notes = seen["notes"].as_array().expect("notes");
+    // (The two senders are independent: either may come first.)
+    let mut got: Vec<(String, String)> = notes
+        .iter()
+        .map(|n| {
+            assert_eq!(n["error"], json!(false), "the browser refused it: {n:?}");
+            let s = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+            (s("title"), s("body"))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("clint (direct message)".into(), "psst, one more".into()),
+            (
+                "netcat in #lobby".into(),
+                "webby: ping while you are away".into()
+            ),
+        ],
+        "exactly these were notified"
+    );
+    // Unread while hidden: the open room counts too, mentions marked in the title.
+    let hidden_title = seen["title"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        hidden_title.starts_with("(3, @2) "),
+        "title while hidden: {hidden_title:?}"
+    );
+    b.close_window().await.expect("close the observer tab");
+    b.switch_to_window(page).await.expect("back to the page");
+    wait_for!("the page to read what came while it was hidden", STEP, {
+        let t = title(b).await;
+        (t == "(2, @1) #lobby · natter").then_some(())
+    });
 
     // The same page at phone width: side panels collapse into drawers.
     timeout(STEP, b.set_window_size(390, 800))

@@ -1,7 +1,12 @@
 use super::*;
-use crate::limits::MAX_OPEN_GAPS;
+use crate::command::HELP;
+use crate::limits::*;
 use crate::test_support::{nick, room, text};
-use crate::wire::{LEN_PREFIX, Limits};
+use crate::types::{MsgId, ResumeToken};
+use crate::wire::{
+    DirectMsg, ErrorKind, EventKind, FrameDecoder, LEN_PREFIX, Limits, MAGIC, Re, RoomEvent,
+    RoomInfo,
+};
 
 /// A session plus a fake server end: scripted frames in, decoded client messages out.
 struct T {
@@ -91,7 +96,7 @@ impl T {
     fn drain_paced(&mut self) -> Vec<ClientMsg> {
         let mut out = self.sent();
         for _ in 0..10_000 {
-            if self.s.outbox.is_empty() {
+            if !self.s.out.is_pacing() {
                 break;
             }
             self.advance(FLOOD_REFILL.0);
@@ -99,8 +104,8 @@ impl T {
             // A live server is heard from meanwhile (it echoes what it gets).
             self.recv(ServerMsg::Pong { token: 0 });
         }
-        assert!(self.s.outbox.is_empty());
-        assert!(self.s.is_open(), "the connection lasted");
+        assert!(!self.s.out.is_pacing());
+        assert!(self.s.link.is_open(), "the connection lasted");
         out
     }
 
@@ -272,10 +277,11 @@ fn join_chat_and_the_echo_acknowledges() {
             vec![Event::Joined {
                 room: room("#lobby"),
                 topic: None,
-                members: vec![nick("alice"), nick("bob")]
-            }]
+                members: vec![nick("alice"), nick("bob")],
+                seq: Seq(4),
+            }],
+            "a configured room is joined, not asked for: no focus"
         );
-        assert_eq!(t.s.current_room(), Some(&room("#lobby")));
         assert_eq!(t.s.rooms(), vec![room("#lobby")]);
         assert!(t.s.is_settled());
 
@@ -516,7 +522,7 @@ fn chat_typed_right_after_join_goes_to_the_joined_room() {
 }
 
 #[test]
-fn join_makes_the_room_current_and_tracks_state() {
+fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     let mut t = T::ready(Transport::Stream);
     t.s.handle_input("/join #rust", t.now);
     assert_eq!(
@@ -528,68 +534,76 @@ fn join_makes_the_room_current_and_tracks_state() {
     assert!(!t.s.is_settled());
     t.joined("#rust", 10);
     assert!(t.s.is_settled());
-    assert_eq!(t.s.current_room(), Some(&room("#rust")));
-    // Events in the other room count as unread until switched to.
-    t.recv(say("#lobby", 2, "bob", 1, "psst"));
-    t.recv(ev("#lobby", 3, "carol", EventKind::Join));
-    t.recv(ev(
-        "#lobby",
-        4,
-        "bob",
-        EventKind::Nick {
-            new: nick("robert"),
-        },
-    ));
-    t.recv(ev(
-        "#lobby",
-        5,
-        "carol",
-        EventKind::Topic {
-            topic: Some(text("hi")),
-        },
-    ));
-    let lobby = t.s.room_state(&room("#lobby")).unwrap().clone();
-    assert_eq!(lobby.unread, 1);
-    assert_eq!(
-        lobby.members,
-        vec![nick("alice"), nick("carol"), nick("robert")]
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Joined { room: r, seq: Seq(10), .. }, Event::Focus(f)]
+            if *r == room("#rust") && *f == room("#rust")),
+        "{evs:?}"
     );
-    assert_eq!(lobby.topic, Some(text("hi")));
-    t.recv(ev("#lobby", 6, "carol", EventKind::Quit { reason: None }));
-    assert_eq!(
-        t.s.members(&room("#lobby")),
-        &[nick("alice"), nick("robert")]
+    // Without a conversation named, chat goes to the room last joined on request.
+    t.s.handle_input("hi rust", t.now);
+    assert!(matches!(&t.sent()[..], [ClientMsg::Say { room: r, .. }] if *r == room("#rust")));
+    // Typed in a conversation, it goes there, and so does a command that names no room.
+    let lobby = Target::Room(room("#lobby"));
+    t.s.handle_input_in("hi lobby", Some(&lobby), t.now);
+    t.s.handle_input_in("/who", Some(&lobby), t.now);
+    let sent = t.sent();
+    assert!(
+        matches!(&sent[..], [ClientMsg::Say { room: r, .. }, ClientMsg::Who { room: w }]
+            if *r == room("#lobby") && *w == room("#lobby")),
+        "{sent:?}"
     );
-    assert!(t.s.switch_room(&room("#lobby")));
-    assert_eq!(t.s.room_state(&room("#lobby")).unwrap().unread, 0);
-    assert!(!t.s.switch_room(&room("#nowhere")));
-    // /join of a room we are in switches without asking the server.
-    t.s.handle_input("/join #rust", t.now);
-    assert!(t.sent().is_empty());
-    assert_eq!(t.s.current_room(), Some(&room("#rust")));
+    // In a direct conversation, chat is a direct message; a room command needs a room.
+    let bob = Target::Nick(nick("bob"));
+    t.s.handle_input_in("psst", Some(&bob), t.now);
+    t.s.handle_input_in("/topic", Some(&bob), t.now);
+    t.s.handle_input_in("/me waves", Some(&bob), t.now);
+    assert!(matches!(&t.sent()[..], [ClientMsg::Msg { to, .. }] if *to == nick("bob")));
+    let evs = t.events();
+    assert_eq!(
+        evs.iter()
+            .filter(|e| matches!(
+                e,
+                Event::Error {
+                    about: About::Input,
+                    ..
+                }
+            ))
+            .count(),
+        2,
+        "{evs:?}"
+    );
+    for id in 1..=3 {
+        t.recv(ServerMsg::Ack { id: MsgId(id) });
+    }
     t.events();
-    // /part: current falls back to the remaining room.
+    // /join of a room we are in asks to show it, without asking the server.
+    t.s.handle_input("/join #lobby", t.now);
+    assert!(t.sent().is_empty());
+    assert_eq!(t.events(), vec![Event::Focus(room("#lobby"))]);
     t.s.handle_input("/part", t.now);
     assert_eq!(
         t.sent(),
         vec![ClientMsg::Part {
-            room: room("#rust"),
+            room: room("#lobby"),
             reason: None
         }]
     );
     assert!(!t.s.is_settled());
     t.recv(ServerMsg::Parted {
-        room: room("#rust"),
+        room: room("#lobby"),
     });
     assert!(t.s.is_settled());
     assert_eq!(
         t.events(),
         vec![Event::Parted {
-            room: room("#rust")
+            room: room("#lobby")
         }]
     );
-    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
-    assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+    assert_eq!(t.s.rooms(), vec![room("#rust")]);
+    // The room asked for is gone: input naming no room goes to the first room we are in.
+    t.s.handle_input("still here", t.now);
+    assert!(matches!(&t.sent()[..], [ClientMsg::Say { room: r, .. }] if *r == room("#rust")));
 }
 
 #[test]
@@ -630,11 +644,6 @@ fn server_replies_become_events() {
         ]
     );
     assert_eq!(t.s.nick(), &nick("al"));
-    assert_eq!(t.s.members(&room("#lobby")), &[nick("alice")]);
-    assert_eq!(
-        t.s.room_state(&room("#lobby")).unwrap().topic,
-        Some(text("t"))
-    );
 }
 
 #[test]
@@ -669,6 +678,7 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
             },
             Event::Error {
                 kind: Some(ErrorKind::Flood),
+                about: About::Message(MsgId(1)),
                 text: "slow down\u{FFFD}[2J".into()
             },
             Event::Settled {
@@ -679,6 +689,79 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
     );
     assert!(t.s.is_settled(), "refused, not to be resent");
     assert_eq!(t.s.pending(), 0);
+}
+
+fn error(kind: ErrorKind, re: Re) -> ServerMsg {
+    ServerMsg::Error {
+        kind,
+        re,
+        detail: "no".into(),
+    }
+}
+
+fn abouts(events: &[Event]) -> Vec<About> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { about, .. } => Some(about.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn errors_name_the_request_they_answer() {
+    let mut t = T::ready(Transport::Stream);
+    // Two messages in flight: the error names the second, which alone fails.
+    t.s.handle_input("one", t.now);
+    t.s.handle_input("two", t.now);
+    t.events();
+    t.recv(error(ErrorKind::Flood, Re::Msg(MsgId(2))));
+    let evs = t.events();
+    assert_eq!(abouts(&evs), vec![About::Message(MsgId(2))]);
+    assert!(evs.contains(&Event::Settled {
+        id: MsgId(2),
+        delivered: false
+    }));
+    assert_eq!(t.s.pending(), 1, "the first still awaits its echo");
+
+    // A refused join is a join, and no longer waited for; the room is not entered.
+    t.s.handle_input("/join #full", t.now);
+    t.recv(error(ErrorKind::TooManyRooms, Re::Room(room("#full"))));
+    assert_eq!(abouts(&t.events()), vec![About::Join(room("#full"))]);
+    assert!(!t.s.rooms().contains(&room("#full")));
+
+    // A part the server says we are not there for: a part, and the room is gone.
+    t.s.handle_input("/join #side", t.now);
+    t.joined("#side", 3);
+    t.events();
+    t.s.handle_input("/part #side", t.now);
+    t.recv(error(ErrorKind::NotInRoom, Re::Room(room("#side"))));
+    let evs = t.events();
+    assert_eq!(abouts(&evs), vec![About::Part(room("#side"))]);
+    assert!(evs.contains(&Event::Parted {
+        room: room("#side")
+    }));
+
+    // A topic question about a room we are in and not leaving: about that room.
+    t.s.handle_input("/topic #lobby", t.now);
+    t.recv(error(ErrorKind::Invalid, Re::Room(room("#lobby"))));
+    assert_eq!(abouts(&t.events()), vec![About::Room(room("#lobby"))]);
+    assert!(t.s.rooms().contains(&room("#lobby")));
+
+    // A nick change, and the connection as a whole.
+    t.s.handle_input("/nick bob", t.now);
+    t.recv(error(ErrorKind::NickTaken, Re::Nick(nick("bob"))));
+    t.recv(error(ErrorKind::BadCommand, Re::Conn));
+    assert_eq!(
+        abouts(&t.events()),
+        vec![About::Nick(nick("bob")), About::Session]
+    );
+    t.recv(say("#lobby", 2, "alice", 1, "one"));
+    assert!(
+        t.s.is_settled(),
+        "nothing is left waiting after the refusals"
+    );
 }
 
 /// The waits between attempts while the server stays away.
@@ -882,7 +965,12 @@ fn failed_resume_says_so_and_rejoins() {
     // Same room, seqs go on: the replayed history shows only what is new.
     t.joined("#lobby", 9);
     t.joined("#rust", 8);
-    assert_eq!(t.s.current_room(), Some(&room("#rust")), "current kept");
+    assert!(
+        !t.events()
+            .iter()
+            .any(|e| matches!(e, Event::Joined { .. } | Event::Focus(_))),
+        "rooms we are in are refreshed, not entered again"
+    );
     for seq in 3..=9 {
         t.recv(say("#lobby", seq, "bob", seq, "x"));
     }
@@ -1118,6 +1206,7 @@ fn version_mismatch_closes_without_retry() {
         vec![
             Event::Error {
                 kind: Some(ErrorKind::Version),
+                about: About::Session,
                 text: "this server speaks version 2".into()
             },
             Event::Close,
@@ -1332,12 +1421,11 @@ fn input_before_the_welcome_goes_out_after_it() {
         ]
     );
     t.joined("#lobby", 1);
-    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+    assert!(!t.events().contains(&Event::Focus(room("#lobby"))));
     t.joined("#rust", 1);
-    assert_eq!(
-        t.s.current_room(),
-        Some(&room("#rust")),
-        "/join made it current"
+    assert!(
+        t.events().contains(&Event::Focus(room("#rust"))),
+        "/join asks to show it"
     );
     assert!(!t.s.is_settled(), "message not yet echoed");
     t.recv(ServerMsg::Ack { id: MsgId(1) });
@@ -1389,12 +1477,12 @@ mod props {
     use std::collections::HashSet;
 
     fn bounded(s: &Session) {
-        assert!(s.events.len() <= MAX_QUEUED_EVENTS);
-        assert!(s.transmits.len() <= MAX_QUEUED_TRANSMITS);
-        assert!(s.pending.len() <= SESSION_MAX_PENDING);
-        assert!(s.decoder.buffered() <= LEN_PREFIX + 2 * MAX_FRAME);
-        assert!(s.rooms.len() <= MAX_ROOMS_PER_USER);
-        assert!(s.rooms.iter().all(|r| r.gaps.len() <= MAX_OPEN_GAPS));
+        assert!(s.events.queue.len() <= MAX_QUEUED_EVENTS);
+        assert!(s.link.queued_transmits() <= MAX_QUEUED_TRANSMITS);
+        assert!(s.pending() <= SESSION_MAX_PENDING);
+        assert!(s.link.buffered() <= LEN_PREFIX + 2 * MAX_FRAME);
+        assert!(s.rooms.all().len() <= MAX_ROOMS_PER_USER);
+        assert!(s.rooms.all().iter().all(|r| r.gaps.len() <= MAX_OPEN_GAPS));
     }
 
     /// Things a server (or the network) may do to a joined session.
@@ -1531,7 +1619,7 @@ mod props {
                     }
                 }
             }
-            prop_assert!(last_id <= t.s.last_id);
+            prop_assert!(last_id <= t.s.out.last_id());
         }
     }
 }
@@ -1611,7 +1699,7 @@ fn a_refill_cut_short_is_asked_again_and_what_is_gone_is_not() {
     }
     t.recv(say("#lobby", 13, "bob", 13, "live"));
     assert_eq!(seqs(&t.events()), vec![6, 7, 8, 9, 10, 11, 12, 13]);
-    assert!(t.s.room_state(&room("#lobby")).unwrap().gaps.is_empty());
+    assert!(t.s.rooms.get(&room("#lobby")).unwrap().gaps.is_empty());
 }
 
 #[test]
@@ -1712,7 +1800,7 @@ fn rejoining_a_room_being_left_really_joins() {
     });
     t.joined("#lobby", 3);
     assert!(t.s.is_settled());
-    assert_eq!(t.s.current_room(), Some(&room("#lobby")));
+    assert_eq!(t.s.rooms(), vec![room("#lobby")]);
     let evs = t.events();
     assert!(matches!(evs[0], Event::Parted { .. }));
     assert!(matches!(evs[1], Event::Joined { .. }));
@@ -1764,7 +1852,7 @@ fn a_burst_is_paced_to_the_servers_flood_rate_in_order() {
     assert_eq!(sends.len(), FLOOD_BURST as usize, "a burst goes at once");
     assert!(!t.s.is_settled());
     let start = t.now;
-    while !t.s.outbox.is_empty() {
+    while t.s.out.is_pacing() {
         let due = t.s.poll_timeout().unwrap();
         assert!(due <= t.now + FLOOD_REFILL);
         t.now = due;
@@ -1814,9 +1902,9 @@ fn a_resume_resends_within_the_flood_rate_and_acked_ones_are_skipped() {
     assert_eq!(first.len(), FLOOD_BURST as usize);
     assert_eq!(first[0], ClientMsg::Nick { nick: nick("al") });
     // Acknowledged while waiting (e.g. a duplicate the server already had): not sent.
-    let waiting = t.s.outbox.len();
+    let waiting = t.s.out.waiting();
     t.recv(ServerMsg::Ack { id: MsgId(50) });
-    assert_eq!(t.s.outbox.len(), waiting - 1);
+    assert_eq!(t.s.out.waiting(), waiting - 1);
     let rest = t.drain_paced();
     let ids: Vec<u64> = first
         .iter()
@@ -1877,6 +1965,100 @@ fn flood_pacing_follows_the_servers_settings() {
         t.s.handle_input(&format!("y{i}"), t.now);
     }
     assert_eq!(t.sent().len(), 50);
+}
+
+fn welcome_with(t: &mut T, limits: Limits) {
+    t.recv(ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice"),
+        token: ResumeToken([1; 32]),
+        resumed: false,
+        limits,
+    });
+}
+
+#[test]
+fn pacing_follows_the_limits_the_welcome_announces() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.sent();
+    let strict = Limits {
+        flood_burst: 2,
+        flood_refill: Millis(500),
+        ..Limits::default()
+    };
+    welcome_with(&mut t, strict);
+    assert_eq!(t.s.out.rates(), (2, Millis(500)));
+    // The join of #lobby took one token.
+    assert_eq!(t.sent().len(), 1);
+    t.joined("#lobby", 1);
+    for i in 0..4 {
+        t.s.handle_input(&format!("x{i}"), t.now);
+    }
+    assert_eq!(t.sent().len(), 1, "the burst's second token");
+    t.advance(499);
+    assert!(t.sent().is_empty());
+    t.advance(1);
+    assert_eq!(t.sent().len(), 1, "one per announced refill");
+
+    // A server announcing absurd limits is believed only within bounds.
+    let mut t = T::new(Transport::Messages);
+    t.s.handle_connected(t.now);
+    welcome_with(
+        &mut t,
+        Limits {
+            flood_burst: 0,
+            flood_refill: Millis(u64::MAX),
+            ..Limits::default()
+        },
+    );
+    assert_eq!(t.s.out.rates(), (1, MAX_ANNOUNCED_REFILL));
+    let mut t = T::new(Transport::Messages);
+    t.s.handle_connected(t.now);
+    welcome_with(
+        &mut t,
+        Limits {
+            flood_burst: u32::MAX,
+            flood_refill: Millis(1),
+            ..Limits::default()
+        },
+    );
+    assert_eq!(t.s.out.rates(), (MAX_ANNOUNCED_BURST, Millis(1)));
+}
+
+#[test]
+fn a_server_with_fewer_rooms_and_shorter_texts_is_respected_locally() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome_with(
+        &mut t,
+        Limits {
+            max_rooms_per_user: 2,
+            max_text_bytes: 10,
+            ..Limits::default()
+        },
+    );
+    t.joined("#lobby", 1);
+    t.s.handle_input("/join #two", t.now);
+    t.s.handle_input("/join #three", t.now);
+    t.s.handle_input("short", t.now);
+    t.s.handle_input("this is far too long", t.now);
+    t.s.handle_input("/msg bob this is far too long", t.now);
+    let sent = t.sent();
+    assert_eq!(
+        sent.len(),
+        3,
+        "the join of #lobby, #two and one message: {sent:?}"
+    );
+    let evs = t.events();
+    assert_eq!(
+        abouts(&evs),
+        vec![About::Join(room("#three")), About::Input, About::Input],
+        "{evs:?}"
+    );
+    assert!(errors(&evs)[0].contains("at most 2 rooms"));
+    assert!(errors(&evs)[1].contains("at most 10"));
 }
 
 #[test]

@@ -1,11 +1,11 @@
-//! The session's deadlines: one slot per kind of timer, so the next deadline is a single `min`.
+//! The link's deadlines: one slot per kind of timer, so the next deadline is a single `min`.
 
 use crate::time::Millis;
 
-/// The session's deadlines, one slot each, so the next one is a single `min`.
+/// The link's deadlines, one slot each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
-    /// The transport must open by then.
+    /// The transport must open, and the server welcome us, by then.
     Connect = 0,
     /// Time for the next connection attempt.
     Reconnect = 1,
@@ -13,12 +13,12 @@ pub(super) enum Timer {
     Ping = 2,
     /// The ping went unanswered: the connection is dead.
     PingTimeout = 3,
-    /// A flood token is there for the next waiting command.
-    Flood = 4,
 }
 
+const SLOTS: usize = 4;
+
 #[derive(Debug, Default)]
-pub(super) struct Timers([Option<Millis>; 5]);
+pub(super) struct Timers([Option<Millis>; SLOTS]);
 
 impl Timers {
     pub(super) fn set(&mut self, t: Timer, at: Millis) {
@@ -28,7 +28,7 @@ impl Timers {
         self.0[t as usize] = None;
     }
     pub(super) fn stop_all(&mut self) {
-        self.0 = [None; 5];
+        self.0 = [None; SLOTS];
     }
     /// Clears and returns whether `t` is due at `now`.
     pub(super) fn take_expired(&mut self, t: Timer, now: Millis) -> bool {

@@ -1,10 +1,12 @@
-//! An in-memory network for whole conversations: one `Hub`, several client `Session`s and raw
-//! text-mode (`nc`) users, bytes moved between them by hand and a fake clock advanced explicitly.
-//! No sockets, no threads, fully deterministic.
+//! An in-memory network for whole conversations: one `Hub`, several clients and raw text-mode
+//! (`nc`) users, bytes moved between them by hand and a fake clock advanced explicitly. A client
+//! is what the CLI and the page run: a `Session` and the `Chat` model folding its events, typed
+//! lines going where the model says. No sockets, no threads, fully deterministic.
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 use bytes::Bytes;
 use core::net::{IpAddr, Ipv4Addr};
+use natter_core::chat::Chat;
 use natter_core::hub::{Config, Hub, HubEvent};
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::{ConnId, Millis, Nick, RoomName};
@@ -26,6 +28,7 @@ pub enum Kind {
     /// A program: the CLI or the page.
     Session {
         session: Box<Session>,
+        chat: Box<Chat>,
         events: Vec<Event>,
     },
     /// A person on nc: raw lines.
@@ -87,10 +90,12 @@ impl Net {
             transport: Transport::Stream,
             seed: self.clients.len() as u64 + 1,
         };
+        let chat = Box::new(Chat::new(config.nick.clone()));
         let session = Box::new(Session::new(config, self.now));
         self.clients.push(Client {
             kind: Kind::Session {
                 session,
+                chat,
                 events: Vec::new(),
             },
             conn: None,
@@ -130,6 +135,14 @@ impl Net {
         }
     }
 
+    /// The client's chat model.
+    pub fn chat(&mut self, i: usize) -> &mut Chat {
+        match &mut self.clients[i].kind {
+            Kind::Session { chat, .. } => chat,
+            Kind::Text { .. } => panic!("client {i} is a text client"),
+        }
+    }
+
     pub fn events(&self, i: usize) -> &[Event] {
         match &self.clients[i].kind {
             Kind::Session { events, .. } => events,
@@ -144,11 +157,13 @@ impl Net {
         }
     }
 
-    /// The client types a line (chat or /command).
+    /// The client types a line (chat or /command) in the conversation its chat model has open.
     pub fn type_line(&mut self, i: usize, line: &str) {
         let now = self.now;
         match &mut self.clients[i].kind {
-            Kind::Session { session, .. } => session.handle_input(line, now),
+            Kind::Session { session, chat, .. } => {
+                session.handle_input_in(line, chat.target().as_ref(), now)
+            }
             Kind::Text { .. } => {
                 let conn = self.clients[i].conn.expect("connected");
                 let bytes = format!("{line}\r\n");
@@ -205,10 +220,13 @@ impl Net {
     fn next_deadline(&self) -> Option<Millis> {
         let mut next = self.hub.poll_timeout();
         for c in &self.clients {
-            if let Kind::Session { session, .. } = &c.kind
-                && let Some(t) = session.poll_timeout()
-            {
-                next = Some(next.map_or(t, |n| n.min(t)));
+            if let Kind::Session { session, chat, .. } = &c.kind {
+                for t in [session.poll_timeout(), chat.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
             }
         }
         next
@@ -220,10 +238,13 @@ impl Net {
             self.hub.handle_timeout(now);
         }
         for c in &mut self.clients {
-            if let Kind::Session { session, .. } = &mut c.kind
-                && session.poll_timeout().is_some_and(|t| t <= now)
-            {
-                session.handle_timeout(now);
+            if let Kind::Session { session, chat, .. } = &mut c.kind {
+                if session.poll_timeout().is_some_and(|t| t <= now) {
+                    session.handle_timeout(now);
+                }
+                if chat.poll_timeout().is_some_and(|t| t <= now) {
+                    chat.handle_timeout(now);
+                }
             }
         }
     }
@@ -239,7 +260,12 @@ impl Net {
                 let mut connect = false;
                 let mut close = false;
                 let mut out = Vec::new();
-                if let Kind::Session { session, events } = &mut self.clients[i].kind {
+                if let Kind::Session {
+                    session,
+                    chat,
+                    events,
+                } = &mut self.clients[i].kind
+                {
                     while let Some(ev) = session.poll_event() {
                         moved = true;
                         match ev {
@@ -247,6 +273,7 @@ impl Net {
                             Event::Close => close = true,
                             _ => {}
                         }
+                        chat.handle_event(&ev, now);
                         events.push(ev);
                     }
                     while let Some(b) = session.poll_transmit() {

@@ -1,16 +1,18 @@
-//! Drawing the [`View`] into a ratatui frame: the layout, line wrapping, timestamps and nick
-//! colours. Pure functions of the view, so they are tested against ratatui's `TestBackend`.
+//! Drawing natter-core's chat model into a ratatui frame: the layout, line wrapping, timestamps,
+//! nick colours and mention highlights. Pure functions of the model and the view state, so they
+//! are tested against ratatui's `TestBackend`.
 //!
 //! ```text
 //! ┌ topic line ─────────────────────────────────────────────┐
-//! │ rooms    │ messages (newest at the bottom)   │ members   │
-//! ├ status line (connection, nick, room) ───────────────────┤
+//! │ conversations │ messages (newest at the bottom) │ members│
+//! ├ status line (connection, nick, conversation) ───────────┤
 //! └ > input line ───────────────────────────────────────────┘
 //! ```
 
 use super::input::InputLine;
-use super::view::{Line, LineKind, View};
+use super::view::View;
 use crate::clock::hh_mm;
+use natter_core::chat::{Chat, Conv, ConvId, Line, LineKind, Outgoing, mention_spans};
 use natter_core::session::ConnState;
 use natter_core::{Millis, Nick};
 use ratatui::Frame;
@@ -21,11 +23,11 @@ use ratatui::widgets::Paragraph;
 use std::collections::VecDeque;
 use unicode_width::UnicodeWidthChar;
 
-/// Width of the room list, when the terminal is wide enough for it.
+/// Width of the conversation list, when the terminal is wide enough for it.
 const ROOMS_WIDTH: u16 = 18;
 /// Width of the member list, when the terminal is wide enough for it.
 const MEMBERS_WIDTH: u16 = 18;
-/// Narrower than this, the room list is hidden.
+/// Narrower than this, the conversation list is hidden.
 const ROOMS_MIN_TOTAL: u16 = 50;
 /// Narrower than this, the member list is hidden.
 const MEMBERS_MIN_TOTAL: u16 = 80;
@@ -49,12 +51,18 @@ const NICK_COLOURS: [Color; 12] = [
     Color::LightCyan,
 ];
 
+/// How a mention of our nick stands out in a line.
+pub const MENTION: Style = Style::new()
+    .fg(Color::Black)
+    .bg(Color::Yellow)
+    .add_modifier(Modifier::BOLD);
+
 /// Where each part of the screen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Areas {
     /// Topic line.
     pub topic: Rect,
-    /// Room list (absent on narrow terminals).
+    /// Conversation list (absent on narrow terminals).
     pub rooms: Option<Rect>,
     /// Message pane.
     pub messages: Rect,
@@ -110,66 +118,81 @@ pub fn nick_colour(nick: &Nick) -> Color {
 /// A styled piece of text, before wrapping.
 type Segment = (String, Style);
 
-/// The segments of one buffer line, timestamp first.
-pub fn line_segments(line: &Line, tz_offset: i32) -> Vec<Segment> {
+/// Chat text as segments, the mentions of `me` highlighted when the line is a mention.
+fn text_segments(text: &str, me: &Nick, mention: bool, base: Style) -> Vec<Segment> {
+    if !mention {
+        return vec![(text.to_owned(), base)];
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    for span in mention_spans(text, me) {
+        if span.start > at {
+            out.push((text[at..span.start].to_owned(), base));
+        }
+        out.push((text[span.clone()].to_owned(), MENTION));
+        at = span.end;
+    }
+    if at < text.len() || out.is_empty() {
+        out.push((text[at..].to_owned(), base));
+    }
+    out
+}
+
+/// The segments of one line, timestamp first, as seen by `me`.
+pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
     let dim = Style::new().fg(Color::DarkGray);
     let mut out = vec![(format!("{} ", hh_mm(line.at, tz_offset)), dim)];
     let nick_style = |n: &Nick| Style::new().fg(nick_colour(n)).add_modifier(Modifier::BOLD);
+    let notice = Style::new().fg(Color::Cyan);
     match &line.kind {
-        LineKind::Say { nick, text } => {
+        LineKind::Say { from, text } => {
             out.push(("<".into(), Style::new()));
-            out.push((nick.to_string(), nick_style(nick)));
+            out.push((from.to_string(), nick_style(from)));
             out.push(("> ".into(), Style::new()));
-            out.push((text.clone(), Style::new()));
+            out.extend(text_segments(text.as_str(), me, line.mention, Style::new()));
         }
-        LineKind::Act { nick, text } => {
-            out.push(("* ".into(), nick_style(nick)));
-            out.push((nick.to_string(), nick_style(nick)));
-            out.push((
-                format!(" {text}"),
-                Style::new().add_modifier(Modifier::ITALIC),
-            ));
+        LineKind::Act { from, text } => {
+            let italic = Style::new().add_modifier(Modifier::ITALIC);
+            out.push(("* ".into(), nick_style(from)));
+            out.push((from.to_string(), nick_style(from)));
+            out.push((" ".into(), italic));
+            out.extend(text_segments(text.as_str(), me, line.mention, italic));
         }
-        LineKind::Direct {
-            peer,
-            outgoing,
-            text,
-        } => {
-            let dm = Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD);
-            let head = if *outgoing {
-                format!("-> *{peer}* ")
-            } else {
-                format!("*{peer}* ")
-            };
-            out.push((head, dm));
-            out.push((text.clone(), Style::new()));
+        LineKind::Event { words, .. } | LineKind::Notice(words) | LineKind::Rooms { words, .. } => {
+            out.push((format!("-- {words}"), notice));
         }
-        LineKind::Notice(t) => out.push((t.clone(), Style::new().fg(Color::Cyan))),
-        LineKind::Error(t) => out.push((
-            format!("error: {t}"),
+        LineKind::Error(words) => out.push((
+            format!("error: {words}"),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         )),
-        LineKind::Gap(t) => out.push((
-            format!("~~~ {t} ~~~"),
+        LineKind::Gap { words, .. } => out.push((
+            format!("~~~ {words} ~~~"),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         )),
+    }
+    if let Some(why) = &line.failed {
+        out.push((
+            format!(" (not delivered: {why})"),
+            Style::new().fg(Color::Red).add_modifier(Modifier::ITALIC),
+        ));
     }
     out
 }
 
 /// The segments of a line we typed that the server has not acknowledged yet: shaped like the
-/// line it becomes once sent, dimmed, with a `(sending)` tag. The only place that decides how a
-/// pending line looks.
-pub fn pending_segments(line: &Line, tz_offset: i32) -> Vec<Segment> {
+/// line it becomes once sent; when the model says it looks pending (offline, or waiting
+/// noticeably long), dimmed with a `(sending)` tag.
+pub fn outgoing_segments(o: &Outgoing, me: &Nick, tz_offset: i32) -> Vec<Segment> {
+    let segments = line_segments(&o.line, me, tz_offset);
+    if !o.looks_pending {
+        return segments;
+    }
     let dim = |st: Style| {
         st.fg(Color::DarkGray)
             .remove_modifier(Modifier::BOLD)
             .add_modifier(Modifier::DIM)
     };
-    let mut out: Vec<Segment> = line_segments(line, tz_offset)
-        .into_iter()
-        .map(|(s, st)| (s, dim(st)))
-        .collect();
+    let mut out: Vec<Segment> = segments.into_iter().map(|(s, st)| (s, dim(st))).collect();
     out.push((
         " (sending)".into(),
         dim(Style::new().add_modifier(Modifier::ITALIC)),
@@ -238,28 +261,32 @@ fn text_line(segs: Vec<Segment>) -> TextLine<'static> {
     )
 }
 
-/// The rows the message pane shows for the shown buffer, its pending lines after its real ones:
-/// at most `height`, the newest at the bottom, `scroll` rows up from the end (clamped). Also
-/// returns the clamped scroll.
+/// The rows the message pane shows for the open conversation, the lines typed and not yet
+/// acknowledged after its lines: at most `height`, the newest at the bottom, scrolled up as the
+/// view says (clamped). Also returns the clamped scroll.
 pub fn message_rows(
+    chat: &Chat,
     view: &View,
     width: usize,
     height: usize,
     tz_offset: i32,
 ) -> (Vec<Vec<Segment>>, usize) {
-    let buffer = view.shown();
-    let want = height.saturating_add(buffer.scroll);
+    let me = chat.me();
+    let conv = chat.current_conv();
+    let scroll = view.scroll(chat);
+    let want = height.saturating_add(scroll);
     let mut rows: VecDeque<Vec<Segment>> = VecDeque::new();
     // Newest first.
-    let pending = view
-        .pending_shown()
+    let outgoing: Vec<&Outgoing> = chat.outgoing(conv.id()).collect();
+    let pending = outgoing
+        .iter()
         .rev()
-        .map(|l| pending_segments(l, tz_offset));
-    let sent = buffer
+        .map(|o| outgoing_segments(o, me, tz_offset));
+    let sent = conv
         .lines()
         .iter()
         .rev()
-        .map(|l| line_segments(l, tz_offset));
+        .map(|l| line_segments(l, me, tz_offset));
     for segments in pending.chain(sent) {
         for row in wrap(&segments, width, STAMP_WIDTH).into_iter().rev() {
             rows.push_front(row);
@@ -268,7 +295,7 @@ pub fn message_rows(
             break;
         }
     }
-    let scroll = buffer.scroll.min(rows.len().saturating_sub(height));
+    let scroll = scroll.min(rows.len().saturating_sub(height));
     let end = rows.len() - scroll;
     let start = end.saturating_sub(height);
     (
@@ -290,36 +317,65 @@ pub fn state_text(state: ConnState, now: Millis) -> String {
     }
 }
 
+/// How a conversation is named in the list and the status line.
+pub fn conv_name(conv: &Conv) -> String {
+    match conv.id() {
+        ConvId::Direct(_) => format!("@{}", conv.label()),
+        ConvId::Room(_) | ConvId::Server => conv.label().to_owned(),
+    }
+}
+
+/// A conversation's counts as the list shows them: ` (3)`, or ` (3, @1)` when some are for us.
+pub fn counts_text(conv: &Conv) -> Option<String> {
+    match (conv.unread(), conv.mentions()) {
+        (0, _) => None,
+        (u, 0) => Some(format!(" ({u})")),
+        (u, m) => Some(format!(" ({u}, @{m})")),
+    }
+}
+
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, view: &View, input: &InputLine, now: Millis, tz_offset: i32) {
+pub fn draw(
+    frame: &mut Frame,
+    chat: &Chat,
+    view: &View,
+    input: &InputLine,
+    now: Millis,
+    tz_offset: i32,
+) {
     let areas = layout(frame.area());
     let bar = Style::new().fg(Color::White).bg(Color::Blue);
+    let conv = chat.current_conv();
 
     // Topic.
-    let current = view.current();
-    let topic = match (current, &view.shown().topic) {
-        (Some(r), Some(t)) => format!(" {r}: {t}"),
-        (Some(r), None) => format!(" {r}"),
-        (None, _) => " natter: /join #room to start".into(),
+    let topic = match (conv.id(), conv.topic()) {
+        (ConvId::Room(r), Some(t)) => format!(" {r}: {t}"),
+        (ConvId::Room(r), None) => format!(" {r}"),
+        (ConvId::Direct(_), _) => format!(" {}: direct messages", conv_name(conv)),
+        (ConvId::Server, _) => " natter: /join #room to start".into(),
     };
     frame.render_widget(Paragraph::new(topic).style(bar), areas.topic);
 
-    // Rooms.
+    // Conversations.
     if let Some(area) = areas.rooms {
-        let rows: Vec<TextLine> = view
-            .room_list()
-            .iter()
+        let rows: Vec<TextLine> = chat
+            .conversations()
             .enumerate()
-            .map(|(i, e)| {
-                let mut spans = vec![Span::raw(format!("{} {}", i + 1, e.room))];
-                if e.unread > 0 {
+            .map(|(i, c)| {
+                let mut spans = vec![Span::raw(format!("{} {}", i + 1, conv_name(c)))];
+                if let Some(counts) = counts_text(c) {
+                    let colour = if c.mentions() > 0 {
+                        Color::LightMagenta
+                    } else {
+                        Color::Yellow
+                    };
                     spans.push(Span::styled(
-                        format!(" ({})", e.unread),
-                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                        counts,
+                        Style::new().fg(colour).add_modifier(Modifier::BOLD),
                     ));
                 }
                 let line = TextLine::from(spans);
-                if e.current {
+                if c.id() == chat.current() {
                     line.style(Style::new().add_modifier(Modifier::REVERSED))
                 } else {
                     line
@@ -334,7 +390,7 @@ pub fn draw(frame: &mut Frame, view: &View, input: &InputLine, now: Millis, tz_o
     // Messages, bottom-aligned.
     let width = usize::from(areas.messages.width.saturating_sub(1)).max(1);
     let height = usize::from(areas.messages.height);
-    let (rows, scroll) = message_rows(view, width, height, tz_offset);
+    let (rows, scroll) = message_rows(chat, view, width, height, tz_offset);
     let n = u16::try_from(rows.len()).unwrap_or(u16::MAX);
     let msg_area = Rect::new(
         areas.messages.x + 1,
@@ -348,7 +404,7 @@ pub fn draw(frame: &mut Frame, view: &View, input: &InputLine, now: Millis, tz_o
     // Members.
     if let Some(area) = areas.members {
         draw_rule(frame, area.x, area);
-        let members = view.shown().members();
+        let members = conv.members();
         let mut rows = vec![TextLine::styled(
             format!("{} here", members.len()),
             Style::new().add_modifier(Modifier::BOLD),
@@ -369,12 +425,9 @@ pub fn draw(frame: &mut Frame, view: &View, input: &InputLine, now: Millis, tz_o
     }
 
     // Status.
-    let mut status = match view.status() {
-        Some(s) => format!(" [{}] {}", state_text(s.state, now), s.nick),
-        None => " [Connecting]".to_owned(),
-    };
-    if let Some(r) = current {
-        status.push_str(&format!(" │ {r}"));
+    let mut status = format!(" [{}] {}", state_text(chat.conn(), now), chat.me());
+    if *conv.id() != ConvId::Server {
+        status.push_str(&format!(" │ {}", conv_name(conv)));
     }
     if scroll > 0 {
         status.push_str(&format!(" │ scrolled up {scroll} (PgDn)"));
@@ -403,18 +456,18 @@ fn draw_rule(frame: &mut Frame, x: u16, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::view::tests::{joined, nick, queued, room, room_ev, say, settled, status};
+    use super::super::view::tests::{AT, apply, chat_in, joined, nick, rid, room, room_ev, say};
     use super::*;
-    use crate::driver::Update;
-    use natter_core::Seq;
-    use natter_core::session::Event;
+    use natter_core::session::{Event, Target};
     use natter_core::wire::EventKind;
+    use natter_core::{MsgId, Seq, Text};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn screen(view: &View, input: &InputLine, w: u16, h: u16) -> Vec<String> {
+    fn screen(chat: &Chat, view: &View, input: &InputLine, w: u16, h: u16) -> Vec<String> {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| draw(f, view, input, Millis(0), 0)).unwrap();
+        t.draw(|f| draw(f, chat, view, input, Millis(0), 0))
+            .unwrap();
         let buf = t.backend().buffer().clone();
         (0..h)
             .map(|y| {
@@ -486,22 +539,21 @@ mod tests {
         // Tiny terminals do not panic.
         for (w, h) in [(0, 0), (1, 1), (3, 2), (10, 3)] {
             let _ = layout(Rect::new(0, 0, w, h));
-            let v = View::new(nick("me"));
-            let _ = screen(&v, &InputLine::new(), w.max(1), h.max(1));
+            let c = Chat::new(nick("me"));
+            let _ = screen(&c, &View::new(), &InputLine::new(), w.max(1), h.max(1));
         }
     }
 
     #[test]
     fn the_screen_shows_rooms_messages_members_and_input() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#lobby", &["#lobby", "#rust"]), Millis(0));
-        v.apply(&joined("#lobby", &["me", "bob"]), Millis(0));
-        v.apply(&say("#lobby", "bob", "hello there"), Millis(0));
-        v.apply(&say("#rust", "ann", "psst"), Millis(0));
-        v.apply(&say("#rust", "ann", "again"), Millis(0));
+        let mut c = chat_in(&["#lobby", "#rust"]);
+        c.handle_event(&joined("#lobby", &["me", "bob"]), Millis(0));
+        c.handle_event(&say("#lobby", "bob", "hello there"), Millis(0));
+        c.handle_event(&say("#rust", "ann", "psst"), Millis(0));
+        c.handle_event(&say("#rust", "ann", "again"), Millis(0));
         let mut input = InputLine::new();
         input.paste("typing");
-        let s = screen(&v, &input, 100, 12);
+        let s = screen(&c, &View::new(), &input, 100, 12);
         assert!(s[0].contains("#lobby"), "topic: {:?}", s[0]);
         assert!(s[1].starts_with("1 #lobby"), "{:?}", s[1]);
         assert!(s[2].starts_with("2 #rust (2)"), "{:?}", s[2]);
@@ -514,21 +566,60 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_our_nick_stand_out_and_direct_messages_are_listed() {
+        let mut c = chat_in(&["#a", "#b"]);
+        c.handle_event(&say("#a", "bob", "hey ME, look"), Millis(0));
+        c.handle_event(&say("#b", "bob", "me too"), Millis(0));
+        c.handle_event(
+            &Event::Direct(natter_core::wire::DirectMsg {
+                from: nick("Zed"),
+                to: nick("me"),
+                id: MsgId(4),
+                at: AT,
+                text: Text::new("psst").unwrap(),
+            }),
+            Millis(0),
+        );
+        let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
+        let last = rows.last().unwrap();
+        let highlighted: Vec<&str> = last
+            .iter()
+            .filter(|(_, st)| *st == MENTION)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(highlighted, ["ME"], "{last:?}");
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 10);
+        assert!(s[2].starts_with("2 #b (1, @1)"), "{:?}", s[2]);
+        assert!(s[3].starts_with("3 @Zed (1, @1)"), "{:?}", s[3]);
+        // A line that does not mention us has no highlight.
+        c.open(&rid("#b"));
+        let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
+        assert!(rows.last().unwrap().iter().any(|(_, st)| *st == MENTION));
+        c.handle_event(&say("#b", "bob", "memes"), Millis(0));
+        let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
+        assert!(!rows.last().unwrap().iter().any(|(_, st)| *st == MENTION));
+    }
+
+    #[test]
     fn long_messages_wrap_in_the_pane_and_scroll() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
         for i in 0..20 {
-            v.apply(&say("#a", "bob", &format!("message number {i}")), Millis(0));
+            apply(
+                &mut c,
+                &mut v,
+                &say("#a", "bob", &format!("message number {i}")),
+            );
         }
-        v.apply(&say("#a", "bob", &"word ".repeat(20)), Millis(0));
+        apply(&mut c, &mut v, &say("#a", "bob", &"word ".repeat(20)));
         let long_rows = wrap(
-            &line_segments(v.shown().lines().back().unwrap(), 0),
+            &line_segments(c.current_conv().lines().back().unwrap(), c.me(), 0),
             39,
             STAMP_WIDTH,
         )
         .len();
         assert!(long_rows >= 3, "{long_rows}");
-        let (rows, _) = message_rows(&v, 39, 5, 0);
+        let (rows, _) = message_rows(&c, &v, 39, 5, 0);
         let rows = plain(&rows);
         assert_eq!(rows.len(), 5);
         let first_long = 5 - long_rows;
@@ -542,20 +633,26 @@ mod tests {
         );
         assert!(rows[4].trim_end().ends_with("word"));
         assert!(rows.iter().all(|r| r.chars().count() <= 39));
-        v.scroll_up(long_rows);
-        let (rows, scroll) = message_rows(&v, 39, 5, 0);
+        v.scroll_up(&c, long_rows);
+        let (rows, scroll) = message_rows(&c, &v, 39, 5, 0);
         assert_eq!(scroll, long_rows);
         assert!(plain(&rows)[4].contains("message number 19"));
-        v.scroll_up(10_000);
-        let (rows, scroll) = message_rows(&v, 39, 5, 0);
+        v.scroll_up(&c, 10_000);
+        let (rows, scroll) = message_rows(&c, &v, 39, 5, 0);
         assert!(
-            plain(&rows)[0].contains("message number 0"),
+            plain(&rows)[0].contains("you are in #a"),
             "{:?}",
             plain(&rows)
         );
-        assert_eq!(scroll, 20 + long_rows - 5);
-        v.scroll_down(10_000);
-        assert_eq!(message_rows(&v, 39, 5, 0).1, 0);
+        let notice_rows = wrap(
+            &line_segments(&c.current_conv().lines()[0], c.me(), 0),
+            39,
+            STAMP_WIDTH,
+        )
+        .len();
+        assert_eq!(scroll, notice_rows + 20 + long_rows - 5);
+        v.scroll_down(&c, 10_000);
+        assert_eq!(message_rows(&c, &v, 39, 5, 0).1, 0);
     }
 
     #[test]
@@ -576,31 +673,29 @@ mod tests {
 
     #[test]
     fn gaps_and_reconnects_are_visible() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
-        v.apply(&say("#a", "bob", "before"), Millis(0));
-        v.apply(
-            &Update::Event(Event::Gap {
+        let mut c = chat_in(&["#a"]);
+        c.handle_event(&say("#a", "bob", "before"), Millis(0));
+        c.handle_event(
+            &Event::Gap {
                 room: room("#a"),
                 first: Seq(3),
                 last: Seq(7),
+            },
+            Millis(0),
+        );
+        c.handle_event(&say("#a", "bob", "after"), Millis(0));
+        c.handle_event(
+            &Event::State(ConnState::Reconnecting {
+                at: Millis(4_000),
+                attempt: 1,
             }),
             Millis(0),
         );
-        v.apply(&say("#a", "bob", "after"), Millis(0));
-        let mut reconnecting = match status("#a", &["#a"]) {
-            Update::Status(s) => s,
-            Update::Event(_) => unreachable!(),
-        };
-        reconnecting.state = ConnState::Reconnecting {
-            at: Millis(4_000),
-            attempt: 1,
-        };
-        v.apply(&Update::Status(reconnecting), Millis(0));
-        let s = screen(&v, &InputLine::new(), 100, 8);
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
         let at = |text: &str| s.iter().position(|l| l.contains(text));
-        let gap = at("~~~ -- 5 messages missed here (#a #3..#7) ~~~").expect("gap marker shown");
+        let gap = at("~~~ 5 messages missed here (#a #3..#7) ~~~").expect("gap marker shown");
         assert!(at("<bob> before").unwrap() < gap && gap < at("<bob> after").unwrap());
+        assert!(at("-- connection lost; reconnecting (attempt 1)").is_some());
         assert!(
             s[6].contains("[Reconnecting in 4s (attempt 1)] me"),
             "{:?}",
@@ -620,52 +715,61 @@ mod tests {
 
     #[test]
     fn joins_show_in_the_member_pane() {
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
-        v.apply(&joined("#a", &["me"]), Millis(0));
-        let before = screen(&v, &InputLine::new(), 100, 8);
+        let mut c = chat_in(&["#a"]);
+        let before = screen(&c, &View::new(), &InputLine::new(), 100, 8);
         assert!(!before.iter().any(|l| l.contains("│newbie")));
-        v.apply(&room_ev("#a", "newbie", EventKind::Join), Millis(0));
-        let after = screen(&v, &InputLine::new(), 100, 8);
+        c.handle_event(&room_ev("#a", "newbie", EventKind::Join), Millis(0));
+        let after = screen(&c, &View::new(), &InputLine::new(), 100, 8);
         assert!(after.iter().any(|l| l.contains("│newbie")), "{after:#?}");
         assert!(after[1].contains("2 here"));
         assert!(after.iter().any(|l| l.contains("-- newbie joined #a")));
     }
 
+    fn queued(id: u64, to: Target, act: bool, text: &str) -> Event {
+        Event::Queued {
+            id: MsgId(id),
+            to,
+            act,
+            text: Text::new(text).unwrap(),
+        }
+    }
+
     #[test]
-    fn pending_lines_show_dimmed_after_the_real_ones_until_settled() {
-        use natter_core::session::Target;
-        let mut v = View::new(nick("me"));
-        v.apply(&status("#a", &["#a"]), Millis(0));
-        v.apply(
-            &queued(1, Target::Room(room("#a")), false, "hello"),
-            Millis(0),
-        );
-        v.apply(
-            &queued(2, Target::Room(room("#a")), true, "waves"),
-            Millis(0),
-        );
-        v.apply(
-            &queued(3, Target::Nick(nick("bob")), false, "psst"),
-            Millis(0),
-        );
+    fn typed_lines_show_after_the_real_ones_and_dim_only_once_they_wait() {
+        let mut c = chat_in(&["#a"]);
+        let a = || Target::Room(room("#a"));
+        let t0 = AT;
+        c.handle_event(&queued(1, a(), false, "hello"), t0);
+        c.handle_event(&queued(2, a(), true, "waves"), t0);
+        c.handle_event(&queued(3, Target::Nick(nick("bob")), false, "psst"), t0);
         // Arrives after the lines were typed, yet shows above them.
-        v.apply(&say("#a", "bob", "live"), Millis(0));
-        let (rows, _) = message_rows(&v, 60, 10, 0);
-        assert_eq!(
-            plain(&rows)
+        c.handle_event(&say("#a", "bob", "live"), t0);
+        let shown = |c: &Chat| {
+            let (rows, _) = message_rows(c, &View::new(), 60, 10, 0);
+            let text = plain(&rows)
                 .iter()
-                .map(|r| r.trim_end())
-                .collect::<Vec<_>>(),
+                .map(|r| r.trim_end().to_owned())
+                .collect::<Vec<_>>();
+            (text[text.len().saturating_sub(3)..].to_vec(), rows)
+        };
+        // Fresh: they look like sent lines (a live echo takes milliseconds).
+        let (text, _) = shown(&c);
+        assert_eq!(
+            text,
+            ["22:13 <bob> live", "22:13 <me> hello", "22:13 * me waves"]
+        );
+        // Waiting noticeably: dimmed and tagged, decided by the model.
+        c.handle_timeout(t0 + natter_core::limits::PENDING_LOOK_AFTER);
+        let (text, rows) = shown(&c);
+        assert_eq!(
+            text,
             [
                 "22:13 <bob> live",
-                "00:00 <me> hello (sending)",
-                "00:00 * me waves (sending)",
-                "00:00 -> *bob* psst (sending)",
+                "22:13 <me> hello (sending)",
+                "22:13 * me waves (sending)",
             ]
         );
-        // Every part of a pending line is dim; the sent line is not.
-        for row in &rows[1..] {
+        for row in &rows[rows.len() - 2..] {
             assert!(
                 row.iter().all(|(_, st)| st.fg == Some(Color::DarkGray)
                     && st.add_modifier.contains(Modifier::DIM)
@@ -673,16 +777,41 @@ mod tests {
                 "{row:?}"
             );
         }
-        assert!(rows[0].iter().any(|(_, st)| st.fg != Some(Color::DarkGray)));
-
-        // The echo arrives, then the settlement: one normal line, no tag.
-        v.apply(&say("#a", "me", "hello"), Millis(0));
-        v.apply(&settled(1, true), Millis(0));
-        let s = screen(&v, &InputLine::new(), 100, 8);
+        // The direct message waits in its own conversation.
+        c.open(&ConvId::direct(&nick("bob")));
+        assert_eq!(shown(&c).0.last().unwrap(), "22:13 <me> psst (sending)");
+        c.open(&rid("#a"));
+        // The echo arrives, then the settlement: one normal line, no tag; a refusal fails in
+        // place and says why.
+        c.handle_event(&say("#a", "me", "hello"), t0);
+        c.handle_event(
+            &Event::Settled {
+                id: MsgId(1),
+                delivered: true,
+            },
+            t0,
+        );
+        c.handle_event(
+            &Event::Error {
+                kind: None,
+                about: natter_core::session::About::Message(MsgId(2)),
+                text: "slow down".into(),
+            },
+            t0,
+        );
+        c.handle_event(
+            &Event::Settled {
+                id: MsgId(2),
+                delivered: false,
+            },
+            t0,
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
         assert_eq!(s.iter().filter(|l| l.contains("<me> hello")).count(), 1);
-        assert!(!s.iter().any(|l| l.contains("hello (sending)")), "{s:#?}");
+        assert!(!s.iter().any(|l| l.contains("(sending)")), "{s:#?}");
         assert!(
-            s.iter().any(|l| l.contains("* me waves (sending)")),
+            s.iter()
+                .any(|l| l.contains("* me waves (not delivered: slow down)")),
             "{s:#?}"
         );
     }

@@ -97,6 +97,31 @@ impl InputLine {
         self.cursor = start;
     }
 
+    /// Tab: completes the word before the cursor with what `complete` finds for it (a nick),
+    /// followed by `: ` at the start of the line and a space elsewhere. False if nothing was found.
+    pub fn complete(&mut self, complete: impl FnOnce(&str) -> Option<String>) -> bool {
+        let mut start = self.cursor;
+        while start > 0 && self.text[start - 1] != ' ' {
+            start -= 1;
+        }
+        if start == self.cursor {
+            return false;
+        }
+        let word: String = self.text[start..self.cursor].iter().collect();
+        let Some(found) = complete(&word) else {
+            return false;
+        };
+        let suffix = if start == 0 { ": " } else { " " };
+        let with: Vec<char> = found.chars().chain(suffix.chars()).collect();
+        let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
+        if self.bytes() - word.len() + grows > MAX_LINE_BYTES {
+            return false;
+        }
+        self.text.splice(start..self.cursor, with.iter().copied());
+        self.cursor = start + with.len();
+        true
+    }
+
     /// Clears the line (Ctrl+U).
     pub fn clear(&mut self) {
         self.text.clear();
@@ -211,6 +236,25 @@ impl InputLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tab_completes_the_word_before_the_cursor() {
+        let mut i = InputLine::new();
+        i.paste("bo");
+        assert!(i.complete(|w| (w == "bo").then(|| "Bob".to_owned())));
+        assert_eq!(i.text(), "Bob: ");
+        i.paste("ask ca");
+        assert!(i.complete(|_| Some("carol".into())));
+        assert_eq!(i.text(), "Bob: ask carol ");
+        assert_eq!(i.cursor(), i.text().chars().count());
+        assert!(
+            !i.complete(|_| Some("x".into())),
+            "nothing typed before the cursor"
+        );
+        i.paste("zz");
+        assert!(!i.complete(|_| None));
+        assert_eq!(i.text(), "Bob: ask carol zz");
+    }
 
     fn typed(s: &str) -> InputLine {
         let mut i = InputLine::new();

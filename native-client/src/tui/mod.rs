@@ -1,11 +1,14 @@
 //! The full-screen terminal UI: terminal setup and restore, and the event loop that joins
-//! keyboard input, driver updates and a clock tick. What is on screen is [`view::View`], drawn
-//! by [`draw`]; editing is [`input::InputLine`]; this file only routes events between them.
+//! keyboard input, the driver's session events and a clock tick. What is on screen is
+//! natter-core's chat model ([`Chat`], fed the session's events), drawn by [`draw`]; the TUI
+//! keeps only view concerns: scroll positions ([`view::View`]) and the input line
+//! ([`input::InputLine`]). This file routes events between them and rings the bell.
 //!
-//! Keys: Enter sends; Up/Down history; Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A,
-//! Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9 picks a room, Ctrl+N/Ctrl+P the next/previous one;
-//! PgUp/PgDn scroll; Ctrl+C (or `/quit`) leaves. A paste is inserted into the input line with
-//! its line breaks turned into spaces and is sent, as one message, on Enter.
+//! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick;
+//! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll; Ctrl+C (or
+//! `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
+//! spaces and is sent, as one message, on Enter.
 
 pub mod draw;
 pub mod input;
@@ -14,25 +17,35 @@ pub mod view;
 use crate::clock;
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream, KeyCode,
-    KeyEvent, KeyEventKind, KeyModifiers,
+    DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange,
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use input::InputLine;
-use natter_core::RoomName;
+use natter_core::chat::{Chat, ConvId};
 use natter_core::session::Session;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use std::io::Stdout;
+use std::io::{Stdout, Write};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use view::View;
 
-/// Updates folded into the view before the next redraw (bounds one frame's work).
-const UPDATES_PER_FRAME: usize = 256;
+/// Session events folded into the model before the next redraw (bounds one frame's work).
+const EVENTS_PER_FRAME: usize = 256;
+
+/// The terminal bell.
+const BEL: &[u8] = b"\x07";
+
+/// How the TUI behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Ring the terminal bell on a mention of our nick or a direct message.
+    pub bell: bool,
+}
 
 /// Why the TUI stopped badly.
 #[derive(Debug, Error)]
@@ -59,6 +72,8 @@ pub enum Action {
     Step(isize),
     /// Scroll up (+) or down (-) a page.
     Page(isize),
+    /// Complete the nick before the cursor.
+    Complete,
     /// Leave.
     Quit,
 }
@@ -94,7 +109,7 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Down => input.history_next(),
         KeyCode::PageUp => return Some(Action::Page(1)),
         KeyCode::PageDown => return Some(Action::Page(-1)),
-        KeyCode::Tab => input.insert(' '),
+        KeyCode::Tab => return Some(Action::Complete),
         _ => {}
     }
     None
@@ -105,6 +120,7 @@ fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
+        DisableFocusChange,
         DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
@@ -132,21 +148,23 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
     crossterm::execute!(
         std::io::stdout(),
         EnterAlternateScreen,
-        EnableBracketedPaste
+        EnableBracketedPaste,
+        EnableFocusChange
     )?;
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
 }
 
 /// Runs the TUI until the session ends or the user leaves.
-pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError> {
+pub async fn run(session: Session, config: DriverConfig, options: Options) -> Result<(), TuiError> {
     let tz = clock::local_offset_secs();
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let (upd_tx, mut upd_rx) = mpsc::channel(driver::UPDATE_QUEUE);
-    let mut view = View::new(session.nick().clone());
+    let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
+    let mut chat = Chat::new(session.nick().clone());
+    let mut view = View::new();
     let mut input = InputLine::new();
     let (guard, mut terminal) = setup_terminal()?;
-    let driver = tokio::spawn(driver::run(session, config, cmd_rx, upd_tx));
+    let driver = tokio::spawn(driver::run(session, config, cmd_rx, ev_tx));
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut quitting = false;
@@ -155,14 +173,30 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
     let mut hangup = signal(SignalKind::hangup())?;
 
     loop {
-        terminal.draw(|f| draw::draw(f, &view, &input, clock::now(), tz))?;
+        let now = clock::now();
+        if chat.poll_timeout().is_some_and(|t| t <= now) {
+            chat.handle_timeout(now);
+        }
+        while let Some(change) = chat.poll_change() {
+            view.follow(&change, &chat);
+        }
+        let mut ring = false;
+        while chat.poll_alert().is_some() {
+            ring = true;
+        }
+        if ring && options.bell {
+            let out = terminal.backend_mut();
+            out.write_all(BEL)?;
+            out.flush()?;
+        }
+        terminal.draw(|f| draw::draw(f, &chat, &view, &input, now, tz))?;
         tokio::select! {
-            u = upd_rx.recv() => {
-                let Some(u) = u else { break };
-                view.apply(&u, clock::now());
-                for _ in 1..UPDATES_PER_FRAME {
-                    match upd_rx.try_recv() {
-                        Ok(u) => view.apply(&u, clock::now()),
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                chat.handle_event(&ev, clock::now());
+                for _ in 1..EVENTS_PER_FRAME {
+                    match ev_rx.try_recv() {
+                        Ok(ev) => chat.handle_event(&ev, clock::now()),
                         Err(_) => break,
                     }
                 }
@@ -172,6 +206,14 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
                     Some(Ok(TermEvent::Key(key))) => key_action(key, &mut input),
                     Some(Ok(TermEvent::Paste(text))) => {
                         input.paste(&text);
+                        None
+                    }
+                    Some(Ok(TermEvent::FocusLost)) => {
+                        chat.set_attention(false);
+                        None
+                    }
+                    Some(Ok(TermEvent::FocusGained)) => {
+                        chat.set_attention(true);
                         None
                     }
                     Some(Ok(_)) => None,
@@ -188,19 +230,28 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
                             break;
                         }
                     }
-                    Some(Action::Send(line)) => send(&cmd_tx, &mut view, Command::Line(line)),
-                    Some(Action::Room(n)) => {
-                        if let Some(r) = view.room_number(n) {
-                            switch(&cmd_tx, &mut view, r);
+                    Some(Action::Send(line)) => {
+                        let to = chat.target();
+                        if cmd_tx.try_send(Command::Input { line, to }).is_err() {
+                            chat.note_error(
+                                "typing faster than the connection can take it; line dropped",
+                                clock::now(),
+                            );
                         }
+                    }
+                    Some(Action::Room(n)) => {
+                        let conv = chat.conv_number(n);
+                        open(&mut chat, conv);
                     }
                     Some(Action::Step(step)) => {
-                        if let Some(r) = view.room_after(step) {
-                            switch(&cmd_tx, &mut view, r);
-                        }
+                        let conv = chat.conv_after(step);
+                        open(&mut chat, conv);
                     }
-                    Some(Action::Page(n)) if n > 0 => view.scroll_up(page),
-                    Some(Action::Page(_)) => view.scroll_down(page),
+                    Some(Action::Page(n)) if n > 0 => view.scroll_up(&chat, page),
+                    Some(Action::Page(_)) => view.scroll_down(&chat, page),
+                    Some(Action::Complete) => {
+                        input.complete(|word| chat.complete_nick(word).map(ToString::to_string));
+                    }
                 }
             }
             _ = tick.tick() => {}
@@ -221,25 +272,15 @@ pub async fn run(session: Session, config: DriverConfig) -> Result<(), TuiError>
         let _ = cmd_tx.try_send(Command::Quit);
     }
     drop(cmd_tx);
-    drop(upd_rx);
+    drop(ev_rx);
     // The driver quits once its front-end is gone; bounded by its quit timeout.
     Ok(driver.await??)
 }
 
-fn send(cmd_tx: &mpsc::Sender<Command>, view: &mut View, cmd: Command) {
-    if cmd_tx.try_send(cmd).is_err() {
-        view.apply(
-            &driver::Update::Event(natter_core::session::Event::Error {
-                kind: None,
-                text: "typing faster than the connection can take it; line dropped".into(),
-            }),
-            clock::now(),
-        );
+fn open(chat: &mut Chat, conv: Option<ConvId>) {
+    if let Some(conv) = conv {
+        chat.open(&conv);
     }
-}
-
-fn switch(cmd_tx: &mpsc::Sender<Command>, view: &mut View, room: RoomName) {
-    send(cmd_tx, view, Command::Switch(room));
 }
 
 #[cfg(test)]
@@ -273,6 +314,10 @@ mod tests {
         assert_eq!(
             key_action(key(KeyCode::Char('c'), KeyModifiers::CONTROL), &mut i),
             Some(Action::Quit)
+        );
+        assert_eq!(
+            key_action(key(KeyCode::Tab, none), &mut i),
+            Some(Action::Complete)
         );
         key_action(key(KeyCode::Up, none), &mut i);
         assert_eq!(i.text(), "hi");

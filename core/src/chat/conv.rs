@@ -1,0 +1,217 @@
+//! One conversation of the chat model: a room we are in, a direct conversation with one person,
+//! or the server's notices when nothing else is open. Its lines (bounded), its members kept
+//! sorted (so a change is one insert or remove, and says where), its topic and counts.
+
+use super::line::{Line, LineId};
+use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
+use crate::session::Target;
+use crate::types::{Nick, RoomName, Seq, Text};
+use std::collections::VecDeque;
+
+/// Which conversation: a room, a direct conversation, or the server's notices.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConvId {
+    /// Notices shown when no other conversation is open (before the first join, after the
+    /// last part).
+    Server,
+    /// A room we are in.
+    Room(RoomName),
+    /// A direct conversation with one person; the nick is folded (`Bob` and `bob` are one).
+    Direct(Nick),
+}
+
+impl ConvId {
+    /// The direct conversation with `peer`, whatever the case of its nick.
+    pub fn direct(peer: &Nick) -> ConvId {
+        // Folding keeps a valid nick valid: it only lowers ASCII letters.
+        ConvId::Direct(Nick::new(&peer.folded()).unwrap_or_else(|_| peer.clone()))
+    }
+
+    /// Where input typed here goes (`None` for the server's notices).
+    pub fn target(&self) -> Option<Target> {
+        match self {
+            ConvId::Server => None,
+            ConvId::Room(room) => Some(Target::Room(room.clone())),
+            ConvId::Direct(peer) => Some(Target::Nick(peer.clone())),
+        }
+    }
+
+    /// A short stable key for front ends that index by string: `#room`, `@nick` (folded), or
+    /// `*` for the server's notices. [`ConvId::from_key`] reads it back.
+    pub fn key(&self) -> String {
+        match self {
+            ConvId::Server => "*".into(),
+            ConvId::Room(room) => room.to_string(),
+            ConvId::Direct(peer) => format!("@{peer}"),
+        }
+    }
+
+    /// Reads a [`ConvId::key`] back; `None` if it is not one.
+    pub fn from_key(key: &str) -> Option<ConvId> {
+        if key == "*" {
+            return Some(ConvId::Server);
+        }
+        if let Some(nick) = key.strip_prefix('@') {
+            return Nick::new(nick).ok().map(|n| ConvId::direct(&n));
+        }
+        key.starts_with('#')
+            .then(|| RoomName::new(key).ok().map(ConvId::Room))
+            .flatten()
+    }
+}
+
+/// A room's members, sorted case-insensitively, at most [`CHAT_MAX_MEMBERS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members(Vec<Nick>);
+
+impl Members {
+    /// The members, sorted.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Nick> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// None at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Where `nick` is (case-insensitively).
+    pub fn position(&self, nick: &Nick) -> Option<usize> {
+        self.search(nick).ok()
+    }
+
+    fn search(&self, nick: &Nick) -> Result<usize, usize> {
+        let key = nick.folded();
+        self.0.binary_search_by(|m| m.folded().cmp(&key))
+    }
+
+    pub(super) fn set(&mut self, members: &[Nick]) {
+        self.0 = members.iter().take(CHAT_MAX_MEMBERS).cloned().collect();
+        self.0.sort_by_key(Nick::folded);
+        self.0.dedup_by_key(|n| n.folded());
+    }
+
+    /// Adds `nick`; where it went, if it was not there (and there was room).
+    pub(super) fn add(&mut self, nick: &Nick) -> Option<usize> {
+        let at = self.search(nick).err()?;
+        if self.0.len() >= CHAT_MAX_MEMBERS {
+            return None;
+        }
+        self.0.insert(at, nick.clone());
+        Some(at)
+    }
+
+    /// Removes `nick`; where it was, if it was there.
+    pub(super) fn remove(&mut self, nick: &Nick) -> Option<usize> {
+        let at = self.search(nick).ok()?;
+        self.0.remove(at);
+        Some(at)
+    }
+}
+
+/// One conversation. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    id: ConvId,
+    /// How it is named: the room, the peer's nick as last seen, or `natter`.
+    label: String,
+    lines: VecDeque<Line>,
+    pub(super) members: Members,
+    pub(super) topic: Option<Text>,
+    pub(super) unread: u32,
+    pub(super) mentions: u32,
+    /// Rooms: events up to this seq were history when we joined (they raise no alerts).
+    pub(super) live_after: Option<Seq>,
+    /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
+    pub(super) revision: u64,
+    /// When it was last active (a model-wide counter): the stalest direct conversation goes
+    /// first when there are too many.
+    pub(super) active: u64,
+}
+
+impl Conv {
+    pub(super) fn new(id: ConvId, label: String) -> Conv {
+        Conv {
+            id,
+            label,
+            lines: VecDeque::new(),
+            members: Members::default(),
+            topic: None,
+            unread: 0,
+            mentions: 0,
+            live_after: None,
+            revision: 0,
+            active: 0,
+        }
+    }
+
+    /// Which conversation this is.
+    pub fn id(&self) -> &ConvId {
+        &self.id
+    }
+
+    /// How it is named (`#lobby`, `Bob`, `natter`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its lines, oldest first (at most [`CHAT_MAX_LINES`]).
+    pub fn lines(&self) -> &VecDeque<Line> {
+        &self.lines
+    }
+
+    /// The line with this id, if still kept (found from the newest end, where changes are).
+    pub fn line(&self, id: LineId) -> Option<&Line> {
+        self.lines.iter().rev().find(|l| l.id == id)
+    }
+
+    /// Its members (rooms; empty otherwise).
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    /// Its topic (rooms).
+    pub fn topic(&self) -> Option<&Text> {
+        self.topic.as_ref()
+    }
+
+    /// Chat lines from others not yet read.
+    pub fn unread(&self) -> u32 {
+        self.unread
+    }
+
+    /// Of those, the ones for us: mentions of our nick, and direct messages.
+    pub fn mentions(&self) -> u32 {
+        self.mentions
+    }
+
+    /// Changes whenever anything in it changes.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Appends a line; returns how many old lines were dropped to stay within the bound (0 or 1).
+    pub(super) fn push(&mut self, line: Line) -> usize {
+        let mut dropped = 0;
+        if self.lines.len() >= CHAT_MAX_LINES {
+            self.lines.pop_front();
+            dropped = 1;
+        }
+        self.lines.push_back(line);
+        self.revision += 1;
+        dropped
+    }
+
+    pub(super) fn set_label(&mut self, label: String) {
+        self.label = label;
+    }
+
+    pub(super) fn last(&self) -> Option<&Line> {
+        self.lines.back()
+    }
+}

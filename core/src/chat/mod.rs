@@ -1,0 +1,794 @@
+//! The chat model: what a chat UI shows, kept once for every front end. The TUI draws it, the
+//! page gets it through wasm; neither keeps chat state of its own (only view concerns such as
+//! scroll positions and the input line).
+//!
+//! It is a fold of the [`Session`](crate::session::Session)'s events ([`Chat::handle_event`]),
+//! plus the few things a person does that the server never hears of (opening another
+//! conversation, looking away). It holds:
+//! - conversations: the rooms we are in (in join order), direct conversations, and the server's
+//!   notices for when nothing else is open ([`ConvId`], [`Conv`]);
+//! - which one is open ([`Chat::current`]): typed chat goes there ([`Chat::target`]);
+//! - per conversation its lines in words ([`Line`], worded by [`crate::render`]), members
+//!   (sorted), topic, and unread and mention counts;
+//! - the lines we typed and the server has not acknowledged ([`Outgoing`]), and whether each
+//!   looks pending yet; refused ones become failed lines that say why;
+//! - the connection state and our nick.
+//!
+//! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
+//! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
+//! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
+//! waiting line starts to look pending.
+//!
+//! Built to grow: older history would be lines put in front of a conversation's (a new change
+//! kind), search results another kind of line or a conversation of their own, read markers
+//! shared across devices a way to set a conversation's counts from the server, moderation
+//! notices room events worded in [`crate::render`].
+
+mod change;
+mod conv;
+mod line;
+mod mention;
+
+pub use change::{Alert, Change};
+pub use conv::{Conv, ConvId, Members};
+pub use line::{Line, LineId, LineKind, Outgoing};
+pub use mention::{mention_spans, mentions};
+
+use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
+use crate::render;
+use crate::session::{About, ConnState, Event, Target};
+use crate::time::Millis;
+use crate::types::{MsgId, Nick, RoomName, Seq, Text, sanitize};
+use crate::wire::{DirectMsg, EventKind, RoomEvent};
+use change::Log;
+use std::collections::VecDeque;
+
+/// The chat model. See the module docs.
+#[derive(Debug)]
+pub struct Chat {
+    me: Nick,
+    conn: ConnState,
+    ever_connected: bool,
+    /// Shown when no other conversation is open.
+    server: Conv,
+    /// Rooms we are in, in join order.
+    rooms: Vec<Conv>,
+    /// Direct conversations, in the order they were opened.
+    directs: Vec<Conv>,
+    current: ConvId,
+    /// The person is looking at the open conversation (the page is visible): what arrives there
+    /// is read at once.
+    attention: bool,
+    /// Lines typed and not yet acknowledged, oldest first.
+    outgoing: VecDeque<Outgoing>,
+    log: Log,
+    next_line: u64,
+    next_active: u64,
+}
+
+impl Chat {
+    /// An empty model for a session that asked for nick `me`.
+    pub fn new(me: Nick) -> Chat {
+        Chat {
+            me,
+            conn: ConnState::Connecting,
+            ever_connected: false,
+            server: Conv::new(ConvId::Server, "natter".into()),
+            rooms: Vec::new(),
+            directs: Vec::new(),
+            current: ConvId::Server,
+            attention: true,
+            outgoing: VecDeque::new(),
+            log: Log::default(),
+            next_line: 0,
+            next_active: 0,
+        }
+    }
+
+    // ---- reading the model ----
+
+    /// Our nick.
+    pub fn me(&self) -> &Nick {
+        &self.me
+    }
+
+    /// The connection state.
+    pub fn conn(&self) -> ConnState {
+        self.conn
+    }
+
+    /// A welcome has been seen (so a lost connection is a *re*connect).
+    pub fn ever_connected(&self) -> bool {
+        self.ever_connected
+    }
+
+    /// The open conversation.
+    pub fn current(&self) -> &ConvId {
+        &self.current
+    }
+
+    /// The open conversation's contents.
+    pub fn current_conv(&self) -> &Conv {
+        self.conv(&self.current).unwrap_or(&self.server)
+    }
+
+    /// A conversation, if it exists.
+    pub fn conv(&self, id: &ConvId) -> Option<&Conv> {
+        match id {
+            ConvId::Server => Some(&self.server),
+            ConvId::Room(_) => self.rooms.iter().find(|c| c.id() == id),
+            ConvId::Direct(_) => self.directs.iter().find(|c| c.id() == id),
+        }
+    }
+
+    /// The conversations to list: rooms in join order, then direct conversations.
+    pub fn conversations(&self) -> impl Iterator<Item = &Conv> {
+        self.rooms.iter().chain(&self.directs)
+    }
+
+    /// Lines typed in `id` that the server has not acknowledged, oldest first.
+    pub fn outgoing(&self, id: &ConvId) -> impl Iterator<Item = &Outgoing> {
+        let id = id.clone();
+        self.outgoing.iter().filter(move |o| o.conv == id)
+    }
+
+    /// Where a line typed now goes: the open room or person (`None` when nothing is open; the
+    /// session then uses its default room). Pass it to
+    /// [`Session::handle_input_in`](crate::session::Session::handle_input_in).
+    pub fn target(&self) -> Option<Target> {
+        self.current.target()
+    }
+
+    /// Unread lines and, of those, mentions and direct messages, over all conversations.
+    pub fn counts(&self) -> (u32, u32) {
+        self.conversations().fold((0, 0), |(u, m), c| {
+            (u.saturating_add(c.unread), m.saturating_add(c.mentions))
+        })
+    }
+
+    /// A window title with the counts (see [`render::title`]).
+    pub fn title(&self) -> String {
+        let (unread, mentions) = self.counts();
+        let open = (self.current != ConvId::Server).then(|| self.current_conv().label());
+        render::title(open, unread, mentions)
+    }
+
+    /// The conversation `step` places after (or before, negative) the open one, wrapping.
+    pub fn conv_after(&self, step: isize) -> Option<ConvId> {
+        let list: Vec<&ConvId> = self.conversations().map(Conv::id).collect();
+        if list.is_empty() {
+            return None;
+        }
+        let n = list.len() as isize;
+        let at = list
+            .iter()
+            .position(|c| **c == self.current)
+            .map_or(if step > 0 { -1 } else { 0 }, |i| i as isize);
+        list.get((at + step).rem_euclid(n) as usize)
+            .map(|c| (*c).clone())
+    }
+
+    /// The `n`th conversation (1-based), for Alt+n.
+    pub fn conv_number(&self, n: usize) -> Option<ConvId> {
+        self.conversations()
+            .nth(n.checked_sub(1)?)
+            .map(|c| c.id().clone())
+    }
+
+    /// A member of the open room whose nick starts with `prefix` (case-insensitively), other
+    /// than us: what Tab completes to.
+    pub fn complete_nick(&self, prefix: &str) -> Option<&Nick> {
+        let prefix = prefix.to_ascii_lowercase();
+        let me = self.me.folded();
+        self.current_conv().members().iter().find(|n| {
+            let folded = n.folded();
+            folded.starts_with(&prefix) && folded != me
+        })
+    }
+
+    /// The next change since the last call, oldest first.
+    pub fn poll_change(&mut self) -> Option<Change> {
+        self.log.pop()
+    }
+
+    /// The next mention or direct message to ring or notify about.
+    pub fn poll_alert(&mut self) -> Option<Alert> {
+        self.log.pop_alert()
+    }
+
+    /// When [`Chat::handle_timeout`] must be called next: when a line waiting for the server
+    /// starts to look pending.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.conn != ConnState::Connected {
+            return None;
+        }
+        self.outgoing
+            .iter()
+            .filter(|o| !o.looks_pending)
+            .map(|o| o.since + PENDING_LOOK_AFTER)
+            .min()
+    }
+
+    // ---- what the person does ----
+
+    /// Opens conversation `id` (it becomes where typed chat goes, and is read). False if there
+    /// is no such conversation.
+    pub fn open(&mut self, id: &ConvId) -> bool {
+        if self.conv(id).is_none() {
+            return false;
+        }
+        if self.current != *id {
+            self.current = id.clone();
+            self.log.push(Change::Current);
+        }
+        self.mark_read();
+        true
+    }
+
+    /// Opens the direct conversation with `peer`, starting it if there is none.
+    pub fn open_direct(&mut self, peer: &Nick) {
+        let id = self.direct_conv(peer);
+        self.open(&id);
+    }
+
+    /// Whether the person is looking at the open conversation (a page that is visible): while
+    /// not, what arrives there counts as unread too. Looking again reads it.
+    pub fn set_attention(&mut self, looking: bool) {
+        self.attention = looking;
+        if looking {
+            self.mark_read();
+        }
+    }
+
+    /// A front end's own notice, shown in the open conversation.
+    pub fn note(&mut self, text: impl Into<String>, now: Millis) {
+        let id = self.current.clone();
+        self.notice_in(&id, LineKind::Notice(text.into()), now);
+    }
+
+    /// A front end's own error, shown in the open conversation.
+    pub fn note_error(&mut self, text: impl Into<String>, now: Millis) {
+        let id = self.current.clone();
+        self.notice_in(&id, LineKind::Error(text.into()), now);
+    }
+
+    /// A deadline from [`Chat::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.refresh_looks(now);
+    }
+
+    // ---- what the session says ----
+
+    /// Folds in one of the session's events (driver instructions are ignored).
+    pub fn handle_event(&mut self, ev: &Event, now: Millis) {
+        match ev {
+            Event::Connect | Event::Close => {}
+            Event::State(state) => self.on_state(*state, now),
+            Event::Welcome { nick, resumed } => {
+                self.ever_connected = true;
+                self.set_me(nick);
+                self.note(render::welcome_words(nick, *resumed), now);
+            }
+            Event::Joined {
+                room,
+                topic,
+                members,
+                seq,
+            } => self.on_joined(room, topic.as_ref(), members, *seq, now),
+            Event::Focus(room) => {
+                self.open(&ConvId::Room(room.clone()));
+            }
+            Event::Parted { room } => self.on_parted(room, now),
+            Event::Room(ev) => self.on_room_event(ev),
+            Event::Direct(dm) => self.on_direct(dm),
+            Event::Gap { room, first, last } => {
+                let id = ConvId::Room(room.clone());
+                let words = render::gap_words(room, *first, *last);
+                let kind = LineKind::Gap {
+                    first: *first,
+                    last: *last,
+                    words,
+                };
+                let line = self.make_line(now, None, kind);
+                self.add_line(&id, line);
+            }
+            Event::Members {
+                room,
+                members,
+                asked,
+            } => {
+                let id = ConvId::Room(room.clone());
+                if let Some(c) = self.conv_mut(&id) {
+                    c.members.set(members);
+                    c.revision += 1;
+                    self.log.push(Change::Members(id.clone()));
+                }
+                if *asked {
+                    let id = self.here_or_current(id);
+                    let words = render::members_words(room, members);
+                    self.notice_in(&id, LineKind::Notice(words), now);
+                }
+            }
+            Event::Rooms(rooms) => {
+                let words = render::rooms_words(rooms);
+                let kind = LineKind::Rooms {
+                    rooms: rooms.clone(),
+                    words,
+                };
+                let id = self.current.clone();
+                let line = self.make_line(now, None, kind);
+                self.add_line(&id, line);
+            }
+            Event::Topic { room, topic } => {
+                let id = ConvId::Room(room.clone());
+                self.set_topic(&id, topic.as_ref());
+                let id = self.here_or_current(id);
+                let words = render::topic_words(room, topic.as_ref());
+                self.notice_in(&id, LineKind::Notice(words), now);
+            }
+            Event::Nick(nick) => {
+                self.set_me(nick);
+                self.note(render::nick_words(nick), now);
+            }
+            Event::Error { about, text, .. } => self.on_error(about, text, now),
+            Event::Info(text) => {
+                for line in render::clean_lines(text) {
+                    self.note(line, now);
+                }
+            }
+            Event::Queued { id, to, act, text } => self.on_queued(*id, to, *act, text, now),
+            Event::Settled { id, delivered } => self.on_settled(*id, *delivered, now),
+        }
+    }
+
+    fn on_state(&mut self, state: ConnState, now: Millis) {
+        self.conn = state;
+        self.log.push(Change::Conn);
+        // The status counts the attempts; the conversation marks only where it began.
+        let later_attempt = matches!(state, ConnState::Reconnecting { attempt, .. } if attempt > 1);
+        if let Some(words) = render::state_words(state).filter(|_| !later_attempt) {
+            self.note(words, now);
+        }
+        self.refresh_looks(now);
+    }
+
+    fn on_joined(
+        &mut self,
+        room: &RoomName,
+        topic: Option<&Text>,
+        members: &[Nick],
+        seq: Seq,
+        now: Millis,
+    ) {
+        let id = ConvId::Room(room.clone());
+        if self.conv(&id).is_none() {
+            self.rooms.push(Conv::new(id.clone(), room.to_string()));
+            self.log.push(Change::List);
+        }
+        if let Some(c) = self.conv_mut(&id) {
+            c.members.set(members);
+            c.topic = topic.cloned();
+            c.live_after = Some(seq);
+            c.revision += 1;
+        }
+        self.log.push(Change::Members(id.clone()));
+        self.log.push(Change::Topic(id.clone()));
+        for words in render::joined_words(room, topic, members, Some(&self.me)) {
+            self.notice_in(&id, LineKind::Notice(words), now);
+        }
+        if self.current == ConvId::Server {
+            self.open(&id);
+        }
+    }
+
+    fn on_parted(&mut self, room: &RoomName, now: Millis) {
+        let id = ConvId::Room(room.clone());
+        let Some(i) = self.rooms.iter().position(|c| c.id() == &id) else {
+            return;
+        };
+        self.rooms.remove(i);
+        self.log.push(Change::List);
+        if self.current == id {
+            let next = self
+                .rooms
+                .first()
+                .map_or(ConvId::Server, |c| c.id().clone());
+            self.open(&next);
+        }
+        self.note(render::parted_words(room), now);
+    }
+
+    fn on_room_event(&mut self, ev: &RoomEvent) {
+        let id = ConvId::Room(ev.room.clone());
+        if self.conv(&id).is_none() {
+            return;
+        }
+        let mine = ev.from.folded() == self.me.folded();
+        let kind = match &ev.kind {
+            EventKind::Say { text, .. } => LineKind::Say {
+                from: ev.from.clone(),
+                text: text.clone(),
+            },
+            EventKind::Act { text, .. } => LineKind::Act {
+                from: ev.from.clone(),
+                text: text.clone(),
+            },
+            other => {
+                self.apply_membership(&id, &ev.from, other);
+                LineKind::Event {
+                    who: ev.from.clone(),
+                    words: render::event_words(ev).unwrap_or_default(),
+                }
+            }
+        };
+        let chat_text = match &kind {
+            LineKind::Say { text, .. } | LineKind::Act { text, .. } => Some(text.clone()),
+            _ => None,
+        };
+        let mut line = self.make_line(ev.at, Some(ev.seq), kind);
+        line.mine = mine && chat_text.is_some();
+        if let Some(text) = chat_text.filter(|_| !mine) {
+            line.mention = mentions(text.as_str(), &self.me);
+            let live = self
+                .conv(&id)
+                .and_then(|c| c.live_after)
+                .is_none_or(|after| ev.seq > after);
+            self.bump(&id, line.mention && live);
+            if line.mention && live {
+                self.log.alert(Alert {
+                    conv: id.clone(),
+                    from: ev.from.clone(),
+                    room: Some(ev.room.clone()),
+                    text,
+                });
+            }
+        }
+        self.add_line(&id, line);
+    }
+
+    /// What a join, part, quit, rename or topic change does to a room's members and topic.
+    /// History replayed after a join runs up to the member list's snapshot, so applying it in
+    /// order leaves the list right.
+    fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind) {
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        let mut changes = Vec::new();
+        match kind {
+            EventKind::Join => {
+                if let Some(index) = c.members.add(from) {
+                    changes.push(Change::MemberAdded {
+                        conv: id.clone(),
+                        index,
+                        nick: from.clone(),
+                    });
+                }
+            }
+            EventKind::Part { .. } | EventKind::Quit { .. } => {
+                if let Some(index) = c.members.remove(from) {
+                    changes.push(Change::MemberRemoved {
+                        conv: id.clone(),
+                        index,
+                    });
+                }
+            }
+            EventKind::Nick { new } => {
+                // A rename of someone not listed does not invent them.
+                if let Some(index) = c.members.remove(from) {
+                    changes.push(Change::MemberRemoved {
+                        conv: id.clone(),
+                        index,
+                    });
+                    if let Some(index) = c.members.add(new) {
+                        changes.push(Change::MemberAdded {
+                            conv: id.clone(),
+                            index,
+                            nick: new.clone(),
+                        });
+                    }
+                }
+            }
+            EventKind::Topic { topic } => {
+                c.topic = topic.clone();
+                changes.push(Change::Topic(id.clone()));
+            }
+            EventKind::Say { .. } | EventKind::Act { .. } => {}
+        }
+        if !changes.is_empty() {
+            c.revision += 1;
+        }
+        for change in changes {
+            self.log.push(change);
+        }
+    }
+
+    fn on_direct(&mut self, dm: &DirectMsg) {
+        let mine = dm.from.folded() == self.me.folded();
+        let peer = if mine { &dm.to } else { &dm.from };
+        let id = self.direct_conv(peer);
+        if !mine && let Some(c) = self.conv_mut(&id) {
+            // The peer's nick as they write it.
+            c.set_label(dm.from.to_string());
+        }
+        let mut line = self.make_line(
+            dm.at,
+            None,
+            LineKind::Say {
+                from: dm.from.clone(),
+                text: dm.text.clone(),
+            },
+        );
+        line.mine = mine;
+        line.mention = !mine;
+        if !mine {
+            self.bump(&id, true);
+            self.log.alert(Alert {
+                conv: id.clone(),
+                from: dm.from.clone(),
+                room: None,
+                text: dm.text.clone(),
+            });
+        }
+        self.add_line(&id, line);
+    }
+
+    fn on_error(&mut self, about: &About, text: &str, now: Millis) {
+        // The session cleans what it passes on; the model is the last stop before a screen.
+        let text = &sanitize(text);
+        let words = render::error_words(about, text);
+        let id = match about {
+            About::Message(id) => {
+                // Shown on the line it refused, once that settles.
+                if let Some(o) = self.outgoing.iter_mut().find(|o| o.id == *id) {
+                    o.refused = Some(text.to_owned());
+                    return;
+                }
+                self.current.clone()
+            }
+            About::Part(room) | About::Room(room) => {
+                self.here_or_current(ConvId::Room(room.clone()))
+            }
+            About::Join(_) | About::Nick(_) | About::Session | About::Input => self.current.clone(),
+        };
+        self.notice_in(&id, LineKind::Error(words), now);
+    }
+
+    fn on_queued(&mut self, id: MsgId, to: &Target, act: bool, text: &Text, now: Millis) {
+        let conv = match to {
+            Target::Room(room) => ConvId::Room(room.clone()),
+            Target::Nick(peer) => self.direct_conv(peer),
+        };
+        let from = self.me.clone();
+        let kind = if act {
+            LineKind::Act {
+                from,
+                text: text.clone(),
+            }
+        } else {
+            LineKind::Say {
+                from,
+                text: text.clone(),
+            }
+        };
+        let mut line = self.make_line(now, None, kind);
+        line.mine = true;
+        if self.outgoing.len() >= SESSION_MAX_PENDING
+            && let Some(old) = self.outgoing.pop_front()
+        {
+            self.log.push(Change::Outgoing(old.conv));
+        }
+        self.outgoing.push_back(Outgoing {
+            id,
+            conv: conv.clone(),
+            line,
+            since: now,
+            looks_pending: self.conn != ConnState::Connected,
+            refused: None,
+        });
+        self.touch(&conv);
+        self.log.push(Change::Outgoing(conv));
+    }
+
+    /// A typed line settled: delivered, its echo (which came just before) is the real line;
+    /// not delivered, it stays as a failed line that says why, where it was typed, and the
+    /// person is told where they are if that is elsewhere.
+    fn on_settled(&mut self, id: MsgId, delivered: bool, now: Millis) {
+        let Some(i) = self.outgoing.iter().position(|o| o.id == id) else {
+            return;
+        };
+        let Some(o) = self.outgoing.remove(i) else {
+            return;
+        };
+        self.log.push(Change::Outgoing(o.conv.clone()));
+        if delivered {
+            return;
+        }
+        let why = o.refused.unwrap_or_else(|| render::UNSENT.to_owned());
+        let conv = if self.conv(&o.conv).is_some() {
+            o.conv.clone()
+        } else {
+            self.current.clone()
+        };
+        let mut line = self.make_line(o.line.at, None, o.line.kind.clone());
+        line.mine = true;
+        line.failed = Some(why.clone());
+        self.add_line(&conv, line);
+        if conv != self.current
+            && self.conn != ConnState::Closed
+            && let (Some(to), LineKind::Say { text, .. } | LineKind::Act { text, .. }) =
+                (o.conv.target(), &o.line.kind)
+        {
+            let words = render::undelivered_words(&to, text.as_str(), &why);
+            self.note_error(words, now);
+        }
+    }
+
+    // ---- helpers ----
+
+    fn conv_mut(&mut self, id: &ConvId) -> Option<&mut Conv> {
+        match id {
+            ConvId::Server => Some(&mut self.server),
+            ConvId::Room(_) => self.rooms.iter_mut().find(|c| c.id() == id),
+            ConvId::Direct(_) => self.directs.iter_mut().find(|c| c.id() == id),
+        }
+    }
+
+    /// `id` if it exists, else the open conversation.
+    fn here_or_current(&self, id: ConvId) -> ConvId {
+        if self.conv(&id).is_some() {
+            id
+        } else {
+            self.current.clone()
+        }
+    }
+
+    /// The direct conversation with `peer`, started if there is none (the stalest one goes
+    /// when there are [`CHAT_MAX_DIRECT`]).
+    fn direct_conv(&mut self, peer: &Nick) -> ConvId {
+        let id = ConvId::direct(peer);
+        if self.conv(&id).is_some() {
+            return id;
+        }
+        if self.directs.len() >= CHAT_MAX_DIRECT {
+            // The stalest one not open, preferably with nothing waiting to be sent (a line
+            // still waiting in a conversation that went settles where the person is).
+            let busy: Vec<ConvId> = self.outgoing.iter().map(|o| o.conv.clone()).collect();
+            let stalest = self
+                .directs
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| *c.id() != self.current)
+                .min_by_key(|(_, c)| (busy.contains(c.id()), c.active))
+                .map(|(i, _)| i);
+            if let Some(i) = stalest {
+                self.directs.remove(i);
+            }
+        }
+        self.directs.push(Conv::new(id.clone(), peer.to_string()));
+        self.log.push(Change::List);
+        self.touch(&id);
+        id
+    }
+
+    fn touch(&mut self, id: &ConvId) {
+        self.next_active += 1;
+        let active = self.next_active;
+        if let Some(c) = self.conv_mut(id) {
+            c.active = active;
+        }
+    }
+
+    fn set_me(&mut self, nick: &Nick) {
+        if *nick != self.me {
+            self.me = nick.clone();
+            self.log.push(Change::Me);
+        }
+    }
+
+    fn set_topic(&mut self, id: &ConvId, topic: Option<&Text>) {
+        if let Some(c) = self.conv_mut(id) {
+            c.topic = topic.cloned();
+            c.revision += 1;
+            self.log.push(Change::Topic(id.clone()));
+        }
+    }
+
+    fn make_line(&mut self, at: Millis, seq: Option<Seq>, kind: LineKind) -> Line {
+        self.next_line += 1;
+        Line {
+            id: LineId(self.next_line),
+            at,
+            seq,
+            kind,
+            mine: false,
+            mention: false,
+            failed: None,
+        }
+    }
+
+    fn add_line(&mut self, id: &ConvId, line: Line) {
+        let line_id = line.id;
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        let dropped = c.push(line);
+        if dropped > 0 {
+            self.log.push(Change::LinesTrimmed {
+                conv: id.clone(),
+                n: dropped,
+            });
+        }
+        self.log.push(Change::LineAdded {
+            conv: id.clone(),
+            id: line_id,
+        });
+        if matches!(id, ConvId::Direct(_)) {
+            self.touch(id);
+        }
+    }
+
+    /// A notice or error line; the same one right after itself (one per failed reconnect
+    /// attempt) is shown once.
+    fn notice_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
+        if self
+            .conv(id)
+            .and_then(Conv::last)
+            .is_some_and(|l| l.kind == kind)
+        {
+            return;
+        }
+        let line = self.make_line(now, None, kind);
+        self.add_line(id, line);
+    }
+
+    /// A chat line from someone else arrived in `id`: unread unless the person is reading it.
+    fn bump(&mut self, id: &ConvId, mention: bool) {
+        if self.current == *id && self.attention {
+            return;
+        }
+        if let Some(c) = self.conv_mut(id) {
+            c.unread = c.unread.saturating_add(1);
+            if mention {
+                c.mentions = c.mentions.saturating_add(1);
+            }
+            c.revision += 1;
+            self.log.push(Change::Counts(id.clone()));
+        }
+    }
+
+    /// The open conversation is read.
+    fn mark_read(&mut self) {
+        let id = self.current.clone();
+        if let Some(c) = self.conv_mut(&id)
+            && (c.unread > 0 || c.mentions > 0)
+        {
+            c.unread = 0;
+            c.mentions = 0;
+            c.revision += 1;
+            self.log.push(Change::Counts(id));
+        }
+    }
+
+    /// Decides which waiting lines look pending: all while disconnected, and any that has
+    /// waited [`PENDING_LOOK_AFTER`] for the server. Once pending-looking, a line stays so until
+    /// it settles (no flicker when the connection comes back).
+    fn refresh_looks(&mut self, now: Millis) {
+        let connected = self.conn == ConnState::Connected;
+        let mut changed = Vec::new();
+        for o in &mut self.outgoing {
+            let look = o.looks_pending || !connected || now.since(o.since) >= PENDING_LOOK_AFTER;
+            if look != o.looks_pending {
+                o.looks_pending = look;
+                if !changed.contains(&o.conv) {
+                    changed.push(o.conv.clone());
+                }
+            }
+        }
+        for id in changed {
+            self.log.push(Change::Outgoing(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

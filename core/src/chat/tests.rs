@@ -1,0 +1,608 @@
+use super::*;
+use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES};
+use crate::test_support::{nick, room, text};
+use crate::wire::{ErrorKind, RoomInfo};
+
+const T0: Millis = Millis(1_700_000_000_000);
+
+fn room_ev(r: &str, seq: u64, from: &str, kind: EventKind) -> Event {
+    Event::Room(RoomEvent {
+        room: room(r),
+        seq: Seq(seq),
+        at: T0,
+        from: nick(from),
+        kind,
+    })
+}
+
+fn say(r: &str, seq: u64, from: &str, t: &str) -> Event {
+    room_ev(
+        r,
+        seq,
+        from,
+        EventKind::Say {
+            id: MsgId(seq),
+            text: text(t),
+        },
+    )
+}
+
+fn joined(r: &str, seq: u64, members: &[&str]) -> Event {
+    Event::Joined {
+        room: room(r),
+        topic: None,
+        members: members.iter().map(|n| nick(n)).collect(),
+        seq: Seq(seq),
+    }
+}
+
+fn rid(r: &str) -> ConvId {
+    ConvId::Room(room(r))
+}
+
+/// `me`, connected, in the rooms given (the first one open), every change read.
+fn chat_in(rooms: &[&str]) -> Chat {
+    let mut c = Chat::new(nick("me"));
+    let now = T0;
+    c.handle_event(&Event::State(ConnState::Connected), now);
+    c.handle_event(
+        &Event::Welcome {
+            nick: nick("me"),
+            resumed: false,
+        },
+        now,
+    );
+    for r in rooms {
+        c.handle_event(&joined(r, 1, &["me", "bob"]), now);
+    }
+    drain(&mut c);
+    c
+}
+
+fn drain(c: &mut Chat) -> Vec<Change> {
+    std::iter::from_fn(|| c.poll_change()).collect()
+}
+
+fn alerts(c: &mut Chat) -> Vec<Alert> {
+    std::iter::from_fn(|| c.poll_alert()).collect()
+}
+
+fn kinds(c: &Chat, id: &ConvId) -> Vec<LineKind> {
+    c.conv(id)
+        .unwrap()
+        .lines()
+        .iter()
+        .map(|l| l.kind.clone())
+        .collect()
+}
+
+fn says(from: &str, t: &str) -> LineKind {
+    LineKind::Say {
+        from: nick(from),
+        text: text(t),
+    }
+}
+
+fn unread(c: &Chat, r: &str) -> (u32, u32) {
+    let conv = c.conv(&rid(r)).unwrap();
+    (conv.unread(), conv.mentions())
+}
+
+#[test]
+fn the_first_room_joined_opens_and_later_ones_wait() {
+    let mut c = Chat::new(nick("me"));
+    assert_eq!(c.current(), &ConvId::Server);
+    assert_eq!(c.target(), None);
+    c.handle_event(&joined("#a", 1, &["me"]), T0);
+    c.handle_event(&joined("#b", 1, &["me"]), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    assert_eq!(c.target(), Some(Target::Room(room("#a"))));
+    let names: Vec<&str> = c.conversations().map(Conv::label).collect();
+    assert_eq!(names, ["#a", "#b"]);
+    // A /join answered asks to show its room.
+    c.handle_event(&Event::Focus(room("#b")), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    assert!(drain(&mut c).contains(&Change::Current));
+    assert_eq!(
+        kinds(&c, &rid("#b")),
+        [LineKind::Notice(
+            "you are in #b (nobody else is here yet)".into()
+        )]
+    );
+}
+
+#[test]
+fn unread_counts_what_others_say_where_the_person_is_not_looking() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&say("#a", 2, "bob", "seen at once"), T0);
+    c.handle_event(&say("#b", 2, "bob", "one"), T0);
+    c.handle_event(&say("#b", 3, "me", "mine"), T0);
+    c.handle_event(&room_ev("#b", 4, "carol", EventKind::Join), T0);
+    c.handle_event(&say("#b", 5, "carol", "two"), T0);
+    assert_eq!(unread(&c, "#a"), (0, 0));
+    assert_eq!(unread(&c, "#b"), (2, 0), "chat by others only");
+    assert_eq!(c.counts(), (2, 0));
+    assert_eq!(c.title(), "(2) #a · natter");
+    let changes = drain(&mut c);
+    assert!(changes.contains(&Change::Counts(rid("#b"))));
+    assert!(!changes.contains(&Change::Counts(rid("#a"))));
+
+    // Opening a conversation reads it.
+    assert!(c.open(&rid("#b")));
+    assert_eq!(unread(&c, "#b"), (0, 0));
+    assert_eq!(c.title(), "#b · natter");
+    assert!(!c.open(&rid("#nowhere")));
+
+    // Looking away: the open conversation counts too, until looked at again.
+    c.set_attention(false);
+    c.handle_event(&say("#b", 6, "bob", "while away"), T0);
+    assert_eq!(unread(&c, "#b"), (1, 0));
+    c.set_attention(true);
+    assert_eq!(unread(&c, "#b"), (0, 0));
+}
+
+#[test]
+fn mentions_are_marked_counted_and_alerted_when_live() {
+    let mut c = chat_in(&["#a", "#b"]);
+    // History replayed after joining #c (seq up to its join's) mentions us: marked, not alerted.
+    c.handle_event(&joined("#c", 10, &["me", "bob"]), T0);
+    c.handle_event(&say("#c", 9, "bob", "me: earlier"), T0);
+    c.handle_event(&say("#c", 11, "bob", "hey ME, now"), T0);
+    c.handle_event(&say("#c", 12, "bob", "meme time"), T0);
+    c.handle_event(&say("#c", 13, "me", "talking about me"), T0);
+    let lines = c.conv(&rid("#c")).unwrap().lines();
+    let marks: Vec<bool> = lines
+        .iter()
+        .filter(|l| l.seq.is_some())
+        .map(|l| l.mention)
+        .collect();
+    assert_eq!(marks, [true, true, false, false]);
+    assert_eq!(
+        unread(&c, "#c"),
+        (3, 1),
+        "only the live mention counts as one"
+    );
+    assert_eq!(c.title(), "(3, @1) #a · natter");
+    let got = alerts(&mut c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].from, nick("bob"));
+    assert_eq!(got[0].room, Some(room("#c")));
+    assert_eq!(got[0].text, text("hey ME, now"));
+    // After a nick change, the new nick is the one mentioned.
+    c.handle_event(&Event::Nick(nick("neo")), T0);
+    c.handle_event(&say("#a", 2, "bob", "neo?"), T0);
+    assert!(c.conv(&rid("#a")).unwrap().lines().back().unwrap().mention);
+    assert_eq!(alerts(&mut c).len(), 1);
+}
+
+#[test]
+fn direct_messages_have_their_own_conversation_and_count_as_mentions() {
+    let mut c = chat_in(&["#a"]);
+    let dm = |from: &str, to: &str, t: &str| {
+        Event::Direct(crate::wire::DirectMsg {
+            from: nick(from),
+            to: nick(to),
+            id: MsgId(1),
+            at: T0,
+            text: text(t),
+        })
+    };
+    c.handle_event(&dm("Bob", "me", "psst"), T0);
+    let bob = ConvId::direct(&nick("bob"));
+    assert_eq!(bob, ConvId::direct(&nick("BOB")));
+    let conv = c.conv(&bob).unwrap();
+    assert_eq!(conv.label(), "Bob");
+    assert_eq!((conv.unread(), conv.mentions()), (1, 1));
+    assert!(conv.lines()[0].mention);
+    assert_eq!(alerts(&mut c)[0].room, None);
+    // Our answer (the server's echo) lands in the same conversation, and alerts nobody.
+    c.handle_event(&dm("me", "bob", "hi"), T0);
+    assert_eq!(kinds(&c, &bob), [says("Bob", "psst"), says("me", "hi")]);
+    assert!(alerts(&mut c).is_empty());
+    // Typed while it is open, chat goes to bob.
+    c.open(&bob);
+    assert_eq!(c.target(), Some(Target::Nick(nick("bob"))));
+    assert_eq!(c.conv_after(1), Some(rid("#a")), "wraps around");
+    assert_eq!(c.conv_number(2), Some(bob.clone()));
+    // Keys round-trip.
+    for id in [ConvId::Server, rid("#a"), bob] {
+        assert_eq!(ConvId::from_key(&id.key()), Some(id));
+    }
+    assert_eq!(ConvId::from_key("nonsense"), None);
+}
+
+#[test]
+fn too_many_direct_conversations_drop_the_stalest() {
+    let mut c = chat_in(&["#a"]);
+    for i in 0..CHAT_MAX_DIRECT + 3 {
+        c.open_direct(&nick(&format!("p{i}")));
+    }
+    let directs = c
+        .conversations()
+        .filter(|x| matches!(x.id(), ConvId::Direct(_)))
+        .count();
+    assert_eq!(directs, CHAT_MAX_DIRECT);
+    assert!(c.conv(&ConvId::direct(&nick("p0"))).is_none());
+    assert!(c.conv(c.current()).is_some(), "the open one stays");
+}
+
+#[test]
+fn members_change_one_row_at_a_time() {
+    let mut c = chat_in(&["#a"]);
+    let names = |c: &Chat| -> Vec<String> {
+        c.conv(&rid("#a"))
+            .unwrap()
+            .members()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    };
+    assert_eq!(names(&c), ["bob", "me"]);
+    c.handle_event(&room_ev("#a", 2, "Alice", EventKind::Join), T0);
+    c.handle_event(&room_ev("#a", 3, "carl", EventKind::Join), T0);
+    c.handle_event(
+        &room_ev("#a", 4, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(
+        &room_ev("#a", 5, "carl", EventKind::Nick { new: nick("zed") }),
+        T0,
+    );
+    // A rename of someone not listed does not invent them.
+    c.handle_event(
+        &room_ev("#a", 6, "ghost", EventKind::Nick { new: nick("boo") }),
+        T0,
+    );
+    assert_eq!(names(&c), ["Alice", "me", "zed"]);
+    let member_changes: Vec<Change> = drain(&mut c)
+        .into_iter()
+        .filter(|ch| {
+            matches!(
+                ch,
+                Change::MemberAdded { .. } | Change::MemberRemoved { .. }
+            )
+        })
+        .collect();
+    let conv = rid("#a");
+    assert_eq!(
+        member_changes,
+        [
+            Change::MemberAdded {
+                conv: conv.clone(),
+                index: 0,
+                nick: nick("Alice"),
+            },
+            Change::MemberAdded {
+                conv: conv.clone(),
+                index: 2,
+                nick: nick("carl"),
+            },
+            Change::MemberRemoved {
+                conv: conv.clone(),
+                index: 1
+            },
+            Change::MemberRemoved {
+                conv: conv.clone(),
+                index: 1
+            },
+            Change::MemberAdded {
+                conv,
+                index: 2,
+                nick: nick("zed"),
+            },
+        ]
+    );
+    // The words are render's.
+    assert_eq!(
+        kinds(&c, &rid("#a"))[1],
+        LineKind::Event {
+            who: nick("Alice"),
+            words: "Alice joined #a".into()
+        }
+    );
+    // A /who answer replaces the list and says so.
+    c.handle_event(
+        &Event::Members {
+            room: room("#a"),
+            members: vec![nick("x")],
+            asked: true,
+        },
+        T0,
+    );
+    assert_eq!(names(&c), ["x"]);
+    assert_eq!(
+        kinds(&c, &rid("#a")).last(),
+        Some(&LineKind::Notice("#a (1): x".into()))
+    );
+}
+
+#[test]
+fn topics_follow_events_and_answers() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(
+        &room_ev(
+            "#a",
+            2,
+            "bob",
+            EventKind::Topic {
+                topic: Some(text("crabs")),
+            },
+        ),
+        T0,
+    );
+    assert_eq!(c.current_conv().topic(), Some(&text("crabs")));
+    c.handle_event(
+        &Event::Topic {
+            room: room("#a"),
+            topic: None,
+        },
+        T0,
+    );
+    assert_eq!(c.current_conv().topic(), None);
+    assert!(drain(&mut c).contains(&Change::Topic(rid("#a"))));
+}
+
+#[test]
+fn parting_the_open_room_opens_the_next() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    assert_eq!(c.current(), &rid("#b"));
+    assert!(c.conv(&rid("#a")).is_none());
+    assert_eq!(
+        kinds(&c, &rid("#b")).last(),
+        Some(&LineKind::Notice("you left #a".into()))
+    );
+    c.handle_event(&Event::Parted { room: room("#b") }, T0);
+    assert_eq!(c.current(), &ConvId::Server);
+    assert_eq!(c.conversations().count(), 0);
+}
+
+fn queued(id: u64, to: Target, t: &str) -> Event {
+    Event::Queued {
+        id: MsgId(id),
+        to,
+        act: false,
+        text: text(t),
+    }
+}
+
+fn settled(id: u64, delivered: bool) -> Event {
+    Event::Settled {
+        id: MsgId(id),
+        delivered,
+    }
+}
+
+fn outgoing(c: &Chat, id: &ConvId) -> Vec<(String, bool)> {
+    c.outgoing(id)
+        .map(|o| {
+            let (LineKind::Say { text, .. } | LineKind::Act { text, .. }) = &o.line.kind else {
+                panic!("{o:?}");
+            };
+            (text.to_string(), o.looks_pending)
+        })
+        .collect()
+}
+
+#[test]
+fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
+    let mut c = chat_in(&["#a"]);
+    let a = Target::Room(room("#a"));
+    c.handle_event(&queued(1, a.clone(), "quick"), T0);
+    assert_eq!(outgoing(&c, &rid("#a")), [("quick".into(), false)]);
+    assert!(drain(&mut c).contains(&Change::Outgoing(rid("#a"))));
+    // Not acknowledged for a while: it says so, at the deadline the model asked for.
+    assert_eq!(c.poll_timeout(), Some(T0 + PENDING_LOOK_AFTER));
+    c.handle_timeout(T0 + Millis(PENDING_LOOK_AFTER.0 - 1));
+    assert_eq!(outgoing(&c, &rid("#a")), [("quick".into(), false)]);
+    c.handle_timeout(T0 + PENDING_LOOK_AFTER);
+    assert_eq!(outgoing(&c, &rid("#a")), [("quick".into(), true)]);
+    assert_eq!(drain(&mut c), [Change::Outgoing(rid("#a"))]);
+    assert_eq!(c.poll_timeout(), None);
+    // The echo, then the settlement: the real line, no placeholder.
+    c.handle_event(&say("#a", 2, "me", "quick"), T0);
+    c.handle_event(&settled(1, true), T0);
+    assert_eq!(c.outgoing(&rid("#a")).count(), 0);
+    assert_eq!(kinds(&c, &rid("#a")).last(), Some(&says("me", "quick")));
+    assert!(c.current_conv().lines().back().unwrap().mine);
+
+    // Offline, a line looks pending at once, and stays so when the connection is back.
+    let later = T0 + Millis(10_000);
+    c.handle_event(
+        &Event::State(ConnState::Reconnecting {
+            at: later,
+            attempt: 1,
+        }),
+        later,
+    );
+    c.handle_event(&queued(2, a, "offline"), later);
+    assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
+    c.handle_event(&Event::State(ConnState::Connected), later);
+    assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
+}
+
+#[test]
+fn a_refused_line_fails_in_place_and_says_why() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&queued(1, Target::Room(room("#a")), "fine"), T0);
+    c.handle_event(&queued(2, Target::Room(room("#a")), "too fast"), T0);
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::Flood),
+            about: About::Message(MsgId(2)),
+            text: "slow down".into(),
+        },
+        T0,
+    );
+    // No separate error line: the reason goes on the line, once it settles.
+    assert!(
+        !kinds(&c, &rid("#a"))
+            .iter()
+            .any(|k| matches!(k, LineKind::Error(_)))
+    );
+    c.handle_event(&settled(2, false), T0);
+    let failed = c.current_conv().lines().back().unwrap().clone();
+    assert_eq!(failed.kind, says("me", "too fast"));
+    assert_eq!(failed.failed.as_deref(), Some("slow down"));
+    assert_eq!(outgoing(&c, &rid("#a")), [("fine".into(), false)]);
+
+    // Refused elsewhere: failed where it was typed, and the person is told where they are.
+    c.handle_event(&queued(3, Target::Room(room("#b")), "to b"), T0);
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::NotInRoom),
+            about: About::Message(MsgId(3)),
+            text: "you are not in #b".into(),
+        },
+        T0,
+    );
+    c.handle_event(&settled(3, false), T0);
+    assert!(
+        c.conv(&rid("#b"))
+            .unwrap()
+            .lines()
+            .back()
+            .unwrap()
+            .failed
+            .is_some()
+    );
+    assert_eq!(
+        kinds(&c, &rid("#a")).last(),
+        Some(&LineKind::Error(
+            "not delivered to #b: to b (you are not in #b)".into()
+        ))
+    );
+
+    // The session ends with a line unsent: it fails quietly (the session's notice counts them).
+    c.handle_event(&Event::State(ConnState::Closed), T0);
+    c.handle_event(&settled(1, false), T0);
+    let last = c.current_conv().lines().back().unwrap();
+    assert_eq!(last.failed.as_deref(), Some(render::UNSENT));
+}
+
+#[test]
+fn refused_requests_are_reported_for_what_they_were() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let err = |about| Event::Error {
+        kind: Some(ErrorKind::Invalid),
+        about,
+        text: "no".into(),
+    };
+    c.handle_event(&err(About::Join(room("#full"))), T0);
+    c.handle_event(&err(About::Nick(nick("bob"))), T0);
+    c.handle_event(&err(About::Part(room("#b"))), T0);
+    c.handle_event(&err(About::Room(room("#gone"))), T0);
+    assert_eq!(
+        kinds(&c, &rid("#a"))[1..],
+        [
+            LineKind::Error("could not join #full: no".into()),
+            LineKind::Error("could not change your nick to bob: no".into()),
+            LineKind::Error("no".into()),
+        ]
+    );
+    assert_eq!(
+        kinds(&c, &rid("#b")).last(),
+        Some(&LineKind::Error("could not leave #b: no".into())),
+        "shown in the room it was about"
+    );
+}
+
+#[test]
+fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
+    let mut c = chat_in(&["#a"]);
+    for attempt in 1..=5 {
+        c.handle_event(&Event::Info("disconnected: refused".into()), T0);
+        let state = ConnState::Reconnecting { at: T0, attempt };
+        c.handle_event(&Event::State(state), T0);
+    }
+    assert_eq!(
+        kinds(&c, &rid("#a"))[1..],
+        [
+            LineKind::Notice("disconnected: refused".into()),
+            LineKind::Notice("connection lost; reconnecting (attempt 1)".into()),
+            LineKind::Notice("disconnected: refused".into()),
+        ]
+    );
+    c.handle_event(
+        &Event::Welcome {
+            nick: nick("me"),
+            resumed: true,
+        },
+        T0,
+    );
+    assert_eq!(
+        kinds(&c, &rid("#a")).last(),
+        Some(&LineKind::Notice(
+            "reconnected as me; picked up where you left off".into()
+        ))
+    );
+}
+
+#[test]
+fn gaps_and_room_lists_are_lines() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(
+        &Event::Gap {
+            room: room("#a"),
+            first: Seq(3),
+            last: Seq(7),
+        },
+        T0,
+    );
+    let rooms = vec![RoomInfo {
+        room: room("#a"),
+        members: 2,
+    }];
+    c.handle_event(&Event::Rooms(rooms.clone()), T0);
+    let k = kinds(&c, &rid("#a"));
+    assert_eq!(
+        k[k.len() - 2..],
+        [
+            LineKind::Gap {
+                first: Seq(3),
+                last: Seq(7),
+                words: "5 messages missed here (#a #3..#7)".into()
+            },
+            LineKind::Rooms {
+                rooms,
+                words: "rooms: #a (2)".into()
+            }
+        ]
+    );
+}
+
+#[test]
+fn lines_and_the_change_log_are_bounded() {
+    let mut c = chat_in(&["#a"]);
+    for i in 0..CHAT_MAX_LINES + 10 {
+        c.handle_event(&say("#a", i as u64 + 2, "bob", &format!("m{i}")), T0);
+        // A front end reading along sees each trim once the conversation is full.
+        let changes = drain(&mut c);
+        if i >= CHAT_MAX_LINES - 1 {
+            assert!(
+                changes.contains(&Change::LinesTrimmed {
+                    conv: rid("#a"),
+                    n: 1
+                }),
+                "{i}"
+            );
+        }
+    }
+    assert_eq!(c.current_conv().lines().len(), CHAT_MAX_LINES);
+    assert_eq!(c.current_conv().lines()[0].kind, says("bob", "m10"));
+    // A front end that stops reading gets one "redraw everything", not an endless log.
+    for i in 0..CHAT_MAX_CHANGES + 10 {
+        c.handle_event(&say("#a", 5_000 + i as u64, "bob", "x"), T0);
+    }
+    assert_eq!(drain(&mut c), [Change::All]);
+}
+
+#[test]
+fn tab_completes_members_of_the_open_room_but_not_us() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&room_ev("#a", 2, "Bobby", EventKind::Join), T0);
+    assert_eq!(c.complete_nick("b"), Some(&nick("bob")));
+    assert_eq!(c.complete_nick("BOBB"), Some(&nick("Bobby")));
+    assert_eq!(c.complete_nick("m"), None);
+    assert_eq!(c.complete_nick("z"), None);
+}

@@ -1,0 +1,157 @@
+//! What a session tells its driver and its UI: the [`Event`]s, and the small types they carry.
+
+use crate::time::Millis;
+use crate::types::{MsgId, Nick, RoomName, Seq, Text};
+use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo};
+
+/// Connection state, for the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Waiting for the transport or the welcome.
+    Connecting,
+    /// Welcomed; chatting.
+    Connected,
+    /// Lost; the next attempt is at `at`.
+    Reconnecting {
+        /// When the next attempt starts.
+        at: Millis,
+        /// Attempts so far since the last success.
+        attempt: u32,
+    },
+    /// Ended (after `/quit`, or a fatal error such as a protocol version mismatch).
+    Closed,
+}
+
+/// Where a typed message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A room.
+    Room(RoomName),
+    /// One user (a direct message).
+    Nick(Nick),
+}
+
+/// What an [`Event::Error`] is about: the server's `re`, matched to the request it answers, or
+/// the session's own refusal of something typed. Nobody has to guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    /// The session or its connection as a whole (a server error that names nothing, bad data).
+    Session,
+    /// Something typed that could not be done as typed (a bad command, no room to talk in, too
+    /// much waiting to be sent).
+    Input,
+    /// The message with this id; [`Event::Settled`] `{ delivered: false }` follows.
+    Message(MsgId),
+    /// Joining this room.
+    Join(RoomName),
+    /// Leaving this room.
+    Part(RoomName),
+    /// Another request about this room (its topic, its members).
+    Room(RoomName),
+    /// Changing our nick to this one.
+    Nick(Nick),
+}
+
+/// What the session has to say to its driver and UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Driver: open a transport now.
+    Connect,
+    /// Driver: close the transport once the bytes already polled are written.
+    Close,
+    /// The connection state changed.
+    State(ConnState),
+    /// The server welcomed us.
+    Welcome {
+        /// Our nick.
+        nick: Nick,
+        /// The earlier session was resumed (rooms and nick kept, missed events follow).
+        resumed: bool,
+    },
+    /// We are in a room we were not in (once per room we enter; a resume or a rejoin refreshes
+    /// a room we are in with [`Event::Members`] instead). History events follow.
+    Joined {
+        /// Room.
+        room: RoomName,
+        /// Topic.
+        topic: Option<Text>,
+        /// Members.
+        members: Vec<Nick>,
+        /// The seq of our own join: events up to it are history, later ones are live.
+        seq: Seq,
+    },
+    /// The user asked for this room (a `/join` once answered, or one naming a room we are
+    /// in): a UI shows it.
+    Focus(RoomName),
+    /// We left a room.
+    Parted {
+        /// Room.
+        room: RoomName,
+    },
+    /// A room event, once each, in seq order per room (refills after a gap come after it).
+    Room(RoomEvent),
+    /// A direct message (ours come back as their acknowledgement).
+    Direct(DirectMsg),
+    /// Room events `first..=last` were missed; a refill of what the server still has was asked for.
+    Gap {
+        /// Room.
+        room: RoomName,
+        /// First missed seq.
+        first: Seq,
+        /// Last missed seq.
+        last: Seq,
+    },
+    /// Members of a room (reply to `/who`, also after joins and parts).
+    Members {
+        /// Room.
+        room: RoomName,
+        /// Members.
+        members: Vec<Nick>,
+        /// The answer to a `/who` (show it); false for the session's own refresh after a
+        /// reconnect (update the member list quietly).
+        asked: bool,
+    },
+    /// Rooms on the server.
+    Rooms(Vec<RoomInfo>),
+    /// A room's topic (reply to `/topic`).
+    Topic {
+        /// Room.
+        room: RoomName,
+        /// Topic.
+        topic: Option<Text>,
+    },
+    /// Our nick changed.
+    Nick(Nick),
+    /// Something went wrong, in words (server errors, bad commands, refused input).
+    Error {
+        /// Kind, when the server sent it.
+        kind: Option<ErrorKind>,
+        /// What it is about.
+        about: About,
+        /// Words for people.
+        text: String,
+    },
+    /// Local information for the user (`/help`, "not resumed", ...).
+    Info(String),
+    /// A message we typed (say, action or DM) has its id and is on its way: sent now, or after
+    /// the next welcome. [`Event::Settled`] with the same id follows. UIs may show it as pending.
+    Queued {
+        /// Its id.
+        id: MsgId,
+        /// Where it goes.
+        to: Target,
+        /// An action (`/me`) rather than a plain message.
+        act: bool,
+        /// What it says.
+        text: Text,
+    },
+    /// The message `id` is settled: the server acknowledged it (`delivered`), or it was refused
+    /// or the session ended first (not delivered; an [`Event::Error`] about it, or an
+    /// [`Event::Info`] when the session ended, says why).
+    Settled {
+        /// Its id.
+        id: MsgId,
+        /// Whether the server took it.
+        delivered: bool,
+    },
+}

@@ -1,0 +1,243 @@
+//! What a typed line does to the session: parsed by [`crate::command::parse`], then a message
+//! with an id, a paced command, or a command kept for the welcome. Where a line that names no
+//! room goes is the caller's to say (the conversation it was typed in); without one, the
+//! session's default room.
+
+use super::{About, Event, Session, Target};
+use crate::command::{self, Command, HELP, Input};
+use crate::limits::MAX_ROOMS_PER_USER;
+use crate::types::{MsgId, RoomName, Text};
+use crate::wire::ClientMsg;
+
+impl Session {
+    /// A line typed by a client without a chat model (a script, a test): chat for the session's
+    /// default room (the room last joined on request, else the first room it is in), or a
+    /// `/command`. A UI uses [`Session::handle_input_in`].
+    pub fn handle_input(&mut self, line: &str, now: crate::Millis) {
+        self.handle_input_in(line, None, now);
+    }
+
+    /// A line typed in the conversation `to` (a room or a direct conversation, as the UI shows
+    /// it; `None`: the session's default room): chat goes there, and a command that names no
+    /// room means its room. Problems come back as [`Event::Error`] about [`About::Input`].
+    pub fn handle_input_in(&mut self, line: &str, to: Option<&Target>, now: crate::Millis) {
+        self.tick(now);
+        if self.link.phase() == super::link::Phase::Closed {
+            self.error(About::Input, "the session is closed");
+            return;
+        }
+        let input = match command::parse(line) {
+            Ok(Some(input)) => input,
+            Ok(None) => return,
+            // The parser may quote what was typed: nothing a terminal acts on goes back.
+            Err(e) => return self.error(About::Input, super::clean(&e.to_string())),
+        };
+        match input {
+            Input::Say(text) if !self.text_fits(&text) => {}
+            Input::Say(text) => match to {
+                Some(Target::Nick(peer)) => {
+                    let to = peer.clone();
+                    self.queue_msg(|id| ClientMsg::Msg { to, id, text });
+                }
+                _ => {
+                    if let Some(room) = self.room_named(None, to, "talk") {
+                        self.queue_msg(|id| ClientMsg::Say { room, id, text });
+                    }
+                }
+            },
+            Input::Command(cmd) => self.command(cmd, to),
+        }
+    }
+
+    /// The room a command means: the one it names, else the one it was typed in, else the
+    /// default room. `None` (and the user told) when there is none.
+    fn room_named(
+        &mut self,
+        named: Option<RoomName>,
+        to: Option<&Target>,
+        what: &str,
+    ) -> Option<RoomName> {
+        let room = match (named, to) {
+            (Some(room), _) => Some(room),
+            (None, Some(Target::Room(room))) => Some(room.clone()),
+            (None, Some(Target::Nick(peer))) => {
+                self.error(
+                    About::Input,
+                    format!("this is a direct conversation with {peer}; to {what} in a room, name it (or open it)"),
+                );
+                return None;
+            }
+            (None, None) => self.rooms.default_room().cloned(),
+        };
+        if room.is_none() {
+            self.error(About::Input, "join a room first (/join #room)");
+        }
+        room
+    }
+
+    fn command(&mut self, cmd: Command, to: Option<&Target>) {
+        match cmd {
+            Command::Nick(nick) => self.send_or_defer(ClientMsg::Nick { nick }),
+            Command::Join(room) => self.join(room),
+            Command::Part { room, reason } => {
+                if let Some(room) = self.room_named(room, to, "leave") {
+                    self.part(room, reason);
+                }
+            }
+            Command::Msg { to, text } => {
+                if self.text_fits(&text) {
+                    self.queue_msg(|id| ClientMsg::Msg { to, id, text });
+                }
+            }
+            Command::Me(text) if !self.text_fits(&text) => {}
+            Command::Me(text) => {
+                if let Some(room) = self.room_named(None, to, "act") {
+                    self.queue_msg(|id| ClientMsg::Act { room, id, text });
+                }
+            }
+            Command::Who(room) => {
+                if let Some(room) = self.room_named(room, to, "list members") {
+                    self.send_or_defer(ClientMsg::Who { room });
+                }
+            }
+            Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
+            Command::Topic { room, topic } => {
+                if let Some(room) = self.room_named(room, to, "see the topic") {
+                    self.send_or_defer(ClientMsg::Topic { room, topic });
+                }
+            }
+            Command::Quit(reason) => {
+                self.send(&ClientMsg::Quit { reason });
+                self.close_for_good(None);
+            }
+            Command::History { room, count } => {
+                if let Some(room) = self.room_named(room, to, "see its history") {
+                    let limit = count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT);
+                    let before = crate::types::Seq(0);
+                    self.send_or_defer(ClientMsg::Older {
+                        room,
+                        before,
+                        limit,
+                    });
+                }
+            }
+            Command::Search { room, words } => {
+                self.send_or_defer(ClientMsg::Search { room, words });
+            }
+            Command::Help => {
+                for (usage, what) in HELP {
+                    self.info(format!("{usage:<24} {what}"));
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, room: RoomName) {
+        let leaving = self.rooms.is_parting(&room);
+        if self.rooms.is_in(&room) && !leaving {
+            // Already in it: `/join` just asks to show it.
+            self.rooms.choose(&room);
+            self.event(Event::Focus(room));
+            return;
+        }
+        if self.rooms.is_joining(&room) {
+            self.rooms.join_asked(room, true);
+            return;
+        }
+        let max = self.max_rooms();
+        if !self.rooms.room_for(max, leaving) {
+            self.error(
+                About::Join(room),
+                format!("you can be in at most {max} rooms; /part one first"),
+            );
+            return;
+        }
+        self.rooms.join_asked(room.clone(), true);
+        // Before the welcome, the join is sent with the others when it comes.
+        self.pace(ClientMsg::Join { room });
+    }
+
+    fn part(&mut self, room: RoomName, reason: Option<Text>) {
+        if !self.rooms.is_in(&room) {
+            if self.rooms.is_joining(&room) && !self.link.is_welcomed() {
+                // Not asked yet: just don't.
+                self.rooms.join_dropped(&room);
+            } else {
+                self.error(About::Part(room.clone()), format!("you are not in {room}"));
+            }
+            return;
+        }
+        if !self.link.is_welcomed() {
+            self.error(
+                About::Part(room.clone()),
+                format!("not connected; /part {room} again once connected"),
+            );
+            return;
+        }
+        self.rooms.part_asked(room.clone());
+        self.pace(ClientMsg::Part { room, reason });
+    }
+
+    /// Rooms the server lets one user be in: what it announced, within our own bound.
+    fn max_rooms(&self) -> usize {
+        let announced =
+            usize::try_from(self.handshake.limits.max_rooms_per_user).unwrap_or(usize::MAX);
+        announced.clamp(1, MAX_ROOMS_PER_USER)
+    }
+
+    /// Whether the server takes a text this long (what it announced; our own `Text` bound
+    /// applies anyway). Says so when not.
+    fn text_fits(&mut self, text: &Text) -> bool {
+        let max = usize::try_from(self.handshake.limits.max_text_bytes).unwrap_or(usize::MAX);
+        if text.as_str().len() <= max.max(1) {
+            return true;
+        }
+        self.error(
+            About::Input,
+            format!(
+                "that message is {} bytes long; this server takes at most {max}",
+                text.as_str().len()
+            ),
+        );
+        false
+    }
+
+    /// Gives a message the next id and keeps it until acknowledged; sends it now if welcomed.
+    fn queue_msg(&mut self, make: impl FnOnce(MsgId) -> ClientMsg) {
+        let (id, queued) = match self.out.add_message(make) {
+            Ok((id, msg)) => {
+                let queued = match msg {
+                    ClientMsg::Say { room, text, .. } => {
+                        Some((Target::Room(room.clone()), false, text.clone()))
+                    }
+                    ClientMsg::Act { room, text, .. } => {
+                        Some((Target::Room(room.clone()), true, text.clone()))
+                    }
+                    ClientMsg::Msg { to, text, .. } => {
+                        Some((Target::Nick(to.clone()), false, text.clone()))
+                    }
+                    _ => None,
+                };
+                (id, queued)
+            }
+            Err(why) => return self.queue_full(why),
+        };
+        if let Some((to, act, text)) = queued {
+            self.event(Event::Queued { id, to, act, text });
+        }
+        if self.link.is_welcomed()
+            && let Some(msg) = self.out.pace_message(id, self.now)
+        {
+            self.send(&msg);
+        }
+    }
+
+    /// Sends a command now if welcomed, else keeps it for the welcome.
+    fn send_or_defer(&mut self, msg: ClientMsg) {
+        if self.link.is_welcomed() {
+            self.pace(msg);
+        } else if let Err(why) = self.out.defer(msg) {
+            self.queue_full(why);
+        }
+    }
+}

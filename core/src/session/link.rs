@@ -1,0 +1,256 @@
+//! The session's link to the server: where it is with its transport (opening, open, welcomed,
+//! waiting to reconnect, closed), the frame decoder and the bytes queued for the driver, the
+//! keepalive, and the reconnect backoff. It knows nothing of rooms or messages: the session asks
+//! it to send a message and tells it what happened to the transport.
+
+use super::Transport;
+use super::timers::{Timer, Timers};
+use crate::limits::{
+    CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, RECONNECT_MAX,
+    RECONNECT_MIN,
+};
+use crate::time::Millis;
+use crate::wire::{self, ClientMsg, FrameDecoder, MAGIC, WireError};
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::VecDeque;
+
+/// Where the link is with its transport. One enum, so no illegal pair of flags can exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// `Event::Connect` was emitted; waiting for the driver to report the transport open.
+    Opening,
+    /// The transport is open and the hello sent; `welcomed` once the server answered.
+    Open { welcomed: bool },
+    /// Waiting to reconnect.
+    Waiting { at: Millis, attempt: u32 },
+    /// Done for good.
+    Closed,
+}
+
+/// Why [`Link::send`] could not queue a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SendError {
+    /// No transport is open: nothing is queued (the session keeps what matters).
+    NotOpen,
+    /// The driver is not taking bytes out fast enough: the link should be given up on.
+    Backlog,
+    /// The message could not be encoded (a bug, not input).
+    Encode(WireError),
+}
+
+/// The transport side of a session. See the module docs.
+#[derive(Debug)]
+pub(super) struct Link {
+    transport: Transport,
+    phase: Phase,
+    timers: Timers,
+    decoder: FrameDecoder,
+    transmits: VecDeque<Bytes>,
+    ping_token: u64,
+    backoff: Backoff,
+}
+
+impl Link {
+    pub(super) fn new(transport: Transport, seed: u64) -> Link {
+        Link {
+            transport,
+            phase: Phase::Closed,
+            timers: Timers::default(),
+            decoder: FrameDecoder::new(),
+            transmits: VecDeque::new(),
+            ping_token: 0,
+            backoff: Backoff::new(seed),
+        }
+    }
+
+    pub(super) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The transport is open (welcomed or not).
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    /// The server welcomed us on the open transport.
+    pub(super) fn is_welcomed(&self) -> bool {
+        self.phase == (Phase::Open { welcomed: true })
+    }
+
+    /// Opening, or open: a transport is (being) used.
+    pub(super) fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Opening | Phase::Open { .. })
+    }
+
+    /// Starts a connection attempt, bounded by [`CONNECT_TIMEOUT`] until the welcome.
+    pub(super) fn start_connect(&mut self, now: Millis) {
+        self.phase = Phase::Opening;
+        self.timers.stop_all();
+        self.timers.set(Timer::Connect, now + CONNECT_TIMEOUT);
+    }
+
+    /// The transport opened: a fresh decoder, and the preamble when the transport wants one.
+    /// False if no transport was being opened.
+    pub(super) fn opened(&mut self, now: Millis) -> bool {
+        if self.phase != Phase::Opening {
+            return false;
+        }
+        self.phase = Phase::Open { welcomed: false };
+        self.decoder = FrameDecoder::new();
+        self.transmits.clear();
+        // The connect deadline keeps running until the welcome.
+        self.heard(now);
+        if self.transport == Transport::Stream {
+            self.transmits.push_back(Bytes::from_static(&MAGIC));
+        }
+        true
+    }
+
+    /// The server's welcome arrived. False if it was not expected (a second one).
+    pub(super) fn welcomed(&mut self) -> bool {
+        if self.phase != (Phase::Open { welcomed: false }) {
+            return false;
+        }
+        self.timers.stop(Timer::Connect);
+        self.phase = Phase::Open { welcomed: true };
+        self.backoff.reset();
+        true
+    }
+
+    /// Something was heard from the server: it is alive, restart the keepalive.
+    pub(super) fn heard(&mut self, now: Millis) {
+        self.timers.stop(Timer::PingTimeout);
+        self.timers.set(Timer::Ping, now + CLIENT_PING_AFTER);
+    }
+
+    /// Feeds bytes read from a stream transport to the decoder.
+    pub(super) fn decoder(&mut self) -> &mut FrameDecoder {
+        &mut self.decoder
+    }
+
+    /// Encodes `msg` for the transport and queues it for the driver.
+    pub(super) fn send(&mut self, msg: &ClientMsg) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::NotOpen);
+        }
+        if self.transmits.len() >= MAX_QUEUED_TRANSMITS {
+            return Err(SendError::Backlog);
+        }
+        let encoded = match self.transport {
+            Transport::Stream => wire::encode_frame(msg),
+            Transport::Messages => wire::encode_payload(msg),
+        };
+        self.transmits
+            .push_back(encoded.map_err(SendError::Encode)?);
+        Ok(())
+    }
+
+    pub(super) fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmits.pop_front()
+    }
+
+    /// The transport is given up on: the next attempt is scheduled after the backoff. Returns
+    /// the new phase (`Waiting`).
+    pub(super) fn schedule_reconnect(&mut self, now: Millis) -> Phase {
+        self.transmits.clear();
+        self.decoder = FrameDecoder::new();
+        self.timers.stop_all();
+        let (at, attempt) = self.backoff.next(now);
+        self.phase = Phase::Waiting { at, attempt };
+        self.timers.set(Timer::Reconnect, at);
+        self.phase
+    }
+
+    /// Ends the link for good. False if it already was.
+    pub(super) fn close(&mut self) -> bool {
+        if self.phase == Phase::Closed {
+            return false;
+        }
+        self.phase = Phase::Closed;
+        self.timers.stop_all();
+        self.decoder = FrameDecoder::new();
+        true
+    }
+
+    /// What the link's deadlines ask for at `now`, in the order they are to be acted on.
+    pub(super) fn expired(&mut self, now: Millis) -> Expired {
+        let open = self.is_open();
+        Expired {
+            connect: self
+                .timers
+                .take_expired(Timer::Connect, now)
+                .then_some(open),
+            dead: self.timers.take_expired(Timer::PingTimeout, now),
+            ping: self.timers.take_expired(Timer::Ping, now).then(|| {
+                self.ping_token = self.ping_token.wrapping_add(1);
+                self.timers.set(Timer::PingTimeout, now + PING_TIMEOUT);
+                self.ping_token
+            }),
+            reconnect: self.timers.take_expired(Timer::Reconnect, now),
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Millis> {
+        self.timers.next()
+    }
+
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    #[cfg(test)]
+    pub(super) fn queued_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+}
+
+/// What [`Link::expired`] found due.
+#[derive(Debug, Default)]
+pub(super) struct Expired {
+    /// The connect deadline passed; `Some(true)` if the transport had opened (no welcome).
+    pub connect: Option<bool>,
+    /// A ping went unanswered.
+    pub dead: bool,
+    /// Time to ping, with this token.
+    pub ping: Option<u64>,
+    /// Time for the next connection attempt.
+    pub reconnect: bool,
+}
+
+/// Reconnect backoff: `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`, jittered into its upper
+/// half by a seeded RNG, so clients that lost the same server do not all come back at once.
+#[derive(Debug)]
+struct Backoff {
+    rng: ChaCha8Rng,
+    /// Failed connections since the last welcome.
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new(seed: u64) -> Backoff {
+        Backoff {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            attempt: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// When the next attempt starts, and its number (1-based).
+    fn next(&mut self, now: Millis) -> (Millis, u32) {
+        self.attempt = self.attempt.saturating_add(1);
+        let exp = self.attempt.saturating_sub(1).min(32);
+        let base = RECONNECT_MIN
+            .0
+            .saturating_mul(1u64 << exp)
+            .min(RECONNECT_MAX.0);
+        let half = base / 2;
+        let wait = Millis(half + self.rng.next_u64() % (base - half + 1));
+        (now + wait, self.attempt)
+    }
+}

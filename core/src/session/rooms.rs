@@ -1,0 +1,298 @@
+//! Which rooms the session is in, joining or leaving, and per room which seqs it has emitted, so
+//! every room event reaches the UI once (above the last seen, or inside a gap being refilled) and
+//! a resume can say where it left off. Topics, members and unread counts are not kept here: they
+//! are what a person sees, and live in the chat model ([`crate::chat`]).
+
+use crate::limits::{MAX_OPEN_GAPS, MAX_ROOMS_PER_USER};
+use crate::types::{RoomName, Seq};
+
+/// The seqs of one room the session is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RoomSeqs {
+    pub(super) room: RoomName,
+    /// Highest seq seen, `None` before the first event.
+    pub(super) last_seq: Option<Seq>,
+    /// Missed ranges whose refill is awaited; no seq in them was ever emitted.
+    pub(super) gaps: Vec<OpenGap>,
+    /// Rejoined after a failed resume, having seen up to this seq: the first event after the
+    /// rejoin shows whether (and what) was missed meanwhile.
+    pub(super) rejoined_after: Option<Seq>,
+}
+
+/// What a gap marker means to us: the part of it not seen before (to show), and from which seq
+/// to ask for history, if at all.
+pub(super) type GapFound = (Option<(Seq, Seq)>, Option<Seq>);
+
+/// A missed range `next..=last` of one room, and where its last history request started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OpenGap {
+    next: Seq,
+    last: Seq,
+    asked: Seq,
+}
+
+impl RoomSeqs {
+    fn new(room: RoomName) -> RoomSeqs {
+        RoomSeqs {
+            room,
+            last_seq: None,
+            gaps: Vec::new(),
+            rejoined_after: None,
+        }
+    }
+
+    /// We are in the room again (a resume, or a rejoin after a failed one), at join seq `seq`.
+    /// Its seqs go on, unless the room is new (the server restarted), which shows as a join seq
+    /// not above what we saw.
+    fn rejoined(&mut self, seq: Seq, resumed: bool) {
+        if let Some(last) = self.last_seq {
+            if seq < last || (seq == last && !resumed) {
+                self.last_seq = None;
+                self.gaps.clear();
+            } else if !resumed {
+                self.rejoined_after = Some(last);
+            }
+        }
+    }
+
+    /// Decides whether an event with `seq` is new, and records it if so. Every seq is accepted
+    /// at most once: above `last_seq`, or inside an open gap (whose seqs were never emitted, and
+    /// whose refill comes in ascending order).
+    pub(super) fn accept(&mut self, seq: Seq) -> bool {
+        if self.last_seq.is_none_or(|last| seq > last) {
+            self.last_seq = Some(seq);
+            return true;
+        }
+        if let Some(i) = self
+            .gaps
+            .iter()
+            .position(|g| g.next <= seq && seq <= g.last)
+        {
+            if seq >= self.gaps[i].last {
+                self.gaps.remove(i);
+            } else {
+                self.gaps[i].next = seq.next();
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Records a gap marker. Returns the part not seen before (to show), and from which seq to
+    /// ask for history, if at all.
+    ///
+    /// A marker starting inside an open gap is the server saying a refill stopped there (what
+    /// is gone from its history, or what did not fit in our queue): asked again only if the
+    /// refill got further than the last request, so asking always makes progress and ends.
+    pub(super) fn on_gap(&mut self, first: Seq, last: Seq) -> GapFound {
+        let mut ask = None;
+        if let Some(g) = self
+            .gaps
+            .iter_mut()
+            .find(|g| g.next <= first && first <= g.last)
+            && first > g.asked
+        {
+            g.asked = first;
+            ask = Some(first);
+        }
+        let first = match self.last_seq {
+            // Nothing is above the highest possible seq (a hostile server may send it).
+            Some(seen) => match seen.0.checked_add(1) {
+                Some(after) => first.max(Seq(after)),
+                None => return (None, ask),
+            },
+            None => first,
+        };
+        if first > last {
+            return (None, ask);
+        }
+        if self.gaps.len() >= MAX_OPEN_GAPS {
+            self.gaps.remove(0);
+        }
+        self.gaps.push(OpenGap {
+            next: first,
+            last,
+            asked: first,
+        });
+        self.last_seq = Some(last);
+        let ask = ask.map_or(first, |a| a.min(first));
+        (Some((first, last)), Some(ask))
+    }
+
+    /// The first event after a rejoin: the missed range between what we saw before and it, if
+    /// any (shown and asked for like a gap marker).
+    pub(super) fn after_rejoin(&mut self, seq: Seq) -> Option<GapFound> {
+        let seen = self.rejoined_after.take()?;
+        // The rejoin replays only recent history: what lies between is asked for.
+        (seq.0 > seen.0.saturating_add(1)).then(|| self.on_gap(Seq(seen.0 + 1), Seq(seq.0 - 1)))
+    }
+}
+
+/// What [`Rooms::joined`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entered {
+    /// A room we were not in.
+    New,
+    /// A room we were already in (a resume or a rejoin).
+    Again,
+    /// One room too many; ignored.
+    Refused,
+}
+
+/// The rooms of a session. See the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Rooms {
+    /// Rooms we are in, in join order.
+    list: Vec<RoomSeqs>,
+    /// Joins sent (or to send at the welcome) and not yet answered.
+    joining: Vec<RoomName>,
+    /// Parts sent and not yet answered.
+    parting: Vec<RoomName>,
+    /// The room the user last asked to join: where input that names no room goes for a client
+    /// without a chat model, and the room a UI is told to show once its join is answered.
+    chosen: Option<RoomName>,
+}
+
+impl Rooms {
+    pub(super) fn names(&self) -> impl Iterator<Item = &RoomName> {
+        self.list.iter().map(|r| &r.room)
+    }
+
+    pub(super) fn get(&self, room: &RoomName) -> Option<&RoomSeqs> {
+        self.list.iter().find(|r| &r.room == room)
+    }
+
+    pub(super) fn get_mut(&mut self, room: &RoomName) -> Option<&mut RoomSeqs> {
+        self.list.iter_mut().find(|r| &r.room == room)
+    }
+
+    pub(super) fn is_in(&self, room: &RoomName) -> bool {
+        self.get(room).is_some()
+    }
+
+    pub(super) fn is_joining(&self, room: &RoomName) -> bool {
+        self.joining.contains(room)
+    }
+
+    pub(super) fn is_parting(&self, room: &RoomName) -> bool {
+        self.parting.contains(room)
+    }
+
+    /// Joins and parts sent and not answered.
+    pub(super) fn in_flight(&self) -> bool {
+        !self.joining.is_empty() || !self.parting.is_empty()
+    }
+
+    /// Where a line that names no room goes without a chat model: the room last asked for (if
+    /// we are in it or joining it), else the first room we are in, else the first being joined.
+    pub(super) fn default_room(&self) -> Option<&RoomName> {
+        self.chosen
+            .as_ref()
+            .filter(|r| self.is_in(r) || self.is_joining(r))
+            .or_else(|| self.list.first().map(|r| &r.room))
+            .or_else(|| self.joining.first())
+    }
+
+    /// Whether one more room may be joined under a limit of `max`, counting joins in flight. A
+    /// room being left counts as gone when `leaving` is that room.
+    pub(super) fn room_for(&self, max: usize, leaving: bool) -> bool {
+        self.list.len() + self.joining.len() < max + usize::from(leaving)
+    }
+
+    /// A join is asked for (now, or at the welcome); `chosen` when the user asked for it.
+    pub(super) fn join_asked(&mut self, room: RoomName, chosen: bool) {
+        if chosen {
+            self.chosen = Some(room.clone());
+        }
+        if !self.joining.contains(&room) {
+            self.joining.push(room);
+        }
+    }
+
+    /// The user asked for a room we are in (a `/join` of it).
+    pub(super) fn choose(&mut self, room: &RoomName) {
+        self.chosen = Some(room.clone());
+    }
+
+    /// A join is not going to happen (refused by the server, or dropped before it was sent).
+    pub(super) fn join_dropped(&mut self, room: &RoomName) {
+        self.joining.retain(|r| r != room);
+    }
+
+    pub(super) fn part_asked(&mut self, room: RoomName) {
+        if !self.parting.contains(&room) {
+            self.parting.push(room);
+        }
+    }
+
+    /// A part was refused by the server for another reason than our not being there: we stay.
+    pub(super) fn part_dropped(&mut self, room: &RoomName) {
+        self.parting.retain(|r| r != room);
+    }
+
+    /// The server says we are in `room` at join seq `seq`. Returns what that is to us, and
+    /// whether the user asked for this join (a UI then shows the room).
+    pub(super) fn joined(&mut self, room: &RoomName, seq: Seq, resumed: bool) -> (Entered, bool) {
+        let asked = self.joining.contains(room) && self.chosen.as_ref() == Some(room);
+        self.joining.retain(|r| r != room);
+        if let Some(state) = self.get_mut(room) {
+            state.rejoined(seq, resumed);
+            return (Entered::Again, false);
+        }
+        if self.list.len() >= MAX_ROOMS_PER_USER {
+            return (Entered::Refused, false);
+        }
+        self.list.push(RoomSeqs::new(room.clone()));
+        (Entered::New, asked)
+    }
+
+    /// We left `room` (or learned we are not in it). False if we were not in it.
+    pub(super) fn parted(&mut self, room: &RoomName) -> bool {
+        self.parting.retain(|r| r != room);
+        let Some(i) = self.list.iter().position(|r| &r.room == room) else {
+            return false;
+        };
+        self.list.remove(i);
+        true
+    }
+
+    /// A welcome that resumed: joins and parts in flight are asked again. Returns them.
+    pub(super) fn resumed(&self) -> (Vec<RoomName>, Vec<RoomName>) {
+        (self.parting.clone(), self.joining.clone())
+    }
+
+    /// A fresh session after a failed resume: parts in flight are done (the new session is in no
+    /// room), every room we were in and every join in flight is asked for (at most
+    /// [`MAX_ROOMS_PER_USER`]). Returns the rooms parted meanwhile and the rooms to join.
+    pub(super) fn restarted(&mut self) -> (Vec<RoomName>, Vec<RoomName>) {
+        let mut parted = Vec::new();
+        for room in std::mem::take(&mut self.parting) {
+            if self.parted(&room) {
+                parted.push(room);
+            }
+        }
+        let mut want: Vec<RoomName> = self.names().cloned().collect();
+        for room in std::mem::take(&mut self.joining) {
+            if !want.contains(&room) {
+                want.push(room);
+            }
+        }
+        want.truncate(MAX_ROOMS_PER_USER);
+        self.joining = want.clone();
+        (parted, want)
+    }
+
+    /// Rooms and the last seq seen in each, for a resuming hello.
+    pub(super) fn resume_point(&self) -> Vec<(RoomName, Seq)> {
+        self.list
+            .iter()
+            .take(MAX_ROOMS_PER_USER)
+            .map(|r| (r.room.clone(), r.last_seq.unwrap_or_default()))
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(super) fn all(&self) -> &[RoomSeqs] {
+        &self.list
+    }
+}

@@ -1,0 +1,177 @@
+//! The shapes the page reads (www/static/app.js), checked with serde_json: it sees the same serde
+//! data model that serde-wasm-bindgen turns into JS objects. Calls that cross into JS only work
+//! in a browser; the browser test covers those.
+
+use super::*;
+use natter_core::types::{MsgId, Seq, Text};
+use natter_core::wire::{EventKind, RoomEvent};
+use serde_json::json;
+
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+
+fn say(from: &str, seq: u64, text: &str) -> Event {
+    Event::Room(RoomEvent {
+        room: RoomName::lobby(),
+        seq: Seq(seq),
+        at: Millis(1_700_000_000_000),
+        from: nick(from),
+        kind: EventKind::Say {
+            id: MsgId(seq),
+            text: Text::new(text).unwrap(),
+        },
+    })
+}
+
+/// `webby` in #lobby with bob, every change read.
+fn chat() -> Chat {
+    let mut c = Chat::new(nick("webby"));
+    c.handle_event(&Event::State(ConnState::Connected), Millis(0));
+    c.handle_event(
+        &Event::Joined {
+            room: RoomName::lobby(),
+            topic: None,
+            members: vec![nick("webby"), nick("bob")],
+            seq: Seq(1),
+        },
+        Millis(0),
+    );
+    while c.poll_change().is_some() {}
+    c
+}
+
+fn changes(c: &mut Chat) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Some(ch) = c.poll_change() {
+        out.push(serde_json::to_value(ChangeView::of(&ch, c)).unwrap());
+    }
+    out
+}
+
+#[test]
+fn nick_errors_come_from_core_in_words() {
+    assert_eq!(nick_error("alice"), None);
+    assert_eq!(nick_error("  alice "), None);
+    assert!(nick_error("").unwrap().contains("empty"));
+    assert!(
+        nick_error("9lives")
+            .unwrap()
+            .contains("starts with a letter")
+    );
+    assert!(nick_error(&"a".repeat(40)).unwrap().contains("at most"));
+}
+
+#[test]
+fn clock_values_saturate() {
+    assert_eq!(millis(-5.0), Millis(0));
+    assert_eq!(millis(f64::NAN), Millis(0));
+    assert_eq!(millis(1_700_000_000_123.9), Millis(1_700_000_000_123));
+    assert_eq!(millis(f64::INFINITY), Millis(u64::MAX));
+}
+
+#[test]
+fn a_line_with_a_mention_says_where_in_js_string_units() {
+    let mut c = chat();
+    // "é" is 2 bytes in UTF-8 but one UTF-16 unit, "😀" 4 bytes and two units.
+    c.handle_event(&say("bob", 2, "é😀 WEBBY <b>"), Millis(0));
+    let got = changes(&mut c);
+    assert_eq!(
+        got,
+        [json!({
+            "type": "line", "key": "#lobby",
+            "line": {
+                "id": 2.0, "at": 1_700_000_000_000.0, "seq": 2.0, "kind": "say",
+                "from": "bob", "text": "é😀 WEBBY <b>", "mine": false, "mention": true,
+                "spans": [[4, 9]]
+            }
+        })]
+    );
+    assert_eq!("é😀 ".encode_utf16().count(), 4);
+}
+
+#[test]
+fn member_changes_carry_the_row_to_touch() {
+    let mut c = chat();
+    c.handle_event(
+        &Event::Room(RoomEvent {
+            room: RoomName::lobby(),
+            seq: Seq(2),
+            at: Millis(0),
+            from: nick("aaron"),
+            kind: EventKind::Join,
+        }),
+        Millis(0),
+    );
+    c.handle_event(
+        &Event::Room(RoomEvent {
+            room: RoomName::lobby(),
+            seq: Seq(3),
+            at: Millis(0),
+            from: nick("bob"),
+            kind: EventKind::Quit { reason: None },
+        }),
+        Millis(0),
+    );
+    let got = changes(&mut c);
+    let members: Vec<&serde_json::Value> = got.iter().filter(|v| v["type"] != "line").collect();
+    assert_eq!(
+        members,
+        [
+            &json!({"type": "memberAdded", "key": "#lobby", "index": 0, "nick": "aaron"}),
+            &json!({"type": "memberRemoved", "key": "#lobby", "index": 1}),
+        ]
+    );
+    let words: Vec<&str> = got
+        .iter()
+        .filter_map(|v| v["line"]["text"].as_str())
+        .collect();
+    assert_eq!(words, ["aaron joined #lobby", "bob quit"]);
+}
+
+#[test]
+fn counts_outgoing_and_conversations_have_the_shape_the_page_reads() {
+    let mut c = chat();
+    c.set_attention(false);
+    c.handle_event(&say("bob", 2, "hi"), Millis(0));
+    c.handle_event(
+        &Event::Queued {
+            id: MsgId(7),
+            to: natter_core::session::Target::Room(RoomName::lobby()),
+            act: true,
+            text: Text::new("waves").unwrap(),
+        },
+        Millis(5),
+    );
+    let got = changes(&mut c);
+    assert!(got.contains(&json!({"type": "counts", "key": "#lobby", "unread": 1, "mentions": 0})));
+    let outgoing = got.iter().find(|v| v["type"] == "outgoing").unwrap();
+    assert_eq!(outgoing["lines"][0]["id"], json!(7.0));
+    assert_eq!(outgoing["lines"][0]["pending"], json!(false));
+    assert_eq!(outgoing["lines"][0]["line"]["kind"], json!("act"));
+    assert_eq!(outgoing["lines"][0]["line"]["mine"], json!(true));
+    let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
+    assert_eq!(conv["key"], json!("#lobby"));
+    assert_eq!(conv["kind"], json!("room"));
+    assert_eq!(conv["members"], json!(["bob", "webby"]));
+    assert_eq!(conv["outgoing"].as_array().unwrap().len(), 1);
+    assert!(conv.get("topic").is_none(), "absent, not null");
+    let summary = serde_json::to_value(ConvSummary::of(c.current_conv())).unwrap();
+    assert_eq!(
+        summary,
+        json!({"key": "#lobby", "label": "#lobby", "kind": "room", "unread": 1, "mentions": 0})
+    );
+    let conn = serde_json::to_value(ConnView::of(&c, None)).unwrap();
+    assert_eq!(conn, json!({"state": "connected", "everConnected": false}));
+}
+
+#[test]
+fn a_line_trimmed_before_it_was_read_asks_for_a_redraw() {
+    let mut c = chat();
+    for i in 0..natter_core::limits::CHAT_MAX_LINES + 5 {
+        c.handle_event(&say("bob", i as u64 + 2, "x"), Millis(0));
+    }
+    let first = c.poll_change().unwrap();
+    let view = ChangeView::of(&first, &c);
+    assert_eq!(view, ChangeView::All, "{first:?}");
+}
