@@ -182,3 +182,17 @@ pub const MAX_ANNOUNCED_REFILL: Millis = Millis(5_000);
 
 /// Longest server-sent detail or reason passed on to the UI, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;
+
+// ---- the durable store (natter-store) ----
+
+/// Events in one page of stored history (scrollback): a screenful or two per request, so one
+/// request reads a bounded number of rows and fits in a bounded number of frames.
+pub const HISTORY_PAGE_MAX: usize = 200;
+
+/// Results of one search, newest first: more than a person reads, and a bound on the rows one
+/// search reads back from the index.
+pub const SEARCH_MAX_RESULTS: usize = 50;
+
+/// Words of a search that count; the rest of a longer query is ignored. Every word is one more
+/// index lookup to intersect, and nobody finds a chat line by its 33rd word.
+pub const SEARCH_MAX_WORDS: usize = 32;

@@ -1,0 +1,242 @@
+//! Readers: connections that only read (startup load, history pages, search), each on its own
+//! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
+
+use super::codec::Row;
+use super::schema;
+use super::write::token_hash;
+use crate::{
+    HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError, RecentRooms,
+    SearchQuery, SessionRecord,
+};
+use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
+use natter_core::wire::RoomEvent;
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A connection that reads. Cheap to keep, not shared between threads.
+pub struct Reader {
+    pub(super) conn: Connection,
+    search_budget: Duration,
+}
+
+/// A value out of the database that is not valid.
+fn corrupt(detail: impl Into<String>) -> ReadError {
+    ReadError::Corrupt(detail.into())
+}
+
+fn int_u64(what: &str, v: i64) -> Result<u64, ReadError> {
+    u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
+}
+
+impl Reader {
+    pub(crate) fn open(path: &Path, search_budget: Duration) -> Result<Reader, OpenError> {
+        let conn = schema::open_reader(path)?;
+        conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| schema::open_error(path, e))?;
+        Ok(Reader {
+            conn,
+            search_budget,
+        })
+    }
+
+    /// Rooms, sessions and the recent events of some rooms: what a hub needs at startup. Reads
+    /// one row per room and session and at most `opts.recent` events per room, by index: the
+    /// time does not grow with the history stored.
+    pub fn load(&mut self, opts: &LoadOptions) -> Result<Loaded, ReadError> {
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        let sessions = load_sessions(&tx, opts.sessions_since)?;
+        let wanted: Option<HashSet<&RoomName>> = match opts.recent_rooms {
+            RecentRooms::All => None,
+            RecentRooms::OfSessions => Some(sessions.iter().flat_map(|s| &s.rooms).collect()),
+        };
+        let mut rooms = Vec::new();
+        let mut st = tx
+            .prepare("SELECT id, name, topic, last_seq FROM rooms ORDER BY name")
+            .map_err(ReadError::from_sqlite)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(ReadError::from_sqlite)?;
+        for row in rows {
+            let (id, name, topic, last_seq) = row.map_err(ReadError::from_sqlite)?;
+            let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
+            let topic = topic
+                .map(|t| Text::try_from(t).map_err(|e| corrupt(format!("topic of {name}: {e}"))))
+                .transpose()?;
+            let recent = match &wanted {
+                Some(w) if !w.contains(&name) => Vec::new(),
+                _ => newest(&tx, id, &name, Seq(u64::MAX), opts.recent)?,
+            };
+            rooms.push(LoadedRoom {
+                last_seq: Seq(int_u64("seq", last_seq)?),
+                name,
+                topic,
+                recent,
+            });
+        }
+        Ok(Loaded { rooms, sessions })
+    }
+
+    /// A page of `q.room`'s history: the newest `q.limit` (at most [`HISTORY_PAGE_MAX`]) events
+    /// before `q.before`, oldest first. An unknown room has an empty history.
+    pub fn history(&mut self, q: &HistoryQuery) -> Result<HistoryPage, ReadError> {
+        let limit = q.limit.min(HISTORY_PAGE_MAX);
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        let Some(room) = room_id(&tx, &q.room)? else {
+            return Ok(HistoryPage {
+                events: Vec::new(),
+                at_start: true,
+            });
+        };
+        // One more than asked for says whether anything older is left.
+        let mut events = newest(&tx, room, &q.room, q.before, limit + 1)?;
+        let at_start = events.len() <= limit;
+        if !at_start {
+            events.remove(0);
+        }
+        Ok(HistoryPage { events, at_start })
+    }
+
+    /// Says and actions holding every word of `q.words` (taken literally), newest first, at
+    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]). Stopped with
+    /// [`ReadError::TimedOut`] past the search budget.
+    pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<RoomEvent>, ReadError> {
+        let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        let Some(expr) = crate::search::match_expression(&q.words) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let room = match &q.room {
+            Some(name) => match room_id(&self.conn, name)? {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let deadline = Instant::now() + self.search_budget;
+        self.conn
+            .progress_handler(1000, Some(move || Instant::now() > deadline))
+            .map_err(ReadError::from_sqlite)?;
+        let found = search(&self.conn, &expr, room, limit);
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+        found
+    }
+}
+
+/// The search: the index is walked newest first (by event id) and stops after `limit` matches
+/// in the room asked for: no sort, however many lines match.
+pub(super) const SEARCH_SQL: &str = "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
+    FROM events_fts f
+    JOIN events e ON e.id = f.rowid
+    JOIN rooms r ON r.id = e.room
+    WHERE events_fts MATCH ?1 AND (?2 IS NULL OR e.room = ?2)
+    ORDER BY f.rowid DESC
+    LIMIT ?3";
+
+/// A page of history: by the room-and-seq index, newest first from `before`.
+pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
+    WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+
+fn search(
+    conn: &Connection,
+    expr: &str,
+    room: Option<i64>,
+    limit: usize,
+) -> Result<Vec<RoomEvent>, ReadError> {
+    let mut st = conn
+        .prepare_cached(SEARCH_SQL)
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map(params![expr, room, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, Row::read(r, 1)?))
+        })
+        .map_err(ReadError::from_sqlite)?;
+    let mut hits = Vec::new();
+    for row in rows {
+        let (name, row) = row.map_err(ReadError::from_sqlite)?;
+        let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
+        hits.push(row.event(name).map_err(corrupt)?);
+    }
+    Ok(hits)
+}
+
+fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
+    conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
+        .and_then(|mut st| st.query_row([room.as_str()], |r| r.get(0)).optional())
+        .map_err(ReadError::from_sqlite)
+}
+
+/// The newest `n` events of room `id` (named `name`) with a seq below `before`, oldest first.
+fn newest(
+    conn: &Connection,
+    id: i64,
+    name: &RoomName,
+    before: Seq,
+    n: usize,
+) -> Result<Vec<RoomEvent>, ReadError> {
+    let before = i64::try_from(before.0).unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare_cached(HISTORY_SQL)
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map(
+            params![id, before, i64::try_from(n).unwrap_or(i64::MAX)],
+            |r| Row::read(r, 0),
+        )
+        .map_err(ReadError::from_sqlite)?;
+    let mut events = Vec::new();
+    for row in rows {
+        let row = row.map_err(ReadError::from_sqlite)?;
+        events.push(row.event(name.clone()).map_err(corrupt)?);
+    }
+    events.reverse();
+    Ok(events)
+}
+
+fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {
+    let since = i64::try_from(since.0).unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare("SELECT token, nick, rooms, last_id, updated FROM sessions WHERE updated >= ?1")
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map([since], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(ReadError::from_sqlite)?;
+    let mut sessions = Vec::new();
+    for row in rows {
+        let (token, nick, rooms, last_id, updated) = row.map_err(ReadError::from_sqlite)?;
+        let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
+        let nick = Nick::try_from(nick).map_err(|e| corrupt(format!("session nick: {e}")))?;
+        let rooms = rooms
+            .split_whitespace()
+            .map(|r| RoomName::try_from(r.to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(format!("rooms of session of {nick}: {e}")))?;
+        sessions.push(SessionRecord {
+            token,
+            rooms,
+            last_id: MsgId(int_u64("message id", last_id)?),
+            updated: Millis(int_u64("time", updated)?),
+            nick,
+        });
+    }
+    Ok(sessions)
+}

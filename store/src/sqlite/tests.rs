@@ -1,0 +1,219 @@
+//! Properties of the SQLite backend that need its insides: the work of startup and of a
+//! history page does not grow with the history (counted in SQLite instructions, not timed), the
+//! query plans use the indexes, a full disk, and the search budget.
+
+use super::read::{HISTORY_SQL, SEARCH_SQL};
+use super::*;
+use crate::{
+    Batch, BatchId, Config, HistoryQuery, LoadOptions, ReadError, RecentRooms, SearchQuery, Write,
+    WriteError,
+};
+use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+fn say(room: &str, seq: u64, text: &str) -> RoomEvent {
+    RoomEvent {
+        room: RoomName::new(room).unwrap(),
+        seq: Seq(seq),
+        at: Millis(1_700_000_000_000 + seq),
+        from: Nick::new("alice").unwrap(),
+        kind: EventKind::Say {
+            id: MsgId(seq),
+            text: Text::new(text).unwrap(),
+        },
+    }
+}
+
+/// A store with `per_room` events in each of three rooms, written in batches of 5000.
+fn filled(dir: &std::path::Path, per_room: u64) -> SqliteStore {
+    let mut store = SqliteStore::open(&Config::new(dir)).unwrap();
+    let mut writes = Vec::new();
+    for seq in 1..=per_room {
+        for room in ["#a", "#b", "#c"] {
+            writes.push(Write::Event(say(room, seq, &format!("common line {seq}"))));
+        }
+    }
+    for (i, chunk) in writes.chunks(5000).enumerate() {
+        store
+            .write(&Batch {
+                id: BatchId(i as u64),
+                writes: chunk.to_vec(),
+            })
+            .unwrap();
+    }
+    store
+}
+
+/// `f`'s result and the SQLite virtual-machine instructions it ran.
+fn steps<T>(reader: &mut Reader, f: impl FnOnce(&mut Reader) -> T) -> (T, u64) {
+    let n = Arc::new(AtomicU64::new(0));
+    let count = n.clone();
+    reader
+        .conn
+        .progress_handler(
+            1,
+            Some(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
+    let out = f(reader);
+    reader
+        .conn
+        .progress_handler(0, None::<fn() -> bool>)
+        .unwrap();
+    (out, n.load(Ordering::Relaxed))
+}
+
+fn load_opts() -> LoadOptions {
+    LoadOptions {
+        recent: 50,
+        recent_rooms: RecentRooms::All,
+        sessions_since: Millis(0),
+    }
+}
+
+fn page(before: u64) -> HistoryQuery {
+    HistoryQuery {
+        room: RoomName::new("#b").unwrap(),
+        before: Seq(before),
+        limit: 50,
+    }
+}
+
+#[test]
+fn startup_and_history_work_do_not_grow_with_the_history() {
+    let small_dir = tempfile::tempdir().unwrap();
+    let big_dir = tempfile::tempdir().unwrap();
+    let small = filled(small_dir.path(), 100);
+    let big = filled(big_dir.path(), 10_000);
+    let (mut rs, mut rb) = (small.reader().unwrap(), big.reader().unwrap());
+
+    let (ls, small_load) = steps(&mut rs, |r| r.load(&load_opts()).unwrap());
+    let (lb, big_load) = steps(&mut rb, |r| r.load(&load_opts()).unwrap());
+    assert_eq!(ls.rooms.len(), 3);
+    assert_eq!(lb.rooms[1].recent.len(), 50);
+    assert_eq!(lb.rooms[1].last_seq, Seq(10_000));
+    // Same rows read, whatever lies behind them: equal work, give or take a little.
+    assert!(
+        big_load <= small_load + small_load / 10,
+        "load: {small_load} instructions with 300 events, {big_load} with 30,000"
+    );
+
+    let (_, small_page) = steps(&mut rs, |r| r.history(&page(60)).unwrap());
+    let (p, big_page) = steps(&mut rb, |r| r.history(&page(5_000)).unwrap());
+    assert_eq!(p.events.first().unwrap().seq, Seq(4_950));
+    assert!(
+        big_page <= small_page + small_page / 10,
+        "history: {small_page} vs {big_page}"
+    );
+}
+
+#[test]
+fn queries_use_the_indexes_and_never_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 10);
+    let plan = |sql: &str| -> String {
+        let mut st = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = st
+            .query_map(rusqlite::params!["\"x\"", 1, 50], |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    };
+    let history = plan(HISTORY_SQL);
+    assert!(history.contains("events_by_room_seq"), "{history}");
+    assert!(!history.contains("TEMP B-TREE"), "{history}");
+    let search = plan(SEARCH_SQL);
+    assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
+    assert!(!search.contains("TEMP B-TREE"), "{search}");
+    assert!(!search.contains("SCAN e"), "{search}");
+}
+
+#[test]
+fn a_full_disk_fails_writes_not_reads_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = filled(dir.path(), 10);
+    let pages: i64 = store
+        .conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    let big = "y".repeat(1900);
+    let fat = |id: u64, from: u64| Batch {
+        id: BatchId(id),
+        writes: (from..from + 300)
+            .map(|s| Write::Event(say("#a", s, &big)))
+            .collect(),
+    };
+    assert_eq!(store.write(&fat(1, 11)), Err(WriteError::DiskFull));
+    assert_eq!(
+        store.write_group(&[fat(2, 11), fat(3, 311)]),
+        Err(WriteError::DiskFull)
+    );
+    // Pruning may fail too, and says so rather than panicking.
+    let _ = store.prune_step(Millis(u64::MAX / 2));
+    let mut reader = store.reader().unwrap();
+    let before = reader.history(&page(u64::MAX)).unwrap();
+    assert_eq!(before.events.len(), 10);
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 1_073_741_823)
+        .unwrap();
+    store.write(&fat(4, 11)).unwrap();
+    let hits = reader
+        .search(&SearchQuery {
+            words: "yyyy".into(),
+            room: None,
+            limit: 50,
+        })
+        .unwrap();
+    assert!(hits.is_empty(), "whole words only");
+    let page_a = reader
+        .history(&HistoryQuery {
+            room: RoomName::new("#a").unwrap(),
+            before: Seq(u64::MAX),
+            limit: 200,
+        })
+        .unwrap();
+    assert_eq!(page_a.events.last().unwrap().seq, Seq(310));
+}
+
+#[test]
+fn a_search_past_its_budget_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 3000);
+    let mut reader = Reader::open(store.path(), Duration::ZERO).unwrap();
+    // Every line holds "common", none in a room of that name: the whole index is walked.
+    let mut store = store;
+    store
+        .write(&Batch {
+            id: BatchId(99),
+            writes: vec![Write::Event(say("#quiet", 1, "nothing here"))],
+        })
+        .unwrap();
+    let r = reader.search(&SearchQuery {
+        words: "common line".into(),
+        room: Some(RoomName::new("#quiet").unwrap()),
+        limit: 50,
+    });
+    assert_eq!(r, Err(ReadError::TimedOut));
+    // The reader is usable afterwards, and without the budget the same search completes.
+    let mut patient = store.reader().unwrap();
+    let r = patient.search(&SearchQuery {
+        words: "common line".into(),
+        room: Some(RoomName::new("#quiet").unwrap()),
+        limit: 50,
+    });
+    assert_eq!(r, Ok(Vec::new()));
+    assert!(reader.history(&page(u64::MAX)).is_ok());
+}
