@@ -175,9 +175,16 @@ fn check(dir: &std::path::Path, durable: u64) -> u64 {
     let store = open(dir);
     let side = all_events(&store, "#side");
     let b = side.len() as u64;
-    assert!(b >= durable, "batch {durable} was reported durable, only {b} are stored");
+    assert!(
+        b >= durable,
+        "batch {durable} was reported durable, only {b} are stored"
+    );
     for (i, e) in side.iter().enumerate() {
-        assert_eq!(e.seq, Seq(i as u64 + 1), "#side has every batch once, in order");
+        assert_eq!(
+            e.seq,
+            Seq(i as u64 + 1),
+            "#side has every batch once, in order"
+        );
     }
     let crash = all_events(&store, "#crash");
     assert_eq!(
@@ -219,7 +226,11 @@ fn check(dir: &std::path::Path, durable: u64) -> u64 {
     assert_eq!(last("#crash"), start(b + 1) - 1);
     assert_eq!(last("#side"), b);
     let session = loaded.sessions.iter().find(|s| s.token == token());
-    assert_eq!(session.map_or(0, |s| s.last_id.0), b, "the session moved with its batches");
+    assert_eq!(
+        session.map_or(0, |s| s.last_id.0),
+        b,
+        "the session moved with its batches"
+    );
     b
 }
 
@@ -237,7 +248,9 @@ fn main() {
     // Like libtest: a name filter that does not match runs nothing.
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
     if filter.is_some_and(|f| !NAME.contains(f.as_str())) {
-        println!("\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n");
+        println!(
+            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n"
+        );
         return;
     }
     println!("\nrunning 1 test");
@@ -247,7 +260,10 @@ fn main() {
     let mut stored = 0;
     for reports in [60, 250, 600] {
         let durable = round(&exe, dir.path(), reports);
-        assert!(durable > stored, "round made progress ({stored} -> {durable})");
+        assert!(
+            durable > stored,
+            "round made progress ({stored} -> {durable})"
+        );
         stored = check(dir.path(), durable);
         eprintln!("killed after batch {durable} was reported durable; {stored} batches stored");
     }

@@ -20,7 +20,18 @@ use std::time::{Duration, Instant};
 pub struct Reader {
     pub(super) conn: Connection,
     search_budget: Duration,
+    /// Event ids a search looks at per step: the first step, and the most (see
+    /// [`Reader::search`]).
+    pub(super) search_window: (i64, i64),
 }
+
+/// Event ids the first step of a search covers: the newest this many events, where a word
+/// anyone uses has its 50 newest matches.
+const SEARCH_WINDOW_FIRST: i64 = 1 << 16;
+
+/// Event ids one step of a search covers at most (steps double up to this): bounds how long a
+/// search runs past its budget, since the index cannot be stopped within a step.
+const SEARCH_WINDOW_MAX: i64 = 1 << 20;
 
 /// A value out of the database that is not valid.
 fn corrupt(detail: impl Into<String>) -> ReadError {
@@ -39,6 +50,7 @@ impl Reader {
         Ok(Reader {
             conn,
             search_budget,
+            search_window: (SEARCH_WINDOW_FIRST, SEARCH_WINDOW_MAX),
         })
     }
 
@@ -107,68 +119,100 @@ impl Reader {
     }
 
     /// Says and actions holding every word of `q.words` (taken literally), newest first, at
-    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]). Stopped with
-    /// [`ReadError::TimedOut`] past the search budget.
+    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]).
+    ///
+    /// The index is searched in steps, newest events first, each over a window of event ids
+    /// (the first [`SEARCH_WINDOW_FIRST`] wide, then doubling up to [`SEARCH_WINDOW_MAX`]),
+    /// until enough results are found or the events run out. Past the search budget no new
+    /// step starts: the results found so far are returned, or [`ReadError::TimedOut`] if there
+    /// are none (words that are everywhere but never together, over a long history).
     pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<RoomEvent>, ReadError> {
         let limit = q.limit.min(SEARCH_MAX_RESULTS);
-        let Some(expr) = crate::search::match_expression(&q.words) else {
-            return Ok(Vec::new());
-        };
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let deadline = Instant::now() + self.search_budget;
+        let (first_window, max_window) = self.search_window;
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
         let room = match &q.room {
-            Some(name) => match room_id(&self.conn, name)? {
+            Some(name) => match room_id(&tx, name)? {
                 Some(id) => Some(id),
                 None => return Ok(Vec::new()),
             },
             None => None,
         };
-        let deadline = Instant::now() + self.search_budget;
-        self.conn
-            .progress_handler(1000, Some(move || Instant::now() > deadline))
+        let Some(expr) = crate::search::match_expression(&q.words, room) else {
+            return Ok(Vec::new());
+        };
+        let span: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
+                [],
+                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+            )
             .map_err(ReadError::from_sqlite)?;
-        let found = search(&self.conn, &expr, room, limit);
-        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
-        found
+        let Some((oldest, newest)) = span else {
+            return Ok(Vec::new());
+        };
+        let mut hits = Vec::new();
+        let mut below = newest.saturating_add(1);
+        let mut window = first_window.max(1);
+        while below > oldest && hits.len() < limit {
+            if !hits.is_empty() || below <= newest {
+                // Not before the first step: every search gets that far.
+                if Instant::now() > deadline {
+                    if hits.is_empty() {
+                        return Err(ReadError::TimedOut);
+                    }
+                    break;
+                }
+            }
+            let from = below.saturating_sub(window).max(oldest);
+            search_window(&tx, &expr, from, below, limit - hits.len(), &mut hits)?;
+            below = from;
+            window = window.saturating_mul(2).min(max_window.max(1));
+        }
+        Ok(hits)
     }
 }
 
-/// The search: the index is walked newest first (by event id) and stops after `limit` matches
-/// in the room asked for: no sort, however many lines match.
+/// One step of a search: matches with an event id in `from..below`, newest first. The index is
+/// walked in id order from `below` down and stops after `limit` matches: no sort.
 pub(super) const SEARCH_SQL: &str = "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
     FROM events_fts f
     JOIN events e ON e.id = f.rowid
     JOIN rooms r ON r.id = e.room
-    WHERE events_fts MATCH ?1 AND (?2 IS NULL OR e.room = ?2)
+    WHERE events_fts MATCH ?1 AND f.rowid >= ?2 AND f.rowid < ?3
     ORDER BY f.rowid DESC
-    LIMIT ?3";
+    LIMIT ?4";
 
 /// A page of history: by the room-and-seq index, newest first from `before`.
 pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 
-fn search(
+fn search_window(
     conn: &Connection,
     expr: &str,
-    room: Option<i64>,
+    from: i64,
+    below: i64,
     limit: usize,
-) -> Result<Vec<RoomEvent>, ReadError> {
+    hits: &mut Vec<RoomEvent>,
+) -> Result<(), ReadError> {
     let mut st = conn
         .prepare_cached(SEARCH_SQL)
         .map_err(ReadError::from_sqlite)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = st
-        .query_map(params![expr, room, limit as i64], |r| {
+        .query_map(params![expr, from, below, limit], |r| {
             Ok((r.get::<_, String>(0)?, Row::read(r, 1)?))
         })
         .map_err(ReadError::from_sqlite)?;
-    let mut hits = Vec::new();
     for row in rows {
         let (name, row) = row.map_err(ReadError::from_sqlite)?;
         let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
         hits.push(row.event(name).map_err(corrupt)?);
     }
-    Ok(hits)
+    Ok(())
 }
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {

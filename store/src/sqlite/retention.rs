@@ -77,11 +77,15 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
         let span: Option<(i64, i64)> = tx
-            .query_row("SELECT min(id), max(id) FROM events", [], |row| {
-                Ok(row
-                    .get::<_, Option<i64>>(0)?
-                    .zip(row.get::<_, Option<i64>>(1)?))
-            })
+            .query_row(
+                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
+                [],
+                |row| {
+                    Ok(row
+                        .get::<_, Option<i64>>(0)?
+                        .zip(row.get::<_, Option<i64>>(1)?))
+                },
+            )
             .map_err(sql)?;
         let Some((first, last)) = span else {
             self.retention.owed = 0;
@@ -121,8 +125,8 @@ impl SqliteStore {
             return Ok(Pruned::default());
         }
         tx.execute(
-            "INSERT INTO events_fts (events_fts, rowid, text)
-             SELECT 'delete', id, text FROM events WHERE id <= ?1 AND kind IN (0, 1)",
+            "INSERT INTO events_fts (events_fts, rowid, text, room)
+             SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)",
             [upto],
         )
         .map_err(sql)?;

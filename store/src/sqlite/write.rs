@@ -211,8 +211,8 @@ fn insert_event(tx: &Connection, room: i64, ev: &RoomEvent) -> Result<(), WriteE
     }
     if codec::searchable(kind) {
         let id = tx.last_insert_rowid();
-        tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![id, text]))
+        tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![id, text, room]))
             .map_err(WriteError::from_sqlite)?;
     }
     Ok(())
