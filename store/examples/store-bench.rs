@@ -145,6 +145,49 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Drops the store's files from the operating system's page cache, so the next open reads from
+/// the disk as after a reboot (Linux; elsewhere a no-op).
+fn evict(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(target_os = "linux")]
+    for name in [natter_store::DB_FILE, "natter.db-wal"] {
+        let Ok(f) = std::fs::File::open(dir.join(name)) else {
+            continue;
+        };
+        nix::fcntl::posix_fadvise(
+            &f,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens the store and loads it as a server starting up: the handle, its reports, the load,
+/// and the time open took and open + load took.
+async fn open_and_load(
+    dir: &Path,
+    recent: usize,
+) -> anyhow::Result<(
+    SqliteHandle,
+    natter_store::Reports,
+    natter_store::Loaded,
+    Duration,
+    Duration,
+)> {
+    let t0 = Instant::now();
+    let (store, reports) = SqliteHandle::open(&Config::new(dir))?;
+    let opened = t0.elapsed();
+    let loaded = store
+        .load(LoadOptions {
+            recent,
+            recent_rooms: RecentRooms::All,
+            sessions_since: Millis(0),
+        })
+        .await?;
+    Ok((store, reports, loaded, opened, t0.elapsed()))
+}
+
 fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for f in std::fs::read_dir(dir)? {
@@ -353,21 +396,21 @@ async fn main() -> anyhow::Result<()> {
         }
     );
 
-    // 3. Open + load, as a server starting up.
-    let t0 = Instant::now();
-    let (store, mut reports) = SqliteHandle::open(&Config::new(&cli.dir))?;
-    let opened = t0.elapsed();
-    let loaded = store
-        .load(LoadOptions {
-            recent: cli.recent,
-            recent_rooms: RecentRooms::All,
-            sessions_since: Millis(0),
-        })
-        .await?;
-    let total = t0.elapsed();
+    // 3. Open + load, as a server starting up: after a reboot (nothing of the file in the page
+    // cache), and after a restart (the file cached, as after `kill -9` and a restart).
+    evict(&cli.dir)?;
+    let (store, reports, _, opened, total) = open_and_load(&cli.dir, cli.recent).await?;
+    store.close().await;
+    drop(reports);
+    println!(
+        "open + load, file not cached: {} (open {})",
+        ms(total),
+        ms(opened)
+    );
+    let (store, mut reports, loaded, opened, total) = open_and_load(&cli.dir, cli.recent).await?;
     let events: usize = loaded.rooms.iter().map(|r| r.recent.len()).sum();
     println!(
-        "open + load: {} (open {}, load {} rooms with {} recent events each: {events} events)",
+        "open + load, file cached: {} (open {}; load: {} rooms with their {} newest events, {events} events)",
         ms(total),
         ms(opened),
         loaded.rooms.len(),

@@ -453,7 +453,7 @@ fn search_finds_words_newest_first_with_an_optional_room() {
         .unwrap();
     assert_eq!(hit[0].from, nick("bob"));
     assert_eq!(hit[0].at, Millis(T0 + 2000));
-    // At most the cap, newest first.
+    // At most the cap, newest first: with a few matches, and with many (read another way).
     store
         .write(&batch(2, (10..=200).map(|s| say("#c", s, "flood"))))
         .unwrap();
@@ -461,6 +461,14 @@ fn search_finds_words_newest_first_with_an_optional_room() {
     assert_eq!(hits.len(), SEARCH_MAX_RESULTS);
     assert_eq!(hits[0].1, 200);
     assert_eq!(hits[49].1, 151);
+    store
+        .write(&batch(3, (201..=3000).map(|s| say("#c", s, "flood"))))
+        .unwrap();
+    let hits = search(&store, "flood", Some("#c"));
+    assert_eq!(
+        hits.iter().map(|h| h.1).collect::<Vec<_>>(),
+        (2951..=3000).rev().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -668,10 +676,10 @@ fn a_schema_1_store_is_upgraded_and_its_lines_become_searchable() {
         c.execute_batch(
             "PRAGMA user_version = 1; PRAGMA application_id = 1314148913;
              INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', 'kept', 3);
-             INSERT INTO events (room, seq, at, nick, kind, msg_id, text) VALUES
-               (1, 1, 1700000001000, 'alice', 2, NULL, NULL),
-               (1, 2, 1700000002000, 'alice', 0, 5, 'written before search existed'),
-               (1, 3, 1700000003000, 'alice', 6, NULL, 'kept');
+             INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
+               (1, 1, 1, 1700000001000, 'alice', 2, NULL, NULL),
+               (1, 2, 2, 1700000002000, 'alice', 0, 5, 'written before search existed'),
+               (1, 3, 3, 1700000003000, 'alice', 6, NULL, 'kept');
              INSERT INTO sessions VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 'alice', '#old', 5, 1700000003000);",
         )
         .unwrap();

@@ -176,20 +176,31 @@ impl Reader {
     }
 }
 
-/// One step of a search: matches with an event id in `from..below`, newest first. The index is
-/// walked in id order from `below` down and stops after `limit` matches: no sort.
-pub(super) const SEARCH_SQL: &str = "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
-    FROM events_fts f
-    JOIN events e ON e.id = f.rowid
-    JOIN rooms r ON r.id = e.room
-    WHERE events_fts MATCH ?1 AND f.rowid >= ?2 AND f.rowid < ?3
-    ORDER BY f.rowid DESC
-    LIMIT ?4";
+/// Matches in a window past which the window counts as dense: its newest matches are then
+/// read newest first. Below it, the window's matches are read oldest first, which is the cheap
+/// direction for the index when it must skip far (a common word beside rare ones), and the
+/// newest of them kept.
+const SEARCH_DENSE: usize = 512;
+
+/// Matches with an event id in `?2..?3`, oldest first, at most `?4`.
+pub(super) const SEARCH_OLDEST_FIRST_SQL: &str = "SELECT rowid FROM events_fts
+    WHERE events_fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3 ORDER BY rowid ASC LIMIT ?4";
+
+/// Matches with an event id in `?2..?3`, newest first, at most `?4`.
+pub(super) const SEARCH_NEWEST_FIRST_SQL: &str = "SELECT rowid FROM events_fts
+    WHERE events_fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3 ORDER BY rowid DESC LIMIT ?4";
+
+/// An event and its room's name, by event id.
+pub(super) const EVENT_BY_ID_SQL: &str =
+    "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
+    FROM events e JOIN rooms r ON r.id = e.room WHERE e.id = ?1";
 
 /// A page of history: by the room-and-seq index, newest first from `before`.
 pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 
+/// One step of a search: the newest `limit` matches with an event id in `from..below`, newest
+/// first, appended to `hits`.
 fn search_window(
     conn: &Connection,
     expr: &str,
@@ -198,17 +209,26 @@ fn search_window(
     limit: usize,
     hits: &mut Vec<RoomEvent>,
 ) -> Result<(), ReadError> {
+    let ids = |sql: &str, n: usize| -> rusqlite::Result<Vec<i64>> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        conn.prepare_cached(sql)?
+            .query_map(params![expr, from, below, n], |r| r.get(0))?
+            .collect()
+    };
+    let mut found = ids(SEARCH_OLDEST_FIRST_SQL, SEARCH_DENSE).map_err(ReadError::from_sqlite)?;
+    if found.len() < SEARCH_DENSE {
+        found.reverse();
+        found.truncate(limit);
+    } else {
+        found = ids(SEARCH_NEWEST_FIRST_SQL, limit).map_err(ReadError::from_sqlite)?;
+    }
     let mut st = conn
-        .prepare_cached(SEARCH_SQL)
+        .prepare_cached(EVENT_BY_ID_SQL)
         .map_err(ReadError::from_sqlite)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = st
-        .query_map(params![expr, from, below, limit], |r| {
-            Ok((r.get::<_, String>(0)?, Row::read(r, 1)?))
-        })
-        .map_err(ReadError::from_sqlite)?;
-    for row in rows {
-        let (name, row) = row.map_err(ReadError::from_sqlite)?;
+    for id in found {
+        let (name, row) = st
+            .query_row([id], |r| Ok((r.get::<_, String>(0)?, Row::read(r, 1)?)))
+            .map_err(ReadError::from_sqlite)?;
         let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
         hits.push(row.event(name).map_err(corrupt)?);
     }

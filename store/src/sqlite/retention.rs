@@ -22,6 +22,20 @@ pub const PRUNE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// check remove more, again and again.
 const BYTES_SLACK_DIVISOR: u64 = 100;
 
+/// The newest of the events with an id below `?1` that are older than `?2`. Insertion order is
+/// time order (the hub stamps events as it sequences them), so the old events are a prefix of
+/// the ids.
+pub(super) const OLD_UPTO_SQL: &str =
+    "SELECT max(id) FROM (SELECT id, at FROM events WHERE id < ?1 ORDER BY id) WHERE at < ?2";
+
+/// Removes the chat lines with an id up to `?1` from the search index (which needs their text
+/// back to find their entries).
+pub(super) const UNINDEX_UPTO_SQL: &str = "INSERT INTO events_fts (events_fts, rowid, text, room)
+    SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)";
+
+/// Removes the events with an id up to `?1`.
+pub(super) const DELETE_UPTO_SQL: &str = "DELETE FROM events WHERE id <= ?1";
+
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
@@ -107,12 +121,9 @@ impl SqliteStore {
         if r.max_age_days > 0 {
             let cutoff = now.0.saturating_sub(u64::from(r.max_age_days) * 86_400_000);
             let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
-            // Insertion order is time order (the hub stamps events as it sequences them), so
-            // the old events are a prefix of the ids.
             let old_upto: Option<i64> = tx
                 .query_row(
-                    "SELECT max(id) FROM (SELECT id, at FROM events WHERE id < ?1 ORDER BY id)
-                     WHERE at < ?2",
+                    OLD_UPTO_SQL,
                     params![first + PRUNE_STEP as i64, cutoff],
                     |row| row.get(0),
                 )
@@ -124,15 +135,8 @@ impl SqliteStore {
         if upto < first {
             return Ok(Pruned::default());
         }
-        tx.execute(
-            "INSERT INTO events_fts (events_fts, rowid, text, room)
-             SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)",
-            [upto],
-        )
-        .map_err(sql)?;
-        let removed = tx
-            .execute("DELETE FROM events WHERE id <= ?1", [upto])
-            .map_err(sql)?;
+        tx.execute(UNINDEX_UPTO_SQL, [upto]).map_err(sql)?;
+        let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
         tx.commit().map_err(sql)?;
         self.retention.owed = self.retention.owed.saturating_sub(removed as u64);
         let more = self.retention.owed > 0 || (removed == PRUNE_STEP && upto < last);

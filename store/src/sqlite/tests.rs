@@ -2,7 +2,7 @@
 //! history page does not grow with the history (counted in SQLite instructions, not timed), the
 //! query plans use the indexes, a full disk, and the search budget.
 
-use super::read::{HISTORY_SQL, SEARCH_SQL};
+use super::read::{EVENT_BY_ID_SQL, HISTORY_SQL, SEARCH_NEWEST_FIRST_SQL, SEARCH_OLDEST_FIRST_SQL};
 use super::*;
 use crate::{
     Batch, BatchId, Config, HistoryQuery, LoadOptions, ReadError, RecentRooms, SearchQuery, Write,
@@ -142,12 +142,29 @@ fn queries_use_the_indexes_and_never_sort() {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
     };
     let history = plan(HISTORY_SQL, &[&1, &100, &50]);
-    assert!(history.contains("events_by_room_seq"), "{history}");
+    assert!(
+        history.contains("PRIMARY KEY (room=? AND seq<?)"),
+        "{history}"
+    );
     assert!(!history.contains("TEMP B-TREE"), "{history}");
-    let search = plan(SEARCH_SQL, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
-    assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
-    assert!(!search.contains("TEMP B-TREE"), "{search}");
-    assert!(!search.contains("SCAN e"), "{search}");
+    let by_id = plan(EVENT_BY_ID_SQL, &[&7]);
+    assert!(by_id.contains("events_by_id"), "{by_id}");
+    // Retention walks the oldest ids, never the whole table.
+    let seven: &dyn rusqlite::ToSql = &7;
+    for (sql, params) in [
+        (retention::OLD_UPTO_SQL, &[seven, seven][..]),
+        (retention::UNINDEX_UPTO_SQL, &[seven][..]),
+        (retention::DELETE_UPTO_SQL, &[seven][..]),
+    ] {
+        let p = plan(sql, params);
+        assert!(p.contains("events_by_id"), "{sql}: {p}");
+        assert!(!p.contains("SCAN events"), "{sql}: {p}");
+    }
+    for sql in [SEARCH_NEWEST_FIRST_SQL, SEARCH_OLDEST_FIRST_SQL] {
+        let search = plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
+        assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
+        assert!(!search.contains("TEMP B-TREE"), "{search}");
+    }
 }
 
 #[test]

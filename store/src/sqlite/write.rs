@@ -23,6 +23,8 @@ pub struct SqliteStore {
     pub(crate) config: Config,
     /// Room ids by name, for rooms known to be committed.
     rooms: HashMap<RoomName, i64>,
+    /// The id the next event gets (one more than the highest stored).
+    next_id: i64,
     pub(super) retention: super::retention::State,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
@@ -55,12 +57,18 @@ impl SqliteStore {
             .map_err(|e| schema::open_error(&path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| schema::open_error(&path, e))?;
+        let next_id = conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| schema::open_error(&path, e))?;
         info!(path = %path.display(), synchronous = ?config.synchronous, "store open");
         Ok(SqliteStore {
             conn,
             path,
             config: config.clone(),
             rooms: HashMap::new(),
+            next_id,
             retention: super::retention::State::default(),
             _lock: lock,
         })
@@ -84,10 +92,12 @@ impl SqliteStore {
     /// Stores every batch of `group` in one transaction (group commit): all of them, or (on
     /// error) none.
     pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
+        let next_id = self.next_id;
         let applied = self.apply_group(group);
         if applied.is_err() {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
+            self.next_id = next_id;
         }
         applied
     }
@@ -100,7 +110,7 @@ impl SqliteStore {
         let mut meta = RoomMeta::default();
         for batch in group {
             for write in &batch.writes {
-                apply(&tx, &mut self.rooms, &mut meta, write)?;
+                apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
             }
         }
         meta.store(&tx)?;
@@ -133,6 +143,7 @@ pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
 fn apply(
     tx: &Connection,
     rooms: &mut HashMap<RoomName, i64>,
+    next_id: &mut i64,
     meta: &mut RoomMeta,
     write: &Write,
 ) -> Result<(), WriteError> {
@@ -140,7 +151,8 @@ fn apply(
     match write {
         Write::Event(ev) => {
             let room = room_id(tx, rooms, &ev.room)?;
-            insert_event(tx, room, ev)?;
+            insert_event(tx, room, *next_id, ev)?;
+            *next_id += 1;
             meta.saw(room, ev);
         }
         Write::Session(s) => upsert_session(tx, s)?,
@@ -180,18 +192,19 @@ fn room_id(
     Ok(id)
 }
 
-fn insert_event(tx: &Connection, room: i64, ev: &RoomEvent) -> Result<(), WriteError> {
+fn insert_event(tx: &Connection, room: i64, id: i64, ev: &RoomEvent) -> Result<(), WriteError> {
     let (kind, msg_id, text) = codec::columns(&ev.kind);
     let msg_id = msg_id.map(|id| int("message id", id.0)).transpose()?;
     let (seq, at) = (int("seq", ev.seq.0)?, int("time", ev.at.0)?);
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (room, seq, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut st| {
             st.execute(params![
                 room,
                 seq,
+                id,
                 at,
                 ev.from.as_str(),
                 kind,
@@ -210,7 +223,6 @@ fn insert_event(tx: &Connection, room: i64, ev: &RoomEvent) -> Result<(), WriteE
         Err(e) => return Err(WriteError::from_sqlite(e)),
     }
     if codec::searchable(kind) {
-        let id = tx.last_insert_rowid();
         tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
             .and_then(|mut st| st.execute(params![id, text, room]))
             .map_err(WriteError::from_sqlite)?;

@@ -9,22 +9,25 @@ CREATE TABLE rooms (
     last_seq INTEGER NOT NULL
 );
 
--- One row per room event. `id` is the insertion order, so the smallest ids are the oldest
--- events (what retention removes first) and the largest the newest (what search returns first).
+-- One row per room event, kept in (room, seq) order: a room's history is contiguous on disk, so
+-- a page of it, or a room's newest events at startup, is a few page reads even when nothing is
+-- cached. `id` numbers events in the order they were stored: the smallest are the oldest (what
+-- retention removes first), the largest the newest (what search returns first).
 -- kind: 0 say, 1 act, 2 join, 3 part, 4 quit, 5 nick, 6 topic.
 -- msg_id: the sender's message id (say, act). text: the text (say, act), the reason (part,
 -- quit), the new nick (nick) or the topic (topic; NULL when cleared).
 CREATE TABLE events (
-    id     INTEGER PRIMARY KEY,
     room   INTEGER NOT NULL,
     seq    INTEGER NOT NULL,
+    id     INTEGER NOT NULL,
     at     INTEGER NOT NULL,
     nick   TEXT NOT NULL,
     kind   INTEGER NOT NULL,
     msg_id INTEGER,
-    text   TEXT
-);
-CREATE UNIQUE INDEX events_by_room_seq ON events (room, seq);
+    text   TEXT,
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_by_id ON events (id);
 
 -- Resume sessions, keyed by the SHA-256 of the resume token (never the token).
 -- rooms: the room names, separated by spaces.
