@@ -23,7 +23,6 @@ mod backend;
 mod config;
 mod error;
 mod handle;
-mod search;
 pub mod sqlite;
 mod types;
 

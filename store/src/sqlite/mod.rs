@@ -3,14 +3,15 @@
 //!
 //! The file is `natter.db` in the data directory, in WAL mode: readers see the last commit
 //! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
-//! room event, in insertion order, with a unique index on room and seq), `events_fts` (an FTS5
-//! index over says and actions, holding no copy of the text) and `sessions` (resume sessions
-//! by token hash); see `migrations/`.
+//! room event, kept in room and seq order, with a unique index on the insertion id),
+//! `events_fts` (an FTS5 index over says and actions by insertion id, holding no copy of the
+//! text) and `sessions` (resume sessions by token hash); see `migrations/`.
 
 mod codec;
 mod read;
 mod retention;
 mod schema;
+mod search;
 mod write;
 
 pub use read::Reader;

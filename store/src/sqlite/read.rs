@@ -2,8 +2,8 @@
 //! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
 
 use super::codec::Row;
-use super::schema;
 use super::write::token_hash;
+use super::{schema, search};
 use crate::{
     HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError, RecentRooms,
     SearchQuery, SessionRecord,
@@ -20,18 +20,9 @@ use std::time::{Duration, Instant};
 pub struct Reader {
     pub(super) conn: Connection,
     search_budget: Duration,
-    /// Event ids a search looks at per step: the first step, and the most (see
-    /// [`Reader::search`]).
+    /// Event ids a search window covers: the first, and the most (see `sqlite/search.rs`).
     pub(super) search_window: (i64, i64),
 }
-
-/// Event ids the first step of a search covers: the newest this many events, where a word
-/// anyone uses has its 50 newest matches.
-const SEARCH_WINDOW_FIRST: i64 = 1 << 16;
-
-/// Event ids one step of a search covers at most (steps double up to this): bounds how long a
-/// search runs past its budget, since the index cannot be stopped within a step.
-const SEARCH_WINDOW_MAX: i64 = 1 << 20;
 
 /// A value out of the database that is not valid.
 fn corrupt(detail: impl Into<String>) -> ReadError {
@@ -50,7 +41,7 @@ impl Reader {
         Ok(Reader {
             conn,
             search_budget,
-            search_window: (SEARCH_WINDOW_FIRST, SEARCH_WINDOW_MAX),
+            search_window: (search::WINDOW_FIRST, search::WINDOW_MAX),
         })
     }
 
@@ -119,31 +110,25 @@ impl Reader {
     }
 
     /// Says and actions holding every word of `q.words` (taken literally), newest first, at
-    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]).
-    ///
-    /// The index is searched in steps, newest events first, each over a window of event ids
-    /// (the first [`SEARCH_WINDOW_FIRST`] wide, then doubling up to [`SEARCH_WINDOW_MAX`]),
-    /// until enough results are found or the events run out. Past the search budget no new
-    /// step starts: the results found so far are returned, or [`ReadError::TimedOut`] if there
-    /// are none (words that are everywhere but never together, over a long history).
+    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]). The index is searched in windows of
+    /// event ids, newest first, until enough results are found; past the search budget no new
+    /// window starts, and what was found is returned, or [`ReadError::TimedOut`] if nothing was
+    /// (words that are everywhere but never together, over a long history). See
+    /// `sqlite/search.rs` for how.
     pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<RoomEvent>, ReadError> {
         let limit = q.limit.min(SEARCH_MAX_RESULTS);
-        if limit == 0 {
+        let mut phrases = search::phrases(&q.words);
+        if limit == 0 || phrases.is_empty() {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + self.search_budget;
-        let (first_window, max_window) = self.search_window;
         let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
-        let room = match &q.room {
-            Some(name) => match room_id(&tx, name)? {
-                Some(id) => Some(id),
+        if let Some(name) = &q.room {
+            match room_id(&tx, name)? {
+                Some(id) => phrases.push(search::room_phrase(id)),
                 None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
-        let Some(expr) = crate::search::match_expression(&q.words, room) else {
-            return Ok(Vec::new());
-        };
+            }
+        }
         let span: Option<(i64, i64)> = tx
             .query_row(
                 "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
@@ -151,89 +136,17 @@ impl Reader {
                 |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
             )
             .map_err(ReadError::from_sqlite)?;
-        let Some((oldest, newest)) = span else {
+        let Some(span) = span else {
             return Ok(Vec::new());
         };
-        let mut hits = Vec::new();
-        let mut below = newest.saturating_add(1);
-        let mut window = first_window.max(1);
-        while below > oldest && hits.len() < limit {
-            if !hits.is_empty() || below <= newest {
-                // Not before the first step: every search gets that far.
-                if Instant::now() > deadline {
-                    if hits.is_empty() {
-                        return Err(ReadError::TimedOut);
-                    }
-                    break;
-                }
-            }
-            let from = below.saturating_sub(window).max(oldest);
-            search_window(&tx, &expr, from, below, limit - hits.len(), &mut hits)?;
-            below = from;
-            window = window.saturating_mul(2).min(max_window.max(1));
-        }
-        Ok(hits)
+        let plan = search::Plan::new(&tx, phrases, span.1).map_err(ReadError::from_sqlite)?;
+        search::run(&tx, &plan, span, self.search_window, limit, deadline)
     }
 }
-
-/// Matches in a window past which the window counts as dense: its newest matches are then
-/// read newest first. Below it, the window's matches are read oldest first, which is the cheap
-/// direction for the index when it must skip far (a common word beside rare ones), and the
-/// newest of them kept.
-const SEARCH_DENSE: usize = 512;
-
-/// Matches with an event id in `?2..?3`, oldest first, at most `?4`.
-pub(super) const SEARCH_OLDEST_FIRST_SQL: &str = "SELECT rowid FROM events_fts
-    WHERE events_fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3 ORDER BY rowid ASC LIMIT ?4";
-
-/// Matches with an event id in `?2..?3`, newest first, at most `?4`.
-pub(super) const SEARCH_NEWEST_FIRST_SQL: &str = "SELECT rowid FROM events_fts
-    WHERE events_fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3 ORDER BY rowid DESC LIMIT ?4";
-
-/// An event and its room's name, by event id.
-pub(super) const EVENT_BY_ID_SQL: &str =
-    "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
-    FROM events e JOIN rooms r ON r.id = e.room WHERE e.id = ?1";
 
 /// A page of history: by the room-and-seq index, newest first from `before`.
 pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
-
-/// One step of a search: the newest `limit` matches with an event id in `from..below`, newest
-/// first, appended to `hits`.
-fn search_window(
-    conn: &Connection,
-    expr: &str,
-    from: i64,
-    below: i64,
-    limit: usize,
-    hits: &mut Vec<RoomEvent>,
-) -> Result<(), ReadError> {
-    let ids = |sql: &str, n: usize| -> rusqlite::Result<Vec<i64>> {
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
-        conn.prepare_cached(sql)?
-            .query_map(params![expr, from, below, n], |r| r.get(0))?
-            .collect()
-    };
-    let mut found = ids(SEARCH_OLDEST_FIRST_SQL, SEARCH_DENSE).map_err(ReadError::from_sqlite)?;
-    if found.len() < SEARCH_DENSE {
-        found.reverse();
-        found.truncate(limit);
-    } else {
-        found = ids(SEARCH_NEWEST_FIRST_SQL, limit).map_err(ReadError::from_sqlite)?;
-    }
-    let mut st = conn
-        .prepare_cached(EVENT_BY_ID_SQL)
-        .map_err(ReadError::from_sqlite)?;
-    for id in found {
-        let (name, row) = st
-            .query_row([id], |r| Ok((r.get::<_, String>(0)?, Row::read(r, 1)?)))
-            .map_err(ReadError::from_sqlite)?;
-        let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
-        hits.push(row.event(name).map_err(corrupt)?);
-    }
-    Ok(())
-}
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
     conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
