@@ -57,7 +57,9 @@ fn history(n: usize) -> HistoryQuery {
 #[tokio::test]
 async fn batches_are_reported_durable_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    let (handle, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    // As a shell holds it: a store chosen at start, behind the trait.
+    let store: Arc<dyn Store> = Arc::new(handle);
     for b in 0..50u64 {
         store
             .try_submit(batch(b, b * 10 + 1..=b * 10 + 10, "hello"))
