@@ -803,3 +803,22 @@ fn backup_is_a_consistent_copy_that_opens_as_a_store() {
     // The target must be new.
     assert!(store.backup(&copy.path().join("natter.db")).is_err());
 }
+
+#[test]
+fn readers_open_beside_the_writer_and_see_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    // Nothing there yet: a reader does not create a store.
+    assert!(natter_store::Reader::open(&config).is_err());
+    let mut store = SqliteStore::open(&config).unwrap();
+    let mut reader = natter_store::Reader::open(&config).unwrap();
+    store.write(&batch(1, [say("#a", 1, "seen")])).unwrap();
+    let page = reader
+        .history(&HistoryQuery {
+            room: room("#a"),
+            before: Seq(u64::MAX),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(page.events, vec![say("#a", 1, "seen")]);
+}

@@ -5,8 +5,8 @@ use super::codec::Row;
 use super::write::token_hash;
 use super::{schema, search};
 use crate::{
-    HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError, RecentRooms,
-    SearchQuery, SessionRecord,
+    Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError,
+    RecentRooms, SearchQuery, SessionRecord,
 };
 use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
 use natter_core::wire::RoomEvent;
@@ -34,7 +34,14 @@ fn int_u64(what: &str, v: i64) -> Result<u64, ReadError> {
 }
 
 impl Reader {
-    pub(crate) fn open(path: &Path, search_budget: Duration) -> Result<Reader, OpenError> {
+    /// A reader of the store in `config.dir`, which a writer ([`crate::SqliteStore`] or
+    /// [`crate::SqliteHandle`]) has opened at least once (readers never create or upgrade a
+    /// store). Readers can be opened while the writer runs, from other threads or processes.
+    pub fn open(config: &Config) -> Result<Reader, OpenError> {
+        Reader::open_path(&config.db_path(), config.search_budget)
+    }
+
+    pub(crate) fn open_path(path: &Path, search_budget: Duration) -> Result<Reader, OpenError> {
         let conn = schema::open_reader(path)?;
         conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
             .map_err(|e| schema::open_error(path, e))?;

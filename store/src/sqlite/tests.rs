@@ -231,7 +231,7 @@ fn a_search_past_its_budget_stops_between_steps() {
         })
         .unwrap();
     // 301 events in steps of 10 ids, and no time at all: only the first step runs.
-    let mut hurried = Reader::open(store.path(), Duration::ZERO).unwrap();
+    let mut hurried = Reader::open_path(store.path(), Duration::ZERO).unwrap();
     hurried.search_window = (10, 10);
     let q = |words: &str| SearchQuery {
         words: words.into(),

@@ -81,7 +81,7 @@ impl SqliteStore {
 
     /// A new reading connection to this store (each reader thread has its own).
     pub fn reader(&self) -> Result<Reader, OpenError> {
-        Reader::open(&self.path, self.config.search_budget)
+        Reader::open_path(&self.path, self.config.search_budget)
     }
 
     /// Stores `batch` in one transaction: all of it, or (on error) nothing.
