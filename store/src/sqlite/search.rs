@@ -11,10 +11,11 @@
 //!   few matches is read oldest first, which is the direction FTS5 skips through cheaply, and
 //!   its newest matches kept; a dense one is read newest first.
 //! - **Common words.** Intersecting a word that is in most lines with rarer ones costs a skip
-//!   through the common word's huge list for every candidate of the rare ones. So words (and a
-//!   busy room) found in more than 1/[`COMMON_DIVISOR`] of the newest [`SAMPLE`] events are left
+//!   through the common word's huge list for every candidate of the rare ones. So the most
+//!   common words (and a busy room), by their share of the newest [`SAMPLE`] events, are left
 //!   out of the index walk and checked on each candidate instead, newest first, until enough
-//!   pass.
+//!   pass: as many as together still pass 1/[`CHECK_PASS_DIVISOR`] of the events, so the
+//!   checks stay few.
 
 use super::codec::Row;
 use crate::ReadError;
@@ -37,8 +38,10 @@ const DENSE: usize = 512;
 /// The newest events looked at to tell a common word from a rare one.
 const SAMPLE: i64 = 4096;
 
-/// A word in more than 1/this of the sampled events is common.
-const COMMON_DIVISOR: i64 = 8;
+/// The phrases checked per candidate must together pass at least 1/this of the candidates, so
+/// that 50 results cost at most a few hundred checks: a word in most lines ("the") is checked,
+/// two words that are each in a tenth of the lines are walked.
+const CHECK_PASS_DIVISOR: i64 = 4;
 
 /// Candidates asked for at a time from a dense window when some must still pass a check.
 const CANDIDATES: usize = 256;
@@ -92,35 +95,51 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// Splits `phrases` (all required) into the rare ones, walked, and the common ones, checked
-    /// per candidate; when all are common or none is, all are walked.
+    /// Splits `phrases` (all required) into those walked in the index and the common ones
+    /// checked per candidate: by density among the newest [`SAMPLE`] events, the most common
+    /// are checked as long as together they pass 1/[`CHECK_PASS_DIVISOR`] of the events and
+    /// something rarer is left to walk.
     pub(super) fn new(
         conn: &Connection,
         phrases: Vec<String>,
         newest: i64,
     ) -> rusqlite::Result<Plan> {
-        let mut walk = Vec::new();
-        let mut check = Vec::new();
-        if phrases.len() > 1 {
-            let threshold = SAMPLE / COMMON_DIVISOR;
-            let mut st = conn.prepare_cached(SAMPLE_SQL)?;
-            for p in phrases {
-                let n: i64 = st.query_row(params![p, newest - SAMPLE, threshold], |r| r.get(0))?;
-                if n >= threshold {
-                    check.push(p);
-                } else {
-                    walk.push(p);
-                }
+        if phrases.len() < 2 {
+            return Ok(Plan {
+                walk: phrases.join(" "),
+                check: None,
+            });
+        }
+        let mut st = conn.prepare_cached(SAMPLE_SQL)?;
+        let mut dense = Vec::new();
+        for p in phrases {
+            let n: i64 = st.query_row(params![p, newest - SAMPLE, SAMPLE], |r| r.get(0))?;
+            dense.push((n, p));
+        }
+        // Most common first.
+        dense.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        // The share of events passing every checked phrase, were they independent: an
+        // estimate, so floating point.
+        let mut pass = 1.0f64;
+        let mut checked = 0;
+        for (n, _) in &dense[..dense.len() - 1] {
+            let with = pass * (*n as f64 / SAMPLE as f64);
+            if with * (CHECK_PASS_DIVISOR as f64) < 1.0 {
+                break;
             }
-        } else {
-            walk = phrases;
+            pass = with;
+            checked += 1;
         }
-        if walk.is_empty() {
-            walk = std::mem::take(&mut check);
-        }
+        let (check, walk) = dense.split_at(checked);
+        let join = |ps: &[(i64, String)]| {
+            ps.iter()
+                .map(|(_, p)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         Ok(Plan {
-            walk: walk.join(" "),
-            check: (!check.is_empty()).then(|| check.join(" ")),
+            walk: join(walk),
+            check: (!check.is_empty()).then(|| join(check)),
         })
     }
 }

@@ -90,7 +90,8 @@ fn page(before: u64) -> HistoryQuery {
 fn startup_and_history_work_do_not_grow_with_the_history() {
     let small_dir = tempfile::tempdir().unwrap();
     let big_dir = tempfile::tempdir().unwrap();
-    let small = filled(small_dir.path(), 100);
+    // Both past the few thousand events a search samples to tell common words from rare ones.
+    let small = filled(small_dir.path(), 2000);
     let big = filled(big_dir.path(), 10_000);
     let (mut rs, mut rb) = (small.reader().unwrap(), big.reader().unwrap());
 
@@ -102,10 +103,10 @@ fn startup_and_history_work_do_not_grow_with_the_history() {
     // Same rows read, whatever lies behind them: equal work, give or take a little.
     assert!(
         big_load <= small_load + small_load / 10,
-        "load: {small_load} instructions with 300 events, {big_load} with 30,000"
+        "load: {small_load} instructions with 6,000 events, {big_load} with 30,000"
     );
 
-    let (_, small_page) = steps(&mut rs, |r| r.history(&page(60)).unwrap());
+    let (_, small_page) = steps(&mut rs, |r| r.history(&page(600)).unwrap());
     let (p, big_page) = steps(&mut rb, |r| r.history(&page(5_000)).unwrap());
     assert_eq!(p.events.first().unwrap().seq, Seq(4_950));
     assert!(
@@ -114,7 +115,7 @@ fn startup_and_history_work_do_not_grow_with_the_history() {
     );
 
     // A search reads the index's pages through SQL too, and a bigger index has a few more
-    // segments: its work grows a little, not with the events (a scan of 30,000 would be 100×).
+    // segments: its work grows a little, not with the events (a scan of 30,000 would be 5×).
     let q = SearchQuery {
         words: "line 42".into(),
         room: Some(RoomName::new("#b").unwrap()),
@@ -125,7 +126,7 @@ fn startup_and_history_work_do_not_grow_with_the_history() {
     let (hits, big_search) = steps(&mut rb, |r| r.search(&q).unwrap());
     assert_eq!(hits.len(), 1);
     assert!(
-        big_search <= small_search * 4,
+        big_search <= small_search * 2,
         "search: {small_search} vs {big_search}"
     );
 }
@@ -332,7 +333,16 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
             Some("text : \"common\"".to_owned())
         )
     );
-    assert_eq!(plan("common often").1, None);
+    // "often" (3 in 10) is checked too, after "common" (8 in 10), only when nothing rarer is
+    // left to walk it would lose: here it is the walk.
+    assert_eq!(
+        plan("common often"),
+        (
+            "text : \"often\"".to_owned(),
+            Some("text : \"common\"".to_owned())
+        )
+    );
+    assert_eq!(plan("w1 w2").1, None, "rare words are all walked");
     for words in &queries {
         for room in [None, Some("#busy"), Some("#quiet")] {
             let expect: Vec<(String, u64)> = lines
