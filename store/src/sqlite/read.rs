@@ -146,7 +146,9 @@ impl Reader {
         let Some(span) = span else {
             return Ok(Vec::new());
         };
-        let plan = search::Plan::new(&tx, phrases, span.1).map_err(ReadError::from_sqlite)?;
+        let events = span.1 - span.0 + 1;
+        let plan =
+            search::Plan::new(&tx, phrases, span.1, events).map_err(ReadError::from_sqlite)?;
         search::run(&tx, &plan, span, self.search_window, limit, deadline)
     }
 }

@@ -14,8 +14,7 @@
 //!   through the common word's huge list for every candidate of the rare ones. So the most
 //!   common words (and a busy room), by their share of the newest [`SAMPLE`] events, are left
 //!   out of the index walk and checked on each candidate instead, newest first, until enough
-//!   pass: as many as together still pass 1/[`CHECK_PASS_DIVISOR`] of the events, so the
-//!   checks stay few.
+//!   pass: as many as keep the checks few (see [`Plan::new`]).
 
 use super::codec::Row;
 use crate::ReadError;
@@ -42,6 +41,10 @@ const SAMPLE: i64 = 4096;
 /// that 50 results cost at most a few hundred checks: a word in most lines ("the") is checked,
 /// two words that are each in a tenth of the lines are walked.
 const CHECK_PASS_DIVISOR: i64 = 4;
+
+/// Or the phrases walked must leave at most this many candidates in the whole store (a quiet
+/// room and a rare word: then how many of them pass does not matter).
+const CHECK_MAX_CANDIDATES: i64 = 1000;
 
 /// Candidates asked for at a time from a dense window when some must still pass a check.
 const CANDIDATES: usize = 256;
@@ -96,13 +99,15 @@ pub(super) struct Plan {
 
 impl Plan {
     /// Splits `phrases` (all required) into those walked in the index and the common ones
-    /// checked per candidate: by density among the newest [`SAMPLE`] events, the most common
-    /// are checked as long as together they pass 1/[`CHECK_PASS_DIVISOR`] of the events and
-    /// something rarer is left to walk.
+    /// checked per candidate, by their share of the newest [`SAMPLE`] events (taking them for
+    /// independent: an estimate). The most common are checked as long as the checks stay few:
+    /// together they pass 1/[`CHECK_PASS_DIVISOR`] of the candidates, or the rarer phrases
+    /// left to walk match at most [`CHECK_MAX_CANDIDATES`] of the `events` stored.
     pub(super) fn new(
         conn: &Connection,
         phrases: Vec<String>,
         newest: i64,
+        events: i64,
     ) -> rusqlite::Result<Plan> {
         if phrases.len() < 2 {
             return Ok(Plan {
@@ -111,27 +116,29 @@ impl Plan {
             });
         }
         let mut st = conn.prepare_cached(SAMPLE_SQL)?;
-        let mut dense = Vec::new();
+        let mut shares = Vec::new();
         for p in phrases {
             let n: i64 = st.query_row(params![p, newest - SAMPLE, SAMPLE], |r| r.get(0))?;
-            dense.push((n, p));
+            // Not in the sample is not nowhere: half an event's worth.
+            let n = if n > 0 { n as f64 } else { 0.5 };
+            shares.push((n / SAMPLE as f64, p));
         }
         // Most common first.
-        dense.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-        // The share of events passing every checked phrase, were they independent: an
-        // estimate, so floating point.
-        let mut pass = 1.0f64;
-        let mut checked = 0;
-        for (n, _) in &dense[..dense.len() - 1] {
-            let with = pass * (*n as f64 / SAMPLE as f64);
-            if with * (CHECK_PASS_DIVISOR as f64) < 1.0 {
-                break;
-            }
-            pass = with;
-            checked += 1;
-        }
-        let (check, walk) = dense.split_at(checked);
-        let join = |ps: &[(i64, String)]| {
+        shares.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let product = |ps: &[(f64, String)]| ps.iter().map(|(share, _)| share).product::<f64>();
+        let few_checks = |checked: usize| {
+            let (check, walk) = shares.split_at(checked);
+            product(check) * CHECK_PASS_DIVISOR as f64 >= 1.0
+                || product(walk) * events as f64 <= CHECK_MAX_CANDIDATES as f64
+        };
+        // Checking more of the most common is never cheaper for the checks, so the phrases that
+        // may be checked are a prefix; something is always left to walk.
+        let checked = (1..shares.len())
+            .take_while(|k| few_checks(*k))
+            .last()
+            .unwrap_or(0);
+        let (check, walk) = shares.split_at(checked);
+        let join = |ps: &[(f64, String)]| {
             ps.iter()
                 .map(|(_, p)| p.as_str())
                 .collect::<Vec<_>>()

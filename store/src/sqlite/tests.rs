@@ -320,29 +320,32 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
     }
     // The ways through: a common word beside a rare one is checked, not walked; all common,
     // all walked.
-    let plan = |typed: &str| {
+    let plan = |typed: &str, events: i64| {
         let tx = reader.conn.unchecked_transaction().unwrap();
-        let plan = super::search::Plan::new(&tx, super::search::phrases(typed), 6000).unwrap();
+        let plan =
+            super::search::Plan::new(&tx, super::search::phrases(typed), 6000, events).unwrap();
         let (walk, check) = plan.parts();
         (walk.to_owned(), check.map(str::to_owned))
     };
     assert_eq!(
-        plan("w1 common"),
+        plan("w1 common", 6000),
         (
             "text : \"w1\"".to_owned(),
             Some("text : \"common\"".to_owned())
         )
     );
-    // "often" (3 in 10) is checked too, after "common" (8 in 10), only when nothing rarer is
-    // left to walk it would lose: here it is the walk.
+    // "often" (3 in 10) would pass too few candidates beside "common" (8 in 10): walked.
     assert_eq!(
-        plan("common often"),
+        plan("common often", 6000),
         (
             "text : \"often\"".to_owned(),
             Some("text : \"common\"".to_owned())
         )
     );
-    assert_eq!(plan("w1 w2").1, None, "rare words are all walked");
+    // Two rare words: one is checked on the few candidates of the other here, but over ten
+    // million events both are walked.
+    assert!(plan("w1 w2", 6000).1.is_some());
+    assert_eq!(plan("w1 w2", 10_000_000).1, None);
     for words in &queries {
         for room in [None, Some("#busy"), Some("#quiet")] {
             let expect: Vec<(String, u64)> = lines
