@@ -251,3 +251,9 @@ pub const CHAT_MAX_ALERTS: usize = 32;
 /// server's echo, or at once while disconnected: a live echo takes milliseconds, so a line
 /// that is merely on its way does not flicker, and one that is stuck says so.
 pub const PENDING_LOOK_AFTER: Millis = Millis(1_000);
+
+// ---- the durable store (natter-store) ----
+
+/// Words of a search that count; the rest of a longer query is ignored. Every word is one more
+/// index lookup to intersect, and nobody finds a chat line by its 33rd word.
+pub const SEARCH_MAX_WORDS: usize = 32;

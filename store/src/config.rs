@@ -1,0 +1,194 @@
+//! How a store is opened: where, how hard each commit is pushed to disk, what retention keeps,
+//! and the sizes of its queues. Also where the data directory is when nobody says.
+
+use crate::OpenError;
+use serde::Deserialize;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment variable naming the data directory (`--data-dir` wins over it).
+pub const DATA_DIR_ENV: &str = "NATTER_DATA_DIR";
+
+/// The database file inside the data directory (SQLite adds `-wal` and `-shm` beside it).
+pub const DB_FILE: &str = "natter.db";
+
+/// The lock file inside the data directory, held while a store is open so two servers never
+/// write one store.
+pub const LOCK_FILE: &str = "natter.lock";
+
+/// The data directory: `flag` (`--data-dir PATH`) if given, else `$NATTER_DATA_DIR` if set and
+/// not empty, else the user's data directory plus `natter` (`$XDG_DATA_HOME/natter`, that is
+/// `~/.local/share/natter` on Linux).
+pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
+    let home_data = directories::BaseDirs::new().map(|d| d.data_dir().to_path_buf());
+    data_dir_from(flag, std::env::var_os(DATA_DIR_ENV), home_data)
+}
+
+/// [`resolve_data_dir`] with its inputs passed in.
+fn data_dir_from(
+    flag: Option<&Path>,
+    env: Option<OsString>,
+    home_data: Option<PathBuf>,
+) -> Result<PathBuf, OpenError> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    home_data
+        .map(|d| d.join("natter"))
+        .ok_or(OpenError::NoDataDir)
+}
+
+/// How hard a commit is pushed to disk: SQLite's `synchronous` setting, in WAL mode.
+///
+/// | setting | a process crash (`kill -9`, panic, OOM kill) | a power cut or OS crash |
+/// | --- | --- | --- |
+/// | `off` | loses nothing reported durable | may lose recent commits, and may **corrupt** the file |
+/// | `normal` (default) | loses nothing reported durable | may lose the commits since the last checkpoint (at most about [`WAL_AUTOCHECKPOINT_PAGES`] pages of log, a few MiB); never corrupts |
+/// | `full` | loses nothing reported durable | loses nothing reported durable (one `fsync` of the log per commit) |
+///
+/// A commit is reported durable once SQLite has written it to the log file (`normal`, `off`)
+/// or written and synced it (`full`). The operating system holds what a dead process wrote, so
+/// `kill -9` can only lose batches not yet reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// No `fsync` at all.
+    Off,
+    /// `fsync` of the log at checkpoints only.
+    #[default]
+    Normal,
+    /// `fsync` of the log at every commit.
+    Full,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// Pages of write-ahead log after which a commit also checkpoints it into the database file
+/// (SQLite's default). Under [`Synchronous::Normal`] this bounds what a power cut can lose.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+
+/// What history is kept. Pruning removes the oldest events first, a bounded number at a time on
+/// the writer thread between batches, and never changes a room's last seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Events older than this many days are removed; 0 keeps them for ever.
+    pub max_age_days: u32,
+    /// Past this many bytes of database, the oldest events are removed; 0 means no limit. The
+    /// file does not shrink: freed pages are reused for new events.
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    /// Everything, up to 10 GiB.
+    fn default() -> Retention {
+        Retention {
+            max_age_days: 0,
+            max_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything [`crate::SqliteStore::open`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The data directory (created if missing).
+    pub dir: PathBuf,
+    /// See [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// See [`Retention`].
+    pub retention: Retention,
+    /// Batches in flight at most: submitted and not yet reported, plus reports not yet received.
+    pub max_in_flight: usize,
+    /// Threads answering `load` and history pages.
+    pub history_threads: usize,
+    /// Threads answering searches (kept apart so a slow search never delays a history page).
+    pub search_threads: usize,
+    /// Reads waiting per kind (history, search) at most; past it a read fails with
+    /// [`crate::ReadError::Busy`] at once instead of queueing without bound.
+    pub max_queued_reads: usize,
+    /// A search running longer than this is stopped ([`crate::ReadError::TimedOut`]).
+    pub search_budget: Duration,
+}
+
+impl Config {
+    /// The defaults for a store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            dir: dir.into(),
+            synchronous: Synchronous::default(),
+            retention: Retention::default(),
+            max_in_flight: 64,
+            history_threads: 1,
+            search_threads: 1,
+            max_queued_reads: 64,
+            search_budget: Duration::from_secs(2),
+        }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dir_prefers_flag_then_env_then_home() {
+        let home = Some(PathBuf::from("/home/a/.local/share"));
+        let env = Some(OsString::from("/srv/natter"));
+        let flag = Path::new("/tmp/x");
+        assert_eq!(
+            data_dir_from(Some(flag), env.clone(), home.clone()).unwrap(),
+            PathBuf::from("/tmp/x")
+        );
+        assert_eq!(
+            data_dir_from(None, env, home.clone()).unwrap(),
+            PathBuf::from("/srv/natter")
+        );
+        assert_eq!(
+            data_dir_from(None, Some(OsString::new()), home.clone()).unwrap(),
+            PathBuf::from("/home/a/.local/share/natter")
+        );
+        assert_eq!(
+            data_dir_from(None, None, home).unwrap(),
+            PathBuf::from("/home/a/.local/share/natter")
+        );
+        assert!(matches!(
+            data_dir_from(None, None, None),
+            Err(OpenError::NoDataDir)
+        ));
+    }
+
+    #[test]
+    fn synchronous_names() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, StrDeserializer};
+        let parse = |s: &str| {
+            let d: StrDeserializer<'_, Error> = s.into_deserializer();
+            Synchronous::deserialize(d).ok()
+        };
+        assert_eq!(parse("off"), Some(Synchronous::Off));
+        assert_eq!(parse("normal"), Some(Synchronous::Normal));
+        assert_eq!(parse("full"), Some(Synchronous::Full));
+        assert_eq!(parse("extra"), None);
+        assert_eq!(Synchronous::default(), Synchronous::Normal);
+        let d = Retention::default();
+        assert_eq!((d.max_age_days, d.max_bytes), (0, 10 << 30));
+    }
+}

@@ -1,0 +1,366 @@
+//! [`SqliteHandle`]: the SQLite backend on threads, behind [`Store`]. One writer thread owns the
+//! [`SqliteStore`]: it takes every batch queued (up to a bound) into one transaction, reports
+//! the outcome, and prunes between batches. Reads run on two small pools of reader threads,
+//! one for startup and history pages and one for searches, so a slow search delays neither
+//! writes nor scrollback.
+
+use crate::backend::{Reporter, Slots, in_flight};
+use crate::sqlite::{PRUNE_CHECK_EVERY, Reader, SqliteStore, backup, unix_now};
+use crate::{
+    Batch, Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, OpenError, ReadError, Reports,
+    SearchQuery, Store, StoreFuture, SubmitError, WriteError,
+};
+use natter_core::wire::RoomEvent;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+use tracing::{error, warn};
+
+/// Batches the writer takes into one transaction at most.
+const GROUP_MAX_BATCHES: usize = 256;
+
+/// Writes the writer takes into one transaction at most (it stops adding batches past this),
+/// so one commit, and the wait of the batches behind it, stays short.
+const GROUP_MAX_WRITES: usize = 8192;
+
+/// The SQLite store running on its own threads. Cheap to clone; every clone is the same store.
+#[derive(Clone)]
+pub struct SqliteHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    slots: Slots,
+    /// `None` once closed.
+    writer: Mutex<Option<Sender<Cmd>>>,
+    history: Mutex<Option<Lane>>,
+    search: Mutex<Option<Lane>>,
+}
+
+/// What the writer thread is asked to do.
+enum Cmd {
+    Batch(Batch),
+    Close(oneshot::Sender<()>),
+    /// Runs SQL on the writer's connection (tests: `PRAGMA max_page_count` fills the "disk").
+    #[cfg(test)]
+    Sql(String),
+}
+
+/// Locks a mutex whose holder cannot have panicked while changing it (it only swaps options).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SqliteHandle {
+    /// Opens the store in `config.dir` (see [`SqliteStore::open`] for what refuses it) and
+    /// starts its threads. Reports of submitted batches arrive on the returned [`Reports`].
+    pub fn open(config: &Config) -> Result<(SqliteHandle, Reports), OpenError> {
+        let store = SqliteStore::open(config)?;
+        SqliteHandle::start(store)
+    }
+
+    /// Starts the threads around an opened store.
+    fn start(store: SqliteStore) -> Result<(SqliteHandle, Reports), OpenError> {
+        let config = store.config.clone();
+        let readers = |n: usize| {
+            (0..n.max(1))
+                .map(|_| store.reader())
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let history = Lane::start("history", readers(config.history_threads)?, &config);
+        let search = Lane::start("search", readers(config.search_threads)?, &config);
+        let (slots, reporter, reports) = in_flight(config.max_in_flight);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = store.path().to_path_buf();
+        std::thread::Builder::new()
+            .name("natter-store-writer".into())
+            .spawn(move || write_loop(store, &rx, &reporter))
+            .map_err(|source| OpenError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        let inner = Inner {
+            path,
+            slots,
+            writer: Mutex::new(Some(tx)),
+            history: Mutex::new(Some(history)),
+            search: Mutex::new(Some(search)),
+        };
+        Ok((
+            SqliteHandle {
+                inner: Arc::new(inner),
+            },
+            reports,
+        ))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Writes a consistent copy of the store to `to` (a new file) while it stays in use; see
+    /// [`SqliteStore::backup`].
+    pub fn backup(&self, to: PathBuf) -> StoreFuture<'static, Result<(), WriteError>> {
+        let from = self.inner.path.clone();
+        let (tx, rx) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("natter-store-backup".into())
+            .spawn(move || {
+                let _ = tx.send(backup(&from, &to));
+            });
+        Box::pin(async move {
+            if let Err(e) = spawned {
+                return Err(WriteError::Storage(e.to_string()));
+            }
+            rx.await.unwrap_or(Err(WriteError::Closed))
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn writer_sql(&self, sql: &str) {
+        if let Some(tx) = lock(&self.inner.writer).as_ref() {
+            let _ = tx.send(Cmd::Sql(sql.to_owned()));
+        }
+    }
+
+    fn read<T: Send + 'static>(
+        lane: &Mutex<Option<Lane>>,
+        job: impl FnOnce(&mut Reader) -> Result<T, ReadError> + Send + 'static,
+    ) -> StoreFuture<'static, Result<T, ReadError>> {
+        let queued = match lock(lane).as_ref() {
+            Some(lane) => lane.queue(job),
+            None => Err(ReadError::Closed),
+        };
+        Box::pin(async move {
+            match queued {
+                Ok(rx) => rx.await.unwrap_or(Err(ReadError::Closed)),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl Store for SqliteHandle {
+    fn load(&self, opts: LoadOptions) -> StoreFuture<'static, Result<Loaded, ReadError>> {
+        SqliteHandle::read(&self.inner.history, move |r| r.load(&opts))
+    }
+
+    fn try_submit(&self, batch: Batch) -> Result<(), SubmitError> {
+        let writer = lock(&self.inner.writer);
+        let Some(tx) = writer.as_ref() else {
+            return Err(SubmitError::Closed(batch));
+        };
+        if !self.inner.slots.try_take() {
+            return Err(SubmitError::Full(batch));
+        }
+        match tx.send(Cmd::Batch(batch)) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::SendError(cmd)) => {
+                self.inner.slots.give_back();
+                match cmd {
+                    Cmd::Batch(batch) => Err(SubmitError::Closed(batch)),
+                    _ => unreachable!("the command sent was a batch"),
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.inner.slots.ready())
+    }
+
+    fn history(&self, q: HistoryQuery) -> StoreFuture<'static, Result<HistoryPage, ReadError>> {
+        SqliteHandle::read(&self.inner.history, move |r| r.history(&q))
+    }
+
+    fn search(&self, q: SearchQuery) -> StoreFuture<'static, Result<Vec<RoomEvent>, ReadError>> {
+        SqliteHandle::read(&self.inner.search, move |r| r.search(&q))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        let writer = lock(&self.inner.writer).take();
+        lock(&self.inner.history).take();
+        lock(&self.inner.search).take();
+        self.inner.slots.close();
+        Box::pin(async move {
+            let Some(writer) = writer else {
+                return;
+            };
+            let (tx, rx) = oneshot::channel();
+            if writer.send(Cmd::Close(tx)).is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
+}
+
+/// The writer thread: commits groups of batches, reports them, prunes when nothing waits (and
+/// after a commit when pruning is due, so a store that is never idle is still pruned).
+fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
+    let mut next: Option<Cmd> = None;
+    let closed = loop {
+        let cmd = match next.take() {
+            Some(cmd) => cmd,
+            None => match wait(&mut store, rx) {
+                Some(cmd) => cmd,
+                None => break None,
+            },
+        };
+        match cmd {
+            Cmd::Batch(first) => {
+                let mut writes = first.writes.len();
+                let mut group = vec![first];
+                while group.len() < GROUP_MAX_BATCHES && writes < GROUP_MAX_WRITES {
+                    match rx.try_recv() {
+                        Ok(Cmd::Batch(b)) => {
+                            writes += b.writes.len();
+                            group.push(b);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit(&mut store, group, reporter);
+                if store.prune_due() {
+                    prune(&mut store);
+                }
+            }
+            Cmd::Close(done) => break Some(done),
+            #[cfg(test)]
+            Cmd::Sql(sql) => {
+                if let Err(e) = store.conn.execute_batch(&sql) {
+                    error!(%sql, error = %e, "test SQL failed");
+                }
+            }
+        }
+    };
+    // The store (and its lock) go before anyone is told it is closed.
+    drop(store);
+    if let Some(done) = closed {
+        let _ = done.send(());
+    }
+}
+
+/// The next command; prunes while none comes and pruning is due. `None` when every handle is
+/// gone.
+fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
+    loop {
+        if store.prune_due() {
+            match rx.try_recv() {
+                Ok(cmd) => return Some(cmd),
+                Err(TryRecvError::Empty) => {
+                    prune(store);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+        match rx.recv_timeout(PRUNE_CHECK_EVERY) {
+            Ok(cmd) => return Some(cmd),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+fn prune(store: &mut SqliteStore) {
+    if let Err(e) = store.prune_step(unix_now()) {
+        warn!(error = %e, "retention: pruning failed, will try again");
+    }
+}
+
+/// Writes `group` in one transaction; if that fails, each batch alone, so only the batches
+/// that cannot be written fail. Reports in submission order.
+fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter) {
+    let Some(last) = group.last().map(|b| b.id) else {
+        return;
+    };
+    let n = group.len();
+    let err = match store.write_group(&group) {
+        Ok(()) => return reporter.durable(last, n),
+        Err(e) => e,
+    };
+    if n == 1 {
+        warn!(batch = last.0, error = %err, "store: batch not written");
+        return reporter.failed(last, err);
+    }
+    // Consecutive durable batches are reported together.
+    let mut durable: Option<(crate::BatchId, usize)> = None;
+    for batch in &group {
+        match store.write(batch) {
+            Ok(()) => {
+                let count = durable.map_or(0, |(_, c)| c);
+                durable = Some((batch.id, count + 1));
+            }
+            Err(e) => {
+                if let Some((upto, count)) = durable.take() {
+                    reporter.durable(upto, count);
+                }
+                warn!(batch = batch.id.0, error = %e, "store: batch not written");
+                reporter.failed(batch.id, e);
+            }
+        }
+    }
+    if let Some((upto, count)) = durable {
+        reporter.durable(upto, count);
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Reader) + Send>;
+
+/// A pool of reader threads sharing one bounded queue of jobs.
+struct Lane {
+    tx: SyncSender<Job>,
+}
+
+impl Lane {
+    fn start(name: &str, readers: Vec<Reader>, config: &Config) -> Lane {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(config.max_queued_reads.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        for (i, mut reader) in readers.into_iter().enumerate() {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("natter-store-{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = lock(&rx).recv();
+                        match job {
+                            Ok(job) => job(&mut reader),
+                            Err(_) => break,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                // The lane works with the threads it has; with none, its reads fail as closed.
+                error!(lane = name, error = %e, "could not start a reader thread");
+            }
+        }
+        Lane { tx }
+    }
+
+    /// Queues `job`; the receiver gets its result.
+    fn queue<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Reader) -> Result<T, ReadError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T, ReadError>>, ReadError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |reader| {
+            let _ = tx.send(job(reader));
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(ReadError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(ReadError::Closed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

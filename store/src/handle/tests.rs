@@ -1,0 +1,260 @@
+//! The threaded store: batches in, reports out in order, the in-flight bound, a full disk while
+//! running, reads beside writes, and closing.
+
+use super::*;
+use crate::{BatchId, Report, Write};
+use natter_core::wire::EventKind;
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use std::time::Duration;
+
+fn say(room: &str, seq: u64, text: &str) -> RoomEvent {
+    RoomEvent {
+        room: RoomName::new(room).unwrap(),
+        seq: Seq(seq),
+        at: Millis(1_700_000_000_000 + seq),
+        from: Nick::new("alice").unwrap(),
+        kind: EventKind::Say {
+            id: MsgId(seq),
+            text: Text::new(text).unwrap(),
+        },
+    }
+}
+
+fn batch(id: u64, seqs: std::ops::RangeInclusive<u64>, text: &str) -> Batch {
+    Batch {
+        id: BatchId(id),
+        writes: seqs.map(|s| Write::Event(say("#a", s, text))).collect(),
+    }
+}
+
+/// Receives reports until batch `upto` is covered, with a time bound.
+async fn reports_until(reports: &mut Reports, upto: u64) -> Vec<Report> {
+    let mut got = Vec::new();
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+            .await
+            .expect("a report within 20 s")
+            .expect("the store is open");
+        let done = match &r {
+            Report::Durable { upto: u } => u.0 >= upto,
+            Report::Failed { batch, .. } => batch.0 >= upto,
+        };
+        got.push(r);
+        if done {
+            return got;
+        }
+    }
+}
+
+fn history(n: usize) -> HistoryQuery {
+    HistoryQuery {
+        room: RoomName::new("#a").unwrap(),
+        before: Seq(u64::MAX),
+        limit: n,
+    }
+}
+
+#[tokio::test]
+async fn batches_are_reported_durable_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    // As a shell holds it: a store chosen at start, behind the trait.
+    let store: Arc<dyn Store> = Arc::new(handle);
+    for b in 0..50u64 {
+        store
+            .try_submit(batch(b, b * 10 + 1..=b * 10 + 10, "hello"))
+            .unwrap();
+    }
+    let got = reports_until(&mut reports, 49).await;
+    let mut last = None;
+    for r in &got {
+        match r {
+            Report::Durable { upto } => {
+                assert!(last < Some(*upto), "in order");
+                last = Some(*upto);
+            }
+            Report::Failed { batch, error } => panic!("{batch} failed: {error}"),
+        }
+    }
+    let page = store.history(history(200)).await.unwrap();
+    assert_eq!(page.events.len(), 200);
+    assert_eq!(page.events.last().unwrap().seq, Seq(500));
+    let hits = store
+        .search(SearchQuery {
+            words: "hello".into(),
+            room: None,
+            limit: 50,
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 50);
+    assert_eq!(hits[0].seq, Seq(500));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn in_flight_batches_are_bounded_and_ready_says_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.max_in_flight = 2;
+    let (store, mut reports) = SqliteHandle::open(&config).unwrap();
+    store.try_submit(batch(1, 1..=1, "a")).unwrap();
+    store.try_submit(batch(2, 2..=2, "b")).unwrap();
+    let third = match store.try_submit(batch(3, 3..=3, "c")) {
+        Err(SubmitError::Full(b)) => b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(third.id, BatchId(3), "the batch is handed back");
+    // `ready` waits for reports to be received, so it is awaited beside them.
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            tokio::select! {
+                () = store.ready() => break,
+                r = reports.recv() => received.push(r.unwrap()),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!received.is_empty());
+    store.try_submit(third).unwrap();
+    reports_until(&mut reports, 3).await;
+    assert_eq!(store.history(history(10)).await.unwrap().events.len(), 3);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_batch_keeps_reads_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    store.try_submit(batch(1, 1..=100, "before")).unwrap();
+    assert_eq!(
+        reports_until(&mut reports, 1).await,
+        vec![Report::Durable { upto: BatchId(1) }]
+    );
+    // The "disk" is full: the database may not grow past its size now.
+    let pages: i64 = rusqlite::Connection::open(store.path())
+        .unwrap()
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store.writer_sql(&format!("PRAGMA max_page_count = {pages}"));
+    let big = "x".repeat(1500);
+    store.try_submit(batch(2, 101..=400, &big)).unwrap();
+    let got = reports_until(&mut reports, 2).await;
+    assert_eq!(
+        got,
+        vec![Report::Failed {
+            batch: BatchId(2),
+            error: WriteError::DiskFull
+        }]
+    );
+    assert!(WriteError::DiskFull.to_string().contains("disk is full"));
+    // Reads keep working and see everything committed before.
+    let page = store.history(history(200)).await.unwrap();
+    assert_eq!(page.events.len(), 100);
+    assert_eq!(page.events.last().unwrap().seq, Seq(100));
+    // Space comes back: the same events are written.
+    store.writer_sql("PRAGMA max_page_count = 1073741823");
+    store.try_submit(batch(3, 101..=400, &big)).unwrap();
+    assert_eq!(
+        reports_until(&mut reports, 3).await,
+        vec![Report::Durable { upto: BatchId(3) }]
+    );
+    store.close().await;
+    // Reopened: batches 1 and 3, nothing of 2 twice.
+    let reopened = crate::SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let page = reopened.reader().unwrap().history(&history(200)).unwrap();
+    assert_eq!(page.events.last().unwrap().seq, Seq(400));
+    assert_eq!(page.events.len(), 200);
+}
+
+#[tokio::test]
+async fn in_a_group_only_the_bad_batch_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    // Submitted at once, so the writer is likely to take them as one group; either way the
+    // duplicate fails alone and the reports say so in order.
+    store.try_submit(batch(1, 1..=5, "a")).unwrap();
+    store.try_submit(batch(2, 5..=6, "dup")).unwrap();
+    store.try_submit(batch(3, 6..=8, "c")).unwrap();
+    let got = reports_until(&mut reports, 3).await;
+    let failed: Vec<_> = got
+        .iter()
+        .filter_map(|r| match r {
+            Report::Failed { batch, error } => Some((*batch, error.clone())),
+            Report::Durable { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(
+            BatchId(2),
+            WriteError::Duplicate {
+                room: RoomName::new("#a").unwrap(),
+                seq: Seq(5)
+            }
+        )]
+    );
+    assert_eq!(got.last(), Some(&Report::Durable { upto: BatchId(3) }));
+    let seqs: Vec<u64> = store
+        .history(history(50))
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.seq.0)
+        .collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn close_writes_what_is_queued_then_refuses_and_releases_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let (store, mut reports) = SqliteHandle::open(&config).unwrap();
+    let other = store.clone();
+    for b in 1..=10 {
+        store.try_submit(batch(b, b..=b, "queued")).unwrap();
+    }
+    store.close().await;
+    // Every queued batch was written and reported; then the reports end.
+    let mut covered = 0;
+    while let Some(r) = reports.recv().await {
+        if let Report::Durable { upto } = r {
+            covered = upto.0;
+        }
+    }
+    assert_eq!(covered, 10);
+    assert!(matches!(
+        other.try_submit(batch(11, 11..=11, "late")),
+        Err(SubmitError::Closed(_))
+    ));
+    assert_eq!(other.history(history(5)).await, Err(ReadError::Closed));
+    other.ready().await;
+    // The lock is released: the store opens again at once, with everything in it.
+    let (again, _reports) = SqliteHandle::open(&config).unwrap();
+    assert_eq!(again.history(history(50)).await.unwrap().events.len(), 10);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn backup_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    store.try_submit(batch(1, 1..=20, "saved")).unwrap();
+    reports_until(&mut reports, 1).await;
+    let copy = tempfile::tempdir().unwrap();
+    store
+        .backup(copy.path().join(crate::DB_FILE))
+        .await
+        .unwrap();
+    store.close().await;
+    let (restored, _r) = SqliteHandle::open(&Config::new(copy.path())).unwrap();
+    assert_eq!(
+        restored.history(history(50)).await.unwrap().events.len(),
+        20
+    );
+    restored.close().await;
+}

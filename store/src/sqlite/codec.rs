@@ -1,0 +1,121 @@
+//! A room event as an `events` row and back: the kind as a small number, the message id and
+//! the one text an event carries in their own columns. Reading validates again (a nick, room or
+//! text that is not valid is reported as damage, never passed on).
+
+use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+
+/// `events.kind` values (also written in the migrations: keep them in step).
+pub(crate) mod kind {
+    pub(crate) const SAY: i64 = 0;
+    pub(crate) const ACT: i64 = 1;
+    pub(crate) const JOIN: i64 = 2;
+    pub(crate) const PART: i64 = 3;
+    pub(crate) const QUIT: i64 = 4;
+    pub(crate) const NICK: i64 = 5;
+    pub(crate) const TOPIC: i64 = 6;
+}
+
+/// The columns an event kind is stored in: kind, message id, text.
+pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<&str>) {
+    fn text(t: &Option<Text>) -> Option<&str> {
+        t.as_ref().map(Text::as_str)
+    }
+    match k {
+        EventKind::Say { id, text } => (kind::SAY, Some(*id), Some(text.as_str())),
+        EventKind::Act { id, text } => (kind::ACT, Some(*id), Some(text.as_str())),
+        EventKind::Join => (kind::JOIN, None, None),
+        EventKind::Part { reason } => (kind::PART, None, text(reason)),
+        EventKind::Quit { reason } => (kind::QUIT, None, text(reason)),
+        EventKind::Nick { new } => (kind::NICK, None, Some(new.as_str())),
+        EventKind::Topic { topic } => (kind::TOPIC, None, text(topic)),
+    }
+}
+
+/// Whether an event of this kind goes into the search index.
+pub(crate) fn searchable(kind: i64) -> bool {
+    kind == kind::SAY || kind == kind::ACT
+}
+
+/// A number as SQLite stores it (a signed 64-bit integer).
+pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, crate::WriteError> {
+    i64::try_from(value).map_err(|_| crate::WriteError::OutOfRange { what, value })
+}
+
+/// An `events` row, as read.
+pub(crate) struct Row {
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    pub(crate) nick: String,
+    pub(crate) kind: i64,
+    pub(crate) msg_id: Option<i64>,
+    pub(crate) text: Option<String>,
+}
+
+impl Row {
+    /// Reads the columns `seq, at, nick, kind, msg_id, text` starting at column `first`.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
+        Ok(Row {
+            seq: r.get(first)?,
+            at: r.get(first + 1)?,
+            nick: r.get(first + 2)?,
+            kind: r.get(first + 3)?,
+            msg_id: r.get(first + 4)?,
+            text: r.get(first + 5)?,
+        })
+    }
+
+    /// The event this row holds, in `room`; the error says what is wrong with it.
+    pub(crate) fn event(self, room: RoomName) -> Result<RoomEvent, String> {
+        let at = format!("event {} of {room}", self.seq);
+        let bad = |what: &str| format!("{at}: {what}");
+        let seq = u64::try_from(self.seq).map_err(|_| bad("negative seq"))?;
+        let time = u64::try_from(self.at).map_err(|_| bad("negative time"))?;
+        let from = Nick::new(&self.nick).map_err(|e| bad(&e.to_string()))?;
+        let text = |t: Option<String>| -> Result<Option<Text>, String> {
+            t.map(|t| Text::new(&t).map_err(|e| bad(&e.to_string())))
+                .transpose()
+        };
+        let id = || -> Result<MsgId, String> {
+            let id = self.msg_id.ok_or_else(|| bad("no message id"))?;
+            u64::try_from(id)
+                .map(MsgId)
+                .map_err(|_| bad("negative message id"))
+        };
+        let kind = match self.kind {
+            kind::SAY | kind::ACT => {
+                let id = id()?;
+                let text = text(self.text)?.ok_or_else(|| bad("no text"))?;
+                if self.kind == kind::SAY {
+                    EventKind::Say { id, text }
+                } else {
+                    EventKind::Act { id, text }
+                }
+            }
+            kind::JOIN => EventKind::Join,
+            kind::PART => EventKind::Part {
+                reason: text(self.text)?,
+            },
+            kind::QUIT => EventKind::Quit {
+                reason: text(self.text)?,
+            },
+            kind::NICK => {
+                let new = self.text.ok_or_else(|| bad("no new nick"))?;
+                EventKind::Nick {
+                    new: Nick::new(&new).map_err(|e| bad(&e.to_string()))?,
+                }
+            }
+            kind::TOPIC => EventKind::Topic {
+                topic: text(self.text)?,
+            },
+            other => return Err(bad(&format!("unknown kind {other}"))),
+        };
+        Ok(RoomEvent {
+            room,
+            seq: Seq(seq),
+            at: Millis(time),
+            from,
+            kind,
+        })
+    }
+}

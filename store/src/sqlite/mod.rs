@@ -1,0 +1,24 @@
+//! The SQLite backend, used synchronously: [`SqliteStore`] writes (one per data directory),
+//! [`Reader`]s read. [`crate::SqliteHandle`] runs them on threads behind [`crate::Store`].
+//!
+//! The file is `natter.db` in the data directory, in WAL mode: readers see the last commit
+//! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
+//! room event, kept in room and seq order, with a unique index on the insertion id),
+//! `events_fts` (an FTS5 index over says and actions by insertion id, holding no copy of the
+//! text) and `sessions` (resume sessions by token hash); see `migrations/`.
+
+mod codec;
+mod read;
+mod retention;
+mod schema;
+mod search;
+mod write;
+
+pub use read::Reader;
+pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
+pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use write::SqliteStore;
+pub(crate) use write::{backup, unix_now};
+
+#[cfg(test)]
+mod tests;

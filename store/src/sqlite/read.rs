@@ -1,0 +1,234 @@
+//! Readers: connections that only read (startup load, history pages, search), each on its own
+//! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
+
+use super::codec::Row;
+use super::write::token_hash;
+use super::{schema, search};
+use crate::{
+    Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError,
+    RecentRooms, SearchQuery, SessionRecord,
+};
+use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
+use natter_core::wire::RoomEvent;
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A connection that reads. Cheap to keep, not shared between threads.
+pub struct Reader {
+    pub(super) conn: Connection,
+    search_budget: Duration,
+    /// Event ids a search window covers: the first, and the most (see `sqlite/search.rs`).
+    pub(super) search_window: (i64, i64),
+}
+
+/// A value out of the database that is not valid.
+fn corrupt(detail: impl Into<String>) -> ReadError {
+    ReadError::Corrupt(detail.into())
+}
+
+fn int_u64(what: &str, v: i64) -> Result<u64, ReadError> {
+    u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
+}
+
+impl Reader {
+    /// A reader of the store in `config.dir`, which a writer ([`crate::SqliteStore`] or
+    /// [`crate::SqliteHandle`]) has opened at least once (readers never create or upgrade a
+    /// store). Readers can be opened while the writer runs, from other threads or processes.
+    pub fn open(config: &Config) -> Result<Reader, OpenError> {
+        Reader::open_path(&config.db_path(), config.search_budget)
+    }
+
+    pub(crate) fn open_path(path: &Path, search_budget: Duration) -> Result<Reader, OpenError> {
+        let conn = schema::open_reader(path)?;
+        conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| schema::open_error(path, e))?;
+        Ok(Reader {
+            conn,
+            search_budget,
+            search_window: (search::WINDOW_FIRST, search::WINDOW_MAX),
+        })
+    }
+
+    /// Rooms, sessions and the recent events of some rooms: what a hub needs at startup. Reads
+    /// one row per room and session and at most `opts.recent` events per room, by index: the
+    /// time does not grow with the history stored.
+    pub fn load(&mut self, opts: &LoadOptions) -> Result<Loaded, ReadError> {
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        let sessions = load_sessions(&tx, opts.sessions_since)?;
+        let wanted: Option<HashSet<&RoomName>> = match opts.recent_rooms {
+            RecentRooms::All => None,
+            RecentRooms::OfSessions => Some(sessions.iter().flat_map(|s| &s.rooms).collect()),
+        };
+        let mut rooms = Vec::new();
+        let mut st = tx
+            .prepare("SELECT id, name, topic, last_seq FROM rooms ORDER BY name")
+            .map_err(ReadError::from_sqlite)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(ReadError::from_sqlite)?;
+        for row in rows {
+            let (id, name, topic, last_seq) = row.map_err(ReadError::from_sqlite)?;
+            let name = RoomName::try_from(name).map_err(|e| corrupt(e.to_string()))?;
+            let topic = topic
+                .map(|t| Text::try_from(t).map_err(|e| corrupt(format!("topic of {name}: {e}"))))
+                .transpose()?;
+            let recent = match &wanted {
+                Some(w) if !w.contains(&name) => Vec::new(),
+                _ => newest(&tx, id, &name, Seq(u64::MAX), opts.recent)?,
+            };
+            rooms.push(LoadedRoom {
+                last_seq: Seq(int_u64("seq", last_seq)?),
+                name,
+                topic,
+                recent,
+            });
+        }
+        Ok(Loaded { rooms, sessions })
+    }
+
+    /// A page of `q.room`'s history: the newest `q.limit` (at most [`HISTORY_PAGE_MAX`]) events
+    /// before `q.before`, oldest first. An unknown room has an empty history.
+    pub fn history(&mut self, q: &HistoryQuery) -> Result<HistoryPage, ReadError> {
+        let limit = q.limit.min(HISTORY_PAGE_MAX);
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        let Some(room) = room_id(&tx, &q.room)? else {
+            return Ok(HistoryPage {
+                events: Vec::new(),
+                at_start: true,
+            });
+        };
+        // One more than asked for says whether anything older is left.
+        let mut events = newest(&tx, room, &q.room, q.before, limit + 1)?;
+        let at_start = events.len() <= limit;
+        if !at_start {
+            events.remove(0);
+        }
+        Ok(HistoryPage { events, at_start })
+    }
+
+    /// Says and actions holding every word of `q.words` (taken literally), newest first, at
+    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]). The index is searched in windows of
+    /// event ids, newest first, until enough results are found; past the search budget no new
+    /// window starts, and what was found is returned, or [`ReadError::TimedOut`] if nothing was
+    /// (words that are everywhere but never together, over a long history). See
+    /// `sqlite/search.rs` for how.
+    pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<RoomEvent>, ReadError> {
+        let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        let mut phrases = search::phrases(&q.words);
+        if limit == 0 || phrases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + self.search_budget;
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        if let Some(name) = &q.room {
+            match room_id(&tx, name)? {
+                Some(id) => phrases.push(search::room_phrase(id)),
+                None => return Ok(Vec::new()),
+            }
+        }
+        let span: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
+                [],
+                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+            )
+            .map_err(ReadError::from_sqlite)?;
+        let Some(span) = span else {
+            return Ok(Vec::new());
+        };
+        let events = span.1 - span.0 + 1;
+        let plan =
+            search::Plan::new(&tx, phrases, span.1, events).map_err(ReadError::from_sqlite)?;
+        search::run(&tx, &plan, span, self.search_window, limit, deadline)
+    }
+}
+
+/// A page of history: by the room-and-seq index, newest first from `before`.
+pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
+    WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+
+fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
+    conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
+        .and_then(|mut st| st.query_row([room.as_str()], |r| r.get(0)).optional())
+        .map_err(ReadError::from_sqlite)
+}
+
+/// The newest `n` events of room `id` (named `name`) with a seq below `before`, oldest first.
+fn newest(
+    conn: &Connection,
+    id: i64,
+    name: &RoomName,
+    before: Seq,
+    n: usize,
+) -> Result<Vec<RoomEvent>, ReadError> {
+    let before = i64::try_from(before.0).unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare_cached(HISTORY_SQL)
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map(
+            params![id, before, i64::try_from(n).unwrap_or(i64::MAX)],
+            |r| Row::read(r, 0),
+        )
+        .map_err(ReadError::from_sqlite)?;
+    let mut events = Vec::new();
+    for row in rows {
+        let row = row.map_err(ReadError::from_sqlite)?;
+        events.push(row.event(name.clone()).map_err(corrupt)?);
+    }
+    events.reverse();
+    Ok(events)
+}
+
+fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {
+    let since = i64::try_from(since.0).unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare(
+            "SELECT token, nick, rooms, last_id, updated, token_id FROM sessions \
+             WHERE updated >= ?1",
+        )
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map([since], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(ReadError::from_sqlite)?;
+    let mut sessions = Vec::new();
+    for row in rows {
+        let (token, nick, rooms, last_id, updated, token_id) =
+            row.map_err(ReadError::from_sqlite)?;
+        let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
+        let nick = Nick::try_from(nick).map_err(|e| corrupt(format!("session nick: {e}")))?;
+        let rooms = rooms
+            .split_whitespace()
+            .map(|r| RoomName::try_from(r.to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(format!("rooms of session of {nick}: {e}")))?;
+        sessions.push(SessionRecord {
+            token,
+            token_id: u64::from_ne_bytes(token_id.to_ne_bytes()),
+            rooms,
+            last_id: MsgId(int_u64("message id", last_id)?),
+            updated: Millis(int_u64("time", updated)?),
+            nick,
+        });
+    }
+    Ok(sessions)
+}

@@ -1,0 +1,157 @@
+//! Retention: removing the oldest events once they are older than `max_age_days` or the store
+//! is past `max_bytes`, in small steps (each a short transaction of at most [`PRUNE_STEP`]
+//! events) that the writer runs between batches. Rooms keep their rows, so their last seq and
+//! topic survive the removal of every event they had.
+
+use super::SqliteStore;
+use crate::WriteError;
+use natter_core::Millis;
+use rusqlite::{OptionalExtension, params};
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// Events removed by one step at most: a step is one short transaction, so a batch waits for at
+/// most one step (a few milliseconds).
+pub const PRUNE_STEP: usize = 2000;
+
+/// How often the writer looks whether anything is due, when the last look found nothing.
+pub const PRUNE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Extra events removed when over `max_bytes`, as a fraction (1/n) of those stored: the search
+/// index gives its space back only when it merges, so removing just enough would have the next
+/// check remove more, again and again.
+const BYTES_SLACK_DIVISOR: u64 = 100;
+
+/// The newest of the events with an id below `?1` that are older than `?2`. Insertion order is
+/// time order (the hub stamps events as it sequences them), so the old events are a prefix of
+/// the ids.
+pub(super) const OLD_UPTO_SQL: &str =
+    "SELECT max(id) FROM (SELECT id, at FROM events WHERE id < ?1 ORDER BY id) WHERE at < ?2";
+
+/// Removes the chat lines with an id up to `?1` from the search index (which needs their text
+/// back to find their entries).
+pub(super) const UNINDEX_UPTO_SQL: &str = "INSERT INTO events_fts (events_fts, rowid, text, room)
+    SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)";
+
+/// Removes the events with an id up to `?1`.
+pub(super) const DELETE_UPTO_SQL: &str = "DELETE FROM events WHERE id <= ?1";
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Events removed.
+    pub events: usize,
+    /// More is due: run another step soon.
+    pub more: bool,
+}
+
+/// What the writer remembers between steps.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Events still to remove for `max_bytes`, decided at the last size check.
+    owed: u64,
+    last_check: Option<Instant>,
+    more: bool,
+}
+
+impl SqliteStore {
+    /// Whether a prune step is due (something was left to do at the last step, or the last
+    /// check is [`PRUNE_CHECK_EVERY`] old).
+    pub fn prune_due(&self) -> bool {
+        let r = self.config.retention;
+        if r.max_age_days == 0 && r.max_bytes == 0 {
+            return false;
+        }
+        self.retention.more
+            || self
+                .retention
+                .last_check
+                .is_none_or(|t| t.elapsed() >= PRUNE_CHECK_EVERY)
+    }
+
+    /// Removes at most [`PRUNE_STEP`] of the oldest events that retention no longer keeps, with
+    /// `now` the current Unix time in milliseconds.
+    pub fn prune_step(&mut self, now: Millis) -> Result<Pruned, WriteError> {
+        self.retention.last_check = Some(Instant::now());
+        let stepped = self.prune(now);
+        self.retention.more = stepped.as_ref().is_ok_and(|p| p.more);
+        if let Ok(p) = stepped {
+            if p.events > 0 {
+                debug!(events = p.events, more = p.more, "pruned");
+            }
+        }
+        stepped
+    }
+
+    fn prune(&mut self, now: Millis) -> Result<Pruned, WriteError> {
+        let sql = WriteError::from_sqlite;
+        let r = self.config.retention;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let span: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
+                [],
+                |row| {
+                    Ok(row
+                        .get::<_, Option<i64>>(0)?
+                        .zip(row.get::<_, Option<i64>>(1)?))
+                },
+            )
+            .map_err(sql)?;
+        let Some((first, last)) = span else {
+            self.retention.owed = 0;
+            return Ok(Pruned::default());
+        };
+        if r.max_bytes > 0 && self.retention.owed == 0 {
+            // Ids are handed out in order and removed from the front, so they are dense.
+            let stored = u64::try_from(last - first + 1).unwrap_or(1);
+            let used = used_bytes(&tx).map_err(sql)?;
+            if used > r.max_bytes {
+                let per_event = (used / stored).max(1);
+                let over = (used - r.max_bytes).div_ceil(per_event);
+                self.retention.owed = over + stored / BYTES_SLACK_DIVISOR;
+            }
+        }
+        let by_bytes = self.retention.owed.min(PRUNE_STEP as u64);
+        // The newest id this step removes.
+        let mut upto = first + i64::try_from(by_bytes).unwrap_or(0) - 1;
+        if r.max_age_days > 0 {
+            let cutoff = now.0.saturating_sub(u64::from(r.max_age_days) * 86_400_000);
+            let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
+            let old_upto: Option<i64> = tx
+                .query_row(
+                    OLD_UPTO_SQL,
+                    params![first + PRUNE_STEP as i64, cutoff],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql)?
+                .flatten();
+            upto = upto.max(old_upto.unwrap_or(0));
+        }
+        if upto < first {
+            return Ok(Pruned::default());
+        }
+        tx.execute(UNINDEX_UPTO_SQL, [upto]).map_err(sql)?;
+        let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        self.retention.owed = self.retention.owed.saturating_sub(removed as u64);
+        let more = self.retention.owed > 0 || (removed == PRUNE_STEP && upto < last);
+        Ok(Pruned {
+            events: removed,
+            more,
+        })
+    }
+}
+
+/// Bytes of the database file in use (its pages less the free ones).
+fn used_bytes(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    let get = |name: &str| -> rusqlite::Result<u64> {
+        let v: i64 = conn.pragma_query_value(None, name, |r| r.get(0))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    };
+    Ok(get("page_count")?.saturating_sub(get("freelist_count")?) * get("page_size")?)
+}

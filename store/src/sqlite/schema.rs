@@ -1,0 +1,152 @@
+//! Opening the database file: telling a natter store from anything else, refusing one newer
+//! than this build, and bringing an older one up to date one numbered step at a time
+//! (`PRAGMA user_version` holds the step reached).
+
+use crate::OpenError;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::Path;
+use tracing::info;
+
+/// `PRAGMA application_id` of a natter store: "NTR1" in ASCII. Tells a natter store from
+/// another program's SQLite file.
+pub(crate) const APPLICATION_ID: i32 = 0x4e54_5231;
+
+/// The schema steps, in order: step `i` takes a store from version `i` to `i + 1` (the SQL of
+/// `migrations/00N_*.sql`). Public so a test can build a store of an older version.
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_base.sql"),
+    include_str!("migrations/002_search.sql"),
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Opens `path` (creating it) for the writer: checks what it is, applies missing migrations.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    // The first read of the file: a file that is not a database fails here.
+    let (app_id, version) = identify(&conn, path)?;
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| open_error(path, e))?
+    {
+        return Err(OpenError::Unwritable {
+            path: path.to_path_buf(),
+            detail: "the file is read-only".into(),
+        });
+    }
+    if app_id == 0 && version == 0 {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| open_error(path, e))?;
+        if tables > 0 {
+            return Err(OpenError::Foreign {
+                path: path.to_path_buf(),
+                detail: format!("it holds {tables} tables and no natter schema version"),
+            });
+        }
+    }
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::Unwritable {
+            path: path.to_path_buf(),
+            detail: format!("write-ahead logging is not possible here (journal mode {mode})"),
+        });
+    }
+    migrate(&conn, path, version)?;
+    Ok(conn)
+}
+
+/// Opens `path` for reading, after the writer has opened (and migrated) it.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
+    // Read-write flags even so: a WAL reader needs the shared-memory file. `query_only` keeps
+    // this connection from writing.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    let (_, version) = identify(&conn, path)?;
+    if version != SCHEMA_VERSION {
+        return Err(OpenError::Sqlite {
+            path: path.to_path_buf(),
+            detail: format!("schema version {version} while {SCHEMA_VERSION} was expected"),
+        });
+    }
+    conn.pragma_update(None, "query_only", true)
+        .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// The file's application id and schema version, refusing files that are not natter stores
+/// or are newer than this build.
+fn identify(conn: &Connection, path: &Path) -> Result<(i32, u32), OpenError> {
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if app_id != 0 && app_id != APPLICATION_ID {
+        return Err(OpenError::Foreign {
+            path: path.to_path_buf(),
+            detail: format!("application id {app_id:#x}"),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok((app_id, version))
+}
+
+/// Applies the steps from `version` on, each in its own transaction with the version bump.
+fn migrate(conn: &Connection, path: &Path, version: u32) -> Result<(), OpenError> {
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let from = from as u32;
+        let step = || -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let applied = conn
+                .execute_batch(sql)
+                .and_then(|()| conn.pragma_update(None, "user_version", from + 1))
+                .and_then(|()| conn.pragma_update(None, "application_id", APPLICATION_ID))
+                .and_then(|()| conn.execute_batch("COMMIT"));
+            if applied.is_err() {
+                // Keeps the error of the step, not of the rollback.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            applied
+        };
+        step().map_err(|e| match open_error(path, e) {
+            OpenError::Sqlite { path, detail } => OpenError::Migration { path, from, detail },
+            other => other,
+        })?;
+        info!(path = %path.display(), from, to = from + 1, "store schema upgraded");
+    }
+    Ok(())
+}
+
+/// The open error for what SQLite said about `path`.
+pub(crate) fn open_error(path: &Path, e: rusqlite::Error) -> OpenError {
+    let path = path.to_path_buf();
+    let detail = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            OpenError::Corrupt { path, detail }
+        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull,
+        ) => OpenError::Unwritable { path, detail },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::Locked { path },
+        _ => OpenError::Sqlite { path, detail },
+    }
+}

@@ -1,0 +1,374 @@
+//! Properties of the SQLite backend that need its insides: the work of startup and of a
+//! history page does not grow with the history (counted in SQLite instructions, not timed), the
+//! query plans use the indexes, a full disk, and the search budget.
+
+use super::read::HISTORY_SQL;
+use super::search::{EVENT_BY_ID_SQL, NEWEST_FIRST_SQL, OLDEST_FIRST_SQL};
+use super::*;
+use crate::{
+    Batch, BatchId, Config, HistoryQuery, LoadOptions, ReadError, RecentRooms, SearchQuery, Write,
+    WriteError,
+};
+use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+fn say(room: &str, seq: u64, text: &str) -> RoomEvent {
+    RoomEvent {
+        room: RoomName::new(room).unwrap(),
+        seq: Seq(seq),
+        at: Millis(1_700_000_000_000 + seq),
+        from: Nick::new("alice").unwrap(),
+        kind: EventKind::Say {
+            id: MsgId(seq),
+            text: Text::new(text).unwrap(),
+        },
+    }
+}
+
+/// A store with `per_room` events in each of three rooms, written in batches of 5000.
+fn filled(dir: &std::path::Path, per_room: u64) -> SqliteStore {
+    let mut store = SqliteStore::open(&Config::new(dir)).unwrap();
+    let mut writes = Vec::new();
+    for seq in 1..=per_room {
+        for room in ["#a", "#b", "#c"] {
+            writes.push(Write::Event(say(room, seq, &format!("common line {seq}"))));
+        }
+    }
+    for (i, chunk) in writes.chunks(5000).enumerate() {
+        store
+            .write(&Batch {
+                id: BatchId(i as u64),
+                writes: chunk.to_vec(),
+            })
+            .unwrap();
+    }
+    store
+}
+
+/// `f`'s result and the SQLite virtual-machine instructions it ran.
+fn steps<T>(reader: &mut Reader, f: impl FnOnce(&mut Reader) -> T) -> (T, u64) {
+    let n = Arc::new(AtomicU64::new(0));
+    let count = n.clone();
+    reader
+        .conn
+        .progress_handler(
+            1,
+            Some(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
+    let out = f(reader);
+    reader
+        .conn
+        .progress_handler(0, None::<fn() -> bool>)
+        .unwrap();
+    (out, n.load(Ordering::Relaxed))
+}
+
+fn load_opts() -> LoadOptions {
+    LoadOptions {
+        recent: 50,
+        recent_rooms: RecentRooms::All,
+        sessions_since: Millis(0),
+    }
+}
+
+fn page(before: u64) -> HistoryQuery {
+    HistoryQuery {
+        room: RoomName::new("#b").unwrap(),
+        before: Seq(before),
+        limit: 50,
+    }
+}
+
+#[test]
+fn startup_and_history_work_do_not_grow_with_the_history() {
+    let small_dir = tempfile::tempdir().unwrap();
+    let big_dir = tempfile::tempdir().unwrap();
+    // Both past the few thousand events a search samples to tell common words from rare ones.
+    let small = filled(small_dir.path(), 2000);
+    let big = filled(big_dir.path(), 10_000);
+    let (mut rs, mut rb) = (small.reader().unwrap(), big.reader().unwrap());
+
+    let (ls, small_load) = steps(&mut rs, |r| r.load(&load_opts()).unwrap());
+    let (lb, big_load) = steps(&mut rb, |r| r.load(&load_opts()).unwrap());
+    assert_eq!(ls.rooms.len(), 3);
+    assert_eq!(lb.rooms[1].recent.len(), 50);
+    assert_eq!(lb.rooms[1].last_seq, Seq(10_000));
+    // Same rows read, whatever lies behind them: equal work, give or take a little.
+    assert!(
+        big_load <= small_load + small_load / 10,
+        "load: {small_load} instructions with 6,000 events, {big_load} with 30,000"
+    );
+
+    let (_, small_page) = steps(&mut rs, |r| r.history(&page(600)).unwrap());
+    let (p, big_page) = steps(&mut rb, |r| r.history(&page(5_000)).unwrap());
+    assert_eq!(p.events.first().unwrap().seq, Seq(4_950));
+    assert!(
+        big_page <= small_page + small_page / 10,
+        "history: {small_page} vs {big_page}"
+    );
+
+    // A search reads the index's pages through SQL too, and a bigger index has a few more
+    // segments: its work grows a little, not with the events (a scan of 30,000 would be 5×).
+    let q = SearchQuery {
+        words: "line 42".into(),
+        room: Some(RoomName::new("#b").unwrap()),
+        limit: 50,
+    };
+    let (hits, small_search) = steps(&mut rs, |r| r.search(&q).unwrap());
+    assert_eq!(hits.len(), 1);
+    let (hits, big_search) = steps(&mut rb, |r| r.search(&q).unwrap());
+    assert_eq!(hits.len(), 1);
+    assert!(
+        big_search <= small_search * 2,
+        "search: {small_search} vs {big_search}"
+    );
+}
+
+#[test]
+fn queries_use_the_indexes_and_never_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 10);
+    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> String {
+        let mut st = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = st.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    };
+    let history = plan(HISTORY_SQL, &[&1, &100, &50]);
+    assert!(
+        history.contains("PRIMARY KEY (room=? AND seq<?)"),
+        "{history}"
+    );
+    assert!(!history.contains("TEMP B-TREE"), "{history}");
+    let by_id = plan(EVENT_BY_ID_SQL, &[&7]);
+    assert!(by_id.contains("events_by_id"), "{by_id}");
+    // Retention walks the oldest ids, never the whole table.
+    let seven: &dyn rusqlite::ToSql = &7;
+    for (sql, params) in [
+        (retention::OLD_UPTO_SQL, &[seven, seven][..]),
+        (retention::UNINDEX_UPTO_SQL, &[seven][..]),
+        (retention::DELETE_UPTO_SQL, &[seven][..]),
+    ] {
+        let p = plan(sql, params);
+        assert!(p.contains("events_by_id"), "{sql}: {p}");
+        assert!(!p.contains("SCAN events"), "{sql}: {p}");
+    }
+    for sql in [NEWEST_FIRST_SQL, OLDEST_FIRST_SQL] {
+        let search = plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
+        assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
+        assert!(!search.contains("TEMP B-TREE"), "{search}");
+    }
+}
+
+#[test]
+fn a_full_disk_fails_writes_not_reads_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = filled(dir.path(), 10);
+    let pages: i64 = store
+        .conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    let big = "y".repeat(1900);
+    let fat = |id: u64, from: u64| Batch {
+        id: BatchId(id),
+        writes: (from..from + 300)
+            .map(|s| Write::Event(say("#a", s, &big)))
+            .collect(),
+    };
+    assert_eq!(store.write(&fat(1, 11)), Err(WriteError::DiskFull));
+    assert_eq!(
+        store.write_group(&[fat(2, 11), fat(3, 311)]),
+        Err(WriteError::DiskFull)
+    );
+    // Pruning may fail too, and says so rather than panicking.
+    let _ = store.prune_step(Millis(u64::MAX / 2));
+    let mut reader = store.reader().unwrap();
+    let before = reader.history(&page(u64::MAX)).unwrap();
+    assert_eq!(before.events.len(), 10);
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 1_073_741_823)
+        .unwrap();
+    store.write(&fat(4, 11)).unwrap();
+    let hits = reader
+        .search(&SearchQuery {
+            words: "yyyy".into(),
+            room: None,
+            limit: 50,
+        })
+        .unwrap();
+    assert!(hits.is_empty(), "whole words only");
+    let page_a = reader
+        .history(&HistoryQuery {
+            room: RoomName::new("#a").unwrap(),
+            before: Seq(u64::MAX),
+            limit: 200,
+        })
+        .unwrap();
+    assert_eq!(page_a.events.last().unwrap().seq, Seq(310));
+}
+
+#[test]
+fn a_search_past_its_budget_stops_between_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = filled(dir.path(), 100);
+    store
+        .write(&Batch {
+            id: BatchId(99),
+            writes: vec![Write::Event(say("#d", 1, "needle in the newest line"))],
+        })
+        .unwrap();
+    // 301 events in steps of 10 ids, and no time at all: only the first step runs.
+    let mut hurried = Reader::open_path(store.path(), Duration::ZERO).unwrap();
+    hurried.search_window = (10, 10);
+    let q = |words: &str| SearchQuery {
+        words: words.into(),
+        room: None,
+        limit: 50,
+    };
+    // The newest step holds a match: it is returned.
+    assert_eq!(hurried.search(&q("needle")).unwrap().len(), 1);
+    // Found in the first step, more wanted, out of time: what was found.
+    assert_eq!(hurried.search(&q("common line")).unwrap().len(), 9);
+    // Nothing in the first step, out of time: said so.
+    assert_eq!(hurried.search(&q("line 1")), Err(ReadError::TimedOut));
+    // With time, the same searches go through every step.
+    let mut patient = store.reader().unwrap();
+    patient.search_window = (10, 10);
+    assert_eq!(patient.search(&q("common line")).unwrap().len(), 50);
+    let hits = patient.search(&q("line 1")).unwrap();
+    assert_eq!(hits.len(), 3, "line 1 of #a, #b and #c, the oldest events");
+    // And the reader is fine afterwards.
+    assert!(hurried.history(&page(u64::MAX)).is_ok());
+}
+
+#[test]
+fn search_finds_exactly_what_a_plain_scan_finds() {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+    // Lines of skewed words: "common" in most, "often" in many, w0..w9 in few; most lines in
+    // #busy. Every way through the search (sparse and dense windows, common words checked per
+    // candidate, a busy or quiet room) must give what a scan of the lines gives.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut lines: Vec<(&str, u64, String)> = Vec::new();
+    let mut seqs = [0u64; 3];
+    let rooms = ["#busy", "#some", "#quiet"];
+    for _ in 0..6000 {
+        let r = match rng.next_u32() % 20 {
+            0..=13 => 0,
+            14..=18 => 1,
+            _ => 2,
+        };
+        let mut words = Vec::new();
+        if rng.next_u32() % 10 < 8 {
+            words.push("common".to_owned());
+        }
+        if rng.next_u32() % 10 < 3 {
+            words.push("often".to_owned());
+        }
+        for _ in 0..3 {
+            if rng.next_u32() % 5 == 0 {
+                words.push(format!("w{}", rng.next_u32() % 10));
+            }
+        }
+        words.push("x".to_owned());
+        seqs[r] += 1;
+        lines.push((rooms[r], seqs[r], words.join(" ")));
+    }
+    for (i, chunk) in lines.chunks(1000).enumerate() {
+        store
+            .write(&Batch {
+                id: BatchId(i as u64),
+                writes: chunk
+                    .iter()
+                    .map(|(r, s, t)| Write::Event(say(r, *s, t)))
+                    .collect(),
+            })
+            .unwrap();
+    }
+    let mut reader = store.reader().unwrap();
+    reader.search_window = (1024, 2048);
+    let vocab = ["common", "often", "w1", "w2", "w3", "w7"];
+    let mut queries = Vec::new();
+    for a in vocab {
+        queries.push(vec![a]);
+        for b in vocab {
+            if a < b {
+                queries.push(vec![a, b]);
+                for c in ["w4", "common"] {
+                    if c != a && c != b {
+                        queries.push(vec![a, b, c]);
+                    }
+                }
+            }
+        }
+    }
+    // The ways through: a common word beside a rare one is checked, not walked; all common,
+    // all walked.
+    let plan = |typed: &str, events: i64| {
+        let tx = reader.conn.unchecked_transaction().unwrap();
+        let plan =
+            super::search::Plan::new(&tx, super::search::phrases(typed), 6000, events).unwrap();
+        let (walk, check) = plan.parts();
+        (walk.to_owned(), check.map(str::to_owned))
+    };
+    assert_eq!(
+        plan("w1 common", 6000),
+        (
+            "text : \"w1\"".to_owned(),
+            Some("text : \"common\"".to_owned())
+        )
+    );
+    // "often" (3 in 10) would pass too few candidates beside "common" (8 in 10): walked.
+    assert_eq!(
+        plan("common often", 6000),
+        (
+            "text : \"often\"".to_owned(),
+            Some("text : \"common\"".to_owned())
+        )
+    );
+    // Two rare words: one is checked on the few candidates of the other here, but over ten
+    // million events both are walked.
+    assert!(plan("w1 w2", 6000).1.is_some());
+    assert_eq!(plan("w1 w2", 10_000_000).1, None);
+    for words in &queries {
+        for room in [None, Some("#busy"), Some("#quiet")] {
+            let expect: Vec<(String, u64)> = lines
+                .iter()
+                .rev()
+                .filter(|(r, _, t)| {
+                    room.is_none_or(|want| want == *r)
+                        && words.iter().all(|w| t.split(' ').any(|x| x == *w))
+                })
+                .take(50)
+                .map(|(r, s, _)| (r.to_string(), *s))
+                .collect();
+            let got: Vec<(String, u64)> = reader
+                .search(&SearchQuery {
+                    words: words.join(" "),
+                    room: room.map(|r| RoomName::new(r).unwrap()),
+                    limit: 50,
+                })
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.room.to_string(), e.seq.0))
+                .collect();
+            assert_eq!(got, expect, "{words:?} in {room:?}");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The writer: the one connection that writes, applying batches in transactions (one per batch,
+//! or one for a group of batches: group commit) and deriving each room's metadata from its
+//! events in the same transaction.
+
+use super::codec::{self, int};
+use super::schema;
+use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
+use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
+use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::{Millis, RoomName};
+use rusqlite::{Connection, ErrorCode, params};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use tracing::info;
+
+/// A store opened for writing, used synchronously: what the writer thread of
+/// [`crate::SqliteHandle`] drives, and what tests drive directly. At most one is open per data
+/// directory (a lock file says so to other processes).
+pub struct SqliteStore {
+    pub(crate) conn: Connection,
+    pub(super) path: PathBuf,
+    pub(crate) config: Config,
+    /// Room ids by name, for rooms known to be committed.
+    rooms: HashMap<RoomName, i64>,
+    /// The id the next event gets (one more than the highest stored).
+    next_id: i64,
+    pub(super) retention: super::retention::State,
+    /// Held while open; the lock goes when the file is closed (or the process dies).
+    _lock: DirLock,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `config.dir`. Fails, naming the path, if the
+    /// directory cannot be used, another process has the store open, the file is not a natter
+    /// store or is damaged, or it has a newer schema than this build; an older schema is
+    /// upgraded.
+    pub fn open(config: &Config) -> Result<SqliteStore, OpenError> {
+        let dir = &config.dir;
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let lock = DirLock::take(&dir.join(LOCK_FILE))?;
+        let path = config.db_path();
+        let conn = schema::open_writer(&path)?;
+        let setup = format!(
+            "PRAGMA synchronous = {};
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA journal_size_limit = {};
+             PRAGMA cache_size = -16384;
+             PRAGMA temp_store = MEMORY;",
+            config.synchronous.pragma(),
+            64 * 1024 * 1024,
+        );
+        conn.execute_batch(&setup)
+            .map_err(|e| schema::open_error(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| schema::open_error(&path, e))?;
+        let next_id = conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| schema::open_error(&path, e))?;
+        info!(path = %path.display(), synchronous = ?config.synchronous, "store open");
+        Ok(SqliteStore {
+            conn,
+            path,
+            config: config.clone(),
+            rooms: HashMap::new(),
+            next_id,
+            retention: super::retention::State::default(),
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new reading connection to this store (each reader thread has its own).
+    pub fn reader(&self) -> Result<Reader, OpenError> {
+        Reader::open_path(&self.path, self.config.search_budget)
+    }
+
+    /// Stores `batch` in one transaction: all of it, or (on error) nothing.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), WriteError> {
+        self.write_group(std::slice::from_ref(batch))
+    }
+
+    /// Stores every batch of `group` in one transaction (group commit): all of them, or (on
+    /// error) none.
+    pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
+        let next_id = self.next_id;
+        let applied = self.apply_group(group);
+        if applied.is_err() {
+            // Rooms created by the failed transaction do not exist: forget every id learnt.
+            self.rooms.clear();
+            self.next_id = next_id;
+        }
+        applied
+    }
+
+    fn apply_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(WriteError::from_sqlite)?;
+        let mut meta = RoomMeta::default();
+        for batch in group {
+            for write in &batch.writes {
+                apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
+            }
+        }
+        meta.store(&tx)?;
+        tx.commit().map_err(WriteError::from_sqlite)
+    }
+
+    /// Copies the store, as of now, to a new file `to` (which must not exist): a consistent,
+    /// compacted snapshot, taken while the store stays in use (`VACUUM INTO`). Restoring is
+    /// putting that file in place of `natter.db` (with no `-wal` or `-shm` beside it) while
+    /// natter-server is stopped.
+    pub fn backup(&self, to: &Path) -> Result<(), WriteError> {
+        backup(&self.path, to)
+    }
+}
+
+/// [`SqliteStore::backup`] on a connection of its own, so it can run on any thread.
+pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
+    let conn = schema::open_reader(from).map_err(|e| WriteError::Storage(e.to_string()))?;
+    let to = to
+        .to_str()
+        .ok_or_else(|| WriteError::Storage(format!("{} is not UTF-8", to.display())))?;
+    // `query_only` forbids VACUUM INTO; this connection does nothing else.
+    conn.pragma_update(None, "query_only", false)
+        .and_then(|()| conn.execute("VACUUM INTO ?1", [to]))
+        .map(|_| ())
+        .map_err(WriteError::from_sqlite)
+}
+
+/// Applies one write inside the open transaction `tx`.
+fn apply(
+    tx: &Connection,
+    rooms: &mut HashMap<RoomName, i64>,
+    next_id: &mut i64,
+    meta: &mut RoomMeta,
+    write: &Write,
+) -> Result<(), WriteError> {
+    let sql = WriteError::from_sqlite;
+    match write {
+        Write::Event(ev) => {
+            let room = room_id(tx, rooms, &ev.room)?;
+            insert_event(tx, room, *next_id, ev)?;
+            *next_id += 1;
+            meta.saw(room, ev);
+        }
+        Write::Session(s) => upsert_session(tx, s)?,
+        Write::EndSession(token) => {
+            tx.prepare_cached("DELETE FROM sessions WHERE token = ?1")
+                .and_then(|mut st| st.execute([&token.0[..]]))
+                .map_err(sql)?;
+        }
+        Write::EndSessionsBefore(t) => {
+            let before = int("time", t.0)?;
+            tx.prepare_cached("DELETE FROM sessions WHERE updated < ?1")
+                .and_then(|mut st| st.execute([before]))
+                .map_err(sql)?;
+        }
+        // A kind of write this version of the store does not know (a newer hub): refused, so
+        // the batch fails loudly instead of losing it.
+        _ => return Err(WriteError::Storage(format!("unknown write {write:?}"))),
+    }
+    Ok(())
+}
+
+/// The id of `room`, creating its row if it has none.
+fn room_id(
+    tx: &Connection,
+    rooms: &mut HashMap<RoomName, i64>,
+    room: &RoomName,
+) -> Result<i64, WriteError> {
+    if let Some(id) = rooms.get(room) {
+        return Ok(*id);
+    }
+    let id = tx
+        .prepare_cached("INSERT INTO rooms (name, topic, last_seq) VALUES (?1, NULL, 0) ON CONFLICT (name) DO NOTHING")
+        .and_then(|mut st| st.execute([room.as_str()]))
+        .and_then(|_| {
+            tx.prepare_cached("SELECT id FROM rooms WHERE name = ?1")?
+                .query_row([room.as_str()], |r| r.get(0))
+        })
+        .map_err(WriteError::from_sqlite)?;
+    rooms.insert(room.clone(), id);
+    Ok(id)
+}
+
+fn insert_event(tx: &Connection, room: i64, id: i64, ev: &RoomEvent) -> Result<(), WriteError> {
+    let (kind, msg_id, text) = codec::columns(&ev.kind);
+    let msg_id = msg_id.map(|id| int("message id", id.0)).transpose()?;
+    let (seq, at) = (int("seq", ev.seq.0)?, int("time", ev.at.0)?);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                room,
+                seq,
+                id,
+                at,
+                ev.from.as_str(),
+                kind,
+                msg_id,
+                text
+            ])
+        });
+    match inserted {
+        Ok(_) => {}
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            return Err(WriteError::Duplicate {
+                room: ev.room.clone(),
+                seq: ev.seq,
+            });
+        }
+        Err(e) => return Err(WriteError::from_sqlite(e)),
+    }
+    if codec::searchable(kind) {
+        tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![id, text, room]))
+            .map_err(WriteError::from_sqlite)?;
+    }
+    Ok(())
+}
+
+fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> {
+    let rooms = s
+        .rooms
+        .iter()
+        .map(RoomName::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (last_id, updated) = (int("message id", s.last_id.0)?, int("time", s.updated.0)?);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO sessions (token, token_id, nick, rooms, last_id, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            &s.token.0[..],
+            // All 64 bits, kept as SQLite's signed integer.
+            i64::from_ne_bytes(s.token_id.to_ne_bytes()),
+            s.nick.as_str(),
+            rooms,
+            last_id,
+            updated
+        ])
+    })
+    .map(|_| ())
+    .map_err(WriteError::from_sqlite)
+}
+
+/// What a transaction's events change in their rooms' rows: the highest seq, and the last topic
+/// set.
+#[derive(Default)]
+struct RoomMeta {
+    rooms: HashMap<i64, (u64, Option<Option<String>>)>,
+}
+
+impl RoomMeta {
+    fn saw(&mut self, room: i64, ev: &RoomEvent) {
+        let entry = self.rooms.entry(room).or_insert((0, None));
+        entry.0 = entry.0.max(ev.seq.0);
+        if let EventKind::Topic { topic } = &ev.kind {
+            entry.1 = Some(topic.as_ref().map(|t| t.as_str().to_owned()));
+        }
+    }
+
+    fn store(self, tx: &Connection) -> Result<(), WriteError> {
+        let mut seq = tx
+            .prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
+            .map_err(WriteError::from_sqlite)?;
+        let mut topic = tx
+            .prepare_cached("UPDATE rooms SET topic = ?2 WHERE id = ?1")
+            .map_err(WriteError::from_sqlite)?;
+        for (room, (last, set)) in self.rooms {
+            seq.execute(params![room, int("seq", last)?])
+                .map_err(WriteError::from_sqlite)?;
+            if let Some(t) = set {
+                topic
+                    .execute(params![room, t])
+                    .map_err(WriteError::from_sqlite)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An exclusive lock on a file in the data directory, so a second process opening the same
+/// store is refused rather than interleaving its writes (SQLite alone would let it).
+struct DirLock {
+    #[cfg(unix)]
+    _held: nix::fcntl::Flock<File>,
+}
+
+impl DirLock {
+    fn take(path: &Path) -> Result<DirLock, OpenError> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|source| OpenError::DataDir {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        #[cfg(unix)]
+        {
+            use nix::fcntl::{Flock, FlockArg};
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(held) => Ok(DirLock { _held: held }),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(OpenError::Locked {
+                    path: path.to_path_buf(),
+                }),
+                Err((_, errno)) => Err(OpenError::DataDir {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::from(errno),
+                }),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // No advisory lock here: one server per data directory is up to the operator.
+            drop(file);
+            Ok(DirLock {})
+        }
+    }
+}
+
+/// The hash of a resume token as stored, from a blob read back.
+pub(crate) fn token_hash(blob: &[u8]) -> Option<TokenHash> {
+    <[u8; 32]>::try_from(blob).ok().map(TokenHash)
+}
+
+/// Now, in Unix milliseconds, for retention (the writer thread's clock; core never reads one).
+pub(crate) fn unix_now() -> Millis {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}

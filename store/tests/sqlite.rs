@@ -1,0 +1,828 @@
+//! The SQLite backend used synchronously, on real files in temp dirs: every event kind kept
+//! exactly, batches all or nothing, room metadata, sessions, history pages, search with hostile
+//! input, faults at open, migrations, retention and backup.
+
+mod common;
+
+use common::*;
+use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
+use natter_core::wire::EventKind;
+use natter_core::{Millis, MsgId, ResumeToken, Seq};
+use natter_store::{
+    Batch, BatchId, Config, HistoryQuery, LoadOptions, OpenError, RecentRooms, Retention,
+    SearchQuery, SessionRecord, SqliteStore, TokenHash, Write, WriteError,
+};
+
+fn load_all(store: &SqliteStore, recent: usize) -> natter_store::Loaded {
+    store
+        .reader()
+        .unwrap()
+        .load(&LoadOptions {
+            recent,
+            recent_rooms: RecentRooms::All,
+            sessions_since: Millis(0),
+        })
+        .unwrap()
+}
+
+fn search(store: &SqliteStore, words: &str, room: Option<&str>) -> Vec<(String, u64)> {
+    store
+        .reader()
+        .unwrap()
+        .search(&SearchQuery {
+            words: words.into(),
+            room: room.map(common::room),
+            limit: SEARCH_MAX_RESULTS,
+        })
+        .unwrap_or_else(|e| panic!("search {words:?} failed: {e}"))
+        .into_iter()
+        .map(|e| (e.room.to_string(), e.seq.0))
+        .collect()
+}
+
+#[test]
+fn every_event_kind_round_trips_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let kinds = vec![
+        EventKind::Join,
+        EventKind::Say {
+            id: MsgId(7),
+            text: text("  indented, with é and 😀 "),
+        },
+        EventKind::Act {
+            id: MsgId(u64::MAX >> 1),
+            text: text("waves"),
+        },
+        EventKind::Part { reason: None },
+        EventKind::Part {
+            reason: Some(text("bye")),
+        },
+        EventKind::Quit { reason: None },
+        EventKind::Quit {
+            reason: Some(text("gone")),
+        },
+        EventKind::Nick { new: nick("[bob]") },
+        EventKind::Topic {
+            topic: Some(text("rust")),
+        },
+        EventKind::Topic { topic: None },
+    ];
+    let events: Vec<_> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| event("#all", i as u64 + 1, "Alice", k))
+        .collect();
+    store.write(&batch(1, events.clone())).unwrap();
+    assert_eq!(all_events(&store, "#all"), events);
+    let loaded = load_all(&store, 100);
+    assert_eq!(loaded.rooms.len(), 1);
+    let r = &loaded.rooms[0];
+    assert_eq!(r.name, room("#all"));
+    assert_eq!(r.last_seq, Seq(events.len() as u64));
+    assert_eq!(r.recent, events);
+    // The last topic event cleared it.
+    assert_eq!(r.topic, None);
+}
+
+#[test]
+fn room_metadata_follows_events_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        let topic = |seq, t: &str| {
+            event(
+                "#a",
+                seq,
+                "bob",
+                EventKind::Topic {
+                    topic: Some(text(t)),
+                },
+            )
+        };
+        store
+            .write(&batch(
+                1,
+                [say("#a", 1, "x"), topic(2, "first"), say("#b", 1, "y")],
+            ))
+            .unwrap();
+        store
+            .write(&batch(2, [topic(3, "second"), say("#a", 4, "z")]))
+            .unwrap();
+    }
+    let store = open(dir.path());
+    let loaded = load_all(&store, 2);
+    let a = loaded.rooms.iter().find(|r| r.name == room("#a")).unwrap();
+    assert_eq!(a.topic, Some(text("second")));
+    assert_eq!(a.last_seq, Seq(4));
+    assert_eq!(
+        a.recent.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        vec![3, 4],
+        "the newest N, oldest first"
+    );
+    let b = loaded.rooms.iter().find(|r| r.name == room("#b")).unwrap();
+    assert_eq!((b.topic.clone(), b.last_seq), (None, Seq(1)));
+}
+
+#[test]
+fn a_batch_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.write(&batch(1, [say("#a", 1, "one")])).unwrap();
+    let session = SessionRecord {
+        token: TokenHash::of(&ResumeToken([9; 32])),
+        token_id: 0x0102_0304_0506_0708,
+        nick: nick("carol"),
+        rooms: vec![room("#a")],
+        last_id: MsgId(3),
+        updated: Millis(T0),
+    };
+    // A new room, a session, a topic, then a duplicate seq: the whole batch fails.
+    let mut bad = batch(
+        2,
+        [
+            say("#new", 1, "two"),
+            event(
+                "#a",
+                2,
+                "bob",
+                EventKind::Topic {
+                    topic: Some(text("t")),
+                },
+            ),
+        ],
+    );
+    bad.push(Write::Session(session.clone()));
+    bad.push(Write::Event(say("#a", 1, "again")));
+    assert_eq!(
+        store.write(&bad),
+        Err(WriteError::Duplicate {
+            room: room("#a"),
+            seq: Seq(1)
+        })
+    );
+    let loaded = load_all(&store, 10);
+    assert_eq!(loaded.rooms.len(), 1, "the new room was not created");
+    assert_eq!(loaded.rooms[0].topic, None);
+    assert_eq!(loaded.rooms[0].last_seq, Seq(1));
+    assert!(loaded.sessions.is_empty());
+    assert_eq!(all_events(&store, "#a"), vec![say("#a", 1, "one")]);
+    assert!(search(&store, "two", None).is_empty());
+    // The store goes on: the same room created again works (its id was not kept from the
+    // failed transaction).
+    store
+        .write(&batch(3, [say("#new", 1, "two"), say("#a", 2, "three")]))
+        .unwrap();
+    assert_eq!(all_events(&store, "#new"), vec![say("#new", 1, "two")]);
+    assert_eq!(search(&store, "two", None), vec![("#new".into(), 1)]);
+}
+
+#[test]
+fn a_group_commit_is_all_or_nothing_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let group = [
+        batch(1, [say("#a", 1, "one")]),
+        batch(2, [say("#a", 2, "two")]),
+        batch(3, [say("#a", 2, "dup")]),
+    ];
+    assert!(store.write_group(&group).is_err());
+    assert!(all_events(&store, "#a").is_empty());
+    store.write_group(&group[..2]).unwrap();
+    assert_eq!(all_events(&store, "#a").len(), 2);
+}
+
+#[test]
+fn numbers_past_i64_are_refused_not_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let e = event(
+        "#a",
+        u64::MAX,
+        "alice",
+        EventKind::Say {
+            id: MsgId(1),
+            text: text("x"),
+        },
+    );
+    assert_eq!(
+        store.write(&batch(1, [e])),
+        Err(WriteError::OutOfRange {
+            what: "seq",
+            value: u64::MAX
+        })
+    );
+}
+
+#[test]
+fn sessions_round_trip_by_token_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = ResumeToken(*b"0123456789abcdef0123456789ABCDEF");
+    let s1 = SessionRecord {
+        token: TokenHash::of(&token),
+        token_id: 0x0102_0304_0506_0708,
+        nick: nick("alice"),
+        rooms: vec![room("#a"), room("#b")],
+        last_id: MsgId(41),
+        updated: Millis(T0),
+    };
+    let s2 = SessionRecord {
+        token: TokenHash::of(&ResumeToken([1; 32])),
+        token_id: u64::MAX,
+        nick: nick("bob"),
+        rooms: vec![],
+        last_id: MsgId(0),
+        updated: Millis(T0 + 10),
+    };
+    {
+        let mut store = open(dir.path());
+        let mut b = Batch::new(BatchId(1));
+        b.push(Write::Session(s1.clone()));
+        b.push(Write::Session(s2.clone()));
+        store.write(&b).unwrap();
+        // Replaced: the last accepted id moves on.
+        let s1b = SessionRecord {
+            last_id: MsgId(42),
+            updated: Millis(T0 + 20),
+            ..s1.clone()
+        };
+        store
+            .write(&Batch {
+                id: BatchId(2),
+                writes: vec![Write::Session(s1b)],
+            })
+            .unwrap();
+    }
+    let mut store = open(dir.path());
+    let mut sessions = load_all(&store, 0).sessions;
+    sessions.sort_by_key(|s| s.nick.clone());
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0].last_id, MsgId(42));
+    assert_eq!(sessions[0].rooms, s1.rooms);
+    assert_eq!(sessions[1], s2);
+    // Only the recent ones, when asked.
+    let recent = store
+        .reader()
+        .unwrap()
+        .load(&LoadOptions {
+            recent: 0,
+            recent_rooms: RecentRooms::OfSessions,
+            sessions_since: Millis(T0 + 15),
+        })
+        .unwrap();
+    assert_eq!(recent.sessions.len(), 1);
+    assert_eq!(recent.sessions[0].nick, nick("alice"));
+    // Ended one by one, or all before a time.
+    store
+        .write(&Batch {
+            id: BatchId(3),
+            writes: vec![Write::EndSession(s2.token)],
+        })
+        .unwrap();
+    assert_eq!(load_all(&store, 0).sessions.len(), 1);
+    store
+        .write(&Batch {
+            id: BatchId(4),
+            writes: vec![Write::EndSessionsBefore(Millis(T0 + 21))],
+        })
+        .unwrap();
+    assert!(load_all(&store, 0).sessions.is_empty());
+    // The token itself is nowhere in the files.
+    drop(store);
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        assert!(!bytes.windows(24).any(|w| w == token.secret()));
+    }
+}
+
+#[test]
+fn load_returns_recent_events_only_for_the_rooms_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&batch(
+            1,
+            (1..=5)
+                .map(|s| say("#a", s, "x"))
+                .chain([say("#b", 1, "y")]),
+        ))
+        .unwrap();
+    store
+        .write(&Batch {
+            id: BatchId(2),
+            writes: vec![Write::Session(SessionRecord {
+                token: TokenHash([3; 32]),
+                token_id: 0x0102_0304_0506_0708,
+                nick: nick("dave"),
+                rooms: vec![room("#b")],
+                last_id: MsgId(1),
+                updated: Millis(T0),
+            })],
+        })
+        .unwrap();
+    let loaded = store
+        .reader()
+        .unwrap()
+        .load(&LoadOptions {
+            recent: 3,
+            recent_rooms: RecentRooms::OfSessions,
+            sessions_since: Millis(0),
+        })
+        .unwrap();
+    let a = loaded.rooms.iter().find(|r| r.name == room("#a")).unwrap();
+    let b = loaded.rooms.iter().find(|r| r.name == room("#b")).unwrap();
+    assert!(a.recent.is_empty());
+    assert_eq!(a.last_seq, Seq(5));
+    assert_eq!(b.recent.len(), 1);
+}
+
+#[test]
+fn history_pages_go_back_to_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&batch(
+            1,
+            (1..=25).map(|s| say("#a", s, &format!("line {s}"))),
+        ))
+        .unwrap();
+    let mut reader = store.reader().unwrap();
+    let mut history = store.reader().unwrap();
+    let mut page = |before: u64, limit: usize| {
+        history
+            .history(&HistoryQuery {
+                room: room("#a"),
+                before: Seq(before),
+                limit,
+            })
+            .unwrap()
+    };
+    let p = page(26, 10);
+    assert_eq!(
+        p.events.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        (16..=25).collect::<Vec<_>>()
+    );
+    assert!(!p.at_start);
+    let p = page(16, 10);
+    assert_eq!(p.events.first().unwrap().seq, Seq(6));
+    assert!(!p.at_start);
+    let p = page(6, 10);
+    assert_eq!(
+        p.events.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert!(p.at_start);
+    // Exactly the rest: the page knows nothing is older.
+    assert!(page(11, 10).at_start);
+    assert!(page(1, 10).events.is_empty());
+    // Unknown rooms have no history; limits are capped.
+    let none = reader
+        .history(&HistoryQuery {
+            room: room("#nope"),
+            before: Seq(u64::MAX),
+            limit: 10,
+        })
+        .unwrap();
+    assert!(none.events.is_empty() && none.at_start);
+    store
+        .write(&batch(2, (26..=500).map(|s| say("#a", s, "more"))))
+        .unwrap();
+    assert_eq!(page(u64::MAX, 100_000).events.len(), HISTORY_PAGE_MAX);
+}
+
+#[test]
+fn search_finds_words_newest_first_with_an_optional_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&batch(
+            1,
+            [
+                say("#a", 1, "The quick brown fox"),
+                say("#b", 1, "a QUICK café"),
+                event(
+                    "#a",
+                    2,
+                    "bob",
+                    EventKind::Act {
+                        id: MsgId(1),
+                        text: text("jumps quickly over the fox"),
+                    },
+                ),
+                event(
+                    "#a",
+                    3,
+                    "bob",
+                    EventKind::Topic {
+                        topic: Some(text("quick topics are not chat lines")),
+                    },
+                ),
+                event(
+                    "#a",
+                    4,
+                    "bob",
+                    EventKind::Part {
+                        reason: Some(text("quick exit")),
+                    },
+                ),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(
+        search(&store, "quick", None),
+        vec![("#b".into(), 1), ("#a".into(), 1)]
+    );
+    assert_eq!(search(&store, "quick", Some("#a")), vec![("#a".into(), 1)]);
+    assert_eq!(
+        search(&store, "FOX", None),
+        vec![("#a".into(), 2), ("#a".into(), 1)]
+    );
+    assert_eq!(search(&store, "fox brown", None), vec![("#a".into(), 1)]);
+    assert_eq!(
+        search(&store, "cafe", None),
+        vec![("#b".into(), 1)],
+        "accents fold"
+    );
+    assert!(search(&store, "quick", Some("#nope")).is_empty());
+    assert!(search(&store, "absent", None).is_empty());
+    // Hits carry everything a result line shows.
+    let hit = store
+        .reader()
+        .unwrap()
+        .search(&SearchQuery {
+            words: "jumps".into(),
+            room: None,
+            limit: 5,
+        })
+        .unwrap();
+    assert_eq!(hit[0].from, nick("bob"));
+    assert_eq!(hit[0].at, Millis(T0 + 2000));
+    // At most the cap, newest first: with a few matches, and with many (read another way).
+    store
+        .write(&batch(2, (10..=200).map(|s| say("#c", s, "flood"))))
+        .unwrap();
+    let hits = search(&store, "flood", None);
+    assert_eq!(hits.len(), SEARCH_MAX_RESULTS);
+    assert_eq!(hits[0].1, 200);
+    assert_eq!(hits[49].1, 151);
+    store
+        .write(&batch(3, (201..=3000).map(|s| say("#c", s, "flood"))))
+        .unwrap();
+    let hits = search(&store, "flood", Some("#c"));
+    assert_eq!(
+        hits.iter().map(|h| h.1).collect::<Vec<_>>(),
+        (2951..=3000).rev().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn hostile_search_strings_never_error_and_match_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let lines = [
+        "say \"hello\" to NEAR friends",
+        "use a:b and c-d please",
+        "(parens) AND OR NOT words",
+        "prefix star* here",
+        "don't panic",
+        "plain hello",
+    ];
+    store
+        .write(&batch(
+            1,
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| say("#x", i as u64 + 1, l)),
+        ))
+        .unwrap();
+    let hostile = [
+        "\"",
+        "\"\"",
+        "\"hello",
+        "hello\"",
+        "*",
+        "**",
+        "hel*",
+        "-",
+        "-hello",
+        "NEAR",
+        "NEAR(",
+        "NEAR(a b, 3)",
+        ":",
+        "a:",
+        ":b",
+        "x:y",
+        "text:hello",
+        "(",
+        ")",
+        "()",
+        "(hello",
+        "AND",
+        "OR",
+        "NOT",
+        "hello AND",
+        "OR hello",
+        "NOT hello",
+        "^hello",
+        "+",
+        "{text}: hello",
+        "'; DROP TABLE events; --",
+        "\\",
+        "\0",
+        "\u{202E}hello",
+        "😀",
+        "hello\u{0}world",
+        "%",
+        "_",
+        "a OR b",
+        "rowid:1",
+        "\"\"\"\"\"",
+        "col:\"x\"*",
+        "*hello*",
+        "NEAR/2",
+    ];
+    let mut reader = store.reader().unwrap();
+    for q in hostile {
+        let r = reader.search(&SearchQuery {
+            words: q.into(),
+            room: None,
+            limit: 50,
+        });
+        assert!(r.is_ok(), "{q:?} gave {r:?}");
+    }
+    // Literal meaning: operators are words, quotes and stars are not syntax.
+    assert_eq!(search(&store, "NEAR", None), vec![("#x".into(), 1)]);
+    assert_eq!(
+        search(&store, "\"hello\"", None),
+        vec![("#x".into(), 6), ("#x".into(), 1)]
+    );
+    assert_eq!(search(&store, "AND OR NOT", None), vec![("#x".into(), 3)]);
+    assert_eq!(
+        search(&store, "NOT hello", None),
+        Vec::<(String, u64)>::new()
+    );
+    assert_eq!(
+        search(&store, "hello OR words", None),
+        Vec::<(String, u64)>::new()
+    );
+    assert_eq!(search(&store, "a:b", None), vec![("#x".into(), 2)]);
+    assert_eq!(search(&store, "c-d", None), vec![("#x".into(), 2)]);
+    assert_eq!(search(&store, "-d", None), vec![("#x".into(), 2)]);
+    assert_eq!(search(&store, "(parens)", None), vec![("#x".into(), 3)]);
+    assert_eq!(search(&store, "star*", None), vec![("#x".into(), 4)]);
+    assert_eq!(
+        search(&store, "sta*", None),
+        Vec::<(String, u64)>::new(),
+        "no prefix search"
+    );
+    assert_eq!(search(&store, "don't", None), vec![("#x".into(), 5)]);
+    assert!(search(&store, "* - : ( )", None).is_empty());
+}
+
+#[test]
+fn open_refuses_an_unusable_data_dir_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the directory should be.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under = file.join("natter");
+    match SqliteStore::open(&Config::new(&under)) {
+        Err(e @ OpenError::DataDir { .. }) => {
+            assert!(e.to_string().contains(&under.display().to_string()), "{e}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    // A directory where the database file should be.
+    let d2 = dir.path().join("d2");
+    std::fs::create_dir_all(d2.join(natter_store::DB_FILE)).unwrap();
+    match SqliteStore::open(&Config::new(&d2)) {
+        Err(e @ OpenError::Unwritable { .. }) => {
+            assert!(e.to_string().contains("natter.db"), "{e}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn open_refuses_a_corrupt_or_foreign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("natter.db"), vec![0x5a; 8192]).unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Corrupt { .. }) => {
+            assert!(e.to_string().contains("natter.db"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    // The file is left as it was.
+    assert_eq!(
+        std::fs::read(dir.path().join("natter.db")).unwrap(),
+        vec![0x5a; 8192]
+    );
+
+    let d2 = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(d2.path().join("natter.db")).unwrap();
+        c.execute_batch("CREATE TABLE something (x); INSERT INTO something VALUES (1);")
+            .unwrap();
+    }
+    assert!(matches!(
+        SqliteStore::open(&Config::new(d2.path())),
+        Err(OpenError::Foreign { .. })
+    ));
+    let d3 = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(d3.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA application_id = 42;").unwrap();
+    }
+    assert!(matches!(
+        SqliteStore::open(&Config::new(d3.path())),
+        Err(OpenError::Foreign { .. })
+    ));
+}
+
+#[test]
+fn open_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    {
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA user_version = 99;").unwrap();
+    }
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::NewerSchema { found: 99, .. }) => {
+            assert!(e.to_string().contains("natter.db"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_second_writer_on_the_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Locked { .. }) => assert!(e.to_string().contains("natter.lock")),
+        other => panic!("{:?}", other.err()),
+    }
+    drop(first);
+    drop(open(dir.path()));
+}
+
+#[test]
+fn a_schema_1_store_is_upgraded_and_its_lines_become_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 1 of natter wrote: its tables, its version, its rows.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch(natter_store::sqlite::MIGRATIONS[0])
+            .unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', 'kept', 3);
+             INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
+               (1, 1, 1, 1700000001000, 'alice', 2, NULL, NULL),
+               (1, 2, 2, 1700000002000, 'alice', 0, 5, 'written before search existed'),
+               (1, 3, 3, 1700000003000, 'alice', 6, NULL, 'kept');
+             INSERT INTO sessions VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 7, 'alice', '#old', 5, 1700000003000);",
+        )
+        .unwrap();
+    }
+    let mut store = open(dir.path());
+    let version: u32 = rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, natter_store::sqlite::SCHEMA_VERSION);
+    assert_eq!(
+        search(&store, "before search", None),
+        vec![("#old".into(), 2)]
+    );
+    let loaded = load_all(&store, 10);
+    assert_eq!(loaded.rooms[0].topic, Some(text("kept")));
+    assert_eq!(loaded.rooms[0].recent.len(), 3);
+    assert_eq!(loaded.sessions[0].last_id, MsgId(5));
+    // And it goes on from there.
+    store.write(&batch(1, [say("#old", 4, "after")])).unwrap();
+    assert_eq!(search(&store, "after", None), vec![("#old".into(), 4)]);
+}
+
+#[test]
+fn retention_by_age_removes_old_events_and_keeps_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.retention = Retention {
+        max_age_days: 1,
+        max_bytes: 0,
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    // 3000 events a second apart in #a, then #b; "now" puts the first 2500 past a day.
+    store
+        .write(&batch(
+            1,
+            (1..=3000).map(|s| say("#a", s, &format!("old {s}"))),
+        ))
+        .unwrap();
+    let now = Millis(T0 + 2500 * 1000 + 86_400_000);
+    let first = store.prune_step(now).unwrap();
+    assert_eq!(
+        first.events,
+        natter_store::sqlite::PRUNE_STEP,
+        "one bounded step"
+    );
+    assert!(first.more);
+    let second = store.prune_step(now).unwrap();
+    assert_eq!(first.events + second.events, 2499);
+    assert!(!store.prune_step(now).unwrap().more);
+    let kept = all_events(&store, "#a");
+    assert_eq!(kept.first().unwrap().seq, Seq(2500));
+    assert!(search(&store, "old", None).iter().all(|(_, s)| *s >= 2500));
+    assert!(
+        search(&store, "2499", None).is_empty(),
+        "the index lost them too"
+    );
+    assert_eq!(search(&store, "2500", None), vec![("#a".into(), 2500)]);
+    // Everything goes; the room's seq does not restart.
+    store.prune_step(Millis(u64::MAX / 2)).unwrap();
+    assert!(all_events(&store, "#a").is_empty());
+    assert_eq!(load_all(&store, 10).rooms[0].last_seq, Seq(3000));
+}
+
+#[test]
+fn retention_by_size_removes_the_oldest_until_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.retention = Retention {
+        max_age_days: 0,
+        max_bytes: 512 * 1024,
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    let line = "lorem ipsum dolor sit amet ".repeat(8);
+    for b in 0..20u64 {
+        store
+            .write(&batch(
+                b,
+                (b * 500 + 1..=(b + 1) * 500).map(|s| say("#a", s, &format!("{line}{s}"))),
+            ))
+            .unwrap();
+    }
+    let mut steps = 0;
+    loop {
+        let p = store.prune_step(Millis(T0)).unwrap();
+        steps += 1;
+        assert!(p.events <= natter_store::sqlite::PRUNE_STEP);
+        if !p.more {
+            break;
+        }
+        assert!(steps < 100);
+    }
+    let kept = all_events(&store, "#a");
+    assert!(!kept.is_empty() && kept.len() < 10_000, "{}", kept.len());
+    assert_eq!(kept.last().unwrap().seq, Seq(10_000), "the newest stay");
+    let seqs: Vec<u64> = kept.iter().map(|e| e.seq.0).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "oldest first, no holes"
+    );
+    // Writing on reuses the freed pages; pruning keeps it near the budget.
+    store
+        .write(&batch(99, [say("#a", 10_001, "still counting")]))
+        .unwrap();
+    assert_eq!(load_all(&store, 1).rooms[0].last_seq, Seq(10_001));
+}
+
+#[test]
+fn backup_is_a_consistent_copy_that_opens_as_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&batch(1, (1..=100).map(|s| say("#a", s, "backed up"))))
+        .unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    store.backup(&copy.path().join("natter.db")).unwrap();
+    store.write(&batch(2, [say("#a", 101, "after")])).unwrap();
+    let restored = open(copy.path());
+    assert_eq!(all_events(&restored, "#a").len(), 100);
+    assert_eq!(search(&restored, "backed", None).len(), 50);
+    // The target must be new.
+    assert!(store.backup(&copy.path().join("natter.db")).is_err());
+}
+
+#[test]
+fn readers_open_beside_the_writer_and_see_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    // Nothing there yet: a reader does not create a store.
+    assert!(natter_store::Reader::open(&config).is_err());
+    let mut store = SqliteStore::open(&config).unwrap();
+    let mut reader = natter_store::Reader::open(&config).unwrap();
+    store.write(&batch(1, [say("#a", 1, "seen")])).unwrap();
+    let page = reader
+        .history(&HistoryQuery {
+            room: room("#a"),
+            before: Seq(u64::MAX),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(page.events, vec![say("#a", 1, "seen")]);
+}
