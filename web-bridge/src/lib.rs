@@ -62,7 +62,8 @@ pub struct BridgeConfig {
     pub listen: SocketAddr,
     /// The natter-server to relay to. Default `127.0.0.1:8000`.
     pub server: SocketAddr,
-    /// Static files to serve (the page built by `cargo xtask web`). Default `target/www`.
+    /// Static files to serve (the page built by `cargo xtask web`). Default `target/www`; the
+    /// `natter-bridge` binary defaults to `www` in the target directory it was built into.
     pub www_dir: PathBuf,
     /// Origins allowed besides the bridge's own (`http://` + the request's Host header), exactly
     /// as browsers send them, e.g. `https://chat.example.org`.
