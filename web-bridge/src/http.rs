@@ -166,7 +166,8 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
         StatusCode::UPGRADE_REQUIRED => {
             h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         }
-        // The only version there is; says what a client with another one should speak.
+        // Only a `/ws` handshake is answered 400 here (hyper answers bad heads itself): say
+        // which WebSocket version the bridge speaks.
         StatusCode::BAD_REQUEST => {
             h.insert("sec-websocket-version", HeaderValue::from_static("13"));
         }
@@ -201,13 +202,13 @@ async fn page(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     };
     let served = inside
         && matches!(tokio::fs::metadata(&file).await, Ok(m) if m.is_file() && m.len() <= MAX_FILE);
-    let Ok(uri) = Uri::try_from(format!("/{rel}")) else {
+    // `rel` is checked characters only, so it always makes a URI.
+    let uri = Uri::try_from(format!("/{rel}"));
+    let (true, Ok(uri)) = (served, uri) else {
         return status_text(StatusCode::NOT_FOUND);
     };
-    if !served {
-        return status_text(StatusCode::NOT_FOUND);
-    }
-    // ServeDir opens the file (or its .br/.gz), and answers conditional and range requests.
+    // ServeDir opens the file (or its .br/.gz), and answers conditional and range requests; it
+    // sees the checked path, with `/` and `dir/` already made `index.html`.
     let (mut parts, _body) = req.into_parts();
     parts.uri = uri;
     let req = Request::from_parts(parts, Empty::<Bytes>::new());
