@@ -50,7 +50,7 @@ struct Common {
     #[arg(long, default_value_os_t = release_bin("natter-bridge"))]
     bridge_bin: PathBuf,
     /// Where JSON lines, the plot, the server config and logs go.
-    #[arg(long, default_value_os_t = workspace_dir().join("target/bench"))]
+    #[arg(long, default_value_os_t = target_dir().join("bench"))]
     out: PathBuf,
     /// CPU for the server (and the bridge).
     #[arg(long, default_value_t = 0)]
@@ -115,8 +115,17 @@ fn workspace_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
+/// Cargo's target directory: the one this binary was built into
+/// (`<target>/<profile>/natter-bench`), so `CARGO_TARGET_DIR` is followed.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| workspace_dir().join("target"))
+}
+
 fn release_bin(name: &str) -> PathBuf {
-    workspace_dir().join("target/release").join(name)
+    target_dir().join("release").join(name)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -1,145 +1,111 @@
-//! The small HTTP/1.1 side of the bridge: read one request head (bounded in size; the caller
-//! bounds it in time), route it, and serve static files from the page directory.
+//! The HTTP side of the bridge, on hyper (HTTP/1.1, one request per connection): read and route
+//! a request, serve the page's files through tower-http's `ServeDir`, and hand `/ws` upgrades to
+//! the relay.
 //!
-//! Every response closes the connection (`Connection: close`): the page is a handful of files,
-//! so keep-alive is not worth a request loop. Paths are checked character by character before
-//! they touch the file system, so `..`, `%2e`, backslashes and hidden files cannot be reached.
+//! Limits on every connection: a request head of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`]
+//! headers (else 431) that arrives within [`crate::BridgeConfig::handshake_timeout`] of the
+//! connection's accept. That budget also covers the whole WebSocket handshake: the 101 must be out
+//! by then too, or the connection is closed. A page request may then take [`PAGE_TIMEOUT`] in all.
+//!
+//! Page files: paths are checked character by character before they touch the file system (no
+//! `..`, `%2e`, backslashes or hidden files), symlinks may not lead out of the page directory, and
+//! only regular files up to [`MAX_FILE`] are served. `ServeDir` answers with `ETag` and
+//! `Last-Modified`, honours `If-None-Match`/`If-Modified-Since` (304) and ranges, and sends the
+//! `.br` or `.gz` file that `cargo xtask web` wrote beside a file when the browser accepts that
+//! encoding. Every file goes out with `Cache-Control: no-cache` (the names carry no content hash,
+//! so a browser revalidates, which the ETag makes a 304) and `X-Content-Type-Options: nosniff`.
 
-use bytes::{Bytes, BytesMut};
-use std::io;
-use std::path::{Path, PathBuf};
+use crate::metrics::Refused;
+use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
+use crate::{Shared, relay, stopped};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, UPGRADE, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::{Future, poll_fn, ready};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+use tower_http::services::ServeDir;
+use tower_http::services::fs::ServeFileSystemResponseBody;
+use tracing::debug;
 
-/// Longest request head accepted (request line and headers). Browsers send well under 2 KiB;
-/// more is refused with 431 before it is buffered.
+/// Longest request head accepted (request line and headers; hyper's smallest read buffer).
+/// Browsers send well under 2 KiB; more is refused with 431 before it is buffered.
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 
-/// Headers parsed per request; more is refused with 431.
-const MAX_HEADERS: usize = 32;
+/// Headers per request; more is refused with 431.
+pub(crate) const MAX_HEADERS: usize = 32;
 
-/// Largest static file served (the wasm is a few hundred KiB; this leaves a lot of room).
-const MAX_FILE: u64 = 64 * 1024 * 1024;
+/// Largest page file served (the wasm is a few hundred KiB; this leaves a lot of room).
+pub(crate) const MAX_FILE: u64 = 64 * 1024 * 1024;
 
 /// Longest request path considered (after the query string is cut).
 const MAX_PATH: usize = 256;
+
+/// Time for a whole page request, from the accept to the last byte of the file (the wasm is the
+/// big one; this allows a slow link).
+pub(crate) const PAGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the bridge tries to get the end of a page answer out before closing.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A response body: a page file (`ServeDir`'s) or a short text the bridge writes itself.
+pub(crate) type Body = Either<ServeFileSystemResponseBody, Full<Bytes>>;
+
+/// The 503 written, without reading the request, to a connection over a connection cap.
+pub(crate) const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n\
+503 Service Unavailable\n";
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     /// A WebSocket upgrade on `/ws`.
     WebSocket,
-    /// A static file: `head_only` for `HEAD`.
-    Static { path: String, head_only: bool },
+    /// A page file (`GET` or `HEAD`).
+    Page,
     /// Answer with this status and close.
-    Refuse(Status),
+    Refuse(StatusCode),
 }
 
-/// The HTTP statuses the bridge answers with itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
-    BadRequest,
-    NotFound,
-    MethodNotAllowed,
-    UpgradeRequired,
-    HeadTooLarge,
-    Unavailable,
-}
-
-impl Status {
-    fn line(self) -> &'static str {
-        match self {
-            Status::BadRequest => "400 Bad Request",
-            Status::NotFound => "404 Not Found",
-            Status::MethodNotAllowed => "405 Method Not Allowed",
-            Status::UpgradeRequired => "426 Upgrade Required",
-            Status::HeadTooLarge => "431 Request Header Fields Too Large",
-            Status::Unavailable => "503 Service Unavailable",
-        }
-    }
-}
-
-/// Why no request head could be read.
-#[derive(Debug)]
-pub(crate) enum HeadError {
-    /// The peer closed or the socket failed before a whole head arrived: nothing to answer.
-    Gone,
-    /// The head was bad; answer with this status.
-    Refuse(Status),
-}
-
-/// Reads until one whole request head is in `buf` (bytes after it, if any, stay there too) and
-/// routes it. The caller replays `buf` to whoever reads the stream next (see [`Rewind`]).
-pub(crate) async fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-) -> Result<Route, HeadError> {
-    loop {
-        if let Some(route) = parse(buf)? {
-            return Ok(route);
-        }
-        if buf.len() >= MAX_HEAD {
-            return Err(HeadError::Refuse(Status::HeadTooLarge));
-        }
-        // Read at most up to the limit, so the buffer never grows past it.
-        let mut chunk = [0u8; 2048];
-        let room = (MAX_HEAD - buf.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]).await {
-            Ok(0) | Err(_) => return Err(HeadError::Gone),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// `Ok(None)`: the head is not complete yet.
-fn parse(buf: &[u8]) -> Result<Option<Route>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Partial) => Ok(None),
-        Ok(httparse::Status::Complete(_)) => Ok(Some(route(&req))),
-        Err(httparse::Error::TooManyHeaders) => Err(HeadError::Refuse(Status::HeadTooLarge)),
-        Err(_) => Err(HeadError::Refuse(Status::BadRequest)),
-    }
-}
-
-fn route(req: &httparse::Request<'_, '_>) -> Route {
-    // A complete parse always has method and path; be defensive anyway.
-    let (Some(method), Some(target)) = (req.method, req.path) else {
-        return Route::Refuse(Status::BadRequest);
-    };
-    let path = target.split(['?', '#']).next().unwrap_or("");
+/// Routes a request by its method, path and `Upgrade` header.
+pub(crate) fn route(method: &Method, path: &str, headers: &HeaderMap) -> Route {
     if path == "/ws" {
-        let upgrade = req.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("upgrade")
-                && std::str::from_utf8(h.value).is_ok_and(|v| {
-                    v.split(',')
-                        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-                })
+        let upgrade = headers.get_all(UPGRADE).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
         });
         return match (method, upgrade) {
-            ("GET", true) => Route::WebSocket,
-            ("GET", false) => Route::Refuse(Status::UpgradeRequired),
-            _ => Route::Refuse(Status::MethodNotAllowed),
+            (&Method::GET, true) => Route::WebSocket,
+            (&Method::GET, false) => Route::Refuse(StatusCode::UPGRADE_REQUIRED),
+            _ => Route::Refuse(StatusCode::METHOD_NOT_ALLOWED),
         };
     }
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return Route::Refuse(Status::MethodNotAllowed),
-    };
-    Route::Static {
-        path: path.to_owned(),
-        head_only,
+    if method == Method::GET || method == Method::HEAD {
+        Route::Page
+    } else {
+        Route::Refuse(StatusCode::METHOD_NOT_ALLOWED)
     }
 }
 
-/// Maps a request path to a file under `root`, or `None` if the path is not one the bridge
-/// serves. Only `[A-Za-z0-9._-]` segments that do not start with a dot are allowed, which rules
-/// out `..`, percent-encoding, backslashes, hidden files and empty segments.
-pub(crate) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+/// Maps a request path to a file's path under the page directory (`/` and `dir/` stand for their
+/// `index.html`), or `None` if the path is not one the bridge serves. Only `[A-Za-z0-9._-]`
+/// segments that do not start with a dot are allowed, which rules out `..`, percent-encoding,
+/// backslashes, hidden files and empty segments.
+pub(crate) fn resolve(path: &str) -> Option<String> {
     if path.len() > MAX_PATH || !path.starts_with('/') {
         return None;
     }
@@ -147,22 +113,17 @@ pub(crate) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     if rel.is_empty() || rel.ends_with('/') {
         rel.push_str("index.html");
     }
-    let mut out = root.to_path_buf();
-    for seg in rel.split('/') {
-        let ok = !seg.is_empty()
+    let ok = rel.split('/').all(|seg| {
+        !seg.is_empty()
             && !seg.starts_with('.')
             && seg
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !ok {
-            return None;
-        }
-        out.push(seg);
-    }
-    Some(out)
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    ok.then_some(rel)
 }
 
-/// The Content-Type for a file, by extension.
+/// The Content-Type for a file, by extension (text types say their charset).
 pub(crate) fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "html" | "htm" => "text/html; charset=utf-8",
@@ -179,175 +140,305 @@ pub(crate) fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// Serves one static file (or 404) and closes.
-pub(crate) async fn serve_static(
-    stream: &mut TcpStream,
-    root: &Path,
-    path: &str,
-    head_only: bool,
-) -> io::Result<()> {
-    let Some(file_path) = resolve(root, path) else {
-        return respond(stream, Status::NotFound).await;
+/// The page directory's file service, as `start` sets it up.
+pub(crate) fn serve_dir(root: &Path, precompressed: bool) -> ServeDir {
+    let dir = ServeDir::new(root)
+        .append_index_html_on_directories(false)
+        .redirect_to_trailing_slash(false);
+    if precompressed {
+        dir.precompressed_br().precompressed_gzip()
+    } else {
+        dir
+    }
+}
+
+/// A short text answer that closes the connection.
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    match status {
+        StatusCode::UPGRADE_REQUIRED => {
+            h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        // Only a `/ws` handshake is answered 400 here (hyper answers bad heads itself): say
+        // which WebSocket version the bridge speaks.
+        StatusCode::BAD_REQUEST => {
+            h.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        }
+        _ => {}
+    }
+    r
+}
+
+fn status_text(status: StatusCode) -> Response<Body> {
+    let line = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    text(status, line)
+}
+
+/// Serves a page file, or 404.
+async fn page(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let root = &shared.config.www_dir;
+    let Some(rel) = resolve(req.uri().path()) else {
+        return status_text(StatusCode::NOT_FOUND);
     };
+    let file = root.join(&rel);
     // Symlinks inside the page directory must not lead out of it.
     let inside = match (
         tokio::fs::canonicalize(root).await,
-        tokio::fs::canonicalize(&file_path).await,
+        tokio::fs::canonicalize(&file).await,
     ) {
         (Ok(root), Ok(file)) => file.starts_with(root),
         _ => false,
     };
-    if !inside {
-        return respond(stream, Status::NotFound).await;
-    }
-    let mut file = match tokio::fs::File::open(&file_path).await {
-        Ok(f) => f,
-        Err(_) => return respond(stream, Status::NotFound).await,
+    let served = inside
+        && matches!(tokio::fs::metadata(&file).await, Ok(m) if m.is_file() && m.len() <= MAX_FILE);
+    // `rel` is checked characters only, so it always makes a URI.
+    let uri = Uri::try_from(format!("/{rel}"));
+    let (true, Ok(uri)) = (served, uri) else {
+        return status_text(StatusCode::NOT_FOUND);
     };
-    let len = match file.metadata().await {
-        Ok(m) if m.is_file() && m.len() <= MAX_FILE => m.len(),
-        _ => return respond(stream, Status::NotFound).await,
-    };
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\n\
-         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        content_type(&file_path)
-    );
-    stream.write_all(head.as_bytes()).await?;
-    if !head_only {
-        // `take` guards against a file that grew since the length was sent.
-        tokio::io::copy(&mut (&mut file).take(len), stream).await?;
-    }
-    stream.shutdown().await
-}
-
-/// Answers with `status` and a one-line body, then closes.
-pub(crate) async fn respond(stream: &mut TcpStream, status: Status) -> io::Result<()> {
-    stream.write_all(&status_response(status)).await?;
-    stream.shutdown().await
-}
-
-/// A complete response for `status` (also written without waiting, see the connection caps).
-pub(crate) fn status_response(status: Status) -> Vec<u8> {
-    let body = status.line();
-    let extra = if status == Status::UpgradeRequired {
-        "Upgrade: websocket\r\n"
-    } else {
-        ""
-    };
-    format!(
-        "HTTP/1.1 {body}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
-         {extra}Connection: close\r\n\r\n{body}\n",
-        body.len() + 1
-    )
-    .into_bytes()
-}
-
-/// A stream that first returns bytes already read from it (the request head), then reads the
-/// inner stream; writes go straight through. It lets the WebSocket handshake re-read the head
-/// the router peeked at.
-#[derive(Debug)]
-pub(crate) struct Rewind<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S> Rewind<S> {
-    pub(crate) fn new(prefix: Bytes, inner: S) -> Rewind<S> {
-        Rewind { prefix, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
-            buf.put_slice(&chunk);
-            return Poll::Ready(Ok(()));
+    // ServeDir opens the file (or its .br/.gz), and answers conditional and range requests; it
+    // sees the checked path, with `/` and `dir/` already made `index.html`.
+    let (mut parts, _body) = req.into_parts();
+    parts.uri = uri;
+    let req = Request::from_parts(parts, Empty::<Bytes>::new());
+    match shared.pages.clone().try_call(req).await {
+        Ok(r) => {
+            let mut r = r.map(Either::Left);
+            let h = r.headers_mut();
+            if h.contains_key(CONTENT_TYPE) {
+                h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(&file)));
+            }
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+            h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            r
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        Err(e) => {
+            debug!(file = %file.display(), error = %e, "page file unreadable");
+            status_text(if e.kind() == std::io::ErrorKind::NotFound {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            })
+        }
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
+/// What a connection has become, as far as its request tells: the service sets it, the
+/// connection's driver reads it to pick the deadline.
+const PHASE_HEAD: u8 = 0;
+const PHASE_ANSWER: u8 = 1;
+const PHASE_UPGRADE: u8 = 2;
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
+/// The hyper service of one connection.
+struct Service {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    phase: Arc<AtomicU8>,
+}
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        match route(req.method(), req.uri().path(), req.headers()) {
+            Route::WebSocket => {
+                let config = &self.shared.config;
+                let policy = OriginPolicy {
+                    extra_origins: &config.allowed_origins,
+                    hosts: &config.allowed_hosts,
+                    allow_missing: config.allow_missing_origin,
+                };
+                let response = match upgrade::answer(&req, &policy, self.peer) {
+                    Answer::Accept(r) => {
+                        self.phase.store(PHASE_UPGRADE, Ordering::Relaxed);
+                        r.map(|()| Either::Right(Full::default()))
+                    }
+                    Answer::Refuse { status, body, why } => {
+                        self.shared.metrics.refused(why);
+                        self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+                        text(status, body)
+                    }
+                };
+                Box::pin(ready(Ok(response)))
+            }
+            Route::Page => {
+                self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+                let shared = Arc::clone(&self.shared);
+                Box::pin(async move { Ok(page(&shared, req).await) })
+            }
+            Route::Refuse(status) => {
+                debug!(peer = %self.peer, %status, "refused request");
+                self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+                Box::pin(ready(Ok(status_text(status))))
+            }
+        }
     }
+}
+
+/// Serves one accepted connection: its request is answered, or it becomes a relayed WebSocket.
+pub(crate) async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let accepted = Instant::now();
+    let budget = shared.config.handshake_timeout;
+    let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
+    let service = Service {
+        shared: Arc::clone(&shared),
+        peer,
+        phase: Arc::clone(&phase),
+    };
+    // One request per connection: every answer but the 101 says `Connection: close`, which makes
+    // hyper close after it. (`keep_alive(false)` would add `close` to the 101's
+    // `Connection: Upgrade` too, which WebSocket clients refuse.)
+    let mut conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(budget)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .serve_connection(TokioIo::new(tcp), service);
+    let mut deadline = accepted + budget;
+    let mut stopping = false;
+    // Polled without shutdown, so the socket comes back: for the relay after a 101, or to close
+    // it gently after an answer.
+    let done = loop {
+        let answering = phase.load(Ordering::Relaxed) == PHASE_ANSWER;
+        tokio::select! {
+            r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break Some(r),
+            _ = sleep_until(deadline) => {
+                // An answer (a page file) may take longer than a handshake; nothing else may.
+                if answering && deadline < accepted + PAGE_TIMEOUT {
+                    deadline = accepted + PAGE_TIMEOUT;
+                    continue;
+                }
+                break None;
+            }
+            // On shutdown, an answer in progress may finish (within the grace period); a head
+            // still coming or a handshake is dropped.
+            _ = stopped(&mut stop), if !stopping => {
+                if answering {
+                    stopping = true;
+                    continue;
+                }
+                return;
+            }
+        }
+    };
+    let upgraded = match done {
+        None => {
+            if phase.load(Ordering::Relaxed) == PHASE_ANSWER {
+                debug!(%peer, "page request timed out");
+            } else {
+                shared.metrics.refused(Refused::Timeout);
+                debug!(%peer, "handshake timed out");
+            }
+            return;
+        }
+        Some(Err(e)) if e.is_timeout() => {
+            shared.metrics.refused(Refused::Timeout);
+            debug!(%peer, "request head timed out");
+            return;
+        }
+        Some(Err(e)) => {
+            if e.is_parse() || e.is_parse_too_large() {
+                // hyper has answered 400 or 431.
+                shared.metrics.refused(Refused::BadRequest);
+                debug!(%peer, error = %e, "bad request head");
+            } else {
+                debug!(%peer, error = %e, "connection failed");
+            }
+            false
+        }
+        Some(Ok(())) => phase.load(Ordering::Relaxed) == PHASE_UPGRADE,
+    };
+    let parts = conn.into_parts();
+    let tcp = parts.io.into_inner();
+    if upgraded {
+        relay::run(Rewind::new(parts.read_buf, tcp), peer, &shared, stop).await;
+    } else {
+        close_gently(tcp).await;
+    }
+}
+
+/// Most bytes read and dropped while closing after an answer.
+const CLOSE_DRAIN: usize = 64 * 1024;
+
+/// Ends a connection after its answer with a FIN, then reads and drops what the client still
+/// sends (the rest of an oversize head, a body) for a moment: closing with unread data would
+/// send a reset, which can make the client lose the answer.
+async fn close_gently(mut tcp: TcpStream) {
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn route_of(head: &str) -> Result<Option<Route>, HeadError> {
-        parse(head.as_bytes())
-    }
-
-    #[test]
-    fn routes_websocket_static_and_refusals() {
-        let ws = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n";
-        assert_eq!(route_of(ws).unwrap(), Some(Route::WebSocket));
-        let plain = "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(
-            route_of(plain).unwrap(),
-            Some(Route::Refuse(Status::UpgradeRequired))
-        );
-        let get = "GET /app.js?v=2 HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(
-            route_of(get).unwrap(),
-            Some(Route::Static {
-                path: "/app.js".into(),
-                head_only: false
-            })
-        );
-        let post = "POST / HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(
-            route_of(post).unwrap(),
-            Some(Route::Refuse(Status::MethodNotAllowed))
-        );
-        assert!(route_of("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
-        assert!(matches!(
-            route_of("GARBAGE\0\r\n\r\n"),
-            Err(HeadError::Refuse(Status::BadRequest))
-        ));
-    }
-
-    #[test]
-    fn too_many_headers_is_431() {
-        let mut head = String::from("GET / HTTP/1.1\r\n");
-        for i in 0..MAX_HEADERS + 1 {
-            head.push_str(&format!("X-{i}: y\r\n"));
+    fn route_of(method: &str, path: &str, upgrade: Option<&str>) -> Route {
+        let mut headers = HeaderMap::new();
+        if let Some(u) = upgrade {
+            headers.insert(UPGRADE, HeaderValue::from_str(u).unwrap());
         }
-        head.push_str("\r\n");
-        assert!(matches!(
-            route_of(&head),
-            Err(HeadError::Refuse(Status::HeadTooLarge))
-        ));
+        route(&method.parse().unwrap(), path, &headers)
+    }
+
+    #[test]
+    fn routes_websocket_pages_and_refusals() {
+        assert_eq!(route_of("GET", "/ws", Some("WebSocket")), Route::WebSocket);
+        assert_eq!(
+            route_of("GET", "/ws", Some("h2c, websocket")),
+            Route::WebSocket
+        );
+        assert_eq!(
+            route_of("GET", "/ws", None),
+            Route::Refuse(StatusCode::UPGRADE_REQUIRED)
+        );
+        assert_eq!(
+            route_of("POST", "/ws", Some("websocket")),
+            Route::Refuse(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(route_of("GET", "/app.js", None), Route::Page);
+        assert_eq!(route_of("HEAD", "/", None), Route::Page);
+        assert_eq!(
+            route_of("POST", "/", None),
+            Route::Refuse(StatusCode::METHOD_NOT_ALLOWED)
+        );
     }
 
     #[test]
     fn paths_cannot_leave_the_root() {
-        let root = Path::new("/srv/www");
-        assert_eq!(resolve(root, "/"), Some(root.join("index.html")));
-        assert_eq!(resolve(root, "/a/b.wasm"), Some(root.join("a/b.wasm")));
-        assert_eq!(resolve(root, "/sub/"), Some(root.join("sub/index.html")));
+        assert_eq!(resolve("/").as_deref(), Some("index.html"));
+        assert_eq!(resolve("/a/b.wasm").as_deref(), Some("a/b.wasm"));
+        assert_eq!(resolve("/sub/").as_deref(), Some("sub/index.html"));
         for bad in [
             "/../Cargo.toml",
             "/a/../../etc/passwd",
@@ -358,21 +449,17 @@ mod tests {
             "relative",
             "",
         ] {
-            assert_eq!(resolve(root, bad), None, "{bad}");
+            assert_eq!(resolve(bad), None, "{bad}");
         }
-        assert_eq!(resolve(root, &format!("/{}", "a".repeat(MAX_PATH))), None);
+        assert_eq!(resolve(&format!("/{}", "a".repeat(MAX_PATH))), None);
     }
 
     proptest::proptest! {
         #[test]
-        fn any_bytes_route_or_refuse_without_panicking(head in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
-            let _ = parse(&head);
-        }
-
-        #[test]
         fn resolved_paths_stay_under_the_root(path in "[/a-z.%\\\\_-]{0,40}") {
             let root = Path::new("/srv/www");
-            if let Some(p) = resolve(root, &path) {
+            if let Some(rel) = resolve(&path) {
+                let p = root.join(&rel);
                 proptest::prop_assert!(p.starts_with(root));
                 for c in p.strip_prefix(root).unwrap().components() {
                     let ok = matches!(c, std::path::Component::Normal(s) if !s.to_string_lossy().starts_with('.'));
@@ -394,5 +481,13 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert_eq!(content_type(Path::new("x")), "application/octet-stream");
+    }
+
+    #[test]
+    fn the_raw_503_is_a_whole_response() {
+        let text = std::str::from_utf8(UNAVAILABLE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }

@@ -2,8 +2,11 @@
 //! and serves the page (static files) on the same port.
 //!
 //! - this file: configuration, the accept loop, connection caps and graceful shutdown;
-//! - `http`: reading and routing a request head, static files;
-//! - `relay`: the WebSocket handshake (Origin check) and the frame relay.
+//! - `http`: the HTTP side on hyper: request limits, routing, the page's files (tower-http);
+//! - `upgrade`: the WebSocket handshake on `/ws` (tungstenite's checks, the Origin/Host rules);
+//! - `relay`: the frame relay of an open WebSocket;
+//! - `metrics`: what the bridge counts, and its readiness (`--metrics-listen`, served by
+//!   `natter_ops`).
 //!
 //! The bridge speaks no chat protocol: it adds and strips the length prefix of natter frames
 //! (`natter_core::wire`) and enforces the frame size limit, nothing more.
@@ -12,8 +15,10 @@
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin
 //! must be `http://` + the request's Host (with a Host that is an IP literal, `localhost` or one
 //! of [`BridgeConfig::allowed_hosts`]: a guard against DNS rebinding), or one of
-//! [`BridgeConfig::allowed_origins`]; other requests get HTTP 403. A request without Origin (not a browser) is accepted unless
-//! [`BridgeConfig::allow_missing_origin`] is off. The bridge closes with:
+//! [`BridgeConfig::allowed_origins`]; other requests get HTTP 403. A request without Origin (not
+//! a browser) is accepted unless [`BridgeConfig::allow_missing_origin`] is off. A connection over
+//! [`BridgeConfig::max_connections`] or [`BridgeConfig::max_connections_per_ip`] gets HTTP 503 at
+//! once. The bridge closes with:
 //!
 //! | code | when |
 //! |------|------|
@@ -25,13 +30,17 @@
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
 //! | 1013 | the server cannot be reached (try again later) |
 //!
-//! Any other path is a static file from [`BridgeConfig::www_dir`] (`/` is `index.html`).
+//! Any other path is a file from [`BridgeConfig::www_dir`] (`/` is `index.html`), precompressed
+//! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]
 
 mod http;
+mod metrics;
 mod relay;
+mod upgrade;
 
-use bytes::BytesMut;
+use metrics::{Metrics, Refused, ServerHealth};
+use natter_ops::Endpoint;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -43,6 +52,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tower_http::services::ServeDir;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Everything the bridge needs to run. [`BridgeConfig::default`] has the production defaults.
@@ -52,7 +62,8 @@ pub struct BridgeConfig {
     pub listen: SocketAddr,
     /// The natter-server to relay to. Default `127.0.0.1:8000`.
     pub server: SocketAddr,
-    /// Static files to serve (the page built by `cargo xtask web`). Default `target/www`.
+    /// Static files to serve (the page built by `cargo xtask web`). Default `target/www`; the
+    /// `natter-bridge` binary defaults to `www` in the target directory it was built into.
     pub www_dir: PathBuf,
     /// Origins allowed besides the bridge's own (`http://` + the request's Host header), exactly
     /// as browsers send them, e.g. `https://chat.example.org`.
@@ -66,11 +77,13 @@ pub struct BridgeConfig {
     /// Accept WebSocket requests without an Origin header (non-browser programs). Default true:
     /// browsers always send one, and a program could send any value, so refusing adds nothing.
     pub allow_missing_origin: bool,
-    /// Connections (HTTP and WebSocket) at once. Past this, new ones wait in the listen backlog.
+    /// Connections (HTTP and WebSocket) at once. Past this, new ones get a 503 at once.
     pub max_connections: usize,
-    /// Connections at once from one IP address. Past this, new ones get a 503.
+    /// Connections at once from one IP address. Past this, new ones get a 503 at once.
     pub max_connections_per_ip: usize,
-    /// Time to send a whole request head and complete the WebSocket handshake.
+    /// The handshake budget, counted from the connection's accept: the request head must have
+    /// arrived by then, and for a WebSocket the 101 must be out too (one budget, not one per
+    /// step). A page request then has until [`PAGE_TIMEOUT`] in all.
     pub handshake_timeout: Duration,
     /// Time to connect to the server.
     pub connect_timeout: Duration,
@@ -82,7 +95,12 @@ pub struct BridgeConfig {
     pub write_timeout: Duration,
     /// On shutdown, how long connections get to close before they are cut.
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (none by default).
+    pub metrics_listen: Option<SocketAddr>,
 }
+
+/// Time for a whole page request (head, file and answer), from the accept.
+pub const PAGE_TIMEOUT: Duration = http::PAGE_TIMEOUT;
 
 impl Default for BridgeConfig {
     fn default() -> BridgeConfig {
@@ -101,6 +119,7 @@ impl Default for BridgeConfig {
             ping_timeout: Duration::from_millis(natter_core::limits::PING_TIMEOUT.0),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
+            metrics_listen: None,
         }
     }
 }
@@ -135,6 +154,9 @@ pub enum BridgeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] natter_ops::OpsError),
     /// The accept loop ended abnormally (a bug).
     #[error("bridge task failed: {0}")]
     Task(String),
@@ -146,6 +168,7 @@ pub struct Bridge {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    metrics: Option<Endpoint>,
 }
 
 impl Bridge {
@@ -154,13 +177,24 @@ impl Bridge {
         self.local_addr
     }
 
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(Endpoint::local_addr)
+    }
+
     /// Stops accepting, closes every WebSocket with 1001 (going away) and waits for connections
-    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut).
+    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut). `/readyz` says
+    /// not ready from the start of this; the metrics endpoint stops last.
     pub async fn shutdown(self) -> Result<(), BridgeError> {
         let _ = self.stop.send(true);
-        self.task
+        let done = self
+            .task
             .await
-            .map_err(|e| BridgeError::Task(e.to_string()))
+            .map_err(|e| BridgeError::Task(e.to_string()));
+        if let Some(m) = self.metrics {
+            m.shutdown().await;
+        }
+        done
     }
 }
 
@@ -176,27 +210,94 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         addr: config.listen,
         source,
     })?;
-    info!(listen = %local_addr, server = %config.server, www = %config.www_dir.display(), "bridge listening");
     let (stop, stop_rx) = watch::channel(false);
+    let stale = stale_precompressed(&config.www_dir);
+    if let Some(file) = &stale {
+        warn!(
+            file = %file.display(),
+            "a .br/.gz file is older than the file it compresses; serving uncompressed files only \
+             (rebuild the page with `cargo xtask web`)"
+        );
+    }
     let shared = Arc::new(Shared {
-        config,
+        pages: http::serve_dir(&config.www_dir, stale.is_none()),
+        metrics: Metrics::new(),
+        server_health: Arc::new(ServerHealth::new()),
         per_ip: Mutex::new(HashMap::new()),
+        config,
     });
+    let metrics = match shared.config.metrics_listen {
+        Some(addr) => {
+            let ready = shared
+                .server_health
+                .check(shared.config.server, stop_rx.clone());
+            Some(Endpoint::start(addr, shared.metrics.registry(), ready).await?)
+        }
+        None => None,
+    };
+    info!(
+        listen = %local_addr,
+        server = %shared.config.server,
+        www = %shared.config.www_dir.display(),
+        metrics = ?metrics.as_ref().map(Endpoint::local_addr),
+        "bridge listening"
+    );
     let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
     Ok(Bridge {
         local_addr,
         stop,
         task,
+        metrics,
     })
 }
 
-/// Time to send one static file (the wasm is the big one; this allows a slow link).
-const STATIC_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most directory entries looked at for stale precompressed files (the page has a handful).
+const MAX_PAGE_ENTRIES: usize = 10_000;
+
+/// The first `.br` or `.gz` file under `root` that is older than the file it compresses, if any:
+/// serving it would send an old version of that file. A missing directory has none. Called once
+/// at start (plain `std::fs`: a handful of entries).
+fn stale_precompressed(root: &std::path::Path) -> Option<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            seen += 1;
+            if seen > MAX_PAGE_ENTRIES {
+                return None;
+            }
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let ext = path.extension().and_then(|e| e.to_str());
+            if !matches!(ext, Some("br" | "gz")) {
+                continue;
+            }
+            let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified());
+            if let (Ok(variant), Ok(original)) =
+                (modified(&path), modified(&path.with_extension("")))
+                && variant < original
+            {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
 
 /// State every connection task sees.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: BridgeConfig,
+    /// The page directory's file service (`http::serve_dir`).
+    pub(crate) pages: ServeDir,
+    pub(crate) metrics: Metrics,
+    pub(crate) server_health: Arc<ServerHealth>,
     /// Open connections per IP; entries are removed at zero, so it holds at most
     /// `max_connections` entries.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -248,7 +349,7 @@ impl Drop for IpSlot {
 }
 
 /// A stop request: `stop` turned true, or the [`Bridge`] was dropped.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
@@ -266,13 +367,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                 warn!(error = %e, "connection task failed");
             }
         }
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break, // closed: not done anywhere, but end cleanly if it were
-            },
-            _ = stopped(&mut stop) => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -285,17 +379,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             },
             _ = stopped(&mut stop) => break,
         };
+        shared.metrics.connections.inc();
         // Chat frames are small and latency-bound: without this, Nagle's algorithm against the
         // browser's delayed ACKs holds replies back ~40 ms (measured by natter-bench).
         if let Err(e) = tcp.set_nodelay(true) {
             debug!(%peer, error = %e, "could not set TCP_NODELAY");
         }
+        // Over a cap, the connection is told so at once instead of waiting unseen in the
+        // listen backlog.
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            debug!(%peer, "refused: the bridge is at its connection cap");
+            refuse_now(tcp, &shared, Refused::Capacity);
+            continue;
+        };
         // Counted as the server counts addresses: a v4 client on a dual-stack socket as its v4
         // address, an IPv6 client by its /64 (one line or VM owns all of it).
         let Some(slot) = IpSlot::take(&shared, natter_core::hub::address_key(peer.ip())) else {
             debug!(%peer, "refused: too many connections from this address");
-            // Best effort without waiting: the 503 fits in the socket buffer of a new connection.
-            let _ = tcp.try_write(&http::status_response(http::Status::Unavailable));
+            refuse_now(tcp, &shared, Refused::AddressCapacity);
             continue;
         };
         let shared = Arc::clone(&shared);
@@ -304,7 +405,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let span = info_span!("conn", id = next_conn);
         tasks.spawn(
             async move {
-                serve_connection(tcp, peer, &shared, stop).await;
+                http::serve(tcp, peer, shared, stop).await;
                 drop(slot);
                 drop(permit);
             }
@@ -327,45 +428,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     info!("bridge stopped");
 }
 
-/// Reads the request head, then hands the connection to the page or the relay.
-async fn serve_connection(
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut head = BytesMut::with_capacity(1024);
-    let route = tokio::select! {
-        r = timeout(shared.config.handshake_timeout, http::read_head(&mut tcp, &mut head)) => r,
-        _ = stopped(&mut stop) => return,
-    };
-    let route = match route {
-        Ok(Ok(route)) => route,
-        Ok(Err(http::HeadError::Refuse(status))) => {
-            debug!(%peer, ?status, "bad request");
-            let _ = timeout(shared.config.write_timeout, http::respond(&mut tcp, status)).await;
-            return;
-        }
-        Ok(Err(http::HeadError::Gone)) | Err(_) => return,
-    };
-    match route {
-        http::Route::WebSocket => {
-            let stream = http::Rewind::new(head.freeze(), tcp);
-            relay::serve(stream, peer, shared, stop).await;
-        }
-        http::Route::Static { path, head_only } => {
-            let served = timeout(
-                STATIC_TIMEOUT,
-                http::serve_static(&mut tcp, &shared.config.www_dir, &path, head_only),
-            )
-            .await;
-            debug!(%peer, %path, ok = matches!(served, Ok(Ok(()))), "static file");
-        }
-        http::Route::Refuse(status) => {
-            debug!(%peer, ?status, "refused request");
-            let _ = timeout(shared.config.write_timeout, http::respond(&mut tcp, status)).await;
+/// Most bytes of a refused connection's request read (and dropped) before its 503 goes out.
+const REFUSE_DRAIN: usize = 8 * 1024;
+
+/// Answers a connection over a cap with 503 and closes it, without waiting for anything: what its
+/// request already sent is read and dropped first (so closing sends a FIN the client can read the
+/// answer before, not a reset), then the 503 goes into the empty socket buffer of the new
+/// connection.
+fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused) {
+    shared.metrics.refused(why);
+    let mut sink = [0u8; 2048];
+    let mut drained = 0;
+    while drained < REFUSE_DRAIN {
+        match tcp.try_read(&mut sink) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
         }
     }
+    let _ = tcp.try_write(http::UNAVAILABLE);
 }
 
 #[cfg(test)]
@@ -373,12 +453,16 @@ mod tests {
     use super::*;
 
     fn shared(per_ip: usize) -> Arc<Shared> {
+        let config = BridgeConfig {
+            max_connections_per_ip: per_ip,
+            ..BridgeConfig::default()
+        };
         Arc::new(Shared {
-            config: BridgeConfig {
-                max_connections_per_ip: per_ip,
-                ..BridgeConfig::default()
-            },
+            pages: http::serve_dir(&config.www_dir, true),
+            metrics: Metrics::new(),
+            server_health: Arc::new(ServerHealth::new()),
             per_ip: Mutex::new(HashMap::new()),
+            config,
         })
     }
 

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use natter_bridge::BridgeConfig;
+use natter_ops::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -17,9 +18,10 @@ struct Args {
     /// natter-server address.
     #[arg(long, default_value = "127.0.0.1:8000")]
     server: SocketAddr,
-    /// Directory of the built page (`cargo xtask web`).
-    #[arg(long, default_value = "target/www")]
-    www: PathBuf,
+    /// Directory of the built page [default: `www` in the target directory this binary was
+    /// built into, where `cargo xtask web` puts the page; `target/www` if that cannot be told].
+    #[arg(long, value_name = "DIR")]
+    www: Option<PathBuf>,
     /// Also allow WebSockets from this Origin (repeatable), e.g. `https://chat.example.org`.
     /// The bridge's own origin (`http://` + Host) is allowed under a known Host (see
     /// `--allow-host`).
@@ -33,31 +35,43 @@ struct Args {
     /// Refuse WebSocket requests without an Origin header (non-browser clients).
     #[arg(long)]
     require_origin: bool,
-    /// Most connections at once, in total (new ones wait) [default: 4096].
+    /// Most connections at once, in total (more get a 503) [default: 4096].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Most connections at once from one address (IPv6: one /64) [default: 50].
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// Serve OpenMetrics at `/metrics`, and `/healthz` and `/readyz`, on this address (keep it
+    /// off the public network).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as text (default) or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The page's default directory: `www` beside the profile directory holding this binary
+/// (`<target>/release/natter-bridge` -> `<target>/www`), whatever the target directory is.
+fn default_www() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("www")))
+        .unwrap_or_else(|| PathBuf::from("target/www"))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
-    if !args.www.join("index.html").is_file() {
-        tracing::warn!(www = %args.www.display(), "no index.html there yet; build the page with `cargo xtask web`");
+    natter_ops::logging::init(args.log_format, "info")?;
+    let www = args.www.unwrap_or_else(default_www);
+    if !www.join("index.html").is_file() {
+        tracing::warn!(www = %www.display(), "no index.html there yet; build the page with `cargo xtask web`");
     }
     let defaults = BridgeConfig::default();
     let config = BridgeConfig {
         listen: args.listen,
         server: args.server,
-        www_dir: args.www,
+        www_dir: www,
         allowed_origins: args.allow_origin,
         allowed_hosts: args.allow_host,
         allow_missing_origin: !args.require_origin,
@@ -65,10 +79,14 @@ async fn main() -> anyhow::Result<()> {
         max_connections_per_ip: args
             .max_connections_per_ip
             .unwrap_or(defaults.max_connections_per_ip),
+        metrics_listen: args.metrics_listen,
         ..defaults
     };
     let bridge = natter_bridge::start(config).await?;
     println!("natter-bridge: open http://{}/", bridge.local_addr());
+    if let Some(addr) = bridge.metrics_addr() {
+        println!("natter-bridge: metrics on http://{addr}/metrics");
+    }
     stop_signal().await?;
     tracing::info!("shutting down");
     bridge.shutdown().await?;

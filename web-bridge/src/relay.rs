@@ -1,16 +1,19 @@
 //! One browser's WebSocket relayed onto its own TCP connection to natter-server.
 //!
-//! The handshake checks the Origin; then the bridge connects to the server, writes
-//! [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways: each
-//! binary WebSocket message from the browser is one bare payload and becomes one length-prefixed
-//! frame ([`wire::frame_payload`]); what the server sends is passed on in batches, each binary
-//! message the longest run of whole frames one read completed ([`wire::whole_frames_len`]),
-//! prefixes included and byte for byte, so a hub cycle's many frames cost one WebSocket message.
-//! It never decodes chat messages. Both directions forward directly (a write finishes before the
-//! next read), so neither side can make the bridge buffer more than one frame and one read.
+//! Once the handshake (`upgrade`) has opened the WebSocket, the bridge connects to the server,
+//! writes [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways:
+//! each binary WebSocket message from the browser is one bare payload and becomes one
+//! length-prefixed frame ([`wire::frame_payload`]); what the server sends is passed on in batches,
+//! each binary message the longest run of whole frames one read completed
+//! ([`wire::whole_frames_len`]), prefixes included and byte for byte, so a hub cycle's many frames
+//! cost one WebSocket message. It never decodes chat messages. Both directions forward directly (a
+//! write finishes before the next read), so neither side can make the bridge buffer more than one
+//! frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
+//! (atomics, no locks).
 
 use crate::Shared;
-use crate::http::Rewind;
+use crate::metrics::Direction;
+use crate::upgrade::Rewind;
 use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -22,15 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
-use tokio::time::{Instant, interval_at, timeout};
+use tokio::time::{Instant, interval_at, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 type Ws = WebSocketStream<Rewind<TcpStream>>;
 
@@ -58,7 +59,7 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// How a relayed connection ended; decides the close frame the browser gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     /// The browser sent a close frame (answered by tungstenite).
     BrowserClosed,
     /// The browser's connection failed or ended without a close frame.
@@ -84,6 +85,38 @@ enum End {
 }
 
 impl End {
+    /// Every way a relay ends, in declaration order (so `end as usize` indexes it).
+    pub(crate) const ALL: [End; 11] = [
+        End::BrowserClosed,
+        End::BrowserGone,
+        End::BrowserIdle,
+        End::BrowserTooSlow,
+        End::BrowserProtocol,
+        End::TooBig,
+        End::NotBinary,
+        End::ServerUnavailable,
+        End::ServerClosed,
+        End::ServerFailed,
+        End::Shutdown,
+    ];
+
+    /// Its name in the metrics (`reason` label).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            End::BrowserClosed => "browser_closed",
+            End::BrowserGone => "browser_gone",
+            End::BrowserIdle => "browser_idle",
+            End::BrowserTooSlow => "browser_too_slow",
+            End::BrowserProtocol => "browser_protocol_error",
+            End::TooBig => "too_big",
+            End::NotBinary => "not_binary",
+            End::ServerUnavailable => "server_unavailable",
+            End::ServerClosed => "server_closed",
+            End::ServerFailed => "server_failed",
+            End::Shutdown => "shutdown",
+        }
+    }
+
     /// The close frame to send, if the WebSocket is still worth talking to.
     fn close_frame(self) -> Option<CloseFrame> {
         let (code, reason) = match self {
@@ -105,158 +138,21 @@ impl End {
     }
 }
 
-/// Which WebSocket requests the handshake accepts, from the bridge's configuration.
-pub(crate) struct OriginPolicy<'a> {
-    /// Origins accepted whatever the Host ([`crate::BridgeConfig::allowed_origins`]).
-    pub(crate) extra_origins: &'a [String],
-    /// Host names the bridge's own origin may use besides IP literals and `localhost`
-    /// ([`crate::BridgeConfig::allowed_hosts`]).
-    pub(crate) hosts: &'a [String],
-    /// Accept a request without an Origin header.
-    pub(crate) allow_missing: bool,
-}
-
-/// Why a WebSocket request was refused (HTTP 403).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// The Origin is neither the bridge's own (`http://` + Host) nor an allowed one; or there is
-    /// none and one is required.
-    Origin,
-    /// The Origin is `http://` + Host, but the Host is a name the bridge was not told it serves.
-    /// A page whose DNS name was rebound to the bridge's address looks exactly like this.
-    Host,
-}
-
-impl Refusal {
-    /// The body of the 403 response.
-    fn body(self) -> &'static str {
-        match self {
-            Refusal::Origin => "origin not allowed\n",
-            Refusal::Host => "host not allowed: start natter-bridge with --allow-host NAME\n",
-        }
-    }
-}
-
-impl OriginPolicy<'_> {
-    /// Checks a request's Origin and Host headers.
-    ///
-    /// A browser sets Origin and the page cannot change it, so an allowed extra origin is
-    /// trusted as it is. The bridge's own origin is `http://` + Host, which a hostile page can
-    /// match too by rebinding its own DNS name to the bridge's address; so it counts only when the
-    /// Host is one the bridge knows it serves: an IP literal, `localhost`, or an allowed host.
-    /// A missing Origin (not a browser) is decided by `allow_missing`: non-browser programs
-    /// could forge any value, so refusing a missing one adds no protection against cross-site use.
-    pub(crate) fn check(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Refusal> {
-        let Some(origin) = origin else {
-            return if self.allow_missing {
-                Ok(())
-            } else {
-                Err(Refusal::Origin)
-            };
-        };
-        if self
-            .extra_origins
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(origin))
-        {
-            return Ok(());
-        }
-        let Some(host) = host.filter(|h| is_own_origin(origin, h)) else {
-            return Err(Refusal::Origin);
-        };
-        if host_is_known(host, self.hosts) {
-            Ok(())
-        } else {
-            Err(Refusal::Host)
-        }
-    }
-}
-
-/// Is `origin` exactly `http://` + `host` (ASCII case aside)?
-fn is_own_origin(origin: &str, host: &str) -> bool {
-    const SCHEME: &str = "http://";
-    origin.len() == SCHEME.len() + host.len()
-        && origin.is_char_boundary(SCHEME.len())
-        && origin[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
-        && origin[SCHEME.len()..].eq_ignore_ascii_case(host)
-}
-
-/// Is a Host header's name (its port aside) one no one else can point at the bridge: an IPv4 or
-/// bracketed IPv6 literal, `localhost`, or one of `allowed`?
-fn host_is_known(host: &str, allowed: &[String]) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        return v6.parse::<std::net::Ipv6Addr>().is_ok();
-    }
-    name.parse::<std::net::Ipv4Addr>().is_ok()
-        || name.eq_ignore_ascii_case("localhost")
-        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
-}
-
-/// Runs the WebSocket handshake and then relays until either side ends or the bridge shuts down.
-pub(crate) async fn serve(
+/// Relays an opened WebSocket (the 101 is out; `stream` replays what was read past the request
+/// head) until either side ends or the bridge shuts down, then closes it.
+pub(crate) async fn run(
     stream: Rewind<TcpStream>,
     peer: SocketAddr,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let config = &shared.config;
-    let policy = OriginPolicy {
-        extra_origins: &config.allowed_origins,
-        hosts: &config.allowed_hosts,
-        allow_missing: config.allow_missing_origin,
-    };
-    // The signature is tungstenite's (`Callback`); its error type is not ours to shrink.
-    #[allow(clippy::result_large_err)]
-    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let (origin, host) = (header("origin"), header("host"));
-        match policy.check(origin, host) {
-            Ok(()) => Ok(resp),
-            Err(refusal) => {
-                let origin = origin.unwrap_or("(none)");
-                let host = host.unwrap_or("(none)");
-                match refusal {
-                    Refusal::Origin => {
-                        info!(%peer, origin, "websocket refused: origin not allowed");
-                    }
-                    Refusal::Host => warn!(
-                        %peer, origin, host,
-                        "websocket refused: host not allowed (a DNS-rebinding guard); \
-                         if the bridge is served under this name, start it with --allow-host"
-                    ),
-                }
-                let mut response = ErrorResponse::new(Some(refusal.body().to_owned()));
-                *response.status_mut() = StatusCode::FORBIDDEN;
-                response
-                    .headers_mut()
-                    .insert("connection", HeaderValue::from_static("close"));
-                Err(response)
-            }
-        }
-    };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(crate::ws_config()));
-    let ws = tokio::select! {
-        r = timeout(config.handshake_timeout, handshake) => match r {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                debug!(%peer, error = %e, "websocket handshake failed");
-                return;
-            }
-            Err(_) => {
-                debug!(%peer, "websocket handshake timed out");
-                return;
-            }
-        },
-        _ = shutdown.wait_for(|stop| *stop) => return,
-    };
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(crate::ws_config())).await;
     info!(%peer, "browser connected");
-
+    let metrics = &shared.metrics;
+    metrics.sessions.inc();
     let (end, ws) = relay(ws, peer, shared, &mut shutdown).await;
+    metrics.sessions.dec();
+    metrics.ended(end);
     info!(%peer, reason = ?end, "browser disconnected");
     finish(ws, end.close_frame()).await;
 }
@@ -282,8 +178,12 @@ async fn relay(
     };
     let tcp = tokio::select! {
         r = connect => match r {
-            Ok(tcp) => tcp,
+            Ok(tcp) => {
+                shared.server_health.record(true);
+                tcp
+            }
             Err(e) => {
+                shared.server_health.record(false);
                 info!(%peer, server = %config.server, error = %e, "chat server unavailable");
                 return (End::ServerUnavailable, ws);
             }
@@ -294,8 +194,14 @@ async fn relay(
     let (mut ws_tx, mut ws_rx) = ws.split();
     let idle = config.ping_interval + config.ping_timeout;
     let end = tokio::select! {
-        e = browser_to_server(&mut ws_rx, &mut tcp_tx, idle) => e,
-        e = server_to_browser(&mut tcp_rx, &mut ws_tx, config.ping_interval, config.write_timeout) => e,
+        e = browser_to_server(&mut ws_rx, &mut tcp_tx, idle, &shared.metrics.to_server) => e,
+        e = server_to_browser(
+            &mut tcp_rx,
+            &mut ws_tx,
+            config.ping_interval,
+            config.write_timeout,
+            &shared.metrics.to_browser,
+        ) => e,
         _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
     };
     // The server sees EOF and keeps the user's session for a resume.
@@ -311,6 +217,7 @@ async fn browser_to_server(
     ws: &mut SplitStream<Ws>,
     tcp: &mut OwnedWriteHalf,
     idle: Duration,
+    metrics: &Direction,
 ) -> End {
     // Frames on their way to the server; emptied (and freed) after each write.
     let mut batch = BytesMut::new();
@@ -319,6 +226,7 @@ async fn browser_to_server(
             Err(_) => return End::BrowserIdle,
             Ok(item) => item,
         };
+        let held = Instant::now();
         // Every message the browser has already sent goes out in one write (a busy browser's
         // messages arrive several per read), up to a batch's worth.
         let end = loop {
@@ -338,6 +246,8 @@ async fn browser_to_server(
             if tcp.write_all(&batch).await.is_err() {
                 return End::ServerFailed;
             }
+            metrics.bytes.inc_by(batch.len() as u64);
+            metrics.latency.observe(held.elapsed());
             batch = BytesMut::new();
         }
         if let Some(end) = end {
@@ -378,6 +288,7 @@ async fn server_to_browser(
     ws: &mut SplitSink<Ws, Message>,
     ping_interval: Duration,
     write_timeout: Duration,
+    metrics: &Direction,
 ) -> End {
     // What the server sent and the browser has not been given: at most one partial frame plus
     // one read. Empty (no allocation) whenever the last read ended on a frame boundary.
@@ -395,6 +306,7 @@ async fn server_to_browser(
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => return End::ServerFailed,
                 }
+                let held = Instant::now();
                 let whole = match wire::whole_frames_len(&buf) {
                     Ok(n) => n,
                     Err(e) => {
@@ -405,10 +317,12 @@ async fn server_to_browser(
                 if whole > 0 {
                     let batch = buf.split_to(whole).freeze();
                     // One deadline for the whole batch, and one message.
-                    match timeout(write_timeout, ws.send(Message::Binary(batch))).await {
+                    match timeout_at(held + write_timeout, ws.send(Message::Binary(batch))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) | Err(_) => return End::BrowserTooSlow,
                     }
+                    metrics.bytes.inc_by(whole as u64);
+                    metrics.latency.observe(held.elapsed());
                 }
                 if buf.is_empty() {
                     // An idle connection keeps no read buffer.
@@ -477,80 +391,6 @@ pub(crate) const WS_MAX_MESSAGE: usize = MAX_FRAME + 1024;
 mod tests {
     use super::*;
 
-    fn policy<'a>(
-        extras: &'a [String],
-        hosts: &'a [String],
-        allow_missing: bool,
-    ) -> OriginPolicy<'a> {
-        OriginPolicy {
-            extra_origins: extras,
-            hosts,
-            allow_missing,
-        }
-    }
-
-    #[test]
-    fn origin_rules() {
-        let p = policy(&[], &[], false);
-        let host = Some("127.0.0.1:8080");
-        assert_eq!(p.check(Some("http://127.0.0.1:8080"), host), Ok(()));
-        assert_eq!(p.check(Some("HTTP://127.0.0.1:8080"), host), Ok(()));
-        for bad in [
-            "http://evil.example",
-            "https://127.0.0.1:8080",
-            "http://127.0.0.1:8081",
-            "null",
-        ] {
-            assert_eq!(p.check(Some(bad), host), Err(Refusal::Origin), "{bad}");
-        }
-        assert_eq!(
-            p.check(Some("http://127.0.0.1:8080"), None),
-            Err(Refusal::Origin)
-        );
-        let extras = vec!["https://chat.example".to_owned()];
-        let p = policy(&extras, &[], false);
-        assert_eq!(p.check(Some("https://chat.example"), host), Ok(()));
-        // An allowed extra origin does not depend on the Host.
-        assert_eq!(
-            p.check(Some("https://chat.example"), Some("evil.example")),
-            Ok(())
-        );
-        assert_eq!(p.check(None, host), Err(Refusal::Origin));
-        assert_eq!(policy(&[], &[], true).check(None, host), Ok(()));
-    }
-
-    #[test]
-    fn own_origin_counts_only_under_a_known_host() {
-        let hosts = vec!["chat.example.org".to_owned()];
-        let p = policy(&[], &hosts, true);
-        let own = |h: &str| p.check(Some(&format!("http://{h}")), Some(h));
-        for known in [
-            "127.0.0.1:8080",
-            "10.0.0.5",
-            "[::1]:8080",
-            "[2001:db8::1]",
-            "localhost:8080",
-            "LocalHost",
-            "chat.example.org:8080",
-            "CHAT.example.org",
-        ] {
-            assert_eq!(own(known), Ok(()), "{known}");
-        }
-        // A name whose DNS its owner controls: the shape of a DNS-rebinding attack.
-        for rebound in [
-            "evil.example:8080",
-            "evil.example",
-            "chat.example.org.evil.example:8080",
-            "localhost.evil.example",
-            "127.0.0.1.nip.io:8080",
-            "[::1",
-            "[not-an-address]:8080",
-            "127.0.0.1:",
-        ] {
-            assert_eq!(own(rebound), Err(Refusal::Host), "{rebound}");
-        }
-    }
-
     #[test]
     fn every_bridge_initiated_close_has_a_code_and_a_short_reason() {
         for end in [
@@ -571,5 +411,12 @@ mod tests {
             CloseCode::Unsupported
         );
         assert_eq!(End::BrowserClosed.close_frame(), None);
+    }
+
+    #[test]
+    fn all_lists_every_end_at_its_own_index() {
+        for (i, end) in End::ALL.iter().enumerate() {
+            assert_eq!(*end as usize, i, "{end:?}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The `natter-bridge` binary: flags, the URL it prints, and a clean exit on SIGTERM.
+//! The `natter-bridge` binary: flags, the URLs it prints, JSON logs, and a clean exit on SIGTERM.
 
 mod common;
 
@@ -6,6 +6,7 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -101,4 +102,103 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
     .unwrap();
     assert!(status.success(), "{status:?}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+/// `--log-format json` writes one JSON object per log line (a connection's lines carry its span);
+/// `--metrics-listen` serves the endpoint and the binary says where.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_logs_json_and_serves_metrics() {
+    let mut server = FakeServer::start().await;
+    let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+        .args(["--listen", "127.0.0.1:0", "--server"])
+        .arg(server.addr.to_string())
+        .args(["--www", "/nonexistent", "--log-format", "json"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut child = Running(child);
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Log lines, then the two address lines.
+    let mut json = Vec::new();
+    let (mut addr, mut metrics) = (None, None);
+    while addr.is_none() || metrics.is_none() {
+        let line = within("stdout", lines.recv()).await.expect("more output");
+        if let Some(a) = line.strip_prefix("natter-bridge: open http://") {
+            addr = Some(
+                a.trim_end_matches('/')
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap(),
+            );
+        } else if let Some(m) = line.strip_prefix("natter-bridge: metrics on http://") {
+            metrics = Some(
+                m.trim_end_matches("/metrics")
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap(),
+            );
+        } else {
+            json.push(line);
+        }
+    }
+    let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
+
+    // A browser connects and leaves: its lines are logged within its connection's span.
+    let ws = connect(addr).await;
+    let _s = server.accept_checked().await;
+    drop(ws);
+    let mut connected = None;
+    while connected.is_none() {
+        let line = within("the browser's log line", lines.recv())
+            .await
+            .expect("more output");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        if v["message"] == "browser connected" {
+            connected = Some(v);
+        }
+    }
+    let v = connected.unwrap();
+    assert_eq!(v["level"], "INFO", "{v}");
+    assert_eq!(
+        v["peer"].as_str().map(|p| p.starts_with("127.0.0.1:")),
+        Some(true),
+        "{v}"
+    );
+    assert!(v["span"]["id"].is_u64(), "the connection's span: {v}");
+    assert!(v["timestamp"].is_string(), "{v}");
+    // The start-up lines were JSON too.
+    let start: Vec<serde_json::Value> = json
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert!(
+        start.iter().any(|v| v["message"] == "bridge listening"),
+        "{json:?}"
+    );
+
+    // The endpoint answers.
+    let mut s = within("connect", tokio::net::TcpStream::connect(metrics))
+        .await
+        .unwrap();
+    within(
+        "write",
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n"),
+    )
+    .await
+    .unwrap();
+    let mut body = String::new();
+    within("read", s.read_to_string(&mut body)).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("natter_bridge_websocket_sessions"), "{body}");
 }

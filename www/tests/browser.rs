@@ -4,7 +4,7 @@
 //! WebSocket is cut (a quick drop, then the bridge gone for a while) and it shows "reconnecting…",
 //! resumes, and shows nothing twice; `<script>` in a message stays text.
 //!
-//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::{Value as Json, json};
@@ -38,8 +38,17 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory (this test is `<target>/debug/deps/browser-<hash>`), where
+/// `cargo xtask web` puts the page, also under `CARGO_TARGET_DIR`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| repo().join("target"))
+}
+
 fn www_dir() -> PathBuf {
-    let dir = repo().join("target/www");
+    let dir = target_dir().join("www");
     let wasm = dir.join("natter_web_bg.wasm");
     assert!(
         wasm.is_file() && dir.join("index.html").is_file() && dir.join("natter_web.js").is_file(),
@@ -395,7 +404,7 @@ async fn notifications(b: &Browser) -> Vec<Json> {
 /// The `natter` binary, built if it is not there yet (in its own target dir: the outer `cargo
 /// test` holds the lock on the usual one).
 async fn natter_bin() -> PathBuf {
-    let bin = repo().join("target/debug/natter");
+    let bin = target_dir().join("debug/natter");
     if bin.is_file() {
         return bin;
     }

@@ -4,18 +4,24 @@
 //!   print how to join, stop both on Ctrl+C;
 //! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
 //!   tmux), then run every check and test;
-//! - `cargo xtask web`: build the browser page into `target/www/`;
+//! - `cargo xtask web`: build the browser page into `<target>/www/`, with a `.br` and a `.gz` beside
+//!   each text and wasm file for natter-bridge to send to browsers that take them;
 //! - `cargo xtask fuzz --seconds N`: run the fuzz targets for N seconds;
 //! - `cargo xtask bench [ARGS]`: build release binaries and run natter-bench (see bench/README.md).
 //!
 //! Installs are idempotent: each step checks first and only installs what is missing.
+//!
+//! `<target>` is cargo's target directory as `cargo metadata` reports it: `target/` in the
+//! workspace, or wherever `CARGO_TARGET_DIR` (or `build.target-dir`) puts it.
 
 mod install;
 mod up;
+mod www;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 const USAGE: &str = "usage: cargo xtask <up|test|web|fuzz [--seconds N]|bench [ARGS]>";
 
@@ -48,6 +54,34 @@ pub fn root() -> PathBuf {
         .parent()
         .expect("xtask is inside the workspace")
         .to_path_buf()
+}
+
+/// Cargo's target directory for this workspace (asked once of `cargo metadata`, which knows
+/// `CARGO_TARGET_DIR` and `build.target-dir`).
+pub fn target_dir() -> Result<PathBuf> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir.clone());
+    }
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading cargo metadata's output")?;
+    let dir = meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata did not say where the target directory is")?;
+    Ok(DIR.get_or_init(|| dir).clone())
 }
 
 /// Runs a command in the workspace root, echoing it; fails if it fails.
@@ -113,7 +147,8 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Builds the browser page into `target/www/`: the static files and the wasm-bindgen output.
+/// Builds the browser page into `<target>/www/`: the static files and the wasm-bindgen output,
+/// each with its precompressed `.br` and `.gz`.
 pub fn web() -> Result<()> {
     install::wasm_target()?;
     install::wasm_bindgen_cli()?;
@@ -125,16 +160,13 @@ pub fn web() -> Result<()> {
         "--target",
         "wasm32-unknown-unknown",
     ]))?;
-    let out = root().join("target/www");
-    std::fs::create_dir_all(&out).context("creating target/www")?;
-    run(Command::new(install::wasm_bindgen_bin()).args([
-        "--target",
-        "web",
-        "--no-typescript",
-        "--out-dir",
-        "target/www",
-        "target/wasm32-unknown-unknown/release/natter_web.wasm",
-    ]))?;
+    let target = target_dir()?;
+    let out = target.join("www");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    run(Command::new(install::wasm_bindgen_bin())
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(&out)
+        .arg(target.join("wasm32-unknown-unknown/release/natter_web.wasm")))?;
     let static_dir = root().join("www/static");
     for entry in std::fs::read_dir(&static_dir).context("reading www/static")? {
         let entry = entry?;
@@ -143,6 +175,7 @@ pub fn web() -> Result<()> {
                 .with_context(|| format!("copying {}", entry.path().display()))?;
         }
     }
+    www::precompress(&out)?;
     eprintln!("xtask: page built in {}", out.display());
     Ok(())
 }
@@ -166,7 +199,7 @@ fn fuzz(seconds: u64) -> Result<()> {
 /// issue's whole set: the fan-out matrix, the open loop, through the bridge, and idle memory.
 fn bench(args: &[String]) -> Result<()> {
     build_release(&["natter-server", "natter-bridge", "natter-bench"])?;
-    let bin = root().join("target/release/natter-bench");
+    let bin = target_dir()?.join("release/natter-bench");
     if !args.is_empty() {
         return run(Command::new(&bin).args(args));
     }

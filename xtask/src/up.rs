@@ -2,7 +2,7 @@
 //! binaries (release), runs natter-server on :8000 and natter-bridge on :8080, says how to join,
 //! and on Ctrl+C (or SIGTERM) stops both gracefully.
 
-use crate::{build_release, install, root, web};
+use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -17,7 +17,8 @@ pub fn up() -> Result<()> {
     install::wasm_target()?;
     web()?;
     build_release(&["natter-server", "natter-bridge", "natter"])?;
-    let bin = root().join("target/release");
+    let target = target_dir()?;
+    let bin = target.join("release");
 
     let (stop_tx, stop_rx) = mpsc::channel();
     ctrlc::set_handler(move || {
@@ -35,14 +36,8 @@ pub fn up() -> Result<()> {
     );
     children.0.push(
         Command::new(bin.join("natter-bridge"))
-            .args([
-                "--listen",
-                BRIDGE,
-                "--server",
-                SERVER,
-                "--www",
-                "target/www",
-            ])
+            .args(["--listen", BRIDGE, "--server", SERVER, "--www"])
+            .arg(target.join("www"))
             .current_dir(root())
             .spawn()
             .context("starting natter-bridge")?,

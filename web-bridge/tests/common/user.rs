@@ -157,7 +157,7 @@ impl User {
                         self.flush().await;
                         match std::mem::replace(&mut self.link, Link::None) {
                             Link::Ws(mut ws) => {
-                                let _ = within("close", ws.close(None)).await;
+                                let _ = within("close", (*ws).close(None)).await;
                             }
                             Link::Tcp(s) => drop(s),
                             Link::None => {}
