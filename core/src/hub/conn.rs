@@ -234,6 +234,8 @@ pub(crate) struct Rare {
     pub(crate) proxy_header: Vec<u8>,
     /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
     pub(crate) scroll: BTreeMap<RoomName, Seq>,
+    /// Closed while output was held for a store commit: the `Close` event waits for it.
+    pub(crate) close_when_released: Option<String>,
     limits_hit: BTreeSet<Limit>,
 }
 
@@ -446,7 +448,22 @@ impl Conn {
         }
         if held.is_empty() {
             self.held = None;
+            if let Some(reason) = self
+                .rare
+                .as_mut()
+                .and_then(|r| r.close_when_released.take())
+            {
+                out.events.push_back(HubEvent::Close {
+                    conn: self.id,
+                    reason,
+                });
+            }
         }
+    }
+
+    /// Whether output waits for a store commit.
+    pub(crate) fn holds_output(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Hands out everything queued since the last time, in order (empty if nothing).

@@ -118,7 +118,12 @@ impl Hub {
         self.timers.cancel_conn(conn);
         if let Some(reason) = reason {
             debug!(conn = %conn, %reason, "closing");
-            self.out.events.push_back(HubEvent::Close { conn, reason });
+            if c.holds_output() {
+                // Its last words wait for a store commit: the shell closes it after them.
+                c.rare_mut().close_when_released = Some(reason);
+            } else {
+                self.out.events.push_back(HubEvent::Close { conn, reason });
+            }
         }
         user
     }

@@ -2227,6 +2227,26 @@ mod durable {
     }
 
     #[test]
+    fn a_connection_closed_behind_held_output_gets_it_first() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        t.join(a, "#d");
+        t.recv(a);
+        t.auto_commit = false;
+        t.say(a, "#d", 1, "last words");
+        // Then garbage: a protocol error closes the connection.
+        t.feed(a, &[0xff, 0xff, 0xff, 0xff]);
+        assert!(!t.closed(a), "the close waits for the held echo");
+        let batch = t.batches.last().unwrap().id;
+        t.hub.handle_durable(batch, t.now);
+        t.pump();
+        let got = t.recv(a);
+        assert_eq!(says(&got), vec!["last words"]);
+        assert_eq!(errors(&got)[0].0, ErrorKind::Protocol);
+        assert!(t.closed(a));
+    }
+
+    #[test]
     fn batches_in_flight_are_released_in_order() {
         let mut t = T::with(durable_config());
         let a = t.bin("alice");
