@@ -238,6 +238,8 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 "127.0.0.1:0".into(),
                 "--config".into(),
                 config.display().to_string(),
+                // The fan-out figures are the memory-only server's; `--store` runs are separate.
+                "--ephemeral".into(),
             ],
             &[("RUST_LOG", "info")],
             cpu,

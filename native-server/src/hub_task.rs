@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::outbox::Outbox;
+use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
 use natter_core::ConnId;
 use natter_core::hub::{Hub, HubEvent};
@@ -85,23 +86,53 @@ struct HubTask {
     clock: Clock,
     conns: ConnMap,
     shutting_down: bool,
+    /// The durable store, unless the server runs memory-only.
+    store: Option<StoreSide>,
+}
+
+/// The store's next event; never, without a store.
+async fn store_next(store: &mut Option<StoreSide>) -> StoreEvent {
+    match store {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the hub until shutdown has closed every connection (or `grace` ran out), or until every
 /// sender of `rx` is gone.
-pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, grace: Duration) {
+pub(crate) async fn run(
+    hub: Hub,
+    store: Option<StoreSide>,
+    mut rx: mpsc::Receiver<Input>,
+    clock: Clock,
+    grace: Duration,
+) {
     let mut task = HubTask {
         hub,
         clock,
         conns: ConnMap::default(),
         shutting_down: false,
+        store,
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
     loop {
         let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
+        // While batches wait for room in the store, new input waits in the sockets.
+        let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up());
         tokio::select! {
-            input = rx.recv() => {
+            ev = store_next(&mut task.store) => {
+                let now = task.clock.now();
+                let alive = task
+                    .store
+                    .as_mut()
+                    .is_some_and(|s| s.apply(ev, &mut task.hub, now));
+                if !alive && task.store.is_some() {
+                    warn!("the store stopped; exiting");
+                    break;
+                }
+            }
+            input = rx.recv(), if taking_input => {
                 let Some(input) = input else { break };
                 task.handle(input);
                 // Let the other ready connection tasks run first: tokio runs a task woken by
@@ -130,6 +161,9 @@ pub(crate) async fn run(hub: Hub, mut rx: mpsc::Receiver<Input>, clock: Clock, g
                 break;
             }
         }
+    }
+    if let Some(store) = task.store.take() {
+        store.close(&mut task.hub, task.clock.now()).await;
     }
     // Dropping the conns closes every outbox: their connection tasks flush and end.
     debug!("hub task done");
@@ -204,6 +238,9 @@ impl HubTask {
     /// Appends every transmit to its outbox, then acts on the events: a `Close` must come after
     /// the transmits polled before it.
     fn drain(&mut self) {
+        if let Some(store) = &mut self.store {
+            store.pump(&mut self.hub, self.clock.now());
+        }
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {
                 Some(c) => c.outbox.push(t.data),

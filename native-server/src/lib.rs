@@ -11,6 +11,7 @@ mod conn;
 mod hub_task;
 mod outbox;
 mod server;
+mod store;
 
 use natter_core::hub::Config;
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ pub struct ServerConfig {
     pub hub: Config,
     /// How long a graceful shutdown waits for the going-away notices to be written.
     pub shutdown_grace: Duration,
+    /// Where rooms, history and resume sessions are kept; `None`: in memory only (ephemeral:
+    /// everything is forgotten at exit).
+    pub store: Option<natter_store::Config>,
 }
 
 impl ServerConfig {
@@ -44,6 +48,7 @@ impl ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             hub,
             shutdown_grace: Duration::from_secs(2),
+            store: None,
         }
     }
 }
@@ -69,6 +74,12 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The store could not be opened (it names the path and why).
+    #[error(transparent)]
+    Store(#[from] natter_store::OpenError),
+    /// The store could not be read at startup.
+    #[error("cannot read the store: {0}")]
+    Load(#[from] natter_store::ReadError),
     /// The OS's random source failed (resume tokens would be guessable: refuse to run).
     #[error("no OS randomness: {0}")]
     Randomness(String),

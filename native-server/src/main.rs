@@ -49,6 +49,12 @@ struct Args {
     /// How long shutdown waits for going-away notices to be written, in milliseconds [default: 5000]
     #[arg(long, value_name = "MS", env = "NATTER_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
+    /// Where rooms, history and resume sessions are kept (SQLite) [default: $XDG_DATA_HOME/natter]
+    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory only: rooms and history are forgotten at exit
+    #[arg(long, env = "NATTER_EPHEMERAL")]
+    ephemeral: bool,
 }
 
 /// The config file. Every key is optional; flags and environment variables win over it. The
@@ -60,6 +66,23 @@ struct FileConfig {
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
     limits: Config,
+    store: StoreFile,
+}
+
+/// The `[store]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct StoreFile {
+    /// As `--data-dir`.
+    data_dir: Option<PathBuf>,
+    /// As `--ephemeral`.
+    ephemeral: bool,
+    /// `off`, `normal` (the default) or `full`: what a crash or a power cut can lose.
+    synchronous: natter_store::Synchronous,
+    /// Events older than this many days are pruned (0: kept for ever).
+    max_age_days: u32,
+    /// The store is pruned, oldest first, past this many bytes [default: 10 GiB].
+    max_bytes: Option<u64>,
 }
 
 /// Flags over environment over file over defaults.
@@ -88,6 +111,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         ]
     };
     hub.validate()?;
+    let store = store_config(args, &file.store)?;
     let grace = args
         .shutdown_grace_ms
         .or(file.shutdown_grace_ms)
@@ -96,7 +120,24 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         listen,
         hub,
         shutdown_grace: Duration::from_millis(grace),
+        store,
     })
+}
+
+/// Where the store lives and how it writes, or `None` with `--ephemeral`.
+fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_store::Config>> {
+    if args.ephemeral || file.ephemeral {
+        return Ok(None);
+    }
+    let flag = args.data_dir.as_deref().or(file.data_dir.as_deref());
+    let dir = natter_store::resolve_data_dir(flag)?;
+    let mut c = natter_store::Config::new(dir);
+    c.synchronous = file.synchronous;
+    c.retention.max_age_days = file.max_age_days;
+    if let Some(b) = file.max_bytes {
+        c.retention.max_bytes = b;
+    }
+    Ok(Some(c))
 }
 
 fn set_opt<T>(v: Option<T>, to: &mut T) {
@@ -124,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log nobody reads any more (its pipe closed) must not stop the server: by default a
+        // failed log write is reported with `eprintln!`, which panics on that same pipe.
+        .log_internal_errors(false)
         .init();
 
     let args = Args::parse();

@@ -6,8 +6,10 @@
 
 use crate::clock::Clock;
 use crate::hub_task::{self, Input};
+use crate::store::{self, StoreSide};
 use crate::{ServerConfig, ServerError, conn};
 use natter_core::hub::Hub;
+use natter_store::{SqliteHandle, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,13 +68,10 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
 
     let grace = config.shutdown_grace;
     let permits = Arc::new(Semaphore::new(socket_cap(config.hub.max_connections)));
+    let clock = Clock::new();
+    let (hub, store) = open_hub(config.hub, config.store, clock).await?;
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
-    let hub_task = tokio::spawn(hub_task::run(
-        Hub::new(config.hub),
-        hub_rx,
-        Clock::new(),
-        grace,
-    ));
+    let hub_task = tokio::spawn(hub_task::run(hub, store, hub_rx, clock, grace));
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()
@@ -95,6 +94,32 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         hub_task,
         accept_tasks,
     })
+}
+
+/// The hub, with what the store holds when there is one: rooms, history and sessions restored.
+async fn open_hub(
+    mut hub: natter_core::hub::Config,
+    store: Option<natter_store::Config>,
+    clock: Clock,
+) -> Result<(Hub, Option<StoreSide>), ServerError> {
+    let Some(cfg) = store else {
+        info!("no store: rooms and history live in memory only (--ephemeral)");
+        return Ok((Hub::new(hub), None));
+    };
+    let (handle, reports) = tokio::task::spawn_blocking(move || SqliteHandle::open(&cfg)).await??;
+    let now = clock.now();
+    let opts = store::load_options(hub.history_on_join, hub.resume_grace, now);
+    let loaded = handle.load(opts).await?;
+    info!(
+        path = %handle.path().display(),
+        loaded = %store::describe(&loaded.rooms, loaded.sessions.len()),
+        "store open"
+    );
+    hub.durable = true;
+    let mut h = Hub::new(hub);
+    h.restore(loaded, now);
+    let store: Arc<dyn Store> = Arc::new(handle);
+    Ok((h, Some(StoreSide::new(store, reports))))
 }
 
 impl Server {

@@ -3,52 +3,9 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::time::Duration;
 use support::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::Command;
 use tokio::time::timeout;
-
-/// Starts the binary with `args` and `envs`; returns it (killed when dropped), its log and the
-/// address it says it listens on.
-async fn spawn_server(
-    args: &[&str],
-    envs: &[(&str, &str)],
-) -> (Child, BufReader<ChildStderr>, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env_remove("NATTER_LISTEN")
-        .env_remove("NATTER_CONFIG")
-        .env_remove("NATTER_SHUTDOWN_GRACE_MS")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn natter-server");
-    let mut log = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let addr = timeout(WAIT, async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited before listening");
-            if line.contains("listening") {
-                if let Some(a) = line.split("addr=").nth(1) {
-                    let a = a.split_whitespace().next().unwrap_or_default();
-                    return a.parse::<SocketAddr>().expect("an address in the log line");
-                }
-            }
-        }
-    })
-    .await
-    .expect("no 'listening' log line");
-    (child, log, addr)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_goodbye_and_exits_zero() {
@@ -106,19 +63,6 @@ async fn help_lists_the_flags() {
     for flag in ["--listen", "--config", "--trusted-proxy", "NATTER_LISTEN"] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
-}
-
-async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("running child has a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("natter-server did not exit within 10 s of SIGTERM")
-        .expect("wait for natter-server")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

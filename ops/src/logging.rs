@@ -20,7 +20,11 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A log nobody reads any more (its pipe closed) must not stop the process: by default a
+    // failed log write is reported with `eprintln!`, which panics on that same pipe.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

@@ -10,10 +10,12 @@ use natter_core::wire::{
 };
 use natter_core::{MsgId, Nick, RoomName, Text};
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::time::{Instant, timeout};
 
 /// The longest any single expectation waits.
@@ -382,4 +384,61 @@ pub fn said(msgs: &[ServerMsg]) -> Vec<String> {
 /// A frame header announcing `len` payload bytes.
 pub fn frame_header(len: u32) -> Bytes {
     Bytes::copy_from_slice(&len.to_be_bytes())
+}
+
+// ---- the natter-server binary ----
+
+/// Starts the binary with `args` and `envs`; returns it (killed when dropped), its log and the
+/// address it says it listens on.
+pub async fn spawn_server(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_LISTEN")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_SHUTDOWN_GRACE_MS")
+        .env_remove("NATTER_DATA_DIR")
+        // Memory only unless a test names a data dir: tests must not share the user's store.
+        .env("NATTER_EPHEMERAL", "true")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let mut log = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let addr = timeout(WAIT, async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited before listening");
+            if line.contains("listening") {
+                if let Some(a) = line.split("addr=").nth(1) {
+                    let a = a.split_whitespace().next().unwrap_or_default();
+                    return a.parse::<SocketAddr>().expect("an address in the log line");
+                }
+            }
+        }
+    })
+    .await
+    .expect("no 'listening' log line");
+    (child, log, addr)
+}
+
+pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running child has a pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("natter-server did not exit within 10 s of SIGTERM")
+        .expect("wait for natter-server")
 }

@@ -1,0 +1,165 @@
+//! The hub task's side of the durable store (natter-store): the batches the hub hands out go to
+//! the store without waiting, the store's reports go back to the hub (what was durable goes out,
+//! what failed is refused to its senders), and reads (history pages, searches) run as tasks of
+//! their own whose answers come back to the hub. The hub never waits for the disk.
+//!
+//! When the store has as many batches in flight as it takes, the batches wait here (in order)
+//! and the hub task stops taking new input until the store has room: back-pressure reaches the
+//! sockets instead of memory growing.
+
+use natter_core::Millis;
+use natter_core::hub::Hub;
+use natter_core::persist::{Answer, Batch, LoadedRoom, Query, QueryId};
+use natter_store::{LoadOptions, RecentRooms, Report, Reports, Store, SubmitError};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// The store, its reports, and the reads in flight.
+pub(crate) struct StoreSide {
+    store: Arc<dyn Store>,
+    reports: Reports,
+    /// Batches the store could not take yet, oldest first.
+    waiting: VecDeque<Batch>,
+    answers_tx: mpsc::UnboundedSender<(QueryId, Answer)>,
+    answers_rx: mpsc::UnboundedReceiver<(QueryId, Answer)>,
+}
+
+/// What happened on the store's side, for the hub task's loop.
+pub(crate) enum StoreEvent {
+    Report(Report),
+    Answer(QueryId, Answer),
+    /// The store has room for the batches waiting here.
+    Ready,
+    /// The store is gone (its reports ended).
+    Gone,
+}
+
+impl StoreSide {
+    pub(crate) fn new(store: Arc<dyn Store>, reports: Reports) -> StoreSide {
+        // Unbounded, but the hub bounds the reads it has out (MAX_QUERIES_IN_FLIGHT).
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        StoreSide {
+            store,
+            reports,
+            waiting: VecDeque::new(),
+            answers_tx,
+            answers_rx,
+        }
+    }
+
+    /// Batches are waiting for room in the store: take no new input.
+    pub(crate) fn backed_up(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Hands the hub's batches to the store, and starts the hub's reads.
+    pub(crate) fn pump(&mut self, hub: &mut Hub, now: Millis) {
+        while let Some(b) = hub.poll_store() {
+            self.waiting.push_back(b);
+        }
+        self.submit_waiting(hub, now);
+        while let Some((id, q)) = hub.poll_query() {
+            let store = self.store.clone();
+            let tx = self.answers_tx.clone();
+            tokio::spawn(async move {
+                let answer = match q {
+                    Query::History(h) => {
+                        Answer::History(store.history(h).await.map_err(|e| e.to_string()))
+                    }
+                    Query::Search(s) => {
+                        Answer::Search(store.search(s).await.map_err(|e| e.to_string()))
+                    }
+                };
+                // The hub task is gone when this fails: nobody waits for the answer.
+                let _ = tx.send((id, answer));
+            });
+        }
+    }
+
+    fn submit_waiting(&mut self, hub: &mut Hub, now: Millis) {
+        while let Some(b) = self.waiting.pop_front() {
+            match self.store.try_submit(b) {
+                Ok(()) => {}
+                Err(SubmitError::Full(b)) => {
+                    self.waiting.push_front(b);
+                    return;
+                }
+                Err(SubmitError::Closed(b)) => {
+                    hub.handle_store_failed(b.id, "the server's store is closed", now);
+                }
+            }
+        }
+    }
+
+    /// The next thing the store has to say; pends for ever if nothing will come.
+    pub(crate) async fn next(&mut self) -> StoreEvent {
+        let backed_up = !self.waiting.is_empty();
+        tokio::select! {
+            r = self.reports.recv() => match r {
+                Some(r) => StoreEvent::Report(r),
+                None => StoreEvent::Gone,
+            },
+            Some((id, a)) = self.answers_rx.recv() => StoreEvent::Answer(id, a),
+            () = self.store.ready(), if backed_up => StoreEvent::Ready,
+        }
+    }
+
+    /// Applies a store event to the hub.
+    pub(crate) fn apply(&mut self, ev: StoreEvent, hub: &mut Hub, now: Millis) -> bool {
+        match ev {
+            StoreEvent::Report(Report::Durable { upto }) => hub.handle_durable(upto, now),
+            StoreEvent::Report(Report::Failed { batch, error }) => {
+                warn!(%batch, %error, "a batch was not stored");
+                hub.handle_store_failed(batch, &error.to_string(), now);
+            }
+            StoreEvent::Answer(id, a) => hub.handle_answer(id, a, now),
+            StoreEvent::Ready => self.submit_waiting(hub, now),
+            StoreEvent::Gone => return false,
+        }
+        true
+    }
+
+    /// Writes what is waiting and closes the store (its files are released).
+    pub(crate) async fn close(mut self, hub: &mut Hub, now: Millis) {
+        while let Some(b) = hub.poll_store() {
+            self.waiting.push_back(b);
+        }
+        while !self.waiting.is_empty() {
+            self.submit_waiting(hub, now);
+            if self.waiting.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = self.store.ready() => {}
+                r = self.reports.recv() => if r.is_none() { break },
+            }
+        }
+        self.store.close().await;
+        info!("store closed");
+    }
+}
+
+/// What a hub needs at startup: every room (its recent events as far as the join replay shows
+/// them) and the sessions young enough to resume.
+pub(crate) fn load_options(
+    history_on_join: usize,
+    resume_grace: Millis,
+    now: Millis,
+) -> LoadOptions {
+    LoadOptions {
+        recent: history_on_join,
+        recent_rooms: RecentRooms::All,
+        sessions_since: Millis(now.0.saturating_sub(resume_grace.0)),
+    }
+}
+
+/// Rooms and sessions loaded, for the log.
+pub(crate) fn describe(rooms: &[LoadedRoom], sessions: usize) -> String {
+    let events: usize = rooms.iter().map(|r| r.recent.len()).sum();
+    format!(
+        "{} rooms ({events} recent events), {sessions} sessions",
+        rooms.len()
+    )
+}

@@ -1,0 +1,351 @@
+//! natter-server with its durable store, as a real process: `kill -9` in the middle of a stream of
+//! messages loses nothing acknowledged and doubles nothing; a client resumes across a restart with
+//! exactly what it missed; nc users read history and search after a restart; a data directory that
+//! cannot be used stops the server with words that name it.
+
+mod attack_support;
+mod support;
+
+use natter_core::Seq;
+use natter_core::wire::{ClientMsg, EventKind, Resume, RoomEvent, ServerMsg};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, timeout};
+
+async fn start(dir: &Path, listen: &str) -> (Child, SocketAddr) {
+    // A join replays one line, so `/history` has something to show.
+    let config = dir.join("natter-server.toml");
+    std::fs::write(&config, "[limits]\nhistory_on_join = 1\n").unwrap();
+    let (child, _log, addr) = spawn_server(
+        &[
+            "--listen",
+            listen,
+            "--data-dir",
+            &dir.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+        ],
+        &[("NATTER_EPHEMERAL", "false")],
+    )
+    .await;
+    (child, addr)
+}
+
+async fn kill_9(child: &mut Child) {
+    child.start_kill().expect("SIGKILL natter-server");
+    timeout(WAIT, child.wait())
+        .await
+        .expect("natter-server did not die")
+        .expect("wait");
+}
+
+/// Every event of `room`, read back through scrollback (`Older`) from the newest.
+async fn history(addr: SocketAddr, room: &str) -> Vec<RoomEvent> {
+    let (mut c, _) = BinClient::hello(addr, "reader", None).await;
+    c.join(room).await;
+    let mut all: Vec<RoomEvent> = Vec::new();
+    let mut before = Seq(u64::MAX);
+    for _ in 0..1_000 {
+        c.send(&ClientMsg::Older {
+            room: support::room(room),
+            before,
+            limit: 200,
+        })
+        .await;
+        let mut page = Vec::new();
+        let at_start = loop {
+            match c
+                .expect(
+                    |m| matches!(m, ServerMsg::Past(_) | ServerMsg::PastEnd { .. }),
+                    "history",
+                )
+                .await
+            {
+                ServerMsg::Past(ev) => page.push(ev),
+                ServerMsg::PastEnd { at_start, .. } => break at_start,
+                _ => unreachable!(),
+            }
+        };
+        if let Some(first) = page.first() {
+            before = first.seq;
+        }
+        page.extend(all);
+        all = page;
+        if at_start {
+            return all;
+        }
+    }
+    panic!("history of {room} did not end");
+}
+
+fn said_by(events: &[RoomEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Say { text, .. } => Some((e.from.to_string(), text.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_acknowledged_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    // A writer sends as fast as flood control lets it and notes what was acknowledged.
+    let (mut w, _) = BinClient::hello(addr, "writer", None).await;
+    w.join("#crash").await;
+    // And the natter CLI in line mode pipes lines in: it exits 0 only once all are acknowledged.
+    let mut cli = Command::new(attack_support::natter_cli())
+        .args(["--nick", "piper", "--room", "#crash", "--wait", "20"])
+        .arg(addr.to_string())
+        // No user config file: a home of its own.
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start natter");
+    let mut stdin = cli.stdin.take().expect("piped stdin");
+    for i in 0..20 {
+        stdin
+            .write_all(format!("piped {i}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    drop(stdin);
+    let cli_ok = timeout(Duration::from_secs(30), cli.wait())
+        .await
+        .expect("natter did not exit")
+        .expect("wait for natter")
+        .success();
+    assert!(
+        cli_ok,
+        "the CLI's lines were all acknowledged before the crash"
+    );
+    let mut acked: HashSet<String> = HashSet::new();
+    let mut sent = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut i = 0u32;
+    while Instant::now() < deadline && acked.len() < 40 {
+        let t = format!("burst {i}");
+        let id = w.say("#crash", &t).await;
+        sent.push((id, t));
+        i += 1;
+        while let Got::Msg(m) = w.next_msg(Duration::from_millis(20)).await {
+            if let ServerMsg::Event(RoomEvent {
+                kind: EventKind::Say { id, .. },
+                ..
+            }) = m
+                && let Some((_, t)) = sent.iter().find(|(s, _)| *s == id)
+            {
+                acked.insert(t.clone());
+            }
+        }
+    }
+    // More in flight, then the crash.
+    for j in 0..10 {
+        w.say("#crash", &format!("in flight {j}")).await;
+    }
+    kill_9(&mut server).await;
+
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    let events = history(addr, "#crash").await;
+    // Seqs are one room's: strictly increasing, never reused.
+    assert!(events.windows(2).all(|p| p[0].seq < p[1].seq), "{events:?}");
+    let said = said_by(&events);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, t) in &said {
+        *count.entry(t.as_str()).or_default() += 1;
+    }
+    assert!(
+        count.values().all(|&n| n == 1),
+        "a line was stored twice: {count:?}"
+    );
+    for t in &acked {
+        assert!(
+            count.contains_key(t.as_str()),
+            "acknowledged {t:?} was lost"
+        );
+    }
+    for i in 0..20 {
+        let t = format!("piped {i}");
+        assert!(count.contains_key(t.as_str()), "the CLI's {t:?} was lost");
+    }
+    // In order: the writer's lines are stored in the order it sent them.
+    let order: Vec<&str> = said
+        .iter()
+        .filter(|(n, _)| n == "writer")
+        .map(|(_, t)| t.as_str())
+        .filter(|t| t.starts_with("burst "))
+        .collect();
+    let nums: Vec<u32> = order
+        .iter()
+        .map(|t| t["burst ".len()..].parse().unwrap())
+        .collect();
+    assert!(nums.windows(2).all(|p| p[0] < p[1]), "{nums:?}");
+    assert!(
+        acked.len() >= 10,
+        "the test made too few acknowledged messages"
+    );
+    sigterm(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_across_a_restart_with_exactly_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    let (mut alice, welcome) = BinClient::hello(addr, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    alice.join("#r").await;
+    let (mut bob, _) = BinClient::hello(addr, "bob", None).await;
+    bob.join("#r").await;
+    bob.say("#r", "seen by alice").await;
+    let seen = match alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(e) if matches!(e.kind, EventKind::Say { .. })),
+            "bob's line",
+        )
+        .await
+    {
+        ServerMsg::Event(e) => e.seq,
+        _ => unreachable!(),
+    };
+    drop(alice);
+    for i in 1..=12 {
+        let line = format!("missed {i}");
+        bob.say("#r", &line).await;
+        // Its echo: it is durable.
+        bob.expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Say { text, .. }, .. }) if text.as_str() == line),
+            "echo",
+        )
+        .await;
+    }
+    kill_9(&mut server).await;
+    let (mut server, addr) = start(dir.path(), &addr.to_string()).await;
+    let (mut alice, welcome) = BinClient::hello(
+        addr,
+        "alice",
+        Some(Resume {
+            token,
+            rooms: vec![(support::room("#r"), seen)],
+        }),
+    )
+    .await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    let got = alice.msgs_for(Duration::from_millis(800)).await;
+    assert!(
+        !got.iter().any(|m| matches!(m, ServerMsg::Gap { .. })),
+        "{got:?}"
+    );
+    let lines = said(&got);
+    let want: Vec<String> = (1..=12).map(|i| format!("missed {i}")).collect();
+    assert_eq!(lines, want, "{got:?}");
+    sigterm(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nc_reads_history_and_searches_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    for w in [
+        "apples are red",
+        "bananas are yellow",
+        "cherries are red too",
+    ] {
+        a.send(w).await;
+    }
+    // The lines are durable once a reader sees them.
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let _ = b.lines_for(Duration::from_millis(300)).await;
+    drop(a);
+    sigterm(&mut server).await;
+
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    let _ = c.lines_for(Duration::from_millis(300)).await;
+    c.send("/search red").await;
+    let hits = c.lines_for(Duration::from_millis(800)).await;
+    assert!(
+        hits.iter()
+            .any(|l| l.ends_with(&format!("<{nick_a}> cherries are red too"))),
+        "{hits:?}"
+    );
+    assert!(hits.iter().any(|l| l == "-- 2 results"), "{hits:?}");
+    c.send("/search \"red\" -yellow NEAR(").await;
+    let hostile = c.lines_for(Duration::from_millis(800)).await;
+    assert!(hostile.iter().any(|l| l.starts_with("-- ")), "{hostile:?}");
+    assert!(
+        !hostile.iter().any(|l| l.starts_with("ERROR")),
+        "{hostile:?}"
+    );
+    c.send("/history 2").await;
+    let h = c.lines_for(Duration::from_millis(800)).await;
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[2], "-- (/history #lobby shows older lines)");
+    // Page back to the start: every line said before the restart, once, in order.
+    c.send("/history 20").await;
+    let more = c.lines_for(Duration::from_millis(800)).await;
+    let all: Vec<&String> = more.iter().chain(&h).collect();
+    let ours: Vec<&str> = all
+        .iter()
+        .filter_map(|l| l.split_once(&format!("<{nick_a}> ")).map(|(_, t)| t))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "apples are red",
+            "bananas are yellow",
+            "cherries are red too"
+        ],
+        "{all:?}"
+    );
+    assert_eq!(
+        more.last().map(String::as_str),
+        Some("-- (the beginning of #lobby)")
+    );
+    sigterm(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_data_dir_stops_the_server_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for bad in [file.clone(), dir.path().join("corrupt")] {
+        if bad.ends_with("corrupt") {
+            std::fs::create_dir_all(&bad).unwrap();
+            std::fs::write(bad.join("natter.db"), vec![0x42; 8192]).unwrap();
+        }
+        let out = timeout(
+            WAIT,
+            Command::new(env!("CARGO_BIN_EXE_natter-server"))
+                .args(["--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(&bad)
+                .env_remove("NATTER_EPHEMERAL")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("natter-server did not stop")
+        .expect("run natter-server");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&bad.display().to_string()), "{err}");
+    }
+}
