@@ -211,6 +211,10 @@ pub const SEARCH_MAX_RESULTS: usize = 50;
 /// Lines `/history` shows when no number is given.
 pub const HISTORY_LINES_DEFAULT: u16 = 20;
 
+/// Client side: older lines one scroll to the top of a room (or PgUp at its top) asks for: a
+/// few screens' worth, in one answer well within [`HISTORY_PAGE_MAX`].
+pub const SCROLLBACK_PAGE: u16 = 100;
+
 /// Store reads (history pages and searches) waiting for an answer, at most, across the hub:
 /// past it a request is answered "busy, try again" (`Error{Unavailable}`).
 pub const MAX_QUERIES_IN_FLIGHT: usize = 1024;

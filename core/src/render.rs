@@ -9,6 +9,8 @@
 //! [`crate::types::Text`]); nicks and room names are plain ASCII; free text from the server (error
 //! details) is cleaned by the session. So a rendered line cannot carry a terminal escape sequence.
 
+use crate::chat::Scrollback;
+use crate::limits::CHAT_MAX_LINES;
 use crate::session::{About, ConnState, Event, Target};
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
 use crate::wire::{DirectMsg, EventKind, RoomEvent, RoomInfo, ServerMsg};
@@ -135,7 +137,56 @@ pub fn error_words(about: &About, text: &str) -> String {
         About::Join(room) => format!("could not join {room}: {text}"),
         About::Part(room) => format!("could not leave {room}: {text}"),
         About::Nick(nick) => format!("could not change your nick to {nick}: {text}"),
+        About::Older(room) => format!("could not load older lines of {room}: {text}"),
+        About::Search => format!("search failed: {text}"),
         About::Session | About::Input | About::Message(_) | About::Room(_) => text.to_owned(),
+    }
+}
+
+/// Where a room's history starts: `the beginning of #rust`.
+pub fn beginning_words(room: &RoomName) -> String {
+    format!("the beginning of {room}")
+}
+
+/// A page of history that did not reach the start: `/history #rust shows older lines`.
+pub fn more_history_words(room: &RoomName) -> String {
+    format!("/history {room} shows older lines")
+}
+
+/// What the top of a room's lines says about older ones (`None`: nothing to say, older lines
+/// may be loaded): `loading older lines…`, `the beginning of #rust`, why a load failed, or that
+/// no more fit.
+pub fn scrollback_words(room: &RoomName, state: &Scrollback) -> Option<String> {
+    match state {
+        Scrollback::More => None,
+        Scrollback::Loading => Some("loading older lines…".to_owned()),
+        Scrollback::Failed(why) => Some(error_words(&About::Older(room.clone()), why)),
+        Scrollback::Start => Some(beginning_words(room)),
+        Scrollback::Full => Some(format!(
+            "this view keeps the latest {CHAT_MAX_LINES} lines of {room}; /search finds older ones"
+        )),
+    }
+}
+
+/// How many hits a search found: `no results`, `1 result`, `3 results`.
+pub fn results_words(count: usize) -> String {
+    match count {
+        0 => "no results".to_owned(),
+        1 => "1 result".to_owned(),
+        n => format!("{n} results"),
+    }
+}
+
+/// A search and how it went (`found`: the hits' count once answered):
+/// `searching for "borrow" in #rust…`, `3 results for "borrow" in all your rooms`.
+pub fn search_words(room: Option<&RoomName>, words: &Text, found: Option<usize>) -> String {
+    let place = match room {
+        Some(room) => room.to_string(),
+        None => "all your rooms".to_owned(),
+    };
+    match found {
+        None => format!("searching for \"{words}\" in {place}…"),
+        Some(n) => format!("{} for \"{words}\" in {place}", results_words(n)),
     }
 }
 
@@ -240,16 +291,12 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
-        ServerMsg::PastEnd { room, at_start } => vec![if *at_start {
-            format!("-- (the beginning of {room})")
-        } else {
-            format!("-- (/history {room} shows older lines)")
-        }],
-        ServerMsg::FoundEnd { count } => vec![match count {
-            0 => "-- no results".to_string(),
-            1 => "-- 1 result".to_string(),
-            n => format!("-- {n} results"),
-        }],
+        ServerMsg::PastEnd { room, at_start } => vec![past_end_line(room, *at_start)],
+        ServerMsg::FoundEnd { count } => {
+            vec![notice(results_words(
+                usize::try_from(*count).unwrap_or(usize::MAX),
+            ))]
+        }
         ServerMsg::Ack { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => Vec::new(),
     }
 }
@@ -258,6 +305,16 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
 pub fn past_line(ev: &RoomEvent) -> String {
     let body = event_line(ev, Some(&ev.room));
     format!("[{} {}] {body}", ev.room, utc_minute(ev.at))
+}
+
+/// The line after a page of history: `-- (the beginning of #rust)`, or
+/// `-- (/history #rust shows older lines)`.
+pub fn past_end_line(room: &RoomName, at_start: bool) -> String {
+    if at_start {
+        format!("-- ({})", beginning_words(room))
+    } else {
+        format!("-- ({})", more_history_words(room))
+    }
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM` (UTC), without a calendar library (the proleptic
@@ -319,8 +376,26 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),
         Event::Info(text) => clean_lines(text).map(notice).collect(),
+        // History and search hits, one per line with room and time, then how it ended.
+        Event::Past {
+            room,
+            events,
+            at_start,
+        } => events
+            .iter()
+            .map(past_line)
+            .chain([past_end_line(room, *at_start)])
+            .collect(),
+        Event::Found { hits, .. } => hits
+            .iter()
+            .map(past_line)
+            .chain([notice(results_words(hits.len()))])
+            .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
+        // Asked for: the answer prints.
+        | Event::Older { .. }
+        | Event::Search { .. }
         | Event::Connect
         | Event::Close
         | Event::Focus(_)
@@ -421,6 +496,59 @@ mod tests {
         assert_eq!(
             gap_line(&lobby, Seq(3), Seq(7), cur),
             "-- 5 messages missed here (#lobby #3..#7)"
+        );
+    }
+
+    #[test]
+    fn line_mode_prints_history_and_search_hits_one_per_line() {
+        let mut e = ev(EventKind::Say {
+            id: MsgId(1),
+            text: Text::new("hi").unwrap(),
+        });
+        e.at = Millis(1_764_684_180_000);
+        let me = nick("me");
+        let past = Event::Past {
+            room: RoomName::lobby(),
+            events: vec![e.clone()],
+            at_start: true,
+        };
+        assert_eq!(
+            session_lines(&past, &me),
+            [
+                "[#lobby 2025-12-02 14:03] <alice> hi",
+                "-- (the beginning of #lobby)"
+            ]
+        );
+        let more = Event::Past {
+            room: RoomName::lobby(),
+            events: Vec::new(),
+            at_start: false,
+        };
+        assert_eq!(
+            session_lines(&more, &me),
+            ["-- (/history #lobby shows older lines)"]
+        );
+        let found = Event::Found {
+            room: None,
+            words: Text::new("hi").unwrap(),
+            hits: vec![e.clone(), e],
+        };
+        assert_eq!(
+            session_lines(&found, &me),
+            [
+                "[#lobby 2025-12-02 14:03] <alice> hi",
+                "[#lobby 2025-12-02 14:03] <alice> hi",
+                "-- 2 results"
+            ]
+        );
+        let asked = Event::Search {
+            room: None,
+            words: Text::new("hi").unwrap(),
+        };
+        assert!(session_lines(&asked, &me).is_empty(), "the answer prints");
+        assert_eq!(
+            search_words(Some(&room("#rust")), &Text::new("a b").unwrap(), Some(1)),
+            "1 result for \"a b\" in #rust"
         );
     }
 

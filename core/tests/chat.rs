@@ -204,3 +204,114 @@ fn refusals_are_shown_for_what_they_refused() {
     assert!(failed.mine && failed.failed.is_some(), "{failed:?}");
     assert!(net.session(a).is_settled());
 }
+
+/// A hub keeping 200 events per room and replaying 10 on join, generous with flood tokens.
+fn long_ring() -> Config {
+    Config {
+        history_len: 200,
+        history_on_join: 10,
+        flood_burst: 1_000,
+        flood_refill: Millis(1),
+        ..Config::default()
+    }
+}
+
+/// Client `i`'s lines of room `r` that are chat, as text.
+fn chat_texts(net: &mut Net, i: usize, r: &str) -> Vec<String> {
+    net.chat(i)
+        .conv(&ConvId::Room(room(r)))
+        .expect("in the room")
+        .lines()
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LineKind::Say { text, .. } => Some(text.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn scrolling_up_loads_a_rooms_whole_history_once_down_to_its_beginning() {
+    let mut net = Net::new(long_ring());
+    let bob = net.add_session("bob", &["#lobby"]);
+    let said: Vec<String> = (1..=45).map(|i| format!("line {i}")).collect();
+    for l in &said {
+        net.type_line(bob, l);
+    }
+    net.advance(Millis(1_000));
+    let alice = net.add_session("alice", &["#lobby"]);
+    net.advance(Millis(1_000));
+    let lobby = ConvId::Room(room("#lobby"));
+    assert!(chat_texts(&mut net, alice, "#lobby").len() < said.len());
+    // Scroll to the top, page by page (small pages), until the beginning.
+    let mut pages = 0;
+    while let Some((r, before)) = net.chat(alice).want_older(&lobby) {
+        pages += 1;
+        assert!(pages < 20, "scrollback ends");
+        let now = net.now;
+        net.session(alice).older(r, before, 12, now);
+        net.pump();
+        net.advance(Millis(100));
+    }
+    assert!(pages >= 4, "{pages} pages of 12 for 45 lines and more");
+    assert_eq!(
+        chat_texts(&mut net, alice, "#lobby"),
+        said,
+        "every line once, in order"
+    );
+    assert_eq!(
+        net.chat(alice).conv(&lobby).unwrap().scrollback(),
+        Some(natter_core::chat::Scrollback::Start)
+    );
+    // The past is not news: nothing unread, no alerts, no errors.
+    assert_eq!(net.chat(alice).counts(), (0, 0));
+    assert!(
+        !net.events(alice)
+            .iter()
+            .any(|e| matches!(e, Event::Error { .. })),
+        "{:?}",
+        net.events(alice)
+    );
+    // Live chat goes on after all that.
+    net.type_line(bob, "live again");
+    net.advance(Millis(100));
+    assert_eq!(
+        chat_texts(&mut net, alice, "#lobby")
+            .last()
+            .map(String::as_str),
+        Some("live again")
+    );
+
+    // A search, typed, with words a search engine would read as syntax: here they are words.
+    net.type_line(bob, r#"say "quoted" * -minus NEAR(a b) col:on"#);
+    net.advance(Millis(100));
+    net.type_line(alice, r#"/search "quoted" -minus NEAR(a col:on"#);
+    net.advance(Millis(100));
+    let s = net.chat(alice).search().expect("a search");
+    assert_eq!(s.state(), &natter_core::chat::SearchState::Done);
+    let hits: Vec<&str> = s.hits().iter().map(|h| h.words.as_str()).collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(
+        hits[0].ends_with(r#"<bob> say "quoted" * -minus NEAR(a b) col:on"#),
+        "{hits:?}"
+    );
+    net.type_line(alice, "/search #lobby line 4");
+    net.advance(Millis(100));
+    let s = net.chat(alice).search().expect("a search");
+    let hits: Vec<String> = s
+        .hits()
+        .iter()
+        .map(|h| match &h.line.kind {
+            LineKind::Say { text, .. } => text.to_string(),
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    assert_eq!(
+        hits,
+        [
+            "line 45", "line 44", "line 43", "line 42", "line 41", "line 40", "line 34", "line 24",
+            "line 14", "line 4"
+        ],
+        "newest first"
+    );
+}

@@ -39,6 +39,16 @@ pub fn hh_mm(at: Millis, offset_secs: i32) -> String {
     format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
 
+/// `YYYY-MM-DD HH:MM` of a Unix-millisecond stamp, shifted by `offset_secs` (for lines from
+/// long ago: search hits).
+pub fn local_minute(at: Millis, offset_secs: i32) -> String {
+    let shift = i64::from(offset_secs).saturating_mul(1000);
+    let local = i64::try_from(at.0)
+        .unwrap_or(i64::MAX)
+        .saturating_add(shift);
+    natter_core::render::utc_minute(Millis(u64::try_from(local).unwrap_or(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +62,8 @@ mod tests {
         assert_eq!(hh_mm(at, 2 * 3600), "00:13");
         assert_eq!(hh_mm(at, -23 * 3600), "23:13");
         assert_eq!(hh_mm(Millis(0), 0), "00:00");
+        assert_eq!(local_minute(at, 2 * 3600), "2023-11-15 00:13");
+        assert_eq!(local_minute(Millis(0), -3600), "1970-01-01 00:00");
     }
 
     #[test]

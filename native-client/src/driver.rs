@@ -6,8 +6,9 @@
 
 use crate::clock;
 use bytes::{Buf, Bytes};
-use natter_core::limits::{MAX_FRAME, SESSION_MAX_PENDING};
+use natter_core::limits::{MAX_FRAME, SCROLLBACK_PAGE, SESSION_MAX_PENDING};
 use natter_core::session::{ConnState, Event, Session, Target};
+use natter_core::{RoomName, Seq};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -96,6 +97,14 @@ pub enum Command {
         line: String,
         /// Where (the TUI's open conversation).
         to: Option<Target>,
+    },
+    /// Load older lines of `room`, below seq `before` (scrollback: the TUI's chat model says
+    /// which).
+    Older {
+        /// The room.
+        room: RoomName,
+        /// Below this seq.
+        before: Seq,
     },
     /// Leave: `/quit`, then stop once it is written (or after the quit timeout).
     Quit,
@@ -290,6 +299,9 @@ pub async fn run(
                 let now = clock::now();
                 match c {
                     Some(Command::Input { line, to }) => session.handle_input_in(&line, to.as_ref(), now),
+                    Some(Command::Older { room, before }) => {
+                        session.older(room, before, SCROLLBACK_PAGE, now);
+                    }
                     Some(Command::Quit) => {
                         if !matches!(ending, Some(Ending::Quitting(_))) {
                             ending = Some(start_quit(&mut session, &config));

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Client, server};
+use support::{Client, long_history, server, server_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_chat_in_rooms_and_by_direct_message() {
@@ -244,5 +244,89 @@ async fn the_config_file_gives_server_nick_and_rooms_and_flags_override_it() {
     e.close_stdin();
     assert_eq!(e.exit_status().await.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_search_print_one_line_each_with_room_and_time() {
+    let (server, addr) = server_with(long_history).await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    for i in 1..=60 {
+        bob.send(&format!("old line {i:03}")).await;
+    }
+    let hostile = r#"he said "quoted" * -minus NEAR(a b) col:on"#;
+    bob.send(hostile).await;
+    bob.expect(&format!("[#lobby] <bob> {hostile}")).await;
+
+    // A script searches and pages back, and exits once every answer is in.
+    let mut carol = Client::start("carol", addr, &[]);
+    carol.send("/search old line 007").await;
+    // Search syntax typed by a person is just words: no error, the line that holds them.
+    carol.send(r#"/search "quoted" -minus NEAR(a col:on"#).await;
+    carol.send("/search nothing like this").await;
+    carol.send("/history 3").await;
+    carol.send("/history 2").await;
+    carol.close_stdin();
+    let status = carol.exit_status().await;
+    carol.drain().await;
+    assert!(
+        status.success(),
+        "carol exited with {status}: {:#?}",
+        carol.seen
+    );
+    let seen = &carol.seen;
+    let hit = |line: &str, body: &str| {
+        line.starts_with("[#lobby 20") && line.ends_with(&format!("] {body}"))
+    };
+    let at = |l: &str| seen.iter().position(|s| s == l);
+    // The join replays the last 50 events: lines 013..060 and the rest.
+    assert!(at("[#lobby] <bob> old line 013").is_some(), "{seen:#?}");
+    assert!(at("[#lobby] <bob> old line 012").is_none(), "{seen:#?}");
+    let results: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("-- ") && (l.ends_with("result") || l.ends_with("results")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        results
+            .iter()
+            .map(|&i| seen[i].as_str())
+            .collect::<Vec<_>>(),
+        ["-- 1 result", "-- 1 result", "-- no results"],
+        "{seen:#?}"
+    );
+    assert!(
+        hit(&seen[results[0] - 1], "<bob> old line 007"),
+        "{seen:#?}"
+    );
+    assert!(hit(&seen[results[1] - 1], &format!("<bob> {hostile}")));
+    assert!(!seen.iter().any(|l| l.starts_with("error:")), "{seen:#?}");
+    // /history goes back from the oldest line shown, a page at a time, with room and time.
+    let pages: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("[#lobby 20"))
+        .collect();
+    let bodies: Vec<&str> = pages
+        .iter()
+        .map(|l| l.split_once("] ").map_or("", |(_, b)| b))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "<bob> old line 007",
+            &format!("<bob> {hostile}"),
+            "<bob> old line 010",
+            "<bob> old line 011",
+            "<bob> old line 012",
+            "<bob> old line 008",
+            "<bob> old line 009",
+        ],
+        "{seen:#?}"
+    );
+    assert_eq!(carol.count("-- (/history #lobby shows older lines)"), 2);
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }

@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::{Client, WAIT, config_home, server, server_on};
+use support::{Client, WAIT, config_home, long_history, server, server_on, server_with};
 
 /// A private tmux server.
 struct Tmux {
@@ -414,6 +414,94 @@ async fn a_mention_is_highlighted_and_rings_the_bell_unless_told_not_to() {
     assert!(bob.exit_status().await.success());
     let _ = std::fs::remove_file(carol_out);
     let _ = std::fs::remove_file(dave_out);
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_shows_hits() {
+    // More lines than a join replays (50): the rest is older history the server still holds.
+    let (server, addr) = server_with(long_history).await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    for i in 1..=80 {
+        bob.send(&format!("old line {i:03}")).await;
+    }
+    bob.expect("[#lobby] <bob> old line 080").await;
+
+    let tmux = Tmux::new("scrollback");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "<bob> old line 080").await;
+    // PgUp until the oldest line and the beginning of the room are on screen; the first
+    // PgUp that reaches the top loads the older lines.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut presses = 0;
+    let screen = loop {
+        let screen = tmux.screen("alice");
+        if screen.contains("<bob> old line 001") && screen.contains("-- the beginning of #lobby --")
+        {
+            break screen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no beginning after {presses} PgUps; screen:\n{screen}"
+        );
+        tmux.keys("alice", "PPage");
+        presses += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        presses >= 4,
+        "{presses} PgUps for 80 lines on a 24-row screen"
+    );
+    assert!(screen.contains("-- bob joined #lobby"), "{screen}");
+    // Every line is there once, in order, as PgDn walks back down.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..30 {
+        let screen = tmux.screen("alice");
+        for l in screen.lines() {
+            if let Some(at) = l.find("<bob> old line ") {
+                let line = l[at..]
+                    .split('│')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_owned();
+                if !seen.contains(&line) {
+                    seen.push(line);
+                }
+            }
+        }
+        if screen.contains("<bob> old line 080") && !screen.contains("scrolled up") {
+            break;
+        }
+        tmux.keys("alice", "NPage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let want: Vec<String> = (1..=80).map(|i| format!("<bob> old line {i:03}")).collect();
+    assert_eq!(seen, want);
+
+    // /search shows its hits in place of the conversation; Esc goes back.
+    tmux.type_line("alice", "/search line 042");
+    let screen = tmux
+        .wait_for(
+            "alice",
+            "1 result for \"line 042\" in all your rooms (Esc closes)",
+        )
+        .await;
+    assert!(screen.contains("#lobby <bob> old line 042"), "{screen}");
+    assert!(!screen.contains("old line 041"), "{screen}");
+    tmux.keys("alice", "Escape");
+    tmux.wait("alice", "the conversation back", |s| {
+        s.contains("<bob> old line 080") && !s.contains("(Esc closes)")
+    })
+    .await;
+
+    tmux.keys("alice", "C-c");
+    let screen = tmux.wait_for("alice", "natter exited with").await;
+    assert!(screen.contains("natter exited with 0"), "{screen}");
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }

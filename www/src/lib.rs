@@ -13,14 +13,18 @@
 //! 3. drain `poll_change()` and update the DOM for each change; `poll_alert()` for
 //!    notifications;
 //! 4. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
-//! 5. after any input (`handle_*`, `open`, `set_attention`), go to 1.
+//! 5. after any input (`handle_*`, `open`, `set_attention`, `load_older`, `search`), go to 1.
 #![warn(missing_docs)]
 
 use natter_core::Millis;
-use natter_core::chat::{Change, Chat, Conv, ConvId, Line, LineKind, Outgoing, mention_spans};
+use natter_core::chat::{
+    Change, Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Scrollback, Search, SearchState,
+    mention_spans,
+};
+use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::render;
 use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
-use natter_core::types::{Nick, RoomName};
+use natter_core::types::{Nick, RoomName, Text};
 use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
@@ -141,6 +145,53 @@ impl Client {
         let nick = Nick::new(nick).ok()?;
         self.chat.open_direct(&nick);
         Some(self.chat.current().key())
+    }
+
+    /// The person scrolled to the top of the conversation with this key: if it is a room whose
+    /// older lines may be loaded (none on their way, its beginning not here), they are asked for
+    /// (below the oldest line it holds). True if they were.
+    pub fn load_older(&mut self, key: &str, now: f64) -> bool {
+        let Some((room, before)) = ConvId::from_key(key).and_then(|id| self.chat.want_older(&id))
+        else {
+            // Nothing to ask; the model may have learned the room's beginning is here.
+            return false;
+        };
+        self.session
+            .older(room, before, SCROLLBACK_PAGE, millis(now));
+        self.pump(millis(now));
+        true
+    }
+
+    /// Searches the stored lines for every word of `words` (taken as typed), in the room with
+    /// key `room` or, when it is `undefined`, every room we are in. Returns why not, in words,
+    /// when the words cannot be searched for (blank, too long); the results come as a `search`
+    /// change (read `search_view()`).
+    pub fn search(&mut self, words: &str, room: Option<String>, now: f64) -> Option<String> {
+        let words = match Text::new(words.trim()) {
+            Ok(words) => words,
+            Err(e) => return Some(e.to_string()),
+        };
+        let room = match room.as_deref().map(RoomName::new) {
+            None => None,
+            Some(Ok(room)) => Some(room),
+            Some(Err(e)) => return Some(e.to_string()),
+        };
+        self.session.search(room, words, millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// The person is done with the search's results.
+    pub fn close_search(&mut self) {
+        self.chat.close_search();
+    }
+
+    /// The search asked for last and its results (see [`SearchView`]), or `undefined`.
+    pub fn search_view(&self) -> JsValue {
+        match self.chat.search() {
+            Some(search) => js(&SearchView::of(search, self.chat.me())),
+            None => JsValue::UNDEFINED,
+        }
     }
 
     /// Whether the person is looking at the page (it is visible): while not, what arrives in the
@@ -388,11 +439,15 @@ pub struct ConvView {
     pub lines: Vec<LineView>,
     /// Lines typed here that the server has not acknowledged, oldest first.
     pub outgoing: Vec<OutgoingView>,
+    /// A room's older lines (see [`ScrollbackView`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<ScrollbackView>,
 }
 
 impl ConvView {
     fn of(conv: &Conv, chat: &Chat) -> ConvView {
         ConvView {
+            scrollback: ScrollbackView::of(conv),
             key: conv.id().key(),
             label: conv.label().to_owned(),
             kind: conv_kind(conv.id()),
@@ -505,6 +560,90 @@ impl LineView {
             spans,
             failed: line.failed.clone(),
             rooms,
+        }
+    }
+}
+
+/// What a room knows of its older lines, for the top of its log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScrollbackView {
+    /// `more` (scrolling to the top loads them), `loading`, `failed` (may be tried again),
+    /// `start` (the room's beginning is here) or `full` (no more fit).
+    pub state: &'static str,
+    /// What to say about it, absent for `more`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl ScrollbackView {
+    fn of(conv: &Conv) -> Option<ScrollbackView> {
+        let ConvId::Room(room) = conv.id() else {
+            return None;
+        };
+        let state = conv.scrollback()?;
+        let name = match state {
+            Scrollback::More => "more",
+            Scrollback::Loading => "loading",
+            Scrollback::Failed(_) => "failed",
+            Scrollback::Start => "start",
+            Scrollback::Full => "full",
+        };
+        Some(ScrollbackView {
+            state: name,
+            text: render::scrollback_words(room, &state),
+        })
+    }
+}
+
+/// The search asked for last, and its results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchView {
+    /// What it is and how it went, in words (`3 results for "x" in #rust`).
+    pub title: String,
+    /// `searching`, `done` or `failed`.
+    pub state: &'static str,
+    /// The words searched for.
+    pub words: String,
+    /// The room searched, absent for every room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The hits, newest first.
+    pub hits: Vec<HitView>,
+}
+
+impl SearchView {
+    fn of(search: &Search, me: &Nick) -> SearchView {
+        SearchView {
+            title: search.title(),
+            state: match search.state() {
+                SearchState::Searching => "searching",
+                SearchState::Done => "done",
+                SearchState::Failed(_) => "failed",
+            },
+            words: search.words().to_string(),
+            room: search.room().map(ToString::to_string),
+            hits: search.hits().iter().map(|h| HitView::of(h, me)).collect(),
+        }
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HitView {
+    /// The room it was said in (also its conversation's key).
+    pub room: String,
+    /// The line: time, who, what, mentions.
+    pub line: LineView,
+    /// The whole hit in words, times in UTC (`[#rust 2026-12-02 14:03] <alice> hi`).
+    pub words: String,
+}
+
+impl HitView {
+    fn of(hit: &Hit, me: &Nick) -> HitView {
+        HitView {
+            room: hit.room.to_string(),
+            line: LineView::of(&hit.line, me),
+            words: hit.words.clone(),
         }
     }
 }
@@ -623,6 +762,26 @@ pub enum ChangeView {
         /// Its waiting lines, oldest first.
         lines: Vec<OutgoingView>,
     },
+    /// Older lines put in front of a room's history: insert them, in order, right before the
+    /// line with id `before` (at the end when absent).
+    Prepended {
+        /// The room.
+        key: String,
+        /// The line they go before.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<f64>,
+        /// The lines, oldest first.
+        lines: Vec<LineView>,
+    },
+    /// What the top of a room's log says about older lines.
+    Scrollback {
+        /// The room.
+        key: String,
+        /// Its state.
+        scrollback: ScrollbackView,
+    },
+    /// The search changed (read `search_view()`).
+    Search,
 }
 
 fn index(i: usize) -> u32 {
@@ -690,6 +849,35 @@ impl ChangeView {
                 key: id.key(),
                 lines: outgoing(id, chat),
             },
+            Change::LinesPrepended { conv: id, first, n } => {
+                let Some(c) = conv(id) else {
+                    return ChangeView::All;
+                };
+                let Some(at) = c.lines().iter().position(|l| l.id == *first) else {
+                    // Trimmed away meanwhile: redraw from the model as it is.
+                    return ChangeView::All;
+                };
+                let lines: Vec<LineView> = c
+                    .lines()
+                    .iter()
+                    .skip(at)
+                    .take(*n)
+                    .map(|l| LineView::of(l, chat.me()))
+                    .collect();
+                ChangeView::Prepended {
+                    key: id.key(),
+                    before: c.lines().get(at + n).map(|l| num(l.id.0)),
+                    lines,
+                }
+            }
+            Change::Scrollback(id) => match conv(id).and_then(ScrollbackView::of) {
+                Some(scrollback) => ChangeView::Scrollback {
+                    key: id.key(),
+                    scrollback,
+                },
+                None => ChangeView::All,
+            },
+            Change::Search => ChangeView::Search,
         }
     }
 }

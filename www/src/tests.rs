@@ -175,3 +175,99 @@ fn a_line_trimmed_before_it_was_read_asks_for_a_redraw() {
     let view = ChangeView::of(&first, &c);
     assert_eq!(view, ChangeView::All, "{first:?}");
 }
+
+fn past(seq: u64, text: &str) -> RoomEvent {
+    let Event::Room(ev) = say("bob", seq, text) else {
+        unreachable!("say makes a room event")
+    };
+    ev
+}
+
+#[test]
+fn older_lines_say_what_they_go_before_and_the_top_of_the_log_what_it_shows() {
+    let mut c = chat();
+    c.handle_event(&say("bob", 10, "ten"), Millis(0));
+    let ten = c.current_conv().lines().back().unwrap().id.0 as f64;
+    c.handle_event(
+        &Event::Older {
+            room: RoomName::lobby(),
+        },
+        Millis(0),
+    );
+    // (A change's view is the model as it is when read: read each step's.)
+    let got = changes(&mut c);
+    assert_eq!(
+        got[0],
+        json!({"type": "line", "key": "#lobby", "line": got[0]["line"]})
+    );
+    assert_eq!(
+        got[1],
+        json!({"type": "scrollback", "key": "#lobby", "scrollback": {
+            "state": "loading", "text": "loading older lines…"}})
+    );
+    c.handle_event(
+        &Event::Past {
+            room: RoomName::lobby(),
+            events: vec![past(8, "eight"), past(9, "nine")],
+            at_start: true,
+        },
+        Millis(0),
+    );
+    let got = changes(&mut c);
+    assert_eq!(got[0]["type"], json!("prepended"));
+    assert_eq!(got[0]["before"], json!(ten));
+    let texts: Vec<&str> = got[0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["eight", "nine"]);
+    assert_eq!(
+        got[1],
+        json!({"type": "scrollback", "key": "#lobby", "scrollback": {
+            "state": "start", "text": "the beginning of #lobby"}})
+    );
+    let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
+    assert_eq!(conv["scrollback"]["state"], json!("start"));
+}
+
+#[test]
+fn a_search_has_the_shape_the_panel_reads() {
+    let mut c = chat();
+    let words = Text::new("nine").unwrap();
+    c.handle_event(
+        &Event::Search {
+            room: None,
+            words: words.clone(),
+        },
+        Millis(0),
+    );
+    assert_eq!(changes(&mut c), [json!({"type": "search"})]);
+    c.handle_event(
+        &Event::Found {
+            room: None,
+            words,
+            hits: vec![past(9, "nine, webby")],
+        },
+        Millis(0),
+    );
+    let got = changes(&mut c);
+    assert_eq!(got, [json!({"type": "search"})]);
+    let view = serde_json::to_value(SearchView::of(c.search().unwrap(), c.me())).unwrap();
+    assert_eq!(
+        view["title"],
+        json!("1 result for \"nine\" in all your rooms")
+    );
+    assert_eq!(view["state"], json!("done"));
+    assert!(view.get("room").is_none());
+    let hit = &view["hits"][0];
+    assert_eq!(hit["room"], json!("#lobby"));
+    assert_eq!(hit["line"]["from"], json!("bob"));
+    assert_eq!(hit["line"]["text"], json!("nine, webby"));
+    assert_eq!(hit["line"]["spans"], json!([[6, 11]]));
+    assert_eq!(
+        hit["words"],
+        json!("[#lobby 2023-11-14 22:13] <bob> nine, webby")
+    );
+}

@@ -5,12 +5,17 @@
 // members, lines in words, unread and mention counts, lines waiting for the server). This file
 // carries bytes, applies the model's changes to the DOM (each change touches only what changed),
 // and keeps view concerns only: the DOM drawn so far, scroll positions, the input line and its
-// history, which drawer is open. Every piece of text is put in the DOM as text, never as HTML.
+// history, which drawer is open. Scrolling to the top of a room asks the model for older lines
+// (it knows below which seq, and whether any are left); they go in front of the room's history
+// with what was being read kept in place. Every piece of text is put in the DOM as text, never
+// as HTML.
 
 import init, { Client, nick_error } from "./natter_web.js";
 
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
 const MAX_NOTES = 100; // notifications remembered for the tests
+const MAX_TOPS = 100; // what the tops of logs said, remembered for the tests
+const NEAR_TOP = 48; // pixels from the top of a log at which older lines are asked for
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -35,6 +40,12 @@ const ui = {
   nickInput: $("nick-input"),
   nickError: $("nick-error"),
   scrim: $("scrim"),
+  searchForm: $("search-form"),
+  searchInput: $("search-input"),
+  searchPanel: $("search-panel"),
+  searchTitle: $("search-title"),
+  searchHits: $("search-hits"),
+  searchClose: $("search-close"),
 };
 
 let client = null; // the wasm Client, once a nick is chosen
@@ -43,7 +54,7 @@ let closeAfterFlush = false;
 let timer = null;
 let bannerTimer = null;
 
-// The DOM drawn for each conversation so far: key -> { log, lines, outbox, lastDay }.
+// The DOM drawn for each conversation so far: key -> { log, top, lines, outbox, lastDay }.
 const logs = new Map();
 let shown = null; // key of the conversation whose log is on screen
 
@@ -86,6 +97,13 @@ function dayLabel(at) {
   return d.toLocaleDateString(undefined, { weekday: "long", month: "long", day: "numeric" });
 }
 
+// `YYYY-MM-DD HH:MM`, local time: for lines from any day (search hits).
+function dateTime(at) {
+  const d = new Date(at);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${hhmm(at)}`;
+}
+
 function atBottom(log) {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
 }
@@ -104,9 +122,17 @@ function chatText(l) {
   return t;
 }
 
+function dayEl(at) {
+  const day = el("div", "day", dayLabel(at));
+  day.dataset.day = new Date(at).toDateString();
+  return day;
+}
+
 function lineEl(l) {
   const line = el("div", `line ${l.kind}`);
   line.dataset.id = String(l.id);
+  line.dataset.at = String(l.at);
+  line.dataset.day = new Date(l.at).toDateString();
   if (l.seq !== undefined) line.dataset.seq = String(l.seq);
   line.classList.toggle("mine", l.mine);
   line.classList.toggle("mention", l.mention);
@@ -154,14 +180,21 @@ function logFor(key) {
   log.setAttribute("role", "log");
   log.setAttribute("aria-live", "polite");
   log.hidden = true;
+  const top = el("div", "history-top");
+  top.hidden = true;
   const lines = el("div", "lines");
   const outbox = el("div", "outbox");
-  log.append(lines, outbox);
+  log.append(top, lines, outbox);
   ui.logs.append(log);
-  d = { log, lines, outbox, lastDay: "" };
+  d = { key, log, top, lines, outbox, lastDay: "" };
   logs.set(key, d);
   for (const l of conv.lines) appendLine(d, l);
   renderOutbox(d, conv.outgoing);
+  renderTop(d, conv.scrollback);
+  // Near the top of a room: its older lines, if the model says there are any to load.
+  log.addEventListener("scroll", () => {
+    if (log.scrollTop < NEAR_TOP && d.top.dataset.state === "more") loadOlder(key);
+  });
   return d;
 }
 
@@ -170,7 +203,7 @@ function appendLine(d, l) {
   const day = new Date(l.at).toDateString();
   if (day !== d.lastDay) {
     d.lastDay = day;
-    d.lines.append(el("div", "day", dayLabel(l.at)));
+    d.lines.append(dayEl(l.at));
   }
   d.lines.append(lineEl(l));
   if (stick) d.log.scrollTop = d.log.scrollHeight;
@@ -187,6 +220,121 @@ function trimLines(d, n) {
     d.lines.firstElementChild.remove();
   }
 }
+
+// Older lines (oldest first) go in front of the line with id `before` (at the end without one),
+// with day marks where days change. What the person was reading stays where it was on screen:
+// the distance from the bottom is kept, as everything added is above it.
+function prependLines(d, before, lines) {
+  const log = d.log;
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  const next = before === undefined ? null : d.lines.querySelector(`.line[data-id="${before}"]`);
+  // A day mark right before that line belongs to it: the older lines go before the mark.
+  let at = next;
+  while (at?.previousElementSibling?.classList.contains("day")) at = at.previousElementSibling;
+  const prev = at ? at.previousElementSibling : d.lines.lastElementChild;
+  let day = prev?.dataset.day ?? "";
+  const frag = document.createDocumentFragment();
+  for (const l of lines) {
+    const lineDay = new Date(l.at).toDateString();
+    if (lineDay !== day) {
+      day = lineDay;
+      frag.append(dayEl(l.at));
+    }
+    frag.append(lineEl(l));
+  }
+  d.lines.insertBefore(frag, at);
+  if (!next) {
+    d.lastDay = day;
+  } else if (at !== next && at.dataset.day === day) {
+    at.remove(); // the same day goes on: no second mark
+  } else if (at === next && next.dataset.day !== day) {
+    d.lines.insertBefore(dayEl(Number(next.dataset.at)), next);
+  }
+  log.scrollTop = log.scrollHeight - fromBottom;
+}
+
+// The top of a room's log: what the model says about older lines (absent for other
+// conversations). `more`: a button (scrolling up does the same); `failed`: why, and a button to
+// try again.
+const tops = []; // what the tops said, for the tests
+function renderTop(d, sb) {
+  d.top.hidden = !sb;
+  if (!sb) return;
+  d.top.className = `history-top ${sb.state}`;
+  d.top.dataset.state = sb.state;
+  const parts = [];
+  if (sb.text !== undefined) parts.push(el("span", "label", sb.text));
+  if (sb.state === "more" || sb.state === "failed") {
+    const b = el("button", "", sb.state === "more" ? "Load older lines" : "Try again");
+    b.type = "button";
+    b.addEventListener("click", () => loadOlder(d.key));
+    parts.push(b);
+  }
+  d.top.replaceChildren(...parts);
+  if (tops.length < MAX_TOPS) tops.push(`${d.key} ${sb.state}: ${sb.text ?? ""}`);
+}
+
+function loadOlder(key) {
+  if (!client) return;
+  client.load_older(key, now());
+  pump();
+}
+
+// --- search: the model's results in a panel above the conversation -----------------------------
+
+function hitEl(h) {
+  const li = el("li", `hit ${h.line.kind}`);
+  li.title = h.words;
+  const time = el("time", "time", dateTime(h.line.at));
+  time.dateTime = new Date(h.line.at).toISOString();
+  li.append(time, el("span", "room", h.room));
+  if (h.line.from !== undefined) {
+    const who = el("span", "nick", h.line.from);
+    who.style.setProperty("--h", String(nickHue(h.line.from)));
+    li.append(who);
+  }
+  li.append(chatText(h.line));
+  // A hit's room opens on click.
+  li.addEventListener("click", () => {
+    if (client?.open(h.room)) pump();
+  });
+  return li;
+}
+
+function renderSearch() {
+  const s = client.search_view();
+  ui.searchPanel.hidden = !s;
+  if (!s) return;
+  ui.searchPanel.dataset.state = s.state;
+  ui.searchPanel.classList.toggle("failed", s.state === "failed");
+  ui.searchTitle.textContent = s.title;
+  ui.searchHits.replaceChildren(...s.hits.map(hitEl));
+}
+
+function closeSearch() {
+  if (!client) return;
+  client.close_search();
+  pump();
+}
+
+ui.searchForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const words = ui.searchInput.value;
+  if (!client || !words.trim()) return;
+  const why = client.search(words, undefined, now());
+  if (why !== undefined) {
+    // The words cannot be searched for (too long): said where results would be.
+    ui.searchPanel.hidden = false;
+    ui.searchPanel.classList.add("failed");
+    ui.searchTitle.textContent = why;
+    ui.searchHits.replaceChildren();
+  }
+  pump();
+});
+ui.searchClose.addEventListener("click", closeSearch);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !ui.searchPanel.hidden && !ui.nickDialog.open) closeSearch();
+});
 
 // Lines typed here that the server has not acknowledged: after the real ones. They look like
 // sent lines until the model says they look pending (offline, or waiting noticeably long).
@@ -375,6 +523,7 @@ function renderAll() {
   syncLogs();
   showCurrent();
   renderConn();
+  renderSearch();
 }
 
 // Applies the model's changes in order; each touches only what it changed. Logs of new
@@ -441,6 +590,19 @@ function applyChanges() {
         if (d) renderOutbox(d, ch.lines);
         break;
       }
+      case "prepended": {
+        const d = logs.get(ch.key);
+        if (d) prependLines(d, ch.before, ch.lines);
+        break;
+      }
+      case "scrollback": {
+        const d = logs.get(ch.key);
+        if (d) renderTop(d, ch.scrollback);
+        break;
+      }
+      case "search":
+        renderSearch();
+        break;
       default:
         if (typeof ch === "string") console.error(ch);
     }
@@ -789,6 +951,7 @@ window.natterDebug = {
   state: () => (client ? client.conn().state : "connecting"),
   lines: (key) =>
     [...(logs.get(key)?.log.querySelectorAll(".line") ?? [])].map((l) => l.textContent),
+  tops,
 };
 
 try {

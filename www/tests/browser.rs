@@ -534,13 +534,25 @@ fn wasm_imports_only_from_wasm_bindgen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_chats_with_cli_and_nc_users_and_survives_reconnects() {
-    let www = www_dir();
-    let (driver, driver_port) = start_chromedriver();
-    let profile = TempDir::new("natter-chromium");
     // A short history, so the bridge outage below outlasts it and the page must show a gap.
     let mut server_config = natter_server::ServerConfig::local_test();
     server_config.hub.history_len = HISTORY;
     server_config.hub.history_on_join = HISTORY;
+    with_browser(server_config, scenario).await;
+}
+
+/// Runs `scenario` against a natter-server with `server_config`, a natter-bridge serving the
+/// page and a headless Chromium, bounded by [`SCENARIO_LIMIT`], and stops them all afterwards
+/// (also when the scenario fails). The scenario gets the browser, the server's address, the
+/// bridge and the page's directory, and returns the bridge (it may restart it).
+async fn with_browser<F, Fut>(server_config: natter_server::ServerConfig, scenario: F)
+where
+    F: FnOnce(Browser, SocketAddr, natter_bridge::Bridge, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = natter_bridge::Bridge> + Send + 'static,
+{
+    let www = www_dir();
+    let (driver, driver_port) = start_chromedriver();
+    let profile = TempDir::new("natter-chromium");
     let server = natter_server::start(server_config)
         .await
         .expect("start natter-server");
@@ -1172,5 +1184,247 @@ async fn scenario(
     let _ = timeout(Duration::from_secs(5), cli.stdin.shutdown()).await;
     let _ = cli.child.start_kill();
     let _ = timeout(Duration::from_secs(5), cli.child.wait()).await;
+    bridge
+}
+
+/// Lines said before the page joins a server that keeps [`SCROLL_RING`] events and replays
+/// [`SCROLL_JOIN`] on join: the rest is older history, loaded by scrolling up (two pages of
+/// `SCROLLBACK_PAGE`).
+const SCROLL_LINES: usize = 150;
+const SCROLL_RING: usize = 200;
+const SCROLL_JOIN: usize = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_to_the_top_loads_older_lines_and_search_shows_hits() {
+    let mut server_config = natter_server::ServerConfig::local_test();
+    server_config.hub.history_len = SCROLL_RING;
+    server_config.hub.history_on_join = SCROLL_JOIN;
+    // Quick talkers: the lines below go in at once.
+    server_config.hub.flood_burst = 1_000;
+    server_config.hub.flood_refill = natter_core::Millis(1);
+    with_browser(server_config, scrollback_scenario).await;
+}
+
+/// The page's `#lobby` log, as JS.
+const LOBBY_LOG: &str = r##"document.querySelector('.log[data-conv="#lobby"]')"##;
+
+/// The seqs of the room events in `#lobby`'s log, in the order shown.
+async fn lobby_seqs(b: &Browser) -> Vec<u64> {
+    let v = js(
+        b,
+        &format!(
+            "return [...{LOBBY_LOG}.querySelectorAll('.line[data-seq]')].map(l => Number(l.dataset.seq));"
+        ),
+    )
+    .await;
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Json::as_u64)
+        .collect()
+}
+
+/// What the top of `#lobby`'s log says, and its state.
+async fn lobby_top(b: &Browser) -> (String, String) {
+    let v = js(
+        b,
+        &format!("const t = {LOBBY_LOG}.querySelector('.history-top'); return [t.dataset.state ?? '', t.textContent];"),
+    )
+    .await;
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn scrollback_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    // Someone talked a lot before the page came.
+    let mut nc = TextUser::connect(server_addr, "netcat").await;
+    for i in 1..=SCROLL_LINES {
+        nc.say(&format!("old line {i:03}")).await;
+    }
+    let hostile = r#"he said "quoted" * -minus NEAR(a b) col:on"#;
+    nc.say(hostile).await;
+    // Answered after every line before it: all of them are in the room's history.
+    nc.say("/who").await;
+    wait_for!("nc's /who answer", STEP, nc.out.has("#lobby (1): netcat"));
+
+    timeout(
+        STEP,
+        b.goto(&format!("http://{}/?nick=scrolly", bridge.local_addr())),
+    )
+    .await
+    .expect("page loads in time")
+    .expect("open the page");
+    wait_for!(
+        "the nick prompt",
+        STEP,
+        js(b, "return document.getElementById('nick-dialog').open;")
+            .await
+            .as_bool()
+            .filter(|open| *open)
+    );
+    b.find(Locator::Id("nick-go"))
+        .await
+        .expect("the join button")
+        .click()
+        .await
+        .expect("click join");
+    wait_for!(
+        "the join replay",
+        STEP,
+        has_line(b, "#lobby", "netcat", hostile).await
+    );
+    let replayed = lobby_seqs(b).await;
+    assert!(
+        replayed.len() <= SCROLL_JOIN,
+        "{} events replayed",
+        replayed.len()
+    );
+    assert!(
+        has_line(b, "#lobby", "netcat", "old line 001")
+            .await
+            .is_none()
+    );
+    assert_eq!(lobby_top(b).await.0, "more");
+
+    // Scroll to the top: the model asks for the lines below the oldest shown. The line that was
+    // at the top of the history stays where it is on screen while they are put above it.
+    let anchor = js(
+        b,
+        &format!(
+            "const log = {LOBBY_LOG}; log.scrollTop = 0; \
+             const a = log.querySelector('.line[data-seq]'); \
+             return [a.dataset.id, a.getBoundingClientRect().top - log.getBoundingClientRect().top, \
+                     log.scrollHeight > log.clientHeight];"
+        ),
+    )
+    .await;
+    assert_eq!(anchor[2], json!(true), "the log scrolls");
+    let anchor_id = anchor[0].as_str().expect("an id").to_owned();
+    let anchor_top = anchor[1].as_f64().expect("a position");
+    wait_for!(
+        "older lines above the history",
+        STEP,
+        has_line(b, "#lobby", "netcat", "old line 100").await
+    );
+    let moved = js(
+        b,
+        &format!(
+            "const log = {LOBBY_LOG}; const a = log.querySelector('.line[data-id=\"{anchor_id}\"]'); \
+             return a.getBoundingClientRect().top - log.getBoundingClientRect().top;"
+        ),
+    )
+    .await
+    .as_f64()
+    .expect("a position");
+    assert!(
+        (moved - anchor_top).abs() < 2.0,
+        "the line being read moved from {anchor_top}px to {moved}px"
+    );
+    let tops = js(b, "return window.natterDebug.tops;").await;
+    assert!(
+        tops.as_array()
+            .expect("tops")
+            .iter()
+            .any(|t| t == "#lobby loading: loading older lines…"),
+        "a visible loading state: {tops}"
+    );
+    screenshot(b, "scrollback.png").await;
+
+    // Again to the top: the rest, and the beginning of the room.
+    js(b, &format!("{LOBBY_LOG}.scrollTop = 0; return true;")).await;
+    wait_for!(
+        "the beginning of #lobby",
+        STEP,
+        (lobby_top(b).await == ("start".into(), "the beginning of #lobby".into())).then_some(())
+    );
+    assert!(
+        has_line(b, "#lobby", "netcat", "old line 001")
+            .await
+            .is_some()
+    );
+    let seqs = lobby_seqs(b).await;
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "every event once, in order: {seqs:?}"
+    );
+    assert_eq!(seqs.first(), Some(&1), "from the room's first event");
+    assert_no_duplicates(b, "#lobby").await;
+    let said = chat(b, "#lobby")
+        .await
+        .iter()
+        .filter(|(_, t)| t.starts_with("old line "))
+        .count();
+    assert_eq!(said, SCROLL_LINES, "every line said is shown");
+
+    // Search from the header: a panel of hits with room, time, nick and text.
+    let search = b
+        .find(Locator::Id("search-input"))
+        .await
+        .expect("the search box");
+    search
+        .send_keys(&format!(
+            "old line 007{}",
+            char::from(fantoccini::key::Key::Enter)
+        ))
+        .await
+        .expect("search");
+    wait_for!(
+        "the search's results",
+        STEP,
+        (text_of(b, "#search-title").await == r#"1 result for "old line 007" in all your rooms"#)
+            .then_some(())
+    );
+    let hit = js(
+        b,
+        "const h = document.querySelector('#search-hits .hit'); \
+         return [h.querySelector('.room').textContent, h.querySelector('.nick').textContent, \
+                 h.querySelector('.text').textContent, h.querySelector('.time').textContent];",
+    )
+    .await;
+    assert_eq!(hit[0], json!("#lobby"));
+    assert_eq!(hit[1], json!("netcat"));
+    assert_eq!(hit[2], json!("old line 007"));
+    let time = hit[3].as_str().unwrap_or_default();
+    assert!(
+        time.len() == 16 && time.starts_with("20"),
+        "a date and a time: {time:?}"
+    );
+    screenshot(b, "search.png").await;
+
+    // Typed, with search syntax that is just words here.
+    type_line(b, r#"/search "quoted" -minus NEAR(a col:on"#).await;
+    wait_for!(
+        "the typed search's results",
+        STEP,
+        (text_of(b, "#search-title").await
+            == r#"1 result for ""quoted" -minus NEAR(a col:on" in all your rooms"#)
+            .then_some(())
+    );
+    assert_eq!(text_of(b, "#search-hits .hit .text").await, hostile);
+    b.find(Locator::Id("search-close"))
+        .await
+        .expect("the close button")
+        .click()
+        .await
+        .expect("close the results");
+    wait_for!(
+        "the results to close",
+        STEP,
+        js(b, "return document.getElementById('search-panel').hidden;")
+            .await
+            .as_bool()
+            .filter(|hidden| *hidden)
+    );
+
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, json!([]), "script errors in the page");
     bridge
 }

@@ -64,6 +64,23 @@ pub enum Change {
     /// The lines we typed and the server has not acknowledged changed in this conversation
     /// (one was added, settled, or now looks pending).
     Outgoing(ConvId),
+    /// Older lines (scrollback) were put in front of a room's history: `n` lines, from the one
+    /// with id `first` on (their ids are consecutive), right before the line that was the
+    /// room's oldest event (or at the end when there was none;
+    /// [`Conv::line_after`](super::Conv::line_after) finds it).
+    LinesPrepended {
+        /// The room.
+        conv: ConvId,
+        /// The first of them.
+        first: LineId,
+        /// How many.
+        n: usize,
+    },
+    /// What a room says about its older lines changed ([`Conv::scrollback`](super::Conv::scrollback):
+    /// loading, failed, at the beginning).
+    Scrollback(ConvId),
+    /// The search changed: asked, answered, failed or closed ([`Chat::search`](super::Chat::search)).
+    Search,
 }
 
 /// Something addressed to us that a front end may ring or notify about: a live mention of our
@@ -93,6 +110,7 @@ impl Log {
             change,
             Change::LineAdded { .. }
                 | Change::LinesTrimmed { .. }
+                | Change::LinesPrepended { .. }
                 | Change::MemberAdded { .. }
                 | Change::MemberRemoved { .. }
         );

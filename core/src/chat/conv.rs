@@ -1,8 +1,10 @@
 //! One conversation of the chat model: a room we are in, a direct conversation with one person,
 //! or the server's notices when nothing else is open. Its lines (bounded), its members kept
-//! sorted (so a change is one insert or remove, and says where), its topic and counts.
+//! sorted (so a change is one insert or remove, and says where), its topic and counts, and for
+//! rooms how far back its lines go (scrollback).
 
-use super::line::{Line, LineId};
+use super::line::{Line, LineId, LineKind};
+use super::past::Scrollback;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
 use crate::types::{Nick, RoomName, Seq, Text};
@@ -127,6 +129,9 @@ pub struct Conv {
     pub(super) mentions: u32,
     /// Rooms: events up to this seq were history when we joined (they raise no alerts).
     pub(super) live_after: Option<Seq>,
+    /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
+    /// without `Full`, which the line count says).
+    pub(super) older: Scrollback,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -145,6 +150,7 @@ impl Conv {
             unread: 0,
             mentions: 0,
             live_after: None,
+            older: Scrollback::More,
             revision: 0,
             active: 0,
         }
@@ -168,6 +174,38 @@ impl Conv {
     /// The line with this id, if still kept (found from the newest end, where changes are).
     pub fn line(&self, id: LineId) -> Option<&Line> {
         self.lines.iter().rev().find(|l| l.id == id)
+    }
+
+    /// The line after the line with this id, if both are kept.
+    pub fn line_after(&self, id: LineId) -> Option<&Line> {
+        let at = self.lines.iter().position(|l| l.id == id)?;
+        self.lines.get(at + 1)
+    }
+
+    /// Rooms: what is known of older lines (`None` for other conversations): more may be
+    /// loaded, they are loading, loading failed, the room's beginning is here, or no more fit.
+    pub fn scrollback(&self) -> Option<Scrollback> {
+        if !matches!(self.id, ConvId::Room(_)) {
+            return None;
+        }
+        Some(match &self.older {
+            Scrollback::More | Scrollback::Failed(_) if self.lines.len() >= CHAT_MAX_LINES => {
+                Scrollback::Full
+            }
+            state => state.clone(),
+        })
+    }
+
+    /// The oldest seq its lines hold (events, and the first seq of a missed range), if any:
+    /// what older lines are asked below.
+    pub fn oldest_seq(&self) -> Option<Seq> {
+        self.lines
+            .iter()
+            .filter_map(|l| match l.kind {
+                LineKind::Gap { first, .. } => Some(first),
+                _ => l.seq,
+            })
+            .min()
     }
 
     /// Its members (rooms; empty otherwise).
@@ -201,10 +239,36 @@ impl Conv {
         if self.lines.len() >= CHAT_MAX_LINES {
             self.lines.pop_front();
             dropped = 1;
+            // The first lines are gone: the beginning is no longer here.
+            if self.older == Scrollback::Start {
+                self.older = Scrollback::More;
+            }
         }
         self.lines.push_back(line);
         self.revision += 1;
         dropped
+    }
+
+    /// Puts older lines (oldest first) in front of the history: right before the first line
+    /// that is a room event or a missed range (so notices of our joining stay above the lines
+    /// that were history then), or at the end when there is none. Only as many as fit under
+    /// [`CHAT_MAX_LINES`], the newest of them. Returns how many went in.
+    pub(super) fn prepend(&mut self, older: Vec<Line>) -> usize {
+        let room = CHAT_MAX_LINES.saturating_sub(self.lines.len());
+        let skip = older.len().saturating_sub(room);
+        let at = self
+            .lines
+            .iter()
+            .position(|l| l.seq.is_some() || matches!(l.kind, LineKind::Gap { .. }))
+            .unwrap_or(self.lines.len());
+        let n = older.len() - skip;
+        for (i, line) in older.into_iter().skip(skip).enumerate() {
+            self.lines.insert(at + i, line);
+        }
+        if n > 0 {
+            self.revision += 1;
+        }
+        n
     }
 
     pub(super) fn set_label(&mut self, label: String) {

@@ -12,6 +12,10 @@
 //!   (sorted), topic, and unread and mention counts;
 //! - the lines we typed and the server has not acknowledged ([`Outgoing`]), and whether each
 //!   looks pending yet; refused ones become failed lines that say why;
+//! - per room how far back its lines go ([`Scrollback`]): older lines are asked for below the
+//!   oldest seq held ([`Chat::want_older`]) and put in front of the room's history when they
+//!   come;
+//! - the search asked for last and its hits ([`Chat::search`]);
 //! - the connection state and our nick.
 //!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
@@ -19,20 +23,20 @@
 //! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
 //! waiting line starts to look pending.
 //!
-//! Built to grow: older history would be lines put in front of a conversation's (a new change
-//! kind), search results another kind of line or a conversation of their own, read markers
-//! shared across devices a way to set a conversation's counts from the server, moderation
-//! notices room events worded in [`crate::render`].
+//! Built to grow: read markers shared across devices would be a way to set a conversation's
+//! counts from the server, moderation notices room events worded in [`crate::render`].
 
 mod change;
 mod conv;
 mod line;
 mod mention;
+mod past;
 
 pub use change::{Alert, Change};
 pub use conv::{Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};
 pub use mention::{mention_spans, mentions};
+pub use past::{Hit, Scrollback, Search, SearchState};
 
 use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
@@ -61,6 +65,8 @@ pub struct Chat {
     attention: bool,
     /// Lines typed and not yet acknowledged, oldest first.
     outgoing: VecDeque<Outgoing>,
+    /// The search asked for last, until the person closes it.
+    search: Option<Search>,
     log: Log,
     next_line: u64,
     next_active: u64,
@@ -79,6 +85,7 @@ impl Chat {
             current: ConvId::Server,
             attention: true,
             outgoing: VecDeque::new(),
+            search: None,
             log: Log::default(),
             next_line: 0,
             next_active: 0,
@@ -338,6 +345,14 @@ impl Chat {
             }
             Event::Queued { id, to, act, text } => self.on_queued(*id, to, *act, text, now),
             Event::Settled { id, delivered } => self.on_settled(*id, *delivered, now),
+            Event::Older { room } => self.on_older(room),
+            Event::Past {
+                room,
+                events,
+                at_start,
+            } => self.on_past(room, events, *at_start),
+            Event::Search { room, words } => self.on_search(room.as_ref(), words),
+            Event::Found { room, words, hits } => self.on_found(room.as_ref(), words, hits),
         }
     }
 
@@ -398,11 +413,8 @@ impl Chat {
         self.note(render::parted_words(room), now);
     }
 
-    fn on_room_event(&mut self, ev: &RoomEvent) {
-        let id = ConvId::Room(ev.room.clone());
-        if self.conv(&id).is_none() {
-            return;
-        }
+    /// A room event as a line: chat, or the event in words; ours, or a mention of us.
+    fn line_of(&mut self, ev: &RoomEvent) -> Line {
         let mine = ev.from.folded() == self.me.folded();
         let kind = match &ev.kind {
             EventKind::Say { text, .. } => LineKind::Say {
@@ -413,22 +425,40 @@ impl Chat {
                 from: ev.from.clone(),
                 text: text.clone(),
             },
-            other => {
-                self.apply_membership(&id, &ev.from, other);
-                LineKind::Event {
-                    who: ev.from.clone(),
-                    words: render::event_words(ev).unwrap_or_default(),
-                }
-            }
+            _ => LineKind::Event {
+                who: ev.from.clone(),
+                words: render::event_words(ev).unwrap_or_default(),
+            },
         };
-        let chat_text = match &kind {
-            LineKind::Say { text, .. } | LineKind::Act { text, .. } => Some(text.clone()),
+        let mention = match &kind {
+            LineKind::Say { text, .. } | LineKind::Act { text, .. } => {
+                !mine && mentions(text.as_str(), &self.me)
+            }
+            _ => false,
+        };
+        let chat = matches!(kind, LineKind::Say { .. } | LineKind::Act { .. });
+        let mut line = self.make_line(ev.at, Some(ev.seq), kind);
+        line.mine = mine && chat;
+        line.mention = mention;
+        line
+    }
+
+    fn on_room_event(&mut self, ev: &RoomEvent) {
+        let id = ConvId::Room(ev.room.clone());
+        if self.conv(&id).is_none() {
+            return;
+        }
+        if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+            self.apply_membership(&id, &ev.from, &ev.kind);
+        }
+        let line = self.line_of(ev);
+        let chat_text = match &line.kind {
+            LineKind::Say { text, .. } | LineKind::Act { text, .. } if !line.mine => {
+                Some(text.clone())
+            }
             _ => None,
         };
-        let mut line = self.make_line(ev.at, Some(ev.seq), kind);
-        line.mine = mine && chat_text.is_some();
-        if let Some(text) = chat_text.filter(|_| !mine) {
-            line.mention = mentions(text.as_str(), &self.me);
+        if let Some(text) = chat_text {
             let live = self
                 .conv(&id)
                 .and_then(|c| c.live_after)
@@ -444,6 +474,10 @@ impl Chat {
             }
         }
         self.add_line(&id, line);
+        if ev.seq == Seq(1) {
+            // A room's first event: nothing is older.
+            self.set_scrollback(&id, Scrollback::Start);
+        }
     }
 
     /// What a join, part, quit, rename or topic change does to a room's members and topic.
@@ -548,6 +582,12 @@ impl Chat {
             About::Part(room) | About::Room(room) => {
                 self.here_or_current(ConvId::Room(room.clone()))
             }
+            About::Older(room) if self.conv(&ConvId::Room(room.clone())).is_some() => {
+                // Said where older lines would go, and asking again may work.
+                return self.on_older_failed(room, text);
+            }
+            About::Older(_) => self.current.clone(),
+            About::Search => return self.on_search_failed(text, now),
             About::Join(_) | About::Nick(_) | About::Session | About::Input => self.current.clone(),
         };
         self.notice_in(&id, LineKind::Error(words), now);
@@ -711,7 +751,12 @@ impl Chat {
         let Some(c) = self.conv_mut(id) else {
             return;
         };
+        let before = c.scrollback();
         let dropped = c.push(line);
+        if c.scrollback() != before {
+            // Full now, or the beginning trimmed away.
+            self.log.push(Change::Scrollback(id.clone()));
+        }
         if dropped > 0 {
             self.log.push(Change::LinesTrimmed {
                 conv: id.clone(),

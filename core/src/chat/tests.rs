@@ -1,5 +1,5 @@
 use super::*;
-use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES};
+use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES, SEARCH_MAX_RESULTS};
 use crate::test_support::{nick, room, text};
 use crate::wire::{ErrorKind, RoomInfo};
 
@@ -605,4 +605,334 @@ fn tab_completes_members_of_the_open_room_but_not_us() {
     assert_eq!(c.complete_nick("BOBB"), Some(&nick("Bobby")));
     assert_eq!(c.complete_nick("m"), None);
     assert_eq!(c.complete_nick("z"), None);
+}
+
+// ---- scrollback and search ----
+
+fn ev_at(r: &str, seq: u64, from: &str, kind: EventKind) -> RoomEvent {
+    RoomEvent {
+        room: room(r),
+        seq: Seq(seq),
+        at: T0,
+        from: nick(from),
+        kind,
+    }
+}
+
+fn said(r: &str, seq: u64, from: &str, t: &str) -> RoomEvent {
+    ev_at(
+        r,
+        seq,
+        from,
+        EventKind::Say {
+            id: MsgId(seq),
+            text: text(t),
+        },
+    )
+}
+
+fn past(r: &str, events: Vec<RoomEvent>, at_start: bool) -> Event {
+    Event::Past {
+        room: room(r),
+        events,
+        at_start,
+    }
+}
+
+/// The room's lines as text: chat as `<nick> text`, the rest as its words.
+fn texts(c: &Chat, r: &str) -> Vec<String> {
+    c.conv(&rid(r))
+        .unwrap()
+        .lines()
+        .iter()
+        .map(|l| match &l.kind {
+            LineKind::Say { from, text } => format!("<{from}> {text}"),
+            k => k.words().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(&joined("#a", 41, &["me", "bob"]), T0);
+    c.handle_event(&say("#a", 40, "bob", "forty"), T0);
+    c.handle_event(&room_ev("#a", 41, "me", EventKind::Join), T0);
+    c.open(&ConvId::Server); // not looking at #a: live lines would count as unread
+    drain(&mut c);
+    let a = rid("#a");
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::More));
+    assert_eq!(c.want_older(&a), Some((room("#a"), Seq(40))));
+    assert_eq!(c.want_older(&ConvId::Server), None, "rooms only");
+
+    // The session asked: loading, and nothing more is wanted until the answer.
+    c.handle_event(&Event::Older { room: room("#a") }, T0);
+    assert_eq!(drain(&mut c), [Change::Scrollback(a.clone())]);
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Loading));
+    assert_eq!(c.want_older(&a), None, "one load at a time");
+
+    // The page: a mention, a join of someone who has long left, and 40 again (held already).
+    let events = vec![
+        said("#a", 37, "carol", "hi me, long ago"),
+        ev_at("#a", 38, "dave", EventKind::Join),
+        said("#a", 39, "bob", "thirty-nine"),
+        said("#a", 40, "bob", "forty again"),
+    ];
+    c.handle_event(&past("#a", events, false), T0);
+    assert_eq!(
+        texts(&c, "#a"),
+        [
+            "you are in #a with: bob",
+            "<carol> hi me, long ago",
+            "dave joined #a",
+            "<bob> thirty-nine",
+            "<bob> forty",
+            "me joined #a",
+        ],
+        "after the notice of our join, before what was history then; 40 once"
+    );
+    let lines = c.conv(&a).unwrap().lines().clone();
+    let first = lines[1].id;
+    assert!(lines[1].mention, "a mention is marked");
+    assert_eq!(
+        drain(&mut c),
+        [
+            Change::LinesPrepended {
+                conv: a.clone(),
+                first,
+                n: 3
+            },
+            Change::Scrollback(a.clone())
+        ]
+    );
+    assert_eq!(
+        c.conv(&a).unwrap().line_after(lines[3].id).map(|l| l.seq),
+        Some(Some(Seq(40))),
+        "the page says where they went"
+    );
+    // History, not news: no unread count, no alert, no member change.
+    assert_eq!(unread(&c, "#a"), (0, 0));
+    assert!(alerts(&mut c).is_empty());
+    assert!(
+        c.conv(&a)
+            .unwrap()
+            .members()
+            .position(&nick("dave"))
+            .is_none()
+    );
+    assert_eq!(c.want_older(&a), Some((room("#a"), Seq(37))));
+
+    // The beginning: said once, and nothing more is asked.
+    c.handle_event(&Event::Older { room: room("#a") }, T0);
+    c.handle_event(&past("#a", vec![said("#a", 36, "bob", "first")], true), T0);
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Start));
+    assert_eq!(c.want_older(&a), None);
+    assert_eq!(
+        render::scrollback_words(&room("#a"), &Scrollback::Start).as_deref(),
+        Some("the beginning of #a")
+    );
+}
+
+#[test]
+fn a_failed_load_says_why_and_may_be_tried_again() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&say("#a", 10, "bob", "x"), T0);
+    let a = rid("#a");
+    c.handle_event(&Event::Older { room: room("#a") }, T0);
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::Unavailable),
+            about: About::Older(room("#a")),
+            text: "the server is busy; try again in a moment".into(),
+        },
+        T0,
+    );
+    let state = c.conv(&a).unwrap().scrollback().unwrap();
+    assert_eq!(
+        state,
+        Scrollback::Failed("the server is busy; try again in a moment".into())
+    );
+    assert_eq!(
+        render::scrollback_words(&room("#a"), &state).as_deref(),
+        Some("could not load older lines of #a: the server is busy; try again in a moment")
+    );
+    assert_eq!(c.want_older(&a), Some((room("#a"), Seq(10))), "retry");
+}
+
+#[test]
+fn a_room_holding_its_first_event_is_at_its_beginning() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&room_ev("#a", 1, "bob", EventKind::Join), T0);
+    let a = rid("#a");
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Start));
+    assert!(drain(&mut c).contains(&Change::Scrollback(a.clone())));
+    assert_eq!(c.want_older(&a), None);
+    // Once lines are trimmed away the beginning is gone, and the room is full.
+    for i in 0..CHAT_MAX_LINES {
+        c.handle_event(&say("#a", 2 + i as u64, "bob", "more"), T0);
+    }
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Full));
+    assert!(drain(&mut c).contains(&Change::Scrollback(a.clone())));
+    assert_eq!(c.want_older(&a), None, "no room for older lines");
+}
+
+#[test]
+fn older_lines_fill_the_room_up_to_its_bound_with_the_newest_of_them() {
+    let mut c = chat_in(&["#a"]);
+    let a = rid("#a");
+    let have = c.conv(&a).unwrap().lines().len();
+    for i in 0..(CHAT_MAX_LINES - have - 2) {
+        c.handle_event(&say("#a", 100 + i as u64, "bob", "x"), T0);
+    }
+    drain(&mut c);
+    let events: Vec<RoomEvent> = (95..100).map(|s| said("#a", s, "bob", "old")).collect();
+    c.handle_event(&past("#a", events, true), T0);
+    let conv = c.conv(&a).unwrap();
+    assert_eq!(conv.lines().len(), CHAT_MAX_LINES);
+    assert_eq!(conv.oldest_seq(), Some(Seq(98)), "the newest two fit");
+    assert_eq!(
+        conv.scrollback(),
+        Some(Scrollback::Full),
+        "not the beginning: some were left out"
+    );
+    assert!(matches!(
+        drain(&mut c)[..],
+        [Change::LinesPrepended { n: 2, .. }, ..]
+    ));
+}
+
+fn hit(r: &str, seq: u64, from: &str, t: &str) -> RoomEvent {
+    let mut e = said(r, seq, from, t);
+    e.at = Millis(1_764_684_180_000); // 2025-12-02 14:03 UTC
+    e
+}
+
+#[test]
+fn a_search_shows_its_hits_until_closed_and_only_its_own() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let words = text(r#"borrow "checker" -x"#);
+    c.handle_event(
+        &Event::Search {
+            room: None,
+            words: words.clone(),
+        },
+        T0,
+    );
+    assert_eq!(drain(&mut c), [Change::Search]);
+    let s = c.search().unwrap();
+    assert_eq!(s.state(), &SearchState::Searching);
+    assert_eq!(
+        s.title(),
+        r#"searching for "borrow "checker" -x" in all your rooms…"#
+    );
+    // Hits of another search (one replaced since) are not shown.
+    c.handle_event(
+        &Event::Found {
+            room: Some(room("#a")),
+            words: words.clone(),
+            hits: vec![hit("#a", 1, "bob", "nope")],
+        },
+        T0,
+    );
+    assert_eq!(c.search().unwrap().state(), &SearchState::Searching);
+    let hits: Vec<RoomEvent> = (0..(SEARCH_MAX_RESULTS as u64 + 3))
+        .map(|i| {
+            hit(
+                if i == 0 { "#b" } else { "#a" },
+                90 - i,
+                "bob",
+                "the borrow checker, me",
+            )
+        })
+        .collect();
+    c.handle_event(
+        &Event::Found {
+            room: None,
+            words: words.clone(),
+            hits,
+        },
+        T0,
+    );
+    assert_eq!(drain(&mut c), [Change::Search]);
+    let s = c.search().unwrap();
+    assert_eq!(s.state(), &SearchState::Done);
+    assert_eq!(s.hits().len(), SEARCH_MAX_RESULTS, "at most 50");
+    let first = &s.hits()[0];
+    assert_eq!(first.room, room("#b"));
+    assert_eq!(first.line.seq, Some(Seq(90)), "newest first, as answered");
+    assert!(first.line.mention);
+    assert_eq!(
+        first.words,
+        "[#b 2025-12-02 14:03] <bob> the borrow checker, me"
+    );
+    assert_eq!(
+        s.title(),
+        r#"50 results for "borrow "checker" -x" in all your rooms"#
+    );
+    // Hits are not news either.
+    assert_eq!(c.counts(), (0, 0));
+    assert!(alerts(&mut c).is_empty());
+    c.close_search();
+    assert!(c.search().is_none());
+    assert_eq!(drain(&mut c), [Change::Search]);
+}
+
+#[test]
+fn a_failed_search_says_why_in_its_results() {
+    let mut c = chat_in(&["#a"]);
+    let fail = Event::Error {
+        kind: Some(ErrorKind::Unavailable),
+        about: About::Search,
+        text: "the server is busy; try again in a moment".into(),
+    };
+    c.handle_event(
+        &Event::Search {
+            room: Some(room("#a")),
+            words: text("x"),
+        },
+        T0,
+    );
+    c.handle_event(&fail, T0);
+    let s = c.search().unwrap();
+    assert_eq!(
+        s.state(),
+        &SearchState::Failed("the server is busy; try again in a moment".into())
+    );
+    assert_eq!(
+        s.title(),
+        "search failed: the server is busy; try again in a moment"
+    );
+    // With no search on its way, a failure is an error line where the person is.
+    c.close_search();
+    c.handle_event(&fail, T0);
+    assert_eq!(
+        kinds(&c, &rid("#a")).last(),
+        Some(&LineKind::Error(
+            "search failed: the server is busy; try again in a moment".into()
+        ))
+    );
+}
+
+#[test]
+fn a_line_the_server_could_not_store_fails_with_its_words() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&queued(1, Target::Room(room("#a")), "keep this"), T0);
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::NotStored),
+            about: About::Message(MsgId(1)),
+            text: "the server could not store your message (disk full); it was not delivered"
+                .into(),
+        },
+        T0,
+    );
+    c.handle_event(&settled(1, false), T0);
+    let line = c.current_conv().lines().back().unwrap();
+    assert_eq!(line.kind, says("me", "keep this"));
+    assert_eq!(
+        line.failed.as_deref(),
+        Some("the server could not store your message (disk full); it was not delivered")
+    );
+    assert_eq!(c.outgoing(&rid("#a")).count(), 0);
 }

@@ -23,7 +23,8 @@ fn re_of(r: &Request) -> Re {
             | ClientMsg::Part { room, .. }
             | ClientMsg::Topic { room, .. }
             | ClientMsg::Who { room }
-            | ClientMsg::History { room, .. },
+            | ClientMsg::History { room, .. }
+            | ClientMsg::Older { room, .. },
         ) => Re::Room(room.clone()),
         Request::Msg(ClientMsg::Nick { nick }) => Re::Nick(nick.clone()),
         _ => Re::Conn,

@@ -967,6 +967,20 @@ fn flood_burst_then_delay_then_refusal() {
     // A ping is metered like everything that gets an answer: with the queue full it is refused.
     t.send(a, &ClientMsg::Ping { token: 9 });
     assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::Flood);
+    // A refused scrollback request names its room, like other history requests.
+    t.send(
+        a,
+        &ClientMsg::Older {
+            room: room("#f"),
+            before: Seq(0),
+            limit: 5,
+        },
+    );
+    let e = errors(&t.recv(a));
+    assert_eq!(
+        (e[0].0, e[0].1.clone()),
+        (ErrorKind::Flood, Re::Room(room("#f")))
+    );
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m3"]);
     t.advance(100);

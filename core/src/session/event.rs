@@ -50,6 +50,10 @@ pub enum About {
     Room(RoomName),
     /// Changing our nick to this one.
     Nick(Nick),
+    /// Loading older lines of this room (scrollback): asking again may work.
+    Older(RoomName),
+    /// The search in flight.
+    Search,
 }
 
 /// What the session has to say to its driver and UI.
@@ -133,6 +137,42 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// Older events of a room were asked for (scrollback): [`Event::Past`] brings them, or an
+    /// [`Event::Error`] about [`About::Older`] says why not. One page per room at a time.
+    Older {
+        /// Room.
+        room: RoomName,
+    },
+    /// Older events of a room, answering [`Event::Older`]: history, not live events (no unread
+    /// counts, alerts or member changes come of them, and seq tracking is untouched).
+    Past {
+        /// Room.
+        room: RoomName,
+        /// The events, oldest first, each older than what was asked below (at most
+        /// [`HISTORY_PAGE_MAX`](crate::limits::HISTORY_PAGE_MAX)).
+        events: Vec<RoomEvent>,
+        /// Nothing older is stored: the room's history begins with the first of them.
+        at_start: bool,
+    },
+    /// A search was asked for (typed, or [`crate::session::Session::search`]): [`Event::Found`]
+    /// with the same room and words brings its hits, or an [`Event::Error`] about
+    /// [`About::Search`] says why not. A later search replaces it.
+    Search {
+        /// Only this room (`None`: every room we are in).
+        room: Option<RoomName>,
+        /// The words, as typed (they are words: quotes, `*` or `-` mean nothing special).
+        words: Text,
+    },
+    /// A search's hits, newest first (at most
+    /// [`SEARCH_MAX_RESULTS`](crate::limits::SEARCH_MAX_RESULTS)).
+    Found {
+        /// The room searched (`None`: every room we are in).
+        room: Option<RoomName>,
+        /// The words searched for.
+        words: Text,
+        /// The hits.
+        hits: Vec<RoomEvent>,
+    },
     /// A message we typed (say, action or DM) has its id and is on its way: sent now, or after
     /// the next welcome. [`Event::Settled`] with the same id follows. UIs may show it as pending.
     Queued {

@@ -3,10 +3,11 @@
 //! room goes is the caller's to say (the conversation it was typed in); without one, the
 //! session's default room.
 
+use super::asks::{Query, SearchStart};
 use super::{About, Event, Session, Target};
 use crate::command::{self, Command, HELP, Input};
-use crate::limits::MAX_ROOMS_PER_USER;
-use crate::types::{MsgId, RoomName, Text};
+use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
+use crate::types::{MsgId, RoomName, Seq, Text};
 use crate::wire::ClientMsg;
 
 impl Session {
@@ -112,23 +113,72 @@ impl Session {
             }
             Command::History { room, count } => {
                 if let Some(room) = self.room_named(room, to, "see its history") {
-                    let limit = count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT);
-                    let before = crate::types::Seq(0);
-                    self.send_or_defer(ClientMsg::Older {
-                        room,
-                        before,
-                        limit,
-                    });
+                    // Below the oldest event shown so far (the server's own idea of that when
+                    // nothing was shown yet).
+                    let before = self
+                        .rooms
+                        .get(&room)
+                        .and_then(|r| r.oldest)
+                        .unwrap_or(Seq(0));
+                    let limit = count.unwrap_or(HISTORY_LINES_DEFAULT);
+                    self.ask_older(room, before, limit);
                 }
             }
-            Command::Search { room, words } => {
-                self.send_or_defer(ClientMsg::Search { room, words });
-            }
+            Command::Search { room, words } => self.ask_search(room, words),
             Command::Help => {
                 for (usage, what) in HELP {
                     self.info(format!("{usage:<24} {what}"));
                 }
             }
+        }
+    }
+
+    /// Scrollback: see [`Session::older`].
+    pub(super) fn ask_older(&mut self, room: RoomName, before: Seq, limit: u16) {
+        if self.link.phase() == super::link::Phase::Closed {
+            self.error(About::Older(room), "the session is closed");
+            return;
+        }
+        if !self.rooms.is_in(&room) {
+            let text = format!("you are not in {room}");
+            self.error(About::Older(room), text);
+            return;
+        }
+        if !self.asks.ask_older(room.clone(), before, limit) {
+            // One page per room: the one on its way serves.
+            return;
+        }
+        self.event(Event::Older { room: room.clone() });
+        if let Some(msg) = self.asks.older_msg(&room)
+            && !self.pace(msg)
+        {
+            self.asks.drop_older(&room);
+            self.error(About::Older(room), "too much is waiting to be sent");
+        }
+    }
+
+    /// A search: see [`Session::search`].
+    pub(super) fn ask_search(&mut self, room: Option<RoomName>, words: Text) {
+        if self.link.phase() == super::link::Phase::Closed {
+            self.error(About::Search, "the session is closed");
+            return;
+        }
+        if let Some(r) = room.as_ref().filter(|r| !self.rooms.is_in(r)) {
+            let text = format!("you are not in {r}");
+            self.error(About::Search, text);
+            return;
+        }
+        let query = Query { room, words };
+        self.event(Event::Search {
+            room: query.room.clone(),
+            words: query.words.clone(),
+        });
+        if self.asks.ask_search(query) == SearchStart::Now
+            && let Some(msg) = self.asks.search_msg()
+            && !self.pace(msg)
+        {
+            self.asks.search_failed();
+            self.error(About::Search, "too much is waiting to be sent");
         }
     }
 

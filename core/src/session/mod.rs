@@ -10,6 +10,8 @@
 //! - `outgoing`: message ids, messages kept until acknowledged, commands waiting for the welcome,
 //!   and the flood pacing;
 //! - `rooms`: rooms we are in, joining or leaving, and which seqs of each were emitted;
+//! - `asks`: requests answered by several messages (scrollback pages, searches), gathered and
+//!   handed on whole;
 //! - `input` and `server`: what typed lines and server messages do to those parts.
 //!
 //! # Driving a `Session`
@@ -34,17 +36,24 @@
 //!   version mismatch end the session for good.
 //! - Pacing: commands and messages go out at the flood rate the server announced in its welcome
 //!   (its `Limits`; the hub's defaults until then), in the order typed, so the server never has
-//!   to refuse any.
+//!   to refuse any. Everything the server answers costs it a token: history refills, scrollback
+//!   and searches are paced like commands, and a keepalive ping takes a token when one is there
+//!   (it is never held back).
 //! - Resume: the hello carries the last token and the last seq seen per room. Resumed: pending
 //!   messages are resent in order (the server acknowledges ones it already had). Not resumed: the
 //!   user is told, rooms are rejoined, and what the rejoin's replay does not cover is treated as a
 //!   gap.
 //! - Room events are emitted once per seq: above the last seen, or inside a gap being refilled
 //!   ([`Event::Gap`], then a history request; asked again only while the refill makes progress).
+//! - Scrollback ([`Session::older`], `/history`) and search ([`Session::search`], `/search`):
+//!   one page per room and one search in flight, their answers handed on whole
+//!   ([`Event::Past`], [`Event::Found`]); past events never count as live ones. What is in
+//!   flight when the link drops is asked again after the next welcome.
 //! - Errors: the server's `re` names the request an error answers; the session matches it to
 //!   the message, join, part or nick change it sent and says which in [`Event::Error`]'s
 //!   [`About`].
 
+mod asks;
 mod event;
 mod input;
 mod link;
@@ -57,8 +66,9 @@ pub use event::{About, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
-use crate::types::{Nick, ResumeToken, RoomName, Seq, sanitize};
+use crate::types::{Nick, ResumeToken, RoomName, Seq, Text, sanitize};
 use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Resume, ServerMsg, WireError};
+use asks::Asks;
 use bytes::Bytes;
 use link::{Link, Phase, SendError};
 use outgoing::{Full, Outgoing};
@@ -145,6 +155,7 @@ pub struct Session {
     handshake: Handshake,
     out: Outgoing,
     rooms: Rooms,
+    asks: Asks,
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
@@ -165,6 +176,7 @@ impl Session {
             handshake: Handshake::default(),
             out: Outgoing::new(now),
             rooms,
+            asks: Asks::default(),
             events: Events::default(),
             fatal: None,
             now,
@@ -276,6 +288,8 @@ impl Session {
             self.lost("the server stopped answering", now);
         }
         if let Some(token) = due.ping {
+            // The server meters pings like commands: count it, but never hold it back.
+            self.out.charge(now);
             self.send(&ClientMsg::Ping { token });
         }
         if self.out.next_deadline().is_some_and(|t| t <= now) {
@@ -326,9 +340,33 @@ impl Session {
     }
 
     /// True when connected and nothing we sent awaits the server's answer (messages acknowledged,
-    /// joins answered): a line-mode client may exit.
+    /// joins answered, scrollback and searches answered): a line-mode client may exit.
     pub fn is_settled(&self) -> bool {
-        self.link.is_welcomed() && self.out.is_idle() && !self.rooms.in_flight()
+        self.link.is_welcomed()
+            && self.out.is_idle()
+            && !self.rooms.in_flight()
+            && self.asks.is_empty()
+    }
+
+    /// Asks for the newest `limit` (at most
+    /// [`HISTORY_PAGE_MAX`](crate::limits::HISTORY_PAGE_MAX)) events of `room` older than
+    /// `before` (scrollback; a UI passes the oldest seq it holds, which its
+    /// [`crate::chat::Chat::want_older`] says). [`Event::Older`] says it was asked,
+    /// [`Event::Past`] brings the events; an [`Event::Error`] about [`About::Older`] says why
+    /// not. One page per room at a time: asking again while one is on its way does nothing.
+    /// Paced like every command; before the welcome it waits for it.
+    pub fn older(&mut self, room: RoomName, before: Seq, limit: u16, now: Millis) {
+        self.tick(now);
+        self.ask_older(room, before, limit);
+    }
+
+    /// Searches the stored chat lines of `room` (`None`: every room we are in) for every word
+    /// of `words`, taken literally. [`Event::Search`] says it was asked, [`Event::Found`] brings
+    /// the hits; an [`Event::Error`] about [`About::Search`] says why not. One search at a
+    /// time: one asked meanwhile goes when the one in flight is answered.
+    pub fn search(&mut self, room: Option<RoomName>, words: Text, now: Millis) {
+        self.tick(now);
+        self.ask_search(room, words);
     }
 
     /// The highest seq seen in a room, `None` if none yet (or not in it).
@@ -396,7 +434,8 @@ impl Session {
 
     fn schedule_reconnect(&mut self, now: Millis) {
         // Commands not sent yet wait for the next welcome; joins and parts are asked again
-        // from the rooms' own tracking, messages from the pending list.
+        // from the rooms' own tracking, messages from the pending list, scrollback and searches
+        // from the asks.
         self.out.link_lost(|msg| {
             matches!(
                 msg,
@@ -404,8 +443,10 @@ impl Session {
                     | ClientMsg::Who { .. }
                     | ClientMsg::Rooms
                     | ClientMsg::Topic { .. }
+                    | ClientMsg::History { .. }
             )
         });
+        self.asks.link_lost();
         self.link.schedule_reconnect(now);
         self.event(Event::State(self.state()));
     }
@@ -418,6 +459,7 @@ impl Session {
         self.fatal = fatal;
         self.event(Event::Close);
         self.link.close();
+        self.asks.clear();
         self.event(Event::State(ConnState::Closed));
         let abandoned = self.out.abandon();
         if !abandoned.is_empty() {
@@ -470,16 +512,21 @@ impl Session {
     }
 
     /// Sends a command when a flood token allows, keeping order with what already waits. Only
-    /// while welcomed: joins and parts are asked again at the welcome anyway.
-    fn pace(&mut self, msg: ClientMsg) {
+    /// while welcomed: joins, parts and asks are asked again at the welcome anyway. False (and
+    /// the user told) if too many commands already wait.
+    fn pace(&mut self, msg: ClientMsg) -> bool {
         if !self.link.is_welcomed() {
-            return;
+            return true;
         }
         match self.out.pace_command(msg, self.now) {
             Ok(Some(msg)) => self.send(&msg),
             Ok(None) => {}
-            Err(refused) => self.queue_full(refused),
+            Err(refused) => {
+                self.queue_full(refused);
+                return false;
+            }
         }
+        true
     }
 
     fn run_outbox(&mut self, now: Millis) {

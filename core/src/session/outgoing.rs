@@ -240,6 +240,14 @@ impl Outgoing {
         Ok(None)
     }
 
+    /// Something went out unpaced that the server meters (a keepalive ping): it takes a token
+    /// if one is there, so the pacing keeps matching the server's bucket.
+    pub(super) fn charge(&mut self, now: Millis) {
+        // With none there, the server queues the ping behind what already waits: nothing to
+        // undo here, the next token comes as planned.
+        let _took = self.pacing.take(now);
+    }
+
     /// The next waiting message whose token is there at `now`, if any. Call until `None`.
     pub(super) fn next_due(&mut self, now: Millis) -> Option<ClientMsg> {
         loop {

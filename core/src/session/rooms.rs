@@ -12,6 +12,8 @@ pub(super) struct RoomSeqs {
     pub(super) room: RoomName,
     /// Highest seq seen, `None` before the first event.
     pub(super) last_seq: Option<Seq>,
+    /// Lowest seq emitted, live or past: where `/history` goes on from.
+    pub(super) oldest: Option<Seq>,
     /// Missed ranges whose refill is awaited; no seq in them was ever emitted.
     pub(super) gaps: Vec<OpenGap>,
     /// Rejoined after a failed resume, having seen up to this seq: the first event after the
@@ -36,6 +38,7 @@ impl RoomSeqs {
         RoomSeqs {
             room,
             last_seq: None,
+            oldest: None,
             gaps: Vec::new(),
             rejoined_after: None,
         }
@@ -48,6 +51,7 @@ impl RoomSeqs {
         if let Some(last) = self.last_seq {
             if seq < last || (seq == last && !resumed) {
                 self.last_seq = None;
+                self.oldest = None;
                 self.gaps.clear();
             } else if !resumed {
                 self.rejoined_after = Some(last);
@@ -59,6 +63,14 @@ impl RoomSeqs {
     /// at most once: above `last_seq`, or inside an open gap (whose seqs were never emitted, and
     /// whose refill comes in ascending order).
     pub(super) fn accept(&mut self, seq: Seq) -> bool {
+        let new = self.is_new(seq);
+        if new {
+            self.saw(seq);
+        }
+        new
+    }
+
+    fn is_new(&mut self, seq: Seq) -> bool {
         if self.last_seq.is_none_or(|last| seq > last) {
             self.last_seq = Some(seq);
             return true;
@@ -76,6 +88,12 @@ impl RoomSeqs {
             return true;
         }
         false
+    }
+
+    /// An event with `seq` was emitted (live, or from the past): the oldest one is where
+    /// scrollback goes on from.
+    pub(super) fn saw(&mut self, seq: Seq) {
+        self.oldest = Some(self.oldest.map_or(seq, |o| o.min(seq)));
     }
 
     /// Records a gap marker. Returns the part not seen before (to show), and from which seq to

@@ -1,6 +1,7 @@
 //! What a message from the server does to the session: the welcome (pacing by the server's
 //! limits, resume or rejoin), joins and parts, room events once per seq, gaps and their
-//! refill, acknowledgements, and errors matched to the request they answer.
+//! refill, scrollback and search answers, acknowledgements, and errors matched to the request
+//! they answer.
 
 use super::rooms::Entered;
 use super::{About, ConnState, Event, Session, clean};
@@ -34,11 +35,7 @@ impl Session {
                 members,
                 seq,
             } => self.on_joined(room, topic, members, seq),
-            ServerMsg::Parted { room } => {
-                if self.rooms.parted(&room) {
-                    self.event(Event::Parted { room });
-                }
-            }
+            ServerMsg::Parted { room } => self.parted(room),
             ServerMsg::Event(ev) => self.on_room_event(ev),
             ServerMsg::Direct(dm) => {
                 let mine = (dm.from.folded() == self.nick.folded()).then_some(dm.id);
@@ -73,15 +70,36 @@ impl Session {
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
-            // Scrollback and search answers, shown as words until the chat model has lines for
-            // them.
-            msg @ (ServerMsg::Past(_)
-            | ServerMsg::PastEnd { .. }
-            | ServerMsg::Found(_)
-            | ServerMsg::FoundEnd { .. }) => {
-                for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
-                    self.info(line);
+            // Answers to scrollback and searches: gathered, handed on whole at their end.
+            ServerMsg::Past(ev) => self.asks.past(ev),
+            ServerMsg::PastEnd { room, at_start } => {
+                let Some(events) = self.asks.past_end(&room) else {
+                    tracing::debug!(%room, "the end of a page nobody asked for");
+                    return;
+                };
+                if let Some(state) = self.rooms.get_mut(&room) {
+                    for ev in &events {
+                        state.saw(ev.seq);
+                    }
                 }
+                self.event(Event::Past {
+                    room,
+                    events,
+                    at_start,
+                });
+            }
+            ServerMsg::Found(ev) => self.asks.found(ev),
+            ServerMsg::FoundEnd { .. } => {
+                let Some((query, hits)) = self.asks.found_end() else {
+                    tracing::debug!("the end of a search nobody asked for");
+                    return;
+                };
+                self.event(Event::Found {
+                    room: query.room,
+                    words: query.words,
+                    hits,
+                });
+                self.send_next_search();
             }
             ServerMsg::Bye { reason } => {
                 // The server's words say why; no second notice.
@@ -117,11 +135,16 @@ impl Session {
             }
             let (parted, want) = self.rooms.restarted();
             for room in parted {
+                self.asks.drop_older(&room);
                 self.event(Event::Parted { room });
             }
             for room in want {
                 self.pace(ClientMsg::Join { room });
             }
+        }
+        // Scrollback and searches in flight when the last link dropped are asked again.
+        for msg in self.asks.requests() {
+            self.pace(msg);
         }
         self.handshake.ever_welcomed = true;
         for msg in self.out.resume(now) {
@@ -195,7 +218,8 @@ impl Session {
             });
         }
         if let Some(from) = ask {
-            self.send(&ClientMsg::History {
+            // The server meters refills like commands: paced, so it never has to refuse one.
+            self.pace(ClientMsg::History {
                 room: room.clone(),
                 after: Seq(from.0.saturating_sub(1)),
             });
@@ -216,8 +240,31 @@ impl Session {
         }
     }
 
+    /// We left `room` (or learned we are not in it): its scrollback is not coming either.
+    pub(super) fn parted(&mut self, room: RoomName) {
+        self.asks.drop_older(&room);
+        if self.rooms.parted(&room) {
+            self.event(Event::Parted { room });
+        }
+    }
+
+    /// Sends the search that waited for the last one's answer, if any.
+    fn send_next_search(&mut self) {
+        if let Some(msg) = self.asks.search_msg() {
+            self.pace(msg);
+        }
+    }
+
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
         let about = match re {
+            // A search is the one request naming no room that the server may be unable to
+            // answer now, or refuse as too fast (we pace, so it should not).
+            Re::Conn
+                if matches!(kind, ErrorKind::Unavailable | ErrorKind::Flood)
+                    && self.asks.searching() =>
+            {
+                About::Search
+            }
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),
             Re::Room(room) => self.room_refusal(kind, room),
@@ -228,9 +275,14 @@ impl Session {
             about: about.clone(),
             text: clean(detail),
         });
-        if let About::Message(id) = about {
+        match about {
             // Refused: it will not be delivered, so it is not resent either.
-            self.settle(id, false);
+            About::Message(id) => self.settle(id, false),
+            About::Search => {
+                self.asks.search_failed();
+                self.send_next_search();
+            }
+            _ => {}
         }
         if kind == ErrorKind::Version {
             self.close_for_good(Some(clean(detail)));
@@ -242,18 +294,22 @@ impl Session {
     /// (topic, who). The join or part is no longer waited for.
     fn room_refusal(&mut self, kind: ErrorKind, room: RoomName) -> About {
         let parting = self.rooms.is_parting(&room);
+        // "Cannot answer now" is never about a join or a part.
+        let history = kind == ErrorKind::Unavailable;
         if kind == ErrorKind::NotInRoom && parting {
             // Not there: as good as parted.
-            if self.rooms.parted(&room) {
-                self.event(Event::Parted { room: room.clone() });
-            }
+            self.parted(room.clone());
             About::Part(room)
-        } else if kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
+        } else if !history && kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
             self.rooms.join_dropped(&room);
             About::Join(room)
-        } else if parting {
+        } else if !history && parting {
             self.rooms.part_dropped(&room);
             About::Part(room)
+        } else if self.asks.drop_older(&room) {
+            About::Older(room)
+        } else if self.asks.search_in(&room) {
+            About::Search
         } else {
             About::Room(room)
         }

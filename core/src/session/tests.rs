@@ -138,11 +138,16 @@ impl T {
 
     /// New session → connected, welcomed, in #lobby (seq 1 = our join), all drained.
     fn ready(transport: Transport) -> T {
+        T::ready_at(transport, 1)
+    }
+
+    /// As [`T::ready`], joining a room whose history reaches seq `seq` (our join).
+    fn ready_at(transport: Transport, seq: u64) -> T {
         let mut t = T::new(transport);
         t.s.handle_connected(t.now);
         t.welcome(1, false);
-        t.joined("#lobby", 1);
-        t.recv(ev("#lobby", 1, "alice", EventKind::Join));
+        t.joined("#lobby", seq);
+        t.recv(ev("#lobby", seq, "alice", EventKind::Join));
         t.events();
         t.sent();
         t
@@ -2089,4 +2094,278 @@ fn a_server_that_never_welcomes_is_given_up_on() {
     t.advance(CONNECT_TIMEOUT.0 * 3);
     t.recv(ServerMsg::Pong { token: 0 });
     assert_eq!(t.s.state(), ConnState::Connected);
+}
+
+// ---- scrollback and search ----
+
+fn past(r: &str, seq: u64, t: &str) -> ServerMsg {
+    match say(r, seq, "bob", seq, t) {
+        ServerMsg::Event(ev) => ServerMsg::Past(ev),
+        _ => unreachable!("say makes an event"),
+    }
+}
+
+fn older(r: &str, before: u64, limit: u16) -> ClientMsg {
+    ClientMsg::Older {
+        room: room(r),
+        before: Seq(before),
+        limit,
+    }
+}
+
+#[test]
+fn history_refills_scrollback_and_searches_are_paced_like_commands() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_flood_limits(2, Millis(1_000), t.now);
+    t.recv(say("#lobby", 2, "bob", 1, "a"));
+    // A gap (its refill), a page and a search, all at once: two tokens.
+    t.recv(ServerMsg::Gap {
+        room: room("#lobby"),
+        first: Seq(3),
+        last: Seq(4),
+    });
+    t.s.older(room("#lobby"), Seq(2), 50, t.now);
+    t.s.handle_input("/search needle", t.now);
+    let history = ClientMsg::History {
+        room: room("#lobby"),
+        after: Seq(2),
+    };
+    let search = ClientMsg::Search {
+        room: None,
+        words: text("needle"),
+    };
+    assert_eq!(t.sent(), vec![history, older("#lobby", 2, 50)]);
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Millis(1_000)));
+    t.advance(999);
+    assert!(t.sent().is_empty(), "no token yet");
+    t.advance(1);
+    assert_eq!(t.sent(), vec![search]);
+}
+
+#[test]
+fn a_keepalive_ping_takes_a_token_but_is_never_held_back() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_flood_limits(1, Millis(100_000), t.now);
+    t.advance(CLIENT_PING_AFTER.0);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    // The ping took the only token: the next command waits for a refill.
+    t.s.handle_input("/rooms", t.now);
+    assert!(t.sent().is_empty());
+    assert!(t.s.out.is_pacing());
+}
+
+#[test]
+fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
+    let mut t = T::ready_at(Transport::Stream, 20);
+    for seq in 21..=22 {
+        t.recv(say("#lobby", seq, "bob", seq, "live"));
+    }
+    t.events();
+    t.s.older(room("#lobby"), Seq(20), 3, t.now);
+    assert_eq!(t.sent(), vec![older("#lobby", 20, 3)]);
+    assert_eq!(
+        t.events(),
+        vec![Event::Older {
+            room: room("#lobby")
+        }]
+    );
+    // Asking again while it is on its way does nothing.
+    t.s.older(room("#lobby"), Seq(20), 3, t.now);
+    assert!(t.sent().is_empty());
+    assert!(t.events().is_empty());
+    assert!(!t.s.is_settled(), "a page is awaited");
+    // The answer, with junk a hostile server might add: an event not below 20, one too many.
+    for (seq, text) in [
+        (17, "p17"),
+        (18, "p18"),
+        (25, "p25"),
+        (19, "p19"),
+        (16, "p16"),
+    ] {
+        t.recv(past("#lobby", seq, text));
+    }
+    assert!(t.events().is_empty(), "nothing before the end of the page");
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: false,
+    });
+    let evs = t.events();
+    let [
+        Event::Past {
+            room: r,
+            events,
+            at_start: false,
+        },
+    ] = &evs[..]
+    else {
+        panic!("one page: {evs:?}");
+    };
+    assert_eq!(r, &room("#lobby"));
+    let got: Vec<u64> = events.iter().map(|e| e.seq.0).collect();
+    assert_eq!(got, [17, 18, 19]);
+    assert!(t.s.is_settled());
+    // Past events are not live: the last seq is still 22, nothing was asked to refill, and
+    // live events go on from there, each once.
+    assert_eq!(t.s.last_seq(&room("#lobby")), Some(Seq(22)));
+    assert!(t.sent().is_empty(), "no gap, no history request");
+    t.recv(say("#lobby", 19, "bob", 19, "replayed"));
+    t.recv(say("#lobby", 23, "bob", 23, "next"));
+    assert_eq!(seqs(&t.events()), vec![23]);
+    // /history goes on below the oldest seen: 17.
+    t.s.handle_input("/history 5", t.now);
+    assert_eq!(t.sent(), vec![older("#lobby", 17, 5)]);
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: true,
+    });
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Older { .. }, Event::Past { events, at_start: true, .. }] if events.is_empty()
+    ));
+    // An answer nobody asked for is dropped.
+    t.recv(past("#lobby", 3, "stray"));
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: true,
+    });
+    assert!(t.events().is_empty());
+}
+
+#[test]
+fn searches_go_one_at_a_time_and_carry_their_words() {
+    let mut t = T::ready(Transport::Messages);
+    let hostile = r#""quoted" * -not NEAR(a b) col:on"#;
+    t.s.handle_input(&format!("/search {hostile}"), t.now);
+    t.s.search(Some(room("#lobby")), text("second"), t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Search {
+            room: None,
+            words: text(hostile)
+        }],
+        "the words go as typed; the second search waits"
+    );
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Search {
+                room: None,
+                words: text(hostile)
+            },
+            Event::Search {
+                room: Some(room("#lobby")),
+                words: text("second")
+            }
+        ]
+    );
+    assert!(!t.s.is_settled());
+    for seq in [9, 4] {
+        let ServerMsg::Past(ev) = past("#lobby", seq, "hit") else {
+            unreachable!()
+        };
+        t.recv(ServerMsg::Found(ev));
+    }
+    t.recv(ServerMsg::FoundEnd { count: 2 });
+    let evs = t.events();
+    let [
+        Event::Found {
+            room: None,
+            words,
+            hits,
+        },
+    ] = &evs[..]
+    else {
+        panic!("the first search's hits: {evs:?}");
+    };
+    assert_eq!(words, &text(hostile));
+    assert_eq!(hits.iter().map(|h| h.seq.0).collect::<Vec<_>>(), [9, 4]);
+    // Now the second goes.
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Search {
+            room: Some(room("#lobby")),
+            words: text("second")
+        }]
+    );
+    // The server cannot answer now: a failed search, said so; the next one may work.
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Conn,
+        detail: "the server is busy; try again in a moment".into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![Event::Error {
+            kind: Some(ErrorKind::Unavailable),
+            about: About::Search,
+            text: "the server is busy; try again in a moment".into()
+        }]
+    );
+    assert!(t.s.is_settled());
+    t.s.search(None, text("again"), t.now);
+    assert_eq!(t.sent().len(), 1, "asking again goes out");
+}
+
+#[test]
+fn a_refused_page_is_said_for_its_room_and_may_be_asked_again() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", 9, "bob", 9, "x"));
+    t.events();
+    t.s.older(room("#lobby"), Seq(9), 20, t.now);
+    t.sent();
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Room(room("#lobby")),
+        detail: "the server could not read its history: disk".into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![Event::Error {
+            kind: Some(ErrorKind::Unavailable),
+            about: About::Older(room("#lobby")),
+            text: "the server could not read its history: disk".into()
+        }]
+    );
+    t.s.older(room("#lobby"), Seq(9), 20, t.now);
+    assert_eq!(t.sent(), vec![older("#lobby", 9, 20)], "a retry goes out");
+    // Not in a room: said at once, nothing sent.
+    t.s.older(room("#nowhere"), Seq(9), 20, t.now);
+    assert!(t.sent().is_empty());
+    assert!(matches!(
+        &t.events()[..],
+        [_, Event::Error { about: About::Older(r), .. }] if *r == room("#nowhere")
+    ));
+}
+
+#[test]
+fn pages_and_searches_in_flight_are_asked_again_after_a_reconnect() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(say("#lobby", 9, "bob", 9, "x"));
+    t.s.older(room("#lobby"), Seq(9), 20, t.now);
+    t.s.search(None, text("lost"), t.now);
+    t.sent();
+    // Half an answer, then the link drops: what came is dropped with it.
+    t.recv(past("#lobby", 8, "half"));
+    t.s.handle_disconnected("gone", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.welcome(2, true);
+    let sent = t.drain_paced();
+    assert!(sent.contains(&older("#lobby", 9, 20)), "{sent:?}");
+    assert!(sent.contains(&ClientMsg::Search {
+        room: None,
+        words: text("lost")
+    }));
+    t.events();
+    t.recv(past("#lobby", 7, "whole"));
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: false,
+    });
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Past { events, .. }] if events.len() == 1 && events[0].seq == Seq(7)),
+        "{evs:?}"
+    );
 }

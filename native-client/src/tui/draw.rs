@@ -1,6 +1,7 @@
 //! Drawing natter-core's chat model into a ratatui frame: the layout, line wrapping, timestamps,
-//! nick colours and mention highlights. Pure functions of the model and the view state, so they
-//! are tested against ratatui's `TestBackend`.
+//! nick colours and mention highlights, what the top of a room says about older lines, and a
+//! search's results in place of the conversation. Pure functions of the model and the view
+//! state, so they are tested against ratatui's `TestBackend`.
 //!
 //! ```text
 //! ┌ topic line ─────────────────────────────────────────────┐
@@ -11,8 +12,11 @@
 
 use super::input::InputLine;
 use super::view::View;
-use crate::clock::hh_mm;
-use natter_core::chat::{Chat, Conv, ConvId, Line, LineKind, Outgoing, mention_spans};
+use crate::clock::{hh_mm, local_minute};
+use natter_core::chat::{
+    Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Scrollback, Search, mention_spans,
+};
+use natter_core::render;
 use natter_core::session::ConnState;
 use natter_core::{Millis, Nick};
 use ratatui::Frame;
@@ -261,9 +265,42 @@ fn text_line(segs: Vec<Segment>) -> TextLine<'static> {
     )
 }
 
+/// What the top of a room's lines says about older ones, as a row's segments (`None`: nothing
+/// to say; older lines load when PgUp reaches the top).
+pub fn scrollback_segments(conv: &Conv) -> Option<Vec<Segment>> {
+    let ConvId::Room(room) = conv.id() else {
+        return None;
+    };
+    let state = conv.scrollback()?;
+    let mut words = render::scrollback_words(room, &state)?;
+    let style = match state {
+        Scrollback::Failed(_) => {
+            words.push_str(" (PgUp to try again)");
+            Style::new().fg(Color::Red)
+        }
+        _ => Style::new()
+            .fg(Color::DarkGray)
+            .add_modifier(Modifier::ITALIC),
+    };
+    Some(vec![(format!("-- {words} --"), style)])
+}
+
+/// The message pane's rows and what was decided drawing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pane {
+    /// At most the pane's height, the newest at the bottom.
+    pub rows: Vec<Vec<Segment>>,
+    /// The scroll, clamped to what there is.
+    pub scroll: usize,
+    /// The first row of the conversation (its oldest line, or what the room says about older
+    /// ones) is in view: PgUp here loads older lines.
+    pub top: bool,
+}
+
 /// The rows the message pane shows for the open conversation, the lines typed and not yet
 /// acknowledged after its lines: at most `height`, the newest at the bottom, scrolled up as the
-/// view says (clamped). Also returns the clamped scroll.
+/// view says (clamped). Above a room's oldest line, what it says about older ones (loading, its
+/// beginning). Also returns the clamped scroll.
 pub fn message_rows(
     chat: &Chat,
     view: &View,
@@ -271,6 +308,12 @@ pub fn message_rows(
     height: usize,
     tz_offset: i32,
 ) -> (Vec<Vec<Segment>>, usize) {
+    let pane = pane(chat, view, width, height, tz_offset);
+    (pane.rows, pane.scroll)
+}
+
+/// [`message_rows`], and whether the top of the conversation is in view.
+pub fn pane(chat: &Chat, view: &View, width: usize, height: usize, tz_offset: i32) -> Pane {
     let me = chat.me();
     let conv = chat.current_conv();
     let scroll = view.scroll(chat);
@@ -287,21 +330,98 @@ pub fn message_rows(
         .iter()
         .rev()
         .map(|l| line_segments(l, me, tz_offset));
+    let total = outgoing.len() + conv.lines().len();
+    let mut taken = 0;
     for segments in pending.chain(sent) {
         for row in wrap(&segments, width, STAMP_WIDTH).into_iter().rev() {
             rows.push_front(row);
         }
+        taken += 1;
         if rows.len() >= want {
             break;
         }
     }
+    let all = taken == total;
     let scroll = scroll.min(rows.len().saturating_sub(height));
     let end = rows.len() - scroll;
     let start = end.saturating_sub(height);
-    (
-        rows.into_iter().skip(start).take(end - start).collect(),
+    let top = all && start == 0;
+    if top && let Some(said) = scrollback_segments(conv) {
+        // The first line is in view, and so is what the room says above it: the rows below
+        // make way (the scroll, counted from the bottom, is unchanged, so when it goes the
+        // view is where it was).
+        for row in wrap(&said, width, 3).into_iter().rev() {
+            rows.push_front(row);
+        }
+        let shown = height.min(rows.len());
+        return Pane {
+            scroll: rows.len() - shown,
+            rows: rows.into_iter().take(shown).collect(),
+            top,
+        };
+    }
+    Pane {
+        rows: rows.into_iter().skip(start).take(end - start).collect(),
         scroll,
+        top,
+    }
+}
+
+/// The open conversation's [`Pane`] on a screen of `size`.
+pub fn pane_on(chat: &Chat, view: &View, size: Rect, tz_offset: i32) -> Pane {
+    let (width, height) = message_size(layout(size));
+    pane(chat, view, width, height, tz_offset)
+}
+
+/// Columns and rows of text in the message pane.
+fn message_size(areas: Areas) -> (usize, usize) {
+    (
+        usize::from(areas.messages.width.saturating_sub(1)).max(1),
+        usize::from(areas.messages.height),
     )
+}
+
+/// One search hit's segments: local date and time, room, who and what (mentions of us
+/// highlighted).
+pub fn hit_segments(hit: &Hit, me: &Nick, tz_offset: i32) -> Vec<Segment> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut out = vec![
+        (format!("{} ", local_minute(hit.line.at, tz_offset)), dim),
+        (
+            format!("{} ", hit.room),
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ),
+    ];
+    // The line's own segments, without their HH:MM stamp.
+    out.extend(line_segments(&hit.line, me, tz_offset).into_iter().skip(1));
+    out
+}
+
+/// The rows of a search's results, in place of the conversation: what it is and how it went,
+/// then the hits, newest first, from the view's search scroll on (clamped). Also returns that
+/// scroll.
+pub fn search_rows(
+    search: &Search,
+    me: &Nick,
+    scroll: usize,
+    width: usize,
+    height: usize,
+    tz_offset: i32,
+) -> (Vec<Vec<Segment>>, usize) {
+    let head = vec![(
+        format!("search: {} (Esc closes)", search.title()),
+        Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+    )];
+    let mut rows = wrap(&head, width, 2);
+    let mut body: Vec<Vec<Segment>> = Vec::new();
+    for hit in search.hits() {
+        body.extend(wrap(&hit_segments(hit, me, tz_offset), width, STAMP_WIDTH));
+    }
+    let room = height.saturating_sub(rows.len()).max(1);
+    let scroll = scroll.min(body.len().saturating_sub(room));
+    rows.extend(body.into_iter().skip(scroll).take(room));
+    rows.truncate(height);
+    (rows, scroll)
 }
 
 /// The status line's text for `state` at `now`.
@@ -387,11 +507,26 @@ pub fn draw(
         draw_rule(frame, area.right().saturating_sub(1), area);
     }
 
-    // Messages, bottom-aligned.
-    let width = usize::from(areas.messages.width.saturating_sub(1)).max(1);
-    let height = usize::from(areas.messages.height);
-    let (rows, scroll) = message_rows(chat, view, width, height, tz_offset);
-    let n = u16::try_from(rows.len()).unwrap_or(u16::MAX);
+    // Messages, bottom-aligned; or a search's results, from the top.
+    let (width, height) = message_size(areas);
+    let (rows, scroll, n) = match chat.search() {
+        Some(search) => {
+            let (rows, _) = search_rows(
+                search,
+                chat.me(),
+                view.search_scroll(),
+                width,
+                height,
+                tz_offset,
+            );
+            (rows, 0, u16::try_from(height).unwrap_or(u16::MAX))
+        }
+        None => {
+            let (rows, scroll) = message_rows(chat, view, width, height, tz_offset);
+            let n = u16::try_from(rows.len()).unwrap_or(u16::MAX);
+            (rows, scroll, n)
+        }
+    };
     let msg_area = Rect::new(
         areas.messages.x + 1,
         areas.messages.bottom().saturating_sub(n),
@@ -814,5 +949,141 @@ mod tests {
                 .any(|l| l.contains("* me waves (not delivered: slow down)")),
             "{s:#?}"
         );
+    }
+
+    fn past_say(seq: u64, text: &str) -> natter_core::wire::RoomEvent {
+        natter_core::wire::RoomEvent {
+            room: room("#a"),
+            seq: Seq(seq),
+            at: AT,
+            from: nick("old"),
+            kind: EventKind::Say {
+                id: MsgId(seq),
+                text: Text::new(text).unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_top_of_a_room_says_loading_then_shows_older_lines_without_moving_the_view() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 0..12 {
+            apply(&mut c, &mut v, &say("#a", "bob", &format!("now {i}")));
+        }
+        // Scrolled to the top: the pane says it is there, and nothing is said above.
+        v.scroll_up(&c, 10_000);
+        let p = pane(&c, &v, 60, 6, 0);
+        v.clamp(&c, p.scroll);
+        assert!(p.top);
+        assert!(
+            plain(&p.rows)[0].contains("you are in #a"),
+            "{:?}",
+            plain(&p.rows)
+        );
+        let before = plain(&p.rows);
+        // Loading: a line above the oldest says so.
+        apply(&mut c, &mut v, &Event::Older { room: room("#a") });
+        let p = pane(&c, &v, 60, 6, 0);
+        assert_eq!(plain(&p.rows)[0], "-- loading older lines… --");
+        assert_eq!(plain(&p.rows)[1..], before[..5], "the rest where it was");
+        // The lines come: what was on screen stays on screen, the new lines are above it.
+        apply(
+            &mut c,
+            &mut v,
+            &Event::Past {
+                room: room("#a"),
+                events: (1..=8)
+                    .map(|i| past_say(i + 10, &format!("old {i}")))
+                    .collect(),
+                at_start: false,
+            },
+        );
+        let p = pane(&c, &v, 60, 6, 0);
+        let rows = plain(&p.rows);
+        assert_eq!(rows[1..], before[1..], "the view did not jump");
+        // (They go after the notice of our joining, which moved up with the lines above.)
+        assert_eq!(rows[0].trim_end(), "22:13 <old> old 8");
+        assert!(!p.top);
+        // Up again: the older lines, and at the very top the beginning once it is known.
+        v.scroll_up(&c, 10_000);
+        apply(&mut c, &mut v, &Event::Older { room: room("#a") });
+        apply(
+            &mut c,
+            &mut v,
+            &Event::Past {
+                room: room("#a"),
+                events: Vec::new(),
+                at_start: true,
+            },
+        );
+        let p = pane(&c, &v, 60, 6, 0);
+        let rows = plain(&p.rows);
+        assert!(p.top);
+        assert_eq!(rows[0], "-- the beginning of #a --");
+        assert!(rows[1].contains("you are in #a"), "{rows:?}");
+        assert_eq!(rows[2].trim_end(), "22:13 <old> old 1");
+        // A failed load says why, and how to try again.
+        let mut c = chat_in(&["#b"]);
+        c.handle_event(&Event::Older { room: room("#b") }, Millis(0));
+        c.handle_event(
+            &Event::Error {
+                kind: None,
+                about: natter_core::session::About::Older(room("#b")),
+                text: "busy".into(),
+            },
+            Millis(0),
+        );
+        let rows = plain(&message_rows(&c, &View::new(), 90, 6, 0).0);
+        assert_eq!(
+            rows[0],
+            "-- could not load older lines of #b: busy (PgUp to try again) --"
+        );
+    }
+
+    #[test]
+    fn a_search_shows_its_hits_in_place_of_the_conversation_until_closed() {
+        let mut c = chat_in(&["#a"]);
+        c.handle_event(&say("#a", "bob", "the conversation"), Millis(0));
+        let words = Text::new("checker").unwrap();
+        c.handle_event(
+            &Event::Search {
+                room: None,
+                words: words.clone(),
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
+        assert!(
+            s[1].contains(r#"search: searching for "checker" in all your rooms… (Esc closes)"#),
+            "{s:#?}"
+        );
+        c.handle_event(
+            &Event::Found {
+                room: None,
+                words,
+                hits: vec![past_say(30, "borrow checker"), past_say(3, "checker, me?")],
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
+        assert!(
+            s[1].contains(r#"search: 2 results for "checker" in all your rooms (Esc closes)"#),
+            "{s:#?}"
+        );
+        assert!(
+            s[2].contains("2023-11-14 22:13 #a <old> borrow checker"),
+            "{s:#?}"
+        );
+        assert!(s[3].contains("2023-11-14 22:13 #a <old> checker, me?"));
+        assert!(!s.iter().any(|l| l.contains("the conversation")));
+        // Many hits scroll; the head stays.
+        let (rows, scroll) = search_rows(c.search().unwrap(), c.me(), 5, 90, 2, 0);
+        assert_eq!(scroll, 1, "clamped to the last hit");
+        assert!(plain(&rows)[0].starts_with("search: "));
+        assert!(plain(&rows)[1].contains("checker, me?"));
+        c.close_search();
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
+        assert!(s.iter().any(|l| l.contains("<bob> the conversation")));
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick;
 //! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9
-//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll; Ctrl+C (or
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
+//! room's top in view loads its older lines (as the model says: below the oldest it holds, one
+//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (or
 //! `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
 //! spaces and is sent, as one message, on Enter.
 
@@ -74,6 +76,8 @@ pub enum Action {
     Page(isize),
     /// Complete the nick before the cursor.
     Complete,
+    /// Close what covers the conversation (a search's results).
+    Back,
     /// Leave.
     Quit,
 }
@@ -110,6 +114,7 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::PageUp => return Some(Action::Page(1)),
         KeyCode::PageDown => return Some(Action::Page(-1)),
         KeyCode::Tab => return Some(Action::Complete),
+        KeyCode::Esc => return Some(Action::Back),
         _ => {}
     }
     None
@@ -247,8 +252,23 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         let conv = chat.conv_after(step);
                         open(&mut chat, conv);
                     }
-                    Some(Action::Page(n)) if n > 0 => view.scroll_up(&chat, page),
+                    Some(Action::Page(n)) if chat.search().is_some() => {
+                        let rows = isize::try_from(page).unwrap_or(isize::MAX);
+                        view.scroll_search(if n > 0 { -rows } else { rows });
+                    }
+                    Some(Action::Page(n)) if n > 0 => {
+                        view.scroll_up(&chat, page);
+                        let size = terminal.size()?;
+                        let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                        let pane = draw::pane_on(&chat, &view, size, tz);
+                        // Not past the top: lines put there later must not make the view jump.
+                        view.clamp(&chat, pane.scroll);
+                        if pane.top {
+                            load_older(&mut chat, &cmd_tx);
+                        }
+                    }
                     Some(Action::Page(_)) => view.scroll_down(&chat, page),
+                    Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
                         input.complete(|word| chat.complete_nick(word).map(ToString::to_string));
                     }
@@ -279,7 +299,22 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
 
 fn open(chat: &mut Chat, conv: Option<ConvId>) {
     if let Some(conv) = conv {
+        // Another conversation is what the person wants to see, not the results over it.
+        chat.close_search();
         chat.open(&conv);
+    }
+}
+
+/// The top of the open room is in view: asks for its older lines if the model wants them.
+fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
+    let id = chat.current().clone();
+    if let Some((room, before)) = chat.want_older(&id)
+        && commands.try_send(Command::Older { room, before }).is_err()
+    {
+        chat.note_error(
+            "the connection is busy; press PgUp again to load older lines",
+            clock::now(),
+        );
     }
 }
 
@@ -318,6 +353,14 @@ mod tests {
         assert_eq!(
             key_action(key(KeyCode::Tab, none), &mut i),
             Some(Action::Complete)
+        );
+        assert_eq!(
+            key_action(key(KeyCode::Esc, none), &mut i),
+            Some(Action::Back)
+        );
+        assert_eq!(
+            key_action(key(KeyCode::PageUp, none), &mut i),
+            Some(Action::Page(1))
         );
         key_action(key(KeyCode::Up, none), &mut i);
         assert_eq!(i.text(), "hi");

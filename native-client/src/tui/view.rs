@@ -1,6 +1,7 @@
 //! What the TUI keeps beyond natter-core's chat model, which holds everything about the chat:
 //! view concerns only. How far each conversation is scrolled up, kept still while new lines
-//! arrive, and back at the bottom when a conversation is opened.
+//! arrive (older lines put in front change nothing: the scroll counts from the bottom), and back
+//! at the bottom when a conversation is opened; how far a search's results are scrolled down.
 
 use natter_core::chat::{Change, Chat, ConvId};
 use std::collections::HashMap;
@@ -10,6 +11,8 @@ use std::collections::HashMap;
 pub struct View {
     /// Rows scrolled up from the bottom per conversation (absent: following new lines).
     scroll: HashMap<ConvId, usize>,
+    /// Rows of a search's results scrolled down from their top.
+    search: usize,
 }
 
 impl View {
@@ -30,6 +33,14 @@ impl View {
         *s = s.saturating_add(rows).min(limit);
     }
 
+    /// Keeps the open conversation's scroll within `max` rows (what drawing clamped it to), so
+    /// lines put in front of it later do not make the view jump.
+    pub fn clamp(&mut self, chat: &Chat, max: usize) {
+        if let Some(s) = self.scroll.get_mut(chat.current()) {
+            *s = (*s).min(max);
+        }
+    }
+
     /// Scrolls the open conversation down by `rows`.
     pub fn scroll_down(&mut self, chat: &Chat, rows: usize) {
         if let Some(s) = self.scroll.get_mut(chat.current()) {
@@ -37,9 +48,19 @@ impl View {
         }
     }
 
+    /// Rows a search's results are scrolled down.
+    pub fn search_scroll(&self) -> usize {
+        self.search
+    }
+
+    /// Scrolls a search's results down (+) or up (-) by `rows` (drawing clamps it).
+    pub fn scroll_search(&mut self, rows: isize) {
+        self.search = self.search.saturating_add_signed(rows).min(10_000);
+    }
+
     /// Follows a change of the model: a line arriving in a conversation scrolled up keeps the
     /// view still; a conversation opened shows its newest lines; a conversation gone is
-    /// forgotten.
+    /// forgotten; a new search shows its first results.
     pub fn follow(&mut self, change: &Change, chat: &Chat) {
         match change {
             Change::LineAdded { conv, .. } => {
@@ -54,6 +75,7 @@ impl View {
                 self.scroll
                     .retain(|id, _| *id == ConvId::Server || chat.conv(id).is_some());
             }
+            Change::Search => self.search = 0,
             _ => {}
         }
     }

@@ -19,12 +19,30 @@ const OUTPUT_QUEUE: usize = 4096;
 
 /// Starts a server on a free loopback port.
 pub async fn server() -> (Server, SocketAddr) {
-    let server = tokio::time::timeout(WAIT, natter_server::start(ServerConfig::local_test()))
+    server_with(|_| {}).await
+}
+
+/// Starts a server on a free loopback port, its limits changed by `limits` first.
+pub async fn server_with(
+    limits: impl FnOnce(&mut natter_core::hub::Config),
+) -> (Server, SocketAddr) {
+    let mut config = ServerConfig::local_test();
+    limits(&mut config.hub);
+    let server = tokio::time::timeout(WAIT, natter_server::start(config))
         .await
         .expect("server starts in time")
         .expect("server starts");
     let addr = server.local_addrs()[0];
     (server, addr)
+}
+
+/// A history ring of 200 events per room (held in memory: `Older` and `Search` are answered
+/// from it), joins replaying the default 50, and flood control generous enough that a test can
+/// say a hundred lines quickly.
+pub fn long_history(hub: &mut natter_core::hub::Config) {
+    hub.history_len = 200;
+    hub.flood_burst = 1_000;
+    hub.flood_refill = natter_core::Millis(1);
 }
 
 /// Starts a server on `addr` (retrying while the port is still held by the previous one).
