@@ -48,8 +48,12 @@ mod conn;
 mod deliver;
 mod dialect;
 mod handshake;
+#[cfg(test)]
+mod irc_tests;
+mod line;
 mod lines;
 mod ops;
+mod query;
 mod reply;
 mod resume;
 mod room;
@@ -122,6 +126,8 @@ pub enum ConnKind {
     Binary,
     /// A person on `nc`/`telnet`.
     Text,
+    /// An IRC client on an IRC listener.
+    Irc,
 }
 
 /// Things the shell logs or acts on.
@@ -170,6 +176,8 @@ struct User {
     token: Option<ResumeToken>,
     /// Highest message id accepted from this user (people get hub-chosen ids).
     last_id: MsgId,
+    /// The away message, while the user is away (see [`query`]).
+    away: Option<Text>,
 }
 
 /// The chat server's state. See the module docs for how to drive it.

@@ -29,6 +29,7 @@ impl Hub {
                 rooms: RoomSet::default(),
                 token,
                 last_id: MsgId(0),
+                away: None,
             }),
         );
         uid
