@@ -22,11 +22,7 @@ const ONE_REPLY: [&str; 10] = [
 /// `FAIL <command> INVALID_UTF8` for a line that was not UTF-8 (natter advertises `UTF8ONLY`).
 pub(super) fn not_utf8(lossy: &str) -> Bytes {
     let verb = Message::parse(lossy).map_or_else(|| "*".to_owned(), |m| m.verb());
-    let verb: String = verb
-        .chars()
-        .filter(char::is_ascii_graphic)
-        .take(32)
-        .collect();
+    let verb = shown(&verb);
     let mut out = String::new();
     write_line(
         &mut out,
@@ -41,6 +37,17 @@ pub(super) fn not_utf8(lossy: &str) -> Bytes {
         true,
     );
     Bytes::from(out)
+}
+
+/// A command's name as it can be shown in a reply: printable ASCII, at most 32 characters, `*`
+/// if nothing is left.
+fn shown(verb: &str) -> String {
+    let shown: String = verb
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(32)
+        .collect();
+    if shown.is_empty() { "*".into() } else { shown }
 }
 
 /// Steps being made for one line, with the words of answers the dialect makes itself.
@@ -409,12 +416,7 @@ impl Irc {
                 _ => plan.need_more(verb),
             },
             _ => {
-                let shown: String = verb
-                    .chars()
-                    .filter(char::is_ascii_graphic)
-                    .take(32)
-                    .collect();
-                plan.num(ERR_UNKNOWNCOMMAND, &[&shown], "Unknown command");
+                plan.num(ERR_UNKNOWNCOMMAND, &[&shown(verb)], "Unknown command");
             }
         }
     }
