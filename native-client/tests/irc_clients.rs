@@ -165,7 +165,9 @@ impl Drop for Tmux {
         // configuration on the way out, so their homes go once they are gone (bounded).
         let _ = tmux(&["kill-server"]);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while pids.iter().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        while pids
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(50));

@@ -89,7 +89,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let accept_tasks = listeners
         .into_iter()
         .map(|(door, listener, addr)| {
-            info!(%addr, ?door, "listening");
+            info!(?door, %addr, "listening");
             tokio::spawn(accept_loop(
                 listener,
                 door,
