@@ -739,7 +739,7 @@ async fn irc_welcome(rh: &mut tokio::net::tcp::OwnedReadHalf) -> Result<Vec<u8>,
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut start = 0;
-        while let Some(end) = buf[start..].iter().position(|b| *b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
             let line = &buf[start..start + end];
             if Codec::irc_welcomed(line) {
                 return Ok(buf[start + end + 1..].to_vec());
@@ -798,7 +798,7 @@ async fn line_reader(
         let now_ns = shared.now_ns(now);
         let mut pos = 0;
         let mut st = shared.state.borrow_mut();
-        while let Some(end) = buf[pos..filled].iter().position(|b| *b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', &buf[pos..filled]) {
             let mut line = &buf[pos..pos + end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];

@@ -75,8 +75,8 @@ struct Running {
     target: String,
     /// A PART's reason, for the `PART` line the client gets back.
     reason: Option<Text>,
-    /// The batch id of history replayed on a JOIN.
-    replay: String,
+    /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
+    number: u64,
 }
 
 /// An IRC client's connection. Its state is boxed: every connection holds its dialect inline,
@@ -140,6 +140,13 @@ impl Irc {
     }
 }
 
+/// Whether a line is a `PONG` (read without parsing the whole line: most lines are not).
+fn is_pong(line: &str) -> bool {
+    let b = line.as_bytes();
+    let quick = b.len() >= 4 && ((b[0] | 0x20) == b'p' || b[0] == b'@' || b[0] == b':');
+    quick && Message::parse(line).is_some_and(|m| m.command.eq_ignore_ascii_case("PONG"))
+}
+
 impl Dialect for Irc {
     fn kind(&self) -> ConnKind {
         ConnKind::Irc
@@ -151,9 +158,7 @@ impl Dialect for Irc {
         for r in reads {
             steps.push(match r {
                 // A keepalive answer costs nothing and needs no reading.
-                Read::Line(line) if Message::parse(&line).is_some_and(|m| m.verb() == "PONG") => {
-                    Step::Pong
-                }
+                Read::Line(line) if is_pong(&line) => Step::Pong,
                 Read::Line(line) => Step::Request(Request::Line(line)),
                 Read::TooLong => Step::Limit {
                     limit: Limit::Line,

@@ -5,6 +5,7 @@
 
 use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN};
 use crate::types::{Nick, RoomName, Text};
+use std::borrow::Cow;
 
 /// The server's name, in front of its numerics.
 pub(super) const SERVER: &str = "natter.irc";
@@ -96,7 +97,11 @@ pub(super) fn said(s: &str) -> Said {
 
 /// `s` without IRC formatting: bold, italics, underline, strike, monospace, reverse, reset,
 /// and colours with their numbers (`\x03` `fg[,bg]`, `\x04` `rrggbb[,rrggbb]`).
-pub(super) fn plain(s: &str) -> String {
+pub(super) fn plain(s: &str) -> Cow<'_, str> {
+    const CODES: [u8; 9] = [0x02, 0x03, 0x04, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f];
+    if !s.bytes().any(|b| CODES.contains(&b)) {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -128,7 +133,7 @@ pub(super) fn plain(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Cuts `text` into pieces of at most `max` bytes (at least one character each), at

@@ -160,7 +160,7 @@ impl Irc {
             sent: Vec::new(),
             target: msg.param(0).unwrap_or("*").to_owned(),
             reason: None,
-            replay: format!("h{}", self.lines),
+            number: self.lines,
         });
         plan.tags = self.reply_tags();
         if self.registered() {

@@ -31,31 +31,35 @@ const MAX_TAGGED: usize = IRC_MAX_TAGGED_LINE - 2;
 
 impl Reader {
     /// Feeds bytes; calls `on_read` for each line ended in them (empty lines are skipped).
-    pub(super) fn feed(&mut self, data: &[u8], mut on_read: impl FnMut(Read)) {
-        for &b in data {
-            if b == b'\n' || b == b'\r' {
-                if self.discarding {
-                    self.discarding = false;
-                } else if !self.buf.is_empty() {
-                    on_read(self.take());
+    pub(super) fn feed(&mut self, mut data: &[u8], mut on_read: impl FnMut(Read)) {
+        while !data.is_empty() {
+            let end = memchr::memchr2(b'\n', b'\r', data);
+            let piece = &data[..end.unwrap_or(data.len())];
+            if !self.discarding {
+                let first = self.buf.first().or(piece.first());
+                let limit = if first == Some(&b'@') {
+                    MAX_TAGGED
+                } else {
+                    MAX_BODY
+                };
+                if self.buf.len() + piece.len() > limit {
+                    self.buf.clear();
+                    self.discarding = true;
+                    on_read(Read::TooLong);
+                } else {
+                    self.buf.extend_from_slice(piece);
                 }
-                continue;
             }
-            if self.discarding {
-                continue;
-            }
-            let limit = if self.buf.first() == Some(&b'@') {
-                MAX_TAGGED
-            } else {
-                MAX_BODY
+            let Some(end) = end else {
+                return;
             };
-            if self.buf.len() >= limit {
-                self.buf.clear();
-                self.discarding = true;
-                on_read(Read::TooLong);
-                continue;
+            // A line's end: the line is read (or the discarding of a long one stops).
+            if self.discarding {
+                self.discarding = false;
+            } else if !self.buf.is_empty() {
+                on_read(self.take());
             }
-            self.buf.push(b);
+            data = &data[end + 1..];
         }
     }
 

@@ -410,10 +410,10 @@ impl Irc {
                 &tags,
                 SERVER,
                 "BATCH",
-                &[&format!("+{}", r.replay), "chathistory", room.as_str()],
+                &[&format!("+h{}", r.number), "chathistory", room.as_str()],
                 false,
             ),
-            Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-{}", r.replay)], false),
+            Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
             Note::Help | Note::NowTalkingIn(_) => {}
         }
     }
@@ -532,12 +532,12 @@ impl Irc {
                 l.num(
                     RPL_LOCALUSERS,
                     &[&users.to_string(), &users.to_string()],
-                    &format!("Current local users {users}"),
+                    &format!("Current local users {users}, max {users}"),
                 );
                 l.num(
                     RPL_GLOBALUSERS,
                     &[&users.to_string(), &users.to_string()],
-                    &format!("Current global users {users}"),
+                    &format!("Current global users {users}, max {users}"),
                 );
             }
             Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
@@ -589,7 +589,7 @@ impl Irc {
                     return None;
                 }
                 match self.replaying() {
-                    Some(r) => Tags::none().with("batch", &r.replay),
+                    Some(r) => Tags::none().with("batch", &format!("h{}", r.number)),
                     None => self.reply_tags(),
                 }
             }
