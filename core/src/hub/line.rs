@@ -11,16 +11,17 @@ use crate::types::{ConnId, MsgId};
 impl Hub {
     /// Reads `line` in `conn`'s dialect and runs the steps it means, in order.
     pub(super) fn run_line(&mut self, conn: ConnId, line: &str, now: Millis) {
-        let user = self.user_of(conn).and_then(|u| self.users.get(&u));
-        let me = user.map(|u| u.nick.clone());
-        let next_id = user.map_or(MsgId(1), |u| MsgId(u.last_id.0 + 1));
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Hub { conns, users, .. } = self;
+        let Some(c) = conns.get_mut(&conn) else {
             return;
         };
+        let user = c.user().and_then(|u| users.get(&u));
+        let me = user.map(|u| &u.nick);
+        let next_id = user.map_or(MsgId(1), |u| MsgId(u.last_id.0 + 1));
         let before = c.backlog_bytes();
         let mut steps = Vec::new();
         match c.dialect_mut() {
-            Some(d) => d.read(line, me.as_ref(), next_id, &mut steps),
+            Some(d) => d.read(line, me, next_id, &mut steps),
             None => return,
         }
         for step in steps {

@@ -98,8 +98,8 @@ pub(super) fn said(s: &str) -> Said {
 /// `s` without IRC formatting: bold, italics, underline, strike, monospace, reverse, reset,
 /// and colours with their numbers (`\x03` `fg[,bg]`, `\x04` `rrggbb[,rrggbb]`).
 pub(super) fn plain(s: &str) -> Cow<'_, str> {
-    const CODES: [u8; 9] = [0x02, 0x03, 0x04, 0x0f, 0x11, 0x16, 0x1d, 0x1e, 0x1f];
-    if !s.bytes().any(|b| CODES.contains(&b)) {
+    // Every formatting code is a C0 control character: most text has none.
+    if !s.bytes().any(|b| b < 0x20) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());

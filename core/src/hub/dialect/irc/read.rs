@@ -158,7 +158,11 @@ impl Irc {
             verb: verb.clone(),
             label,
             sent: Vec::new(),
-            target: msg.param(0).unwrap_or("*").to_owned(),
+            // Only the answers to these name what was asked in their end-of-list numerics.
+            target: match verb.as_str() {
+                "WHO" | "WHOIS" => msg.param(0).unwrap_or("*").to_owned(),
+                _ => String::new(),
+            },
             reason: None,
             number: self.lines,
         });
@@ -492,7 +496,19 @@ impl Irc {
             }
         };
         let mut id = next_id;
-        for (i, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
+        let mut text = Some(text);
+        let mut targets = targets.split(',').filter(|t| !t.is_empty()).enumerate();
+        let mut next = targets.next();
+        while let Some((i, target)) = next {
+            next = targets.next();
+            // The last target takes the text itself; the others a copy.
+            let Some(text) = (if next.is_none() {
+                text.take()
+            } else {
+                text.clone()
+            }) else {
+                return;
+            };
             if i == IRC_MAX_TARGETS {
                 return plan.num(ERR_TOOMANYTARGETS, &[target], "Too many recipients");
             }
@@ -501,7 +517,6 @@ impl Irc {
                     plan.num(ERR_NOSUCHCHANNEL, &[target], "No such channel");
                     continue;
                 };
-                let text = text.clone();
                 plan.msg(if action {
                     ClientMsg::Act { room, id, text }
                 } else {
@@ -514,9 +529,9 @@ impl Irc {
                 };
                 // natter has no direct actions: the action goes as text.
                 let text = if action {
-                    Text::new(&format!("* {} {}", plan.me, text)).unwrap_or_else(|_| text.clone())
+                    Text::new(&format!("* {} {}", plan.me, text)).unwrap_or(text)
                 } else {
-                    text.clone()
+                    text
                 };
                 plan.msg(ClientMsg::Msg {
                     to: to.clone(),

@@ -107,6 +107,22 @@ impl Lines {
         let budget = IRC_MAX_LINE
             .saturating_sub(body_len(source, "PRIVMSG", &[target], 0) + wrap)
             .max(4);
+        if text.len() <= budget && !action {
+            // The usual case: one line, no copies.
+            let tags = match msgid {
+                Some(id) => tags.clone().with("msgid", id),
+                None => tags.clone(),
+            };
+            write_line(
+                &mut self.out,
+                &tags,
+                source,
+                "PRIVMSG",
+                &[target, text],
+                true,
+            );
+            return;
+        }
         for (i, piece) in names::split(text, budget).into_iter().enumerate() {
             let mut tags = tags.clone();
             if let Some(id) = msgid {
@@ -602,7 +618,8 @@ impl Irc {
         let mut l = Lines {
             me: String::new(),
             tags: Tags::none(),
-            out: String::new(),
+            // One line in most cases: room for a tagged PRIVMSG of a short text.
+            out: String::with_capacity(256),
         };
         let src = names::source(&ev.from);
         let room = ev.room.as_str();
