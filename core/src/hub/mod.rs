@@ -19,8 +19,8 @@
 //! behind get gaps first.
 //!
 //! # Dialects
-//! Each connection speaks one dialect (binary frames, or lines typed by a person), decided by
-//! its door and its first byte. The hub itself works in one vocabulary: a dialect turns bytes into
+//! Each connection speaks one dialect (binary frames, lines typed by a person, or IRC), decided
+//! by its door and its first byte. The hub itself works in one vocabulary: a dialect turns bytes into
 //! steps (a hello, requests), and words each reply and room event for its peer. Nothing outside
 //! `hub/dialect/` branches on a connection's dialect; `hub/dialect/mod.rs` says how to add one.
 //!
@@ -40,7 +40,7 @@
 //! and `Bye` frame, or an `ERROR:` line); until the shell calls [`Hub::handle_close`] the
 //! connection still counts in [`Hub::connections`] and its input is ignored. A user of a
 //! resumable dialect (binary) whose connection closes without `Quit` is detached and may resume
-//! within [`Config::resume_grace`]; a text user's close is a quit.
+//! within [`Config::resume_grace`]; a text or IRC user's close is a quit.
 
 mod admit;
 mod config;
