@@ -1092,3 +1092,48 @@ proptest::proptest! {
         proptest::prop_assert!(out.is_empty() || out.ends_with(b"\r\n"));
     }
 }
+
+#[test]
+fn long_lists_take_several_lines_and_nothing_is_cut() {
+    let mut n = Net::new();
+    let b = n.bin("member");
+    let rooms: Vec<String> = (0..crate::limits::MAX_ROOMS_PER_USER)
+        .map(|k| format!("#room-with-a-long-name-{k:02}"))
+        .collect();
+    for r in &rooms {
+        n.send_bin(b, &ClientMsg::Join { room: room(r) });
+    }
+    let i = n.client("asker", &[]);
+    n.send(i, &["WHOIS member"]);
+    let l = n.said(i);
+    let channels: Vec<&str> = l
+        .iter()
+        .filter(|l| numeric(l) == Some("319"))
+        .flat_map(|l| l.split_once(" :").unwrap().1.split(' '))
+        .collect();
+    assert!(
+        l.iter().filter(|l| numeric(l) == Some("319")).count() >= 2,
+        "{l:?}"
+    );
+    assert_eq!(
+        channels,
+        rooms.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    // ISON's answer, likewise.
+    let many: Vec<String> = (0..40).map(|k| format!("user-nick-{k:02}")).collect();
+    let mut cs = Vec::new();
+    for nick_ in &many {
+        cs.push(n.bin(nick_));
+    }
+    n.advance(2_000);
+    n.send(i, &[&format!("ISON {}", many[..28].join(" "))]);
+    let l = n.said(i);
+    let on: Vec<&str> = l
+        .iter()
+        .flat_map(|l| l.split_once(" :").unwrap().1.split(' '))
+        .collect();
+    assert_eq!(
+        on,
+        many[..28].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}

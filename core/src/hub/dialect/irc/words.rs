@@ -87,6 +87,31 @@ impl Lines {
         write_line(&mut self.out, &self.tags, SERVER, code, &params, true);
     }
 
+    /// A numeric whose text is a space-separated list: in as many lines as the items take
+    /// (none is cut), at least one.
+    fn num_list<'a>(&mut self, code: &str, middle: &[&str], items: impl Iterator<Item = &'a str>) {
+        let mut params = Vec::with_capacity(middle.len() + 1);
+        params.push(self.me.as_str());
+        params.extend_from_slice(middle);
+        let budget = IRC_MAX_LINE.saturating_sub(body_len(SERVER, code, &params, 0));
+        let mut line = String::new();
+        let mut any = false;
+        for item in items {
+            if !line.is_empty() && line.len() + 1 + item.len() > budget {
+                self.num(code, middle, &line);
+                line.clear();
+                any = true;
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(item);
+        }
+        if !line.is_empty() || !any {
+            self.num(code, middle, &line);
+        }
+    }
+
     /// A line from `source`.
     fn from(&mut self, tags: &Tags, source: &str, command: &str, params: &[&str], trailing: bool) {
         write_line(&mut self.out, tags, source, command, params, trailing);
@@ -329,23 +354,13 @@ impl Irc {
 
     /// `353` lines (as many as the names take) and `366`.
     fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick]) {
-        let me = l.me.clone();
         let room_s = room.as_str();
-        let budget =
-            IRC_MAX_LINE.saturating_sub(body_len(SERVER, RPL_NAMREPLY, &[&me, "=", room_s], 0));
-        let mut line = String::new();
-        for m in members {
-            if !line.is_empty() && line.len() + 1 + m.as_str().len() > budget {
-                l.num(RPL_NAMREPLY, &["=", room_s], &line);
-                line.clear();
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(m.as_str());
-        }
-        if !line.is_empty() {
-            l.num(RPL_NAMREPLY, &["=", room_s], &line);
+        if !members.is_empty() {
+            l.num_list(
+                RPL_NAMREPLY,
+                &["=", room_s],
+                members.iter().map(Nick::as_str),
+            );
         }
         l.num(RPL_ENDOFNAMES, &[room_s], "End of /NAMES list");
     }
@@ -468,8 +483,11 @@ impl Irc {
                     &format!("natter user {how}"),
                 );
                 if !w.rooms.is_empty() {
-                    let rooms: Vec<&str> = w.rooms.iter().map(RoomName::as_str).collect();
-                    l.num(RPL_WHOISCHANNELS, &[n], &rooms.join(" "));
+                    l.num_list(
+                        RPL_WHOISCHANNELS,
+                        &[n],
+                        w.rooms.iter().map(RoomName::as_str),
+                    );
                 }
                 l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
                 if let Some(away) = &w.user.away {
@@ -485,10 +503,7 @@ impl Irc {
                 l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
             }
             Info::Users(users) => match verb {
-                "ISON" => {
-                    let on: Vec<&str> = users.iter().map(|p| p.nick.as_str()).collect();
-                    l.num(RPL_ISON, &[], &on.join(" "));
-                }
+                "ISON" => l.num_list(RPL_ISON, &[], users.iter().map(|p| p.nick.as_str())),
                 "USERHOST" => {
                     let replies: Vec<String> = users
                         .iter()
