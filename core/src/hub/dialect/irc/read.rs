@@ -154,6 +154,7 @@ impl Irc {
                 false,
             );
         }
+        self.busy = true;
         self.running = Some(Running {
             verb: verb.clone(),
             label,
@@ -178,6 +179,7 @@ impl Irc {
     /// The line's answer is complete: closes its batch, or acknowledges a labeled line that
     /// got no answer.
     pub(super) fn line_done(&mut self, answered: bool) -> Option<Bytes> {
+        self.busy = false;
         let running = self.running.take()?;
         let mut out = String::new();
         match running.label {
@@ -301,7 +303,7 @@ impl Irc {
                 let list = msg.param(1).unwrap_or("");
                 match self.caps.requested(list) {
                     Some(caps) => {
-                        self.caps = caps;
+                        self.set_caps(caps);
                         plan.line("CAP", &[&me, "ACK", list], true);
                     }
                     None => plan.line("CAP", &[&me, "NAK", list], true),
