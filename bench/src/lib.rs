@@ -1,5 +1,6 @@
 //! natter-bench: fan-out throughput, latency and memory of natter-server, through natter-bridge,
-//! and of a protocol-free relay baseline, measured by one load generator.
+//! through its IRC listener (beside InspIRCd), and of a protocol-free relay baseline, measured
+//! by one load generator.
 //!
 //! - [`load`]: the load generator (C clients in one room, closed or open loop, every delivery
 //!   counted and checked);
@@ -31,6 +32,10 @@ pub enum Target {
     Baseline,
     /// natter-server through natter-bridge, WebSocket clients.
     Bridge,
+    /// natter-server's IRC listener, IRC clients (with echo-message).
+    Irc,
+    /// Debian's InspIRCd, the same IRC clients (with echo-message).
+    Inspircd,
 }
 
 impl Target {
@@ -40,7 +45,14 @@ impl Target {
             Target::Natter => "natter",
             Target::Baseline => "baseline",
             Target::Bridge => "bridge",
+            Target::Irc => "irc",
+            Target::Inspircd => "inspircd",
         }
+    }
+
+    /// Whether its clients speak IRC lines (not natter frames).
+    pub fn speaks_irc(self) -> bool {
+        matches!(self, Target::Irc | Target::Inspircd)
     }
 }
 
@@ -51,7 +63,11 @@ impl std::str::FromStr for Target {
             "natter" => Ok(Target::Natter),
             "baseline" => Ok(Target::Baseline),
             "bridge" => Ok(Target::Bridge),
-            _ => Err(format!("unknown target {s:?} (natter, baseline, bridge)")),
+            "irc" => Ok(Target::Irc),
+            "inspircd" => Ok(Target::Inspircd),
+            _ => Err(format!(
+                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd)"
+            )),
         }
     }
 }

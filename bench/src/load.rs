@@ -3,8 +3,9 @@
 //! loop). Every delivery at every member is counted and checked against the per-sender sequence
 //! (none lost, none duplicated, none out of order), and its latency (send to receive) recorded.
 //!
-//! Acknowledgement: natter echoes a say to its sender, so the sender's own copy is the ack. The
-//! baseline relays to everyone else, so the next client ((sender + 1) mod C) acknowledges.
+//! Acknowledgement: natter echoes a say to its sender, so the sender's own copy is the ack (IRC
+//! clients ask for echo-message, natter's listener and InspIRCd alike). The baseline relays to
+//! everyone else, so the next client ((sender + 1) mod C) acknowledges.
 //!
 //! All clients run on the caller's thread (call [`Load::connect`] and [`Load::run`] inside a
 //! `tokio::task::LocalSet`), sharing one state without locks: a reader and a writer task per
@@ -175,7 +176,7 @@ impl Shared {
     fn per_receiver(&self) -> u64 {
         let senders = match self.codec_target() {
             Target::Baseline => self.clients - 1,
-            Target::Natter | Target::Bridge => self.clients,
+            Target::Natter | Target::Bridge | Target::Irc | Target::Inspircd => self.clients,
         };
         u64::from(senders) * u64::from(self.messages)
     }
@@ -187,7 +188,7 @@ impl Shared {
     fn acker(&self, sender: u32) -> u32 {
         match self.codec_target() {
             Target::Baseline => (sender + 1) % self.clients,
-            Target::Natter | Target::Bridge => sender,
+            Target::Natter | Target::Bridge | Target::Irc | Target::Inspircd => sender,
         }
     }
 
@@ -489,6 +490,28 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             tokio::task::spawn_local(tcp_reader(shared.clone(), rh, me));
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }
+        Target::Irc | Target::Inspircd => {
+            let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+                .await
+                .map_err(|e| connect_err(&e))?
+                .map_err(|e| connect_err(&e))?;
+            stream.set_nodelay(true).map_err(|e| connect_err(&e))?;
+            let (mut rh, mut wh) = stream.into_split();
+            for b in &handshake {
+                wh.write_all(b).await.map_err(|e| connect_err(&e))?;
+            }
+            // Some servers take their time to register a client (InspIRCd looks it up first);
+            // a JOIN before the welcome would be refused.
+            let rest = timeout(Duration::from_secs(30), irc_welcome(&mut rh))
+                .await
+                .map_err(|e| connect_err(&e))?
+                .map_err(|e| connect_err(&e))?;
+            wh.write_all(&shared.codec.irc_join())
+                .await
+                .map_err(|e| connect_err(&e))?;
+            tokio::task::spawn_local(line_reader(shared.clone(), rh, me, rest));
+            tokio::task::spawn_local(tcp_writer(shared, wh, me));
+        }
         Target::Bridge => {
             let url = format!("ws://{}/ws", spec.addr);
             let (ws, _) = timeout(
@@ -698,6 +721,104 @@ where
                 return;
             }
         }
+    }
+}
+
+/// Reads an IRC registration up to and including the welcome (`001`); returns what was read
+/// after it.
+async fn irc_welcome(rh: &mut tokio::net::tcp::OwnedReadHalf) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let n = rh.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!(
+                "closed before the welcome: {}",
+                String::from_utf8_lossy(&buf)
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
+            let line = &buf[start..start + end];
+            if Codec::irc_welcomed(line) {
+                return Ok(buf[start + end + 1..].to_vec());
+            }
+            if line.starts_with(b"ERROR") {
+                return Err(String::from_utf8_lossy(line).into_owned());
+            }
+            start += end + 1;
+        }
+        if buf.len() > READ_CHUNK {
+            return Err("no welcome in 64 KiB".into());
+        }
+    }
+}
+
+/// Longest IRC line the reader takes (IRCv3 message-tags: 8191 bytes).
+const MAX_IRC_LINE: usize = 8191;
+
+/// Reads client `me`'s IRC lines until the run is over for it, cutting lines in place; `rest`
+/// is what was read after the welcome.
+async fn line_reader(
+    shared: Rc<Shared>,
+    mut rh: tokio::net::tcp::OwnedReadHalf,
+    me: u32,
+    rest: Vec<u8>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK + MAX_IRC_LINE];
+    let mut filled = rest.len().min(buf.len());
+    buf[..filled].copy_from_slice(&rest[..filled]);
+    let mut first = true;
+    loop {
+        if !first || filled == 0 {
+            let n = match rh.read(&mut buf[filled..]).await {
+                Ok(0) => {
+                    let mut st = shared.state.borrow_mut();
+                    if !is_done(&shared, &st, me) {
+                        shared.error(
+                            &mut st,
+                            format!("client {me}: server closed the connection"),
+                            true,
+                        );
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    let mut st = shared.state.borrow_mut();
+                    shared.error(&mut st, format!("client {me}: read failed: {e}"), true);
+                    return;
+                }
+            };
+            filled += n;
+        }
+        first = false;
+        let now = Instant::now();
+        let now_ns = shared.now_ns(now);
+        let mut pos = 0;
+        let mut st = shared.state.borrow_mut();
+        while let Some(end) = memchr::memchr(b'\n', &buf[pos..filled]) {
+            let mut line = &buf[pos..pos + end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            if !line.is_empty() {
+                shared.receive(&mut st, me, line, now, now_ns);
+            }
+            pos += end + 1;
+        }
+        if filled - pos > MAX_IRC_LINE {
+            shared.error(
+                &mut st,
+                format!("client {me}: a line over {MAX_IRC_LINE} bytes"),
+                true,
+            );
+            return;
+        }
+        drop(st);
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
     }
 }
 

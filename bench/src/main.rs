@@ -49,6 +49,9 @@ struct Common {
     /// natter-bridge binary.
     #[arg(long, default_value_os_t = release_bin("natter-bridge"))]
     bridge_bin: PathBuf,
+    /// InspIRCd binary (Debian's package: apt-get install inspircd).
+    #[arg(long, default_value = "/usr/sbin/inspircd")]
+    inspircd_bin: PathBuf,
     /// Where JSON lines, the plot, the server config and logs go.
     #[arg(long, default_value_os_t = target_dir().join("bench"))]
     out: PathBuf,
@@ -83,7 +86,7 @@ struct FanoutArgs {
     /// Open loop instead: total messages per second over all clients.
     #[arg(long)]
     rate: Option<f64>,
-    /// Servers to measure (comma-separated: natter, baseline, bridge).
+    /// Servers to measure (comma-separated: natter, baseline, bridge, irc, inspircd).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
     targets: Vec<Target>,
     /// Decode every delivery fully (slower generator; checks the fast path).
@@ -229,24 +232,30 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
     std::fs::write(&config, smoke::bench_config_toml())?;
-    let natter = |log: String| {
+    let natter_on = |log: String, irc: bool| {
+        let mut args = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--config".into(),
+            config.display().to_string(),
+            // The fan-out figures are the memory-only server's.
+            "--ephemeral".into(),
+        ];
+        if irc {
+            args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
+        }
         ServerProc::spawn(
             "natter-server",
             &c.server_bin,
-            &[
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--config".into(),
-                config.display().to_string(),
-                // The fan-out figures are the memory-only server's; `--store` runs are separate.
-                "--ephemeral".into(),
-            ],
+            &args,
             &[("RUST_LOG", "info")],
             cpu,
             logs.join(log),
-            "listening",
+            // The address that clients connect to: the IRC listener's for IRC runs.
+            if irc { "door=Irc" } else { "listening" },
         )
     };
+    let natter = |log: String| natter_on(log, false);
     Ok(match target {
         Target::Natter => Servers {
             main: natter(format!("natter-server-{tag}.log"))?,
@@ -268,6 +277,37 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             )?,
             bridge: None,
         },
+        Target::Irc => Servers {
+            main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
+            bridge: None,
+        },
+        Target::Inspircd => {
+            // InspIRCd cannot say which free port it took: find one, then hand it over.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let dir = c.out.join(format!("inspircd-{tag}"));
+            std::fs::create_dir_all(&dir)?;
+            let conf = dir.join("inspircd.conf");
+            std::fs::write(&conf, inspircd_config(port, &dir))?;
+            Servers {
+                main: ServerProc::spawn_listening(
+                    "inspircd",
+                    &c.inspircd_bin,
+                    &[
+                        "--config".into(),
+                        conf.display().to_string(),
+                        "--nofork".into(),
+                        // The bench may run as root (a container); the config is loopback only.
+                        "--runasroot".into(),
+                    ],
+                    cpu,
+                    logs.join(format!("inspircd-{tag}.log")),
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                )?,
+                bridge: None,
+            }
+        }
         Target::Bridge => {
             let main = natter(format!("natter-server-bridged-{tag}.log"))?;
             let bridge = ServerProc::spawn(
@@ -297,6 +337,31 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             }
         }
     })
+}
+
+/// A throwaway InspIRCd configuration: clients on 127.0.0.1:`port` only, flood control and
+/// send/receive queue limits out of the way (as natter's bench config does for natter), and
+/// echo-message so that a sender's own copy is its acknowledgement.
+fn inspircd_config(port: u16, dir: &Path) -> String {
+    format!(
+        r#"<server name="inspircd.bench" description="natter-bench" network="bench">
+<admin name="bench" nick="bench" email="bench@localhost.invalid">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="bench" allow="127.0.0.1" maxchans="20" timeout="60" pingfreq="3600"
+         hardsendq="1073741824" softsendq="1073741824" recvq="1073741824"
+         threshold="1000000000" commandrate="1000000000" fakelag="off"
+         localmax="100000" globalmax="100000" maxconnwarn="off" useident="no"
+         limit="100000" resolvehostnames="no">
+<performance softlimit="100000" somaxconn="4096" netbuffersize="65536" clonesonconnect="no">
+<limits maxnick="30" maxchan="64" maxline="512">
+<channels users="20" opers="60">
+<pid file="{pid}">
+<module name="cap">
+<module name="ircv3">
+<module name="ircv3_echomessage">
+"#,
+        pid = dir.join("inspircd.pid").display()
+    )
 }
 
 fn auto_messages(clients: u32, window: u32, rate: Option<f64>) -> u32 {
@@ -413,7 +478,10 @@ async fn fanout_once(
         rate: a.rate,
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
-            Target::Natter | Target::Bridge => a.common.server_bin.display().to_string(),
+            Target::Natter | Target::Bridge | Target::Irc => {
+                a.common.server_bin.display().to_string()
+            }
+            Target::Inspircd => a.common.inspircd_bin.display().to_string(),
         },
         deliveries_per_s: result.rate(),
         deliveries: result.deliveries,
@@ -433,7 +501,10 @@ async fn fanout_once(
 }
 
 async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
-    if a.targets.contains(&Target::Bridge) {
+    if a.targets
+        .iter()
+        .any(|t| !matches!(t, Target::Natter | Target::Baseline))
+    {
         bail!("the idle workload runs natter and baseline only");
     }
     std::fs::create_dir_all(&a.common.out)?;

@@ -122,6 +122,54 @@ impl ServerProc {
         })
     }
 
+    /// Starts `bin args...` (under `taskset -c cpu` if given), logging to `log`, and waits
+    /// until it accepts connections on `addr` (for servers that do not log a port they chose).
+    pub fn spawn_listening(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        cpu: Option<usize>,
+        log: PathBuf,
+        addr: SocketAddr,
+    ) -> Result<ServerProc, ProcError> {
+        if !bin.is_file() {
+            return Err(ProcError::Missing(bin.to_owned()));
+        }
+        let out = File::create(&log).map_err(io(format!("create {}", log.display())))?;
+        let err = out.try_clone().map_err(io("dup log file"))?;
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .map_err(io(format!("start {}", bin.display())))?;
+        let mut proc = ServerProc { child, addr, log };
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(proc);
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(ProcError::Io {
+                    what: format!("{name} exited with {status}; log: {}", proc.log.display()),
+                    source: std::io::Error::other("early exit"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(ProcError::NoAddress {
+            name: name.to_owned(),
+            secs: START_TIMEOUT.as_secs(),
+            log: proc.log.display().to_string(),
+        })
+    }
+
     /// CPU seconds (user + system) used so far.
     pub fn cpu_seconds(&self) -> Result<f64, ProcError> {
         cpu_seconds(self.pid())

@@ -220,6 +220,32 @@ pub fn fanout_table(sums: &[Summary]) -> String {
             ));
         }
     }
+    // natter's IRC listener against its binary protocol, and against InspIRCd.
+    let inspircd: BTreeMap<u32, &Summary> = sums
+        .iter()
+        .filter(|s| s.target == Target::Inspircd)
+        .map(|s| (s.clients, s))
+        .collect();
+    for s in sums.iter().filter(|s| s.target == Target::Irc) {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "irc       C={:<5} deliveries/s {:.2} x natter, p50 {:.2} x, p99 {:.2} x\n",
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                s.p50_us / n.p50_us.max(1e-9),
+                s.p99_us / n.p99_us.max(1e-9),
+            ));
+        }
+        if let Some(i) = inspircd.get(&s.clients) {
+            ratios.push_str(&format!(
+                "irc       C={:<5} deliveries/s {:.2} x inspircd, p50 {:.2} x, p99 {:.2} x\n",
+                s.clients,
+                s.deliveries_per_s / i.deliveries_per_s.max(1e-9),
+                s.p50_us / i.p50_us.max(1e-9),
+                s.p99_us / i.p99_us.max(1e-9),
+            ));
+        }
+    }
     if !ratios.is_empty() {
         out.push('\n');
         out.push_str(&ratios);
@@ -271,7 +297,13 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 3] = [Target::Baseline, Target::Natter, Target::Bridge];
+    const TARGETS: [Target; 5] = [
+        Target::Baseline,
+        Target::Natter,
+        Target::Bridge,
+        Target::Irc,
+        Target::Inspircd,
+    ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
     let mut chart = ChartBuilder::on(&left)
@@ -312,6 +344,8 @@ fn colour(t: Target) -> RGBColor {
         Target::Natter => RGBColor(200, 60, 40),
         Target::Baseline => RGBColor(40, 90, 200),
         Target::Bridge => RGBColor(40, 150, 70),
+        Target::Irc => RGBColor(150, 60, 170),
+        Target::Inspircd => RGBColor(120, 120, 120),
     }
 }
 

@@ -65,8 +65,10 @@ pub fn bench_config_toml() -> String {
 pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)>, SmokeError> {
     let mut config = natter_server::ServerConfig::local_test();
     config.hub = bench_hub_config(config.hub);
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let server = natter_server::start(config).await?;
     let natter_addr = server.local_addrs()[0];
+    let irc_addr = server.irc_addrs()[0];
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let baseline_addr = listener.local_addr()?;
@@ -111,6 +113,11 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
         (
             "bridge closed loop, verified",
             spec(Target::Bridge, bridge_addr, true, None),
+        ),
+        ("irc closed loop", spec(Target::Irc, irc_addr, false, None)),
+        (
+            "irc closed loop, verified",
+            spec(Target::Irc, irc_addr, true, None),
         ),
     ];
     let mut out = Vec::new();

@@ -81,6 +81,14 @@ impl Codec {
     /// bridge one bare payload per WebSocket message (the bridge adds the prefixes). Empty for the
     /// baseline.
     pub fn handshake(&self, client: u32, room: &RoomName) -> Result<Vec<Bytes>, BenchWireError> {
+        if self.target.speaks_irc() {
+            // echo-message: the sender's own copy is its acknowledgement, as with natter.
+            let register = format!(
+                "CAP REQ :echo-message\r\nNICK {}\r\nUSER bench 0 * :bench\r\nCAP END\r\n",
+                nick_text(&self.tag, client)
+            );
+            return Ok(vec![Bytes::from(register)]);
+        }
         let hello = ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             nick: nick(&self.tag, client)?,
@@ -89,6 +97,7 @@ impl Codec {
         let join = ClientMsg::Join { room: room.clone() };
         match self.target {
             Target::Baseline => Ok(Vec::new()),
+            Target::Irc | Target::Inspircd => Ok(Vec::new()),
             Target::Natter => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
@@ -97,6 +106,17 @@ impl Codec {
             }
             Target::Bridge => Ok(vec![encode_payload(&hello)?, encode_payload(&join)?]),
         }
+    }
+
+    /// What an IRC client sends once it is registered (`001`): the JOIN of the room.
+    pub fn irc_join(&self) -> Bytes {
+        Bytes::from(format!("JOIN {}\r\n", self.room))
+    }
+
+    /// Whether an IRC line is the end of registration (`001`).
+    pub fn irc_welcomed(line: &[u8]) -> bool {
+        let mut words = line.split(|b| *b == b' ');
+        words.next().is_some_and(|w| w.starts_with(b":")) && words.next() == Some(b"001")
     }
 
     /// The target this codec speaks to.
@@ -112,6 +132,13 @@ impl Codec {
     /// One chat message carrying `stamp`: a frame for TCP, a bare payload for the bridge. The
     /// baseline gets the same bytes natter gets; it relays them unread.
     pub fn say(&self, stamp: Stamp) -> Result<Bytes, BenchWireError> {
+        if self.target.speaks_irc() {
+            return Ok(Bytes::from(format!(
+                "PRIVMSG {} :{}\r\n",
+                self.room,
+                stamp.text()
+            )));
+        }
         let text = Text::new(&stamp.text()).map_err(|e| BenchWireError::Invalid(e.to_string()))?;
         let msg = ClientMsg::Say {
             room: self.room.clone(),
@@ -121,14 +148,17 @@ impl Codec {
         };
         Ok(match self.target {
             Target::Bridge => encode_payload(&msg)?,
-            Target::Natter | Target::Baseline => encode_frame(&msg)?,
+            Target::Natter | Target::Baseline | Target::Irc | Target::Inspircd => {
+                encode_frame(&msg)?
+            }
         })
     }
 
     /// What `payload` (one frame without its length prefix; the bridge's batches are cut into
-    /// these by the reader) is.
+    /// these by the reader; for IRC one line without its CR LF) is.
     pub fn classify(&self, payload: &[u8]) -> Received {
         match self.target {
+            Target::Irc | Target::Inspircd => self.classify_line(payload),
             Target::Baseline => {
                 if payload.is_empty() {
                     return Received::Ready;
@@ -151,6 +181,51 @@ impl Codec {
                 }
                 self.decode(payload)
             }
+        }
+    }
+
+    /// An IRC line: a delivery is a PRIVMSG whose text is a stamp (the fast path reads only its
+    /// last 65 bytes: `:` and the stamp); the end of NAMES of the room means in the room.
+    fn classify_line(&self, line: &[u8]) -> Received {
+        let n = line.len();
+        if !self.verify
+            && n > PAYLOAD_LEN + 1
+            && line[n - PAYLOAD_LEN - 1] == b':'
+            && let Some(s) = tail_stamp(line)
+        {
+            return Received::Delivery(s);
+        }
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.split(' ');
+        let source = words.next().unwrap_or_default();
+        let command = words.next().unwrap_or_default();
+        let target = words.next().unwrap_or_default();
+        match command {
+            "PRIVMSG" if target == self.room.as_str() => {
+                let said = text.split_once(" :").map_or("", |(_, t)| t);
+                match Stamp::parse(said.as_bytes()) {
+                    Some(s) => {
+                        let from = source.trim_start_matches(':').split('!').next();
+                        if from == Some(nick_text(&self.tag, s.sender).as_str()) {
+                            Received::Delivery(s)
+                        } else {
+                            Received::Failed(format!(
+                                "message of sender {} arrived from {source}",
+                                s.sender
+                            ))
+                        }
+                    }
+                    None => Received::Other,
+                }
+            }
+            "366" if words.next() == Some(self.room.as_str()) => Received::Ready,
+            "NOTICE" if text.contains("were not delivered") => Received::Gap,
+            _ if source == "ERROR" => Received::Failed(format!("server closed: {text}")),
+            // 422: no message of the day, which InspIRCd's bench config has none of.
+            c if c.len() == 3 && (c.starts_with('4') || c.starts_with('5')) && c != "422" => {
+                Received::Failed(format!("server refused: {text}"))
+            }
+            _ => Received::Other,
         }
     }
 
@@ -246,6 +321,42 @@ mod tests {
         // Full decoding also checks the sender's nick.
         let c = Codec::new(Target::Natter, "#bench", true).unwrap();
         assert!(matches!(c.classify(&event(&c, s, 4)), Received::Failed(_)));
+    }
+
+    #[test]
+    fn irc_lines_are_deliveries_readiness_and_errors() {
+        let s = Stamp {
+            sender: 2,
+            seq: 7,
+            sent_ns: 99,
+        };
+        for verify in [false, true] {
+            let c = Codec::new(Target::Irc, "#bench", verify).unwrap();
+            let said = c.say(s).unwrap();
+            let said = std::str::from_utf8(&said).unwrap();
+            assert!(said.starts_with(&format!("PRIVMSG {} :", c.room())));
+            let from = nick_text(&c.tag, 2);
+            let line = format!(":{from}!{from}@natter {}", said.trim_end());
+            assert_eq!(c.classify(line.as_bytes()), Received::Delivery(s));
+            let names = format!(":natter.irc 366 {from} {} :End of /NAMES list", c.room());
+            assert_eq!(c.classify(names.as_bytes()), Received::Ready);
+            assert!(matches!(c.classify(b"ERROR :goodbye"), Received::Failed(_)));
+            assert!(matches!(
+                c.classify(b":natter.irc 404 x #b :Cannot send"),
+                Received::Failed(_)
+            ));
+            assert_eq!(c.classify(b":natter.irc 372 x :- motd"), Received::Other);
+        }
+        // Full reading checks the sender's nick.
+        let c = Codec::new(Target::Irc, "#bench", true).unwrap();
+        let said = c.say(s).unwrap();
+        let line = format!(
+            ":someone!x@y {}",
+            std::str::from_utf8(&said).unwrap().trim_end()
+        );
+        assert!(matches!(c.classify(line.as_bytes()), Received::Failed(_)));
+        assert!(Codec::irc_welcomed(b":natter.irc 001 n :Welcome"));
+        assert!(!Codec::irc_welcomed(b":natter.irc 002 n :Your host"));
     }
 
     #[test]

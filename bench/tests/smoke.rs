@@ -1,5 +1,6 @@
-//! The smoke mode as a test: a few hundred messages through natter-server, the baseline and
-//! natter-bridge (all in-process on 127.0.0.1 port 0), nothing lost, nothing duplicated.
+//! The smoke mode as a test: a few hundred messages through natter-server, the baseline,
+//! natter-bridge and natter-server's IRC listener (all in-process on 127.0.0.1 port 0), nothing
+//! lost, nothing duplicated.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 5);
+    assert_eq!(results.len(), 7);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
@@ -32,4 +33,6 @@ fn smoke_loses_nothing() {
     let find = |w: &str| &results.iter().find(|(x, _)| x == w).unwrap().1;
     assert_eq!(find("natter closed loop").expected, 6 * 6 * 40);
     assert_eq!(find("baseline closed loop").expected, 6 * 5 * 40);
+    // IRC clients ask for echo-message: the sender's copy is its ack, as with natter.
+    assert_eq!(find("irc closed loop, verified").expected, 6 * 6 * 40);
 }

@@ -169,6 +169,30 @@ pub const MAX_MEMBERS_LISTED: usize = 300;
 /// Rooms listed in a `rooms` reply (fits in one frame).
 pub const MAX_ROOMS_LISTED: usize = 100;
 
+/// Rooms listed with their topics in an IRC `LIST` answer: each is one line of at most 512
+/// bytes, so the answer stays well inside [`OUTBOUND_HARD_MAX_BYTES`] (a longer one would close
+/// the connection that asked as too slow).
+pub const MAX_LIST_ROOMS: usize = 250;
+
+/// Longest away message, in UTF-8 bytes (IRC's `AWAYLEN`); a longer one is cut at a character
+/// boundary. An away message is repeated in every WHOIS and to every co-member.
+pub const MAX_AWAY_BYTES: usize = 200;
+
+/// Longest IRC line a client may send, without message tags, CR LF included (RFC 1459's 512).
+/// Longer lines are refused with `417 ERR_INPUTTOOLONG`.
+pub const IRC_MAX_LINE: usize = 512;
+
+/// Longest IRC line with message tags in front (IRCv3 message-tags: 4,096 bytes of tags plus the
+/// 512-byte message, CR LF and the space between, less one).
+pub const IRC_MAX_TAGGED_LINE: usize = 8191;
+
+/// Targets one IRC `PRIVMSG`/`NOTICE` may name (`TARGMAX`): each is a request of its own, all
+/// for one flood-control token.
+pub const IRC_MAX_TARGETS: usize = 4;
+
+/// Rooms one IRC `JOIN`/`PART` line may name; more would cost one token for many requests.
+pub const IRC_MAX_JOIN_TARGETS: usize = MAX_ROOMS_PER_USER;
+
 // ---- server side, not tunable ----
 
 /// Connections refused at admission but not yet closed, at most; past this `accept` returns

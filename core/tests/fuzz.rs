@@ -1,5 +1,5 @@
 //! Fuzzing on stable Rust: random and mutated inputs for the frame decoder, the Hub's byte input
-//! (binary and text mode), the slash-command parser and the Session's input. Nothing may panic,
+//! (binary, text and IRC), the slash-command parser and the Session's input. Nothing may panic,
 //! and what comes out stays within the frame limit.
 //!
 //! `cargo test` runs a short bounded pass (plus every file in `core/fuzz-corpus/`, where inputs
@@ -8,7 +8,7 @@
 
 use natter_core::chat::Chat;
 use natter_core::command;
-use natter_core::hub::{Config, Hub};
+use natter_core::hub::{Config, Door, Hub};
 use natter_core::limits::MAX_FRAME;
 use natter_core::session::{Session, SessionConfig, Transport};
 use natter_core::wire::{self, ClientMsg, FrameDecoder, ServerMsg};
@@ -48,6 +48,9 @@ fn chunks() -> impl Strategy<Value = Chunks> {
         // A person: text lines, including commands, control bytes and invalid UTF-8.
         "(/?(join|nick|msg|me|part|who|rooms|topic|quit|help)? ?[ -~\u{80}-\u{10FFFF}\x1b\r\x00]{0,80}\r?\n){0,4}"
             .prop_map(String::into_bytes),
+        // An IRC client: commands with tags, CTCP, colours and junk in their parameters.
+        "((@[a-z=;+]{0,12} )?(NICK|USER|CAP|JOIN|PART|PRIVMSG|NOTICE|TOPIC|MODE|WHO|WHOIS|AWAY|PING|PONG|LIST|NAMES|ISON|USERHOST|QUIT|TAGMSG)( :?[ -~\u{80}-\u{10FFFF}\x01\x03\r\x00]{0,40}){0,4}\r?\n){0,6}"
+            .prop_map(String::into_bytes),
     ];
     proptest::collection::vec((chunk, any::<u16>()), 1..8)
 }
@@ -56,10 +59,20 @@ fn hub_target(input: &Chunks) {
     let mut hub = Hub::new(Config::default());
     let mut now = Millis(1_000);
     let peer = core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, 1));
-    let conns: Vec<_> = (0..3).filter_map(|_| hub.accept(peer, now).ok()).collect();
+    let mut conns: Vec<_> = (0..3).filter_map(|_| hub.accept(peer, now).ok()).collect();
+    // And an IRC client, registered, that reads every chunk too: what follows reaches every
+    // IRC command.
+    let irc = hub.accept_on(Door::Irc, peer, now).ok();
+    if let Some(irc) = irc {
+        hub.handle_bytes(irc, b"NICK fuzzirc\r\nUSER f 0 * :f\r\n", now);
+        conns.push(irc);
+    }
     for (n, (bytes, wait)) in input.iter().enumerate() {
         let conn = conns[n % conns.len()];
         hub.handle_bytes(conn, bytes, now);
+        if let Some(irc) = irc.filter(|i| *i != conn) {
+            hub.handle_bytes(irc, bytes, now);
+        }
         now = now + Millis(u64::from(*wait % 2_000));
         if hub.poll_timeout().is_some_and(|t| t <= now) {
             hub.handle_timeout(now);

@@ -10,6 +10,7 @@ use crate::hub_task::Input;
 use crate::outbox::Outbox;
 use bytes::Bytes;
 use natter_core::ConnId;
+use natter_core::hub::Door;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -59,10 +60,12 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
 /// Input read after the hub said close is dropped, and after the FIN drained for
 /// [`DRAIN_AFTER_CLOSE`], so the peer reads the last error line instead of a reset.
 ///
-/// `permit` is the connection's place under the server's socket cap, given back when it ends.
+/// `door` is the listener it came in on; `permit` is the connection's place under the server's
+/// socket cap, given back when it ends.
 pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    door: Door,
     hub: mpsc::Sender<Input>,
     permit: OwnedSemaphorePermit,
 ) -> Connection {
@@ -73,6 +76,7 @@ pub(crate) fn serve(
     let (reply_tx, reply_rx) = oneshot::channel();
     let accepted = Input::Accepted {
         peer,
+        door,
         outbox: outbox.clone(),
         reply: reply_tx,
     };
@@ -539,7 +543,7 @@ mod tests {
         let permit = Arc::new(tokio::sync::Semaphore::new(1))
             .try_acquire_owned()
             .unwrap();
-        let serve_fut = serve(server_side, peer, hub_tx, permit);
+        let serve_fut = serve(server_side, peer, Door::Natter, hub_tx, permit);
         let serve_size = std::mem::size_of_val(&serve_fut);
         assert!(serve_size <= 152, "connection future is {serve_size} bytes");
         const { assert!(READ_CHUNK > 1024, "the read buffer would fit in the bound") };

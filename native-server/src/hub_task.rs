@@ -7,7 +7,7 @@ use crate::outbox::Outbox;
 use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
 use natter_core::ConnId;
-use natter_core::hub::{Hub, HubEvent};
+use natter_core::hub::{Door, Hub, HubEvent};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
@@ -28,6 +28,8 @@ pub(crate) enum Input {
     /// hub refused it (the socket is then dropped at once).
     Accepted {
         peer: SocketAddr,
+        /// The listener it came in on.
+        door: Door,
         outbox: Arc<Outbox>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
@@ -175,6 +177,7 @@ impl HubTask {
         match input {
             Input::Accepted {
                 peer,
+                door,
                 outbox,
                 reply,
             } => {
@@ -184,7 +187,7 @@ impl HubTask {
                 }
                 // A bridge on an IPv6 socket shows IPv4 clients as ::ffff:a.b.c.d; the hub
                 // counts per address, so give it the address the client really has.
-                match self.hub.accept(peer.ip().to_canonical(), now) {
+                match self.hub.accept_on(door, peer.ip().to_canonical(), now) {
                     Ok(conn) => {
                         if reply.send(Some(conn)).is_ok() {
                             info!(%conn, %peer, "connected");

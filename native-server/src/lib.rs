@@ -2,7 +2,7 @@
 //!
 //! One task owns the hub (`hub_task`); per connection one task pumps bytes both ways (`conn`),
 //! taking what the hub queued for it from its `outbox`; one accept loop per listening address
-//! hands sockets over (`server`). Every protocol decision (framing, limits, rooms, timeouts) is
+//! hands sockets over (`server`), each for its door: natter's own port, or an IRC listener. Every protocol decision (framing, limits, rooms, timeouts) is
 //! the hub's: this crate moves bytes, keeps time and reports what the sockets did.
 #![warn(missing_docs)]
 
@@ -25,6 +25,8 @@ pub use server::Server;
 pub struct ServerConfig {
     /// Addresses to listen on (port 0 picks a free port; see [`Server::local_addrs`]).
     pub listen: Vec<SocketAddr>,
+    /// Addresses to listen on for IRC clients (none by default; see [`Server::irc_addrs`]).
+    pub irc_listen: Vec<SocketAddr>,
     /// The hub's limits. `secret_seed` must come from the OS's random source in a real server.
     pub hub: Config,
     /// How long a graceful shutdown waits for the going-away notices to be written.
@@ -46,6 +48,7 @@ impl ServerConfig {
         };
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            irc_listen: Vec::new(),
             hub,
             shutdown_grace: Duration::from_secs(2),
             store: None,

@@ -15,7 +15,8 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
-/// one port and the same rooms. Logs go to stderr; set RUST_LOG (default: info).
+/// one port, IRC clients come in on IRC listeners, all in the same rooms. Logs go to stderr;
+/// set RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
@@ -28,7 +29,16 @@ struct Args {
         value_delimiter = ','
     )]
     listen: Vec<SocketAddr>,
-    /// TOML file with `listen`, `trusted_proxies`, `shutdown_grace_ms` and a `[limits]` table
+    /// Address to listen on for IRC clients, e.g. 127.0.0.1:6667 (repeatable) [default: none]
+    #[arg(
+        long = "irc-listen",
+        value_name = "ADDR",
+        env = "NATTER_IRC_LISTEN",
+        value_delimiter = ','
+    )]
+    irc_listen: Vec<SocketAddr>,
+    /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms` and a
+    /// `[limits]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
     config: Option<PathBuf>,
     /// Address allowed to forward its clients' real addresses (the web bridge; repeatable)
@@ -63,6 +73,7 @@ struct Args {
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     listen: Vec<SocketAddr>,
+    irc_listen: Vec<SocketAddr>,
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
     limits: Config,
@@ -94,6 +105,11 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     } else {
         vec![DEFAULT_LISTEN.parse().context("default listen address")?]
     };
+    let irc_listen = if args.irc_listen.is_empty() {
+        file.irc_listen.clone()
+    } else {
+        args.irc_listen.clone()
+    };
     let mut hub = Config {
         secret_seed: seed,
         ..file.limits.clone()
@@ -118,6 +134,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         .unwrap_or(DEFAULT_GRACE_MS);
     Ok(ServerConfig {
         listen,
+        irc_listen,
         hub,
         shutdown_grace: Duration::from_millis(grace),
         store,
@@ -196,6 +213,7 @@ mod tests {
         let file: FileConfig = toml::from_str(
             r#"
             listen = ["127.0.0.1:9000", "[::1]:9000"]
+            irc_listen = ["127.0.0.1:6667"]
             shutdown_grace_ms = 250
             [limits]
             max_connections = 99
@@ -209,6 +227,7 @@ mod tests {
         let c = server_config(&args, &file, [1; 32]).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1], "[::1]:9000".parse().unwrap());
+        assert_eq!(c.irc_listen, vec!["127.0.0.1:6667".parse().unwrap()]);
         assert_eq!(c.hub.max_connections, 7);
         assert_eq!(c.hub.max_connections_per_ip, 3);
         assert!(!c.hub.exempt_loopback);
@@ -226,9 +245,12 @@ mod tests {
             "[::]:2",
             "--trusted-proxy",
             "10.0.0.1",
+            "--irc-listen",
+            "127.0.0.1:6667,[::1]:6667",
         ]);
         let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
         assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.irc_listen.len(), 2);
         assert_eq!(c.hub.trusted_proxies, vec![IpAddr::from([10, 0, 0, 1])]);
         assert_eq!(c.hub.max_connections, natter_core::limits::MAX_CONNECTIONS);
     }
@@ -238,6 +260,7 @@ mod tests {
         let args = Args::parse_from(["natter-server"]);
         let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
         assert_eq!(c.listen, vec![DEFAULT_LISTEN.parse().unwrap()]);
+        assert!(c.irc_listen.is_empty(), "no IRC listener unless asked");
         assert_eq!(c.shutdown_grace, Duration::from_millis(DEFAULT_GRACE_MS));
         assert!(toml::from_str::<FileConfig>("lisen = []").is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nflood = 3").is_err());

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::hub_task::{self, Input};
 use crate::store::{self, StoreSide};
 use crate::{ServerConfig, ServerError, conn};
-use natter_core::hub::Hub;
+use natter_core::hub::{Door, Hub};
 use natter_store::{SqliteHandle, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ fn socket_cap(max_connections: usize) -> usize {
 #[derive(Debug)]
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    irc_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     hub_tx: mpsc::Sender<Input>,
     hub_task: JoinHandle<()>,
@@ -51,20 +52,31 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     if config.listen.is_empty() {
         return Err(ServerError::NoListenAddress);
     }
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    for &addr in &config.listen {
+    let doors = config
+        .listen
+        .iter()
+        .map(|a| (Door::Natter, *a))
+        .chain(config.irc_listen.iter().map(|a| (Door::Irc, *a)));
+    let mut listeners = Vec::with_capacity(config.listen.len() + config.irc_listen.len());
+    for (door, addr) in doors {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        listeners.push(l);
+        let bound = l
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        listeners.push((door, l, bound));
     }
-    let mut addrs = Vec::with_capacity(listeners.len());
-    for (l, &addr) in listeners.iter().zip(&config.listen) {
-        addrs.push(
-            l.local_addr()
-                .map_err(|source| ServerError::Bind { addr, source })?,
-        );
-    }
+    let addrs = listeners
+        .iter()
+        .filter(|(door, ..)| *door == Door::Natter)
+        .map(|(_, _, a)| *a)
+        .collect();
+    let irc_addrs = listeners
+        .iter()
+        .filter(|(door, ..)| *door == Door::Irc)
+        .map(|(_, _, a)| *a)
+        .collect();
 
     let grace = config.shutdown_grace;
     let permits = Arc::new(Semaphore::new(socket_cap(config.hub.max_connections)));
@@ -75,11 +87,11 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()
-        .zip(&addrs)
-        .map(|(listener, &addr)| {
-            info!(%addr, "listening");
+        .map(|(door, listener, addr)| {
+            info!(?door, %addr, "listening");
             tokio::spawn(accept_loop(
                 listener,
+                door,
                 hub_tx.clone(),
                 permits.clone(),
                 stop_rx.clone(),
@@ -89,6 +101,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         .collect();
     Ok(Server {
         addrs,
+        irc_addrs,
         stop,
         hub_tx,
         hub_task,
@@ -128,6 +141,11 @@ impl Server {
         self.addrs.clone()
     }
 
+    /// The bound IRC addresses, in the order of [`ServerConfig::irc_listen`].
+    pub fn irc_addrs(&self) -> Vec<SocketAddr> {
+        self.irc_addrs.clone()
+    }
+
     /// Stops accepting, tells every client the server is going away, waits up to
     /// [`ServerConfig::shutdown_grace`] for that to be written, and closes everything.
     pub async fn shutdown(self) -> Result<(), ServerError> {
@@ -147,9 +165,11 @@ impl Server {
     }
 }
 
-/// Accepts until told to stop, then waits up to `grace` for its connections and aborts the rest.
+/// Accepts on `door` until told to stop, then waits up to `grace` for its connections and
+/// aborts the rest.
 async fn accept_loop(
     listener: TcpListener,
+    door: Door,
     hub: mpsc::Sender<Input>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -176,7 +196,7 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Spawned as it is, not inside an `async` block: a wrapper would store the
                 // arguments a second time beside serve's own future, in every connection's task.
-                conns.spawn(conn::serve(stream, peer, hub.clone(), permit));
+                conns.spawn(conn::serve(stream, peer, door, hub.clone(), permit));
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");

@@ -1,6 +1,6 @@
 //! Installs what the build and the tests need, only when it is missing: the wasm32 target, the
 //! wasm-bindgen CLI at exactly the version the lock file pins, and (as root, from Debian's
-//! packages) Chromium, chromedriver and tmux.
+//! packages) Chromium, chromedriver, tmux, and irssi and WeeChat for the IRC test.
 
 use crate::{cargo, root, run};
 use anyhow::{Context, Result, bail};
@@ -73,12 +73,15 @@ pub fn wasm_bindgen_cli() -> Result<()> {
     ]))
 }
 
-/// Chromium and chromedriver for the browser test, tmux for the TUI test.
+/// Chromium and chromedriver for the browser test, tmux for the TUI test, irssi and WeeChat for
+/// the IRC clients' test.
 pub fn apt_tools() -> Result<()> {
     let wanted = [
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
         ("/usr/bin/tmux", "tmux"),
+        ("/usr/bin/irssi", "irssi"),
+        ("/usr/bin/weechat", "weechat"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -1,6 +1,6 @@
 //! `cargo xtask up`: the whole chat on this machine, in one command. Builds the page and the
-//! binaries (release), runs natter-server on :8000 and natter-bridge on :8080, says how to join,
-//! and on Ctrl+C (or SIGTERM) stops both gracefully.
+//! binaries (release), runs natter-server on :8000 (and an IRC listener on 127.0.0.1:6667) and
+//! natter-bridge on :8080, says how to join, and on Ctrl+C (or SIGTERM) stops both gracefully.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 const SERVER: &str = "127.0.0.1:8000";
 const BRIDGE: &str = "127.0.0.1:8080";
+const IRC: &str = "127.0.0.1:6667";
 
 pub fn up() -> Result<()> {
     install::wasm_target()?;
@@ -29,7 +30,7 @@ pub fn up() -> Result<()> {
     let mut children = Children(Vec::new());
     children.0.push(
         Command::new(bin.join("natter-server"))
-            .args(["--listen", "0.0.0.0:8000"])
+            .args(["--listen", "0.0.0.0:8000", "--irc-listen", IRC])
             .current_dir(root())
             .spawn()
             .context("starting natter-server")?,
@@ -48,6 +49,7 @@ pub fn up() -> Result<()> {
     println!("  browser:   http://{BRIDGE}/");
     println!("  terminal:  {}/natter --nick yourname", bin.display());
     println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
+    println!("  IRC:       irssi -c 127.0.0.1 -p 6667   (any IRC client, {IRC})");
     println!("Press Ctrl+C to stop.");
     println!();
 

@@ -266,9 +266,11 @@ impl Hub {
                         id: s.token_id,
                         hash: s.token.0,
                     }),
+                    prev_resume: None,
                     probe: None,
                     last_id: s.last_id,
                     addr: None,
+                    away: None,
                 }),
             );
             self.detached += 1;

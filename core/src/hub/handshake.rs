@@ -3,13 +3,12 @@
 //! hello or the greeting of a person), and the handshake and keepalive deadlines.
 
 use super::conn::Life;
-use super::dialect::{self, Door, Hello, Limit, Reply, Request, Step};
+use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Step};
 use super::{Conn, ConnKind, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
-
-use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re};
+use crate::wire::{ErrorKind, PROTOCOL_VERSION, Re};
 use core::net::IpAddr;
 use tracing::debug;
 
@@ -165,9 +164,15 @@ impl Hub {
         c.last_rx = now;
         c.ping = None;
         if let Some(uid) = c.user()
-            && self.users.get(&uid).is_some_and(|u| u.probe.is_some())
+            && let Some(u) = self.users.get(&uid)
         {
-            self.probe_answered(uid, now);
+            let (probed, unconfirmed) = (u.probe.is_some(), u.prev_resume.is_some());
+            if probed {
+                self.probe_answered(uid, now);
+            }
+            if unconfirmed {
+                self.token_received(uid);
+            }
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -249,7 +254,7 @@ impl Hub {
     }
 
     /// One step of a connection's input.
-    fn step(&mut self, conn: ConnId, step: Step, now: Millis) {
+    pub(super) fn step(&mut self, conn: ConnId, step: Step, now: Millis) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -285,8 +290,9 @@ impl Hub {
                     self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
                 }
             }
-            // A keepalive ping is answered before the hello too, at the flood-control rate.
-            Step::Request(r @ Request::Msg(ClientMsg::Ping { .. })) => self.submit(conn, r, now),
+            // A keepalive ping, a dialect's own answer and a line it reads when it runs are
+            // taken before the hello too, at the flood-control rate.
+            Step::Request(r) if r.before_hello() => self.submit(conn, r, now),
             Step::Request(r) if ready => self.submit(conn, r, now),
             Step::Request(_) => {
                 let detail = "say hello first";
@@ -353,6 +359,10 @@ impl Hub {
             .and_then(|c| c.dialect())
             .is_some_and(|d| d.resumable());
         let nick = match hello.nick {
+            Some(want) if hello.taken == IfTaken::Refuse && !self.nick_free(&want) => {
+                let detail = format!("the nick {want} is taken");
+                return self.error(conn, ErrorKind::NickTaken, Re::Nick(want), detail);
+            }
             Some(want) => self.free_nick(want),
             None => self.guest_nick(),
         };

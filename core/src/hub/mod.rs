@@ -19,8 +19,8 @@
 //! behind get gaps first.
 //!
 //! # Dialects
-//! Each connection speaks one dialect (binary frames, or lines typed by a person), decided by
-//! its door and its first byte. The hub itself works in one vocabulary: a dialect turns bytes into
+//! Each connection speaks one dialect (binary frames, lines typed by a person, or IRC), decided
+//! by its door and its first byte. The hub itself works in one vocabulary: a dialect turns bytes into
 //! steps (a hello, requests), and words each reply and room event for its peer. Nothing outside
 //! `hub/dialect/` branches on a connection's dialect; `hub/dialect/mod.rs` says how to add one.
 //!
@@ -40,7 +40,7 @@
 //! and `Bye` frame, or an `ERROR:` line); until the shell calls [`Hub::handle_close`] the
 //! connection still counts in [`Hub::connections`] and its input is ignored. A user of a
 //! resumable dialect (binary) whose connection closes without `Quit` is detached and may resume
-//! within [`Config::resume_grace`]; a text user's close is a quit.
+//! within [`Config::resume_grace`]; a text or IRC user's close is a quit.
 
 mod admit;
 mod config;
@@ -49,9 +49,13 @@ mod deliver;
 mod dialect;
 mod durable;
 mod handshake;
+#[cfg(test)]
+mod irc_tests;
+mod line;
 mod lines;
 mod ops;
 mod past;
+mod query;
 mod reply;
 mod resume;
 mod room;
@@ -124,6 +128,8 @@ pub enum ConnKind {
     Binary,
     /// A person on `nc`/`telnet`.
     Text,
+    /// An IRC client on an IRC listener.
+    Irc,
 }
 
 /// Things the shell logs or acts on.
@@ -170,6 +176,10 @@ struct User {
     rooms: RoomSet,
     /// Users of a resumable dialect only: they wait for a resume when their connection drops.
     resume: Option<ResumeKey>,
+    /// The token before `resume`, while the client may not have received `resume` (its
+    /// connection has sent nothing since the welcome that carried it): a connection lost in
+    /// that moment leaves the client with only this one.
+    prev_resume: Option<ResumeKey>,
     /// A resume that waits to see whether the attached connection is alive.
     probe: Option<Box<Probe>>,
     /// Highest message id accepted from this user (people get hub-chosen ids).
@@ -177,6 +187,8 @@ struct User {
     /// The address it is counted under (that of the connection it came on; `None`: exempt),
     /// for the per-address counts of users waiting for a resume and of rooms created.
     addr: Option<IpAddr>,
+    /// The away message, while the user is away (see [`query`]).
+    away: Option<Text>,
 }
 
 /// What the hub keeps of a user's current resume token: its id and a hash of its secret, never

@@ -83,7 +83,7 @@ impl Hub {
         }
     }
 
-    fn run(&mut self, conn: ConnId, req: Request, now: Millis) {
+    pub(super) fn run(&mut self, conn: ConnId, req: Request, now: Millis) {
         match req {
             Request::Msg(msg) => self.exec(conn, msg, now),
             Request::Answer(reply) => self.reply(conn, reply),
@@ -103,10 +103,12 @@ impl Hub {
                     Err(reply) => self.reply(conn, reply),
                 }
             }
+            Request::Line(line) => self.run_line(conn, &line, now),
+            Request::Query(q) => self.query(conn, q, now),
         }
     }
 
-    fn user_of(&self, conn: ConnId) -> Option<UserId> {
+    pub(super) fn user_of(&self, conn: ConnId) -> Option<UserId> {
         self.conns.get(&conn)?.user()
     }
 

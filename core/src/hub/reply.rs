@@ -175,6 +175,9 @@ impl Hub {
             self.tokens.remove(&key.id);
             self.session_ended(key);
         }
+        if let Some(prev) = u.prev_resume {
+            self.tokens.remove(&prev.id);
+        }
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&uid);

@@ -1404,7 +1404,9 @@ fn a_copied_token_cannot_take_a_live_session_and_an_old_one_opens_nothing() {
         panic!("{got:?}");
     };
     assert_ne!(fresh, &token);
-    // The old token, even presented at once, opens nothing now.
+    // Once alice's new connection has said anything, the old token opens nothing.
+    t.send(a2, &ClientMsg::Ping { token: 1 });
+    t.recv(a2);
     let (_, got) = t.resume("mallory2", token, vec![]);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
     assert!(!t.closed(a2));
@@ -2601,4 +2603,38 @@ mod past {
             "{got:?}"
         );
     }
+}
+
+#[test]
+fn a_welcome_lost_with_its_connection_leaves_the_token_before_it_good() {
+    // The new token goes out in a welcome; the connection drops before the client reads it.
+    let mut t = T::new();
+    let (a, _, first) = t.bin_from(LOCAL, "alice");
+    t.join(a, "#r");
+    t.hub.handle_close(a, t.now);
+    let (a2, got) = t.resume("alice", first.clone(), vec![]);
+    assert!(matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }));
+    t.hub.handle_close(a2, t.now);
+    // The client still holds only `first`: it resumes with it.
+    let (a3, got) = t.resume("alice", first.clone(), vec![]);
+    let Some(ServerMsg::Welcome {
+        resumed: true,
+        token: third,
+        ..
+    }) = got.first()
+    else {
+        panic!("{got:?}");
+    };
+    assert!(t.hub.is_member(&nick("alice"), &room("#r")));
+    // It talks on the new connection: from then on only the newest token works.
+    t.send(a3, &ClientMsg::Ping { token: 1 });
+    t.recv(a3);
+    t.hub.handle_close(a3, t.now);
+    let (_, got) = t.resume("alice", first, vec![]);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    let (_, got) = t.resume("alice", third.clone(), vec![]);
+    assert!(
+        matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }),
+        "{got:?}"
+    );
 }

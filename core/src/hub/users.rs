@@ -23,9 +23,11 @@ impl Hub {
                 conn: Some(conn),
                 rooms: RoomSet::default(),
                 resume: None,
+                prev_resume: None,
                 probe: None,
                 addr,
                 last_id: MsgId(0),
+                away: None,
             }),
         );
         uid
@@ -78,8 +80,9 @@ impl Hub {
         }
     }
 
-    /// Issues `uid` a new resume token; the one before (if any) stops working at once. The hub
-    /// keeps only the token's id and a hash of its secret.
+    /// Issues `uid` a new resume token. The one before stops working as soon as the client has
+    /// shown it has the new one (its connection sends anything after the welcome; see
+    /// [`Hub::token_received`]). The hub keeps only a token's id and a hash of its secret.
     pub(super) fn issue_token(&mut self, uid: UserId) -> Option<ResumeToken> {
         let token = loop {
             let mut t = [0u8; 32];
@@ -91,7 +94,14 @@ impl Hub {
         };
         let u = self.users.get_mut(&uid)?;
         if let Some(old) = u.resume.replace(ResumeKey::of(&token)) {
-            self.tokens.remove(&old.id);
+            if u.prev_resume.is_none() {
+                // The client has `old` (it used it, or received it): it stays good until the
+                // client shows it has the new one.
+                u.prev_resume = Some(old);
+            } else {
+                // `old` never reached the client: the token it holds is still `prev_resume`.
+                self.tokens.remove(&old.id);
+            }
             self.session_ended(old);
         }
         self.tokens.insert(token.id(), uid);
@@ -99,10 +109,22 @@ impl Hub {
         Some(token)
     }
 
-    /// The user a resume token opens, if it is the user's current one.
+    /// The user a resume token opens: its current token, or the one before while the client
+    /// may not have received the current one.
     pub(super) fn token_user(&self, token: &ResumeToken) -> Option<UserId> {
         let uid = *self.tokens.get(&token.id())?;
-        let key = self.users.get(&uid)?.resume?;
-        key.opens(token).then_some(uid)
+        let u = self.users.get(&uid)?;
+        let opens = |k: &Option<ResumeKey>| k.is_some_and(|k| k.opens(token));
+        (opens(&u.resume) || opens(&u.prev_resume)).then_some(uid)
+    }
+
+    /// `uid`'s connection sent something after its welcome: the client has its current token,
+    /// and the one before stops working.
+    pub(super) fn token_received(&mut self, uid: UserId) {
+        if let Some(u) = self.users.get_mut(&uid)
+            && let Some(prev) = u.prev_resume.take()
+        {
+            self.tokens.remove(&prev.id);
+        }
     }
 }

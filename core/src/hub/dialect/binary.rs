@@ -2,7 +2,7 @@
 //! of [`ClientMsg`] in and [`ServerMsg`] out. Spoken by the `natter` client and by the bridge on
 //! behalf of browsers.
 
-use super::{Dialect, EventRef, Form, Hello, Limit, Reply, Request, Step};
+use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Reply, Request, Step};
 use crate::hub::ConnKind;
 use crate::limits::INBOUND_MAX_BYTES;
 use crate::types::{Nick, RoomName};
@@ -35,6 +35,7 @@ impl Binary {
                 nick: Some(nick),
                 resume,
                 autojoin: None,
+                taken: IfTaken::Another,
             }),
             ClientMsg::Forwarded { peer } => Step::Forwarded { peer, first },
             ClientMsg::Pong { .. } => Step::Pong,
@@ -132,7 +133,9 @@ impl Dialect for Binary {
                 Some([error, bye].concat().into())
             }
             Reply::Ping(token) => frame(&ServerMsg::Ping { token: *token }),
-            Reply::Note(_) => None,
+            Reply::Own(bytes) => Some(bytes.clone()),
+            // Queries are asked by other dialects; the protocol has no message for them.
+            Reply::Note(_) | Reply::Info(_) => None,
         }
     }
 

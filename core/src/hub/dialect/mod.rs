@@ -14,9 +14,11 @@
 //! Nothing else in the hub branches on a connection's dialect.
 
 mod binary;
+mod irc;
 mod text;
 
 use super::ConnKind;
+use super::query::{Info, Query};
 use crate::command::Input;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName};
 use crate::wire::{ClientMsg, ErrorKind, Limits, Resume, RoomEvent, ServerMsg};
@@ -24,6 +26,7 @@ use bytes::Bytes;
 use core::cell::OnceCell;
 
 pub(crate) use binary::Binary;
+pub(crate) use irc::Irc;
 pub(crate) use text::Text;
 
 /// Where a connection came in: decides which dialects it may speak.
@@ -32,6 +35,8 @@ pub enum Door {
     /// natter's own port: binary clients and people on `nc`/`telnet`, told apart by the first
     /// byte.
     Natter,
+    /// An IRC listener: IRC clients only.
+    Irc,
 }
 
 /// What the hub asks of a dialect. See the module docs for how to add one.
@@ -97,6 +102,22 @@ pub(crate) trait Dialect {
         let _ = (room, next);
         None
     }
+
+    /// A line of input kept for when it runs ([`Request::Line`]): what it means now, as steps
+    /// that run at once, in order (a hello, requests, answers; no flood-control token more: the
+    /// line paid one). `me` is the connection's nick once it is through its handshake, and
+    /// `next_id` the id for a message that needs one (the next ones for more).
+    fn read(&mut self, line: &str, me: Option<&Nick>, next_id: MsgId, steps: &mut Vec<Step>) {
+        let _ = (line, me, next_id, steps);
+    }
+
+    /// The steps of a line have run; `answered`: whether anything was queued for this
+    /// connection meanwhile. Returns what closes the answer (IRC: a labeled batch's end, or an
+    /// acknowledgement when nothing was said).
+    fn read_done(&mut self, answered: bool) -> Option<Bytes> {
+        let _ = answered;
+        None
+    }
 }
 
 /// The dialects, each one line: the enum every connection holds and the [`Dialect`] impl that
@@ -131,6 +152,7 @@ macro_rules! dialects {
 dialects! {
     Binary(Binary),
     Text(Text),
+    Irc(Irc),
 }
 
 impl AnyDialect {
@@ -173,6 +195,18 @@ impl AnyDialect {
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)
     }
+    pub(crate) fn read(
+        &mut self,
+        line: &str,
+        me: Option<&Nick>,
+        next_id: MsgId,
+        steps: &mut Vec<Step>,
+    ) {
+        self.inner_mut().read(line, me, next_id, steps);
+    }
+    pub(crate) fn read_done(&mut self, answered: bool) -> Option<Bytes> {
+        self.inner_mut().read_done(answered)
+    }
 }
 
 /// The dialect a connection on `door` speaks, decided by the first byte it sent where the door
@@ -181,14 +215,16 @@ pub(crate) fn detect(door: Door, first: u8) -> AnyDialect {
     match door {
         Door::Natter if first == crate::wire::MAGIC[0] => AnyDialect::Binary(Binary::default()),
         Door::Natter => AnyDialect::Text(Text::default()),
+        Door::Irc => AnyDialect::Irc(Irc::default()),
     }
 }
 
-/// The dialect a door speaks before any byte arrives, if it serves only one (none does yet: the
-/// natter door waits for the first byte or the detection wait).
+/// The dialect a door speaks before any byte arrives, if it serves only one (the natter door
+/// waits for the first byte or the detection wait).
 pub(crate) fn at_accept(door: Door) -> Option<AnyDialect> {
     match door {
         Door::Natter => None,
+        Door::Irc => Some(AnyDialect::Irc(Irc::default())),
     }
 }
 
@@ -196,6 +232,7 @@ pub(crate) fn at_accept(door: Door) -> Option<AnyDialect> {
 pub(crate) fn on_silence(door: Door) -> AnyDialect {
     match door {
         Door::Natter => AnyDialect::Text(Text::default()),
+        Door::Irc => AnyDialect::Irc(Irc::default()),
     }
 }
 
@@ -247,6 +284,18 @@ pub(crate) struct Hello {
     pub(crate) resume: Option<Resume>,
     /// A room to put the user in at once.
     pub(crate) autojoin: Option<RoomName>,
+    /// What to do when the nick asked for is taken.
+    pub(crate) taken: IfTaken,
+}
+
+/// What a hello wants when its nick is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfTaken {
+    /// A free nick like it (`alice_2`), or a guest nick.
+    Another,
+    /// No user: an error naming the nick, and the handshake goes on (IRC's 433; the client
+    /// sends another nick).
+    Refuse,
 }
 
 /// Something a connection asks once it is through its handshake (or a keepalive ping before
@@ -259,8 +308,25 @@ pub(crate) enum Request {
     /// (see [`Dialect::resolve`]).
     Typed(Input),
     /// The dialect's own answer to input it understood without the hub (`/help`, a command it
-    /// could not parse): it still costs a token, like any request.
+    /// could not parse): it still costs a token, like any request. Allowed before the hello.
     Answer(Reply),
+    /// A line of input the dialect reads when it runs ([`Dialect::read`]), because what it
+    /// means depends on what ran before it (IRC: whether the client is registered yet, which
+    /// nick it has, which command's replies are being worded). Allowed before the hello.
+    Line(String),
+    /// A question about users and rooms beyond the protocol's own messages (who is on, who is
+    /// away, a user's rooms): see [`Query`].
+    Query(Query),
+}
+
+impl Request {
+    /// Whether it may run before the handshake is through.
+    pub(crate) fn before_hello(&self) -> bool {
+        matches!(
+            self,
+            Request::Answer(_) | Request::Line(_) | Request::Msg(ClientMsg::Ping { .. })
+        )
+    }
 }
 
 /// What the hub says to one connection (room traffic aside). Each dialect words it.
@@ -292,6 +358,10 @@ pub(crate) enum Reply {
     Note(Note),
     /// A keepalive probe; answered with [`Step::Pong`].
     Ping(u64),
+    /// The dialect's own words, made when its input was read, sent as they are.
+    Own(Bytes),
+    /// The answer to a [`Query`] (or news a query caused, such as someone going away).
+    Info(Info),
 }
 
 impl Reply {

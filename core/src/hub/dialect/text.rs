@@ -6,7 +6,7 @@
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
 //! this port (its lines would otherwise be said in `#lobby`).
 
-use super::{Dialect, EventRef, Form, Hello, Limit, Note, Reply, Request, Step};
+use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step};
 use crate::command::{self, Command, CommandError, HELP_LINE, Input};
 use crate::hub::ConnKind;
 use crate::hub::lines::{LineReader, wire_line};
@@ -59,6 +59,7 @@ impl Text {
             nick: None,
             resume: None,
             autojoin: Some(RoomName::lobby()),
+            taken: IfTaken::Another,
         })
     }
 
@@ -229,7 +230,9 @@ impl Dialect for Text {
                 Note::RecentEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
             },
-            Reply::Ping(_) => None,
+            Reply::Own(bytes) => Some(bytes.clone()),
+            // No typed command asks a query (yet), and nobody needs to hear of others' away.
+            Reply::Ping(_) | Reply::Info(_) => None,
         }
     }
 

@@ -1,0 +1,265 @@
+//! IRC lines as the Modern IRC client protocol document and IRCv3 message-tags describe them:
+//! `[@tags] [:source] COMMAND [params...] [:trailing]`. Parsing is lenient about spaces and
+//! never fails on junk (a line with no command is nothing); writing escapes tag values and puts
+//! a `:` in front of a last parameter that needs one.
+
+use std::borrow::Cow;
+
+/// Parameters a message may have (RFC 2812: 15; the 15th takes the rest of the line).
+const MAX_PARAMS: usize = 15;
+
+/// One line from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Message<'a> {
+    /// The raw tags, without the `@` (empty if none).
+    tags: &'a str,
+    /// The command as sent (`privmsg` and `PRIVMSG` are one command: see [`Message::verb`]).
+    pub(super) command: &'a str,
+    /// The parameters, the trailing one last.
+    pub(super) params: Vec<&'a str>,
+}
+
+impl<'a> Message<'a> {
+    /// Parses a line (without its CR LF). `None`: it holds no command.
+    pub(super) fn parse(line: &'a str) -> Option<Message<'a>> {
+        let mut rest = line.trim_start_matches(' ');
+        let mut tags = "";
+        if let Some(t) = rest.strip_prefix('@') {
+            let (t, r) = t.split_once(' ').unwrap_or((t, ""));
+            tags = t;
+            rest = r.trim_start_matches(' ');
+        }
+        if rest.starts_with(':') {
+            // A client's source is ignored (the server knows who it is).
+            rest = rest.split_once(' ').map_or("", |(_, r)| r);
+            rest = rest.trim_start_matches(' ');
+        }
+        let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if command.is_empty() {
+            return None;
+        }
+        let mut params = Vec::new();
+        loop {
+            rest = rest.trim_start_matches(' ');
+            if rest.is_empty() {
+                break;
+            }
+            if let Some(trailing) = rest.strip_prefix(':') {
+                params.push(trailing);
+                break;
+            }
+            if params.len() == MAX_PARAMS - 1 {
+                params.push(rest);
+                break;
+            }
+            let (p, r) = rest.split_once(' ').unwrap_or((rest, ""));
+            params.push(p);
+            rest = r;
+        }
+        Some(Message {
+            tags,
+            command,
+            params,
+        })
+    }
+
+    /// The command in upper case.
+    pub(super) fn verb(&self) -> String {
+        self.command.to_ascii_uppercase()
+    }
+
+    /// The value of tag `key` (unescaped; empty for a tag without a value), if present.
+    pub(super) fn tag(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.tags.split(';').find_map(|t| {
+            let (k, v) = t.split_once('=').unwrap_or((t, ""));
+            (k == key).then(|| unescape(v))
+        })
+    }
+
+    /// Parameter `i`, if given and not empty.
+    pub(super) fn param(&self, i: usize) -> Option<&'a str> {
+        self.params.get(i).copied().filter(|p| !p.is_empty())
+    }
+}
+
+/// A tag value as it was meant (IRCv3 message-tags escaping).
+fn unescape(v: &str) -> Cow<'_, str> {
+    if !v.contains('\\') {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            // A lone backslash at the end is dropped.
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Appends a tag value escaped (IRCv3 message-tags).
+fn escape_into(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            ';' => out.push_str("\\:"),
+            ' ' => out.push_str("\\s"),
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Message tags for a line the server writes: `key=value` pairs in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Tags(String);
+
+impl Tags {
+    /// No tags.
+    pub(super) fn none() -> Tags {
+        Tags::default()
+    }
+
+    /// Adds `key=value` (the value escaped).
+    pub(super) fn with(mut self, key: &str, value: &str) -> Tags {
+        if !self.0.is_empty() {
+            self.0.push(';');
+        }
+        self.0.push_str(key);
+        if !value.is_empty() {
+            self.0.push('=');
+            escape_into(&mut self.0, value);
+        }
+        self
+    }
+
+    /// Whether there are none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Writes one line: tags, source (none if empty), command and parameters, then CR LF. The last parameter is
+/// written as a trailing one (`:` in front) when it must be: empty, holding a space, or starting
+/// with `:`, or when `trailing` is set (text people read always is).
+pub(super) fn write_line(
+    out: &mut String,
+    tags: &Tags,
+    source: &str,
+    command: &str,
+    params: &[&str],
+    trailing: bool,
+) {
+    if !tags.is_empty() {
+        out.push('@');
+        out.push_str(&tags.0);
+        out.push(' ');
+    }
+    if !source.is_empty() {
+        out.push(':');
+        out.push_str(source);
+        out.push(' ');
+    }
+    out.push_str(command);
+    if let Some((last, middle)) = params.split_last() {
+        for p in middle {
+            out.push(' ');
+            out.push_str(p);
+        }
+        out.push(' ');
+        if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
+            out.push(':');
+        }
+        out.push_str(last);
+    }
+    out.push_str("\r\n");
+}
+
+/// The length in bytes of what [`write_line`] writes after the tags (the part the 512-byte
+/// limit counts), for a line whose last parameter is `last_len` bytes and trailing.
+pub(super) fn body_len(source: &str, command: &str, middle: &[&str], last_len: usize) -> usize {
+    // ':' source ' ' command (' ' param)* ' :' last CR LF
+    1 + source.len()
+        + 1
+        + command.len()
+        + middle.iter().map(|p| 1 + p.len()).sum::<usize>()
+        + 2
+        + last_len
+        + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tags_source_command_and_params() {
+        let m =
+            Message::parse("@label=a\\sb;+typing=active :me!u@h PRIVMSG #x :hello  there").unwrap();
+        assert_eq!(m.command, "PRIVMSG");
+        assert_eq!(m.params, ["#x", "hello  there"]);
+        assert_eq!(m.tag("label").as_deref(), Some("a b"));
+        assert_eq!(m.tag("+typing").as_deref(), Some("active"));
+        assert_eq!(m.tag("msgid"), None);
+        let m = Message::parse("join   #a,#b  key").unwrap();
+        assert_eq!(
+            (m.verb().as_str(), &m.params[..]),
+            ("JOIN", &["#a,#b", "key"][..])
+        );
+        let m = Message::parse("PRIVMSG #x :").unwrap();
+        assert_eq!(m.params, ["#x", ""]);
+        assert_eq!(m.param(1), None, "an empty trailing parameter is no text");
+        assert_eq!(Message::parse(""), None);
+        assert_eq!(Message::parse("   "), None);
+        assert_eq!(Message::parse("@a=b"), None);
+        assert_eq!(Message::parse(":src"), None);
+        let many = format!("CMD {}", "p ".repeat(20));
+        let m = Message::parse(&many).unwrap();
+        assert_eq!(m.params.len(), MAX_PARAMS);
+        assert!(
+            m.params[MAX_PARAMS - 1].starts_with("p p"),
+            "the 15th takes the rest"
+        );
+    }
+
+    #[test]
+    fn tag_values_round_trip_through_escaping() {
+        let v = "semi;colon space\\back\r\n";
+        let t = Tags::none().with("label", v).with("flag", "");
+        let mut line = String::new();
+        write_line(&mut line, &t, "srv", "PONG", &["srv", "x"], false);
+        let m = Message::parse(line.trim_end()).unwrap();
+        assert_eq!(m.tag("label").as_deref(), Some(v));
+        assert_eq!(m.tag("flag").as_deref(), Some(""));
+        assert_eq!(unescape("end\\"), "end");
+        assert_eq!(unescape("\\q"), "q");
+    }
+
+    #[test]
+    fn the_last_parameter_gets_a_colon_when_it_needs_one() {
+        let w = |params: &[&str], trailing| {
+            let mut s = String::new();
+            write_line(&mut s, &Tags::none(), "s", "X", params, trailing);
+            s
+        };
+        assert_eq!(w(&["a", "b"], false), ":s X a b\r\n");
+        assert_eq!(w(&["a", "b c"], false), ":s X a :b c\r\n");
+        assert_eq!(w(&["a", ":b"], false), ":s X a ::b\r\n");
+        assert_eq!(w(&["a", ""], false), ":s X a :\r\n");
+        assert_eq!(w(&["a", "b"], true), ":s X a :b\r\n");
+        assert_eq!(w(&[], false), ":s X\r\n");
+        let line = w(&["#room", "text"], true);
+        assert_eq!(body_len("s", "X", &["#room"], 4), line.len());
+    }
+}

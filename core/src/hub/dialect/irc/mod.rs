@@ -1,0 +1,254 @@
+//! The IRC dialect: IRC clients (irssi, WeeChat, HexChat, bots) on an IRC listener
+//! ([`super::Door::Irc`]), in the same rooms as everyone else. PROTOCOL.md ("IRC") describes
+//! the mapping for people; in short:
+//!
+//! - **Lines** are cut by `reader` (512 bytes, 8191 with tags; longer ones get `417`, non-UTF-8
+//!   ones `FAIL ... INVALID_UTF8`). Each line is one flood-control token and is *read when it
+//!   runs* ([`super::Request::Line`], `read.rs`): whether a `NICK` registers or renames depends
+//!   on whether the registration before it went through, and replies are worded as answers to
+//!   the line that is running (its command, its `label`).
+//! - **Registration**: `CAP LS/REQ/END`, `PASS` (ignored), `NICK`, `USER`; then a hello that
+//!   refuses a taken nick (`433`, and the client stays unregistered) instead of picking another.
+//! - **Names**: natter nicks are IRC nicks (`CASEMAPPING=ascii`), natter rooms are `#`
+//!   channels; everyone is `nick!nick@natter`. A channel natter cannot hold gets `479`/`403`.
+//! - **Words** (`words.rs`): the hub's replies and room events as IRC lines and numerics; a text
+//!   longer than a line becomes several `PRIVMSG`s; tags (`time`, `msgid`, `label`, `batch`)
+//!   as the client's capabilities ask.
+//!
+//! What an IRC connection needs to word a reply it keeps here: its capabilities, its nick as
+//! of the line running, its channels, and the line running (command, label, targets).
+
+mod caps;
+mod message;
+mod names;
+mod numeric;
+mod read;
+mod reader;
+mod time;
+mod words;
+
+use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
+use crate::hub::ConnKind;
+use crate::limits::{IRC_MAX_LINE, IRC_MAX_TAGGED_LINE};
+use crate::types::{MsgId, Nick, RoomName, Text};
+use crate::wire::ErrorKind;
+use bytes::Bytes;
+use caps::{Cap, Caps};
+use message::Message;
+use reader::{Read, Reader};
+use std::collections::BTreeSet;
+
+/// Form bits: the `time` tag.
+const F_TIME: u8 = 1;
+/// Form bits: the `msgid` tag (message-tags).
+const F_TAGS: u8 = 2;
+/// Form state (two bits): a live event any member with the same capabilities shares.
+const S_LIVE: u8 = 0;
+/// Form state: an answer to this connection's labeled line (its echo): tagged with the label.
+const S_LABEL: u8 = 4;
+/// Form state: inside this connection's labeled-response batch.
+const S_BATCH: u8 = 8;
+/// Form state: history replayed to this connection on its join.
+const S_REPLAY: u8 = 12;
+const STATE: u8 = 12;
+
+/// How the replies to the running line are marked for a client that labeled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Label {
+    /// Not labeled (or the client has not enabled labeled-response with batch).
+    None,
+    /// One reply expected: it carries `label=`; none gets an `ACK`.
+    Single(String),
+    /// Several replies expected: a `labeled-response` batch with this id was opened.
+    Batch(String),
+}
+
+/// The line being run.
+#[derive(Debug)]
+struct Running {
+    /// Its command, in upper case.
+    verb: String,
+    label: Label,
+    /// Messages it sent, by id, with the target as the client named it (for `401`/`404`).
+    sent: Vec<(MsgId, String)>,
+    /// What it named first (a WHO mask, a PART's channel), for end-of-list numerics.
+    target: String,
+    /// A PART's reason, for the `PART` line the client gets back.
+    reason: Option<Text>,
+    /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
+    number: u64,
+}
+
+/// An IRC client's connection. Its state is boxed: every connection holds its dialect inline,
+/// and an IRC client's is bigger than the other dialects' (see [`State`]). What a broadcast asks
+/// of every member (its form) is kept inline, so it costs no second cache miss per member.
+#[derive(Debug, Default)]
+pub(crate) struct Irc {
+    state: Box<State>,
+    /// The form of live events: the capability bits.
+    live: u8,
+    /// A line of this connection's is running (its events may need a form of their own).
+    busy: bool,
+}
+
+impl core::ops::Deref for Irc {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl core::ops::DerefMut for Irc {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+/// What an IRC connection keeps.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    reader: Reader,
+    caps: Caps,
+    /// `CAP LS` or `CAP REQ` was sent before registration: it waits for `CAP END`.
+    negotiating: bool,
+    /// The nick given before registration.
+    wanted: Option<Nick>,
+    /// `USER` was given.
+    user_given: bool,
+    /// A hello was stepped and the next line will tell whether it went through.
+    hello_sent: bool,
+    /// The nick as of the line running; `None` until registered.
+    nick: Option<Nick>,
+    /// User modes the client set (`i`, `w`): reported back, nothing more.
+    umodes: BTreeSet<char>,
+    /// The channels the user is in.
+    channels: BTreeSet<RoomName>,
+    running: Option<Running>,
+    /// Lines read so far (batch ids).
+    lines: u64,
+}
+
+impl Irc {
+    /// Whether the welcome was given.
+    fn registered(&self) -> bool {
+        self.nick.is_some()
+    }
+
+    /// The form bits for this connection's capabilities.
+    fn cap_bits(&self) -> u8 {
+        let mut f = 0;
+        if self.caps.has(Cap::ServerTime) {
+            f |= F_TIME;
+        }
+        if self.caps.has(Cap::MessageTags) {
+            f |= F_TAGS;
+        }
+        f
+    }
+
+    /// The capabilities are now `caps`.
+    fn set_caps(&mut self, caps: Caps) {
+        self.caps = caps;
+        self.live = self.cap_bits() | S_LIVE;
+    }
+}
+
+/// Whether a line is a `PONG` (read without parsing the whole line: most lines are not).
+fn is_pong(line: &str) -> bool {
+    let b = line.as_bytes();
+    let quick = b.len() >= 4 && ((b[0] | 0x20) == b'p' || b[0] == b'@' || b[0] == b':');
+    quick && Message::parse(line).is_some_and(|m| m.command.eq_ignore_ascii_case("PONG"))
+}
+
+impl Dialect for Irc {
+    fn kind(&self) -> ConnKind {
+        ConnKind::Irc
+    }
+
+    fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>) {
+        let mut reads = Vec::new();
+        self.reader.feed(data, |r| reads.push(r));
+        for r in reads {
+            steps.push(match r {
+                // A keepalive answer costs nothing and needs no reading.
+                Read::Line(line) if is_pong(&line) => Step::Pong,
+                Read::Line(line) => Step::Request(Request::Line(line)),
+                Read::TooLong => Step::Limit {
+                    limit: Limit::Line,
+                    kind: ErrorKind::LineTooLong,
+                    detail: format!(
+                        "line too long (at most {IRC_MAX_LINE} bytes, {IRC_MAX_TAGGED_LINE} with \
+                         tags); dropped"
+                    ),
+                },
+                Read::NotUtf8(lossy) => {
+                    Step::Request(Request::Answer(Reply::Own(read::not_utf8(&lossy))))
+                }
+            });
+        }
+    }
+
+    fn read(&mut self, line: &str, me: Option<&Nick>, next_id: MsgId, steps: &mut Vec<Step>) {
+        self.read_line(line, me, next_id, steps);
+    }
+
+    fn read_done(&mut self, answered: bool) -> Option<Bytes> {
+        self.line_done(answered)
+    }
+
+    fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        self.words(reply, me)
+    }
+
+    fn event_form(&self, _room: &RoomName) -> Form {
+        if !self.busy {
+            return Form(self.live);
+        }
+        let state = match &self.running {
+            // Nothing of others interleaves with a line's run: what this connection gets
+            // during its JOIN is the room's history.
+            Some(r) if r.verb == "JOIN" => S_REPLAY,
+            Some(Running {
+                label: Label::Single(_),
+                ..
+            }) => S_LABEL,
+            Some(Running {
+                label: Label::Batch(_),
+                ..
+            }) => S_BATCH,
+            _ => S_LIVE,
+        };
+        Form(self.cap_bits() | state)
+    }
+
+    fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
+        self.event_words(ev.event()?, form)
+    }
+
+    fn echoes_own(&self) -> bool {
+        self.caps.has(Cap::EchoMessage)
+    }
+
+    fn replays_own_join(&self) -> bool {
+        // The JOIN line comes with the room's state (`Joined`).
+        false
+    }
+
+    fn keepalive(&self) -> bool {
+        true
+    }
+
+    fn resumable(&self) -> bool {
+        // IRC has no resume: a dropped IRC user quits, as on any IRC server.
+        false
+    }
+
+    fn entered(&mut self, room: &RoomName) {
+        self.channels.insert(room.clone());
+    }
+
+    fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {
+        self.channels.remove(room);
+        None
+    }
+}

@@ -1,0 +1,658 @@
+//! Reading a line when it runs: registration (`CAP`, `PASS`, `NICK`, `USER`), then every command
+//! as hub requests, queries, or answers of the dialect's own. Every refusal is a numeric.
+
+use super::caps;
+use super::message::{Message, Tags, write_line};
+use super::names::{self, SERVER, Said};
+use super::numeric::*;
+use super::{Irc, Label, Running};
+use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
+use crate::hub::query::Query;
+use crate::limits::{IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS};
+use crate::types::{MsgId, Nick, Text};
+use crate::wire::ClientMsg;
+use bytes::Bytes;
+
+/// Commands whose answer is one line (or none): a label is put on it, or an `ACK` sent. Every
+/// other labeled command is answered in a `labeled-response` batch.
+const ONE_REPLY: [&str; 10] = [
+    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "AWAY", "ISON", "USERHOST", "TIME", "VERSION", "TOPIC",
+];
+
+/// `FAIL <command> INVALID_UTF8` for a line that was not UTF-8 (natter advertises `UTF8ONLY`).
+pub(super) fn not_utf8(lossy: &str) -> Bytes {
+    let verb = Message::parse(lossy).map_or_else(|| "*".to_owned(), |m| m.verb());
+    let verb = shown(&verb);
+    let mut out = String::new();
+    write_line(
+        &mut out,
+        &Tags::none(),
+        SERVER,
+        "FAIL",
+        &[
+            &verb,
+            "INVALID_UTF8",
+            "Message rejected: natter takes UTF-8 only",
+        ],
+        true,
+    );
+    Bytes::from(out)
+}
+
+/// A command's name as it can be shown in a reply: printable ASCII, at most 32 characters, `*`
+/// if nothing is left.
+fn shown(verb: &str) -> String {
+    let shown: String = verb
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(32)
+        .collect();
+    if shown.is_empty() { "*".into() } else { shown }
+}
+
+/// Steps being made for one line, with the words of answers the dialect makes itself.
+struct Plan<'a> {
+    steps: &'a mut Vec<Step>,
+    /// The client's nick, or `*` before registration.
+    me: String,
+    tags: Tags,
+    answer: String,
+}
+
+impl Plan<'_> {
+    /// A numeric from the server to the client: `code`, the client, `middle` params, `text`.
+    fn num(&mut self, code: &str, middle: &[&str], text: &str) {
+        let mut params = Vec::with_capacity(middle.len() + 2);
+        params.push(self.me.as_str());
+        params.extend_from_slice(middle);
+        params.push(text);
+        write_line(&mut self.answer, &self.tags, SERVER, code, &params, true);
+    }
+
+    /// Any line from the server.
+    fn line(&mut self, command: &str, params: &[&str], trailing: bool) {
+        write_line(
+            &mut self.answer,
+            &self.tags,
+            SERVER,
+            command,
+            params,
+            trailing,
+        );
+    }
+
+    /// A step; answers made so far go first, to keep the order.
+    fn step(&mut self, step: Step) {
+        self.flush();
+        self.steps.push(step);
+    }
+
+    fn request(&mut self, r: Request) {
+        self.step(Step::Request(r));
+    }
+
+    fn msg(&mut self, m: ClientMsg) {
+        self.request(Request::Msg(m));
+    }
+
+    fn query(&mut self, q: Query) {
+        self.request(Request::Query(q));
+    }
+
+    fn flush(&mut self) {
+        if !self.answer.is_empty() {
+            let words = Bytes::from(core::mem::take(&mut self.answer));
+            self.steps
+                .push(Step::Request(Request::Answer(Reply::Own(words))));
+        }
+    }
+
+    fn need_more(&mut self, verb: &str) {
+        self.num(ERR_NEEDMOREPARAMS, &[verb], "Not enough parameters");
+    }
+}
+
+impl Irc {
+    /// Learns from the hub where the registration stands, and reads `line`.
+    pub(super) fn read_line(
+        &mut self,
+        line: &str,
+        me: Option<&Nick>,
+        next_id: MsgId,
+        steps: &mut Vec<Step>,
+    ) {
+        match me {
+            Some(nick) => self.nick = Some(nick.clone()),
+            None if self.hello_sent => {
+                // The hello was refused (its nick is taken): a new NICK is wanted.
+                self.wanted = None;
+            }
+            None => {}
+        }
+        self.hello_sent = false;
+        let Some(msg) = Message::parse(line) else {
+            return;
+        };
+        let verb = msg.verb();
+        self.lines += 1;
+        let label = self.label_of(&msg, &verb);
+        let mut plan = Plan {
+            steps,
+            me: self.nick.as_ref().map_or("*", Nick::as_str).to_owned(),
+            tags: Tags::none(),
+            answer: String::new(),
+        };
+        if let Label::Batch(id) = &label {
+            let label = msg.tag("label").unwrap_or_default();
+            let open = Tags::none().with("label", &label);
+            write_line(
+                &mut plan.answer,
+                &open,
+                SERVER,
+                "BATCH",
+                &[&format!("+{id}"), "labeled-response"],
+                false,
+            );
+        }
+        self.busy = true;
+        self.running = Some(Running {
+            verb: verb.clone(),
+            label,
+            sent: Vec::new(),
+            // Only the answers to these name what was asked in their end-of-list numerics.
+            target: match verb.as_str() {
+                "WHO" | "WHOIS" => msg.param(0).unwrap_or("*").to_owned(),
+                _ => String::new(),
+            },
+            reason: None,
+            number: self.lines,
+        });
+        plan.tags = self.reply_tags();
+        if self.registered() {
+            self.command(&msg, &verb, next_id, &mut plan);
+        } else {
+            self.registering(&msg, &verb, &mut plan);
+        }
+        plan.flush();
+    }
+
+    /// The line's answer is complete: closes its batch, or acknowledges a labeled line that
+    /// got no answer.
+    pub(super) fn line_done(&mut self, answered: bool) -> Option<Bytes> {
+        self.busy = false;
+        let running = self.running.take()?;
+        let mut out = String::new();
+        match running.label {
+            Label::None => return None,
+            Label::Batch(id) => write_line(
+                &mut out,
+                &Tags::none(),
+                SERVER,
+                "BATCH",
+                &[&format!("-{id}")],
+                false,
+            ),
+            Label::Single(_) if answered => return None,
+            Label::Single(label) => write_line(
+                &mut out,
+                &Tags::none().with("label", &label),
+                SERVER,
+                "ACK",
+                &[],
+                false,
+            ),
+        }
+        Some(Bytes::from(out))
+    }
+
+    /// How replies to `msg` are labeled: only for clients with labeled-response and batch.
+    fn label_of(&self, msg: &Message<'_>, verb: &str) -> Label {
+        use super::caps::Cap;
+        if !(self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch)) {
+            return Label::None;
+        }
+        let Some(label) = msg.tag("label").filter(|l| !l.is_empty()) else {
+            return Label::None;
+        };
+        let one_target = msg.param(0).is_none_or(|t| !t.contains(','));
+        if ONE_REPLY.contains(&verb) && one_target {
+            Label::Single(label.into_owned())
+        } else {
+            Label::Batch(format!("L{}", self.lines))
+        }
+    }
+
+    /// Tags every reply to the running line carries.
+    pub(super) fn reply_tags(&self) -> Tags {
+        match self.running.as_ref().map(|r| &r.label) {
+            Some(Label::Single(l)) => Tags::none().with("label", l),
+            Some(Label::Batch(id)) => Tags::none().with("batch", id),
+            _ => Tags::none(),
+        }
+    }
+
+    /// Before the welcome: capabilities, the nick and user, and nothing else.
+    fn registering(&mut self, msg: &Message<'_>, verb: &str, plan: &mut Plan<'_>) {
+        match verb {
+            "CAP" => self.cap(msg, plan),
+            // natter has no server password; accounts will bring SASL.
+            "PASS" => {}
+            "NICK" => {
+                let Some(want) = msg.param(0) else {
+                    return plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+                };
+                match names::nick(want) {
+                    Ok(nick) => self.wanted = Some(nick),
+                    Err(words) => return plan.num(ERR_ERRONEUSNICKNAME, &[want], &words),
+                }
+            }
+            "USER" => {
+                if msg.params.len() < 4 {
+                    return plan.need_more(verb);
+                }
+                self.user_given = true;
+            }
+            "PING" => return ping(msg, plan),
+            "QUIT" => {
+                return plan.step(Step::Fatal {
+                    limit: None,
+                    kind: crate::wire::ErrorKind::Protocol,
+                    detail: "goodbye".into(),
+                });
+            }
+            _ => return plan.num(ERR_NOTREGISTERED, &[], "You have not registered"),
+        }
+        self.try_register(plan);
+    }
+
+    /// With a nick and a user and no capability negotiation open: the hello, then the
+    /// numbers and the message of the day (answered only if the hello went through).
+    fn try_register(&mut self, plan: &mut Plan<'_>) {
+        let Some(nick) = self.wanted.clone() else {
+            return;
+        };
+        if !self.user_given || self.negotiating || self.hello_sent {
+            return;
+        }
+        self.hello_sent = true;
+        plan.step(Step::Hello(Hello {
+            version: None,
+            nick: Some(nick),
+            resume: None,
+            autojoin: None,
+            taken: IfTaken::Refuse,
+        }));
+        plan.query(Query::Counts);
+        plan.query(Query::Motd);
+    }
+
+    fn cap(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
+        let Some(sub) = msg.param(0) else {
+            return plan.need_more("CAP");
+        };
+        let sub = sub.to_ascii_uppercase();
+        let me = plan.me.clone();
+        match sub.as_str() {
+            "LS" => {
+                self.negotiating |= !self.registered();
+                plan.line("CAP", &[&me, "LS", &caps::offered()], true);
+            }
+            "LIST" => plan.line("CAP", &[&me, "LIST", &self.caps.names()], true),
+            "REQ" => {
+                self.negotiating |= !self.registered();
+                let list = msg.param(1).unwrap_or("");
+                match self.caps.requested(list) {
+                    Some(caps) => {
+                        self.set_caps(caps);
+                        plan.line("CAP", &[&me, "ACK", list], true);
+                    }
+                    None => plan.line("CAP", &[&me, "NAK", list], true),
+                }
+            }
+            "END" => {
+                if !self.registered() {
+                    self.negotiating = false;
+                    self.try_register(plan);
+                }
+            }
+            _ => plan.num(ERR_INVALIDCAPCMD, &[&sub], "Invalid CAP command"),
+        }
+    }
+
+    /// After the welcome: every command.
+    fn command(&mut self, msg: &Message<'_>, verb: &str, next_id: MsgId, plan: &mut Plan<'_>) {
+        match verb {
+            "CAP" => self.cap(msg, plan),
+            "PASS" | "USER" => plan.num(ERR_ALREADYREGISTERED, &[], "You may not reregister"),
+            "NICK" => match msg.param(0) {
+                None => plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given"),
+                Some(want) => match names::nick(want) {
+                    Ok(nick) => plan.msg(ClientMsg::Nick { nick }),
+                    Err(words) => plan.num(ERR_ERRONEUSNICKNAME, &[want], &words),
+                },
+            },
+            "PING" => ping(msg, plan),
+            // Client-only tags (typing notifications) are not carried.
+            "TAGMSG" => {}
+            "QUIT" => {
+                let reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
+                plan.msg(ClientMsg::Quit { reason });
+            }
+            "JOIN" => self.join(msg, plan),
+            "PART" => self.part(msg, plan),
+            "PRIVMSG" | "NOTICE" => self.say(msg, verb, next_id, plan),
+            "TOPIC" => topic(msg, plan),
+            "NAMES" => match msg.param(0).map(|t| t.split(',').next().unwrap_or(t)) {
+                None => plan.num(RPL_ENDOFNAMES, &["*"], "End of /NAMES list"),
+                Some(name) => match names::channel(name) {
+                    Ok(room) => plan.msg(ClientMsg::Who { room }),
+                    Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
+                },
+            },
+            "WHO" => match msg.param(0) {
+                None => plan.num(RPL_ENDOFWHO, &["*"], "End of WHO list"),
+                Some(mask) if mask.starts_with('#') => match names::channel(mask) {
+                    Ok(room) => plan.query(Query::Who(room)),
+                    Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
+                },
+                Some(mask) => match Nick::new(mask) {
+                    Ok(nick) => plan.query(Query::Users(vec![nick])),
+                    Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
+                },
+            },
+            "WHOIS" => {
+                // `WHOIS [server] nick[,nick]`: the nick is the last parameter; one is answered.
+                let Some(target) = msg.params.iter().rev().find(|p| !p.is_empty()) else {
+                    return plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+                };
+                let target = target.split(',').next().unwrap_or(target);
+                if let Some(r) = self.running.as_mut() {
+                    r.target = target.to_owned();
+                }
+                match Nick::new(target) {
+                    Ok(nick) => plan.query(Query::Whois(nick)),
+                    Err(_) => {
+                        plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+                        plan.num(RPL_ENDOFWHOIS, &[target], "End of /WHOIS list");
+                    }
+                }
+            }
+            "WHOWAS" => match msg.param(0) {
+                None => plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given"),
+                Some(nick) => {
+                    plan.num(ERR_WASNOSUCHNICK, &[nick], "There was no such nickname");
+                    plan.num(RPL_ENDOFWHOWAS, &[nick], "End of WHOWAS");
+                }
+            },
+            "LIST" => plan.query(Query::List),
+            "MODE" => self.mode(msg, plan),
+            "AWAY" => {
+                let text = msg.param(0).and_then(|t| Text::new(&names::plain(t)).ok());
+                plan.query(Query::Away(text));
+            }
+            "MOTD" => plan.query(Query::Motd),
+            "LUSERS" => plan.query(Query::Counts),
+            "TIME" => plan.query(Query::Time),
+            "VERSION" => plan.num(
+                RPL_VERSION,
+                &[&format!("natter-{}.", env!("CARGO_PKG_VERSION")), SERVER],
+                "natter's IRC listener",
+            ),
+            "ISON" | "USERHOST" => {
+                if msg.params.is_empty() {
+                    return plan.need_more(verb);
+                }
+                // ISON's nicks may come as one trailing parameter.
+                let max = if verb == "USERHOST" { 5 } else { 100 };
+                let nicks: Vec<Nick> = msg
+                    .params
+                    .iter()
+                    .flat_map(|p| p.split(' '))
+                    .filter_map(|n| Nick::new(n).ok())
+                    .take(max)
+                    .collect();
+                plan.query(Query::Users(nicks));
+            }
+            "KICK" => match (msg.param(0), msg.param(1)) {
+                (Some(chan), Some(_)) => plan.num(
+                    ERR_CHANOPRIVSNEEDED,
+                    &[chan],
+                    "You're not a channel operator (natter rooms have no operators yet)",
+                ),
+                _ => plan.need_more(verb),
+            },
+            _ => {
+                plan.num(ERR_UNKNOWNCOMMAND, &[&shown(verb)], "Unknown command");
+            }
+        }
+    }
+
+    fn join(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
+        let Some(list) = msg.param(0) else {
+            return plan.need_more("JOIN");
+        };
+        if list == "0" {
+            for room in self.channels.clone() {
+                plan.msg(ClientMsg::Part { room, reason: None });
+            }
+            return;
+        }
+        for (i, name) in list.split(',').filter(|n| !n.is_empty()).enumerate() {
+            if i == IRC_MAX_JOIN_TARGETS {
+                return plan.num(ERR_TOOMANYTARGETS, &[name], "Too many channels in one JOIN");
+            }
+            match names::channel(name) {
+                Ok(room) => plan.msg(ClientMsg::Join { room }),
+                Err(bad) => plan.num(bad.numeric, &[name], &bad.words),
+            }
+        }
+    }
+
+    fn part(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
+        let Some(list) = msg.param(0) else {
+            return plan.need_more("PART");
+        };
+        let reason = msg.param(1).and_then(|r| Text::new(&names::plain(r)).ok());
+        if let Some(r) = self.running.as_mut() {
+            r.reason = reason.clone();
+        }
+        for (i, name) in list.split(',').filter(|n| !n.is_empty()).enumerate() {
+            if i == IRC_MAX_JOIN_TARGETS {
+                return plan.num(ERR_TOOMANYTARGETS, &[name], "Too many channels in one PART");
+            }
+            match names::channel(name) {
+                Ok(room) => plan.msg(ClientMsg::Part {
+                    room,
+                    reason: reason.clone(),
+                }),
+                Err(_) => plan.num(ERR_NOSUCHCHANNEL, &[name], "No such channel"),
+            }
+        }
+    }
+
+    /// PRIVMSG and NOTICE, to channels and nicks (natter has no notices: a NOTICE is said like
+    /// a PRIVMSG).
+    fn say(&mut self, msg: &Message<'_>, verb: &str, next_id: MsgId, plan: &mut Plan<'_>) {
+        let Some(targets) = msg.param(0) else {
+            return plan.num(
+                ERR_NORECIPIENT,
+                &[],
+                &format!("No recipient given ({verb})"),
+            );
+        };
+        let Some(text) = msg.param(1) else {
+            return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send");
+        };
+        let said = names::said(text);
+        let (text, action) = match said {
+            Said::Plain(t) => (t, false),
+            Said::Action(t) => (t, true),
+            Said::Empty => return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send"),
+            Said::Ctcp(what) => {
+                let me = plan.me.clone();
+                return plan.line(
+                    "NOTICE",
+                    &[&me, &format!("natter does not carry CTCP {what}")],
+                    true,
+                );
+            }
+        };
+        let mut id = next_id;
+        let mut text = Some(text);
+        let mut targets = targets.split(',').filter(|t| !t.is_empty()).enumerate();
+        let mut next = targets.next();
+        while let Some((i, target)) = next {
+            next = targets.next();
+            // The last target takes the text itself; the others a copy.
+            let Some(text) = (if next.is_none() {
+                text.take()
+            } else {
+                text.clone()
+            }) else {
+                return;
+            };
+            if i == IRC_MAX_TARGETS {
+                return plan.num(ERR_TOOMANYTARGETS, &[target], "Too many recipients");
+            }
+            if target.starts_with('#') {
+                let Ok(room) = names::channel(target) else {
+                    plan.num(ERR_NOSUCHCHANNEL, &[target], "No such channel");
+                    continue;
+                };
+                plan.msg(if action {
+                    ClientMsg::Act { room, id, text }
+                } else {
+                    ClientMsg::Say { room, id, text }
+                });
+            } else {
+                let Ok(to) = Nick::new(target) else {
+                    plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+                    continue;
+                };
+                // natter has no direct actions: the action goes as text.
+                let text = if action {
+                    Text::new(&format!("* {} {}", plan.me, text)).unwrap_or(text)
+                } else {
+                    text
+                };
+                plan.msg(ClientMsg::Msg {
+                    to: to.clone(),
+                    id,
+                    text,
+                });
+                if verb == "PRIVMSG" {
+                    plan.query(Query::AwayOf(to));
+                }
+            }
+            if let Some(r) = self.running.as_mut() {
+                r.sent.push((id, target.to_owned()));
+            }
+            id = MsgId(id.0 + 1);
+        }
+    }
+
+    fn mode(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
+        let Some(target) = msg.param(0) else {
+            return plan.need_more("MODE");
+        };
+        let me = plan.me.clone();
+        if target.starts_with('#') {
+            if let Err(bad) = names::channel(target) {
+                return plan.num(bad.numeric, &[target], &bad.words);
+            }
+            return match msg.param(1) {
+                None => plan.line(RPL_CHANNELMODEIS, &[&me, target, "+n"], false),
+                Some("b" | "+b") => {
+                    plan.num(RPL_ENDOFBANLIST, &[target], "End of channel ban list");
+                }
+                Some(_) => plan.num(
+                    ERR_CHANOPRIVSNEEDED,
+                    &[target],
+                    "You're not a channel operator (natter rooms have no operators yet)",
+                ),
+            };
+        }
+        if !target.eq_ignore_ascii_case(&me) {
+            return plan.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users");
+        }
+        let Some(change) = msg.param(1) else {
+            let modes: String = self.umodes.iter().collect();
+            return plan.line(RPL_UMODEIS, &[&me, &format!("+{modes}")], false);
+        };
+        let mut on = true;
+        let mut applied = String::new();
+        let mut sign = None;
+        let mut unknown = false;
+        for c in change.chars() {
+            match c {
+                '+' => on = true,
+                '-' => on = false,
+                'i' | 'w' => {
+                    let changed = if on {
+                        self.umodes.insert(c)
+                    } else {
+                        self.umodes.remove(&c)
+                    };
+                    if changed {
+                        if sign != Some(on) {
+                            applied.push(if on { '+' } else { '-' });
+                            sign = Some(on);
+                        }
+                        applied.push(c);
+                    }
+                }
+                _ => unknown = true,
+            }
+        }
+        if unknown {
+            plan.num(ERR_UMODEUNKNOWNFLAG, &[], "Unknown MODE flag");
+        }
+        if let (false, Some(nick)) = (applied.is_empty(), &self.nick) {
+            let source = names::source(nick);
+            write_line(
+                &mut plan.answer,
+                &plan.tags,
+                &source,
+                "MODE",
+                &[&me, &applied],
+                true,
+            );
+        }
+    }
+}
+
+fn ping(msg: &Message<'_>, plan: &mut Plan<'_>) {
+    match msg.param(0) {
+        Some(token) => plan.line("PONG", &[SERVER, token], true),
+        None => plan.num(ERR_NOORIGIN, &[], "No origin specified"),
+    }
+}
+
+fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
+    let Some(name) = msg.param(0) else {
+        return plan.need_more("TOPIC");
+    };
+    let room = match names::channel(name) {
+        Ok(room) => room,
+        Err(bad) => return plan.num(bad.numeric, &[name], &bad.words),
+    };
+    match msg.params.get(1) {
+        None => plan.msg(ClientMsg::Topic { room, topic: None }),
+        Some(text) => match Text::new(&names::plain(text)) {
+            Ok(topic) => plan.msg(ClientMsg::Topic {
+                room,
+                topic: Some(topic),
+            }),
+            Err(_) => plan.line(
+                "FAIL",
+                &[
+                    "TOPIC",
+                    "CANNOT_CLEAR",
+                    name,
+                    "natter cannot clear a topic; set a new one",
+                ],
+                true,
+            ),
+        },
+    }
+}

@@ -1,0 +1,694 @@
+//! The hub's replies and room events as IRC lines: numerics for answers and refusals, and
+//! `PRIVMSG`/`JOIN`/`PART`/`QUIT`/`NICK`/`TOPIC` lines from `nick!nick@natter` for what people
+//! do. A text longer than one line is split into several; tags follow the client's
+//! capabilities and the line running (its label or batch).
+
+use super::caps::Cap;
+use super::message::{Tags, body_len, write_line};
+use super::names::{self, NETWORK, SERVER};
+use super::numeric::*;
+use super::time;
+use super::{F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE};
+use crate::hub::ConnKind;
+use crate::hub::dialect::{Form, Note, Reply};
+use crate::hub::query::{Info, Present};
+use crate::limits::{
+    IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES, MAX_NICK_LEN,
+    MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+};
+use crate::time::Millis;
+use crate::types::{MsgId, Nick, RoomName, Text};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
+use bytes::Bytes;
+
+/// What `TOPICLEN` says: about what fits in a `TOPIC` line from a client.
+const TOPICLEN: usize = 390;
+
+/// The message of the day.
+const MOTD: [&str; 3] = [
+    "Welcome to natter over IRC. The people here may be on the natter client, a web page, nc",
+    "or IRC like you: channels are natter rooms (# then a-z 0-9 - _ .), LIST shows them.",
+    "History comes with your JOIN when your client asks for server-time.",
+];
+
+/// `ISUPPORT` tokens (`005`), at most 13 to a line.
+fn isupport() -> Vec<String> {
+    vec![
+        "AWAYLEN=".to_owned() + &MAX_AWAY_BYTES.to_string(),
+        "CASEMAPPING=ascii".into(),
+        format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
+        "CHANMODES=,,,n".into(),
+        format!("CHANNELLEN={MAX_ROOM_LEN}"),
+        "CHANTYPES=#".into(),
+        format!("LINELEN={IRC_MAX_LINE}"),
+        format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        format!("NETWORK={NETWORK}"),
+        format!("NICKLEN={MAX_NICK_LEN}"),
+        "PREFIX=(ov)@+".into(),
+        format!(
+            "TARGMAX=PRIVMSG:{IRC_MAX_TARGETS},NOTICE:{IRC_MAX_TARGETS},\
+             JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:1,WHOIS:1"
+        ),
+        format!("TOPICLEN={TOPICLEN}"),
+        "UTF8ONLY".into(),
+    ]
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn fit(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Lines being written for one reply or event.
+struct Lines {
+    /// The client's nick, or `*`.
+    me: String,
+    tags: Tags,
+    out: String,
+}
+
+impl Lines {
+    /// A numeric to the client, `text` last.
+    fn num(&mut self, code: &str, middle: &[&str], text: &str) {
+        let mut params = Vec::with_capacity(middle.len() + 2);
+        params.push(self.me.as_str());
+        params.extend_from_slice(middle);
+        // A numeric's text is cut to fit its line (topics, away messages: never chat).
+        let room = IRC_MAX_LINE.saturating_sub(body_len(SERVER, code, &params, 0));
+        let text = fit(text, room);
+        params.push(&text);
+        write_line(&mut self.out, &self.tags, SERVER, code, &params, true);
+    }
+
+    /// A numeric whose text is a space-separated list: in as many lines as the items take
+    /// (none is cut), at least one.
+    fn num_list<'a>(&mut self, code: &str, middle: &[&str], items: impl Iterator<Item = &'a str>) {
+        let mut params = Vec::with_capacity(middle.len() + 1);
+        params.push(self.me.as_str());
+        params.extend_from_slice(middle);
+        let budget = IRC_MAX_LINE.saturating_sub(body_len(SERVER, code, &params, 0));
+        let mut line = String::new();
+        let mut any = false;
+        for item in items {
+            if !line.is_empty() && line.len() + 1 + item.len() > budget {
+                self.num(code, middle, &line);
+                line.clear();
+                any = true;
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(item);
+        }
+        if !line.is_empty() || !any {
+            self.num(code, middle, &line);
+        }
+    }
+
+    /// A line from `source`.
+    fn from(&mut self, tags: &Tags, source: &str, command: &str, params: &[&str], trailing: bool) {
+        write_line(&mut self.out, tags, source, command, params, trailing);
+    }
+
+    /// Text from `source` to `target`, in as many `PRIVMSG`s as it takes; an action is wrapped
+    /// in CTCP ACTION in each. Parts after the first get their own msgid.
+    fn text(
+        &mut self,
+        tags: &Tags,
+        msgid: Option<&str>,
+        source: &str,
+        target: &str,
+        text: &str,
+        action: bool,
+    ) {
+        let wrap = if action { "\x01ACTION \x01".len() } else { 0 };
+        let budget = IRC_MAX_LINE
+            .saturating_sub(body_len(source, "PRIVMSG", &[target], 0) + wrap)
+            .max(4);
+        if text.len() <= budget && !action {
+            // The usual case: one line, no copies.
+            let tags = match msgid {
+                Some(id) => tags.clone().with("msgid", id),
+                None => tags.clone(),
+            };
+            write_line(
+                &mut self.out,
+                &tags,
+                source,
+                "PRIVMSG",
+                &[target, text],
+                true,
+            );
+            return;
+        }
+        for (i, piece) in names::split(text, budget).into_iter().enumerate() {
+            let mut tags = tags.clone();
+            if let Some(id) = msgid {
+                tags = if i == 0 {
+                    tags.with("msgid", id)
+                } else {
+                    tags.with("msgid", &format!("{id}.{}", i + 1))
+                };
+            }
+            let body;
+            let said = if action {
+                body = format!("\x01ACTION {piece}\x01");
+                body.as_str()
+            } else {
+                piece
+            };
+            write_line(
+                &mut self.out,
+                &tags,
+                source,
+                "PRIVMSG",
+                &[target, said],
+                true,
+            );
+        }
+    }
+
+    fn done(self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| Bytes::from(self.out))
+    }
+}
+
+/// `lobby/42`: a room event's msgid.
+fn event_msgid(room: &RoomName, seq: crate::types::Seq) -> String {
+    format!("{}/{seq}", room.as_str().trim_start_matches('#'))
+}
+
+/// `@alice/1714564800000/7`: a direct message's msgid.
+fn dm_msgid(dm: &DirectMsg) -> String {
+    format!("@{}/{}/{}", dm.from, dm.at.0, dm.id.0)
+}
+
+impl Irc {
+    fn lines(&self, me: Option<&Nick>) -> Lines {
+        Lines {
+            me: me.map_or("*", Nick::as_str).to_owned(),
+            tags: self.reply_tags(),
+            out: String::new(),
+        }
+    }
+
+    /// Tags a message people said carries: `time` and `msgid` as the capabilities ask, and
+    /// the running line's label or batch.
+    fn said_tags(&self, at: Millis, base: Tags) -> Tags {
+        let mut tags = base;
+        if self.caps.has(Cap::ServerTime) {
+            tags = tags.with("time", &time::iso(at));
+        }
+        tags
+    }
+
+    fn target_of(&self, id: MsgId) -> String {
+        self.running
+            .as_ref()
+            .and_then(|r| r.sent.iter().find(|(i, _)| *i == id))
+            .map_or_else(|| "*".to_owned(), |(_, t)| t.clone())
+    }
+
+    /// A reply in IRC's words.
+    pub(super) fn words(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        let mut l = self.lines(me);
+        match reply {
+            Reply::Own(bytes) => return Some(bytes.clone()),
+            Reply::Welcome { nick, .. } => self.welcome(&mut l, nick),
+            Reply::Msg(msg) => self.msg(&mut l, msg, me),
+            // Joining a channel one is in: IRC servers say nothing.
+            Reply::Rejoined(_) => {}
+            Reply::Fatal { detail, .. } => {
+                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
+            }
+            Reply::Note(note) => self.note(&mut l, note),
+            Reply::Ping(token) => {
+                write_line(
+                    &mut l.out,
+                    &Tags::none(),
+                    "",
+                    "PING",
+                    &[&token.to_string()],
+                    true,
+                );
+            }
+            Reply::Info(info) => self.info(&mut l, info, me),
+        }
+        l.done()
+    }
+
+    fn welcome(&self, l: &mut Lines, nick: &Nick) {
+        let version = format!("natter-{}", env!("CARGO_PKG_VERSION"));
+        l.me = nick.to_string();
+        l.num(
+            RPL_WELCOME,
+            &[],
+            &format!(
+                "Welcome to the {NETWORK} IRC network, {}",
+                names::source(nick)
+            ),
+        );
+        l.num(
+            RPL_YOURHOST,
+            &[],
+            &format!("Your host is {SERVER}, running {version}"),
+        );
+        l.num(
+            RPL_CREATED,
+            &[],
+            "This server is natter: the same rooms for natter clients, web pages, nc and IRC",
+        );
+        let me = l.me.clone();
+        write_line(
+            &mut l.out,
+            &l.tags,
+            SERVER,
+            RPL_MYINFO,
+            &[&me, SERVER, &version, "iw", "n"],
+            false,
+        );
+        for chunk in isupport().chunks(13) {
+            let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            l.num(RPL_ISUPPORT, &tokens, "are supported by this server");
+        }
+    }
+
+    fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+        let me = match (me, msg) {
+            (_, ServerMsg::Error { kind, re, detail }) => {
+                return self.error(l, *kind, re, detail);
+            }
+            (_, ServerMsg::Bye { reason }) => {
+                return write_line(&mut l.out, &Tags::none(), "", "ERROR", &[reason], true);
+            }
+            (Some(me), _) => me,
+            // Before registration (or after a quit) only refusals and goodbyes are worded.
+            (None, _) => return,
+        };
+        let src = names::source(me);
+        match msg {
+            ServerMsg::Joined {
+                room,
+                topic,
+                members,
+                ..
+            } => {
+                let tags = l.tags.clone();
+                l.from(&tags, &src, "JOIN", &[room.as_str()], false);
+                if let Some(t) = topic {
+                    l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
+                }
+                self.names(l, room, members);
+            }
+            ServerMsg::Parted { room } => {
+                let tags = l.tags.clone();
+                match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
+                    Some(reason) => {
+                        l.from(&tags, &src, "PART", &[room.as_str(), reason.as_str()], true)
+                    }
+                    None => l.from(&tags, &src, "PART", &[room.as_str()], false),
+                }
+            }
+            ServerMsg::Direct(dm) => self.direct(l, dm, me),
+            ServerMsg::Gap { room, first, last } => {
+                let n = last.0.saturating_sub(first.0).saturating_add(1);
+                let text = format!(
+                    "*** {n} message(s) here were not delivered to you: your connection read too \
+                     slowly"
+                );
+                let tags = l.tags.clone();
+                l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
+            }
+            ServerMsg::Members { room, members } => self.names(l, room, members),
+            ServerMsg::Topic { room, topic } => match topic {
+                Some(t) => l.num(RPL_TOPIC, &[room.as_str()], t.as_str()),
+                None => l.num(RPL_NOTOPIC, &[room.as_str()], "No topic is set"),
+            },
+            ServerMsg::YourNick { nick } => {
+                let old = self.nick.as_ref().unwrap_or(me);
+                // With echo-message the room events said it already, once per channel.
+                let told = self.caps.has(Cap::EchoMessage) && !self.channels.is_empty();
+                if old.as_str() != nick.as_str() && !told {
+                    let tags = l.tags.clone();
+                    l.from(&tags, &names::source(old), "NICK", &[nick.as_str()], true);
+                }
+            }
+            // Acks, pings and the rest are for programs; room events come as room traffic.
+            ServerMsg::Welcome { .. }
+            | ServerMsg::Error { .. }
+            | ServerMsg::Bye { .. }
+            | ServerMsg::Event(_)
+            | ServerMsg::Ack { .. }
+            | ServerMsg::Rooms { .. }
+            | ServerMsg::Ping { .. }
+            | ServerMsg::Pong { .. } => {}
+            // Scrollback and search are natter's requests; an IRC client asks neither (its
+            // history is draft/chathistory, not built yet).
+            ServerMsg::Past(_)
+            | ServerMsg::PastEnd { .. }
+            | ServerMsg::Found(_)
+            | ServerMsg::FoundEnd { .. } => {}
+        }
+    }
+
+    /// `353` lines (as many as the names take) and `366`.
+    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick]) {
+        let room_s = room.as_str();
+        if !members.is_empty() {
+            l.num_list(
+                RPL_NAMREPLY,
+                &["=", room_s],
+                members.iter().map(Nick::as_str),
+            );
+        }
+        l.num(RPL_ENDOFNAMES, &[room_s], "End of /NAMES list");
+    }
+
+    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick) {
+        let own = dm.from.folded() == me.folded();
+        let to_self = own && dm.to.folded() == me.folded();
+        // One's own message comes back only with echo-message (a message to oneself always
+        // arrives, once).
+        if own && !to_self && !self.caps.has(Cap::EchoMessage) {
+            return;
+        }
+        let tags = self.said_tags(dm.at, l.tags.clone());
+        let msgid = self.caps.has(Cap::MessageTags).then(|| dm_msgid(dm));
+        l.text(
+            &tags,
+            msgid.as_deref(),
+            &names::source(&dm.from),
+            dm.to.as_str(),
+            dm.text.as_str(),
+            false,
+        );
+    }
+
+    /// A refusal as its numeric, worded by what the running line asked.
+    fn error(&self, l: &mut Lines, kind: ErrorKind, re: &Re, detail: &str) {
+        let verb = self.running.as_ref().map_or("*", |r| r.verb.as_str());
+        match (kind, re) {
+            (ErrorKind::NickTaken, Re::Nick(n)) => {
+                l.num(
+                    ERR_NICKNAMEINUSE,
+                    &[n.as_str()],
+                    "Nickname is already in use",
+                );
+            }
+            (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
+                l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
+            }
+            (ErrorKind::NotInRoom, Re::Room(r)) => {
+                l.num(
+                    ERR_NOTONCHANNEL,
+                    &[r.as_str()],
+                    "You're not on that channel",
+                );
+            }
+            (ErrorKind::NotInRoom, Re::Msg(id)) => {
+                let target = self.target_of(*id);
+                l.num(
+                    ERR_CANNOTSENDTOCHAN,
+                    &[&target],
+                    "Cannot send to channel (you are not in it: JOIN first)",
+                );
+            }
+            (ErrorKind::NoSuchNick, Re::Msg(id)) => {
+                let target = self.target_of(*id);
+                l.num(
+                    ERR_NOSUCHNICK,
+                    &[&target],
+                    &format!("No such nick/channel ({detail})"),
+                );
+            }
+            (ErrorKind::TooManyRooms, Re::Room(r)) => {
+                l.num(ERR_TOOMANYCHANNELS, &[r.as_str()], detail);
+            }
+            (ErrorKind::RoomFull, Re::Room(r)) => {
+                l.num(ERR_CHANNELISFULL, &[r.as_str()], "Cannot join channel (+l)");
+            }
+            (ErrorKind::Flood, _) => l.num(RPL_TRYAGAIN, &[verb], detail),
+            (ErrorKind::LineTooLong, _) => l.num(ERR_INPUTTOOLONG, &[], "Input line was too long"),
+            _ => l.num("400", &[verb], detail),
+        }
+    }
+
+    fn note(&self, l: &mut Lines, note: &Note) {
+        let Some(r) = self.replaying() else {
+            return;
+        };
+        let tags = l.tags.clone();
+        match note {
+            Note::RecentStart(room) => l.from(
+                &tags,
+                SERVER,
+                "BATCH",
+                &[&format!("+h{}", r.number), "chathistory", room.as_str()],
+                false,
+            ),
+            Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
+            Note::Help | Note::NowTalkingIn(_) => {}
+        }
+    }
+
+    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch.
+    fn replaying(&self) -> Option<&Running> {
+        self.running
+            .as_ref()
+            .filter(|r| r.verb == "JOIN")
+            .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
+    }
+
+    fn info(&self, l: &mut Lines, info: &Info, me: Option<&Nick>) {
+        let verb = self.running.as_ref().map_or("", |r| r.verb.as_str());
+        let target = self
+            .running
+            .as_ref()
+            .map_or("*", |r| r.target.as_str())
+            .to_owned();
+        match info {
+            Info::Whois { nick, user: None } => {
+                l.num(ERR_NOSUCHNICK, &[nick.as_str()], "No such nick/channel");
+                l.num(RPL_ENDOFWHOIS, &[nick.as_str()], "End of /WHOIS list");
+            }
+            Info::Whois { user: Some(w), .. } => {
+                let n = w.user.nick.as_str();
+                let how = match w.kind {
+                    Some(ConnKind::Binary) => "on the natter client or a web page",
+                    Some(ConnKind::Text) => "on nc or telnet",
+                    Some(ConnKind::Irc) => "on IRC",
+                    None => "reconnecting",
+                };
+                l.num(
+                    RPL_WHOISUSER,
+                    &[n, n, names::HOST, "*"],
+                    &format!("natter user {how}"),
+                );
+                if !w.rooms.is_empty() {
+                    l.num_list(
+                        RPL_WHOISCHANNELS,
+                        &[n],
+                        w.rooms.iter().map(RoomName::as_str),
+                    );
+                }
+                l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
+                if let Some(away) = &w.user.away {
+                    l.num(RPL_AWAY, &[n], away.as_str());
+                }
+                if w.kind.is_none() {
+                    l.num(
+                        RPL_WHOISSPECIAL,
+                        &[n],
+                        "is between connections and may resume",
+                    );
+                }
+                l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
+            }
+            Info::Users(users) => match verb {
+                "ISON" => l.num_list(RPL_ISON, &[], users.iter().map(|p| p.nick.as_str())),
+                "USERHOST" => {
+                    let replies: Vec<String> = users
+                        .iter()
+                        .map(|p| {
+                            let state = if p.away.is_some() { '-' } else { '+' };
+                            format!("{0}={state}{0}@{1}", p.nick, names::HOST)
+                        })
+                        .collect();
+                    l.num(RPL_USERHOST, &[], &replies.join(" "));
+                }
+                _ => {
+                    for p in users {
+                        who_line(l, "*", p);
+                    }
+                    l.num(RPL_ENDOFWHO, &[&target], "End of WHO list");
+                }
+            },
+            Info::Who { room, members } => {
+                for p in members {
+                    who_line(l, room.as_str(), p);
+                }
+                l.num(RPL_ENDOFWHO, &[room.as_str()], "End of WHO list");
+            }
+            Info::List { rooms, total } => {
+                l.num(RPL_LISTSTART, &["Channel"], "Users  Name");
+                for r in rooms {
+                    let topic = r.topic.as_ref().map_or("", Text::as_str);
+                    l.num(RPL_LIST, &[r.room.as_str(), &r.members.to_string()], topic);
+                }
+                let end = if *total > rooms.len() {
+                    format!(
+                        "End of /LIST (the first {} of {total} channels)",
+                        rooms.len()
+                    )
+                } else {
+                    "End of /LIST".into()
+                };
+                l.num(RPL_LISTEND, &[], &end);
+            }
+            Info::Counts {
+                users,
+                rooms,
+                connections,
+            } => {
+                l.num(
+                    RPL_LUSERCLIENT,
+                    &[],
+                    &format!("There are {users} users and 0 invisible on 1 servers"),
+                );
+                l.num(RPL_LUSEROP, &["0"], "operator(s) online");
+                l.num(RPL_LUSERCHANNELS, &[&rooms.to_string()], "channels formed");
+                l.num(
+                    RPL_LUSERME,
+                    &[],
+                    &format!("I have {connections} clients and 0 servers"),
+                );
+                l.num(
+                    RPL_LOCALUSERS,
+                    &[&users.to_string(), &users.to_string()],
+                    &format!("Current local users {users}, max {users}"),
+                );
+                l.num(
+                    RPL_GLOBALUSERS,
+                    &[&users.to_string(), &users.to_string()],
+                    &format!("Current global users {users}, max {users}"),
+                );
+            }
+            Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
+            Info::Motd => {
+                l.num(
+                    RPL_MOTDSTART,
+                    &[],
+                    &format!("- {SERVER} Message of the day -"),
+                );
+                for line in MOTD {
+                    l.num(RPL_MOTD, &[], &format!("- {line}"));
+                }
+                l.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+            }
+            Info::AwayNow(true) => l.num(RPL_NOWAWAY, &[], "You have been marked as being away"),
+            Info::AwayNow(false) => {
+                l.num(RPL_UNAWAY, &[], "You are no longer marked as being away");
+            }
+            Info::Away { nick, away } => {
+                let about_me = me.is_some_and(|m| m.folded() == nick.folded());
+                if self.caps.has(Cap::AwayNotify) && !about_me {
+                    let src = names::source(nick);
+                    match away {
+                        Some(a) => l.from(&Tags::none(), &src, "AWAY", &[a.as_str()], true),
+                        None => l.from(&Tags::none(), &src, "AWAY", &[], false),
+                    }
+                }
+            }
+            Info::IsAway(p) => {
+                if let Some(away) = &p.away {
+                    l.num(RPL_AWAY, &[p.nick.as_str()], away.as_str());
+                }
+            }
+        }
+    }
+
+    /// A room event in IRC's words, in `form` (see the form bits in the module).
+    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form) -> Option<Bytes> {
+        let state = form.0 & STATE;
+        let mut tags = match state {
+            S_LABEL => self.reply_tags(),
+            S_BATCH => self.reply_tags(),
+            S_REPLAY => {
+                // History only for clients that can tell it is history; only what was said
+                // (old joins and parts would change their member lists).
+                if form.0 & F_TIME == 0
+                    || !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. })
+                {
+                    return None;
+                }
+                match self.replaying() {
+                    Some(r) => Tags::none().with("batch", &format!("h{}", r.number)),
+                    None => self.reply_tags(),
+                }
+            }
+            _ => Tags::none(),
+        };
+        if form.0 & F_TIME != 0 {
+            tags = tags.with("time", &time::iso(ev.at));
+        }
+        let msgid = (form.0 & F_TAGS != 0).then(|| event_msgid(&ev.room, ev.seq));
+        let mut l = Lines {
+            me: String::new(),
+            tags: Tags::none(),
+            // One line in most cases: room for a tagged PRIVMSG of a short text.
+            out: String::with_capacity(256),
+        };
+        let src = names::source(&ev.from);
+        let room = ev.room.as_str();
+        let tags = match &msgid {
+            Some(id) if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) => {
+                tags.with("msgid", id)
+            }
+            _ => tags,
+        };
+        match &ev.kind {
+            EventKind::Say { text, .. } => {
+                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), false);
+            }
+            EventKind::Act { text, .. } => {
+                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), true);
+            }
+            EventKind::Join => l.from(&tags, &src, "JOIN", &[room], false),
+            EventKind::Part { reason } => match reason {
+                Some(r) => l.from(&tags, &src, "PART", &[room, r.as_str()], true),
+                None => l.from(&tags, &src, "PART", &[room], false),
+            },
+            EventKind::Quit { reason } => {
+                let reason = reason.as_ref().map_or("Quit", Text::as_str);
+                l.from(&tags, &src, "QUIT", &[&fit(reason, 300)], true);
+            }
+            EventKind::Nick { new } => l.from(&tags, &src, "NICK", &[new.as_str()], true),
+            EventKind::Topic { topic } => {
+                let budget = IRC_MAX_LINE.saturating_sub(body_len(&src, "TOPIC", &[room], 0));
+                let topic = topic
+                    .as_ref()
+                    .map_or(String::new(), |t| fit(t.as_str(), budget));
+                l.from(&tags, &src, "TOPIC", &[room, &topic], true);
+            }
+        }
+        l.done()
+    }
+}
+
+/// A `352` line for `p` in `channel`.
+fn who_line(l: &mut Lines, channel: &str, p: &Present) {
+    let n = p.nick.as_str();
+    let flags = if p.away.is_some() { "G" } else { "H" };
+    l.num(
+        RPL_WHOREPLY,
+        &[channel, n, names::HOST, SERVER, n, flags],
+        &format!("0 {n}"),
+    );
+}

@@ -1,0 +1,1139 @@
+//! The IRC dialect driven in memory, beside binary and text users: registration, every command
+//! and its numerics, capabilities and tags, and whole conversations. No sockets.
+
+use super::*;
+use crate::test_support::{nick, room, text};
+use crate::wire::{
+    ClientMsg, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
+    decode_payload, encode_frame,
+};
+use std::collections::HashMap;
+
+const LOCAL: IpAddr = IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
+
+/// A hub, what it sent to each connection, and a clock.
+struct Net {
+    hub: Hub,
+    now: Millis,
+    inbox: HashMap<ConnId, Vec<u8>>,
+    decoders: HashMap<ConnId, FrameDecoder>,
+    events: Vec<HubEvent>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net::with(Config {
+            secret_seed: [3; 32],
+            ..Config::default()
+        })
+    }
+
+    fn with(config: Config) -> Net {
+        Net {
+            hub: Hub::new(config),
+            now: Millis(1_714_564_800_000),
+            inbox: HashMap::new(),
+            decoders: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(t) = self.hub.poll_transmit() {
+            self.inbox
+                .entry(t.conn)
+                .or_default()
+                .extend_from_slice(&t.concat());
+            self.hub.handle_written(t.conn, t.len(), self.now);
+        }
+        while let Some(e) = self.hub.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Moves the clock on by `ms`, firing every deadline on the way.
+    fn advance(&mut self, ms: u64) {
+        let target = self.now + Millis(ms);
+        while let Some(t) = self.hub.poll_timeout().filter(|t| *t <= target) {
+            self.now = self.now.max(t);
+            self.hub.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = target;
+        self.pump();
+    }
+
+    fn feed(&mut self, c: ConnId, bytes: &[u8]) {
+        self.hub.handle_bytes(c, bytes, self.now);
+        self.pump();
+    }
+
+    /// A new connection on the IRC door.
+    fn irc(&mut self) -> ConnId {
+        let c = self.hub.accept_on(Door::Irc, LOCAL, self.now).unwrap();
+        self.pump();
+        c
+    }
+
+    /// Sends IRC lines (each given without its CR LF) in one read.
+    fn send(&mut self, c: ConnId, lines: &[&str]) {
+        let mut bytes = Vec::new();
+        for l in lines {
+            bytes.extend_from_slice(l.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        self.feed(c, &bytes);
+    }
+
+    /// Everything sent to `c` since the last call, as lines without CR LF.
+    fn lines(&mut self, c: ConnId) -> Vec<String> {
+        let bytes = self.inbox.remove(&c).unwrap_or_default();
+        let s = String::from_utf8(bytes).unwrap();
+        assert!(s.is_empty() || s.ends_with("\r\n"), "{s:?}");
+        s.split_terminator("\r\n").map(str::to_owned).collect()
+    }
+
+    /// `lines`, and each is at most 512 bytes (CR LF included) without its tags.
+    fn said(&mut self, c: ConnId) -> Vec<String> {
+        let lines = self.lines(c);
+        for l in &lines {
+            let body = if l.starts_with('@') {
+                l.split_once(' ').unwrap().1
+            } else {
+                l.as_str()
+            };
+            assert!(body.len() + 2 <= 512, "over 512 bytes: {l}");
+        }
+        lines
+    }
+
+    /// An IRC client registered as `want` with `caps` (none: no CAP negotiation at all).
+    fn client(&mut self, want: &str, caps: &[&str]) -> ConnId {
+        let c = self.irc();
+        if caps.is_empty() {
+            self.send(c, &[&format!("NICK {want}"), "USER u 0 * :Real Name"]);
+        } else {
+            let req = format!("CAP REQ :{}", caps.join(" "));
+            self.send(
+                c,
+                &[
+                    "CAP LS 302",
+                    &format!("NICK {want}"),
+                    "USER u 0 * :Real Name",
+                    &req,
+                    "CAP END",
+                ],
+            );
+        }
+        let l = self.lines(c);
+        assert!(
+            l.iter().any(|l| l.contains(&format!(" 001 {want} "))),
+            "{want} not welcomed: {l:?}"
+        );
+        // Flood control: registration took a few tokens.
+        self.advance(3_000);
+        self.lines(c);
+        c
+    }
+
+    /// A binary client said hello as `want`; its welcome is consumed.
+    fn bin(&mut self, want: &str) -> ConnId {
+        let c = self.hub.accept(LOCAL, self.now).unwrap();
+        self.feed(c, &MAGIC);
+        self.send_bin(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        assert!(matches!(self.recv(c)[..], [ServerMsg::Welcome { .. }]));
+        c
+    }
+
+    fn send_bin(&mut self, c: ConnId, msg: &ClientMsg) {
+        let f = encode_frame(msg).unwrap();
+        self.feed(c, &f);
+    }
+
+    fn recv(&mut self, c: ConnId) -> Vec<ServerMsg> {
+        let bytes = self.inbox.remove(&c).unwrap_or_default();
+        let d = self.decoders.entry(c).or_default();
+        d.extend(&bytes);
+        let mut out = Vec::new();
+        while let Some(p) = d.next_frame().unwrap() {
+            out.push(decode_payload::<ServerMsg>(&p).unwrap());
+        }
+        out
+    }
+
+    /// An nc user, greeted and in #lobby.
+    fn nc(&mut self) -> (ConnId, String) {
+        let c = self.hub.accept(LOCAL, self.now).unwrap();
+        self.advance(self.hub.config().text_detect_wait.0);
+        let n = self.hub.nick(c).unwrap().to_string();
+        self.lines(c);
+        (c, n)
+    }
+
+    fn closed(&self, c: ConnId) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, HubEvent::Close { conn, .. } if *conn == c))
+    }
+}
+
+/// The numeric of a server line (`:natter.irc 433 * bob :...` → `433`), if it is one.
+fn numeric(line: &str) -> Option<&str> {
+    let body = if line.starts_with('@') {
+        line.split_once(' ')?.1
+    } else {
+        line
+    };
+    let mut words = body.split(' ');
+    (words.next()? == ":natter.irc").then_some(())?;
+    words
+        .next()
+        .filter(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn numerics(lines: &[String]) -> Vec<&str> {
+    lines.iter().filter_map(|l| numeric(l)).collect()
+}
+
+/// The line in `lines` that contains `needle`, for a closer look.
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in {lines:?}"))
+}
+
+#[test]
+fn registration_without_caps_gets_the_welcome_burst() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(
+        c,
+        &["PASS whatever", "NICK Alice", "USER alice 0 * :Alice A"],
+    );
+    let l = n.said(c);
+    assert_eq!(
+        numerics(&l),
+        [
+            "001", "002", "003", "004", "005", "005", "251", "252", "254", "255", "265", "266",
+            "375", "372", "372", "372", "376"
+        ]
+    );
+    assert_eq!(
+        l[0],
+        ":natter.irc 001 Alice :Welcome to the natter IRC network, Alice!Alice@natter"
+    );
+    let isupport = l[4..6].join(" ");
+    for token in [
+        "CASEMAPPING=ascii",
+        "CHANTYPES=#",
+        "NICKLEN=16",
+        "CHANNELLEN=32",
+        "TOPICLEN=",
+        "PREFIX=(ov)@+",
+        "CHANMODES=",
+        "LINELEN=512",
+        "NETWORK=natter",
+        "UTF8ONLY",
+    ] {
+        assert!(isupport.contains(token), "{token} missing from {isupport}");
+    }
+    assert_eq!(n.hub.nick(c).map(Nick::as_str), Some("Alice"));
+    assert_eq!(n.hub.kind(c), Some(ConnKind::Irc));
+    assert!(n.events.iter().any(|e| matches!(
+        e,
+        HubEvent::Ready {
+            kind: ConnKind::Irc,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn cap_negotiation_holds_registration_until_cap_end() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["CAP LS 302", "NICK bob", "USER bob 0 * :Bob"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc CAP * LS :away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix server-time"
+        ]
+    );
+    assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
+    n.send(
+        c,
+        &[
+            "CAP REQ :server-time echo-message",
+            "CAP REQ :sasl server-time",
+            "CAP LIST",
+        ],
+    );
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc CAP * ACK :server-time echo-message",
+            ":natter.irc CAP * NAK :sasl server-time",
+            ":natter.irc CAP * LIST :echo-message server-time",
+        ]
+    );
+    n.send(c, &["CAP BOGUS", "CAP"]);
+    assert_eq!(numerics(&n.lines(c)), ["410", "461"]);
+    n.send(c, &["CAP END"]);
+    assert_eq!(numerics(&n.lines(c))[0], "001");
+    n.advance(5_000);
+    // After registration a CAP REQ changes the set; CAP END does nothing.
+    n.send(c, &["CAP REQ :-echo-message", "CAP LIST", "CAP END"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc CAP bob ACK :-echo-message",
+            ":natter.irc CAP bob LIST :server-time"
+        ]
+    );
+}
+
+#[test]
+fn a_taken_nick_is_433_and_the_client_stays_unregistered_until_another() {
+    let mut n = Net::new();
+    let _alice = n.bin("alice");
+    let c = n.irc();
+    n.send(
+        c,
+        &[
+            "NICK ALICE",
+            "USER a 0 * :A",
+            "PRIVMSG #lobby :too early",
+            "JOIN #lobby",
+        ],
+    );
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 433 * ALICE :Nickname is already in use");
+    assert_eq!(numerics(&l), ["433", "451", "451"]);
+    assert_eq!(n.hub.nick(c), None);
+    assert!(!n.closed(c));
+    n.send(c, &["NICK alice2", "JOIN #lobby"]);
+    let l = n.lines(c);
+    assert!(l[0].contains(" 001 alice2 "), "{l:?}");
+    assert!(
+        l.iter().any(|l| l == ":alice2!alice2@natter JOIN #lobby"),
+        "{l:?}"
+    );
+    // The binary dialect, by contrast, is given a free nick like it.
+    let b = n.bin("alice2");
+    assert_ne!(n.hub.nick(b).map(Nick::as_str), Some("alice2"));
+}
+
+#[test]
+fn registration_refusals_have_their_numerics() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(
+        c,
+        &[
+            "NICK",
+            "NICK 9lives",
+            "NICK back\\slash",
+            "NICK abcdefghijklmnopq",
+            "USER onlyone",
+            "JOIN #a",
+            "PING",
+            "PING :tok en",
+        ],
+    );
+    let l = n.lines(c);
+    assert_eq!(
+        numerics(&l),
+        ["431", "432", "432", "432", "461", "451", "409"]
+    );
+    assert!(find(&l, " 432 * abcdefghijklmnopq ").contains("at most 16"));
+    assert_eq!(l.last().unwrap(), ":natter.irc PONG natter.irc :tok en");
+    n.send(c, &["QUIT :bye"]);
+    assert_eq!(n.lines(c), ["ERROR :goodbye"]);
+    assert!(n.closed(c));
+}
+
+#[test]
+fn a_registration_pipelined_with_commands_in_one_read_works() {
+    let mut n = Net::new();
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#ci") });
+    n.recv(b);
+    let c = n.irc();
+    n.send(
+        c,
+        &[
+            "NICK bot",
+            "USER bot 0 * :bot",
+            "JOIN #ci",
+            "PRIVMSG #ci :build green",
+            "QUIT",
+        ],
+    );
+    let l = n.lines(c);
+    assert!(l.iter().any(|l| l == ":bot!bot@natter JOIN #ci"), "{l:?}");
+    assert_eq!(l.last().unwrap(), "ERROR :goodbye");
+    let got = n.recv(b);
+    let said: Vec<_> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Say { text, .. },
+                from,
+                ..
+            }) => Some((from.to_string(), text.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, [("bot".to_owned(), "build green".to_owned())]);
+}
+
+#[test]
+fn every_refusal_after_registration_is_a_numeric() {
+    let mut n = Net::new();
+    let _bob = n.bin("bob");
+    let c = n.client("al", &[]);
+    let cases: &[(&str, &[&str])] = &[
+        ("FROBNICATE x", &["421"]),
+        ("USER a 0 * :a", &["462"]),
+        ("PASS x", &["462"]),
+        ("JOIN", &["461"]),
+        ("JOIN #c++", &["479"]),
+        ("JOIN &local", &["403"]),
+        ("JOIN #aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &["479"]),
+        ("PART #nowhere", &["442"]),
+        ("PART", &["461"]),
+        ("PRIVMSG", &["411"]),
+        ("PRIVMSG #x", &["412"]),
+        ("PRIVMSG #x :\x02\x02", &["412"]),
+        ("PRIVMSG nobody :hi", &["401"]),
+        ("PRIVMSG #notjoined :hi", &["404"]),
+        ("PRIVMSG #c++ :hi", &["403"]),
+        (
+            "PRIVMSG a,b,c,d,e :hi",
+            &["401", "401", "401", "401", "407"],
+        ),
+        ("NOTICE nobody :hi", &["401"]),
+        ("NICK", &["431"]),
+        ("NICK 1x", &["432"]),
+        ("NICK bob", &["433"]),
+        ("TOPIC", &["461"]),
+        ("TOPIC #nowhere", &["442"]),
+        ("TOPIC #c++", &["479"]),
+        ("MODE", &["461"]),
+        ("MODE #x +o bob", &["482"]),
+        ("MODE bob +i", &["502"]),
+        ("MODE al +z", &["501"]),
+        ("KICK #x bob", &["482"]),
+        ("KICK #x", &["461"]),
+        ("WHOIS", &["431"]),
+        ("WHOIS nobody", &["401", "318"]),
+        ("WHOIS 9bad", &["401", "318"]),
+        ("WHOWAS ghost", &["406", "369"]),
+        ("ISON", &["461"]),
+        ("USERHOST", &["461"]),
+        ("INVITE bob #x", &["421"]),
+    ];
+    for (line, want) in cases {
+        n.send(c, &[line]);
+        n.advance(1_000);
+        let l = n.said(c);
+        assert_eq!(numerics(&l), *want, "{line}: {l:?}");
+    }
+    assert!(!n.closed(c));
+}
+
+#[test]
+fn a_line_too_long_is_417_and_non_utf8_is_fail() {
+    let mut n = Net::new();
+    let c = n.client("al", &[]);
+    let long = format!("PRIVMSG #x :{}", "y".repeat(600));
+    n.send(c, &[&long, "PING :still here"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 417 al :Input line was too long");
+    assert_eq!(l[1], ":natter.irc PONG natter.irc :still here");
+    n.feed(c, b"PRIVMSG #x :caf\xe9\r\n\x00\x01\x02junk\r\n");
+    let l = n.lines(c);
+    assert_eq!(
+        l[0],
+        ":natter.irc FAIL PRIVMSG INVALID_UTF8 :Message rejected: natter takes UTF-8 only"
+    );
+    assert_eq!(numerics(&l[1..]), ["421"]);
+    assert!(!n.closed(c));
+    assert!(n.events.iter().any(|e| matches!(
+        e,
+        HubEvent::LimitHit {
+            limit: Limit::Line,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_conversation_between_irc_binary_and_nc_users() {
+    let mut n = Net::new();
+    let (nc, ncn) = n.nc();
+    let b = n.bin("bin");
+    n.send_bin(
+        b,
+        &ClientMsg::Join {
+            room: RoomName::lobby(),
+        },
+    );
+    n.recv(b);
+    n.lines(nc);
+    let i = n.client("irc", &[]);
+
+    // IRC joins: its own JOIN, the names, and everyone else sees it.
+    n.send(i, &["JOIN #Lobby"]);
+    let l = n.lines(i);
+    assert_eq!(l[0], ":irc!irc@natter JOIN #lobby");
+    let names = find(&l, " 353 irc = #lobby :");
+    for who in [ncn.as_str(), "bin", "irc"] {
+        assert!(
+            names.split(' ').any(|w| w.trim_start_matches(':') == who),
+            "{names}"
+        );
+    }
+    assert!(l.last().unwrap().contains(" 366 irc #lobby "));
+    assert_eq!(n.lines(nc), ["-- irc joined #lobby"]);
+    assert!(matches!(
+        &n.recv(b)[..],
+        [ServerMsg::Event(RoomEvent {
+            kind: EventKind::Join,
+            ..
+        })]
+    ));
+
+    // IRC speaks and acts; the others read it; IRC does not get its own line back.
+    n.send(
+        i,
+        &[
+            "PRIVMSG #lobby :hello all",
+            "PRIVMSG #LOBBY :\x01ACTION waves\x01",
+        ],
+    );
+    assert_eq!(n.lines(nc), ["<irc> hello all", "* irc waves"]);
+    let kinds: Vec<_> = n
+        .recv(b)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(ev) => Some(ev.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Say {
+                id: crate::types::MsgId(1),
+                text: text("hello all")
+            },
+            EventKind::Act {
+                id: crate::types::MsgId(2),
+                text: text("waves")
+            },
+        ]
+    );
+    assert!(n.lines(i).is_empty());
+
+    // The others speak; IRC reads PRIVMSGs from nick!nick@natter.
+    n.feed(nc, b"hi irc\n/me smiles\n");
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: RoomName::lobby(),
+            id: crate::types::MsgId(1),
+            text: text("from the client"),
+        },
+    );
+    n.lines(nc);
+    n.recv(b);
+    assert_eq!(
+        n.lines(i),
+        [
+            format!(":{ncn}!{ncn}@natter PRIVMSG #lobby :hi irc"),
+            format!(":{ncn}!{ncn}@natter PRIVMSG #lobby :\x01ACTION smiles\x01"),
+            ":bin!bin@natter PRIVMSG #lobby :from the client".to_owned(),
+        ]
+    );
+
+    // Topics both ways.
+    n.send(i, &["TOPIC #lobby :irc talk"]);
+    assert_eq!(n.lines(i), [":irc!irc@natter TOPIC #lobby :irc talk"]);
+    assert_eq!(n.lines(nc), ["-- irc set the topic of #lobby: irc talk"]);
+    n.feed(nc, b"/topic #lobby nc talk\n");
+    assert_eq!(
+        n.lines(i),
+        [format!(":{ncn}!{ncn}@natter TOPIC #lobby :nc talk")]
+    );
+    n.lines(nc);
+    n.send(i, &["TOPIC #lobby"]);
+    assert_eq!(n.lines(i), [":natter.irc 332 irc #lobby :nc talk"]);
+
+    // Nick changes both ways.
+    n.send(i, &["NICK Irky"]);
+    assert_eq!(n.lines(i), [":irc!irc@natter NICK :Irky"]);
+    assert_eq!(n.lines(nc), ["-- irc is now known as Irky"]);
+    n.send_bin(
+        b,
+        &ClientMsg::Nick {
+            nick: nick("binny"),
+        },
+    );
+    assert_eq!(n.lines(i), [":bin!bin@natter NICK :binny"]);
+    n.advance(1_000);
+    n.recv(b);
+    n.lines(nc);
+
+    // Direct messages both ways, and an nc user's /msg.
+    n.send(i, &["PRIVMSG binny :psst"]);
+    let dm = n.recv(b);
+    assert!(
+        matches!(&dm[..], [ServerMsg::Direct(d)] if d.from.as_str() == "Irky" && d.text.as_str() == "psst")
+    );
+    n.feed(nc, b"/msg irky back at you\n");
+    assert_eq!(
+        n.lines(i),
+        [format!(":{ncn}!{ncn}@natter PRIVMSG Irky :back at you")]
+    );
+    assert_eq!(n.lines(nc), ["-> *Irky* back at you"]);
+
+    // Parts and quits.
+    n.send(i, &["PART #lobby :lunch"]);
+    assert_eq!(n.lines(i), [":Irky!Irky@natter PART #lobby :lunch"]);
+    assert_eq!(n.lines(nc), ["-- Irky left #lobby (lunch)"]);
+    n.send(i, &["JOIN #lobby"]);
+    n.lines(i);
+    n.feed(nc, b"/quit gone\n");
+    assert_eq!(n.lines(i), [format!(":{ncn}!{ncn}@natter QUIT :gone")]);
+    n.send(i, &["QUIT :bye now"]);
+    assert_eq!(n.lines(i), ["ERROR :goodbye"]);
+    assert!(n.closed(i));
+    let quit = n.recv(b);
+    assert!(quit.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { reason: Some(r) }, .. }) if r.as_str() == "bye now")));
+}
+
+#[test]
+fn a_long_natter_text_reaches_irc_in_several_lines_with_nothing_lost() {
+    let mut n = Net::new();
+    let i = n.client("reader", &["server-time", "message-tags"]);
+    n.send(i, &["JOIN #long"]);
+    n.lines(i);
+    let b = n.bin("writer");
+    n.send_bin(
+        b,
+        &ClientMsg::Join {
+            room: room("#long"),
+        },
+    );
+    n.lines(i);
+    let said = format!("{}é{}", "word ".repeat(300), "ü".repeat(200));
+    assert!(said.len() <= crate::limits::MAX_TEXT_BYTES);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#long"),
+            id: crate::types::MsgId(1),
+            text: text(&said),
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Act {
+            room: room("#long"),
+            id: crate::types::MsgId(2),
+            text: text(&said),
+        },
+    );
+    let l = n.said(i);
+    let says: Vec<&String> = l.iter().filter(|l| !l.contains("\x01ACTION")).collect();
+    let acts: Vec<&String> = l.iter().filter(|l| l.contains("\x01ACTION")).collect();
+    assert!(says.len() >= 4 && acts.len() >= 4, "{l:?}");
+    let text_of = |l: &str| l.split_once(" :").unwrap().1.to_owned();
+    let joined: String = says
+        .iter()
+        .map(|l| text_of(l.split_once(' ').unwrap().1))
+        .collect();
+    assert_eq!(joined, said);
+    let joined: String = acts
+        .iter()
+        .map(|l| {
+            let t = text_of(l.split_once(' ').unwrap().1);
+            t.strip_prefix("\x01ACTION ")
+                .unwrap()
+                .strip_suffix('\x01')
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(joined, said);
+    // Each part has its own msgid, the first the event's.
+    assert!(
+        says[0].starts_with("@time=") && says[0].contains(";msgid=long/3 "),
+        "{}",
+        says[0]
+    );
+    assert!(says[1].contains(";msgid=long/3.2 "), "{}", says[1]);
+}
+
+#[test]
+fn echo_message_server_time_msgid_and_labels() {
+    let mut n = Net::new();
+    let caps = [
+        "echo-message",
+        "server-time",
+        "message-tags",
+        "batch",
+        "labeled-response",
+    ];
+    let i = n.client("tagged", &caps);
+    let p = n.client("plain", &[]);
+    n.send(p, &["JOIN #t"]);
+    n.send(i, &["@label=j1 JOIN #t"]);
+    let l = n.lines(i);
+    let id = l[0]
+        .strip_prefix("@label=j1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert_eq!(l[1], format!("@batch={id} :tagged!tagged@natter JOIN #t"));
+    assert!(
+        l[1..l.len() - 1]
+            .iter()
+            .all(|l| l.starts_with(&format!("@batch={id} "))),
+        "{l:?}"
+    );
+    assert_eq!(l.last().unwrap(), &format!(":natter.irc BATCH -{id}"));
+    n.lines(p);
+
+    // A labeled PRIVMSG: the echo is the answer and carries the label.
+    n.send(i, &["@label=m1 PRIVMSG #t :hello"]);
+    let l = n.lines(i);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=m1;time=2024-05-01T12:00:0"),
+        "{}",
+        l[0]
+    );
+    assert!(
+        l[0].contains(";msgid=t/3 :tagged!tagged@natter PRIVMSG #t :hello"),
+        "{}",
+        l[0]
+    );
+    // The plain client gets it untagged.
+    assert_eq!(n.lines(p), [":tagged!tagged@natter PRIVMSG #t :hello"]);
+
+    // A labeled line with no answer gets an ACK; an unlabeled PRIVMSG is echoed with tags.
+    n.send(i, &["@label=a1 TAGMSG #t", "PRIVMSG #t :again"]);
+    let l = n.lines(i);
+    assert_eq!(l[0], "@label=a1 :natter.irc ACK");
+    assert!(
+        l[1].starts_with("@time=") && l[1].ends_with("PRIVMSG #t :again"),
+        "{l:?}"
+    );
+    n.lines(p);
+
+    // A labeled refusal carries the label.
+    n.send(i, &["@label=e1 PRIVMSG nobody :x"]);
+    let l = n.lines(i);
+    assert!(
+        l[0].starts_with("@label=e1 :natter.irc 401 tagged nobody "),
+        "{l:?}"
+    );
+    assert_eq!(l.len(), 1);
+
+    // A labeled WHOIS is a batch.
+    n.send(i, &["@label=w1 WHOIS plain"]);
+    let l = n.lines(i);
+    assert!(l[0].starts_with("@label=w1 :natter.irc BATCH +L"), "{l:?}");
+    assert!(l[1..l.len() - 1].iter().all(|l| l.starts_with("@batch=L")));
+    assert_eq!(numerics(&l), ["311", "319", "312", "318"]);
+
+    // Without labeled-response (or without batch) a label is ignored.
+    n.send(p, &["@label=x PING :p"]);
+    assert_eq!(n.lines(p), [":natter.irc PONG natter.irc :p"]);
+    // A DM with echo-message comes back to its sender, tagged.
+    n.send(i, &["PRIVMSG plain :psst"]);
+    let l = n.lines(i);
+    assert!(
+        l[0].contains(";msgid=@tagged/")
+            && l[0].ends_with(" :tagged!tagged@natter PRIVMSG plain :psst"),
+        "{l:?}"
+    );
+    assert_eq!(n.lines(p), [":tagged!tagged@natter PRIVMSG plain :psst"]);
+}
+
+#[test]
+fn history_comes_with_a_join_in_a_chathistory_batch_only_for_clients_that_can_tell() {
+    let mut n = Net::new();
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#h"),
+            id: crate::types::MsgId(1),
+            text: text("before you came"),
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Act {
+            room: room("#h"),
+            id: crate::types::MsgId(2),
+            text: text("yawns"),
+        },
+    );
+    let t = n.client("timed", &["server-time", "batch"]);
+    n.send(t, &["JOIN #h"]);
+    let l = n.lines(t);
+    let at = l
+        .iter()
+        .position(|l| l.contains("BATCH +h"))
+        .expect("a history batch");
+    let id = l[at]
+        .strip_prefix(":natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" chathistory #h"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert!(
+        l[at + 1].starts_with(&format!("@batch={id};time=2024-")),
+        "{l:?}"
+    );
+    assert!(l[at + 1].ends_with("PRIVMSG #h :before you came"));
+    assert!(l[at + 2].ends_with("PRIVMSG #h :\x01ACTION yawns\x01"));
+    assert_eq!(
+        l[at + 3],
+        format!(":natter.irc BATCH -{id}"),
+        "old joins are left out: {l:?}"
+    );
+    // A client without server-time gets no history (it would read as new).
+    let p = n.client("plain", &[]);
+    n.send(p, &["JOIN #h"]);
+    let l = n.lines(p);
+    assert!(!l.iter().any(|l| l.contains("PRIVMSG")), "{l:?}");
+    // With server-time but no batch: the lines, timed.
+    let s = n.client("stamped", &["server-time"]);
+    n.send(s, &["JOIN #h"]);
+    let l = n.lines(s);
+    assert!(find(&l, "before you came").starts_with("@time="));
+}
+
+#[test]
+fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
+    let mut n = Net::new();
+    let b = n.bin("binny");
+    n.send_bin(b, &ClientMsg::Join { room: room("#q") });
+    n.send_bin(
+        b,
+        &ClientMsg::Topic {
+            room: room("#q"),
+            topic: Some(text("the topic")),
+        },
+    );
+    let i = n.client("asker", &[]);
+    n.send(i, &["JOIN #q"]);
+    n.lines(i);
+    n.advance(2_000);
+
+    n.send(i, &["WHOIS BINNY"]);
+    let l = n.lines(i);
+    assert_eq!(numerics(&l), ["311", "319", "312", "318"]);
+    assert_eq!(
+        l[0],
+        ":natter.irc 311 asker binny binny natter * :natter user on the natter client or a web page"
+    );
+    assert_eq!(l[1], ":natter.irc 319 asker binny :#q");
+    n.send(i, &["WHOIS natter.irc asker"]);
+    assert!(find(&n.lines(i), " 311 ").ends_with(":natter user on IRC"));
+
+    n.send(i, &["ISON binny nobody ASKER", "USERHOST binny asker"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 303 asker :binny asker",
+            ":natter.irc 302 asker :binny=+binny@natter asker=+asker@natter",
+        ]
+    );
+    n.send(
+        i,
+        &[
+            "WHO #q",
+            "WHO binny",
+            "NAMES #q",
+            "NAMES #nothing-here",
+            "NAMES",
+        ],
+    );
+    let l = n.lines(i);
+    assert_eq!(
+        numerics(&l),
+        [
+            "352", "352", "315", "352", "315", "353", "366", "366", "366"
+        ]
+    );
+    assert_eq!(
+        l[0],
+        ":natter.irc 352 asker #q binny natter natter.irc binny H :0 binny"
+    );
+    n.advance(2_000);
+    n.send(i, &["LIST", "LUSERS", "TIME", "VERSION", "MOTD"]);
+    let l = n.lines(i);
+    assert_eq!(find(&l, " 322 "), ":natter.irc 322 asker #q 2 :the topic");
+    assert!(find(&l, " 251 ").contains("There are 2 users"));
+    assert_eq!(
+        find(&l, " 391 "),
+        ":natter.irc 391 asker natter.irc :Wednesday May 1 2024 -- 12:00:07 +00:00"
+    );
+    assert!(find(&l, " 351 ").contains("natter-"));
+    assert!(l.last().unwrap().contains(" 376 "));
+    n.send(
+        i,
+        &[
+            "MODE #q",
+            "MODE #q b",
+            "MODE asker",
+            "MODE asker +iw-w",
+            "MODE asker",
+        ],
+    );
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 324 asker #q +n",
+            ":natter.irc 368 asker #q :End of channel ban list",
+            ":natter.irc 221 asker +",
+            ":asker!asker@natter MODE asker :+iw-w",
+            ":natter.irc 221 asker +i",
+        ]
+    );
+}
+
+#[test]
+fn away_is_reported_in_whois_and_to_writers_and_notified_to_those_who_asked() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["away-notify"]);
+    let q = n.client("quiet", &[]);
+    let a = n.client("sleepy", &[]);
+    for c in [w, q, a] {
+        n.send(c, &["JOIN #z"]);
+    }
+    n.advance(1_000);
+    for c in [w, q, a] {
+        n.lines(c);
+    }
+    n.send(a, &["AWAY :gone fishing"]);
+    assert_eq!(
+        n.lines(a),
+        [":natter.irc 306 sleepy :You have been marked as being away"]
+    );
+    assert_eq!(n.lines(w), [":sleepy!sleepy@natter AWAY :gone fishing"]);
+    assert!(n.lines(q).is_empty(), "only away-notify clients are told");
+    n.send(
+        q,
+        &[
+            "PRIVMSG sleepy :you there?",
+            "WHOIS sleepy",
+            "USERHOST sleepy",
+            "WHO #z",
+        ],
+    );
+    let l = n.lines(q);
+    assert_eq!(l[0], ":natter.irc 301 quiet sleepy :gone fishing");
+    assert!(l.contains(&":natter.irc 301 quiet sleepy :gone fishing".to_owned()));
+    assert!(find(&l, " 302 ").ends_with("sleepy=-sleepy@natter"));
+    assert!(find(&l, " 352 quiet #z sleepy ").contains(" G :0"));
+    n.lines(a);
+    n.send(a, &["AWAY"]);
+    assert_eq!(
+        n.lines(a),
+        [":natter.irc 305 sleepy :You are no longer marked as being away"]
+    );
+    assert_eq!(n.lines(w), [":sleepy!sleepy@natter AWAY"]);
+    // A long away message is cut to AWAYLEN.
+    n.send(a, &[&format!("AWAY :{}", "z".repeat(400))]);
+    n.lines(a);
+    let l = n.lines(w);
+    assert_eq!(
+        l[0].len(),
+        ":sleepy!sleepy@natter AWAY :".len() + crate::limits::MAX_AWAY_BYTES
+    );
+}
+
+#[test]
+fn join_several_then_join_0_parts_them_all() {
+    let mut n = Net::new();
+    let i = n.client("hopper", &[]);
+    n.send(i, &["JOIN #a,#b,#c++,#c"]);
+    let l = n.lines(i);
+    let joins: Vec<&String> = l.iter().filter(|l| l.contains(" JOIN ")).collect();
+    assert_eq!(joins.len(), 3);
+    assert_eq!(numerics(&l).iter().filter(|n| **n == "479").count(), 1);
+    for r in ["#a", "#b", "#c"] {
+        assert!(n.hub.is_member(&nick("hopper"), &room(r)));
+    }
+    n.send(i, &["JOIN 0"]);
+    let l = n.lines(i);
+    assert_eq!(
+        l,
+        [
+            ":hopper!hopper@natter PART #a",
+            ":hopper!hopper@natter PART #b",
+            ":hopper!hopper@natter PART #c"
+        ]
+    );
+    assert!(!n.hub.is_member(&nick("hopper"), &room("#a")));
+}
+
+#[test]
+fn keepalive_pings_irc_clients_and_drops_the_silent() {
+    let mut n = Net::new();
+    let i = n.client("idle", &[]);
+    let after = n.hub.config().ping_after.0;
+    n.advance(after);
+    let l = n.lines(i);
+    assert_eq!(l.len(), 1);
+    assert!(l[0].starts_with("PING :"), "{l:?}");
+    n.send(i, &["PONG :whatever"]);
+    n.advance(n.hub.config().ping_timeout.0 + 1);
+    assert!(!n.closed(i), "a PONG keeps it");
+    n.lines(i);
+    n.advance(after + n.hub.config().ping_timeout.0 + 1);
+    let l = n.lines(i);
+    assert!(l[0].starts_with("PING :"));
+    assert_eq!(l.last().unwrap(), "ERROR :no answer to ping");
+    assert!(n.closed(i));
+}
+
+#[test]
+fn a_dropped_irc_user_quits_at_once() {
+    let mut n = Net::new();
+    let b = n.bin("stay");
+    n.send_bin(b, &ClientMsg::Join { room: room("#d") });
+    let i = n.client("dropper", &[]);
+    n.send(i, &["JOIN #d"]);
+    n.recv(b);
+    n.hub.handle_close(i, n.now);
+    n.pump();
+    let got = n.recv(b);
+    assert!(got.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { .. }, from, .. }) if from.as_str() == "dropper")));
+    assert_eq!(n.hub.detached(), 0);
+}
+
+#[test]
+fn an_unregistered_client_is_timed_out_with_error() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["NICK slow"]);
+    n.advance(n.hub.config().hello_timeout.0);
+    assert_eq!(n.lines(c), ["ERROR :no hello within 10 seconds"]);
+    assert!(n.closed(c));
+}
+
+#[test]
+fn one_flood_token_per_line_and_a_full_queue_is_263() {
+    let mut n = Net::new();
+    let i = n.client("fast", &[]);
+    let lines: Vec<String> = (0..40).map(|k| format!("PING :{k}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    n.send(i, &refs);
+    let l = n.lines(i);
+    let pongs = l.iter().filter(|l| l.contains(" PONG ")).count();
+    let refused = numerics(&l).iter().filter(|n| **n == "263").count();
+    // A burst of 10, 20 waiting, the rest refused.
+    assert_eq!((pongs, refused), (10, 10), "{l:?}");
+    n.advance(10_000);
+    let l = n.lines(i);
+    assert_eq!(l.iter().filter(|l| l.contains(" PONG ")).count(), 20);
+}
+
+#[test]
+fn the_server_shutting_down_says_error() {
+    let mut n = Net::new();
+    let i = n.client("x", &[]);
+    n.hub.shutdown(n.now);
+    n.pump();
+    assert_eq!(n.lines(i), ["ERROR :server shutting down"]);
+    assert!(n.closed(i));
+}
+
+proptest::proptest! {
+    /// Whatever an IRC client sends, the hub answers in lines and never panics.
+    #[test]
+    fn arbitrary_lines_never_break_the_hub(
+        chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..8),
+        words in proptest::collection::vec(proptest::sample::select(vec![
+            "NICK a", "USER u 0 * :r", "CAP LS 302", "CAP REQ :batch labeled-response", "CAP END",
+            "JOIN #x", "PRIVMSG #x :hi", "@label=q WHOIS a", "PART #x", "AWAY :z", "MODE a +i",
+            "JOIN 0", "TOPIC #x :t", "QUIT", "LIST", "NAMES #x", "NICK b",
+        ]), 0..12),
+    ) {
+        let mut n = Net::new();
+        let c = n.irc();
+        let mut script = String::new();
+        for w in words {
+            script.push_str(w);
+            script.push_str("\r\n");
+        }
+        n.feed(c, script.as_bytes());
+        for chunk in chunks {
+            n.feed(c, &chunk);
+        }
+        n.advance(20_000);
+        let out = n.inbox.remove(&c).unwrap_or_default();
+        proptest::prop_assert!(String::from_utf8(out.clone()).is_ok());
+        proptest::prop_assert!(out.is_empty() || out.ends_with(b"\r\n"));
+    }
+}
+
+#[test]
+fn long_lists_take_several_lines_and_nothing_is_cut() {
+    let mut n = Net::new();
+    let b = n.bin("member");
+    let rooms: Vec<String> = (0..crate::limits::MAX_ROOMS_PER_USER)
+        .map(|k| format!("#room-with-a-long-name-{k:02}"))
+        .collect();
+    for r in &rooms {
+        n.send_bin(b, &ClientMsg::Join { room: room(r) });
+    }
+    let i = n.client("asker", &[]);
+    n.send(i, &["WHOIS member"]);
+    let l = n.said(i);
+    let channels: Vec<&str> = l
+        .iter()
+        .filter(|l| numeric(l) == Some("319"))
+        .flat_map(|l| l.split_once(" :").unwrap().1.split(' '))
+        .collect();
+    assert!(
+        l.iter().filter(|l| numeric(l) == Some("319")).count() >= 2,
+        "{l:?}"
+    );
+    assert_eq!(
+        channels,
+        rooms.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    // ISON's answer, likewise.
+    let many: Vec<String> = (0..40).map(|k| format!("user-nick-{k:02}")).collect();
+    let mut cs = Vec::new();
+    for nick_ in &many {
+        cs.push(n.bin(nick_));
+    }
+    n.advance(2_000);
+    n.send(i, &[&format!("ISON {}", many[..28].join(" "))]);
+    let l = n.said(i);
+    let on: Vec<&str> = l
+        .iter()
+        .flat_map(|l| l.split_once(" :").unwrap().1.split(' '))
+        .collect();
+    assert_eq!(
+        on,
+        many[..28].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,52 @@
+//! Lines a dialect reads when they run ([`Request::Line`]): one line of input, one flood-control
+//! token, and what it means decided only once everything before it has run (IRC: a `NICK` after
+//! a refused registration registers again; after a welcome it is a nick change). The dialect is
+//! told when the line's steps are done, so it can close its answer (IRC's labeled-response).
+
+use super::Hub;
+use super::dialect::{Reply, Request, Step};
+use crate::time::Millis;
+use crate::types::{ConnId, MsgId};
+
+impl Hub {
+    /// Reads `line` in `conn`'s dialect and runs the steps it means, in order.
+    pub(super) fn run_line(&mut self, conn: ConnId, line: &str, now: Millis) {
+        let Hub { conns, users, .. } = self;
+        let Some(c) = conns.get_mut(&conn) else {
+            return;
+        };
+        let user = c.user().and_then(|u| users.get(&u));
+        let me = user.map(|u| &u.nick);
+        let next_id = user.map_or(MsgId(1), |u| MsgId(u.last_id.0 + 1));
+        let before = c.backlog_bytes();
+        let mut steps = Vec::new();
+        match c.dialect_mut() {
+            Some(d) => d.read(line, me, next_id, &mut steps),
+            None => return,
+        }
+        for step in steps {
+            if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+                return;
+            }
+            match step {
+                // The line paid its token: what it means runs now.
+                Step::Request(Request::Line(_)) => {
+                    debug_assert!(false, "a line read into another line");
+                }
+                Step::Request(r) => self.run(conn, r, now),
+                step => self.step(conn, step, now),
+            }
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing() {
+            return;
+        }
+        // Nothing is written back during a run, so the backlog only grows with what was queued.
+        let answered = c.backlog_bytes() > before;
+        if let Some(end) = c.dialect_mut().and_then(|d| d.read_done(answered)) {
+            self.reply(conn, Reply::Own(end));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Questions about users and rooms beyond the protocol's own messages, asked by dialects whose
+//! peers expect them (IRC's WHOIS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and the away
+//! state they read: a user may be away, with a message; its co-members are told when that
+//! changes (a dialect shows it or not). Answers are [`Info`]s; only users get them.
+
+use super::dialect::Reply;
+use super::{ConnKind, Hub, UserId};
+use crate::limits::{MAX_AWAY_BYTES, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED};
+use crate::time::Millis;
+use crate::types::{ConnId, Nick, RoomName, Text};
+use std::collections::BTreeSet;
+
+/// A question ([`super::dialect::Request::Query`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Query {
+    /// What is known about one user.
+    Whois(Nick),
+    /// Which of these nicks are on (as they spell them), and whether away.
+    Users(Vec<Nick>),
+    /// A room's members and whether each is away.
+    Who(RoomName),
+    /// Rooms with members, their member counts and topics.
+    List,
+    /// How many users, rooms and connections there are.
+    Counts,
+    /// The server's time.
+    Time,
+    /// The message of the day (the server has none of its own yet: the dialect words one).
+    Motd,
+    /// Go away with a message (`Some`), or come back (`None`). Co-members are told.
+    Away(Option<Text>),
+    /// Whether `nick` is away (asked after a direct message to them).
+    AwayOf(Nick),
+}
+
+/// What one user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Present {
+    /// The nick as the user spells it.
+    pub(crate) nick: Nick,
+    /// The away message, if away.
+    pub(crate) away: Option<Text>,
+}
+
+/// A user as WHOIS sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Whois {
+    /// Who, and whether away.
+    pub(crate) user: Present,
+    /// The rooms the user is in.
+    pub(crate) rooms: Vec<RoomName>,
+    /// How the user is connected; `None`: between connections, waiting for a resume.
+    pub(crate) kind: Option<ConnKind>,
+}
+
+/// One room as LIST sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// The room.
+    pub(crate) room: RoomName,
+    /// Members, connected or waiting for resume.
+    pub(crate) members: usize,
+    /// Its topic.
+    pub(crate) topic: Option<Text>,
+}
+
+/// Answers to [`Query`]s, and news they cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Info {
+    /// About `nick`; `None`: nobody has it.
+    Whois {
+        /// The nick asked about.
+        nick: Nick,
+        /// What is known.
+        user: Option<Box<Whois>>,
+    },
+    /// The users of a [`Query::Users`] that are on, in the order asked.
+    Users(Vec<Present>),
+    /// A room's members (none if there is no such room).
+    Who {
+        /// The room.
+        room: RoomName,
+        /// Its members (at most [`MAX_MEMBERS_LISTED`]).
+        members: Vec<Present>,
+    },
+    /// Rooms with members (at most [`MAX_LIST_ROOMS`]) of `total`.
+    List {
+        /// The rooms listed.
+        rooms: Vec<Listed>,
+        /// How many rooms have members.
+        total: usize,
+    },
+    /// Counts.
+    Counts {
+        /// Users, connected or waiting for resume.
+        users: usize,
+        /// Rooms.
+        rooms: usize,
+        /// Connections.
+        connections: usize,
+    },
+    /// The server's time.
+    Time(Millis),
+    /// The message of the day.
+    Motd,
+    /// The asker is away now (`true`) or back.
+    AwayNow(bool),
+    /// A co-member went away (`Some`: the message) or came back.
+    Away {
+        /// Who.
+        nick: Nick,
+        /// The message, while away.
+        away: Option<Text>,
+    },
+    /// A user just written to is away.
+    IsAway(Present),
+}
+
+/// `text` cut to [`MAX_AWAY_BYTES`] at a character boundary.
+fn away_text(text: Text) -> Text {
+    if text.as_str().len() <= MAX_AWAY_BYTES {
+        return text;
+    }
+    let s = text.as_str();
+    let mut end = MAX_AWAY_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Text::new(&s[..end]).unwrap_or(text)
+}
+
+impl Hub {
+    /// Answers `q` for `conn`'s user (a connection without one gets nothing: it asked during a
+    /// handshake that did not go through).
+    pub(super) fn query(&mut self, conn: ConnId, q: Query, now: Millis) {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let info = match q {
+            Query::Whois(nick) => {
+                let user = self.user_named(&nick).map(|(_, u)| {
+                    Box::new(Whois {
+                        user: Present {
+                            nick: u.nick.clone(),
+                            away: u.away.clone(),
+                        },
+                        rooms: u.rooms.iter().cloned().collect(),
+                        kind: u
+                            .conn
+                            .and_then(|c| self.conns.get(&c))
+                            .and_then(|c| c.kind()),
+                    })
+                });
+                Info::Whois { nick, user }
+            }
+            Query::Users(nicks) => Info::Users(
+                nicks
+                    .iter()
+                    .filter_map(|n| self.present(n))
+                    .collect::<Vec<_>>(),
+            ),
+            Query::Who(room) => {
+                let members = self.rooms.get(&room).map_or_else(Vec::new, |r| {
+                    r.members
+                        .iter()
+                        .filter_map(|u| self.users.get(u))
+                        .take(MAX_MEMBERS_LISTED)
+                        .map(|u| Present {
+                            nick: u.nick.clone(),
+                            away: u.away.clone(),
+                        })
+                        .collect()
+                });
+                Info::Who { room, members }
+            }
+            Query::List => {
+                let with_members = self.rooms.iter().filter(|(_, r)| !r.members.is_empty());
+                let total = with_members.clone().count();
+                let rooms = with_members
+                    .take(MAX_LIST_ROOMS)
+                    .map(|(name, r)| Listed {
+                        room: name.clone(),
+                        members: r.members.len(),
+                        topic: r.topic.clone(),
+                    })
+                    .collect();
+                Info::List { rooms, total }
+            }
+            Query::Counts => Info::Counts {
+                users: self.users.len(),
+                rooms: self.rooms.len(),
+                connections: self.conns.len(),
+            },
+            Query::Time => Info::Time(now),
+            Query::Motd => Info::Motd,
+            Query::Away(text) => return self.set_away(conn, uid, text.map(away_text)),
+            Query::AwayOf(nick) => match self.present(&nick) {
+                Some(p) if p.away.is_some() => Info::IsAway(p),
+                _ => return,
+            },
+        };
+        self.reply(conn, Reply::Info(info));
+    }
+
+    fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {
+        let uid = *self.nicks.get(&nick.folded())?;
+        self.users.get(&uid).map(|u| (uid, &**u))
+    }
+
+    fn present(&self, nick: &Nick) -> Option<Present> {
+        self.user_named(nick).map(|(_, u)| Present {
+            nick: u.nick.clone(),
+            away: u.away.clone(),
+        })
+    }
+
+    /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares
+    /// a room with the user once (when it changed).
+    fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        let now_away = away.is_some();
+        let changed = u.away != away;
+        u.away = away.clone();
+        let nick = u.nick.clone();
+        self.reply(conn, Reply::Info(Info::AwayNow(now_away)));
+        if !changed {
+            return;
+        }
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let others: BTreeSet<ConnId> = u
+            .rooms
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flat_map(|r| r.members.iter())
+            .filter(|m| **m != uid)
+            .filter_map(|m| self.users.get(m).and_then(|u| u.conn))
+            .collect();
+        for other in others {
+            let news = Info::Away {
+                nick: nick.clone(),
+                away: away.clone(),
+            };
+            self.reply(other, Reply::Info(news));
+        }
+    }
+}

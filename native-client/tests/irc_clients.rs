@@ -1,0 +1,423 @@
+//! Real IRC clients end to end: irssi and WeeChat (Debian's packages; `cargo xtask test`
+//! installs them) in panes of a private tmux server, in `#lobby` with a person on nc and a
+//! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, topics,
+//! joins, parts and nick changes go every way, and each client shows them in its own words.
+//! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
+//! clients) is killed when the test ends, also when it fails.
+
+mod support;
+
+use natter_server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use support::{Client, WAIT};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// IRC clients connect, negotiate and join at their own pace; give their screens longer.
+const SCREEN_WAIT: Duration = Duration::from_secs(20);
+
+/// A private tmux server with the IRC clients in it, and their throwaway homes.
+struct Tmux {
+    socket: String,
+    conf: PathBuf,
+    homes: Vec<PathBuf>,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        let socket = format!("natter-irc-test-{}", std::process::id());
+        let conf = std::env::temp_dir().join(format!("{socket}.conf"));
+        std::fs::write(&conf, "set -g status off\n").expect("write tmux config");
+        Tmux {
+            socket,
+            conf,
+            homes: Vec::new(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("tmux runs (is tmux installed? `cargo xtask test` installs it)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A fresh empty directory for one client's home, removed when the test ends.
+    fn home(&mut self, client: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{}-{client}", self.socket));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a client home");
+        self.homes.push(dir.clone());
+        dir
+    }
+
+    /// Runs `program args...` in a new 160x40 session called `name`.
+    fn start(&self, name: &str, program: &str, args: &[&str]) {
+        assert!(
+            std::path::Path::new(program).exists(),
+            "{program} is missing: `cargo xtask test` installs it (Debian: apt-get install irssi weechat)"
+        );
+        let mut cmd = vec![
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "160",
+            "-y",
+            "40",
+            program,
+        ];
+        cmd.extend_from_slice(args);
+        self.run(&cmd);
+    }
+
+    fn type_line(&self, target: &str, text: &str) {
+        self.run(&["send-keys", "-t", target, "-l", text]);
+        self.run(&["send-keys", "-t", target, "Enter"]);
+    }
+
+    /// Types `text` into `target` until a line with every one of `parts` shows there: a
+    /// terminal program may drop keys that arrive while it sets up its terminal, so a line that
+    /// left no trace and is not in the input line either is typed again (twice at most).
+    async fn type_until(&self, target: &str, text: &str, parts: &[&str]) -> String {
+        for _ in 0..2 {
+            self.type_line(target, text);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < deadline {
+                let screen = self.screen(target);
+                if let Some(line) = screen.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                    return line.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if self.screen(target).contains(text) {
+                break;
+            }
+        }
+        self.wait_line(target, parts).await
+    }
+
+    fn screen(&self, target: &str) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-t", target])
+    }
+
+    /// Waits until some line of `target`'s screen contains every one of `parts`.
+    async fn wait_line(&self, target: &str, parts: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
+        loop {
+            let screen = self.screen(target);
+            if let Some(line) = screen.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.to_owned();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let others: String = ["irssi", "weechat"]
+                    .iter()
+                    .filter(|t| **t != target)
+                    .map(|t| format!("\n{t}'s screen:\n{}", self.screen(t)))
+                    .collect();
+                panic!(
+                    "{target}: no line with {parts:?} within {SCREEN_WAIT:?}; screen:\n{screen}{others}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let tmux = |args: &[&str]| {
+            Command::new("tmux")
+                .arg("-L")
+                .arg(&self.socket)
+                .args(args)
+                .output()
+        };
+        let socket_path = tmux(&["display-message", "-p", "#{socket_path}"])
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let pids: Vec<String> = tmux(&["list-panes", "-a", "-F", "#{pane_pid}"])
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Killing the tmux server ends irssi and WeeChat with it; they may still write their
+        // configuration on the way out, so their homes go once they are gone (bounded).
+        let _ = tmux(&["kill-server"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pids
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(path) = socket_path.filter(|p| !p.is_empty()) {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_file(&self.conf);
+        for home in &self.homes {
+            let _ = std::fs::remove_dir_all(home);
+        }
+    }
+}
+
+/// A person on nc.
+struct Nc {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    seen: Vec<String>,
+}
+
+impl Nc {
+    async fn connect(addr: SocketAddr) -> Nc {
+        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, w) = stream.into_split();
+        Nc {
+            reader: BufReader::new(r),
+            writer: w,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("nc write");
+    }
+
+    /// Waits for a line containing every one of `parts`.
+    async fn expect(&mut self, parts: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
+        loop {
+            let mut buf = String::new();
+            match tokio::time::timeout_at(deadline, self.reader.read_line(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let line = buf.trim_end().to_owned();
+                    self.seen.push(line.clone());
+                    if parts.iter().all(|p| line.contains(p)) {
+                        return line;
+                    }
+                }
+                other => panic!(
+                    "nc: no line with {parts:?} ({other:?}); saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let server = natter_server::start(config).await.expect("server starts");
+    let addr = server.local_addrs()[0];
+    let irc = server.irc_addrs()[0];
+    let port = irc.port().to_string();
+    let mut tmux = Tmux::new();
+
+    // irssi, told not to hold back its own commands (its default sends one each 2.2 s).
+    let irssi_home = tmux.home("irssi");
+    std::fs::write(
+        irssi_home.join("config"),
+        "settings = { \"irc/core\" = { cmd_queue_speed = \"0msec\"; cmds_max_at_once = \"100\"; }; \
+         core = { real_name = \"irssi user\"; }; };\n",
+    )
+    .expect("write the irssi config");
+    let home_arg = format!("--home={}", irssi_home.display());
+    tmux.start(
+        "irssi",
+        "/usr/bin/irssi",
+        &[&home_arg, "-c", "127.0.0.1", "-p", &port, "-n", "irssiuser"],
+    );
+    // WeeChat, likewise without its anti-flood delay.
+    let weechat_home = tmux.home("weechat");
+    let setup = format!(
+        "/set irc.server_default.anti_flood_prio_high 0;\
+         /set irc.server_default.anti_flood_prio_low 0;\
+         /server add natter 127.0.0.1/{port} -notls -nicks=weeuser -autojoin=#lobby;\
+         /connect natter"
+    );
+    tmux.start(
+        "weechat",
+        "/usr/bin/weechat",
+        &["-d", &weechat_home.display().to_string(), "-r", &setup],
+    );
+    tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
+        .await;
+    tmux.type_until("irssi", "/join #lobby", &["irssiuser", "has joined #lobby"])
+        .await;
+    tmux.wait_line("weechat", &["weeuser", "has joined #lobby"])
+        .await;
+
+    // The nc user is greeted into #lobby; the natter CLI joins it by default.
+    let mut nc = Nc::connect(addr).await;
+    let welcome = nc.expect(&["Welcome to natter, "]).await;
+    let ncnick = welcome["Welcome to natter, ".len()..]
+        .split('!')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut cli = Client::start("clia", addr, &[]);
+    cli.expect_containing("-- clia joined #lobby").await;
+    for joiner in [ncnick.as_str(), "clia"] {
+        tmux.wait_line("irssi", &[joiner, "has joined #lobby"])
+            .await;
+        tmux.wait_line("weechat", &[joiner, "has joined #lobby"])
+            .await;
+    }
+
+    // Messages, every way.
+    tmux.type_until(
+        "irssi",
+        "hello from irssi",
+        &["< irssiuser> hello from irssi"],
+    )
+    .await;
+    tmux.wait_line("weechat", &["irssiuser", "hello from irssi"])
+        .await;
+    nc.expect(&["<irssiuser> hello from irssi"]).await;
+    cli.expect("[#lobby] <irssiuser> hello from irssi").await;
+
+    tmux.type_until(
+        "weechat",
+        "hello from weechat",
+        &["weeuser", "hello from weechat"],
+    )
+    .await;
+    tmux.wait_line("irssi", &["< weeuser> hello from weechat"])
+        .await;
+    nc.expect(&["<weeuser> hello from weechat"]).await;
+    cli.expect("[#lobby] <weeuser> hello from weechat").await;
+
+    nc.send("hello from nc").await;
+    tmux.wait_line("irssi", &[&format!("< {ncnick}> hello from nc")])
+        .await;
+    tmux.wait_line("weechat", &[&ncnick, "hello from nc"]).await;
+    cli.expect(&format!("[#lobby] <{ncnick}> hello from nc"))
+        .await;
+
+    cli.send("hello from the cli").await;
+    tmux.wait_line("irssi", &["< clia> hello from the cli"])
+        .await;
+    tmux.wait_line("weechat", &["clia", "hello from the cli"])
+        .await;
+    nc.expect(&["<clia> hello from the cli"]).await;
+
+    // Actions.
+    tmux.type_line("irssi", "/me waves from irssi");
+    tmux.wait_line("weechat", &["irssiuser waves from irssi"])
+        .await;
+    nc.expect(&["* irssiuser waves from irssi"]).await;
+    cli.expect("[#lobby] * irssiuser waves from irssi").await;
+    tmux.type_line("weechat", "/me nods from weechat");
+    tmux.wait_line("irssi", &["* weeuser nods from weechat"])
+        .await;
+    nc.expect(&["* weeuser nods from weechat"]).await;
+    cli.expect("[#lobby] * weeuser nods from weechat").await;
+    nc.send("/me smiles from nc").await;
+    tmux.wait_line("irssi", &[&format!("* {ncnick} smiles from nc")])
+        .await;
+    tmux.wait_line("weechat", &[&format!("{ncnick} smiles from nc")])
+        .await;
+    cli.send("/me bows from the cli").await;
+    tmux.wait_line("irssi", &["* clia bows from the cli"]).await;
+    tmux.wait_line("weechat", &["clia bows from the cli"]).await;
+    nc.expect(&["* clia bows from the cli"]).await;
+
+    // Topics.
+    tmux.type_line("weechat", "/topic set in weechat");
+    tmux.wait_line(
+        "irssi",
+        &["weeuser changed the topic of #lobby to: set in weechat"],
+    )
+    .await;
+    nc.expect(&["-- weeuser set the topic of #lobby: set in weechat"])
+        .await;
+    cli.expect("[#lobby] -- weeuser set the topic of #lobby: set in weechat")
+        .await;
+    nc.send("/topic #lobby set on nc").await;
+    tmux.wait_line(
+        "irssi",
+        &[&format!(
+            "{ncnick} changed the topic of #lobby to: set on nc"
+        )],
+    )
+    .await;
+    tmux.wait_line("weechat", &[&ncnick, "changed topic", "set on nc"])
+        .await;
+    cli.expect(&format!(
+        "[#lobby] -- {ncnick} set the topic of #lobby: set on nc"
+    ))
+    .await;
+
+    // Parts and joins.
+    tmux.type_line("irssi", "/part #lobby off for tea");
+    tmux.wait_line("weechat", &["irssiuser", "has left #lobby", "off for tea"])
+        .await;
+    nc.expect(&["-- irssiuser left #lobby (off for tea)"]).await;
+    cli.expect("[#lobby] -- irssiuser left #lobby (off for tea)")
+        .await;
+    tmux.type_line("irssi", "/join #lobby");
+    tmux.wait_line("weechat", &["irssiuser", "has joined #lobby"])
+        .await;
+    nc.expect(&["-- irssiuser joined #lobby"]).await;
+    cli.expect("[#lobby] -- irssiuser joined #lobby").await;
+
+    // Nick changes, from IRC and from natter.
+    tmux.type_line("irssi", "/nick irssi2");
+    tmux.wait_line("irssi", &["You're now known as irssi2"])
+        .await;
+    tmux.wait_line("weechat", &["irssiuser", "is now known as", "irssi2"])
+        .await;
+    nc.expect(&["-- irssiuser is now known as irssi2"]).await;
+    cli.expect("[#lobby] -- irssiuser is now known as irssi2")
+        .await;
+    nc.send("/nick ncnew").await;
+    tmux.wait_line("irssi", &[&ncnick, "is now known as ncnew"])
+        .await;
+    tmux.wait_line("weechat", &[&ncnick, "is now known as", "ncnew"])
+        .await;
+    cli.expect(&format!("[#lobby] -- {ncnick} is now known as ncnew"))
+        .await;
+
+    // And they still talk under their new names.
+    tmux.type_line("irssi", "renamed and still here");
+    tmux.wait_line("weechat", &["irssi2", "renamed and still here"])
+        .await;
+    nc.expect(&["<irssi2> renamed and still here"]).await;
+    cli.expect("[#lobby] <irssi2> renamed and still here").await;
+
+    // A quit reaches the IRC clients too.
+    cli.close_stdin();
+    tmux.wait_line("irssi", &["clia", "has quit"]).await;
+    tmux.wait_line("weechat", &["clia", "has quit"]).await;
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}

@@ -1,0 +1,123 @@
+//! The IRC listener over real sockets on 127.0.0.1: a scripted raw IRC client gets the numeric
+//! for each kind of bad input, and chats with an nc user; ERROR comes before every close.
+
+mod support;
+
+use natter_server::{Server, ServerConfig, start};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::*;
+
+async fn server() -> (Server, SocketAddr, SocketAddr) {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let server = start(config).await.unwrap();
+    let natter = server.local_addrs()[0];
+    let irc = server.irc_addrs()[0];
+    (server, natter, irc)
+}
+
+/// The numeric of a server line, if it is one.
+fn numeric(line: &str) -> Option<&str> {
+    let mut words = line.split(' ');
+    (words.next()? == ":natter.irc").then_some(())?;
+    words
+        .next()
+        .filter(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Sends `line` and waits for the numeric `want` in answer; returns its line.
+async fn expect_numeric(c: &mut TextClient, line: &[u8], want: &str) -> String {
+    c.send_raw(line).await;
+    let what = format!("numeric {want} for {:?}", String::from_utf8_lossy(line));
+    c.expect(|l| numeric(l) == Some(want), &what).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_numeric_and_error_comes_before_the_close() {
+    let (server, natter, irc) = server().await;
+    // Someone holds the nick "taken" (a person on nc who renamed).
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    nc.send("/nick taken").await;
+    nc.expect_has("you are now known as taken").await;
+
+    let mut c = TextClient::connect(irc, "raw").await;
+    expect_numeric(&mut c, b"JOIN #early\r\n", "451").await;
+    expect_numeric(&mut c, b"NICK 9lives\r\n", "432").await;
+    expect_numeric(&mut c, b"NICK\r\n", "431").await;
+    let l = expect_numeric(&mut c, b"NICK taken\r\nUSER raw 0 * :Raw\r\n", "433").await;
+    assert_eq!(l, ":natter.irc 433 * taken :Nickname is already in use");
+    let l = expect_numeric(&mut c, b"NICK raw\r\n", "001").await;
+    assert!(l.starts_with(":natter.irc 001 raw :Welcome"), "{l}");
+    c.expect(|l| numeric(l) == Some("376"), "the end of the MOTD")
+        .await;
+
+    expect_numeric(&mut c, b"FROB\r\n", "421").await;
+    expect_numeric(&mut c, b"PRIVMSG\r\n", "411").await;
+    expect_numeric(&mut c, b"PRIVMSG #lobby\r\n", "412").await;
+    expect_numeric(&mut c, b"JOIN\r\n", "461").await;
+    expect_numeric(&mut c, b"PRIVMSG nobody :hello?\r\n", "401").await;
+    expect_numeric(&mut c, b"PRIVMSG #lobby :not in it\r\n", "404").await;
+    expect_numeric(&mut c, b"JOIN #c++\r\n", "479").await;
+    expect_numeric(&mut c, b"PART #lobby\r\n", "442").await;
+    // Flood control: one token per line; give it time to refill.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let long = format!("PRIVMSG #lobby :{}\r\n", "x".repeat(1000));
+    expect_numeric(&mut c, long.as_bytes(), "417").await;
+    // Junk bytes: a line of control characters is an unknown command; still connected.
+    let l = expect_numeric(&mut c, b"\x00\x01\x7f junk\r\n", "421").await;
+    assert_eq!(l, ":natter.irc 421 raw * :Unknown command");
+    c.send_raw(b"PRIVMSG #lobby :caf\xe9\r\n").await;
+    c.expect(
+        |l| l == ":natter.irc FAIL PRIVMSG INVALID_UTF8 :Message rejected: natter takes UTF-8 only",
+        "FAIL INVALID_UTF8",
+    )
+    .await;
+
+    // Still a working client: it talks to the nc user.
+    c.send("JOIN #lobby").await;
+    c.expect_has(" 366 raw #lobby ").await;
+    nc.expect_has("-- raw joined #lobby").await;
+    c.send("PRIVMSG #lobby :hello nc").await;
+    nc.expect(|l| l == "<raw> hello nc", "the IRC line").await;
+    nc.send("hello irc").await;
+    c.expect(
+        |l| l == ":taken!taken@natter PRIVMSG #lobby :hello irc",
+        "the nc line",
+    )
+    .await;
+
+    c.send("QUIT :done").await;
+    let last = c.expect_closed().await;
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some("ERROR :goodbye"),
+        "{last:?}"
+    );
+    nc.expect(|l| l == "-- raw quit (done)", "the quit").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_and_hello_timeout_end_with_error() {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.hub.hello_timeout = natter_core::Millis(1_000);
+    let server = start(config).await.unwrap();
+    let irc = server.irc_addrs()[0];
+    let mut slow = TextClient::connect(irc, "slow").await;
+    slow.send("NICK slow").await;
+    let got = slow.expect_closed().await;
+    assert_eq!(got, ["ERROR :no hello within 1 seconds"]);
+
+    let mut c = TextClient::connect(irc, "c").await;
+    c.send("NICK c\r\nUSER c 0 * :c").await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    server.shutdown().await.unwrap();
+    let got = c.expect_closed().await;
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("ERROR :server shutting down")
+    );
+}

@@ -1,0 +1,391 @@
+//! The page and an IRC client in one room: an in-process natter-server (with an IRC listener)
+//! and natter-bridge on 127.0.0.1:0, the page in headless Chromium, and a raw IRC client over
+//! TCP. Messages, actions, topics, joins and nick changes go both ways and read right on each
+//! side. (irssi and WeeChat with nc and the CLI: `native-client/tests/irc_clients.rs`.)
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{sleep, timeout};
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
+/// One step must happen within this.
+const STEP: Duration = Duration::from_secs(30);
+
+fn www_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("www/ has a parent")
+        .join("target/www");
+    assert!(
+        dir.join("natter_web_bg.wasm").is_file() && dir.join("index.html").is_file(),
+        "{} is missing the page: run `cargo xtask web` (or `cargo xtask test`) first",
+        dir.display()
+    );
+    dir
+}
+
+/// Waits until `$body` (an `Option`) is `Some`, polling; panics with `$what` after `STEP`.
+macro_rules! wait_for {
+    ($what:expr, $body:expr) => {{
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(v) = $body {
+                break v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {STEP:?} waiting for {}", $what);
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+/// chromedriver in its own process group, killed with the whole group (Chromium and its
+/// helpers) on drop.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Our own child's group, by its id: never 0 or 1 (our group, or everything).
+        if let Ok(pgid) = i32::try_from(self.0.id())
+            && pgid > 1
+        {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory, removed on drop (Chromium's profile).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_chromedriver() -> (Driver, u16) {
+    use std::os::unix::process::CommandExt;
+    for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: `cargo xtask test` installs it"
+        );
+    }
+    let mut child = Command::new("/usr/bin/chromedriver")
+        .arg("--port=0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let driver = Driver(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let _ = tx.send(rest.trim_end_matches('.').trim().parse::<u16>().ok());
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(STEP)
+        .ok()
+        .flatten()
+        .expect("chromedriver says which port it listens on");
+    (driver, port)
+}
+
+async fn open_browser(port: u16, profile: &Path) -> Browser {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    timeout(
+        STEP,
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("chromedriver answers in time")
+    .expect("a WebDriver session with Chromium")
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    let script =
+        format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';");
+    timeout(STEP, b.execute(&script, vec![]))
+        .await
+        .expect("script in time")
+        .expect("script runs")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether the page's `#lobby` shows a chat line (say or /me) of `nick` with `text`.
+async fn shows(b: &Browser, nick: &str, text: &str) -> Option<()> {
+    let script = r##"return [...document.querySelectorAll('.log[data-conv="#lobby"] :is(.line.say, .line.act):not(.pending)')]
+         .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"##;
+    let lines = timeout(STEP, b.execute(script, vec![]))
+        .await
+        .expect("script in time")
+        .expect("script runs");
+    lines
+        .as_array()?
+        .iter()
+        .any(|p| p[0].as_str() == Some(nick) && p[1].as_str() == Some(text))
+        .then_some(())
+}
+
+async fn dialog_open(b: &Browser) -> Option<()> {
+    let open = b
+        .execute(
+            "return document.getElementById('nick-dialog').open;",
+            vec![],
+        )
+        .await
+        .ok()?;
+    open.as_bool().filter(|o| *o).map(|_| ())
+}
+
+async fn type_line(b: &Browser, line: &str) {
+    let input = b.find(Locator::Id("input")).await.expect("the input");
+    input.send_keys(line).await.expect("typing");
+    b.find(Locator::Css("#input-form button"))
+        .await
+        .expect("the send button")
+        .click()
+        .await
+        .expect("clicking send");
+}
+
+/// A raw IRC client.
+struct Irc {
+    reader: tokio::io::BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    seen: Vec<String>,
+}
+
+impl Irc {
+    async fn connect(addr: SocketAddr, nick: &str) -> Irc {
+        let stream = timeout(STEP, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, w) = stream.into_split();
+        let mut irc = Irc {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+            seen: Vec::new(),
+        };
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send("USER irc 0 * :an IRC user").await;
+        irc.expect(&[" 001 "]).await;
+        irc
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("IRC write");
+    }
+
+    /// Waits for a line containing every one of `parts`.
+    async fn expect(&mut self, parts: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let mut buf = String::new();
+            match tokio::time::timeout_at(deadline, self.reader.read_line(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let line = buf.trim_end().to_owned();
+                    self.seen.push(line.clone());
+                    if parts.iter().all(|p| line.contains(p)) {
+                        return line;
+                    }
+                }
+                other => panic!(
+                    "IRC: no line with {parts:?} ({other:?}); saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_an_irc_client_talk_both_ways() {
+    let www = www_dir();
+    let (driver, port) = start_chromedriver();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let profile = TempDir(std::env::temp_dir().join(format!(
+        "natter-irc-chromium-{}-{nanos}",
+        std::process::id()
+    )));
+    std::fs::create_dir_all(&profile.0).expect("a profile directory");
+    let mut config = natter_server::ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let server = natter_server::start(config)
+        .await
+        .expect("start natter-server");
+    let irc_addr = server.irc_addrs()[0];
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(
+        server.local_addrs()[0],
+        www,
+    ))
+    .await
+    .expect("start natter-bridge");
+    let browser = open_browser(port, &profile.0).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(browser.clone(), page, irc_addr));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+async fn scenario(browser: Browser, page: String, irc_addr: SocketAddr) {
+    let b = &browser;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the wasm to load and the nick prompt to open",
+        dialog_open(b).await
+    );
+    nick_input.send_keys("webby").await.expect("type a nick");
+    b.find(Locator::Id("nick-go"))
+        .await
+        .expect("the join button")
+        .click()
+        .await
+        .expect("click join");
+    wait_for!(
+        "the page in #lobby",
+        text_of(b, "#member-list")
+            .await
+            .contains("webby")
+            .then_some(())
+    );
+
+    // The IRC client joins: it sees the page's user, and the page sees it arrive.
+    let mut irc = Irc::connect(irc_addr, "ircy").await;
+    irc.send("JOIN #lobby").await;
+    let names = irc.expect(&[" 353 ircy = #lobby :"]).await;
+    assert!(names.contains("webby"), "{names}");
+    wait_for!(
+        "ircy in the page's member list",
+        text_of(b, "#member-list")
+            .await
+            .contains("ircy")
+            .then_some(())
+    );
+
+    // Messages and actions both ways.
+    type_line(b, "hello from the page").await;
+    irc.expect(&[":webby!webby@natter PRIVMSG #lobby :hello from the page"])
+        .await;
+    irc.send("PRIVMSG #lobby :hello from IRC").await;
+    wait_for!(
+        "the IRC line on the page",
+        shows(b, "ircy", "hello from IRC").await
+    );
+    type_line(b, "/me waves from the page").await;
+    irc.expect(&["PRIVMSG #lobby :\x01ACTION waves from the page\x01"])
+        .await;
+    irc.send("PRIVMSG #lobby :\x01ACTION waves back\x01").await;
+    wait_for!(
+        "the IRC action on the page",
+        shows(b, "ircy", "waves back").await
+    );
+
+    // Topics both ways.
+    irc.send("TOPIC #lobby :set over IRC").await;
+    wait_for!(
+        "the IRC topic in the page header",
+        text_of(b, "#topic")
+            .await
+            .contains("set over IRC")
+            .then_some(())
+    );
+    type_line(b, "/topic set on the page").await;
+    irc.expect(&[":webby!webby@natter TOPIC #lobby :set on the page"])
+        .await;
+
+    // Nick changes both ways.
+    irc.send("NICK ircy2").await;
+    irc.expect(&[":ircy!ircy@natter NICK :ircy2"]).await;
+    wait_for!(
+        "the new IRC nick in the member list",
+        text_of(b, "#member-list")
+            .await
+            .contains("ircy2")
+            .then_some(())
+    );
+    type_line(b, "/nick webster").await;
+    irc.expect(&[":webby!webby@natter NICK :webster"]).await;
+
+    // A direct message from IRC reaches the page's user, and a part shows on the page.
+    irc.send("PRIVMSG webster :just for you").await;
+    wait_for!(
+        "the DM on the page",
+        text_of(b, "#logs")
+            .await
+            .contains("just for you")
+            .then_some(())
+    );
+    irc.send("PART #lobby :bye page").await;
+    irc.expect(&[":ircy2!ircy2@natter PART #lobby :bye page"])
+        .await;
+    wait_for!(
+        "ircy2 gone from the member list",
+        (!text_of(b, "#member-list").await.contains("ircy2")).then_some(())
+    );
+}
