@@ -248,7 +248,10 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             "natter-server",
             &c.server_bin,
             &args,
-            &[("RUST_LOG", "info")],
+            &[
+                ("RUST_LOG", "info"),
+                ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
+            ],
             cpu,
             logs.join(log),
             // The address that clients connect to: the IRC listener's for IRC runs.
@@ -326,7 +329,10 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                     "--max-connections".into(),
                     clients.max(4096).to_string(),
                 ],
-                &[("RUST_LOG", "warn")],
+                &[
+                    ("RUST_LOG", "warn"),
+                    ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
+                ],
                 cpu,
                 logs.join(format!("natter-bridge-{tag}.log")),
                 "open http://",

@@ -68,11 +68,14 @@ pub enum ClientMsg {
         /// Resume request, if the client had a session.
         resume: Option<Resume>,
     },
-    /// Sent by a trusted bridge before the hello: the address of the real client. Ignored (with
-    /// an error) from anyone else.
+    /// Sent by a bridge before the hello: the address of the real client, and the bridge secret
+    /// the server was configured with, which proves the sender is the operator's bridge (like
+    /// IRC's WEBIRC). Refused (and the connection closed) without the right secret.
     Forwarded {
         /// The real client's IP address, as text.
         peer: String,
+        /// The shared bridge secret.
+        secret: String,
     },
     /// Join a room (created if it does not exist).
     Join {
@@ -672,14 +675,19 @@ pub fn put_frame(out: &mut BytesMut, payload: &[u8]) -> Result<(), WireError> {
 
 /// What a bridge writes first on its TCP connection for one browser: the preamble and a
 /// [`ClientMsg::Forwarded`] naming the browser's address. The browser's own frames follow.
-pub fn bridge_preamble(peer: &str) -> Bytes {
+pub fn bridge_preamble(peer: &str, secret: &str) -> Bytes {
     let mut out = BytesMut::from(&MAGIC[..]);
     let peer: String = peer.chars().take(64).collect();
-    // Cannot fail: a 64-char string encodes far below MAX_FRAME.
-    let frame = encode_frame(&ClientMsg::Forwarded { peer }).expect("small frame encodes");
+    let secret: String = secret.chars().take(MAX_BRIDGE_SECRET).collect();
+    // Cannot fail: two short strings encode far below MAX_FRAME.
+    let frame = encode_frame(&ClientMsg::Forwarded { peer, secret }).expect("small frame encodes");
     out.extend_from_slice(&frame);
     out.freeze()
 }
+
+/// Longest bridge secret, in characters (a longer one is cut by the bridge and refused by the
+/// server: use 16 to 256 random characters).
+pub const MAX_BRIDGE_SECRET: usize = 256;
 
 /// Checks a resume request's size (a `Vec` on the wire is otherwise bounded only by the frame).
 pub fn resume_is_bounded(r: &Resume) -> bool {
@@ -725,6 +733,7 @@ mod tests {
             },
             ClientMsg::Forwarded {
                 peer: "203.0.113.9".into(),
+                secret: "s3cret".into(),
             },
             ClientMsg::Join { room: r.clone() },
             ClientMsg::Part {
@@ -967,7 +976,7 @@ mod tests {
 
     #[test]
     fn bridge_preamble_is_magic_then_forwarded() {
-        let p = bridge_preamble("198.51.100.7");
+        let p = bridge_preamble("198.51.100.7", "the bridge secret, shared");
         assert_eq!(&p[..4], &MAGIC);
         let mut d = FrameDecoder::new();
         d.extend(&p[4..]);
@@ -975,7 +984,8 @@ mod tests {
         assert_eq!(
             decode_payload::<ClientMsg>(&payload).unwrap(),
             ClientMsg::Forwarded {
-                peer: "198.51.100.7".into()
+                peer: "198.51.100.7".into(),
+                secret: "the bridge secret, shared".into(),
             }
         );
     }

@@ -37,12 +37,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Listens on 127.0.0.1 (a free port) with the default limits, a random seed and the
-    /// loopback address trusted as a bridge.
+    /// Listens on 127.0.0.1 (a free port) with the default limits, a random seed, the test
+    /// bridge secret ([`natter_core::hub::TEST_BRIDGE_SECRET`], which natter-bridge's own
+    /// `local_test` uses) and the loopback address trusted as a proxy.
     pub fn local_test() -> ServerConfig {
         let hub = Config {
             // Tests only: a fixed seed if the OS has no randomness (it always has on Linux).
             secret_seed: random_seed().unwrap_or([0x5e; 32]),
+            bridge_secret: natter_core::hub::BridgeSecret::new(
+                natter_core::hub::TEST_BRIDGE_SECRET,
+            )
+            .ok(),
             trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 1])],
             ..Config::default()
         };

@@ -41,8 +41,8 @@ struct Args {
     /// `[limits]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
     config: Option<PathBuf>,
-    /// Address allowed to forward its clients' real addresses (the web bridge; repeatable)
-    /// [default: 127.0.0.1 and ::1]
+    /// A proxy in front of the server (repeatable): its connections may start with a PROXY
+    /// protocol header naming the client, and are not counted as its own address [default: none]
     #[arg(
         long = "trusted-proxy",
         value_name = "IP",
@@ -65,6 +65,10 @@ struct Args {
     /// Keep everything in memory only: rooms and history are forgotten at exit
     #[arg(long, env = "NATTER_EPHEMERAL")]
     ephemeral: bool,
+    /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
+    /// to name each browser's address. Without one, no bridge may name addresses.
+    #[arg(long, value_name = "FILE")]
+    bridge_secret_file: Option<PathBuf>,
 }
 
 /// The config file. Every key is optional; flags and environment variables win over it. The
@@ -118,14 +122,12 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     set_opt(args.max_connections_per_ip, &mut hub.max_connections_per_ip);
     hub.trusted_proxies = if !args.trusted_proxy.is_empty() {
         args.trusted_proxy.clone()
-    } else if let Some(p) = &file.trusted_proxies {
-        p.clone()
     } else {
-        vec![
-            IpAddr::from([127, 0, 0, 1]),
-            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-        ]
+        file.trusted_proxies.clone().unwrap_or_default()
     };
+    hub.bridge_secret = natter_ops::bridge_secret(args.bridge_secret_file.as_deref())?
+        .map(|s| natter_core::hub::BridgeSecret::new(&s))
+        .transpose()?;
     hub.validate()?;
     let store = store_config(args, &file.store)?;
     let grace = args
@@ -235,7 +237,10 @@ mod tests {
         assert_eq!(c.hub.outbound_total_max_bytes, 1 << 20);
         assert_eq!(c.hub.secret_seed, [1; 32]);
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
-        assert_eq!(c.hub.trusted_proxies.len(), 2);
+        assert!(
+            c.hub.trusted_proxies.is_empty(),
+            "no proxy is trusted unless named"
+        );
 
         let args = Args::parse_from([
             "natter-server",

@@ -597,7 +597,11 @@ async fn a_trusted_bridge_forwards_real_addresses() {
         .enumerate()
     {
         let mut c = BinClient::connect(addr, &format!("browser{i}")).await;
-        c.send(&ClientMsg::Forwarded { peer: ip.into() }).await;
+        c.send(&ClientMsg::Forwarded {
+            peer: ip.into(),
+            secret: natter_core::hub::TEST_BRIDGE_SECRET.into(),
+        })
+        .await;
         c.send(&ClientMsg::Hello {
             version: natter_core::wire::PROTOCOL_VERSION,
             nick: nick(&format!("web{i}")),

@@ -31,4 +31,33 @@ pub enum OpsError {
     /// A global log subscriber was already installed.
     #[error("logging is already set up: {0}")]
     Logging(String),
+    /// A secret file could not be read.
+    #[error("cannot read the secret file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The environment variable that holds the bridge secret for natter-server and natter-bridge.
+pub const BRIDGE_SECRET_ENV: &str = "NATTER_BRIDGE_SECRET";
+
+/// The bridge secret shared by natter-server and natter-bridge: the contents of `file` if given,
+/// else [`BRIDGE_SECRET_ENV`], trimmed; `None` if neither has one. A secret is never taken from
+/// the command line, where other users can read it.
+pub fn bridge_secret(file: Option<&std::path::Path>) -> Result<Option<String>, OpsError> {
+    let secret = match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f).map_err(|source| OpsError::SecretFile {
+                path: f.to_path_buf(),
+                source,
+            })?,
+        ),
+        None => std::env::var(BRIDGE_SECRET_ENV).ok(),
+    };
+    Ok(secret
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty()))
 }

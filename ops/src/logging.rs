@@ -22,8 +22,10 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // A log nobody reads any more (its pipe closed) must not stop the process: by default a
     // failed log write is reported with `eprintln!`, which panics on that same pipe.
+    // Logs go to stderr: a binary's stdout is for what it tells its user (where it listens).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .log_internal_errors(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),

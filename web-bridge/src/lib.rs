@@ -97,6 +97,10 @@ pub struct BridgeConfig {
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (none by default).
     pub metrics_listen: Option<SocketAddr>,
+    /// The bridge secret natter-server was given: with it the bridge names each browser's
+    /// address (`Forwarded`), so the server's per-address limits count browsers, not the
+    /// bridge. Without it browsers all count as the bridge's own address.
+    pub server_secret: Option<String>,
 }
 
 /// Time for a whole page request (head, file and answer), from the accept.
@@ -120,6 +124,7 @@ impl Default for BridgeConfig {
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             metrics_listen: None,
+            server_secret: None,
         }
     }
 }
@@ -138,6 +143,7 @@ impl BridgeConfig {
             connect_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(2),
+            server_secret: Some(natter_core::hub::TEST_BRIDGE_SECRET.to_owned()),
             ..BridgeConfig::default()
         }
     }

@@ -48,6 +48,11 @@ struct Args {
     /// Log lines as text (default) or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A file holding natter-server's bridge secret (or set NATTER_BRIDGE_SECRET): the bridge
+    /// then names each browser's address to the server. Without one, every browser counts as
+    /// the bridge's own address in the server's per-address limits.
+    #[arg(long, value_name = "FILE")]
+    server_secret_file: Option<PathBuf>,
 }
 
 /// The page's default directory: `www` beside the profile directory holding this binary
@@ -80,8 +85,15 @@ async fn main() -> anyhow::Result<()> {
             .max_connections_per_ip
             .unwrap_or(defaults.max_connections_per_ip),
         metrics_listen: args.metrics_listen,
+        server_secret: natter_ops::bridge_secret(args.server_secret_file.as_deref())?,
         ..defaults
     };
+    if config.server_secret.is_none() {
+        tracing::warn!(
+            "no bridge secret (NATTER_BRIDGE_SECRET or --server-secret-file): the server will count \
+             every browser as this bridge's address"
+        );
+    }
     let bridge = natter_bridge::start(config).await?;
     println!("natter-bridge: open http://{}/", bridge.local_addr());
     if let Some(addr) = bridge.metrics_addr() {

@@ -170,10 +170,13 @@ async fn relay(
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         tcp.set_nodelay(true)?;
-        tcp.write_all(&wire::bridge_preamble(
-            &peer.ip().to_canonical().to_string(),
-        ))
-        .await?;
+        match &config.server_secret {
+            Some(secret) => {
+                let peer = peer.ip().to_canonical().to_string();
+                tcp.write_all(&wire::bridge_preamble(&peer, secret)).await?;
+            }
+            None => tcp.write_all(&wire::MAGIC).await?,
+        }
         Ok::<_, std::io::Error>(tcp)
     };
     let tcp = tokio::select! {

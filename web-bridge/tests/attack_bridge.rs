@@ -124,7 +124,8 @@ async fn close_code_raw(s: &mut TcpStream) -> Option<u16> {
 async fn still_relays(bridge: SocketAddr, server: &mut FakeServer) {
     let mut ws = connect(bridge).await;
     send_bin(&mut ws, b"still alive").await;
-    let want = natter_core::wire::bridge_preamble("127.0.0.1");
+    let want =
+        natter_core::wire::bridge_preamble("127.0.0.1", natter_core::hub::TEST_BRIDGE_SECRET);
     let mut found = None;
     for _ in 0..16 {
         let mut s = within("bridge connects to the server", server.conns.recv())
@@ -170,7 +171,11 @@ async fn oversize_frames_are_closed_with_1009_without_buffering() {
         let n = timeout(Duration::from_millis(200), c.read(&mut b)).await;
         if let Ok(Ok(n)) = n {
             assert!(
-                n <= natter_core::wire::bridge_preamble("127.0.0.1").len(),
+                n <= natter_core::wire::bridge_preamble(
+                    "127.0.0.1",
+                    natter_core::hub::TEST_BRIDGE_SECRET
+                )
+                .len(),
                 "relayed {n} bytes"
             );
         }
@@ -397,9 +402,10 @@ async fn a_browser_cannot_forge_its_forwarded_address() {
     let bridge = bridge(server.local_addrs()[0]).await;
     let mut ws = connect(bridge.local_addr()).await;
     // The bridge already sent the real `Forwarded` first; a second one (the browser's) would let
-    // it dodge the per-address limits.
+    // it dodge the per-address limits, even with the secret (a browser cannot know it).
     let forged = encode_payload(&ClientMsg::Forwarded {
         peer: "203.0.113.99".into(),
+        secret: natter_core::hub::TEST_BRIDGE_SECRET.into(),
     })
     .unwrap();
     send_bin(&mut ws, &forged).await;

@@ -94,13 +94,14 @@ async fn spawn_bridge(listen: SocketAddr, server: SocketAddr) -> BridgeProc {
         ])
         .args(["--www", "/nonexistent"])
         .env("RUST_LOG", "warn")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("natter-bridge starts");
-    // Logs go to stdout too: skip them (a bounded number) until the address line.
+    // Skip any other output (a bounded number of lines) until the address line.
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     for _ in 0..100 {
         let line = within("the bridge says where it listens", lines.next_line())

@@ -34,6 +34,7 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
         .args(["--allow-origin", "https://chat.example.org"])
         .args(["--allow-host", "natter.example.org"])
         .env("RUST_LOG", "warn")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -116,16 +117,27 @@ async fn binary_logs_json_and_serves_metrics() {
         .args(["--www", "/nonexistent", "--log-format", "json"])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("binary starts");
     let mut child = Running(child);
+    // What it tells its user (stdout) and its log (stderr), as they come.
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let tx2 = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx2.send(line).is_err() {
                 break;
             }
         }
@@ -166,6 +178,9 @@ async fn binary_logs_json_and_serves_metrics() {
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
         if v["message"] == "browser connected" {
             connected = Some(v);
+        } else {
+            // The log and the address lines come on two pipes: start-up lines may come late.
+            json.push(line);
         }
     }
     let v = connected.unwrap();

@@ -27,9 +27,13 @@ pub fn up() -> Result<()> {
     })
     .context("installing the Ctrl+C handler")?;
 
+    // One secret for the server and the bridge, new every time: the bridge proves itself with
+    // it and may then name each browser's address.
+    let secret = bridge_secret()?;
     let mut children = Children(Vec::new());
     children.0.push(
         Command::new(bin.join("natter-server"))
+            .env("NATTER_BRIDGE_SECRET", &secret)
             .args(["--listen", "0.0.0.0:8000", "--irc-listen", IRC])
             .current_dir(root())
             .spawn()
@@ -37,6 +41,7 @@ pub fn up() -> Result<()> {
     );
     children.0.push(
         Command::new(bin.join("natter-bridge"))
+            .env("NATTER_BRIDGE_SECRET", &secret)
             .args(["--listen", BRIDGE, "--server", SERVER, "--www"])
             .arg(target.join("www"))
             .current_dir(root())
@@ -103,4 +108,14 @@ impl Drop for Children {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(3));
     }
+}
+
+/// A fresh random bridge secret (hex of 24 bytes from the kernel's random source).
+fn bridge_secret() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the bridge secret")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -22,9 +22,14 @@ pub struct Config {
     /// store, not from `[limits]`.
     #[serde(skip)]
     pub durable: bool,
-    /// Addresses allowed to send [`crate::wire::ClientMsg::Forwarded`] (the bridge). They are
-    /// exempt from the per-IP limits; the forwarded address is counted instead. Set by the
-    /// server from its own flags, not from `[limits]`.
+    /// The secret a bridge must present in its [`crate::wire::ClientMsg::Forwarded`] to name a
+    /// browser's address (`None`: no bridge may). Set by the server from its environment or a
+    /// file, never from `[limits]`.
+    #[serde(skip)]
+    pub bridge_secret: Option<BridgeSecret>,
+    /// Proxies in front of the server: connections from them may start with a PROXY protocol
+    /// header naming the client, and are counted by the address they (or a bridge's
+    /// `Forwarded`) name, not their own. Set by the server from its own flags.
     #[serde(skip)]
     pub trusted_proxies: Vec<IpAddr>,
     /// Loopback addresses are exempt from the per-IP limits.
@@ -97,6 +102,7 @@ impl Default for Config {
         Config {
             secret_seed: [0; 32],
             durable: false,
+            bridge_secret: None,
             trusted_proxies: Vec::new(),
             exempt_loopback: true,
             max_connections: MAX_CONNECTIONS,
@@ -125,6 +131,47 @@ impl Default for Config {
             history_budget_bytes: HISTORY_BUDGET_BYTES,
             history_on_join: HISTORY_ON_JOIN,
         }
+    }
+}
+
+/// The bridge secret, as the hub keeps it: a hash, compared in constant time. Its `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BridgeSecret([u8; 32]);
+
+/// The secret both `local_test` configurations (natter-server's and natter-bridge's) use, so
+/// tests that start both in one process agree. Never use it in a real deployment.
+pub const TEST_BRIDGE_SECRET: &str = "natter local test bridge secret";
+
+impl BridgeSecret {
+    /// The secret `s` (16 to [`crate::wire::MAX_BRIDGE_SECRET`] characters).
+    pub fn new(s: &str) -> Result<BridgeSecret, ConfigError> {
+        let n = s.chars().count();
+        if !(16..=crate::wire::MAX_BRIDGE_SECRET).contains(&n) {
+            return Err(ConfigError {
+                key: "bridge secret",
+                value: format!("({n} characters)"),
+                why: "must be 16 to 256 characters",
+            });
+        }
+        Ok(BridgeSecret(Self::hash(s)))
+    }
+
+    fn hash(s: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(s.as_bytes()).into()
+    }
+
+    /// Whether `presented` is the secret.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(&Self::hash(presented)))
+    }
+}
+
+impl core::fmt::Debug for BridgeSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("BridgeSecret(…)")
     }
 }
 

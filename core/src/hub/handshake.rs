@@ -282,11 +282,22 @@ impl Hub {
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
             }
             Step::Hello(hello) => self.hello(conn, hello, now),
-            Step::Forwarded { peer, first } => {
-                if first && self.config.trusted_proxies.contains(&socket_ip) {
+            Step::Forwarded {
+                peer,
+                secret,
+                first,
+            } => {
+                let proven = self
+                    .config
+                    .bridge_secret
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&secret));
+                if first && proven {
                     self.forwarded(conn, &peer, now);
                 } else {
-                    let detail = "forwarded is only accepted first, from a trusted bridge";
+                    debug!(conn = %conn, from = %socket_ip, first, "forwarded refused");
+                    let detail =
+                        "forwarded is only accepted first, with the server's bridge secret";
                     self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
                 }
             }

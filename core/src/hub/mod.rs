@@ -81,7 +81,7 @@ use timers::{Timer, Timers};
 use tracing::debug;
 
 pub use admit::address_key;
-pub use config::{Config, ConfigError};
+pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
 
 /// Why [`Hub::accept`] turned a connection away outright (the shell just closes the socket).

@@ -21,6 +21,7 @@ fn ip(s: &str) -> IpAddr {
 fn config() -> Config {
     Config {
         secret_seed: [7; 32],
+        bridge_secret: Some(BridgeSecret::new(TEST_BRIDGE_SECRET).unwrap()),
         ..Config::default()
     }
 }
@@ -209,7 +210,10 @@ impl T {
     /// A browser at `browser` through the bridge at `bridge` says `Hello`: what it got back.
     fn bridged(&mut self, bridge: IpAddr, browser: &str, want: &str) -> Vec<ServerMsg> {
         let c = self.hub.accept(bridge, self.now).unwrap();
-        self.feed(c, &crate::wire::bridge_preamble(browser));
+        self.feed(
+            c,
+            &crate::wire::bridge_preamble(browser, TEST_BRIDGE_SECRET),
+        );
         self.send(
             c,
             &ClientMsg::Hello {
@@ -1453,7 +1457,7 @@ fn ping_pong_and_ping_timeout() {
 }
 
 #[test]
-fn forwarded_from_trusted_and_untrusted() {
+fn forwarded_only_with_the_bridge_secret() {
     let bridge = ip("10.0.0.2");
     let mut cfg = config();
     cfg.trusted_proxies = vec![bridge];
@@ -1480,14 +1484,40 @@ fn forwarded_from_trusted_and_untrusted() {
     ));
     // ... but a second one from the first browser's address does not.
     let e = t.hub.accept(bridge, t.now).unwrap();
-    t.feed(e, &crate::wire::bridge_preamble("198.51.100.7"));
+    t.feed(
+        e,
+        &crate::wire::bridge_preamble("198.51.100.7", TEST_BRIDGE_SECRET),
+    );
     assert_eq!(fatal(&mut t, e).0, ErrorKind::Full);
-    // Not from the bridge: a protocol error.
-    let f = t.hub.accept(ip("192.0.2.1"), t.now).unwrap();
-    t.feed(f, &crate::wire::bridge_preamble("198.51.100.9"));
-    let (k, d) = fatal(&mut t, f);
-    assert_eq!(k, ErrorKind::Protocol);
-    assert!(d.contains("trusted"));
+    // Without the bridge secret, from anywhere: a protocol error.
+    for from in [bridge, ip("192.0.2.1")] {
+        let f = t.hub.accept(from, t.now).unwrap();
+        t.feed(
+            f,
+            &crate::wire::bridge_preamble("198.51.100.9", "not the secret, just a guess"),
+        );
+        let (k, d) = fatal(&mut t, f);
+        assert_eq!(k, ErrorKind::Protocol);
+        assert!(d.contains("bridge secret"), "{d}");
+    }
+    // A server configured with no secret takes no bridge at all.
+    let mut open = T::with(Config {
+        bridge_secret: None,
+        ..config()
+    });
+    let f = open.hub.accept(bridge, open.now).unwrap();
+    open.feed(
+        f,
+        &crate::wire::bridge_preamble("198.51.100.9", TEST_BRIDGE_SECRET),
+    );
+    assert_eq!(fatal(&mut open, f).0, ErrorKind::Protocol);
+    // With it, a bridge on any address names its browsers (here one not in trusted_proxies).
+    let elsewhere = t.hub.accept(ip("192.0.2.77"), t.now).unwrap();
+    t.feed(
+        elsewhere,
+        &crate::wire::bridge_preamble("198.51.100.12", TEST_BRIDGE_SECRET),
+    );
+    assert!(!t.closed(elsewhere));
     // Not first (even after only a ping): also an error.
     let p = t.hub.accept(bridge, t.now).unwrap();
     t.feed(p, &MAGIC);
@@ -1496,6 +1526,7 @@ fn forwarded_from_trusted_and_untrusted() {
         p,
         &ClientMsg::Forwarded {
             peer: "198.51.100.11".into(),
+            secret: TEST_BRIDGE_SECRET.into(),
         },
     );
     assert_eq!(fatal(&mut t, p).0, ErrorKind::Protocol);
@@ -1505,6 +1536,7 @@ fn forwarded_from_trusted_and_untrusted() {
         g,
         &ClientMsg::Forwarded {
             peer: "198.51.100.10".into(),
+            secret: TEST_BRIDGE_SECRET.into(),
         },
     );
     assert_eq!(fatal(&mut t, g).0, ErrorKind::Protocol);

@@ -111,7 +111,7 @@ pub async fn hello_via_bridge(
     deadline: Instant,
 ) -> Result<(End, Raw), String> {
     let mut c = Raw::connect(addr).await?;
-    let mut out = bridge_preamble(peer).to_vec();
+    let mut out = bridge_preamble(peer, natter_core::hub::TEST_BRIDGE_SECRET).to_vec();
     let nick = Nick::new(nick).map_err(|e| format!("nick {nick:?}: {e}"))?;
     let hello = ClientMsg::Hello {
         version: PROTOCOL_VERSION,

@@ -61,7 +61,8 @@ impl FakeServer {
         let mut s = within("bridge connects to the server", self.conns.recv())
             .await
             .expect("fake server running");
-        let want = natter_core::wire::bridge_preamble("127.0.0.1");
+        let want =
+            natter_core::wire::bridge_preamble("127.0.0.1", natter_core::hub::TEST_BRIDGE_SECRET);
         let mut got = vec![0u8; want.len()];
         within("preamble", s.read_exact(&mut got)).await.unwrap();
         assert_eq!(got, want, "preamble: MAGIC + Forwarded{{peer: 127.0.0.1}}");

@@ -37,7 +37,11 @@ impl Binary {
                 autojoin: None,
                 taken: IfTaken::Another,
             }),
-            ClientMsg::Forwarded { peer } => Step::Forwarded { peer, first },
+            ClientMsg::Forwarded { peer, secret } => Step::Forwarded {
+                peer,
+                secret,
+                first,
+            },
             ClientMsg::Pong { .. } => Step::Pong,
             msg => Step::Request(Request::Msg(msg)),
         }
@@ -203,6 +207,7 @@ mod tests {
     fn forwarded_counts_only_first() {
         let fwd = encode_frame(&ClientMsg::Forwarded {
             peer: "192.0.2.1".into(),
+            secret: "s".into(),
         })
         .unwrap();
         let mut b = Binary::default();
@@ -212,10 +217,12 @@ mod tests {
             vec![
                 Step::Forwarded {
                     peer: "192.0.2.1".into(),
+                    secret: "s".into(),
                     first: true
                 },
                 Step::Forwarded {
                     peer: "192.0.2.1".into(),
+                    secret: "s".into(),
                     first: false
                 }
             ]

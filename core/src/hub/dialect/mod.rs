@@ -246,6 +246,8 @@ pub(crate) enum Step {
     Forwarded {
         /// The address, as text.
         peer: String,
+        /// The bridge secret it presented.
+        secret: String,
         /// Whether it was the first message on the connection.
         first: bool,
     },
