@@ -42,6 +42,7 @@
 //! resumable dialect (binary) whose connection closes without `Quit` is detached and may resume
 //! within [`Config::resume_grace`]; a text or IRC user's close is a quit.
 
+mod accounts;
 mod admit;
 mod config;
 mod conn;

@@ -161,6 +161,17 @@ impl Hub {
                 }
                 self.bye(conn, "goodbye", "quit");
             }
+            ClientMsg::SignIn {
+                account,
+                proof,
+                remember,
+            } => self.sign_in(conn, account, proof, remember, now),
+            ClientMsg::Register { password, remember } => {
+                self.register(conn, password, remember, now)
+            }
+            ClientMsg::SignOut => self.sign_out(conn, now),
+            ClientMsg::ChangePassword { old, new } => self.change_password(conn, old, new, now),
+            ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
             // Handshake messages never reach here (see `Hub::step`); pings were answered above.
             ClientMsg::Ping { .. }
             | ClientMsg::Pong { .. }

@@ -2391,6 +2391,7 @@ mod durable {
         let loaded = Loaded {
             rooms: rooms.into_values().collect(),
             sessions: sessions.into_values().collect(),
+            accounts: Vec::new(),
         };
         assert_eq!(loaded.sessions.len(), 2);
         // kill -9, and a new hub from the store.

@@ -30,6 +30,7 @@ pub(super) const RPL_LIST: &str = "322";
 pub(super) const RPL_LISTEND: &str = "323";
 pub(super) const RPL_CHANNELMODEIS: &str = "324";
 pub(super) const RPL_NOTOPIC: &str = "331";
+pub(super) const RPL_LOGGEDIN: &str = "900";
 pub(super) const RPL_TOPIC: &str = "332";
 pub(super) const RPL_VERSION: &str = "351";
 pub(super) const RPL_WHOREPLY: &str = "352";

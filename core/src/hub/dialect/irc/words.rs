@@ -348,7 +348,17 @@ impl Irc {
             | ServerMsg::Ack { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Ping { .. }
-            | ServerMsg::Pong { .. } => {}
+            | ServerMsg::Pong { .. }
+            | ServerMsg::ReadUpTo { .. } => {}
+            ServerMsg::SignedIn { account, .. } => {
+                // RPL_LOGGEDIN, as after SASL.
+                let mask = names::source(me);
+                l.num(
+                    RPL_LOGGEDIN,
+                    &[&mask, account.as_str()],
+                    &format!("You are now logged in as {account}"),
+                );
+            }
             // Scrollback and search are natter's requests; an IRC client asks neither (its
             // history is draft/chathistory, not built yet).
             ServerMsg::Past(_)
