@@ -340,6 +340,7 @@ impl Chat {
             Event::SignedIn { account, .. } => {
                 self.note(render::signed_in_words(account), now);
             }
+            Event::SignedOut => self.note(render::SIGNED_OUT, now),
             Event::ReadUpTo { .. } => {}
             Event::Error { about, text, .. } => self.on_error(about, text, now),
             Event::Info(text) => {
@@ -592,7 +593,9 @@ impl Chat {
             }
             About::Older(_) => self.current.clone(),
             About::Search => return self.on_search_failed(text, now),
-            About::Join(_) | About::Nick(_) | About::Session | About::Input => self.current.clone(),
+            About::Join(_) | About::Nick(_) | About::Session | About::Input | About::Account => {
+                self.current.clone()
+            }
         };
         self.notice_in(&id, LineKind::Error(words), now);
     }

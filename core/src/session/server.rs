@@ -3,6 +3,7 @@
 //! refill, scrollback and search answers, acknowledgements, and errors matched to the request
 //! they answer.
 
+use super::account::Refused;
 use super::rooms::Entered;
 use super::{About, ConnState, Event, Session, clean};
 use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
@@ -74,6 +75,7 @@ impl Session {
             } => {
                 // The session is the account's now: resume it, not the guest's.
                 self.handshake.token = Some(token);
+                self.account.signed_in_as(&account, key.as_ref());
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
@@ -127,6 +129,10 @@ impl Session {
         self.nick = nick.clone();
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome { nick, resumed });
+        // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
+        if let Some(msg) = self.account.welcomed(resumed) {
+            self.pace(msg);
+        }
         if resumed {
             // Rooms are kept; what was asked and not answered is asked again.
             let (parts, joins) = self.rooms.resumed();
@@ -275,6 +281,16 @@ impl Session {
             {
                 About::Search
             }
+            // Account requests name nothing, or the account (a sign-in refused or throttled).
+            Re::Conn if self.account.answers(kind) => About::Account,
+            Re::Nick(_)
+                if matches!(
+                    kind,
+                    ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::RegistrationClosed
+                ) =>
+            {
+                About::Account
+            }
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),
             Re::Room(room) => self.room_refusal(kind, room),
@@ -291,6 +307,12 @@ impl Session {
             About::Search => {
                 self.asks.search_failed();
                 self.send_next_search();
+            }
+            About::Account => {
+                if let Refused::Retry(msg) = self.account.refused(kind) {
+                    self.info("the device key was refused; signing in with the password");
+                    self.pace(msg);
+                }
             }
             _ => {}
         }
