@@ -95,6 +95,11 @@ impl Account {
         self.creds.as_ref().and_then(|c| c.key.as_ref())
     }
 
+    /// An account request is waiting for its answer.
+    pub(super) fn is_asking(&self) -> bool {
+        self.asking.is_some()
+    }
+
     /// Keeps what signs in to `account`; returns the request to send (when welcomed).
     pub(super) fn sign_in(
         &mut self,

@@ -352,10 +352,12 @@ impl Session {
     }
 
     /// True when connected and nothing we sent awaits the server's answer (messages acknowledged,
-    /// joins answered, scrollback and searches answered): a line-mode client may exit.
+    /// joins answered, scrollback and searches answered, a sign-in answered): a line-mode client
+    /// may exit.
     pub fn is_settled(&self) -> bool {
         self.link.is_welcomed()
             && self.out.is_idle()
+            && !self.account.is_asking()
             && !self.rooms.in_flight()
             && self.asks.is_empty()
     }
