@@ -349,7 +349,8 @@ impl Irc {
             | ServerMsg::Rooms { .. }
             | ServerMsg::Ping { .. }
             | ServerMsg::Pong { .. }
-            | ServerMsg::ReadUpTo { .. } => {}
+            | ServerMsg::ReadUpTo { .. }
+            | ServerMsg::PasswordChanged => {}
             ServerMsg::SignedIn { account, .. } => {
                 // RPL_LOGGEDIN, as after SASL.
                 let mask = names::source(me);
