@@ -35,7 +35,10 @@ async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
     assert!(refused.contains("registered"), "{refused}");
     b.send("/login alice wrong horse").await;
     let refused = b.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
-    assert!(refused.contains("wrong account name or password"), "{refused}");
+    assert!(
+        refused.contains("wrong account name or password"),
+        "{refused}"
+    );
     b.send("/login alice correct horse").await;
     b.expect_has("you are signed in as alice").await;
 
@@ -60,7 +63,10 @@ async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
         })
         .await;
     let who = carol
-        .expect(|m| matches!(m, ServerMsg::Members { .. }), "the member list")
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
         .await;
     let ServerMsg::Members { members, .. } = who else {
         unreachable!()
@@ -115,7 +121,10 @@ async fn an_account_and_its_rooms_survive_a_restart() {
         })
         .await;
     let who = watcher
-        .expect(|m| matches!(m, ServerMsg::Members { .. }), "the member list")
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
         .await;
     assert!(
         matches!(&who, ServerMsg::Members { members, .. } if members.iter().any(|n| n.as_str() == "dora")),

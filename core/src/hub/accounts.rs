@@ -203,6 +203,9 @@ pub(crate) struct Accounts {
     next_work: u64,
     /// Connections with an account request out (one at a time each).
     busy: FxHashSet<ConnId>,
+    /// Connections signed in before their registration (IRC's SASL): the account (folded)
+    /// their user will be.
+    preauth: FxHashMap<ConnId, String>,
     fails: Throttle<String>,
     addr_fails: Throttle<IpAddr>,
     registrations: Throttle<IpAddr>,
@@ -217,6 +220,7 @@ impl Default for Accounts {
             pending: FxHashMap::default(),
             next_work: 1,
             busy: FxHashSet::default(),
+            preauth: FxHashMap::default(),
             fails: Throttle::new(FREE_FAILS_ACCOUNT, FIRST_WAIT),
             addr_fails: Throttle::new(FREE_FAILS_ADDRESS, FIRST_WAIT),
             // The wait starts with the registration that used the last free one.
@@ -590,10 +594,10 @@ impl Hub {
         used_key: Option<u64>,
         now: Millis,
     ) {
-        let (Some(guest), Some(did)) = (
-            self.user_of(conn),
-            self.conns.get(&conn).and_then(|c| c.device()),
-        ) else {
+        let Some(guest) = self.user_of(conn) else {
+            return self.pre_authenticated(conn, account);
+        };
+        let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
         let Some(a) = self.accounts.by_name.get(account) else {
@@ -671,6 +675,56 @@ impl Hub {
                 self.send_markers(conn, uid);
             }
         }
+    }
+
+    /// Signed in before registration (IRC's SASL): the user it registers as is the account's.
+    fn pre_authenticated(&mut self, conn: ConnId, account: &str) {
+        let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
+            return;
+        };
+        info!(conn = %conn, account = %name, "signed in before registration");
+        self.accounts.preauth.insert(conn, account.to_owned());
+        self.accounts.fails.clear(&account.to_owned());
+        let token = crate::types::ResumeToken([0; 32]);
+        self.reply(
+            conn,
+            Reply::Msg(ServerMsg::SignedIn {
+                account: name,
+                token,
+                key: None,
+            }),
+        );
+    }
+
+    /// A connection signed in before registration registers: it becomes a device of its
+    /// account's user (made now if there is none), welcomed with the account's nick and its
+    /// rooms. False if it was not signed in.
+    pub(super) fn register_signed_in(&mut self, conn: ConnId, now: Millis) -> bool {
+        let Some(account) = self.accounts.preauth.remove(&conn) else {
+            return false;
+        };
+        let Some(a) = self.accounts.by_name.get(&account) else {
+            return false;
+        };
+        let name = a.name.clone();
+        let uid = match a.user.filter(|u| self.users.contains_key(u)) {
+            Some(uid) => uid,
+            None => {
+                self.evict_nick_holder(&name, UserId(u64::MAX), now);
+                let uid = self.new_offline_user(name.clone(), &account);
+                if let Some(a) = self.accounts.by_name.get_mut(&account) {
+                    a.user = Some(uid);
+                }
+                uid
+            }
+        };
+        let did = self.new_device(uid, Some(conn));
+        self.make_ready(conn, uid, did, now);
+        debug!(conn = %conn, %name, "registered as its account");
+        self.welcome(conn, name, None, false);
+        self.enter_account_rooms(conn, uid);
+        self.send_markers(conn, uid);
+        true
     }
 
     fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
@@ -1100,6 +1154,7 @@ impl Hub {
     /// `conn` is gone: its account work is dropped when it comes back.
     pub(super) fn forget_account_work(&mut self, conn: ConnId) {
         self.accounts.busy.remove(&conn);
+        self.accounts.preauth.remove(&conn);
     }
 }
 

@@ -125,6 +125,15 @@ impl Hub {
         if let ClientMsg::Ping { token } = msg {
             return self.reply(conn, Reply::Msg(ServerMsg::Pong { token }));
         }
+        // IRC's SASL signs in before registration, when there is no user yet.
+        if let ClientMsg::SignIn {
+            account,
+            proof,
+            remember,
+        } = msg
+        {
+            return self.sign_in(conn, account, proof, remember, now);
+        }
         let Some(uid) = self.user_of(conn) else {
             return;
         };
