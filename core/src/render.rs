@@ -261,6 +261,11 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
     )
 }
 
+/// Words for a changed password.
+pub fn password_changed_words() -> &'static str {
+    "your password was changed; remembered sign-ins on other devices were revoked"
+}
+
 /// Words for a sign-in.
 pub fn signed_in_words(account: &Nick) -> String {
     format!("you are signed in as {account}")
@@ -299,6 +304,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
         ServerMsg::ReadUpTo { .. } => Vec::new(),
+        ServerMsg::PasswordChanged => vec![notice(password_changed_words().into())],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],

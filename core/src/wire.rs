@@ -565,6 +565,9 @@ pub enum ServerMsg {
         /// The newest seq read.
         seq: Seq,
     },
+    /// The password was changed (answering [`ClientMsg::ChangePassword`]); every device key
+    /// of the account was revoked.
+    PasswordChanged,
 }
 
 fn config() -> impl bincode::config::Config {

@@ -82,6 +82,7 @@ struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     limits: Config,
     store: StoreFile,
+    accounts: natter_core::hub::AccountsConfig,
 }
 
 /// The `[store]` table.
@@ -116,6 +117,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     };
     let mut hub = Config {
         secret_seed: seed,
+        accounts: file.accounts,
         ..file.limits.clone()
     };
     set_opt(args.max_connections, &mut hub.max_connections);

@@ -61,7 +61,7 @@ impl Durable {
 
 impl Hub {
     /// Adds a write to the batch being built; output from now on waits for it.
-    fn record(&mut self, write: Write) {
+    pub(super) fn record(&mut self, write: Write) {
         let Some(d) = self.durable.as_mut() else {
             return;
         };
@@ -108,6 +108,7 @@ impl Hub {
         for did in devices {
             self.device_changed(did);
         }
+        self.account_rooms_changed(uid);
     }
 
     /// Device `did`'s session changed (its token, its last message id): its record is written
@@ -251,6 +252,8 @@ impl Hub {
             self.rooms.insert(lr.name, room);
         }
         let mut restored = 0;
+        // Accounts before sessions: an always-on account's user is there for its devices.
+        self.load_accounts(loaded.accounts);
         for s in loaded.sessions {
             if self.tokens.contains_key(&s.token_id) {
                 continue;
@@ -276,6 +279,7 @@ impl Hub {
                             rooms: set,
                             devices: Vec::new(),
                             away: None,
+                            account: None,
                         }),
                     );
                     uid

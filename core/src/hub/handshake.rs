@@ -364,6 +364,9 @@ impl Hub {
 
     /// A new user for `conn`: the nick asked for, or a free one like it, or a guest nick.
     pub(super) fn fresh_session(&mut self, conn: ConnId, hello: Hello, now: Millis) {
+        if self.register_signed_in(conn, now) {
+            return;
+        }
         let resumable = self
             .conns
             .get(&conn)

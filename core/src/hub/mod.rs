@@ -81,6 +81,7 @@ use thiserror::Error;
 use timers::{Timer, Timers};
 use tracing::debug;
 
+pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
@@ -183,6 +184,8 @@ struct User {
     devices: Vec<DeviceId>,
     /// The away message, while the user is away (see [`query`]).
     away: Option<Text>,
+    /// The folded name of the account it is signed in to (its nick is the account's).
+    account: Option<String>,
 }
 
 #[derive(Debug)]
@@ -202,6 +205,8 @@ struct Device {
     /// The address it is counted under (that of the connection it came on; `None`: exempt),
     /// for the per-address counts of devices waiting for a resume and of rooms created.
     addr: Option<IpAddr>,
+    /// The id of the device key this device signed in with or was given: signing out revokes it.
+    key: Option<u64>,
 }
 
 /// What the hub keeps of a user's current resume token: its id and a hash of its secret, never
@@ -266,6 +271,8 @@ pub struct Hub {
     nicks: HashMap<String, UserId>,
     /// Resume token id → device.
     tokens: HashMap<u64, DeviceId>,
+    /// Registered accounts, their keys and markers, and password work out.
+    accounts: Box<accounts::Accounts>,
     rooms: Rooms,
     /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
     history_bytes: usize,
@@ -312,6 +319,7 @@ impl Hub {
             devices: FxHashMap::default(),
             nicks: HashMap::new(),
             tokens: HashMap::new(),
+            accounts: Box::default(),
             rooms: Rooms::new(),
             history_bytes: 0,
             out: Out::default(),
@@ -383,6 +391,7 @@ impl Hub {
             self.release_device(did, now);
         }
         self.queries.forget(conn);
+        self.forget_account_work(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };

@@ -111,7 +111,7 @@ impl Hub {
     }
 
     /// Leaves out `conn` when its dialect does not want its own events back.
-    fn skip_own(&self, conn: ConnId) -> Skip {
+    pub(super) fn skip_own(&self, conn: ConnId) -> Skip {
         let echoes = self
             .conns
             .get(&conn)
@@ -124,6 +124,15 @@ impl Hub {
     fn exec(&mut self, conn: ConnId, msg: ClientMsg, now: Millis) {
         if let ClientMsg::Ping { token } = msg {
             return self.reply(conn, Reply::Msg(ServerMsg::Pong { token }));
+        }
+        // IRC's SASL signs in before registration, when there is no user yet.
+        if let ClientMsg::SignIn {
+            account,
+            proof,
+            remember,
+        } = msg
+        {
+            return self.sign_in(conn, account, proof, remember, now);
         }
         let Some(uid) = self.user_of(conn) else {
             return;
@@ -305,7 +314,10 @@ impl Hub {
             let Some(r) = self.rooms.get(&name) else {
                 continue;
             };
-            let orphan = name != RoomName::lobby() && r.members.iter().all(|u| !self.online(*u));
+            let orphan = name != RoomName::lobby()
+                && r.members
+                    .iter()
+                    .all(|u| !self.online(*u) && !self.stays_offline(*u));
             if !orphan {
                 continue;
             }
@@ -479,6 +491,16 @@ impl Hub {
         let old = u.nick.clone();
         if old == nick {
             return self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick }));
+        }
+        if let Some(account) = &u.account
+            && old.folded() != nick.folded()
+        {
+            let detail = format!("you are signed in as {account}: your nick is your account's");
+            return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
+        }
+        if old.folded() != nick.folded() && self.accounts.registered(&nick) {
+            let detail = format!("{nick} is a registered account: sign in with /login {nick}");
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");

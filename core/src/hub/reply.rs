@@ -175,7 +175,7 @@ impl Hub {
             return;
         };
         let uid = d.user;
-        if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
+        if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) && !self.stays_offline(uid) {
             self.quit_user(uid, reason, now);
         }
     }
@@ -216,6 +216,7 @@ impl Hub {
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
+        self.user_gone(u.account.as_deref());
         self.nicks.remove(&u.nick.folded());
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {

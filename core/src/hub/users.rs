@@ -22,6 +22,7 @@ impl Hub {
                 rooms: RoomSet::default(),
                 devices: Vec::new(),
                 away: None,
+                account: None,
             }),
         );
         let did = self.new_device(uid, Some(conn));
@@ -45,6 +46,7 @@ impl Hub {
                 probe: None,
                 last_id: MsgId(0),
                 addr,
+                key: None,
             }),
         );
         if let Some(u) = self.users.get_mut(&uid) {
@@ -76,8 +78,9 @@ impl Hub {
         self.user_conns(uid).next().is_some()
     }
 
+    /// Whether nobody has `nick` and it is not a registered account's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self.nicks.contains_key(&nick.folded())
+        !self.nicks.contains_key(&nick.folded()) && !self.accounts.registered(nick)
     }
 
     /// `want` if free, else `want_2`, `want_3`, ... cut to fit, else a guest nick.
