@@ -210,6 +210,29 @@ impl Account {
         }
     }
 
+    /// Whether an error of `kind` naming `nick` answers an account request: a sign-in refused
+    /// or throttled, or a registration of that nick refused (taken, a guest's nick).
+    pub(super) fn answers_about(&self, kind: ErrorKind, nick: &Nick) -> bool {
+        match kind {
+            ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::RegistrationClosed => true,
+            ErrorKind::NickTaken | ErrorKind::Invalid => {
+                matches!(self.asking, Some(Ask::Register))
+                    && self
+                        .creds
+                        .as_ref()
+                        .is_some_and(|c| c.account.folded() == nick.folded())
+            }
+            _ => false,
+        }
+    }
+
+    /// The server took a password change.
+    pub(super) fn password_changed(&mut self) {
+        if let Some(Ask::ChangePassword { .. }) = self.asking {
+            self.asking = None;
+        }
+    }
+
     /// The server refused the account request asked (kind `kind`).
     pub(super) fn refused(&mut self, kind: ErrorKind) -> Refused {
         let asked = self.asking.take();

@@ -79,7 +79,10 @@ impl Session {
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
-            ServerMsg::PasswordChanged => self.info(crate::render::password_changed_words()),
+            ServerMsg::PasswordChanged => {
+                self.account.password_changed();
+                self.info(crate::render::password_changed_words());
+            }
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
@@ -284,14 +287,7 @@ impl Session {
             }
             // Account requests name nothing, or the account (a sign-in refused or throttled).
             Re::Conn if self.account.answers(kind) => About::Account,
-            Re::Nick(_)
-                if matches!(
-                    kind,
-                    ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::RegistrationClosed
-                ) =>
-            {
-                About::Account
-            }
+            Re::Nick(ref nick) if self.account.answers_about(kind, nick) => About::Account,
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),
             Re::Room(room) => self.room_refusal(kind, room),

@@ -2704,6 +2704,10 @@ fn a_change_of_password_is_kept_unless_refused() {
     assert_eq!(t.s.device_key(), Some(&DeviceKey([8; 32])));
     t.s.handle_input("/password old-password new password", t.now);
     t.drain_paced();
+    t.events();
+    t.recv(ServerMsg::PasswordChanged);
+    assert!(matches!(&t.events()[..], [Event::Info(_)]));
+    assert!(t.s.is_settled());
     assert_eq!(t.s.device_key(), None, "every key is revoked by a change");
     assert_eq!(
         restarted(&mut t, 3).first(),
