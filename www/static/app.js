@@ -670,7 +670,9 @@ function notifyAlerts() {
 function renderAccount() {
   const account = client.account();
   ui.meAccount.hidden = ui.signOut.hidden = account === undefined;
-  ui.meAccount.textContent = account === undefined ? "" : ` · signed in as ${account}`;
+  const same = account?.toLowerCase() === client.me().toLowerCase();
+  ui.meAccount.textContent =
+    account === undefined ? "" : same ? " · signed in" : ` · signed in as ${account}`;
 }
 
 function keptSignIn() {
@@ -686,10 +688,20 @@ function keptSignIn() {
 // localStorage holds the device key while the session does (remembered, not refused, not
 // signed out), and nothing otherwise.
 let keptKey = keptSignIn()?.key;
+let signingOut = false;
 function keepKey() {
   const key = client.device_key();
   const account = client.account();
   if (key === keptKey || (key !== undefined && account === undefined)) return;
+  if (key === undefined && keptKey !== undefined && !signingOut) {
+    // The server refused the kept key (signed out elsewhere, or the password changed).
+    showBanner("Your remembered sign-in no longer works, so you are a guest now. " +
+      "Sign in again with /login nick password, or reload to use the form.", false);
+    const ok = el("button", "", "OK");
+    ok.type = "button";
+    ok.addEventListener("click", () => { ui.banner.hidden = true; });
+    ui.banner.append(ok);
+  }
   try {
     if (key === undefined) localStorage.removeItem(KEPT_SIGN_IN);
     else localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
@@ -701,6 +713,7 @@ function keepKey() {
 
 ui.signOut.addEventListener("click", () => {
   if (!client) return;
+  signingOut = true;
   client.sign_out(now());
   pump();
 });

@@ -1428,3 +1428,217 @@ async fn scrollback_scenario(
     assert_eq!(errors, json!([]), "script errors in the page");
     bridge
 }
+
+// --- accounts ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_reload_signed_in_by_the_kept_key_then_sign_out() {
+    with_browser(natter_server::ServerConfig::local_test(), accounts_scenario).await;
+}
+
+async fn account_of(b: &Browser) -> Option<String> {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.account() : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_owned)
+}
+
+async fn kept_sign_in(b: &Browser) -> Json {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.keptSignIn() : null;",
+    )
+    .await
+}
+
+async fn dialog_open(b: &Browser) -> bool {
+    js(b, "return document.getElementById('nick-dialog').open;")
+        .await
+        .as_bool()
+        .unwrap_or(false)
+}
+
+async fn accounts_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    let page = format!("http://{}/", bridge.local_addr());
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the prompt to open",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+
+    // A password the server would refuse is refused in the dialog, by the server's rule.
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("rosa").await.expect("type a nick");
+    let password = b.find(Locator::Id("password-input")).await.expect("pw");
+    password.send_keys("short").await.expect("type a password");
+    b.find(Locator::Id("register"))
+        .await
+        .expect("the register button")
+        .click()
+        .await
+        .expect("click register");
+    let err = text_of(b, "#nick-error").await;
+    assert!(err.contains("at least 8"), "{err:?}");
+    assert!(dialog_open(b).await);
+    screenshot(b, "account-dialog.png").await;
+
+    // Register, remembered.
+    password.clear().await.expect("clear the password");
+    password
+        .send_keys("correct horse battery")
+        .await
+        .expect("type a password");
+    b.find(Locator::Id("remember-input"))
+        .await
+        .expect("remember me")
+        .click()
+        .await
+        .expect("tick remember me");
+    b.find(Locator::Id("register"))
+        .await
+        .expect("the register button")
+        .click()
+        .await
+        .expect("click register");
+    wait_for!(
+        "the page to be signed in as rosa",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    wait_for!(
+        "the device key to be kept",
+        STEP,
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    );
+    let kept = kept_sign_in(b).await;
+    assert_eq!(kept["account"], "rosa");
+    assert_eq!(kept["key"].as_str().map(str::len), Some(64), "{kept}");
+    let storage = js(b, "return JSON.stringify({...localStorage});").await;
+    assert!(
+        !storage
+            .as_str()
+            .unwrap_or_default()
+            .contains("correct horse"),
+        "the password is never kept: {storage}"
+    );
+    let me = text_of(b, ".me").await;
+    assert!(me.contains("you are rosa · signed in"), "{me:?}");
+    screenshot(b, "signed-in.png").await;
+
+    // Someone else cannot take the nick now.
+    let mut nc = TextUser::connect(server_addr, "netcat").await;
+    nc.say("/nick rosa").await;
+    wait_for!("the refusal", STEP, nc.out.has("registered"));
+
+    // Reloaded: signed in again with the kept key, without the dialog.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the page to sign in with the kept key",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    assert!(!dialog_open(b).await, "no nick dialog when remembered");
+    assert_eq!(text_of(b, "#me-nick").await, "rosa");
+    wait_for!(
+        "rosa in #lobby again",
+        STEP,
+        text_of(b, "#member-list")
+            .await
+            .contains("rosa")
+            .then_some(())
+    );
+    type_line(b, "back after a reload").await;
+    wait_for!(
+        "nc to hear rosa",
+        STEP,
+        nc.out.has("<rosa> back after a reload")
+    );
+
+    // Signed out: the key is forgotten here and revoked on the server.
+    let key = kept_sign_in(b).await["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    b.find(Locator::Id("sign-out"))
+        .await
+        .expect("the sign-out button")
+        .click()
+        .await
+        .expect("click sign out");
+    wait_for!(
+        "the page to be a guest",
+        STEP,
+        account_of(b).await.is_none().then_some(())
+    );
+    assert!(kept_sign_in(b).await.is_null());
+    wait_for!(
+        "the page to be back as a guest",
+        STEP,
+        (conn_state(b).await == "connected" && text_of(b, "#me-nick").await != "rosa")
+            .then_some(())
+    );
+    assert!(
+        text_of(b, "#sign-out").await.is_empty() || !text_of(b, ".me").await.contains("signed in")
+    );
+    // The old key no longer opens the account.
+    let script = format!(
+        "localStorage.setItem('natter.signin', JSON.stringify({{account: 'rosa', key: '{key}'}}));"
+    );
+    js(b, &script).await;
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the revoked key to be refused and forgotten",
+        STEP,
+        kept_sign_in(b).await.is_null().then_some(())
+    );
+    assert_eq!(account_of(b).await, None);
+    wait_for!(
+        "the refusal shown",
+        STEP,
+        text_of(b, "#banner")
+            .await
+            .contains("remembered sign-in no longer works")
+            .then_some(())
+    );
+    screenshot(b, "key-refused.png").await;
+    // Reloaded with nothing kept: the dialog asks again.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the prompt to open again",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+    bridge
+}
