@@ -36,6 +36,10 @@ pub enum Target {
     Irc,
     /// Debian's InspIRCd, the same IRC clients (with echo-message).
     Inspircd,
+    /// natter-server with its store (SQLite in a fresh data directory), binary protocol.
+    NatterStore,
+    /// natter-server memory-only, every client registered and signed in to an account first.
+    NatterAccounts,
 }
 
 impl Target {
@@ -47,7 +51,17 @@ impl Target {
             Target::Bridge => "bridge",
             Target::Irc => "irc",
             Target::Inspircd => "inspircd",
+            Target::NatterStore => "natter-store",
+            Target::NatterAccounts => "natter-accounts",
         }
+    }
+
+    /// Whether it is natter-server spoken to in frames over TCP (with or without a feature on).
+    pub fn is_natter_tcp(self) -> bool {
+        matches!(
+            self,
+            Target::Natter | Target::NatterStore | Target::NatterAccounts
+        )
     }
 
     /// Whether its clients speak IRC lines (not natter frames).
@@ -65,8 +79,11 @@ impl std::str::FromStr for Target {
             "bridge" => Ok(Target::Bridge),
             "irc" => Ok(Target::Irc),
             "inspircd" => Ok(Target::Inspircd),
+            "natter-store" => Ok(Target::NatterStore),
+            "natter-accounts" => Ok(Target::NatterAccounts),
             _ => Err(format!(
-                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd)"
+                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd, natter-store, \
+                 natter-accounts)"
             )),
         }
     }

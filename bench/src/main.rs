@@ -231,16 +231,29 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     let logs = c.out.join("logs");
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
-    std::fs::write(&config, smoke::bench_config_toml())?;
+    let mut toml = smoke::bench_config_toml();
+    if target == Target::NatterAccounts {
+        // Registering every client must not take the run's time: cheap hashes (the fan-out
+        // path does not hash at all).
+        toml.push_str("\n[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n");
+    }
+    std::fs::write(&config, toml)?;
+    let store_dir = c.out.join(format!("store-{tag}"));
     let natter_on = |log: String, irc: bool| {
         let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--config".into(),
             config.display().to_string(),
-            // The fan-out figures are the memory-only server's.
-            "--ephemeral".into(),
         ];
+        if target == Target::NatterStore {
+            // A fresh store per run.
+            let _ = std::fs::remove_dir_all(&store_dir);
+            args.extend(["--data-dir".into(), store_dir.display().to_string()]);
+        } else {
+            // The other fan-out figures are the memory-only server's.
+            args.push("--ephemeral".into());
+        }
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
         }
@@ -260,8 +273,8 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     };
     let natter = |log: String| natter_on(log, false);
     Ok(match target {
-        Target::Natter => Servers {
-            main: natter(format!("natter-server-{tag}.log"))?,
+        Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
+            main: natter(format!("natter-server-{}-{tag}.log", target.name()))?,
             bridge: None,
         },
         Target::Baseline => Servers {
@@ -484,9 +497,11 @@ async fn fanout_once(
         rate: a.rate,
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
-            Target::Natter | Target::Bridge | Target::Irc => {
-                a.common.server_bin.display().to_string()
-            }
+            Target::Natter
+            | Target::NatterStore
+            | Target::NatterAccounts
+            | Target::Bridge
+            | Target::Irc => a.common.server_bin.display().to_string(),
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),
         },
         deliveries_per_s: result.rate(),

@@ -220,6 +220,22 @@ pub fn fanout_table(sums: &[Summary]) -> String {
             ));
         }
     }
+    // natter with a feature on against natter without it, in the same run.
+    for s in sums
+        .iter()
+        .filter(|s| matches!(s.target, Target::NatterStore | Target::NatterAccounts))
+    {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "{:<15} C={:<5} deliveries/s {:.2} x natter, p50 {:.2} x, p99 {:.2} x\n",
+                s.target.name(),
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                s.p50_us / n.p50_us.max(1e-9),
+                s.p99_us / n.p99_us.max(1e-9),
+            ));
+        }
+    }
     // natter's IRC listener against its binary protocol, and against InspIRCd.
     let inspircd: BTreeMap<u32, &Summary> = sums
         .iter()
@@ -297,12 +313,14 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 5] = [
+    const TARGETS: [Target; 7] = [
         Target::Baseline,
         Target::Natter,
         Target::Bridge,
         Target::Irc,
         Target::Inspircd,
+        Target::NatterStore,
+        Target::NatterAccounts,
     ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
@@ -346,6 +364,8 @@ fn colour(t: Target) -> RGBColor {
         Target::Bridge => RGBColor(40, 150, 70),
         Target::Irc => RGBColor(150, 60, 170),
         Target::Inspircd => RGBColor(120, 120, 120),
+        Target::NatterStore => RGBColor(230, 150, 30),
+        Target::NatterAccounts => RGBColor(30, 170, 170),
     }
 }
 
