@@ -1580,6 +1580,82 @@ async fn accounts_scenario(
         nc.out.has("<rosa> back after a reload")
     );
 
+    // Read markers: a second device of the account reads #side, and the first one's unread
+    // badge there clears.
+    type_line(b, "/join #side").await;
+    wait_for!(
+        "#side listed",
+        STEP,
+        (!text_of(b, r##"button[data-conv="#side"]"##)
+            .await
+            .is_empty())
+        .then_some(())
+    );
+    b.find(Locator::Css(r##"button[data-conv="#lobby"]"##))
+        .await
+        .expect("#lobby in the list")
+        .click()
+        .await
+        .expect("open #lobby");
+    nc.say("/join #side").await;
+    wait_for!("nc in #side", STEP, nc.out.has("#side"));
+    nc.say("one for the side room").await;
+    nc.say("two for the side room").await;
+    let badge = r##"button[data-conv="#side"] .badge"##;
+    wait_for!(
+        "the unread badge of #side",
+        STEP,
+        (text_of(b, badge).await == "2").then_some(())
+    );
+    let first = timeout(STEP, b.window())
+        .await
+        .expect("in time")
+        .expect("this window");
+    let second = timeout(STEP, b.new_window(true))
+        .await
+        .expect("in time")
+        .expect("a second tab");
+    timeout(STEP, b.switch_to_window(second.handle))
+        .await
+        .expect("in time")
+        .expect("to the second tab");
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page again");
+    wait_for!(
+        "the second tab to sign in with the kept key",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    let side = wait_for!(
+        "#side in the second tab",
+        STEP,
+        b.find(Locator::Css(r##"button[data-conv="#side"]"##))
+            .await
+            .ok()
+    );
+    wait_for!(
+        "the side room's lines in the second tab",
+        STEP,
+        has_line(b, "#side", "netcat", "two for the side room").await
+    );
+    side.click().await.expect("read #side in the second tab");
+    timeout(STEP, b.close_window())
+        .await
+        .expect("in time")
+        .expect("close the second tab");
+    timeout(STEP, b.switch_to_window(first))
+        .await
+        .expect("in time")
+        .expect("back to the first tab");
+    wait_for!(
+        "the first tab's #side badge to clear",
+        STEP,
+        text_of(b, badge).await.is_empty().then_some(())
+    );
+    screenshot(b, "read-elsewhere.png").await;
+
     // Signed out: the key is forgotten here and revoked on the server.
     let key = kept_sign_in(b).await["key"]
         .as_str()
