@@ -39,7 +39,13 @@ impl Session {
             ServerMsg::Parted { room } => self.parted(room),
             ServerMsg::Event(ev) => self.on_room_event(ev),
             ServerMsg::Direct(dm) => {
-                let mine = (dm.from.folded() == self.nick.folded()).then_some(dm.id);
+                // Ours, or the account's from another of its devices (same nick, ids of its own).
+                let mine = (dm.from.folded() == self.nick.folded()
+                    && self.out.pending_is(dm.id, |m| {
+                        matches!(m, ClientMsg::Msg { to, text, .. }
+                            if to.folded() == dm.to.folded() && *text == dm.text)
+                    }))
+                .then_some(dm.id);
                 self.event(Event::Direct(dm));
                 if let Some(id) = mine {
                     self.settle(id, true);
@@ -219,8 +225,17 @@ impl Session {
             return;
         }
         let mine = ev.from.folded() == self.nick.folded();
+        // Our echo, not the account's line from another of its devices (ids are per device).
+        let echo = |id: &MsgId, act: bool, text: &Text| {
+            self.out.pending_is(*id, |m| match m {
+                ClientMsg::Say { room, text: t, .. } => !act && *room == ev.room && t == text,
+                ClientMsg::Act { room, text: t, .. } => act && *room == ev.room && t == text,
+                _ => false,
+            })
+        };
         let (acked, new_nick) = match &ev.kind {
-            EventKind::Say { id, .. } | EventKind::Act { id, .. } if mine => (Some(*id), None),
+            EventKind::Say { id, text } if mine && echo(id, false, text) => (Some(*id), None),
+            EventKind::Act { id, text } if mine && echo(id, true, text) => (Some(*id), None),
             EventKind::Nick { new } if mine => (None, Some(new.clone())),
             _ => (None, None),
         };

@@ -2718,3 +2718,52 @@ fn a_change_of_password_is_kept_unless_refused() {
         ))
     );
 }
+
+#[test]
+fn a_line_of_the_account_from_another_device_does_not_settle_ours() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("from here", t.now);
+    t.s.handle_input("/msg bob psst here", t.now);
+    t.sent();
+    t.events();
+    // Another device of the account, whose ids are its own: same nick, same ids.
+    t.recv(say("#lobby", 2, "alice", 1, "from the other device"));
+    t.recv(ServerMsg::Direct(DirectMsg {
+        from: nick("alice"),
+        to: nick("bob"),
+        id: MsgId(2),
+        at: t.now,
+        text: text("psst there"),
+    }));
+    let evs = t.events();
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::Settled { .. })),
+        "{evs:?}"
+    );
+    assert!(evs.iter().any(|e| matches!(e, Event::Room(_))), "shown");
+    assert_eq!(t.s.pending(), 2);
+    // Our own echoes settle them.
+    t.recv(say("#lobby", 3, "alice", 1, "from here"));
+    t.recv(ServerMsg::Direct(DirectMsg {
+        from: nick("alice"),
+        to: nick("bob"),
+        id: MsgId(2),
+        at: t.now,
+        text: text("psst here"),
+    }));
+    let settled: Vec<_> = t
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Settled {
+                    delivered: true,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(settled.len(), 2, "{settled:?}");
+    assert_eq!(t.s.pending(), 0);
+}
