@@ -434,7 +434,22 @@ struct Cli {
 
 impl Cli {
     async fn start(nick: &str, server: SocketAddr, config_home: &Path) -> Cli {
-        let mut child = tokio::process::Command::new(natter_bin().await)
+        Cli::start_with(nick, server, config_home, None).await
+    }
+
+    /// As [`Cli::start`], signed in with `--login` and `NATTER_PASSWORD` when `password` is
+    /// given.
+    async fn start_with(
+        nick: &str,
+        server: SocketAddr,
+        config_home: &Path,
+        password: Option<&str>,
+    ) -> Cli {
+        let mut cmd = tokio::process::Command::new(natter_bin().await);
+        if let Some(p) = password {
+            cmd.arg("--login").env("NATTER_PASSWORD", p);
+        }
+        let mut child = cmd
             .args(["--lines", "--nick", nick, &server.to_string()])
             .env("RUST_LOG", "warn")
             // No config file of whoever runs the tests may change the nick or rooms.
@@ -1578,6 +1593,44 @@ async fn accounts_scenario(
         "nc to hear rosa",
         STEP,
         nc.out.has("<rosa> back after a reload")
+    );
+
+    // The same account in the terminal client at once: each sees what the other says, and so
+    // does nc, from one rosa.
+    let config_home = TempDir::new("natter-cli-config");
+    let mut cli = Cli::start_with(
+        "rosa",
+        server_addr,
+        &config_home.0,
+        Some("correct horse battery"),
+    )
+    .await;
+    wait_for!(
+        "the CLI to sign in",
+        STEP,
+        cli.out.has("-- you are signed in as rosa")
+    );
+    cli.say("from rosa's terminal").await;
+    wait_for!(
+        "the terminal's line in the page",
+        STEP,
+        has_line(b, "#lobby", "rosa", "from rosa's terminal").await
+    );
+    wait_for!(
+        "the terminal's line on nc",
+        STEP,
+        nc.out.has("<rosa> from rosa's terminal")
+    );
+    type_line(b, "from rosa's browser").await;
+    wait_for!(
+        "the page's line in the terminal",
+        STEP,
+        cli.out.has("[#lobby] <rosa> from rosa's browser")
+    );
+    assert_eq!(
+        text_of(b, "#member-list").await.matches("rosa").count(),
+        1,
+        "one rosa, on two devices"
     );
 
     // Read markers: a second device of the account reads #side, and the first one's unread
