@@ -241,8 +241,7 @@ fn new_password(src: &PasswordSource, name: &Nick) -> Result<Password, AccountEr
         let first = rpassword::prompt_password(format!("New password for {name}: "))
             .map_err(AccountError::NoPassword)?;
         check_password(&Password(first.clone()))?;
-        let again =
-            rpassword::prompt_password("Again: ").map_err(AccountError::NoPassword)?;
+        let again = rpassword::prompt_password("Again: ").map_err(AccountError::NoPassword)?;
         if first != again {
             return Err(AccountError::Mismatch);
         }
@@ -261,10 +260,13 @@ fn read_password_file(path: &Path) -> Result<Password, AccountError> {
     };
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(PASSWORD_MAX_BYTES as u64 + 3).read_to_end(&mut bytes))
+        .and_then(|f| {
+            f.take(PASSWORD_MAX_BYTES as u64 + 3)
+                .read_to_end(&mut bytes)
+        })
         .map_err(failed)?;
-    let mut text = String::from_utf8(bytes)
-        .map_err(|_| AccountError::NotText(path.display().to_string()))?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| AccountError::NotText(path.display().to_string()))?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -276,10 +278,7 @@ fn read_password_file(path: &Path) -> Result<Password, AccountError> {
 }
 
 /// Hashes `p` at `cost` with a fresh random salt.
-fn hash(
-    p: &Password,
-    cost: HashCost,
-) -> Result<natter_core::accounts::PasswordHash, AccountError> {
+fn hash(p: &Password, cost: HashCost) -> Result<natter_core::accounts::PasswordHash, AccountError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(AccountError::Random)?;
     Ok(hash_password(p, &salt, cost)?)

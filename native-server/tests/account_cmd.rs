@@ -184,12 +184,28 @@ async fn the_store_loads_what_add_wrote_and_passwd_revokes_device_keys() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].record.name, Nick::new("Dora").unwrap());
     assert!(
-        got[0].record.hash.0.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        got[0]
+            .record
+            .hash
+            .0
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "OWASP's cost by default: {}",
         got[0].record.hash.0
     );
     assert!(verifies(&got[0], PASSWORD));
     assert!(!verifies(&got[0], "correct horse battery!"));
+    // Only the hash is kept: the password's bytes are in no file of the store.
+    for entry in std::fs::read_dir(d).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(PASSWORD.len())
+                .any(|w| w == PASSWORD.as_bytes()),
+            "the password is in {}",
+            path.display()
+        );
+    }
 
     // Two remembered devices, as the hub would store them; passwd revokes both.
     {
