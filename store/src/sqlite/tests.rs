@@ -681,3 +681,40 @@ mod accounts {
         assert_eq!(accounts(&store).len(), 2);
     }
 }
+
+#[test]
+fn a_schema_2_store_gains_accounts_and_a_running_older_server_is_not_upgraded_under_it() {
+    use crate::{AccountStore, OpenError};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 2 of natter wrote.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..2] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 2; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 7);",
+        )
+        .unwrap();
+    }
+    {
+        // An older server holds the directory: the operator's tool refuses to upgrade under it.
+        let _server = super::write::DirLock::take(&dir.path().join("natter.lock")).unwrap();
+        match AccountStore::open(&Config::new(dir.path())) {
+            Err(e @ OpenError::Sqlite { .. }) => {
+                assert!(e.to_string().contains("schema version 2"), "{e}")
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+    // With nobody on it, it is upgraded (by the tool as by a server) and keeps its rooms.
+    let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+    assert!(admin.accounts().unwrap().is_empty());
+    drop(admin);
+    let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.rooms[0].last_seq, Seq(7));
+    assert!(loaded.accounts.is_empty());
+}
