@@ -1,8 +1,11 @@
 //! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
 //! OS's randomness, runs the server and shuts it down gracefully on SIGINT/SIGTERM.
+//! `natter-server account …` manages accounts in the same store instead (`account_cmd`).
+
+mod account_cmd;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use natter_core::hub::Config;
 use natter_server::{ServerConfig, random_seed};
 use serde::Deserialize;
@@ -20,6 +23,8 @@ const DEFAULT_GRACE_MS: u64 = 5_000;
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on, IPv4 or IPv6 (repeatable) [default: 0.0.0.0:8000]
     #[arg(
         short,
@@ -39,7 +44,7 @@ struct Args {
     irc_listen: Vec<SocketAddr>,
     /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms` and a
     /// `[limits]` table
-    #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
+    #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
     /// protocol header naming the client, and are not counted as its own address [default: none]
@@ -60,7 +65,7 @@ struct Args {
     #[arg(long, value_name = "MS", env = "NATTER_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
     /// Where rooms, history and resume sessions are kept (SQLite) [default: $XDG_DATA_HOME/natter]
-    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR")]
+    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory only: rooms and history are forgotten at exit
     #[arg(long, env = "NATTER_EPHEMERAL")]
@@ -69,6 +74,19 @@ struct Args {
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
     bridge_secret_file: Option<PathBuf>,
+}
+
+/// Instead of running the server.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manages accounts in the server's store (the same data directory and config as the
+    /// server). Works while the server runs; a running server applies the changes on SIGHUP.
+    /// Passwords are asked on the terminal without echo, or read from --password-file or
+    /// NATTER_PASSWORD, never given as arguments.
+    Account {
+        #[command(subcommand)]
+        cmd: account_cmd::AccountCmd,
+    },
 }
 
 /// The config file. Every key is optional; flags and environment variables win over it. The
@@ -193,6 +211,16 @@ async fn main() -> anyhow::Result<()> {
 
     let args = Args::parse();
     let file = read_file_config(args.config.as_ref())?;
+    if let Some(Command::Account { cmd }) = &args.command {
+        let store = store_config(&args, &file.store)?;
+        let cost = file.accounts.hash_cost;
+        if let Err(e) = account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock()) {
+            // The operator's words only: no error chain, no backtrace.
+            eprintln!("natter-server account: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let config = server_config(&args, &file, random_seed()?)?;
     let server = natter_server::start(config).await?;
 
