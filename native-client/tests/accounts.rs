@@ -1,12 +1,16 @@
 //! `natter --login` against a real natter-server: a script signs in with `NATTER_PASSWORD` and
 //! talks as the account; a wrong password says so; the config's `password_file` is read; when
-//! the connection drops and the session cannot be resumed, the client signs in again by itself.
+//! the connection drops and the session cannot be resumed, the client signs in again by itself,
+//! and so it does after the server restarts past the resume window (the account is stored).
 
 mod support;
 
+use natter_server::{Server, ServerConfig};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use support::{Client, server, server_with};
+use std::time::Duration;
+use support::{Client, WAIT, server, server_with};
 use tokio::net::{TcpListener, TcpStream};
 
 fn login_args(nick: &str, addr: SocketAddr) -> Vec<String> {
@@ -170,6 +174,55 @@ async fn when_the_session_cannot_be_resumed_the_client_signs_in_again_by_itself(
     assert!(dora.exit_status().await.success());
     dora.drain().await;
     assert_eq!(dora.count("-- you are signed in as dora"), 2);
+    erin.close_stdin();
+    assert!(erin.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A server keeping accounts in `dir`, whose resume sessions last a moment only (so a restart
+/// cannot resume anyone), on `addr` (port 0: any).
+async fn stored_server(dir: &Path, addr: SocketAddr) -> Server {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut config = ServerConfig::local_test();
+        config.listen = vec![addr];
+        config.store = Some(natter_store::Config::new(dir));
+        config.hub.resume_grace = natter_core::Millis(1);
+        match natter_server::start(config).await {
+            Ok(s) => return s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot start the server: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_that_cannot_resume_the_client_signs_in_again_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = stored_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let addr = server.local_addrs()[0];
+    register(addr, "dora", "a long passphrase").await;
+    let mut dora = Client::start_env(
+        "dora",
+        &login_args("dora", addr),
+        &[("NATTER_PASSWORD", "a long passphrase")],
+    );
+    dora.expect("-- you are signed in as dora").await;
+    server.shutdown().await.expect("server shuts down");
+    // Past the resume window by the time it is back.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let server = stored_server(dir.path(), addr).await;
+    dora.expect_containing("could not resume").await;
+    dora.expect("-- you are signed in as dora").await;
+    let mut erin = Client::start("erin", addr, &[]);
+    erin.expect("-- connected as erin").await;
+    dora.send("back after the restart").await;
+    erin.expect("[#lobby] <dora> back after the restart").await;
+    dora.close_stdin();
+    assert!(dora.exit_status().await.success());
     erin.close_stdin();
     assert!(erin.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
