@@ -705,10 +705,11 @@ function keepKey() {
   try {
     if (key === undefined) localStorage.removeItem(KEPT_SIGN_IN);
     else localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
-    keptKey = key;
   } catch {
     // storage disabled: this browser just cannot remember
   }
+  keptKey = key;
+  if (key === undefined) signingOut = false;
 }
 
 ui.signOut.addEventListener("click", () => {
@@ -975,6 +976,16 @@ function askNick() {
   // Remembered: signed in with the kept device key, no questions asked.
   const kept = keptSignIn();
   if (kept && start(kept.account, "key", kept.key)) return;
+  if (kept) {
+    // Not usable (damaged): forget it, and ask.
+    try {
+      localStorage.removeItem(KEPT_SIGN_IN);
+    } catch {
+      // ignore
+    }
+    keptKey = undefined;
+    ui.nickError.textContent = "";
+  }
   const fromUrl = new URLSearchParams(location.search).get("nick");
   let remembered = "";
   try {

@@ -416,11 +416,14 @@ impl Session {
         if self.closed_for(About::Account) {
             return;
         }
+        let was_signed_in = self.account.signed_in().is_some();
         self.account.sign_out();
         if self.link.is_welcomed() {
             self.pace(ClientMsg::SignOut);
-            // The token is the account's: the next connection starts as a guest.
-            self.handshake.token = None;
+            if was_signed_in {
+                // The token is the account's: the next connection starts as a guest.
+                self.handshake.token = None;
+            }
         } else if let Err(why) = self.out.defer(ClientMsg::SignOut) {
             // Resumed as the account at the next welcome, and signed out then.
             self.queue_full(why);

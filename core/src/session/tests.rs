@@ -2767,3 +2767,29 @@ fn a_line_of_the_account_from_another_device_does_not_settle_ours() {
     assert_eq!(settled.len(), 2, "{settled:?}");
     assert_eq!(t.s.pending(), 0);
 }
+
+#[test]
+fn a_guest_signing_out_keeps_its_session() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_out(t.now);
+    assert_eq!(t.drain_paced(), vec![ClientMsg::SignOut]);
+    t.recv(error(ErrorKind::NotSignedIn, Re::Conn));
+    assert!(t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(
+            &hello,
+            ClientMsg::Hello {
+                resume: Some(_),
+                ..
+            }
+        ),
+        "{hello:?}"
+    );
+}
