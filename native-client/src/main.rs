@@ -147,6 +147,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(password) = password {
         // Sent right after the welcome, before the rooms are asked for.
         session.sign_in(account, Proof::Password(password), false, clock::now());
+        // A refused password ends the client: a script must not talk under a guest's nick.
+        session.require_sign_in();
     }
     let mut driver_config = driver::DriverConfig::new(server);
     driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);

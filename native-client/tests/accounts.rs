@@ -62,20 +62,30 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     alice.close_stdin();
     assert!(alice.exit_status().await.success());
 
-    // A wrong password is said in words, and the client stays a guest.
+    // A wrong password is said in words, and the script ends (exit 1) without saying anything
+    // under another nick.
     let mut wrong = Client::start_env(
         "alice",
         &login_args("alice", addr),
         &[("NATTER_PASSWORD", "wrong horse")],
     );
+    wrong.send("not as a guest").await;
     let err = wrong
         .expect_where("the refusal", |l| l.starts_with("error: "))
         .await;
     assert_eq!(err, "error: account: wrong account name or password");
-    wrong.close_stdin();
-    wrong.exit_status().await;
+    let status = wrong.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{status}");
     wrong.drain().await;
     assert_eq!(wrong.count("-- you are signed in as alice"), 0);
+    bob.send("/who").await;
+    // Answered after anything the script could have said.
+    bob.expect_containing("#lobby (").await;
+    assert!(
+        !bob.seen.iter().any(|l| l.contains("not as a guest")),
+        "{:?}",
+        bob.seen
+    );
 
     bob.close_stdin();
     assert!(bob.exit_status().await.success());

@@ -82,6 +82,8 @@ pub(super) struct Account {
     /// The account this connection is signed in to, as the server last said.
     signed_in: Option<Nick>,
     asking: Option<Ask>,
+    /// The session is for the account only: a refused sign-in ends it (`natter --login`).
+    required: bool,
 }
 
 impl Account {
@@ -93,6 +95,17 @@ impl Account {
     /// The device key kept, if any.
     pub(super) fn key(&self) -> Option<&DeviceKey> {
         self.creds.as_ref().and_then(|c| c.key.as_ref())
+    }
+
+    /// Makes signing in a condition of the session (until signed out).
+    pub(super) fn require(&mut self) {
+        self.required = true;
+    }
+
+    /// Signing in is required, and the account's credentials were refused for good (nothing
+    /// signed in, nothing asked, nothing left to try).
+    pub(super) fn required_and_refused(&self) -> bool {
+        self.required && self.signed_in.is_none() && self.asking.is_none()
     }
 
     /// An account request is waiting for its answer.

@@ -408,6 +408,14 @@ impl Session {
         self.send_account(msg);
     }
 
+    /// Makes the session the account's only (`natter --login`): if the sign-in asked with
+    /// [`Session::sign_in`] is refused (wrong credentials, throttled), here or when signing in
+    /// again after a welcome that is not a resume, the session ends ([`Session::fatal`] says
+    /// why) instead of going on as a guest. Signing out lifts it.
+    pub fn require_sign_in(&mut self) {
+        self.account.require();
+    }
+
     /// Signs out on this device: the server revokes its device key and closes the connection,
     /// and the session comes back as a guest. The kept credentials are forgotten at once
     /// ([`Event::SignedOut`]).

@@ -330,6 +330,9 @@ impl Session {
                 if let Refused::Retry(msg) = self.account.refused(kind) {
                     self.info("the device key was refused; signing in with the password");
                     self.pace(msg);
+                } else if self.account.required_and_refused() {
+                    // Not to go on under another name than the one asked for.
+                    self.close_for_good(Some(format!("could not sign in: {}", clean(detail))));
                 }
             }
             _ => {}

@@ -2793,3 +2793,32 @@ fn a_guest_signing_out_keeps_its_session() {
         "{hello:?}"
     );
 }
+
+#[test]
+fn a_required_sign_in_refused_ends_the_session() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("wrong horse")),
+        false,
+        t.now,
+    );
+    t.s.require_sign_in();
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    // Line mode types nothing until the session is settled.
+    assert!(!t.s.is_settled(), "waiting for the sign-in's answer");
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::SignInFailed,
+        re: Re::Conn,
+        detail: "wrong account name or password".into(),
+    });
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert_eq!(
+        t.s.fatal(),
+        Some("could not sign in: wrong account name or password")
+    );
+    t.s.handle_input("not as a guest", t.now);
+    assert!(t.sent().is_empty(), "nothing said as a guest");
+}
