@@ -123,6 +123,34 @@ fn write_detail(e: &WriteError) -> String {
     }
 }
 
+/// `natter-server audit`: the newest `limit` lines of the moderation audit log (of `room`
+/// only, if given), oldest first, one a line: time, room, who, what.
+pub fn audit(
+    store: Option<natter_store::Config>,
+    room: Option<&str>,
+    limit: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<(), AccountError> {
+    let config = store.ok_or(AccountError::Ephemeral)?;
+    let room = room
+        .map(|r| {
+            natter_core::RoomName::new(r).map_err(|reason| AccountError::BadName {
+                name: r.to_owned(),
+                reason,
+            })
+        })
+        .transpose()?;
+    let mut store = AccountStore::open(&config)?;
+    for a in store.audit(room.as_ref(), limit)? {
+        let room = a.room.as_ref().map_or("-", natter_core::RoomName::as_str);
+        say(
+            out,
+            format_args!("{}\t{room}\t{}\t{}", utc(a.at), a.actor, a.action),
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cmd` on the store `store` (`None` when the server is configured ephemeral), hashing new
 /// passwords at `cost`; what it reports goes to `out`.
 pub fn run(
@@ -294,24 +322,7 @@ fn unix_now() -> Millis {
 
 /// Unix milliseconds as an RFC 3339 UTC time to the second (`2026-12-03T04:46:07Z`).
 fn utc(t: Millis) -> String {
-    let secs = t.0 / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    t.rfc3339()
 }
 
 #[cfg(test)]

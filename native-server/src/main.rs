@@ -87,6 +87,15 @@ enum Command {
         #[command(subcommand)]
         cmd: account_cmd::AccountCmd,
     },
+    /// Prints the moderation audit log (what operators and admins did), oldest first
+    Audit {
+        /// Only this room
+        #[arg(long)]
+        room: Option<String>,
+        /// The newest this many lines
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// The config file. Every key is optional; flags and environment variables win over it. The
@@ -217,6 +226,15 @@ async fn main() -> anyhow::Result<()> {
         if let Err(e) = account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock()) {
             // The operator's words only: no error chain, no backtrace.
             eprintln!("natter-server account: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    if let Some(Command::Audit { room, limit }) = &args.command {
+        let store = store_config(&args, &file.store)?;
+        let out = &mut std::io::stdout().lock();
+        if let Err(e) = account_cmd::audit(store, room.as_deref(), *limit, out) {
+            eprintln!("natter-server audit: {e}");
             std::process::exit(1);
         }
         return Ok(());

@@ -278,6 +278,16 @@ impl AccountStore {
         load(&tx)
     }
 
+    /// The newest `limit` lines of the moderation audit log (of `room` only, if given),
+    /// oldest first.
+    pub fn audit(
+        &mut self,
+        room: Option<&natter_core::RoomName>,
+        limit: usize,
+    ) -> Result<Vec<natter_core::persist::AuditRecord>, ReadError> {
+        super::policies::audit(&self.conn, room, limit)
+    }
+
     /// The account named `name` (in any case), if there is one.
     pub fn account(&mut self, name: &Nick) -> Result<Option<AccountRecord>, ReadError> {
         let found: Option<(String, String, i64)> = self

@@ -1,4 +1,5 @@
-//! Rooms' settings (`room_policies`): written whole on every change, read at start-up.
+//! Rooms' settings (`room_policies`): written whole on every change, read at start-up; and the
+//! moderation audit log (`audit`), read by `natter-server audit`.
 
 use crate::{ReadError, WriteError};
 use natter_core::RoomName;
@@ -14,6 +15,20 @@ fn config() -> impl bincode::config::Config {
 /// if it is not one.
 pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> {
     let sql = WriteError::from_sqlite;
+    if let Write::Audit(a) = write {
+        let at = super::codec::int("time", a.at.0)?;
+        tx.prepare_cached("INSERT INTO audit (at, room, actor, action) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut st| {
+                st.execute(rusqlite::params![
+                    at,
+                    a.room.as_ref().map(RoomName::as_str),
+                    a.actor.as_str(),
+                    a.action
+                ])
+            })
+            .map_err(sql)?;
+        return Ok(true);
+    }
     let Write::RoomPolicy { room, policy } = write else {
         return Ok(false);
     };
@@ -56,5 +71,47 @@ pub(super) fn load(conn: &Connection) -> Result<Vec<(RoomName, Policy)>, ReadErr
             .map_err(|e| ReadError::Corrupt(format!("room settings of {room}: {e}")))?;
         out.push((name, policy));
     }
+    Ok(out)
+}
+
+/// The newest `limit` lines of the audit log (of `room` only, if given), oldest first.
+pub(super) fn audit(
+    conn: &Connection,
+    room: Option<&RoomName>,
+    limit: usize,
+) -> Result<Vec<natter_core::persist::AuditRecord>, ReadError> {
+    use natter_core::{Millis, Nick};
+    let mut st = conn
+        .prepare(
+            "SELECT at, room, actor, action FROM audit
+             WHERE ?1 IS NULL OR room = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(ReadError::from_sqlite)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = st
+        .query_map(rusqlite::params![room.map(RoomName::as_str), limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(ReadError::from_sqlite)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at, room, actor, action) = row.map_err(ReadError::from_sqlite)?;
+        let bad = |e: &dyn std::fmt::Display| ReadError::Corrupt(format!("audit line: {e}"));
+        out.push(natter_core::persist::AuditRecord {
+            at: Millis(u64::try_from(at).map_err(|e| bad(&e))?),
+            room: room
+                .map(|r| RoomName::new(&r))
+                .transpose()
+                .map_err(|e| bad(&e))?,
+            actor: Nick::new(&actor).map_err(|e| bad(&e))?,
+            action,
+        });
+    }
+    out.reverse();
     Ok(out)
 }

@@ -5,3 +5,12 @@ CREATE TABLE room_policies (
     room   TEXT PRIMARY KEY,
     policy BLOB NOT NULL
 ) WITHOUT ROWID;
+
+-- The moderation audit log: what operators and admins did, oldest first by id.
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    room   TEXT,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL
+);
