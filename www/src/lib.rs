@@ -156,7 +156,8 @@ impl Client {
 
     /// Signs in to `account` with `password`; `remember` asks for a device key to keep (see
     /// `device_key`). Returns why not, in words, when the account or password cannot be
-    /// sent; the answer comes as a `me` change (`account()`), or an error line.
+    /// sent; the answer comes as a `me` change (`account()`). Refused, the session ends
+    /// (`conn().fatal` says why) rather than going on as a guest.
     pub fn sign_in(
         &mut self,
         account: &str,
@@ -173,6 +174,8 @@ impl Client {
         }
         let proof = Proof::Password(Password(password.to_owned()));
         self.session.sign_in(account, proof, remember, millis(now));
+        // Asked for in the dialog: refused, the session ends and says why (not a guest then).
+        self.session.require_sign_in();
         self.pump(millis(now));
         None
     }
@@ -194,13 +197,15 @@ impl Client {
     }
 
     /// Registers the nick asked for as an account with `password`, and signs in. Returns why
-    /// not, in words, when the password is not one the server takes.
+    /// not, in words, when the password is not one the server takes; refused by the server,
+    /// the session ends (`conn().fatal` says why).
     pub fn register(&mut self, password: &str, remember: bool, now: f64) -> Option<String> {
         if let Some(why) = password_error(password) {
             return Some(why);
         }
         self.session
             .register(Password(password.to_owned()), remember, millis(now));
+        self.session.require_sign_in();
         self.pump(millis(now));
         None
     }

@@ -493,7 +493,12 @@ function renderConn() {
       break;
     case "closed":
       ui.status.textContent = "disconnected";
-      showBanner(conn.fatal ? `The server ended this session: ${conn.fatal}` : "You have left the chat.", true);
+      showBanner(
+        conn.fatal?.startsWith("could not ")
+          ? `You ${conn.fatal}.` // a refused sign-in or registration
+          : conn.fatal ? `The server ended this session: ${conn.fatal}` : "You have left the chat.",
+        true,
+      );
       break;
   }
 }

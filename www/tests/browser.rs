@@ -1769,5 +1769,34 @@ async fn accounts_scenario(
         STEP,
         dialog_open(b).await.then_some(())
     );
+
+    // A wrong password in the dialog ends the session with the reason, rather than joining as
+    // a guest under another nick.
+    let nick_input = b.find(Locator::Id("nick-input")).await.expect("nick");
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("rosa").await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("pw")
+        .send_keys("not the password")
+        .await
+        .expect("type a password");
+    b.find(Locator::Id("sign-in"))
+        .await
+        .expect("the sign-in button")
+        .click()
+        .await
+        .expect("click sign in");
+    wait_for!(
+        "the refusal in the banner",
+        STEP,
+        text_of(b, "#banner")
+            .await
+            .contains("You could not sign in: wrong account name or password.")
+            .then_some(())
+    );
+    assert_eq!(conn_state(b).await, "closed");
+    assert_eq!(account_of(b).await, None);
+    screenshot(b, "sign-in-refused.png").await;
     bridge
 }

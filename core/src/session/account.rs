@@ -108,6 +108,11 @@ impl Account {
         self.required && self.signed_in.is_none() && self.asking.is_none()
     }
 
+    /// The request waiting for its answer is a registration.
+    pub(super) fn is_registering(&self) -> bool {
+        matches!(self.asking, Some(Ask::Register))
+    }
+
     /// An account request is waiting for its answer.
     pub(super) fn is_asking(&self) -> bool {
         self.asking.is_some()

@@ -327,12 +327,17 @@ impl Session {
                 self.send_next_search();
             }
             About::Account => {
+                let what = if self.account.is_registering() {
+                    "register"
+                } else {
+                    "sign in"
+                };
                 if let Refused::Retry(msg) = self.account.refused(kind) {
                     self.info("the device key was refused; signing in with the password");
                     self.pace(msg);
                 } else if self.account.required_and_refused() {
                     // Not to go on under another name than the one asked for.
-                    self.close_for_good(Some(format!("could not sign in: {}", clean(detail))));
+                    self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));
                 }
             }
             _ => {}
