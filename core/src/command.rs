@@ -4,7 +4,7 @@
 
 use crate::moderation::{ModeChange, parse_duration, reason};
 use crate::types::{InvalidName, Nick, Password, RoomName, Text};
-use crate::wire::ModAction;
+use crate::wire::{AdminAction, ModAction};
 use thiserror::Error;
 
 /// A typed line, understood.
@@ -94,6 +94,8 @@ pub enum Command {
         /// Its key.
         key: Text,
     },
+    /// A server admin's action (`/kill`, `/wall`, `/gban`, `/gunban`, `/gbans`).
+    Admin(AdminAction),
     /// A founder's or operator's action (`/register #room`, `/op`, `/kick`, `/ban`, `/mute`,
     /// `/invite`, `/mode`...), in the named room or the current one.
     Moderate {
@@ -177,12 +179,20 @@ pub const HELP: &[(&str, &str)] = &[
         "/mode [#room] [+i|-i|+k key|-k|+m|-m|+t|-t|+l N|-l]",
         "show or change the room's settings",
     ),
+    ("/kill nick [reason]", "server admins: disconnect someone"),
+    ("/wall text", "server admins: a notice to everyone"),
+    (
+        "/gban nick|mask [duration] [reason]",
+        "server admins: ban from the server",
+    ),
+    ("/gunban mask", "server admins: lift a server ban"),
+    ("/gbans", "server admins: list server bans"),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -381,6 +391,40 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "op" | "deop" | "voice" | "devoice" | "kick" | "ban" | "unban" | "bans" | "mute"
         | "unmute" | "invite" | "mode" => return moderation(&name, args),
+        "kill" => match word(args) {
+            (n, why) if !n.is_empty() => Command::Admin(AdminAction::Kill {
+                nick: Nick::new(n)?,
+                reason: reason(why),
+            }),
+            _ => return Err(CommandError::Usage(usage("/kill"))),
+        },
+        "wall" => match opt_text(args)? {
+            Some(t) => Command::Admin(AdminAction::Wall(t)),
+            None => return Err(CommandError::Usage(usage("/wall"))),
+        },
+        "gban" => match word(args) {
+            (t, after) if !t.is_empty() => {
+                let (d, why) = word(after);
+                let (duration, why) = match parse_duration(d) {
+                    Ok(d) => (Some(d), why),
+                    Err(_) => (None, after),
+                };
+                Command::Admin(AdminAction::Ban {
+                    target: t.to_owned(),
+                    duration,
+                    reason: reason(why),
+                })
+            }
+            _ => return Err(CommandError::Usage(usage("/gban"))),
+        },
+        "gunban" => match word(args) {
+            (t, "") if !t.is_empty() => Command::Admin(AdminAction::Unban {
+                target: t.to_owned(),
+            }),
+            _ => return Err(CommandError::Usage(usage("/gunban"))),
+        },
+        "gbans" if args.trim().is_empty() => Command::Admin(AdminAction::Bans),
+        "gbans" => return Err(CommandError::Usage(usage("/gbans"))),
         "login" | "identify" => match word(args) {
             (n, p) if !n.is_empty() && !p.trim().is_empty() => Command::Login {
                 account: Nick::new(n)?,

@@ -98,6 +98,8 @@ pub enum Write {
     },
     /// A line of the moderation audit log.
     Audit(AuditRecord),
+    /// Replaces the server-wide bans.
+    ServerBans(Vec<crate::moderation::Entry>),
     /// Replaces a room's settings (founder, operators, modes, bans, mutes); `None` forgets
     /// them.
     RoomPolicy {
@@ -214,6 +216,8 @@ pub struct Loaded {
     pub accounts: Vec<LoadedAccount>,
     /// Rooms' settings (registered rooms, bans...).
     pub policies: Vec<(RoomName, crate::moderation::Policy)>,
+    /// Server-wide bans.
+    pub server_bans: Vec<crate::moderation::Entry>,
 }
 
 /// One room as stored.

@@ -385,6 +385,16 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Invited { room, by } => {
             vec![notice(format!("{by} invites you to {room} (/join {room})"))]
         }
+        ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
+        ServerMsg::ServerBans { bans } => {
+            if bans.is_empty() {
+                vec![notice("nobody is banned from the server".into())]
+            } else {
+                bans.iter()
+                    .map(|b| notice(format!("banned from the server: {}", entry_words(b))))
+                    .collect()
+            }
+        }
         ServerMsg::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],

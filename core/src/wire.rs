@@ -224,6 +224,9 @@ pub enum ClientMsg {
         /// Its key.
         key: Text,
     },
+    /// A server admin's action (see [`AdminAction`]); refused with [`ErrorKind::NotOperator`]
+    /// for anyone else.
+    Admin(AdminAction),
     /// A founder's or operator's action in `room` (see [`ModAction`]). Refused with
     /// [`ErrorKind::NotOperator`] when the sender may not; done, it is a room event
     /// ([`EventKind::Kick`] or [`EventKind::Mode`]) everyone in the room sees.
@@ -233,6 +236,37 @@ pub enum ClientMsg {
         /// What.
         action: ModAction,
     },
+}
+
+/// What a server admin (an account named in the server's `[accounts] admins`) does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminAction {
+    /// Disconnect every connection of a user, which quits (also an always-on account's).
+    Kill {
+        /// Who.
+        nick: Nick,
+        /// Why (they are told).
+        reason: Option<Text>,
+    },
+    /// A notice to everyone connected ([`ServerMsg::Wall`]).
+    Wall(Text),
+    /// Ban from the whole server (checked when a connection says hello or signs in); whoever
+    /// it holds is disconnected.
+    Ban {
+        /// A mask or a present user's nick (as for a room ban).
+        target: String,
+        /// For how long (`None`: until lifted), at most a year.
+        duration: Option<Millis>,
+        /// Why.
+        reason: Option<Text>,
+    },
+    /// Lift a server ban.
+    Unban {
+        /// The mask.
+        target: String,
+    },
+    /// List the server bans ([`ServerMsg::ServerBans`]).
+    Bans,
 }
 
 /// What a founder or an operator does to a room.
@@ -696,6 +730,18 @@ pub enum ServerMsg {
         room: RoomName,
         /// Who.
         by: Nick,
+    },
+    /// A server admin's notice to everyone.
+    Wall {
+        /// The admin.
+        from: Nick,
+        /// What they say.
+        text: Text,
+    },
+    /// The server's bans (answering [`AdminAction::Bans`]).
+    ServerBans {
+        /// The bans.
+        bans: Vec<Entry>,
     },
 }
 

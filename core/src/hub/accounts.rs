@@ -396,6 +396,14 @@ impl Hub {
             return;
         }
         let folded = account.folded();
+        let banned = self
+            .server_bans
+            .iter()
+            .any(|b| b.live(now) && b.mask.holds(Some(&folded), &account, None));
+        if banned {
+            let words = "that account is banned from this server".to_owned();
+            return self.fatal(conn, ErrorKind::Banned, words, now);
+        }
         if let Some(wait) = self.accounts.fails.wait(&folded, now) {
             return self.throttled(conn, "too many failed sign-ins to that account", wait);
         }

@@ -253,6 +253,7 @@ impl Hub {
         }
         let mut restored = 0;
         self.load_policies(loaded.policies);
+        self.server_bans = loaded.server_bans;
         // Accounts before sessions: an always-on account's user is there for its devices.
         self.load_accounts(loaded.accounts);
         for s in loaded.sessions {

@@ -364,6 +364,13 @@ impl Hub {
 
     /// A new user for `conn`: the nick asked for, or a free one like it, or a guest nick.
     pub(super) fn fresh_session(&mut self, conn: ConnId, hello: Hello, now: Millis) {
+        let ip = self
+            .conns
+            .get(&conn)
+            .map(|c| c.counted_ip.unwrap_or(c.socket_ip));
+        if let Some(words) = ip.and_then(|ip| self.server_ban_words(ip, hello.nick.as_ref(), now)) {
+            return self.fatal(conn, ErrorKind::Banned, words, now);
+        }
         if self.register_signed_in(conn, now) {
             return;
         }

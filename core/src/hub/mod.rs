@@ -274,6 +274,8 @@ pub struct Hub {
     tokens: HashMap<u64, DeviceId>,
     /// Registered accounts, their keys and markers, and password work out.
     accounts: Box<accounts::Accounts>,
+    /// Server-wide bans (see `moderate.rs`).
+    server_bans: Vec<crate::moderation::Entry>,
     rooms: Rooms,
     /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
     history_bytes: usize,
@@ -321,6 +323,7 @@ impl Hub {
             nicks: HashMap::new(),
             tokens: HashMap::new(),
             accounts: Box::default(),
+            server_bans: Vec::new(),
             rooms: Rooms::new(),
             history_bytes: 0,
             out: Out::default(),

@@ -22,12 +22,14 @@ use crate::moderation::{Entry, MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM, Mask, ModeCh
 use crate::persist::Write;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
-use crate::wire::{ErrorKind, EventKind, ModAction, Re, ServerMsg};
+use crate::wire::{AdminAction, ErrorKind, EventKind, ModAction, Re, ServerMsg};
 use core::net::IpAddr;
 use tracing::info;
 
 /// Nicks one room remembers as invited.
 const MAX_INVITED: usize = 100;
+/// Server-wide bans the server keeps.
+const MAX_SERVER_BANS: usize = 1000;
 
 /// Why someone may not do something in a room: an error kind and its words.
 type Refusal = (ErrorKind, String);
@@ -327,6 +329,196 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// Runs a server admin's action.
+    pub(super) fn administer(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        action: AdminAction,
+        now: Millis,
+    ) {
+        if let Err((kind, detail)) = self.try_administer(conn, uid, action, now) {
+            self.error(conn, kind, Re::Conn, detail);
+        }
+    }
+
+    fn try_administer(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        action: AdminAction,
+        now: Millis,
+    ) -> Result<(), Refusal> {
+        let account = self.account_of(uid);
+        if !self.is_admin(account.as_deref()) {
+            return Err((ErrorKind::NotOperator, "that is for server admins".into()));
+        }
+        let me = self
+            .users
+            .get(&uid)
+            .map(|u| u.nick.clone())
+            .ok_or_else(gone)?;
+        match action {
+            AdminAction::Kill { nick, reason } => {
+                let (target, tnick) = self.named(&nick)?;
+                let words = match &reason {
+                    Some(r) => format!("kill {tnick}: {r}"),
+                    None => format!("kill {tnick}"),
+                };
+                self.audit(None, &me, words, now);
+                let why = match &reason {
+                    Some(r) => format!("disconnected by {me}: {r}"),
+                    None => format!("disconnected by {me}"),
+                };
+                self.remove_user(target, &why, now);
+            }
+            AdminAction::Wall(text) => {
+                self.audit(None, &me, format!("wall {text}"), now);
+                let all: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.user().is_some() && !c.closing())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for c in all {
+                    let msg = ServerMsg::Wall {
+                        from: me.clone(),
+                        text: text.clone(),
+                    };
+                    self.reply(c, Reply::Msg(msg));
+                }
+            }
+            AdminAction::Ban {
+                target,
+                duration,
+                reason,
+            } => {
+                let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
+                let masks = match self.nicks.get(&target.to_ascii_lowercase()) {
+                    Some(&t) if t == uid => {
+                        return Err((ErrorKind::Invalid, "not yourself".into()));
+                    }
+                    Some(&t) => self.person_masks(t),
+                    None => vec![Mask::parse(&target).map_err(bad)?],
+                };
+                let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
+                self.server_bans.retain(|b| b.live(now));
+                if self.server_bans.len() + masks.len() > MAX_SERVER_BANS {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("the server has {MAX_SERVER_BANS} bans, the most it keeps"),
+                    ));
+                }
+                for mask in &masks {
+                    self.server_bans.retain(|b| b.mask != *mask);
+                    self.server_bans.push(Entry {
+                        mask: mask.clone(),
+                        until,
+                        by: me.clone(),
+                        reason: reason.clone(),
+                    });
+                    self.audit(None, &me, format!("server ban {mask}"), now);
+                }
+                self.record(Write::ServerBans(self.server_bans.clone()));
+                let held: Vec<UserId> = self
+                    .users
+                    .keys()
+                    .copied()
+                    .filter(|u| *u != uid && self.server_banned(*u, None, now).is_some())
+                    .collect();
+                let why = match &reason {
+                    Some(r) => format!("banned from this server by {me}: {r}"),
+                    None => format!("banned from this server by {me}"),
+                };
+                for u in held {
+                    self.remove_user(u, &why, now);
+                }
+            }
+            AdminAction::Unban { target } => {
+                let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let before = self.server_bans.len();
+                self.server_bans.retain(|b| b.mask != mask);
+                if self.server_bans.len() == before {
+                    return Err((ErrorKind::Invalid, format!("no server ban on {mask}")));
+                }
+                self.audit(None, &me, format!("server unban {mask}"), now);
+                self.record(Write::ServerBans(self.server_bans.clone()));
+            }
+            AdminAction::Bans => {
+                let bans = self
+                    .server_bans
+                    .iter()
+                    .filter(|b| b.live(now))
+                    .cloned()
+                    .collect();
+                self.reply(conn, Reply::Msg(ServerMsg::ServerBans { bans }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server ban holding `uid` (on any connection's address, or `extra`), if any.
+    pub(super) fn server_banned(
+        &self,
+        uid: UserId,
+        extra: Option<IpAddr>,
+        now: Millis,
+    ) -> Option<Entry> {
+        if self.server_bans.is_empty() {
+            return None;
+        }
+        let u = self.users.get(&uid)?;
+        let account = self.account_of(uid);
+        let mut ips: Vec<Option<IpAddr>> = self
+            .user_conns(uid)
+            .map(|c| {
+                self.conns
+                    .get(&c)
+                    .map(|c| c.counted_ip.unwrap_or(c.socket_ip))
+            })
+            .collect();
+        ips.push(extra);
+        self.server_bans
+            .iter()
+            .find(|b| {
+                b.live(now)
+                    && ips
+                        .iter()
+                        .any(|ip| b.mask.holds(account.as_deref(), &u.nick, *ip))
+            })
+            .cloned()
+    }
+
+    /// Whether a connection from `ip` asking for `nick` is held by a server ban (before it has
+    /// a user): its refusal words.
+    pub(super) fn server_ban_words(
+        &self,
+        ip: IpAddr,
+        nick: Option<&Nick>,
+        now: Millis,
+    ) -> Option<String> {
+        let any = Nick::new("*").ok();
+        let nick = nick.or(any.as_ref())?;
+        self.server_bans
+            .iter()
+            .find(|b| b.live(now) && b.mask.holds(None, nick, Some(ip)))
+            .map(|b| match &b.reason {
+                Some(r) => format!("you are banned from this server: {r}"),
+                None => "you are banned from this server".to_owned(),
+            })
+    }
+
+    /// Every connection of `uid` is told `why` and closed, and the user quits (an always-on
+    /// account's too).
+    pub(super) fn remove_user(&mut self, uid: UserId, why: &str, now: Millis) {
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            self.error(c, ErrorKind::Banned, Re::Conn, why.to_owned());
+            self.bye(c, why, "removed by an admin");
+        }
+        self.quit_user(uid, Text::new(why).ok(), now);
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the

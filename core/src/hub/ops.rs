@@ -183,6 +183,7 @@ impl Hub {
             ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
             ClientMsg::JoinKey { room, key } => self.join_keyed(conn, room, Some(&key), now),
             ClientMsg::Moderate { room, action } => self.moderate(conn, uid, room, action, now),
+            ClientMsg::Admin(action) => self.administer(conn, uid, action, now),
             // Handshake messages never reach here (see `Hub::step`); pings were answered above.
             ClientMsg::Ping { .. }
             | ClientMsg::Pong { .. }

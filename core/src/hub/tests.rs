@@ -2411,6 +2411,7 @@ mod durable {
             sessions: sessions.into_values().collect(),
             accounts: Vec::new(),
             policies: Vec::new(),
+            server_bans: Vec::new(),
         };
         assert_eq!(loaded.sessions.len(), 2);
         // kill -9, and a new hub from the store.
@@ -3395,6 +3396,7 @@ mod accounts {
                     keys: vec![key],
                 }],
                 policies: Vec::new(),
+                server_bans: Vec::new(),
             },
             t2.now,
         );
@@ -4010,5 +4012,133 @@ mod moderation {
         t.line(a, "/ban #r 10.0.0.0/99");
         let l = t.lines(a);
         assert!(l.iter().any(|l| l.starts_with("ERROR:")), "{l:?}");
+    }
+}
+
+mod admins {
+    use super::*;
+    use crate::types::Password;
+    use crate::wire::AdminAction;
+
+    fn cfg() -> Config {
+        Config {
+            flood_burst: 1000,
+            ping_after: Millis(24 * 3_600_000),
+            accounts: AccountsConfig {
+                admins: vec![nick("root")],
+                ..config().accounts
+            },
+            ..config()
+        }
+    }
+
+    fn account(t: &mut T, name: &str) -> ConnId {
+        let c = t.bin(name);
+        t.send(
+            c,
+            &ClientMsg::Register {
+                password: Password("correct horse".into()),
+                remember: false,
+            },
+        );
+        t.recv(c);
+        c
+    }
+
+    #[test]
+    fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let (m, _, _) = t.bin_from(ip("203.0.113.66"), "mallory");
+        let (o, _) = t.txt();
+        // Not an admin.
+        t.send(m, &ClientMsg::Admin(AdminAction::Wall(text("hi all"))));
+        assert!(t.recv(m).iter().any(|x| matches!(
+            x,
+            ServerMsg::Error {
+                kind: ErrorKind::NotOperator,
+                ..
+            }
+        )));
+        // A wall reaches everyone, in each one's words.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Wall(text("maintenance at noon"))),
+        );
+        assert!(t.recv(m).iter().any(
+            |x| matches!(x, ServerMsg::Wall { text, .. } if text.as_str() == "maintenance at noon")
+        ));
+        assert!(
+            t.lines(o)
+                .iter()
+                .any(|l| l == "-- [server] root: maintenance at noon")
+        );
+        // A server ban of a present guest: disconnected, and its address stays out.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "mallory".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: Some(text("spam")),
+            }),
+        );
+        assert!(t.closed(m));
+        let back = t.hub.accept(ip("203.0.113.66"), t.now).unwrap();
+        t.feed(back, &MAGIC);
+        t.send(
+            back,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick("innocent"),
+                resume: None,
+            },
+        );
+        let got = t.recv(back);
+        assert!(got.iter().any(|x| matches!(x, ServerMsg::Error { kind: ErrorKind::Banned, detail, .. } if detail.contains("spam"))), "{got:?}");
+        assert!(t.closed(back));
+        t.send(root, &ClientMsg::Admin(AdminAction::Bans));
+        assert!(
+            t.recv(root)
+                .iter()
+                .any(|x| matches!(x, ServerMsg::ServerBans { bans } if bans.len() == 2))
+        );
+        // Kill: every connection of an account goes, and the always-on user quits.
+        let v = account(&mut t, "victor");
+        t.join(v, "#x");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Kill {
+                nick: nick("victor"),
+                reason: None,
+            }),
+        );
+        assert!(t.closed(v));
+        assert!(!t.hub.is_member(&nick("victor"), &room("#x")));
+        // A banned account cannot sign in.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "account:victor".into(),
+                duration: None,
+                reason: None,
+            }),
+        );
+        let again = t.bin("someone");
+        t.send(
+            again,
+            &ClientMsg::SignIn {
+                account: nick("victor"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        assert!(t.recv(again).iter().any(|x| matches!(
+            x,
+            ServerMsg::Error {
+                kind: ErrorKind::Banned,
+                ..
+            }
+        )));
+        assert!(t.closed(again));
     }
 }

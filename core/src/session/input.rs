@@ -142,6 +142,7 @@ impl Session {
                 self.send_or_defer(ClientMsg::ChangePassword { old, new });
             }
             Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
+            Command::Admin(action) => self.send_or_defer(ClientMsg::Admin(action)),
             Command::Moderate { room, action } => {
                 if let Some(room) = self.room_named(room, to, "moderate") {
                     self.send_or_defer(ClientMsg::Moderate { room, action });

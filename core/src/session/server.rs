@@ -85,7 +85,11 @@ impl Session {
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
-            ServerMsg::Policy { .. } | ServerMsg::BanList { .. } | ServerMsg::Invited { .. } => {
+            ServerMsg::Policy { .. }
+            | ServerMsg::BanList { .. }
+            | ServerMsg::Invited { .. }
+            | ServerMsg::Wall { .. }
+            | ServerMsg::ServerBans { .. } => {
                 // Words for people until the UIs show settings in a panel of their own.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());

@@ -29,6 +29,17 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
             .map_err(sql)?;
         return Ok(true);
     }
+    if let Write::ServerBans(bans) = write {
+        let blob = bincode::serde::encode_to_vec(bans, config())
+            .map_err(|e| WriteError::Storage(format!("server bans: {e}")))?;
+        tx.prepare_cached(
+            "INSERT INTO server_bans (id, bans) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET bans = excluded.bans",
+        )
+        .and_then(|mut st| st.execute([blob]))
+        .map_err(sql)?;
+        return Ok(true);
+    }
     let Write::RoomPolicy { room, policy } = write else {
         return Ok(false);
     };
@@ -114,4 +125,23 @@ pub(super) fn audit(
     }
     out.reverse();
     Ok(out)
+}
+
+/// The server-wide bans (none if never set).
+pub(super) fn server_bans(
+    conn: &Connection,
+) -> Result<Vec<natter_core::moderation::Entry>, ReadError> {
+    use rusqlite::OptionalExtension;
+    let blob: Option<Vec<u8>> = conn
+        .query_row("SELECT bans FROM server_bans WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(ReadError::from_sqlite)?;
+    let Some(blob) = blob else {
+        return Ok(Vec::new());
+    };
+    bincode::serde::decode_from_slice(&blob, config())
+        .map(|(bans, _)| bans)
+        .map_err(|e| ReadError::Corrupt(format!("server bans: {e}")))
 }

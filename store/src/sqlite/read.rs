@@ -101,6 +101,7 @@ impl Reader {
             sessions,
             accounts,
             policies: super::policies::load(&tx)?,
+            server_bans: super::policies::server_bans(&tx)?,
         })
     }
 

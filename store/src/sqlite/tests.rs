@@ -783,10 +783,12 @@ fn room_settings_and_moderation_events_come_back_as_written() {
                     room: RoomName::new("#gone").unwrap(),
                     policy: None,
                 },
+                Write::ServerBans(policy.bans.clone()),
             ],
         })
         .unwrap();
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.server_bans, policy.bans);
     assert_eq!(loaded.policies, vec![(room, policy)]);
     let r = loaded
         .rooms

@@ -14,3 +14,9 @@ CREATE TABLE audit (
     actor  TEXT NOT NULL,
     action TEXT NOT NULL
 );
+
+-- Server-wide bans: one row, the list as natter-core's `Vec<moderation::Entry>` in bincode.
+CREATE TABLE server_bans (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    bans BLOB NOT NULL
+);

@@ -390,6 +390,27 @@ impl Irc {
                     "End of channel ban list",
                 );
             }
+            ServerMsg::Wall { from, text } => {
+                let tags = l.tags.clone();
+                let words = format!("[server notice from {from}] {text}");
+                l.from(&tags, SERVER, "NOTICE", &[me.as_str(), &words], true);
+            }
+            ServerMsg::ServerBans { bans } => {
+                let tags = l.tags.clone();
+                for b in bans {
+                    let words = format!("server ban: {}", crate::render::entry_words(b));
+                    l.from(&tags, SERVER, "NOTICE", &[me.as_str(), &words], true);
+                }
+                if bans.is_empty() {
+                    l.from(
+                        &tags,
+                        SERVER,
+                        "NOTICE",
+                        &[me.as_str(), "no server bans"],
+                        true,
+                    );
+                }
+            }
             ServerMsg::Invited { room, by } => {
                 let tags = l.tags.clone();
                 l.from(
