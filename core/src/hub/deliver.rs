@@ -66,6 +66,7 @@ impl Hub {
             conns,
             out,
             history_bytes,
+            stats,
             ..
         } = self;
         let Some(r) = rooms.get_mut(room) else {
@@ -99,7 +100,9 @@ impl Hub {
             let Some(shared) = shared else {
                 continue;
             };
-            if !c.push_room(out, room, seq, shared, lim) && dialect_echoes(c) {
+            let queued = c.push_room(out, room, seq, shared, lim);
+            stats.deliveries += u64::from(queued);
+            if !queued && dialect_echoes(c) {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
                 // message would wait forever (or be resent) once the event leaves the history.
                 let Some(ev) = ev.event() else {

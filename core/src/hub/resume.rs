@@ -84,6 +84,7 @@ impl Hub {
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             return;
         }
+        self.stats.resumes_failed += 1;
         self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
         hello.resume = None;
         self.fresh_session(conn, hello, now);
@@ -134,6 +135,7 @@ impl Hub {
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
         self.make_ready(conn, uid, now);
+        self.stats.resumes_ok += 1;
         let token = self.issue_token(uid);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick, token, true);
