@@ -1,13 +1,16 @@
 //! The task that owns the [`Hub`]. Connection tasks send it what their sockets did; it feeds the
 //! hub in batches, appends the hub's transmits to the connections' [`Outbox`]es, logs the hub's
-//! events, and sleeps until the next input or the hub's next deadline.
+//! events, and sleeps until the next input or the hub's next deadline. With metrics on, it
+//! times each batch and copies the hub's counts into the metrics at most every
+//! [`COPY_EVERY`](crate::metrics::COPY_EVERY).
 
 use crate::clock::Clock;
+use crate::metrics::{COPY_EVERY, Metrics};
 use crate::outbox::Outbox;
 use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
 use natter_core::ConnId;
-use natter_core::hub::{Door, Hub, HubEvent};
+use natter_core::hub::{Change, Config, Door, Hub, HubEvent, ReconfigError};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
@@ -41,6 +44,11 @@ pub(crate) enum Input {
     Closed { conn: ConnId },
     /// The server is shutting down.
     Shutdown,
+    /// A new hub configuration (a reloaded config file): what changed, or why it was refused.
+    Reconfigure {
+        config: Box<Config>,
+        reply: oneshot::Sender<Result<Vec<Change>, ReconfigError>>,
+    },
 }
 
 struct Conn {
@@ -108,6 +116,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Input>,
     clock: Clock,
     grace: Duration,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut task = HubTask {
         hub,
@@ -118,7 +127,13 @@ pub(crate) async fn run(
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
+    // With metrics on: when the counts were last copied, and when they are due again (set when
+    // something happened since).
+    let mut copied = Instant::now();
+    let mut copy_due: Option<Instant> = None;
     loop {
+        // Time of this batch: handling its input and draining the output, not the yield.
+        let mut busy: Option<(Duration, std::time::Instant)> = None;
         let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
         let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up());
@@ -136,11 +151,14 @@ pub(crate) async fn run(
             }
             input = rx.recv(), if taking_input => {
                 let Some(input) = input else { break };
+                let started = metrics.as_ref().map(|_| std::time::Instant::now());
                 task.handle(input);
+                let first = started.map(|t| t.elapsed());
                 // Let the other ready connection tasks run first: tokio runs a task woken by
                 // the running one next, so without this the hub would wake for every single
                 // read and hand each connection its bytes one message at a time.
                 tokio::task::yield_now().await;
+                busy = first.map(|d| (d, std::time::Instant::now()));
                 for _ in 1..MAX_BATCH {
                     match rx.try_recv() {
                         Ok(input) => task.handle(input),
@@ -155,8 +173,24 @@ pub(crate) async fn run(
                 warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
                 break;
             }
+            // Wakes the loop only to copy the counts below.
+            () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
         }
         task.drain();
+        if let Some(m) = &metrics {
+            if let Some((first, rest)) = busy {
+                m.batch_time.observe(first + rest.elapsed());
+            }
+            let now = Instant::now();
+            if now >= copied + COPY_EVERY {
+                let depth = task.store.as_ref().map_or(0, StoreSide::queue_depth);
+                m.copy(&task.hub, depth);
+                copied = now;
+                copy_due = None;
+            } else {
+                copy_due = Some(copied + COPY_EVERY);
+            }
+        }
         if task.shutting_down {
             give_up.get_or_insert_with(|| Instant::now() + grace);
             if task.conns.is_empty() {
@@ -224,6 +258,9 @@ impl HubTask {
                     self.hub.handle_close(conn, now);
                     info!(%conn, peer = %c.peer, "disconnected");
                 }
+            }
+            Input::Reconfigure { config, reply } => {
+                let _ = reply.send(self.hub.reconfigure(*config));
             }
             Input::Shutdown => {
                 if !self.shutting_down {
