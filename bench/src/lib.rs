@@ -28,6 +28,9 @@ pub mod wire;
 pub enum Target {
     /// natter-server, binary protocol over TCP.
     Natter,
+    /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
+    /// every second during the run: what operations cost the fan-out.
+    Metrics,
     /// The protocol-free relay ([`baseline`]).
     Baseline,
     /// natter-server through natter-bridge, WebSocket clients.
@@ -43,6 +46,7 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Natter => "natter",
+            Target::Metrics => "metrics",
             Target::Baseline => "baseline",
             Target::Bridge => "bridge",
             Target::Irc => "irc",
@@ -61,12 +65,13 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> Result<Target, String> {
         match s {
             "natter" => Ok(Target::Natter),
+            "metrics" => Ok(Target::Metrics),
             "baseline" => Ok(Target::Baseline),
             "bridge" => Ok(Target::Bridge),
             "irc" => Ok(Target::Irc),
             "inspircd" => Ok(Target::Inspircd),
             _ => Err(format!(
-                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd)"
+                "unknown target {s:?} (natter, metrics, baseline, bridge, irc, inspircd)"
             )),
         }
     }

@@ -176,7 +176,7 @@ impl Shared {
     fn per_receiver(&self) -> u64 {
         let senders = match self.codec_target() {
             Target::Baseline => self.clients - 1,
-            Target::Natter | Target::Bridge | Target::Irc | Target::Inspircd => self.clients,
+            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => self.clients,
         };
         u64::from(senders) * u64::from(self.messages)
     }
@@ -188,7 +188,7 @@ impl Shared {
     fn acker(&self, sender: u32) -> u32 {
         match self.codec_target() {
             Target::Baseline => (sender + 1) % self.clients,
-            Target::Natter | Target::Bridge | Target::Irc | Target::Inspircd => sender,
+            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => sender,
         }
     }
 
@@ -477,7 +477,7 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         detail: e.to_string(),
     };
     match spec.target {
-        Target::Natter | Target::Baseline => {
+        Target::Natter | Target::Metrics | Target::Baseline => {
             let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
                 .await
                 .map_err(|e| connect_err(&e))?

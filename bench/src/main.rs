@@ -207,6 +207,8 @@ fn unix_now() -> u64 {
 struct Servers {
     main: ServerProc,
     bridge: Option<ServerProc>,
+    /// natter-server's metrics endpoint, when on.
+    metrics: Option<SocketAddr>,
 }
 
 impl Servers {
@@ -232,7 +234,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
     std::fs::write(&config, smoke::bench_config_toml())?;
-    let natter_on = |log: String, irc: bool| {
+    let natter_on = |log: String, irc: bool, metrics: bool| {
         let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -243,6 +245,9 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         ];
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
+        }
+        if metrics {
+            args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
         }
         ServerProc::spawn(
             "natter-server",
@@ -255,15 +260,28 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             cpu,
             logs.join(log),
             // The address that clients connect to: the IRC listener's for IRC runs.
-            if irc { "door=Irc" } else { "listening" },
+            if irc { "door=Irc" } else { "door=Natter" },
         )
     };
-    let natter = |log: String| natter_on(log, false);
+    let natter = |log: String| natter_on(log, false, false);
     Ok(match target {
         Target::Natter => Servers {
             main: natter(format!("natter-server-{tag}.log"))?,
             bridge: None,
+            metrics: None,
         },
+        Target::Metrics => {
+            let main = natter_on(format!("natter-server-metrics-{tag}.log"), false, true)?;
+            // Logged before the natter listener, so it is in the log by now.
+            let metrics = main
+                .logged_addr("metrics endpoint listening")
+                .context("natter-server did not log its metrics address")?;
+            Servers {
+                main,
+                bridge: None,
+                metrics: Some(metrics),
+            }
+        }
         Target::Baseline => Servers {
             main: ServerProc::spawn(
                 "baseline-server",
@@ -279,10 +297,12 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 "listening on",
             )?,
             bridge: None,
+            metrics: None,
         },
         Target::Irc => Servers {
-            main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
+            main: natter_on(format!("natter-server-irc-{tag}.log"), true, false)?,
             bridge: None,
+            metrics: None,
         },
         Target::Inspircd => {
             // InspIRCd cannot say which free port it took: find one, then hand it over.
@@ -309,6 +329,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                     SocketAddr::from(([127, 0, 0, 1], port)),
                 )?,
                 bridge: None,
+                metrics: None,
             }
         }
         Target::Bridge => {
@@ -340,6 +361,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             Servers {
                 main,
                 bridge: Some(bridge),
+                metrics: None,
             }
         }
     })
@@ -467,8 +489,17 @@ async fn fanout_once(
     let (result, server_cpu, gen_cpu) = local
         .run_until(async {
             let load = Load::connect(spec).await?;
+            let scraper = servers
+                .metrics
+                .map(|addr| tokio::task::spawn_local(scrape_every_second(addr)));
             let (s0, g0, t0) = (servers.cpu()?, procs::cpu_seconds(me)?, Instant::now());
             let result = load.run().await;
+            if let Some(s) = scraper {
+                s.abort();
+                if let Ok(Err(e)) = s.await {
+                    bail!("scraping natter-server's metrics failed: {e:#}");
+                }
+            }
             let (s1, g1) = (servers.cpu()?, procs::cpu_seconds(me)?);
             let wall = t0.elapsed().as_secs_f64().max(1e-9);
             anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall))
@@ -484,7 +515,7 @@ async fn fanout_once(
         rate: a.rate,
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
-            Target::Natter | Target::Bridge | Target::Irc => {
+            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc => {
                 a.common.server_bin.display().to_string()
             }
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),
@@ -504,6 +535,24 @@ async fn fanout_once(
         seconds: result.elapsed.as_secs_f64(),
         errors: result.errors,
     })
+}
+
+/// Scrapes `/metrics` at `addr` once a second (a busy Prometheus) until aborted; an error if a
+/// scrape fails or is empty.
+async fn scrape_every_second(addr: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await?;
+        if !body.starts_with(b"HTTP/1.1 200") || !body.ends_with(b"# EOF\n") {
+            bail!("a scrape answered {:?}", String::from_utf8_lossy(&body));
+        }
+    }
 }
 
 async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {

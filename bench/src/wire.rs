@@ -98,7 +98,7 @@ impl Codec {
         match self.target {
             Target::Baseline => Ok(Vec::new()),
             Target::Irc | Target::Inspircd => Ok(Vec::new()),
-            Target::Natter => {
+            Target::Natter | Target::Metrics => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
                 first.extend_from_slice(&encode_frame(&join)?);
@@ -148,7 +148,7 @@ impl Codec {
         };
         Ok(match self.target {
             Target::Bridge => encode_payload(&msg)?,
-            Target::Natter | Target::Baseline | Target::Irc | Target::Inspircd => {
+            Target::Natter | Target::Metrics | Target::Baseline | Target::Irc | Target::Inspircd => {
                 encode_frame(&msg)?
             }
         })
@@ -170,7 +170,7 @@ impl Codec {
                     }
                 }
             }
-            Target::Natter | Target::Bridge => {
+            Target::Natter | Target::Metrics | Target::Bridge => {
                 if !self.verify
                     && payload.first() == Some(&self.event_tag)
                     && payload.len() > PAYLOAD_LEN
