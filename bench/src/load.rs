@@ -176,7 +176,9 @@ impl Shared {
     fn per_receiver(&self) -> u64 {
         let senders = match self.codec_target() {
             Target::Baseline => self.clients - 1,
-            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => self.clients,
+            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => {
+                self.clients
+            }
         };
         u64::from(senders) * u64::from(self.messages)
     }
@@ -188,7 +190,9 @@ impl Shared {
     fn acker(&self, sender: u32) -> u32 {
         match self.codec_target() {
             Target::Baseline => (sender + 1) % self.clients,
-            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => sender,
+            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => {
+                sender
+            }
         }
     }
 

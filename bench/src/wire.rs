@@ -148,9 +148,11 @@ impl Codec {
         };
         Ok(match self.target {
             Target::Bridge => encode_payload(&msg)?,
-            Target::Natter | Target::Metrics | Target::Baseline | Target::Irc | Target::Inspircd => {
-                encode_frame(&msg)?
-            }
+            Target::Natter
+            | Target::Metrics
+            | Target::Baseline
+            | Target::Irc
+            | Target::Inspircd => encode_frame(&msg)?,
         })
     }
 
