@@ -354,6 +354,32 @@ mod tests {
     }
 
     #[test]
+    fn metrics_address_and_log_format_from_flags_environment_or_file() {
+        let file: FileConfig =
+            toml::from_str("metrics_listen = \"127.0.0.1:9100\"\nlog_format = \"json\"").unwrap();
+        let args = Args::parse_from(["natter-server"]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(file.log_format.map(LogFormat::from), Some(LogFormat::Json));
+        let args = Args::parse_from([
+            "natter-server",
+            "--metrics-listen",
+            "[::1]:9200",
+            "--log-format",
+            "text",
+        ]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9200".parse().unwrap()));
+        assert_eq!(args.log_format, Some(LogFormat::Text));
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9200".parse().unwrap()));
+        assert!(toml::from_str::<FileConfig>("log_format = \"yaml\"").is_err());
+        let none = Args::parse_from(["natter-server"]);
+        let c = server_config(&none, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, None, "no endpoint unless asked");
+    }
+
+    #[test]
     fn defaults_and_bad_files() {
         let args = Args::parse_from(["natter-server"]);
         let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
