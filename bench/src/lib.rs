@@ -28,9 +28,6 @@ pub mod wire;
 pub enum Target {
     /// natter-server, binary protocol over TCP.
     Natter,
-    /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
-    /// every second during the run: what operations cost the fan-out.
-    Metrics,
     /// The protocol-free relay ([`baseline`]).
     Baseline,
     /// natter-server through natter-bridge, WebSocket clients.
@@ -39,6 +36,13 @@ pub enum Target {
     Irc,
     /// Debian's InspIRCd, the same IRC clients (with echo-message).
     Inspircd,
+    /// natter-server with its store (SQLite in a fresh data directory), binary protocol.
+    NatterStore,
+    /// natter-server memory-only, every client registered and signed in to an account first.
+    NatterAccounts,
+    /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
+    /// every second during the run: what operations cost the fan-out.
+    NatterMetrics,
 }
 
 impl Target {
@@ -46,12 +50,22 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Natter => "natter",
-            Target::Metrics => "metrics",
             Target::Baseline => "baseline",
             Target::Bridge => "bridge",
             Target::Irc => "irc",
             Target::Inspircd => "inspircd",
+            Target::NatterStore => "natter-store",
+            Target::NatterAccounts => "natter-accounts",
+            Target::NatterMetrics => "natter-metrics",
         }
+    }
+
+    /// Whether it is natter-server spoken to in frames over TCP (with or without a feature on).
+    pub fn is_natter_tcp(self) -> bool {
+        matches!(
+            self,
+            Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+        )
     }
 
     /// Whether its clients speak IRC lines (not natter frames).
@@ -65,13 +79,16 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> Result<Target, String> {
         match s {
             "natter" => Ok(Target::Natter),
-            "metrics" => Ok(Target::Metrics),
             "baseline" => Ok(Target::Baseline),
             "bridge" => Ok(Target::Bridge),
             "irc" => Ok(Target::Irc),
             "inspircd" => Ok(Target::Inspircd),
+            "natter-store" => Ok(Target::NatterStore),
+            "natter-accounts" => Ok(Target::NatterAccounts),
+            "natter-metrics" => Ok(Target::NatterMetrics),
             _ => Err(format!(
-                "unknown target {s:?} (natter, metrics, baseline, bridge, irc, inspircd)"
+                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd, natter-store, \
+                 natter-accounts, natter-metrics)"
             )),
         }
     }

@@ -176,9 +176,7 @@ impl Shared {
     fn per_receiver(&self) -> u64 {
         let senders = match self.codec_target() {
             Target::Baseline => self.clients - 1,
-            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => {
-                self.clients
-            }
+            _ => self.clients,
         };
         u64::from(senders) * u64::from(self.messages)
     }
@@ -190,9 +188,7 @@ impl Shared {
     fn acker(&self, sender: u32) -> u32 {
         match self.codec_target() {
             Target::Baseline => (sender + 1) % self.clients,
-            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc | Target::Inspircd => {
-                sender
-            }
+            _ => sender,
         }
     }
 
@@ -481,7 +477,11 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         detail: e.to_string(),
     };
     match spec.target {
-        Target::Natter | Target::Metrics | Target::Baseline => {
+        Target::Natter
+        | Target::NatterStore
+        | Target::NatterAccounts
+        | Target::NatterMetrics
+        | Target::Baseline => {
             let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
                 .await
                 .map_err(|e| connect_err(&e))?

@@ -233,20 +233,33 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     let logs = c.out.join("logs");
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
-    std::fs::write(&config, smoke::bench_config_toml())?;
-    let natter_on = |log: String, irc: bool, metrics: bool| {
+    let mut toml = smoke::bench_config_toml();
+    if target == Target::NatterAccounts {
+        // Registering every client must not take the run's time: cheap hashes (the fan-out
+        // path does not hash at all).
+        toml.push_str("\n[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n");
+    }
+    std::fs::write(&config, toml)?;
+    let store_dir = c.out.join(format!("store-{tag}"));
+    let natter_on = |log: String, irc: bool| {
         let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--config".into(),
             config.display().to_string(),
-            // The fan-out figures are the memory-only server's.
-            "--ephemeral".into(),
         ];
+        if target == Target::NatterStore {
+            // A fresh store per run.
+            let _ = std::fs::remove_dir_all(&store_dir);
+            args.extend(["--data-dir".into(), store_dir.display().to_string()]);
+        } else {
+            // The other fan-out figures are the memory-only server's.
+            args.push("--ephemeral".into());
+        }
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
         }
-        if metrics {
+        if target == Target::NatterMetrics {
             args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
         }
         ServerProc::spawn(
@@ -260,18 +273,19 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             cpu,
             logs.join(log),
             // The address that clients connect to: the IRC listener's for IRC runs.
+            // (Not just "listening": the metrics endpoint logs that too.)
             if irc { "door=Irc" } else { "door=Natter" },
         )
     };
-    let natter = |log: String| natter_on(log, false, false);
+    let natter = |log: String| natter_on(log, false);
     Ok(match target {
-        Target::Natter => Servers {
-            main: natter(format!("natter-server-{tag}.log"))?,
+        Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
+            main: natter(format!("natter-server-{}-{tag}.log", target.name()))?,
             bridge: None,
             metrics: None,
         },
-        Target::Metrics => {
-            let main = natter_on(format!("natter-server-metrics-{tag}.log"), false, true)?;
+        Target::NatterMetrics => {
+            let main = natter(format!("natter-server-{}-{tag}.log", target.name()))?;
             // Logged before the natter listener, so it is in the log by now.
             let metrics = main
                 .logged_addr("metrics endpoint listening")
@@ -300,7 +314,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             metrics: None,
         },
         Target::Irc => Servers {
-            main: natter_on(format!("natter-server-irc-{tag}.log"), true, false)?,
+            main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
             bridge: None,
             metrics: None,
         },
@@ -515,9 +529,12 @@ async fn fanout_once(
         rate: a.rate,
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
-            Target::Natter | Target::Metrics | Target::Bridge | Target::Irc => {
-                a.common.server_bin.display().to_string()
-            }
+            Target::Natter
+            | Target::NatterStore
+            | Target::NatterAccounts
+            | Target::NatterMetrics
+            | Target::Bridge
+            | Target::Irc => a.common.server_bin.display().to_string(),
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),
         },
         deliveries_per_s: result.rate(),
@@ -538,7 +555,7 @@ async fn fanout_once(
 }
 
 /// Scrapes `/metrics` at `addr` once a second (a busy Prometheus) until aborted; an error if a
-/// scrape fails or is empty.
+/// scrape fails or is not OpenMetrics.
 async fn scrape_every_second(addr: SocketAddr) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tick = tokio::time::interval(Duration::from_secs(1));

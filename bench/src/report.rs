@@ -210,18 +210,6 @@ pub fn fanout_table(sums: &[Summary]) -> String {
         .filter(|s| s.target == Target::Natter)
         .map(|s| (s.clients, s))
         .collect();
-    // The same server with its metrics endpoint on and scraped, against it without.
-    for s in sums.iter().filter(|s| s.target == Target::Metrics) {
-        if let Some(n) = natter.get(&s.clients) {
-            ratios.push_str(&format!(
-                "metrics   C={:<5} deliveries/s {:.3} x natter without, p50 {:.2} x, p99 {:.2} x\n",
-                s.clients,
-                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
-                s.p50_us / n.p50_us.max(1e-9),
-                s.p99_us / n.p99_us.max(1e-9),
-            ));
-        }
-    }
     for s in sums.iter().filter(|s| s.target == Target::Bridge) {
         if let Some(n) = natter.get(&s.clients) {
             ratios.push_str(&format!(
@@ -229,6 +217,24 @@ pub fn fanout_table(sums: &[Summary]) -> String {
                 s.clients,
                 s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
                 (s.p50_us - n.p50_us) / 1000.0,
+            ));
+        }
+    }
+    // natter with a feature on against natter without it, in the same run.
+    for s in sums.iter().filter(|s| {
+        matches!(
+            s.target,
+            Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+        )
+    }) {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "{:<15} C={:<5} deliveries/s {:.2} x natter, p50 {:.2} x, p99 {:.2} x\n",
+                s.target.name(),
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                s.p50_us / n.p50_us.max(1e-9),
+                s.p99_us / n.p99_us.max(1e-9),
             ));
         }
     }
@@ -309,13 +315,15 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 6] = [
+    const TARGETS: [Target; 8] = [
         Target::Baseline,
         Target::Natter,
-        Target::Metrics,
         Target::Bridge,
         Target::Irc,
         Target::Inspircd,
+        Target::NatterStore,
+        Target::NatterAccounts,
+        Target::NatterMetrics,
     ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
@@ -355,11 +363,13 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
 fn colour(t: Target) -> RGBColor {
     match t {
         Target::Natter => RGBColor(200, 60, 40),
-        Target::Metrics => RGBColor(230, 150, 40),
         Target::Baseline => RGBColor(40, 90, 200),
         Target::Bridge => RGBColor(40, 150, 70),
         Target::Irc => RGBColor(150, 60, 170),
         Target::Inspircd => RGBColor(120, 120, 120),
+        Target::NatterStore => RGBColor(230, 150, 30),
+        Target::NatterAccounts => RGBColor(30, 170, 170),
+        Target::NatterMetrics => RGBColor(200, 60, 200),
     }
 }
 

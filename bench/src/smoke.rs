@@ -114,6 +114,10 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
             "bridge closed loop, verified",
             spec(Target::Bridge, bridge_addr, true, None),
         ),
+        (
+            "natter with accounts signed in, verified",
+            spec(Target::NatterAccounts, natter_addr, true, None),
+        ),
         ("irc closed loop", spec(Target::Irc, irc_addr, false, None)),
         (
             "irc closed loop, verified",

@@ -98,9 +98,21 @@ impl Codec {
         match self.target {
             Target::Baseline => Ok(Vec::new()),
             Target::Irc | Target::Inspircd => Ok(Vec::new()),
-            Target::Natter | Target::Metrics => {
+            Target::Natter | Target::NatterStore | Target::NatterMetrics => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
+                first.extend_from_slice(&encode_frame(&join)?);
+                Ok(vec![Bytes::from(first)])
+            }
+            Target::NatterAccounts => {
+                // Registered (and so signed in) before the run: its messages are an account's.
+                let register = ClientMsg::Register {
+                    password: natter_core::types::Password("bench password".into()),
+                    remember: false,
+                };
+                let mut first = MAGIC.to_vec();
+                first.extend_from_slice(&encode_frame(&hello)?);
+                first.extend_from_slice(&encode_frame(&register)?);
                 first.extend_from_slice(&encode_frame(&join)?);
                 Ok(vec![Bytes::from(first)])
             }
@@ -148,11 +160,7 @@ impl Codec {
         };
         Ok(match self.target {
             Target::Bridge => encode_payload(&msg)?,
-            Target::Natter
-            | Target::Metrics
-            | Target::Baseline
-            | Target::Irc
-            | Target::Inspircd => encode_frame(&msg)?,
+            _ => encode_frame(&msg)?,
         })
     }
 
@@ -172,7 +180,11 @@ impl Codec {
                     }
                 }
             }
-            Target::Natter | Target::Metrics | Target::Bridge => {
+            Target::Natter
+            | Target::NatterStore
+            | Target::NatterAccounts
+            | Target::NatterMetrics
+            | Target::Bridge => {
                 if !self.verify
                     && payload.first() == Some(&self.event_tag)
                     && payload.len() > PAYLOAD_LEN

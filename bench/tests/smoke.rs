@@ -16,7 +16,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 7);
+    assert_eq!(results.len(), 8);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
@@ -32,6 +32,10 @@ fn smoke_loses_nothing() {
     // natter echoes to the sender (C × C × M); the baseline relays to the others (C × (C-1) × M).
     let find = |w: &str| &results.iter().find(|(x, _)| x == w).unwrap().1;
     assert_eq!(find("natter closed loop").expected, 6 * 6 * 40);
+    assert_eq!(
+        find("natter with accounts signed in, verified").expected,
+        6 * 6 * 40
+    );
     assert_eq!(find("baseline closed loop").expected, 6 * 5 * 40);
     // IRC clients ask for echo-message: the sender's copy is its ack, as with natter.
     assert_eq!(find("irc closed loop, verified").expected, 6 * 6 * 40);

@@ -2,7 +2,7 @@
 //! session for the CLI and the page. A typed line is either chat for the current room or a
 //! `/command`; `//text` says `/text` literally.
 
-use crate::types::{InvalidName, Nick, RoomName, Text};
+use crate::types::{InvalidName, Nick, Password, RoomName, Text};
 use thiserror::Error;
 
 /// A typed line, understood.
@@ -67,6 +67,24 @@ pub enum Command {
     },
     /// `/help`
     Help,
+    /// `/register PASSWORD`: registers the current nick as an account.
+    Register(Password),
+    /// `/login NICK PASSWORD`
+    Login {
+        /// The account.
+        account: Nick,
+        /// Its password.
+        password: Password,
+    },
+    /// `/logout`
+    Logout,
+    /// `/password OLD NEW`
+    ChangePassword {
+        /// The current password (one word).
+        old: Password,
+        /// The new one (the rest of the line).
+        new: Password,
+    },
 }
 
 /// Why a line is not a valid command. The `Display` text is shown to the user.
@@ -104,12 +122,16 @@ pub const HELP: &[(&str, &str)] = &[
         "/search [#room] words",
         "find stored lines holding every word",
     ),
+    ("/register password", "register your nick as an account"),
+    ("/login nick password", "sign in to your account"),
+    ("/logout", "sign out on this connection"),
+    ("/password old new", "change your account's password"),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /quit, /help";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -214,6 +236,27 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             (_, None) => return Err(CommandError::Usage(usage("/search"))),
         },
         "quit" | "exit" => Command::Quit(opt_text(args)?),
+        // Passwords are taken as typed (inner spaces too), never echoed in an error.
+        "register" => match args.trim() {
+            "" => return Err(CommandError::Usage(usage("/register"))),
+            p => Command::Register(Password(p.to_owned())),
+        },
+        "login" | "identify" => match word(args) {
+            (n, p) if !n.is_empty() && !p.trim().is_empty() => Command::Login {
+                account: Nick::new(n)?,
+                password: Password(p.trim().to_owned()),
+            },
+            _ => return Err(CommandError::Usage(usage("/login"))),
+        },
+        "logout" if args.trim().is_empty() => Command::Logout,
+        "logout" => return Err(CommandError::Usage(usage("/logout"))),
+        "password" | "passwd" => match word(args) {
+            (old, new) if !old.is_empty() && !new.trim().is_empty() => Command::ChangePassword {
+                old: Password(old.to_owned()),
+                new: Password(new.trim().to_owned()),
+            },
+            _ => return Err(CommandError::Usage(usage("/password"))),
+        },
         "help" | "?" => Command::Help,
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
         _ => {

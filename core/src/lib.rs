@@ -15,6 +15,7 @@
 //! deadline come out. It builds for `wasm32-unknown-unknown`.
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod chat;
 pub mod command;
 mod flood;

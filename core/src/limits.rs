@@ -285,3 +285,20 @@ pub const PENDING_LOOK_AFTER: Millis = Millis(1_000);
 /// Words of a search that count; the rest of a longer query is ignored. Every word is one more
 /// index lookup to intersect, and nobody finds a chat line by its 33rd word.
 pub const SEARCH_MAX_WORDS: usize = 32;
+
+/// Shortest password accepted, in characters (OWASP's minimum for a password alone).
+pub const PASSWORD_MIN_CHARS: usize = 8;
+
+/// Longest password accepted, in bytes: hashing cost does not depend on it past this, and a
+/// megabyte "password" is an attack, not a secret.
+pub const PASSWORD_MAX_BYTES: usize = 256;
+
+/// Password hashes (argon2id) the server computes at once; more sign-ins wait their turn, and
+/// past [`MAX_WORK_QUEUED`] are refused as [`crate::wire::ErrorKind::Unavailable`].
+pub const MAX_WORK_QUEUED: usize = 64;
+
+/// Accounts, or addresses, whose failed sign-ins the hub remembers at once for throttling.
+pub const MAX_THROTTLED: usize = 10_000;
+
+/// Device keys one account may hold (the oldest is revoked past this).
+pub const MAX_DEVICE_KEYS: usize = 32;

@@ -5,8 +5,9 @@
 //! handed what was stored ([`Loaded`], [`crate::hub::Hub::restore`]). The shell (natter-server
 //! with natter-store) does the I/O.
 
+use crate::accounts::PasswordHash;
 use crate::time::Millis;
-use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use crate::types::{DeviceKey, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::RoomEvent;
 use sha2::{Digest, Sha256};
 
@@ -58,6 +59,89 @@ pub enum Write {
     EndSession(TokenHash),
     /// Forgets every resume session last written before this time.
     EndSessionsBefore(Millis),
+    /// Creates an account, or replaces its password hash (keyed by its folded name).
+    Account(AccountRecord),
+    /// Forgets an account: its record, rooms, read markers and device keys.
+    DropAccount(Nick),
+    /// Replaces the rooms an account is in (it stays in them while offline).
+    AccountRooms {
+        /// The account.
+        account: Nick,
+        /// Its rooms.
+        rooms: Vec<RoomName>,
+    },
+    /// Moves an account's read marker in a room (it only moves forward).
+    ReadMarker {
+        /// The account.
+        account: Nick,
+        /// The room.
+        room: RoomName,
+        /// The newest seq read.
+        seq: Seq,
+    },
+    /// Adds a device key to an account.
+    AddKey {
+        /// The account.
+        account: Nick,
+        /// The key as kept.
+        key: KeyRecord,
+    },
+    /// Revokes one device key.
+    RevokeKey {
+        /// Its id.
+        id: u64,
+    },
+    /// Revokes every device key of an account (a password change).
+    RevokeKeys {
+        /// The account.
+        account: Nick,
+    },
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Its name, as registered (it is the nick it owns).
+    pub name: Nick,
+    /// Its password's argon2id hash.
+    pub hash: PasswordHash,
+    /// When it was registered.
+    pub created: Millis,
+}
+
+/// A device key as kept: its id and the hash of its secret, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key's id (not secret).
+    pub id: u64,
+    /// The SHA-256 of its secret.
+    pub hash: TokenHash,
+    /// When it was issued.
+    pub created: Millis,
+}
+
+impl KeyRecord {
+    /// What is kept of `key`.
+    pub fn of(key: &DeviceKey, created: Millis) -> KeyRecord {
+        KeyRecord {
+            id: key.id(),
+            hash: TokenHash(Sha256::digest(key.secret()).into()),
+            created,
+        }
+    }
+}
+
+/// An account and what goes with it, for a hub starting up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedAccount {
+    /// The account.
+    pub record: AccountRecord,
+    /// The rooms it is in.
+    pub rooms: Vec<RoomName>,
+    /// Its read markers.
+    pub read: Vec<(RoomName, Seq)>,
+    /// Its device keys.
+    pub keys: Vec<KeyRecord>,
 }
 
 /// The SHA-256 of a resume token's secret: what is kept of a token, never the token itself, so
@@ -103,6 +187,8 @@ pub struct Loaded {
     pub rooms: Vec<LoadedRoom>,
     /// Resume sessions recent enough to resume.
     pub sessions: Vec<SessionRecord>,
+    /// Every account.
+    pub accounts: Vec<LoadedAccount>,
 }
 
 /// One room as stored.

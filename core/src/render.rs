@@ -260,6 +260,16 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
     )
 }
 
+/// Words for a changed password.
+pub fn password_changed_words() -> &'static str {
+    "your password was changed; remembered sign-ins on other devices were revoked"
+}
+
+/// Words for a sign-in.
+pub fn signed_in_words(account: &Nick) -> String {
+    format!("you are signed in as {account}")
+}
+
 /// What a person sees for a server message, if anything (acks, pings and the like are for
 /// programs): the lines a text-mode (`nc`) user receives. Lines without their `\r\n`.
 pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName>) -> Vec<String> {
@@ -288,6 +298,9 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
         ServerMsg::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
+        ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
+        ServerMsg::ReadUpTo { .. } => Vec::new(),
+        ServerMsg::PasswordChanged => vec![notice(password_changed_words().into())],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
@@ -372,6 +385,8 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         Event::Nick(nick) => vec![notice(nick_words(nick))],
+        Event::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
+        Event::ReadUpTo { .. } => Vec::new(),
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),

@@ -350,6 +350,47 @@ impl core::fmt::Debug for ResumeToken {
     }
 }
 
+/// A device's long-lived sign-in key: issued on a sign-in that asked to be remembered, shown
+/// instead of the password on later sign-ins (the page keeps it across reloads), and revoked by
+/// signing out on that device or by a password change. Like a [`ResumeToken`], an id the
+/// server looks it up by and a secret it keeps only a hash of.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceKey(pub [u8; 32]);
+
+impl DeviceKey {
+    /// Bytes of the id.
+    pub const ID_LEN: usize = 8;
+
+    /// The id (not secret).
+    pub fn id(&self) -> u64 {
+        let mut id = [0u8; Self::ID_LEN];
+        id.copy_from_slice(&self.0[..Self::ID_LEN]);
+        u64::from_be_bytes(id)
+    }
+
+    /// The secret part.
+    pub fn secret(&self) -> &[u8] {
+        &self.0[Self::ID_LEN..]
+    }
+}
+
+impl core::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "DeviceKey(id {:016x}, secret …)", self.id())
+    }
+}
+
+/// A password as a client sends it. Never logged, never stored: the server keeps an argon2id
+/// hash of it. Its length is checked by the server (see [`crate::limits::PASSWORD_MIN_CHARS`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Password(pub String);
+
+impl core::fmt::Debug for Password {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
-use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -16,7 +16,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;
@@ -177,6 +177,54 @@ pub enum ClientMsg {
         /// The words: every one must occur; quotes, `*`, `-`, `:` and the like are words too.
         words: Text,
     },
+    /// Sign in to `account` (a registered nick). Answered with [`ServerMsg::SignedIn`], or an
+    /// error: [`ErrorKind::SignInFailed`] (the same whether the account exists or not),
+    /// [`ErrorKind::Throttled`] (too many failures; the detail says when to retry).
+    SignIn {
+        /// The account: its nick.
+        account: Nick,
+        /// The password, or a device key from an earlier remembered sign-in.
+        proof: Proof,
+        /// Issue a [`DeviceKey`] for later sign-ins from this device.
+        remember: bool,
+    },
+    /// Register the nick this connection has as an account, with this password, and sign in.
+    /// Answered with [`ServerMsg::SignedIn`] or an error ([`ErrorKind::RegistrationClosed`],
+    /// [`ErrorKind::NickTaken`] when it is registered already, [`ErrorKind::Invalid`] for a
+    /// guest nick or a password out of bounds, [`ErrorKind::Throttled`]).
+    Register {
+        /// The password.
+        password: Password,
+        /// Issue a [`DeviceKey`] for later sign-ins from this device.
+        remember: bool,
+    },
+    /// Sign out on this device: its device key (if any) is revoked, it leaves the account, and
+    /// the server closes the connection (the client connects again as a guest).
+    SignOut,
+    /// Change the account's password. Every device key of the account is revoked.
+    ChangePassword {
+        /// The current password.
+        old: Password,
+        /// The new one.
+        new: Password,
+    },
+    /// The account has read `room` up to `seq`: its read marker, shared by all its connections
+    /// (each gets [`ServerMsg::ReadUpTo`]). Markers only move forward; guests' are ignored.
+    Read {
+        /// Room.
+        room: RoomName,
+        /// The newest seq read.
+        seq: Seq,
+    },
+}
+
+/// What proves a sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Proof {
+    /// The account's password.
+    Password(Password),
+    /// A device key issued by an earlier sign-in with `remember`.
+    Key(DeviceKey),
 }
 
 /// What happened in a room. Every room event has a seq and stays in the room's history.
@@ -371,6 +419,15 @@ pub enum ErrorKind {
     NotStored,
     /// The server cannot answer that right now (its store is busy or failing); try again.
     Unavailable,
+    /// Wrong account or password, or a revoked device key (the same answer either way).
+    SignInFailed,
+    /// Too many failed sign-ins or registrations, for this account or from this address; the
+    /// detail says when to try again.
+    Throttled,
+    /// The server makes accounts only through its operator.
+    RegistrationClosed,
+    /// That needs a signed-in account.
+    NotSignedIn,
 }
 
 /// Server → client.
@@ -489,6 +546,28 @@ pub enum ServerMsg {
         /// Hits sent (at most [`crate::limits::SEARCH_MAX_RESULTS`]).
         count: u32,
     },
+    /// This connection is signed in to `account` (after [`ClientMsg::SignIn`] or
+    /// [`ClientMsg::Register`]). Its session is now the account's: a new resume token replaces
+    /// the one from the welcome, and the account's rooms follow as [`ServerMsg::Joined`] (each
+    /// with what was missed since its read marker), then [`ServerMsg::ReadUpTo`] per room.
+    SignedIn {
+        /// The account (also the nick, sent as [`ServerMsg::YourNick`] when it changed).
+        account: Nick,
+        /// Present it in a later hello to resume.
+        token: ResumeToken,
+        /// A device key for later sign-ins, when `remember` was asked.
+        key: Option<DeviceKey>,
+    },
+    /// The account's read marker in `room` (sent to every connection of the account).
+    ReadUpTo {
+        /// Room.
+        room: RoomName,
+        /// The newest seq read.
+        seq: Seq,
+    },
+    /// The password was changed (answering [`ClientMsg::ChangePassword`]); every device key
+    /// of the account was revoked.
+    PasswordChanged,
 }
 
 fn config() -> impl bincode::config::Config {

@@ -29,7 +29,10 @@ struct Tmux {
 
 impl Tmux {
     fn new() -> Tmux {
-        let socket = format!("natter-irc-test-{}", std::process::id());
+        // One tmux server per test, also when tests of this file run at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("natter-irc-test-{}-{n}", std::process::id());
         let conf = std::env::temp_dir().join(format!("{socket}.conf"));
         std::fs::write(&conf, "set -g status off\n").expect("write tmux config");
         Tmux {
@@ -125,9 +128,11 @@ impl Tmux {
                 return line.to_owned();
             }
             if tokio::time::Instant::now() >= deadline {
+                // The other panes' screens, for those that exist in this test.
+                let panes = self.run(&["list-panes", "-a", "-F", "#{window_name}"]);
                 let others: String = ["irssi", "weechat"]
                     .iter()
-                    .filter(|t| **t != target)
+                    .filter(|t| **t != target && panes.lines().any(|p| p == **t))
                     .map(|t| format!("\n{t}'s screen:\n{}", self.screen(t)))
                     .collect();
                 panic!(
@@ -420,4 +425,54 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
     tmux.wait_line("weechat", &["clia", "has quit"]).await;
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let server = natter_server::start(config).await.expect("server starts");
+    let addr = server.local_addrs()[0];
+    let port = server.irc_addrs()[0].port().to_string();
+    let mut tmux = Tmux::new();
+
+    // The account is registered from nc, which stays signed in.
+    let mut nc = Nc::connect(addr).await;
+    nc.send("/nick dora").await;
+    nc.expect(&["you are now known as dora"]).await;
+    nc.send("/register sasl-passphrase").await;
+    nc.expect(&["you are signed in as dora"]).await;
+
+    let weechat_home = tmux.home("weechat");
+    let setup = format!(
+        "/set irc.server_default.anti_flood_prio_high 0;\
+         /set irc.server_default.anti_flood_prio_low 0;\
+         /server add natter 127.0.0.1/{port} -notls -nicks=somebody -autojoin=#lobby;\
+         /set irc.server.natter.sasl_mechanism plain;\
+         /set irc.server.natter.sasl_username dora;\
+         /set irc.server.natter.sasl_password sasl-passphrase;\
+         /connect natter"
+    );
+    tmux.start(
+        "weechat",
+        "/usr/bin/weechat",
+        &["-d", &weechat_home.display().to_string(), "-r", &setup],
+    );
+    // Registered as the account, not as the nick it asked for (`somebody`), and in the
+    // account's rooms. (WeeChat says "SASL authentication successful" in its server buffer.)
+    tmux.wait_line("weechat", &["dora (dora@natter) has joined #lobby"])
+        .await;
+    tmux.type_until(
+        "weechat",
+        "hello as dora from weechat",
+        &["hello as dora from weechat"],
+    )
+    .await;
+    // nc is the same account: it sees its own words from the other connection.
+    nc.expect(&["<dora> hello as dora from weechat"]).await;
+    nc.send("and back from nc").await;
+    tmux.wait_line("weechat", &["dora", "and back from nc"])
+        .await;
+    drop(tmux);
+    server.shutdown().await.expect("shutdown");
 }

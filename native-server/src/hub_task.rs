@@ -10,6 +10,7 @@ use crate::outbox::Outbox;
 use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
 use natter_core::ConnId;
+use natter_core::accounts::{Work, WorkDone};
 use natter_core::hub::{Change, Config, Door, Hub, HubEvent, ReconfigError};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -98,6 +99,45 @@ struct HubTask {
     shutting_down: bool,
     /// The durable store, unless the server runs memory-only.
     store: Option<StoreSide>,
+    /// Password hashing off the hub's thread.
+    work: Worker,
+}
+
+/// Runs the hub's slow work (password hashes) on blocking threads, a few at a time, and hands
+/// the results back to the hub task.
+struct Worker {
+    permits: Arc<tokio::sync::Semaphore>,
+    done_tx: mpsc::UnboundedSender<WorkDone>,
+    done_rx: mpsc::UnboundedReceiver<WorkDone>,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        // At most one hash per core at once: a sign-in flood cannot take every core from chat.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Worker {
+            permits: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
+            done_tx,
+            done_rx,
+        }
+    }
+
+    fn start(&self, work: Work) {
+        let permits = self.permits.clone();
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            match tokio::task::spawn_blocking(move || work.run()).await {
+                Ok(done) => {
+                    let _ = tx.send(done);
+                }
+                Err(e) => warn!(error = %e, "password work panicked"),
+            }
+        });
+    }
 }
 
 /// The store's next event; never, without a store.
@@ -124,6 +164,7 @@ pub(crate) async fn run(
         conns: ConnMap::default(),
         shutting_down: false,
         store,
+        work: Worker::new(),
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -165,6 +206,9 @@ pub(crate) async fn run(
                         Err(_) => break,
                     }
                 }
+            }
+            Some(done) = task.work.done_rx.recv() => {
+                task.hub.handle_work(done, task.clock.now());
             }
             () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
                 task.hub.handle_timeout(task.clock.now());
@@ -278,6 +322,9 @@ impl HubTask {
     /// Appends every transmit to its outbox, then acts on the events: a `Close` must come after
     /// the transmits polled before it.
     fn drain(&mut self) {
+        while let Some(work) = self.hub.poll_work() {
+            self.work.start(work);
+        }
         if let Some(store) = &mut self.store {
             store.pump(&mut self.hub, self.clock.now());
         }

@@ -53,6 +53,11 @@ impl ServerConfig {
             )
             .ok(),
             trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            // Tests hash passwords cheaply; the code path is the same.
+            accounts: natter_core::hub::AccountsConfig {
+                hash_cost: natter_core::accounts::HashCost::TEST,
+                ..Default::default()
+            },
             ..Config::default()
         };
         ServerConfig {

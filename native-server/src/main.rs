@@ -40,8 +40,8 @@ struct Args {
     )]
     irc_listen: Vec<SocketAddr>,
     /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms`,
-    /// `metrics_listen`, `log_format`, a `[limits]` table (reloaded on SIGHUP) and a `[store]`
-    /// table
+    /// `metrics_listen`, `log_format`, a `[limits]` and an `[accounts]` table (reloaded on
+    /// SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -94,6 +94,7 @@ struct FileConfig {
     log_format: Option<FileLogFormat>,
     limits: Config,
     store: StoreFile,
+    accounts: natter_core::hub::AccountsConfig,
 }
 
 /// `log_format` in the file: `text` or `json`.
@@ -145,6 +146,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     };
     let mut hub = Config {
         secret_seed: seed,
+        accounts: file.accounts,
         ..file.limits.clone()
     };
     set_opt(args.max_connections, &mut hub.max_connections);

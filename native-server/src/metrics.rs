@@ -74,6 +74,7 @@ pub(crate) struct Metrics {
     refused: [Counter; RefusedWhy::ALL.len()],
     resumes_ok: Counter,
     resumes_failed: Counter,
+    sign_ins: [Counter; 3],
     queue_bytes: Gauge,
     queue_largest: Gauge,
     store_queue: Gauge,
@@ -168,6 +169,14 @@ impl Metrics {
         r.register("resumes", "Session resumes, by outcome", resumes.clone());
         let resumes_ok = resumes.get_or_create(&vec![("outcome", "ok")]).clone();
         let resumes_failed = resumes.get_or_create(&vec![("outcome", "failed")]).clone();
+        let sign_ins_family = Family::<Labels, Counter>::default();
+        r.register(
+            "sign_ins",
+            "Sign-ins to accounts (registrations included), by outcome",
+            sign_ins_family.clone(),
+        );
+        let sign_ins = ["ok", "failed", "throttled"]
+            .map(|o| sign_ins_family.get_or_create(&vec![("outcome", o)]).clone());
         let queue_bytes = Family::<Labels, Gauge>::default();
         r.register_with_unit(
             "outbound_queue",
@@ -212,6 +221,7 @@ impl Metrics {
             refused,
             resumes_ok,
             resumes_failed,
+            sign_ins,
             queue_bytes: queue_total,
             queue_largest,
             store_queue,
@@ -261,6 +271,10 @@ impl Metrics {
         set(&self.flood_refused, s.flood_refused);
         set(&self.resumes_ok, s.resumes_ok);
         set(&self.resumes_failed, s.resumes_failed);
+        let [ok, failed, throttled] = &self.sign_ins;
+        set(ok, s.sign_ins_ok);
+        set(failed, s.sign_ins_failed);
+        set(throttled, s.sign_ins_throttled);
     }
 }
 

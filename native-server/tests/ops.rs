@@ -104,6 +104,10 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
     assert_eq!(get(m, "/readyz").await, (200, "ready\n".into()));
     let before = scrape(m).await;
     assert_eq!(value(&before, "natter_users", &[]), Some(0.0));
+    assert_eq!(
+        value(&before, "natter_sign_ins_total", &[("outcome", "failed")]),
+        Some(0.0)
+    );
     for kind in ["say", "join", "query"] {
         assert_eq!(
             value(&before, "natter_messages_in_total", &[("kind", kind)]),

@@ -337,6 +337,10 @@ impl Chat {
                 self.set_me(nick);
                 self.note(render::nick_words(nick), now);
             }
+            Event::SignedIn { account, .. } => {
+                self.note(render::signed_in_words(account), now);
+            }
+            Event::ReadUpTo { .. } => {}
             Event::Error { about, text, .. } => self.on_error(about, text, now),
             Event::Info(text) => {
                 for line in render::clean_lines(text) {

@@ -22,6 +22,9 @@ pub struct Config {
     /// store, not from `[limits]`.
     #[serde(skip)]
     pub durable: bool,
+    /// The `[accounts]` settings (a table of their own in a server's config file).
+    #[serde(skip)]
+    pub accounts: super::AccountsConfig,
     /// The secret a bridge must present in its [`crate::wire::ClientMsg::Forwarded`] to name a
     /// browser's address (`None`: no bridge may). Set by the server from its environment or a
     /// file, never from `[limits]`.
@@ -102,6 +105,7 @@ impl Default for Config {
         Config {
             secret_seed: [0; 32],
             durable: false,
+            accounts: super::AccountsConfig::default(),
             bridge_secret: None,
             trusted_proxies: Vec::new(),
             exempt_loopback: true,

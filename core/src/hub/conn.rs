@@ -3,7 +3,7 @@
 //! recorded while the backlog was over the limit, and its flood-control queue.
 
 use super::dialect::{AnyDialect, Door, Limit, Request};
-use super::{ConnKind, HubEvent, UserId};
+use super::{ConnKind, DeviceId, HubEvent, UserId};
 use crate::flood::Bucket;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
@@ -21,8 +21,8 @@ pub(crate) enum Life {
     Detect,
     /// The dialect is known; its handshake is under way.
     Handshake(AnyDialect),
-    /// Through the handshake: `user` talks through `dialect`.
-    Ready(AnyDialect, UserId),
+    /// Through the handshake: `user` talks through `dialect`, as its device `device`.
+    Ready(AnyDialect, UserId, DeviceId),
     /// Told to close (a `Close` event was emitted, last words queued); input is ignored.
     Closing,
 }
@@ -268,7 +268,7 @@ impl Conn {
     /// The dialect, once known (and until closing).
     pub(crate) fn dialect(&self) -> Option<&AnyDialect> {
         match &self.life {
-            Life::Handshake(d) | Life::Ready(d, _) => Some(d),
+            Life::Handshake(d) | Life::Ready(d, _, _) => Some(d),
             Life::Proxy | Life::Detect | Life::Closing => None,
         }
     }
@@ -276,7 +276,7 @@ impl Conn {
     /// The dialect, to change.
     pub(crate) fn dialect_mut(&mut self) -> Option<&mut AnyDialect> {
         match &mut self.life {
-            Life::Handshake(d) | Life::Ready(d, _) => Some(d),
+            Life::Handshake(d) | Life::Ready(d, _, _) => Some(d),
             Life::Proxy | Life::Detect | Life::Closing => None,
         }
     }
@@ -284,7 +284,15 @@ impl Conn {
     /// Its user, once through the handshake.
     pub(crate) fn user(&self) -> Option<UserId> {
         match self.life {
-            Life::Ready(_, u) => Some(u),
+            Life::Ready(_, u, _) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Its user's device for this connection, once through the handshake.
+    pub(crate) fn device(&self) -> Option<DeviceId> {
+        match self.life {
+            Life::Ready(_, _, d) => Some(d),
             _ => None,
         }
     }
@@ -295,8 +303,8 @@ impl Conn {
     }
 
     /// Closing: input is ignored from now on. Returns the user it had, if any.
-    pub(crate) fn close(&mut self) -> Option<UserId> {
-        let user = self.user();
+    pub(crate) fn close(&mut self) -> Option<(UserId, DeviceId)> {
+        let user = self.user().zip(self.device());
         self.life = Life::Closing;
         if let Some(rare) = self.rare.as_deref_mut() {
             rare.pending.clear();
@@ -307,11 +315,12 @@ impl Conn {
         user
     }
 
-    /// Through the handshake: `user` talks through this connection's dialect from now on.
-    pub(crate) fn make_ready(&mut self, user: UserId) {
+    /// Through the handshake: `user` talks through this connection's dialect from now on, as
+    /// its device `device`.
+    pub(crate) fn make_ready(&mut self, user: UserId, device: DeviceId) {
         self.probing = false;
         self.life = match core::mem::replace(&mut self.life, Life::Closing) {
-            Life::Handshake(d) | Life::Ready(d, _) => Life::Ready(d, user),
+            Life::Handshake(d) | Life::Ready(d, _, _) => Life::Ready(d, user, device),
             other => {
                 debug_assert!(false, "ready without a dialect: {other:?}");
                 other

@@ -12,6 +12,18 @@ use crate::types::{ConnId, Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
 use bytes::Bytes;
 
+/// Who a broadcast leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Skip {
+    /// Nobody.
+    None,
+    /// The connection it came from, whose dialect does not echo (people do not see their own
+    /// line twice); the sender's other devices see it.
+    Conn(ConnId),
+    /// Every connection of this user (a joiner gets `Joined` instead).
+    User(UserId),
+}
+
 /// The renderings of one broadcast made so far, one per dialect and form: a handful at most.
 #[derive(Default)]
 struct Forms(Vec<((ConnKind, Form), Option<Shared>)>);
@@ -23,7 +35,8 @@ impl Forms {
 }
 
 impl Hub {
-    /// Appends an event to `room` and sends it to every attached member but `skip`. Members
+    /// Appends an event to `room` and sends it to every attached member but `skip`; `sender`
+    /// is the connection a say or action came from (it gets an `Ack` if its echo is skipped). Members
     /// whose dialect and form match share one rendering, written once into the cycle buffer.
     /// Returns its seq.
     pub(super) fn broadcast(
@@ -32,7 +45,8 @@ impl Hub {
         from: Nick,
         kind: EventKind,
         now: Millis,
-        skip: Option<UserId>,
+        skip: Skip,
+        sender: Option<ConnId>,
     ) -> Seq {
         let history_len = self.config.history_len;
         let budget = self.config.history_budget_bytes;
@@ -58,11 +72,12 @@ impl Hub {
         let ServerMsg::Event(ev) = msg else {
             return seq;
         };
-        let no = self.record_event(&ev);
+        let no = self.record_event(&ev, sender);
         let lim = self.config.queue_limits();
         let Hub {
             rooms,
             users,
+            devices,
             conns,
             out,
             history_bytes,
@@ -75,13 +90,17 @@ impl Hub {
         out.tag = no;
         let ev = EventRef::new(ev, &frame);
         let mut forms = Forms::default();
-        for uid in &r.members {
-            if Some(*uid) == skip {
+        let attached = r
+            .members
+            .iter()
+            .filter(|uid| skip != Skip::User(**uid))
+            .filter_map(|uid| users.get(uid))
+            .flat_map(|u| u.devices.iter())
+            .filter_map(|d| devices.get(d).and_then(|d| d.conn));
+        for cid in attached {
+            if skip == Skip::Conn(cid) {
                 continue;
             }
-            let Some(cid) = users.get(uid).and_then(|u| u.conn) else {
-                continue;
-            };
             let Some(c) = conns.get_mut(&cid) else {
                 continue;
             };
@@ -102,15 +121,13 @@ impl Hub {
             };
             let queued = c.push_room(out, room, seq, shared, lim);
             stats.deliveries += u64::from(queued);
-            if !queued && dialect_echoes(c) {
+            if !queued && Some(cid) == sender {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
                 // message would wait forever (or be resent) once the event leaves the history.
                 let Some(ev) = ev.event() else {
                     continue;
                 };
-                let own = users.get(uid).is_some_and(|u| u.nick == ev.from);
-                if let (true, EventKind::Say { id, .. } | EventKind::Act { id, .. }) =
-                    (own, &ev.kind)
+                if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
                     && let Some(ack) = c
                         .dialect()
                         .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
@@ -259,10 +276,6 @@ impl Hub {
         }
         Some(latest)
     }
-}
-
-fn dialect_echoes(c: &super::Conn) -> bool {
-    c.dialect().is_some_and(|d| d.echoes_own())
 }
 
 /// What a stored room event looks like on `c`, in the form its dialect needs there.

@@ -7,10 +7,10 @@
 //! A restarted hub takes back rooms, history and resume sessions with [`Hub::restore`].
 
 use super::room::{Room, Stored};
-use super::{Hub, ResumeKey, Timer, User, UserId};
+use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::persist::{Batch, BatchId, Loaded, SessionRecord, TokenHash, Write};
 use crate::time::Millis;
-use crate::types::{MsgId, RoomName, Seq};
+use crate::types::{ConnId, MsgId, RoomName, Seq};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg, encode_frame};
 use std::collections::{BTreeSet, VecDeque};
 use tracing::{debug, warn};
@@ -22,8 +22,8 @@ struct Written {
     no: u64,
     room: RoomName,
     seq: Seq,
-    /// Who said it and with which id, for a say or an action.
-    sender: Option<(UserId, MsgId)>,
+    /// The connection it came from and its id, for a say or an action.
+    sender: Option<(ConnId, MsgId)>,
 }
 
 /// A batch handed out and not yet reported.
@@ -40,8 +40,8 @@ pub(crate) struct Durable {
     writes: Vec<Write>,
     /// Its room events.
     events: Vec<Written>,
-    /// Users whose session record must be written with this batch.
-    dirty: BTreeSet<UserId>,
+    /// Devices whose session record must be written with this batch.
+    dirty: BTreeSet<DeviceId>,
     /// The id the batch being built will have.
     next: u64,
     /// Batches handed out and not yet reported, oldest first.
@@ -61,7 +61,7 @@ impl Durable {
 
 impl Hub {
     /// Adds a write to the batch being built; output from now on waits for it.
-    fn record(&mut self, write: Write) {
+    pub(super) fn record(&mut self, write: Write) {
         let Some(d) = self.durable.as_mut() else {
             return;
         };
@@ -71,15 +71,20 @@ impl Hub {
 
     /// A room event is being broadcast: its write, and its number to tag its deliveries with
     /// (0 without a store).
-    pub(super) fn record_event(&mut self, ev: &crate::wire::RoomEvent) -> u64 {
-        let sender = self.nicks.get(&ev.from.folded()).copied();
+    pub(super) fn record_event(
+        &mut self,
+        ev: &crate::wire::RoomEvent,
+        sender: Option<ConnId>,
+    ) -> u64 {
         let Some(d) = self.durable.as_mut() else {
             return 0;
         };
         d.last_event += 1;
         let no = d.last_event;
         let sender = match (&ev.kind, sender) {
-            (EventKind::Say { id, .. } | EventKind::Act { id, .. }, Some(uid)) => Some((uid, *id)),
+            (EventKind::Say { id, .. } | EventKind::Act { id, .. }, Some(conn)) => {
+                Some((conn, *id))
+            }
             _ => None,
         };
         d.events.push(Written {
@@ -92,15 +97,29 @@ impl Hub {
         no
     }
 
-    /// `uid`'s resume session changed (token, nick, rooms, last message id): its record is
-    /// written with this batch.
+    /// `uid` changed (nick, rooms): the session records of its devices are written with this
+    /// batch.
     pub(super) fn session_changed(&mut self, uid: UserId) {
-        let Some(d) = self.durable.as_mut() else {
+        let devices = self
+            .users
+            .get(&uid)
+            .map(|u| u.devices.clone())
+            .unwrap_or_default();
+        for did in devices {
+            self.device_changed(did);
+        }
+        self.account_rooms_changed(uid);
+    }
+
+    /// Device `did`'s session changed (its token, its last message id): its record is written
+    /// with this batch.
+    pub(super) fn device_changed(&mut self, did: DeviceId) {
+        let Some(dur) = self.durable.as_mut() else {
             return;
         };
-        if self.users.get(&uid).is_some_and(|u| u.resume.is_some()) {
-            d.dirty.insert(uid);
-            self.out.hold = Some(d.next);
+        if self.devices.get(&did).is_some_and(|d| d.resume.is_some()) {
+            dur.dirty.insert(did);
+            self.out.hold = Some(dur.next);
         }
     }
 
@@ -116,11 +135,11 @@ impl Hub {
         let now = self.now;
         let d = self.durable.as_mut()?;
         let dirty = core::mem::take(&mut d.dirty);
-        for uid in dirty {
-            let Some(u) = self.users.get(&uid) else {
+        for did in dirty {
+            let Some(dev) = self.devices.get(&did) else {
                 continue;
             };
-            let Some(key) = u.resume else {
+            let (Some(key), Some(u)) = (dev.resume, self.users.get(&dev.user)) else {
                 continue;
             };
             d.writes.push(Write::Session(SessionRecord {
@@ -128,7 +147,7 @@ impl Hub {
                 token_id: key.id,
                 nick: u.nick.clone(),
                 rooms: u.rooms.iter().cloned().collect(),
-                last_id: u.last_id,
+                last_id: dev.last_id,
                 updated: now,
             }));
         }
@@ -185,10 +204,7 @@ impl Hub {
         }
         self.release_held(batch.0, Some(&failed));
         for w in flight.events {
-            let Some((uid, id)) = w.sender else {
-                continue;
-            };
-            let Some(conn) = self.users.get(&uid).and_then(|u| u.conn) else {
+            let Some((conn, id)) = w.sender else {
                 continue;
             };
             let detail = format!("{why}; your message was not delivered");
@@ -236,46 +252,51 @@ impl Hub {
             self.rooms.insert(lr.name, room);
         }
         let mut restored = 0;
+        // Accounts before sessions: an always-on account's user is there for its devices.
+        self.load_accounts(loaded.accounts);
         for s in loaded.sessions {
-            if self.nicks.contains_key(&s.nick.folded()) || self.tokens.contains_key(&s.token_id) {
+            if self.tokens.contains_key(&s.token_id) {
                 continue;
             }
-            let uid = UserId(self.next_user);
-            self.next_user += 1;
-            let rooms: Vec<RoomName> = s
-                .rooms
-                .into_iter()
-                .filter(|r| self.rooms.contains_key(r))
-                .collect();
-            let mut set = super::room::RoomSet::default();
-            for r in &rooms {
-                set.insert(r.clone());
-                if let Some(room) = self.rooms.get_mut(r) {
-                    room.members.insert(uid);
+            // Sessions of one nick are devices of one user.
+            let uid = match self.nicks.get(&s.nick.folded()) {
+                Some(&uid) => uid,
+                None => {
+                    let uid = UserId(self.next_user);
+                    self.next_user += 1;
+                    let mut set = super::room::RoomSet::default();
+                    for r in &s.rooms {
+                        if let Some(room) = self.rooms.get_mut(r) {
+                            room.members.insert(uid);
+                            set.insert(r.clone());
+                        }
+                    }
+                    self.nicks.insert(s.nick.folded(), uid);
+                    self.users.insert(
+                        uid,
+                        Box::new(User {
+                            nick: s.nick,
+                            rooms: set,
+                            devices: Vec::new(),
+                            away: None,
+                            account: None,
+                        }),
+                    );
+                    uid
                 }
+            };
+            let did = self.new_device(uid, None);
+            if let Some(d) = self.devices.get_mut(&did) {
+                d.resume = Some(ResumeKey {
+                    id: s.token_id,
+                    hash: s.token.0,
+                });
+                d.last_id = s.last_id;
             }
-            self.nicks.insert(s.nick.folded(), uid);
-            self.tokens.insert(s.token_id, uid);
-            self.users.insert(
-                uid,
-                Box::new(User {
-                    nick: s.nick,
-                    conn: None,
-                    rooms: set,
-                    resume: Some(ResumeKey {
-                        id: s.token_id,
-                        hash: s.token.0,
-                    }),
-                    prev_resume: None,
-                    probe: None,
-                    last_id: s.last_id,
-                    addr: None,
-                    away: None,
-                }),
-            );
+            self.tokens.insert(s.token_id, did);
             self.detached += 1;
             self.timers
-                .set(Timer::Grace(uid), now + self.config.resume_grace);
+                .set(Timer::Grace(did), now + self.config.resume_grace);
             restored += 1;
         }
         debug!(rooms = self.rooms.len(), sessions = restored, "restored");

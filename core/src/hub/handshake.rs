@@ -4,7 +4,7 @@
 
 use super::conn::Life;
 use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Step};
-use super::{Conn, ConnKind, Hub, HubEvent, Refused, Timer, UserId, admit};
+use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
@@ -166,15 +166,15 @@ impl Hub {
         }
         c.last_rx = now;
         c.ping = None;
-        if let Some(uid) = c.user()
-            && let Some(u) = self.users.get(&uid)
+        if let Some(did) = c.device()
+            && let Some(d) = self.devices.get(&did)
         {
-            let (probed, unconfirmed) = (u.probe.is_some(), u.prev_resume.is_some());
+            let (probed, unconfirmed) = (d.probe.is_some(), d.prev_resume.is_some());
             if probed {
-                self.probe_answered(uid, now);
+                self.probe_answered(did, now);
             }
             if unconfirmed {
-                self.token_received(uid);
+                self.token_received(did);
             }
         }
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -351,8 +351,8 @@ impl Hub {
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
                 return;
             }
-            if let Some(uid) = self.token_user(&r.token) {
-                self.resume_request(conn, uid, hello, now);
+            if let Some(did) = self.token_device(&r.token) {
+                self.resume_request(conn, did, hello, now);
                 return;
             }
             self.stats.resumes_failed += 1;
@@ -368,6 +368,9 @@ impl Hub {
 
     /// A new user for `conn`: the nick asked for, or a free one like it, or a guest nick.
     pub(super) fn fresh_session(&mut self, conn: ConnId, hello: Hello, now: Millis) {
+        if self.register_signed_in(conn, now) {
+            return;
+        }
         let resumable = self
             .conns
             .get(&conn)
@@ -381,10 +384,10 @@ impl Hub {
             Some(want) => self.free_nick(want),
             None => self.guest_nick(),
         };
-        let uid = self.new_user(nick.clone(), conn);
-        self.make_ready(conn, uid, now);
+        let (uid, did) = self.new_user(nick.clone(), conn);
+        self.make_ready(conn, uid, did, now);
         let token = if resumable {
-            self.issue_token(uid)
+            self.issue_token(did)
         } else {
             None
         };
@@ -428,11 +431,11 @@ impl Hub {
 
     /// Through the handshake: `conn` speaks for `uid`; the handshake deadlines stop and
     /// keepalive starts where the dialect wants it.
-    pub(super) fn make_ready(&mut self, conn: ConnId, uid: UserId, now: Millis) {
+    pub(super) fn make_ready(&mut self, conn: ConnId, uid: UserId, did: DeviceId, now: Millis) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.make_ready(uid);
+        c.make_ready(uid, did);
         let keepalive = c.dialect().is_some_and(|d| d.keepalive());
         self.timers.cancel(Timer::Hello(conn));
         self.timers.cancel(Timer::Detect(conn));

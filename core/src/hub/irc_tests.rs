@@ -24,6 +24,10 @@ impl Net {
     fn new() -> Net {
         Net::with(Config {
             secret_seed: [3; 32],
+            accounts: AccountsConfig {
+                hash_cost: crate::accounts::HashCost::TEST,
+                ..AccountsConfig::default()
+            },
             ..Config::default()
         })
     }
@@ -39,6 +43,9 @@ impl Net {
     }
 
     fn pump(&mut self) {
+        while let Some(w) = self.hub.poll_work() {
+            self.hub.handle_work(w.run(), self.now);
+        }
         while let Some(t) = self.hub.poll_transmit() {
             self.inbox
                 .entry(t.conn)
@@ -265,7 +272,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix server-time"
+            ":natter.irc CAP * LS :away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -273,7 +280,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
         c,
         &[
             "CAP REQ :server-time echo-message",
-            "CAP REQ :sasl server-time",
+            "CAP REQ :frobnicate server-time",
             "CAP LIST",
         ],
     );
@@ -281,7 +288,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
         n.lines(c),
         [
             ":natter.irc CAP * ACK :server-time echo-message",
-            ":natter.irc CAP * NAK :sasl server-time",
+            ":natter.irc CAP * NAK :frobnicate server-time",
             ":natter.irc CAP * LIST :echo-message server-time",
         ]
     );
@@ -1136,4 +1143,87 @@ fn long_lists_take_several_lines_and_nothing_is_cut() {
         on,
         many[..28].iter().map(String::as_str).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_rooms() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut n = Net::new();
+    // alice registers on the binary protocol and is in #x.
+    let a = n.bin("alice");
+    n.send_bin(
+        a,
+        &ClientMsg::Register {
+            password: crate::types::Password("correct horse".into()),
+            remember: false,
+        },
+    );
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.recv(a);
+    // The same account over IRC, with SASL.
+    let c = n.irc();
+    n.send(
+        c,
+        &[
+            "CAP LS 302",
+            "NICK someone",
+            "USER u 0 * :U",
+            "CAP REQ :sasl",
+        ],
+    );
+    let l = n.lines(c);
+    assert!(l.iter().any(|l| l.ends_with("sasl=PLAIN")), "{l:?}");
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    assert_eq!(n.lines(c), [":natter.irc AUTHENTICATE +"]);
+    n.send(
+        c,
+        &[&format!("AUTHENTICATE {}", b64("\0alice\0wrong horse"))],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["904"], "{l:?}");
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(
+        c,
+        &[&format!(
+            "AUTHENTICATE {}",
+            b64("alice\0alice\0correct horse")
+        )],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
+    assert!(l[0].contains("alice!alice@") && l[0].ends_with("You are now logged in as alice"));
+    n.send(c, &["CAP END"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 001 ").contains(" 001 alice "), "{l:?}");
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with(":alice!") && l.contains("JOIN #x")),
+        "the account's rooms come with the welcome: {l:?}"
+    );
+    n.advance(3_000);
+    n.lines(c);
+    // One alice: a line from IRC reaches the binary connection as alice's.
+    n.send(c, &["PRIVMSG #x :from irc"]);
+    let got = n.recv(a);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent { from, kind: EventKind::Say { text, .. }, .. }) if from.as_str() == "alice" && text.as_str() == "from irc")),
+        "{got:?}"
+    );
+    // After registration AUTHENTICATE is refused; without the cap it fails; mechanisms other
+    // than PLAIN are listed.
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    assert_eq!(numerics(&n.lines(c)), ["907"]);
+    let d = n.irc();
+    n.send(d, &["AUTHENTICATE PLAIN"]);
+    assert_eq!(numerics(&n.lines(d)), ["904"]);
+    n.send(d, &["CAP REQ :sasl", "AUTHENTICATE SCRAM-SHA-256"]);
+    n.lines(d);
+    n.send(d, &["AUTHENTICATE EXTERNAL"]);
+    assert_eq!(numerics(&n.lines(d)), ["908", "904"]);
+    n.send(d, &["AUTHENTICATE PLAIN", "AUTHENTICATE *"]);
+    let l = n.lines(d);
+    assert_eq!(l[0], ":natter.irc AUTHENTICATE +");
+    assert_eq!(numerics(&l[1..]), ["906"]);
 }

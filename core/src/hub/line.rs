@@ -6,18 +6,17 @@
 use super::Hub;
 use super::dialect::{Reply, Request, Step};
 use crate::time::Millis;
-use crate::types::{ConnId, MsgId};
+use crate::types::ConnId;
 
 impl Hub {
     /// Reads `line` in `conn`'s dialect and runs the steps it means, in order.
     pub(super) fn run_line(&mut self, conn: ConnId, line: &str, now: Millis) {
+        let next_id = self.next_id(conn);
         let Hub { conns, users, .. } = self;
         let Some(c) = conns.get_mut(&conn) else {
             return;
         };
-        let user = c.user().and_then(|u| users.get(&u));
-        let me = user.map(|u| &u.nick);
-        let next_id = user.map_or(MsgId(1), |u| MsgId(u.last_id.0 + 1));
+        let me = c.user().and_then(|u| users.get(&u)).map(|u| &u.nick);
         let before = c.backlog_bytes();
         let mut steps = Vec::new();
         match c.dialect_mut() {

@@ -42,6 +42,7 @@
 //! resumable dialect (binary) whose connection closes without `Quit` is detached and may resume
 //! within [`Config::resume_grace`]; a text or IRC user's close is a quit.
 
+mod accounts;
 mod admit;
 mod config;
 mod conn;
@@ -82,6 +83,7 @@ use thiserror::Error;
 use timers::{Timer, Timers};
 use tracing::debug;
 
+pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
@@ -168,17 +170,33 @@ pub enum HubEvent {
     },
 }
 
-/// A user: a nick with rooms, attached to a connection or (resumable dialects only) detached
-/// and waiting for a resume.
+/// A user: a nick with rooms, present through one or more devices (a device per connection
+/// that signed in as it; a guest has one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct UserId(u64);
+
+/// A device: one client's session of a user, attached to a connection or (resumable dialects
+/// only) detached and waiting for a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct DeviceId(u64);
 
 #[derive(Debug)]
 struct User {
     nick: Nick,
-    conn: Option<ConnId>,
     rooms: RoomSet,
-    /// Users of a resumable dialect only: they wait for a resume when their connection drops.
+    /// Its devices, attached or waiting for a resume; a user with none is gone.
+    devices: Vec<DeviceId>,
+    /// The away message, while the user is away (see [`query`]).
+    away: Option<Text>,
+    /// The folded name of the account it is signed in to (its nick is the account's).
+    account: Option<String>,
+}
+
+#[derive(Debug)]
+struct Device {
+    user: UserId,
+    conn: Option<ConnId>,
+    /// Resumable dialects only: the device waits for a resume when its connection drops.
     resume: Option<ResumeKey>,
     /// The token before `resume`, while the client may not have received `resume` (its
     /// connection has sent nothing since the welcome that carried it): a connection lost in
@@ -186,13 +204,13 @@ struct User {
     prev_resume: Option<ResumeKey>,
     /// A resume that waits to see whether the attached connection is alive.
     probe: Option<Box<Probe>>,
-    /// Highest message id accepted from this user (people get hub-chosen ids).
+    /// Highest message id accepted from this device (people get hub-chosen ids).
     last_id: MsgId,
     /// The address it is counted under (that of the connection it came on; `None`: exempt),
-    /// for the per-address counts of users waiting for a resume and of rooms created.
+    /// for the per-address counts of devices waiting for a resume and of rooms created.
     addr: Option<IpAddr>,
-    /// The away message, while the user is away (see [`query`]).
-    away: Option<Text>,
+    /// The id of the device key this device signed in with or was given: signing out revokes it.
+    key: Option<u64>,
 }
 
 /// What the hub keeps of a user's current resume token: its id and a hash of its secret, never
@@ -235,6 +253,7 @@ pub struct Hub {
     rng: ChaCha20Rng,
     next_conn: u64,
     next_user: u64,
+    next_device: u64,
     next_ping: u64,
     /// Store reads out, and who waits for them.
     queries: past::Queries,
@@ -250,10 +269,14 @@ pub struct Hub {
     conns: FxHashMap<ConnId, Box<Conn>>,
     /// Boxed, like `conns`: a table slot is a pointer.
     users: FxHashMap<UserId, Box<User>>,
+    /// Boxed, like `conns`.
+    devices: FxHashMap<DeviceId, Box<Device>>,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
-    /// Resume token id → user.
-    tokens: HashMap<u64, UserId>,
+    /// Resume token id → device.
+    tokens: HashMap<u64, DeviceId>,
+    /// Registered accounts, their keys and markers, and password work out.
+    accounts: Box<accounts::Accounts>,
     rooms: Rooms,
     /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
     history_bytes: usize,
@@ -291,6 +314,7 @@ impl Hub {
             rng,
             next_conn: 1,
             next_user: 1,
+            next_device: 1,
             next_ping: 1,
             steps: Vec::new(),
             reclaim_cursor: None,
@@ -298,8 +322,10 @@ impl Hub {
             durable,
             conns: FxHashMap::default(),
             users: FxHashMap::default(),
+            devices: FxHashMap::default(),
             nicks: HashMap::new(),
             tokens: HashMap::new(),
+            accounts: Box::default(),
             rooms: Rooms::new(),
             history_bytes: 0,
             out: Out::default(),
@@ -370,10 +396,11 @@ impl Hub {
     /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
         self.now = self.now.max(now);
-        if let Some(uid) = self.begin_close(conn, None) {
-            self.release_user(uid, now);
+        if let Some((_, did)) = self.begin_close(conn, None) {
+            self.release_device(did, now);
         }
         self.queries.forget(conn);
+        self.forget_account_work(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -396,12 +423,12 @@ impl Hub {
                 Timer::Hello(c) => self.hello_timeout(c, now),
                 Timer::Keepalive(c) => self.keepalive(c, now),
                 Timer::Flood(c) => self.run_pending(c, now),
-                Timer::Takeover(u) => self.takeover_probe_over(u, now),
-                Timer::Grace(u) => {
-                    if self.users.get(&u).is_some_and(|u| u.conn.is_none()) {
-                        debug!(user = u.0, "resume grace over");
-                        self.undetach(u, now);
-                        self.quit_user(u, Text::new("connection lost").ok(), now);
+                Timer::Takeover(d) => self.takeover_probe_over(d, now),
+                Timer::Grace(d) => {
+                    if self.devices.get(&d).is_some_and(|d| d.conn.is_none()) {
+                        debug!(device = d.0, "resume grace over");
+                        self.undetach(d, now);
+                        self.leave_device(d, Text::new("connection lost").ok(), now);
                     }
                 }
                 Timer::PruneIps => {
@@ -429,10 +456,10 @@ impl Hub {
             };
             self.reply(id, Reply::Msg(bye));
             // No quit notices: everyone is leaving at once.
-            if let Some(uid) = self.begin_close(id, Some(reason.into()))
-                && let Some(u) = self.users.get_mut(&uid)
+            if let Some((_, did)) = self.begin_close(id, Some(reason.into()))
+                && let Some(d) = self.devices.get_mut(&did)
             {
-                u.conn = None;
+                d.conn = None;
             }
         }
     }

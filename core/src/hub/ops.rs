@@ -2,6 +2,7 @@
 //! DM, nick, topic, who, rooms, history and quit, as [`ClientMsg`]s. A person's typed input is
 //! resolved into one by its dialect when it runs.
 
+use super::deliver::Skip;
 use super::dialect::{Limit, Reply, Request};
 use super::room::Room;
 use super::timers::Timer;
@@ -90,13 +91,10 @@ impl Hub {
             Request::Msg(msg) => self.exec(conn, msg, now),
             Request::Answer(reply) => self.reply(conn, reply),
             Request::Typed(input) => {
-                let Some(uid) = self.user_of(conn) else {
+                if self.user_of(conn).is_none() {
                     return;
-                };
-                let next_id = self
-                    .users
-                    .get(&uid)
-                    .map_or(MsgId(1), |u| MsgId(u.last_id.0 + 1));
+                }
+                let next_id = self.next_id(conn);
                 let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) else {
                     return;
                 };
@@ -114,14 +112,14 @@ impl Hub {
         self.conns.get(&conn)?.user()
     }
 
-    /// `uid`, when `conn`'s dialect does not want its own events back.
-    fn skip_own(&self, conn: ConnId, uid: UserId) -> Option<UserId> {
+    /// Leaves out `conn` when its dialect does not want its own events back.
+    pub(super) fn skip_own(&self, conn: ConnId) -> Skip {
         let echoes = self
             .conns
             .get(&conn)
             .and_then(|c| c.dialect())
             .is_some_and(|d| d.echoes_own());
-        (!echoes).then_some(uid)
+        if echoes { Skip::None } else { Skip::Conn(conn) }
     }
 
     /// Runs one request of a connection.
@@ -129,6 +127,15 @@ impl Hub {
         self.stats.message_in(&msg);
         if let ClientMsg::Ping { token } = msg {
             return self.reply(conn, Reply::Msg(ServerMsg::Pong { token }));
+        }
+        // IRC's SASL signs in before registration, when there is no user yet.
+        if let ClientMsg::SignIn {
+            account,
+            proof,
+            remember,
+        } = msg
+        {
+            return self.sign_in(conn, account, proof, remember, now);
         }
         let Some(uid) = self.user_of(conn) else {
             return;
@@ -160,9 +167,23 @@ impl Hub {
             } => self.older(conn, uid, room, before, limit),
             ClientMsg::Search { room, words } => self.search(conn, uid, room, words),
             ClientMsg::Quit { reason } => {
-                self.quit_user(uid, reason, now);
+                // This device leaves; the user quits with its last one.
+                if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
+                    self.leave_device(did, reason, now);
+                }
                 self.bye(conn, "goodbye", "quit");
             }
+            ClientMsg::SignIn {
+                account,
+                proof,
+                remember,
+            } => self.sign_in(conn, account, proof, remember, now),
+            ClientMsg::Register { password, remember } => {
+                self.register(conn, password, remember, now)
+            }
+            ClientMsg::SignOut => self.sign_out(conn, now),
+            ClientMsg::ChangePassword { old, new } => self.change_password(conn, old, new, now),
+            ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
             // Handshake messages never reach here (see `Hub::step`); pings were answered above.
             ClientMsg::Ping { .. }
             | ClientMsg::Pong { .. }
@@ -189,7 +210,7 @@ impl Hub {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
-        let addr = u.addr;
+        let addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
         if u.rooms.contains(&room) {
             let latest = self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq);
             if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
@@ -248,13 +269,24 @@ impl Hub {
             r.members.insert(uid);
         }
         self.session_changed(uid);
+        let seq = self.broadcast(&room, nick, EventKind::Join, now, Skip::User(uid), None);
+        // Joining on one device joins on all: this connection first.
+        let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        on.insert(0, conn);
+        for c in on {
+            self.entered_on(c, &room, seq);
+        }
+    }
+
+    /// `conn` is in `room` now, whose latest event (the join) is `seq`: the room's state, then
+    /// its recent history.
+    fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
-            d.entered(&room);
+            d.entered(room);
             own_join = d.replays_own_join();
         }
-        let seq = self.broadcast(&room, nick, EventKind::Join, now, Some(uid));
-        if let Some(joined) = self.joined_msg(&room, seq) {
+        if let Some(joined) = self.joined_msg(room, seq) {
             self.reply(conn, Reply::Msg(joined));
         }
         let upto = if own_join {
@@ -262,7 +294,7 @@ impl Hub {
         } else {
             Seq(seq.0.saturating_sub(1))
         };
-        self.replay_recent(conn, &room, upto);
+        self.replay_recent(conn, room, upto);
     }
 
     /// The room table is full: frees a room whose members are all waiting for a resume (none is
@@ -288,7 +320,7 @@ impl Hub {
             let orphan = name != RoomName::lobby()
                 && r.members
                     .iter()
-                    .all(|u| self.users.get(u).is_none_or(|u| u.conn.is_none()));
+                    .all(|u| !self.online(*u) && !self.stays_offline(*u));
             if !orphan {
                 continue;
             }
@@ -328,28 +360,40 @@ impl Hub {
             r.members.remove(&uid);
         }
         self.session_changed(uid);
-        let mut note = None;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if let Some(rare) = c.rare_mut_if_any() {
-                rare.gaps.remove(&room);
-                rare.refills.remove(&room);
+        // Leaving on one device leaves on all: this connection first.
+        let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        on.insert(0, conn);
+        for c in on {
+            let mut note = None;
+            if let Some(c) = self.conns.get_mut(&c) {
+                if let Some(rare) = c.rare_mut_if_any() {
+                    rare.gaps.remove(&room);
+                    rare.refills.remove(&room);
+                }
+                note = c.dialect_mut().and_then(|d| d.left(&room, next.as_ref()));
             }
-            note = c.dialect_mut().and_then(|d| d.left(&room, next.as_ref()));
+            self.reply(c, Reply::Msg(ServerMsg::Parted { room: room.clone() }));
+            if let Some(note) = note {
+                self.reply(c, Reply::Note(note));
+            }
         }
-        self.reply(conn, Reply::Msg(ServerMsg::Parted { room: room.clone() }));
-        if let Some(note) = note {
-            self.reply(conn, Reply::Note(note));
-        }
-        self.broadcast(&room, nick, EventKind::Part { reason }, now, None);
+        let part = EventKind::Part { reason };
+        self.broadcast(&room, nick, part, now, Skip::None, None);
         self.drop_if_empty(&room);
     }
 
-    /// Checks a message id: `false` (and an `Ack`) when it was already accepted.
-    fn fresh_id(&mut self, conn: ConnId, uid: UserId, id: MsgId) -> bool {
-        let Some(u) = self.users.get(&uid) else {
+    /// Checks a message id against the ones `conn`'s device sent: `false` (and an `Ack`) when
+    /// it was already accepted.
+    fn fresh_id(&mut self, conn: ConnId, id: MsgId) -> bool {
+        let Some(d) = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.device())
+            .and_then(|d| self.devices.get(&d))
+        else {
             return false;
         };
-        if id <= u.last_id {
+        if id <= d.last_id {
             debug!(conn = %conn, id = id.0, "resent message acknowledged, not delivered again");
             self.reply(conn, Reply::Msg(ServerMsg::Ack { id }));
             return false;
@@ -357,11 +401,14 @@ impl Hub {
         true
     }
 
-    fn accept_id(&mut self, uid: UserId, id: MsgId) {
-        if let Some(u) = self.users.get_mut(&uid) {
-            u.last_id = id;
+    fn accept_id(&mut self, conn: ConnId, id: MsgId) {
+        let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
+            return;
+        };
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.last_id = id;
         }
-        self.session_changed(uid);
+        self.device_changed(did);
     }
 
     fn say(
@@ -373,35 +420,37 @@ impl Hub {
         kind: EventKind,
         now: Millis,
     ) {
-        if !self.fresh_id(conn, uid, id) {
+        if !self.fresh_id(conn, id) {
             return;
         }
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, Some(id));
         }
-        self.accept_id(uid, id);
+        self.accept_id(conn, id);
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
         // Programs get their own event back (the ack); people do not see their line twice.
-        let skip = self.skip_own(conn, uid);
-        self.broadcast(&room, nick, kind, now, skip);
+        let skip = self.skip_own(conn);
+        self.broadcast(&room, nick, kind, now, skip, Some(conn));
     }
 
     fn direct(&mut self, conn: ConnId, uid: UserId, to: Nick, id: MsgId, text: Text, now: Millis) {
-        if !self.fresh_id(conn, uid, id) {
+        if !self.fresh_id(conn, id) {
             return;
         }
         let target = self.nicks.get(&to.folded()).copied();
-        let target = target.and_then(|t| self.users.get(&t).map(|u| (u.nick.clone(), u.conn)));
-        let Some((to_nick, to_conn)) = target else {
+        let Some((to_uid, to_nick)) =
+            target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
+        else {
             let detail = format!("nobody is called {to}");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
-        let Some(to_conn) = to_conn else {
+        let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
+        if to_conns.is_empty() && to_uid != uid {
             let detail = format!("{to_nick} is reconnecting right now; try again in a moment");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
-        };
+        }
         let lim = self.config.queue_limits();
         let dm = DirectMsg {
             from: self
@@ -413,19 +462,28 @@ impl Hub {
             at: now,
             text,
         };
-        if to_conn != conn {
-            // The recipient's backlog decides: a DM must not push a slow reader over its limit.
-            let fits = self.conns.get(&to_conn).is_some_and(|c| {
-                // A DM is a few hundred bytes at most; the frame size is close enough.
-                c.room_fits(&self.out, 256 + dm.text.as_str().len(), lim)
-            });
-            if !fits {
-                let detail = format!("{to_nick} is not reading right now; message not delivered");
-                return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
-            }
-            self.reply(to_conn, Reply::Msg(ServerMsg::Direct(dm.clone())));
+        // The recipient's backlog decides: a DM must not push a slow reader over its limit (one
+        // of its devices reading is enough).
+        // A DM is a few hundred bytes at most; the frame size is close enough.
+        let size = 256 + dm.text.as_str().len();
+        let readers: Vec<ConnId> = to_conns
+            .into_iter()
+            .filter(|c| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.room_fits(&self.out, size, lim))
+            })
+            .collect();
+        if readers.is_empty() && to_uid != uid {
+            let detail = format!("{to_nick} is not reading right now; message not delivered");
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
-        self.accept_id(uid, id);
+        self.accept_id(conn, id);
+        // The recipient's devices, and the sender's other ones (what it sent from here).
+        let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        for c in readers.into_iter().chain(copies) {
+            self.reply(c, Reply::Msg(ServerMsg::Direct(dm.clone())));
+        }
         self.reply(conn, Reply::Msg(ServerMsg::Direct(dm)));
     }
 
@@ -436,6 +494,16 @@ impl Hub {
         let old = u.nick.clone();
         if old == nick {
             return self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick }));
+        }
+        if let Some(account) = &u.account
+            && old.folded() != nick.folded()
+        {
+            let detail = format!("you are signed in as {account}: your nick is your account's");
+            return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
+        }
+        if old.folded() != nick.folded() && self.accounts.registered(&nick) {
+            let detail = format!("{nick} is a registered account: sign in with /login {nick}");
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");
@@ -451,12 +519,15 @@ impl Hub {
             None => return,
         };
         self.session_changed(uid);
-        let skip = self.skip_own(conn, uid);
+        let skip = self.skip_own(conn);
         for room in &rooms {
             let kind = EventKind::Nick { new: nick.clone() };
-            self.broadcast(room, old.clone(), kind, now, skip);
+            self.broadcast(room, old.clone(), kind, now, skip, None);
         }
-        self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick }));
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));
+        }
     }
 
     fn topic(
@@ -481,7 +552,7 @@ impl Hub {
             return;
         };
         let kind = EventKind::Topic { topic: Some(topic) };
-        self.broadcast(&room, nick, kind, now, None);
+        self.broadcast(&room, nick, kind, now, Skip::None, None);
     }
 
     fn who(&mut self, conn: ConnId, room: RoomName) {

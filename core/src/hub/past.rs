@@ -8,7 +8,7 @@
 
 use super::dialect::{Hello, Reply};
 use super::room::Room;
-use super::{Hub, UserId};
+use super::{DeviceId, Hub, UserId};
 use crate::limits::{HISTORY_PAGE_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS};
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
@@ -39,7 +39,7 @@ enum Asker {
 /// A resume waiting for the store's pages.
 #[derive(Debug)]
 struct PendingResume {
-    user: UserId,
+    device: DeviceId,
     hello: Hello,
     waiting: usize,
     pages: BTreeMap<RoomName, BTreeMap<Seq, RoomEvent>>,
@@ -407,14 +407,19 @@ impl Hub {
     /// Before resuming `uid` on `conn`: with a store, asks for the events each room the client
     /// names lost from the ring since it saw them. `true` if it asked: the resume goes on when
     /// the pages are in.
-    pub(super) fn resume_needs_store(&mut self, conn: ConnId, uid: UserId, hello: &Hello) -> bool {
+    pub(super) fn resume_needs_store(
+        &mut self,
+        conn: ConnId,
+        did: DeviceId,
+        hello: &Hello,
+    ) -> bool {
         if self.durable.is_none() || self.queries.resumes.contains_key(&conn) {
             return false;
         }
         let Some(seen) = hello.resume.as_ref().map(|r| r.rooms.clone()) else {
             return false;
         };
-        let Some(u) = self.users.get(&uid) else {
+        let Some(u) = self.devices.get(&did).and_then(|d| self.users.get(&d.user)) else {
             return false;
         };
         // At most one outbound queue's worth of messages: past that it would be a gap anyway.
@@ -445,11 +450,11 @@ impl Hub {
             let room = q.room.clone();
             self.ask(Query::History(q), Asker::Resume { conn, room });
         }
-        debug!(conn = %conn, user = uid.0, pages = waiting, "resume waits for stored history");
+        debug!(conn = %conn, device = did.0, pages = waiting, "resume waits for stored history");
         self.queries.resumes.insert(
             conn,
             PendingResume {
-                user: uid,
+                device: did,
                 hello: hello.clone(),
                 waiting,
                 pages: BTreeMap::new(),
@@ -484,7 +489,7 @@ impl Hub {
             .into_iter()
             .map(|(room, events)| (room, events.into_values().collect()))
             .collect();
-        self.resume_with(conn, p.user, &p.hello, pages, now);
+        self.resume_with(conn, p.device, &p.hello, pages, now);
     }
 
     /// Replays what came after `after` in `room` to a resuming `conn`: the store's `page` first,

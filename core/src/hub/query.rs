@@ -138,17 +138,16 @@ impl Hub {
         };
         let info = match q {
             Query::Whois(nick) => {
-                let user = self.user_named(&nick).map(|(_, u)| {
+                let user = self.user_named(&nick).map(|(uid_of, u)| {
                     Box::new(Whois {
                         user: Present {
                             nick: u.nick.clone(),
                             away: u.away.clone(),
                         },
                         rooms: u.rooms.iter().cloned().collect(),
-                        kind: u
-                            .conn
-                            .and_then(|c| self.conns.get(&c))
-                            .and_then(|c| c.kind()),
+                        kind: self
+                            .user_conns(uid_of)
+                            .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                     })
                 });
                 Info::Whois { nick, user }
@@ -237,7 +236,7 @@ impl Hub {
             .filter_map(|room| self.rooms.get(room))
             .flat_map(|r| r.members.iter())
             .filter(|m| **m != uid)
-            .filter_map(|m| self.users.get(m).and_then(|u| u.conn))
+            .flat_map(|m| self.user_conns(*m))
             .collect();
         for other in others {
             let news = Info::Away {

@@ -34,13 +34,15 @@ pub enum ReconfigError {
     #[error(transparent)]
     Invalid(#[from] ConfigError),
     /// A value that only a restart can change.
-    #[error("[limits] {} cannot change while the server runs (it keys state held for open connections); restart to change it", .0.key)]
+    #[error("{} cannot change while the server runs (state held for connected users depends on it); restart to change it", .0.key)]
     Fixed(Change),
 }
 
 /// Values that stay as they started: the per-address table keys its entries by the IPv6 wide
 /// prefix, so a connection admitted under one prefix length would be released under another.
-const FIXED: [&str; 1] = ["ipv6_wide_prefix"];
+/// `always_on` decides whether users with no device stay in their rooms: changing it would leave
+/// the users kept so far (or dropped) under the other rule.
+const FIXED: [&str; 2] = ["ipv6_wide_prefix", "accounts.always_on"];
 
 impl Hub {
     /// Takes `config` for everything from now on and returns what changed (empty: nothing).
@@ -115,6 +117,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         history_len,
         history_budget_bytes,
         history_on_join,
+        accounts,
     } = old;
     let mut out = Vec::new();
     let o = &mut out;
@@ -248,6 +251,27 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         history_budget_bytes,
         &new.history_budget_bytes,
         num,
+    );
+    cmp(
+        o,
+        "accounts.registration",
+        &accounts.registration,
+        &new.accounts.registration,
+        |v| format!("{v:?}").to_lowercase(),
+    );
+    cmp(
+        o,
+        "accounts.always_on",
+        &accounts.always_on,
+        &new.accounts.always_on,
+        num,
+    );
+    cmp(
+        o,
+        "accounts.hash_cost",
+        &accounts.hash_cost,
+        &new.accounts.hash_cost,
+        |v| format!("{} KiB, {} passes", v.memory_kib, v.iterations),
     );
     cmp(
         o,

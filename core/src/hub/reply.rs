@@ -3,7 +3,7 @@
 //! and the one close path.
 
 use super::dialect::{Limit, Reply};
-use super::{Hub, HubEvent, UserId};
+use super::{Device, DeviceId, Hub, HubEvent, UserId};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Text};
 use crate::wire::{ErrorKind, EventKind, Re};
@@ -105,15 +105,19 @@ impl Hub {
     /// Marks `conn` closing and tells the shell, then detaches (resumable dialects) or quits its
     /// user.
     pub(super) fn close_conn(&mut self, conn: ConnId, reason: String, now: Millis) {
-        if let Some(uid) = self.begin_close(conn, Some(reason)) {
-            self.release_user(uid, now);
+        if let Some((_, did)) = self.begin_close(conn, Some(reason)) {
+            self.release_device(did, now);
         }
     }
 
     /// The one close transition: input is ignored from now on, timers stop, and (with a
     /// `reason`) the shell is told to close once what was polled is written. Returns the user
     /// the connection had, for the caller to decide its fate. Closing twice does nothing.
-    pub(super) fn begin_close(&mut self, conn: ConnId, reason: Option<String>) -> Option<UserId> {
+    pub(super) fn begin_close(
+        &mut self,
+        conn: ConnId,
+        reason: Option<String>,
+    ) -> Option<(UserId, DeviceId)> {
         let c = self.conns.get_mut(&conn)?;
         if c.closing() {
             return None;
@@ -132,56 +136,92 @@ impl Hub {
         user
     }
 
-    /// A user's connection is gone: users of resumable dialects wait for a resume, others quit.
-    pub(super) fn release_user(&mut self, uid: UserId, now: Millis) {
-        let Some(u) = self.users.get_mut(&uid) else {
+    /// A device's connection is gone: devices of resumable dialects wait for a resume, others
+    /// leave.
+    pub(super) fn release_device(&mut self, did: DeviceId, now: Millis) {
+        let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
-        u.conn = None;
-        if let Some(probe) = u.probe.take() {
+        d.conn = None;
+        if let Some(probe) = d.probe.take() {
             // A newcomer was waiting to see whether this connection is alive: it is not.
-            self.timers.cancel(super::Timer::Takeover(uid));
-            self.resume(probe.newcomer, uid, &probe.hello, now);
+            self.timers.cancel(super::Timer::Takeover(did));
+            self.resume(probe.newcomer, did, &probe.hello, now);
             return;
         }
-        let addr = u.addr;
-        let may_wait = u.resume.is_some()
+        let addr = d.addr;
+        let may_wait = d.resume.is_some()
             && self.detached < crate::limits::MAX_DETACHED
             && addr.is_none_or(|ip| self.ips.detach(&self.config, ip, now));
         if may_wait {
             self.detached += 1;
             self.timers
-                .set(super::Timer::Grace(uid), now + self.config.resume_grace);
-            debug!(user = uid.0, "detached, waiting for resume");
+                .set(super::Timer::Grace(did), now + self.config.resume_grace);
+            debug!(device = did.0, "detached, waiting for resume");
         } else {
-            self.quit_user(uid, None, now);
+            self.leave_device(did, None, now);
         }
     }
 
-    /// A user waiting for a resume stops waiting (it resumed, or its grace ran out).
-    pub(super) fn undetach(&mut self, uid: UserId, now: Millis) {
+    /// A device waiting for a resume stops waiting (it resumed, or its grace ran out).
+    pub(super) fn undetach(&mut self, did: DeviceId, now: Millis) {
         self.detached = self.detached.saturating_sub(1);
-        self.timers.cancel(super::Timer::Grace(uid));
-        if let Some(ip) = self.users.get(&uid).and_then(|u| u.addr) {
+        self.timers.cancel(super::Timer::Grace(did));
+        if let Some(ip) = self.devices.get(&did).and_then(|d| d.addr) {
             self.ips.reattach(ip, now);
         }
     }
 
-    /// The user leaves for good: a quit event in each of its rooms, nick and token freed.
-    pub(super) fn quit_user(&mut self, uid: UserId, reason: Option<Text>, now: Millis) {
-        let Some(u) = self.users.remove(&uid) else {
+    /// A device is gone for good (quit, or its grace ran out): its token stops working, and a
+    /// user left with no device quits.
+    pub(super) fn leave_device(&mut self, did: DeviceId, reason: Option<Text>, now: Millis) {
+        let Some(d) = self.forget_device(did) else {
             return;
         };
-        self.timers.cancel(super::Timer::Grace(uid));
-        self.timers.cancel(super::Timer::Takeover(uid));
-        self.nicks.remove(&u.nick.folded());
-        if let Some(key) = u.resume {
+        let uid = d.user;
+        if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) && !self.stays_offline(uid) {
+            self.quit_user(uid, reason, now);
+        }
+    }
+
+    /// Removes a device: its timers, its tokens and its place in its user.
+    fn forget_device(&mut self, did: DeviceId) -> Option<Box<Device>> {
+        let d = self.devices.remove(&did)?;
+        self.timers.cancel(super::Timer::Grace(did));
+        self.timers.cancel(super::Timer::Takeover(did));
+        if let Some(key) = d.resume {
             self.tokens.remove(&key.id);
             self.session_ended(key);
         }
-        if let Some(prev) = u.prev_resume {
+        if let Some(prev) = d.prev_resume {
             self.tokens.remove(&prev.id);
         }
+        if let Some(u) = self.users.get_mut(&d.user) {
+            u.devices.retain(|x| *x != did);
+        }
+        Some(d)
+    }
+
+    /// The user leaves for good: a quit event in each of its rooms, nick and devices freed.
+    pub(super) fn quit_user(&mut self, uid: UserId, reason: Option<Text>, now: Millis) {
+        let devices = self
+            .users
+            .get(&uid)
+            .map(|u| u.devices.clone())
+            .unwrap_or_default();
+        for did in devices {
+            if self.devices.get(&did).is_some_and(|d| d.conn.is_none())
+                && self.timers.is_set(super::Timer::Grace(did))
+            {
+                self.undetach(did, now);
+            }
+            self.forget_device(did);
+        }
+        let Some(u) = self.users.remove(&uid) else {
+            return;
+        };
+        self.user_gone(u.account.as_deref());
+        self.nicks.remove(&u.nick.folded());
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&uid);
@@ -189,7 +229,8 @@ impl Hub {
             let quit = EventKind::Quit {
                 reason: reason.clone(),
             };
-            self.broadcast(room, u.nick.clone(), quit, now, None);
+            let skip = super::deliver::Skip::None;
+            self.broadcast(room, u.nick.clone(), quit, now, skip, None);
             self.drop_if_empty(room);
         }
     }

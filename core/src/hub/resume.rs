@@ -8,32 +8,38 @@
 //! copied token cannot take a live session away from its owner.
 
 use super::dialect::Hello;
-use super::{Hub, Probe, Timer, UserId};
+use super::{DeviceId, Hub, Probe, Timer};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName};
 use crate::wire::{ErrorKind, Re};
 use tracing::debug;
 
 impl Hub {
-    /// `conn` presented `uid`'s current token.
-    pub(super) fn resume_request(&mut self, conn: ConnId, uid: UserId, hello: Hello, now: Millis) {
+    /// `conn` presented device `did`'s current token.
+    pub(super) fn resume_request(
+        &mut self,
+        conn: ConnId,
+        did: DeviceId,
+        hello: Hello,
+        now: Millis,
+    ) {
         let attached = self
-            .users
-            .get(&uid)
-            .and_then(|u| u.conn)
+            .devices
+            .get(&did)
+            .and_then(|d| d.conn)
             .filter(|old| *old != conn && self.conns.get(old).is_some_and(|c| !c.closing()));
         let Some(old) = attached else {
-            return self.resume(conn, uid, &hello, now);
+            return self.resume(conn, did, &hello, now);
         };
-        let Some(u) = self.users.get_mut(&uid) else {
+        let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
-        if u.probe.is_some() {
+        if d.probe.is_some() {
             let words = "your session is being resumed on another connection; starting a new one";
             return self.refuse_resume(conn, hello, words, now);
         }
-        debug!(conn = %conn, old = %old, user = uid.0, "resume of an attached session: probing");
-        u.probe = Some(Box::new(Probe {
+        debug!(conn = %conn, old = %old, device = did.0, "resume of an attached session: probing");
+        d.probe = Some(Box::new(Probe {
             newcomer: conn,
             hello,
         }));
@@ -41,7 +47,7 @@ impl Hub {
             c.probing = true;
         }
         self.timers
-            .set(Timer::Takeover(uid), now + self.config.takeover_probe);
+            .set(Timer::Takeover(did), now + self.config.takeover_probe);
         let token = self.next_ping;
         self.next_ping += 1;
         if let Some(c) = self.conns.get_mut(&old) {
@@ -51,22 +57,22 @@ impl Hub {
     }
 
     /// The attached connection answered the probe: it is alive and keeps the session.
-    pub(super) fn probe_answered(&mut self, uid: UserId, now: Millis) {
-        let Some(probe) = self.users.get_mut(&uid).and_then(|u| u.probe.take()) else {
+    pub(super) fn probe_answered(&mut self, did: DeviceId, now: Millis) {
+        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.probe.take()) else {
             return;
         };
-        self.timers.cancel(Timer::Takeover(uid));
+        self.timers.cancel(Timer::Takeover(did));
         if let Some(c) = self.conns.get_mut(&probe.newcomer) {
             c.probing = false;
         }
-        debug!(conn = %probe.newcomer, user = uid.0, "resume refused: the session is alive");
+        debug!(conn = %probe.newcomer, device = did.0, "resume refused: the session is alive");
         let words = "your session is active on another connection; starting a new one";
         self.refuse_resume(probe.newcomer, probe.hello, words, now);
     }
 
     /// The attached connection did not answer the probe: the newcomer takes over.
-    pub(super) fn takeover_probe_over(&mut self, uid: UserId, now: Millis) {
-        let Some(probe) = self.users.get_mut(&uid).and_then(|u| u.probe.take()) else {
+    pub(super) fn takeover_probe_over(&mut self, did: DeviceId, now: Millis) {
+        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.probe.take()) else {
             return;
         };
         let Some(c) = self.conns.get_mut(&probe.newcomer) else {
@@ -76,7 +82,7 @@ impl Hub {
         if c.closing() {
             return;
         }
-        self.resume(probe.newcomer, uid, &probe.hello, now);
+        self.resume(probe.newcomer, did, &probe.hello, now);
     }
 
     /// `conn` does not get the session it asked for: it is told, and starts a fresh one.
@@ -90,28 +96,28 @@ impl Hub {
         self.fresh_session(conn, hello, now);
     }
 
-    /// Attaches `uid` to `conn` (taking it over from a connection it is still on), with a new
-    /// resume token and what each room had since the seq the client last saw.
-    pub(super) fn resume(&mut self, conn: ConnId, uid: UserId, hello: &Hello, now: Millis) {
-        if self.resume_needs_store(conn, uid, hello) {
+    /// Attaches device `did` to `conn` (taking it over from a connection it is still on), with
+    /// a new resume token and what each room had since the seq the client last saw.
+    pub(super) fn resume(&mut self, conn: ConnId, did: DeviceId, hello: &Hello, now: Millis) {
+        if self.resume_needs_store(conn, did, hello) {
             return;
         }
-        self.resume_with(conn, uid, hello, Vec::new(), now);
+        self.resume_with(conn, did, hello, Vec::new(), now);
     }
 
     /// [`Hub::resume`], with the pages the store gave of what the ring lost.
     pub(super) fn resume_with(
         &mut self,
         conn: ConnId,
-        uid: UserId,
+        did: DeviceId,
         hello: &Hello,
         mut pages: Vec<(RoomName, Vec<crate::wire::RoomEvent>)>,
         now: Millis,
     ) {
-        let Some(u) = self.users.get_mut(&uid) else {
+        let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
-        match u.conn.take() {
+        match d.conn.take() {
             Some(old) if old != conn => {
                 self.bye(
                     old,
@@ -121,22 +127,26 @@ impl Hub {
             }
             Some(_) => {}
             None => {
-                if self.timers.is_set(Timer::Grace(uid)) {
-                    self.undetach(uid, now);
+                if self.timers.is_set(Timer::Grace(did)) {
+                    self.undetach(did, now);
                 }
             }
         }
-        let Some(u) = self.users.get_mut(&uid) else {
+        let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
-        u.conn = Some(conn);
+        d.conn = Some(conn);
         // From now on it is counted under the address it came back from.
-        u.addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
+        d.addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
+        let uid = d.user;
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
-        self.make_ready(conn, uid, now);
+        self.make_ready(conn, uid, did, now);
         self.stats.resumes_ok += 1;
-        let token = self.issue_token(uid);
+        let token = self.issue_token(did);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick, token, true);
         let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);

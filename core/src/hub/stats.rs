@@ -33,6 +33,12 @@ pub struct Stats {
     pub resumes_ok: u64,
     /// Resumes asked for and refused (the token expired or was wrong): a fresh session instead.
     pub resumes_failed: u64,
+    /// Sign-ins to an account that succeeded (a password, a device key, or a registration).
+    pub sign_ins_ok: u64,
+    /// Sign-ins refused: a wrong account name, password or device key.
+    pub sign_ins_failed: u64,
+    /// Sign-ins and registrations turned away by throttling, before any check.
+    pub sign_ins_throttled: u64,
 }
 
 /// The kind of a request, for [`Stats::messages_in`].
@@ -58,11 +64,15 @@ pub enum MsgKind {
     Ping,
     /// Quit.
     Quit,
+    /// Sign in, register, sign out, change password.
+    Account,
+    /// A read marker.
+    Read,
 }
 
 impl MsgKind {
     /// Every kind, in index order.
-    pub const ALL: [MsgKind; 10] = [
+    pub const ALL: [MsgKind; 12] = [
         MsgKind::Say,
         MsgKind::Act,
         MsgKind::Direct,
@@ -73,6 +83,8 @@ impl MsgKind {
         MsgKind::Query,
         MsgKind::Ping,
         MsgKind::Quit,
+        MsgKind::Account,
+        MsgKind::Read,
     ];
 
     /// A short stable word for a metric label.
@@ -88,6 +100,8 @@ impl MsgKind {
             MsgKind::Query => "query",
             MsgKind::Ping => "ping",
             MsgKind::Quit => "quit",
+            MsgKind::Account => "account",
+            MsgKind::Read => "read",
         }
     }
 
@@ -108,6 +122,11 @@ impl MsgKind {
             | ClientMsg::Search { .. } => MsgKind::Query,
             ClientMsg::Ping { .. } | ClientMsg::Pong { .. } => MsgKind::Ping,
             ClientMsg::Quit { .. } => MsgKind::Quit,
+            ClientMsg::SignIn { .. }
+            | ClientMsg::Register { .. }
+            | ClientMsg::SignOut
+            | ClientMsg::ChangePassword { .. } => MsgKind::Account,
+            ClientMsg::Read { .. } => MsgKind::Read,
             ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. } => return None,
         })
     }

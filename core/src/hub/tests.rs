@@ -22,6 +22,10 @@ fn config() -> Config {
     Config {
         secret_seed: [7; 32],
         bridge_secret: Some(BridgeSecret::new(TEST_BRIDGE_SECRET).unwrap()),
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
         ..Config::default()
     }
 }
@@ -45,6 +49,9 @@ struct T {
     /// `queries`.
     answer_queries: bool,
     queries: Vec<(crate::persist::QueryId, crate::persist::Query)>,
+    /// Password work handed out and held back (with `hold_work`); else it runs at once.
+    work: Vec<crate::accounts::Work>,
+    hold_work: bool,
 }
 
 impl T {
@@ -66,12 +73,23 @@ impl T {
             auto_commit: true,
             answer_queries: true,
             queries: Vec::new(),
+            work: Vec::new(),
+            hold_work: false,
         }
     }
 
     fn pump(&mut self) {
         loop {
             self.pump_once();
+            if let Some(w) = self.hub.poll_work() {
+                if self.hold_work {
+                    self.work.push(w);
+                } else {
+                    let done = w.run();
+                    self.hub.handle_work(done, self.now);
+                }
+                continue;
+            }
             if let Some((id, q)) = self.hub.poll_query() {
                 if self.answer_queries {
                     let a = self.fake_answer(&q);
@@ -2391,6 +2409,7 @@ mod durable {
         let loaded = Loaded {
             rooms: rooms.into_values().collect(),
             sessions: sessions.into_values().collect(),
+            accounts: Vec::new(),
         };
         assert_eq!(loaded.sessions.len(), 2);
         // kill -9, and a new hub from the store.
@@ -2807,4 +2826,751 @@ fn reconfigure_refuses_bad_or_fixed_values_and_keeps_the_running_config() {
         t.hub.config().max_connections,
         crate::limits::MAX_CONNECTIONS
     );
+}
+
+mod accounts {
+    use super::*;
+    use crate::accounts::Work;
+    use crate::types::{DeviceKey, Password};
+    use crate::wire::Proof;
+
+    const PW: &str = "correct horse";
+
+    fn pw(s: &str) -> Password {
+        Password(s.into())
+    }
+
+    fn sign_in(
+        t: &mut T,
+        c: ConnId,
+        account: &str,
+        proof: Proof,
+        remember: bool,
+    ) -> Vec<ServerMsg> {
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick(account),
+                proof,
+                remember,
+            },
+        );
+        t.recv(c)
+    }
+
+    /// A binary client that registers its nick; its device key.
+    fn registered(t: &mut T, name: &str) -> (ConnId, DeviceKey) {
+        let c = t.bin(name);
+        t.send(
+            c,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: true,
+            },
+        );
+        let got = t.recv(c);
+        let key = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { account, key, .. } if account.as_str() == name => key.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not registered: {got:?}"));
+        (c, key)
+    }
+
+    fn error_kinds(msgs: &[ServerMsg]) -> Vec<ErrorKind> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Error { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error_detail(msgs: &[ServerMsg]) -> String {
+        msgs.iter()
+            .find_map(|m| match m {
+                ServerMsg::Error { detail, .. } => Some(detail.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn nc_registers_logs_in_from_a_second_connection_and_both_hear_each_other() {
+        let mut t = T::new();
+        let (a1, _) = t.txt();
+        t.line(a1, "/nick alice");
+        t.lines(a1);
+        t.line(a1, "/register correct horse");
+        let l = t.lines(a1);
+        assert!(l.iter().any(|l| l.contains("signed in as alice")), "{l:?}");
+        // A guest cannot take the nick.
+        let (g, _) = t.txt();
+        t.line(g, "/nick alice");
+        let l = t.lines(g);
+        assert!(
+            l.iter()
+                .any(|l| l.starts_with("ERROR:") && l.contains("registered")),
+            "{l:?}"
+        );
+        // Wrong password, then the right one.
+        t.line(g, "/login alice wrong horse");
+        let l = t.lines(g);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("wrong account name or password")),
+            "{l:?}"
+        );
+        assert!(!l.iter().any(|l| l.contains("wrong horse")), "never echoed");
+        t.line(g, "/login alice correct horse");
+        let l = t.lines(g);
+        assert!(l.iter().any(|l| l.contains("signed in as alice")), "{l:?}");
+        assert_eq!(t.hub.nick(g).unwrap().as_str(), "alice");
+        assert_eq!(t.hub.nick(a1).unwrap().as_str(), "alice");
+        // A line from one connection reaches the other (and everyone else), not itself.
+        let b = t.bin("bob");
+        t.join(b, "#lobby");
+        t.lines(a1);
+        t.line(g, "from the second one");
+        let l = t.lines(a1);
+        assert!(
+            l.iter().any(|l| l.contains("<alice> from the second one")),
+            "{l:?}"
+        );
+        assert!(
+            t.lines(g)
+                .iter()
+                .all(|l| !l.contains("from the second one"))
+        );
+        assert_eq!(says(&t.recv(b)), vec!["from the second one"]);
+    }
+
+    #[test]
+    fn one_account_on_several_binary_connections_shares_rooms_and_dms() {
+        let mut t = T::new();
+        let (a1, key) = registered(&mut t, "alice");
+        t.join(a1, "#x");
+        let a2 = t.bin("laptop");
+        let got = sign_in(&mut t, a2, "alice", Proof::Key(key), false);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "alice")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#x")),
+            "{got:?}"
+        );
+        // Joining on one joins on both.
+        t.recv(a1);
+        t.join(a2, "#y");
+        assert!(
+            t.recv(a1)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#y"))
+        );
+        // A message from one shows on the other.
+        t.say(a2, "#x", 1, "sent from the laptop");
+        assert_eq!(says(&t.recv(a1)), vec!["sent from the laptop"]);
+        assert_eq!(says(&t.recv(a2)), vec!["sent from the laptop"], "its echo");
+        // A DM reaches both.
+        let b = t.bin("bob");
+        t.send(
+            b,
+            &ClientMsg::Msg {
+                to: nick("alice"),
+                id: MsgId(1),
+                text: text("psst"),
+            },
+        );
+        for c in [a1, a2] {
+            assert!(
+                t.recv(c)
+                    .iter()
+                    .any(|m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst")),
+                "on {c}"
+            );
+        }
+        // Parting on one parts on both; the account is still one member.
+        t.send(
+            a1,
+            &ClientMsg::Part {
+                room: room("#y"),
+                reason: None,
+            },
+        );
+        assert!(
+            t.recv(a2)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#y"))
+        );
+        assert!(!t.hub.is_member(&nick("alice"), &room("#y")));
+    }
+
+    #[test]
+    fn a_guest_holding_the_nick_is_renamed_when_its_owner_signs_in() {
+        let mut t = T::with(Config {
+            accounts: AccountsConfig {
+                always_on: false,
+                ..config().accounts
+            },
+            ..config()
+        });
+        let (a, key) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        // Not always-on: the nick is free of users, but still registered.
+        let g = t.bin("alice");
+        assert_ne!(t.hub.nick(g).unwrap().as_str(), "alice", "another nick");
+        // The operator adds an account for a nick a guest holds.
+        let carol = t.bin("carol");
+        t.hub.load_accounts(vec![crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick("carol"),
+                hash: crate::accounts::hash_password(
+                    &pw(PW),
+                    &[1; 16],
+                    crate::accounts::HashCost::TEST,
+                )
+                .unwrap(),
+                created: Millis(0),
+            },
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+        }]);
+        let owner = t.bin("owner");
+        let got = sign_in(&mut t, owner, "carol", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        let told = t.recv(carol);
+        assert_eq!(error_kinds(&told), vec![ErrorKind::NickTaken], "{told:?}");
+        assert!(error_detail(&told).contains("registered"), "{told:?}");
+        let now = t.hub.nick(carol).unwrap().to_string();
+        assert!(now.starts_with("guest"), "{now}");
+        assert_eq!(t.hub.nick(owner).unwrap().as_str(), "carol");
+        // The operator's list had no alice: her account, and her key, are gone.
+        let again = t.bin("x");
+        let got = sign_in(&mut t, again, "alice", Proof::Key(key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let got = t.join(again, "#y");
+        assert!(!got.is_empty());
+        t.send(
+            again,
+            &ClientMsg::Nick {
+                nick: nick("alice"),
+            },
+        );
+        assert!(
+            t.recv(again)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "alice")),
+            "the nick is free again"
+        );
+    }
+
+    #[test]
+    fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("mallory");
+        for _ in 0..3 {
+            let got = sign_in(
+                &mut t,
+                c,
+                "alice",
+                Proof::Password(pw("not it at all")),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        }
+        // The fourth failure earns a wait of a second; trying inside it is refused unchecked.
+        sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw("not it at all")),
+            false,
+        );
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("try again in 1 s"), "{got:?}");
+        t.advance(1_000);
+        sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw("not it at all")),
+            false,
+        );
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            error_detail(&got).contains("try again in 2 s"),
+            "doubled: {got:?}"
+        );
+        t.advance(2_000);
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        // Cleared: a later failure starts counting again.
+        let d = t.bin("dave");
+        let got = sign_in(
+            &mut t,
+            d,
+            "alice",
+            Proof::Password(pw("not it at all")),
+            false,
+        );
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+    }
+
+    #[test]
+    fn failures_from_one_address_are_throttled_across_accounts() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let (c, _, _) = t.bin_from(ip("203.0.113.9"), "mallory");
+        for i in 0..10 {
+            let got = sign_in(
+                &mut t,
+                c,
+                &format!("user{i}"),
+                Proof::Password(pw(PW)),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        }
+        sign_in(&mut t, c, "user10", Proof::Password(pw(PW)), false);
+        let got = sign_in(&mut t, c, "user11", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
+    }
+
+    #[test]
+    fn an_unknown_account_costs_a_real_check_and_reads_like_a_wrong_password() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hold_work = true;
+        let mut answers = Vec::new();
+        for name in ["alice", "nobody"] {
+            let c = t.bin("x");
+            sign_in(
+                &mut t,
+                c,
+                name,
+                Proof::Password(pw("not the password")),
+                false,
+            );
+            let w = t.work.pop().expect("a check is queued either way");
+            let Work::Verify { hash, .. } = &w else {
+                panic!("{w:?}")
+            };
+            assert!(
+                hash.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+                "{}",
+                hash.0
+            );
+            let done = w.run();
+            t.hub.handle_work(done, t.now);
+            t.pump();
+            answers.push(t.recv(c));
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(error_kinds(&answers[0]), vec![ErrorKind::SignInFailed]);
+    }
+
+    #[test]
+    fn one_request_at_a_time_and_a_bounded_work_queue() {
+        let mut t = T::new();
+        t.hold_work = true;
+        let c = t.bin("x");
+        sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Unavailable]);
+        for i in 0..crate::limits::MAX_WORK_QUEUED - 1 {
+            let d = t.bin(&format!("u{i}"));
+            sign_in(&mut t, d, "alice", Proof::Password(pw(PW)), false);
+        }
+        assert_eq!(t.work.len(), crate::limits::MAX_WORK_QUEUED);
+        let e = t.bin("late");
+        let got = sign_in(&mut t, e, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Unavailable]);
+        assert_eq!(
+            t.work.len(),
+            crate::limits::MAX_WORK_QUEUED,
+            "nothing more queued"
+        );
+        // A connection that left before its answer came gets nothing, and nothing breaks.
+        t.hub.handle_close(c, t.now);
+        let w = t.work.remove(0);
+        t.hub.handle_work(w.run(), t.now);
+        t.pump();
+    }
+
+    #[test]
+    fn registration_rules() {
+        let mut t = T::new();
+        let g = t.bin("x");
+        let guest = t.hub.nick(g).unwrap().clone();
+        assert!(guest.as_str() == "x");
+        t.send(
+            g,
+            &ClientMsg::Nick {
+                nick: nick("guest4321"),
+            },
+        );
+        t.recv(g);
+        t.send(
+            g,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let got = t.recv(g);
+        assert!(error_detail(&got).contains("guest nicks"), "{got:?}");
+        t.send(g, &ClientMsg::Nick { nick: nick("zed") });
+        t.recv(g);
+        for (p, words) in [("short", "at least 8"), (&"x".repeat(300)[..], "at most")] {
+            t.send(
+                g,
+                &ClientMsg::Register {
+                    password: pw(p),
+                    remember: false,
+                },
+            );
+            let got = t.recv(g);
+            assert_eq!(error_kinds(&got), vec![ErrorKind::Invalid]);
+            assert!(error_detail(&got).contains(words), "{got:?}");
+        }
+        // Closed registration.
+        let mut closed = T::with(Config {
+            accounts: AccountsConfig {
+                registration: Registration::Closed,
+                ..config().accounts
+            },
+            ..config()
+        });
+        let c = closed.bin("zed");
+        closed.send(
+            c,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        assert_eq!(
+            error_kinds(&closed.recv(c)),
+            vec![ErrorKind::RegistrationClosed]
+        );
+        // A registration flood from one address.
+        for i in 0..3 {
+            let (c, _, _) = t.bin_from(ip("198.51.100.7"), &format!("reg{i}"));
+            t.send(
+                c,
+                &ClientMsg::Register {
+                    password: pw(PW),
+                    remember: false,
+                },
+            );
+            assert!(
+                t.recv(c)
+                    .iter()
+                    .any(|m| matches!(m, ServerMsg::SignedIn { .. }))
+            );
+        }
+        let (c, _, _) = t.bin_from(ip("198.51.100.7"), "reg3");
+        t.send(
+            c,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        assert_eq!(error_kinds(&t.recv(c)), vec![ErrorKind::Throttled]);
+        assert_eq!(t.hub.account_count(), 3);
+    }
+
+    #[test]
+    fn read_markers_are_shared_by_an_accounts_connections_and_only_move_forward() {
+        let mut t = T::new();
+        let (a1, key) = registered(&mut t, "alice");
+        t.join(a1, "#x");
+        let b = t.bin("bob");
+        t.join(b, "#x");
+        t.say(b, "#x", 1, "one");
+        t.say(b, "#x", 2, "two");
+        let a2 = t.bin("phone");
+        sign_in(&mut t, a2, "alice", Proof::Key(key), false);
+        t.recv(a1);
+        t.send(
+            a2,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(3),
+            },
+        );
+        let marker = |m: &ServerMsg| matches!(m, ServerMsg::ReadUpTo { room: r, seq } if r.as_str() == "#x" && *seq == Seq(3));
+        assert!(t.recv(a1).iter().any(marker));
+        assert!(t.recv(a2).iter().any(marker));
+        t.send(
+            a1,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(2),
+            },
+        );
+        assert!(
+            t.recv(a1).is_empty() && t.recv(a2).is_empty(),
+            "backwards: nothing"
+        );
+        // Past the room's end it is clamped to it.
+        t.send(
+            a1,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(99),
+            },
+        );
+        let latest = t.recv(a2);
+        assert!(
+            latest
+                .iter()
+                .any(|m| matches!(m, ServerMsg::ReadUpTo { seq, .. } if *seq == Seq(4))),
+            "{latest:?}"
+        );
+        // A guest's marker is its own client's business.
+        t.recv(b);
+        t.send(
+            b,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(1),
+            },
+        );
+        assert!(t.recv(b).is_empty());
+    }
+
+    #[test]
+    fn an_always_on_account_stays_in_its_rooms_and_catches_up_from_its_marker() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        // bob types (a person: no keepalive to answer while the clock runs on).
+        let (b, _) = t.txt();
+        t.line(b, "/join #x");
+        t.line(b, "before");
+        t.recv(a);
+        t.send(
+            a,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(3),
+            },
+        );
+        t.hub.handle_close(a, t.now);
+        t.advance(t.hub.config().resume_grace.0 + 1);
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")), "still in #x");
+        t.lines(b);
+        t.line(b, "while you were away");
+        let back = t.bin("whoever");
+        let got = sign_in(&mut t, back, "alice", Proof::Key(key), false);
+        assert_eq!(says(&got), vec!["while you were away"], "{got:?}");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::ReadUpTo { seq, .. } if *seq == Seq(3))),
+            "{got:?}"
+        );
+        // Nobody saw alice quit.
+        assert!(
+            !t.lines(b)
+                .iter()
+                .any(|l| l.contains("alice") && l.contains("quit"))
+        );
+    }
+
+    #[test]
+    fn signing_out_revokes_the_key_and_a_password_change_revokes_every_key() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        // A second remembered device.
+        let p = t.bin("p");
+        let got = sign_in(&mut t, p, "alice", Proof::Password(pw(PW)), true);
+        let key2 = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { key, .. } => key.clone(),
+                _ => None,
+            })
+            .unwrap();
+        t.send(p, &ClientMsg::SignOut);
+        assert!(t.closed(p));
+        let q = t.bin("q");
+        let got = sign_in(&mut t, q, "alice", Proof::Key(key2), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "revoked");
+        assert!(
+            t.hub.is_member(&nick("alice"), &room("#x")),
+            "the account stays"
+        );
+        // Password change: wrong old password fails, the right one revokes the first key.
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw("not the password"),
+                new: pw("battery staple"),
+            },
+        );
+        assert_eq!(error_kinds(&t.recv(a)), vec![ErrorKind::SignInFailed]);
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        assert!(t.recv(a).contains(&ServerMsg::PasswordChanged));
+        let r = t.bin("r");
+        let got = sign_in(&mut t, r, "alice", Proof::Key(key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "revoked");
+        let got = sign_in(
+            &mut t,
+            r,
+            "alice",
+            Proof::Password(pw("battery staple")),
+            false,
+        );
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        // A guest cannot sign out or change a password.
+        let g = t.bin("g");
+        t.send(g, &ClientMsg::SignOut);
+        assert_eq!(error_kinds(&t.recv(g)), vec![ErrorKind::NotSignedIn]);
+        // A signed-in user's nick is its account's.
+        t.send(
+            r,
+            &ClientMsg::Nick {
+                nick: nick("other"),
+            },
+        );
+        assert_eq!(error_kinds(&t.recv(r)), vec![ErrorKind::Invalid]);
+    }
+
+    #[test]
+    fn accounts_are_written_and_come_back_after_a_restart() {
+        use crate::persist::{LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..config()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.send(
+            a,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(1),
+            },
+        );
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let record = writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Account(r) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("the account is written");
+        assert!(record.hash.0.starts_with("$argon2id$"));
+        let key = writes
+            .iter()
+            .find_map(|w| match w {
+                Write::AddKey { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .expect("the key is written (as a hash)");
+        let rooms = writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::AccountRooms { rooms, .. } => Some(rooms.clone()),
+                _ => None,
+            })
+            .expect("its rooms are written");
+        assert!(rooms.contains(&room("#x")));
+        assert!(
+            writes
+                .iter()
+                .any(|w| matches!(w, Write::ReadMarker { seq, .. } if *seq == Seq(1)))
+        );
+        // A new hub from what was stored.
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            crate::persist::Loaded {
+                rooms: vec![crate::persist::LoadedRoom {
+                    name: room("#x"),
+                    topic: None,
+                    last_seq: Seq(1),
+                    recent: Vec::new(),
+                }],
+                sessions: Vec::new(),
+                accounts: vec![LoadedAccount {
+                    record,
+                    rooms,
+                    read: vec![(room("#x"), Seq(1))],
+                    keys: vec![key],
+                }],
+            },
+            t2.now,
+        );
+        assert!(t2.hub.is_member(&nick("alice"), &room("#x")), "always-on");
+        let c = t2.bin("alice");
+        assert_ne!(t2.hub.nick(c).unwrap().as_str(), "alice");
+        let got = sign_in(&mut t2, c, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#x")),
+            "{got:?}"
+        );
+    }
+
+    // ---- operations: sign-ins counted for the metrics (hub/stats.rs) ----
+
+    #[test]
+    fn sign_ins_are_counted_ok_failed_and_throttled() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        assert_eq!(t.hub.stats().sign_ins_ok, 1, "registering signs in");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("mallory");
+        for _ in 0..4 {
+            sign_in(&mut t, c, "alice", Proof::Password(pw("wrong")), false);
+        }
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        t.advance(1_000);
+        sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        let s = t.hub.stats();
+        assert_eq!(
+            (s.sign_ins_ok, s.sign_ins_failed, s.sign_ins_throttled),
+            (2, 4, 1),
+            "{s:?}"
+        );
+        assert_eq!(s.messages(MsgKind::Account), 7);
+    }
 }

@@ -1,7 +1,7 @@
 //! Every deadline the hub keeps, in one table keyed by what it is for, so the next deadline is
 //! one lookup ([`Timers::next`]) and a re-armed timer replaces its old deadline.
 
-use super::UserId;
+use super::DeviceId;
 use crate::time::Millis;
 use crate::types::ConnId;
 use rustc_hash::FxHashMap;
@@ -18,10 +18,11 @@ pub(crate) enum Timer {
     Keepalive(ConnId),
     /// A flood-control token refills for a connection with commands waiting.
     Flood(ConnId),
-    /// A detached user's resume grace ends.
-    Grace(UserId),
-    /// A resume probe of a user's attached connection went unanswered: the newcomer takes over.
-    Takeover(UserId),
+    /// A detached device's resume grace ends.
+    Grace(DeviceId),
+    /// A resume probe of a device's attached connection went unanswered: the newcomer takes
+    /// over.
+    Takeover(DeviceId),
     /// Forget per-IP connect counts that have aged out.
     PruneIps,
 }

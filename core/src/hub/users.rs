@@ -2,17 +2,16 @@
 //! drawn from the hub's seeded ChaCha RNG.
 
 use super::room::RoomSet;
-use super::{Hub, ResumeKey, User, UserId};
+use super::{Device, DeviceId, Hub, ResumeKey, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken};
 
 use rand_core::RngCore;
 
 impl Hub {
-    /// A new user on `conn` (the caller makes the connection ready for it and issues its
-    /// resume token, if its dialect resumes).
-    pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> UserId {
-        let addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
+    /// A new user on `conn`, with its first device (the caller makes the connection ready for
+    /// it and issues its resume token, if its dialect resumes).
+    pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> (UserId, DeviceId) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
         self.nicks.insert(nick.folded(), uid);
@@ -20,21 +19,68 @@ impl Hub {
             uid,
             Box::new(User {
                 nick,
-                conn: Some(conn),
                 rooms: RoomSet::default(),
+                devices: Vec::new(),
+                away: None,
+                account: None,
+            }),
+        );
+        let did = self.new_device(uid, Some(conn));
+        (uid, did)
+    }
+
+    /// A new device of `uid`, attached to `conn` if given.
+    pub(super) fn new_device(&mut self, uid: UserId, conn: Option<ConnId>) -> DeviceId {
+        let addr = conn
+            .and_then(|c| self.conns.get(&c))
+            .and_then(|c| c.counted_ip);
+        let did = DeviceId(self.next_device);
+        self.next_device += 1;
+        self.devices.insert(
+            did,
+            Box::new(Device {
+                user: uid,
+                conn,
                 resume: None,
                 prev_resume: None,
                 probe: None,
-                addr,
                 last_id: MsgId(0),
-                away: None,
+                addr,
+                key: None,
             }),
         );
-        uid
+        if let Some(u) = self.users.get_mut(&uid) {
+            u.devices.push(did);
+        }
+        did
     }
 
+    /// The connections a user is on now.
+    pub(super) fn user_conns(&self, uid: UserId) -> impl Iterator<Item = ConnId> + '_ {
+        self.users
+            .get(&uid)
+            .into_iter()
+            .flat_map(|u| u.devices.iter())
+            .filter_map(|d| self.devices.get(d).and_then(|d| d.conn))
+    }
+
+    /// The id `conn`'s device expects next from its client (ids count per device).
+    pub(super) fn next_id(&self, conn: ConnId) -> MsgId {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.device())
+            .and_then(|d| self.devices.get(&d))
+            .map_or(MsgId(1), |d| MsgId(d.last_id.0 + 1))
+    }
+
+    /// Whether a user is on any connection now.
+    pub(super) fn online(&self, uid: UserId) -> bool {
+        self.user_conns(uid).next().is_some()
+    }
+
+    /// Whether nobody has `nick` and it is not a registered account's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self.nicks.contains_key(&nick.folded())
+        !self.nicks.contains_key(&nick.folded()) && !self.accounts.registered(nick)
     }
 
     /// `want` if free, else `want_2`, `want_3`, ... cut to fit, else a guest nick.
@@ -83,7 +129,7 @@ impl Hub {
     /// Issues `uid` a new resume token. The one before stops working as soon as the client has
     /// shown it has the new one (its connection sends anything after the welcome; see
     /// [`Hub::token_received`]). The hub keeps only a token's id and a hash of its secret.
-    pub(super) fn issue_token(&mut self, uid: UserId) -> Option<ResumeToken> {
+    pub(super) fn issue_token(&mut self, did: DeviceId) -> Option<ResumeToken> {
         let token = loop {
             let mut t = [0u8; 32];
             self.rng.fill_bytes(&mut t);
@@ -92,37 +138,37 @@ impl Hub {
                 break t;
             }
         };
-        let u = self.users.get_mut(&uid)?;
-        if let Some(old) = u.resume.replace(ResumeKey::of(&token)) {
-            if u.prev_resume.is_none() {
+        let d = self.devices.get_mut(&did)?;
+        if let Some(old) = d.resume.replace(ResumeKey::of(&token)) {
+            if d.prev_resume.is_none() {
                 // The client has `old` (it used it, or received it): it stays good until the
                 // client shows it has the new one.
-                u.prev_resume = Some(old);
+                d.prev_resume = Some(old);
             } else {
                 // `old` never reached the client: the token it holds is still `prev_resume`.
                 self.tokens.remove(&old.id);
             }
             self.session_ended(old);
         }
-        self.tokens.insert(token.id(), uid);
-        self.session_changed(uid);
+        self.tokens.insert(token.id(), did);
+        self.device_changed(did);
         Some(token)
     }
 
-    /// The user a resume token opens: its current token, or the one before while the client
+    /// The device a resume token opens: its current token, or the one before while the client
     /// may not have received the current one.
-    pub(super) fn token_user(&self, token: &ResumeToken) -> Option<UserId> {
-        let uid = *self.tokens.get(&token.id())?;
-        let u = self.users.get(&uid)?;
+    pub(super) fn token_device(&self, token: &ResumeToken) -> Option<DeviceId> {
+        let did = *self.tokens.get(&token.id())?;
+        let d = self.devices.get(&did)?;
         let opens = |k: &Option<ResumeKey>| k.is_some_and(|k| k.opens(token));
-        (opens(&u.resume) || opens(&u.prev_resume)).then_some(uid)
+        (opens(&d.resume) || opens(&d.prev_resume)).then_some(did)
     }
 
-    /// `uid`'s connection sent something after its welcome: the client has its current token,
+    /// `did`'s connection sent something after its welcome: the client has its current token,
     /// and the one before stops working.
-    pub(super) fn token_received(&mut self, uid: UserId) {
-        if let Some(u) = self.users.get_mut(&uid)
-            && let Some(prev) = u.prev_resume.take()
+    pub(super) fn token_received(&mut self, did: DeviceId) {
+        if let Some(d) = self.devices.get_mut(&did)
+            && let Some(prev) = d.prev_resume.take()
         {
             self.tokens.remove(&prev.id);
         }

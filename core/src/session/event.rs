@@ -1,7 +1,7 @@
 //! What a session tells its driver and its UI: the [`Event`]s, and the small types they carry.
 
 use crate::time::Millis;
-use crate::types::{MsgId, Nick, RoomName, Seq, Text};
+use crate::types::{DeviceKey, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo};
 
 /// Connection state, for the UI.
@@ -126,6 +126,21 @@ pub enum Event {
     },
     /// Our nick changed.
     Nick(Nick),
+    /// We are signed in to `account` (a UI shows it; the session keeps the new resume token).
+    SignedIn {
+        /// The account.
+        account: Nick,
+        /// A device key for later sign-ins, when `remember` was asked: keep it (the page keeps
+        /// it across reloads), never the password.
+        key: Option<DeviceKey>,
+    },
+    /// The account's read marker in a room moved (here or on another of its connections).
+    ReadUpTo {
+        /// Room.
+        room: RoomName,
+        /// The newest seq read.
+        seq: Seq,
+    },
     /// Something went wrong, in words (server errors, bad commands, refused input).
     Error {
         /// Kind, when the server sent it.

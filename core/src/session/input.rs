@@ -8,7 +8,7 @@ use super::{About, Event, Session, Target};
 use crate::command::{self, Command, HELP, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::ClientMsg;
+use crate::wire::{ClientMsg, Proof};
 
 impl Session {
     /// A line typed by a client without a chat model (a script, a test): chat for the session's
@@ -125,6 +125,19 @@ impl Session {
                 }
             }
             Command::Search { room, words } => self.ask_search(room, words),
+            Command::Register(password) => self.send_or_defer(ClientMsg::Register {
+                password,
+                remember: false,
+            }),
+            Command::Login { account, password } => self.send_or_defer(ClientMsg::SignIn {
+                account,
+                proof: Proof::Password(password),
+                remember: false,
+            }),
+            Command::Logout => self.send_or_defer(ClientMsg::SignOut),
+            Command::ChangePassword { old, new } => {
+                self.send_or_defer(ClientMsg::ChangePassword { old, new })
+            }
             Command::Help => {
                 for (usage, what) in HELP {
                     self.info(format!("{usage:<24} {what}"));

@@ -67,6 +67,17 @@ impl Session {
             }
             ServerMsg::Topic { room, topic } => self.event(Event::Topic { room, topic }),
             ServerMsg::YourNick { nick } => self.set_nick(nick),
+            ServerMsg::SignedIn {
+                account,
+                token,
+                key,
+            } => {
+                // The session is the account's now: resume it, not the guest's.
+                self.handshake.token = Some(token);
+                self.event(Event::SignedIn { account, key });
+            }
+            ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
+            ServerMsg::PasswordChanged => self.info(crate::render::password_changed_words()),
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}

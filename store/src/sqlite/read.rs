@@ -93,7 +93,11 @@ impl Reader {
                 recent,
             });
         }
-        Ok(Loaded { rooms, sessions })
+        Ok(Loaded {
+            rooms,
+            sessions,
+            accounts: Vec::new(),
+        })
     }
 
     /// A page of `q.room`'s history: the newest `q.limit` (at most [`HISTORY_PAGE_MAX`]) events

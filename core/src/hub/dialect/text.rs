@@ -210,6 +210,17 @@ impl Dialect for Text {
                 },
                 Command::Search { room, words } => ClientMsg::Search { room, words },
                 Command::Help => return Err(Reply::Note(Note::Help)),
+                Command::Register(password) => ClientMsg::Register {
+                    password,
+                    remember: false,
+                },
+                Command::Login { account, password } => ClientMsg::SignIn {
+                    account,
+                    proof: crate::wire::Proof::Password(password),
+                    remember: false,
+                },
+                Command::Logout => ClientMsg::SignOut,
+                Command::ChangePassword { old, new } => ClientMsg::ChangePassword { old, new },
             },
         })
     }

@@ -21,10 +21,12 @@ pub(super) enum Cap {
     MultiPrefix,
     /// `server-time`: the `time` tag.
     ServerTime,
+    /// `sasl`: `AUTHENTICATE PLAIN` signs in to an account before registration.
+    Sasl,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 8] = [
+const ALL: [(Cap, &str); 9] = [
     (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
@@ -33,6 +35,7 @@ const ALL: [(Cap, &str); 8] = [
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),
     (Cap::ServerTime, "server-time"),
+    (Cap::Sasl, "sasl"),
 ];
 
 impl Cap {
@@ -46,9 +49,14 @@ impl Cap {
     }
 }
 
-/// The names of every capability, space-separated (`CAP LS`).
-pub(super) fn offered() -> String {
-    ALL.map(|(_, n)| n).join(" ")
+/// The names of every capability, space-separated (`CAP LS`); `CAP LS 302` also gets their
+/// values (`sasl=PLAIN`).
+pub(super) fn offered(v302: bool) -> String {
+    ALL.map(|(c, n)| match c {
+        Cap::Sasl if v302 => "sasl=PLAIN",
+        _ => n,
+    })
+    .join(" ")
 }
 
 /// A set of capabilities.
@@ -106,10 +114,12 @@ mod tests {
         assert!(caps.has(Cap::ServerTime) && caps.has(Cap::EchoMessage));
         assert!(!caps.has(Cap::Batch));
         assert_eq!(caps.names(), "echo-message server-time");
-        assert_eq!(caps.requested("batch sasl"), None);
+        assert_eq!(caps.requested("batch frobnicate"), None);
         let less = caps.requested("-echo-message batch").unwrap();
         assert_eq!(less.names(), "batch server-time");
-        assert!(offered().starts_with("away-notify batch cap-notify"));
+        assert!(offered(false).starts_with("away-notify batch cap-notify"));
+        assert!(offered(false).ends_with(" sasl"));
+        assert!(offered(true).ends_with(" sasl=PLAIN"));
         assert!(ALL.iter().all(|(c, n)| Cap::named(n) == Some(*c)));
     }
 }

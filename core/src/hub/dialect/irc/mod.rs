@@ -126,6 +126,8 @@ pub(crate) struct State {
     running: Option<Running>,
     /// Lines read so far (batch ids).
     lines: u64,
+    /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).
+    sasl: Option<String>,
 }
 
 impl Irc {

@@ -235,8 +235,9 @@ impl Irc {
     fn registering(&mut self, msg: &Message<'_>, verb: &str, plan: &mut Plan<'_>) {
         match verb {
             "CAP" => self.cap(msg, plan),
-            // natter has no server password; accounts will bring SASL.
+            // natter has no server password: accounts sign in with SASL.
             "PASS" => {}
+            "AUTHENTICATE" => return self.authenticate(msg, plan),
             "NICK" => {
                 let Some(want) = msg.param(0) else {
                     return plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given");
@@ -286,6 +287,71 @@ impl Irc {
         plan.query(Query::Motd);
     }
 
+    /// `AUTHENTICATE`: SASL PLAIN (RFC 4616) before registration. The credentials become a
+    /// sign-in the hub checks; its answer is `900`/`903` or `904`.
+    fn authenticate(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
+        use base64::Engine;
+        /// A line of AUTHENTICATE data is at most this long; exactly this long means more follows.
+        const CHUNK: usize = 400;
+        /// Enough for a nick and a password of the longest kind, in base64.
+        const MAX_DATA: usize = 800;
+        if !self.caps.has(caps::Cap::Sasl) {
+            return plan.num(
+                ERR_SASLFAIL,
+                &[],
+                "SASL authentication failed: CAP REQ sasl first",
+            );
+        }
+        let Some(arg) = msg.param(0) else {
+            return plan.need_more("AUTHENTICATE");
+        };
+        if arg == "*" {
+            self.sasl = None;
+            return plan.num(ERR_SASLABORTED, &[], "SASL authentication aborted");
+        }
+        let Some(mut data) = self.sasl.take() else {
+            if arg.eq_ignore_ascii_case("PLAIN") {
+                self.sasl = Some(String::new());
+                return plan.line("AUTHENTICATE", &["+"], false);
+            }
+            plan.num(RPL_SASLMECHS, &["PLAIN"], "are available SASL mechanisms");
+            return plan.num(ERR_SASLFAIL, &[], "SASL authentication failed");
+        };
+        if arg.len() > CHUNK || data.len() + arg.len() > MAX_DATA {
+            return plan.num(ERR_SASLTOOLONG, &[], "SASL message too long");
+        }
+        if arg != "+" {
+            data.push_str(arg);
+        }
+        if arg.len() == CHUNK {
+            self.sasl = Some(data);
+            return;
+        }
+        let plain = base64::engine::general_purpose::STANDARD
+            .decode(data.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let creds = plain.as_deref().and_then(|p| {
+            let mut parts = p.split('\0');
+            let (authz, authc, pass) = (parts.next()?, parts.next()?, parts.next()?);
+            let name = if authc.is_empty() { authz } else { authc };
+            (parts.next().is_none() && !pass.is_empty())
+                .then(|| (Nick::new(name).ok(), pass.to_owned()))
+        });
+        match creds {
+            Some((Some(account), password)) => plan.msg(ClientMsg::SignIn {
+                account,
+                proof: crate::wire::Proof::Password(crate::types::Password(password)),
+                remember: false,
+            }),
+            _ => plan.num(
+                ERR_SASLFAIL,
+                &[],
+                "SASL authentication failed: not authzid NUL authcid NUL password",
+            ),
+        }
+    }
+
     fn cap(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
         let Some(sub) = msg.param(0) else {
             return plan.need_more("CAP");
@@ -295,7 +361,10 @@ impl Irc {
         match sub.as_str() {
             "LS" => {
                 self.negotiating |= !self.registered();
-                plan.line("CAP", &[&me, "LS", &caps::offered()], true);
+                let v302 = msg
+                    .param(1)
+                    .is_some_and(|v| v.parse::<u32>().is_ok_and(|v| v >= 302));
+                plan.line("CAP", &[&me, "LS", &caps::offered(v302)], true);
             }
             "LIST" => plan.line("CAP", &[&me, "LIST", &self.caps.names()], true),
             "REQ" => {
@@ -324,6 +393,11 @@ impl Irc {
         match verb {
             "CAP" => self.cap(msg, plan),
             "PASS" | "USER" => plan.num(ERR_ALREADYREGISTERED, &[], "You may not reregister"),
+            "AUTHENTICATE" => plan.num(
+                ERR_SASLALREADY,
+                &[],
+                "You have already registered: SASL is only before registration",
+            ),
             "NICK" => match msg.param(0) {
                 None => plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given"),
                 Some(want) => match names::nick(want) {

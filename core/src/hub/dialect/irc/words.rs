@@ -288,6 +288,16 @@ impl Irc {
             (_, ServerMsg::Bye { reason }) => {
                 return write_line(&mut l.out, &Tags::none(), "", "ERROR", &[reason], true);
             }
+            (None, ServerMsg::SignedIn { account, .. }) => {
+                // SASL, before registration.
+                let mask = names::source(account);
+                l.num(
+                    RPL_LOGGEDIN,
+                    &[&mask, account.as_str()],
+                    &format!("You are now logged in as {account}"),
+                );
+                return l.num(RPL_SASLSUCCESS, &[], "SASL authentication successful");
+            }
             (Some(me), _) => me,
             // Before registration (or after a quit) only refusals and goodbyes are worded.
             (None, _) => return,
@@ -348,7 +358,18 @@ impl Irc {
             | ServerMsg::Ack { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Ping { .. }
-            | ServerMsg::Pong { .. } => {}
+            | ServerMsg::Pong { .. }
+            | ServerMsg::ReadUpTo { .. }
+            | ServerMsg::PasswordChanged => {}
+            ServerMsg::SignedIn { account, .. } => {
+                // RPL_LOGGEDIN, as after SASL.
+                let mask = names::source(me);
+                l.num(
+                    RPL_LOGGEDIN,
+                    &[&mask, account.as_str()],
+                    &format!("You are now logged in as {account}"),
+                );
+            }
             // Scrollback and search are natter's requests; an IRC client asks neither (its
             // history is draft/chathistory, not built yet).
             ServerMsg::Past(_)
@@ -395,6 +416,15 @@ impl Irc {
     fn error(&self, l: &mut Lines, kind: ErrorKind, re: &Re, detail: &str) {
         let verb = self.running.as_ref().map_or("*", |r| r.verb.as_str());
         match (kind, re) {
+            (ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::Unavailable, _)
+                if !self.registered() =>
+            {
+                l.num(
+                    ERR_SASLFAIL,
+                    &[],
+                    &format!("SASL authentication failed: {detail}"),
+                );
+            }
             (ErrorKind::NickTaken, Re::Nick(n)) => {
                 l.num(
                     ERR_NICKNAMEINUSE,

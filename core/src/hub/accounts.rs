@@ -1,0 +1,1169 @@
+//! Accounts: registering the nick one has, signing in from any connection (several at once),
+//! device keys, read markers, and throttling of failed attempts.
+//!
+//! # Rules
+//! - An account is a registered nick. Nobody else may take it: a guest asking for it gets
+//!   another nick (or `NickTaken`, saying it is registered), and when its owner signs in while a
+//!   guest holds it, the guest is renamed to a guest nick and told why.
+//! - Signing in makes the connection a device of the account's user. When the user is not
+//!   there yet, the connection's guest becomes it (renamed, keeping its rooms). When it is
+//!   (another device, or always-on and offline), the guest leaves its rooms, the connection
+//!   joins the account's rooms with what it missed since the account's read marker, and the
+//!   account joins the rooms the guest was in.
+//! - Password checks and hashes are [`Work`] for the shell ([`Hub::poll_work`]); a sign-in to an
+//!   account that does not exist checks against a decoy hash of the same cost, and both fail
+//!   with the same words, so neither the answer nor its timing tells whether the account exists.
+//! - Failures are counted per account and per address; past a few, each try must wait twice as
+//!   long as the one before (up to [`MAX_WAIT`]); a success clears the account's count.
+//!   Registrations are counted per address the same way. Both tables are bounded.
+//! - A registered user is always-on (unless configured off): it stays in its rooms with no
+//!   device connected.
+
+use super::dialect::Reply;
+use super::{DeviceId, Hub, UserId};
+use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
+use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
+use crate::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
+use crate::time::Millis;
+use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
+use crate::wire::{ErrorKind, EventKind, Proof, Re, ServerMsg};
+use core::hash::Hash;
+use core::net::IpAddr;
+use rand_core::RngCore;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use tracing::{debug, info};
+
+/// The longest a throttled account or address waits for its next try.
+pub const MAX_WAIT: Millis = Millis(15 * 60 * 1000);
+/// The first wait once throttling starts; each later failure doubles it.
+const FIRST_WAIT: Millis = Millis(1000);
+/// Failed sign-ins to one account before it is throttled.
+const FREE_FAILS_ACCOUNT: u32 = 3;
+/// Failed sign-ins from one address before it is throttled (a NAT may hold several people).
+const FREE_FAILS_ADDRESS: u32 = 10;
+/// Registrations from one address before more must wait.
+const FREE_REGISTRATIONS: u32 = 3;
+/// The first wait once registrations from an address are throttled (then doubling).
+const REGISTRATION_WAIT: Millis = Millis(60 * 1000);
+/// A throttling record nobody has touched for this long is forgotten.
+const FORGET_AFTER: Millis = Millis(60 * 60 * 1000);
+
+/// Who may make accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone with a nick: `/register`.
+    #[default]
+    Open,
+    /// Only the operator (`natter-server account add`).
+    Closed,
+}
+
+/// The `[accounts]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Who may make accounts.
+    pub registration: Registration,
+    /// Registered users stay in their rooms while no device is connected.
+    pub always_on: bool,
+    /// The argon2id cost of new password hashes.
+    pub hash_cost: HashCost,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> AccountsConfig {
+        AccountsConfig {
+            registration: Registration::Open,
+            always_on: true,
+            hash_cost: HashCost::OWASP,
+        }
+    }
+}
+
+/// One account, as the hub holds it.
+#[derive(Debug)]
+struct Account {
+    name: Nick,
+    hash: PasswordHash,
+    /// Its user, while it has one (a device connected, or always-on).
+    user: Option<UserId>,
+    /// Read markers.
+    read: BTreeMap<RoomName, Seq>,
+    /// Its device keys' ids, oldest first.
+    keys: VecDeque<u64>,
+}
+
+/// What a piece of work out is for.
+#[derive(Debug)]
+enum Pending {
+    SignIn {
+        conn: ConnId,
+        /// The folded account name, if it exists (else the check was against the decoy).
+        account: Option<String>,
+        remember: bool,
+    },
+    Register {
+        conn: ConnId,
+        nick: Nick,
+        remember: bool,
+    },
+    /// A password change: the old password's check.
+    CheckOld {
+        conn: ConnId,
+        account: String,
+        new: Password,
+    },
+    /// A password change: the new password's hash.
+    NewHash { conn: ConnId, account: String },
+}
+
+/// Failures (or registrations) per key, with the wait they earned.
+#[derive(Debug)]
+struct Throttle<K> {
+    map: HashMap<K, Strikes>,
+    free: u32,
+    first_wait: Millis,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    until: Millis,
+    last: Millis,
+}
+
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    fn new(free: u32, first_wait: Millis) -> Throttle<K> {
+        Throttle {
+            map: HashMap::new(),
+            free,
+            first_wait,
+        }
+    }
+
+    /// How long `k` must still wait, if it must.
+    fn wait(&self, k: &K, now: Millis) -> Option<Millis> {
+        let s = self.map.get(k)?;
+        (s.until > now).then(|| Millis(s.until.0 - now.0))
+    }
+
+    fn strike(&mut self, k: &K, now: Millis) {
+        if !self.map.contains_key(k) && self.map.len() >= MAX_THROTTLED {
+            self.map.retain(|_, s| s.last.0 + FORGET_AFTER.0 > now.0);
+            if self.map.len() >= MAX_THROTTLED {
+                // Still full: the record touched longest ago makes room.
+                if let Some(oldest) = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, s)| s.last)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.map.remove(&oldest);
+                }
+            }
+        }
+        let s = self.map.entry(k.clone()).or_insert(Strikes {
+            count: 0,
+            until: now,
+            last: now,
+        });
+        if s.last.0 + FORGET_AFTER.0 <= now.0 {
+            s.count = 0;
+        }
+        s.count += 1;
+        s.last = now;
+        if s.count > self.free {
+            let doublings = (s.count - self.free - 1).min(20);
+            let wait = self
+                .first_wait
+                .0
+                .saturating_mul(1 << doublings)
+                .min(MAX_WAIT.0);
+            s.until = Millis(now.0 + wait);
+        }
+    }
+
+    fn clear(&mut self, k: &K) {
+        self.map.remove(k);
+    }
+}
+
+/// The hub's accounts.
+#[derive(Debug)]
+pub(crate) struct Accounts {
+    /// Folded name → account.
+    by_name: HashMap<String, Account>,
+    /// Device key id → (folded account name, hash of its secret).
+    keys: HashMap<u64, (String, TokenHash)>,
+    work: VecDeque<Work>,
+    pending: FxHashMap<WorkId, Pending>,
+    next_work: u64,
+    /// Connections with an account request out (one at a time each).
+    busy: FxHashSet<ConnId>,
+    /// Connections signed in before their registration (IRC's SASL): the account (folded)
+    /// their user will be.
+    preauth: FxHashMap<ConnId, String>,
+    fails: Throttle<String>,
+    addr_fails: Throttle<IpAddr>,
+    registrations: Throttle<IpAddr>,
+}
+
+impl Default for Accounts {
+    fn default() -> Accounts {
+        Accounts {
+            by_name: HashMap::new(),
+            keys: HashMap::new(),
+            work: VecDeque::new(),
+            pending: FxHashMap::default(),
+            next_work: 1,
+            busy: FxHashSet::default(),
+            preauth: FxHashMap::default(),
+            fails: Throttle::new(FREE_FAILS_ACCOUNT, FIRST_WAIT),
+            addr_fails: Throttle::new(FREE_FAILS_ADDRESS, FIRST_WAIT),
+            // The wait starts with the registration that used the last free one.
+            registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
+        }
+    }
+}
+
+impl Accounts {
+    /// Whether `nick` is registered.
+    pub(crate) fn registered(&self, nick: &Nick) -> bool {
+        self.by_name.contains_key(&nick.folded())
+    }
+}
+
+/// "try again in 8 s".
+fn retry_words(wait: Millis) -> String {
+    let s = wait.0.div_ceil(1000);
+    if s >= 120 {
+        format!("try again in {} min", s.div_ceil(60))
+    } else {
+        format!("try again in {s} s")
+    }
+}
+
+/// An argon2id hash of nothing anyone knows, at `cost`: what a sign-in to an account that does
+/// not exist is checked against, so it costs what a real check costs.
+fn decoy(cost: HashCost) -> PasswordHash {
+    PasswordHash(format!(
+        "$argon2id$v=19$m={},t={},p=1$ZGVjb3lkZWNveWRlY295$\
+         AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        cost.memory_kib, cost.iterations
+    ))
+}
+
+impl Hub {
+    // ---- the shell's side ----
+
+    /// Next slow computation to run off the hub's thread ([`Work::run`]), whose result goes to
+    /// [`Hub::handle_work`].
+    pub fn poll_work(&mut self) -> Option<Work> {
+        self.accounts.work.pop_front()
+    }
+
+    /// A piece of work from [`Hub::poll_work`] is done.
+    pub fn handle_work(&mut self, done: WorkDone, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(p) = self.accounts.pending.remove(&done.id) else {
+            return;
+        };
+        let conn = match &p {
+            Pending::SignIn { conn, .. }
+            | Pending::Register { conn, .. }
+            | Pending::CheckOld { conn, .. }
+            | Pending::NewHash { conn, .. } => *conn,
+        };
+        self.accounts.busy.remove(&conn);
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            return;
+        }
+        match (p, done.outcome) {
+            (
+                Pending::SignIn {
+                    account: Some(account),
+                    remember,
+                    ..
+                },
+                Outcome::Verified(true),
+            ) if self.accounts.by_name.contains_key(&account) => {
+                self.signed_in(conn, &account, remember, None, now);
+            }
+            (Pending::SignIn { account, .. }, Outcome::Verified(_)) => {
+                self.sign_in_failed(conn, account.as_deref(), now);
+            }
+            (Pending::Register { nick, remember, .. }, Outcome::Hashed(hash)) => {
+                self.registered(conn, nick, hash, remember, now)
+            }
+            (Pending::CheckOld { account, new, .. }, Outcome::Verified(true)) => {
+                let cost = self.config.accounts.hash_cost;
+                let salt = self.salt();
+                self.queue_work(
+                    conn,
+                    |id| Work::Hash {
+                        id,
+                        password: new,
+                        salt,
+                        cost,
+                    },
+                    Pending::NewHash { conn, account },
+                );
+            }
+            (Pending::CheckOld { account, .. }, Outcome::Verified(false)) => {
+                self.sign_in_failed(conn, Some(&account), now);
+            }
+            (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
+                self.password_changed(conn, &account, hash);
+            }
+            (_, outcome) => {
+                tracing::warn!(conn = %conn, ?outcome, "account work failed");
+                let detail = "the server could not check that now; try again".to_owned();
+                self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+            }
+        }
+    }
+
+    /// Accounts as stored, at start-up (with [`Hub::restore`]) or when the operator changed
+    /// them (a reload): new accounts are added, changed hashes replaced, removed accounts
+    /// forgotten (their users stay as they are until they leave).
+    pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
+        let mut seen = FxHashSet::default();
+        for la in loaded {
+            let folded = la.record.name.folded();
+            seen.insert(folded.clone());
+            let keys: VecDeque<u64> = la.keys.iter().map(|k| k.id).collect();
+            for k in &la.keys {
+                self.accounts.keys.insert(k.id, (folded.clone(), k.hash));
+            }
+            match self.accounts.by_name.get_mut(&folded) {
+                Some(a) => {
+                    a.hash = la.record.hash;
+                    a.keys = keys;
+                }
+                None => {
+                    let read = la.read.into_iter().collect();
+                    self.accounts.by_name.insert(
+                        folded.clone(),
+                        Account {
+                            name: la.record.name.clone(),
+                            hash: la.record.hash,
+                            user: None,
+                            read,
+                            keys,
+                        },
+                    );
+                    if self.config.accounts.always_on && !la.rooms.is_empty() {
+                        self.offline_user(&folded, la.rooms);
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .accounts
+            .by_name
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.forget_account(&name);
+        }
+    }
+
+    /// Accounts registered.
+    pub fn account_count(&self) -> usize {
+        self.accounts.by_name.len()
+    }
+
+    // ---- requests ----
+
+    pub(super) fn sign_in(
+        &mut self,
+        conn: ConnId,
+        account: Nick,
+        proof: Proof,
+        remember: bool,
+        now: Millis,
+    ) {
+        if !self.may_start(conn, now) {
+            return;
+        }
+        let folded = account.folded();
+        if let Some(wait) = self.accounts.fails.wait(&folded, now) {
+            return self.throttled(conn, "too many failed sign-ins to that account", wait);
+        }
+        if let Some(mine) = self.account_of_conn(conn) {
+            if mine == folded {
+                let detail = format!("you are signed in as {account} already");
+                return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+            }
+            let detail = "you are signed in to another account: /logout first".to_owned();
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+        }
+        let exists = self.accounts.by_name.contains_key(&folded);
+        match proof {
+            Proof::Key(key) => {
+                let owner = self.key_owner(&key);
+                if owner.as_deref() == Some(folded.as_str()) && exists {
+                    self.signed_in(conn, &folded, false, Some(key.id()), now);
+                } else {
+                    self.sign_in_failed(conn, Some(&folded), now);
+                }
+            }
+            Proof::Password(password) => {
+                let hash = match self.accounts.by_name.get(&folded) {
+                    Some(a) => a.hash.clone(),
+                    None => decoy(self.config.accounts.hash_cost),
+                };
+                let account = exists.then_some(folded);
+                self.queue_work(
+                    conn,
+                    |id| Work::Verify { id, password, hash },
+                    Pending::SignIn {
+                        conn,
+                        account,
+                        remember,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn register(
+        &mut self,
+        conn: ConnId,
+        password: Password,
+        remember: bool,
+        now: Millis,
+    ) {
+        if !self.may_start(conn, now) {
+            return;
+        }
+        if self.config.accounts.registration == Registration::Closed {
+            let detail = "registration is closed here: accounts are made by the operator";
+            return self.error(conn, ErrorKind::RegistrationClosed, Re::Conn, detail.into());
+        }
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        if let Some(mine) = self.account_of(uid) {
+            let detail = format!("you are signed in as {mine} already");
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+        }
+        if is_guest_nick(&nick) {
+            let detail =
+                "guest nicks cannot be registered: choose a nick with /nick first".to_owned();
+            return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
+        }
+        if self.accounts.registered(&nick) {
+            let detail = format!("{nick} is registered already");
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
+        if let Err(e) = check_password(&password) {
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, e.to_string());
+        }
+        if let Some(ip) = self.throttle_addr(conn)
+            && let Some(wait) = self.accounts.registrations.wait(&ip, now)
+        {
+            return self.throttled(conn, "too many registrations from your address", wait);
+        }
+        let cost = self.config.accounts.hash_cost;
+        let salt = self.salt();
+        self.queue_work(
+            conn,
+            |id| Work::Hash {
+                id,
+                password,
+                salt,
+                cost,
+            },
+            Pending::Register {
+                conn,
+                nick,
+                remember,
+            },
+        );
+    }
+
+    pub(super) fn sign_out(&mut self, conn: ConnId, now: Millis) {
+        let Some(account) = self.account_of_conn(conn) else {
+            return self.not_signed_in(conn);
+        };
+        let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
+            return;
+        };
+        if let Some(id) = self.devices.get_mut(&did).and_then(|d| d.key.take()) {
+            self.revoke_key(&account, id);
+        }
+        info!(conn = %conn, account = %account, "signed out");
+        // The device leaves the account (an always-on account stays in its rooms).
+        self.leave_device(did, None, now);
+        self.bye(conn, "signed out", "signed out");
+    }
+
+    pub(super) fn change_password(
+        &mut self,
+        conn: ConnId,
+        old: Password,
+        new: Password,
+        now: Millis,
+    ) {
+        let Some(account) = self.account_of_conn(conn) else {
+            return self.not_signed_in(conn);
+        };
+        if !self.may_start(conn, now) {
+            return;
+        }
+        if let Some(wait) = self.accounts.fails.wait(&account, now) {
+            return self.throttled(conn, "too many failed tries for that account", wait);
+        }
+        if let Err(e) = check_password(&new) {
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, e.to_string());
+        }
+        let Some(hash) = self.accounts.by_name.get(&account).map(|a| a.hash.clone()) else {
+            return;
+        };
+        self.queue_work(
+            conn,
+            |id| Work::Verify {
+                id,
+                password: old,
+                hash,
+            },
+            Pending::CheckOld { conn, account, new },
+        );
+    }
+
+    pub(super) fn read_marker(&mut self, conn: ConnId, room: RoomName, seq: Seq) {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        // A guest's reading is its own client's business.
+        let Some(account) = self.account_of(uid) else {
+            return;
+        };
+        let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
+            return;
+        };
+        if !self
+            .users
+            .get(&uid)
+            .is_some_and(|u| u.rooms.contains(&room))
+        {
+            return;
+        }
+        let seq = seq.min(latest);
+        let Some(a) = self.accounts.by_name.get_mut(&account) else {
+            return;
+        };
+        let marker = a.read.entry(room.clone()).or_insert(Seq(0));
+        if seq <= *marker {
+            return;
+        }
+        *marker = seq;
+        let name = a.name.clone();
+        self.record(Write::ReadMarker {
+            account: name,
+            room: room.clone(),
+            seq,
+        });
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            let msg = ServerMsg::ReadUpTo {
+                room: room.clone(),
+                seq,
+            };
+            self.reply(c, Reply::Msg(msg));
+        }
+    }
+
+    // ---- outcomes ----
+
+    /// `conn` is signed in to `account` (folded): it becomes a device of the account's user.
+    fn signed_in(
+        &mut self,
+        conn: ConnId,
+        account: &str,
+        remember: bool,
+        used_key: Option<u64>,
+        now: Millis,
+    ) {
+        self.stats.sign_ins_ok += 1;
+        let Some(guest) = self.user_of(conn) else {
+            return self.pre_authenticated(conn, account);
+        };
+        let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
+            return;
+        };
+        let Some(a) = self.accounts.by_name.get(account) else {
+            return;
+        };
+        let name = a.name.clone();
+        let existing = a.user.filter(|u| self.users.contains_key(u));
+        if let Some(ip) = self.throttle_addr(conn) {
+            self.accounts.addr_fails.clear(&ip);
+        }
+        self.accounts.fails.clear(&account.to_owned());
+        info!(conn = %conn, account = %name, "signed in");
+        let key = if remember {
+            Some(self.new_key(account, now))
+        } else {
+            None
+        };
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.key = key.as_ref().map(DeviceKey::id).or(used_key);
+        }
+        let only_device = self.users.get(&guest).is_some_and(|u| u.devices.len() == 1);
+        match existing {
+            None if only_device => {
+                // The guest becomes the account's user: same rooms, the account's nick.
+                self.evict_nick_holder(&name, guest, now);
+                self.rename(guest, name.clone(), Some(conn), now);
+                if let Some(u) = self.users.get_mut(&guest) {
+                    u.account = Some(account.to_owned());
+                }
+                if let Some(a) = self.accounts.by_name.get_mut(account) {
+                    a.user = Some(guest);
+                }
+                self.account_rooms_changed(guest);
+                let token = self
+                    .issue_token(did)
+                    .unwrap_or(crate::types::ResumeToken([0; 32]));
+                self.reply(
+                    conn,
+                    Reply::Msg(ServerMsg::SignedIn {
+                        account: name,
+                        token,
+                        key,
+                    }),
+                );
+                self.send_markers(conn, guest);
+            }
+            _ => {
+                let uid = match existing {
+                    Some(uid) => uid,
+                    None => {
+                        // The guest has other devices (it cannot: guests have one), or the
+                        // account's user was gone: a fresh one.
+                        self.evict_nick_holder(&name, guest, now);
+                        let uid = self.new_offline_user(name.clone(), account);
+                        if let Some(a) = self.accounts.by_name.get_mut(account) {
+                            a.user = Some(uid);
+                        }
+                        uid
+                    }
+                };
+                self.move_device(conn, did, guest, uid, now);
+                let token = self
+                    .issue_token(did)
+                    .unwrap_or(crate::types::ResumeToken([0; 32]));
+                self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick: name.clone() }));
+                self.reply(
+                    conn,
+                    Reply::Msg(ServerMsg::SignedIn {
+                        account: name,
+                        token,
+                        key,
+                    }),
+                );
+                self.enter_account_rooms(conn, uid);
+                self.send_markers(conn, uid);
+            }
+        }
+    }
+
+    /// Signed in before registration (IRC's SASL): the user it registers as is the account's.
+    fn pre_authenticated(&mut self, conn: ConnId, account: &str) {
+        let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
+            return;
+        };
+        info!(conn = %conn, account = %name, "signed in before registration");
+        self.accounts.preauth.insert(conn, account.to_owned());
+        self.accounts.fails.clear(&account.to_owned());
+        let token = crate::types::ResumeToken([0; 32]);
+        self.reply(
+            conn,
+            Reply::Msg(ServerMsg::SignedIn {
+                account: name,
+                token,
+                key: None,
+            }),
+        );
+    }
+
+    /// A connection signed in before registration registers: it becomes a device of its
+    /// account's user (made now if there is none), welcomed with the account's nick and its
+    /// rooms. False if it was not signed in.
+    pub(super) fn register_signed_in(&mut self, conn: ConnId, now: Millis) -> bool {
+        let Some(account) = self.accounts.preauth.remove(&conn) else {
+            return false;
+        };
+        let Some(a) = self.accounts.by_name.get(&account) else {
+            return false;
+        };
+        let name = a.name.clone();
+        let uid = match a.user.filter(|u| self.users.contains_key(u)) {
+            Some(uid) => uid,
+            None => {
+                self.evict_nick_holder(&name, UserId(u64::MAX), now);
+                let uid = self.new_offline_user(name.clone(), &account);
+                if let Some(a) = self.accounts.by_name.get_mut(&account) {
+                    a.user = Some(uid);
+                }
+                uid
+            }
+        };
+        let did = self.new_device(uid, Some(conn));
+        self.make_ready(conn, uid, did, now);
+        debug!(conn = %conn, %name, "registered as its account");
+        self.welcome(conn, name, None, false);
+        self.enter_account_rooms(conn, uid);
+        self.send_markers(conn, uid);
+        true
+    }
+
+    fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
+        self.stats.sign_ins_failed += 1;
+        if let Some(a) = account {
+            self.accounts.fails.strike(&a.to_owned(), now);
+        }
+        if let Some(ip) = self.throttle_addr(conn) {
+            self.accounts.addr_fails.strike(&ip, now);
+        }
+        debug!(conn = %conn, "sign-in failed");
+        let detail = "wrong account name or password".to_owned();
+        self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
+    }
+
+    fn registered(
+        &mut self,
+        conn: ConnId,
+        nick: Nick,
+        hash: PasswordHash,
+        remember: bool,
+        now: Millis,
+    ) {
+        let folded = nick.folded();
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let still = self
+            .users
+            .get(&uid)
+            .is_some_and(|u| u.nick.folded() == folded && u.account.is_none());
+        if !still || self.accounts.by_name.contains_key(&folded) {
+            let detail = format!("{nick} could not be registered (it changed meanwhile)");
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
+        if let Some(ip) = self.throttle_addr(conn) {
+            self.accounts.registrations.strike(&ip, now);
+        }
+        self.record(Write::Account(AccountRecord {
+            name: nick.clone(),
+            hash: hash.clone(),
+            created: now,
+        }));
+        self.accounts.by_name.insert(
+            folded.clone(),
+            Account {
+                name: nick.clone(),
+                hash,
+                user: None,
+                read: BTreeMap::new(),
+                keys: VecDeque::new(),
+            },
+        );
+        info!(conn = %conn, account = %nick, "registered");
+        self.signed_in(conn, &folded, remember, None, now);
+    }
+
+    fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash) {
+        let Some(a) = self.accounts.by_name.get_mut(account) else {
+            return;
+        };
+        a.hash = hash.clone();
+        let name = a.name.clone();
+        let keys: Vec<u64> = a.keys.drain(..).collect();
+        for id in keys {
+            self.accounts.keys.remove(&id);
+        }
+        let now = self.now;
+        self.record(Write::Account(AccountRecord {
+            name: name.clone(),
+            hash,
+            created: now,
+        }));
+        self.record(Write::RevokeKeys {
+            account: name.clone(),
+        });
+        // No device keeps a key that no longer opens anything.
+        if let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) {
+            let devices = self
+                .users
+                .get(&uid)
+                .map(|u| u.devices.clone())
+                .unwrap_or_default();
+            for d in devices {
+                if let Some(d) = self.devices.get_mut(&d) {
+                    d.key = None;
+                }
+            }
+        }
+        info!(conn = %conn, account = %name, "password changed");
+        self.reply(conn, Reply::Msg(ServerMsg::PasswordChanged));
+    }
+
+    // ---- pieces ----
+
+    /// Whether `conn` may start an account request now (not one already out, not throttled by
+    /// address, room in the work queue); refused with its reason otherwise.
+    fn may_start(&mut self, conn: ConnId, now: Millis) -> bool {
+        if self.accounts.busy.contains(&conn) {
+            let detail = "your last sign-in request is still being checked".to_owned();
+            self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+            return false;
+        }
+        if let Some(ip) = self.throttle_addr(conn)
+            && let Some(wait) = self.accounts.addr_fails.wait(&ip, now)
+        {
+            self.throttled(conn, "too many failed sign-ins from your address", wait);
+            return false;
+        }
+        if self.accounts.pending.len() >= MAX_WORK_QUEUED {
+            let detail = "the server is busy checking passwords; try again shortly".to_owned();
+            self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+            return false;
+        }
+        true
+    }
+
+    fn throttled(&mut self, conn: ConnId, why: &str, wait: Millis) {
+        self.stats.sign_ins_throttled += 1;
+        let detail = format!("{why}: {}", retry_words(wait));
+        self.error(conn, ErrorKind::Throttled, Re::Conn, detail);
+    }
+
+    fn not_signed_in(&mut self, conn: ConnId) {
+        let detail = "you are not signed in (/login nick password)".to_owned();
+        self.error(conn, ErrorKind::NotSignedIn, Re::Conn, detail);
+    }
+
+    fn queue_work(&mut self, conn: ConnId, work: impl FnOnce(WorkId) -> Work, p: Pending) {
+        let id = WorkId(self.accounts.next_work);
+        self.accounts.next_work += 1;
+        self.accounts.work.push_back(work(id));
+        self.accounts.pending.insert(id, p);
+        self.accounts.busy.insert(conn);
+    }
+
+    fn salt(&mut self) -> [u8; 16] {
+        let mut salt = [0u8; 16];
+        self.rng.fill_bytes(&mut salt);
+        salt
+    }
+
+    /// The address `conn`'s failures count under (none for exempt addresses).
+    fn throttle_addr(&self, conn: ConnId) -> Option<IpAddr> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.counted_ip)
+            .map(super::address_key)
+    }
+
+    /// The folded account name of `uid`, if it is signed in.
+    pub(super) fn account_of(&self, uid: UserId) -> Option<String> {
+        self.users.get(&uid).and_then(|u| u.account.clone())
+    }
+
+    fn account_of_conn(&self, conn: ConnId) -> Option<String> {
+        self.user_of(conn).and_then(|u| self.account_of(u))
+    }
+
+    /// The folded account a device key opens, compared in constant time.
+    fn key_owner(&self, key: &DeviceKey) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let (owner, hash) = self.accounts.keys.get(&key.id())?;
+        let shown = KeyRecord::of(key, Millis::ZERO).hash;
+        bool::from(hash.0.ct_eq(&shown.0)).then(|| owner.clone())
+    }
+
+    fn new_key(&mut self, account: &str, now: Millis) -> DeviceKey {
+        let key = loop {
+            let mut k = [0u8; 32];
+            self.rng.fill_bytes(&mut k);
+            let k = DeviceKey(k);
+            if !self.accounts.keys.contains_key(&k.id()) {
+                break k;
+            }
+        };
+        let rec = KeyRecord::of(&key, now);
+        let Some(a) = self.accounts.by_name.get_mut(account) else {
+            return key;
+        };
+        a.keys.push_back(rec.id);
+        let name = a.name.clone();
+        let oldest = (a.keys.len() > MAX_DEVICE_KEYS)
+            .then(|| a.keys.pop_front())
+            .flatten();
+        self.accounts
+            .keys
+            .insert(rec.id, (account.to_owned(), rec.hash));
+        self.record(Write::AddKey {
+            account: name,
+            key: rec,
+        });
+        if let Some(old) = oldest {
+            self.revoke_key(account, old);
+        }
+        key
+    }
+
+    fn revoke_key(&mut self, account: &str, id: u64) {
+        self.accounts.keys.remove(&id);
+        if let Some(a) = self.accounts.by_name.get_mut(account) {
+            a.keys.retain(|k| *k != id);
+        }
+        self.record(Write::RevokeKey { id });
+    }
+
+    /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
+    fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
+        let Some(&holder) = self.nicks.get(&name.folded()) else {
+            return;
+        };
+        if holder == except {
+            return;
+        }
+        let guest = self.guest_nick();
+        let on: Vec<ConnId> = self.user_conns(holder).collect();
+        self.rename(holder, guest.clone(), None, now);
+        for c in on {
+            let detail = format!(
+                "{name} is a registered account and its owner signed in: you are now {guest}"
+            );
+            self.error(c, ErrorKind::NickTaken, Re::Nick(name.clone()), detail);
+        }
+    }
+
+    /// Renames `uid` (the nick must be free, or its own): a nick event in each of its rooms and
+    /// `YourNick` on each of its connections. `by`: the connection that asked, which does not
+    /// see its own event if its dialect does not echo.
+    fn rename(&mut self, uid: UserId, nick: Nick, by: Option<ConnId>, now: Millis) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        let old = core::mem::replace(&mut u.nick, nick.clone());
+        if old == nick {
+            return;
+        }
+        let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
+        self.nicks.remove(&old.folded());
+        self.nicks.insert(nick.folded(), uid);
+        self.session_changed(uid);
+        for room in &rooms {
+            let kind = EventKind::Nick { new: nick.clone() };
+            let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
+            self.broadcast(room, old.clone(), kind, now, skip, None);
+        }
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));
+        }
+    }
+
+    /// A user for `account` with no device (always-on after a restart, or before its device
+    /// moves in).
+    fn new_offline_user(&mut self, name: Nick, account: &str) -> UserId {
+        let uid = UserId(self.next_user);
+        self.next_user += 1;
+        self.nicks.insert(name.folded(), uid);
+        self.users.insert(
+            uid,
+            Box::new(super::User {
+                nick: name,
+                rooms: super::room::RoomSet::default(),
+                devices: Vec::new(),
+                away: None,
+                account: Some(account.to_owned()),
+            }),
+        );
+        uid
+    }
+
+    /// An always-on account's user at start-up, in its rooms (those that exist).
+    fn offline_user(&mut self, account: &str, rooms: Vec<RoomName>) {
+        let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
+            return;
+        };
+        if self.nicks.contains_key(account) {
+            return;
+        }
+        let uid = self.new_offline_user(name, account);
+        for room in rooms {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.members.insert(uid);
+                if let Some(u) = self.users.get_mut(&uid) {
+                    u.rooms.insert(room);
+                }
+            }
+        }
+        if let Some(a) = self.accounts.by_name.get_mut(account) {
+            a.user = Some(uid);
+        }
+    }
+
+    /// Moves `conn`'s device from the guest `from` to the account's user `to`: the connection
+    /// leaves the guest's rooms, the guest quits if that was its only device, and the account
+    /// joins the rooms the guest was in.
+    fn move_device(&mut self, conn: ConnId, did: DeviceId, from: UserId, to: UserId, now: Millis) {
+        let guest_rooms: Vec<RoomName> = self
+            .users
+            .get(&from)
+            .map(|u| u.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        for room in &guest_rooms {
+            self.reply(conn, Reply::Msg(ServerMsg::Parted { room: room.clone() }));
+            if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
+                d.left(room, None);
+            }
+        }
+        if let Some(u) = self.users.get_mut(&from) {
+            u.devices.retain(|d| *d != did);
+        }
+        if self.users.get(&from).is_some_and(|u| u.devices.is_empty()) {
+            let reason = Text::new("signed in").ok();
+            self.quit_user(from, reason, now);
+        }
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.user = to;
+        }
+        if let Some(u) = self.users.get_mut(&to) {
+            u.devices.push(did);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.make_ready(to, did);
+        }
+        self.device_changed(did);
+        for room in guest_rooms {
+            if !self.users.get(&to).is_some_and(|u| u.rooms.contains(&room)) {
+                self.join(conn, room, now);
+            }
+        }
+    }
+
+    /// Shows `conn` each room of `uid`: the room as it is now, then what came after the
+    /// account's read marker (from the store when the ring lost it), or its recent lines.
+    fn enter_account_rooms(&mut self, conn: ConnId, uid: UserId) {
+        let account = self.account_of(uid);
+        let rooms: Vec<RoomName> = self
+            .users
+            .get(&uid)
+            .map(|u| u.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        for room in rooms {
+            let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
+                continue;
+            };
+            if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
+                d.entered(&room);
+            }
+            if let Some(joined) = self.joined_msg(&room, latest) {
+                self.reply(conn, Reply::Msg(joined));
+            }
+            let marker = account
+                .as_ref()
+                .and_then(|a| self.accounts.by_name.get(a))
+                .and_then(|a| a.read.get(&room).copied());
+            match marker {
+                Some(after) if after < latest => self.history(conn, room, after),
+                Some(_) => {}
+                None => self.replay_recent(conn, &room, latest),
+            }
+        }
+    }
+
+    /// The account's read markers, one per room it is in.
+    fn send_markers(&mut self, conn: ConnId, uid: UserId) {
+        let Some(account) = self.account_of(uid) else {
+            return;
+        };
+        let Some(a) = self.accounts.by_name.get(&account) else {
+            return;
+        };
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let markers: Vec<(RoomName, Seq)> = a
+            .read
+            .iter()
+            .filter(|(r, _)| u.rooms.contains(r))
+            .map(|(r, s)| (r.clone(), *s))
+            .collect();
+        for (room, seq) in markers {
+            self.reply(conn, Reply::Msg(ServerMsg::ReadUpTo { room, seq }));
+        }
+    }
+
+    /// `uid`'s rooms changed: an account's are written (it stays in them while offline).
+    pub(super) fn account_rooms_changed(&mut self, uid: UserId) {
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let Some(account) = &u.account else {
+            return;
+        };
+        let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
+            return;
+        };
+        let rooms = u.rooms.iter().cloned().collect();
+        self.record(Write::AccountRooms {
+            account: name,
+            rooms,
+        });
+    }
+
+    /// Whether a user with no device stays (an always-on account's).
+    pub(super) fn stays_offline(&self, uid: UserId) -> bool {
+        self.config.accounts.always_on && self.users.get(&uid).is_some_and(|u| u.account.is_some())
+    }
+
+    /// A user is gone: its account (if any) no longer has one.
+    pub(super) fn user_gone(&mut self, account: Option<&str>) {
+        if let Some(a) = account.and_then(|a| self.accounts.by_name.get_mut(a)) {
+            a.user = None;
+        }
+    }
+
+    /// The operator removed an account: its keys stop working; its user stays a guest-like
+    /// user until it leaves.
+    fn forget_account(&mut self, account: &str) {
+        let Some(a) = self.accounts.by_name.remove(account) else {
+            return;
+        };
+        for id in a.keys {
+            self.accounts.keys.remove(&id);
+        }
+        if let Some(u) = a.user.and_then(|u| self.users.get_mut(&u)) {
+            u.account = None;
+        }
+    }
+
+    /// `conn` is gone: its account work is dropped when it comes back.
+    pub(super) fn forget_account_work(&mut self, conn: ConnId) {
+        self.accounts.busy.remove(&conn);
+        self.accounts.preauth.remove(&conn);
+    }
+}
+
+/// Whether `nick` looks like a guest nick (`guest1234`): those are never registered.
+pub(super) fn is_guest_nick(nick: &Nick) -> bool {
+    nick.folded()
+        .strip_prefix("guest")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}

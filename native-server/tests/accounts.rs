@@ -1,0 +1,145 @@
+//! Accounts over real sockets: an nc user registers its nick and signs in from a second
+//! connection, a binary client hears both; a wrong password and a guest taking the nick are
+//! refused with clear words; with a store, the account and its rooms survive a restart.
+
+mod support;
+
+use natter_core::wire::{ClientMsg, ServerMsg};
+use natter_server::{ServerConfig, start};
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+use tokio::process::Child;
+use tokio::time::timeout;
+
+async fn stop(server: natter_server::Server) {
+    timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown timed out")
+        .expect("shutdown failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/nick alice").await;
+    a.expect_has("you are now known as alice").await;
+    a.send("/register correct horse").await;
+    a.expect_has("you are signed in as alice").await;
+
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    b.send("/nick alice").await;
+    let refused = b.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+    assert!(refused.contains("registered"), "{refused}");
+    b.send("/login alice wrong horse").await;
+    let refused = b.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+    assert!(
+        refused.contains("wrong account name or password"),
+        "{refused}"
+    );
+    b.send("/login alice correct horse").await;
+    b.expect_has("you are signed in as alice").await;
+
+    let (mut carol, _) = BinClient::hello(addr, "carol", None).await;
+    carol.join("#lobby").await;
+    b.send("hello from the second connection").await;
+    a.expect(
+        |l| l == "<alice> hello from the second connection",
+        "the line said on alice's other connection",
+    )
+    .await;
+    carol
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["hello from the second connection"],
+            "alice's line",
+        )
+        .await;
+    // Still one alice in the room.
+    carol
+        .send(&ClientMsg::Who {
+            room: room("#lobby"),
+        })
+        .await;
+    let who = carol
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(
+        members.iter().filter(|n| n.as_str() == "alice").count(),
+        1,
+        "{members:?}"
+    );
+    b.send("/logout").await;
+    let last = b.expect_closed().await;
+    assert!(last.iter().any(|l| l.contains("signed out")), "{last:?}");
+    stop(server).await;
+}
+
+async fn start_stored(dir: &Path) -> (Child, std::net::SocketAddr) {
+    let (child, _log, addr) = spawn_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir.display().to_string(),
+        ],
+        &[("NATTER_EPHEMERAL", "false")],
+    )
+    .await;
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_and_its_rooms_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start_stored(dir.path()).await;
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/nick dora").await;
+    a.expect_has("you are now known as dora").await;
+    a.send("/register a long passphrase").await;
+    a.expect_has("you are signed in as dora").await;
+    a.send("/join #kept").await;
+    a.expect_has("#kept").await;
+    a.send("/quit").await;
+    a.expect_closed().await;
+    assert!(sigterm(&mut server).await.success());
+
+    let (_server, addr) = start_stored(dir.path()).await;
+    // Always-on: dora is still in #kept, though nobody is connected as dora.
+    let (mut watcher, _) = BinClient::hello(addr, "watcher", None).await;
+    watcher.join("#kept").await;
+    watcher
+        .send(&ClientMsg::Who {
+            room: room("#kept"),
+        })
+        .await;
+    let who = watcher
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    assert!(
+        matches!(&who, ServerMsg::Members { members, .. } if members.iter().any(|n| n.as_str() == "dora")),
+        "{who:?}"
+    );
+    // The nick is still owned, and the password still opens it.
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    b.send("/login dora a long passphrase").await;
+    b.expect_has("you are signed in as dora").await;
+    b.expect_has("#kept").await;
+    b.send("back again").await;
+    watcher
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["back again"],
+            "dora's line",
+        )
+        .await;
+}
