@@ -2,7 +2,9 @@
 //! session for the CLI and the page. A typed line is either chat for the current room or a
 //! `/command`; `//text` says `/text` literally.
 
+use crate::moderation::{ModeChange, parse_duration, reason};
 use crate::types::{InvalidName, Nick, Password, RoomName, Text};
+use crate::wire::ModAction;
 use thiserror::Error;
 
 /// A typed line, understood.
@@ -85,6 +87,21 @@ pub enum Command {
         /// The new one (the rest of the line).
         new: Password,
     },
+    /// `/join #room KEY`: a room with a key.
+    JoinKey {
+        /// Room.
+        room: RoomName,
+        /// Its key.
+        key: Text,
+    },
+    /// A founder's or operator's action (`/register #room`, `/op`, `/kick`, `/ban`, `/mute`,
+    /// `/invite`, `/mode`...), in the named room or the current one.
+    Moderate {
+        /// Room, or the current one.
+        room: Option<RoomName>,
+        /// What.
+        action: ModAction,
+    },
 }
 
 /// Why a line is not a valid command. The `Display` text is shown to the user.
@@ -99,6 +116,9 @@ pub enum CommandError {
     /// An argument failed validation.
     #[error("{0}")]
     Invalid(#[from] InvalidName),
+    /// An argument that does not read (a duration, a mode); the words say why.
+    #[error("{0}")]
+    Bad(String),
 }
 
 /// Every command with its usage and what it does, in the order `/help` lists them.
@@ -126,12 +146,43 @@ pub const HELP: &[(&str, &str)] = &[
     ("/login nick password", "sign in to your account"),
     ("/logout", "sign out on this connection"),
     ("/password old new", "change your account's password"),
+    (
+        "/register #room",
+        "register the current room: you are its founder",
+    ),
+    (
+        "/op [#room] nick",
+        "make a signed-in member an operator (founder)",
+    ),
+    ("/deop [#room] nick", "take operator status away (founder)"),
+    ("/voice [#room] nick", "let a member speak in a +m room"),
+    ("/devoice [#room] nick", "take that away"),
+    (
+        "/kick [#room] nick [reason]",
+        "put a member out of the room",
+    ),
+    (
+        "/ban [#room] nick|mask [30m|2h|7d] [reason]",
+        "ban (masks: account:NAME, nick:NAME, a.b.c.d/N)",
+    ),
+    ("/unban [#room] mask", "lift a ban"),
+    ("/bans [#room]", "list bans and mutes"),
+    (
+        "/mute [#room] nick|mask [duration]",
+        "a muted member reads but does not speak",
+    ),
+    ("/unmute [#room] nick|mask", "lift a mute"),
+    ("/invite nick [#room]", "let someone into a +i room"),
+    (
+        "/mode [#room] [+i|-i|+k key|-k|+m|-m|+t|-t|+l N|-l]",
+        "show or change the room's settings",
+    ),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -167,6 +218,82 @@ fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), Comman
     }
 }
 
+/// An operator's command: `[#room]` first (or, for `/invite nick #room`, last), then its words.
+fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
+    let use_ = || CommandError::Usage(usage(&format!("/{name}")));
+    let (mut room, rest) = match word(args) {
+        (r, rest) if r.starts_with('#') => (Some(RoomName::new(r)?), rest),
+        _ => (None, args.trim()),
+    };
+    let (first, after) = word(rest);
+    let nick = |s: &str| -> Result<Nick, CommandError> {
+        if s.is_empty() {
+            Err(use_())
+        } else {
+            Ok(Nick::new(s)?)
+        }
+    };
+    let mask = |s: &str| -> Result<String, CommandError> {
+        if s.is_empty() {
+            Err(use_())
+        } else {
+            Ok(s.to_owned())
+        }
+    };
+    let duration = |s: &str| parse_duration(s).map_err(|e| CommandError::Bad(e.to_string()));
+    let action = match name {
+        "op" if after.is_empty() => ModAction::Op(nick(first)?),
+        "deop" if after.is_empty() => ModAction::Deop(nick(first)?),
+        "voice" if after.is_empty() => ModAction::Voice(nick(first)?),
+        "devoice" if after.is_empty() => ModAction::Devoice(nick(first)?),
+        "kick" => ModAction::Kick {
+            nick: nick(first)?,
+            reason: reason(after),
+        },
+        "ban" => {
+            let (d, why) = word(after);
+            let (duration, why) = match parse_duration(d) {
+                Ok(d) => (Some(d), why),
+                Err(_) => (None, after),
+            };
+            ModAction::Ban {
+                target: mask(first)?,
+                duration,
+                reason: reason(why),
+            }
+        }
+        "unban" if after.is_empty() => ModAction::Unban {
+            target: mask(first)?,
+        },
+        "bans" if rest.is_empty() => ModAction::Bans,
+        "mute" => ModAction::Mute {
+            target: mask(first)?,
+            duration: match after {
+                "" => None,
+                d => Some(duration(d)?),
+            },
+        },
+        "unmute" if after.is_empty() => ModAction::Unmute {
+            target: mask(first)?,
+        },
+        "invite" => {
+            if room.is_none() && after.starts_with('#') {
+                room = Some(RoomName::new(after)?);
+            } else if !after.is_empty() {
+                return Err(use_());
+            }
+            ModAction::Invite(nick(first)?)
+        }
+        "mode" if first.is_empty() => ModAction::Settings,
+        "mode" => {
+            let arg = (!after.is_empty()).then_some(after);
+            ModAction::Mode(ModeChange::parse(first, arg).map_err(CommandError::Bad)?)
+        }
+        _ => return Err(use_()),
+    };
+    Ok(Some(Input::Command(Command::Moderate { room, action })))
+}
+
 /// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
 pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -188,6 +315,10 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "join" | "j" => match word(args) {
             (r, "") if !r.is_empty() => Command::Join(RoomName::new(r)?),
+            (r, key) if !r.is_empty() && !key.contains(char::is_whitespace) => Command::JoinKey {
+                room: RoomName::new(r)?,
+                key: Text::new(key)?,
+            },
             _ => return Err(CommandError::Usage(usage("/join"))),
         },
         "part" | "leave" => {
@@ -236,11 +367,20 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             (_, None) => return Err(CommandError::Usage(usage("/search"))),
         },
         "quit" | "exit" => Command::Quit(opt_text(args)?),
+        "register" if args.trim_start().starts_with('#') => match word(args) {
+            (r, "") => Command::Moderate {
+                room: Some(RoomName::new(r)?),
+                action: ModAction::Register,
+            },
+            _ => return Err(CommandError::Usage("/register #room")),
+        },
         // Passwords are taken as typed (inner spaces too), never echoed in an error.
         "register" => match args.trim() {
             "" => return Err(CommandError::Usage(usage("/register"))),
             p => Command::Register(Password(p.to_owned())),
         },
+        "op" | "deop" | "voice" | "devoice" | "kick" | "ban" | "unban" | "bans" | "mute"
+        | "unmute" | "invite" | "mode" => return moderation(&name, args),
         "login" | "identify" => match word(args) {
             (n, p) if !n.is_empty() && !p.trim().is_empty() => Command::Login {
                 account: Nick::new(n)?,
@@ -421,8 +561,41 @@ mod tests {
         );
         assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
         assert!(matches!(
-            parse("/join #a b"),
+            parse("/join #a b c"),
             Err(CommandError::Usage("/join #room"))
+        ));
+        assert!(matches!(
+            parse("/join #a key"),
+            Ok(Some(Input::Command(Command::JoinKey { .. })))
+        ));
+        assert!(matches!(
+            parse("/ban bob 2h too loud"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: None,
+                action: ModAction::Ban {
+                    duration: Some(_),
+                    reason: Some(_),
+                    ..
+                }
+            })))
+        ));
+        assert!(matches!(
+            parse("/mute #r bob 2x"),
+            Err(CommandError::Bad(_))
+        ));
+        assert!(matches!(
+            parse("/register #r"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: Some(_),
+                action: ModAction::Register
+            })))
+        ));
+        assert!(matches!(
+            parse("/invite bob #r"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: Some(_),
+                action: ModAction::Invite(_)
+            })))
         ));
         let e = parse("/nick 9x").unwrap_err();
         assert!(matches!(
@@ -431,7 +604,7 @@ mod tests {
         ));
         assert!(e.to_string().contains("starts with a letter"));
         assert!(
-            parse("/join #bad room!")
+            parse("/join #bad room! now")
                 .unwrap_err()
                 .to_string()
                 .contains("usage")

@@ -21,6 +21,7 @@ pub mod command;
 mod flood;
 pub mod hub;
 pub mod limits;
+pub mod moderation;
 pub mod persist;
 pub mod proxy;
 pub mod render;

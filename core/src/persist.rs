@@ -96,6 +96,14 @@ pub enum Write {
         /// The account.
         account: Nick,
     },
+    /// Replaces a room's settings (founder, operators, modes, bans, mutes); `None` forgets
+    /// them.
+    RoomPolicy {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        policy: Option<crate::moderation::Policy>,
+    },
 }
 
 /// An account as stored.
@@ -189,6 +197,8 @@ pub struct Loaded {
     pub sessions: Vec<SessionRecord>,
     /// Every account.
     pub accounts: Vec<LoadedAccount>,
+    /// Rooms' settings (registered rooms, bans...).
+    pub policies: Vec<(RoomName, crate::moderation::Policy)>,
 }
 
 /// One room as stored.

@@ -41,7 +41,90 @@ pub fn event_words(ev: &RoomEvent) -> Option<String> {
             Some(t) => format!("{from} set the topic of {room}: {t}"),
             None => format!("{from} cleared the topic of {room}"),
         },
+        EventKind::Kick { target, reason } => match reason {
+            Some(r) => format!("{from} put {target} out of {room} ({r})"),
+            None => format!("{from} put {target} out of {room}"),
+        },
+        EventKind::Mode { change } => format!("{from} set {room} {change}"),
     })
+}
+
+/// A room's settings, in words (`/mode #room` on nc, the page's room panel).
+pub fn policy_words(
+    room: &RoomName,
+    founder: Option<&Nick>,
+    ops: &[Nick],
+    voiced: &[Nick],
+    modes: &crate::moderation::Modes,
+) -> String {
+    let mut s = match founder {
+        Some(f) => format!("{room} is registered to {f}"),
+        None => format!("{room} is not registered"),
+    };
+    let list = |v: &[Nick]| v.iter().map(Nick::as_str).collect::<Vec<_>>().join(" ");
+    if !ops.is_empty() {
+        s.push_str(&format!("; operators: {}", list(ops)));
+    }
+    if !voiced.is_empty() {
+        s.push_str(&format!("; voiced: {}", list(voiced)));
+    }
+    s.push_str(&format!("; modes {}", modes.letters()));
+    if let Some(n) = modes.limit {
+        s.push_str(&format!(" (at most {n} members)"));
+    }
+    s
+}
+
+/// One ban or mute, in words.
+pub fn entry_words(e: &crate::moderation::Entry) -> String {
+    let mut s = format!("{} by {}", e.mask, e.by);
+    if let Some(u) = e.until {
+        s.push_str(&format!(" until {}", clock_words(u)));
+    }
+    if let Some(r) = &e.reason {
+        s.push_str(&format!(": {r}"));
+    }
+    s
+}
+
+/// A server time as `2026-12-03 05:10 UTC`.
+fn clock_words(t: crate::time::Millis) -> String {
+    let secs = t.0 / 1000;
+    let days = secs / 86_400;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// The lines of a room's ban and mute list.
+pub fn ban_list_lines(
+    room: &RoomName,
+    bans: &[crate::moderation::Entry],
+    mutes: &[crate::moderation::Entry],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if bans.is_empty() && mutes.is_empty() {
+        out.push(format!("nobody is banned or muted in {room}"));
+    }
+    out.extend(
+        bans.iter()
+            .map(|b| format!("banned from {room}: {}", entry_words(b))),
+    );
+    out.extend(
+        mutes
+            .iter()
+            .map(|b| format!("muted in {room}: {}", entry_words(b))),
+    );
+    out
 }
 
 /// A gap marker: `5 messages missed here (#lobby #3..#7)`.
@@ -296,6 +379,26 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         }
         ServerMsg::Members { room, members } => vec![notice(members_words(room, members))],
         ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
+        ServerMsg::Policy {
+            room,
+            founder,
+            ops,
+            voiced,
+            modes,
+        } => vec![notice(policy_words(
+            room,
+            founder.as_ref(),
+            ops,
+            voiced,
+            modes,
+        ))],
+        ServerMsg::BanList { room, bans, mutes } => ban_list_lines(room, bans, mutes)
+            .into_iter()
+            .map(notice)
+            .collect(),
+        ServerMsg::Invited { room, by } => {
+            vec![notice(format!("{by} invites you to {room} (/join {room})"))]
+        }
         ServerMsg::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],

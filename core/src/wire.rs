@@ -5,6 +5,7 @@
 //! or allocated, bincode runs with a byte limit, and a payload must be consumed exactly.
 
 use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER};
+use crate::moderation::{Entry, ModeChange, Modes};
 use crate::time::Millis;
 use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -216,6 +217,80 @@ pub enum ClientMsg {
         /// The newest seq read.
         seq: Seq,
     },
+    /// Join a room that has a key (`+k`).
+    JoinKey {
+        /// Room.
+        room: RoomName,
+        /// Its key.
+        key: Text,
+    },
+    /// A founder's or operator's action in `room` (see [`ModAction`]). Refused with
+    /// [`ErrorKind::NotOperator`] when the sender may not; done, it is a room event
+    /// ([`EventKind::Kick`] or [`EventKind::Mode`]) everyone in the room sees.
+    Moderate {
+        /// Room.
+        room: RoomName,
+        /// What.
+        action: ModAction,
+    },
+}
+
+/// What a founder or an operator does to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModAction {
+    /// Register the room: the sender's account becomes its founder (the room must exist and
+    /// the sender be in it and signed in).
+    Register,
+    /// Make a signed-in member an operator (founder only).
+    Op(Nick),
+    /// Take operator status away (founder only).
+    Deop(Nick),
+    /// Let a member speak in a `+m` room.
+    Voice(Nick),
+    /// Take that away.
+    Devoice(Nick),
+    /// Put a member out of the room (it may come back unless banned).
+    Kick {
+        /// Who.
+        nick: Nick,
+        /// Why.
+        reason: Option<Text>,
+    },
+    /// Ban a mask (`account:NAME`, `nick:NAME`, an address or network) or a present member
+    /// (by nick: its account if signed in, else its nick and address). Matching members leave.
+    Ban {
+        /// The mask or nick, as typed.
+        target: String,
+        /// For how long (`None`: until unbanned), at most a year.
+        duration: Option<Millis>,
+        /// Why.
+        reason: Option<Text>,
+    },
+    /// Lift a ban (the mask as `/bans` lists it, or the nick it was set on).
+    Unban {
+        /// The mask or nick.
+        target: String,
+    },
+    /// List the room's bans and mutes (answered with [`ServerMsg::BanList`]).
+    Bans,
+    /// Mute: the member reads but does not speak.
+    Mute {
+        /// The mask or nick.
+        target: String,
+        /// For how long.
+        duration: Option<Millis>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// The mask or nick.
+        target: String,
+    },
+    /// Let a nick into a `+i` room (it is told).
+    Invite(Nick),
+    /// Change a mode.
+    Mode(ModeChange),
+    /// Ask for the room's settings (answered with [`ServerMsg::Policy`]).
+    Settings,
 }
 
 /// What proves a sign-in.
@@ -265,6 +340,19 @@ pub enum EventKind {
     Topic {
         /// New topic.
         topic: Option<Text>,
+    },
+    /// `from` (an operator) put `target` out of the room.
+    Kick {
+        /// Who left.
+        target: Nick,
+        /// Why.
+        reason: Option<Text>,
+    },
+    /// `from` changed the room's settings: `+o bob`, `-v carol`, `+b account:eve`, `+m`,
+    /// `+l 50`, `+k` (a key is never shown), `+r` (registered, `from` is the founder).
+    Mode {
+        /// The change, as IRC writes it.
+        change: Text,
     },
 }
 
@@ -428,6 +516,16 @@ pub enum ErrorKind {
     RegistrationClosed,
     /// That needs a signed-in account.
     NotSignedIn,
+    /// That needs a room operator (or the founder).
+    NotOperator,
+    /// You are banned from the room.
+    Banned,
+    /// The room is invite-only (`+i`) and you are not invited.
+    InviteOnly,
+    /// The room has a key (`+k`) and it was not given, or not that one.
+    BadKey,
+    /// You may not speak in the room (muted, or it is `+m` and you have no voice).
+    Muted,
 }
 
 /// Server → client.
@@ -568,6 +666,37 @@ pub enum ServerMsg {
     /// The password was changed (answering [`ClientMsg::ChangePassword`]); every device key
     /// of the account was revoked.
     PasswordChanged,
+    /// A room's settings: sent to its members when they change (and with `Joined` for a room
+    /// that has any), and as the answer to [`ModAction::Settings`]. The key is shown to
+    /// operators only.
+    Policy {
+        /// Room.
+        room: RoomName,
+        /// The founder's account.
+        founder: Option<Nick>,
+        /// Operators (accounts).
+        ops: Vec<Nick>,
+        /// Voiced members.
+        voiced: Vec<Nick>,
+        /// Modes (boxed: every `ServerMsg` is as big as its biggest kind).
+        modes: Box<Modes>,
+    },
+    /// A room's bans and mutes (answering [`ModAction::Bans`]).
+    BanList {
+        /// Room.
+        room: RoomName,
+        /// Bans.
+        bans: Vec<Entry>,
+        /// Mutes.
+        mutes: Vec<Entry>,
+    },
+    /// `by` invites you to `room` (a `+i` room lets you in now).
+    Invited {
+        /// Room.
+        room: RoomName,
+        /// Who.
+        by: Nick,
+    },
 }
 
 fn config() -> impl bincode::config::Config {

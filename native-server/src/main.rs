@@ -146,7 +146,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     };
     let mut hub = Config {
         secret_seed: seed,
-        accounts: file.accounts,
+        accounts: file.accounts.clone(),
         ..file.limits.clone()
     };
     set_opt(args.max_connections, &mut hub.max_connections);

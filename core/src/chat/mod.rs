@@ -530,7 +530,15 @@ impl Chat {
                 c.topic = topic.clone();
                 changes.push(Change::Topic(id.clone()));
             }
-            EventKind::Say { .. } | EventKind::Act { .. } => {}
+            EventKind::Kick { target, .. } => {
+                if let Some(index) = c.members.remove(target) {
+                    changes.push(Change::MemberRemoved {
+                        conv: id.clone(),
+                        index,
+                    });
+                }
+            }
+            EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Mode { .. } => {}
         }
         if !changes.is_empty() {
             c.revision += 1;

@@ -62,7 +62,7 @@ pub enum Registration {
 }
 
 /// The `[accounts]` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountsConfig {
     /// Who may make accounts.
@@ -71,6 +71,9 @@ pub struct AccountsConfig {
     pub always_on: bool,
     /// The argon2id cost of new password hashes.
     pub hash_cost: HashCost,
+    /// Server admins: accounts that are operators of every room, and may register, moderate
+    /// and take over any room.
+    pub admins: Vec<Nick>,
 }
 
 impl Default for AccountsConfig {
@@ -79,6 +82,7 @@ impl Default for AccountsConfig {
             registration: Registration::Open,
             always_on: true,
             hash_cost: HashCost::OWASP,
+            admins: Vec::new(),
         }
     }
 }
@@ -874,6 +878,11 @@ impl Hub {
             .get(&conn)
             .and_then(|c| c.counted_ip)
             .map(super::address_key)
+    }
+
+    /// An account's name as registered, from its folded form.
+    pub(super) fn account_name(&self, folded: &str) -> Option<Nick> {
+        self.accounts.by_name.get(folded).map(|a| a.name.clone())
     }
 
     /// The folded account name of `uid`, if it is signed in.

@@ -252,6 +252,7 @@ impl Hub {
             self.rooms.insert(lr.name, room);
         }
         let mut restored = 0;
+        self.load_policies(loaded.policies);
         // Accounts before sessions: an always-on account's user is there for its devices.
         self.load_accounts(loaded.accounts);
         for s in loaded.sessions {

@@ -436,10 +436,10 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("TOPIC #nowhere", &["442"]),
         ("TOPIC #c++", &["479"]),
         ("MODE", &["461"]),
-        ("MODE #x +o bob", &["482"]),
+        ("MODE #x +o bob", &["442"]),
         ("MODE bob +i", &["502"]),
         ("MODE al +z", &["501"]),
-        ("KICK #x bob", &["482"]),
+        ("KICK #x bob", &["442"]),
         ("KICK #x", &["461"]),
         ("WHOIS", &["431"]),
         ("WHOIS nobody", &["401", "318"]),
@@ -447,7 +447,8 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("WHOWAS ghost", &["406", "369"]),
         ("ISON", &["461"]),
         ("USERHOST", &["461"]),
-        ("INVITE bob #x", &["421"]),
+        ("INVITE bob #x", &["442"]),
+        ("MODE #x +z", &["472"]),
     ];
     for (line, want) in cases {
         n.send(c, &[line]);
@@ -1226,4 +1227,87 @@ fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_
     let l = n.lines(d);
     assert_eq!(l[0], ":natter.irc AUTHENTICATE +");
     assert_eq!(numerics(&l[1..]), ["906"]);
+}
+
+#[test]
+fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = n.bin("alice");
+    n.send_bin(
+        a,
+        &ClientMsg::Register {
+            password: crate::types::Password("correct horse".into()),
+            remember: false,
+        },
+    );
+    n.send_bin(a, &ClientMsg::Join { room: room("#r") });
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    n.recv(a);
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    // bob is no operator.
+    n.send(b, &["MODE #r +m", "KICK #r alice :out"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["482", "482"]);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Mode(crate::moderation::ModeChange::Moderated(true)),
+        },
+    );
+    let l = n.lines(b);
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter MODE #r +m"),
+        "{l:?}"
+    );
+    n.send(b, &["MODE #r", "PRIVMSG #r :may I"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(l.iter().any(|l| l.contains(" 324 bob #r +nm")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" 404 bob #r ")), "{l:?}");
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Kick {
+                nick: nick("bob"),
+                reason: Some(text("be quiet")),
+            },
+        },
+    );
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter KICK #r bob :be quiet"),
+        "{l:?}"
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Ban {
+                target: "nick:bob".into(),
+                duration: None,
+                reason: None,
+            },
+        },
+    );
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["474"]);
+    n.send(b, &["MODE #r +b"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["367", "368"], "{l:?}");
+    assert!(l[0].contains("nick:bob alice"), "{l:?}");
 }

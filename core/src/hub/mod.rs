@@ -54,6 +54,7 @@ mod handshake;
 mod irc_tests;
 mod line;
 mod lines;
+mod moderate;
 mod ops;
 mod past;
 mod query;

@@ -184,6 +184,8 @@ impl Hub {
             ClientMsg::SignOut => self.sign_out(conn, now),
             ClientMsg::ChangePassword { old, new } => self.change_password(conn, old, new, now),
             ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
+            ClientMsg::JoinKey { room, key } => self.join_keyed(conn, room, Some(&key), now),
+            ClientMsg::Moderate { room, action } => self.moderate(conn, uid, room, action, now),
             // Handshake messages never reach here (see `Hub::step`); pings were answered above.
             ClientMsg::Ping { .. }
             | ClientMsg::Pong { .. }
@@ -204,6 +206,17 @@ impl Hub {
 
     /// Joins `conn`'s user to `room` (see the module docs of [`super`] for what the joiner gets).
     pub(super) fn join(&mut self, conn: ConnId, room: RoomName, now: Millis) {
+        self.join_keyed(conn, room, None, now);
+    }
+
+    /// [`Hub::join`], with the room's key if the joiner gave one.
+    pub(super) fn join_keyed(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        key: Option<&Text>,
+        now: Millis,
+    ) {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
@@ -259,6 +272,9 @@ impl Hub {
                 return self.limit(conn, Limit::RoomMembers, ErrorKind::RoomFull, re, detail);
             }
             Some(_) => {}
+        }
+        if let Err((kind, detail)) = self.may_enter(conn, uid, &room, key, now) {
+            return self.error(conn, kind, Re::Room(room), detail);
         }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
@@ -318,6 +334,7 @@ impl Hub {
                 continue;
             };
             let orphan = name != RoomName::lobby()
+                && !self.registered_room(&name)
                 && r.members
                     .iter()
                     .all(|u| !self.online(*u) && !self.stays_offline(*u));
@@ -348,21 +365,41 @@ impl Hub {
         reason: Option<Text>,
         now: Millis,
     ) {
-        let Some(u) = self.users.get_mut(&uid) else {
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
-        if !u.rooms.remove(&room) {
+        if !self.leave_room_from(uid, &room, Some(conn)) {
             return self.not_in_room(conn, &room, None);
         }
-        let nick = u.nick.clone();
+        let part = EventKind::Part { reason };
+        self.broadcast(&room, nick, part, now, Skip::None, None);
+        self.drop_if_empty(&room);
+    }
+
+    /// `uid` leaves `room` on every device (`first` first), quietly: each connection is told,
+    /// nobody else. False if it was not in it.
+    pub(super) fn leave_room(&mut self, uid: UserId, room: &RoomName) -> bool {
+        self.leave_room_from(uid, room, None)
+    }
+
+    fn leave_room_from(&mut self, uid: UserId, room: &RoomName, first: Option<ConnId>) -> bool {
+        let room = room.clone();
+        let Some(u) = self.users.get_mut(&uid) else {
+            return false;
+        };
+        if !u.rooms.remove(&room) {
+            return false;
+        }
         let next = u.rooms.iter().next_back().cloned();
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&uid);
         }
         self.session_changed(uid);
-        // Leaving on one device leaves on all: this connection first.
-        let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
-        on.insert(0, conn);
+        // Leaving on one device leaves on all: the asking connection first.
+        let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| Some(*c) != first).collect();
+        if let Some(c) = first {
+            on.insert(0, c);
+        }
         for c in on {
             let mut note = None;
             if let Some(c) = self.conns.get_mut(&c) {
@@ -377,9 +414,7 @@ impl Hub {
                 self.reply(c, Reply::Note(note));
             }
         }
-        let part = EventKind::Part { reason };
-        self.broadcast(&room, nick, part, now, Skip::None, None);
-        self.drop_if_empty(&room);
+        true
     }
 
     /// Checks a message id against the ones `conn`'s device sent: `false` (and an `Ack`) when
@@ -425,6 +460,9 @@ impl Hub {
         }
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, Some(id));
+        }
+        if let Err(detail) = self.may_speak(uid, &room, now) {
+            return self.error(conn, ErrorKind::Muted, Re::Msg(id), detail);
         }
         self.accept_id(conn, id);
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
@@ -545,6 +583,10 @@ impl Hub {
             let topic = self.rooms.get(&room).and_then(|r| r.topic.clone());
             return self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic }));
         };
+        if !self.may_set_topic(uid, &room) {
+            let detail = format!("only operators set the topic of {room} (+t)");
+            return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
+        }
         if let Some(r) = self.rooms.get_mut(&room) {
             r.topic = Some(topic.clone());
         }

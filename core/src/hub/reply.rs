@@ -237,7 +237,7 @@ impl Hub {
 
     /// Forgets a room nobody is in (but `#lobby`, which always exists).
     pub(super) fn drop_if_empty(&mut self, room: &RoomName) {
-        if *room == RoomName::lobby() {
+        if *room == RoomName::lobby() || self.registered_room(room) {
             return;
         }
         if self.rooms.get(room).is_some_and(|r| r.members.is_empty())

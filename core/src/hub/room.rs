@@ -53,6 +53,11 @@ pub(crate) struct Room {
     history: VecDeque<Stored>,
     /// Sum of the history's [`Stored::cost`].
     history_bytes: usize,
+    /// Its founder, operators, modes, bans and mutes, once anything is set (boxed: most rooms
+    /// have none).
+    pub(crate) policy: Option<Box<crate::moderation::Policy>>,
+    /// Folded nicks invited since they last joined (at most a hundred).
+    pub(crate) invited: Vec<String>,
 }
 
 impl Room {
@@ -63,6 +68,8 @@ impl Room {
             last_seq: Seq(0),
             history: VecDeque::new(),
             history_bytes: 0,
+            policy: None,
+            invited: Vec::new(),
         }
     }
 

@@ -2410,6 +2410,7 @@ mod durable {
             rooms: rooms.into_values().collect(),
             sessions: sessions.into_values().collect(),
             accounts: Vec::new(),
+            policies: Vec::new(),
         };
         assert_eq!(loaded.sessions.len(), 2);
         // kill -9, and a new hub from the store.
@@ -3531,6 +3532,7 @@ mod accounts {
                     read: vec![(room("#x"), Seq(1))],
                     keys: vec![key],
                 }],
+                policies: Vec::new(),
             },
             t2.now,
         );
@@ -3572,5 +3574,604 @@ mod accounts {
             "{s:?}"
         );
         assert_eq!(s.messages(MsgKind::Account), 7);
+    }
+}
+
+mod moderation {
+    use super::*;
+    use crate::moderation::ModeChange;
+    use crate::types::Password;
+    use crate::wire::ModAction;
+
+    fn cfg() -> Config {
+        Config {
+            flood_burst: 1000,
+            // Nobody here answers pings while the clock runs on for hours.
+            ping_after: Millis(24 * 3_600_000),
+            ..config()
+        }
+    }
+
+    /// A binary client that registers its nick (signed in).
+    fn account(t: &mut T, name: &str) -> ConnId {
+        account_from(t, LOCAL, name)
+    }
+
+    fn account_from(t: &mut T, peer: IpAddr, name: &str) -> ConnId {
+        let (c, _, _) = t.bin_from(peer, name);
+        t.send(
+            c,
+            &ClientMsg::Register {
+                password: Password("correct horse".into()),
+                remember: false,
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        c
+    }
+
+    fn act(t: &mut T, c: ConnId, r: &str, action: ModAction) -> Vec<ServerMsg> {
+        t.send(
+            c,
+            &ClientMsg::Moderate {
+                room: room(r),
+                action,
+            },
+        );
+        t.recv(c)
+    }
+
+    fn kinds(msgs: &[ServerMsg]) -> Vec<ErrorKind> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Error { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn joined(msgs: &[ServerMsg], r: &str) -> bool {
+        msgs.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room: x, .. } if x.as_str() == r))
+    }
+
+    fn event(msgs: &[ServerMsg], f: impl Fn(&EventKind) -> bool) -> bool {
+        msgs.iter()
+            .any(|m| matches!(m, ServerMsg::Event(ev) if f(&ev.kind)))
+    }
+
+    /// alice registers #r and is its founder; bob (a guest from a real address) is in it.
+    fn founded(t: &mut T) -> (ConnId, ConnId) {
+        let a = account(t, "alice");
+        t.join(a, "#r");
+        let got = act(t, a, "#r", ModAction::Register);
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Mode { change } if change.as_str() == "+r")
+            ),
+            "{got:?}"
+        );
+        assert!(got.iter().any(
+            |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "alice")
+        ));
+        let (b, _, _) = t.bin_from(ip("198.51.100.20"), "bob");
+        assert!(joined(&t.join(b, "#r"), "#r"));
+        t.recv(a);
+        (a, b)
+    }
+
+    #[test]
+    fn a_founder_kicks_and_bans_and_a_ban_survives_a_rename() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        // A guest may not moderate.
+        let got = act(
+            &mut t,
+            b,
+            "#r",
+            ModAction::Kick {
+                nick: nick("alice"),
+                reason: None,
+            },
+        );
+        assert_eq!(kinds(&got), vec![ErrorKind::NotOperator]);
+        // Kick: bob sees it and leaves, and may come back.
+        let reason = Text::new("spam").ok();
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Kick {
+                nick: nick("bob"),
+                reason,
+            },
+        );
+        let got = t.recv(b);
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Kick { target, .. } if target.as_str() == "bob")
+            ),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r"))
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#r")));
+        assert!(joined(&t.join(b, "#r"), "#r"));
+        // Ban for an hour: bob leaves, cannot rejoin, not under another nick either.
+        t.recv(a);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "bob".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: Text::new("flooding").ok(),
+            },
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#r")));
+        let got = t.join(b, "#r");
+        assert_eq!(kinds(&got), vec![ErrorKind::Banned], "{got:?}");
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("flooding"))
+            )
+        );
+        t.send(
+            b,
+            &ClientMsg::Nick {
+                nick: nick("notbob"),
+            },
+        );
+        t.recv(b);
+        assert_eq!(
+            kinds(&t.join(b, "#r")),
+            vec![ErrorKind::Banned],
+            "the address is banned too"
+        );
+        // The list shows it; it runs out with the clock.
+        let list = act(&mut t, a, "#r", ModAction::Bans);
+        assert!(
+            list.iter()
+                .any(|m| matches!(m, ServerMsg::BanList { bans, .. } if bans.len() == 2)),
+            "{list:?}"
+        );
+        t.advance(3_600_001);
+        assert!(joined(&t.join(b, "#r"), "#r"), "expired");
+    }
+
+    #[test]
+    fn an_account_ban_holds_every_device_and_later_sign_ins() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let c1 = account(&mut t, "carol");
+        t.join(c1, "#r");
+        let c2 = t.bin("carol2");
+        t.send(
+            c2,
+            &ClientMsg::SignIn {
+                account: nick("carol"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        t.recv(c2);
+        t.recv(c1);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "carol".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        for c in [c1, c2] {
+            assert!(
+                t.recv(c)
+                    .iter()
+                    .any(|m| matches!(m, ServerMsg::Parted { .. })),
+                "{c}"
+            );
+        }
+        let c3 = t.bin("again");
+        t.send(
+            c3,
+            &ClientMsg::SignIn {
+                account: nick("carol"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        t.recv(c3);
+        assert_eq!(kinds(&t.join(c3, "#r")), vec![ErrorKind::Banned]);
+        // Unban by the mask the list shows.
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unban {
+                target: "account:carol".into(),
+            },
+        );
+        assert!(joined(&t.join(c3, "#r"), "#r"));
+    }
+
+    #[test]
+    fn operators_are_accounts_made_by_the_founder_and_cannot_touch_the_founder() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        let o = account(&mut t, "olga");
+        t.join(o, "#r");
+        assert_eq!(
+            kinds(&act(&mut t, a, "#r", ModAction::Op(nick("bob")))),
+            vec![ErrorKind::Invalid],
+            "a guest is no operator"
+        );
+        let got = act(&mut t, a, "#r", ModAction::Op(nick("olga")));
+        assert!(event(
+            &got,
+            |k| matches!(k, EventKind::Mode { change } if change.as_str() == "+o olga")
+        ));
+        assert_eq!(
+            kinds(&act(&mut t, o, "#r", ModAction::Op(nick("bob")))),
+            vec![ErrorKind::NotOperator],
+            "only the founder makes operators"
+        );
+        assert_eq!(
+            kinds(&act(
+                &mut t,
+                o,
+                "#r",
+                ModAction::Kick {
+                    nick: nick("alice"),
+                    reason: None
+                }
+            )),
+            vec![ErrorKind::NotOperator]
+        );
+        assert_eq!(
+            kinds(&act(
+                &mut t,
+                o,
+                "#r",
+                ModAction::Ban {
+                    target: "alice".into(),
+                    duration: None,
+                    reason: None
+                }
+            )),
+            vec![ErrorKind::NotOperator]
+        );
+        act(
+            &mut t,
+            o,
+            "#r",
+            ModAction::Kick {
+                nick: nick("bob"),
+                reason: None,
+            },
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#r")));
+        let _ = b;
+        // Registering needs an account, and a room registered already stays its founder's.
+        let (g, _, _) = t.bin_from(ip("198.51.100.30"), "guesty");
+        t.join(g, "#other");
+        assert_eq!(
+            kinds(&act(&mut t, g, "#other", ModAction::Register)),
+            vec![ErrorKind::NotSignedIn]
+        );
+        assert_eq!(
+            kinds(&act(&mut t, o, "#r", ModAction::Register)),
+            vec![ErrorKind::Invalid]
+        );
+    }
+
+    #[test]
+    fn mutes_and_moderated_rooms_keep_speech_to_those_allowed() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mute {
+                target: "bob".into(),
+                duration: Some(Millis(60_000)),
+            },
+        );
+        t.recv(b);
+        t.say(b, "#r", 1, "can you hear me");
+        let got = t.recv(b);
+        assert_eq!(kinds(&got), vec![ErrorKind::Muted]);
+        assert!(got.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                re: Re::Msg(MsgId(1)),
+                ..
+            }
+        )));
+        assert!(says(&t.recv(a)).is_empty(), "nobody heard it");
+        t.advance(60_001);
+        t.say(b, "#r", 2, "now you can");
+        assert_eq!(says(&t.recv(a)), vec!["now you can"]);
+        // +m: only operators and voiced members.
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        t.recv(b);
+        t.say(b, "#r", 3, "quiet room");
+        assert_eq!(kinds(&t.recv(b)), vec![ErrorKind::Muted]);
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        t.recv(b);
+        t.say(b, "#r", 4, "voiced");
+        assert_eq!(says(&t.recv(a)), vec!["voiced"]);
+        // +t: only operators set the topic.
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.recv(b);
+        t.send(
+            b,
+            &ClientMsg::Topic {
+                room: room("#r"),
+                topic: Text::new("mine").ok(),
+            },
+        );
+        assert_eq!(kinds(&t.recv(b)), vec![ErrorKind::NotOperator]);
+    }
+
+    #[test]
+    fn invite_only_keys_and_limits_gate_joins() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(true)),
+        );
+        let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
+        assert_eq!(kinds(&t.join(c, "#r")), vec![ErrorKind::InviteOnly]);
+        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        assert!(
+            t.recv(c)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Invited { by, .. } if by.as_str() == "alice"))
+        );
+        assert!(joined(&t.join(c, "#r"), "#r"));
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(false)),
+        );
+        // +k: the key, shown to operators only.
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Key(Text::new("sesame").ok())),
+        );
+        assert!(got.iter().any(|m| matches!(m, ServerMsg::Policy { modes, .. } if modes.key.as_ref().is_some_and(|k| k.as_str() == "sesame"))));
+        let seen = t.recv(b);
+        assert!(seen.iter().any(|m| matches!(m, ServerMsg::Policy { modes, .. } if modes.key.as_ref().is_some_and(|k| k.as_str() == "*"))), "{seen:?}");
+        assert!(
+            !seen.iter().any(|m| format!("{m:?}").contains("sesame")),
+            "never to members"
+        );
+        let (d, _, _) = t.bin_from(ip("198.51.100.41"), "dan");
+        assert_eq!(kinds(&t.join(d, "#r")), vec![ErrorKind::BadKey]);
+        t.send(
+            d,
+            &ClientMsg::JoinKey {
+                room: room("#r"),
+                key: text("wrong"),
+            },
+        );
+        assert_eq!(kinds(&t.recv(d)), vec![ErrorKind::BadKey]);
+        t.send(
+            d,
+            &ClientMsg::JoinKey {
+                room: room("#r"),
+                key: text("sesame"),
+            },
+        );
+        assert!(joined(&t.recv(d), "#r"));
+        // +l: at most this many.
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::Key(None)));
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::Limit(Some(4))));
+        let (e, _, _) = t.bin_from(ip("198.51.100.42"), "eve");
+        assert_eq!(kinds(&t.join(e, "#r")), vec![ErrorKind::RoomFull]);
+    }
+
+    #[test]
+    fn masks_durations_and_caps_are_checked() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "10.0.0.0/2".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid]);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "alice".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid], "not yourself");
+        for i in 0..crate::moderation::MAX_BANS_PER_ROOM {
+            let got = act(
+                &mut t,
+                a,
+                "#r",
+                ModAction::Ban {
+                    target: format!("nick:n{i}"),
+                    duration: None,
+                    reason: None,
+                },
+            );
+            assert!(kinds(&got).is_empty(), "{i}: {got:?}");
+        }
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "nick:one_more".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid]);
+    }
+
+    #[test]
+    fn a_registered_room_outlives_its_members_and_its_settings_are_stored() {
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "nick:mallory".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        t.send(
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        t.send(
+            a,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        // Nobody is in it, and it is still there, registered.
+        let got = act(&mut t, b, "#r", ModAction::Settings);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "alice")
+            ),
+            "{got:?}"
+        );
+        let got = act(
+            &mut t,
+            b,
+            "#r",
+            ModAction::Kick {
+                nick: nick("alice"),
+                reason: None,
+            },
+        );
+        assert_eq!(
+            kinds(&got),
+            vec![ErrorKind::NotInRoom],
+            "acting needs being in it"
+        );
+        let policy = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                crate::persist::Write::RoomPolicy { room: r, policy } if r.as_str() == "#r" => {
+                    policy.clone()
+                }
+                _ => None,
+            })
+            .next_back()
+            .expect("the settings are written");
+        assert_eq!(policy.founder.as_ref().map(Nick::as_str), Some("alice"));
+        assert_eq!(policy.bans.len(), 1);
+        // After a restart the ban holds.
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            crate::persist::Loaded {
+                policies: vec![(room("#r"), policy)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        let m = t2.bin("mallory");
+        assert_eq!(kinds(&t2.join(m, "#r")), vec![ErrorKind::Banned]);
+        let ok = t2.bin("someone");
+        assert!(joined(&t2.join(ok, "#r"), "#r"));
+    }
+
+    #[test]
+    fn nc_operators_type_the_commands() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let l = t.lines(a);
+        assert!(l.iter().any(|l| l.contains("alice set #r +r")), "{l:?}");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        t.line(a, "/kick #r nosuchnick");
+        t.line(a, &format!("/ban {bob} 2h too loud"));
+        let l = t.lines(a);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("ERROR: nobody is called nosuchnick")),
+            "{l:?}"
+        );
+        assert!(
+            l.iter()
+                .any(|l| l.contains(&format!("alice put {bob} out of #r (too loud)"))),
+            "{l:?}"
+        );
+        t.line(a, "/bans");
+        let l = t.lines(a);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("banned from #r: nick:") && l.contains("too loud")),
+            "{l:?}"
+        );
+        t.line(a, "/mode +m");
+        t.line(a, "/mode");
+        let l = t.lines(a);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("#r is registered to alice; modes +m")),
+            "{l:?}"
+        );
+        t.line(a, "/ban #r 10.0.0.0/99");
+        let l = t.lines(a);
+        assert!(l.iter().any(|l| l.starts_with("ERROR:")), "{l:?}");
     }
 }

@@ -138,6 +138,12 @@ impl Session {
             Command::ChangePassword { old, new } => {
                 self.send_or_defer(ClientMsg::ChangePassword { old, new })
             }
+            Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
+            Command::Moderate { room, action } => {
+                if let Some(room) = self.room_named(room, to, "moderate") {
+                    self.send_or_defer(ClientMsg::Moderate { room, action });
+                }
+            }
             Command::Help => {
                 for (usage, what) in HELP {
                     self.info(format!("{usage:<24} {what}"));

@@ -77,6 +77,12 @@ impl Session {
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
+            ServerMsg::Policy { .. } | ServerMsg::BanList { .. } | ServerMsg::Invited { .. } => {
+                // Words for people until the UIs show settings in a panel of their own.
+                for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
+                    self.info(line.trim_start_matches("-- ").to_owned());
+                }
+            }
             ServerMsg::PasswordChanged => self.info(crate::render::password_changed_words()),
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),

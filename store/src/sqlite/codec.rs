@@ -14,20 +14,36 @@ pub(crate) mod kind {
     pub(crate) const QUIT: i64 = 4;
     pub(crate) const NICK: i64 = 5;
     pub(crate) const TOPIC: i64 = 6;
+    pub(crate) const KICK: i64 = 7;
+    pub(crate) const MODE: i64 = 8;
 }
 
-/// The columns an event kind is stored in: kind, message id, text.
-pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<&str>) {
-    fn text(t: &Option<Text>) -> Option<&str> {
-        t.as_ref().map(Text::as_str)
+/// The columns an event kind is stored in: kind, message id, text. A kick's text is the
+/// kicked nick, then a space and the reason if there is one (a nick has no spaces).
+pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<std::borrow::Cow<'_, str>>) {
+    use std::borrow::Cow;
+    fn text(t: &Option<Text>) -> Option<Cow<'_, str>> {
+        t.as_ref().map(|t| Cow::Borrowed(t.as_str()))
+    }
+    fn b(s: &str) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(s))
     }
     match k {
-        EventKind::Say { id, text } => (kind::SAY, Some(*id), Some(text.as_str())),
-        EventKind::Act { id, text } => (kind::ACT, Some(*id), Some(text.as_str())),
+        EventKind::Kick { target, reason } => (
+            kind::KICK,
+            None,
+            Some(match reason {
+                Some(r) => Cow::Owned(format!("{target} {r}")),
+                None => Cow::Borrowed(target.as_str()),
+            }),
+        ),
+        EventKind::Mode { change } => (kind::MODE, None, b(change.as_str())),
+        EventKind::Say { id, text } => (kind::SAY, Some(*id), b(text.as_str())),
+        EventKind::Act { id, text } => (kind::ACT, Some(*id), b(text.as_str())),
         EventKind::Join => (kind::JOIN, None, None),
         EventKind::Part { reason } => (kind::PART, None, text(reason)),
         EventKind::Quit { reason } => (kind::QUIT, None, text(reason)),
-        EventKind::Nick { new } => (kind::NICK, None, Some(new.as_str())),
+        EventKind::Nick { new } => (kind::NICK, None, b(new.as_str())),
         EventKind::Topic { topic } => (kind::TOPIC, None, text(topic)),
     }
 }
@@ -107,6 +123,20 @@ impl Row {
             }
             kind::TOPIC => EventKind::Topic {
                 topic: text(self.text)?,
+            },
+            kind::KICK => {
+                let t = self.text.ok_or_else(|| bad("no kicked nick"))?;
+                let (nick, reason) = match t.split_once(' ') {
+                    Some((n, r)) => (n.to_owned(), Some(r.to_owned())),
+                    None => (t, None),
+                };
+                EventKind::Kick {
+                    target: Nick::new(&nick).map_err(|e| bad(&e.to_string()))?,
+                    reason: text(reason)?,
+                }
+            }
+            kind::MODE => EventKind::Mode {
+                change: text(self.text)?.ok_or_else(|| bad("no mode change"))?,
             },
             other => return Err(bad(&format!("unknown kind {other}"))),
         };

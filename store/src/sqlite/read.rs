@@ -97,6 +97,7 @@ impl Reader {
             rooms,
             sessions,
             accounts: Vec::new(),
+            policies: Vec::new(),
         })
     }
 

@@ -221,6 +221,11 @@ impl Dialect for Text {
                 },
                 Command::Logout => ClientMsg::SignOut,
                 Command::ChangePassword { old, new } => ClientMsg::ChangePassword { old, new },
+                Command::JoinKey { room, key } => ClientMsg::JoinKey { room, key },
+                Command::Moderate { room: r, action } => ClientMsg::Moderate {
+                    room: room(r)?,
+                    action,
+                },
             },
         })
     }

@@ -488,11 +488,42 @@ impl Irc {
                 plan.query(Query::Users(nicks));
             }
             "KICK" => match (msg.param(0), msg.param(1)) {
-                (Some(chan), Some(_)) => plan.num(
-                    ERR_CHANOPRIVSNEEDED,
-                    &[chan],
-                    "You're not a channel operator (natter rooms have no operators yet)",
-                ),
+                (Some(chan), Some(who)) => {
+                    let room = match names::channel(chan) {
+                        Ok(room) => room,
+                        Err(bad) => return plan.num(bad.numeric, &[chan], &bad.words),
+                    };
+                    let reason = msg.param(2).and_then(|r| Text::new(&names::plain(r)).ok());
+                    for nick in who
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .take(IRC_MAX_TARGETS)
+                    {
+                        match Nick::new(nick) {
+                            Ok(nick) => plan.msg(ClientMsg::Moderate {
+                                room: room.clone(),
+                                action: crate::wire::ModAction::Kick {
+                                    nick,
+                                    reason: reason.clone(),
+                                },
+                            }),
+                            Err(_) => plan.num(ERR_NOSUCHNICK, &[nick], "No such nick/channel"),
+                        }
+                    }
+                }
+                _ => plan.need_more(verb),
+            },
+            "INVITE" => match (msg.param(0), msg.param(1)) {
+                (Some(nick), Some(chan)) => match (Nick::new(nick), names::channel(chan)) {
+                    (Ok(nick), Ok(room)) => {
+                        plan.msg(ClientMsg::Moderate {
+                            room,
+                            action: crate::wire::ModAction::Invite(nick),
+                        });
+                    }
+                    (Err(_), _) => plan.num(ERR_NOSUCHNICK, &[nick], "No such nick/channel"),
+                    (_, Err(bad)) => plan.num(bad.numeric, &[chan], &bad.words),
+                },
                 _ => plan.need_more(verb),
             },
             _ => {
@@ -515,9 +546,15 @@ impl Irc {
             if i == IRC_MAX_JOIN_TARGETS {
                 return plan.num(ERR_TOOMANYTARGETS, &[name], "Too many channels in one JOIN");
             }
-            match names::channel(name) {
-                Ok(room) => plan.msg(ClientMsg::Join { room }),
-                Err(bad) => plan.num(bad.numeric, &[name], &bad.words),
+            let key = msg
+                .param(1)
+                .and_then(|keys| keys.split(',').nth(i))
+                .filter(|k| !k.is_empty() && *k != "x")
+                .and_then(|k| Text::new(k).ok());
+            match (names::channel(name), key) {
+                (Ok(room), Some(key)) => plan.msg(ClientMsg::JoinKey { room, key }),
+                (Ok(room), None) => plan.msg(ClientMsg::Join { room }),
+                (Err(bad), _) => plan.num(bad.numeric, &[name], &bad.words),
             }
         }
     }
@@ -634,17 +671,12 @@ impl Irc {
             if let Err(bad) = names::channel(target) {
                 return plan.num(bad.numeric, &[target], &bad.words);
             }
-            return match msg.param(1) {
-                None => plan.line(RPL_CHANNELMODEIS, &[&me, target, "+n"], false),
-                Some("b" | "+b") => {
-                    plan.num(RPL_ENDOFBANLIST, &[target], "End of channel ban list");
-                }
-                Some(_) => plan.num(
-                    ERR_CHANOPRIVSNEEDED,
-                    &[target],
-                    "You're not a channel operator (natter rooms have no operators yet)",
-                ),
+            let room = match names::channel(target) {
+                Ok(room) => room,
+                Err(bad) => return plan.num(bad.numeric, &[target], &bad.words),
             };
+            let _ = me;
+            return channel_modes(msg, room, plan);
         }
         if !target.eq_ignore_ascii_case(&me) {
             return plan.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users");
@@ -728,5 +760,124 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
                 true,
             ),
         },
+    }
+}
+
+/// `MODE #room [changes [args...]]`: no changes asks for the settings; `+b`/`b` with no mask
+/// lists the bans; every other letter is an operator's action (`o v b q i k m t l`).
+fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Plan<'_>) {
+    use crate::moderation::ModeChange;
+    use crate::wire::ModAction;
+    let Some(changes) = msg.param(1) else {
+        return plan.msg(ClientMsg::Moderate {
+            room,
+            action: ModAction::Settings,
+        });
+    };
+    let mut args = msg.params.iter().skip(2).map(|a| a.as_ref());
+    let mut on = true;
+    let mut asked = 0;
+    for c in changes.chars() {
+        let action = match c {
+            '+' => {
+                on = true;
+                continue;
+            }
+            '-' => {
+                on = false;
+                continue;
+            }
+            'o' | 'v' => {
+                let Some(nick) = args.next().and_then(|a: &str| Nick::new(a).ok()) else {
+                    plan.need_more("MODE");
+                    continue;
+                };
+                match (c, on) {
+                    ('o', true) => ModAction::Op(nick),
+                    ('o', false) => ModAction::Deop(nick),
+                    ('v', true) => ModAction::Voice(nick),
+                    _ => ModAction::Devoice(nick),
+                }
+            }
+            'b' | 'q' => match (args.next(), c, on) {
+                (None, 'b', _) => ModAction::Bans,
+                (None, _, _) => {
+                    plan.need_more("MODE");
+                    continue;
+                }
+                (Some(mask), 'b', true) => ModAction::Ban {
+                    target: irc_mask(mask),
+                    duration: None,
+                    reason: None,
+                },
+                (Some(mask), 'b', false) => ModAction::Unban {
+                    target: irc_mask(mask),
+                },
+                (Some(mask), _, true) => ModAction::Mute {
+                    target: irc_mask(mask),
+                    duration: None,
+                },
+                (Some(mask), _, false) => ModAction::Unmute {
+                    target: irc_mask(mask),
+                },
+            },
+            'i' | 'm' | 't' | 'k' | 'l' | 'n' => {
+                let arg = match (c, on) {
+                    ('k' | 'l', true) => args.next(),
+                    ('k', false) => {
+                        // A key given to -k is ignored, as IRC servers do.
+                        let _ = args.next();
+                        None
+                    }
+                    _ => None,
+                };
+                if c == 'n' {
+                    // Always on: natter rooms take no messages from outside.
+                    continue;
+                }
+                let flag = format!("{}{c}", if on { '+' } else { '-' });
+                match ModeChange::parse(&flag, arg) {
+                    Ok(change) => ModAction::Mode(change),
+                    Err(words) => {
+                        plan.num(ERR_INVALIDMODEPARAM, &[room.as_str(), &flag], &words);
+                        continue;
+                    }
+                }
+            }
+            other => {
+                plan.num(
+                    ERR_UNKNOWNMODE,
+                    &[&other.to_string()],
+                    "is an unknown mode char to me",
+                );
+                continue;
+            }
+        };
+        asked += 1;
+        if asked > 8 {
+            break;
+        }
+        plan.msg(ClientMsg::Moderate {
+            room: room.clone(),
+            action,
+        });
+    }
+}
+
+/// An IRC ban mask as natter reads it: `nick!*@*` is the nick, `*!*@host` the address, a bare
+/// word a nick or natter's own mask.
+fn irc_mask(mask: &str) -> String {
+    match mask.split_once('!') {
+        Some((nick, rest)) => {
+            let host = rest.split_once('@').map_or("*", |(_, h)| h);
+            if nick != "*" && !nick.contains('*') {
+                format!("nick:{nick}")
+            } else if host != "*" && !host.contains('*') {
+                host.to_owned()
+            } else {
+                mask.to_owned()
+            }
+        }
+        None => mask.to_owned(),
     }
 }

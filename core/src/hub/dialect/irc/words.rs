@@ -361,6 +361,45 @@ impl Irc {
             | ServerMsg::Pong { .. }
             | ServerMsg::ReadUpTo { .. }
             | ServerMsg::PasswordChanged => {}
+            ServerMsg::Policy { room, modes, .. } => {
+                // `n` is always on: natter rooms take no messages from outside.
+                let letters = format!("+n{}", &modes.letters()[1..]);
+                let mut params = vec![room.as_str(), letters.as_str()];
+                let limit = modes.limit.map(|n| n.to_string());
+                if let Some(k) = &modes.key {
+                    params.push(k.as_str());
+                }
+                if let Some(n) = &limit {
+                    params.push(n);
+                }
+                let tags = l.tags.clone();
+                let me_s = me.to_string();
+                let mut all = vec![me_s.as_str()];
+                all.extend(params);
+                l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
+            }
+            ServerMsg::BanList { room, bans, .. } => {
+                for b in bans {
+                    let mask = b.mask.to_string();
+                    let at = b.until.map_or("0".to_owned(), |u| (u.0 / 1000).to_string());
+                    l.num(RPL_BANLIST, &[room.as_str(), &mask, b.by.as_str()], &at);
+                }
+                l.num(
+                    RPL_ENDOFBANLIST,
+                    &[room.as_str()],
+                    "End of channel ban list",
+                );
+            }
+            ServerMsg::Invited { room, by } => {
+                let tags = l.tags.clone();
+                l.from(
+                    &tags,
+                    &names::source(by),
+                    "INVITE",
+                    &[me.as_str(), room.as_str()],
+                    false,
+                );
+            }
             ServerMsg::SignedIn { account, .. } => {
                 // RPL_LOGGEDIN, as after SASL.
                 let mask = names::source(me);
@@ -463,6 +502,37 @@ impl Irc {
             }
             (ErrorKind::RoomFull, Re::Room(r)) => {
                 l.num(ERR_CHANNELISFULL, &[r.as_str()], "Cannot join channel (+l)");
+            }
+            (ErrorKind::NotOperator, Re::Room(r)) => {
+                l.num(ERR_CHANOPRIVSNEEDED, &[r.as_str()], detail);
+            }
+            (ErrorKind::Banned, Re::Room(r)) => {
+                l.num(
+                    ERR_BANNEDFROMCHAN,
+                    &[r.as_str()],
+                    &format!("Cannot join channel (+b): {detail}"),
+                );
+            }
+            (ErrorKind::InviteOnly, Re::Room(r)) => {
+                l.num(
+                    ERR_INVITEONLYCHAN,
+                    &[r.as_str()],
+                    "Cannot join channel (+i)",
+                );
+            }
+            (ErrorKind::BadKey, Re::Room(r)) => {
+                l.num(ERR_BADCHANNELKEY, &[r.as_str()], "Cannot join channel (+k)");
+            }
+            (ErrorKind::Muted, Re::Msg(id)) => {
+                let target = self.target_of(*id);
+                l.num(
+                    ERR_CANNOTSENDTOCHAN,
+                    &[&target],
+                    &format!("Cannot send to channel ({detail})"),
+                );
+            }
+            (ErrorKind::NoSuchNick, Re::Room(_)) => {
+                l.num(ERR_NOSUCHNICK, &["*"], detail);
             }
             (ErrorKind::Flood, _) => l.num(RPL_TRYAGAIN, &[verb], detail),
             (ErrorKind::LineTooLong, _) => l.num(ERR_INPUTTOOLONG, &[], "Input line was too long"),
@@ -706,6 +776,21 @@ impl Irc {
                     .as_ref()
                     .map_or(String::new(), |t| fit(t.as_str(), budget));
                 l.from(&tags, &src, "TOPIC", &[room, &topic], true);
+            }
+            EventKind::Kick { target, reason } => {
+                let reason = reason.as_ref().map_or(ev.from.as_str(), Text::as_str);
+                l.from(
+                    &tags,
+                    &src,
+                    "KICK",
+                    &[room, target.as_str(), &fit(reason, 300)],
+                    true,
+                );
+            }
+            EventKind::Mode { change } => {
+                let mut params = vec![room];
+                params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
+                l.from(&tags, &src, "MODE", &params, false);
             }
         }
         l.done()

@@ -1,0 +1,671 @@
+//! Moderation: a room's founder and operators, kick, ban, mute, invite-only and keys, and the
+//! server's admins.
+//!
+//! # Rules
+//! - A signed-in member registers a room and becomes its founder; only the founder (or a
+//!   server admin, an account named in `[accounts] admins`) makes and unmakes operators, who
+//!   must be signed in (operator status belongs to accounts, not to nicks).
+//! - Operators kick, ban, mute, invite, voice and set modes. The founder cannot be kicked,
+//!   banned or muted by an operator; nobody bans or mutes themselves.
+//! - A ban names an account, a nick or a network. Banning a present member by nick takes the
+//!   person: its account when it is signed in (every device, every nick), else its nick and its
+//!   address. Members it holds leave at once; it keeps them out of joins until it runs out.
+//! - Every action is a room event (`Kick` or `Mode`) the members see and history keeps; the
+//!   room's settings go to its members whenever they change, and into the store.
+//! - Bans and mutes per room are capped ([`MAX_BANS_PER_ROOM`]), durations at a year, masks
+//!   validated; a registered room outlives its last member.
+
+use super::deliver::Skip;
+use super::dialect::Reply;
+use super::{Hub, UserId};
+use crate::moderation::{Entry, MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy};
+use crate::persist::Write;
+use crate::time::Millis;
+use crate::types::{ConnId, Nick, RoomName, Text};
+use crate::wire::{ErrorKind, EventKind, ModAction, Re, ServerMsg};
+use core::net::IpAddr;
+use tracing::info;
+
+/// Nicks one room remembers as invited.
+const MAX_INVITED: usize = 100;
+
+/// Why someone may not do something in a room: an error kind and its words.
+type Refusal = (ErrorKind, String);
+
+impl Hub {
+    /// Runs an operator's action.
+    pub(super) fn moderate(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: RoomName,
+        action: ModAction,
+        now: Millis,
+    ) {
+        if let Err((kind, detail)) = self.try_moderate(conn, uid, &room, action, now) {
+            self.error(conn, kind, Re::Room(room), detail);
+        }
+    }
+
+    fn try_moderate(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: &RoomName,
+        action: ModAction,
+        now: Millis,
+    ) -> Result<(), Refusal> {
+        let Some(r) = self.rooms.get(room) else {
+            return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+        };
+        let account = self.account_of(uid);
+        let admin = self.is_admin(account.as_deref());
+        // Anyone may look at a room's settings and bans; acting needs being in it.
+        let looking = matches!(action, ModAction::Settings | ModAction::Bans);
+        if !admin && !looking && !r.members.contains(&uid) {
+            return Err((ErrorKind::NotInRoom, format!("you are not in {room}")));
+        }
+        let me = self
+            .users
+            .get(&uid)
+            .map(|u| u.nick.clone())
+            .ok_or_else(gone)?;
+        let founder = r.policy.as_ref().and_then(|p| p.founder.clone());
+        let is_founder = admin
+            || founder
+                .as_ref()
+                .is_some_and(|f| account.as_deref() == Some(f.folded().as_str()));
+        let is_op = admin
+            || r.policy
+                .as_ref()
+                .is_some_and(|p| p.is_op(account.as_deref()));
+        let need_op = || {
+            Err((
+                ErrorKind::NotOperator,
+                format!("you are not an operator of {room}"),
+            ))
+        };
+        match action {
+            ModAction::Settings => {
+                let msg = self.policy_msg(room, is_op);
+                self.reply(conn, Reply::Msg(msg));
+            }
+            ModAction::Bans => {
+                let (bans, mutes) = self.rooms.get(room).and_then(|r| r.policy.as_ref()).map_or(
+                    (Vec::new(), Vec::new()),
+                    |p| {
+                        let live = |v: &Vec<Entry>| {
+                            v.iter()
+                                .filter(|e| e.live(now))
+                                .cloned()
+                                .collect::<Vec<_>>()
+                        };
+                        (live(&p.bans), live(&p.mutes))
+                    },
+                );
+                let msg = ServerMsg::BanList {
+                    room: room.clone(),
+                    bans,
+                    mutes,
+                };
+                self.reply(conn, Reply::Msg(msg));
+            }
+            ModAction::Register => {
+                let Some(account) = account else {
+                    return Err((
+                        ErrorKind::NotSignedIn,
+                        "sign in first: a room is registered to an account".into(),
+                    ));
+                };
+                if let Some(f) = founder {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("{room} is registered to {f} already"),
+                    ));
+                }
+                if *room == RoomName::lobby() && !admin {
+                    return Err((ErrorKind::Invalid, format!("{room} belongs to everyone")));
+                }
+                let name = self.account_name(&account).unwrap_or_else(|| me.clone());
+                self.policy_mut(room).founder = Some(name);
+                self.changed(room, me, "+r".into(), now);
+            }
+            ModAction::Op(nick) | ModAction::Deop(nick) if !is_founder => {
+                let _ = nick;
+                return Err((
+                    ErrorKind::NotOperator,
+                    format!("only the founder of {room} makes operators"),
+                ));
+            }
+            ModAction::Op(nick) => {
+                let (target, _) = self.named(&nick)?;
+                let Some(acct) = self.account_of(target) else {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("{nick} is not signed in: operators are accounts"),
+                    ));
+                };
+                let name = self.account_name(&acct).unwrap_or(nick.clone());
+                let p = self.policy_mut(room);
+                if p.ops.iter().any(|o| o.folded() == acct) {
+                    return Ok(());
+                }
+                if p.ops.len() >= MAX_OPS_PER_ROOM {
+                    return Err((ErrorKind::Invalid, "too many operators".into()));
+                }
+                p.ops.push(name.clone());
+                self.changed(room, me, format!("+o {name}"), now);
+            }
+            ModAction::Deop(nick) => {
+                let p = self.policy_mut(room);
+                let before = p.ops.len();
+                p.ops.retain(|o| o.folded() != nick.folded());
+                if p.ops.len() != before {
+                    self.changed(room, me, format!("-o {nick}"), now);
+                }
+            }
+            _ if !is_op => return need_op(),
+            ModAction::Voice(nick) => {
+                let p = self.policy_mut(room);
+                if !p.voiced.iter().any(|v| v.folded() == nick.folded()) {
+                    if p.voiced.len() >= MAX_OPS_PER_ROOM {
+                        return Err((ErrorKind::Invalid, "too many voiced members".into()));
+                    }
+                    p.voiced.push(nick.clone());
+                    self.changed(room, me, format!("+v {nick}"), now);
+                }
+            }
+            ModAction::Devoice(nick) => {
+                let p = self.policy_mut(room);
+                let before = p.voiced.len();
+                p.voiced.retain(|v| v.folded() != nick.folded());
+                if p.voiced.len() != before {
+                    self.changed(room, me, format!("-v {nick}"), now);
+                }
+            }
+            ModAction::Kick { nick, reason } => {
+                let (target, tnick) = self.named(&nick)?;
+                if !self.member_of(target, room) {
+                    return Err((ErrorKind::NotInRoom, format!("{nick} is not in {room}")));
+                }
+                self.protected(target, room, admin, "put out")?;
+                info!(room = %room, by = %me, target = %tnick, "kick");
+                self.kick(room, &me, target, tnick, reason, now);
+            }
+            ModAction::Ban {
+                target,
+                duration,
+                reason,
+            } => {
+                let masks = self.masks_for(&target, uid, room, admin)?;
+                let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
+                let p = self.policy_mut(room);
+                p.expire(now);
+                if p.bans.len() + masks.len() > MAX_BANS_PER_ROOM {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("{room} has {MAX_BANS_PER_ROOM} bans, the most a room keeps"),
+                    ));
+                }
+                for mask in &masks {
+                    p.bans.retain(|b| b.mask != *mask);
+                    p.bans.push(Entry {
+                        mask: mask.clone(),
+                        until,
+                        by: me.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                for mask in &masks {
+                    self.changed(room, me.clone(), format!("+b {mask}"), now);
+                }
+                // Whoever the ban holds leaves now.
+                let held: Vec<UserId> = self
+                    .rooms
+                    .get(room)
+                    .map(|r| r.members.iter().copied().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| self.banned(*m, room, now).is_some())
+                    .collect();
+                for m in held {
+                    if let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) {
+                        let why = reason.clone().or_else(|| Text::new("banned").ok());
+                        self.kick(room, &me, m, n, why, now);
+                    }
+                }
+            }
+            ModAction::Unban { target } => {
+                let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let p = self.policy_mut(room);
+                let gone: Vec<Mask> = p
+                    .bans
+                    .iter()
+                    .filter(|b| b.mask == mask)
+                    .map(|b| b.mask.clone())
+                    .collect();
+                if gone.is_empty() {
+                    return Err((ErrorKind::Invalid, format!("no ban on {mask} in {room}")));
+                }
+                p.bans.retain(|b| b.mask != mask);
+                self.changed(room, me, format!("-b {mask}"), now);
+            }
+            ModAction::Mute { target, duration } => {
+                let masks = self.masks_for(&target, uid, room, admin)?;
+                let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
+                let p = self.policy_mut(room);
+                p.expire(now);
+                if p.mutes.len() + masks.len() > MAX_BANS_PER_ROOM {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("{room} has {MAX_BANS_PER_ROOM} mutes, the most a room keeps"),
+                    ));
+                }
+                for mask in &masks {
+                    p.mutes.retain(|b| b.mask != *mask);
+                    p.mutes.push(Entry {
+                        mask: mask.clone(),
+                        until,
+                        by: me.clone(),
+                        reason: None,
+                    });
+                }
+                for mask in masks {
+                    self.changed(room, me.clone(), format!("+q {mask}"), now);
+                }
+            }
+            ModAction::Unmute { target } => {
+                let masks = match self.nicks.get(&target.to_ascii_lowercase()) {
+                    Some(&t) => self.person_masks(t),
+                    None => vec![
+                        Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?,
+                    ],
+                };
+                let p = self.policy_mut(room);
+                let before = p.mutes.len();
+                p.mutes.retain(|m| !masks.contains(&m.mask));
+                if p.mutes.len() == before {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("{target} is not muted in {room}"),
+                    ));
+                }
+                for mask in masks {
+                    self.changed(room, me.clone(), format!("-q {mask}"), now);
+                }
+            }
+            ModAction::Invite(nick) => {
+                let (target, tnick) = self.named(&nick)?;
+                let Some(r) = self.rooms.get_mut(room) else {
+                    return Err(gone());
+                };
+                let folded = tnick.folded();
+                r.invited.retain(|n| *n != folded);
+                if r.invited.len() >= MAX_INVITED {
+                    r.invited.remove(0);
+                }
+                r.invited.push(folded);
+                let on: Vec<ConnId> = self.user_conns(target).collect();
+                for c in on {
+                    let msg = ServerMsg::Invited {
+                        room: room.clone(),
+                        by: me.clone(),
+                    };
+                    self.reply(c, Reply::Msg(msg));
+                }
+            }
+            ModAction::Mode(change) => {
+                let p = self.policy_mut(room);
+                match &change {
+                    ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
+                    ModeChange::Key(k) => p.modes.key = k.clone(),
+                    ModeChange::Moderated(on) => p.modes.moderated = *on,
+                    ModeChange::TopicOps(on) => p.modes.topic_ops = *on,
+                    ModeChange::Limit(n) => p.modes.limit = *n,
+                }
+                self.changed(room, me, change.words(), now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the
+    /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`.
+    pub(super) fn may_enter(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: &RoomName,
+        key: Option<&Text>,
+        now: Millis,
+    ) -> Result<(), Refusal> {
+        let Some(r) = self.rooms.get(room) else {
+            return Ok(());
+        };
+        let Some(p) = r.policy.as_ref() else {
+            return Ok(());
+        };
+        let account = self.account_of(uid);
+        if self.is_admin(account.as_deref()) {
+            return Ok(());
+        }
+        if let Some(ban) = self.banned(uid, room, now) {
+            let why = ban
+                .reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(": {r}"));
+            return Err((
+                ErrorKind::Banned,
+                format!("you are banned from {room}{why}"),
+            ));
+        }
+        if p.is_op(account.as_deref()) {
+            return Ok(());
+        }
+        let nick = self
+            .users
+            .get(&uid)
+            .map(|u| u.nick.folded())
+            .unwrap_or_default();
+        let invited = r.invited.contains(&nick);
+        if p.modes.invite_only && !invited {
+            return Err((
+                ErrorKind::InviteOnly,
+                format!("{room} is invite-only: ask an operator for an invite"),
+            ));
+        }
+        if let Some(k) = &p.modes.key
+            && key.is_none_or(|given| given.as_str() != k.as_str())
+            && !invited
+        {
+            return Err((
+                ErrorKind::BadKey,
+                format!("{room} needs its key: /join {room} KEY"),
+            ));
+        }
+        if let Some(limit) = p.modes.limit
+            && r.members.len() >= limit as usize
+        {
+            return Err((
+                ErrorKind::RoomFull,
+                format!("{room} is full ({limit} members, its operators' limit)"),
+            ));
+        }
+        if invited && let Some(r) = self.rooms.get_mut(room) {
+            r.invited.retain(|n| *n != nick);
+        }
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Why `uid` may not speak in `room`, if it may not.
+    pub(super) fn may_speak(
+        &self,
+        uid: UserId,
+        room: &RoomName,
+        now: Millis,
+    ) -> Result<(), String> {
+        let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
+            return Ok(());
+        };
+        let account = self.account_of(uid);
+        if self.is_admin(account.as_deref()) || p.is_op(account.as_deref()) {
+            return Ok(());
+        }
+        let Some(u) = self.users.get(&uid) else {
+            return Ok(());
+        };
+        let ip = self.user_ip(uid);
+        if p.mute_of(account.as_deref(), &u.nick, ip, now).is_some() {
+            return Err(format!("you are muted in {room}"));
+        }
+        if p.modes.moderated
+            && !p.voiced.iter().any(|v| {
+                v.folded() == u.nick.folded() || account.as_deref() == Some(v.folded().as_str())
+            })
+        {
+            return Err(format!(
+                "{room} is moderated: only operators and voiced members speak"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `uid` may set `room`'s topic (`+t`: operators only).
+    pub(super) fn may_set_topic(&self, uid: UserId, room: &RoomName) -> bool {
+        let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
+            return true;
+        };
+        let account = self.account_of(uid);
+        !p.modes.topic_ops || p.is_op(account.as_deref()) || self.is_admin(account.as_deref())
+    }
+
+    /// Whether a registered room (it outlives its last member).
+    pub(super) fn registered_room(&self, room: &RoomName) -> bool {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.policy.as_ref())
+            .is_some_and(|p| p.founder.is_some())
+    }
+
+    /// Settings from the store, at start-up: rooms that have any are made if need be.
+    pub(super) fn load_policies(&mut self, policies: Vec<(RoomName, Policy)>) {
+        for (room, policy) in policies {
+            let r = self
+                .rooms
+                .entry(room)
+                .or_insert_with(super::room::Room::new);
+            r.policy = Some(Box::new(policy));
+        }
+    }
+
+    // ---- pieces ----
+
+    fn is_admin(&self, account: Option<&str>) -> bool {
+        account.is_some_and(|a| self.config.accounts.admins.iter().any(|n| n.folded() == a))
+    }
+
+    fn member_of(&self, uid: UserId, room: &RoomName) -> bool {
+        self.users.get(&uid).is_some_and(|u| u.rooms.contains(room))
+    }
+
+    /// The user with `nick` now.
+    fn named(&self, nick: &Nick) -> Result<(UserId, Nick), Refusal> {
+        self.nicks
+            .get(&nick.folded())
+            .and_then(|u| self.users.get(u).map(|x| (*u, x.nick.clone())))
+            .ok_or_else(|| (ErrorKind::NoSuchNick, format!("nobody is called {nick}")))
+    }
+
+    /// The founder is beyond operators' reach (not an admin's).
+    fn protected(
+        &self,
+        target: UserId,
+        room: &RoomName,
+        admin: bool,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let founder = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_ref())
+            .and_then(|p| p.founder.as_ref())
+            .map(Nick::folded);
+        if !admin && founder.is_some() && self.account_of(target) == founder {
+            return Err((
+                ErrorKind::NotOperator,
+                format!("the founder of {room} cannot be {what}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The masks a ban or mute of `target` sets: a present member's person (account, or nick
+    /// and address), or the mask as typed.
+    fn masks_for(
+        &self,
+        target: &str,
+        actor: UserId,
+        room: &RoomName,
+        admin: bool,
+    ) -> Result<Vec<Mask>, Refusal> {
+        let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
+        let present = match Mask::parse(target).map_err(bad)? {
+            Mask::Nick(n) => self.nicks.get(&n.folded()).copied().map(|u| (u, n)),
+            Mask::Account(a) => self
+                .nicks
+                .get(&a.folded())
+                .copied()
+                .filter(|u| self.account_of(*u).as_deref() == Some(a.folded().as_str()))
+                .map(|u| (u, a)),
+            _ => None,
+        };
+        let masks = match present {
+            Some((u, _)) => {
+                if u == actor {
+                    return Err((ErrorKind::Invalid, "not yourself".into()));
+                }
+                self.protected(u, room, admin, "banned or muted")?;
+                self.person_masks(u)
+            }
+            None => vec![Mask::parse(target).map_err(bad)?],
+        };
+        Ok(masks)
+    }
+
+    /// What holds a person: its account if signed in, else its nick and address.
+    fn person_masks(&self, uid: UserId) -> Vec<Mask> {
+        if let Some(a) = self.account_of(uid).and_then(|a| self.account_name(&a)) {
+            return vec![Mask::Account(a)];
+        }
+        let mut masks = Vec::new();
+        if let Some(u) = self.users.get(&uid) {
+            masks.push(Mask::Nick(u.nick.clone()));
+        }
+        if let Some(ip) = self.user_ip(uid) {
+            let (prefix, addr) = match super::address_key(ip) {
+                IpAddr::V4(v4) => (32, IpAddr::V4(v4)),
+                v6 => (64, v6),
+            };
+            masks.push(Mask::Net { addr, prefix });
+        }
+        masks
+    }
+
+    /// The address a user's first connection counts under (none for exempt ones).
+    fn user_ip(&self, uid: UserId) -> Option<IpAddr> {
+        self.user_conns(uid)
+            .find_map(|c| self.conns.get(&c).and_then(|c| c.counted_ip))
+    }
+
+    /// The live ban that holds `uid` in `room`, if one does (on any of its connections'
+    /// addresses).
+    fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
+        let p = self.rooms.get(room)?.policy.as_ref()?;
+        let u = self.users.get(&uid)?;
+        let account = self.account_of(uid);
+        let mut ips: Vec<Option<IpAddr>> = self
+            .user_conns(uid)
+            .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip))
+            .collect();
+        if ips.is_empty() {
+            ips.push(None);
+        }
+        ips.into_iter()
+            .find_map(|ip| p.ban_of(account.as_deref(), &u.nick, ip, now))
+            .cloned()
+    }
+
+    fn policy_mut(&mut self, room: &RoomName) -> &mut Policy {
+        let r = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(super::room::Room::new);
+        r.policy.get_or_insert_with(Box::default)
+    }
+
+    /// The settings changed by `by` (`change` as IRC writes it): a `Mode` event, the settings
+    /// to every member, and the store.
+    fn changed(&mut self, room: &RoomName, by: Nick, change: String, now: Millis) {
+        if let Ok(change) = Text::new(&change) {
+            info!(room = %room, by = %by, change = %change, "moderation");
+            self.broadcast(room, by, EventKind::Mode { change }, now, Skip::None, None);
+        }
+        let policy = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_deref())
+            .cloned();
+        self.record(Write::RoomPolicy {
+            room: room.clone(),
+            policy,
+        });
+        let members: Vec<UserId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.iter().copied().collect())
+            .unwrap_or_default();
+        for m in members {
+            let op = {
+                let account = self.account_of(m);
+                self.is_admin(account.as_deref())
+                    || self
+                        .rooms
+                        .get(room)
+                        .and_then(|r| r.policy.as_ref())
+                        .is_some_and(|p| p.is_op(account.as_deref()))
+            };
+            let msg = self.policy_msg(room, op);
+            let on: Vec<ConnId> = self.user_conns(m).collect();
+            for c in on {
+                self.reply(c, Reply::Msg(msg.clone()));
+            }
+        }
+    }
+
+    /// The room's settings as sent to a member (the key for operators only).
+    pub(super) fn policy_msg(&self, room: &RoomName, op: bool) -> ServerMsg {
+        let p = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_deref())
+            .cloned()
+            .unwrap_or_default();
+        let mut modes = p.modes;
+        if !op {
+            // Members learn that there is a key, not what it is.
+            modes.key = modes.key.and_then(|_| Text::new("*").ok());
+        }
+        ServerMsg::Policy {
+            room: room.clone(),
+            founder: p.founder,
+            ops: p.ops,
+            voiced: p.voiced,
+            modes: Box::new(modes),
+        }
+    }
+
+    /// Puts `target` out of `room`: the event while it is still a member (so it sees it too),
+    /// then it leaves on every device.
+    fn kick(
+        &mut self,
+        room: &RoomName,
+        by: &Nick,
+        target: UserId,
+        tnick: Nick,
+        reason: Option<Text>,
+        now: Millis,
+    ) {
+        let kind = EventKind::Kick {
+            target: tnick,
+            reason,
+        };
+        self.broadcast(room, by.clone(), kind, now, Skip::None, None);
+        self.leave_room(target, room);
+        self.drop_if_empty(room);
+    }
+}
+
+fn gone() -> Refusal {
+    (ErrorKind::Invalid, "that is gone".into())
+}

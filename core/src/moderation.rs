@@ -1,0 +1,449 @@
+//! Moderation's vocabulary: what a room's founder and operators set (its policy: operators,
+//! voices, modes, bans, mutes), the masks a ban or mute names, and the durations people type.
+//! The rules that use them are the hub's (`hub/moderate.rs`); these types go on the wire and
+//! into the store.
+
+use crate::limits::MAX_TEXT_BYTES;
+use crate::time::Millis;
+use crate::types::{Nick, Text};
+use core::net::IpAddr;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Bans, and mutes, one room may hold.
+pub const MAX_BANS_PER_ROOM: usize = 500;
+/// Operators and voiced members one room may name.
+pub const MAX_OPS_PER_ROOM: usize = 100;
+/// The longest ban or mute: a year.
+pub const MAX_DURATION: Millis = Millis(365 * 24 * 3600 * 1000);
+
+/// Who a ban or a mute holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mask {
+    /// A registered account, on every device and under every nick (`account:alice`).
+    Account(Nick),
+    /// Whoever has this nick (`nick:bob`), while they have it.
+    Nick(Nick),
+    /// Every connection from this network (`203.0.113.0/24`, `2001:db8::/48`, or one address).
+    Net {
+        /// The network's address (its host bits zero).
+        addr: IpAddr,
+        /// Its prefix length.
+        prefix: u8,
+    },
+}
+
+/// Why a mask or a duration did not parse. The text is shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MaskError {
+    /// Not a nick, an account, or an address.
+    #[error("{0:?} is not a nick, account:NAME, nick:NAME, an address or a network (a.b.c.d/N)")]
+    Unknown(String),
+    /// A network prefix out of range, or too wide to be a sensible ban.
+    #[error("the prefix /{0} is out of range (IPv4 /8 to /32, IPv6 /16 to /128)")]
+    Prefix(u8),
+    /// A duration that does not read as `N` followed by `m`, `h` or `d`.
+    #[error("{0:?} is not a duration like 30m, 12h or 7d")]
+    Duration(String),
+    /// A duration over [`MAX_DURATION`].
+    #[error("at most 365 days")]
+    TooLong,
+}
+
+impl Mask {
+    /// Reads a mask as an operator types it: `account:NAME`, `nick:NAME`, an address, or a
+    /// network in CIDR form. A bare name is a nick (the hub widens a present user's nick to its
+    /// account, or its address).
+    pub fn parse(s: &str) -> Result<Mask, MaskError> {
+        let unknown = || {
+            MaskError::Unknown(crate::types::sanitize(
+                &s.chars().take(64).collect::<String>(),
+            ))
+        };
+        if let Some(name) = s.strip_prefix("account:") {
+            return Nick::new(name).map(Mask::Account).map_err(|_| unknown());
+        }
+        if let Some(name) = s.strip_prefix("nick:") {
+            return Nick::new(name).map(Mask::Nick).map_err(|_| unknown());
+        }
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        match addr.parse::<IpAddr>() {
+            Ok(ip) => {
+                let ip = ip.to_canonical();
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                let prefix = match prefix {
+                    None => max,
+                    Some(p) => p.parse::<u8>().map_err(|_| unknown())?,
+                };
+                let min = if ip.is_ipv4() { 8 } else { 16 };
+                if prefix < min || prefix > max {
+                    return Err(MaskError::Prefix(prefix));
+                }
+                Ok(Mask::Net {
+                    addr: network(ip, prefix),
+                    prefix,
+                })
+            }
+            Err(_) if prefix.is_none() => Nick::new(s).map(Mask::Nick).map_err(|_| unknown()),
+            Err(_) => Err(unknown()),
+        }
+    }
+
+    /// Whether it holds someone with `account` (if signed in), `nick` and address `ip`.
+    pub fn holds(&self, account: Option<&str>, nick: &Nick, ip: Option<IpAddr>) -> bool {
+        match self {
+            Mask::Account(a) => account.is_some_and(|x| x == a.folded()),
+            Mask::Nick(n) => n.folded() == nick.folded(),
+            Mask::Net { addr, prefix } => ip.is_some_and(|ip| {
+                let ip = ip.to_canonical();
+                ip.is_ipv4() == addr.is_ipv4() && network(ip, *prefix) == *addr
+            }),
+        }
+    }
+}
+
+impl core::fmt::Display for Mask {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Mask::Account(a) => write!(f, "account:{a}"),
+            Mask::Nick(n) => write!(f, "nick:{n}"),
+            Mask::Net { addr, prefix } => write!(f, "{addr}/{prefix}"),
+        }
+    }
+}
+
+/// `ip` with all but its first `prefix` bits zero.
+fn network(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((bits & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
+    }
+}
+
+/// Reads `30m`, `12h`, `7d` (also `90s` and `2w`).
+pub fn parse_duration(s: &str) -> Result<Millis, MaskError> {
+    let bad = || {
+        MaskError::Duration(crate::types::sanitize(
+            &s.chars().take(32).collect::<String>(),
+        ))
+    };
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let ms = match unit {
+        's' => 1000,
+        'm' => 60 * 1000,
+        'h' => 3600 * 1000,
+        'd' => 24 * 3600 * 1000,
+        'w' => 7 * 24 * 3600 * 1000,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    let total = n.checked_mul(ms).ok_or(MaskError::TooLong)?;
+    if total > MAX_DURATION.0 {
+        return Err(MaskError::TooLong);
+    }
+    Ok(Millis(total))
+}
+
+/// A ban or a mute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Who it holds.
+    pub mask: Mask,
+    /// Until when (`None`: until lifted).
+    pub until: Option<Millis>,
+    /// The operator who set it.
+    pub by: Nick,
+    /// Why, if they said.
+    pub reason: Option<Text>,
+}
+
+impl Entry {
+    /// Whether it still holds at `now`.
+    pub fn live(&self, now: Millis) -> bool {
+        self.until.is_none_or(|u| u > now)
+    }
+}
+
+/// A room's modes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modes {
+    /// `+i`: only the invited (and operators) may join.
+    pub invite_only: bool,
+    /// `+k`: joining needs this key.
+    pub key: Option<Text>,
+    /// `+m`: only operators and voiced members speak.
+    pub moderated: bool,
+    /// `+t`: only operators set the topic.
+    pub topic_ops: bool,
+    /// `+l`: at most this many members.
+    pub limit: Option<u32>,
+}
+
+impl Modes {
+    /// As IRC writes them: `+imt`, `+kl key 50`, or `+` for none.
+    pub fn letters(&self) -> String {
+        let mut s = String::from("+");
+        for (on, c) in [
+            (self.invite_only, 'i'),
+            (self.moderated, 'm'),
+            (self.topic_ops, 't'),
+            (self.key.is_some(), 'k'),
+            (self.limit.is_some(), 'l'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        s
+    }
+}
+
+/// One mode change, as `/mode #room +m` asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModeChange {
+    /// `+i` / `-i`.
+    InviteOnly(bool),
+    /// `+k KEY` / `-k`.
+    Key(Option<Text>),
+    /// `+m` / `-m`.
+    Moderated(bool),
+    /// `+t` / `-t`.
+    TopicOps(bool),
+    /// `+l N` / `-l`.
+    Limit(Option<u32>),
+}
+
+impl ModeChange {
+    /// Reads `+i`, `-k`, `+k key`, `+l 50`...
+    pub fn parse(flag: &str, arg: Option<&str>) -> Result<ModeChange, String> {
+        let usage = || "modes: +i -i +k KEY -k +m -m +t -t +l N -l".to_owned();
+        let (on, letter) = match flag.as_bytes() {
+            [b'+', c] => (true, *c),
+            [b'-', c] => (false, *c),
+            _ => return Err(usage()),
+        };
+        Ok(match (letter, on) {
+            (b'i', on) => ModeChange::InviteOnly(on),
+            (b'm', on) => ModeChange::Moderated(on),
+            (b't', on) => ModeChange::TopicOps(on),
+            (b'k', true) => {
+                let key = arg.ok_or_else(|| "+k needs a key".to_owned())?;
+                if key.contains(char::is_whitespace) || key.len() > 64 {
+                    return Err("a key is one word of at most 64 bytes".into());
+                }
+                ModeChange::Key(Some(Text::new(key).map_err(|e| e.to_string())?))
+            }
+            (b'k', false) => ModeChange::Key(None),
+            (b'l', true) => {
+                let n = arg
+                    .and_then(|a| a.parse::<u32>().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| "+l needs a number of members above 0".to_owned())?;
+                ModeChange::Limit(Some(n))
+            }
+            (b'l', false) => ModeChange::Limit(None),
+            _ => return Err(usage()),
+        })
+    }
+
+    /// As an event shows it: `+m`, `+k`, `+l 50` (a key is never shown).
+    pub fn words(&self) -> String {
+        let sign = |on: bool| if on { '+' } else { '-' };
+        match self {
+            ModeChange::InviteOnly(on) => format!("{}i", sign(*on)),
+            ModeChange::Moderated(on) => format!("{}m", sign(*on)),
+            ModeChange::TopicOps(on) => format!("{}t", sign(*on)),
+            ModeChange::Key(k) => format!("{}k", sign(k.is_some())),
+            ModeChange::Limit(Some(n)) => format!("+l {n}"),
+            ModeChange::Limit(None) => "-l".into(),
+        }
+    }
+}
+
+/// What a room's founder and operators have set: kept with the room (and in the store) once
+/// the room is registered or anything is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The account that registered the room.
+    pub founder: Option<Nick>,
+    /// Operators (accounts).
+    pub ops: Vec<Nick>,
+    /// Voiced members (accounts or nicks): they speak in a `+m` room.
+    pub voiced: Vec<Nick>,
+    /// Modes.
+    pub modes: Modes,
+    /// Bans.
+    pub bans: Vec<Entry>,
+    /// Mutes: they read but do not speak.
+    pub mutes: Vec<Entry>,
+}
+
+impl Policy {
+    /// Whether `account` is the founder or an operator.
+    pub fn is_op(&self, account: Option<&str>) -> bool {
+        let Some(a) = account else {
+            return false;
+        };
+        self.founder.as_ref().is_some_and(|f| f.folded() == a)
+            || self.ops.iter().any(|o| o.folded() == a)
+    }
+
+    /// The live ban holding someone, if any.
+    pub fn ban_of(
+        &self,
+        account: Option<&str>,
+        nick: &Nick,
+        ip: Option<IpAddr>,
+        now: Millis,
+    ) -> Option<&Entry> {
+        self.bans
+            .iter()
+            .find(|b| b.live(now) && b.mask.holds(account, nick, ip))
+    }
+
+    /// The live mute holding someone, if any.
+    pub fn mute_of(
+        &self,
+        account: Option<&str>,
+        nick: &Nick,
+        ip: Option<IpAddr>,
+        now: Millis,
+    ) -> Option<&Entry> {
+        self.mutes
+            .iter()
+            .find(|b| b.live(now) && b.mask.holds(account, nick, ip))
+    }
+
+    /// Forgets bans and mutes that ran out.
+    pub fn expire(&mut self, now: Millis) {
+        self.bans.retain(|b| b.live(now));
+        self.mutes.retain(|b| b.live(now));
+    }
+
+    /// The soonest time a ban or mute runs out.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.bans
+            .iter()
+            .chain(&self.mutes)
+            .filter_map(|b| b.until)
+            .min()
+    }
+}
+
+/// A reason as typed, cut to what a text may hold.
+pub fn reason(s: &str) -> Option<Text> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let cut: String = s.chars().take(MAX_TEXT_BYTES / 4).collect();
+    Text::new(&cut).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::nick;
+
+    #[test]
+    fn masks_read_as_operators_type_them() {
+        assert_eq!(
+            Mask::parse("account:Alice"),
+            Ok(Mask::Account(nick("Alice")))
+        );
+        assert_eq!(Mask::parse("bob"), Ok(Mask::Nick(nick("bob"))));
+        assert_eq!(
+            Mask::parse("203.0.113.77/24"),
+            Ok(Mask::Net {
+                addr: "203.0.113.0".parse().unwrap(),
+                prefix: 24
+            })
+        );
+        assert_eq!(
+            Mask::parse("::ffff:198.51.100.1").unwrap().to_string(),
+            "198.51.100.1/32"
+        );
+        assert_eq!(Mask::parse("10.0.0.0/4"), Err(MaskError::Prefix(4)));
+        assert!(matches!(
+            Mask::parse("not a mask!"),
+            Err(MaskError::Unknown(_))
+        ));
+        assert!(
+            matches!(Mask::parse("\u{1b}[31m"), Err(MaskError::Unknown(s)) if !s.contains('\u{1b}'))
+        );
+    }
+
+    #[test]
+    fn masks_hold_accounts_nicks_and_networks() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let bob = nick("bob");
+        assert!(
+            Mask::parse("account:bob")
+                .unwrap()
+                .holds(Some("bob"), &nick("x"), None)
+        );
+        assert!(!Mask::parse("account:bob").unwrap().holds(None, &bob, None));
+        assert!(Mask::parse("BOB").unwrap().holds(None, &bob, None));
+        let net = Mask::parse("2001:db8::/48").unwrap();
+        assert!(net.holds(None, &bob, ip("2001:db8:0:1::5")));
+        assert!(!net.holds(None, &bob, ip("2001:db9::5")));
+        assert!(!net.holds(None, &bob, ip("192.0.2.1")));
+        assert!(
+            Mask::parse("192.0.2.0/24")
+                .unwrap()
+                .holds(None, &bob, ip("::ffff:192.0.2.9"))
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Ok(Millis(30 * 60 * 1000)));
+        assert_eq!(parse_duration("7d"), Ok(Millis(7 * 24 * 3600 * 1000)));
+        assert_eq!(parse_duration("366d"), Err(MaskError::TooLong));
+        assert_eq!(parse_duration("99999999999999w"), Err(MaskError::TooLong));
+        assert!(parse_duration("0h").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("é").is_err());
+    }
+
+    #[test]
+    fn modes_parse_and_read_back() {
+        assert_eq!(
+            ModeChange::parse("+i", None),
+            Ok(ModeChange::InviteOnly(true))
+        );
+        assert_eq!(
+            ModeChange::parse("+l", Some("50")),
+            Ok(ModeChange::Limit(Some(50)))
+        );
+        assert!(ModeChange::parse("+l", Some("0")).is_err());
+        assert!(ModeChange::parse("+k", None).is_err());
+        assert!(ModeChange::parse("+x", None).is_err());
+        assert_eq!(
+            ModeChange::parse("+k", Some("sesame")).unwrap().words(),
+            "+k"
+        );
+        let m = Modes {
+            invite_only: true,
+            key: Text::new("k").ok(),
+            ..Modes::default()
+        };
+        assert_eq!(m.letters(), "+ik");
+    }
+}
