@@ -261,6 +261,16 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     );
     cmp(
         o,
+        "accounts.admins",
+        &accounts.admins,
+        &new.accounts.admins,
+        |v| {
+            let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
+            format!("[{}]", names.join(", "))
+        },
+    );
+    cmp(
+        o,
         "accounts.always_on",
         &accounts.always_on,
         &new.accounts.always_on,

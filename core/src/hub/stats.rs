@@ -68,11 +68,13 @@ pub enum MsgKind {
     Account,
     /// A read marker.
     Read,
+    /// A moderation action or question (kick, ban, mute, modes, operators, invites, settings).
+    Moderate,
 }
 
 impl MsgKind {
     /// Every kind, in index order.
-    pub const ALL: [MsgKind; 12] = [
+    pub const ALL: [MsgKind; 13] = [
         MsgKind::Say,
         MsgKind::Act,
         MsgKind::Direct,
@@ -85,6 +87,7 @@ impl MsgKind {
         MsgKind::Quit,
         MsgKind::Account,
         MsgKind::Read,
+        MsgKind::Moderate,
     ];
 
     /// A short stable word for a metric label.
@@ -102,6 +105,7 @@ impl MsgKind {
             MsgKind::Quit => "quit",
             MsgKind::Account => "account",
             MsgKind::Read => "read",
+            MsgKind::Moderate => "moderate",
         }
     }
 
@@ -111,7 +115,7 @@ impl MsgKind {
             ClientMsg::Say { .. } => MsgKind::Say,
             ClientMsg::Act { .. } => MsgKind::Act,
             ClientMsg::Msg { .. } => MsgKind::Direct,
-            ClientMsg::Join { .. } => MsgKind::Join,
+            ClientMsg::Join { .. } | ClientMsg::JoinKey { .. } => MsgKind::Join,
             ClientMsg::Part { .. } => MsgKind::Part,
             ClientMsg::Nick { .. } => MsgKind::Nick,
             ClientMsg::Topic { .. } => MsgKind::Topic,
@@ -127,6 +131,7 @@ impl MsgKind {
             | ClientMsg::SignOut
             | ClientMsg::ChangePassword { .. } => MsgKind::Account,
             ClientMsg::Read { .. } => MsgKind::Read,
+            ClientMsg::Moderate { .. } => MsgKind::Moderate,
             ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. } => return None,
         })
     }
