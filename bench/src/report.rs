@@ -152,7 +152,7 @@ fn ms(us: f64) -> String {
 pub fn fanout_table(sums: &[Summary]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>5}\n",
+        "{:<15} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>5}\n",
         "target",
         "C",
         "M",
@@ -169,7 +169,7 @@ pub fn fanout_table(sums: &[Summary]) -> String {
     ));
     for s in sums {
         out.push_str(&format!(
-            "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>6.0}% {:>6.0}%{} {:>7.1}M {:>2}/{}\n",
+            "{:<15} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>6.0}% {:>6.0}%{} {:>7.1}M {:>2}/{}\n",
             s.target.name(),
             s.clients,
             s.messages,
