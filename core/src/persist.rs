@@ -96,6 +96,8 @@ pub enum Write {
         /// The account.
         account: Nick,
     },
+    /// A line of the moderation audit log.
+    Audit(AuditRecord),
     /// Replaces a room's settings (founder, operators, modes, bans, mutes); `None` forgets
     /// them.
     RoomPolicy {
@@ -104,6 +106,19 @@ pub enum Write {
         /// Its settings.
         policy: Option<crate::moderation::Policy>,
     },
+}
+
+/// What an operator or admin did, as the audit log keeps it (`natter-server audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: Millis,
+    /// In which room, if in one.
+    pub room: Option<RoomName>,
+    /// Who did it (their nick; their account when signed in).
+    pub actor: Nick,
+    /// What, as the room event shows it (`+b account:eve`, `kick bob: spam`, `kill mallory`).
+    pub action: String,
 }
 
 /// An account as stored.

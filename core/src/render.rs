@@ -79,30 +79,12 @@ pub fn policy_words(
 pub fn entry_words(e: &crate::moderation::Entry) -> String {
     let mut s = format!("{} by {}", e.mask, e.by);
     if let Some(u) = e.until {
-        s.push_str(&format!(" until {}", clock_words(u)));
+        s.push_str(&format!(" until {}", u.rfc3339()));
     }
     if let Some(r) = &e.reason {
         s.push_str(&format!(": {r}"));
     }
     s
-}
-
-/// A server time as `2026-12-03 05:10 UTC`.
-fn clock_words(t: crate::time::Millis) -> String {
-    let secs = t.0 / 1000;
-    let days = secs / 86_400;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
 /// The lines of a room's ban and mute list.

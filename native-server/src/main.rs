@@ -1,9 +1,12 @@
 //! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
 //! OS's randomness, runs the server, reloads the file's limits on SIGHUP and shuts down
-//! gracefully on SIGINT/SIGTERM.
+//! gracefully on SIGINT/SIGTERM. `natter-server account …` manages accounts in the same store
+//! instead (`account_cmd`).
+
+mod account_cmd;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use natter_core::hub::Config;
 use natter_ops::LogFormat;
 use natter_server::{Server, ServerConfig, random_seed};
@@ -22,6 +25,8 @@ const DEFAULT_GRACE_MS: u64 = 5_000;
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on, IPv4 or IPv6 (repeatable) [default: 0.0.0.0:8000]
     #[arg(
         short,
@@ -42,7 +47,7 @@ struct Args {
     /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms`,
     /// `metrics_listen`, `log_format`, a `[limits]` and an `[accounts]` table (reloaded on
     /// SIGHUP) and a `[store]` table
-    #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
+    #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
     /// protocol header naming the client, and are not counted as its own address [default: none]
@@ -63,7 +68,7 @@ struct Args {
     #[arg(long, value_name = "MS", env = "NATTER_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
     /// Where rooms, history and resume sessions are kept (SQLite) [default: $XDG_DATA_HOME/natter]
-    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR")]
+    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory only: rooms and history are forgotten at exit
     #[arg(long, env = "NATTER_EPHEMERAL")]
@@ -79,6 +84,28 @@ struct Args {
     /// Log lines as human-readable text or as one JSON object per line [default: text]
     #[arg(long, value_name = "FORMAT", env = "NATTER_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+}
+
+/// Instead of running the server.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manages accounts in the server's store (the same data directory and config as the
+    /// server). Works while the server runs; a running server applies the changes on SIGHUP.
+    /// Passwords are asked on the terminal without echo, or read from --password-file or
+    /// NATTER_PASSWORD, never given as arguments.
+    Account {
+        #[command(subcommand)]
+        cmd: account_cmd::AccountCmd,
+    },
+    /// Prints the moderation audit log (what operators and admins did), oldest first
+    Audit {
+        /// Only this room
+        #[arg(long)]
+        room: Option<String>,
+        /// The newest this many lines
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// The config file. Every key is optional; flags and environment variables win over it. The
@@ -216,6 +243,25 @@ async fn main() -> anyhow::Result<()> {
         .or(file.log_format.map(LogFormat::from))
         .unwrap_or_default();
     natter_ops::logging::init(format, "info")?;
+    if let Some(Command::Account { cmd }) = &args.command {
+        let store = store_config(&args, &file.store)?;
+        let cost = file.accounts.hash_cost;
+        if let Err(e) = account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock()) {
+            // The operator's words only: no error chain, no backtrace.
+            eprintln!("natter-server account: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    if let Some(Command::Audit { room, limit }) = &args.command {
+        let store = store_config(&args, &file.store)?;
+        let out = &mut std::io::stdout().lock();
+        if let Err(e) = account_cmd::audit(store, room.as_deref(), *limit, out) {
+            eprintln!("natter-server audit: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let mut running = server_config(&args, &file, random_seed()?)?;
     let server = natter_server::start(running.clone()).await?;
     if let Some(addr) = server.metrics_addr() {

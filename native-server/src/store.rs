@@ -10,9 +10,11 @@
 use crate::metrics::Health;
 use natter_core::Millis;
 use natter_core::hub::Hub;
-use natter_core::persist::{Answer, Batch, BatchId, LoadedRoom, Query, QueryId};
+use natter_core::persist::{Answer, Batch, BatchId, LoadedAccount, LoadedRoom, Query, QueryId};
 use natter_ops::AtomicHistogram;
-use natter_store::{LoadOptions, RecentRooms, Report, Reports, Store, SubmitError};
+use natter_store::{
+    LoadOptions, ReadError, RecentRooms, Report, Reports, Store, StoreFuture, SubmitError,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,6 +78,18 @@ impl StoreSide {
     /// Batches are waiting for room in the store: take no new input.
     pub(crate) fn backed_up(&self) -> bool {
         !self.waiting.is_empty()
+    }
+
+    /// Every account as stored now, with its rooms, read markers and device keys, including
+    /// what `natter-server account …` wrote since the server started: for reloading accounts on
+    /// SIGHUP. The future borrows nothing, so it can be spawned or selected on beside the
+    /// store's events; it reads on the store's reader threads, never on the hub's.
+    // Until the hub task's SIGHUP reload calls it.
+    #[allow(dead_code)]
+    pub(crate) fn load_accounts(
+        &self,
+    ) -> StoreFuture<'static, Result<Vec<LoadedAccount>, ReadError>> {
+        self.store.accounts()
     }
 
     /// Hands the hub's batches to the store, and starts the hub's reads.
@@ -203,4 +217,41 @@ pub(crate) fn describe(rooms: &[LoadedRoom], sessions: usize) -> String {
         "{} rooms ({events} recent events), {sessions} sessions",
         rooms.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::Nick;
+    use natter_core::accounts::PasswordHash;
+    use natter_core::persist::{AccountRecord, BatchId, Write};
+    use natter_store::{AccountStore, Config, SqliteHandle};
+
+    #[tokio::test]
+    async fn load_accounts_sees_what_the_operator_wrote_after_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+        let side = StoreSide::new(
+            Arc::new(handle),
+            reports,
+            None,
+            Arc::new(crate::metrics::Health::new(None)),
+        );
+        assert!(side.load_accounts().await.unwrap().is_empty());
+        let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+        let record = AccountRecord {
+            name: Nick::new("frank").unwrap(),
+            hash: PasswordHash("$argon2id$f".into()),
+            created: Millis(2),
+        };
+        admin
+            .write(&Batch {
+                id: BatchId(0),
+                writes: vec![Write::Account(record.clone())],
+            })
+            .unwrap();
+        let got = side.load_accounts().await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record, record);
+    }
 }

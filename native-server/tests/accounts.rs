@@ -135,6 +135,9 @@ async fn an_account_and_its_rooms_survive_a_restart() {
     b.send("/login dora a long passphrase").await;
     b.expect_has("you are signed in as dora").await;
     b.expect_has("#kept").await;
+    // The account is in #lobby and #kept: talk in #kept.
+    b.send("/join #kept").await;
+    b.expect_has("you are now talking in #kept").await;
     b.send("back again").await;
     watcher
         .expect(

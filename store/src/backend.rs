@@ -7,8 +7,8 @@
 //! hold never grow past [`crate::Config::max_in_flight`] batches.
 
 use crate::{
-    Batch, BatchId, HistoryPage, HistoryQuery, LoadOptions, Loaded, ReadError, SearchQuery,
-    SubmitError, WriteError,
+    Batch, BatchId, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedAccount, ReadError,
+    SearchQuery, SubmitError, WriteError,
 };
 use natter_core::wire::RoomEvent;
 use std::future::Future;
@@ -33,6 +33,10 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Store: Send + Sync {
     /// Rooms, sessions and recent events, for a hub starting up (see [`LoadOptions`]).
     fn load(&self, opts: LoadOptions) -> StoreFuture<'static, Result<Loaded, ReadError>>;
+
+    /// Every account as stored now, with its rooms, read markers and device keys: for a running
+    /// server reloading its accounts (`natter-server account …` writes beside it).
+    fn accounts(&self) -> StoreFuture<'static, Result<Vec<LoadedAccount>, ReadError>>;
 
     /// Queues `batch` for writing without waiting. Its outcome arrives later as a [`Report`].
     fn try_submit(&self, batch: Batch) -> Result<(), SubmitError>;

@@ -33,8 +33,8 @@ pub use config::{
 };
 pub use error::{OpenError, ReadError, SubmitError, WriteError};
 pub use handle::SqliteHandle;
-pub use sqlite::{Reader, SqliteStore};
+pub use sqlite::{AccountStore, Reader, SqliteStore};
 pub use types::{
-    Batch, BatchId, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, RecentRooms,
-    SearchQuery, SessionRecord, TokenHash, Write,
+    AccountRecord, Batch, BatchId, HistoryPage, HistoryQuery, KeyRecord, LoadOptions, Loaded,
+    LoadedAccount, LoadedRoom, RecentRooms, SearchQuery, SessionRecord, TokenHash, Write,
 };

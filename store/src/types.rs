@@ -5,8 +5,8 @@
 use natter_core::Millis;
 
 pub use natter_core::persist::{
-    Batch, BatchId, HistoryPage, HistoryQuery, Loaded, LoadedRoom, SearchQuery, SessionRecord,
-    TokenHash, Write,
+    AccountRecord, Batch, BatchId, HistoryPage, HistoryQuery, KeyRecord, Loaded, LoadedAccount,
+    LoadedRoom, SearchQuery, SessionRecord, TokenHash, Write,
 };
 
 /// What [`crate::Store::load`] returns besides rooms and sessions.

@@ -459,6 +459,22 @@ impl Hub {
         }
     }
 
+    /// A line in the audit log (the store's; without a store, the log's).
+    pub(super) fn audit(
+        &mut self,
+        room: Option<&RoomName>,
+        actor: &Nick,
+        action: String,
+        now: Millis,
+    ) {
+        self.record(Write::Audit(crate::persist::AuditRecord {
+            at: now,
+            room: room.cloned(),
+            actor: actor.clone(),
+            action,
+        }));
+    }
+
     // ---- pieces ----
 
     fn is_admin(&self, account: Option<&str>) -> bool {
@@ -587,6 +603,7 @@ impl Hub {
     /// The settings changed by `by` (`change` as IRC writes it): a `Mode` event, the settings
     /// to every member, and the store.
     fn changed(&mut self, room: &RoomName, by: Nick, change: String, now: Millis) {
+        self.audit(Some(room), &by, change.clone(), now);
         if let Ok(change) = Text::new(&change) {
             info!(room = %room, by = %by, change = %change, "moderation");
             self.broadcast(room, by, EventKind::Mode { change }, now, Skip::None, None);
@@ -656,6 +673,11 @@ impl Hub {
         reason: Option<Text>,
         now: Millis,
     ) {
+        let words = match &reason {
+            Some(r) => format!("kick {tnick}: {r}"),
+            None => format!("kick {tnick}"),
+        };
+        self.audit(Some(room), by, words, now);
         let kind = EventKind::Kick {
             target: tnick,
             reason,

@@ -7,8 +7,8 @@
 use crate::backend::{Reporter, Slots, in_flight};
 use crate::sqlite::{PRUNE_CHECK_EVERY, Reader, SqliteStore, backup, unix_now};
 use crate::{
-    Batch, Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, OpenError, ReadError, Reports,
-    SearchQuery, Store, StoreFuture, SubmitError, WriteError,
+    Batch, Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedAccount, OpenError,
+    ReadError, Reports, SearchQuery, Store, StoreFuture, SubmitError, WriteError,
 };
 use natter_core::wire::RoomEvent;
 use std::path::{Path, PathBuf};
@@ -146,6 +146,10 @@ impl SqliteHandle {
 impl Store for SqliteHandle {
     fn load(&self, opts: LoadOptions) -> StoreFuture<'static, Result<Loaded, ReadError>> {
         SqliteHandle::read(&self.inner.history, move |r| r.load(&opts))
+    }
+
+    fn accounts(&self) -> StoreFuture<'static, Result<Vec<LoadedAccount>, ReadError>> {
+        SqliteHandle::read(&self.inner.history, Reader::accounts)
     }
 
     fn try_submit(&self, batch: Batch) -> Result<(), SubmitError> {

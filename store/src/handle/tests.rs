@@ -258,3 +258,30 @@ async fn backup_while_open() {
     );
     restored.close().await;
 }
+
+#[tokio::test]
+async fn accounts_written_beside_the_running_store_are_read_by_it() {
+    use crate::AccountStore;
+    use natter_core::accounts::PasswordHash;
+    use natter_core::persist::AccountRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, _reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    assert!(handle.accounts().await.unwrap().is_empty());
+    // What `natter-server account add` does while the server runs.
+    let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+    admin
+        .write(&Batch {
+            id: BatchId(0),
+            writes: vec![Write::Account(AccountRecord {
+                name: Nick::new("Erin").unwrap(),
+                hash: PasswordHash("$argon2id$e".into()),
+                created: Millis(1),
+            })],
+        })
+        .unwrap();
+    let got = handle.accounts().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record.name, Nick::new("Erin").unwrap());
+    handle.close().await;
+    assert_eq!(handle.accounts().await, Err(ReadError::Closed));
+}

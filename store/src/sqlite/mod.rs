@@ -5,15 +5,20 @@
 //! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
 //! room event, kept in room and seq order, with a unique index on the insertion id),
 //! `events_fts` (an FTS5 index over says and actions by insertion id, holding no copy of the
-//! text) and `sessions` (resume sessions by token hash); see `migrations/`.
+//! text), `sessions` (resume sessions by token hash), and `accounts` with `account_rooms`,
+//! `read_markers` and `device_keys` (by folded account name), and `room_policies` (rooms'
+//! settings); see `migrations/`.
 
+mod accounts;
 mod codec;
+mod policies;
 mod read;
 mod retention;
 mod schema;
 mod search;
 mod write;
 
+pub use accounts::AccountStore;
 pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};

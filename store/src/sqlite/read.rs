@@ -1,4 +1,4 @@
-//! Readers: connections that only read (startup load, history pages, search), each on its own
+//! Readers: connections that only read (startup load, account reloads, history pages, search), each on its own
 //! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
 
 use super::codec::Row;
@@ -9,6 +9,7 @@ use crate::{
     RecentRooms, SearchQuery, SessionRecord,
 };
 use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
+use natter_core::persist::LoadedAccount;
 use natter_core::wire::RoomEvent;
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -93,12 +94,21 @@ impl Reader {
                 recent,
             });
         }
+        drop(st);
+        let accounts = super::accounts::load(&tx)?;
         Ok(Loaded {
             rooms,
             sessions,
-            accounts: Vec::new(),
-            policies: Vec::new(),
+            accounts,
+            policies: super::policies::load(&tx)?,
         })
+    }
+
+    /// Every account with its rooms, read markers and device keys (what [`Reader::load`]
+    /// returns of them): for a running server reloading its accounts.
+    pub fn accounts(&mut self) -> Result<Vec<LoadedAccount>, ReadError> {
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        super::accounts::load(&tx)
     }
 
     /// A page of `q.room`'s history: the newest `q.limit` (at most [`HISTORY_PAGE_MAX`]) events

@@ -16,6 +16,8 @@ pub(crate) const APPLICATION_ID: i32 = 0x4e54_5231;
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_base.sql"),
     include_str!("migrations/002_search.sql"),
+    include_str!("migrations/003_accounts.sql"),
+    include_str!("migrations/004_policies.sql"),
 ];
 
 /// The schema version this build writes.
@@ -77,6 +79,24 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
     }
     conn.pragma_update(None, "query_only", true)
         .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Opens `path` for writing beside a running server (which holds the directory's lock and has
+/// brought the schema up to date): never creates or upgrades it, and refuses a version other
+/// than this build's.
+pub(crate) fn open_beside(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    let (_, version) = identify(&conn, path)?;
+    if version != SCHEMA_VERSION {
+        return Err(OpenError::Sqlite {
+            path: path.to_path_buf(),
+            detail: format!(
+                "schema version {version} while {SCHEMA_VERSION} was expected: the server running on it is of another version; stop it, or use its own natter-server"
+            ),
+        });
+    }
     Ok(conn)
 }
 

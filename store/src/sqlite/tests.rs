@@ -372,3 +372,426 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
         }
     }
 }
+
+mod accounts {
+    use super::*;
+    use crate::{AccountStore, TokenHash};
+    use natter_core::accounts::PasswordHash;
+    use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount};
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    fn room(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
+    }
+
+    fn record(name: &str, hash: &str, created: u64) -> AccountRecord {
+        AccountRecord {
+            name: nick(name),
+            hash: PasswordHash(hash.into()),
+            created: Millis(created),
+        }
+    }
+
+    fn key(id: u64, byte: u8, created: u64) -> KeyRecord {
+        KeyRecord {
+            id,
+            hash: TokenHash([byte; 32]),
+            created: Millis(created),
+        }
+    }
+
+    fn write(store: &mut SqliteStore, writes: Vec<Write>) -> Result<(), WriteError> {
+        store.write(&Batch {
+            id: BatchId(0),
+            writes,
+        })
+    }
+
+    fn accounts(store: &SqliteStore) -> Vec<LoadedAccount> {
+        let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+        let alone = store.reader().unwrap().accounts().unwrap();
+        assert_eq!(loaded.accounts, alone, "load and accounts agree");
+        alone
+    }
+
+    /// Rows of the four account tables that belong to the folded name `account`.
+    fn rows_of(store: &SqliteStore, account: &str) -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM accounts WHERE name = ?1)
+                      + (SELECT count(*) FROM account_rooms WHERE account = ?1)
+                      + (SELECT count(*) FROM read_markers WHERE account = ?1)
+                      + (SELECT count(*) FROM device_keys WHERE account = ?1)",
+                [account],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// alice with two rooms, a marker and two keys; bob with a room, a marker and a key.
+    fn two_accounts(store: &mut SqliteStore) {
+        write(
+            store,
+            vec![
+                Write::Account(record("Alice", "$argon2id$a", 1_700_000_000_000)),
+                Write::AccountRooms {
+                    account: nick("alice"),
+                    rooms: vec![room("#zeta"), room("#alpha")],
+                },
+                Write::ReadMarker {
+                    account: nick("ALICE"),
+                    room: room("#zeta"),
+                    seq: Seq(12),
+                },
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(u64::MAX, 1, 10),
+                },
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(7, 2, 20),
+                },
+                Write::Account(record("bob", "$argon2id$b", 1_700_000_000_001)),
+                Write::AccountRooms {
+                    account: nick("bob"),
+                    rooms: vec![room("#zeta")],
+                },
+                Write::ReadMarker {
+                    account: nick("bob"),
+                    room: room("#zeta"),
+                    seq: Seq(3),
+                },
+                Write::AddKey {
+                    account: nick("bob"),
+                    key: key(8, 3, 30),
+                },
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn accounts_round_trip_by_folded_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        assert!(accounts(&store).is_empty());
+        two_accounts(&mut store);
+        let got = accounts(&store);
+        assert_eq!(
+            got[0],
+            LoadedAccount {
+                record: record("Alice", "$argon2id$a", 1_700_000_000_000),
+                rooms: vec![room("#zeta"), room("#alpha")],
+                read: vec![(room("#zeta"), Seq(12))],
+                keys: vec![key(u64::MAX, 1, 10), key(7, 2, 20)],
+            }
+        );
+        assert_eq!(got[1].record.name, nick("bob"));
+        assert_eq!(got.len(), 2);
+
+        // A new hash under another case replaces the hash only; new rooms replace the rooms.
+        write(
+            &mut store,
+            vec![
+                Write::Account(record("ALICE", "$argon2id$new", 5)),
+                Write::AccountRooms {
+                    account: nick("Alice"),
+                    rooms: vec![room("#beta")],
+                },
+            ],
+        )
+        .unwrap();
+        let got = accounts(&store);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].record,
+            record("Alice", "$argon2id$new", 1_700_000_000_000)
+        );
+        assert_eq!(got[0].rooms, vec![room("#beta")]);
+        assert_eq!(got[0].keys.len(), 2);
+
+        // And it all survives closing and opening again.
+        drop(store);
+        let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        assert_eq!(accounts(&store)[0].rooms, vec![room("#beta")]);
+    }
+
+    #[test]
+    fn a_read_marker_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        two_accounts(&mut store);
+        let marker = |seq| Write::ReadMarker {
+            account: nick("alice"),
+            room: room("#zeta"),
+            seq: Seq(seq),
+        };
+        write(&mut store, vec![marker(5)]).unwrap();
+        assert_eq!(accounts(&store)[0].read, vec![(room("#zeta"), Seq(12))]);
+        write(&mut store, vec![marker(40), marker(30)]).unwrap();
+        assert_eq!(accounts(&store)[0].read, vec![(room("#zeta"), Seq(40))]);
+        write(
+            &mut store,
+            vec![Write::ReadMarker {
+                account: nick("alice"),
+                room: room("#alpha"),
+                seq: Seq(1),
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            accounts(&store)[0].read,
+            vec![(room("#alpha"), Seq(1)), (room("#zeta"), Seq(40))]
+        );
+        assert_eq!(accounts(&store)[1].read, vec![(room("#zeta"), Seq(3))]);
+        assert!(matches!(
+            write(&mut store, vec![marker(u64::MAX)]),
+            Err(WriteError::OutOfRange { what: "seq", .. })
+        ));
+    }
+
+    #[test]
+    fn dropping_an_account_removes_everything_of_it_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        two_accounts(&mut store);
+        assert_eq!(rows_of(&store, "alice"), 6);
+        write(&mut store, vec![Write::DropAccount(nick("ALICE"))]).unwrap();
+        assert_eq!(rows_of(&store, "alice"), 0);
+        let got = accounts(&store);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record.name, nick("bob"));
+        assert_eq!(
+            (got[0].rooms.len(), got[0].read.len(), got[0].keys.len()),
+            (1, 1, 1)
+        );
+        // The name can be registered again, from nothing.
+        write(
+            &mut store,
+            vec![Write::Account(record("alice", "$argon2id$c", 9))],
+        )
+        .unwrap();
+        let again = &accounts(&store)[0];
+        assert_eq!(again.record, record("alice", "$argon2id$c", 9));
+        assert!(again.rooms.is_empty() && again.read.is_empty() && again.keys.is_empty());
+    }
+
+    #[test]
+    fn keys_are_revoked_one_or_all_of_an_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        two_accounts(&mut store);
+        write(&mut store, vec![Write::RevokeKey { id: u64::MAX }]).unwrap();
+        assert_eq!(accounts(&store)[0].keys, vec![key(7, 2, 20)]);
+        // Revoking a key that is not there is not an error (it may have gone with its account).
+        write(&mut store, vec![Write::RevokeKey { id: 12345 }]).unwrap();
+        write(
+            &mut store,
+            vec![
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(9, 4, 40),
+                },
+                Write::RevokeKeys {
+                    account: nick("Alice"),
+                },
+            ],
+        )
+        .unwrap();
+        let got = accounts(&store);
+        assert!(got[0].keys.is_empty());
+        assert_eq!(got[1].keys, vec![key(8, 3, 30)], "bob's key stays");
+
+        // A key id stored already fails the whole batch.
+        let e = write(
+            &mut store,
+            vec![
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(10, 5, 50),
+                },
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(8, 6, 60),
+                },
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("device key 8"), "{e}");
+        assert!(accounts(&store)[0].keys.is_empty(), "nothing of it stored");
+    }
+
+    #[test]
+    fn the_account_store_works_beside_a_running_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        // With no server, it creates the store.
+        {
+            let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+            admin
+                .write(&Batch {
+                    id: BatchId(0),
+                    writes: vec![Write::Account(record("carol", "$argon2id$x", 3))],
+                })
+                .unwrap();
+        }
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        write(&mut store, vec![Write::Event(say("#a", 1, "hi"))]).unwrap();
+        // The server holds the directory; the operator's door opens all the same.
+        let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+        assert_eq!(
+            admin.account(&nick("CAROL")).unwrap(),
+            Some(record("carol", "$argon2id$x", 3))
+        );
+        assert_eq!(admin.account(&nick("dave")).unwrap(), None);
+        admin
+            .write(&Batch {
+                id: BatchId(1),
+                writes: vec![
+                    Write::Account(record("dave", "$argon2id$y", 4)),
+                    Write::RevokeKeys {
+                        account: nick("dave"),
+                    },
+                ],
+            })
+            .unwrap();
+        // Room events are the server's alone.
+        let e = admin
+            .write(&Batch {
+                id: BatchId(2),
+                writes: vec![
+                    Write::DropAccount(nick("carol")),
+                    Write::Event(say("#a", 2, "no")),
+                ],
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("not an account write"), "{e}");
+        let names: Vec<_> = admin
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.record.name)
+            .collect();
+        assert_eq!(names, vec![nick("carol"), nick("dave")]);
+        // The server's writer goes on, and its readers see the operator's writes.
+        write(&mut store, vec![Write::Event(say("#a", 2, "still here"))]).unwrap();
+        assert_eq!(accounts(&store).len(), 2);
+    }
+}
+
+#[test]
+fn a_schema_2_store_gains_accounts_and_a_running_older_server_is_not_upgraded_under_it() {
+    use crate::{AccountStore, OpenError};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 2 of natter wrote.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..2] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 2; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 7);",
+        )
+        .unwrap();
+    }
+    {
+        // An older server holds the directory: the operator's tool refuses to upgrade under it.
+        let _server = super::write::DirLock::take(&dir.path().join("natter.lock")).unwrap();
+        match AccountStore::open(&Config::new(dir.path())) {
+            Err(e @ OpenError::Sqlite { .. }) => {
+                assert!(e.to_string().contains("schema version 2"), "{e}")
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+    // With nobody on it, it is upgraded (by the tool as by a server) and keeps its rooms.
+    let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+    assert!(admin.accounts().unwrap().is_empty());
+    drop(admin);
+    let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.rooms[0].last_seq, Seq(7));
+    assert!(loaded.accounts.is_empty());
+}
+
+#[test]
+fn room_settings_and_moderation_events_come_back_as_written() {
+    use natter_core::moderation::{Entry, Mask, Modes, Policy};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let nick = |s: &str| Nick::new(s).unwrap();
+    let policy = Policy {
+        founder: Some(nick("alice")),
+        ops: vec![nick("olga")],
+        voiced: vec![nick("vic")],
+        modes: Modes {
+            invite_only: true,
+            key: Text::new("sesame").ok(),
+            moderated: true,
+            topic_ops: false,
+            limit: Some(50),
+        },
+        bans: vec![Entry {
+            mask: Mask::parse("203.0.113.0/24").unwrap(),
+            until: Some(Millis(1_800_000_000_000)),
+            by: nick("alice"),
+            reason: Text::new("spam").ok(),
+        }],
+        mutes: vec![Entry {
+            mask: Mask::Account(nick("eve")),
+            until: None,
+            by: nick("olga"),
+            reason: None,
+        }],
+    };
+    let mut kick = say("#r", 1, "x");
+    kick.kind = EventKind::Kick {
+        target: nick("bob"),
+        reason: Text::new("too loud, twice").ok(),
+    };
+    let mut bare_kick = say("#r", 2, "x");
+    bare_kick.kind = EventKind::Kick {
+        target: nick("carl"),
+        reason: None,
+    };
+    let mut mode = say("#r", 3, "x");
+    mode.kind = EventKind::Mode {
+        change: Text::new("+b account:eve").unwrap(),
+    };
+    let room = RoomName::new("#r").unwrap();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![
+                Write::Event(kick.clone()),
+                Write::Event(bare_kick.clone()),
+                Write::Event(mode.clone()),
+                Write::RoomPolicy {
+                    room: room.clone(),
+                    policy: Some(policy.clone()),
+                },
+                Write::RoomPolicy {
+                    room: RoomName::new("#gone").unwrap(),
+                    policy: Some(Policy::default()),
+                },
+                Write::RoomPolicy {
+                    room: RoomName::new("#gone").unwrap(),
+                    policy: None,
+                },
+            ],
+        })
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.policies, vec![(room, policy)]);
+    let r = loaded
+        .rooms
+        .iter()
+        .find(|r| r.name.as_str() == "#r")
+        .unwrap();
+    assert_eq!(r.recent, vec![kick, bare_kick, mode]);
+}

@@ -167,9 +167,13 @@ fn apply(
                 .and_then(|mut st| st.execute([before]))
                 .map_err(sql)?;
         }
-        // A kind of write this version of the store does not know (a newer hub): refused, so
-        // the batch fails loudly instead of losing it.
-        _ => return Err(WriteError::Storage(format!("unknown write {write:?}"))),
+        other => {
+            if !super::accounts::apply(tx, other)? && !super::policies::apply(tx, other)? {
+                // A kind of write this version of the store does not know (a newer hub):
+                // refused, so the batch fails loudly instead of losing it.
+                return Err(WriteError::Storage(format!("unknown write {write:?}")));
+            }
+        }
     }
     Ok(())
 }
@@ -298,13 +302,13 @@ impl RoomMeta {
 
 /// An exclusive lock on a file in the data directory, so a second process opening the same
 /// store is refused rather than interleaving its writes (SQLite alone would let it).
-struct DirLock {
+pub(super) struct DirLock {
     #[cfg(unix)]
     _held: nix::fcntl::Flock<File>,
 }
 
 impl DirLock {
-    fn take(path: &Path) -> Result<DirLock, OpenError> {
+    pub(super) fn take(path: &Path) -> Result<DirLock, OpenError> {
         let file = File::options()
             .create(true)
             .truncate(false)

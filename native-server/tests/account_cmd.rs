@@ -1,0 +1,261 @@
+//! `natter-server account …`, the real binary: add, list, passwd, remove and their refusals,
+//! exit codes, that a password never shows in what it prints, and that what it writes is what
+//! the store loads and the server signs in with (also when written while the server runs).
+
+mod support;
+
+use natter_core::Nick;
+use natter_core::accounts::verify_password;
+use natter_core::persist::{BatchId, KeyRecord, LoadedAccount, TokenHash, Write};
+use natter_core::types::Password;
+use natter_store::{Batch, Config, LoadOptions, Reader, RecentRooms, SqliteStore};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use support::*;
+use tokio::process::Command;
+use tokio::time::timeout;
+
+const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "staple kettle lantern";
+
+/// Runs `natter-server account ARGS` on the store in `dir`, with `password` in NATTER_PASSWORD
+/// if given; no terminal. Returns its exit code, stdout and stderr.
+async fn account(dir: &Path, args: &[&str], password: Option<&str>) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter-server"));
+    cmd.arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .env_remove("NATTER_PASSWORD")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("NATTER_PASSWORD", p);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("natter-server account finished within 30 s")
+        .expect("run natter-server account");
+    let (stdout, stderr) = (
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    );
+    for secret in [PASSWORD, NEW_PASSWORD, "short"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "a password was printed: {stdout} {stderr}"
+        );
+    }
+    (status.code().expect("exited, not killed"), stdout, stderr)
+}
+
+/// The accounts as natter-store loads them for a starting hub.
+fn loaded(dir: &Path) -> Vec<LoadedAccount> {
+    Reader::open(&Config::new(dir))
+        .unwrap()
+        .load(&LoadOptions {
+            recent: 0,
+            recent_rooms: RecentRooms::All,
+            sessions_since: natter_core::Millis(0),
+        })
+        .unwrap()
+        .accounts
+}
+
+fn verifies(a: &LoadedAccount, p: &str) -> bool {
+    verify_password(&Password(p.into()), &a.record.hash).unwrap()
+}
+
+#[tokio::test]
+async fn add_list_passwd_remove_and_their_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let (code, out, _) = account(d, &["add", "Alice"], Some(PASSWORD)).await;
+    assert_eq!(code, 0);
+    assert_eq!(out, "added account Alice\n");
+
+    let (code, out, err) = account(d, &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("there is an account named Alice already"),
+        "{err}"
+    );
+
+    let (code, out, _) = account(d, &["list"], None).await;
+    assert_eq!(code, 0);
+    let (name, created) = out.trim_end().split_once('\t').expect("name TAB time");
+    assert_eq!(name, "Alice");
+    assert!(
+        created.starts_with("20") && created.ends_with('Z') && created.len() == 20,
+        "{created}"
+    );
+    assert!(!out.contains("argon2"), "no hash in the list: {out}");
+    let before = loaded(d);
+    assert!(verifies(&before[0], PASSWORD));
+
+    // The new password from a file; the environment's is ignored then.
+    let file = d.join("new-password");
+    std::fs::write(&file, format!("{NEW_PASSWORD}\n")).unwrap();
+    let (code, out, _) = account(
+        d,
+        &["passwd", "ALICE", "--password-file", file.to_str().unwrap()],
+        Some(PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("changed the password of Alice"), "{out}");
+    let after = loaded(d);
+    assert!(verifies(&after[0], NEW_PASSWORD));
+    assert!(!verifies(&after[0], PASSWORD));
+    assert_eq!(after[0].record.created, before[0].record.created);
+
+    let (code, _, err) = account(d, &["passwd", "bob"], Some(NEW_PASSWORD)).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("there is no account named bob"), "{err}");
+
+    let (code, _, err) = account(d, &["remove", "bob"], None).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("there is no account named bob"), "{err}");
+
+    let (code, out, _) = account(d, &["remove", "alice"], None).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("removed account Alice"), "{out}");
+    let (code, out, _) = account(d, &["list"], None).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(loaded(d).is_empty());
+}
+
+#[tokio::test]
+async fn bad_passwords_names_and_sources_are_refused_with_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = account(d, &["add", "carol"], Some("short")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 8 characters"), "{err}");
+
+    // No terminal, no file, no variable: it says where a password can come from.
+    let (code, _, err) = account(d, &["add", "carol"], None).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--password-file"), "{err}");
+
+    let (code, _, err) = account(d, &["add", "guest1234"], Some(PASSWORD)).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("guest nick"), "{err}");
+
+    let (code, _, err) = account(d, &["add", "not a nick"], Some(PASSWORD)).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot be an account"), "{err}");
+
+    let missing = d.join("nowhere");
+    let (code, _, err) = account(
+        d,
+        &["add", "carol", "--password-file", missing.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read the password file"), "{err}");
+
+    // Never on the command line: clap has no such option.
+    let (code, _, _) = account(d, &["add", "carol", "--password", PASSWORD], None).await;
+    assert_eq!(code, 2, "a usage error");
+
+    assert!(loaded(d).is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn the_store_loads_what_add_wrote_and_passwd_revokes_device_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, _) = account(d, &["add", "Dora"], Some(PASSWORD)).await;
+    assert_eq!(code, 0);
+    let got = loaded(d);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record.name, Nick::new("Dora").unwrap());
+    assert!(
+        got[0]
+            .record
+            .hash
+            .0
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP's cost by default: {}",
+        got[0].record.hash.0
+    );
+    assert!(verifies(&got[0], PASSWORD));
+    assert!(!verifies(&got[0], "correct horse battery!"));
+    // Only the hash is kept: the password's bytes are in no file of the store.
+    for entry in std::fs::read_dir(d).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(PASSWORD.len())
+                .any(|w| w == PASSWORD.as_bytes()),
+            "the password is in {}",
+            path.display()
+        );
+    }
+
+    // Two remembered devices, as the hub would store them; passwd revokes both.
+    {
+        let mut store = SqliteStore::open(&Config::new(d)).unwrap();
+        let key = |id| KeyRecord {
+            id,
+            hash: TokenHash([id as u8; 32]),
+            created: natter_core::Millis(1),
+        };
+        store
+            .write(&Batch {
+                id: BatchId(0),
+                writes: vec![
+                    Write::AddKey {
+                        account: Nick::new("dora").unwrap(),
+                        key: key(1),
+                    },
+                    Write::AddKey {
+                        account: Nick::new("dora").unwrap(),
+                        key: key(2),
+                    },
+                ],
+            })
+            .unwrap();
+    }
+    assert_eq!(loaded(d)[0].keys.len(), 2);
+    let (code, _, _) = account(d, &["passwd", "dora"], Some(NEW_PASSWORD)).await;
+    assert_eq!(code, 0);
+    let got = loaded(d);
+    assert!(got[0].keys.is_empty());
+    assert!(verifies(&got[0], NEW_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_added_while_the_server_runs_signs_in_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let no_ephemeral = [("NATTER_EPHEMERAL", "false")];
+    let (mut server, _log, _) = spawn_server(&server_args, &no_ephemeral).await;
+    // The server holds the store; the tool writes beside it all the same.
+    let (code, _, err) = account(dir.path(), &["add", "erin"], Some(PASSWORD)).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = account(dir.path(), &["list"], None).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("erin\t"), "{out}");
+    assert!(sigterm(&mut server).await.success());
+
+    let (_server, _log, addr) = spawn_server(&server_args, &no_ephemeral).await;
+    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    c.send(&format!("/login erin {PASSWORD}")).await;
+    c.expect_has("you are signed in as erin").await;
+}

@@ -1,0 +1,330 @@
+//! Accounts in the store: applying the account writes (`Account`, `DropAccount`,
+//! `AccountRooms`, `ReadMarker`, `AddKey`, `RevokeKey`, `RevokeKeys`) inside a writer's
+//! transaction, loading every account back, and [`AccountStore`], the operator's door to them
+//! (`natter-server account …`), which works whether or not a server has the store open.
+//! Accounts are keyed by their folded name ([`Nick::folded`]).
+
+use super::codec::int;
+use super::schema;
+use super::write::{DirLock, token_hash};
+use crate::config::LOCK_FILE;
+use crate::{Batch, Config, OpenError, ReadError, WriteError};
+use natter_core::accounts::PasswordHash;
+use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount, Write};
+use natter_core::{Millis, Nick, RoomName, Seq};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Applies `write` inside the open transaction `tx` if it is an account write; `Ok(false)` if it
+/// is not one.
+pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> {
+    let sql = WriteError::from_sqlite;
+    match write {
+        Write::Account(rec) => upsert(tx, rec)?,
+        Write::DropAccount(name) => {
+            let name = name.folded();
+            for delete in [
+                "DELETE FROM accounts WHERE name = ?1",
+                "DELETE FROM account_rooms WHERE account = ?1",
+                "DELETE FROM read_markers WHERE account = ?1",
+                "DELETE FROM device_keys WHERE account = ?1",
+            ] {
+                tx.prepare_cached(delete)
+                    .and_then(|mut st| st.execute([&name]))
+                    .map_err(sql)?;
+            }
+        }
+        Write::AccountRooms { account, rooms } => {
+            let account = account.folded();
+            tx.prepare_cached("DELETE FROM account_rooms WHERE account = ?1")
+                .and_then(|mut st| st.execute([&account]))
+                .map_err(sql)?;
+            let mut st = tx
+                .prepare_cached("INSERT INTO account_rooms (account, pos, room) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .map_err(sql)?;
+            for (pos, room) in rooms.iter().enumerate() {
+                let pos = int("room position", pos as u64)?;
+                st.execute(params![account, pos, room.as_str()])
+                    .map_err(sql)?;
+            }
+        }
+        Write::ReadMarker { account, room, seq } => {
+            let seq = int("seq", seq.0)?;
+            tx.prepare_cached(
+                "INSERT INTO read_markers (account, room, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account, room) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )
+            .and_then(|mut st| st.execute(params![account.folded(), room.as_str(), seq]))
+            .map_err(sql)?;
+        }
+        Write::AddKey { account, key } => {
+            let created = int("time", key.created.0)?;
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO device_keys (id, account, hash, created) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        key_id(key.id),
+                        account.folded(),
+                        &key.hash.0[..],
+                        created
+                    ])
+                });
+            match added {
+                Ok(_) => {}
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    return Err(WriteError::Storage(format!(
+                        "device key {} is stored already",
+                        key.id
+                    )));
+                }
+                Err(e) => return Err(sql(e)),
+            }
+        }
+        Write::RevokeKey { id } => {
+            tx.prepare_cached("DELETE FROM device_keys WHERE id = ?1")
+                .and_then(|mut st| st.execute([key_id(*id)]))
+                .map_err(sql)?;
+        }
+        Write::RevokeKeys { account } => {
+            tx.prepare_cached("DELETE FROM device_keys WHERE account = ?1")
+                .and_then(|mut st| st.execute([account.folded()]))
+                .map_err(sql)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Creates the account, or replaces its password hash (its display name and creation time stay).
+fn upsert(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError> {
+    let created = int("time", rec.created.0)?;
+    tx.prepare_cached(
+        "INSERT INTO accounts (name, display, hash, created) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            rec.name.folded(),
+            rec.name.as_str(),
+            rec.hash.0,
+            created
+        ])
+    })
+    .map(|_| ())
+    .map_err(WriteError::from_sqlite)
+}
+
+/// A device key's id as stored: all 64 bits, as SQLite's signed integer.
+fn key_id(id: u64) -> i64 {
+    i64::from_ne_bytes(id.to_ne_bytes())
+}
+
+fn corrupt(detail: impl Into<String>) -> ReadError {
+    ReadError::Corrupt(detail.into())
+}
+
+fn unsigned(what: &str, v: i64) -> Result<u64, ReadError> {
+    u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
+}
+
+/// Every account with its rooms, read markers and keys, by folded name. Rows of other tables
+/// that name no account (only a hand edit makes them) are left out.
+pub(super) fn load(conn: &Connection) -> Result<Vec<LoadedAccount>, ReadError> {
+    let sql = ReadError::from_sqlite;
+    let mut accounts = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut st = conn
+        .prepare("SELECT name, display, hash, created FROM accounts ORDER BY name")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(sql)?;
+    for row in rows {
+        let (folded, display, hash, created) = row.map_err(sql)?;
+        let name = Nick::new(&display).map_err(|e| corrupt(format!("account {display}: {e}")))?;
+        if name.folded() != folded {
+            return Err(corrupt(format!("account {display} is filed as {folded}")));
+        }
+        index.insert(folded, accounts.len());
+        accounts.push(LoadedAccount {
+            record: AccountRecord {
+                name,
+                hash: PasswordHash(hash),
+                created: Millis(unsigned("time", created)?),
+            },
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+        });
+    }
+
+    let mut st = conn
+        .prepare("SELECT account, room FROM account_rooms ORDER BY account, pos")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sql)?;
+    for row in rows {
+        let (account, room) = row.map_err(sql)?;
+        if let Some(&i) = index.get(&account) {
+            let room = RoomName::try_from(room)
+                .map_err(|e| corrupt(format!("a room of account {account}: {e}")))?;
+            accounts[i].rooms.push(room);
+        }
+    }
+
+    let mut st = conn
+        .prepare("SELECT account, room, seq FROM read_markers ORDER BY account, room")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    for row in rows {
+        let (account, room, seq) = row.map_err(sql)?;
+        if let Some(&i) = index.get(&account) {
+            let room = RoomName::try_from(room)
+                .map_err(|e| corrupt(format!("a read marker of account {account}: {e}")))?;
+            accounts[i].read.push((room, Seq(unsigned("seq", seq)?)));
+        }
+    }
+
+    let mut st = conn
+        .prepare("SELECT account, id, hash, created FROM device_keys ORDER BY account, created, id")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(sql)?;
+    for row in rows {
+        let (account, id, hash, created) = row.map_err(sql)?;
+        if let Some(&i) = index.get(&account) {
+            let hash = token_hash(&hash)
+                .ok_or_else(|| corrupt(format!("a device key hash of account {account}")))?;
+            accounts[i].keys.push(KeyRecord {
+                id: u64::from_ne_bytes(id.to_ne_bytes()),
+                hash,
+                created: Millis(unsigned("time", created)?),
+            });
+        }
+    }
+    Ok(accounts)
+}
+
+/// The operator's door to a store's accounts: what `natter-server account add|remove|list|passwd`
+/// uses. It opens the store whether or not a server is running on it: SQLite orders its writes
+/// against the server's (each waits up to five seconds for the other's transaction), and it
+/// applies account writes only, which touch no table the server's writer caches. A running
+/// server learns of them when it reloads its accounts.
+///
+/// With no server running it creates and upgrades the store like [`crate::SqliteStore::open`]
+/// (holding the directory's lock while it does); with one running it refuses a store whose
+/// schema is not this build's, rather than upgrade it under the server.
+pub struct AccountStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl AccountStore {
+    /// Opens the store in `config.dir` for account writes.
+    pub fn open(config: &Config) -> Result<AccountStore, OpenError> {
+        let dir = &config.dir;
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = config.db_path();
+        let conn = match DirLock::take(&dir.join(LOCK_FILE)) {
+            // Nobody else has it: open it as a server would (creating or upgrading it), then
+            // let the lock go so a server can start while this runs.
+            Ok(_lock) => schema::open_writer(&path)?,
+            Err(OpenError::Locked { .. }) => schema::open_beside(&path)?,
+            Err(e) => return Err(e),
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| schema::open_error(&path, e))?;
+        Ok(AccountStore { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every account, with its rooms, read markers and device keys.
+    pub fn accounts(&mut self) -> Result<Vec<LoadedAccount>, ReadError> {
+        let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
+        load(&tx)
+    }
+
+    /// The newest `limit` lines of the moderation audit log (of `room` only, if given),
+    /// oldest first.
+    pub fn audit(
+        &mut self,
+        room: Option<&natter_core::RoomName>,
+        limit: usize,
+    ) -> Result<Vec<natter_core::persist::AuditRecord>, ReadError> {
+        super::policies::audit(&self.conn, room, limit)
+    }
+
+    /// The account named `name` (in any case), if there is one.
+    pub fn account(&mut self, name: &Nick) -> Result<Option<AccountRecord>, ReadError> {
+        let found: Option<(String, String, i64)> = self
+            .conn
+            .query_row(
+                "SELECT display, hash, created FROM accounts WHERE name = ?1",
+                [name.folded()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(ReadError::from_sqlite)?;
+        found
+            .map(|(display, hash, created)| {
+                Ok(AccountRecord {
+                    name: Nick::new(&display)
+                        .map_err(|e| corrupt(format!("account {display}: {e}")))?,
+                    hash: PasswordHash(hash),
+                    created: Millis(unsigned("time", created)?),
+                })
+            })
+            .transpose()
+    }
+
+    /// Stores `batch`, which may hold account writes only, in one transaction: all of it, or
+    /// (on error) nothing.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), WriteError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(WriteError::from_sqlite)?;
+        for write in &batch.writes {
+            if !apply(&tx, write)? {
+                return Err(WriteError::Storage(format!(
+                    "not an account write: {write:?}"
+                )));
+            }
+        }
+        tx.commit().map_err(WriteError::from_sqlite)
+    }
+}
