@@ -12,6 +12,7 @@ use bytes::Bytes;
 use natter_core::ConnId;
 use natter_core::accounts::{Work, WorkDone};
 use natter_core::hub::{Change, Config, Door, Hub, HubEvent, ReconfigError};
+use natter_core::persist::LoadedAccount;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
@@ -45,6 +46,11 @@ pub(crate) enum Input {
     Closed { conn: ConnId },
     /// The server is shutting down.
     Shutdown,
+    /// Read the accounts from the store again (the operator changed them with
+    /// `natter-server account`): how many there are now, or why not.
+    ReloadAccounts {
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
     /// A new hub configuration (a reloaded config file): what changed, or why it was refused.
     Reconfigure {
         config: Box<Config>,
@@ -101,6 +107,29 @@ struct HubTask {
     store: Option<StoreSide>,
     /// Password hashing off the hub's thread.
     work: Worker,
+    /// An accounts reload asked for: who waits, and the store read once it has started.
+    accounts: Option<AccountsReload>,
+}
+
+/// An accounts reload under way. The read starts once every write the hub handed out is
+/// durable, and input (and finished password work) waits meanwhile, so the accounts read are
+/// exactly the hub's plus what the operator changed: nothing registered or changed through the
+/// hub can be missing from them and so be forgotten or reverted.
+struct AccountsReload {
+    reply: oneshot::Sender<Result<usize, String>>,
+    read: Option<
+        natter_store::StoreFuture<'static, Result<Vec<LoadedAccount>, natter_store::ReadError>>,
+    >,
+}
+
+/// The accounts read's outcome; never, while no read runs.
+async fn accounts_read(
+    reload: &mut Option<AccountsReload>,
+) -> Result<Vec<LoadedAccount>, natter_store::ReadError> {
+    match reload.as_mut().and_then(|r| r.read.as_mut()) {
+        Some(read) => read.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the hub's slow work (password hashes) on blocking threads, a few at a time, and hands
@@ -165,6 +194,7 @@ pub(crate) async fn run(
         shutting_down: false,
         store,
         work: Worker::new(),
+        accounts: None,
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -177,7 +207,9 @@ pub(crate) async fn run(
         let mut busy: Option<(Duration, std::time::Instant)> = None;
         let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
-        let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up());
+        // So does it while an accounts reload waits for the store (see `AccountsReload`).
+        let taking_input =
+            task.store.as_ref().is_none_or(|s| !s.backed_up()) && task.accounts.is_none();
         tokio::select! {
             ev = store_next(&mut task.store) => {
                 let now = task.clock.now();
@@ -207,7 +239,19 @@ pub(crate) async fn run(
                     }
                 }
             }
-            Some(done) = task.work.done_rx.recv() => {
+            loaded = accounts_read(&mut task.accounts) => {
+                if let Some(r) = task.accounts.take() {
+                    let answer = match loaded {
+                        Ok(accounts) => {
+                            task.hub.load_accounts(accounts);
+                            Ok(task.hub.account_count())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = r.reply.send(answer);
+                }
+            }
+            Some(done) = task.work.done_rx.recv(), if task.accounts.is_none() => {
                 task.hub.handle_work(done, task.clock.now());
             }
             () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
@@ -221,6 +265,7 @@ pub(crate) async fn run(
             () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
         }
         task.drain();
+        task.start_accounts_read();
         if let Some(m) = &metrics {
             if let Some((first, rest)) = busy {
                 m.batch_time.observe(first + rest.elapsed());
@@ -303,6 +348,16 @@ impl HubTask {
                     info!(%conn, peer = %c.peer, "disconnected");
                 }
             }
+            Input::ReloadAccounts { reply } => match &self.store {
+                None => {
+                    let _ = reply.send(Err("no store: accounts live in memory only".into()));
+                }
+                // A second request while one runs is answered by the one that runs.
+                Some(_) if self.accounts.is_some() => {
+                    let _ = reply.send(Err("an accounts reload is already under way".into()));
+                }
+                Some(_) => self.accounts = Some(AccountsReload { reply, read: None }),
+            },
             Input::Reconfigure { config, reply } => {
                 let _ = reply.send(self.hub.reconfigure(*config));
             }
@@ -316,6 +371,16 @@ impl HubTask {
                     self.hub.shutdown(now);
                 }
             }
+        }
+    }
+
+    /// Starts the accounts read of a reload asked for, once every write handed out is durable.
+    fn start_accounts_read(&mut self) {
+        let (Some(r), Some(store)) = (&mut self.accounts, &self.store) else {
+            return;
+        };
+        if r.read.is_none() && store.queue_depth() == 0 {
+            r.read = Some(store.load_accounts());
         }
     }
 

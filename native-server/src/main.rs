@@ -290,6 +290,14 @@ async fn main() -> anyhow::Result<()> {
 async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     info!("SIGHUP received: reloading");
     reload_config(server, args, running).await;
+    if running.store.is_some() {
+        match server.reload_accounts().await {
+            Ok(n) => info!(accounts = n, "accounts reloaded from the store"),
+            Err(e) => {
+                error!(error = %e, "accounts reload failed; the accounts loaded before are kept")
+            }
+        }
+    }
 }
 
 /// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to

@@ -62,6 +62,9 @@ pub enum ReloadError {
     /// The hub refused it (an invalid value, or one only a restart may change).
     #[error(transparent)]
     Refused(#[from] ReconfigError),
+    /// The accounts could not be read again (no store, or the store failed to read).
+    #[error("accounts not reloaded: {0}")]
+    Accounts(String),
     /// The hub task is gone (the server is stopping).
     #[error("the server is stopping")]
     Stopping,
@@ -212,6 +215,22 @@ impl Server {
             self.permits.forget_permits(old - new);
         }
         Ok(changes)
+    }
+
+    /// Reads the accounts from the store again (see [`Hub::load_accounts`]): new ones are added,
+    /// changed passwords replaced, removed ones forgotten. New input waits until every write
+    /// the hub handed out is durable and the read is done (milliseconds). Returns how many
+    /// accounts there are now.
+    pub async fn reload_accounts(&self) -> Result<usize, ReloadError> {
+        let (reply, answer) = oneshot::channel();
+        self.hub_tx
+            .send(Input::ReloadAccounts { reply })
+            .await
+            .map_err(|_| ReloadError::Stopping)?;
+        answer
+            .await
+            .map_err(|_| ReloadError::Stopping)?
+            .map_err(ReloadError::Accounts)
     }
 
     /// Stops accepting, tells every client the server is going away, waits up to

@@ -84,8 +84,6 @@ impl StoreSide {
     /// what `natter-server account …` wrote since the server started: for reloading accounts on
     /// SIGHUP. The future borrows nothing, so it can be spawned or selected on beside the
     /// store's events; it reads on the store's reader threads, never on the hub's.
-    // Until the hub task's SIGHUP reload calls it.
-    #[allow(dead_code)]
     pub(crate) fn load_accounts(
         &self,
     ) -> StoreFuture<'static, Result<Vec<LoadedAccount>, ReadError>> {

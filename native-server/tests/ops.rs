@@ -226,12 +226,19 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
 async fn spawn_json(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
         .args(args)
-        .args(["--log-format", "json", "--ephemeral"])
+        .args(["--log-format", "json"])
+        .args(if args.contains(&"--data-dir") {
+            &[][..]
+        } else {
+            &["--ephemeral"][..]
+        })
         .env("RUST_LOG", "info")
         .env_remove("NATTER_LISTEN")
         .env_remove("NATTER_CONFIG")
         .env_remove("NATTER_METRICS_LISTEN")
         .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -433,6 +440,80 @@ async fn sighup_reloads_limits_for_new_connections_and_refuses_a_bad_file() {
         ),
         Some(3.0)
     );
+
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// `natter-server account ARGS` on the store in `dir` (the password in NATTER_PASSWORD): whether
+/// it succeeded.
+async fn account_tool(dir: &Path, args: &[&str], password: &str) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .env("NATTER_PASSWORD", password)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the account tool finished")
+        .expect("run the account tool");
+    out.status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (mut child, mut log, addr, _m) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ])
+    .await;
+    // dora registers through the server; erin is added by the operator beside it.
+    let (mut dora, _) = TextClient::welcomed(addr, "dora").await;
+    dora.send("/nick dora").await;
+    dora.expect_has("you are now known as dora").await;
+    dora.send("/register a long passphrase").await;
+    dora.expect_has("you are signed in as dora").await;
+    assert!(account_tool(dir.path(), &["add", "erin"], "erin's own passphrase").await);
+    let (mut e, _) = TextClient::welcomed(addr, "e").await;
+    e.send("/login erin erin's own passphrase").await;
+    e.expect_has("wrong account name or password").await;
+
+    signal(&child, "-HUP");
+    let done = log.until("accounts reloaded from the store").await;
+    assert_eq!(done["accounts"], 2, "{done:?}");
+    e.send("/login erin erin's own passphrase").await;
+    e.expect_has("you are signed in as erin").await;
+    let (mut d2, _) = TextClient::welcomed(addr, "d2").await;
+    d2.send("/login dora a long passphrase").await;
+    d2.expect_has("you are signed in as dora").await;
+
+    // Removed by the operator: no more sign-ins once reloaded.
+    assert!(account_tool(dir.path(), &["remove", "erin"], "").await);
+    signal(&child, "-HUP");
+    let done = log.until("accounts reloaded from the store").await;
+    assert_eq!(done["accounts"], 1, "{done:?}");
+    let (mut e2, _) = TextClient::welcomed(addr, "e2").await;
+    e2.send("/login erin erin's own passphrase").await;
+    e2.expect_has("wrong account name or password").await;
+    dora.send("still talking").await;
+    d2.expect_has("still talking").await;
 
     signal(&child, "-TERM");
     let status = timeout(Duration::from_secs(10), child.wait())
