@@ -33,4 +33,4 @@ pub mod types;
 pub mod wire;
 
 pub use time::Millis;
-pub use types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+pub use types::{ConnId, DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};

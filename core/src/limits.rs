@@ -282,6 +282,11 @@ pub const PENDING_LOOK_AFTER: Millis = Millis(1_000);
 
 // ---- the durable store (natter-store) ----
 
+/// A room's read marker is told to the server at most once per this while the person reads
+/// along (and at once when they leave the room): a busy room would otherwise cost a message
+/// per line shown, on every device of the account.
+pub const READ_DEBOUNCE: Millis = Millis(1_000);
+
 /// Words of a search that count; the rest of a longer query is ignored. Every word is one more
 /// index lookup to intersect, and nobody finds a chat line by its 33rd word.
 pub const SEARCH_MAX_WORDS: usize = 32;

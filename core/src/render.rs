@@ -204,6 +204,7 @@ pub fn error_words(about: &About, text: &str) -> String {
         About::Nick(nick) => format!("could not change your nick to {nick}: {text}"),
         About::Older(room) => format!("could not load older lines of {room}: {text}"),
         About::Search => format!("search failed: {text}"),
+        About::Account => format!("account: {text}"),
         About::Session | About::Input | About::Message(_) | About::Room(_) => text.to_owned(),
     }
 }
@@ -334,6 +335,9 @@ pub fn password_changed_words() -> &'static str {
 pub fn signed_in_words(account: &Nick) -> String {
     format!("you are signed in as {account}")
 }
+
+/// Words for a sign-out.
+pub const SIGNED_OUT: &str = "you signed out; you are a guest now";
 
 /// What a person sees for a server message, if anything (acks, pings and the like are for
 /// programs): the lines a text-mode (`nc`) user receives. Lines without their `\r\n`.
@@ -471,6 +475,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         Event::Nick(nick) => vec![notice(nick_words(nick))],
         Event::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
+        Event::SignedOut => vec![notice(SIGNED_OUT.into())],
         Event::ReadUpTo { .. } => Vec::new(),
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))

@@ -7,6 +7,7 @@
 //! nick = "alice"
 //! rooms = ["#lobby", "#rust"]
 //! bell = false   # no terminal bell on mentions and direct messages
+//! password_file = "~/.config/natter/password"   # for --login without a prompt
 //! ```
 
 use crate::driver::ServerAddr;
@@ -38,6 +39,9 @@ pub struct FileConfig {
     pub rooms: Option<Vec<String>>,
     /// Ring the terminal bell on a mention or a direct message (default true).
     pub bell: Option<bool>,
+    /// `--login`: read the password from this file (its first line) instead of asking. A
+    /// leading `~/` is the home directory.
+    pub password_file: Option<PathBuf>,
 }
 
 /// Why settings could not be read.
@@ -101,6 +105,14 @@ pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
 /// Parses config file text.
 pub fn parse(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+}
+
+/// `path` with a leading `~/` made the home directory's.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_owned(),
+    }
 }
 
 /// A nick made from a user name: invalid characters dropped, a leading non-letter skipped, cut
@@ -217,6 +229,8 @@ mod tests {
         assert_eq!(c.server.as_deref(), Some("h:1"));
         assert_eq!(c.nick.as_deref(), Some("n"));
         assert_eq!(c.rooms, Some(vec!["#a".to_owned()]));
+        let c = parse("password_file = \"/run/pw\"").unwrap();
+        assert_eq!(c.password_file, Some(PathBuf::from("/run/pw")));
         assert_eq!(parse("").unwrap(), FileConfig::default());
         assert!(parse("colour = 1").unwrap_err().contains("colour"));
         assert!(parse("nick = ").is_err());

@@ -106,6 +106,13 @@ pub enum Command {
         /// Below this seq.
         before: Seq,
     },
+    /// The account has read `room` up to `seq` (the TUI's chat model says when).
+    Read {
+        /// The room.
+        room: RoomName,
+        /// The newest seq read.
+        seq: Seq,
+    },
     /// Leave: `/quit`, then stop once it is written (or after the quit timeout).
     Quit,
 }
@@ -302,6 +309,7 @@ pub async fn run(
                     Some(Command::Older { room, before }) => {
                         session.older(room, before, SCROLLBACK_PAGE, now);
                     }
+                    Some(Command::Read { room, seq }) => session.read(room, seq, now),
                     Some(Command::Quit) => {
                         if !matches!(ending, Some(Ending::Quitting(_))) {
                             ending = Some(start_quit(&mut session, &config));

@@ -6,11 +6,13 @@ mod clock;
 mod config;
 mod driver;
 mod line;
+mod login;
 mod tui;
 
 use anyhow::Context;
 use clap::Parser;
 use natter_core::session::{Session, SessionConfig, Transport};
+use natter_core::wire::Proof;
 use natter_core::{Nick, RoomName};
 use std::hash::{BuildHasher, Hasher};
 use std::io::IsTerminal;
@@ -33,7 +35,13 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
 At the end of input it waits until the server has acknowledged every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10). Example: echo hi | natter --nick bot
 
-Config file: ~/.config/natter/config.toml (or --config) with server, nick, rooms and bell.";
+--login signs in to the account named by the nick (--nick or the config file). The password
+comes from the environment variable NATTER_PASSWORD, else the file named by password_file in the
+config file, else it is asked for on the terminal without echo; it is never a flag. It is kept
+in memory only, to sign in again after a server restart.
+
+Config file: ~/.config/natter/config.toml (or --config) with server, nick, rooms, bell and
+password_file.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -51,6 +59,10 @@ struct Args {
     /// Write logs to FILE (level from RUST_LOG, default info).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Sign in to the account named by the nick (password: NATTER_PASSWORD, the config file's
+    /// password_file, or asked on the terminal).
+    #[arg(long)]
+    login: bool,
     /// Use line mode even on a terminal.
     #[arg(long)]
     lines: bool,
@@ -114,7 +126,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     rooms.dedup();
 
-    let session = Session::new(
+    // Asked before the screen is taken over, so the prompt is readable.
+    let password = if args.login {
+        let env = std::env::var(login::PASSWORD_ENV).ok();
+        let file = file.password_file.as_deref().map(config::expand_home);
+        Some(login::password(nick.as_str(), env, file.as_deref())?)
+    } else {
+        None
+    };
+    let account = nick.clone();
+    let mut session = Session::new(
         SessionConfig {
             nick,
             rooms,
@@ -123,6 +144,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         clock::now(),
     );
+    if let Some(password) = password {
+        // Sent right after the welcome, before the rooms are asked for.
+        session.sign_in(account, Proof::Password(password), false, clock::now());
+        // A refused password ends the client: a script must not talk under a guest's nick.
+        session.require_sign_in();
+    }
     let mut driver_config = driver::DriverConfig::new(server);
     driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
 

@@ -62,6 +62,9 @@ impl Tmux {
             "-y",
             "24",
             "env",
+            // Whatever runs the tests: --login asks on the terminal here.
+            "-u",
+            "NATTER_PASSWORD",
             &config_home,
             "sh",
             "-c",
@@ -503,5 +506,33 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
     drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_we_are() {
+    let (server, addr) = server().await;
+    let mut reg = Client::start("tuia", addr, &[]);
+    reg.expect("-- connected as tuia").await;
+    reg.send("/register hidden passphrase").await;
+    reg.expect("-- you are signed in as tuia").await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+
+    let addr = addr.to_string();
+    let tmux = Tmux::new("login");
+    tmux.start_with("tuia", &addr, &["--login"]);
+    tmux.wait_for("tuia", "password for tuia:").await;
+    tmux.run(&["send-keys", "-t", "tuia", "-l", "hidden passphrase"]);
+    // Typed, not yet sent: nothing of it on the screen.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!tmux.screen("tuia").contains("hidden"), "echoed");
+    tmux.keys("tuia", "Enter");
+    let screen = tmux
+        .wait_for("tuia", "[Connected] tuia · signed in as tuia")
+        .await;
+    assert!(!screen.contains("hidden"), "{screen}");
+    tmux.type_line("tuia", "/quit");
+    tmux.wait_for("tuia", "natter exited with 0").await;
     server.shutdown().await.expect("server shuts down");
 }

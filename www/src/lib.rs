@@ -13,7 +13,15 @@
 //! 3. drain `poll_change()` and update the DOM for each change; `poll_alert()` for
 //!    notifications;
 //! 4. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
-//! 5. after any input (`handle_*`, `open`, `set_attention`, `load_older`, `search`), go to 1.
+//! 5. after any input (`handle_*`, `open`, `set_attention`, `load_older`, `search`,
+//!    `sign_in`, `register`, `sign_out`), go to 1.
+//!
+//! Accounts: `sign_in(account, password, remember)` or `sign_in_with_key(account, key)` (a key
+//! kept from an earlier remembered sign-in), `register(password, remember)` (the nick asked
+//! for), `sign_out()`. `account()` is who we are signed in as; `device_key()` is the key to keep
+//! (hex) while the session holds one: the page mirrors it in `localStorage`, never the
+//! password. A signed-in model's counts come from the account's read markers, and what the page
+//! shows goes back to the server from here (`Read`), debounced by the model.
 #![warn(missing_docs)]
 
 use natter_core::Millis;
@@ -24,7 +32,8 @@ use natter_core::chat::{
 use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::render;
 use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
-use natter_core::types::{Nick, RoomName, Text};
+use natter_core::types::{DeviceKey, Nick, Password, RoomName, Text};
+use natter_core::wire::Proof;
 use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
@@ -66,6 +75,8 @@ pub struct Client {
     session: Session,
     chat: Chat,
     actions: VecDeque<Action>,
+    /// The latest time passed in, for calls that pass none (`open`, `set_attention`).
+    now: Millis,
 }
 
 #[wasm_bindgen]
@@ -86,6 +97,7 @@ impl Client {
             session: Session::new(config, millis(now)),
             chat: Chat::new(nick),
             actions: VecDeque::new(),
+            now: millis(now),
         };
         client.pump(millis(now));
         Ok(client)
@@ -136,7 +148,84 @@ impl Client {
 
     /// Opens the conversation with this key (`#room`, `@nick`). False if there is none.
     pub fn open(&mut self, key: &str) -> bool {
-        ConvId::from_key(key).is_some_and(|id| self.chat.open(&id))
+        let opened = ConvId::from_key(key).is_some_and(|id| self.chat.open(&id));
+        // Leaving a room tells the account what was read there.
+        self.pump(self.now);
+        opened
+    }
+
+    /// Signs in to `account` with `password`; `remember` asks for a device key to keep (see
+    /// `device_key`). Returns why not, in words, when the account or password cannot be
+    /// sent; the answer comes as a `me` change (`account()`). Refused, the session ends
+    /// (`conn().fatal` says why) rather than going on as a guest.
+    pub fn sign_in(
+        &mut self,
+        account: &str,
+        password: &str,
+        remember: bool,
+        now: f64,
+    ) -> Option<String> {
+        let account = match Nick::new(account.trim()) {
+            Ok(a) => a,
+            Err(e) => return Some(e.to_string()),
+        };
+        if password.is_empty() {
+            return Some("type your password".into());
+        }
+        let proof = Proof::Password(Password(password.to_owned()));
+        self.session.sign_in(account, proof, remember, millis(now));
+        // Asked for in the dialog: refused, the session ends and says why (not a guest then).
+        self.session.require_sign_in();
+        self.pump(millis(now));
+        None
+    }
+
+    /// Signs in to `account` with a device key kept from an earlier remembered sign-in (hex,
+    /// as `device_key` gave it). Returns why not when it is not one.
+    pub fn sign_in_with_key(&mut self, account: &str, key: &str, now: f64) -> Option<String> {
+        let account = match Nick::new(account.trim()) {
+            Ok(a) => a,
+            Err(e) => return Some(e.to_string()),
+        };
+        let Some(key) = key_from_hex(key) else {
+            return Some("the kept sign-in key is damaged".into());
+        };
+        self.session
+            .sign_in(account, Proof::Key(key), false, millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// Registers the nick asked for as an account with `password`, and signs in. Returns why
+    /// not, in words, when the password is not one the server takes; refused by the server,
+    /// the session ends (`conn().fatal` says why).
+    pub fn register(&mut self, password: &str, remember: bool, now: f64) -> Option<String> {
+        if let Some(why) = password_error(password) {
+            return Some(why);
+        }
+        self.session
+            .register(Password(password.to_owned()), remember, millis(now));
+        self.session.require_sign_in();
+        self.pump(millis(now));
+        None
+    }
+
+    /// Signs out on this device: the server revokes its key and closes the connection, and
+    /// the session comes back as a guest. `device_key()` is `undefined` from now on.
+    pub fn sign_out(&mut self, now: f64) {
+        self.session.sign_out(millis(now));
+        self.pump(millis(now));
+    }
+
+    /// The account we are signed in to, or `undefined` for a guest.
+    pub fn account(&self) -> Option<String> {
+        self.chat.account().map(ToString::to_string)
+    }
+
+    /// The device key the session holds (hex), to keep across reloads; `undefined` when it
+    /// holds none (not remembered, refused, signed out): forget any kept one then.
+    pub fn device_key(&self) -> Option<String> {
+        self.session.device_key().map(key_to_hex)
     }
 
     /// Opens (starting it if needed) the direct conversation with `nick`; returns its key, or
@@ -198,6 +287,7 @@ impl Client {
     /// open conversation counts as unread too.
     pub fn set_attention(&mut self, looking: bool) {
         self.chat.set_attention(looking);
+        self.pump(self.now);
     }
 
     /// The next thing to do with the WebSocket: `"connect"`, `"close"`, or `undefined`.
@@ -304,8 +394,11 @@ impl Client {
 }
 
 impl Client {
-    /// Moves the session's events into the model (and the WebSocket instructions to the page).
+    /// Moves the session's events into the model (and the WebSocket instructions to the page),
+    /// and the model's read markers to the session.
     fn pump(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        let now = self.now;
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Connect => self.actions.push_back(Action::Connect),
@@ -313,7 +406,38 @@ impl Client {
                 ev => self.chat.handle_event(&ev, now),
             }
         }
+        while let Some((room, seq)) = self.chat.poll_read(now) {
+            self.session.read(room, seq, now);
+        }
     }
+}
+
+/// A device key as the page keeps it: 64 hex digits.
+fn key_to_hex(key: &DeviceKey) -> String {
+    key.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A kept device key read back; `None` if it is not 64 hex digits.
+fn key_from_hex(hex: &str) -> Option<DeviceKey> {
+    let hex = hex.trim().as_bytes();
+    let mut key = [0u8; 32];
+    if hex.len() != key.len() * 2 {
+        return None;
+    }
+    for (byte, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(DeviceKey(key))
+}
+
+/// Why `password` cannot be an account's password, in words, or `undefined` if it can (the
+/// register form checks with the server's own rule before sending).
+#[wasm_bindgen]
+pub fn password_error(password: &str) -> Option<String> {
+    natter_core::accounts::check_password(&Password(password.to_owned()))
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with

@@ -271,3 +271,21 @@ fn a_search_has_the_shape_the_panel_reads() {
         json!("[#lobby 2023-11-14 22:13] <bob> nine, webby")
     );
 }
+
+#[test]
+fn device_keys_round_trip_as_hex_and_damage_is_refused() {
+    let key = DeviceKey(core::array::from_fn(|i| i as u8 * 7));
+    let hex = key_to_hex(&key);
+    assert_eq!(hex.len(), 64);
+    assert!(hex.starts_with("00070e15"), "{hex}");
+    assert_eq!(key_from_hex(&hex), Some(key));
+    assert_eq!(key_from_hex(&hex[..62]), None);
+    assert_eq!(key_from_hex(&format!("{}zz", &hex[..62])), None);
+    assert_eq!(key_from_hex(&"é".repeat(32)), None);
+}
+
+#[test]
+fn the_register_form_checks_passwords_by_the_servers_rule() {
+    assert!(password_error("short").unwrap().contains("at least 8"));
+    assert_eq!(password_error("correct horse"), None);
+}

@@ -10,12 +10,14 @@
 // with what was being read kept in place. Every piece of text is put in the DOM as text, never
 // as HTML.
 
-import init, { Client, nick_error } from "./natter_web.js";
+import init, { Client, nick_error, password_error } from "./natter_web.js";
 
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
 const MAX_NOTES = 100; // notifications remembered for the tests
 const MAX_TOPS = 100; // what the tops of logs said, remembered for the tests
 const NEAR_TOP = 48; // pixels from the top of a log at which older lines are asked for
+// Where "remember me" keeps the account and its device key (never the password).
+const KEPT_SIGN_IN = "natter.signin";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -39,6 +41,10 @@ const ui = {
   nickForm: $("nick-form"),
   nickInput: $("nick-input"),
   nickError: $("nick-error"),
+  passwordInput: $("password-input"),
+  rememberInput: $("remember-input"),
+  meAccount: $("me-account"),
+  signOut: $("sign-out"),
   scrim: $("scrim"),
   searchForm: $("search-form"),
   searchInput: $("search-input"),
@@ -487,7 +493,12 @@ function renderConn() {
       break;
     case "closed":
       ui.status.textContent = "disconnected";
-      showBanner(conn.fatal ? `The server ended this session: ${conn.fatal}` : "You have left the chat.", true);
+      showBanner(
+        conn.fatal?.startsWith("could not ")
+          ? `You ${conn.fatal}.` // a refused sign-in or registration
+          : conn.fatal ? `The server ended this session: ${conn.fatal}` : "You have left the chat.",
+        true,
+      );
       break;
   }
 }
@@ -519,6 +530,7 @@ function renderAll() {
   logs.clear();
   shown = null;
   ui.meNick.textContent = client.me();
+  renderAccount();
   renderList();
   syncLogs();
   showCurrent();
@@ -546,6 +558,7 @@ function applyChanges() {
         break;
       case "me":
         ui.meNick.textContent = client.me();
+        renderAccount();
         break;
       case "list":
         renderList();
@@ -656,6 +669,61 @@ function notifyAlerts() {
   }
 }
 
+// --- the account ---------------------------------------------------------------------------------
+
+// Who we are signed in as, and the Sign out control.
+function renderAccount() {
+  const account = client.account();
+  ui.meAccount.hidden = ui.signOut.hidden = account === undefined;
+  const same = account?.toLowerCase() === client.me().toLowerCase();
+  ui.meAccount.textContent =
+    account === undefined ? "" : same ? " · signed in" : ` · signed in as ${account}`;
+}
+
+function keptSignIn() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(KEPT_SIGN_IN) ?? "null");
+    if (typeof kept?.account === "string" && typeof kept?.key === "string") return kept;
+  } catch {
+    // storage disabled, or not ours: nothing kept
+  }
+  return null;
+}
+
+// localStorage holds the device key while the session does (remembered, not refused, not
+// signed out), and nothing otherwise.
+let keptKey = keptSignIn()?.key;
+let signingOut = false;
+function keepKey() {
+  const key = client.device_key();
+  const account = client.account();
+  if (key === keptKey || (key !== undefined && account === undefined)) return;
+  if (key === undefined && keptKey !== undefined && !signingOut) {
+    // The server refused the kept key (signed out elsewhere, or the password changed).
+    showBanner("Your remembered sign-in no longer works, so you are a guest now. " +
+      "Sign in again with /login nick password, or reload to use the form.", false);
+    const ok = el("button", "", "OK");
+    ok.type = "button";
+    ok.addEventListener("click", () => { ui.banner.hidden = true; });
+    ui.banner.append(ok);
+  }
+  try {
+    if (key === undefined) localStorage.removeItem(KEPT_SIGN_IN);
+    else localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
+  } catch {
+    // storage disabled: this browser just cannot remember
+  }
+  keptKey = key;
+  if (key === undefined) signingOut = false;
+}
+
+ui.signOut.addEventListener("click", () => {
+  if (!client) return;
+  signingOut = true;
+  client.sign_out(now());
+  pump();
+});
+
 // --- the driver loop ----------------------------------------------------------------------------
 
 function pump() {
@@ -680,6 +748,7 @@ function pump() {
   try {
     applyChanges();
     notifyAlerts();
+    keepKey();
   } catch (e) {
     console.error("natter: rendering failed", e);
     noteError(e);
@@ -866,11 +935,33 @@ function randomSeed() {
   return a[0] * 2 ** 21 + (a[1] >>> 11); // 53 random bits, exact in a double
 }
 
-function start(nick) {
+// Starts the client as `nick`: a guest, or signing in or registering (`how`) with `password`,
+// or signing in with a kept device key. False (and why shown) if it cannot.
+function start(nick, how = "guest", secret = "", remember = false) {
+  if (how === "sign-in" && !secret) {
+    ui.nickError.textContent = "type your password to sign in";
+    return false;
+  }
+  if (how === "register") {
+    const err = password_error(secret);
+    if (err) {
+      ui.nickError.textContent = err;
+      return false;
+    }
+  }
   try {
     client = new Client(nick, randomSeed(), now());
   } catch (e) {
     ui.nickError.textContent = String(e.message ?? e);
+    return false;
+  }
+  let err;
+  if (how === "sign-in") err = client.sign_in(nick, secret, remember, now());
+  else if (how === "register") err = client.register(secret, remember, now());
+  else if (how === "key") err = client.sign_in_with_key(nick, secret, now());
+  if (err) {
+    client = null;
+    ui.nickError.textContent = err;
     return false;
   }
   try {
@@ -887,6 +978,19 @@ function start(nick) {
 }
 
 function askNick() {
+  // Remembered: signed in with the kept device key, no questions asked.
+  const kept = keptSignIn();
+  if (kept && start(kept.account, "key", kept.key)) return;
+  if (kept) {
+    // Not usable (damaged): forget it, and ask.
+    try {
+      localStorage.removeItem(KEPT_SIGN_IN);
+    } catch {
+      // ignore
+    }
+    keptKey = undefined;
+    ui.nickError.textContent = "";
+  }
   const fromUrl = new URLSearchParams(location.search).get("nick");
   let remembered = "";
   try {
@@ -912,7 +1016,14 @@ function askNick() {
       ui.nickInput.focus();
       return;
     }
-    if (start(nick)) ui.nickDialog.close();
+    const password = ui.passwordInput.value;
+    // Enter in the form is the first button's ("Join"): with a password typed, it signs in.
+    let how = e.submitter?.value ?? "guest";
+    if (how === "guest" && password) how = "sign-in";
+    if (start(nick, how, password, ui.rememberInput.checked)) {
+      ui.passwordInput.value = "";
+      ui.nickDialog.close();
+    }
   });
   // Escape must not leave the page without a nick.
   ui.nickDialog.addEventListener("cancel", (e) => e.preventDefault());
@@ -949,6 +1060,8 @@ window.natterDebug = {
     return ws !== null;
   },
   state: () => (client ? client.conn().state : "connecting"),
+  account: () => client?.account() ?? null,
+  keptSignIn,
   lines: (key) =>
     [...(logs.get(key)?.log.querySelectorAll(".line") ?? [])].map((l) => l.textContent),
   tops,

@@ -434,7 +434,22 @@ struct Cli {
 
 impl Cli {
     async fn start(nick: &str, server: SocketAddr, config_home: &Path) -> Cli {
-        let mut child = tokio::process::Command::new(natter_bin().await)
+        Cli::start_with(nick, server, config_home, None).await
+    }
+
+    /// As [`Cli::start`], signed in with `--login` and `NATTER_PASSWORD` when `password` is
+    /// given.
+    async fn start_with(
+        nick: &str,
+        server: SocketAddr,
+        config_home: &Path,
+        password: Option<&str>,
+    ) -> Cli {
+        let mut cmd = tokio::process::Command::new(natter_bin().await);
+        if let Some(p) = password {
+            cmd.arg("--login").env("NATTER_PASSWORD", p);
+        }
+        let mut child = cmd
             .args(["--lines", "--nick", nick, &server.to_string()])
             .env("RUST_LOG", "warn")
             // No config file of whoever runs the tests may change the nick or rooms.
@@ -1426,5 +1441,362 @@ async fn scrollback_scenario(
 
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, json!([]), "script errors in the page");
+    bridge
+}
+
+// --- accounts ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_reload_signed_in_by_the_kept_key_then_sign_out() {
+    with_browser(natter_server::ServerConfig::local_test(), accounts_scenario).await;
+}
+
+async fn account_of(b: &Browser) -> Option<String> {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.account() : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_owned)
+}
+
+async fn kept_sign_in(b: &Browser) -> Json {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.keptSignIn() : null;",
+    )
+    .await
+}
+
+async fn dialog_open(b: &Browser) -> bool {
+    js(b, "return document.getElementById('nick-dialog').open;")
+        .await
+        .as_bool()
+        .unwrap_or(false)
+}
+
+async fn accounts_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    let page = format!("http://{}/", bridge.local_addr());
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the prompt to open",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+
+    // A password the server would refuse is refused in the dialog, by the server's rule.
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("rosa").await.expect("type a nick");
+    let password = b.find(Locator::Id("password-input")).await.expect("pw");
+    password.send_keys("short").await.expect("type a password");
+    b.find(Locator::Id("register"))
+        .await
+        .expect("the register button")
+        .click()
+        .await
+        .expect("click register");
+    let err = text_of(b, "#nick-error").await;
+    assert!(err.contains("at least 8"), "{err:?}");
+    assert!(dialog_open(b).await);
+    screenshot(b, "account-dialog.png").await;
+
+    // Register, remembered.
+    password.clear().await.expect("clear the password");
+    password
+        .send_keys("correct horse battery")
+        .await
+        .expect("type a password");
+    b.find(Locator::Id("remember-input"))
+        .await
+        .expect("remember me")
+        .click()
+        .await
+        .expect("tick remember me");
+    b.find(Locator::Id("register"))
+        .await
+        .expect("the register button")
+        .click()
+        .await
+        .expect("click register");
+    wait_for!(
+        "the page to be signed in as rosa",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    wait_for!(
+        "the device key to be kept",
+        STEP,
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    );
+    let kept = kept_sign_in(b).await;
+    assert_eq!(kept["account"], "rosa");
+    assert_eq!(kept["key"].as_str().map(str::len), Some(64), "{kept}");
+    let storage = js(b, "return JSON.stringify({...localStorage});").await;
+    assert!(
+        !storage
+            .as_str()
+            .unwrap_or_default()
+            .contains("correct horse"),
+        "the password is never kept: {storage}"
+    );
+    let me = text_of(b, ".me").await;
+    assert!(me.contains("you are rosa · signed in"), "{me:?}");
+    screenshot(b, "signed-in.png").await;
+
+    // Someone else cannot take the nick now.
+    let mut nc = TextUser::connect(server_addr, "netcat").await;
+    nc.say("/nick rosa").await;
+    wait_for!("the refusal", STEP, nc.out.has("registered"));
+
+    // Reloaded: signed in again with the kept key, without the dialog.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the page to sign in with the kept key",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    assert!(!dialog_open(b).await, "no nick dialog when remembered");
+    assert_eq!(text_of(b, "#me-nick").await, "rosa");
+    wait_for!(
+        "rosa in #lobby again",
+        STEP,
+        text_of(b, "#member-list")
+            .await
+            .contains("rosa")
+            .then_some(())
+    );
+    type_line(b, "back after a reload").await;
+    wait_for!(
+        "nc to hear rosa",
+        STEP,
+        nc.out.has("<rosa> back after a reload")
+    );
+
+    // The same account in the terminal client at once: each sees what the other says, and so
+    // does nc, from one rosa.
+    let config_home = TempDir::new("natter-cli-config");
+    let mut cli = Cli::start_with(
+        "rosa",
+        server_addr,
+        &config_home.0,
+        Some("correct horse battery"),
+    )
+    .await;
+    wait_for!(
+        "the CLI to sign in",
+        STEP,
+        cli.out.has("-- you are signed in as rosa")
+    );
+    cli.say("from rosa's terminal").await;
+    wait_for!(
+        "the terminal's line in the page",
+        STEP,
+        has_line(b, "#lobby", "rosa", "from rosa's terminal").await
+    );
+    wait_for!(
+        "the terminal's line on nc",
+        STEP,
+        nc.out.has("<rosa> from rosa's terminal")
+    );
+    type_line(b, "from rosa's browser").await;
+    wait_for!(
+        "the page's line in the terminal",
+        STEP,
+        cli.out.has("[#lobby] <rosa> from rosa's browser")
+    );
+    assert_eq!(
+        text_of(b, "#member-list").await.matches("rosa").count(),
+        1,
+        "one rosa, on two devices"
+    );
+
+    // Read markers: a second device of the account reads #side, and the first one's unread
+    // badge there clears.
+    type_line(b, "/join #side").await;
+    wait_for!(
+        "#side listed",
+        STEP,
+        (!text_of(b, r##"button[data-conv="#side"]"##)
+            .await
+            .is_empty())
+        .then_some(())
+    );
+    b.find(Locator::Css(r##"button[data-conv="#lobby"]"##))
+        .await
+        .expect("#lobby in the list")
+        .click()
+        .await
+        .expect("open #lobby");
+    nc.say("/join #side").await;
+    wait_for!("nc in #side", STEP, nc.out.has("#side"));
+    nc.say("one for the side room").await;
+    nc.say("two for the side room").await;
+    let badge = r##"button[data-conv="#side"] .badge"##;
+    wait_for!(
+        "the unread badge of #side",
+        STEP,
+        (text_of(b, badge).await == "2").then_some(())
+    );
+    let first = timeout(STEP, b.window())
+        .await
+        .expect("in time")
+        .expect("this window");
+    let second = timeout(STEP, b.new_window(true))
+        .await
+        .expect("in time")
+        .expect("a second tab");
+    timeout(STEP, b.switch_to_window(second.handle))
+        .await
+        .expect("in time")
+        .expect("to the second tab");
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page again");
+    wait_for!(
+        "the second tab to sign in with the kept key",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    let side = wait_for!(
+        "#side in the second tab",
+        STEP,
+        b.find(Locator::Css(r##"button[data-conv="#side"]"##))
+            .await
+            .ok()
+    );
+    wait_for!(
+        "the side room's lines in the second tab",
+        STEP,
+        has_line(b, "#side", "netcat", "two for the side room").await
+    );
+    side.click().await.expect("read #side in the second tab");
+    timeout(STEP, b.close_window())
+        .await
+        .expect("in time")
+        .expect("close the second tab");
+    timeout(STEP, b.switch_to_window(first))
+        .await
+        .expect("in time")
+        .expect("back to the first tab");
+    wait_for!(
+        "the first tab's #side badge to clear",
+        STEP,
+        text_of(b, badge).await.is_empty().then_some(())
+    );
+    screenshot(b, "read-elsewhere.png").await;
+
+    // Signed out: the key is forgotten here and revoked on the server.
+    let key = kept_sign_in(b).await["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    b.find(Locator::Id("sign-out"))
+        .await
+        .expect("the sign-out button")
+        .click()
+        .await
+        .expect("click sign out");
+    wait_for!(
+        "the page to be a guest",
+        STEP,
+        account_of(b).await.is_none().then_some(())
+    );
+    assert!(kept_sign_in(b).await.is_null());
+    wait_for!(
+        "the page to be back as a guest",
+        STEP,
+        (conn_state(b).await == "connected" && text_of(b, "#me-nick").await != "rosa")
+            .then_some(())
+    );
+    assert!(
+        text_of(b, "#sign-out").await.is_empty() || !text_of(b, ".me").await.contains("signed in")
+    );
+    // The old key no longer opens the account.
+    let script = format!(
+        "localStorage.setItem('natter.signin', JSON.stringify({{account: 'rosa', key: '{key}'}}));"
+    );
+    js(b, &script).await;
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the revoked key to be refused and forgotten",
+        STEP,
+        kept_sign_in(b).await.is_null().then_some(())
+    );
+    assert_eq!(account_of(b).await, None);
+    wait_for!(
+        "the refusal shown",
+        STEP,
+        text_of(b, "#banner")
+            .await
+            .contains("remembered sign-in no longer works")
+            .then_some(())
+    );
+    screenshot(b, "key-refused.png").await;
+    // Reloaded with nothing kept: the dialog asks again.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the prompt to open again",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+
+    // A wrong password in the dialog ends the session with the reason, rather than joining as
+    // a guest under another nick.
+    let nick_input = b.find(Locator::Id("nick-input")).await.expect("nick");
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("rosa").await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("pw")
+        .send_keys("not the password")
+        .await
+        .expect("type a password");
+    b.find(Locator::Id("sign-in"))
+        .await
+        .expect("the sign-in button")
+        .click()
+        .await
+        .expect("click sign in");
+    wait_for!(
+        "the refusal in the banner",
+        STEP,
+        text_of(b, "#banner")
+            .await
+            .contains("You could not sign in: wrong account name or password.")
+            .then_some(())
+    );
+    assert_eq!(conn_state(b).await, "closed");
+    assert_eq!(account_of(b).await, None);
+    screenshot(b, "sign-in-refused.png").await;
     bridge
 }

@@ -18,7 +18,7 @@ pub enum Change {
     All,
     /// The connection state.
     Conn,
-    /// Our nick.
+    /// Our nick, or the account we are signed in to.
     Me,
     /// Conversations were added or removed (or renamed).
     List,

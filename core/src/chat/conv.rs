@@ -5,6 +5,7 @@
 
 use super::line::{Line, LineId, LineKind};
 use super::past::Scrollback;
+use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
 use crate::types::{Nick, RoomName, Seq, Text};
@@ -132,6 +133,8 @@ pub struct Conv {
     /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
     /// without `Full`, which the line count says).
     pub(super) older: Scrollback,
+    /// Rooms, signed in: the account's read position here.
+    pub(super) read: ReadMark,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -151,6 +154,7 @@ impl Conv {
             mentions: 0,
             live_after: None,
             older: Scrollback::More,
+            read: ReadMark::default(),
             revision: 0,
             active: 0,
         }
@@ -218,6 +222,17 @@ impl Conv {
         self.topic.as_ref()
     }
 
+    /// The newest seq its lines hold, if any.
+    pub fn newest_seq(&self) -> Option<Seq> {
+        self.lines.iter().rev().find_map(|l| l.seq)
+    }
+
+    /// Rooms, signed in: lines at or below this seq are read (the account's marker, or what
+    /// was shown here since).
+    pub fn read_upto(&self) -> Option<Seq> {
+        self.read.upto()
+    }
+
     /// Chat lines from others not yet read.
     pub fn unread(&self) -> u32 {
         self.unread
@@ -269,6 +284,20 @@ impl Conv {
             self.revision += 1;
         }
         n
+    }
+
+    /// Counts chat lines from others above `upto` (unread, and of those mentions).
+    pub(super) fn count_above(&self, upto: Option<Seq>) -> (u32, u32) {
+        self.lines
+            .iter()
+            .filter(|l| {
+                !l.mine
+                    && matches!(l.kind, LineKind::Say { .. } | LineKind::Act { .. })
+                    && l.seq.is_some_and(|s| upto.is_none_or(|u| s > u))
+            })
+            .fold((0u32, 0u32), |(u, m), l| {
+                (u.saturating_add(1), m.saturating_add(u32::from(l.mention)))
+            })
     }
 
     pub(super) fn set_label(&mut self, label: String) {

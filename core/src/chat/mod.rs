@@ -16,21 +16,24 @@
 //!   oldest seq held ([`Chat::want_older`]) and put in front of the room's history when they
 //!   come;
 //! - the search asked for last and its hits ([`Chat::search`]);
-//! - the connection state and our nick.
+//! - the connection state, our nick, and the account we are signed in to;
+//! - for a signed-in person, per room the account's read marker ([`Event::ReadUpTo`]): what is
+//!   at or below it is read, here and on every other device of the account, and what the person
+//!   is shown here goes back to the server ([`Chat::poll_read`], debounced).
 //!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
 //! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
 //! waiting line starts to look pending.
 //!
-//! Built to grow: read markers shared across devices would be a way to set a conversation's
-//! counts from the server, moderation notices room events worded in [`crate::render`].
+//! Built to grow: moderation notices room events worded in [`crate::render`].
 
 mod change;
 mod conv;
 mod line;
 mod mention;
 mod past;
+mod read;
 
 pub use change::{Alert, Change};
 pub use conv::{Conv, ConvId, Members};
@@ -51,6 +54,8 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub struct Chat {
     me: Nick,
+    /// The account we are signed in to (counts then come from its read markers).
+    account: Option<Nick>,
     conn: ConnState,
     ever_connected: bool,
     /// Shown when no other conversation is open.
@@ -77,6 +82,7 @@ impl Chat {
     pub fn new(me: Nick) -> Chat {
         Chat {
             me,
+            account: None,
             conn: ConnState::Connecting,
             ever_connected: false,
             server: Conv::new(ConvId::Server, "natter".into()),
@@ -97,6 +103,29 @@ impl Chat {
     /// Our nick.
     pub fn me(&self) -> &Nick {
         &self.me
+    }
+
+    /// The account we are signed in to, if any (a guest otherwise).
+    pub fn account(&self) -> Option<&Nick> {
+        self.account.as_ref()
+    }
+
+    /// The next read marker to tell the server, when signed in: pass it to
+    /// [`Session::read`](crate::session::Session::read). A room the person is reading is told
+    /// at most once per [`READ_DEBOUNCE`](crate::limits::READ_DEBOUNCE) (the rest when
+    /// [`Chat::poll_timeout`] comes), and at once when they leave it. Call until `None` after
+    /// every input and timeout.
+    pub fn poll_read(&mut self, now: Millis) -> Option<(RoomName, Seq)> {
+        if self.account.is_none() || self.conn != ConnState::Connected {
+            return None;
+        }
+        self.rooms.iter_mut().find_map(|c| {
+            let seq = c.read.tell(now)?;
+            match c.id() {
+                ConvId::Room(room) => Some((room.clone(), seq)),
+                _ => None,
+            }
+        })
     }
 
     /// The connection state.
@@ -204,16 +233,22 @@ impl Chat {
     }
 
     /// When [`Chat::handle_timeout`] must be called next: when a line waiting for the server
-    /// starts to look pending.
+    /// starts to look pending, or a read marker may be told ([`Chat::poll_read`]).
     pub fn poll_timeout(&self) -> Option<Millis> {
         if self.conn != ConnState::Connected {
             return None;
         }
-        self.outgoing
+        let looks = self
+            .outgoing
             .iter()
             .filter(|o| !o.looks_pending)
-            .map(|o| o.since + PENDING_LOOK_AFTER)
-            .min()
+            .map(|o| o.since + PENDING_LOOK_AFTER);
+        let reads = self
+            .rooms
+            .iter()
+            .filter(|_| self.account.is_some())
+            .filter_map(|c| c.read.due());
+        looks.chain(reads).min()
     }
 
     // ---- what the person does ----
@@ -225,6 +260,10 @@ impl Chat {
             return false;
         }
         if self.current != *id {
+            let left = self.current.clone();
+            if let Some(c) = self.conv_mut(&left) {
+                c.read.leave();
+            }
             self.current = id.clone();
             self.log.push(Change::Current);
         }
@@ -273,6 +312,10 @@ impl Chat {
             Event::State(state) => self.on_state(*state, now),
             Event::Welcome { nick, resumed } => {
                 self.ever_connected = true;
+                if !resumed {
+                    // A guest until the session signs in again.
+                    self.set_account(None);
+                }
                 self.set_me(nick);
                 self.note(render::welcome_words(nick, *resumed), now);
             }
@@ -338,9 +381,24 @@ impl Chat {
                 self.note(render::nick_words(nick), now);
             }
             Event::SignedIn { account, .. } => {
+                self.set_account(Some(account));
                 self.note(render::signed_in_words(account), now);
             }
-            Event::ReadUpTo { .. } => {}
+            Event::SignedOut => {
+                self.set_account(None);
+                for c in &mut self.rooms {
+                    c.read = Default::default();
+                }
+                self.note(render::SIGNED_OUT, now);
+            }
+            Event::ReadUpTo { room, seq } => {
+                let id = ConvId::Room(room.clone());
+                if let Some(c) = self.conv_mut(&id)
+                    && c.read.marker(*seq)
+                {
+                    self.recount(&id);
+                }
+            }
             Event::Error { about, text, .. } => self.on_error(about, text, now),
             Event::Info(text) => {
                 for line in render::clean_lines(text) {
@@ -456,13 +514,25 @@ impl Chat {
             self.apply_membership(&id, &ev.from, &ev.kind);
         }
         let line = self.line_of(ev);
+        let signed_in = self.account.is_some();
+        let viewing = self.current == id && self.attention;
+        let mut read = false;
+        if let Some(c) = self.conv_mut(&id)
+            && signed_in
+        {
+            if viewing {
+                c.read.shown(ev.seq);
+            }
+            // Read already, here or on another device of the account.
+            read = c.read.is_read(ev.seq);
+        }
         let chat_text = match &line.kind {
             LineKind::Say { text, .. } | LineKind::Act { text, .. } if !line.mine => {
                 Some(text.clone())
             }
             _ => None,
         };
-        if let Some(text) = chat_text {
+        if let Some(text) = chat_text.filter(|_| !read) {
             let live = self
                 .conv(&id)
                 .and_then(|c| c.live_after)
@@ -600,7 +670,9 @@ impl Chat {
             }
             About::Older(_) => self.current.clone(),
             About::Search => return self.on_search_failed(text, now),
-            About::Join(_) | About::Nick(_) | About::Session | About::Input => self.current.clone(),
+            About::Join(_) | About::Nick(_) | About::Session | About::Input | About::Account => {
+                self.current.clone()
+            }
         };
         self.notice_in(&id, LineKind::Error(words), now);
     }
@@ -813,9 +885,40 @@ impl Chat {
         }
     }
 
-    /// The open conversation is read.
+    fn set_account(&mut self, account: Option<&Nick>) {
+        if self.account.as_ref() != account {
+            self.account = account.cloned();
+            self.log.push(Change::Me);
+        }
+    }
+
+    /// Signed in: a room's counts are what is above its read position.
+    fn recount(&mut self, id: &ConvId) {
+        if self.account.is_none() {
+            return;
+        }
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        let (unread, mentions) = c.count_above(c.read.upto());
+        if (unread, mentions) != (c.unread, c.mentions) {
+            c.unread = unread;
+            c.mentions = mentions;
+            c.revision += 1;
+            self.log.push(Change::Counts(id.clone()));
+        }
+    }
+
+    /// The open conversation is read (and, signed in, shown up to its newest line).
     fn mark_read(&mut self) {
         let id = self.current.clone();
+        let signed_in = self.account.is_some();
+        if let Some(c) = self.conv_mut(&id)
+            && signed_in
+            && let Some(newest) = c.newest_seq()
+        {
+            c.read.shown(newest);
+        }
         if let Some(c) = self.conv_mut(&id)
             && (c.unread > 0 || c.mentions > 0)
         {

@@ -936,3 +936,123 @@ fn a_line_the_server_could_not_store_fails_with_its_words() {
     );
     assert_eq!(c.outgoing(&rid("#a")).count(), 0);
 }
+
+// ---- read markers ----
+
+fn signed_in_to(rooms: &[&str]) -> Chat {
+    let mut c = chat_in(rooms);
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("me"),
+            key: None,
+        },
+        T0,
+    );
+    drain(&mut c);
+    c
+}
+
+fn read_upto(r: &str, seq: u64) -> Event {
+    Event::ReadUpTo {
+        room: room(r),
+        seq: Seq(seq),
+    }
+}
+
+fn reads(c: &mut Chat, now: Millis) -> Vec<(RoomName, Seq)> {
+    std::iter::from_fn(|| c.poll_read(now)).collect()
+}
+
+#[test]
+fn signed_in_counts_come_from_the_accounts_read_marker() {
+    let mut c = signed_in_to(&["#a", "#b"]);
+    assert_eq!(c.account(), Some(&nick("me")));
+    // Missed while away (history after signing in), then the marker says where we were.
+    for seq in 2..=5 {
+        c.handle_event(&say("#b", seq, "bob", &format!("me {seq}")), T0);
+    }
+    assert_eq!(unread(&c, "#b"), (4, 4));
+    drain(&mut c);
+    c.handle_event(&read_upto("#b", 4), T0);
+    assert_eq!(unread(&c, "#b"), (1, 1), "seq 5 only");
+    assert!(drain(&mut c).contains(&Change::Counts(rid("#b"))));
+    // Lines at or below the marker are read when they come.
+    c.handle_event(&say("#b", 3, "bob", "old"), T0);
+    assert_eq!(unread(&c, "#b"), (1, 1));
+    // Read on another device: cleared here.
+    c.handle_event(&read_upto("#b", 5), T0);
+    assert_eq!(unread(&c, "#b"), (0, 0));
+    assert_eq!(c.conv(&rid("#b")).unwrap().read_upto(), Some(Seq(5)));
+    // An older marker changes nothing.
+    c.handle_event(&say("#b", 6, "bob", "new"), T0);
+    c.handle_event(&read_upto("#b", 2), T0);
+    assert_eq!(unread(&c, "#b"), (1, 0));
+    assert_eq!(reads(&mut c, T0), [], "nothing in #b was shown here");
+}
+
+#[test]
+fn what_is_shown_is_told_at_most_once_a_second_and_on_leaving() {
+    let mut c = signed_in_to(&["#a", "#b"]);
+    let t = |ms: u64| T0 + Millis(ms);
+    c.handle_event(&say("#a", 2, "bob", "one"), t(0));
+    assert_eq!(
+        reads(&mut c, t(0)),
+        [(room("#a"), Seq(2))],
+        "the first at once"
+    );
+    c.handle_event(&say("#a", 3, "bob", "two"), t(100));
+    c.handle_event(&say("#a", 4, "bob", "three"), t(200));
+    assert_eq!(reads(&mut c, t(200)), []);
+    assert_eq!(c.poll_timeout(), Some(t(1_000)));
+    c.handle_timeout(t(1_000));
+    assert_eq!(
+        reads(&mut c, t(1_000)),
+        [(room("#a"), Seq(4))],
+        "the newest"
+    );
+    assert_eq!(c.poll_timeout(), None);
+    // Leaving the room tells what was shown at once.
+    c.handle_event(&say("#a", 5, "bob", "four"), t(1_100));
+    assert!(c.open(&rid("#b")));
+    assert_eq!(reads(&mut c, t(1_100)), [(room("#a"), Seq(5))]);
+    // Not looking: nothing is shown, nothing told, and it counts as unread.
+    c.set_attention(false);
+    c.handle_event(&say("#b", 2, "bob", "away"), t(5_000));
+    assert_eq!(reads(&mut c, t(5_000)), []);
+    assert_eq!(unread(&c, "#b"), (1, 0));
+    // Looking again reads it, and says so.
+    c.set_attention(true);
+    assert_eq!(unread(&c, "#b"), (0, 0));
+    assert_eq!(reads(&mut c, t(5_000)), [(room("#b"), Seq(2))]);
+    // Read on another device further already: nothing to tell.
+    c.handle_event(&read_upto("#b", 9), t(5_100));
+    c.handle_event(&say("#b", 7, "bob", "seen elsewhere"), t(5_100));
+    assert_eq!(reads(&mut c, t(9_000)), []);
+}
+
+#[test]
+fn guests_and_the_signed_out_tell_nothing_and_count_as_before() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&say("#a", 2, "bob", "one"), T0);
+    assert_eq!(reads(&mut c, T0), [], "never for guests");
+    c.handle_event(&say("#b", 2, "bob", "one"), T0);
+    assert_eq!(unread(&c, "#b"), (1, 0));
+    assert_eq!(c.poll_timeout(), None);
+
+    let mut c = signed_in_to(&["#a"]);
+    c.handle_event(&Event::SignedOut, T0);
+    assert_eq!(c.account(), None);
+    assert!(drain(&mut c).contains(&Change::Me));
+    c.handle_event(&say("#a", 2, "bob", "one"), T0);
+    assert_eq!(reads(&mut c, T0), []);
+    // A welcome that is not a resume is a guest's until signed in again.
+    let mut c = signed_in_to(&["#a"]);
+    c.handle_event(
+        &Event::Welcome {
+            nick: nick("me"),
+            resumed: false,
+        },
+        T0,
+    );
+    assert_eq!(c.account(), None);
+}

@@ -54,6 +54,9 @@ pub enum About {
     Older(RoomName),
     /// The search in flight.
     Search,
+    /// Signing in, registering, signing out or changing the password (wrong credentials,
+    /// throttled, registration closed, not signed in).
+    Account,
 }
 
 /// What the session has to say to its driver and UI.
@@ -134,6 +137,10 @@ pub enum Event {
         /// it across reloads), never the password.
         key: Option<DeviceKey>,
     },
+    /// We signed out ([`crate::session::Session::sign_out`], `/logout`): the kept credentials and
+    /// device key are forgotten (a UI forgets a stored key too); the server closes the
+    /// connection and the session comes back as a guest.
+    SignedOut,
     /// The account's read marker in a room moved (here or on another of its connections).
     ReadUpTo {
         /// Room.

@@ -125,18 +125,21 @@ impl Session {
                 }
             }
             Command::Search { room, words } => self.ask_search(room, words),
-            Command::Register(password) => self.send_or_defer(ClientMsg::Register {
-                password,
-                remember: false,
-            }),
-            Command::Login { account, password } => self.send_or_defer(ClientMsg::SignIn {
-                account,
-                proof: Proof::Password(password),
-                remember: false,
-            }),
-            Command::Logout => self.send_or_defer(ClientMsg::SignOut),
+            // Typed credentials are kept like given ones, to sign in again after a restart.
+            Command::Register(password) => {
+                let msg = self.account.register(self.nick.clone(), password, false);
+                self.send_account(msg);
+            }
+            Command::Login { account, password } => {
+                let msg = self
+                    .account
+                    .sign_in(account, Proof::Password(password), false);
+                self.send_account(msg);
+            }
+            Command::Logout => self.sign_out(self.now),
             Command::ChangePassword { old, new } => {
-                self.send_or_defer(ClientMsg::ChangePassword { old, new })
+                self.account.change_password(&new);
+                self.send_or_defer(ClientMsg::ChangePassword { old, new });
             }
             Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
             Command::Moderate { room, action } => {

@@ -12,6 +12,8 @@
 //! - `rooms`: rooms we are in, joining or leaving, and which seqs of each were emitted;
 //! - `asks`: requests answered by several messages (scrollback pages, searches), gathered and
 //!   handed on whole;
+//! - `account`: the account signed in to, the credentials kept to sign in again, and the
+//!   account request waiting for its answer;
 //! - `input` and `server`: what typed lines and server messages do to those parts.
 //!
 //! # Driving a `Session`
@@ -49,10 +51,17 @@
 //!   one page per room and one search in flight, their answers handed on whole
 //!   ([`Event::Past`], [`Event::Found`]); past events never count as live ones. What is in
 //!   flight when the link drops is asked again after the next welcome.
+//! - Accounts ([`Session::sign_in`], [`Session::register`], [`Session::sign_out`], and
+//!   `/login`, `/register`, `/logout`, `/password`): the credentials are kept in memory. A
+//!   welcome that is not a resume makes the connection a guest's, and the session signs in
+//!   again by itself (the device key first, else the password) before rejoining rooms. A
+//!   refused key falls back to the password once; refused credentials are forgotten. Read
+//!   markers ([`Session::read`]) go out only while signed in.
 //! - Errors: the server's `re` names the request an error answers; the session matches it to
 //!   the message, join, part or nick change it sent and says which in [`Event::Error`]'s
 //!   [`About`].
 
+mod account;
 mod asks;
 mod event;
 mod input;
@@ -66,8 +75,9 @@ pub use event::{About, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
-use crate::types::{Nick, ResumeToken, RoomName, Seq, Text, sanitize};
-use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Resume, ServerMsg, WireError};
+use crate::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
+use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError};
+use account::Account;
 use asks::Asks;
 use bytes::Bytes;
 use link::{Link, Phase, SendError};
@@ -156,6 +166,7 @@ pub struct Session {
     out: Outgoing,
     rooms: Rooms,
     asks: Asks,
+    account: Account,
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
@@ -177,6 +188,7 @@ impl Session {
             out: Outgoing::new(now),
             rooms,
             asks: Asks::default(),
+            account: Account::default(),
             events: Events::default(),
             fatal: None,
             now,
@@ -340,10 +352,12 @@ impl Session {
     }
 
     /// True when connected and nothing we sent awaits the server's answer (messages acknowledged,
-    /// joins answered, scrollback and searches answered): a line-mode client may exit.
+    /// joins answered, scrollback and searches answered, a sign-in answered): a line-mode client
+    /// may exit.
     pub fn is_settled(&self) -> bool {
         self.link.is_welcomed()
             && self.out.is_idle()
+            && !self.account.is_asking()
             && !self.rooms.in_flight()
             && self.asks.is_empty()
     }
@@ -367,6 +381,82 @@ impl Session {
     pub fn search(&mut self, room: Option<RoomName>, words: Text, now: Millis) {
         self.tick(now);
         self.ask_search(room, words);
+    }
+
+    /// Signs in to `account` with its password or a device key from an earlier sign-in;
+    /// `remember` asks the server for a device key ([`Event::SignedIn`] brings it). Sent now if
+    /// welcomed, else at the welcome. The credentials are kept (in memory) to sign in again
+    /// after a welcome that is not a resume; [`Event::Error`] about [`About::Account`] says why
+    /// not (wrong credentials are then forgotten).
+    pub fn sign_in(&mut self, account: Nick, proof: Proof, remember: bool, now: Millis) {
+        self.tick(now);
+        if self.closed_for(About::Account) {
+            return;
+        }
+        let msg = self.account.sign_in(account, proof, remember);
+        self.send_account(msg);
+    }
+
+    /// Registers our current nick as an account with `password`, and signs in (as
+    /// [`Session::sign_in`], whose credentials it keeps).
+    pub fn register(&mut self, password: Password, remember: bool, now: Millis) {
+        self.tick(now);
+        if self.closed_for(About::Account) {
+            return;
+        }
+        let msg = self.account.register(self.nick.clone(), password, remember);
+        self.send_account(msg);
+    }
+
+    /// Makes the session the account's only (`natter --login`): if the sign-in asked with
+    /// [`Session::sign_in`] is refused (wrong credentials, throttled), here or when signing in
+    /// again after a welcome that is not a resume, the session ends ([`Session::fatal`] says
+    /// why) instead of going on as a guest. Signing out lifts it.
+    pub fn require_sign_in(&mut self) {
+        self.account.require();
+    }
+
+    /// Signs out on this device: the server revokes its device key and closes the connection,
+    /// and the session comes back as a guest. The kept credentials are forgotten at once
+    /// ([`Event::SignedOut`]).
+    pub fn sign_out(&mut self, now: Millis) {
+        self.tick(now);
+        if self.closed_for(About::Account) {
+            return;
+        }
+        let was_signed_in = self.account.signed_in().is_some();
+        self.account.sign_out();
+        if self.link.is_welcomed() {
+            self.pace(ClientMsg::SignOut);
+            if was_signed_in {
+                // The token is the account's: the next connection starts as a guest.
+                self.handshake.token = None;
+            }
+        } else if let Err(why) = self.out.defer(ClientMsg::SignOut) {
+            // Resumed as the account at the next welcome, and signed out then.
+            self.queue_full(why);
+        }
+        self.event(Event::SignedOut);
+    }
+
+    /// The account has read `room` up to `seq` (a UI's chat model says when: see
+    /// [`crate::chat::Chat::poll_read`]). Sent only while signed in and connected; a guest's
+    /// reads are its own.
+    pub fn read(&mut self, room: RoomName, seq: Seq, now: Millis) {
+        self.tick(now);
+        if self.account.signed_in().is_some() && self.link.is_welcomed() {
+            self.pace(ClientMsg::Read { room, seq });
+        }
+    }
+
+    /// The account this connection is signed in to, if any.
+    pub fn account(&self) -> Option<&Nick> {
+        self.account.signed_in()
+    }
+
+    /// The device key kept for signing in again, if the server issued or was given one.
+    pub fn device_key(&self) -> Option<&DeviceKey> {
+        self.account.key()
     }
 
     /// The highest seq seen in a room, `None` if none yet (or not in it).
@@ -404,6 +494,24 @@ impl Session {
 
     // ---- connection lifecycle ----
 
+    /// True (and `about` told) when the session has ended.
+    fn closed_for(&mut self, about: About) -> bool {
+        if self.link.phase() == Phase::Closed {
+            self.error(about, "the session is closed");
+            return true;
+        }
+        false
+    }
+
+    /// Sends an account request now if welcomed; otherwise the welcome sends it.
+    fn send_account(&mut self, msg: Option<ClientMsg>) {
+        if let Some(msg) = msg
+            && self.link.is_welcomed()
+        {
+            self.pace(msg);
+        }
+    }
+
     fn tick(&mut self, now: Millis) {
         self.now = self.now.max(now);
     }
@@ -440,6 +548,8 @@ impl Session {
             matches!(
                 msg,
                 ClientMsg::Nick { .. }
+                    | ClientMsg::SignOut
+                    | ClientMsg::ChangePassword { .. }
                     | ClientMsg::Who { .. }
                     | ClientMsg::Rooms
                     | ClientMsg::Topic { .. }

@@ -145,6 +145,13 @@ impl Outgoing {
         true
     }
 
+    /// Whether pending message `id` is the one `is` recognises (its room or peer and text): an
+    /// echo with our nick and this id may be another device's of the same account, whose ids
+    /// are its own.
+    pub(super) fn pending_is(&self, id: MsgId, is: impl Fn(&ClientMsg) -> bool) -> bool {
+        self.pending.iter().any(|p| p.id == id && is(&p.msg))
+    }
+
     /// Drops every pending message (the session ended); returns their ids, oldest first.
     pub(super) fn abandon(&mut self) -> Vec<MsgId> {
         self.outbox.clear();

@@ -3,6 +3,7 @@
 //! refill, scrollback and search answers, acknowledgements, and errors matched to the request
 //! they answer.
 
+use super::account::Refused;
 use super::rooms::Entered;
 use super::{About, ConnState, Event, Session, clean};
 use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
@@ -38,7 +39,13 @@ impl Session {
             ServerMsg::Parted { room } => self.parted(room),
             ServerMsg::Event(ev) => self.on_room_event(ev),
             ServerMsg::Direct(dm) => {
-                let mine = (dm.from.folded() == self.nick.folded()).then_some(dm.id);
+                // Ours, or the account's from another of its devices (same nick, ids of its own).
+                let mine = (dm.from.folded() == self.nick.folded()
+                    && self.out.pending_is(dm.id, |m| {
+                        matches!(m, ClientMsg::Msg { to, text, .. }
+                            if to.folded() == dm.to.folded() && *text == dm.text)
+                    }))
+                .then_some(dm.id);
                 self.event(Event::Direct(dm));
                 if let Some(id) = mine {
                     self.settle(id, true);
@@ -74,6 +81,7 @@ impl Session {
             } => {
                 // The session is the account's now: resume it, not the guest's.
                 self.handshake.token = Some(token);
+                self.account.signed_in_as(&account, key.as_ref());
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
@@ -83,7 +91,10 @@ impl Session {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
             }
-            ServerMsg::PasswordChanged => self.info(crate::render::password_changed_words()),
+            ServerMsg::PasswordChanged => {
+                self.account.password_changed();
+                self.info(crate::render::password_changed_words());
+            }
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
             ServerMsg::Pong { .. } => {}
@@ -134,6 +145,10 @@ impl Session {
         self.nick = nick.clone();
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome { nick, resumed });
+        // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
+        if let Some(msg) = self.account.welcomed(resumed) {
+            self.pace(msg);
+        }
         if resumed {
             // Rooms are kept; what was asked and not answered is asked again.
             let (parts, joins) = self.rooms.resumed();
@@ -210,8 +225,17 @@ impl Session {
             return;
         }
         let mine = ev.from.folded() == self.nick.folded();
+        // Our echo, not the account's line from another of its devices (ids are per device).
+        let echo = |id: &MsgId, act: bool, text: &Text| {
+            self.out.pending_is(*id, |m| match m {
+                ClientMsg::Say { room, text: t, .. } => !act && *room == ev.room && t == text,
+                ClientMsg::Act { room, text: t, .. } => act && *room == ev.room && t == text,
+                _ => false,
+            })
+        };
         let (acked, new_nick) = match &ev.kind {
-            EventKind::Say { id, .. } | EventKind::Act { id, .. } if mine => (Some(*id), None),
+            EventKind::Say { id, text } if mine && echo(id, false, text) => (Some(*id), None),
+            EventKind::Act { id, text } if mine && echo(id, true, text) => (Some(*id), None),
             EventKind::Nick { new } if mine => (None, Some(new.clone())),
             _ => (None, None),
         };
@@ -282,6 +306,9 @@ impl Session {
             {
                 About::Search
             }
+            // Account requests name nothing, or the account (a sign-in refused or throttled).
+            Re::Conn if self.account.answers(kind) => About::Account,
+            Re::Nick(ref nick) if self.account.answers_about(kind, nick) => About::Account,
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),
             Re::Room(room) => self.room_refusal(kind, room),
@@ -298,6 +325,20 @@ impl Session {
             About::Search => {
                 self.asks.search_failed();
                 self.send_next_search();
+            }
+            About::Account => {
+                let what = if self.account.is_registering() {
+                    "register"
+                } else {
+                    "sign in"
+                };
+                if let Refused::Retry(msg) = self.account.refused(kind) {
+                    self.info("the device key was refused; signing in with the password");
+                    self.pace(msg);
+                } else if self.account.required_and_refused() {
+                    // Not to go on under another name than the one asked for.
+                    self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));
+                }
             }
             _ => {}
         }

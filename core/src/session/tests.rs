@@ -1,10 +1,11 @@
 use super::*;
 use crate::command::HELP;
 use crate::limits::*;
+use crate::render;
 use crate::test_support::{nick, room, text};
-use crate::types::{MsgId, ResumeToken};
+use crate::types::{DeviceKey, MsgId, Password, ResumeToken};
 use crate::wire::{
-    DirectMsg, ErrorKind, EventKind, FrameDecoder, LEN_PREFIX, Limits, MAGIC, Re, RoomEvent,
+    DirectMsg, ErrorKind, EventKind, FrameDecoder, LEN_PREFIX, Limits, MAGIC, Proof, Re, RoomEvent,
     RoomInfo,
 };
 
@@ -2368,4 +2369,456 @@ fn pages_and_searches_in_flight_are_asked_again_after_a_reconnect() {
         matches!(&evs[..], [Event::Past { events, .. }] if events.len() == 1 && events[0].seq == Seq(7)),
         "{evs:?}"
     );
+}
+
+// ---- accounts ----
+
+fn pw(s: &str) -> Password {
+    Password(s.into())
+}
+
+fn signed_in(t: &mut T, account: &str, token: u8, key: Option<u8>) {
+    t.recv(ServerMsg::SignedIn {
+        account: nick(account),
+        token: ResumeToken([token; 32]),
+        key: key.map(|k| DeviceKey([k; 32])),
+    });
+}
+
+fn sign_in_msg(account: &str, proof: Proof, remember: bool) -> ClientMsg {
+    ClientMsg::SignIn {
+        account: nick(account),
+        proof,
+        remember,
+    }
+}
+
+/// A welcome that is not a resume after a reconnect; returns what went out after it.
+fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
+    reconnect(t);
+    t.welcome(token, false);
+    t.drain_paced()
+}
+
+#[test]
+fn a_sign_in_asked_before_the_welcome_goes_first_after_it() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        true,
+        t.now,
+    );
+    t.s.handle_connected(t.now);
+    assert!(matches!(&t.sent()[..], [ClientMsg::Hello { .. }]));
+    t.welcome(1, false);
+    let sent = t.drain_paced();
+    assert_eq!(
+        sent,
+        vec![
+            sign_in_msg("alice", Proof::Password(pw("correct horse")), true),
+            ClientMsg::Join {
+                room: RoomName::lobby()
+            },
+        ],
+        "signed in before the rooms are asked for, and only once"
+    );
+    t.events();
+    signed_in(&mut t, "alice", 9, Some(4));
+    assert_eq!(
+        t.events(),
+        vec![Event::SignedIn {
+            account: nick("alice"),
+            key: Some(DeviceKey([4; 32]))
+        }]
+    );
+    assert_eq!(t.s.account(), Some(&nick("alice")));
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([4; 32])));
+    // The account's token is the one a reconnect presents.
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(&hello, ClientMsg::Hello { resume: Some(r), .. } if r.token == ResumeToken([9; 32])),
+        "{hello:?}"
+    );
+    // Resumed: still the account's, nothing to sign in again.
+    t.welcome(10, true);
+    assert!(
+        !t.drain_paced()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::SignIn { .. }))
+    );
+    assert_eq!(t.s.account(), Some(&nick("alice")));
+}
+
+#[test]
+fn a_welcome_that_is_not_a_resume_signs_in_again_with_the_key_then_the_password() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        true,
+        t.now,
+    );
+    assert_eq!(
+        t.drain_paced(),
+        vec![sign_in_msg(
+            "alice",
+            Proof::Password(pw("correct horse")),
+            true
+        )]
+    );
+    signed_in(&mut t, "alice", 2, Some(5));
+    t.events();
+    // The server restarted past the resume window: a guest again, signed in with the key.
+    let sent = restarted(&mut t, 3);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([5; 32])), false)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        t.s.account(),
+        None,
+        "not signed in until the server says so"
+    );
+    // The key was revoked meanwhile: the password, once.
+    t.events();
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    let evs = t.events();
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            Event::Error {
+                kind: Some(ErrorKind::SignInFailed),
+                about: About::Account,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(
+        t.drain_paced(),
+        vec![sign_in_msg(
+            "alice",
+            Proof::Password(pw("correct horse")),
+            true
+        )]
+    );
+    assert_eq!(t.s.device_key(), None);
+    // The password is refused too (changed elsewhere): forgotten, never tried again.
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert!(t.drain_paced().is_empty());
+    let sent = restarted(&mut t, 4);
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn throttled_is_said_about_the_account_and_the_credentials_stay() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_input("/login alice correct horse", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![sign_in_msg(
+            "alice",
+            Proof::Password(pw("correct horse")),
+            false
+        )]
+    );
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Throttled,
+        re: Re::Nick(nick("alice")),
+        detail: "too many failed sign-ins; try again in 30 s".into(),
+    });
+    let evs = t.events();
+    assert_eq!(
+        evs,
+        vec![Event::Error {
+            kind: Some(ErrorKind::Throttled),
+            about: About::Account,
+            text: "too many failed sign-ins; try again in 30 s".into()
+        }]
+    );
+    assert_eq!(
+        render::error_words(&About::Account, "no"),
+        "account: no",
+        "worded as being about the account"
+    );
+    // Kept: tried again at the next fresh welcome.
+    let sent = restarted(&mut t, 5);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("correct horse")),
+            false
+        ))
+    );
+}
+
+#[test]
+fn register_names_the_current_nick_and_a_refusal_forgets_it() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.register(pw("correct horse"), false, t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::Register {
+            password: pw("correct horse"),
+            remember: false
+        }]
+    );
+    t.events();
+    t.recv(error(ErrorKind::RegistrationClosed, Re::Conn));
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Error {
+            about: About::Account,
+            ..
+        }]
+    ));
+    assert!(
+        restarted(&mut t, 6)
+            .iter()
+            .all(|m| !matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. }))
+    );
+    // Typed, then accepted: afterwards it signs in (not registers) again.
+    t.s.handle_input("/register correct horse", t.now);
+    assert!(matches!(&t.drain_paced()[..], [ClientMsg::Register { .. }]));
+    signed_in(&mut t, "alice", 7, None);
+    assert_eq!(
+        restarted(&mut t, 8).first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("correct horse")),
+            false
+        ))
+    );
+}
+
+#[test]
+fn an_invalid_answer_is_about_the_account_only_while_one_is_asked() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(error(ErrorKind::Invalid, Re::Conn));
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Error {
+            about: About::Session,
+            ..
+        }]
+    ));
+    t.s.register(pw("short"), false, t.now);
+    t.drain_paced();
+    t.recv(error(ErrorKind::Invalid, Re::Conn));
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Error {
+            about: About::Account,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([3; 32])), false, t.now);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 4, None);
+    t.events();
+    t.s.handle_input("/logout", t.now);
+    assert_eq!(t.drain_paced(), vec![ClientMsg::SignOut]);
+    assert_eq!(t.events(), vec![Event::SignedOut]);
+    assert_eq!(t.s.account(), None);
+    assert_eq!(t.s.device_key(), None);
+    // The server closes the connection; the next hello resumes nothing.
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(&hello, ClientMsg::Hello { resume: None, .. }),
+        "{hello:?}"
+    );
+    t.welcome(5, false);
+    let sent = t.drain_paced();
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn read_markers_go_out_only_while_signed_in() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.read(room("#lobby"), Seq(3), t.now);
+    assert!(t.drain_paced().is_empty(), "a guest's reads are its own");
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.drain_paced();
+    t.s.read(room("#lobby"), Seq(3), t.now);
+    assert!(t.drain_paced().is_empty(), "not until the server says so");
+    signed_in(&mut t, "alice", 2, None);
+    t.s.read(room("#lobby"), Seq(3), t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::Read {
+            room: room("#lobby"),
+            seq: Seq(3)
+        }]
+    );
+    t.recv(ServerMsg::ReadUpTo {
+        room: room("#lobby"),
+        seq: Seq(4),
+    });
+    assert!(t.events().contains(&Event::ReadUpTo {
+        room: room("#lobby"),
+        seq: Seq(4)
+    }));
+}
+
+#[test]
+fn a_change_of_password_is_kept_unless_refused() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("old password")),
+        true,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(8));
+    t.s.handle_input("/password wrong-old new password", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::ChangePassword {
+            old: pw("wrong-old"),
+            new: pw("new password")
+        }]
+    );
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    // Refused: the key and the old password stay.
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([8; 32])));
+    t.s.handle_input("/password old-password new password", t.now);
+    t.drain_paced();
+    t.events();
+    t.recv(ServerMsg::PasswordChanged);
+    assert!(matches!(&t.events()[..], [Event::Info(_)]));
+    assert!(t.s.is_settled());
+    assert_eq!(t.s.device_key(), None, "every key is revoked by a change");
+    assert_eq!(
+        restarted(&mut t, 3).first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("new password")),
+            true
+        ))
+    );
+}
+
+#[test]
+fn a_line_of_the_account_from_another_device_does_not_settle_ours() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("from here", t.now);
+    t.s.handle_input("/msg bob psst here", t.now);
+    t.sent();
+    t.events();
+    // Another device of the account, whose ids are its own: same nick, same ids.
+    t.recv(say("#lobby", 2, "alice", 1, "from the other device"));
+    t.recv(ServerMsg::Direct(DirectMsg {
+        from: nick("alice"),
+        to: nick("bob"),
+        id: MsgId(2),
+        at: t.now,
+        text: text("psst there"),
+    }));
+    let evs = t.events();
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::Settled { .. })),
+        "{evs:?}"
+    );
+    assert!(evs.iter().any(|e| matches!(e, Event::Room(_))), "shown");
+    assert_eq!(t.s.pending(), 2);
+    // Our own echoes settle them.
+    t.recv(say("#lobby", 3, "alice", 1, "from here"));
+    t.recv(ServerMsg::Direct(DirectMsg {
+        from: nick("alice"),
+        to: nick("bob"),
+        id: MsgId(2),
+        at: t.now,
+        text: text("psst here"),
+    }));
+    let settled: Vec<_> = t
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Settled {
+                    delivered: true,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(settled.len(), 2, "{settled:?}");
+    assert_eq!(t.s.pending(), 0);
+}
+
+#[test]
+fn a_guest_signing_out_keeps_its_session() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_out(t.now);
+    assert_eq!(t.drain_paced(), vec![ClientMsg::SignOut]);
+    t.recv(error(ErrorKind::NotSignedIn, Re::Conn));
+    assert!(t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(
+            &hello,
+            ClientMsg::Hello {
+                resume: Some(_),
+                ..
+            }
+        ),
+        "{hello:?}"
+    );
+}
+
+#[test]
+fn a_required_sign_in_refused_ends_the_session() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("wrong horse")),
+        false,
+        t.now,
+    );
+    t.s.require_sign_in();
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    // Line mode types nothing until the session is settled.
+    assert!(!t.s.is_settled(), "waiting for the sign-in's answer");
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::SignInFailed,
+        re: Re::Conn,
+        detail: "wrong account name or password".into(),
+    });
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert_eq!(
+        t.s.fatal(),
+        Some("could not sign in: wrong account name or password")
+    );
+    t.s.handle_input("not as a guest", t.now);
+    assert!(t.sent().is_empty(), "nothing said as a guest");
 }

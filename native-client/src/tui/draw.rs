@@ -561,6 +561,9 @@ pub fn draw(
 
     // Status.
     let mut status = format!(" [{}] {}", state_text(chat.conn(), now), chat.me());
+    if let Some(account) = chat.account() {
+        status.push_str(&format!(" · signed in as {account}"));
+    }
     if *conv.id() != ConvId::Server {
         status.push_str(&format!(" │ {}", conv_name(conv)));
     }
@@ -698,6 +701,41 @@ mod tests {
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    #[test]
+    fn the_status_line_says_who_we_are_signed_in_as_and_counts_follow_read_markers() {
+        let mut c = chat_in(&["#lobby", "#rust"]);
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(!s[10].contains("signed in"), "a guest: {:?}", s[10]);
+        c.handle_event(
+            &Event::SignedIn {
+                account: nick("me"),
+                key: None,
+            },
+            Millis(0),
+        );
+        c.handle_event(&say("#rust", "ann", "psst"), Millis(0));
+        c.handle_event(&say("#rust", "ann", "again"), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(
+            s[10].contains("[Connected] me · signed in as me │ #lobby"),
+            "{:?}",
+            s[10]
+        );
+        assert!(s[2].starts_with("2 #rust (2)"), "{:?}", s[2]);
+        // Read on another device.
+        let upto = c.conv(&rid("#rust")).unwrap().newest_seq().unwrap();
+        c.handle_event(
+            &Event::ReadUpTo {
+                room: room("#rust"),
+                seq: upto,
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s[2].starts_with("2 #rust "), "{:?}", s[2]);
+        assert!(!s[2].contains("(2)"), "{:?}", s[2]);
     }
 
     #[test]

@@ -182,6 +182,13 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         if chat.poll_timeout().is_some_and(|t| t <= now) {
             chat.handle_timeout(now);
         }
+        // Read markers, signed in: what the person is shown goes to the account (a full
+        // command queue just leaves it for the next one).
+        while let Some((room, seq)) = chat.poll_read(now) {
+            if cmd_tx.try_send(Command::Read { room, seq }).is_err() {
+                break;
+            }
+        }
         while let Some(change) = chat.poll_change() {
             view.follow(&change, &chat);
         }

@@ -88,8 +88,14 @@ impl Client {
 
     /// Runs `natter ARGS...`; `name` labels its output.
     pub fn start_with(name: &str, args: &[String]) -> Client {
+        Client::start_env(name, args, &[])
+    }
+
+    /// Runs `natter ARGS...` with these environment variables set.
+    pub fn start_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Client {
         let nick = name;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .env("XDG_CONFIG_HOME", config_home())
             .env_remove("RUST_LOG")

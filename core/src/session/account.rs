@@ -1,0 +1,297 @@
+//! The session's account: which account this connection is signed in to, the credentials kept
+//! for signing in again by itself, and the account request waiting for its answer.
+//!
+//! A resumed welcome keeps the account (the server resumed the account's session). A welcome
+//! that is not a resume (the server restarted past the resume window, the token expired) starts
+//! a guest: the session signs in again with what it kept, the device key if it has one, else
+//! the password it was given. Credentials live in memory only and go on sign-out or when the
+//! server refuses them; a device key that stopped working falls back to the password once.
+
+use crate::types::{DeviceKey, Nick, Password};
+use crate::wire::{ClientMsg, ErrorKind, Proof};
+
+/// What the session keeps to sign in again.
+#[derive(Debug, Clone)]
+struct Creds {
+    /// The account (for a registration not yet answered: the nick being registered).
+    account: Nick,
+    password: Option<Password>,
+    key: Option<DeviceKey>,
+    /// Ask the server for a device key when signing in with the password.
+    remember: bool,
+    /// Not registered yet: the next request is a registration.
+    registering: bool,
+}
+
+impl Creds {
+    /// The request that signs in with these: the key first, else the password.
+    fn request(&self) -> Option<(ClientMsg, Ask)> {
+        if self.registering {
+            let password = self.password.clone()?;
+            let msg = ClientMsg::Register {
+                password,
+                remember: self.remember,
+            };
+            return Some((msg, Ask::Register));
+        }
+        let (proof, remember, with_key) = match (&self.key, &self.password) {
+            // The key is the remembering: no new key is asked for with it.
+            (Some(key), _) => (Proof::Key(key.clone()), false, true),
+            (None, Some(p)) => (Proof::Password(p.clone()), self.remember, false),
+            (None, None) => return None,
+        };
+        let msg = ClientMsg::SignIn {
+            account: self.account.clone(),
+            proof,
+            remember,
+        };
+        Some((msg, Ask::SignIn { with_key }))
+    }
+}
+
+/// An account request sent and not answered yet.
+#[derive(Debug, Clone)]
+pub(super) enum Ask {
+    /// A sign-in, with the device key or the password.
+    SignIn {
+        /// With the device key (if refused, the password is tried).
+        with_key: bool,
+    },
+    /// A registration.
+    Register,
+    /// A password change; what to put back if it is refused.
+    ChangePassword {
+        old: Option<Password>,
+        key: Option<DeviceKey>,
+    },
+}
+
+/// What to do after the server refused an account request.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// Nothing more: the user is told.
+    Done,
+    /// Try again with this (the key was refused; the password is kept).
+    Retry(ClientMsg),
+}
+
+/// The session's account state. See the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Account {
+    creds: Option<Creds>,
+    /// The account this connection is signed in to, as the server last said.
+    signed_in: Option<Nick>,
+    asking: Option<Ask>,
+    /// The session is for the account only: a refused sign-in ends it (`natter --login`).
+    required: bool,
+}
+
+impl Account {
+    /// The account this connection is signed in to.
+    pub(super) fn signed_in(&self) -> Option<&Nick> {
+        self.signed_in.as_ref()
+    }
+
+    /// The device key kept, if any.
+    pub(super) fn key(&self) -> Option<&DeviceKey> {
+        self.creds.as_ref().and_then(|c| c.key.as_ref())
+    }
+
+    /// Makes signing in a condition of the session (until signed out).
+    pub(super) fn require(&mut self) {
+        self.required = true;
+    }
+
+    /// Signing in is required, and the account's credentials were refused for good (nothing
+    /// signed in, nothing asked, nothing left to try).
+    pub(super) fn required_and_refused(&self) -> bool {
+        self.required && self.signed_in.is_none() && self.asking.is_none()
+    }
+
+    /// The request waiting for its answer is a registration.
+    pub(super) fn is_registering(&self) -> bool {
+        matches!(self.asking, Some(Ask::Register))
+    }
+
+    /// An account request is waiting for its answer.
+    pub(super) fn is_asking(&self) -> bool {
+        self.asking.is_some()
+    }
+
+    /// Keeps what signs in to `account`; returns the request to send (when welcomed).
+    pub(super) fn sign_in(
+        &mut self,
+        account: Nick,
+        proof: Proof,
+        remember: bool,
+    ) -> Option<ClientMsg> {
+        let (password, key) = match proof {
+            Proof::Password(p) => (Some(p), None),
+            Proof::Key(k) => (None, Some(k)),
+        };
+        self.creds = Some(Creds {
+            account,
+            password,
+            key,
+            remember,
+            registering: false,
+        });
+        self.request()
+    }
+
+    /// Keeps what registers `nick` (the connection's) with `password`; returns the request.
+    pub(super) fn register(
+        &mut self,
+        nick: Nick,
+        password: Password,
+        remember: bool,
+    ) -> Option<ClientMsg> {
+        self.creds = Some(Creds {
+            account: nick,
+            password: Some(password),
+            key: None,
+            remember,
+            registering: true,
+        });
+        self.request()
+    }
+
+    /// The request that signs in with what is kept, marked as asked.
+    pub(super) fn request(&mut self) -> Option<ClientMsg> {
+        let (msg, ask) = self.creds.as_ref()?.request()?;
+        self.asking = Some(ask);
+        Some(msg)
+    }
+
+    /// Signing out: everything kept is forgotten.
+    pub(super) fn sign_out(&mut self) {
+        *self = Account::default();
+    }
+
+    /// A password change is on its way: the new password is kept (the server revokes every
+    /// device key), the old one too until the answer.
+    pub(super) fn change_password(&mut self, new: &Password) {
+        let Some(creds) = self.creds.as_mut() else {
+            // Signed in without this session's credentials (a resume): nothing to update.
+            self.asking = Some(Ask::ChangePassword {
+                old: None,
+                key: None,
+            });
+            return;
+        };
+        let old = creds.password.replace(new.clone());
+        let key = creds.key.take();
+        self.asking = Some(Ask::ChangePassword { old, key });
+    }
+
+    /// A welcome: a resume keeps the account; otherwise the connection is a guest's. Returns
+    /// the sign-in to send, if credentials are kept and the connection is not signed in.
+    pub(super) fn welcomed(&mut self, resumed: bool) -> Option<ClientMsg> {
+        // What was asked on the last link was not answered there. (A password change's new
+        // password stays: if the server never took it, the sign-in with it is refused and says
+        // so.)
+        self.asking = None;
+        if !resumed {
+            self.signed_in = None;
+        }
+        if self.signed_in.is_some() {
+            return None;
+        }
+        self.request()
+    }
+
+    /// The server says we are signed in to `account`; a fresh key replaces the kept one.
+    pub(super) fn signed_in_as(&mut self, account: &Nick, key: Option<&DeviceKey>) {
+        self.signed_in = Some(account.clone());
+        self.asking = None;
+        if let Some(creds) = self.creds.as_mut() {
+            creds.account = account.clone();
+            creds.registering = false;
+            if let Some(key) = key {
+                creds.key = Some(key.clone());
+            }
+        }
+    }
+
+    /// Whether an error of `kind` that names nothing answers an account request: the account
+    /// kinds always do, and while one is asked, the kinds it may be refused with.
+    pub(super) fn answers(&self, kind: ErrorKind) -> bool {
+        match kind {
+            ErrorKind::SignInFailed
+            | ErrorKind::Throttled
+            | ErrorKind::RegistrationClosed
+            | ErrorKind::NotSignedIn => true,
+            ErrorKind::Invalid | ErrorKind::NickTaken | ErrorKind::Unavailable => {
+                self.asking.is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether an error of `kind` naming `nick` answers an account request: a sign-in refused
+    /// or throttled, or a registration of that nick refused (taken, a guest's nick).
+    pub(super) fn answers_about(&self, kind: ErrorKind, nick: &Nick) -> bool {
+        match kind {
+            ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::RegistrationClosed => true,
+            ErrorKind::NickTaken | ErrorKind::Invalid => {
+                matches!(self.asking, Some(Ask::Register))
+                    && self
+                        .creds
+                        .as_ref()
+                        .is_some_and(|c| c.account.folded() == nick.folded())
+            }
+            _ => false,
+        }
+    }
+
+    /// The server took a password change.
+    pub(super) fn password_changed(&mut self) {
+        if let Some(Ask::ChangePassword { .. }) = self.asking {
+            self.asking = None;
+        }
+    }
+
+    /// The server refused the account request asked (kind `kind`).
+    pub(super) fn refused(&mut self, kind: ErrorKind) -> Refused {
+        let asked = self.asking.take();
+        match (asked, kind) {
+            // The key was revoked (signed out elsewhere, password changed): the password, once.
+            (Some(Ask::SignIn { with_key: true }), ErrorKind::SignInFailed) => {
+                let Some(creds) = self.creds.as_mut() else {
+                    return Refused::Done;
+                };
+                creds.key = None;
+                if creds.password.is_none() {
+                    self.creds = None;
+                    return Refused::Done;
+                }
+                match self.request() {
+                    Some(msg) => Refused::Retry(msg),
+                    None => Refused::Done,
+                }
+            }
+            // Wrong credentials, or a registration refused for good: forget them.
+            (Some(Ask::SignIn { .. }), ErrorKind::SignInFailed)
+            | (
+                Some(Ask::Register),
+                ErrorKind::RegistrationClosed | ErrorKind::NickTaken | ErrorKind::Invalid,
+            ) => {
+                self.creds = None;
+                Refused::Done
+            }
+            (Some(Ask::ChangePassword { old, key }), _) => {
+                if let Some(creds) = self.creds.as_mut() {
+                    if old.is_some() {
+                        creds.password = old;
+                    }
+                    if key.is_some() {
+                        creds.key = key;
+                    }
+                }
+                Refused::Done
+            }
+            // Throttled or unavailable: kept, tried again at the next welcome (or by the user).
+            _ => Refused::Done,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `natter --login` against a real natter-server: a script signs in with `NATTER_PASSWORD` and
+//! talks as the account; a wrong password says so; the config's `password_file` is read; when
+//! the connection drops and the session cannot be resumed, the client signs in again by itself,
+//! and so it does after the server restarts past the resume window (the account is stored).
+
+mod support;
+
+use natter_server::{Server, ServerConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{Client, WAIT, server, server_with};
+use tokio::net::{TcpListener, TcpStream};
+
+fn login_args(nick: &str, addr: SocketAddr) -> Vec<String> {
+    vec![
+        "--login".into(),
+        "--nick".into(),
+        nick.into(),
+        addr.to_string(),
+    ]
+}
+
+/// Registers `nick` with `password` from a plain line-mode client, then leaves.
+async fn register(addr: SocketAddr, nick: &str, password: &str) {
+    let mut c = Client::start(nick, addr, &[]);
+    c.expect(&format!("-- connected as {nick}")).await;
+    c.send(&format!("/register {password}")).await;
+    c.expect(&format!("-- you are signed in as {nick}")).await;
+    c.close_stdin();
+    assert!(c.exit_status().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
+    let (server, addr) = server().await;
+    register(addr, "alice", "correct horse").await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("-- connected as bob").await;
+
+    // The nick is registered: without signing in, alice is given another.
+    let mut guest = Client::start("alice", addr, &[]);
+    let line = guest
+        .expect_where("the welcome", |l| l.starts_with("-- connected as "))
+        .await;
+    assert_ne!(
+        line, "-- connected as alice",
+        "the registered nick is owned"
+    );
+    guest.close_stdin();
+    assert!(guest.exit_status().await.success());
+
+    let mut alice = Client::start_env(
+        "alice",
+        &login_args("alice", addr),
+        &[("NATTER_PASSWORD", "correct horse")],
+    );
+    alice.expect("-- you are signed in as alice").await;
+    alice.send("hello as the account").await;
+    bob.expect("[#lobby] <alice> hello as the account").await;
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
+
+    // A wrong password is said in words, and the script ends (exit 1) without saying anything
+    // under another nick.
+    let mut wrong = Client::start_env(
+        "alice",
+        &login_args("alice", addr),
+        &[("NATTER_PASSWORD", "wrong horse")],
+    );
+    wrong.send("not as a guest").await;
+    let err = wrong
+        .expect_where("the refusal", |l| l.starts_with("error: "))
+        .await;
+    assert_eq!(err, "error: account: wrong account name or password");
+    let status = wrong.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{status}");
+    wrong.drain().await;
+    assert_eq!(wrong.count("-- you are signed in as alice"), 0);
+    bob.send("/who").await;
+    // Answered after anything the script could have said.
+    bob.expect_containing("#lobby (").await;
+    assert!(
+        !bob.seen.iter().any(|l| l.contains("not as a guest")),
+        "{:?}",
+        bob.seen
+    );
+
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_file_in_the_config_is_read_and_the_flag_needs_no_password() {
+    let (server, addr) = server().await;
+    register(addr, "carol", "a long passphrase").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "a long passphrase\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("password_file = {:?}\n", pw.display().to_string()),
+    )
+    .unwrap();
+    let mut args = login_args("carol", addr);
+    args.extend(["--config".into(), config.display().to_string()]);
+    let mut carol = Client::start_with("carol", &args);
+    carol.expect("-- you are signed in as carol").await;
+    carol.close_stdin();
+    assert!(carol.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A TCP relay in front of the server whose connections the test can cut, as a network
+/// outage would.
+struct Relay {
+    addr: SocketAddr,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(server: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let held = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                });
+                held.lock().unwrap().push(task);
+            }
+        });
+        Relay {
+            addr,
+            conns,
+            accept,
+        }
+    }
+
+    /// Drops every connection relayed so far (both ends see it closed).
+    fn cut(&self) {
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_session_cannot_be_resumed_the_client_signs_in_again_by_itself() {
+    // Sessions are not kept for a resume: every reconnect starts a guest.
+    let (server, addr) = server_with(|hub| hub.resume_grace = natter_core::Millis(1)).await;
+    register(addr, "dora", "a long passphrase").await;
+    let relay = Relay::start(addr).await;
+    let mut dora = Client::start_env(
+        "dora",
+        &login_args("dora", relay.addr),
+        &[("NATTER_PASSWORD", "a long passphrase")],
+    );
+    dora.expect("-- you are signed in as dora").await;
+    let mut erin = Client::start("erin", addr, &[]);
+    erin.expect("-- connected as erin").await;
+    relay.cut();
+    dora.expect_containing("could not resume").await;
+    dora.expect("-- you are signed in as dora").await;
+    dora.send("back as the account").await;
+    erin.expect("[#lobby] <dora> back as the account").await;
+    dora.close_stdin();
+    assert!(dora.exit_status().await.success());
+    dora.drain().await;
+    assert_eq!(dora.count("-- you are signed in as dora"), 2);
+    erin.close_stdin();
+    assert!(erin.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A server keeping accounts in `dir`, whose resume sessions last a moment only (so a restart
+/// cannot resume anyone), on `addr` (port 0: any).
+async fn stored_server(dir: &Path, addr: SocketAddr) -> Server {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut config = ServerConfig::local_test();
+        config.listen = vec![addr];
+        config.store = Some(natter_store::Config::new(dir));
+        config.hub.resume_grace = natter_core::Millis(1);
+        match natter_server::start(config).await {
+            Ok(s) => return s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot start the server: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_that_cannot_resume_the_client_signs_in_again_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = stored_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let addr = server.local_addrs()[0];
+    register(addr, "dora", "a long passphrase").await;
+    let mut dora = Client::start_env(
+        "dora",
+        &login_args("dora", addr),
+        &[("NATTER_PASSWORD", "a long passphrase")],
+    );
+    dora.expect("-- you are signed in as dora").await;
+    server.shutdown().await.expect("server shuts down");
+    // Past the resume window by the time it is back.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let server = stored_server(dir.path(), addr).await;
+    dora.expect_containing("could not resume").await;
+    dora.expect("-- you are signed in as dora").await;
+    let mut erin = Client::start("erin", addr, &[]);
+    erin.expect("-- connected as erin").await;
+    dora.send("back after the restart").await;
+    erin.expect("[#lobby] <dora> back after the restart").await;
+    dora.close_stdin();
+    assert!(dora.exit_status().await.success());
+    erin.close_stdin();
+    assert!(erin.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
