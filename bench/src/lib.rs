@@ -40,6 +40,9 @@ pub enum Target {
     NatterStore,
     /// natter-server memory-only, every client registered and signed in to an account first.
     NatterAccounts,
+    /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
+    /// every second during the run: what operations cost the fan-out.
+    NatterMetrics,
 }
 
 impl Target {
@@ -53,6 +56,7 @@ impl Target {
             Target::Inspircd => "inspircd",
             Target::NatterStore => "natter-store",
             Target::NatterAccounts => "natter-accounts",
+            Target::NatterMetrics => "natter-metrics",
         }
     }
 
@@ -60,7 +64,7 @@ impl Target {
     pub fn is_natter_tcp(self) -> bool {
         matches!(
             self,
-            Target::Natter | Target::NatterStore | Target::NatterAccounts
+            Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
         )
     }
 
@@ -81,9 +85,10 @@ impl std::str::FromStr for Target {
             "inspircd" => Ok(Target::Inspircd),
             "natter-store" => Ok(Target::NatterStore),
             "natter-accounts" => Ok(Target::NatterAccounts),
+            "natter-metrics" => Ok(Target::NatterMetrics),
             _ => Err(format!(
                 "unknown target {s:?} (natter, baseline, bridge, irc, inspircd, natter-store, \
-                 natter-accounts)"
+                 natter-accounts, natter-metrics)"
             )),
         }
     }

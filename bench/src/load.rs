@@ -477,7 +477,11 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         detail: e.to_string(),
     };
     match spec.target {
-        Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::Baseline => {
+        Target::Natter
+        | Target::NatterStore
+        | Target::NatterAccounts
+        | Target::NatterMetrics
+        | Target::Baseline => {
             let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
                 .await
                 .map_err(|e| connect_err(&e))?

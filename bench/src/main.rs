@@ -207,6 +207,8 @@ fn unix_now() -> u64 {
 struct Servers {
     main: ServerProc,
     bridge: Option<ServerProc>,
+    /// natter-server's metrics endpoint, when on.
+    metrics: Option<SocketAddr>,
 }
 
 impl Servers {
@@ -257,6 +259,9 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
         }
+        if target == Target::NatterMetrics {
+            args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+        }
         ServerProc::spawn(
             "natter-server",
             &c.server_bin,
@@ -268,7 +273,8 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             cpu,
             logs.join(log),
             // The address that clients connect to: the IRC listener's for IRC runs.
-            if irc { "door=Irc" } else { "listening" },
+            // (Not just "listening": the metrics endpoint logs that too.)
+            if irc { "door=Irc" } else { "door=Natter" },
         )
     };
     let natter = |log: String| natter_on(log, false);
@@ -276,7 +282,20 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
             main: natter(format!("natter-server-{}-{tag}.log", target.name()))?,
             bridge: None,
+            metrics: None,
         },
+        Target::NatterMetrics => {
+            let main = natter(format!("natter-server-{}-{tag}.log", target.name()))?;
+            // Logged before the natter listener, so it is in the log by now.
+            let metrics = main
+                .logged_addr("metrics endpoint listening")
+                .context("natter-server did not log its metrics address")?;
+            Servers {
+                main,
+                bridge: None,
+                metrics: Some(metrics),
+            }
+        }
         Target::Baseline => Servers {
             main: ServerProc::spawn(
                 "baseline-server",
@@ -292,10 +311,12 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 "listening on",
             )?,
             bridge: None,
+            metrics: None,
         },
         Target::Irc => Servers {
             main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
             bridge: None,
+            metrics: None,
         },
         Target::Inspircd => {
             // InspIRCd cannot say which free port it took: find one, then hand it over.
@@ -322,6 +343,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                     SocketAddr::from(([127, 0, 0, 1], port)),
                 )?,
                 bridge: None,
+                metrics: None,
             }
         }
         Target::Bridge => {
@@ -353,6 +375,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             Servers {
                 main,
                 bridge: Some(bridge),
+                metrics: None,
             }
         }
     })
@@ -480,8 +503,17 @@ async fn fanout_once(
     let (result, server_cpu, gen_cpu) = local
         .run_until(async {
             let load = Load::connect(spec).await?;
+            let scraper = servers
+                .metrics
+                .map(|addr| tokio::task::spawn_local(scrape_every_second(addr)));
             let (s0, g0, t0) = (servers.cpu()?, procs::cpu_seconds(me)?, Instant::now());
             let result = load.run().await;
+            if let Some(s) = scraper {
+                s.abort();
+                if let Ok(Err(e)) = s.await {
+                    bail!("scraping natter-server's metrics failed: {e:#}");
+                }
+            }
             let (s1, g1) = (servers.cpu()?, procs::cpu_seconds(me)?);
             let wall = t0.elapsed().as_secs_f64().max(1e-9);
             anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall))
@@ -500,6 +532,7 @@ async fn fanout_once(
             Target::Natter
             | Target::NatterStore
             | Target::NatterAccounts
+            | Target::NatterMetrics
             | Target::Bridge
             | Target::Irc => a.common.server_bin.display().to_string(),
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),
@@ -519,6 +552,24 @@ async fn fanout_once(
         seconds: result.elapsed.as_secs_f64(),
         errors: result.errors,
     })
+}
+
+/// Scrapes `/metrics` at `addr` once a second (a busy Prometheus) until aborted; an error if a
+/// scrape fails or is not OpenMetrics.
+async fn scrape_every_second(addr: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await?;
+        if !body.starts_with(b"HTTP/1.1 200") || !body.ends_with(b"# EOF\n") {
+            bail!("a scrape answered {:?}", String::from_utf8_lossy(&body));
+        }
+    }
 }
 
 async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {

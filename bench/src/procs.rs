@@ -170,6 +170,11 @@ impl ServerProc {
         })
     }
 
+    /// The address in its log after `marker` (e.g. a second listener's), if it logged one.
+    pub fn logged_addr(&self, marker: &str) -> Option<SocketAddr> {
+        find_addr(&std::fs::read_to_string(&self.log).ok()?, marker)
+    }
+
     /// CPU seconds (user + system) used so far.
     pub fn cpu_seconds(&self) -> Result<f64, ProcError> {
         cpu_seconds(self.pid())

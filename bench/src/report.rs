@@ -152,7 +152,7 @@ fn ms(us: f64) -> String {
 pub fn fanout_table(sums: &[Summary]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>5}\n",
+        "{:<15} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>5}\n",
         "target",
         "C",
         "M",
@@ -169,7 +169,7 @@ pub fn fanout_table(sums: &[Summary]) -> String {
     ));
     for s in sums {
         out.push_str(&format!(
-            "{:<9} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>6.0}% {:>6.0}%{} {:>7.1}M {:>2}/{}\n",
+            "{:<15} {:>5} {:>6} {:>4} {:>7} {:>10} {:>9} {:>9} {:>9} {:>6.0}% {:>6.0}%{} {:>7.1}M {:>2}/{}\n",
             s.target.name(),
             s.clients,
             s.messages,
@@ -221,10 +221,12 @@ pub fn fanout_table(sums: &[Summary]) -> String {
         }
     }
     // natter with a feature on against natter without it, in the same run.
-    for s in sums
-        .iter()
-        .filter(|s| matches!(s.target, Target::NatterStore | Target::NatterAccounts))
-    {
+    for s in sums.iter().filter(|s| {
+        matches!(
+            s.target,
+            Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+        )
+    }) {
         if let Some(n) = natter.get(&s.clients) {
             ratios.push_str(&format!(
                 "{:<15} C={:<5} deliveries/s {:.2} x natter, p50 {:.2} x, p99 {:.2} x\n",
@@ -313,7 +315,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 7] = [
+    const TARGETS: [Target; 8] = [
         Target::Baseline,
         Target::Natter,
         Target::Bridge,
@@ -321,6 +323,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
         Target::Inspircd,
         Target::NatterStore,
         Target::NatterAccounts,
+        Target::NatterMetrics,
     ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
@@ -366,6 +369,7 @@ fn colour(t: Target) -> RGBColor {
         Target::Inspircd => RGBColor(120, 120, 120),
         Target::NatterStore => RGBColor(230, 150, 30),
         Target::NatterAccounts => RGBColor(30, 170, 170),
+        Target::NatterMetrics => RGBColor(200, 60, 200),
     }
 }
 

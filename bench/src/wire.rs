@@ -98,7 +98,7 @@ impl Codec {
         match self.target {
             Target::Baseline => Ok(Vec::new()),
             Target::Irc | Target::Inspircd => Ok(Vec::new()),
-            Target::Natter | Target::NatterStore => {
+            Target::Natter | Target::NatterStore | Target::NatterMetrics => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
                 first.extend_from_slice(&encode_frame(&join)?);
@@ -180,7 +180,11 @@ impl Codec {
                     }
                 }
             }
-            Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::Bridge => {
+            Target::Natter
+            | Target::NatterStore
+            | Target::NatterAccounts
+            | Target::NatterMetrics
+            | Target::Bridge => {
                 if !self.verify
                     && payload.first() == Some(&self.event_tag)
                     && payload.len() > PAYLOAD_LEN

@@ -1,14 +1,18 @@
 //! The task that owns the [`Hub`]. Connection tasks send it what their sockets did; it feeds the
 //! hub in batches, appends the hub's transmits to the connections' [`Outbox`]es, logs the hub's
-//! events, and sleeps until the next input or the hub's next deadline.
+//! events, and sleeps until the next input or the hub's next deadline. With metrics on, it
+//! times each batch and copies the hub's counts into the metrics at most every
+//! [`COPY_EVERY`](crate::metrics::COPY_EVERY).
 
 use crate::clock::Clock;
+use crate::metrics::{COPY_EVERY, Metrics};
 use crate::outbox::Outbox;
 use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
 use natter_core::ConnId;
 use natter_core::accounts::{Work, WorkDone};
-use natter_core::hub::{Door, Hub, HubEvent};
+use natter_core::hub::{Change, Config, Door, Hub, HubEvent, ReconfigError};
+use natter_core::persist::LoadedAccount;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
@@ -42,6 +46,16 @@ pub(crate) enum Input {
     Closed { conn: ConnId },
     /// The server is shutting down.
     Shutdown,
+    /// Read the accounts from the store again (the operator changed them with
+    /// `natter-server account`): how many there are now, or why not.
+    ReloadAccounts {
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    /// A new hub configuration (a reloaded config file): what changed, or why it was refused.
+    Reconfigure {
+        config: Box<Config>,
+        reply: oneshot::Sender<Result<Vec<Change>, ReconfigError>>,
+    },
 }
 
 struct Conn {
@@ -93,6 +107,29 @@ struct HubTask {
     store: Option<StoreSide>,
     /// Password hashing off the hub's thread.
     work: Worker,
+    /// An accounts reload asked for: who waits, and the store read once it has started.
+    accounts: Option<AccountsReload>,
+}
+
+/// An accounts reload under way. The read starts once every write the hub handed out is
+/// durable, and input (and finished password work) waits meanwhile, so the accounts read are
+/// exactly the hub's plus what the operator changed: nothing registered or changed through the
+/// hub can be missing from them and so be forgotten or reverted.
+struct AccountsReload {
+    reply: oneshot::Sender<Result<usize, String>>,
+    read: Option<
+        natter_store::StoreFuture<'static, Result<Vec<LoadedAccount>, natter_store::ReadError>>,
+    >,
+}
+
+/// The accounts read's outcome; never, while no read runs.
+async fn accounts_read(
+    reload: &mut Option<AccountsReload>,
+) -> Result<Vec<LoadedAccount>, natter_store::ReadError> {
+    match reload.as_mut().and_then(|r| r.read.as_mut()) {
+        Some(read) => read.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the hub's slow work (password hashes) on blocking threads, a few at a time, and hands
@@ -148,6 +185,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Input>,
     clock: Clock,
     grace: Duration,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut task = HubTask {
         hub,
@@ -156,13 +194,22 @@ pub(crate) async fn run(
         shutting_down: false,
         store,
         work: Worker::new(),
+        accounts: None,
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
+    // With metrics on: when the counts were last copied, and when they are due again (set when
+    // something happened since).
+    let mut copied = Instant::now();
+    let mut copy_due: Option<Instant> = None;
     loop {
+        // Time of this batch: handling its input and draining the output, not the yield.
+        let mut busy: Option<(Duration, std::time::Instant)> = None;
         let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
-        let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up());
+        // So does it while an accounts reload waits for the store (see `AccountsReload`).
+        let taking_input =
+            task.store.as_ref().is_none_or(|s| !s.backed_up()) && task.accounts.is_none();
         tokio::select! {
             ev = store_next(&mut task.store) => {
                 let now = task.clock.now();
@@ -177,11 +224,14 @@ pub(crate) async fn run(
             }
             input = rx.recv(), if taking_input => {
                 let Some(input) = input else { break };
+                let started = metrics.as_ref().map(|_| std::time::Instant::now());
                 task.handle(input);
+                let first = started.map(|t| t.elapsed());
                 // Let the other ready connection tasks run first: tokio runs a task woken by
                 // the running one next, so without this the hub would wake for every single
                 // read and hand each connection its bytes one message at a time.
                 tokio::task::yield_now().await;
+                busy = first.map(|d| (d, std::time::Instant::now()));
                 for _ in 1..MAX_BATCH {
                     match rx.try_recv() {
                         Ok(input) => task.handle(input),
@@ -189,7 +239,19 @@ pub(crate) async fn run(
                     }
                 }
             }
-            Some(done) = task.work.done_rx.recv() => {
+            loaded = accounts_read(&mut task.accounts) => {
+                if let Some(r) = task.accounts.take() {
+                    let answer = match loaded {
+                        Ok(accounts) => {
+                            task.hub.load_accounts(accounts);
+                            Ok(task.hub.account_count())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = r.reply.send(answer);
+                }
+            }
+            Some(done) = task.work.done_rx.recv(), if task.accounts.is_none() => {
                 task.hub.handle_work(done, task.clock.now());
             }
             () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
@@ -199,8 +261,25 @@ pub(crate) async fn run(
                 warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
                 break;
             }
+            // Wakes the loop only to copy the counts below.
+            () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
         }
         task.drain();
+        task.start_accounts_read();
+        if let Some(m) = &metrics {
+            if let Some((first, rest)) = busy {
+                m.batch_time.observe(first + rest.elapsed());
+            }
+            let now = Instant::now();
+            if now >= copied + COPY_EVERY {
+                let depth = task.store.as_ref().map_or(0, StoreSide::queue_depth);
+                m.copy(&task.hub, depth);
+                copied = now;
+                copy_due = None;
+            } else {
+                copy_due = Some(copied + COPY_EVERY);
+            }
+        }
         if task.shutting_down {
             give_up.get_or_insert_with(|| Instant::now() + grace);
             if task.conns.is_empty() {
@@ -269,6 +348,19 @@ impl HubTask {
                     info!(%conn, peer = %c.peer, "disconnected");
                 }
             }
+            Input::ReloadAccounts { reply } => match &self.store {
+                None => {
+                    let _ = reply.send(Err("no store: accounts live in memory only".into()));
+                }
+                // A second request while one runs is answered by the one that runs.
+                Some(_) if self.accounts.is_some() => {
+                    let _ = reply.send(Err("an accounts reload is already under way".into()));
+                }
+                Some(_) => self.accounts = Some(AccountsReload { reply, read: None }),
+            },
+            Input::Reconfigure { config, reply } => {
+                let _ = reply.send(self.hub.reconfigure(*config));
+            }
             Input::Shutdown => {
                 if !self.shutting_down {
                     info!(
@@ -279,6 +371,16 @@ impl HubTask {
                     self.hub.shutdown(now);
                 }
             }
+        }
+    }
+
+    /// Starts the accounts read of a reload asked for, once every write handed out is durable.
+    fn start_accounts_read(&mut self) {
+        let (Some(r), Some(store)) = (&mut self.accounts, &self.store) else {
+            return;
+        };
+        if r.read.is_none() && store.queue_depth() == 0 {
+            r.read = Some(store.load_accounts());
         }
     }
 

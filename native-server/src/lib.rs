@@ -9,6 +9,7 @@
 mod clock;
 mod conn;
 mod hub_task;
+mod metrics;
 mod outbox;
 mod server;
 mod store;
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use thiserror::Error;
 
-pub use server::Server;
+pub use server::{ReloadError, Server};
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct ServerConfig {
     /// Where rooms, history and resume sessions are kept; `None`: in memory only (ephemeral:
     /// everything is forgotten at exit).
     pub store: Option<natter_store::Config>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (natter-ops' endpoint); `None`: no
+    /// endpoint, and the hub task copies no counts (see [`Server::metrics_addr`]).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -62,6 +66,7 @@ impl ServerConfig {
             hub,
             shutdown_grace: Duration::from_secs(2),
             store: None,
+            metrics_listen: None,
         }
     }
 }
@@ -96,6 +101,9 @@ pub enum ServerError {
     /// The OS's random source failed (resume tokens would be guessable: refuse to run).
     #[error("no OS randomness: {0}")]
     Randomness(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Ops(#[from] natter_ops::OpsError),
     /// A server task ended abnormally (a bug: it panicked).
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -1,25 +1,27 @@
 //! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
-//! OS's randomness, runs the server and shuts it down gracefully on SIGINT/SIGTERM.
-//! `natter-server account …` manages accounts in the same store instead (`account_cmd`).
+//! OS's randomness, runs the server, reloads the file's limits on SIGHUP and shuts down
+//! gracefully on SIGINT/SIGTERM. `natter-server account …` manages accounts in the same store
+//! instead (`account_cmd`).
 
 mod account_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use natter_core::hub::Config;
-use natter_server::{ServerConfig, random_seed};
+use natter_ops::LogFormat;
+use natter_server::{Server, ServerConfig, random_seed};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use tracing::info;
+use tracing::{error, info, warn};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
 /// one port, IRC clients come in on IRC listeners, all in the same rooms. Logs go to stderr;
-/// set RUST_LOG (default: info).
+/// set RUST_LOG (default: info). SIGHUP reloads the config file's `[limits]`.
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
@@ -42,8 +44,9 @@ struct Args {
         value_delimiter = ','
     )]
     irc_listen: Vec<SocketAddr>,
-    /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms` and a
-    /// `[limits]` table
+    /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms`,
+    /// `metrics_listen`, `log_format`, a `[limits]` and an `[accounts]` table (reloaded on
+    /// SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -74,6 +77,13 @@ struct Args {
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
     bridge_secret_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics, and /healthz and /readyz, on this address (keep it
+    /// off the public network) [default: none]
+    #[arg(long, value_name = "ADDR", env = "NATTER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as human-readable text or as one JSON object per line [default: text]
+    #[arg(long, value_name = "FORMAT", env = "NATTER_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 /// Instead of running the server.
@@ -107,9 +117,28 @@ struct FileConfig {
     irc_listen: Vec<SocketAddr>,
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
+    log_format: Option<FileLogFormat>,
     limits: Config,
     store: StoreFile,
     accounts: natter_core::hub::AccountsConfig,
+}
+
+/// `log_format` in the file: `text` or `json`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FileLogFormat {
+    Text,
+    Json,
+}
+
+impl From<FileLogFormat> for LogFormat {
+    fn from(f: FileLogFormat) -> LogFormat {
+        match f {
+            FileLogFormat::Text => LogFormat::Text,
+            FileLogFormat::Json => LogFormat::Json,
+        }
+    }
 }
 
 /// The `[store]` table.
@@ -169,6 +198,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         hub,
         shutdown_grace: Duration::from_millis(grace),
         store,
+        metrics_listen: args.metrics_listen.or(file.metrics_listen),
     })
 }
 
@@ -205,21 +235,14 @@ fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A log nobody reads any more (its pipe closed) must not stop the server: by default a
-        // failed log write is reported with `eprintln!`, which panics on that same pipe.
-        .log_internal_errors(false)
-        .init();
-
+    use tokio::signal::unix::{SignalKind, signal};
     let args = Args::parse();
     let file = read_file_config(args.config.as_ref())?;
+    let format = args
+        .log_format
+        .or(file.log_format.map(LogFormat::from))
+        .unwrap_or_default();
+    natter_ops::logging::init(format, "info")?;
     if let Some(Command::Account { cmd }) = &args.command {
         let store = store_config(&args, &file.store)?;
         let cost = file.accounts.hash_cost;
@@ -239,18 +262,96 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let config = server_config(&args, &file, random_seed()?)?;
-    let server = natter_server::start(config).await?;
+    let mut running = server_config(&args, &file, random_seed()?)?;
+    let server = natter_server::start(running.clone()).await?;
+    if let Some(addr) = server.metrics_addr() {
+        info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
+    }
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                r.context("cannot listen for SIGINT")?;
+                break;
+            }
+            _ = term.recv() => break,
+            _ = hup.recv() => on_sighup(&server, &args, &mut running).await,
+        }
     }
     info!("signal received; shutting down");
     server.shutdown().await?;
     Ok(())
+}
+
+/// SIGHUP: everything a running server reloads. Each reload logs its own outcome and keeps what
+/// runs when it fails; one failing does not stop the others.
+async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
+    info!("SIGHUP received: reloading");
+    reload_config(server, args, running).await;
+    if running.store.is_some() {
+        match server.reload_accounts().await {
+            Ok(n) => info!(accounts = n, "accounts reloaded from the store"),
+            Err(e) => {
+                error!(error = %e, "accounts reload failed; the accounts loaded before are kept")
+            }
+        }
+    }
+}
+
+/// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to
+/// the hub; logs every value that changed. What only a restart can change (listen addresses,
+/// the store, the metrics address, the shutdown grace) is logged as waiting for one. An
+/// unreadable or invalid file is refused with the reason, and the running config kept.
+async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
+    let Some(path) = args.config.as_ref() else {
+        warn!("config reload: no config file to read (the server was started without --config)");
+        return;
+    };
+    let next = read_file_config(Some(path))
+        .and_then(|file| server_config(args, &file, running.hub.secret_seed));
+    let next = match next {
+        Ok(next) => next,
+        Err(e) => {
+            error!(file = %path.display(), error = %format!("{e:#}"), "config reload refused; the running config is kept");
+            return;
+        }
+    };
+    let store_path = |c: &ServerConfig| c.store.as_ref().map(natter_store::Config::db_path);
+    let fixed = [
+        ("listen", next.listen != running.listen),
+        ("irc_listen", next.irc_listen != running.irc_listen),
+        (
+            "metrics_listen",
+            next.metrics_listen != running.metrics_listen,
+        ),
+        (
+            "shutdown_grace_ms",
+            next.shutdown_grace != running.shutdown_grace,
+        ),
+        ("store", store_path(&next) != store_path(running)),
+    ];
+    match server.reconfigure(next.hub.clone()).await {
+        Ok(changes) => {
+            for c in &changes {
+                info!(key = c.key, old = %c.old, new = %c.new, "config changed");
+            }
+            for (key, changed) in fixed {
+                if changed {
+                    warn!(
+                        key,
+                        "config reload: this setting changed in the file; it takes effect at the next restart"
+                    );
+                }
+            }
+            info!(file = %path.display(), changed = changes.len(), "config reloaded");
+            running.hub = next.hub;
+        }
+        Err(e) => {
+            error!(file = %path.display(), error = %e, "config reload refused; the running config is kept");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +407,32 @@ mod tests {
         assert_eq!(c.irc_listen.len(), 2);
         assert_eq!(c.hub.trusted_proxies, vec![IpAddr::from([10, 0, 0, 1])]);
         assert_eq!(c.hub.max_connections, natter_core::limits::MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn metrics_address_and_log_format_from_flags_environment_or_file() {
+        let file: FileConfig =
+            toml::from_str("metrics_listen = \"127.0.0.1:9100\"\nlog_format = \"json\"").unwrap();
+        let args = Args::parse_from(["natter-server"]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(file.log_format.map(LogFormat::from), Some(LogFormat::Json));
+        let args = Args::parse_from([
+            "natter-server",
+            "--metrics-listen",
+            "[::1]:9200",
+            "--log-format",
+            "text",
+        ]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9200".parse().unwrap()));
+        assert_eq!(args.log_format, Some(LogFormat::Text));
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9200".parse().unwrap()));
+        assert!(toml::from_str::<FileConfig>("log_format = \"yaml\"").is_err());
+        let none = Args::parse_from(["natter-server"]);
+        let c = server_config(&none, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.metrics_listen, None, "no endpoint unless asked");
     }
 
     #[test]

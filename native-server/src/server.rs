@@ -6,15 +6,18 @@
 
 use crate::clock::Clock;
 use crate::hub_task::{self, Input};
+use crate::metrics::{Health, Metrics};
 use crate::store::{self, StoreSide};
 use crate::{ServerConfig, ServerError, conn};
-use natter_core::hub::{Door, Hub};
+use natter_core::hub::{Change, Config, Door, Hub, ReconfigError};
+use natter_ops::Endpoint;
 use natter_store::{SqliteHandle, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep, timeout};
 use tracing::{error, info, warn};
@@ -46,6 +49,25 @@ pub struct Server {
     hub_tx: mpsc::Sender<Input>,
     hub_task: JoinHandle<()>,
     accept_tasks: Vec<JoinHandle<()>>,
+    /// The socket backstop and its current size (it follows `max_connections` on reload).
+    permits: Arc<Semaphore>,
+    socket_cap: AtomicUsize,
+    health: Arc<Health>,
+    metrics: Option<Endpoint>,
+}
+
+/// Why [`Server::reconfigure`] kept the running configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The hub refused it (an invalid value, or one only a restart may change).
+    #[error(transparent)]
+    Refused(#[from] ReconfigError),
+    /// The accounts could not be read again (no store, or the store failed to read).
+    #[error("accounts not reloaded: {0}")]
+    Accounts(String),
+    /// The hub task is gone (the server is stopping).
+    #[error("the server is stopping")]
+    Stopping,
 }
 
 pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
@@ -79,11 +101,19 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         .collect();
 
     let grace = config.shutdown_grace;
-    let permits = Arc::new(Semaphore::new(socket_cap(config.hub.max_connections)));
+    let cap = socket_cap(config.hub.max_connections);
+    let permits = Arc::new(Semaphore::new(cap));
     let clock = Clock::new();
-    let (hub, store) = open_hub(config.hub, config.store, clock).await?;
+    let metrics = config.metrics_listen.map(|_| Arc::new(Metrics::new()));
+    let health = Arc::new(Health::new(config.store.as_ref().map(|s| s.db_path())));
+    let endpoint = match (config.metrics_listen, &metrics) {
+        (Some(addr), Some(m)) => Some(Endpoint::start(addr, m.registry(), health.check()).await?),
+        _ => None,
+    };
+    let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
+    let (hub, store) = open_hub(config.hub, config.store, clock, commit_time, &health).await?;
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
-    let hub_task = tokio::spawn(hub_task::run(hub, store, hub_rx, clock, grace));
+    let hub_task = tokio::spawn(hub_task::run(hub, store, hub_rx, clock, grace, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()
@@ -99,6 +129,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             ))
         })
         .collect();
+    health.listening.store(true, Ordering::Relaxed);
     Ok(Server {
         addrs,
         irc_addrs,
@@ -106,6 +137,10 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         hub_tx,
         hub_task,
         accept_tasks,
+        permits,
+        socket_cap: AtomicUsize::new(cap),
+        health,
+        metrics: endpoint,
     })
 }
 
@@ -114,6 +149,8 @@ async fn open_hub(
     mut hub: natter_core::hub::Config,
     store: Option<natter_store::Config>,
     clock: Clock,
+    commit_time: Option<natter_ops::AtomicHistogram>,
+    health: &Arc<Health>,
 ) -> Result<(Hub, Option<StoreSide>), ServerError> {
     let Some(cfg) = store else {
         info!("no store: rooms and history live in memory only (--ephemeral)");
@@ -132,7 +169,8 @@ async fn open_hub(
     let mut h = Hub::new(hub);
     h.restore(loaded, now);
     let store: Arc<dyn Store> = Arc::new(handle);
-    Ok((h, Some(StoreSide::new(store, reports))))
+    let side = StoreSide::new(store, reports, commit_time, Arc::clone(health));
+    Ok((h, Some(side)))
 }
 
 impl Server {
@@ -146,9 +184,59 @@ impl Server {
         self.irc_addrs.clone()
     }
 
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, with
+    /// [`ServerConfig::metrics_listen`] set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(Endpoint::local_addr)
+    }
+
+    /// Takes `hub` as the hub's configuration from now on (see
+    /// [`Hub::reconfigure`](natter_core::hub::Hub::reconfigure)): open connections stay, new
+    /// work meets the new limits. Returns what changed; on an error nothing changed.
+    pub async fn reconfigure(&self, hub: Config) -> Result<Vec<Change>, ReloadError> {
+        let max_connections = hub.max_connections;
+        let (reply, answer) = oneshot::channel();
+        let input = Input::Reconfigure {
+            config: Box::new(hub),
+            reply,
+        };
+        self.hub_tx
+            .send(input)
+            .await
+            .map_err(|_| ReloadError::Stopping)?;
+        let changes = answer.await.map_err(|_| ReloadError::Stopping)??;
+        // The socket backstop follows the connection limit. Shrinking takes only permits that
+        // are free now; sockets open beyond the new cap close in their own time.
+        let new = socket_cap(max_connections);
+        let old = self.socket_cap.swap(new, Ordering::Relaxed);
+        if new > old {
+            self.permits.add_permits(new - old);
+        } else {
+            self.permits.forget_permits(old - new);
+        }
+        Ok(changes)
+    }
+
+    /// Reads the accounts from the store again (see [`Hub::load_accounts`]): new ones are added,
+    /// changed passwords replaced, removed ones forgotten. New input waits until every write
+    /// the hub handed out is durable and the read is done (milliseconds). Returns how many
+    /// accounts there are now.
+    pub async fn reload_accounts(&self) -> Result<usize, ReloadError> {
+        let (reply, answer) = oneshot::channel();
+        self.hub_tx
+            .send(Input::ReloadAccounts { reply })
+            .await
+            .map_err(|_| ReloadError::Stopping)?;
+        answer
+            .await
+            .map_err(|_| ReloadError::Stopping)?
+            .map_err(ReloadError::Accounts)
+    }
+
     /// Stops accepting, tells every client the server is going away, waits up to
     /// [`ServerConfig::shutdown_grace`] for that to be written, and closes everything.
     pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.health.listening.store(false, Ordering::Relaxed);
         let _ = self.stop.send(true);
         // Fails only if the hub task is gone already; then there is nobody left to tell.
         let _ = self.hub_tx.send(Input::Shutdown).await;
@@ -160,6 +248,9 @@ impl Server {
             }
         }
         self.hub_task.await?;
+        if let Some(m) = self.metrics {
+            m.shutdown().await;
+        }
         info!("server stopped");
         result
     }

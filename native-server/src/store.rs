@@ -7,14 +7,18 @@
 //! and the hub task stops taking new input until the store has room: back-pressure reaches the
 //! sockets instead of memory growing.
 
+use crate::metrics::Health;
 use natter_core::Millis;
 use natter_core::hub::Hub;
-use natter_core::persist::{Answer, Batch, LoadedAccount, LoadedRoom, Query, QueryId};
+use natter_core::persist::{Answer, Batch, BatchId, LoadedAccount, LoadedRoom, Query, QueryId};
+use natter_ops::AtomicHistogram;
 use natter_store::{
     LoadOptions, ReadError, RecentRooms, Report, Reports, Store, StoreFuture, SubmitError,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -26,6 +30,13 @@ pub(crate) struct StoreSide {
     waiting: VecDeque<Batch>,
     answers_tx: mpsc::UnboundedSender<(QueryId, Answer)>,
     answers_rx: mpsc::UnboundedReceiver<(QueryId, Answer)>,
+    /// Batches submitted and not yet reported, oldest first, with when (bounded by the store's
+    /// batches in flight).
+    submitted: VecDeque<(BatchId, Instant)>,
+    /// Where commit latencies go, with metrics on.
+    commit_time: Option<AtomicHistogram>,
+    /// Told whether the last write was durable, for `/readyz`.
+    health: Arc<Health>,
 }
 
 /// What happened on the store's side, for the hub task's loop.
@@ -39,7 +50,12 @@ pub(crate) enum StoreEvent {
 }
 
 impl StoreSide {
-    pub(crate) fn new(store: Arc<dyn Store>, reports: Reports) -> StoreSide {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        reports: Reports,
+        commit_time: Option<AtomicHistogram>,
+        health: Arc<Health>,
+    ) -> StoreSide {
         // Unbounded, but the hub bounds the reads it has out (MAX_QUERIES_IN_FLIGHT).
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         StoreSide {
@@ -48,7 +64,15 @@ impl StoreSide {
             waiting: VecDeque::new(),
             answers_tx,
             answers_rx,
+            submitted: VecDeque::new(),
+            commit_time,
+            health,
         }
+    }
+
+    /// Batches handed to the store or waiting for it, not yet reported.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.waiting.len() + self.submitted.len()
     }
 
     /// Batches are waiting for room in the store: take no new input.
@@ -60,8 +84,6 @@ impl StoreSide {
     /// what `natter-server account …` wrote since the server started: for reloading accounts on
     /// SIGHUP. The future borrows nothing, so it can be spawned or selected on beside the
     /// store's events; it reads on the store's reader threads, never on the hub's.
-    // Until the hub task's SIGHUP reload calls it.
-    #[allow(dead_code)]
     pub(crate) fn load_accounts(
         &self,
     ) -> StoreFuture<'static, Result<Vec<LoadedAccount>, ReadError>> {
@@ -94,8 +116,9 @@ impl StoreSide {
 
     fn submit_waiting(&mut self, hub: &mut Hub, now: Millis) {
         while let Some(b) = self.waiting.pop_front() {
+            let id = b.id;
             match self.store.try_submit(b) {
-                Ok(()) => {}
+                Ok(()) => self.submitted.push_back((id, Instant::now())),
                 Err(SubmitError::Full(b)) => {
                     self.waiting.push_front(b);
                     return;
@@ -123,14 +146,30 @@ impl StoreSide {
     /// Applies a store event to the hub.
     pub(crate) fn apply(&mut self, ev: StoreEvent, hub: &mut Hub, now: Millis) -> bool {
         match ev {
-            StoreEvent::Report(Report::Durable { upto }) => hub.handle_durable(upto, now),
+            StoreEvent::Report(Report::Durable { upto }) => {
+                while let Some(&(id, at)) = self.submitted.front()
+                    && id <= upto
+                {
+                    self.submitted.pop_front();
+                    if let Some(h) = &self.commit_time {
+                        h.observe(at.elapsed());
+                    }
+                }
+                self.health.store_ok.store(true, Ordering::Relaxed);
+                hub.handle_durable(upto, now);
+            }
             StoreEvent::Report(Report::Failed { batch, error }) => {
+                self.submitted.retain(|(id, _)| *id != batch);
+                self.health.store_ok.store(false, Ordering::Relaxed);
                 warn!(%batch, %error, "a batch was not stored");
                 hub.handle_store_failed(batch, &error.to_string(), now);
             }
             StoreEvent::Answer(id, a) => hub.handle_answer(id, a, now),
             StoreEvent::Ready => self.submit_waiting(hub, now),
-            StoreEvent::Gone => return false,
+            StoreEvent::Gone => {
+                self.health.store_ok.store(false, Ordering::Relaxed);
+                return false;
+            }
         }
         true
     }
@@ -190,7 +229,12 @@ mod tests {
     async fn load_accounts_sees_what_the_operator_wrote_after_startup() {
         let dir = tempfile::tempdir().unwrap();
         let (handle, reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
-        let side = StoreSide::new(Arc::new(handle), reports);
+        let side = StoreSide::new(
+            Arc::new(handle),
+            reports,
+            None,
+            Arc::new(crate::metrics::Health::new(None)),
+        );
         assert!(side.load_accounts().await.unwrap().is_empty());
         let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
         let record = AccountRecord {

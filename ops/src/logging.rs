@@ -23,8 +23,11 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
     // A log nobody reads any more (its pipe closed) must not stop the process: by default a
     // failed log write is reported with `eprintln!`, which panics on that same pipe.
     // Logs go to stderr: a binary's stdout is for what it tells its user (where it listens).
+    // Colours only on a terminal: a log read by a program (a test, a shipper) gets plain text.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .log_internal_errors(false);
     let result = match format {

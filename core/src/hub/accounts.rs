@@ -606,6 +606,7 @@ impl Hub {
         used_key: Option<u64>,
         now: Millis,
     ) {
+        self.stats.sign_ins_ok += 1;
         let Some(guest) = self.user_of(conn) else {
             return self.pre_authenticated(conn, account);
         };
@@ -740,6 +741,7 @@ impl Hub {
     }
 
     fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
+        self.stats.sign_ins_failed += 1;
         if let Some(a) = account {
             self.accounts.fails.strike(&a.to_owned(), now);
         }
@@ -854,6 +856,7 @@ impl Hub {
     }
 
     fn throttled(&mut self, conn: ConnId, why: &str, wait: Millis) {
+        self.stats.sign_ins_throttled += 1;
         let detail = format!("{why}: {}", retry_words(wait));
         self.error(conn, ErrorKind::Throttled, Re::Conn, detail);
     }

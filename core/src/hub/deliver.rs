@@ -81,6 +81,7 @@ impl Hub {
             conns,
             out,
             history_bytes,
+            stats,
             ..
         } = self;
         let Some(r) = rooms.get_mut(room) else {
@@ -118,7 +119,9 @@ impl Hub {
             let Some(shared) = shared else {
                 continue;
             };
-            if !c.push_room(out, room, seq, shared, lim) && Some(cid) == sender {
+            let queued = c.push_room(out, room, seq, shared, lim);
+            stats.deliveries += u64::from(queued);
+            if !queued && Some(cid) == sender {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
                 // message would wait forever (or be resent) once the event leaves the history.
                 let Some(ev) = ev.event() else {

@@ -25,6 +25,7 @@ impl Hub {
             || self.refused_pending >= MAX_REFUSED_PENDING
             || self.conns.len() >= self.config.max_connections + MAX_REFUSED_PENDING
         {
+            self.stats.refused(None);
             return Err(Refused::Overloaded);
         }
         let id = ConnId(self.next_conn);
@@ -49,6 +50,7 @@ impl Hub {
         match verdict {
             Ok(counted) => conn.counted_ip = counted,
             Err(r) => {
+                self.stats.refused(Some(r.limit));
                 debug!(conn = %id, %peer, limit = %r.limit, "refused at accept");
                 self.refused_pending += 1;
                 conn.limit_hit(&mut self.out, r.limit, r.detail.clone());
@@ -138,6 +140,7 @@ impl Hub {
             match self.ips.admit(&self.config, ip, now) {
                 Ok(()) => c.counted_ip = Some(ip),
                 Err(r) => {
+                    self.stats.refused(Some(r.limit));
                     c.limit_hit(&mut self.out, r.limit, r.detail.clone());
                     if c.refused().is_none() {
                         self.refused_pending += 1;
@@ -352,6 +355,7 @@ impl Hub {
                 self.resume_request(conn, did, hello, now);
                 return;
             }
+            self.stats.resumes_failed += 1;
             self.error(
                 conn,
                 ErrorKind::ResumeFailed,

@@ -58,9 +58,11 @@ mod moderate;
 mod ops;
 mod past;
 mod query;
+mod reconfig;
 mod reply;
 mod resume;
 mod room;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -86,6 +88,8 @@ pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
+pub use reconfig::{Change, ReconfigError};
+pub use stats::{CENSUS_KINDS, Census, ConnState, MsgKind, RefusedWhy, Stats};
 
 /// Why [`Hub::accept`] turned a connection away outright (the shell just closes the socket).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -285,6 +289,8 @@ pub struct Hub {
     refused_pending: usize,
     detached: usize,
     shut: bool,
+    /// What the hub counted, for an operator's metrics.
+    stats: Stats,
     /// The latest `now` passed in, for the few places deep in a call that need the time.
     now: Millis,
 }
@@ -332,6 +338,7 @@ impl Hub {
             refused_pending: 0,
             detached: 0,
             shut: false,
+            stats: Stats::default(),
             now: Millis::ZERO,
         }
     }
@@ -358,12 +365,14 @@ impl Hub {
     /// Bytes read from `conn`'s socket.
     pub fn handle_bytes(&mut self, conn: ConnId, data: &[u8], now: Millis) {
         self.now = self.now.max(now);
+        self.stats.bytes_in += data.len() as u64;
         self.feed(conn, data, now);
     }
 
     /// `n` bytes of what was polled for `conn` have been written to its socket.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Millis) {
         self.now = self.now.max(now);
+        self.stats.bytes_out += n as u64;
         let lim = self.config.queue_limits();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;

@@ -49,6 +49,7 @@ impl Hub {
             return;
         }
         if c.pending_len() < qmax {
+            self.stats.flood_delayed += 1;
             c.rare_mut().pending.push_back(req);
             let at = c.bucket.next_token_at(refill);
             self.timers.set(Timer::Flood(conn), at.max(now));
@@ -59,6 +60,7 @@ impl Hub {
             c.pending_len()
         );
         let re = re_of(&req);
+        self.stats.flood_refused += 1;
         self.limit(conn, Limit::Flood, ErrorKind::Flood, re, detail);
     }
 
@@ -122,6 +124,7 @@ impl Hub {
 
     /// Runs one request of a connection.
     fn exec(&mut self, conn: ConnId, msg: ClientMsg, now: Millis) {
+        self.stats.message_in(&msg);
         if let ClientMsg::Ping { token } = msg {
             return self.reply(conn, Reply::Msg(ServerMsg::Pong { token }));
         }

@@ -28,6 +28,10 @@ impl Hub {
             self.too_slow(conn);
             return;
         }
+        self.stats.gaps += u64::from(matches!(
+            reply,
+            Reply::Msg(crate::wire::ServerMsg::Gap { .. })
+        ));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
         }

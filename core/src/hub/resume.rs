@@ -90,6 +90,7 @@ impl Hub {
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             return;
         }
+        self.stats.resumes_failed += 1;
         self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
         hello.resume = None;
         self.fresh_session(conn, hello, now);
@@ -144,6 +145,7 @@ impl Hub {
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
         self.make_ready(conn, uid, did, now);
+        self.stats.resumes_ok += 1;
         let token = self.issue_token(did);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick, token, true);

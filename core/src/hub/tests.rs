@@ -2692,6 +2692,144 @@ fn a_welcome_lost_with_its_connection_leaves_the_token_before_it_good() {
     );
 }
 
+// ---- operations: what the hub counts (hub/stats.rs) and a new config while running
+// (hub/reconfig.rs) ----
+
+#[test]
+fn stats_count_what_the_hub_did() {
+    let mut cfg = config();
+    cfg.flood_burst = 2;
+    cfg.flood_queue = 1;
+    cfg.flood_refill = Millis(100);
+    cfg.max_connections_per_ip = 1;
+    let mut t = T::with(cfg);
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    let census = t.hub.census();
+    assert_eq!(census.count(Some(ConnKind::Binary), ConnState::Ready), 2);
+    assert_eq!(census.count(None, ConnState::Handshake), 0);
+    t.join(a, "#s");
+    t.join(b, "#s");
+    t.recv(a);
+    let before = t.hub.stats().clone();
+    assert_eq!(before.messages(MsgKind::Join), 2);
+    assert!(before.bytes_in > 0 && before.bytes_out > 0, "{before:?}");
+    // A say to a room of two: two deliveries (binary senders get their own back).
+    t.advance(1_000);
+    t.say(a, "#s", 1, "hello");
+    let s = t.hub.stats();
+    assert_eq!(s.messages(MsgKind::Say), 1);
+    assert_eq!(s.deliveries - before.deliveries, 2);
+    assert!(s.bytes_in > before.bytes_in && s.bytes_out > before.bytes_out);
+    // Flood: one waits, the next is refused.
+    for i in 2..=5 {
+        t.say(a, "#s", i, "more");
+    }
+    let s = t.hub.stats();
+    assert_eq!((s.flood_delayed, s.flood_refused), (1, 2), "{s:?}");
+    // A second connection from one far address is refused for it.
+    let far = ip("203.0.113.9");
+    t.hub.accept(far, t.now).unwrap();
+    t.hub.accept(far, t.now).unwrap();
+    assert_eq!(t.hub.stats().refusals(RefusedWhy::PerIp), 1);
+    let census = t.hub.census();
+    assert_eq!(census.count(None, ConnState::Handshake), 2, "{census:?}");
+    // Resumes: a dead token fails, a good one works.
+    t.advance(1_000);
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    t.resume("x", ResumeToken([1; 32]), vec![]);
+    t.resume("alice", token, vec![]);
+    let s = t.hub.stats();
+    assert_eq!((s.resumes_ok, s.resumes_failed), (1, 1), "{s:?}");
+    // A reader that stalls misses traffic and is told with a gap once it drains.
+    let mut cfg = config();
+    cfg.outbound_max_bytes = 600;
+    cfg.outbound_max_msgs = 1_000;
+    cfg.flood_refill = Millis(0);
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(a, "#g");
+    t.join(b, "#g");
+    t.stalled.insert(b);
+    for i in 1..=40 {
+        t.say(
+            a,
+            "#g",
+            i,
+            "a line long enough to fill a small backlog quickly",
+        );
+    }
+    assert!(t.hub.census().largest_backlog > 0);
+    t.stalled.remove(&b);
+    let n = t.unwritten.remove(&b).unwrap_or(0);
+    t.hub.handle_written(b, n, t.now);
+    t.pump();
+    assert!(t.hub.stats().gaps >= 1, "{:?}", t.hub.stats());
+}
+
+#[test]
+fn reconfigure_applies_to_new_work_and_keeps_open_connections() {
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 2;
+    let mut t = T::with(cfg);
+    let far = ip("203.0.113.5");
+    let (c1, _) = t.hello(far, "one", None);
+    let (c2, _) = t.hello(far, "two", None);
+    let mut next = t.hub.config().clone();
+    next.max_connections_per_ip = 1;
+    next.secret_seed = [0; 32]; // the hub's own: ignored
+    let changes = t.hub.reconfigure(next).unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].to_string(), "max_connections_per_ip: 2 -> 1");
+    assert_eq!(t.hub.config().secret_seed, [7; 32]);
+    // Both stay open; a third is refused under the new limit.
+    assert!(!t.closed(c1) && !t.closed(c2));
+    let c3 = t.hub.accept(far, t.now).unwrap();
+    t.pump();
+    assert_eq!(t.limit(c3, Limit::PerIp), 1);
+    // The same config again changes nothing.
+    assert_eq!(t.hub.reconfigure(t.hub.config().clone()), Ok(vec![]));
+    // Closing one of the two old ones does not let another in (two open, one allowed).
+    t.hub.handle_close(c3, t.now);
+    t.hub.handle_close(c1, t.now);
+    let c4 = t.hub.accept(far, t.now).unwrap();
+    t.pump();
+    assert_eq!(t.limit(c4, Limit::PerIp), 1);
+    t.hub.handle_close(c4, t.now);
+    t.hub.handle_close(c2, t.now);
+    let (_, got) = t.hello(far, "five", None);
+    assert!(matches!(&got[..], [ServerMsg::Welcome { .. }]), "{got:?}");
+}
+
+#[test]
+fn reconfigure_refuses_bad_or_fixed_values_and_keeps_the_running_config() {
+    let mut t = T::new();
+    let mut bad = t.hub.config().clone();
+    bad.max_connections = 7;
+    bad.connect_window = Millis(0);
+    let e = t.hub.reconfigure(bad).unwrap_err();
+    assert!(e.to_string().contains("connect_window_ms = 0"), "{e}");
+    assert_eq!(
+        t.hub.config().max_connections,
+        crate::limits::MAX_CONNECTIONS
+    );
+    let mut fixed = t.hub.config().clone();
+    fixed.max_connections = 7;
+    fixed.ipv6_wide_prefix = 40;
+    let e = t.hub.reconfigure(fixed).unwrap_err();
+    assert!(
+        matches!(&e, ReconfigError::Fixed(c) if c.key == "ipv6_wide_prefix"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("restart"), "{e}");
+    assert_eq!(
+        t.hub.config().max_connections,
+        crate::limits::MAX_CONNECTIONS
+    );
+}
+
 mod accounts {
     use super::*;
     use crate::accounts::Work;
@@ -3413,6 +3551,31 @@ mod accounts {
                 .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#x")),
             "{got:?}"
         );
+    }
+
+    // ---- operations: sign-ins counted for the metrics (hub/stats.rs) ----
+
+    #[test]
+    fn sign_ins_are_counted_ok_failed_and_throttled() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        assert_eq!(t.hub.stats().sign_ins_ok, 1, "registering signs in");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("mallory");
+        for _ in 0..4 {
+            sign_in(&mut t, c, "alice", Proof::Password(pw("wrong")), false);
+        }
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        t.advance(1_000);
+        sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        let s = t.hub.stats();
+        assert_eq!(
+            (s.sign_ins_ok, s.sign_ins_failed, s.sign_ins_throttled),
+            (2, 4, 1),
+            "{s:?}"
+        );
+        assert_eq!(s.messages(MsgKind::Account), 7);
     }
 }
 

@@ -1,0 +1,332 @@
+//! What natter-server shows at `--metrics-listen` (natter-ops' endpoint): the hub's counts
+//! ([`natter_core::hub::Stats`], [`natter_core::hub::Census`]) copied into prometheus-client
+//! metrics by the hub task at most every [`COPY_EVERY`], the hub's batch time and the store's
+//! commit latency as lock-free histograms, and `/readyz`'s answer ([`Health`]).
+//!
+//! Counting happens in the hub as plain additions; nothing on the fan-out path touches an atomic
+//! or a label. Every label is one of a small fixed set (dialect, state, kind, reason): nothing is
+//! per room, nick or address.
+
+use natter_core::hub::{CENSUS_KINDS, ConnKind, ConnState, Hub, MsgKind, RefusedWhy};
+use natter_ops::AtomicHistogram;
+use natter_ops::endpoint::{ReadyCheck, ReadyFuture};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often, at most, the hub task copies its counts into the metrics: a scrape sees numbers
+/// at most this old, and a busy hub pays for one copy (one pass over the connections) per
+/// interval, not per message.
+pub(crate) const COPY_EVERY: Duration = Duration::from_millis(100);
+
+/// Upper bounds of the hub batch and store commit buckets: a batch on an idle server takes
+/// microseconds, a fan-out to thousands a few milliseconds; a commit takes a millisecond or
+/// two with `synchronous = normal`, tens with `full` on a slow disk.
+const TIME_BUCKETS: [Duration; 14] = [
+    Duration::from_micros(10),
+    Duration::from_micros(25),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_micros(2500),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+];
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+fn kind_label(k: Option<ConnKind>) -> &'static str {
+    match k {
+        None => "unknown",
+        Some(ConnKind::Binary) => "binary",
+        Some(ConnKind::Text) => "text",
+        Some(ConnKind::Irc) => "irc",
+    }
+}
+
+/// natter-server's metrics, registered once. The hub task owns the only writer of the
+/// counters ([`Metrics::copy`]); the histograms are shared handles.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Arc<Registry>,
+    connections: Vec<[Gauge; ConnState::ALL.len()]>,
+    users: Gauge,
+    detached: Gauge,
+    rooms: Gauge,
+    messages_in: [Counter; MsgKind::ALL.len()],
+    deliveries: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    gaps: Counter,
+    flood_delayed: Counter,
+    flood_refused: Counter,
+    refused: [Counter; RefusedWhy::ALL.len()],
+    resumes_ok: Counter,
+    resumes_failed: Counter,
+    sign_ins: [Counter; 3],
+    queue_bytes: Gauge,
+    queue_largest: Gauge,
+    store_queue: Gauge,
+    /// From the hub task taking a batch of input to its output handed to the connections.
+    pub(crate) batch_time: AtomicHistogram,
+    /// From a batch of writes handed to the store to its report that they are durable.
+    pub(crate) store_commit: AtomicHistogram,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut root = Registry::default();
+        let r = root.sub_registry_with_prefix("natter");
+
+        let conns = Family::<Labels, Gauge>::default();
+        r.register(
+            "connections",
+            "Connections open, by dialect (unknown until the first bytes tell) and state",
+            conns.clone(),
+        );
+        let connections = CENSUS_KINDS
+            .iter()
+            .map(|k| {
+                ConnState::ALL.map(|s| {
+                    conns
+                        .get_or_create(&vec![("dialect", kind_label(*k)), ("state", s.as_str())])
+                        .clone()
+                })
+            })
+            .collect();
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let users = gauge(
+            r,
+            "users",
+            "Users with a nick, attached or waiting to resume",
+        );
+        let detached = gauge(r, "users_detached", "Users waiting to resume");
+        let rooms = gauge(r, "rooms", "Rooms that exist");
+
+        let msgs = Family::<Labels, Counter>::default();
+        r.register("messages_in", "Requests run, by kind", msgs.clone());
+        let messages_in =
+            MsgKind::ALL.map(|k| msgs.get_or_create(&vec![("kind", k.as_str())]).clone());
+        let deliveries = counter(
+            r,
+            "deliveries",
+            "Room events queued for a member (a broadcast to N members is N)",
+        );
+        let bytes = Family::<Labels, Counter>::default();
+        r.register_with_unit(
+            "socket",
+            "Bytes read from and written to client sockets",
+            Unit::Bytes,
+            bytes.clone(),
+        );
+        let bytes_in = bytes.get_or_create(&vec![("direction", "in")]).clone();
+        let bytes_out = bytes.get_or_create(&vec![("direction", "out")]).clone();
+        let gaps = counter(
+            r,
+            "gaps",
+            "Gap markers sent: a client missed part of a room",
+        );
+        let flood = Family::<Labels, Counter>::default();
+        r.register(
+            "flood",
+            "Requests held back by flood control: delayed (queued for a token) or refused",
+            flood.clone(),
+        );
+        let flood_delayed = flood.get_or_create(&vec![("outcome", "delayed")]).clone();
+        let flood_refused = flood.get_or_create(&vec![("outcome", "refused")]).clone();
+        let refused_family = Family::<Labels, Counter>::default();
+        r.register(
+            "connections_refused",
+            "Connections turned away, by reason",
+            refused_family.clone(),
+        );
+        let refused = RefusedWhy::ALL.map(|w| {
+            refused_family
+                .get_or_create(&vec![("reason", w.as_str())])
+                .clone()
+        });
+        let resumes = Family::<Labels, Counter>::default();
+        r.register("resumes", "Session resumes, by outcome", resumes.clone());
+        let resumes_ok = resumes.get_or_create(&vec![("outcome", "ok")]).clone();
+        let resumes_failed = resumes.get_or_create(&vec![("outcome", "failed")]).clone();
+        let sign_ins_family = Family::<Labels, Counter>::default();
+        r.register(
+            "sign_ins",
+            "Sign-ins to accounts (registrations included), by outcome",
+            sign_ins_family.clone(),
+        );
+        let sign_ins = ["ok", "failed", "throttled"]
+            .map(|o| sign_ins_family.get_or_create(&vec![("outcome", o)]).clone());
+        let queue_bytes = Family::<Labels, Gauge>::default();
+        r.register_with_unit(
+            "outbound_queue",
+            "Bytes queued for clients and not yet written: all connections, and the largest one",
+            Unit::Bytes,
+            queue_bytes.clone(),
+        );
+        let queue_total = queue_bytes.get_or_create(&vec![("of", "total")]).clone();
+        let queue_largest = queue_bytes.get_or_create(&vec![("of", "largest")]).clone();
+        let store_queue = gauge(
+            r,
+            "store_queue_batches",
+            "Batches of writes handed to the store or waiting for it, not yet reported",
+        );
+        let batch_time = AtomicHistogram::new(&TIME_BUCKETS);
+        r.register_with_unit(
+            "hub_batch",
+            "Time the hub task takes for one batch of input and its output",
+            Unit::Seconds,
+            batch_time.clone(),
+        );
+        let store_commit = AtomicHistogram::new(&TIME_BUCKETS);
+        r.register_with_unit(
+            "store_commit",
+            "Time from a batch of writes handed to the store to its durable report",
+            Unit::Seconds,
+            store_commit.clone(),
+        );
+        Metrics {
+            registry: Arc::new(root),
+            connections,
+            users,
+            detached,
+            rooms,
+            messages_in,
+            deliveries,
+            bytes_in,
+            bytes_out,
+            gaps,
+            flood_delayed,
+            flood_refused,
+            refused,
+            resumes_ok,
+            resumes_failed,
+            sign_ins,
+            queue_bytes: queue_total,
+            queue_largest,
+            store_queue,
+            batch_time,
+            store_commit,
+        }
+    }
+
+    /// The registry the endpoint serves.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// Copies what the hub counted (and `store_queue`, batches not yet reported) into the
+    /// metrics. One pass over the connections (the census): call it now and then, not per input.
+    pub(crate) fn copy(&self, hub: &Hub, store_queue: usize) {
+        fn set(c: &Counter, v: u64) {
+            c.inner().store(v, Ordering::Relaxed);
+        }
+        fn gauge(g: &Gauge, v: usize) {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+        let census = hub.census();
+        for (k, row) in self.connections.iter().enumerate() {
+            for (s, g) in row.iter().enumerate() {
+                g.set(i64::try_from(census.connections[k][s]).unwrap_or(i64::MAX));
+            }
+        }
+        gauge(&self.users, hub.users());
+        gauge(&self.detached, hub.detached());
+        gauge(&self.rooms, hub.rooms());
+        gauge(&self.queue_bytes, hub.queued_bytes_total());
+        gauge(&self.queue_largest, census.largest_backlog);
+        gauge(&self.store_queue, store_queue);
+        let s = hub.stats();
+        for (c, v) in self.messages_in.iter().zip(s.messages_in) {
+            set(c, v);
+        }
+        for (c, v) in self.refused.iter().zip(s.refused) {
+            set(c, v);
+        }
+        set(&self.deliveries, s.deliveries);
+        set(&self.bytes_in, s.bytes_in);
+        set(&self.bytes_out, s.bytes_out);
+        set(&self.gaps, s.gaps);
+        set(&self.flood_delayed, s.flood_delayed);
+        set(&self.flood_refused, s.flood_refused);
+        set(&self.resumes_ok, s.resumes_ok);
+        set(&self.resumes_failed, s.resumes_failed);
+        let [ok, failed, throttled] = &self.sign_ins;
+        set(ok, s.sign_ins_ok);
+        set(failed, s.sign_ins_failed);
+        set(throttled, s.sign_ins_throttled);
+    }
+}
+
+/// What `/readyz` checks: the server is listening (not shutting down), and when it has a store,
+/// the store is open, its last write was durable, and its database file can be opened for
+/// writing (a read-only remount or lost permissions show here before the next write fails).
+#[derive(Debug)]
+pub(crate) struct Health {
+    pub(crate) listening: AtomicBool,
+    /// The store's last report was durable (or none came yet); false after a failed batch or
+    /// once the store has stopped.
+    pub(crate) store_ok: AtomicBool,
+    /// The store's database file, when there is a store.
+    pub(crate) db_path: Option<PathBuf>,
+}
+
+impl Health {
+    pub(crate) fn new(db_path: Option<PathBuf>) -> Health {
+        Health {
+            listening: AtomicBool::new(false),
+            store_ok: AtomicBool::new(true),
+            db_path,
+        }
+    }
+
+    /// `/readyz`'s check.
+    pub(crate) fn check(self: &Arc<Self>) -> ReadyCheck {
+        let health = Arc::clone(self);
+        Arc::new(move || -> ReadyFuture {
+            let health = Arc::clone(&health);
+            Box::pin(async move { health.ready().await })
+        })
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if !self.listening.load(Ordering::Relaxed) {
+            return Err("not listening (starting or shutting down)".into());
+        }
+        let Some(path) = self.db_path.clone() else {
+            return Ok(());
+        };
+        if !self.store_ok.load(Ordering::Relaxed) {
+            return Err("the store's last write failed or the store stopped".into());
+        }
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map(drop)
+                .map_err(|e| format!("the store {} is not writable: {e}", path.display()))
+        })
+        .await;
+        opened.map_err(|e| format!("the store check failed: {e}"))?
+    }
+}

@@ -1,0 +1,524 @@
+//! Operations over real sockets: `/metrics` scraped while nc, IRC and binary clients connect and
+//! chat (parsed with a Prometheus text parser), `/healthz` and `/readyz`; and on the real binary,
+//! JSON logs and a SIGHUP reload that changes a limit for new connections, while an invalid file
+//! changes nothing and the server keeps running.
+
+mod support;
+
+use natter_server::ServerConfig;
+use prometheus_parse::{Scrape, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStderr, Command};
+use tokio::time::{Instant, sleep, timeout};
+
+/// `GET path` on the metrics endpoint: status and body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = connect(addr).await;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: ops\r\n\r\n");
+    timeout(WAIT, s.write_all(req.as_bytes()))
+        .await
+        .expect("write timed out")
+        .expect("write failed");
+    let mut all = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut all))
+        .await
+        .expect("read timed out")
+        .expect("read failed");
+    let all = String::from_utf8(all).expect("utf-8 answer");
+    let status = all
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {all:?}"));
+    let body = all.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// `/metrics`, parsed.
+async fn scrape(addr: SocketAddr) -> Scrape {
+    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF: {body}"
+    );
+    Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses as Prometheus text")
+}
+
+/// The sample `name` with exactly these labels' values (other labels may exist), if present.
+fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match &x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+            Value::Summary(_) => f64::NAN,
+        })
+}
+
+/// Scrapes until `ok` holds for a scrape (the hub copies its counts every 100 ms), within WAIT.
+async fn scrape_until(addr: SocketAddr, what: &str, ok: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = scrape(addr).await;
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed {what}: {:#?}",
+            s.samples
+                .iter()
+                .map(|x| (&x.metric, &x.labels, &x.value))
+                .collect::<Vec<_>>()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn at_least(s: &Scrape, name: &str, labels: &[(&str, &str)], n: f64) -> bool {
+    value(s, name, labels).is_some_and(|v| v >= n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.store = Some(natter_store::Config::new(data.path()));
+    config.hub.max_connections = 3;
+    let server = natter_server::start(config).await.unwrap();
+    let natter = server.local_addrs()[0];
+    let irc = server.irc_addrs()[0];
+    let m = server.metrics_addr().expect("a metrics address");
+
+    assert_eq!(get(m, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(get(m, "/readyz").await, (200, "ready\n".into()));
+    let before = scrape(m).await;
+    assert_eq!(value(&before, "natter_users", &[]), Some(0.0));
+    assert_eq!(
+        value(&before, "natter_sign_ins_total", &[("outcome", "failed")]),
+        Some(0.0)
+    );
+    for kind in ["say", "join", "query"] {
+        assert_eq!(
+            value(&before, "natter_messages_in_total", &[("kind", kind)]),
+            Some(0.0),
+            "every kind is shown from the start"
+        );
+    }
+
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    nc.send("/join #ops").await;
+    nc.expect_has("#ops").await;
+    let (mut bin, _) = BinClient::hello(natter, "bin", None).await;
+    bin.join("#ops").await;
+    let mut ircc = TextClient::connect(irc, "irc").await;
+    ircc.send_raw(b"NICK ircy\r\nUSER ircy 0 * :Irc\r\nJOIN #ops\r\n")
+        .await;
+    ircc.expect(|l| l.contains(" 366 "), "the end of #ops' names")
+        .await;
+    nc.send("hello from nc").await;
+    bin.expect(
+        |m| said(std::slice::from_ref(m)) == ["hello from nc"],
+        "nc's line",
+    )
+    .await;
+    bin.say("#ops", "hello from bin").await;
+    nc.expect_has("hello from bin").await;
+    ircc.expect_has("hello from bin").await;
+    // A fourth connection is one too many.
+    let mut extra = TextClient::connect(natter, "extra").await;
+    let words = extra.expect_closed().await;
+    assert!(words.iter().any(|l| l.contains("full")), "{words:?}");
+
+    let s = scrape_until(m, "three chatting clients and a refusal", |s| {
+        at_least(
+            s,
+            "natter_connections_refused_total",
+            &[("reason", "full")],
+            1.0,
+        ) && at_least(s, "natter_messages_in_total", &[("kind", "say")], 2.0)
+    })
+    .await;
+    for dialect in ["text", "binary", "irc"] {
+        assert_eq!(
+            value(
+                &s,
+                "natter_connections",
+                &[("dialect", dialect), ("state", "ready")]
+            ),
+            Some(1.0),
+            "{dialect}"
+        );
+    }
+    assert_eq!(value(&s, "natter_users", &[]), Some(3.0));
+    assert!(at_least(&s, "natter_rooms", &[], 1.0));
+    assert!(at_least(
+        &s,
+        "natter_messages_in_total",
+        &[("kind", "join")],
+        3.0
+    ));
+    // Two lines to a room of three: the binary sender gets its own back, so at least 5.
+    assert!(at_least(&s, "natter_deliveries_total", &[], 5.0));
+    for direction in ["in", "out"] {
+        let got = value(&s, "natter_socket_bytes_total", &[("direction", direction)]);
+        assert!(got.is_some_and(|v| v > 100.0), "{direction}: {got:?}");
+    }
+    assert!(at_least(&s, "natter_hub_batch_seconds_count", &[], 1.0));
+    // Room events were written: the store committed and nothing waits.
+    assert!(at_least(&s, "natter_store_commit_seconds_count", &[], 1.0));
+    assert!(value(&s, "natter_store_queue_batches", &[]).is_some());
+    assert!(value(&s, "natter_outbound_queue_bytes", &[("of", "largest")]).is_some());
+    // Bounded cardinality: no label names a room, a nick or an address.
+    let (_, body) = get(m, "/metrics").await;
+    for private in ["#ops", "ircy", "127.0.0.1", "bin\""] {
+        assert!(!body.contains(private), "{private} in the metrics");
+    }
+
+    // The binary client leaves; the census follows.
+    bin.send(&natter_core::wire::ClientMsg::Quit { reason: None })
+        .await;
+    bin.expect_closed().await;
+    scrape_until(m, "the binary client gone", |s| {
+        value(
+            s,
+            "natter_connections",
+            &[("dialect", "binary"), ("state", "ready")],
+        ) == Some(0.0)
+            && at_least(s, "natter_messages_in_total", &[("kind", "quit")], 1.0)
+    })
+    .await;
+
+    // Wrong method, unknown path.
+    let mut s = connect(m).await;
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = String::new();
+    timeout(WAIT, s.read_to_string(&mut all))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(all.starts_with("HTTP/1.1 405"), "{all}");
+    assert_eq!(get(m, "/nope").await.0, 404);
+
+    timeout(WAIT, server.shutdown()).await.unwrap().unwrap();
+    assert!(
+        TcpStream::connect(m).await.is_err(),
+        "the metrics endpoint stops with the server"
+    );
+}
+
+// ---- the real binary ----
+
+/// The binary with JSON logs: it, its log (every line checked to be JSON) and the natter and
+/// metrics addresses it logs.
+async fn spawn_json(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(args)
+        .args(["--log-format", "json"])
+        .args(if args.contains(&"--data-dir") {
+            &[][..]
+        } else {
+            &["--ephemeral"][..]
+        })
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_LISTEN")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_METRICS_LISTEN")
+        .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let mut log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+    let mut natter = None;
+    let mut metrics = None;
+    while natter.is_none() || metrics.is_none() {
+        let ev = log.next().await;
+        let field = |k: &str| ev.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        match field("message").as_deref() {
+            Some("listening") if field("door").as_deref() == Some("Natter") => {
+                natter = field("addr").and_then(|a| a.parse().ok());
+            }
+            Some("metrics endpoint listening") => {
+                metrics = field("listen").and_then(|a| a.parse().ok());
+            }
+            _ => {}
+        }
+    }
+    (child, log, natter.unwrap(), metrics.unwrap())
+}
+
+/// The server's JSON log.
+struct Log(BufReader<ChildStderr>);
+
+impl Log {
+    /// The next log event; panics if a line is not one JSON object, or after WAIT.
+    async fn next(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        let mut line = String::new();
+        let n = timeout(WAIT, self.0.read_line(&mut line))
+            .await
+            .expect("no log line in time")
+            .expect("read the log");
+        assert!(n > 0, "natter-server exited");
+        match serde_json::from_str(&line) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => panic!("not a JSON log line: {line:?}"),
+        }
+    }
+
+    /// Reads events until one has `message`; returns it.
+    async fn until(&mut self, message: &str) -> serde_json::Map<String, serde_json::Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "no {message:?} in the log");
+            let ev = self.next().await;
+            if ev.get("message").and_then(|m| m.as_str()) == Some(message) {
+                return ev;
+            }
+        }
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("running child has a pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+}
+
+fn write_config(path: &Path, max_connections: usize) {
+    std::fs::write(
+        path,
+        format!("[limits]\nmax_connections = {max_connections}\nhello_timeout_ms = 8000\n"),
+    )
+    .unwrap();
+}
+
+/// A text client that is welcomed, or the words it was refused with.
+async fn try_text(addr: SocketAddr, name: &str) -> Result<TextClient, Vec<String>> {
+    let mut c = TextClient::connect(addr, name).await;
+    let first = c
+        .expect(
+            |l| l.starts_with("Welcome") || l.starts_with("ERROR"),
+            "a welcome or an error",
+        )
+        .await;
+    if first.starts_with("Welcome") {
+        Ok(c)
+    } else {
+        let mut words = vec![first];
+        words.extend(c.expect_closed().await);
+        Err(words)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_limits_for_new_connections_and_refuses_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("natter.toml");
+    write_config(&file, 2);
+    let cfg = file.to_str().unwrap();
+    let (mut child, mut log, addr, m) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg,
+    ])
+    .await;
+    assert_eq!(get(m, "/healthz").await.0, 200);
+    // The endpoint starts before the listeners: until they are up it says so.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match get(m, "/readyz").await {
+            (200, body) => break assert_eq!(body, "ready\n"),
+            (503, body) => assert!(body.contains("not listening"), "{body}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut a = try_text(addr, "a").await.expect("a is let in");
+    let mut b = try_text(addr, "b").await.expect("b is let in");
+    let words = try_text(addr, "c").await.err().expect("a third is refused");
+    assert!(words.iter().any(|l| l.contains("full")), "{words:?}");
+
+    // Three allowed from now on: the two open connections stay, a third gets in.
+    write_config(&file, 3);
+    signal(&child, "-HUP");
+    let changed = log.until("config changed").await;
+    assert_eq!(changed["key"], "max_connections");
+    assert_eq!(
+        (changed["old"].as_str(), changed["new"].as_str()),
+        (Some("2"), Some("3"))
+    );
+    log.until("config reloaded").await;
+    let mut c = try_text(addr, "c")
+        .await
+        .expect("a third is let in after the reload");
+    let words = try_text(addr, "d")
+        .await
+        .err()
+        .expect("a fourth is refused");
+    assert!(words.iter().any(|l| l.contains("full")), "{words:?}");
+    a.send("/join #hup").await;
+    a.expect_has("#hup").await;
+    b.send("/join #hup").await;
+    b.expect_has("#hup").await;
+    b.send("still here").await;
+    a.expect_has("still here").await;
+
+    // An invalid value, then a file that does not parse: refused, nothing changes.
+    std::fs::write(
+        &file,
+        "[limits]\nmax_connections = 9\nconnect_window_ms = 0\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let refused = log
+        .until("config reload refused; the running config is kept")
+        .await;
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(why.contains("connect_window_ms = 0"), "{refused:?}");
+    std::fs::write(&file, "[limits\nmax_connections = 9\n").unwrap();
+    signal(&child, "-HUP");
+    let refused = log
+        .until("config reload refused; the running config is kept")
+        .await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad config file"),
+        "{refused:?}"
+    );
+    let words = try_text(addr, "d")
+        .await
+        .err()
+        .expect("still three at most");
+    assert!(words.iter().any(|l| l.contains("full")), "{words:?}");
+    c.send("/join #hup").await;
+    c.expect_has("#hup").await;
+    c.send("after the bad reloads").await;
+    a.expect_has("after the bad reloads").await;
+    b.expect_has("after the bad reloads").await;
+
+    let s = scrape_until(m, "the refusals", |s| {
+        at_least(
+            s,
+            "natter_connections_refused_total",
+            &[("reason", "full")],
+            3.0,
+        )
+    })
+    .await;
+    assert_eq!(
+        value(
+            &s,
+            "natter_connections",
+            &[("dialect", "text"), ("state", "ready")]
+        ),
+        Some(3.0)
+    );
+
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// `natter-server account ARGS` on the store in `dir` (the password in NATTER_PASSWORD): whether
+/// it succeeded.
+async fn account_tool(dir: &Path, args: &[&str], password: &str) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .env("NATTER_PASSWORD", password)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the account tool finished")
+        .expect("run the account tool");
+    out.status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (mut child, mut log, addr, _m) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ])
+    .await;
+    // dora registers through the server; erin is added by the operator beside it.
+    let (mut dora, _) = TextClient::welcomed(addr, "dora").await;
+    dora.send("/nick dora").await;
+    dora.expect_has("you are now known as dora").await;
+    dora.send("/register a long passphrase").await;
+    dora.expect_has("you are signed in as dora").await;
+    assert!(account_tool(dir.path(), &["add", "erin"], "erin's own passphrase").await);
+    let (mut e, _) = TextClient::welcomed(addr, "e").await;
+    e.send("/login erin erin's own passphrase").await;
+    e.expect_has("wrong account name or password").await;
+
+    signal(&child, "-HUP");
+    let done = log.until("accounts reloaded from the store").await;
+    assert_eq!(done["accounts"], 2, "{done:?}");
+    e.send("/login erin erin's own passphrase").await;
+    e.expect_has("you are signed in as erin").await;
+    let (mut d2, _) = TextClient::welcomed(addr, "d2").await;
+    d2.send("/login dora a long passphrase").await;
+    d2.expect_has("you are signed in as dora").await;
+
+    // Removed by the operator: no more sign-ins once reloaded.
+    assert!(account_tool(dir.path(), &["remove", "erin"], "").await);
+    signal(&child, "-HUP");
+    let done = log.until("accounts reloaded from the store").await;
+    assert_eq!(done["accounts"], 1, "{done:?}");
+    let (mut e2, _) = TextClient::welcomed(addr, "e2").await;
+    e2.send("/login erin erin's own passphrase").await;
+    e2.expect_has("wrong account name or password").await;
+    dora.send("still talking").await;
+    d2.expect_has("still talking").await;
+
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
