@@ -131,7 +131,7 @@ impl MsgKind {
             | ClientMsg::SignOut
             | ClientMsg::ChangePassword { .. } => MsgKind::Account,
             ClientMsg::Read { .. } => MsgKind::Read,
-            ClientMsg::Moderate { .. } => MsgKind::Moderate,
+            ClientMsg::Moderate { .. } | ClientMsg::Admin(_) => MsgKind::Moderate,
             ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. } => return None,
         })
     }
