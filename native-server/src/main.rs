@@ -1,10 +1,11 @@
 //! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
-//! OS's randomness, runs the server and shuts it down gracefully on SIGINT/SIGTERM.
+//! OS's randomness, runs the server and shuts it down gracefully on SIGINT/SIGTERM. SIGHUP
+//! reloads the TLS certificate.
 
 use anyhow::Context;
 use clap::Parser;
 use natter_core::hub::Config;
-use natter_server::{ServerConfig, random_seed};
+use natter_server::{ServerConfig, TlsCerts, random_seed};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -37,8 +38,23 @@ struct Args {
         value_delimiter = ','
     )]
     irc_listen: Vec<SocketAddr>,
-    /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms` and a
-    /// `[limits]` table
+    /// Address to listen on for TLS, both dialects (repeatable; needs --tls-cert and --tls-key).
+    /// Alone, without --listen, the server speaks TLS only [default: none]
+    #[arg(
+        long = "tls-listen",
+        value_name = "ADDR",
+        env = "NATTER_TLS_LISTEN",
+        value_delimiter = ','
+    )]
+    tls_listen: Vec<SocketAddr>,
+    /// The TLS certificate chain, PEM, leaf first (reread on SIGHUP)
+    #[arg(long, value_name = "PEM", env = "NATTER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key, PEM (reread on SIGHUP)
+    #[arg(long, value_name = "PEM", env = "NATTER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// TOML file with `listen`, `irc_listen`, `tls_listen`, `tls_cert`, `tls_key`,
+    /// `trusted_proxies`, `shutdown_grace_ms` and a `[limits]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG")]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -78,6 +94,9 @@ struct Args {
 struct FileConfig {
     listen: Vec<SocketAddr>,
     irc_listen: Vec<SocketAddr>,
+    tls_listen: Vec<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
     limits: Config,
@@ -102,13 +121,22 @@ struct StoreFile {
 
 /// Flags over environment over file over defaults.
 fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Result<ServerConfig> {
+    let tls_listen = if args.tls_listen.is_empty() {
+        file.tls_listen.clone()
+    } else {
+        args.tls_listen.clone()
+    };
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else if !file.listen.is_empty() {
         file.listen.clone()
+    } else if !tls_listen.is_empty() {
+        // TLS listeners alone: no plaintext port unless one is asked for.
+        Vec::new()
     } else {
         vec![DEFAULT_LISTEN.parse().context("default listen address")?]
     };
+    let tls_certs = tls_certs(args, file, &tls_listen)?;
     let irc_listen = if args.irc_listen.is_empty() {
         file.irc_listen.clone()
     } else {
@@ -137,10 +165,29 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     Ok(ServerConfig {
         listen,
         irc_listen,
+        tls_listen,
+        tls_certs,
         hub,
         shutdown_grace: Duration::from_millis(grace),
         store,
     })
+}
+
+/// The certificate and key: both or neither, and both when there are TLS listeners.
+fn tls_certs(
+    args: &Args,
+    file: &FileConfig,
+    tls_listen: &[SocketAddr],
+) -> anyhow::Result<Option<TlsCerts>> {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsCerts { cert, key })),
+        (None, None) if tls_listen.is_empty() => Ok(None),
+        (None, None) => anyhow::bail!("--tls-listen needs --tls-cert and --tls-key"),
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key"),
+        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert"),
+    }
 }
 
 /// Where the store lives and how it writes, or `None` with `--ephemeral`.
@@ -193,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
     let file = read_file_config(args.config.as_ref())?;
     let config = server_config(&args, &file, random_seed()?)?;
     let server = natter_server::start(config).await?;
+    tokio::spawn(reload_certificates_on_sighup(server.certificates()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
@@ -203,6 +251,24 @@ async fn main() -> anyhow::Result<()> {
     info!("signal received; shutting down");
     server.shutdown().await?;
     Ok(())
+}
+
+/// SIGHUP: the TLS certificate and key are read again; a bad file is refused in the log and
+/// the certificate in use stays.
+async fn reload_certificates_on_sighup(certificates: natter_server::Certificates) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        if let Err(e) = certificates.reload() {
+            tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +324,40 @@ mod tests {
         assert_eq!(c.irc_listen.len(), 2);
         assert_eq!(c.hub.trusted_proxies, vec![IpAddr::from([10, 0, 0, 1])]);
         assert_eq!(c.hub.max_connections, natter_core::limits::MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn tls_flags() {
+        let args = Args::parse_from([
+            "natter-server",
+            "--tls-listen",
+            "127.0.0.1:8443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert!(c.listen.is_empty(), "--tls-listen alone: TLS only");
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(c.tls_certs.unwrap().key, PathBuf::from("k.pem"));
+        let args = Args::parse_from([
+            "natter-server",
+            "-l",
+            "127.0.0.1:1",
+            "--tls-listen",
+            "127.0.0.1:2",
+        ]);
+        let e = server_config(&args, &FileConfig::default(), [0; 32]).unwrap_err();
+        assert!(e.to_string().contains("--tls-cert"), "{e}");
+        let args = Args::parse_from(["natter-server", "--tls-cert", "c.pem"]);
+        assert!(server_config(&args, &FileConfig::default(), [0; 32]).is_err());
+        let file: FileConfig = toml::from_str(
+            "listen = [\"127.0.0.1:8000\"]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_cert = \"c\"\ntls_key = \"k\"",
+        )
+        .unwrap();
+        let c = server_config(&Args::parse_from(["natter-server"]), &file, [0; 32]).unwrap();
+        assert_eq!((c.listen.len(), c.tls_listen.len()), (1, 1), "both");
     }
 
     #[test]
