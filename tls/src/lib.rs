@@ -220,17 +220,22 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(bare.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
 }
 
-/// Whether an I/O error from a TLS handshake means the peer's certificate was not trusted (as
-/// opposed to the network failing): the words a user sees differ.
-pub fn is_certificate_error(e: &std::io::Error) -> bool {
+/// The TLS error inside an I/O error from a handshake, if it is one (and not the network
+/// failing): the peer does not speak TLS, or its certificate is not trusted. Trying again will
+/// not help.
+pub fn tls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .is_some_and(|r| {
-            matches!(
-                r,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            )
-        })
+}
+
+/// Whether an I/O error from a TLS handshake means the peer's certificate was not trusted.
+pub fn is_certificate_error(e: &std::io::Error) -> bool {
+    tls_error(e).is_some_and(|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    })
 }
 
 #[cfg(test)]
