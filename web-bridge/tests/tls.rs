@@ -334,3 +334,87 @@ async fn the_bridge_certificate_reloads_and_a_broken_one_is_refused() {
     bridge.shutdown().await.unwrap();
     s.server.shutdown().await.unwrap();
 }
+
+/// The binary: `--tls-cert/--tls-key` serve https (the printed URL says so), `--server-ca` and
+/// `--server-name` reach the server's TLS listener, SIGHUP rereads the certificate and a broken
+/// key is refused in the log.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_https_relays_over_tls_and_reloads_on_sighup() {
+    let s = setup().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+        .args(["--listen", "127.0.0.1:0", "--server"])
+        .arg(s.server.tls_addrs()[0].to_string())
+        .args(["--server-name", "localhost", "--server-ca"])
+        .arg(&s.ca_file)
+        .arg("--tls-cert")
+        .arg(&s.cert)
+        .arg("--tls-key")
+        .arg(&s.key)
+        .arg("--www")
+        .arg(&s.www)
+        .env("RUST_LOG", "info")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("natter-bridge starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within("the URL line", out.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {line:?}"));
+    let addr: SocketAddr = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log_line = async |part: &str| {
+        within(part, async {
+            while let Some(l) = log.next_line().await.unwrap() {
+                if l.contains(part) {
+                    return l;
+                }
+            }
+            panic!("natter-bridge's log ended before {part:?}");
+        })
+        .await
+    };
+
+    // Through wss and the server's TLS listener to a welcome.
+    let ws = wss(addr, &s.ca_file, &format!("https://{addr}"))
+        .await
+        .unwrap();
+    let _browser = Page::hello(ws, "binary").await;
+
+    // SIGHUP with a certificate from another CA in the files: new handshakes get it.
+    let ca2 = DevCa::new("second CA").unwrap();
+    ca2.leaf(&["127.0.0.1"])
+        .unwrap()
+        .write(s.dir.path())
+        .unwrap();
+    let ca2_file = s.dir.path().join("ca2.pem");
+    std::fs::write(&ca2_file, ca2.cert_pem()).unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    log_line("TLS certificate reloaded").await;
+    assert!(tls_to(addr, &ca2_file).await.is_ok());
+    assert!(tls_to(addr, &s.ca_file).await.is_err());
+
+    // A broken key: refused in the log, the certificate in use stays.
+    std::fs::write(&s.key, "not a key").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    log_line("not reloaded").await;
+    assert!(tls_to(addr, &ca2_file).await.is_ok());
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = within("exit after SIGTERM", child.wait()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    s.server.shutdown().await.unwrap();
+}
