@@ -33,6 +33,9 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// Idle: N connections in rooms of S, bytes of server memory per connection.
     Idle(IdleArgs),
+    /// Connections set up per second: connect (+ TLS handshake), a line, the welcome, close;
+    /// natter-tls beside natter (plain TCP) on the same build.
+    Handshakes(HandshakeArgs),
     /// The protocol-free relay baseline (what `fanout` and `idle` start as a process).
     BaselineServer {
         /// Address to listen on (port 0: any free port; the address is printed).
@@ -86,7 +89,7 @@ struct FanoutArgs {
     /// Open loop instead: total messages per second over all clients.
     #[arg(long)]
     rate: Option<f64>,
-    /// Servers to measure (comma-separated: natter, baseline, bridge, irc, inspircd).
+    /// Servers to measure (comma-separated: natter, natter-tls, baseline, bridge, irc, inspircd).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
     targets: Vec<Target>,
     /// Decode every delivery fully (slower generator; checks the fast path).
@@ -109,6 +112,21 @@ struct IdleArgs {
     room_size: u32,
     /// Servers to measure (natter, baseline).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Args)]
+struct HandshakeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections being set up at once (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    concurrency: Vec<u32>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// natter (plain TCP), natter-tls, or both.
+    #[arg(long, value_delimiter = ',', default_value = "natter,natter-tls")]
     targets: Vec<Target>,
 }
 
@@ -162,6 +180,10 @@ fn main() -> anyhow::Result<()> {
             pin(&a.common)?;
             rt.block_on(idle_main(a))
         }
+        Some(Cmd::Handshakes(a)) => {
+            pin(&a.common)?;
+            rt.block_on(handshakes_main(a))
+        }
     }
 }
 
@@ -207,6 +229,8 @@ fn unix_now() -> u64 {
 struct Servers {
     main: ServerProc,
     bridge: Option<ServerProc>,
+    /// natter-tls: the CA its clients trust.
+    ca: Option<PathBuf>,
 }
 
 impl Servers {
@@ -232,7 +256,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
     std::fs::write(&config, smoke::bench_config_toml())?;
-    let natter_on = |log: String, irc: bool| {
+    let natter_with = |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>| {
         let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -244,6 +268,16 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
         }
+        if let Some(t) = tls {
+            args.extend([
+                "--tls-listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                t.cert.display().to_string(),
+                "--tls-key".into(),
+                t.key.display().to_string(),
+            ]);
+        }
         ServerProc::spawn(
             "natter-server",
             &c.server_bin,
@@ -254,16 +288,33 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             ],
             cpu,
             logs.join(log),
-            // The address that clients connect to: the IRC listener's for IRC runs.
-            if irc { "door=Irc" } else { "listening" },
+            // The address that clients connect to: the IRC listener's for IRC runs, the TLS
+            // listener's for TLS runs.
+            if irc {
+                "door=Irc"
+            } else if tls.is_some() {
+                "door=NatterTls"
+            } else {
+                "listening"
+            },
         )
     };
+    let natter_on = |log: String, irc: bool| natter_with(log, irc, None);
     let natter = |log: String| natter_on(log, false);
     Ok(match target {
         Target::Natter => Servers {
             main: natter(format!("natter-server-{tag}.log"))?,
             bridge: None,
+            ca: None,
         },
+        Target::NatterTls => {
+            let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
+            Servers {
+                main: natter_with(format!("natter-server-tls-{tag}.log"), false, Some(&certs))?,
+                bridge: None,
+                ca: Some(certs.ca),
+            }
+        }
         Target::Baseline => Servers {
             main: ServerProc::spawn(
                 "baseline-server",
@@ -279,10 +330,12 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 "listening on",
             )?,
             bridge: None,
+            ca: None,
         },
         Target::Irc => Servers {
             main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
             bridge: None,
+            ca: None,
         },
         Target::Inspircd => {
             // InspIRCd cannot say which free port it took: find one, then hand it over.
@@ -309,6 +362,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                     SocketAddr::from(([127, 0, 0, 1], port)),
                 )?,
                 bridge: None,
+                ca: None,
             }
         }
         Target::Bridge => {
@@ -340,6 +394,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             Servers {
                 main,
                 bridge: Some(bridge),
+                ca: None,
             }
         }
     })
@@ -460,6 +515,7 @@ async fn fanout_once(
         rate: a.rate,
         verify: a.verify,
         timeout: Duration::from_secs(a.timeout_secs),
+        ca_file: servers.ca.clone(),
     };
     let me = std::process::id();
     // A LocalSet per run: dropping it closes every client of the run.
@@ -484,7 +540,7 @@ async fn fanout_once(
         rate: a.rate,
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
-            Target::Natter | Target::Bridge | Target::Irc => {
+            Target::Natter | Target::NatterTls | Target::Bridge | Target::Irc => {
                 a.common.server_bin.display().to_string()
             }
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),
@@ -577,5 +633,94 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
     }
     report::append_json(&json, &medians)?;
     println!("JSON lines: {}", json.display());
+    Ok(())
+}
+
+async fn handshakes_main(a: HandshakeArgs) -> anyhow::Result<()> {
+    if a.targets
+        .iter()
+        .any(|t| !matches!(t, Target::Natter | Target::NatterTls))
+    {
+        bail!("handshakes measures natter and natter-tls only");
+    }
+    std::fs::create_dir_all(&a.common.out)?;
+    let jsonl = a.common.out.join("handshakes.jsonl");
+    println!(
+        "{:<11} {:>4} {:>13} {:>9} {:>9} {:>10} {:>7}",
+        "target", "K", "conns/s", "p50 ms", "p99 ms", "server cpu", "failed"
+    );
+    for &k in &a.concurrency {
+        for &target in &a.targets {
+            let mut runs = Vec::new();
+            for run in 0..a.common.runs {
+                let tag = format!("hs-{}-k{k}-r{run}", target.name());
+                let servers = start_servers(&a.common, target, k, &tag)?;
+                let tls = match &servers.ca {
+                    Some(ca) => Some(natter_tls::connector(&natter_tls::Trust::CaFile(
+                        ca.clone(),
+                    ))?),
+                    None => None,
+                };
+                let spec = natter_bench::handshakes::HandshakeSpec {
+                    addr: servers.client_addr(),
+                    tls,
+                    concurrency: k,
+                    duration: Duration::from_secs(a.seconds),
+                };
+                let (s0, t0) = (servers.cpu()?, Instant::now());
+                let r = natter_bench::handshakes::run(spec).await;
+                let cpu = (servers.cpu()? - s0) / t0.elapsed().as_secs_f64().max(1e-9);
+                if let Some(e) = &r.first_error {
+                    eprintln!("{tag}: {} failed, first: {e}", r.failed);
+                }
+                runs.push((r, cpu));
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let rate = median(runs.iter().map(|(r, _)| r.rate()).collect());
+            let p50 = median(
+                runs.iter()
+                    .map(|(r, _)| r.latency.value_at_quantile(0.5) as f64 / 1e6)
+                    .collect(),
+            );
+            let p99 = median(
+                runs.iter()
+                    .map(|(r, _)| r.latency.value_at_quantile(0.99) as f64 / 1e6)
+                    .collect(),
+            );
+            let cpu = median(runs.iter().map(|(_, c)| *c).collect());
+            let failed: u64 = runs.iter().map(|(r, _)| r.failed).sum();
+            println!(
+                "{:<11} {:>4} {:>13.0} {:>9.3} {:>9.3} {:>9.0}% {:>7}",
+                target.name(),
+                k,
+                rate,
+                p50,
+                p99,
+                cpu * 100.0,
+                failed
+            );
+            let line = serde_json::json!({
+                "at": unix_now(),
+                "target": target.name(),
+                "concurrency": k,
+                "seconds": a.seconds,
+                "runs": a.common.runs,
+                "conns_per_s": rate,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "server_cpu": cpu,
+                "failed": failed,
+            });
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&jsonl)?;
+            writeln!(f, "{line}")?;
+        }
+    }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The smoke mode as a test: a few hundred messages through natter-server, the baseline,
-//! natter-bridge and natter-server's IRC listener (all in-process on 127.0.0.1 port 0), nothing
+//! natter-bridge, natter-server's TLS listener and its IRC listener (all in-process on 127.0.0.1 port 0), nothing
 //! lost, nothing duplicated.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 7);
+    assert_eq!(results.len(), 8);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
@@ -33,6 +33,11 @@ fn smoke_loses_nothing() {
     let find = |w: &str| &results.iter().find(|(x, _)| x == w).unwrap().1;
     assert_eq!(find("natter closed loop").expected, 6 * 6 * 40);
     assert_eq!(find("baseline closed loop").expected, 6 * 5 * 40);
+    // Over TLS the same frames, the same counts.
+    assert_eq!(
+        find("natter-tls closed loop, verified").expected,
+        6 * 6 * 40
+    );
     // IRC clients ask for echo-message: the sender's copy is its ack, as with natter.
     assert_eq!(find("irc closed loop, verified").expected, 6 * 6 * 40);
 }

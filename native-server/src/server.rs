@@ -116,7 +116,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let accept_tasks = listeners
         .into_iter()
         .map(|(door, listener, addr)| {
-            info!(door = door.name(), %addr, "listening");
+            info!(door = %door.name(), %addr, "listening");
             tokio::spawn(accept_loop(
                 listener,
                 door,
@@ -241,9 +241,10 @@ enum Kind {
 impl Kind {
     fn name(&self) -> &'static str {
         match self {
-            Kind::Plain(Door::Natter) => "natter",
-            Kind::Plain(Door::Irc) => "irc",
-            Kind::Tls(_) => "natter-tls",
+            // As `Door`'s Debug form had them in the log (tools look for `door=Irc`).
+            Kind::Plain(Door::Natter) => "Natter",
+            Kind::Plain(Door::Irc) => "Irc",
+            Kind::Tls(_) => "NatterTls",
         }
     }
 }
