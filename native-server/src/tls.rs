@@ -68,9 +68,10 @@ impl Handshakes {
     }
 
     /// A place for one handshake from `ip`, or `None` if it has `per_ip` going already.
-    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
+    /// `exempt`: not counted (a trusted proxy speaking for many, as the hub does not count it).
+    fn enter(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Option<HandshakeSlot> {
         let ip = ip.to_canonical();
-        if self.exempt_loopback && ip.is_loopback() {
+        if exempt || (self.exempt_loopback && ip.is_loopback()) {
             return Some(HandshakeSlot { table: None, ip });
         }
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
@@ -124,9 +125,12 @@ pub(crate) async fn serve(
     let started = Instant::now();
     let trusted = door.trusted_proxies.contains(&peer.ip().to_canonical());
     // The address the hub and the handshake count: the proxy's client, if it named one.
-    let client = if trusted {
+    let (client, named) = if trusted {
         match timeout(door.deadline, read_proxy_header(&mut stream)).await {
-            Ok(Ok(named)) => named.map_or(peer, |ip| SocketAddr::new(ip, 0)),
+            Ok(Ok(named)) => (
+                named.map_or(peer, |ip| SocketAddr::new(ip, 0)),
+                named.is_some(),
+            ),
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "bad PROXY header before TLS");
                 return;
@@ -137,9 +141,9 @@ pub(crate) async fn serve(
             }
         }
     } else {
-        peer
+        (peer, false)
     };
-    let Some(slot) = door.handshakes.enter(client.ip()) else {
+    let Some(slot) = door.handshakes.enter(client.ip(), trusted && !named) else {
         debug!(%peer, client = %client.ip(), "too many TLS handshakes from one address");
         return;
     };
@@ -310,19 +314,23 @@ mod tests {
         let h = Arc::new(Handshakes::new(2, true));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
-        let s1 = h.enter(a).unwrap();
-        let _s2 = h.enter(a).unwrap();
+        let s1 = h.enter(a, false).unwrap();
+        let _s2 = h.enter(a, false).unwrap();
         assert!(
-            h.enter(a).is_none(),
+            h.enter(a, false).is_none(),
             "a third from one address waits its turn"
         );
-        let _s3 = h.enter(b).unwrap();
-        assert!(h.enter("192.0.2.2".parse().unwrap()).is_some());
+        assert!(
+            h.enter(a, true).is_some(),
+            "a trusted proxy's own are not counted"
+        );
+        let _s3 = h.enter(b, false).unwrap();
+        assert!(h.enter("192.0.2.2".parse().unwrap(), false).is_some());
         drop(s1);
-        assert!(h.enter(a).is_some());
+        assert!(h.enter(a, false).is_some());
         // Loopback is exempt when the hub exempts it.
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let _l: Vec<_> = (0..5).map(|_| h.enter(lo).unwrap()).collect();
+        let _l: Vec<_> = (0..5).map(|_| h.enter(lo, false).unwrap()).collect();
         assert_eq!(h.in_progress(), 2);
     }
 }
