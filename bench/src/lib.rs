@@ -33,6 +33,7 @@ pub enum Target {
     /// natter-server, binary protocol over TCP.
     Natter,
     /// natter-server, binary protocol over TLS (its `--tls-listen`).
+    #[serde(rename = "natter-tls")]
     NatterTls,
     /// The protocol-free relay ([`baseline`]).
     Baseline,

@@ -213,7 +213,7 @@ pub fn fanout_table(sums: &[Summary]) -> String {
     for s in sums.iter().filter(|s| s.target == Target::NatterTls) {
         if let Some(n) = natter.get(&s.clients) {
             ratios.push_str(&format!(
-                "natter-tls C={:<5} deliveries/s {:.2} x natter, p50 +{:.3} ms, p99 +{:.3} ms over natter\n",
+                "natter-tls C={:<5} deliveries/s {:.2} x natter, p50 {:+.3} ms, p99 {:+.3} ms against natter\n",
                 s.clients,
                 s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
                 (s.p50_us - n.p50_us) / 1000.0,
