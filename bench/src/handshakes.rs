@@ -1,5 +1,5 @@
 //! Connections set up per second: K workers each connect, run the TLS handshake (when given a
-//! connector), send one line and wait for the text-mode welcome, then close, over and over for
+//! connector: a full one, or a resumption if its config allows that), send one line and wait for the text-mode welcome, then close, over and over for
 //! a fixed time. With and without TLS on the same server, the difference is what the handshake
 //! costs. Text mode keeps the hub's part small and leaves no session behind to resume.
 

@@ -128,6 +128,10 @@ struct HandshakeArgs {
     /// natter (plain TCP), natter-tls, or both.
     #[arg(long, value_delimiter = ',', default_value = "natter,natter-tls")]
     targets: Vec<Target>,
+    /// Let TLS clients resume (a session ticket from an earlier connection) instead of a full
+    /// handshake every time.
+    #[arg(long)]
+    resume: bool,
 }
 
 fn workspace_dir() -> PathBuf {
@@ -656,9 +660,15 @@ async fn handshakes_main(a: HandshakeArgs) -> anyhow::Result<()> {
                 let tag = format!("hs-{}-k{k}-r{run}", target.name());
                 let servers = start_servers(&a.common, target, k, &tag)?;
                 let tls = match &servers.ca {
-                    Some(ca) => Some(natter_tls::connector(&natter_tls::Trust::CaFile(
-                        ca.clone(),
-                    ))?),
+                    Some(ca) => {
+                        let trust = natter_tls::Trust::CaFile(ca.clone());
+                        let mut config = (*natter_tls::client_config(&trust)?).clone();
+                        if !a.resume {
+                            // Every connection a full handshake: rustls clients resume by default.
+                            config.resumption = natter_tls::rustls::client::Resumption::disabled();
+                        }
+                        Some(natter_tls::TlsConnector::from(std::sync::Arc::new(config)))
+                    }
                     None => None,
                 };
                 let spec = natter_bench::handshakes::HandshakeSpec {
@@ -717,6 +727,7 @@ async fn handshakes_main(a: HandshakeArgs) -> anyhow::Result<()> {
                 "p99_ms": p99,
                 "server_cpu": cpu,
                 "conns_per_cpu_s": per_cpu,
+                "resume": a.resume,
                 "failed": failed,
             });
             use std::io::Write;
