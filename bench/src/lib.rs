@@ -10,16 +10,20 @@
 //! - [`idle`]: the idle workload (many connections, bytes per connection);
 //! - [`procs`]: servers as pinned child processes, and what `/proc` says about them;
 //! - [`report`]: medians, the table, JSON lines and the SVG plot;
-//! - [`smoke`]: a seconds-long in-process run that asserts nothing was lost.
+//! - [`smoke`]: a seconds-long in-process run that asserts nothing was lost;
+//! - [`tls`]: the certificates of TLS runs;
+//! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP).
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod handshakes;
 pub mod idle;
 pub mod load;
 pub mod procs;
 pub mod report;
 pub mod smoke;
 pub mod stamp;
+pub mod tls;
 pub mod wire;
 
 /// Which server a run measures.
@@ -28,6 +32,9 @@ pub mod wire;
 pub enum Target {
     /// natter-server, binary protocol over TCP.
     Natter,
+    /// natter-server, binary protocol over TLS (its `--tls-listen`).
+    #[serde(rename = "natter-tls")]
+    NatterTls,
     /// The protocol-free relay ([`baseline`]).
     Baseline,
     /// natter-server through natter-bridge, WebSocket clients.
@@ -50,6 +57,7 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Natter => "natter",
+            Target::NatterTls => "natter-tls",
             Target::Baseline => "baseline",
             Target::Bridge => "bridge",
             Target::Irc => "irc",
@@ -68,6 +76,14 @@ impl Target {
         )
     }
 
+    /// What its clients speak: natter-tls's are natter's clients inside TLS.
+    pub fn wire(self) -> Target {
+        match self {
+            Target::NatterTls => Target::Natter,
+            t => t,
+        }
+    }
+
     /// Whether its clients speak IRC lines (not natter frames).
     pub fn speaks_irc(self) -> bool {
         matches!(self, Target::Irc | Target::Inspircd)
@@ -79,6 +95,7 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> Result<Target, String> {
         match s {
             "natter" => Ok(Target::Natter),
+            "natter-tls" => Ok(Target::NatterTls),
             "baseline" => Ok(Target::Baseline),
             "bridge" => Ok(Target::Bridge),
             "irc" => Ok(Target::Irc),
@@ -87,8 +104,8 @@ impl std::str::FromStr for Target {
             "natter-accounts" => Ok(Target::NatterAccounts),
             "natter-metrics" => Ok(Target::NatterMetrics),
             _ => Err(format!(
-                "unknown target {s:?} (natter, baseline, bridge, irc, inspircd, natter-store, \
-                 natter-accounts, natter-metrics)"
+                "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \\
+                 natter-store, natter-accounts, natter-metrics)"
             )),
         }
     }

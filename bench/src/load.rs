@@ -25,7 +25,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::timeout;
@@ -62,6 +62,8 @@ pub struct LoadSpec {
     pub verify: bool,
     /// Longest the measured part may take before the run is declared incomplete.
     pub timeout: Duration,
+    /// natter-tls: the CA file the clients trust (the name checked is `localhost`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why a run could not be carried out at all (losses are results, not errors).
@@ -134,6 +136,8 @@ impl LoadResult {
 /// await).
 struct Shared {
     codec: Codec,
+    /// natter-tls: how clients connect.
+    tls: Option<natter_tls::TlsConnector>,
     clients: u32,
     messages: u32,
     window: u32,
@@ -337,8 +341,21 @@ impl Load {
         let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .map_err(|e| LoadError::Histogram(e.to_string()))?;
         let (go, _) = watch::channel(None);
+        let tls = match (spec.target, &spec.ca_file) {
+            (Target::NatterTls, Some(ca)) => Some(
+                natter_tls::connector(&natter_tls::Trust::CaFile(ca.clone())).map_err(|e| {
+                    LoadError::Connect {
+                        client: u32::MAX,
+                        detail: e.to_string(),
+                    }
+                })?,
+            ),
+            (Target::NatterTls, None) => return Err(LoadError::Spec("natter-tls needs a CA file")),
+            _ => None,
+        };
         let shared = Rc::new(Shared {
             codec: Codec::new(spec.target, "#bench", spec.verify)?,
+            tls,
             clients: spec.clients,
             messages: spec.messages,
             window: spec.window,
@@ -494,6 +511,28 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             tokio::task::spawn_local(tcp_reader(shared.clone(), rh, me));
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }
+        Target::NatterTls => {
+            let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+                .await
+                .map_err(|e| connect_err(&e))?
+                .map_err(|e| connect_err(&e))?;
+            stream.set_nodelay(true).map_err(|e| connect_err(&e))?;
+            let Some(tls) = shared.tls.clone() else {
+                return Err(LoadError::Spec("natter-tls needs a CA file"));
+            };
+            let name = natter_tls::server_name("localhost").map_err(|e| connect_err(&e))?;
+            let stream = timeout(Duration::from_secs(10), tls.connect(name, stream))
+                .await
+                .map_err(|e| connect_err(&e))?
+                .map_err(|e| connect_err(&e))?;
+            let (rh, mut wh) = tokio::io::split(stream);
+            for b in &handshake {
+                wh.write_all(b).await.map_err(|e| connect_err(&e))?;
+            }
+            wh.flush().await.map_err(|e| connect_err(&e))?;
+            tokio::task::spawn_local(tcp_reader(shared.clone(), rh, me));
+            tokio::task::spawn_local(tcp_writer(shared, wh, me));
+        }
         Target::Irc | Target::Inspircd => {
             let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
                 .await
@@ -589,7 +628,7 @@ impl Pacer {
     }
 }
 
-async fn tcp_writer(shared: Rc<Shared>, mut wh: tokio::net::tcp::OwnedWriteHalf, me: u32) {
+async fn tcp_writer<W: AsyncWrite + Unpin>(shared: Rc<Shared>, mut wh: W, me: u32) {
     let Some(mut pacer) = Pacer::start(&shared, me).await else {
         return;
     };
@@ -601,6 +640,8 @@ async fn tcp_writer(shared: Rc<Shared>, mut wh: tokio::net::tcp::OwnedWriteHalf,
                 buf.extend_from_slice(b);
             }
             wh.write_all(&buf).await.map_err(|e| e.to_string())?;
+            // A TLS record may wait in the stream until flushed (a no-op on TCP).
+            wh.flush().await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -641,7 +682,7 @@ where
 }
 
 /// Reads client `me`'s TCP stream until the run is over for it, cutting frames in place.
-async fn tcp_reader(shared: Rc<Shared>, mut rh: tokio::net::tcp::OwnedReadHalf, me: u32) {
+async fn tcp_reader<R: AsyncRead + Unpin>(shared: Rc<Shared>, mut rh: R, me: u32) {
     // One frame (at most MAX_FRAME) can be left over from a read; a full chunk always fits after it.
     let mut buf = vec![0u8; READ_CHUNK + LEN_PREFIX + MAX_FRAME];
     let mut filled = 0;

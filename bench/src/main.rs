@@ -33,6 +33,9 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// Idle: N connections in rooms of S, bytes of server memory per connection.
     Idle(IdleArgs),
+    /// Connections set up per second: connect (+ TLS handshake), a line, the welcome, close;
+    /// natter-tls beside natter (plain TCP) on the same build.
+    Handshakes(HandshakeArgs),
     /// The protocol-free relay baseline (what `fanout` and `idle` start as a process).
     BaselineServer {
         /// Address to listen on (port 0: any free port; the address is printed).
@@ -86,7 +89,7 @@ struct FanoutArgs {
     /// Open loop instead: total messages per second over all clients.
     #[arg(long)]
     rate: Option<f64>,
-    /// Servers to measure (comma-separated: natter, baseline, bridge, irc, inspircd).
+    /// Servers to measure (comma-separated: natter, natter-tls, baseline, bridge, irc, inspircd).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
     targets: Vec<Target>,
     /// Decode every delivery fully (slower generator; checks the fast path).
@@ -110,6 +113,25 @@ struct IdleArgs {
     /// Servers to measure (natter, baseline).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
     targets: Vec<Target>,
+}
+
+#[derive(Debug, Args)]
+struct HandshakeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections being set up at once (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    concurrency: Vec<u32>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// natter (plain TCP), natter-tls, or both.
+    #[arg(long, value_delimiter = ',', default_value = "natter,natter-tls")]
+    targets: Vec<Target>,
+    /// Let TLS clients resume (a session ticket from an earlier connection) instead of a full
+    /// handshake every time.
+    #[arg(long)]
+    resume: bool,
 }
 
 fn workspace_dir() -> PathBuf {
@@ -162,6 +184,10 @@ fn main() -> anyhow::Result<()> {
             pin(&a.common)?;
             rt.block_on(idle_main(a))
         }
+        Some(Cmd::Handshakes(a)) => {
+            pin(&a.common)?;
+            rt.block_on(handshakes_main(a))
+        }
     }
 }
 
@@ -209,6 +235,8 @@ struct Servers {
     bridge: Option<ServerProc>,
     /// natter-server's metrics endpoint, when on.
     metrics: Option<SocketAddr>,
+    /// natter-tls: the CA its clients trust.
+    ca: Option<PathBuf>,
 }
 
 impl Servers {
@@ -241,7 +269,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
     }
     std::fs::write(&config, toml)?;
     let store_dir = c.out.join(format!("store-{tag}"));
-    let natter_on = |log: String, irc: bool| {
+    let natter_with = |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>| {
         let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -262,6 +290,16 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         if target == Target::NatterMetrics {
             args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
         }
+        if let Some(t) = tls {
+            args.extend([
+                "--tls-listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                t.cert.display().to_string(),
+                "--tls-key".into(),
+                t.key.display().to_string(),
+            ]);
+        }
         ServerProc::spawn(
             "natter-server",
             &c.server_bin,
@@ -272,17 +310,25 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             ],
             cpu,
             logs.join(log),
-            // The address that clients connect to: the IRC listener's for IRC runs.
-            // (Not just "listening": the metrics endpoint logs that too.)
-            if irc { "door=Irc" } else { "door=Natter" },
+            // The address that clients connect to: the IRC listener's for IRC runs, the TLS
+            // listener's for TLS runs. (Not just "listening": the metrics endpoint logs that too.)
+            if irc {
+                "door=Irc"
+            } else if tls.is_some() {
+                "door=NatterTls"
+            } else {
+                "door=Natter"
+            },
         )
     };
+    let natter_on = |log: String, irc: bool| natter_with(log, irc, None);
     let natter = |log: String| natter_on(log, false);
     Ok(match target {
         Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
             main: natter(format!("natter-server-{}-{tag}.log", target.name()))?,
             bridge: None,
             metrics: None,
+            ca: None,
         },
         Target::NatterMetrics => {
             let main = natter(format!("natter-server-{}-{tag}.log", target.name()))?;
@@ -294,6 +340,16 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 main,
                 bridge: None,
                 metrics: Some(metrics),
+                ca: None,
+            }
+        }
+        Target::NatterTls => {
+            let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
+            Servers {
+                main: natter_with(format!("natter-server-tls-{tag}.log"), false, Some(&certs))?,
+                bridge: None,
+                metrics: None,
+                ca: Some(certs.ca),
             }
         }
         Target::Baseline => Servers {
@@ -312,11 +368,13 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
             )?,
             bridge: None,
             metrics: None,
+            ca: None,
         },
         Target::Irc => Servers {
             main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
             bridge: None,
             metrics: None,
+            ca: None,
         },
         Target::Inspircd => {
             // InspIRCd cannot say which free port it took: find one, then hand it over.
@@ -344,6 +402,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 )?,
                 bridge: None,
                 metrics: None,
+                ca: None,
             }
         }
         Target::Bridge => {
@@ -376,6 +435,7 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
                 main,
                 bridge: Some(bridge),
                 metrics: None,
+                ca: None,
             }
         }
     })
@@ -496,6 +556,7 @@ async fn fanout_once(
         rate: a.rate,
         verify: a.verify,
         timeout: Duration::from_secs(a.timeout_secs),
+        ca_file: servers.ca.clone(),
     };
     let me = std::process::id();
     // A LocalSet per run: dropping it closes every client of the run.
@@ -530,6 +591,7 @@ async fn fanout_once(
         server_bin: match target {
             Target::Baseline => "natter-bench baseline-server".into(),
             Target::Natter
+            | Target::NatterTls
             | Target::NatterStore
             | Target::NatterAccounts
             | Target::NatterMetrics
@@ -643,5 +705,106 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
     }
     report::append_json(&json, &medians)?;
     println!("JSON lines: {}", json.display());
+    Ok(())
+}
+
+async fn handshakes_main(a: HandshakeArgs) -> anyhow::Result<()> {
+    if a.targets
+        .iter()
+        .any(|t| !matches!(t, Target::Natter | Target::NatterTls))
+    {
+        bail!("handshakes measures natter and natter-tls only");
+    }
+    std::fs::create_dir_all(&a.common.out)?;
+    let jsonl = a.common.out.join("handshakes.jsonl");
+    println!(
+        "{:<11} {:>4} {:>9} {:>9} {:>9} {:>10} {:>13} {:>7}",
+        "target", "K", "conns/s", "p50 ms", "p99 ms", "server cpu", "per cpu-s", "failed"
+    );
+    for &k in &a.concurrency {
+        for &target in &a.targets {
+            let mut runs = Vec::new();
+            for run in 0..a.common.runs {
+                let tag = format!("hs-{}-k{k}-r{run}", target.name());
+                let servers = start_servers(&a.common, target, k, &tag)?;
+                let tls = match &servers.ca {
+                    Some(ca) => {
+                        let trust = natter_tls::Trust::CaFile(ca.clone());
+                        let mut config = (*natter_tls::client_config(&trust)?).clone();
+                        if !a.resume {
+                            // Every connection a full handshake: rustls clients resume by default.
+                            config.resumption = natter_tls::rustls::client::Resumption::disabled();
+                        }
+                        Some(natter_tls::TlsConnector::from(std::sync::Arc::new(config)))
+                    }
+                    None => None,
+                };
+                let spec = natter_bench::handshakes::HandshakeSpec {
+                    addr: servers.client_addr(),
+                    tls,
+                    concurrency: k,
+                    duration: Duration::from_secs(a.seconds),
+                };
+                let (s0, t0) = (servers.cpu()?, Instant::now());
+                let r = natter_bench::handshakes::run(spec).await;
+                let cpu = (servers.cpu()? - s0) / t0.elapsed().as_secs_f64().max(1e-9);
+                if let Some(e) = &r.first_error {
+                    eprintln!("{tag}: {} failed, first: {e}", r.failed);
+                }
+                runs.push((r, cpu));
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let rate = median(runs.iter().map(|(r, _)| r.rate()).collect());
+            let p50 = median(
+                runs.iter()
+                    .map(|(r, _)| r.latency.value_at_quantile(0.5) as f64 / 1e6)
+                    .collect(),
+            );
+            let p99 = median(
+                runs.iter()
+                    .map(|(r, _)| r.latency.value_at_quantile(0.99) as f64 / 1e6)
+                    .collect(),
+            );
+            let cpu = median(runs.iter().map(|(_, c)| *c).collect());
+            let failed: u64 = runs.iter().map(|(r, _)| r.failed).sum();
+            // On a shared machine the server gets what others leave: connections per second of
+            // its CPU time is the figure that compares across runs.
+            let per_cpu = median(runs.iter().map(|(r, c)| r.rate() / c.max(1e-9)).collect());
+            println!(
+                "{:<11} {:>4} {:>9.0} {:>9.3} {:>9.3} {:>9.0}% {:>13.0} {:>7}",
+                target.name(),
+                k,
+                rate,
+                p50,
+                p99,
+                cpu * 100.0,
+                per_cpu,
+                failed
+            );
+            let line = serde_json::json!({
+                "at": unix_now(),
+                "target": target.name(),
+                "concurrency": k,
+                "seconds": a.seconds,
+                "runs": a.common.runs,
+                "conns_per_s": rate,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "server_cpu": cpu,
+                "conns_per_cpu_s": per_cpu,
+                "resume": a.resume,
+                "failed": failed,
+            });
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&jsonl)?;
+            writeln!(f, "{line}")?;
+        }
+    }
     Ok(())
 }

@@ -210,6 +210,17 @@ pub fn fanout_table(sums: &[Summary]) -> String {
         .filter(|s| s.target == Target::Natter)
         .map(|s| (s.clients, s))
         .collect();
+    for s in sums.iter().filter(|s| s.target == Target::NatterTls) {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "natter-tls C={:<5} deliveries/s {:.2} x natter, p50 {:+.3} ms, p99 {:+.3} ms against natter\n",
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                (s.p50_us - n.p50_us) / 1000.0,
+                (s.p99_us - n.p99_us) / 1000.0,
+            ));
+        }
+    }
     for s in sums.iter().filter(|s| s.target == Target::Bridge) {
         if let Some(n) = natter.get(&s.clients) {
             ratios.push_str(&format!(
@@ -315,9 +326,10 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 8] = [
+    const TARGETS: [Target; 9] = [
         Target::Baseline,
         Target::Natter,
+        Target::NatterTls,
         Target::Bridge,
         Target::Irc,
         Target::Inspircd,
@@ -363,6 +375,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
 fn colour(t: Target) -> RGBColor {
     match t {
         Target::Natter => RGBColor(200, 60, 40),
+        Target::NatterTls => RGBColor(230, 150, 30),
         Target::Baseline => RGBColor(40, 90, 200),
         Target::Bridge => RGBColor(40, 150, 70),
         Target::Irc => RGBColor(150, 60, 170),

@@ -66,9 +66,17 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
     let mut config = natter_server::ServerConfig::local_test();
     config.hub = bench_hub_config(config.hub);
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let cert_dir = std::env::temp_dir().join(format!("natter-bench-smoke-{}", std::process::id()));
+    let certs = crate::tls::bench_certs(&cert_dir)?;
+    config.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.tls_certs = Some(natter_server::TlsCerts {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+    });
     let server = natter_server::start(config).await?;
     let natter_addr = server.local_addrs()[0];
     let irc_addr = server.irc_addrs()[0];
+    let tls_addr = server.tls_addrs()[0];
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let baseline_addr = listener.local_addr()?;
@@ -92,6 +100,7 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
         rate,
         verify,
         timeout: Duration::from_secs(20),
+        ca_file: Some(certs.ca.clone()),
     };
     let runs = [
         (
@@ -105,6 +114,10 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
         (
             "natter open loop",
             spec(Target::Natter, natter_addr, false, Some(2000.0)),
+        ),
+        (
+            "natter-tls closed loop, verified",
+            spec(Target::NatterTls, tls_addr, true, None),
         ),
         (
             "baseline closed loop",
@@ -136,5 +149,6 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
     let _ = bridge.shutdown().await;
     let _ = server.shutdown().await;
     baseline.abort();
+    let _ = std::fs::remove_dir_all(&cert_dir);
     Ok(out)
 }

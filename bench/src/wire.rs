@@ -56,6 +56,7 @@ pub struct Codec {
 impl Codec {
     /// A codec for `target`; `verify` decodes every delivery fully and compares.
     pub fn new(target: Target, room: &str, verify: bool) -> Result<Codec, BenchWireError> {
+        let target = target.wire();
         static RUNS: AtomicU64 = AtomicU64::new(0);
         let n = RUNS.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{:x}", (u64::from(std::process::id()) << 12) ^ n);
@@ -98,7 +99,7 @@ impl Codec {
         match self.target {
             Target::Baseline => Ok(Vec::new()),
             Target::Irc | Target::Inspircd => Ok(Vec::new()),
-            Target::Natter | Target::NatterStore | Target::NatterMetrics => {
+            Target::Natter | Target::NatterTls | Target::NatterStore | Target::NatterMetrics => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
                 first.extend_from_slice(&encode_frame(&join)?);
@@ -181,6 +182,7 @@ impl Codec {
                 }
             }
             Target::Natter
+            | Target::NatterTls
             | Target::NatterStore
             | Target::NatterAccounts
             | Target::NatterMetrics

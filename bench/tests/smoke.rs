@@ -1,5 +1,5 @@
 //! The smoke mode as a test: a few hundred messages through natter-server, the baseline,
-//! natter-bridge and natter-server's IRC listener (all in-process on 127.0.0.1 port 0), nothing
+//! natter-bridge, natter-server's TLS listener and its IRC listener (all in-process on 127.0.0.1 port 0), nothing
 //! lost, nothing duplicated.
 
 use std::time::Duration;
@@ -37,6 +37,11 @@ fn smoke_loses_nothing() {
         6 * 6 * 40
     );
     assert_eq!(find("baseline closed loop").expected, 6 * 5 * 40);
+    // Over TLS the same frames, the same counts.
+    assert_eq!(
+        find("natter-tls closed loop, verified").expected,
+        6 * 6 * 40
+    );
     // IRC clients ask for echo-message: the sender's copy is its ack, as with natter.
     assert_eq!(find("irc closed loop, verified").expected, 6 * 6 * 40);
 }

@@ -1,9 +1,9 @@
 //! Settings: the config file (`config.toml` in the per-user config directory, e.g.
-//! `~/.config/natter/config.toml`), the default nick, and `HOST[:PORT]` parsing. Flags on the
+//! `~/.config/natter/config.toml`), the default nick, and `[natters://]HOST[:PORT]` parsing. Flags on the
 //! command line override the file.
 //!
 //! ```toml
-//! server = "chat.example.org:8000"
+//! server = "chat.example.org:8000"   # or "natters://chat.example.org" for TLS (port 8443)
 //! nick = "alice"
 //! rooms = ["#lobby", "#rust"]
 //! bell = false   # no terminal bell on mentions and direct messages
@@ -67,7 +67,9 @@ pub enum ConfigError {
         message: String,
     },
     /// `HOST[:PORT]` did not parse.
-    #[error("bad server address {0:?}: expected HOST or HOST:PORT (e.g. 127.0.0.1:8000)")]
+    #[error(
+        "bad server address {0:?}: expected HOST, HOST:PORT or natters://HOST[:PORT] (e.g. 127.0.0.1:8000)"
+    )]
     BadServer(String),
 }
 
@@ -140,10 +142,23 @@ pub fn default_nick() -> Nick {
         })
 }
 
-/// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address.
+/// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; `natters://` in front means
+/// TLS (default port [`natter_tls::DEFAULT_TLS_PORT`]), `natter://` plain.
 pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
     let bad = || ConfigError::BadServer(s.chars().take(80).collect());
     let s = s.trim();
+    let (s, tls) = if let Some(rest) = s.strip_prefix("natters://") {
+        (rest.trim_end_matches('/'), true)
+    } else if let Some(rest) = s.strip_prefix("natter://") {
+        (rest.trim_end_matches('/'), false)
+    } else {
+        (s, false)
+    };
+    let default_port = if tls {
+        natter_tls::DEFAULT_TLS_PORT
+    } else {
+        DEFAULT_PORT
+    };
     if s.is_empty() {
         return Err(bad());
     }
@@ -151,17 +166,19 @@ pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
         return Ok(ServerAddr {
             host: sa.ip().to_string(),
             port: sa.port(),
+            tls,
         });
     }
     if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
         return Ok(ServerAddr {
             host: ip.to_string(),
-            port: DEFAULT_PORT,
+            port: default_port,
+            tls,
         });
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-        None => (s, DEFAULT_PORT),
+        None => (s, default_port),
     };
     let host = host
         .strip_prefix('[')
@@ -177,6 +194,7 @@ pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
     Ok(ServerAddr {
         host: host.to_owned(),
         port,
+        tls,
     })
 }
 
@@ -188,6 +206,7 @@ mod tests {
         ServerAddr {
             host: host.into(),
             port,
+            tls: false,
         }
     }
 
@@ -201,7 +220,26 @@ mod tests {
         );
         assert_eq!(parse_server("[::1]:7").unwrap(), addr("::1", 7));
         assert_eq!(parse_server("::1").unwrap(), addr("::1", 8000));
-        for bad in ["", "host:", "host:99999", "a b", "host:0", ":80"] {
+        let tls = |host: &str, port| ServerAddr {
+            tls: true,
+            ..addr(host, port)
+        };
+        assert_eq!(
+            parse_server("natters://chat.example").unwrap(),
+            tls("chat.example", 8443)
+        );
+        assert_eq!(parse_server("natters://[::1]:9/").unwrap(), tls("::1", 9));
+        assert_eq!(parse_server("natter://h").unwrap(), addr("h", 8000));
+        for bad in [
+            "",
+            "host:",
+            "host:99999",
+            "a b",
+            "host:0",
+            ":80",
+            "natters://",
+            "https://h",
+        ] {
             assert!(parse_server(bad).is_err(), "{bad:?} accepted");
         }
     }

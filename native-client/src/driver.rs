@@ -1,4 +1,5 @@
-//! The driver: one tokio task that owns the [`Session`] and its TCP socket and pumps bytes, time
+//! The driver: one tokio task that owns the [`Session`] and its socket (TCP, or TLS over TCP)
+//! and pumps bytes, time
 //! and typed lines into it, and its events out to a front-end (line mode or the TUI) over a
 //! bounded channel. It decides nothing about the protocol: when to connect, close, resend or
 //! give up is the Session's call; the driver only carries it out. What the events mean to a
@@ -9,14 +10,15 @@ use bytes::{Buf, Bytes};
 use natter_core::limits::{MAX_FRAME, SCROLLBACK_PAGE, SESSION_MAX_PENDING};
 use natter_core::session::{ConnState, Event, Session, Target};
 use natter_core::{RoomName, Seq};
+use natter_tls::rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
@@ -43,10 +45,15 @@ pub struct ServerAddr {
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// Over TLS (`natters://`, `--tls`, `--ca-file`).
+    pub tls: bool,
 }
 
 impl std::fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tls {
+            f.write_str("natters://")?;
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -72,6 +79,9 @@ pub struct DriverConfig {
     /// server acknowledges instead of running into flood control. While the Session is
     /// reconnecting lines flow freely (it queues them, bounded, for after the reconnect).
     pub lockstep: bool,
+    /// How the server's certificate is verified when [`ServerAddr::tls`] is set (see
+    /// [`natter_tls::client_config`]: there is no way to skip the check).
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl DriverConfig {
@@ -83,6 +93,7 @@ impl DriverConfig {
             settle_timeout: Duration::from_secs(10),
             quit_timeout: Duration::from_secs(2),
             lockstep: false,
+            tls: None,
         }
     }
 }
@@ -126,6 +137,15 @@ pub enum DriverError {
     /// The session ended for good for another reason than `/quit` (e.g. a protocol mismatch).
     #[error("{0}")]
     Fatal(String),
+    /// The TLS handshake failed: the server's certificate is not trusted, or it does not speak
+    /// TLS. Trying again would fail the same way, so the client stops.
+    #[error("TLS with {server} failed: {reason}")]
+    Tls {
+        /// The server.
+        server: String,
+        /// Why, in rustls's words.
+        reason: String,
+    },
 }
 
 /// How the driver is winding down.
@@ -137,11 +157,17 @@ enum Ending {
     Quitting(Instant),
 }
 
-type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+/// A connection: a TCP socket, or a TLS stream over one.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+type Reader = ReadHalf<Stream>;
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<Stream>> + Send>>;
 
 /// The write side of a connection with the bytes polled but not yet written.
 struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf<Stream>,
     queue: VecDeque<Bytes>,
     queued: usize,
     /// The Session asked to close once the queue is written.
@@ -157,7 +183,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), DriverError> {
-    let mut reader: Option<OwnedReadHalf> = None;
+    let mut reader: Option<Reader> = None;
     let mut writer: Option<Writer> = None;
     let mut connecting: Option<Connecting> = None;
     let mut commands_open = true;
@@ -175,6 +201,7 @@ pub async fn run(
                     writer = None;
                     connecting = Some(Box::pin(connect(
                         config.server.clone(),
+                        config.tls.clone(),
                         config.connect_timeout,
                     )));
                 }
@@ -290,11 +317,19 @@ pub async fn run(
                 match r {
                     Ok(stream) => {
                         info!(server = %config.server, "connected");
-                        let _ = stream.set_nodelay(true);
-                        let (r, w) = stream.into_split();
+                        let (r, w) = tokio::io::split(stream);
                         reader = Some(r);
                         writer = Some(Writer { half: w, queue: VecDeque::new(), queued: 0, closing: false });
                         session.handle_connected(now);
+                    }
+                    Err(e) if natter_tls::tls_error(&e).is_some() => {
+                        info!(server = %config.server, error = %e, "TLS handshake failed");
+                        let reason = if natter_tls::is_certificate_error(&e) {
+                            format!("the server's certificate is not trusted: {e}")
+                        } else {
+                            format!("{e} (does the server speak TLS on this port?)")
+                        };
+                        return Err(DriverError::Tls { server: config.server.to_string(), reason });
                     }
                     Err(e) => {
                         info!(server = %config.server, error = %e, "connect failed");
@@ -349,13 +384,33 @@ fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {
     Ending::Quitting(Instant::now() + config.quit_timeout)
 }
 
-async fn connect(server: ServerAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    match tokio::time::timeout(
-        timeout,
-        TcpStream::connect((server.host.as_str(), server.port)),
-    )
-    .await
-    {
+/// TCP, then the TLS handshake if `tls`, within `timeout` together.
+async fn connect(
+    server: ServerAddr,
+    tls: Option<Arc<ClientConfig>>,
+    timeout: Duration,
+) -> std::io::Result<Stream> {
+    let attempt = async {
+        let tcp = TcpStream::connect((server.host.as_str(), server.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Stream = match (server.tls, tls) {
+            (false, _) => Box::new(tcp),
+            (true, Some(config)) => {
+                let name = natter_tls::server_name(&server.host).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                })?;
+                let tls = natter_tls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await?;
+                Box::new(tls)
+            }
+            (true, None) => {
+                return Err(std::io::Error::other("TLS asked for without a TLS config"));
+            }
+        };
+        Ok(stream)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -364,7 +419,7 @@ async fn connect(server: ServerAddr, timeout: Duration) -> std::io::Result<TcpSt
     }
 }
 
-async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn read_some(reader: &mut Option<Reader>, buf: &mut [u8]) -> std::io::Result<usize> {
     match reader {
         Some(r) => r.read(buf).await,
         None => std::future::pending().await,
@@ -380,6 +435,8 @@ async fn write_some(writer: &mut Option<Writer>) -> std::io::Result<usize> {
     };
     match half.write(front).await {
         Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+        // Over TLS a record may wait inside the stream until flushed (a no-op on TCP).
+        Ok(n) => half.flush().await.map(|()| n),
         r => r,
     }
 }
@@ -399,7 +456,7 @@ fn advance(w: &mut Writer, mut n: usize) {
     }
 }
 
-async fn finish_connect(connecting: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
+async fn finish_connect(connecting: &mut Option<Connecting>) -> std::io::Result<Stream> {
     match connecting {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -429,12 +486,14 @@ mod tests {
         let a = ServerAddr {
             host: "::1".into(),
             port: 8000,
+            tls: false,
         };
         assert_eq!(a.to_string(), "[::1]:8000");
         let b = ServerAddr {
             host: "chat.example".into(),
             port: 7,
+            tls: true,
         };
-        assert_eq!(b.to_string(), "chat.example:7");
+        assert_eq!(b.to_string(), "natters://chat.example:7");
     }
 }

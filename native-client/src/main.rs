@@ -40,6 +40,9 @@ comes from the environment variable NATTER_PASSWORD, else the file named by pass
 config file, else it is asked for on the terminal without echo; it is never a flag. It is kept
 in memory only, to sign in again after a server restart.
 
+With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
+that does not verify ends natter at once with exit status 1 and the reason.
+
 Config file: ~/.config/natter/config.toml (or --config) with server, nick, rooms, bell and
 password_file.";
 
@@ -75,7 +78,15 @@ struct Args {
     /// Do not ring the bell.
     #[arg(long, overrides_with = "bell")]
     no_bell: bool,
-    /// Server as HOST or HOST:PORT (default: from the config file, else 127.0.0.1:8000).
+    /// Connect over TLS, verifying the server against the system's root certificates (or
+    /// --ca-file's CA). Also: a natters://HOST[:PORT] address (default port 8443).
+    #[arg(long)]
+    tls: bool,
+    /// Trust only the CA certificates in this PEM file (a private CA); implies --tls.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Server as HOST, HOST:PORT or natters://HOST[:PORT] (default: from the config file, else
+    /// 127.0.0.1:8000).
     server: Option<String>,
 }
 
@@ -106,12 +117,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(n) => Nick::new(n).with_context(|| format!("bad nick {n:?}"))?,
         None => config::default_nick(),
     };
-    let server = config::parse_server(
+    let mut server = config::parse_server(
         args.server
             .as_deref()
             .or(file.server.as_deref())
             .unwrap_or(config::DEFAULT_SERVER),
     )?;
+    server.tls |= args.tls || args.ca_file.is_some();
+    let tls = if server.tls {
+        let trust = match &args.ca_file {
+            Some(path) => natter_tls::Trust::CaFile(path.clone()),
+            None => natter_tls::Trust::SystemRoots,
+        };
+        Some(natter_tls::client_config(&trust)?)
+    } else {
+        None
+    };
     let room_args = if args.rooms.is_empty() {
         file.rooms.clone().unwrap_or_default()
     } else {
@@ -152,6 +173,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut driver_config = driver::DriverConfig::new(server);
     driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
+    driver_config.tls = tls;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

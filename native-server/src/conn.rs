@@ -53,6 +53,13 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
     socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
+/// [`tune_socket`], with a log line if it fails (the connection is served anyway).
+pub(crate) fn tune(stream: &TcpStream, peer: SocketAddr) {
+    if let Err(e) = tune_socket(stream) {
+        debug!(%peer, error = %e, "cannot set socket options");
+    }
+}
+
 /// Serves one accepted socket until it is closed.
 ///
 /// The hub closes the outbox when it says close, and when it has seen `Closed` after the peer
@@ -69,9 +76,7 @@ pub(crate) fn serve(
     hub: mpsc::Sender<Input>,
     permit: OwnedSemaphorePermit,
 ) -> Connection {
-    if let Err(e) = tune_socket(&stream) {
-        debug!(%peer, error = %e, "cannot set socket options");
-    }
+    tune(&stream, peer);
     let outbox = Arc::new(Outbox::default());
     let (reply_tx, reply_rx) = oneshot::channel();
     let accepted = Input::Accepted {

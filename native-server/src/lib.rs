@@ -2,8 +2,10 @@
 //!
 //! One task owns the hub (`hub_task`); per connection one task pumps bytes both ways (`conn`),
 //! taking what the hub queued for it from its `outbox`; one accept loop per listening address
-//! hands sockets over (`server`), each for its door: natter's own port, or an IRC listener. Every protocol decision (framing, limits, rooms, timeouts) is
-//! the hub's: this crate moves bytes, keeps time and reports what the sockets did.
+//! hands sockets over (`server`), each for its door: natter's own port, natter's port behind
+//! TLS (`tls`: the handshake first, then the same inputs for the hub), or an IRC listener.
+//! Every protocol decision (framing, limits, rooms, timeouts) is the hub's: this crate moves
+//! bytes, keeps time and reports what the sockets did.
 #![warn(missing_docs)]
 
 mod clock;
@@ -13,13 +15,16 @@ mod metrics;
 mod outbox;
 mod server;
 mod store;
+mod tls;
 
 use natter_core::hub::Config;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
 
-pub use server::{ReloadError, Server};
+pub use natter_tls::TlsError;
+pub use server::{Certificates, ReloadError, Server};
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -28,6 +33,12 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// Addresses to listen on for IRC clients (none by default; see [`Server::irc_addrs`]).
     pub irc_listen: Vec<SocketAddr>,
+    /// Addresses to listen on for TLS (natter's own port, both dialects, behind a handshake;
+    /// none by default; see [`Server::tls_addrs`]). Needs [`ServerConfig::tls_certs`].
+    pub tls_listen: Vec<SocketAddr>,
+    /// The certificate and key the TLS listeners present (reloaded by
+    /// [`Server::reload_certificates`]).
+    pub tls_certs: Option<TlsCerts>,
     /// The hub's limits. `secret_seed` must come from the OS's random source in a real server.
     pub hub: Config,
     /// How long a graceful shutdown waits for the going-away notices to be written.
@@ -63,12 +74,23 @@ impl ServerConfig {
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             irc_listen: Vec::new(),
+            tls_listen: Vec::new(),
+            tls_certs: None,
             hub,
             shutdown_grace: Duration::from_secs(2),
             store: None,
             metrics_listen: None,
         }
     }
+}
+
+/// PEM files for the TLS listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCerts {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// 32 bytes from the OS's random source, for [`Config::secret_seed`].
@@ -92,6 +114,12 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// TLS listeners without a certificate and key.
+    #[error("--tls-listen needs --tls-cert and --tls-key")]
+    NoCertificate,
+    /// The certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] natter_tls::TlsError),
     /// The store could not be opened (it names the path and why).
     #[error(transparent)]
     Store(#[from] natter_store::OpenError),
@@ -109,7 +137,7 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Binds every address in `config.listen`, spawns the hub and accept tasks and returns at once.
+/// Binds every address in `config.listen` (and the IRC and TLS ones), spawns the hub and accept tasks and returns at once.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     server::start(config).await
 }

@@ -1,7 +1,8 @@
 //! `natter-server`: reads flags, environment and an optional TOML file, seeds the hub from the
-//! OS's randomness, runs the server, reloads the file's limits on SIGHUP and shuts down
-//! gracefully on SIGINT/SIGTERM. `natter-server account …` manages accounts in the same store
-//! instead (`account_cmd`).
+//! OS's randomness, runs the server, reloads the file's limits, the accounts and the TLS
+//! certificate on SIGHUP and shuts down gracefully on SIGINT/SIGTERM. `natter-server account …`
+//! manages accounts in the same store instead (`account_cmd`), `natter-server audit` prints the
+//! moderation audit log.
 
 mod account_cmd;
 
@@ -9,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use natter_core::hub::Config;
 use natter_ops::LogFormat;
-use natter_server::{Server, ServerConfig, random_seed};
+use natter_server::{Server, ServerConfig, TlsCerts, random_seed};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -44,9 +45,24 @@ struct Args {
         value_delimiter = ','
     )]
     irc_listen: Vec<SocketAddr>,
-    /// TOML file with `listen`, `irc_listen`, `trusted_proxies`, `shutdown_grace_ms`,
-    /// `metrics_listen`, `log_format`, a `[limits]` and an `[accounts]` table (reloaded on
-    /// SIGHUP) and a `[store]` table
+    /// Address to listen on for TLS, both dialects (repeatable; needs --tls-cert and --tls-key).
+    /// Alone, without --listen, the server speaks TLS only [default: none]
+    #[arg(
+        long = "tls-listen",
+        value_name = "ADDR",
+        env = "NATTER_TLS_LISTEN",
+        value_delimiter = ','
+    )]
+    tls_listen: Vec<SocketAddr>,
+    /// The TLS certificate chain, PEM, leaf first (reread on SIGHUP)
+    #[arg(long, value_name = "PEM", env = "NATTER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key, PEM (reread on SIGHUP)
+    #[arg(long, value_name = "PEM", env = "NATTER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// TOML file with `listen`, `irc_listen`, `tls_listen`, `tls_cert`, `tls_key`,
+    /// `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, a `[limits]` and an
+    /// `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -115,6 +131,9 @@ enum Command {
 struct FileConfig {
     listen: Vec<SocketAddr>,
     irc_listen: Vec<SocketAddr>,
+    tls_listen: Vec<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     trusted_proxies: Option<Vec<IpAddr>>,
     shutdown_grace_ms: Option<u64>,
     metrics_listen: Option<SocketAddr>,
@@ -159,13 +178,22 @@ struct StoreFile {
 
 /// Flags over environment over file over defaults.
 fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Result<ServerConfig> {
+    let tls_listen = if args.tls_listen.is_empty() {
+        file.tls_listen.clone()
+    } else {
+        args.tls_listen.clone()
+    };
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else if !file.listen.is_empty() {
         file.listen.clone()
+    } else if !tls_listen.is_empty() {
+        // TLS listeners alone: no plaintext port unless one is asked for.
+        Vec::new()
     } else {
         vec![DEFAULT_LISTEN.parse().context("default listen address")?]
     };
+    let tls_certs = tls_certs(args, file, &tls_listen)?;
     let irc_listen = if args.irc_listen.is_empty() {
         file.irc_listen.clone()
     } else {
@@ -195,11 +223,30 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     Ok(ServerConfig {
         listen,
         irc_listen,
+        tls_listen,
+        tls_certs,
         hub,
         shutdown_grace: Duration::from_millis(grace),
         store,
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
     })
+}
+
+/// The certificate and key: both or neither, and both when there are TLS listeners.
+fn tls_certs(
+    args: &Args,
+    file: &FileConfig,
+    tls_listen: &[SocketAddr],
+) -> anyhow::Result<Option<TlsCerts>> {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsCerts { cert, key })),
+        (None, None) if tls_listen.is_empty() => Ok(None),
+        (None, None) => anyhow::bail!("--tls-listen needs --tls-cert and --tls-key"),
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key"),
+        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert"),
+    }
 }
 
 /// Where the store lives and how it writes, or `None` with `--ephemeral`.
@@ -290,6 +337,15 @@ async fn main() -> anyhow::Result<()> {
 async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     info!("SIGHUP received: reloading");
     reload_config(server, args, running).await;
+    // A bad certificate file is refused and the certificate in use stays.
+    match server.reload_certificates() {
+        Ok(()) => {
+            if !running.tls_listen.is_empty() {
+                info!("TLS certificate reloaded");
+            }
+        }
+        Err(e) => error!(error = %e, "TLS certificate not reloaded; the old one stays"),
+    }
     if running.store.is_some() {
         match server.reload_accounts().await {
             Ok(n) => info!(accounts = n, "accounts reloaded from the store"),
@@ -433,6 +489,40 @@ mod tests {
         let none = Args::parse_from(["natter-server"]);
         let c = server_config(&none, &FileConfig::default(), [0; 32]).unwrap();
         assert_eq!(c.metrics_listen, None, "no endpoint unless asked");
+    }
+
+    #[test]
+    fn tls_flags() {
+        let args = Args::parse_from([
+            "natter-server",
+            "--tls-listen",
+            "127.0.0.1:8443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert!(c.listen.is_empty(), "--tls-listen alone: TLS only");
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(c.tls_certs.unwrap().key, PathBuf::from("k.pem"));
+        let args = Args::parse_from([
+            "natter-server",
+            "-l",
+            "127.0.0.1:1",
+            "--tls-listen",
+            "127.0.0.1:2",
+        ]);
+        let e = server_config(&args, &FileConfig::default(), [0; 32]).unwrap_err();
+        assert!(e.to_string().contains("--tls-cert"), "{e}");
+        let args = Args::parse_from(["natter-server", "--tls-cert", "c.pem"]);
+        assert!(server_config(&args, &FileConfig::default(), [0; 32]).is_err());
+        let file: FileConfig = toml::from_str(
+            "listen = [\"127.0.0.1:8000\"]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_cert = \"c\"\ntls_key = \"k\"",
+        )
+        .unwrap();
+        let c = server_config(&Args::parse_from(["natter-server"]), &file, [0; 32]).unwrap();
+        assert_eq!((c.listen.len(), c.tls_listen.len()), (1, 1), "both");
     }
 
     #[test]

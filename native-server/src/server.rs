@@ -8,10 +8,12 @@ use crate::clock::Clock;
 use crate::hub_task::{self, Input};
 use crate::metrics::{Health, Metrics};
 use crate::store::{self, StoreSide};
-use crate::{ServerConfig, ServerError, conn};
+use crate::tls::{Handshakes, TlsDoor};
+use crate::{ServerConfig, ServerError, conn, tls};
 use natter_core::hub::{Change, Config, Door, Hub, ReconfigError};
 use natter_ops::Endpoint;
 use natter_store::{SqliteHandle, Store};
+use natter_tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +47,8 @@ fn socket_cap(max_connections: usize) -> usize {
 pub struct Server {
     addrs: Vec<SocketAddr>,
     irc_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    tls: Option<Arc<ServerTls>>,
     stop: watch::Sender<bool>,
     hub_tx: mpsc::Sender<Input>,
     hub_task: JoinHandle<()>,
@@ -71,15 +75,39 @@ pub enum ReloadError {
 }
 
 pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
-    if config.listen.is_empty() {
+    if config.listen.is_empty() && config.tls_listen.is_empty() {
         return Err(ServerError::NoListenAddress);
     }
+    let tls = match (&config.tls_certs, config.tls_listen.is_empty()) {
+        (_, true) => None,
+        (None, false) => return Err(ServerError::NoCertificate),
+        (Some(c), false) => Some(Arc::new(ServerTls::load(&c.cert, &c.key)?)),
+    };
+    let tls_door = tls.as_ref().map(|tls| TlsDoor {
+        tls: tls.clone(),
+        handshakes: Arc::new(Handshakes::new(
+            config.hub.max_connections_per_ip,
+            config.hub.exempt_loopback,
+        )),
+        deadline: Duration::from_millis(config.hub.hello_timeout.0),
+        trusted_proxies: config.hub.trusted_proxies.clone().into(),
+    });
     let doors = config
         .listen
         .iter()
-        .map(|a| (Door::Natter, *a))
-        .chain(config.irc_listen.iter().map(|a| (Door::Irc, *a)));
-    let mut listeners = Vec::with_capacity(config.listen.len() + config.irc_listen.len());
+        .map(|a| (Kind::Plain(Door::Natter), *a))
+        .chain(
+            config
+                .irc_listen
+                .iter()
+                .map(|a| (Kind::Plain(Door::Irc), *a)),
+        )
+        .chain(
+            tls_door
+                .iter()
+                .flat_map(|d| config.tls_listen.iter().map(|a| (Kind::Tls(d.clone()), *a))),
+        );
+    let mut listeners = Vec::new();
     for (door, addr) in doors {
         let l = TcpListener::bind(addr)
             .await
@@ -89,16 +117,16 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             .map_err(|source| ServerError::Bind { addr, source })?;
         listeners.push((door, l, bound));
     }
-    let addrs = listeners
-        .iter()
-        .filter(|(door, ..)| *door == Door::Natter)
-        .map(|(_, _, a)| *a)
-        .collect();
-    let irc_addrs = listeners
-        .iter()
-        .filter(|(door, ..)| *door == Door::Irc)
-        .map(|(_, _, a)| *a)
-        .collect();
+    let bound = |want: fn(&Kind) -> bool| {
+        listeners
+            .iter()
+            .filter(|(door, ..)| want(door))
+            .map(|(_, _, a)| *a)
+            .collect()
+    };
+    let addrs = bound(|k| matches!(k, Kind::Plain(Door::Natter)));
+    let irc_addrs = bound(|k| matches!(k, Kind::Plain(Door::Irc)));
+    let tls_addrs = bound(|k| matches!(k, Kind::Tls(_)));
 
     let grace = config.shutdown_grace;
     let cap = socket_cap(config.hub.max_connections);
@@ -118,7 +146,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let accept_tasks = listeners
         .into_iter()
         .map(|(door, listener, addr)| {
-            info!(?door, %addr, "listening");
+            info!(door = %door.name(), %addr, "listening");
             tokio::spawn(accept_loop(
                 listener,
                 door,
@@ -133,6 +161,8 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     Ok(Server {
         addrs,
         irc_addrs,
+        tls_addrs,
+        tls,
         stop,
         hub_tx,
         hub_task,
@@ -233,6 +263,24 @@ impl Server {
             .map_err(ReloadError::Accounts)
     }
 
+    /// The bound TLS addresses, in the order of [`ServerConfig::tls_listen`].
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls_addrs.clone()
+    }
+
+    /// Reads the TLS certificate and key again (e.g. on SIGHUP): new handshakes present the new
+    /// certificate, open connections keep theirs. On an error (a missing file, a key that is not
+    /// the certificate's) the certificate in use stays. `Ok` without TLS listeners.
+    pub fn reload_certificates(&self) -> Result<(), ServerError> {
+        self.certificates().reload()
+    }
+
+    /// A handle that reloads the certificates like [`Server::reload_certificates`], for a task
+    /// of its own (a signal handler) that must not hold the server.
+    pub fn certificates(&self) -> Certificates {
+        Certificates(self.tls.clone())
+    }
+
     /// Stops accepting, tells every client the server is going away, waits up to
     /// [`ServerConfig::shutdown_grace`] for that to be written, and closes everything.
     pub async fn shutdown(self) -> Result<(), ServerError> {
@@ -256,11 +304,47 @@ impl Server {
     }
 }
 
+/// The TLS listeners' certificate, to be reloaded: see [`Server::certificates`].
+#[derive(Debug, Clone)]
+pub struct Certificates(Option<Arc<ServerTls>>);
+
+impl Certificates {
+    /// See [`Server::reload_certificates`].
+    pub fn reload(&self) -> Result<(), ServerError> {
+        let Some(tls) = &self.0 else {
+            return Ok(());
+        };
+        tls.reload()?;
+        info!(cert = %tls.cert_path().display(), "TLS certificate reloaded");
+        Ok(())
+    }
+}
+
+/// What a listener serves.
+#[derive(Clone)]
+enum Kind {
+    /// Plain TCP, this door's dialects.
+    Plain(Door),
+    /// natter's own port behind TLS.
+    Tls(TlsDoor),
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            // As `Door`'s Debug form had them in the log (tools look for `door=Irc`).
+            Kind::Plain(Door::Natter) => "Natter",
+            Kind::Plain(Door::Irc) => "Irc",
+            Kind::Tls(_) => "NatterTls",
+        }
+    }
+}
+
 /// Accepts on `door` until told to stop, then waits up to `grace` for its connections and
 /// aborts the rest.
 async fn accept_loop(
     listener: TcpListener,
-    door: Door,
+    door: Kind,
     hub: mpsc::Sender<Input>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -287,7 +371,14 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Spawned as it is, not inside an `async` block: a wrapper would store the
                 // arguments a second time beside serve's own future, in every connection's task.
-                conns.spawn(conn::serve(stream, peer, door, hub.clone(), permit));
+                match &door {
+                    Kind::Plain(door) => {
+                        conns.spawn(conn::serve(stream, peer, *door, hub.clone(), permit));
+                    }
+                    Kind::Tls(tls) => {
+                        conns.spawn(tls::serve(stream, peer, tls.clone(), hub.clone(), permit));
+                    }
+                }
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");

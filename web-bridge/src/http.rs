@@ -17,7 +17,7 @@
 
 use crate::metrics::Refused;
 use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
-use crate::{Shared, relay, stopped};
+use crate::{Shared, Stream, relay, stopped};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, UPGRADE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_http::services::ServeDir;
@@ -260,6 +259,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             Route::WebSocket => {
                 let config = &self.shared.config;
                 let policy = OriginPolicy {
+                    https: self.shared.tls.is_some(),
                     extra_origins: &config.allowed_origins,
                     hosts: &config.allowed_hosts,
                     allow_missing: config.allow_missing_origin,
@@ -292,13 +292,14 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 }
 
 /// Serves one accepted connection: its request is answered, or it becomes a relayed WebSocket.
+/// `accepted`: when the socket was accepted (a TLS handshake may have spent part of the budget).
 pub(crate) async fn serve(
-    tcp: TcpStream,
+    tcp: Stream,
     peer: SocketAddr,
+    accepted: Instant,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let accepted = Instant::now();
     let budget = shared.config.handshake_timeout;
     let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
     let service = Service {
@@ -384,7 +385,7 @@ const CLOSE_DRAIN: usize = 64 * 1024;
 /// Ends a connection after its answer with a FIN, then reads and drops what the client still
 /// sends (the rest of an oversize head, a body) for a moment: closing with unread data would
 /// send a reset, which can make the client lose the answer.
-async fn close_gently(mut tcp: TcpStream) {
+async fn close_gently(mut tcp: Stream) {
     let _ = timeout(CLOSE_TIMEOUT, async {
         let _ = tcp.shutdown().await;
         let mut sink = [0u8; 4096];

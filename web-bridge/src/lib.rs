@@ -4,7 +4,7 @@
 //! - this file: configuration, the accept loop, connection caps and graceful shutdown;
 //! - `http`: the HTTP side on hyper: request limits, routing, the page's files (tower-http);
 //! - `upgrade`: the WebSocket handshake on `/ws` (tungstenite's checks, the Origin/Host rules);
-//! - `relay`: the frame relay of an open WebSocket;
+//! - `relay`: the frame relay of an open WebSocket (to natter-server over TCP, or TLS);
 //! - `metrics`: what the bridge counts, and its readiness (`--metrics-listen`, served by
 //!   `natter_ops`).
 //!
@@ -13,7 +13,8 @@
 //!
 //! # What a browser sees
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin
-//! must be `http://` + the request's Host (with a Host that is an IP literal, `localhost` or one
+//! must be the bridge's own, `http://` + the request's Host (`https://` + Host when the bridge
+//! serves TLS, [`BridgeConfig::tls`]) (with a Host that is an IP literal, `localhost` or one
 //! of [`BridgeConfig::allowed_hosts`]: a guard against DNS rebinding), or one of
 //! [`BridgeConfig::allowed_origins`]; other requests get HTTP 403. A request without Origin (not
 //! a browser) is accepted unless [`BridgeConfig::allow_missing_origin`] is off. A connection over
@@ -28,7 +29,7 @@
 //! | 1003 | a text message (binary only) |
 //! | 1009 | a message over `limits::MAX_FRAME` |
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
-//! | 1013 | the server cannot be reached (try again later) |
+//! | 1013 | the server cannot be reached, or its TLS certificate is not trusted (try again later) |
 //!
 //! Any other path is a file from [`BridgeConfig::www_dir`] (`/` is `index.html`), precompressed
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
@@ -47,6 +48,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -62,6 +64,11 @@ pub struct BridgeConfig {
     pub listen: SocketAddr,
     /// The natter-server to relay to. Default `127.0.0.1:8000`.
     pub server: SocketAddr,
+    /// Serve the page over https and the WebSocket as wss with this certificate and key (PEM;
+    /// reread by [`Bridge::reload_certificates`]). None: plain http.
+    pub tls: Option<TlsFiles>,
+    /// Reach natter-server's TLS listener, verifying its certificate. None: plain TCP.
+    pub server_tls: Option<ServerTls>,
     /// Static files to serve (the page built by `cargo xtask web`). Default `target/www`; the
     /// `natter-bridge` binary defaults to `www` in the target directory it was built into.
     pub www_dir: PathBuf,
@@ -103,6 +110,29 @@ pub struct BridgeConfig {
     pub server_secret: Option<String>,
 }
 
+/// The bridge's own certificate and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// How the bridge reaches natter-server over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// Whom to trust: the system's roots or a private CA.
+    pub trust: natter_tls::Trust,
+    /// The name the server's certificate must carry (a DNS name or an IP address).
+    pub name: String,
+}
+
+/// A connection's stream on either side: a TCP socket, or TLS over one.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub(crate) type Stream = Box<dyn Io>;
+
 /// Time for a whole page request (head, file and answer), from the accept.
 pub const PAGE_TIMEOUT: Duration = http::PAGE_TIMEOUT;
 
@@ -111,6 +141,8 @@ impl Default for BridgeConfig {
         BridgeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             server: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            tls: None,
+            server_tls: None,
             www_dir: PathBuf::from("target/www"),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -160,6 +192,9 @@ pub enum BridgeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A certificate, key or CA file could not be used.
+    #[error(transparent)]
+    Tls(#[from] natter_tls::TlsError),
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Metrics(#[from] natter_ops::OpsError),
@@ -172,6 +207,7 @@ pub enum BridgeError {
 #[derive(Debug)]
 pub struct Bridge {
     local_addr: SocketAddr,
+    tls: Option<Arc<natter_tls::ServerTls>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     metrics: Option<Endpoint>,
@@ -181,6 +217,24 @@ impl Bridge {
     /// The address it listens on (with the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the page is served over https (and the WebSocket as wss).
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the bridge's certificate and key again (e.g. on SIGHUP): new connections get the
+    /// new certificate, open ones keep theirs. On an error the one in use stays. `Ok` without
+    /// TLS.
+    pub fn reload_certificates(&self) -> Result<(), BridgeError> {
+        self.certificates().reload()
+    }
+
+    /// A handle that reloads the certificate like [`Bridge::reload_certificates`], for a task
+    /// of its own (a signal handler).
+    pub fn certificates(&self) -> Certificates {
+        Certificates(self.tls.clone())
     }
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
@@ -204,8 +258,53 @@ impl Bridge {
     }
 }
 
+/// The bridge's certificate, to be reloaded: see [`Bridge::certificates`].
+#[derive(Debug, Clone)]
+pub struct Certificates(Option<Arc<natter_tls::ServerTls>>);
+
+impl Certificates {
+    /// See [`Bridge::reload_certificates`].
+    pub fn reload(&self) -> Result<(), BridgeError> {
+        let Some(tls) = &self.0 else {
+            return Ok(());
+        };
+        tls.reload()?;
+        info!(cert = %tls.cert_path().display(), "TLS certificate reloaded");
+        Ok(())
+    }
+}
+
+/// The server side's TLS, ready to connect.
+#[derive(Clone)]
+pub(crate) struct ServerConnector {
+    pub(crate) connector: natter_tls::TlsConnector,
+    pub(crate) name: natter_tls::rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for ServerConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConnector")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Binds and starts the bridge; returns at once.
 pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(natter_tls::ServerTls::load(
+            &files.cert,
+            &files.key,
+        )?)),
+        None => None,
+    };
+    let server_tls = match &config.server_tls {
+        Some(st) => Some(ServerConnector {
+            connector: natter_tls::connector(&st.trust)?,
+            name: natter_tls::server_name(&st.name)?,
+        }),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| BridgeError::Bind {
@@ -230,6 +329,8 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         metrics: Metrics::new(),
         server_health: Arc::new(ServerHealth::new()),
         per_ip: Mutex::new(HashMap::new()),
+        tls: tls.clone(),
+        server_tls,
         config,
     });
     let metrics = match shared.config.metrics_listen {
@@ -243,7 +344,9 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     };
     info!(
         listen = %local_addr,
+        https = tls.is_some(),
         server = %shared.config.server,
+        server_tls = shared.server_tls.is_some(),
         www = %shared.config.www_dir.display(),
         metrics = ?metrics.as_ref().map(Endpoint::local_addr),
         "bridge listening"
@@ -251,6 +354,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
     Ok(Bridge {
         local_addr,
+        tls,
         stop,
         task,
         metrics,
@@ -307,6 +411,10 @@ pub(crate) struct Shared {
     /// Open connections per IP; entries are removed at zero, so it holds at most
     /// `max_connections` entries.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// The bridge's certificate, when it serves https.
+    pub(crate) tls: Option<Arc<natter_tls::ServerTls>>,
+    /// How to reach the server over TLS, if so.
+    pub(crate) server_tls: Option<ServerConnector>,
 }
 
 /// tungstenite's settings: natter-sized instead of its 64 MiB defaults.
@@ -398,6 +506,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             refuse_now(tcp, &shared, Refused::Capacity);
             continue;
         };
+        let accepted = tokio::time::Instant::now();
         // Counted as the server counts addresses: a v4 client on a dual-stack socket as its v4
         // address, an IPv6 client by its /64 (one line or VM owns all of it).
         let Some(slot) = IpSlot::take(&shared, natter_core::hub::address_key(peer.ip())) else {
@@ -411,7 +520,27 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let span = info_span!("conn", id = next_conn);
         tasks.spawn(
             async move {
-                http::serve(tcp, peer, shared, stop).await;
+                let stream: Stream = match &shared.tls {
+                    None => Box::new(tcp),
+                    Some(tls) => {
+                        // The TLS handshake spends the same budget as the HTTP one after it.
+                        let budget = shared.config.handshake_timeout;
+                        match timeout(budget, tls.acceptor().accept(tcp)).await {
+                            Ok(Ok(s)) => Box::new(s),
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake failed");
+                                shared.metrics.refused(Refused::Handshake);
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake timed out");
+                                shared.metrics.refused(Refused::Timeout);
+                                return;
+                            }
+                        }
+                    }
+                };
+                http::serve(stream, peer, accepted, shared, stop).await;
                 drop(slot);
                 drop(permit);
             }
@@ -443,6 +572,10 @@ const REFUSE_DRAIN: usize = 8 * 1024;
 /// connection.
 fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused) {
     shared.metrics.refused(why);
+    if shared.tls.is_some() {
+        // Before a TLS handshake there is no way to say 503: the connection is just closed.
+        return;
+    }
     let mut sink = [0u8; 2048];
     let mut drained = 0;
     while drained < REFUSE_DRAIN {
@@ -468,6 +601,8 @@ mod tests {
             metrics: Metrics::new(),
             server_health: Arc::new(ServerHealth::new()),
             per_ip: Mutex::new(HashMap::new()),
+            tls: None,
+            server_tls: None,
             config,
         })
     }

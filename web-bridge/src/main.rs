@@ -1,9 +1,10 @@
 //! `natter-bridge`: serves the natter page and relays its WebSockets to natter-server.
 //! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period.
+//! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`).
 
 use anyhow::Context;
 use clap::Parser;
-use natter_bridge::BridgeConfig;
+use natter_bridge::{BridgeConfig, ServerTls, TlsFiles};
 use natter_ops::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,23 @@ struct Args {
     /// natter-server address.
     #[arg(long, default_value = "127.0.0.1:8000")]
     server: SocketAddr,
+    /// Serve the page over https and the WebSocket as wss with this certificate chain (PEM,
+    /// leaf first; reread on SIGHUP). The page's own origin is then `https://` + Host.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Reach natter-server's TLS listener (--server is then its --tls-listen address), verifying
+    /// its certificate against the system's roots or --server-ca.
+    #[arg(long)]
+    server_tls: bool,
+    /// Trust only the CA certificates in this PEM file for the server; implies --server-tls.
+    #[arg(long, value_name = "PEM")]
+    server_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry [default: --server's IP address].
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
     /// Directory of the built page [default: `www` in the target directory this binary was
     /// built into, where `cargo xtask web` puts the page; `target/www` if that cannot be told].
     #[arg(long, value_name = "DIR")]
@@ -73,9 +91,24 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(www = %www.display(), "no index.html there yet; build the page with `cargo xtask web`");
     }
     let defaults = BridgeConfig::default();
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let server_tls = (args.server_tls || args.server_ca.is_some()).then(|| ServerTls {
+        trust: match args.server_ca {
+            Some(ca) => natter_tls::Trust::CaFile(ca),
+            None => natter_tls::Trust::SystemRoots,
+        },
+        name: args
+            .server_name
+            .unwrap_or_else(|| args.server.ip().to_string()),
+    });
     let config = BridgeConfig {
         listen: args.listen,
         server: args.server,
+        tls,
+        server_tls,
         www_dir: www,
         allowed_origins: args.allow_origin,
         allowed_hosts: args.allow_host,
@@ -95,7 +128,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let bridge = natter_bridge::start(config).await?;
-    println!("natter-bridge: open http://{}/", bridge.local_addr());
+    let scheme = if bridge.is_https() { "https" } else { "http" };
+    println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
+    #[cfg(unix)]
+    tokio::spawn(reload_certificates_on_sighup(bridge.certificates()));
     if let Some(addr) = bridge.metrics_addr() {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
@@ -103,6 +139,25 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     bridge.shutdown().await?;
     Ok(())
+}
+
+/// SIGHUP: the bridge's certificate and key are read again; a bad file is refused in the log
+/// and the certificate in use stays.
+#[cfg(unix)]
+async fn reload_certificates_on_sighup(certificates: natter_bridge::Certificates) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        if let Err(e) = certificates.reload() {
+            tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");
+        }
+    }
 }
 
 /// Ctrl+C, or SIGTERM on Unix.

@@ -1,7 +1,8 @@
 //! One browser's WebSocket relayed onto its own TCP connection to natter-server.
 //!
-//! Once the handshake (`upgrade`) has opened the WebSocket, the bridge connects to the server,
-//! writes [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways:
+//! Once the handshake (`upgrade`) has opened the WebSocket, the bridge connects to the server
+//! (over TLS with [`crate::BridgeConfig::server_tls`], whose certificate must verify: else the
+//! browser gets 1013), writes [`wire::bridge_preamble`] with the browser's address, and moves whole frames both ways:
 //! each binary WebSocket message from the browser is one bare payload and becomes one
 //! length-prefixed frame ([`wire::frame_payload`]); what the server sends is passed on in batches,
 //! each binary message the longest run of whole frames one read completed
@@ -11,19 +12,20 @@
 //! frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
 //! (atomics, no locks).
 
-use crate::Shared;
 use crate::metrics::Direction;
 use crate::upgrade::Rewind;
+use crate::{Shared, Stream};
 use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
 use natter_core::wire::{self, LEN_PREFIX};
+use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio::time::{Instant, interval_at, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
@@ -33,7 +35,38 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
-type Ws = WebSocketStream<Rewind<TcpStream>>;
+type Ws = WebSocketStream<Rewind<Stream>>;
+
+/// The write side of the server connection.
+type ServerTx = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// The read side of the server connection. Over plain TCP it waits for readiness with no
+/// buffer held (an idle relay keeps none); over TLS, rustls holds its buffers anyway.
+enum ServerRx {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+}
+
+impl ServerRx {
+    /// Waits for what the server sends and appends at most [`READ_CHUNK`] of it to `buf`;
+    /// false at end of stream. Cancel-safe: nothing read is lost if the wait is dropped.
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<bool> {
+        match self {
+            ServerRx::Plain(tcp) => loop {
+                tcp.readable().await?;
+                match read_some(tcp, buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            ServerRx::Tls(tls) => {
+                buf.reserve(READ_CHUNK);
+                let n = tls.read_buf(&mut (&mut *buf).limit(READ_CHUNK)).await?;
+                Ok(n > 0)
+            }
+        }
+    }
+}
 
 /// Bytes of browser messages gathered into one write to the server, at most.
 const BROWSER_BATCH: usize = 16 * 1024;
@@ -76,6 +109,8 @@ pub(crate) enum End {
     NotBinary,
     /// The server could not be reached.
     ServerUnavailable,
+    /// The server's TLS certificate did not verify.
+    ServerUntrusted,
     /// The server closed its side.
     ServerClosed,
     /// Reading from or writing to the server failed, or it sent an oversize frame.
@@ -86,7 +121,7 @@ pub(crate) enum End {
 
 impl End {
     /// Every way a relay ends, in declaration order (so `end as usize` indexes it).
-    pub(crate) const ALL: [End; 11] = [
+    pub(crate) const ALL: [End; 12] = [
         End::BrowserClosed,
         End::BrowserGone,
         End::BrowserIdle,
@@ -95,6 +130,7 @@ impl End {
         End::TooBig,
         End::NotBinary,
         End::ServerUnavailable,
+        End::ServerUntrusted,
         End::ServerClosed,
         End::ServerFailed,
         End::Shutdown,
@@ -111,6 +147,7 @@ impl End {
             End::TooBig => "too_big",
             End::NotBinary => "not_binary",
             End::ServerUnavailable => "server_unavailable",
+            End::ServerUntrusted => "server_untrusted",
             End::ServerClosed => "server_closed",
             End::ServerFailed => "server_failed",
             End::Shutdown => "shutdown",
@@ -127,6 +164,7 @@ impl End {
             End::TooBig => (CloseCode::Size, "message over the natter frame limit"),
             End::NotBinary => (CloseCode::Unsupported, "binary messages only"),
             End::ServerUnavailable => (CloseCode::Again, "chat server unavailable"),
+            End::ServerUntrusted => (CloseCode::Again, "chat server certificate not trusted"),
             End::ServerClosed => (CloseCode::Normal, "chat server closed the connection"),
             End::ServerFailed => (CloseCode::Error, "chat server connection failed"),
             End::Shutdown => (CloseCode::Away, "bridge shutting down"),
@@ -141,7 +179,7 @@ impl End {
 /// Relays an opened WebSocket (the 101 is out; `stream` replays what was read past the request
 /// head) until either side ends or the bridge shuts down, then closes it.
 pub(crate) async fn run(
-    stream: Rewind<TcpStream>,
+    stream: Rewind<Stream>,
     peer: SocketAddr,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
@@ -166,24 +204,44 @@ async fn relay(
 ) -> (End, Ws) {
     let config = &shared.config;
     let connect = async {
-        let mut tcp = timeout(config.connect_timeout, TcpStream::connect(config.server))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let tcp = TcpStream::connect(config.server).await?;
         tcp.set_nodelay(true)?;
+        let (rx, mut tx): (ServerRx, ServerTx) = match &shared.server_tls {
+            None => {
+                let (rx, tx) = tcp.into_split();
+                (ServerRx::Plain(rx), Box::new(tx))
+            }
+            Some(tls) => {
+                let s = tls.connector.connect(tls.name.clone(), tcp).await?;
+                let (rx, tx) = tokio::io::split(s);
+                (ServerRx::Tls(rx), Box::new(tx))
+            }
+        };
         match &config.server_secret {
             Some(secret) => {
                 let peer = peer.ip().to_canonical().to_string();
-                tcp.write_all(&wire::bridge_preamble(&peer, secret)).await?;
+                tx.write_all(&wire::bridge_preamble(&peer, secret)).await?;
             }
-            None => tcp.write_all(&wire::MAGIC).await?,
+            None => tx.write_all(&wire::MAGIC).await?,
         }
-        Ok::<_, std::io::Error>(tcp)
+        tx.flush().await?;
+        Ok::<_, std::io::Error>((rx, tx))
     };
-    let tcp = tokio::select! {
+    let connect = async {
+        timeout(config.connect_timeout, connect)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    };
+    let (mut tcp_rx, mut tcp_tx) = tokio::select! {
         r = connect => match r {
-            Ok(tcp) => {
+            Ok(halves) => {
                 shared.server_health.record(true);
-                tcp
+                halves
+            }
+            Err(e) if natter_tls::is_certificate_error(&e) => {
+                shared.server_health.record(false);
+                tracing::warn!(%peer, server = %config.server, error = %e, "chat server's TLS certificate not trusted");
+                return (End::ServerUntrusted, ws);
             }
             Err(e) => {
                 shared.server_health.record(false);
@@ -193,7 +251,6 @@ async fn relay(
         },
         _ = shutdown.wait_for(|stop| *stop) => return (End::Shutdown, ws),
     };
-    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
     let (mut ws_tx, mut ws_rx) = ws.split();
     let idle = config.ping_interval + config.ping_timeout;
     let end = tokio::select! {
@@ -218,7 +275,7 @@ async fn relay(
 
 async fn browser_to_server(
     ws: &mut SplitStream<Ws>,
-    tcp: &mut OwnedWriteHalf,
+    tcp: &mut ServerTx,
     idle: Duration,
     metrics: &Direction,
 ) -> End {
@@ -246,7 +303,8 @@ async fn browser_to_server(
             }
         };
         if !batch.is_empty() {
-            if tcp.write_all(&batch).await.is_err() {
+            // The flush sends a TLS record on its way (a no-op on TCP).
+            if tcp.write_all(&batch).await.is_err() || tcp.flush().await.is_err() {
                 return End::ServerFailed;
             }
             metrics.bytes.inc_by(batch.len() as u64);
@@ -287,7 +345,7 @@ fn forward_message(
 }
 
 async fn server_to_browser(
-    tcp: &mut OwnedReadHalf,
+    tcp: &mut ServerRx,
     ws: &mut SplitSink<Ws, Message>,
     ping_interval: Duration,
     write_timeout: Duration,
@@ -299,14 +357,10 @@ async fn server_to_browser(
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
     loop {
         tokio::select! {
-            r = tcp.readable() => {
-                if r.is_err() {
-                    return End::ServerFailed;
-                }
-                match read_some(tcp, &mut buf) {
+            r = tcp.read_into(&mut buf) => {
+                match r {
                     Ok(true) => {}
                     Ok(false) => return End::ServerClosed,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => return End::ServerFailed,
                 }
                 let held = Instant::now();

@@ -16,6 +16,8 @@ use tracing::{debug, info, warn};
 
 /// Which WebSocket requests the handshake accepts, from the bridge's configuration.
 pub(crate) struct OriginPolicy<'a> {
+    /// The bridge serves https: its own origin is `https://` + Host, not `http://` + Host.
+    pub(crate) https: bool,
     /// Origins accepted whatever the Host ([`crate::BridgeConfig::allowed_origins`]).
     pub(crate) extra_origins: &'a [String],
     /// Host names the bridge's own origin may use besides IP literals and `localhost`
@@ -70,7 +72,8 @@ impl OriginPolicy<'_> {
         {
             return Ok(());
         }
-        let Some(host) = host.filter(|h| is_own_origin(origin, h)) else {
+        let scheme = if self.https { "https://" } else { "http://" };
+        let Some(host) = host.filter(|h| is_own_origin(origin, scheme, h)) else {
             return Err(Refusal::Origin);
         };
         if host_is_known(host, self.hosts) {
@@ -81,13 +84,12 @@ impl OriginPolicy<'_> {
     }
 }
 
-/// Is `origin` exactly `http://` + `host` (ASCII case aside)?
-fn is_own_origin(origin: &str, host: &str) -> bool {
-    const SCHEME: &str = "http://";
-    origin.len() == SCHEME.len() + host.len()
-        && origin.is_char_boundary(SCHEME.len())
-        && origin[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
-        && origin[SCHEME.len()..].eq_ignore_ascii_case(host)
+/// Is `origin` exactly `scheme` + `host` (ASCII case aside)?
+fn is_own_origin(origin: &str, scheme: &str, host: &str) -> bool {
+    origin.len() == scheme.len() + host.len()
+        && origin.is_char_boundary(scheme.len())
+        && origin[..scheme.len()].eq_ignore_ascii_case(scheme)
+        && origin[scheme.len()..].eq_ignore_ascii_case(host)
 }
 
 /// Is a Host header's name (its port aside) one no one else can point at the bridge: an IPv4 or
@@ -224,10 +226,30 @@ mod tests {
         allow_missing: bool,
     ) -> OriginPolicy<'a> {
         OriginPolicy {
+            https: false,
             extra_origins: extras,
             hosts,
             allow_missing,
         }
+    }
+
+    #[test]
+    fn over_https_the_own_origin_is_https_plus_host() {
+        let p = OriginPolicy {
+            https: true,
+            ..policy(&[], &[], false)
+        };
+        let host = Some("localhost:8080");
+        assert_eq!(p.check(Some("https://localhost:8080"), host), Ok(()));
+        assert_eq!(
+            p.check(Some("http://localhost:8080"), host),
+            Err(Refusal::Origin),
+            "a page over plain http may not use the https bridge's socket"
+        );
+        assert_eq!(
+            p.check(Some("https://evil.example"), Some("evil.example")),
+            Err(Refusal::Host)
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn wasm_bindgen_cli() -> Result<()> {
 }
 
 /// Chromium and chromedriver for the browser test, tmux for the TUI test, irssi and WeeChat for
-/// the IRC clients' test.
+/// the IRC clients' test, openssl for the TLS test's `openssl s_client`.
 pub fn apt_tools() -> Result<()> {
     let wanted = [
         ("/usr/bin/chromium", "chromium"),
@@ -82,6 +82,7 @@ pub fn apt_tools() -> Result<()> {
         ("/usr/bin/tmux", "tmux"),
         ("/usr/bin/irssi", "irssi"),
         ("/usr/bin/weechat", "weechat"),
+        ("/usr/bin/openssl", "openssl"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

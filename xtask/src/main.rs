@@ -1,7 +1,9 @@
 //! natter's project commands, so a fresh clone needs nothing but cargo:
 //!
-//! - `cargo xtask up`: build the page, start natter-server (:8000) and natter-bridge (:8080),
-//!   print how to join, stop both on Ctrl+C;
+//! - `cargo xtask up [--tls]`: build the page, start natter-server (:8000) and natter-bridge
+//!   (:8080), print how to join, stop both on Ctrl+C; with `--tls`, the server also on :8443
+//!   over TLS and the page on https, with a local CA and certificate made once in
+//!   `<target>/tls/`;
 //! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
 //!   tmux), then run every check and test;
 //! - `cargo xtask web`: build the browser page into `<target>/www/`, with a `.br` and a `.gz` beside
@@ -23,12 +25,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const USAGE: &str = "usage: cargo xtask <up|test|web|fuzz [--seconds N]|bench [ARGS]>";
+const USAGE: &str = "usage: cargo xtask <up [--tls]|test|web|fuzz [--seconds N]|bench [ARGS]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("up") => up::up(),
+        Some("up") => match args.get(1).map(String::as_str) {
+            None => up::up(false),
+            Some("--tls") => up::up(true),
+            Some(other) => bail!("unknown argument {other}\n{USAGE}"),
+        },
         Some("test") => test(),
         Some("web") => web(),
         Some("fuzz") => {

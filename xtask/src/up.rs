@@ -1,11 +1,17 @@
 //! `cargo xtask up`: the whole chat on this machine, in one command. Builds the page and the
 //! binaries (release), runs natter-server on :8000 (and an IRC listener on 127.0.0.1:6667) and
 //! natter-bridge on :8080, says how to join, and on Ctrl+C (or SIGTERM) stops both gracefully.
+//!
+//! With `--tls`: a local CA and a certificate for localhost, 127.0.0.1 and ::1 are made once in
+//! `<target>/tls/` (kept for the next run, so a browser told to trust the CA once keeps
+//! trusting it); natter-server listens for TLS on :8443 as well, natter-bridge serves the page
+//! over https and reaches the server over TLS, and how to trust the CA is printed.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,8 +19,59 @@ use std::time::{Duration, Instant};
 const SERVER: &str = "127.0.0.1:8000";
 const BRIDGE: &str = "127.0.0.1:8080";
 const IRC: &str = "127.0.0.1:6667";
+const TLS_SERVER: &str = "127.0.0.1:8443";
 
-pub fn up() -> Result<()> {
+/// The local CA and the certificate it signed, as files.
+struct LocalTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    /// base64 SHA-256 of the certificate's key (Chromium's `--ignore-certificate-errors-spki-list`).
+    spki: String,
+}
+
+/// The CA and certificate in `dir`, made there the first time. The CA's key is not kept: the
+/// CA signs this one certificate and nothing else.
+fn local_tls(dir: &Path) -> Result<LocalTls> {
+    let files = LocalTls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        spki: String::new(),
+    };
+    let spki_file = dir.join("spki-sha256.txt");
+    if [&files.ca, &files.cert, &files.key, &spki_file]
+        .iter()
+        .all(|f| f.is_file())
+    {
+        let spki = std::fs::read_to_string(&spki_file)
+            .with_context(|| format!("reading {}", spki_file.display()))?;
+        return Ok(LocalTls {
+            spki: spki.trim().to_owned(),
+            ..files
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca = natter_tls::dev_ca::DevCa::new("natter local development CA")
+        .context("making the local CA")?;
+    let leaf = ca
+        .leaf(&["localhost", "127.0.0.1", "::1"])
+        .context("making the certificate")?;
+    leaf.write(dir)
+        .with_context(|| format!("writing the certificate into {}", dir.display()))?;
+    std::fs::write(&files.ca, ca.cert_pem())
+        .with_context(|| format!("writing {}", files.ca.display()))?;
+    let spki = leaf.spki_sha256_base64();
+    std::fs::write(&spki_file, format!("{spki}\n"))
+        .with_context(|| format!("writing {}", spki_file.display()))?;
+    println!(
+        "xtask: made a local CA and a certificate in {}",
+        dir.display()
+    );
+    Ok(LocalTls { spki, ..files })
+}
+
+pub fn up(tls: bool) -> Result<()> {
     install::wasm_target()?;
     web()?;
     build_release(&["natter-server", "natter-bridge", "natter"])?;
@@ -30,20 +87,57 @@ pub fn up() -> Result<()> {
     // One secret for the server and the bridge, new every time: the bridge proves itself with
     // it and may then name each browser's address.
     let secret = bridge_secret()?;
+    let tls = if tls {
+        Some(local_tls(&target.join("tls"))?)
+    } else {
+        None
+    };
+    let mut server = Command::new(bin.join("natter-server"));
+    server.env("NATTER_BRIDGE_SECRET", &secret).args([
+        "--listen",
+        "0.0.0.0:8000",
+        "--irc-listen",
+        IRC,
+    ]);
+    let mut bridge = Command::new(bin.join("natter-bridge"));
+    bridge
+        .env("NATTER_BRIDGE_SECRET", &secret)
+        .args(["--listen", BRIDGE, "--www"])
+        .arg(target.join("www"));
+    match &tls {
+        None => {
+            bridge.args(["--server", SERVER]);
+        }
+        Some(t) => {
+            server
+                .args(["--tls-listen", "0.0.0.0:8443", "--tls-cert"])
+                .arg(&t.cert)
+                .arg("--tls-key")
+                .arg(&t.key);
+            bridge
+                .arg("--tls-cert")
+                .arg(&t.cert)
+                .arg("--tls-key")
+                .arg(&t.key)
+                .args([
+                    "--server",
+                    TLS_SERVER,
+                    "--server-name",
+                    "localhost",
+                    "--server-ca",
+                ])
+                .arg(&t.ca);
+        }
+    }
     let mut children = Children(Vec::new());
     children.0.push(
-        Command::new(bin.join("natter-server"))
-            .env("NATTER_BRIDGE_SECRET", &secret)
-            .args(["--listen", "0.0.0.0:8000", "--irc-listen", IRC])
+        server
             .current_dir(root())
             .spawn()
             .context("starting natter-server")?,
     );
     children.0.push(
-        Command::new(bin.join("natter-bridge"))
-            .env("NATTER_BRIDGE_SECRET", &secret)
-            .args(["--listen", BRIDGE, "--server", SERVER, "--www"])
-            .arg(target.join("www"))
+        bridge
             .current_dir(root())
             .spawn()
             .context("starting natter-bridge")?,
@@ -51,10 +145,50 @@ pub fn up() -> Result<()> {
 
     println!();
     println!("natter is up.");
-    println!("  browser:   http://{BRIDGE}/");
+    match &tls {
+        None => println!("  browser:   http://{BRIDGE}/"),
+        Some(_) => println!("  browser:   https://localhost:8080/"),
+    }
     println!("  terminal:  {}/natter --nick yourname", bin.display());
+    if let Some(t) = &tls {
+        println!(
+            "             {}/natter --nick yourname --ca-file {} natters://localhost",
+            bin.display(),
+            t.ca.display()
+        );
+        println!(
+            "  openssl:   openssl s_client -quiet -connect localhost:8443 -CAfile {}",
+            t.ca.display()
+        );
+    }
     println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
     println!("  IRC:       irssi -c 127.0.0.1 -p 6667   (any IRC client, {IRC})");
+    if let Some(t) = &tls {
+        println!();
+        println!("To trust the local CA ({}):", t.ca.display());
+        println!(
+            "  Chromium/Chrome (Linux): certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n natter-dev -i {}",
+            t.ca.display()
+        );
+        println!(
+            "    or Settings > Privacy and security > Security > Manage certificates > Authorities > Import"
+        );
+        println!(
+            "    or for one session: chromium --user-data-dir=/tmp/natter-profile \\\n      --ignore-certificate-errors-spki-list={} https://localhost:8080/",
+            t.spki
+        );
+        println!(
+            "  Firefox:   Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import"
+        );
+        println!(
+            "  system (natter --tls, curl): sudo cp {} /usr/local/share/ca-certificates/natter-dev.crt && sudo update-ca-certificates",
+            t.ca.display()
+        );
+        println!(
+            "  Delete {} to make a new CA.",
+            t.ca.parent().unwrap_or(&t.ca).display()
+        );
+    }
     println!("Press Ctrl+C to stop.");
     println!();
 
@@ -118,4 +252,27 @@ fn bridge_secret() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom for the bridge secret")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_ca_is_made_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("natter-xtask-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = local_tls(&dir).unwrap();
+        let cert = std::fs::read_to_string(&first.cert).unwrap();
+        assert!(cert.contains("BEGIN CERTIFICATE"));
+        assert_eq!(first.spki.len(), 44, "{}", first.spki);
+        let again = local_tls(&dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&again.cert).unwrap(), cert, "kept");
+        assert_eq!(again.spki, first.spki);
+        // The certificate verifies against the CA written beside it.
+        let trust = natter_tls::Trust::CaFile(first.ca.clone());
+        assert!(natter_tls::client_config(&trust).is_ok());
+        assert!(natter_tls::ServerTls::load(&first.cert, &first.key).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -12,9 +12,19 @@ use natter_core::{MsgId, Nick, RoomName, Text};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A client's read side: a TCP socket's, or a TLS stream's.
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// A client's write side.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Any stream, split into boxed halves.
+pub fn halves(s: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) -> (Reader, Writer) {
+    let (r, w) = tokio::io::split(s);
+    (Box::new(r), Box::new(w))
+}
 use tokio::process::{Child, ChildStderr, Command};
 use tokio::time::{Instant, timeout};
 
@@ -66,15 +76,20 @@ pub enum Got<T> {
 /// A person on `nc`: writes lines, reads CRLF lines.
 pub struct TextClient {
     pub name: String,
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Reader>,
+    writer: Writer,
     /// Every line received so far, for failure messages and "not received" checks.
     pub seen: Vec<String>,
 }
 
 impl TextClient {
     pub async fn connect(addr: SocketAddr, name: &str) -> TextClient {
-        let (r, w) = connect(addr).await.into_split();
+        TextClient::over(connect(addr).await, name)
+    }
+
+    /// A text client over a connected stream (e.g. TLS).
+    pub fn over(s: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, name: &str) -> TextClient {
+        let (r, w) = halves(s);
         TextClient {
             name: name.to_owned(),
             reader: BufReader::new(r),
@@ -106,10 +121,15 @@ impl TextClient {
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.writer.write_all(bytes))
-            .await
-            .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
-            .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
+        let w = &mut self.writer;
+        // The flush matters over TLS only (a record may wait in the stream otherwise).
+        timeout(WAIT, async move {
+            w.write_all(bytes).await?;
+            w.flush().await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
+        .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
     }
 
     /// Next line (without CRLF) within `wait`.
@@ -187,8 +207,8 @@ impl TextClient {
 /// A program speaking the binary protocol with raw frames.
 pub struct BinClient {
     pub name: String,
-    reader: OwnedReadHalf,
-    pub writer: OwnedWriteHalf,
+    reader: Reader,
+    pub writer: Writer,
     decoder: FrameDecoder,
     /// The last [`SEEN_KEPT`] messages received.
     pub seen: Vec<ServerMsg>,
@@ -198,7 +218,15 @@ pub struct BinClient {
 impl BinClient {
     /// Connects and sends the preamble (nothing else).
     pub async fn connect(addr: SocketAddr, name: &str) -> BinClient {
-        let (r, w) = connect(addr).await.into_split();
+        BinClient::over(connect(addr).await, name).await
+    }
+
+    /// Sends the preamble over a connected stream (e.g. TLS).
+    pub async fn over(
+        s: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        name: &str,
+    ) -> BinClient {
+        let (r, w) = halves(s);
         let mut c = BinClient {
             name: name.to_owned(),
             reader: r,
@@ -249,10 +277,15 @@ impl BinClient {
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.writer.write_all(bytes))
-            .await
-            .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
-            .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
+        let w = &mut self.writer;
+        // The flush matters over TLS only (a record may wait in the stream otherwise).
+        timeout(WAIT, async move {
+            w.write_all(bytes).await?;
+            w.flush().await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
+        .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
     }
 
     pub fn id(&mut self) -> MsgId {

@@ -1,0 +1,148 @@
+//! The CLI over TLS against a real natter-server with a throwaway CA (rcgen): `--ca-file`
+//! chats with a plain client; a certificate that does not verify, or a server that does not
+//! speak TLS, ends the client at once with exit status 1 and the reason.
+
+mod support;
+
+use natter_server::{Server, ServerConfig, TlsCerts};
+use natter_tls::dev_ca::DevCa;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::Client;
+use tokio::process::Command;
+
+struct Setup {
+    server: Server,
+    plain: SocketAddr,
+    tls: SocketAddr,
+    ca_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::new("natter test CA").unwrap();
+    let (cert, key) = ca
+        .leaf(&["localhost", "127.0.0.1"])
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let mut c = ServerConfig::local_test();
+    c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    c.tls_certs = Some(TlsCerts { cert, key });
+    let server = natter_server::start(c).await.unwrap();
+    let (plain, tls) = (server.local_addrs()[0], server.tls_addrs()[0]);
+    Setup {
+        server,
+        plain,
+        tls,
+        ca_file,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ca_file_the_cli_chats_over_tls_with_a_plain_client() {
+    let s = setup().await;
+    let ca = s.ca_file.to_str().unwrap().to_owned();
+    let mut alice = Client::start_with(
+        "alice",
+        &[
+            "--nick".into(),
+            "alice".into(),
+            "--ca-file".into(),
+            ca,
+            format!("natters://127.0.0.1:{}", s.tls.port()),
+        ],
+    );
+    alice.expect("-- connected as alice").await;
+    let mut bob = Client::start("bob", s.plain, &[]);
+    bob.expect("-- connected as bob").await;
+    alice.expect("[#lobby] -- bob joined #lobby").await;
+    alice.send("hello over tls").await;
+    bob.expect("[#lobby] <alice> hello over tls").await;
+    bob.send("hello in clear").await;
+    alice.expect("[#lobby] <bob> hello in clear").await;
+    alice.close_stdin();
+    bob.close_stdin();
+    assert!(alice.exit_status().await.success());
+    assert!(bob.exit_status().await.success());
+    s.server.shutdown().await.unwrap();
+}
+
+/// Runs `natter ARGS` with stdin left open; it must exit 1 within 5 s. Returns its stderr.
+async fn fails_at_once(args: &[String]) -> String {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--lines", "--nick", "carol"])
+        .args(args)
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("natter starts");
+    let stdin = child.stdin.take();
+    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("natter {args:?} still running after 5 s"))
+        .unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("natter {args:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_does_not_verify_ends_the_client_with_the_reason() {
+    let s = setup().await;
+    let tls_url = format!("natters://127.0.0.1:{}", s.tls.port());
+
+    // A CA that did not sign the server's certificate.
+    let other = s.dir.path().join("other-ca.pem");
+    std::fs::write(&other, DevCa::new("other CA").unwrap().cert_pem()).unwrap();
+    let err = fails_at_once(&[
+        "--ca-file".into(),
+        other.to_str().unwrap().into(),
+        tls_url.clone(),
+    ])
+    .await;
+    assert!(err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("issuer"),
+        "{err}"
+    );
+
+    // The system's roots do not know the test CA either (or there are none: also exit 1).
+    let err = fails_at_once(&["--tls".into(), tls_url.clone()]).await;
+    assert!(err.contains("certificate"), "{err}");
+
+    // The plain port does not speak TLS.
+    let plain = format!("natters://127.0.0.1:{}", s.plain.port());
+    let err = fails_at_once(&[
+        "--ca-file".into(),
+        s.ca_file.to_str().unwrap().into(),
+        plain,
+    ])
+    .await;
+    assert!(err.contains("TLS"), "{err}");
+
+    // A CA file that is not there is named.
+    let missing = s.dir.path().join("missing-ca.pem");
+    let err = fails_at_once(&[
+        "--ca-file".into(),
+        missing.to_str().unwrap().into(),
+        tls_url,
+    ])
+    .await;
+    assert!(err.contains("missing-ca.pem"), "{err}");
+    s.server.shutdown().await.unwrap();
+}

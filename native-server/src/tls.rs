@@ -1,0 +1,336 @@
+//! The TLS door: natter's own port (binary clients and people on `openssl s_client`, told
+//! apart by the hub as on the plain port) behind a TLS handshake.
+//!
+//! Before the hub hears of a connection: a PROXY header is read in clear if the peer is a
+//! trusted proxy, then the handshake runs, the whole bounded by the hub's hello timeout and by
+//! a count of handshakes in progress per address (the named client's, behind a proxy). Only a
+//! finished handshake reaches the hub, which then sees the same inputs as from a plain
+//! connection: its pump here is an `async fn` (the plain port's hand-written future saves
+//! memory per idle connection; a TLS connection holds rustls's buffers anyway).
+
+use crate::hub_task::Input;
+use crate::outbox::Outbox;
+use bytes::Bytes;
+use natter_core::hub::Door;
+use natter_core::proxy::{self, Parsed};
+use natter_tls::ServerTls;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+use tracing::debug;
+
+/// Bytes read per read call (as on the plain port).
+const READ_CHUNK: usize = 4096;
+
+/// After the hub said close, how long it may take to flush what is left (as on the plain port).
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// After our side is closed, how long unread input is drained (as on the plain port).
+const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
+
+/// While a write waits on a peer that does not read, how often it looks whether the hub has
+/// closed the connection meanwhile.
+const CLOSE_CHECK: Duration = Duration::from_millis(250);
+
+/// What the TLS door needs beyond what every door has.
+#[derive(Clone)]
+pub(crate) struct TlsDoor {
+    pub(crate) tls: Arc<ServerTls>,
+    pub(crate) handshakes: Arc<Handshakes>,
+    /// The hub's hello timeout: the PROXY header and the handshake together take at most this.
+    pub(crate) deadline: Duration,
+    pub(crate) trusted_proxies: Arc<[IpAddr]>,
+}
+
+/// Handshakes in progress per address, at most `per_ip` each.
+#[derive(Debug)]
+pub(crate) struct Handshakes {
+    per_ip: usize,
+    exempt_loopback: bool,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Handshakes {
+    pub(crate) fn new(per_ip: usize, exempt_loopback: bool) -> Handshakes {
+        Handshakes {
+            per_ip,
+            exempt_loopback,
+            open: Mutex::default(),
+        }
+    }
+
+    /// A place for one handshake from `ip`, or `None` if it has `per_ip` going already.
+    /// `exempt`: not counted (a trusted proxy speaking for many, as the hub does not count it).
+    fn enter(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Option<HandshakeSlot> {
+        let ip = ip.to_canonical();
+        if exempt || (self.exempt_loopback && ip.is_loopback()) {
+            return Some(HandshakeSlot { table: None, ip });
+        }
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_default();
+        if *n >= self.per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(HandshakeSlot {
+            table: Some(self.clone()),
+            ip,
+        })
+    }
+
+    /// Handshakes in progress in all.
+    #[cfg(test)]
+    fn in_progress(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.values().sum()
+    }
+}
+
+/// One handshake's place in [`Handshakes`], given back on drop.
+struct HandshakeSlot {
+    table: Option<Arc<Handshakes>>,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let Some(t) = &self.table else { return };
+        let mut open = t.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves one socket accepted on a TLS listener until it is closed.
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    door: TlsDoor,
+    hub: mpsc::Sender<Input>,
+    _permit: OwnedSemaphorePermit,
+) {
+    crate::conn::tune(&stream, peer);
+    let started = Instant::now();
+    let trusted = door.trusted_proxies.contains(&peer.ip().to_canonical());
+    // The address the hub and the handshake count: the proxy's client, if it named one.
+    let (client, named) = if trusted {
+        match timeout(door.deadline, read_proxy_header(&mut stream)).await {
+            Ok(Ok(named)) => (
+                named.map_or(peer, |ip| SocketAddr::new(ip, 0)),
+                named.is_some(),
+            ),
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "bad PROXY header before TLS");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "no PROXY header within the hello timeout");
+                return;
+            }
+        }
+    } else {
+        (peer, false)
+    };
+    let Some(slot) = door.handshakes.enter(client.ip(), trusted && !named) else {
+        debug!(%peer, client = %client.ip(), "too many TLS handshakes from one address");
+        return;
+    };
+    let left = door.deadline.saturating_sub(started.elapsed());
+    let tls = match timeout(left, door.tls.acceptor().accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake not done within the hello timeout");
+            return;
+        }
+    };
+    drop(slot);
+    let outbox = Arc::new(Outbox::default());
+    let (reply, answer) = oneshot::channel();
+    let accepted = Input::Accepted {
+        peer: client,
+        door: Door::Natter,
+        outbox: outbox.clone(),
+        reply,
+    };
+    if hub.send(accepted).await.is_err() {
+        return;
+    }
+    let Ok(Some(conn)) = answer.await else {
+        // Refused: dropping the stream closes it.
+        return;
+    };
+    let (rd, wr) = tokio::io::split(tls);
+    let mut reader = pin!(read_loop(rd, conn, &hub));
+    let mut writer = pin!(write_loop(wr, conn, &hub, &outbox));
+    tokio::select! {
+        () = &mut reader => {
+            // The peer is gone: the hub closes the outbox once it has queued its last bytes.
+            let _ = hub.send(Input::Closed { conn }).await;
+            let _ = timeout(CLOSE_LINGER + CLOSE_CHECK, writer).await;
+        }
+        () = &mut writer => {
+            // The hub said close and what it queued is written (or given up on).
+            let _ = hub.send(Input::Closed { conn }).await;
+            let _ = timeout(DRAIN_AFTER_CLOSE, reader).await;
+        }
+    }
+}
+
+/// Reads a PROXY header in clear, exactly (the TLS handshake's bytes follow it): the client it
+/// names, if any. A connection with no header is served as the proxy's own.
+async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Option<IpAddr>> {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if proxy::parse(&first).map_err(io::Error::other)? == Parsed::NotProxy {
+        return Ok(None);
+    }
+    // Byte by byte, so nothing of the handshake is taken: only a trusted proxy gets here, and a
+    // header is short.
+    let mut buf = Vec::with_capacity(proxy::MAX_HEADER);
+    loop {
+        buf.push(stream.read_u8().await?);
+        match proxy::parse(&buf).map_err(io::Error::other)? {
+            Parsed::Partial => {}
+            Parsed::Header { source, .. } => return Ok(source),
+            // Cannot happen after a first byte that could start a header, but if it did, the
+            // bytes would be lost: refuse rather than guess.
+            Parsed::NotProxy => return Err(io::Error::other("not a PROXY header")),
+        }
+    }
+}
+
+/// Forwards what the peer sends to the hub until it closes or the socket fails.
+async fn read_loop<S: AsyncRead>(
+    mut rd: ReadHalf<S>,
+    conn: natter_core::ConnId,
+    hub: &mpsc::Sender<Input>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) => {
+                debug!(%conn, "peer closed");
+                return;
+            }
+            Ok(n) => {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if hub.send(Input::Read { conn, data }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(%conn, error = %e, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes what the hub appends to the outbox, reporting each batch, until the outbox is
+/// closed and flushed; then close_notify and FIN.
+async fn write_loop<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
+    conn: natter_core::ConnId,
+    hub: &mpsc::Sender<Input>,
+    outbox: &Outbox,
+) {
+    let mut bufs: Vec<Bytes> = Vec::new();
+    loop {
+        poll_fn(|cx| outbox.poll_ready(cx)).await;
+        let closing = outbox.take(&mut bufs);
+        let n: usize = bufs.iter().map(Bytes::len).sum();
+        if n > 0 {
+            match write_batch(&mut wr, &bufs, outbox).await {
+                Ok(()) => {}
+                Err(e) => {
+                    debug!(%conn, error = %e, "write failed");
+                    return;
+                }
+            }
+            if hub.send(Input::Written { conn, n }).await.is_err() {
+                return;
+            }
+        }
+        if closing {
+            let _ = timeout(CLOSE_LINGER, wr.shutdown()).await;
+            return;
+        }
+    }
+}
+
+/// Writes `bufs` and flushes; gives up [`CLOSE_LINGER`] after the hub closed the connection if
+/// the peer is not reading.
+async fn write_batch<S: AsyncWrite>(
+    wr: &mut WriteHalf<S>,
+    bufs: &[Bytes],
+    outbox: &Outbox,
+) -> io::Result<()> {
+    let mut write = pin!(async {
+        for b in bufs {
+            wr.write_all(b).await?;
+        }
+        wr.flush().await
+    });
+    let mut give_up: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = &mut write => return r,
+            () = sleep(CLOSE_CHECK) => {
+                if outbox.is_closing() {
+                    let at = *give_up.get_or_insert_with(|| Instant::now() + CLOSE_LINGER);
+                    if Instant::now() >= at {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "gave up flushing before close"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_counted_per_address_and_given_back() {
+        let h = Arc::new(Handshakes::new(2, true));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+        let s1 = h.enter(a, false).unwrap();
+        let _s2 = h.enter(a, false).unwrap();
+        assert!(
+            h.enter(a, false).is_none(),
+            "a third from one address waits its turn"
+        );
+        assert!(
+            h.enter(a, true).is_some(),
+            "a trusted proxy's own are not counted"
+        );
+        let _s3 = h.enter(b, false).unwrap();
+        assert!(h.enter("192.0.2.2".parse().unwrap(), false).is_some());
+        drop(s1);
+        assert!(h.enter(a, false).is_some());
+        // Loopback is exempt when the hub exempts it.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let _l: Vec<_> = (0..5).map(|_| h.enter(lo, false).unwrap()).collect();
+        assert_eq!(h.in_progress(), 2);
+    }
+}

@@ -1,0 +1,404 @@
+//! natter-server's TLS listeners with real certificates (a throwaway CA made by rcgen): both
+//! dialects over TLS chatting with plain clients, `openssl s_client`, plaintext refused, the
+//! handshake bounded, the certificate reloaded on SIGHUP, and a PROXY header before TLS.
+
+mod support;
+
+use natter_core::wire::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use natter_server::{ServerConfig, TlsCerts};
+use natter_tls::dev_ca::{DevCa, Leaf};
+use natter_tls::{Trust, client_config, server_name};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+
+/// A CA, a certificate for localhost and 127.0.0.1, and their files.
+struct Pki {
+    ca: DevCa,
+    leaf: Leaf,
+    dir: tempfile::TempDir,
+    ca_file: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::new("natter test CA").unwrap();
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = leaf.write(dir.path()).unwrap();
+    let ca_file = write_ca(dir.path(), "ca.pem", &ca);
+    Pki {
+        ca,
+        leaf,
+        dir,
+        ca_file,
+        cert,
+        key,
+    }
+}
+
+fn write_ca(dir: &Path, name: &str, ca: &DevCa) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, ca.cert_pem()).unwrap();
+    path
+}
+
+/// `local_test` with a TLS listener beside the plain one.
+fn tls_config(p: &Pki) -> ServerConfig {
+    let mut c = ServerConfig::local_test();
+    c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    c.tls_certs = Some(TlsCerts {
+        cert: p.cert.clone(),
+        key: p.key.clone(),
+    });
+    c
+}
+
+/// A TLS handshake over `tcp`, trusting the CA in `ca_file`, checking the name `localhost`.
+async fn tls_over(
+    tcp: TcpStream,
+    ca_file: &Path,
+) -> std::io::Result<natter_tls::client::TlsStream<TcpStream>> {
+    let connector =
+        natter_tls::TlsConnector::from(client_config(&Trust::CaFile(ca_file.to_owned())).unwrap());
+    timeout(
+        WAIT,
+        connector.connect(server_name("localhost").unwrap(), tcp),
+    )
+    .await
+    .expect("handshake timed out")
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    ca_file: &Path,
+) -> std::io::Result<natter_tls::client::TlsStream<TcpStream>> {
+    tls_over(connect(addr).await, ca_file).await
+}
+
+async fn tls_text(addr: SocketAddr, ca_file: &Path, name: &str) -> (TextClient, String) {
+    let s = tls_connect(addr, ca_file).await.expect("TLS handshake");
+    let mut c = TextClient::over(s, name);
+    let nick = c.welcome().await;
+    (c, nick)
+}
+
+async fn tls_bin(addr: SocketAddr, ca_file: &Path, nick_: &str) -> BinClient {
+    let s = tls_connect(addr, ca_file).await.expect("TLS handshake");
+    let mut c = BinClient::over(s, nick_).await;
+    c.send(&ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick(nick_),
+        resume: None,
+    })
+    .await;
+    c.expect(|m| matches!(m, ServerMsg::Welcome { .. }), "welcome")
+        .await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_and_binary_over_tls_chat_with_plain_clients() {
+    let p = pki();
+    let server = natter_server::start(tls_config(&p)).await.unwrap();
+    let (plain, tls) = (server.local_addrs()[0], server.tls_addrs()[0]);
+    let (mut t_tls, nick_t) = tls_text(tls, &p.ca_file, "t-tls").await;
+    let (mut t_plain, nick_p) = TextClient::welcomed(plain, "t-plain").await;
+    let mut b_tls = tls_bin(tls, &p.ca_file, "btls").await;
+    let (mut b_plain, _) = BinClient::hello(plain, "bplain", None).await;
+    b_tls.join("#lobby").await;
+    b_plain.join("#lobby").await;
+
+    t_tls.send("over tls").await;
+    t_plain
+        .expect(
+            |l| l == format!("<{nick_t}> over tls"),
+            "the TLS user's line",
+        )
+        .await;
+    b_tls
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["over tls"],
+            "the line",
+        )
+        .await;
+    t_plain.send("in clear").await;
+    t_tls
+        .expect(
+            |l| l == format!("<{nick_p}> in clear"),
+            "the plain user's line",
+        )
+        .await;
+    b_tls.say("#lobby", "binary over tls").await;
+    b_plain
+        .expect(
+            |m| said(std::slice::from_ref(m)) == ["binary over tls"],
+            "the binary TLS line",
+        )
+        .await;
+    t_tls
+        .expect(|l| l.ends_with("binary over tls"), "the binary TLS line")
+        .await;
+    server.shutdown().await.unwrap();
+    // The TLS clients are told too.
+    t_tls.expect_closed().await;
+    b_tls.expect_closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_gets_the_text_welcome() {
+    let p = pki();
+    let server = natter_server::start(tls_config(&p)).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    let mut child = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(tls.to_string())
+        .arg("-CAfile")
+        .arg(&p.ca_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed (cargo xtask install)");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let welcome = timeout(WAIT, async {
+        while let Some(l) = out.next_line().await.unwrap() {
+            if l.starts_with("Welcome to natter, ") {
+                return l;
+            }
+        }
+        panic!("openssl's output ended without a welcome");
+    })
+    .await
+    .expect("no welcome through openssl s_client");
+    assert!(welcome.ends_with('!') || welcome.contains('!'), "{welcome}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"/quit\n").await.unwrap();
+    drop(stdin);
+    let _ = timeout(WAIT, child.wait()).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_on_the_tls_port_is_refused() {
+    let p = pki();
+    let server = natter_server::start(tls_config(&p)).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    let mut s = connect(tls).await;
+    s.write_all(b"hello there\n").await.unwrap();
+    let mut got = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut got))
+        .await
+        .expect("the server closes a plaintext connection on its TLS port")
+        .ok();
+    let shown = String::from_utf8_lossy(&got);
+    assert!(!shown.contains("Welcome"), "{shown}");
+    // Nobody joined: a TLS client sees no one else in #lobby's greeting.
+    let (mut c, _) = tls_text(tls, &p.ca_file, "after").await;
+    c.send("/who").await;
+    let lines = c.lines_for(Duration::from_millis(500)).await;
+    assert!(!lines.iter().any(|l| l.contains("hello")), "{lines:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_bounded_in_time_and_per_address() {
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.hub.hello_timeout = natter_core::Millis(1_000);
+    config.hub.text_detect_wait = natter_core::Millis(200);
+    config.hub.exempt_loopback = false;
+    config.hub.max_connections_per_ip = 2;
+    // Not a proxy: its sockets are counted as its own.
+    config.hub.trusted_proxies.clear();
+    let server = natter_server::start(config).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    // Two silent sockets hold the address's two handshake places.
+    let t0 = Instant::now();
+    let mut silent = vec![connect(tls).await, connect(tls).await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third handshake from the address is turned away at once.
+    let mut third = connect(tls).await;
+    let mut buf = [0u8; 64];
+    let n = timeout(Duration::from_millis(800), third.read(&mut buf))
+        .await
+        .expect("a third handshake from one address is closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // The silent ones are closed once the hello timeout is over, not later.
+    for s in &mut silent {
+        let n = timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("a silent handshake is closed after the hello timeout");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // Their places are free again.
+    let (mut c, _) = tls_text(tls, &p.ca_file, "later").await;
+    c.expect_has("you are in #lobby").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_header_may_come_before_the_handshake_from_a_trusted_proxy_only() {
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.hub.max_connections_per_ip = 1;
+    // local_test trusts 127.0.0.1 as a proxy.
+    let server = natter_server::start(config).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    let v1 = |ip: &str| format!("PROXY TCP4 {ip} 127.0.0.1 40000 8443\r\n").into_bytes();
+    let v2 = |ip: [u8; 4]| {
+        let mut h = natter_core::proxy::V2_SIGNATURE.to_vec();
+        h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+        h.extend_from_slice(&ip);
+        h.extend_from_slice(&[127, 0, 0, 1, 0x9c, 0x40, 0x20, 0xfb]);
+        h
+    };
+    let proxied = |header: Vec<u8>| {
+        let ca = p.ca_file.clone();
+        async move {
+            let mut tcp = connect(tls).await;
+            tcp.write_all(&header).await.unwrap();
+            let s = tls_over(tcp, &ca)
+                .await
+                .expect("TLS after the PROXY header");
+            TextClient::over(s, "proxied")
+        }
+    };
+    // v1 names 192.0.2.7: one connection from it is welcome, a second is over its limit.
+    let mut a = proxied(v1("192.0.2.7")).await;
+    a.welcome().await;
+    let mut a2 = proxied(v1("192.0.2.7")).await;
+    let lines = a2.expect_closed().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("192.0.2.7") || l.contains("already has")),
+        "the second from the named address is counted against it: {lines:?}"
+    );
+    // v2 names 192.0.2.8: counted on its own, so welcome although .7 is full.
+    let mut b = proxied(v2([192, 0, 2, 8])).await;
+    b.welcome().await;
+    let mut b2 = proxied(v2([192, 0, 2, 8])).await;
+    b2.expect_closed().await;
+    server.shutdown().await.unwrap();
+
+    // From an address not trusted as a proxy, the header is not read: the handshake fails.
+    let mut config = tls_config(&p);
+    config.hub.trusted_proxies.clear();
+    let server = natter_server::start(config).await.unwrap();
+    let mut tcp = connect(server.tls_addrs()[0]).await;
+    tcp.write_all(&v1("192.0.2.9")).await.unwrap();
+    assert!(tls_over(tcp, &p.ca_file).await.is_err());
+    server.shutdown().await.unwrap();
+}
+
+/// Waits for a log line containing `part`; returns it.
+async fn log_line(log: &mut BufReader<tokio::process::ChildStderr>, part: &str) -> String {
+    timeout(WAIT, async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited; waiting for {part:?}");
+            if line.contains(part) {
+                return line.clone();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {part:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_and_refuses_a_broken_key() {
+    let p = pki();
+    let (cert, key) = (p.cert.to_str().unwrap(), p.key.to_str().unwrap());
+    // TLS only: no --listen, so the one listening line is the TLS listener's.
+    let (mut child, mut log, tls) = spawn_server(
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[],
+    )
+    .await;
+    let (mut old, nick_old) = tls_text(tls, &p.ca_file, "old").await;
+
+    // A new certificate from another CA, in the same files.
+    let ca2 = DevCa::new("second CA").unwrap();
+    ca2.leaf(&["localhost"])
+        .unwrap()
+        .write(p.dir.path())
+        .unwrap();
+    let ca2_file = write_ca(p.dir.path(), "ca2.pem", &ca2);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    log_line(&mut log, "TLS certificate reloaded").await;
+
+    // The next handshake sees the new certificate: the old CA no longer verifies it.
+    let e = tls_connect(tls, &p.ca_file).await.unwrap_err();
+    assert!(natter_tls::is_certificate_error(&e), "{e}");
+    let (mut new, _) = tls_text(tls, &ca2_file, "new").await;
+    // The connection made before the reload is still there and chatting.
+    new.send("after the reload").await;
+    old.expect(
+        |l| l.ends_with("> after the reload"),
+        "the new client's line",
+    )
+    .await;
+    old.send("still here").await;
+    new.expect(
+        |l| l == format!("<{nick_old}> still here"),
+        "the old client's line",
+    )
+    .await;
+
+    // A broken key is refused in the log; the certificate in use stays.
+    std::fs::write(
+        &p.key,
+        "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let line = log_line(&mut log, "not reloaded").await;
+    assert!(line.contains("key"), "{line}");
+    let (mut again, _) = tls_text(tls, &ca2_file, "again").await;
+    again.expect_has("you are in #lobby").await;
+    let _ = &p.leaf;
+    let _ = &p.ca;
+
+    let status = sigterm(&mut child).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listen_without_a_certificate_is_refused() {
+    let mut c = ServerConfig::local_test();
+    c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let e = natter_server::start(c).await.unwrap_err();
+    assert!(e.to_string().contains("--tls-cert"), "{e}");
+    let p = pki();
+    let mut c = tls_config(&p);
+    c.tls_certs.as_mut().unwrap().key = p.dir.path().join("missing.pem");
+    let e = natter_server::start(c).await.unwrap_err();
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+}

@@ -1,0 +1,264 @@
+//! natter's TLS, shared by natter-server, the `natter` CLI and natter-bridge: a server
+//! certificate chain and key read from PEM files into a config that can be swapped while
+//! connections are open ([`ServerTls`]), and client configs that always verify the server,
+//! against the system's roots or a private CA ([`client_config`]). There is deliberately no way
+//! to skip verification.
+//!
+//! rustls with the `ring` provider, passed explicitly (never the process-wide default), so the
+//! binaries need no C toolchain and cannot end up with two providers.
+#![warn(missing_docs)]
+
+#[cfg(feature = "dev-ca")]
+pub mod dev_ca;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+pub use rustls;
+pub use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
+
+/// The port a `natters://` address means when it names none.
+pub const DEFAULT_TLS_PORT: u16 = 8443;
+
+/// Why certificates or keys could not be used.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds no usable item.
+    #[error("cannot read {what} from {path}: {reason}")]
+    Pem {
+        /// "certificate chain", "private key" or "CA certificates".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the certificate and key (e.g. the key is not the certificate's).
+    #[error("certificate {cert} with key {key}: {source}")]
+    Config {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// A CA file's certificate could not be added to the trust store.
+    #[error("bad CA certificate in {path}: {source}")]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// The system has no root certificates to verify against.
+    #[error("no system root certificates found{0}")]
+    NoSystemRoots(String),
+    /// Not a name (or IP address) a certificate can be checked against.
+    #[error("not a valid server name for TLS: {0:?}")]
+    ServerName(String),
+}
+
+/// The crypto provider every config here uses.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server's certificate and key, from PEM files, in a config swapped whole on
+/// [`ServerTls::reload`]: a handshake takes the config current when it starts, and open
+/// connections keep the one they were made with.
+#[derive(Debug)]
+pub struct ServerTls {
+    cert: PathBuf,
+    key: PathBuf,
+    config: ArcSwap<ServerConfig>,
+}
+
+impl ServerTls {
+    /// Reads the certificate chain (leaf first) and the private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Result<ServerTls, TlsError> {
+        let (cert, key) = (cert.into(), key.into());
+        let config = server_config(&cert, &key)?;
+        Ok(ServerTls {
+            cert,
+            key,
+            config: ArcSwap::from_pointee(config),
+        })
+    }
+
+    /// Reads the files again. On an error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = server_config(&self.cert, &self.key)?;
+        self.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    /// The config new handshakes use.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config.load_full()
+    }
+
+    /// An acceptor with the config new handshakes use.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config())
+    }
+
+    /// The certificate file.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+}
+
+fn pem_error(what: &'static str, path: &Path, reason: impl ToString) -> TlsError {
+    TlsError::Pem {
+        what,
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Every certificate in a PEM file, in order; an error if there is none.
+pub fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(what, path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(what, path, e))?;
+    if certs.is_empty() {
+        return Err(pem_error(what, path, "no CERTIFICATE in the file"));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error("private key", path, e))
+}
+
+/// A server config from PEM files: TLS 1.2 and 1.3, no client certificates, and the key checked
+/// against the certificate.
+fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let chain = read_certs(cert, "certificate chain")?;
+    let private = read_key(key)?;
+    let config_error = |source| TlsError::Config {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source,
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(config_error)?
+        .with_no_client_auth();
+    let certified =
+        rustls::sign::CertifiedKey::from_der(chain, private, &provider()).map_err(config_error)?;
+    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
+}
+
+/// Whom a client trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The operating system's root certificates.
+    SystemRoots,
+    /// Only the CA certificates in this PEM file (a private CA).
+    CaFile(PathBuf),
+}
+
+/// A client config that verifies the server's certificate against `trust`. There is no
+/// option to skip the check.
+pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match trust {
+        Trust::SystemRoots => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                return Err(TlsError::NoSystemRoots(why));
+            }
+        }
+        Trust::CaFile(path) => {
+            for cert in read_certs(path, "CA certificates")? {
+                roots.add(cert).map_err(|source| TlsError::BadCa {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        // The ring provider supports the default versions.
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A connector verifying against `trust`.
+pub fn connector(trust: &Trust) -> Result<TlsConnector, TlsError> {
+    Ok(TlsConnector::from(client_config(trust)?))
+}
+
+/// The name a server's certificate is checked against: a DNS name or an IP address (brackets
+/// around an IPv6 address are taken off).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(bare.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
+}
+
+/// The TLS error inside an I/O error from a handshake, if it is one (and not the network
+/// failing): the peer does not speak TLS, or its certificate is not trusted. Trying again will
+/// not help.
+pub fn tls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
+/// Whether an I/O error from a TLS handshake means the peer's certificate was not trusted.
+pub fn is_certificate_error(e: &std::io::Error) -> bool {
+    tls_error(e).is_some_and(|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names() {
+        assert!(server_name("localhost").is_ok());
+        assert!(server_name("127.0.0.1").is_ok());
+        assert!(server_name("[::1]").is_ok());
+        assert!(server_name("bad name").is_err());
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = client_config(&Trust::CaFile(missing.clone())).unwrap_err();
+        assert!(e.to_string().contains("nope.pem"), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let e = ServerTls::load(&empty, &empty).unwrap_err();
+        assert!(e.to_string().contains("no CERTIFICATE"), "{e}");
+    }
+}
