@@ -18,6 +18,9 @@
 pub mod chat;
 pub mod command;
 mod flood;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod limits;
 pub mod persist;

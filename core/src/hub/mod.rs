@@ -83,6 +83,9 @@ use tracing::debug;
 pub use admit::address_key;
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
+// The IRC line reader and parser, for `crate::fuzzing` only.
+#[cfg(feature = "fuzzing")]
+pub(crate) use dialect::fuzz_irc_lines;
 
 /// Why [`Hub::accept`] turned a connection away outright (the shell just closes the socket).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
