@@ -32,9 +32,12 @@ use crate::{Millis, command, proxy};
 use bytes::Bytes;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// A driver: any bytes in; a failure is a panic.
+pub type Driver = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/regressions/<name>/` name
 /// them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Driver)] = &[
     ("wire", wire),
     ("hub", hub),
     ("command", command),

@@ -8,7 +8,7 @@
 //! The drivers are behind natter-core's `fuzzing` feature, which core's own dev-dependency on
 //! itself turns on for its tests.
 
-use natter_core::fuzzing::TARGETS;
+use natter_core::fuzzing::{Driver, TARGETS};
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
@@ -16,7 +16,7 @@ fn fuzz_dir() -> PathBuf {
 }
 
 /// Every file under `fuzz/<kind>/<target>/`, by target.
-fn inputs(kind: &str) -> Vec<(&'static str, fn(&[u8]), PathBuf)> {
+fn inputs(kind: &str) -> Vec<(&'static str, Driver, PathBuf)> {
     let mut out = Vec::new();
     for &(name, run) in TARGETS {
         let dir = fuzz_dir().join(kind).join(name);
