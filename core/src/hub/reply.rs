@@ -137,9 +137,20 @@ impl Hub {
         if let Some(probe) = u.probe.take() {
             // A newcomer was waiting to see whether this connection is alive: it is not.
             self.timers.cancel(super::Timer::Takeover(uid));
-            self.resume(probe.newcomer, uid, &probe.hello, now);
-            return;
+            // (Fuzzing found: a newcomer that left while it waited must not get the session, or
+            // the user is attached to no connection and never released.)
+            if self
+                .conns
+                .get(&probe.newcomer)
+                .is_some_and(|c| !c.closing())
+            {
+                self.resume(probe.newcomer, uid, &probe.hello, now);
+                return;
+            }
         }
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
         let addr = u.addr;
         let may_wait = u.resume.is_some()
             && self.detached < crate::limits::MAX_DETACHED
