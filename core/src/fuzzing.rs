@@ -308,6 +308,8 @@ struct HubRig {
     queries: Vec<(QueryId, Query)>,
     hard_bytes: usize,
     max_rooms: usize,
+    /// The hub was shut down (users then stay: the process exits, a durable store keeps them).
+    shut: bool,
 }
 
 /// Settings picked by the first byte: the defaults, or limits small enough to reach (few
@@ -375,6 +377,7 @@ pub fn hub(data: &[u8]) {
         queries: Vec::new(),
         hard_bytes: lim.0 + (OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
         max_rooms: lim.1,
+        shut: false,
     };
     let mut steps = 0;
     while !ops.is_empty() && steps < 2_000 {
@@ -382,21 +385,40 @@ pub fn hub(data: &[u8]) {
         rig.step(&mut ops);
         rig.pump();
     }
-    // Everyone reads what is left, then time runs out every timer.
+    // Everyone reads what is left and leaves, the store catches up, and time runs past every
+    // wait: nothing of anyone is left behind (no user, no detached session, no room but
+    // #lobby, no queued byte).
     for p in &mut rig.peers {
         p.fast = true;
     }
     rig.pump();
-    for _ in 0..8 {
-        rig.advance(Millis(200_000));
-    }
     let ids: Vec<_> = rig.peers.iter().map(|p| p.id).collect();
     for id in ids {
         rig.close(id);
     }
     rig.pump();
+    for _ in 0..8 {
+        if let Some(&last) = rig.batches.last() {
+            rig.batches.clear();
+            rig.hub.handle_durable(last, rig.now);
+        }
+        for (id, _) in core::mem::take(&mut rig.queries) {
+            rig.hub
+                .handle_answer(id, Answer::Search(Err("gone".into())), rig.now);
+        }
+        rig.advance(Millis(200_000));
+    }
     assert_eq!(rig.hub.connections(), 0);
     assert_eq!(rig.hub.queued_bytes_total(), 0);
+    if !rig.shut {
+        assert_eq!(rig.hub.users(), 0, "users left behind");
+        assert_eq!(rig.hub.detached(), 0, "detached sessions left behind");
+        assert!(
+            rig.hub.rooms() <= 1,
+            "{} rooms left behind",
+            rig.hub.rooms()
+        );
+    }
 }
 
 impl HubRig {
@@ -478,10 +500,15 @@ impl HubRig {
                     self.hub.handle_answer(id, answer, self.now);
                 }
             }
-            9 if op == 0xff => self.hub.shutdown(self.now),
             _ => {
-                // A byte to every connection at once (a broadcast of junk).
+                // A byte to every connection at once (a broadcast of junk), or (rarely) the
+                // server shuts down.
                 let b = ops.byte();
+                if b == 0xff && op == 0xf9 {
+                    self.shut = true;
+                    self.hub.shutdown(self.now);
+                    return;
+                }
                 let ids: Vec<_> = self.peers.iter().map(|p| p.id).collect();
                 for id in ids {
                     self.hub.handle_bytes(id, &[b], self.now);
