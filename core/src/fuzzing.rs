@@ -357,7 +357,7 @@ fn peer_addr(b: u8) -> IpAddr {
 /// Connections the driver opens at most (more would only repeat).
 const MAX_PEERS: usize = 8;
 
-/// A [`Hub`] with up to [`MAX_PEERS`] connections on both doors, driven by the bytes: accepts,
+/// A [`Hub`] with up to 8 connections on both doors, driven by the bytes: accepts,
 /// arbitrary bytes and canned openers to a connection, time passing, slow readers catching up,
 /// closes, store acknowledgements, failures and answers, shutdown. After every step, all output
 /// is polled and checked: transmits go to open connections, a connection's unwritten bytes stay
