@@ -19,6 +19,9 @@ pub mod accounts;
 pub mod chat;
 pub mod command;
 mod flood;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod limits;
 pub mod moderation;

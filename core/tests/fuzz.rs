@@ -3,8 +3,10 @@
 //! and what comes out stays within the frame limit.
 //!
 //! `cargo test` runs a short bounded pass (plus every file in `core/fuzz-corpus/`, where inputs
-//! that once crashed are kept as regressions); `cargo xtask fuzz --seconds N` sets
-//! `NATTER_FUZZ_SECONDS` and keeps going with fresh seeds for that long.
+//! that once crashed are kept as regressions); `cargo xtask fuzz --stable --seconds N` sets
+//! `NATTER_FUZZ_SECONDS` and keeps going with fresh seeds for that long. The coverage-guided
+//! targets (cargo-fuzz, `fuzz/`, `cargo xtask fuzz`) go deeper; their kept inputs are replayed
+//! by `fuzz_regressions.rs`.
 
 use natter_core::chat::Chat;
 use natter_core::command;

@@ -117,3 +117,49 @@ pub fn apt_tools() -> Result<()> {
     install.args(&missing);
     run(&mut install)
 }
+
+/// `rustup run nightly <program>`: cargo-fuzz needs a nightly compiler (sanitizer coverage
+/// flags), the rest of the project does not.
+pub fn nightly(program: &str) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", program]);
+    // What the stable cargo that runs xtask set must not pick the toolchain for it.
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The nightly toolchain and cargo-fuzz, each installed only if missing.
+pub fn cargo_fuzz() -> Result<()> {
+    let have_nightly = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .context("rustup is needed to install the nightly toolchain cargo-fuzz uses")?;
+    if !String::from_utf8_lossy(&have_nightly.stdout)
+        .lines()
+        .any(|l| l.starts_with("nightly"))
+    {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let have_fuzz = nightly("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_fuzz {
+        run(nightly("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
+}

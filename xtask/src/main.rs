@@ -8,7 +8,8 @@
 //!   tmux), then run every check and test;
 //! - `cargo xtask web`: build the browser page into `<target>/www/`, with a `.br` and a `.gz` beside
 //!   each text and wasm file for natter-bridge to send to browsers that take them;
-//! - `cargo xtask fuzz --seconds N`: run the fuzz targets for N seconds;
+//! - `cargo xtask fuzz --seconds N [--target T]`: run each cargo-fuzz target (or only `T`) for N
+//!   seconds on nightly, and keep what crashes as regressions (see `fuzz.rs`);
 //! - `cargo xtask bench [ARGS]`: build release binaries and run natter-bench (see bench/README.md).
 //!
 //! Installs are idempotent: each step checks first and only installs what is missing.
@@ -16,6 +17,7 @@
 //! `<target>` is cargo's target directory as `cargo metadata` reports it: `target/` in the
 //! workspace, or wherever `CARGO_TARGET_DIR` (or `build.target-dir`) puts it.
 
+mod fuzz;
 mod install;
 mod up;
 mod www;
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const USAGE: &str = "usage: cargo xtask <up [--tls]|test|web|fuzz [--seconds N]|bench [ARGS]>";
+pub const USAGE: &str = "usage: cargo xtask <up [--tls]|test|web|fuzz [--seconds N] [--target T] [--stable]|bench [ARGS]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,18 +39,7 @@ fn main() -> Result<()> {
         },
         Some("test") => test(),
         Some("web") => web(),
-        Some("fuzz") => {
-            let seconds = match args.get(1).map(String::as_str) {
-                Some("--seconds") => args
-                    .get(2)
-                    .context("--seconds needs a number")?
-                    .parse()
-                    .context("--seconds needs a whole number")?,
-                None => 60,
-                Some(other) => bail!("unknown argument {other}\n{USAGE}"),
-            };
-            fuzz(seconds)
-        }
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => bail!("{USAGE}"),
     }
@@ -184,21 +175,6 @@ pub fn web() -> Result<()> {
     www::precompress(&out)?;
     eprintln!("xtask: page built in {}", out.display());
     Ok(())
-}
-
-fn fuzz(seconds: u64) -> Result<()> {
-    run(cargo()
-        .args([
-            "test",
-            "-p",
-            "natter-core",
-            "--release",
-            "--test",
-            "fuzz",
-            "--",
-            "--nocapture",
-        ])
-        .env("NATTER_FUZZ_SECONDS", seconds.to_string()))
 }
 
 /// Builds the release binaries the benchmark starts and runs it with `args`; with none, the

@@ -90,6 +90,9 @@ pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
 pub use reconfig::{Change, ReconfigError};
 pub use stats::{CENSUS_KINDS, Census, ConnState, MsgKind, RefusedWhy, Stats};
+// The IRC line reader and parser, for `crate::fuzzing` only.
+#[cfg(feature = "fuzzing")]
+pub(crate) use dialect::fuzz_irc_lines;
 
 /// Why [`Hub::accept`] turned a connection away outright (the shell just closes the socket).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -146,9 +146,20 @@ impl Hub {
         if let Some(probe) = d.probe.take() {
             // A newcomer was waiting to see whether this connection is alive: it is not.
             self.timers.cancel(super::Timer::Takeover(did));
-            self.resume(probe.newcomer, did, &probe.hello, now);
-            return;
+            // (Fuzzing found: a newcomer that left while it waited must not get the session, or
+            // the device is attached to no connection and never released.)
+            if self
+                .conns
+                .get(&probe.newcomer)
+                .is_some_and(|c| !c.closing())
+            {
+                self.resume(probe.newcomer, did, &probe.hello, now);
+                return;
+            }
         }
+        let Some(d) = self.devices.get(&did) else {
+            return;
+        };
         let addr = d.addr;
         let may_wait = d.resume.is_some()
             && self.detached < crate::limits::MAX_DETACHED

@@ -27,6 +27,8 @@ use core::cell::OnceCell;
 
 pub(crate) use binary::Binary;
 pub(crate) use irc::Irc;
+#[cfg(feature = "fuzzing")]
+pub(crate) use irc::fuzz_lines as fuzz_irc_lines;
 pub(crate) use text::Text;
 
 /// Where a connection came in: decides which dialects it may speak.

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// Parameters a message may have (RFC 2812: 15; the 15th takes the rest of the line).
-const MAX_PARAMS: usize = 15;
+pub(super) const MAX_PARAMS: usize = 15;
 
 /// One line from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -254,3 +254,53 @@ impl Dialect for Irc {
         None
     }
 }
+
+/// Fuzzing hook (feature `fuzzing`, see `crate::fuzzing`): cuts `data` into lines as an IRC
+/// connection's reader does, `split` bytes per read, and parses each line; a parsed line written
+/// back parses the same.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_lines(data: &[u8], split: usize) {
+    let mut reader = Reader::default();
+    let mut lines = Vec::new();
+    for piece in data.chunks(split.max(1)) {
+        reader.feed(piece, |r| lines.push(r));
+    }
+    let mut whole = Vec::new();
+    Reader::default().feed(data, |r| whole.push(r));
+    assert_eq!(
+        lines, whole,
+        "lines do not depend on how reads cut the bytes"
+    );
+    for read in lines {
+        let Read::Line(line) = read else { continue };
+        assert!(line.len() <= IRC_MAX_TAGGED_LINE);
+        assert!(!line.contains(['\r', '\n']));
+        let Some(msg) = Message::parse(&line) else {
+            continue;
+        };
+        let _ = msg.verb();
+        let _ = msg.tag("label");
+        let _ = msg.param(0);
+        assert!(msg.params.len() <= message::MAX_PARAMS);
+        // A command of letters or digits (anything else is no command a client sends) comes
+        // back the same once written.
+        if msg.command.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let mut out = String::new();
+            message::write_line(
+                &mut out,
+                &message::Tags::none(),
+                "",
+                msg.command,
+                &msg.params,
+                false,
+            );
+            let again =
+                Message::parse(out.trim_end_matches("\r\n")).expect("a written line parses");
+            assert_eq!(
+                (again.command, &again.params),
+                (msg.command, &msg.params),
+                "{out:?}"
+            );
+        }
+    }
+}
