@@ -79,13 +79,13 @@ struct Args {
     #[arg(long, overrides_with = "bell")]
     no_bell: bool,
     /// Connect over TLS, verifying the server against the system's root certificates (or
-    /// --ca-file's CA). Also: a natters://HOST[:PORT] address (default port 8443).
+    /// --ca-file's CA). Also: a natters://HOST or natters://HOST:PORT address (default port 8443).
     #[arg(long)]
     tls: bool,
     /// Trust only the CA certificates in this PEM file (a private CA); implies --tls.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
-    /// Server as HOST, HOST:PORT or natters://HOST[:PORT] (default: from the config file, else
+    /// Server as HOST, HOST:PORT or natters://HOST(:PORT) (default: from the config file, else
     /// 127.0.0.1:8000).
     server: Option<String>,
 }

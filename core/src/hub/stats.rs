@@ -137,7 +137,7 @@ impl MsgKind {
     }
 }
 
-/// Why a connection was turned away, for [`Stats::refused`].
+/// Why a connection was turned away, as the refusal counts name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusedWhy {
     /// Far past every limit (or shutting down): dropped without a word ([`super::Refused`]).
