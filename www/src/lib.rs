@@ -906,6 +906,11 @@ pub enum ChangeView {
     },
     /// The search changed (read `search_view()`).
     Search,
+    /// A room's settings changed (read `policy(key)`; members' marks may have changed).
+    Policy {
+        /// The room.
+        key: String,
+    },
 }
 
 fn index(i: usize) -> u32 {
@@ -1002,6 +1007,7 @@ impl ChangeView {
                 None => ChangeView::All,
             },
             Change::Search => ChangeView::Search,
+            Change::Policy(id) => ChangeView::Policy { key: id.key() },
         }
     }
 }

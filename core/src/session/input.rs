@@ -305,7 +305,7 @@ impl Session {
     }
 
     /// Sends a command now if welcomed, else keeps it for the welcome.
-    fn send_or_defer(&mut self, msg: ClientMsg) {
+    pub(super) fn send_or_defer(&mut self, msg: ClientMsg) {
         if self.link.is_welcomed() {
             self.pace(msg);
         } else if let Err(why) = self.out.defer(msg) {

@@ -76,7 +76,9 @@ pub use event::{About, ConnState, Event, Target};
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
 use crate::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
-use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError};
+use crate::wire::{
+    self, ClientMsg, Limits, ModAction, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError,
+};
 use account::Account;
 use asks::Asks;
 use bytes::Bytes;
@@ -447,6 +449,16 @@ impl Session {
         if self.account.signed_in().is_some() && self.link.is_welcomed() {
             self.pace(ClientMsg::Read { room, seq });
         }
+    }
+
+    /// A founder's or operator's action in `room` ([`ModAction`]): kick, ban, mute, op, a mode
+    /// change, or asking for the room's settings or ban list. Sent now if welcomed, else at the
+    /// welcome (paced like every command). Done, it comes back as a room event (`Kick`,
+    /// `Mode`) and fresh [`Event::Policy`]; refused, as an [`Event::Error`] about
+    /// [`About::Room`] (not an operator, ...). The same as the typed `/kick`, `/ban`, `/mode`....
+    pub fn moderate(&mut self, room: RoomName, action: ModAction, now: Millis) {
+        self.tick(now);
+        self.send_or_defer(ClientMsg::Moderate { room, action });
     }
 
     /// The account this connection is signed in to, if any.

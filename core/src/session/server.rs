@@ -7,6 +7,7 @@ use super::account::Refused;
 use super::rooms::Entered;
 use super::{About, ConnState, Event, Session, clean};
 use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
+use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
@@ -85,12 +86,34 @@ impl Session {
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
-            ServerMsg::Policy { .. } | ServerMsg::BanList { .. } | ServerMsg::Invited { .. } => {
-                // Words for people until the UIs show settings in a panel of their own.
-                for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
-                    self.info(line.trim_start_matches("-- ").to_owned());
-                }
+            ServerMsg::Policy {
+                room,
+                founder,
+                ops,
+                voiced,
+                modes,
+            } => {
+                let (mut ops, mut voiced) = (ops, voiced);
+                ops.truncate(MAX_OPS_PER_ROOM);
+                voiced.truncate(MAX_OPS_PER_ROOM);
+                self.event(Event::Policy {
+                    room,
+                    founder,
+                    ops,
+                    voiced,
+                    modes: *modes,
+                });
             }
+            ServerMsg::BanList {
+                room,
+                mut bans,
+                mut mutes,
+            } => {
+                bans.truncate(MAX_BANS_PER_ROOM);
+                mutes.truncate(MAX_BANS_PER_ROOM);
+                self.event(Event::BanList { room, bans, mutes });
+            }
+            ServerMsg::Invited { room, by } => self.event(Event::Invited { room, by }),
             ServerMsg::PasswordChanged => {
                 self.account.password_changed();
                 self.info(crate::render::password_changed_words());
