@@ -488,6 +488,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             ops,
             voiced,
             modes,
+            ..
         } => vec![notice(policy_words(
             room,
             founder.as_ref(),
@@ -495,7 +496,9 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             voiced,
             modes,
         ))],
-        Event::BanList { room, bans, mutes } => ban_list_lines(room, bans, mutes)
+        Event::BanList {
+            room, bans, mutes, ..
+        } => ban_list_lines(room, bans, mutes)
             .into_iter()
             .map(notice)
             .collect(),

@@ -138,6 +138,8 @@ pub struct Conv {
     pub(super) read: ReadMark,
     /// Rooms: who is in charge, modes, bans ([`RoomPolicy`]).
     pub(super) policy: RoomPolicy,
+    /// Rooms: a [`RoomPolicy`] came since we joined (the first one is shown as a line).
+    pub(super) policy_seen: bool,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -159,6 +161,7 @@ impl Conv {
             older: Scrollback::More,
             read: ReadMark::default(),
             policy: RoomPolicy::default(),
+            policy_seen: false,
             revision: 0,
             active: 0,
         }

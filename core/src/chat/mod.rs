@@ -434,9 +434,14 @@ impl Chat {
                 ops,
                 voiced,
                 modes,
+                asked,
             } => {
                 let id = ConvId::Room(room.clone());
+                // Shown when typed for, and once on joining (later news is a room event's line).
+                let mut show = *asked;
                 if let Some(c) = self.conv_mut(&id) {
+                    show |= !c.policy_seen;
+                    c.policy_seen = true;
                     c.policy.founder = founder.clone();
                     c.policy.ops = ops.clone();
                     c.policy.voiced = voiced.clone();
@@ -444,11 +449,18 @@ impl Chat {
                     c.revision += 1;
                     self.log.push(Change::Policy(id.clone()));
                 }
-                let id = self.here_or_current(id);
-                let words = render::policy_words(room, founder.as_ref(), ops, voiced, modes);
-                self.notice_in(&id, LineKind::Notice(words), now);
+                if show {
+                    let id = self.here_or_current(id);
+                    let words = render::policy_words(room, founder.as_ref(), ops, voiced, modes);
+                    self.notice_in(&id, LineKind::Notice(words), now);
+                }
             }
-            Event::BanList { room, bans, mutes } => {
+            Event::BanList {
+                room,
+                bans,
+                mutes,
+                asked,
+            } => {
                 let id = ConvId::Room(room.clone());
                 if let Some(c) = self.conv_mut(&id) {
                     c.policy.bans = Some(bans.clone());
@@ -456,9 +468,11 @@ impl Chat {
                     c.revision += 1;
                     self.log.push(Change::Policy(id.clone()));
                 }
-                let id = self.here_or_current(id);
-                for words in render::ban_list_lines(room, bans, mutes) {
-                    self.notice_in(&id, LineKind::Notice(words), now);
+                if *asked {
+                    let id = self.here_or_current(id);
+                    for words in render::ban_list_lines(room, bans, mutes) {
+                        self.notice_in(&id, LineKind::Notice(words), now);
+                    }
                 }
             }
             Event::Invited { room, by } => self.note(render::invited_words(room, by), now),

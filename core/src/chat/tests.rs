@@ -1058,6 +1058,16 @@ fn guests_and_the_signed_out_tell_nothing_and_count_as_before() {
 }
 
 fn policy(r: &str, founder: Option<&str>, ops: &[&str], voiced: &[&str]) -> Event {
+    policy_asked(r, founder, ops, voiced, false)
+}
+
+fn policy_asked(
+    r: &str,
+    founder: Option<&str>,
+    ops: &[&str],
+    voiced: &[&str],
+    asked: bool,
+) -> Event {
     Event::Policy {
         room: room(r),
         founder: founder.map(nick),
@@ -1067,7 +1077,15 @@ fn policy(r: &str, founder: Option<&str>, ops: &[&str], voiced: &[&str]) -> Even
             moderated: true,
             ..Default::default()
         },
+        asked,
     }
+}
+
+fn notices(c: &Chat, r: &str, needle: &str) -> usize {
+    kinds(c, &rid(r))
+        .iter()
+        .filter(|k| matches!(k, LineKind::Notice(w) if w.contains(needle)))
+        .count()
 }
 
 #[test]
@@ -1104,8 +1122,21 @@ fn room_settings_say_who_is_in_charge_and_whether_we_are() {
     assert!(c.policy(&room("#a")).unwrap().modes.moderated);
     assert!(c.policy(&room("#nowhere")).is_none());
 
+    assert_eq!(notices(&c, "#a", "registered to me"), 1, "shown on joining");
+
     // The founder hands the room over: we are an operator no more.
     c.handle_event(&policy("#a", Some("bob"), &[], &[]), T0);
+    assert_eq!(
+        notices(&c, "#a", "registered to bob"),
+        0,
+        "news of a change is the room event's line, not another"
+    );
+    c.handle_event(&policy_asked("#a", Some("bob"), &[], &[], true), T0);
+    assert_eq!(
+        notices(&c, "#a", "registered to bob"),
+        1,
+        "asked for: shown"
+    );
     assert!(!c.am_op(&room("#a")));
     assert!(!c.am_founder(&room("#a")));
     assert_eq!(c.role(&room("#a"), &nick("bob")), Role::Founder);
@@ -1118,20 +1149,25 @@ fn room_settings_say_who_is_in_charge_and_whether_we_are() {
         by: nick("bob"),
         reason: None,
     };
-    c.handle_event(
-        &Event::BanList {
-            room: room("#a"),
-            bans: vec![ban.clone()],
-            mutes: vec![],
-        },
-        T0,
-    );
+    let ban_list = |asked: bool| Event::BanList {
+        room: room("#a"),
+        bans: vec![ban.clone()],
+        mutes: vec![],
+        asked,
+    };
+    c.handle_event(&ban_list(false), T0);
     assert!(drain(&mut c).contains(&Change::Policy(rid("#a"))));
-    assert_eq!(c.policy(&room("#a")).unwrap().bans, Some(vec![ban]));
-    assert!(
-        kinds(&c, &rid("#a"))
-            .iter()
-            .any(|k| matches!(k, LineKind::Notice(w) if w.contains("banned from #a: nick:troll")))
+    assert_eq!(c.policy(&room("#a")).unwrap().bans, Some(vec![ban.clone()]));
+    assert_eq!(
+        notices(&c, "#a", "banned from #a"),
+        0,
+        "a UI's own ask is quiet"
+    );
+    c.handle_event(&ban_list(true), T0);
+    assert_eq!(
+        notices(&c, "#a", "banned from #a: nick:troll"),
+        1,
+        "typed: shown"
     );
 
     // Leaving forgets the room's settings.

@@ -164,6 +164,11 @@ pub enum Event {
         voiced: Vec<Nick>,
         /// Modes (an operator sees the key; others see `*` when there is one).
         modes: Modes,
+        /// The answer to a typed `/mode #room` (show it); false for the server's news on
+        /// joining or after a change (a room event already says what changed) and for
+        /// [`Session::moderate`](crate::session::Session::moderate)'s asks (a UI shows those
+        /// its own way).
+        asked: bool,
     },
     /// A room's bans and mutes, answering
     /// [`ModAction::Bans`](crate::wire::ModAction::Bans).
@@ -174,6 +179,8 @@ pub enum Event {
         bans: Vec<Entry>,
         /// Mutes.
         mutes: Vec<Entry>,
+        /// The answer to a typed `/bans` (show it); false for a UI's own ask.
+        asked: bool,
     },
     /// `by` invites us to `room` (a `+i` room lets us in now).
     Invited {

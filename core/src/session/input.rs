@@ -144,6 +144,7 @@ impl Session {
             Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
             Command::Moderate { room, action } => {
                 if let Some(room) = self.room_named(room, to, "moderate") {
+                    self.typed_ask(&room, &action);
                     self.send_or_defer(ClientMsg::Moderate { room, action });
                 }
             }

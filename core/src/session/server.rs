@@ -10,7 +10,7 @@ use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
 use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
+use crate::wire::{ClientMsg, ErrorKind, EventKind, ModAction, Re, RoomEvent, ServerMsg};
 
 impl Session {
     pub(super) fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
@@ -96,12 +96,14 @@ impl Session {
                 let (mut ops, mut voiced) = (ops, voiced);
                 ops.truncate(MAX_OPS_PER_ROOM);
                 voiced.truncate(MAX_OPS_PER_ROOM);
+                let asked = self.answers_typed(&room, &ModAction::Settings);
                 self.event(Event::Policy {
                     room,
                     founder,
                     ops,
                     voiced,
                     modes: *modes,
+                    asked,
                 });
             }
             ServerMsg::BanList {
@@ -111,7 +113,13 @@ impl Session {
             } => {
                 bans.truncate(MAX_BANS_PER_ROOM);
                 mutes.truncate(MAX_BANS_PER_ROOM);
-                self.event(Event::BanList { room, bans, mutes });
+                let asked = self.answers_typed(&room, &ModAction::Bans);
+                self.event(Event::BanList {
+                    room,
+                    bans,
+                    mutes,
+                    asked,
+                });
             }
             ServerMsg::Invited { room, by } => self.event(Event::Invited { room, by }),
             ServerMsg::PasswordChanged => {

@@ -2883,12 +2883,14 @@ fn moderation_is_an_api_call_and_its_answers_are_events() {
         founder: Some(nick("alice")),
         ops: vec![nick("carol")],
         voiced: vec![],
-        modes,
+        modes: modes.clone(),
+        asked: false,
     };
     let bans = Event::BanList {
         room: room("#lobby"),
         bans: vec![ban],
         mutes: vec![],
+        asked: false,
     };
     let invited = Event::Invited {
         room: room("#club"),
@@ -2913,5 +2915,37 @@ fn moderation_is_an_api_call_and_its_answers_are_events() {
     assert_eq!(
         render::session_lines(&invited, &me),
         vec!["-- carol invites you to #club (/join #club)"]
+    );
+
+    // A typed `/mode #lobby` or `/bans` is answered with something to show; the API's are not.
+    t.s.handle_input("/mode #lobby", t.now);
+    t.s.handle_input("/bans", t.now);
+    t.drain_paced();
+    for _ in 0..2 {
+        t.recv(ServerMsg::Policy {
+            room: room("#lobby"),
+            founder: None,
+            ops: vec![],
+            voiced: vec![],
+            modes: Box::new(Modes::default()),
+        });
+        t.recv(ServerMsg::BanList {
+            room: room("#lobby"),
+            bans: vec![],
+            mutes: vec![],
+        });
+    }
+    let asked: Vec<bool> = t
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Policy { asked, .. } | Event::BanList { asked, .. } => Some(*asked),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![true, true, false, false],
+        "each typed ask is answered once; later news is quiet"
     );
 }
