@@ -412,7 +412,7 @@ impl Client {
 
     /// An operator's action in the room with key `room` (see [`mod_action`] for `action`,
     /// `target` and `arg`). Returns why not, in words, when it cannot be sent as asked (no such
-    /// room, a bad duration or mode); the server may still refuse it (an `error` line says
+    /// room, a bad duration or mode; also an error line in the open conversation); the server may still refuse it (an `error` line says
     /// why), and done it comes back as a line and a `policy` change.
     pub fn moderate(
         &mut self,
@@ -422,16 +422,23 @@ impl Client {
         arg: &str,
         now: f64,
     ) -> Option<String> {
-        let Some(room) = room_of(room) else {
-            return Some(format!("{room} is not a room"));
+        let action = match room_of(room).ok_or_else(|| format!("{room} is not a room")) {
+            Ok(room) => mod_action(action, target, arg).map(|a| (room, a)),
+            Err(why) => Err(why),
         };
-        let action = match mod_action(action, target, arg) {
-            Ok(a) => a,
-            Err(why) => return Some(why),
-        };
-        self.session.moderate(room, action, millis(now));
-        self.pump(millis(now));
-        None
+        match action {
+            Ok((room, action)) => {
+                self.session.moderate(room, action, millis(now));
+                self.pump(millis(now));
+                None
+            }
+            Err(why) => {
+                // Said where the person is looking, as a typed command's mistake would be.
+                self.chat.note_error(why.clone(), millis(now));
+                self.pump(millis(now));
+                Some(why)
+            }
+        }
     }
 
     /// A member of the open room whose nick starts with `prefix` (not us): what Tab completes.

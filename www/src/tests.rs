@@ -317,8 +317,14 @@ fn moderation_actions_read_as_the_page_names_them() {
         mod_action("mode", "+l", "20"),
         Ok(ModAction::Mode(ModeChange::Limit(Some(20))))
     );
-    assert_eq!(mod_action("op", "carol", ""), Ok(ModAction::Op(nick("carol"))));
-    assert!(mod_action("ban", "bob", "forever").is_err(), "a bad duration");
+    assert_eq!(
+        mod_action("op", "carol", ""),
+        Ok(ModAction::Op(nick("carol")))
+    );
+    assert!(
+        mod_action("ban", "bob", "forever").is_err(),
+        "a bad duration"
+    );
     assert!(mod_action("mode", "+k", "").is_err(), "+k needs a key");
     assert!(mod_action("kick", "", "").is_err(), "kick whom?");
     assert!(mod_action("explode", "bob", "").is_err());
@@ -344,6 +350,7 @@ fn a_rooms_settings_are_shown_with_whether_we_may_moderate() {
                 moderated: true,
                 ..Default::default()
             },
+            asked: false,
         },
         Millis(0),
     );
