@@ -486,10 +486,16 @@ function renderMembers(members) {
 
 // Sends an operator's action; what cannot be sent as asked the model says in the open
 // conversation, and what the server refuses comes back as an error line.
+// With the settings panel open, a change to the bans or mutes fetches the list again.
 function moderate(room, action, target = "", arg = "") {
-  client.moderate(room, action, target, arg, now());
+  const err = client.moderate(room, action, target, arg, now());
+  if (!err && BAN_ACTIONS.has(action) && !ui.settingsPanel.hidden) {
+    client.moderate(room, "bans", "", "", now());
+  }
   pump();
 }
+
+const BAN_ACTIONS = new Set(["ban", "unban", "mute", "unmute"]);
 
 function openMemberMenu(room, nick, anchor) {
   const policy = client.policy(room);
@@ -519,7 +525,8 @@ function openMemberMenu(room, nick, anchor) {
   ui.memberMenuItems.replaceChildren(...items);
   const r = anchor.getBoundingClientRect();
   ui.memberMenu.style.top = `${Math.round(r.bottom)}px`;
-  ui.memberMenu.style.left = `${Math.round(Math.max(8, r.left - 40))}px`;
+  const left = Math.min(r.left - 40, window.innerWidth - 200);
+  ui.memberMenu.style.left = `${Math.round(Math.max(8, left))}px`;
   ui.memberMenu.hidden = false;
   items[0].focus();
 }
@@ -568,10 +575,7 @@ function renderSettings() {
     const un = el("button", "unban", "Unban");
     un.type = "button";
     un.dataset.mask = b.mask;
-    un.addEventListener("click", () => {
-      moderate(room, "unban", b.mask);
-      moderate(room, "bans");
-    });
+    un.addEventListener("click", () => moderate(room, "unban", b.mask));
     li.append(" ", un);
     return li;
   }));

@@ -2013,5 +2013,25 @@ async fn moderation_scenario(
             .any(|l| l.contains("can anyone hear me")),
         "nobody heard it"
     );
+
+    // Unban from the panel: the list empties and troll may come back.
+    click(b, "#ban-list button.unban").await;
+    wait_for!(
+        "the ban list to be empty",
+        STEP,
+        text_of(b, "#ban-list")
+            .await
+            .contains("nobody is banned")
+            .then_some(())
+    );
+    troll.say("/join #club").await;
+    wait_for!(
+        "troll back in the member list",
+        STEP,
+        (!text_of(b, "#member-list button[data-nick=\"troll\"]")
+            .await
+            .is_empty())
+        .then_some(())
+    );
     bridge
 }
