@@ -75,6 +75,11 @@ pub fn policy_words(
     s
 }
 
+/// An invitation: `bob invites you to #r (/join #r)`.
+pub fn invited_words(room: &RoomName, by: &Nick) -> String {
+    format!("{by} invites you to {room} (/join {room})")
+}
+
 /// One ban or mute, in words.
 pub fn entry_words(e: &crate::moderation::Entry) -> String {
     let mut s = format!("{} by {}", e.mask, e.by);
@@ -383,7 +388,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             .map(notice)
             .collect(),
         ServerMsg::Invited { room, by } => {
-            vec![notice(format!("{by} invites you to {room} (/join {room})"))]
+            vec![notice(invited_words(room, by))]
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
         ServerMsg::ServerBans { bans } => {
@@ -487,6 +492,27 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         Event::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
         Event::SignedOut => vec![notice(SIGNED_OUT.into())],
         Event::ReadUpTo { .. } => Vec::new(),
+        Event::Policy {
+            room,
+            founder,
+            ops,
+            voiced,
+            modes,
+            ..
+        } => vec![notice(policy_words(
+            room,
+            founder.as_ref(),
+            ops,
+            voiced,
+            modes,
+        ))],
+        Event::BanList {
+            room, bans, mutes, ..
+        } => ban_list_lines(room, bans, mutes)
+            .into_iter()
+            .map(notice)
+            .collect(),
+        Event::Invited { room, by } => vec![notice(invited_words(room, by))],
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),

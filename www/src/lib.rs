@@ -22,18 +22,23 @@
 //! (hex) while the session holds one: the page mirrors it in `localStorage`, never the
 //! password. A signed-in model's counts come from the account's read markers, and what the page
 //! shows goes back to the server from here (`Read`), debounced by the model.
+//!
+//! Moderation: `policy(room)` is a room's settings and whether we may moderate it (a `policy`
+//! change says they changed), `role(room, nick)` a member's standing for its mark, and
+//! `moderate(room, action, target, arg)` an operator's action (kick, ban, mute, op, a mode...).
 #![warn(missing_docs)]
 
 use natter_core::Millis;
 use natter_core::chat::{
-    Change, Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Scrollback, Search, SearchState,
-    mention_spans,
+    Change, Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Role, Scrollback, Search,
+    SearchState, mention_spans,
 };
 use natter_core::limits::SCROLLBACK_PAGE;
+use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
 use natter_core::render;
 use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
 use natter_core::types::{DeviceKey, Nick, Password, RoomName, Text};
-use natter_core::wire::Proof;
+use natter_core::wire::{ModAction, Proof};
 use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
@@ -387,6 +392,55 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// A room's settings (see [`PolicyView`]): founder, operators, voiced, modes, the ban list
+    /// once asked for, and whether we may moderate. `undefined` if we are not in the room.
+    pub fn policy(&self, key: &str) -> JsValue {
+        match room_of(key).and_then(|room| PolicyView::of(&self.chat, &room)) {
+            Some(view) => js(&view),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// A member's standing in a room: `founder`, `operator`, `voiced` or `member`.
+    pub fn role(&self, key: &str, nick: &str) -> String {
+        let role = match (room_of(key), Nick::new(nick)) {
+            (Some(room), Ok(nick)) => self.chat.role(&room, &nick),
+            _ => Role::Member,
+        };
+        role_name(role).to_owned()
+    }
+
+    /// An operator's action in the room with key `room` (see [`mod_action`] for `action`,
+    /// `target` and `arg`). Returns why not, in words, when it cannot be sent as asked (no such
+    /// room, a bad duration or mode; also an error line in the open conversation); the server may still refuse it (an `error` line says
+    /// why), and done it comes back as a line and a `policy` change.
+    pub fn moderate(
+        &mut self,
+        room: &str,
+        action: &str,
+        target: &str,
+        arg: &str,
+        now: f64,
+    ) -> Option<String> {
+        let action = match room_of(room).ok_or_else(|| format!("{room} is not a room")) {
+            Ok(room) => mod_action(action, target, arg).map(|a| (room, a)),
+            Err(why) => Err(why),
+        };
+        match action {
+            Ok((room, action)) => {
+                self.session.moderate(room, action, millis(now));
+                self.pump(millis(now));
+                None
+            }
+            Err(why) => {
+                // Said where the person is looking, as a typed command's mistake would be.
+                self.chat.note_error(why.clone(), millis(now));
+                self.pump(millis(now));
+                Some(why)
+            }
+        }
+    }
+
     /// A member of the open room whose nick starts with `prefix` (not us): what Tab completes.
     pub fn complete_nick(&self, prefix: &str) -> Option<String> {
         self.chat.complete_nick(prefix).map(ToString::to_string)
@@ -410,6 +464,72 @@ impl Client {
             self.session.read(room, seq, now);
         }
     }
+}
+
+/// The room a conversation key names (`#room`), if it names one.
+fn room_of(key: &str) -> Option<RoomName> {
+    match ConvId::from_key(key)? {
+        ConvId::Room(room) => Some(room),
+        _ => None,
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Founder => "founder",
+        Role::Operator => "operator",
+        Role::Voiced => "voiced",
+        Role::Member => "member",
+    }
+}
+
+/// An operator's action as the page names it: `kick` (`target` a nick, `arg` a reason), `ban`
+/// (`target` a nick or mask, `arg` a duration such as `1h` or `7d`, blank for until unbanned),
+/// `unban`, `mute` (`arg` a duration), `unmute`, `op`, `deop`, `voice`, `devoice`, `invite`,
+/// `mode` (`target` a flag such as `+m` or `-k`, `arg` the key or limit), `settings`, `bans`.
+pub fn mod_action(action: &str, target: &str, arg: &str) -> Result<ModAction, String> {
+    let (target, arg) = (target.trim(), arg.trim());
+    let nick = || Nick::new(target).map_err(|e| e.to_string());
+    let mask = || {
+        if target.is_empty() {
+            Err("whom?".to_owned())
+        } else {
+            Ok(target.to_owned())
+        }
+    };
+    let duration = || match arg {
+        "" => Ok(None),
+        d => parse_duration(d).map(Some).map_err(|e| e.to_string()),
+    };
+    Ok(match action {
+        "kick" => ModAction::Kick {
+            nick: nick()?,
+            reason: moderation::reason(arg),
+        },
+        "ban" => ModAction::Ban {
+            target: mask()?,
+            duration: duration()?,
+            reason: None,
+        },
+        "unban" => ModAction::Unban { target: mask()? },
+        "mute" => ModAction::Mute {
+            target: mask()?,
+            duration: duration()?,
+        },
+        "unmute" => ModAction::Unmute { target: mask()? },
+        "op" => ModAction::Op(nick()?),
+        "deop" => ModAction::Deop(nick()?),
+        "voice" => ModAction::Voice(nick()?),
+        "devoice" => ModAction::Devoice(nick()?),
+        "invite" => ModAction::Invite(nick()?),
+        "mode" => ModAction::Mode(ModeChange::parse(
+            target,
+            Some(arg).filter(|a| !a.is_empty()),
+        )?),
+        "settings" => ModAction::Settings,
+        "bans" => ModAction::Bans,
+        other => return Err(format!("{other:?} is not a moderation action")),
+    })
 }
 
 /// A device key as the page keeps it: 64 hex digits.
@@ -542,6 +662,83 @@ impl ConvSummary {
             mentions: conv.mentions(),
             topic: conv.topic().map(ToString::to_string),
         }
+    }
+}
+
+/// A room's settings, for the member list's marks and the settings panel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyView {
+    /// The founder's account, when the room is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub founder: Option<String>,
+    /// Operators' accounts.
+    pub ops: Vec<String>,
+    /// Voiced accounts or nicks.
+    pub voiced: Vec<String>,
+    /// Modes as IRC writes them (`+imt`).
+    pub letters: String,
+    /// `+i`.
+    pub invite_only: bool,
+    /// `+m`.
+    pub moderated: bool,
+    /// `+t`.
+    pub topic_ops: bool,
+    /// `+k`: the key (operators see it; others see `*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `+l`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// We are the founder or an operator: offer the actions.
+    pub am_op: bool,
+    /// We are the founder: offer op and deop.
+    pub am_founder: bool,
+    /// Bans, once asked for (`moderate(room, "bans")`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bans: Option<Vec<EntryView>>,
+    /// Mutes, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutes: Option<Vec<EntryView>>,
+}
+
+/// One ban or mute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryView {
+    /// The mask, as `unban` takes it (`account:bob`, `nick:bob`, `203.0.113.0/24`).
+    pub mask: String,
+    /// It in words (mask, who set it, until when, why).
+    pub words: String,
+}
+
+impl PolicyView {
+    fn of(chat: &Chat, room: &RoomName) -> Option<PolicyView> {
+        let p = chat.policy(room)?;
+        let names = |v: &[Nick]| v.iter().map(ToString::to_string).collect();
+        let entries = |v: &Option<Vec<Entry>>| {
+            v.as_ref().map(|v| {
+                v.iter()
+                    .map(|e| EntryView {
+                        mask: e.mask.to_string(),
+                        words: render::entry_words(e),
+                    })
+                    .collect()
+            })
+        };
+        Some(PolicyView {
+            founder: p.founder.as_ref().map(ToString::to_string),
+            ops: names(&p.ops),
+            voiced: names(&p.voiced),
+            letters: p.modes.letters(),
+            invite_only: p.modes.invite_only,
+            moderated: p.modes.moderated,
+            topic_ops: p.modes.topic_ops,
+            key: p.modes.key.as_ref().map(ToString::to_string),
+            limit: p.modes.limit,
+            am_op: chat.am_op(room),
+            am_founder: chat.am_founder(room),
+            bans: entries(&p.bans),
+            mutes: entries(&p.mutes),
+        })
     }
 }
 
@@ -906,6 +1103,11 @@ pub enum ChangeView {
     },
     /// The search changed (read `search_view()`).
     Search,
+    /// A room's settings changed (read `policy(key)`; members' marks may have changed).
+    Policy {
+        /// The room.
+        key: String,
+    },
 }
 
 fn index(i: usize) -> u32 {
@@ -1002,6 +1204,7 @@ impl ChangeView {
                 None => ChangeView::All,
             },
             Change::Search => ChangeView::Search,
+            Change::Policy(id) => ChangeView::Policy { key: id.key() },
         }
     }
 }

@@ -289,3 +289,85 @@ fn the_register_form_checks_passwords_by_the_servers_rule() {
     assert!(password_error("short").unwrap().contains("at least 8"));
     assert_eq!(password_error("correct horse"), None);
 }
+
+#[test]
+fn moderation_actions_read_as_the_page_names_them() {
+    use natter_core::moderation::ModeChange;
+    assert_eq!(
+        mod_action("ban", "bob", "1h"),
+        Ok(ModAction::Ban {
+            target: "bob".into(),
+            duration: Some(Millis(3_600_000)),
+            reason: None
+        })
+    );
+    assert_eq!(
+        mod_action("ban", "account:bob", ""),
+        Ok(ModAction::Ban {
+            target: "account:bob".into(),
+            duration: None,
+            reason: None
+        })
+    );
+    assert_eq!(
+        mod_action("mode", "+m", ""),
+        Ok(ModAction::Mode(ModeChange::Moderated(true)))
+    );
+    assert_eq!(
+        mod_action("mode", "+l", "20"),
+        Ok(ModAction::Mode(ModeChange::Limit(Some(20))))
+    );
+    assert_eq!(
+        mod_action("op", "carol", ""),
+        Ok(ModAction::Op(nick("carol")))
+    );
+    assert!(
+        mod_action("ban", "bob", "forever").is_err(),
+        "a bad duration"
+    );
+    assert!(mod_action("mode", "+k", "").is_err(), "+k needs a key");
+    assert!(mod_action("kick", "", "").is_err(), "kick whom?");
+    assert!(mod_action("explode", "bob", "").is_err());
+}
+
+#[test]
+fn a_rooms_settings_are_shown_with_whether_we_may_moderate() {
+    let mut c = chat();
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("webby"),
+            key: None,
+        },
+        Millis(0),
+    );
+    c.handle_event(
+        &Event::Policy {
+            room: RoomName::lobby(),
+            founder: Some(nick("webby")),
+            ops: vec![nick("bob")],
+            voiced: vec![],
+            modes: natter_core::moderation::Modes {
+                moderated: true,
+                ..Default::default()
+            },
+            asked: false,
+        },
+        Millis(0),
+    );
+    let view = PolicyView::of(&c, &RoomName::lobby()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&view).unwrap(),
+        json!({
+            "founder": "webby", "ops": ["bob"], "voiced": [], "letters": "+m",
+            "invite_only": false, "moderated": true, "topic_ops": false,
+            "am_op": true, "am_founder": true
+        })
+    );
+    let change = std::iter::from_fn(|| c.poll_change())
+        .find(|ch| matches!(ch, Change::Policy(_)))
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(ChangeView::of(&change, &c)).unwrap(),
+        json!({"type": "policy", "key": "#lobby"})
+    );
+}

@@ -52,6 +52,19 @@ const ui = {
   searchTitle: $("search-title"),
   searchHits: $("search-hits"),
   searchClose: $("search-close"),
+  settingsToggle: $("settings-toggle"),
+  settingsPanel: $("settings-panel"),
+  settingsSummary: $("settings-summary"),
+  settingsOps: $("settings-ops"),
+  keyForm: $("key-form"),
+  keyInput: $("key-input"),
+  limitForm: $("limit-form"),
+  limitInput: $("limit-input"),
+  banList: $("ban-list"),
+  memberMenu: $("member-menu"),
+  memberMenuNick: $("member-menu-nick"),
+  memberMenuItems: $("member-menu-items"),
+  memberMenuDuration: $("member-menu-duration"),
 };
 
 let client = null; // the wasm Client, once a nick is chosen
@@ -427,30 +440,176 @@ function renderHeader() {
       : `Message ${c.label} directly…`;
 }
 
+// A member row: its mark (~ founder, @ operator, + voiced) and nick. A click messages the member;
+// for an operator of the room it opens the member menu (message, kick, ban, mute, op...).
 function memberEl(nick) {
   const li = el("li");
   const b = el("button");
   b.type = "button";
+  b.dataset.nick = nick;
   const mine = nick.toLowerCase() === client.me().toLowerCase();
   b.title = mine ? "you" : `message ${nick}`;
+  const role = shown !== null && shown.startsWith("#") ? client.role(shown, nick) : "member";
+  const mark = el("span", "mark", MARKS[role] ?? "");
+  mark.title = role === "member" ? "" : role;
   const name = el("span", "nick", nick);
   name.style.setProperty("color", `hsl(${nickHue(nick)} 60% var(--nick-l))`);
-  b.append(name);
+  b.append(mark, name);
   if (!mine) {
     b.addEventListener("click", () => {
-      client.open_direct(nick);
-      pump();
-      ui.input.focus();
+      const room = shown;
+      if (room?.startsWith("#") && client.policy(room)?.am_op) {
+        openMemberMenu(room, nick, b);
+        return;
+      }
+      messageMember(nick);
     });
   }
   li.append(b);
   return li;
 }
 
+const MARKS = { founder: "~", operator: "@", voiced: "+" };
+
+function messageMember(nick) {
+  client.open_direct(nick);
+  pump();
+  ui.input.focus();
+}
+
 function renderMembers(members) {
   ui.memberList.replaceChildren(...members.map(memberEl));
   ui.memberCount.textContent = members.length ? String(members.length) : "";
 }
+
+// ---- moderation: the member menu and the room settings panel ----
+
+// Sends an operator's action; what cannot be sent as asked the model says in the open
+// conversation, and what the server refuses comes back as an error line.
+// With the settings panel open, a change to the bans or mutes fetches the list again.
+function moderate(room, action, target = "", arg = "") {
+  const err = client.moderate(room, action, target, arg, now());
+  if (!err && BAN_ACTIONS.has(action) && !ui.settingsPanel.hidden) {
+    client.moderate(room, "bans", "", "", now());
+  }
+  pump();
+}
+
+const BAN_ACTIONS = new Set(["ban", "unban", "mute", "unmute"]);
+
+function openMemberMenu(room, nick, anchor) {
+  const policy = client.policy(room);
+  const role = client.role(room, nick);
+  ui.memberMenuNick.textContent = `${MARKS[role] ?? ""}${nick}`;
+  ui.memberMenuDuration.value = "";
+  const item = (label, action, run) => {
+    const b = el("button", "", label);
+    b.type = "button";
+    b.dataset.action = action;
+    b.setAttribute("role", "menuitem");
+    b.addEventListener("click", () => {
+      closeMemberMenu();
+      run();
+    });
+    return b;
+  };
+  const items = [item("Message", "message", () => messageMember(nick))];
+  items.push(item("Kick", "kick", () => moderate(room, "kick", nick)));
+  items.push(item("Ban", "ban", () => moderate(room, "ban", nick, ui.memberMenuDuration.value)));
+  items.push(item("Mute", "mute", () => moderate(room, "mute", nick, ui.memberMenuDuration.value)));
+  items.push(item("Unmute", "unmute", () => moderate(room, "unmute", nick)));
+  if (role === "voiced") items.push(item("Devoice", "devoice", () => moderate(room, "devoice", nick)));
+  else if (role === "member") items.push(item("Voice", "voice", () => moderate(room, "voice", nick)));
+  if (policy.am_founder && role === "operator") items.push(item("Deop", "deop", () => moderate(room, "deop", nick)));
+  else if (policy.am_founder && role !== "founder") items.push(item("Make operator", "op", () => moderate(room, "op", nick)));
+  ui.memberMenuItems.replaceChildren(...items);
+  const r = anchor.getBoundingClientRect();
+  ui.memberMenu.style.top = `${Math.round(r.bottom)}px`;
+  const left = Math.min(r.left - 40, window.innerWidth - 200);
+  ui.memberMenu.style.left = `${Math.round(Math.max(8, left))}px`;
+  ui.memberMenu.hidden = false;
+  items[0].focus();
+}
+
+function closeMemberMenu() {
+  ui.memberMenu.hidden = true;
+}
+
+document.addEventListener("click", (e) => {
+  if (!ui.memberMenu.hidden && !ui.memberMenu.contains(e.target) && !ui.memberList.contains(e.target)) {
+    closeMemberMenu();
+  }
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !ui.memberMenu.hidden) closeMemberMenu();
+});
+
+// The settings panel shows the open room's founder and modes; its operators also change modes
+// and lift bans there. Drawn from the model whenever the room's settings change.
+function renderSettings() {
+  const room = shown?.startsWith("#") ? shown : null;
+  ui.settingsToggle.hidden = room === null;
+  if (room === null) {
+    ui.settingsPanel.hidden = true;
+    ui.settingsToggle.setAttribute("aria-expanded", "false");
+    return;
+  }
+  if (ui.settingsPanel.hidden) return;
+  const p = client.policy(room);
+  if (!p) return;
+  const bits = [p.founder ? `registered to ${p.founder}` : "not registered (/register to take charge)"];
+  bits.push(`modes ${p.letters}`);
+  if (p.limit) bits.push(`at most ${p.limit} members`);
+  if (p.ops.length) bits.push(`operators: ${p.ops.join(" ")}`);
+  ui.settingsSummary.textContent = bits.join(" · ");
+  ui.settingsOps.hidden = !p.am_op;
+  if (!p.am_op) return;
+  $("mode-i").checked = p.invite_only;
+  $("mode-m").checked = p.moderated;
+  $("mode-t").checked = p.topic_ops;
+  if (document.activeElement !== ui.keyInput) ui.keyInput.value = p.key ?? "";
+  if (document.activeElement !== ui.limitInput) ui.limitInput.value = p.limit ? String(p.limit) : "";
+  const bans = p.bans ?? [];
+  ui.banList.replaceChildren(...bans.map((b) => {
+    const li = el("li", "", b.words);
+    const un = el("button", "unban", "Unban");
+    un.type = "button";
+    un.dataset.mask = b.mask;
+    un.addEventListener("click", () => moderate(room, "unban", b.mask));
+    li.append(" ", un);
+    return li;
+  }));
+  if (!bans.length) ui.banList.replaceChildren(el("li", "none", p.bans ? "nobody is banned" : "…"));
+}
+
+ui.settingsToggle.addEventListener("click", () => {
+  const open = ui.settingsPanel.hidden;
+  ui.settingsPanel.hidden = !open;
+  ui.settingsToggle.setAttribute("aria-expanded", String(open));
+  // The model has the settings (they come on joining and with every change); the ban list
+  // is asked for.
+  if (open && shown?.startsWith("#") && client.policy(shown)?.am_op) moderate(shown, "bans");
+  renderSettings();
+});
+for (const box of document.querySelectorAll("#settings-ops input[data-mode]")) {
+  box.addEventListener("change", () => {
+    if (shown?.startsWith("#")) moderate(shown, "mode", `${box.checked ? "+" : "-"}${box.dataset.mode}`);
+  });
+}
+ui.keyForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (shown?.startsWith("#")) moderate(shown, "mode", "+k", ui.keyInput.value);
+});
+$("key-clear").addEventListener("click", () => {
+  if (shown?.startsWith("#")) moderate(shown, "mode", "-k");
+});
+ui.limitForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (shown?.startsWith("#")) moderate(shown, "mode", "+l", ui.limitInput.value);
+});
+$("limit-clear").addEventListener("click", () => {
+  if (shown?.startsWith("#")) moderate(shown, "mode", "-l");
+});
 
 // The open conversation changed (or is drawn for the first time).
 function showCurrent() {
@@ -468,6 +627,8 @@ function showCurrent() {
   }
   renderHeader();
   renderMembers(client.members(key));
+  closeMemberMenu();
+  renderSettings();
   ui.app.classList.remove("show-rooms", "show-members");
   ui.scrim.hidden = true;
 }
@@ -559,6 +720,14 @@ function applyChanges() {
       case "me":
         ui.meNick.textContent = client.me();
         renderAccount();
+        renderSettings();
+        break;
+      case "policy":
+        // Rare (an operator acted): redraw the marks and the panel.
+        if (ch.key === shown) {
+          renderMembers(client.members(shown));
+          renderSettings();
+        }
         break;
       case "list":
         renderList();
@@ -1061,6 +1230,7 @@ window.natterDebug = {
   },
   state: () => (client ? client.conn().state : "connecting"),
   account: () => client?.account() ?? null,
+  policy: (key) => client?.policy(key) ?? null,
   keptSignIn,
   lines: (key) =>
     [...(logs.get(key)?.log.querySelectorAll(".line") ?? [])].map((l) => l.textContent),

@@ -1800,3 +1800,238 @@ async fn accounts_scenario(
     screenshot(b, "sign-in-refused.png").await;
     bridge
 }
+
+// --- moderation from the page ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_bans_from_the_member_menu_and_moderates_in_the_settings_panel() {
+    with_browser(
+        natter_server::ServerConfig::local_test(),
+        moderation_scenario,
+    )
+    .await;
+}
+
+/// The room's settings as the page's model has them (`null` when it is not in the room).
+async fn policy_of(b: &Browser, room: &str) -> Json {
+    js(
+        b,
+        &format!("return window.natterDebug ? window.natterDebug.policy('{room}') : null;"),
+    )
+    .await
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} appears: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn page_lines(b: &Browser, conv: &str) -> Vec<String> {
+    let v = js(
+        b,
+        &format!("return window.natterDebug ? window.natterDebug.lines('{conv}') : [];"),
+    )
+    .await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn moderation_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    let page = format!("http://{}/", bridge.local_addr());
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the prompt to open",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+    // The founder registers an account in the dialog, then a room with a typed command.
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("fern").await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("the password field")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type a password");
+    click(b, "#register").await;
+    wait_for!(
+        "the page to be signed in as fern",
+        STEP,
+        (account_of(b).await.as_deref() == Some("fern")).then_some(())
+    );
+    type_line(b, "/join #club").await;
+    wait_for!(
+        "#club to be open",
+        STEP,
+        (policy_of(b, "#club").await.is_object()).then_some(())
+    );
+    type_line(b, "/register #club").await;
+    wait_for!(
+        "fern to be #club's founder",
+        STEP,
+        (policy_of(b, "#club").await["am_founder"] == json!(true)).then_some(())
+    );
+    wait_for!(
+        "the founder's mark in the member list",
+        STEP,
+        (text_of(b, "#member-list button[data-nick=\"fern\"] .mark").await == "~").then_some(())
+    );
+
+    // Two text users join: one to be banned, one to be silenced by +m.
+    let mut troll = TextUser::connect(server_addr, "troll").await;
+    troll.say("/join #club").await;
+    let mut quiet = TextUser::connect(server_addr, "quiet").await;
+    quiet.say("/join #club").await;
+    for nick in ["troll", "quiet"] {
+        wait_for!(
+            format!("{nick} in the member list"),
+            STEP,
+            (!text_of(b, &format!("#member-list button[data-nick=\"{nick}\"]"))
+                .await
+                .is_empty())
+            .then_some(())
+        );
+    }
+
+    // The member menu: an operator's click on a member offers the actions; Ban bans.
+    click(b, "#member-list button[data-nick=\"troll\"]").await;
+    wait_for!(
+        "the member menu",
+        STEP,
+        (js(b, "return !document.getElementById('member-menu').hidden;").await == json!(true))
+            .then_some(())
+    );
+    assert_eq!(text_of(b, "#member-menu-nick").await, "troll");
+    for action in ["message", "kick", "ban", "mute", "op"] {
+        assert!(
+            !text_of(b, &format!("#member-menu button[data-action=\"{action}\"]"))
+                .await
+                .is_empty(),
+            "the founder is offered {action}"
+        );
+    }
+    screenshot(b, "member-menu.png").await;
+    click(b, "#member-menu button[data-action=\"ban\"]").await;
+    wait_for!(
+        "troll to be put out of the member list",
+        STEP,
+        text_of(b, "#member-list button[data-nick=\"troll\"]")
+            .await
+            .is_empty()
+            .then_some(())
+    );
+    wait_for!(
+        "the ban as a line in the page",
+        STEP,
+        page_lines(b, "#club")
+            .await
+            .iter()
+            .any(|l| l.contains("troll") && l.contains("ban"))
+            .then_some(())
+    );
+    // Banned, troll cannot come back.
+    troll.say("/join #club").await;
+    wait_for!(
+        "troll to be refused as banned",
+        STEP,
+        troll.out.has("you are banned from #club")
+    );
+
+    // The settings panel: the founder sees the ban and turns on +m.
+    click(b, "#settings-toggle").await;
+    wait_for!(
+        "the ban list in the settings panel",
+        STEP,
+        text_of(b, "#ban-list")
+            .await
+            .contains("troll")
+            .then_some(())
+    );
+    assert!(
+        text_of(b, "#settings-summary")
+            .await
+            .contains("registered to fern")
+    );
+    click(b, "#mode-m").await;
+    wait_for!(
+        "#club to be moderated",
+        STEP,
+        (policy_of(b, "#club").await["moderated"] == json!(true)).then_some(())
+    );
+    wait_for!(
+        "the mode change as a line in the page",
+        STEP,
+        page_lines(b, "#club")
+            .await
+            .iter()
+            .any(|l| l.contains("+m"))
+            .then_some(())
+    );
+    assert!(
+        text_of(b, "#settings-summary").await.contains("+m"),
+        "the panel shows the mode"
+    );
+    screenshot(b, "room-settings.png").await;
+    // A member who is neither operator nor voiced is refused.
+    quiet.say("can anyone hear me").await;
+    wait_for!(
+        "quiet's message to be refused",
+        STEP,
+        quiet.out.has("only operators and voiced members speak")
+    );
+    sleep(Duration::from_millis(300)).await;
+    assert!(
+        !page_lines(b, "#club")
+            .await
+            .iter()
+            .any(|l| l.contains("can anyone hear me")),
+        "nobody heard it"
+    );
+
+    // Unban from the panel: the list empties and troll may come back.
+    click(b, "#ban-list button.unban").await;
+    wait_for!(
+        "the ban list to be empty",
+        STEP,
+        text_of(b, "#ban-list")
+            .await
+            .contains("nobody is banned")
+            .then_some(())
+    );
+    troll.say("/join #club").await;
+    wait_for!(
+        "troll back in the member list",
+        STEP,
+        (!text_of(b, "#member-list button[data-nick=\"troll\"]")
+            .await
+            .is_empty())
+        .then_some(())
+    );
+    bridge
+}

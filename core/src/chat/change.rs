@@ -28,6 +28,10 @@ pub enum Change {
     Counts(ConvId),
     /// A room's topic.
     Topic(ConvId),
+    /// A room's settings ([`RoomPolicy`](super::RoomPolicy)): who is founder, operator or
+    /// voiced (members' marks), modes, or its ban list. Whether *we* are an operator may also
+    /// change with [`Change::Me`] (signing in or out).
+    Policy(ConvId),
     /// A member was added to a room's list, at this index.
     MemberAdded {
         /// The room.

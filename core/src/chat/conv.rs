@@ -5,6 +5,7 @@
 
 use super::line::{Line, LineId, LineKind};
 use super::past::Scrollback;
+use super::policy::RoomPolicy;
 use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
@@ -135,6 +136,10 @@ pub struct Conv {
     pub(super) older: Scrollback,
     /// Rooms, signed in: the account's read position here.
     pub(super) read: ReadMark,
+    /// Rooms: who is in charge, modes, bans ([`RoomPolicy`]).
+    pub(super) policy: RoomPolicy,
+    /// Rooms: a [`RoomPolicy`] came since we joined (the first one is shown as a line).
+    pub(super) policy_seen: bool,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -155,6 +160,8 @@ impl Conv {
             live_after: None,
             older: Scrollback::More,
             read: ReadMark::default(),
+            policy: RoomPolicy::default(),
+            policy_seen: false,
             revision: 0,
             active: 0,
         }
@@ -243,7 +250,13 @@ impl Conv {
         self.mentions
     }
 
-    /// Changes whenever anything in it changes.
+    /// Rooms: its settings (founder, operators, voiced, modes, bans once asked for).
+    pub fn policy(&self) -> &RoomPolicy {
+        &self.policy
+    }
+
+    /// Bumped on every change to it (lines, members, topic, counts, settings), so a front
+    /// end can tell cheaply whether to redraw it.
     pub fn revision(&self) -> u64 {
         self.revision
     }

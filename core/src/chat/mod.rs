@@ -15,6 +15,8 @@
 //! - per room how far back its lines go ([`Scrollback`]): older lines are asked for below the
 //!   oldest seq held ([`Chat::want_older`]) and put in front of the room's history when they
 //!   come;
+//! - per room its settings ([`RoomPolicy`]): founder, operators, voiced, modes, bans, so a UI
+//!   marks members by [`Role`] and offers operators ([`Chat::am_op`]) their actions;
 //! - the search asked for last and its hits ([`Chat::search`]);
 //! - the connection state, our nick, and the account we are signed in to;
 //! - for a signed-in person, per room the account's read marker ([`Event::ReadUpTo`]): what is
@@ -33,6 +35,7 @@ mod conv;
 mod line;
 mod mention;
 mod past;
+mod policy;
 mod read;
 
 pub use change::{Alert, Change};
@@ -40,6 +43,7 @@ pub use conv::{Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};
 pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
+pub use policy::{Role, RoomPolicy};
 
 use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
@@ -108,6 +112,31 @@ impl Chat {
     /// The account we are signed in to, if any (a guest otherwise).
     pub fn account(&self) -> Option<&Nick> {
         self.account.as_ref()
+    }
+
+    /// A room's settings as last sent (`None`: we are not in it). Unregistered rooms have a
+    /// default one (no founder, no modes).
+    pub fn policy(&self, room: &RoomName) -> Option<&RoomPolicy> {
+        self.conv(&ConvId::Room(room.clone())).map(|c| &c.policy)
+    }
+
+    /// Whether we may moderate `room`: our account is its founder or an operator.
+    pub fn am_op(&self, room: &RoomName) -> bool {
+        self.policy(room)
+            .is_some_and(|p| p.is_op(self.account.as_ref()))
+    }
+
+    /// Whether our account founded `room` (only the founder makes and unmakes operators).
+    pub fn am_founder(&self, room: &RoomName) -> bool {
+        self.policy(room)
+            .zip(self.account.as_ref())
+            .is_some_and(|(p, a)| p.role(a) == Role::Founder)
+    }
+
+    /// A member's standing in `room` (see [`RoomPolicy::role`]); [`Role::Member`] when we are
+    /// not in it.
+    pub fn role(&self, room: &RoomName, nick: &Nick) -> Role {
+        self.policy(room).map_or(Role::Member, |p| p.role(nick))
     }
 
     /// The next read marker to tell the server, when signed in: pass it to
@@ -399,6 +428,54 @@ impl Chat {
                     self.recount(&id);
                 }
             }
+            Event::Policy {
+                room,
+                founder,
+                ops,
+                voiced,
+                modes,
+                asked,
+            } => {
+                let id = ConvId::Room(room.clone());
+                // Shown when typed for, and once on joining (later news is a room event's line).
+                let mut show = *asked;
+                if let Some(c) = self.conv_mut(&id) {
+                    show |= !c.policy_seen;
+                    c.policy_seen = true;
+                    c.policy.founder = founder.clone();
+                    c.policy.ops = ops.clone();
+                    c.policy.voiced = voiced.clone();
+                    c.policy.modes = modes.clone();
+                    c.revision += 1;
+                    self.log.push(Change::Policy(id.clone()));
+                }
+                if show {
+                    let id = self.here_or_current(id);
+                    let words = render::policy_words(room, founder.as_ref(), ops, voiced, modes);
+                    self.notice_in(&id, LineKind::Notice(words), now);
+                }
+            }
+            Event::BanList {
+                room,
+                bans,
+                mutes,
+                asked,
+            } => {
+                let id = ConvId::Room(room.clone());
+                if let Some(c) = self.conv_mut(&id) {
+                    c.policy.bans = Some(bans.clone());
+                    c.policy.mutes = Some(mutes.clone());
+                    c.revision += 1;
+                    self.log.push(Change::Policy(id.clone()));
+                }
+                if *asked {
+                    let id = self.here_or_current(id);
+                    for words in render::ban_list_lines(room, bans, mutes) {
+                        self.notice_in(&id, LineKind::Notice(words), now);
+                    }
+                }
+            }
+            Event::Invited { room, by } => self.note(render::invited_words(room, by), now),
             Event::Error { about, text, .. } => self.on_error(about, text, now),
             Event::Info(text) => {
                 for line in render::clean_lines(text) {

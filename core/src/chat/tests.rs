@@ -1056,3 +1056,122 @@ fn guests_and_the_signed_out_tell_nothing_and_count_as_before() {
     );
     assert_eq!(c.account(), None);
 }
+
+fn policy(r: &str, founder: Option<&str>, ops: &[&str], voiced: &[&str]) -> Event {
+    policy_asked(r, founder, ops, voiced, false)
+}
+
+fn policy_asked(
+    r: &str,
+    founder: Option<&str>,
+    ops: &[&str],
+    voiced: &[&str],
+    asked: bool,
+) -> Event {
+    Event::Policy {
+        room: room(r),
+        founder: founder.map(nick),
+        ops: ops.iter().map(|n| nick(n)).collect(),
+        voiced: voiced.iter().map(|n| nick(n)).collect(),
+        modes: crate::moderation::Modes {
+            moderated: true,
+            ..Default::default()
+        },
+        asked,
+    }
+}
+
+fn notices(c: &Chat, r: &str, needle: &str) -> usize {
+    kinds(c, &rid(r))
+        .iter()
+        .filter(|k| matches!(k, LineKind::Notice(w) if w.contains(needle)))
+        .count()
+}
+
+#[test]
+fn room_settings_say_who_is_in_charge_and_whether_we_are() {
+    let mut c = chat_in(&["#a", "#b"]);
+    assert!(
+        !c.am_op(&room("#a")),
+        "an unregistered room has nobody in charge"
+    );
+    assert_eq!(c.role(&room("#a"), &nick("bob")), Role::Member);
+
+    c.handle_event(&policy("#a", Some("me"), &["bob"], &["carol"]), T0);
+    assert!(drain(&mut c).contains(&Change::Policy(rid("#a"))));
+    assert!(
+        !c.am_op(&room("#a")),
+        "a guest is nobody's operator, whatever its nick"
+    );
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("me"),
+            key: None,
+        },
+        T0,
+    );
+    assert!(drain(&mut c).contains(&Change::Me));
+    assert!(c.am_op(&room("#a")));
+    assert!(c.am_founder(&room("#a")));
+    assert!(!c.am_op(&room("#b")), "settings are per room");
+    assert_eq!(c.role(&room("#a"), &nick("ME")), Role::Founder);
+    assert_eq!(c.role(&room("#a"), &nick("Bob")), Role::Operator);
+    assert_eq!(c.role(&room("#a"), &nick("carol")), Role::Voiced);
+    assert_eq!(c.role(&room("#a"), &nick("dave")), Role::Member);
+    assert_eq!(Role::Operator.mark(), "@");
+    assert!(c.policy(&room("#a")).unwrap().modes.moderated);
+    assert!(c.policy(&room("#nowhere")).is_none());
+
+    assert_eq!(notices(&c, "#a", "registered to me"), 1, "shown on joining");
+
+    // The founder hands the room over: we are an operator no more.
+    c.handle_event(&policy("#a", Some("bob"), &[], &[]), T0);
+    assert_eq!(
+        notices(&c, "#a", "registered to bob"),
+        0,
+        "news of a change is the room event's line, not another"
+    );
+    c.handle_event(&policy_asked("#a", Some("bob"), &[], &[], true), T0);
+    assert_eq!(
+        notices(&c, "#a", "registered to bob"),
+        1,
+        "asked for: shown"
+    );
+    assert!(!c.am_op(&room("#a")));
+    assert!(!c.am_founder(&room("#a")));
+    assert_eq!(c.role(&room("#a"), &nick("bob")), Role::Founder);
+
+    // A ban list is kept once asked for, and shown as lines.
+    assert_eq!(c.policy(&room("#a")).unwrap().bans, None);
+    let ban = crate::moderation::Entry {
+        mask: crate::moderation::Mask::Nick(nick("troll")),
+        until: None,
+        by: nick("bob"),
+        reason: None,
+    };
+    let ban_list = |asked: bool| Event::BanList {
+        room: room("#a"),
+        bans: vec![ban.clone()],
+        mutes: vec![],
+        asked,
+    };
+    c.handle_event(&ban_list(false), T0);
+    assert!(drain(&mut c).contains(&Change::Policy(rid("#a"))));
+    assert_eq!(c.policy(&room("#a")).unwrap().bans, Some(vec![ban.clone()]));
+    assert_eq!(
+        notices(&c, "#a", "banned from #a"),
+        0,
+        "a UI's own ask is quiet"
+    );
+    c.handle_event(&ban_list(true), T0);
+    assert_eq!(
+        notices(&c, "#a", "banned from #a: nick:troll"),
+        1,
+        "typed: shown"
+    );
+
+    // Leaving forgets the room's settings.
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    assert!(!c.am_op(&room("#a")));
+    assert!(c.policy(&room("#a")).is_none());
+}

@@ -1,5 +1,6 @@
 //! What a session tells its driver and its UI: the [`Event`]s, and the small types they carry.
 
+use crate::moderation::{Entry, Modes};
 use crate::time::Millis;
 use crate::types::{DeviceKey, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo};
@@ -147,6 +148,46 @@ pub enum Event {
         room: RoomName,
         /// The newest seq read.
         seq: Seq,
+    },
+    /// A room's settings: who is in charge of it and its modes. The server sends them on joining
+    /// a room that has any, whenever they change, and when asked
+    /// ([`ModAction::Settings`](crate::wire::ModAction::Settings)). Operator status belongs to
+    /// accounts: `founder` and `ops` name accounts, `voiced` accounts or nicks.
+    Policy {
+        /// Room.
+        room: RoomName,
+        /// The account that registered the room (`None`: nobody is in charge).
+        founder: Option<Nick>,
+        /// Operators (accounts).
+        ops: Vec<Nick>,
+        /// Voiced members (they speak in a `+m` room).
+        voiced: Vec<Nick>,
+        /// Modes (an operator sees the key; others see `*` when there is one).
+        modes: Modes,
+        /// The answer to a typed `/mode #room` (show it); false for the server's news on
+        /// joining or after a change (a room event already says what changed) and for
+        /// [`Session::moderate`](crate::session::Session::moderate)'s asks (a UI shows those
+        /// its own way).
+        asked: bool,
+    },
+    /// A room's bans and mutes, answering
+    /// [`ModAction::Bans`](crate::wire::ModAction::Bans).
+    BanList {
+        /// Room.
+        room: RoomName,
+        /// Bans.
+        bans: Vec<Entry>,
+        /// Mutes.
+        mutes: Vec<Entry>,
+        /// The answer to a typed `/bans` (show it); false for a UI's own ask.
+        asked: bool,
+    },
+    /// `by` invites us to `room` (a `+i` room lets us in now).
+    Invited {
+        /// Room.
+        room: RoomName,
+        /// Who.
+        by: Nick,
     },
     /// Something went wrong, in words (server errors, bad commands, refused input).
     Error {

@@ -145,6 +145,7 @@ impl Session {
             Command::Admin(action) => self.send_or_defer(ClientMsg::Admin(action)),
             Command::Moderate { room, action } => {
                 if let Some(room) = self.room_named(room, to, "moderate") {
+                    self.typed_ask(&room, &action);
                     self.send_or_defer(ClientMsg::Moderate { room, action });
                 }
             }
@@ -306,7 +307,7 @@ impl Session {
     }
 
     /// Sends a command now if welcomed, else keeps it for the welcome.
-    fn send_or_defer(&mut self, msg: ClientMsg) {
+    pub(super) fn send_or_defer(&mut self, msg: ClientMsg) {
         if self.link.is_welcomed() {
             self.pace(msg);
         } else if let Err(why) = self.out.defer(msg) {

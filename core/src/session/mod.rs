@@ -76,7 +76,9 @@ pub use event::{About, ConnState, Event, Target};
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
 use crate::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
-use crate::wire::{self, ClientMsg, Limits, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError};
+use crate::wire::{
+    self, ClientMsg, Limits, ModAction, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError,
+};
 use account::Account;
 use asks::Asks;
 use bytes::Bytes;
@@ -124,6 +126,10 @@ struct Handshake {
     limits: Limits,
 }
 
+/// Typed asks for a room's settings or ban list remembered until answered: a person types a
+/// few; more unanswered than this only makes the oldest answers quiet.
+const TYPED_ASKS: usize = 16;
+
 /// UI events, bounded: a driver that stops draining loses events, counted, and is told.
 #[derive(Debug, Default)]
 struct Events {
@@ -170,6 +176,9 @@ pub struct Session {
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
+    /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
+    /// their answers are shown (`asked`). Capped at [`TYPED_ASKS`].
+    typed_asks: VecDeque<(RoomName, ModAction)>,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -191,6 +200,7 @@ impl Session {
             account: Account::default(),
             events: Events::default(),
             fatal: None,
+            typed_asks: VecDeque::new(),
             now,
         };
         s.start_connect(now);
@@ -446,6 +456,41 @@ impl Session {
         self.tick(now);
         if self.account.signed_in().is_some() && self.link.is_welcomed() {
             self.pace(ClientMsg::Read { room, seq });
+        }
+    }
+
+    /// A founder's or operator's action in `room` ([`ModAction`]): kick, ban, mute, op, a mode
+    /// change, or asking for the room's settings or ban list. Sent now if welcomed, else at the
+    /// welcome (paced like every command). Done, it comes back as a room event (`Kick`,
+    /// `Mode`) and fresh [`Event::Policy`]; refused, as an [`Event::Error`] about
+    /// [`About::Room`] (not an operator, ...). The same as the typed `/kick`, `/ban`, `/mode`....
+    pub fn moderate(&mut self, room: RoomName, action: ModAction, now: Millis) {
+        self.tick(now);
+        self.send_or_defer(ClientMsg::Moderate { room, action });
+    }
+
+    /// A typed `/mode #room` or `/bans`: its answer is shown.
+    pub(super) fn typed_ask(&mut self, room: &RoomName, action: &ModAction) {
+        if matches!(action, ModAction::Settings | ModAction::Bans) {
+            if self.typed_asks.len() >= TYPED_ASKS {
+                self.typed_asks.pop_front();
+            }
+            self.typed_asks.push_back((room.clone(), action.clone()));
+        }
+    }
+
+    /// Whether a room's settings or ban list (`what`) answer a typed ask (and forgets it).
+    pub(super) fn answers_typed(&mut self, room: &RoomName, what: &ModAction) -> bool {
+        match self
+            .typed_asks
+            .iter()
+            .position(|(r, a)| r == room && a == what)
+        {
+            Some(i) => {
+                self.typed_asks.remove(i);
+                true
+            }
+            None => false,
         }
     }
 

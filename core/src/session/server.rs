@@ -7,9 +7,10 @@ use super::account::Refused;
 use super::rooms::Entered;
 use super::{About, ConnState, Event, Session, clean};
 use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
+use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
+use crate::wire::{ClientMsg, ErrorKind, EventKind, ModAction, Re, RoomEvent, ServerMsg};
 
 impl Session {
     pub(super) fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
@@ -85,16 +86,48 @@ impl Session {
                 self.event(Event::SignedIn { account, key });
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
-            ServerMsg::Policy { .. }
-            | ServerMsg::BanList { .. }
-            | ServerMsg::Invited { .. }
-            | ServerMsg::Wall { .. }
-            | ServerMsg::ServerBans { .. } => {
-                // Words for people until the UIs show settings in a panel of their own.
+            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
+                // An admin's words, and the answer to /gbans: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
             }
+            ServerMsg::Policy {
+                room,
+                founder,
+                ops,
+                voiced,
+                modes,
+            } => {
+                let (mut ops, mut voiced) = (ops, voiced);
+                ops.truncate(MAX_OPS_PER_ROOM);
+                voiced.truncate(MAX_OPS_PER_ROOM);
+                let asked = self.answers_typed(&room, &ModAction::Settings);
+                self.event(Event::Policy {
+                    room,
+                    founder,
+                    ops,
+                    voiced,
+                    modes: *modes,
+                    asked,
+                });
+            }
+            ServerMsg::BanList {
+                room,
+                mut bans,
+                mut mutes,
+            } => {
+                bans.truncate(MAX_BANS_PER_ROOM);
+                mutes.truncate(MAX_BANS_PER_ROOM);
+                let asked = self.answers_typed(&room, &ModAction::Bans);
+                self.event(Event::BanList {
+                    room,
+                    bans,
+                    mutes,
+                    asked,
+                });
+            }
+            ServerMsg::Invited { room, by } => self.event(Event::Invited { room, by }),
             ServerMsg::PasswordChanged => {
                 self.account.password_changed();
                 self.info(crate::render::password_changed_words());

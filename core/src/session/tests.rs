@@ -2822,3 +2822,130 @@ fn a_required_sign_in_refused_ends_the_session() {
     t.s.handle_input("not as a guest", t.now);
     assert!(t.sent().is_empty(), "nothing said as a guest");
 }
+
+#[test]
+fn moderation_is_an_api_call_and_its_answers_are_events() {
+    use crate::moderation::{Entry, Mask, ModeChange, Modes};
+    use crate::wire::ModAction;
+    let mut t = T::ready(Transport::Stream);
+    let kick = ModAction::Kick {
+        nick: nick("bob"),
+        reason: Some(text("spam")),
+    };
+    t.s.moderate(room("#lobby"), kick.clone(), t.now);
+    t.s.moderate(
+        room("#lobby"),
+        ModAction::Mode(ModeChange::Moderated(true)),
+        t.now,
+    );
+    assert_eq!(
+        t.drain_paced(),
+        vec![
+            ClientMsg::Moderate {
+                room: room("#lobby"),
+                action: kick
+            },
+            ClientMsg::Moderate {
+                room: room("#lobby"),
+                action: ModAction::Mode(ModeChange::Moderated(true))
+            }
+        ]
+    );
+
+    let modes = Modes {
+        moderated: true,
+        ..Modes::default()
+    };
+    t.recv(ServerMsg::Policy {
+        room: room("#lobby"),
+        founder: Some(nick("alice")),
+        ops: vec![nick("carol")],
+        voiced: vec![],
+        modes: Box::new(modes.clone()),
+    });
+    let ban = Entry {
+        mask: Mask::Account(nick("bob")),
+        until: None,
+        by: nick("alice"),
+        reason: None,
+    };
+    t.recv(ServerMsg::BanList {
+        room: room("#lobby"),
+        bans: vec![ban.clone()],
+        mutes: vec![],
+    });
+    t.recv(ServerMsg::Invited {
+        room: room("#club"),
+        by: nick("carol"),
+    });
+    let policy = Event::Policy {
+        room: room("#lobby"),
+        founder: Some(nick("alice")),
+        ops: vec![nick("carol")],
+        voiced: vec![],
+        modes: modes.clone(),
+        asked: false,
+    };
+    let bans = Event::BanList {
+        room: room("#lobby"),
+        bans: vec![ban],
+        mutes: vec![],
+        asked: false,
+    };
+    let invited = Event::Invited {
+        room: room("#club"),
+        by: nick("carol"),
+    };
+    assert_eq!(
+        t.events(),
+        vec![policy.clone(), bans.clone(), invited.clone()]
+    );
+    // The CLI's line mode still reads them as words.
+    let me = nick("alice");
+    assert_eq!(
+        render::session_lines(&policy, &me),
+        vec!["-- #lobby is registered to alice; operators: carol; modes +m"]
+    );
+    assert_eq!(
+        render::session_lines(&bans, &me).len(),
+        1,
+        "one line per ban"
+    );
+    assert!(render::session_lines(&bans, &me)[0].contains("account:bob"));
+    assert_eq!(
+        render::session_lines(&invited, &me),
+        vec!["-- carol invites you to #club (/join #club)"]
+    );
+
+    // A typed `/mode #lobby` or `/bans` is answered with something to show; the API's are not.
+    t.s.handle_input("/mode #lobby", t.now);
+    t.s.handle_input("/bans", t.now);
+    t.drain_paced();
+    for _ in 0..2 {
+        t.recv(ServerMsg::Policy {
+            room: room("#lobby"),
+            founder: None,
+            ops: vec![],
+            voiced: vec![],
+            modes: Box::new(Modes::default()),
+        });
+        t.recv(ServerMsg::BanList {
+            room: room("#lobby"),
+            bans: vec![],
+            mutes: vec![],
+        });
+    }
+    let asked: Vec<bool> = t
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Policy { asked, .. } | Event::BanList { asked, .. } => Some(*asked),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![true, true, false, false],
+        "each typed ask is answered once; later news is quiet"
+    );
+}
