@@ -16,7 +16,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 8);
+    assert_eq!(results.len(), 9);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
