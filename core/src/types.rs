@@ -68,6 +68,14 @@ impl Nick {
     pub fn folded(&self) -> String {
         self.0.to_ascii_lowercase()
     }
+
+    /// Whether it is a guest nick as the server hands them out (`guest` and digits): those are
+    /// never registered as accounts.
+    pub fn is_guest(&self) -> bool {
+        self.folded()
+            .strip_prefix("guest")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 impl TryFrom<String> for Nick {

@@ -224,9 +224,6 @@ pub enum ClientMsg {
         /// Its key.
         key: Text,
     },
-    /// A server admin's action (see [`AdminAction`]); refused with [`ErrorKind::NotOperator`]
-    /// for anyone else.
-    Admin(AdminAction),
     /// A founder's or operator's action in `room` (see [`ModAction`]). Refused with
     /// [`ErrorKind::NotOperator`] when the sender may not; done, it is a room event
     /// ([`EventKind::Kick`] or [`EventKind::Mode`]) everyone in the room sees.
@@ -236,6 +233,9 @@ pub enum ClientMsg {
         /// What.
         action: ModAction,
     },
+    /// A server admin's action (see [`AdminAction`]); refused with [`ErrorKind::NotOperator`]
+    /// for anyone else.
+    Admin(AdminAction),
 }
 
 /// What a server admin (an account named in the server's `[accounts] admins`) does.

@@ -165,7 +165,7 @@ pub fn run(
     match cmd {
         AccountCmd::Add { name, password } => {
             let name = account_name(name)?;
-            if is_guest_nick(&name) {
+            if name.is_guest() {
                 return Err(AccountError::GuestName(name));
             }
             let mut store = AccountStore::open(&config)?;
@@ -246,14 +246,6 @@ fn account_name(name: &str) -> Result<Nick, AccountError> {
         name: name.to_owned(),
         reason,
     })
-}
-
-/// Whether `nick` is of the form the hub gives guests (`guest` and digits), which the hub
-/// refuses to register too (core's `hub::accounts::is_guest_nick`, not public).
-fn is_guest_nick(nick: &Nick) -> bool {
-    nick.folded()
-        .strip_prefix("guest")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The new password, from the first source given, checked against the rules.
@@ -367,10 +359,10 @@ mod tests {
     #[test]
     fn guest_nicks_are_recognised() {
         let n = |s| Nick::new(s).unwrap();
-        assert!(is_guest_nick(&n("guest1234")));
-        assert!(is_guest_nick(&n("Guest7")));
-        assert!(!is_guest_nick(&n("guest")));
-        assert!(!is_guest_nick(&n("guesthouse")));
-        assert!(!is_guest_nick(&n("alice")));
+        assert!(n("guest1234").is_guest());
+        assert!(n("Guest7").is_guest());
+        assert!(!n("guest").is_guest());
+        assert!(!n("guesthouse").is_guest());
+        assert!(!n("alice").is_guest());
     }
 }

@@ -468,7 +468,7 @@ impl Hub {
             let detail = format!("you are signed in as {mine} already");
             return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
         }
-        if is_guest_nick(&nick) {
+        if nick.is_guest() {
             let detail =
                 "guest nicks cannot be registered: choose a nick with /nick first".to_owned();
             return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
@@ -1176,11 +1176,4 @@ impl Hub {
         self.accounts.busy.remove(&conn);
         self.accounts.preauth.remove(&conn);
     }
-}
-
-/// Whether `nick` looks like a guest nick (`guest1234`): those are never registered.
-pub(super) fn is_guest_nick(nick: &Nick) -> bool {
-    nick.folded()
-        .strip_prefix("guest")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -132,8 +132,7 @@ impl Hub {
                 self.policy_mut(room).founder = Some(name);
                 self.changed(room, me, "+r".into(), now);
             }
-            ModAction::Op(nick) | ModAction::Deop(nick) if !is_founder => {
-                let _ = nick;
+            ModAction::Op(_) | ModAction::Deop(_) if !is_founder => {
                 return Err((
                     ErrorKind::NotOperator,
                     format!("only the founder of {room} makes operators"),
@@ -525,7 +524,6 @@ impl Hub {
     /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`.
     pub(super) fn may_enter(
         &mut self,
-        conn: ConnId,
         uid: UserId,
         room: &RoomName,
         key: Option<&Text>,
@@ -586,7 +584,6 @@ impl Hub {
         if invited && let Some(r) = self.rooms.get_mut(room) {
             r.invited.retain(|n| *n != nick);
         }
-        let _ = conn;
         Ok(())
     }
 

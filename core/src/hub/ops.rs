@@ -274,7 +274,7 @@ impl Hub {
             }
             Some(_) => {}
         }
-        if let Err((kind, detail)) = self.may_enter(conn, uid, &room, key, now) {
+        if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
         let Some(u) = self.users.get_mut(&uid) else {

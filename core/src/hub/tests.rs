@@ -337,6 +337,24 @@ impl T {
     }
 }
 
+/// A binary client from `peer` that registers its nick as an account (and so is signed in).
+fn signed_up(t: &mut T, peer: IpAddr, name: &str) -> ConnId {
+    let (c, _, _) = t.bin_from(peer, name);
+    t.send(
+        c,
+        &ClientMsg::Register {
+            password: crate::types::Password("correct horse".into()),
+            remember: false,
+        },
+    );
+    let got = t.recv(c);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+        "{got:?}"
+    );
+    c
+}
+
 fn says(msgs: &[ServerMsg]) -> Vec<String> {
     msgs.iter()
         .filter_map(|m| match m {
@@ -3594,26 +3612,8 @@ mod moderation {
         }
     }
 
-    /// A binary client that registers its nick (signed in).
     fn account(t: &mut T, name: &str) -> ConnId {
-        account_from(t, LOCAL, name)
-    }
-
-    fn account_from(t: &mut T, peer: IpAddr, name: &str) -> ConnId {
-        let (c, _, _) = t.bin_from(peer, name);
-        t.send(
-            c,
-            &ClientMsg::Register {
-                password: Password("correct horse".into()),
-                remember: false,
-            },
-        );
-        let got = t.recv(c);
-        assert!(
-            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
-            "{got:?}"
-        );
-        c
+        signed_up(t, LOCAL, name)
     }
 
     fn act(t: &mut T, c: ConnId, r: &str, action: ModAction) -> Vec<ServerMsg> {
@@ -4196,16 +4196,7 @@ mod admins {
     }
 
     fn account(t: &mut T, name: &str) -> ConnId {
-        let c = t.bin(name);
-        t.send(
-            c,
-            &ClientMsg::Register {
-                password: Password("correct horse".into()),
-                remember: false,
-            },
-        );
-        t.recv(c);
-        c
+        signed_up(t, LOCAL, name)
     }
 
     #[test]
