@@ -378,6 +378,9 @@ impl Hub {
         if self.register_signed_in(conn, now) {
             return;
         }
+        if self.cluster_hello(conn, &hello) {
+            return;
+        }
         let resumable = self
             .conns
             .get(&conn)

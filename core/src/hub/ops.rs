@@ -277,6 +277,9 @@ impl Hub {
         if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
+        if self.cluster_join(conn, uid, &room, now) {
+            return;
+        }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
@@ -297,7 +300,7 @@ impl Hub {
 
     /// `conn` is in `room` now, whose latest event (the join) is `seq`: the room's state, then
     /// its recent history.
-    fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+    pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(room);
@@ -526,7 +529,7 @@ impl Hub {
         self.reply(conn, Reply::Msg(ServerMsg::Direct(dm)));
     }
 
-    fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
+    pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
@@ -547,6 +550,12 @@ impl Hub {
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
+        if old.folded() != nick.folded() {
+            if self.cluster_nick(conn, uid, &nick) {
+                return;
+            }
+            self.cluster_release(&old);
         }
         self.nicks.remove(&old.folded());
         self.nicks.insert(nick.folded(), uid);

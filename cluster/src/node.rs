@@ -1,0 +1,438 @@
+//! One node's link to the cluster: a driver task that does what the hub asks (follow a room,
+//! publish an event, claim or release a nick) in the order asked, a task per followed room that
+//! hands its events back in the log's order, and a task that keeps this node's lease alive.
+
+use crate::names::{nick_key, room_stream, room_subject};
+use crate::{ClusterConfig, ClusterError};
+use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::{HeaderMap, connection::State};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use natter_core::hub::{ClusterOut, Hub};
+use natter_core::wire::{RoomEvent, decode_payload, encode_payload};
+use natter_core::{Millis, Nick, RoomName, Seq};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// Header naming the node that published an event.
+const NODE_HEADER: &str = "Natter-Node";
+/// Header holding the hub's number for a published event, on the node that published it.
+const ID_HEADER: &str = "Natter-Id";
+
+/// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
+#[derive(Debug)]
+pub enum ClusterIn {
+    /// A room event from the log (this node's own if `origin` is set).
+    Remote {
+        /// The event, with the log's seq.
+        event: RoomEvent,
+        /// The hub's number for it, if this node published it.
+        origin: Option<u64>,
+    },
+    /// A published event was not stored.
+    Failed {
+        /// The hub's number for it.
+        id: u64,
+        /// Why, in words for people.
+        why: String,
+    },
+    /// The answer to a nick claim.
+    Claimed {
+        /// The hub's number for the claim.
+        id: u64,
+        /// Whether this node holds the nick now.
+        granted: bool,
+    },
+}
+
+impl ClusterIn {
+    /// Feeds this to the hub.
+    pub fn apply(self, hub: &mut Hub, now: Millis) {
+        match self {
+            ClusterIn::Remote { event, origin } => hub.handle_remote(event, origin, now),
+            ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
+            ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
+        }
+    }
+}
+
+/// This node's link to the cluster. Dropping it stops its tasks.
+#[derive(Debug)]
+pub struct Node {
+    id: String,
+    out: mpsc::UnboundedSender<ClusterOut>,
+    inbox: mpsc::UnboundedReceiver<ClusterIn>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Node {
+    /// Connects to NATS, makes sure JetStream and the buckets are there, and starts the node's
+    /// tasks. Fails if no server answers or JetStream refuses.
+    pub async fn start(cfg: ClusterConfig) -> Result<Node, ClusterError> {
+        let id = node_id();
+        let servers = cfg.servers.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("natter-server {id}"))
+            // Come back quickly after NATS does: writes are refused until then.
+            .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1_000)))
+            .connect(cfg.servers.as_slice())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                servers: servers.clone(),
+                source,
+            })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(cfg.ack_timeout);
+        let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
+        let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
+        nodes
+            .put(&id, Bytes::from_static(b"up"))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "node lease",
+                why: e.to_string(),
+            })?;
+        info!(node = %id, %servers, "joined the cluster");
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (in_tx, inbox) = mpsc::unbounded_channel();
+        let lease = tokio::spawn(keep_lease(nodes.clone(), id.clone(), cfg.lease));
+        let driver = Driver {
+            cfg,
+            id: id.clone(),
+            client,
+            js,
+            nicks,
+            nodes,
+            rooms: HashMap::new(),
+            tx: in_tx,
+        };
+        let driver = tokio::spawn(driver.run(out_rx));
+        Ok(Node {
+            id,
+            out,
+            inbox,
+            tasks: vec![driver, lease],
+        })
+    }
+
+    /// This node's id in the cluster (random per start).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Does what the hub asked, after everything asked before it.
+    pub fn send(&self, out: ClusterOut) {
+        if self.out.send(out).is_err() {
+            warn!("the cluster driver stopped");
+        }
+    }
+
+    /// What the cluster has for the hub next; `None` once the driver stopped.
+    pub async fn next(&mut self) -> Option<ClusterIn> {
+        self.inbox.recv().await
+    }
+
+    /// What the cluster has for the hub now, without waiting.
+    pub fn try_next(&mut self) -> Option<ClusterIn> {
+        self.inbox.try_recv().ok()
+    }
+}
+
+/// A random id for this node's run.
+fn node_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    format!("{:016x}", h.finish())
+}
+
+/// The bucket `<prefix>_<name>`, made if missing; `max_age` zero: entries never expire.
+async fn bucket(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    name: &str,
+    max_age: Duration,
+) -> Result<kv::Store, ClusterError> {
+    let bucket = format!("{}_{name}", cfg.prefix);
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket,
+        history: 1,
+        max_age,
+        num_replicas: cfg.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::JetStream {
+        what: "key-value bucket",
+        why: e.to_string(),
+    })
+}
+
+/// Refreshes this node's lease every third of it.
+async fn keep_lease(nodes: kv::Store, id: String, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
+            warn!(error = %e, "node lease not refreshed");
+        }
+    }
+}
+
+struct Driver {
+    cfg: ClusterConfig,
+    id: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nicks: kv::Store,
+    nodes: kv::Store,
+    /// Rooms followed, each by its reader task.
+    rooms: HashMap<RoomName, JoinHandle<()>>,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for t in self.rooms.values() {
+            t.abort();
+        }
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
+        while let Some(out) = rx.recv().await {
+            match out {
+                ClusterOut::Follow(room) => {
+                    if let Err(why) = self.follow(&room).await {
+                        // The next publish in the room tries again.
+                        warn!(%room, %why, "room not followed");
+                    }
+                }
+                ClusterOut::Unfollow(room) => {
+                    if let Some(t) = self.rooms.remove(&room) {
+                        t.abort();
+                        debug!(%room, "room no longer followed");
+                    }
+                }
+                ClusterOut::Publish { id, event } => {
+                    if let Err(why) = self.publish(id, event).await {
+                        let _ = self.tx.send(ClusterIn::Failed { id, why });
+                    }
+                }
+                ClusterOut::Claim { id, nick } => {
+                    let (nicks, nodes, me, tx) = (
+                        self.nicks.clone(),
+                        self.nodes.clone(),
+                        self.id.clone(),
+                        self.tx.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let granted = match claim(&nicks, &nodes, &me, &nick).await {
+                            Ok(granted) => granted,
+                            Err(why) => {
+                                warn!(%nick, %why, "nick claim failed");
+                                false
+                            }
+                        };
+                        debug!(%nick, granted, "nick claim");
+                        let _ = tx.send(ClusterIn::Claimed { id, granted });
+                    });
+                }
+                ClusterOut::Release(nick) => {
+                    let (nicks, me) = (self.nicks.clone(), self.id.clone());
+                    tokio::spawn(async move {
+                        if let Err(why) = release(&nicks, &me, &nick).await {
+                            warn!(%nick, %why, "nick not released");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Starts reading `room`'s stream (made if missing) from its recent events on.
+    async fn follow(&mut self, room: &RoomName) -> Result<(), String> {
+        if self.rooms.contains_key(room) {
+            return Ok(());
+        }
+        let name = room_stream(&self.cfg.prefix, room);
+        let mut stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name,
+                subjects: vec![room_subject(&self.cfg.prefix, room)],
+                num_replicas: self.cfg.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the room's stream is unavailable ({e})"))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| format!("the room's stream is unavailable ({e})"))?
+            .state
+            .last_sequence;
+        let start = last.saturating_sub(self.cfg.recent as u64) + 1;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))?;
+        let task = tokio::spawn(read_room(
+            room.clone(),
+            messages,
+            self.id.clone(),
+            self.tx.clone(),
+        ));
+        debug!(%room, from = start, "following room");
+        self.rooms.insert(room.clone(), task);
+        Ok(())
+    }
+
+    /// Sends `event` to its room's stream, and waits for JetStream's acknowledgement aside.
+    async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
+        if self.client.connection_state() != State::Connected {
+            return Err("the cluster is unavailable (no NATS server answers)".into());
+        }
+        self.follow(&event.room).await?;
+        let payload = encode_payload(&event).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, self.id.as_str());
+        headers.insert(ID_HEADER, id.to_string().as_str());
+        let subject = room_subject(&self.cfg.prefix, &event.room);
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| format!("the cluster is unavailable ({e})"))?;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ack.await {
+                let why = format!("the cluster did not store it ({e})");
+                let _ = tx.send(ClusterIn::Failed { id, why });
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Hands `room`'s events to the hub in the stream's order, with the stream's seq.
+async fn read_room(
+    room: RoomName,
+    mut messages: consumer::pull::Ordered,
+    me: String,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    while let Some(m) = messages.next().await {
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                // The ordered consumer makes itself again after a lost connection.
+                debug!(%room, error = %e, "room reader");
+                continue;
+            }
+        };
+        let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+            continue;
+        };
+        let mut event = match decode_payload::<RoomEvent>(&m.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                warn!(%room, seq, error = %e, "room event not understood; skipped");
+                continue;
+            }
+        };
+        event.room = room.clone();
+        event.seq = Seq(seq);
+        let headers = m.headers.as_ref();
+        let mine = headers
+            .and_then(|h| h.get(NODE_HEADER))
+            .is_some_and(|n| n.as_str() == me);
+        let origin = headers
+            .and_then(|h| h.get(ID_HEADER))
+            .filter(|_| mine)
+            .and_then(|v| v.as_str().parse().ok());
+        if tx.send(ClusterIn::Remote { event, origin }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Claims `nick` for node `me`: created if nobody holds it; ours already; or taken over from a
+/// node whose lease ran out (compare-and-swap on the revision read).
+async fn claim(
+    nicks: &kv::Store,
+    nodes: &kv::Store,
+    me: &str,
+    nick: &Nick,
+) -> Result<bool, String> {
+    let key = nick_key(nick);
+    match nicks.create(&key, Bytes::from(me.to_owned())).await {
+        Ok(_) => return Ok(true),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    if holder == me {
+        return Ok(true);
+    }
+    let alive = nodes
+        .get(holder.clone())
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if alive {
+        return Ok(false);
+    }
+    info!(%nick, %holder, "taking over a nick from a node whose lease ran out");
+    Ok(nicks
+        .update(&key, Bytes::from(me.to_owned()), entry.revision)
+        .await
+        .is_ok())
+}
+
+/// Releases `nick` if node `me` holds it.
+async fn release(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(), String> {
+    let key = nick_key(nick);
+    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if entry.operation != kv::Operation::Put || entry.value.as_ref() != me.as_bytes() {
+        return Ok(());
+    }
+    nicks
+        .delete_expect_revision(&key, Some(entry.revision))
+        .await
+        .map_err(|e| e.to_string())
+}
