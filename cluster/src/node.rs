@@ -161,7 +161,10 @@ fn node_id() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// The bucket `<prefix>_<name>`, made if missing; `max_age` zero: entries never expire.
+/// The bucket `<prefix>_<name>`, made if missing; `max_age` zero: entries never expire. Its
+/// stream is made here as a KV bucket's is (`KV_<bucket>`, one value per key): async-nats's own
+/// `create_key_value` asks for account details that nats-server 2.9 (Debian's) words
+/// differently.
 async fn bucket(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
@@ -169,22 +172,26 @@ async fn bucket(
     max_age: Duration,
 ) -> Result<kv::Store, ClusterError> {
     let bucket = format!("{}_{name}", cfg.prefix);
-    if let Ok(store) = js.get_key_value(&bucket).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket,
-        history: 1,
+    let failed = |e: &dyn std::fmt::Display| ClusterError::JetStream {
+        what: "key-value bucket",
+        why: e.to_string(),
+    };
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
         max_age,
-        num_replicas: cfg.replicas,
         storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     })
     .await
-    .map_err(|e| ClusterError::JetStream {
-        what: "key-value bucket",
-        why: e.to_string(),
-    })
+    .map_err(|e| failed(&e))?;
+    js.get_key_value(&bucket).await.map_err(|e| failed(&e))
 }
 
 /// Refreshes this node's lease every third of it.
