@@ -14,7 +14,7 @@ use natter_core::{Millis, Nick, RoomName, Seq};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -83,7 +83,17 @@ impl Node {
     pub async fn start(cfg: ClusterConfig) -> Result<Node, ClusterError> {
         let id = node_id();
         let servers = cfg.servers.join(",");
+        // Counts (re)connections: each room reader reads again from where it was after one.
+        let (links, _) = watch::channel(0u64);
+        let on_event = links.clone();
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |ev| {
+                if matches!(ev, async_nats::Event::Connected) {
+                    on_event.send_modify(|n| *n += 1);
+                }
+                info!(event = %ev, "NATS");
+                std::future::ready(())
+            })
             .name(format!("natter-server {id}"))
             // Come back quickly after NATS does: writes are refused until then.
             .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1_000)))
@@ -117,6 +127,7 @@ impl Node {
             nodes,
             rooms: HashMap::new(),
             tx: in_tx,
+            links,
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
@@ -214,6 +225,8 @@ struct Driver {
     /// Rooms followed, each by its reader task.
     rooms: HashMap<RoomName, JoinHandle<()>>,
     tx: mpsc::UnboundedSender<ClusterIn>,
+    /// Bumped at each (re)connection to NATS.
+    links: watch::Sender<u64>,
 }
 
 impl Drop for Driver {
@@ -300,25 +313,17 @@ impl Driver {
             .state
             .last_sequence;
         let start = last.saturating_sub(self.cfg.recent as u64) + 1;
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("the room cannot be read ({e})"))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| format!("the room cannot be read ({e})"))?;
-        let task = tokio::spawn(read_room(
-            room.clone(),
-            messages,
-            self.id.clone(),
-            self.tx.clone(),
-        ));
+        let reader = RoomReader {
+            room: room.clone(),
+            stream,
+            next: start,
+            me: self.id.clone(),
+            tx: self.tx.clone(),
+            links: self.links.subscribe(),
+        };
+        // The first read is made here, so a failure is the follow's.
+        let messages = reader.messages().await?;
+        let task = tokio::spawn(reader.run(messages));
         debug!(%room, from = start, "following room");
         self.rooms.insert(room.clone(), task);
         Ok(())
@@ -351,45 +356,99 @@ impl Driver {
     }
 }
 
-/// Hands `room`'s events to the hub in the stream's order, with the stream's seq.
-async fn read_room(
+/// Hands a room's events to the hub in the stream's order, with the stream's seq. After NATS
+/// comes back (a new connection) it reads again from the event after the last one handed over:
+/// JetStream's consumers do not outlive a restarted server.
+struct RoomReader {
     room: RoomName,
-    mut messages: consumer::pull::Ordered,
+    stream: stream::Stream,
+    /// The seq of the next event to hand over.
+    next: u64,
     me: String,
     tx: mpsc::UnboundedSender<ClusterIn>,
-) {
-    while let Some(m) = messages.next().await {
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => {
-                // The ordered consumer makes itself again after a lost connection.
-                debug!(%room, error = %e, "room reader");
-                continue;
+    links: watch::Receiver<u64>,
+}
+
+impl RoomReader {
+    async fn messages(&self) -> Result<consumer::pull::Ordered, String> {
+        self.stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: self.next,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))?
+            .messages()
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))
+    }
+
+    async fn run(mut self, mut messages: consumer::pull::Ordered) {
+        self.links.mark_unchanged();
+        loop {
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(Ok(m)) => {
+                        if !self.hand_over(&m) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        debug!(room = %self.room, error = %e, "room reader");
+                        continue;
+                    }
+                    None => {}
+                },
+                changed = self.links.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
-        };
+            // The connection came back (or the read ended): read again from `next`.
+            messages = loop {
+                match self.messages().await {
+                    Ok(m) => break m,
+                    Err(why) => {
+                        debug!(room = %self.room, %why, "room reader waits for NATS");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            };
+            debug!(room = %self.room, from = self.next, "room reader reads again");
+        }
+    }
+
+    /// Hands one message over; false once the hub side is gone.
+    fn hand_over(&mut self, m: &jetstream::Message) -> bool {
         let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
-            continue;
+            return true;
         };
+        if seq < self.next {
+            return true;
+        }
+        self.next = seq + 1;
         let mut event = match decode_payload::<RoomEvent>(&m.payload) {
             Ok(ev) => ev,
             Err(e) => {
-                warn!(%room, seq, error = %e, "room event not understood; skipped");
-                continue;
+                warn!(room = %self.room, seq, error = %e, "room event not understood; skipped");
+                return true;
             }
         };
-        event.room = room.clone();
+        event.room = self.room.clone();
         event.seq = Seq(seq);
         let headers = m.headers.as_ref();
         let mine = headers
             .and_then(|h| h.get(NODE_HEADER))
-            .is_some_and(|n| n.as_str() == me);
+            .is_some_and(|n| n.as_str() == self.me);
         let origin = headers
             .and_then(|h| h.get(ID_HEADER))
             .filter(|_| mine)
             .and_then(|v| v.as_str().parse().ok());
-        if tx.send(ClusterIn::Remote { event, origin }).is_err() {
-            return;
-        }
+        self.tx.send(ClusterIn::Remote { event, origin }).is_ok()
     }
 }
 
