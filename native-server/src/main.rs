@@ -99,6 +99,10 @@ struct Args {
         value_delimiter = ','
     )]
     cluster: Vec<String>,
+    /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
+    /// cluster) [default: 1]
+    #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
+    cluster_replicas: Option<usize>,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
