@@ -229,8 +229,11 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         .map(|s| natter_core::hub::BridgeSecret::new(&s))
         .transpose()?;
     hub.validate()?;
-    let cluster = (!args.cluster.is_empty())
-        .then(|| natter_cluster::ClusterConfig::new(args.cluster.clone()));
+    let cluster = (!args.cluster.is_empty()).then(|| {
+        let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
+        c.replicas = args.cluster_replicas.unwrap_or(1);
+        c
+    });
     let store = match cluster {
         Some(_) => None,
         None => store_config(args, &file.store)?,
