@@ -10,7 +10,7 @@
 //! an event crosses to each node once, not once per member.
 
 use super::deliver::Skip;
-use super::dialect::{Hello, IfTaken};
+use super::dialect::{Hello, IfTaken, Request};
 use super::{Hub, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::time::Millis;
@@ -73,6 +73,9 @@ enum Claiming {
         hello: Hello,
         want: Option<Nick>,
         tries: u32,
+        /// Requests sent after the hello, run once the user has its nick (a client may send
+        /// them without waiting for the welcome, as a single node allows).
+        held: Vec<Request>,
     },
     /// A nick change.
     Change { conn: ConnId, uid: UserId },
@@ -91,6 +94,8 @@ pub(crate) struct Cluster {
     granted: Option<(ConnId, String)>,
     /// Set while a returned event is delivered: `broadcast` sequences it then.
     applying: bool,
+    /// Requests of connections whose join is on its way, run in order once it is done.
+    deferred: BTreeMap<ConnId, VecDeque<Request>>,
 }
 
 impl Hub {
@@ -168,6 +173,52 @@ impl Hub {
         true
     }
 
+    /// Cluster mode: `req` waits if a join of `conn` is on its way (what follows a join may
+    /// need it done, as on a single node); else it is handed back to run now.
+    pub(super) fn cluster_defer(&mut self, conn: ConnId, req: Request) -> Option<Request> {
+        let max = self.config.flood_queue;
+        let Some(cl) = self.cluster.as_mut() else {
+            return Some(req);
+        };
+        if !joining(cl, conn) {
+            return Some(req);
+        }
+        let queue = cl.deferred.entry(conn).or_default();
+        if queue.len() >= max {
+            let detail = "too many commands wait for your join; this one was dropped".to_owned();
+            self.error(conn, ErrorKind::Flood, Re::Conn, detail);
+            return None;
+        }
+        queue.push_back(req);
+        None
+    }
+
+    /// Runs what waited for `conn`'s join, up to the next join.
+    fn run_deferred(&mut self, conn: ConnId, now: Millis) {
+        loop {
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            if joining(cl, conn) {
+                return;
+            }
+            let Some(queue) = cl.deferred.get_mut(&conn) else {
+                return;
+            };
+            let Some(req) = queue.pop_front() else {
+                cl.deferred.remove(&conn);
+                return;
+            };
+            if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+                if let Some(cl) = self.cluster.as_mut() {
+                    cl.deferred.remove(&conn);
+                }
+                return;
+            }
+            self.run(conn, req, now);
+        }
+    }
+
     /// Whether `room` must stay though nobody here is in it (a join is on its way); when it
     /// goes, it is no longer followed.
     pub(super) fn cluster_keeps(&mut self, room: &RoomName) -> bool {
@@ -242,6 +293,9 @@ impl Hub {
                 self.entered_on(c, &room, seq);
             }
         }
+        if let Some((conn, _)) = join {
+            self.run_deferred(conn, now);
+        }
     }
 
     /// Published event `id` could not be stored (`why`, in words for people): its sender is
@@ -263,6 +317,7 @@ impl Hub {
             let detail = format!("{why}; you did not join {}", p.room);
             self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
             self.drop_if_empty(&p.room);
+            self.run_deferred(conn, now);
         }
     }
 
@@ -276,11 +331,38 @@ impl Hub {
             return false;
         }
         let want = hello.nick.clone();
-        self.claim_for_hello(conn, hello.clone(), want, 0);
+        self.claim_for_hello(conn, hello.clone(), want, 0, Vec::new());
         true
     }
 
-    fn claim_for_hello(&mut self, conn: ConnId, hello: Hello, want: Option<Nick>, tries: u32) {
+    /// Holds `req` of `conn` if its hello waits for a nick claim (at most as many as flood
+    /// control queues); false if none waits.
+    pub(super) fn cluster_holds(&mut self, conn: ConnId, req: Request) -> bool {
+        let max = self.config.flood_queue;
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let held = cl.claims.values_mut().find_map(|(_, c)| match c {
+            Claiming::Hello { conn: c, held, .. } if *c == conn => Some(held),
+            _ => None,
+        });
+        match held {
+            Some(held) if held.len() < max => {
+                held.push(req);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn claim_for_hello(
+        &mut self,
+        conn: ConnId,
+        hello: Hello,
+        want: Option<Nick>,
+        tries: u32,
+        held: Vec<Request>,
+    ) {
         if tries >= CLAIM_TRIES {
             let detail = "no free nick was found in the cluster; try another".to_owned();
             return self.error(conn, ErrorKind::NickTaken, Re::Conn, detail);
@@ -304,6 +386,7 @@ impl Hub {
             hello,
             want,
             tries,
+            held,
         };
         cl.claims.insert(id, (nick.clone(), claiming));
         cl.out.push_back(ClusterOut::Claim { id, nick });
@@ -357,13 +440,27 @@ impl Hub {
             return;
         }
         match (claiming, granted) {
-            (Claiming::Hello { mut hello, .. }, true) => {
+            (
+                Claiming::Hello {
+                    mut hello, held, ..
+                },
+                true,
+            ) => {
                 hello.nick = Some(nick.clone());
                 self.with_grant(conn, &nick, |hub| hub.fresh_session(conn, hello, now));
+                if self.user_of(conn).is_some() {
+                    for req in held {
+                        self.submit(conn, req, now);
+                    }
+                }
             }
             (
                 Claiming::Hello {
-                    hello, want, tries, ..
+                    hello,
+                    want,
+                    tries,
+                    held,
+                    ..
                 },
                 false,
             ) => {
@@ -371,7 +468,7 @@ impl Hub {
                     let detail = format!("the nick {nick} is taken");
                     return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
                 }
-                self.claim_for_hello(conn, hello, want, tries + 1);
+                self.claim_for_hello(conn, hello, want, tries + 1, held);
             }
             (Claiming::Change { uid, .. }, true) => {
                 self.with_grant(conn, &nick, |hub| {
@@ -406,6 +503,13 @@ impl Hub {
             cl.out.push_back(ClusterOut::Release(nick.clone()));
         }
     }
+}
+
+/// Whether a join of `conn` is on its way.
+fn joining(cl: &Cluster, conn: ConnId) -> bool {
+    cl.published
+        .values()
+        .any(|p| p.join.is_some_and(|(c, _)| c == conn))
 }
 
 /// Queues `kind` in `room` for the log, following the room first if needed.
@@ -795,5 +899,40 @@ mod tests {
         );
         assert_eq!(net.owners.get("sam"), Some(&0));
         assert!(!net.owners.contains_key("sam_2"));
+    }
+
+    #[test]
+    fn requests_sent_before_the_welcome_wait_for_the_nick_claim() {
+        let mut net = Net::new(1);
+        net.hold_claims = true;
+        let a = net.hello(0, "alice");
+        let now = net.now;
+        for msg in [ClientMsg::Join { room: room("#r") }, say(1, "early")] {
+            net.nodes[0]
+                .hub
+                .handle_bytes(a, &encode_frame(&msg).unwrap(), now);
+        }
+        net.pump();
+        assert!(
+            net.recv(0, a).is_empty(),
+            "nothing before the claim is answered"
+        );
+        for (i, id, n) in core::mem::take(&mut net.claims) {
+            net.answer(i, id, &n);
+        }
+        net.hold_claims = false;
+        net.pump();
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { .. })),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Joined { .. })),
+            "{got:?}"
+        );
+        let lines = events(&got);
+        assert_eq!(lines.last().map(|l| l.0), Some(2), "{got:?}");
+        assert!(lines.last().is_some_and(|l| l.2.contains("early")));
     }
 }

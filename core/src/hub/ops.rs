@@ -87,6 +87,9 @@ impl Hub {
     }
 
     pub(super) fn run(&mut self, conn: ConnId, req: Request, now: Millis) {
+        let Some(req) = self.cluster_defer(conn, req) else {
+            return;
+        };
         match req {
             Request::Msg(msg) => self.exec(conn, msg, now),
             Request::Answer(reply) => self.reply(conn, reply),
