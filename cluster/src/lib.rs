@@ -1,7 +1,7 @@
 //! natter's cluster backend (issue 23): several natter-server nodes share rooms, nicks and node
 //! leases through NATS JetStream. The hub stays sans-IO and knows no NATS: it asks for
-//! [`ClusterOut`]s and is handed [`ClusterIn`]s, which [`Node`] turns into JetStream calls and
-//! back.
+//! [`ClusterOut`](natter_core::hub::ClusterOut)s and is handed [`ClusterIn`]s, which [`Node`]
+//! turns into JetStream calls and back.
 //!
 //! - **Rooms.** Each room is a JetStream stream of its own (`<PREFIX>_ROOM_<hex of the name>`,
 //!   one subject), so the stream's sequence *is* the room's seq: contiguous, the same on every
