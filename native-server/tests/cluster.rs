@@ -334,20 +334,50 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
     let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
     alice.join("#r").await;
     bob.join("#r").await;
-    for i in 0..5 {
+    // A stream of lines (paced by flood control: ten at once, then five a second)...
+    const SENT: usize = 40;
+    for i in 0..SENT {
         alice.say("#r", &format!("a{i}")).await;
     }
-    // Acknowledged: alice has each echo.
-    let acked = lines_of(&mut alice, &r, 5).await;
-    let last_seen = acked[4].0;
-
+    // ...and the node dies in the middle of it, after a dozen acknowledgements.
+    let mut acked = lines_of(&mut alice, &r, 12).await;
     doomed.start_kill().expect("SIGKILL the node");
     let _ = doomed.wait().await;
-    alice.expect_closed().await;
+    // Whatever alice got before her connection closed was acknowledged too.
+    while let Got::Msg(m) = alice.next_msg(WAIT).await {
+        acked.extend(line_in(&m, &r));
+    }
+    assert!(acked.len() < SENT, "the kill came mid-stream: {acked:?}");
     for i in 0..3 {
         bob.say("#r", &format!("b{i}")).await;
     }
-    let missed = lines_of(&mut bob, &r, 3 + 5).await.split_off(5);
+    let mut at_bob = Vec::new();
+    while at_bob
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "b2")
+    {
+        at_bob.extend(lines_of(&mut bob, &r, 1).await);
+    }
+    // Every acknowledged line reached bob exactly once; alice's lines in her order, numbered
+    // without gaps.
+    for a in &acked {
+        assert_eq!(
+            at_bob.iter().filter(|l| *l == a).count(),
+            1,
+            "{a:?}: {at_bob:?}"
+        );
+    }
+    let from_alice: Vec<&str> = at_bob
+        .iter()
+        .filter(|l| l.1 == "alice")
+        .map(|l| l.2.as_str())
+        .collect();
+    let in_order: Vec<String> = (0..from_alice.len()).map(|i| format!("a{i}")).collect();
+    assert_eq!(from_alice, in_order);
+    let seqs: Vec<u64> = at_bob.iter().map(|l| l.0.0).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let last_seen = acked.last().map_or(Seq(0), |l| l.0);
+    let missed: Vec<_> = at_bob.into_iter().filter(|l| l.0 > last_seen).collect();
 
     // Alice goes on from the other node and asks for what came after the last line she saw.
     let (mut alice, _) = BinClient::hello(addr1, "alice", None).await;
@@ -359,7 +389,7 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
             after: last_seen,
         })
         .await;
-    let got = lines_of(&mut alice, &r, 3).await;
+    let got = lines_of(&mut alice, &r, missed.len()).await;
     assert_eq!(
         got, missed,
         "exactly what she missed, with the seqs bob saw"
