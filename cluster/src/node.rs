@@ -47,6 +47,13 @@ pub enum ClusterIn {
         /// Whether this node holds the nick now.
         granted: bool,
     },
+    /// A nick claim could not be decided.
+    ClaimFailed {
+        /// The hub's number for the claim.
+        id: u64,
+        /// Why, in words for people.
+        why: String,
+    },
 }
 
 impl ClusterIn {
@@ -56,6 +63,7 @@ impl ClusterIn {
             ClusterIn::Remote { event, origin } => hub.handle_remote(event, origin, now),
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
+            ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
         }
     }
 }
@@ -265,16 +273,23 @@ impl Driver {
                         self.id.clone(),
                         self.tx.clone(),
                     );
+                    let connected = self.client.connection_state() == State::Connected;
                     tokio::spawn(async move {
-                        let granted = match claim(&nicks, &nodes, &me, &nick).await {
-                            Ok(granted) => granted,
-                            Err(why) => {
-                                warn!(%nick, %why, "nick claim failed");
-                                false
-                            }
+                        let answer = match connected {
+                            true => claim(&nicks, &nodes, &me, &nick).await,
+                            false => Err("no NATS server answers".into()),
                         };
-                        debug!(%nick, granted, "nick claim");
-                        let _ = tx.send(ClusterIn::Claimed { id, granted });
+                        let _ = tx.send(match answer {
+                            Ok(granted) => {
+                                debug!(%nick, granted, "nick claim");
+                                ClusterIn::Claimed { id, granted }
+                            }
+                            Err(e) => {
+                                warn!(%nick, error = %e, "nick claim failed");
+                                let why = format!("the cluster is unavailable ({e})");
+                                ClusterIn::ClaimFailed { id, why }
+                            }
+                        });
                     });
                 }
                 ClusterOut::Release(nick) => {

@@ -280,6 +280,15 @@ async fn writes_are_refused_while_nats_is_down_and_work_again_after() {
     };
     assert_eq!(kind, ErrorKind::NotStored);
     assert!(detail.contains("cluster"), "{detail}");
+    // A newcomer's nick cannot be claimed meanwhile: it is told why, and not welcomed.
+    let mut zed = BinClient::connect(nodes[1].local_addrs()[0], "zed").await;
+    zed.send(&ClientMsg::Hello {
+        version: natter_core::wire::PROTOCOL_VERSION,
+        nick: support::nick("zed"),
+        resume: None,
+    })
+    .await;
+    zed.expect_closed_with(ErrorKind::Unavailable).await;
 
     nats.run();
     // The nodes reconnect by themselves: a line is taken again within the wait.

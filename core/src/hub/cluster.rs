@@ -482,6 +482,28 @@ impl Hub {
         }
     }
 
+    /// Claim `id` could not be decided (`why`, in words for people: the cluster is
+    /// unavailable): a hello is refused and its connection closed, a nick change is refused.
+    pub fn handle_claim_failed(&mut self, id: u64, why: &str, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
+        else {
+            return;
+        };
+        match claiming {
+            Claiming::Hello { conn, .. } => {
+                if self.conns.contains_key(&conn) && self.user_of(conn).is_none() {
+                    let detail = format!("{why}; try again in a moment");
+                    self.fatal(conn, ErrorKind::Unavailable, detail, now);
+                }
+            }
+            Claiming::Change { conn, .. } => {
+                let detail = format!("{why}; your nick is unchanged");
+                self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+            }
+        }
+    }
+
     fn with_grant(&mut self, conn: ConnId, nick: &Nick, f: impl FnOnce(&mut Hub)) {
         if let Some(cl) = self.cluster.as_mut() {
             cl.granted = Some((conn, nick.folded()));
@@ -934,5 +956,22 @@ mod tests {
         let lines = events(&got);
         assert_eq!(lines.last().map(|l| l.0), Some(2), "{got:?}");
         assert!(lines.last().is_some_and(|l| l.2.contains("early")));
+    }
+
+    #[test]
+    fn a_claim_the_cluster_cannot_decide_is_refused_in_words() {
+        let mut net = Net::new(1);
+        net.hold_claims = true;
+        let a = net.hello(0, "alice");
+        net.pump();
+        let (_, id, _) = net.claims.pop().unwrap();
+        let why = "the cluster is unavailable (no NATS server answers)";
+        net.nodes[0].hub.handle_claim_failed(id, why, net.now);
+        net.pump();
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::Unavailable, detail, .. }, ServerMsg::Bye { .. }] if detail.contains("unavailable")),
+            "{got:?}"
+        );
     }
 }
