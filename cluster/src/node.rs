@@ -9,7 +9,7 @@ use async_nats::{HeaderMap, connection::State};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
-use natter_core::wire::{RoomEvent, decode_payload, encode_payload};
+use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -47,6 +47,20 @@ pub enum ClusterIn {
         /// Whether this node holds the nick now.
         granted: bool,
     },
+    /// A direct message from another node, for a user here (`token`: to answer with).
+    RemoteDirect {
+        /// This node's token for the asking node's request.
+        token: u64,
+        /// The message.
+        dm: DirectMsg,
+    },
+    /// The answer to a direct message this node sent to another.
+    DirectDone {
+        /// The hub's number for it.
+        id: u64,
+        /// Delivered, or why not.
+        result: Result<(), String>,
+    },
     /// A nick claim could not be decided.
     ClaimFailed {
         /// The hub's number for the claim.
@@ -64,6 +78,8 @@ impl ClusterIn {
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
+            ClusterIn::RemoteDirect { token, dm } => hub.handle_remote_direct(token, dm, now),
+            ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
         }
     }
 }
@@ -126,6 +142,17 @@ impl Node {
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
         let lease = tokio::spawn(keep_lease(nodes.clone(), id.clone(), cfg.lease));
+        let inbox_subject = node_subject(&cfg.prefix, &id);
+        let requests =
+            client
+                .subscribe(inbox_subject)
+                .await
+                .map_err(|e| ClusterError::JetStream {
+                    what: "node inbox",
+                    why: e.to_string(),
+                })?;
+        let replies = Replies::default();
+        let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
         let driver = Driver {
             cfg,
             id: id.clone(),
@@ -136,13 +163,14 @@ impl Node {
             rooms: HashMap::new(),
             tx: in_tx,
             links,
+            replies,
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
             id,
             out,
             inbox,
-            tasks: vec![driver, lease],
+            tasks: vec![driver, lease, serve],
         })
     }
 
@@ -235,6 +263,92 @@ struct Driver {
     tx: mpsc::UnboundedSender<ClusterIn>,
     /// Bumped at each (re)connection to NATS.
     links: watch::Sender<u64>,
+    /// Where to answer direct messages other nodes asked this one to deliver.
+    replies: Replies,
+}
+
+/// Reply subjects of direct messages handed to the hub, by token.
+#[derive(Debug, Clone, Default)]
+struct Replies(std::sync::Arc<std::sync::Mutex<(u64, HashMap<u64, async_nats::Subject>)>>);
+
+impl Replies {
+    fn add(&self, reply: async_nats::Subject) -> u64 {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.0 += 1;
+        let token = r.0;
+        r.1.insert(token, reply);
+        token
+    }
+
+    fn take(&self, token: u64) -> Option<async_nats::Subject> {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.1.remove(&token)
+    }
+}
+
+/// The subject a node's direct messages come to.
+fn node_subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.node.{node}")
+}
+
+/// Hands direct messages other nodes send here to the hub.
+async fn serve_directs(
+    mut requests: async_nats::Subscriber,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    replies: Replies,
+) {
+    while let Some(m) = requests.next().await {
+        let Some(reply) = m.reply else {
+            continue;
+        };
+        let dm = match decode_payload::<DirectMsg>(&m.payload) {
+            Ok(dm) => dm,
+            Err(e) => {
+                warn!(error = %e, "direct message not understood; dropped");
+                continue;
+            }
+        };
+        let token = replies.add(reply);
+        if tx.send(ClusterIn::RemoteDirect { token, dm }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
+async fn send_direct(
+    client: &async_nats::Client,
+    nicks: &kv::Store,
+    prefix: &str,
+    wait: Duration,
+    dm: &DirectMsg,
+) -> Result<(), String> {
+    let nobody = || format!("nobody is called {}", dm.to);
+    let unavailable = |e: &dyn std::fmt::Display| format!("the cluster is unavailable ({e})");
+    let entry = nicks
+        .entry(nick_key(&dm.to))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .filter(|e| e.operation == kv::Operation::Put)
+        .ok_or_else(nobody)?;
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    let payload = encode_payload(dm).map_err(|e| e.to_string())?;
+    let asked = client.request(node_subject(prefix, &holder), payload);
+    let answer = tokio::time::timeout(wait, asked)
+        .await
+        .map_err(|_| unavailable(&"the node holding the nick did not answer"))?
+        .map_err(|_| nobody())?;
+    if answer.payload.is_empty() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&answer.payload).into_owned())
+    }
 }
 
 impl Drop for Driver {
@@ -291,6 +405,27 @@ impl Driver {
                             }
                         });
                     });
+                }
+                ClusterOut::Direct { id, dm } => {
+                    let (client, nicks, tx) =
+                        (self.client.clone(), self.nicks.clone(), self.tx.clone());
+                    let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
+                    tokio::spawn(async move {
+                        let result = send_direct(&client, &nicks, &prefix, wait, &dm).await;
+                        let _ = tx.send(ClusterIn::DirectDone { id, result });
+                    });
+                }
+                ClusterOut::Delivered { token, result } => {
+                    let Some(reply) = self.replies.take(token) else {
+                        continue;
+                    };
+                    let payload = match result {
+                        Ok(()) => Bytes::new(),
+                        Err(why) => Bytes::from(why),
+                    };
+                    if let Err(e) = self.client.publish(reply, payload).await {
+                        debug!(error = %e, "direct message answer not sent");
+                    }
                 }
                 ClusterOut::Release(nick) => {
                     let (nicks, me) = (self.nicks.clone(), self.id.clone());

@@ -219,6 +219,21 @@ async fn three_nodes_one_room_every_line_once_in_one_order() {
             .iter()
             .all(|m| line_in(m, &r).is_none())
     );
+    // A direct message crosses to the node its recipient is on, and is acknowledged.
+    alice
+        .send(&ClientMsg::Msg {
+            to: support::nick("carol"),
+            id: natter_core::MsgId(1_000),
+            text: support::text("psst"),
+        })
+        .await;
+    carol.expect_has("psst").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst"),
+            "the direct message back as its acknowledgement",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

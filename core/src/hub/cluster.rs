@@ -15,7 +15,7 @@ use super::{Hub, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
-use crate::wire::{ErrorKind, EventKind, Re, RoomEvent};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
@@ -50,6 +50,22 @@ pub enum ClusterOut {
     },
     /// `nick` is no longer used here: release this node's claim on it.
     Release(Nick),
+    /// Deliver `dm` on the node that holds `dm.to`; answer with
+    /// [`Hub::handle_direct_done`].
+    Direct {
+        /// The hub's number for it.
+        id: u64,
+        /// The message.
+        dm: DirectMsg,
+    },
+    /// The answer to a direct message another node asked this one to deliver (see
+    /// [`Hub::handle_remote_direct`]): `Err` says why not, in words for people.
+    Delivered {
+        /// The shell's token for the asking node.
+        token: u64,
+        /// Whether it was delivered.
+        result: Result<(), String>,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -96,6 +112,8 @@ pub(crate) struct Cluster {
     applying: bool,
     /// Requests of connections whose join is on its way, run in order once it is done.
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
+    /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
+    directs: BTreeMap<u64, (ConnId, DirectMsg)>,
 }
 
 impl Hub {
@@ -504,6 +522,97 @@ impl Hub {
         }
     }
 
+    /// Cluster mode: `to` is nobody here, so the message goes to the node that holds the nick.
+    /// False without a cluster.
+    pub(super) fn cluster_direct(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        to: &Nick,
+        id: MsgId,
+        text: &crate::types::Text,
+        now: Millis,
+    ) -> bool {
+        let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return false;
+        };
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let dm = DirectMsg {
+            from,
+            to: to.clone(),
+            id,
+            at: now,
+            text: text.clone(),
+        };
+        let no = cl.next;
+        cl.next += 1;
+        cl.directs.insert(no, (conn, dm.clone()));
+        cl.out.push_back(ClusterOut::Direct { id: no, dm });
+        true
+    }
+
+    /// The answer to direct message `id`: delivered (the sender gets it back as its
+    /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
+    pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((conn, dm)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id)) else {
+            return;
+        };
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.accept_id(conn, dm.id);
+                let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+                for c in copies {
+                    self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+                }
+                self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Direct(dm)));
+            }
+            Err(why) => self.error(conn, ErrorKind::NoSuchNick, Re::Msg(dm.id), why),
+        }
+    }
+
+    /// A direct message from a user on another node (`token`: the shell's, to answer with):
+    /// delivered to the recipient's connections here that are reading; the answer goes out as
+    /// [`ClusterOut::Delivered`].
+    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, now: Millis) {
+        self.now = self.now.max(now);
+        if self.cluster.is_none() {
+            return;
+        }
+        let lim = self.config.queue_limits();
+        let size = 256 + dm.text.as_str().len();
+        let target = self.nicks.get(&dm.to.folded()).copied();
+        let readers: Vec<ConnId> = target
+            .map(|uid| self.user_conns(uid).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.room_fits(&self.out, size, lim))
+            })
+            .collect();
+        let result = match (target, readers.is_empty()) {
+            (None, _) => Err(format!("nobody is called {}", dm.to)),
+            (Some(_), true) => Err(format!(
+                "{} is not reading right now; message not delivered",
+                dm.to
+            )),
+            (Some(_), false) => Ok(()),
+        };
+        for c in readers {
+            self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+        }
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Delivered { token, result });
+        }
+    }
+
     fn with_grant(&mut self, conn: ConnId, nick: &Nick, f: impl FnOnce(&mut Hub)) {
         if let Some(cl) = self.cluster.as_mut() {
             cl.granted = Some((conn, nick.folded()));
@@ -613,6 +722,8 @@ mod tests {
         /// Claims held back, to answer in a chosen order.
         claims: Vec<(usize, u64, Nick)>,
         hold_claims: bool,
+        /// Direct messages out to another node: token → (asking node, its id).
+        directs: HashMap<u64, (usize, u64)>,
         now: Millis,
     }
 
@@ -639,6 +750,7 @@ mod tests {
                 refuse: false,
                 claims: Vec::new(),
                 hold_claims: false,
+                directs: HashMap::new(),
                 now: Millis(1_000),
             }
         }
@@ -709,6 +821,21 @@ mod tests {
                     if self.owners.get(&nick.folded()) == Some(&i) {
                         self.owners.remove(&nick.folded());
                     }
+                }
+                ClusterOut::Direct { id, dm } => match self.owners.get(&dm.to.folded()) {
+                    Some(&j) => {
+                        let token = self.directs.len() as u64 + 1;
+                        self.directs.insert(token, (i, id));
+                        self.nodes[j].hub.handle_remote_direct(token, dm, now);
+                    }
+                    None => {
+                        let why = format!("nobody is called {}", dm.to);
+                        self.nodes[i].hub.handle_direct_done(id, Err(why), now);
+                    }
+                },
+                ClusterOut::Delivered { token, result } => {
+                    let (j, id) = self.directs[&token];
+                    self.nodes[j].hub.handle_direct_done(id, result, now);
                 }
             }
         }
@@ -971,6 +1098,46 @@ mod tests {
         let got = net.recv(0, a);
         assert!(
             matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::Unavailable, detail, .. }, ServerMsg::Bye { .. }] if detail.contains("unavailable")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_direct_message_reaches_a_user_on_another_node() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.recv(0, a);
+        net.recv(1, b);
+        let dm = |to: &str, id: u64| ClientMsg::Msg {
+            to: nick(to),
+            id: MsgId(id),
+            text: text("psst"),
+        };
+        net.send(0, a, &dm("BOB", 1));
+        let got = net.recv(1, b);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Direct(d)] if d.from.as_str() == "alice" && d.text.as_str() == "psst"),
+            "{got:?}"
+        );
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Direct(d)] if d.id == MsgId(1)),
+            "{got:?}"
+        );
+        // Nobody holds the nick anywhere: the sender is told.
+        net.send(0, a, &dm("nobody", 2));
+        let got = net.recv(0, a);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [ServerMsg::Error {
+                    kind: ErrorKind::NoSuchNick,
+                    re: Re::Msg(MsgId(2)),
+                    ..
+                }]
+            ),
             "{got:?}"
         );
     }

@@ -443,7 +443,7 @@ impl Hub {
         true
     }
 
-    fn accept_id(&mut self, conn: ConnId, id: MsgId) {
+    pub(super) fn accept_id(&mut self, conn: ConnId, id: MsgId) {
         let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
@@ -488,6 +488,9 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
+            if self.cluster_direct(conn, uid, &to, id, &text, now) {
+                return;
+            }
             let detail = format!("nobody is called {to}");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
