@@ -3214,8 +3214,10 @@ mod accounts {
         t.hold_work = true;
         let c = t.bin("x");
         sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        // A second request waits behind the first, unanswered and unqueued for now.
         let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
-        assert_eq!(error_kinds(&got), vec![ErrorKind::Unavailable]);
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(t.work.len(), 1);
         for i in 0..crate::limits::MAX_WORK_QUEUED - 1 {
             let d = t.bin(&format!("u{i}"));
             sign_in(&mut t, d, "alice", Proof::Password(pw(PW)), false);
@@ -3234,6 +3236,53 @@ mod accounts {
         let w = t.work.remove(0);
         t.hub.handle_work(w.run(), t.now);
         t.pump();
+    }
+
+    #[test]
+    fn what_is_sent_while_a_sign_in_is_checked_waits_for_the_answer() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let w = t.bin("watcher");
+        t.join(w, "#lab");
+        t.recv(w);
+        // Like `natter --login`: welcomed as a guest, the sign-in, then the rooms and a line
+        // typed at once, all before the password is checked.
+        t.hold_work = true;
+        let c = t.bin("alice_");
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick("alice"),
+                proof: Proof::Password(pw(PW)),
+                remember: false,
+            },
+        );
+        t.join(c, "#lab");
+        t.say(c, "#lab", 1, "hello from alice");
+        assert!(t.recv(w).is_empty(), "nothing happens before the answer");
+        assert_eq!(t.work.len(), 1);
+        let work = t.work.remove(0);
+        t.hold_work = false;
+        t.hub.handle_work(work.run(), t.now);
+        t.pump();
+        let got = t.recv(c);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")),
+            "{got:?}"
+        );
+        let seen = t.recv(w);
+        let evs = events(&seen);
+        assert!(
+            evs.iter().all(|e| e.from.as_str() == "alice"),
+            "only alice, never the guest: {evs:?}"
+        );
+        assert!(
+            evs.iter().any(|e| matches!(e.kind, EventKind::Join)),
+            "{evs:?}"
+        );
+        assert_eq!(says(&seen), vec!["hello from alice"]);
     }
 
     #[test]

@@ -369,9 +369,15 @@ impl Session {
                 } else {
                     "sign in"
                 };
-                if let Refused::Retry(msg) = self.account.refused(kind) {
+                let refused = self.account.refused(kind, self.now);
+                if let Refused::Retry(msg) = refused {
                     self.info("the device key was refused; signing in with the password");
                     self.pace(msg);
+                } else if let Refused::Later = refused {
+                    if let Some(at) = self.account.retry_at() {
+                        let secs = (at - self.now).0.div_ceil(1000);
+                        self.info(format!("the server is busy: asking again in {secs} s"));
+                    }
                 } else if self.account.required_and_refused() {
                     // Not to go on under another name than the one asked for.
                     self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));

@@ -2824,6 +2824,39 @@ fn a_required_sign_in_refused_ends_the_session() {
 }
 
 #[test]
+fn a_busy_server_is_asked_again_later_and_a_required_sign_in_waits_for_it() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.s.require_sign_in();
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    let busy = || ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Conn,
+        detail: "the server is busy checking passwords; try again shortly".into(),
+    };
+    let again = sign_in_msg("alice", Proof::Password(pw("correct horse")), false);
+    // Each busy answer waits longer: 1 s, then 2 s.
+    for wait in [1_000, 2_000] {
+        t.recv(busy());
+        assert_eq!(t.s.state(), ConnState::Connected, "not given up on");
+        assert!(!t.s.is_settled(), "the sign-in is still to come");
+        t.advance(wait - 1);
+        assert!(t.drain_paced().is_empty(), "not before {wait} ms");
+        t.advance(1);
+        assert_eq!(t.drain_paced(), vec![again.clone()]);
+    }
+    signed_in(&mut t, "alice", 2, None);
+    assert_eq!(t.s.account(), Some(&nick("alice")));
+}
+
+#[test]
 fn moderation_is_an_api_call_and_its_answers_are_events() {
     use crate::moderation::{Entry, Mask, ModeChange, Modes};
     use crate::wire::ModAction;
