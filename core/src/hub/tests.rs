@@ -3268,8 +3268,9 @@ mod accounts {
         t.pump();
         let got = t.recv(c);
         assert!(
-            got.iter()
-                .any(|m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")),
+            got.iter().any(
+                |m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")
+            ),
             "{got:?}"
         );
         let seen = t.recv(w);

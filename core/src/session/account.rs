@@ -123,6 +123,12 @@ impl Account {
             && self.retry_at.is_none()
     }
 
+    /// Signing in is required and not done yet: messages wait (they are never said as a
+    /// guest); a refusal ends the session with them unsent.
+    pub(super) fn holds_messages(&self) -> bool {
+        self.required && self.signed_in.is_none()
+    }
+
     /// The request waiting for its answer is a registration.
     pub(super) fn is_registering(&self) -> bool {
         matches!(self.asking, Some(Ask::Register))

@@ -2824,6 +2824,42 @@ fn a_required_sign_in_refused_ends_the_session() {
 }
 
 #[test]
+fn with_a_required_sign_in_a_line_typed_before_the_answer_is_the_accounts() {
+    for refused in [false, true] {
+        let mut t = T::new(Transport::Stream);
+        t.s.sign_in(
+            nick("alice"),
+            Proof::Password(pw("correct horse")),
+            false,
+            t.now,
+        );
+        t.s.require_sign_in();
+        t.s.handle_connected(t.now);
+        t.welcome(1, false);
+        t.drain_paced();
+        t.s.handle_input("typed at once", t.now);
+        let says = |sent: &[ClientMsg]| {
+            sent.iter()
+                .filter(|m| matches!(m, ClientMsg::Say { .. }))
+                .count()
+        };
+        assert_eq!(says(&t.drain_paced()), 0, "not as a guest");
+        if refused {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            assert_eq!(t.s.state(), ConnState::Closed);
+            assert_eq!(says(&t.sent()), 0, "never said at all");
+        } else {
+            signed_in(&mut t, "alice", 2, None);
+            assert_eq!(says(&t.drain_paced()), 1, "said once, as alice");
+        }
+    }
+}
+
+#[test]
 fn a_busy_server_is_asked_again_later_and_a_required_sign_in_waits_for_it() {
     let mut t = T::new(Transport::Stream);
     t.s.sign_in(
