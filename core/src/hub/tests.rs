@@ -4345,4 +4345,118 @@ mod admins {
         )));
         assert!(t.closed(again));
     }
+
+    #[test]
+    fn admins_take_over_and_close_any_room() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let bob = t.bin("bob");
+        t.join(bob, "#club");
+        let root = account(&mut t, "root");
+        // Not an admin: refused, nothing changes.
+        t.send(bob, &ClientMsg::Admin(AdminAction::TakeOver(room("#club"))));
+        assert!(
+            errors(&t.recv(bob))
+                .iter()
+                .any(|(k, _, _)| *k == ErrorKind::NotOperator)
+        );
+        // Taken over from outside the room: root is the founder, members see who did it.
+        t.recv(alice);
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::TakeOver(room("#club"))),
+        );
+        let seen = t.recv(alice);
+        assert!(
+            events(&seen).iter().any(|e| e.from.as_str() == "root"
+                && matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "founder root")),
+            "{seen:?}"
+        );
+        assert!(seen.iter().any(
+            |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "root")
+        ));
+        // alice is no founder any more: she cannot make operators.
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Op(nick("bob")),
+            },
+        );
+        assert!(
+            errors(&t.recv(alice))
+                .iter()
+                .any(|(k, _, _)| *k == ErrorKind::NotOperator)
+        );
+        // #lobby cannot be closed; an unknown room is said so.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: RoomName::lobby(),
+                reason: None,
+            }),
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#nowhere"),
+                reason: None,
+            }),
+        );
+        let kinds: Vec<ErrorKind> = errors(&t.recv(root)).iter().map(|e| e.0).collect();
+        assert_eq!(kinds, vec![ErrorKind::Invalid, ErrorKind::NotInRoom]);
+        // Closed: every member sees one event and leaves; the registration is gone.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: Some(text("moved to #new")),
+            }),
+        );
+        for c in [alice, bob] {
+            let got = t.recv(c);
+            assert!(
+                events(&got).iter().any(|e| matches!(&e.kind,
+                    EventKind::Mode { change } if change.as_str() == "close: moved to #new")),
+                "{got:?}"
+            );
+            assert!(
+                got.iter()
+                    .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#club")),
+                "{got:?}"
+            );
+        }
+        assert!(!t.hub.is_member(&nick("alice"), &room("#club")));
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+        // Anyone may open it again, unregistered, and register it anew.
+        t.join(bob, "#club");
+        let got = t.join(alice, "#club");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#club"))
+        );
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let got = t.recv(alice);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "alice")
+            ),
+            "{got:?}"
+        );
+    }
 }
