@@ -1909,14 +1909,7 @@ async fn moderation_scenario(
     let mut quiet = TextUser::connect(server_addr, "quiet").await;
     quiet.say("/join #club").await;
     for nick in ["troll", "quiet"] {
-        wait_for!(
-            format!("{nick} in the member list"),
-            STEP,
-            (!text_of(b, &format!("#member-list button[data-nick=\"{nick}\"]"))
-                .await
-                .is_empty())
-            .then_some(())
-        );
+        in_member_list(b, nick).await;
     }
 
     // The member menu: an operator's click on a member offers the actions; Ban bans.
@@ -2025,14 +2018,7 @@ async fn moderation_scenario(
             .then_some(())
     );
     troll.say("/join #club").await;
-    wait_for!(
-        "troll back in the member list",
-        STEP,
-        (!text_of(b, "#member-list button[data-nick=\"troll\"]")
-            .await
-            .is_empty())
-        .then_some(())
-    );
+    in_member_list(b, "troll").await;
 
     // A ban by mask from the panel: a network, as typed.
     type_into(b, "#ban-mask", "203.0.113.0/24").await;
@@ -2069,14 +2055,7 @@ async fn moderation_scenario(
         guest.out.has("fern invites you to #club")
     );
     guest.say("/join #club").await;
-    wait_for!(
-        "guest in the member list",
-        STEP,
-        (!text_of(b, "#member-list button[data-nick=\"guest\"]")
-            .await
-            .is_empty())
-        .then_some(())
-    );
+    in_member_list(b, "guest").await;
 
     // Another operator's ban shows in the open panel without asking: quiet signs up, is made
     // an operator, and bans troll by account mask from nc.
@@ -2103,6 +2082,18 @@ async fn moderation_scenario(
     );
     screenshot(b, "room-settings-bans.png").await;
     bridge
+}
+
+/// Waits until `nick` is in the open room's member list.
+async fn in_member_list(b: &Browser, nick: &str) {
+    wait_for!(
+        format!("{nick} in the member list"),
+        STEP,
+        (!text_of(b, &format!("#member-list button[data-nick=\"{nick}\"]"))
+            .await
+            .is_empty())
+        .then_some(())
+    );
 }
 
 /// Types `text` into the input `css` (cleared first).

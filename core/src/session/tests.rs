@@ -2794,19 +2794,20 @@ fn a_guest_signing_out_keeps_its_session() {
     );
 }
 
-#[test]
-fn a_required_sign_in_refused_ends_the_session() {
+/// `natter --login` as alice with `password`: welcomed, the sign-in sent, not answered yet.
+fn welcomed_signing_in(password: &str) -> T {
     let mut t = T::new(Transport::Stream);
-    t.s.sign_in(
-        nick("alice"),
-        Proof::Password(pw("wrong horse")),
-        false,
-        t.now,
-    );
+    t.s.sign_in(nick("alice"), Proof::Password(pw(password)), false, t.now);
     t.s.require_sign_in();
     t.s.handle_connected(t.now);
     t.welcome(1, false);
     t.drain_paced();
+    t
+}
+
+#[test]
+fn a_required_sign_in_refused_ends_the_session() {
+    let mut t = welcomed_signing_in("wrong horse");
     // Line mode types nothing until the session is settled.
     assert!(!t.s.is_settled(), "waiting for the sign-in's answer");
     t.recv(ServerMsg::Error {
@@ -2826,17 +2827,7 @@ fn a_required_sign_in_refused_ends_the_session() {
 #[test]
 fn with_a_required_sign_in_a_line_typed_before_the_answer_is_the_accounts() {
     for refused in [false, true] {
-        let mut t = T::new(Transport::Stream);
-        t.s.sign_in(
-            nick("alice"),
-            Proof::Password(pw("correct horse")),
-            false,
-            t.now,
-        );
-        t.s.require_sign_in();
-        t.s.handle_connected(t.now);
-        t.welcome(1, false);
-        t.drain_paced();
+        let mut t = welcomed_signing_in("correct horse");
         t.s.handle_input("typed at once", t.now);
         let says = |sent: &[ClientMsg]| {
             sent.iter()
@@ -2861,17 +2852,7 @@ fn with_a_required_sign_in_a_line_typed_before_the_answer_is_the_accounts() {
 
 #[test]
 fn a_busy_server_is_asked_again_later_and_a_required_sign_in_waits_for_it() {
-    let mut t = T::new(Transport::Stream);
-    t.s.sign_in(
-        nick("alice"),
-        Proof::Password(pw("correct horse")),
-        false,
-        t.now,
-    );
-    t.s.require_sign_in();
-    t.s.handle_connected(t.now);
-    t.welcome(1, false);
-    t.drain_paced();
+    let mut t = welcomed_signing_in("correct horse");
     let busy = || ServerMsg::Error {
         kind: ErrorKind::Unavailable,
         re: Re::Conn,
