@@ -328,6 +328,8 @@ impl Hub {
                 self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
             }
         }
+        // What the connection sent while it was being checked runs now, in order.
+        self.run_pending(conn, now);
     }
 
     /// Accounts as stored, at start-up (with [`Hub::restore`]) or when the operator changed
@@ -1169,6 +1171,11 @@ impl Hub {
         if let Some(u) = a.user.and_then(|u| self.users.get_mut(&u)) {
             u.account = None;
         }
+    }
+
+    /// `conn` has an account request being checked (what it sends meanwhile waits).
+    pub(super) fn account_busy(&self, conn: ConnId) -> bool {
+        !self.accounts.busy.is_empty() && self.accounts.busy.contains(&conn)
     }
 
     /// `conn` is gone: its account work is dropped when it comes back.
