@@ -73,6 +73,12 @@ impl Hub {
             return seq;
         };
         let no = self.record_event(&ev, sender);
+        // Once per broadcast, not per member: IRC's account-tag shows who is signed in.
+        let signed_in = self
+            .nicks
+            .get(&ev.from.folded())
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| u.account.is_some());
         let lim = self.config.queue_limits();
         let Hub {
             rooms,
@@ -88,7 +94,7 @@ impl Hub {
             return seq;
         };
         out.tag = no;
-        let ev = EventRef::new(ev, &frame);
+        let ev = EventRef::new(ev, &frame).signed_in(signed_in);
         let mut forms = Forms::default();
         let attached = r
             .members

@@ -272,7 +272,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join labeled-response message-tags multi-prefix server-time sasl=PLAIN"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -1310,4 +1310,128 @@ fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
     let l = n.lines(b);
     assert_eq!(numerics(&l), ["367", "368"], "{l:?}");
     assert!(l[0].contains("nick:bob alice"), "{l:?}");
+}
+
+/// A binary client named `want`, registered as an account (signed in).
+fn registered(n: &mut Net, want: &str) -> ConnId {
+    let c = n.bin(want);
+    n.send_bin(
+        c,
+        &ClientMsg::Register {
+            password: crate::types::Password("correct horse".into()),
+            remember: false,
+        },
+    );
+    assert!(
+        n.recv(c)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+        "{want} registered"
+    );
+    c
+}
+
+#[test]
+fn account_tag_extended_join_and_account_notify_tell_signed_in_users_from_guests() {
+    let mut n = Net::new();
+    let w = n.client(
+        "watcher",
+        &["account-tag", "extended-join", "account-notify"],
+    );
+    let p = n.client("plain", &[]);
+    n.send(w, &["JOIN #x"]);
+    n.send(p, &["JOIN #x"]);
+    n.advance(2_000);
+    n.lines(w);
+    n.lines(p);
+    // alice is signed in; bob is a guest.
+    let a = registered(&mut n, "alice");
+    let b = n.bin("bob");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    let l = n.lines(w);
+    assert_eq!(
+        l,
+        [
+            "@account=alice :alice!alice@natter JOIN #x alice :alice",
+            ":bob!bob@natter JOIN #x * :bob"
+        ]
+    );
+    assert_eq!(
+        n.lines(p),
+        [":alice!alice@natter JOIN #x", ":bob!bob@natter JOIN #x"]
+    );
+    let say = |n: &mut Net, c: ConnId, id: u64, t: &str| {
+        n.send_bin(
+            c,
+            &ClientMsg::Say {
+                room: room("#x"),
+                id: crate::types::MsgId(id),
+                text: text(t),
+            },
+        );
+    };
+    say(&mut n, a, 1, "signed in");
+    say(&mut n, b, 1, "a guest");
+    assert_eq!(
+        n.lines(w),
+        [
+            "@account=alice :alice!alice@natter PRIVMSG #x :signed in",
+            ":bob!bob@natter PRIVMSG #x :a guest"
+        ]
+    );
+    assert!(
+        n.lines(p).iter().all(|l| !l.contains("account=")),
+        "no tag without the capability"
+    );
+    // bob registers: those who asked are told, and his lines carry the tag from then on.
+    n.send_bin(
+        b,
+        &ClientMsg::Register {
+            password: crate::types::Password("battery staple".into()),
+            remember: false,
+        },
+    );
+    let l = n.lines(w);
+    assert!(
+        l.contains(&":bob!bob@natter ACCOUNT bob".to_owned()),
+        "{l:?}"
+    );
+    assert!(!n.lines(p).iter().any(|l| l.contains("ACCOUNT")));
+    say(&mut n, b, 2, "now with an account");
+    assert_eq!(
+        n.lines(w),
+        ["@account=bob :bob!bob@natter PRIVMSG #x :now with an account"]
+    );
+    // An IRC user signed in with SASL sees its own JOIN with its account.
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0correct horse");
+    let s = n.irc();
+    n.send(
+        s,
+        &[
+            "CAP LS 302",
+            "CAP REQ :sasl extended-join account-tag",
+            "NICK whoever",
+            "USER u 0 * :U",
+            "AUTHENTICATE PLAIN",
+            &format!("AUTHENTICATE {plain}"),
+        ],
+    );
+    n.advance(3_000);
+    n.send(s, &["CAP END"]);
+    let l = n.lines(s);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter JOIN #x alice :alice"),
+        "{l:?}"
+    );
+    // Its lines reach the watcher tagged.
+    n.advance(3_000);
+    n.lines(w);
+    n.send(s, &["PRIVMSG #x :from irc"]);
+    assert_eq!(
+        n.lines(w),
+        ["@account=alice :alice!alice@natter PRIVMSG #x :from irc"]
+    );
 }

@@ -114,6 +114,14 @@ pub(crate) enum Info {
     },
     /// A user just written to is away.
     IsAway(Present),
+    /// A co-member signed in to an account (`Some`: its name, the user's nick now) or its
+    /// account is gone (IRC's account-notify).
+    Account {
+        /// Who.
+        nick: Nick,
+        /// The account, if signed in.
+        account: Option<Nick>,
+    },
 }
 
 /// `text` cut to [`MAX_AWAY_BYTES`] at a character boundary.
@@ -211,6 +219,31 @@ impl Hub {
             nick: u.nick.clone(),
             away: u.away.clone(),
         })
+    }
+
+    /// Tells each connection that shares a room with `uid` (its own aside) once that the user
+    /// is signed in to its account now, or no longer.
+    pub(super) fn account_news(&mut self, uid: UserId) {
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let nick = u.nick.clone();
+        let account = u.account.is_some().then(|| nick.clone());
+        let others: BTreeSet<ConnId> = u
+            .rooms
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flat_map(|r| r.members.iter())
+            .filter(|m| **m != uid)
+            .flat_map(|m| self.user_conns(*m))
+            .collect();
+        for other in others {
+            let news = Info::Account {
+                nick: nick.clone(),
+                account: account.clone(),
+            };
+            self.reply(other, Reply::Info(news));
+        }
     }
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares

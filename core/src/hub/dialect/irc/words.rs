@@ -8,7 +8,9 @@ use super::message::{Tags, body_len, write_line};
 use super::names::{self, NETWORK, SERVER};
 use super::numeric::*;
 use super::time;
-use super::{F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE};
+use super::{
+    F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+};
 use crate::hub::ConnKind;
 use crate::hub::dialect::{Form, Note, Reply};
 use crate::hub::query::{Info, Present};
@@ -281,6 +283,10 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+        if let ServerMsg::SignedIn { .. } = msg {
+            // Its nick is the account's from now on (account-tag, extended-join).
+            self.signed_in.set(true);
+        }
         let me = match (me, msg) {
             (_, ServerMsg::Error { kind, re, detail }) => {
                 return self.error(l, *kind, re, detail);
@@ -311,7 +317,17 @@ impl Irc {
                 ..
             } => {
                 let tags = l.tags.clone();
-                l.from(&tags, &src, "JOIN", &[room.as_str()], false);
+                if self.caps.has(Cap::ExtendedJoin) {
+                    let account = if self.signed_in.get() {
+                        me.as_str()
+                    } else {
+                        "*"
+                    };
+                    let params = [room.as_str(), account, me.as_str()];
+                    l.from(&tags, &src, "JOIN", &params, true);
+                } else {
+                    l.from(&tags, &src, "JOIN", &[room.as_str()], false);
+                }
                 if let Some(t) = topic {
                     l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
                 }
@@ -431,7 +447,7 @@ impl Irc {
                 );
             }
             // Scrollback and search are natter's requests; an IRC client asks neither (its
-            // history is draft/chathistory, not built yet).
+            // history is draft/chathistory: `Info::History`).
             ServerMsg::Past(_)
             | ServerMsg::PastEnd { .. }
             | ServerMsg::Found(_)
@@ -579,12 +595,14 @@ impl Irc {
         }
     }
 
-    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch.
+    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch (a
+    /// client with draft/chathistory gets none: it asks for what it wants).
     fn replaying(&self) -> Option<&Running> {
         self.running
             .as_ref()
             .filter(|r| r.verb == "JOIN")
             .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
+            .filter(|_| !self.caps.has(Cap::ChatHistory))
     }
 
     fn info(&self, l: &mut Lines, info: &Info, me: Option<&Nick>) {
@@ -732,11 +750,24 @@ impl Irc {
                     l.num(RPL_AWAY, &[p.nick.as_str()], away.as_str());
                 }
             }
+            Info::Account { nick, account } => {
+                if self.caps.has(Cap::AccountNotify) {
+                    let account = account.as_ref().map_or("*", Nick::as_str);
+                    l.from(
+                        &Tags::none(),
+                        &names::source(nick),
+                        "ACCOUNT",
+                        &[account],
+                        false,
+                    );
+                }
+            }
         }
     }
 
-    /// A room event in IRC's words, in `form` (see the form bits in the module).
-    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form) -> Option<Bytes> {
+    /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
+    /// its sender is signed in to the account of its nick.
+    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form, signed_in: bool) -> Option<Bytes> {
         let state = form.0 & STATE;
         let mut tags = match state {
             S_LABEL => self.reply_tags(),
@@ -745,6 +776,7 @@ impl Irc {
                 // History only for clients that can tell it is history; only what was said
                 // (old joins and parts would change their member lists).
                 if form.0 & F_TIME == 0
+                    || self.caps.has(Cap::ChatHistory)
                     || !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. })
                 {
                     return None;
@@ -758,6 +790,9 @@ impl Irc {
         };
         if form.0 & F_TIME != 0 {
             tags = tags.with("time", &time::iso(ev.at));
+        }
+        if form.0 & F_ACCOUNT != 0 && signed_in {
+            tags = tags.with("account", ev.from.as_str());
         }
         let msgid = (form.0 & F_TAGS != 0).then(|| event_msgid(&ev.room, ev.seq));
         let mut l = Lines {
@@ -780,6 +815,16 @@ impl Irc {
             }
             EventKind::Act { text, .. } => {
                 l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), true);
+            }
+            EventKind::Join if form.0 & F_EXTJOIN != 0 => {
+                let account = if signed_in { ev.from.as_str() } else { "*" };
+                l.from(
+                    &tags,
+                    &src,
+                    "JOIN",
+                    &[room, account, ev.from.as_str()],
+                    true,
+                );
             }
             EventKind::Join => l.from(&tags, &src, "JOIN", &[room], false),
             EventKind::Part { reason } => match reason {
