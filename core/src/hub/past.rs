@@ -1,5 +1,5 @@
-//! The past: scrollback (`Older`), search, and the history a refill or a resume needs from
-//! before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
+//! The past: scrollback (`Older`), search, windows of a room's lines (IRC's CHATHISTORY), and
+//! the history a refill or a resume needs from before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
 //! ([`Hub::poll_query`], [`Hub::handle_answer`]); without one the ring is all there is.
 //!
 //! A resume that needs events older than the ring waits for them before it is welcomed, so the
@@ -7,13 +7,17 @@
 //! to one outbound queue of it; the rest is a gap the client refills).
 
 use super::dialect::{Hello, Reply};
+use super::query::{HistoryFail, Info, Point, Window};
 use super::room::Room;
 use super::{DeviceId, Hub, UserId};
-use crate::limits::{HISTORY_PAGE_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS};
+use crate::limits::{
+    HISTORY_PAGE_MAX, HISTORY_WINDOW_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS,
+};
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq, Text};
 use crate::wire::{ErrorKind, EventKind, Re, RoomEvent, ServerMsg, encode_frame};
+use core::ops::Range;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
 use tracing::debug;
@@ -34,6 +38,15 @@ enum Asker {
     },
     /// A page of what a resuming connection missed.
     Resume { conn: ConnId, room: RoomName },
+    /// The part of a window older than the ring; `ring`: the page ends where the ring began
+    /// (the ring's lines follow it), else the page is all there is.
+    Window {
+        conn: ConnId,
+        room: RoomName,
+        window: Window,
+        limit: usize,
+        ring: bool,
+    },
 }
 
 /// A resume waiting for the store's pages.
@@ -107,6 +120,41 @@ impl Hub {
                 let events = page.map(|p| p.events).unwrap_or_default();
                 self.resume_page(conn, room, events, now);
             }
+            (
+                Asker::Window {
+                    conn,
+                    room,
+                    window,
+                    limit,
+                    ring,
+                },
+                answer,
+            ) => {
+                let lines = match answer {
+                    Answer::History(Ok(page)) => {
+                        let mut events = page.events;
+                        if ring && let Some(r) = self.rooms.get(&room) {
+                            let last = events.last().map_or(Seq(0), |e| e.seq);
+                            events.extend(r.events().filter(|e| e.seq > last));
+                        }
+                        Ok(self.window_lines(said(events), window, limit).0)
+                    }
+                    Answer::History(Err(e)) | Answer::Search(Err(e)) => {
+                        Err(HistoryFail::Unavailable(e))
+                    }
+                    Answer::Search(Ok(_)) => Err(HistoryFail::Unavailable(
+                        "the store answered something else".into(),
+                    )),
+                };
+                self.reply(
+                    conn,
+                    Reply::Info(Info::History {
+                        room,
+                        window,
+                        lines,
+                    }),
+                );
+            }
             (asker, answer) => {
                 let (conn, re) = match asker {
                     Asker::Older { conn, room } | Asker::Refill { conn, room, .. } => {
@@ -114,6 +162,8 @@ impl Hub {
                     }
                     Asker::Search { conn, .. } => (conn, Re::Conn),
                     Asker::Resume { conn, .. } => (conn, Re::Conn),
+                    // Every answer is handled above.
+                    Asker::Window { conn, room, .. } => (conn, Re::Room(room)),
                 };
                 let why = match answer {
                     Answer::History(Err(e)) | Answer::Search(Err(e)) => e,
@@ -517,6 +567,231 @@ impl Hub {
             seen = seen.max(seq);
         }
         self.replay_since(conn, room, seen);
+    }
+}
+
+// ---- windows (IRC's CHATHISTORY) ----
+
+/// Only what people said (says and actions): what a window counts and shows.
+fn said(events: impl IntoIterator<Item = RoomEvent>) -> Vec<RoomEvent> {
+    events
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Say { .. } | EventKind::Act { .. }))
+        .collect()
+}
+
+/// How many of `lines` (oldest first) come before `p`, and how many before or at it.
+fn split_at(lines: &[RoomEvent], p: Point) -> (usize, usize) {
+    match p {
+        Point::Seq(s) => (
+            lines.partition_point(|e| e.seq < s),
+            lines.partition_point(|e| e.seq <= s),
+        ),
+        Point::Time(t) => (
+            lines.partition_point(|e| e.at < t),
+            lines.partition_point(|e| e.at <= t),
+        ),
+    }
+}
+
+/// The range of `lines` (oldest first) that `window` picks, at most `limit` long, and whether
+/// it reaches back to the first of them while it would take older ones if there were any
+/// (then older history, if it exists, belongs in the answer).
+pub(crate) fn pick(lines: &[RoomEvent], window: Window, limit: usize) -> (Range<usize>, bool) {
+    let newest = |end: usize| (end.saturating_sub(limit)..end, end < limit || end == 0);
+    let oldest = |start: usize| {
+        let end = (start + limit).min(lines.len());
+        (start..end, start == 0)
+    };
+    match window {
+        Window::Latest(None) => newest(lines.len()),
+        Window::Latest(Some(p)) => {
+            let from = split_at(lines, p).1;
+            let (range, _) = newest(lines.len());
+            (
+                range.start.max(from)..range.end,
+                from == 0 && lines.len() < limit,
+            )
+        }
+        Window::Before(p) => newest(split_at(lines, p).0),
+        Window::After(p) => oldest(split_at(lines, p).1),
+        Window::Around(p) => {
+            let (before, _) = split_at(lines, p);
+            let start = before.saturating_sub(limit / 2);
+            let end = (start + limit).min(lines.len());
+            (start..end, start == 0)
+        }
+        Window::Between(a, b) => {
+            let (a_lo, a_hi) = split_at(lines, a);
+            let (b_lo, b_hi) = split_at(lines, b);
+            let forward = match (a, b) {
+                (Point::Seq(x), Point::Seq(y)) => x <= y,
+                (Point::Time(x), Point::Time(y)) => x <= y,
+                _ => a_lo <= b_lo,
+            };
+            if forward {
+                let end = b_lo.max(a_hi);
+                let (r, touch) = oldest(a_hi);
+                (r.start..r.end.min(end), touch)
+            } else {
+                let start = b_hi.min(a_lo);
+                let (r, touch) = newest(a_lo);
+                (r.start.max(start)..r.end, touch && start == 0)
+            }
+        }
+    }
+}
+
+/// Where a store page for `window` should end (exclusive), given that the ring starts at
+/// `ring`: just before the ring, or sooner when the window's point is a seq older than it.
+fn page_end(window: Window, ring: Seq) -> Seq {
+    let after = |s: Seq| Seq(s.0.saturating_add(1 + HISTORY_PAGE_MAX as u64));
+    let end = match window {
+        Window::Before(Point::Seq(s)) => s,
+        Window::Around(Point::Seq(s)) => Seq(s.0.saturating_add(HISTORY_PAGE_MAX as u64 / 2)),
+        Window::Latest(Some(Point::Seq(s))) | Window::After(Point::Seq(s)) => after(s),
+        Window::Between(Point::Seq(a), Point::Seq(b)) if a <= b => after(a),
+        Window::Between(Point::Seq(a), Point::Seq(_)) => a,
+        _ => ring,
+    };
+    end.min(ring)
+}
+
+impl Hub {
+    /// `Query::History`: the lines of `room` in `window`, from the ring, or with a store page
+    /// when the window reaches back past the ring.
+    pub(super) fn window(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: RoomName,
+        window: Window,
+        limit: usize,
+    ) {
+        let limit = limit.clamp(1, HISTORY_WINDOW_MAX);
+        let member = self
+            .users
+            .get(&uid)
+            .is_some_and(|u| u.rooms.contains(&room));
+        let Some(r) = self.rooms.get(&room).filter(|_| member) else {
+            let lines = Err(HistoryFail::NotInRoom);
+            return self.reply(
+                conn,
+                Reply::Info(Info::History {
+                    room,
+                    window,
+                    lines,
+                }),
+            );
+        };
+        let ring_start = r.oldest_kept().unwrap_or(r.last_seq.next());
+        let lines = said(r.events());
+        let (lines, touches) = self.window_lines(lines, window, limit);
+        let older_exists = ring_start > Seq(1);
+        if touches && older_exists && self.durable.is_some() {
+            let end = page_end(window, ring_start);
+            let q = Query::History(HistoryQuery {
+                room: room.clone(),
+                before: end,
+                limit: HISTORY_PAGE_MAX,
+            });
+            let asker = Asker::Window {
+                conn,
+                room: room.clone(),
+                window,
+                limit,
+                ring: end == ring_start,
+            };
+            if !self.ask(q, asker) {
+                let why = "the server is busy; try again in a moment".to_owned();
+                let lines = Err(HistoryFail::Unavailable(why));
+                self.reply(
+                    conn,
+                    Reply::Info(Info::History {
+                        room,
+                        window,
+                        lines,
+                    }),
+                );
+            }
+            return;
+        }
+        self.reply(
+            conn,
+            Reply::Info(Info::History {
+                room,
+                window,
+                lines: Ok(lines),
+            }),
+        );
+    }
+
+    /// The lines `window` picks from `lines`, as many as fit half an outbound queue (the far
+    /// end from the window's point is left out first), and whether it reached their start.
+    fn window_lines(
+        &self,
+        mut lines: Vec<RoomEvent>,
+        window: Window,
+        limit: usize,
+    ) -> (Vec<RoomEvent>, bool) {
+        let (range, touches) = pick(&lines, window, limit);
+        lines.truncate(range.end);
+        lines.drain(..range.start);
+        let mut budget = self.config.queue_limits().max_bytes / 2;
+        let cost = |e: &RoomEvent| match &e.kind {
+            // The text, and room for the line's tags and prefix.
+            EventKind::Say { text, .. } | EventKind::Act { text, .. } => text.as_str().len() + 200,
+            _ => 200,
+        };
+        let newest_first = matches!(window, Window::Latest(_) | Window::Before(_));
+        let keep = if newest_first {
+            lines
+                .iter()
+                .rev()
+                .take_while(|e| {
+                    let c = cost(e);
+                    budget.checked_sub(c).map(|b| budget = b).is_some()
+                })
+                .count()
+        } else {
+            lines
+                .iter()
+                .take_while(|e| {
+                    let c = cost(e);
+                    budget.checked_sub(c).map(|b| budget = b).is_some()
+                })
+                .count()
+        };
+        if newest_first {
+            lines.drain(..lines.len() - keep);
+        } else {
+            lines.truncate(keep);
+        }
+        (lines, touches)
+    }
+
+    /// `Query::Targets`: the rooms `uid` is in whose latest line (in the ring) was said between
+    /// `from` and `to`, in the order of those times.
+    pub(super) fn targets(&self, uid: UserId, from: Millis, to: Millis, limit: usize) -> Info {
+        let (lo, hi) = (from.min(to), from.max(to));
+        let Some(u) = self.users.get(&uid) else {
+            return Info::Targets(Vec::new());
+        };
+        let mut found: Vec<(RoomName, Millis)> = u
+            .rooms
+            .iter()
+            .filter_map(|name| {
+                let r = self.rooms.get(name)?;
+                let last = said(r.events()).pop()?;
+                (last.at >= lo && last.at <= hi).then(|| (name.clone(), last.at))
+            })
+            .collect();
+        found.sort_by_key(|(_, at)| *at);
+        if from > to {
+            found.reverse();
+        }
+        found.truncate(limit.clamp(1, HISTORY_WINDOW_MAX));
+        Info::Targets(found)
     }
 }
 

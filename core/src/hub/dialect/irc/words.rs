@@ -13,10 +13,10 @@ use super::{
 };
 use crate::hub::ConnKind;
 use crate::hub::dialect::{Form, Note, Reply};
-use crate::hub::query::{Info, Present};
+use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
-    IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES, MAX_NICK_LEN,
-    MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
+    MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -38,12 +38,14 @@ fn isupport() -> Vec<String> {
     vec![
         "AWAYLEN=".to_owned() + &MAX_AWAY_BYTES.to_string(),
         "CASEMAPPING=ascii".into(),
+        format!("CHATHISTORY={HISTORY_WINDOW_MAX}"),
         format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
         "CHANMODES=,,,n".into(),
         format!("CHANNELLEN={MAX_ROOM_LEN}"),
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        "MSGREFTYPES=msgid,timestamp".into(),
         format!("NETWORK={NETWORK}"),
         format!("NICKLEN={MAX_NICK_LEN}"),
         "PREFIX=(ov)@+".into(),
@@ -750,6 +752,44 @@ impl Irc {
                     l.num(RPL_AWAY, &[p.nick.as_str()], away.as_str());
                 }
             }
+            Info::History {
+                room,
+                window,
+                lines,
+            } => self.history(l, room, *window, lines),
+            Info::Targets(rooms) => {
+                let batch = self.caps.has(Cap::Batch);
+                let id = format!("ct{}", self.lines);
+                let open = l.tags.clone();
+                if batch {
+                    let start = format!("+{id}");
+                    l.from(
+                        &open,
+                        SERVER,
+                        "BATCH",
+                        &[&start, "draft/chathistory-targets"],
+                        false,
+                    );
+                }
+                let tags = if batch {
+                    Tags::none().with("batch", &id)
+                } else {
+                    open.clone()
+                };
+                for (room, at) in rooms {
+                    let at = format!("timestamp={}", time::iso(*at));
+                    l.from(
+                        &tags,
+                        SERVER,
+                        "CHATHISTORY",
+                        &["TARGETS", room.as_str(), &at],
+                        false,
+                    );
+                }
+                if batch {
+                    l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
+                }
+            }
             Info::Account { nick, account } => {
                 if self.caps.has(Cap::AccountNotify) {
                     let account = account.as_ref().map_or("*", Nick::as_str);
@@ -762,6 +802,83 @@ impl Irc {
                     );
                 }
             }
+        }
+    }
+
+    /// CHATHISTORY's answer: the lines in a `chathistory` batch (with `batch`), each with
+    /// `time` and `msgid` as the capabilities ask; or `FAIL` with the reason.
+    fn history(
+        &self,
+        l: &mut Lines,
+        room: &RoomName,
+        window: Window,
+        lines: &Result<Vec<RoomEvent>, HistoryFail>,
+    ) {
+        let sub = match window {
+            Window::Latest(_) => "LATEST",
+            Window::Before(_) => "BEFORE",
+            Window::After(_) => "AFTER",
+            Window::Around(_) => "AROUND",
+            Window::Between(..) => "BETWEEN",
+        };
+        let open = l.tags.clone();
+        let events = match lines {
+            Ok(events) => events,
+            Err(fail) => {
+                let (code, why) = match fail {
+                    HistoryFail::NotInRoom => (
+                        "INVALID_TARGET",
+                        "You are not in that channel (JOIN it first)".to_owned(),
+                    ),
+                    HistoryFail::Unavailable(why) => (
+                        "MESSAGE_ERROR",
+                        format!("Messages could not be retrieved: {why}"),
+                    ),
+                };
+                let params = ["CHATHISTORY", code, sub, room.as_str(), &fit(&why, 300)];
+                return l.from(&open, SERVER, "FAIL", &params, true);
+            }
+        };
+        let batch = self.caps.has(Cap::Batch);
+        let id = format!("ch{}", self.lines);
+        if batch {
+            let start = format!("+{id}");
+            l.from(
+                &open,
+                SERVER,
+                "BATCH",
+                &[&start, "chathistory", room.as_str()],
+                false,
+            );
+        }
+        let base = if batch {
+            Tags::none().with("batch", &id)
+        } else {
+            open.clone()
+        };
+        for ev in events {
+            let (text, action) = match &ev.kind {
+                EventKind::Say { text, .. } => (text, false),
+                EventKind::Act { text, .. } => (text, true),
+                _ => continue,
+            };
+            let tags = self.said_tags(ev.at, base.clone());
+            let msgid = self
+                .caps
+                .has(Cap::MessageTags)
+                .then(|| event_msgid(&ev.room, ev.seq));
+            let src = names::source(&ev.from);
+            l.text(
+                &tags,
+                msgid.as_deref(),
+                &src,
+                room.as_str(),
+                text.as_str(),
+                action,
+            );
+        }
+        if batch {
+            l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
         }
     }
 
