@@ -30,7 +30,7 @@ const TOPICLEN: usize = 390;
 const MOTD: [&str; 3] = [
     "Welcome to natter over IRC. The people here may be on the natter client, a web page, nc",
     "or IRC like you: channels are natter rooms (# then a-z 0-9 - _ .), LIST shows them.",
-    "History comes with your JOIN when your client asks for server-time.",
+    "History comes with your JOIN when your client asks for server-time; CHATHISTORY asks for more.",
 ];
 
 /// `ISUPPORT` tokens (`005`), at most 13 to a line.
