@@ -1718,6 +1718,10 @@ fn chathistory_refusals_are_fail_lines_and_each_costs_a_flood_token() {
             "FAIL CHATHISTORY INVALID_TARGET LATEST #c++ :",
         ),
         (
+            "CHATHISTORY LATEST :#a b * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST #ab*5 :",
+        ),
+        (
             "CHATHISTORY LATEST old * 5",
             "FAIL CHATHISTORY INVALID_TARGET LATEST old :natter keeps no history of direct messages",
         ),

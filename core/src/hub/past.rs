@@ -597,7 +597,7 @@ fn split_at(lines: &[RoomEvent], p: Point) -> (usize, usize) {
 /// The range of `lines` (oldest first) that `window` picks, at most `limit` long, and whether
 /// it reaches back to the first of them while it would take older ones if there were any
 /// (then older history, if it exists, belongs in the answer).
-pub(crate) fn pick(lines: &[RoomEvent], window: Window, limit: usize) -> (Range<usize>, bool) {
+fn pick(lines: &[RoomEvent], window: Window, limit: usize) -> (Range<usize>, bool) {
     let newest = |end: usize| (end.saturating_sub(limit)..end, end < limit || end == 0);
     let oldest = |start: usize| {
         let end = (start + limit).min(lines.len());
@@ -660,7 +660,7 @@ fn page_end(window: Window, ring: Seq) -> Seq {
 impl Hub {
     /// `Query::History`: the lines of `room` in `window`, from the ring, or with a store page
     /// when the window reaches back past the ring.
-    pub(super) fn window(
+    pub(super) fn history_window(
         &mut self,
         conn: ConnId,
         uid: UserId,
@@ -800,5 +800,67 @@ impl Room {
     pub(crate) fn before(&self, before: Seq, limit: usize) -> Vec<&super::room::Stored> {
         let upto = Seq(before.0.saturating_sub(1));
         self.last_n(limit, upto).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{nick, room, text};
+    use crate::types::MsgId;
+
+    /// Lines with seqs 10, 12, 14, ... (others' events between them), said at seq × 1000 ms.
+    fn lines(n: u64) -> Vec<RoomEvent> {
+        (0..n)
+            .map(|i| RoomEvent {
+                room: room("#w"),
+                seq: Seq(10 + 2 * i),
+                at: Millis((10 + 2 * i) * 1000),
+                from: nick("a"),
+                kind: EventKind::Say {
+                    id: MsgId(i + 1),
+                    text: text("x"),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_pick_their_lines_and_say_when_older_ones_may_belong() {
+        let l = lines(10); // seqs 10..=28
+        let s = |n| Point::Seq(Seq(n));
+        assert_eq!(pick(&l, Window::Latest(None), 3), (7..10, false));
+        assert_eq!(pick(&l, Window::Latest(None), 30), (0..10, true));
+        assert_eq!(pick(&l, Window::Latest(Some(s(23))), 30), (7..10, false));
+        assert_eq!(pick(&l, Window::Latest(Some(s(5))), 30), (0..10, true));
+        assert_eq!(pick(&l, Window::Latest(Some(s(5))), 4), (6..10, false));
+        assert_eq!(pick(&l, Window::Before(s(16)), 2), (1..3, false));
+        assert_eq!(pick(&l, Window::Before(s(16)), 5), (0..3, true));
+        assert_eq!(pick(&l, Window::After(s(16)), 2), (4..6, false));
+        assert_eq!(pick(&l, Window::After(s(3)), 2), (0..2, true));
+        assert_eq!(pick(&l, Window::After(s(28)), 2), (10..10, false));
+        // A point between lines (an event that was not said) works the same.
+        assert_eq!(pick(&l, Window::After(s(15)), 1), (3..4, false));
+        assert_eq!(pick(&l, Window::Around(s(20)), 4), (3..7, false));
+        assert_eq!(pick(&l, Window::Around(s(12)), 4), (0..4, true));
+        assert_eq!(pick(&l, Window::Between(s(12), s(20)), 10), (2..5, false));
+        assert_eq!(pick(&l, Window::Between(s(20), s(12)), 2), (3..5, false));
+        assert_eq!(pick(&l, Window::Between(s(20), s(1)), 9), (0..5, true));
+        // Times are exclusive too, and may be mixed with seqs.
+        let t = |ms| Point::Time(Millis(ms));
+        assert_eq!(pick(&l, Window::After(t(14_000)), 2), (3..5, false));
+        assert_eq!(pick(&l, Window::Before(t(14_000)), 9), (0..2, true));
+        assert_eq!(
+            pick(&l, Window::Between(t(14_000), s(20)), 9),
+            (3..5, false)
+        );
+        assert_eq!(pick(&[], Window::Latest(None), 5), (0..0, true));
+        // Where a store page should end.
+        assert_eq!(page_end(Window::Before(s(5)), Seq(10)), Seq(5));
+        assert_eq!(page_end(Window::Before(s(50)), Seq(10)), Seq(10));
+        assert_eq!(page_end(Window::After(s(5)), Seq(1000)), Seq(206));
+        assert_eq!(page_end(Window::Latest(None), Seq(10)), Seq(10));
+        assert_eq!(page_end(Window::Between(s(9), s(2)), Seq(100)), Seq(9));
+        assert_eq!(page_end(Window::Around(t(1)), Seq(10)), Seq(10));
     }
 }

@@ -275,7 +275,7 @@ impl Hub {
                 room,
                 window,
                 limit,
-            } => return self.window(conn, uid, room, window, limit),
+            } => return self.history_window(conn, uid, room, window, limit),
             Query::Targets { from, to, limit } => self.targets(uid, from, to, limit),
         };
         self.reply(conn, Reply::Info(info));

@@ -774,6 +774,9 @@ fn chathistory(msg: &Message<'_>, plan: &mut Plan<'_>) {
     let Some(target) = msg.param(1) else {
         return fail(plan, "INVALID_PARAMS", &[], "Not enough parameters");
     };
+    // Echoed in a middle parameter: no spaces, and short.
+    let named = shown(target);
+    let target = named.as_str();
     if !target.starts_with('#') {
         return fail(
             plan,
@@ -782,7 +785,7 @@ fn chathistory(msg: &Message<'_>, plan: &mut Plan<'_>) {
             "natter keeps no history of direct messages",
         );
     }
-    let room = match names::channel(target) {
+    let room = match names::channel(msg.param(1).unwrap_or_default()) {
         Ok(room) => room,
         Err(bad) => return fail(plan, "INVALID_TARGET", &[target], &bad.words),
     };
