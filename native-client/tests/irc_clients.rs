@@ -460,9 +460,13 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
         &["-d", &weechat_home.display().to_string(), "-r", &setup],
     );
     // Registered as the account, not as the nick it asked for (`somebody`), and in the
-    // account's rooms. (WeeChat says "SASL authentication successful" in its server buffer.)
-    tmux.wait_line("weechat", &["dora (dora@natter) has joined #lobby"])
-        .await;
+    // account's rooms; extended-join shows the account in brackets and the nick as the real
+    // name. (WeeChat says "SASL authentication successful" in its server buffer.)
+    tmux.wait_line(
+        "weechat",
+        &["dora [dora] (dora) (dora@natter) has joined #lobby"],
+    )
+    .await;
     tmux.type_until(
         "weechat",
         "hello as dora from weechat",

@@ -325,6 +325,7 @@ impl Irc {
                     } else {
                         "*"
                     };
+                    // natter has no real names: the nick stands in.
                     let params = [room.as_str(), account, me.as_str()];
                     l.from(&tags, &src, "JOIN", &params, true);
                 } else {
