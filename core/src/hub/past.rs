@@ -863,4 +863,99 @@ mod tests {
         assert_eq!(page_end(Window::Between(s(9), s(2)), Seq(100)), Seq(9));
         assert_eq!(page_end(Window::Around(t(1)), Seq(10)), Seq(10));
     }
+
+    /// What a window means, written the slow way: filters over every line.
+    fn model(l: &[RoomEvent], window: Window, limit: usize) -> Vec<Seq> {
+        use core::cmp::Ordering;
+        let cmp = |e: &RoomEvent, p: Point| match p {
+            Point::Seq(s) => e.seq.cmp(&s),
+            Point::Time(t) => e.at.cmp(&t),
+        };
+        let seqs = |it: Vec<&RoomEvent>| it.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+        let last = |v: Vec<&RoomEvent>, n: usize| seqs(v[v.len().saturating_sub(n)..].to_vec());
+        let first = |v: Vec<&RoomEvent>, n: usize| seqs(v.into_iter().take(n).collect());
+        let before = |p| {
+            l.iter()
+                .filter(|e| cmp(e, p) == Ordering::Less)
+                .collect::<Vec<_>>()
+        };
+        let after = |p| {
+            l.iter()
+                .filter(|e| cmp(e, p) == Ordering::Greater)
+                .collect::<Vec<_>>()
+        };
+        match window {
+            Window::Latest(None) => last(l.iter().collect(), limit),
+            Window::Latest(Some(p)) => last(after(p), limit),
+            Window::Before(p) => last(before(p), limit),
+            Window::After(p) => first(after(p), limit),
+            Window::Around(p) => {
+                let mut out = last(before(p), limit / 2);
+                let from: Vec<&RoomEvent> =
+                    l.iter().filter(|e| cmp(e, p) != Ordering::Less).collect();
+                out.extend(first(from, limit - out.len()));
+                out
+            }
+            Window::Between(a, b) => {
+                let forward = match (a, b) {
+                    (Point::Seq(x), Point::Seq(y)) => x <= y,
+                    (Point::Time(x), Point::Time(y)) => x <= y,
+                    _ => before(a).len() <= before(b).len(),
+                };
+                if forward {
+                    let both = after(a).into_iter().filter(|e| cmp(e, b) == Ordering::Less);
+                    first(both.collect(), limit)
+                } else {
+                    let both = before(a)
+                        .into_iter()
+                        .filter(|e| cmp(e, b) == Ordering::Greater);
+                    last(both.collect(), limit)
+                }
+            }
+        }
+    }
+
+    fn point() -> impl proptest::strategy::Strategy<Value = Point> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..80).prop_map(|s| Point::Seq(Seq(s))),
+            (0u64..80).prop_map(|t| Point::Time(Millis(t))),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pick_is_what_the_window_means(
+            steps in proptest::collection::vec((1u64..4, 0u64..3), 0..30),
+            kind in 0u8..6,
+            a in point(),
+            b in point(),
+            limit in 1usize..12,
+        ) {
+            // Seqs rise; times never fall (several lines may share a millisecond).
+            let (mut seq, mut at) = (0, 0);
+            let l: Vec<RoomEvent> = steps
+                .iter()
+                .map(|(ds, dt)| {
+                    seq += ds;
+                    at += dt;
+                    let mut e = lines(1).remove(0);
+                    e.seq = Seq(seq);
+                    e.at = Millis(at);
+                    e
+                })
+                .collect();
+            let window = match kind {
+                0 => Window::Latest(None),
+                1 => Window::Latest(Some(a)),
+                2 => Window::Before(a),
+                3 => Window::After(a),
+                4 => Window::Around(a),
+                _ => Window::Between(a, b),
+            };
+            let (range, _) = pick(&l, window, limit);
+            let got: Vec<Seq> = l[range].iter().map(|e| e.seq).collect();
+            proptest::prop_assert_eq!(got, model(&l, window, limit));
+        }
+    }
 }
