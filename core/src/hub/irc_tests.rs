@@ -1442,6 +1442,15 @@ fn account_tag_extended_join_and_account_notify_tell_signed_in_users_from_guests
         n.lines(w),
         ["@account=bob :bob!bob@natter PRIVMSG #x :now with an account"]
     );
+    // A nick with capitals is found as well.
+    let cap = registered(&mut n, "Carol");
+    n.send_bin(cap, &ClientMsg::Join { room: room("#x") });
+    n.lines(w);
+    say(&mut n, cap, 1, "capital");
+    assert_eq!(
+        n.lines(w),
+        ["@account=Carol :Carol!Carol@natter PRIVMSG #x :capital"]
+    );
     // An IRC user signed in with SASL sees its own JOIN with its account.
     use base64::Engine;
     let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0correct horse");
