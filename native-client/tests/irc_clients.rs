@@ -3,8 +3,8 @@
 //! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, topics,
 //! joins, parts and nick changes go every way, and each client shows them in its own words.
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
-//! clients) is killed when the test ends, also when it fails. irssi also connects over TLS
-//! (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA.
+//! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
+//! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA.
 
 mod support;
 
@@ -483,7 +483,7 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn irssi_over_tls_verifies_the_certificate_and_chats_with_nc() {
+async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
     let pki = tempfile::tempdir().expect("a directory for the certificates");
     let ca = natter_tls::dev_ca::DevCa::new("natter irssi test CA").expect("a CA");
     let (cert, key) = ca
@@ -557,6 +557,46 @@ async fn irssi_over_tls_verifies_the_certificate_and_chats_with_nc() {
     nc.send("hello back in clear").await;
     tmux.wait_line("irssi", &[&format!("< {ncnick}> hello back in clear")])
         .await;
+
+    // WeeChat too, trusting the CA through its own setting. (WeeChat 4 renamed `-ssl` `-tls`.)
+    let version = Command::new("/usr/bin/weechat")
+        .arg("--version")
+        .output()
+        .expect("weechat --version");
+    let major: u32 = String::from_utf8_lossy(&version.stdout)
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .expect("a WeeChat version");
+    let tls_flag = if major >= 4 { "-tls" } else { "-ssl" };
+    let weechat_home = tmux.home("weechat");
+    let setup = format!(
+        "/set irc.server_default.anti_flood_prio_high 0;\
+         /set irc.server_default.anti_flood_prio_low 0;\
+         /set weechat.network.gnutls_ca_system off;\
+         /set weechat.network.gnutls_ca_user {};\
+         /server add natter localhost/{port} {tls_flag} -nicks=weetls -autojoin=#lobby;\
+         /connect natter",
+        ca_file.display()
+    );
+    tmux.start(
+        "weechat",
+        "/usr/bin/weechat",
+        &["-d", &weechat_home.display().to_string(), "-r", &setup],
+    );
+    tmux.wait_line("weechat", &["weetls", "has joined #lobby"])
+        .await;
+    tmux.wait_line("irssi", &["weetls", "has joined #lobby"])
+        .await;
+    tmux.type_until(
+        "weechat",
+        "weechat over tls",
+        &["weetls", "weechat over tls"],
+    )
+    .await;
+    tmux.wait_line("irssi", &["< weetls> weechat over tls"])
+        .await;
+    nc.expect(&["<weetls> weechat over tls"]).await;
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }
