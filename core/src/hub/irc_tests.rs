@@ -24,6 +24,9 @@ struct Net {
     reads: usize,
     /// The store fails every read.
     store_fails: bool,
+    /// Reads wait here (unanswered) while this is on; `answer_held` answers them.
+    hold_reads: bool,
+    held: Vec<(crate::persist::QueryId, crate::persist::HistoryQuery)>,
 }
 
 impl Net {
@@ -48,6 +51,8 @@ impl Net {
             stored: Vec::new(),
             reads: 0,
             store_fails: false,
+            hold_reads: false,
+            held: Vec::new(),
         }
     }
 
@@ -65,25 +70,16 @@ impl Net {
             self.hub.handle_durable(b.id, self.now);
         }
         while let Some((id, q)) = self.hub.poll_query() {
-            use crate::persist::{Answer, HistoryPage, Query};
-            let Query::History(h) = q else {
+            let crate::persist::Query::History(h) = q else {
                 continue;
             };
             self.reads += 1;
-            let answer = if self.store_fails {
-                Answer::History(Err("disk on fire".into()))
+            if self.hold_reads {
+                self.held.push((id, h));
             } else {
-                let mut events: Vec<RoomEvent> = self
-                    .stored
-                    .iter()
-                    .filter(|e| e.room == h.room && e.seq < h.before)
-                    .cloned()
-                    .collect();
-                let at_start = events.len() <= h.limit;
-                events.drain(..events.len().saturating_sub(h.limit));
-                Answer::History(Ok(HistoryPage { events, at_start }))
-            };
-            self.hub.handle_answer(id, answer, self.now);
+                let answer = self.read(&h);
+                self.hub.handle_answer(id, answer, self.now);
+            }
         }
         while let Some(t) = self.hub.poll_transmit() {
             self.inbox
@@ -95,6 +91,32 @@ impl Net {
         while let Some(e) = self.hub.poll_event() {
             self.events.push(e);
         }
+    }
+
+    /// The fake store's answer to a history read.
+    fn read(&self, h: &crate::persist::HistoryQuery) -> crate::persist::Answer {
+        use crate::persist::{Answer, HistoryPage};
+        if self.store_fails {
+            return Answer::History(Err("disk on fire".into()));
+        }
+        let mut events: Vec<RoomEvent> = self
+            .stored
+            .iter()
+            .filter(|e| e.room == h.room && e.seq < h.before)
+            .cloned()
+            .collect();
+        let at_start = events.len() <= h.limit;
+        events.drain(..events.len().saturating_sub(h.limit));
+        Answer::History(Ok(HistoryPage { events, at_start }))
+    }
+
+    /// Answers every read held so far.
+    fn answer_held(&mut self) {
+        for (id, h) in core::mem::take(&mut self.held) {
+            let answer = self.read(&h);
+            self.hub.handle_answer(id, answer, self.now);
+        }
+        self.pump();
     }
 
     /// Moves the clock on by `ms`, firing every deadline on the way.
@@ -1799,6 +1821,23 @@ fn chathistory_reaches_past_the_ring_into_the_store() {
     let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
     assert_eq!(privmsg_texts(&l), want);
     assert!(l[0].contains(" BATCH +") && l.last().unwrap().contains(" BATCH -"));
+    // Parted while the store was read: nothing of the room comes.
+    n.hold_reads = true;
+    let l = ask(&mut n, "CHATHISTORY BEFORE #s msgid=s/6 2");
+    assert!(l.is_empty(), "waits for the store: {l:?}");
+    n.send(c, &["PART #s"]);
+    n.lines(c);
+    n.hold_reads = false;
+    n.answer_held();
+    let l = n.lines(c);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc FAIL CHATHISTORY INVALID_TARGET BEFORE #s :"),
+        "{l:?}"
+    );
+    n.send(c, &["JOIN #s"]);
+    n.advance(1_000);
+    n.lines(c);
     // A store that cannot be read: MESSAGE_ERROR.
     n.store_fails = true;
     let l = ask(&mut n, "CHATHISTORY BEFORE #s msgid=s/5 3");

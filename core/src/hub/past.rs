@@ -130,7 +130,13 @@ impl Hub {
                 },
                 answer,
             ) => {
+                // Someone put out of the room while the store read gets nothing of it.
+                let still_in = self
+                    .user_of(conn)
+                    .and_then(|u| self.users.get(&u))
+                    .is_some_and(|u| u.rooms.contains(&room));
                 let lines = match answer {
+                    _ if !still_in => Err(HistoryFail::NotInRoom),
                     Answer::History(Ok(page)) => {
                         let mut events = page.events;
                         if ring && let Some(r) = self.rooms.get(&room) {
