@@ -645,6 +645,7 @@ impl Hub {
                 if let Some(a) = self.accounts.by_name.get_mut(account) {
                     a.user = Some(guest);
                 }
+                self.account_news(guest);
                 self.account_rooms_changed(guest);
                 let token = self
                     .issue_token(did)
@@ -1168,8 +1169,11 @@ impl Hub {
         for id in a.keys {
             self.accounts.keys.remove(&id);
         }
-        if let Some(u) = a.user.and_then(|u| self.users.get_mut(&u)) {
+        if let Some(uid) = a.user
+            && let Some(u) = self.users.get_mut(&uid)
+        {
             u.account = None;
+            self.account_news(uid);
         }
     }
 
