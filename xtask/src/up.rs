@@ -4,8 +4,9 @@
 //!
 //! With `--tls`: a local CA and a certificate for localhost, 127.0.0.1 and ::1 are made once in
 //! `<target>/tls/` (kept for the next run, so a browser told to trust the CA once keeps
-//! trusting it); natter-server listens for TLS on :8443 as well, natter-bridge serves the page
-//! over https and reaches the server over TLS, and how to trust the CA is printed.
+//! trusting it); natter-server listens for TLS on :8443 and for IRC over TLS on 127.0.0.1:6697
+//! as well, natter-bridge serves the page over https and reaches the server over TLS, and how
+//! to trust the CA is printed.
 //!
 //! With `--cluster`: a nats-server with JetStream on 127.0.0.1:4222 (storing in
 //! `<target>/nats/`), and two natter-server nodes in one cluster through it: :8000 (the
@@ -24,6 +25,7 @@ const SERVER: &str = "127.0.0.1:8000";
 const BRIDGE: &str = "127.0.0.1:8080";
 const IRC: &str = "127.0.0.1:6667";
 const TLS_SERVER: &str = "127.0.0.1:8443";
+const IRC_TLS: &str = "127.0.0.1:6697";
 const NATS: &str = "127.0.0.1:4222";
 
 /// The local CA and the certificate it signed, as files.
@@ -118,7 +120,8 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
         }
         Some(t) => {
             server
-                .args(["--tls-listen", "0.0.0.0:8443", "--tls-cert"])
+                .args(["--tls-listen", "0.0.0.0:8443", "--irc-tls-listen", IRC_TLS])
+                .arg("--tls-cert")
                 .arg(&t.cert)
                 .arg("--tls-key")
                 .arg(&t.key);
@@ -193,6 +196,12 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
         println!("  node 2:    nc 127.0.0.1 8001   (IRC: 127.0.0.1:6668); NATS on {NATS}");
     }
     println!("  IRC:       irssi -c 127.0.0.1 -p 6667   (any IRC client, {IRC})");
+    if let Some(t) = &tls {
+        println!(
+            "  IRC/TLS:   in irssi: /connect -tls -tls_cafile {} localhost 6697   ({IRC_TLS})",
+            t.ca.display()
+        );
+    }
     if let Some(t) = &tls {
         println!();
         println!("To trust the local CA ({}):", t.ca.display());

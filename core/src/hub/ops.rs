@@ -34,17 +34,24 @@ fn re_of(r: &Request) -> Re {
 
 impl Hub {
     /// A request: run now if a flood token is free and nothing waits ahead of it, else queue
-    /// it, else refuse it.
+    /// it, else refuse it. While the connection's sign-in (or registration) is being checked,
+    /// what it sends next waits for the answer: a line typed meanwhile is said by the account,
+    /// and rooms joined meanwhile are the account's, never a guest's that quits a moment later.
     pub(super) fn submit(&mut self, conn: ConnId, req: Request, now: Millis) {
         let (burst, refill, qmax) = (
             self.config.flood_burst,
             self.config.flood_refill,
             self.config.flood_queue,
         );
+        let signing_in = self.account_busy(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
+        if signing_in && c.pending_len() < qmax {
+            c.rare_mut().pending.push_back(req);
+            return;
+        }
+        if !signing_in && c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
             self.run(conn, req, now);
             return;
         }
@@ -68,6 +75,10 @@ impl Hub {
     pub(super) fn run_pending(&mut self, conn: ConnId, now: Millis) {
         let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
         loop {
+            if self.account_busy(conn) {
+                // Taken up again when the account request is answered.
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
