@@ -186,7 +186,11 @@ impl Client {
 
 /// Runs the load against `addrs` (client i on `addrs[i % len]`) and returns (deliveries,
 /// seconds).
-async fn load(spec: &Spec, addrs: &[SocketAddr], pids: &[u32]) -> Result<(u64, f64, f64), Error> {
+async fn load(
+    spec: &Spec,
+    addrs: &[SocketAddr],
+    pids: &[u32],
+) -> Result<(u64, f64, Vec<f64>), Error> {
     let room = RoomName::new("#bench")?;
     let mut clients = Vec::new();
     for i in 0..spec.clients {
@@ -218,10 +222,10 @@ async fn load(spec: &Spec, addrs: &[SocketAddr], pids: &[u32]) -> Result<(u64, f
     }
     // Let every join reach every node before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu0: f64 = pids
+    let cpu0: Vec<f64> = pids
         .iter()
         .map(|p| cpu_seconds(*p))
-        .sum::<Result<f64, Error>>()?;
+        .collect::<Result<_, Error>>()?;
     let started = Instant::now();
     let total = spec.messages * spec.clients as u64;
     let mut tasks = Vec::new();
@@ -253,11 +257,11 @@ async fn load(spec: &Spec, addrs: &[SocketAddr], pids: &[u32]) -> Result<(u64, f
         deliveries += t.await??;
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu1: f64 = pids
-        .iter()
-        .map(|p| cpu_seconds(*p))
-        .sum::<Result<f64, Error>>()?;
-    Ok((deliveries, secs, cpu1 - cpu0))
+    let mut cpu = Vec::new();
+    for (p, before) in pids.iter().zip(cpu0) {
+        cpu.push(cpu_seconds(*p)? - before);
+    }
+    Ok((deliveries, secs, cpu))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -269,7 +273,8 @@ async fn main() -> Result<(), Error> {
 
     let (single, addr) = natter(&spec, &config, &[]).await?;
     let pid = single.id().ok_or("no pid")?;
-    let (d1, s1, c1) = load(&spec, &[addr], &[pid]).await?;
+    let (d1, s1, cpu1) = load(&spec, &[addr], &[pid]).await?;
+    let c1: f64 = cpu1.iter().sum();
     drop(single);
 
     let (nats_child, port) = nats(&dir.path().join("nats")).await?;
@@ -283,7 +288,8 @@ async fn main() -> Result<(), Error> {
         addrs.push(addr);
         nodes.push(child);
     }
-    let (d2, s2, c2) = load(&spec, &addrs, &pids).await?;
+    let (d2, s2, cpu2) = load(&spec, &addrs, &pids).await?;
+    let c2: f64 = cpu2.iter().sum();
     drop(nodes);
     drop(nats_child);
 
@@ -300,6 +306,11 @@ async fn main() -> Result<(), Error> {
     );
     row("single node", d1, s1, c1);
     row(&format!("{} nodes + nats-server", spec.nodes), d2, s2, c2);
+    println!(
+        "cluster cpu: nats-server {:.2} s, nodes {:?} s",
+        cpu2[0],
+        &cpu2[1..]
+    );
     println!(
         "cluster / single, deliveries per cpu-second: {:.2}",
         (d2 as f64 / c2.max(1e-9)) / (d1 as f64 / c1.max(1e-9))
