@@ -54,6 +54,9 @@ pub struct ServerConfig {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (natter-ops' endpoint); `None`: no
     /// endpoint, and the hub task copies no counts (see [`Server::metrics_addr`]).
     pub metrics_listen: Option<SocketAddr>,
+    /// Join a cluster through NATS JetStream (natter-cluster): rooms, their order and history
+    /// and nicks are shared with the other nodes; the store is not used. `None`: one node.
+    pub cluster: Option<natter_cluster::ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -86,6 +89,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(2),
             store: None,
             metrics_listen: None,
+            cluster: None,
         }
     }
 }
@@ -138,6 +142,9 @@ pub enum ServerError {
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Ops(#[from] natter_ops::OpsError),
+    /// The cluster could not be joined (NATS unreachable, JetStream off).
+    #[error(transparent)]
+    Cluster(#[from] natter_cluster::ClusterError),
     /// A server task ended abnormally (a bug: it panicked).
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

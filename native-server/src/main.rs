@@ -98,6 +98,20 @@ struct Args {
     /// Keep everything in memory only: rooms and history are forgotten at exit
     #[arg(long, env = "NATTER_EPHEMERAL")]
     ephemeral: bool,
+    /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
+    /// several with commas, for several NATS servers): rooms, history and nicks are shared with
+    /// the other nodes, and the local store is not used
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT",
+        env = "NATTER_CLUSTER",
+        value_delimiter = ','
+    )]
+    cluster: Vec<String>,
+    /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
+    /// cluster) [default: 1]
+    #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
+    cluster_replicas: Option<usize>,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
@@ -231,7 +245,15 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         .map(|s| natter_core::hub::BridgeSecret::new(&s))
         .transpose()?;
     hub.validate()?;
-    let store = store_config(args, &file.store)?;
+    let cluster = (!args.cluster.is_empty()).then(|| {
+        let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
+        c.replicas = args.cluster_replicas.unwrap_or(1);
+        c
+    });
+    let store = match cluster {
+        Some(_) => None,
+        None => store_config(args, &file.store)?,
+    };
     let grace = args
         .shutdown_grace_ms
         .or(file.shutdown_grace_ms)
@@ -246,6 +268,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         shutdown_grace: Duration::from_millis(grace),
         store,
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        cluster,
     })
 }
 

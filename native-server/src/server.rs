@@ -149,9 +149,26 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         _ => None,
     };
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
-    let (hub, store) = open_hub(config.hub, config.store, clock, commit_time, &health).await?;
+    let (hub, store, cluster) = match config.cluster {
+        Some(cluster) => {
+            let node = natter_cluster::Node::start(cluster).await?;
+            info!(
+                node = node.id(),
+                "clustered: rooms, history and nicks live in JetStream"
+            );
+            let mut hub = Hub::new(config.hub);
+            hub.enable_cluster();
+            (hub, None, Some(node))
+        }
+        None => {
+            let (hub, store) =
+                open_hub(config.hub, config.store, clock, commit_time, &health).await?;
+            (hub, store, None)
+        }
+    };
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
-    let hub_task = tokio::spawn(hub_task::run(hub, store, hub_rx, clock, grace, metrics));
+    let sides = hub_task::Sides { store, cluster };
+    let hub_task = tokio::spawn(hub_task::run(hub, sides, hub_rx, clock, grace, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()

@@ -48,6 +48,9 @@ impl Hub {
         skip: Skip,
         sender: Option<ConnId>,
     ) -> Seq {
+        if self.divert(room, &from, &kind, now, skip, sender) {
+            return Seq(0);
+        }
         let history_len = self.config.history_len;
         let budget = self.config.history_budget_bytes;
         let Some(r) = self.rooms.get_mut(room) else {

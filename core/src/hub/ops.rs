@@ -98,6 +98,9 @@ impl Hub {
     }
 
     pub(super) fn run(&mut self, conn: ConnId, req: Request, now: Millis) {
+        let Some(req) = self.cluster_defer(conn, req) else {
+            return;
+        };
         match req {
             Request::Msg(msg) => self.exec(conn, msg, now),
             Request::Answer(reply) => self.reply(conn, reply),
@@ -288,6 +291,9 @@ impl Hub {
         if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
+        if self.cluster_join(conn, uid, &room, now) {
+            return;
+        }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
@@ -308,7 +314,7 @@ impl Hub {
 
     /// `conn` is in `room` now, whose latest event (the join) is `seq`: the room's state, then
     /// its recent history.
-    fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+    pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(room);
@@ -448,7 +454,7 @@ impl Hub {
         true
     }
 
-    fn accept_id(&mut self, conn: ConnId, id: MsgId) {
+    pub(super) fn accept_id(&mut self, conn: ConnId, id: MsgId) {
         let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
@@ -493,6 +499,9 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
+            if self.cluster_direct(conn, uid, &to, id, &text, now) {
+                return;
+            }
             let detail = format!("nobody is called {to}");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
@@ -537,7 +546,7 @@ impl Hub {
         self.reply(conn, Reply::Msg(ServerMsg::Direct(dm)));
     }
 
-    fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
+    pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
@@ -558,6 +567,12 @@ impl Hub {
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
+        if old.folded() != nick.folded() {
+            if self.cluster_nick(conn, uid, &nick) {
+                return;
+            }
+            self.cluster_release(&old);
         }
         self.nicks.remove(&old.folded());
         self.nicks.insert(nick.folded(), uid);
