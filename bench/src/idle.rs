@@ -160,6 +160,29 @@ async fn join(
     hello: &[bytes::Bytes],
     room: &RoomName,
 ) -> Result<Held, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match join_once(codec, from, addr, hello, room).await {
+            Err(e) if e == TEXT_GREETED && attempt < 5 => continue,
+            r => return r,
+        }
+    }
+}
+
+/// What `join_tcp` says when natter-server greeted the connection as a text user: a busy
+/// server may not read a new connection's first bytes within its wait (issue 22's connection
+/// storms); the connection is made again.
+const TEXT_GREETED: &str = "greeted as a text user";
+
+/// One attempt of [`join`].
+async fn join_once(
+    codec: &Codec,
+    from: Option<SocketAddr>,
+    addr: SocketAddr,
+    hello: &[bytes::Bytes],
+    room: &RoomName,
+) -> Result<Held, String> {
     let s = match from {
         None => TcpStream::connect(addr).await,
         Some(from) => {
@@ -226,11 +249,17 @@ async fn join_tcp(
     }
     let mut d = FrameDecoder::new();
     let mut buf = [0u8; 4096];
+    let mut first = true;
     loop {
         let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("server closed the connection".into());
         }
+        if codec.target() != Target::Baseline && first && buf[0] != 0 {
+            // Words, not a frame (a frame's length prefix starts with 0).
+            return Err(TEXT_GREETED.into());
+        }
+        first = false;
         d.extend(&buf[..n]);
         while let Some(p) = d.next_frame().map_err(|e| e.to_string())? {
             match codec.classify(&p) {

@@ -530,8 +530,21 @@ mod tests {
             gen_cpu: 0.5,
             gen_cpu_max: 0.5,
             server_peak_rss: 1 << 20,
+            deliveries_per_cpu_s: mdeliv * 1e6 / 0.9,
+            bridge_cpu_ratio: None,
             gen_saturated: false,
         }
+    }
+
+    #[test]
+    fn per_cpu_table_compares_each_target_with_the_baseline_of_its_c() {
+        let mut natter = summary(Target::Natter, 3000, 0.75, 40.0);
+        natter.deliveries_per_cpu_s = 1.5e6;
+        let mut base = summary(Target::Baseline, 3000, 0.75, 50.0);
+        base.deliveries_per_cpu_s = 1.0e6;
+        let table = per_cpu_table(&[natter, base]);
+        assert!(table.contains("1.50 x base"), "{table}");
+        assert!(table.contains("0.80 x base"), "{table}");
     }
 
     #[test]
