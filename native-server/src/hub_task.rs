@@ -26,18 +26,6 @@ use tracing::{debug, info, warn};
 /// moment, small enough that writers get their bytes promptly.
 const MAX_BATCH: usize = 256;
 
-/// A hub cycle that hands bytes to at least this many connections that had none is a big
-/// fan-out: a message to a big room (or to many rooms at once).
-const BIG_FANOUT: usize = 1024;
-
-/// Big fan-outs wake their connections at most once per this interval: one that comes sooner
-/// after the last waits for the rest of it, and what the next cycles queue for the same
-/// connections goes out in the same write. On a busy server a member of a big room then gets
-/// several messages per system call instead of one (a write costs far more than its bytes);
-/// the first big fan-out after a quiet moment is woken at once, so an idle server adds no
-/// latency, and neither does anything else (a cycle of fewer connections is woken at once).
-const WAKE_PACE: Duration = Duration::from_millis(10);
-
 /// What a connection task tells the hub task.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -121,22 +109,6 @@ struct HubTask {
     work: Worker,
     /// An accounts reload asked for: who waits, and the store read once it has started.
     accounts: Option<AccountsReload>,
-    /// Connections to wake after their outbox got bytes (see [`WAKE_PACE`]).
-    waking: Waking,
-}
-
-/// Connections whose outbox went from empty to not: woken at the end of the cycle, or for big
-/// fan-outs in quick succession, once per [`WAKE_PACE`].
-#[derive(Default)]
-struct Waking {
-    /// This cycle's.
-    fresh: Vec<ConnId>,
-    /// Waiting for `due`.
-    deferred: Vec<ConnId>,
-    /// When the deferred ones are woken.
-    due: Option<Instant>,
-    /// When the last big fan-out was woken.
-    last_big: Option<Instant>,
 }
 
 /// An accounts reload under way. The read starts once every write the hub handed out is
@@ -223,7 +195,6 @@ pub(crate) async fn run(
         store,
         work: Worker::new(),
         accounts: None,
-        waking: Waking::default(),
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -289,9 +260,6 @@ pub(crate) async fn run(
             () = sleep_until(give_up.unwrap_or_else(far)), if give_up.is_some() => {
                 warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
                 break;
-            }
-            () = sleep_until(task.waking.due.unwrap_or_else(far)), if task.waking.due.is_some() => {
-                task.wake_deferred();
             }
             // Wakes the loop only to copy the counts below.
             () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
@@ -427,15 +395,10 @@ impl HubTask {
         }
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {
-                Some(c) => {
-                    if c.outbox.push_quiet(t.data) {
-                        self.waking.fresh.push(t.conn);
-                    }
-                }
+                Some(c) => c.outbox.push(t.data),
                 None => debug!(conn = %t.conn, "transmit for a connection already gone"),
             }
         }
-        self.wake_fresh();
         while let Some(ev) = self.hub.poll_event() {
             match ev {
                 HubEvent::Ready {
@@ -462,43 +425,6 @@ impl HubTask {
                         c.outbox.close();
                     }
                 }
-            }
-        }
-    }
-
-    /// Wakes the connections this cycle gave bytes to, or, for a big fan-out that follows the
-    /// last one within [`WAKE_PACE`], leaves them for [`HubTask::wake_deferred`].
-    fn wake_fresh(&mut self) {
-        let w = &mut self.waking;
-        if w.fresh.is_empty() {
-            return;
-        }
-        if w.fresh.len() >= BIG_FANOUT {
-            let now = Instant::now();
-            match w.last_big {
-                Some(last) if now < last + WAKE_PACE => {
-                    w.deferred.append(&mut w.fresh);
-                    w.due.get_or_insert(last + WAKE_PACE);
-                    return;
-                }
-                _ => w.last_big = Some(now),
-            }
-        }
-        for conn in w.fresh.drain(..) {
-            if let Some(c) = self.conns.get(&conn) {
-                c.outbox.wake();
-            }
-        }
-    }
-
-    /// Wakes the connections of the big fan-outs held back by [`HubTask::wake_fresh`].
-    fn wake_deferred(&mut self) {
-        let w = &mut self.waking;
-        w.due = None;
-        w.last_big = Some(Instant::now());
-        for conn in w.deferred.drain(..) {
-            if let Some(c) = self.conns.get(&conn) {
-                c.outbox.wake();
             }
         }
     }

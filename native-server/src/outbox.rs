@@ -28,36 +28,21 @@ struct State {
 }
 
 impl Outbox {
-    /// Appends a transmit's pieces (whole messages) and wakes the connection task if it was
-    /// waiting for bytes. Ignored once closing: nothing after a close is written.
-    #[cfg(test)]
+    /// Appends a transmit's pieces (whole messages). Ignored once closing: nothing after a
+    /// close is written.
     pub(crate) fn push(&self, data: Vec<Bytes>) {
-        if self.push_quiet(data) {
-            self.wake();
-        }
-    }
-
-    /// Appends like [`Outbox::push`] without waking anyone; true if the outbox was empty (the
-    /// connection task may be waiting: [`Outbox::wake`] it, now or a little later). Until then
-    /// more may be appended, and the connection takes it all in one write.
-    pub(crate) fn push_quiet(&self, data: Vec<Bytes>) -> bool {
         let mut st = self.lock();
         if st.closing || data.is_empty() {
-            return false;
+            return;
         }
-        if st.bufs.is_empty() {
+        let was_empty = st.bufs.is_empty();
+        if was_empty {
             st.bufs = data;
-            true
         } else {
             st.bufs.extend(data);
-            false
         }
-    }
-
-    /// Wakes the connection task if it waits (after [`Outbox::push_quiet`] said the outbox was
-    /// empty).
-    pub(crate) fn wake(&self) {
-        let waker = self.lock().waker.take();
+        let waker = if was_empty { st.waker.take() } else { None };
+        drop(st);
         if let Some(w) = waker {
             w.wake();
         }
