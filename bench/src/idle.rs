@@ -7,6 +7,7 @@
 
 use crate::Target;
 use crate::wire::{Codec, Received};
+use futures_util::{SinkExt, StreamExt};
 use natter_core::RoomName;
 use natter_core::wire::FrameDecoder;
 use std::net::SocketAddr;
@@ -18,9 +19,16 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Connects in flight at once (the listen backlog is finite; a dropped SYN costs a second).
 const IN_FLIGHT: usize = 128;
+
+/// Connections per loopback source address: the kernel's ephemeral ports (about 28,000 by
+/// default) run out before 50,000 connections to one server port, so past this many the
+/// workload connects from 127.0.0.2, 127.0.0.3, ... as well (loopback answers all of 127/8).
+const PER_SOURCE: u32 = 20_000;
 
 /// Per connection: connect, hello and join.
 const PER_CONN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -73,7 +81,11 @@ pub async fn open(
         setting_up.spawn(async move {
             // The semaphore is never closed.
             let _permit = limit.acquire_owned().await.ok();
-            let r = timeout(PER_CONN_TIMEOUT, join(&codec, addr, &hello, &room)).await;
+            let r = timeout(
+                PER_CONN_TIMEOUT,
+                join(&codec, source(addr, index), addr, &hello, &room),
+            )
+            .await;
             match r {
                 Ok(Ok(s)) => Ok(s),
                 Ok(Err(detail)) => Err(IdleError::Conn { index, detail }),
@@ -99,13 +111,19 @@ pub async fn open(
     }
     let connect_time = started.elapsed();
     let mut tasks = JoinSet::new();
-    for mut s in streams {
+    for s in streams {
         tasks.spawn(async move {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = s.read(&mut buf).await {
-                if n == 0 {
-                    break;
+            match s {
+                Held::Tcp(mut s) => {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
                 }
+                // Reading also answers the bridge's pings.
+                Held::Ws(mut ws) => while let Some(Ok(_)) = ws.next().await {},
             }
         });
     }
@@ -115,24 +133,133 @@ pub async fn open(
     })
 }
 
-/// Connects and waits until the connection is in `room`.
+/// The local address connection `index` to `server` comes from: any (the kernel's choice) for
+/// the first [`PER_SOURCE`], then 127.0.0.2 and up when the server is on loopback.
+fn source(server: SocketAddr, index: u32) -> Option<SocketAddr> {
+    let k = index / PER_SOURCE;
+    match server.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() && k > 0 => {
+            let last = u8::try_from(1 + k).ok()?;
+            Some(SocketAddr::from(([127, 0, 0, last], 0)))
+        }
+        _ => None,
+    }
+}
+
+/// A connection held open: to the server, or a WebSocket to the bridge.
+enum Held {
+    Tcp(TcpStream),
+    Ws(Box<WebSocketStream<TcpStream>>),
+}
+
+/// Connects (from `from`, if given) and waits until the connection is in `room`.
 async fn join(
     codec: &Codec,
+    from: Option<SocketAddr>,
     addr: SocketAddr,
     hello: &[bytes::Bytes],
     room: &RoomName,
+) -> Result<Held, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match join_once(codec, from, addr, hello, room).await {
+            Err(e) if e == TEXT_GREETED && attempt < 5 => continue,
+            r => return r,
+        }
+    }
+}
+
+/// What `join_tcp` says when natter-server greeted the connection as a text user: a busy
+/// server may not read a new connection's first bytes within its wait (issue 22's connection
+/// storms); the connection is made again.
+const TEXT_GREETED: &str = "greeted as a text user";
+
+/// One attempt of [`join`].
+async fn join_once(
+    codec: &Codec,
+    from: Option<SocketAddr>,
+    addr: SocketAddr,
+    hello: &[bytes::Bytes],
+    room: &RoomName,
+) -> Result<Held, String> {
+    let s = match from {
+        None => TcpStream::connect(addr).await,
+        Some(from) => {
+            async {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(from)?;
+                sock.connect(addr).await
+            }
+            .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if codec.target() == Target::Bridge {
+        return join_ws(s, addr, hello, room).await.map(Held::Ws);
+    }
+    join_tcp(codec, s, hello, room).await.map(Held::Tcp)
+}
+
+/// Says hello and joins over a WebSocket to the bridge (one message per payload; what comes
+/// back is batches of whole frames), as a browser does.
+async fn join_ws(
+    s: TcpStream,
+    addr: SocketAddr,
+    hello: &[bytes::Bytes],
+    room: &RoomName,
+) -> Result<Box<WebSocketStream<TcpStream>>, String> {
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let url = format!("ws://{addr}/ws");
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), s)
+        .await
+        .map_err(|e| e.to_string())?;
+    for b in hello {
+        ws.send(Message::Binary(b.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut d = FrameDecoder::new();
+    loop {
+        let msg = match ws.next().await {
+            None => return Err("bridge closed the connection".into()),
+            Some(m) => m.map_err(|e| e.to_string())?,
+        };
+        let Message::Binary(batch) = msg else {
+            continue;
+        };
+        d.extend(&batch);
+        while let Some(p) = d.next_frame().map_err(|e| e.to_string())? {
+            if joined(&p, room) {
+                return Ok(Box::new(ws));
+            }
+        }
+    }
+}
+
+/// Says hello and joins over plain TCP (natter) or waits for the greeting (baseline).
+async fn join_tcp(
+    codec: &Codec,
+    mut s: TcpStream,
+    hello: &[bytes::Bytes],
+    room: &RoomName,
 ) -> Result<TcpStream, String> {
-    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     for b in hello {
         s.write_all(b).await.map_err(|e| e.to_string())?;
     }
     let mut d = FrameDecoder::new();
     let mut buf = [0u8; 4096];
+    let mut first = true;
     loop {
         let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("server closed the connection".into());
         }
+        if codec.target() != Target::Baseline && first && buf[0] != 0 {
+            // Words, not a frame (a frame's length prefix starts with 0).
+            return Err(TEXT_GREETED.into());
+        }
+        first = false;
         d.extend(&buf[..n]);
         while let Some(p) = d.next_frame().map_err(|e| e.to_string())? {
             match codec.classify(&p) {

@@ -40,6 +40,19 @@ const CONNECTS_IN_FLIGHT: usize = 64;
 /// password work, so none is refused as "busy" (each client would then chat as a guest).
 const REGISTRATIONS_IN_FLIGHT: u32 = 32;
 
+/// Fewer connects in flight in big rooms: every join is announced to every member already
+/// there, so 64 joins at once into a room of thousands keep the server busy for longer than it
+/// waits for a new connection's first bytes (it then greets it as a text user).
+const JOIN_NOTICES_IN_FLIGHT: usize = 20_000;
+
+/// How often a natter client greeted as a text user connects again before it gives up.
+const GREETING_ATTEMPTS: u32 = 5;
+
+/// Connects in flight for `clients` members.
+fn connects_in_flight(clients: u32) -> usize {
+    (JOIN_NOTICES_IN_FLIGHT / (clients as usize).max(1)).clamp(1, CONNECTS_IN_FLIGHT)
+}
+
 /// Errors kept for the report (the count goes on; the first ones say what happened).
 const MAX_ERRORS_KEPT: usize = 16;
 
@@ -393,7 +406,7 @@ impl Load {
             }),
         });
         let started = Instant::now();
-        let limit = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+        let limit = Arc::new(Semaphore::new(connects_in_flight(spec.clients)));
         let mut connecting = Vec::with_capacity(c);
         for me in 0..spec.clients {
             if spec.target == Target::NatterAccounts {
@@ -524,15 +537,33 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         | Target::NatterAccounts
         | Target::NatterMetrics
         | Target::Baseline => {
-            let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
-                .await
-                .map_err(|e| connect_err(&e))?
-                .map_err(|e| connect_err(&e))?;
-            stream.set_nodelay(true).map_err(|e| connect_err(&e))?;
-            let (rh, mut wh) = stream.into_split();
-            for b in &handshake {
-                wh.write_all(b).await.map_err(|e| connect_err(&e))?;
-            }
+            let mut attempt = 0;
+            let (rh, wh) = loop {
+                let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+                    .await
+                    .map_err(|e| connect_err(&e))?
+                    .map_err(|e| connect_err(&e))?;
+                stream.set_nodelay(true).map_err(|e| connect_err(&e))?;
+                let (mut rh, mut wh) = stream.into_split();
+                for b in &handshake {
+                    wh.write_all(b).await.map_err(|e| connect_err(&e))?;
+                }
+                attempt += 1;
+                if spec.target == Target::Baseline || attempt >= GREETING_ATTEMPTS {
+                    break (rh, wh);
+                }
+                // A busy natter-server may take a client whose first bytes it has not read in
+                // time for a text user (issue 22): it greets it in words, whose first byte is
+                // never a frame's (a length prefix starts with 0). Try again.
+                let mut first = [0u8; 1];
+                let n = timeout(Duration::from_secs(30), rh.peek(&mut first))
+                    .await
+                    .map_err(|e| connect_err(&e))?
+                    .map_err(|e| connect_err(&e))?;
+                if n == 0 || first[0] == 0 {
+                    break (rh, wh);
+                }
+            };
             tokio::task::spawn_local(tcp_reader(shared.clone(), rh, me));
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }

@@ -31,6 +31,9 @@ struct Cli {
 enum Cmd {
     /// Fan-out: C clients in one room, each sending M messages (closed loop W, or open loop R).
     Fanout(FanoutArgs),
+    /// Big room: 3,000 clients in one room, open loop at 250 messages/s in total, natter beside
+    /// the baseline; deliveries per second of server CPU (a `fanout` with these defaults).
+    Bigroom(BigroomArgs),
     /// Idle: N connections in rooms of S, bytes of server memory per connection.
     Idle(IdleArgs),
     /// Connections set up per second: connect (+ TLS handshake), a line, the welcome, close;
@@ -101,6 +104,49 @@ struct FanoutArgs {
 }
 
 #[derive(Debug, Args)]
+struct BigroomArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Members of the room (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "3000")]
+    clients: Vec<u32>,
+    /// Total messages per second over all members (open loop).
+    #[arg(long, default_value_t = 250.0)]
+    rate: f64,
+    /// Messages per member [default: twelve seconds' worth, at least one].
+    #[arg(long)]
+    messages: Option<u32>,
+    /// Servers to measure.
+    #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
+    targets: Vec<Target>,
+    /// Decode every delivery fully.
+    #[arg(long)]
+    verify: bool,
+    /// Longest a run's measured part may take, seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+impl BigroomArgs {
+    fn into_fanout(self) -> FanoutArgs {
+        let messages = self.messages.or_else(|| {
+            let c = self.clients.iter().copied().max().unwrap_or(1).max(1);
+            Some(((self.rate * 12.0 / f64::from(c)).ceil() as u32).max(1))
+        });
+        FanoutArgs {
+            common: self.common,
+            clients: self.clients,
+            messages,
+            window: 0,
+            rate: Some(self.rate),
+            targets: self.targets,
+            verify: self.verify,
+            timeout_secs: self.timeout_secs,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct IdleArgs {
     #[command(flatten)]
     common: Common,
@@ -162,6 +208,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    raise_nofile();
     let pin = |c: &Common| -> anyhow::Result<()> {
         if !c.no_pin {
             procs::pin_self(c.gen_cpu).context("pinning the load generator")?;
@@ -180,6 +227,10 @@ fn main() -> anyhow::Result<()> {
             pin(&a.common)?;
             rt.block_on(fanout(a))
         }
+        Some(Cmd::Bigroom(a)) => {
+            pin(&a.common)?;
+            rt.block_on(fanout(a.into_fanout()))
+        }
         Some(Cmd::Idle(a)) => {
             pin(&a.common)?;
             rt.block_on(idle_main(a))
@@ -188,6 +239,30 @@ fn main() -> anyhow::Result<()> {
             pin(&a.common)?;
             rt.block_on(handshakes_main(a))
         }
+    }
+}
+
+/// File descriptors wanted: 50,000 idle connections, both ends (the servers inherit the limit).
+const NOFILE_WANTED: u64 = 120_000;
+
+/// Raises this process's open-file limit (the hard one too when allowed, as root), so the big
+/// room and the idle workload at 50,000 connections do not run out; the servers it starts
+/// inherit it. A failure is logged: smaller runs still work.
+fn raise_nofile() {
+    use rlimit::Resource;
+    if let Ok((soft, hard)) = rlimit::getrlimit(Resource::NOFILE)
+        && soft < NOFILE_WANTED
+        && hard < NOFILE_WANTED
+    {
+        // Needs CAP_SYS_RESOURCE; without it, the soft limit still goes up to the hard one.
+        let _ = rlimit::setrlimit(Resource::NOFILE, soft, NOFILE_WANTED);
+    }
+    match rlimit::increase_nofile_limit(NOFILE_WANTED) {
+        Ok(got) if got < NOFILE_WANTED => {
+            tracing::warn!(got, "open-file limit below what large runs need");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 
@@ -240,6 +315,11 @@ struct Servers {
 }
 
 impl Servers {
+    /// CPU seconds of the bridge alone (bridge runs).
+    fn bridge_cpu(&self) -> anyhow::Result<Option<f64>> {
+        Ok(self.bridge.as_ref().map(|b| b.cpu_seconds()).transpose()?)
+    }
+
     /// CPU seconds of everything on the server side.
     fn cpu(&self) -> anyhow::Result<f64> {
         let b = match &self.bridge {
@@ -286,6 +366,10 @@ fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow:
         }
         if irc {
             args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
+        }
+        if clients as usize + 1000 > natter_core::limits::MAX_CONNECTIONS {
+            // The idle workload at 50,000: past the default cap.
+            args.extend(["--max-connections".into(), (clients + 1000).to_string()]);
         }
         if target == Target::NatterMetrics {
             args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
@@ -523,6 +607,7 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     }
     report::append_json(&json, &sums)?;
     println!("{}", report::fanout_table(&sums));
+    println!("{}", report::per_cpu_table(&sums));
     println!("JSON lines: {}", json.display());
     if a.clients.len() > 1 && a.rate.is_none() {
         let svg = a.common.out.join(format!("fanout-{stamp}.svg"));
@@ -561,13 +646,14 @@ async fn fanout_once(
     let me = std::process::id();
     // A LocalSet per run: dropping it closes every client of the run.
     let local = tokio::task::LocalSet::new();
-    let (result, server_cpu, gen_cpu) = local
+    let (result, server_cpu, gen_cpu, bridge_cpu) = local
         .run_until(async {
             let load = Load::connect(spec).await?;
             let scraper = servers
                 .metrics
                 .map(|addr| tokio::task::spawn_local(scrape_every_second(addr)));
             let (s0, g0, t0) = (servers.cpu()?, procs::cpu_seconds(me)?, Instant::now());
+            let b0 = servers.bridge_cpu()?;
             let result = load.run().await;
             if let Some(s) = scraper {
                 s.abort();
@@ -576,8 +662,10 @@ async fn fanout_once(
                 }
             }
             let (s1, g1) = (servers.cpu()?, procs::cpu_seconds(me)?);
+            let b1 = servers.bridge_cpu()?;
             let wall = t0.elapsed().as_secs_f64().max(1e-9);
-            anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall))
+            let bridge = b0.zip(b1).map(|(b0, b1)| (b1 - b0) / wall);
+            anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall, bridge))
         })
         .await?;
     drop(local);
@@ -606,6 +694,7 @@ async fn fanout_once(
         max_us: result.latency.max() as f64 / 1e3,
         server_cpu,
         gen_cpu,
+        bridge_cpu,
         server_peak_rss: servers.main.peak_rss()?,
         bridge_peak_rss: servers.bridge.as_ref().map(|b| b.peak_rss()).transpose()?,
         lost: result.lost,
@@ -637,9 +726,9 @@ async fn scrape_every_second(addr: SocketAddr) -> anyhow::Result<()> {
 async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
     if a.targets
         .iter()
-        .any(|t| !matches!(t, Target::Natter | Target::Baseline))
+        .any(|t| !matches!(t, Target::Natter | Target::Baseline | Target::Bridge))
     {
-        bail!("the idle workload runs natter and baseline only");
+        bail!("the idle workload runs natter, baseline and bridge only");
     }
     std::fs::create_dir_all(&a.common.out)?;
     let stamp = unix_now();
@@ -652,10 +741,22 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
             let servers = start_servers(&a.common, *target, a.conns, &tag)?;
             // Let the server finish starting (its RSS settles) before the first reading.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let rss_before = servers.main.rss()?;
-            let held = idle::open(*target, servers.main.addr, a.conns, a.room_size).await?;
+            // Bridge runs: the bridge's memory is the figure, natter-server's behind it beside.
+            let (front, behind) = match &servers.bridge {
+                Some(b) => (b, Some(&servers.main)),
+                None => (&servers.main, None),
+            };
+            let rss_before = front.rss()?;
+            let behind_before = behind.map(ServerProc::rss).transpose()?;
+            let held = idle::open(*target, servers.client_addr(), a.conns, a.room_size).await?;
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            let rss_held = servers.main.rss()?;
+            let rss_held = front.rss()?;
+            let server_bytes_per_conn = match (behind, behind_before) {
+                (Some(p), Some(before)) => {
+                    Some((p.rss()? as f64 - before as f64) / f64::from(a.conns.max(1)))
+                }
+                _ => None,
+            };
             let fig = IdleFigures {
                 target: *target,
                 conns: a.conns,
@@ -664,13 +765,18 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
                 rss_held,
                 bytes_per_conn: (rss_held as f64 - rss_before as f64) / f64::from(a.conns.max(1)),
                 connect_secs: held.connect_time.as_secs_f64(),
+                server_bytes_per_conn,
             };
             eprintln!(
-                "  {:<8} N={} run {run}: {:.0} bytes/conn, connected in {:.2} s",
+                "  {:<8} N={} run {run}: {:.0} bytes/conn, connected in {:.2} s, RSS {:.1} MiB{}",
                 target.name(),
                 a.conns,
                 fig.bytes_per_conn,
-                fig.connect_secs
+                fig.connect_secs,
+                rss_held as f64 / (1024.0 * 1024.0),
+                server_bytes_per_conn
+                    .map(|b| format!(" (natter-server behind it: {b:.0} bytes/conn)"))
+                    .unwrap_or_default()
             );
             report::append_json(&json, std::slice::from_ref(&fig))?;
             figs.push(fig);
@@ -679,8 +785,8 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "{:<9} {:>6} {:>6} {:>14} {:>12}",
-        "target", "N", "room", "bytes/conn", "connect s"
+        "{:<9} {:>6} {:>6} {:>14} {:>12} {:>10} {:>16}",
+        "target", "N", "room", "bytes/conn", "connect s", "RSS MiB", "server bytes/conn"
     );
     let mut medians = Vec::new();
     for (target, figs) in &rows {
@@ -690,17 +796,25 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
             v.get(v.len() / 2).copied().unwrap_or(0.0)
         };
         let (b, t) = (med(|f| f.bytes_per_conn), med(|f| f.connect_secs));
+        let rss = med(|f| f.rss_held as f64) / (1024.0 * 1024.0);
+        let behind = figs
+            .iter()
+            .any(|f| f.server_bytes_per_conn.is_some())
+            .then(|| med(|f| f.server_bytes_per_conn.unwrap_or(0.0)));
         println!(
-            "{:<9} {:>6} {:>6} {:>14.0} {:>12.2}",
+            "{:<9} {:>6} {:>6} {:>14.0} {:>12.2} {:>10.1} {:>16}",
             target.name(),
             a.conns,
             a.room_size,
             b,
-            t
+            t,
+            rss,
+            behind.map_or_else(|| "-".into(), |b| format!("{b:.0}"))
         );
         medians.push(serde_json::json!({
             "summary": "idle", "target": target, "conns": a.conns, "room_size": a.room_size,
-            "bytes_per_conn": b, "connect_secs": t, "runs": figs.len(),
+            "bytes_per_conn": b, "connect_secs": t, "rss_held_mib": rss,
+            "server_bytes_per_conn": behind, "runs": figs.len(),
         }));
     }
     report::append_json(&json, &medians)?;

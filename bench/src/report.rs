@@ -42,6 +42,8 @@ pub struct RunFigures {
     pub server_cpu: f64,
     /// Load generator CPU, share of one core.
     pub gen_cpu: f64,
+    /// Bridge runs: the bridge's own CPU, share of one core (also in `server_cpu`).
+    pub bridge_cpu: Option<f64>,
     /// Server peak RSS (VmHWM), bytes.
     pub server_peak_rss: u64,
     /// Bridge peak RSS, bytes (bridge runs).
@@ -91,6 +93,12 @@ pub struct Summary {
     pub gen_cpu_max: f64,
     /// Median server peak RSS, bytes.
     pub server_peak_rss: u64,
+    /// Median of each run's deliveries per second of server CPU (deliveries/s over the
+    /// server's share of a core): on a shared machine, the figure that compares across runs.
+    pub deliveries_per_cpu_s: f64,
+    /// Bridge runs: median of each run's bridge CPU over natter-server's CPU (both relay every
+    /// delivery, so this is the bridge's CPU per delivery over natter-server's).
+    pub bridge_cpu_ratio: Option<f64>,
     /// Whether the generator was above [`GEN_SATURATED`] in any run (figures are lower bounds).
     pub gen_saturated: bool,
 }
@@ -128,6 +136,13 @@ impl Summary {
             gen_cpu: m(|r| r.gen_cpu),
             gen_cpu_max,
             server_peak_rss: m(|r| r.server_peak_rss as f64) as u64,
+            deliveries_per_cpu_s: m(|r| r.deliveries_per_s / r.server_cpu.max(1e-9)),
+            bridge_cpu_ratio: first.bridge_cpu.map(|_| {
+                m(|r| {
+                    let b = r.bridge_cpu.unwrap_or(0.0);
+                    b / (r.server_cpu - b).max(1e-9)
+                })
+            }),
             gen_saturated: gen_cpu_max > GEN_SATURATED,
         })
     }
@@ -224,10 +239,13 @@ pub fn fanout_table(sums: &[Summary]) -> String {
     for s in sums.iter().filter(|s| s.target == Target::Bridge) {
         if let Some(n) = natter.get(&s.clients) {
             ratios.push_str(&format!(
-                "bridge    C={:<5} deliveries/s {:.2} x natter, p50 +{:.3} ms over natter\n",
+                "bridge    C={:<5} deliveries/s {:.2} x natter, p50 +{:.3} ms over natter{}\n",
                 s.clients,
                 s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
                 (s.p50_us - n.p50_us) / 1000.0,
+                s.bridge_cpu_ratio
+                    .map(|r| format!(", bridge CPU per delivery {r:.2} x natter-server's"))
+                    .unwrap_or_default(),
             ));
         }
     }
@@ -283,6 +301,45 @@ pub fn fanout_table(sums: &[Summary]) -> String {
         out.push_str(&format!(
             "\n! the load generator was above {:.0}% CPU in a run: that figure is a lower bound\n",
             GEN_SATURATED * 100.0
+        ));
+    }
+    out
+}
+
+/// Deliveries per second of server CPU, each target against the baseline of the same C and
+/// rate (the big room's figure: both servers may use their whole core, so the work done per
+/// CPU-second is what tells them apart).
+pub fn per_cpu_table(sums: &[Summary]) -> String {
+    let mut out = format!(
+        "{:<15} {:>5} {:>7} {:>14} {:>8} {:>14} {:>12}\n",
+        "target", "C", "rate", "deliv/cpu-s", "srv cpu", "per cpu-s", "p99"
+    );
+    let base: BTreeMap<(u32, u64), &Summary> = sums
+        .iter()
+        .filter(|s| s.target == Target::Baseline)
+        .map(|s| ((s.clients, s.rate.map_or(0, |r| r as u64)), s))
+        .collect();
+    for s in sums {
+        let b = base.get(&(s.clients, s.rate.map_or(0, |r| r as u64)));
+        let (per_cpu, p99) = match b {
+            Some(b) if s.target != Target::Baseline => (
+                format!(
+                    "{:.2} x base",
+                    s.deliveries_per_cpu_s / b.deliveries_per_cpu_s.max(1e-9)
+                ),
+                format!("{:.2} x base", s.p99_us / b.p99_us.max(1e-9)),
+            ),
+            _ => ("-".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "{:<15} {:>5} {:>7} {:>14} {:>7.0}% {:>14} {:>12}\n",
+            s.target.name(),
+            s.clients,
+            s.rate.map_or_else(|| "-".into(), si),
+            si(s.deliveries_per_cpu_s),
+            s.server_cpu * 100.0,
+            per_cpu,
+            p99,
         ));
     }
     out
@@ -447,6 +504,9 @@ pub struct IdleFigures {
     pub bytes_per_conn: f64,
     /// Connecting (and joining) all of them, seconds.
     pub connect_secs: f64,
+    /// Bridge runs (where the figures above are the bridge's): natter-server's bytes per
+    /// connection behind it.
+    pub server_bytes_per_conn: Option<f64>,
 }
 
 #[cfg(test)]
@@ -470,8 +530,21 @@ mod tests {
             gen_cpu: 0.5,
             gen_cpu_max: 0.5,
             server_peak_rss: 1 << 20,
+            deliveries_per_cpu_s: mdeliv * 1e6 / 0.9,
+            bridge_cpu_ratio: None,
             gen_saturated: false,
         }
+    }
+
+    #[test]
+    fn per_cpu_table_compares_each_target_with_the_baseline_of_its_c() {
+        let mut natter = summary(Target::Natter, 3000, 0.75, 40.0);
+        natter.deliveries_per_cpu_s = 1.5e6;
+        let mut base = summary(Target::Baseline, 3000, 0.75, 50.0);
+        base.deliveries_per_cpu_s = 1.0e6;
+        let table = per_cpu_table(&[natter, base]);
+        assert!(table.contains("1.50 x base"), "{table}");
+        assert!(table.contains("0.80 x base"), "{table}");
     }
 
     #[test]

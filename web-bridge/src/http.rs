@@ -293,13 +293,38 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
 /// Serves one accepted connection: its request is answered, or it becomes a relayed WebSocket.
 /// `accepted`: when the socket was accepted (a TLS handshake may have spent part of the budget).
+///
+/// The HTTP part runs in a future of its own on the heap, given back before the relay starts:
+/// hyper's connection state is large, and a relayed WebSocket lives for hours (issue 22: bridge
+/// memory per idle browser).
 pub(crate) async fn serve(
     tcp: Stream,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let Some((upgraded, tcp, read_buf, stop)) =
+        Box::pin(http_phase(tcp, peer, accepted, Arc::clone(&shared), stop)).await
+    else {
+        return;
+    };
+    if upgraded {
+        relay::run(Rewind::new(read_buf, tcp), peer, &shared, stop).await;
+    } else {
+        close_gently(tcp).await;
+    }
+}
+
+/// The request: answered (false), or upgraded to a WebSocket (true), with the socket and what
+/// hyper read past the head; `None` when the connection is done with.
+async fn http_phase(
+    tcp: Stream,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<(bool, Stream, bytes::Bytes, watch::Receiver<bool>)> {
     let budget = shared.config.handshake_timeout;
     let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
     let service = Service {
@@ -339,7 +364,7 @@ pub(crate) async fn serve(
                     stopping = true;
                     continue;
                 }
-                return;
+                return None;
             }
         }
     };
@@ -351,12 +376,12 @@ pub(crate) async fn serve(
                 shared.metrics.refused(Refused::Timeout);
                 debug!(%peer, "handshake timed out");
             }
-            return;
+            return None;
         }
         Some(Err(e)) if e.is_timeout() => {
             shared.metrics.refused(Refused::Timeout);
             debug!(%peer, "request head timed out");
-            return;
+            return None;
         }
         Some(Err(e)) => {
             if e.is_parse() || e.is_parse_too_large() {
@@ -371,12 +396,7 @@ pub(crate) async fn serve(
         Some(Ok(())) => phase.load(Ordering::Relaxed) == PHASE_UPGRADE,
     };
     let parts = conn.into_parts();
-    let tcp = parts.io.into_inner();
-    if upgraded {
-        relay::run(Rewind::new(parts.read_buf, tcp), peer, &shared, stop).await;
-    } else {
-        close_gently(tcp).await;
-    }
+    Some((upgraded, parts.io.into_inner(), parts.read_buf, stop))
 }
 
 /// Most bytes read and dropped while closing after an answer.

@@ -420,7 +420,7 @@ pub(crate) struct Shared {
 /// tungstenite's settings: natter-sized instead of its 64 MiB defaults.
 pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(relay::WS_MAX_WRITE_BUFFER)
         .max_message_size(Some(relay::WS_MAX_MESSAGE))

@@ -177,8 +177,23 @@ pub(crate) struct Rewind<S> {
 }
 
 impl<S> Rewind<S> {
+    /// `prefix` is copied out of (or, empty, not kept from) the buffer it is a slice of: hyper's
+    /// whole read buffer, 8 KiB or more, would otherwise stay allocated for as long as the
+    /// WebSocket is open.
     pub(crate) fn new(prefix: Bytes, inner: S) -> Rewind<S> {
-        Rewind { prefix, inner }
+        Rewind {
+            prefix: own(&prefix),
+            inner,
+        }
+    }
+}
+
+/// `b` in an allocation of its own size (none if empty).
+fn own(b: &[u8]) -> Bytes {
+    if b.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(b)
     }
 }
 
@@ -192,6 +207,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
             let n = self.prefix.len().min(buf.remaining());
             let chunk = self.prefix.split_to(n);
             buf.put_slice(&chunk);
+            if self.prefix.is_empty() {
+                // Lets go of the allocation.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -219,6 +238,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewind_keeps_no_part_of_the_read_buffer_it_came_from() {
+        // As hyper hands it over: its read buffer, the parsed head split off, frozen.
+        let after_head = |rest: &[u8]| {
+            let mut buf = bytes::BytesMut::with_capacity(8192);
+            buf.extend_from_slice(b"GET /ws HTTP/1.1\r\n\r\n");
+            let head_len = buf.len();
+            buf.extend_from_slice(rest);
+            let base = buf.as_ptr() as usize;
+            drop(buf.split_to(head_len));
+            (buf.freeze(), base)
+        };
+        let inside = |b: &Bytes, base: usize| (base..base + 8192).contains(&(b.as_ptr() as usize));
+        let (rest, base) = after_head(b"xy");
+        assert!(inside(&rest, base));
+        let r = Rewind::new(rest, ());
+        assert_eq!(&r.prefix[..], b"xy");
+        assert!(!inside(&r.prefix, base), "the prefix was copied out");
+        let (empty, base) = after_head(b"");
+        assert!(empty.is_empty() && inside(&empty, base));
+        let e = Rewind::new(empty, ());
+        assert!(e.prefix.is_empty() && !inside(&e.prefix, base));
+    }
 
     fn policy<'a>(
         extras: &'a [String],

@@ -1003,6 +1003,7 @@ impl Hub {
         let uid = UserId(self.next_user);
         self.next_user += 1;
         self.nicks.insert(name.folded(), uid);
+        self.attach_gen += 1;
         self.users.insert(
             uid,
             Box::new(super::User {
@@ -1027,6 +1028,7 @@ impl Hub {
         let uid = self.new_offline_user(name, account);
         for room in rooms {
             if let Some(r) = self.rooms.get_mut(&room) {
+                self.attach_gen += 1;
                 r.members.insert(uid);
                 if let Some(u) = self.users.get_mut(&uid) {
                     u.rooms.insert(room);
@@ -1054,6 +1056,7 @@ impl Hub {
             }
         }
         if let Some(u) = self.users.get_mut(&from) {
+            self.attach_gen += 1;
             u.devices.retain(|d| *d != did);
         }
         if self.users.get(&from).is_some_and(|u| u.devices.is_empty()) {
@@ -1064,6 +1067,7 @@ impl Hub {
             d.user = to;
         }
         if let Some(u) = self.users.get_mut(&to) {
+            self.attach_gen += 1;
             u.devices.push(did);
         }
         if let Some(c) = self.conns.get_mut(&conn) {

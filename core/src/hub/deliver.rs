@@ -12,6 +12,10 @@ use crate::types::{ConnId, Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
 use bytes::Bytes;
 
+/// Rooms of at least this many members keep a list of their attached connections
+/// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
+pub(super) const ATTACHED_LIST_MIN: usize = 128;
+
 /// Who a broadcast leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Skip {
@@ -96,6 +100,7 @@ impl Hub {
             out,
             history_bytes,
             stats,
+            attach_gen,
             ..
         } = self;
         let Some(r) = rooms.get_mut(room) else {
@@ -104,22 +109,21 @@ impl Hub {
         out.tag = no;
         let ev = EventRef::new(ev, &frame).signed_in(signed_in);
         let mut forms = Forms::default();
-        let attached = r
+        let walk = r
             .members
             .iter()
-            .filter(|uid| skip != Skip::User(**uid))
-            .filter_map(|uid| users.get(uid))
-            .flat_map(|u| u.devices.iter())
-            .filter_map(|d| devices.get(d).and_then(|d| d.conn));
-        for cid in attached {
-            if skip == Skip::Conn(cid) {
-                continue;
+            .filter_map(|uid| users.get(uid).map(|u| (*uid, u)))
+            .flat_map(|(uid, u)| u.devices.iter().map(move |d| (uid, d)))
+            .filter_map(|(uid, d)| devices.get(d).and_then(|d| d.conn).map(|c| (uid, c)));
+        let mut deliver = |uid: UserId, cid: ConnId| {
+            if skip == Skip::Conn(cid) || skip == Skip::User(uid) {
+                return;
             }
             let Some(c) = conns.get_mut(&cid) else {
-                continue;
+                return;
             };
             let Some(dialect) = c.dialect() else {
-                continue;
+                return;
             };
             let key = (dialect.kind(), dialect.event_form(room));
             let shared = match forms.get(key) {
@@ -131,7 +135,7 @@ impl Hub {
                 }
             };
             let Some(shared) = shared else {
-                continue;
+                return;
             };
             let queued = c.push_room(out, room, seq, shared, lim);
             stats.deliveries += u64::from(queued);
@@ -139,7 +143,7 @@ impl Hub {
                 // A sender whose echo is skipped still needs its acknowledgement: without it the
                 // message would wait forever (or be resent) once the event leaves the history.
                 let Some(ev) = ev.event() else {
-                    continue;
+                    return;
                 };
                 if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
                     && let Some(ack) = c
@@ -149,6 +153,26 @@ impl Hub {
                 {
                     c.push(out, ack);
                 }
+            }
+        };
+        if r.members.len() >= ATTACHED_LIST_MIN {
+            if r.attached_gen != *attach_gen {
+                r.attached.clear();
+                r.attached.extend(walk);
+                r.attached.shrink_to_fit();
+                r.attached_gen = *attach_gen;
+            }
+            for &(uid, cid) in &r.attached {
+                deliver(uid, cid);
+            }
+        } else {
+            if r.attached_gen != 0 {
+                // Shrunk below the size that keeps a list.
+                r.attached = Vec::new();
+                r.attached_gen = 0;
+            }
+            for (uid, cid) in walk {
+                deliver(uid, cid);
             }
         }
         out.tag = 0;

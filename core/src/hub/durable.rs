@@ -269,11 +269,13 @@ impl Hub {
                     let mut set = super::room::RoomSet::default();
                     for r in &s.rooms {
                         if let Some(room) = self.rooms.get_mut(r) {
+                            self.attach_gen += 1;
                             room.members.insert(uid);
                             set.insert(r.clone());
                         }
                     }
                     self.nicks.insert(s.nick.folded(), uid);
+                    self.attach_gen += 1;
                     self.users.insert(
                         uid,
                         Box::new(User {

@@ -65,6 +65,7 @@ impl Hub {
         } else {
             self.after_proxy(&mut conn, now);
         }
+        self.attach_gen += 1;
         self.conns.insert(id, Box::new(conn));
         self.timers
             .set(Timer::Hello(id), now + self.config.hello_timeout);
@@ -102,12 +103,14 @@ impl Hub {
                 None
             }
             Ok(Parsed::NotProxy) => {
+                self.attach_gen += 1;
                 let mut c = self.conns.remove(&conn)?;
                 self.after_proxy(&mut c, now);
                 self.conns.insert(conn, c);
                 Some(buf)
             }
             Ok(Parsed::Header { len, source }) => {
+                self.attach_gen += 1;
                 let mut c = self.conns.remove(&conn)?;
                 self.after_proxy(&mut c, now);
                 self.conns.insert(conn, c);

@@ -277,6 +277,10 @@ pub struct Hub {
     users: FxHashMap<UserId, Box<User>>,
     /// Boxed, like `conns`.
     devices: FxHashMap<DeviceId, Box<Device>>,
+    /// Bumped whenever a room's membership, a user's devices or a device's connection changes:
+    /// a big room's list of attached connections ([`room::Room::attached`]) is current while
+    /// it was built at this generation.
+    attach_gen: u64,
     /// Folded nick → user.
     nicks: HashMap<String, UserId>,
     /// Resume token id → device.
@@ -333,6 +337,7 @@ impl Hub {
             conns: FxHashMap::default(),
             users: FxHashMap::default(),
             devices: FxHashMap::default(),
+            attach_gen: 1,
             nicks: HashMap::new(),
             tokens: HashMap::new(),
             accounts: Box::default(),
@@ -413,6 +418,7 @@ impl Hub {
         }
         self.queries.forget(conn);
         self.forget_account_work(conn);
+        self.attach_gen += 1;
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -471,6 +477,7 @@ impl Hub {
             if let Some((_, did)) = self.begin_close(id, Some(reason.into()))
                 && let Some(d) = self.devices.get_mut(&did)
             {
+                self.attach_gen += 1;
                 d.conn = None;
             }
         }

@@ -300,6 +300,7 @@ impl Hub {
         u.rooms.insert(room.clone());
         let nick = u.nick.clone();
         if let Some(r) = self.rooms.get_mut(&room) {
+            self.attach_gen += 1;
             r.members.insert(uid);
         }
         self.session_changed(uid);
@@ -410,6 +411,7 @@ impl Hub {
         }
         let next = u.rooms.iter().next_back().cloned();
         if let Some(r) = self.rooms.get_mut(&room) {
+            self.attach_gen += 1;
             r.members.remove(&uid);
         }
         self.session_changed(uid);

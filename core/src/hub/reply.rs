@@ -142,6 +142,7 @@ impl Hub {
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
+        self.attach_gen += 1;
         d.conn = None;
         if let Some(probe) = d.probe.take() {
             // A newcomer was waiting to see whether this connection is alive: it is not.
@@ -197,6 +198,7 @@ impl Hub {
 
     /// Removes a device: its timers, its tokens and its place in its user.
     fn forget_device(&mut self, did: DeviceId) -> Option<Box<Device>> {
+        self.attach_gen += 1;
         let d = self.devices.remove(&did)?;
         self.timers.cancel(super::Timer::Grace(did));
         self.timers.cancel(super::Timer::Takeover(did));
@@ -208,6 +210,7 @@ impl Hub {
             self.tokens.remove(&prev.id);
         }
         if let Some(u) = self.users.get_mut(&d.user) {
+            self.attach_gen += 1;
             u.devices.retain(|x| *x != did);
         }
         Some(d)
@@ -228,6 +231,7 @@ impl Hub {
             }
             self.forget_device(did);
         }
+        self.attach_gen += 1;
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
@@ -236,6 +240,7 @@ impl Hub {
         self.cluster_release(&u.nick);
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
+                self.attach_gen += 1;
                 r.members.remove(&uid);
             }
             let quit = EventKind::Quit {

@@ -135,6 +135,7 @@ impl Hub {
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
+        self.attach_gen += 1;
         d.conn = Some(conn);
         // From now on it is counted under the address it came back from.
         d.addr = self.conns.get(&conn).and_then(|c| c.counted_ip);

@@ -4460,3 +4460,59 @@ mod admins {
         );
     }
 }
+
+/// A room big enough to keep a list of its attached connections (`Room::attached`) still
+/// delivers to exactly its attached members as they detach, resume, part and join.
+#[test]
+fn a_big_room_delivers_to_exactly_its_attached_members_as_they_change() {
+    let mut t = T::new();
+    let n = deliver::ATTACHED_LIST_MIN + 2;
+    let mut members = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..n {
+        let (c, _, token) = t.bin_from(LOCAL, &format!("m{i}"));
+        t.join(c, "#big");
+        members.push(c);
+        tokens.push(token);
+    }
+    for &c in &members {
+        t.recv(c);
+    }
+    let heard = |t: &mut T, c: ConnId| says(&t.recv(c));
+    let (speaker, away, leaver) = (members[0], members[1], members[2]);
+    t.say(speaker, "#big", 1, "all");
+    for &c in &members {
+        assert_eq!(heard(&mut t, c), vec!["all"], "{c}");
+    }
+    // One member parts; another's socket dies (detached, still a member).
+    t.send(
+        leaver,
+        &ClientMsg::Part {
+            room: room("#big"),
+            reason: None,
+        },
+    );
+    t.recv(leaver);
+    t.say(speaker, "#big", 2, "parted");
+    assert!(heard(&mut t, leaver).is_empty(), "parted");
+    t.hub.handle_close(away, t.now);
+    t.pump();
+    t.say(speaker, "#big", 3, "fewer");
+    assert!(heard(&mut t, leaver).is_empty(), "parted");
+    for &c in members[3..].iter().chain([&speaker]) {
+        assert_eq!(heard(&mut t, c), vec!["parted", "fewer"], "{c}");
+    }
+    // The detached one comes back on a new connection, then a newcomer joins.
+    let (back, _) = t.resume("m1", tokens[1].clone(), vec![]);
+    t.recv(back);
+    t.say(speaker, "#big", 4, "back");
+    assert_eq!(heard(&mut t, back), vec!["back"]);
+    let newcomer = t.bin("late");
+    t.join(newcomer, "#big");
+    t.recv(newcomer);
+    t.say(speaker, "#big", 5, "again");
+    assert_eq!(heard(&mut t, back), vec!["again"]);
+    assert_eq!(heard(&mut t, newcomer), vec!["again"]);
+    assert!(heard(&mut t, leaver).is_empty());
+    assert_eq!(heard(&mut t, speaker), vec!["back", "again"], "the echo");
+}

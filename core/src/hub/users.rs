@@ -15,6 +15,7 @@ impl Hub {
         let uid = UserId(self.next_user);
         self.next_user += 1;
         self.nicks.insert(nick.folded(), uid);
+        self.attach_gen += 1;
         self.users.insert(
             uid,
             Box::new(User {
@@ -36,6 +37,7 @@ impl Hub {
             .and_then(|c| c.counted_ip);
         let did = DeviceId(self.next_device);
         self.next_device += 1;
+        self.attach_gen += 1;
         self.devices.insert(
             did,
             Box::new(Device {
@@ -50,6 +52,7 @@ impl Hub {
             }),
         );
         if let Some(u) = self.users.get_mut(&uid) {
+            self.attach_gen += 1;
             u.devices.push(did);
         }
         did
