@@ -46,6 +46,7 @@ mod accounts;
 mod admit;
 mod config;
 mod conn;
+mod crowd;
 mod deliver;
 mod dialect;
 mod durable;
@@ -296,6 +297,8 @@ pub struct Hub {
     stats: Stats,
     /// The latest `now` passed in, for the few places deep in a call that need the time.
     now: Millis,
+    /// Quiet rooms' comings and goings since their last summary (see `crowd.rs`).
+    crowds: crowd::Crowds,
 }
 
 impl core::fmt::Debug for Hub {
@@ -343,6 +346,7 @@ impl Hub {
             shut: false,
             stats: Stats::default(),
             now: Millis::ZERO,
+            crowds: crowd::Crowds::default(),
         }
     }
 
@@ -438,6 +442,7 @@ impl Hub {
                         self.leave_device(d, Text::new("connection lost").ok(), now);
                     }
                 }
+                Timer::Crowds => self.crowd_summaries(),
                 Timer::PruneIps => {
                     self.ips.prune(&self.config, now, usize::MAX);
                     if self.ips.len() > 0 {
