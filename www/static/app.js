@@ -477,9 +477,26 @@ function messageMember(nick) {
   ui.input.focus();
 }
 
-function renderMembers(members) {
+// In a big room the server sums joins and parts up and the list may hold fewer than the room
+// does: the count is the server's, and a button asks for the list (`/who`).
+function renderMembers(members, count = members.length) {
   ui.memberList.replaceChildren(...members.map(memberEl));
-  ui.memberCount.textContent = members.length ? String(members.length) : "";
+  if (count > members.length) {
+    const li = el("li", "members-more");
+    const b = el("button", "", `${count - members.length} more not listed: list members`);
+    b.type = "button";
+    b.addEventListener("click", () => {
+      client.handle_input(`/who ${shown}`, now());
+      pump();
+    });
+    li.append(b);
+    ui.memberList.append(li);
+  }
+  ui.memberCount.textContent = count ? String(count) : "";
+}
+
+function renderMemberCount() {
+  ui.memberCount.textContent = String(client.member_count(shown) || "");
 }
 
 // ---- moderation: the member menu and the room settings panel ----
@@ -626,7 +643,7 @@ function showCurrent() {
     else b.removeAttribute("aria-current");
   }
   renderHeader();
-  renderMembers(client.members(key));
+  renderMembers(client.members(key), client.member_count(key));
   closeMemberMenu();
   renderSettings();
   ui.app.classList.remove("show-rooms", "show-members");
@@ -725,7 +742,7 @@ function applyChanges() {
       case "policy":
         // Rare (an operator acted): redraw the marks and the panel.
         if (ch.key === shown) {
-          renderMembers(client.members(shown));
+          renderMembers(client.members(shown), client.member_count(shown));
           renderSettings();
         }
         break;
@@ -745,17 +762,17 @@ function applyChanges() {
       case "memberAdded":
         if (ch.key === shown) {
           ui.memberList.insertBefore(memberEl(ch.nick), ui.memberList.children[ch.index] ?? null);
-          ui.memberCount.textContent = String(ui.memberList.children.length);
+          renderMemberCount();
         }
         break;
       case "memberRemoved":
         if (ch.key === shown) {
           ui.memberList.children[ch.index]?.remove();
-          ui.memberCount.textContent = String(ui.memberList.children.length || "");
+          renderMemberCount();
         }
         break;
       case "members":
-        if (ch.key === shown) renderMembers(ch.members);
+        if (ch.key === shown) renderMembers(ch.members, ch.count);
         break;
       case "line": {
         const d = logs.get(ch.key);
