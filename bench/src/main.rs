@@ -866,12 +866,16 @@ async fn storm_main(a: StormArgs) -> anyhow::Result<()> {
         for &quiet in &quiets {
             let mut runs = Vec::new();
             for run in 0..a.common.runs {
-                let tag = format!("storm-{stamp}-n{clients}-q{}-{run}", quiet.map_or(-1, |q| q as i64));
+                let tag = format!(
+                    "storm-{stamp}-n{clients}-q{}-{run}",
+                    quiet.map_or(-1, |q| q as i64)
+                );
                 let mut limits = format!("max_room_members = {}\n", clients.max(1));
                 if let Some(q) = quiet {
                     limits.push_str(&format!("quiet_room_members = {q}\n"));
                 }
-                let servers = start_servers_with(&a.common, Target::Natter, clients, &tag, &limits)?;
+                let servers =
+                    start_servers_with(&a.common, Target::Natter, clients, &tag, &limits)?;
                 let spec = StormSpec {
                     addr: servers.client_addr(),
                     clients,
@@ -939,7 +943,10 @@ async fn storm_main(a: StormArgs) -> anyhow::Result<()> {
     }
     println!("JSON lines: {}", json.display());
     if failed > 0 {
-        bail!("{failed} storm configurations missed the target ({} s, none stranded)", a.target_secs);
+        bail!(
+            "{failed} storm configurations missed the target ({} s, none stranded)",
+            a.target_secs
+        );
     }
     Ok(())
 }

@@ -87,9 +87,8 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
             }
         });
     }
-    let mut join_time = Histogram::<u64>::new(3).map_err(|e| {
-        BenchWireError::Invalid(format!("histogram: {e}"))
-    })?;
+    let mut join_time =
+        Histogram::<u64>::new(3).map_err(|e| BenchWireError::Invalid(format!("histogram: {e}")))?;
     let mut result = StormResult {
         joined: 0,
         stranded: 0,
@@ -135,7 +134,11 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
 }
 
 /// One connection: connect, say everything, read until `Joined` (or a text greeting).
-async fn attempt(addr: SocketAddr, hello: &[bytes::Bytes], codec: &Codec) -> Result<Attempt, String> {
+async fn attempt(
+    addr: SocketAddr,
+    hello: &[bytes::Bytes],
+    codec: &Codec,
+) -> Result<Attempt, String> {
     let mut s = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
