@@ -88,7 +88,10 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
         });
     }
     let mut join_time =
-        Histogram::<u64>::new(3).map_err(|e| BenchWireError::Invalid(format!("histogram: {e}")))?;
+        // Bounded (1 µs to 10 min), so no recording is clamped to an auto-resizing one's
+        // current (tiny) range.
+        Histogram::<u64>::new_with_bounds(1_000, 600_000_000_000, 3)
+            .map_err(|e| BenchWireError::Invalid(format!("histogram: {e}")))?;
     let mut result = StormResult {
         joined: 0,
         stranded: 0,

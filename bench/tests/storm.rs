@@ -33,6 +33,10 @@ fn a_small_storm_gets_everyone_in() {
         assert_eq!(r.stranded, 0, "{:?}", r.errors);
         assert!(r.all_joined.is_some());
         assert_eq!(r.join_time.len(), 300);
+        assert!(
+            r.join_time.value_at_quantile(0.5) > 0,
+            "join times recorded as they are"
+        );
         eprintln!(
             "300 clients in {:?}, {} greeted as text and back",
             r.all_joined, r.greeted_as_text
