@@ -4,8 +4,9 @@
 //! Each client connects, writes its preamble, hello and join in one go, and reads until its
 //! `Joined`. A client the server greeted as a person on `nc` (its preamble reached the server
 //! after the detection wait: the first byte it reads is not the 0 every frame's length prefix
-//! starts with) does what natter's session does: it closes and connects again at once. Those
-//! retries are counted; a client not in the room by the deadline is *stranded*.
+//! starts with) does what natter's session does: it closes and connects again at once (three
+//! times in a row, then after natter's reconnect backoff). Those retries are counted; a client
+//! not in the room by the deadline is *stranded*.
 
 use crate::Target;
 use crate::wire::{BenchWireError, Codec, Received};
@@ -72,7 +73,7 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
     let started = Instant::now();
     let deadline = started + spec.timeout;
     let mut set = JoinSet::new();
-    for hello in hellos {
+    for (index, hello) in hellos.into_iter().enumerate() {
         let codec = codec.clone();
         set.spawn_local(async move {
             let mut text = 0u32;
@@ -80,7 +81,10 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, attempt(spec.addr, &hello, &codec)).await {
                     Ok(Ok(Attempt::Joined(s))) => return (Ok((s, started.elapsed())), text),
-                    Ok(Ok(Attempt::Text)) => text += 1,
+                    Ok(Ok(Attempt::Text)) => {
+                        text += 1;
+                        tokio::time::sleep(retry_wait(index, text)).await;
+                    }
                     Ok(Err(e)) => return (Err(e), text),
                     Err(_) => return (Err("not in the room by the deadline".into()), text),
                 }
@@ -134,6 +138,32 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
     result.join_time = join_time;
     result.all_joined = (result.stranded == 0).then_some(last);
     Ok((result, Crowd { tasks }))
+}
+
+/// Reconnects at once after a text greeting, as natter's session makes them
+/// (`QUICK_RETRIES` in `core/src/session/link.rs`); past them its backoff.
+const QUICK_RETRIES: u32 = 3;
+
+/// How long client `index` waits before connecting again after its `n`th text greeting: nothing
+/// for the first [`QUICK_RETRIES`], then natter's reconnect backoff (`RECONNECT_MIN` doubling up
+/// to `RECONNECT_MAX`, in its upper half by a per-client jitter), as the natter client does.
+fn retry_wait(index: usize, n: u32) -> Duration {
+    use natter_core::limits::{RECONNECT_MAX, RECONNECT_MIN};
+    if n <= QUICK_RETRIES {
+        return Duration::ZERO;
+    }
+    let exp = (n - QUICK_RETRIES - 1).min(16);
+    let base = RECONNECT_MIN
+        .0
+        .saturating_mul(1 << exp)
+        .min(RECONNECT_MAX.0);
+    let half = base / 2;
+    // A fixed spread per client and attempt (no RNG needed): clients do not come back together.
+    let spread = (index as u64)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(u64::from(n) * 40_503)
+        % (base - half + 1);
+    Duration::from_millis(half + spread)
 }
 
 /// One connection: connect, say everything, read until `Joined` (or a text greeting).
