@@ -140,19 +140,15 @@ pub async fn run(spec: StormSpec) -> Result<(StormResult, Crowd), BenchWireError
     Ok((result, Crowd { tasks }))
 }
 
-/// Reconnects at once after a text greeting, as natter's session makes them
-/// (`QUICK_RETRIES` in `core/src/session/link.rs`); past them its backoff.
-const QUICK_RETRIES: u32 = 3;
-
 /// How long client `index` waits before connecting again after its `n`th text greeting: nothing
-/// for the first [`QUICK_RETRIES`], then natter's reconnect backoff (`RECONNECT_MIN` doubling up
+/// for the first [`QUICK_RECONNECTS`](natter_core::limits::QUICK_RECONNECTS), then natter's reconnect backoff (`RECONNECT_MIN` doubling up
 /// to `RECONNECT_MAX`, in its upper half by a per-client jitter), as the natter client does.
 fn retry_wait(index: usize, n: u32) -> Duration {
-    use natter_core::limits::{RECONNECT_MAX, RECONNECT_MIN};
-    if n <= QUICK_RETRIES {
+    use natter_core::limits::{QUICK_RECONNECTS, RECONNECT_MAX, RECONNECT_MIN};
+    if n <= QUICK_RECONNECTS {
         return Duration::ZERO;
     }
-    let exp = (n - QUICK_RETRIES - 1).min(16);
+    let exp = (n - QUICK_RECONNECTS - 1).min(16);
     let base = RECONNECT_MIN
         .0
         .saturating_mul(1 << exp)

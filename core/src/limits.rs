@@ -162,6 +162,12 @@ pub const MAX_TRACKED_IPS: usize = 65_536;
 /// reconnect. Past this, typing is refused until the connection catches up.
 pub const SESSION_MAX_PENDING: usize = 256;
 
+/// Client side: reconnects made at once, without backoff, after the server greeted the client as
+/// a person on `nc` (its preamble came after the detection wait: a slow link, a storm of
+/// connections). Trying again is all it takes; more in a row means it is no natter server, and
+/// the backoff applies. Retrying at once without limit feeds a storm.
+pub const QUICK_RECONNECTS: u32 = 3;
+
 /// Client side: reconnect backoff starts here and doubles up to [`RECONNECT_MAX`], with jitter.
 pub const RECONNECT_MIN: Millis = Millis(250);
 

@@ -6,8 +6,8 @@
 use super::Transport;
 use super::timers::{Timer, Timers};
 use crate::limits::{
-    CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, RECONNECT_MAX,
-    RECONNECT_MIN,
+    CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, QUICK_RECONNECTS,
+    RECONNECT_MAX, RECONNECT_MIN,
 };
 use crate::time::Millis;
 use crate::wire::{self, ClientMsg, FrameDecoder, MAGIC, WireError};
@@ -55,11 +55,6 @@ pub(super) struct Link {
     /// Reconnects at once since the last welcome (see [`Link::misheard`]).
     quick_retries: u32,
 }
-
-/// Reconnects made at once, without backoff, after the server took us for a person typing
-/// (our preamble came after its detection wait): more in a row means it is no natter server,
-/// and the backoff applies.
-const QUICK_RETRIES: u32 = 3;
 
 impl Link {
     pub(super) fn new(transport: Transport, seed: u64) -> Link {
@@ -180,12 +175,12 @@ impl Link {
 
     /// The transport is given up on: the next attempt is scheduled after the backoff, or at
     /// once when `quick` (the server took us for a person: trying again is all it takes), up to
-    /// [`QUICK_RETRIES`] times in a row. Returns the new phase (`Waiting`).
+    /// [`QUICK_RECONNECTS`] times in a row. Returns the new phase (`Waiting`).
     pub(super) fn reconnect(&mut self, now: Millis, quick: bool) -> Phase {
         self.transmits.clear();
         self.decoder = FrameDecoder::new();
         self.timers.stop_all();
-        let quick = quick && self.quick_retries < QUICK_RETRIES;
+        let quick = quick && self.quick_retries < QUICK_RECONNECTS;
         let (at, attempt) = if quick {
             self.quick_retries += 1;
             (now, self.quick_retries)
