@@ -12,7 +12,8 @@
 //! - [`report`]: medians, the table, JSON lines and the SVG plot;
 //! - [`smoke`]: a seconds-long in-process run that asserts nothing was lost;
 //! - [`tls`]: the certificates of TLS runs;
-//! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP).
+//! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP);
+//! - [`storm`]: N clients connecting at once into one room, time until all are in.
 #![warn(missing_docs)]
 
 pub mod baseline;
@@ -23,6 +24,7 @@ pub mod procs;
 pub mod report;
 pub mod smoke;
 pub mod stamp;
+pub mod storm;
 pub mod tls;
 pub mod wire;
 

@@ -1,7 +1,8 @@
 //! The load generator: C clients join one room; each sends M messages, either keeping W of its
 //! own unacknowledged (closed loop) or on a fixed schedule that adds up to R messages/s (open
 //! loop). Every delivery at every member is counted and checked against the per-sender sequence
-//! (none lost, none duplicated, none out of order), and its latency (send to receive) recorded.
+//! (none lost, none duplicated, none out of order), and its latency recorded: from the send
+//! (closed loop) or from the message's scheduled send time (open loop) to the receive.
 //!
 //! Acknowledgement: natter echoes a say to its sender, so the sender's own copy is the ack (IRC
 //! clients ask for echo-message, natter's listener and InspIRCd alike). The baseline relays to
@@ -318,9 +319,11 @@ impl Shared {
         )
     }
 
-    /// Builds `n` messages of client `me`, stamped now.
-    fn build(&self, me: u32, n: u32) -> Result<Vec<Bytes>, BenchWireError> {
-        let now_ns = self.now_ns(Instant::now());
+    /// Builds `n` messages of client `me`, stamped with `at`: now (closed loop), or the
+    /// message's scheduled send time (open loop), so the latency measured includes any time it
+    /// waited because the generator was behind its schedule.
+    fn build(&self, me: u32, n: u32, at: Instant) -> Result<Vec<Bytes>, BenchWireError> {
+        let now_ns = self.now_ns(at);
         let mut st = self.state.borrow_mut();
         let i = me as usize;
         let mut out = Vec::with_capacity(n as usize);
@@ -660,7 +663,7 @@ impl Pacer {
                     Some(0) => shared.wake[self.me as usize].notified().await,
                     Some(n) => {
                         return shared
-                            .build(self.me, n)
+                            .build(self.me, n, Instant::now())
                             .map(Some)
                             .map_err(|e| e.to_string());
                     }
@@ -673,10 +676,13 @@ impl Pacer {
                 // Message k of client i is due at (k * C + i) / R: the clients interleave evenly.
                 let due =
                     (f64::from(self.k) * f64::from(shared.clients) + f64::from(self.me)) / rate;
-                tokio::time::sleep_until((self.t0 + Duration::from_secs_f64(due)).into()).await;
+                let scheduled = self.t0 + Duration::from_secs_f64(due);
+                tokio::time::sleep_until(scheduled.into()).await;
                 self.k += 1;
+                // Stamped with its scheduled time, not the time it went out: a message the
+                // generator sent late counts its wait (no coordinated omission).
                 shared
-                    .build(self.me, 1)
+                    .build(self.me, 1, scheduled)
                     .map(Some)
                     .map_err(|e| e.to_string())
             }

@@ -39,6 +39,9 @@ enum Cmd {
     /// Connections set up per second: connect (+ TLS handshake), a line, the welcome, close;
     /// natter-tls beside natter (plain TCP) on the same build.
     Handshakes(HandshakeArgs),
+    /// Connection storm: N binary clients connect at once into one room; time until all are
+    /// in, and how many are stranded.
+    Storm(StormArgs),
     /// The protocol-free relay baseline (what `fanout` and `idle` start as a process).
     BaselineServer {
         /// Address to listen on (port 0: any free port; the address is printed).
@@ -180,6 +183,25 @@ struct HandshakeArgs {
     resume: bool,
 }
 
+#[derive(Debug, Args)]
+struct StormArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Clients connecting at once (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "5000")]
+    clients: Vec<u32>,
+    /// natter-server's `quiet_room_members` (comma-separated list: each value is its own run;
+    /// a value at or above the clients turns the joins' summing up off) [default: the server's].
+    #[arg(long, value_delimiter = ',')]
+    quiet_room_members: Vec<usize>,
+    /// The target: every client in the room within this many seconds.
+    #[arg(long, default_value_t = 3.0)]
+    target_secs: f64,
+    /// A client not in the room this many seconds after the storm began is stranded.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -238,6 +260,10 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Handshakes(a)) => {
             pin(&a.common)?;
             rt.block_on(handshakes_main(a))
+        }
+        Some(Cmd::Storm(a)) => {
+            pin(&a.common)?;
+            rt.block_on(storm_main(a))
         }
     }
 }
@@ -337,11 +363,23 @@ impl Servers {
 
 /// Starts the servers for one run of `clients` clients (all from 127.0.0.1).
 fn start_servers(c: &Common, target: Target, clients: u32, tag: &str) -> anyhow::Result<Servers> {
+    start_servers_with(c, target, clients, tag, "")
+}
+
+/// [`start_servers`], with `limits` (TOML lines) added to natter-server's `[limits]` table.
+fn start_servers_with(
+    c: &Common,
+    target: Target,
+    clients: u32,
+    tag: &str,
+    limits: &str,
+) -> anyhow::Result<Servers> {
     let cpu = (!c.no_pin).then_some(c.server_cpu);
     let logs = c.out.join("logs");
     std::fs::create_dir_all(&logs)?;
     let config = c.out.join("natter-server-bench.toml");
     let mut toml = smoke::bench_config_toml();
+    toml.push_str(limits);
     if target == Target::NatterAccounts {
         // Registering every client must not take the run's time: cheap hashes (the fan-out
         // path does not hash at all).
@@ -919,6 +957,110 @@ async fn handshakes_main(a: HandshakeArgs) -> anyhow::Result<()> {
                 .open(&jsonl)?;
             writeln!(f, "{line}")?;
         }
+    }
+    Ok(())
+}
+
+async fn storm_main(a: StormArgs) -> anyhow::Result<()> {
+    use natter_bench::storm::{self, StormSpec};
+    std::fs::create_dir_all(&a.common.out)?;
+    let stamp = unix_now();
+    let json = a.common.out.join(format!("storm-{stamp}.jsonl"));
+    let quiets: Vec<Option<usize>> = if a.quiet_room_members.is_empty() {
+        vec![None]
+    } else {
+        a.quiet_room_members.iter().copied().map(Some).collect()
+    };
+    println!(
+        "{:>6} {:>7} {:>14} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8}",
+        "N", "quiet", "all joined s", "p50 s", "p99 s", "text", "stranded", "server cpu", "target"
+    );
+    let mut failed = 0;
+    for &clients in &a.clients {
+        for &quiet in &quiets {
+            let mut runs = Vec::new();
+            for run in 0..a.common.runs {
+                let tag = format!(
+                    "storm-{stamp}-n{clients}-q{}-{run}",
+                    quiet.map_or(-1, |q| q as i64)
+                );
+                let mut limits = format!("max_room_members = {}\n", clients.max(1));
+                if let Some(q) = quiet {
+                    limits.push_str(&format!("quiet_room_members = {q}\n"));
+                }
+                let servers =
+                    start_servers_with(&a.common, Target::Natter, clients, &tag, &limits)?;
+                let spec = StormSpec {
+                    addr: servers.client_addr(),
+                    clients,
+                    timeout: Duration::from_secs(a.timeout_secs),
+                };
+                let s0 = servers.cpu()?;
+                let local = tokio::task::LocalSet::new();
+                let (r, cpu) = local
+                    .run_until(async {
+                        let t0 = Instant::now();
+                        let (r, crowd) = storm::run(spec).await?;
+                        let took = t0.elapsed().as_secs_f64().max(1e-9);
+                        let cpu = (servers.cpu()? - s0) / took;
+                        drop(crowd);
+                        anyhow::Ok((r, cpu))
+                    })
+                    .await?;
+                drop(local);
+                let all = r.all_joined.map(|d| d.as_secs_f64());
+                let q = |p: f64| r.join_time.value_at_quantile(p) as f64 / 1e9;
+                eprintln!(
+                    "  N={clients} quiet={} run {run}: all joined {}, p50 {:.3} s, p99 {:.3} s, {} greeted as text, {} stranded, server cpu {:.0}% {:?}",
+                    quiet.map_or("default".into(), |q| q.to_string()),
+                    all.map_or("never".into(), |s| format!("{s:.3} s")),
+                    q(0.5),
+                    q(0.99),
+                    r.greeted_as_text,
+                    r.stranded,
+                    cpu * 100.0,
+                    r.errors
+                );
+                let line = serde_json::json!({
+                    "at": unix_now(), "clients": clients, "quiet_room_members": quiet,
+                    "run": run, "all_joined_s": all, "p50_s": q(0.5), "p99_s": q(0.99),
+                    "greeted_as_text": r.greeted_as_text, "stranded": r.stranded,
+                    "server_cpu": cpu, "errors": r.errors,
+                });
+                report::append_json(&json, std::slice::from_ref(&line))?;
+                runs.push((all, q(0.5), q(0.99), r.greeted_as_text, r.stranded, cpu));
+                drop(servers);
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            };
+            // A run with anyone stranded never had all joined: it counts as infinitely slow.
+            let all = median(runs.iter().map(|r| r.0.unwrap_or(f64::INFINITY)).collect());
+            let stranded: u32 = runs.iter().map(|r| r.4).max().unwrap_or(0);
+            let text = median(runs.iter().map(|r| f64::from(r.3)).collect());
+            let met = all <= a.target_secs && stranded == 0;
+            failed += usize::from(!met);
+            println!(
+                "{:>6} {:>7} {:>14.3} {:>9.3} {:>9.3} {:>9.0} {:>8} {:>9.0}% {:>8}",
+                clients,
+                quiet.map_or("default".into(), |q| q.to_string()),
+                all,
+                median(runs.iter().map(|r| r.1).collect()),
+                median(runs.iter().map(|r| r.2).collect()),
+                text,
+                stranded,
+                median(runs.iter().map(|r| r.5).collect()) * 100.0,
+                if met { "met" } else { "MISSED" },
+            );
+        }
+    }
+    println!("JSON lines: {}", json.display());
+    if failed > 0 {
+        bail!(
+            "{failed} storm configurations missed the target ({} s, none stranded)",
+            a.target_secs
+        );
     }
     Ok(())
 }

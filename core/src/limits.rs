@@ -129,6 +129,16 @@ pub const ROOM_CREATE_WINDOW: Millis = Millis(600_000);
 /// room from taking the whole server.
 pub const MAX_ROOM_MEMBERS: usize = 5_000;
 
+/// Above this many members a room is "quiet": joins, parts and quits are no longer announced
+/// one by one (each announcement goes to every member, so a crowd arriving costs O(N²): 5,000
+/// joins were 12.5 million deliveries) but summed up every [`CROWD_SUMMARY_EVERY`]. A room this
+/// size still shows every face; past it people read a count and ask for the list.
+pub const QUIET_ROOM_MEMBERS: usize = 100;
+
+/// How often a quiet room's members hear how many came and went (when any did): often enough
+/// that a count looks live, rarely enough that a summary to every member is cheap.
+pub const CROWD_SUMMARY_EVERY: Millis = Millis(5_000);
+
 /// The wider IPv6 prefix counted on top of the /64 (with 4 × the per-address limits): one site
 /// usually gets a /48, so its 65,536 /64s must not count as 65,536 addresses.
 pub const IPV6_WIDE_PREFIX: u8 = 48;
@@ -151,6 +161,12 @@ pub const MAX_TRACKED_IPS: usize = 65_536;
 /// Client side: messages typed but not yet acknowledged by the server, kept for resend after a
 /// reconnect. Past this, typing is refused until the connection catches up.
 pub const SESSION_MAX_PENDING: usize = 256;
+
+/// Client side: reconnects made at once, without backoff, after the server greeted the client as
+/// a person on `nc` (its preamble came after the detection wait: a slow link, a storm of
+/// connections). Trying again is all it takes; more in a row means it is no natter server, and
+/// the backoff applies. Retrying at once without limit feeds a storm.
+pub const QUICK_RECONNECTS: u32 = 3;
 
 /// Client side: reconnect backoff starts here and doubles up to [`RECONNECT_MAX`], with jitter.
 pub const RECONNECT_MIN: Millis = Millis(250);

@@ -164,6 +164,19 @@ pub fn members_words(room: &RoomName, members: &[Nick]) -> String {
     format!("{room} ({}): {}", members.len(), names.join(", "))
 }
 
+/// A big room's comings and goings ([`ServerMsg::Crowd`]): `#big: 12 joined, 3 left (5000
+/// members)`, or with nothing to sum up (right after joining) its size and how to list it.
+pub fn crowd_words(room: &RoomName, joined: u32, left: u32, members: u32) -> String {
+    match (joined, left) {
+        (0, 0) => format!(
+            "{room} has {members} members: joins and parts here are summed up, /who lists members"
+        ),
+        (j, 0) => format!("{room}: {j} joined ({members} members)"),
+        (0, l) => format!("{room}: {l} left ({members} members)"),
+        (j, l) => format!("{room}: {j} joined, {l} left ({members} members)"),
+    }
+}
+
 /// The server's rooms: `rooms: #lobby (2), #rust (1)`.
 pub fn rooms_words(rooms: &[RoomInfo]) -> String {
     if rooms.is_empty() {
@@ -414,6 +427,12 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
                 usize::try_from(*count).unwrap_or(usize::MAX),
             ))]
         }
+        ServerMsg::Crowd {
+            room,
+            joined,
+            left,
+            members,
+        } => vec![notice(crowd_words(room, *joined, *left, *members))],
         ServerMsg::Ack { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => Vec::new(),
     }
 }
@@ -513,6 +532,12 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .map(notice)
             .collect(),
         Event::Invited { room, by } => vec![notice(invited_words(room, by))],
+        Event::Crowd {
+            room,
+            joined,
+            left,
+            members,
+        } => vec![notice(crowd_words(room, *joined, *left, *members))],
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),

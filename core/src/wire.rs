@@ -754,6 +754,21 @@ pub enum ServerMsg {
         /// The bans.
         bans: Vec<Entry>,
     },
+    /// A big room's comings and goings, summed up: in a room of more than the server's
+    /// `quiet_room_members`, joins, parts and quits are not announced one by one (each would go
+    /// to every member: O(N²) in a crowd); members get this every `crowd_summary_ms` instead,
+    /// when anyone came or went, and a joiner gets it (with zeros) right after its `Joined`.
+    /// `members` is the room's size now: the member list is fetched with `Who`.
+    Crowd {
+        /// Room.
+        room: RoomName,
+        /// Members who joined since the last summary.
+        joined: u32,
+        /// Members who left (parted, quit) since the last summary.
+        left: u32,
+        /// Members now.
+        members: u32,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -1136,6 +1151,12 @@ mod tests {
                 text: text("found it"),
             })),
             ServerMsg::FoundEnd { count: 1 },
+            ServerMsg::Crowd {
+                room: r.clone(),
+                joined: 12,
+                left: 3,
+                members: 5_000,
+            },
         ];
         for kind in [
             EventKind::Say {

@@ -294,3 +294,50 @@ fn a_stalled_talker_still_gets_its_own_message_acknowledged() {
     let settled = net.session(c).is_settled();
     assert!(settled, "{:#?}", net.events(c).iter().collect::<Vec<_>>());
 }
+
+#[test]
+fn a_session_whose_preamble_comes_late_is_greeted_as_text_and_gets_in_at_once() {
+    let mut net = Net::new(no_flood());
+    let bob = net.add_session("bob", &["#lobby"]);
+    net.advance(Millis(100));
+    let wait = net.hub.config().text_detect_wait;
+    let started = net.now;
+    // A lossy link holds alice's first bytes past the detection wait.
+    let alice = net.add_session_delayed("alice", &["#lobby"], wait + Millis(600));
+    net.advance(wait + Millis(50));
+    assert!(
+        net.events(alice)
+            .iter()
+            .any(|e| matches!(e, Event::Info(s) if s.contains("text client"))),
+        "{:?}",
+        net.events(alice)
+    );
+    // She reconnected at once, without backoff, and is in: welcomed and joined.
+    let joined_at = net.now;
+    assert!(
+        net.events(alice)
+            .iter()
+            .any(|e| matches!(e, Event::Welcome { .. }))
+    );
+    assert!(
+        net.events(alice)
+            .iter()
+            .any(|e| matches!(e, Event::Joined { room, .. } if *room == room_lobby()))
+    );
+    assert!(joined_at.0 - started.0 < 2 * wait.0, "no backoff");
+    assert_eq!(
+        net.session(alice).state(),
+        natter_core::session::ConnState::Connected
+    );
+    // bob sees her arrive, and they talk.
+    assert!(net.events(bob).iter().any(
+        |e| matches!(e, Event::Room(ev) if ev.from == nick("alice") && ev.kind == EventKind::Join)
+    ));
+    net.type_line(alice, "made it");
+    net.advance(Millis(10));
+    assert_eq!(said(&net, bob, "#lobby"), [pair("alice", "made it")]);
+}
+
+fn room_lobby() -> natter_core::RoomName {
+    room("#lobby")
+}

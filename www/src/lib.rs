@@ -392,6 +392,14 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// How many members a room has: the server's count in a big room (whose joins and parts
+    /// come summed up, and whose list may hold fewer: `/who` lists them), else the list's length.
+    pub fn member_count(&self, key: &str) -> u32 {
+        ConvId::from_key(key)
+            .and_then(|id| self.chat.conv(&id))
+            .map_or(0, |c| u32::try_from(c.member_count()).unwrap_or(u32::MAX))
+    }
+
     /// A room's settings (see [`PolicyView`]): founder, operators, voiced, modes, the ban list
     /// once asked for, and whether we may moderate. `undefined` if we are not in the room.
     pub fn policy(&self, key: &str) -> JsValue {
@@ -759,6 +767,8 @@ pub struct ConvView {
     pub topic: Option<String>,
     /// A room's members, sorted.
     pub members: Vec<String>,
+    /// How many members it has (more than `members` holds in a big room).
+    pub member_count: u32,
     /// Its lines, oldest first.
     pub lines: Vec<LineView>,
     /// Lines typed here that the server has not acknowledged, oldest first.
@@ -777,6 +787,7 @@ impl ConvView {
             kind: conv_kind(conv.id()),
             topic: conv.topic().map(ToString::to_string),
             members: conv.members().iter().map(ToString::to_string).collect(),
+            member_count: u32::try_from(conv.member_count()).unwrap_or(u32::MAX),
             lines: conv
                 .lines()
                 .iter()
@@ -1064,6 +1075,8 @@ pub enum ChangeView {
         key: String,
         /// The members, sorted.
         members: Vec<String>,
+        /// How many members the room has (more than `members` holds in a big room).
+        count: u32,
     },
     /// A line appended.
     Line {
@@ -1158,6 +1171,7 @@ impl ChangeView {
                 members: conv(id)
                     .map(|c| c.members().iter().map(ToString::to_string).collect())
                     .unwrap_or_default(),
+                count: conv(id).map_or(0, |c| u32::try_from(c.member_count()).unwrap_or(u32::MAX)),
             },
             Change::LineAdded { conv: id, id: line } => {
                 match conv(id).and_then(|c| c.line(*line)) {

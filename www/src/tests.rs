@@ -371,3 +371,32 @@ fn a_rooms_settings_are_shown_with_whether_we_may_moderate() {
         json!({"type": "policy", "key": "#lobby"})
     );
 }
+
+#[test]
+fn a_big_rooms_summary_gives_the_page_the_count_and_a_line() {
+    let mut c = chat();
+    changes(&mut c);
+    c.handle_event(
+        &Event::Crowd {
+            room: RoomName::lobby(),
+            joined: 12,
+            left: 3,
+            members: 5_000,
+        },
+        Millis(0),
+    );
+    let got = changes(&mut c);
+    assert!(
+        got.contains(
+            &json!({"type": "members", "key": "#lobby", "members": ["bob", "webby"], "count": 5000})
+        ),
+        "{got:#?}"
+    );
+    let words: Vec<&str> = got
+        .iter()
+        .filter_map(|v| v["line"]["text"].as_str())
+        .collect();
+    assert_eq!(words, ["#lobby: 12 joined, 3 left (5000 members)"]);
+    let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
+    assert_eq!(conv["member_count"], json!(5000));
+}

@@ -482,9 +482,26 @@ function messageMember(nick) {
   ui.input.focus();
 }
 
-function renderMembers(members) {
+// In a big room the server sums joins and parts up and the list may hold fewer than the room
+// does: the count is the server's, and a button asks for the list (`/who`).
+function renderMembers(members, count = members.length) {
   ui.memberList.replaceChildren(...members.map(memberEl));
-  ui.memberCount.textContent = members.length ? String(members.length) : "";
+  if (count > members.length) {
+    const li = el("li", "members-more");
+    const b = el("button", "", `${count - members.length} more not listed: list members`);
+    b.type = "button";
+    b.addEventListener("click", () => {
+      client.handle_input(`/who ${shown}`, now());
+      pump();
+    });
+    li.append(b);
+    ui.memberList.append(li);
+  }
+  ui.memberCount.textContent = count ? String(count) : "";
+}
+
+function renderMemberCount() {
+  ui.memberCount.textContent = String(client.member_count(shown) || "");
 }
 
 // ---- moderation: the member menu and the room settings panel ----
@@ -650,7 +667,7 @@ function showCurrent() {
     else b.removeAttribute("aria-current");
   }
   renderHeader();
-  renderMembers(client.members(key));
+  renderMembers(client.members(key), client.member_count(key));
   closeMemberMenu();
   renderSettings();
   ui.app.classList.remove("show-rooms", "show-members");
@@ -750,7 +767,7 @@ function applyChanges() {
         // Rare (an operator acted): redraw the marks and the panel; with the panel open, a
         // ban list older than the settings (another operator's ban) is fetched again.
         if (ch.key === shown) {
-          renderMembers(client.members(shown));
+          renderMembers(client.members(shown), client.member_count(shown));
           renderSettings();
           const p = client.policy(shown);
           if (!ui.settingsPanel.hidden && p?.am_op && p.bans_stale) {
@@ -774,17 +791,17 @@ function applyChanges() {
       case "memberAdded":
         if (ch.key === shown) {
           ui.memberList.insertBefore(memberEl(ch.nick), ui.memberList.children[ch.index] ?? null);
-          ui.memberCount.textContent = String(ui.memberList.children.length);
+          renderMemberCount();
         }
         break;
       case "memberRemoved":
         if (ch.key === shown) {
           ui.memberList.children[ch.index]?.remove();
-          ui.memberCount.textContent = String(ui.memberList.children.length || "");
+          renderMemberCount();
         }
         break;
       case "members":
-        if (ch.key === shown) renderMembers(ch.members);
+        if (ch.key === shown) renderMembers(ch.members, ch.count);
         break;
       case "line": {
         const d = logs.get(ch.key);

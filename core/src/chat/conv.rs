@@ -126,6 +126,9 @@ pub struct Conv {
     label: String,
     lines: VecDeque<Line>,
     pub(super) members: Members,
+    /// Rooms: how many members the server last counted, when it did (a big room's summary);
+    /// the list may then hold fewer.
+    pub(super) counted: Option<u32>,
     pub(super) topic: Option<Text>,
     pub(super) unread: u32,
     pub(super) mentions: u32,
@@ -154,6 +157,7 @@ impl Conv {
             label,
             lines: VecDeque::new(),
             members: Members::default(),
+            counted: None,
             topic: None,
             unread: 0,
             mentions: 0,
@@ -222,6 +226,22 @@ impl Conv {
     /// Its members (rooms; empty otherwise).
     pub fn members(&self) -> &Members {
         &self.members
+    }
+
+    /// How many members it has (rooms): the server's count in a big room, whose joins and
+    /// parts come summed up and whose list may be cut short; otherwise the list's length.
+    pub fn member_count(&self) -> usize {
+        self.counted
+            .map_or(self.members.len(), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
+            .max(self.members.len())
+    }
+
+    /// Whether the member list holds fewer than [`Conv::member_count`] (a big room: `/who`
+    /// lists them).
+    pub fn members_partial(&self) -> bool {
+        self.member_count() > self.members.len()
     }
 
     /// Its topic (rooms).

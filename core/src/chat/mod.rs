@@ -388,6 +388,22 @@ impl Chat {
                     self.notice_in(&id, LineKind::Notice(words), now);
                 }
             }
+            Event::Crowd {
+                room,
+                joined,
+                left,
+                members,
+            } => {
+                let id = ConvId::Room(room.clone());
+                let Some(c) = self.conv_mut(&id) else {
+                    return;
+                };
+                c.counted = Some(*members);
+                c.revision += 1;
+                self.log.push(Change::Members(id.clone()));
+                let words = render::crowd_words(room, *joined, *left, *members);
+                self.notice_in(&id, LineKind::Notice(words), now);
+            }
             Event::Rooms(rooms) => {
                 let words = render::rooms_words(rooms);
                 let kind = LineKind::Rooms {
@@ -524,6 +540,7 @@ impl Chat {
         }
         if let Some(c) = self.conv_mut(&id) {
             c.members.set(members);
+            c.counted = None;
             c.topic = topic.cloned();
             c.live_after = Some(seq);
             c.revision += 1;
@@ -644,6 +661,9 @@ impl Chat {
         let mut changes = Vec::new();
         match kind {
             EventKind::Join => {
+                if let Some(n) = c.counted.as_mut() {
+                    *n = n.saturating_add(1);
+                }
                 if let Some(index) = c.members.add(from) {
                     changes.push(Change::MemberAdded {
                         conv: id.clone(),
@@ -653,6 +673,9 @@ impl Chat {
                 }
             }
             EventKind::Part { .. } | EventKind::Quit { .. } => {
+                if let Some(n) = c.counted.as_mut() {
+                    *n = n.saturating_sub(1);
+                }
                 if let Some(index) = c.members.remove(from) {
                     changes.push(Change::MemberRemoved {
                         conv: id.clone(),
@@ -681,6 +704,9 @@ impl Chat {
                 changes.push(Change::Topic(id.clone()));
             }
             EventKind::Kick { target, .. } => {
+                if let Some(n) = c.counted.as_mut() {
+                    *n = n.saturating_sub(1);
+                }
                 if let Some(index) = c.members.remove(target) {
                     changes.push(Change::MemberRemoved {
                         conv: id.clone(),

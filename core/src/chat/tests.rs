@@ -1182,3 +1182,43 @@ fn room_settings_say_who_is_in_charge_and_whether_we_are() {
     assert!(!c.am_op(&room("#a")));
     assert!(c.policy(&room("#a")).is_none());
 }
+
+#[test]
+fn a_big_rooms_count_comes_from_its_summary_and_follows_the_joins_it_still_sees() {
+    let mut c = chat_in(&["#big"]);
+    let conv = |c: &Chat| c.conv(&rid("#big")).unwrap().clone();
+    assert_eq!(conv(&c).member_count(), 2);
+    assert!(!conv(&c).members_partial());
+    let crowd = |joined, left, members| Event::Crowd {
+        room: room("#big"),
+        joined,
+        left,
+        members,
+    };
+    c.handle_event(&crowd(0, 0, 400), T0);
+    assert_eq!(conv(&c).member_count(), 400);
+    assert!(conv(&c).members_partial());
+    let changes = drain(&mut c);
+    assert!(
+        changes.contains(&Change::Members(rid("#big"))),
+        "{changes:?}"
+    );
+    c.handle_event(&crowd(12, 3, 409), T0);
+    assert_eq!(conv(&c).member_count(), 409);
+    let last = conv(&c).lines().back().unwrap().clone();
+    assert_eq!(
+        last.kind,
+        LineKind::Notice("#big: 12 joined, 3 left (409 members)".into())
+    );
+    // The room got small again: joins and parts are events again, and the count follows them.
+    c.handle_event(&room_ev("#big", 2, "carol", EventKind::Join), T0);
+    assert_eq!(conv(&c).member_count(), 410);
+    c.handle_event(
+        &room_ev("#big", 3, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    assert_eq!(conv(&c).member_count(), 409);
+    // Joining again starts from the new member list.
+    c.handle_event(&joined("#big", 9, &["me", "bob", "carol"]), T0);
+    assert_eq!(conv(&c).member_count(), 3);
+}

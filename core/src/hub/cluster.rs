@@ -308,7 +308,8 @@ impl Hub {
                 on.insert(0, conn);
             }
             for c in on {
-                self.entered_on(c, &room, seq);
+                // A clustered join is always a room event (big rooms' summing up is single-node).
+                self.entered_on(c, &room, seq, true);
             }
         }
         if let Some((conn, _)) = join {

@@ -97,6 +97,11 @@ pub struct Config {
     pub history_budget_bytes: usize,
     /// See [`crate::limits::HISTORY_ON_JOIN`].
     pub history_on_join: usize,
+    /// See [`crate::limits::QUIET_ROOM_MEMBERS`].
+    pub quiet_room_members: usize,
+    /// See [`crate::limits::CROWD_SUMMARY_EVERY`].
+    #[serde(rename = "crowd_summary_ms")]
+    pub crowd_summary_every: Millis,
 }
 
 impl Default for Config {
@@ -134,6 +139,8 @@ impl Default for Config {
             history_len: HISTORY_LEN,
             history_budget_bytes: HISTORY_BUDGET_BYTES,
             history_on_join: HISTORY_ON_JOIN,
+            quiet_room_members: QUIET_ROOM_MEMBERS,
+            crowd_summary_every: CROWD_SUMMARY_EVERY,
         }
     }
 }
@@ -215,6 +222,7 @@ impl Config {
             ("hello_timeout_ms", self.hello_timeout),
             ("text_detect_wait_ms", self.text_detect_wait),
             ("takeover_probe_ms", self.takeover_probe),
+            ("crowd_summary_ms", self.crowd_summary_every),
         ];
         for (key, t) in timers {
             if t < MIN_TIMER {

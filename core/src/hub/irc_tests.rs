@@ -279,6 +279,63 @@ fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
 }
 
 #[test]
+fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_rest() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        quiet_room_members: 2,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
+    let a = n.bin("anna");
+    n.send_bin(a, &ClientMsg::Join { room: room("#big") });
+    let b = n.bin("bert");
+    n.send_bin(b, &ClientMsg::Join { room: room("#big") });
+    let i = n.client("ivy", &[]);
+    n.send(i, &["JOIN #big"]);
+    let l = n.said(i);
+    assert!(l[0].starts_with(":ivy!ivy@natter JOIN #big"), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" 353 ivy = #big :")), "{l:?}");
+    assert!(
+        l.iter()
+            .any(|l| l.contains("NOTICE #big :*** 3 members here")),
+        "{l:?}"
+    );
+    // Others come and go: no JOIN or QUIT lines, a notice that sums them up (with ivy herself).
+    let c = n.bin("cleo");
+    n.send_bin(c, &ClientMsg::Join { room: room("#big") });
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    let l = n.said(i);
+    assert!(
+        !l.iter()
+            .any(|l| l.contains(" JOIN ") || l.contains(" QUIT ")),
+        "{l:?}"
+    );
+    n.advance(1_000);
+    let l = n.said(i);
+    assert_eq!(
+        l,
+        [":natter.irc NOTICE #big :*** 2 joined, 1 left (3 members)"],
+        "{l:?}"
+    );
+    // NAMES answers who is in; its own PART still comes.
+    n.send(i, &["NAMES #big"]);
+    let l = n.said(i);
+    assert!(
+        l.iter().any(|l| l.contains("#big :")
+            && l.contains("bert")
+            && l.contains("cleo")
+            && !l.contains("anna")),
+        "{l:?}"
+    );
+    n.send(i, &["PART #big"]);
+    let l = n.said(i);
+    assert!(
+        l.iter().any(|l| l.starts_with(":ivy!ivy@natter PART #big")),
+        "{l:?}"
+    );
+}
+
+#[test]
 fn registration_without_caps_gets_the_welcome_burst() {
     let mut n = Net::new();
     let c = n.irc();

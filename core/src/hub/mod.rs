@@ -47,6 +47,7 @@ mod admit;
 mod cluster;
 mod config;
 mod conn;
+mod crowd;
 mod deliver;
 mod dialect;
 mod durable;
@@ -304,6 +305,8 @@ pub struct Hub {
     now: Millis,
     /// This node's side of a cluster, when it is one (see `cluster.rs`).
     cluster: Option<Box<cluster::Cluster>>,
+    /// Quiet rooms' comings and goings since their last summary (see `crowd.rs`).
+    crowds: crowd::Crowds,
 }
 
 impl core::fmt::Debug for Hub {
@@ -353,6 +356,7 @@ impl Hub {
             stats: Stats::default(),
             now: Millis::ZERO,
             cluster: None,
+            crowds: crowd::Crowds::default(),
         }
     }
 
@@ -449,6 +453,7 @@ impl Hub {
                         self.leave_device(d, Text::new("connection lost").ok(), now);
                     }
                 }
+                Timer::Crowds => self.crowd_summaries(),
                 Timer::PruneIps => {
                     self.ips.prune(&self.config, now, usize::MAX);
                     if self.ips.len() > 0 {

@@ -299,23 +299,34 @@ impl Hub {
         };
         u.rooms.insert(room.clone());
         let nick = u.nick.clone();
+        let mut members = 0;
         if let Some(r) = self.rooms.get_mut(&room) {
             self.attach_gen += 1;
             r.members.insert(uid);
+            members = r.members.len();
         }
         self.session_changed(uid);
-        let seq = self.broadcast(&room, nick, EventKind::Join, now, Skip::User(uid), None);
+        // In a big room the join is counted for the next summary, not announced (`crowd.rs`).
+        let quiet = self.crowd_joined(&room, members, now);
+        let seq = if quiet {
+            self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq)
+        } else {
+            self.broadcast(&room, nick, EventKind::Join, now, Skip::User(uid), None)
+        };
         // Joining on one device joins on all: this connection first.
         let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
         on.insert(0, conn);
         for c in on {
-            self.entered_on(c, &room, seq);
+            self.entered_on(c, &room, seq, !quiet);
+            if quiet {
+                self.crowd_size_to(c, &room);
+            }
         }
     }
 
-    /// `conn` is in `room` now, whose latest event (the join) is `seq`: the room's state, then
-    /// its recent history.
-    pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+    /// `conn` is in `room` now, whose latest event is `seq` (the join, when `announced`): the
+    /// room's state, then its recent history.
+    pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq, announced: bool) {
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(room);
@@ -324,7 +335,7 @@ impl Hub {
         if let Some(joined) = self.joined_msg(room, seq) {
             self.reply(conn, Reply::Msg(joined));
         }
-        let upto = if own_join {
+        let upto = if own_join || !announced {
             seq
         } else {
             Seq(seq.0.saturating_sub(1))
@@ -387,11 +398,16 @@ impl Hub {
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        let before = self.rooms.get(&room).map_or(0, |r| r.members.len());
         if !self.leave_room_from(uid, &room, Some(conn)) {
             return self.not_in_room(conn, &room, None);
         }
-        let part = EventKind::Part { reason };
-        self.broadcast(&room, nick, part, now, Skip::None, None);
+        // In a big room the part is counted for the next summary, not announced (`crowd.rs`);
+        // the parter heard `Parted`.
+        if !self.crowd_left(&room, before, now) {
+            let part = EventKind::Part { reason };
+            self.broadcast(&room, nick, part, now, Skip::None, None);
+        }
         self.drop_if_empty(&room);
     }
 

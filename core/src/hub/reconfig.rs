@@ -117,6 +117,8 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         history_len,
         history_budget_bytes,
         history_on_join,
+        quiet_room_members,
+        crowd_summary_every,
         accounts,
     } = old;
     let mut out = Vec::new();
@@ -289,6 +291,20 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         history_on_join,
         &new.history_on_join,
         num,
+    );
+    cmp(
+        o,
+        "quiet_room_members",
+        quiet_room_members,
+        &new.quiet_room_members,
+        num,
+    );
+    cmp(
+        o,
+        "crowd_summary_ms",
+        crowd_summary_every,
+        &new.crowd_summary_every,
+        ms,
     );
     out
 }

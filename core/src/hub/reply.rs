@@ -239,15 +239,20 @@ impl Hub {
         self.nicks.remove(&u.nick.folded());
         self.cluster_release(&u.nick);
         for room in &u.rooms {
+            let mut before = 0;
             if let Some(r) = self.rooms.get_mut(room) {
                 self.attach_gen += 1;
+                before = r.members.len();
                 r.members.remove(&uid);
             }
-            let quit = EventKind::Quit {
-                reason: reason.clone(),
-            };
-            let skip = super::deliver::Skip::None;
-            self.broadcast(room, u.nick.clone(), quit, now, skip, None);
+            // In a big room the quit is counted for the next summary (`crowd.rs`).
+            if !self.crowd_left(room, before, now) {
+                let quit = EventKind::Quit {
+                    reason: reason.clone(),
+                };
+                let skip = super::deliver::Skip::None;
+                self.broadcast(room, u.nick.clone(), quit, now, skip, None);
+            }
             self.drop_if_empty(room);
         }
     }

@@ -4516,3 +4516,158 @@ fn a_big_room_delivers_to_exactly_its_attached_members_as_they_change() {
     assert!(heard(&mut t, leaver).is_empty());
     assert_eq!(heard(&mut t, speaker), vec!["back", "again"], "the echo");
 }
+
+/// Big rooms: joins, parts and quits summed up instead of announced to everyone (`crowd.rs`).
+mod crowd {
+    use super::*;
+
+    fn quiet_at(n: usize) -> T {
+        let mut cfg = config();
+        cfg.quiet_room_members = n;
+        cfg.crowd_summary_every = Millis(1_000);
+        T::with(cfg)
+    }
+
+    fn crowds(msgs: &[ServerMsg]) -> Vec<(u32, u32, u32)> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Crowd {
+                    joined,
+                    left,
+                    members,
+                    ..
+                } => Some((*joined, *left, *members)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn membership_events(msgs: &[ServerMsg]) -> usize {
+        msgs.iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    ServerMsg::Event(RoomEvent {
+                        kind: EventKind::Join | EventKind::Part { .. } | EventKind::Quit { .. },
+                        ..
+                    })
+                )
+            })
+            .count()
+    }
+
+    #[test]
+    fn past_the_size_joins_and_parts_are_summed_up_and_the_count_stays_right() {
+        let mut t = quiet_at(3);
+        let a = t.bin("a");
+        let b = t.bin("b");
+        let c = t.bin("c");
+        for x in [a, b, c] {
+            t.join(x, "#big");
+        }
+        // Up to the size, every join is announced as before.
+        let got = t.recv(a);
+        assert_eq!(membership_events(&got), 2, "{got:?}");
+        assert!(crowds(&got).is_empty());
+        t.recv(b);
+        // The fourth member makes the room quiet: the others hear nothing of it now...
+        let d = t.bin("d");
+        let got_d = t.join(d, "#big");
+        assert!(
+            matches!(&got_d[0], ServerMsg::Joined { members, .. } if members.len() == 4),
+            "{got_d:?}"
+        );
+        assert_eq!(
+            crowds(&got_d),
+            [(0, 0, 4)],
+            "the joiner learns the room's size"
+        );
+        assert_eq!(membership_events(&t.recv(a)), 0);
+        // ...and a fifth arrival and a departure are counted too.
+        let e = t.bin("e");
+        t.join(e, "#big");
+        t.recv(e);
+        t.send(
+            b,
+            &ClientMsg::Part {
+                room: room("#big"),
+                reason: None,
+            },
+        );
+        let got_b = t.recv(b);
+        assert!(
+            got_b
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Parted { room } if *room == crate::test_support::room("#big"))),
+            "the parter is told as always: {got_b:?}"
+        );
+        assert_eq!(membership_events(&t.recv(a)), 0);
+        // One summary per period, to every member, with the room's size now.
+        t.advance(1_000);
+        for x in [a, c, d, e] {
+            assert_eq!(crowds(&t.recv(x)), [(2, 1, 4)], "member {x}");
+        }
+        assert!(crowds(&t.recv(b)).is_empty(), "not to who left");
+        // Nothing came or went: no summary.
+        t.advance(3_000);
+        assert!(crowds(&t.recv(a)).is_empty());
+        // A quit counts as leaving; at the size again, departures are announced one by one.
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(c, t.now);
+        t.pump();
+        assert_eq!(membership_events(&t.recv(a)), 0, "4 → 3: still counted");
+        t.send(
+            e,
+            &ClientMsg::Part {
+                room: room("#big"),
+                reason: None,
+            },
+        );
+        assert_eq!(membership_events(&t.recv(a)), 1, "3 → 2: announced");
+        t.advance(1_000);
+        assert_eq!(crowds(&t.recv(a)), [(0, 1, 2)]);
+    }
+
+    #[test]
+    fn a_crowd_arriving_costs_linear_deliveries_not_quadratic() {
+        let n = 600;
+        let mut t = quiet_at(100);
+        let first = t.bin("first");
+        t.join(first, "#big");
+        for i in 1..n {
+            let c = t.bin(&format!("u{i}"));
+            t.join(c, "#big");
+        }
+        let before_summary = t.hub.stats().deliveries;
+        // Announced one by one, 600 joins are 600·599/2 ≈ 180,000 deliveries; the first 100
+        // (announced) cost about 5,000, and the rest none.
+        assert!(before_summary < 6_000, "{before_summary} deliveries");
+        t.advance(1_000);
+        let got = t.recv(first);
+        assert_eq!(
+            crowds(&got),
+            [(n as u32 - 100, 0, n as u32)],
+            "{:?}",
+            crowds(&got)
+        );
+        assert_eq!(membership_events(&got), 99);
+    }
+
+    #[test]
+    fn text_users_read_the_summary_and_the_size_as_lines() {
+        let mut t = quiet_at(1);
+        let (p, _) = t.txt();
+        t.lines(p);
+        // #lobby holds the text user; a binary client makes it quiet.
+        let b = t.bin("b");
+        let got = t.join(b, "#lobby");
+        assert_eq!(crowds(&got), [(0, 0, 2)]);
+        t.advance(1_000);
+        let lines = t.lines(p);
+        assert!(
+            lines.iter().any(|l| l == "-- #lobby: 1 joined (2 members)"),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("b joined")), "{lines:?}");
+    }
+}

@@ -25,6 +25,8 @@ pub(crate) enum Timer {
     Takeover(DeviceId),
     /// Forget per-IP connect counts that have aged out.
     PruneIps,
+    /// Quiet rooms hear who came and went (see `crowd.rs`).
+    Crowds,
 }
 
 /// Deadlines by time and by key.

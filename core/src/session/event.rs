@@ -257,4 +257,17 @@ pub enum Event {
         /// Whether the server took it.
         delivered: bool,
     },
+    /// A big room's comings and goings, summed up (its joins, parts and quits are not sent one
+    /// by one: see [`ServerMsg::Crowd`](crate::wire::ServerMsg::Crowd)); with zeros right after
+    /// joining it. `members` is the room's size: a member list may hold fewer (ask `/who`).
+    Crowd {
+        /// Room.
+        room: RoomName,
+        /// Joined since the last summary.
+        joined: u32,
+        /// Left since the last summary.
+        left: u32,
+        /// Members now.
+        members: u32,
+    },
 }

@@ -6,8 +6,8 @@
 use super::Transport;
 use super::timers::{Timer, Timers};
 use crate::limits::{
-    CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, RECONNECT_MAX,
-    RECONNECT_MIN,
+    CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, QUICK_RECONNECTS,
+    RECONNECT_MAX, RECONNECT_MIN,
 };
 use crate::time::Millis;
 use crate::wire::{self, ClientMsg, FrameDecoder, MAGIC, WireError};
@@ -50,6 +50,10 @@ pub(super) struct Link {
     transmits: VecDeque<Bytes>,
     ping_token: u64,
     backoff: Backoff,
+    /// Bytes came from the server on this transport.
+    heard_bytes: bool,
+    /// Reconnects at once since the last welcome (see [`Link::misheard`]).
+    quick_retries: u32,
 }
 
 impl Link {
@@ -62,6 +66,8 @@ impl Link {
             transmits: VecDeque::new(),
             ping_token: 0,
             backoff: Backoff::new(seed),
+            heard_bytes: false,
+            quick_retries: 0,
         }
     }
 
@@ -100,6 +106,7 @@ impl Link {
         self.phase = Phase::Open { welcomed: false };
         self.decoder = FrameDecoder::new();
         self.transmits.clear();
+        self.heard_bytes = false;
         // The connect deadline keeps running until the welcome.
         self.heard(now);
         if self.transport == Transport::Stream {
@@ -116,7 +123,22 @@ impl Link {
         self.timers.stop(Timer::Connect);
         self.phase = Phase::Open { welcomed: true };
         self.backoff.reset();
+        self.quick_retries = 0;
         true
+    }
+
+    /// Whether the first bytes of this stream transport, `data`, show the server took us for a
+    /// person typing on `nc`: every frame starts with a length prefix whose first byte is 0 (a
+    /// frame is far below 16 MiB), and a text greeting starts with a letter. It happens when our
+    /// preamble reached the server after its detection wait (a slow or lossy link, a server
+    /// busy with a storm of connections).
+    pub(super) fn misheard(&mut self, data: &[u8]) -> bool {
+        let first = !self.heard_bytes;
+        self.heard_bytes |= !data.is_empty();
+        first
+            && self.transport == Transport::Stream
+            && self.phase == (Phase::Open { welcomed: false })
+            && data.first().is_some_and(|b| *b != 0)
     }
 
     /// Something was heard from the server: it is alive, restart the keepalive.
@@ -151,13 +173,20 @@ impl Link {
         self.transmits.pop_front()
     }
 
-    /// The transport is given up on: the next attempt is scheduled after the backoff. Returns
-    /// the new phase (`Waiting`).
-    pub(super) fn schedule_reconnect(&mut self, now: Millis) -> Phase {
+    /// The transport is given up on: the next attempt is scheduled after the backoff, or at
+    /// once when `quick` (the server took us for a person: trying again is all it takes), up to
+    /// [`QUICK_RECONNECTS`] times in a row. Returns the new phase (`Waiting`).
+    pub(super) fn reconnect(&mut self, now: Millis, quick: bool) -> Phase {
         self.transmits.clear();
         self.decoder = FrameDecoder::new();
         self.timers.stop_all();
-        let (at, attempt) = self.backoff.next(now);
+        let quick = quick && self.quick_retries < QUICK_RECONNECTS;
+        let (at, attempt) = if quick {
+            self.quick_retries += 1;
+            (now, self.quick_retries)
+        } else {
+            self.backoff.next(now)
+        };
         self.phase = Phase::Waiting { at, attempt };
         self.timers.set(Timer::Reconnect, at);
         self.phase

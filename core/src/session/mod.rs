@@ -242,6 +242,18 @@ impl Session {
             return;
         }
         self.link.heard(now);
+        if self.link.misheard(data) {
+            // Greeted as a person on `nc` (our preamble came after the server's detection
+            // wait): the server closes that session when the preamble arrives; a new connection
+            // whose preamble comes in time is all it takes, so no backoff.
+            tracing::info!("the server took us for a text client (our preamble came late)");
+            self.info(
+                "the server took us for a text client (our preamble came late); reconnecting",
+            );
+            self.event(Event::Close);
+            self.reconnect_after_loss(now, true);
+            return;
+        }
         // Fed a frame's worth at a time, so the decoder holds at most one frame plus one chunk
         // however much the driver passes in.
         for chunk in data.chunks(MAX_FRAME) {
@@ -594,6 +606,12 @@ impl Session {
     }
 
     fn schedule_reconnect(&mut self, now: Millis) {
+        self.reconnect_after_loss(now, false);
+    }
+
+    /// The link is lost: what was in flight waits for the next welcome, and the next attempt is
+    /// scheduled (at once when `quick`, see [`Link::reconnect`]).
+    fn reconnect_after_loss(&mut self, now: Millis, quick: bool) {
         // Commands not sent yet wait for the next welcome; joins and parts are asked again
         // from the rooms' own tracking, messages from the pending list, scrollback and searches
         // from the asks.
@@ -610,7 +628,7 @@ impl Session {
             )
         });
         self.asks.link_lost();
-        self.link.schedule_reconnect(now);
+        self.link.reconnect(now, quick);
         self.event(Event::State(self.state()));
     }
 

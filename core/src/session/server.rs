@@ -93,6 +93,23 @@ impl Session {
                 }
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
+            ServerMsg::Crowd {
+                room,
+                joined,
+                left,
+                members,
+            } => {
+                if self.rooms.get_mut(&room).is_none() {
+                    tracing::debug!(%room, "a summary of a room we are not in");
+                    return;
+                }
+                self.event(Event::Crowd {
+                    room,
+                    joined,
+                    left,
+                    members,
+                });
+            }
             ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
                 // An admin's words, and the answer to /gbans: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {

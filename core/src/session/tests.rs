@@ -2999,3 +2999,61 @@ fn moderation_is_an_api_call_and_its_answers_are_events() {
         "each typed ask is answered once; later news is quiet"
     );
 }
+
+#[test]
+fn greeted_as_a_text_client_it_reconnects_at_once_and_gets_in() {
+    // The preamble reached the server after its detection wait: it greets us as a person.
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.s.handle_bytes(
+        b"Welcome to natter, guest4821! Type /help for commands.\r\n",
+        t.now,
+    );
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Info(s) if s.contains("text client"))),
+        "{evs:?}"
+    );
+    assert!(errors(&evs).is_empty(), "not bad data: {evs:?}");
+    assert_eq!(t.s.poll_timeout(), Some(t.now), "no backoff");
+    t.s.handle_timeout(t.now);
+    assert!(t.events().contains(&Event::Connect));
+    // The next connection's preamble comes in time: a welcome, and the join asked again.
+    t.s.handle_connected(t.now);
+    assert!(matches!(t.sent().as_slice(), [ClientMsg::Hello { .. }]));
+    t.welcome(1, false);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::Join {
+            room: RoomName::lobby()
+        }]
+    );
+}
+
+#[test]
+fn a_server_that_always_greets_as_text_gets_the_backoff_after_a_few_quick_tries() {
+    let mut t = T::new(Transport::Stream);
+    let mut waits = Vec::new();
+    for _ in 0..5 {
+        t.s.handle_connected(t.now);
+        t.sent();
+        t.s.handle_bytes(b"hello stranger\r\n", t.now);
+        let at = t.s.poll_timeout().expect("a reconnect is scheduled");
+        waits.push(at.0 - t.now.0);
+        t.now = at;
+        t.s.handle_timeout(t.now);
+        t.events();
+    }
+    assert_eq!(&waits[..3], &[0, 0, 0], "{waits:?}");
+    assert!(waits[3] > 0 && waits[4] > 0, "{waits:?}");
+    // Frames are never taken for text: a welcome's length prefix starts with 0.
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    assert_eq!(t.s.state(), ConnState::Connected);
+}

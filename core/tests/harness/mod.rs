@@ -22,6 +22,9 @@ pub struct Client {
     pub inbox: VecDeque<Bytes>,
     /// A stalled client reads nothing.
     pub stalled: bool,
+    /// A slow link: what the client sends on its current connection reaches the hub only at
+    /// this time (the first connection only; a reconnect goes through at once).
+    pub held: Option<(Millis, Vec<Bytes>)>,
 }
 
 pub enum Kind {
@@ -101,6 +104,34 @@ impl Net {
             conn: None,
             inbox: VecDeque::new(),
             stalled: false,
+            held: None,
+        });
+        let i = self.clients.len() - 1;
+        self.pump();
+        i
+    }
+
+    /// A binary client on a slow link: its first connection's bytes reach the hub `delay`
+    /// after it connects (past the detection wait, say). Returns its index.
+    pub fn add_session_delayed(&mut self, name: &str, rooms: &[&str], delay: Millis) -> usize {
+        let config = SessionConfig {
+            nick: nick(name),
+            rooms: rooms.iter().map(|r| room(r)).collect(),
+            transport: Transport::Stream,
+            seed: self.clients.len() as u64 + 1,
+        };
+        let chat = Box::new(Chat::new(config.nick.clone()));
+        let session = Box::new(Session::new(config, self.now));
+        self.clients.push(Client {
+            kind: Kind::Session {
+                session,
+                chat,
+                events: Vec::new(),
+            },
+            conn: None,
+            inbox: VecDeque::new(),
+            stalled: false,
+            held: Some((self.now + delay, Vec::new())),
         });
         let i = self.clients.len() - 1;
         self.pump();
@@ -121,6 +152,7 @@ impl Net {
             conn: Some(conn),
             inbox: VecDeque::new(),
             stalled: false,
+            held: None,
         });
         let i = self.clients.len() - 1;
         // Silence makes it a text connection.
@@ -220,6 +252,9 @@ impl Net {
     fn next_deadline(&self) -> Option<Millis> {
         let mut next = self.hub.poll_timeout();
         for c in &self.clients {
+            if let Some((t, _)) = &c.held {
+                next = Some(next.map_or(*t, |n| n.min(*t)));
+            }
             if let Kind::Session { session, chat, .. } = &c.kind {
                 for t in [session.poll_timeout(), chat.poll_timeout()]
                     .into_iter()
@@ -288,6 +323,14 @@ impl Net {
                     }
                     moved = true;
                 }
+                if let Some((until, held)) = &mut self.clients[i].held {
+                    // A slow link: held until its time, then passed on in order.
+                    held.append(&mut out);
+                    if now >= *until {
+                        out = std::mem::take(held);
+                        self.clients[i].held = None;
+                    }
+                }
                 if let Some(conn) = self.clients[i].conn {
                     for b in out {
                         moved = true;
@@ -295,6 +338,8 @@ impl Net {
                     }
                 }
                 if close && let Some(conn) = self.clients[i].conn.take() {
+                    // What the slow link still held dies with the connection.
+                    self.clients[i].held = None;
                     self.hub.handle_close(conn, now);
                     self.clients[i].inbox.clear();
                     if let Kind::Session { session, .. } = &mut self.clients[i].kind {

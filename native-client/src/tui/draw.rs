@@ -541,9 +541,16 @@ pub fn draw(
         draw_rule(frame, area.x, area);
         let members = conv.members();
         let mut rows = vec![TextLine::styled(
-            format!("{} here", members.len()),
+            format!("{} here", conv.member_count()),
             Style::new().add_modifier(Modifier::BOLD),
         )];
+        if conv.members_partial() {
+            // A big room: joins and parts come summed up, the list from `/who`.
+            rows.push(TextLine::styled(
+                format!("{} listed (/who)", members.len()),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
         rows.extend(
             members
                 .iter()
@@ -884,6 +891,28 @@ mod tests {
             .map(|n| format!("{:?}", nick_colour(&nick(n))))
             .collect();
         assert!(colours.len() > 2, "nicks should not all share a colour");
+    }
+
+    #[test]
+    fn a_big_rooms_summary_sets_the_count_and_says_the_list_is_partial() {
+        let mut c = chat_in(&["#a"]);
+        c.handle_event(
+            &Event::Crowd {
+                room: room("#a"),
+                joined: 12,
+                left: 3,
+                members: 5_000,
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 8);
+        assert!(s[1].contains("5000 here"), "{s:#?}");
+        assert!(s[2].contains("1 listed (/who)"), "{s:#?}");
+        assert!(
+            s.iter()
+                .any(|l| l.contains("-- #a: 12 joined, 3 left (5000 members)")),
+            "{s:#?}"
+        );
     }
 
     #[test]

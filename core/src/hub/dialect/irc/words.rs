@@ -409,6 +409,24 @@ impl Irc {
                     "End of channel ban list",
                 );
             }
+            ServerMsg::Crowd {
+                room,
+                joined,
+                left,
+                members,
+            } => {
+                // A big room's JOINs, PARTs and QUITs of others are not sent one by one (each
+                // would go to every member): a notice sums them up, and NAMES lists who is in.
+                let text = match (joined, left) {
+                    (0, 0) => format!(
+                        "*** {members} members here: joins, parts and quits are summed up, not \
+                         shown one by one; NAMES lists members"
+                    ),
+                    _ => format!("*** {joined} joined, {left} left ({members} members)"),
+                };
+                let tags = l.tags.clone();
+                l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
+            }
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
