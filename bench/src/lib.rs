@@ -12,18 +12,23 @@
 //! - [`report`]: medians, the table, JSON lines and the SVG plot;
 //! - [`smoke`]: a seconds-long in-process run that asserts nothing was lost;
 //! - [`tls`]: the certificates of TLS runs;
-//! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP).
+//! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP);
+//! - [`under_attack`]: well-behaved clients' latency on a calm server and under the attack mix
+//!   ([`attack`], run as a separate process) in one run; [`legit`] are those clients.
 #![warn(missing_docs)]
 
+pub mod attack;
 pub mod baseline;
 pub mod handshakes;
 pub mod idle;
+pub mod legit;
 pub mod load;
 pub mod procs;
 pub mod report;
 pub mod smoke;
 pub mod stamp;
 pub mod tls;
+pub mod under_attack;
 pub mod wire;
 
 /// Which server a run measures.

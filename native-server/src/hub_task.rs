@@ -333,10 +333,16 @@ impl HubTask {
                     }
                 }
             }
-            Input::Read { conn, data } => match self.conns.get(&conn) {
-                Some(c) if !c.closing => self.hub.handle_bytes(conn, &data, now),
-                _ => {}
-            },
+            Input::Read { conn, data } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                // The connection may read again (see `Outbox::poll_read_turn`).
+                c.outbox.read_handled();
+                if !c.closing {
+                    self.hub.handle_bytes(conn, &data, now);
+                }
+            }
             Input::Written { conn, n } => {
                 if self.conns.contains_key(&conn) {
                     self.hub.handle_written(conn, n, now);
