@@ -222,6 +222,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Cmd::Attack(a)) => {
             pin(&a.common)?;
+            if let Err(e) = procs::renice_self(natter_bench::under_attack::BOOST) {
+                eprintln!("natter-bench: the clients run at the usual priority: {e}");
+            }
             let local = tokio::task::LocalSet::new();
             rt.block_on(local.run_until(attack_main(a)))
         }

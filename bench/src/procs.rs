@@ -252,6 +252,24 @@ fn status_kib(pid: u32, key: &str) -> Result<u64, ProcError> {
         .ok_or_else(|| ProcError::Parse(format!("{path} {key}")))
 }
 
+/// Sets this process's niceness to `n` (negative: ahead of others; needs root or
+/// `CAP_SYS_NICE`).
+pub fn renice_self(n: i32) -> Result<(), ProcError> {
+    let status = Command::new("renice")
+        .args(["-n", &n.to_string(), "-p", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io("run renice"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProcError::Io {
+            what: "renice".into(),
+            source: std::io::Error::other(status.to_string()),
+        })
+    }
+}
+
 /// Pins every thread of this process to `cpu` (before the runtime starts more threads).
 pub fn pin_self(cpu: usize) -> Result<(), ProcError> {
     let status = Command::new("taskset")

@@ -5,10 +5,11 @@
 //! The figure to read is attacked p99 / calm p99: both come from the same server and the same
 //! minutes of the machine.
 //!
-//! The server is pinned to one CPU; the attackers' process to the other, under `nice`, beside
-//! the well-behaved clients (this process): the attackers take whatever that core has left, and
-//! the clients' few wake-ups come first there, so their timing is the server's, not a busy
-//! generator core's.
+//! The server is pinned to one CPU; the attackers' process to the other, beside the well-behaved
+//! clients (this process). The server and the clients run at a raised priority ([`BOOST`]), the
+//! attackers at the usual one: the attackers take whatever their core has left, the clients' few
+//! wake-ups come first there, and other work on a shared machine does not stand in line before
+//! the server. Their timing is then the server's, not a busy machine's.
 
 use crate::attack::{AttackCounts, Mix};
 use crate::legit::{Legit, LegitError, LegitResult};
@@ -19,6 +20,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
+
+/// The niceness `natter-bench attack` gives itself (the well-behaved clients) before it starts
+/// natter-server, which inherits it: ahead of other work on the machine (builds, other
+/// benchmarks), so that what they measure is the server's own response to the attack. Needs
+/// root (or `CAP_SYS_NICE`); without it they run at the usual priority and the attackers ten
+/// steps behind.
+pub const BOOST: i32 = -10;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -128,6 +136,7 @@ pub async fn run(spec: &Spec) -> Result<Figures, UnderAttackError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     // Natter's default limits: flood control on, per-address limits for the forwarded address.
+    // It inherits this process's priority (see the module's docs).
     let server = ServerProc::spawn(
         "natter-server",
         &spec.server_bin,
@@ -206,7 +215,8 @@ fn start_attackers(
     spec: &Spec,
     addr: std::net::SocketAddr,
 ) -> Result<tokio::process::Child, UnderAttackError> {
-    // Under `nice`: on the core it shares with the well-behaved clients, they go first.
+    // Ten steps behind this process (back at the usual priority when it runs at [`BOOST`]): on
+    // the core it shares with the well-behaved clients, they go first.
     let mut cmd = tokio::process::Command::new("nice");
     cmd.args(["-n", "10"]);
     if let Some(cpu) = spec.attack_cpu {
