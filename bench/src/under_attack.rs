@@ -217,8 +217,9 @@ fn start_attackers(
 ) -> Result<tokio::process::Child, UnderAttackError> {
     // Ten steps behind this process (back at the usual priority when it runs at [`BOOST`]): on
     // the core it shares with the well-behaved clients, they go first.
-    let mut cmd = tokio::process::Command::new("nice");
-    cmd.args(["-n", "10"]);
+    // The usual scheduling policy too, should this process run under a real-time one.
+    let mut cmd = tokio::process::Command::new("chrt");
+    cmd.args(["--other", "0", "nice", "-n", "10"]);
     if let Some(cpu) = spec.attack_cpu {
         cmd.args(["taskset", "-c", &cpu.to_string()]);
     }

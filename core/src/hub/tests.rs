@@ -1691,6 +1691,66 @@ fn too_many_rooms() {
     assert!(e[0].2.contains("20 rooms"));
 }
 
+/// Member and room lists stop at `MAX_MEMBERS_LISTED` and `MAX_ROOMS_LISTED`, so a reply fits
+/// in one frame however big the room or the server.
+#[test]
+fn member_and_room_lists_stop_at_their_limits() {
+    use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+    let mut t = T::with(Config {
+        flood_burst: 1_000,
+        ..config()
+    });
+    let mut last = None;
+    for i in 0..MAX_MEMBERS_LISTED + 5 {
+        let c = t.bin(&format!("m{i}"));
+        t.join(c, "#big");
+        last = Some(c);
+    }
+    let c = last.expect("members joined");
+    t.send(c, &ClientMsg::Who { room: room("#big") });
+    let listed: Vec<usize> = t
+        .recv(c)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Members { members, .. } => Some(members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed, [MAX_MEMBERS_LISTED]);
+    // A joiner is shown as many.
+    let d = t.bin("latecomer");
+    let joined: Vec<usize> = t
+        .join(d, "#big")
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Joined { members, .. } => Some(members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined, [MAX_MEMBERS_LISTED]);
+    // More rooms than a list shows.
+    let mut made = 1;
+    let mut u = 0;
+    while made <= MAX_ROOMS_LISTED {
+        let c = t.bin(&format!("r{u}"));
+        for _ in 0..MAX_ROOMS_PER_USER {
+            t.join(c, &format!("#room{made}"));
+            made += 1;
+        }
+        u += 1;
+    }
+    t.send(d, &ClientMsg::Rooms);
+    let rooms: Vec<usize> = t
+        .recv(d)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Rooms { rooms } => Some(rooms.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rooms, [MAX_ROOMS_LISTED]);
+}
+
 /// Every error kind the hub sends reaches people in words.
 #[test]
 fn every_error_carries_words() {
