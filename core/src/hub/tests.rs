@@ -1004,6 +1004,11 @@ fn flood_burst_then_delay_then_refusal() {
     assert!(e[0].2.contains("too fast"));
     assert_eq!(t.limit(a, Limit::Flood), 1, "logged once");
     assert!(t.hub.poll_timeout().unwrap() <= t.now + Millis(100));
+    // With its queue full, the shell is told to leave alice's input in her socket a moment
+    // (anything read would be refused); bob may send at once.
+    let resume = t.hub.read_after(a).expect("a full queue pauses reading");
+    assert_eq!(resume, t.now + crate::limits::FLOOD_READ_GAP);
+    assert_eq!(t.hub.read_after(b), None);
     // A ping is metered like everything that gets an answer: with the queue full it is refused.
     t.send(a, &ClientMsg::Ping { token: 9 });
     assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::Flood);
@@ -1023,6 +1028,8 @@ fn flood_burst_then_delay_then_refusal() {
     );
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m3"]);
+    // A place in the queue again: read on.
+    assert_eq!(t.hub.read_after(a), None);
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m4"]);
     t.advance(1_000);
