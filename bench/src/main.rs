@@ -154,6 +154,10 @@ struct AttackArgs {
     /// Seconds per measured window.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Run the clients and natter-server at a raised niceness only, not under the real-time
+    /// policy.
+    #[arg(long)]
+    no_realtime: bool,
     #[command(flatten)]
     mix: natter_bench::attack::Mix,
 }
@@ -222,7 +226,13 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Cmd::Attack(a)) => {
             pin(&a.common)?;
-            if let Err(e) = procs::renice_self(natter_bench::under_attack::BOOST) {
+            // Ahead of the machine's other work (see `under_attack`): real-time, or at least a
+            // raised priority; natter-server inherits it, the attackers step back down.
+            let realtime = !a.no_realtime
+                && procs::realtime_self(natter_bench::under_attack::REALTIME_PRIORITY)
+                    .map_err(|e| eprintln!("natter-bench: not real-time: {e}"))
+                    .is_ok();
+            if !realtime && let Err(e) = procs::renice_self(natter_bench::under_attack::BOOST) {
                 eprintln!("natter-bench: the clients run at the usual priority: {e}");
             }
             let local = tokio::task::LocalSet::new();
