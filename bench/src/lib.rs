@@ -14,11 +14,15 @@
 //! - [`tls`]: the certificates of TLS runs;
 //! - [`handshakes`]: connections set up per second (TLS handshakes beside plain TCP);
 //! - [`storm`]: N clients connecting at once into one room, time until all are in.
+//! - [`under_attack`]: well-behaved clients' latency on a calm server and under the attack mix
+//!   ([`attack`], run as a separate process) in one run; [`legit`] are those clients.
 #![warn(missing_docs)]
 
+pub mod attack;
 pub mod baseline;
 pub mod handshakes;
 pub mod idle;
+pub mod legit;
 pub mod load;
 pub mod procs;
 pub mod report;
@@ -26,6 +30,7 @@ pub mod smoke;
 pub mod stamp;
 pub mod storm;
 pub mod tls;
+pub mod under_attack;
 pub mod wire;
 
 /// Which server a run measures.

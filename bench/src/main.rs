@@ -42,6 +42,12 @@ enum Cmd {
     /// Connection storm: N binary clients connect at once into one room; time until all are
     /// in, and how many are stranded.
     Storm(StormArgs),
+    /// Well-behaved clients' echo latency on a calm server and under the attack mix (run by a
+    /// child `attackers` process pinned to the other CPU), in one run: the p99 ratio.
+    Attack(AttackArgs),
+    /// The attack mix alone against ADDR for a while (what `attack` starts); prints what it did
+    /// as one JSON line.
+    Attackers(AttackersArgs),
     /// The protocol-free relay baseline (what `fanout` and `idle` start as a process).
     BaselineServer {
         /// Address to listen on (port 0: any free port; the address is printed).
@@ -202,6 +208,40 @@ struct StormArgs {
     timeout_secs: u64,
 }
 
+#[derive(Debug, Args)]
+struct AttackArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Well-behaved clients in the room.
+    #[arg(long, default_value_t = 10)]
+    legit: u32,
+    /// Between two lines of one well-behaved client, ms (the default flood limit is 5 lines/s
+    /// after a burst of 10).
+    #[arg(long, default_value_t = 200)]
+    pace_ms: u64,
+    /// Seconds per measured window.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Run the clients and natter-server at a raised niceness only, not under the real-time
+    /// policy.
+    #[arg(long)]
+    no_realtime: bool,
+    #[command(flatten)]
+    mix: natter_bench::attack::Mix,
+}
+
+#[derive(Debug, Args)]
+struct AttackersArgs {
+    /// natter-server's address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// How long to attack, ms.
+    #[arg(long)]
+    millis: u64,
+    #[command(flatten)]
+    mix: natter_bench::attack::Mix,
+}
+
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -257,6 +297,29 @@ fn main() -> anyhow::Result<()> {
             pin(&a.common)?;
             rt.block_on(idle_main(a))
         }
+        Some(Cmd::Attack(a)) => {
+            pin(&a.common)?;
+            // Ahead of the machine's other work (see `under_attack`): real-time, or at least a
+            // raised priority; natter-server inherits it, the attackers step back down.
+            let realtime = !a.no_realtime
+                && procs::realtime_self(natter_bench::under_attack::REALTIME_PRIORITY)
+                    .map_err(|e| eprintln!("natter-bench: not real-time: {e}"))
+                    .is_ok();
+            if !realtime && let Err(e) = procs::renice_self(natter_bench::under_attack::BOOST) {
+                eprintln!("natter-bench: the clients run at the usual priority: {e}");
+            }
+            let local = tokio::task::LocalSet::new();
+            rt.block_on(local.run_until(attack_main(a)))
+        }
+        Some(Cmd::Attackers(a)) => {
+            let counts = rt.block_on(natter_bench::attack::attackers(
+                a.addr,
+                a.mix,
+                Duration::from_millis(a.millis),
+            ));
+            println!("{}", serde_json::to_string(&counts)?);
+            Ok(())
+        }
         Some(Cmd::Handshakes(a)) => {
             pin(&a.common)?;
             rt.block_on(handshakes_main(a))
@@ -298,6 +361,39 @@ async fn baseline_server(listen: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     println!("baseline-server listening on {}", listener.local_addr()?);
     natter_bench::baseline::serve(listener).await?;
+    Ok(())
+}
+
+async fn attack_main(a: AttackArgs) -> anyhow::Result<()> {
+    use natter_bench::under_attack;
+    let c = &a.common;
+    std::fs::create_dir_all(&c.out)?;
+    let spec = under_attack::Spec {
+        server_bin: c.server_bin.clone(),
+        bench_bin: std::env::current_exe()?,
+        logs: c.out.join("logs"),
+        server_cpu: (!c.no_pin).then_some(c.server_cpu),
+        attack_cpu: (!c.no_pin).then_some(c.gen_cpu),
+        legit: a.legit,
+        pace: Duration::from_millis(a.pace_ms),
+        window: Duration::from_secs(a.seconds),
+        rounds: u32::try_from(c.runs)?,
+        warmup: Duration::from_secs(1),
+        settle: Duration::from_secs(2),
+        mix: a.mix,
+    };
+    let figures = under_attack::run(&spec).await?;
+    let json = c.out.join(format!("attack-{}.jsonl", unix_now()));
+    std::fs::write(&json, serde_json::to_string(&figures)? + "\n")?;
+    println!("{}", under_attack::table(&figures));
+    println!("JSON: {}", json.display());
+    let lost = figures.calm.lost + figures.attacked.lost;
+    if lost > 0 || figures.unexpected > 0 {
+        bail!(
+            "well-behaved clients lost {lost} lines and got {} unexpected answers",
+            figures.unexpected
+        );
+    }
     Ok(())
 }
 

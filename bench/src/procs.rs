@@ -252,6 +252,47 @@ fn status_kib(pid: u32, key: &str) -> Result<u64, ProcError> {
         .ok_or_else(|| ProcError::Parse(format!("{path} {key}")))
 }
 
+/// Sets this process's niceness to `n` (negative: ahead of others; needs root or
+/// `CAP_SYS_NICE`).
+pub fn renice_self(n: i32) -> Result<(), ProcError> {
+    let status = Command::new("renice")
+        .args(["-n", &n.to_string(), "-p", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io("run renice"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProcError::Io {
+            what: "renice".into(),
+            source: std::io::Error::other(status.to_string()),
+        })
+    }
+}
+
+/// Puts this process under the real-time FIFO policy at `priority` (needs root or
+/// `CAP_SYS_NICE`; the kernel still leaves other work 5 % of each second).
+pub fn realtime_self(priority: u8) -> Result<(), ProcError> {
+    let status = Command::new("chrt")
+        .args([
+            "--fifo",
+            "-p",
+            &priority.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io("run chrt"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProcError::Io {
+            what: "chrt".into(),
+            source: std::io::Error::other(status.to_string()),
+        })
+    }
+}
+
 /// Pins every thread of this process to `cpu` (before the runtime starts more threads).
 pub fn pin_self(cpu: usize) -> Result<(), ProcError> {
     let status = Command::new("taskset")

@@ -326,3 +326,9 @@ pub const MAX_THROTTLED: usize = 10_000;
 
 /// Device keys one account may hold (the oldest is revoked past this).
 pub const MAX_DEVICE_KEYS: usize = 32;
+
+/// While a connection's flood queue is full, the shell reads its socket at most once per this
+/// (and again at once when a token frees a place): a flood then costs the server at most about
+/// 50 reads a second per connection, each decoded and refused in words, instead of whatever the
+/// sender can push. Short enough that a burst of refused messages is answered within seconds.
+pub const FLOOD_READ_GAP: Millis = Millis(20);

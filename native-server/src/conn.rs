@@ -251,7 +251,9 @@ impl Connection {
                 }
             }
             let mut r = Ready::default();
-            if !*peer_gone {
+            // One read in the hub's queue at a time (see `Outbox::poll_read_turn`): a flood
+            // waits in its own socket, not ahead of everyone else's input.
+            if !*peer_gone && outbox.poll_read_turn(cx).is_ready() {
                 r.read = ready(stream.poll_read_ready(cx), &mut r.failed);
             }
             if out.is_empty() {
@@ -329,7 +331,10 @@ fn read_input(
     outbox: &Outbox,
 ) -> Option<Input> {
     match read_some(stream, cx) {
-        Ok(Some(data)) if forward => Some(Input::Read { conn, data }),
+        Ok(Some(data)) if forward => {
+            outbox.read_sent();
+            Some(Input::Read { conn, data })
+        }
         Ok(Some(_)) => None,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
         gone => {

@@ -9,11 +9,12 @@ use crate::metrics::{COPY_EVERY, Metrics};
 use crate::outbox::Outbox;
 use crate::store::{StoreEvent, StoreSide};
 use bytes::Bytes;
-use natter_core::ConnId;
 use natter_core::accounts::{Work, WorkDone};
 use natter_core::hub::{Change, Config, Door, Hub, HubEvent, ReconfigError};
 use natter_core::persist::LoadedAccount;
-use std::collections::HashMap;
+use natter_core::{ConnId, Millis};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +112,9 @@ struct HubTask {
     work: Worker,
     /// An accounts reload asked for: who waits, and the store read once it has started.
     accounts: Option<AccountsReload>,
+    /// Connections whose next read waits for a flood token ([`Hub::read_after`]), soonest
+    /// first.
+    paused: BinaryHeap<Reverse<(Millis, ConnId)>>,
 }
 
 /// An accounts reload under way. The read starts once every write the hub handed out is
@@ -214,6 +218,7 @@ pub(crate) async fn run(
         cluster,
         work: Worker::new(),
         accounts: None,
+        paused: BinaryHeap::new(),
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -224,7 +229,14 @@ pub(crate) async fn run(
     loop {
         // Time of this batch: handling its input and draining the output, not the yield.
         let mut busy: Option<(Duration, std::time::Instant)> = None;
-        let wake = task.hub.poll_timeout().map(|t| task.clock.instant(t));
+        let wake = [
+            task.hub.poll_timeout(),
+            task.paused.peek().map(|Reverse((t, _))| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
         // So does it while an accounts reload waits for the store (see `AccountsReload`).
         let taking_input =
@@ -295,6 +307,7 @@ pub(crate) async fn run(
             () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
         }
         task.drain();
+        task.resume_reads();
         task.start_accounts_read();
         if let Some(m) = &metrics {
             if let Some((first, rest)) = busy {
@@ -363,10 +376,24 @@ impl HubTask {
                     }
                 }
             }
-            Input::Read { conn, data } => match self.conns.get(&conn) {
-                Some(c) if !c.closing => self.hub.handle_bytes(conn, &data, now),
-                _ => {}
-            },
+            Input::Read { conn, data } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if !c.closing {
+                    self.hub.handle_bytes(conn, &data, now);
+                }
+                // The connection may read again (see `Outbox::poll_read_turn`), unless its flood
+                // queue is full: then not before its next token.
+                match self.hub.read_after(conn) {
+                    Some(at) if at > now => self.paused.push(Reverse((at, conn))),
+                    _ => {
+                        if let Some(c) = self.conns.get(&conn) {
+                            c.outbox.read_handled();
+                        }
+                    }
+                }
+            }
             Input::Written { conn, n } => {
                 if self.conns.contains_key(&conn) {
                     self.hub.handle_written(conn, n, now);
@@ -400,6 +427,20 @@ impl HubTask {
                     self.shutting_down = true;
                     self.hub.shutdown(now);
                 }
+            }
+        }
+    }
+
+    /// Gives paused connections their read turn back once their flood token is due.
+    fn resume_reads(&mut self) {
+        let now = self.clock.now();
+        while let Some(Reverse((at, conn))) = self.paused.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.paused.pop();
+            if let Some(c) = self.conns.get(&conn) {
+                c.outbox.read_handled();
             }
         }
     }

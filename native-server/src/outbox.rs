@@ -7,6 +7,13 @@
 //!
 //! The buffers are bounded by the hub, not here: bytes appended count against the connection's
 //! outbound limit (`Config::outbound_max_bytes`) until the connection reports them written.
+//!
+//! The other way, it holds the connection's read turn: a connection has at most one read in the
+//! hub's queue (which all connections share) at a time, and reads again once the hub has taken
+//! it ([`Outbox::read_sent`], [`Outbox::read_handled`], [`Outbox::poll_read_turn`]). A client
+//! that sends faster than the hub takes its input then waits in its own socket, where TCP pushes
+//! back on it, instead of filling the queue ahead of everyone else: each hub cycle takes at most
+//! one read from each connection, round robin.
 
 use bytes::Bytes;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -25,6 +32,11 @@ struct State {
     /// The connection task, waiting for bytes or the close; woken when bytes arrive in an empty
     /// outbox, and on close.
     waker: Option<Waker>,
+    /// A read of this connection is in the hub's queue.
+    read_queued: bool,
+    /// The connection task, waiting for its read turn; woken when the hub has taken the read,
+    /// and on close.
+    read_waker: Option<Waker>,
 }
 
 impl Outbox {
@@ -52,11 +64,48 @@ impl Outbox {
     pub(crate) fn close(&self) {
         let mut st = self.lock();
         st.closing = true;
-        let waker = st.waker.take();
+        // Nothing read from now on goes to the hub: the read turn no longer matters.
+        st.read_queued = false;
+        let wakers = [st.waker.take(), st.read_waker.take()];
+        drop(st);
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// The connection task has put a read in the hub's queue: its next read waits for
+    /// [`Outbox::read_handled`].
+    pub(crate) fn read_sent(&self) {
+        let mut st = self.lock();
+        if !st.closing {
+            st.read_queued = true;
+        }
+    }
+
+    /// The hub task has taken the connection's read from its queue: the connection may read
+    /// again.
+    pub(crate) fn read_handled(&self) {
+        let mut st = self.lock();
+        st.read_queued = false;
+        let waker = st.read_waker.take();
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Ready when the connection may read (no read of its own waits in the hub's queue);
+    /// otherwise the task is woken when it may.
+    pub(crate) fn poll_read_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if !st.read_queued {
+            return Poll::Ready(());
+        }
+        match &st.read_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.read_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Whether the hub has closed it.
@@ -135,6 +184,37 @@ mod tests {
         assert_eq!(out, pieces(&["last words"]));
         assert!(ob.take(&mut out));
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_read_in_the_hub_at_a_time() {
+        let ob = std::sync::Arc::new(Outbox::default());
+        let turn = |ob: &Outbox| {
+            let mut cx = Context::from_waker(Waker::noop());
+            ob.poll_read_turn(&mut cx).is_ready()
+        };
+        assert!(turn(&ob), "nothing queued: may read");
+        ob.read_sent();
+        assert!(!turn(&ob), "a read waits in the hub's queue");
+        // A task waiting for its turn is woken when the hub takes the read.
+        let waiter = tokio::spawn({
+            let ob = ob.clone();
+            async move { std::future::poll_fn(|cx| ob.poll_read_turn(cx)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        ob.read_handled();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the reader was not woken")
+            .expect("reader panicked");
+        assert!(turn(&ob));
+        // Closing gives the turn back for good: nothing read after it goes to the hub.
+        ob.read_sent();
+        ob.close();
+        assert!(turn(&ob));
+        ob.read_sent();
+        assert!(turn(&ob));
     }
 
     #[tokio::test]

@@ -179,7 +179,7 @@ pub(crate) async fn serve(
         return;
     };
     let (rd, wr) = tokio::io::split(tls);
-    let mut reader = pin!(read_loop(rd, conn, &hub));
+    let mut reader = pin!(read_loop(rd, conn, &hub, &outbox));
     let mut writer = pin!(write_loop(wr, conn, &hub, &outbox));
     tokio::select! {
         () = &mut reader => {
@@ -225,9 +225,12 @@ async fn read_loop<S: AsyncRead>(
     mut rd: ReadHalf<S>,
     conn: natter_core::ConnId,
     hub: &mpsc::Sender<Input>,
+    outbox: &Outbox,
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
+        // One read in the hub's queue at a time, as on the plain port.
+        poll_fn(|cx| outbox.poll_read_turn(cx)).await;
         match rd.read(&mut buf).await {
             Ok(0) => {
                 debug!(%conn, "peer closed");
@@ -235,6 +238,7 @@ async fn read_loop<S: AsyncRead>(
             }
             Ok(n) => {
                 let data = Bytes::copy_from_slice(&buf[..n]);
+                outbox.read_sent();
                 if hub.send(Input::Read { conn, data }).await.is_err() {
                     return;
                 }

@@ -529,7 +529,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                             Ok(Ok(s)) => Box::new(s),
                             Ok(Err(e)) => {
                                 debug!(%peer, error = %e, "TLS handshake failed");
-                                shared.metrics.refused(Refused::Handshake);
+                                shared.metrics.refused(Refused::TlsHandshake);
                                 return;
                             }
                             Err(_) => {

@@ -37,10 +37,13 @@ pub(crate) enum Refused {
     Capacity,
     /// The connection cap for the peer's address was reached (503, before reading anything).
     AddressCapacity,
+    /// The TLS handshake failed (not TLS, no common version or cipher, a client that does not
+    /// trust the certificate and says so): closed. (One that runs out of time is `Timeout`.)
+    TlsHandshake,
 }
 
 impl Refused {
-    const ALL: [Refused; 7] = [
+    const ALL: [Refused; 8] = [
         Refused::Origin,
         Refused::Host,
         Refused::Handshake,
@@ -48,6 +51,7 @@ impl Refused {
         Refused::Timeout,
         Refused::Capacity,
         Refused::AddressCapacity,
+        Refused::TlsHandshake,
     ];
 
     fn label(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Refused {
             Refused::Timeout => "timeout",
             Refused::Capacity => "capacity",
             Refused::AddressCapacity => "address_capacity",
+            Refused::TlsHandshake => "tls_handshake",
         }
     }
 }

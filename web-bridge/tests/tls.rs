@@ -335,6 +335,69 @@ async fn the_bridge_certificate_reloads_and_a_broken_one_is_refused() {
     s.server.shutdown().await.unwrap();
 }
 
+/// Failed TLS handshakes are counted apart (`natter_bridge_refused_total{reason="tls_handshake"}`):
+/// a plain HTTP request and a client that does not trust the certificate each add one; a
+/// handshake that succeeds adds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_tls_handshakes_are_counted() {
+    let s = setup().await;
+    let mut c = BridgeConfig::local_test(s.server.local_addrs()[0], s.www.clone());
+    c.tls = Some(TlsFiles {
+        cert: s.cert.clone(),
+        key: s.key.clone(),
+    });
+    c.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let bridge = natter_bridge::start(c).await.unwrap();
+    let addr = bridge.local_addr();
+    let metrics = bridge.metrics_addr().expect("metrics are served");
+    let failed = || async move {
+        let mut m = within("connect", TcpStream::connect(metrics))
+            .await
+            .unwrap();
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: {metrics}\r\n\r\n");
+        within("write", m.write_all(req.as_bytes())).await.unwrap();
+        let mut body = String::new();
+        within("read", m.read_to_string(&mut body)).await.unwrap();
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("natter_bridge_refused_total{reason=\"tls_handshake\"}"))
+            .unwrap_or_else(|| panic!("no tls_handshake count in {body}"))
+            .to_owned();
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(failed().await, 0);
+    assert!(tls_to(addr, &s.ca_file).await.is_ok());
+    assert_eq!(failed().await, 0, "a good handshake is not counted");
+
+    // Plain HTTP on the https port: the bridge closes it.
+    let mut plain = within("connect", TcpStream::connect(addr)).await.unwrap();
+    within(
+        "write",
+        plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await
+    .unwrap();
+    let mut rest = Vec::new();
+    let _ = within("read", plain.read_to_end(&mut rest)).await;
+    // A client trusting another CA gives up on the certificate (and tells the bridge).
+    let other = DevCa::new("another CA").unwrap();
+    let other_file = s.dir.path().join("other-ca.pem");
+    std::fs::write(&other_file, other.cert_pem()).unwrap();
+    assert!(tls_to(addr, &other_file).await.is_err());
+    // The bridge counts after its side of the handshake ends: wait for both.
+    let mut n = 0;
+    for _ in 0..100 {
+        n = failed().await;
+        if n >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, 2, "two failed handshakes");
+    bridge.shutdown().await.unwrap();
+    s.server.shutdown().await.unwrap();
+}
+
 /// The binary: `--tls-cert/--tls-key` serve https (the printed URL says so), `--server-ca` and
 /// `--server-name` reach the server's TLS listener, SIGHUP rereads the certificate and a broken
 /// key is refused in the log.

@@ -181,7 +181,8 @@ pub fn web() -> Result<()> {
 }
 
 /// Builds the release binaries the benchmark starts and runs it with `args`; with none, the
-/// issue's whole set: the fan-out matrix, the open loop, through the bridge, and idle memory.
+/// issue's whole set: the fan-out matrix, the open loop, through the bridge, idle memory, and
+/// the well-behaved clients' latency calm and under attack.
 fn bench(args: &[String]) -> Result<()> {
     build_release(&["natter-server", "natter-bridge", "natter-bench"])?;
     let bin = target_dir()?.join("release/natter-bench");
@@ -199,6 +200,7 @@ fn bench(args: &[String]) -> Result<()> {
             "natter,bridge",
         ],
         &["idle"],
+        &["attack"],
     ] {
         run(Command::new(&bin).args(set))?;
     }

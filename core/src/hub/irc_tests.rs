@@ -1219,6 +1219,41 @@ proptest::proptest! {
     }
 }
 
+/// `LIST` names at most `MAX_LIST_ROOMS` channels and its end says how many there are.
+#[test]
+fn list_stops_at_its_limit_and_says_how_many_there_are() {
+    use crate::limits::{MAX_LIST_ROOMS, MAX_ROOMS_PER_USER};
+    let mut n = Net::new();
+    let mut made = 0;
+    let mut u = 0;
+    while made <= MAX_LIST_ROOMS {
+        let b = n.bin(&format!("lister{u}"));
+        for _ in 0..MAX_ROOMS_PER_USER {
+            n.send_bin(
+                b,
+                &ClientMsg::Join {
+                    room: room(&format!("#l{made}")),
+                },
+            );
+            made += 1;
+        }
+        u += 1;
+    }
+    let i = n.client("asker", &[]);
+    n.send(i, &["LIST"]);
+    let l = n.said(i);
+    let listed = l.iter().filter(|x| x.contains(" 322 ")).count();
+    assert_eq!(listed, MAX_LIST_ROOMS);
+    let end = l
+        .iter()
+        .find(|x| x.contains(" 323 "))
+        .expect("an end of list");
+    assert!(
+        end.contains(&format!("the first {MAX_LIST_ROOMS} of {made} channels")),
+        "{end}"
+    );
+}
+
 #[test]
 fn long_lists_take_several_lines_and_nothing_is_cut() {
     let mut n = Net::new();

@@ -7,7 +7,7 @@ use super::dialect::{Limit, Reply, Request};
 use super::room::Room;
 use super::timers::Timer;
 use super::{Hub, UserId};
-use crate::limits::{MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+use crate::limits::{FLOOD_READ_GAP, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
@@ -69,6 +69,26 @@ impl Hub {
         let re = re_of(&req);
         self.stats.flood_refused += 1;
         self.limit(conn, Limit::Flood, ErrorKind::Flood, re, detail);
+    }
+
+    /// When the shell should next read `conn`'s socket: `None` at once; `Some(t)` while its
+    /// flood queue is full: its next token, or [`FLOOD_READ_GAP`] from now if that is sooner.
+    /// Input read meanwhile could only be refused, each message decoded and answered with an
+    /// error; left in the socket it costs the server nothing and TCP pushes back on the sender,
+    /// so a flooder costs a bounded number of reads a second. What was read is still answered
+    /// (every refused message named, as ever).
+    pub fn read_after(&self, conn: ConnId) -> Option<Millis> {
+        let c = self.conns.get(&conn)?;
+        let (refill, qmax) = (self.config.flood_refill, self.config.flood_queue);
+        let full = c.pending_len() > 0 && c.pending_len() >= qmax;
+        if refill == Millis::ZERO || c.closing() || !full {
+            return None;
+        }
+        Some(
+            c.bucket
+                .next_token_at(refill)
+                .min(self.now + FLOOD_READ_GAP),
+        )
     }
 
     /// Runs waiting requests as tokens allow.

@@ -1004,6 +1004,11 @@ fn flood_burst_then_delay_then_refusal() {
     assert!(e[0].2.contains("too fast"));
     assert_eq!(t.limit(a, Limit::Flood), 1, "logged once");
     assert!(t.hub.poll_timeout().unwrap() <= t.now + Millis(100));
+    // With its queue full, the shell is told to leave alice's input in her socket a moment
+    // (anything read would be refused); bob may send at once.
+    let resume = t.hub.read_after(a).expect("a full queue pauses reading");
+    assert_eq!(resume, t.now + crate::limits::FLOOD_READ_GAP);
+    assert_eq!(t.hub.read_after(b), None);
     // A ping is metered like everything that gets an answer: with the queue full it is refused.
     t.send(a, &ClientMsg::Ping { token: 9 });
     assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::Flood);
@@ -1023,6 +1028,8 @@ fn flood_burst_then_delay_then_refusal() {
     );
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m3"]);
+    // A place in the queue again: read on.
+    assert_eq!(t.hub.read_after(a), None);
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m4"]);
     t.advance(1_000);
@@ -1689,6 +1696,66 @@ fn too_many_rooms() {
     let e = errors(&t.join(a, "#onemore"));
     assert_eq!(e[0].0, ErrorKind::TooManyRooms);
     assert!(e[0].2.contains("20 rooms"));
+}
+
+/// Member and room lists stop at `MAX_MEMBERS_LISTED` and `MAX_ROOMS_LISTED`, so a reply fits
+/// in one frame however big the room or the server.
+#[test]
+fn member_and_room_lists_stop_at_their_limits() {
+    use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+    let mut t = T::with(Config {
+        flood_burst: 1_000,
+        ..config()
+    });
+    let mut last = None;
+    for i in 0..MAX_MEMBERS_LISTED + 5 {
+        let c = t.bin(&format!("m{i}"));
+        t.join(c, "#big");
+        last = Some(c);
+    }
+    let c = last.expect("members joined");
+    t.send(c, &ClientMsg::Who { room: room("#big") });
+    let listed: Vec<usize> = t
+        .recv(c)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Members { members, .. } => Some(members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed, [MAX_MEMBERS_LISTED]);
+    // A joiner is shown as many.
+    let d = t.bin("latecomer");
+    let joined: Vec<usize> = t
+        .join(d, "#big")
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Joined { members, .. } => Some(members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined, [MAX_MEMBERS_LISTED]);
+    // More rooms than a list shows.
+    let mut made = 1;
+    let mut u = 0;
+    while made <= MAX_ROOMS_LISTED {
+        let c = t.bin(&format!("r{u}"));
+        for _ in 0..MAX_ROOMS_PER_USER {
+            t.join(c, &format!("#room{made}"));
+            made += 1;
+        }
+        u += 1;
+    }
+    t.send(d, &ClientMsg::Rooms);
+    let rooms: Vec<usize> = t
+        .recv(d)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Rooms { rooms } => Some(rooms.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rooms, [MAX_ROOMS_LISTED]);
 }
 
 /// Every error kind the hub sends reaches people in words.
