@@ -360,7 +360,7 @@ fn a_rooms_settings_are_shown_with_whether_we_may_moderate() {
         json!({
             "founder": "webby", "ops": ["bob"], "voiced": [], "letters": "+m",
             "invite_only": false, "moderated": true, "topic_ops": false,
-            "am_op": true, "am_founder": true
+            "am_op": true, "am_founder": true, "bans_stale": false
         })
     );
     let change = std::iter::from_fn(|| c.poll_change())
