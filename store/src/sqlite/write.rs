@@ -108,10 +108,23 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(WriteError::from_sqlite)?;
         let mut meta = RoomMeta::default();
+        // Consecutive room events are inserted together, a few rows per statement.
+        let mut events: Vec<&RoomEvent> = Vec::new();
         for batch in group {
             for write in &batch.writes {
+                if let Write::Event(ev) = write {
+                    events.push(ev);
+                    continue;
+                }
+                if !events.is_empty() {
+                    insert_events(&tx, &mut self.rooms, &mut self.next_id, &mut meta, &events)?;
+                    events.clear();
+                }
                 apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
             }
+        }
+        if !events.is_empty() {
+            insert_events(&tx, &mut self.rooms, &mut self.next_id, &mut meta, &events)?;
         }
         meta.store(&tx)?;
         tx.commit().map_err(WriteError::from_sqlite)
@@ -156,6 +169,16 @@ fn apply(
             meta.saw(room, ev);
         }
         Write::Session(s) => upsert_session(tx, s)?,
+        Write::SessionLastId {
+            token,
+            last_id,
+            updated,
+        } => {
+            let (last_id, updated) = (int("message id", last_id.0)?, int("time", updated.0)?);
+            tx.prepare_cached("UPDATE sessions SET last_id = ?2, updated = ?3 WHERE token = ?1")
+                .and_then(|mut st| st.execute(params![&token.0[..], last_id, updated]))
+                .map_err(sql)?;
+        }
         Write::EndSession(token) => {
             tx.prepare_cached("DELETE FROM sessions WHERE token = ?1")
                 .and_then(|mut st| st.execute([&token.0[..]]))
@@ -199,6 +222,160 @@ fn room_id(
     Ok(id)
 }
 
+/// Rows per multi-row `INSERT`, largest first: a statement's fixed cost (binding aside) is paid
+/// once per chunk instead of once per event. What is left below the smallest goes one by one.
+const CHUNKS: [usize; 2] = [32, 8];
+
+/// `INSERT INTO {table} ({cols}) VALUES (?, …), …` for `rows` rows of `width` columns.
+fn multi_insert(table_cols: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    format!(
+        "INSERT INTO {table_cols} VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// The multi-row statements, made once.
+struct MultiSql {
+    events: [String; CHUNKS.len()],
+    fts: [String; CHUNKS.len()],
+}
+
+fn multi_sql() -> &'static MultiSql {
+    static SQL: std::sync::OnceLock<MultiSql> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| MultiSql {
+        events: CHUNKS
+            .map(|n| multi_insert("events (room, seq, id, at, nick, kind, msg_id, text)", 8, n)),
+        fts: CHUNKS.map(|n| multi_insert("events_fts (rowid, text, room)", 3, n)),
+    })
+}
+
+/// An event as its `events` row.
+struct EventRow<'a> {
+    ev: &'a RoomEvent,
+    room: i64,
+    id: i64,
+    seq: i64,
+    at: i64,
+    kind: i64,
+    msg_id: Option<i64>,
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Inserts `events` (in this order, with the next ids), and their search rows.
+fn insert_events(
+    tx: &Connection,
+    rooms: &mut HashMap<RoomName, i64>,
+    next_id: &mut i64,
+    meta: &mut RoomMeta,
+    events: &[&RoomEvent],
+) -> Result<(), WriteError> {
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let room = room_id(tx, rooms, &ev.room)?;
+        let (kind, msg_id, text) = codec::columns(&ev.kind);
+        rows.push(EventRow {
+            ev,
+            room,
+            id: *next_id,
+            seq: int("seq", ev.seq.0)?,
+            at: int("time", ev.at.0)?,
+            kind,
+            msg_id: msg_id.map(|id| int("message id", id.0)).transpose()?,
+            text,
+        });
+        *next_id += 1;
+        meta.saw(room, ev);
+    }
+    let sql = multi_sql();
+    let mut rest = &rows[..];
+    while !rest.is_empty() {
+        let Some(at) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
+            for row in rest {
+                insert_event(tx, row.room, row.id, row.ev)?;
+            }
+            break;
+        };
+        let (chunk, tail) = rest.split_at(CHUNKS[at]);
+        insert_chunk(tx, &sql.events[at], &sql.fts, chunk)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// One multi-row insert of `chunk`, then its search rows; a duplicate is found and named by
+/// inserting the chunk again one row at a time (the failed statement changed nothing).
+fn insert_chunk(
+    tx: &Connection,
+    events_sql: &str,
+    fts_sql: &[String; CHUNKS.len()],
+    chunk: &[EventRow<'_>],
+) -> Result<(), WriteError> {
+    let sql = WriteError::from_sqlite;
+    let inserted = tx.prepare_cached(events_sql).and_then(|mut st| {
+        for (i, r) in chunk.iter().enumerate() {
+            let b = i * 8;
+            st.raw_bind_parameter(b + 1, r.room)?;
+            st.raw_bind_parameter(b + 2, r.seq)?;
+            st.raw_bind_parameter(b + 3, r.id)?;
+            st.raw_bind_parameter(b + 4, r.at)?;
+            st.raw_bind_parameter(b + 5, r.ev.from.as_str())?;
+            st.raw_bind_parameter(b + 6, r.kind)?;
+            st.raw_bind_parameter(b + 7, r.msg_id)?;
+            st.raw_bind_parameter(b + 8, r.text.as_deref())?;
+        }
+        st.raw_execute()
+    });
+    match inserted {
+        Ok(_) => {}
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            for r in chunk {
+                insert_event(tx, r.room, r.id, r.ev)?;
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(sql(e)),
+    }
+    let mut found: Vec<&EventRow<'_>> =
+        chunk.iter().filter(|r| codec::searchable(r.kind)).collect();
+    let mut rest = &mut found[..];
+    while !rest.is_empty() {
+        let Some(at) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
+            for r in rest.iter() {
+                insert_search(tx, r.id, r.text.as_deref(), r.room)?;
+            }
+            break;
+        };
+        let (part, tail) = rest.split_at_mut(CHUNKS[at]);
+        tx.prepare_cached(&fts_sql[at])
+            .and_then(|mut st| {
+                for (i, r) in part.iter().enumerate() {
+                    let b = i * 3;
+                    st.raw_bind_parameter(b + 1, r.id)?;
+                    st.raw_bind_parameter(b + 2, r.text.as_deref())?;
+                    st.raw_bind_parameter(b + 3, r.room)?;
+                }
+                st.raw_execute()
+            })
+            .map_err(sql)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// The search row of a say or action.
+fn insert_search(
+    tx: &Connection,
+    id: i64,
+    text: Option<&str>,
+    room: i64,
+) -> Result<(), WriteError> {
+    tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![id, text, room]))
+        .map(|_| ())
+        .map_err(WriteError::from_sqlite)
+}
+
 fn insert_event(tx: &Connection, room: i64, id: i64, ev: &RoomEvent) -> Result<(), WriteError> {
     let (kind, msg_id, text) = codec::columns(&ev.kind);
     let msg_id = msg_id.map(|id| int("message id", id.0)).transpose()?;
@@ -230,9 +407,7 @@ fn insert_event(tx: &Connection, room: i64, id: i64, ev: &RoomEvent) -> Result<(
         Err(e) => return Err(WriteError::from_sqlite(e)),
     }
     if codec::searchable(kind) {
-        tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
-            .and_then(|mut st| st.execute(params![id, text, room]))
-            .map_err(WriteError::from_sqlite)?;
+        insert_search(tx, id, text.as_deref(), room)?;
     }
     Ok(())
 }
