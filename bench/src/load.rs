@@ -36,6 +36,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Connects in flight at once while setting up (the server's listen backlog is finite).
 const CONNECTS_IN_FLIGHT: usize = 64;
+/// Registrations not yet answered at once (natter-accounts): fewer than the server's queue of
+/// password work, so none is refused as "busy" (each client would then chat as a guest).
+const REGISTRATIONS_IN_FLIGHT: u32 = 32;
 
 /// Errors kept for the report (the count goes on; the first ones say what happened).
 const MAX_ERRORS_KEPT: usize = 16;
@@ -149,6 +152,8 @@ struct Shared {
     finished: Notify,
     /// Wakes `connect` when the last client is ready.
     all_ready: Notify,
+    /// Wakes `connect` whenever a client becomes ready (registrations are paced by it).
+    one_ready: Notify,
     go: watch::Sender<Option<Instant>>,
     state: RefCell<State>,
 }
@@ -205,6 +210,7 @@ impl Shared {
             st.fatal = true;
             self.finished.notify_one();
             self.all_ready.notify_one();
+            self.one_ready.notify_waiters();
         }
     }
 
@@ -217,6 +223,7 @@ impl Shared {
                 if !st.ready[i] {
                     st.ready[i] = true;
                     st.ready_count += 1;
+                    self.one_ready.notify_waiters();
                     if st.ready_count == self.clients {
                         self.all_ready.notify_one();
                     }
@@ -364,6 +371,7 @@ impl Load {
             wake: (0..c).map(|_| Notify::new()).collect(),
             finished: Notify::new(),
             all_ready: Notify::new(),
+            one_ready: Notify::new(),
             go,
             state: RefCell::new(State {
                 next: vec![0; c * c],
@@ -388,6 +396,23 @@ impl Load {
         let limit = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
         let mut connecting = Vec::with_capacity(c);
         for me in 0..spec.clients {
+            if spec.target == Target::NatterAccounts {
+                // Single-threaded: nothing becomes ready between the check and the wait.
+                while {
+                    let st = shared.state.borrow();
+                    !st.fatal && me - st.ready_count.min(me) >= REGISTRATIONS_IN_FLIGHT
+                } {
+                    if timeout(Duration::from_secs(10), shared.one_ready.notified())
+                        .await
+                        .is_err()
+                    {
+                        return Err(LoadError::Connect {
+                            client: me,
+                            detail: "registrations stopped being answered".into(),
+                        });
+                    }
+                }
+            }
             let shared = shared.clone();
             let limit = limit.clone();
             let spec = spec.clone();

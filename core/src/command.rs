@@ -94,7 +94,8 @@ pub enum Command {
         /// Its key.
         key: Text,
     },
-    /// A server admin's action (`/kill`, `/wall`, `/gban`, `/gunban`, `/gbans`).
+    /// A server admin's action (`/kill`, `/wall`, `/gban`, `/gunban`, `/gbans`, `/takeover`,
+    /// `/close`).
     Admin(AdminAction),
     /// A founder's or operator's action (`/register #room`, `/op`, `/kick`, `/ban`, `/mute`,
     /// `/invite`, `/mode`...), in the named room or the current one.
@@ -187,12 +188,20 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("/gunban mask", "server admins: lift a server ban"),
     ("/gbans", "server admins: list server bans"),
+    (
+        "/takeover #room",
+        "server admins: become the room's founder",
+    ),
+    (
+        "/close #room [reason]",
+        "server admins: put everyone out and unregister the room",
+    ),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -423,6 +432,17 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             }),
             _ => return Err(CommandError::Usage(usage("/gunban"))),
         },
+        "takeover" => match word(args) {
+            (r, "") if !r.is_empty() => Command::Admin(AdminAction::TakeOver(RoomName::new(r)?)),
+            _ => return Err(CommandError::Usage(usage("/takeover"))),
+        },
+        "close" => match word(args) {
+            (r, why) if !r.is_empty() => Command::Admin(AdminAction::Close {
+                room: RoomName::new(r)?,
+                reason: reason(why),
+            }),
+            _ => return Err(CommandError::Usage(usage("/close"))),
+        },
         "gbans" if args.trim().is_empty() => Command::Admin(AdminAction::Bans),
         "gbans" => return Err(CommandError::Usage(usage("/gbans"))),
         "login" | "identify" => match word(args) {
@@ -477,6 +497,37 @@ mod tests {
         );
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse(""), Ok(None));
+    }
+
+    #[test]
+    fn takeover_and_close_parse() {
+        assert_eq!(
+            cmd("/takeover #club"),
+            Command::Admin(AdminAction::TakeOver(r("#club")))
+        );
+        assert_eq!(
+            cmd("/close #club moved to #new"),
+            Command::Admin(AdminAction::Close {
+                room: r("#club"),
+                reason: Some(t("moved to #new"))
+            })
+        );
+        assert_eq!(
+            cmd("/close #club"),
+            Command::Admin(AdminAction::Close {
+                room: r("#club"),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/takeover"),
+            Err(CommandError::Usage("/takeover #room"))
+        );
+        assert_eq!(
+            parse("/close"),
+            Err(CommandError::Usage("/close #room [reason]"))
+        );
+        assert!(parse("/takeover #club extra").is_err());
     }
 
     #[test]

@@ -239,6 +239,9 @@ pub const HISTORY_LINES_DEFAULT: u16 = 20;
 /// few screens' worth, in one answer well within [`HISTORY_PAGE_MAX`].
 pub const SCROLLBACK_PAGE: u16 = 100;
 
+/// Lines one IRC `CHATHISTORY` may ask for (`CHATHISTORY=` in ISUPPORT): a scrollback page.
+pub const HISTORY_WINDOW_MAX: usize = SCROLLBACK_PAGE as usize;
+
 /// Store reads (history pages and searches) waiting for an answer, at most, across the hub:
 /// past it a request is answered "busy, try again" (`Error{Unavailable}`).
 pub const MAX_QUERIES_IN_FLIGHT: usize = 1024;

@@ -267,6 +267,17 @@ pub enum AdminAction {
     },
     /// List the server bans ([`ServerMsg::ServerBans`]).
     Bans,
+    /// Take a room over: the admin's account becomes its founder (registering it if it was
+    /// not), whoever founded it before.
+    TakeOver(RoomName),
+    /// Close a room: every member is put out (a `Kick` each), its registration and settings
+    /// are forgotten, and the room goes. Its history stays. Not `#lobby`.
+    Close {
+        /// The room.
+        room: RoomName,
+        /// Why (the members are told).
+        reason: Option<Text>,
+    },
 }
 
 /// What a founder or an operator does to a room.

@@ -3,7 +3,8 @@
 //! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, topics,
 //! joins, parts and nick changes go every way, and each client shows them in its own words.
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
-//! clients) is killed when the test ends, also when it fails.
+//! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
+//! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA.
 
 mod support;
 
@@ -459,9 +460,13 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
         &["-d", &weechat_home.display().to_string(), "-r", &setup],
     );
     // Registered as the account, not as the nick it asked for (`somebody`), and in the
-    // account's rooms. (WeeChat says "SASL authentication successful" in its server buffer.)
-    tmux.wait_line("weechat", &["dora (dora@natter) has joined #lobby"])
-        .await;
+    // account's rooms; extended-join shows the account in brackets and the nick as the real
+    // name. (WeeChat says "SASL authentication successful" in its server buffer.)
+    tmux.wait_line(
+        "weechat",
+        &["dora [dora] (dora) (dora@natter) has joined #lobby"],
+    )
+    .await;
     tmux.type_until(
         "weechat",
         "hello as dora from weechat",
@@ -475,4 +480,123 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
         .await;
     drop(tmux);
     server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
+    let pki = tempfile::tempdir().expect("a directory for the certificates");
+    let ca = natter_tls::dev_ca::DevCa::new("natter irssi test CA").expect("a CA");
+    let (cert, key) = ca
+        .leaf(&["localhost", "127.0.0.1"])
+        .expect("a certificate")
+        .write(pki.path())
+        .expect("write the certificate");
+    let ca_file = pki.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("write the CA");
+    let mut config = ServerConfig::local_test();
+    config.irc_tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.tls_certs = Some(natter_server::TlsCerts { cert, key });
+    let server = natter_server::start(config).await.expect("server starts");
+    let addr = server.local_addrs()[0];
+    let port = server.irc_tls_addrs()[0].port();
+    let mut tmux = Tmux::new();
+
+    // irssi connects by itself to the configured server: TLS, verified against `ca_file`.
+    let irssi_config = |ca_file: &std::path::Path| {
+        format!(
+            "servers = ( {{ address = \"localhost\"; chatnet = \"natter\"; port = \"{port}\"; \
+             use_tls = \"yes\"; tls_verify = \"yes\"; tls_cafile = \"{}\"; \
+             autoconnect = \"yes\"; }} );\n\
+             chatnets = {{ natter = {{ type = \"IRC\"; }}; }};\n\
+             settings = {{ \"irc/core\" = {{ cmd_queue_speed = \"0msec\"; }}; \
+             core = {{ real_name = \"irssi over tls\"; resolve_prefer_ipv6 = \"no\"; }}; }};\n",
+            ca_file.display()
+        )
+    };
+    // Trusting another CA, irssi refuses the server's certificate and never registers.
+    let other = natter_tls::dev_ca::DevCa::new("some other CA").expect("a CA");
+    let other_file = pki.path().join("other.pem");
+    std::fs::write(&other_file, other.cert_pem()).expect("write the other CA");
+    let doubter_home = tmux.home("doubter");
+    std::fs::write(doubter_home.join("config"), irssi_config(&other_file))
+        .expect("write the irssi config");
+    let home_arg = format!("--home={}", doubter_home.display());
+    tmux.start("doubter", "/usr/bin/irssi", &[&home_arg, "-n", "doubter"]);
+    tmux.wait_line("doubter", &["Could not verify TLS servers certificate"])
+        .await;
+    let refusal = tmux
+        .wait_line("doubter", &["Connection lost to localhost"])
+        .await;
+    assert!(
+        !tmux.screen("doubter").contains("Welcome to the natter"),
+        "{refusal}"
+    );
+
+    let irssi_home = tmux.home("irssi");
+    std::fs::write(irssi_home.join("config"), irssi_config(&ca_file))
+        .expect("write the irssi config");
+    let home_arg = format!("--home={}", irssi_home.display());
+    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "tlsirssi"]);
+    tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
+        .await;
+    tmux.type_until("irssi", "/join #lobby", &["tlsirssi", "has joined #lobby"])
+        .await;
+
+    let mut nc = Nc::connect(addr).await;
+    let welcome = nc.expect(&["Welcome to natter, "]).await;
+    let ncnick = welcome["Welcome to natter, ".len()..]
+        .split('!')
+        .next()
+        .unwrap()
+        .to_owned();
+    tmux.wait_line("irssi", &[&ncnick, "has joined #lobby"])
+        .await;
+    tmux.type_until("irssi", "hello over tls", &["< tlsirssi> hello over tls"])
+        .await;
+    nc.expect(&["<tlsirssi> hello over tls"]).await;
+    nc.send("hello back in clear").await;
+    tmux.wait_line("irssi", &[&format!("< {ncnick}> hello back in clear")])
+        .await;
+
+    // WeeChat too, trusting the CA through its own setting. (WeeChat 4 renamed `-ssl` `-tls`.)
+    let version = Command::new("/usr/bin/weechat")
+        .arg("--version")
+        .output()
+        .expect("weechat --version");
+    let major: u32 = String::from_utf8_lossy(&version.stdout)
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .expect("a WeeChat version");
+    let tls_flag = if major >= 4 { "-tls" } else { "-ssl" };
+    let weechat_home = tmux.home("weechat");
+    let setup = format!(
+        "/set irc.server_default.anti_flood_prio_high 0;\
+         /set irc.server_default.anti_flood_prio_low 0;\
+         /set weechat.network.gnutls_ca_system off;\
+         /set weechat.network.gnutls_ca_user {};\
+         /server add natter localhost/{port} {tls_flag} -nicks=weetls -autojoin=#lobby;\
+         /connect natter",
+        ca_file.display()
+    );
+    tmux.start(
+        "weechat",
+        "/usr/bin/weechat",
+        &["-d", &weechat_home.display().to_string(), "-r", &setup],
+    );
+    tmux.wait_line("weechat", &["weetls", "has joined #lobby"])
+        .await;
+    tmux.wait_line("irssi", &["weetls", "has joined #lobby"])
+        .await;
+    tmux.type_until(
+        "weechat",
+        "weechat over tls",
+        &["weetls", "weechat over tls"],
+    )
+    .await;
+    tmux.wait_line("irssi", &["< weetls> weechat over tls"])
+        .await;
+    nc.expect(&["<weetls> weechat over tls"]).await;
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
 }

@@ -105,6 +105,8 @@ struct HubTask {
     shutting_down: bool,
     /// The durable store, unless the server runs memory-only.
     store: Option<StoreSide>,
+    /// The cluster this node is one of, if any (then there is no store).
+    cluster: Option<natter_cluster::Node>,
     /// Password hashing off the hub's thread.
     work: Worker,
     /// An accounts reload asked for: who waits, and the store read once it has started.
@@ -177,11 +179,27 @@ async fn store_next(store: &mut Option<StoreSide>) -> StoreEvent {
     }
 }
 
+/// The cluster's next input for the hub; never, outside a cluster.
+async fn cluster_next(
+    cluster: &mut Option<natter_cluster::Node>,
+) -> Option<natter_cluster::ClusterIn> {
+    match cluster {
+        Some(c) => c.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the hub's writes and shared rooms go to: a store, or a cluster, or neither.
+pub(crate) struct Sides {
+    pub(crate) store: Option<StoreSide>,
+    pub(crate) cluster: Option<natter_cluster::Node>,
+}
+
 /// Runs the hub until shutdown has closed every connection (or `grace` ran out), or until every
 /// sender of `rx` is gone.
 pub(crate) async fn run(
     hub: Hub,
-    store: Option<StoreSide>,
+    Sides { store, cluster }: Sides,
     mut rx: mpsc::Receiver<Input>,
     clock: Clock,
     grace: Duration,
@@ -193,6 +211,7 @@ pub(crate) async fn run(
         conns: ConnMap::default(),
         shutting_down: false,
         store,
+        cluster,
         work: Worker::new(),
         accounts: None,
     };
@@ -249,6 +268,17 @@ pub(crate) async fn run(
                         Err(e) => Err(e.to_string()),
                     };
                     let _ = r.reply.send(answer);
+                }
+            }
+            Some(input) = cluster_next(&mut task.cluster) => {
+                let now = task.clock.now();
+                input.apply(&mut task.hub, now);
+                // What else arrived meanwhile, in one batch.
+                for _ in 1..MAX_BATCH {
+                    let Some(input) = task.cluster.as_mut().and_then(|c| c.try_next()) else {
+                        break;
+                    };
+                    input.apply(&mut task.hub, now);
                 }
             }
             Some(done) = task.work.done_rx.recv(), if task.accounts.is_none() => {
@@ -392,6 +422,11 @@ impl HubTask {
         }
         if let Some(store) = &mut self.store {
             store.pump(&mut self.hub, self.clock.now());
+        }
+        if let Some(cluster) = &self.cluster {
+            while let Some(out) = self.hub.poll_cluster() {
+                cluster.send(out);
+            }
         }
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {

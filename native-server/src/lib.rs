@@ -3,7 +3,8 @@
 //! One task owns the hub (`hub_task`); per connection one task pumps bytes both ways (`conn`),
 //! taking what the hub queued for it from its `outbox`; one accept loop per listening address
 //! hands sockets over (`server`), each for its door: natter's own port, natter's port behind
-//! TLS (`tls`: the handshake first, then the same inputs for the hub), or an IRC listener.
+//! TLS (`tls`: the handshake first, then the same inputs for the hub), or an IRC listener, plain
+//! or behind TLS.
 //! Every protocol decision (framing, limits, rooms, timeouts) is the hub's: this crate moves
 //! bytes, keeps time and reports what the sockets did.
 #![warn(missing_docs)]
@@ -36,6 +37,10 @@ pub struct ServerConfig {
     /// Addresses to listen on for TLS (natter's own port, both dialects, behind a handshake;
     /// none by default; see [`Server::tls_addrs`]). Needs [`ServerConfig::tls_certs`].
     pub tls_listen: Vec<SocketAddr>,
+    /// Addresses to listen on for IRC over TLS (port 6697 by convention; none by default; see
+    /// [`Server::irc_tls_addrs`]). Needs [`ServerConfig::tls_certs`], the same certificate as
+    /// [`ServerConfig::tls_listen`].
+    pub irc_tls_listen: Vec<SocketAddr>,
     /// The certificate and key the TLS listeners present (reloaded by
     /// [`Server::reload_certificates`]).
     pub tls_certs: Option<TlsCerts>,
@@ -49,6 +54,9 @@ pub struct ServerConfig {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (natter-ops' endpoint); `None`: no
     /// endpoint, and the hub task copies no counts (see [`Server::metrics_addr`]).
     pub metrics_listen: Option<SocketAddr>,
+    /// Join a cluster through NATS JetStream (natter-cluster): rooms, their order and history
+    /// and nicks are shared with the other nodes; the store is not used. `None`: one node.
+    pub cluster: Option<natter_cluster::ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -75,11 +83,13 @@ impl ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             irc_listen: Vec::new(),
             tls_listen: Vec::new(),
+            irc_tls_listen: Vec::new(),
             tls_certs: None,
             hub,
             shutdown_grace: Duration::from_secs(2),
             store: None,
             metrics_listen: None,
+            cluster: None,
         }
     }
 }
@@ -114,8 +124,8 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
-    /// TLS listeners without a certificate and key.
-    #[error("--tls-listen needs --tls-cert and --tls-key")]
+    /// TLS listeners (natter's or IRC's) without a certificate and key.
+    #[error("--tls-listen and --irc-tls-listen need --tls-cert and --tls-key")]
     NoCertificate,
     /// The certificate or key could not be used.
     #[error(transparent)]
@@ -132,12 +142,16 @@ pub enum ServerError {
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Ops(#[from] natter_ops::OpsError),
+    /// The cluster could not be joined (NATS unreachable, JetStream off).
+    #[error(transparent)]
+    Cluster(#[from] natter_cluster::ClusterError),
     /// A server task ended abnormally (a bug: it panicked).
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Binds every address in `config.listen` (and the IRC and TLS ones), spawns the hub and accept tasks and returns at once.
+/// Binds every address in `config.listen` (and the IRC, TLS and IRC-over-TLS ones), spawns the
+/// hub and accept tasks and returns at once.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     server::start(config).await
 }

@@ -54,14 +54,23 @@ struct Args {
         value_delimiter = ','
     )]
     tls_listen: Vec<SocketAddr>,
+    /// Address to listen on for IRC over TLS, e.g. 127.0.0.1:6697 (repeatable; the same
+    /// certificate as --tls-listen) [default: none]
+    #[arg(
+        long = "irc-tls-listen",
+        value_name = "ADDR",
+        env = "NATTER_IRC_TLS_LISTEN",
+        value_delimiter = ','
+    )]
+    irc_tls_listen: Vec<SocketAddr>,
     /// The TLS certificate chain, PEM, leaf first (reread on SIGHUP)
     #[arg(long, value_name = "PEM", env = "NATTER_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The TLS certificate's private key, PEM (reread on SIGHUP)
     #[arg(long, value_name = "PEM", env = "NATTER_TLS_KEY")]
     tls_key: Option<PathBuf>,
-    /// TOML file with `listen`, `irc_listen`, `tls_listen`, `tls_cert`, `tls_key`,
-    /// `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, a `[limits]` and an
+    /// TOML file with `listen`, `irc_listen`, `tls_listen`, `irc_tls_listen`, `tls_cert`,
+    /// `tls_key`, `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, a `[limits]` and an
     /// `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -89,6 +98,20 @@ struct Args {
     /// Keep everything in memory only: rooms and history are forgotten at exit
     #[arg(long, env = "NATTER_EPHEMERAL")]
     ephemeral: bool,
+    /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
+    /// several with commas, for several NATS servers): rooms, history and nicks are shared with
+    /// the other nodes, and the local store is not used
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT",
+        env = "NATTER_CLUSTER",
+        value_delimiter = ','
+    )]
+    cluster: Vec<String>,
+    /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
+    /// cluster) [default: 1]
+    #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
+    cluster_replicas: Option<usize>,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
@@ -132,6 +155,7 @@ struct FileConfig {
     listen: Vec<SocketAddr>,
     irc_listen: Vec<SocketAddr>,
     tls_listen: Vec<SocketAddr>,
+    irc_tls_listen: Vec<SocketAddr>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     trusted_proxies: Option<Vec<IpAddr>>,
@@ -183,17 +207,23 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     } else {
         args.tls_listen.clone()
     };
+    let irc_tls_listen = if args.irc_tls_listen.is_empty() {
+        file.irc_tls_listen.clone()
+    } else {
+        args.irc_tls_listen.clone()
+    };
+    let any_tls = !tls_listen.is_empty() || !irc_tls_listen.is_empty();
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else if !file.listen.is_empty() {
         file.listen.clone()
-    } else if !tls_listen.is_empty() {
+    } else if any_tls {
         // TLS listeners alone: no plaintext port unless one is asked for.
         Vec::new()
     } else {
         vec![DEFAULT_LISTEN.parse().context("default listen address")?]
     };
-    let tls_certs = tls_certs(args, file, &tls_listen)?;
+    let tls_certs = tls_certs(args, file, any_tls)?;
     let irc_listen = if args.irc_listen.is_empty() {
         file.irc_listen.clone()
     } else {
@@ -215,7 +245,15 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         .map(|s| natter_core::hub::BridgeSecret::new(&s))
         .transpose()?;
     hub.validate()?;
-    let store = store_config(args, &file.store)?;
+    let cluster = (!args.cluster.is_empty()).then(|| {
+        let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
+        c.replicas = args.cluster_replicas.unwrap_or(1);
+        c
+    });
+    let store = match cluster {
+        Some(_) => None,
+        None => store_config(args, &file.store)?,
+    };
     let grace = args
         .shutdown_grace_ms
         .or(file.shutdown_grace_ms)
@@ -224,26 +262,27 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         listen,
         irc_listen,
         tls_listen,
+        irc_tls_listen,
         tls_certs,
         hub,
         shutdown_grace: Duration::from_millis(grace),
         store,
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        cluster,
     })
 }
 
-/// The certificate and key: both or neither, and both when there are TLS listeners.
-fn tls_certs(
-    args: &Args,
-    file: &FileConfig,
-    tls_listen: &[SocketAddr],
-) -> anyhow::Result<Option<TlsCerts>> {
+/// The certificate and key: both or neither, and both when there are TLS listeners (natter's
+/// or IRC's: they share the certificate).
+fn tls_certs(args: &Args, file: &FileConfig, any_tls: bool) -> anyhow::Result<Option<TlsCerts>> {
     let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
     let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(TlsCerts { cert, key })),
-        (None, None) if tls_listen.is_empty() => Ok(None),
-        (None, None) => anyhow::bail!("--tls-listen needs --tls-cert and --tls-key"),
+        (None, None) if !any_tls => Ok(None),
+        (None, None) => {
+            anyhow::bail!("--tls-listen and --irc-tls-listen need --tls-cert and --tls-key")
+        }
         (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key"),
         (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert"),
     }
@@ -340,7 +379,7 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     // A bad certificate file is refused and the certificate in use stays.
     match server.reload_certificates() {
         Ok(()) => {
-            if !running.tls_listen.is_empty() {
+            if !running.tls_listen.is_empty() || !running.irc_tls_listen.is_empty() {
                 info!("TLS certificate reloaded");
             }
         }
@@ -378,6 +417,11 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
     let fixed = [
         ("listen", next.listen != running.listen),
         ("irc_listen", next.irc_listen != running.irc_listen),
+        ("tls_listen", next.tls_listen != running.tls_listen),
+        (
+            "irc_tls_listen",
+            next.irc_tls_listen != running.irc_tls_listen,
+        ),
         (
             "metrics_listen",
             next.metrics_listen != running.metrics_listen,
@@ -523,6 +567,42 @@ mod tests {
         .unwrap();
         let c = server_config(&Args::parse_from(["natter-server"]), &file, [0; 32]).unwrap();
         assert_eq!((c.listen.len(), c.tls_listen.len()), (1, 1), "both");
+        assert!(c.irc_tls_listen.is_empty(), "no IRC over TLS unless asked");
+    }
+
+    #[test]
+    fn irc_tls_flags_file_key_and_shared_certificate() {
+        let args = Args::parse_from([
+            "natter-server",
+            "--irc-tls-listen",
+            "127.0.0.1:6697,[::1]:6697",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+        assert_eq!(c.irc_tls_listen.len(), 2);
+        assert!(c.listen.is_empty(), "--irc-tls-listen alone: TLS only");
+        assert!(c.tls_listen.is_empty());
+        // Without a certificate it is refused, naming what is missing.
+        let args = Args::parse_from(["natter-server", "--irc-tls-listen", "127.0.0.1:6697"]);
+        let e = server_config(&args, &FileConfig::default(), [0; 32]).unwrap_err();
+        assert!(
+            e.to_string().contains("--irc-tls-listen need --tls-cert"),
+            "{e}"
+        );
+        // From the file, beside natter's own TLS port; a flag wins over the file.
+        let file: FileConfig = toml::from_str(
+            "tls_listen = [\"127.0.0.1:8443\"]\nirc_tls_listen = [\"127.0.0.1:6697\"]\ntls_cert = \"c\"\ntls_key = \"k\"",
+        )
+        .unwrap();
+        let c = server_config(&Args::parse_from(["natter-server"]), &file, [0; 32]).unwrap();
+        assert_eq!(c.irc_tls_listen, vec!["127.0.0.1:6697".parse().unwrap()]);
+        assert_eq!(c.tls_listen.len(), 1);
+        let args = Args::parse_from(["natter-server", "--irc-tls-listen", "127.0.0.1:7000"]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.irc_tls_listen, vec!["127.0.0.1:7000".parse().unwrap()]);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Server {
     addrs: Vec<SocketAddr>,
     irc_addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
+    irc_tls_addrs: Vec<SocketAddr>,
     tls: Option<Arc<ServerTls>>,
     stop: watch::Sender<bool>,
     hub_tx: mpsc::Sender<Input>,
@@ -75,23 +76,34 @@ pub enum ReloadError {
 }
 
 pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
-    if config.listen.is_empty() && config.tls_listen.is_empty() {
+    let any_tls = !config.tls_listen.is_empty() || !config.irc_tls_listen.is_empty();
+    if config.listen.is_empty() && config.irc_listen.is_empty() && !any_tls {
         return Err(ServerError::NoListenAddress);
     }
-    let tls = match (&config.tls_certs, config.tls_listen.is_empty()) {
-        (_, true) => None,
-        (None, false) => return Err(ServerError::NoCertificate),
-        (Some(c), false) => Some(Arc::new(ServerTls::load(&c.cert, &c.key)?)),
+    let tls = match (&config.tls_certs, any_tls) {
+        (_, false) => None,
+        (None, true) => return Err(ServerError::NoCertificate),
+        (Some(c), true) => Some(Arc::new(ServerTls::load(&c.cert, &c.key)?)),
     };
-    let tls_door = tls.as_ref().map(|tls| TlsDoor {
-        tls: tls.clone(),
-        handshakes: Arc::new(Handshakes::new(
-            config.hub.max_connections_per_ip,
-            config.hub.exempt_loopback,
-        )),
-        deadline: Duration::from_millis(config.hub.hello_timeout.0),
-        trusted_proxies: config.hub.trusted_proxies.clone().into(),
-    });
+    // One certificate and one count of handshakes per address for every TLS listener.
+    let handshakes = Arc::new(Handshakes::new(
+        config.hub.max_connections_per_ip,
+        config.hub.exempt_loopback,
+    ));
+    let trusted_proxies: Arc<[std::net::IpAddr]> = config.hub.trusted_proxies.clone().into();
+    let tls_doors = |door: Door, addrs: &[SocketAddr]| {
+        let Some(tls) = &tls else {
+            return Vec::new();
+        };
+        let d = TlsDoor {
+            door,
+            tls: tls.clone(),
+            handshakes: handshakes.clone(),
+            deadline: Duration::from_millis(config.hub.hello_timeout.0),
+            trusted_proxies: trusted_proxies.clone(),
+        };
+        addrs.iter().map(|a| (Kind::Tls(d.clone()), *a)).collect()
+    };
     let doors = config
         .listen
         .iter()
@@ -102,11 +114,8 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
                 .iter()
                 .map(|a| (Kind::Plain(Door::Irc), *a)),
         )
-        .chain(
-            tls_door
-                .iter()
-                .flat_map(|d| config.tls_listen.iter().map(|a| (Kind::Tls(d.clone()), *a))),
-        );
+        .chain(tls_doors(Door::Natter, &config.tls_listen))
+        .chain(tls_doors(Door::Irc, &config.irc_tls_listen));
     let mut listeners = Vec::new();
     for (door, addr) in doors {
         let l = TcpListener::bind(addr)
@@ -126,7 +135,8 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     };
     let addrs = bound(|k| matches!(k, Kind::Plain(Door::Natter)));
     let irc_addrs = bound(|k| matches!(k, Kind::Plain(Door::Irc)));
-    let tls_addrs = bound(|k| matches!(k, Kind::Tls(_)));
+    let tls_addrs = bound(|k| matches!(k, Kind::Tls(d) if d.door == Door::Natter));
+    let irc_tls_addrs = bound(|k| matches!(k, Kind::Tls(d) if d.door == Door::Irc));
 
     let grace = config.shutdown_grace;
     let cap = socket_cap(config.hub.max_connections);
@@ -139,9 +149,26 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         _ => None,
     };
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
-    let (hub, store) = open_hub(config.hub, config.store, clock, commit_time, &health).await?;
+    let (hub, store, cluster) = match config.cluster {
+        Some(cluster) => {
+            let node = natter_cluster::Node::start(cluster).await?;
+            info!(
+                node = node.id(),
+                "clustered: rooms, history and nicks live in JetStream"
+            );
+            let mut hub = Hub::new(config.hub);
+            hub.enable_cluster();
+            (hub, None, Some(node))
+        }
+        None => {
+            let (hub, store) =
+                open_hub(config.hub, config.store, clock, commit_time, &health).await?;
+            (hub, store, None)
+        }
+    };
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
-    let hub_task = tokio::spawn(hub_task::run(hub, store, hub_rx, clock, grace, metrics));
+    let sides = hub_task::Sides { store, cluster };
+    let hub_task = tokio::spawn(hub_task::run(hub, sides, hub_rx, clock, grace, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()
@@ -162,6 +189,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         addrs,
         irc_addrs,
         tls_addrs,
+        irc_tls_addrs,
         tls,
         stop,
         hub_tx,
@@ -268,6 +296,11 @@ impl Server {
         self.tls_addrs.clone()
     }
 
+    /// The bound IRC-over-TLS addresses, in the order of [`ServerConfig::irc_tls_listen`].
+    pub fn irc_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.irc_tls_addrs.clone()
+    }
+
     /// Reads the TLS certificate and key again (e.g. on SIGHUP): new handshakes present the new
     /// certificate, open connections keep theirs. On an error (a missing file, a key that is not
     /// the certificate's) the certificate in use stays. `Ok` without TLS listeners.
@@ -325,7 +358,7 @@ impl Certificates {
 enum Kind {
     /// Plain TCP, this door's dialects.
     Plain(Door),
-    /// natter's own port behind TLS.
+    /// A door (natter's own port or IRC) behind TLS.
     Tls(TlsDoor),
 }
 
@@ -335,6 +368,7 @@ impl Kind {
             // As `Door`'s Debug form had them in the log (tools look for `door=Irc`).
             Kind::Plain(Door::Natter) => "Natter",
             Kind::Plain(Door::Irc) => "Irc",
+            Kind::Tls(d) if d.door == Door::Irc => "IrcTls",
             Kind::Tls(_) => "NatterTls",
         }
     }

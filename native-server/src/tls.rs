@@ -1,5 +1,6 @@
-//! The TLS door: natter's own port (binary clients and people on `openssl s_client`, told
-//! apart by the hub as on the plain port) behind a TLS handshake.
+//! The TLS doors: natter's own port (binary clients and people on `openssl s_client`, told
+//! apart by the hub as on the plain port) or an IRC listener (port 6697 by convention), behind
+//! a TLS handshake. Both present the same certificate (reloaded together on SIGHUP).
 //!
 //! Before the hub hears of a connection: a PROXY header is read in clear if the peer is a
 //! trusted proxy, then the handshake runs, the whole bounded by the hub's hello timeout and by
@@ -40,9 +41,11 @@ const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
 /// closed the connection meanwhile.
 const CLOSE_CHECK: Duration = Duration::from_millis(250);
 
-/// What the TLS door needs beyond what every door has.
+/// What a TLS door needs beyond what every door has.
 #[derive(Clone)]
 pub(crate) struct TlsDoor {
+    /// The door behind the handshake: natter's own port or IRC.
+    pub(crate) door: Door,
     pub(crate) tls: Arc<ServerTls>,
     pub(crate) handshakes: Arc<Handshakes>,
     /// The hub's hello timeout: the PROXY header and the handshake together take at most this.
@@ -164,7 +167,7 @@ pub(crate) async fn serve(
     let (reply, answer) = oneshot::channel();
     let accepted = Input::Accepted {
         peer: client,
-        door: Door::Natter,
+        door: door.door,
         outbox: outbox.clone(),
         reply,
     };

@@ -1,5 +1,6 @@
 //! The IRC listener over real sockets on 127.0.0.1: a scripted raw IRC client gets the numeric
-//! for each kind of bad input, and chats with an nc user; ERROR comes before every close.
+//! for each kind of bad input, and chats with an nc user; ERROR comes before every close; and
+//! CHATHISTORY reads what was said before a restart of a server with a data directory.
 
 mod support;
 
@@ -120,4 +121,122 @@ async fn shutdown_and_hello_timeout_end_with_error() {
         got.last().map(String::as_str),
         Some("ERROR :server shutting down")
     );
+}
+
+/// natter-server as a process with a data directory, natter's port and an IRC port: both
+/// addresses, read from its log.
+async fn durable_server(dir: &std::path::Path) -> (tokio::process::Child, SocketAddr, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let (child, mut log, natter) = spawn_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir.display().to_string(),
+        ],
+        &[("NATTER_EPHEMERAL", "false")],
+    )
+    .await;
+    let irc = tokio::time::timeout(WAIT, async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited before its IRC listener");
+            if line.contains("listening") && line.contains("door=Irc") {
+                let a = line.split("addr=").nth(1).unwrap_or_default();
+                let a = a.split_whitespace().next().unwrap_or_default();
+                return a.parse::<SocketAddr>().expect("an address in the log line");
+            }
+        }
+    })
+    .await
+    .expect("no IRC 'listening' line");
+    // The log is not read further: its pipe is drained so the server never blocks on it.
+    tokio::spawn(async move {
+        let mut sink = String::new();
+        while log.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    (child, natter, irc)
+}
+
+/// An IRC client registered as `nick`, with `caps` (none: no CAP negotiation).
+async fn irc_client(addr: SocketAddr, nick: &str, caps: &str) -> TextClient {
+    let mut c = TextClient::connect(addr, nick).await;
+    if !caps.is_empty() {
+        c.send(&format!("CAP LS 302\r\nCAP REQ :{caps}")).await;
+        c.expect_has(" ACK ").await;
+    }
+    c.send(&format!(
+        "NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END"
+    ))
+    .await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chathistory_latest_reads_what_was_said_before_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, natter, irc) = durable_server(dir.path()).await;
+    let (mut nc, nc_nick) = TextClient::welcomed(natter, "nc").await;
+    let mut talker = irc_client(irc, "talker", "").await;
+    talker.send("JOIN #lobby").await;
+    talker.expect_has(" 366 talker #lobby ").await;
+    for i in 1..=3 {
+        talker.send(&format!("PRIVMSG #lobby :kept line {i}")).await;
+        // Delivered means committed: a durable server delivers only what the store holds.
+        let want = format!("<talker> kept line {i}");
+        nc.expect(|l| l == want, "the IRC line").await;
+    }
+    nc.send("and one from nc").await;
+    talker.expect_has(" PRIVMSG #lobby :and one from nc").await;
+    let status = sigterm(&mut first).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    let (mut second, _, irc) = durable_server(dir.path()).await;
+    let mut reader = irc_client(
+        irc,
+        "reader",
+        "draft/chathistory batch server-time message-tags",
+    )
+    .await;
+    reader.send("JOIN #lobby").await;
+    reader.expect_has(" 366 reader #lobby ").await;
+    reader.send("CHATHISTORY LATEST #lobby * 10").await;
+    let open = reader.expect_has(" BATCH +").await;
+    let id = open
+        .strip_prefix(":natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" chathistory #lobby"))
+        .unwrap_or_else(|| panic!("{open}"))
+        .to_owned();
+    let mut said = Vec::new();
+    loop {
+        let l = reader.expect(|_| true, "the history batch").await;
+        if l == format!(":natter.irc BATCH -{id}") {
+            break;
+        }
+        assert!(l.starts_with(&format!("@batch={id};time=")), "{l}");
+        assert!(l.contains(";msgid=lobby/"), "{l}");
+        said.push(l.split_once(" PRIVMSG #lobby :").map(|(who, t)| {
+            let who = who.rsplit_once(" :").map_or(who, |(_, w)| w);
+            (
+                who.split('!').next().unwrap_or_default().to_owned(),
+                t.to_owned(),
+            )
+        }));
+    }
+    let said: Vec<(String, String)> = said.into_iter().flatten().collect();
+    let want: Vec<(String, String)> = (1..=3)
+        .map(|i| ("talker".to_owned(), format!("kept line {i}")))
+        .chain([(nc_nick.clone(), "and one from nc".to_owned())])
+        .collect();
+    assert_eq!(said, want);
+    let status = sigterm(&mut second).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }

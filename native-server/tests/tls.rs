@@ -1,6 +1,7 @@
 //! natter-server's TLS listeners with real certificates (a throwaway CA made by rcgen): both
 //! dialects over TLS chatting with plain clients, `openssl s_client`, plaintext refused, the
-//! handshake bounded, the certificate reloaded on SIGHUP, and a PROXY header before TLS.
+//! handshake bounded, the certificate reloaded on SIGHUP, and a PROXY header before TLS; and
+//! the IRC listener over TLS (`--irc-tls-listen`) on the same terms.
 
 mod support;
 
@@ -401,4 +402,189 @@ async fn tls_listen_without_a_certificate_is_refused() {
     c.tls_certs.as_mut().unwrap().key = p.dir.path().join("missing.pem");
     let e = natter_server::start(c).await.unwrap_err();
     assert!(e.to_string().contains("missing.pem"), "{e}");
+}
+
+// ---- IRC over TLS ----
+
+/// `local_test` with an IRC-over-TLS listener beside the plain natter port.
+fn irc_tls_config(p: &Pki) -> ServerConfig {
+    let mut c = ServerConfig::local_test();
+    c.irc_tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    c.tls_certs = Some(TlsCerts {
+        cert: p.cert.clone(),
+        key: p.key.clone(),
+    });
+    c
+}
+
+/// An IRC client over TLS (tokio-rustls, trusting the test CA), registered as `nick`: returns
+/// once the MOTD's end (376) came.
+async fn irc_tls(addr: SocketAddr, ca_file: &Path, nick: &str) -> TextClient {
+    let s = tls_connect(addr, ca_file).await.expect("TLS handshake");
+    let mut c = TextClient::over(s, nick);
+    c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :{nick} over TLS"))
+        .await;
+    let welcome = c.expect_has(" 001 ").await;
+    assert_eq!(
+        welcome,
+        format!(":natter.irc 001 {nick} :Welcome to the natter IRC network, {nick}!{nick}@natter")
+    );
+    c.expect_has(" 376 ").await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_over_tls_registers_and_chats_with_a_plain_nc_user() {
+    let p = pki();
+    let server = natter_server::start(irc_tls_config(&p)).await.unwrap();
+    assert!(server.tls_addrs().is_empty(), "no natter TLS port asked");
+    assert!(server.irc_addrs().is_empty(), "no plain IRC port asked");
+    let (plain, irc) = (server.local_addrs()[0], server.irc_tls_addrs()[0]);
+    let (mut nc, nc_nick) = TextClient::welcomed(plain, "nc").await;
+    let mut i = irc_tls(irc, &p.ca_file, "tlsirc").await;
+    i.send("JOIN #lobby").await;
+    let names = i.expect_has(" 353 tlsirc ").await;
+    assert!(names.contains(&nc_nick), "{names}");
+    i.expect_has(" 366 tlsirc #lobby ").await;
+    nc.expect(|l| l == "-- tlsirc joined #lobby", "the join")
+        .await;
+
+    i.send("PRIVMSG #lobby :hello from TLS").await;
+    nc.expect(|l| l == "<tlsirc> hello from TLS", "the IRC line")
+        .await;
+    nc.send("hello in clear").await;
+    i.expect(
+        |l| l == format!(":{nc_nick}!{nc_nick}@natter PRIVMSG #lobby :hello in clear"),
+        "the nc line",
+    )
+    .await;
+    i.send("PRIVMSG #lobby :\u{1}ACTION waves\u{1}").await;
+    nc.expect(|l| l == "* tlsirc waves", "the action").await;
+
+    i.send("QUIT :bye").await;
+    let last = i.expect_closed().await;
+    assert_eq!(last.last().map(String::as_str), Some("ERROR :goodbye"));
+    nc.expect(|l| l == "-- tlsirc quit (bye)", "the quit").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_registers_on_the_irc_tls_port() {
+    let p = pki();
+    let server = natter_server::start(irc_tls_config(&p)).await.unwrap();
+    let irc = server.irc_tls_addrs()[0];
+    let mut child = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(irc.to_string())
+        .arg("-CAfile")
+        .arg(&p.ca_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed (cargo xtask install)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"NICK ossl\r\nUSER ossl 0 * :openssl\r\n")
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let welcome = timeout(WAIT, async {
+        while let Some(l) = out.next_line().await.unwrap() {
+            if l.contains(" 001 ") {
+                return l;
+            }
+        }
+        panic!("openssl's output ended without a 001");
+    })
+    .await
+    .expect("no 001 through openssl s_client");
+    assert!(
+        welcome.starts_with(":natter.irc 001 ossl :Welcome"),
+        "{welcome}"
+    );
+    stdin.write_all(b"QUIT\r\n").await.unwrap();
+    drop(stdin);
+    let _ = timeout(WAIT, child.wait()).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_irc_on_the_irc_tls_port_is_refused() {
+    let p = pki();
+    let server = natter_server::start(irc_tls_config(&p)).await.unwrap();
+    let irc = server.irc_tls_addrs()[0];
+    let mut s = connect(irc).await;
+    s.write_all(b"NICK sneaky\r\nUSER sneaky 0 * :in clear\r\nJOIN #lobby\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut got))
+        .await
+        .expect("the server closes plain IRC on its TLS port")
+        .ok();
+    let shown = String::from_utf8_lossy(&got);
+    assert!(!shown.contains(" 001 "), "{shown}");
+    assert!(!shown.contains("sneaky"), "{shown}");
+    // Nobody registered: the nick is free and #lobby holds only the TLS client.
+    let mut c = irc_tls(irc, &p.ca_file, "sneaky").await;
+    c.send("JOIN #lobby").await;
+    let names = c.expect_has(" 353 sneaky ").await;
+    assert!(names.ends_with(":sneaky"), "{names}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_of_the_irc_tls_port() {
+    let p = pki();
+    let (cert, key) = (p.cert.to_str().unwrap(), p.key.to_str().unwrap());
+    // IRC over TLS only: the one listening line is its listener's.
+    let (mut child, mut log, irc) = spawn_server(
+        &[
+            "--irc-tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[],
+    )
+    .await;
+    let mut old = irc_tls(irc, &p.ca_file, "old").await;
+    old.send("JOIN #tls").await;
+    old.expect_has(" 366 old #tls ").await;
+
+    let ca2 = DevCa::new("second CA").unwrap();
+    ca2.leaf(&["localhost"])
+        .unwrap()
+        .write(p.dir.path())
+        .unwrap();
+    let ca2_file = write_ca(p.dir.path(), "ca2.pem", &ca2);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    log_line(&mut log, "TLS certificate reloaded").await;
+
+    let e = tls_connect(irc, &p.ca_file).await.unwrap_err();
+    assert!(natter_tls::is_certificate_error(&e), "{e}");
+    let mut new = irc_tls(irc, &ca2_file, "new").await;
+    new.send("JOIN #tls").await;
+    new.expect_has(" 366 new #tls ").await;
+    new.send("PRIVMSG #tls :after the reload").await;
+    old.expect(
+        |l| l == ":new!new@natter PRIVMSG #tls :after the reload",
+        "the new client's line on the connection made before the reload",
+    )
+    .await;
+    let status = sigterm(&mut child).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }

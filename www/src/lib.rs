@@ -699,6 +699,8 @@ pub struct PolicyView {
     /// Mutes, likewise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mutes: Option<Vec<EntryView>>,
+    /// The settings changed since the bans were fetched: ask again to show them.
+    pub bans_stale: bool,
 }
 
 /// One ban or mute.
@@ -738,6 +740,7 @@ impl PolicyView {
             am_founder: chat.am_founder(room),
             bans: entries(&p.bans),
             mutes: entries(&p.mutes),
+            bans_stale: p.bans_stale,
         })
     }
 }

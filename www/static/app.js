@@ -61,6 +61,11 @@ const ui = {
   limitForm: $("limit-form"),
   limitInput: $("limit-input"),
   banList: $("ban-list"),
+  inviteForm: $("invite-form"),
+  inviteInput: $("invite-input"),
+  banForm: $("ban-form"),
+  banMask: $("ban-mask"),
+  banFor: $("ban-for"),
   memberMenu: $("member-menu"),
   memberMenuNick: $("member-menu-nick"),
   memberMenuItems: $("member-menu-items"),
@@ -487,12 +492,14 @@ function renderMembers(members) {
 // Sends an operator's action; what cannot be sent as asked the model says in the open
 // conversation, and what the server refuses comes back as an error line.
 // With the settings panel open, a change to the bans or mutes fetches the list again.
+// Returns why not, when it could not be sent.
 function moderate(room, action, target = "", arg = "") {
   const err = client.moderate(room, action, target, arg, now());
   if (!err && BAN_ACTIONS.has(action) && !ui.settingsPanel.hidden) {
     client.moderate(room, "bans", "", "", now());
   }
   pump();
+  return err;
 }
 
 const BAN_ACTIONS = new Set(["ban", "unban", "mute", "unmute"]);
@@ -610,6 +617,23 @@ ui.limitForm.addEventListener("submit", (e) => {
 $("limit-clear").addEventListener("click", () => {
   if (shown?.startsWith("#")) moderate(shown, "mode", "-l");
 });
+ui.inviteForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const nick = ui.inviteInput.value.trim();
+  if (!nick || !shown?.startsWith("#")) return;
+  moderate(shown, "invite", nick);
+  ui.inviteInput.value = "";
+});
+// A ban by mask: an account, a nick, or an address or network (IPv4 or IPv6 CIDR).
+ui.banForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const mask = ui.banMask.value.trim();
+  if (!mask || !shown?.startsWith("#")) return;
+  if (!moderate(shown, "ban", mask, ui.banFor.value)) {
+    ui.banMask.value = "";
+    ui.banFor.value = "";
+  }
+});
 
 // The open conversation changed (or is drawn for the first time).
 function showCurrent() {
@@ -723,10 +747,15 @@ function applyChanges() {
         renderSettings();
         break;
       case "policy":
-        // Rare (an operator acted): redraw the marks and the panel.
+        // Rare (an operator acted): redraw the marks and the panel; with the panel open, a
+        // ban list older than the settings (another operator's ban) is fetched again.
         if (ch.key === shown) {
           renderMembers(client.members(shown));
           renderSettings();
+          const p = client.policy(shown);
+          if (!ui.settingsPanel.hidden && p?.am_op && p.bans_stale) {
+            client.moderate(shown, "bans", "", "", now());
+          }
         }
         break;
       case "list":

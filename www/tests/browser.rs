@@ -1909,14 +1909,7 @@ async fn moderation_scenario(
     let mut quiet = TextUser::connect(server_addr, "quiet").await;
     quiet.say("/join #club").await;
     for nick in ["troll", "quiet"] {
-        wait_for!(
-            format!("{nick} in the member list"),
-            STEP,
-            (!text_of(b, &format!("#member-list button[data-nick=\"{nick}\"]"))
-                .await
-                .is_empty())
-            .then_some(())
-        );
+        in_member_list(b, nick).await;
     }
 
     // The member menu: an operator's click on a member offers the actions; Ban bans.
@@ -2025,13 +2018,92 @@ async fn moderation_scenario(
             .then_some(())
     );
     troll.say("/join #club").await;
+    in_member_list(b, "troll").await;
+
+    // A ban by mask from the panel: a network, as typed.
+    type_into(b, "#ban-mask", "203.0.113.0/24").await;
+    type_into(b, "#ban-for", "1h").await;
+    click(b, "#ban-form button[type=\"submit\"]").await;
     wait_for!(
-        "troll back in the member list",
+        "the network ban in the panel's list",
         STEP,
-        (!text_of(b, "#member-list button[data-nick=\"troll\"]")
+        text_of(b, "#ban-list")
+            .await
+            .contains("203.0.113.0/24")
+            .then_some(())
+    );
+
+    // Invite-only, and an invitation from the panel reaches the invited.
+    let mut guest = TextUser::connect(server_addr, "guest").await;
+    click(b, "#mode-i").await;
+    wait_for!(
+        "#club to be invite-only",
+        STEP,
+        (policy_of(b, "#club").await["invite_only"] == json!(true)).then_some(())
+    );
+    guest.say("/join #club").await;
+    wait_for!(
+        "guest to be refused without an invitation",
+        STEP,
+        guest.out.has("invite")
+    );
+    type_into(b, "#invite-input", "guest").await;
+    click(b, "#invite-form button[type=\"submit\"]").await;
+    wait_for!(
+        "guest to be told of the invitation",
+        STEP,
+        guest.out.has("fern invites you to #club")
+    );
+    guest.say("/join #club").await;
+    in_member_list(b, "guest").await;
+
+    // Another operator's ban shows in the open panel without asking: quiet signs up, is made
+    // an operator, and bans troll by account mask from nc.
+    quiet.say("/register correct horse battery").await;
+    wait_for!(
+        "quiet to be signed in",
+        STEP,
+        quiet.out.has("you are signed in as quiet")
+    );
+    type_line(b, "/op quiet").await;
+    wait_for!(
+        "quiet to be an operator",
+        STEP,
+        (text_of(b, "#member-list button[data-nick=\"quiet\"] .mark").await == "@").then_some(())
+    );
+    quiet.say("/ban nick:spammer 1d").await;
+    wait_for!(
+        "the other operator's ban in the open panel",
+        STEP,
+        text_of(b, "#ban-list")
+            .await
+            .contains("nick:spammer")
+            .then_some(())
+    );
+    screenshot(b, "room-settings-bans.png").await;
+    bridge
+}
+
+/// Waits until `nick` is in the open room's member list.
+async fn in_member_list(b: &Browser, nick: &str) {
+    wait_for!(
+        format!("{nick} in the member list"),
+        STEP,
+        (!text_of(b, &format!("#member-list button[data-nick=\"{nick}\"]"))
             .await
             .is_empty())
         .then_some(())
     );
-    bridge
+}
+
+/// Types `text` into the input `css` (cleared first).
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} appears: {e}"));
+    input.clear().await.expect("clear the input");
+    input.send_keys(text).await.expect("type into the input");
 }

@@ -74,7 +74,8 @@ pub fn wasm_bindgen_cli() -> Result<()> {
 }
 
 /// Chromium and chromedriver for the browser test, tmux for the TUI test, irssi and WeeChat for
-/// the IRC clients' test, openssl for the TLS test's `openssl s_client`.
+/// the IRC clients' test, openssl for the TLS test's `openssl s_client`, nats-server (with
+/// JetStream) for the cluster's tests and `cargo xtask up --cluster`.
 pub fn apt_tools() -> Result<()> {
     let wanted = [
         ("/usr/bin/chromium", "chromium"),
@@ -83,6 +84,7 @@ pub fn apt_tools() -> Result<()> {
         ("/usr/bin/irssi", "irssi"),
         ("/usr/bin/weechat", "weechat"),
         ("/usr/bin/openssl", "openssl"),
+        ("/usr/sbin/nats-server", "nats-server"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -1,7 +1,9 @@
 //! natter's project commands, so a fresh clone needs nothing but cargo:
 //!
-//! - `cargo xtask up [--tls]`: build the page, start natter-server (:8000) and natter-bridge
-//!   (:8080), print how to join, stop both on Ctrl+C; with `--tls`, the server also on :8443
+//! - `cargo xtask up [--tls|--cluster]`: build the page, start natter-server (:8000) and
+//!   natter-bridge (:8080), print how to join, stop both on Ctrl+C; with `--tls`, the server
+//!   also on :8443; with `--cluster`, a nats-server with JetStream (:4222) and a second node
+//!   (:8001) in one cluster
 //!   over TLS and the page on https, with a local CA and certificate made once in
 //!   `<target>/tls/`;
 //! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
@@ -27,14 +29,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const USAGE: &str = "usage: cargo xtask <up [--tls]|test|web|fuzz [--seconds N] [--target T] [--stable]|bench [ARGS]>";
+pub const USAGE: &str = "usage: cargo xtask <up [--tls|--cluster]|test|web|fuzz [--seconds N] [--target T] [--stable]|bench [ARGS]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("up") => match args.get(1).map(String::as_str) {
-            None => up::up(false),
-            Some("--tls") => up::up(true),
+            None => up::up(false, false),
+            Some("--tls") => up::up(true, false),
+            Some("--cluster") => up::up(false, true),
             Some(other) => bail!("unknown argument {other}\n{USAGE}"),
         },
         Some("test") => test(),

@@ -4,8 +4,13 @@
 //!
 //! With `--tls`: a local CA and a certificate for localhost, 127.0.0.1 and ::1 are made once in
 //! `<target>/tls/` (kept for the next run, so a browser told to trust the CA once keeps
-//! trusting it); natter-server listens for TLS on :8443 as well, natter-bridge serves the page
-//! over https and reaches the server over TLS, and how to trust the CA is printed.
+//! trusting it); natter-server listens for TLS on :8443 and for IRC over TLS on 127.0.0.1:6697
+//! as well, natter-bridge serves the page over https and reaches the server over TLS, and how
+//! to trust the CA is printed.
+//!
+//! With `--cluster`: a nats-server with JetStream on 127.0.0.1:4222 (storing in
+//! `<target>/nats/`), and two natter-server nodes in one cluster through it: :8000 (the
+//! bridge's) and :8001 (IRC on :6668). Users on either node share rooms.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
@@ -20,6 +25,8 @@ const SERVER: &str = "127.0.0.1:8000";
 const BRIDGE: &str = "127.0.0.1:8080";
 const IRC: &str = "127.0.0.1:6667";
 const TLS_SERVER: &str = "127.0.0.1:8443";
+const IRC_TLS: &str = "127.0.0.1:6697";
+const NATS: &str = "127.0.0.1:4222";
 
 /// The local CA and the certificate it signed, as files.
 struct LocalTls {
@@ -71,8 +78,11 @@ fn local_tls(dir: &Path) -> Result<LocalTls> {
     Ok(LocalTls { spki, ..files })
 }
 
-pub fn up(tls: bool) -> Result<()> {
+pub fn up(tls: bool, cluster: bool) -> Result<()> {
     install::wasm_target()?;
+    if cluster {
+        install::apt_tools()?;
+    }
     web()?;
     build_release(&["natter-server", "natter-bridge", "natter"])?;
     let target = target_dir()?;
@@ -110,7 +120,8 @@ pub fn up(tls: bool) -> Result<()> {
         }
         Some(t) => {
             server
-                .args(["--tls-listen", "0.0.0.0:8443", "--tls-cert"])
+                .args(["--tls-listen", "0.0.0.0:8443", "--irc-tls-listen", IRC_TLS])
+                .arg("--tls-cert")
                 .arg(&t.cert)
                 .arg("--tls-key")
                 .arg(&t.key);
@@ -130,6 +141,25 @@ pub fn up(tls: bool) -> Result<()> {
         }
     }
     let mut children = Children(Vec::new());
+    if cluster {
+        children.0.push(nats(&target.join("nats"))?);
+        let url = format!("nats://{NATS}");
+        server.args(["--cluster", &url]);
+        let mut node = Command::new(bin.join("natter-server"));
+        node.env("NATTER_BRIDGE_SECRET", &secret).args([
+            "--listen",
+            "0.0.0.0:8001",
+            "--irc-listen",
+            "127.0.0.1:6668",
+            "--cluster",
+            &url,
+        ]);
+        children.0.push(
+            node.current_dir(root())
+                .spawn()
+                .context("starting the second natter-server")?,
+        );
+    }
     children.0.push(
         server
             .current_dir(root())
@@ -162,7 +192,16 @@ pub fn up(tls: bool) -> Result<()> {
         );
     }
     println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
+    if cluster {
+        println!("  node 2:    nc 127.0.0.1 8001   (IRC: 127.0.0.1:6668); NATS on {NATS}");
+    }
     println!("  IRC:       irssi -c 127.0.0.1 -p 6667   (any IRC client, {IRC})");
+    if let Some(t) = &tls {
+        println!(
+            "  IRC/TLS:   in irssi: /connect -tls -tls_cafile {} localhost 6697   ({IRC_TLS})",
+            t.ca.display()
+        );
+    }
     if let Some(t) = &tls {
         println!();
         println!("To trust the local CA ({}):", t.ca.display());
@@ -204,6 +243,25 @@ pub fn up(tls: bool) -> Result<()> {
     }
     children.stop(Duration::from_secs(10));
     Ok(())
+}
+
+/// nats-server with JetStream on [`NATS`], storing in `dir`; waits until it listens.
+fn nats(dir: &Path) -> Result<Child> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (host, port) = NATS.split_once(':').unwrap_or((NATS, "4222"));
+    let child = Command::new("/usr/sbin/nats-server")
+        .args(["-js", "-a", host, "-p", port, "-sd"])
+        .arg(dir)
+        .spawn()
+        .context("starting nats-server")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(NATS).is_err() {
+        if Instant::now() > deadline {
+            anyhow::bail!("nats-server did not listen on {NATS}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
 }
 
 /// The services started; stopped (SIGTERM, then SIGKILL after a grace period) also on error.

@@ -446,6 +446,8 @@ impl Chat {
                     c.policy.ops = ops.clone();
                     c.policy.voiced = voiced.clone();
                     c.policy.modes = modes.clone();
+                    // Any change may be a ban another operator set: the list is old now.
+                    c.policy.bans_stale = c.policy.bans.is_some();
                     c.revision += 1;
                     self.log.push(Change::Policy(id.clone()));
                 }
@@ -465,6 +467,7 @@ impl Chat {
                 if let Some(c) = self.conv_mut(&id) {
                     c.policy.bans = Some(bans.clone());
                     c.policy.mutes = Some(mutes.clone());
+                    c.policy.bans_stale = false;
                     c.revision += 1;
                     self.log.push(Change::Policy(id.clone()));
                 }

@@ -47,6 +47,9 @@ pub struct RoomPolicy {
     pub bans: Option<Vec<Entry>>,
     /// Mutes, as the bans.
     pub mutes: Option<Vec<Entry>>,
+    /// The room's settings changed since the bans were last fetched (an operator, maybe
+    /// another one, banned or lifted someone): a UI showing them asks again.
+    pub bans_stale: bool,
 }
 
 impl RoomPolicy {

@@ -1169,6 +1169,13 @@ fn room_settings_say_who_is_in_charge_and_whether_we_are() {
         1,
         "typed: shown"
     );
+    assert!(!c.policy(&room("#a")).unwrap().bans_stale);
+    // Settings changed after the list came (maybe another operator's ban): the list is old
+    // until fetched again.
+    c.handle_event(&policy("#a", Some("bob"), &[], &[]), T0);
+    assert!(c.policy(&room("#a")).unwrap().bans_stale);
+    c.handle_event(&ban_list(false), T0);
+    assert!(!c.policy(&room("#a")).unwrap().bans_stale);
 
     // Leaving forgets the room's settings.
     c.handle_event(&Event::Parted { room: room("#a") }, T0);

@@ -328,6 +328,8 @@ impl Hub {
                 self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
             }
         }
+        // What the connection sent while it was being checked runs now, in order.
+        self.run_pending(conn, now);
     }
 
     /// Accounts as stored, at start-up (with [`Hub::restore`]) or when the operator changed
@@ -643,6 +645,7 @@ impl Hub {
                 if let Some(a) = self.accounts.by_name.get_mut(account) {
                     a.user = Some(guest);
                 }
+                self.account_news(guest);
                 self.account_rooms_changed(guest);
                 let token = self
                     .issue_token(did)
@@ -1166,9 +1169,17 @@ impl Hub {
         for id in a.keys {
             self.accounts.keys.remove(&id);
         }
-        if let Some(u) = a.user.and_then(|u| self.users.get_mut(&u)) {
+        if let Some(uid) = a.user
+            && let Some(u) = self.users.get_mut(&uid)
+        {
             u.account = None;
+            self.account_news(uid);
         }
+    }
+
+    /// `conn` has an account request being checked (what it sends meanwhile waits).
+    pub(super) fn account_busy(&self, conn: ConnId) -> bool {
+        !self.accounts.busy.is_empty() && self.accounts.busy.contains(&conn)
     }
 
     /// `conn` is gone: its account work is dropped when it comes back.

@@ -48,6 +48,9 @@ impl Hub {
         skip: Skip,
         sender: Option<ConnId>,
     ) -> Seq {
+        if self.divert(room, &from, &kind, now, skip, sender) {
+            return Seq(0);
+        }
         let history_len = self.config.history_len;
         let budget = self.config.history_budget_bytes;
         let Some(r) = self.rooms.get_mut(room) else {
@@ -73,6 +76,17 @@ impl Hub {
             return seq;
         };
         let no = self.record_event(&ev, sender);
+        // Once per broadcast, not per member: IRC's account-tag shows who is signed in. (A nick
+        // in lower case is its folded form: no allocation then.)
+        let from = ev.from.as_str();
+        let uid = if from.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.nicks.get(&ev.from.folded())
+        } else {
+            self.nicks.get(from)
+        };
+        let signed_in = uid
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| u.account.is_some());
         let lim = self.config.queue_limits();
         let Hub {
             rooms,
@@ -88,7 +102,7 @@ impl Hub {
             return seq;
         };
         out.tag = no;
-        let ev = EventRef::new(ev, &frame);
+        let ev = EventRef::new(ev, &frame).signed_in(signed_in);
         let mut forms = Forms::default();
         let attached = r
             .members

@@ -308,6 +308,7 @@ impl Hub {
             // taken before the hello too, at the flood-control rate.
             Step::Request(r) if r.before_hello() => self.submit(conn, r, now),
             Step::Request(r) if ready => self.submit(conn, r, now),
+            Step::Request(r) if self.cluster_holds(conn, r.clone()) => {}
             Step::Request(_) => {
                 let detail = "say hello first";
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
@@ -376,6 +377,9 @@ impl Hub {
             return self.fatal(conn, ErrorKind::Banned, words, now);
         }
         if self.register_signed_in(conn, now) {
+            return;
+        }
+        if self.cluster_hello(conn, &hello) {
             return;
         }
         let resumable = self

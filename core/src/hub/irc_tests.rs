@@ -18,6 +18,15 @@ struct Net {
     inbox: HashMap<ConnId, Vec<u8>>,
     decoders: HashMap<ConnId, FrameDecoder>,
     events: Vec<HubEvent>,
+    /// A durable hub's store: the events written (committed at once).
+    stored: Vec<RoomEvent>,
+    /// The store's history reads asked so far.
+    reads: usize,
+    /// The store fails every read.
+    store_fails: bool,
+    /// Reads wait here (unanswered) while this is on; `answer_held` answers them.
+    hold_reads: bool,
+    held: Vec<(crate::persist::QueryId, crate::persist::HistoryQuery)>,
 }
 
 impl Net {
@@ -39,12 +48,38 @@ impl Net {
             inbox: HashMap::new(),
             decoders: HashMap::new(),
             events: Vec::new(),
+            stored: Vec::new(),
+            reads: 0,
+            store_fails: false,
+            hold_reads: false,
+            held: Vec::new(),
         }
     }
 
     fn pump(&mut self) {
         while let Some(w) = self.hub.poll_work() {
             self.hub.handle_work(w.run(), self.now);
+        }
+        // A durable hub's store: writes commit at once, history reads are answered at once.
+        while let Some(b) = self.hub.poll_store() {
+            for w in &b.writes {
+                if let crate::persist::Write::Event(ev) = w {
+                    self.stored.push(ev.clone());
+                }
+            }
+            self.hub.handle_durable(b.id, self.now);
+        }
+        while let Some((id, q)) = self.hub.poll_query() {
+            let crate::persist::Query::History(h) = q else {
+                continue;
+            };
+            self.reads += 1;
+            if self.hold_reads {
+                self.held.push((id, h));
+            } else {
+                let answer = self.read(&h);
+                self.hub.handle_answer(id, answer, self.now);
+            }
         }
         while let Some(t) = self.hub.poll_transmit() {
             self.inbox
@@ -56,6 +91,32 @@ impl Net {
         while let Some(e) = self.hub.poll_event() {
             self.events.push(e);
         }
+    }
+
+    /// The fake store's answer to a history read.
+    fn read(&self, h: &crate::persist::HistoryQuery) -> crate::persist::Answer {
+        use crate::persist::{Answer, HistoryPage};
+        if self.store_fails {
+            return Answer::History(Err("disk on fire".into()));
+        }
+        let mut events: Vec<RoomEvent> = self
+            .stored
+            .iter()
+            .filter(|e| e.room == h.room && e.seq < h.before)
+            .cloned()
+            .collect();
+        let at_start = events.len() <= h.limit;
+        events.drain(..events.len().saturating_sub(h.limit));
+        Answer::History(Ok(HistoryPage { events, at_start }))
+    }
+
+    /// Answers every read held so far.
+    fn answer_held(&mut self) {
+        for (id, h) in core::mem::take(&mut self.held) {
+            let answer = self.read(&h);
+            self.hub.handle_answer(id, answer, self.now);
+        }
+        self.pump();
     }
 
     /// Moves the clock on by `ms`, firing every deadline on the way.
@@ -272,7 +333,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :away-notify batch cap-notify echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join labeled-response message-tags multi-prefix server-time sasl=PLAIN"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -1310,4 +1371,481 @@ fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
     let l = n.lines(b);
     assert_eq!(numerics(&l), ["367", "368"], "{l:?}");
     assert!(l[0].contains("nick:bob alice"), "{l:?}");
+}
+
+/// A binary client named `want`, registered as an account (signed in).
+fn registered(n: &mut Net, want: &str) -> ConnId {
+    let c = n.bin(want);
+    n.send_bin(
+        c,
+        &ClientMsg::Register {
+            password: crate::types::Password("correct horse".into()),
+            remember: false,
+        },
+    );
+    assert!(
+        n.recv(c)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+        "{want} registered"
+    );
+    c
+}
+
+#[test]
+fn account_tag_extended_join_and_account_notify_tell_signed_in_users_from_guests() {
+    let mut n = Net::new();
+    let w = n.client(
+        "watcher",
+        &["account-tag", "extended-join", "account-notify"],
+    );
+    let p = n.client("plain", &[]);
+    n.send(w, &["JOIN #x"]);
+    n.send(p, &["JOIN #x"]);
+    n.advance(2_000);
+    n.lines(w);
+    n.lines(p);
+    // alice is signed in; bob is a guest.
+    let a = registered(&mut n, "alice");
+    let b = n.bin("bob");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    let l = n.lines(w);
+    assert_eq!(
+        l,
+        [
+            "@account=alice :alice!alice@natter JOIN #x alice :alice",
+            ":bob!bob@natter JOIN #x * :bob"
+        ]
+    );
+    assert_eq!(
+        n.lines(p),
+        [":alice!alice@natter JOIN #x", ":bob!bob@natter JOIN #x"]
+    );
+    let say = |n: &mut Net, c: ConnId, id: u64, t: &str| {
+        n.send_bin(
+            c,
+            &ClientMsg::Say {
+                room: room("#x"),
+                id: crate::types::MsgId(id),
+                text: text(t),
+            },
+        );
+    };
+    say(&mut n, a, 1, "signed in");
+    say(&mut n, b, 1, "a guest");
+    assert_eq!(
+        n.lines(w),
+        [
+            "@account=alice :alice!alice@natter PRIVMSG #x :signed in",
+            ":bob!bob@natter PRIVMSG #x :a guest"
+        ]
+    );
+    assert!(
+        n.lines(p).iter().all(|l| !l.contains("account=")),
+        "no tag without the capability"
+    );
+    // bob registers: those who asked are told, and his lines carry the tag from then on.
+    n.send_bin(
+        b,
+        &ClientMsg::Register {
+            password: crate::types::Password("battery staple".into()),
+            remember: false,
+        },
+    );
+    let l = n.lines(w);
+    assert!(
+        l.contains(&":bob!bob@natter ACCOUNT bob".to_owned()),
+        "{l:?}"
+    );
+    assert!(!n.lines(p).iter().any(|l| l.contains("ACCOUNT")));
+    say(&mut n, b, 2, "now with an account");
+    assert_eq!(
+        n.lines(w),
+        ["@account=bob :bob!bob@natter PRIVMSG #x :now with an account"]
+    );
+    // A nick with capitals is found as well.
+    let cap = registered(&mut n, "Carol");
+    n.send_bin(cap, &ClientMsg::Join { room: room("#x") });
+    n.lines(w);
+    say(&mut n, cap, 1, "capital");
+    assert_eq!(
+        n.lines(w),
+        ["@account=Carol :Carol!Carol@natter PRIVMSG #x :capital"]
+    );
+    // An IRC user signed in with SASL sees its own JOIN with its account.
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0correct horse");
+    let s = n.irc();
+    n.send(
+        s,
+        &[
+            "CAP LS 302",
+            "CAP REQ :sasl extended-join account-tag",
+            "NICK whoever",
+            "USER u 0 * :U",
+            "AUTHENTICATE PLAIN",
+            &format!("AUTHENTICATE {plain}"),
+        ],
+    );
+    n.advance(3_000);
+    n.send(s, &["CAP END"]);
+    let l = n.lines(s);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter JOIN #x alice :alice"),
+        "{l:?}"
+    );
+    // Its lines reach the watcher tagged.
+    n.advance(3_000);
+    n.lines(w);
+    n.send(s, &["PRIVMSG #x :from irc"]);
+    assert_eq!(
+        n.lines(w),
+        ["@account=alice :alice!alice@natter PRIVMSG #x :from irc"]
+    );
+}
+
+/// The text of each PRIVMSG in `lines`, in order (actions as `* text`).
+fn privmsg_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(" PRIVMSG ")?.1.split_once(" :"))
+        .map(|(_, t)| t)
+        .map(|t| match t.strip_prefix("\x01ACTION ") {
+            Some(a) => format!("* {}", a.trim_end_matches('\x01')),
+            None => t.to_owned(),
+        })
+        .collect()
+}
+
+/// The value of tag `name` on `line`.
+fn tag<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let tags = line.strip_prefix('@')?.split_once(' ')?.0;
+    tags.split(';')
+        .find_map(|t| t.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `old` (binary) says `line 1` ... `line n` in `room`, a second apart.
+fn said_lines(n: &mut Net, old: ConnId, r: &str, count: u64) {
+    for i in 1..=count {
+        n.advance(1_000);
+        n.send_bin(
+            old,
+            &ClientMsg::Say {
+                room: room(r),
+                id: crate::types::MsgId(i),
+                text: text(&format!("line {i}")),
+            },
+        );
+    }
+    n.recv(old);
+}
+
+const HISTORY_CAPS: [&str; 4] = ["draft/chathistory", "batch", "server-time", "message-tags"];
+
+#[test]
+fn chathistory_answers_every_subcommand_from_the_ring_in_a_batch() {
+    let mut n = Net::new();
+    let old = n.bin("old");
+    n.send_bin(old, &ClientMsg::Join { room: room("#h") });
+    said_lines(&mut n, old, "#h", 10);
+    let c = n.irc();
+    let req = format!("CAP REQ :{} labeled-response", HISTORY_CAPS.join(" "));
+    n.send(
+        c,
+        &["CAP LS 302", "NICK hist", "USER u 0 * :U", &req, "CAP END"],
+    );
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| numeric(l) == Some("005") && l.contains(" CHATHISTORY=100 ")),
+        "{l:?}"
+    );
+    n.advance(3_000);
+    n.send(c, &["JOIN #h"]);
+    let l = n.lines(c);
+    assert!(
+        privmsg_texts(&l).is_empty(),
+        "with draft/chathistory a JOIN brings no history: {l:?}"
+    );
+    let mut ask = |line: &str| {
+        n.advance(1_000);
+        n.send(c, &[line]);
+        n.lines(c)
+    };
+
+    // LATEST *: the newest, oldest first, in a chathistory batch with time and msgid.
+    let l = ask("CHATHISTORY LATEST #h * 3");
+    assert_eq!(l.len(), 5, "{l:?}");
+    let id = l[0]
+        .strip_prefix(":natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" chathistory #h"))
+        .unwrap_or_else(|| panic!("{l:?}"))
+        .to_owned();
+    assert_eq!(l[4], format!(":natter.irc BATCH -{id}"));
+    assert_eq!(privmsg_texts(&l), ["line 8", "line 9", "line 10"]);
+    for line in &l[1..4] {
+        assert_eq!(tag(line, "batch"), Some(id.as_str()));
+        assert!(
+            tag(line, "time").is_some_and(|t| t.starts_with("2024-")),
+            "{line}"
+        );
+        assert!(line.contains(" :old!old@natter PRIVMSG #h :"), "{line}");
+    }
+    // old's join is seq 1: line i is seq i+1, and its msgid says so.
+    assert_eq!(tag(&l[1], "msgid"), Some("h/9"));
+    let t3 = tag(&ask("CHATHISTORY AROUND #h msgid=h/4 1")[1], "time")
+        .unwrap()
+        .to_owned();
+
+    let texts = |l: Vec<String>| privmsg_texts(&l);
+    assert_eq!(
+        texts(ask("CHATHISTORY BEFORE #h msgid=h/9 2")),
+        ["line 6", "line 7"]
+    );
+    assert_eq!(
+        texts(ask("CHATHISTORY AFTER #h msgid=h/3 3")),
+        ["line 3", "line 4", "line 5"]
+    );
+    assert_eq!(
+        texts(ask("CHATHISTORY AROUND #h msgid=h/6 4")),
+        ["line 3", "line 4", "line 5", "line 6"]
+    );
+    assert_eq!(
+        texts(ask("CHATHISTORY BETWEEN #h msgid=h/3 msgid=h/7 10")),
+        ["line 3", "line 4", "line 5"]
+    );
+    assert_eq!(
+        texts(ask("CHATHISTORY BETWEEN #h msgid=h/7 msgid=h/3 2")),
+        ["line 4", "line 5"],
+        "backwards: the nearest the first point"
+    );
+    assert_eq!(
+        texts(ask("CHATHISTORY LATEST #h msgid=h/9 10")),
+        ["line 9", "line 10"]
+    );
+    // Times: line 3 was said at t3; points are exclusive.
+    assert_eq!(
+        texts(ask(&format!("CHATHISTORY AFTER #h timestamp={t3} 2"))),
+        ["line 4", "line 5"]
+    );
+    assert_eq!(
+        texts(ask(&format!("CHATHISTORY BEFORE #h timestamp={t3} 10"))),
+        ["line 1", "line 2"]
+    );
+    assert_eq!(
+        texts(ask(&format!(
+            "CHATHISTORY BETWEEN #h timestamp={t3} msgid=h/6 10"
+        ))),
+        ["line 4"]
+    );
+    // A later part of a long line names the same message; lowercase subcommands are fine.
+    assert_eq!(
+        texts(ask("chathistory before #h msgid=h/3.2 5")),
+        ["line 1"]
+    );
+    // A limit past CHATHISTORY= is cut to it; nothing there is an empty batch.
+    let l = ask("CHATHISTORY LATEST #h * 5000");
+    assert_eq!(privmsg_texts(&l).len(), 10);
+    let l = ask("CHATHISTORY AFTER #h msgid=h/11 5");
+    assert_eq!(l.len(), 2, "an empty batch: {l:?}");
+    assert!(l[0].contains(" BATCH +") && l[1].contains(" BATCH -"));
+
+    // TARGETS: the channels with lines between two times.
+    let l =
+        ask("CHATHISTORY TARGETS timestamp=2024-01-01T00:00:00Z timestamp=2030-01-01T00:00:00Z 10");
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(l[0].ends_with(" draft/chathistory-targets"), "{l:?}");
+    assert!(
+        l[1].contains(" :natter.irc CHATHISTORY TARGETS #h timestamp=2024-05-01T12:00:10.000Z"),
+        "{l:?}"
+    );
+    let l =
+        ask("CHATHISTORY TARGETS timestamp=2030-01-01T00:00:00Z timestamp=2031-01-01T00:00:00Z 10");
+    assert_eq!(l.len(), 2, "none then: {l:?}");
+
+    // A labeled CHATHISTORY: its batch is inside the labeled-response batch.
+    let l = ask("@label=x1 CHATHISTORY LATEST #h * 1");
+    assert_eq!(l.len(), 5, "{l:?}");
+    let outer = l[0]
+        .strip_prefix("@label=x1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert!(l[1].starts_with(&format!("@batch={outer} :natter.irc BATCH +")));
+    assert_eq!(privmsg_texts(&l), ["line 10"], "{l:?}");
+    assert_eq!(l[4], format!(":natter.irc BATCH -{outer}"));
+}
+
+#[test]
+fn chathistory_refusals_are_fail_lines_and_each_costs_a_flood_token() {
+    let mut n = Net::new();
+    let old = n.bin("old");
+    n.send_bin(old, &ClientMsg::Join { room: room("#h") });
+    n.send_bin(
+        old,
+        &ClientMsg::Join {
+            room: room("#private"),
+        },
+    );
+    said_lines(&mut n, old, "#h", 2);
+    let c = n.client("hist", &HISTORY_CAPS);
+    n.send(c, &["JOIN #h"]);
+    n.advance(3_000);
+    n.lines(c);
+    let mut ask = |line: &str| {
+        n.advance(1_000);
+        n.send(c, &[line]);
+        n.lines(c)
+    };
+    let cases = [
+        ("CHATHISTORY", "FAIL CHATHISTORY INVALID_PARAMS * :"),
+        (
+            "CHATHISTORY FROB #h * 5",
+            "FAIL CHATHISTORY UNKNOWN_COMMAND FROB :",
+        ),
+        (
+            "CHATHISTORY LATEST",
+            "FAIL CHATHISTORY INVALID_PARAMS LATEST :",
+        ),
+        (
+            "CHATHISTORY LATEST #h",
+            "FAIL CHATHISTORY INVALID_PARAMS LATEST #h :",
+        ),
+        (
+            "CHATHISTORY LATEST #h * lots",
+            "FAIL CHATHISTORY INVALID_PARAMS LATEST #h :",
+        ),
+        (
+            "CHATHISTORY BEFORE #h * 5",
+            "FAIL CHATHISTORY INVALID_PARAMS BEFORE #h :",
+        ),
+        (
+            "CHATHISTORY BEFORE #h msgid=other/2 5",
+            "FAIL CHATHISTORY INVALID_PARAMS BEFORE #h :",
+        ),
+        (
+            "CHATHISTORY AFTER #h timestamp=yesterday 5",
+            "FAIL CHATHISTORY INVALID_PARAMS AFTER #h :",
+        ),
+        (
+            "CHATHISTORY BETWEEN #h msgid=h/2 5",
+            "FAIL CHATHISTORY INVALID_PARAMS BETWEEN #h :",
+        ),
+        (
+            "CHATHISTORY TARGETS * * 5",
+            "FAIL CHATHISTORY INVALID_PARAMS TARGETS :",
+        ),
+        (
+            "CHATHISTORY LATEST #private * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST #private :You are not in that channel",
+        ),
+        (
+            "CHATHISTORY LATEST #nowhere * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :",
+        ),
+        (
+            "CHATHISTORY LATEST #c++ * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST #c++ :",
+        ),
+        (
+            "CHATHISTORY LATEST :#a b * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST #ab*5 :",
+        ),
+        (
+            "CHATHISTORY LATEST old * 5",
+            "FAIL CHATHISTORY INVALID_TARGET LATEST old :natter keeps no history of direct messages",
+        ),
+    ];
+    for (line, want) in cases {
+        let l = ask(line);
+        assert_eq!(l.len(), 1, "{line}: {l:?}");
+        assert!(
+            l[0].starts_with(&format!(":natter.irc {want}")),
+            "{line}: {l:?}"
+        );
+    }
+    // Flood control meters CHATHISTORY like any line: a burst past the bucket waits, and past
+    // the queue it is refused.
+    let burst: Vec<String> = (0..40)
+        .map(|_| "CHATHISTORY LATEST #h * 1".to_owned())
+        .collect();
+    let burst: Vec<&str> = burst.iter().map(String::as_str).collect();
+    n.send(c, &burst);
+    let l = n.lines(c);
+    let answered = l.iter().filter(|l| l.contains(" BATCH +")).count();
+    assert!(
+        answered <= 10,
+        "at most a burst answered at once: {answered}"
+    );
+    assert!(
+        l.iter().any(|l| numeric(l) == Some("263")),
+        "past the queue: {l:?}"
+    );
+}
+
+#[test]
+fn chathistory_reaches_past_the_ring_into_the_store() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        ..Config::default()
+    });
+    let old = n.bin("old");
+    n.send_bin(old, &ClientMsg::Join { room: room("#s") });
+    said_lines(&mut n, old, "#s", 30);
+    assert!(n.stored.len() >= 31, "every event is written");
+    let c = n.client("hist", &HISTORY_CAPS);
+    n.send(c, &["JOIN #s"]);
+    n.advance(3_000);
+    n.lines(c);
+    let ask = |n: &mut Net, line: &str| {
+        n.advance(1_000);
+        n.send(c, &[line]);
+        n.lines(c)
+    };
+    // The newest few are in the ring: no store read.
+    let l = ask(&mut n, "CHATHISTORY LATEST #s * 3");
+    assert_eq!(privmsg_texts(&l), ["line 28", "line 29", "line 30"]);
+    assert_eq!(n.reads, 0);
+    // Older ones come from the store (line i is seq i+1).
+    let l = ask(&mut n, "CHATHISTORY BEFORE #s msgid=s/11 3");
+    assert_eq!(privmsg_texts(&l), ["line 7", "line 8", "line 9"]);
+    assert_eq!(n.reads, 1);
+    let l = ask(&mut n, "CHATHISTORY AFTER #s msgid=s/4 4");
+    assert_eq!(privmsg_texts(&l), ["line 4", "line 5", "line 6", "line 7"]);
+    // More than the ring holds: the store's page and the ring, once each, in order.
+    let l = ask(&mut n, "CHATHISTORY LATEST #s * 100");
+    let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want);
+    assert!(l[0].contains(" BATCH +") && l.last().unwrap().contains(" BATCH -"));
+    // Parted while the store was read: nothing of the room comes.
+    n.hold_reads = true;
+    let l = ask(&mut n, "CHATHISTORY BEFORE #s msgid=s/6 2");
+    assert!(l.is_empty(), "waits for the store: {l:?}");
+    n.send(c, &["PART #s"]);
+    n.lines(c);
+    n.hold_reads = false;
+    n.answer_held();
+    let l = n.lines(c);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc FAIL CHATHISTORY INVALID_TARGET BEFORE #s :"),
+        "{l:?}"
+    );
+    n.send(c, &["JOIN #s"]);
+    n.advance(1_000);
+    n.lines(c);
+    // A store that cannot be read: MESSAGE_ERROR.
+    n.store_fails = true;
+    let l = ask(&mut n, "CHATHISTORY BEFORE #s msgid=s/5 3");
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with(
+            ":natter.irc FAIL CHATHISTORY MESSAGE_ERROR BEFORE #s :Messages could not be retrieved: disk on fire"
+        ),
+        "{l:?}"
+    );
 }

@@ -44,6 +44,7 @@
 
 mod accounts;
 mod admit;
+mod cluster;
 mod config;
 mod conn;
 mod deliver;
@@ -86,6 +87,7 @@ use tracing::debug;
 
 pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
+pub use cluster::ClusterOut;
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
 pub use reconfig::{Change, ReconfigError};
@@ -296,6 +298,8 @@ pub struct Hub {
     stats: Stats,
     /// The latest `now` passed in, for the few places deep in a call that need the time.
     now: Millis,
+    /// This node's side of a cluster, when it is one (see `cluster.rs`).
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl core::fmt::Debug for Hub {
@@ -343,6 +347,7 @@ impl Hub {
             shut: false,
             stats: Stats::default(),
             now: Millis::ZERO,
+            cluster: None,
         }
     }
 

@@ -445,6 +445,56 @@ impl Hub {
                 self.audit(None, &me, format!("server unban {mask}"), now);
                 self.record(Write::ServerBans(self.server_bans.clone()));
             }
+            AdminAction::TakeOver(room) => {
+                if !self.rooms.contains_key(&room) {
+                    return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+                }
+                let Some(account) = account else {
+                    return Err(gone());
+                };
+                let name = self.account_name(&account).unwrap_or_else(|| me.clone());
+                let p = self.policy_mut(&room);
+                if p.founder.as_ref().is_some_and(|f| f.folded() == account) {
+                    return Ok(());
+                }
+                p.founder = Some(name.clone());
+                info!(room = %room, by = %me, "room taken over");
+                self.changed(&room, me, format!("founder {name}"), now);
+            }
+            AdminAction::Close { room, reason } => {
+                if room == RoomName::lobby() {
+                    return Err((ErrorKind::Invalid, format!("{room} cannot be closed")));
+                }
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+                };
+                // Unregistered first, so the room goes with its last member.
+                let registered = r.policy.take().is_some();
+                r.invited.clear();
+                let members: Vec<UserId> = r.members.iter().copied().collect();
+                let words = match &reason {
+                    Some(r) => format!("close: {r}"),
+                    None => "close".to_owned(),
+                };
+                self.audit(Some(&room), &me, words.clone(), now);
+                if registered {
+                    self.record(Write::RoomPolicy {
+                        room: room.clone(),
+                        policy: None,
+                    });
+                }
+                info!(room = %room, by = %me, members = members.len(), "room closed");
+                // One event that every member sees (and history keeps), then each leaves
+                // quietly: O(members), not a kick per member to everyone left.
+                if let Ok(change) = Text::new(&words) {
+                    let kind = EventKind::Mode { change };
+                    self.broadcast(&room, me, kind, now, Skip::None, None);
+                }
+                for m in members {
+                    self.leave_room(m, &room);
+                }
+                self.drop_if_empty(&room);
+            }
             AdminAction::Bans => {
                 let bans = self
                     .server_bans

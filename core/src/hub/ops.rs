@@ -34,17 +34,24 @@ fn re_of(r: &Request) -> Re {
 
 impl Hub {
     /// A request: run now if a flood token is free and nothing waits ahead of it, else queue
-    /// it, else refuse it.
+    /// it, else refuse it. While the connection's sign-in (or registration) is being checked,
+    /// what it sends next waits for the answer: a line typed meanwhile is said by the account,
+    /// and rooms joined meanwhile are the account's, never a guest's that quits a moment later.
     pub(super) fn submit(&mut self, conn: ConnId, req: Request, now: Millis) {
         let (burst, refill, qmax) = (
             self.config.flood_burst,
             self.config.flood_refill,
             self.config.flood_queue,
         );
+        let signing_in = self.account_busy(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
+        if signing_in && c.pending_len() < qmax {
+            c.rare_mut().pending.push_back(req);
+            return;
+        }
+        if !signing_in && c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
             self.run(conn, req, now);
             return;
         }
@@ -68,6 +75,10 @@ impl Hub {
     pub(super) fn run_pending(&mut self, conn: ConnId, now: Millis) {
         let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
         loop {
+            if self.account_busy(conn) {
+                // Taken up again when the account request is answered.
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
@@ -87,6 +98,9 @@ impl Hub {
     }
 
     pub(super) fn run(&mut self, conn: ConnId, req: Request, now: Millis) {
+        let Some(req) = self.cluster_defer(conn, req) else {
+            return;
+        };
         match req {
             Request::Msg(msg) => self.exec(conn, msg, now),
             Request::Answer(reply) => self.reply(conn, reply),
@@ -277,6 +291,9 @@ impl Hub {
         if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
+        if self.cluster_join(conn, uid, &room, now) {
+            return;
+        }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
@@ -297,7 +314,7 @@ impl Hub {
 
     /// `conn` is in `room` now, whose latest event (the join) is `seq`: the room's state, then
     /// its recent history.
-    fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
+    pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         let mut own_join = true;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(room);
@@ -437,7 +454,7 @@ impl Hub {
         true
     }
 
-    fn accept_id(&mut self, conn: ConnId, id: MsgId) {
+    pub(super) fn accept_id(&mut self, conn: ConnId, id: MsgId) {
         let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
@@ -482,6 +499,9 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
+            if self.cluster_direct(conn, uid, &to, id, &text, now) {
+                return;
+            }
             let detail = format!("nobody is called {to}");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
@@ -526,7 +546,7 @@ impl Hub {
         self.reply(conn, Reply::Msg(ServerMsg::Direct(dm)));
     }
 
-    fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
+    pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
@@ -547,6 +567,12 @@ impl Hub {
         if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
+        if old.folded() != nick.folded() {
+            if self.cluster_nick(conn, uid, &nick) {
+                return;
+            }
+            self.cluster_release(&old);
         }
         self.nicks.remove(&old.folded());
         self.nicks.insert(nick.folded(), uid);

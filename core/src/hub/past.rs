@@ -1,5 +1,5 @@
-//! The past: scrollback (`Older`), search, and the history a refill or a resume needs from
-//! before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
+//! The past: scrollback (`Older`), search, windows of a room's lines (IRC's CHATHISTORY), and
+//! the history a refill or a resume needs from before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
 //! ([`Hub::poll_query`], [`Hub::handle_answer`]); without one the ring is all there is.
 //!
 //! A resume that needs events older than the ring waits for them before it is welcomed, so the
@@ -7,13 +7,17 @@
 //! to one outbound queue of it; the rest is a gap the client refills).
 
 use super::dialect::{Hello, Reply};
+use super::query::{HistoryFail, Info, Point, Window};
 use super::room::Room;
 use super::{DeviceId, Hub, UserId};
-use crate::limits::{HISTORY_PAGE_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS};
+use crate::limits::{
+    HISTORY_PAGE_MAX, HISTORY_WINDOW_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS,
+};
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq, Text};
 use crate::wire::{ErrorKind, EventKind, Re, RoomEvent, ServerMsg, encode_frame};
+use core::ops::Range;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
 use tracing::debug;
@@ -34,6 +38,15 @@ enum Asker {
     },
     /// A page of what a resuming connection missed.
     Resume { conn: ConnId, room: RoomName },
+    /// The part of a window older than the ring; `ring`: the page ends where the ring began
+    /// (the ring's lines follow it), else the page is all there is.
+    Window {
+        conn: ConnId,
+        room: RoomName,
+        window: Window,
+        limit: usize,
+        ring: bool,
+    },
 }
 
 /// A resume waiting for the store's pages.
@@ -107,6 +120,47 @@ impl Hub {
                 let events = page.map(|p| p.events).unwrap_or_default();
                 self.resume_page(conn, room, events, now);
             }
+            (
+                Asker::Window {
+                    conn,
+                    room,
+                    window,
+                    limit,
+                    ring,
+                },
+                answer,
+            ) => {
+                // Someone put out of the room while the store read gets nothing of it.
+                let still_in = self
+                    .user_of(conn)
+                    .and_then(|u| self.users.get(&u))
+                    .is_some_and(|u| u.rooms.contains(&room));
+                let lines = match answer {
+                    _ if !still_in => Err(HistoryFail::NotInRoom),
+                    Answer::History(Ok(page)) => {
+                        let mut events = page.events;
+                        if ring && let Some(r) = self.rooms.get(&room) {
+                            let last = events.last().map_or(Seq(0), |e| e.seq);
+                            events.extend(r.events().filter(|e| e.seq > last));
+                        }
+                        Ok(self.window_lines(said(events), window, limit).0)
+                    }
+                    Answer::History(Err(e)) | Answer::Search(Err(e)) => {
+                        Err(HistoryFail::Unavailable(e))
+                    }
+                    Answer::Search(Ok(_)) => Err(HistoryFail::Unavailable(
+                        "the store answered something else".into(),
+                    )),
+                };
+                self.reply(
+                    conn,
+                    Reply::Info(Info::History {
+                        room,
+                        window,
+                        lines,
+                    }),
+                );
+            }
             (asker, answer) => {
                 let (conn, re) = match asker {
                     Asker::Older { conn, room } | Asker::Refill { conn, room, .. } => {
@@ -114,6 +168,8 @@ impl Hub {
                     }
                     Asker::Search { conn, .. } => (conn, Re::Conn),
                     Asker::Resume { conn, .. } => (conn, Re::Conn),
+                    // Every answer is handled above.
+                    Asker::Window { conn, room, .. } => (conn, Re::Room(room)),
                 };
                 let why = match answer {
                     Answer::History(Err(e)) | Answer::Search(Err(e)) => e,
@@ -520,10 +576,392 @@ impl Hub {
     }
 }
 
+// ---- windows (IRC's CHATHISTORY) ----
+
+/// Only what people said (says and actions): what a window counts and shows.
+fn said(events: impl IntoIterator<Item = RoomEvent>) -> Vec<RoomEvent> {
+    events
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Say { .. } | EventKind::Act { .. }))
+        .collect()
+}
+
+/// How many of `lines` (oldest first) come before `p`, and how many before or at it.
+fn split_at(lines: &[RoomEvent], p: Point) -> (usize, usize) {
+    match p {
+        Point::Seq(s) => (
+            lines.partition_point(|e| e.seq < s),
+            lines.partition_point(|e| e.seq <= s),
+        ),
+        Point::Time(t) => (
+            lines.partition_point(|e| e.at < t),
+            lines.partition_point(|e| e.at <= t),
+        ),
+    }
+}
+
+/// The range of `lines` (oldest first) that `window` picks, at most `limit` long, and whether
+/// it reaches back to the first of them while it would take older ones if there were any
+/// (then older history, if it exists, belongs in the answer).
+fn pick(lines: &[RoomEvent], window: Window, limit: usize) -> (Range<usize>, bool) {
+    let newest = |end: usize| (end.saturating_sub(limit)..end, end < limit || end == 0);
+    let oldest = |start: usize| {
+        let end = (start + limit).min(lines.len());
+        (start..end, start == 0)
+    };
+    match window {
+        Window::Latest(None) => newest(lines.len()),
+        Window::Latest(Some(p)) => {
+            let from = split_at(lines, p).1;
+            let (range, _) = newest(lines.len());
+            (
+                range.start.max(from)..range.end,
+                from == 0 && lines.len() < limit,
+            )
+        }
+        Window::Before(p) => newest(split_at(lines, p).0),
+        Window::After(p) => oldest(split_at(lines, p).1),
+        Window::Around(p) => {
+            let (before, _) = split_at(lines, p);
+            let start = before.saturating_sub(limit / 2);
+            let end = (start + limit).min(lines.len());
+            (start..end, start == 0)
+        }
+        Window::Between(a, b) => {
+            let (a_lo, a_hi) = split_at(lines, a);
+            let (b_lo, b_hi) = split_at(lines, b);
+            let forward = match (a, b) {
+                (Point::Seq(x), Point::Seq(y)) => x <= y,
+                (Point::Time(x), Point::Time(y)) => x <= y,
+                _ => a_lo <= b_lo,
+            };
+            if forward {
+                let end = b_lo.max(a_hi);
+                let (r, touch) = oldest(a_hi);
+                (r.start..r.end.min(end), touch)
+            } else {
+                let start = b_hi.min(a_lo);
+                let (r, touch) = newest(a_lo);
+                (r.start.max(start)..r.end, touch && start == 0)
+            }
+        }
+    }
+}
+
+/// Where a store page for `window` should end (exclusive), given that the ring starts at
+/// `ring`: just before the ring, or sooner when the window's point is a seq older than it.
+fn page_end(window: Window, ring: Seq) -> Seq {
+    let after = |s: Seq| Seq(s.0.saturating_add(1 + HISTORY_PAGE_MAX as u64));
+    let end = match window {
+        Window::Before(Point::Seq(s)) => s,
+        Window::Around(Point::Seq(s)) => Seq(s.0.saturating_add(HISTORY_PAGE_MAX as u64 / 2)),
+        Window::Latest(Some(Point::Seq(s))) | Window::After(Point::Seq(s)) => after(s),
+        Window::Between(Point::Seq(a), Point::Seq(b)) if a <= b => after(a),
+        Window::Between(Point::Seq(a), Point::Seq(_)) => a,
+        _ => ring,
+    };
+    end.min(ring)
+}
+
+impl Hub {
+    /// `Query::History`: the lines of `room` in `window`, from the ring, or with a store page
+    /// when the window reaches back past the ring.
+    pub(super) fn history_window(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: RoomName,
+        window: Window,
+        limit: usize,
+    ) {
+        let limit = limit.clamp(1, HISTORY_WINDOW_MAX);
+        let member = self
+            .users
+            .get(&uid)
+            .is_some_and(|u| u.rooms.contains(&room));
+        let Some(r) = self.rooms.get(&room).filter(|_| member) else {
+            let lines = Err(HistoryFail::NotInRoom);
+            return self.reply(
+                conn,
+                Reply::Info(Info::History {
+                    room,
+                    window,
+                    lines,
+                }),
+            );
+        };
+        let ring_start = r.oldest_kept().unwrap_or(r.last_seq.next());
+        let lines = said(r.events());
+        let (lines, touches) = self.window_lines(lines, window, limit);
+        let older_exists = ring_start > Seq(1);
+        if touches && older_exists && self.durable.is_some() {
+            let end = page_end(window, ring_start);
+            let q = Query::History(HistoryQuery {
+                room: room.clone(),
+                before: end,
+                limit: HISTORY_PAGE_MAX,
+            });
+            let asker = Asker::Window {
+                conn,
+                room: room.clone(),
+                window,
+                limit,
+                ring: end == ring_start,
+            };
+            if !self.ask(q, asker) {
+                let why = "the server is busy; try again in a moment".to_owned();
+                let lines = Err(HistoryFail::Unavailable(why));
+                self.reply(
+                    conn,
+                    Reply::Info(Info::History {
+                        room,
+                        window,
+                        lines,
+                    }),
+                );
+            }
+            return;
+        }
+        self.reply(
+            conn,
+            Reply::Info(Info::History {
+                room,
+                window,
+                lines: Ok(lines),
+            }),
+        );
+    }
+
+    /// The lines `window` picks from `lines`, as many as fit half an outbound queue (the far
+    /// end from the window's point is left out first), and whether it reached their start.
+    fn window_lines(
+        &self,
+        mut lines: Vec<RoomEvent>,
+        window: Window,
+        limit: usize,
+    ) -> (Vec<RoomEvent>, bool) {
+        let (range, touches) = pick(&lines, window, limit);
+        lines.truncate(range.end);
+        lines.drain(..range.start);
+        let mut budget = self.config.queue_limits().max_bytes / 2;
+        let cost = |e: &RoomEvent| match &e.kind {
+            // The text, and room for the line's tags and prefix.
+            EventKind::Say { text, .. } | EventKind::Act { text, .. } => text.as_str().len() + 200,
+            _ => 200,
+        };
+        let newest_first = matches!(window, Window::Latest(_) | Window::Before(_));
+        let keep = if newest_first {
+            lines
+                .iter()
+                .rev()
+                .take_while(|e| {
+                    let c = cost(e);
+                    budget.checked_sub(c).map(|b| budget = b).is_some()
+                })
+                .count()
+        } else {
+            lines
+                .iter()
+                .take_while(|e| {
+                    let c = cost(e);
+                    budget.checked_sub(c).map(|b| budget = b).is_some()
+                })
+                .count()
+        };
+        if newest_first {
+            lines.drain(..lines.len() - keep);
+        } else {
+            lines.truncate(keep);
+        }
+        (lines, touches)
+    }
+
+    /// `Query::Targets`: the rooms `uid` is in whose latest line (in the ring) was said between
+    /// `from` and `to`, in the order of those times.
+    pub(super) fn targets(&self, uid: UserId, from: Millis, to: Millis, limit: usize) -> Info {
+        let (lo, hi) = (from.min(to), from.max(to));
+        let Some(u) = self.users.get(&uid) else {
+            return Info::Targets(Vec::new());
+        };
+        let mut found: Vec<(RoomName, Millis)> = u
+            .rooms
+            .iter()
+            .filter_map(|name| {
+                let r = self.rooms.get(name)?;
+                let last = said(r.events()).pop()?;
+                (last.at >= lo && last.at <= hi).then(|| (name.clone(), last.at))
+            })
+            .collect();
+        found.sort_by_key(|(_, at)| *at);
+        if from > to {
+            found.reverse();
+        }
+        found.truncate(limit.clamp(1, HISTORY_WINDOW_MAX));
+        Info::Targets(found)
+    }
+}
+
 impl Room {
     /// The newest `limit` events kept with a seq below `before`, oldest first.
     pub(crate) fn before(&self, before: Seq, limit: usize) -> Vec<&super::room::Stored> {
         let upto = Seq(before.0.saturating_sub(1));
         self.last_n(limit, upto).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{nick, room, text};
+    use crate::types::MsgId;
+
+    /// Lines with seqs 10, 12, 14, ... (others' events between them), said at seq × 1000 ms.
+    fn lines(n: u64) -> Vec<RoomEvent> {
+        (0..n)
+            .map(|i| RoomEvent {
+                room: room("#w"),
+                seq: Seq(10 + 2 * i),
+                at: Millis((10 + 2 * i) * 1000),
+                from: nick("a"),
+                kind: EventKind::Say {
+                    id: MsgId(i + 1),
+                    text: text("x"),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_pick_their_lines_and_say_when_older_ones_may_belong() {
+        let l = lines(10); // seqs 10..=28
+        let s = |n| Point::Seq(Seq(n));
+        assert_eq!(pick(&l, Window::Latest(None), 3), (7..10, false));
+        assert_eq!(pick(&l, Window::Latest(None), 30), (0..10, true));
+        assert_eq!(pick(&l, Window::Latest(Some(s(23))), 30), (7..10, false));
+        assert_eq!(pick(&l, Window::Latest(Some(s(5))), 30), (0..10, true));
+        assert_eq!(pick(&l, Window::Latest(Some(s(5))), 4), (6..10, false));
+        assert_eq!(pick(&l, Window::Before(s(16)), 2), (1..3, false));
+        assert_eq!(pick(&l, Window::Before(s(16)), 5), (0..3, true));
+        assert_eq!(pick(&l, Window::After(s(16)), 2), (4..6, false));
+        assert_eq!(pick(&l, Window::After(s(3)), 2), (0..2, true));
+        assert_eq!(pick(&l, Window::After(s(28)), 2), (10..10, false));
+        // A point between lines (an event that was not said) works the same.
+        assert_eq!(pick(&l, Window::After(s(15)), 1), (3..4, false));
+        assert_eq!(pick(&l, Window::Around(s(20)), 4), (3..7, false));
+        assert_eq!(pick(&l, Window::Around(s(12)), 4), (0..4, true));
+        assert_eq!(pick(&l, Window::Between(s(12), s(20)), 10), (2..5, false));
+        assert_eq!(pick(&l, Window::Between(s(20), s(12)), 2), (3..5, false));
+        assert_eq!(pick(&l, Window::Between(s(20), s(1)), 9), (0..5, true));
+        // Times are exclusive too, and may be mixed with seqs.
+        let t = |ms| Point::Time(Millis(ms));
+        assert_eq!(pick(&l, Window::After(t(14_000)), 2), (3..5, false));
+        assert_eq!(pick(&l, Window::Before(t(14_000)), 9), (0..2, true));
+        assert_eq!(
+            pick(&l, Window::Between(t(14_000), s(20)), 9),
+            (3..5, false)
+        );
+        assert_eq!(pick(&[], Window::Latest(None), 5), (0..0, true));
+        // Where a store page should end.
+        assert_eq!(page_end(Window::Before(s(5)), Seq(10)), Seq(5));
+        assert_eq!(page_end(Window::Before(s(50)), Seq(10)), Seq(10));
+        assert_eq!(page_end(Window::After(s(5)), Seq(1000)), Seq(206));
+        assert_eq!(page_end(Window::Latest(None), Seq(10)), Seq(10));
+        assert_eq!(page_end(Window::Between(s(9), s(2)), Seq(100)), Seq(9));
+        assert_eq!(page_end(Window::Around(t(1)), Seq(10)), Seq(10));
+    }
+
+    /// What a window means, written the slow way: filters over every line.
+    fn model(l: &[RoomEvent], window: Window, limit: usize) -> Vec<Seq> {
+        use core::cmp::Ordering;
+        let cmp = |e: &RoomEvent, p: Point| match p {
+            Point::Seq(s) => e.seq.cmp(&s),
+            Point::Time(t) => e.at.cmp(&t),
+        };
+        let seqs = |it: Vec<&RoomEvent>| it.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+        let last = |v: Vec<&RoomEvent>, n: usize| seqs(v[v.len().saturating_sub(n)..].to_vec());
+        let first = |v: Vec<&RoomEvent>, n: usize| seqs(v.into_iter().take(n).collect());
+        let before = |p| {
+            l.iter()
+                .filter(|e| cmp(e, p) == Ordering::Less)
+                .collect::<Vec<_>>()
+        };
+        let after = |p| {
+            l.iter()
+                .filter(|e| cmp(e, p) == Ordering::Greater)
+                .collect::<Vec<_>>()
+        };
+        match window {
+            Window::Latest(None) => last(l.iter().collect(), limit),
+            Window::Latest(Some(p)) => last(after(p), limit),
+            Window::Before(p) => last(before(p), limit),
+            Window::After(p) => first(after(p), limit),
+            Window::Around(p) => {
+                let mut out = last(before(p), limit / 2);
+                let from: Vec<&RoomEvent> =
+                    l.iter().filter(|e| cmp(e, p) != Ordering::Less).collect();
+                out.extend(first(from, limit - out.len()));
+                out
+            }
+            Window::Between(a, b) => {
+                let forward = match (a, b) {
+                    (Point::Seq(x), Point::Seq(y)) => x <= y,
+                    (Point::Time(x), Point::Time(y)) => x <= y,
+                    _ => before(a).len() <= before(b).len(),
+                };
+                if forward {
+                    let both = after(a).into_iter().filter(|e| cmp(e, b) == Ordering::Less);
+                    first(both.collect(), limit)
+                } else {
+                    let both = before(a)
+                        .into_iter()
+                        .filter(|e| cmp(e, b) == Ordering::Greater);
+                    last(both.collect(), limit)
+                }
+            }
+        }
+    }
+
+    fn point() -> impl proptest::strategy::Strategy<Value = Point> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..80).prop_map(|s| Point::Seq(Seq(s))),
+            (0u64..80).prop_map(|t| Point::Time(Millis(t))),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pick_is_what_the_window_means(
+            steps in proptest::collection::vec((1u64..4, 0u64..3), 0..30),
+            kind in 0u8..6,
+            a in point(),
+            b in point(),
+            limit in 1usize..12,
+        ) {
+            // Seqs rise; times never fall (several lines may share a millisecond).
+            let (mut seq, mut at) = (0, 0);
+            let l: Vec<RoomEvent> = steps
+                .iter()
+                .map(|(ds, dt)| {
+                    seq += ds;
+                    at += dt;
+                    let mut e = lines(1).remove(0);
+                    e.seq = Seq(seq);
+                    e.at = Millis(at);
+                    e
+                })
+                .collect();
+            let window = match kind {
+                0 => Window::Latest(None),
+                1 => Window::Latest(Some(a)),
+                2 => Window::Before(a),
+                3 => Window::After(a),
+                4 => Window::Around(a),
+                _ => Window::Between(a, b),
+            };
+            let (range, _) = pick(&l, window, limit);
+            let got: Vec<Seq> = l[range].iter().map(|e| e.seq).collect();
+            proptest::prop_assert_eq!(got, model(&l, window, limit));
+        }
     }
 }

@@ -31,6 +31,61 @@ pub(crate) enum Query {
     Away(Option<Text>),
     /// Whether `nick` is away (asked after a direct message to them).
     AwayOf(Nick),
+    /// Lines said in a room the user is in, in a window of its history (IRC's CHATHISTORY);
+    /// at most `limit` ([`crate::limits::HISTORY_WINDOW_MAX`]).
+    History {
+        /// The room.
+        room: RoomName,
+        /// Which lines.
+        window: Window,
+        /// At most this many.
+        limit: usize,
+    },
+    /// The rooms the user is in whose latest line was said between two times (either order),
+    /// at most `limit`, in the order of the times (IRC's CHATHISTORY TARGETS).
+    Targets {
+        /// One end.
+        from: Millis,
+        /// The other.
+        to: Millis,
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+/// A point in a room's history: a seq, or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Point {
+    /// The event with this seq (a line's msgid names it).
+    Seq(crate::types::Seq),
+    /// This server time.
+    Time(Millis),
+}
+
+/// Which lines of a room's history a [`Query::History`] wants. Points are exclusive; lines
+/// come oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// The newest lines (after the point, if given).
+    Latest(Option<Point>),
+    /// The newest lines before the point.
+    Before(Point),
+    /// The oldest lines after the point.
+    After(Point),
+    /// Half before the point, the rest from it on.
+    Around(Point),
+    /// Lines between two points: the first after the one given first if it is the older,
+    /// else the last before it.
+    Between(Point, Point),
+}
+
+/// Why a [`Query::History`] has no lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HistoryFail {
+    /// The user is not in the room (or there is no such room).
+    NotInRoom,
+    /// The history could not be read (the store failed or is busy).
+    Unavailable(String),
 }
 
 /// What one user is.
@@ -114,6 +169,25 @@ pub(crate) enum Info {
     },
     /// A user just written to is away.
     IsAway(Present),
+    /// The lines of a [`Query::History`], oldest first.
+    History {
+        /// The room.
+        room: RoomName,
+        /// The window asked for.
+        window: Window,
+        /// The lines, or why there are none.
+        lines: Result<Vec<crate::wire::RoomEvent>, HistoryFail>,
+    },
+    /// The rooms of a [`Query::Targets`], each with the time of its latest line.
+    Targets(Vec<(RoomName, Millis)>),
+    /// A co-member signed in to an account (`Some`: its name, the user's nick now) or its
+    /// account is gone (IRC's account-notify).
+    Account {
+        /// Who.
+        nick: Nick,
+        /// The account, if signed in.
+        account: Option<Nick>,
+    },
 }
 
 /// `text` cut to [`MAX_AWAY_BYTES`] at a character boundary.
@@ -197,6 +271,12 @@ impl Hub {
                 Some(p) if p.away.is_some() => Info::IsAway(p),
                 _ => return,
             },
+            Query::History {
+                room,
+                window,
+                limit,
+            } => return self.history_window(conn, uid, room, window, limit),
+            Query::Targets { from, to, limit } => self.targets(uid, from, to, limit),
         };
         self.reply(conn, Reply::Info(info));
     }
@@ -211,6 +291,31 @@ impl Hub {
             nick: u.nick.clone(),
             away: u.away.clone(),
         })
+    }
+
+    /// Tells each connection that shares a room with `uid` (its own aside) once that the user
+    /// is signed in to its account now, or no longer.
+    pub(super) fn account_news(&mut self, uid: UserId) {
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let nick = u.nick.clone();
+        let account = u.account.is_some().then(|| nick.clone());
+        let others: BTreeSet<ConnId> = u
+            .rooms
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flat_map(|r| r.members.iter())
+            .filter(|m| **m != uid)
+            .flat_map(|m| self.user_conns(*m))
+            .collect();
+        for other in others {
+            let news = Info::Account {
+                nick: nick.clone(),
+                account: account.clone(),
+            };
+            self.reply(other, Reply::Info(news));
+        }
     }
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares

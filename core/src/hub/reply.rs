@@ -233,6 +233,7 @@ impl Hub {
         };
         self.user_gone(u.account.as_deref());
         self.nicks.remove(&u.nick.folded());
+        self.cluster_release(&u.nick);
         for room in &u.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&uid);
@@ -252,6 +253,7 @@ impl Hub {
             return;
         }
         if self.rooms.get(room).is_some_and(|r| r.members.is_empty())
+            && !self.cluster_keeps(room)
             && let Some(r) = self.rooms.remove(room)
         {
             self.history_bytes -= r.history_bytes();

@@ -3293,8 +3293,10 @@ mod accounts {
         t.hold_work = true;
         let c = t.bin("x");
         sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        // A second request waits behind the first, unanswered and unqueued for now.
         let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
-        assert_eq!(error_kinds(&got), vec![ErrorKind::Unavailable]);
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(t.work.len(), 1);
         for i in 0..crate::limits::MAX_WORK_QUEUED - 1 {
             let d = t.bin(&format!("u{i}"));
             sign_in(&mut t, d, "alice", Proof::Password(pw(PW)), false);
@@ -3313,6 +3315,54 @@ mod accounts {
         let w = t.work.remove(0);
         t.hub.handle_work(w.run(), t.now);
         t.pump();
+    }
+
+    #[test]
+    fn what_is_sent_while_a_sign_in_is_checked_waits_for_the_answer() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let w = t.bin("watcher");
+        t.join(w, "#lab");
+        t.recv(w);
+        // Like `natter --login`: welcomed as a guest, the sign-in, then the rooms and a line
+        // typed at once, all before the password is checked.
+        t.hold_work = true;
+        let c = t.bin("alice_");
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick("alice"),
+                proof: Proof::Password(pw(PW)),
+                remember: false,
+            },
+        );
+        t.join(c, "#lab");
+        t.say(c, "#lab", 1, "hello from alice");
+        assert!(t.recv(w).is_empty(), "nothing happens before the answer");
+        assert_eq!(t.work.len(), 1);
+        let work = t.work.remove(0);
+        t.hold_work = false;
+        t.hub.handle_work(work.run(), t.now);
+        t.pump();
+        let got = t.recv(c);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")
+            ),
+            "{got:?}"
+        );
+        let seen = t.recv(w);
+        let evs = events(&seen);
+        assert!(
+            evs.iter().all(|e| e.from.as_str() == "alice"),
+            "only alice, never the guest: {evs:?}"
+        );
+        assert!(
+            evs.iter().any(|e| matches!(e.kind, EventKind::Join)),
+            "{evs:?}"
+        );
+        assert_eq!(says(&seen), vec!["hello from alice"]);
     }
 
     #[test]
@@ -4373,5 +4423,119 @@ mod admins {
             }
         )));
         assert!(t.closed(again));
+    }
+
+    #[test]
+    fn admins_take_over_and_close_any_room() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let bob = t.bin("bob");
+        t.join(bob, "#club");
+        let root = account(&mut t, "root");
+        // Not an admin: refused, nothing changes.
+        t.send(bob, &ClientMsg::Admin(AdminAction::TakeOver(room("#club"))));
+        assert!(
+            errors(&t.recv(bob))
+                .iter()
+                .any(|(k, _, _)| *k == ErrorKind::NotOperator)
+        );
+        // Taken over from outside the room: root is the founder, members see who did it.
+        t.recv(alice);
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::TakeOver(room("#club"))),
+        );
+        let seen = t.recv(alice);
+        assert!(
+            events(&seen).iter().any(|e| e.from.as_str() == "root"
+                && matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "founder root")),
+            "{seen:?}"
+        );
+        assert!(seen.iter().any(
+            |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "root")
+        ));
+        // alice is no founder any more: she cannot make operators.
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Op(nick("bob")),
+            },
+        );
+        assert!(
+            errors(&t.recv(alice))
+                .iter()
+                .any(|(k, _, _)| *k == ErrorKind::NotOperator)
+        );
+        // #lobby cannot be closed; an unknown room is said so.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: RoomName::lobby(),
+                reason: None,
+            }),
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#nowhere"),
+                reason: None,
+            }),
+        );
+        let kinds: Vec<ErrorKind> = errors(&t.recv(root)).iter().map(|e| e.0).collect();
+        assert_eq!(kinds, vec![ErrorKind::Invalid, ErrorKind::NotInRoom]);
+        // Closed: every member sees one event and leaves; the registration is gone.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: Some(text("moved to #new")),
+            }),
+        );
+        for c in [alice, bob] {
+            let got = t.recv(c);
+            assert!(
+                events(&got).iter().any(|e| matches!(&e.kind,
+                    EventKind::Mode { change } if change.as_str() == "close: moved to #new")),
+                "{got:?}"
+            );
+            assert!(
+                got.iter()
+                    .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#club")),
+                "{got:?}"
+            );
+        }
+        assert!(!t.hub.is_member(&nick("alice"), &room("#club")));
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+        // Anyone may open it again, unregistered, and register it anew.
+        t.join(bob, "#club");
+        let got = t.join(alice, "#club");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if r.as_str() == "#club"))
+        );
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let got = t.recv(alice);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "alice")
+            ),
+            "{got:?}"
+        );
     }
 }

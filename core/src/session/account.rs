@@ -7,6 +7,7 @@
 //! the password it was given. Credentials live in memory only and go on sign-out or when the
 //! server refuses them; a device key that stopped working falls back to the password once.
 
+use crate::time::Millis;
 use crate::types::{DeviceKey, Nick, Password};
 use crate::wire::{ClientMsg, ErrorKind, Proof};
 
@@ -71,6 +72,9 @@ pub(super) enum Ask {
 pub(super) enum Refused {
     /// Nothing more: the user is told.
     Done,
+    /// The server could not take it now (busy checking other passwords): asked again by
+    /// itself at [`Account::retry_at`].
+    Later,
     /// Try again with this (the key was refused; the password is kept).
     Retry(ClientMsg),
 }
@@ -84,7 +88,15 @@ pub(super) struct Account {
     asking: Option<Ask>,
     /// The session is for the account only: a refused sign-in ends it (`natter --login`).
     required: bool,
+    /// The server was busy: ask again then.
+    retry_at: Option<Millis>,
+    /// The wait after the last busy answer (zero: none yet); doubles up to [`RETRY_MAX`].
+    retry_wait: Millis,
 }
+
+/// The first wait before asking a busy server again, and the longest.
+const RETRY_FIRST: Millis = Millis(1_000);
+const RETRY_MAX: Millis = Millis(30_000);
 
 impl Account {
     /// The account this connection is signed in to.
@@ -105,7 +117,16 @@ impl Account {
     /// Signing in is required, and the account's credentials were refused for good (nothing
     /// signed in, nothing asked, nothing left to try).
     pub(super) fn required_and_refused(&self) -> bool {
-        self.required && self.signed_in.is_none() && self.asking.is_none()
+        self.required
+            && self.signed_in.is_none()
+            && self.asking.is_none()
+            && self.retry_at.is_none()
+    }
+
+    /// Signing in is required and not done yet: messages wait (they are never said as a
+    /// guest); a refusal ends the session with them unsent.
+    pub(super) fn holds_messages(&self) -> bool {
+        self.required && self.signed_in.is_none()
     }
 
     /// The request waiting for its answer is a registration.
@@ -191,6 +212,7 @@ impl Account {
         // password stays: if the server never took it, the sign-in with it is refused and says
         // so.)
         self.asking = None;
+        self.retry_at = None;
         if !resumed {
             self.signed_in = None;
         }
@@ -204,6 +226,8 @@ impl Account {
     pub(super) fn signed_in_as(&mut self, account: &Nick, key: Option<&DeviceKey>) {
         self.signed_in = Some(account.clone());
         self.asking = None;
+        self.retry_at = None;
+        self.retry_wait = Millis::ZERO;
         if let Some(creds) = self.creds.as_mut() {
             creds.account = account.clone();
             creds.registering = false;
@@ -211,6 +235,23 @@ impl Account {
                 creds.key = Some(key.clone());
             }
         }
+    }
+
+    /// When to ask a busy server again, if it was.
+    pub(super) fn retry_at(&self) -> Option<Millis> {
+        self.retry_at
+    }
+
+    /// At `now`, the request to ask a busy server again, if it is time.
+    pub(super) fn retry_due(&mut self, now: Millis) -> Option<ClientMsg> {
+        if self.retry_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        self.retry_at = None;
+        if self.signed_in.is_some() || self.asking.is_some() {
+            return None;
+        }
+        self.request()
     }
 
     /// Whether an error of `kind` that names nothing answers an account request: the account
@@ -252,7 +293,7 @@ impl Account {
     }
 
     /// The server refused the account request asked (kind `kind`).
-    pub(super) fn refused(&mut self, kind: ErrorKind) -> Refused {
+    pub(super) fn refused(&mut self, kind: ErrorKind, now: Millis) -> Refused {
         let asked = self.asking.take();
         match (asked, kind) {
             // The key was revoked (signed out elsewhere, password changed): the password, once.
@@ -290,7 +331,20 @@ impl Account {
                 }
                 Refused::Done
             }
-            // Throttled or unavailable: kept, tried again at the next welcome (or by the user).
+            // The server is busy checking other passwords (a crowd signing in after a
+            // restart): asked again by itself, a little later each time.
+            (Some(Ask::SignIn { .. } | Ask::Register), ErrorKind::Unavailable)
+                if self.creds.is_some() =>
+            {
+                self.retry_wait = if self.retry_wait == Millis::ZERO {
+                    RETRY_FIRST
+                } else {
+                    (self.retry_wait + self.retry_wait).min(RETRY_MAX)
+                };
+                self.retry_at = Some(now + self.retry_wait);
+                Refused::Later
+            }
+            // Throttled: kept, tried again at the next welcome (or by the user).
             _ => Refused::Done,
         }
     }

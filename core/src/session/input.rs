@@ -300,6 +300,7 @@ impl Session {
             self.event(Event::Queued { id, to, act, text });
         }
         if self.link.is_welcomed()
+            && !self.account.holds_messages()
             && let Some(msg) = self.out.pace_message(id, self.now)
         {
             self.send(&msg);

@@ -320,6 +320,11 @@ impl Session {
         if due.reconnect {
             self.start_connect(now);
         }
+        if self.link.is_welcomed()
+            && let Some(msg) = self.account.retry_due(now)
+        {
+            self.pace(msg);
+        }
     }
 
     /// Next bytes (stream) or message (message transport) to send.
@@ -334,11 +339,13 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let flood = self.out.next_deadline().filter(|_| self.link.is_welcomed());
-        match (self.link.next_deadline(), flood) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let welcomed = self.link.is_welcomed();
+        let flood = self.out.next_deadline().filter(|_| welcomed);
+        let retry = self.account.retry_at().filter(|_| welcomed);
+        [self.link.next_deadline(), flood, retry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Our nick (the wanted one until welcomed).
@@ -368,6 +375,7 @@ impl Session {
         self.link.is_welcomed()
             && self.out.is_idle()
             && !self.account.is_asking()
+            && self.account.retry_at().is_none()
             && !self.rooms.in_flight()
             && self.asks.is_empty()
     }

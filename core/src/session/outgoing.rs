@@ -198,11 +198,16 @@ impl Outgoing {
         self.flood_at = None;
     }
 
-    /// After the welcome: the commands deferred meanwhile, then every pending message again (the
-    /// server acknowledges ones it already had), all paced. Returns what may go out at once.
-    pub(super) fn resume(&mut self, now: Millis) -> Vec<ClientMsg> {
+    /// After the welcome: the commands deferred meanwhile, then (with `messages`) every pending
+    /// message again (the server acknowledges ones it already had), all paced. Returns what may
+    /// go out at once.
+    pub(super) fn resume(&mut self, messages: bool, now: Millis) -> Vec<ClientMsg> {
         let deferred: Vec<Out> = self.deferred.drain(..).map(Out::Cmd).collect();
-        let resend: Vec<Out> = self.pending.iter().map(|p| Out::Msg(p.id)).collect();
+        let resend: Vec<Out> = if messages {
+            self.pending.iter().map(|p| Out::Msg(p.id)).collect()
+        } else {
+            Vec::new()
+        };
         let mut now_out = Vec::new();
         for out in deferred.into_iter().chain(resend) {
             if let Ok(Some(msg)) = self.pace_out(out, now) {

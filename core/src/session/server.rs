@@ -82,8 +82,15 @@ impl Session {
             } => {
                 // The session is the account's now: resume it, not the guest's.
                 self.handshake.token = Some(token);
+                let held = self.account.holds_messages();
                 self.account.signed_in_as(&account, key.as_ref());
                 self.event(Event::SignedIn { account, key });
+                if held {
+                    // What was typed while the required sign-in was checked goes now.
+                    for msg in self.out.resume(true, self.now) {
+                        self.send(&msg);
+                    }
+                }
             }
             ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
             ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
@@ -216,7 +223,9 @@ impl Session {
             self.pace(msg);
         }
         self.handshake.ever_welcomed = true;
-        for msg in self.out.resume(now) {
+        // A required sign-in first: nothing is said under a guest's name meanwhile.
+        let speak = !self.account.holds_messages();
+        for msg in self.out.resume(speak, now) {
             self.send(&msg);
         }
     }
@@ -369,9 +378,15 @@ impl Session {
                 } else {
                     "sign in"
                 };
-                if let Refused::Retry(msg) = self.account.refused(kind) {
+                let refused = self.account.refused(kind, self.now);
+                if let Refused::Retry(msg) = refused {
                     self.info("the device key was refused; signing in with the password");
                     self.pace(msg);
+                } else if let Refused::Later = refused {
+                    if let Some(at) = self.account.retry_at() {
+                        let secs = (at - self.now).0.div_ceil(1000);
+                        self.info(format!("the server is busy: asking again in {secs} s"));
+                    }
                 } else if self.account.required_and_refused() {
                     // Not to go on under another name than the one asked for.
                     self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));

@@ -2794,19 +2794,20 @@ fn a_guest_signing_out_keeps_its_session() {
     );
 }
 
-#[test]
-fn a_required_sign_in_refused_ends_the_session() {
+/// `natter --login` as alice with `password`: welcomed, the sign-in sent, not answered yet.
+fn welcomed_signing_in(password: &str) -> T {
     let mut t = T::new(Transport::Stream);
-    t.s.sign_in(
-        nick("alice"),
-        Proof::Password(pw("wrong horse")),
-        false,
-        t.now,
-    );
+    t.s.sign_in(nick("alice"), Proof::Password(pw(password)), false, t.now);
     t.s.require_sign_in();
     t.s.handle_connected(t.now);
     t.welcome(1, false);
     t.drain_paced();
+    t
+}
+
+#[test]
+fn a_required_sign_in_refused_ends_the_session() {
+    let mut t = welcomed_signing_in("wrong horse");
     // Line mode types nothing until the session is settled.
     assert!(!t.s.is_settled(), "waiting for the sign-in's answer");
     t.recv(ServerMsg::Error {
@@ -2821,6 +2822,55 @@ fn a_required_sign_in_refused_ends_the_session() {
     );
     t.s.handle_input("not as a guest", t.now);
     assert!(t.sent().is_empty(), "nothing said as a guest");
+}
+
+#[test]
+fn with_a_required_sign_in_a_line_typed_before_the_answer_is_the_accounts() {
+    for refused in [false, true] {
+        let mut t = welcomed_signing_in("correct horse");
+        t.s.handle_input("typed at once", t.now);
+        let says = |sent: &[ClientMsg]| {
+            sent.iter()
+                .filter(|m| matches!(m, ClientMsg::Say { .. }))
+                .count()
+        };
+        assert_eq!(says(&t.drain_paced()), 0, "not as a guest");
+        if refused {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            assert_eq!(t.s.state(), ConnState::Closed);
+            assert_eq!(says(&t.sent()), 0, "never said at all");
+        } else {
+            signed_in(&mut t, "alice", 2, None);
+            assert_eq!(says(&t.drain_paced()), 1, "said once, as alice");
+        }
+    }
+}
+
+#[test]
+fn a_busy_server_is_asked_again_later_and_a_required_sign_in_waits_for_it() {
+    let mut t = welcomed_signing_in("correct horse");
+    let busy = || ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Conn,
+        detail: "the server is busy checking passwords; try again shortly".into(),
+    };
+    let again = sign_in_msg("alice", Proof::Password(pw("correct horse")), false);
+    // Each busy answer waits longer: 1 s, then 2 s.
+    for wait in [1_000, 2_000] {
+        t.recv(busy());
+        assert_eq!(t.s.state(), ConnState::Connected, "not given up on");
+        assert!(!t.s.is_settled(), "the sign-in is still to come");
+        t.advance(wait - 1);
+        assert!(t.drain_paced().is_empty(), "not before {wait} ms");
+        t.advance(1);
+        assert_eq!(t.drain_paced(), vec![again.clone()]);
+    }
+    signed_in(&mut t, "alice", 2, None);
+    assert_eq!(t.s.account(), Some(&nick("alice")));
 }
 
 #[test]

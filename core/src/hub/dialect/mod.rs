@@ -403,6 +403,9 @@ pub(crate) struct Form(pub(crate) u8);
 pub(crate) struct EventRef<'a> {
     frame: &'a Bytes,
     event: OnceCell<Option<RoomEvent>>,
+    /// The sender is signed in to the account of its nick (IRC's `account-tag`); known for
+    /// live events only: history does not record it.
+    signed_in: bool,
 }
 
 impl<'a> EventRef<'a> {
@@ -411,6 +414,7 @@ impl<'a> EventRef<'a> {
         EventRef {
             frame,
             event: OnceCell::new(),
+            signed_in: false,
         }
     }
 
@@ -419,7 +423,19 @@ impl<'a> EventRef<'a> {
         EventRef {
             frame,
             event: OnceCell::from(Some(event)),
+            signed_in: false,
         }
+    }
+
+    /// The same, from a sender signed in to its account (`true`) or not.
+    pub(crate) fn signed_in(mut self, yes: bool) -> EventRef<'a> {
+        self.signed_in = yes;
+        self
+    }
+
+    /// Whether the sender is signed in to the account of its nick (live events only).
+    pub(crate) fn by_account(&self) -> bool {
+        self.signed_in
     }
 
     /// The frame (`ServerMsg::Event`, length-prefixed).

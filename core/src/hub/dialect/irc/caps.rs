@@ -5,14 +5,23 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(clippy::enum_variant_names)] // `CapNotify` is the capability's name.
 pub(super) enum Cap {
+    /// `account-notify`: co-members signing in to an account (`ACCOUNT`).
+    AccountNotify,
+    /// `account-tag`: the `account` tag on what signed-in users do.
+    AccountTag,
     /// `away-notify`: co-members' AWAY changes.
     AwayNotify,
     /// `batch`: related lines grouped (labeled responses, history on join).
     Batch,
     /// `cap-notify`: always on with `CAP LS 302`; natter's caps never change while connected.
     CapNotify,
+    /// `draft/chathistory`: `CHATHISTORY` asks for the past; a JOIN brings no history of its
+    /// own then (the client asks for what it wants).
+    ChatHistory,
     /// `echo-message`: one's own messages come back, as others see them.
     EchoMessage,
+    /// `extended-join`: a JOIN line says the joiner's account (or `*`) and real name.
+    ExtendedJoin,
     /// `labeled-response`: a client's `label` tag comes back on the answer (with `batch`).
     LabeledResponse,
     /// `message-tags`: tags on messages (`msgid`), and tags from clients accepted.
@@ -26,11 +35,15 @@ pub(super) enum Cap {
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 9] = [
+const ALL: [(Cap, &str); 13] = [
+    (Cap::AccountNotify, "account-notify"),
+    (Cap::AccountTag, "account-tag"),
     (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
+    (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
+    (Cap::ExtendedJoin, "extended-join"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),
@@ -117,7 +130,8 @@ mod tests {
         assert_eq!(caps.requested("batch frobnicate"), None);
         let less = caps.requested("-echo-message batch").unwrap();
         assert_eq!(less.names(), "batch server-time");
-        assert!(offered(false).starts_with("away-notify batch cap-notify"));
+        assert!(offered(false).starts_with("account-notify account-tag away-notify batch"));
+        assert!(offered(false).contains(" draft/chathistory "));
         assert!(offered(false).ends_with(" sasl"));
         assert!(offered(true).ends_with(" sasl=PLAIN"));
         assert!(ALL.iter().all(|(c, n)| Cap::named(n) == Some(*c)));

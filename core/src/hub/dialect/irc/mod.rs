@@ -42,6 +42,10 @@ use std::collections::BTreeSet;
 const F_TIME: u8 = 1;
 /// Form bits: the `msgid` tag (message-tags).
 const F_TAGS: u8 = 2;
+/// Form bits: the `account` tag (account-tag).
+const F_ACCOUNT: u8 = 16;
+/// Form bits: JOIN lines with the account and real name (extended-join).
+const F_EXTJOIN: u8 = 32;
 /// Form state (two bits): a live event any member with the same capabilities shares.
 const S_LIVE: u8 = 0;
 /// Form state: an answer to this connection's labeled line (its echo): tagged with the label.
@@ -128,6 +132,9 @@ pub(crate) struct State {
     lines: u64,
     /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).
     sasl: Option<String>,
+    /// Signed in to the account of its nick (SASL): learnt when the hub's `SignedIn` is worded,
+    /// which happens in `render` (`&self`), hence the cell.
+    signed_in: core::cell::Cell<bool>,
 }
 
 impl Irc {
@@ -144,6 +151,12 @@ impl Irc {
         }
         if self.caps.has(Cap::MessageTags) {
             f |= F_TAGS;
+        }
+        if self.caps.has(Cap::AccountTag) {
+            f |= F_ACCOUNT;
+        }
+        if self.caps.has(Cap::ExtendedJoin) {
+            f |= F_EXTJOIN;
         }
         f
     }
@@ -224,7 +237,7 @@ impl Dialect for Irc {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
-        self.event_words(ev.event()?, form)
+        self.event_words(ev.event()?, form, ev.by_account())
     }
 
     fn echoes_own(&self) -> bool {

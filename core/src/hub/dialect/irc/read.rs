@@ -412,6 +412,7 @@ impl Irc {
                 let reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
                 plan.msg(ClientMsg::Quit { reason });
             }
+            "CHATHISTORY" => chathistory(msg, plan),
             "JOIN" => self.join(msg, plan),
             "PART" => self.part(msg, plan),
             "PRIVMSG" | "NOTICE" => self.say(msg, verb, next_id, plan),
@@ -725,6 +726,104 @@ impl Irc {
             );
         }
     }
+}
+
+/// `CHATHISTORY <sub> ...` (draft/chathistory): a window of a channel's lines, or the channels
+/// with lines between two times. Malformed ones are `FAIL CHATHISTORY <code> <sub> ...`.
+fn chathistory(msg: &Message<'_>, plan: &mut Plan<'_>) {
+    use crate::hub::query::{Point, Window};
+    let sub = msg
+        .param(0)
+        .map_or_else(|| "*".to_owned(), |s| shown(&s.to_ascii_uppercase()));
+    let fail = |plan: &mut Plan<'_>, code: &str, more: &[&str], text: &str| {
+        let mut params = vec!["CHATHISTORY", code, sub.as_str()];
+        params.extend_from_slice(more);
+        params.push(text);
+        plan.line("FAIL", &params, true);
+    };
+    let limit = |at: usize| msg.param(at).and_then(|l| l.parse::<usize>().ok());
+    let time = |at: usize| {
+        msg.param(at)
+            .and_then(|t| t.strip_prefix("timestamp="))
+            .and_then(super::time::parse_iso)
+    };
+    if sub == "TARGETS" {
+        let (Some(from), Some(to), Some(limit)) = (time(1), time(2), limit(3)) else {
+            return fail(
+                plan,
+                "INVALID_PARAMS",
+                &[],
+                "TARGETS takes timestamp=<time> timestamp=<time> <limit>",
+            );
+        };
+        return plan.query(Query::Targets { from, to, limit });
+    }
+    let points = match sub.as_str() {
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 1,
+        "BETWEEN" => 2,
+        "*" => return fail(plan, "INVALID_PARAMS", &[], "Not enough parameters"),
+        _ => {
+            return fail(
+                plan,
+                "UNKNOWN_COMMAND",
+                &[],
+                "Unknown CHATHISTORY subcommand",
+            );
+        }
+    };
+    let Some(target) = msg.param(1) else {
+        return fail(plan, "INVALID_PARAMS", &[], "Not enough parameters");
+    };
+    // Echoed in a middle parameter: no spaces, and short.
+    let named = shown(target);
+    let target = named.as_str();
+    if !target.starts_with('#') {
+        return fail(
+            plan,
+            "INVALID_TARGET",
+            &[target],
+            "natter keeps no history of direct messages",
+        );
+    }
+    let room = match names::channel(msg.param(1).unwrap_or_default()) {
+        Ok(room) => room,
+        Err(bad) => return fail(plan, "INVALID_TARGET", &[target], &bad.words),
+    };
+    // `msgid=lobby/42` (or `lobby/42.2`, a later part of a long line) or `timestamp=...`.
+    let point = |at: usize| -> Option<Point> {
+        let p = msg.param(at)?;
+        if let Some(id) = p.strip_prefix("msgid=") {
+            let (name, seq) = id.split_once('/')?;
+            let seq = seq.split('.').next()?.parse::<u64>().ok()?;
+            let ours = room.as_str().trim_start_matches('#');
+            return name
+                .eq_ignore_ascii_case(ours)
+                .then_some(Point::Seq(crate::types::Seq(seq)));
+        }
+        time(at).map(Point::Time)
+    };
+    let window = match sub.as_str() {
+        "LATEST" if msg.param(2) == Some("*") => Some(Window::Latest(None)),
+        "LATEST" => point(2).map(|p| Window::Latest(Some(p))),
+        "BEFORE" => point(2).map(Window::Before),
+        "AFTER" => point(2).map(Window::After),
+        "AROUND" => point(2).map(Window::Around),
+        _ => point(2).zip(point(3)).map(|(a, b)| Window::Between(a, b)),
+    };
+    let (Some(window), Some(limit)) = (window, limit(2 + points)) else {
+        return fail(
+            plan,
+            "INVALID_PARAMS",
+            &[target],
+            "Expected msgid=<id> or timestamp=<time> (or * for LATEST), then a limit; a msgid \
+             names a message of this channel",
+        );
+    };
+    plan.query(Query::History {
+        room,
+        window,
+        limit,
+    });
 }
 
 fn ping(msg: &Message<'_>, plan: &mut Plan<'_>) {

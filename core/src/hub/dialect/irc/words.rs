@@ -8,13 +8,15 @@ use super::message::{Tags, body_len, write_line};
 use super::names::{self, NETWORK, SERVER};
 use super::numeric::*;
 use super::time;
-use super::{F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE};
+use super::{
+    F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+};
 use crate::hub::ConnKind;
 use crate::hub::dialect::{Form, Note, Reply};
-use crate::hub::query::{Info, Present};
+use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
-    IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES, MAX_NICK_LEN,
-    MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
+    MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -28,7 +30,7 @@ const TOPICLEN: usize = 390;
 const MOTD: [&str; 3] = [
     "Welcome to natter over IRC. The people here may be on the natter client, a web page, nc",
     "or IRC like you: channels are natter rooms (# then a-z 0-9 - _ .), LIST shows them.",
-    "History comes with your JOIN when your client asks for server-time.",
+    "History comes with your JOIN when your client asks for server-time; CHATHISTORY asks for more.",
 ];
 
 /// `ISUPPORT` tokens (`005`), at most 13 to a line.
@@ -36,12 +38,14 @@ fn isupport() -> Vec<String> {
     vec![
         "AWAYLEN=".to_owned() + &MAX_AWAY_BYTES.to_string(),
         "CASEMAPPING=ascii".into(),
+        format!("CHATHISTORY={HISTORY_WINDOW_MAX}"),
         format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
         "CHANMODES=,,,n".into(),
         format!("CHANNELLEN={MAX_ROOM_LEN}"),
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        "MSGREFTYPES=msgid,timestamp".into(),
         format!("NETWORK={NETWORK}"),
         format!("NICKLEN={MAX_NICK_LEN}"),
         "PREFIX=(ov)@+".into(),
@@ -281,6 +285,10 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+        if let ServerMsg::SignedIn { .. } = msg {
+            // Its nick is the account's from now on (account-tag, extended-join).
+            self.signed_in.set(true);
+        }
         let me = match (me, msg) {
             (_, ServerMsg::Error { kind, re, detail }) => {
                 return self.error(l, *kind, re, detail);
@@ -311,7 +319,18 @@ impl Irc {
                 ..
             } => {
                 let tags = l.tags.clone();
-                l.from(&tags, &src, "JOIN", &[room.as_str()], false);
+                if self.caps.has(Cap::ExtendedJoin) {
+                    let account = if self.signed_in.get() {
+                        me.as_str()
+                    } else {
+                        "*"
+                    };
+                    // natter has no real names: the nick stands in.
+                    let params = [room.as_str(), account, me.as_str()];
+                    l.from(&tags, &src, "JOIN", &params, true);
+                } else {
+                    l.from(&tags, &src, "JOIN", &[room.as_str()], false);
+                }
                 if let Some(t) = topic {
                     l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
                 }
@@ -431,7 +450,7 @@ impl Irc {
                 );
             }
             // Scrollback and search are natter's requests; an IRC client asks neither (its
-            // history is draft/chathistory, not built yet).
+            // history is draft/chathistory: `Info::History`).
             ServerMsg::Past(_)
             | ServerMsg::PastEnd { .. }
             | ServerMsg::Found(_)
@@ -579,12 +598,14 @@ impl Irc {
         }
     }
 
-    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch.
+    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch (a
+    /// client with draft/chathistory gets none: it asks for what it wants).
     fn replaying(&self) -> Option<&Running> {
         self.running
             .as_ref()
             .filter(|r| r.verb == "JOIN")
             .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
+            .filter(|_| !self.caps.has(Cap::ChatHistory))
     }
 
     fn info(&self, l: &mut Lines, info: &Info, me: Option<&Nick>) {
@@ -732,11 +753,139 @@ impl Irc {
                     l.num(RPL_AWAY, &[p.nick.as_str()], away.as_str());
                 }
             }
+            Info::History {
+                room,
+                window,
+                lines,
+            } => self.history(l, room, *window, lines),
+            Info::Targets(rooms) => {
+                let batch = self.caps.has(Cap::Batch);
+                let id = format!("ct{}", self.lines);
+                let open = l.tags.clone();
+                if batch {
+                    let start = format!("+{id}");
+                    l.from(
+                        &open,
+                        SERVER,
+                        "BATCH",
+                        &[&start, "draft/chathistory-targets"],
+                        false,
+                    );
+                }
+                let tags = if batch {
+                    Tags::none().with("batch", &id)
+                } else {
+                    open.clone()
+                };
+                for (room, at) in rooms {
+                    let at = format!("timestamp={}", time::iso(*at));
+                    l.from(
+                        &tags,
+                        SERVER,
+                        "CHATHISTORY",
+                        &["TARGETS", room.as_str(), &at],
+                        false,
+                    );
+                }
+                if batch {
+                    l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
+                }
+            }
+            Info::Account { nick, account } => {
+                if self.caps.has(Cap::AccountNotify) {
+                    let account = account.as_ref().map_or("*", Nick::as_str);
+                    l.from(
+                        &Tags::none(),
+                        &names::source(nick),
+                        "ACCOUNT",
+                        &[account],
+                        false,
+                    );
+                }
+            }
         }
     }
 
-    /// A room event in IRC's words, in `form` (see the form bits in the module).
-    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form) -> Option<Bytes> {
+    /// CHATHISTORY's answer: the lines in a `chathistory` batch (with `batch`), each with
+    /// `time` and `msgid` as the capabilities ask; or `FAIL` with the reason.
+    fn history(
+        &self,
+        l: &mut Lines,
+        room: &RoomName,
+        window: Window,
+        lines: &Result<Vec<RoomEvent>, HistoryFail>,
+    ) {
+        let sub = match window {
+            Window::Latest(_) => "LATEST",
+            Window::Before(_) => "BEFORE",
+            Window::After(_) => "AFTER",
+            Window::Around(_) => "AROUND",
+            Window::Between(..) => "BETWEEN",
+        };
+        let open = l.tags.clone();
+        let events = match lines {
+            Ok(events) => events,
+            Err(fail) => {
+                let (code, why) = match fail {
+                    HistoryFail::NotInRoom => (
+                        "INVALID_TARGET",
+                        "You are not in that channel (JOIN it first)".to_owned(),
+                    ),
+                    HistoryFail::Unavailable(why) => (
+                        "MESSAGE_ERROR",
+                        format!("Messages could not be retrieved: {why}"),
+                    ),
+                };
+                let params = ["CHATHISTORY", code, sub, room.as_str(), &fit(&why, 300)];
+                return l.from(&open, SERVER, "FAIL", &params, true);
+            }
+        };
+        let batch = self.caps.has(Cap::Batch);
+        let id = format!("ch{}", self.lines);
+        if batch {
+            let start = format!("+{id}");
+            l.from(
+                &open,
+                SERVER,
+                "BATCH",
+                &[&start, "chathistory", room.as_str()],
+                false,
+            );
+        }
+        let base = if batch {
+            Tags::none().with("batch", &id)
+        } else {
+            open.clone()
+        };
+        for ev in events {
+            let (text, action) = match &ev.kind {
+                EventKind::Say { text, .. } => (text, false),
+                EventKind::Act { text, .. } => (text, true),
+                _ => continue,
+            };
+            let tags = self.said_tags(ev.at, base.clone());
+            let msgid = self
+                .caps
+                .has(Cap::MessageTags)
+                .then(|| event_msgid(&ev.room, ev.seq));
+            let src = names::source(&ev.from);
+            l.text(
+                &tags,
+                msgid.as_deref(),
+                &src,
+                room.as_str(),
+                text.as_str(),
+                action,
+            );
+        }
+        if batch {
+            l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
+        }
+    }
+
+    /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
+    /// its sender is signed in to the account of its nick.
+    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form, signed_in: bool) -> Option<Bytes> {
         let state = form.0 & STATE;
         let mut tags = match state {
             S_LABEL => self.reply_tags(),
@@ -745,6 +894,7 @@ impl Irc {
                 // History only for clients that can tell it is history; only what was said
                 // (old joins and parts would change their member lists).
                 if form.0 & F_TIME == 0
+                    || self.caps.has(Cap::ChatHistory)
                     || !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. })
                 {
                     return None;
@@ -758,6 +908,9 @@ impl Irc {
         };
         if form.0 & F_TIME != 0 {
             tags = tags.with("time", &time::iso(ev.at));
+        }
+        if form.0 & F_ACCOUNT != 0 && signed_in {
+            tags = tags.with("account", ev.from.as_str());
         }
         let msgid = (form.0 & F_TAGS != 0).then(|| event_msgid(&ev.room, ev.seq));
         let mut l = Lines {
@@ -780,6 +933,16 @@ impl Irc {
             }
             EventKind::Act { text, .. } => {
                 l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), true);
+            }
+            EventKind::Join if form.0 & F_EXTJOIN != 0 => {
+                let account = if signed_in { ev.from.as_str() } else { "*" };
+                l.from(
+                    &tags,
+                    &src,
+                    "JOIN",
+                    &[room, account, ev.from.as_str()],
+                    true,
+                );
             }
             EventKind::Join => l.from(&tags, &src, "JOIN", &[room], false),
             EventKind::Part { reason } => match reason {

@@ -1,0 +1,76 @@
+//! natter's cluster backend (issue 23): several natter-server nodes share rooms, nicks and node
+//! leases through NATS JetStream. The hub stays sans-IO and knows no NATS: it asks for
+//! [`ClusterOut`](natter_core::hub::ClusterOut)s and is handed [`ClusterIn`]s, which [`Node`]
+//! turns into JetStream calls and back.
+//!
+//! - **Rooms.** Each room is a JetStream stream of its own (`<PREFIX>_ROOM_<hex of the name>`,
+//!   one subject), so the stream's sequence *is* the room's seq: contiguous, the same on every
+//!   node, decided by JetStream. A publish is acknowledged when JetStream has stored it (PubAck,
+//!   with the replicas configured); the event then comes back to every node that follows the
+//!   room through an ordered consumer, and only then do members see it.
+//! - **Nicks.** A KV bucket (`<prefix>_nicks`) maps a folded nick to the node holding it; a claim
+//!   is a KV `create` (atomic: of two nodes claiming at once exactly one wins).
+//! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
+//!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
+//!   compare-and-swap on its revision.
+
+mod names;
+mod node;
+
+pub use names::{nick_key, room_stream, room_subject};
+pub use node::{ClusterIn, Node};
+
+use std::time::Duration;
+use thiserror::Error;
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// NATS servers (`nats://HOST:PORT`), any of which will do.
+    pub servers: Vec<String>,
+    /// Prefix of every stream, subject and bucket: several clusters can share one NATS.
+    pub prefix: String,
+    /// Replicas of each room stream and bucket (1 on a single nats-server; 3 in production).
+    pub replicas: usize,
+    /// Events a node reads back when it starts following a room (its history ring).
+    pub recent: usize,
+    /// How long a publish waits for JetStream's acknowledgement before it is refused.
+    pub ack_timeout: Duration,
+    /// How long a node's lease lasts without a refresh (refreshed every third of it).
+    pub lease: Duration,
+}
+
+impl ClusterConfig {
+    /// Defaults for `servers`.
+    pub fn new(servers: Vec<String>) -> ClusterConfig {
+        ClusterConfig {
+            servers,
+            prefix: "natter".into(),
+            replicas: 1,
+            recent: 100,
+            ack_timeout: Duration::from_secs(2),
+            lease: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a node could not join the cluster.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    /// No NATS server answered.
+    #[error("cannot reach NATS at {servers}: {source}")]
+    Connect {
+        /// The servers tried.
+        servers: String,
+        /// Why.
+        source: async_nats::ConnectError,
+    },
+    /// NATS answered, but JetStream did not do what was asked (not enabled, no quorum).
+    #[error("JetStream {what}: {why}")]
+    JetStream {
+        /// What was asked.
+        what: &'static str,
+        /// Why it failed.
+        why: String,
+    },
+}

@@ -1,0 +1,654 @@
+//! One node's link to the cluster: a driver task that does what the hub asks (follow a room,
+//! publish an event, claim or release a nick) in the order asked, a task per followed room that
+//! hands its events back in the log's order, and a task that keeps this node's lease alive.
+
+use crate::names::{nick_key, room_stream, room_subject};
+use crate::{ClusterConfig, ClusterError};
+use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::{HeaderMap, connection::State};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use natter_core::hub::{ClusterOut, Hub};
+use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
+use natter_core::{Millis, Nick, RoomName, Seq};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// Header naming the node that published an event.
+const NODE_HEADER: &str = "Natter-Node";
+/// Header holding the hub's number for a published event, on the node that published it.
+const ID_HEADER: &str = "Natter-Id";
+
+/// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
+#[derive(Debug)]
+pub enum ClusterIn {
+    /// A room event from the log (this node's own if `origin` is set).
+    Remote {
+        /// The event, with the log's seq.
+        event: RoomEvent,
+        /// The hub's number for it, if this node published it.
+        origin: Option<u64>,
+    },
+    /// A published event was not stored.
+    Failed {
+        /// The hub's number for it.
+        id: u64,
+        /// Why, in words for people.
+        why: String,
+    },
+    /// The answer to a nick claim.
+    Claimed {
+        /// The hub's number for the claim.
+        id: u64,
+        /// Whether this node holds the nick now.
+        granted: bool,
+    },
+    /// A direct message from another node, for a user here (`token`: to answer with).
+    RemoteDirect {
+        /// This node's token for the asking node's request.
+        token: u64,
+        /// The message.
+        dm: DirectMsg,
+    },
+    /// The answer to a direct message this node sent to another.
+    DirectDone {
+        /// The hub's number for it.
+        id: u64,
+        /// Delivered, or why not.
+        result: Result<(), String>,
+    },
+    /// A nick claim could not be decided.
+    ClaimFailed {
+        /// The hub's number for the claim.
+        id: u64,
+        /// Why, in words for people.
+        why: String,
+    },
+}
+
+impl ClusterIn {
+    /// Feeds this to the hub.
+    pub fn apply(self, hub: &mut Hub, now: Millis) {
+        match self {
+            ClusterIn::Remote { event, origin } => hub.handle_remote(event, origin, now),
+            ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
+            ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
+            ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
+            ClusterIn::RemoteDirect { token, dm } => hub.handle_remote_direct(token, dm, now),
+            ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
+        }
+    }
+}
+
+/// This node's link to the cluster. Dropping it stops its tasks.
+#[derive(Debug)]
+pub struct Node {
+    id: String,
+    out: mpsc::UnboundedSender<ClusterOut>,
+    inbox: mpsc::UnboundedReceiver<ClusterIn>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Node {
+    /// Connects to NATS, makes sure JetStream and the buckets are there, and starts the node's
+    /// tasks. Fails if no server answers or JetStream refuses.
+    pub async fn start(cfg: ClusterConfig) -> Result<Node, ClusterError> {
+        let id = node_id();
+        let servers = cfg.servers.join(",");
+        // Counts (re)connections: each room reader reads again from where it was after one.
+        let (links, _) = watch::channel(0u64);
+        let on_event = links.clone();
+        let client = async_nats::ConnectOptions::new()
+            .event_callback(move |ev| {
+                if matches!(ev, async_nats::Event::Connected) {
+                    on_event.send_modify(|n| *n += 1);
+                }
+                info!(event = %ev, "NATS");
+                std::future::ready(())
+            })
+            .name(format!("natter-server {id}"))
+            // Come back quickly after NATS does: writes are refused until then.
+            .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1_000)))
+            .connect(cfg.servers.as_slice())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                servers: servers.clone(),
+                source,
+            })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(cfg.ack_timeout);
+        let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
+        let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
+        nodes
+            .put(&id, Bytes::from_static(b"up"))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "node lease",
+                why: e.to_string(),
+            })?;
+        info!(node = %id, %servers, "joined the cluster");
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (in_tx, inbox) = mpsc::unbounded_channel();
+        let lease = tokio::spawn(keep_lease(nodes.clone(), id.clone(), cfg.lease));
+        let inbox_subject = node_subject(&cfg.prefix, &id);
+        let requests =
+            client
+                .subscribe(inbox_subject)
+                .await
+                .map_err(|e| ClusterError::JetStream {
+                    what: "node inbox",
+                    why: e.to_string(),
+                })?;
+        let replies = Replies::default();
+        let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
+        let driver = Driver {
+            cfg,
+            id: id.clone(),
+            client,
+            js,
+            nicks,
+            nodes,
+            rooms: HashMap::new(),
+            tx: in_tx,
+            links,
+            replies,
+        };
+        let driver = tokio::spawn(driver.run(out_rx));
+        Ok(Node {
+            id,
+            out,
+            inbox,
+            tasks: vec![driver, lease, serve],
+        })
+    }
+
+    /// This node's id in the cluster (random per start).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Does what the hub asked, after everything asked before it.
+    pub fn send(&self, out: ClusterOut) {
+        if self.out.send(out).is_err() {
+            warn!("the cluster driver stopped");
+        }
+    }
+
+    /// What the cluster has for the hub next; `None` once the driver stopped.
+    pub async fn next(&mut self) -> Option<ClusterIn> {
+        self.inbox.recv().await
+    }
+
+    /// What the cluster has for the hub now, without waiting.
+    pub fn try_next(&mut self) -> Option<ClusterIn> {
+        self.inbox.try_recv().ok()
+    }
+}
+
+/// A random id for this node's run.
+fn node_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    format!("{:016x}", h.finish())
+}
+
+/// The bucket `<prefix>_<name>`, made if missing; `max_age` zero: entries never expire. Its
+/// stream is made here as a KV bucket's is (`KV_<bucket>`, one value per key): async-nats's own
+/// `create_key_value` asks for account details that nats-server 2.9 (Debian's) words
+/// differently.
+async fn bucket(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    name: &str,
+    max_age: Duration,
+) -> Result<kv::Store, ClusterError> {
+    let bucket = format!("{}_{name}", cfg.prefix);
+    let failed = |e: &dyn std::fmt::Display| ClusterError::JetStream {
+        what: "key-value bucket",
+        why: e.to_string(),
+    };
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| failed(&e))?;
+    js.get_key_value(&bucket).await.map_err(|e| failed(&e))
+}
+
+/// Refreshes this node's lease every third of it.
+async fn keep_lease(nodes: kv::Store, id: String, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
+            warn!(error = %e, "node lease not refreshed");
+        }
+    }
+}
+
+struct Driver {
+    cfg: ClusterConfig,
+    id: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nicks: kv::Store,
+    nodes: kv::Store,
+    /// Rooms followed, each by its reader task.
+    rooms: HashMap<RoomName, JoinHandle<()>>,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    /// Bumped at each (re)connection to NATS.
+    links: watch::Sender<u64>,
+    /// Where to answer direct messages other nodes asked this one to deliver.
+    replies: Replies,
+}
+
+/// Reply subjects of direct messages handed to the hub, by token.
+#[derive(Debug, Clone, Default)]
+struct Replies(std::sync::Arc<std::sync::Mutex<(u64, HashMap<u64, async_nats::Subject>)>>);
+
+impl Replies {
+    fn add(&self, reply: async_nats::Subject) -> u64 {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.0 += 1;
+        let token = r.0;
+        r.1.insert(token, reply);
+        token
+    }
+
+    fn take(&self, token: u64) -> Option<async_nats::Subject> {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.1.remove(&token)
+    }
+}
+
+/// The subject a node's direct messages come to.
+fn node_subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.node.{node}")
+}
+
+/// Hands direct messages other nodes send here to the hub.
+async fn serve_directs(
+    mut requests: async_nats::Subscriber,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    replies: Replies,
+) {
+    while let Some(m) = requests.next().await {
+        let Some(reply) = m.reply else {
+            continue;
+        };
+        let dm = match decode_payload::<DirectMsg>(&m.payload) {
+            Ok(dm) => dm,
+            Err(e) => {
+                warn!(error = %e, "direct message not understood; dropped");
+                continue;
+            }
+        };
+        let token = replies.add(reply);
+        if tx.send(ClusterIn::RemoteDirect { token, dm }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
+async fn send_direct(
+    client: &async_nats::Client,
+    nicks: &kv::Store,
+    prefix: &str,
+    wait: Duration,
+    dm: &DirectMsg,
+) -> Result<(), String> {
+    let nobody = || format!("nobody is called {}", dm.to);
+    let unavailable = |e: &dyn std::fmt::Display| format!("the cluster is unavailable ({e})");
+    let entry = nicks
+        .entry(nick_key(&dm.to))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .filter(|e| e.operation == kv::Operation::Put)
+        .ok_or_else(nobody)?;
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    let payload = encode_payload(dm).map_err(|e| e.to_string())?;
+    let asked = client.request(node_subject(prefix, &holder), payload);
+    let answer = tokio::time::timeout(wait, asked)
+        .await
+        .map_err(|_| unavailable(&"the node holding the nick did not answer"))?
+        .map_err(|_| nobody())?;
+    if answer.payload.is_empty() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&answer.payload).into_owned())
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for t in self.rooms.values() {
+            t.abort();
+        }
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
+        while let Some(out) = rx.recv().await {
+            match out {
+                ClusterOut::Follow(room) => {
+                    if let Err(why) = self.follow(&room).await {
+                        // The next publish in the room tries again.
+                        warn!(%room, %why, "room not followed");
+                    }
+                }
+                ClusterOut::Unfollow(room) => {
+                    if let Some(t) = self.rooms.remove(&room) {
+                        t.abort();
+                        debug!(%room, "room no longer followed");
+                    }
+                }
+                ClusterOut::Publish { id, event } => {
+                    if let Err(why) = self.publish(id, event).await {
+                        let _ = self.tx.send(ClusterIn::Failed { id, why });
+                    }
+                }
+                ClusterOut::Claim { id, nick } => {
+                    let (nicks, nodes, me, tx) = (
+                        self.nicks.clone(),
+                        self.nodes.clone(),
+                        self.id.clone(),
+                        self.tx.clone(),
+                    );
+                    let connected = self.client.connection_state() == State::Connected;
+                    tokio::spawn(async move {
+                        let answer = match connected {
+                            true => claim(&nicks, &nodes, &me, &nick).await,
+                            false => Err("no NATS server answers".into()),
+                        };
+                        let _ = tx.send(match answer {
+                            Ok(granted) => {
+                                debug!(%nick, granted, "nick claim");
+                                ClusterIn::Claimed { id, granted }
+                            }
+                            Err(e) => {
+                                warn!(%nick, error = %e, "nick claim failed");
+                                let why = format!("the cluster is unavailable ({e})");
+                                ClusterIn::ClaimFailed { id, why }
+                            }
+                        });
+                    });
+                }
+                ClusterOut::Direct { id, dm } => {
+                    let (client, nicks, tx) =
+                        (self.client.clone(), self.nicks.clone(), self.tx.clone());
+                    let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
+                    tokio::spawn(async move {
+                        let result = send_direct(&client, &nicks, &prefix, wait, &dm).await;
+                        let _ = tx.send(ClusterIn::DirectDone { id, result });
+                    });
+                }
+                ClusterOut::Delivered { token, result } => {
+                    let Some(reply) = self.replies.take(token) else {
+                        continue;
+                    };
+                    let payload = match result {
+                        Ok(()) => Bytes::new(),
+                        Err(why) => Bytes::from(why),
+                    };
+                    if let Err(e) = self.client.publish(reply, payload).await {
+                        debug!(error = %e, "direct message answer not sent");
+                    }
+                }
+                ClusterOut::Release(nick) => {
+                    let (nicks, me) = (self.nicks.clone(), self.id.clone());
+                    tokio::spawn(async move {
+                        if let Err(why) = release(&nicks, &me, &nick).await {
+                            warn!(%nick, %why, "nick not released");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Starts reading `room`'s stream (made if missing) from its recent events on.
+    async fn follow(&mut self, room: &RoomName) -> Result<(), String> {
+        if self.rooms.contains_key(room) {
+            return Ok(());
+        }
+        let name = room_stream(&self.cfg.prefix, room);
+        let mut stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name,
+                subjects: vec![room_subject(&self.cfg.prefix, room)],
+                num_replicas: self.cfg.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the room's stream is unavailable ({e})"))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| format!("the room's stream is unavailable ({e})"))?
+            .state
+            .last_sequence;
+        let start = last.saturating_sub(self.cfg.recent as u64) + 1;
+        let reader = RoomReader {
+            room: room.clone(),
+            stream,
+            next: start,
+            me: self.id.clone(),
+            tx: self.tx.clone(),
+            links: self.links.subscribe(),
+        };
+        // The first read is made here, so a failure is the follow's.
+        let messages = reader.messages().await?;
+        let task = tokio::spawn(reader.run(messages));
+        debug!(%room, from = start, "following room");
+        self.rooms.insert(room.clone(), task);
+        Ok(())
+    }
+
+    /// Sends `event` to its room's stream, and waits for JetStream's acknowledgement aside.
+    async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
+        if self.client.connection_state() != State::Connected {
+            return Err("the cluster is unavailable (no NATS server answers)".into());
+        }
+        self.follow(&event.room).await?;
+        let payload = encode_payload(&event).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, self.id.as_str());
+        headers.insert(ID_HEADER, id.to_string().as_str());
+        let subject = room_subject(&self.cfg.prefix, &event.room);
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| format!("the cluster is unavailable ({e})"))?;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ack.await {
+                let why = format!("the cluster did not store it ({e})");
+                let _ = tx.send(ClusterIn::Failed { id, why });
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Hands a room's events to the hub in the stream's order, with the stream's seq. After NATS
+/// comes back (a new connection) it reads again from the event after the last one handed over:
+/// JetStream's consumers do not outlive a restarted server.
+struct RoomReader {
+    room: RoomName,
+    stream: stream::Stream,
+    /// The seq of the next event to hand over.
+    next: u64,
+    me: String,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    links: watch::Receiver<u64>,
+}
+
+impl RoomReader {
+    async fn messages(&self) -> Result<consumer::pull::Ordered, String> {
+        self.stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: self.next,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))?
+            .messages()
+            .await
+            .map_err(|e| format!("the room cannot be read ({e})"))
+    }
+
+    async fn run(mut self, mut messages: consumer::pull::Ordered) {
+        self.links.mark_unchanged();
+        loop {
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(Ok(m)) => {
+                        if !self.hand_over(&m) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        debug!(room = %self.room, error = %e, "room reader");
+                        continue;
+                    }
+                    None => {}
+                },
+                changed = self.links.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            // The connection came back (or the read ended): read again from `next`.
+            messages = loop {
+                match self.messages().await {
+                    Ok(m) => break m,
+                    Err(why) => {
+                        debug!(room = %self.room, %why, "room reader waits for NATS");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            };
+            debug!(room = %self.room, from = self.next, "room reader reads again");
+        }
+    }
+
+    /// Hands one message over; false once the hub side is gone.
+    fn hand_over(&mut self, m: &jetstream::Message) -> bool {
+        let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+            return true;
+        };
+        if seq < self.next {
+            return true;
+        }
+        self.next = seq + 1;
+        let mut event = match decode_payload::<RoomEvent>(&m.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                warn!(room = %self.room, seq, error = %e, "room event not understood; skipped");
+                return true;
+            }
+        };
+        event.room = self.room.clone();
+        event.seq = Seq(seq);
+        let headers = m.headers.as_ref();
+        let mine = headers
+            .and_then(|h| h.get(NODE_HEADER))
+            .is_some_and(|n| n.as_str() == self.me);
+        let origin = headers
+            .and_then(|h| h.get(ID_HEADER))
+            .filter(|_| mine)
+            .and_then(|v| v.as_str().parse().ok());
+        self.tx.send(ClusterIn::Remote { event, origin }).is_ok()
+    }
+}
+
+/// Claims `nick` for node `me`: created if nobody holds it; ours already; or taken over from a
+/// node whose lease ran out (compare-and-swap on the revision read).
+async fn claim(
+    nicks: &kv::Store,
+    nodes: &kv::Store,
+    me: &str,
+    nick: &Nick,
+) -> Result<bool, String> {
+    let key = nick_key(nick);
+    match nicks.create(&key, Bytes::from(me.to_owned())).await {
+        Ok(_) => return Ok(true),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    if holder == me {
+        return Ok(true);
+    }
+    let alive = nodes
+        .get(holder.clone())
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if alive {
+        return Ok(false);
+    }
+    info!(%nick, %holder, "taking over a nick from a node whose lease ran out");
+    Ok(nicks
+        .update(&key, Bytes::from(me.to_owned()), entry.revision)
+        .await
+        .is_ok())
+}
+
+/// Releases `nick` if node `me` holds it.
+async fn release(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(), String> {
+    let key = nick_key(nick);
+    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if entry.operation != kv::Operation::Put || entry.value.as_ref() != me.as_bytes() {
+        return Ok(());
+    }
+    nicks
+        .delete_expect_revision(&key, Some(entry.revision))
+        .await
+        .map_err(|e| e.to_string())
+}

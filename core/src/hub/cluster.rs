@@ -1,0 +1,1144 @@
+//! The hub's side of a cluster (issue 23): several hubs on several nodes share rooms through a
+//! log the shell provides (natter-cluster puts it on NATS JetStream; core knows no transport).
+//! With [`Hub::enable_cluster`], a room event is not sequenced here: it goes out as
+//! [`ClusterOut::Publish`], and comes back, from this node or any other, through
+//! [`Hub::handle_remote`] with the seq the log gave it, in the log's order. Only then is it
+//! delivered to this node's members, so every member on every node sees the same events with
+//! the same seqs in the same order. A join waits for its own `Join` event to come back; a nick
+//! is claimed cluster-wide ([`ClusterOut::Claim`], answered by [`Hub::handle_claim`]) before it
+//! is used. The shell follows the rooms this node has members in ([`ClusterOut::Follow`]), so
+//! an event crosses to each node once, not once per member.
+
+use super::deliver::Skip;
+use super::dialect::{Hello, IfTaken, Request};
+use super::{Hub, UserId};
+use crate::limits::MAX_NICK_LEN;
+use crate::time::Millis;
+use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use tracing::debug;
+
+/// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
+const CLAIM_TRIES: u32 = 8;
+
+/// What the hub asks of the cluster's shell, in the order it must be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterOut {
+    /// Start receiving `room`'s events (this node has, or is about to have, a member there):
+    /// the shell feeds the room's recent events and then every new one to
+    /// [`Hub::handle_remote`], in the log's order.
+    Follow(RoomName),
+    /// Stop receiving `room`'s events (no member here any more).
+    Unfollow(RoomName),
+    /// Append `event` to its room's log (its seq is 0: the log gives it). Once stored, it comes
+    /// back through [`Hub::handle_remote`] with `origin: Some(id)`; if it cannot be stored,
+    /// call [`Hub::handle_publish_failed`].
+    Publish {
+        /// The hub's number for it.
+        id: u64,
+        /// The event, seq 0.
+        event: RoomEvent,
+    },
+    /// Claim `nick` for this node, unless another node's user holds it: answer with
+    /// [`Hub::handle_claim`].
+    Claim {
+        /// The hub's number for the claim.
+        id: u64,
+        /// The nick.
+        nick: Nick,
+    },
+    /// `nick` is no longer used here: release this node's claim on it.
+    Release(Nick),
+    /// Deliver `dm` on the node that holds `dm.to`; answer with
+    /// [`Hub::handle_direct_done`].
+    Direct {
+        /// The hub's number for it.
+        id: u64,
+        /// The message.
+        dm: DirectMsg,
+    },
+    /// The answer to a direct message another node asked this one to deliver (see
+    /// [`Hub::handle_remote_direct`]): `Err` says why not, in words for people.
+    Delivered {
+        /// The shell's token for the asking node.
+        token: u64,
+        /// Whether it was delivered.
+        result: Result<(), String>,
+    },
+}
+
+/// What waits for a published event to come back.
+#[derive(Debug)]
+struct Published {
+    room: RoomName,
+    skip: Skip,
+    sender: Option<ConnId>,
+    /// The message id of a say or act, to refuse it by if it cannot be stored.
+    id: Option<MsgId>,
+    /// A join completes when its event is back.
+    join: Option<(ConnId, UserId)>,
+}
+
+/// What waits for a nick claim's answer.
+#[derive(Debug)]
+enum Claiming {
+    /// A new user's hello, on its `tries`th nick.
+    Hello {
+        conn: ConnId,
+        hello: Hello,
+        want: Option<Nick>,
+        tries: u32,
+        /// Requests sent after the hello, run once the user has its nick (a client may send
+        /// them without waiting for the welcome, as a single node allows).
+        held: Vec<Request>,
+    },
+    /// A nick change.
+    Change { conn: ConnId, uid: UserId },
+}
+
+/// The cluster's state in the hub.
+#[derive(Debug, Default)]
+pub(crate) struct Cluster {
+    out: VecDeque<ClusterOut>,
+    next: u64,
+    published: BTreeMap<u64, Published>,
+    claims: BTreeMap<u64, (Nick, Claiming)>,
+    /// Rooms followed.
+    following: BTreeSet<RoomName>,
+    /// A nick granted to a connection, used by the call that asked for it.
+    granted: Option<(ConnId, String)>,
+    /// Set while a returned event is delivered: `broadcast` sequences it then.
+    applying: bool,
+    /// Requests of connections whose join is on its way, run in order once it is done.
+    deferred: BTreeMap<ConnId, VecDeque<Request>>,
+    /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
+    directs: BTreeMap<u64, (ConnId, DirectMsg)>,
+}
+
+impl Hub {
+    /// Makes this hub one node of a cluster (see the module docs). Call it once, before the
+    /// first `accept`; drive the cluster with [`Hub::poll_cluster`], [`Hub::handle_remote`],
+    /// [`Hub::handle_publish_failed`] and [`Hub::handle_claim`].
+    pub fn enable_cluster(&mut self) {
+        self.cluster.get_or_insert_with(Box::default);
+    }
+
+    /// The next thing to ask of the cluster, in order.
+    pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        self.cluster.as_mut()?.out.pop_front()
+    }
+
+    /// Whether `broadcast` must publish instead of sequencing; if so, publishes (see
+    /// [`ClusterOut::Publish`]).
+    pub(super) fn divert(
+        &mut self,
+        room: &RoomName,
+        from: &crate::types::Nick,
+        kind: &EventKind,
+        now: Millis,
+        skip: Skip,
+        sender: Option<ConnId>,
+    ) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        if cl.applying {
+            return false;
+        }
+        let id = match kind {
+            EventKind::Say { id, .. } | EventKind::Act { id, .. } if sender.is_some() => Some(*id),
+            _ => None,
+        };
+        publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
+        true
+    }
+
+    /// Cluster mode: `uid` on `conn` asked to join `room` and may; it joins when its `Join`
+    /// comes back through the log. False without a cluster.
+    pub(super) fn cluster_join(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: &RoomName,
+        now: Millis,
+    ) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return true;
+        };
+        let waiting = cl
+            .published
+            .values()
+            .any(|p| p.room == *room && p.join.is_some_and(|(_, u)| u == uid));
+        if waiting {
+            return true;
+        }
+        let join = Some((conn, uid));
+        publish(
+            cl,
+            room,
+            &nick,
+            EventKind::Join,
+            now,
+            Skip::User(uid),
+            None,
+            None,
+            join,
+        );
+        true
+    }
+
+    /// Cluster mode: `req` waits if a join of `conn` is on its way (what follows a join may
+    /// need it done, as on a single node); else it is handed back to run now.
+    pub(super) fn cluster_defer(&mut self, conn: ConnId, req: Request) -> Option<Request> {
+        let max = self.config.flood_queue;
+        let Some(cl) = self.cluster.as_mut() else {
+            return Some(req);
+        };
+        if !joining(cl, conn) {
+            return Some(req);
+        }
+        let queue = cl.deferred.entry(conn).or_default();
+        if queue.len() >= max {
+            let detail = "too many commands wait for your join; this one was dropped".to_owned();
+            self.error(conn, ErrorKind::Flood, Re::Conn, detail);
+            return None;
+        }
+        queue.push_back(req);
+        None
+    }
+
+    /// Runs what waited for `conn`'s join, up to the next join.
+    fn run_deferred(&mut self, conn: ConnId, now: Millis) {
+        loop {
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            if joining(cl, conn) {
+                return;
+            }
+            let Some(queue) = cl.deferred.get_mut(&conn) else {
+                return;
+            };
+            let Some(req) = queue.pop_front() else {
+                cl.deferred.remove(&conn);
+                return;
+            };
+            if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+                if let Some(cl) = self.cluster.as_mut() {
+                    cl.deferred.remove(&conn);
+                }
+                return;
+            }
+            self.run(conn, req, now);
+        }
+    }
+
+    /// Whether `room` must stay though nobody here is in it (a join is on its way); when it
+    /// goes, it is no longer followed.
+    pub(super) fn cluster_keeps(&mut self, room: &RoomName) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        if cl
+            .published
+            .values()
+            .any(|p| p.room == *room && p.join.is_some())
+        {
+            return true;
+        }
+        if cl.following.remove(room) {
+            cl.published.retain(|_, p| p.room != *room);
+            cl.out.push_back(ClusterOut::Unfollow(room.clone()));
+        }
+        false
+    }
+
+    /// A room event from the log, in the log's order: from another node, or this node's own
+    /// (`origin`: the id of its [`ClusterOut::Publish`]). Delivered to this node's members
+    /// with the log's seq; an event at or below the room's latest seq was seen and is dropped.
+    /// Events of a room this node does not hold are dropped.
+    pub fn handle_remote(&mut self, event: RoomEvent, origin: Option<u64>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let mine = origin.and_then(|id| cl.published.remove(&id));
+        let Some(r) = self.rooms.get_mut(&event.room) else {
+            return;
+        };
+        if event.seq <= r.last_seq || event.seq == Seq(0) {
+            debug!(room = %event.room, seq = event.seq.0, "room event seen already");
+            return;
+        }
+        r.last_seq = Seq(event.seq.0 - 1);
+        if let EventKind::Topic { topic } = &event.kind {
+            r.topic = topic.clone();
+        }
+        let (skip, sender, join) =
+            mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
+        let room = event.room;
+        if let Some((_, uid)) = join
+            && let Some(u) = self.users.get_mut(&uid)
+        {
+            u.rooms.insert(room.clone());
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.members.insert(uid);
+            }
+            self.session_changed(uid);
+        }
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.applying = true;
+        }
+        let seq = self.broadcast(&room, event.from, event.kind, event.at, skip, sender);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.applying = false;
+        }
+        if let Some((conn, uid)) = join
+            && self
+                .users
+                .get(&uid)
+                .is_some_and(|u| u.rooms.contains(&room))
+        {
+            let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+            if self.conns.contains_key(&conn) {
+                on.insert(0, conn);
+            }
+            for c in on {
+                self.entered_on(c, &room, seq);
+            }
+        }
+        if let Some((conn, _)) = join {
+            self.run_deferred(conn, now);
+        }
+    }
+
+    /// Published event `id` could not be stored (`why`, in words for people): its sender is
+    /// told, and a join it was is refused.
+    pub fn handle_publish_failed(&mut self, id: u64, why: &str, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(p) = self
+            .cluster
+            .as_mut()
+            .and_then(|cl| cl.published.remove(&id))
+        else {
+            return;
+        };
+        if let (Some(conn), Some(msg)) = (p.sender, p.id) {
+            let detail = format!("{why}; your message was not delivered");
+            self.error(conn, ErrorKind::NotStored, Re::Msg(msg), detail);
+        }
+        if let Some((conn, _)) = p.join {
+            let detail = format!("{why}; you did not join {}", p.room);
+            self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
+            self.drop_if_empty(&p.room);
+            self.run_deferred(conn, now);
+        }
+    }
+
+    /// Cluster mode: a new user's hello claims its nick first. False without a cluster or
+    /// when the nick was granted (the hello goes on).
+    pub(super) fn cluster_hello(&mut self, conn: ConnId, hello: &Hello) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        if cl.granted.as_ref().is_some_and(|(c, _)| *c == conn) {
+            return false;
+        }
+        let want = hello.nick.clone();
+        self.claim_for_hello(conn, hello.clone(), want, 0, Vec::new());
+        true
+    }
+
+    /// Holds `req` of `conn` if its hello waits for a nick claim (at most as many as flood
+    /// control queues); false if none waits.
+    pub(super) fn cluster_holds(&mut self, conn: ConnId, req: Request) -> bool {
+        let max = self.config.flood_queue;
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let held = cl.claims.values_mut().find_map(|(_, c)| match c {
+            Claiming::Hello { conn: c, held, .. } if *c == conn => Some(held),
+            _ => None,
+        });
+        match held {
+            Some(held) if held.len() < max => {
+                held.push(req);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn claim_for_hello(
+        &mut self,
+        conn: ConnId,
+        hello: Hello,
+        want: Option<Nick>,
+        tries: u32,
+        held: Vec<Request>,
+    ) {
+        if tries >= CLAIM_TRIES {
+            let detail = "no free nick was found in the cluster; try another".to_owned();
+            return self.error(conn, ErrorKind::NickTaken, Re::Conn, detail);
+        }
+        let nick = match &want {
+            Some(w) if tries == 0 && self.nick_free(w) => w.clone(),
+            Some(w) if tries == 0 && hello.taken == IfTaken::Refuse => {
+                let detail = format!("the nick {w} is taken");
+                return self.error(conn, ErrorKind::NickTaken, Re::Nick(w.clone()), detail);
+            }
+            Some(w) if tries < 4 => self.free_nick(suffixed(w, tries + 1)),
+            _ => self.guest_nick(),
+        };
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        let claiming = Claiming::Hello {
+            conn,
+            hello,
+            want,
+            tries,
+            held,
+        };
+        cl.claims.insert(id, (nick.clone(), claiming));
+        cl.out.push_back(ClusterOut::Claim { id, nick });
+    }
+
+    /// Cluster mode: a nick change claims the new nick first. False without a cluster, or
+    /// when it was granted (the change goes on).
+    pub(super) fn cluster_nick(&mut self, conn: ConnId, uid: UserId, nick: &Nick) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        if cl
+            .granted
+            .as_ref()
+            .is_some_and(|(c, n)| *c == conn && *n == nick.folded())
+        {
+            return false;
+        }
+        let id = cl.next;
+        cl.next += 1;
+        cl.claims
+            .insert(id, (nick.clone(), Claiming::Change { conn, uid }));
+        cl.out.push_back(ClusterOut::Claim {
+            id,
+            nick: nick.clone(),
+        });
+        true
+    }
+
+    /// The answer to claim `id`: `granted` if this node holds the nick now.
+    pub fn handle_claim(&mut self, id: u64, granted: bool, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
+        else {
+            return;
+        };
+        let conn = match &claiming {
+            Claiming::Hello { conn, .. } | Claiming::Change { conn, .. } => *conn,
+        };
+        let gone = self.conns.get(&conn).is_none_or(|c| c.closing());
+        let stale = match &claiming {
+            Claiming::Hello { .. } => {
+                gone || self.user_of(conn).is_some() || !self.nick_free(&nick)
+            }
+            Claiming::Change { uid, .. } => gone || self.user_of(conn) != Some(*uid),
+        };
+        if stale {
+            if granted {
+                self.cluster_release(&nick);
+            }
+            return;
+        }
+        match (claiming, granted) {
+            (
+                Claiming::Hello {
+                    mut hello, held, ..
+                },
+                true,
+            ) => {
+                hello.nick = Some(nick.clone());
+                self.with_grant(conn, &nick, |hub| hub.fresh_session(conn, hello, now));
+                if self.user_of(conn).is_some() {
+                    for req in held {
+                        self.submit(conn, req, now);
+                    }
+                }
+            }
+            (
+                Claiming::Hello {
+                    hello,
+                    want,
+                    tries,
+                    held,
+                    ..
+                },
+                false,
+            ) => {
+                if tries == 0 && hello.taken == IfTaken::Refuse {
+                    let detail = format!("the nick {nick} is taken");
+                    return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                }
+                self.claim_for_hello(conn, hello, want, tries + 1, held);
+            }
+            (Claiming::Change { uid, .. }, true) => {
+                self.with_grant(conn, &nick, |hub| {
+                    hub.change_nick(conn, uid, nick.clone(), now)
+                });
+            }
+            (Claiming::Change { .. }, false) => {
+                let detail = format!("the nick {nick} is taken");
+                self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+            }
+        }
+    }
+
+    /// Claim `id` could not be decided (`why`, in words for people: the cluster is
+    /// unavailable): a hello is refused and its connection closed, a nick change is refused.
+    pub fn handle_claim_failed(&mut self, id: u64, why: &str, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
+        else {
+            return;
+        };
+        match claiming {
+            Claiming::Hello { conn, .. } => {
+                if self.conns.contains_key(&conn) && self.user_of(conn).is_none() {
+                    let detail = format!("{why}; try again in a moment");
+                    self.fatal(conn, ErrorKind::Unavailable, detail, now);
+                }
+            }
+            Claiming::Change { conn, .. } => {
+                let detail = format!("{why}; your nick is unchanged");
+                self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+            }
+        }
+    }
+
+    /// Cluster mode: `to` is nobody here, so the message goes to the node that holds the nick.
+    /// False without a cluster.
+    pub(super) fn cluster_direct(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        to: &Nick,
+        id: MsgId,
+        text: &crate::types::Text,
+        now: Millis,
+    ) -> bool {
+        let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return false;
+        };
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let dm = DirectMsg {
+            from,
+            to: to.clone(),
+            id,
+            at: now,
+            text: text.clone(),
+        };
+        let no = cl.next;
+        cl.next += 1;
+        cl.directs.insert(no, (conn, dm.clone()));
+        cl.out.push_back(ClusterOut::Direct { id: no, dm });
+        true
+    }
+
+    /// The answer to direct message `id`: delivered (the sender gets it back as its
+    /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
+    pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((conn, dm)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id)) else {
+            return;
+        };
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.accept_id(conn, dm.id);
+                let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+                for c in copies {
+                    self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+                }
+                self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Direct(dm)));
+            }
+            Err(why) => self.error(conn, ErrorKind::NoSuchNick, Re::Msg(dm.id), why),
+        }
+    }
+
+    /// A direct message from a user on another node (`token`: the shell's, to answer with):
+    /// delivered to the recipient's connections here that are reading; the answer goes out as
+    /// [`ClusterOut::Delivered`].
+    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, now: Millis) {
+        self.now = self.now.max(now);
+        if self.cluster.is_none() {
+            return;
+        }
+        let lim = self.config.queue_limits();
+        let size = 256 + dm.text.as_str().len();
+        let target = self.nicks.get(&dm.to.folded()).copied();
+        let readers: Vec<ConnId> = target
+            .map(|uid| self.user_conns(uid).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.room_fits(&self.out, size, lim))
+            })
+            .collect();
+        let result = match (target, readers.is_empty()) {
+            (None, _) => Err(format!("nobody is called {}", dm.to)),
+            (Some(_), true) => Err(format!(
+                "{} is not reading right now; message not delivered",
+                dm.to
+            )),
+            (Some(_), false) => Ok(()),
+        };
+        for c in readers {
+            self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+        }
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Delivered { token, result });
+        }
+    }
+
+    fn with_grant(&mut self, conn: ConnId, nick: &Nick, f: impl FnOnce(&mut Hub)) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.granted = Some((conn, nick.folded()));
+        }
+        f(self);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.granted = None;
+        }
+        // The hello or change did not take the nick after all (refused on the way).
+        let used = self.nicks.contains_key(&nick.folded());
+        if !used {
+            self.cluster_release(nick);
+        }
+    }
+
+    /// `nick` is no longer used on this node.
+    pub(super) fn cluster_release(&mut self, nick: &Nick) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Release(nick.clone()));
+        }
+    }
+}
+
+/// Whether a join of `conn` is on its way.
+fn joining(cl: &Cluster, conn: ConnId) -> bool {
+    cl.published
+        .values()
+        .any(|p| p.join.is_some_and(|(c, _)| c == conn))
+}
+
+/// Queues `kind` in `room` for the log, following the room first if needed.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    cl: &mut Cluster,
+    room: &RoomName,
+    from: &Nick,
+    kind: EventKind,
+    now: Millis,
+    skip: Skip,
+    sender: Option<ConnId>,
+    id: Option<MsgId>,
+    join: Option<(ConnId, UserId)>,
+) {
+    if cl.following.insert(room.clone()) {
+        cl.out.push_back(ClusterOut::Follow(room.clone()));
+    }
+    let no = cl.next;
+    cl.next += 1;
+    cl.published.insert(
+        no,
+        Published {
+            room: room.clone(),
+            skip,
+            sender,
+            id,
+            join,
+        },
+    );
+    let event = RoomEvent {
+        room: room.clone(),
+        seq: Seq(0),
+        at: now,
+        from: from.clone(),
+        kind,
+    };
+    cl.out.push_back(ClusterOut::Publish { id: no, event });
+}
+
+/// `want_n`, cut to fit.
+fn suffixed(want: &Nick, n: u32) -> Nick {
+    let suffix = format!("_{n}");
+    let base: String = want
+        .as_str()
+        .chars()
+        .take(MAX_NICK_LEN - suffix.len())
+        .collect();
+    Nick::new(&format!("{base}{suffix}")).unwrap_or_else(|_| want.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two or three hubs sharing rooms through a fake log (a `Vec` per room) and a fake nick
+    //! table, moved by hand: no sockets.
+    use super::*;
+    use crate::hub::{Config, Hub};
+    use crate::test_support::{nick, room, text};
+    use crate::wire::{
+        ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, ServerMsg, decode_payload, encode_frame,
+    };
+    use std::collections::HashMap;
+
+    const LOCAL: core::net::IpAddr = core::net::IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
+
+    struct Node {
+        hub: Hub,
+        following: BTreeSet<RoomName>,
+        inbox: HashMap<ConnId, FrameDecoder>,
+    }
+
+    /// The nodes, the shared log and nick table, and what is asked but not yet done.
+    struct Net {
+        nodes: Vec<Node>,
+        log: BTreeMap<RoomName, Vec<RoomEvent>>,
+        owners: HashMap<String, usize>,
+        /// Publishes that fail instead of being stored.
+        refuse: bool,
+        /// Claims held back, to answer in a chosen order.
+        claims: Vec<(usize, u64, Nick)>,
+        hold_claims: bool,
+        /// Direct messages out to another node: token → (asking node, its id).
+        directs: HashMap<u64, (usize, u64)>,
+        now: Millis,
+    }
+
+    impl Net {
+        fn new(n: usize) -> Net {
+            let nodes = (0..n)
+                .map(|i| {
+                    let mut hub = Hub::new(Config {
+                        secret_seed: [i as u8; 32],
+                        ..Config::default()
+                    });
+                    hub.enable_cluster();
+                    Node {
+                        hub,
+                        following: BTreeSet::new(),
+                        inbox: HashMap::new(),
+                    }
+                })
+                .collect();
+            Net {
+                nodes,
+                log: BTreeMap::new(),
+                owners: HashMap::new(),
+                refuse: false,
+                claims: Vec::new(),
+                hold_claims: false,
+                directs: HashMap::new(),
+                now: Millis(1_000),
+            }
+        }
+
+        fn pump(&mut self) {
+            for _ in 0..1_000 {
+                let mut busy = false;
+                for i in 0..self.nodes.len() {
+                    while let Some(t) = self.nodes[i].hub.poll_transmit() {
+                        busy = true;
+                        let n = t.len();
+                        let d = self.nodes[i].inbox.entry(t.conn).or_default();
+                        d.extend(&t.concat());
+                        self.nodes[i].hub.handle_written(t.conn, n, self.now);
+                    }
+                    while self.nodes[i].hub.poll_event().is_some() {}
+                    while let Some(o) = self.nodes[i].hub.poll_cluster() {
+                        busy = true;
+                        self.cluster(i, o);
+                    }
+                }
+                if !busy {
+                    return;
+                }
+            }
+            panic!("the net did not settle");
+        }
+
+        fn cluster(&mut self, i: usize, o: ClusterOut) {
+            let now = self.now;
+            match o {
+                ClusterOut::Follow(r) => {
+                    self.nodes[i].following.insert(r.clone());
+                    for ev in self.log.get(&r).cloned().unwrap_or_default() {
+                        self.nodes[i].hub.handle_remote(ev, None, now);
+                    }
+                }
+                ClusterOut::Unfollow(r) => {
+                    self.nodes[i].following.remove(&r);
+                }
+                ClusterOut::Publish { id, mut event } => {
+                    if self.refuse {
+                        self.nodes[i].hub.handle_publish_failed(
+                            id,
+                            "the cluster is unavailable",
+                            now,
+                        );
+                        return;
+                    }
+                    let log = self.log.entry(event.room.clone()).or_default();
+                    event.seq = Seq(log.len() as u64 + 1);
+                    log.push(event.clone());
+                    for (j, n) in self.nodes.iter_mut().enumerate() {
+                        if n.following.contains(&event.room) {
+                            let origin = (j == i).then_some(id);
+                            n.hub.handle_remote(event.clone(), origin, now);
+                        }
+                    }
+                }
+                ClusterOut::Claim { id, nick } => {
+                    if self.hold_claims {
+                        self.claims.push((i, id, nick));
+                    } else {
+                        self.answer(i, id, &nick);
+                    }
+                }
+                ClusterOut::Release(nick) => {
+                    if self.owners.get(&nick.folded()) == Some(&i) {
+                        self.owners.remove(&nick.folded());
+                    }
+                }
+                ClusterOut::Direct { id, dm } => match self.owners.get(&dm.to.folded()) {
+                    Some(&j) => {
+                        let token = self.directs.len() as u64 + 1;
+                        self.directs.insert(token, (i, id));
+                        self.nodes[j].hub.handle_remote_direct(token, dm, now);
+                    }
+                    None => {
+                        let why = format!("nobody is called {}", dm.to);
+                        self.nodes[i].hub.handle_direct_done(id, Err(why), now);
+                    }
+                },
+                ClusterOut::Delivered { token, result } => {
+                    let (j, id) = self.directs[&token];
+                    self.nodes[j].hub.handle_direct_done(id, result, now);
+                }
+            }
+        }
+
+        fn answer(&mut self, i: usize, id: u64, nick: &Nick) {
+            let owner = *self.owners.entry(nick.folded()).or_insert(i);
+            self.nodes[i].hub.handle_claim(id, owner == i, self.now);
+        }
+
+        fn send(&mut self, i: usize, c: ConnId, msg: &ClientMsg) {
+            let f = encode_frame(msg).unwrap();
+            self.nodes[i].hub.handle_bytes(c, &f, self.now);
+            self.pump();
+        }
+
+        /// A binary client on node `i` that said hello (nothing pumped yet).
+        fn hello(&mut self, i: usize, want: &str) -> ConnId {
+            let now = self.now;
+            let c = self.nodes[i].hub.accept(LOCAL, now).unwrap();
+            self.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+            let hello = ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            };
+            self.nodes[i]
+                .hub
+                .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
+            c
+        }
+
+        fn recv(&mut self, i: usize, c: ConnId) -> Vec<ServerMsg> {
+            let d = self.nodes[i].inbox.entry(c).or_default();
+            let mut out = Vec::new();
+            while let Some(p) = d.next_frame().unwrap() {
+                out.push(decode_payload::<ServerMsg>(&p).unwrap());
+            }
+            out
+        }
+
+        fn welcomed(&mut self, i: usize, c: ConnId) -> Nick {
+            let got = self.recv(i, c);
+            match got.as_slice() {
+                [ServerMsg::Welcome { nick, .. }] => nick.clone(),
+                other => panic!("no welcome: {other:?}"),
+            }
+        }
+    }
+
+    fn say(id: u64, words: &str) -> ClientMsg {
+        ClientMsg::Say {
+            room: room("#r"),
+            id: MsgId(id),
+            text: text(words),
+        }
+    }
+
+    /// The room events in `msgs`, as (seq, from, what) for comparing nodes.
+    fn events(msgs: &[ServerMsg]) -> Vec<(u64, String, String)> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Event(e) => Some((e.seq.0, e.from.to_string(), format!("{:?}", e.kind))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_on_two_nodes_see_one_order_with_the_logs_seqs() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        assert_eq!(net.welcomed(0, a), nick("alice"));
+        assert_eq!(net.welcomed(1, b), nick("bob"));
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        let a_join = net.recv(0, a);
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        assert!(
+            matches!(a_join.first(), Some(ServerMsg::Joined { seq: Seq(1), .. })),
+            "{a_join:?}"
+        );
+        let b_join = net.recv(1, b);
+        // Bob joins after alice: his replay holds her join, then his own.
+        assert!(
+            matches!(b_join.first(), Some(ServerMsg::Joined { seq: Seq(2), .. })),
+            "{b_join:?}"
+        );
+        assert_eq!(events(&b_join).len(), 2, "{b_join:?}");
+        // Both talk before either hears the other: the log decides one order for both.
+        let now = net.now;
+        for (i, c, id, words) in [(0, a, 1, "hi from a"), (1, b, 1, "hi from b")] {
+            let f = encode_frame(&say(id, words)).unwrap();
+            net.nodes[i].hub.handle_bytes(c, &f, now);
+        }
+        net.pump();
+        let got_a = events(&net.recv(0, a));
+        let got_b = events(&net.recv(1, b));
+        // Alice hears bob's join, then both lines; bob hears both lines.
+        assert_eq!(got_a.first().map(|e| e.0), Some(2));
+        assert_eq!(&got_a[1..], &got_b[..], "one order everywhere");
+        assert_eq!(got_b.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(net.log[&room("#r")].len(), 4);
+    }
+
+    #[test]
+    fn an_event_crosses_to_a_node_once_and_reaches_each_local_member() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b1 = net.hello(1, "bob");
+        let b2 = net.hello(1, "carol");
+        net.pump();
+        for (i, c) in [(0, a), (1, b1), (1, b2)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        for (i, c) in [(0, a), (1, b1), (1, b2)] {
+            net.recv(i, c);
+        }
+        net.send(0, a, &say(1, "to all"));
+        for (i, c) in [(0, a), (1, b1), (1, b2)] {
+            let got = events(&net.recv(i, c));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].0, 4);
+        }
+    }
+
+    #[test]
+    fn a_line_the_log_refuses_reaches_nobody_and_its_sender_is_told() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        for (i, c) in [(0, a), (1, b)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        net.recv(0, a);
+        net.recv(1, b);
+        net.refuse = true;
+        net.send(0, a, &say(1, "lost"));
+        let got = net.recv(0, a);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [ServerMsg::Error {
+                    kind: ErrorKind::NotStored,
+                    re: Re::Msg(MsgId(1)),
+                    ..
+                }]
+            ),
+            "{got:?}"
+        );
+        assert!(net.recv(1, b).is_empty());
+        // A join refused by the log does not happen either.
+        net.send(1, b, &ClientMsg::Join { room: room("#s") });
+        let got = net.recv(1, b);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [ServerMsg::Error {
+                    kind: ErrorKind::NotStored,
+                    ..
+                }]
+            ),
+            "{got:?}"
+        );
+        net.refuse = false;
+        net.send(0, a, &say(2, "back"));
+        assert_eq!(events(&net.recv(1, b)).len(), 1);
+    }
+
+    #[test]
+    fn a_nick_claimed_on_two_nodes_at_once_goes_to_one() {
+        let mut net = Net::new(2);
+        net.hold_claims = true;
+        let x = net.hello(0, "sam");
+        let y = net.hello(1, "Sam");
+        net.pump();
+        // Nobody is welcomed while the claims are out.
+        assert!(net.recv(0, x).is_empty() && net.recv(1, y).is_empty());
+        let claims = core::mem::take(&mut net.claims);
+        assert_eq!(claims.len(), 2);
+        // Node 1's claim reaches the table first.
+        for (i, id, n) in claims.into_iter().rev() {
+            net.answer(i, id, &n);
+        }
+        net.hold_claims = false;
+        net.pump();
+        assert_eq!(net.welcomed(1, y), nick("Sam"));
+        assert_eq!(net.welcomed(0, x), nick("sam_2"));
+        // A nick change claims too; a quit releases.
+        net.send(0, x, &ClientMsg::Nick { nick: nick("sam") });
+        let got = net.recv(0, x);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [ServerMsg::Error {
+                    kind: ErrorKind::NickTaken,
+                    ..
+                }]
+            ),
+            "{got:?}"
+        );
+        net.send(1, y, &ClientMsg::Quit { reason: None });
+        assert!(!net.owners.contains_key("sam"));
+        net.send(0, x, &ClientMsg::Nick { nick: nick("sam") });
+        let got = net.recv(0, x);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::YourNick { nick: n }] if n.as_str() == "sam"),
+            "{got:?}"
+        );
+        assert_eq!(net.owners.get("sam"), Some(&0));
+        assert!(!net.owners.contains_key("sam_2"));
+    }
+
+    #[test]
+    fn requests_sent_before_the_welcome_wait_for_the_nick_claim() {
+        let mut net = Net::new(1);
+        net.hold_claims = true;
+        let a = net.hello(0, "alice");
+        let now = net.now;
+        for msg in [ClientMsg::Join { room: room("#r") }, say(1, "early")] {
+            net.nodes[0]
+                .hub
+                .handle_bytes(a, &encode_frame(&msg).unwrap(), now);
+        }
+        net.pump();
+        assert!(
+            net.recv(0, a).is_empty(),
+            "nothing before the claim is answered"
+        );
+        for (i, id, n) in core::mem::take(&mut net.claims) {
+            net.answer(i, id, &n);
+        }
+        net.hold_claims = false;
+        net.pump();
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { .. })),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Joined { .. })),
+            "{got:?}"
+        );
+        let lines = events(&got);
+        assert_eq!(lines.last().map(|l| l.0), Some(2), "{got:?}");
+        assert!(lines.last().is_some_and(|l| l.2.contains("early")));
+    }
+
+    #[test]
+    fn a_claim_the_cluster_cannot_decide_is_refused_in_words() {
+        let mut net = Net::new(1);
+        net.hold_claims = true;
+        let a = net.hello(0, "alice");
+        net.pump();
+        let (_, id, _) = net.claims.pop().unwrap();
+        let why = "the cluster is unavailable (no NATS server answers)";
+        net.nodes[0].hub.handle_claim_failed(id, why, net.now);
+        net.pump();
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::Unavailable, detail, .. }, ServerMsg::Bye { .. }] if detail.contains("unavailable")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_direct_message_reaches_a_user_on_another_node() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.recv(0, a);
+        net.recv(1, b);
+        let dm = |to: &str, id: u64| ClientMsg::Msg {
+            to: nick(to),
+            id: MsgId(id),
+            text: text("psst"),
+        };
+        net.send(0, a, &dm("BOB", 1));
+        let got = net.recv(1, b);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Direct(d)] if d.from.as_str() == "alice" && d.text.as_str() == "psst"),
+            "{got:?}"
+        );
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Direct(d)] if d.id == MsgId(1)),
+            "{got:?}"
+        );
+        // Nobody holds the nick anywhere: the sender is told.
+        net.send(0, a, &dm("nobody", 2));
+        let got = net.recv(0, a);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [ServerMsg::Error {
+                    kind: ErrorKind::NoSuchNick,
+                    re: Re::Msg(MsgId(2)),
+                    ..
+                }]
+            ),
+            "{got:?}"
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! Clustered natter (issue 23) against a real nats-server with JetStream, started by each test
+//! on a free port with its own store directory and stopped by its pid: several nodes share one
+//! room with one order, a nick claimed on two nodes at once goes to one, writes are refused
+//! while NATS is down and work again when it is back, and a node killed with SIGKILL loses
+//! nothing acknowledged (its user goes on from another node with exactly what it missed).
+
+mod support;
+
+use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
+use natter_core::{RoomName, Seq};
+use natter_server::{Server, ServerConfig, start};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{BinClient, Got, TextClient, room, spawn_server};
+
+/// How long anything in these tests may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A nats-server with JetStream on a free port of 127.0.0.1, storing in a directory of its own.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        // A free port: bound by the OS, then let go for nats-server to take.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Nats {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        };
+        nats.run();
+        nats
+    }
+
+    fn bin() -> PathBuf {
+        // Debian installs it in /usr/sbin, which is not on every user's PATH.
+        let sbin = PathBuf::from("/usr/sbin/nats-server");
+        if sbin.exists() {
+            sbin
+        } else {
+            PathBuf::from("nats-server")
+        }
+    }
+
+    /// Starts (or starts again) the server, and waits until it accepts connections.
+    fn run(&mut self) {
+        let child = Command::new(Self::bin())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (cargo xtask test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(self.addr()).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM to its pid) and waits for it to exit.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn url(&self) -> String {
+        format!("nats://{}", self.addr())
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A natter-server node in this process, in the cluster at `nats`.
+async fn node(nats: &Nats) -> Server {
+    let mut cfg = ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    start(cfg).await.expect("a clustered node starts")
+}
+
+/// A chat line event in `r`: (seq, from, text).
+fn line_in(m: &ServerMsg, r: &RoomName) -> Option<(Seq, String, String)> {
+    match m {
+        ServerMsg::Event(RoomEvent {
+            room,
+            seq,
+            from,
+            kind: EventKind::Say { text, .. },
+            ..
+        }) if room == r => Some((*seq, from.to_string(), text.to_string())),
+        _ => None,
+    }
+}
+
+/// The next `n` chat lines `c` gets in `r`.
+async fn lines_of(c: &mut BinClient, r: &RoomName, n: usize) -> Vec<(Seq, String, String)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.next_msg(left).await {
+            Got::Msg(m) => got.extend(line_in(&m, r)),
+            other => panic!("{}: after {got:?}, {other:?}", c.name),
+        }
+    }
+    got
+}
+
+/// The next `n` chat lines a text client gets, as (from, text).
+async fn text_lines(c: &mut TextClient, n: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let l = c.expect(|l| l.starts_with('<'), "a chat line").await;
+        if let Some((from, words)) = l[1..].split_once("> ") {
+            got.push((from.to_owned(), words.to_owned()));
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_one_room_every_line_once_in_one_order() {
+    let nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await, node(&nats).await];
+    let addr = |i: usize| nodes[i].local_addrs()[0];
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(addr(0), "alice", None).await;
+    let (mut bob, _) = BinClient::hello(addr(1), "bob", None).await;
+    let (mut carol, _) = TextClient::welcomed(addr(2), "carol").await;
+    let (mut dave, _) = TextClient::welcomed(addr(0), "dave").await;
+    carol.send("/nick carol").await;
+    carol.expect_has("carol").await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    for t in [&mut carol, &mut dave] {
+        t.send("/join #r").await;
+        t.expect_has("-- you are in #r").await;
+    }
+    // Everyone is in: alice hears the last join (dave's) before anyone talks.
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str().starts_with("guest")),
+            "dave's join",
+        )
+        .await;
+    const EACH: usize = 10;
+    for i in 0..EACH {
+        alice.say("#r", &format!("a{i}")).await;
+        bob.say("#r", &format!("b{i}")).await;
+        carol.send(&format!("c{i}")).await;
+    }
+    let at_alice = lines_of(&mut alice, &r, 3 * EACH).await;
+    let at_bob = lines_of(&mut bob, &r, 3 * EACH).await;
+    assert_eq!(at_alice, at_bob, "one order, one numbering at every member");
+    let seqs: Vec<u64> = at_alice.iter().map(|l| l.0.0).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let mut words: Vec<&str> = at_alice.iter().map(|l| l.2.as_str()).collect();
+    words.sort_unstable();
+    words.dedup();
+    assert_eq!(words.len(), 3 * EACH, "every line once: {at_alice:?}");
+    // People see the same order (without their own lines).
+    let order: Vec<(String, String)> = at_alice
+        .iter()
+        .map(|l| (l.1.clone(), l.2.clone()))
+        .collect();
+    let at_dave = text_lines(&mut dave, 3 * EACH).await;
+    assert_eq!(at_dave, order);
+    let at_carol = text_lines(&mut carol, 2 * EACH).await;
+    let others: Vec<(String, String)> = order.into_iter().filter(|l| l.0 != "carol").collect();
+    assert_eq!(at_carol, others);
+    // Nothing arrives twice afterwards.
+    assert!(
+        alice
+            .msgs_for(Duration::from_millis(300))
+            .await
+            .iter()
+            .all(|m| line_in(m, &r).is_none())
+    );
+    // A direct message crosses to the node its recipient is on, and is acknowledged.
+    alice
+        .send(&ClientMsg::Msg {
+            to: support::nick("carol"),
+            id: natter_core::MsgId(1_000),
+            text: support::text("psst"),
+        })
+        .await;
+    carol.expect_has("psst").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst"),
+            "the direct message back as its acknowledgement",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nick_claimed_on_two_nodes_at_once_goes_to_one() {
+    let nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let addr = |i: usize| nodes[i].local_addrs()[0];
+    for want in ["sam", "Kim", "lee"] {
+        let upper = want.to_uppercase();
+        let ((_x, wx), (_y, wy)) = tokio::join!(
+            BinClient::hello(addr(0), want, None),
+            BinClient::hello(addr(1), &upper, None)
+        );
+        let nick_of = |w: &ServerMsg| match w {
+            ServerMsg::Welcome { nick, .. } => nick.folded(),
+            other => panic!("{other:?}"),
+        };
+        let mut got = [nick_of(&wx), nick_of(&wy)];
+        got.sort();
+        let want = want.to_lowercase();
+        assert_eq!(
+            got,
+            [want.clone(), format!("{want}_2")],
+            "exactly one has {want}"
+        );
+    }
+    // A rename to a nick held on the other node is refused.
+    let (mut t, _) = TextClient::welcomed(addr(1), "t").await;
+    t.send("/nick SAM").await;
+    t.expect(
+        |l| l.starts_with("ERROR:") && l.contains("taken"),
+        "nick taken",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_refused_while_nats_is_down_and_work_again_after() {
+    let mut nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(nodes[0].local_addrs()[0], "alice", None).await;
+    let (mut bob, _) = BinClient::hello(nodes[1].local_addrs()[0], "bob", None).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    alice.say("#r", "before").await;
+    assert_eq!(lines_of(&mut bob, &r, 1).await[0].2, "before");
+
+    nats.stop();
+    let id = alice.say("#r", "during").await;
+    let refused = alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } if *i == id),
+            "the refusal",
+        )
+        .await;
+    let ServerMsg::Error { kind, detail, .. } = refused else {
+        unreachable!()
+    };
+    assert_eq!(kind, ErrorKind::NotStored);
+    assert!(detail.contains("cluster"), "{detail}");
+    // A newcomer's nick cannot be claimed meanwhile: it is told why, and not welcomed.
+    let mut zed = BinClient::connect(nodes[1].local_addrs()[0], "zed").await;
+    zed.send(&ClientMsg::Hello {
+        version: natter_core::wire::PROTOCOL_VERSION,
+        nick: support::nick("zed"),
+        resume: None,
+    })
+    .await;
+    zed.expect_closed_with(ErrorKind::Unavailable).await;
+
+    nats.run();
+    // The nodes reconnect by themselves: a line is taken again within the wait.
+    let deadline = Instant::now() + WAIT;
+    let mut k = 0;
+    let taken = loop {
+        assert!(Instant::now() < deadline, "writes never worked again");
+        k += 1;
+        let words = format!("after{k}");
+        let id = alice.say("#r", &words).await;
+        let answer = alice
+            .expect(
+                |m| {
+                    line_in(m, &r).is_some_and(|l| l.2 == words)
+                        || matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } if *i == id)
+                },
+                "an echo or a refusal",
+            )
+            .await;
+        if line_in(&answer, &r).is_some() {
+            break words;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let at_bob = lines_of(&mut bob, &r, 1).await;
+    assert_eq!(
+        at_bob[0].2, taken,
+        "bob gets the first line taken, and nothing refused"
+    );
+    // What was acknowledged is in the history a newcomer gets; what was refused is not.
+    let (mut eve, _) = BinClient::hello(nodes[1].local_addrs()[0], "eve", None).await;
+    eve.join("#r").await;
+    let replay: Vec<String> = eve
+        .msgs_for(Duration::from_millis(500))
+        .await
+        .iter()
+        .filter_map(|m| line_in(m, &r))
+        .map(|l| l.2)
+        .collect();
+    assert_eq!(replay, ["before".to_owned(), taken]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
+    let (mut doomed, _log0, addr0) = spawn_server(&args, &[]).await;
+    let (_n1, _log1, addr1) = spawn_server(&args, &[]).await;
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    // A stream of lines (paced by flood control: ten at once, then five a second)...
+    const SENT: usize = 40;
+    for i in 0..SENT {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    // ...and the node dies in the middle of it, after a dozen acknowledgements.
+    let mut acked = lines_of(&mut alice, &r, 12).await;
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    // Whatever alice got before her connection closed was acknowledged too.
+    while let Got::Msg(m) = alice.next_msg(WAIT).await {
+        acked.extend(line_in(&m, &r));
+    }
+    assert!(acked.len() < SENT, "the kill came mid-stream: {acked:?}");
+    for i in 0..3 {
+        bob.say("#r", &format!("b{i}")).await;
+    }
+    let mut at_bob = Vec::new();
+    while at_bob
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "b2")
+    {
+        at_bob.extend(lines_of(&mut bob, &r, 1).await);
+    }
+    // Every acknowledged line reached bob exactly once; alice's lines in her order, numbered
+    // without gaps.
+    for a in &acked {
+        assert_eq!(
+            at_bob.iter().filter(|l| *l == a).count(),
+            1,
+            "{a:?}: {at_bob:?}"
+        );
+    }
+    let from_alice: Vec<&str> = at_bob
+        .iter()
+        .filter(|l| l.1 == "alice")
+        .map(|l| l.2.as_str())
+        .collect();
+    let in_order: Vec<String> = (0..from_alice.len()).map(|i| format!("a{i}")).collect();
+    assert_eq!(from_alice, in_order);
+    let seqs: Vec<u64> = at_bob.iter().map(|l| l.0.0).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let last_seen = acked.last().map_or(Seq(0), |l| l.0);
+    let missed: Vec<_> = at_bob.into_iter().filter(|l| l.0 > last_seen).collect();
+
+    // Alice goes on from the other node and asks for what came after the last line she saw.
+    let (mut alice, _) = BinClient::hello(addr1, "alice", None).await;
+    alice.join("#r").await;
+    alice.msgs_for(Duration::from_millis(300)).await;
+    alice
+        .send(&ClientMsg::History {
+            room: r.clone(),
+            after: last_seen,
+        })
+        .await;
+    let got = lines_of(&mut alice, &r, missed.len()).await;
+    assert_eq!(
+        got, missed,
+        "exactly what she missed, with the seqs bob saw"
+    );
+    assert_eq!(got[0].0, Seq(last_seen.0 + 1), "no gap, no repeat");
+}
