@@ -108,6 +108,17 @@ pub enum Write {
         /// Its settings.
         policy: Option<crate::moderation::Policy>,
     },
+    /// Moves a resume session's last message id (and its time) forward, the rest of its record
+    /// unchanged: what a message costs a session, written with the message. A session with no
+    /// record is left without one.
+    SessionLastId {
+        /// The hash of the session's token (the key).
+        token: TokenHash,
+        /// See [`SessionRecord::last_id`].
+        last_id: MsgId,
+        /// See [`SessionRecord::updated`].
+        updated: Millis,
+    },
 }
 
 /// What an operator or admin did, as the audit log keeps it (`natter-server audit`).

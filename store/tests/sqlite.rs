@@ -246,10 +246,23 @@ fn sessions_round_trip_by_token_hash() {
             updated: Millis(T0 + 20),
             ..s1.clone()
         };
+        // Only bob's last id (and time) move; a session with no record gets none.
         store
             .write(&Batch {
                 id: BatchId(2),
-                writes: vec![Write::Session(s1b)],
+                writes: vec![
+                    Write::Session(s1b),
+                    Write::SessionLastId {
+                        token: s2.token,
+                        last_id: MsgId(7),
+                        updated: Millis(T0 + 12),
+                    },
+                    Write::SessionLastId {
+                        token: TokenHash::of(&ResumeToken([2; 32])),
+                        last_id: MsgId(8),
+                        updated: Millis(T0 + 12),
+                    },
+                ],
             })
             .unwrap();
     }
@@ -259,7 +272,14 @@ fn sessions_round_trip_by_token_hash() {
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions[0].last_id, MsgId(42));
     assert_eq!(sessions[0].rooms, s1.rooms);
-    assert_eq!(sessions[1], s2);
+    assert_eq!(
+        sessions[1],
+        SessionRecord {
+            last_id: MsgId(7),
+            updated: Millis(T0 + 12),
+            ..s2.clone()
+        }
+    );
     // Only the recent ones, when asked.
     let recent = store
         .reader()
@@ -825,4 +845,57 @@ fn readers_open_beside_the_writer_and_see_its_commits() {
         })
         .unwrap();
     assert_eq!(page.events, vec![say("#a", 1, "seen")]);
+}
+
+#[test]
+fn a_group_of_many_events_is_stored_in_order_and_a_duplicate_among_them_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    // 45 events in two rooms, joins among the says: multi-row inserts of 32 and 8 rows, then
+    // the last 5 one by one.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut all = Vec::new();
+    for i in 1..=45u64 {
+        let (r, list) = if i % 3 == 0 {
+            ("#b", &mut b)
+        } else {
+            ("#a", &mut a)
+        };
+        let seq = list.len() as u64 + 1;
+        let ev = if i % 7 == 0 {
+            event(r, seq, "bob", EventKind::Join)
+        } else {
+            say(r, seq, &format!("line {i} word{i}"))
+        };
+        list.push(ev.clone());
+        all.push(ev);
+    }
+    store
+        .write_group(&[batch(1, all[..20].to_vec()), batch(2, all[20..].to_vec())])
+        .unwrap();
+    assert_eq!(all_events(&store, "#a"), a);
+    assert_eq!(all_events(&store, "#b"), b);
+    let says = all
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Say { .. }))
+        .count();
+    assert_eq!(search(&store, "line", None).len(), says);
+    assert_eq!(search(&store, "word44", None).len(), 1);
+    assert_eq!(search(&store, "word45", Some("#b")).len(), 1);
+    // A seq stored already, in the middle of a 32-row chunk: nothing of the batch is stored,
+    // and the duplicate is named.
+    let next = a.len() as u64 + 1;
+    let mut again: Vec<_> = (next..next + 40)
+        .map(|seq| say("#a", seq, &format!("again {seq}")))
+        .collect();
+    again[20] = say("#a", 5, "again five");
+    assert_eq!(
+        store.write(&batch(3, again)),
+        Err(WriteError::Duplicate {
+            room: room("#a"),
+            seq: Seq(5)
+        })
+    );
+    assert_eq!(all_events(&store, "#a"), a);
+    assert!(search(&store, "again", None).is_empty());
 }

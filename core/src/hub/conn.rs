@@ -51,6 +51,8 @@ pub(crate) struct Out {
     pub(crate) tag: u64,
     /// Connections holding output, by the batch it waits for.
     pub(crate) held_by: BTreeMap<u64, Vec<ConnId>>,
+    /// Held output of the batch being built refers to the cycle buffers (until it is sealed).
+    pub(crate) unsealed: bool,
 }
 
 impl Out {
@@ -98,9 +100,12 @@ impl Out {
         }
     }
 
-    /// Every queue has been polled: no run refers to a frozen buffer any more.
+    /// Every queue has been polled: no run refers to a frozen buffer any more, except held
+    /// output of the batch being built (see [`Conn::seal_held`]), which keeps them until then.
     pub(crate) fn all_polled(&mut self) {
-        self.frozen.clear();
+        if !self.unsealed {
+            self.frozen.clear();
+        }
     }
 }
 
@@ -213,9 +218,15 @@ pub(crate) struct Conn {
 struct Held {
     /// The batch it waits for.
     batch: u64,
-    /// The room event it carries (0: none), dropped if the event's batch fails.
+    /// The room event it carries (0: none), dropped if the event's batch fails. A run of
+    /// broadcast frames holds the events of one batch only, all of them dropped if it fails:
+    /// this is the first.
     event: u64,
-    data: Bytes,
+    /// Bytes of its own, or (until its batch is sealed) a run of the cycle buffer that grows
+    /// with each broadcast frame of the batch, as a queue's runs do.
+    data: Piece,
+    /// Messages in it.
+    msgs: usize,
 }
 
 /// The parts of a connection that most connections never use.
@@ -396,19 +407,40 @@ impl Conn {
             (None, None) => None,
         };
         if let Some(batch) = waits_for {
+            // A broadcast frame held for the batch being built stays a run of the cycle buffer
+            // until the batch is sealed (`seal_held`), so a member's frames of one batch are one
+            // slice, not one per event; anything else is resolved now.
             let data = match data {
-                Piece::Shared(run) => out.resolve(run),
-                Piece::Own(b) => b,
+                Piece::Shared(run) if out.hold == Some(batch) && out.tag != 0 => {
+                    out.unsealed = true;
+                    Piece::Shared(run)
+                }
+                Piece::Shared(run) => Piece::Own(out.resolve(run)),
+                own @ Piece::Own(_) => own,
             };
             let held = self.held.get_or_insert_with(Default::default);
             if held.back().is_none_or(|h| h.batch != batch) {
                 out.held_by.entry(batch).or_default().push(self.id);
             }
-            held.push_back(Held {
-                batch,
-                event: out.tag,
-                data,
-            });
+            match (held.back_mut(), data) {
+                // The next frame of the cycle buffer, for the same batch: the run grows.
+                (Some(h), Piece::Shared(next))
+                    if h.batch == batch
+                        && matches!(h.data, Piece::Shared(run)
+                            if run.epoch == next.epoch && run.end == next.start) =>
+                {
+                    if let Piece::Shared(run) = &mut h.data {
+                        run.end = next.end;
+                    }
+                    h.msgs += 1;
+                }
+                (_, data) => held.push_back(Held {
+                    batch,
+                    event: out.tag,
+                    data,
+                    msgs: 1,
+                }),
+            }
             self.backlog_bytes += len;
             out.backlog_total += len;
             self.backlog_msgs += 1;
@@ -443,17 +475,23 @@ impl Conn {
                 break;
             };
             let len = h.data.len();
+            let msgs = h.msgs;
             if failed.is_some_and(|f| h.event != 0 && f.contains(&h.event)) {
                 self.backlog_bytes -= len;
                 out.backlog_total -= len;
-                self.backlog_msgs -= 1;
+                self.backlog_msgs -= msgs;
                 continue;
             }
             if self.queue.is_empty() {
                 out.ready.push_back(self.id);
             }
-            self.queue.push(Piece::Own(h.data));
-            self.queue_msgs += 1;
+            let data = match h.data {
+                // Sealed already in a shell that seals before releasing; kept safe regardless.
+                Piece::Shared(run) => out.resolve(run),
+                Piece::Own(b) => b,
+            };
+            self.queue.push(Piece::Own(data));
+            self.queue_msgs += msgs;
         }
         if held.is_empty() {
             self.held = None;
@@ -466,6 +504,19 @@ impl Conn {
                     conn: self.id,
                     reason,
                 });
+            }
+        }
+    }
+
+    /// Batch `batch` is sealed (handed to the store): its held runs of the cycle buffer become
+    /// bytes of their own, so the cycle buffer can be reused before the batch is durable.
+    pub(crate) fn seal_held(&mut self, out: &mut Out, batch: u64) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        for h in held.iter_mut().rev().take_while(|h| h.batch == batch) {
+            if let Piece::Shared(run) = h.data {
+                h.data = Piece::Own(out.resolve(run));
             }
         }
     }

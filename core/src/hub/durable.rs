@@ -31,6 +31,9 @@ struct Written {
 struct Flight {
     id: u64,
     events: Vec<Written>,
+    /// Devices whose whole session record it writes: written again with the next batch if it
+    /// fails, so a later [`Write::SessionLastId`] finds the record.
+    sessions: Vec<DeviceId>,
 }
 
 /// The durable store's state in the hub.
@@ -42,6 +45,8 @@ pub(crate) struct Durable {
     events: Vec<Written>,
     /// Devices whose session record must be written with this batch.
     dirty: BTreeSet<DeviceId>,
+    /// Devices whose last message id only must be written with this batch.
+    ids: BTreeSet<DeviceId>,
     /// The id the batch being built will have.
     next: u64,
     /// Batches handed out and not yet reported, oldest first.
@@ -123,6 +128,17 @@ impl Hub {
         }
     }
 
+    /// Device `did` sent a message: its last message id is written with this batch.
+    pub(super) fn device_id_changed(&mut self, did: DeviceId) {
+        let Some(dur) = self.durable.as_mut() else {
+            return;
+        };
+        if self.devices.get(&did).is_some_and(|d| d.resume.is_some()) {
+            dur.ids.insert(did);
+            self.out.hold = Some(dur.next);
+        }
+    }
+
     /// `key`'s session is over (quit, grace over, or its token replaced).
     pub(super) fn session_ended(&mut self, key: ResumeKey) {
         self.record(Write::EndSession(TokenHash(key.hash)));
@@ -135,7 +151,8 @@ impl Hub {
         let now = self.now;
         let d = self.durable.as_mut()?;
         let dirty = core::mem::take(&mut d.dirty);
-        for did in dirty {
+        let mut sessions = Vec::new();
+        for &did in &dirty {
             let Some(dev) = self.devices.get(&did) else {
                 continue;
             };
@@ -150,6 +167,23 @@ impl Hub {
                 last_id: dev.last_id,
                 updated: now,
             }));
+            sessions.push(did);
+        }
+        // A device whose whole record is written needs no last-id write besides.
+        for did in core::mem::take(&mut d.ids) {
+            let Some(dev) = self.devices.get(&did) else {
+                continue;
+            };
+            let Some(key) = dev.resume else {
+                continue;
+            };
+            if !dirty.contains(&did) {
+                d.writes.push(Write::SessionLastId {
+                    token: TokenHash(key.hash),
+                    last_id: dev.last_id,
+                    updated: now,
+                });
+            }
         }
         if d.writes.is_empty() {
             return None;
@@ -159,11 +193,13 @@ impl Hub {
         d.flights.push_back(Flight {
             id,
             events: core::mem::take(&mut d.events),
+            sessions,
         });
-        self.out.hold = None;
+        let writes = core::mem::take(&mut d.writes);
+        self.seal_held(id);
         Some(Batch {
             id: BatchId(id),
-            writes: core::mem::take(&mut d.writes),
+            writes,
         })
     }
 
@@ -194,7 +230,10 @@ impl Hub {
         let flight = d.flights.remove(at).unwrap_or(Flight {
             id: batch.0,
             events: Vec::new(),
+            sessions: Vec::new(),
         });
+        // Whole session records not stored: written again with the next batch.
+        d.dirty.extend(flight.sessions.iter().copied());
         warn!(%batch, events = flight.events.len(), %why, "batch not stored");
         let failed: Vec<u64> = flight.events.iter().map(|w| w.no).collect();
         for w in &flight.events {
@@ -210,6 +249,24 @@ impl Hub {
             let detail = format!("{why}; your message was not delivered");
             self.error(conn, ErrorKind::NotStored, Re::Msg(id), detail);
         }
+    }
+
+    /// Batch `batch` is handed out: output held for it no longer refers to the cycle buffers.
+    fn seal_held(&mut self, batch: u64) {
+        self.out.hold = None;
+        if !core::mem::take(&mut self.out.unsealed) {
+            return;
+        }
+        let Hub { out, conns, .. } = self;
+        let Some(ids) = out.held_by.remove(&batch) else {
+            return;
+        };
+        for id in &ids {
+            if let Some(c) = conns.get_mut(id) {
+                c.seal_held(out, batch);
+            }
+        }
+        out.held_by.insert(batch, ids);
     }
 
     fn release_held(&mut self, upto: u64, failed: Option<&[u64]>) {

@@ -499,7 +499,7 @@ impl Hub {
         if let Some(d) = self.devices.get_mut(&did) {
             d.last_id = id;
         }
-        self.device_changed(did);
+        self.device_id_changed(did);
     }
 
     fn say(

@@ -2325,7 +2325,7 @@ fn a_proxy_header_from_anyone_else_is_refused() {
 /// A hub with a durable store that the test drives by hand.
 mod durable {
     use super::*;
-    use crate::persist::{BatchId, Loaded, LoadedRoom, Write};
+    use crate::persist::{BatchId, Loaded, LoadedRoom, SessionRecord, Write};
 
     fn durable_config() -> Config {
         Config {
@@ -2358,10 +2358,10 @@ mod durable {
         let batch = t.batches[first..].last().unwrap().clone();
         assert!(matches!(&batch.writes[0], Write::Event(ev) if ev.seq == Seq(3)));
         assert!(
-            batch
-                .writes
-                .iter()
-                .any(|w| matches!(w, Write::Session(s) if s.last_id == MsgId(1))),
+            batch.writes.iter().any(
+                |w| matches!(w, Write::Session(SessionRecord { last_id, .. })
+                    | Write::SessionLastId { last_id, .. } if *last_id == MsgId(1))
+            ),
             "the sender's last id is stored with its message"
         );
         // A reply behind held output waits with it; one on another connection does not.
@@ -2456,6 +2456,75 @@ mod durable {
     }
 
     #[test]
+    fn a_batch_of_many_events_goes_out_as_one_run_or_not_at_all() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        let c = t.bin("carol");
+        for x in [a, b, c] {
+            t.join(x, "#d");
+        }
+        for x in [a, b, c] {
+            t.recv(x);
+        }
+        t.auto_commit = false;
+        // One round of input: several events, and a reply behind held output.
+        let round = |t: &mut T, lines: &[(ConnId, u64, &str)], ping: Option<ConnId>| {
+            for &(x, id, line) in lines {
+                let f = encode_frame(&ClientMsg::Say {
+                    room: room("#d"),
+                    id: MsgId(id),
+                    text: text(line),
+                })
+                .unwrap();
+                t.hub.handle_bytes(x, &f, t.now);
+            }
+            if let Some(x) = ping {
+                let f = encode_frame(&ClientMsg::Ping { token: 9 }).unwrap();
+                t.hub.handle_bytes(x, &f, t.now);
+            }
+            t.pump();
+            t.batches.last().unwrap().id
+        };
+        let first = round(
+            &mut t,
+            &[(a, 1, "one"), (a, 2, "two"), (b, 3, "three")],
+            None,
+        );
+        let lost = round(&mut t, &[(a, 4, "lost"), (b, 5, "also lost")], Some(b));
+        let last = round(&mut t, &[(b, 6, "four")], None);
+        assert!(first < lost && lost < last);
+        assert!(t.recv(c).is_empty(), "everything waits for its commit");
+        t.raw.clear();
+        t.hub.handle_durable(first, t.now);
+        t.pump();
+        assert_eq!(said(&mut t, c), vec!["one", "two", "three"]);
+        let to_c: Vec<&Transmit> = t.raw.iter().filter(|x| x.conn == c).collect();
+        assert_eq!(to_c.len(), 1);
+        assert_eq!(to_c[0].data.len(), 1, "a batch's frames are one slice");
+        assert_eq!(said(&mut t, a), vec!["one", "two", "three"]);
+        assert_eq!(said(&mut t, b), vec!["one", "two", "three"]);
+        // The second batch fails: its events are dropped, the reply behind them is not.
+        t.hub
+            .handle_store_failed(lost, "the server's disk is full", t.now);
+        t.pump();
+        assert!(t.recv(c).is_empty());
+        let got = t.recv(b);
+        assert!(says(&got).is_empty(), "{got:?}");
+        assert!(got.contains(&ServerMsg::Pong { token: 9 }), "{got:?}");
+        t.hub.handle_durable(last, t.now);
+        t.pump();
+        assert_eq!(said(&mut t, c), vec!["four"]);
+        // The refusals came behind what was held for the last batch.
+        let got = t.recv(a);
+        assert_eq!(says(&got), vec!["four"]);
+        let refused: Vec<Re> = errors(&got).into_iter().map(|e| e.1).collect();
+        assert_eq!(refused, vec![Re::Msg(MsgId(4))]);
+        let refused: Vec<Re> = errors(&t.recv(b)).into_iter().map(|e| e.1).collect();
+        assert_eq!(refused, vec![Re::Msg(MsgId(5))]);
+    }
+
+    #[test]
     fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
         let mut t = T::with(durable_config());
         let (a, _, token) = t.bin_from(LOCAL, "alice");
@@ -2484,6 +2553,16 @@ mod durable {
                 }
                 Write::Session(s) => {
                     sessions.insert(s.token, s.clone());
+                }
+                Write::SessionLastId {
+                    token,
+                    last_id,
+                    updated,
+                } => {
+                    if let Some(s) = sessions.get_mut(token) {
+                        s.last_id = *last_id;
+                        s.updated = *updated;
+                    }
                 }
                 Write::EndSession(h) => {
                     sessions.remove(h);

@@ -215,6 +215,10 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
         };
         match cmd {
             Cmd::Batch(first) => {
+                // Lets a busy hub hand over the batches it is making before this one commits
+                // alone: the thread sharing this core with the hub runs on, and the group
+                // (and its one commit) grows. With a core to spare, it returns at once.
+                std::thread::yield_now();
                 let mut writes = first.writes.len();
                 let mut group = vec![first];
                 while group.len() < GROUP_MAX_BATCHES && writes < GROUP_MAX_WRITES {

@@ -108,12 +108,36 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(WriteError::from_sqlite)?;
         let mut meta = RoomMeta::default();
+        // Consecutive room events are inserted together, a few rows per statement.
+        let mut events: Vec<&RoomEvent> = Vec::new();
+        // Search rows go in last, one per statement: FTS5 writes its pending words out as a new
+        // index segment whenever a statement opens a savepoint while it is in the transaction
+        // (a multi-row insert, or an insert that may abort half done), so interleaved with the
+        // events it would write a segment per statement (and merge them all later); last, it
+        // writes one per transaction.
+        let mut search = Vec::new();
         for batch in group {
             for write in &batch.writes {
+                if let Write::Event(ev) = write {
+                    events.push(ev);
+                    continue;
+                }
+                if !events.is_empty() {
+                    let ctx = (&mut self.rooms, &mut self.next_id, &mut meta, &mut search);
+                    insert_events(&tx, ctx, &events)?;
+                    events.clear();
+                }
                 apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
             }
         }
+        if !events.is_empty() {
+            let ctx = (&mut self.rooms, &mut self.next_id, &mut meta, &mut search);
+            insert_events(&tx, ctx, &events)?;
+        }
         meta.store(&tx)?;
+        for (id, text, room) in search {
+            insert_search(&tx, id, text, room)?;
+        }
         tx.commit().map_err(WriteError::from_sqlite)
     }
 
@@ -150,12 +174,23 @@ fn apply(
     let sql = WriteError::from_sqlite;
     match write {
         Write::Event(ev) => {
-            let room = room_id(tx, rooms, &ev.room)?;
-            insert_event(tx, room, *next_id, ev)?;
-            *next_id += 1;
-            meta.saw(room, ev);
+            let mut search = Vec::new();
+            insert_events(tx, (rooms, next_id, meta, &mut search), &[ev])?;
+            for (id, text, room) in search {
+                insert_search(tx, id, text, room)?;
+            }
         }
         Write::Session(s) => upsert_session(tx, s)?,
+        Write::SessionLastId {
+            token,
+            last_id,
+            updated,
+        } => {
+            let (last_id, updated) = (int("message id", last_id.0)?, int("time", updated.0)?);
+            tx.prepare_cached("UPDATE sessions SET last_id = ?2, updated = ?3 WHERE token = ?1")
+                .and_then(|mut st| st.execute(params![&token.0[..], last_id, updated]))
+                .map_err(sql)?;
+        }
         Write::EndSession(token) => {
             tx.prepare_cached("DELETE FROM sessions WHERE token = ?1")
                 .and_then(|mut st| st.execute([&token.0[..]]))
@@ -199,42 +234,175 @@ fn room_id(
     Ok(id)
 }
 
-fn insert_event(tx: &Connection, room: i64, id: i64, ev: &RoomEvent) -> Result<(), WriteError> {
-    let (kind, msg_id, text) = codec::columns(&ev.kind);
-    let msg_id = msg_id.map(|id| int("message id", id.0)).transpose()?;
-    let (seq, at) = (int("seq", ev.seq.0)?, int("time", ev.at.0)?);
+/// Rows per multi-row `INSERT`, largest first: a statement's fixed cost (binding aside) is paid
+/// once per chunk instead of once per event. What is left below the smallest goes one by one.
+const CHUNKS: [usize; 2] = [32, 8];
+
+/// `INSERT INTO {table} ({cols}) VALUES (?, …), …` for `rows` rows of `width` columns.
+fn multi_insert(table_cols: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    format!(
+        "INSERT INTO {table_cols} VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// The multi-row `events` inserts, made once.
+fn multi_sql() -> &'static [String; CHUNKS.len()] {
+    static SQL: std::sync::OnceLock<[String; CHUNKS.len()]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        CHUNKS.map(|n| multi_insert("events (room, seq, id, at, nick, kind, msg_id, text)", 8, n))
+    })
+}
+
+/// A search row to insert: the event's id, its text, its room's id.
+type SearchRow<'a> = (i64, Option<&'a str>, i64);
+
+/// What inserting events updates: room ids, the next event id, the rooms' metadata, and the
+/// search rows still to insert.
+type EventCtx<'c, 'a> = (
+    &'c mut HashMap<RoomName, i64>,
+    &'c mut i64,
+    &'c mut RoomMeta,
+    &'c mut Vec<SearchRow<'a>>,
+);
+
+/// An event as its `events` row.
+struct EventRow<'a> {
+    ev: &'a RoomEvent,
+    room: i64,
+    id: i64,
+    seq: i64,
+    at: i64,
+    kind: i64,
+    msg_id: Option<i64>,
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Inserts `events` (in this order, with the next ids); their search rows are added to the
+/// context's, to insert at the end of the transaction.
+fn insert_events<'a>(
+    tx: &Connection,
+    (rooms, next_id, meta, search): EventCtx<'_, 'a>,
+    events: &[&'a RoomEvent],
+) -> Result<(), WriteError> {
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let room = room_id(tx, rooms, &ev.room)?;
+        let (kind, msg_id, text) = codec::columns(&ev.kind);
+        rows.push(EventRow {
+            ev,
+            room,
+            id: *next_id,
+            seq: int("seq", ev.seq.0)?,
+            at: int("time", ev.at.0)?,
+            kind,
+            msg_id: msg_id.map(|id| int("message id", id.0)).transpose()?,
+            text,
+        });
+        *next_id += 1;
+        meta.saw(room, ev);
+    }
+    let sql = multi_sql();
+    let mut rest = &rows[..];
+    while !rest.is_empty() {
+        let Some(at) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
+            for row in rest {
+                insert_event(tx, row)?;
+            }
+            break;
+        };
+        let (chunk, tail) = rest.split_at(CHUNKS[at]);
+        insert_chunk(tx, &sql[at], chunk)?;
+        rest = tail;
+    }
+    for r in rows {
+        if codec::searchable(r.kind) {
+            // Says and actions carry their text borrowed (see `codec::columns`).
+            let text = match r.text {
+                Some(std::borrow::Cow::Borrowed(t)) => Some(t),
+                _ => None,
+            };
+            search.push((r.id, text, r.room));
+        }
+    }
+    Ok(())
+}
+
+/// One multi-row insert of `chunk`; a duplicate is found and named by inserting the chunk
+/// again one row at a time (the failed statement changed nothing).
+fn insert_chunk(
+    tx: &Connection,
+    events_sql: &str,
+    chunk: &[EventRow<'_>],
+) -> Result<(), WriteError> {
+    let inserted = tx.prepare_cached(events_sql).and_then(|mut st| {
+        for (i, r) in chunk.iter().enumerate() {
+            let b = i * 8;
+            st.raw_bind_parameter(b + 1, r.room)?;
+            st.raw_bind_parameter(b + 2, r.seq)?;
+            st.raw_bind_parameter(b + 3, r.id)?;
+            st.raw_bind_parameter(b + 4, r.at)?;
+            st.raw_bind_parameter(b + 5, r.ev.from.as_str())?;
+            st.raw_bind_parameter(b + 6, r.kind)?;
+            st.raw_bind_parameter(b + 7, r.msg_id)?;
+            st.raw_bind_parameter(b + 8, r.text.as_deref())?;
+        }
+        st.raw_execute()
+    });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            for r in chunk {
+                insert_event(tx, r)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(WriteError::from_sqlite(e)),
+    }
+}
+
+/// The search row of a say or action.
+fn insert_search(
+    tx: &Connection,
+    id: i64,
+    text: Option<&str>,
+    room: i64,
+) -> Result<(), WriteError> {
+    tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![id, text, room]))
+        .map(|_| ())
+        .map_err(WriteError::from_sqlite)
+}
+
+/// One event's row alone (its search row is the caller's).
+fn insert_event(tx: &Connection, r: &EventRow<'_>) -> Result<(), WriteError> {
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut st| {
             st.execute(params![
-                room,
-                seq,
-                id,
-                at,
-                ev.from.as_str(),
-                kind,
-                msg_id,
-                text
+                r.room,
+                r.seq,
+                r.id,
+                r.at,
+                r.ev.from.as_str(),
+                r.kind,
+                r.msg_id,
+                r.text
             ])
         });
     match inserted {
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-            return Err(WriteError::Duplicate {
-                room: ev.room.clone(),
-                seq: ev.seq,
-            });
+            Err(WriteError::Duplicate {
+                room: r.ev.room.clone(),
+                seq: r.ev.seq,
+            })
         }
-        Err(e) => return Err(WriteError::from_sqlite(e)),
+        Err(e) => Err(WriteError::from_sqlite(e)),
     }
-    if codec::searchable(kind) {
-        tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
-            .and_then(|mut st| st.execute(params![id, text, room]))
-            .map_err(WriteError::from_sqlite)?;
-    }
-    Ok(())
 }
 
 fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> {
