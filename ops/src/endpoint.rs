@@ -383,4 +383,54 @@ mod tests {
         assert_eq!(all.matches("HTTP/1.1 ").count(), 1, "{all}");
         timeout(STEP, ep.shutdown()).await.unwrap();
     }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_take_the_answer_is_cut_after_the_connection_timeout() {
+        // SECURITY.md: 15 s per connection in all. An answer of some 10 MB to a client with a
+        // small receive buffer that does not read fills the socket buffers and stays unsent.
+        let mut registry = Registry::default();
+        for i in 0..200_000 {
+            registry.register(format!("c{i}"), "h", Counter::<u64>::default());
+        }
+        let check: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+        let ep = Endpoint::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry), check)
+            .await
+            .unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = timeout(STEP, socket.connect(ep.local_addr()))
+            .await
+            .unwrap()
+            .unwrap();
+        timeout(STEP, s.write_all(req("/metrics").as_bytes()))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(CONNECTION_TIMEOUT + Duration::from_secs(1)).await;
+        // What was sent before the cut arrives, then the end: short of the whole answer.
+        let mut all = Vec::new();
+        let read = timeout(STEP, s.read_to_end(&mut all))
+            .await
+            .expect("the connection ends");
+        let head_len = all
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("the head was sent")
+            + 4;
+        let head = String::from_utf8_lossy(&all[..head_len]).to_lowercase();
+        let body_len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content length")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(body_len > 8_000_000, "{body_len}");
+        assert!(
+            read.is_err() || all.len() < head_len + body_len,
+            "the whole answer came after {CONNECTION_TIMEOUT:?}: {} bytes",
+            all.len()
+        );
+        timeout(STEP, ep.shutdown()).await.unwrap();
+    }
 }
