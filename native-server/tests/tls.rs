@@ -588,3 +588,49 @@ async fn sighup_reloads_the_certificate_of_the_irc_tls_port() {
     let status = sigterm(&mut child).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_cap_holds_back_accepts_until_a_socket_closes() {
+    // SECURITY.md: sockets open at once are capped at `max_connections` + 1/8 + 64, whatever
+    // stage they are in. Silent sockets on the TLS port hold their place before the hub sees
+    // them (waiting for a PROXY header or a handshake), so with `max_connections = 1` the cap
+    // is 65 and 65 of them keep a 66th from being accepted at all, though the hub alone would
+    // welcome it. (Only a TLS listener: each listener's accept loop takes its place before it
+    // accepts, so an idle plain listener would hold one.)
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.listen.clear();
+    config.hub.max_connections = 1;
+    config.hub.hello_timeout = natter_core::Millis(60_000);
+    config.hub.text_detect_wait = natter_core::Millis(100);
+    let server = natter_server::start(config).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    const CAP: usize = 1 + 64;
+    let mut silent = Vec::with_capacity(CAP);
+    for _ in 0..CAP {
+        silent.push(connect(tls).await);
+    }
+    // The 66th: its TCP connect completes in the kernel's backlog, its handshake does not.
+    let ca = p.ca_file.clone();
+    let tcp = connect(tls).await;
+    let pending = tokio::spawn(async move { tls_over(tcp, &ca).await });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!pending.is_finished(), "a socket over the cap was served");
+    // The silent ones were accepted and are held, not closed.
+    let mut b = [0u8; 16];
+    for (i, s) in silent.iter_mut().enumerate() {
+        let r = timeout(Duration::from_millis(10), s.read(&mut b)).await;
+        assert!(r.is_err(), "silent socket {i} is still open: {r:?}");
+    }
+    // One silent socket goes: its place goes to the one waiting in the backlog.
+    drop(silent.pop());
+    let stream = timeout(WAIT, pending)
+        .await
+        .expect("accepted once a place is free")
+        .unwrap()
+        .expect("handshake");
+    let mut c = TextClient::over(stream, "waiting");
+    c.welcome().await;
+    drop(silent);
+    server.shutdown().await.unwrap();
+}

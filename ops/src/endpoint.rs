@@ -295,4 +295,142 @@ mod tests {
         timeout(STEP, ep.shutdown()).await.unwrap();
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
     }
+
+    /// An endpoint whose readiness check never answers.
+    async fn stuck_endpoint() -> Endpoint {
+        let check: ReadyCheck = Arc::new(|| Box::pin(std::future::pending()));
+        Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Registry::default()),
+            check,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// True when `s` is closed by the other side within `wait` without sending anything more.
+    async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+        let mut b = [0u8; 256];
+        matches!(timeout(wait, s.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_and_silent_ones_cut_after_the_head_timeout() {
+        // SECURITY.md: 16 connections at once (more: 503 at once), 5 s for the request head.
+        let ep = stuck_endpoint().await;
+        let addr = ep.local_addr();
+        let t0 = tokio::time::Instant::now();
+        let mut silent = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            silent.push(
+                timeout(STEP, TcpStream::connect(addr))
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        // One over the cap is answered before it asks (a request sent would be unread, and
+        // the close would reset the connection).
+        let (status, all) = get(addr, "").await;
+        assert_eq!(status, 503, "one over the cap: {all}");
+        assert!(t0.elapsed() < HEAD_TIMEOUT, "at once: {:?}", t0.elapsed());
+        // The silent ones are cut once the head timeout is over, not before.
+        for s in &mut silent {
+            assert!(
+                closed_within(s, HEAD_TIMEOUT + STEP).await,
+                "a silent connection stays"
+            );
+        }
+        let waited = t0.elapsed();
+        assert!(
+            waited >= HEAD_TIMEOUT - Duration::from_millis(100),
+            "{waited:?}"
+        );
+        // Their places are free again (the endpoint may take a moment to count the closes).
+        let mut status = 0;
+        for _ in 0..50 {
+            status = get(addr, &req("/healthz")).await.0;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, 200);
+        timeout(STEP, ep.shutdown()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stuck_readiness_check_times_out_and_one_request_is_served_per_connection() {
+        // SECURITY.md: 3 s for the readiness check; one request per connection.
+        let ep = stuck_endpoint().await;
+        let addr = ep.local_addr();
+        let t0 = tokio::time::Instant::now();
+        let (status, all) = get(addr, &req("/readyz")).await;
+        let waited = t0.elapsed();
+        assert_eq!(status, 503, "{all}");
+        assert!(
+            all.ends_with("not ready: the readiness check timed out\n"),
+            "{all}"
+        );
+        assert!(
+            waited >= READY_TIMEOUT - Duration::from_millis(100) && waited < READY_TIMEOUT + STEP,
+            "{waited:?}"
+        );
+        // Two requests sent at once get one answer, then the connection closes.
+        let two = format!("{}{}", req("/healthz"), req("/healthz"));
+        let (status, all) = get(addr, &two).await;
+        assert_eq!(status, 200, "{all}");
+        assert_eq!(all.matches("HTTP/1.1 ").count(), 1, "{all}");
+        timeout(STEP, ep.shutdown()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_take_the_answer_is_cut_after_the_connection_timeout() {
+        // SECURITY.md: 15 s per connection in all. An answer of some 10 MB to a client with a
+        // small receive buffer that does not read fills the socket buffers and stays unsent.
+        let mut registry = Registry::default();
+        for i in 0..200_000 {
+            registry.register(format!("c{i}"), "h", Counter::<u64>::default());
+        }
+        let check: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+        let ep = Endpoint::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry), check)
+            .await
+            .unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = timeout(STEP, socket.connect(ep.local_addr()))
+            .await
+            .unwrap()
+            .unwrap();
+        timeout(STEP, s.write_all(req("/metrics").as_bytes()))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(CONNECTION_TIMEOUT + Duration::from_secs(1)).await;
+        // What was sent before the cut arrives, then the end: short of the whole answer.
+        let mut all = Vec::new();
+        let read = timeout(STEP, s.read_to_end(&mut all))
+            .await
+            .expect("the connection ends");
+        let head_len = all
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("the head was sent")
+            + 4;
+        let head = String::from_utf8_lossy(&all[..head_len]).to_lowercase();
+        let body_len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content length")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(body_len > 8_000_000, "{body_len}");
+        assert!(
+            read.is_err() || all.len() < head_len + body_len,
+            "the whole answer came after {CONNECTION_TIMEOUT:?}: {} bytes",
+            all.len()
+        );
+        timeout(STEP, ep.shutdown()).await.unwrap();
+    }
 }

@@ -540,3 +540,85 @@ async fn shutdown_closes_websockets_with_1001_and_stops_listening() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn a_browser_that_stops_reading_is_dropped_after_the_write_timeout() {
+    // SECURITY.md: a browser that does not take what the server sends is dropped within
+    // `write_timeout`, and its server connection closed, instead of holding the relay forever.
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.write_timeout = Duration::from_millis(300);
+    let bridge = bridge_with(config).await;
+    // This browser never reads again.
+    let _stuck = connect(bridge.local_addr()).await;
+    let s = server.accept_checked().await;
+    let (mut from_bridge, mut to_bridge) = s.into_split();
+    // The server sends until the bridge stops taking it (the browser's socket buffers full);
+    // bounded: 8192 frames at most, each write at most a step.
+    let frame = wire::frame_payload(&payload(7, MAX_FRAME)).unwrap();
+    let writer = tokio::spawn(async move {
+        for _ in 0..8192 {
+            match tokio::time::timeout(STEP, to_bridge.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    });
+    let t0 = tokio::time::Instant::now();
+    let mut b = [0u8; 64];
+    assert!(
+        matches!(
+            within(
+                "the bridge closes the server connection",
+                from_bridge.read(&mut b)
+            )
+            .await,
+            Ok(0) | Err(_)
+        ),
+        "the bridge closed the stuck browser's server connection"
+    );
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "not before the write timeout: {waited:?}"
+    );
+    writer.abort();
+    within("shutdown", bridge.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_never_accepts_the_connection_is_given_up_after_connect_timeout() {
+    // SECURITY.md: the bridge's connect to the server is bounded by `connect_timeout`. A listener
+    // whose accept queue is full and never accepted drops new SYNs, so a connect to it never
+    // completes (the kernel would retry for minutes).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = socket.listen(1).unwrap();
+    let addr = full.local_addr().unwrap();
+    let mut queued = Vec::new();
+    let mut hangs = false;
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => queued.push(s),
+            Ok(Err(e)) => panic!("connect failed instead of hanging: {e}"),
+            Err(_) => {
+                hangs = true;
+                break;
+            }
+        }
+    }
+    assert!(hangs, "the full listener still completes connections");
+    let mut config = BridgeConfig::local_test(addr, PathBuf::from("/nonexistent"));
+    config.connect_timeout = Duration::from_millis(400);
+    let bridge = bridge_with(config).await;
+    let mut ws = connect(bridge.local_addr()).await;
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, CloseCode::Again);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "the connect was tried, not refused: {waited:?}"
+    );
+    within("shutdown", bridge.shutdown()).await.unwrap();
+    drop((queued, full));
+}

@@ -2172,6 +2172,56 @@ fn departed_users_and_new_rooms_are_counted_per_address() {
 }
 
 #[test]
+fn at_most_max_detached_users_wait_for_a_resume() {
+    // SECURITY.md: the total of departed users held for a resume is bounded by `MAX_DETACHED`,
+    // whatever the per-address caps (loopback is exempt from them, so one address fills it).
+    use crate::limits::MAX_DETACHED;
+    let mut t = T::new();
+    let watcher = t.bin("watcher");
+    t.join(watcher, "#r");
+    let mut first = None;
+    for i in 0..MAX_DETACHED {
+        let (c, _, token) = t.bin_from(LOCAL, &format!("u{i}"));
+        first.get_or_insert(token);
+        t.hub.handle_close(c, t.now);
+        t.pump();
+    }
+    assert_eq!(t.hub.detached(), MAX_DETACHED);
+    // One more: over the cap it quits at once instead of waiting, and its token is dead.
+    let (c, _, token) = t.bin_from(LOCAL, "over");
+    t.join(c, "#r");
+    t.recv(watcher);
+    t.hub.handle_close(c, t.now);
+    t.pump();
+    assert_eq!(t.hub.detached(), MAX_DETACHED, "the cap holds");
+    let got = t.recv(watcher);
+    let ev = events(&got);
+    assert_eq!(
+        (ev[0].from.as_str(), &ev[0].kind),
+        ("over", &EventKind::Quit { reason: None }),
+        "the user over the cap quit, seen at once"
+    );
+    let (_, got) = t.resume("over", token, vec![]);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed, "{got:?}");
+    assert!(
+        matches!(got.last(), Some(ServerMsg::Welcome { resumed: false, .. })),
+        "{got:?}"
+    );
+    // A waiting user that resumes frees a place: the next departure waits again.
+    let (back, got) = t.resume("u0", first.unwrap(), vec![]);
+    assert!(
+        matches!(got.as_slice(), [ServerMsg::Welcome { resumed: true, .. }]),
+        "{got:?}"
+    );
+    assert_eq!(t.hub.detached(), MAX_DETACHED - 1);
+    let late = t.bin("late");
+    t.hub.handle_close(late, t.now);
+    t.pump();
+    assert_eq!(t.hub.detached(), MAX_DETACHED);
+    assert_eq!(t.hub.nick(back), Some(&nick("u0")), "resumed as itself");
+}
+
+#[test]
 fn rooms_held_only_by_departed_users_do_not_keep_others_out() {
     let mut cfg = config();
     cfg.max_rooms = 2;
