@@ -151,12 +151,10 @@ async fn text_and_binary_over_tls_chat_with_plain_clients() {
     b_tls.expect_closed().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openssl_s_client_gets_the_text_welcome() {
-    let p = pki();
-    let server = natter_server::start(tls_config(&p)).await.unwrap();
-    let tls = server.tls_addrs()[0];
-    let mut child = tokio::process::Command::new("openssl")
+/// `openssl s_client` connected to `addr`, verifying against `ca_file` as `localhost`; stdin
+/// and stdout piped, killed when dropped.
+fn s_client(addr: std::net::SocketAddr, ca_file: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new("openssl")
         .args([
             "s_client",
             "-quiet",
@@ -165,15 +163,23 @@ async fn openssl_s_client_gets_the_text_welcome() {
             "localhost",
         ])
         .arg("-connect")
-        .arg(tls.to_string())
+        .arg(addr.to_string())
         .arg("-CAfile")
-        .arg(&p.ca_file)
+        .arg(ca_file)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("openssl is installed (cargo xtask install)");
+        .expect("openssl is installed (cargo xtask install)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_gets_the_text_welcome() {
+    let p = pki();
+    let server = natter_server::start(tls_config(&p)).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    let mut child = s_client(tls, &p.ca_file);
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let welcome = timeout(WAIT, async {
         while let Some(l) = out.next_line().await.unwrap() {
@@ -473,24 +479,7 @@ async fn openssl_s_client_registers_on_the_irc_tls_port() {
     let p = pki();
     let server = natter_server::start(irc_tls_config(&p)).await.unwrap();
     let irc = server.irc_tls_addrs()[0];
-    let mut child = tokio::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-verify_return_error",
-            "-servername",
-            "localhost",
-        ])
-        .arg("-connect")
-        .arg(irc.to_string())
-        .arg("-CAfile")
-        .arg(&p.ca_file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("openssl is installed (cargo xtask install)");
+    let mut child = s_client(irc, &p.ca_file);
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(b"NICK ossl\r\nUSER ossl 0 * :openssl\r\n")
