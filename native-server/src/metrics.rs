@@ -24,26 +24,6 @@ use std::time::Duration;
 /// interval, not per message.
 pub(crate) const COPY_EVERY: Duration = Duration::from_millis(100);
 
-/// Upper bounds of the hub batch and store commit buckets: a batch on an idle server takes
-/// microseconds, a fan-out to thousands a few milliseconds; a commit takes a millisecond or
-/// two with `synchronous = normal`, tens with `full` on a slow disk.
-const TIME_BUCKETS: [Duration; 14] = [
-    Duration::from_micros(10),
-    Duration::from_micros(25),
-    Duration::from_micros(50),
-    Duration::from_micros(100),
-    Duration::from_micros(250),
-    Duration::from_micros(500),
-    Duration::from_millis(1),
-    Duration::from_micros(2500),
-    Duration::from_millis(5),
-    Duration::from_millis(10),
-    Duration::from_millis(25),
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_secs(1),
-];
-
 type Labels = Vec<(&'static str, &'static str)>;
 
 fn kind_label(k: Option<ConnKind>) -> &'static str {
@@ -191,14 +171,14 @@ impl Metrics {
             "store_queue_batches",
             "Batches of writes handed to the store or waiting for it, not yet reported",
         );
-        let batch_time = AtomicHistogram::new(&TIME_BUCKETS);
+        let batch_time = AtomicHistogram::new(&natter_ops::histogram::TIME_BUCKETS);
         r.register_with_unit(
             "hub_batch",
             "Time the hub task takes for one batch of input and its output",
             Unit::Seconds,
             batch_time.clone(),
         );
-        let store_commit = AtomicHistogram::new(&TIME_BUCKETS);
+        let store_commit = AtomicHistogram::new(&natter_ops::histogram::TIME_BUCKETS);
         r.register_with_unit(
             "store_commit",
             "Time from a batch of writes handed to the store to its durable report",

@@ -11,6 +11,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Bucket bounds for what takes from microseconds to a second (a relay, a hub batch, a store
+/// commit): 10 µs to 1 s in 1-2.5-5 steps.
+pub const TIME_BUCKETS: [Duration; 14] = [
+    Duration::from_micros(10),
+    Duration::from_micros(25),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_micros(2500),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+];
+
 /// A duration histogram with fixed bucket bounds; clones share the same counts.
 #[derive(Debug, Clone)]
 pub struct AtomicHistogram {

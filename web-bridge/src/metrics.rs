@@ -68,29 +68,10 @@ impl Refused {
     }
 }
 
-/// Upper bounds of the relay latency buckets: a relay on an idle machine takes tens of
-/// microseconds; a loaded one, milliseconds.
-const LATENCY_BUCKETS: [Duration; 14] = [
-    Duration::from_micros(10),
-    Duration::from_micros(25),
-    Duration::from_micros(50),
-    Duration::from_micros(100),
-    Duration::from_micros(250),
-    Duration::from_micros(500),
-    Duration::from_millis(1),
-    Duration::from_micros(2500),
-    Duration::from_millis(5),
-    Duration::from_millis(10),
-    Duration::from_millis(25),
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_secs(1),
-];
-
 type Label = [(&'static str, &'static str); 1];
 
 fn latency_histogram() -> AtomicHistogram {
-    AtomicHistogram::new(&LATENCY_BUCKETS)
+    AtomicHistogram::new(&natter_ops::histogram::TIME_BUCKETS)
 }
 
 /// One relay direction's handles.
