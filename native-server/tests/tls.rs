@@ -331,23 +331,33 @@ async fn log_line(log: &mut BufReader<tokio::process::ChildStderr>, part: &str) 
     .unwrap_or_else(|_| panic!("no log line with {part:?}"))
 }
 
+/// The natter-server binary with only `listen_flag` (a TLS door) on a free port and the test
+/// certificate: the child, its log and the listener's address.
+async fn spawn_tls_only(
+    listen_flag: &str,
+    p: &Pki,
+) -> (
+    tokio::process::Child,
+    tokio::io::BufReader<tokio::process::ChildStderr>,
+    std::net::SocketAddr,
+) {
+    let (cert, key) = (p.cert.to_str().unwrap(), p.key.to_str().unwrap());
+    let args = [
+        listen_flag,
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    spawn_server(&args, &[]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_certificate_and_refuses_a_broken_key() {
     let p = pki();
-    let (cert, key) = (p.cert.to_str().unwrap(), p.key.to_str().unwrap());
     // TLS only: no --listen, so the one listening line is the TLS listener's.
-    let (mut child, mut log, tls) = spawn_server(
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
-        &[],
-    )
-    .await;
+    let (mut child, mut log, tls) = spawn_tls_only("--tls-listen", &p).await;
     let (mut old, nick_old) = tls_text(tls, &p.ca_file, "old").await;
 
     // A new certificate from another CA, in the same files.
@@ -535,20 +545,8 @@ async fn plain_irc_on_the_irc_tls_port_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_certificate_of_the_irc_tls_port() {
     let p = pki();
-    let (cert, key) = (p.cert.to_str().unwrap(), p.key.to_str().unwrap());
     // IRC over TLS only: the one listening line is its listener's.
-    let (mut child, mut log, irc) = spawn_server(
-        &[
-            "--irc-tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
-        &[],
-    )
-    .await;
+    let (mut child, mut log, irc) = spawn_tls_only("--irc-tls-listen", &p).await;
     let mut old = irc_tls(irc, &p.ca_file, "old").await;
     old.send("JOIN #tls").await;
     old.expect_has(" 366 old #tls ").await;

@@ -293,6 +293,20 @@ impl Hub {
         })
     }
 
+    /// Every connection of the users sharing a room with `uid` (its own aside), each once.
+    fn co_member_conns(&self, uid: UserId) -> BTreeSet<ConnId> {
+        let Some(u) = self.users.get(&uid) else {
+            return BTreeSet::new();
+        };
+        u.rooms
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flat_map(|r| r.members.iter())
+            .filter(|m| **m != uid)
+            .flat_map(|m| self.user_conns(*m))
+            .collect()
+    }
+
     /// Tells each connection that shares a room with `uid` (its own aside) once that the user
     /// is signed in to its account now, or no longer.
     pub(super) fn account_news(&mut self, uid: UserId) {
@@ -301,14 +315,7 @@ impl Hub {
         };
         let nick = u.nick.clone();
         let account = u.account.is_some().then(|| nick.clone());
-        let others: BTreeSet<ConnId> = u
-            .rooms
-            .iter()
-            .filter_map(|room| self.rooms.get(room))
-            .flat_map(|r| r.members.iter())
-            .filter(|m| **m != uid)
-            .flat_map(|m| self.user_conns(*m))
-            .collect();
+        let others = self.co_member_conns(uid);
         for other in others {
             let news = Info::Account {
                 nick: nick.clone(),
@@ -332,17 +339,7 @@ impl Hub {
         if !changed {
             return;
         }
-        let Some(u) = self.users.get(&uid) else {
-            return;
-        };
-        let others: BTreeSet<ConnId> = u
-            .rooms
-            .iter()
-            .filter_map(|room| self.rooms.get(room))
-            .flat_map(|r| r.members.iter())
-            .filter(|m| **m != uid)
-            .flat_map(|m| self.user_conns(*m))
-            .collect();
+        let others = self.co_member_conns(uid);
         for other in others {
             let news = Info::Away {
                 nick: nick.clone(),
