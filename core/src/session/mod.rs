@@ -551,6 +551,24 @@ impl Session {
         }
     }
 
+    /// The driver holds `count` addresses of equivalent servers (nodes of one cluster), in the
+    /// order to try them; the default is one. Read [`Session::server`] at each
+    /// [`Event::Connect`]. The session moves to the next address when an attempt fails (no
+    /// connection, or no welcome), at once while some address has not failed since the last
+    /// welcome, and waits the backoff only when all of them have failed in a row. A connection
+    /// lost after a welcome is tried again at the same address first (where a resume works).
+    /// Set it before the first connect completes (right after [`Session::new`]).
+    pub fn set_servers(&mut self, count: usize) {
+        self.link.set_servers(count);
+    }
+
+    /// Which of the driver's addresses (0-based, below the count given to
+    /// [`Session::set_servers`]) the current or next connection is to use: the driver reads it
+    /// when it gets [`Event::Connect`].
+    pub fn server(&self) -> usize {
+        self.link.server()
+    }
+
     /// Why the session ended for good when that was not the user's `/quit` (e.g. the server
     /// speaks another protocol version): a line-mode client exits non-zero on it.
     pub fn fatal(&self) -> Option<&str> {
