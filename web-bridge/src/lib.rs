@@ -31,6 +31,11 @@
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
 //! | 1013 | the server cannot be reached, or its TLS certificate is not trusted (try again later) |
 //!
+//! With several server addresses (the nodes of a natter cluster, [`BridgeConfig::servers`]) a
+//! new WebSocket is relayed to the address that last accepted a connection, or the next that
+//! accepts; 1013 means none did. A server connection that drops closes the WebSocket as above:
+//! the page reconnects (and resumes) through a new one, which reaches a node that is up.
+//!
 //! Any other path is a file from [`BridgeConfig::www_dir`] (`/` is `index.html`), precompressed
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]

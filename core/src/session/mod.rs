@@ -35,7 +35,9 @@
 //!   within [`CONNECT_TIMEOUT`](crate::limits::CONNECT_TIMEOUT)) it waits
 //!   `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`, jittered into the upper half by a ChaCha
 //!   RNG seeded from [`SessionConfig::seed`]. A welcome resets the count. `/quit` and a protocol
-//!   version mismatch end the session for good.
+//!   version mismatch end the session for good. With several server addresses (a cluster's
+//!   nodes, [`Session::set_servers`]) a failed attempt moves to the next address at once, and the
+//!   backoff is waited only after every address failed in a row.
 //! - Pacing: commands and messages go out at the flood rate the server announced in its welcome
 //!   (its `Limits`; the hub's defaults until then), in the order typed, so the server never has
 //!   to refuse any. Everything the server answers costs it a token: history refills, scrollback
