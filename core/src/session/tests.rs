@@ -3237,24 +3237,3 @@ fn a_rejoin_whose_replay_reaches_back_shows_only_what_is_new() {
     assert!(t.sent().is_empty(), "nothing to ask for");
     assert_eq!(seqs(&t.events()), vec![6, 7, 8]);
 }
-
-/// A big room's join is quiet: `Joined` names the room's latest seq, ours when nothing was
-/// missed. That is the same room going on, not a new one whose history would be shown again.
-#[test]
-fn a_quiet_rejoin_at_the_seq_we_saw_shows_nothing_again() {
-    let mut t = T::ready(Transport::Stream);
-    for seq in 2..=9 {
-        t.recv(say("#lobby", seq, "bob", seq, "before"));
-    }
-    reconnect(&mut t);
-    t.welcome(2, false);
-    t.sent();
-    t.events();
-    t.joined("#lobby", 9);
-    for seq in 4..=9 {
-        t.recv(say("#lobby", seq, "bob", seq, "replayed"));
-    }
-    t.recv(say("#lobby", 10, "bob", 10, "live"));
-    assert_eq!(seqs(&t.events()), vec![10]);
-    assert!(t.sent().is_empty());
-}
