@@ -99,6 +99,8 @@ impl Node {
             .env_remove("NATTER_DATA_DIR")
             .env_remove("NATTER_CLUSTER")
             .env("NATTER_EPHEMERAL", "true")
+            // The bridge's (`BridgeConfig::local_test`): it names each browser's address.
+            .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
