@@ -66,6 +66,18 @@ pub enum ClusterOut {
         /// Whether it was delivered.
         result: Result<(), String>,
     },
+    /// Node `node`'s lease ran out while these members of `room` were on it (see
+    /// [`Hub::handle_nodes`]): unless another node does it first, append a `Quit` of each to
+    /// the room's log, marked as being about `node`'s users (so it comes back through
+    /// [`Hub::handle_remote_from`] with `node` as the node). At most one node should do it.
+    Reap {
+        /// The node that is gone.
+        node: String,
+        /// The room.
+        room: RoomName,
+        /// Its members that were on the node.
+        nicks: Vec<Nick>,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -114,6 +126,21 @@ pub(crate) struct Cluster {
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
     directs: BTreeMap<u64, (ConnId, DirectMsg)>,
+    /// Members of followed rooms on other nodes, from the rooms' logs.
+    rosters: BTreeMap<RoomName, Roster>,
+    /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
+    /// reaped.
+    reaped: BTreeSet<(String, RoomName)>,
+}
+
+/// The members of one followed room that are on other nodes, as its log says: built from the
+/// log's membership events (`Join`, `Part`, `Quit`, `Kick`, `Nick`) from its first event on.
+#[derive(Debug, Default)]
+struct Roster {
+    /// The seq of the last event applied (an event at or below it was applied already).
+    seq: u64,
+    /// Folded nick → the nick and the node it is on ("" if the shell did not say).
+    members: BTreeMap<String, (Nick, String)>,
 }
 
 impl Hub {
@@ -252,6 +279,7 @@ impl Hub {
         }
         if cl.following.remove(room) {
             cl.published.retain(|_, p| p.room != *room);
+            cl.rosters.remove(room);
             cl.out.push_back(ClusterOut::Unfollow(room.clone()));
         }
         false
@@ -262,11 +290,30 @@ impl Hub {
     /// with the log's seq; an event at or below the room's latest seq was seen and is dropped.
     /// Events of a room this node does not hold are dropped.
     pub fn handle_remote(&mut self, event: RoomEvent, origin: Option<u64>, now: Millis) {
+        self.handle_remote_from(event, origin, "", now);
+    }
+
+    /// [`Hub::handle_remote`], saying which node the event's user is on: the node that
+    /// published it, or the node whose users a reaper's `Quit` is about (see
+    /// [`ClusterOut::Reap`]). Member lists (`Joined`, WHO, NAMES, LIST) count the room's
+    /// members on other nodes from these events; a member is dropped when its node is gone.
+    pub fn handle_remote_from(
+        &mut self,
+        event: RoomEvent,
+        origin: Option<u64>,
+        node: &str,
+        now: Millis,
+    ) {
         self.now = self.now.max(now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
         let mine = origin.and_then(|id| cl.published.remove(&id));
+        if !self.rooms.contains_key(&event.room) {
+            return;
+        }
+        let joins_here = mine.as_ref().is_some_and(|p| p.join.is_some());
+        self.apply_membership(&event, node, joins_here);
         let Some(r) = self.rooms.get_mut(&event.room) else {
             return;
         };
@@ -314,6 +361,109 @@ impl Hub {
         }
         if let Some((conn, _)) = join {
             self.run_deferred(conn, now);
+        }
+    }
+
+    /// An event of `room`'s log from before the recent events a node reads when it starts
+    /// following the room: only who it says is in the room is taken from it.
+    pub fn handle_remote_past(&mut self, event: &RoomEvent, node: &str) {
+        if self.rooms.contains_key(&event.room) {
+            self.apply_membership(event, node, false);
+        }
+    }
+
+    /// Updates the room's members on other nodes from a log event (`node`: its user's node).
+    /// `joins_here`: the event is the `Join` of a user of this node.
+    fn apply_membership(&mut self, event: &RoomEvent, node: &str, joins_here: bool) {
+        let local = |hub: &Hub, n: &Nick| {
+            hub.nicks.get(&n.folded()).is_some_and(|uid| {
+                hub.rooms
+                    .get(&event.room)
+                    .is_some_and(|r| r.members.contains(uid))
+            })
+        };
+        let from_local = joins_here || local(self, &event.from);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let roster = cl.rosters.entry(event.room.clone()).or_default();
+        if event.seq.0 <= roster.seq {
+            return;
+        }
+        roster.seq = event.seq.0;
+        let who = event.from.folded();
+        // Gone only if the event is about the node the member is on: a user who came back on
+        // another node is not taken away by a quit about the node it left.
+        let same_node = |entry: Option<&(Nick, String)>| {
+            entry.is_some_and(|(_, n)| node.is_empty() || n.is_empty() || n == node)
+        };
+        match &event.kind {
+            EventKind::Join if from_local => {
+                roster.members.remove(&who);
+            }
+            EventKind::Join => {
+                roster
+                    .members
+                    .insert(who, (event.from.clone(), node.to_owned()));
+            }
+            EventKind::Part { .. } | EventKind::Quit { .. } => {
+                if same_node(roster.members.get(&who)) {
+                    roster.members.remove(&who);
+                }
+            }
+            EventKind::Kick { target, .. } => {
+                roster.members.remove(&target.folded());
+            }
+            EventKind::Nick { new } => {
+                if let Some((_, n)) = roster.members.remove(&who) {
+                    roster.members.insert(new.folded(), (new.clone(), n));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The nicks of `room`'s members on other nodes (none outside a cluster).
+    pub(super) fn remote_members(&self, room: &RoomName) -> impl Iterator<Item = &Nick> {
+        self.cluster
+            .as_ref()
+            .and_then(|cl| cl.rosters.get(room))
+            .into_iter()
+            .flat_map(|r| r.members.values().map(|(n, _)| n))
+    }
+
+    /// How many of `room`'s members are on other nodes.
+    pub(super) fn remote_count(&self, room: &RoomName) -> usize {
+        self.cluster
+            .as_ref()
+            .and_then(|cl| cl.rosters.get(room))
+            .map_or(0, |r| r.members.len())
+    }
+
+    /// The nodes whose lease is alive now (the shell lists them every so often). Members of
+    /// followed rooms on any other node are handed out as [`ClusterOut::Reap`], once per
+    /// node that is gone.
+    pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
+        self.now = self.now.max(now);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut gone: BTreeMap<(String, RoomName), Vec<Nick>> = BTreeMap::new();
+        for (room, roster) in &cl.rosters {
+            for (nick, node) in roster.members.values() {
+                let key = (node.clone(), room.clone());
+                if node.is_empty() || alive.contains(node) || cl.reaped.contains(&key) {
+                    continue;
+                }
+                gone.entry((node.clone(), room.clone()))
+                    .or_default()
+                    .push(nick.clone());
+            }
+        }
+        for ((node, room), nicks) in gone {
+            debug!(%node, %room, members = nicks.len(), "members of a node that is gone");
+            cl.reaped.insert((node.clone(), room.clone()));
+            cl.out.push_back(ClusterOut::Reap { node, room, nicks });
         }
     }
 
@@ -717,6 +867,10 @@ mod tests {
     struct Net {
         nodes: Vec<Node>,
         log: BTreeMap<RoomName, Vec<RoomEvent>>,
+        /// The node each logged event's user is on, alongside `log`.
+        nodes_of: BTreeMap<RoomName, Vec<String>>,
+        /// Events a node reads as recent when it follows a room (earlier ones: membership only).
+        recent: usize,
         owners: HashMap<String, usize>,
         /// Publishes that fail instead of being stored.
         refuse: bool,
@@ -725,6 +879,8 @@ mod tests {
         hold_claims: bool,
         /// Direct messages out to another node: token → (asking node, its id).
         directs: HashMap<u64, (usize, u64)>,
+        /// Nodes gone and rooms whose members on them were reaped.
+        reaped: BTreeSet<(String, RoomName)>,
         now: Millis,
     }
 
@@ -747,11 +903,14 @@ mod tests {
             Net {
                 nodes,
                 log: BTreeMap::new(),
+                nodes_of: BTreeMap::new(),
+                recent: usize::MAX,
                 owners: HashMap::new(),
                 refuse: false,
                 claims: Vec::new(),
                 hold_claims: false,
                 directs: HashMap::new(),
+                reaped: BTreeSet::new(),
                 now: Millis(1_000),
             }
         }
@@ -785,14 +944,21 @@ mod tests {
             match o {
                 ClusterOut::Follow(r) => {
                     self.nodes[i].following.insert(r.clone());
-                    for ev in self.log.get(&r).cloned().unwrap_or_default() {
-                        self.nodes[i].hub.handle_remote(ev, None, now);
+                    let log = self.log.get(&r).cloned().unwrap_or_default();
+                    let of = self.nodes_of.get(&r).cloned().unwrap_or_default();
+                    let start = log.len().saturating_sub(self.recent);
+                    for (k, (ev, node)) in log.into_iter().zip(of).enumerate() {
+                        if k < start {
+                            self.nodes[i].hub.handle_remote_past(&ev, &node);
+                        } else {
+                            self.nodes[i].hub.handle_remote_from(ev, None, &node, now);
+                        }
                     }
                 }
                 ClusterOut::Unfollow(r) => {
                     self.nodes[i].following.remove(&r);
                 }
-                ClusterOut::Publish { id, mut event } => {
+                ClusterOut::Publish { id, event } => {
                     if self.refuse {
                         self.nodes[i].hub.handle_publish_failed(
                             id,
@@ -801,14 +967,22 @@ mod tests {
                         );
                         return;
                     }
-                    let log = self.log.entry(event.room.clone()).or_default();
-                    event.seq = Seq(log.len() as u64 + 1);
-                    log.push(event.clone());
-                    for (j, n) in self.nodes.iter_mut().enumerate() {
-                        if n.following.contains(&event.room) {
-                            let origin = (j == i).then_some(id);
-                            n.hub.handle_remote(event.clone(), origin, now);
-                        }
+                    self.append(event, &format!("n{i}"), Some((i, id)));
+                }
+                ClusterOut::Reap { node, room, nicks } => {
+                    // The first node to ask does it; the others find it done.
+                    if !self.reaped.insert((node.clone(), room.clone())) {
+                        return;
+                    }
+                    for n in nicks {
+                        let event = RoomEvent {
+                            room: room.clone(),
+                            seq: Seq(0),
+                            at: now,
+                            from: n,
+                            kind: EventKind::Quit { reason: None },
+                        };
+                        self.append(event, &node, None);
                     }
                 }
                 ClusterOut::Claim { id, nick } => {
@@ -837,6 +1011,25 @@ mod tests {
                 ClusterOut::Delivered { token, result } => {
                     let (j, id) = self.directs[&token];
                     self.nodes[j].hub.handle_direct_done(id, result, now);
+                }
+            }
+        }
+
+        /// Appends `event` (about a user of `node`) to its room's log and hands it to every
+        /// node following the room (`origin`: the node that published it and its id).
+        fn append(&mut self, mut event: RoomEvent, node: &str, origin: Option<(usize, u64)>) {
+            let now = self.now;
+            let log = self.log.entry(event.room.clone()).or_default();
+            event.seq = Seq(log.len() as u64 + 1);
+            log.push(event.clone());
+            self.nodes_of
+                .entry(event.room.clone())
+                .or_default()
+                .push(node.to_owned());
+            for (j, n) in self.nodes.iter_mut().enumerate() {
+                if n.following.contains(&event.room) {
+                    let origin = origin.filter(|(i, _)| *i == j).map(|(_, id)| id);
+                    n.hub.handle_remote_from(event.clone(), origin, node, now);
                 }
             }
         }
@@ -1141,5 +1334,148 @@ mod tests {
             ),
             "{got:?}"
         );
+    }
+
+    /// The members `c` on node `i` is told `#r` has, sorted.
+    fn who(net: &mut Net, i: usize, c: ConnId) -> Vec<String> {
+        net.send(i, c, &ClientMsg::Who { room: room("#r") });
+        let got = net.recv(i, c);
+        let mut names: Vec<String> = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Members { members, .. } => {
+                    Some(members.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no member list: {got:?}"));
+        names.sort();
+        names
+    }
+
+    /// The members in `c`'s last `Joined` of `#r`, sorted.
+    fn joined_members(msgs: &[ServerMsg]) -> Vec<String> {
+        let mut names: Vec<String> = msgs
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Joined { members, .. } => {
+                    Some(members.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not joined: {msgs:?}"));
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn member_lists_hold_the_members_of_every_node() {
+        let mut net = Net::new(3);
+        // A node that starts following reads two events as recent; membership from the rest.
+        net.recent = 2;
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.welcomed(i, x);
+        }
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        net.recv(0, a);
+        for k in 0..3 {
+            net.send(0, a, &say(k, "filler"));
+        }
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        let got = net.recv(1, b);
+        assert_eq!(joined_members(&got), ["alice", "bob"], "{got:?}");
+        assert_eq!(who(&mut net, 0, a), ["alice", "bob"]);
+        // Alice renames and bob's list follows; carol joins on a third node.
+        net.send(
+            0,
+            a,
+            &ClientMsg::Nick {
+                nick: nick("alicia"),
+            },
+        );
+        net.send(2, c, &ClientMsg::Join { room: room("#r") });
+        let got = net.recv(2, c);
+        assert_eq!(joined_members(&got), ["alicia", "bob", "carol"], "{got:?}");
+        assert_eq!(who(&mut net, 1, b), ["alicia", "bob", "carol"]);
+        // LIST counts them all.
+        net.send(1, b, &ClientMsg::Rooms);
+        let got = net.recv(1, b);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Rooms { rooms } if rooms.iter().any(|r| r.members == 3))
+            ),
+            "{got:?}"
+        );
+        // A part and a quit leave every list.
+        net.send(
+            1,
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        assert_eq!(who(&mut net, 0, a), ["alicia", "carol"]);
+        net.send(0, a, &ClientMsg::Quit { reason: None });
+        assert_eq!(who(&mut net, 2, c), ["carol"]);
+    }
+
+    #[test]
+    fn members_of_a_node_that_is_gone_leave_every_list_once() {
+        let mut net = Net::new(3);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.send(i, x, &ClientMsg::Join { room: room("#r") });
+        }
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.recv(i, x);
+        }
+        // Node 0 dies: the others see its lease gone, and both would reap its members.
+        let alive = ["n1".to_owned(), "n2".to_owned()];
+        let now = net.now;
+        net.nodes[1].hub.handle_nodes(&alive, now);
+        net.nodes[2].hub.handle_nodes(&alive, now);
+        net.pump();
+        assert_eq!(who(&mut net, 1, b), ["bob", "carol"]);
+        assert_eq!(who(&mut net, 2, c), ["bob", "carol"]);
+        let quits = net.log[&room("#r")]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Quit { .. }))
+            .count();
+        assert_eq!(quits, 1, "one quit for alice in the log");
+        // Asked again, nobody is reaped twice.
+        net.nodes[1].hub.handle_nodes(&alive, now);
+        assert!(net.nodes[1].hub.poll_cluster().is_none());
+    }
+
+    #[test]
+    fn a_quit_about_a_node_its_user_left_does_not_take_the_user_away() {
+        let mut net = Net::new(2);
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        net.recv(1, b);
+        // Dave was on a node n9, then came back through node n8, then n9's quits come.
+        let ev = |seq: u64, kind: EventKind| RoomEvent {
+            room: room("#r"),
+            seq: Seq(seq),
+            at: Millis(1),
+            from: nick("dave"),
+            kind,
+        };
+        let now = net.now;
+        let hub = &mut net.nodes[1].hub;
+        hub.handle_remote_from(ev(2, EventKind::Join), None, "n9", now);
+        hub.handle_remote_from(ev(3, EventKind::Join), None, "n8", now);
+        hub.handle_remote_from(ev(4, EventKind::Quit { reason: None }), None, "n9", now);
+        net.pump();
+        assert_eq!(who(&mut net, 1, b), ["bob", "dave"]);
     }
 }
