@@ -22,6 +22,9 @@ use tracing::{debug, info, warn};
 const NODE_HEADER: &str = "Natter-Node";
 /// Header holding the hub's number for a published event, on the node that published it.
 const ID_HEADER: &str = "Natter-Id";
+/// Header naming the node whose user an event is about, when not the publishing node's (the
+/// quits a reaper publishes for the members of a node that is gone).
+const FOR_HEADER: &str = "Natter-For";
 
 /// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
 #[derive(Debug)]
@@ -32,7 +35,19 @@ pub enum ClusterIn {
         event: RoomEvent,
         /// The hub's number for it, if this node published it.
         origin: Option<u64>,
+        /// The node its user is on ("" if unknown).
+        node: String,
     },
+    /// A membership event of a room's log from before the recent events read when the node
+    /// started following the room: the hub learns who is in the room from it.
+    Past {
+        /// The event, with the log's seq.
+        event: RoomEvent,
+        /// The node its user is on ("" if unknown).
+        node: String,
+    },
+    /// The nodes whose lease is alive, listed every third of a lease.
+    Nodes(Vec<String>),
     /// A published event was not stored.
     Failed {
         /// The hub's number for it.
@@ -74,7 +89,13 @@ impl ClusterIn {
     /// Feeds this to the hub.
     pub fn apply(self, hub: &mut Hub, now: Millis) {
         match self {
-            ClusterIn::Remote { event, origin } => hub.handle_remote(event, origin, now),
+            ClusterIn::Remote {
+                event,
+                origin,
+                node,
+            } => hub.handle_remote_from(event, origin, &node, now),
+            ClusterIn::Past { event, node } => hub.handle_remote_past(&event, &node),
+            ClusterIn::Nodes(alive) => hub.handle_nodes(&alive, now),
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
@@ -141,7 +162,12 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
-        let lease = tokio::spawn(keep_lease(nodes.clone(), id.clone(), cfg.lease));
+        let lease = tokio::spawn(keep_lease(
+            nodes.clone(),
+            id.clone(),
+            cfg.lease,
+            in_tx.clone(),
+        ));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -241,14 +267,89 @@ async fn bucket(
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
 }
 
-/// Refreshes this node's lease every third of it.
-async fn keep_lease(nodes: kv::Store, id: String, lease: Duration) {
+/// Refreshes this node's lease every third of it, and tells the hub which nodes are alive.
+async fn keep_lease(
+    nodes: kv::Store,
+    id: String,
+    lease: Duration,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
     loop {
         tokio::time::sleep(lease / 3).await;
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
             warn!(error = %e, "node lease not refreshed");
+            // Not knowing who is alive, nobody is taken for gone.
+            continue;
+        }
+        match alive_nodes(&nodes).await {
+            Ok(alive) => {
+                if tx.send(ClusterIn::Nodes(alive)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => warn!(error = %e, "node leases not read"),
         }
     }
+}
+
+/// The nodes whose lease is alive.
+async fn alive_nodes(nodes: &kv::Store) -> Result<Vec<String>, String> {
+    let mut keys = nodes.keys().await.map_err(|e| e.to_string())?;
+    let mut alive = Vec::new();
+    while let Some(k) = keys.next().await {
+        alive.push(k.map_err(|e| e.to_string())?);
+    }
+    Ok(alive)
+}
+
+/// Publishes a `Quit` in `room` for each of `nicks`, members on `node`, whose lease ran out:
+/// unless another node did it first (a KV `create` decides who does it).
+async fn reap(
+    js: &jetstream::Context,
+    nicks_kv: &kv::Store,
+    prefix: &str,
+    me: &str,
+    node: &str,
+    room: &RoomName,
+    nicks: Vec<Nick>,
+) -> Result<(), String> {
+    let key = format!("reap_{node}_{}", room_stream(prefix, room));
+    match nicks_kv.create(&key, Bytes::from(me.to_owned())).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
+    let reason = natter_core::Text::new("lost with their server").ok();
+    for nick in nicks {
+        let event = RoomEvent {
+            room: room.clone(),
+            seq: Seq(0),
+            at: now_millis(),
+            from: nick,
+            kind: natter_core::wire::EventKind::Quit {
+                reason: reason.clone(),
+            },
+        };
+        let payload = encode_payload(&event).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, me);
+        headers.insert(FOR_HEADER, node);
+        js.publish_with_headers(room_subject(prefix, room), headers, payload)
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Unix milliseconds now.
+fn now_millis() -> Millis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 struct Driver {
@@ -427,6 +528,15 @@ impl Driver {
                         debug!(error = %e, "direct message answer not sent");
                     }
                 }
+                ClusterOut::Reap { node, room, nicks } => {
+                    let (js, kv, me) = (self.js.clone(), self.nicks.clone(), self.id.clone());
+                    let prefix = self.cfg.prefix.clone();
+                    tokio::spawn(async move {
+                        if let Err(why) = reap(&js, &kv, &prefix, &me, &node, &room, nicks).await {
+                            warn!(%node, %room, %why, "members of a node that is gone not reaped");
+                        }
+                    });
+                }
                 ClusterOut::Release(nick) => {
                     let (nicks, me) = (self.nicks.clone(), self.id.clone());
                     tokio::spawn(async move {
@@ -456,17 +566,20 @@ impl Driver {
             })
             .await
             .map_err(|e| format!("the room's stream is unavailable ({e})"))?;
-        let last = stream
+        let state = stream
             .info()
             .await
             .map_err(|e| format!("the room's stream is unavailable ({e})"))?
             .state
-            .last_sequence;
-        let start = last.saturating_sub(self.cfg.recent as u64) + 1;
+            .clone();
+        let start = state.last_sequence.saturating_sub(self.cfg.recent as u64) + 1;
+        // Who is in the room is read from its first event on (see `ClusterIn::Past`).
+        let first = state.first_sequence.max(1);
         let reader = RoomReader {
             room: room.clone(),
             stream,
-            next: start,
+            next: first,
+            recent_from: start,
             me: self.id.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
@@ -514,6 +627,8 @@ struct RoomReader {
     stream: stream::Stream,
     /// The seq of the next event to hand over.
     next: u64,
+    /// Events before this one are read for who is in the room only.
+    recent_from: u64,
     me: String,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
@@ -591,14 +706,31 @@ impl RoomReader {
         event.room = self.room.clone();
         event.seq = Seq(seq);
         let headers = m.headers.as_ref();
-        let mine = headers
-            .and_then(|h| h.get(NODE_HEADER))
-            .is_some_and(|n| n.as_str() == self.me);
+        let publisher = headers.and_then(|h| h.get(NODE_HEADER));
+        let mine = publisher.is_some_and(|n| n.as_str() == self.me);
+        let node = headers
+            .and_then(|h| h.get(FOR_HEADER))
+            .or(publisher)
+            .map_or_else(String::new, |n| n.as_str().to_owned());
+        if seq < self.recent_from {
+            use natter_core::wire::EventKind as K;
+            let membership = matches!(
+                event.kind,
+                K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. }
+            );
+            return !membership || self.tx.send(ClusterIn::Past { event, node }).is_ok();
+        }
         let origin = headers
             .and_then(|h| h.get(ID_HEADER))
             .filter(|_| mine)
             .and_then(|v| v.as_str().parse().ok());
-        self.tx.send(ClusterIn::Remote { event, origin }).is_ok()
+        self.tx
+            .send(ClusterIn::Remote {
+                event,
+                origin,
+                node,
+            })
+            .is_ok()
     }
 }
 

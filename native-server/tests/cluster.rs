@@ -420,3 +420,117 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
     );
     assert_eq!(got[0].0, Seq(last_seen.0 + 1), "no gap, no repeat");
 }
+
+/// The sorted nicks of a member list.
+fn sorted(members: &[natter_core::Nick]) -> Vec<String> {
+    let mut names: Vec<String> = members.iter().map(ToString::to_string).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
+    let nats = Nats::start();
+    let url = nats.url();
+    // The node to be killed lets its lease run out a second after it stops refreshing it.
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--cluster-lease-ms",
+        "1000",
+    ];
+    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.lease = Duration::from_millis(900);
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let (addr1, irc1) = (node1.local_addrs()[0], node1.irc_addrs()[0]);
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
+    alice.join("#r").await;
+    // Bob, on the other node, is told alice is in the room when he joins.
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    bob.send(&ClientMsg::Join { room: r.clone() }).await;
+    let joined = bob
+        .expect(|m| matches!(m, ServerMsg::Joined { .. }), "joined")
+        .await;
+    let ServerMsg::Joined { members, .. } = joined else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "bob"]);
+    // An IRC user on bob's node gets them all in NAMES, on joining and when asking.
+    let mut carol = TextClient::connect(irc1, "carol").await;
+    carol.send("NICK carol\r\nUSER carol 0 * :carol").await;
+    carol.expect_has(" 376 ").await;
+    carol.send("JOIN #r").await;
+    let names = carol.expect_has(" 353 carol ").await;
+    for who in ["alice", "bob", "carol"] {
+        assert!(
+            names.split(' ').any(|w| w.trim_start_matches(':') == who),
+            "{names}"
+        );
+    }
+    carol.expect_has(" 366 carol #r ").await;
+    // Alice, on the other node, sees both in WHO.
+    alice.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = alice
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "bob", "carol"]);
+
+    // Alice's node dies without a word: once its lease runs out, she leaves every list, once.
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    let quit = bob
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { .. }, from, .. }) if from.as_str() == "alice"),
+            "alice's quit",
+        )
+        .await;
+    assert!(matches!(quit, ServerMsg::Event(_)));
+    carol
+        .expect(
+            |l| l.starts_with(":alice") && l.contains(" QUIT "),
+            "alice's quit over IRC",
+        )
+        .await;
+    carol.send("NAMES #r").await;
+    let names = carol.expect_has(" 353 carol ").await;
+    assert!(!names.contains("alice"), "{names}");
+    bob.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = bob
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["bob", "carol"]);
+    let more_quits = bob
+        .msgs_for(Duration::from_millis(1_500))
+        .await
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Quit { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(more_quits, 0, "one quit only");
+}

@@ -861,6 +861,8 @@ mod tests {
         hub: Hub,
         following: BTreeSet<RoomName>,
         inbox: HashMap<ConnId, FrameDecoder>,
+        /// Every byte sent to each connection (for text dialects).
+        raw: HashMap<ConnId, Vec<u8>>,
     }
 
     /// The nodes, the shared log and nick table, and what is asked but not yet done.
@@ -897,6 +899,7 @@ mod tests {
                         hub,
                         following: BTreeSet::new(),
                         inbox: HashMap::new(),
+                        raw: HashMap::new(),
                     }
                 })
                 .collect();
@@ -922,8 +925,10 @@ mod tests {
                     while let Some(t) = self.nodes[i].hub.poll_transmit() {
                         busy = true;
                         let n = t.len();
+                        let bytes = t.concat();
+                        self.nodes[i].raw.entry(t.conn).or_default().extend(&bytes);
                         let d = self.nodes[i].inbox.entry(t.conn).or_default();
-                        d.extend(&t.concat());
+                        d.extend(&bytes);
                         self.nodes[i].hub.handle_written(t.conn, n, self.now);
                     }
                     while self.nodes[i].hub.poll_event().is_some() {}
@@ -1477,5 +1482,21 @@ mod tests {
         hub.handle_remote_from(ev(4, EventKind::Quit { reason: None }), None, "n9", now);
         net.pump();
         assert_eq!(who(&mut net, 1, b), ["bob", "dave"]);
+    }
+
+    #[test]
+    fn an_irc_registration_in_a_cluster_ends_with_the_motd() {
+        let mut net = Net::new(1);
+        let now = net.now;
+        let c = net.nodes[0]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        net.nodes[0]
+            .hub
+            .handle_bytes(c, b"NICK carol\r\nUSER carol 0 * :carol\r\n", now);
+        net.pump();
+        let text = String::from_utf8_lossy(&net.nodes[0].raw[&c]).into_owned();
+        assert!(text.contains(" 376 carol "), "{text}");
     }
 }
