@@ -11,8 +11,9 @@
 
 use super::deliver::Skip;
 use super::dialect::{Hello, IfTaken, Request};
-use super::{Hub, UserId};
+use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::limits::MAX_NICK_LEN;
+use crate::persist::{SessionRecord, TokenHash};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
 use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
@@ -78,6 +79,28 @@ pub enum ClusterOut {
         /// Its members that were on the node.
         nicks: Vec<Nick>,
     },
+    /// A resume session was made or changed here: keep its record where every node can read
+    /// it, under its token id (it holds the hash of the token's secret, never the token).
+    Session(SessionRecord),
+    /// The resume session with this token id is over: forget its record.
+    EndSession(u64),
+    /// A client presented a resume token this node does not know: read the record kept under
+    /// `token_id`, and answer with [`Hub::handle_session`].
+    FindSession {
+        /// The hub's number for the question.
+        id: u64,
+        /// The token's id (not secret).
+        token_id: u64,
+    },
+    /// Claim `nick` for this node even if another node holds it: a client proved (with its
+    /// resume token) that the session holding it is its own, and resumes it here. Answer with
+    /// [`Hub::handle_claim`].
+    TakeOver {
+        /// The hub's number for the claim.
+        id: u64,
+        /// The nick.
+        nick: Nick,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -90,6 +113,8 @@ struct Published {
     id: Option<MsgId>,
     /// A join completes when its event is back.
     join: Option<(ConnId, UserId)>,
+    /// The join takes a resumed session back into a room: the resume answers it.
+    rejoin: bool,
 }
 
 /// What waits for a nick claim's answer.
@@ -107,6 +132,30 @@ enum Claiming {
     },
     /// A nick change.
     Change { conn: ConnId, uid: UserId },
+    /// A resume of a session another node kept, proved by its token: its nick.
+    Resume {
+        conn: ConnId,
+        hello: Hello,
+        record: SessionRecord,
+        held: Vec<Request>,
+    },
+}
+
+/// A resume this node does not know the session of, while it finds it and takes it over.
+#[derive(Debug)]
+struct Finding {
+    conn: ConnId,
+    hello: Hello,
+    /// Requests sent after the hello, run once it is done.
+    held: Vec<Request>,
+}
+
+/// A session taken over from another node, while its rooms are joined again.
+#[derive(Debug)]
+struct Resuming {
+    did: DeviceId,
+    hello: Hello,
+    held: Vec<Request>,
 }
 
 /// The cluster's state in the hub.
@@ -131,6 +180,12 @@ pub(crate) struct Cluster {
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
     /// reaped.
     reaped: BTreeSet<(String, RoomName)>,
+    /// Devices whose resume session record must be written (see [`ClusterOut::Session`]).
+    sessions: BTreeSet<DeviceId>,
+    /// Resumes whose session is being read, by the hub's number.
+    finding: BTreeMap<u64, Finding>,
+    /// Resumes taken over from another node, by connection, while their rooms are joined.
+    resuming: BTreeMap<ConnId, Resuming>,
 }
 
 /// The members of one followed room that are on other nodes, as its log says: built from the
@@ -153,7 +208,230 @@ impl Hub {
 
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        let dirty = core::mem::take(&mut self.cluster.as_mut()?.sessions);
+        for did in dirty {
+            let Some(record) = self.session_record(did) else {
+                continue;
+            };
+            if let Some(cl) = self.cluster.as_mut() {
+                cl.out.push_back(ClusterOut::Session(record));
+            }
+        }
         self.cluster.as_mut()?.out.pop_front()
+    }
+
+    /// Device `did`'s resume session as the cluster keeps it.
+    fn session_record(&self, did: DeviceId) -> Option<SessionRecord> {
+        let d = self.devices.get(&did)?;
+        let key = d.resume?;
+        let u = self.users.get(&d.user)?;
+        Some(SessionRecord {
+            token: TokenHash(key.hash),
+            token_id: key.id,
+            nick: u.nick.clone(),
+            rooms: u.rooms.iter().cloned().collect(),
+            last_id: d.last_id,
+            updated: self.now,
+        })
+    }
+
+    /// Device `did`'s session changed (token, nick, rooms): its record is written.
+    pub(super) fn cluster_session_changed(&mut self, did: DeviceId) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.sessions.insert(did);
+        }
+    }
+
+    /// The session with token id `token_id` is over.
+    pub(super) fn cluster_session_ended(&mut self, token_id: u64) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::EndSession(token_id));
+        }
+    }
+
+    /// Cluster mode: `hello` presents a resume token this node does not know; the session is
+    /// looked for where every node keeps them. False without a cluster.
+    pub(super) fn cluster_find_session(&mut self, conn: ConnId, hello: &Hello) -> bool {
+        let Some(token_id) = hello.resume.as_ref().map(|r| r.token.id()) else {
+            return false;
+        };
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        cl.finding.insert(
+            id,
+            Finding {
+                conn,
+                hello: hello.clone(),
+                held: Vec::new(),
+            },
+        );
+        cl.out.push_back(ClusterOut::FindSession { id, token_id });
+        true
+    }
+
+    /// The answer to [`ClusterOut::FindSession`] `id`: the session's record, if the cluster
+    /// keeps one (`None` too if it could not be read). If the token presented opens it, this
+    /// node claims the session's nick from the node that had it, joins its rooms again and
+    /// resumes it with what the client missed; else the client is told and starts afresh.
+    pub fn handle_session(&mut self, id: u64, record: Option<SessionRecord>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(f) = self.cluster.as_mut().and_then(|cl| cl.finding.remove(&id)) else {
+            return;
+        };
+        if self.conns.get(&f.conn).is_none_or(|c| c.closing()) || self.user_of(f.conn).is_some() {
+            return;
+        }
+        let opens = |r: &SessionRecord| {
+            let key = ResumeKey {
+                id: r.token_id,
+                hash: r.token.0,
+            };
+            f.hello.resume.as_ref().is_some_and(|t| key.opens(&t.token))
+        };
+        let Some(record) = record.filter(|r| opens(r)) else {
+            return self.session_not_found(f, now);
+        };
+        if self.tokens.contains_key(&record.token_id) {
+            // Known here after all (taken over meanwhile): resume as usual.
+            return self.session_not_found(f, now);
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        let nick = record.nick.clone();
+        debug!(conn = %f.conn, %nick, "resuming a session another node kept");
+        let claiming = Claiming::Resume {
+            conn: f.conn,
+            hello: f.hello,
+            record,
+            held: f.held,
+        };
+        cl.claims.insert(id, (nick.clone(), claiming));
+        cl.out.push_back(ClusterOut::TakeOver { id, nick });
+    }
+
+    /// A resume whose session nobody keeps: the client is told, and gets a fresh one.
+    fn session_not_found(&mut self, f: Finding, now: Millis) {
+        let Finding {
+            conn,
+            mut hello,
+            held,
+        } = f;
+        self.stats.resumes_failed += 1;
+        self.error(
+            conn,
+            ErrorKind::ResumeFailed,
+            Re::Conn,
+            "your earlier session has expired; starting a new one".into(),
+        );
+        hello.resume = None;
+        self.fresh_session(conn, hello, now);
+        self.cluster_hold_all(conn, held, now);
+    }
+
+    /// Hands `held` to whatever holds `conn`'s requests now (a nick claim), or runs them.
+    fn cluster_hold_all(&mut self, conn: ConnId, held: Vec<Request>, now: Millis) {
+        for req in held {
+            if self.user_of(conn).is_some() {
+                self.submit(conn, req, now);
+            } else if !self.cluster_holds(conn, req) {
+                return;
+            }
+        }
+    }
+
+    /// The session's nick is this node's now: the user and its device are made here as the
+    /// session was (detached), and its rooms are joined again through the log; once they all
+    /// are, the resume goes on as on the node that kept it.
+    fn take_over_session(
+        &mut self,
+        conn: ConnId,
+        hello: Hello,
+        record: SessionRecord,
+        held: Vec<Request>,
+        now: Millis,
+    ) {
+        let uid = UserId(self.next_user);
+        self.next_user += 1;
+        self.nicks.insert(record.nick.folded(), uid);
+        self.attach_gen += 1;
+        self.users.insert(
+            uid,
+            Box::new(User {
+                nick: record.nick.clone(),
+                rooms: super::room::RoomSet::default(),
+                devices: Vec::new(),
+                away: None,
+                account: None,
+            }),
+        );
+        let did = self.new_device(uid, None);
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.resume = Some(ResumeKey {
+                id: record.token_id,
+                hash: record.token.0,
+            });
+            d.last_id = record.last_id;
+        }
+        self.tokens.insert(record.token_id, did);
+        self.detached += 1;
+        self.timers
+            .set(Timer::Grace(did), now + self.config.resume_grace);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        cl.resuming.insert(conn, Resuming { did, hello, held });
+        for room in record.rooms {
+            if !self.rooms.contains_key(&room) {
+                self.rooms.insert(room.clone(), super::room::Room::new());
+            }
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            let join = Some((conn, uid));
+            let skip = Skip::User(uid);
+            let no = publish(
+                cl,
+                &room,
+                &record.nick,
+                EventKind::Join,
+                now,
+                skip,
+                None,
+                None,
+                join,
+            );
+            if let Some(p) = cl.published.get_mut(&no) {
+                p.rejoin = true;
+            }
+        }
+        self.finish_resume(conn, now);
+    }
+
+    /// Once every room of a session taken over is joined again, the resume goes on.
+    fn finish_resume(&mut self, conn: ConnId, now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if joining(cl, conn) {
+            return;
+        }
+        let Some(r) = cl.resuming.remove(&conn) else {
+            return;
+        };
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            // The client left meanwhile: the session waits for it, detached, as it would have.
+            return;
+        }
+        self.resume(conn, r.did, &r.hello, now);
+        for req in r.held {
+            self.submit(conn, req, now);
+        }
     }
 
     /// Whether `broadcast` must publish instead of sequencing; if so, publishes (see
@@ -325,6 +603,7 @@ impl Hub {
         if let EventKind::Topic { topic } = &event.kind {
             r.topic = topic.clone();
         }
+        let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
         let (skip, sender, join) =
             mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
         let room = event.room;
@@ -345,6 +624,7 @@ impl Hub {
             cl.applying = false;
         }
         if let Some((conn, uid)) = join
+            && !rejoin
             && self
                 .users
                 .get(&uid)
@@ -360,6 +640,7 @@ impl Hub {
             }
         }
         if let Some((conn, _)) = join {
+            self.finish_resume(conn, now);
             self.run_deferred(conn, now);
         }
     }
@@ -486,6 +767,7 @@ impl Hub {
             let detail = format!("{why}; you did not join {}", p.room);
             self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
             self.drop_if_empty(&p.room);
+            self.finish_resume(conn, now);
             self.run_deferred(conn, now);
         }
     }
@@ -511,10 +793,24 @@ impl Hub {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        let held = cl.claims.values_mut().find_map(|(_, c)| match c {
-            Claiming::Hello { conn: c, held, .. } if *c == conn => Some(held),
-            _ => None,
-        });
+        let held = cl
+            .claims
+            .values_mut()
+            .find_map(|(_, c)| match c {
+                Claiming::Hello { conn: c, held, .. } | Claiming::Resume { conn: c, held, .. }
+                    if *c == conn =>
+                {
+                    Some(held)
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                cl.finding
+                    .values_mut()
+                    .find(|f| f.conn == conn)
+                    .map(|f| &mut f.held)
+            })
+            .or_else(|| cl.resuming.get_mut(&conn).map(|r| &mut r.held));
         match held {
             Some(held) if held.len() < max => {
                 held.push(req);
@@ -593,11 +889,13 @@ impl Hub {
             return;
         };
         let conn = match &claiming {
-            Claiming::Hello { conn, .. } | Claiming::Change { conn, .. } => *conn,
+            Claiming::Hello { conn, .. }
+            | Claiming::Change { conn, .. }
+            | Claiming::Resume { conn, .. } => *conn,
         };
         let gone = self.conns.get(&conn).is_none_or(|c| c.closing());
         let stale = match &claiming {
-            Claiming::Hello { .. } => {
+            Claiming::Hello { .. } | Claiming::Resume { .. } => {
                 gone || self.user_of(conn).is_some() || !self.nick_free(&nick)
             }
             Claiming::Change { uid, .. } => gone || self.user_of(conn) != Some(*uid),
@@ -648,6 +946,18 @@ impl Hub {
                 let detail = format!("the nick {nick} is taken");
                 self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
             }
+            (
+                Claiming::Resume {
+                    hello,
+                    record,
+                    held,
+                    ..
+                },
+                true,
+            ) => self.take_over_session(conn, hello, record, held, now),
+            (Claiming::Resume { hello, held, .. }, false) => {
+                self.session_not_found(Finding { conn, hello, held }, now);
+            }
         }
     }
 
@@ -669,6 +979,13 @@ impl Hub {
             Claiming::Change { conn, .. } => {
                 let detail = format!("{why}; your nick is unchanged");
                 self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+            }
+            Claiming::Resume {
+                conn, hello, held, ..
+            } => {
+                if self.conns.contains_key(&conn) && self.user_of(conn).is_none() {
+                    self.session_not_found(Finding { conn, hello, held }, now);
+                }
             }
         }
     }
@@ -794,7 +1111,8 @@ fn joining(cl: &Cluster, conn: ConnId) -> bool {
         .any(|p| p.join.is_some_and(|(c, _)| c == conn))
 }
 
-/// Queues `kind` in `room` for the log, following the room first if needed.
+/// Queues `kind` in `room` for the log, following the room first if needed; returns the
+/// hub's number for it.
 #[allow(clippy::too_many_arguments)]
 fn publish(
     cl: &mut Cluster,
@@ -806,7 +1124,7 @@ fn publish(
     sender: Option<ConnId>,
     id: Option<MsgId>,
     join: Option<(ConnId, UserId)>,
-) {
+) -> u64 {
     if cl.following.insert(room.clone()) {
         cl.out.push_back(ClusterOut::Follow(room.clone()));
     }
@@ -820,6 +1138,7 @@ fn publish(
             sender,
             id,
             join,
+            rejoin: false,
         },
     );
     let event = RoomEvent {
@@ -830,6 +1149,7 @@ fn publish(
         kind,
     };
     cl.out.push_back(ClusterOut::Publish { id: no, event });
+    no
 }
 
 /// `want_n`, cut to fit.
@@ -883,6 +1203,8 @@ mod tests {
         directs: HashMap<u64, (usize, u64)>,
         /// Nodes gone and rooms whose members on them were reaped.
         reaped: BTreeSet<(String, RoomName)>,
+        /// Resume sessions by token id.
+        sessions: HashMap<u64, SessionRecord>,
         now: Millis,
     }
 
@@ -914,6 +1236,7 @@ mod tests {
                 hold_claims: false,
                 directs: HashMap::new(),
                 reaped: BTreeSet::new(),
+                sessions: HashMap::new(),
                 now: Millis(1_000),
             }
         }
@@ -973,6 +1296,20 @@ mod tests {
                         return;
                     }
                     self.append(event, &format!("n{i}"), Some((i, id)));
+                }
+                ClusterOut::Session(record) => {
+                    self.sessions.insert(record.token_id, record);
+                }
+                ClusterOut::EndSession(token_id) => {
+                    self.sessions.remove(&token_id);
+                }
+                ClusterOut::FindSession { id, token_id } => {
+                    let record = self.sessions.get(&token_id).cloned();
+                    self.nodes[i].hub.handle_session(id, record, now);
+                }
+                ClusterOut::TakeOver { id, nick } => {
+                    self.owners.insert(nick.folded(), i);
+                    self.nodes[i].hub.handle_claim(id, true, now);
                 }
                 ClusterOut::Reap { node, room, nicks } => {
                     // The first node to ask does it; the others find it done.
@@ -1498,5 +1835,81 @@ mod tests {
         net.pump();
         let text = String::from_utf8_lossy(&net.nodes[0].raw[&c]).into_owned();
         assert!(text.contains(" 376 carol "), "{text}");
+    }
+
+    #[test]
+    fn a_session_resumes_on_another_node_with_exactly_what_it_missed() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.recv(1, b);
+        for (i, c) in [(0, a), (1, b)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        net.recv(0, a);
+        net.recv(1, b);
+        net.send(0, a, &say(1, "one"));
+        let seen = events(&net.recv(0, a))[0].0;
+        // Node 0 dies: it hears nothing more. Bob talks on.
+        net.nodes[0].following.clear();
+        net.send(1, b, &say(1, "two"));
+        net.send(1, b, &say(2, "three"));
+        net.recv(1, b);
+        // A stranger knowing only the token's id (not secret) gets nothing.
+        let mut forged = token.clone();
+        forged.0[31] ^= 1;
+        let resume = |t: &crate::types::ResumeToken| ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token: t.clone(),
+                rooms: vec![(room("#r"), Seq(seen))],
+            }),
+        };
+        let now = net.now;
+        let x = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(x, &MAGIC, now);
+        net.send(1, x, &resume(&forged));
+        let got = net.recv(1, x);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::ResumeFailed, .. }, ServerMsg::Welcome { resumed: false, nick, .. }] if nick.as_str() != "alice"),
+            "{got:?}"
+        );
+        // Alice, with her token, resumes on node 1: her nick, her room, what she missed.
+        let c = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(c, &MAGIC, now);
+        net.send(1, c, &resume(&token));
+        let got = net.recv(1, c);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, nick, .. }) if nick.as_str() == "alice"),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r"))),
+            "{got:?}"
+        );
+        let lines: Vec<String> = events(&got)
+            .into_iter()
+            .filter(|e| e.2.contains("Say"))
+            .map(|e| e.2)
+            .collect();
+        assert_eq!(lines.len(), 2, "{got:?}");
+        assert!(
+            lines[0].contains("two") && lines[1].contains("three"),
+            "{lines:?}"
+        );
+        // She is a member on node 1 now, and talks there.
+        assert_eq!(who(&mut net, 1, b), ["alice", "bob"]);
+        net.send(1, c, &say(7, "back"));
+        assert!(events(&net.recv(1, b)).iter().any(|e| e.2.contains("back")));
+        // The new session is kept for the next node; the old token's record is gone.
+        assert!(!net.sessions.contains_key(&token.id()));
+        assert!(net.sessions.values().any(|r| r.nick.as_str() == "alice"));
     }
 }
