@@ -9,6 +9,7 @@ use async_nats::{HeaderMap, connection::State};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
+use natter_core::persist::{SessionRecord, TokenHash};
 use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
 use std::collections::HashMap;
@@ -48,6 +49,13 @@ pub enum ClusterIn {
     },
     /// The nodes whose lease is alive, listed every third of a lease.
     Nodes(Vec<String>),
+    /// The answer to a [`ClusterOut::FindSession`]: the record kept, if any.
+    Session {
+        /// The hub's number for the question.
+        id: u64,
+        /// The record (`None`: none, or it could not be read).
+        record: Option<SessionRecord>,
+    },
     /// A published event was not stored.
     Failed {
         /// The hub's number for it.
@@ -96,6 +104,7 @@ impl ClusterIn {
             } => hub.handle_remote_from(event, origin, &node, now),
             ClusterIn::Past { event, node } => hub.handle_remote_past(&event, &node),
             ClusterIn::Nodes(alive) => hub.handle_nodes(&alive, now),
+            ClusterIn::Session { id, record } => hub.handle_session(id, record, now),
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
@@ -152,6 +161,7 @@ impl Node {
         js.set_timeout(cfg.ack_timeout);
         let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
         let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
+        let sessions = bucket(&js, &cfg, "sessions", cfg.session_ttl).await?;
         nodes
             .put(&id, Bytes::from_static(b"up"))
             .await
@@ -179,7 +189,11 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
+        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
+        let keeper = tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
         let driver = Driver {
+            sessions,
+            sessions_tx,
             cfg,
             id: id.clone(),
             client,
@@ -196,7 +210,7 @@ impl Node {
             id,
             out,
             inbox,
-            tasks: vec![driver, lease, serve],
+            tasks: vec![driver, lease, serve, keeper],
         })
     }
 
@@ -353,6 +367,10 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Resume sessions' records, by token id.
+    sessions: kv::Store,
+    /// Writes of session records, done in order by [`keep_sessions`].
+    sessions_tx: mpsc::UnboundedSender<SessionWrite>,
     cfg: ClusterConfig,
     id: String,
     client: async_nats::Client,
@@ -535,6 +553,49 @@ impl Driver {
                         if let Err(why) = reap(&js, &kv, &prefix, &me, &node, &room, nicks).await {
                             warn!(%node, %room, %why, "members of a node that is gone not reaped");
                         }
+                    });
+                }
+                ClusterOut::Session(record) => {
+                    let key = session_key(record.token_id);
+                    match encode_session(&record, &self.id) {
+                        Ok(value) => {
+                            let _ = self.sessions_tx.send(SessionWrite::Put(key, value));
+                        }
+                        Err(why) => warn!(%why, "session record not encoded"),
+                    }
+                }
+                ClusterOut::EndSession(token_id) => {
+                    let _ = self
+                        .sessions_tx
+                        .send(SessionWrite::Delete(session_key(token_id)));
+                }
+                ClusterOut::FindSession { id, token_id } => {
+                    let (sessions, tx) = (self.sessions.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let record = match sessions.get(session_key(token_id)).await {
+                            Ok(Some(value)) => decode_session(&value)
+                                .map_err(|why| warn!(%why, "session record not understood"))
+                                .ok(),
+                            Ok(None) => None,
+                            Err(e) => {
+                                warn!(error = %e, "session record not read");
+                                None
+                            }
+                        };
+                        let _ = tx.send(ClusterIn::Session { id, record });
+                    });
+                }
+                ClusterOut::TakeOver { id, nick } => {
+                    let (nicks, me, tx) = (self.nicks.clone(), self.id.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(match take_over(&nicks, &me, &nick).await {
+                            Ok(granted) => ClusterIn::Claimed { id, granted },
+                            Err(e) => {
+                                warn!(%nick, error = %e, "nick not taken over");
+                                let why = format!("the cluster is unavailable ({e})");
+                                ClusterIn::ClaimFailed { id, why }
+                            }
+                        });
                     });
                 }
                 ClusterOut::Release(nick) => {
@@ -783,4 +844,116 @@ async fn release(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(), String>
         .delete_expect_revision(&key, Some(entry.revision))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A write of a session record.
+enum SessionWrite {
+    Put(String, Bytes),
+    Delete(String),
+}
+
+/// Writes session records in the order they were asked for.
+async fn keep_sessions(sessions: kv::Store, mut rx: mpsc::UnboundedReceiver<SessionWrite>) {
+    while let Some(w) = rx.recv().await {
+        let done = match w {
+            SessionWrite::Put(key, value) => sessions
+                .put(key, value)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            SessionWrite::Delete(key) => sessions.purge(key).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = done {
+            warn!(error = %e, "session record not written");
+        }
+    }
+}
+
+/// The KV key of the session with token id `token_id`.
+fn session_key(token_id: u64) -> String {
+    format!("{token_id:016x}")
+}
+
+/// A session record as the cluster keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSession {
+    token: [u8; 32],
+    token_id: u64,
+    nick: Nick,
+    rooms: Vec<RoomName>,
+    last_id: natter_core::MsgId,
+    updated: Millis,
+    /// The node that wrote it.
+    node: String,
+}
+
+fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
+    let stored = StoredSession {
+        token: r.token.0,
+        token_id: r.token_id,
+        nick: r.nick.clone(),
+        rooms: r.rooms.clone(),
+        last_id: r.last_id,
+        updated: r.updated,
+        node: node.to_owned(),
+    };
+    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
+    let (s, _): (StoredSession, usize) =
+        bincode::serde::decode_from_slice(value, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+    Ok(SessionRecord {
+        token: TokenHash(s.token),
+        token_id: s.token_id,
+        nick: s.nick,
+        rooms: s.rooms,
+        last_id: s.last_id,
+        updated: s.updated,
+    })
+}
+
+/// Takes `nick` for node `me` whoever holds it (the hub proved the session holding it is the
+/// resuming client's): created if free, else replaced (compare-and-swap on the revision read).
+async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<bool, String> {
+    let key = nick_key(nick);
+    for _ in 0..3 {
+        let entry = nicks.entry(key.clone()).await.map_err(|e| e.to_string())?;
+        let done = match entry.filter(|e| e.operation == kv::Operation::Put) {
+            Some(e) if e.value.as_ref() == me.as_bytes() => return Ok(true),
+            Some(e) => nicks
+                .update(&key, Bytes::from(me.to_owned()), e.revision)
+                .await
+                .is_ok(),
+            None => nicks.create(&key, Bytes::from(me.to_owned())).await.is_ok(),
+        };
+        if done {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_record_reads_back_as_written() {
+        let r = SessionRecord {
+            token: TokenHash([7; 32]),
+            token_id: 42,
+            nick: Nick::new("alice").unwrap(),
+            rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
+            last_id: natter_core::MsgId(9),
+            updated: Millis(1_234),
+        };
+        let bytes = encode_session(&r, "node1").unwrap();
+        assert_eq!(decode_session(&bytes).unwrap(), r);
+        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(session_key(42), "000000000000002a");
+    }
 }

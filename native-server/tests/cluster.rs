@@ -534,3 +534,74 @@ async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
         .count();
     assert_eq!(more_quits, 0, "one quit only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
+    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let node1 = node(&nats).await;
+    let addr1 = node1.local_addrs()[0];
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(addr0, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    for i in 0..5 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    let seen = lines_of(&mut alice, &r, 5).await;
+    let last_seen = seen[4].0;
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    for i in 0..3 {
+        bob.say("#r", &format!("b{i}")).await;
+    }
+    let mut at_bob = Vec::new();
+    while at_bob
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "b2")
+    {
+        at_bob.extend(lines_of(&mut bob, &r, 1).await);
+    }
+    let missed: Vec<_> = at_bob.into_iter().filter(|l| l.0 > last_seen).collect();
+    assert_eq!(missed.len(), 3, "{missed:?}");
+
+    // Alice's client resumes on the other node with the token her dead node gave her.
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), last_seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr1, "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    let got = alice.msgs_for(Duration::from_millis(800)).await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room, .. } if *room == r)),
+        "{got:?}"
+    );
+    let lines: Vec<_> = got.iter().filter_map(|m| line_in(m, &r)).collect();
+    assert_eq!(
+        lines, missed,
+        "exactly what she missed, with the seqs bob saw"
+    );
+    assert!(
+        got.iter()
+            .all(|m| !matches!(m, ServerMsg::Event(e) if e.seq <= last_seen)),
+        "nothing she had seen: {got:?}"
+    );
+    // She is back in the room: bob hears her.
+    alice.say("#r", "back").await;
+    let heard = lines_of(&mut bob, &r, 1).await;
+    assert_eq!(
+        (heard[0].1.as_str(), heard[0].2.as_str()),
+        ("alice", "back")
+    );
+}
