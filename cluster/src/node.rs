@@ -9,7 +9,9 @@ use async_nats::{HeaderMap, connection::State};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
-use natter_core::persist::{SessionRecord, TokenHash};
+use natter_core::persist::{
+    Answer, HistoryPage, HistoryQuery, Query, QueryId, SessionRecord, TokenHash,
+};
 use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
 use std::collections::HashMap;
@@ -49,6 +51,13 @@ pub enum ClusterIn {
     },
     /// The nodes whose lease is alive, listed every third of a lease.
     Nodes(Vec<String>),
+    /// The answer to a history read ([`Node::query`]).
+    Answer {
+        /// The hub's number for the read.
+        id: QueryId,
+        /// The page, or why not.
+        answer: Answer,
+    },
     /// The answer to a [`ClusterOut::FindSession`]: the record kept, if any.
     Session {
         /// The hub's number for the question.
@@ -105,6 +114,7 @@ impl ClusterIn {
             ClusterIn::Past { event, node } => hub.handle_remote_past(&event, &node),
             ClusterIn::Nodes(alive) => hub.handle_nodes(&alive, now),
             ClusterIn::Session { id, record } => hub.handle_session(id, record, now),
+            ClusterIn::Answer { id, answer } => hub.handle_answer(id, answer, now),
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
@@ -121,6 +131,17 @@ pub struct Node {
     out: mpsc::UnboundedSender<ClusterOut>,
     inbox: mpsc::UnboundedReceiver<ClusterIn>,
     tasks: Vec<JoinHandle<()>>,
+    /// Reads of rooms' logs for history beyond the hub's ring.
+    history: History,
+}
+
+/// What reading a room's log for history needs.
+#[derive(Debug, Clone)]
+struct History {
+    js: jetstream::Context,
+    prefix: String,
+    wait: Duration,
+    tx: mpsc::UnboundedSender<ClusterIn>,
 }
 
 impl Drop for Node {
@@ -189,6 +210,12 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
+        let history = History {
+            js: js.clone(),
+            prefix: cfg.prefix.clone(),
+            wait: cfg.ack_timeout,
+            tx: in_tx.clone(),
+        };
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
         let keeper = tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
         let driver = Driver {
@@ -211,6 +238,7 @@ impl Node {
             out,
             inbox,
             tasks: vec![driver, lease, serve, keeper],
+            history,
         })
     }
 
@@ -224,6 +252,22 @@ impl Node {
         if self.out.send(out).is_err() {
             warn!("the cluster driver stopped");
         }
+    }
+
+    /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
+    /// history page comes back as [`ClusterIn::Answer`]. Searches are not answered from logs:
+    /// they are refused in words.
+    pub fn query(&self, id: QueryId, q: Query) {
+        let h = self.history.clone();
+        tokio::spawn(async move {
+            let answer = match q {
+                Query::History(q) => Answer::History(read_history(&h, &q).await),
+                Query::Search(_) => {
+                    Answer::Search(Err("search is not available in a cluster".into()))
+                }
+            };
+            let _ = h.tx.send(ClusterIn::Answer { id, answer });
+        });
     }
 
     /// What the cluster has for the hub next; `None` once the driver stopped.
@@ -956,4 +1000,83 @@ mod tests {
         assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
         assert_eq!(session_key(42), "000000000000002a");
     }
+}
+
+/// The newest `q.limit` events of `q.room`'s log with a seq below `q.before`, oldest first.
+async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, String> {
+    let unavailable = |e: &dyn std::fmt::Display| format!("the room's log cannot be read ({e})");
+    let limit = q.limit.clamp(1, natter_core::limits::HISTORY_PAGE_MAX) as u64;
+    let mut stream = match h.js.get_stream(room_stream(&h.prefix, &q.room)).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(je)
+                    if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            // No log: nothing was ever said there.
+            return Ok(HistoryPage {
+                events: Vec::new(),
+                at_start: true,
+            });
+        }
+        Err(e) => return Err(unavailable(&e)),
+    };
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .state
+        .clone();
+    let first = state.first_sequence.max(1);
+    let upto = q.before.0.saturating_sub(1).min(state.last_sequence);
+    let from = upto.saturating_sub(limit - 1).max(first);
+    let at_start = from <= first;
+    if upto < from {
+        return Ok(HistoryPage {
+            events: Vec::new(),
+            at_start: true,
+        });
+    }
+    let mut messages = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&e))?
+        .messages()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut events = Vec::with_capacity((upto - from + 1) as usize);
+    let read = async {
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(|e| unavailable(&e))?;
+            let seq = m.info().map_err(|e| unavailable(&e))?.stream_sequence;
+            if seq > upto {
+                break;
+            }
+            match decode_payload::<RoomEvent>(&m.payload) {
+                Ok(mut ev) => {
+                    ev.room = q.room.clone();
+                    ev.seq = Seq(seq);
+                    events.push(ev);
+                }
+                Err(e) => {
+                    warn!(room = %q.room, seq, error = %e, "room event not understood; skipped")
+                }
+            }
+            if seq == upto {
+                break;
+            }
+        }
+        Ok::<(), String>(())
+    };
+    tokio::time::timeout(h.wait, read)
+        .await
+        .map_err(|_| unavailable(&"no answer in time"))??;
+    Ok(HistoryPage { events, at_start })
 }

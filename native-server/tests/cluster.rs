@@ -605,3 +605,84 @@ async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
         ("alice", "back")
     );
 }
+
+/// The events `c` gets in answer to `Older` in `r`, up to its end: (seqs, at_start).
+async fn older(c: &mut BinClient, r: &RoomName, before: u64, limit: u16) -> (Vec<u64>, bool) {
+    c.send(&ClientMsg::Older {
+        room: r.clone(),
+        before: Seq(before),
+        limit,
+    })
+    .await;
+    let mut seqs = Vec::new();
+    loop {
+        match c
+            .expect(
+                |m| matches!(m, ServerMsg::Past(_) | ServerMsg::PastEnd { .. }),
+                "scrollback",
+            )
+            .await
+        {
+            ServerMsg::Past(e) => seqs.push(e.seq.0),
+            ServerMsg::PastEnd { at_start, .. } => return (seqs, at_start),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_beyond_a_nodes_ring_is_read_from_the_rooms_log() {
+    let nats = Nats::start();
+    let node0 = node(&nats).await;
+    // The second node reads only three events back when it starts following a room.
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.recent = 3;
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(node0.local_addrs()[0], "alice", None).await;
+    alice.join("#r").await;
+    for i in 0..12 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    // Alice's join is seq 1, her lines 2 to 13.
+    let said = lines_of(&mut alice, &r, 12).await;
+    assert_eq!(said.last().map(|l| l.0), Some(Seq(13)));
+    let (mut bob, _) = BinClient::hello(node1.local_addrs()[0], "bob", None).await;
+    bob.join("#r").await;
+    bob.msgs_for(Duration::from_millis(300)).await;
+    // Scrollback below the three events the node holds comes from the log, by seq.
+    assert_eq!(
+        older(&mut bob, &r, 11, 5).await,
+        (vec![6, 7, 8, 9, 10], false)
+    );
+    assert_eq!(older(&mut bob, &r, 3, 10).await, (vec![1, 2], true));
+    // So does IRC's CHATHISTORY.
+    let mut carol = TextClient::connect(node1.irc_addrs()[0], "carol").await;
+    carol
+        .send("CAP LS 302\r\nCAP REQ :draft/chathistory batch server-time message-tags")
+        .await;
+    carol.expect_has(" ACK ").await;
+    carol
+        .send("NICK carol\r\nUSER carol 0 * :carol\r\nCAP END")
+        .await;
+    carol.expect_has(" 376 ").await;
+    carol.send("JOIN #r").await;
+    carol.expect_has(" 366 carol #r ").await;
+    carol.send("CHATHISTORY LATEST #r * 20").await;
+    carol.expect_has(" BATCH +").await;
+    let mut lines = Vec::new();
+    loop {
+        let l = carol.expect(|_| true, "the history batch").await;
+        if l.starts_with(":natter.irc BATCH -") {
+            break;
+        }
+        if let Some((_, t)) = l.split_once(" PRIVMSG #r :") {
+            lines.push(t.to_owned());
+        }
+    }
+    let want: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+    assert_eq!(lines, want);
+}
