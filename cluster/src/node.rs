@@ -981,27 +981,6 @@ async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<bool, Str
     Ok(false)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_record_reads_back_as_written() {
-        let r = SessionRecord {
-            token: TokenHash([7; 32]),
-            token_id: 42,
-            nick: Nick::new("alice").unwrap(),
-            rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
-            last_id: natter_core::MsgId(9),
-            updated: Millis(1_234),
-        };
-        let bytes = encode_session(&r, "node1").unwrap();
-        assert_eq!(decode_session(&bytes).unwrap(), r);
-        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
-        assert_eq!(session_key(42), "000000000000002a");
-    }
-}
-
 /// The newest `q.limit` events of `q.room`'s log with a seq below `q.before`, oldest first.
 async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, String> {
     let unavailable = |e: &dyn std::fmt::Display| format!("the room's log cannot be read ({e})");
@@ -1079,4 +1058,25 @@ async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, Stri
         .await
         .map_err(|_| unavailable(&"no answer in time"))??;
     Ok(HistoryPage { events, at_start })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_record_reads_back_as_written() {
+        let r = SessionRecord {
+            token: TokenHash([7; 32]),
+            token_id: 42,
+            nick: Nick::new("alice").unwrap(),
+            rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
+            last_id: natter_core::MsgId(9),
+            updated: Millis(1_234),
+        };
+        let bytes = encode_session(&r, "node1").unwrap();
+        assert_eq!(decode_session(&bytes).unwrap(), r);
+        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(session_key(42), "000000000000002a");
+    }
 }

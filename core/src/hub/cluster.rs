@@ -687,10 +687,10 @@ impl Hub {
                     .members
                     .insert(who, (event.from.clone(), node.to_owned()));
             }
-            EventKind::Part { .. } | EventKind::Quit { .. } => {
-                if same_node(roster.members.get(&who)) {
-                    roster.members.remove(&who);
-                }
+            EventKind::Part { .. } | EventKind::Quit { .. }
+                if same_node(roster.members.get(&who)) =>
+            {
+                roster.members.remove(&who);
             }
             EventKind::Kick { target, .. } => {
                 roster.members.remove(&target.folded());
