@@ -38,8 +38,9 @@ pub enum ClusterIn {
         event: RoomEvent,
         /// The hub's number for it, if this node published it.
         origin: Option<u64>,
-        /// The node its user is on ("" if unknown).
-        node: String,
+        /// The node its user is on ("" if unknown; shared: most events of a room come from a
+        /// few nodes).
+        node: std::sync::Arc<str>,
     },
     /// A membership event of a room's log from before the recent events read when the node
     /// started following the room: the hub learns who is in the room from it.
@@ -47,7 +48,7 @@ pub enum ClusterIn {
         /// The event, with the log's seq.
         event: RoomEvent,
         /// The node its user is on ("" if unknown).
-        node: String,
+        node: std::sync::Arc<str>,
     },
     /// The nodes whose lease is alive, listed every third of a lease.
     Nodes(Vec<String>),
@@ -749,6 +750,7 @@ impl Driver {
             me: self.id.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
+            last_node: std::sync::Arc::from(""),
         };
         // The first read is made here, so a failure is the follow's.
         let messages = reader.messages().await?;
@@ -798,6 +800,8 @@ struct RoomReader {
     me: String,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
+    /// The node the last event was about, shared with the events about it.
+    last_node: std::sync::Arc<str>,
 }
 
 impl RoomReader {
@@ -874,10 +878,14 @@ impl RoomReader {
         let headers = m.headers.as_ref();
         let publisher = headers.and_then(|h| h.get(NODE_HEADER));
         let mine = publisher.is_some_and(|n| n.as_str() == self.me);
-        let node = headers
+        let node_now = headers
             .and_then(|h| h.get(FOR_HEADER))
             .or(publisher)
-            .map_or_else(String::new, |n| n.as_str().to_owned());
+            .map_or("", |n| n.as_str());
+        if *self.last_node != *node_now {
+            self.last_node = std::sync::Arc::from(node_now);
+        }
+        let node = self.last_node.clone();
         if seq < self.recent_from {
             use natter_core::wire::EventKind as K;
             let membership = matches!(
