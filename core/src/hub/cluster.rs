@@ -590,6 +590,9 @@ impl Hub {
         if !self.rooms.contains_key(&event.room) {
             return;
         }
+        if mine.is_none() && event.kind == EventKind::Join {
+            self.moved_away(&event.room, &event.from, now);
+        }
         let joins_here = mine.as_ref().is_some_and(|p| p.join.is_some());
         self.apply_membership(&event, node, joins_here);
         let Some(r) = self.rooms.get_mut(&event.room) else {
@@ -642,6 +645,54 @@ impl Hub {
         if let Some((conn, _)) = join {
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
+        }
+    }
+
+    /// Another node says `nick` joins `room` while that user is a member here: its session was
+    /// resumed on that node (nicks are claimed, so nobody else can be called so). The user
+    /// goes from here without a word to the rooms (it is still in them, through the other
+    /// node); a connection it still had here is told where it went and closed.
+    fn moved_away(&mut self, room: &RoomName, nick: &Nick, now: Millis) {
+        let Some(&uid) = self.nicks.get(&nick.folded()) else {
+            return;
+        };
+        if !self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains(&uid))
+        {
+            return;
+        }
+        debug!(%nick, "session resumed on another node; it leaves this one");
+        let devices = self
+            .users
+            .get(&uid)
+            .map(|u| u.devices.clone())
+            .unwrap_or_default();
+        for did in devices {
+            let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
+            match conn {
+                Some(conn) => self.bye(
+                    conn,
+                    "your session continues on another server",
+                    "session resumed on another node",
+                ),
+                None if self.timers.is_set(Timer::Grace(did)) => self.undetach(did, now),
+                None => {}
+            }
+            self.forget_device(did);
+        }
+        self.attach_gen += 1;
+        let Some(u) = self.users.remove(&uid) else {
+            return;
+        };
+        self.user_gone(u.account.as_deref());
+        self.nicks.remove(&u.nick.folded());
+        for r in &u.rooms {
+            if let Some(room) = self.rooms.get_mut(r) {
+                room.members.remove(&uid);
+            }
+            self.drop_if_empty(r);
         }
     }
 
@@ -1922,5 +1973,65 @@ mod tests {
         // The new session is kept for the next node; the old token's record is gone.
         assert!(!net.sessions.contains_key(&token.id()));
         assert!(net.sessions.values().any(|r| r.nick.as_str() == "alice"));
+    }
+
+    #[test]
+    fn a_session_resumed_elsewhere_leaves_its_first_node_without_a_quit() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let d = net.hello(0, "dave");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.recv(0, d);
+        for c in [a, d] {
+            net.send(0, c, &ClientMsg::Join { room: room("#r") });
+            net.recv(0, c);
+        }
+        // Alice's client lost its connection to node 0 without node 0 noticing, and resumes
+        // on node 1 (node 0 is alive).
+        let now = net.now;
+        let c = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(c, &MAGIC, now);
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token,
+                rooms: vec![(room("#r"), Seq(2))],
+            }),
+        };
+        net.send(1, c, &hello);
+        let got = net.recv(1, c);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        // Node 0 let her go: her old connection is told, nobody saw her quit, and she is
+        // listed once, on node 1.
+        let old = net.recv(0, a);
+        assert!(
+            old.iter().any(
+                |m| matches!(m, ServerMsg::Bye { reason } if reason.contains("another server"))
+            ),
+            "{old:?}"
+        );
+        assert_eq!(who(&mut net, 0, d), ["alice", "dave"]);
+        let quits = net.log[&room("#r")]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Quit { .. }))
+            .count();
+        assert_eq!(quits, 0);
+        // Her old connection closing later changes nothing.
+        net.nodes[0].hub.handle_close(a, now);
+        net.pump();
+        assert_eq!(who(&mut net, 0, d), ["alice", "dave"]);
+        assert!(
+            net.log[&room("#r")]
+                .iter()
+                .all(|e| !matches!(e.kind, EventKind::Quit { .. }))
+        );
     }
 }
