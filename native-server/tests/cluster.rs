@@ -711,3 +711,67 @@ async fn a_node_whose_queue_to_nats_is_full_waits_and_loses_nothing() {
         assert_eq!(got, want);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_to_another_node_while_its_first_node_lives() {
+    let nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let addr = |i: usize| nodes[i].local_addrs()[0];
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(addr(0), "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    let (mut carol, _) = BinClient::hello(addr(0), "carol", None).await;
+    alice.join("#r").await;
+    carol.join("#r").await;
+    alice.say("#r", "hello").await;
+    let seen = lines_of(&mut alice, &r, 1).await[0].0;
+    // Her connection breaks (node 0 lives on) and she resumes on node 1.
+    drop(alice);
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr(1), "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    // Carol, on node 0, sees her join from node 1 and lists her once; nobody sees her quit.
+    carol
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "alice"),
+            "alice's join from node 1",
+        )
+        .await;
+    carol.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = carol
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "carol"]);
+    alice.say("#r", "moved").await;
+    let heard = lines_of(&mut carol, &r, 1).await;
+    assert_eq!(heard[0].2, "moved");
+    let quits = carol
+        .msgs_for(Duration::from_millis(500))
+        .await
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Quit { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(quits, 0);
+}
