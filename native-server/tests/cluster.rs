@@ -475,7 +475,13 @@ async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
         );
     }
     carol.expect_has(" 366 carol #r ").await;
-    // Alice, on the other node, sees both in WHO.
+    // Alice, on the other node, sees both in WHO once carol's join reached her node.
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "carol"),
+            "carol's join",
+        )
+        .await;
     alice.send(&ClientMsg::Who { room: r.clone() }).await;
     let who = alice
         .expect(
