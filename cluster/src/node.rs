@@ -384,27 +384,45 @@ async fn bucket(
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
 }
 
-/// Refreshes this node's lease every third of it, and tells the hub which nodes are alive.
+/// Refreshes this node's lease every third of it, and tells the hub which nodes are alive: every
+/// node listed in the last lease. Only once refreshes and listings have worked for a whole lease
+/// (after a start, or after NATS was away): a node that came back with NATS has had time to
+/// refresh its lease by then, and is not taken for gone.
 async fn keep_lease(
     nodes: kv::Store,
     id: String,
     lease: Duration,
     tx: mpsc::UnboundedSender<ClusterIn>,
 ) {
+    let mut healthy_since: Option<tokio::time::Instant> = None;
+    let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         tokio::time::sleep(lease / 3).await;
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
             warn!(error = %e, "node lease not refreshed");
-            // Not knowing who is alive, nobody is taken for gone.
+            healthy_since = None;
             continue;
         }
         match alive_nodes(&nodes).await {
             Ok(alive) => {
+                let now = tokio::time::Instant::now();
+                let since = *healthy_since.get_or_insert(now);
+                for n in alive {
+                    seen.insert(n, now);
+                }
+                seen.retain(|_, at| now.duration_since(*at) <= lease);
+                if now.duration_since(since) < lease {
+                    continue;
+                }
+                let alive = seen.keys().cloned().collect();
                 if tx.send(ClusterIn::Nodes(alive)).is_err() {
                     return;
                 }
             }
-            Err(e) => warn!(error = %e, "node leases not read"),
+            Err(e) => {
+                warn!(error = %e, "node leases not read");
+                healthy_since = None;
+            }
         }
     }
 }
