@@ -781,3 +781,48 @@ async fn a_session_moves_to_another_node_while_its_first_node_lives() {
         .count();
     assert_eq!(quits, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_another_node_reads_what_its_ring_lacks_from_the_log() {
+    let nats = Nats::start();
+    let node0 = node(&nats).await;
+    // The second node keeps only three events of a room it starts following.
+    let mut cfg = ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.recent = 3;
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(node0.local_addrs()[0], "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    alice.join("#r").await;
+    for i in 0..10 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    // Her join is seq 1, her lines 2 to 11; her client got only the first line.
+    let said = lines_of(&mut alice, &r, 10).await;
+    drop(alice);
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), Seq(2))],
+    };
+    let (mut alice, welcome) =
+        BinClient::hello(node1.local_addrs()[0], "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, .. }),
+        "{welcome:?}"
+    );
+    let got = alice.msgs_for(Duration::from_millis(800)).await;
+    assert!(
+        got.iter().all(|m| !matches!(m, ServerMsg::Gap { .. })),
+        "no gap: {got:?}"
+    );
+    let lines: Vec<_> = got.iter().filter_map(|m| line_in(m, &r)).collect();
+    assert_eq!(
+        lines,
+        said[1..].to_vec(),
+        "every line after seq 2, from the log"
+    );
+}
