@@ -45,9 +45,6 @@ pub struct ClusterConfig {
     /// How long a resume session's record is kept after it last changed (any node can resume
     /// it meanwhile; the hub's own grace decides on the node that holds it).
     pub session_ttl: Duration,
-    /// Asks of the hub that may wait for the node's driver (publishes above all) before
-    /// [`Node::backed_up`] says to stop reading sockets until it has caught up to half of it.
-    pub queue_limit: usize,
 }
 
 impl ClusterConfig {
@@ -61,7 +58,6 @@ impl ClusterConfig {
             ack_timeout: Duration::from_secs(2),
             lease: Duration::from_secs(15),
             session_ttl: Duration::from_secs(86_400),
-            queue_limit: 4_096,
         }
     }
 }

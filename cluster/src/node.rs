@@ -134,46 +134,6 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
-    /// How many asks wait for the driver.
-    queue: std::sync::Arc<Queue>,
-}
-
-/// The count of asks waiting for the driver, and a wakeup once it is down to half its limit.
-#[derive(Debug)]
-struct Queue {
-    depth: std::sync::atomic::AtomicUsize,
-    limit: usize,
-    room: tokio::sync::Notify,
-}
-
-impl Queue {
-    fn new(limit: usize) -> Queue {
-        Queue {
-            depth: std::sync::atomic::AtomicUsize::new(0),
-            limit: limit.max(2),
-            room: tokio::sync::Notify::new(),
-        }
-    }
-
-    fn added(&self) {
-        self.depth
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The driver took one.
-    fn taken(&self) {
-        let before = self
-            .depth
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        // Crossing down to half the limit: whoever waits for room may go on.
-        if before == self.limit / 2 + 1 {
-            self.room.notify_one();
-        }
-    }
-
-    fn backed_up(&self) -> bool {
-        self.depth.load(std::sync::atomic::Ordering::Relaxed) > self.limit
-    }
 }
 
 /// What reading a room's log for history needs.
@@ -257,11 +217,9 @@ impl Node {
             wait: cfg.ack_timeout,
             tx: in_tx.clone(),
         };
-        let queue = std::sync::Arc::new(Queue::new(cfg.queue_limit));
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
         let keeper = tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
         let driver = Driver {
-            queue: queue.clone(),
             sessions,
             sessions_tx,
             cfg,
@@ -282,7 +240,6 @@ impl Node {
             inbox,
             tasks: vec![driver, lease, serve, keeper],
             history,
-            queue,
         })
     }
 
@@ -293,24 +250,9 @@ impl Node {
 
     /// Does what the hub asked, after everything asked before it.
     pub fn send(&self, out: ClusterOut) {
-        self.queue.added();
         if self.out.send(out).is_err() {
             warn!("the cluster driver stopped");
         }
-    }
-
-    /// Whether more than [`ClusterConfig::queue_limit`] asks wait for the driver: the hub's
-    /// shell should stop reading sockets until [`Node::room`] (as the store's shell does when
-    /// its queue is full), so a burst waits in the sockets, not in memory.
-    pub fn backed_up(&self) -> bool {
-        self.queue.backed_up()
-    }
-
-    /// Once the driver is down to half of [`ClusterConfig::queue_limit`] (it may already be:
-    /// check [`Node::backed_up`] again).
-    pub fn room(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let queue = self.queue.clone();
-        async move { queue.room.notified().await }
     }
 
     /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
@@ -488,8 +430,6 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
-    /// Counts the asks waiting for it.
-    queue: std::sync::Arc<Queue>,
     /// Resume sessions' records, by token id.
     sessions: kv::Store,
     /// Writes of session records, done in order by [`keep_sessions`].
@@ -604,7 +544,6 @@ impl Drop for Driver {
 impl Driver {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
         while let Some(out) = rx.recv().await {
-            self.queue.taken();
             match out {
                 ClusterOut::Follow(room) => {
                     if let Err(why) = self.follow(&room).await {
@@ -1150,24 +1089,6 @@ async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_full_queue_says_so_until_it_is_down_to_half() {
-        let q = Queue::new(4);
-        for _ in 0..5 {
-            q.added();
-        }
-        assert!(q.backed_up());
-        q.taken();
-        assert!(!q.backed_up());
-        // Not yet half: whoever waits still waits.
-        let waited = tokio::time::timeout(Duration::from_millis(50), q.room.notified()).await;
-        assert!(waited.is_err());
-        q.taken();
-        q.taken();
-        let waited = tokio::time::timeout(Duration::from_millis(50), q.room.notified()).await;
-        assert!(waited.is_ok(), "woken at half");
-    }
 
     #[test]
     fn a_session_record_reads_back_as_written() {

@@ -193,15 +193,6 @@ async fn cluster_next(
     }
 }
 
-/// Once the cluster's queue has room again (`room`: [`natter_cluster::Node::room`]); never
-/// without one.
-async fn cluster_room(room: Option<impl std::future::Future<Output = ()>>) {
-    match room {
-        Some(r) => r.await,
-        None => std::future::pending().await,
-    }
-}
-
 /// What the hub's writes and shared rooms go to: a store, or a cluster, or neither.
 pub(crate) struct Sides {
     pub(crate) store: Option<StoreSide>,
@@ -248,18 +239,8 @@ pub(crate) async fn run(
         .map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
         // So does it while an accounts reload waits for the store (see `AccountsReload`).
-        let cluster_backed = task
-            .cluster
-            .as_ref()
-            .is_some_and(natter_cluster::Node::backed_up);
-        let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up())
-            && task.accounts.is_none()
-            && !cluster_backed;
-        let room = task
-            .cluster
-            .as_ref()
-            .filter(|_| cluster_backed)
-            .map(natter_cluster::Node::room);
+        let taking_input =
+            task.store.as_ref().is_none_or(|s| !s.backed_up()) && task.accounts.is_none();
         tokio::select! {
             ev = store_next(&mut task.store) => {
                 let now = task.clock.now();
@@ -301,8 +282,6 @@ pub(crate) async fn run(
                     let _ = r.reply.send(answer);
                 }
             }
-            // The cluster's queue is down to half: input is taken again.
-            () = cluster_room(room), if cluster_backed => {}
             Some(input) = cluster_next(&mut task.cluster) => {
                 let now = task.clock.now();
                 input.apply(&mut task.hub, now);

@@ -694,31 +694,6 @@ async fn history_beyond_a_nodes_ring_is_read_from_the_rooms_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_whose_queue_to_nats_is_full_waits_and_loses_nothing() {
-    let nats = Nats::start();
-    // A queue of two: every burst fills it, and the node stops reading its sockets meanwhile.
-    let mut cfg = ServerConfig::local_test();
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.queue_limit = 2;
-    cfg.cluster = Some(cluster);
-    let node0 = start(cfg).await.expect("a clustered node starts");
-    let node1 = node(&nats).await;
-    let r = room("#r");
-    let (mut alice, _) = BinClient::hello(node0.local_addrs()[0], "alice", None).await;
-    let (mut bob, _) = BinClient::hello(node1.local_addrs()[0], "bob", None).await;
-    alice.join("#r").await;
-    bob.join("#r").await;
-    for i in 0..10 {
-        alice.say("#r", &format!("a{i}")).await;
-    }
-    let want: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
-    for c in [&mut alice, &mut bob] {
-        let got: Vec<String> = lines_of(c, &r, 10).await.into_iter().map(|l| l.2).collect();
-        assert_eq!(got, want);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_to_another_node_while_its_first_node_lives() {
     let nats = Nats::start();
     let nodes = [node(&nats).await, node(&nats).await];
