@@ -194,6 +194,15 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
+        let history = History {
+            js: js.clone(),
+            prefix: cfg.prefix.clone(),
+            wait: cfg.ack_timeout,
+            tx: in_tx.clone(),
+        };
+        // Ends when the driver (which holds the sender) does.
+        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
+        tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
         let lease = tokio::spawn(keep_lease(
             nodes.clone(),
             id.clone(),
@@ -211,14 +220,6 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
-        let history = History {
-            js: js.clone(),
-            prefix: cfg.prefix.clone(),
-            wait: cfg.ack_timeout,
-            tx: in_tx.clone(),
-        };
-        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
-        let keeper = tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
         let driver = Driver {
             sessions,
             sessions_tx,
@@ -235,11 +236,11 @@ impl Node {
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
+            history,
             id,
             out,
             inbox,
-            tasks: vec![driver, lease, serve, keeper],
-            history,
+            tasks: vec![driver, lease, serve],
         })
     }
 
@@ -253,6 +254,16 @@ impl Node {
         if self.out.send(out).is_err() {
             warn!("the cluster driver stopped");
         }
+    }
+
+    /// What the cluster has for the hub next; `None` once the driver stopped.
+    pub async fn next(&mut self) -> Option<ClusterIn> {
+        self.inbox.recv().await
+    }
+
+    /// What the cluster has for the hub now, without waiting.
+    pub fn try_next(&mut self) -> Option<ClusterIn> {
+        self.inbox.try_recv().ok()
     }
 
     /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
@@ -269,16 +280,6 @@ impl Node {
             };
             let _ = h.tx.send(ClusterIn::Answer { id, answer });
         });
-    }
-
-    /// What the cluster has for the hub next; `None` once the driver stopped.
-    pub async fn next(&mut self) -> Option<ClusterIn> {
-        self.inbox.recv().await
-    }
-
-    /// What the cluster has for the hub now, without waiting.
-    pub fn try_next(&mut self) -> Option<ClusterIn> {
-        self.inbox.try_recv().ok()
     }
 }
 
