@@ -468,6 +468,10 @@ impl HubTask {
             while let Some(out) = self.hub.poll_cluster() {
                 cluster.send(out);
             }
+            // History beyond the ring is read from the rooms' logs.
+            while let Some((id, q)) = self.hub.poll_query() {
+                cluster.query(id, q);
+            }
         }
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {

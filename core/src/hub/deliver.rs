@@ -192,16 +192,18 @@ impl Hub {
         Some(ServerMsg::Joined {
             room: room.clone(),
             topic: r.topic.clone(),
-            members: self.member_nicks(r),
+            members: self.member_nicks(room, r),
             seq,
         })
     }
 
-    /// The nicks of `r`'s members, as many as a member list shows.
-    pub(super) fn member_nicks(&self, r: &super::room::Room) -> Vec<Nick> {
+    /// The nicks of `room`'s members (`r`), as many as a member list shows: this node's, then,
+    /// in a cluster, those on other nodes.
+    pub(super) fn member_nicks(&self, room: &RoomName, r: &super::room::Room) -> Vec<Nick> {
         r.members
             .iter()
             .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
+            .chain(self.remote_members(room).cloned())
             .take(crate::limits::MAX_MEMBERS_LISTED)
             .collect()
     }
