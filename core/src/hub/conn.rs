@@ -186,6 +186,11 @@ pub(crate) struct Conn {
     pub(crate) door: Door,
     /// It asked to resume a session attached elsewhere and waits for the probe's outcome.
     pub(crate) probing: bool,
+    /// Its rare part may hold gaps or refills ([`Rare::gaps`], [`Rare::refills`]): set when one
+    /// is recorded, cleared once both are empty. Delivery and `written` look in `rare` only
+    /// then: most connections that have a rare part (a scroll cursor, a flood queue) owe
+    /// nothing, and for each member of a big room that saves a cache miss per broadcast.
+    owes: bool,
     pub(crate) life: Life,
     /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
     queue: Vec<Piece>,
@@ -258,6 +263,7 @@ impl Conn {
             counted_ip: None,
             door,
             probing: false,
+            owes: false,
             life: Life::Detect,
             queue: Vec::new(),
             backlog_bytes: 0,
@@ -323,6 +329,7 @@ impl Conn {
             rare.refills.clear();
             rare.scroll.clear();
         }
+        self.owes = false;
         user
     }
 
@@ -352,6 +359,32 @@ impl Conn {
     /// The rare parts, if any were ever needed, to change.
     pub(crate) fn rare_mut_if_any(&mut self) -> Option<&mut Rare> {
         self.rare.as_deref_mut()
+    }
+
+    /// A history refill that stopped because the backlog was full continues after `after` once
+    /// it drains (see `Hub::handle_written`).
+    pub(crate) fn refill_after(&mut self, room: RoomName, after: Seq) {
+        self.rare_mut().refills.insert(room, after);
+        self.owes = true;
+    }
+
+    /// The gaps and refills owed once the backlog drains, taken (empty if none).
+    pub(crate) fn take_owed(
+        &mut self,
+    ) -> (BTreeMap<RoomName, (Seq, Seq)>, BTreeMap<RoomName, Seq>) {
+        self.owes = false;
+        match self.rare.as_deref_mut() {
+            Some(rare) => (
+                core::mem::take(&mut rare.gaps),
+                core::mem::take(&mut rare.refills),
+            ),
+            None => Default::default(),
+        }
+    }
+
+    /// Whether gaps or refills may be owed (see [`Conn::take_owed`]).
+    pub(crate) fn owes(&self) -> bool {
+        self.owes
     }
 
     /// Why it was refused at admission, if it was.
@@ -561,7 +594,9 @@ impl Conn {
         if self.closing() {
             return false;
         }
-        if let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room)) {
+        if self.owes
+            && let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room))
+        {
             gap.0 = gap.0.min(seq);
             gap.1 = gap.1.max(seq);
             return false;
@@ -572,6 +607,7 @@ impl Conn {
         }
         tracing::debug!(conn = %self.id, %room, %seq, "backlog full, room traffic skipped");
         self.rare_mut().gaps.insert(room.clone(), (seq, seq));
+        self.owes = true;
         let detail = format!(
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
             self.backlog_msgs, self.backlog_bytes

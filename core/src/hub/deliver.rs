@@ -287,7 +287,7 @@ impl Hub {
         self.out.tag = 0;
         if let Some(first) = stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
-            c.rare_mut().refills.insert(room, Seq(first.0 - 1));
+            c.refill_after(room, Seq(first.0 - 1));
         }
     }
 

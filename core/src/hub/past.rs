@@ -447,7 +447,7 @@ impl Hub {
             };
             if !c.room_fits(&self.out, data.len(), lim) {
                 // The rest follows when the backlog drains (see `Hub::handle_written`).
-                c.rare_mut().refills.insert(room, last);
+                c.refill_after(room, last);
                 return;
             }
             c.push(&mut self.out, data);
