@@ -863,6 +863,11 @@ impl FrameDecoder {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(LEN_PREFIX + len);
+        if self.buf.is_empty() {
+            // Nothing left over: hold no part of the read's buffer (an idle connection's
+            // decoder would otherwise keep it allocated after its last frame).
+            self.buf = BytesMut::new();
+        }
         let payload = frame.split_off(LEN_PREFIX);
         Ok(Some(payload.freeze()))
     }

@@ -192,7 +192,9 @@ pub(crate) async fn run(
     metrics.sessions.dec();
     metrics.ended(end);
     info!(%peer, reason = ?end, "browser disconnected");
-    finish(ws, end.close_frame()).await;
+    // Boxed: its drain buffer and timers would otherwise be part of every relay's task, idle
+    // or not (issue 22: bridge memory per idle browser).
+    Box::pin(finish(ws, end.close_frame())).await;
 }
 
 /// Connects to the server and relays. Returns the WebSocket so the caller can close it.
@@ -227,11 +229,13 @@ async fn relay(
         tx.flush().await?;
         Ok::<_, std::io::Error>((rx, tx))
     };
-    let connect = async {
+    // Boxed, given back once connected: a TLS client handshake's state is large, and would
+    // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
+    let connect = Box::pin(async {
         timeout(config.connect_timeout, connect)
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-    };
+    });
     let (mut tcp_rx, mut tcp_tx) = tokio::select! {
         r = connect => match r {
             Ok(halves) => {
