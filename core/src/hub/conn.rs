@@ -664,6 +664,28 @@ mod tests {
     }
 
     #[test]
+    fn scroll_keeps_one_exact_entry_per_room() {
+        let mut c = conn(1);
+        let (a, b) = (RoomName::new("#a").unwrap(), RoomName::new("#b").unwrap());
+        assert_eq!(c.scroll.get(&a), None);
+        c.scroll.set(&a, Seq(10));
+        assert_eq!(c.scroll.0.capacity(), 1, "no room reserved for more");
+        c.scroll.lower(&a, Seq(12));
+        assert_eq!(c.scroll.get(&a), Some(Seq(10)), "lower never raises");
+        c.scroll.lower(&a, Seq(4));
+        c.scroll.lower(&b, Seq(9));
+        assert_eq!(
+            (c.scroll.get(&a), c.scroll.get(&b)),
+            (Some(Seq(4)), Some(Seq(9)))
+        );
+        c.scroll.set(&b, Seq(20));
+        assert_eq!(c.scroll.get(&b), Some(Seq(20)));
+        assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
+        c.close();
+        assert_eq!(c.scroll.get(&a), None);
+    }
+
+    #[test]
     fn backlog_counts_messages_until_their_transmit_is_written() {
         let mut out = Out::default();
         let mut c = conn(1);
