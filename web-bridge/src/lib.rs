@@ -491,6 +491,44 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// One accepted connection, from its TLS handshake (if any) to the end of its WebSocket: what
+/// every connection's task holds, for hours when it is a relayed browser.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    slot: IpSlot,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let stream: Stream = match &shared.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            // The TLS handshake spends the same budget as the HTTP one after it.
+            // Boxed: the handshake's state is large, and would otherwise stay in
+            // the task for as long as the WebSocket is open (issue 22).
+            let budget = shared.config.handshake_timeout;
+            match Box::pin(timeout(budget, tls.acceptor().accept(tcp))).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    shared.metrics.refused(Refused::TlsHandshake);
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    shared.metrics.refused(Refused::Timeout);
+                    return;
+                }
+            }
+        }
+    };
+    http::serve(stream, peer, accepted, shared, stop).await;
+    drop(slot);
+    drop(permit);
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let mut tasks = JoinSet::new();
@@ -542,34 +580,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let stop = stop.clone();
         next_conn += 1;
         let span = info_span!("conn", id = next_conn);
-        tasks.spawn(
-            async move {
-                let stream: Stream = match &shared.tls {
-                    None => Box::new(tcp),
-                    Some(tls) => {
-                        // The TLS handshake spends the same budget as the HTTP one after it.
-                        let budget = shared.config.handshake_timeout;
-                        match timeout(budget, tls.acceptor().accept(tcp)).await {
-                            Ok(Ok(s)) => Box::new(s),
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "TLS handshake failed");
-                                shared.metrics.refused(Refused::TlsHandshake);
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "TLS handshake timed out");
-                                shared.metrics.refused(Refused::Timeout);
-                                return;
-                            }
-                        }
-                    }
-                };
-                http::serve(stream, peer, accepted, shared, stop).await;
-                drop(slot);
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        tasks.spawn(connection(tcp, peer, accepted, shared, stop, slot, permit).instrument(span));
     }
     drop(listener);
     info!(connections = tasks.len(), "bridge stopping");
@@ -630,6 +641,34 @@ mod tests {
             server_at: AtomicUsize::new(0),
             config,
         })
+    }
+
+    /// What an idle relayed browser costs in task state (its connection future; tungstenite's
+    /// buffers, the sockets and the kernel aside): the handshakes, the connect to the server and
+    /// the close are boxed, so only the relay's own state stays for the WebSocket's life.
+    #[tokio::test]
+    async fn connection_task_state_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let s = shared(1);
+        let slot = IpSlot::take(&s, peer.ip()).unwrap();
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let fut = connection(
+            tcp,
+            peer,
+            tokio::time::Instant::now(),
+            Arc::clone(&s),
+            stop,
+            slot,
+            permit,
+        );
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection future: {size} bytes");
+        assert!(size <= 3000, "connection future is {size} bytes");
     }
 
     fn entries(s: &Shared) -> usize {

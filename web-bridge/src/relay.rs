@@ -193,7 +193,9 @@ pub(crate) async fn run(
     metrics.sessions.dec();
     metrics.ended(end);
     info!(%peer, reason = ?end, "browser disconnected");
-    finish(ws, end.close_frame()).await;
+    // Boxed: its drain buffer and timers would otherwise be part of every relay's task, idle
+    // or not (issue 22: bridge memory per idle browser).
+    Box::pin(finish(ws, end.close_frame())).await;
 }
 
 /// Connects to the server and relays. Returns the WebSocket so the caller can close it.
@@ -205,7 +207,9 @@ async fn relay(
 ) -> (End, Ws) {
     let config = &shared.config;
     let (mut tcp_rx, mut tcp_tx) = tokio::select! {
-        r = connect_any(peer, shared) => match r {
+        // Boxed, given back once connected: a TLS client handshake's state is large, and would
+        // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
+        r = Box::pin(connect_any(peer, shared)) => match r {
             Ok(halves) => {
                 shared.server_health.record(true);
                 halves

@@ -216,6 +216,38 @@ pub(crate) struct Conn {
     /// bytes in every connection instead of a deque's 32, as most hold nothing most of the time.
     #[allow(clippy::box_collection)]
     held: Option<Box<VecDeque<Held>>>,
+    /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
+    /// Nearly every connection has one (a join shows recent history), so it is not in [`Rare`].
+    pub(crate) scroll: Scroll,
+}
+
+/// Per room, the oldest seq a connection was shown. A connection is in few rooms: a vector
+/// holding exactly its entries costs an idle connection a few dozen bytes, where a map in the
+/// rare parts cost it the rare parts and a tree node (about 450 bytes, issue 22).
+#[derive(Debug, Default)]
+pub(crate) struct Scroll(Vec<(RoomName, Seq)>);
+
+impl Scroll {
+    pub(crate) fn get(&self, room: &RoomName) -> Option<Seq> {
+        self.0.iter().find(|(r, _)| r == room).map(|(_, s)| *s)
+    }
+
+    /// Sets `room`'s entry to `seq`.
+    pub(crate) fn set(&mut self, room: &RoomName, seq: Seq) {
+        match self.0.iter_mut().find(|(r, _)| r == room) {
+            Some(e) => e.1 = seq,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((room.clone(), seq));
+            }
+        }
+    }
+
+    /// Lowers `room`'s entry to `seq` (sets it if there is none).
+    pub(crate) fn lower(&mut self, room: &RoomName, seq: Seq) {
+        let seq = self.get(room).map_or(seq, |s| s.min(seq));
+        self.set(room, seq);
+    }
 }
 
 /// A piece of output waiting for a batch of writes to be durable.
@@ -248,8 +280,6 @@ pub(crate) struct Rare {
     pub(crate) pending: VecDeque<Request>,
     /// The start of a PROXY header from a trusted proxy, until it is whole.
     pub(crate) proxy_header: Vec<u8>,
-    /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
-    pub(crate) scroll: BTreeMap<RoomName, Seq>,
     /// Closed while output was held for a store commit: the `Close` event waits for it.
     pub(crate) close_when_released: Option<String>,
     limits_hit: BTreeSet<Limit>,
@@ -275,6 +305,7 @@ impl Conn {
             last_rx: now,
             ping: None,
             held: None,
+            scroll: Scroll::default(),
         }
     }
 
@@ -327,9 +358,9 @@ impl Conn {
             rare.pending.clear();
             rare.gaps.clear();
             rare.refills.clear();
-            rare.scroll.clear();
         }
         self.owes = false;
+        self.scroll = Scroll::default();
         user
     }
 
@@ -666,6 +697,28 @@ mod tests {
             10,
             Millis(0),
         )
+    }
+
+    #[test]
+    fn scroll_keeps_one_exact_entry_per_room() {
+        let mut c = conn(1);
+        let (a, b) = (RoomName::new("#a").unwrap(), RoomName::new("#b").unwrap());
+        assert_eq!(c.scroll.get(&a), None);
+        c.scroll.set(&a, Seq(10));
+        assert_eq!(c.scroll.0.capacity(), 1, "no room reserved for more");
+        c.scroll.lower(&a, Seq(12));
+        assert_eq!(c.scroll.get(&a), Some(Seq(10)), "lower never raises");
+        c.scroll.lower(&a, Seq(4));
+        c.scroll.lower(&b, Seq(9));
+        assert_eq!(
+            (c.scroll.get(&a), c.scroll.get(&b)),
+            (Some(Seq(4)), Some(Seq(9)))
+        );
+        c.scroll.set(&b, Seq(20));
+        assert_eq!(c.scroll.get(&b), Some(Seq(20)));
+        assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
+        c.close();
+        assert_eq!(c.scroll.get(&a), None);
     }
 
     #[test]

@@ -216,8 +216,7 @@ impl Hub {
         let before = if before == Seq(0) {
             self.conns
                 .get(&conn)
-                .and_then(|c| c.rare())
-                .and_then(|rare| rare.scroll.get(&room).copied())
+                .and_then(|c| c.scroll.get(&room))
                 .unwrap_or(r.last_seq.next())
         } else {
             before
@@ -281,8 +280,7 @@ impl Hub {
             self.reply(conn, Reply::Msg(msg));
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            let cursor = c.rare_mut().scroll.entry(room.clone()).or_insert(oldest);
-            *cursor = (*cursor).min(oldest);
+            c.scroll.lower(room, oldest);
         }
         self.reply(
             conn,
@@ -296,7 +294,7 @@ impl Hub {
     /// Where scrollback starts for a connection that has just been shown `room` from `seq` on.
     pub(super) fn scroll_from(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.rare_mut().scroll.insert(room.clone(), seq);
+            c.scroll.set(room, seq);
         }
     }
 
