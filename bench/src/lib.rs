@@ -57,6 +57,11 @@ pub enum Target {
     /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
     /// every second during the run: what operations cost the fan-out.
     NatterMetrics,
+    /// One room spread over two natter-server nodes of a cluster (`--cluster`) and the
+    /// nats-server with JetStream they share; clients alternate between the nodes, and the
+    /// server CPU is the nodes' and nats-server's together (issue 23's cost of clustering).
+    #[serde(rename = "natter-cluster2")]
+    NatterCluster,
 }
 
 impl Target {
@@ -72,6 +77,7 @@ impl Target {
             Target::NatterStore => "natter-store",
             Target::NatterAccounts => "natter-accounts",
             Target::NatterMetrics => "natter-metrics",
+            Target::NatterCluster => "natter-cluster2",
         }
     }
 
@@ -79,7 +85,11 @@ impl Target {
     pub fn is_natter_tcp(self) -> bool {
         matches!(
             self,
-            Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+            Target::Natter
+                | Target::NatterStore
+                | Target::NatterAccounts
+                | Target::NatterMetrics
+                | Target::NatterCluster
         )
     }
 
@@ -110,9 +120,10 @@ impl std::str::FromStr for Target {
             "natter-store" => Ok(Target::NatterStore),
             "natter-accounts" => Ok(Target::NatterAccounts),
             "natter-metrics" => Ok(Target::NatterMetrics),
+            "natter-cluster2" => Ok(Target::NatterCluster),
             _ => Err(format!(
                 "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \\
-                 natter-store, natter-accounts, natter-metrics)"
+                 natter-store, natter-accounts, natter-metrics, natter-cluster2)"
             )),
         }
     }

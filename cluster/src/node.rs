@@ -11,10 +11,13 @@ use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
 use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -22,6 +25,44 @@ use tracing::{debug, info, warn};
 const NODE_HEADER: &str = "Natter-Node";
 /// Header holding the hub's number for a published event, on the node that published it.
 const ID_HEADER: &str = "Natter-Id";
+
+/// Publishes handed to the node and not yet acknowledged (or refused) by JetStream, at most:
+/// past this a publish is refused at once (`Error{NotStored}`, "the cluster is busy").
+pub const MAX_PENDING_PUBLISHES: usize = 4096;
+/// From this many publishes waiting, [`Node::backed_up`] asks the shell to stop reading its
+/// sockets until JetStream catches up (as a busy store does).
+pub const BACKED_UP_PUBLISHES: usize = MAX_PENDING_PUBLISHES / 2;
+
+/// Publishes waiting for JetStream: counted when the hub hands one over, uncounted when its
+/// acknowledgement (or refusal) comes; wakes the shell when the count falls below
+/// [`BACKED_UP_PUBLISHES`].
+#[derive(Debug, Default)]
+struct Pending {
+    count: AtomicUsize,
+    unblocked: Notify,
+}
+
+impl Pending {
+    fn take(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PENDING_PUBLISHES).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn done(&self) {
+        let before = self.count.fetch_sub(1, Ordering::AcqRel);
+        if before == BACKED_UP_PUBLISHES {
+            // A permit is kept if the shell is not waiting yet: it then wakes once for nothing.
+            self.unblocked.notify_one();
+        }
+    }
+
+    fn backed_up(&self) -> bool {
+        self.count.load(Ordering::Acquire) >= BACKED_UP_PUBLISHES
+    }
+}
 
 /// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
 #[derive(Debug)]
@@ -90,6 +131,9 @@ pub struct Node {
     id: String,
     out: mpsc::UnboundedSender<ClusterOut>,
     inbox: mpsc::UnboundedReceiver<ClusterIn>,
+    /// To refuse a publish at once, without the driver.
+    refuse: mpsc::UnboundedSender<ClusterIn>,
+    pending: Arc<Pending>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -153,6 +197,19 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
+        // JetStream's acknowledgements of this node's publishes come to one subscription of its
+        // own, the publish id last in the subject: no request (inbox, oneshot, timer, task) per
+        // event.
+        let ack_prefix = format!("{}.ack.{id}.", cfg.prefix);
+        let acks = client
+            .subscribe(format!("{ack_prefix}>"))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "acknowledgements",
+                why: e.to_string(),
+            })?;
+        let pending = Arc::new(Pending::default());
+        let refuse = in_tx.clone();
         let driver = Driver {
             cfg,
             id: id.clone(),
@@ -164,12 +221,17 @@ impl Node {
             tx: in_tx,
             links,
             replies,
+            ack_prefix,
+            waiting: Waiting::default(),
+            pending: pending.clone(),
         };
-        let driver = tokio::spawn(driver.run(out_rx));
+        let driver = tokio::spawn(driver.run(out_rx, acks));
         Ok(Node {
             id,
             out,
             inbox,
+            refuse,
+            pending,
             tasks: vec![driver, lease, serve],
         })
     }
@@ -179,10 +241,36 @@ impl Node {
         &self.id
     }
 
-    /// Does what the hub asked, after everything asked before it.
+    /// Does what the hub asked, after everything asked before it. A publish past
+    /// [`MAX_PENDING_PUBLISHES`] waiting for JetStream is refused at once (the hub hears
+    /// [`ClusterIn::Failed`]); [`Node::backed_up`] says when to stop taking input before that.
     pub fn send(&self, out: ClusterOut) {
+        if let ClusterOut::Publish { id, .. } = &out
+            && !self.pending.take()
+        {
+            let why = "the cluster is busy (too many messages wait for it)".to_owned();
+            let _ = self.refuse.send(ClusterIn::Failed { id: *id, why });
+            return;
+        }
         if self.out.send(out).is_err() {
             warn!("the cluster driver stopped");
+        }
+    }
+
+    /// Whether so many publishes wait for JetStream that the shell should stop reading its
+    /// sockets (see [`Node::unblocked`]).
+    pub fn backed_up(&self) -> bool {
+        self.pending.backed_up()
+    }
+
+    /// A future that ends once [`Node::backed_up`] is false (at once if it is); it holds no
+    /// borrow of the node.
+    pub fn unblocked(&self) -> impl Future<Output = ()> + Send + 'static {
+        let pending = self.pending.clone();
+        async move {
+            while pending.backed_up() {
+                pending.unblocked.notified().await;
+            }
         }
     }
 
@@ -265,6 +353,58 @@ struct Driver {
     links: watch::Sender<u64>,
     /// Where to answer direct messages other nodes asked this one to deliver.
     replies: Replies,
+    /// `<prefix>.ack.<node id>.`: a publish's reply subject is this and its id.
+    ack_prefix: String,
+    /// Publishes sent and not yet acknowledged.
+    waiting: Waiting,
+    pending: Arc<Pending>,
+}
+
+/// Publishes sent and not yet acknowledged: by id, and in the order sent with their deadlines.
+#[derive(Debug, Default)]
+struct Waiting {
+    ids: HashMap<u64, ()>,
+    deadlines: VecDeque<(Instant, u64)>,
+}
+
+impl Waiting {
+    fn add(&mut self, id: u64, deadline: Instant) {
+        self.ids.insert(id, ());
+        self.deadlines.push_back((deadline, id));
+    }
+
+    /// Whether `id` was waiting (it is not any more).
+    fn remove(&mut self, id: u64) -> bool {
+        let was = self.ids.remove(&id).is_some();
+        // Acknowledgements come mostly in order: keep the front current.
+        while let Some((_, front)) = self.deadlines.front() {
+            if self.ids.contains_key(front) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+        was
+    }
+
+    /// The earliest deadline of a publish still waiting.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.front().map(|(d, _)| *d)
+    }
+
+    /// Removes and returns the publishes whose deadline is past.
+    fn expired(&mut self, now: Instant) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(&(d, id)) = self.deadlines.front() {
+            if d > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if self.ids.remove(&id).is_some() {
+                out.push(id);
+            }
+        }
+        out
+    }
 }
 
 /// Reply subjects of direct messages handed to the hub, by token.
@@ -360,8 +500,34 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
-        while let Some(out) = rx.recv().await {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<ClusterOut>,
+        mut acks: async_nats::Subscriber,
+    ) {
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        loop {
+            let deadline = self.waiting.next_deadline();
+            // Acknowledgements first: one already here is never taken for a timeout.
+            let out = tokio::select! {
+                biased;
+                Some(ack) = acks.next() => {
+                    self.acknowledged(&ack);
+                    continue;
+                }
+                out = rx.recv() => match out {
+                    Some(out) => out,
+                    None => return,
+                },
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
+                    for id in self.waiting.expired(Instant::now()) {
+                        self.pending.done();
+                        let why = "the cluster did not store it (no acknowledgement in time)".into();
+                        let _ = self.tx.send(ClusterIn::Failed { id, why });
+                    }
+                    continue;
+                }
+            };
             match out {
                 ClusterOut::Follow(room) => {
                     if let Err(why) = self.follow(&room).await {
@@ -377,6 +543,7 @@ impl Driver {
                 }
                 ClusterOut::Publish { id, event } => {
                     if let Err(why) = self.publish(id, event).await {
+                        self.pending.done();
                         let _ = self.tx.send(ClusterIn::Failed { id, why });
                     }
                 }
@@ -479,7 +646,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends `event` to its room's stream, and waits for JetStream's acknowledgement aside.
+    /// Sends `event` to its room's stream; JetStream's acknowledgement comes to the node's ack
+    /// subscription ([`Driver::acknowledged`]), or the deadline passes first.
     async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
         if self.client.connection_state() != State::Connected {
             return Err("the cluster is unavailable (no NATS server answers)".into());
@@ -490,20 +658,49 @@ impl Driver {
         headers.insert(NODE_HEADER, self.id.as_str());
         headers.insert(ID_HEADER, id.to_string().as_str());
         let subject = room_subject(&self.cfg.prefix, &event.room);
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, payload)
+        let reply = format!("{}{id}", self.ack_prefix);
+        self.client
+            .publish_with_reply_and_headers(subject, reply, headers, payload)
             .await
             .map_err(|e| format!("the cluster is unavailable ({e})"))?;
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = ack.await {
-                let why = format!("the cluster did not store it ({e})");
-                let _ = tx.send(ClusterIn::Failed { id, why });
-            }
-        });
+        self.waiting
+            .add(id, Instant::now() + self.cfg.ack_timeout);
         Ok(())
     }
+
+    /// JetStream's answer to a publish: stored, or refused (an error, or no stream answered).
+    fn acknowledged(&mut self, ack: &async_nats::Message) {
+        let Some(id) = ack
+            .subject
+            .strip_prefix(self.ack_prefix.as_str())
+            .and_then(|id| id.parse::<u64>().ok())
+        else {
+            return;
+        };
+        if !self.waiting.remove(id) {
+            // Already refused for want of an answer in time.
+            return;
+        }
+        self.pending.done();
+        let refused = match ack.status {
+            Some(status) if status == async_nats::StatusCode::NO_RESPONDERS => {
+                Some("the room's stream is unavailable".to_owned())
+            }
+            _ if has_error(&ack.payload) => Some(format!(
+                "the cluster did not store it ({})",
+                String::from_utf8_lossy(&ack.payload)
+            )),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            let _ = self.tx.send(ClusterIn::Failed { id, why });
+        }
+    }
+}
+
+/// Whether a PubAck is JetStream's refusal (`{"error":{...}}`) rather than `{"stream":..,"seq":..}`.
+fn has_error(payload: &[u8]) -> bool {
+    payload.windows(7).any(|w| w == b"\"error\"")
 }
 
 /// Hands a room's events to the hub in the stream's order, with the stream's seq. After NATS
