@@ -5,7 +5,7 @@
 use crate::names::{nick_key, room_stream, room_subject};
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, consumer, kv, stream};
-use async_nats::{HeaderMap, connection::State};
+use async_nats::connection::State;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
@@ -21,10 +21,6 @@ use tokio::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-/// Header naming the node that published an event.
-const NODE_HEADER: &str = "Natter-Node";
-/// Header holding the hub's number for a published event, on the node that published it.
-const ID_HEADER: &str = "Natter-Id";
 
 /// Publishes handed to the node and not yet acknowledged (or refused) by JetStream, at most:
 /// past this a publish is refused at once (`Error{NotStored}`, "the cluster is busy").
@@ -197,17 +193,6 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
-        // JetStream's acknowledgements of this node's publishes come to one subscription of its
-        // own, the publish id last in the subject: no request (inbox, oneshot, timer, task) per
-        // event.
-        let ack_prefix = format!("{}.ack.{id}.", cfg.prefix);
-        let acks = client
-            .subscribe(format!("{ack_prefix}>"))
-            .await
-            .map_err(|e| ClusterError::JetStream {
-                what: "acknowledgements",
-                why: e.to_string(),
-            })?;
         let pending = Arc::new(Pending::default());
         let refuse = in_tx.clone();
         let driver = Driver {
@@ -221,11 +206,10 @@ impl Node {
             tx: in_tx,
             links,
             replies,
-            ack_prefix,
-            waiting: Waiting::default(),
+            mine: Mine::default(),
             pending: pending.clone(),
         };
-        let driver = tokio::spawn(driver.run(out_rx, acks));
+        let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
             id,
             out,
@@ -353,54 +337,117 @@ struct Driver {
     links: watch::Sender<u64>,
     /// Where to answer direct messages other nodes asked this one to deliver.
     replies: Replies,
-    /// `<prefix>.ack.<node id>.`: a publish's reply subject is this and its id.
-    ack_prefix: String,
-    /// Publishes sent and not yet acknowledged.
-    waiting: Waiting,
+    /// This node's publishes not seen back in the log yet.
+    mine: Mine,
     pending: Arc<Pending>,
 }
 
-/// Publishes sent and not yet acknowledged: by id, and in the order sent with their deadlines.
+/// This node's publishes not yet read back from their room's log: the log handing an event
+/// back is its acknowledgement (JetStream stored it, and it is in the room's order), so a
+/// publish needs no reply of its own, and an event needs no headers naming its node. An event
+/// read back is recognised by its bytes: nicks are one node's each, so no other node publishes
+/// the same bytes, and this node's publishes in a room are stored in the order sent (one
+/// connection), so of identical ones the first stored is the first sent.
+#[derive(Debug, Clone, Default)]
+struct Mine(Arc<std::sync::Mutex<MineInner>>);
+
 #[derive(Debug, Default)]
-struct Waiting {
-    ids: HashMap<u64, ()>,
-    deadlines: VecDeque<(Instant, u64)>,
+struct MineInner {
+    /// Per room, per encoded event: the hub's numbers waiting for it, oldest first.
+    events: HashMap<RoomName, HashMap<Bytes, VecDeque<u64>>>,
+    /// Every publish waiting, in the order sent, with its deadline.
+    order: VecDeque<(Instant, u64, RoomName, Bytes)>,
+    /// How many wait (`order` may also hold some already read back).
+    waiting: usize,
 }
 
-impl Waiting {
-    fn add(&mut self, id: u64, deadline: Instant) {
-        self.ids.insert(id, ());
-        self.deadlines.push_back((deadline, id));
+impl Mine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MineInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether `id` was waiting (it is not any more).
-    fn remove(&mut self, id: u64) -> bool {
-        let was = self.ids.remove(&id).is_some();
-        // Acknowledgements come mostly in order: keep the front current.
-        while let Some((_, front)) = self.deadlines.front() {
-            if self.ids.contains_key(front) {
-                break;
-            }
-            self.deadlines.pop_front();
+    fn add(&self, room: &RoomName, event: Bytes, id: u64, deadline: Instant) {
+        let mut m = self.lock();
+        m.events
+            .entry(room.clone())
+            .or_default()
+            .entry(event.clone())
+            .or_default()
+            .push_back(id);
+        m.order.push_back((deadline, id, room.clone(), event));
+        m.waiting += 1;
+    }
+
+    /// The hub's number for `event`, read back from `room`'s log, if this node sent it and
+    /// still waits for it.
+    fn take(&self, room: &RoomName, event: &[u8]) -> Option<u64> {
+        let mut m = self.lock();
+        let m = &mut *m;
+        let in_room = m.events.get_mut(room)?;
+        let ids = in_room.get_mut(event)?;
+        let id = ids.pop_front()?;
+        if ids.is_empty() {
+            in_room.remove(event);
         }
-        was
-    }
-
-    /// The earliest deadline of a publish still waiting.
-    fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.front().map(|(d, _)| *d)
-    }
-
-    /// Removes and returns the publishes whose deadline is past.
-    fn expired(&mut self, now: Instant) -> Vec<u64> {
-        let mut out = Vec::new();
-        while let Some(&(d, id)) = self.deadlines.front() {
-            if d > now {
+        m.waiting -= 1;
+        // Read back mostly in the order sent: keep the front of `order` one still waiting.
+        while let Some((_, front, r, e)) = m.order.front() {
+            let still = m
+                .events
+                .get(r)
+                .and_then(|r| r.get(e))
+                .is_some_and(|ids| ids.contains(front));
+            if still {
                 break;
             }
-            self.deadlines.pop_front();
-            if self.ids.remove(&id).is_some() {
+            m.order.pop_front();
+        }
+        Some(id)
+    }
+
+    /// Forgets `id` (its publish failed before it was sent).
+    fn forget(&self, room: &RoomName, event: &[u8], id: u64) {
+        let mut m = self.lock();
+        if let Some(ids) = m.events.get_mut(room).and_then(|r| r.get_mut(event))
+            && let Some(at) = ids.iter().position(|i| *i == id)
+        {
+            ids.remove(at);
+            m.waiting -= 1;
+        }
+    }
+
+    /// The earliest deadline of a publish that may still wait.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lock().order.front().map(|(d, ..)| *d)
+    }
+
+    /// Removes and returns the publishes still waiting whose deadline is past.
+    fn expired(&self, now: Instant) -> Vec<u64> {
+        let mut m = self.lock();
+        let m = &mut *m;
+        let mut out = Vec::new();
+        while let Some((d, ..)) = m.order.front() {
+            if *d > now {
+                break;
+            }
+            let Some((_, id, room, event)) = m.order.pop_front() else {
+                break;
+            };
+            let Some(in_room) = m.events.get_mut(&room) else {
+                continue;
+            };
+            let Some(ids) = in_room.get_mut(&event) else {
+                continue;
+            };
+            if let Some(at) = ids.iter().position(|i| *i == id) {
+                ids.remove(at);
+                m.waiting -= 1;
                 out.push(id);
+            }
+            if ids.is_empty() {
+                in_room.remove(&event);
             }
         }
         out
@@ -500,27 +547,17 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<ClusterOut>,
-        mut acks: async_nats::Subscriber,
-    ) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
         let far = || Instant::now() + Duration::from_secs(86_400);
         loop {
-            let deadline = self.waiting.next_deadline();
-            // Acknowledgements first: one already here is never taken for a timeout.
+            let deadline = self.mine.next_deadline();
             let out = tokio::select! {
-                biased;
-                Some(ack) = acks.next() => {
-                    self.acknowledged(&ack);
-                    continue;
-                }
                 out = rx.recv() => match out {
                     Some(out) => out,
                     None => return,
                 },
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
-                    for id in self.waiting.expired(Instant::now()) {
+                    for id in self.mine.expired(Instant::now()) {
                         self.pending.done();
                         let why = "the cluster did not store it (no acknowledgement in time)".into();
                         let _ = self.tx.send(ClusterIn::Failed { id, why });
@@ -634,7 +671,8 @@ impl Driver {
             room: room.clone(),
             stream,
             next: start,
-            me: self.id.clone(),
+            mine: self.mine.clone(),
+            pending: self.pending.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
         };
@@ -646,61 +684,24 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends `event` to its room's stream; JetStream's acknowledgement comes to the node's ack
-    /// subscription ([`Driver::acknowledged`]), or the deadline passes first.
+    /// Sends `event` to its room's stream. Its acknowledgement is the room's reader handing it
+    /// back from the log ([`Mine`]); past the deadline without that it is refused.
     async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
         if self.client.connection_state() != State::Connected {
             return Err("the cluster is unavailable (no NATS server answers)".into());
         }
         self.follow(&event.room).await?;
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, self.id.as_str());
-        headers.insert(ID_HEADER, id.to_string().as_str());
         let subject = room_subject(&self.cfg.prefix, &event.room);
-        let reply = format!("{}{id}", self.ack_prefix);
-        self.client
-            .publish_with_reply_and_headers(subject, reply, headers, payload)
-            .await
-            .map_err(|e| format!("the cluster is unavailable ({e})"))?;
-        self.waiting
-            .add(id, Instant::now() + self.cfg.ack_timeout);
+        // Before the send: the reader may see it back before this task runs again.
+        let deadline = Instant::now() + self.cfg.ack_timeout;
+        self.mine.add(&event.room, payload.clone(), id, deadline);
+        if let Err(e) = self.client.publish(subject, payload.clone()).await {
+            self.mine.forget(&event.room, &payload, id);
+            return Err(format!("the cluster is unavailable ({e})"));
+        }
         Ok(())
     }
-
-    /// JetStream's answer to a publish: stored, or refused (an error, or no stream answered).
-    fn acknowledged(&mut self, ack: &async_nats::Message) {
-        let Some(id) = ack
-            .subject
-            .strip_prefix(self.ack_prefix.as_str())
-            .and_then(|id| id.parse::<u64>().ok())
-        else {
-            return;
-        };
-        if !self.waiting.remove(id) {
-            // Already refused for want of an answer in time.
-            return;
-        }
-        self.pending.done();
-        let refused = match ack.status {
-            Some(status) if status == async_nats::StatusCode::NO_RESPONDERS => {
-                Some("the room's stream is unavailable".to_owned())
-            }
-            _ if has_error(&ack.payload) => Some(format!(
-                "the cluster did not store it ({})",
-                String::from_utf8_lossy(&ack.payload)
-            )),
-            _ => None,
-        };
-        if let Some(why) = refused {
-            let _ = self.tx.send(ClusterIn::Failed { id, why });
-        }
-    }
-}
-
-/// Whether a PubAck is JetStream's refusal (`{"error":{...}}`) rather than `{"stream":..,"seq":..}`.
-fn has_error(payload: &[u8]) -> bool {
-    payload.windows(7).any(|w| w == b"\"error\"")
 }
 
 /// Hands a room's events to the hub in the stream's order, with the stream's seq. After NATS
@@ -711,7 +712,8 @@ struct RoomReader {
     stream: stream::Stream,
     /// The seq of the next event to hand over.
     next: u64,
-    me: String,
+    mine: Mine,
+    pending: Arc<Pending>,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
 }
@@ -785,16 +787,12 @@ impl RoomReader {
                 return true;
             }
         };
+        let origin = self.mine.take(&self.room, &m.payload);
+        if origin.is_some() {
+            self.pending.done();
+        }
         event.room = self.room.clone();
         event.seq = Seq(seq);
-        let headers = m.headers.as_ref();
-        let mine = headers
-            .and_then(|h| h.get(NODE_HEADER))
-            .is_some_and(|n| n.as_str() == self.me);
-        let origin = headers
-            .and_then(|h| h.get(ID_HEADER))
-            .filter(|_| mine)
-            .and_then(|v| v.as_str().parse().ok());
         self.tx.send(ClusterIn::Remote { event, origin }).is_ok()
     }
 }
