@@ -672,6 +672,7 @@ impl Driver {
             stream,
             next: start,
             mine: self.mine.clone(),
+            client: self.client.clone(),
             pending: self.pending.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
@@ -710,6 +711,8 @@ impl Driver {
 struct RoomReader {
     room: RoomName,
     stream: stream::Stream,
+    /// For the push consumer's delivery subject.
+    client: async_nats::Client,
     /// The seq of the next event to hand over.
     next: u64,
     mine: Mine,
@@ -719,9 +722,12 @@ struct RoomReader {
 }
 
 impl RoomReader {
-    async fn messages(&self) -> Result<consumer::pull::Ordered, String> {
+    /// An ordered push consumer from `next`: JetStream sends each event as it is stored (with
+    /// flow control), with no pull requests to answer.
+    async fn messages(&self) -> Result<consumer::push::Ordered, String> {
         self.stream
-            .create_consumer(consumer::pull::OrderedConfig {
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: self.next,
                 },
@@ -734,7 +740,7 @@ impl RoomReader {
             .map_err(|e| format!("the room cannot be read ({e})"))
     }
 
-    async fn run(mut self, mut messages: consumer::pull::Ordered) {
+    async fn run(mut self, mut messages: consumer::push::Ordered) {
         self.links.mark_unchanged();
         loop {
             tokio::select! {
