@@ -876,7 +876,11 @@ async fn fanout_once(
             let scraper = servers
                 .metrics
                 .map(|addr| tokio::task::spawn_local(scrape_every_second(addr)));
-            let (p0, g0, t0) = (servers.cpu_parts()?, procs::cpu_seconds(me)?, Instant::now());
+            let (p0, g0, t0) = (
+                servers.cpu_parts()?,
+                procs::cpu_seconds(me)?,
+                Instant::now(),
+            );
             let b0 = servers.bridge_cpu()?;
             let result = load.run().await;
             if let Some(s) = scraper {

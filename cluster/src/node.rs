@@ -4,8 +4,8 @@
 
 use crate::names::{nick_key, room_stream, room_subject};
 use crate::{ClusterConfig, ClusterError};
-use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::connection::State;
+use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::Instant;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
-
 
 /// Publishes handed to the node and not yet acknowledged (or refused) by JetStream, at most:
 /// past this a publish is refused at once (`Error{NotStored}`, "the cluster is busy").
