@@ -852,3 +852,88 @@ async fn release(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> RoomName {
+        RoomName::new(name).unwrap()
+    }
+
+    #[test]
+    fn own_events_are_recognised_by_room_and_bytes_in_the_order_sent() {
+        let mine = Mine::default();
+        let (a, b) = (room("#a"), room("#b"));
+        let later = Instant::now() + Duration::from_secs(60);
+        // The same bytes twice in #a, once in #b.
+        mine.add(&a, Bytes::from_static(b"hi"), 1, later);
+        mine.add(&a, Bytes::from_static(b"hi"), 2, later);
+        mine.add(&b, Bytes::from_static(b"hi"), 3, later);
+        mine.add(&a, Bytes::from_static(b"yo"), 4, later);
+        // Another node's event, and bytes of this node's in the wrong room, are not ours.
+        assert_eq!(mine.take(&a, b"other"), None);
+        assert_eq!(mine.take(&room("#c"), b"hi"), None);
+        assert_eq!(mine.take(&a, b"hi"), Some(1));
+        assert_eq!(mine.take(&b, b"hi"), Some(3));
+        assert_eq!(mine.take(&a, b"hi"), Some(2));
+        // Read back once only.
+        assert_eq!(mine.take(&a, b"hi"), None);
+        assert_eq!(mine.lock().waiting, 1);
+        assert_eq!(mine.take(&a, b"yo"), Some(4));
+        assert_eq!(mine.lock().waiting, 0);
+        assert!(mine.lock().order.is_empty());
+    }
+
+    #[test]
+    fn publishes_not_read_back_in_time_expire_once() {
+        let mine = Mine::default();
+        let a = room("#a");
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        mine.add(&a, Bytes::from_static(b"1"), 1, t0 + s);
+        mine.add(&a, Bytes::from_static(b"2"), 2, t0 + 2 * s);
+        mine.add(&a, Bytes::from_static(b"3"), 3, t0 + 3 * s);
+        assert_eq!(mine.take(&a, b"2"), Some(2));
+        assert_eq!(mine.next_deadline(), Some(t0 + s));
+        assert!(mine.expired(t0).is_empty());
+        // 2 came back: only 1 and 3 expire, each once.
+        assert_eq!(mine.expired(t0 + 2 * s), vec![1]);
+        assert_eq!(mine.expired(t0 + 5 * s), vec![3]);
+        assert!(mine.expired(t0 + 9 * s).is_empty());
+        // An expired one read back late is not taken for ours.
+        assert_eq!(mine.take(&a, b"1"), None);
+        // One whose send failed is forgotten.
+        mine.add(&a, Bytes::from_static(b"4"), 4, t0 + s);
+        mine.forget(&a, b"4", 4);
+        assert_eq!(mine.take(&a, b"4"), None);
+        assert_eq!(mine.lock().waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn publishes_waiting_are_bounded_and_wake_the_shell_below_half() {
+        let p = Arc::new(Pending::default());
+        for _ in 0..MAX_PENDING_PUBLISHES {
+            assert!(p.take());
+        }
+        assert!(!p.take(), "past the cap a publish is refused");
+        assert!(p.backed_up());
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                while p.backed_up() {
+                    p.unblocked.notified().await;
+                }
+            })
+        };
+        for _ in 0..=(MAX_PENDING_PUBLISHES - BACKED_UP_PUBLISHES) {
+            p.done();
+        }
+        assert!(!p.backed_up());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the shell is woken once below half")
+            .unwrap();
+        assert!(p.take());
+    }
+}
