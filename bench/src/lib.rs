@@ -62,6 +62,11 @@ pub enum Target {
     /// every client registered and signed in to an account; the clients speak the binary
     /// protocol over plain TCP, as [`Target::Natter`]'s.
     NatterAll,
+    /// One room spread over two natter-server nodes of a cluster (`--cluster`) and the
+    /// nats-server with JetStream they share; clients alternate between the nodes, and the
+    /// server CPU is the nodes' and nats-server's together (issue 23's cost of clustering).
+    #[serde(rename = "natter-cluster2")]
+    NatterCluster,
 }
 
 impl Target {
@@ -78,6 +83,7 @@ impl Target {
             Target::NatterAccounts => "natter-accounts",
             Target::NatterMetrics => "natter-metrics",
             Target::NatterAll => "natter-all",
+            Target::NatterCluster => "natter-cluster2",
         }
     }
 
@@ -90,6 +96,7 @@ impl Target {
                 | Target::NatterAccounts
                 | Target::NatterMetrics
                 | Target::NatterAll
+                | Target::NatterCluster
         )
     }
 
@@ -131,9 +138,10 @@ impl std::str::FromStr for Target {
             "natter-accounts" => Ok(Target::NatterAccounts),
             "natter-metrics" => Ok(Target::NatterMetrics),
             "natter-all" => Ok(Target::NatterAll),
+            "natter-cluster2" => Ok(Target::NatterCluster),
             _ => Err(format!(
                 "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \\
-                 natter-store, natter-accounts, natter-metrics, natter-all)"
+                 natter-store, natter-accounts, natter-metrics, natter-all, natter-cluster2)"
             )),
         }
     }

@@ -67,6 +67,9 @@ pub struct LoadSpec {
     pub target: Target,
     /// Where: a TCP address (natter, baseline) or the bridge's address (its `/ws` is used).
     pub addr: SocketAddr,
+    /// More addresses of the same service (the other nodes of a cluster): client `i` connects
+    /// to the `i mod n`th of `addr` and these.
+    pub more_addrs: Vec<SocketAddr>,
     /// Clients, all in one room.
     pub clients: u32,
     /// Messages each client sends.
@@ -81,6 +84,16 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// natter-tls: the CA file the clients trust (the name checked is `localhost`).
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl LoadSpec {
+    /// Where client `me` connects.
+    pub fn addr_of(&self, me: u32) -> SocketAddr {
+        match me as usize % (1 + self.more_addrs.len()) {
+            0 => self.addr,
+            i => self.more_addrs[i - 1],
+        }
+    }
 }
 
 /// Why a run could not be carried out at all (losses are results, not errors).
@@ -534,16 +547,18 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         client: me,
         detail: e.to_string(),
     };
+    let addr = spec.addr_of(me);
     match spec.target {
         Target::Natter
         | Target::NatterStore
         | Target::NatterAccounts
         | Target::NatterMetrics
         | Target::NatterAll
+        | Target::NatterCluster
         | Target::Baseline => {
             let mut attempt = 0;
             let (rh, wh) = loop {
-                let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+                let stream = timeout(Duration::from_secs(10), TcpStream::connect(addr))
                     .await
                     .map_err(|e| connect_err(&e))?
                     .map_err(|e| connect_err(&e))?;
@@ -572,7 +587,7 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }
         Target::NatterTls => {
-            let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+            let stream = timeout(Duration::from_secs(10), TcpStream::connect(addr))
                 .await
                 .map_err(|e| connect_err(&e))?
                 .map_err(|e| connect_err(&e))?;
@@ -594,7 +609,7 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }
         Target::Irc | Target::Inspircd => {
-            let stream = timeout(Duration::from_secs(10), TcpStream::connect(spec.addr))
+            let stream = timeout(Duration::from_secs(10), TcpStream::connect(addr))
                 .await
                 .map_err(|e| connect_err(&e))?
                 .map_err(|e| connect_err(&e))?;
@@ -616,7 +631,7 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
             tokio::task::spawn_local(tcp_writer(shared, wh, me));
         }
         Target::Bridge => {
-            let url = format!("ws://{}/ws", spec.addr);
+            let url = format!("ws://{addr}/ws");
             let (ws, _) = timeout(
                 Duration::from_secs(10),
                 // Nagle off, as browsers have it: small messages must not wait for an ACK.

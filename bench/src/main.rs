@@ -430,6 +430,10 @@ fn unix_now() -> u64 {
 struct Servers {
     main: ServerProc,
     bridge: Option<ServerProc>,
+    /// natter-cluster2: nats-server, then the nodes after `main` (clients alternate between
+    /// `main` and these nodes).
+    nats: Option<ServerProc>,
+    nodes: Vec<ServerProc>,
     /// natter-server's metrics endpoint, when on.
     metrics: Option<SocketAddr>,
     /// natter-tls: the CA its clients trust.
@@ -444,16 +448,33 @@ impl Servers {
 
     /// CPU seconds of everything on the server side.
     fn cpu(&self) -> anyhow::Result<f64> {
-        let b = match &self.bridge {
-            Some(b) => b.cpu_seconds()?,
-            None => 0.0,
-        };
-        Ok(self.main.cpu_seconds()? + b)
+        Ok(self.cpu_parts()?.iter().map(|(_, c)| c).sum())
+    }
+
+    /// CPU seconds of each server-side process: natter-server (the first node), then the
+    /// bridge, nats-server and the other nodes when there are.
+    fn cpu_parts(&self) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        let mut parts = vec![("natter-server", self.main.cpu_seconds()?)];
+        if let Some(b) = &self.bridge {
+            parts.push(("natter-bridge", b.cpu_seconds()?));
+        }
+        if let Some(n) = &self.nats {
+            parts.push(("nats-server", n.cpu_seconds()?));
+        }
+        for n in &self.nodes {
+            parts.push(("natter-server", n.cpu_seconds()?));
+        }
+        Ok(parts)
     }
 
     /// Where clients connect.
     fn client_addr(&self) -> SocketAddr {
         self.bridge.as_ref().map_or(self.main.addr, |b| b.addr)
+    }
+
+    /// Where clients connect besides [`Servers::client_addr`] (the other nodes of a cluster).
+    fn more_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|n| n.addr).collect()
     }
 }
 
@@ -483,66 +504,81 @@ fn start_servers_with(
     }
     std::fs::write(&config, toml)?;
     let store_dir = c.out.join(format!("store-{tag}"));
-    // Which listener's address the clients connect to (every run opens a natter door).
-    let natter_with =
-        |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>, clients_on: &str| {
-            let mut args = vec![
-                "--listen".into(),
+    // `clients_on`: which listener's address the clients connect to (every run opens a natter
+    // door). Not just "listening": the metrics endpoint logs that too.
+    let natter_in = |log: String,
+                     irc: bool,
+                     tls: Option<&natter_bench::tls::BenchCerts>,
+                     cluster: Option<&str>,
+                     clients_on: &str| {
+        let mut args = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        if let Some(url) = cluster {
+            args.extend(["--cluster".into(), url.into()]);
+        } else if target == Target::NatterStore {
+            // A fresh store per run.
+            let _ = std::fs::remove_dir_all(&store_dir);
+            args.extend(["--data-dir".into(), store_dir.display().to_string()]);
+        } else {
+            // The other fan-out figures are the memory-only server's.
+            args.push("--ephemeral".into());
+        }
+        if irc {
+            args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
+        }
+        if clients as usize + 1000 > natter_core::limits::MAX_CONNECTIONS {
+            // The idle workload at 50,000: past the default cap.
+            args.extend(["--max-connections".into(), (clients + 1000).to_string()]);
+        }
+        if target.scraped() {
+            args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+        }
+        if let Some(t) = tls {
+            args.extend([
+                "--tls-listen".into(),
                 "127.0.0.1:0".into(),
-                "--config".into(),
-                config.display().to_string(),
-            ];
-            if target == Target::NatterStore {
-                // A fresh store per run.
-                let _ = std::fs::remove_dir_all(&store_dir);
-                args.extend(["--data-dir".into(), store_dir.display().to_string()]);
-            } else {
-                // The other fan-out figures are the memory-only server's.
-                args.push("--ephemeral".into());
-            }
-            if irc {
-                args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
-            }
-            if clients as usize + 1000 > natter_core::limits::MAX_CONNECTIONS {
-                // The idle workload at 50,000: past the default cap.
-                args.extend(["--max-connections".into(), (clients + 1000).to_string()]);
-            }
-            if target.scraped() {
-                args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-            }
-            if let Some(t) = tls {
-                args.extend([
-                    "--tls-listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--tls-cert".into(),
-                    t.cert.display().to_string(),
-                    "--tls-key".into(),
-                    t.key.display().to_string(),
-                ]);
-            }
-            ServerProc::spawn(
-                "natter-server",
-                &c.server_bin,
-                &args,
-                &[
-                    ("RUST_LOG", "info"),
-                    ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
-                ],
-                cpu,
-                logs.join(log),
-                // The address that clients connect to. (Not just "listening": the metrics endpoint
-                // logs that too.)
-                clients_on,
-            )
-        };
-    let natter_on = |log: String, irc: bool| {
-        natter_with(log, irc, None, if irc { "door=Irc" } else { "door=Natter" })
+                "--tls-cert".into(),
+                t.cert.display().to_string(),
+                "--tls-key".into(),
+                t.key.display().to_string(),
+            ]);
+        }
+        ServerProc::spawn(
+            "natter-server",
+            &c.server_bin,
+            &args,
+            &[
+                ("RUST_LOG", "info"),
+                ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
+            ],
+            cpu,
+            logs.join(log),
+            clients_on,
+        )
     };
+    // The IRC listener's address for IRC runs, the TLS listener's for TLS runs.
+    let natter_with = |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>| {
+        let door = if irc {
+            "door=Irc"
+        } else if tls.is_some() {
+            "door=NatterTls"
+        } else {
+            "door=Natter"
+        };
+        natter_in(log, irc, tls, None, door)
+    };
+    let natter_on = |log: String, irc: bool| natter_with(log, irc, None);
     let natter = |log: String| natter_on(log, false);
     Ok(match target {
         Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
             main: natter(format!("natter-server-{}-{tag}.log", target.name()))?,
             bridge: None,
+            nats: None,
+            nodes: Vec::new(),
             metrics: None,
             ca: None,
         },
@@ -550,10 +586,11 @@ fn start_servers_with(
             let main = if target == Target::NatterAll {
                 // Every listener open (IRC and TLS beside the natter door the clients use).
                 let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
-                natter_with(
+                natter_in(
                     format!("natter-server-{}-{tag}.log", target.name()),
                     true,
                     Some(&certs),
+                    None,
                     // The space: not the `door=NatterTls` line.
                     "door=Natter ",
                 )?
@@ -567,6 +604,8 @@ fn start_servers_with(
             Servers {
                 main,
                 bridge: None,
+                nats: None,
+                nodes: Vec::new(),
                 metrics: Some(metrics),
                 ca: None,
             }
@@ -574,15 +613,56 @@ fn start_servers_with(
         Target::NatterTls => {
             let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
             Servers {
-                main: natter_with(
-                    format!("natter-server-tls-{tag}.log"),
-                    false,
-                    Some(&certs),
-                    "door=NatterTls",
-                )?,
+                main: natter_with(format!("natter-server-tls-{tag}.log"), false, Some(&certs))?,
                 bridge: None,
+                nats: None,
+                nodes: Vec::new(),
                 metrics: None,
                 ca: Some(certs.ca),
+            }
+        }
+        Target::NatterCluster => {
+            // nats-server cannot say which free port it took: find one, then hand it over.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let dir = c.out.join(format!("nats-{tag}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let nats = ServerProc::spawn_listening(
+                "nats-server",
+                Path::new(natter_bench::smoke::NATS_SERVER),
+                &[
+                    "-js".into(),
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-sd".into(),
+                    dir.display().to_string(),
+                ],
+                cpu,
+                logs.join(format!("nats-server-{tag}.log")),
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            )?;
+            let url = format!("nats://127.0.0.1:{port}");
+            let node = |i: usize| {
+                natter_in(
+                    format!("natter-server-cluster-node{i}-{tag}.log"),
+                    false,
+                    None,
+                    Some(&url),
+                    "door=Natter",
+                )
+            };
+            let main = node(0)?;
+            let other = node(1)?;
+            Servers {
+                main,
+                bridge: None,
+                nats: Some(nats),
+                nodes: vec![other],
+                metrics: None,
+                ca: None,
             }
         }
         Target::Baseline => Servers {
@@ -600,12 +680,16 @@ fn start_servers_with(
                 "listening on",
             )?,
             bridge: None,
+            nats: None,
+            nodes: Vec::new(),
             metrics: None,
             ca: None,
         },
         Target::Irc => Servers {
             main: natter_on(format!("natter-server-irc-{tag}.log"), true)?,
             bridge: None,
+            nats: None,
+            nodes: Vec::new(),
             metrics: None,
             ca: None,
         },
@@ -634,6 +718,8 @@ fn start_servers_with(
                     SocketAddr::from(([127, 0, 0, 1], port)),
                 )?,
                 bridge: None,
+                nats: None,
+                nodes: Vec::new(),
                 metrics: None,
                 ca: None,
             }
@@ -667,6 +753,8 @@ fn start_servers_with(
             Servers {
                 main,
                 bridge: Some(bridge),
+                nats: None,
+                nodes: Vec::new(),
                 metrics: None,
                 ca: None,
             }
@@ -747,6 +835,9 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
                         )
                     }
                 );
+                if fig.cpu_parts.len() > 1 {
+                    eprintln!("           {}", report::cpu_parts_line(&fig));
+                }
                 report::append_json(&json, std::slice::from_ref(&fig))?;
                 by_target[ti].push(fig.clone());
                 all.push(fig);
@@ -784,6 +875,7 @@ async fn fanout_once(
     let spec = LoadSpec {
         target,
         addr: servers.client_addr(),
+        more_addrs: servers.more_addrs(),
         clients,
         messages,
         window: a.window,
@@ -795,13 +887,17 @@ async fn fanout_once(
     let me = std::process::id();
     // A LocalSet per run: dropping it closes every client of the run.
     let local = tokio::task::LocalSet::new();
-    let (result, server_cpu, gen_cpu, bridge_cpu) = local
+    let (result, server_cpu, gen_cpu, bridge_cpu, cpu_parts) = local
         .run_until(async {
             let load = Load::connect(spec).await?;
             let scraper = servers
                 .metrics
                 .map(|addr| tokio::task::spawn_local(scrape_every_second(addr)));
-            let (s0, g0, t0) = (servers.cpu()?, procs::cpu_seconds(me)?, Instant::now());
+            let (p0, g0, t0) = (
+                servers.cpu_parts()?,
+                procs::cpu_seconds(me)?,
+                Instant::now(),
+            );
             let b0 = servers.bridge_cpu()?;
             let result = load.run().await;
             if let Some(s) = scraper {
@@ -810,11 +906,17 @@ async fn fanout_once(
                     bail!("scraping natter-server's metrics failed: {e:#}");
                 }
             }
-            let (s1, g1) = (servers.cpu()?, procs::cpu_seconds(me)?);
+            let (p1, g1) = (servers.cpu_parts()?, procs::cpu_seconds(me)?);
             let b1 = servers.bridge_cpu()?;
             let wall = t0.elapsed().as_secs_f64().max(1e-9);
             let bridge = b0.zip(b1).map(|(b0, b1)| (b1 - b0) / wall);
-            anyhow::Ok((result, (s1 - s0) / wall, (g1 - g0) / wall, bridge))
+            let parts: Vec<(String, f64)> = p0
+                .iter()
+                .zip(&p1)
+                .map(|((name, c0), (_, c1))| ((*name).to_owned(), c1 - c0))
+                .collect();
+            let server = parts.iter().map(|(_, c)| c).sum::<f64>() / wall;
+            anyhow::Ok((result, server, (g1 - g0) / wall, bridge, parts))
         })
         .await?;
     drop(local);
@@ -832,6 +934,7 @@ async fn fanout_once(
             | Target::NatterStore
             | Target::NatterAccounts
             | Target::NatterMetrics
+            | Target::NatterCluster
             | Target::NatterAll
             | Target::Bridge
             | Target::Irc => a.common.server_bin.display().to_string(),
@@ -852,6 +955,7 @@ async fn fanout_once(
         complete: result.complete && result.deliveries == result.expected,
         seconds: result.elapsed.as_secs_f64(),
         errors: result.errors,
+        cpu_parts,
     })
 }
 

@@ -58,6 +58,21 @@ pub struct RunFigures {
     pub seconds: f64,
     /// First errors.
     pub errors: Vec<String>,
+    /// CPU seconds of each server-side process over the measured part (natter-server, then
+    /// the bridge, nats-server and further cluster nodes when the run has them).
+    pub cpu_parts: Vec<(String, f64)>,
+}
+
+/// One run's CPU by process, in microseconds per message sent (what the cluster model in
+/// bench/README.md is built from).
+pub fn cpu_parts_line(f: &RunFigures) -> String {
+    let sent = (u64::from(f.clients) * u64::from(f.messages)).max(1) as f64;
+    let parts: Vec<String> = f
+        .cpu_parts
+        .iter()
+        .map(|(name, c)| format!("{name} {c:.2} s ({:.1} us/msg)", c * 1e6 / sent))
+        .collect();
+    format!("cpu by process: {}", parts.join(", "))
 }
 
 /// Medians of the runs of one configuration (each figure's median on its own).
@@ -270,6 +285,18 @@ pub fn fanout_table(sums: &[Summary]) -> String {
             ));
         }
     }
+    // The cost of clustering (issue 23): the room over two nodes and NATS against one node.
+    for s in sums.iter().filter(|s| s.target == Target::NatterCluster) {
+        if let Some(n) = natter.get(&s.clients) {
+            ratios.push_str(&format!(
+                "natter-cluster2 C={:<5} deliveries/s {:.2} x natter, p99 {:.2} x, deliveries per cpu-s (nodes + nats-server) {:.2} x natter\n",
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                s.p99_us / n.p99_us.max(1e-9),
+                s.deliveries_per_cpu_s / n.deliveries_per_cpu_s.max(1e-9),
+            ));
+        }
+    }
     // natter's IRC listener against its binary protocol, and against InspIRCd.
     let inspircd: BTreeMap<u32, &Summary> = sums
         .iter()
@@ -445,6 +472,7 @@ fn colour(t: Target) -> RGBColor {
         Target::NatterAccounts => RGBColor(30, 170, 170),
         Target::NatterMetrics => RGBColor(200, 60, 200),
         Target::NatterAll => RGBColor(120, 120, 120),
+        Target::NatterCluster => RGBColor(90, 60, 20),
     }
 }
 

@@ -26,6 +26,9 @@ pub enum SmokeError {
     /// A load run failed to set up.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// nats-server (for the cluster run) did not start.
+    #[error("nats-server: {0}")]
+    Nats(String),
 }
 
 /// The hub limits a benchmark needs: no flood control (a bench client does not pace itself),
@@ -93,9 +96,26 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
     .await?;
     let bridge_addr = bridge.local_addr();
 
+    // The cluster run: two nodes in this process and a nats-server with JetStream.
+    let nats_dir = cert_dir.join("nats");
+    let nats = Nats::start(&nats_dir).await?;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut c = natter_server::ServerConfig::local_test();
+        c.hub = bench_hub_config(c.hub);
+        c.cluster = Some(natter_cluster::ClusterConfig::new(vec![nats.url.clone()]));
+        nodes.push(natter_server::start(c).await?);
+    }
+    let node_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.local_addrs()[0]).collect();
+
     let spec = |target, addr, verify, rate| LoadSpec {
         target,
         addr,
+        more_addrs: if target == Target::NatterCluster {
+            node_addrs[1..].to_vec()
+        } else {
+            Vec::new()
+        },
         clients,
         messages,
         window: 4,
@@ -142,6 +162,10 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
             "irc closed loop, verified",
             spec(Target::Irc, irc_addr, true, None),
         ),
+        (
+            "natter-cluster2 closed loop, verified",
+            spec(Target::NatterCluster, node_addrs[0], true, None),
+        ),
     ];
     let mut out = Vec::new();
     for (what, spec) in runs {
@@ -154,7 +178,59 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
     }
     let _ = bridge.shutdown().await;
     let _ = server.shutdown().await;
+    for n in nodes {
+        let _ = n.shutdown().await;
+    }
+    drop(nats);
     baseline.abort();
     let _ = std::fs::remove_dir_all(&cert_dir);
     Ok(out)
+}
+
+/// Debian's nats-server (`cargo xtask test` installs it).
+pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A nats-server with JetStream on a free 127.0.0.1 port, storing in a directory of its own;
+/// killed when dropped.
+pub struct Nats {
+    child: tokio::process::Child,
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Nats {
+    /// Starts it (storing under `dir`) and waits until it accepts connections.
+    pub async fn start(dir: &std::path::Path) -> Result<Nats, SmokeError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new(NATS_SERVER)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| SmokeError::Nats(format!("{NATS_SERVER}: {e}")))?;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(Nats {
+                    child,
+                    url: format!("nats://127.0.0.1:{port}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(SmokeError::Nats(format!("did not listen on {port}")))
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
 }

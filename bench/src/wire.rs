@@ -99,7 +99,11 @@ impl Codec {
         match self.target {
             Target::Baseline => Ok(Vec::new()),
             Target::Irc | Target::Inspircd => Ok(Vec::new()),
-            Target::Natter | Target::NatterTls | Target::NatterStore | Target::NatterMetrics => {
+            Target::Natter
+            | Target::NatterTls
+            | Target::NatterStore
+            | Target::NatterMetrics
+            | Target::NatterCluster => {
                 let mut first = MAGIC.to_vec();
                 first.extend_from_slice(&encode_frame(&hello)?);
                 first.extend_from_slice(&encode_frame(&join)?);
@@ -187,6 +191,7 @@ impl Codec {
             | Target::NatterAccounts
             | Target::NatterMetrics
             | Target::NatterAll
+            | Target::NatterCluster
             | Target::Bridge => {
                 if !self.verify
                     && payload.first() == Some(&self.event_tag)

@@ -1,6 +1,7 @@
 //! The smoke mode as a test: a few hundred messages through natter-server, the baseline,
-//! natter-bridge, natter-server's TLS listener and its IRC listener, and natter-server with every
-//! feature on (all in-process on 127.0.0.1 port 0), nothing
+//! natter-bridge, natter-server's TLS listener and its IRC listener, natter-server with every
+//! feature on, and two clustered nodes with a nats-server (all but nats-server in-process on
+//! 127.0.0.1 port 0), nothing
 //! lost, nothing duplicated.
 
 use std::time::Duration;
@@ -17,7 +18,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 10);
+    assert_eq!(results.len(), 11);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
@@ -50,4 +51,10 @@ fn smoke_loses_nothing() {
     );
     // IRC clients ask for echo-message: the sender's copy is its ack, as with natter.
     assert_eq!(find("irc closed loop, verified").expected, 6 * 6 * 40);
+    // A room spread over two clustered nodes: every member gets every message once, in order
+    // per sender, the echo (which comes back from JetStream) included.
+    assert_eq!(
+        find("natter-cluster2 closed loop, verified").expected,
+        6 * 6 * 40
+    );
 }

@@ -22,7 +22,7 @@ mod names;
 mod node;
 
 pub use names::{nick_key, room_stream, room_subject};
-pub use node::{ClusterIn, Node};
+pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
 
 use std::time::Duration;
 use thiserror::Error;

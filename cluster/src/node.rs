@@ -14,20 +14,60 @@ use natter_core::persist::{
 };
 use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Header naming the node that published an event.
+/// Header naming the node that published a membership event (join, part, quit, kick, nick):
+/// member lists count each member on its node. Other events carry no headers.
 const NODE_HEADER: &str = "Natter-Node";
-/// Header holding the hub's number for a published event, on the node that published it.
-const ID_HEADER: &str = "Natter-Id";
 /// Header naming the node whose user an event is about, when not the publishing node's (the
 /// quits a reaper publishes for the members of a node that is gone).
 const FOR_HEADER: &str = "Natter-For";
+
+/// Publishes handed to the node and not yet acknowledged (or refused) by JetStream, at most:
+/// past this a publish is refused at once (`Error{NotStored}`, "the cluster is busy").
+pub const MAX_PENDING_PUBLISHES: usize = 4096;
+/// From this many publishes waiting, [`Node::backed_up`] asks the shell to stop reading its
+/// sockets until JetStream catches up (as a busy store does).
+pub const BACKED_UP_PUBLISHES: usize = MAX_PENDING_PUBLISHES / 2;
+
+/// Publishes waiting for JetStream: counted when the hub hands one over, uncounted when its
+/// acknowledgement (or refusal) comes; wakes the shell when the count falls below
+/// [`BACKED_UP_PUBLISHES`].
+#[derive(Debug, Default)]
+struct Pending {
+    count: AtomicUsize,
+    unblocked: Notify,
+}
+
+impl Pending {
+    fn take(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PENDING_PUBLISHES).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn done(&self) {
+        let before = self.count.fetch_sub(1, Ordering::AcqRel);
+        if before == BACKED_UP_PUBLISHES {
+            // A permit is kept if the shell is not waiting yet: it then wakes once for nothing.
+            self.unblocked.notify_one();
+        }
+    }
+
+    fn backed_up(&self) -> bool {
+        self.count.load(Ordering::Acquire) >= BACKED_UP_PUBLISHES
+    }
+}
 
 /// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
 #[derive(Debug)]
@@ -131,6 +171,9 @@ pub struct Node {
     id: String,
     out: mpsc::UnboundedSender<ClusterOut>,
     inbox: mpsc::UnboundedReceiver<ClusterIn>,
+    /// To refuse a publish at once, without the driver.
+    refuse: mpsc::UnboundedSender<ClusterIn>,
+    pending: Arc<Pending>,
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
@@ -220,6 +263,8 @@ impl Node {
                 })?;
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
+        let pending = Arc::new(Pending::default());
+        let refuse = in_tx.clone();
         let driver = Driver {
             sessions,
             sessions_tx,
@@ -233,6 +278,8 @@ impl Node {
             tx: in_tx,
             links,
             replies,
+            mine: Mine::default(),
+            pending: pending.clone(),
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
@@ -240,6 +287,8 @@ impl Node {
             id,
             out,
             inbox,
+            refuse,
+            pending,
             tasks: vec![driver, lease, serve],
         })
     }
@@ -249,10 +298,36 @@ impl Node {
         &self.id
     }
 
-    /// Does what the hub asked, after everything asked before it.
+    /// Does what the hub asked, after everything asked before it. A publish past
+    /// [`MAX_PENDING_PUBLISHES`] waiting for JetStream is refused at once (the hub hears
+    /// [`ClusterIn::Failed`]); [`Node::backed_up`] says when to stop taking input before that.
     pub fn send(&self, out: ClusterOut) {
+        if let ClusterOut::Publish { id, .. } = &out
+            && !self.pending.take()
+        {
+            let why = "the cluster is busy (too many messages wait for it)".to_owned();
+            let _ = self.refuse.send(ClusterIn::Failed { id: *id, why });
+            return;
+        }
         if self.out.send(out).is_err() {
             warn!("the cluster driver stopped");
+        }
+    }
+
+    /// Whether so many publishes wait for JetStream that the shell should stop reading its
+    /// sockets (see [`Node::unblocked`]).
+    pub fn backed_up(&self) -> bool {
+        self.pending.backed_up()
+    }
+
+    /// A future that ends once [`Node::backed_up`] is false (at once if it is); it holds no
+    /// borrow of the node.
+    pub fn unblocked(&self) -> impl Future<Output = ()> + Send + 'static {
+        let pending = self.pending.clone();
+        async move {
+            while pending.backed_up() {
+                pending.unblocked.notified().await;
+            }
         }
     }
 
@@ -448,6 +523,121 @@ struct Driver {
     links: watch::Sender<u64>,
     /// Where to answer direct messages other nodes asked this one to deliver.
     replies: Replies,
+    /// This node's publishes not seen back in the log yet.
+    mine: Mine,
+    pending: Arc<Pending>,
+}
+
+/// This node's publishes not yet read back from their room's log: the log handing an event
+/// back is its acknowledgement (JetStream stored it, and it is in the room's order), so a
+/// publish needs no reply of its own, and an event needs no headers naming its node. An event
+/// read back is recognised by its bytes: nicks are one node's each, so no other node publishes
+/// the same bytes, and this node's publishes in a room are stored in the order sent (one
+/// connection), so of identical ones the first stored is the first sent.
+#[derive(Debug, Clone, Default)]
+struct Mine(Arc<std::sync::Mutex<MineInner>>);
+
+#[derive(Debug, Default)]
+struct MineInner {
+    /// Per room, per encoded event: the hub's numbers waiting for it, oldest first.
+    events: HashMap<RoomName, HashMap<Bytes, VecDeque<u64>>>,
+    /// Every publish waiting, in the order sent, with its deadline.
+    order: VecDeque<(Instant, u64, RoomName, Bytes)>,
+    /// How many wait (`order` may also hold some already read back).
+    waiting: usize,
+}
+
+impl Mine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MineInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, room: &RoomName, event: Bytes, id: u64, deadline: Instant) {
+        let mut m = self.lock();
+        m.events
+            .entry(room.clone())
+            .or_default()
+            .entry(event.clone())
+            .or_default()
+            .push_back(id);
+        m.order.push_back((deadline, id, room.clone(), event));
+        m.waiting += 1;
+    }
+
+    /// The hub's number for `event`, read back from `room`'s log, if this node sent it and
+    /// still waits for it.
+    fn take(&self, room: &RoomName, event: &[u8]) -> Option<u64> {
+        let mut m = self.lock();
+        let m = &mut *m;
+        let in_room = m.events.get_mut(room)?;
+        let ids = in_room.get_mut(event)?;
+        let id = ids.pop_front()?;
+        if ids.is_empty() {
+            in_room.remove(event);
+        }
+        m.waiting -= 1;
+        // Read back mostly in the order sent: keep the front of `order` one still waiting.
+        while let Some((_, front, r, e)) = m.order.front() {
+            let still = m
+                .events
+                .get(r)
+                .and_then(|r| r.get(e))
+                .is_some_and(|ids| ids.contains(front));
+            if still {
+                break;
+            }
+            m.order.pop_front();
+        }
+        Some(id)
+    }
+
+    /// Forgets `id` (its publish failed before it was sent).
+    fn forget(&self, room: &RoomName, event: &[u8], id: u64) {
+        let mut m = self.lock();
+        if let Some(ids) = m.events.get_mut(room).and_then(|r| r.get_mut(event))
+            && let Some(at) = ids.iter().position(|i| *i == id)
+        {
+            ids.remove(at);
+            m.waiting -= 1;
+        }
+    }
+
+    /// The earliest deadline of a publish that may still wait.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lock().order.front().map(|(d, ..)| *d)
+    }
+
+    /// Removes and returns the publishes still waiting whose deadline is past.
+    fn expired(&self, now: Instant) -> Vec<u64> {
+        let mut m = self.lock();
+        let m = &mut *m;
+        let mut out = Vec::new();
+        while let Some((d, ..)) = m.order.front() {
+            if *d > now {
+                break;
+            }
+            let Some((_, id, room, event)) = m.order.pop_front() else {
+                break;
+            };
+            let Some(in_room) = m.events.get_mut(&room) else {
+                continue;
+            };
+            let Some(ids) = in_room.get_mut(&event) else {
+                continue;
+            };
+            if let Some(at) = ids.iter().position(|i| *i == id) {
+                ids.remove(at);
+                m.waiting -= 1;
+                out.push(id);
+            }
+            if ids.is_empty() {
+                in_room.remove(&event);
+            }
+        }
+        out
+    }
 }
 
 /// Reply subjects of direct messages handed to the hub, by token.
@@ -544,7 +734,23 @@ impl Drop for Driver {
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
-        while let Some(out) = rx.recv().await {
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        loop {
+            let deadline = self.mine.next_deadline();
+            let out = tokio::select! {
+                out = rx.recv() => match out {
+                    Some(out) => out,
+                    None => return,
+                },
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
+                    for id in self.mine.expired(Instant::now()) {
+                        self.pending.done();
+                        let why = "the cluster did not store it (no acknowledgement in time)".into();
+                        let _ = self.tx.send(ClusterIn::Failed { id, why });
+                    }
+                    continue;
+                }
+            };
             match out {
                 ClusterOut::Follow(room) => {
                     if let Err(why) = self.follow(&room).await {
@@ -560,6 +766,7 @@ impl Driver {
                 }
                 ClusterOut::Publish { id, event } => {
                     if let Err(why) = self.publish(id, event).await {
+                        self.pending.done();
                         let _ = self.tx.send(ClusterIn::Failed { id, why });
                     }
                 }
@@ -705,7 +912,9 @@ impl Driver {
             stream,
             next: first,
             recent_from: start,
-            me: self.id.clone(),
+            mine: self.mine.clone(),
+            client: self.client.clone(),
+            pending: self.pending.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
             last_node: std::sync::Arc::from(""),
@@ -718,29 +927,31 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends `event` to its room's stream, and waits for JetStream's acknowledgement aside.
+    /// Sends `event` to its room's stream. Its acknowledgement is the room's reader handing it
+    /// back from the log ([`Mine`]); past the deadline without that it is refused.
     async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
         if self.client.connection_state() != State::Connected {
             return Err("the cluster is unavailable (no NATS server answers)".into());
         }
         self.follow(&event.room).await?;
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, self.id.as_str());
-        headers.insert(ID_HEADER, id.to_string().as_str());
         let subject = room_subject(&self.cfg.prefix, &event.room);
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, payload)
-            .await
-            .map_err(|e| format!("the cluster is unavailable ({e})"))?;
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = ack.await {
-                let why = format!("the cluster did not store it ({e})");
-                let _ = tx.send(ClusterIn::Failed { id, why });
-            }
-        });
+        // Before the send: the reader may see it back before this task runs again.
+        let deadline = Instant::now() + self.cfg.ack_timeout;
+        self.mine.add(&event.room, payload.clone(), id, deadline);
+        let sent = if is_membership(&event.kind) {
+            let mut headers = HeaderMap::new();
+            headers.insert(NODE_HEADER, self.id.as_str());
+            self.client
+                .publish_with_headers(subject, headers, payload.clone())
+                .await
+        } else {
+            self.client.publish(subject, payload.clone()).await
+        };
+        if let Err(e) = sent {
+            self.mine.forget(&event.room, &payload, id);
+            return Err(format!("the cluster is unavailable ({e})"));
+        }
         Ok(())
     }
 }
@@ -751,11 +962,14 @@ impl Driver {
 struct RoomReader {
     room: RoomName,
     stream: stream::Stream,
+    /// For the push consumer's delivery subject.
+    client: async_nats::Client,
     /// The seq of the next event to hand over.
     next: u64,
     /// Events before this one are read for who is in the room only.
     recent_from: u64,
-    me: String,
+    mine: Mine,
+    pending: Arc<Pending>,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
     /// The node the last event was about, shared with the events about it.
@@ -763,9 +977,12 @@ struct RoomReader {
 }
 
 impl RoomReader {
-    async fn messages(&self) -> Result<consumer::pull::Ordered, String> {
+    /// An ordered push consumer from `next`: JetStream sends each event as it is stored (with
+    /// flow control), with no pull requests to answer.
+    async fn messages(&self) -> Result<consumer::push::Ordered, String> {
         self.stream
-            .create_consumer(consumer::pull::OrderedConfig {
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: self.next,
                 },
@@ -778,7 +995,7 @@ impl RoomReader {
             .map_err(|e| format!("the room cannot be read ({e})"))
     }
 
-    async fn run(mut self, mut messages: consumer::pull::Ordered) {
+    async fn run(mut self, mut messages: consumer::push::Ordered) {
         self.links.mark_unchanged();
         loop {
             tokio::select! {
@@ -834,28 +1051,23 @@ impl RoomReader {
         event.room = self.room.clone();
         event.seq = Seq(seq);
         let headers = m.headers.as_ref();
-        let publisher = headers.and_then(|h| h.get(NODE_HEADER));
-        let mine = publisher.is_some_and(|n| n.as_str() == self.me);
-        let node_now = headers
-            .and_then(|h| h.get(FOR_HEADER))
-            .or(publisher)
-            .map_or("", |n| n.as_str());
-        if *self.last_node != *node_now {
+        // Only membership events name a node; the others keep the last one named (unused).
+        if let Some(node_now) = headers
+            .and_then(|h| h.get(FOR_HEADER).or_else(|| h.get(NODE_HEADER)))
+            .map(|n| n.as_str())
+            && *self.last_node != *node_now
+        {
             self.last_node = std::sync::Arc::from(node_now);
         }
         let node = self.last_node.clone();
         if seq < self.recent_from {
-            use natter_core::wire::EventKind as K;
-            let membership = matches!(
-                event.kind,
-                K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. }
-            );
-            return !membership || self.tx.send(ClusterIn::Past { event, node }).is_ok();
+            return !is_membership(&event.kind)
+                || self.tx.send(ClusterIn::Past { event, node }).is_ok();
         }
-        let origin = headers
-            .and_then(|h| h.get(ID_HEADER))
-            .filter(|_| mine)
-            .and_then(|v| v.as_str().parse().ok());
+        let origin = self.mine.take(&self.room, &m.payload);
+        if origin.is_some() {
+            self.pending.done();
+        }
         self.tx
             .send(ClusterIn::Remote {
                 event,
@@ -864,6 +1076,16 @@ impl RoomReader {
             })
             .is_ok()
     }
+}
+
+/// Whether `kind` changes who is in a room: such events name their node (member lists count
+/// each member on its node).
+fn is_membership(kind: &natter_core::wire::EventKind) -> bool {
+    use natter_core::wire::EventKind as K;
+    matches!(
+        kind,
+        K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. }
+    )
 }
 
 /// Claims `nick` for node `me`: created if nobody holds it; ours already; or taken over from a
@@ -1105,5 +1327,85 @@ mod tests {
         assert_eq!(decode_session(&bytes).unwrap(), r);
         assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
         assert_eq!(session_key(42), "000000000000002a");
+    }
+
+    fn room(name: &str) -> RoomName {
+        RoomName::new(name).unwrap()
+    }
+
+    #[test]
+    fn own_events_are_recognised_by_room_and_bytes_in_the_order_sent() {
+        let mine = Mine::default();
+        let (a, b) = (room("#a"), room("#b"));
+        let later = Instant::now() + Duration::from_secs(60);
+        // The same bytes twice in #a, once in #b.
+        mine.add(&a, Bytes::from_static(b"hi"), 1, later);
+        mine.add(&a, Bytes::from_static(b"hi"), 2, later);
+        mine.add(&b, Bytes::from_static(b"hi"), 3, later);
+        mine.add(&a, Bytes::from_static(b"yo"), 4, later);
+        // Another node's event, and bytes of this node's in the wrong room, are not ours.
+        assert_eq!(mine.take(&a, b"other"), None);
+        assert_eq!(mine.take(&room("#c"), b"hi"), None);
+        assert_eq!(mine.take(&a, b"hi"), Some(1));
+        assert_eq!(mine.take(&b, b"hi"), Some(3));
+        assert_eq!(mine.take(&a, b"hi"), Some(2));
+        // Read back once only.
+        assert_eq!(mine.take(&a, b"hi"), None);
+        assert_eq!(mine.lock().waiting, 1);
+        assert_eq!(mine.take(&a, b"yo"), Some(4));
+        assert_eq!(mine.lock().waiting, 0);
+        assert!(mine.lock().order.is_empty());
+    }
+
+    #[test]
+    fn publishes_not_read_back_in_time_expire_once() {
+        let mine = Mine::default();
+        let a = room("#a");
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        mine.add(&a, Bytes::from_static(b"1"), 1, t0 + s);
+        mine.add(&a, Bytes::from_static(b"2"), 2, t0 + 2 * s);
+        mine.add(&a, Bytes::from_static(b"3"), 3, t0 + 3 * s);
+        assert_eq!(mine.take(&a, b"2"), Some(2));
+        assert_eq!(mine.next_deadline(), Some(t0 + s));
+        assert!(mine.expired(t0).is_empty());
+        // 2 came back: only 1 and 3 expire, each once.
+        assert_eq!(mine.expired(t0 + 2 * s), vec![1]);
+        assert_eq!(mine.expired(t0 + 5 * s), vec![3]);
+        assert!(mine.expired(t0 + 9 * s).is_empty());
+        // An expired one read back late is not taken for ours.
+        assert_eq!(mine.take(&a, b"1"), None);
+        // One whose send failed is forgotten.
+        mine.add(&a, Bytes::from_static(b"4"), 4, t0 + s);
+        mine.forget(&a, b"4", 4);
+        assert_eq!(mine.take(&a, b"4"), None);
+        assert_eq!(mine.lock().waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn publishes_waiting_are_bounded_and_wake_the_shell_below_half() {
+        let p = Arc::new(Pending::default());
+        for _ in 0..MAX_PENDING_PUBLISHES {
+            assert!(p.take());
+        }
+        assert!(!p.take(), "past the cap a publish is refused");
+        assert!(p.backed_up());
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                while p.backed_up() {
+                    p.unblocked.notified().await;
+                }
+            })
+        };
+        for _ in 0..=(MAX_PENDING_PUBLISHES - BACKED_UP_PUBLISHES) {
+            p.done();
+        }
+        assert!(!p.backed_up());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the shell is woken once below half")
+            .unwrap();
+        assert!(p.take());
     }
 }

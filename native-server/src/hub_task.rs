@@ -245,6 +245,14 @@ async fn cluster_next(
     }
 }
 
+/// Ends when `unblocked` does; never without one.
+async fn cluster_unblocked(unblocked: Option<impl Future<Output = ()>>) {
+    match unblocked {
+        Some(u) => u.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the hub's writes and shared rooms go to: a store, or a cluster, or neither.
 pub(crate) struct Sides {
     pub(crate) store: Option<StoreSide>,
@@ -292,8 +300,16 @@ pub(crate) async fn run(
         .map(|t| task.clock.instant(t));
         // While batches wait for room in the store, new input waits in the sockets.
         // So does it while an accounts reload waits for the store (see `AccountsReload`).
-        let taking_input =
-            task.store.as_ref().is_none_or(|s| !s.backed_up()) && task.accounts.is_none();
+        // So does it while too many publishes wait for the cluster (`Node::backed_up`).
+        let cluster_backed_up = task.cluster.as_ref().is_some_and(|c| c.backed_up());
+        let unblocked = task
+            .cluster
+            .as_ref()
+            .filter(|_| cluster_backed_up)
+            .map(|c| c.unblocked());
+        let taking_input = task.store.as_ref().is_none_or(|s| !s.backed_up())
+            && task.accounts.is_none()
+            && !cluster_backed_up;
         tokio::select! {
             ev = store_next(&mut task.store) => {
                 let now = task.clock.now();
@@ -346,6 +362,8 @@ pub(crate) async fn run(
                     input.apply(&mut task.hub, now);
                 }
             }
+            // Wakes the loop to take input again once the cluster caught up.
+            () = cluster_unblocked(unblocked), if cluster_backed_up => {}
             Some(done) = task.work.done_rx.recv(), if task.accounts.is_none() => {
                 task.hub.handle_work(done, task.clock.now());
             }

@@ -208,6 +208,14 @@ fn bench(args: &[String]) -> Result<()> {
             "--targets",
             "baseline,natter,natter-all,natter-store,natter-tls,irc",
         ],
+        // The cost of clustering (issue 23): a room over two nodes and NATS beside one node.
+        &[
+            "fanout",
+            "--clients",
+            "20,100",
+            "--targets",
+            "natter,natter-cluster2",
+        ],
         &["idle"],
         &["attack"],
     ] {
