@@ -86,6 +86,8 @@ impl SqliteStore {
     fn prune(&mut self, now: Millis) -> Result<Pruned, WriteError> {
         let sql = WriteError::from_sqlite;
         let r = self.config.retention;
+        // Removing a line from the search index needs it there: index what lags first.
+        self.catch_up_search()?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
