@@ -233,10 +233,20 @@ impl SqliteStore {
         let mut meta = RoomMeta::default();
         // Consecutive room events are inserted together, a few rows per statement.
         let mut events: Vec<&RoomEvent> = Vec::new();
-        for batch in group {
-            for write in &batch.writes {
+        let last_ids = last_id_writes(group);
+        for (b, batch) in group.iter().enumerate() {
+            for (w, write) in batch.writes.iter().enumerate() {
                 if let Write::Event(ev) = write {
                     events.push(ev);
+                    continue;
+                }
+                if let Write::SessionLastId { token, .. } = write
+                    && last_ids
+                        .as_ref()
+                        .is_some_and(|l| l.get(token) != Some(&(b, w)))
+                {
+                    // A later write of this session's last id in the group sets the same two
+                    // columns (or finds the session gone): this one would change nothing.
                     continue;
                 }
                 if !events.is_empty() {
@@ -281,6 +291,24 @@ pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
         .and_then(|()| conn.execute("VACUUM INTO ?1", [to]))
         .map(|_| ())
         .map_err(WriteError::from_sqlite)
+}
+
+/// Where in `group` (batch, write) each session's last [`Write::SessionLastId`] is, when the
+/// group has several batches (the hub writes a session's last id once per batch, so a group
+/// of many batches from the same senders repeats them). `None` for one batch.
+fn last_id_writes(group: &[Batch]) -> Option<HashMap<&TokenHash, (usize, usize)>> {
+    if group.len() < 2 {
+        return None;
+    }
+    let mut last = HashMap::new();
+    for (b, batch) in group.iter().enumerate() {
+        for (w, write) in batch.writes.iter().enumerate() {
+            if let Write::SessionLastId { token, .. } = write {
+                last.insert(token, (b, w));
+            }
+        }
+    }
+    Some(last)
 }
 
 /// Applies one write inside the open transaction `tx`.
