@@ -338,11 +338,9 @@ async fn lines_are_indexed_behind_the_commits_and_a_search_finds_the_newest() {
 async fn the_lines_waiting_to_be_indexed_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
-    // Five times INDEX_BATCH lines as fast as the writer takes them, nobody searching, well
-    // within INDEX_LAG.
+    // Five times INDEX_BATCH lines as fast as the writer takes them, nobody searching.
     let per = 512u64;
     let batches = 5 * INDEX_BATCH as u64 / per;
-    let started = std::time::Instant::now();
     let mut next = 0;
     while next < batches {
         match store.try_submit(batch(next, next * per + 1..=(next + 1) * per, "flood")) {
@@ -356,14 +354,13 @@ async fn the_lines_waiting_to_be_indexed_are_bounded() {
     reports_until(&mut reports, batches - 1).await;
     let stored = (batches * per) as i64;
     let lag = stored - indexed(dir.path());
-    if started.elapsed() < INDEX_LAG {
-        // Indexed in steps as the lines came, never more than a step and a group behind.
-        assert!(
-            lag < INDEX_BATCH + GROUP_MAX_WRITES as i64,
-            "{lag} events wait to be indexed"
-        );
-        assert!(indexed(dir.path()) >= INDEX_BATCH, "some steps ran");
-    }
+    // Indexed in steps as the lines came (whatever the time), never more than a step and a
+    // group behind.
+    assert!(
+        lag < INDEX_BATCH + GROUP_MAX_WRITES as i64,
+        "{lag} events wait to be indexed"
+    );
+    assert!(indexed(dir.path()) >= INDEX_BATCH, "some steps ran");
     // Closing indexes the rest.
     store.close().await;
     assert_eq!(indexed(dir.path()), stored);
