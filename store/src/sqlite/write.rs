@@ -38,9 +38,9 @@ pub struct SqliteStore {
     /// Room ids by name, for rooms known to be committed.
     rooms: HashMap<RoomName, i64>,
     /// The id the next event gets (one more than the highest stored).
-    next_id: i64,
+    pub(super) next_id: i64,
     /// Every chat line with an event id up to this one is in the search index.
-    indexed: i64,
+    pub(super) indexed: i64,
     /// Whether chat lines are indexed behind their commits (see [`SqliteStore::defer_search`]).
     defer_search: bool,
     /// When the oldest event not yet indexed was committed (search deferred).
@@ -163,6 +163,13 @@ impl SqliteStore {
         Some(INDEX_LAG.saturating_sub(now.saturating_duration_since(since)))
     }
 
+    /// Every event stored is indexed now.
+    pub(super) fn search_caught_up(&mut self) {
+        self.indexed = self.next_id - 1;
+        self.unindexed_since = None;
+        self.index_after = None;
+    }
+
     /// Indexes for search every chat line stored and not indexed yet, in one transaction.
     /// Returns the events looked at. On failure nothing changes, and no index step is due for
     /// [`INDEX_LAG`] (searches still try).
@@ -181,9 +188,7 @@ impl SqliteStore {
         })();
         match indexed {
             Ok(()) => {
-                self.indexed = upto;
-                self.unindexed_since = None;
-                self.index_after = None;
+                self.search_caught_up();
                 Ok(behind)
             }
             Err(e) => {
@@ -493,7 +498,7 @@ fn insert_chunk(
 /// `search_state`, inside the open transaction `tx`. One statement, so FTS5 writes one index
 /// segment for all of them (it writes its pending words out whenever a statement opens a
 /// savepoint; `search_state` is updated first for that reason).
-fn index_range(tx: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
+pub(super) fn index_range(tx: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE search_state SET indexed = ?1")?
         .execute([upto])?;
     tx.prepare_cached(INDEX_RANGE_SQL)?
