@@ -57,6 +57,11 @@ pub enum Target {
     /// natter-server as [`Target::Natter`], with `--metrics-listen` on and `/metrics` scraped
     /// every second during the run: what operations cost the fan-out.
     NatterMetrics,
+    /// natter-server with every feature on and no store (issue 22's "as features land"):
+    /// memory-only, IRC and TLS listeners open, `--metrics-listen` on and scraped every second,
+    /// every client registered and signed in to an account; the clients speak the binary
+    /// protocol over plain TCP, as [`Target::Natter`]'s.
+    NatterAll,
 }
 
 impl Target {
@@ -72,6 +77,7 @@ impl Target {
             Target::NatterStore => "natter-store",
             Target::NatterAccounts => "natter-accounts",
             Target::NatterMetrics => "natter-metrics",
+            Target::NatterAll => "natter-all",
         }
     }
 
@@ -79,8 +85,22 @@ impl Target {
     pub fn is_natter_tcp(self) -> bool {
         matches!(
             self,
-            Target::Natter | Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+            Target::Natter
+                | Target::NatterStore
+                | Target::NatterAccounts
+                | Target::NatterMetrics
+                | Target::NatterAll
         )
+    }
+
+    /// Whether its clients register (and so sign in to) an account before the run.
+    pub fn signs_in(self) -> bool {
+        matches!(self, Target::NatterAccounts | Target::NatterAll)
+    }
+
+    /// Whether natter-server runs with `--metrics-listen` on, scraped every second.
+    pub fn scraped(self) -> bool {
+        matches!(self, Target::NatterMetrics | Target::NatterAll)
     }
 
     /// What its clients speak: natter-tls's are natter's clients inside TLS.
@@ -110,9 +130,10 @@ impl std::str::FromStr for Target {
             "natter-store" => Ok(Target::NatterStore),
             "natter-accounts" => Ok(Target::NatterAccounts),
             "natter-metrics" => Ok(Target::NatterMetrics),
+            "natter-all" => Ok(Target::NatterAll),
             _ => Err(format!(
                 "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \\
-                 natter-store, natter-accounts, natter-metrics)"
+                 natter-store, natter-accounts, natter-metrics, natter-all)"
             )),
         }
     }

@@ -412,7 +412,7 @@ impl Load {
         let limit = Arc::new(Semaphore::new(connects_in_flight(spec.clients)));
         let mut connecting = Vec::with_capacity(c);
         for me in 0..spec.clients {
-            if spec.target == Target::NatterAccounts {
+            if spec.target.signs_in() {
                 // Single-threaded: nothing becomes ready between the check and the wait.
                 while {
                     let st = shared.state.borrow();
@@ -539,6 +539,7 @@ async fn start_client(shared: Rc<Shared>, spec: &LoadSpec, me: u32) -> Result<()
         | Target::NatterStore
         | Target::NatterAccounts
         | Target::NatterMetrics
+        | Target::NatterAll
         | Target::Baseline => {
             let mut attempt = 0;
             let (rh, wh) = loop {

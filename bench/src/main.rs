@@ -476,70 +476,68 @@ fn start_servers_with(
     let config = c.out.join("natter-server-bench.toml");
     let mut toml = smoke::bench_config_toml();
     toml.push_str(limits);
-    if target == Target::NatterAccounts {
+    if target.signs_in() {
         // Registering every client must not take the run's time: cheap hashes (the fan-out
         // path does not hash at all).
         toml.push_str("\n[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n");
     }
     std::fs::write(&config, toml)?;
     let store_dir = c.out.join(format!("store-{tag}"));
-    let natter_with = |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>| {
-        let mut args = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ];
-        if target == Target::NatterStore {
-            // A fresh store per run.
-            let _ = std::fs::remove_dir_all(&store_dir);
-            args.extend(["--data-dir".into(), store_dir.display().to_string()]);
-        } else {
-            // The other fan-out figures are the memory-only server's.
-            args.push("--ephemeral".into());
-        }
-        if irc {
-            args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
-        }
-        if clients as usize + 1000 > natter_core::limits::MAX_CONNECTIONS {
-            // The idle workload at 50,000: past the default cap.
-            args.extend(["--max-connections".into(), (clients + 1000).to_string()]);
-        }
-        if target == Target::NatterMetrics {
-            args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-        }
-        if let Some(t) = tls {
-            args.extend([
-                "--tls-listen".into(),
+    // Which listener's address the clients connect to (every run opens a natter door).
+    let natter_with =
+        |log: String, irc: bool, tls: Option<&natter_bench::tls::BenchCerts>, clients_on: &str| {
+            let mut args = vec![
+                "--listen".into(),
                 "127.0.0.1:0".into(),
-                "--tls-cert".into(),
-                t.cert.display().to_string(),
-                "--tls-key".into(),
-                t.key.display().to_string(),
-            ]);
-        }
-        ServerProc::spawn(
-            "natter-server",
-            &c.server_bin,
-            &args,
-            &[
-                ("RUST_LOG", "info"),
-                ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
-            ],
-            cpu,
-            logs.join(log),
-            // The address that clients connect to: the IRC listener's for IRC runs, the TLS
-            // listener's for TLS runs. (Not just "listening": the metrics endpoint logs that too.)
-            if irc {
-                "door=Irc"
-            } else if tls.is_some() {
-                "door=NatterTls"
+                "--config".into(),
+                config.display().to_string(),
+            ];
+            if target == Target::NatterStore {
+                // A fresh store per run.
+                let _ = std::fs::remove_dir_all(&store_dir);
+                args.extend(["--data-dir".into(), store_dir.display().to_string()]);
             } else {
-                "door=Natter"
-            },
-        )
+                // The other fan-out figures are the memory-only server's.
+                args.push("--ephemeral".into());
+            }
+            if irc {
+                args.extend(["--irc-listen".into(), "127.0.0.1:0".into()]);
+            }
+            if clients as usize + 1000 > natter_core::limits::MAX_CONNECTIONS {
+                // The idle workload at 50,000: past the default cap.
+                args.extend(["--max-connections".into(), (clients + 1000).to_string()]);
+            }
+            if target.scraped() {
+                args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+            }
+            if let Some(t) = tls {
+                args.extend([
+                    "--tls-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--tls-cert".into(),
+                    t.cert.display().to_string(),
+                    "--tls-key".into(),
+                    t.key.display().to_string(),
+                ]);
+            }
+            ServerProc::spawn(
+                "natter-server",
+                &c.server_bin,
+                &args,
+                &[
+                    ("RUST_LOG", "info"),
+                    ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET),
+                ],
+                cpu,
+                logs.join(log),
+                // The address that clients connect to. (Not just "listening": the metrics endpoint
+                // logs that too.)
+                clients_on,
+            )
+        };
+    let natter_on = |log: String, irc: bool| {
+        natter_with(log, irc, None, if irc { "door=Irc" } else { "door=Natter" })
     };
-    let natter_on = |log: String, irc: bool| natter_with(log, irc, None);
     let natter = |log: String| natter_on(log, false);
     Ok(match target {
         Target::Natter | Target::NatterStore | Target::NatterAccounts => Servers {
@@ -548,8 +546,20 @@ fn start_servers_with(
             metrics: None,
             ca: None,
         },
-        Target::NatterMetrics => {
-            let main = natter(format!("natter-server-{}-{tag}.log", target.name()))?;
+        Target::NatterMetrics | Target::NatterAll => {
+            let main = if target == Target::NatterAll {
+                // Every listener open (IRC and TLS beside the natter door the clients use).
+                let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
+                natter_with(
+                    format!("natter-server-{}-{tag}.log", target.name()),
+                    true,
+                    Some(&certs),
+                    // The space: not the `door=NatterTls` line.
+                    "door=Natter ",
+                )?
+            } else {
+                natter(format!("natter-server-{}-{tag}.log", target.name()))?
+            };
             // Logged before the natter listener, so it is in the log by now.
             let metrics = main
                 .logged_addr("metrics endpoint listening")
@@ -564,7 +574,12 @@ fn start_servers_with(
         Target::NatterTls => {
             let certs = natter_bench::tls::bench_certs(&c.out.join("tls"))?;
             Servers {
-                main: natter_with(format!("natter-server-tls-{tag}.log"), false, Some(&certs))?,
+                main: natter_with(
+                    format!("natter-server-tls-{tag}.log"),
+                    false,
+                    Some(&certs),
+                    "door=NatterTls",
+                )?,
                 bridge: None,
                 metrics: None,
                 ca: Some(certs.ca),
@@ -817,6 +832,7 @@ async fn fanout_once(
             | Target::NatterStore
             | Target::NatterAccounts
             | Target::NatterMetrics
+            | Target::NatterAll
             | Target::Bridge
             | Target::Irc => a.common.server_bin.display().to_string(),
             Target::Inspircd => a.common.inspircd_bin.display().to_string(),

@@ -253,7 +253,10 @@ pub fn fanout_table(sums: &[Summary]) -> String {
     for s in sums.iter().filter(|s| {
         matches!(
             s.target,
-            Target::NatterStore | Target::NatterAccounts | Target::NatterMetrics
+            Target::NatterStore
+                | Target::NatterAccounts
+                | Target::NatterMetrics
+                | Target::NatterAll
         )
     }) {
         if let Some(n) = natter.get(&s.clients) {
@@ -383,7 +386,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 9] = [
+    const TARGETS: [Target; 10] = [
         Target::Baseline,
         Target::Natter,
         Target::NatterTls,
@@ -393,6 +396,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
         Target::NatterStore,
         Target::NatterAccounts,
         Target::NatterMetrics,
+        Target::NatterAll,
     ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
@@ -440,6 +444,7 @@ fn colour(t: Target) -> RGBColor {
         Target::NatterStore => RGBColor(230, 150, 30),
         Target::NatterAccounts => RGBColor(30, 170, 170),
         Target::NatterMetrics => RGBColor(200, 60, 200),
+        Target::NatterAll => RGBColor(120, 120, 120),
     }
 }
 

@@ -69,6 +69,8 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
     let cert_dir = std::env::temp_dir().join(format!("natter-bench-smoke-{}", std::process::id()));
     let certs = crate::tls::bench_certs(&cert_dir)?;
     config.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    // Every feature on (the natter-all target's server): metrics too.
+    config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.tls_certs = Some(natter_server::TlsCerts {
         cert: certs.cert.clone(),
         key: certs.key.clone(),
@@ -130,6 +132,10 @@ pub async fn run(clients: u32, messages: u32) -> Result<Vec<(String, LoadResult)
         (
             "natter with accounts signed in, verified",
             spec(Target::NatterAccounts, natter_addr, true, None),
+        ),
+        (
+            "natter-all (every feature on), verified",
+            spec(Target::NatterAll, natter_addr, true, None),
         ),
         ("irc closed loop", spec(Target::Irc, irc_addr, false, None)),
         (

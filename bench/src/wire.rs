@@ -105,7 +105,7 @@ impl Codec {
                 first.extend_from_slice(&encode_frame(&join)?);
                 Ok(vec![Bytes::from(first)])
             }
-            Target::NatterAccounts => {
+            Target::NatterAccounts | Target::NatterAll => {
                 // Registered (and so signed in) before the run: its messages are an account's.
                 let register = ClientMsg::Register {
                     password: natter_core::types::Password("bench password".into()),
@@ -186,6 +186,7 @@ impl Codec {
             | Target::NatterStore
             | Target::NatterAccounts
             | Target::NatterMetrics
+            | Target::NatterAll
             | Target::Bridge => {
                 if !self.verify
                     && payload.first() == Some(&self.event_tag)

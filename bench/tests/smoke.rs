@@ -1,5 +1,6 @@
 //! The smoke mode as a test: a few hundred messages through natter-server, the baseline,
-//! natter-bridge, natter-server's TLS listener and its IRC listener (all in-process on 127.0.0.1 port 0), nothing
+//! natter-bridge, natter-server's TLS listener and its IRC listener, and natter-server with every
+//! feature on (all in-process on 127.0.0.1 port 0), nothing
 //! lost, nothing duplicated.
 
 use std::time::Duration;
@@ -16,7 +17,7 @@ fn smoke_loses_nothing() {
         })
         .expect("smoke run within its time bound")
         .expect("smoke run set up");
-    assert_eq!(results.len(), 9);
+    assert_eq!(results.len(), 10);
     for (what, r) in &results {
         assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
         assert!(r.complete, "{what}: incomplete, lost {}", r.lost);
@@ -34,6 +35,11 @@ fn smoke_loses_nothing() {
     assert_eq!(find("natter closed loop").expected, 6 * 6 * 40);
     assert_eq!(
         find("natter with accounts signed in, verified").expected,
+        6 * 6 * 40
+    );
+    // Every feature on: signed in, the same counts as plain natter.
+    assert_eq!(
+        find("natter-all (every feature on), verified").expected,
         6 * 6 * 40
     );
     assert_eq!(find("baseline closed loop").expected, 6 * 5 * 40);

@@ -10,6 +10,10 @@
 //!   room through an ordered consumer, and only then do members see it.
 //! - **Nicks.** A KV bucket (`<prefix>_nicks`) maps a folded nick to the node holding it; a claim
 //!   is a KV `create` (atomic: of two nodes claiming at once exactly one wins).
+//! - **Sessions.** A KV bucket (`<prefix>_sessions`) keeps each resume session's record under
+//!   its token id: the hash of the token's secret (never the token), the nick, the rooms. A
+//!   client whose node died resumes on any other node, which reads the record, takes the nick
+//!   over and joins the rooms again through their logs.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
@@ -38,6 +42,9 @@ pub struct ClusterConfig {
     pub ack_timeout: Duration,
     /// How long a node's lease lasts without a refresh (refreshed every third of it).
     pub lease: Duration,
+    /// How long a resume session's record is kept after it last changed (any node can resume
+    /// it meanwhile; the hub's own grace decides on the node that holds it).
+    pub session_ttl: Duration,
 }
 
 impl ClusterConfig {
@@ -50,6 +57,7 @@ impl ClusterConfig {
             recent: 100,
             ack_timeout: Duration::from_secs(2),
             lease: Duration::from_secs(15),
+            session_ttl: Duration::from_secs(86_400),
         }
     }
 }

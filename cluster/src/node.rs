@@ -9,6 +9,9 @@ use async_nats::{HeaderMap, connection::State};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natter_core::hub::{ClusterOut, Hub};
+use natter_core::persist::{
+    Answer, HistoryPage, HistoryQuery, Query, QueryId, SessionRecord, TokenHash,
+};
 use natter_core::wire::{DirectMsg, RoomEvent, decode_payload, encode_payload};
 use natter_core::{Millis, Nick, RoomName, Seq};
 use std::collections::HashMap;
@@ -22,6 +25,9 @@ use tracing::{debug, info, warn};
 const NODE_HEADER: &str = "Natter-Node";
 /// Header holding the hub's number for a published event, on the node that published it.
 const ID_HEADER: &str = "Natter-Id";
+/// Header naming the node whose user an event is about, when not the publishing node's (the
+/// quits a reaper publishes for the members of a node that is gone).
+const FOR_HEADER: &str = "Natter-For";
 
 /// What the cluster tells the hub; hand each to [`ClusterIn::apply`].
 #[derive(Debug)]
@@ -32,6 +38,33 @@ pub enum ClusterIn {
         event: RoomEvent,
         /// The hub's number for it, if this node published it.
         origin: Option<u64>,
+        /// The node its user is on ("" if unknown; shared: most events of a room come from a
+        /// few nodes).
+        node: std::sync::Arc<str>,
+    },
+    /// A membership event of a room's log from before the recent events read when the node
+    /// started following the room: the hub learns who is in the room from it.
+    Past {
+        /// The event, with the log's seq.
+        event: RoomEvent,
+        /// The node its user is on ("" if unknown).
+        node: std::sync::Arc<str>,
+    },
+    /// The nodes whose lease is alive, listed every third of a lease.
+    Nodes(Vec<String>),
+    /// The answer to a history read ([`Node::query`]).
+    Answer {
+        /// The hub's number for the read.
+        id: QueryId,
+        /// The page, or why not.
+        answer: Answer,
+    },
+    /// The answer to a [`ClusterOut::FindSession`]: the record kept, if any.
+    Session {
+        /// The hub's number for the question.
+        id: u64,
+        /// The record (`None`: none, or it could not be read).
+        record: Option<SessionRecord>,
     },
     /// A published event was not stored.
     Failed {
@@ -74,7 +107,15 @@ impl ClusterIn {
     /// Feeds this to the hub.
     pub fn apply(self, hub: &mut Hub, now: Millis) {
         match self {
-            ClusterIn::Remote { event, origin } => hub.handle_remote(event, origin, now),
+            ClusterIn::Remote {
+                event,
+                origin,
+                node,
+            } => hub.handle_remote_from(event, origin, &node, now),
+            ClusterIn::Past { event, node } => hub.handle_remote_past(&event, &node),
+            ClusterIn::Nodes(alive) => hub.handle_nodes(&alive, now),
+            ClusterIn::Session { id, record } => hub.handle_session(id, record, now),
+            ClusterIn::Answer { id, answer } => hub.handle_answer(id, answer, now),
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
@@ -91,6 +132,17 @@ pub struct Node {
     out: mpsc::UnboundedSender<ClusterOut>,
     inbox: mpsc::UnboundedReceiver<ClusterIn>,
     tasks: Vec<JoinHandle<()>>,
+    /// Reads of rooms' logs for history beyond the hub's ring.
+    history: History,
+}
+
+/// What reading a room's log for history needs.
+#[derive(Debug, Clone)]
+struct History {
+    js: jetstream::Context,
+    prefix: String,
+    wait: Duration,
+    tx: mpsc::UnboundedSender<ClusterIn>,
 }
 
 impl Drop for Node {
@@ -131,6 +183,7 @@ impl Node {
         js.set_timeout(cfg.ack_timeout);
         let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
         let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
+        let sessions = bucket(&js, &cfg, "sessions", cfg.session_ttl).await?;
         nodes
             .put(&id, Bytes::from_static(b"up"))
             .await
@@ -141,7 +194,21 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
-        let lease = tokio::spawn(keep_lease(nodes.clone(), id.clone(), cfg.lease));
+        let history = History {
+            js: js.clone(),
+            prefix: cfg.prefix.clone(),
+            wait: cfg.ack_timeout,
+            tx: in_tx.clone(),
+        };
+        // Ends when the driver (which holds the sender) does.
+        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
+        tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
+        let lease = tokio::spawn(keep_lease(
+            nodes.clone(),
+            id.clone(),
+            cfg.lease,
+            in_tx.clone(),
+        ));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -154,6 +221,8 @@ impl Node {
         let replies = Replies::default();
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
         let driver = Driver {
+            sessions,
+            sessions_tx,
             cfg,
             id: id.clone(),
             client,
@@ -167,6 +236,7 @@ impl Node {
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
+            history,
             id,
             out,
             inbox,
@@ -194,6 +264,22 @@ impl Node {
     /// What the cluster has for the hub now, without waiting.
     pub fn try_next(&mut self) -> Option<ClusterIn> {
         self.inbox.try_recv().ok()
+    }
+
+    /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
+    /// history page comes back as [`ClusterIn::Answer`]. Searches are not answered from logs:
+    /// they are refused in words.
+    pub fn query(&self, id: QueryId, q: Query) {
+        let h = self.history.clone();
+        tokio::spawn(async move {
+            let answer = match q {
+                Query::History(q) => Answer::History(read_history(&h, &q).await),
+                Query::Search(_) => {
+                    Answer::Search(Err("search is not available in a cluster".into()))
+                }
+            };
+            let _ = h.tx.send(ClusterIn::Answer { id, answer });
+        });
     }
 }
 
@@ -241,17 +327,114 @@ async fn bucket(
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
 }
 
-/// Refreshes this node's lease every third of it.
-async fn keep_lease(nodes: kv::Store, id: String, lease: Duration) {
+/// Refreshes this node's lease every third of it, and tells the hub which nodes are alive: every
+/// node listed in the last lease. Only once refreshes and listings have worked for a whole lease
+/// (after a start, or after NATS was away): a node that came back with NATS has had time to
+/// refresh its lease by then, and is not taken for gone.
+async fn keep_lease(
+    nodes: kv::Store,
+    id: String,
+    lease: Duration,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    let mut healthy_since: Option<tokio::time::Instant> = None;
+    let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         tokio::time::sleep(lease / 3).await;
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
             warn!(error = %e, "node lease not refreshed");
+            healthy_since = None;
+            continue;
+        }
+        match alive_nodes(&nodes).await {
+            Ok(alive) => {
+                let now = tokio::time::Instant::now();
+                let since = *healthy_since.get_or_insert(now);
+                for n in alive {
+                    seen.insert(n, now);
+                }
+                seen.retain(|_, at| now.duration_since(*at) <= lease);
+                if now.duration_since(since) < lease {
+                    continue;
+                }
+                let alive = seen.keys().cloned().collect();
+                if tx.send(ClusterIn::Nodes(alive)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "node leases not read");
+                healthy_since = None;
+            }
         }
     }
 }
 
+/// The nodes whose lease is alive.
+async fn alive_nodes(nodes: &kv::Store) -> Result<Vec<String>, String> {
+    let mut keys = nodes.keys().await.map_err(|e| e.to_string())?;
+    let mut alive = Vec::new();
+    while let Some(k) = keys.next().await {
+        alive.push(k.map_err(|e| e.to_string())?);
+    }
+    Ok(alive)
+}
+
+/// Publishes a `Quit` in `room` for each of `nicks`, members on `node`, whose lease ran out:
+/// unless another node did it first (a KV `create` decides who does it).
+async fn reap(
+    js: &jetstream::Context,
+    nicks_kv: &kv::Store,
+    prefix: &str,
+    me: &str,
+    node: &str,
+    room: &RoomName,
+    nicks: Vec<Nick>,
+) -> Result<(), String> {
+    let key = format!("reap_{node}_{}", room_stream(prefix, room));
+    match nicks_kv.create(&key, Bytes::from(me.to_owned())).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
+    let reason = natter_core::Text::new("lost with their server").ok();
+    for nick in nicks {
+        let event = RoomEvent {
+            room: room.clone(),
+            seq: Seq(0),
+            at: now_millis(),
+            from: nick,
+            kind: natter_core::wire::EventKind::Quit {
+                reason: reason.clone(),
+            },
+        };
+        let payload = encode_payload(&event).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, me);
+        headers.insert(FOR_HEADER, node);
+        js.publish_with_headers(room_subject(prefix, room), headers, payload)
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Unix milliseconds now.
+fn now_millis() -> Millis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
 struct Driver {
+    /// Resume sessions' records, by token id.
+    sessions: kv::Store,
+    /// Writes of session records, done in order by [`keep_sessions`].
+    sessions_tx: mpsc::UnboundedSender<SessionWrite>,
     cfg: ClusterConfig,
     id: String,
     client: async_nats::Client,
@@ -427,6 +610,58 @@ impl Driver {
                         debug!(error = %e, "direct message answer not sent");
                     }
                 }
+                ClusterOut::Reap { node, room, nicks } => {
+                    let (js, kv, me) = (self.js.clone(), self.nicks.clone(), self.id.clone());
+                    let prefix = self.cfg.prefix.clone();
+                    tokio::spawn(async move {
+                        if let Err(why) = reap(&js, &kv, &prefix, &me, &node, &room, nicks).await {
+                            warn!(%node, %room, %why, "members of a node that is gone not reaped");
+                        }
+                    });
+                }
+                ClusterOut::Session(record) => {
+                    let key = session_key(record.token_id);
+                    match encode_session(&record, &self.id) {
+                        Ok(value) => {
+                            let _ = self.sessions_tx.send(SessionWrite::Put(key, value));
+                        }
+                        Err(why) => warn!(%why, "session record not encoded"),
+                    }
+                }
+                ClusterOut::EndSession(token_id) => {
+                    let _ = self
+                        .sessions_tx
+                        .send(SessionWrite::Delete(session_key(token_id)));
+                }
+                ClusterOut::FindSession { id, token_id } => {
+                    let (sessions, tx) = (self.sessions.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let record = match sessions.get(session_key(token_id)).await {
+                            Ok(Some(value)) => decode_session(&value)
+                                .map_err(|why| warn!(%why, "session record not understood"))
+                                .ok(),
+                            Ok(None) => None,
+                            Err(e) => {
+                                warn!(error = %e, "session record not read");
+                                None
+                            }
+                        };
+                        let _ = tx.send(ClusterIn::Session { id, record });
+                    });
+                }
+                ClusterOut::TakeOver { id, nick } => {
+                    let (nicks, me, tx) = (self.nicks.clone(), self.id.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(match take_over(&nicks, &me, &nick).await {
+                            Ok(granted) => ClusterIn::Claimed { id, granted },
+                            Err(e) => {
+                                warn!(%nick, error = %e, "nick not taken over");
+                                let why = format!("the cluster is unavailable ({e})");
+                                ClusterIn::ClaimFailed { id, why }
+                            }
+                        });
+                    });
+                }
                 ClusterOut::Release(nick) => {
                     let (nicks, me) = (self.nicks.clone(), self.id.clone());
                     tokio::spawn(async move {
@@ -456,20 +691,24 @@ impl Driver {
             })
             .await
             .map_err(|e| format!("the room's stream is unavailable ({e})"))?;
-        let last = stream
+        let state = stream
             .info()
             .await
             .map_err(|e| format!("the room's stream is unavailable ({e})"))?
             .state
-            .last_sequence;
-        let start = last.saturating_sub(self.cfg.recent as u64) + 1;
+            .clone();
+        let start = state.last_sequence.saturating_sub(self.cfg.recent as u64) + 1;
+        // Who is in the room is read from its first event on (see `ClusterIn::Past`).
+        let first = state.first_sequence.max(1);
         let reader = RoomReader {
             room: room.clone(),
             stream,
-            next: start,
+            next: first,
+            recent_from: start,
             me: self.id.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
+            last_node: std::sync::Arc::from(""),
         };
         // The first read is made here, so a failure is the follow's.
         let messages = reader.messages().await?;
@@ -514,9 +753,13 @@ struct RoomReader {
     stream: stream::Stream,
     /// The seq of the next event to hand over.
     next: u64,
+    /// Events before this one are read for who is in the room only.
+    recent_from: u64,
     me: String,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
+    /// The node the last event was about, shared with the events about it.
+    last_node: std::sync::Arc<str>,
 }
 
 impl RoomReader {
@@ -591,14 +834,35 @@ impl RoomReader {
         event.room = self.room.clone();
         event.seq = Seq(seq);
         let headers = m.headers.as_ref();
-        let mine = headers
-            .and_then(|h| h.get(NODE_HEADER))
-            .is_some_and(|n| n.as_str() == self.me);
+        let publisher = headers.and_then(|h| h.get(NODE_HEADER));
+        let mine = publisher.is_some_and(|n| n.as_str() == self.me);
+        let node_now = headers
+            .and_then(|h| h.get(FOR_HEADER))
+            .or(publisher)
+            .map_or("", |n| n.as_str());
+        if *self.last_node != *node_now {
+            self.last_node = std::sync::Arc::from(node_now);
+        }
+        let node = self.last_node.clone();
+        if seq < self.recent_from {
+            use natter_core::wire::EventKind as K;
+            let membership = matches!(
+                event.kind,
+                K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. }
+            );
+            return !membership || self.tx.send(ClusterIn::Past { event, node }).is_ok();
+        }
         let origin = headers
             .and_then(|h| h.get(ID_HEADER))
             .filter(|_| mine)
             .and_then(|v| v.as_str().parse().ok());
-        self.tx.send(ClusterIn::Remote { event, origin }).is_ok()
+        self.tx
+            .send(ClusterIn::Remote {
+                event,
+                origin,
+                node,
+            })
+            .is_ok()
     }
 }
 
@@ -651,4 +915,195 @@ async fn release(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(), String>
         .delete_expect_revision(&key, Some(entry.revision))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A write of a session record.
+enum SessionWrite {
+    Put(String, Bytes),
+    Delete(String),
+}
+
+/// Writes session records in the order they were asked for.
+async fn keep_sessions(sessions: kv::Store, mut rx: mpsc::UnboundedReceiver<SessionWrite>) {
+    while let Some(w) = rx.recv().await {
+        let done = match w {
+            SessionWrite::Put(key, value) => sessions
+                .put(key, value)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            SessionWrite::Delete(key) => sessions.purge(key).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = done {
+            warn!(error = %e, "session record not written");
+        }
+    }
+}
+
+/// The KV key of the session with token id `token_id`.
+fn session_key(token_id: u64) -> String {
+    format!("{token_id:016x}")
+}
+
+/// A session record as the cluster keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSession {
+    token: [u8; 32],
+    token_id: u64,
+    nick: Nick,
+    rooms: Vec<RoomName>,
+    last_id: natter_core::MsgId,
+    updated: Millis,
+    /// The node that wrote it.
+    node: String,
+}
+
+fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
+    let stored = StoredSession {
+        token: r.token.0,
+        token_id: r.token_id,
+        nick: r.nick.clone(),
+        rooms: r.rooms.clone(),
+        last_id: r.last_id,
+        updated: r.updated,
+        node: node.to_owned(),
+    };
+    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
+    let (s, _): (StoredSession, usize) =
+        bincode::serde::decode_from_slice(value, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+    Ok(SessionRecord {
+        token: TokenHash(s.token),
+        token_id: s.token_id,
+        nick: s.nick,
+        rooms: s.rooms,
+        last_id: s.last_id,
+        updated: s.updated,
+    })
+}
+
+/// Takes `nick` for node `me` whoever holds it (the hub proved the session holding it is the
+/// resuming client's): created if free, else replaced (compare-and-swap on the revision read).
+async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<bool, String> {
+    let key = nick_key(nick);
+    for _ in 0..3 {
+        let entry = nicks.entry(key.clone()).await.map_err(|e| e.to_string())?;
+        let done = match entry.filter(|e| e.operation == kv::Operation::Put) {
+            Some(e) if e.value.as_ref() == me.as_bytes() => return Ok(true),
+            Some(e) => nicks
+                .update(&key, Bytes::from(me.to_owned()), e.revision)
+                .await
+                .is_ok(),
+            None => nicks.create(&key, Bytes::from(me.to_owned())).await.is_ok(),
+        };
+        if done {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The newest `q.limit` events of `q.room`'s log with a seq below `q.before`, oldest first.
+async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, String> {
+    let unavailable = |e: &dyn std::fmt::Display| format!("the room's log cannot be read ({e})");
+    let limit = q.limit.clamp(1, natter_core::limits::HISTORY_PAGE_MAX) as u64;
+    let mut stream = match h.js.get_stream(room_stream(&h.prefix, &q.room)).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(je)
+                    if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            // No log: nothing was ever said there.
+            return Ok(HistoryPage {
+                events: Vec::new(),
+                at_start: true,
+            });
+        }
+        Err(e) => return Err(unavailable(&e)),
+    };
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .state
+        .clone();
+    let first = state.first_sequence.max(1);
+    let upto = q.before.0.saturating_sub(1).min(state.last_sequence);
+    let from = upto.saturating_sub(limit - 1).max(first);
+    let at_start = from <= first;
+    if upto < from {
+        return Ok(HistoryPage {
+            events: Vec::new(),
+            at_start: true,
+        });
+    }
+    let mut messages = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&e))?
+        .messages()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut events = Vec::with_capacity((upto - from + 1) as usize);
+    let read = async {
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(|e| unavailable(&e))?;
+            let seq = m.info().map_err(|e| unavailable(&e))?.stream_sequence;
+            if seq > upto {
+                break;
+            }
+            match decode_payload::<RoomEvent>(&m.payload) {
+                Ok(mut ev) => {
+                    ev.room = q.room.clone();
+                    ev.seq = Seq(seq);
+                    events.push(ev);
+                }
+                Err(e) => {
+                    warn!(room = %q.room, seq, error = %e, "room event not understood; skipped")
+                }
+            }
+            if seq == upto {
+                break;
+            }
+        }
+        Ok::<(), String>(())
+    };
+    tokio::time::timeout(h.wait, read)
+        .await
+        .map_err(|_| unavailable(&"no answer in time"))??;
+    Ok(HistoryPage { events, at_start })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_record_reads_back_as_written() {
+        let r = SessionRecord {
+            token: TokenHash([7; 32]),
+            token_id: 42,
+            nick: Nick::new("alice").unwrap(),
+            rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
+            last_id: natter_core::MsgId(9),
+            updated: Millis(1_234),
+        };
+        let bytes = encode_session(&r, "node1").unwrap();
+        assert_eq!(decode_session(&bytes).unwrap(), r);
+        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(session_key(42), "000000000000002a");
+    }
 }

@@ -863,6 +863,11 @@ impl FrameDecoder {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(LEN_PREFIX + len);
+        if self.buf.is_empty() {
+            // Nothing left over: hold no part of the read's buffer (an idle connection's
+            // decoder would otherwise keep it allocated after its last frame).
+            self.buf = BytesMut::new();
+        }
         let payload = frame.split_off(LEN_PREFIX);
         Ok(Some(payload.freeze()))
     }
@@ -978,6 +983,24 @@ pub fn resume_is_bounded(r: &Resume) -> bool {
 mod tests {
     use super::*;
     use crate::test_support::{nick, room, text};
+
+    /// A drained decoder holds no buffer (issue 22: idle connections); a partial frame is kept.
+    #[test]
+    fn a_drained_decoder_keeps_no_buffer() {
+        let frame = encode_frame(&ClientMsg::Ping { token: 7 }).unwrap();
+        let mut d = FrameDecoder::new();
+        d.extend(&[&frame[..], &frame[..3]].concat());
+        assert!(d.next_frame().unwrap().is_some());
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert!(d.buf.capacity() > 0, "the partial frame's bytes are kept");
+        d.extend(&frame[3..]);
+        let payload = d.next_frame().unwrap().expect("the second frame");
+        assert_eq!(d.buf.capacity(), 0, "nothing left over: no buffer");
+        assert_eq!(
+            decode_payload::<ClientMsg>(&payload).unwrap(),
+            ClientMsg::Ping { token: 7 }
+        );
+    }
 
     fn roundtrip<M>(msg: M)
     where

@@ -4,6 +4,8 @@
 //!
 //! ```toml
 //! server = "chat.example.org:8000"   # or "natters://chat.example.org" for TLS (port 8443)
+//! # A cluster's nodes: tried in order, the next when one fails (also "a:8000,b:8000").
+//! # server = ["a.example.org:8000", "b.example.org:8000"]
 //! nick = "alice"
 //! rooms = ["#lobby", "#rust"]
 //! bell = false   # no terminal bell on mentions and direct messages
@@ -31,8 +33,8 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// `HOST[:PORT]`.
-    pub server: Option<String>,
+    /// `HOST[:PORT]`, several comma-separated, or a list of them.
+    pub server: Option<Servers>,
     /// Nick.
     pub nick: Option<String>,
     /// Rooms to join at start.
@@ -42,6 +44,27 @@ pub struct FileConfig {
     /// `--login`: read the password from this file (its first line) instead of asking. A
     /// leading `~/` is the home directory.
     pub password_file: Option<PathBuf>,
+}
+
+/// The config file's `server`: one string (which may hold several addresses, comma-separated)
+/// or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Servers {
+    /// `"a:8000"` or `"a:8000,b:8000"`.
+    One(String),
+    /// `["a:8000", "b:8000"]`.
+    Many(Vec<String>),
+}
+
+impl Servers {
+    /// The addresses as written, each possibly comma-separated.
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            Servers::One(s) => vec![s.clone()],
+            Servers::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// Why settings could not be read.
@@ -140,6 +163,24 @@ pub fn default_nick() -> Nick {
             // Cannot fail: "guest" is a valid nick.
             Nick::new("guest").expect("guest is a valid nick")
         })
+}
+
+/// Parses server addresses: each item one address or several comma-separated (`a,b:8001`), as
+/// [`parse_server`] reads them; the order is kept and repeats are dropped. None is an error.
+pub fn parse_servers<S: AsRef<str>>(items: &[S]) -> Result<Vec<ServerAddr>, ConfigError> {
+    let mut out: Vec<ServerAddr> = Vec::new();
+    for item in items {
+        for part in item.as_ref().split(',') {
+            let addr = parse_server(part)?;
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::BadServer(String::new()));
+    }
+    Ok(out)
 }
 
 /// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; `natters://` in front means
@@ -245,6 +286,31 @@ mod tests {
     }
 
     #[test]
+    fn several_server_addresses() {
+        assert_eq!(
+            parse_servers(&["a:1,b", "c:3", "a:1"]).unwrap(),
+            vec![addr("a", 1), addr("b", 8000), addr("c", 3)],
+            "in order, repeats dropped"
+        );
+        assert_eq!(
+            parse_servers(&["[::1]:7, natters://h"]).unwrap()[1],
+            ServerAddr {
+                tls: true,
+                ..addr("h", 8443)
+            }
+        );
+        for bad in [&["a,"][..], &[",a"], &["a,,b"], &[], &["a", "b:x"]] {
+            assert!(parse_servers(bad).is_err(), "{bad:?} accepted");
+        }
+        let c = parse("server = [\"a:1\", \"b:2,c:3\"]").unwrap();
+        let items = c.server.unwrap().items();
+        assert_eq!(parse_servers(&items).unwrap().len(), 3);
+        let c = parse("server = \"a:1,b:2\"").unwrap();
+        assert_eq!(c.server, Some(Servers::One("a:1,b:2".into())));
+        assert!(parse("server = 5").is_err());
+    }
+
+    #[test]
     fn nicks_from_user_names() {
         assert_eq!(nick_from_user("alice").unwrap().as_str(), "alice");
         assert_eq!(nick_from_user("john.smith").unwrap().as_str(), "johnsmith");
@@ -264,7 +330,7 @@ mod tests {
     fn config_files() {
         let c = parse("server = \"h:1\"\nnick = \"n\"\nrooms = [\"#a\"]\nbell = false\n").unwrap();
         assert_eq!(c.bell, Some(false));
-        assert_eq!(c.server.as_deref(), Some("h:1"));
+        assert_eq!(c.server, Some(Servers::One("h:1".into())));
         assert_eq!(c.nick.as_deref(), Some("n"));
         assert_eq!(c.rooms, Some(vec!["#a".to_owned()]));
         let c = parse("password_file = \"/run/pw\"").unwrap();

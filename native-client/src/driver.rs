@@ -65,8 +65,9 @@ impl std::fmt::Display for ServerAddr {
 /// How the driver behaves.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// The server.
-    pub server: ServerAddr,
+    /// The server's addresses (at least one): nodes of one cluster, tried in this order. Which
+    /// one a connection uses is the Session's decision ([`Session::server`]).
+    pub servers: Vec<ServerAddr>,
     /// How long one connection attempt may take before it counts as failed.
     pub connect_timeout: Duration,
     /// After the front-end's input ends: how long to wait for the Session to settle (everything
@@ -85,10 +86,10 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// Defaults for `server`.
-    pub fn new(server: ServerAddr) -> DriverConfig {
+    /// Defaults for `servers` (at least one).
+    pub fn new(servers: Vec<ServerAddr>) -> DriverConfig {
         DriverConfig {
-            server,
+            servers,
             connect_timeout: Duration::from_secs(5),
             settle_timeout: Duration::from_secs(10),
             quit_timeout: Duration::from_secs(2),
@@ -131,6 +132,9 @@ pub enum Command {
 /// Why the driver stopped without a clean end.
 #[derive(Debug, Error)]
 pub enum DriverError {
+    /// No server address was given.
+    #[error("no server address")]
+    NoServer,
     /// Input ended but the server did not acknowledge everything in time.
     #[error("the server did not acknowledge everything sent within {0:?}")]
     NotSettled(Duration),
@@ -190,17 +194,27 @@ pub async fn run(
     let mut frontend_open = true;
     let mut ending: Option<Ending> = None;
     let mut buf = vec![0u8; READ_CHUNK];
+    // Before the first connect is polled: the Session picks among the addresses.
+    session.set_servers(config.servers.len());
+    let mut server = config
+        .servers
+        .first()
+        .cloned()
+        .ok_or(DriverError::NoServer)?;
 
     loop {
         // Everything the Session has to say, in order.
         while let Some(ev) = session.poll_event() {
             match ev {
                 Event::Connect => {
-                    debug!(server = %config.server, "connecting");
+                    if let Some(next) = config.servers.get(session.server()) {
+                        server = next.clone();
+                    }
+                    debug!(%server, "connecting");
                     reader = None;
                     writer = None;
                     connecting = Some(Box::pin(connect(
-                        config.server.clone(),
+                        server.clone(),
                         config.tls.clone(),
                         config.connect_timeout,
                     )));
@@ -316,24 +330,24 @@ pub async fn run(
                 let now = clock::now();
                 match r {
                     Ok(stream) => {
-                        info!(server = %config.server, "connected");
+                        info!(%server, "connected");
                         let (r, w) = tokio::io::split(stream);
                         reader = Some(r);
                         writer = Some(Writer { half: w, queue: VecDeque::new(), queued: 0, closing: false });
                         session.handle_connected(now);
                     }
                     Err(e) if natter_tls::tls_error(&e).is_some() => {
-                        info!(server = %config.server, error = %e, "TLS handshake failed");
+                        info!(%server, error = %e, "TLS handshake failed");
                         let reason = if natter_tls::is_certificate_error(&e) {
                             format!("the server's certificate is not trusted: {e}")
                         } else {
                             format!("{e} (does the server speak TLS on this port?)")
                         };
-                        return Err(DriverError::Tls { server: config.server.to_string(), reason });
+                        return Err(DriverError::Tls { server: server.to_string(), reason });
                     }
                     Err(e) => {
-                        info!(server = %config.server, error = %e, "connect failed");
-                        session.handle_disconnected(&format!("cannot connect to {}: {e}", config.server), now);
+                        info!(%server, error = %e, "connect failed");
+                        session.handle_disconnected(&format!("cannot connect to {server}: {e}"), now);
                     }
                 }
             }

@@ -43,8 +43,13 @@ in memory only, to sign in again after a server restart.
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
 that does not verify ends natter at once with exit status 1 and the reason.
 
-Config file: ~/.config/natter/config.toml (or --config) with server, nick, rooms, bell and
-password_file.";
+Several server addresses (natter a:8000 b:8000, or a:8000,b:8000) are nodes of one cluster: natter
+connects to the first, and when an address cannot be reached (or does not answer) tries the next
+at once; after a whole round fails it waits (backoff) before the next. A connection lost after the
+server answered tries the same address first.
+
+Config file: ~/.config/natter/config.toml (or --config) with server (one address, several
+comma-separated, or a list), nick, rooms, bell and password_file.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -86,8 +91,10 @@ struct Args {
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
     /// Server as HOST, HOST:PORT or natters://HOST(:PORT) (default: from the config file, else
-    /// 127.0.0.1:8000).
-    server: Option<String>,
+    /// 127.0.0.1:8000). Several (repeated or comma-separated) are nodes of one cluster: tried in
+    /// order, the next when one cannot be reached.
+    #[arg(value_name = "SERVER")]
+    servers: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -117,14 +124,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(n) => Nick::new(n).with_context(|| format!("bad nick {n:?}"))?,
         None => config::default_nick(),
     };
-    let mut server = config::parse_server(
-        args.server
-            .as_deref()
-            .or(file.server.as_deref())
-            .unwrap_or(config::DEFAULT_SERVER),
-    )?;
-    server.tls |= args.tls || args.ca_file.is_some();
-    let tls = if server.tls {
+    let server_items = if !args.servers.is_empty() {
+        args.servers.clone()
+    } else if let Some(s) = &file.server {
+        s.items()
+    } else {
+        vec![config::DEFAULT_SERVER.to_owned()]
+    };
+    let mut servers = config::parse_servers(&server_items)?;
+    for server in &mut servers {
+        server.tls |= args.tls || args.ca_file.is_some();
+    }
+    let tls = if servers.iter().any(|s| s.tls) {
         let trust = match &args.ca_file {
             Some(path) => natter_tls::Trust::CaFile(path.clone()),
             None => natter_tls::Trust::SystemRoots,
@@ -171,7 +182,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // A refused password ends the client: a script must not talk under a guest's nick.
         session.require_sign_in();
     }
-    let mut driver_config = driver::DriverConfig::new(server);
+    let mut driver_config = driver::DriverConfig::new(servers);
     driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
     driver_config.tls = tls;
 

@@ -188,3 +188,28 @@ async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
     drop(relay);
     server.shutdown().await.expect("server shuts down");
 }
+
+/// Several addresses: one nobody listens on is passed over at once for the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_refuses_is_passed_over_for_the_next() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let (server, addr) = server().await;
+    let t0 = std::time::Instant::now();
+    let mut alice = support::Client::start_with(
+        "alice",
+        &["--nick".into(), "alice".into(), format!("{dead},{addr}")],
+    );
+    alice.expect("-- connected as alice").await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "no backoff before the second address: {:?}",
+        t0.elapsed()
+    );
+    alice.send("hi").await;
+    alice.expect("[#lobby] <alice> hi").await;
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

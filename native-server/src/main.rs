@@ -112,6 +112,10 @@ struct Args {
     /// cluster) [default: 1]
     #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
     cluster_replicas: Option<usize>,
+    /// How long this node's lease in the cluster lasts without a refresh: once it runs out,
+    /// the other nodes take its users for gone [default: 15000]
+    #[arg(long, value_name = "MS", env = "NATTER_CLUSTER_LEASE_MS")]
+    cluster_lease_ms: Option<u64>,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
@@ -248,6 +252,9 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     let cluster = (!args.cluster.is_empty()).then(|| {
         let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
         c.replicas = args.cluster_replicas.unwrap_or(1);
+        if let Some(ms) = args.cluster_lease_ms {
+            c.lease = std::time::Duration::from_millis(ms.max(300));
+        }
         c
     });
     let store = match cluster {

@@ -83,16 +83,7 @@ async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
 }
 
 async fn start_stored(dir: &Path) -> (Child, std::net::SocketAddr) {
-    let (child, _log, addr) = spawn_server(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir.display().to_string(),
-        ],
-        &[("NATTER_EPHEMERAL", "false")],
-    )
-    .await;
+    let (child, _log, addr) = spawn_stored_server(dir, &[]).await;
     (child, addr)
 }
 

@@ -420,3 +420,384 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
     );
     assert_eq!(got[0].0, Seq(last_seen.0 + 1), "no gap, no repeat");
 }
+
+/// The sorted nicks of a member list.
+fn sorted(members: &[natter_core::Nick]) -> Vec<String> {
+    let mut names: Vec<String> = members.iter().map(ToString::to_string).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
+    let nats = Nats::start();
+    let url = nats.url();
+    // The node to be killed lets its lease run out a second after it stops refreshing it.
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--cluster-lease-ms",
+        "1000",
+    ];
+    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.lease = Duration::from_millis(900);
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let (addr1, irc1) = (node1.local_addrs()[0], node1.irc_addrs()[0]);
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
+    alice.join("#r").await;
+    // Bob, on the other node, is told alice is in the room when he joins.
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    bob.send(&ClientMsg::Join { room: r.clone() }).await;
+    let joined = bob
+        .expect(|m| matches!(m, ServerMsg::Joined { .. }), "joined")
+        .await;
+    let ServerMsg::Joined { members, .. } = joined else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "bob"]);
+    // An IRC user on bob's node gets them all in NAMES, on joining and when asking.
+    let mut carol = TextClient::connect(irc1, "carol").await;
+    carol.send("NICK carol\r\nUSER carol 0 * :carol").await;
+    carol.expect_has(" 376 ").await;
+    carol.send("JOIN #r").await;
+    let names = carol.expect_has(" 353 carol ").await;
+    for who in ["alice", "bob", "carol"] {
+        assert!(
+            names.split(' ').any(|w| w.trim_start_matches(':') == who),
+            "{names}"
+        );
+    }
+    carol.expect_has(" 366 carol #r ").await;
+    // Alice, on the other node, sees both in WHO once carol's join reached her node.
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "carol"),
+            "carol's join",
+        )
+        .await;
+    alice.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = alice
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "bob", "carol"]);
+
+    // Alice's node dies without a word: once its lease runs out, she leaves every list, once.
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    let quit = bob
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { .. }, from, .. }) if from.as_str() == "alice"),
+            "alice's quit",
+        )
+        .await;
+    assert!(matches!(quit, ServerMsg::Event(_)));
+    carol
+        .expect(
+            |l| l.starts_with(":alice") && l.contains(" QUIT "),
+            "alice's quit over IRC",
+        )
+        .await;
+    carol.send("NAMES #r").await;
+    let names = carol.expect_has(" 353 carol ").await;
+    assert!(!names.contains("alice"), "{names}");
+    bob.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = bob
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["bob", "carol"]);
+    let more_quits = bob
+        .msgs_for(Duration::from_millis(1_500))
+        .await
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Quit { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(more_quits, 0, "one quit only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
+    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let node1 = node(&nats).await;
+    let addr1 = node1.local_addrs()[0];
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(addr0, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    for i in 0..5 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    let seen = lines_of(&mut alice, &r, 5).await;
+    let last_seen = seen[4].0;
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    for i in 0..3 {
+        bob.say("#r", &format!("b{i}")).await;
+    }
+    let mut at_bob = Vec::new();
+    while at_bob
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "b2")
+    {
+        at_bob.extend(lines_of(&mut bob, &r, 1).await);
+    }
+    let missed: Vec<_> = at_bob.into_iter().filter(|l| l.0 > last_seen).collect();
+    assert_eq!(missed.len(), 3, "{missed:?}");
+
+    // Alice's client resumes on the other node with the token her dead node gave her.
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), last_seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr1, "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    let got = alice.msgs_for(Duration::from_millis(800)).await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room, .. } if *room == r)),
+        "{got:?}"
+    );
+    let lines: Vec<_> = got.iter().filter_map(|m| line_in(m, &r)).collect();
+    assert_eq!(
+        lines, missed,
+        "exactly what she missed, with the seqs bob saw"
+    );
+    assert!(
+        got.iter()
+            .all(|m| !matches!(m, ServerMsg::Event(e) if e.seq <= last_seen)),
+        "nothing she had seen: {got:?}"
+    );
+    // She is back in the room: bob hears her.
+    alice.say("#r", "back").await;
+    let heard = lines_of(&mut bob, &r, 1).await;
+    assert_eq!(
+        (heard[0].1.as_str(), heard[0].2.as_str()),
+        ("alice", "back")
+    );
+}
+
+/// The events `c` gets in answer to `Older` in `r`, up to its end: (seqs, at_start).
+async fn older(c: &mut BinClient, r: &RoomName, before: u64, limit: u16) -> (Vec<u64>, bool) {
+    c.send(&ClientMsg::Older {
+        room: r.clone(),
+        before: Seq(before),
+        limit,
+    })
+    .await;
+    let mut seqs = Vec::new();
+    loop {
+        match c
+            .expect(
+                |m| matches!(m, ServerMsg::Past(_) | ServerMsg::PastEnd { .. }),
+                "scrollback",
+            )
+            .await
+        {
+            ServerMsg::Past(e) => seqs.push(e.seq.0),
+            ServerMsg::PastEnd { at_start, .. } => return (seqs, at_start),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_beyond_a_nodes_ring_is_read_from_the_rooms_log() {
+    let nats = Nats::start();
+    let node0 = node(&nats).await;
+    // The second node reads only three events back when it starts following a room.
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.recent = 3;
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(node0.local_addrs()[0], "alice", None).await;
+    alice.join("#r").await;
+    for i in 0..12 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    // Alice's join is seq 1, her lines 2 to 13.
+    let said = lines_of(&mut alice, &r, 12).await;
+    assert_eq!(said.last().map(|l| l.0), Some(Seq(13)));
+    let (mut bob, _) = BinClient::hello(node1.local_addrs()[0], "bob", None).await;
+    bob.join("#r").await;
+    bob.msgs_for(Duration::from_millis(300)).await;
+    // Scrollback below the three events the node holds comes from the log, by seq.
+    assert_eq!(
+        older(&mut bob, &r, 11, 5).await,
+        (vec![6, 7, 8, 9, 10], false)
+    );
+    assert_eq!(older(&mut bob, &r, 3, 10).await, (vec![1, 2], true));
+    // So does IRC's CHATHISTORY.
+    let mut carol = TextClient::connect(node1.irc_addrs()[0], "carol").await;
+    carol
+        .send("CAP LS 302\r\nCAP REQ :draft/chathistory batch server-time message-tags")
+        .await;
+    carol.expect_has(" ACK ").await;
+    carol
+        .send("NICK carol\r\nUSER carol 0 * :carol\r\nCAP END")
+        .await;
+    carol.expect_has(" 376 ").await;
+    carol.send("JOIN #r").await;
+    carol.expect_has(" 366 carol #r ").await;
+    carol.send("CHATHISTORY LATEST #r * 20").await;
+    carol.expect_has(" BATCH +").await;
+    let mut lines = Vec::new();
+    loop {
+        let l = carol.expect(|_| true, "the history batch").await;
+        if l.starts_with(":natter.irc BATCH -") {
+            break;
+        }
+        if let Some((_, t)) = l.split_once(" PRIVMSG #r :") {
+            lines.push(t.to_owned());
+        }
+    }
+    let want: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+    assert_eq!(lines, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_to_another_node_while_its_first_node_lives() {
+    let nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let addr = |i: usize| nodes[i].local_addrs()[0];
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(addr(0), "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    let (mut carol, _) = BinClient::hello(addr(0), "carol", None).await;
+    alice.join("#r").await;
+    carol.join("#r").await;
+    alice.say("#r", "hello").await;
+    let seen = lines_of(&mut alice, &r, 1).await[0].0;
+    // Her connection breaks (node 0 lives on) and she resumes on node 1.
+    drop(alice);
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr(1), "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    // Carol, on node 0, sees her join from node 1 and lists her once; nobody sees her quit.
+    carol
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "alice"),
+            "alice's join from node 1",
+        )
+        .await;
+    carol.send(&ClientMsg::Who { room: r.clone() }).await;
+    let who = carol
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(sorted(&members), ["alice", "carol"]);
+    alice.say("#r", "moved").await;
+    let heard = lines_of(&mut carol, &r, 1).await;
+    assert_eq!(heard[0].2, "moved");
+    let quits = carol
+        .msgs_for(Duration::from_millis(500))
+        .await
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Quit { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(quits, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_another_node_reads_what_its_ring_lacks_from_the_log() {
+    let nats = Nats::start();
+    let node0 = node(&nats).await;
+    // The second node keeps only three events of a room it starts following.
+    let mut cfg = ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.recent = 3;
+    cfg.cluster = Some(cluster);
+    let node1 = start(cfg).await.expect("a clustered node starts");
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(node0.local_addrs()[0], "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    alice.join("#r").await;
+    for i in 0..10 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    // Her join is seq 1, her lines 2 to 11; her client got only the first line.
+    let said = lines_of(&mut alice, &r, 10).await;
+    drop(alice);
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), Seq(2))],
+    };
+    let (mut alice, welcome) =
+        BinClient::hello(node1.local_addrs()[0], "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, .. }),
+        "{welcome:?}"
+    );
+    let got = alice.msgs_for(Duration::from_millis(800)).await;
+    assert!(
+        got.iter().all(|m| !matches!(m, ServerMsg::Gap { .. })),
+        "no gap: {got:?}"
+    );
+    let lines: Vec<_> = got.iter().filter_map(|m| line_in(m, &r)).collect();
+    assert_eq!(
+        lines,
+        said[1..].to_vec(),
+        "every line after seq 2, from the log"
+    );
+}

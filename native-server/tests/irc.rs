@@ -127,18 +127,7 @@ async fn shutdown_and_hello_timeout_end_with_error() {
 /// addresses, read from its log.
 async fn durable_server(dir: &std::path::Path) -> (tokio::process::Child, SocketAddr, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
-    let (child, mut log, natter) = spawn_server(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--irc-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir.display().to_string(),
-        ],
-        &[("NATTER_EPHEMERAL", "false")],
-    )
-    .await;
+    let (child, mut log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
     let irc = tokio::time::timeout(WAIT, async {
         let mut line = String::new();
         loop {

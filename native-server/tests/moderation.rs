@@ -10,16 +10,7 @@ use support::*;
 use tokio::process::Child;
 
 async fn start(dir: &Path) -> (Child, std::net::SocketAddr) {
-    let (child, _log, addr) = spawn_server(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir.display().to_string(),
-        ],
-        &[("NATTER_EPHEMERAL", "false")],
-    )
-    .await;
+    let (child, _log, addr) = spawn_stored_server(dir, &[]).await;
     (child, addr)
 }
 

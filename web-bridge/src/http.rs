@@ -312,7 +312,8 @@ pub(crate) async fn serve(
     if upgraded {
         relay::run(Rewind::new(read_buf, tcp), peer, &shared, stop).await;
     } else {
-        close_gently(tcp).await;
+        // Boxed: its drain buffer would otherwise be part of every relayed connection's task.
+        Box::pin(close_gently(tcp)).await;
     }
 }
 

@@ -31,6 +31,11 @@
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
 //! | 1013 | the server cannot be reached, or its TLS certificate is not trusted (try again later) |
 //!
+//! With several server addresses (the nodes of a natter cluster, [`BridgeConfig::servers`]) a
+//! new WebSocket is relayed to the address that last accepted a connection, or the next that
+//! accepts; 1013 means none did. A server connection that drops closes the WebSocket as above:
+//! the page reconnects (and resumes) through a new one, which reaches a node that is up.
+//!
 //! Any other path is a file from [`BridgeConfig::www_dir`] (`/` is `index.html`), precompressed
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]
@@ -45,6 +50,7 @@ use natter_ops::Endpoint;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -64,6 +70,9 @@ pub struct BridgeConfig {
     pub listen: SocketAddr,
     /// The natter-server to relay to. Default `127.0.0.1:8000`.
     pub server: SocketAddr,
+    /// Other nodes of the same natter cluster, tried in order after `server` (see
+    /// [`BridgeConfig::servers`]). Default none.
+    pub more_servers: Vec<SocketAddr>,
     /// Serve the page over https and the WebSocket as wss with this certificate and key (PEM;
     /// reread by [`Bridge::reload_certificates`]). None: plain http.
     pub tls: Option<TlsFiles>,
@@ -141,6 +150,7 @@ impl Default for BridgeConfig {
         BridgeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             server: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            more_servers: Vec::new(),
             tls: None,
             server_tls: None,
             www_dir: PathBuf::from("target/www"),
@@ -162,6 +172,16 @@ impl Default for BridgeConfig {
 }
 
 impl BridgeConfig {
+    /// Every server address, `server` first: the nodes of one cluster. Each new WebSocket is
+    /// relayed to the address that last worked, or the next one that accepts a connection.
+    /// A browser whose server connection drops is closed (its page reconnects and resumes),
+    /// and its next WebSocket goes to an address that works.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        let mut all = vec![self.server];
+        all.extend(self.more_servers.iter().filter(|a| **a != self.server));
+        all
+    }
+
     /// For tests: listen on `127.0.0.1:0`, relay to `server`, serve `www_dir`, with caps large
     /// enough for many local clients and short timeouts.
     pub fn local_test(server: SocketAddr, www_dir: PathBuf) -> BridgeConfig {
@@ -331,13 +351,14 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         per_ip: Mutex::new(HashMap::new()),
         tls: tls.clone(),
         server_tls,
+        server_at: AtomicUsize::new(0),
         config,
     });
     let metrics = match shared.config.metrics_listen {
         Some(addr) => {
             let ready = shared
                 .server_health
-                .check(shared.config.server, stop_rx.clone());
+                .check(shared.config.servers(), stop_rx.clone());
             Some(Endpoint::start(addr, shared.metrics.registry(), ready).await?)
         }
         None => None,
@@ -345,7 +366,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     info!(
         listen = %local_addr,
         https = tls.is_some(),
-        server = %shared.config.server,
+        server = ?shared.config.servers(),
         server_tls = shared.server_tls.is_some(),
         www = %shared.config.www_dir.display(),
         metrics = ?metrics.as_ref().map(Endpoint::local_addr),
@@ -415,6 +436,9 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<natter_tls::ServerTls>>,
     /// How to reach the server over TLS, if so.
     pub(crate) server_tls: Option<ServerConnector>,
+    /// The index in [`BridgeConfig::servers`] of the address that last accepted a connection:
+    /// where the next WebSocket's attempts start.
+    pub(crate) server_at: AtomicUsize,
 }
 
 /// tungstenite's settings: natter-sized instead of its 64 MiB defaults.
@@ -465,6 +489,44 @@ impl Drop for IpSlot {
 /// A stop request: `stop` turned true, or the [`Bridge`] was dropped.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// One accepted connection, from its TLS handshake (if any) to the end of its WebSocket: what
+/// every connection's task holds, for hours when it is a relayed browser.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    slot: IpSlot,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let stream: Stream = match &shared.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            // The TLS handshake spends the same budget as the HTTP one after it.
+            // Boxed: the handshake's state is large, and would otherwise stay in
+            // the task for as long as the WebSocket is open (issue 22).
+            let budget = shared.config.handshake_timeout;
+            match Box::pin(timeout(budget, tls.acceptor().accept(tcp))).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    shared.metrics.refused(Refused::TlsHandshake);
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    shared.metrics.refused(Refused::Timeout);
+                    return;
+                }
+            }
+        }
+    };
+    http::serve(stream, peer, accepted, shared, stop).await;
+    drop(slot);
+    drop(permit);
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -518,34 +580,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let stop = stop.clone();
         next_conn += 1;
         let span = info_span!("conn", id = next_conn);
-        tasks.spawn(
-            async move {
-                let stream: Stream = match &shared.tls {
-                    None => Box::new(tcp),
-                    Some(tls) => {
-                        // The TLS handshake spends the same budget as the HTTP one after it.
-                        let budget = shared.config.handshake_timeout;
-                        match timeout(budget, tls.acceptor().accept(tcp)).await {
-                            Ok(Ok(s)) => Box::new(s),
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "TLS handshake failed");
-                                shared.metrics.refused(Refused::TlsHandshake);
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "TLS handshake timed out");
-                                shared.metrics.refused(Refused::Timeout);
-                                return;
-                            }
-                        }
-                    }
-                };
-                http::serve(stream, peer, accepted, shared, stop).await;
-                drop(slot);
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        tasks.spawn(connection(tcp, peer, accepted, shared, stop, slot, permit).instrument(span));
     }
     drop(listener);
     info!(connections = tasks.len(), "bridge stopping");
@@ -603,8 +638,37 @@ mod tests {
             per_ip: Mutex::new(HashMap::new()),
             tls: None,
             server_tls: None,
+            server_at: AtomicUsize::new(0),
             config,
         })
+    }
+
+    /// What an idle relayed browser costs in task state (its connection future; tungstenite's
+    /// buffers, the sockets and the kernel aside): the handshakes, the connect to the server and
+    /// the close are boxed, so only the relay's own state stays for the WebSocket's life.
+    #[tokio::test]
+    async fn connection_task_state_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let s = shared(1);
+        let slot = IpSlot::take(&s, peer.ip()).unwrap();
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let fut = connection(
+            tcp,
+            peer,
+            tokio::time::Instant::now(),
+            Arc::clone(&s),
+            stop,
+            slot,
+            permit,
+        );
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection future: {size} bytes");
+        assert!(size <= 3000, "connection future is {size} bytes");
     }
 
     fn entries(s: &Shared) -> usize {

@@ -235,15 +235,18 @@ impl ServerHealth {
     }
 
     /// Ready: the bridge is not stopping and natter-server accepts connections (a recent
-    /// verdict, or a probe: a TCP connect that is closed at once, without a byte sent).
+    /// verdict, or a probe: a TCP connect that is closed at once, without a byte sent) at one
+    /// of its addresses (a cluster's nodes).
     pub(crate) fn check(
         self: &Arc<Self>,
-        server: SocketAddr,
+        servers: Vec<SocketAddr>,
         stop: watch::Receiver<bool>,
     ) -> ReadyCheck {
         let health = Arc::clone(self);
+        let servers = Arc::new(servers);
         Arc::new(move || -> ReadyFuture {
             let health = Arc::clone(&health);
+            let servers = Arc::clone(&servers);
             let stopping = *stop.borrow();
             Box::pin(async move {
                 if stopping {
@@ -256,10 +259,16 @@ impl ServerHealth {
                         match health.recent() {
                             Some(v) => v,
                             None => {
-                                let ok = matches!(
-                                    timeout(PROBE_TIMEOUT, TcpStream::connect(server)).await,
-                                    Ok(Ok(_))
-                                );
+                                let mut ok = false;
+                                for server in servers.iter() {
+                                    ok = matches!(
+                                        timeout(PROBE_TIMEOUT, TcpStream::connect(server)).await,
+                                        Ok(Ok(_))
+                                    );
+                                    if ok {
+                                        break;
+                                    }
+                                }
                                 health.record(ok);
                                 ok
                             }
@@ -269,8 +278,10 @@ impl ServerHealth {
                 if reached {
                     Ok(())
                 } else {
+                    let at: Vec<String> = servers.iter().map(ToString::to_string).collect();
                     Err(format!(
-                        "natter-server at {server} does not accept connections"
+                        "natter-server at {} does not accept connections",
+                        at.join(", ")
                     ))
                 }
             })
@@ -323,7 +334,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = watch::channel(false);
         let health = Arc::new(ServerHealth::new());
-        let check = health.check(addr, stop_rx);
+        let check = health.check(vec![addr], stop_rx);
         assert_eq!(check().await, Ok(()), "a listening server");
         drop(listener);
         // The verdict stands for a while...
@@ -339,6 +350,11 @@ mod tests {
         // With no verdict, a probe of a closed port says no.
         let health = Arc::new(ServerHealth::new());
         let (_stop_tx, stop_rx) = watch::channel(false);
-        assert!(health.check(addr, stop_rx)().await.is_err());
+        assert!(health.check(vec![addr], stop_rx.clone())().await.is_err());
+        // With several addresses (a cluster's nodes), one that listens is enough.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up = listener.local_addr().unwrap();
+        let health = Arc::new(ServerHealth::new());
+        assert_eq!(health.check(vec![addr, up], stop_rx)().await, Ok(()));
     }
 }

@@ -22,6 +22,7 @@ use natter_core::limits::MAX_FRAME;
 use natter_core::wire::{self, LEN_PREFIX};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
@@ -192,7 +193,9 @@ pub(crate) async fn run(
     metrics.sessions.dec();
     metrics.ended(end);
     info!(%peer, reason = ?end, "browser disconnected");
-    finish(ws, end.close_frame()).await;
+    // Boxed: its drain buffer and timers would otherwise be part of every relay's task, idle
+    // or not (issue 22: bridge memory per idle browser).
+    Box::pin(finish(ws, end.close_frame())).await;
 }
 
 /// Connects to the server and relays. Returns the WebSocket so the caller can close it.
@@ -203,50 +206,17 @@ async fn relay(
     shutdown: &mut watch::Receiver<bool>,
 ) -> (End, Ws) {
     let config = &shared.config;
-    let connect = async {
-        let tcp = TcpStream::connect(config.server).await?;
-        tcp.set_nodelay(true)?;
-        let (rx, mut tx): (ServerRx, ServerTx) = match &shared.server_tls {
-            None => {
-                let (rx, tx) = tcp.into_split();
-                (ServerRx::Plain(rx), Box::new(tx))
-            }
-            Some(tls) => {
-                let s = tls.connector.connect(tls.name.clone(), tcp).await?;
-                let (rx, tx) = tokio::io::split(s);
-                (ServerRx::Tls(rx), Box::new(tx))
-            }
-        };
-        match &config.server_secret {
-            Some(secret) => {
-                let peer = peer.ip().to_canonical().to_string();
-                tx.write_all(&wire::bridge_preamble(&peer, secret)).await?;
-            }
-            None => tx.write_all(&wire::MAGIC).await?,
-        }
-        tx.flush().await?;
-        Ok::<_, std::io::Error>((rx, tx))
-    };
-    let connect = async {
-        timeout(config.connect_timeout, connect)
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-    };
     let (mut tcp_rx, mut tcp_tx) = tokio::select! {
-        r = connect => match r {
+        // Boxed, given back once connected: a TLS client handshake's state is large, and would
+        // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
+        r = Box::pin(connect_any(peer, shared)) => match r {
             Ok(halves) => {
                 shared.server_health.record(true);
                 halves
             }
-            Err(e) if natter_tls::is_certificate_error(&e) => {
+            Err(end) => {
                 shared.server_health.record(false);
-                tracing::warn!(%peer, server = %config.server, error = %e, "chat server's TLS certificate not trusted");
-                return (End::ServerUntrusted, ws);
-            }
-            Err(e) => {
-                shared.server_health.record(false);
-                info!(%peer, server = %config.server, error = %e, "chat server unavailable");
-                return (End::ServerUnavailable, ws);
+                return (end, ws);
             }
         },
         _ = shutdown.wait_for(|stop| *stop) => return (End::Shutdown, ws),
@@ -393,6 +363,71 @@ async fn server_to_browser(
             }
         }
     }
+}
+
+/// Connects to the first of the server's addresses that accepts, starting at the one that
+/// last did ([`crate::BridgeConfig::servers`]): each attempt within the connect timeout, the
+/// preamble written. Which one worked is where the next WebSocket starts.
+async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, ServerTx), End> {
+    let servers = shared.config.servers();
+    let start = shared.server_at.load(Ordering::Relaxed);
+    let mut end = End::ServerUnavailable;
+    for i in 0..servers.len() {
+        let at = (start + i) % servers.len();
+        let server = servers[at];
+        let attempt = timeout(
+            shared.config.connect_timeout,
+            connect_one(server, peer, shared),
+        )
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+        .and_then(|r| r);
+        match attempt {
+            Ok(halves) => {
+                if at != start {
+                    info!(%server, "relaying to the next server address");
+                    shared.server_at.store(at, Ordering::Relaxed);
+                }
+                return Ok(halves);
+            }
+            Err(e) if natter_tls::is_certificate_error(&e) => {
+                tracing::warn!(%peer, %server, error = %e, "chat server's TLS certificate not trusted");
+                end = End::ServerUntrusted;
+            }
+            Err(e) => info!(%peer, %server, error = %e, "chat server unavailable"),
+        }
+    }
+    Err(end)
+}
+
+/// One connection to `server`, over TLS if so, with the preamble written.
+async fn connect_one(
+    server: SocketAddr,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> std::io::Result<(ServerRx, ServerTx)> {
+    let tcp = TcpStream::connect(server).await?;
+    tcp.set_nodelay(true)?;
+    let (rx, mut tx): (ServerRx, ServerTx) = match &shared.server_tls {
+        None => {
+            let (rx, tx) = tcp.into_split();
+            (ServerRx::Plain(rx), Box::new(tx))
+        }
+        Some(tls) => {
+            let s = tls.connector.connect(tls.name.clone(), tcp).await?;
+            let (rx, tx) = tokio::io::split(s);
+            (ServerRx::Tls(rx), Box::new(tx))
+        }
+    };
+    match &shared.config.server_secret {
+        Some(secret) => {
+            let peer = peer.ip().to_canonical().to_string();
+            tx.write_all(&wire::bridge_preamble(&peer, secret)).await?;
+        }
+        None => tx.write_all(&wire::MAGIC).await?,
+    }
+    tx.flush().await?;
+    Ok((rx, tx))
 }
 
 /// Reads at most [`READ_CHUNK`] of what the server sent onto the end of `buf` (not zeroed

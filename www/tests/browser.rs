@@ -6,257 +6,27 @@
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::{Client as Browser, Locator};
 use serde_json::{Value as Json, json};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
-/// One step (a message arriving, a reconnect) must happen within this.
-const STEP: Duration = Duration::from_secs(30);
 /// Room events the test server keeps for replay (the default is far more).
 const HISTORY: usize = 6;
 /// Messages said while the bridge is down, more than [`HISTORY`]: some of them are lost to the
 /// browser and must show up as a gap marker.
 const FILLERS: usize = 10;
-/// Lines kept from a child's or socket's output (far more than the scenario produces).
-const MAX_CAPTURED_LINES: usize = 10_000;
-
-fn repo() -> PathBuf {
-    // www/ is one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("www/ has a parent")
-        .to_path_buf()
-}
-
-/// Cargo's target directory (this test is `<target>/debug/deps/browser-<hash>`), where
-/// `cargo xtask web` puts the page, also under `CARGO_TARGET_DIR`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| repo().join("target"))
-}
-
-fn www_dir() -> PathBuf {
-    let dir = target_dir().join("www");
-    let wasm = dir.join("natter_web_bg.wasm");
-    assert!(
-        wasm.is_file() && dir.join("index.html").is_file() && dir.join("natter_web.js").is_file(),
-        "{} (or index.html / natter_web.js) is missing: run `cargo xtask web` (or `cargo xtask test`) first",
-        wasm.display()
-    );
-    dir
-}
-
-/// Waits until `$body` (an `Option`) is `Some`, polling; panics with `$what` after `$limit`.
-macro_rules! wait_for {
-    ($what:expr, $limit:expr, $body:expr) => {{
-        let limit: Duration = $limit;
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = $body {
-                break v;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out after {limit:?} waiting for {}", $what);
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
-
-// --- processes and files that clean up after themselves ---------------------------------------
-
-/// A child process in its own process group, killed with its whole group on drop (chromedriver
-/// starts Chromium, which starts helpers; none may outlive the test).
-struct Group(Child);
-
-impl Group {
-    fn spawn(cmd: &mut Command) -> std::io::Result<Group> {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0).spawn().map(Group)
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // The group this test created, by its id: killpg(2), not the `kill` program, whose
-        // procps-ng 4.0.2 reads `kill -KILL -13624` as process group 1 (that is, everything).
-        // A group id of 0 or 1 would mean our own group or every process: never signal those.
-        if let Ok(pgid) = i32::try_from(self.0.id())
-            && pgid > 1
-        {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A fresh directory, removed on drop (Chromium's profile).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Lines read from a child or a socket, shared with the task that reads them.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<String>>>);
-
-impl Captured {
-    fn push(&self, line: String) {
-        let mut v = self.0.lock().expect("capture lock");
-        if v.len() < MAX_CAPTURED_LINES {
-            v.push(line);
-        }
-    }
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().expect("capture lock").clone()
-    }
-    fn count(&self, needle: &str) -> usize {
-        self.lines().iter().filter(|l| l.contains(needle)).count()
-    }
-    fn has(&self, needle: &str) -> Option<()> {
-        (self.count(needle) > 0).then_some(())
-    }
-}
-
-fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(read: R) -> Captured {
-    let out = Captured::default();
-    let sink = out.clone();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(read).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.push(line);
-        }
-    });
-    out
-}
-
-// --- chromedriver and the browser ----------------------------------------------------------------
-
-/// Starts chromedriver on a port it chooses (`--port=0`) and returns it with that port.
-fn start_chromedriver() -> (Group, u16) {
-    for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: `apt-get install -y chromium chromium-driver` (cargo xtask test does it)"
-        );
-    }
-    let mut child = Group::spawn(
-        Command::new("/usr/bin/chromedriver")
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    )
-    .expect("start chromedriver");
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // "ChromeDriver was started successfully on port 39441."
-            // (The line before it says "on port 0".)
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                let port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(STEP)
-        .ok()
-        .flatten()
-        .expect("chromedriver did not say which port it listens on");
-    (child, port)
-}
-
-async fn open_browser(port: u16, profile: &Path) -> Browser {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-dev-shm-usage",
-                "--window-size=1280,800",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    timeout(
-        STEP,
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}")),
-    )
-    .await
-    .expect("chromedriver answers in time")
-    .expect("a WebDriver session with Chromium")
-}
-
-async fn js(b: &Browser, script: &str) -> Json {
-    timeout(STEP, b.execute(script, vec![]))
-        .await
-        .expect("script finishes in time")
-        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
-}
-
-/// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order; not the
-/// lines typed and not yet echoed by the server.
-async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
-    let script = format!(
-        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] :is(.line.say, .line.act):not(.outgoing)')]
-             .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"#
-    );
-    let v = js(b, &script).await;
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|pair| {
-            (
-                pair[0].as_str().unwrap_or_default().to_owned(),
-                pair[1].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
 
 async fn has_line(b: &Browser, conv: &str, nick: &str, text: &str) -> Option<()> {
     chat(b, conv)
@@ -264,34 +34,6 @@ async fn has_line(b: &Browser, conv: &str, nick: &str, text: &str) -> Option<()>
         .iter()
         .any(|(n, t)| n == nick && t == text)
         .then_some(())
-}
-
-async fn conn_state(b: &Browser) -> String {
-    js(
-        b,
-        "return window.natterDebug ? window.natterDebug.state() : 'loading';",
-    )
-    .await
-    .as_str()
-    .unwrap_or_default()
-    .to_owned()
-}
-
-async fn text_of(b: &Browser, css: &str) -> String {
-    let script =
-        format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';");
-    js(b, &script).await.as_str().unwrap_or_default().to_owned()
-}
-
-async fn type_line(b: &Browser, line: &str) {
-    let input = b.find(Locator::Id("input")).await.expect("the input");
-    input.send_keys(line).await.expect("typing");
-    b.find(Locator::Css("#input-form button"))
-        .await
-        .expect("the send button")
-        .click()
-        .await
-        .expect("clicking send");
 }
 
 /// Every chat line appears once: the texts this test sends are all different, and a room's
@@ -401,29 +143,9 @@ async fn notifications(b: &Browser) -> Vec<Json> {
 
 // --- the other two users ---------------------------------------------------------------------------
 
-/// The `natter` binary, built if it is not there yet (in its own target dir: the outer `cargo
-/// test` holds the lock on the usual one).
+/// The `natter` binary.
 async fn natter_bin() -> PathBuf {
-    let bin = target_dir().join("debug/natter");
-    if bin.is_file() {
-        return bin;
-    }
-    let target = repo().join("target/e2e-natter");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = timeout(
-        Duration::from_secs(600),
-        tokio::process::Command::new(cargo)
-            .args(["build", "-p", "natter", "--target-dir"])
-            .arg(&target)
-            .current_dir(repo())
-            .kill_on_drop(true)
-            .status(),
-    )
-    .await
-    .expect("cargo build -p natter finishes within 10 minutes")
-    .expect("cargo runs");
-    assert!(status.success(), "cargo build -p natter failed");
-    target.join("debug/natter")
+    workspace_bin("natter").await
 }
 
 struct Cli {
@@ -581,7 +303,7 @@ where
     ))
     .await
     .expect("start natter-bridge");
-    let browser = open_browser(driver_port, &profile.0).await;
+    let browser = open_browser(driver_port, &profile.0, &[]).await;
 
     // In a task, so a failed assertion (a panic) still lets us clean up before reporting it.
     let mut task = tokio::spawn(scenario(browser.clone(), server_addr, bridge, www));
@@ -1467,13 +1189,6 @@ async fn kept_sign_in(b: &Browser) -> Json {
         "return window.natterDebug ? window.natterDebug.keptSignIn() : null;",
     )
     .await
-}
-
-async fn dialog_open(b: &Browser) -> bool {
-    js(b, "return document.getElementById('nick-dialog').open;")
-        .await
-        .as_bool()
-        .unwrap_or(false)
 }
 
 async fn accounts_scenario(

@@ -5,151 +5,20 @@
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
 
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
-use serde_json::json;
-use std::io::{BufRead, BufReader};
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::Client as Browser;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::time::{sleep, timeout};
+use tokio::time::timeout;
 
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
-/// One step must happen within this.
-const STEP: Duration = Duration::from_secs(30);
-
-fn www_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("www/ has a parent")
-        .join("target/www");
-    assert!(
-        dir.join("natter_web_bg.wasm").is_file() && dir.join("index.html").is_file(),
-        "{} is missing the page: run `cargo xtask web` (or `cargo xtask test`) first",
-        dir.display()
-    );
-    dir
-}
-
-/// Waits until `$body` (an `Option`) is `Some`, polling; panics with `$what` after `STEP`.
-macro_rules! wait_for {
-    ($what:expr, $body:expr) => {{
-        let deadline = Instant::now() + STEP;
-        loop {
-            if let Some(v) = $body {
-                break v;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out after {STEP:?} waiting for {}", $what);
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
-
-/// chromedriver in its own process group, killed with the whole group (Chromium and its
-/// helpers) on drop.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Our own child's group, by its id: never 0 or 1 (our group, or everything).
-        if let Ok(pgid) = i32::try_from(self.0.id())
-            && pgid > 1
-        {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A fresh directory, removed on drop (Chromium's profile).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start_chromedriver() -> (Driver, u16) {
-    use std::os::unix::process::CommandExt;
-    for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: `cargo xtask test` installs it"
-        );
-    }
-    let mut child = Command::new("/usr/bin/chromedriver")
-        .arg("--port=0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start chromedriver");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let driver = Driver(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                let _ = tx.send(rest.trim_end_matches('.').trim().parse::<u16>().ok());
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(STEP)
-        .ok()
-        .flatten()
-        .expect("chromedriver says which port it listens on");
-    (driver, port)
-}
-
-async fn open_browser(port: u16, profile: &Path) -> Browser {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    timeout(
-        STEP,
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}")),
-    )
-    .await
-    .expect("chromedriver answers in time")
-    .expect("a WebDriver session with Chromium")
-}
-
-async fn text_of(b: &Browser, css: &str) -> String {
-    let script =
-        format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';");
-    timeout(STEP, b.execute(&script, vec![]))
-        .await
-        .expect("script in time")
-        .expect("script runs")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Whether the page's `#lobby` shows a chat line (say or /me) of `nick` with `text`.
 async fn shows(b: &Browser, nick: &str, text: &str) -> Option<()> {
@@ -164,28 +33,6 @@ async fn shows(b: &Browser, nick: &str, text: &str) -> Option<()> {
         .iter()
         .any(|p| p[0].as_str() == Some(nick) && p[1].as_str() == Some(text))
         .then_some(())
-}
-
-async fn dialog_open(b: &Browser) -> Option<()> {
-    let open = b
-        .execute(
-            "return document.getElementById('nick-dialog').open;",
-            vec![],
-        )
-        .await
-        .ok()?;
-    open.as_bool().filter(|o| *o).map(|_| ())
-}
-
-async fn type_line(b: &Browser, line: &str) {
-    let input = b.find(Locator::Id("input")).await.expect("the input");
-    input.send_keys(line).await.expect("typing");
-    b.find(Locator::Css("#input-form button"))
-        .await
-        .expect("the send button")
-        .click()
-        .await
-        .expect("clicking send");
 }
 
 /// A raw IRC client.
@@ -246,15 +93,7 @@ impl Irc {
 async fn the_page_and_an_irc_client_talk_both_ways() {
     let www = www_dir();
     let (driver, port) = start_chromedriver();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let profile = TempDir(std::env::temp_dir().join(format!(
-        "natter-irc-chromium-{}-{nanos}",
-        std::process::id()
-    )));
-    std::fs::create_dir_all(&profile.0).expect("a profile directory");
+    let profile = TempDir::new("natter-irc-chromium");
     let mut config = natter_server::ServerConfig::local_test();
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let server = natter_server::start(config)
@@ -267,7 +106,7 @@ async fn the_page_and_an_irc_client_talk_both_ways() {
     ))
     .await
     .expect("start natter-bridge");
-    let browser = open_browser(port, &profile.0).await;
+    let browser = open_browser(port, &profile.0, &[]).await;
     let page = format!("http://{}/", bridge.local_addr());
     let mut task = tokio::spawn(scenario(browser.clone(), page, irc_addr));
     let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
@@ -286,27 +125,7 @@ async fn the_page_and_an_irc_client_talk_both_ways() {
 
 async fn scenario(browser: Browser, page: String, irc_addr: SocketAddr) {
     let b = &browser;
-    timeout(STEP, b.goto(&page))
-        .await
-        .expect("page loads in time")
-        .expect("open the page");
-    let nick_input = b
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Id("nick-input"))
-        .await
-        .expect("the nick prompt");
-    wait_for!(
-        "the wasm to load and the nick prompt to open",
-        dialog_open(b).await
-    );
-    nick_input.send_keys("webby").await.expect("type a nick");
-    b.find(Locator::Id("nick-go"))
-        .await
-        .expect("the join button")
-        .click()
-        .await
-        .expect("click join");
+    open_page_as(b, &page, Some("webby")).await;
     wait_for!(
         "the page in #lobby",
         text_of(b, "#member-list")

@@ -199,6 +199,15 @@ fn bench(args: &[String]) -> Result<()> {
             "--targets",
             "natter,bridge",
         ],
+        // Issue 22's "as features land": every feature on without a store (natter-all) beside
+        // plain natter and the baseline, with the store, TLS and IRC in the same run.
+        &[
+            "fanout",
+            "--clients",
+            "50,200",
+            "--targets",
+            "baseline,natter,natter-all,natter-store,natter-tls,irc",
+        ],
         &["idle"],
         &["attack"],
     ] {

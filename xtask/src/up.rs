@@ -9,8 +9,9 @@
 //! to trust the CA is printed.
 //!
 //! With `--cluster`: a nats-server with JetStream on 127.0.0.1:4222 (storing in
-//! `<target>/nats/`), and two natter-server nodes in one cluster through it: :8000 (the
-//! bridge's) and :8001 (IRC on :6668). Users on either node share rooms.
+//! `<target>/nats/`), and two natter-server nodes in one cluster through it: :8000 and :8001
+//! (IRC on :6668), both given to the bridge (without `--tls`), which relays each browser to the
+//! one that answers. Users on either node share rooms.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
@@ -27,6 +28,8 @@ const IRC: &str = "127.0.0.1:6667";
 const TLS_SERVER: &str = "127.0.0.1:8443";
 const IRC_TLS: &str = "127.0.0.1:6697";
 const NATS: &str = "127.0.0.1:4222";
+/// The second node's natter port under `--cluster`.
+const NODE_2: &str = "127.0.0.1:8001";
 
 /// The local CA and the certificate it signed, as files.
 struct LocalTls {
@@ -154,6 +157,10 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
             "--cluster",
             &url,
         ]);
+        if tls.is_none() {
+            // Both nodes for the bridge: a browser whose node goes away comes back on the other.
+            bridge.args(["--server", NODE_2]);
+        }
         children.0.push(
             node.current_dir(root())
                 .spawn()
@@ -194,6 +201,10 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
     println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
     if cluster {
         println!("  node 2:    nc 127.0.0.1 8001   (IRC: 127.0.0.1:6668); NATS on {NATS}");
+        println!(
+            "  failover:  {}/natter --nick yourname {SERVER},{NODE_2}",
+            bin.display()
+        );
     }
     println!("  IRC:       irssi -c 127.0.0.1 -p 6667   (any IRC client, {IRC})");
     if let Some(t) = &tls {

@@ -11,8 +11,9 @@
 
 use super::deliver::Skip;
 use super::dialect::{Hello, IfTaken, Request};
-use super::{Hub, UserId};
+use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::limits::MAX_NICK_LEN;
+use crate::persist::{SessionRecord, TokenHash};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
 use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
@@ -66,6 +67,40 @@ pub enum ClusterOut {
         /// Whether it was delivered.
         result: Result<(), String>,
     },
+    /// Node `node`'s lease ran out while these members of `room` were on it (see
+    /// [`Hub::handle_nodes`]): unless another node does it first, append a `Quit` of each to
+    /// the room's log, marked as being about `node`'s users (so it comes back through
+    /// [`Hub::handle_remote_from`] with `node` as the node). At most one node should do it.
+    Reap {
+        /// The node that is gone.
+        node: String,
+        /// The room.
+        room: RoomName,
+        /// Its members that were on the node.
+        nicks: Vec<Nick>,
+    },
+    /// A resume session was made or changed here: keep its record where every node can read
+    /// it, under its token id (it holds the hash of the token's secret, never the token).
+    Session(SessionRecord),
+    /// The resume session with this token id is over: forget its record.
+    EndSession(u64),
+    /// A client presented a resume token this node does not know: read the record kept under
+    /// `token_id`, and answer with [`Hub::handle_session`].
+    FindSession {
+        /// The hub's number for the question.
+        id: u64,
+        /// The token's id (not secret).
+        token_id: u64,
+    },
+    /// Claim `nick` for this node even if another node holds it: a client proved (with its
+    /// resume token) that the session holding it is its own, and resumes it here. Answer with
+    /// [`Hub::handle_claim`].
+    TakeOver {
+        /// The hub's number for the claim.
+        id: u64,
+        /// The nick.
+        nick: Nick,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -78,6 +113,8 @@ struct Published {
     id: Option<MsgId>,
     /// A join completes when its event is back.
     join: Option<(ConnId, UserId)>,
+    /// The join takes a resumed session back into a room: the resume answers it.
+    rejoin: bool,
 }
 
 /// What waits for a nick claim's answer.
@@ -95,6 +132,30 @@ enum Claiming {
     },
     /// A nick change.
     Change { conn: ConnId, uid: UserId },
+    /// A resume of a session another node kept, proved by its token: its nick.
+    Resume {
+        conn: ConnId,
+        hello: Hello,
+        record: SessionRecord,
+        held: Vec<Request>,
+    },
+}
+
+/// A resume this node does not know the session of, while it finds it and takes it over.
+#[derive(Debug)]
+struct Finding {
+    conn: ConnId,
+    hello: Hello,
+    /// Requests sent after the hello, run once it is done.
+    held: Vec<Request>,
+}
+
+/// A session taken over from another node, while its rooms are joined again.
+#[derive(Debug)]
+struct Resuming {
+    did: DeviceId,
+    hello: Hello,
+    held: Vec<Request>,
 }
 
 /// The cluster's state in the hub.
@@ -114,6 +175,27 @@ pub(crate) struct Cluster {
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
     directs: BTreeMap<u64, (ConnId, DirectMsg)>,
+    /// Members of followed rooms on other nodes, from the rooms' logs.
+    rosters: BTreeMap<RoomName, Roster>,
+    /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
+    /// reaped.
+    reaped: BTreeSet<(String, RoomName)>,
+    /// Devices whose resume session record must be written (see [`ClusterOut::Session`]).
+    sessions: BTreeSet<DeviceId>,
+    /// Resumes whose session is being read, by the hub's number.
+    finding: BTreeMap<u64, Finding>,
+    /// Resumes taken over from another node, by connection, while their rooms are joined.
+    resuming: BTreeMap<ConnId, Resuming>,
+}
+
+/// The members of one followed room that are on other nodes, as its log says: built from the
+/// log's membership events (`Join`, `Part`, `Quit`, `Kick`, `Nick`) from its first event on.
+#[derive(Debug, Default)]
+struct Roster {
+    /// The seq of the last event applied (an event at or below it was applied already).
+    seq: u64,
+    /// Folded nick → the nick and the node it is on ("" if the shell did not say).
+    members: BTreeMap<String, (Nick, String)>,
 }
 
 impl Hub {
@@ -126,7 +208,230 @@ impl Hub {
 
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        let dirty = core::mem::take(&mut self.cluster.as_mut()?.sessions);
+        for did in dirty {
+            let Some(record) = self.session_record(did) else {
+                continue;
+            };
+            if let Some(cl) = self.cluster.as_mut() {
+                cl.out.push_back(ClusterOut::Session(record));
+            }
+        }
         self.cluster.as_mut()?.out.pop_front()
+    }
+
+    /// Device `did`'s resume session as the cluster keeps it.
+    fn session_record(&self, did: DeviceId) -> Option<SessionRecord> {
+        let d = self.devices.get(&did)?;
+        let key = d.resume?;
+        let u = self.users.get(&d.user)?;
+        Some(SessionRecord {
+            token: TokenHash(key.hash),
+            token_id: key.id,
+            nick: u.nick.clone(),
+            rooms: u.rooms.iter().cloned().collect(),
+            last_id: d.last_id,
+            updated: self.now,
+        })
+    }
+
+    /// Device `did`'s session changed (token, nick, rooms): its record is written.
+    pub(super) fn cluster_session_changed(&mut self, did: DeviceId) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.sessions.insert(did);
+        }
+    }
+
+    /// The session with token id `token_id` is over.
+    pub(super) fn cluster_session_ended(&mut self, token_id: u64) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::EndSession(token_id));
+        }
+    }
+
+    /// Cluster mode: `hello` presents a resume token this node does not know; the session is
+    /// looked for where every node keeps them. False without a cluster.
+    pub(super) fn cluster_find_session(&mut self, conn: ConnId, hello: &Hello) -> bool {
+        let Some(token_id) = hello.resume.as_ref().map(|r| r.token.id()) else {
+            return false;
+        };
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        cl.finding.insert(
+            id,
+            Finding {
+                conn,
+                hello: hello.clone(),
+                held: Vec::new(),
+            },
+        );
+        cl.out.push_back(ClusterOut::FindSession { id, token_id });
+        true
+    }
+
+    /// The answer to [`ClusterOut::FindSession`] `id`: the session's record, if the cluster
+    /// keeps one (`None` too if it could not be read). If the token presented opens it, this
+    /// node claims the session's nick from the node that had it, joins its rooms again and
+    /// resumes it with what the client missed; else the client is told and starts afresh.
+    pub fn handle_session(&mut self, id: u64, record: Option<SessionRecord>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(f) = self.cluster.as_mut().and_then(|cl| cl.finding.remove(&id)) else {
+            return;
+        };
+        if self.conns.get(&f.conn).is_none_or(|c| c.closing()) || self.user_of(f.conn).is_some() {
+            return;
+        }
+        let opens = |r: &SessionRecord| {
+            let key = ResumeKey {
+                id: r.token_id,
+                hash: r.token.0,
+            };
+            f.hello.resume.as_ref().is_some_and(|t| key.opens(&t.token))
+        };
+        let Some(record) = record.filter(|r| opens(r)) else {
+            return self.session_not_found(f, now);
+        };
+        if self.tokens.contains_key(&record.token_id) {
+            // Known here after all (taken over meanwhile): resume as usual.
+            return self.session_not_found(f, now);
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        let nick = record.nick.clone();
+        debug!(conn = %f.conn, %nick, "resuming a session another node kept");
+        let claiming = Claiming::Resume {
+            conn: f.conn,
+            hello: f.hello,
+            record,
+            held: f.held,
+        };
+        cl.claims.insert(id, (nick.clone(), claiming));
+        cl.out.push_back(ClusterOut::TakeOver { id, nick });
+    }
+
+    /// A resume whose session nobody keeps: the client is told, and gets a fresh one.
+    fn session_not_found(&mut self, f: Finding, now: Millis) {
+        let Finding {
+            conn,
+            mut hello,
+            held,
+        } = f;
+        self.stats.resumes_failed += 1;
+        self.error(
+            conn,
+            ErrorKind::ResumeFailed,
+            Re::Conn,
+            "your earlier session has expired; starting a new one".into(),
+        );
+        hello.resume = None;
+        self.fresh_session(conn, hello, now);
+        self.cluster_hold_all(conn, held, now);
+    }
+
+    /// Hands `held` to whatever holds `conn`'s requests now (a nick claim), or runs them.
+    fn cluster_hold_all(&mut self, conn: ConnId, held: Vec<Request>, now: Millis) {
+        for req in held {
+            if self.user_of(conn).is_some() {
+                self.submit(conn, req, now);
+            } else if !self.cluster_holds(conn, req) {
+                return;
+            }
+        }
+    }
+
+    /// The session's nick is this node's now: the user and its device are made here as the
+    /// session was (detached), and its rooms are joined again through the log; once they all
+    /// are, the resume goes on as on the node that kept it.
+    fn take_over_session(
+        &mut self,
+        conn: ConnId,
+        hello: Hello,
+        record: SessionRecord,
+        held: Vec<Request>,
+        now: Millis,
+    ) {
+        let uid = UserId(self.next_user);
+        self.next_user += 1;
+        self.nicks.insert(record.nick.folded(), uid);
+        self.attach_gen += 1;
+        self.users.insert(
+            uid,
+            Box::new(User {
+                nick: record.nick.clone(),
+                rooms: super::room::RoomSet::default(),
+                devices: Vec::new(),
+                away: None,
+                account: None,
+            }),
+        );
+        let did = self.new_device(uid, None);
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.resume = Some(ResumeKey {
+                id: record.token_id,
+                hash: record.token.0,
+            });
+            d.last_id = record.last_id;
+        }
+        self.tokens.insert(record.token_id, did);
+        self.detached += 1;
+        self.timers
+            .set(Timer::Grace(did), now + self.config.resume_grace);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        cl.resuming.insert(conn, Resuming { did, hello, held });
+        for room in record.rooms {
+            if !self.rooms.contains_key(&room) {
+                self.rooms.insert(room.clone(), super::room::Room::new());
+            }
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            let join = Some((conn, uid));
+            let skip = Skip::User(uid);
+            let no = publish(
+                cl,
+                &room,
+                &record.nick,
+                EventKind::Join,
+                now,
+                skip,
+                None,
+                None,
+                join,
+            );
+            if let Some(p) = cl.published.get_mut(&no) {
+                p.rejoin = true;
+            }
+        }
+        self.finish_resume(conn, now);
+    }
+
+    /// Once every room of a session taken over is joined again, the resume goes on.
+    fn finish_resume(&mut self, conn: ConnId, now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if joining(cl, conn) {
+            return;
+        }
+        let Some(r) = cl.resuming.remove(&conn) else {
+            return;
+        };
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            // The client left meanwhile: the session waits for it, detached, as it would have.
+            return;
+        }
+        self.resume(conn, r.did, &r.hello, now);
+        for req in r.held {
+            self.submit(conn, req, now);
+        }
     }
 
     /// Whether `broadcast` must publish instead of sequencing; if so, publishes (see
@@ -252,6 +557,7 @@ impl Hub {
         }
         if cl.following.remove(room) {
             cl.published.retain(|_, p| p.room != *room);
+            cl.rosters.remove(room);
             cl.out.push_back(ClusterOut::Unfollow(room.clone()));
         }
         false
@@ -262,11 +568,33 @@ impl Hub {
     /// with the log's seq; an event at or below the room's latest seq was seen and is dropped.
     /// Events of a room this node does not hold are dropped.
     pub fn handle_remote(&mut self, event: RoomEvent, origin: Option<u64>, now: Millis) {
+        self.handle_remote_from(event, origin, "", now);
+    }
+
+    /// [`Hub::handle_remote`], saying which node the event's user is on: the node that
+    /// published it, or the node whose users a reaper's `Quit` is about (see
+    /// [`ClusterOut::Reap`]). Member lists (`Joined`, WHO, NAMES, LIST) count the room's
+    /// members on other nodes from these events; a member is dropped when its node is gone.
+    pub fn handle_remote_from(
+        &mut self,
+        event: RoomEvent,
+        origin: Option<u64>,
+        node: &str,
+        now: Millis,
+    ) {
         self.now = self.now.max(now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
         let mine = origin.and_then(|id| cl.published.remove(&id));
+        if !self.rooms.contains_key(&event.room) {
+            return;
+        }
+        if mine.is_none() && event.kind == EventKind::Join {
+            self.moved_away(&event.room, &event.from, now);
+        }
+        let joins_here = mine.as_ref().is_some_and(|p| p.join.is_some());
+        self.apply_membership(&event, node, joins_here);
         let Some(r) = self.rooms.get_mut(&event.room) else {
             return;
         };
@@ -278,6 +606,7 @@ impl Hub {
         if let EventKind::Topic { topic } = &event.kind {
             r.topic = topic.clone();
         }
+        let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
         let (skip, sender, join) =
             mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
         let room = event.room;
@@ -298,6 +627,7 @@ impl Hub {
             cl.applying = false;
         }
         if let Some((conn, uid)) = join
+            && !rejoin
             && self
                 .users
                 .get(&uid)
@@ -313,7 +643,170 @@ impl Hub {
             }
         }
         if let Some((conn, _)) = join {
+            self.finish_resume(conn, now);
             self.run_deferred(conn, now);
+        }
+    }
+
+    /// Another node says `nick` joins `room` while that user is a member here: its session was
+    /// resumed on that node (nicks are claimed, so nobody else can be called so). The user
+    /// goes from here without a word to the rooms (it is still in them, through the other
+    /// node); a connection it still had here is told where it went and closed.
+    fn moved_away(&mut self, room: &RoomName, nick: &Nick, now: Millis) {
+        let Some(&uid) = self.nicks.get(&nick.folded()) else {
+            return;
+        };
+        if !self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains(&uid))
+        {
+            return;
+        }
+        debug!(%nick, "session resumed on another node; it leaves this one");
+        let devices = self
+            .users
+            .get(&uid)
+            .map(|u| u.devices.clone())
+            .unwrap_or_default();
+        for did in devices {
+            let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
+            match conn {
+                Some(conn) => self.bye(
+                    conn,
+                    "your session continues on another server",
+                    "session resumed on another node",
+                ),
+                None if self.timers.is_set(Timer::Grace(did)) => self.undetach(did, now),
+                None => {}
+            }
+            self.forget_device(did);
+        }
+        self.attach_gen += 1;
+        let Some(u) = self.users.remove(&uid) else {
+            return;
+        };
+        self.user_gone(u.account.as_deref());
+        self.nicks.remove(&u.nick.folded());
+        for r in &u.rooms {
+            if let Some(room) = self.rooms.get_mut(r) {
+                room.members.remove(&uid);
+            }
+            self.drop_if_empty(r);
+        }
+    }
+
+    /// An event of `room`'s log from before the recent events a node reads when it starts
+    /// following the room: only who it says is in the room is taken from it.
+    pub fn handle_remote_past(&mut self, event: &RoomEvent, node: &str) {
+        if self.rooms.contains_key(&event.room) {
+            self.apply_membership(event, node, false);
+        }
+    }
+
+    /// Updates the room's members on other nodes from a log event (`node`: its user's node).
+    /// `joins_here`: the event is the `Join` of a user of this node.
+    fn apply_membership(&mut self, event: &RoomEvent, node: &str, joins_here: bool) {
+        if !matches!(
+            event.kind,
+            EventKind::Join
+                | EventKind::Part { .. }
+                | EventKind::Quit { .. }
+                | EventKind::Kick { .. }
+                | EventKind::Nick { .. }
+        ) {
+            // Lines, topics and modes: nothing for the roster (and nothing to look up).
+            return;
+        }
+        let local = |hub: &Hub, n: &Nick| {
+            hub.nicks.get(&n.folded()).is_some_and(|uid| {
+                hub.rooms
+                    .get(&event.room)
+                    .is_some_and(|r| r.members.contains(uid))
+            })
+        };
+        let from_local = joins_here || local(self, &event.from);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let roster = cl.rosters.entry(event.room.clone()).or_default();
+        if event.seq.0 <= roster.seq {
+            return;
+        }
+        roster.seq = event.seq.0;
+        let who = event.from.folded();
+        // Gone only if the event is about the node the member is on: a user who came back on
+        // another node is not taken away by a quit about the node it left.
+        let same_node = |entry: Option<&(Nick, String)>| {
+            entry.is_some_and(|(_, n)| node.is_empty() || n.is_empty() || n == node)
+        };
+        match &event.kind {
+            EventKind::Join if from_local => {
+                roster.members.remove(&who);
+            }
+            EventKind::Join => {
+                roster
+                    .members
+                    .insert(who, (event.from.clone(), node.to_owned()));
+            }
+            EventKind::Part { .. } | EventKind::Quit { .. }
+                if same_node(roster.members.get(&who)) =>
+            {
+                roster.members.remove(&who);
+            }
+            EventKind::Kick { target, .. } => {
+                roster.members.remove(&target.folded());
+            }
+            EventKind::Nick { new } => {
+                if let Some((_, n)) = roster.members.remove(&who) {
+                    roster.members.insert(new.folded(), (new.clone(), n));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The nicks of `room`'s members on other nodes (none outside a cluster).
+    pub(super) fn remote_members(&self, room: &RoomName) -> impl Iterator<Item = &Nick> {
+        self.cluster
+            .as_ref()
+            .and_then(|cl| cl.rosters.get(room))
+            .into_iter()
+            .flat_map(|r| r.members.values().map(|(n, _)| n))
+    }
+
+    /// How many of `room`'s members are on other nodes.
+    pub(super) fn remote_count(&self, room: &RoomName) -> usize {
+        self.cluster
+            .as_ref()
+            .and_then(|cl| cl.rosters.get(room))
+            .map_or(0, |r| r.members.len())
+    }
+
+    /// The nodes whose lease is alive now (the shell lists them every so often). Members of
+    /// followed rooms on any other node are handed out as [`ClusterOut::Reap`], once per
+    /// node that is gone.
+    pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
+        self.now = self.now.max(now);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut gone: BTreeMap<(String, RoomName), Vec<Nick>> = BTreeMap::new();
+        for (room, roster) in &cl.rosters {
+            for (nick, node) in roster.members.values() {
+                let key = (node.clone(), room.clone());
+                if node.is_empty() || alive.contains(node) || cl.reaped.contains(&key) {
+                    continue;
+                }
+                gone.entry((node.clone(), room.clone()))
+                    .or_default()
+                    .push(nick.clone());
+            }
+        }
+        for ((node, room), nicks) in gone {
+            debug!(%node, %room, members = nicks.len(), "members of a node that is gone");
+            cl.reaped.insert((node.clone(), room.clone()));
+            cl.out.push_back(ClusterOut::Reap { node, room, nicks });
         }
     }
 
@@ -336,6 +829,7 @@ impl Hub {
             let detail = format!("{why}; you did not join {}", p.room);
             self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
             self.drop_if_empty(&p.room);
+            self.finish_resume(conn, now);
             self.run_deferred(conn, now);
         }
     }
@@ -361,10 +855,24 @@ impl Hub {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        let held = cl.claims.values_mut().find_map(|(_, c)| match c {
-            Claiming::Hello { conn: c, held, .. } if *c == conn => Some(held),
-            _ => None,
-        });
+        let held = cl
+            .claims
+            .values_mut()
+            .find_map(|(_, c)| match c {
+                Claiming::Hello { conn: c, held, .. } | Claiming::Resume { conn: c, held, .. }
+                    if *c == conn =>
+                {
+                    Some(held)
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                cl.finding
+                    .values_mut()
+                    .find(|f| f.conn == conn)
+                    .map(|f| &mut f.held)
+            })
+            .or_else(|| cl.resuming.get_mut(&conn).map(|r| &mut r.held));
         match held {
             Some(held) if held.len() < max => {
                 held.push(req);
@@ -443,11 +951,13 @@ impl Hub {
             return;
         };
         let conn = match &claiming {
-            Claiming::Hello { conn, .. } | Claiming::Change { conn, .. } => *conn,
+            Claiming::Hello { conn, .. }
+            | Claiming::Change { conn, .. }
+            | Claiming::Resume { conn, .. } => *conn,
         };
         let gone = self.conns.get(&conn).is_none_or(|c| c.closing());
         let stale = match &claiming {
-            Claiming::Hello { .. } => {
+            Claiming::Hello { .. } | Claiming::Resume { .. } => {
                 gone || self.user_of(conn).is_some() || !self.nick_free(&nick)
             }
             Claiming::Change { uid, .. } => gone || self.user_of(conn) != Some(*uid),
@@ -498,6 +1008,18 @@ impl Hub {
                 let detail = format!("the nick {nick} is taken");
                 self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
             }
+            (
+                Claiming::Resume {
+                    hello,
+                    record,
+                    held,
+                    ..
+                },
+                true,
+            ) => self.take_over_session(conn, hello, record, held, now),
+            (Claiming::Resume { hello, held, .. }, false) => {
+                self.session_not_found(Finding { conn, hello, held }, now);
+            }
         }
     }
 
@@ -519,6 +1041,13 @@ impl Hub {
             Claiming::Change { conn, .. } => {
                 let detail = format!("{why}; your nick is unchanged");
                 self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+            }
+            Claiming::Resume {
+                conn, hello, held, ..
+            } => {
+                if self.conns.contains_key(&conn) && self.user_of(conn).is_none() {
+                    self.session_not_found(Finding { conn, hello, held }, now);
+                }
             }
         }
     }
@@ -644,7 +1173,8 @@ fn joining(cl: &Cluster, conn: ConnId) -> bool {
         .any(|p| p.join.is_some_and(|(c, _)| c == conn))
 }
 
-/// Queues `kind` in `room` for the log, following the room first if needed.
+/// Queues `kind` in `room` for the log, following the room first if needed; returns the
+/// hub's number for it.
 #[allow(clippy::too_many_arguments)]
 fn publish(
     cl: &mut Cluster,
@@ -656,7 +1186,7 @@ fn publish(
     sender: Option<ConnId>,
     id: Option<MsgId>,
     join: Option<(ConnId, UserId)>,
-) {
+) -> u64 {
     if cl.following.insert(room.clone()) {
         cl.out.push_back(ClusterOut::Follow(room.clone()));
     }
@@ -670,6 +1200,7 @@ fn publish(
             sender,
             id,
             join,
+            rejoin: false,
         },
     );
     let event = RoomEvent {
@@ -680,6 +1211,7 @@ fn publish(
         kind,
     };
     cl.out.push_back(ClusterOut::Publish { id: no, event });
+    no
 }
 
 /// `want_n`, cut to fit.
@@ -711,12 +1243,18 @@ mod tests {
         hub: Hub,
         following: BTreeSet<RoomName>,
         inbox: HashMap<ConnId, FrameDecoder>,
+        /// Every byte sent to each connection (for text dialects).
+        raw: HashMap<ConnId, Vec<u8>>,
     }
 
     /// The nodes, the shared log and nick table, and what is asked but not yet done.
     struct Net {
         nodes: Vec<Node>,
         log: BTreeMap<RoomName, Vec<RoomEvent>>,
+        /// The node each logged event's user is on, alongside `log`.
+        nodes_of: BTreeMap<RoomName, Vec<String>>,
+        /// Events a node reads as recent when it follows a room (earlier ones: membership only).
+        recent: usize,
         owners: HashMap<String, usize>,
         /// Publishes that fail instead of being stored.
         refuse: bool,
@@ -725,6 +1263,10 @@ mod tests {
         hold_claims: bool,
         /// Direct messages out to another node: token → (asking node, its id).
         directs: HashMap<u64, (usize, u64)>,
+        /// Nodes gone and rooms whose members on them were reaped.
+        reaped: BTreeSet<(String, RoomName)>,
+        /// Resume sessions by token id.
+        sessions: HashMap<u64, SessionRecord>,
         now: Millis,
     }
 
@@ -741,17 +1283,22 @@ mod tests {
                         hub,
                         following: BTreeSet::new(),
                         inbox: HashMap::new(),
+                        raw: HashMap::new(),
                     }
                 })
                 .collect();
             Net {
                 nodes,
                 log: BTreeMap::new(),
+                nodes_of: BTreeMap::new(),
+                recent: usize::MAX,
                 owners: HashMap::new(),
                 refuse: false,
                 claims: Vec::new(),
                 hold_claims: false,
                 directs: HashMap::new(),
+                reaped: BTreeSet::new(),
+                sessions: HashMap::new(),
                 now: Millis(1_000),
             }
         }
@@ -763,8 +1310,10 @@ mod tests {
                     while let Some(t) = self.nodes[i].hub.poll_transmit() {
                         busy = true;
                         let n = t.len();
+                        let bytes = t.concat();
+                        self.nodes[i].raw.entry(t.conn).or_default().extend(&bytes);
                         let d = self.nodes[i].inbox.entry(t.conn).or_default();
-                        d.extend(&t.concat());
+                        d.extend(&bytes);
                         self.nodes[i].hub.handle_written(t.conn, n, self.now);
                     }
                     while self.nodes[i].hub.poll_event().is_some() {}
@@ -785,14 +1334,21 @@ mod tests {
             match o {
                 ClusterOut::Follow(r) => {
                     self.nodes[i].following.insert(r.clone());
-                    for ev in self.log.get(&r).cloned().unwrap_or_default() {
-                        self.nodes[i].hub.handle_remote(ev, None, now);
+                    let log = self.log.get(&r).cloned().unwrap_or_default();
+                    let of = self.nodes_of.get(&r).cloned().unwrap_or_default();
+                    let start = log.len().saturating_sub(self.recent);
+                    for (k, (ev, node)) in log.into_iter().zip(of).enumerate() {
+                        if k < start {
+                            self.nodes[i].hub.handle_remote_past(&ev, &node);
+                        } else {
+                            self.nodes[i].hub.handle_remote_from(ev, None, &node, now);
+                        }
                     }
                 }
                 ClusterOut::Unfollow(r) => {
                     self.nodes[i].following.remove(&r);
                 }
-                ClusterOut::Publish { id, mut event } => {
+                ClusterOut::Publish { id, event } => {
                     if self.refuse {
                         self.nodes[i].hub.handle_publish_failed(
                             id,
@@ -801,14 +1357,36 @@ mod tests {
                         );
                         return;
                     }
-                    let log = self.log.entry(event.room.clone()).or_default();
-                    event.seq = Seq(log.len() as u64 + 1);
-                    log.push(event.clone());
-                    for (j, n) in self.nodes.iter_mut().enumerate() {
-                        if n.following.contains(&event.room) {
-                            let origin = (j == i).then_some(id);
-                            n.hub.handle_remote(event.clone(), origin, now);
-                        }
+                    self.append(event, &format!("n{i}"), Some((i, id)));
+                }
+                ClusterOut::Session(record) => {
+                    self.sessions.insert(record.token_id, record);
+                }
+                ClusterOut::EndSession(token_id) => {
+                    self.sessions.remove(&token_id);
+                }
+                ClusterOut::FindSession { id, token_id } => {
+                    let record = self.sessions.get(&token_id).cloned();
+                    self.nodes[i].hub.handle_session(id, record, now);
+                }
+                ClusterOut::TakeOver { id, nick } => {
+                    self.owners.insert(nick.folded(), i);
+                    self.nodes[i].hub.handle_claim(id, true, now);
+                }
+                ClusterOut::Reap { node, room, nicks } => {
+                    // The first node to ask does it; the others find it done.
+                    if !self.reaped.insert((node.clone(), room.clone())) {
+                        return;
+                    }
+                    for n in nicks {
+                        let event = RoomEvent {
+                            room: room.clone(),
+                            seq: Seq(0),
+                            at: now,
+                            from: n,
+                            kind: EventKind::Quit { reason: None },
+                        };
+                        self.append(event, &node, None);
                     }
                 }
                 ClusterOut::Claim { id, nick } => {
@@ -837,6 +1415,25 @@ mod tests {
                 ClusterOut::Delivered { token, result } => {
                     let (j, id) = self.directs[&token];
                     self.nodes[j].hub.handle_direct_done(id, result, now);
+                }
+            }
+        }
+
+        /// Appends `event` (about a user of `node`) to its room's log and hands it to every
+        /// node following the room (`origin`: the node that published it and its id).
+        fn append(&mut self, mut event: RoomEvent, node: &str, origin: Option<(usize, u64)>) {
+            let now = self.now;
+            let log = self.log.entry(event.room.clone()).or_default();
+            event.seq = Seq(log.len() as u64 + 1);
+            log.push(event.clone());
+            self.nodes_of
+                .entry(event.room.clone())
+                .or_default()
+                .push(node.to_owned());
+            for (j, n) in self.nodes.iter_mut().enumerate() {
+                if n.following.contains(&event.room) {
+                    let origin = origin.filter(|(i, _)| *i == j).map(|(_, id)| id);
+                    n.hub.handle_remote_from(event.clone(), origin, node, now);
                 }
             }
         }
@@ -1140,6 +1737,301 @@ mod tests {
                 }]
             ),
             "{got:?}"
+        );
+    }
+
+    /// The members `c` on node `i` is told `#r` has, sorted.
+    fn who(net: &mut Net, i: usize, c: ConnId) -> Vec<String> {
+        net.send(i, c, &ClientMsg::Who { room: room("#r") });
+        let got = net.recv(i, c);
+        let mut names: Vec<String> = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Members { members, .. } => {
+                    Some(members.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no member list: {got:?}"));
+        names.sort();
+        names
+    }
+
+    /// The members in `c`'s last `Joined` of `#r`, sorted.
+    fn joined_members(msgs: &[ServerMsg]) -> Vec<String> {
+        let mut names: Vec<String> = msgs
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Joined { members, .. } => {
+                    Some(members.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not joined: {msgs:?}"));
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn member_lists_hold_the_members_of_every_node() {
+        let mut net = Net::new(3);
+        // A node that starts following reads two events as recent; membership from the rest.
+        net.recent = 2;
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.welcomed(i, x);
+        }
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        net.recv(0, a);
+        for k in 0..3 {
+            net.send(0, a, &say(k, "filler"));
+        }
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        let got = net.recv(1, b);
+        assert_eq!(joined_members(&got), ["alice", "bob"], "{got:?}");
+        assert_eq!(who(&mut net, 0, a), ["alice", "bob"]);
+        // Alice renames and bob's list follows; carol joins on a third node.
+        net.send(
+            0,
+            a,
+            &ClientMsg::Nick {
+                nick: nick("alicia"),
+            },
+        );
+        net.send(2, c, &ClientMsg::Join { room: room("#r") });
+        let got = net.recv(2, c);
+        assert_eq!(joined_members(&got), ["alicia", "bob", "carol"], "{got:?}");
+        assert_eq!(who(&mut net, 1, b), ["alicia", "bob", "carol"]);
+        // LIST counts them all.
+        net.send(1, b, &ClientMsg::Rooms);
+        let got = net.recv(1, b);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Rooms { rooms } if rooms.iter().any(|r| r.members == 3))
+            ),
+            "{got:?}"
+        );
+        // A part and a quit leave every list.
+        net.send(
+            1,
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        assert_eq!(who(&mut net, 0, a), ["alicia", "carol"]);
+        net.send(0, a, &ClientMsg::Quit { reason: None });
+        assert_eq!(who(&mut net, 2, c), ["carol"]);
+    }
+
+    #[test]
+    fn members_of_a_node_that_is_gone_leave_every_list_once() {
+        let mut net = Net::new(3);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.send(i, x, &ClientMsg::Join { room: room("#r") });
+        }
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.recv(i, x);
+        }
+        // Node 0 dies: the others see its lease gone, and both would reap its members.
+        let alive = ["n1".to_owned(), "n2".to_owned()];
+        let now = net.now;
+        net.nodes[1].hub.handle_nodes(&alive, now);
+        net.nodes[2].hub.handle_nodes(&alive, now);
+        net.pump();
+        assert_eq!(who(&mut net, 1, b), ["bob", "carol"]);
+        assert_eq!(who(&mut net, 2, c), ["bob", "carol"]);
+        let quits = net.log[&room("#r")]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Quit { .. }))
+            .count();
+        assert_eq!(quits, 1, "one quit for alice in the log");
+        // Asked again, nobody is reaped twice.
+        net.nodes[1].hub.handle_nodes(&alive, now);
+        assert!(net.nodes[1].hub.poll_cluster().is_none());
+    }
+
+    #[test]
+    fn a_quit_about_a_node_its_user_left_does_not_take_the_user_away() {
+        let mut net = Net::new(2);
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        net.recv(1, b);
+        // Dave was on a node n9, then came back through node n8, then n9's quits come.
+        let ev = |seq: u64, kind: EventKind| RoomEvent {
+            room: room("#r"),
+            seq: Seq(seq),
+            at: Millis(1),
+            from: nick("dave"),
+            kind,
+        };
+        let now = net.now;
+        let hub = &mut net.nodes[1].hub;
+        hub.handle_remote_from(ev(2, EventKind::Join), None, "n9", now);
+        hub.handle_remote_from(ev(3, EventKind::Join), None, "n8", now);
+        hub.handle_remote_from(ev(4, EventKind::Quit { reason: None }), None, "n9", now);
+        net.pump();
+        assert_eq!(who(&mut net, 1, b), ["bob", "dave"]);
+    }
+
+    #[test]
+    fn an_irc_registration_in_a_cluster_ends_with_the_motd() {
+        let mut net = Net::new(1);
+        let now = net.now;
+        let c = net.nodes[0]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        net.nodes[0]
+            .hub
+            .handle_bytes(c, b"NICK carol\r\nUSER carol 0 * :carol\r\n", now);
+        net.pump();
+        let text = String::from_utf8_lossy(&net.nodes[0].raw[&c]).into_owned();
+        assert!(text.contains(" 376 carol "), "{text}");
+    }
+
+    #[test]
+    fn a_session_resumes_on_another_node_with_exactly_what_it_missed() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.recv(1, b);
+        for (i, c) in [(0, a), (1, b)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        net.recv(0, a);
+        net.recv(1, b);
+        net.send(0, a, &say(1, "one"));
+        let seen = events(&net.recv(0, a))[0].0;
+        // Node 0 dies: it hears nothing more. Bob talks on.
+        net.nodes[0].following.clear();
+        net.send(1, b, &say(1, "two"));
+        net.send(1, b, &say(2, "three"));
+        net.recv(1, b);
+        // A stranger knowing only the token's id (not secret) gets nothing.
+        let mut forged = token.clone();
+        forged.0[31] ^= 1;
+        let resume = |t: &crate::types::ResumeToken| ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token: t.clone(),
+                rooms: vec![(room("#r"), Seq(seen))],
+            }),
+        };
+        let now = net.now;
+        let x = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(x, &MAGIC, now);
+        net.send(1, x, &resume(&forged));
+        let got = net.recv(1, x);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::ResumeFailed, .. }, ServerMsg::Welcome { resumed: false, nick, .. }] if nick.as_str() != "alice"),
+            "{got:?}"
+        );
+        // Alice, with her token, resumes on node 1: her nick, her room, what she missed.
+        let c = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(c, &MAGIC, now);
+        net.send(1, c, &resume(&token));
+        let got = net.recv(1, c);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, nick, .. }) if nick.as_str() == "alice"),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r"))),
+            "{got:?}"
+        );
+        let lines: Vec<String> = events(&got)
+            .into_iter()
+            .filter(|e| e.2.contains("Say"))
+            .map(|e| e.2)
+            .collect();
+        assert_eq!(lines.len(), 2, "{got:?}");
+        assert!(
+            lines[0].contains("two") && lines[1].contains("three"),
+            "{lines:?}"
+        );
+        // She is a member on node 1 now, and talks there.
+        assert_eq!(who(&mut net, 1, b), ["alice", "bob"]);
+        net.send(1, c, &say(7, "back"));
+        assert!(events(&net.recv(1, b)).iter().any(|e| e.2.contains("back")));
+        // The new session is kept for the next node; the old token's record is gone.
+        assert!(!net.sessions.contains_key(&token.id()));
+        assert!(net.sessions.values().any(|r| r.nick.as_str() == "alice"));
+    }
+
+    #[test]
+    fn a_session_resumed_elsewhere_leaves_its_first_node_without_a_quit() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let d = net.hello(0, "dave");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.recv(0, d);
+        for c in [a, d] {
+            net.send(0, c, &ClientMsg::Join { room: room("#r") });
+            net.recv(0, c);
+        }
+        // Alice's client lost its connection to node 0 without node 0 noticing, and resumes
+        // on node 1 (node 0 is alive).
+        let now = net.now;
+        let c = net.nodes[1].hub.accept(LOCAL, now).unwrap();
+        net.nodes[1].hub.handle_bytes(c, &MAGIC, now);
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token,
+                rooms: vec![(room("#r"), Seq(2))],
+            }),
+        };
+        net.send(1, c, &hello);
+        let got = net.recv(1, c);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        // Node 0 let her go: her old connection is told, nobody saw her quit, and she is
+        // listed once, on node 1.
+        let old = net.recv(0, a);
+        assert!(
+            old.iter().any(
+                |m| matches!(m, ServerMsg::Bye { reason } if reason.contains("another server"))
+            ),
+            "{old:?}"
+        );
+        assert_eq!(who(&mut net, 0, d), ["alice", "dave"]);
+        let quits = net.log[&room("#r")]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Quit { .. }))
+            .count();
+        assert_eq!(quits, 0);
+        // Her old connection closing later changes nothing.
+        net.nodes[0].hub.handle_close(a, now);
+        net.pump();
+        assert_eq!(who(&mut net, 0, d), ["alice", "dave"]);
+        assert!(
+            net.log[&room("#r")]
+                .iter()
+                .all(|e| !matches!(e.kind, EventKind::Quit { .. }))
         );
     }
 }

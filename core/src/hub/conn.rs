@@ -186,6 +186,11 @@ pub(crate) struct Conn {
     pub(crate) door: Door,
     /// It asked to resume a session attached elsewhere and waits for the probe's outcome.
     pub(crate) probing: bool,
+    /// Its rare part may hold gaps or refills ([`Rare::gaps`], [`Rare::refills`]): set when one
+    /// is recorded, cleared once both are empty. Delivery and `written` look in `rare` only
+    /// then: most connections that have a rare part (a scroll cursor, a flood queue) owe
+    /// nothing, and for each member of a big room that saves a cache miss per broadcast.
+    owes: bool,
     pub(crate) life: Life,
     /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
     queue: Vec<Piece>,
@@ -211,6 +216,38 @@ pub(crate) struct Conn {
     /// bytes in every connection instead of a deque's 32, as most hold nothing most of the time.
     #[allow(clippy::box_collection)]
     held: Option<Box<VecDeque<Held>>>,
+    /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
+    /// Nearly every connection has one (a join shows recent history), so it is not in [`Rare`].
+    pub(crate) scroll: Scroll,
+}
+
+/// Per room, the oldest seq a connection was shown. A connection is in few rooms: a vector
+/// holding exactly its entries costs an idle connection a few dozen bytes, where a map in the
+/// rare parts cost it the rare parts and a tree node (about 450 bytes, issue 22).
+#[derive(Debug, Default)]
+pub(crate) struct Scroll(Vec<(RoomName, Seq)>);
+
+impl Scroll {
+    pub(crate) fn get(&self, room: &RoomName) -> Option<Seq> {
+        self.0.iter().find(|(r, _)| r == room).map(|(_, s)| *s)
+    }
+
+    /// Sets `room`'s entry to `seq`.
+    pub(crate) fn set(&mut self, room: &RoomName, seq: Seq) {
+        match self.0.iter_mut().find(|(r, _)| r == room) {
+            Some(e) => e.1 = seq,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((room.clone(), seq));
+            }
+        }
+    }
+
+    /// Lowers `room`'s entry to `seq` (sets it if there is none).
+    pub(crate) fn lower(&mut self, room: &RoomName, seq: Seq) {
+        let seq = self.get(room).map_or(seq, |s| s.min(seq));
+        self.set(room, seq);
+    }
 }
 
 /// A piece of output waiting for a batch of writes to be durable.
@@ -243,8 +280,6 @@ pub(crate) struct Rare {
     pub(crate) pending: VecDeque<Request>,
     /// The start of a PROXY header from a trusted proxy, until it is whole.
     pub(crate) proxy_header: Vec<u8>,
-    /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
-    pub(crate) scroll: BTreeMap<RoomName, Seq>,
     /// Closed while output was held for a store commit: the `Close` event waits for it.
     pub(crate) close_when_released: Option<String>,
     limits_hit: BTreeSet<Limit>,
@@ -258,6 +293,7 @@ impl Conn {
             counted_ip: None,
             door,
             probing: false,
+            owes: false,
             life: Life::Detect,
             queue: Vec::new(),
             backlog_bytes: 0,
@@ -269,6 +305,7 @@ impl Conn {
             last_rx: now,
             ping: None,
             held: None,
+            scroll: Scroll::default(),
         }
     }
 
@@ -321,8 +358,9 @@ impl Conn {
             rare.pending.clear();
             rare.gaps.clear();
             rare.refills.clear();
-            rare.scroll.clear();
         }
+        self.owes = false;
+        self.scroll = Scroll::default();
         user
     }
 
@@ -352,6 +390,32 @@ impl Conn {
     /// The rare parts, if any were ever needed, to change.
     pub(crate) fn rare_mut_if_any(&mut self) -> Option<&mut Rare> {
         self.rare.as_deref_mut()
+    }
+
+    /// A history refill that stopped because the backlog was full continues after `after` once
+    /// it drains (see `Hub::handle_written`).
+    pub(crate) fn refill_after(&mut self, room: RoomName, after: Seq) {
+        self.rare_mut().refills.insert(room, after);
+        self.owes = true;
+    }
+
+    /// The gaps and refills owed once the backlog drains, taken (empty if none).
+    pub(crate) fn take_owed(
+        &mut self,
+    ) -> (BTreeMap<RoomName, (Seq, Seq)>, BTreeMap<RoomName, Seq>) {
+        self.owes = false;
+        match self.rare.as_deref_mut() {
+            Some(rare) => (
+                core::mem::take(&mut rare.gaps),
+                core::mem::take(&mut rare.refills),
+            ),
+            None => Default::default(),
+        }
+    }
+
+    /// Whether gaps or refills may be owed (see [`Conn::take_owed`]).
+    pub(crate) fn owes(&self) -> bool {
+        self.owes
     }
 
     /// Why it was refused at admission, if it was.
@@ -561,7 +625,9 @@ impl Conn {
         if self.closing() {
             return false;
         }
-        if let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room)) {
+        if self.owes
+            && let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room))
+        {
             gap.0 = gap.0.min(seq);
             gap.1 = gap.1.max(seq);
             return false;
@@ -572,6 +638,7 @@ impl Conn {
         }
         tracing::debug!(conn = %self.id, %room, %seq, "backlog full, room traffic skipped");
         self.rare_mut().gaps.insert(room.clone(), (seq, seq));
+        self.owes = true;
         let detail = format!(
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
             self.backlog_msgs, self.backlog_bytes
@@ -630,6 +697,28 @@ mod tests {
             10,
             Millis(0),
         )
+    }
+
+    #[test]
+    fn scroll_keeps_one_exact_entry_per_room() {
+        let mut c = conn(1);
+        let (a, b) = (RoomName::new("#a").unwrap(), RoomName::new("#b").unwrap());
+        assert_eq!(c.scroll.get(&a), None);
+        c.scroll.set(&a, Seq(10));
+        assert_eq!(c.scroll.0.capacity(), 1, "no room reserved for more");
+        c.scroll.lower(&a, Seq(12));
+        assert_eq!(c.scroll.get(&a), Some(Seq(10)), "lower never raises");
+        c.scroll.lower(&a, Seq(4));
+        c.scroll.lower(&b, Seq(9));
+        assert_eq!(
+            (c.scroll.get(&a), c.scroll.get(&b)),
+            (Some(Seq(4)), Some(Seq(9)))
+        );
+        c.scroll.set(&b, Seq(20));
+        assert_eq!(c.scroll.get(&b), Some(Seq(20)));
+        assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
+        c.close();
+        assert_eq!(c.scroll.get(&a), None);
     }
 
     #[test]

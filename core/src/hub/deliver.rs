@@ -192,16 +192,18 @@ impl Hub {
         Some(ServerMsg::Joined {
             room: room.clone(),
             topic: r.topic.clone(),
-            members: self.member_nicks(r),
+            members: self.member_nicks(room, r),
             seq,
         })
     }
 
-    /// The nicks of `r`'s members, as many as a member list shows.
-    pub(super) fn member_nicks(&self, r: &super::room::Room) -> Vec<Nick> {
+    /// The nicks of `room`'s members (`r`), as many as a member list shows: this node's, then,
+    /// in a cluster, those on other nodes.
+    pub(super) fn member_nicks(&self, room: &RoomName, r: &super::room::Room) -> Vec<Nick> {
         r.members
             .iter()
             .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
+            .chain(self.remote_members(room).cloned())
             .take(crate::limits::MAX_MEMBERS_LISTED)
             .collect()
     }
@@ -285,7 +287,7 @@ impl Hub {
         self.out.tag = 0;
         if let Some(first) = stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
-            c.rare_mut().refills.insert(room, Seq(first.0 - 1));
+            c.refill_after(room, Seq(first.0 - 1));
         }
     }
 

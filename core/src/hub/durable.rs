@@ -119,6 +119,7 @@ impl Hub {
     /// Device `did`'s session changed (its token, its last message id): its record is written
     /// with this batch.
     pub(super) fn device_changed(&mut self, did: DeviceId) {
+        self.cluster_session_changed(did);
         let Some(dur) = self.durable.as_mut() else {
             return;
         };
@@ -141,6 +142,7 @@ impl Hub {
 
     /// `key`'s session is over (quit, grace over, or its token replaced).
     pub(super) fn session_ended(&mut self, key: ResumeKey) {
+        self.cluster_session_ended(key.id);
         self.record(Write::EndSession(TokenHash(key.hash)));
     }
 

@@ -359,6 +359,9 @@ impl Hub {
                 self.resume_request(conn, did, hello, now);
                 return;
             }
+            if self.cluster_find_session(conn, &hello) {
+                return;
+            }
             self.stats.resumes_failed += 1;
             self.error(
                 conn,

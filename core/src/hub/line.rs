@@ -32,6 +32,11 @@ impl Hub {
                 Step::Request(Request::Line(_)) => {
                     debug_assert!(false, "a line read into another line");
                 }
+                // In a cluster, what follows a registration waits for its nick claim (IRC's
+                // LUSERS and MOTD after NICK/USER).
+                Step::Request(r)
+                    if self.conns.get(&conn).is_some_and(|c| c.user().is_none())
+                        && self.cluster_holds(conn, r.clone()) => {}
                 Step::Request(r) => self.run(conn, r, now),
                 step => self.step(conn, step, now),
             }

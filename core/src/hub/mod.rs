@@ -395,15 +395,13 @@ impl Hub {
             return;
         };
         c.written(&mut self.out, n);
-        let drained = c.drained(&self.out, lim);
-        let Some(rare) = c.rare_mut_if_any() else {
-            return;
-        };
-        if (rare.gaps.is_empty() && rare.refills.is_empty()) || !drained {
+        if !c.owes() || !c.drained(&self.out, lim) {
             return;
         }
-        let gaps = core::mem::take(&mut rare.gaps);
-        let refills = core::mem::take(&mut rare.refills);
+        let (gaps, refills) = c.take_owed();
+        if gaps.is_empty() && refills.is_empty() {
+            return;
+        }
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         for (room, (first, last)) in gaps {
             let gap = crate::wire::ServerMsg::Gap { room, first, last };
@@ -502,6 +500,13 @@ impl Hub {
         }
         self.out.all_polled();
         None
+    }
+
+    /// About how many connections [`Hub::poll_transmit`] has bytes for (at most that many: a
+    /// connection may have gone since), without polling them: a shell can tell a big fan-out
+    /// before it polls.
+    pub fn transmits_ready(&self) -> usize {
+        self.out.ready.len()
     }
 
     /// Next event to log or act on.

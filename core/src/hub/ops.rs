@@ -667,7 +667,7 @@ impl Hub {
             let detail = format!("there is no room {room}");
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);
         };
-        let members = self.member_nicks(r);
+        let members = self.member_nicks(&room, r);
         self.reply(conn, Reply::Msg(ServerMsg::Members { room, members }));
     }
 
@@ -679,7 +679,8 @@ impl Hub {
             .take(MAX_ROOMS_LISTED)
             .map(|(name, r)| RoomInfo {
                 room: name.clone(),
-                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+                members: u32::try_from(r.members.len() + self.remote_count(name))
+                    .unwrap_or(u32::MAX),
             })
             .collect();
         self.reply(conn, Reply::Msg(ServerMsg::Rooms { rooms }));

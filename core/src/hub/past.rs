@@ -1,5 +1,6 @@
 //! The past: scrollback (`Older`), search, windows of a room's lines (IRC's CHATHISTORY), and
-//! the history a refill or a resume needs from before the in-memory ring. With a durable store these are [`Query`]s the shell answers later
+//! the history a refill or a resume needs from before the in-memory ring. With a durable store
+//! (or, in a cluster, the rooms' logs: history pages only) these are [`Query`]s the shell answers later
 //! ([`Hub::poll_query`], [`Hub::handle_answer`]); without one the ring is all there is.
 //!
 //! A resume that needs events older than the ring waits for them before it is welcomed, so the
@@ -75,6 +76,12 @@ impl Queries {
 }
 
 impl Hub {
+    /// Whether history older than the ring can be read: from a durable store, or from the
+    /// cluster's room logs (which answer history queries, not searches).
+    fn reads_log(&self) -> bool {
+        self.durable.is_some() || self.cluster.is_some()
+    }
+
     fn ask(&mut self, query: Query, asker: Asker) -> bool {
         let q = &mut self.queries;
         if q.waiting.len() >= MAX_QUERIES_IN_FLIGHT {
@@ -88,7 +95,7 @@ impl Hub {
     }
 
     /// The next store read to do; answer it with [`Hub::handle_answer`]. Only a hub with a
-    /// durable store asks.
+    /// durable store asks, or one in a cluster (history pages, read from the rooms' logs).
     pub fn poll_query(&mut self) -> Option<(QueryId, Query)> {
         self.queries.outbox.pop_front()
     }
@@ -209,15 +216,14 @@ impl Hub {
         let before = if before == Seq(0) {
             self.conns
                 .get(&conn)
-                .and_then(|c| c.rare())
-                .and_then(|rare| rare.scroll.get(&room).copied())
+                .and_then(|c| c.scroll.get(&room))
                 .unwrap_or(r.last_seq.next())
         } else {
             before
         };
         let in_ring = r.before(before, limit);
         let ring_enough = in_ring.len() == limit || r.oldest_kept() == Some(Seq(1));
-        if self.durable.is_some() && !ring_enough && before > Seq(1) {
+        if self.reads_log() && !ring_enough && before > Seq(1) {
             let q = Query::History(HistoryQuery {
                 room: room.clone(),
                 before,
@@ -274,8 +280,7 @@ impl Hub {
             self.reply(conn, Reply::Msg(msg));
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            let cursor = c.rare_mut().scroll.entry(room.clone()).or_insert(oldest);
-            *cursor = (*cursor).min(oldest);
+            c.scroll.lower(room, oldest);
         }
         self.reply(
             conn,
@@ -289,7 +294,7 @@ impl Hub {
     /// Where scrollback starts for a connection that has just been shown `room` from `seq` on.
     pub(super) fn scroll_from(&mut self, conn: ConnId, room: &RoomName, seq: Seq) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.rare_mut().scroll.insert(room.clone(), seq);
+            c.scroll.set(room, seq);
         }
     }
 
@@ -368,7 +373,7 @@ impl Hub {
     /// With a store: the part of a refill from `after` that is older than the ring is read from
     /// the store (a page at a time); `true` if that was asked and the rest follows the answer.
     pub(super) fn refill_from_store(&mut self, conn: ConnId, room: &RoomName, after: Seq) -> bool {
-        if self.durable.is_none() {
+        if !self.reads_log() {
             return false;
         }
         let Some(r) = self.rooms.get(room) else {
@@ -440,7 +445,7 @@ impl Hub {
             };
             if !c.room_fits(&self.out, data.len(), lim) {
                 // The rest follows when the backlog drains (see `Hub::handle_written`).
-                c.rare_mut().refills.insert(room, last);
+                c.refill_after(room, last);
                 return;
             }
             c.push(&mut self.out, data);
@@ -469,7 +474,7 @@ impl Hub {
         did: DeviceId,
         hello: &Hello,
     ) -> bool {
-        if self.durable.is_none() || self.queries.resumes.contains_key(&conn) {
+        if !self.reads_log() || self.queries.resumes.contains_key(&conn) {
             return false;
         }
         let Some(seen) = hello.resume.as_ref().map(|r| r.rooms.clone()) else {
@@ -694,7 +699,7 @@ impl Hub {
         let lines = said(r.events());
         let (lines, touches) = self.window_lines(lines, window, limit);
         let older_exists = ring_start > Seq(1);
-        if touches && older_exists && self.durable.is_some() {
+        if touches && older_exists && self.reads_log() {
             let end = page_end(window, ring_start);
             let q = Query::History(HistoryQuery {
                 room: room.clone(),

@@ -237,11 +237,15 @@ impl Hub {
                     r.members
                         .iter()
                         .filter_map(|u| self.users.get(u))
-                        .take(MAX_MEMBERS_LISTED)
                         .map(|u| Present {
                             nick: u.nick.clone(),
                             away: u.away.clone(),
                         })
+                        .chain(self.remote_members(&room).map(|n| Present {
+                            nick: n.clone(),
+                            away: None,
+                        }))
+                        .take(MAX_MEMBERS_LISTED)
                         .collect()
                 });
                 Info::Who { room, members }
@@ -253,7 +257,7 @@ impl Hub {
                     .take(MAX_LIST_ROOMS)
                     .map(|(name, r)| Listed {
                         room: name.clone(),
-                        members: r.members.len(),
+                        members: r.members.len() + self.remote_count(name),
                         topic: r.topic.clone(),
                     })
                     .collect();

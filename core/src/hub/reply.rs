@@ -197,7 +197,7 @@ impl Hub {
     }
 
     /// Removes a device: its timers, its tokens and its place in its user.
-    fn forget_device(&mut self, did: DeviceId) -> Option<Box<Device>> {
+    pub(super) fn forget_device(&mut self, did: DeviceId) -> Option<Box<Device>> {
         self.attach_gen += 1;
         let d = self.devices.remove(&did)?;
         self.timers.cancel(super::Timer::Grace(did));

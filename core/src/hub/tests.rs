@@ -1173,6 +1173,48 @@ fn slow_consumer_gets_a_gap_and_others_are_unaffected() {
     );
 }
 
+/// Delivery looks in a connection's rare part for gaps only when it owes some (`Conn::owes`):
+/// a member that joined with history (so it holds a scroll cursor, kept outside the rare part)
+/// owes nothing at first, and still has its overflow recorded and gets its gap marker.
+#[test]
+fn a_member_with_a_scroll_cursor_still_gets_its_gap() {
+    let mut cfg = config();
+    cfg.outbound_max_msgs = 10;
+    cfg.flood_burst = 1000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#busy");
+    t.say(a, "#busy", 1, "before");
+    let s = t.bin("slow");
+    t.join(s, "#busy");
+    t.recv(a);
+    t.recv(s);
+    let owes = |t: &T| t.hub.conns.get(&s).map(|c| c.owes());
+    assert_eq!(owes(&t), Some(false), "a scroll cursor, nothing owed");
+    t.stalled.insert(s);
+    let before = t.hub.rooms.get(&room("#busy")).unwrap().last_seq.0;
+    for i in 0..20 {
+        t.say(a, "#busy", i + 2, &format!("m{i}"));
+    }
+    assert_eq!(t.recv(s).len(), 10);
+    assert_eq!(owes(&t), Some(true));
+    let n = t.unwritten.remove(&s).unwrap();
+    t.stalled.remove(&s);
+    t.hub.handle_written(s, n, t.now);
+    t.pump();
+    assert_eq!(
+        t.recv(s),
+        vec![ServerMsg::Gap {
+            room: room("#busy"),
+            first: Seq(before + 11),
+            last: Seq(before + 20)
+        }]
+    );
+    assert_eq!(owes(&t), Some(false));
+    t.say(a, "#busy", 30, "after");
+    assert_eq!(says(&t.recv(s)), vec!["after"]);
+}
+
 #[test]
 fn the_outbound_total_is_bounded_and_the_slowest_give_way() {
     const FLOOR: usize = 64 * 1024 / 16;

@@ -54,6 +54,10 @@ pub(super) struct Link {
     heard_bytes: bool,
     /// Reconnects at once since the last welcome (see [`Link::misheard`]).
     quick_retries: u32,
+    /// Which of the driver's server addresses the connections go to.
+    servers: Servers,
+    /// Attempts since the last welcome that did not get one (what a UI shows as the attempt).
+    tries: u32,
 }
 
 impl Link {
@@ -68,7 +72,20 @@ impl Link {
             backoff: Backoff::new(seed),
             heard_bytes: false,
             quick_retries: 0,
+            servers: Servers::default(),
+            tries: 0,
         }
+    }
+
+    /// The driver holds `count` server addresses (at least one). The first connection goes to
+    /// the first; see [`Servers`] for the next.
+    pub(super) fn set_servers(&mut self, count: usize) {
+        self.servers = Servers::new(count);
+    }
+
+    /// The address (index into the driver's list) the current or next connection uses.
+    pub(super) fn server(&self) -> usize {
+        self.servers.current
     }
 
     pub(super) fn phase(&self) -> Phase {
@@ -124,6 +141,8 @@ impl Link {
         self.phase = Phase::Open { welcomed: true };
         self.backoff.reset();
         self.quick_retries = 0;
+        self.tries = 0;
+        self.servers.welcomed();
         true
     }
 
@@ -175,8 +194,13 @@ impl Link {
 
     /// The transport is given up on: the next attempt is scheduled after the backoff, or at
     /// once when `quick` (the server took us for a person: trying again is all it takes), up to
-    /// [`QUICK_RECONNECTS`] times in a row. Returns the new phase (`Waiting`).
+    /// [`QUICK_RECONNECTS`] times in a row. An attempt that got no welcome moves on to the next
+    /// server address, at once while some address has not failed since the last welcome (see
+    /// [`Servers`]). Returns the new phase (`Waiting`).
     pub(super) fn reconnect(&mut self, now: Millis, quick: bool) -> Phase {
+        // Lost after a welcome: that server worked, so it is tried again first (a resume
+        // works only there while resume tokens are per node).
+        let failed_attempt = self.phase != (Phase::Open { welcomed: true });
         self.transmits.clear();
         self.decoder = FrameDecoder::new();
         self.timers.stop_all();
@@ -185,7 +209,12 @@ impl Link {
             self.quick_retries += 1;
             (now, self.quick_retries)
         } else {
-            self.backoff.next(now)
+            self.tries = self.tries.saturating_add(1);
+            if failed_attempt && self.servers.failed() {
+                (now, self.tries)
+            } else {
+                (self.backoff.next(now), self.tries)
+            }
         };
         self.phase = Phase::Waiting { at, attempt };
         self.timers.set(Timer::Reconnect, at);
@@ -254,7 +283,8 @@ pub(super) struct Expired {
 #[derive(Debug)]
 struct Backoff {
     rng: ChaCha8Rng,
-    /// Failed connections since the last welcome.
+    /// Waits since the last welcome (with one server address, failed connections; with
+    /// several, rounds in which every address failed).
     attempt: u32,
 }
 
@@ -270,8 +300,8 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    /// When the next attempt starts, and its number (1-based).
-    fn next(&mut self, now: Millis) -> (Millis, u32) {
+    /// When the next attempt starts.
+    fn next(&mut self, now: Millis) -> Millis {
         self.attempt = self.attempt.saturating_add(1);
         let exp = self.attempt.saturating_sub(1).min(32);
         let base = RECONNECT_MIN
@@ -280,6 +310,55 @@ impl Backoff {
             .min(RECONNECT_MAX.0);
         let half = base / 2;
         let wait = Millis(half + self.rng.next_u64() % (base - half + 1));
-        (now + wait, self.attempt)
+        now + wait
+    }
+}
+
+/// The driver's server addresses, as far as deciding goes: how many there are and which one is
+/// used. They are equivalent (nodes of one cluster): a connection goes to the current one until
+/// an attempt there fails (refused, timed out, or no welcome), then to the next, at once while
+/// some address has not failed since the last welcome. When every address has failed in a row
+/// the backoff is waited before the next round. A connection lost after a welcome tries the
+/// same address first: the server was fine a moment ago, and resume tokens may be its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Servers {
+    /// How many addresses (at least 1).
+    count: usize,
+    /// The one in use.
+    current: usize,
+    /// Addresses that failed in a row since the last welcome or the last full round.
+    failed: usize,
+}
+
+impl Default for Servers {
+    fn default() -> Servers {
+        Servers::new(1)
+    }
+}
+
+impl Servers {
+    fn new(count: usize) -> Servers {
+        Servers {
+            count: count.max(1),
+            current: 0,
+            failed: 0,
+        }
+    }
+
+    fn welcomed(&mut self) {
+        self.failed = 0;
+    }
+
+    /// An attempt at the current address failed: moves to the next. True when that one is to
+    /// be tried at once (it has not failed in this round); false when the round is over and
+    /// the backoff comes first.
+    fn failed(&mut self) -> bool {
+        self.current = (self.current + 1) % self.count;
+        self.failed += 1;
+        if self.failed < self.count {
+            return true;
+        }
+        self.failed = 0;
+        false
     }
 }

@@ -35,7 +35,9 @@
 //!   within [`CONNECT_TIMEOUT`](crate::limits::CONNECT_TIMEOUT)) it waits
 //!   `RECONNECT_MIN·2^(n-1)` capped at `RECONNECT_MAX`, jittered into the upper half by a ChaCha
 //!   RNG seeded from [`SessionConfig::seed`]. A welcome resets the count. `/quit` and a protocol
-//!   version mismatch end the session for good.
+//!   version mismatch end the session for good. With several server addresses (a cluster's
+//!   nodes, [`Session::set_servers`]) a failed attempt moves to the next address at once, and the
+//!   backoff is waited only after every address failed in a row.
 //! - Pacing: commands and messages go out at the flood rate the server announced in its welcome
 //!   (its `Limits`; the hub's defaults until then), in the order typed, so the server never has
 //!   to refuse any. Everything the server answers costs it a token: history refills, scrollback
@@ -549,6 +551,24 @@ impl Session {
         if let Phase::Waiting { .. } = self.link.phase() {
             self.start_connect(now);
         }
+    }
+
+    /// The driver holds `count` addresses of equivalent servers (nodes of one cluster), in the
+    /// order to try them; the default is one. Read [`Session::server`] at each
+    /// [`Event::Connect`]. The session moves to the next address when an attempt fails (no
+    /// connection, or no welcome), at once while some address has not failed since the last
+    /// welcome, and waits the backoff only when all of them have failed in a row. A connection
+    /// lost after a welcome is tried again at the same address first (where a resume works).
+    /// Set it before the first connect completes (right after [`Session::new`]).
+    pub fn set_servers(&mut self, count: usize) {
+        self.link.set_servers(count);
+    }
+
+    /// Which of the driver's addresses (0-based, below the count given to
+    /// [`Session::set_servers`]) the current or next connection is to use: the driver reads it
+    /// when it gets [`Event::Connect`].
+    pub fn server(&self) -> usize {
+        self.link.server()
     }
 
     /// Why the session ended for good when that was not the user's `/quit` (e.g. the server

@@ -45,8 +45,10 @@ impl RoomSeqs {
     }
 
     /// We are in the room again (a resume, or a rejoin after a failed one), at join seq `seq`.
-    /// Its seqs go on, unless the room is new (the server restarted), which shows as a join seq
-    /// not above what we saw.
+    /// Its seqs go on, unless the room is new (a server without a store restarted), which
+    /// shows as a join seq not above what we saw: a rejoin is announced, so its seq is new. (A
+    /// big room's quiet join names the room's latest seq instead, which equals ours when
+    /// nothing was missed: that case is taken for a new room too, and its replay shown again.)
     fn rejoined(&mut self, seq: Seq, resumed: bool) {
         if let Some(last) = self.last_seq {
             if seq < last || (seq == last && !resumed) {

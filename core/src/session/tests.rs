@@ -3057,3 +3057,183 @@ fn a_server_that_always_greets_as_text_gets_the_backoff_after_a_few_quick_tries(
     t.welcome(1, false);
     assert_eq!(t.s.state(), ConnState::Connected);
 }
+
+/// The address the session schedules next and how long it waits, after an attempt fails.
+fn fail_attempt(t: &mut T) -> (usize, u64) {
+    t.s.handle_disconnected("refused", t.now);
+    let at = t.s.poll_timeout().expect("a reconnect is scheduled");
+    let wait = at.since(t.now).0;
+    t.run_to_deadline();
+    assert!(t.events().contains(&Event::Connect));
+    (t.s.server(), wait)
+}
+
+#[test]
+fn several_servers_are_tried_in_turn_at_once_then_after_the_backoff() {
+    let mut t = T::new(Transport::Stream);
+    t.s.set_servers(3);
+    assert_eq!(t.s.server(), 0, "the first address first");
+    t.events();
+    // Nobody answers: the next address at once, until all three failed; then the backoff.
+    let mut tries = Vec::new();
+    for _ in 0..7 {
+        tries.push(fail_attempt(&mut t));
+    }
+    let servers: Vec<usize> = tries.iter().map(|&(s, _)| s).collect();
+    assert_eq!(servers, vec![1, 2, 0, 1, 2, 0, 1]);
+    let waits: Vec<u64> = tries.iter().map(|&(_, w)| w).collect();
+    assert_eq!(&waits[..2], &[0, 0], "{waits:?}");
+    assert!(waits[2] >= RECONNECT_MIN.0 / 2, "a round failed: {waits:?}");
+    assert_eq!(&waits[3..5], &[0, 0], "{waits:?}");
+    assert!(
+        waits[5] > waits[2] / 2 && waits[5] >= RECONNECT_MIN.0,
+        "{waits:?}"
+    );
+    // The UI's attempt counts every attempt.
+    t.s.handle_disconnected("refused", t.now);
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting { attempt: 8, .. }
+    ));
+    t.run_to_deadline();
+    // Server 2 welcomes us: it is kept.
+    assert_eq!(t.s.server(), 2);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    assert_eq!(t.s.server(), 2);
+    // Lost after a welcome: the same server again first (a resume works there), after the
+    // backoff's first step; if it is gone, the next at once.
+    t.s.handle_disconnected("reset", t.now);
+    let at = t.s.poll_timeout().unwrap();
+    assert!(at > t.now && at.since(t.now) <= RECONNECT_MIN, "first step");
+    t.run_to_deadline();
+    assert_eq!(t.s.server(), 2);
+    assert_eq!(fail_attempt(&mut t), (0, 0));
+    // An attempt that opens but gets no welcome counts as failed too.
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.advance(CONNECT_TIMEOUT.0);
+    assert!(t.events().contains(&Event::Close));
+    assert_eq!(t.s.poll_timeout(), Some(t.now), "the next at once");
+    assert_eq!(t.s.server(), 1);
+}
+
+#[test]
+fn one_server_address_changes_nothing() {
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    for _ in 0..4 {
+        let (server, wait) = fail_attempt(&mut t);
+        assert_eq!(server, 0);
+        assert!(wait >= RECONNECT_MIN.0 / 2);
+    }
+}
+
+/// A node of a cluster died: the next node refuses the resume (tokens were that node's) and
+/// gives a fresh session, whose rooms' seqs are the same (they come from the shared log).
+#[test]
+fn after_a_refused_resume_on_another_node_exactly_what_was_missed_is_shown() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::ready(transport);
+        t.s.set_servers(2);
+        for seq in 2..=10 {
+            t.recv(say("#lobby", seq, "bob", seq, "before"));
+        }
+        t.s.handle_input("mine, acknowledged", t.now);
+        t.recv(say("#lobby", 11, "alice", 1, "mine, acknowledged"));
+        assert!(t.s.is_settled());
+        t.events();
+        t.sent();
+        // The node dies: the same address is refused, the next takes us.
+        t.s.handle_disconnected("reset", t.now);
+        t.run_to_deadline();
+        t.s.handle_disconnected("refused", t.now);
+        assert_eq!(t.s.server(), 1);
+        t.run_to_deadline();
+        t.events();
+        t.raw.clear();
+        t.dec = FrameDecoder::new();
+        t.s.handle_connected(t.now);
+        let hello = t.sent();
+        assert!(
+            matches!(&hello[..], [ClientMsg::Hello { resume: Some(r), .. }]
+                if r.rooms == vec![(room("#lobby"), Seq(11))]),
+            "{hello:?}"
+        );
+        t.recv(error(ErrorKind::ResumeFailed, Re::Conn));
+        // The dead node still holds the nick until its lease runs out.
+        t.recv(ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice_2"),
+            token: ResumeToken([2; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        });
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Join {
+                room: room("#lobby")
+            }]
+        );
+        t.events();
+        // Meanwhile 12..=30 happened; our join is 31; the join replays the last 10 (22..=31).
+        t.joined("#lobby", 31);
+        t.recv(say("#lobby", 22, "bob", 22, "recent"));
+        // What the replay does not reach is asked for, from the last seq seen.
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::History {
+                room: room("#lobby"),
+                after: Seq(11)
+            }]
+        );
+        for seq in 23..=30 {
+            t.recv(say("#lobby", seq, "bob", seq, "recent"));
+        }
+        t.recv(ev("#lobby", 31, "alice_2", EventKind::Join));
+        // The refill: everything after 11 (the replayed part again, too).
+        for seq in 12..=30 {
+            t.recv(say("#lobby", seq, "bob", seq, "refill"));
+        }
+        t.recv(ev("#lobby", 31, "alice_2", EventKind::Join));
+        t.recv(say("#lobby", 32, "bob", 32, "live"));
+        let evs = t.events();
+        let mut expect: Vec<u64> = (22..=31).collect();
+        expect.extend(12..=21);
+        expect.push(32);
+        assert_eq!(
+            seqs(&evs),
+            expect,
+            "each missed event once, nothing seen twice"
+        );
+        assert!(evs.iter().any(|e| matches!(
+            e,
+            Event::Gap {
+                first: Seq(12),
+                last: Seq(21),
+                ..
+            }
+        )));
+        assert!(t.s.is_settled());
+        assert_eq!(t.s.nick(), &nick("alice_2"));
+    }
+}
+
+#[test]
+fn a_rejoin_whose_replay_reaches_back_shows_only_what_is_new() {
+    let mut t = T::ready(Transport::Stream);
+    for seq in 2..=5 {
+        t.recv(say("#lobby", seq, "bob", seq, "before"));
+    }
+    reconnect(&mut t);
+    t.welcome(2, false);
+    t.sent();
+    t.events();
+    t.joined("#lobby", 8);
+    for seq in 1..=7 {
+        t.recv(say("#lobby", seq, "bob", seq, "replayed"));
+    }
+    t.recv(ev("#lobby", 8, "alice", EventKind::Join));
+    assert!(t.sent().is_empty(), "nothing to ask for");
+    assert_eq!(seqs(&t.events()), vec![6, 7, 8]);
+}

@@ -3,6 +3,8 @@
 //! child processes are killed when their handle is dropped (also when a test fails).
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use natter_server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};

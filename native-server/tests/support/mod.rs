@@ -463,6 +463,18 @@ pub async fn spawn_server(
     (child, log, addr)
 }
 
+/// Starts the binary on natter's port 127.0.0.1:0 with its store in `dir` (not memory-only),
+/// plus `more` arguments; as [`spawn_server`].
+pub async fn spawn_stored_server(
+    dir: &std::path::Path,
+    more: &[&str],
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    let dir = dir.display().to_string();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir.as_str()];
+    args.extend_from_slice(more);
+    spawn_server(&args, &[("NATTER_EPHEMERAL", "false")]).await
+}
+
 pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().expect("running child has a pid").to_string();
     let killed = std::process::Command::new("kill")

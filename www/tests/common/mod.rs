@@ -1,0 +1,366 @@
+//! What every browser test needs: the built page, chromedriver in a process group of its own
+//! (killed with Chromium and its helpers on drop), a headless Chromium session, scripts run in
+//! the page, the nick prompt, typing a line, and output captured from children and sockets.
+//! Every wait is bounded.
+#![allow(dead_code)] // each test file uses a different part
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::{Value as Json, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::time::timeout;
+
+/// One step (the page loading, a line arriving, a reconnect) must happen within this.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Lines kept from a child's or socket's output (far more than a scenario produces).
+const MAX_CAPTURED_LINES: usize = 10_000;
+
+/// Waits until `$body` (an `Option`) is `Some`, polling every 100 ms; panics with `$what`
+/// after `$limit` (default [`STEP`]).
+macro_rules! wait_for {
+    ($what:expr, $limit:expr, $body:expr) => {{
+        let limit: std::time::Duration = $limit;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(v) = $body {
+                break v;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out after {limit:?} waiting for {}", $what);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }};
+    ($what:expr, $body:expr) => {
+        wait_for!($what, $crate::common::STEP, $body)
+    };
+}
+
+pub fn repo() -> PathBuf {
+    // www/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("www/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target directory (a test is `<target>/debug/deps/<name>-<hash>`), where `cargo
+/// xtask web` puts the page, also under `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| repo().join("target"))
+}
+
+/// The built page's directory, checked.
+pub fn www_dir() -> PathBuf {
+    let dir = target_dir().join("www");
+    let wasm = dir.join("natter_web_bg.wasm");
+    assert!(
+        wasm.is_file() && dir.join("index.html").is_file() && dir.join("natter_web.js").is_file(),
+        "{} (or index.html / natter_web.js) is missing: run `cargo xtask web` (or `cargo xtask test`) first",
+        wasm.display()
+    );
+    dir
+}
+
+/// A child process in its own process group, killed with its whole group on drop (chromedriver
+/// starts Chromium, which starts helpers; none may outlive the test).
+pub struct Group(pub Child);
+
+impl Group {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Group> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(Group)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // The group this test created, by its id: killpg(2), not the `kill` program, whose
+        // procps-ng 4.0.2 reads `kill -KILL -13624` as process group 1 (that is, everything).
+        // A group id of 0 or 1 would mean our own group or every process: never signal those.
+        if let Ok(pgid) = i32::try_from(self.0.id())
+            && pgid > 1
+        {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory, removed on drop (Chromium's profile, a CLI's config home).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lines read from a child or a socket, shared with the task that reads them.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    pub fn push(&self, line: String) {
+        let mut v = self.0.lock().expect("capture lock");
+        if v.len() < MAX_CAPTURED_LINES {
+            v.push(line);
+        }
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("capture lock").clone()
+    }
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+    pub fn has(&self, needle: &str) -> Option<()> {
+        (self.count(needle) > 0).then_some(())
+    }
+}
+
+/// Reads `read` line by line into a [`Captured`], in a task.
+pub fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(read: R) -> Captured {
+    let out = Captured::default();
+    let sink = out.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.push(line);
+        }
+    });
+    out
+}
+
+/// Starts chromedriver on a port it chooses (`--port=0`) and returns it with that port.
+pub fn start_chromedriver() -> (Group, u16) {
+    for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: `apt-get install -y chromium chromium-driver` (cargo xtask test does it)"
+        );
+    }
+    let mut child = Group::spawn(
+        Command::new("/usr/bin/chromedriver")
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("start chromedriver");
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // "ChromeDriver was started successfully on port 39441."
+            // (The line before it says "on port 0".)
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(STEP)
+        .ok()
+        .flatten()
+        .expect("chromedriver did not say which port it listens on");
+    (child, port)
+}
+
+/// A headless Chromium session through the chromedriver on `port`, with its profile in
+/// `profile` and `extra` arguments (e.g. which certificate key to trust).
+pub async fn open_browser(port: u16, profile: &Path, extra: &[String]) -> Browser {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,800",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(extra.iter().cloned());
+    // Some flags (a trusted key's hash) are honoured only with a profile of one's own.
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": "/usr/bin/chromium", "args": args }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    timeout(
+        STEP,
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("chromedriver answers in time")
+    .expect("a WebDriver session with Chromium")
+}
+
+/// Runs `script` in the page and returns its value.
+pub async fn js(b: &Browser, script: &str) -> Json {
+    timeout(STEP, b.execute(script, vec![]))
+        .await
+        .expect("script finishes in time")
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// The page's connection state (`natterDebug.state()`), or `no page` before it has loaded.
+pub async fn conn_state(b: &Browser) -> String {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.state() : 'no page';",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// The text of the first element `css` selects ('' if none).
+pub async fn text_of(b: &Browser, css: &str) -> String {
+    let script =
+        format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';");
+    js(b, &script).await.as_str().unwrap_or_default().to_owned()
+}
+
+/// Whether the nick prompt is open.
+pub async fn dialog_open(b: &Browser) -> bool {
+    js(b, "return document.getElementById('nick-dialog').open;")
+        .await
+        .as_bool()
+        .unwrap_or(false)
+}
+
+/// Waits for the wasm to load and the nick prompt to open.
+pub async fn nick_prompt(b: &Browser) -> fantoccini::elements::Element {
+    let input = b
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("nick-input"))
+        .await
+        .expect("the nick prompt");
+    wait_for!(
+        "the wasm to load and the nick prompt to open",
+        dialog_open(b).await.then_some(())
+    );
+    input
+}
+
+/// Clicks the nick prompt's join button.
+pub async fn click_join(b: &Browser) {
+    b.find(Locator::Id("nick-go"))
+        .await
+        .expect("the join button")
+        .click()
+        .await
+        .expect("click join");
+}
+
+/// Opens `url`, and signs in at the nick prompt as `nick` (`None`: the nick the prompt
+/// offers); returns once the page is connected.
+pub async fn open_page_as(b: &Browser, url: &str, nick: Option<&str>) {
+    timeout(STEP, b.goto(url))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let input = nick_prompt(b).await;
+    if let Some(nick) = nick {
+        input.clear().await.expect("clear the nick");
+        input.send_keys(nick).await.expect("type a nick");
+    }
+    click_join(b).await;
+    wait_for!(
+        "the page to connect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+}
+
+/// `(nick, text)` of every chat line (say and /me) in a conversation's log, in order; not the
+/// lines typed and not yet echoed by the server.
+pub async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
+    let script = format!(
+        r#"return [...document.querySelectorAll('.log[data-conv="{conv}"] :is(.line.say, .line.act):not(.outgoing)')]
+             .map(l => [l.querySelector('.nick').textContent, l.querySelector('.text').textContent]);"#
+    );
+    let v = js(b, &script).await;
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_owned(),
+                pair[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Types `line` into the input and sends it.
+pub async fn type_line(b: &Browser, line: &str) {
+    let input = b.find(Locator::Id("input")).await.expect("the input");
+    input.send_keys(line).await.expect("typing");
+    b.find(Locator::Css("#input-form button"))
+        .await
+        .expect("the send button")
+        .click()
+        .await
+        .expect("clicking send");
+}
+
+/// A binary of the workspace's package of the same name: the one cargo built into this
+/// target directory if it is there, else built in a target directory of its own (the outer
+/// `cargo test` holds the lock on the usual one).
+pub async fn workspace_bin(name: &str) -> PathBuf {
+    let bin = target_dir().join("debug").join(name);
+    if bin.is_file() {
+        return bin;
+    }
+    let target = repo().join(format!("target/e2e-{name}"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = timeout(
+        Duration::from_secs(900),
+        tokio::process::Command::new(cargo)
+            .args(["build", "-p", name, "--target-dir"])
+            .arg(&target)
+            .current_dir(repo())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("cargo build -p {name} finishes within 15 minutes"))
+    .expect("cargo runs");
+    assert!(status.success(), "cargo build -p {name} failed");
+    target.join("debug").join(name)
+}
