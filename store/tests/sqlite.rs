@@ -899,3 +899,61 @@ fn a_group_of_many_events_is_stored_in_order_and_a_duplicate_among_them_is_named
     assert_eq!(all_events(&store, "#a"), a);
     assert!(search(&store, "again", None).is_empty());
 }
+
+#[test]
+fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |k: u8, last: u64| SessionRecord {
+        token: TokenHash::of(&ResumeToken([k; 32])),
+        token_id: u64::from(k),
+        nick: nick(&format!("user{k}")),
+        rooms: vec![],
+        last_id: MsgId(last),
+        updated: Millis(T0),
+    };
+    let last_id = |k: u8, id: u64| Write::SessionLastId {
+        token: TokenHash::of(&ResumeToken([k; 32])),
+        last_id: MsgId(id),
+        updated: Millis(T0 + id),
+    };
+    let batch = |id: u64, writes: Vec<Write>| Batch {
+        id: BatchId(id),
+        writes,
+    };
+    let mut store = open(dir.path());
+    store
+        .write(&batch(
+            1,
+            vec![
+                Write::Session(record(1, 0)),
+                Write::Session(record(2, 0)),
+                Write::Session(record(3, 0)),
+            ],
+        ))
+        .unwrap();
+    // One group: user1's id moves three times; user2's session ends between two moves; user3's
+    // record is written again after its only move.
+    store
+        .write_group(&[
+            batch(2, vec![last_id(1, 5), last_id(2, 5), last_id(3, 5)]),
+            batch(
+                3,
+                vec![
+                    last_id(1, 6),
+                    Write::EndSession(TokenHash::of(&ResumeToken([2; 32]))),
+                ],
+            ),
+            batch(
+                4,
+                vec![last_id(1, 7), last_id(2, 7), Write::Session(record(3, 3))],
+            ),
+        ])
+        .unwrap();
+    let mut sessions = load_all(&store, 0).sessions;
+    sessions.sort_by_key(|s| s.token_id);
+    let got: Vec<(u64, u64, u64)> = sessions
+        .iter()
+        .map(|s| (s.token_id, s.last_id.0, s.updated.0 - T0))
+        .collect();
+    assert_eq!(got, vec![(1, 7, 7), (3, 3, 0)]);
+}

@@ -1,6 +1,7 @@
 //! [`SqliteHandle`]: the SQLite backend on threads, behind [`Store`]. One writer thread owns the
 //! [`SqliteStore`]: it takes every batch queued (up to a bound) into one transaction, reports
-//! the outcome, and prunes between batches. Reads run on two small pools of reader threads,
+//! the outcome, and between batches indexes chat lines for search (thousands at a time,
+//! behind the commits) and prunes. Reads run on two small pools of reader threads,
 //! one for startup and history pages and one for searches, so a slow search delays neither
 //! writes nor scrollback.
 
@@ -14,6 +15,7 @@ use natter_core::wire::RoomEvent;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
@@ -23,6 +25,10 @@ const GROUP_MAX_BATCHES: usize = 256;
 /// Writes the writer takes into one transaction at most (it stops adding batches past this),
 /// so one commit, and the wait of the batches behind it, stays short.
 const GROUP_MAX_WRITES: usize = 8192;
+
+/// How long a search waits at most for the writer to index the newest lines before it runs on
+/// what is indexed (a writer held up by a slow disk does not hold searches up for longer).
+pub const SEARCH_CATCH_UP_WAIT: Duration = Duration::from_millis(250);
 
 /// The SQLite store running on its own threads. Cheap to clone; every clone is the same store.
 #[derive(Clone)]
@@ -42,6 +48,8 @@ struct Inner {
 /// What the writer thread is asked to do.
 enum Cmd {
     Batch(Batch),
+    /// Index every stored line for search, then say so (a search is about to run).
+    CatchUp(Sender<()>),
     Close(oneshot::Sender<()>),
     /// Runs SQL on the writer's connection (tests: `PRAGMA max_page_count` fills the "disk").
     #[cfg(test)]
@@ -62,7 +70,9 @@ impl SqliteHandle {
     }
 
     /// Starts the threads around an opened store.
-    fn start(store: SqliteStore) -> Result<(SqliteHandle, Reports), OpenError> {
+    fn start(mut store: SqliteStore) -> Result<(SqliteHandle, Reports), OpenError> {
+        // Nothing is waiting to be indexed here (opening caught up), so this cannot fail.
+        let _ = store.defer_search(true);
         let config = store.config.clone();
         let readers = |n: usize| {
             (0..n.max(1))
@@ -181,7 +191,18 @@ impl Store for SqliteHandle {
     }
 
     fn search(&self, q: SearchQuery) -> StoreFuture<'static, Result<Vec<RoomEvent>, ReadError>> {
-        SqliteHandle::read(&self.inner.search, move |r| r.search(&q))
+        let writer = lock(&self.inner.writer).clone();
+        SqliteHandle::read(&self.inner.search, move |r| {
+            // The newest lines may not be indexed yet: the writer indexes them first (or, if
+            // it is held up, the search runs on what is indexed).
+            if let Some(writer) = writer {
+                let (tx, rx) = std::sync::mpsc::channel();
+                if writer.send(Cmd::CatchUp(tx)).is_ok() {
+                    let _ = rx.recv_timeout(SEARCH_CATCH_UP_WAIT);
+                }
+            }
+            r.search(&q)
+        })
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
@@ -235,9 +256,16 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
                     }
                 }
                 commit(&mut store, group, reporter);
+                if store.index_due() {
+                    index(&mut store);
+                }
                 if store.prune_due() {
                     prune(&mut store);
                 }
+            }
+            Cmd::CatchUp(done) => {
+                index(&mut store);
+                let _ = done.send(());
             }
             Cmd::Close(done) => break Some(done),
             #[cfg(test)]
@@ -248,6 +276,8 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
             }
         }
     };
+    // A clean stop leaves the search index complete (else the next open completes it).
+    index(&mut store);
     // The store (and its lock) go before anyone is told it is closed.
     drop(store);
     if let Some(done) = closed {
@@ -255,25 +285,39 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
     }
 }
 
-/// The next command; prunes while none comes and pruning is due. `None` when every handle is
-/// gone.
+/// The next command; indexes and prunes while none comes and they are due. `None` when every
+/// handle is gone.
 fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
     loop {
-        if store.prune_due() {
+        let index_due = store.index_due();
+        if index_due || store.prune_due() {
             match rx.try_recv() {
                 Ok(cmd) => return Some(cmd),
                 Err(TryRecvError::Empty) => {
-                    prune(store);
+                    if index_due {
+                        index(store);
+                    } else {
+                        prune(store);
+                    }
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => return None,
             }
         }
-        match rx.recv_timeout(PRUNE_CHECK_EVERY) {
+        let timeout = store
+            .index_wait()
+            .map_or(PRUNE_CHECK_EVERY, |d| d.min(PRUNE_CHECK_EVERY));
+        match rx.recv_timeout(timeout) {
             Ok(cmd) => return Some(cmd),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return None,
         }
+    }
+}
+
+fn index(store: &mut SqliteStore) {
+    if let Err(e) = store.catch_up_search() {
+        warn!(error = %e, lag = store.search_lag(), "search index: indexing failed, will try again");
     }
 }
 

@@ -2,6 +2,7 @@
 //! running, reads beside writes, and closing.
 
 use super::*;
+use crate::sqlite::{INDEX_BATCH, INDEX_LAG};
 use crate::{BatchId, Report, Write};
 use natter_core::wire::EventKind;
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
@@ -284,4 +285,136 @@ async fn accounts_written_beside_the_running_store_are_read_by_it() {
     assert_eq!(got[0].record.name, Nick::new("Erin").unwrap());
     handle.close().await;
     assert_eq!(handle.accounts().await, Err(ReadError::Closed));
+}
+
+fn search_q(words: &str) -> SearchQuery {
+    SearchQuery {
+        words: words.into(),
+        room: None,
+        limit: 50,
+    }
+}
+
+/// How many stored events a reader of `dir` sees indexed for search.
+fn indexed(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join(crate::DB_FILE)).unwrap();
+    conn.query_row("SELECT indexed FROM search_state", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lines_are_indexed_behind_the_commits_and_a_search_finds_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    let started = std::time::Instant::now();
+    store.try_submit(batch(0, 1..=10, "hello")).unwrap();
+    store.try_submit(batch(1, 11..=11, "needle")).unwrap();
+    reports_until(&mut reports, 1).await;
+    if started.elapsed() < INDEX_LAG / 2 {
+        // Durable, and not indexed yet: fewer than INDEX_BATCH events wait, for less than
+        // INDEX_LAG.
+        assert_eq!(indexed(dir.path()), 0, "indexing waits behind the commits");
+    }
+    // A search has the writer index them first.
+    let hits = store.search(search_q("needle")).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].seq, Seq(11));
+    assert_eq!(indexed(dir.path()), 11);
+    // Left alone, the lines are indexed within INDEX_LAG.
+    store.try_submit(batch(2, 12..=12, "later")).unwrap();
+    reports_until(&mut reports, 2).await;
+    let deadline = std::time::Instant::now() + INDEX_LAG * 10;
+    while indexed(dir.path()) < 12 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "indexed within the lag"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_lines_waiting_to_be_indexed_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    // Five times INDEX_BATCH lines as fast as the writer takes them, nobody searching.
+    let per = 512u64;
+    let batches = 5 * INDEX_BATCH as u64 / per;
+    let mut next = 0;
+    while next < batches {
+        match store.try_submit(batch(next, next * per + 1..=(next + 1) * per, "flood")) {
+            Ok(()) => next += 1,
+            Err(SubmitError::Full(_)) => {
+                reports.recv().await.unwrap();
+            }
+            Err(SubmitError::Closed(_)) => panic!("closed"),
+        }
+    }
+    reports_until(&mut reports, batches - 1).await;
+    let stored = (batches * per) as i64;
+    let lag = stored - indexed(dir.path());
+    // Indexed in steps as the lines came (whatever the time), never more than a step and a
+    // group behind.
+    assert!(
+        lag < INDEX_BATCH + GROUP_MAX_WRITES as i64,
+        "{lag} events wait to be indexed"
+    );
+    assert!(indexed(dir.path()) >= INDEX_BATCH, "some steps ran");
+    // Closing indexes the rest.
+    store.close().await;
+    assert_eq!(indexed(dir.path()), stored);
+}
+
+#[tokio::test]
+async fn lines_not_indexed_before_a_crash_are_found_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    {
+        let mut store = SqliteStore::open(&config).unwrap();
+        store.defer_search(true).unwrap();
+        store.write(&batch(0, 1..=5, "before the crash")).unwrap();
+        assert_eq!(store.search_lag(), 5);
+        // Dropped without catching up: as after kill -9 (the writer's memory is gone, the
+        // events are in the file).
+    }
+    assert_eq!(indexed(dir.path()), 0);
+    let (store, _reports) = SqliteHandle::open(&config).unwrap();
+    assert_eq!(indexed(dir.path()), 5, "opening indexes the tail");
+    let hits = store.search(search_q("crash")).await.unwrap();
+    assert_eq!(hits.len(), 5);
+    // A reader of its own (no writer to ask) finds them too.
+    let mut reader = crate::Reader::open(&config).unwrap();
+    assert_eq!(reader.search(&search_q("crash")).unwrap().len(), 5);
+    store.close().await;
+}
+
+#[test]
+fn pruning_indexes_what_lags_before_it_removes_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.retention.max_age_days = 1;
+    let mut store = SqliteStore::open(&config).unwrap();
+    store.defer_search(true).unwrap();
+    // Lines from 1,700,000,000,000 ms (2023): older than a day.
+    store.write(&batch(0, 1..=20, "old words")).unwrap();
+    assert_eq!(store.search_lag(), 20);
+    let pruned = store.prune_step(crate::sqlite::unix_now()).unwrap();
+    assert_eq!(pruned.events, 20);
+    assert_eq!(store.search_lag(), 0);
+    // The index holds nothing of them (a removal of lines never indexed would damage it).
+    let mut reader = crate::Reader::open(&config).unwrap();
+    assert!(reader.search(&search_q("old")).unwrap().is_empty());
+    store.write(&batch(1, 21..=21, "new words")).unwrap();
+    store.catch_up_search().unwrap();
+    assert_eq!(reader.search(&search_q("words")).unwrap().len(), 1);
+    let check: String = store
+        .conn
+        .query_row(
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check') RETURNING 'ok'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| e.to_string());
+    assert_eq!(check, "ok");
 }

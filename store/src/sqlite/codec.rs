@@ -48,11 +48,6 @@ pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<std::borrow:
     }
 }
 
-/// Whether an event of this kind goes into the search index.
-pub(crate) fn searchable(kind: i64) -> bool {
-    kind == kind::SAY || kind == kind::ACT
-}
-
 /// A number as SQLite stores it (a signed 64-bit integer).
 pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, crate::WriteError> {
     i64::try_from(value).map_err(|_| crate::WriteError::OutOfRange { what, value })

@@ -135,9 +135,17 @@ impl SqliteStore {
         if upto < first {
             return Ok(Pruned::default());
         }
+        // Removing a line from the search index needs it there: what lags is indexed first.
+        let catch_up = self.indexed < upto;
+        if catch_up {
+            super::write::index_range(&tx, self.indexed, self.next_id - 1).map_err(sql)?;
+        }
         tx.execute(UNINDEX_UPTO_SQL, [upto]).map_err(sql)?;
         let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
         tx.commit().map_err(sql)?;
+        if catch_up {
+            self.search_caught_up();
+        }
         self.retention.owed = self.retention.owed.saturating_sub(removed as u64);
         let more = self.retention.owed > 0 || (removed == PRUNE_STEP && upto < last);
         Ok(Pruned {

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_search.sql"),
     include_str!("migrations/003_accounts.sql"),
     include_str!("migrations/004_policies.sql"),
+    include_str!("migrations/005_search_lag.sql"),
 ];
 
 /// The schema version this build writes.

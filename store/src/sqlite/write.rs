@@ -12,7 +12,21 @@ use rusqlite::{Connection, ErrorCode, params};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use tracing::info;
+
+/// Events stored and not yet indexed for search past which the writer indexes them, when
+/// search is deferred (see [`SqliteStore::defer_search`]): one index segment for this many
+/// chat lines instead of one per commit.
+pub const INDEX_BATCH: i64 = 4096;
+
+/// How long a stored chat line waits at most to be indexed for search when fewer than
+/// [`INDEX_BATCH`] are waiting (search deferred, and nobody searching meanwhile).
+pub const INDEX_LAG: Duration = Duration::from_secs(1);
+
+/// Indexes for search the chat lines with an event id in `?1 < id <= ?2`.
+const INDEX_RANGE_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
+    SELECT id, text, room FROM events WHERE id > ?1 AND id <= ?2 AND kind IN (0, 1)";
 
 /// A store opened for writing, used synchronously: what the writer thread of
 /// [`crate::SqliteHandle`] drives, and what tests drive directly. At most one is open per data
@@ -24,7 +38,15 @@ pub struct SqliteStore {
     /// Room ids by name, for rooms known to be committed.
     rooms: HashMap<RoomName, i64>,
     /// The id the next event gets (one more than the highest stored).
-    next_id: i64,
+    pub(super) next_id: i64,
+    /// Every chat line with an event id up to this one is in the search index.
+    pub(super) indexed: i64,
+    /// Whether chat lines are indexed behind their commits (see [`SqliteStore::defer_search`]).
+    defer_search: bool,
+    /// When the oldest event not yet indexed was committed (search deferred).
+    unindexed_since: Option<Instant>,
+    /// No index step before this (one failed).
+    index_after: Option<Instant>,
     pub(super) retention: super::retention::State,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
@@ -62,16 +84,118 @@ impl SqliteStore {
                 r.get(0)
             })
             .map_err(|e| schema::open_error(&path, e))?;
-        info!(path = %path.display(), synchronous = ?config.synchronous, "store open");
-        Ok(SqliteStore {
+        let indexed = conn
+            .query_row("SELECT indexed FROM search_state", [], |r| r.get(0))
+            .map_err(|e| schema::open_error(&path, e))?;
+        let mut store = SqliteStore {
             conn,
             path,
             config: config.clone(),
             rooms: HashMap::new(),
             next_id,
+            indexed,
+            defer_search: false,
+            unindexed_since: None,
+            index_after: None,
             retention: super::retention::State::default(),
             _lock: lock,
-        })
+        };
+        // What was stored and not indexed before the last stop (a crash, or a kill): a bounded
+        // tail, at most about INDEX_BATCH events plus one group.
+        let behind = store.search_lag();
+        if behind > 0 {
+            store.catch_up_search().map_err(|e| OpenError::Sqlite {
+                path: store.path.clone(),
+                detail: format!("indexing the {behind} newest events for search: {e}"),
+            })?;
+            info!(
+                events = behind,
+                "store: indexed for search what the last run had not"
+            );
+        }
+        info!(path = %store.path.display(), synchronous = ?config.synchronous, "store open");
+        Ok(store)
+    }
+
+    /// With `on`, chat lines are indexed for search in transactions of their own, behind the
+    /// commits that store them: when [`INDEX_BATCH`] events wait, when the oldest has waited
+    /// [`INDEX_LAG`] ([`SqliteStore::index_due`]), and whenever
+    /// [`SqliteStore::catch_up_search`] is called (before every search of
+    /// [`crate::SqliteHandle`], before pruning, on close, and on the next open after a crash).
+    /// One index segment then holds thousands of lines instead of one commit's, which costs
+    /// far less per line; a commit writes only the events. Off (the default of a store opened
+    /// alone), every commit indexes its own lines. [`crate::SqliteHandle`] turns it on.
+    pub fn defer_search(&mut self, on: bool) -> Result<(), WriteError> {
+        self.defer_search = on;
+        if on {
+            Ok(())
+        } else {
+            self.catch_up_search().map(|_| ())
+        }
+    }
+
+    /// Events stored and not yet indexed for search (says and actions among them, and others
+    /// the indexer passes over).
+    pub fn search_lag(&self) -> u64 {
+        u64::try_from(self.next_id - 1 - self.indexed).unwrap_or(0)
+    }
+
+    /// Whether an index step is due: [`INDEX_BATCH`] events wait, or the oldest has waited
+    /// [`INDEX_LAG`].
+    pub fn index_due(&self) -> bool {
+        self.index_wait() == Some(Duration::ZERO)
+    }
+
+    /// How long until an index step is due; `None` when nothing waits.
+    pub(crate) fn index_wait(&self) -> Option<Duration> {
+        if self.search_lag() == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let retry = self.index_after.map(|t| t.saturating_duration_since(now));
+        if retry.is_some_and(|d| !d.is_zero()) {
+            return retry;
+        }
+        if self.search_lag() >= INDEX_BATCH as u64 {
+            return Some(Duration::ZERO);
+        }
+        let since = self.unindexed_since.unwrap_or(now);
+        Some(INDEX_LAG.saturating_sub(now.saturating_duration_since(since)))
+    }
+
+    /// Every event stored is indexed now.
+    pub(super) fn search_caught_up(&mut self) {
+        self.indexed = self.next_id - 1;
+        self.unindexed_since = None;
+        self.index_after = None;
+    }
+
+    /// Indexes for search every chat line stored and not indexed yet, in one transaction.
+    /// Returns the events looked at. On failure nothing changes, and no index step is due for
+    /// [`INDEX_LAG`] (searches still try).
+    pub fn catch_up_search(&mut self) -> Result<u64, WriteError> {
+        let behind = self.search_lag();
+        if behind == 0 {
+            return Ok(0);
+        }
+        let upto = self.next_id - 1;
+        let indexed = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            index_range(&tx, self.indexed, upto)?;
+            tx.commit()
+        })();
+        match indexed {
+            Ok(()) => {
+                self.search_caught_up();
+                Ok(behind)
+            }
+            Err(e) => {
+                self.index_after = Some(Instant::now() + INDEX_LAG);
+                Err(WriteError::from_sqlite(e))
+            }
+        }
     }
 
     /// The database file.
@@ -98,6 +222,10 @@ impl SqliteStore {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
             self.next_id = next_id;
+        } else if !self.defer_search {
+            self.indexed = self.next_id - 1;
+        } else if self.next_id > next_id && self.unindexed_since.is_none() {
+            self.unindexed_since = Some(Instant::now());
         }
         applied
     }
@@ -110,20 +238,24 @@ impl SqliteStore {
         let mut meta = RoomMeta::default();
         // Consecutive room events are inserted together, a few rows per statement.
         let mut events: Vec<&RoomEvent> = Vec::new();
-        // Search rows go in last, one per statement: FTS5 writes its pending words out as a new
-        // index segment whenever a statement opens a savepoint while it is in the transaction
-        // (a multi-row insert, or an insert that may abort half done), so interleaved with the
-        // events it would write a segment per statement (and merge them all later); last, it
-        // writes one per transaction.
-        let mut search = Vec::new();
-        for batch in group {
-            for write in &batch.writes {
+        let last_ids = last_id_writes(group);
+        for (b, batch) in group.iter().enumerate() {
+            for (w, write) in batch.writes.iter().enumerate() {
                 if let Write::Event(ev) = write {
                     events.push(ev);
                     continue;
                 }
+                if let Write::SessionLastId { token, .. } = write
+                    && last_ids
+                        .as_ref()
+                        .is_some_and(|l| l.get(token) != Some(&(b, w)))
+                {
+                    // A later write of this session's last id in the group sets the same two
+                    // columns (or finds the session gone): this one would change nothing.
+                    continue;
+                }
                 if !events.is_empty() {
-                    let ctx = (&mut self.rooms, &mut self.next_id, &mut meta, &mut search);
+                    let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
                     insert_events(&tx, ctx, &events)?;
                     events.clear();
                 }
@@ -131,12 +263,15 @@ impl SqliteStore {
             }
         }
         if !events.is_empty() {
-            let ctx = (&mut self.rooms, &mut self.next_id, &mut meta, &mut search);
+            let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
             insert_events(&tx, ctx, &events)?;
         }
         meta.store(&tx)?;
-        for (id, text, room) in search {
-            insert_search(&tx, id, text, room)?;
+        if !self.defer_search && self.next_id - 1 > self.indexed {
+            // Last: FTS5 writes its pending words out as a new index segment whenever a
+            // statement opens a savepoint while it is in the transaction, so interleaved with
+            // the events it would write a segment per statement; last, one per transaction.
+            index_range(&tx, self.indexed, self.next_id - 1).map_err(WriteError::from_sqlite)?;
         }
         tx.commit().map_err(WriteError::from_sqlite)
     }
@@ -163,6 +298,24 @@ pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
         .map_err(WriteError::from_sqlite)
 }
 
+/// Where in `group` (batch, write) each session's last [`Write::SessionLastId`] is, when the
+/// group has several batches (the hub writes a session's last id once per batch, so a group
+/// of many batches from the same senders repeats them). `None` for one batch.
+fn last_id_writes(group: &[Batch]) -> Option<HashMap<&TokenHash, (usize, usize)>> {
+    if group.len() < 2 {
+        return None;
+    }
+    let mut last = HashMap::new();
+    for (b, batch) in group.iter().enumerate() {
+        for (w, write) in batch.writes.iter().enumerate() {
+            if let Write::SessionLastId { token, .. } = write {
+                last.insert(token, (b, w));
+            }
+        }
+    }
+    Some(last)
+}
+
 /// Applies one write inside the open transaction `tx`.
 fn apply(
     tx: &Connection,
@@ -173,13 +326,7 @@ fn apply(
 ) -> Result<(), WriteError> {
     let sql = WriteError::from_sqlite;
     match write {
-        Write::Event(ev) => {
-            let mut search = Vec::new();
-            insert_events(tx, (rooms, next_id, meta, &mut search), &[ev])?;
-            for (id, text, room) in search {
-                insert_search(tx, id, text, room)?;
-            }
-        }
+        Write::Event(ev) => insert_events(tx, (rooms, next_id, meta), &[ev])?,
         Write::Session(s) => upsert_session(tx, s)?,
         Write::SessionLastId {
             token,
@@ -255,16 +402,11 @@ fn multi_sql() -> &'static [String; CHUNKS.len()] {
     })
 }
 
-/// A search row to insert: the event's id, its text, its room's id.
-type SearchRow<'a> = (i64, Option<&'a str>, i64);
-
-/// What inserting events updates: room ids, the next event id, the rooms' metadata, and the
-/// search rows still to insert.
-type EventCtx<'c, 'a> = (
+/// What inserting events updates: room ids, the next event id, the rooms' metadata.
+type EventCtx<'c> = (
     &'c mut HashMap<RoomName, i64>,
     &'c mut i64,
     &'c mut RoomMeta,
-    &'c mut Vec<SearchRow<'a>>,
 );
 
 /// An event as its `events` row.
@@ -279,12 +421,12 @@ struct EventRow<'a> {
     text: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Inserts `events` (in this order, with the next ids); their search rows are added to the
-/// context's, to insert at the end of the transaction.
-fn insert_events<'a>(
+/// Inserts `events` (in this order, with the next ids); indexing them for search is the
+/// caller's.
+fn insert_events(
     tx: &Connection,
-    (rooms, next_id, meta, search): EventCtx<'_, 'a>,
-    events: &[&'a RoomEvent],
+    (rooms, next_id, meta): EventCtx<'_>,
+    events: &[&RoomEvent],
 ) -> Result<(), WriteError> {
     let mut rows = Vec::with_capacity(events.len());
     for ev in events {
@@ -315,16 +457,6 @@ fn insert_events<'a>(
         let (chunk, tail) = rest.split_at(CHUNKS[at]);
         insert_chunk(tx, &sql[at], chunk)?;
         rest = tail;
-    }
-    for r in rows {
-        if codec::searchable(r.kind) {
-            // Says and actions carry their text borrowed (see `codec::columns`).
-            let text = match r.text {
-                Some(std::borrow::Cow::Borrowed(t)) => Some(t),
-                _ => None,
-            };
-            search.push((r.id, text, r.room));
-        }
     }
     Ok(())
 }
@@ -362,17 +494,16 @@ fn insert_chunk(
     }
 }
 
-/// The search row of a say or action.
-fn insert_search(
-    tx: &Connection,
-    id: i64,
-    text: Option<&str>,
-    room: i64,
-) -> Result<(), WriteError> {
-    tx.prepare_cached("INSERT INTO events_fts (rowid, text, room) VALUES (?1, ?2, ?3)")
-        .and_then(|mut st| st.execute(params![id, text, room]))
-        .map(|_| ())
-        .map_err(WriteError::from_sqlite)
+/// Indexes for search the chat lines with an event id in `after < id <= upto`, and says so in
+/// `search_state`, inside the open transaction `tx`. One statement, so FTS5 writes one index
+/// segment for all of them (it writes its pending words out whenever a statement opens a
+/// savepoint; `search_state` is updated first for that reason).
+pub(super) fn index_range(tx: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE search_state SET indexed = ?1")?
+        .execute([upto])?;
+    tx.prepare_cached(INDEX_RANGE_SQL)?
+        .execute(params![after, upto])?;
+    Ok(())
 }
 
 /// One event's row alone (its search row is the caller's).
