@@ -20,6 +20,8 @@
 
 mod names;
 mod node;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 
 pub use names::{nick_key, room_stream, room_subject};
 pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};

@@ -9,107 +9,14 @@ mod support;
 use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use natter_core::{RoomName, Seq};
 use natter_server::{Server, ServerConfig, start};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{BinClient, Got, TextClient, room, spawn_server};
 
 /// How long anything in these tests may take.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A nats-server with JetStream on a free port of 127.0.0.1, storing in a directory of its own.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        // A free port: bound by the OS, then let go for nats-server to take.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut nats = Nats {
-            child: None,
-            port,
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        };
-        nats.run();
-        nats
-    }
-
-    fn bin() -> PathBuf {
-        // Debian installs it in /usr/sbin, which is not on every user's PATH.
-        let sbin = PathBuf::from("/usr/sbin/nats-server");
-        if sbin.exists() {
-            sbin
-        } else {
-            PathBuf::from("nats-server")
-        }
-    }
-
-    /// Starts (or starts again) the server, and waits until it accepts connections.
-    fn run(&mut self) {
-        let child = Command::new(Self::bin())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server runs (cargo xtask test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Stops the server (SIGTERM to its pid) and waits for it to exit.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + WAIT;
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn url(&self) -> String {
-        format!("nats://{}", self.addr())
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use natter_cluster::test_server::NatsServer as Nats;
 
 /// A natter-server node in this process, in the cluster at `nats`.
 async fn node(nats: &Nats) -> Server {

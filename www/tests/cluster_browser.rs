@@ -14,8 +14,8 @@ mod common;
 
 use common::*;
 use fantoccini::Client as Browser;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -25,63 +25,7 @@ use tokio::time::timeout;
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
-/// A nats-server with JetStream on a free port of 127.0.0.1, storing in a directory of its own.
-struct Nats {
-    child: std::process::Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        // A free port: bound by the OS, then let go for nats-server to take.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = TempDir::new("natter-nats");
-        // Debian installs it in /usr/sbin, which is not on every user's PATH.
-        let sbin = Path::new("/usr/sbin/nats-server");
-        let bin = if sbin.exists() {
-            sbin.to_path_buf()
-        } else {
-            PathBuf::from("nats-server")
-        };
-        let child = std::process::Command::new(bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&dir.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server runs (cargo xtask test installs it)");
-        let nats = Nats {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = std::time::Instant::now() + STEP;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nats-server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        nats
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use natter_cluster::test_server::NatsServer as Nats;
 
 /// A natter-server node process in the cluster (killed on drop).
 struct Node {

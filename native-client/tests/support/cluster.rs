@@ -4,72 +4,17 @@
 //! process is stopped by its own pid when its handle is dropped.
 
 use super::WAIT;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// A nats-server with JetStream on 127.0.0.1, storing in a directory of its own.
-pub struct Nats {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+pub use natter_cluster::test_server::NatsServer as Nats;
 
-impl Nats {
-    pub fn start() -> Nats {
-        // A free port: bound by the OS, then let go for nats-server to take.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        // Debian installs it in /usr/sbin, which is not on every user's PATH.
-        let sbin = PathBuf::from("/usr/sbin/nats-server");
-        let bin = if sbin.exists() {
-            sbin
-        } else {
-            PathBuf::from("nats-server")
-        };
-        let child = std::process::Command::new(bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server runs (cargo xtask test installs it)");
-        let nats = Nats {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        nats
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The natter-server binary: the one cargo built beside this test if it is there, else built
-/// in a target directory of its own (the outer `cargo test` holds the lock on the usual one).
 pub async fn natter_server_bin() -> PathBuf {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
