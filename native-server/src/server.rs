@@ -30,11 +30,6 @@ const HUB_QUEUE: usize = 1024;
 
 /// Pause after a failed accept (typically out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Connections the kernel completes and keeps for `accept` per listener (capped by
-/// `net.core.somaxconn`, 4,096 by default). tokio's `bind` asks for 1,024: in a storm of
-/// thousands of connects at once the rest of their SYNs are dropped, and each such client waits
-/// for its SYN's retransmission, 1 s and then 3 s later, however idle the server is.
-const LISTEN_BACKLOG: u32 = 4096;
 
 /// Sockets open at once, at most. The hub turns away connections past its own limits in words
 /// (error line or frame), which needs the socket accepted; this cap is the file-descriptor
@@ -123,7 +118,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         .chain(tls_doors(Door::Irc, &config.irc_tls_listen));
     let mut listeners = Vec::new();
     for (door, addr) in doors {
-        let l = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let l = natter_ops::listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = l
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -444,18 +439,4 @@ fn reap(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         error!(error = %e, "connection task failed");
     }
-}
-
-/// A listener on `addr` as tokio's `bind` makes it (address reuse on Unix), with a backlog of
-/// [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
 }

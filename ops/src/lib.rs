@@ -6,15 +6,18 @@
 //!   binary supplies), over hyper, with its own small limits;
 //! - [`histogram`]: a latency histogram of atomics, for hot paths where prometheus-client's own
 //!   histogram (a mutex per observation) would cost too much;
-//! - [`logging`]: `--log-format text|json` for tracing.
+//! - [`logging`]: `--log-format text|json` for tracing;
+//! - [`listen`]: the doors' listening sockets, with a backlog for connection storms.
 #![warn(missing_docs)]
 
 pub mod endpoint;
 pub mod histogram;
+pub mod listen;
 pub mod logging;
 
 pub use endpoint::{Endpoint, ReadyCheck};
 pub use histogram::AtomicHistogram;
+pub use listen::listen;
 pub use logging::LogFormat;
 
 /// Why the operations side could not start.

@@ -325,12 +325,10 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         }),
         None => None,
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| BridgeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = natter_ops::listen(config.listen).map_err(|source| BridgeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let local_addr = listener.local_addr().map_err(|source| BridgeError::Bind {
         addr: config.listen,
         source,
