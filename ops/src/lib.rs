@@ -7,7 +7,7 @@
 //! - [`histogram`]: a latency histogram of atomics, for hot paths where prometheus-client's own
 //!   histogram (a mutex per observation) would cost too much;
 //! - [`logging`]: `--log-format text|json` for tracing;
-//! - [`listen`]: the doors' listening sockets, with a backlog for connection storms.
+//! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms.
 #![warn(missing_docs)]
 
 pub mod endpoint;
