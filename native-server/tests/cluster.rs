@@ -335,6 +335,21 @@ fn sorted(members: &[natter_core::Nick]) -> Vec<String> {
     names
 }
 
+/// `c` asks `r`'s member list (`Who`): its nicks, sorted.
+async fn who(c: &mut BinClient, r: &RoomName) -> Vec<String> {
+    c.send(&ClientMsg::Who { room: r.clone() }).await;
+    let got = c
+        .expect(
+            |m| matches!(m, ServerMsg::Members { .. }),
+            "the member list",
+        )
+        .await;
+    let ServerMsg::Members { members, .. } = got else {
+        unreachable!()
+    };
+    sorted(&members)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
     let nats = Nats::start();
@@ -389,17 +404,7 @@ async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
             "carol's join",
         )
         .await;
-    alice.send(&ClientMsg::Who { room: r.clone() }).await;
-    let who = alice
-        .expect(
-            |m| matches!(m, ServerMsg::Members { .. }),
-            "the member list",
-        )
-        .await;
-    let ServerMsg::Members { members, .. } = who else {
-        unreachable!()
-    };
-    assert_eq!(sorted(&members), ["alice", "bob", "carol"]);
+    assert_eq!(who(&mut alice, &r).await, ["alice", "bob", "carol"]);
 
     // Alice's node dies without a word: once its lease runs out, she leaves every list, once.
     doomed.start_kill().expect("SIGKILL the node");
@@ -420,17 +425,7 @@ async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
     carol.send("NAMES #r").await;
     let names = carol.expect_has(" 353 carol ").await;
     assert!(!names.contains("alice"), "{names}");
-    bob.send(&ClientMsg::Who { room: r.clone() }).await;
-    let who = bob
-        .expect(
-            |m| matches!(m, ServerMsg::Members { .. }),
-            "the member list",
-        )
-        .await;
-    let ServerMsg::Members { members, .. } = who else {
-        unreachable!()
-    };
-    assert_eq!(sorted(&members), ["bob", "carol"]);
+    assert_eq!(who(&mut bob, &r).await, ["bob", "carol"]);
     let more_quits = bob
         .msgs_for(Duration::from_millis(1_500))
         .await
@@ -633,17 +628,7 @@ async fn a_session_moves_to_another_node_while_its_first_node_lives() {
             "alice's join from node 1",
         )
         .await;
-    carol.send(&ClientMsg::Who { room: r.clone() }).await;
-    let who = carol
-        .expect(
-            |m| matches!(m, ServerMsg::Members { .. }),
-            "the member list",
-        )
-        .await;
-    let ServerMsg::Members { members, .. } = who else {
-        unreachable!()
-    };
-    assert_eq!(sorted(&members), ["alice", "carol"]);
+    assert_eq!(who(&mut carol, &r).await, ["alice", "carol"]);
     alice.say("#r", "moved").await;
     let heard = lines_of(&mut carol, &r, 1).await;
     assert_eq!(heard[0].2, "moved");
