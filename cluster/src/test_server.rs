@@ -1,9 +1,10 @@
 //! A real nats-server with JetStream for tests (feature `test-server`): on a free port of
 //! 127.0.0.1, storing in a temporary directory of its own, stopped by its pid (never its
-//! process group) when dropped. `cargo xtask test` installs Debian's `nats-server`.
+//! process group) when dropped; and natter-server nodes joined to it, as processes.
+//! `cargo xtask test` installs Debian's `nats-server`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -111,5 +112,73 @@ impl Drop for NatsServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A natter-server node process joined to a [`NatsServer`] (memory-only, on a free port of
+/// 127.0.0.1), killed when dropped; a test can `kill -9` it with [`NodeProcess::kill`].
+pub struct NodeProcess {
+    child: tokio::process::Child,
+    /// natter's door.
+    pub addr: SocketAddr,
+}
+
+impl NodeProcess {
+    /// Starts `bin` (a built natter-server) with `envs` set, in the cluster at `nats`; returns
+    /// once it listens.
+    ///
+    /// # Panics
+    /// If the node does not start or listen in time.
+    pub async fn start(bin: &Path, nats: &NatsServer, envs: &[(&str, &str)]) -> NodeProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--cluster", &nats.url()])
+            .env("RUST_LOG", "info")
+            .env_remove("NATTER_LISTEN")
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_DATA_DIR")
+            .env_remove("NATTER_CLUSTER")
+            .env("NATTER_EPHEMERAL", "true")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("natter-server starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut log = tokio::io::BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(WAIT, async {
+            loop {
+                let line = log
+                    .next_line()
+                    .await
+                    .expect("read the node's log")
+                    .expect("the node exited before listening");
+                if line.contains("listening")
+                    && let Some(a) = line.split("addr=").nth(1)
+                {
+                    let a = a.split_whitespace().next().unwrap_or_default();
+                    return a.parse::<SocketAddr>().expect("an address in the log line");
+                }
+            }
+        })
+        .await
+        .expect("the node listens in time");
+        // The rest of the log is read and dropped, so the node never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+        NodeProcess { child, addr }
+    }
+
+    /// `kill -9`: the node dies at once, without a word to anyone.
+    ///
+    /// # Panics
+    /// If it does not exit in time.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL the node");
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the killed node exits")
+            .expect("wait for the node");
     }
 }

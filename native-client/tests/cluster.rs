@@ -51,7 +51,7 @@ async fn three_nodes(nats: &Nats) -> Vec<Node> {
     let bin = natter_server_bin().await;
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(Node::start(&bin, nats).await);
+        nodes.push(Node::start(&bin, nats, &[]).await);
     }
     nodes
 }

@@ -18,71 +18,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
-use natter_cluster::test_server::NatsServer as Nats;
-
-/// A natter-server node process in the cluster (killed on drop).
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    async fn start(bin: &Path, nats: &Nats) -> Node {
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--cluster", &nats.url()])
-            .env("RUST_LOG", "info")
-            .env_remove("NATTER_LISTEN")
-            .env_remove("NATTER_CONFIG")
-            .env_remove("NATTER_DATA_DIR")
-            .env_remove("NATTER_CLUSTER")
-            .env("NATTER_EPHEMERAL", "true")
-            // The bridge's (`BridgeConfig::local_test`): it names each browser's address.
-            .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("natter-server starts");
-        let mut log = tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let addr = timeout(STEP, async {
-            loop {
-                let line = log
-                    .next_line()
-                    .await
-                    .expect("read the node's log")
-                    .expect("the node exited before listening");
-                if line.contains("listening")
-                    && let Some(a) = line.split("addr=").nth(1)
-                {
-                    let a = a.split_whitespace().next().unwrap_or_default();
-                    return a.parse::<SocketAddr>().expect("an address in the log line");
-                }
-            }
-        })
-        .await
-        .expect("the node listens in time");
-        // The rest of the log is read and dropped, so the node never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
-        Node { child, addr }
-    }
-
-    /// `kill -9`.
-    async fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL the node");
-        timeout(STEP, self.child.wait())
-            .await
-            .expect("the killed node exits")
-            .expect("wait for the node");
-    }
-}
+use natter_cluster::test_server::{NatsServer as Nats, NodeProcess as Node};
 
 /// A person on `nc`, renamed to `nick`, in `#lobby` (where text users start).
 async fn nc(addr: SocketAddr, nick: &str) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
@@ -155,7 +98,9 @@ async fn the_page_cli_and_nc_on_three_nodes_and_the_pages_node_killed() {
     let bin = workspace_bin("natter-server").await;
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(Node::start(&bin, &nats).await);
+        // The bridge's secret (`BridgeConfig::local_test`): it names each browser's address.
+        let secret = ("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET);
+        nodes.push(Node::start(&bin, &nats, &[secret]).await);
     }
     // The bridge knows all three nodes, the page's node first.
     let mut bc = natter_bridge::BridgeConfig::local_test(nodes[0].addr, www);

@@ -6,14 +6,14 @@
 use super::WAIT;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::mpsc;
 
-pub use natter_cluster::test_server::NatsServer as Nats;
+#[allow(unused_imports)] // Not every test binary that has this module starts a cluster.
+pub use natter_cluster::test_server::{NatsServer as Nats, NodeProcess as Node};
 
 pub async fn natter_server_bin() -> PathBuf {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -45,62 +45,6 @@ pub async fn natter_server_bin() -> PathBuf {
     .expect("cargo runs");
     assert!(status.success(), "cargo build -p natter-server failed");
     own.join("debug/natter-server")
-}
-
-/// A natter-server node process in the cluster.
-pub struct Node {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Node {
-    /// Starts a node on a free loopback port, joined to `nats`; returns once it listens.
-    pub async fn start(bin: &PathBuf, nats: &Nats) -> Node {
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--cluster", &nats.url()])
-            .env("RUST_LOG", "info")
-            .env_remove("NATTER_LISTEN")
-            .env_remove("NATTER_CONFIG")
-            .env_remove("NATTER_DATA_DIR")
-            .env_remove("NATTER_CLUSTER")
-            .env("NATTER_EPHEMERAL", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("natter-server starts");
-        let mut log = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let addr = tokio::time::timeout(WAIT, async {
-            loop {
-                let line = log
-                    .next_line()
-                    .await
-                    .expect("read the node's log")
-                    .expect("the node exited before listening");
-                if line.contains("listening")
-                    && let Some(a) = line.split("addr=").nth(1)
-                {
-                    let a = a.split_whitespace().next().unwrap_or_default();
-                    return a.parse::<SocketAddr>().expect("an address in the log line");
-                }
-            }
-        })
-        .await
-        .expect("the node listens in time");
-        // The rest of the log is read and dropped, so the node never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
-        Node { child, addr }
-    }
-
-    /// `kill -9`: the node dies at once, without a word to anyone.
-    pub async fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL the node");
-        tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("the killed node exits")
-            .expect("wait for the node");
-    }
 }
 
 /// A person on `nc`: lines in, lines out.
