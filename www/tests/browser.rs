@@ -347,20 +347,7 @@ async fn scenario(
         .expect("open the page");
 
     // The nick prompt refuses a bad nick with core's reason, then accepts a good one.
-    let nick_input = b
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Id("nick-input"))
-        .await
-        .expect("the nick prompt");
-    wait_for!(
-        "the wasm to load and the prompt to open",
-        STEP,
-        js(b, "return document.getElementById('nick-dialog').open;")
-            .await
-            .as_bool()
-            .filter(|open| *open)
-    );
+    let nick_input = nick_prompt(b).await;
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("9lives").await.expect("type a nick");
     b.find(Locator::Id("nick-go"))
@@ -1203,17 +1190,7 @@ async fn accounts_scenario(
         .await
         .expect("page loads in time")
         .expect("open the page");
-    let nick_input = b
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Id("nick-input"))
-        .await
-        .expect("the nick prompt");
-    wait_for!(
-        "the prompt to open",
-        STEP,
-        dialog_open(b).await.then_some(())
-    );
+    let nick_input = nick_prompt(b).await;
 
     // A password the server would refuse is refused in the dialog, by the server's rule.
     nick_input.clear().await.expect("clear the nick");
@@ -1574,17 +1551,7 @@ async fn moderation_scenario(
         .await
         .expect("page loads in time")
         .expect("open the page");
-    let nick_input = b
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Id("nick-input"))
-        .await
-        .expect("the nick prompt");
-    wait_for!(
-        "the prompt to open",
-        STEP,
-        dialog_open(b).await.then_some(())
-    );
+    let nick_input = nick_prompt(b).await;
     // The founder registers an account in the dialog, then a room with a typed command.
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("fern").await.expect("type a nick");
