@@ -503,12 +503,13 @@ impl Hub {
         let Some(cl) = self.cluster.as_mut() else {
             return Some(req);
         };
-        if !joining(cl, conn) {
+        if !waiting(cl, conn) {
             return Some(req);
         }
         let queue = cl.deferred.entry(conn).or_default();
         if queue.len() >= max {
-            let detail = "too many commands wait for your join; this one was dropped".to_owned();
+            let detail =
+                "too many commands wait for your join or nick; this one was dropped".to_owned();
             self.error(conn, ErrorKind::Flood, Re::Conn, detail);
             return None;
         }
@@ -522,7 +523,7 @@ impl Hub {
             let Some(cl) = self.cluster.as_mut() else {
                 return;
             };
-            if joining(cl, conn) {
+            if waiting(cl, conn) {
                 return;
             }
             let Some(queue) = cl.deferred.get_mut(&conn) else {
@@ -966,6 +967,9 @@ impl Hub {
             if granted {
                 self.cluster_release(&nick);
             }
+            if matches!(claiming, Claiming::Change { .. }) && !gone {
+                self.run_deferred(conn, now);
+            }
             return;
         }
         match (claiming, granted) {
@@ -1003,10 +1007,12 @@ impl Hub {
                 self.with_grant(conn, &nick, |hub| {
                     hub.change_nick(conn, uid, nick.clone(), now)
                 });
+                self.run_deferred(conn, now);
             }
             (Claiming::Change { .. }, false) => {
                 let detail = format!("the nick {nick} is taken");
                 self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                self.run_deferred(conn, now);
             }
             (
                 Claiming::Resume {
@@ -1041,6 +1047,7 @@ impl Hub {
             Claiming::Change { conn, .. } => {
                 let detail = format!("{why}; your nick is unchanged");
                 self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+                self.run_deferred(conn, now);
             }
             Claiming::Resume {
                 conn, hello, held, ..
@@ -1167,6 +1174,16 @@ impl Hub {
 }
 
 /// Whether a join of `conn` is on its way.
+/// Whether `conn`'s requests wait: for its join's event, or for its nick change's claim (a
+/// single node does both at once, so what the client sent next must see them done).
+fn waiting(cl: &Cluster, conn: ConnId) -> bool {
+    joining(cl, conn)
+        || cl
+            .claims
+            .values()
+            .any(|(_, c)| matches!(c, Claiming::Change { conn: c, .. } if *c == conn))
+}
+
 fn joining(cl: &Cluster, conn: ConnId) -> bool {
     cl.published
         .values()
@@ -1646,6 +1663,38 @@ mod tests {
         );
         assert_eq!(net.owners.get("sam"), Some(&0));
         assert!(!net.owners.contains_key("sam_2"));
+    }
+
+    #[test]
+    fn what_follows_a_nick_change_waits_for_its_claim() {
+        let mut net = Net::new(1);
+        let a = net.hello(0, "guest");
+        net.pump();
+        net.welcomed(0, a);
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        net.recv(0, a);
+        // A rename and a line sent right behind it: the line goes out under the new nick, as
+        // on a single node, however long the cluster takes to grant the nick.
+        net.hold_claims = true;
+        let now = net.now;
+        for msg in [ClientMsg::Nick { nick: nick("erin") }, say(1, "first")] {
+            net.nodes[0]
+                .hub
+                .handle_bytes(a, &encode_frame(&msg).unwrap(), now);
+        }
+        net.pump();
+        assert!(events(&net.recv(0, a)).is_empty(), "nothing said yet");
+        for (i, id, n) in core::mem::take(&mut net.claims) {
+            net.answer(i, id, &n);
+        }
+        net.hold_claims = false;
+        net.pump();
+        let said: Vec<(u64, String, String)> = events(&net.recv(0, a))
+            .into_iter()
+            .filter(|e| e.2.contains("first"))
+            .collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!(said[0].1, "erin", "{said:?}");
     }
 
     #[test]
