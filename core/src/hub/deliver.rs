@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 /// Rooms of at least this many members keep a list of their attached connections
 /// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
-pub(super) const ATTACHED_LIST_MIN: usize = 128;
+pub(super) const ATTACHED_LIST_MIN: usize = 16;
 
 /// Who a broadcast leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
