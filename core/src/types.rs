@@ -183,11 +183,7 @@ impl Text {
         // Printable ASCII (most lines) is plain: checked a byte at a time, without decoding.
         let plain = s.bytes().all(|b| matches!(b, b' '..=b'~'))
             || s.chars().all(|c| class(c) == Class::Plain);
-        let clean = if !plain {
-            sanitize(&s)
-        } else {
-            s.into_owned()
-        };
+        let clean = if !plain { sanitize(&s) } else { s.into_owned() };
         if clean.trim().is_empty() {
             // Nothing but invisible characters.
             return Err(InvalidName::EmptyText);
