@@ -616,6 +616,8 @@ impl Hub {
         {
             u.rooms.insert(room.clone());
             if let Some(r) = self.rooms.get_mut(&room) {
+                // Big rooms' lists of attached connections are built again.
+                self.attach_gen += 1;
                 r.members.insert(uid);
             }
             self.session_changed(uid);
@@ -2009,6 +2011,58 @@ mod tests {
         );
         let text = irc(&mut net, b"WHOIS bob\r\n");
         assert!(text.contains(" 401 carol bob "), "{text}");
+    }
+
+    #[test]
+    fn a_room_big_enough_for_a_list_of_connections_reaches_every_member_joined_through_the_log() {
+        let mut net = Net::new(2);
+        let n = crate::hub::deliver::ATTACHED_LIST_MIN + 4;
+        let mut here = Vec::new();
+        for k in 0..n {
+            let c = net.hello(0, &format!("u{k}"));
+            net.pump();
+            net.welcomed(0, c);
+            here.push(c);
+        }
+        for (k, &c) in here.iter().enumerate() {
+            net.send(0, c, &ClientMsg::Join { room: room("#r") });
+            // From the list's size on, a line right after a join goes through the list.
+            net.send(0, c, &say(k as u64, "hello"));
+        }
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.welcomed(1, b);
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        for &c in &here {
+            net.recv(0, c);
+        }
+        net.send(1, b, &say(1, "to all"));
+        for &c in &here {
+            let got = net.recv(0, c);
+            assert!(
+                events(&got).iter().any(|(_, from, _)| from == "bob"),
+                "{c:?}: {got:?}"
+            );
+        }
+        // One leaves; the next line reaches the others and not it.
+        net.send(
+            0,
+            here[0],
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        net.recv(0, here[0]);
+        net.send(1, b, &say(2, "again"));
+        assert!(events(&net.recv(0, here[0])).is_empty());
+        for &c in &here[1..] {
+            assert_eq!(
+                events(&net.recv(0, c)).len(),
+                2,
+                "{c:?}: the part and the line"
+            );
+        }
     }
 
     #[test]
