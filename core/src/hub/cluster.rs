@@ -117,6 +117,70 @@ struct Published {
     rejoin: bool,
 }
 
+/// Publishes on their way to the log, by the hub's number, with how many joins of each
+/// connection are among them (asked before every request in a cluster: no scan).
+#[derive(Debug, Default)]
+struct InFlight {
+    by_id: BTreeMap<u64, Published>,
+    joins: BTreeMap<ConnId, usize>,
+}
+
+impl InFlight {
+    fn insert(&mut self, id: u64, p: Published) {
+        if let Some((c, _)) = p.join {
+            *self.joins.entry(c).or_default() += 1;
+        }
+        if let Some(old) = self.by_id.insert(id, p) {
+            forget_join(&mut self.joins, &old);
+        }
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Published> {
+        let p = self.by_id.remove(id)?;
+        forget_join(&mut self.joins, &p);
+        Some(p)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Published) -> bool) {
+        let joins = &mut self.joins;
+        self.by_id.retain(|_, p| {
+            let kept = keep(p);
+            if !kept {
+                forget_join(joins, p);
+            }
+            kept
+        });
+    }
+
+    /// Marks publish `id` as a session's rejoin.
+    fn set_rejoin(&mut self, id: u64) {
+        if let Some(p) = self.by_id.get_mut(&id) {
+            p.rejoin = true;
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Published> {
+        self.by_id.values()
+    }
+
+    /// Whether a join of `conn` is among them.
+    fn joining(&self, conn: ConnId) -> bool {
+        self.joins.contains_key(&conn)
+    }
+}
+
+fn forget_join(joins: &mut BTreeMap<ConnId, usize>, p: &Published) {
+    let Some((c, _)) = p.join else {
+        return;
+    };
+    if let Some(n) = joins.get_mut(&c) {
+        *n -= 1;
+        if *n == 0 {
+            joins.remove(&c);
+        }
+    }
+}
+
 /// What waits for a nick claim's answer.
 #[derive(Debug)]
 enum Claiming {
@@ -163,7 +227,7 @@ struct Resuming {
 pub(crate) struct Cluster {
     out: VecDeque<ClusterOut>,
     next: u64,
-    published: BTreeMap<u64, Published>,
+    published: InFlight,
     claims: BTreeMap<u64, (Nick, Claiming)>,
     /// Rooms followed.
     following: BTreeSet<RoomName>,
@@ -406,9 +470,7 @@ impl Hub {
                 None,
                 join,
             );
-            if let Some(p) = cl.published.get_mut(&no) {
-                p.rejoin = true;
-            }
+            cl.published.set_rejoin(no);
         }
         self.finish_resume(conn, now);
     }
@@ -557,7 +619,7 @@ impl Hub {
             return true;
         }
         if cl.following.remove(room) {
-            cl.published.retain(|_, p| p.room != *room);
+            cl.published.retain(|p| p.room != *room);
             cl.rosters.remove(room);
             cl.out.push_back(ClusterOut::Unfollow(room.clone()));
         }
@@ -1218,9 +1280,7 @@ fn waiting(cl: &Cluster, conn: ConnId) -> bool {
 }
 
 fn joining(cl: &Cluster, conn: ConnId) -> bool {
-    cl.published
-        .values()
-        .any(|p| p.join.is_some_and(|(c, _)| c == conn))
+    cl.published.joining(conn)
 }
 
 /// Queues `kind` in `room` for the log, following the room first if needed; returns the
