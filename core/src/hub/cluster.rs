@@ -186,7 +186,20 @@ pub(crate) struct Cluster {
     finding: BTreeMap<u64, Finding>,
     /// Resumes taken over from another node, by connection, while their rooms are joined.
     resuming: BTreeMap<ConnId, Resuming>,
+    /// Take-overs ([`ClusterOut::TakeOver`], by the hub's number) that found the nick free
+    /// rather than held by the session's node (its members were reaped meanwhile): the session
+    /// comes back with a visible `Join`, not a silent `Moved`.
+    reclaimed: BTreeSet<u64>,
+    /// Users whose session was taken over from another node: their lines the log holds from
+    /// there (read in the resume's replay or since), oldest first. A line the client sends
+    /// again (it had no acknowledgement when its node died) is acknowledged, not published
+    /// twice.
+    echoes: BTreeMap<UserId, VecDeque<(RoomName, EventKind)>>,
 }
+
+/// Lines kept per taken-over user to recognise its client's resends (a client keeps at most
+/// [`crate::limits::SESSION_MAX_PENDING`] unacknowledged).
+const MAX_ECHOES: usize = crate::limits::SESSION_MAX_PENDING;
 
 /// The members of one followed room that are on other nodes, as its log says: built from the
 /// log's membership events (`Join`, `Part`, `Quit`, `Kick`, `Nick`) from its first event on.
@@ -354,6 +367,7 @@ impl Hub {
         hello: Hello,
         record: SessionRecord,
         held: Vec<Request>,
+        visible: bool,
         now: Millis,
     ) {
         let uid = UserId(self.next_user);
@@ -386,6 +400,14 @@ impl Hub {
             return;
         };
         cl.resuming.insert(conn, Resuming { did, hello, held });
+        cl.echoes.insert(uid, VecDeque::new());
+        // The session moves here silently: for everyone it never left its rooms. Only if its
+        // members were reaped meanwhile (everyone saw it quit) does it join them again.
+        let kind = if visible {
+            EventKind::Join
+        } else {
+            EventKind::Moved
+        };
         for room in record.rooms {
             if !self.rooms.contains_key(&room) {
                 self.rooms.insert(room.clone(), super::room::Room::new());
@@ -399,7 +421,7 @@ impl Hub {
                 cl,
                 &room,
                 &record.nick,
-                EventKind::Join,
+                kind.clone(),
                 now,
                 skip,
                 None,
@@ -428,6 +450,7 @@ impl Hub {
             // The client left meanwhile: the session waits for it, detached, as it would have.
             return;
         }
+        self.note_replayed_echoes(r.did, &r.hello);
         self.resume(conn, r.did, &r.hello, now);
         for req in r.held {
             self.submit(conn, req, now);
@@ -454,6 +477,16 @@ impl Hub {
         let id = match kind {
             EventKind::Say { id, .. } | EventKind::Act { id, .. } if sender.is_some() => Some(*id),
             _ => None,
+        };
+        if let (Some(conn), Some(msg)) = (sender, id)
+            && self.resent_echo(conn, room, kind)
+        {
+            debug!(%conn, id = msg.0, "resent line the log holds already: acknowledged");
+            self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Ack { id: msg }));
+            return true;
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
         };
         publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
         true
@@ -591,8 +624,11 @@ impl Hub {
         if !self.rooms.contains_key(&event.room) {
             return;
         }
-        if mine.is_none() && event.kind == EventKind::Join {
+        if mine.is_none() && matches!(event.kind, EventKind::Join | EventKind::Moved) {
             self.moved_away(&event.room, &event.from, now);
+        }
+        if mine.is_none() {
+            self.note_echo(&event);
         }
         let joins_here = mine.as_ref().is_some_and(|p| p.join.is_some());
         self.apply_membership(&event, node, joins_here);
@@ -715,6 +751,7 @@ impl Hub {
                 | EventKind::Quit { .. }
                 | EventKind::Kick { .. }
                 | EventKind::Nick { .. }
+                | EventKind::Moved
         ) {
             // Lines, topics and modes: nothing for the roster (and nothing to look up).
             return;
@@ -742,10 +779,10 @@ impl Hub {
             entry.is_some_and(|(_, n)| node.is_empty() || n.is_empty() || n == node)
         };
         match &event.kind {
-            EventKind::Join if from_local => {
+            EventKind::Join | EventKind::Moved if from_local => {
                 roster.members.remove(&who);
             }
-            EventKind::Join => {
+            EventKind::Join | EventKind::Moved => {
                 roster
                     .members
                     .insert(who, (event.from.clone(), node.to_owned()));
@@ -820,6 +857,7 @@ impl Hub {
     /// node that is gone.
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
         self.now = self.now.max(now);
+        self.forget_gone_echoes();
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1053,7 +1091,13 @@ impl Hub {
                     ..
                 },
                 true,
-            ) => self.take_over_session(conn, hello, record, held, now),
+            ) => {
+                let visible = self
+                    .cluster
+                    .as_mut()
+                    .is_some_and(|cl| cl.reclaimed.remove(&id));
+                self.take_over_session(conn, hello, record, held, visible, now);
+            }
             (Claiming::Resume { hello, held, .. }, false) => {
                 self.session_not_found(Finding { conn, hello, held }, now);
             }
@@ -1200,6 +1244,106 @@ impl Hub {
     pub(super) fn cluster_release(&mut self, nick: &Nick) {
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Release(nick.clone()));
+        }
+    }
+}
+
+/// Taking sessions over from another node: silently, and without a line twice.
+impl Hub {
+    /// The answer to [`ClusterOut::TakeOver`] `id`: `granted` if this node holds the nick
+    /// now; `moved` if it took the nick from the node that had the session (its members are
+    /// still in their rooms for everyone: the session moves with a silent
+    /// [`EventKind::Moved`]), not if it found the nick free (the session's members were reaped
+    /// and everyone saw them quit: it joins its rooms again, visibly).
+    /// [`Hub::handle_claim`] answers as if `moved`.
+    pub fn handle_take_over(&mut self, id: u64, granted: bool, moved: bool, now: Millis) {
+        if let Some(cl) = self.cluster.as_mut()
+            && granted
+            && !moved
+        {
+            cl.reclaimed.insert(id);
+        }
+        self.handle_claim(id, granted, now);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.reclaimed.remove(&id);
+        }
+    }
+
+    /// A line from another node's log, by a user whose session this node took over: its
+    /// client may send it again (see [`Cluster::echoes`]).
+    fn note_echo(&mut self, event: &RoomEvent) {
+        if !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+            return;
+        }
+        let Some(&uid) = self.nicks.get(&event.from.folded()) else {
+            return;
+        };
+        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return;
+        };
+        if echoes.len() >= MAX_ECHOES {
+            echoes.pop_front();
+        }
+        echoes.push_back((event.room.clone(), event.kind.clone()));
+    }
+
+    /// Before a session taken over resumes: its lines in what the replay holds (events after
+    /// the seqs its client saw, read from the log while this node followed the room).
+    fn note_replayed_echoes(&mut self, did: DeviceId, hello: &Hello) {
+        let Some(uid) = self.devices.get(&did).map(|d| d.user) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.folded()) else {
+            return;
+        };
+        let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
+        let mut found = Vec::new();
+        for (room, after) in seen {
+            let Some(r) = self.rooms.get(room) else {
+                continue;
+            };
+            for ev in r.between(*after, r.last_seq).filter_map(|s| s.event()) {
+                let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
+                if line && ev.from.folded() == nick {
+                    found.push((ev.room, ev.kind));
+                }
+            }
+        }
+        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return;
+        };
+        for e in found {
+            if !echoes.contains(&e) {
+                if echoes.len() >= MAX_ECHOES {
+                    echoes.pop_front();
+                }
+                echoes.push_back(e);
+            }
+        }
+    }
+
+    /// Whether `kind` (a line `conn` sends in `room`) is one the log holds already from the
+    /// node that had its session: then it was stored before that node died, and its client,
+    /// which had no acknowledgement, sent it again. It is forgotten (acknowledged once).
+    fn resent_echo(&mut self, conn: ConnId, room: &RoomName, kind: &EventKind) -> bool {
+        let Some(uid) = self.user_of(conn) else {
+            return false;
+        };
+        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return false;
+        };
+        let Some(at) = echoes.iter().position(|(r, k)| r == room && k == kind) else {
+            return false;
+        };
+        echoes.remove(at);
+        true
+    }
+
+    /// Forgets the echoes of users no longer here.
+    fn forget_gone_echoes(&mut self) {
+        let users = &self.users;
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.echoes.retain(|uid, _| users.contains_key(uid));
         }
     }
 }
