@@ -522,7 +522,10 @@ async fn reap(
 /// deleted it) is reaped.
 async fn reap_nick(nicks_kv: &kv::Store, node: &str, nick: &Nick) -> Result<bool, String> {
     let key = nick_key(nick);
-    let entry = nicks_kv.entry(key.clone()).await.map_err(|e| e.to_string())?;
+    let entry = nicks_kv
+        .entry(key.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     match entry.filter(|e| e.operation == kv::Operation::Put) {
         None => Ok(true),
         Some(e) if e.value.as_ref() != node.as_bytes() => Ok(false),

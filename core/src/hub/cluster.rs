@@ -1459,6 +1459,8 @@ mod tests {
         reaped: BTreeSet<(String, RoomName)>,
         /// Resume sessions by token id.
         sessions: HashMap<u64, SessionRecord>,
+        /// Take-overs find the nick free (its members were reaped meanwhile).
+        takeover_free: bool,
         now: Millis,
     }
 
@@ -1491,6 +1493,7 @@ mod tests {
                 directs: HashMap::new(),
                 reaped: BTreeSet::new(),
                 sessions: HashMap::new(),
+                takeover_free: false,
                 now: Millis(1_000),
             }
         }
@@ -1563,7 +1566,8 @@ mod tests {
                 }
                 ClusterOut::TakeOver { id, nick } => {
                     self.owners.insert(nick.folded(), i);
-                    self.nodes[i].hub.handle_claim(id, true, now);
+                    let moved = !self.takeover_free;
+                    self.nodes[i].hub.handle_take_over(id, true, moved, now);
                 }
                 ClusterOut::Reap { node, room, nicks } => {
                     // The first node to ask does it; the others find it done.
@@ -2304,6 +2308,224 @@ mod tests {
             net.log[&room("#r")]
                 .iter()
                 .all(|e| !matches!(e.kind, EventKind::Quit { .. }))
+        );
+    }
+
+    /// Everything sent to connection `c` on node `i` so far, as text.
+    fn raw_text(net: &Net, i: usize, c: ConnId) -> String {
+        String::from_utf8_lossy(net.nodes[i].raw.get(&c).map_or(&[][..], |v| &v[..])).into_owned()
+    }
+
+    /// `alice` on node 0, carol (binary), dave (nc) and erin (IRC) on node 2, all in `#r`, and
+    /// bob on node 1 (in `#r` too if `bob_in_room`); returns (alice, bob, carol, dave, erin,
+    /// alice's token).
+    fn spread(
+        net: &mut Net,
+        bob_in_room: bool,
+    ) -> (
+        ConnId,
+        ConnId,
+        ConnId,
+        ConnId,
+        ConnId,
+        crate::types::ResumeToken,
+    ) {
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.welcomed(1, b);
+        net.welcomed(2, c);
+        let now = net.now;
+        let d = net.nodes[2].hub.accept(LOCAL, now).unwrap();
+        net.nodes[2].hub.handle_bytes(d, b"/nick dave\r\n", now);
+        let e = net.nodes[2]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        net.nodes[2]
+            .hub
+            .handle_bytes(e, b"NICK erin\r\nUSER erin 0 * :erin\r\n", now);
+        net.pump();
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        if bob_in_room {
+            net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        }
+        net.send(2, c, &ClientMsg::Join { room: room("#r") });
+        net.nodes[2].hub.handle_bytes(d, b"/join #r\r\n", now);
+        net.nodes[2].hub.handle_bytes(e, b"JOIN #r\r\n", now);
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.recv(i, x);
+        }
+        assert!(
+            raw_text(net, 2, d).contains("dave"),
+            "{}",
+            raw_text(net, 2, d)
+        );
+        assert!(
+            raw_text(net, 2, e).contains(" 366 erin #r "),
+            "{}",
+            raw_text(net, 2, e)
+        );
+        (a, b, c, d, e, token)
+    }
+
+    /// A hello resuming `token` on a new connection of node `i`, seen up to `seen` in `#r`.
+    fn resume_on(net: &mut Net, i: usize, token: &crate::types::ResumeToken, seen: u64) -> ConnId {
+        let now = net.now;
+        let x = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+        net.nodes[i].hub.handle_bytes(x, &MAGIC, now);
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token: token.clone(),
+                rooms: vec![(room("#r"), Seq(seen))],
+            }),
+        };
+        net.send(i, x, &hello);
+        x
+    }
+
+    #[test]
+    fn a_line_stored_before_its_node_died_and_sent_again_elsewhere_is_in_the_log_once() {
+        for bob_in_room in [true, false] {
+            let mut net = Net::new(3);
+            let (a, b, c, d, e, token) = spread(&mut net, bob_in_room);
+            net.send(0, a, &say(1, "acknowledged"));
+            let seen = events(&net.recv(0, a))[0].0;
+            // Node 0 dies right after the log stored alice's next line: she hears nothing.
+            net.nodes[0].following.clear();
+            net.send(0, a, &say(2, "in flight"));
+            assert!(events(&net.recv(0, a)).is_empty());
+            let at_carol = events(&net.recv(2, c));
+            assert_eq!(at_carol.len(), 2, "{at_carol:?}");
+            net.recv(1, b);
+            let before_dave = raw_text(&net, 2, d).len();
+            let before_erin = raw_text(&net, 2, e).len();
+            // Her client resumes on node 1 and sends the line again, with its id.
+            let x = resume_on(&mut net, 1, &token, seen);
+            let got = net.recv(1, x);
+            assert!(
+                matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+                "{got:?}"
+            );
+            let replayed: Vec<_> = events(&got)
+                .into_iter()
+                .filter(|l| l.2.contains("in flight"))
+                .collect();
+            assert_eq!(replayed.len(), 1, "{got:?}");
+            net.send(1, x, &say(2, "in flight"));
+            let got = net.recv(1, x);
+            assert_eq!(
+                got,
+                vec![ServerMsg::Ack { id: MsgId(2) }],
+                "acknowledged, not sent again"
+            );
+            let in_log = net.log[&room("#r")]
+                .iter()
+                .filter(|e| matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "in flight"))
+                .count();
+            assert_eq!(in_log, 1, "once in the log (and so in history)");
+            // Carol on node 2 got the move, and nothing else; dave (nc) and erin (IRC) nothing.
+            let moved = net.recv(2, c);
+            assert!(
+                matches!(
+                    moved.as_slice(),
+                    [ServerMsg::Event(RoomEvent {
+                        kind: EventKind::Moved,
+                        ..
+                    })]
+                ),
+                "{moved:?}"
+            );
+            assert_eq!(
+                raw_text(&net, 2, d).len(),
+                before_dave,
+                "{}",
+                raw_text(&net, 2, d)
+            );
+            assert_eq!(
+                raw_text(&net, 2, e).len(),
+                before_erin,
+                "{}",
+                raw_text(&net, 2, e)
+            );
+            if bob_in_room {
+                let at_bob = net.recv(1, b);
+                assert!(
+                    at_bob.iter().all(|m| matches!(
+                        m,
+                        ServerMsg::Event(RoomEvent {
+                            kind: EventKind::Moved,
+                            ..
+                        })
+                    )),
+                    "{at_bob:?}"
+                );
+            }
+            // Node 0's lease runs out: alice is not reaped (she is on node 1 now).
+            let alive = ["n1".to_owned(), "n2".to_owned()];
+            let now = net.now;
+            net.nodes[1].hub.handle_nodes(&alive, now);
+            net.nodes[2].hub.handle_nodes(&alive, now);
+            net.pump();
+            assert!(
+                net.log[&room("#r")]
+                    .iter()
+                    .all(|e| !matches!(e.kind, EventKind::Quit { .. } | EventKind::Join if e.seq.0 > seen)),
+                "{:?}",
+                net.log[&room("#r")]
+            );
+            let members: Vec<&str> = ["alice", "bob", "carol", "dave", "erin"]
+                .into_iter()
+                .filter(|n| bob_in_room || *n != "bob")
+                .collect();
+            assert_eq!(who(&mut net, 2, c), members);
+            // Her next line is new: published, heard once by everyone.
+            net.send(1, x, &say(3, "new"));
+            let at_carol = events(&net.recv(2, c));
+            assert_eq!(at_carol.len(), 1, "{at_carol:?}");
+            assert!(at_carol[0].2.contains("new"));
+            assert!(
+                raw_text(&net, 2, d).ends_with("<alice> new\r\n"),
+                "{}",
+                raw_text(&net, 2, d)
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_whose_members_were_reaped_joins_again_visibly() {
+        let mut net = Net::new(3);
+        let (a, _b, c, _d, _e, token) = spread(&mut net, true);
+        net.send(0, a, &say(1, "hi"));
+        let seen = events(&net.recv(0, a))[0].0;
+        net.nodes[0].following.clear();
+        // Node 0's lease ran out and alice was reaped before her client came back.
+        let alive = ["n1".to_owned(), "n2".to_owned()];
+        let now = net.now;
+        net.nodes[2].hub.handle_nodes(&alive, now);
+        net.pump();
+        assert_eq!(who(&mut net, 2, c), ["bob", "carol", "dave", "erin"]);
+        net.recv(2, c);
+        net.takeover_free = true;
+        let x = resume_on(&mut net, 1, &token, seen);
+        assert!(matches!(
+            net.recv(1, x).first(),
+            Some(ServerMsg::Welcome { resumed: true, .. })
+        ));
+        let got = events(&net.recv(2, c));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].1.as_str(), got[0].2.as_str()), ("alice", "Join"));
+        assert_eq!(
+            who(&mut net, 2, c),
+            ["alice", "bob", "carol", "dave", "erin"]
         );
     }
 }
