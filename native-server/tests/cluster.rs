@@ -835,7 +835,10 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
                 break;
             }
         }
-        assert!(!seen.iter().any(|m| join_or_quit_of(m, "alice")), "{seen:?}");
+        assert!(
+            !seen.iter().any(|m| join_or_quit_of(m, "alice")),
+            "{seen:?}"
+        );
         let in_flight = seen
             .iter()
             .filter(|m| line_in(m, &r).is_some_and(|l| l.2 == "in flight"))
@@ -854,14 +857,11 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
             "{l}"
         );
     }
-    assert_eq!(
-        who(&mut carol, &r).await,
-        {
-            let mut m = vec!["alice", "bob", "carol", &dave_nick, "erin"];
-            m.sort();
-            m
-        }
-    );
+    assert_eq!(who(&mut carol, &r).await, {
+        let mut m = vec!["alice", "bob", "carol", &dave_nick, "erin"];
+        m.sort();
+        m
+    });
     // In the room's history (read from the log by a node that starts following the room
     // now), every line once.
     let node3 = node(&nats).await;
@@ -874,7 +874,10 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
         })
         .await;
     let mut history = Vec::new();
-    while history.last().is_none_or(|l: &(Seq, String, String)| l.2 != "back") {
+    while history
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "back")
+    {
         history.extend(lines_of(&mut frank, &r, 1).await);
     }
     let texts: Vec<&str> = history.iter().map(|l| l.2.as_str()).collect();

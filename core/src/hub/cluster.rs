@@ -194,8 +194,13 @@ pub(crate) struct Cluster {
     /// there (read in the resume's replay or since), oldest first. A line the client sends
     /// again (it had no acknowledgement when its node died) is acknowledged, not published
     /// twice.
-    echoes: BTreeMap<UserId, VecDeque<(RoomName, EventKind)>>,
+    /// Kept from the take-over for [`ECHO_WINDOW`].
+    echoes: BTreeMap<UserId, (Millis, VecDeque<(RoomName, EventKind)>)>,
 }
+
+/// How long after a take-over the client's resends are looked for (it sends them right after
+/// its welcome; a minute covers a slow link and its pacing).
+const ECHO_WINDOW: Millis = Millis(60_000);
 
 /// Lines kept per taken-over user to recognise its client's resends (a client keeps at most
 /// [`crate::limits::SESSION_MAX_PENDING`] unacknowledged).
@@ -400,7 +405,7 @@ impl Hub {
             return;
         };
         cl.resuming.insert(conn, Resuming { did, hello, held });
-        cl.echoes.insert(uid, VecDeque::new());
+        cl.echoes.insert(uid, (now, VecDeque::new()));
         // The session moves here silently: for everyone it never left its rooms. Only if its
         // members were reaped meanwhile (everyone saw it quit) does it join them again.
         let kind = if visible {
@@ -1272,13 +1277,15 @@ impl Hub {
     /// A line from another node's log, by a user whose session this node took over: its
     /// client may send it again (see [`Cluster::echoes`]).
     fn note_echo(&mut self, event: &RoomEvent) {
-        if !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+        let none = self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty());
+        if none || !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+            // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
         let Some(&uid) = self.nicks.get(&event.from.folded()) else {
             return;
         };
-        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
             return;
         };
         if echoes.len() >= MAX_ECHOES {
@@ -1309,7 +1316,7 @@ impl Hub {
                 }
             }
         }
-        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
             return;
         };
         for e in found {
@@ -1326,10 +1333,13 @@ impl Hub {
     /// node that had its session: then it was stored before that node died, and its client,
     /// which had no acknowledgement, sent it again. It is forgotten (acknowledged once).
     fn resent_echo(&mut self, conn: ConnId, room: &RoomName, kind: &EventKind) -> bool {
+        if self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty()) {
+            return false;
+        }
         let Some(uid) = self.user_of(conn) else {
             return false;
         };
-        let Some(echoes) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
             return false;
         };
         let Some(at) = echoes.iter().position(|(r, k)| r == room && k == kind) else {
@@ -1339,11 +1349,12 @@ impl Hub {
         true
     }
 
-    /// Forgets the echoes of users no longer here.
+    /// Forgets the echoes of users no longer here, and those kept for [`ECHO_WINDOW`].
     fn forget_gone_echoes(&mut self) {
-        let users = &self.users;
+        let (users, now) = (&self.users, self.now);
         if let Some(cl) = self.cluster.as_mut() {
-            cl.echoes.retain(|uid, _| users.contains_key(uid));
+            cl.echoes
+                .retain(|uid, (since, _)| users.contains_key(uid) && now < *since + ECHO_WINDOW);
         }
     }
 }
