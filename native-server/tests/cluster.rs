@@ -717,15 +717,16 @@ fn join_or_quit_of(m: &ServerMsg, who: &str) -> bool {
 async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_once_silently() {
     let nats = Nats::start();
     let url = nats.url();
-    // The node to be killed lets its lease run out a second after it stops refreshing it, so
-    // the other nodes would reap its members during the test.
+    // The node to be killed lets its lease run out 2.5 s after it stops refreshing it (time
+    // enough for the resume on a loaded machine), so the other nodes would reap its members
+    // during the test.
     let args = [
         "--listen",
         "127.0.0.1:0",
         "--cluster",
         &url,
         "--cluster-lease-ms",
-        "1000",
+        "2500",
     ];
     let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
     let node1 = node(&nats).await;
@@ -811,7 +812,7 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
         "the resend is acknowledged: {got:?}"
     );
     // Node 0's lease runs out meanwhile: nobody is told alice joined or quit, on any door.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
     // Her client's ids go on from where they were (this test client's would start again).
     alice
         .send(&ClientMsg::Say {
