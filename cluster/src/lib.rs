@@ -20,7 +20,7 @@
 
 mod names;
 mod node;
-#[cfg(feature = "test-server")]
+#[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
 pub use names::{nick_key, room_stream, room_subject};

@@ -1455,4 +1455,31 @@ mod tests {
             .unwrap();
         assert!(p.take());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reap_and_a_take_over_of_one_nick_are_ordered_by_its_kv_entry() {
+        let nats = crate::test_server::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let cfg = ClusterConfig::new(vec![nats.url()]);
+        let kv = bucket(&js, &cfg, "nicks", Duration::ZERO).await.unwrap();
+        let alice = Nick::new("alice").unwrap();
+        let key = nick_key(&alice);
+        let held_by = async |kv: &kv::Store| kv.get(&key).await.unwrap();
+        // Node b took alice's session over from dead node a before a reaper looked: she moved,
+        // she is not reaped, and b keeps the nick.
+        kv.put(&key, Bytes::from_static(b"a")).await.unwrap();
+        assert_eq!(take_over(&kv, "b", &alice).await.unwrap(), (true, true));
+        assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
+        // A reaper came first: the nick is deleted before the quit; another room's reaper
+        // reaps her too; a take-over then finds the nick free (she joins again, visibly).
+        kv.put(&key, Bytes::from_static(b"a")).await.unwrap();
+        assert!(reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await, None);
+        assert!(reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(take_over(&kv, "b", &alice).await.unwrap(), (true, false));
+        assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
+    }
 }
