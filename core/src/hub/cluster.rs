@@ -1309,17 +1309,42 @@ impl Hub {
             let Some(r) = self.rooms.get(room) else {
                 continue;
             };
-            for ev in r.between(*after, r.last_seq).filter_map(|s| s.event()) {
-                let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
-                if line && ev.from.folded() == nick {
-                    found.push((ev.room, ev.kind));
-                }
-            }
+            found.extend(r.between(*after, r.last_seq).filter_map(|s| s.event()));
         }
+        self.add_echoes(uid, &nick, found);
+    }
+
+    /// A resume of device `did` replays `pages`, read from the log (what the ring lacked):
+    /// if its session was taken over, its lines there are noted as those above.
+    pub(super) fn cluster_note_page_echoes(
+        &mut self,
+        did: DeviceId,
+        pages: &[(RoomName, Vec<RoomEvent>)],
+    ) {
+        if pages.is_empty() || self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty()) {
+            return;
+        }
+        let Some(uid) = self.devices.get(&did).map(|d| d.user) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.folded()) else {
+            return;
+        };
+        let found = pages.iter().flat_map(|(_, page)| page.iter().cloned());
+        self.add_echoes(uid, &nick, found.collect());
+    }
+
+    /// Notes the lines by `nick` (folded) among `events` as `uid`'s echoes, if it has any.
+    fn add_echoes(&mut self, uid: UserId, nick: &str, events: Vec<RoomEvent>) {
         let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
             return;
         };
-        for e in found {
+        for ev in events {
+            let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
+            if !line || ev.from.folded() != nick {
+                continue;
+            }
+            let e = (ev.room, ev.kind);
             if !echoes.contains(&e) {
                 if echoes.len() >= MAX_ECHOES {
                     echoes.pop_front();
@@ -1477,10 +1502,16 @@ mod tests {
 
     impl Net {
         fn new(n: usize) -> Net {
+            Net::with_history(n, Config::default().history_len)
+        }
+
+        /// Nodes whose rings hold `history_len` events of a room.
+        fn with_history(n: usize, history_len: usize) -> Net {
             let nodes = (0..n)
                 .map(|i| {
                     let mut hub = Hub::new(Config {
                         secret_seed: [i as u8; 32],
+                        history_len,
                         ..Config::default()
                     });
                     hub.enable_cluster();
@@ -1523,6 +1554,10 @@ mod tests {
                         self.nodes[i].hub.handle_written(t.conn, n, self.now);
                     }
                     while self.nodes[i].hub.poll_event().is_some() {}
+                    while let Some((id, q)) = self.nodes[i].hub.poll_query() {
+                        busy = true;
+                        self.query(i, id, q);
+                    }
                     while let Some(o) = self.nodes[i].hub.poll_cluster() {
                         busy = true;
                         self.cluster(i, o);
@@ -1624,6 +1659,25 @@ mod tests {
                     self.nodes[j].hub.handle_direct_done(id, result, now);
                 }
             }
+        }
+
+        /// Answers a history read from the log, as natter-cluster does.
+        fn query(&mut self, i: usize, id: crate::persist::QueryId, q: crate::persist::Query) {
+            use crate::persist::{Answer, HistoryPage, Query};
+            let answer = match q {
+                Query::History(q) => {
+                    let log = self.log.get(&q.room).cloned().unwrap_or_default();
+                    let below: Vec<RoomEvent> =
+                        log.into_iter().filter(|e| e.seq < q.before).collect();
+                    let from = below.len().saturating_sub(q.limit);
+                    Answer::History(Ok(HistoryPage {
+                        at_start: from == 0,
+                        events: below[from..].to_vec(),
+                    }))
+                }
+                Query::Search(_) => Answer::Search(Err("no search".into())),
+            };
+            self.nodes[i].hub.handle_answer(id, answer, self.now);
         }
 
         /// Appends `event` (about a user of `node`) to its room's log and hands it to every
@@ -2538,5 +2592,45 @@ mod tests {
             who(&mut net, 2, c),
             ["alice", "bob", "carol", "dave", "erin"]
         );
+    }
+
+    #[test]
+    fn a_resent_line_is_recognised_in_what_the_resume_reads_from_the_log() {
+        let mut net = Net::with_history(2, 2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.welcomed(1, b);
+        for (i, c) in [(0, a), (1, b)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        net.send(0, a, &say(1, "acknowledged"));
+        let seen = events(&net.recv(0, a)).last().unwrap().0;
+        net.nodes[0].following.clear();
+        net.send(0, a, &say(2, "in flight"));
+        // Bob talks on: node 1's ring (two events) no longer holds alice's line.
+        for k in 1..=3 {
+            net.send(1, b, &say(k, "filler"));
+        }
+        let x = resume_on(&mut net, 1, &token, seen);
+        let got = net.recv(1, x);
+        let replayed: Vec<_> = events(&got)
+            .into_iter()
+            .filter(|l| l.2.contains("in flight"))
+            .collect();
+        assert_eq!(replayed.len(), 1, "{got:?}");
+        net.send(1, x, &say(2, "in flight"));
+        assert_eq!(net.recv(1, x), vec![ServerMsg::Ack { id: MsgId(2) }]);
+        let in_log = net.log[&room("#r")]
+            .iter()
+            .filter(
+                |e| matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "in flight"),
+            )
+            .count();
+        assert_eq!(in_log, 1);
     }
 }
