@@ -13,14 +13,15 @@
 //! - **Sessions.** A KV bucket (`<prefix>_sessions`) keeps each resume session's record under
 //!   its token id: the hash of the token's secret (never the token), the nick, the rooms. A
 //!   client whose node died resumes on any other node, which reads the record, takes the nick
-//!   over and joins the rooms again through their logs.
+//!   over and takes the rooms over through their logs (a `Moved` event each, which no client
+//!   shows).
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
 
 mod names;
 mod node;
-#[cfg(feature = "test-server")]
+#[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
 pub use names::{nick_key, room_stream, room_subject};

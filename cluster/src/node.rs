@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Header naming the node that published a membership event (join, part, quit, kick, nick):
+/// Header naming the node that published a membership event (join, part, quit, kick, nick, move):
 /// member lists count each member on its node. Other events carry no headers.
 const NODE_HEADER: &str = "Natter-Node";
 /// Header naming the node whose user an event is about, when not the publishing node's (the
@@ -141,6 +141,15 @@ pub enum ClusterIn {
         /// Why, in words for people.
         why: String,
     },
+    /// The answer to a [`ClusterOut::TakeOver`] (see [`Hub::handle_take_over`]).
+    TakenOver {
+        /// The hub's number for the claim.
+        id: u64,
+        /// Whether this node holds the nick now.
+        granted: bool,
+        /// Whether it was taken from the node that had it (not found free).
+        moved: bool,
+    },
 }
 
 impl ClusterIn {
@@ -161,6 +170,9 @@ impl ClusterIn {
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
             ClusterIn::RemoteDirect { token, dm } => hub.handle_remote_direct(token, dm, now),
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
+            ClusterIn::TakenOver { id, granted, moved } => {
+                hub.handle_take_over(id, granted, moved, now);
+            }
         }
     }
 }
@@ -475,6 +487,10 @@ async fn reap(
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
     let reason = natter_core::Text::new("lost with their server").ok();
     for nick in nicks {
+        if !reap_nick(nicks_kv, node, &nick).await? {
+            debug!(%nick, %node, "not reaped: its session went on on another node");
+            continue;
+        }
         let event = RoomEvent {
             room: room.clone(),
             seq: Seq(0),
@@ -495,6 +511,29 @@ async fn reap(
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Whether `nick`, a member on `node` (whose lease ran out), is to be reaped: not if another
+/// node holds the nick now (its session was taken over there: it moved, it did not quit). A
+/// nick still `node`'s is deleted (compare-and-swap on its revision) before its quit is
+/// published, so a take-over and a reap of the same member cannot both happen unseen: the one
+/// that comes second sees the other's write (a take-over then finds the nick free, and joins
+/// the rooms again visibly, after the quits). A nick nobody holds (another room's reaper
+/// deleted it) is reaped.
+async fn reap_nick(nicks_kv: &kv::Store, node: &str, nick: &Nick) -> Result<bool, String> {
+    let key = nick_key(nick);
+    let entry = nicks_kv
+        .entry(key.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    match entry.filter(|e| e.operation == kv::Operation::Put) {
+        None => Ok(true),
+        Some(e) if e.value.as_ref() != node.as_bytes() => Ok(false),
+        Some(e) => Ok(nicks_kv
+            .delete_expect_revision(&key, Some(e.revision))
+            .await
+            .is_ok()),
+    }
 }
 
 /// Unix milliseconds now.
@@ -860,7 +899,7 @@ impl Driver {
                     let (nicks, me, tx) = (self.nicks.clone(), self.id.clone(), self.tx.clone());
                     tokio::spawn(async move {
                         let _ = tx.send(match take_over(&nicks, &me, &nick).await {
-                            Ok(granted) => ClusterIn::Claimed { id, granted },
+                            Ok((granted, moved)) => ClusterIn::TakenOver { id, granted, moved },
                             Err(e) => {
                                 warn!(%nick, error = %e, "nick not taken over");
                                 let why = format!("the cluster is unavailable ({e})");
@@ -1084,7 +1123,7 @@ fn is_membership(kind: &natter_core::wire::EventKind) -> bool {
     use natter_core::wire::EventKind as K;
     matches!(
         kind,
-        K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. }
+        K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. } | K::Moved
     )
 }
 
@@ -1211,23 +1250,31 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
 
 /// Takes `nick` for node `me` whoever holds it (the hub proved the session holding it is the
 /// resuming client's): created if free, else replaced (compare-and-swap on the revision read).
-async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<bool, String> {
+/// `(granted, moved)`: `moved` if the nick was taken from a node (the session moves silently),
+/// not if it was free (a reaper took the session's members out of their rooms first: see
+/// [`reap`], which deletes the nick, compare-and-swap, before it publishes their quits).
+async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(bool, bool), String> {
     let key = nick_key(nick);
     for _ in 0..3 {
         let entry = nicks.entry(key.clone()).await.map_err(|e| e.to_string())?;
         let done = match entry.filter(|e| e.operation == kv::Operation::Put) {
-            Some(e) if e.value.as_ref() == me.as_bytes() => return Ok(true),
+            Some(e) if e.value.as_ref() == me.as_bytes() => return Ok((true, true)),
             Some(e) => nicks
                 .update(&key, Bytes::from(me.to_owned()), e.revision)
                 .await
-                .is_ok(),
-            None => nicks.create(&key, Bytes::from(me.to_owned())).await.is_ok(),
+                .is_ok()
+                .then_some(true),
+            None => nicks
+                .create(&key, Bytes::from(me.to_owned()))
+                .await
+                .is_ok()
+                .then_some(false),
         };
-        if done {
-            return Ok(true);
+        if let Some(moved) = done {
+            return Ok((true, moved));
         }
     }
-    Ok(false)
+    Ok((false, false))
 }
 
 /// The newest `q.limit` events of `q.room`'s log with a seq below `q.before`, oldest first.
@@ -1407,5 +1454,32 @@ mod tests {
             .expect("the shell is woken once below half")
             .unwrap();
         assert!(p.take());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reap_and_a_take_over_of_one_nick_are_ordered_by_its_kv_entry() {
+        let nats = crate::test_server::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let cfg = ClusterConfig::new(vec![nats.url()]);
+        let kv = bucket(&js, &cfg, "nicks", Duration::ZERO).await.unwrap();
+        let alice = Nick::new("alice").unwrap();
+        let key = nick_key(&alice);
+        let held_by = async |kv: &kv::Store| kv.get(&key).await.unwrap();
+        // Node b took alice's session over from dead node a before a reaper looked: she moved,
+        // she is not reaped, and b keeps the nick.
+        kv.put(&key, Bytes::from_static(b"a")).await.unwrap();
+        assert_eq!(take_over(&kv, "b", &alice).await.unwrap(), (true, true));
+        assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
+        // A reaper came first: the nick is deleted before the quit; another room's reaper
+        // reaps her too; a take-over then finds the nick free (she joins again, visibly).
+        kv.put(&key, Bytes::from_static(b"a")).await.unwrap();
+        assert!(reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await, None);
+        assert!(reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(take_over(&kv, "b", &alice).await.unwrap(), (true, false));
+        assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
+        assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
     }
 }

@@ -21,12 +21,12 @@ const UNDELIVERED_PREVIEW: usize = 60;
 // ---- words ----
 
 /// What a room event other than chat says (`bob joined #lobby`); `None` for a say or an action,
-/// which are shown as chat lines.
+/// which are shown as chat lines, and for a move to another server, which is not shown at all.
 pub fn event_words(ev: &RoomEvent) -> Option<String> {
     let from = &ev.from;
     let room = &ev.room;
     Some(match &ev.kind {
-        EventKind::Say { .. } | EventKind::Act { .. } => return None,
+        EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Moved => return None,
         EventKind::Join => format!("{from} joined {room}"),
         EventKind::Part { reason } => match reason {
             Some(r) => format!("{from} left {room} ({r})"),

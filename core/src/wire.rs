@@ -399,6 +399,10 @@ pub enum EventKind {
         /// The change, as IRC writes it.
         change: Text,
     },
+    /// `from`'s session moved to another server of a cluster (its server died, or its
+    /// connection broke, and it resumed elsewhere): it is still in the room and nothing changed
+    /// for people, so clients show nothing; the servers learn which one holds the member now.
+    Moved,
 }
 
 /// One sequenced room event, as stored in history and sent to members.
@@ -1199,6 +1203,7 @@ mod tests {
             EventKind::Topic {
                 topic: Some(text("t")),
             },
+            EventKind::Moved,
         ] {
             msgs.push(ServerMsg::Event(ev(kind)));
         }

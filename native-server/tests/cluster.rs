@@ -693,3 +693,194 @@ async fn a_resume_on_another_node_reads_what_its_ring_lacks_from_the_log() {
         "every line after seq 2, from the log"
     );
 }
+
+/// Every line a text client gets up to the first that holds `part`, and any that come soon
+/// after.
+async fn lines_up_to(c: &mut TextClient, part: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    while !got.iter().any(|l: &String| l.contains(part)) {
+        match c.next_line(WAIT).await {
+            Got::Msg(l) => got.push(l),
+            other => panic!("{}: waiting for {part:?} after {got:?}: {other:?}", c.name),
+        }
+    }
+    got.extend(c.lines_for(Duration::from_millis(300)).await);
+    got
+}
+
+/// Whether `m` is a join or quit of `who` (what a member would see as "joined" or "quit").
+fn join_or_quit_of(m: &ServerMsg, who: &str) -> bool {
+    matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join | EventKind::Quit { .. }, from, .. }) if from.as_str() == who)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_once_silently() {
+    let nats = Nats::start();
+    let url = nats.url();
+    // The node to be killed lets its lease run out 2.5 s after it stops refreshing it (time
+    // enough for the resume on a loaded machine), so the other nodes would reap its members
+    // during the test.
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--cluster-lease-ms",
+        "2500",
+    ];
+    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let node1 = node(&nats).await;
+    let addr1 = node1.local_addrs()[0];
+    // A third node with an IRC door: binary, nc and IRC members there.
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.lease = Duration::from_millis(900);
+    cfg.cluster = Some(cluster);
+    let node2 = start(cfg).await.expect("a clustered node starts");
+    let (addr2, irc2) = (node2.local_addrs()[0], node2.irc_addrs()[0]);
+    let r = room("#r");
+    let (mut alice, welcome) = BinClient::hello(addr0, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
+    let (mut carol, _) = BinClient::hello(addr2, "carol", None).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    carol.join("#r").await;
+    let (mut dave, dave_nick) = TextClient::welcomed(addr2, "dave").await;
+    dave.send("/join #r").await;
+    dave.expect_has("you are in #r").await;
+    let mut erin = TextClient::connect(irc2, "erin").await;
+    erin.send("NICK erin\r\nUSER erin 0 * :erin").await;
+    erin.expect_has(" 376 ").await;
+    erin.send("JOIN #r").await;
+    erin.expect_has(" 366 erin #r ").await;
+    for who in ["carol", &dave_nick, "erin"] {
+        alice
+            .expect(
+                |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == who),
+                "a join on the third node",
+            )
+            .await;
+    }
+    for i in 0..3 {
+        alice.say("#r", &format!("a{i}")).await;
+    }
+    let acked = lines_of(&mut alice, &r, 3).await;
+    let last_seen = acked[2].0;
+    // Alice's next line: the node is killed the moment the log has it (another node hands it
+    // to carol), before alice's client can count on an acknowledgement.
+    let id = alice.say("#r", "in flight").await;
+    let at_carol = lines_of(&mut carol, &r, 4).await;
+    assert_eq!(at_carol[3].2, "in flight", "{at_carol:?}");
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    // What dave and erin were told so far (their joins' replays included) is not looked at.
+    dave.expect_has("<alice> in flight").await;
+    erin.expect_has("PRIVMSG #r :in flight").await;
+
+    // Her client resumes on node 1 with the token node 0 gave it, and sends the line again,
+    // with its id, as the client does with every line it had no acknowledgement for.
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), last_seen)],
+    };
+    let (mut alice, welcome) = BinClient::hello(addr1, "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    alice
+        .send(&ClientMsg::Say {
+            room: r.clone(),
+            id,
+            text: support::text("in flight"),
+        })
+        .await;
+    let got = alice.msgs_for(Duration::from_millis(1_500)).await;
+    let lines: Vec<_> = got.iter().filter_map(|m| line_in(m, &r)).collect();
+    assert_eq!(
+        lines,
+        [at_carol[3].clone()],
+        "the stored line once, with the seq carol saw: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Ack { id: acked } if *acked == id)),
+        "the resend is acknowledged: {got:?}"
+    );
+    // Node 0's lease runs out meanwhile: nobody is told alice joined or quit, on any door.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // Her client's ids go on from where they were (this test client's would start again).
+    alice
+        .send(&ClientMsg::Say {
+            room: r.clone(),
+            id: natter_core::MsgId(id.0 + 1),
+            text: support::text("back"),
+        })
+        .await;
+    // Bob has not read past the lines acknowledged to alice; carol has read "in flight".
+    for (c, once_more) in [(&mut bob, 1), (&mut carol, 0)] {
+        let mut seen = Vec::new();
+        loop {
+            let m = c
+                .expect(|m| matches!(m, ServerMsg::Event(_)), "an event")
+                .await;
+            let done = line_in(&m, &r).is_some_and(|l| l.2 == "back");
+            if matches!(&m, ServerMsg::Event(e) if e.seq > last_seen) {
+                seen.push(m);
+            }
+            if done {
+                break;
+            }
+        }
+        assert!(
+            !seen.iter().any(|m| join_or_quit_of(m, "alice")),
+            "{seen:?}"
+        );
+        let in_flight = seen
+            .iter()
+            .filter(|m| line_in(m, &r).is_some_and(|l| l.2 == "in flight"))
+            .count();
+        assert_eq!(in_flight, once_more, "{}: {seen:?}", c.name);
+    }
+    let dave_saw = lines_up_to(&mut dave, "<alice> back").await;
+    let erin_saw = lines_up_to(&mut erin, "PRIVMSG #r :back").await;
+    for l in dave_saw.iter().chain(&erin_saw) {
+        assert!(
+            !(l.contains("alice") && (l.contains("joined") || l.contains("quit"))),
+            "{l}"
+        );
+        assert!(
+            !(l.starts_with(":alice") && (l.contains(" JOIN ") || l.contains(" QUIT "))),
+            "{l}"
+        );
+    }
+    assert_eq!(who(&mut carol, &r).await, {
+        let mut m = vec!["alice", "bob", "carol", &dave_nick, "erin"];
+        m.sort();
+        m
+    });
+    // In the room's history (read from the log by a node that starts following the room
+    // now), every line once.
+    let node3 = node(&nats).await;
+    let (mut frank, _) = BinClient::hello(node3.local_addrs()[0], "frank", None).await;
+    frank.join("#r").await;
+    frank
+        .send(&ClientMsg::History {
+            room: r.clone(),
+            after: Seq(0),
+        })
+        .await;
+    let mut history = Vec::new();
+    while history
+        .last()
+        .is_none_or(|l: &(Seq, String, String)| l.2 != "back")
+    {
+        history.extend(lines_of(&mut frank, &r, 1).await);
+    }
+    let texts: Vec<&str> = history.iter().map(|l| l.2.as_str()).collect();
+    assert_eq!(texts, ["a0", "a1", "a2", "in flight", "back"]);
+}

@@ -604,7 +604,8 @@ impl Chat {
 
     fn on_room_event(&mut self, ev: &RoomEvent) {
         let id = ConvId::Room(ev.room.clone());
-        if self.conv(&id).is_none() {
+        if self.conv(&id).is_none() || ev.kind == EventKind::Moved {
+            // A member's session moving to another server shows nothing.
             return;
         }
         if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
@@ -714,7 +715,10 @@ impl Chat {
                     });
                 }
             }
-            EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Mode { .. } => {}
+            EventKind::Say { .. }
+            | EventKind::Act { .. }
+            | EventKind::Mode { .. }
+            | EventKind::Moved => {}
         }
         if !changes.is_empty() {
             c.revision += 1;

@@ -250,7 +250,25 @@ pub(crate) struct Cluster {
     finding: BTreeMap<u64, Finding>,
     /// Resumes taken over from another node, by connection, while their rooms are joined.
     resuming: BTreeMap<ConnId, Resuming>,
+    /// Take-overs ([`ClusterOut::TakeOver`], by the hub's number) that found the nick free
+    /// rather than held by the session's node (its members were reaped meanwhile): the session
+    /// comes back with a visible `Join`, not a silent `Moved`.
+    reclaimed: BTreeSet<u64>,
+    /// Users whose session was taken over from another node: their lines the log holds from
+    /// there (read in the resume's replay or since), oldest first. A line the client sends
+    /// again (it had no acknowledgement when its node died) is acknowledged, not published
+    /// twice.
+    /// Kept from the take-over for [`ECHO_WINDOW`].
+    echoes: BTreeMap<UserId, (Millis, VecDeque<(RoomName, EventKind)>)>,
 }
+
+/// How long after a take-over the client's resends are looked for (it sends them right after
+/// its welcome; a minute covers a slow link and its pacing).
+const ECHO_WINDOW: Millis = Millis(60_000);
+
+/// Lines kept per taken-over user to recognise its client's resends (a client keeps at most
+/// [`crate::limits::SESSION_MAX_PENDING`] unacknowledged).
+const MAX_ECHOES: usize = crate::limits::SESSION_MAX_PENDING;
 
 /// The members of one followed room that are on other nodes, as its log says: built from the
 /// log's membership events (`Join`, `Part`, `Quit`, `Kick`, `Nick`) from its first event on.
@@ -418,6 +436,7 @@ impl Hub {
         hello: Hello,
         record: SessionRecord,
         held: Vec<Request>,
+        visible: bool,
         now: Millis,
     ) {
         let uid = UserId(self.next_user);
@@ -450,6 +469,14 @@ impl Hub {
             return;
         };
         cl.resuming.insert(conn, Resuming { did, hello, held });
+        cl.echoes.insert(uid, (now, VecDeque::new()));
+        // The session moves here silently: for everyone it never left its rooms. Only if its
+        // members were reaped meanwhile (everyone saw it quit) does it join them again.
+        let kind = if visible {
+            EventKind::Join
+        } else {
+            EventKind::Moved
+        };
         for room in record.rooms {
             if !self.rooms.contains_key(&room) {
                 self.rooms.insert(room.clone(), super::room::Room::new());
@@ -463,7 +490,7 @@ impl Hub {
                 cl,
                 &room,
                 &record.nick,
-                EventKind::Join,
+                kind.clone(),
                 now,
                 skip,
                 None,
@@ -490,6 +517,7 @@ impl Hub {
             // The client left meanwhile: the session waits for it, detached, as it would have.
             return;
         }
+        self.note_replayed_echoes(r.did, &r.hello);
         self.resume(conn, r.did, &r.hello, now);
         for req in r.held {
             self.submit(conn, req, now);
@@ -516,6 +544,16 @@ impl Hub {
         let id = match kind {
             EventKind::Say { id, .. } | EventKind::Act { id, .. } if sender.is_some() => Some(*id),
             _ => None,
+        };
+        if let (Some(conn), Some(msg)) = (sender, id)
+            && self.resent_echo(conn, room, kind)
+        {
+            debug!(%conn, id = msg.0, "resent line the log holds already: acknowledged");
+            self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Ack { id: msg }));
+            return true;
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
         };
         publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
         true
@@ -653,8 +691,11 @@ impl Hub {
         if !self.rooms.contains_key(&event.room) {
             return;
         }
-        if mine.is_none() && event.kind == EventKind::Join {
+        if mine.is_none() && matches!(event.kind, EventKind::Join | EventKind::Moved) {
             self.moved_away(&event.room, &event.from, now);
+        }
+        if mine.is_none() {
+            self.note_echo(&event);
         }
         let joins_here = mine.as_ref().is_some_and(|p| p.join.is_some());
         self.apply_membership(&event, node, joins_here);
@@ -779,6 +820,7 @@ impl Hub {
                 | EventKind::Quit { .. }
                 | EventKind::Kick { .. }
                 | EventKind::Nick { .. }
+                | EventKind::Moved
         ) {
             // Lines, topics and modes: nothing for the roster (and nothing to look up).
             return;
@@ -806,10 +848,10 @@ impl Hub {
             entry.is_some_and(|(_, n)| node.is_empty() || n.is_empty() || n == node)
         };
         match &event.kind {
-            EventKind::Join if from_local => {
+            EventKind::Join | EventKind::Moved if from_local => {
                 roster.members.remove(&who);
             }
-            EventKind::Join => {
+            EventKind::Join | EventKind::Moved => {
                 roster
                     .members
                     .insert(who, (event.from.clone(), node.to_owned()));
@@ -884,6 +926,7 @@ impl Hub {
     /// node that is gone.
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
         self.now = self.now.max(now);
+        self.forget_gone_echoes();
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1117,7 +1160,13 @@ impl Hub {
                     ..
                 },
                 true,
-            ) => self.take_over_session(conn, hello, record, held, now),
+            ) => {
+                let visible = self
+                    .cluster
+                    .as_mut()
+                    .is_some_and(|cl| cl.reclaimed.remove(&id));
+                self.take_over_session(conn, hello, record, held, visible, now);
+            }
             (Claiming::Resume { hello, held, .. }, false) => {
                 self.session_not_found(Finding { conn, hello, held }, now);
             }
@@ -1268,6 +1317,137 @@ impl Hub {
     }
 }
 
+/// Taking sessions over from another node: silently, and without a line twice.
+impl Hub {
+    /// The answer to [`ClusterOut::TakeOver`] `id`: `granted` if this node holds the nick
+    /// now; `moved` if it took the nick from the node that had the session (its members are
+    /// still in their rooms for everyone: the session moves with a silent
+    /// [`EventKind::Moved`]), not if it found the nick free (the session's members were reaped
+    /// and everyone saw them quit: it joins its rooms again, visibly).
+    /// [`Hub::handle_claim`] answers as if `moved`.
+    pub fn handle_take_over(&mut self, id: u64, granted: bool, moved: bool, now: Millis) {
+        if let Some(cl) = self.cluster.as_mut()
+            && granted
+            && !moved
+        {
+            cl.reclaimed.insert(id);
+        }
+        self.handle_claim(id, granted, now);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.reclaimed.remove(&id);
+        }
+    }
+
+    /// A line from another node's log, by a user whose session this node took over: its
+    /// client may send it again (see [`Cluster::echoes`]).
+    fn note_echo(&mut self, event: &RoomEvent) {
+        let none = self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty());
+        if none || !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+            // The usual case, cheaply: no session taken over here waits for its resends.
+            return;
+        }
+        let Some(&uid) = self.nicks.get(&event.from.folded()) else {
+            return;
+        };
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return;
+        };
+        if echoes.len() >= MAX_ECHOES {
+            echoes.pop_front();
+        }
+        echoes.push_back((event.room.clone(), event.kind.clone()));
+    }
+
+    /// Before a session taken over resumes: its lines in what the replay holds (events after
+    /// the seqs its client saw, read from the log while this node followed the room).
+    fn note_replayed_echoes(&mut self, did: DeviceId, hello: &Hello) {
+        let Some(uid) = self.devices.get(&did).map(|d| d.user) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.folded()) else {
+            return;
+        };
+        let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
+        let mut found = Vec::new();
+        for (room, after) in seen {
+            let Some(r) = self.rooms.get(room) else {
+                continue;
+            };
+            found.extend(r.between(*after, r.last_seq).filter_map(|s| s.event()));
+        }
+        self.add_echoes(uid, &nick, found);
+    }
+
+    /// A resume of device `did` replays `pages`, read from the log (what the ring lacked):
+    /// if its session was taken over, its lines there are noted as those above.
+    pub(super) fn cluster_note_page_echoes(
+        &mut self,
+        did: DeviceId,
+        pages: &[(RoomName, Vec<RoomEvent>)],
+    ) {
+        if pages.is_empty() || self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty()) {
+            return;
+        }
+        let Some(uid) = self.devices.get(&did).map(|d| d.user) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.folded()) else {
+            return;
+        };
+        let found = pages.iter().flat_map(|(_, page)| page.iter().cloned());
+        self.add_echoes(uid, &nick, found.collect());
+    }
+
+    /// Notes the lines by `nick` (folded) among `events` as `uid`'s echoes, if it has any.
+    fn add_echoes(&mut self, uid: UserId, nick: &str, events: Vec<RoomEvent>) {
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return;
+        };
+        for ev in events {
+            let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
+            if !line || ev.from.folded() != nick {
+                continue;
+            }
+            let e = (ev.room, ev.kind);
+            if !echoes.contains(&e) {
+                if echoes.len() >= MAX_ECHOES {
+                    echoes.pop_front();
+                }
+                echoes.push_back(e);
+            }
+        }
+    }
+
+    /// Whether `kind` (a line `conn` sends in `room`) is one the log holds already from the
+    /// node that had its session: then it was stored before that node died, and its client,
+    /// which had no acknowledgement, sent it again. It is forgotten (acknowledged once).
+    fn resent_echo(&mut self, conn: ConnId, room: &RoomName, kind: &EventKind) -> bool {
+        if self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty()) {
+            return false;
+        }
+        let Some(uid) = self.user_of(conn) else {
+            return false;
+        };
+        let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {
+            return false;
+        };
+        let Some(at) = echoes.iter().position(|(r, k)| r == room && k == kind) else {
+            return false;
+        };
+        echoes.remove(at);
+        true
+    }
+
+    /// Forgets the echoes of users no longer here, and those kept for [`ECHO_WINDOW`].
+    fn forget_gone_echoes(&mut self) {
+        let (users, now) = (&self.users, self.now);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.echoes
+                .retain(|uid, (since, _)| users.contains_key(uid) && now < *since + ECHO_WINDOW);
+        }
+    }
+}
+
 /// Whether a join of `conn` is on its way.
 /// Whether `conn`'s requests wait: for its join's event, or for its nick change's claim (a
 /// single node does both at once, so what the client sent next must see them done).
@@ -1377,15 +1557,23 @@ mod tests {
         reaped: BTreeSet<(String, RoomName)>,
         /// Resume sessions by token id.
         sessions: HashMap<u64, SessionRecord>,
+        /// Take-overs find the nick free (its members were reaped meanwhile).
+        takeover_free: bool,
         now: Millis,
     }
 
     impl Net {
         fn new(n: usize) -> Net {
+            Net::with_history(n, Config::default().history_len)
+        }
+
+        /// Nodes whose rings hold `history_len` events of a room.
+        fn with_history(n: usize, history_len: usize) -> Net {
             let nodes = (0..n)
                 .map(|i| {
                     let mut hub = Hub::new(Config {
                         secret_seed: [i as u8; 32],
+                        history_len,
                         ..Config::default()
                     });
                     hub.enable_cluster();
@@ -1409,6 +1597,7 @@ mod tests {
                 directs: HashMap::new(),
                 reaped: BTreeSet::new(),
                 sessions: HashMap::new(),
+                takeover_free: false,
                 now: Millis(1_000),
             }
         }
@@ -1427,6 +1616,10 @@ mod tests {
                         self.nodes[i].hub.handle_written(t.conn, n, self.now);
                     }
                     while self.nodes[i].hub.poll_event().is_some() {}
+                    while let Some((id, q)) = self.nodes[i].hub.poll_query() {
+                        busy = true;
+                        self.query(i, id, q);
+                    }
                     while let Some(o) = self.nodes[i].hub.poll_cluster() {
                         busy = true;
                         self.cluster(i, o);
@@ -1481,7 +1674,8 @@ mod tests {
                 }
                 ClusterOut::TakeOver { id, nick } => {
                     self.owners.insert(nick.folded(), i);
-                    self.nodes[i].hub.handle_claim(id, true, now);
+                    let moved = !self.takeover_free;
+                    self.nodes[i].hub.handle_take_over(id, true, moved, now);
                 }
                 ClusterOut::Reap { node, room, nicks } => {
                     // The first node to ask does it; the others find it done.
@@ -1527,6 +1721,25 @@ mod tests {
                     self.nodes[j].hub.handle_direct_done(id, result, now);
                 }
             }
+        }
+
+        /// Answers a history read from the log, as natter-cluster does.
+        fn query(&mut self, i: usize, id: crate::persist::QueryId, q: crate::persist::Query) {
+            use crate::persist::{Answer, HistoryPage, Query};
+            let answer = match q {
+                Query::History(q) => {
+                    let log = self.log.get(&q.room).cloned().unwrap_or_default();
+                    let below: Vec<RoomEvent> =
+                        log.into_iter().filter(|e| e.seq < q.before).collect();
+                    let from = below.len().saturating_sub(q.limit);
+                    Answer::History(Ok(HistoryPage {
+                        at_start: from == 0,
+                        events: below[from..].to_vec(),
+                    }))
+                }
+                Query::Search(_) => Answer::Search(Err("no search".into())),
+            };
+            self.nodes[i].hub.handle_answer(id, answer, self.now);
         }
 
         /// Appends `event` (about a user of `node`) to its room's log and hands it to every
@@ -2275,5 +2488,263 @@ mod tests {
                 .iter()
                 .all(|e| !matches!(e.kind, EventKind::Quit { .. }))
         );
+    }
+
+    /// Everything sent to connection `c` on node `i` so far, as text.
+    fn raw_text(net: &Net, i: usize, c: ConnId) -> String {
+        String::from_utf8_lossy(net.nodes[i].raw.get(&c).map_or(&[][..], |v| &v[..])).into_owned()
+    }
+
+    /// `alice` on node 0, carol (binary), dave (nc) and erin (IRC) on node 2, all in `#r`, and
+    /// bob on node 1 (in `#r` too if `bob_in_room`); returns (alice, bob, carol, dave, erin,
+    /// alice's token).
+    fn spread(
+        net: &mut Net,
+        bob_in_room: bool,
+    ) -> (
+        ConnId,
+        ConnId,
+        ConnId,
+        ConnId,
+        ConnId,
+        crate::types::ResumeToken,
+    ) {
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        let c = net.hello(2, "carol");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.welcomed(1, b);
+        net.welcomed(2, c);
+        let now = net.now;
+        let d = net.nodes[2].hub.accept(LOCAL, now).unwrap();
+        net.nodes[2].hub.handle_bytes(d, b"/nick dave\r\n", now);
+        let e = net.nodes[2]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        net.nodes[2]
+            .hub
+            .handle_bytes(e, b"NICK erin\r\nUSER erin 0 * :erin\r\n", now);
+        net.pump();
+        net.send(0, a, &ClientMsg::Join { room: room("#r") });
+        if bob_in_room {
+            net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        }
+        net.send(2, c, &ClientMsg::Join { room: room("#r") });
+        net.nodes[2].hub.handle_bytes(d, b"/join #r\r\n", now);
+        net.nodes[2].hub.handle_bytes(e, b"JOIN #r\r\n", now);
+        net.pump();
+        for (i, x) in [(0, a), (1, b), (2, c)] {
+            net.recv(i, x);
+        }
+        assert!(
+            raw_text(net, 2, d).contains("dave"),
+            "{}",
+            raw_text(net, 2, d)
+        );
+        assert!(
+            raw_text(net, 2, e).contains(" 366 erin #r "),
+            "{}",
+            raw_text(net, 2, e)
+        );
+        (a, b, c, d, e, token)
+    }
+
+    /// A hello resuming `token` on a new connection of node `i`, seen up to `seen` in `#r`.
+    fn resume_on(net: &mut Net, i: usize, token: &crate::types::ResumeToken, seen: u64) -> ConnId {
+        let now = net.now;
+        let x = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+        net.nodes[i].hub.handle_bytes(x, &MAGIC, now);
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("alice"),
+            resume: Some(crate::wire::Resume {
+                token: token.clone(),
+                rooms: vec![(room("#r"), Seq(seen))],
+            }),
+        };
+        net.send(i, x, &hello);
+        x
+    }
+
+    #[test]
+    fn a_line_stored_before_its_node_died_and_sent_again_elsewhere_is_in_the_log_once() {
+        for bob_in_room in [true, false] {
+            let mut net = Net::new(3);
+            let (a, b, c, d, e, token) = spread(&mut net, bob_in_room);
+            net.send(0, a, &say(1, "acknowledged"));
+            let seen = events(&net.recv(0, a))[0].0;
+            // Node 0 dies right after the log stored alice's next line: she hears nothing.
+            net.nodes[0].following.clear();
+            net.send(0, a, &say(2, "in flight"));
+            assert!(events(&net.recv(0, a)).is_empty());
+            let at_carol = events(&net.recv(2, c));
+            assert_eq!(at_carol.len(), 2, "{at_carol:?}");
+            net.recv(1, b);
+            let before_dave = raw_text(&net, 2, d).len();
+            let before_erin = raw_text(&net, 2, e).len();
+            // Her client resumes on node 1 and sends the line again, with its id.
+            let x = resume_on(&mut net, 1, &token, seen);
+            let got = net.recv(1, x);
+            assert!(
+                matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+                "{got:?}"
+            );
+            let replayed: Vec<_> = events(&got)
+                .into_iter()
+                .filter(|l| l.2.contains("in flight"))
+                .collect();
+            assert_eq!(replayed.len(), 1, "{got:?}");
+            net.send(1, x, &say(2, "in flight"));
+            let got = net.recv(1, x);
+            assert_eq!(
+                got,
+                vec![ServerMsg::Ack { id: MsgId(2) }],
+                "acknowledged, not sent again"
+            );
+            let in_log = net.log[&room("#r")]
+                .iter()
+                .filter(|e| matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "in flight"))
+                .count();
+            assert_eq!(in_log, 1, "once in the log (and so in history)");
+            // Carol on node 2 got the move, and nothing else; dave (nc) and erin (IRC) nothing.
+            let moved = net.recv(2, c);
+            assert!(
+                matches!(
+                    moved.as_slice(),
+                    [ServerMsg::Event(RoomEvent {
+                        kind: EventKind::Moved,
+                        ..
+                    })]
+                ),
+                "{moved:?}"
+            );
+            assert_eq!(
+                raw_text(&net, 2, d).len(),
+                before_dave,
+                "{}",
+                raw_text(&net, 2, d)
+            );
+            assert_eq!(
+                raw_text(&net, 2, e).len(),
+                before_erin,
+                "{}",
+                raw_text(&net, 2, e)
+            );
+            if bob_in_room {
+                let at_bob = net.recv(1, b);
+                assert!(
+                    at_bob.iter().all(|m| matches!(
+                        m,
+                        ServerMsg::Event(RoomEvent {
+                            kind: EventKind::Moved,
+                            ..
+                        })
+                    )),
+                    "{at_bob:?}"
+                );
+            }
+            // Node 0's lease runs out: alice is not reaped (she is on node 1 now).
+            let alive = ["n1".to_owned(), "n2".to_owned()];
+            let now = net.now;
+            net.nodes[1].hub.handle_nodes(&alive, now);
+            net.nodes[2].hub.handle_nodes(&alive, now);
+            net.pump();
+            assert!(
+                net.log[&room("#r")]
+                    .iter()
+                    .all(|e| !matches!(e.kind, EventKind::Quit { .. } | EventKind::Join if e.seq.0 > seen)),
+                "{:?}",
+                net.log[&room("#r")]
+            );
+            let members: Vec<&str> = ["alice", "bob", "carol", "dave", "erin"]
+                .into_iter()
+                .filter(|n| bob_in_room || *n != "bob")
+                .collect();
+            assert_eq!(who(&mut net, 2, c), members);
+            // Her next line is new: published, heard once by everyone.
+            net.send(1, x, &say(3, "new"));
+            let at_carol = events(&net.recv(2, c));
+            assert_eq!(at_carol.len(), 1, "{at_carol:?}");
+            assert!(at_carol[0].2.contains("new"));
+            assert!(
+                raw_text(&net, 2, d).ends_with("<alice> new\r\n"),
+                "{}",
+                raw_text(&net, 2, d)
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_whose_members_were_reaped_joins_again_visibly() {
+        let mut net = Net::new(3);
+        let (a, _b, c, _d, _e, token) = spread(&mut net, true);
+        net.send(0, a, &say(1, "hi"));
+        let seen = events(&net.recv(0, a))[0].0;
+        net.nodes[0].following.clear();
+        // Node 0's lease ran out and alice was reaped before her client came back.
+        let alive = ["n1".to_owned(), "n2".to_owned()];
+        let now = net.now;
+        net.nodes[2].hub.handle_nodes(&alive, now);
+        net.pump();
+        assert_eq!(who(&mut net, 2, c), ["bob", "carol", "dave", "erin"]);
+        net.recv(2, c);
+        net.takeover_free = true;
+        let x = resume_on(&mut net, 1, &token, seen);
+        assert!(matches!(
+            net.recv(1, x).first(),
+            Some(ServerMsg::Welcome { resumed: true, .. })
+        ));
+        let got = events(&net.recv(2, c));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].1.as_str(), got[0].2.as_str()), ("alice", "Join"));
+        assert_eq!(
+            who(&mut net, 2, c),
+            ["alice", "bob", "carol", "dave", "erin"]
+        );
+    }
+
+    #[test]
+    fn a_resent_line_is_recognised_in_what_the_resume_reads_from_the_log() {
+        let mut net = Net::with_history(2, 2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        let token = match net.recv(0, a).as_slice() {
+            [ServerMsg::Welcome { token, .. }] => token.clone(),
+            other => panic!("{other:?}"),
+        };
+        net.welcomed(1, b);
+        for (i, c) in [(0, a), (1, b)] {
+            net.send(i, c, &ClientMsg::Join { room: room("#r") });
+        }
+        net.send(0, a, &say(1, "acknowledged"));
+        let seen = events(&net.recv(0, a)).last().unwrap().0;
+        net.nodes[0].following.clear();
+        net.send(0, a, &say(2, "in flight"));
+        // Bob talks on: node 1's ring (two events) no longer holds alice's line.
+        for k in 1..=3 {
+            net.send(1, b, &say(k, "filler"));
+        }
+        let x = resume_on(&mut net, 1, &token, seen);
+        let got = net.recv(1, x);
+        let replayed: Vec<_> = events(&got)
+            .into_iter()
+            .filter(|l| l.2.contains("in flight"))
+            .collect();
+        assert_eq!(replayed.len(), 1, "{got:?}");
+        net.send(1, x, &say(2, "in flight"));
+        assert_eq!(net.recv(1, x), vec![ServerMsg::Ack { id: MsgId(2) }]);
+        let in_log = net.log[&room("#r")]
+            .iter()
+            .filter(
+                |e| matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "in flight"),
+            )
+            .count();
+        assert_eq!(in_log, 1);
     }
 }

@@ -114,6 +114,7 @@ impl Hub {
         mut pages: Vec<(RoomName, Vec<crate::wire::RoomEvent>)>,
         now: Millis,
     ) {
+        self.cluster_note_page_echoes(did, &pages);
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };

@@ -96,6 +96,10 @@ impl Asks {
     /// A `Past` event: kept when a page of its room is in flight and it belongs there (below
     /// what was asked, after what came before it, within the limit). Anything else is dropped.
     pub(super) fn past(&mut self, ev: RoomEvent) {
+        if ev.kind == crate::wire::EventKind::Moved {
+            // A member's session moving to another server shows nothing, in history too.
+            return;
+        }
         let Some(a) = self.older.iter_mut().find(|a| a.room == ev.room) else {
             tracing::debug!(room = %ev.room, "a past event nobody asked for");
             return;

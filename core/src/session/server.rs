@@ -284,7 +284,8 @@ impl Session {
         let Some(state) = self.rooms.get_mut(&ev.room) else {
             return;
         };
-        if !state.accept(ev.seq) {
+        if !state.accept(ev.seq) || ev.kind == EventKind::Moved {
+            // A member's session moving to another server takes its seq and shows nothing.
             return;
         }
         let mine = ev.from.folded() == self.nick.folded();

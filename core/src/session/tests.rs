@@ -3237,3 +3237,65 @@ fn a_rejoin_whose_replay_reaches_back_shows_only_what_is_new() {
     assert!(t.sent().is_empty(), "nothing to ask for");
     assert_eq!(seqs(&t.events()), vec![6, 7, 8]);
 }
+
+#[test]
+fn a_line_in_flight_when_its_node_died_is_shown_once_after_a_resume_on_another_node() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::ready_at(transport, 5);
+        t.s.set_servers(2);
+        t.s.handle_input("in flight", t.now);
+        assert_eq!(t.s.pending(), 1);
+        t.sent();
+        t.events();
+        // The node stored it in the room's log and died before echoing it.
+        t.s.handle_disconnected("reset", t.now);
+        t.run_to_deadline();
+        t.s.handle_disconnected("refused", t.now);
+        assert_eq!(t.s.server(), 1);
+        t.run_to_deadline();
+        t.events();
+        t.raw.clear();
+        t.dec = FrameDecoder::new();
+        t.s.handle_connected(t.now);
+        let hello = t.sent();
+        assert!(
+            matches!(&hello[..], [ClientMsg::Hello { resume: Some(r), .. }]
+                if r.token == ResumeToken([1; 32]) && r.rooms == vec![(room("#lobby"), Seq(5))]),
+            "{hello:?}"
+        );
+        // The other node resumes the session: the line goes again, with its id (what the
+        // node recognises it by).
+        t.welcome(2, true);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Say {
+                room: room("#lobby"),
+                id: MsgId(1),
+                text: text("in flight")
+            }]
+        );
+        // The replay holds the stored copy: the node's silent move of the session (seq 7),
+        // then the acknowledgement of the resend.
+        t.recv(say("#lobby", 6, "alice", 1, "in flight"));
+        t.recv(ev("#lobby", 7, "alice", EventKind::Moved));
+        t.recv(ServerMsg::Ack { id: MsgId(1) });
+        t.recv(say("#lobby", 8, "bob", 1, "after"));
+        let evs = t.events();
+        assert_eq!(
+            seqs(&evs),
+            vec![6, 8],
+            "the line once; the move shows nothing"
+        );
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::Gap { .. })),
+            "{evs:?}"
+        );
+        let settled: Vec<_> = evs
+            .iter()
+            .filter(|e| matches!(e, Event::Settled { .. }))
+            .collect();
+        assert_eq!(settled.len(), 1, "{evs:?}");
+        assert!(t.s.is_settled());
+        assert!(t.sent().is_empty(), "nothing asked again");
+    }
+}

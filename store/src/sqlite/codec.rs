@@ -16,6 +16,7 @@ pub(crate) mod kind {
     pub(crate) const TOPIC: i64 = 6;
     pub(crate) const KICK: i64 = 7;
     pub(crate) const MODE: i64 = 8;
+    pub(crate) const MOVED: i64 = 9;
 }
 
 /// The columns an event kind is stored in: kind, message id, text. A kick's text is the
@@ -45,6 +46,7 @@ pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<std::borrow:
         EventKind::Quit { reason } => (kind::QUIT, None, text(reason)),
         EventKind::Nick { new } => (kind::NICK, None, b(new.as_str())),
         EventKind::Topic { topic } => (kind::TOPIC, None, text(topic)),
+        EventKind::Moved => (kind::MOVED, None, None),
     }
 }
 
@@ -133,6 +135,7 @@ impl Row {
             kind::MODE => EventKind::Mode {
                 change: text(self.text)?.ok_or_else(|| bad("no mode change"))?,
             },
+            kind::MOVED => EventKind::Moved,
             other => return Err(bad(&format!("unknown kind {other}"))),
         };
         Ok(RoomEvent {

@@ -263,6 +263,10 @@ impl Dialect for Text {
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
         let ev = ev.event()?;
+        if ev.kind == crate::wire::EventKind::Moved {
+            // A member's session moved to another server of the cluster: nothing to say.
+            return None;
+        }
         let current = (form == HERE).then_some(&ev.room);
         Some(Bytes::from(wire_line(&render::event_line(ev, current))))
     }

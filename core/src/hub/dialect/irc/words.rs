@@ -905,6 +905,10 @@ impl Irc {
     /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
     /// its sender is signed in to the account of its nick.
     pub(super) fn event_words(&self, ev: &RoomEvent, form: Form, signed_in: bool) -> Option<Bytes> {
+        if ev.kind == EventKind::Moved {
+            // A member's session moved to another server of the cluster: nothing to say.
+            return None;
+        }
         let state = form.0 & STATE;
         let mut tags = match state {
             S_LABEL => self.reply_tags(),
@@ -995,6 +999,7 @@ impl Irc {
                 params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
             }
+            EventKind::Moved => {}
         }
         l.done()
     }
