@@ -14,10 +14,15 @@
 //!   its token id: the hash of the token's secret (never the token), the nick, the rooms. A
 //!   client whose node died resumes on any other node, which reads the record, takes the nick
 //!   over and joins the rooms again through their logs.
+//! - **Accounts.** A KV bucket (`<prefix>_accounts`) keeps each account whole under its folded
+//!   name: the password's argon2id hash, rooms, read markers, device keys' hashes. Registering
+//!   is a KV `create`; changes are compare-and-swap on the entry's revision; every node watches
+//!   the bucket and tells its hub.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
 
+mod accounts;
 mod names;
 mod node;
 #[cfg(feature = "test-server")]

@@ -141,6 +141,18 @@ pub enum ClusterIn {
         /// Why, in words for people.
         why: String,
     },
+    /// The answer to a [`ClusterOut::CreateAccount`]: made, an account of that name exists,
+    /// or why the cluster could not say.
+    AccountCreated {
+        /// The hub's number for it.
+        id: u64,
+        /// `Ok(true)`: made; `Ok(false)`: the name is taken.
+        result: Result<bool, String>,
+    },
+    /// An account as the cluster keeps it, after a change made on any node.
+    Account(natter_core::persist::LoadedAccount),
+    /// The account (its folded name) was removed.
+    AccountDropped(String),
 }
 
 impl ClusterIn {
@@ -161,6 +173,11 @@ impl ClusterIn {
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
             ClusterIn::RemoteDirect { token, dm } => hub.handle_remote_direct(token, dm, now),
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
+            ClusterIn::AccountCreated { id, result } => {
+                hub.handle_account_created(id, result, now);
+            }
+            ClusterIn::Account(account) => hub.handle_account(account, now),
+            ClusterIn::AccountDropped(folded) => hub.handle_account_dropped(&folded, now),
         }
     }
 }
@@ -177,6 +194,8 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
+    /// The accounts read at start, until [`Node::take_accounts`].
+    accounts: Vec<natter_core::persist::LoadedAccount>,
 }
 
 /// What reading a room's log for history needs.
@@ -227,6 +246,15 @@ impl Node {
         let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
         let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
         let sessions = bucket(&js, &cfg, "sessions", cfg.session_ttl).await?;
+        let accounts_kv = bucket(&js, &cfg, "accounts", Duration::ZERO).await?;
+        let accounts_stream = format!("KV_{}_accounts", cfg.prefix);
+        let (accounts, watch_from) =
+            crate::accounts::load(&js, &accounts_stream, &accounts_kv, 5 * cfg.ack_timeout)
+                .await
+                .map_err(|why| ClusterError::JetStream {
+                    what: "accounts",
+                    why,
+                })?;
         nodes
             .put(&id, Bytes::from_static(b"up"))
             .await
@@ -265,7 +293,22 @@ impl Node {
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
         let pending = Arc::new(Pending::default());
         let refuse = in_tx.clone();
+        let (accounts_tx, accounts_rx) = mpsc::unbounded_channel();
+        // Ends when the driver (which holds the sender) does.
+        tokio::spawn(crate::accounts::keep_accounts(
+            accounts_kv.clone(),
+            id.clone(),
+            accounts_rx,
+            in_tx.clone(),
+        ));
+        let account_watch = tokio::spawn(crate::accounts::watch_accounts(
+            accounts_kv,
+            watch_from,
+            in_tx.clone(),
+            links.subscribe(),
+        ));
         let driver = Driver {
+            accounts_tx,
             sessions,
             sessions_tx,
             cfg,
@@ -289,8 +332,16 @@ impl Node {
             inbox,
             refuse,
             pending,
-            tasks: vec![driver, lease, serve],
+            tasks: vec![driver, lease, serve, account_watch],
+            accounts,
         })
+    }
+
+    /// The accounts the cluster held when this node started (once; empty after): hand each to
+    /// [`Hub::handle_account`] before serving anyone. Later changes come as
+    /// [`ClusterIn::Account`] and [`ClusterIn::AccountDropped`].
+    pub fn take_accounts(&mut self) -> Vec<natter_core::persist::LoadedAccount> {
+        std::mem::take(&mut self.accounts)
     }
 
     /// This node's id in the cluster (random per start).
@@ -506,6 +557,8 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Account creates and writes, done in order by [`crate::accounts::keep_accounts`].
+    accounts_tx: mpsc::UnboundedSender<crate::accounts::AccountOp>,
     /// Resume sessions' records, by token id.
     sessions: kv::Store,
     /// Writes of session records, done in order by [`keep_sessions`].
@@ -876,6 +929,14 @@ impl Driver {
                             warn!(%nick, %why, "nick not released");
                         }
                     });
+                }
+                ClusterOut::CreateAccount { id, record } => {
+                    let op = crate::accounts::AccountOp::Create { id, record };
+                    let _ = self.accounts_tx.send(op);
+                }
+                ClusterOut::AccountWrite { account, write } => {
+                    let op = crate::accounts::AccountOp::Write { account, write };
+                    let _ = self.accounts_tx.send(op);
                 }
             }
         }
