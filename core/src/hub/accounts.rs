@@ -757,7 +757,12 @@ impl Hub {
             return false;
         };
         let name = a.name.clone();
-        let uid = match a.user.filter(|u| self.users.contains_key(u)) {
+        let existing = a.user.filter(|u| self.users.contains_key(u));
+        let stored_rooms = match (existing, &self.cluster) {
+            (None, Some(_)) => a.rooms.clone(),
+            _ => Vec::new(),
+        };
+        let uid = match existing {
             Some(uid) => uid,
             None => {
                 self.evict_nick_holder(&name, UserId(u64::MAX), now);
@@ -771,9 +776,12 @@ impl Hub {
         let did = self.new_device(uid, Some(conn));
         self.make_ready(conn, uid, did, now);
         debug!(conn = %conn, %name, "registered as its account");
-        self.welcome(conn, name, None, false);
+        self.welcome(conn, name.clone(), None, false);
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
+        if existing.is_none() {
+            self.cluster_signed_in(conn, &name, stored_rooms, now);
+        }
         true
     }
 

@@ -483,3 +483,39 @@ fn writes_apply_to_a_kept_account_as_a_store_would() {
     assert_eq!(a.rooms, vec![room("#s")]);
     assert!(!a.apply(&Write::DropAccount(name)));
 }
+
+#[test]
+fn an_irc_sasl_sign_in_on_another_node_brings_the_accounts_rooms() {
+    use base64::Engine;
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#x") });
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let now = net.now;
+    let c = net.nodes[1]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("alice\0alice\0{PW}"));
+    for line in [
+        "CAP LS 302\r\nNICK someone\r\nUSER u 0 * :U\r\nCAP REQ :sasl\r\n".to_owned(),
+        "AUTHENTICATE PLAIN\r\n".to_owned(),
+        format!("AUTHENTICATE {plain}\r\n"),
+        "CAP END\r\n".to_owned(),
+    ] {
+        let now = net.now;
+        net.nodes[1].hub.handle_bytes(c, line.as_bytes(), now);
+        settle(&mut net);
+    }
+    let text = String::from_utf8_lossy(&net.nodes[1].raw[&c]).into_owned();
+    assert!(text.contains(" 903 "), "signed in: {text}");
+    assert!(text.contains(" 001 alice "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(":alice!") && l.contains("JOIN #x")),
+        "the account's room, joined on this node: {text}"
+    );
+    assert_eq!(net.owners.get("alice"), Some(&1), "the nick is this node's");
+}
