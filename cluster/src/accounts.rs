@@ -124,8 +124,18 @@ pub(crate) async fn keep_accounts(
                 }
             }
             AccountOp::Write { account, write } => {
-                if let Err(e) = apply(&accounts, &me, &account, &write).await {
-                    warn!(%account, error = %e, "account change not written");
+                let revision = apply(&accounts, &me, &account, &write)
+                    .await
+                    .unwrap_or_else(|e| {
+                        warn!(%account, error = %e, "account change not written");
+                        None
+                    });
+                let account = account.folded();
+                if tx
+                    .send(ClusterIn::AccountWritten { account, revision })
+                    .is_err()
+                {
+                    return;
                 }
             }
         }
@@ -157,13 +167,14 @@ pub(crate) async fn create(
 }
 
 /// Applies `write` to `account`'s entry: read, change, compare-and-swap on the revision read,
-/// again if another node wrote in between. An account that is not there is left alone.
+/// again if another node wrote in between. The entry's revision after it; `None` if the
+/// account is not there (left alone) or was removed.
 pub(crate) async fn apply(
     accounts: &kv::Store,
     me: &str,
     account: &Nick,
     write: &Write,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let key = nick_key(account);
     for _ in 0..MAX_WRITE_TRIES {
         let Some(entry) = accounts
@@ -172,7 +183,7 @@ pub(crate) async fn apply(
             .map_err(|e| e.to_string())?
             .filter(|e| e.operation == kv::Operation::Put)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let mut a = decode_account(&entry.value)?;
         if !a.apply(write) {
@@ -180,7 +191,7 @@ pub(crate) async fn apply(
                 .delete_expect_revision(&key, Some(entry.revision))
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(e) => {
                     debug!(%account, error = %e, "account removal raced; again");
                     continue;
@@ -189,7 +200,7 @@ pub(crate) async fn apply(
         }
         let value = encode_account(&a, me)?;
         match accounts.update(&key, value, entry.revision).await {
-            Ok(_) => return Ok(()),
+            Ok(revision) => return Ok(Some(revision)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 debug!(%account, "another node wrote the account meanwhile; again");
             }
@@ -199,14 +210,14 @@ pub(crate) async fn apply(
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
 }
 
-/// Every account the bucket holds (`stream`: the bucket's stream), and the revision to watch
-/// from for what comes after.
+/// Every account the bucket holds with its revision (`stream`: the bucket's stream), and the
+/// revision to watch from for what comes after.
 pub(crate) async fn load(
     js: &jetstream::Context,
     stream: &str,
     accounts: &kv::Store,
     wait: Duration,
-) -> Result<(Vec<LoadedAccount>, u64), String> {
+) -> Result<(Vec<(LoadedAccount, u64)>, u64), String> {
     let last = js
         .get_stream(stream)
         .await
@@ -225,7 +236,7 @@ pub(crate) async fn load(
         .watch_all_from_revision(1)
         .await
         .map_err(|e| e.to_string())?;
-    let mut found: BTreeMap<String, Option<LoadedAccount>> = BTreeMap::new();
+    let mut found: BTreeMap<String, Option<(LoadedAccount, u64)>> = BTreeMap::new();
     let mut seen = 0;
     let read = async {
         while seen < last {
@@ -236,7 +247,7 @@ pub(crate) async fn load(
             seen = entry.revision;
             let account = match entry.operation {
                 kv::Operation::Put => match decode_account(&entry.value) {
-                    Ok(a) => Some(a),
+                    Ok(a) => Some((a, entry.revision)),
                     Err(why) => {
                         warn!(key = %entry.key, %why, "account not understood; skipped");
                         None
@@ -280,7 +291,10 @@ pub(crate) async fn watch_accounts(
                         from = entry.revision + 1;
                         let news = match entry.operation {
                             kv::Operation::Put => match decode_account(&entry.value) {
-                                Ok(a) => ClusterIn::Account(a),
+                                Ok(account) => ClusterIn::Account {
+                                    account,
+                                    revision: entry.revision,
+                                },
                                 Err(why) => {
                                     warn!(key = %entry.key, %why, "account not understood; skipped");
                                     continue;

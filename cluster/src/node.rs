@@ -150,9 +150,22 @@ pub enum ClusterIn {
         result: Result<bool, String>,
     },
     /// An account as the cluster keeps it, after a change made on any node.
-    Account(natter_core::persist::LoadedAccount),
+    Account {
+        /// The account.
+        account: natter_core::persist::LoadedAccount,
+        /// Its entry's revision.
+        revision: u64,
+    },
     /// The account (its folded name) was removed.
     AccountDropped(String),
+    /// This node's oldest account write of `account` (folded) not yet answered is done:
+    /// `Some` revision of the entry after it, or `None` if it was not written.
+    AccountWritten {
+        /// The account, folded.
+        account: String,
+        /// The entry's revision after the write.
+        revision: Option<u64>,
+    },
 }
 
 impl ClusterIn {
@@ -176,8 +189,13 @@ impl ClusterIn {
             ClusterIn::AccountCreated { id, result } => {
                 hub.handle_account_created(id, result, now);
             }
-            ClusterIn::Account(account) => hub.handle_account(account, now),
+            ClusterIn::Account { account, revision } => {
+                hub.handle_account(account, revision, now);
+            }
             ClusterIn::AccountDropped(folded) => hub.handle_account_dropped(&folded, now),
+            ClusterIn::AccountWritten { account, revision } => {
+                hub.handle_account_written(&account, revision);
+            }
         }
     }
 }
@@ -194,8 +212,8 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
-    /// The accounts read at start, until [`Node::take_accounts`].
-    accounts: Vec<natter_core::persist::LoadedAccount>,
+    /// The accounts read at start (with their revisions), until [`Node::take_accounts`].
+    accounts: Vec<(natter_core::persist::LoadedAccount, u64)>,
 }
 
 /// What reading a room's log for history needs.
@@ -337,10 +355,10 @@ impl Node {
         })
     }
 
-    /// The accounts the cluster held when this node started (once; empty after): hand each to
-    /// [`Hub::handle_account`] before serving anyone. Later changes come as
-    /// [`ClusterIn::Account`] and [`ClusterIn::AccountDropped`].
-    pub fn take_accounts(&mut self) -> Vec<natter_core::persist::LoadedAccount> {
+    /// The accounts the cluster held when this node started, with their revisions (once;
+    /// empty after): hand each to [`Hub::handle_account`] before serving anyone. Later changes
+    /// come as [`ClusterIn::Account`] and [`ClusterIn::AccountDropped`].
+    pub fn take_accounts(&mut self) -> Vec<(natter_core::persist::LoadedAccount, u64)> {
         std::mem::take(&mut self.accounts)
     }
 

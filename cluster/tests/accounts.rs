@@ -68,8 +68,8 @@ async fn decided(node: &mut Node, id: u64, name: &str) -> (bool, String) {
             ClusterIn::AccountCreated { id: got, result } if got == id => {
                 Some((Some(result.expect("decided")), None))
             }
-            ClusterIn::Account(a) if a.record.name.as_str() == name => {
-                Some((None, Some(a.record.hash.0)))
+            ClusterIn::Account { account, .. } if account.record.name.as_str() == name => {
+                Some((None, Some(account.record.hash.0)))
             }
             _ => None,
         })
@@ -87,7 +87,11 @@ async fn heard(
     done: impl Fn(&LoadedAccount) -> bool,
 ) -> LoadedAccount {
     next(node, "account news", |i| match i {
-        ClusterIn::Account(a) if a.record.name.as_str() == name && done(&a) => Some(a),
+        ClusterIn::Account { account, .. }
+            if account.record.name.as_str() == name && done(&account) =>
+        {
+            Some(account)
+        }
         _ => None,
     })
     .await
@@ -162,8 +166,10 @@ async fn writes_of_two_nodes_to_one_account_all_land_and_a_new_node_reads_them()
     let mut c = node(&nats).await;
     let loaded = c.take_accounts();
     assert_eq!(loaded.len(), 1);
-    assert!(complete(&loaded[0]), "{:?}", loaded[0]);
-    assert_eq!(loaded[0].record.hash.0, "h1");
+    let (loaded, revision) = &loaded[0];
+    assert!(complete(loaded), "{loaded:?}");
+    assert_eq!(loaded.record.hash.0, "h1");
+    assert!(*revision > 2 * EACH, "{revision}");
     assert!(c.take_accounts().is_empty(), "handed over once");
     // A password change revokes every key, everywhere.
     b.send(ClusterOut::AccountWrite {

@@ -157,8 +157,8 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             let mut hub = Hub::new(config.hub);
             hub.enable_cluster();
             // Every account the cluster holds, before anyone can sign in.
-            for account in node.take_accounts() {
-                hub.handle_account(account, clock.now());
+            for (account, revision) in node.take_accounts() {
+                hub.handle_account(account, revision, clock.now());
             }
             (hub, None, Some(node))
         }

@@ -219,6 +219,9 @@ pub(crate) struct Accounts {
     /// Cluster mode: registrations waiting for the cluster to create their account, by the
     /// hub's number for the [`ClusterOut::CreateAccount`].
     registering: FxHashMap<u64, Registering>,
+    /// Cluster mode: per account (folded), this node's writes not yet answered and the
+    /// revision of the last answered (see [`Hub::handle_account_written`]).
+    own_writes: FxHashMap<String, (u32, u64)>,
 }
 
 /// A registration whose password is hashed, waiting for the cluster to create the account.
@@ -245,6 +248,7 @@ impl Default for Accounts {
             // The wait starts with the registration that used the last free one.
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
             registering: FxHashMap::default(),
+            own_writes: FxHashMap::default(),
         }
     }
 }
@@ -1261,11 +1265,34 @@ impl Hub {
     /// An account's write: to the store's batch, and in cluster mode to the cluster.
     fn account_write(&mut self, account: &Nick, write: Write) {
         if self.cluster.is_some() {
-            let account = account.clone();
+            let a = account.clone();
             let w = write.clone();
-            self.cluster_ask(|_| ClusterOut::AccountWrite { account, write: w });
+            self.cluster_ask(|_| ClusterOut::AccountWrite {
+                account: a,
+                write: w,
+            });
+            let own = self
+                .accounts
+                .own_writes
+                .entry(account.folded())
+                .or_default();
+            own.0 += 1;
         }
         self.record(write);
+    }
+
+    /// Cluster mode: this node's oldest [`ClusterOut::AccountWrite`] of `account` (folded) not
+    /// yet answered is done: `Some(revision)`, the cluster's version of the account after it,
+    /// or `None` if it could not be written (the account goes back to what the cluster says).
+    /// Until every write of an account is answered, and then until news of the account at
+    /// least that recent comes ([`Hub::handle_account`]), news of it is not applied: it would
+    /// take back for a moment what this node did (a revoked key opening again).
+    pub fn handle_account_written(&mut self, account: &str, revision: Option<u64>) {
+        let Some(own) = self.accounts.own_writes.get_mut(account) else {
+            return;
+        };
+        own.0 = own.0.saturating_sub(1);
+        own.1 = own.1.max(revision.unwrap_or(0));
     }
 
     /// Cluster mode: `nick`'s registration (its password hashed) asks the cluster to create the
@@ -1349,7 +1376,11 @@ impl Hub {
     /// (or read when the node starts). It is added, or its password hash, device keys and
     /// stored rooms replaced by these; read markers only move forward, and this node's
     /// connections of the account hear the ones that moved.
-    pub fn handle_account(&mut self, account: LoadedAccount, now: Millis) {
+    ///
+    /// `revision` is the cluster's version of the account (it grows with every change): news
+    /// older than this node's own last write of the account, or while one is unanswered, is
+    /// not applied (see [`Hub::handle_account_written`]).
+    pub fn handle_account(&mut self, account: LoadedAccount, revision: u64, now: Millis) {
         self.now = self.now.max(now);
         let LoadedAccount {
             record,
@@ -1358,6 +1389,13 @@ impl Hub {
             keys,
         } = account;
         let folded = record.name.folded();
+        if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
+            if unanswered > 0 || revision < last {
+                debug!(account = %record.name, revision, "account news older than our writes");
+                return;
+            }
+            self.accounts.own_writes.remove(&folded);
+        }
         let ids: VecDeque<u64> = keys.iter().map(|k| k.id).collect();
         if let Some(a) = self.accounts.by_name.get(&folded) {
             for id in a.keys.iter().filter(|id| !ids.contains(id)) {
@@ -1420,6 +1458,7 @@ impl Hub {
     /// here; its user stays, as a guest, until it leaves.
     pub fn handle_account_dropped(&mut self, folded: &str, now: Millis) {
         self.now = self.now.max(now);
+        self.accounts.own_writes.remove(folded);
         self.forget_account(folded);
     }
 

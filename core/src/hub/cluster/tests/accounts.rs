@@ -14,6 +14,11 @@ use crate::wire::{ErrorKind, Proof};
 #[derive(Default)]
 pub(super) struct Kv {
     accounts: BTreeMap<String, LoadedAccount>,
+    /// The last revision given (one sequence for the bucket, as in JetStream).
+    revision: u64,
+    /// Accounts' news held back (not yet delivered by the watch), when `hold_news`.
+    news: Vec<(LoadedAccount, u64)>,
+    hold_news: bool,
     hold: bool,
     held: Vec<(usize, u64, AccountRecord)>,
 }
@@ -29,11 +34,16 @@ impl Net {
             ClusterOut::AccountWrite { account, write } => {
                 let key = account.folded();
                 let Some(a) = self.kv.accounts.get_mut(&key) else {
+                    self.nodes[i].hub.handle_account_written(&key, None);
                     return;
                 };
                 if a.apply(&write) {
+                    self.kv.revision += 1;
+                    let revision = Some(self.kv.revision);
+                    self.nodes[i].hub.handle_account_written(&key, revision);
                     self.announce(&key);
                 } else {
+                    self.nodes[i].hub.handle_account_written(&key, None);
                     self.kv.accounts.remove(&key);
                     for n in &mut self.nodes {
                         n.hub.handle_account_dropped(&key, self.now);
@@ -56,6 +66,7 @@ impl Net {
                 keys: Vec::new(),
             };
             self.kv.accounts.insert(key.clone(), account);
+            self.kv.revision += 1;
         }
         self.nodes[i]
             .hub
@@ -65,13 +76,17 @@ impl Net {
         }
     }
 
-    /// Every node hears the account as it is (the watch).
+    /// Every node hears the account as it is (the watch), unless news are held back.
     fn announce(&mut self, key: &str) {
         let Some(a) = self.kv.accounts.get(key).cloned() else {
             return;
         };
+        if self.kv.hold_news {
+            self.kv.news.push((a, self.kv.revision));
+            return;
+        }
         for n in &mut self.nodes {
-            n.hub.handle_account(a.clone(), self.now);
+            n.hub.handle_account(a.clone(), self.kv.revision, self.now);
         }
     }
 }
@@ -102,7 +117,7 @@ fn net(n: usize) -> Net {
 fn restart(net: &mut Net, i: usize) {
     let mut fresh = hub(100 + i as u8);
     for a in net.kv.accounts.values() {
-        fresh.handle_account(a.clone(), net.now);
+        fresh.handle_account(a.clone(), net.kv.revision, net.now);
     }
     net.nodes[i] = Node {
         hub: fresh,
@@ -387,9 +402,9 @@ fn a_marker_moved_on_another_node_reaches_this_nodes_connections() {
     let mut acc = net.kv.accounts.get("alice").cloned().expect("kept");
     acc.read = vec![(room("#r"), Seq(2))];
     let now = net.now;
-    net.nodes[0].hub.handle_account(acc.clone(), now);
+    net.nodes[0].hub.handle_account(acc.clone(), 90, now);
     acc.read = vec![(room("#r"), Seq(1))];
-    net.nodes[0].hub.handle_account(acc, now);
+    net.nodes[0].hub.handle_account(acc, 91, now);
     settle(&mut net);
     let markers: Vec<Seq> = net
         .recv(0, a)
@@ -518,4 +533,67 @@ fn an_irc_sasl_sign_in_on_another_node_brings_the_accounts_rooms() {
         "the account's room, joined on this node: {text}"
     );
     assert_eq!(net.owners.get("alice"), Some(&1), "the nick is this node's");
+}
+
+#[test]
+fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, true);
+    let key = signed_in(&net.recv(0, a)).and_then(|s| s.1).expect("a key");
+    // The watch lags: node 0 changes the password (two writes: the hash, every key revoked)
+    // and hears the news of each write only afterwards, oldest first.
+    net.kv.hold_news = true;
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 0, a, &change);
+    assert!(net.recv(0, a).contains(&ServerMsg::PasswordChanged));
+    let news = core::mem::take(&mut net.kv.news);
+    assert_eq!(news.len(), 2);
+    assert_eq!(
+        news[0].0.keys.len(),
+        1,
+        "the first write's news still holds the key"
+    );
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_account(news[0].0.clone(), news[0].1, now);
+    // Neither the old password nor the revoked key opens, even for a moment.
+    let (b, _) = guest(&mut net, 0, "b1");
+    sign_in(&mut net, 0, b, "alice", Proof::Key(key.clone()));
+    assert_eq!(
+        error(&net.recv(0, b)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    let (c, _) = guest(&mut net, 0, "c1");
+    sign_in(&mut net, 0, c, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        error(&net.recv(0, c)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    // The news of the last write is applied (and node 1, which wrote nothing, takes both).
+    for (acc, rev) in news {
+        for n in &mut net.nodes {
+            n.hub.handle_account(acc.clone(), rev, now);
+        }
+    }
+    net.kv.hold_news = false;
+    let (d, _) = guest(&mut net, 1, "d1");
+    sign_in(&mut net, 1, d, "alice", Proof::Key(key));
+    assert_eq!(
+        error(&net.recv(1, d)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    let (e, _) = guest(&mut net, 1, "e1");
+    sign_in(
+        &mut net,
+        1,
+        e,
+        "alice",
+        Proof::Password(pw("battery staple")),
+    );
+    assert!(signed_in(&net.recv(1, e)).is_some());
 }
