@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::node::ClusterIn;
+use crate::{ClusterConfig, ClusterError};
 
 /// Tries of one account write against other nodes' writes to the same account before it is
 /// given up (logged): each lost race means another node wrote in between, so this many in a
@@ -326,6 +327,69 @@ pub(crate) async fn watch_accounts(
             }
         }
         debug!(from, "accounts' watch reads again");
+    }
+}
+
+/// The cluster's accounts alone, without joining as a node: what the operator's
+/// `natter-server account …` commands work on while the nodes run (each node hears a change
+/// through its watch, at once).
+#[derive(Debug)]
+pub struct ClusterAccounts {
+    js: jetstream::Context,
+    kv: kv::Store,
+    stream: String,
+    wait: Duration,
+}
+
+impl ClusterAccounts {
+    /// Connects to NATS and opens the accounts' bucket (made if missing).
+    pub async fn open(cfg: &ClusterConfig) -> Result<ClusterAccounts, ClusterError> {
+        let client = async_nats::connect(cfg.servers.as_slice())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                servers: cfg.servers.join(","),
+                source,
+            })?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(cfg.ack_timeout);
+        let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;
+        Ok(ClusterAccounts {
+            js,
+            kv,
+            stream: format!("KV_{}_accounts", cfg.prefix),
+            wait: 5 * cfg.ack_timeout,
+        })
+    }
+
+    /// The account called `name` (folded), if there is one.
+    pub async fn get(&self, name: &Nick) -> Result<Option<LoadedAccount>, String> {
+        let entry = self
+            .kv
+            .entry(nick_key(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| decode_account(&e.value))
+            .transpose()
+    }
+
+    /// Every account.
+    pub async fn list(&self) -> Result<Vec<LoadedAccount>, String> {
+        let (all, _) = load(&self.js, &self.stream, &self.kv, self.wait).await?;
+        Ok(all.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// Makes the account `record`: false if one of that name exists.
+    pub async fn create(&self, record: AccountRecord) -> Result<bool, String> {
+        create(&self.kv, "operator", record).await
+    }
+
+    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
+    pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
+        apply(&self.kv, "operator", account, write)
+            .await
+            .map(|_| ())
     }
 }
 

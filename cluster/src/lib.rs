@@ -28,6 +28,7 @@ mod node;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
+pub use accounts::ClusterAccounts;
 pub use names::{nick_key, room_stream, room_subject};
 pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
 

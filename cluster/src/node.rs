@@ -442,7 +442,7 @@ fn node_id() -> String {
 /// stream is made here as a KV bucket's is (`KV_<bucket>`, one value per key): async-nats's own
 /// `create_key_value` asks for account details that nats-server 2.9 (Debian's) words
 /// differently.
-async fn bucket(
+pub(crate) async fn bucket(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
     name: &str,

@@ -244,3 +244,89 @@ async fn an_account_survives_its_node_restarting() {
         "a password change revokes keys"
     );
 }
+
+/// Runs `natter-server account ARGS --cluster URL` with `password` in NATTER_PASSWORD if given
+/// (no terminal, no store). Returns its exit code and stdout.
+async fn account_cmd(nats: &Nats, args: &[&str], password: Option<&str>) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"));
+    cmd.arg("account")
+        .args(args)
+        .arg("--cluster")
+        .arg(nats.url())
+        // A cheap hash, as the nodes of these tests use.
+        .arg("--config")
+        .arg(cheap_config())
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("NATTER_PASSWORD", p);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("natter-server account finished within 30 s")
+        .expect("run natter-server account");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for secret in ["kettle lantern", "staple kettle"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    (out.status.code().expect("exited"), stdout + &stderr)
+}
+
+/// A config file whose accounts hash cheaply (kept for the whole test run).
+fn cheap_config() -> std::path::PathBuf {
+    static FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::io::Write::write_all(
+            &mut f,
+            b"[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+        )
+        .expect("written");
+        f
+    })
+    .path()
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_account_commands_work_on_the_clusters_accounts() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let (code, out) = account_cmd(&nats, &["add", "bob"], Some("kettle lantern")).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("added account bob"), "{out}");
+    // The running node heard of it at once: no reload.
+    sign_in_soon(addr(&a), "bob", "kettle lantern").await;
+    let (code, out) = account_cmd(&nats, &["add", "Bob"], Some("kettle lantern")).await;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("there is an account named bob already"),
+        "{out}"
+    );
+    let (code, out) = account_cmd(&nats, &["list"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("bob\t"), "{out}");
+    let (code, out) = account_cmd(&nats, &["passwd", "bob"], Some("staple kettle")).await;
+    assert_eq!(code, 0, "{out}");
+    sign_in_soon(addr(&a), "bob", "staple kettle").await;
+    let (code, out) = account_cmd(&nats, &["remove", "bob"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("removed account bob"), "{out}");
+    let (code, out) = account_cmd(&nats, &["remove", "bob"], None).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("there is no account named bob"), "{out}");
+    // Gone on the node too (it hears the removal through its watch).
+    let mut gone = false;
+    for _ in 0..3 {
+        let (_, got) = sign_in(addr(&a), "v", "bob", Proof::Password(pw("staple kettle"))).await;
+        if got == Err(ErrorKind::SignInFailed) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(gone, "the removed account still signs in");
+}
