@@ -285,7 +285,7 @@ pub async fn run_cluster(
         AccountCmd::List => {
             let accounts = open().await?;
             let mut all = accounts.list().await.map_err(failed)?;
-            all.sort_by(|a, b| a.record.name.folded().cmp(&b.record.name.folded()));
+            all.sort_by_key(|a| a.record.name.folded());
             for a in all {
                 say(
                     out,
