@@ -26,6 +26,9 @@ use crate::{ClusterConfig, ClusterError};
 /// given up (logged): each lost race means another node wrote in between, so this many in a
 /// row means the account is written to without pause.
 const MAX_WRITE_TRIES: usize = 16;
+/// How long an account write is tried again while NATS does not answer (then it is given up,
+/// logged, and the node goes back to what the cluster holds).
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
 /// The largest account entry read (bincode's limit before it allocates): far above what an
 /// account holds (32 keys, a marker per room).
 const MAX_ENTRY_BYTES: usize = 1 << 20;
@@ -105,17 +108,24 @@ fn folded_of_key(key: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-/// Does the hub's account asks in order; answers creates.
+/// Does the hub's account asks in order, each try bounded by `wait`; answers creates at once
+/// (a registrant may try again), and tries a write again while NATS does not answer, for up to
+/// [`WRITE_PATIENCE`].
 pub(crate) async fn keep_accounts(
     accounts: kv::Store,
     me: String,
+    wait: Duration,
     mut rx: mpsc::UnboundedReceiver<AccountOp>,
     tx: mpsc::UnboundedSender<ClusterIn>,
 ) {
+    let late = |_| "no answer in time".to_owned();
     while let Some(op) = rx.recv().await {
         match op {
             AccountOp::Create { id, record } => {
-                let result = create(&accounts, &me, record).await;
+                let result = tokio::time::timeout(wait, create(&accounts, &me, record))
+                    .await
+                    .map_err(late)
+                    .and_then(|r| r);
                 if let Err(e) = &result {
                     warn!(error = %e, "account not created");
                 }
@@ -125,12 +135,24 @@ pub(crate) async fn keep_accounts(
                 }
             }
             AccountOp::Write { account, write } => {
-                let revision = apply(&accounts, &me, &account, &write)
-                    .await
-                    .unwrap_or_else(|e| {
-                        warn!(%account, error = %e, "account change not written");
-                        None
-                    });
+                let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
+                let revision = loop {
+                    let tried = tokio::time::timeout(wait, apply(&accounts, &me, &account, &write))
+                        .await
+                        .map_err(late)
+                        .and_then(|r| r);
+                    match tried {
+                        Ok(revision) => break revision,
+                        Err(e) if tokio::time::Instant::now() >= give_up => {
+                            warn!(%account, error = %e, "account change not written; given up");
+                            break None;
+                        }
+                        Err(e) => {
+                            debug!(%account, error = %e, "account change not written yet");
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                };
                 let account = account.folded();
                 if tx
                     .send(ClusterIn::AccountWritten { account, revision })

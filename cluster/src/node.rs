@@ -316,6 +316,7 @@ impl Node {
         tokio::spawn(crate::accounts::keep_accounts(
             accounts_kv.clone(),
             id.clone(),
+            cfg.ack_timeout,
             accounts_rx,
             in_tx.clone(),
         ));
@@ -949,6 +950,12 @@ impl Driver {
                     });
                 }
                 ClusterOut::CreateAccount { id, record } => {
+                    if self.client.connection_state() != State::Connected {
+                        let result =
+                            Err("the cluster is unavailable (no NATS server answers)".into());
+                        let _ = self.tx.send(ClusterIn::AccountCreated { id, result });
+                        continue;
+                    }
                     let op = crate::accounts::AccountOp::Create { id, record };
                     let _ = self.accounts_tx.send(op);
                 }

@@ -330,3 +330,37 @@ async fn the_operators_account_commands_work_on_the_clusters_accounts() {
     }
     assert!(gone, "the removed account still signs in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_while_nats_is_down_is_refused_and_accounts_flow_again_after() {
+    let mut nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut alice, _) = BinClient::hello(addr(&a), "alice", None).await;
+    nats.stop();
+    let refused = register(&mut alice, "correct horse", false).await;
+    let detail = refused.expect_err("not registered without NATS");
+    assert!(
+        detail.contains("cluster") && detail.contains("not registered"),
+        "{detail}"
+    );
+    nats.run();
+    // The nodes reconnect by themselves, and so do their accounts' watches: an account
+    // registered on one node afterwards signs in on the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match register(&mut alice, "correct horse", false).await {
+            Ok(n) => {
+                assert_eq!(n, nick("alice"));
+                break;
+            }
+            Err(why) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never registered: {why}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    sign_in_soon(addr(&b), "alice", "correct horse").await;
+}
