@@ -180,11 +180,10 @@ impl Text {
             return Err(InvalidName::EmptyText);
         }
         // Measured after cleaning: a replacement character is longer than what it replaces.
-        let clean = if s.chars().any(|c| class(c) != Class::Plain) {
-            sanitize(&s)
-        } else {
-            s.into_owned()
-        };
+        // Printable ASCII (most lines) is plain: checked a byte at a time, without decoding.
+        let plain = s.bytes().all(|b| matches!(b, b' '..=b'~'))
+            || s.chars().all(|c| class(c) == Class::Plain);
+        let clean = if !plain { sanitize(&s) } else { s.into_owned() };
         if clean.trim().is_empty() {
             // Nothing but invisible characters.
             return Err(InvalidName::EmptyText);

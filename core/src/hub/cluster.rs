@@ -638,6 +638,8 @@ impl Hub {
         {
             u.rooms.insert(room.clone());
             if let Some(r) = self.rooms.get_mut(&room) {
+                // Big rooms' lists of attached connections are built again.
+                self.attach_gen += 1;
                 r.members.insert(uid);
             }
             self.session_changed(uid);
@@ -804,6 +806,37 @@ impl Hub {
             .as_ref()
             .and_then(|cl| cl.rosters.get(room))
             .map_or(0, |r| r.members.len())
+    }
+
+    /// A user on another node as the logs of the rooms followed here know it: the nick as
+    /// spelled and the followed rooms it is in (`None` if it is in none, or outside a
+    /// cluster). A user on another node who shares no room with this node is not known here.
+    pub(super) fn remote_user(&self, nick: &Nick) -> Option<(Nick, Vec<RoomName>)> {
+        let folded = nick.folded();
+        let mut found: Option<(Nick, Vec<RoomName>)> = None;
+        for (room, roster) in &self.cluster.as_ref()?.rosters {
+            if let Some((n, _)) = roster.members.get(&folded) {
+                found
+                    .get_or_insert_with(|| (n.clone(), Vec::new()))
+                    .1
+                    .push(room.clone());
+            }
+        }
+        found
+    }
+
+    /// How many users on other nodes the followed rooms' logs know of (each once, however
+    /// many rooms it shares with this node; none that is also a user here).
+    pub(super) fn remote_user_count(&self) -> usize {
+        let Some(cl) = self.cluster.as_ref() else {
+            return 0;
+        };
+        cl.rosters
+            .values()
+            .flat_map(|r| r.members.keys())
+            .filter(|folded| !self.nicks.contains_key(folded.as_str()))
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 
     /// The nodes whose lease is alive now (the shell lists them every so often). Members of
@@ -1973,6 +2006,106 @@ mod tests {
         hub.handle_remote_from(ev(4, EventKind::Quit { reason: None }), None, "n9", now);
         net.pump();
         assert_eq!(who(&mut net, 1, b), ["bob", "dave"]);
+    }
+
+    #[test]
+    fn whois_ison_and_lusers_know_users_on_other_nodes_in_shared_rooms() {
+        let mut net = Net::new(2);
+        let b = net.hello(1, "Bob");
+        net.pump();
+        net.welcomed(1, b);
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        let now = net.now;
+        let c = net.nodes[0]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        net.nodes[0]
+            .hub
+            .handle_bytes(c, b"NICK carol\r\nUSER carol 0 * :carol\r\n", now);
+        net.pump();
+        net.nodes[0].hub.handle_bytes(c, b"JOIN #r\r\n", now);
+        net.pump();
+        let irc = |net: &mut Net, line: &[u8]| {
+            net.nodes[0].raw.remove(&c);
+            let now = net.now;
+            net.nodes[0].hub.handle_bytes(c, line, now);
+            net.pump();
+            String::from_utf8_lossy(&net.nodes[0].raw[&c]).into_owned()
+        };
+        let text = irc(&mut net, b"WHOIS bob\r\n");
+        assert!(text.contains(" 311 carol Bob Bob "), "{text}");
+        assert!(text.contains("on another natter node"), "{text}");
+        assert!(text.contains(" 319 carol Bob :#r"), "{text}");
+        assert!(!text.contains(" 401 "), "{text}");
+        assert!(!text.contains("between connections"), "{text}");
+        let text = irc(&mut net, b"ISON bob dave carol\r\n");
+        assert!(text.contains(" 303 carol :Bob carol"), "{text}");
+        let text = irc(&mut net, b"LUSERS\r\n");
+        assert!(text.contains(" 251 carol :There are 2 users"), "{text}");
+        // Bob leaves the room: node 0 knows him no more.
+        net.send(
+            1,
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        let text = irc(&mut net, b"WHOIS bob\r\n");
+        assert!(text.contains(" 401 carol bob "), "{text}");
+    }
+
+    #[test]
+    fn a_room_big_enough_for_a_list_of_connections_reaches_every_member_joined_through_the_log() {
+        let mut net = Net::new(2);
+        let n = crate::hub::deliver::ATTACHED_LIST_MIN + 4;
+        let mut here = Vec::new();
+        for k in 0..n {
+            let c = net.hello(0, &format!("u{k}"));
+            net.pump();
+            net.welcomed(0, c);
+            here.push(c);
+        }
+        for (k, &c) in here.iter().enumerate() {
+            net.send(0, c, &ClientMsg::Join { room: room("#r") });
+            // From the list's size on, a line right after a join goes through the list.
+            net.send(0, c, &say(k as u64, "hello"));
+        }
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.welcomed(1, b);
+        net.send(1, b, &ClientMsg::Join { room: room("#r") });
+        for &c in &here {
+            net.recv(0, c);
+        }
+        net.send(1, b, &say(1, "to all"));
+        for &c in &here {
+            let got = net.recv(0, c);
+            assert!(
+                events(&got).iter().any(|(_, from, _)| from == "bob"),
+                "{c:?}: {got:?}"
+            );
+        }
+        // One leaves; the next line reaches the others and not it.
+        net.send(
+            0,
+            here[0],
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        net.recv(0, here[0]);
+        net.send(1, b, &say(2, "again"));
+        assert!(events(&net.recv(0, here[0])).is_empty());
+        for &c in &here[1..] {
+            assert_eq!(
+                events(&net.recv(0, c)).len(),
+                2,
+                "{c:?}: the part and the line"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 /// Rooms of at least this many members keep a list of their attached connections
 /// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
-pub(super) const ATTACHED_LIST_MIN: usize = 128;
+pub(super) const ATTACHED_LIST_MIN: usize = 16;
 
 /// Who a broadcast leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,17 @@ impl Hub {
                 r.attached.extend(walk);
                 r.attached.shrink_to_fit();
                 r.attached_gen = *attach_gen;
+            } else if cfg!(debug_assertions) {
+                // Every change of a member or of a member's connections must bump `attach_gen`:
+                // a list built before one would deliver to the wrong connections.
+                let mut fresh: Vec<_> = walk.collect();
+                let mut kept = r.attached.clone();
+                fresh.sort_unstable();
+                kept.sort_unstable();
+                debug_assert_eq!(
+                    kept, fresh,
+                    "{room}'s list of attached connections is stale"
+                );
             }
             for &(uid, cid) in &r.attached {
                 deliver(uid, cid);

@@ -104,8 +104,12 @@ pub(crate) struct Whois {
     pub(crate) user: Present,
     /// The rooms the user is in.
     pub(crate) rooms: Vec<RoomName>,
-    /// How the user is connected; `None`: between connections, waiting for a resume.
+    /// How the user is connected; `None`: between connections, waiting for a resume, or on
+    /// another node.
     pub(crate) kind: Option<ConnKind>,
+    /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
+    /// are the ones of those it is in).
+    pub(crate) elsewhere: bool,
 }
 
 /// One room as LIST sees it.
@@ -222,6 +226,17 @@ impl Hub {
                         kind: self
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
+                        elsewhere: false,
+                    })
+                });
+                let user = user.or_else(|| {
+                    self.remote_user(&nick).map(|(nick, rooms)| {
+                        Box::new(Whois {
+                            user: Present { nick, away: None },
+                            rooms,
+                            kind: None,
+                            elsewhere: true,
+                        })
                     })
                 });
                 Info::Whois { nick, user }
@@ -264,7 +279,7 @@ impl Hub {
                 Info::List { rooms, total }
             }
             Query::Counts => Info::Counts {
-                users: self.users.len(),
+                users: self.users.len() + self.remote_user_count(),
                 rooms: self.rooms.len(),
                 connections: self.conns.len(),
             },
@@ -290,11 +305,17 @@ impl Hub {
         self.users.get(&uid).map(|u| (uid, &**u))
     }
 
+    /// `nick`'s user, here or (in a cluster) in a followed room on another node.
     fn present(&self, nick: &Nick) -> Option<Present> {
-        self.user_named(nick).map(|(_, u)| Present {
-            nick: u.nick.clone(),
-            away: u.away.clone(),
-        })
+        self.user_named(nick)
+            .map(|(_, u)| Present {
+                nick: u.nick.clone(),
+                away: u.away.clone(),
+            })
+            .or_else(|| {
+                self.remote_user(nick)
+                    .map(|(nick, _)| Present { nick, away: None })
+            })
     }
 
     /// Every connection of the users sharing a room with `uid` (its own aside), each once.

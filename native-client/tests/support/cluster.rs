@@ -7,7 +7,7 @@ use super::WAIT;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -62,17 +62,7 @@ impl Nc {
             .await
             .expect("connect to the text door");
         let (rx, tx) = s.into_split();
-        let (ltx, lines) = mpsc::channel(4096);
-        let tag = nick.to_owned();
-        tokio::spawn(async move {
-            let mut rx = BufReader::new(rx).lines();
-            while let Ok(Some(line)) = rx.next_line().await {
-                eprintln!("[{tag} nc] {line}");
-                if ltx.send(line).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = super::forward_lines(rx, format!("{nick} nc"));
         let mut nc = Nc {
             name: nick.to_owned(),
             tx,
@@ -100,21 +90,6 @@ impl Nc {
 
     /// Waits for a line `pred` accepts.
     pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Ok(None) => panic!(
-                    "{}: closed before {what:?}; saw {:#?}",
-                    self.name, self.seen
-                ),
-                Err(_) => panic!("{}: no {what:?} in time; saw {:#?}", self.name, self.seen),
-            }
-        }
+        super::next_where(&self.name, &mut self.lines, &mut self.seen, what, pred).await
     }
 }

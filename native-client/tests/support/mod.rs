@@ -19,6 +19,48 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Lines of a client's output buffered before the reader waits for the test to catch up.
 const OUTPUT_QUEUE: usize = 4096;
 
+/// Forwards each line `reader` gives (echoed to stderr under `tag`) until it ends.
+pub fn forward_lines(
+    reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tag: String,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{tag}] {line}");
+            if tx.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to [`WAIT`] for a line from `lines` that `pred` accepts, keeping every line read
+/// in `seen`; fails naming `name`, `what` and what was seen.
+pub async fn next_where(
+    name: &str,
+    lines: &mut mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(line)) => {
+                seen.push(line.clone());
+                if pred(&line) {
+                    return line;
+                }
+            }
+            Ok(None) => panic!("{name}: output ended before {what:?}; saw {seen:#?}"),
+            Err(_) => panic!("{name}: no {what:?} within {WAIT:?}; saw {seen:#?}"),
+        }
+    }
+}
+
 /// Starts a server on a free loopback port.
 pub async fn server() -> (Server, SocketAddr) {
     server_with(|_| {}).await
@@ -108,18 +150,8 @@ impl Client {
         let mut child = cmd.spawn().expect("natter starts");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
         let name = nick.to_owned();
-        let tag = name.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("[{tag}] {line}");
-                if tx.send(line).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = forward_lines(stdout, name.clone());
         Client {
             name,
             child,
@@ -156,25 +188,7 @@ impl Client {
 
     /// Waits for a line `pred` accepts (it may be one already seen after the last match).
     pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Ok(None) => panic!(
-                    "{}: output ended before {what:?}; saw {:#?}",
-                    self.name, self.seen
-                ),
-                Err(_) => panic!(
-                    "{}: no {what:?} within {WAIT:?}; saw {:#?}",
-                    self.name, self.seen
-                ),
-            }
-        }
+        next_where(&self.name, &mut self.lines, &mut self.seen, what, pred).await
     }
 
     /// Reads whatever output is left until the process closes stdout (bounded).

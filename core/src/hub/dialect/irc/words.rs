@@ -641,6 +641,7 @@ impl Irc {
             Info::Whois { user: Some(w), .. } => {
                 let n = w.user.nick.as_str();
                 let how = match w.kind {
+                    _ if w.elsewhere => "on another natter node",
                     Some(ConnKind::Binary) => "on the natter client or a web page",
                     Some(ConnKind::Text) => "on nc or telnet",
                     Some(ConnKind::Irc) => "on IRC",
@@ -662,7 +663,7 @@ impl Irc {
                 if let Some(away) = &w.user.away {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
-                if w.kind.is_none() {
+                if w.kind.is_none() && !w.elsewhere {
                     l.num(
                         RPL_WHOISSPECIAL,
                         &[n],
