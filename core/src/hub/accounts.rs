@@ -1283,7 +1283,8 @@ impl Hub {
 
     /// Cluster mode: this node's oldest [`ClusterOut::AccountWrite`] of `account` (folded) not
     /// yet answered is done: `Some(revision)`, the cluster's version of the account after it,
-    /// or `None` if it could not be written (the account goes back to what the cluster says).
+    /// or `None` if it could not be written (the account goes back to what the cluster says with
+    /// its next news of it).
     /// Until every write of an account is answered, and then until news of the account at
     /// least that recent comes ([`Hub::handle_account`]), news of it is not applied: it would
     /// take back for a moment what this node did (a revoked key opening again).
