@@ -15,15 +15,21 @@
 //!   client whose node died resumes on any other node, which reads the record, takes the nick
 //!   over and takes the rooms over through their logs (a `Moved` event each, which no client
 //!   shows).
+//! - **Accounts.** A KV bucket (`<prefix>_accounts`) keeps each account whole under its folded
+//!   name: the password's argon2id hash, rooms, read markers, device keys' hashes. Registering
+//!   is a KV `create`; changes are compare-and-swap on the entry's revision; every node watches
+//!   the bucket and tells its hub.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
 
+mod accounts;
 mod names;
 mod node;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
+pub use accounts::ClusterAccounts;
 pub use names::{nick_key, room_stream, room_subject};
 pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
 

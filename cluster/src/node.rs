@@ -150,6 +150,31 @@ pub enum ClusterIn {
         /// Whether it was taken from the node that had it (not found free).
         moved: bool,
     },
+    /// The answer to a [`ClusterOut::CreateAccount`]: made, an account of that name exists,
+    /// or why the cluster could not say.
+    AccountCreated {
+        /// The hub's number for it.
+        id: u64,
+        /// `Ok(true)`: made; `Ok(false)`: the name is taken.
+        result: Result<bool, String>,
+    },
+    /// An account as the cluster keeps it, after a change made on any node.
+    Account {
+        /// The account.
+        account: natter_core::persist::LoadedAccount,
+        /// Its entry's revision.
+        revision: u64,
+    },
+    /// The account (its folded name) was removed.
+    AccountDropped(String),
+    /// This node's oldest account write of `account` (folded) not yet answered is done:
+    /// `Some` revision of the entry after it, or `None` if it was not written.
+    AccountWritten {
+        /// The account, folded.
+        account: String,
+        /// The entry's revision after the write.
+        revision: Option<u64>,
+    },
 }
 
 impl ClusterIn {
@@ -173,6 +198,16 @@ impl ClusterIn {
             ClusterIn::TakenOver { id, granted, moved } => {
                 hub.handle_take_over(id, granted, moved, now);
             }
+            ClusterIn::AccountCreated { id, result } => {
+                hub.handle_account_created(id, result, now);
+            }
+            ClusterIn::Account { account, revision } => {
+                hub.handle_account(account, revision, now);
+            }
+            ClusterIn::AccountDropped(folded) => hub.handle_account_dropped(&folded, now),
+            ClusterIn::AccountWritten { account, revision } => {
+                hub.handle_account_written(&account, revision);
+            }
         }
     }
 }
@@ -189,6 +224,8 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
+    /// The accounts read at start (with their revisions), until [`Node::take_accounts`].
+    accounts: Vec<(natter_core::persist::LoadedAccount, u64)>,
 }
 
 /// What reading a room's log for history needs.
@@ -239,6 +276,15 @@ impl Node {
         let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
         let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
         let sessions = bucket(&js, &cfg, "sessions", cfg.session_ttl).await?;
+        let accounts_kv = bucket(&js, &cfg, "accounts", Duration::ZERO).await?;
+        let accounts_stream = format!("KV_{}_accounts", cfg.prefix);
+        let (accounts, watch_from) =
+            crate::accounts::load(&js, &accounts_stream, &accounts_kv, 5 * cfg.ack_timeout)
+                .await
+                .map_err(|why| ClusterError::JetStream {
+                    what: "accounts",
+                    why,
+                })?;
         nodes
             .put(&id, Bytes::from_static(b"up"))
             .await
@@ -277,7 +323,23 @@ impl Node {
         let serve = tokio::spawn(serve_directs(requests, in_tx.clone(), replies.clone()));
         let pending = Arc::new(Pending::default());
         let refuse = in_tx.clone();
+        let (accounts_tx, accounts_rx) = mpsc::unbounded_channel();
+        // Ends when the driver (which holds the sender) does.
+        tokio::spawn(crate::accounts::keep_accounts(
+            accounts_kv.clone(),
+            id.clone(),
+            cfg.ack_timeout,
+            accounts_rx,
+            in_tx.clone(),
+        ));
+        let account_watch = tokio::spawn(crate::accounts::watch_accounts(
+            accounts_kv,
+            watch_from,
+            in_tx.clone(),
+            links.subscribe(),
+        ));
         let driver = Driver {
+            accounts_tx,
             sessions,
             sessions_tx,
             cfg,
@@ -301,8 +363,16 @@ impl Node {
             inbox,
             refuse,
             pending,
-            tasks: vec![driver, lease, serve],
+            tasks: vec![driver, lease, serve, account_watch],
+            accounts,
         })
+    }
+
+    /// The accounts the cluster held when this node started, with their revisions (once;
+    /// empty after): hand each to [`Hub::handle_account`] before serving anyone. Later changes
+    /// come as [`ClusterIn::Account`] and [`ClusterIn::AccountDropped`].
+    pub fn take_accounts(&mut self) -> Vec<(natter_core::persist::LoadedAccount, u64)> {
+        std::mem::take(&mut self.accounts)
     }
 
     /// This node's id in the cluster (random per start).
@@ -385,7 +455,7 @@ fn node_id() -> String {
 /// stream is made here as a KV bucket's is (`KV_<bucket>`, one value per key): async-nats's own
 /// `create_key_value` asks for account details that nats-server 2.9 (Debian's) words
 /// differently.
-async fn bucket(
+pub(crate) async fn bucket(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
     name: &str,
@@ -545,6 +615,8 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Account creates and writes, done in order by [`crate::accounts::keep_accounts`].
+    accounts_tx: mpsc::UnboundedSender<crate::accounts::AccountOp>,
     /// Resume sessions' records, by token id.
     sessions: kv::Store,
     /// Writes of session records, done in order by [`keep_sessions`].
@@ -915,6 +987,20 @@ impl Driver {
                             warn!(%nick, %why, "nick not released");
                         }
                     });
+                }
+                ClusterOut::CreateAccount { id, record } => {
+                    if self.client.connection_state() != State::Connected {
+                        let result =
+                            Err("the cluster is unavailable (no NATS server answers)".into());
+                        let _ = self.tx.send(ClusterIn::AccountCreated { id, result });
+                        continue;
+                    }
+                    let op = crate::accounts::AccountOp::Create { id, record };
+                    let _ = self.accounts_tx.send(op);
+                }
+                ClusterOut::AccountWrite { account, write } => {
+                    let op = crate::accounts::AccountOp::Write { account, write };
+                    let _ = self.accounts_tx.send(op);
                 }
             }
         }

@@ -298,3 +298,37 @@ pub enum Answer {
     /// Search hits, newest first.
     Search(Result<Vec<RoomEvent>, String>),
 }
+
+impl LoadedAccount {
+    /// Applies an account's write to it, as a store keeping the account whole would (a cluster
+    /// keeps each account as one entry, changed by read, apply, compare-and-swap). False if
+    /// the write removes the account. Writes about anything else change nothing. At most
+    /// [`crate::limits::MAX_DEVICE_KEYS`] keys are kept (the newest).
+    pub fn apply(&mut self, write: &Write) -> bool {
+        match write {
+            Write::Account(r) => self.record.hash = r.hash.clone(),
+            Write::DropAccount(_) => return false,
+            Write::AccountRooms { rooms, .. } => self.rooms.clone_from(rooms),
+            Write::ReadMarker { room, seq, .. } => {
+                match self.read.iter_mut().find(|(r, _)| r == room) {
+                    Some((_, s)) => *s = (*s).max(*seq),
+                    None => self.read.push((room.clone(), *seq)),
+                }
+            }
+            Write::AddKey { key, .. } => {
+                if !self.keys.iter().any(|k| k.id == key.id) {
+                    self.keys.push(key.clone());
+                }
+                let over = self
+                    .keys
+                    .len()
+                    .saturating_sub(crate::limits::MAX_DEVICE_KEYS);
+                self.keys.drain(..over);
+            }
+            Write::RevokeKey { id } => self.keys.retain(|k| k.id != *id),
+            Write::RevokeKeys { .. } => self.keys.clear(),
+            _ => {}
+        }
+        true
+    }
+}

@@ -112,6 +112,9 @@ pub enum AccountError {
     /// The store refused the write.
     #[error("the change was not stored: {}", write_detail(.0))]
     Write(#[from] WriteError),
+    /// The cluster could not be reached, or did not do what was asked.
+    #[error("the cluster's accounts: {0}")]
+    Cluster(String),
 }
 
 /// A store write error in an operator's words (its own text speaks of a chat message).
@@ -220,6 +223,95 @@ pub fn run(
                     account: name.clone(),
                 },
             ]))?;
+            say(
+                out,
+                format_args!("changed the password of {name} and revoked its device keys"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cmd` on the accounts of the cluster `cluster` (`--cluster`), as [`run`] does on a
+/// store: the nodes hear each change at once (no reload needed).
+pub async fn run_cluster(
+    cmd: &AccountCmd,
+    cluster: &natter_cluster::ClusterConfig,
+    cost: HashCost,
+    out: &mut dyn std::io::Write,
+) -> Result<(), AccountError> {
+    use natter_cluster::ClusterAccounts;
+    let failed = |e: String| AccountError::Cluster(e);
+    let open = || async {
+        ClusterAccounts::open(cluster)
+            .await
+            .map_err(|e| AccountError::Cluster(e.to_string()))
+    };
+    match cmd {
+        AccountCmd::Add { name, password } => {
+            let name = account_name(name)?;
+            if name.is_guest() {
+                return Err(AccountError::GuestName(name));
+            }
+            let accounts = open().await?;
+            if let Some(found) = accounts.get(&name).await.map_err(failed)? {
+                return Err(AccountError::Exists(found.record.name));
+            }
+            let password = new_password(password, &name)?;
+            let record = AccountRecord {
+                hash: hash(&password, cost)?,
+                name: name.clone(),
+                created: unix_now(),
+            };
+            if !accounts.create(record).await.map_err(failed)? {
+                return Err(AccountError::Exists(name));
+            }
+            say(out, format_args!("added account {name}"));
+        }
+        AccountCmd::Remove { name } => {
+            let name = account_name(name)?;
+            let accounts = open().await?;
+            let found = accounts.get(&name).await.map_err(failed)?;
+            let found = found.ok_or(AccountError::Unknown(name))?.record.name;
+            let drop = Write::DropAccount(found.clone());
+            accounts.write(&found, &drop).await.map_err(failed)?;
+            say(
+                out,
+                format_args!(
+                    "removed account {found} with its rooms, read markers and device keys"
+                ),
+            );
+        }
+        AccountCmd::List => {
+            let accounts = open().await?;
+            let mut all = accounts.list().await.map_err(failed)?;
+            all.sort_by_key(|a| a.record.name.folded());
+            for a in all {
+                say(
+                    out,
+                    format_args!("{}\t{}", a.record.name, utc(a.record.created)),
+                );
+            }
+        }
+        AccountCmd::Passwd { name, password } => {
+            let name = account_name(name)?;
+            let accounts = open().await?;
+            let found = accounts.get(&name).await.map_err(failed)?;
+            let found = found.ok_or(AccountError::Unknown(name))?.record;
+            let password = new_password(password, &found.name)?;
+            let name = found.name.clone();
+            let record = AccountRecord {
+                hash: hash(&password, cost)?,
+                ..found
+            };
+            accounts
+                .write(&name, &Write::Account(record))
+                .await
+                .map_err(failed)?;
+            let revoke = Write::RevokeKeys {
+                account: name.clone(),
+            };
+            accounts.write(&name, &revoke).await.map_err(failed)?;
             say(
                 out,
                 format_args!("changed the password of {name} and revoked its device keys"),

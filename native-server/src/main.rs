@@ -99,13 +99,15 @@ struct Args {
     #[arg(long, env = "NATTER_EPHEMERAL")]
     ephemeral: bool,
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
-    /// several with commas, for several NATS servers): rooms, history and nicks are shared with
-    /// the other nodes, and the local store is not used
+    /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
+    /// shared with the other nodes, and the local store is not used (`account` commands then
+    /// work on the cluster's accounts)
     #[arg(
         long,
         value_name = "nats://HOST:PORT",
         env = "NATTER_CLUSTER",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     cluster: Vec<String>,
     /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
@@ -134,6 +136,7 @@ struct Args {
 enum Command {
     /// Manages accounts in the server's store (the same data directory and config as the
     /// server). Works while the server runs; a running server applies the changes on SIGHUP.
+    /// With --cluster, on the cluster's accounts instead: every node hears a change at once.
     /// Passwords are asked on the terminal without echo, or read from --password-file or
     /// NATTER_PASSWORD, never given as arguments.
     Account {
@@ -337,9 +340,16 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default();
     natter_ops::logging::init(format, "info")?;
     if let Some(Command::Account { cmd }) = &args.command {
-        let store = store_config(&args, &file.store)?;
         let cost = file.accounts.hash_cost;
-        if let Err(e) = account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock()) {
+        let done = if args.cluster.is_empty() {
+            let store = store_config(&args, &file.store)?;
+            account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock())
+        } else {
+            // In a cluster the accounts are the cluster's, not a store's.
+            let cluster = natter_cluster::ClusterConfig::new(args.cluster.clone());
+            account_cmd::run_cluster(cmd, &cluster, cost, &mut std::io::stdout().lock()).await
+        };
+        if let Err(e) = done {
             // The operator's words only: no error chain, no backtrace.
             eprintln!("natter-server account: {e}");
             std::process::exit(1);

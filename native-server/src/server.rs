@@ -149,13 +149,17 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
     let (hub, store, cluster) = match config.cluster {
         Some(cluster) => {
-            let node = natter_cluster::Node::start(cluster).await?;
+            let mut node = natter_cluster::Node::start(cluster).await?;
             info!(
                 node = node.id(),
-                "clustered: rooms, history and nicks live in JetStream"
+                "clustered: rooms, history, nicks and accounts live in JetStream"
             );
             let mut hub = Hub::new(config.hub);
             hub.enable_cluster();
+            // Every account the cluster holds, before anyone can sign in.
+            for (account, revision) in node.take_accounts() {
+                hub.handle_account(account, revision, clock.now());
+            }
             (hub, None, Some(node))
         }
         None => {

@@ -20,7 +20,7 @@
 //!   device connected.
 
 use super::dialect::Reply;
-use super::{DeviceId, Hub, UserId};
+use super::{ClusterOut, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
 use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
 use crate::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
@@ -98,6 +98,9 @@ struct Account {
     read: BTreeMap<RoomName, Seq>,
     /// Its device keys' ids, oldest first.
     keys: VecDeque<u64>,
+    /// The rooms it is in, as last written (a cluster node joins them when the account signs
+    /// in there with no user of it yet).
+    rooms: Vec<RoomName>,
 }
 
 /// What a piece of work out is for.
@@ -213,6 +216,21 @@ pub(crate) struct Accounts {
     fails: Throttle<String>,
     addr_fails: Throttle<IpAddr>,
     registrations: Throttle<IpAddr>,
+    /// Cluster mode: registrations waiting for the cluster to create their account, by the
+    /// hub's number for the [`ClusterOut::CreateAccount`].
+    registering: FxHashMap<u64, Registering>,
+    /// Cluster mode: per account (folded), this node's writes not yet answered and the
+    /// revision of the last answered (see [`Hub::handle_account_written`]).
+    own_writes: FxHashMap<String, (u32, u64)>,
+}
+
+/// A registration whose password is hashed, waiting for the cluster to create the account.
+#[derive(Debug)]
+struct Registering {
+    conn: ConnId,
+    nick: Nick,
+    hash: PasswordHash,
+    remember: bool,
 }
 
 impl Default for Accounts {
@@ -229,6 +247,8 @@ impl Default for Accounts {
             addr_fails: Throttle::new(FREE_FAILS_ADDRESS, FIRST_WAIT),
             // The wait starts with the registration that used the last free one.
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
+            registering: FxHashMap::default(),
+            own_writes: FxHashMap::default(),
         }
     }
 }
@@ -359,6 +379,7 @@ impl Hub {
                             user: None,
                             read,
                             keys,
+                            rooms: la.rooms.clone(),
                         },
                     );
                     if self.config.accounts.always_on && !la.rooms.is_empty() {
@@ -582,11 +603,14 @@ impl Hub {
         }
         *marker = seq;
         let name = a.name.clone();
-        self.record(Write::ReadMarker {
-            account: name,
-            room: room.clone(),
-            seq,
-        });
+        self.account_write(
+            &name,
+            Write::ReadMarker {
+                account: name.clone(),
+                room: room.clone(),
+                seq,
+            },
+        );
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             let msg = ServerMsg::ReadUpTo {
@@ -620,6 +644,13 @@ impl Hub {
         };
         let name = a.name.clone();
         let existing = a.user.filter(|u| self.users.contains_key(u));
+        // Cluster mode: no user of the account here yet, so its rooms are joined here.
+        let stored_rooms = match (existing, &self.cluster) {
+            (None, Some(_)) => a.rooms.clone(),
+            _ => Vec::new(),
+        };
+        let fresh_here = existing.is_none();
+        let signed_as = name.clone();
         if let Some(ip) = self.throttle_addr(conn) {
             self.accounts.addr_fails.clear(&ip);
         }
@@ -637,8 +668,12 @@ impl Hub {
         match existing {
             None if only_device => {
                 // The guest becomes the account's user: same rooms, the account's nick.
+                let guest_nick = self.users.get(&guest).map(|u| u.nick.clone());
                 self.evict_nick_holder(&name, guest, now);
                 self.rename(guest, name.clone(), Some(conn), now);
+                if let Some(old) = guest_nick.filter(|n| n.folded() != name.folded()) {
+                    self.cluster_release(&old);
+                }
                 if let Some(u) = self.users.get_mut(&guest) {
                     u.account = Some(account.to_owned());
                 }
@@ -691,6 +726,9 @@ impl Hub {
                 self.send_markers(conn, uid);
             }
         }
+        if fresh_here {
+            self.cluster_signed_in(conn, &signed_as, stored_rooms, now);
+        }
     }
 
     /// Signed in before registration (IRC's SASL): the user it registers as is the account's.
@@ -723,7 +761,12 @@ impl Hub {
             return false;
         };
         let name = a.name.clone();
-        let uid = match a.user.filter(|u| self.users.contains_key(u)) {
+        let existing = a.user.filter(|u| self.users.contains_key(u));
+        let stored_rooms = match (existing, &self.cluster) {
+            (None, Some(_)) => a.rooms.clone(),
+            _ => Vec::new(),
+        };
+        let uid = match existing {
             Some(uid) => uid,
             None => {
                 self.evict_nick_holder(&name, UserId(u64::MAX), now);
@@ -737,9 +780,12 @@ impl Hub {
         let did = self.new_device(uid, Some(conn));
         self.make_ready(conn, uid, did, now);
         debug!(conn = %conn, %name, "registered as its account");
-        self.welcome(conn, name, None, false);
+        self.welcome(conn, name.clone(), None, false);
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
+        if existing.is_none() {
+            self.cluster_signed_in(conn, &name, stored_rooms, now);
+        }
         true
     }
 
@@ -779,21 +825,18 @@ impl Hub {
         if let Some(ip) = self.throttle_addr(conn) {
             self.accounts.registrations.strike(&ip, now);
         }
+        if self.cluster_register(conn, &nick, &hash, remember, now) {
+            // The cluster decides; `handle_account_created` goes on.
+            return;
+        }
         self.record(Write::Account(AccountRecord {
             name: nick.clone(),
             hash: hash.clone(),
             created: now,
         }));
-        self.accounts.by_name.insert(
-            folded.clone(),
-            Account {
-                name: nick.clone(),
-                hash,
-                user: None,
-                read: BTreeMap::new(),
-                keys: VecDeque::new(),
-            },
-        );
+        self.accounts
+            .by_name
+            .insert(folded.clone(), Account::new(nick.clone(), hash));
         info!(conn = %conn, account = %nick, "registered");
         self.signed_in(conn, &folded, remember, None, now);
     }
@@ -809,14 +852,20 @@ impl Hub {
             self.accounts.keys.remove(&id);
         }
         let now = self.now;
-        self.record(Write::Account(AccountRecord {
-            name: name.clone(),
-            hash,
-            created: now,
-        }));
-        self.record(Write::RevokeKeys {
-            account: name.clone(),
-        });
+        self.account_write(
+            &name,
+            Write::Account(AccountRecord {
+                name: name.clone(),
+                hash,
+                created: now,
+            }),
+        );
+        self.account_write(
+            &name,
+            Write::RevokeKeys {
+                account: name.clone(),
+            },
+        );
         // No device keeps a key that no longer opens anything.
         if let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) {
             let devices = self
@@ -934,10 +983,13 @@ impl Hub {
         self.accounts
             .keys
             .insert(rec.id, (account.to_owned(), rec.hash));
-        self.record(Write::AddKey {
-            account: name,
-            key: rec,
-        });
+        self.account_write(
+            &name,
+            Write::AddKey {
+                account: name.clone(),
+                key: rec,
+            },
+        );
         if let Some(old) = oldest {
             self.revoke_key(account, old);
         }
@@ -946,10 +998,15 @@ impl Hub {
 
     fn revoke_key(&mut self, account: &str, id: u64) {
         self.accounts.keys.remove(&id);
+        let mut name = None;
         if let Some(a) = self.accounts.by_name.get_mut(account) {
             a.keys.retain(|k| *k != id);
+            name = Some(a.name.clone());
         }
-        self.record(Write::RevokeKey { id });
+        match name.or_else(|| Nick::new(account).ok()) {
+            Some(name) => self.account_write(&name, Write::RevokeKey { id }),
+            None => self.record(Write::RevokeKey { id }),
+        }
     }
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
@@ -1142,14 +1199,19 @@ impl Hub {
         let Some(account) = &u.account else {
             return;
         };
-        let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
+        let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
+        let Some(a) = self.accounts.by_name.get_mut(account) else {
             return;
         };
-        let rooms = u.rooms.iter().cloned().collect();
-        self.record(Write::AccountRooms {
-            account: name,
-            rooms,
-        });
+        a.rooms.clone_from(&rooms);
+        let name = a.name.clone();
+        self.account_write(
+            &name,
+            Write::AccountRooms {
+                account: name.clone(),
+                rooms,
+            },
+        );
     }
 
     /// Whether a user with no device stays (an always-on account's).
@@ -1190,5 +1252,273 @@ impl Hub {
     pub(super) fn forget_account_work(&mut self, conn: ConnId) {
         self.accounts.busy.remove(&conn);
         self.accounts.preauth.remove(&conn);
+    }
+}
+
+/// Cluster mode (issue 23): accounts live where every node reads them (natter-cluster keeps
+/// them in a JetStream key-value bucket), not in this hub's store. A registration is created
+/// there first ([`ClusterOut::CreateAccount`], answered by [`Hub::handle_account_created`]);
+/// every later change goes out as [`ClusterOut::AccountWrite`]; and each node is told every
+/// account as it is after any node's change ([`Hub::handle_account`],
+/// [`Hub::handle_account_dropped`]), this node's own included.
+impl Hub {
+    /// An account's write: to the store's batch, and in cluster mode to the cluster.
+    fn account_write(&mut self, account: &Nick, write: Write) {
+        if self.cluster.is_some() {
+            let a = account.clone();
+            let w = write.clone();
+            self.cluster_ask(|_| ClusterOut::AccountWrite {
+                account: a,
+                write: w,
+            });
+            let own = self
+                .accounts
+                .own_writes
+                .entry(account.folded())
+                .or_default();
+            own.0 += 1;
+        }
+        self.record(write);
+    }
+
+    /// Cluster mode: this node's oldest [`ClusterOut::AccountWrite`] of `account` (folded) not
+    /// yet answered is done: `Some(revision)`, the cluster's version of the account after it,
+    /// or `None` if it could not be written (the account goes back to what the cluster says with
+    /// its next news of it).
+    /// Until every write of an account is answered, and then until news of the account at
+    /// least that recent comes ([`Hub::handle_account`]), news of it is not applied: it would
+    /// take back for a moment what this node did (a revoked key opening again).
+    pub fn handle_account_written(&mut self, account: &str, revision: Option<u64>) {
+        let Some(own) = self.accounts.own_writes.get_mut(account) else {
+            return;
+        };
+        own.0 = own.0.saturating_sub(1);
+        own.1 = own.1.max(revision.unwrap_or(0));
+    }
+
+    /// Cluster mode: `nick`'s registration (its password hashed) asks the cluster to create the
+    /// account; what `conn` sends meanwhile waits. False without a cluster.
+    fn cluster_register(
+        &mut self,
+        conn: ConnId,
+        nick: &Nick,
+        hash: &PasswordHash,
+        remember: bool,
+        now: Millis,
+    ) -> bool {
+        let record = AccountRecord {
+            name: nick.clone(),
+            hash: hash.clone(),
+            created: now,
+        };
+        let Some(id) = self.cluster_ask(|id| ClusterOut::CreateAccount { id, record }) else {
+            return false;
+        };
+        self.accounts.registering.insert(
+            id,
+            Registering {
+                conn,
+                nick: nick.clone(),
+                hash: hash.clone(),
+                remember,
+            },
+        );
+        self.accounts.busy.insert(conn);
+        true
+    }
+
+    /// The answer to [`ClusterOut::CreateAccount`] `id`: `Ok(true)` if the account was made
+    /// (its registrant is signed in), `Ok(false)` if an account of that name exists (made on
+    /// another node meanwhile: the registrant hears the name is taken), `Err` if the cluster
+    /// could not say (why, in words for people).
+    pub fn handle_account_created(&mut self, id: u64, created: Result<bool, String>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(r) = self.accounts.registering.remove(&id) else {
+            return;
+        };
+        let Registering {
+            conn,
+            nick,
+            hash,
+            remember,
+        } = r;
+        self.accounts.busy.remove(&conn);
+        if self.conns.get(&conn).is_none_or(|c| c.closing()) {
+            // Made all the same: every node hears of it, and its owner can sign in.
+            return;
+        }
+        match created {
+            Ok(true) => {
+                let folded = nick.folded();
+                self.accounts
+                    .by_name
+                    .entry(folded.clone())
+                    .or_insert_with(|| Account::new(nick.clone(), hash));
+                info!(conn = %conn, account = %nick, "registered in the cluster");
+                self.signed_in(conn, &folded, remember, None, now);
+            }
+            Ok(false) => {
+                let detail = format!("{nick} is registered already");
+                self.error(conn, ErrorKind::NickTaken, Re::Nick(nick.clone()), detail);
+                if self.accounts.registered(&nick) {
+                    // Its account is known here already: the nick is the account's.
+                    self.evict_nick_holder(&nick, UserId(u64::MAX), now);
+                }
+            }
+            Err(why) => {
+                let detail = format!("{why}; {nick} was not registered");
+                self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+            }
+        }
+        self.run_pending(conn, now);
+    }
+
+    /// Cluster mode: an account as the cluster holds it now, after a change made on any node
+    /// (or read when the node starts). It is added, or its password hash, device keys and
+    /// stored rooms replaced by these; read markers only move forward, and this node's
+    /// connections of the account hear the ones that moved.
+    ///
+    /// `revision` is the cluster's version of the account (it grows with every change): news
+    /// older than this node's own last write of the account, or while one is unanswered, is
+    /// not applied (see [`Hub::handle_account_written`]).
+    pub fn handle_account(&mut self, account: LoadedAccount, revision: u64, now: Millis) {
+        self.now = self.now.max(now);
+        let LoadedAccount {
+            record,
+            rooms,
+            read,
+            keys,
+        } = account;
+        let folded = record.name.folded();
+        if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
+            if unanswered > 0 || revision < last {
+                debug!(account = %record.name, revision, "account news older than our writes");
+                return;
+            }
+            self.accounts.own_writes.remove(&folded);
+        }
+        let ids: VecDeque<u64> = keys.iter().map(|k| k.id).collect();
+        if let Some(a) = self.accounts.by_name.get(&folded) {
+            for id in a.keys.iter().filter(|id| !ids.contains(id)) {
+                self.accounts.keys.remove(id);
+            }
+        }
+        for k in &keys {
+            self.accounts.keys.insert(k.id, (folded.clone(), k.hash));
+        }
+        let is_new = !self.accounts.by_name.contains_key(&folded);
+        let registering_here = self
+            .accounts
+            .registering
+            .values()
+            .any(|r| r.nick.folded() == folded);
+        if is_new && !registering_here {
+            // Registered on another node: a user here holding the nick is renamed, as when an
+            // owner signs in (it could only have it from a node that lost the nick's claim).
+            self.evict_nick_holder(&record.name, UserId(u64::MAX), now);
+        }
+        let a = self
+            .accounts
+            .by_name
+            .entry(folded)
+            .or_insert_with(|| Account::new(record.name.clone(), record.hash.clone()));
+        a.hash = record.hash;
+        a.keys = ids;
+        a.rooms = rooms;
+        let mut moved = Vec::new();
+        for (room, seq) in read {
+            let marker = a.read.entry(room.clone()).or_insert(Seq(0));
+            if seq > *marker {
+                *marker = seq;
+                moved.push((room, seq));
+            }
+        }
+        let Some(uid) = a.user else {
+            return;
+        };
+        for (room, seq) in moved {
+            if !self
+                .users
+                .get(&uid)
+                .is_some_and(|u| u.rooms.contains(&room))
+            {
+                continue;
+            }
+            let on: Vec<ConnId> = self.user_conns(uid).collect();
+            for c in on {
+                let msg = ServerMsg::ReadUpTo {
+                    room: room.clone(),
+                    seq,
+                };
+                self.reply(c, Reply::Msg(msg));
+            }
+        }
+    }
+
+    /// Cluster mode: the account `folded` was removed (on any node): its keys stop working
+    /// here; its user stays, as a guest, until it leaves.
+    pub fn handle_account_dropped(&mut self, folded: &str, now: Millis) {
+        self.now = self.now.max(now);
+        self.accounts.own_writes.remove(folded);
+        self.forget_account(folded);
+    }
+
+    /// Cluster mode: `conn` signed in to `account` on a node with no user of it before: the
+    /// account's nick becomes this node's in the cluster (the account proved it owns it), and
+    /// the rooms the account was in (on whichever node) are joined here.
+    fn cluster_signed_in(
+        &mut self,
+        conn: ConnId,
+        account: &Nick,
+        rooms: Vec<RoomName>,
+        now: Millis,
+    ) {
+        let nick = account.clone();
+        if self
+            .cluster_ask(|id| ClusterOut::TakeOver { id, nick })
+            .is_none()
+        {
+            return;
+        }
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let mut markers = Vec::new();
+        for room in rooms {
+            if self
+                .users
+                .get(&uid)
+                .is_some_and(|u| u.rooms.contains(&room))
+            {
+                continue;
+            }
+            let marker = self
+                .accounts
+                .by_name
+                .get(&account.folded())
+                .and_then(|a| a.read.get(&room).copied());
+            self.join(conn, room.clone(), now);
+            markers.extend(marker.map(|seq| (room, seq)));
+        }
+        // Each marker after its room's `Joined` (a marker for a room the client does not
+        // show yet means nothing to it): these wait for the joins like a request would.
+        for (room, seq) in markers {
+            let msg = ServerMsg::ReadUpTo { room, seq };
+            self.run(conn, super::dialect::Request::Answer(Reply::Msg(msg)), now);
+        }
+    }
+}
+
+impl Account {
+    /// A new account, in no room, with no read marker or key.
+    fn new(name: Nick, hash: PasswordHash) -> Account {
+        Account {
+            name,
+            hash,
+            user: None,
+            read: BTreeMap::new(),
+            keys: VecDeque::new(),
+            rooms: Vec::new(),
+        }
     }
 }

@@ -101,6 +101,28 @@ pub enum ClusterOut {
         /// The nick.
         nick: Nick,
     },
+    /// Make the account `record` where every node keeps accounts, unless an account of that
+    /// name (folded) exists: of two nodes registering one name at once exactly one succeeds.
+    /// Answer with [`Hub::handle_account_created`]; every node then hears of the account
+    /// through [`Hub::handle_account`].
+    CreateAccount {
+        /// The hub's number for it.
+        id: u64,
+        /// The account (no rooms, read markers or keys yet).
+        record: crate::persist::AccountRecord,
+    },
+    /// Apply `write` (one of the account writes: `Account`, `DropAccount`, `AccountRooms`,
+    /// `ReadMarker`, `AddKey`, `RevokeKey`, `RevokeKeys`) to `account`'s entry where every
+    /// node keeps accounts, in the order asked, merged with other nodes' writes (read, change,
+    /// compare-and-swap on the entry's revision). Every node, this one too, then hears the
+    /// account as it is through [`Hub::handle_account`] (or
+    /// [`Hub::handle_account_dropped`]).
+    AccountWrite {
+        /// The account.
+        account: Nick,
+        /// What changes.
+        write: crate::persist::Write,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -1448,6 +1470,18 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Cluster mode: queues what `make` builds with a fresh number of the hub's (accounts ask
+    /// through this, see `accounts.rs`); `None` without a cluster.
+    pub(super) fn cluster_ask(&mut self, make: impl FnOnce(u64) -> ClusterOut) -> Option<u64> {
+        let cl = self.cluster.as_mut()?;
+        let id = cl.next;
+        cl.next += 1;
+        cl.out.push_back(make(id));
+        Some(id)
+    }
+}
+
 /// Whether a join of `conn` is on its way.
 /// Whether `conn`'s requests wait: for its join's event, or for its nick change's claim (a
 /// single node does both at once, so what the client sent next must see them done).
@@ -1529,6 +1563,9 @@ mod tests {
 
     const LOCAL: core::net::IpAddr = core::net::IpAddr::V4(core::net::Ipv4Addr::LOCALHOST);
 
+    /// Accounts in a cluster (`cluster/tests/accounts.rs`), driving this module's `Net`.
+    mod accounts;
+
     struct Node {
         hub: Hub,
         following: BTreeSet<RoomName>,
@@ -1560,6 +1597,8 @@ mod tests {
         /// Take-overs find the nick free (its members were reaped meanwhile).
         takeover_free: bool,
         now: Millis,
+        /// Accounts as the cluster keeps them (see `cluster/tests/accounts.rs`).
+        kv: accounts::Kv,
     }
 
     impl Net {
@@ -1599,6 +1638,7 @@ mod tests {
                 sessions: HashMap::new(),
                 takeover_free: false,
                 now: Millis(1_000),
+                kv: accounts::Kv::default(),
             }
         }
 
@@ -1719,6 +1759,9 @@ mod tests {
                 ClusterOut::Delivered { token, result } => {
                     let (j, id) = self.directs[&token];
                     self.nodes[j].hub.handle_direct_done(id, result, now);
+                }
+                o @ (ClusterOut::CreateAccount { .. } | ClusterOut::AccountWrite { .. }) => {
+                    self.account_out(i, o);
                 }
             }
         }

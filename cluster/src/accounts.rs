@@ -1,0 +1,448 @@
+//! Accounts in the cluster: one KV entry per account (`<prefix>_accounts`, keyed by the hex of
+//! its folded name) holding all of it: the password's argon2id hash, its rooms, read markers
+//! and device keys (hashes only). A registration is a KV `create` (of two nodes registering one
+//! name at once, exactly one succeeds); every other change is read, applied
+//! ([`LoadedAccount::apply`], the same rules as the SQLite store) and written back with a
+//! compare-and-swap on the revision read, again until no other node wrote in between. Every
+//! node watches the bucket and hands each account as it is after a change to its hub; a node
+//! starting reads every account before it serves anyone.
+
+use crate::names::nick_key;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use natter_core::accounts::PasswordHash;
+use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
+use natter_core::{Millis, Nick, RoomName, Seq};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::node::ClusterIn;
+use crate::{ClusterConfig, ClusterError};
+
+/// Tries of one account write against other nodes' writes to the same account before it is
+/// given up (logged): each lost race means another node wrote in between, so this many in a
+/// row means the account is written to without pause.
+const MAX_WRITE_TRIES: usize = 16;
+/// How long an account write is tried again while NATS does not answer (then it is given up,
+/// logged, and the node goes back to what the cluster holds).
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
+/// The largest account entry read (bincode's limit before it allocates): far above what an
+/// account holds (32 keys, a marker per room).
+const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// What the hub asked about accounts, done in order by [`keep_accounts`].
+#[derive(Debug)]
+pub(crate) enum AccountOp {
+    /// Make the account unless one of that name exists.
+    Create { id: u64, record: AccountRecord },
+    /// Change it.
+    Write { account: Nick, write: Write },
+}
+
+/// An account as the bucket keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAccount {
+    name: Nick,
+    /// The argon2id hash as a PHC string.
+    hash: String,
+    created: Millis,
+    rooms: Vec<RoomName>,
+    read: Vec<(RoomName, Seq)>,
+    /// (id, SHA-256 of the secret, issued).
+    keys: Vec<(u64, [u8; 32], Millis)>,
+    /// The node that wrote it last.
+    node: String,
+}
+
+pub(crate) fn encode_account(a: &LoadedAccount, node: &str) -> Result<Bytes, String> {
+    let stored = StoredAccount {
+        name: a.record.name.clone(),
+        hash: a.record.hash.0.clone(),
+        created: a.record.created,
+        rooms: a.rooms.clone(),
+        read: a.read.clone(),
+        keys: a.keys.iter().map(|k| (k.id, k.hash.0, k.created)).collect(),
+        node: node.to_owned(),
+    };
+    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn decode_account(value: &[u8]) -> Result<LoadedAccount, String> {
+    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
+    let (s, used): (StoredAccount, usize) =
+        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
+    if used != value.len() {
+        return Err("trailing bytes after an account".into());
+    }
+    Ok(LoadedAccount {
+        record: AccountRecord {
+            name: s.name,
+            hash: PasswordHash(s.hash),
+            created: s.created,
+        },
+        rooms: s.rooms,
+        read: s.read,
+        keys: s
+            .keys
+            .into_iter()
+            .map(|(id, hash, created)| KeyRecord {
+                id,
+                hash: TokenHash(hash),
+                created,
+            })
+            .collect(),
+    })
+}
+
+/// The folded account name a key holds (keys are its hex).
+fn folded_of_key(key: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(key.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Does the hub's account asks in order, each try bounded by `wait`; answers creates at once
+/// (a registrant may try again), and tries a write again while NATS does not answer, for up to
+/// [`WRITE_PATIENCE`].
+pub(crate) async fn keep_accounts(
+    accounts: kv::Store,
+    me: String,
+    wait: Duration,
+    mut rx: mpsc::UnboundedReceiver<AccountOp>,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    let late = |_| "no answer in time".to_owned();
+    while let Some(op) = rx.recv().await {
+        match op {
+            AccountOp::Create { id, record } => {
+                let result = tokio::time::timeout(wait, create(&accounts, &me, record))
+                    .await
+                    .map_err(late)
+                    .and_then(|r| r);
+                if let Err(e) = &result {
+                    warn!(error = %e, "account not created");
+                }
+                let result = result.map_err(|e| format!("the cluster is unavailable ({e})"));
+                if tx.send(ClusterIn::AccountCreated { id, result }).is_err() {
+                    return;
+                }
+            }
+            AccountOp::Write { account, write } => {
+                let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
+                let revision = loop {
+                    let tried = tokio::time::timeout(wait, apply(&accounts, &me, &account, &write))
+                        .await
+                        .map_err(late)
+                        .and_then(|r| r);
+                    match tried {
+                        Ok(revision) => break revision,
+                        Err(e) if tokio::time::Instant::now() >= give_up => {
+                            warn!(%account, error = %e, "account change not written; given up");
+                            break None;
+                        }
+                        Err(e) => {
+                            debug!(%account, error = %e, "account change not written yet");
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                };
+                let account = account.folded();
+                if tx
+                    .send(ClusterIn::AccountWritten { account, revision })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Makes `record`'s account: true if made, false if an account of that name exists.
+pub(crate) async fn create(
+    accounts: &kv::Store,
+    me: &str,
+    record: AccountRecord,
+) -> Result<bool, String> {
+    let key = nick_key(&record.name);
+    let account = LoadedAccount {
+        record,
+        rooms: Vec::new(),
+        read: Vec::new(),
+        keys: Vec::new(),
+    };
+    let value = encode_account(&account, me)?;
+    match accounts.create(&key, value).await {
+        Ok(_) => {
+            info!(account = %account.record.name, "account registered in the cluster");
+            Ok(true)
+        }
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Applies `write` to `account`'s entry: read, change, compare-and-swap on the revision read,
+/// again if another node wrote in between. The entry's revision after it; `None` if the
+/// account is not there (left alone) or was removed.
+pub(crate) async fn apply(
+    accounts: &kv::Store,
+    me: &str,
+    account: &Nick,
+    write: &Write,
+) -> Result<Option<u64>, String> {
+    let key = nick_key(account);
+    for _ in 0..MAX_WRITE_TRIES {
+        let Some(entry) = accounts
+            .entry(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|e| e.operation == kv::Operation::Put)
+        else {
+            return Ok(None);
+        };
+        let mut a = decode_account(&entry.value)?;
+        if !a.apply(write) {
+            match accounts
+                .delete_expect_revision(&key, Some(entry.revision))
+                .await
+            {
+                Ok(()) => return Ok(None),
+                Err(e) => {
+                    debug!(%account, error = %e, "account removal raced; again");
+                    continue;
+                }
+            }
+        }
+        let value = encode_account(&a, me)?;
+        match accounts.update(&key, value, entry.revision).await {
+            Ok(revision) => return Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                debug!(%account, "another node wrote the account meanwhile; again");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
+}
+
+/// Every account the bucket holds with its revision (`stream`: the bucket's stream), and the
+/// revision to watch from for what comes after.
+pub(crate) async fn load(
+    js: &jetstream::Context,
+    stream: &str,
+    accounts: &kv::Store,
+    wait: Duration,
+) -> Result<(Vec<(LoadedAccount, u64)>, u64), String> {
+    let last = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| e.to_string())?
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    if last == 0 {
+        return Ok((Vec::new(), 1));
+    }
+    // The bucket keeps one value per key: read from its first revision, it is each account's
+    // latest (or its removal).
+    let mut watch = accounts
+        .watch_all_from_revision(1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut found: BTreeMap<String, Option<(LoadedAccount, u64)>> = BTreeMap::new();
+    let mut seen = 0;
+    let read = async {
+        while seen < last {
+            let Some(entry) = watch.next().await else {
+                return Err("the accounts' watch ended".to_owned());
+            };
+            let entry = entry.map_err(|e| e.to_string())?;
+            seen = entry.revision;
+            let account = match entry.operation {
+                kv::Operation::Put => match decode_account(&entry.value) {
+                    Ok(a) => Some((a, entry.revision)),
+                    Err(why) => {
+                        warn!(key = %entry.key, %why, "account not understood; skipped");
+                        None
+                    }
+                },
+                kv::Operation::Delete | kv::Operation::Purge => None,
+            };
+            found.insert(entry.key, account);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .map_err(|_| "the accounts were not read in time".to_owned())??;
+    Ok((found.into_values().flatten().collect(), seen + 1))
+}
+
+/// Hands every change of the bucket from revision `from` on to the hub, in order; after NATS
+/// comes back (a new connection) it watches again from the revision after the last one handed
+/// over.
+pub(crate) async fn watch_accounts(
+    accounts: kv::Store,
+    mut from: u64,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    mut links: watch::Receiver<u64>,
+) {
+    links.mark_unchanged();
+    loop {
+        let mut entries = match accounts.watch_all_from_revision(from).await {
+            Ok(w) => w,
+            Err(e) => {
+                debug!(error = %e, "accounts' watch waits for NATS");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                e = entries.next() => match e {
+                    Some(Ok(entry)) => {
+                        from = entry.revision + 1;
+                        let news = match entry.operation {
+                            kv::Operation::Put => match decode_account(&entry.value) {
+                                Ok(account) => ClusterIn::Account {
+                                    account,
+                                    revision: entry.revision,
+                                },
+                                Err(why) => {
+                                    warn!(key = %entry.key, %why, "account not understood; skipped");
+                                    continue;
+                                }
+                            },
+                            kv::Operation::Delete | kv::Operation::Purge => {
+                                let Some(folded) = folded_of_key(&entry.key) else {
+                                    continue;
+                                };
+                                ClusterIn::AccountDropped(folded)
+                            }
+                        };
+                        if tx.send(news).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        debug!(error = %e, "accounts' watch");
+                        continue;
+                    }
+                    None => break,
+                },
+                changed = links.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        debug!(from, "accounts' watch reads again");
+    }
+}
+
+/// The cluster's accounts alone, without joining as a node: what the operator's
+/// `natter-server account …` commands work on while the nodes run (each node hears a change
+/// through its watch, at once).
+#[derive(Debug)]
+pub struct ClusterAccounts {
+    js: jetstream::Context,
+    kv: kv::Store,
+    stream: String,
+    wait: Duration,
+}
+
+impl ClusterAccounts {
+    /// Connects to NATS and opens the accounts' bucket (made if missing).
+    pub async fn open(cfg: &ClusterConfig) -> Result<ClusterAccounts, ClusterError> {
+        let client = async_nats::connect(cfg.servers.as_slice())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                servers: cfg.servers.join(","),
+                source,
+            })?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(cfg.ack_timeout);
+        let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;
+        Ok(ClusterAccounts {
+            js,
+            kv,
+            stream: format!("KV_{}_accounts", cfg.prefix),
+            wait: 5 * cfg.ack_timeout,
+        })
+    }
+
+    /// The account called `name` (folded), if there is one.
+    pub async fn get(&self, name: &Nick) -> Result<Option<LoadedAccount>, String> {
+        let entry = self
+            .kv
+            .entry(nick_key(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| decode_account(&e.value))
+            .transpose()
+    }
+
+    /// Every account.
+    pub async fn list(&self) -> Result<Vec<LoadedAccount>, String> {
+        let (all, _) = load(&self.js, &self.stream, &self.kv, self.wait).await?;
+        Ok(all.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// Makes the account `record`: false if one of that name exists.
+    pub async fn create(&self, record: AccountRecord) -> Result<bool, String> {
+        create(&self.kv, "operator", record).await
+    }
+
+    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
+    pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
+        apply(&self.kv, "operator", account, write)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_reads_back_as_written_and_its_key_names_it() {
+        let name = Nick::new("Alice").unwrap();
+        let a = LoadedAccount {
+            record: AccountRecord {
+                name: name.clone(),
+                hash: PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+                created: Millis(7),
+            },
+            rooms: vec![RoomName::new("#r").unwrap()],
+            read: vec![(RoomName::new("#r").unwrap(), Seq(4))],
+            keys: vec![KeyRecord {
+                id: 9,
+                hash: TokenHash([3; 32]),
+                created: Millis(8),
+            }],
+        };
+        let bytes = encode_account(&a, "node1").unwrap();
+        assert_eq!(decode_account(&bytes).unwrap(), a);
+        assert!(decode_account(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode_account(&longer).is_err());
+        assert_eq!(folded_of_key(&nick_key(&name)).as_deref(), Some("alice"));
+        assert_eq!(folded_of_key("zz"), None);
+    }
+}

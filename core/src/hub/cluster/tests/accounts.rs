@@ -1,0 +1,599 @@
+//! Accounts in a cluster: registered on one node, known to every node; one name registered at
+//! once on two nodes goes to one; changes reach every node and a restarted one. The accounts
+//! live in a fake key-value store ([`Kv`]) that applies each write as natter-cluster does
+//! (`LoadedAccount::apply`) and tells every node the account as it is after it.
+
+use super::*;
+use crate::accounts::HashCost;
+use crate::hub::AccountsConfig;
+use crate::persist::{AccountRecord, LoadedAccount};
+use crate::types::{DeviceKey, Password};
+use crate::wire::{ErrorKind, Proof};
+
+/// The accounts as the cluster keeps them, and creates held back to answer in a chosen order.
+#[derive(Default)]
+pub(super) struct Kv {
+    accounts: BTreeMap<String, LoadedAccount>,
+    /// The last revision given (one sequence for the bucket, as in JetStream).
+    revision: u64,
+    /// Accounts' news held back (not yet delivered by the watch), when `hold_news`.
+    news: Vec<(LoadedAccount, u64)>,
+    hold_news: bool,
+    hold: bool,
+    held: Vec<(usize, u64, AccountRecord)>,
+}
+
+impl Net {
+    /// Does what a node asks about accounts (see `ClusterOut::CreateAccount`, `AccountWrite`).
+    pub(super) fn account_out(&mut self, i: usize, o: ClusterOut) {
+        match o {
+            ClusterOut::CreateAccount { id, record } if self.kv.hold => {
+                self.kv.held.push((i, id, record));
+            }
+            ClusterOut::CreateAccount { id, record } => self.create_account(i, id, record),
+            ClusterOut::AccountWrite { account, write } => {
+                let key = account.folded();
+                let Some(a) = self.kv.accounts.get_mut(&key) else {
+                    self.nodes[i].hub.handle_account_written(&key, None);
+                    return;
+                };
+                if a.apply(&write) {
+                    self.kv.revision += 1;
+                    let revision = Some(self.kv.revision);
+                    self.nodes[i].hub.handle_account_written(&key, revision);
+                    self.announce(&key);
+                } else {
+                    self.nodes[i].hub.handle_account_written(&key, None);
+                    self.kv.accounts.remove(&key);
+                    for n in &mut self.nodes {
+                        n.hub.handle_account_dropped(&key, self.now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A create, as a key-value `create`: made unless the key exists.
+    fn create_account(&mut self, i: usize, id: u64, record: AccountRecord) {
+        let key = record.name.folded();
+        let made = !self.kv.accounts.contains_key(&key);
+        if made {
+            let account = LoadedAccount {
+                record,
+                rooms: Vec::new(),
+                read: Vec::new(),
+                keys: Vec::new(),
+            };
+            self.kv.accounts.insert(key.clone(), account);
+            self.kv.revision += 1;
+        }
+        self.nodes[i]
+            .hub
+            .handle_account_created(id, Ok(made), self.now);
+        if made {
+            self.announce(&key);
+        }
+    }
+
+    /// Every node hears the account as it is (the watch), unless news are held back.
+    fn announce(&mut self, key: &str) {
+        let Some(a) = self.kv.accounts.get(key).cloned() else {
+            return;
+        };
+        if self.kv.hold_news {
+            self.kv.news.push((a, self.kv.revision));
+            return;
+        }
+        for n in &mut self.nodes {
+            n.hub.handle_account(a.clone(), self.kv.revision, self.now);
+        }
+    }
+}
+
+fn hub(seed: u8) -> Hub {
+    let mut hub = Hub::new(Config {
+        secret_seed: [seed; 32],
+        accounts: AccountsConfig {
+            hash_cost: HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    hub.enable_cluster();
+    hub
+}
+
+/// `n` nodes whose password hashes are cheap.
+fn net(n: usize) -> Net {
+    let mut net = Net::new(n);
+    for (i, node) in net.nodes.iter_mut().enumerate() {
+        node.hub = hub(i as u8);
+    }
+    net
+}
+
+/// Node `i` starts afresh (its process restarted): a new hub that reads the accounts kept.
+fn restart(net: &mut Net, i: usize) {
+    let mut fresh = hub(100 + i as u8);
+    for a in net.kv.accounts.values() {
+        fresh.handle_account(a.clone(), net.kv.revision, net.now);
+    }
+    net.nodes[i] = Node {
+        hub: fresh,
+        following: BTreeSet::new(),
+        inbox: HashMap::new(),
+        raw: HashMap::new(),
+    };
+}
+
+/// Pumps, running password work as it comes, until nothing moves.
+fn settle(net: &mut Net) {
+    for _ in 0..100 {
+        net.pump();
+        let mut worked = false;
+        for node in &mut net.nodes {
+            while let Some(w) = node.hub.poll_work() {
+                worked = true;
+                let done = w.run();
+                node.hub.handle_work(done, net.now);
+            }
+        }
+        if !worked {
+            return;
+        }
+    }
+    panic!("the net did not settle");
+}
+
+fn ask(net: &mut Net, i: usize, c: ConnId, msg: &ClientMsg) {
+    let f = encode_frame(msg).unwrap();
+    let now = net.now;
+    net.nodes[i].hub.handle_bytes(c, &f, now);
+    settle(net);
+}
+
+fn pw(s: &str) -> Password {
+    Password(s.into())
+}
+
+fn register(net: &mut Net, i: usize, c: ConnId, password: &str, remember: bool) {
+    let msg = ClientMsg::Register {
+        password: pw(password),
+        remember,
+    };
+    ask(net, i, c, &msg);
+}
+
+fn sign_in(net: &mut Net, i: usize, c: ConnId, account: &str, proof: Proof) {
+    let msg = ClientMsg::SignIn {
+        account: nick(account),
+        proof,
+        remember: false,
+    };
+    ask(net, i, c, &msg);
+}
+
+/// A connection on node `i` welcomed (as whatever nick it got).
+fn guest(net: &mut Net, i: usize, want: &str) -> (ConnId, Nick) {
+    let c = net.hello(i, want);
+    settle(net);
+    let n = net.welcomed(i, c);
+    (c, n)
+}
+
+fn signed_in(msgs: &[ServerMsg]) -> Option<(Nick, Option<DeviceKey>)> {
+    msgs.iter().find_map(|m| match m {
+        ServerMsg::SignedIn { account, key, .. } => Some((account.clone(), key.clone())),
+        _ => None,
+    })
+}
+
+fn error(msgs: &[ServerMsg]) -> Option<(ErrorKind, String)> {
+    msgs.iter().find_map(|m| match m {
+        ServerMsg::Error { kind, detail, .. } => Some((*kind, detail.to_string())),
+        _ => None,
+    })
+}
+
+const PW: &str = "correct horse";
+
+#[test]
+fn an_account_registered_on_one_node_signs_in_on_another() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    let got = net.recv(0, a);
+    assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
+    assert_eq!(net.nodes[1].hub.account_count(), 1, "node 1 heard of it");
+    // A wrong password on node 1 is refused as on one node.
+    let (b, _) = guest(&mut net, 1, "visitor");
+    sign_in(&mut net, 1, b, "alice", Proof::Password(pw("wrong horse")));
+    let got = net.recv(1, b);
+    assert_eq!(error(&got).map(|e| e.0), Some(ErrorKind::SignInFailed));
+    // The right one signs in.
+    sign_in(&mut net, 1, b, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(1, b);
+    assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
+    // The account's nick is node 1's in the cluster now (the account proved it).
+    assert_eq!(net.owners.get("alice"), Some(&1));
+}
+
+#[test]
+fn a_registered_nick_is_protected_on_every_node() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    // alice leaves node 0 (her user is not there any more, nor her nick's claim).
+    net.nodes[0].hub.handle_close(a, net.now);
+    net.owners.remove("alice");
+    settle(&mut net);
+    // A guest on node 1 asking for alice does not get it, nor can it rename to it.
+    let (g, got) = guest(&mut net, 1, "alice");
+    assert_ne!(got, nick("alice"));
+    ask(
+        &mut net,
+        1,
+        g,
+        &ClientMsg::Nick {
+            nick: nick("alice"),
+        },
+    );
+    let got = net.recv(1, g);
+    let (kind, detail) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::NickTaken);
+    assert!(detail.contains("registered"), "{detail}");
+}
+
+#[test]
+fn one_name_registered_on_two_nodes_at_once_goes_to_one() {
+    let mut net = net(2);
+    // Both nodes have a user called zed (as after a nick taken over from a node whose lease
+    // ran out while it still had its user): the accounts' create decides.
+    let (a, _) = guest(&mut net, 0, "zed");
+    net.owners.remove("zed");
+    let (b, n) = guest(&mut net, 1, "zed");
+    assert_eq!(n, nick("zed"));
+    net.kv.hold = true;
+    register(&mut net, 0, a, PW, false);
+    register(&mut net, 1, b, "another horse", false);
+    let held = core::mem::take(&mut net.kv.held);
+    assert_eq!(held.len(), 2, "both asked the cluster");
+    assert!(net.recv(0, a).is_empty() && net.recv(1, b).is_empty());
+    net.kv.hold = false;
+    // Node 1's create lands first.
+    for (i, id, record) in held.into_iter().rev() {
+        net.create_account(i, id, record);
+    }
+    settle(&mut net);
+    let (won, lost) = (net.recv(1, b), net.recv(0, a));
+    assert_eq!(signed_in(&won).map(|s| s.0), Some(nick("zed")), "{won:?}");
+    assert_eq!(signed_in(&lost), None, "{lost:?}");
+    let (kind, detail) = error(&lost).expect("the loser is told");
+    assert_eq!(kind, ErrorKind::NickTaken);
+    assert!(detail.contains("registered already"), "{detail}");
+    // The loser no longer holds the account's nick.
+    let renamed = lost
+        .iter()
+        .any(|m| matches!(m, ServerMsg::YourNick { nick } if *nick != nick_zed()));
+    assert!(renamed, "{lost:?}");
+    for node in &net.nodes {
+        assert_eq!(node.hub.account_count(), 1);
+    }
+    // The account is the winner's: its password signs in on node 0, the loser's does not.
+    let (c, _) = guest(&mut net, 0, "visitor");
+    sign_in(&mut net, 0, c, "zed", Proof::Password(pw("another horse")));
+    assert!(signed_in(&net.recv(0, c)).is_some());
+    let (d, _) = guest(&mut net, 0, "other");
+    sign_in(&mut net, 0, d, "zed", Proof::Password(pw(PW)));
+    assert_eq!(
+        error(&net.recv(0, d)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+}
+
+fn nick_zed() -> Nick {
+    nick("zed")
+}
+
+#[test]
+fn a_create_the_cluster_cannot_decide_is_refused_in_words() {
+    let mut net = net(1);
+    let (a, _) = guest(&mut net, 0, "alice");
+    net.kv.hold = true;
+    register(&mut net, 0, a, PW, false);
+    let (_, id, _) = net.kv.held.pop().expect("asked");
+    let why = "the cluster is unavailable (no NATS server answers)".to_owned();
+    let now = net.now;
+    net.nodes[0].hub.handle_account_created(id, Err(why), now);
+    settle(&mut net);
+    let got = net.recv(0, a);
+    let (kind, detail) = error(&got).expect("told");
+    assert_eq!(kind, ErrorKind::Unavailable);
+    assert!(detail.contains("was not registered"), "{detail}");
+    assert_eq!(net.nodes[0].hub.account_count(), 0);
+}
+
+#[test]
+fn account_changes_reach_other_nodes_and_survive_a_restart() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, true);
+    let got = net.recv(0, a);
+    let key = signed_in(&got).and_then(|s| s.1).expect("a device key");
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#r") });
+    ask(&mut net, 0, a, &say(1, "one"));
+    ask(&mut net, 0, a, &say(2, "two"));
+    let seqs: Vec<u64> = events(&net.recv(0, a)).iter().map(|e| e.0).collect();
+    let read = Seq(*seqs.iter().max().expect("events"));
+    ask(
+        &mut net,
+        0,
+        a,
+        &ClientMsg::Read {
+            room: room("#r"),
+            seq: read,
+        },
+    );
+    net.recv(0, a);
+    // Node 1 knows the key, and where alice reads up to.
+    let (b, _) = guest(&mut net, 1, "visitor");
+    sign_in(&mut net, 1, b, "alice", Proof::Key(key.clone()));
+    let got = net.recv(1, b);
+    assert!(signed_in(&got).is_some(), "{got:?}");
+    // She is in her rooms on node 1 too, and hears her marker after the room's Joined.
+    let joined = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r")));
+    let marker = got.iter().position(
+        |m| matches!(m, ServerMsg::ReadUpTo { room: r, seq } if *r == room("#r") && *seq == read),
+    );
+    assert!(joined.is_some() && marker > joined, "{got:?}");
+    // A password change on node 1 reaches node 0: the old password and the key open nothing.
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 1, b, &change);
+    assert!(net.recv(1, b).contains(&ServerMsg::PasswordChanged));
+    let (c, _) = guest(&mut net, 0, "c1");
+    sign_in(&mut net, 0, c, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        error(&net.recv(0, c)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    let (d, _) = guest(&mut net, 0, "d1");
+    sign_in(&mut net, 0, d, "alice", Proof::Key(key));
+    assert_eq!(
+        error(&net.recv(0, d)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    // Node 1 restarts: the account, its rooms and its marker are read back from the cluster.
+    restart(&mut net, 1);
+    assert_eq!(net.nodes[1].hub.account_count(), 1);
+    let (e, _) = guest(&mut net, 1, "e1");
+    sign_in(
+        &mut net,
+        1,
+        e,
+        "alice",
+        Proof::Password(pw("battery staple")),
+    );
+    let got = net.recv(1, e);
+    assert!(signed_in(&got).is_some(), "{got:?}");
+    assert!(
+        got.iter().any(
+            |m| matches!(m, ServerMsg::ReadUpTo { room: r, seq } if *r == room("#r") && *seq == read)
+        ),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_marker_moved_on_another_node_reaches_this_nodes_connections() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#r") });
+    ask(&mut net, 0, a, &say(1, "one"));
+    net.recv(0, a);
+    // Another node moves the account's marker (the watch brings it): alice's connection here
+    // hears it; an older marker brought later does not move it back.
+    let mut acc = net.kv.accounts.get("alice").cloned().expect("kept");
+    acc.read = vec![(room("#r"), Seq(2))];
+    let now = net.now;
+    net.nodes[0].hub.handle_account(acc.clone(), 90, now);
+    acc.read = vec![(room("#r"), Seq(1))];
+    net.nodes[0].hub.handle_account(acc, 91, now);
+    settle(&mut net);
+    let markers: Vec<Seq> = net
+        .recv(0, a)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::ReadUpTo { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(markers, vec![Seq(2)]);
+}
+
+#[test]
+fn an_account_dropped_elsewhere_stops_opening_here() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.account_out(
+        0,
+        ClusterOut::AccountWrite {
+            account: nick("alice"),
+            write: crate::persist::Write::DropAccount(nick("alice")),
+        },
+    );
+    settle(&mut net);
+    assert_eq!(net.nodes[1].hub.account_count(), 0);
+    let (b, _) = guest(&mut net, 1, "visitor");
+    sign_in(&mut net, 1, b, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        error(&net.recv(1, b)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+}
+
+#[test]
+fn writes_apply_to_a_kept_account_as_a_store_would() {
+    use crate::persist::{KeyRecord, TokenHash, Write};
+    let name = nick("alice");
+    let mut a = LoadedAccount {
+        record: AccountRecord {
+            name: name.clone(),
+            hash: crate::accounts::PasswordHash("h1".into()),
+            created: Millis(5),
+        },
+        rooms: Vec::new(),
+        read: Vec::new(),
+        keys: Vec::new(),
+    };
+    let key = |id| KeyRecord {
+        id,
+        hash: TokenHash([id as u8; 32]),
+        created: Millis(id),
+    };
+    let marker = |seq| Write::ReadMarker {
+        account: name.clone(),
+        room: room("#r"),
+        seq: Seq(seq),
+    };
+    assert!(a.apply(&marker(4)));
+    assert!(a.apply(&marker(2)));
+    assert_eq!(
+        a.read,
+        vec![(room("#r"), Seq(4))],
+        "markers only move forward"
+    );
+    for id in 0..(crate::limits::MAX_DEVICE_KEYS as u64 + 2) {
+        a.apply(&Write::AddKey {
+            account: name.clone(),
+            key: key(id),
+        });
+    }
+    assert_eq!(a.keys.len(), crate::limits::MAX_DEVICE_KEYS);
+    assert_eq!(a.keys[0].id, 2, "the oldest go");
+    a.apply(&Write::RevokeKey { id: 2 });
+    assert!(a.keys.iter().all(|k| k.id != 2));
+    a.apply(&Write::Account(AccountRecord {
+        name: name.clone(),
+        hash: crate::accounts::PasswordHash("h2".into()),
+        created: Millis(99),
+    }));
+    a.apply(&Write::RevokeKeys {
+        account: name.clone(),
+    });
+    assert_eq!(a.record.hash.0, "h2");
+    assert_eq!(a.record.created, Millis(5), "created stays");
+    assert!(a.keys.is_empty());
+    a.apply(&Write::AccountRooms {
+        account: name.clone(),
+        rooms: vec![room("#s")],
+    });
+    assert_eq!(a.rooms, vec![room("#s")]);
+    assert!(!a.apply(&Write::DropAccount(name)));
+}
+
+#[test]
+fn an_irc_sasl_sign_in_on_another_node_brings_the_accounts_rooms() {
+    use base64::Engine;
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#x") });
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let now = net.now;
+    let c = net.nodes[1]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("alice\0alice\0{PW}"));
+    for line in [
+        "CAP LS 302\r\nNICK someone\r\nUSER u 0 * :U\r\nCAP REQ :sasl\r\n".to_owned(),
+        "AUTHENTICATE PLAIN\r\n".to_owned(),
+        format!("AUTHENTICATE {plain}\r\n"),
+        "CAP END\r\n".to_owned(),
+    ] {
+        let now = net.now;
+        net.nodes[1].hub.handle_bytes(c, line.as_bytes(), now);
+        settle(&mut net);
+    }
+    let text = String::from_utf8_lossy(&net.nodes[1].raw[&c]).into_owned();
+    assert!(text.contains(" 903 "), "signed in: {text}");
+    assert!(text.contains(" 001 alice "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(":alice!") && l.contains("JOIN #x")),
+        "the account's room, joined on this node: {text}"
+    );
+    assert_eq!(net.owners.get("alice"), Some(&1), "the nick is this node's");
+}
+
+#[test]
+fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, true);
+    let key = signed_in(&net.recv(0, a)).and_then(|s| s.1).expect("a key");
+    // The watch lags: node 0 changes the password (two writes: the hash, every key revoked)
+    // and hears the news of each write only afterwards, oldest first.
+    net.kv.hold_news = true;
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 0, a, &change);
+    assert!(net.recv(0, a).contains(&ServerMsg::PasswordChanged));
+    let news = core::mem::take(&mut net.kv.news);
+    assert_eq!(news.len(), 2);
+    assert_eq!(
+        news[0].0.keys.len(),
+        1,
+        "the first write's news still holds the key"
+    );
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_account(news[0].0.clone(), news[0].1, now);
+    // Neither the old password nor the revoked key opens, even for a moment.
+    let (b, _) = guest(&mut net, 0, "b1");
+    sign_in(&mut net, 0, b, "alice", Proof::Key(key.clone()));
+    assert_eq!(
+        error(&net.recv(0, b)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    let (c, _) = guest(&mut net, 0, "c1");
+    sign_in(&mut net, 0, c, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        error(&net.recv(0, c)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    // The news of the last write is applied (and node 1, which wrote nothing, takes both).
+    for (acc, rev) in news {
+        for n in &mut net.nodes {
+            n.hub.handle_account(acc.clone(), rev, now);
+        }
+    }
+    net.kv.hold_news = false;
+    let (d, _) = guest(&mut net, 1, "d1");
+    sign_in(&mut net, 1, d, "alice", Proof::Key(key));
+    assert_eq!(
+        error(&net.recv(1, d)).map(|e| e.0),
+        Some(ErrorKind::SignInFailed)
+    );
+    let (e, _) = guest(&mut net, 1, "e1");
+    sign_in(
+        &mut net,
+        1,
+        e,
+        "alice",
+        Proof::Password(pw("battery staple")),
+    );
+    assert!(signed_in(&net.recv(1, e)).is_some());
+}

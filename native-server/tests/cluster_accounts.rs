@@ -1,0 +1,366 @@
+//! Accounts in a cluster (issue 23) against a real nats-server with JetStream, started by each
+//! test on a free port and stopped by its pid: an account registered on one node signs in on
+//! another, one name registered at once on two nodes goes to one account, and an account (its
+//! password, device key, rooms and read marker) survives its node restarting.
+
+mod support;
+
+use natter_cluster::test_server::NatsServer as Nats;
+use natter_core::wire::{ClientMsg, ErrorKind, Proof, ServerMsg};
+use natter_core::{DeviceKey, Nick, Password, Seq};
+use natter_server::{Server, ServerConfig, start};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{BinClient, nick, room};
+
+/// A natter-server node in this process, in the cluster at `nats`.
+async fn node(nats: &Nats) -> Server {
+    let mut cfg = ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    start(cfg).await.expect("a clustered node starts")
+}
+
+fn addr(s: &Server) -> SocketAddr {
+    s.local_addrs()[0]
+}
+
+fn pw(s: &str) -> Password {
+    Password(s.into())
+}
+
+/// What answers an account request: `Ok(account, key)` or `Err(kind, detail)`.
+async fn answer(c: &mut BinClient) -> Result<(Nick, Option<DeviceKey>), (ErrorKind, String)> {
+    let m = c
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "an account answer",
+        )
+        .await;
+    match m {
+        ServerMsg::SignedIn { account, key, .. } => Ok((account, key)),
+        ServerMsg::Error { kind, detail, .. } => Err((kind, detail.to_string())),
+        _ => unreachable!("expect returned what it matched"),
+    }
+}
+
+async fn register(c: &mut BinClient, password: &str, remember: bool) -> Result<Nick, String> {
+    c.send(&ClientMsg::Register {
+        password: pw(password),
+        remember,
+    })
+    .await;
+    answer(c).await.map(|a| a.0).map_err(|e| e.1)
+}
+
+/// A new connection to `at` that signs in to `account` with `proof`.
+async fn sign_in(
+    at: SocketAddr,
+    guest: &str,
+    account: &str,
+    proof: Proof,
+) -> (BinClient, Result<Nick, ErrorKind>) {
+    let (mut c, _) = BinClient::hello(at, guest, None).await;
+    c.send(&ClientMsg::SignIn {
+        account: nick(account),
+        proof,
+        remember: false,
+    })
+    .await;
+    let got = answer(&mut c).await.map(|a| a.0).map_err(|e| e.0);
+    (c, got)
+}
+
+/// [`sign_in`] with a password, tried again (three times at most, 300 ms apart: the free
+/// failures of an account) while the node has not heard of the account yet: a node learns of
+/// another node's account through a watch, a moment after it is made.
+async fn sign_in_soon(at: SocketAddr, account: &str, password: &str) -> BinClient {
+    let mut last = None;
+    for _ in 0..3 {
+        let (c, got) = sign_in(at, "visitor", account, Proof::Password(pw(password))).await;
+        match got {
+            Ok(n) if n.as_str() == account => return c,
+            other => last = Some(other),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("{account} did not sign in at {at}: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_registered_on_one_node_signs_in_on_another() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut alice, _) = BinClient::hello(addr(&a), "alice", None).await;
+    assert_eq!(
+        register(&mut alice, "correct horse", false).await,
+        Ok(nick("alice"))
+    );
+    alice.join("#r").await;
+    drop(alice);
+    // On the other node the nick is the account's.
+    let (_, welcome) = BinClient::hello(addr(&b), "alice", None).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { nick: n, .. } if *n != nick("alice")),
+        "{welcome:?}"
+    );
+    let mut there = sign_in_soon(addr(&b), "alice", "correct horse").await;
+    let (_, wrong) = sign_in(
+        addr(&b),
+        "mallory",
+        "alice",
+        Proof::Password(pw("wrong horse")),
+    )
+    .await;
+    assert_eq!(wrong, Err(ErrorKind::SignInFailed));
+    // She is in her room on this node too.
+    let r = room("#r");
+    there
+        .expect(
+            |m| matches!(m, ServerMsg::Joined { room, .. } if *room == r),
+            "her room, joined on this node",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_name_registered_at_once_on_two_nodes_goes_to_one_account() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut x, mut y) = tokio::join!(
+        BinClient::hello(addr(&a), "zed", None),
+        BinClient::hello(addr(&b), "zed", None)
+    );
+    let (rx, ry) = tokio::join!(
+        register(&mut x.0, "password of x", false),
+        register(&mut y.0, "password of y", false)
+    );
+    let (rx, ry) = (
+        rx.expect("x registers its nick"),
+        ry.expect("y registers its nick"),
+    );
+    assert!(
+        (rx == nick("zed")) != (ry == nick("zed")),
+        "exactly one account is zed: {rx} {ry}"
+    );
+    let (winner, loser) = if rx == nick("zed") {
+        ("password of x", "password of y")
+    } else {
+        ("password of y", "password of x")
+    };
+    // On both nodes, zed opens with the winner's password only.
+    for at in [addr(&a), addr(&b)] {
+        sign_in_soon(at, "zed", winner).await;
+        let (_, got) = sign_in(at, "someone", "zed", Proof::Password(pw(loser))).await;
+        assert_eq!(got, Err(ErrorKind::SignInFailed));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_survives_its_node_restarting() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let (mut alice, _) = BinClient::hello(addr(&a), "alice", None).await;
+    alice
+        .send(&ClientMsg::Register {
+            password: pw("correct horse"),
+            remember: true,
+        })
+        .await;
+    let key = answer(&mut alice)
+        .await
+        .expect("registered")
+        .1
+        .expect("a device key");
+    alice.join("#r").await;
+    alice.say("#r", "before the restart").await;
+    let seq = match alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(e) if e.room == room("#r") && e.seq > Seq(1)),
+            "her line back",
+        )
+        .await
+    {
+        ServerMsg::Event(e) => e.seq,
+        _ => unreachable!("expect returned what it matched"),
+    };
+    alice
+        .send(&ClientMsg::Read {
+            room: room("#r"),
+            seq,
+        })
+        .await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::ReadUpTo { seq: s, .. } if *s == seq),
+            "her marker",
+        )
+        .await;
+    drop(alice);
+    a.shutdown().await.expect("the node stops");
+    // The node comes back (a new process would be the same: nothing is kept on it).
+    let a = node(&nats).await;
+    let (mut back, got) = sign_in(
+        addr(&a),
+        "visitor",
+        "alice",
+        Proof::Password(pw("correct horse")),
+    )
+    .await;
+    assert_eq!(got, Ok(nick("alice")));
+    let r = room("#r");
+    back.expect(
+        |m| matches!(m, ServerMsg::Joined { room, .. } if *room == r),
+        "her room",
+    )
+    .await;
+    back.expect(
+        |m| matches!(m, ServerMsg::ReadUpTo { room, seq: s } if *room == r && *s == seq),
+        "her marker after the room's Joined",
+    )
+    .await;
+    // The device key still opens, and a password change reaches another node (running
+    // already: it hears of the change through its watch).
+    let (_, got) = sign_in(addr(&a), "phone", "alice", Proof::Key(key.clone())).await;
+    assert_eq!(got, Ok(nick("alice")));
+    let b = node(&nats).await;
+    back.send(&ClientMsg::ChangePassword {
+        old: pw("correct horse"),
+        new: pw("battery staple"),
+    })
+    .await;
+    back.expect(|m| *m == ServerMsg::PasswordChanged, "changed")
+        .await;
+    sign_in_soon(addr(&b), "alice", "battery staple").await;
+    let old = Proof::Password(pw("correct horse"));
+    let (_, got) = sign_in(addr(&b), "v1", "alice", old).await;
+    assert_eq!(got, Err(ErrorKind::SignInFailed));
+    let (_, got) = sign_in(addr(&b), "v2", "alice", Proof::Key(key)).await;
+    assert_eq!(
+        got,
+        Err(ErrorKind::SignInFailed),
+        "a password change revokes keys"
+    );
+}
+
+/// Runs `natter-server account ARGS --cluster URL` with `password` in NATTER_PASSWORD if given
+/// (no terminal, no store). Returns its exit code and stdout.
+async fn account_cmd(nats: &Nats, args: &[&str], password: Option<&str>) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"));
+    cmd.arg("account")
+        .args(args)
+        .arg("--cluster")
+        .arg(nats.url())
+        // A cheap hash, as the nodes of these tests use.
+        .arg("--config")
+        .arg(cheap_config())
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("NATTER_PASSWORD", p);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("natter-server account finished within 30 s")
+        .expect("run natter-server account");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for secret in ["kettle lantern", "staple kettle"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    (out.status.code().expect("exited"), stdout + &stderr)
+}
+
+/// A config file whose accounts hash cheaply (kept for the whole test run).
+fn cheap_config() -> std::path::PathBuf {
+    static FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::io::Write::write_all(
+            &mut f,
+            b"[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+        )
+        .expect("written");
+        f
+    })
+    .path()
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_account_commands_work_on_the_clusters_accounts() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let (code, out) = account_cmd(&nats, &["add", "bob"], Some("kettle lantern")).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("added account bob"), "{out}");
+    // The running node heard of it at once: no reload.
+    sign_in_soon(addr(&a), "bob", "kettle lantern").await;
+    let (code, out) = account_cmd(&nats, &["add", "Bob"], Some("kettle lantern")).await;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("there is an account named bob already"),
+        "{out}"
+    );
+    let (code, out) = account_cmd(&nats, &["list"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("bob\t"), "{out}");
+    let (code, out) = account_cmd(&nats, &["passwd", "bob"], Some("staple kettle")).await;
+    assert_eq!(code, 0, "{out}");
+    sign_in_soon(addr(&a), "bob", "staple kettle").await;
+    let (code, out) = account_cmd(&nats, &["remove", "bob"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("removed account bob"), "{out}");
+    let (code, out) = account_cmd(&nats, &["remove", "bob"], None).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("there is no account named bob"), "{out}");
+    // Gone on the node too (it hears the removal through its watch).
+    let mut gone = false;
+    for _ in 0..3 {
+        let (_, got) = sign_in(addr(&a), "v", "bob", Proof::Password(pw("staple kettle"))).await;
+        if got == Err(ErrorKind::SignInFailed) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(gone, "the removed account still signs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_while_nats_is_down_is_refused_and_accounts_flow_again_after() {
+    let mut nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut alice, _) = BinClient::hello(addr(&a), "alice", None).await;
+    nats.stop();
+    let refused = register(&mut alice, "correct horse", false).await;
+    let detail = refused.expect_err("not registered without NATS");
+    assert!(
+        detail.contains("cluster") && detail.contains("not registered"),
+        "{detail}"
+    );
+    nats.run();
+    // The nodes reconnect by themselves, and so do their accounts' watches: an account
+    // registered on one node afterwards signs in on the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match register(&mut alice, "correct horse", false).await {
+            Ok(n) => {
+                assert_eq!(n, nick("alice"));
+                break;
+            }
+            Err(why) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never registered: {why}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    sign_in_soon(addr(&b), "alice", "correct horse").await;
+}
