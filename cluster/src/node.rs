@@ -527,6 +527,45 @@ async fn keep_lease(
     }
 }
 
+/// Whether this node does the reap named `key`: it creates the reaper's entry, or the entry is
+/// its own (an earlier try of its own stopped half way), or it takes the entry over,
+/// compare-and-swap, from a reaper whose own lease ran out (it died before it finished: the
+/// hub hands a reap out again while its members are still listed).
+async fn claim_reap(
+    nicks_kv: &kv::Store,
+    nodes_kv: &kv::Store,
+    key: &str,
+    me: &str,
+) -> Result<bool, String> {
+    match nicks_kv.create(key, Bytes::from(me.to_owned())).await {
+        Ok(_) => return Ok(true),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let Some(entry) = nicks_kv.entry(key).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let reaper = String::from_utf8_lossy(&entry.value).into_owned();
+    if reaper == me {
+        return Ok(true);
+    }
+    if alive_nodes(nodes_kv).await?.contains(&reaper) {
+        return Ok(false);
+    }
+    match nicks_kv
+        .update(key, Bytes::from(me.to_owned()), entry.revision)
+        .await
+    {
+        Ok(_) => {
+            info!(%reaper, key, "a reap its node did not finish is taken over");
+            Ok(true)
+        }
+        // Another node took it over first.
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The nodes whose lease is alive.
 async fn alive_nodes(nodes: &kv::Store) -> Result<Vec<String>, String> {
     let mut keys = nodes.keys().await.map_err(|e| e.to_string())?;
@@ -538,10 +577,12 @@ async fn alive_nodes(nodes: &kv::Store) -> Result<Vec<String>, String> {
 }
 
 /// Publishes a `Quit` in `room` for each of `nicks`, members on `node`, whose lease ran out:
-/// unless another node did it first (a KV `create` decides who does it).
+/// unless another node does it (a KV `create` decides who; see [`claim_reap`]).
+#[allow(clippy::too_many_arguments)]
 async fn reap(
     js: &jetstream::Context,
     nicks_kv: &kv::Store,
+    nodes_kv: &kv::Store,
     prefix: &str,
     me: &str,
     node: &str,
@@ -549,10 +590,8 @@ async fn reap(
     nicks: Vec<Nick>,
 ) -> Result<(), String> {
     let key = format!("reap_{node}_{}", room_stream(prefix, room));
-    match nicks_kv.create(&key, Bytes::from(me.to_owned())).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+    if !claim_reap(nicks_kv, nodes_kv, &key, me).await? {
+        return Ok(());
     }
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
     let reason = natter_core::Text::new("lost with their server").ok();
@@ -930,9 +969,10 @@ impl Driver {
                 }
                 ClusterOut::Reap { node, room, nicks } => {
                     let (js, kv, me) = (self.js.clone(), self.nicks.clone(), self.id.clone());
-                    let prefix = self.cfg.prefix.clone();
+                    let (nodes, prefix) = (self.nodes.clone(), self.cfg.prefix.clone());
                     tokio::spawn(async move {
-                        if let Err(why) = reap(&js, &kv, &prefix, &me, &node, &room, nicks).await {
+                        let reaped = reap(&js, &kv, &nodes, &prefix, &me, &node, &room, nicks);
+                        if let Err(why) = reaped.await {
                             warn!(%node, %room, %why, "members of a node that is gone not reaped");
                         }
                     });
@@ -1567,5 +1607,35 @@ mod tests {
         assert_eq!(take_over(&kv, "b", &alice).await.unwrap(), (true, false));
         assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
         assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reap_whose_reaper_died_is_taken_over_once_and_a_live_ones_is_left() {
+        let nats = crate::test_server::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let cfg = ClusterConfig::new(vec![nats.url()]);
+        let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await.unwrap();
+        let nodes = bucket(&js, &cfg, "nodes", Duration::from_secs(60))
+            .await
+            .unwrap();
+        // b and c are alive; x took a reap on and died (no lease).
+        for n in ["b", "c"] {
+            nodes.put(n, Bytes::from_static(b"1")).await.unwrap();
+        }
+        assert!(claim_reap(&nicks, &nodes, "reap_a_r1", "x").await.unwrap());
+        assert!(
+            claim_reap(&nicks, &nodes, "reap_a_r1", "x").await.unwrap(),
+            "its own"
+        );
+        assert!(claim_reap(&nicks, &nodes, "reap_a_r1", "b").await.unwrap());
+        assert!(
+            !claim_reap(&nicks, &nodes, "reap_a_r1", "c").await.unwrap(),
+            "b is alive"
+        );
+        let held = nicks.get("reap_a_r1").await.unwrap();
+        assert_eq!(held.as_deref(), Some(&b"b"[..]));
+        // A fresh reap goes to whoever creates it first.
+        assert!(claim_reap(&nicks, &nodes, "reap_a_r2", "c").await.unwrap());
+        assert!(!claim_reap(&nicks, &nodes, "reap_a_r2", "b").await.unwrap());
     }
 }

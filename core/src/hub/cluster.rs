@@ -70,7 +70,9 @@ pub enum ClusterOut {
     /// Node `node`'s lease ran out while these members of `room` were on it (see
     /// [`Hub::handle_nodes`]): unless another node does it first, append a `Quit` of each to
     /// the room's log, marked as being about `node`'s users (so it comes back through
-    /// [`Hub::handle_remote_from`] with `node` as the node). At most one node should do it.
+    /// [`Hub::handle_remote_from`] with `node` as the node). At most one node should do it. If
+    /// members are still listed 30 s later it is handed out again (whoever did it may have
+    /// died before it finished).
     Reap {
         /// The node that is gone.
         node: String,
@@ -264,8 +266,8 @@ pub(crate) struct Cluster {
     /// Members of followed rooms on other nodes, from the rooms' logs.
     rosters: BTreeMap<RoomName, Roster>,
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
-    /// reaped.
-    reaped: BTreeSet<(String, RoomName)>,
+    /// reaped, and when.
+    reaped: BTreeMap<(String, RoomName), Millis>,
     /// Devices whose resume session record must be written (see [`ClusterOut::Session`]).
     sessions: BTreeSet<DeviceId>,
     /// Resumes whose session is being read, by the hub's number.
@@ -287,6 +289,11 @@ pub(crate) struct Cluster {
 /// How long after a take-over the client's resends are looked for (it sends them right after
 /// its welcome; a minute covers a slow link and its pacing).
 const ECHO_WINDOW: Millis = Millis(60_000);
+
+/// Members of a node that is gone still listed this long after their [`ClusterOut::Reap`] was
+/// handed out (the node that took the reaping on may have died before it finished) are handed
+/// out again.
+const REAP_RETRY: Millis = Millis(30_000);
 
 /// Lines kept per taken-over user to recognise its client's resends (a client keeps at most
 /// [`crate::limits::SESSION_MAX_PENDING`] unacknowledged).
@@ -955,8 +962,7 @@ impl Hub {
         let mut gone: BTreeMap<(String, RoomName), Vec<Nick>> = BTreeMap::new();
         for (room, roster) in &cl.rosters {
             for (nick, node) in roster.members.values() {
-                let key = (node.clone(), room.clone());
-                if node.is_empty() || alive.contains(node) || cl.reaped.contains(&key) {
+                if node.is_empty() || alive.contains(node) {
                     continue;
                 }
                 gone.entry((node.clone(), room.clone()))
@@ -964,9 +970,16 @@ impl Hub {
                     .push(nick.clone());
             }
         }
+        // A reap whose members are all gone from the list is done.
+        cl.reaped.retain(|key, _| gone.contains_key(key));
         for ((node, room), nicks) in gone {
+            let key = (node, room);
+            if cl.reaped.get(&key).is_some_and(|&at| now < at + REAP_RETRY) {
+                continue;
+            }
+            let (node, room) = key;
             debug!(%node, %room, members = nicks.len(), "members of a node that is gone");
-            cl.reaped.insert((node.clone(), room.clone()));
+            cl.reaped.insert((node.clone(), room.clone()), now);
             cl.out.push_back(ClusterOut::Reap { node, room, nicks });
         }
     }
@@ -2254,6 +2267,54 @@ mod tests {
         assert_eq!(quits, 1, "one quit for alice in the log");
         // Asked again, nobody is reaped twice.
         net.nodes[1].hub.handle_nodes(&alive, now);
+        assert!(net.nodes[1].hub.poll_cluster().is_none());
+    }
+
+    #[test]
+    fn a_reap_nobody_finished_is_handed_out_again() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        for (i, x) in [(0, a), (1, b)] {
+            net.send(i, x, &ClientMsg::Join { room: room("#r") });
+        }
+        // Node 0 dies; node 1's reap is handed out but never done (its reaper died too).
+        let alive = ["n1".to_owned()];
+        let now = net.now;
+        let hub = &mut net.nodes[1].hub;
+        hub.handle_nodes(&alive, now);
+        assert!(matches!(hub.poll_cluster(), Some(ClusterOut::Reap { node, .. }) if node == "n0"));
+        hub.handle_nodes(&alive, now + Millis(1_000));
+        assert!(hub.poll_cluster().is_none(), "not again at once");
+        hub.handle_nodes(&alive, now + REAP_RETRY);
+        match hub.poll_cluster() {
+            Some(ClusterOut::Reap {
+                node,
+                room: r,
+                nicks,
+            }) => {
+                assert_eq!(
+                    (node.as_str(), r, nicks),
+                    ("n0", room("#r"), vec![nick("alice")])
+                );
+            }
+            other => panic!("no second reap: {other:?}"),
+        }
+        // Done this time: alice's quit comes back, and nothing is handed out any more.
+        net.pump();
+        let quit = RoomEvent {
+            room: room("#r"),
+            seq: Seq(0),
+            at: now,
+            from: nick("alice"),
+            kind: EventKind::Quit { reason: None },
+        };
+        net.append(quit, "n0", None);
+        net.pump();
+        assert_eq!(who(&mut net, 1, b), ["bob"]);
+        let later = now + REAP_RETRY + REAP_RETRY;
+        net.nodes[1].hub.handle_nodes(&alive, later);
         assert!(net.nodes[1].hub.poll_cluster().is_none());
     }
 
