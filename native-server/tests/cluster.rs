@@ -20,12 +20,7 @@ use natter_cluster::test_server::NatsServer as Nats;
 
 /// A natter-server node in this process, in the cluster at `nats`.
 async fn node(nats: &Nats) -> Server {
-    let mut cfg = ServerConfig::local_test();
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.ack_timeout = Duration::from_secs(2);
-    cluster.lease = Duration::from_secs(3);
-    cfg.cluster = Some(cluster);
-    start(cfg).await.expect("a clustered node starts")
+    support::cluster_node(nats.url()).await
 }
 
 /// A chat line event in `r`: (seq, from, text).

@@ -8,19 +8,14 @@ mod support;
 use natter_cluster::test_server::NatsServer as Nats;
 use natter_core::wire::{ClientMsg, ErrorKind, Proof, ServerMsg};
 use natter_core::{DeviceKey, Nick, Password, Seq};
-use natter_server::{Server, ServerConfig, start};
+use natter_server::Server;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::{BinClient, nick, room};
 
 /// A natter-server node in this process, in the cluster at `nats`.
 async fn node(nats: &Nats) -> Server {
-    let mut cfg = ServerConfig::local_test();
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.ack_timeout = Duration::from_secs(2);
-    cluster.lease = Duration::from_secs(3);
-    cfg.cluster = Some(cluster);
-    start(cfg).await.expect("a clustered node starts")
+    support::cluster_node(nats.url()).await
 }
 
 fn addr(s: &Server) -> SocketAddr {

@@ -1853,6 +1853,14 @@ mod tests {
             out
         }
 
+        /// The resume token of `c`'s welcome (its only message so far).
+        fn token(&mut self, i: usize, c: ConnId) -> crate::types::ResumeToken {
+            match self.recv(i, c).as_slice() {
+                [ServerMsg::Welcome { token, .. }] => token.clone(),
+                other => panic!("no welcome: {other:?}"),
+            }
+        }
+
         fn welcomed(&mut self, i: usize, c: ConnId) -> Nick {
             let got = self.recv(i, c);
             match got.as_slice() {
@@ -2464,10 +2472,7 @@ mod tests {
         let a = net.hello(0, "alice");
         let b = net.hello(1, "bob");
         net.pump();
-        let token = match net.recv(0, a).as_slice() {
-            [ServerMsg::Welcome { token, .. }] => token.clone(),
-            other => panic!("{other:?}"),
-        };
+        let token = net.token(0, a);
         net.recv(1, b);
         for (i, c) in [(0, a), (1, b)] {
             net.send(i, c, &ClientMsg::Join { room: room("#r") });
@@ -2540,10 +2545,7 @@ mod tests {
         let a = net.hello(0, "alice");
         let d = net.hello(0, "dave");
         net.pump();
-        let token = match net.recv(0, a).as_slice() {
-            [ServerMsg::Welcome { token, .. }] => token.clone(),
-            other => panic!("{other:?}"),
-        };
+        let token = net.token(0, a);
         net.recv(0, d);
         for c in [a, d] {
             net.send(0, c, &ClientMsg::Join { room: room("#r") });
@@ -2617,10 +2619,7 @@ mod tests {
         let b = net.hello(1, "bob");
         let c = net.hello(2, "carol");
         net.pump();
-        let token = match net.recv(0, a).as_slice() {
-            [ServerMsg::Welcome { token, .. }] => token.clone(),
-            other => panic!("{other:?}"),
-        };
+        let token = net.token(0, a);
         net.welcomed(1, b);
         net.welcomed(2, c);
         let now = net.now;
@@ -2818,10 +2817,7 @@ mod tests {
         let a = net.hello(0, "alice");
         let b = net.hello(1, "bob");
         net.pump();
-        let token = match net.recv(0, a).as_slice() {
-            [ServerMsg::Welcome { token, .. }] => token.clone(),
-            other => panic!("{other:?}"),
-        };
+        let token = net.token(0, a);
         net.welcomed(1, b);
         for (i, c) in [(0, a), (1, b)] {
             net.send(i, c, &ClientMsg::Join { room: room("#r") });

@@ -487,3 +487,16 @@ pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
         .expect("natter-server did not exit within 10 s of SIGTERM")
         .expect("wait for natter-server")
 }
+
+/// A natter-server node in this process, in the cluster whose NATS is at `url` (acknowledgements
+/// given up after 2 s, a lease of 3 s, so tests see failures and dead nodes quickly).
+pub async fn cluster_node(url: String) -> natter_server::Server {
+    let mut cfg = natter_server::ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![url]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    natter_server::start(cfg)
+        .await
+        .expect("a clustered node starts")
+}
