@@ -611,6 +611,11 @@ impl Hub {
                 seq,
             },
         );
+        self.tell_read_up_to(uid, &room, seq);
+    }
+
+    /// Tells every connection of `uid` that its account has read `room` up to `seq`.
+    fn tell_read_up_to(&mut self, uid: UserId, room: &RoomName, seq: Seq) {
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             let msg = ServerMsg::ReadUpTo {
@@ -1444,14 +1449,7 @@ impl Hub {
             {
                 continue;
             }
-            let on: Vec<ConnId> = self.user_conns(uid).collect();
-            for c in on {
-                let msg = ServerMsg::ReadUpTo {
-                    room: room.clone(),
-                    seq,
-                };
-                self.reply(c, Reply::Msg(msg));
-            }
+            self.tell_read_up_to(uid, &room, seq);
         }
     }
 
