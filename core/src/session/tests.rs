@@ -110,6 +110,21 @@ impl T {
         out
     }
 
+    /// The node of server 0 dies: the connection resets, the same address is refused, the
+    /// next one (server 1) connects; returns what the session sent it (its hello).
+    fn fail_over(&mut self) -> Vec<ClientMsg> {
+        self.s.handle_disconnected("reset", self.now);
+        self.run_to_deadline();
+        self.s.handle_disconnected("refused", self.now);
+        assert_eq!(self.s.server(), 1);
+        self.run_to_deadline();
+        self.events();
+        self.raw.clear();
+        self.dec = FrameDecoder::new();
+        self.s.handle_connected(self.now);
+        self.sent()
+    }
+
     /// Runs the clock to the next deadline and handles it.
     fn run_to_deadline(&mut self) -> Millis {
         let t = self.s.poll_timeout().expect("a deadline");
@@ -3145,16 +3160,7 @@ fn after_a_refused_resume_on_another_node_exactly_what_was_missed_is_shown() {
         t.events();
         t.sent();
         // The node dies: the same address is refused, the next takes us.
-        t.s.handle_disconnected("reset", t.now);
-        t.run_to_deadline();
-        t.s.handle_disconnected("refused", t.now);
-        assert_eq!(t.s.server(), 1);
-        t.run_to_deadline();
-        t.events();
-        t.raw.clear();
-        t.dec = FrameDecoder::new();
-        t.s.handle_connected(t.now);
-        let hello = t.sent();
+        let hello = t.fail_over();
         assert!(
             matches!(&hello[..], [ClientMsg::Hello { resume: Some(r), .. }]
                 if r.rooms == vec![(room("#lobby"), Seq(11))]),
@@ -3248,16 +3254,7 @@ fn a_line_in_flight_when_its_node_died_is_shown_once_after_a_resume_on_another_n
         t.sent();
         t.events();
         // The node stored it in the room's log and died before echoing it.
-        t.s.handle_disconnected("reset", t.now);
-        t.run_to_deadline();
-        t.s.handle_disconnected("refused", t.now);
-        assert_eq!(t.s.server(), 1);
-        t.run_to_deadline();
-        t.events();
-        t.raw.clear();
-        t.dec = FrameDecoder::new();
-        t.s.handle_connected(t.now);
-        let hello = t.sent();
+        let hello = t.fail_over();
         assert!(
             matches!(&hello[..], [ClientMsg::Hello { resume: Some(r), .. }]
                 if r.token == ResumeToken([1; 32]) && r.rooms == vec![(room("#lobby"), Seq(5))]),
