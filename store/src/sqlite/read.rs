@@ -206,16 +206,21 @@ fn newest(
     Ok(events)
 }
 
+/// The sessions updated at `since` or later, with the last ids the writer has not folded into
+/// `sessions` yet applied on top.
 fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {
     let since = i64::try_from(since.0).unwrap_or(i64::MAX);
+    let unfolded = super::write::unfolded_ids(conn)
+        .map_err(ReadError::from_sqlite)?
+        .ok_or_else(|| corrupt("a session_ids row"))?;
     let mut st = conn
         .prepare(
             "SELECT token, nick, rooms, last_id, updated, token_id FROM sessions \
-             WHERE updated >= ?1",
+             WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
-        .query_map([since], |r| {
+        .query_map(params![since, !unfolded.is_empty()], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
@@ -228,9 +233,15 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, last_id, updated, token_id) =
+        let (token, nick, rooms, mut last_id, mut updated, token_id) =
             row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
+        if let Some(&(id, at)) = unfolded.get(&token) {
+            (last_id, updated) = (id, at);
+        }
+        if updated < since {
+            continue;
+        }
         let nick = Nick::try_from(nick).map_err(|e| corrupt(format!("session nick: {e}")))?;
         let rooms = rooms
             .split_whitespace()
