@@ -65,7 +65,7 @@ impl Reader {
         };
         let mut rooms = Vec::new();
         let mut st = tx
-            .prepare("SELECT id, name, topic, last_seq FROM rooms ORDER BY name")
+            .prepare(LOAD_ROOMS_SQL)
             .map_err(ReadError::from_sqlite)?;
         let rows = st
             .query_map([], |r| {
@@ -208,6 +208,12 @@ fn newest(
 
 /// The sessions updated at `since` or later, with the last ids the writer has not folded into
 /// `sessions` yet applied on top.
+/// Every room with its topic and last seq: the larger of `rooms.last_seq` (raised when
+/// retention removes events) and the highest seq stored (one index lookup per room).
+const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
+    max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    FROM rooms ORDER BY name";
+
 fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {
     let since = i64::try_from(since.0).unwrap_or(i64::MAX);
     let unfolded = super::write::unfolded_ids(conn)

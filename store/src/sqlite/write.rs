@@ -728,37 +728,33 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     .map_err(WriteError::from_sqlite)
 }
 
-/// What a transaction's events change in their rooms' rows: the highest seq, and the last topic
-/// set.
+/// What a transaction's events change in their rooms' rows: the last topic set. (A room's last
+/// seq is not written per commit: `rooms.last_seq` is a floor, raised only when retention
+/// removes events, and a reader takes the larger of it and the room's highest stored seq.)
 #[derive(Default)]
 struct RoomMeta {
-    rooms: HashMap<i64, (u64, Option<Option<String>>)>,
+    topics: HashMap<i64, Option<String>>,
 }
 
 impl RoomMeta {
     fn saw(&mut self, room: i64, ev: &RoomEvent) {
-        let entry = self.rooms.entry(room).or_insert((0, None));
-        entry.0 = entry.0.max(ev.seq.0);
         if let EventKind::Topic { topic } = &ev.kind {
-            entry.1 = Some(topic.as_ref().map(|t| t.as_str().to_owned()));
+            self.topics
+                .insert(room, topic.as_ref().map(|t| t.as_str().to_owned()));
         }
     }
 
     fn store(self, tx: &Connection) -> Result<(), WriteError> {
-        let mut seq = tx
-            .prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
-            .map_err(WriteError::from_sqlite)?;
+        if self.topics.is_empty() {
+            return Ok(());
+        }
         let mut topic = tx
             .prepare_cached("UPDATE rooms SET topic = ?2 WHERE id = ?1")
             .map_err(WriteError::from_sqlite)?;
-        for (room, (last, set)) in self.rooms {
-            seq.execute(params![room, int("seq", last)?])
+        for (room, t) in self.topics {
+            topic
+                .execute(params![room, t])
                 .map_err(WriteError::from_sqlite)?;
-            if let Some(t) = set {
-                topic
-                    .execute(params![room, t])
-                    .map_err(WriteError::from_sqlite)?;
-            }
         }
         Ok(())
     }

@@ -9,3 +9,8 @@ CREATE TABLE session_ids (
     id  INTEGER PRIMARY KEY,
     ids BLOB NOT NULL
 );
+
+-- Also from this step on, a commit no longer writes `rooms.last_seq`: it is a floor, raised to a
+-- room's highest stored seq by retention before it removes events, and a reader takes the larger
+-- of it and the highest seq in `events` (one index lookup per room). Older builds, which take the
+-- column alone, must not open such a store: hence a step of its own.
