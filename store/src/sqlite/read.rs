@@ -64,9 +64,7 @@ impl Reader {
             RecentRooms::OfSessions => Some(sessions.iter().flat_map(|s| &s.rooms).collect()),
         };
         let mut rooms = Vec::new();
-        let mut st = tx
-            .prepare(LOAD_ROOMS_SQL)
-            .map_err(ReadError::from_sqlite)?;
+        let mut st = tx.prepare(LOAD_ROOMS_SQL).map_err(ReadError::from_sqlite)?;
         let rows = st
             .query_map([], |r| {
                 Ok((
