@@ -127,6 +127,9 @@ fn main() -> anyhow::Result<()> {
             };
             let cpu = thread_cpu();
             store.write(&batch)?;
+            if store.fold_due() {
+                store.fold_session_ids()?;
+            }
             if store.index_due() {
                 store.catch_up_search()?;
             }

@@ -957,3 +957,184 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         .collect();
     assert_eq!(got, vec![(1, 7, 7), (3, 3, 0)]);
 }
+
+/// Rows of `session_ids` (last ids not folded into `sessions` yet), read beside the writer.
+fn unfolded_rows(dir: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(dir.join("natter.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM session_ids", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
+    SessionRecord {
+        token: TokenHash::of(&ResumeToken([k; 32])),
+        token_id: u64::from(k),
+        nick: nick(&format!("user{k}")),
+        rooms: vec![],
+        last_id: MsgId(last),
+        updated: Millis(updated),
+    }
+}
+
+fn last_id_of(k: u8, id: u64, updated: u64) -> Write {
+    Write::SessionLastId {
+        token: TokenHash::of(&ResumeToken([k; 32])),
+        last_id: MsgId(id),
+        updated: Millis(updated),
+    }
+}
+
+/// (token id, last id, updated - T0) of every session loaded that was updated at `since` or later.
+fn last_ids(store: &SqliteStore, since: u64) -> Vec<(u64, u64, u64)> {
+    let mut got: Vec<(u64, u64, u64)> = store
+        .reader()
+        .unwrap()
+        .load(&LoadOptions {
+            recent: 0,
+            recent_rooms: RecentRooms::All,
+            sessions_since: Millis(since),
+        })
+        .unwrap()
+        .sessions
+        .iter()
+        .map(|s| (s.token_id, s.last_id.0, s.updated.0 - T0))
+        .collect();
+    got.sort_unstable();
+    got
+}
+
+#[test]
+fn last_ids_not_folded_yet_are_loaded_and_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![
+                Write::Session(session_of(1, 0, T0)),
+                Write::Session(session_of(2, 0, T0)),
+            ],
+        })
+        .unwrap();
+    store
+        .write_group(&[
+            Batch {
+                id: BatchId(2),
+                writes: vec![
+                    Write::Event(say("#a", 1, "one")),
+                    last_id_of(1, 5, T0 + 5),
+                    last_id_of(2, 6, T0 + 6),
+                ],
+            },
+            Batch {
+                id: BatchId(3),
+                writes: vec![Write::Event(say("#a", 2, "two")), last_id_of(1, 9, T0 + 9)],
+            },
+        ])
+        .unwrap();
+    store
+        .write(&Batch {
+            id: BatchId(4),
+            writes: vec![last_id_of(2, 10, T0 + 10)],
+        })
+        .unwrap();
+    // Written as rows of their own, not into `sessions`, and loaded all the same, their times
+    // counting for which sessions are recent.
+    assert!(unfolded_rows(dir.path()) > 0);
+    assert_eq!(last_ids(&store, 0), vec![(1, 9, 9), (2, 10, 10)]);
+    assert_eq!(last_ids(&store, T0 + 10), vec![(2, 10, 10)]);
+    // A crash: nothing folded them. The next open does.
+    drop(store);
+    assert!(unfolded_rows(dir.path()) > 0);
+    let mut store = open(dir.path());
+    assert_eq!(unfolded_rows(dir.path()), 0);
+    assert_eq!(last_ids(&store, 0), vec![(1, 9, 9), (2, 10, 10)]);
+    // Past FOLD_IDS_ROWS rows the writer says a fold is due; folding changes nothing loaded.
+    let rows = natter_store::sqlite::FOLD_IDS_ROWS;
+    for i in 0..rows {
+        assert!(!store.fold_due());
+        store
+            .write(&Batch {
+                id: BatchId(10 + i),
+                writes: vec![last_id_of(1, 100 + i, T0 + 100 + i)],
+            })
+            .unwrap();
+    }
+    assert!(store.fold_due());
+    let before = last_ids(&store, 0);
+    assert_eq!(before, vec![(1, 99 + rows, 99 + rows), (2, 10, 10)]);
+    store.fold_session_ids().unwrap();
+    assert!(!store.fold_due());
+    assert_eq!(unfolded_rows(dir.path()), 0);
+    assert_eq!(last_ids(&store, 0), before);
+}
+
+#[test]
+fn session_writes_after_last_ids_not_folded_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: (1..=3)
+                .map(|k| Write::Session(session_of(k, 0, T0)))
+                .collect(),
+        })
+        .unwrap();
+    // Moved in earlier commits, not folded.
+    store
+        .write(&Batch {
+            id: BatchId(2),
+            writes: vec![last_id_of(1, 50, T0 + 50), last_id_of(3, 8, T0 + 8)],
+        })
+        .unwrap();
+    assert!(unfolded_rows(dir.path()) > 0);
+    // Ending the sessions older than T0 + 30 keeps user1 (moved at T0 + 50) and ends user2
+    // and user3; user1's whole record written afterwards wins over its earlier last id.
+    store
+        .write(&Batch {
+            id: BatchId(3),
+            writes: vec![
+                Write::EndSessionsBefore(Millis(T0 + 30)),
+                Write::Session(session_of(1, 40, T0 + 40)),
+            ],
+        })
+        .unwrap();
+    assert_eq!(unfolded_rows(dir.path()), 0);
+    assert_eq!(last_ids(&store, 0), vec![(1, 40, 40)]);
+}
+
+#[test]
+fn a_schema_5_store_is_upgraded_and_its_sessions_move_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &natter_store::sqlite::MIGRATIONS[..5] {
+            c.execute_batch(step).unwrap();
+        }
+        let token = TokenHash::of(&ResumeToken([1; 32]));
+        c.execute_batch("PRAGMA user_version = 5; PRAGMA application_id = 1314148913;")
+            .unwrap();
+        c.execute(
+            "INSERT INTO sessions VALUES (?1, 1, 'user1', '', 5, ?2)",
+            rusqlite::params![&token.0[..], T0 as i64],
+        )
+        .unwrap();
+    }
+    let mut store = open(dir.path());
+    let version: u32 = rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, natter_store::sqlite::SCHEMA_VERSION);
+    assert_eq!(last_ids(&store, 0), vec![(1, 5, 0)]);
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![last_id_of(1, 6, T0 + 6)],
+        })
+        .unwrap();
+    assert_eq!(last_ids(&store, 0), vec![(1, 6, 6)]);
+}

@@ -256,6 +256,9 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
                     }
                 }
                 commit(&mut store, group, reporter);
+                if store.fold_due() {
+                    fold(&mut store);
+                }
                 if store.index_due() {
                     index(&mut store);
                 }
@@ -276,8 +279,10 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
             }
         }
     };
-    // A clean stop leaves the search index complete (else the next open completes it).
+    // A clean stop leaves the search index complete and the last ids folded (else the next
+    // open does both).
     index(&mut store);
+    fold(&mut store);
     // The store (and its lock) go before anyone is told it is closed.
     drop(store);
     if let Some(done) = closed {
@@ -318,6 +323,12 @@ fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
 fn index(store: &mut SqliteStore) {
     if let Err(e) = store.catch_up_search() {
         warn!(error = %e, lag = store.search_lag(), "search index: indexing failed, will try again");
+    }
+}
+
+fn fold(store: &mut SqliteStore) {
+    if let Err(e) = store.fold_session_ids() {
+        warn!(error = %e, "sessions' last ids: folding failed, will try again");
     }
 }
 

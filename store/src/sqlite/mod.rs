@@ -5,7 +5,8 @@
 //! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
 //! room event, kept in room and seq order, with a unique index on the insertion id),
 //! `events_fts` (an FTS5 index over says and actions by insertion id, holding no copy of the
-//! text; `search_state` says up to which event it is filled), `sessions` (resume sessions by token hash), and `accounts` with `account_rooms`,
+//! text; `search_state` says up to which event it is filled), `sessions` (resume sessions by token hash;
+//! `session_ids` holds the last message ids not folded into it yet), and `accounts` with `account_rooms`,
 //! `read_markers` and `device_keys` (by folded account name), and `room_policies` (rooms'
 //! settings); see `migrations/`.
 
@@ -22,7 +23,7 @@ pub use accounts::AccountStore;
 pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
-pub use write::{INDEX_BATCH, INDEX_LAG, SqliteStore};
+pub use write::{FOLD_IDS_ROWS, INDEX_BATCH, INDEX_LAG, SqliteStore};
 pub(crate) use write::{backup, unix_now};
 
 #[cfg(test)]

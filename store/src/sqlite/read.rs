@@ -64,9 +64,7 @@ impl Reader {
             RecentRooms::OfSessions => Some(sessions.iter().flat_map(|s| &s.rooms).collect()),
         };
         let mut rooms = Vec::new();
-        let mut st = tx
-            .prepare("SELECT id, name, topic, last_seq FROM rooms ORDER BY name")
-            .map_err(ReadError::from_sqlite)?;
+        let mut st = tx.prepare(LOAD_ROOMS_SQL).map_err(ReadError::from_sqlite)?;
         let rows = st
             .query_map([], |r| {
                 Ok((
@@ -206,16 +204,27 @@ fn newest(
     Ok(events)
 }
 
+/// The sessions updated at `since` or later, with the last ids the writer has not folded into
+/// `sessions` yet applied on top.
+/// Every room with its topic and last seq: the larger of `rooms.last_seq` (raised when
+/// retention removes events) and the highest seq stored (one index lookup per room).
+const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
+    max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    FROM rooms ORDER BY name";
+
 fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {
     let since = i64::try_from(since.0).unwrap_or(i64::MAX);
+    let unfolded = super::write::unfolded_ids(conn)
+        .map_err(ReadError::from_sqlite)?
+        .ok_or_else(|| corrupt("a session_ids row"))?;
     let mut st = conn
         .prepare(
             "SELECT token, nick, rooms, last_id, updated, token_id FROM sessions \
-             WHERE updated >= ?1",
+             WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
-        .query_map([since], |r| {
+        .query_map(params![since, !unfolded.is_empty()], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
@@ -228,9 +237,15 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, last_id, updated, token_id) =
+        let (token, nick, rooms, mut last_id, mut updated, token_id) =
             row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
+        if let Some(&(id, at)) = unfolded.get(&token) {
+            (last_id, updated) = (id, at);
+        }
+        if updated < since {
+            continue;
+        }
         let nick = Nick::try_from(nick).map_err(|e| corrupt(format!("session nick: {e}")))?;
         let rooms = rooms
             .split_whitespace()

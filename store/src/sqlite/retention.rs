@@ -34,6 +34,12 @@ pub(super) const UNINDEX_UPTO_SQL: &str = "INSERT INTO events_fts (events_fts, r
     SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)";
 
 /// Removes the events with an id up to `?1`.
+/// Raises `rooms.last_seq` of every room with events up to id `?1` to its highest stored seq
+/// (commits do not write it), so removing them never lowers a room's last seq.
+pub(super) const KEEP_LAST_SEQ_SQL: &str = "UPDATE rooms
+    SET last_seq = max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    WHERE id IN (SELECT room FROM events WHERE id <= ?1)";
+
 pub(super) const DELETE_UPTO_SQL: &str = "DELETE FROM events WHERE id <= ?1";
 
 /// What a step did.
@@ -140,6 +146,8 @@ impl SqliteStore {
         if catch_up {
             super::write::index_range(&tx, self.indexed, self.next_id - 1).map_err(sql)?;
         }
+        // A room's last seq is its highest stored seq: kept in its row before events go.
+        tx.execute(KEEP_LAST_SEQ_SQL, [upto]).map_err(sql)?;
         tx.execute(UNINDEX_UPTO_SQL, [upto]).map_err(sql)?;
         let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
         tx.commit().map_err(sql)?;

@@ -47,6 +47,8 @@ pub struct SqliteStore {
     unindexed_since: Option<Instant>,
     /// No index step before this (one failed).
     index_after: Option<Instant>,
+    /// Rows of `session_ids` not folded into `sessions` yet (see [`SqliteStore::fold_session_ids`]).
+    unfolded_ids: u64,
     pub(super) retention: super::retention::State,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
@@ -97,6 +99,7 @@ impl SqliteStore {
             defer_search: false,
             unindexed_since: None,
             index_after: None,
+            unfolded_ids: 1,
             retention: super::retention::State::default(),
             _lock: lock,
         };
@@ -113,6 +116,11 @@ impl SqliteStore {
                 "store: indexed for search what the last run had not"
             );
         }
+        // Last ids the last run wrote and did not fold (it stopped, or crashed, in between).
+        store.fold_session_ids().map_err(|e| OpenError::Sqlite {
+            path: store.path.clone(),
+            detail: format!("folding sessions' last message ids: {e}"),
+        })?;
         info!(path = %store.path.display(), synchronous = ?config.synchronous, "store open");
         Ok(store)
     }
@@ -198,6 +206,33 @@ impl SqliteStore {
         }
     }
 
+    /// Whether enough last-id rows wait to be folded into `sessions` (at least
+    /// [`FOLD_IDS_ROWS`]); a fold is cheap, and keeps what a reader applies at load short.
+    pub fn fold_due(&self) -> bool {
+        self.unfolded_ids >= FOLD_IDS_ROWS
+    }
+
+    /// Writes the sessions' last message ids waiting in `session_ids` into `sessions` (one
+    /// `UPDATE` per session instead of one per session per commit), in a transaction of its
+    /// own. Readers see the same sessions before and after.
+    pub fn fold_session_ids(&mut self) -> Result<(), WriteError> {
+        if self.unfolded_ids == 0 {
+            return Ok(());
+        }
+        let folded = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(WriteError::from_sqlite)?;
+            fold_ids(&tx)?;
+            tx.commit().map_err(WriteError::from_sqlite)
+        })();
+        if folded.is_ok() {
+            self.unfolded_ids = 0;
+        }
+        folded
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -218,6 +253,16 @@ impl SqliteStore {
     pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
         let next_id = self.next_id;
         let applied = self.apply_group(group);
+        let applied = match applied {
+            Ok(ids) => {
+                self.unfolded_ids = match ids {
+                    IdRows::Added(n) => self.unfolded_ids + n,
+                    IdRows::FoldedThenAdded(n) => n,
+                };
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
         if applied.is_err() {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
@@ -230,7 +275,7 @@ impl SqliteStore {
         applied
     }
 
-    fn apply_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
+    fn apply_group(&mut self, group: &[Batch]) -> Result<IdRows, WriteError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -238,21 +283,55 @@ impl SqliteStore {
         let mut meta = RoomMeta::default();
         // Consecutive room events are inserted together, a few rows per statement.
         let mut events: Vec<&RoomEvent> = Vec::new();
+        // The sessions' last ids of this group, one `session_ids` row for all of them.
+        let mut ids: Vec<u8> = Vec::new();
+        let mut rows = IdRows::Added(0);
         let last_ids = last_id_writes(group);
         for (b, batch) in group.iter().enumerate() {
             for (w, write) in batch.writes.iter().enumerate() {
-                if let Write::Event(ev) = write {
-                    events.push(ev);
-                    continue;
-                }
-                if let Write::SessionLastId { token, .. } = write
-                    && last_ids
-                        .as_ref()
-                        .is_some_and(|l| l.get(token) != Some(&(b, w)))
-                {
-                    // A later write of this session's last id in the group sets the same two
-                    // columns (or finds the session gone): this one would change nothing.
-                    continue;
+                match write {
+                    Write::Event(ev) => {
+                        events.push(ev);
+                        continue;
+                    }
+                    Write::SessionLastId { token, .. }
+                        if last_ids
+                            .as_ref()
+                            .is_some_and(|l| l.get(token) != Some(&(b, w))) =>
+                    {
+                        // A later write of this session's last id in the group sets the same
+                        // two columns (or finds the session gone): this one would change
+                        // nothing.
+                        continue;
+                    }
+                    Write::SessionLastId {
+                        token,
+                        last_id,
+                        updated,
+                    } => {
+                        ids.extend_from_slice(&token.0);
+                        ids.extend_from_slice(&int("message id", last_id.0)?.to_le_bytes());
+                        ids.extend_from_slice(&int("time", updated.0)?.to_le_bytes());
+                        continue;
+                    }
+                    Write::Session(_) | Write::EndSession(_) | Write::EndSessionsBefore(_) => {
+                        // Every last id written before this write goes into `sessions` first,
+                        // so the two apply in the order they were written.
+                        if !ids.is_empty() {
+                            insert_ids(&tx, &ids)?;
+                            ids.clear();
+                            rows = rows.plus(1);
+                        }
+                        let waiting = match rows {
+                            IdRows::Added(n) => self.unfolded_ids + n,
+                            IdRows::FoldedThenAdded(n) => n,
+                        };
+                        if waiting > 0 {
+                            fold_ids(&tx)?;
+                            rows = IdRows::FoldedThenAdded(0);
+                        }
+                    }
+                    _ => {}
                 }
                 if !events.is_empty() {
                     let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
@@ -266,6 +345,10 @@ impl SqliteStore {
             let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
             insert_events(&tx, ctx, &events)?;
         }
+        if !ids.is_empty() {
+            insert_ids(&tx, &ids)?;
+            rows = rows.plus(1);
+        }
         meta.store(&tx)?;
         if !self.defer_search && self.next_id - 1 > self.indexed {
             // Last: FTS5 writes its pending words out as a new index segment whenever a
@@ -273,7 +356,8 @@ impl SqliteStore {
             // the events it would write a segment per statement; last, one per transaction.
             index_range(&tx, self.indexed, self.next_id - 1).map_err(WriteError::from_sqlite)?;
         }
-        tx.commit().map_err(WriteError::from_sqlite)
+        tx.commit().map_err(WriteError::from_sqlite)?;
+        Ok(rows)
     }
 
     /// Copies the store, as of now, to a new file `to` (which must not exist): a consistent,
@@ -296,6 +380,86 @@ pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
         .and_then(|()| conn.execute("VACUUM INTO ?1", [to]))
         .map(|_| ())
         .map_err(WriteError::from_sqlite)
+}
+
+/// Rows of `session_ids` past which the writer folds them into `sessions`.
+pub const FOLD_IDS_ROWS: u64 = 256;
+
+/// Bytes of one entry of a `session_ids` row: the token hash, the last id, the time.
+pub(super) const ID_ENTRY: usize = 32 + 8 + 8;
+
+/// What a committed group did to `session_ids`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdRows {
+    /// Added this many rows.
+    Added(u64),
+    /// Folded every row into `sessions`, then added this many.
+    FoldedThenAdded(u64),
+}
+
+impl IdRows {
+    fn plus(self, n: u64) -> IdRows {
+        match self {
+            IdRows::Added(a) => IdRows::Added(a + n),
+            IdRows::FoldedThenAdded(a) => IdRows::FoldedThenAdded(a + n),
+        }
+    }
+}
+
+/// Appends one `session_ids` row holding `ids` (entries of [`ID_ENTRY`] bytes).
+fn insert_ids(tx: &Connection, ids: &[u8]) -> Result<(), WriteError> {
+    tx.prepare_cached("INSERT INTO session_ids (ids) VALUES (?1)")
+        .and_then(|mut st| st.execute([ids]))
+        .map(|_| ())
+        .map_err(WriteError::from_sqlite)
+}
+
+/// The last id and time of every session named in `session_ids`, the last written winning.
+pub(super) fn unfolded_ids(
+    conn: &Connection,
+) -> rusqlite::Result<Option<HashMap<TokenHash, (i64, i64)>>> {
+    let mut latest = HashMap::new();
+    let mut st = conn.prepare_cached("SELECT ids FROM session_ids ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(0)?.as_blob()?;
+        if blob.len() % ID_ENTRY != 0 {
+            return Ok(None);
+        }
+        for e in blob.chunks_exact(ID_ENTRY) {
+            let (token, rest) = e.split_at(32);
+            let (last_id, updated) = rest.split_at(8);
+            let (Some(token), Ok(last_id), Ok(updated)) = (
+                token_hash(token),
+                <[u8; 8]>::try_from(last_id),
+                <[u8; 8]>::try_from(updated),
+            ) else {
+                return Ok(None);
+            };
+            latest.insert(
+                token,
+                (i64::from_le_bytes(last_id), i64::from_le_bytes(updated)),
+            );
+        }
+    }
+    Ok(Some(latest))
+}
+
+/// Writes the rows of `session_ids` into `sessions` and removes them, inside `tx`.
+fn fold_ids(tx: &Connection) -> Result<(), WriteError> {
+    let latest = unfolded_ids(tx)
+        .map_err(WriteError::from_sqlite)?
+        .ok_or_else(|| WriteError::Storage("a session_ids row is damaged".into()))?;
+    let mut st = tx
+        .prepare_cached("UPDATE sessions SET last_id = ?2, updated = ?3 WHERE token = ?1")
+        .map_err(WriteError::from_sqlite)?;
+    for (token, (last_id, updated)) in &latest {
+        st.execute(params![&token.0[..], last_id, updated])
+            .map_err(WriteError::from_sqlite)?;
+    }
+    tx.execute("DELETE FROM session_ids", [])
+        .map_err(WriteError::from_sqlite)?;
+    Ok(())
 }
 
 /// Where in `group` (batch, write) each session's last [`Write::SessionLastId`] is, when the
@@ -333,6 +497,7 @@ fn apply(
             last_id,
             updated,
         } => {
+            // A group gathers these into a `session_ids` row; one alone is written in place.
             let (last_id, updated) = (int("message id", last_id.0)?, int("time", updated.0)?);
             tx.prepare_cached("UPDATE sessions SET last_id = ?2, updated = ?3 WHERE token = ?1")
                 .and_then(|mut st| st.execute(params![&token.0[..], last_id, updated]))
@@ -563,37 +728,33 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     .map_err(WriteError::from_sqlite)
 }
 
-/// What a transaction's events change in their rooms' rows: the highest seq, and the last topic
-/// set.
+/// What a transaction's events change in their rooms' rows: the last topic set. (A room's last
+/// seq is not written per commit: `rooms.last_seq` is a floor, raised only when retention
+/// removes events, and a reader takes the larger of it and the room's highest stored seq.)
 #[derive(Default)]
 struct RoomMeta {
-    rooms: HashMap<i64, (u64, Option<Option<String>>)>,
+    topics: HashMap<i64, Option<String>>,
 }
 
 impl RoomMeta {
     fn saw(&mut self, room: i64, ev: &RoomEvent) {
-        let entry = self.rooms.entry(room).or_insert((0, None));
-        entry.0 = entry.0.max(ev.seq.0);
         if let EventKind::Topic { topic } = &ev.kind {
-            entry.1 = Some(topic.as_ref().map(|t| t.as_str().to_owned()));
+            self.topics
+                .insert(room, topic.as_ref().map(|t| t.as_str().to_owned()));
         }
     }
 
     fn store(self, tx: &Connection) -> Result<(), WriteError> {
-        let mut seq = tx
-            .prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
-            .map_err(WriteError::from_sqlite)?;
+        if self.topics.is_empty() {
+            return Ok(());
+        }
         let mut topic = tx
             .prepare_cached("UPDATE rooms SET topic = ?2 WHERE id = ?1")
             .map_err(WriteError::from_sqlite)?;
-        for (room, (last, set)) in self.rooms {
-            seq.execute(params![room, int("seq", last)?])
+        for (room, t) in self.topics {
+            topic
+                .execute(params![room, t])
                 .map_err(WriteError::from_sqlite)?;
-            if let Some(t) = set {
-                topic
-                    .execute(params![room, t])
-                    .map_err(WriteError::from_sqlite)?;
-            }
         }
         Ok(())
     }
