@@ -830,3 +830,30 @@ mod tests {
         assert_eq!(a.take_queue(&mut out).concat(), b"second|");
     }
 }
+
+/// What an idle connection's hub records cost (issue 22's idle memory): their sizes, so a field
+/// added without thought shows up here. glibc rounds an allocation plus 8 bytes up to 16: a
+/// boxed `Conn` of 280 bytes takes 288, one of 296 took 304.
+#[cfg(test)]
+mod sizes {
+    use core::mem::size_of;
+
+    #[test]
+    fn an_idle_connections_records_stay_small() {
+        assert!(
+            size_of::<super::Conn>() <= 280,
+            "{}",
+            size_of::<super::Conn>()
+        );
+        assert!(
+            size_of::<super::Life>() <= 64,
+            "{}",
+            size_of::<super::Life>()
+        );
+        let device = size_of::<super::super::Device>();
+        assert!(device <= 136, "{device}");
+        // Names are held inline, not behind a pointer to an allocation of their own.
+        assert!(size_of::<crate::types::RoomName>() <= crate::limits::MAX_ROOM_LEN + 1);
+        assert!(size_of::<crate::types::Nick>() <= crate::limits::MAX_NICK_LEN + 1);
+    }
+}
