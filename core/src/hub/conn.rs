@@ -852,6 +852,8 @@ mod sizes {
         );
         let device = size_of::<super::super::Device>();
         assert!(device <= 136, "{device}");
+        let user = size_of::<super::super::User>();
+        assert!(user <= 104, "{user}");
         // Names are held inline, not behind a pointer to an allocation of their own.
         assert!(size_of::<crate::types::RoomName>() <= crate::limits::MAX_ROOM_LEN + 1);
         assert!(size_of::<crate::types::Nick>() <= crate::limits::MAX_NICK_LEN + 1);

@@ -193,8 +193,9 @@ struct User {
     rooms: RoomSet,
     /// Its devices, attached or waiting for a resume; a user with none is gone.
     devices: Vec<DeviceId>,
-    /// The away message, while the user is away (see [`query`]).
-    away: Option<Text>,
+    /// The away message, while the user is away (see [`query`]). Boxed: 8 bytes in every
+    /// user instead of 24, as few are away (issue 22's idle memory).
+    away: Option<Box<Text>>,
     /// The folded name of the account it is signed in to (its nick is the account's).
     account: Option<String>,
 }

@@ -216,7 +216,7 @@ impl Hub {
                     Box::new(Whois {
                         user: Present {
                             nick: u.nick.clone(),
-                            away: u.away.clone(),
+                            away: u.away.as_deref().cloned(),
                         },
                         rooms: u.rooms.iter().cloned().collect(),
                         kind: self
@@ -239,7 +239,7 @@ impl Hub {
                         .filter_map(|u| self.users.get(u))
                         .map(|u| Present {
                             nick: u.nick.clone(),
-                            away: u.away.clone(),
+                            away: u.away.as_deref().cloned(),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
@@ -293,7 +293,7 @@ impl Hub {
     fn present(&self, nick: &Nick) -> Option<Present> {
         self.user_named(nick).map(|(_, u)| Present {
             nick: u.nick.clone(),
-            away: u.away.clone(),
+            away: u.away.as_deref().cloned(),
         })
     }
 
@@ -336,8 +336,8 @@ impl Hub {
             return;
         };
         let now_away = away.is_some();
-        let changed = u.away != away;
-        u.away = away.clone();
+        let changed = u.away.as_deref() != away.as_ref();
+        u.away = away.clone().map(Box::new);
         let nick = u.nick.clone();
         self.reply(conn, Reply::Info(Info::AwayNow(now_away)));
         if !changed {

@@ -165,6 +165,7 @@ impl Dialect for Text {
 
     fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
         let current = self.current.as_deref().cloned();
+        #[allow(clippy::result_large_err)] // See `Dialect::resolve`.
         let room = |named: Option<RoomName>| {
             named.or_else(|| current.clone()).ok_or_else(|| {
                 Reply::error(
