@@ -98,7 +98,7 @@ impl<const N: usize> core::fmt::Debug for Inline<N> {
 /// then letters, digits and `-_[]{}^|`. Kept as typed; compared case-insensitively via
 /// [`Nick::folded`].
 ///
-/// Held inline (at most [`MAX_NICK_LEN`] bytes), not on the heap: see [`Inline`].
+/// Held inline (at most [`MAX_NICK_LEN`] bytes), not on the heap, like [`RoomName`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Nick(Inline<MAX_NICK_LEN>);
