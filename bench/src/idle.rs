@@ -25,10 +25,17 @@ use tokio_tungstenite::tungstenite::Message;
 /// Connects in flight at once (the listen backlog is finite; a dropped SYN costs a second).
 const IN_FLIGHT: usize = 128;
 
-/// Connections per loopback source address: the kernel's ephemeral ports (about 28,000 by
-/// default) run out before 50,000 connections to one server port, so past this many the
-/// workload connects from 127.0.0.2, 127.0.0.3, ... as well (loopback answers all of 127/8).
-const PER_SOURCE: u32 = 20_000;
+/// Connections per loopback source address: past this many the workload connects from
+/// 127.0.0.2, 127.0.0.3, ... as well (loopback answers all of 127/8).
+///
+/// Below half the kernel's ephemeral ports (32768–60999 by default, 28,232): `connect` takes
+/// ports of one parity first, and once those are all in use towards the server's port it
+/// scans all of them on every connect before it tries the other half. That made each connect
+/// cost 1–3.5 ms instead of 25 µs past ~14,100 connections from one address (worst 98 ms),
+/// and with [`IN_FLIGHT`] connects on the generator's one core, a connection's hello then
+/// went out after the server's 400 ms detection wait: the server greeted it as a text user
+/// (issue 22; bench/README.md, "The text greetings at ~14,100 connections").
+const PER_SOURCE: u32 = 12_000;
 
 /// Per connection: connect, hello and join.
 const PER_CONN_TIMEOUT: Duration = Duration::from_secs(20);

@@ -31,12 +31,77 @@ pub enum InvalidName {
     TextTooLong(usize),
 }
 
+/// A short checked name held inline: at most `N` bytes of ASCII, then zeros. It compares,
+/// orders, hashes and prints as its text, as the `String` it replaced did. Every member's record
+/// holds a nick and its rooms' names: on the heap, each cost an allocation (issue 22's idle
+/// memory).
+#[derive(Clone)]
+struct Inline<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    const FITS: () = assert!(N <= u8::MAX as usize);
+
+    /// `name`, checked by the caller; cut at `N` bytes (never: the callers check the length).
+    fn new(name: &str) -> Inline<N> {
+        let () = Self::FITS;
+        let mut bytes = [0u8; N];
+        let len = name.len().min(N);
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Inline {
+            len: u8::try_from(len).unwrap_or(u8::MAX),
+            bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Always ASCII: only checked names are stored.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> PartialEq for Inline<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<const N: usize> Eq for Inline<N> {}
+
+impl<const N: usize> PartialOrd for Inline<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for Inline<N> {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl<const N: usize> core::hash::Hash for Inline<N> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A user's nick: 1 to [`MAX_NICK_LEN`] ASCII characters, a letter (or one of `_[]{}^|`) first,
 /// then letters, digits and `-_[]{}^|`. Kept as typed; compared case-insensitively via
 /// [`Nick::folded`].
+///
+/// Held inline (at most [`MAX_NICK_LEN`] bytes), not on the heap, like [`RoomName`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Nick(String);
+pub struct Nick(Inline<MAX_NICK_LEN>);
 
 impl Nick {
     /// Validates `s` as a nick.
@@ -56,17 +121,17 @@ impl Nick {
         if !(first_ok && rest_ok) {
             return Err(InvalidName::NickChars(s.chars().take(40).collect()));
         }
-        Ok(Nick(s.to_owned()))
+        Ok(Nick(Inline::new(s)))
     }
 
     /// The nick as typed.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The form used for uniqueness: ASCII lower case (`Alice` and `alice` are one nick).
     pub fn folded(&self) -> String {
-        self.0.to_ascii_lowercase()
+        self.as_str().to_ascii_lowercase()
     }
 
     /// Whether it is a guest nick as the server hands them out (`guest` and digits): those are
@@ -87,26 +152,30 @@ impl TryFrom<String> for Nick {
 
 impl From<Nick> for String {
     fn from(n: Nick) -> String {
-        n.0
+        n.as_str().to_owned()
     }
 }
 
 impl core::fmt::Display for Nick {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 /// A room name: `#` then 1 to `MAX_ROOM_LEN - 1` of `a-z 0-9 - _ .`. Upper case is folded to lower
 /// case when the name is made, so `#Rust` and `#rust` are one room.
+///
+/// Held inline (at most [`MAX_ROOM_LEN`] bytes), not on the heap: every member's list of rooms
+/// and scroll cursor hold a copy, and a heap copy cost an allocation each (issue 22's idle
+/// memory). It compares, orders and hashes as its text, as it did as a `String`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RoomName(String);
+pub struct RoomName(Inline<MAX_ROOM_LEN>);
 
 impl RoomName {
     /// The room every text-mode user starts in, and the CLI's and page's default.
     pub fn lobby() -> RoomName {
-        RoomName("#lobby".to_owned())
+        RoomName(Inline::new("#lobby"))
     }
 
     /// Validates `s` as a room name. A missing leading `#` is added (`rust` means `#rust`).
@@ -115,7 +184,10 @@ impl RoomName {
         if !RoomName::body_ok(body) {
             return Err(InvalidName::Room(s.chars().take(40).collect()));
         }
-        Ok(RoomName(format!("#{}", body.to_ascii_lowercase())))
+        Ok(RoomName(Inline::new(&format!(
+            "#{}",
+            body.to_ascii_lowercase()
+        ))))
     }
 
     /// Whether `body` (the name without its `#`) is a room name, in any case.
@@ -129,7 +201,7 @@ impl RoomName {
 
     /// The name, with its `#`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -137,12 +209,12 @@ impl TryFrom<String> for RoomName {
     type Error = InvalidName;
     fn try_from(s: String) -> Result<RoomName, InvalidName> {
         // On the wire the name must already be canonical (`new` would also accept `rust` and
-        // `#Rust`). Every say names its room, so a valid one is kept, not built again.
+        // `#Rust`).
         match s.strip_prefix('#') {
             Some(body)
                 if RoomName::body_ok(body) && !body.bytes().any(|c| c.is_ascii_uppercase()) =>
             {
-                Ok(RoomName(s))
+                Ok(RoomName(Inline::new(&s)))
             }
             _ => Err(InvalidName::Room(s.chars().take(40).collect())),
         }
@@ -151,13 +223,13 @@ impl TryFrom<String> for RoomName {
 
 impl From<RoomName> for String {
     fn from(r: RoomName) -> String {
-        r.0
+        r.as_str().to_owned()
     }
 }
 
 impl core::fmt::Display for RoomName {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

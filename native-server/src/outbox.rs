@@ -19,7 +19,8 @@ use bytes::Bytes;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-/// Shared by the hub task (appends, closes) and one connection task (takes).
+/// Shared by the hub task (appends, closes) and one connection task (takes and reads: the same
+/// task waits for bytes and for its read turn, so one waker serves both).
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
@@ -29,14 +30,12 @@ pub(crate) struct Outbox {
 struct State {
     bufs: Vec<Bytes>,
     closing: bool,
-    /// The connection task, waiting for bytes or the close; woken when bytes arrive in an empty
-    /// outbox, and on close.
-    waker: Option<Waker>,
     /// A read of this connection is in the hub's queue.
     read_queued: bool,
-    /// The connection task, waiting for its read turn; woken when the hub has taken the read,
-    /// and on close.
-    read_waker: Option<Waker>,
+    /// The connection task, waiting for bytes, the close or its read turn; woken when bytes
+    /// arrive in an empty outbox, when the hub has taken the read, and on close. One waker for
+    /// both waits: they are the same task's (16 bytes less per idle connection, issue 22).
+    waker: Option<Waker>,
 }
 
 impl Outbox {
@@ -66,9 +65,9 @@ impl Outbox {
         st.closing = true;
         // Nothing read from now on goes to the hub: the read turn no longer matters.
         st.read_queued = false;
-        let wakers = [st.waker.take(), st.read_waker.take()];
+        let waker = st.waker.take();
         drop(st);
-        for w in wakers.into_iter().flatten() {
+        if let Some(w) = waker {
             w.wake();
         }
     }
@@ -87,7 +86,7 @@ impl Outbox {
     pub(crate) fn read_handled(&self) {
         let mut st = self.lock();
         st.read_queued = false;
-        let waker = st.read_waker.take();
+        let waker = st.waker.take();
         drop(st);
         if let Some(w) = waker {
             w.wake();
@@ -101,9 +100,9 @@ impl Outbox {
         if !st.read_queued {
             return Poll::Ready(());
         }
-        match &st.read_waker {
+        match &st.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.read_waker = Some(cx.waker().clone()),
+            _ => st.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
     }
@@ -240,5 +239,42 @@ mod tests {
             .expect("the taker was not woken")
             .expect("taker panicked");
         assert_eq!(got, &b"x"[..]);
+    }
+
+    /// One task waits for bytes and for its read turn at once (as the connection task does),
+    /// with one waker slot: either event wakes it.
+    #[tokio::test]
+    async fn one_waker_serves_both_waits() {
+        for bytes_first in [true, false] {
+            let ob = std::sync::Arc::new(Outbox::default());
+            ob.read_sent();
+            let waiter = tokio::spawn({
+                let ob = ob.clone();
+                async move {
+                    std::future::poll_fn(|cx| {
+                        let turn = ob.poll_read_turn(cx).is_ready();
+                        let bytes = ob.poll_ready(cx).is_ready();
+                        if turn || bytes {
+                            Poll::Ready((turn, bytes))
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!waiter.is_finished());
+            if bytes_first {
+                ob.push(pieces(&["x"]));
+            } else {
+                ob.read_handled();
+            }
+            let (turn, bytes) = tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("the task was not woken")
+                .expect("task panicked");
+            assert_eq!((turn, bytes), (!bytes_first, bytes_first));
+        }
     }
 }

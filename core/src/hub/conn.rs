@@ -210,8 +210,9 @@ pub(crate) struct Conn {
     /// hit), allocated the first time one does: most connections never pay for it.
     rare: Option<Box<Rare>>,
     pub(crate) last_rx: Millis,
-    /// A ping sent and not yet answered: its token and when.
-    pub(crate) ping: Option<(u64, Millis)>,
+    /// A ping sent and not yet answered: when (its token is not kept: any input answers it).
+    /// 16 bytes, not 24: a `Conn` of 296 bytes takes a glibc chunk of 304, one of 304 takes 320.
+    pub(crate) ping: Option<Millis>,
     /// Output waiting for its batch to be durable (a durable store only), in order. Boxed: 8
     /// bytes in every connection instead of a deque's 32, as most hold nothing most of the time.
     #[allow(clippy::box_collection)]
@@ -221,25 +222,45 @@ pub(crate) struct Conn {
     pub(crate) scroll: Scroll,
 }
 
-/// Per room, the oldest seq a connection was shown. A connection is in few rooms: a vector
-/// holding exactly its entries costs an idle connection a few dozen bytes, where a map in the
-/// rare parts cost it the rare parts and a tree node (about 450 bytes, issue 22).
+/// Per room, the oldest seq a connection was shown. A connection is in few rooms, most in one:
+/// that one entry is held inline, more in a vector holding exactly its entries (a vector for
+/// one entry cost an idle connection a 64-byte allocation; a map in the rare parts, the rare
+/// parts and a tree node: about 450 bytes, issue 22).
 #[derive(Debug, Default)]
-pub(crate) struct Scroll(Vec<(RoomName, Seq)>);
+pub(crate) enum Scroll {
+    #[default]
+    Empty,
+    One(RoomName, Seq),
+    Many(Vec<(RoomName, Seq)>),
+}
 
 impl Scroll {
     pub(crate) fn get(&self, room: &RoomName) -> Option<Seq> {
-        self.0.iter().find(|(r, _)| r == room).map(|(_, s)| *s)
+        match self {
+            Scroll::Empty => None,
+            Scroll::One(r, s) => (r == room).then_some(*s),
+            Scroll::Many(v) => v.iter().find(|(r, _)| r == room).map(|(_, s)| *s),
+        }
     }
 
     /// Sets `room`'s entry to `seq`.
     pub(crate) fn set(&mut self, room: &RoomName, seq: Seq) {
-        match self.0.iter_mut().find(|(r, _)| r == room) {
-            Some(e) => e.1 = seq,
-            None => {
-                self.0.reserve_exact(1);
-                self.0.push((room.clone(), seq));
+        match self {
+            Scroll::Empty => *self = Scroll::One(room.clone(), seq),
+            Scroll::One(r, s) if r == room => *s = seq,
+            Scroll::One(..) => {
+                if let Scroll::One(r, s) = core::mem::take(self) {
+                    // Exactly two entries' room.
+                    *self = Scroll::Many(vec![(r, s), (room.clone(), seq)]);
+                }
             }
+            Scroll::Many(v) => match v.iter_mut().find(|(r, _)| r == room) {
+                Some(e) => e.1 = seq,
+                None => {
+                    v.reserve_exact(1);
+                    v.push((room.clone(), seq));
+                }
+            },
         }
     }
 
@@ -705,7 +726,10 @@ mod tests {
         let (a, b) = (RoomName::new("#a").unwrap(), RoomName::new("#b").unwrap());
         assert_eq!(c.scroll.get(&a), None);
         c.scroll.set(&a, Seq(10));
-        assert_eq!(c.scroll.0.capacity(), 1, "no room reserved for more");
+        assert!(
+            matches!(c.scroll, Scroll::One(..)),
+            "one room: no allocation"
+        );
         c.scroll.lower(&a, Seq(12));
         assert_eq!(c.scroll.get(&a), Some(Seq(10)), "lower never raises");
         c.scroll.lower(&a, Seq(4));
@@ -714,8 +738,18 @@ mod tests {
             (c.scroll.get(&a), c.scroll.get(&b)),
             (Some(Seq(4)), Some(Seq(9)))
         );
+        assert!(
+            matches!(&c.scroll, Scroll::Many(v) if v.capacity() == 2),
+            "no room reserved for more"
+        );
         c.scroll.set(&b, Seq(20));
         assert_eq!(c.scroll.get(&b), Some(Seq(20)));
+        let c3 = RoomName::new("#c").unwrap();
+        c.scroll.set(&c3, Seq(30));
+        assert_eq!(
+            (c.scroll.get(&a), c.scroll.get(&b), c.scroll.get(&c3)),
+            (Some(Seq(4)), Some(Seq(20)), Some(Seq(30)))
+        );
         assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
         c.close();
         assert_eq!(c.scroll.get(&a), None);
@@ -828,5 +862,31 @@ mod tests {
         assert_eq!(tb.concat(), b"first|second|");
         assert_eq!(tb.len(), 2, "the runs are in two cycle buffers");
         assert_eq!(a.take_queue(&mut out).concat(), b"second|");
+    }
+}
+
+/// What an idle connection's hub records cost (issue 22's idle memory): their sizes, so a field
+/// added without thought shows up here. glibc rounds an allocation plus 8 bytes up to 16: a
+/// boxed `Conn` of 296 bytes takes 304 (with its one scroll entry inline, which saves a
+/// 64-byte allocation beside it), one of 304 would take 320.
+#[cfg(test)]
+mod sizes {
+    use core::mem::size_of;
+
+    #[test]
+    fn an_idle_connections_records_stay_small() {
+        let conn = size_of::<super::Conn>();
+        assert!(conn <= 296, "{conn}");
+        let scroll = size_of::<super::Scroll>();
+        assert!(scroll <= 48, "{scroll}");
+        let life = size_of::<super::Life>();
+        assert!(life <= 64, "{life}");
+        let device = size_of::<super::super::Device>();
+        assert!(device <= 136, "{device}");
+        let user = size_of::<super::super::User>();
+        assert!(user <= 104, "{user}");
+        // Names are held inline, not behind a pointer to an allocation of their own.
+        assert!(size_of::<crate::types::RoomName>() <= crate::limits::MAX_ROOM_LEN + 1);
+        assert!(size_of::<crate::types::Nick>() <= crate::limits::MAX_NICK_LEN + 1);
     }
 }

@@ -484,7 +484,7 @@ impl Hub {
         if c.closing() || !c.dialect().is_some_and(|d| d.keepalive()) {
             return;
         }
-        if let Some((_, sent)) = c.ping {
+        if let Some(sent) = c.ping {
             let deadline = sent + self.config.ping_timeout;
             if now >= deadline {
                 let detail = "no answer to ping".to_string();
@@ -501,7 +501,7 @@ impl Hub {
         }
         let token = self.next_ping;
         self.next_ping += 1;
-        c.ping = Some((token, now));
+        c.ping = Some(now);
         self.timers
             .set(Timer::Keepalive(conn), now + self.config.ping_timeout);
         self.reply(conn, Reply::Ping(token));

@@ -220,7 +220,7 @@ impl Hub {
                     Box::new(Whois {
                         user: Present {
                             nick: u.nick.clone(),
-                            away: u.away.clone(),
+                            away: u.away.as_deref().cloned(),
                         },
                         rooms: u.rooms.iter().cloned().collect(),
                         kind: self
@@ -254,7 +254,7 @@ impl Hub {
                         .filter_map(|u| self.users.get(u))
                         .map(|u| Present {
                             nick: u.nick.clone(),
-                            away: u.away.clone(),
+                            away: u.away.as_deref().cloned(),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
@@ -310,7 +310,7 @@ impl Hub {
         self.user_named(nick)
             .map(|(_, u)| Present {
                 nick: u.nick.clone(),
-                away: u.away.clone(),
+                away: u.away.as_deref().cloned(),
             })
             .or_else(|| {
                 self.remote_user(nick)
@@ -357,8 +357,8 @@ impl Hub {
             return;
         };
         let now_away = away.is_some();
-        let changed = u.away != away;
-        u.away = away.clone();
+        let changed = u.away.as_deref() != away.as_ref();
+        u.away = away.clone().map(Box::new);
         let nick = u.nick.clone();
         self.reply(conn, Reply::Info(Info::AwayNow(now_away)));
         if !changed {

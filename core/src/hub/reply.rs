@@ -206,7 +206,7 @@ impl Hub {
             self.tokens.remove(&key.id);
             self.session_ended(key);
         }
-        if let Some(prev) = d.prev_resume {
+        if let Some(prev) = &d.prev_resume {
             self.tokens.remove(&prev.id);
         }
         if let Some(u) = self.users.get_mut(&d.user) {

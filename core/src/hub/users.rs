@@ -146,7 +146,7 @@ impl Hub {
             if d.prev_resume.is_none() {
                 // The client has `old` (it used it, or received it): it stays good until the
                 // client shows it has the new one.
-                d.prev_resume = Some(old);
+                d.prev_resume = Some(Box::new(old));
             } else {
                 // `old` never reached the client: the token it holds is still `prev_resume`.
                 self.tokens.remove(&old.id);
@@ -163,8 +163,8 @@ impl Hub {
     pub(super) fn token_device(&self, token: &ResumeToken) -> Option<DeviceId> {
         let did = *self.tokens.get(&token.id())?;
         let d = self.devices.get(&did)?;
-        let opens = |k: &Option<ResumeKey>| k.is_some_and(|k| k.opens(token));
-        (opens(&d.resume) || opens(&d.prev_resume)).then_some(did)
+        let opens = |k: Option<&ResumeKey>| k.is_some_and(|k| k.opens(token));
+        (opens(d.resume.as_ref()) || opens(d.prev_resume.as_deref())).then_some(did)
     }
 
     /// `did`'s connection sent something after its welcome: the client has its current token,

@@ -28,7 +28,8 @@ const ELSEWHERE: Form = Form(1);
 pub(crate) struct Text {
     reader: LineReader,
     /// The room plain lines go to.
-    current: Option<RoomName>,
+    /// Boxed: 8 bytes in every connection's dialect instead of 34 (text users are few).
+    current: Option<Box<RoomName>>,
     /// The hello was stepped (after the first line, or the detection wait).
     greeted: bool,
     /// Some byte has arrived.
@@ -163,7 +164,8 @@ impl Dialect for Text {
     }
 
     fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
-        let current = self.current.clone();
+        let current = self.current.as_deref().cloned();
+        #[allow(clippy::result_large_err)] // See `Dialect::resolve`.
         let room = |named: Option<RoomName>| {
             named.or_else(|| current.clone()).ok_or_else(|| {
                 Reply::error(
@@ -234,7 +236,7 @@ impl Dialect for Text {
     fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
         let line = |s: String| Some(Bytes::from(wire_line(&s)));
         match reply {
-            Reply::Msg(msg) => Text::lines(render::reply_lines(msg, me, self.current.as_ref())),
+            Reply::Msg(msg) => Text::lines(render::reply_lines(msg, me, self.current.as_deref())),
             Reply::Welcome { nick, .. } => line(format!("Welcome to natter, {nick}! {HELP_LINE}")),
             Reply::Rejoined(ServerMsg::Joined { room, .. }) => {
                 line(format!("-- you are now talking in {room}"))
@@ -254,7 +256,7 @@ impl Dialect for Text {
     }
 
     fn event_form(&self, room: &RoomName) -> Form {
-        if self.current.as_ref() == Some(room) {
+        if self.current.as_deref() == Some(room) {
             HERE
         } else {
             ELSEWHERE
@@ -290,15 +292,15 @@ impl Dialect for Text {
     }
 
     fn entered(&mut self, room: &RoomName) {
-        self.current = Some(room.clone());
+        self.current = Some(Box::new(room.clone()));
     }
 
     fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
-        if self.current.as_ref() != Some(room) {
+        if self.current.as_deref() != Some(room) {
             return None;
         }
-        self.current = next.cloned();
-        self.current.clone().map(Note::NowTalkingIn)
+        self.current = next.cloned().map(Box::new);
+        self.current.as_deref().cloned().map(Note::NowTalkingIn)
     }
 }
 
