@@ -58,13 +58,19 @@ impl<const N: usize> Inline<N> {
 
     fn as_str(&self) -> &str {
         // Always ASCII: only checked names are stored.
-        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        core::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The name's bytes: compared and ordered as they are (UTF-8 orders as its bytes do), so
+    /// room and nick lookups need no UTF-8 check.
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
 impl<const N: usize> PartialEq for Inline<N> {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -78,7 +84,7 @@ impl<const N: usize> PartialOrd for Inline<N> {
 
 impl<const N: usize> Ord for Inline<N> {
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
