@@ -23,6 +23,38 @@ async fn node(nats: &Nats) -> Server {
     support::cluster_node(nats.url()).await
 }
 
+/// A node in this process with an IRC door too, whose view of other nodes' leases is short.
+async fn node_with_irc(nats: &Nats) -> Server {
+    let mut cfg = ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.lease = Duration::from_millis(900);
+    cfg.cluster = Some(cluster);
+    start(cfg).await.expect("a clustered node starts")
+}
+
+/// A node in its own process (to be `kill -9`ed) whose lease runs out `lease_ms` after it
+/// stops refreshing it: the process, its log and its binary door.
+async fn doomed_node(
+    nats: &Nats,
+    lease_ms: &str,
+) -> (
+    tokio::process::Child,
+    tokio::io::BufReader<tokio::process::ChildStderr>,
+    SocketAddr,
+) {
+    let url = nats.url();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--cluster-lease-ms",
+        lease_ms,
+    ];
+    spawn_server(&args, &[]).await
+}
+
 /// A chat line event in `r`: (seq, from, text).
 fn line_in(m: &ServerMsg, r: &RoomName) -> Option<(Seq, String, String)> {
     match m {
@@ -348,23 +380,9 @@ async fn who(c: &mut BinClient, r: &RoomName) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_lists_show_every_nodes_members_and_lose_a_dead_nodes() {
     let nats = Nats::start();
-    let url = nats.url();
     // The node to be killed lets its lease run out a second after it stops refreshing it.
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--cluster",
-        &url,
-        "--cluster-lease-ms",
-        "1000",
-    ];
-    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
-    let mut cfg = ServerConfig::local_test();
-    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.lease = Duration::from_millis(900);
-    cfg.cluster = Some(cluster);
-    let node1 = start(cfg).await.expect("a clustered node starts");
+    let (mut doomed, _log, addr0) = doomed_node(&nats, "1000").await;
+    let node1 = node_with_irc(&nats).await;
     let (addr1, irc1) = (node1.local_addrs()[0], node1.irc_addrs()[0]);
     let r = room("#r");
     let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
@@ -711,28 +729,14 @@ fn join_or_quit_of(m: &ServerMsg, who: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_once_silently() {
     let nats = Nats::start();
-    let url = nats.url();
     // The node to be killed lets its lease run out 2.5 s after it stops refreshing it (time
     // enough for the resume on a loaded machine), so the other nodes would reap its members
     // during the test.
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--cluster",
-        &url,
-        "--cluster-lease-ms",
-        "2500",
-    ];
-    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let (mut doomed, _log, addr0) = doomed_node(&nats, "2500").await;
     let node1 = node(&nats).await;
     let addr1 = node1.local_addrs()[0];
     // A third node with an IRC door: binary, nc and IRC members there.
-    let mut cfg = ServerConfig::local_test();
-    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.lease = Duration::from_millis(900);
-    cfg.cluster = Some(cluster);
-    let node2 = start(cfg).await.expect("a clustered node starts");
+    let node2 = node_with_irc(&nats).await;
     let (addr2, irc2) = (node2.local_addrs()[0], node2.irc_addrs()[0]);
     let r = room("#r");
     let (mut alice, welcome) = BinClient::hello(addr0, "alice", None).await;

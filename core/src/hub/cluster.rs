@@ -1844,6 +1844,20 @@ mod tests {
             c
         }
 
+        /// An IRC client on node `i` that sent NICK and USER as `nick` (nothing pumped yet).
+        fn irc(&mut self, i: usize, nick: &str) -> ConnId {
+            let now = self.now;
+            let c = self.nodes[i]
+                .hub
+                .accept_on(crate::hub::Door::Irc, LOCAL, now)
+                .unwrap();
+            let registration = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n");
+            self.nodes[i]
+                .hub
+                .handle_bytes(c, registration.as_bytes(), now);
+            c
+        }
+
         fn recv(&mut self, i: usize, c: ConnId) -> Vec<ServerMsg> {
             let d = self.nodes[i].inbox.entry(c).or_default();
             let mut out = Vec::new();
@@ -2357,15 +2371,9 @@ mod tests {
         net.pump();
         net.welcomed(1, b);
         net.send(1, b, &ClientMsg::Join { room: room("#r") });
-        let now = net.now;
-        let c = net.nodes[0]
-            .hub
-            .accept_on(crate::hub::Door::Irc, LOCAL, now)
-            .unwrap();
-        net.nodes[0]
-            .hub
-            .handle_bytes(c, b"NICK carol\r\nUSER carol 0 * :carol\r\n", now);
+        let c = net.irc(0, "carol");
         net.pump();
+        let now = net.now;
         net.nodes[0].hub.handle_bytes(c, b"JOIN #r\r\n", now);
         net.pump();
         let irc = |net: &mut Net, line: &[u8]| {
@@ -2453,14 +2461,7 @@ mod tests {
     #[test]
     fn an_irc_registration_in_a_cluster_ends_with_the_motd() {
         let mut net = Net::new(1);
-        let now = net.now;
-        let c = net.nodes[0]
-            .hub
-            .accept_on(crate::hub::Door::Irc, LOCAL, now)
-            .unwrap();
-        net.nodes[0]
-            .hub
-            .handle_bytes(c, b"NICK carol\r\nUSER carol 0 * :carol\r\n", now);
+        let c = net.irc(0, "carol");
         net.pump();
         let text = String::from_utf8_lossy(&net.nodes[0].raw[&c]).into_owned();
         assert!(text.contains(" 376 carol "), "{text}");
@@ -2625,13 +2626,7 @@ mod tests {
         let now = net.now;
         let d = net.nodes[2].hub.accept(LOCAL, now).unwrap();
         net.nodes[2].hub.handle_bytes(d, b"/nick dave\r\n", now);
-        let e = net.nodes[2]
-            .hub
-            .accept_on(crate::hub::Door::Irc, LOCAL, now)
-            .unwrap();
-        net.nodes[2]
-            .hub
-            .handle_bytes(e, b"NICK erin\r\nUSER erin 0 * :erin\r\n", now);
+        let e = net.irc(2, "erin");
         net.pump();
         net.send(0, a, &ClientMsg::Join { room: room("#r") });
         if bob_in_room {
