@@ -482,18 +482,7 @@ impl Hub {
                 account: None,
             }),
         );
-        let did = self.new_device(uid, None);
-        if let Some(d) = self.devices.get_mut(&did) {
-            d.resume = Some(ResumeKey {
-                id: record.token_id,
-                hash: record.token.0,
-            });
-            d.last_id = record.last_id;
-        }
-        self.tokens.insert(record.token_id, did);
-        self.detached += 1;
-        self.timers
-            .set(Timer::Grace(did), now + self.config.resume_grace);
+        let did = self.restored_device(uid, record.token_id, &record.token, record.last_id, now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };

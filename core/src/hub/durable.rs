@@ -7,7 +7,7 @@
 //! A restarted hub takes back rooms, history and resume sessions with [`Hub::restore`].
 
 use super::room::{Room, Stored};
-use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
+use super::{DeviceId, Hub, ResumeKey, User, UserId};
 use crate::persist::{Batch, BatchId, Loaded, SessionRecord, TokenHash, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, RoomName, Seq};
@@ -348,18 +348,7 @@ impl Hub {
                     uid
                 }
             };
-            let did = self.new_device(uid, None);
-            if let Some(d) = self.devices.get_mut(&did) {
-                d.resume = Some(ResumeKey {
-                    id: s.token_id,
-                    hash: s.token.0,
-                });
-                d.last_id = s.last_id;
-            }
-            self.tokens.insert(s.token_id, did);
-            self.detached += 1;
-            self.timers
-                .set(Timer::Grace(did), now + self.config.resume_grace);
+            self.restored_device(uid, s.token_id, &s.token, s.last_id, now);
             restored += 1;
         }
         debug!(rooms = self.rooms.len(), sessions = restored, "restored");

@@ -58,6 +58,32 @@ impl Hub {
         did
     }
 
+    /// A device of `uid` for a session restored from its record (the store's, or another
+    /// node's): detached, waiting for its client to resume with the token whose id and hash
+    /// are given, within the resume grace.
+    pub(super) fn restored_device(
+        &mut self,
+        uid: UserId,
+        token_id: u64,
+        token_hash: &crate::persist::TokenHash,
+        last_id: MsgId,
+        now: crate::time::Millis,
+    ) -> DeviceId {
+        let did = self.new_device(uid, None);
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.resume = Some(super::ResumeKey {
+                id: token_id,
+                hash: token_hash.0,
+            });
+            d.last_id = last_id;
+        }
+        self.tokens.insert(token_id, did);
+        self.detached += 1;
+        self.timers
+            .set(super::Timer::Grace(did), now + self.config.resume_grace);
+        did
+    }
+
     /// The connections a user is on now.
     pub(super) fn user_conns(&self, uid: UserId) -> impl Iterator<Item = ConnId> + '_ {
         self.users
