@@ -1513,15 +1513,29 @@ async fn policy_of(b: &Browser, room: &str) -> Json {
     .await
 }
 
+/// Clicks the element `css` names once it appears. The page may draw it again between the
+/// find and the click (a list re-rendered by news from the server): then it is found again.
 async fn click(b: &Browser, css: &str) {
-    b.wait()
-        .at_most(STEP)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} appears: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let found = b
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} appears: {e}"));
+        match found.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "click {css}: still redrawn after {STEP:?}: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
 }
 
 async fn page_lines(b: &Browser, conv: &str) -> Vec<String> {
