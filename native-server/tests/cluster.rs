@@ -18,6 +18,26 @@ const WAIT: Duration = Duration::from_secs(20);
 
 use natter_cluster::test_server::NatsServer as Nats;
 
+/// Alice's client, resumed at `addr` with `token` after seeing `r` up to `seen`: its welcome
+/// says resumed, as alice.
+async fn resume_alice(
+    addr: SocketAddr,
+    token: natter_core::ResumeToken,
+    r: &RoomName,
+    seen: Seq,
+) -> BinClient {
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: vec![(r.clone(), seen)],
+    };
+    let (alice, welcome) = BinClient::hello(addr, "alice", Some(resume)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
+        "{welcome:?}"
+    );
+    alice
+}
+
 /// A natter-server node in this process, in the cluster at `nats`.
 async fn node(nats: &Nats) -> Server {
     support::cluster_node(nats.url()).await
@@ -493,15 +513,7 @@ async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
     assert_eq!(missed.len(), 3, "{missed:?}");
 
     // Alice's client resumes on the other node with the token her dead node gave her.
-    let resume = natter_core::wire::Resume {
-        token,
-        rooms: vec![(r.clone(), last_seen)],
-    };
-    let (mut alice, welcome) = BinClient::hello(addr1, "alice", Some(resume)).await;
-    assert!(
-        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
-        "{welcome:?}"
-    );
+    let mut alice = resume_alice(addr1, token, &r, last_seen).await;
     let got = alice.msgs_for(Duration::from_millis(800)).await;
     assert!(
         got.iter()
@@ -625,15 +637,7 @@ async fn a_session_moves_to_another_node_while_its_first_node_lives() {
     let seen = lines_of(&mut alice, &r, 1).await[0].0;
     // Her connection breaks (node 0 lives on) and she resumes on node 1.
     drop(alice);
-    let resume = natter_core::wire::Resume {
-        token,
-        rooms: vec![(r.clone(), seen)],
-    };
-    let (mut alice, welcome) = BinClient::hello(addr(1), "alice", Some(resume)).await;
-    assert!(
-        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
-        "{welcome:?}"
-    );
+    let mut alice = resume_alice(addr(1), token, &r, seen).await;
     // Carol, on node 0, sees her join from node 1 and lists her once; nobody sees her quit.
     carol
         .expect(
@@ -782,15 +786,7 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
 
     // Her client resumes on node 1 with the token node 0 gave it, and sends the line again,
     // with its id, as the client does with every line it had no acknowledgement for.
-    let resume = natter_core::wire::Resume {
-        token,
-        rooms: vec![(r.clone(), last_seen)],
-    };
-    let (mut alice, welcome) = BinClient::hello(addr1, "alice", Some(resume)).await;
-    assert!(
-        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
-        "{welcome:?}"
-    );
+    let mut alice = resume_alice(addr1, token, &r, last_seen).await;
     alice
         .send(&ClientMsg::Say {
             room: r.clone(),

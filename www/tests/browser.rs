@@ -350,12 +350,7 @@ async fn scenario(
     let nick_input = nick_prompt(b).await;
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("9lives").await.expect("type a nick");
-    b.find(Locator::Id("nick-go"))
-        .await
-        .expect("the join button")
-        .click()
-        .await
-        .expect("click join");
+    click_join(b).await;
     let err = text_of(b, "#nick-error").await;
     assert!(
         err.contains("starts with a letter"),
@@ -364,12 +359,7 @@ async fn scenario(
     screenshot(b, "nick.png").await;
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("webby").await.expect("type a nick");
-    b.find(Locator::Id("nick-go"))
-        .await
-        .expect("the join button")
-        .click()
-        .await
-        .expect("click join");
+    click_join(b).await;
     wait_for!(
         "the browser to connect",
         STEP,
@@ -994,12 +984,7 @@ async fn scrollback_scenario(
             .as_bool()
             .filter(|open| *open)
     );
-    b.find(Locator::Id("nick-go"))
-        .await
-        .expect("the join button")
-        .click()
-        .await
-        .expect("click join");
+    click_join(b).await;
     wait_for!(
         "the join replay",
         STEP,
