@@ -13,7 +13,7 @@ use crate::wire::{ErrorKind, Proof};
 /// The accounts as the cluster keeps them, and creates held back to answer in a chosen order.
 #[derive(Default)]
 pub(super) struct Kv {
-    accounts: BTreeMap<String, LoadedAccount>,
+    pub(super) accounts: BTreeMap<String, LoadedAccount>,
     /// The last revision given (one sequence for the bucket, as in JetStream).
     revision: u64,
     /// Accounts' news held back (not yet delivered by the watch), when `hold_news`.
@@ -91,7 +91,7 @@ impl Net {
     }
 }
 
-fn hub(seed: u8) -> Hub {
+pub(super) fn hub(seed: u8) -> Hub {
     let mut hub = Hub::new(Config {
         secret_seed: [seed; 32],
         accounts: AccountsConfig {
@@ -105,7 +105,7 @@ fn hub(seed: u8) -> Hub {
 }
 
 /// `n` nodes whose password hashes are cheap.
-fn net(n: usize) -> Net {
+pub(super) fn net(n: usize) -> Net {
     let mut net = Net::new(n);
     for (i, node) in net.nodes.iter_mut().enumerate() {
         node.hub = hub(i as u8);
@@ -128,7 +128,7 @@ fn restart(net: &mut Net, i: usize) {
 }
 
 /// Pumps, running password work as it comes, until nothing moves.
-fn settle(net: &mut Net) {
+pub(super) fn settle(net: &mut Net) {
     for _ in 0..100 {
         net.pump();
         let mut worked = false;
@@ -146,7 +146,7 @@ fn settle(net: &mut Net) {
     panic!("the net did not settle");
 }
 
-fn ask(net: &mut Net, i: usize, c: ConnId, msg: &ClientMsg) {
+pub(super) fn ask(net: &mut Net, i: usize, c: ConnId, msg: &ClientMsg) {
     let f = encode_frame(msg).unwrap();
     let now = net.now;
     net.nodes[i].hub.handle_bytes(c, &f, now);
@@ -157,7 +157,7 @@ fn pw(s: &str) -> Password {
     Password(s.into())
 }
 
-fn register(net: &mut Net, i: usize, c: ConnId, password: &str, remember: bool) {
+pub(super) fn register(net: &mut Net, i: usize, c: ConnId, password: &str, remember: bool) {
     let msg = ClientMsg::Register {
         password: pw(password),
         remember,
@@ -175,7 +175,7 @@ fn sign_in(net: &mut Net, i: usize, c: ConnId, account: &str, proof: Proof) {
 }
 
 /// A connection on node `i` welcomed (as whatever nick it got).
-fn guest(net: &mut Net, i: usize, want: &str) -> (ConnId, Nick) {
+pub(super) fn guest(net: &mut Net, i: usize, want: &str) -> (ConnId, Nick) {
     let c = net.hello(i, want);
     settle(net);
     let n = net.welcomed(i, c);
@@ -189,14 +189,14 @@ fn signed_in(msgs: &[ServerMsg]) -> Option<(Nick, Option<DeviceKey>)> {
     })
 }
 
-fn error(msgs: &[ServerMsg]) -> Option<(ErrorKind, String)> {
+pub(super) fn error(msgs: &[ServerMsg]) -> Option<(ErrorKind, String)> {
     msgs.iter().find_map(|m| match m {
         ServerMsg::Error { kind, detail, .. } => Some((*kind, detail.to_string())),
         _ => None,
     })
 }
 
-const PW: &str = "correct horse";
+pub(super) const PW: &str = "correct horse";
 
 #[test]
 fn an_account_registered_on_one_node_signs_in_on_another() {
