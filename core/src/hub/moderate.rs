@@ -308,9 +308,11 @@ impl Hub {
             ModAction::Unmute { target } => {
                 let masks = match self.nicks.get(&target.to_ascii_lowercase()) {
                     Some(&t) => self.person_masks(t),
-                    None => vec![
-                        Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?,
-                    ],
+                    None => {
+                        let mask = Mask::parse(&target)
+                            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                        self.remote_unmute_masks(mask)
+                    }
                 };
                 let p = self.policy_mut(room);
                 let before = p.mutes.len();
@@ -856,6 +858,18 @@ impl Hub {
         Ok(vec![Mask::Nick(nick)])
     }
 
+    /// Cluster mode: what an unmute of `mask` (not a user here) lifts: a registered nick's
+    /// account too, as a mute of it on another node held its account.
+    fn remote_unmute_masks(&self, mask: Mask) -> Vec<Mask> {
+        match mask {
+            Mask::Nick(n) if self.cluster.is_some() && self.accounts.registered(&n) => {
+                let name = self.account_name(&n.folded()).unwrap_or_else(|| n.clone());
+                vec![Mask::Account(name), Mask::Nick(n)]
+            }
+            mask => vec![mask],
+        }
+    }
+
     /// The founder is beyond operators' reach on another node too: a member there with the
     /// founder's account name is the founder (a registered nick is its account's).
     fn remote_protected(
@@ -881,7 +895,7 @@ impl Hub {
     }
 
     /// What holds a person: its account if signed in, else its nick and address.
-    fn person_masks(&self, uid: UserId) -> Vec<Mask> {
+    pub(super) fn person_masks(&self, uid: UserId) -> Vec<Mask> {
         if let Some(a) = self.account_of(uid).and_then(|a| self.account_name(&a)) {
             return vec![Mask::Account(a)];
         }
@@ -923,7 +937,7 @@ impl Hub {
             .cloned()
     }
 
-    fn policy_mut(&mut self, room: &RoomName) -> &mut Policy {
+    pub(super) fn policy_mut(&mut self, room: &RoomName) -> &mut Policy {
         let r = self
             .rooms
             .entry(room.clone())
@@ -933,7 +947,7 @@ impl Hub {
 
     /// The settings changed by `by` (`change` as IRC writes it, `edit` as a cluster merges
     /// it): a `Mode` event, the settings to every member, and the store (or the cluster).
-    fn changed(
+    pub(super) fn changed(
         &mut self,
         room: &RoomName,
         by: Nick,

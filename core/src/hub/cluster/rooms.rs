@@ -11,7 +11,7 @@ use super::super::deliver::Skip;
 use super::super::dialect::Reply;
 use super::super::{Hub, UserId};
 use super::ClusterOut;
-use crate::moderation::{PolicyEdit, SharedRoom};
+use crate::moderation::{Entry, MAX_BANS_PER_ROOM, Mask, PolicyEdit, SharedRoom};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Text};
 use crate::wire::{EventKind, ServerMsg};
@@ -145,7 +145,32 @@ impl Hub {
             }
             info!(%room, target = %nick, by = %ban.by, "banned on another node: put out");
             let why = ban.reason.clone().or_else(|| Text::new("banned").ok());
+            self.hold_guest_address(room, m, &ban);
             self.kick(room, &ban.by, m, nick, why, now);
+        }
+    }
+
+    /// A ban set on another node by a guest's nick holds its address too, as it would have
+    /// had the guest been on the operator's node (which cannot know the address): this node
+    /// adds it, as the operator, with the same term and reason.
+    fn hold_guest_address(&mut self, room: &RoomName, uid: UserId, ban: &Entry) {
+        if !matches!(ban.mask, Mask::Nick(_)) || self.account_of(uid).is_some() {
+            return;
+        }
+        let masks = self.person_masks(uid);
+        for mask in masks.into_iter().filter(|m| matches!(m, Mask::Net { .. })) {
+            let p = self.policy_mut(room);
+            if p.bans.iter().any(|b| b.mask == mask) || p.bans.len() >= MAX_BANS_PER_ROOM {
+                continue;
+            }
+            let entry = Entry {
+                mask,
+                ..ban.clone()
+            };
+            p.bans.push(entry.clone());
+            let words = format!("+b {}", entry.mask);
+            let now = self.now;
+            self.changed(room, ban.by.clone(), words, PolicyEdit::Ban(entry), now);
         }
     }
 

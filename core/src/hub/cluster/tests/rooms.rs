@@ -73,6 +73,24 @@ fn founder(net: &mut Net) -> ConnId {
     a
 }
 
+/// A binary guest on node `i` connected from `ip`, welcomed.
+fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
+    let now = net.now;
+    let c = net.nodes[i].hub.accept(ip.parse().unwrap(), now).unwrap();
+    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick(want),
+        resume: None,
+    };
+    net.nodes[i]
+        .hub
+        .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
+    settle(net);
+    net.welcomed(i, c);
+    c
+}
+
 fn kicks(msgs: &[ServerMsg]) -> Vec<(String, String)> {
     msgs.iter()
         .filter_map(|m| match m {
@@ -122,7 +140,7 @@ fn restart(net: &mut Net, i: usize) {
 fn a_ban_on_one_node_puts_out_a_member_on_another_and_keeps_it_out() {
     let mut net = net(2);
     let a = founder(&mut net);
-    let (b, _) = guest(&mut net, 1, "bob");
+    let b = guest_from(&mut net, 1, "bob", "203.0.113.7");
     join(&mut net, 1, b, "#r");
     let irc = net.irc(1, "carol");
     settle(&mut net);
@@ -157,6 +175,17 @@ fn a_ban_on_one_node_puts_out_a_member_on_another_and_keeps_it_out() {
         "bob is in nobody's list"
     );
 
+    let bans: Vec<String> = net.rooms_kv.rooms[&room("#r")]
+        .policy
+        .bans
+        .iter()
+        .map(|b| b.mask.to_string())
+        .collect();
+    assert_eq!(
+        bans,
+        ["nick:bob", "203.0.113.7/32"],
+        "bob's node adds the guest's address, as its operator"
+    );
     join(&mut net, 1, b, "#r");
     let again = net.recv(1, b);
     assert!(!joined(&again), "{again:?}");
@@ -164,6 +193,16 @@ fn a_ban_on_one_node_puts_out_a_member_on_another_and_keeps_it_out() {
         error(&again).map(|e| e.0),
         Some(ErrorKind::Banned),
         "{again:?}"
+    );
+
+    // Under another nick from the same address: held all the same, as on a single node.
+    let b3 = guest_from(&mut net, 0, "robert", "203.0.113.7");
+    join(&mut net, 0, b3, "#r");
+    let other = net.recv(0, b3);
+    assert_eq!(
+        error(&other).map(|e| e.0),
+        Some(ErrorKind::Banned),
+        "{other:?}"
     );
 
     // A node that restarts reads the ban.
@@ -330,4 +369,38 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
             .is_none_or(|r| r.policy.is_none()),
         "the room is not registered there any more"
     );
+}
+
+#[test]
+fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its_nick() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (d, _) = guest(&mut net, 1, "dave");
+    register(&mut net, 1, d, PW, false);
+    join(&mut net, 1, d, "#r");
+    let mute = ModAction::Mute {
+        target: "dave".into(),
+        duration: None,
+    };
+    moderate(&mut net, 0, a, "#r", mute);
+    let mutes: Vec<String> = net.rooms_kv.rooms[&room("#r")]
+        .policy
+        .mutes
+        .iter()
+        .map(|m| m.mask.to_string())
+        .collect();
+    assert_eq!(mutes, ["account:dave"]);
+    net.recv(1, d);
+    net.send(1, d, &say(1, "hello?"));
+    assert!(error(&net.recv(1, d)).is_some_and(|(_, w)| w.contains("muted")));
+    let unmute = ModAction::Unmute {
+        target: "dave".into(),
+    };
+    moderate(&mut net, 0, a, "#r", unmute);
+    assert!(error(&net.recv(0, a)).is_none(), "unmuted by nick");
+    net.recv(1, d);
+    net.send(1, d, &say(2, "back"));
+    let got = net.recv(1, d);
+    assert!(error(&got).is_none(), "{got:?}");
+    assert!(events(&got).iter().any(|e| e.2.contains("back")), "{got:?}");
 }
