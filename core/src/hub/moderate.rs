@@ -711,6 +711,11 @@ impl Hub {
         if p.mute_of(account.as_deref(), &u.nick, ip, now).is_some() {
             return Err(format!("you are muted in {room}"));
         }
+        // In a cluster a member a ban holds is put out when its kick comes back from the log:
+        // it says nothing more meanwhile.
+        if self.cluster.is_some() && self.banned(uid, room, now).is_some() {
+            return Err(format!("you are banned from {room}"));
+        }
         if p.modes.moderated
             && !p.voiced.iter().any(|v| {
                 v.folded() == u.nick.folded() || account.as_deref() == Some(v.folded().as_str())
