@@ -28,6 +28,7 @@
 //!   compare-and-swap on its revision.
 
 mod accounts;
+mod kept;
 mod names;
 mod node;
 mod rooms;

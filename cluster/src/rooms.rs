@@ -13,7 +13,6 @@ use crate::node::ClusterIn;
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use natter_core::moderation::{Policy, PolicyEdit, SharedRoom};
 use natter_core::{Nick, RoomName};
 use std::time::Duration;
@@ -113,7 +112,9 @@ pub(crate) async fn start(
         rx,
         tx.clone(),
     ));
-    let watch = tokio::spawn(watch_rooms(rooms, from, tx, links));
+    let watch = tokio::spawn(crate::kept::watch_changes(
+        rooms, from, tx, links, "rooms", news,
+    ));
     Ok(RoomsLink { edits, kept, watch })
 }
 
@@ -232,103 +233,25 @@ fn news(entry: &kv::Entry) -> Option<ClusterIn> {
 
 /// Every room the bucket holds with its revision (`stream`: the bucket's stream), and the
 /// revision to watch from for what comes after.
-pub(crate) async fn load(
+async fn load(
     js: &jetstream::Context,
     stream: &str,
     rooms: &kv::Store,
     wait: Duration,
 ) -> Result<(Vec<KeptRoom>, u64), String> {
-    let last = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| e.to_string())?
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
-    if last == 0 {
-        return Ok((Vec::new(), 1));
-    }
-    // The bucket keeps one value per key: read from its first revision, it is each room's
-    // latest (or its removal).
-    let mut watch = rooms
-        .watch_all_from_revision(1)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut found: std::collections::BTreeMap<String, Option<KeptRoom>> = Default::default();
-    let mut seen = 0;
-    let read = async {
-        while seen < last {
-            let Some(entry) = watch.next().await else {
-                return Err("the rooms' watch ended".to_owned());
-            };
-            let entry = entry.map_err(|e| e.to_string())?;
-            seen = entry.revision;
-            let kept = match news(&entry) {
-                Some(ClusterIn::Room {
-                    room,
-                    shared: Some(shared),
-                    revision,
-                }) => Some((room, shared, revision)),
-                _ => None,
-            };
-            found.insert(entry.key, kept);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(wait, read)
-        .await
-        .map_err(|_| "the rooms' settings were not read in time".to_owned())??;
-    Ok((found.into_values().flatten().collect(), seen + 1))
-}
-
-/// Hands every change of the bucket from revision `from` on to the hub, in order; after NATS
-/// comes back (a new connection) it watches again from the revision after the last one handed
-/// over.
-async fn watch_rooms(
-    rooms: kv::Store,
-    mut from: u64,
-    tx: mpsc::UnboundedSender<ClusterIn>,
-    mut links: watch::Receiver<u64>,
-) {
-    links.mark_unchanged();
-    loop {
-        let mut entries = match rooms.watch_all_from_revision(from).await {
-            Ok(w) => w,
-            Err(e) => {
-                debug!(error = %e, "rooms' watch waits for NATS");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                e = entries.next() => match e {
-                    Some(Ok(entry)) => {
-                        from = entry.revision + 1;
-                        if let Some(n) = news(&entry)
-                            && tx.send(n).is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        debug!(error = %e, "rooms' watch");
-                        continue;
-                    }
-                    None => break,
-                },
-                changed = links.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    break;
-                }
-            }
-        }
-        debug!(from, "rooms' watch reads again");
-    }
+    let (entries, from) = crate::kept::read_all(js, stream, rooms, wait, "rooms' settings").await?;
+    let all = entries
+        .iter()
+        .filter_map(|e| match news(e) {
+            Some(ClusterIn::Room {
+                room,
+                shared: Some(shared),
+                revision,
+            }) => Some((room, shared, revision)),
+            _ => None,
+        })
+        .collect();
+    Ok((all, from))
 }
 
 #[cfg(test)]
