@@ -32,6 +32,10 @@ pub(crate) struct Rooms {
     own: BTreeMap<RoomName, (u32, u64)>,
     /// Kicks this node published and has not seen come back, by room and folded nick: when.
     kicking: BTreeMap<(RoomName, String), Millis>,
+    /// The latest news of a room held back while this node's edits of it were unanswered
+    /// (with its revision): applied once they are, if it is at least as recent as they. News
+    /// may come before the answer to the edit it shows, merged with another node's edits.
+    held: BTreeMap<RoomName, (Option<SharedRoom>, u64)>,
 }
 
 impl Hub {
@@ -53,15 +57,21 @@ impl Hub {
     /// done: `Some(revision)`, the cluster's version of the room after it, or `None` if it
     /// could not be written (the room goes back to what the cluster says with its next news).
     pub fn handle_room_written(&mut self, room: &RoomName, revision: Option<u64>) {
-        let Some(own) = self
-            .cluster
-            .as_mut()
-            .and_then(|cl| cl.rooms.own.get_mut(room))
-        else {
+        let Some(rooms) = self.cluster.as_mut().map(|cl| &mut cl.rooms) else {
+            return;
+        };
+        let Some(own) = rooms.own.get_mut(room) else {
             return;
         };
         own.0 = own.0.saturating_sub(1);
         own.1 = own.1.max(revision.unwrap_or(0));
+        if own.0 > 0 {
+            return;
+        }
+        if let Some((shared, revision)) = rooms.held.remove(room) {
+            let now = self.now;
+            self.handle_room(room.clone(), shared, revision, now);
+        }
     }
 
     /// Cluster mode: `room`'s settings as the cluster holds them now, after a change made on
@@ -84,7 +94,12 @@ impl Hub {
             return;
         };
         if let Some(&(unanswered, last)) = cl.rooms.own.get(&room) {
-            if unanswered > 0 || revision < last {
+            if unanswered > 0 {
+                debug!(%room, revision, "room news while our changes are on their way: held");
+                cl.rooms.held.insert(room, (shared, revision));
+                return;
+            }
+            if revision < last {
                 debug!(%room, revision, "room news older than our changes");
                 return;
             }

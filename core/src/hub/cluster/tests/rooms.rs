@@ -16,6 +16,9 @@ pub(super) struct RoomsKv {
     revision: u64,
     hold_news: bool,
     news: Vec<(RoomName, Option<SharedRoom>, u64)>,
+    /// Answers to nodes' edits held back (their news may come first).
+    hold_answers: bool,
+    answers: Vec<(usize, RoomName, u64)>,
 }
 
 impl Net {
@@ -28,7 +31,11 @@ impl Net {
         }
         self.rooms_kv.revision += 1;
         let revision = self.rooms_kv.revision;
-        self.nodes[i].hub.handle_room_written(&room, Some(revision));
+        if self.rooms_kv.hold_answers {
+            self.rooms_kv.answers.push((i, room.clone(), revision));
+        } else {
+            self.nodes[i].hub.handle_room_written(&room, Some(revision));
+        }
         self.rooms_kv.news.push((room, kept, revision));
         if !self.rooms_kv.hold_news {
             self.deliver_room_news();
@@ -403,4 +410,45 @@ fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its
     let got = net.recv(1, d);
     assert!(error(&got).is_none(), "{got:?}");
     assert!(events(&got).iter().any(|e| e.2.contains("back")), "{got:?}");
+}
+
+#[test]
+fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (d, _) = guest(&mut net, 1, "dave");
+    register(&mut net, 1, d, PW, false);
+    join(&mut net, 1, d, "#r");
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    // dave's edit lands first, alice's is merged with it; dave's node hears the news of both
+    // before the answer to its own edit.
+    net.rooms_kv.hold_answers = true;
+    moderate(
+        &mut net,
+        1,
+        d,
+        "#r",
+        ModAction::Mode(ModeChange::TopicOps(true)),
+    );
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Moderated(true)),
+    );
+    let p = net.nodes[1].hub.rooms[&room("#r")].policy.clone().unwrap();
+    assert!(
+        p.modes.topic_ops && !p.modes.moderated,
+        "dave's node holds the news back while its edit is unanswered: {p:?}"
+    );
+    net.rooms_kv.hold_answers = false;
+    for (i, r, revision) in core::mem::take(&mut net.rooms_kv.answers) {
+        net.nodes[i].hub.handle_room_written(&r, Some(revision));
+    }
+    settle(&mut net);
+    for i in 0..2 {
+        let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
+        assert!(p.modes.moderated && p.modes.topic_ops, "node {i}: {p:?}");
+    }
 }
