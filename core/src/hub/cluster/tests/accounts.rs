@@ -21,6 +21,9 @@ pub(super) struct Kv {
     hold_news: bool,
     hold: bool,
     held: Vec<(usize, u64, AccountRecord)>,
+    /// Answers to nodes' writes held back (their news may come first), when `hold_answers`.
+    hold_answers: bool,
+    answers: Vec<(usize, String, Option<u64>)>,
 }
 
 impl Net {
@@ -40,7 +43,11 @@ impl Net {
                 if a.apply(&write) {
                     self.kv.revision += 1;
                     let revision = Some(self.kv.revision);
-                    self.nodes[i].hub.handle_account_written(&key, revision);
+                    if self.kv.hold_answers {
+                        self.kv.answers.push((i, key.clone(), revision));
+                    } else {
+                        self.nodes[i].hub.handle_account_written(&key, revision);
+                    }
                     self.announce(&key);
                 } else {
                     self.nodes[i].hub.handle_account_written(&key, None);
@@ -596,4 +603,42 @@ fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
         Proof::Password(pw("battery staple")),
     );
     assert!(signed_in(&net.recv(1, e)).is_some());
+}
+
+#[test]
+fn news_that_comes_before_the_answer_to_this_nodes_write_is_applied_once_answered() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    // alice's join writes her account's rooms; its answer comes late, after the news of it
+    // and of another node's write (a read marker moved there).
+    net.kv.hold_answers = true;
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#x") });
+    net.recv(0, a);
+    let marker = crate::persist::Write::ReadMarker {
+        account: nick("alice"),
+        room: room("#x"),
+        seq: Seq(5),
+    };
+    assert!(net.kv.accounts.get_mut("alice").unwrap().apply(&marker));
+    net.kv.revision += 1;
+    net.announce("alice");
+    settle(&mut net);
+    let moved = |msgs: &[ServerMsg]| {
+        msgs.iter()
+            .any(|m| matches!(m, ServerMsg::ReadUpTo { seq, .. } if *seq == Seq(5)))
+    };
+    assert!(
+        !moved(&net.recv(0, a)),
+        "held while the join's write is unanswered"
+    );
+    net.kv.hold_answers = false;
+    for (i, key, revision) in core::mem::take(&mut net.kv.answers) {
+        net.nodes[i].hub.handle_account_written(&key, revision);
+    }
+    settle(&mut net);
+    assert!(
+        moved(&net.recv(0, a)),
+        "the held news is applied once answered"
+    );
 }
