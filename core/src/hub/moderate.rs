@@ -852,7 +852,8 @@ impl Hub {
     /// Cluster mode: the masks a ban or mute of `nick`, when it is not a user here, sets. A
     /// user on another node known from a log with a registered nick is signed in to that
     /// account (nobody else may use it), so its account is held, as a present member's would
-    /// be; a guest there is held by its nick (its address is its node's to know).
+    /// be; a guest there is held by its nick (its node, which knows its address, adds that
+    /// when it puts the guest out: `hold_guest_address`).
     fn remote_masks(&self, nick: Nick, room: &RoomName, admin: bool) -> Result<Vec<Mask>, Refusal> {
         let known = self.cluster.is_some() && self.remote_user(&nick).is_some();
         if known && self.accounts.registered(&nick) {
