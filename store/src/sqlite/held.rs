@@ -61,7 +61,10 @@ impl Held {
         let lines = Arc::clone(&shared);
         conn.create_scalar_function("natter_held_room", 1, flags, move |ctx| {
             let i = position(ctx.get::<i64>(0)?)?;
-            lock(&lines).get(i).map(|l| l.room).ok_or_else(|| missing(i))
+            lock(&lines)
+                .get(i)
+                .map(|l| l.room)
+                .ok_or_else(|| missing(i))
         })?;
         Ok(Held {
             lines: complete.then(Vec::new),
@@ -96,6 +99,7 @@ impl Held {
     }
 
     /// Whether every line past the index is held.
+    #[cfg(test)]
     pub(super) fn complete(&self) -> bool {
         self.lines.is_some()
     }
