@@ -614,6 +614,13 @@ fn insert_events(
     for ev in events {
         let room = room_id(tx, rooms, &ev.room)?;
         let (kind, msg_id, text) = codec::columns(&ev.kind);
+        if let (codec::kind::SAY | codec::kind::ACT, Some(text)) = (kind, &text) {
+            meta.lines.push(HeldLine {
+                id: *next_id,
+                room,
+                text: text.to_string(),
+            });
+        }
         rows.push(EventRow {
             ev,
             room,
@@ -624,15 +631,6 @@ fn insert_events(
             msg_id: msg_id.map(|id| int("message id", id.0)).transpose()?,
             text,
         });
-        if kind == codec::kind::SAY || kind == codec::kind::ACT {
-            if let Some(text) = &rows.last().and_then(|r: &EventRow<'_>| r.text.as_deref()) {
-                meta.lines.push(HeldLine {
-                    id: *next_id,
-                    room,
-                    text: (*text).to_owned(),
-                });
-            }
-        }
         *next_id += 1;
         meta.saw(room, ev);
     }
@@ -690,7 +688,8 @@ fn insert_chunk(
 /// from the lines `held` if it holds all of them, else read back from `events`. One
 /// statement, so FTS5 writes one index segment for all of them (it writes its pending words
 /// out whenever a statement opens a savepoint; `search_state` is updated first for that
-/// reason). `held` holds nothing afterwards, whatever the outcome.
+/// reason). On failure the held lines may be gone: the caller forgets them
+/// ([`Held::forget`]), and the next step reads back.
 pub(super) fn index_range(
     tx: &Connection,
     held: &mut Held,
