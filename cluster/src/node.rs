@@ -1190,21 +1190,20 @@ impl RoomReader {
         look.reset();
         loop {
             tokio::select! {
-                m = messages.next() => match m {
-                    Some(m) => match self.take(m) {
-                        Take::Next => continue,
-                        Take::Stop => return,
-                        Take::Answer(reply) => {
-                            // Flow control: JetStream sends more once answered.
-                            if let Err(e) = self.client.publish(reply, Bytes::new()).await {
-                                debug!(room = %self.room, error = %e, "flow control not answered");
-                            }
-                            continue;
+                m = messages.next() => match m.map(|m| self.take(m)) {
+                    Some(Take::Next) => continue,
+                    Some(Take::Stop) => return,
+                    Some(Take::Answer(reply)) => {
+                        // Flow control: JetStream sends more once answered.
+                        if let Err(e) = self.client.publish(reply, Bytes::new()).await {
+                            debug!(room = %self.room, error = %e, "flow control not answered");
                         }
-                        Take::Again => {
-                            debug!(room = %self.room, from = self.next, "room reader missed a delivery");
-                        }
-                    },
+                        continue;
+                    }
+                    Some(Take::Again) => {
+                        debug!(room = %self.room, from = self.next, "room reader missed a delivery");
+                    }
+                    // The subscription ended.
                     None => {}
                 },
                 changed = self.links.changed() => {
