@@ -35,7 +35,7 @@ const BIG_FANOUT: usize = 1024;
 /// events come from the room's log a few at a time, each batch a write to every member, where
 /// one node alone gets many members' messages per batch; holding them (see [`PACE`]) gives
 /// each member several per write again. Measured in rooms of 200 over two nodes: the nodes'
-/// CPU per message −20 %, p99 lower (bench/README.md, branch `cl-perf`).
+/// CPU per message about −20 %, p99 about the same (bench/README.md, branch `cl-perf`).
 const CLUSTER_BIG_FANOUT: usize = 64;
 
 /// Big fan-outs go out at most once per this interval. The output of one that comes sooner
