@@ -1113,10 +1113,12 @@ impl Driver {
         let start = state.last_sequence.saturating_sub(self.cfg.recent as u64) + 1;
         // Who is in the room is read from its first event on (see `ClusterIn::Past`).
         let first = state.first_sequence.max(1);
-        let reader = RoomReader {
+        let mut reader = RoomReader {
             room: room.clone(),
             stream,
             next: first,
+            delivered: 0,
+            heard: true,
             recent_from: start,
             mine: self.mine.clone(),
             client: self.client.clone(),
@@ -1172,6 +1174,10 @@ struct RoomReader {
     client: async_nats::Client,
     /// The seq of the next event to hand over.
     next: u64,
+    /// The consumer's sequence of the last delivery read (a gap: read again from `next`).
+    delivered: u64,
+    /// Whether anything came since the last look (no idle heartbeat for a while: read again).
+    heard: bool,
     /// Events before this one are read for who is in the room only.
     recent_from: u64,
     mine: Mine,
@@ -1183,39 +1189,62 @@ struct RoomReader {
 }
 
 impl RoomReader {
-    /// An ordered push consumer from `next`: JetStream sends each event as it is stored (with
-    /// flow control), with no pull requests to answer.
-    async fn messages(&self) -> Result<consumer::push::Ordered, String> {
+    /// A push consumer from `next` (ephemeral, unacknowledged, with flow control and idle
+    /// heartbeats: JetStream sends each event as it stores it), read through a plain
+    /// subscription that this reader keeps in order itself: async-nats's ordered consumer arms
+    /// a timer, clones its context and parses the delivery's subject twice per event.
+    async fn messages(&mut self) -> Result<async_nats::Subscriber, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("the room cannot be read ({e})");
+        let subject = self.client.new_inbox();
+        // Subscribed first: the consumer sends as soon as it is made.
+        let sub = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| cannot(&e))?;
         self.stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
+            .create_consumer(consumer::push::Config {
+                deliver_subject: subject,
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: self.next,
                 },
+                ack_policy: consumer::AckPolicy::None,
+                max_deliver: 1,
+                flow_control: true,
+                idle_heartbeat: HEARTBEAT,
+                inactive_threshold: Duration::from_secs(30),
+                num_replicas: 1,
+                memory_storage: true,
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("the room cannot be read ({e})"))?
-            .messages()
-            .await
-            .map_err(|e| format!("the room cannot be read ({e})"))
+            .map_err(|e| cannot(&e))?;
+        self.delivered = 0;
+        self.heard = true;
+        Ok(sub)
     }
 
-    async fn run(mut self, mut messages: consumer::push::Ordered) {
+    async fn run(mut self, mut messages: async_nats::Subscriber) {
         self.links.mark_unchanged();
+        let mut look = tokio::time::interval(2 * HEARTBEAT);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        look.reset();
         loop {
             tokio::select! {
-                m = messages.next() => match m {
-                    Some(Ok(m)) => {
-                        if !self.hand_over(&m) {
-                            return;
+                m = messages.next() => match m.map(|m| self.take(m)) {
+                    Some(Take::Next) => continue,
+                    Some(Take::Stop) => return,
+                    Some(Take::Answer(reply)) => {
+                        // Flow control: JetStream sends more once answered.
+                        if let Err(e) = self.client.publish(reply, Bytes::new()).await {
+                            debug!(room = %self.room, error = %e, "flow control not answered");
                         }
                         continue;
                     }
-                    Some(Err(e)) => {
-                        debug!(room = %self.room, error = %e, "room reader");
-                        continue;
+                    Some(Take::Again) => {
+                        debug!(room = %self.room, from = self.next, "room reader missed a delivery");
                     }
+                    // The subscription ended.
                     None => {}
                 },
                 changed = self.links.changed() => {
@@ -1223,8 +1252,15 @@ impl RoomReader {
                         return;
                     }
                 }
+                _ = look.tick() => {
+                    if std::mem::take(&mut self.heard) {
+                        continue;
+                    }
+                    debug!(room = %self.room, "room reader heard nothing for two heartbeats");
+                }
             }
-            // The connection came back (or the read ended): read again from `next`.
+            // The connection came back, a delivery was missed, nothing came for too long (or
+            // the read ended): read again from `next`.
             messages = loop {
                 match self.messages().await {
                     Ok(m) => break m,
@@ -1234,15 +1270,47 @@ impl RoomReader {
                     }
                 }
             };
+            look.reset();
             debug!(room = %self.room, from = self.next, "room reader reads again");
         }
     }
 
-    /// Hands one message over; false once the hub side is gone.
-    fn hand_over(&mut self, m: &jetstream::Message) -> bool {
-        let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
-            return true;
+    /// What to do with one message of the consumer.
+    fn take(&mut self, m: async_nats::Message) -> Take {
+        self.heard = true;
+        if let Some(status) = m.status {
+            if status != async_nats::StatusCode::IDLE_HEARTBEAT {
+                debug!(room = %self.room, %status, "room reader");
+                return Take::Next;
+            }
+            // An idle heartbeat says which delivery was the last; a flow control asks for an
+            // answer.
+            let last = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_LAST_CONSUMER))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            if last.is_some_and(|last| last != self.delivered) {
+                return Take::Again;
+            }
+            return m.reply.map_or(Take::Next, Take::Answer);
+        }
+        let Some((seq, delivered)) = m.reply.as_deref().and_then(delivery_seqs) else {
+            return Take::Next;
         };
+        if delivered != self.delivered + 1 {
+            return Take::Again;
+        }
+        self.delivered = delivered;
+        if self.hand_over(seq, &m) {
+            Take::Next
+        } else {
+            Take::Stop
+        }
+    }
+
+    /// Hands over the event of stream seq `seq`; false once the hub side is gone.
+    fn hand_over(&mut self, seq: u64, m: &async_nats::Message) -> bool {
         if seq < self.next {
             return true;
         }
@@ -1282,6 +1350,40 @@ impl RoomReader {
             })
             .is_ok()
     }
+}
+
+/// What a room reader does after a message of its consumer.
+enum Take {
+    /// Reads the next.
+    Next,
+    /// Stops: the hub side is gone.
+    Stop,
+    /// Answers this flow control request.
+    Answer(async_nats::Subject),
+    /// Reads again from the next event to hand over: a delivery was missed.
+    Again,
+}
+
+/// How often a room's consumer says it is alive when it has nothing to send.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The stream's and the consumer's sequence of a JetStream delivery, from its reply subject
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`, or
+/// with a domain and an account hash before the stream, and a token after).
+fn delivery_seqs(reply: &str) -> Option<(u64, u64)> {
+    let rest = reply.strip_prefix("$JS.ACK.")?;
+    let mut tokens = [""; 12];
+    let mut n = 0;
+    for t in rest.split('.') {
+        *tokens.get_mut(n)? = t;
+        n += 1;
+    }
+    let (stream, consumer) = match n {
+        7 => (tokens[3], tokens[4]),
+        9.. => (tokens[5], tokens[6]),
+        _ => return None,
+    };
+    Some((stream.parse().ok()?, consumer.parse().ok()?))
 }
 
 /// Whether `kind` changes who is in a room: such events name their node (member lists count
@@ -1545,6 +1647,18 @@ mod tests {
 
     fn room(name: &str) -> RoomName {
         RoomName::new(name).unwrap()
+    }
+
+    #[test]
+    fn a_deliverys_sequences_are_read_from_its_subject() {
+        let v1 = "$JS.ACK.NATTER_ROOM_2361.KfVX6dXm.1.42.7.1764770000000000000.3";
+        assert_eq!(delivery_seqs(v1), Some((42, 7)));
+        let v2 = "$JS.ACK._.ACCHASH.NATTER_ROOM_2361.KfVX6dXm.1.42.7.1764770000000000000.3.tok";
+        assert_eq!(delivery_seqs(v2), Some((42, 7)));
+        assert_eq!(delivery_seqs("$JS.ACK.S.C.1.x.7.1.0"), None);
+        assert_eq!(delivery_seqs("_INBOX.abc"), None);
+        assert_eq!(delivery_seqs("$JS.ACK.a.b.c"), None);
+        assert_eq!(delivery_seqs("$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m"), None);
     }
 
     #[test]
