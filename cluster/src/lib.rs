@@ -26,6 +26,7 @@
 mod accounts;
 mod names;
 mod node;
+mod search;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
@@ -90,4 +91,7 @@ pub enum ClusterError {
         /// Why it failed.
         why: String,
     },
+    /// The node's local search index (a cache of the followed rooms' logs) cannot be made.
+    #[error("{0}")]
+    Index(String),
 }
