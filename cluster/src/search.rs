@@ -183,3 +183,55 @@ impl Held {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::wire::EventKind;
+    use natter_core::{Millis, MsgId, Nick, Text};
+
+    fn say(r: &str, seq: u64, text: &str) -> RoomEvent {
+        RoomEvent {
+            room: RoomName::new(r).unwrap(),
+            seq: Seq(seq),
+            at: Millis(seq),
+            from: Nick::new("alice").unwrap(),
+            kind: EventKind::Say {
+                id: MsgId(seq),
+                text: Text::new(text).unwrap(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_indexed_once_and_the_directory_goes_with_the_index() {
+        let index = SearchIndex::open().unwrap();
+        let dir = index._dir.path().to_path_buf();
+        assert!(dir.is_dir());
+        for (seq, text) in [(1, "old words"), (2, "new words"), (1, "old words")] {
+            index.add(&say("#a", seq, text));
+        }
+        // A membership event is no line.
+        let mut join = say("#a", 3, "x");
+        join.kind = EventKind::Join;
+        index.add(&join);
+        index.add(&say("#b", 1, "words elsewhere"));
+        let q = |room: Option<&str>| SearchQuery {
+            words: "words".into(),
+            room: room.map(|r| RoomName::new(r).unwrap()),
+            limit: 50,
+        };
+        let seqs = |hits: Vec<RoomEvent>| -> Vec<(String, u64)> {
+            hits.into_iter()
+                .map(|e| (e.room.to_string(), e.seq.0))
+                .collect()
+        };
+        assert_eq!(
+            seqs(index.search(q(Some("#a"))).await.unwrap()),
+            vec![("#a".into(), 2), ("#a".into(), 1)]
+        );
+        assert_eq!(index.search(q(None)).await.unwrap().len(), 3);
+        drop(index);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
