@@ -158,8 +158,16 @@ async fn a_line_older_than_the_recent_window_is_found_on_a_node_that_started_aft
     );
     assert_eq!(search(&mut a, 2, None, "NEAR(x \"quotes\"").await.len(), 1);
     assert_eq!(search(&mut a, 3, Some(&r), "*star -minus").await.len(), 1);
-    assert!(search(&mut a, 4, Some(&r), "needle absent").await.is_empty());
-    assert!(search(&mut a, 5, Some(&room("#none")), "needle").await.is_empty());
+    assert!(
+        search(&mut a, 4, Some(&r), "needle absent")
+            .await
+            .is_empty()
+    );
+    assert!(
+        search(&mut a, 5, Some(&room("#none")), "needle")
+            .await
+            .is_empty()
+    );
     assert_eq!(search(&mut a, 6, Some(&r), "number").await.len(), 28);
 
     // A node that starts now and follows the room finds the old line too (its window of
@@ -205,6 +213,10 @@ async fn a_line_just_read_back_is_found_at_once() {
         let word = format!("fresh{n}");
         let seqs = say_all(&mut a, &r, &[word.as_str()]).await;
         // The hub heard it: a search asked now finds it, with no retry.
-        assert_eq!(search(&mut a, n, Some(&r), &word).await.len(), 1, "{seqs:?}");
+        assert_eq!(
+            search(&mut a, n, Some(&r), &word).await.len(),
+            1,
+            "{seqs:?}"
+        );
     }
 }

@@ -95,7 +95,11 @@ fn a_line_older_than_the_ring_is_found_on_every_node_through_the_index() {
     // In every room the user is in; and on the node that published it.
     net.send(0, a, &search(None, "needle"));
     let got = net.recv(0, a);
-    assert_eq!(found(&got).0, vec![(3, "the needle is here".into())], "{got:?}");
+    assert_eq!(
+        found(&got).0,
+        vec![(3, "the needle is here".into())],
+        "{got:?}"
+    );
     // Newest first, every word required.
     net.send(1, b, &search(None, "line"));
     let (hits, count) = found(&net.recv(1, b));
