@@ -25,6 +25,7 @@
 
 mod accounts;
 mod names;
+mod line_id;
 mod node;
 mod search;
 #[cfg(any(test, feature = "test-server"))]
