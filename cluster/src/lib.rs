@@ -24,8 +24,8 @@
 //!   compare-and-swap on its revision.
 
 mod accounts;
-mod names;
 mod line_id;
+mod names;
 mod node;
 mod search;
 #[cfg(any(test, feature = "test-server"))]

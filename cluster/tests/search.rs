@@ -1,7 +1,8 @@
 //! Search and history beyond the ring against a real nats-server (started by each test on a
 //! free port, stopped by its pid): a node answers a search from its index of the rooms it
 //! follows, whole logs included, and so does a node that starts after the lines were stored;
-//! what a person types is taken literally; a page of history reads the log.
+//! what a person types is taken literally; a page of history reads the log. And a chat line
+//! published by two nodes (a late copy) is stored once (its `Nats-Msg-Id`).
 
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
@@ -219,4 +220,46 @@ async fn a_line_just_read_back_is_found_at_once() {
             "{seqs:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_published_again_by_another_node_is_stored_once() {
+    let nats = NatsServer::start();
+    let mut a = node(&nats).await;
+    let mut cfg = ClusterConfig::new(vec![nats.url()]);
+    cfg.ack_timeout = Duration::from_millis(800);
+    let mut b = Node::start(cfg).await.expect("a node joins");
+    let r = room("#twice");
+    assert_eq!(say_all(&mut a, &r, &["only once"]).await, vec![1]);
+    // Node b sends the same line (alice's, same id and text), stamped later: JetStream drops
+    // it, so b never reads it back and refuses it in the end.
+    b.send(ClusterOut::Follow(r.clone()));
+    b.send(ClusterOut::Publish {
+        id: 9,
+        event: line(&r, 1, now_millis() + 5_000, "only once"),
+    });
+    next(&mut b, "the copy refused", |got| match got {
+        ClusterIn::Failed { id: 9, .. } => Some(()),
+        ClusterIn::Remote { event, .. } if event.seq.0 > 1 => {
+            panic!("the copy was stored: {event:?}")
+        }
+        _ => None,
+    })
+    .await;
+    // Another line (another id) is stored, right after the first.
+    b.send(ClusterOut::Publish {
+        id: 10,
+        event: line(&r, 2, now_millis(), "only once"),
+    });
+    let seq = next(&mut b, "the next line back", |got| match got {
+        ClusterIn::Remote {
+            event,
+            origin: Some(10),
+            ..
+        } => Some(event.seq.0),
+        ClusterIn::Failed { why, .. } => panic!("not stored: {why}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seq, 2);
 }
