@@ -56,6 +56,10 @@ pub struct ClusterConfig {
     /// How long a resume session's record is kept after it last changed (any node can resume
     /// it meanwhile; the hub's own grace decides on the node that holds it).
     pub session_ttl: Duration,
+    /// Where the node keeps its search index of the followed rooms' logs (a directory of its
+    /// own in it, removed when the node stops; see `search.rs`); `None`: the OS's temporary
+    /// directory.
+    pub search_dir: Option<std::path::PathBuf>,
 }
 
 impl ClusterConfig {
@@ -69,6 +73,7 @@ impl ClusterConfig {
             ack_timeout: Duration::from_secs(2),
             lease: Duration::from_secs(15),
             session_ttl: Duration::from_secs(86_400),
+            search_dir: None,
         }
     }
 }

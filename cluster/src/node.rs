@@ -298,7 +298,7 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
-        let index = SearchIndex::open().map_err(ClusterError::Index)?;
+        let index = SearchIndex::open(cfg.search_dir.as_deref()).map_err(ClusterError::Index)?;
         let history = History {
             js: js.clone(),
             prefix: cfg.prefix.clone(),

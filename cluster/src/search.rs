@@ -3,9 +3,12 @@
 //!
 //! - **What the index is.** natter-store's SQLite store (the same FTS5 search as a single
 //!   node's: words taken literally, newest first, at most 50, a time budget), opened in a
-//!   directory of its own under the OS's temporary directory (`natter-search-*`), with no
-//!   `fsync` (`Synchronous::Off`): it is a cache, rebuilt from the logs at every start, and
-//!   removed when the node stops. Only says and actions are written to it.
+//!   directory of its own (`natter-search-*`) under [`crate::ClusterConfig::search_dir`]
+//!   (natter-server: `<data dir>/cluster-search`; the OS's temporary directory with
+//!   `--ephemeral`), with no `fsync` (`Synchronous::Off`): it is a cache, rebuilt from the
+//!   logs at every start, and removed when the node stops. One that a killed node left is
+//!   removed by the next node to start there (it is no longer locked). Only says and actions
+//!   are written to it.
 //! - **How it is filled.** A room's reader reads its log from the first event on when the node
 //!   starts following the room (it does so anyway, for who is in the room), and hands every
 //!   say and action to [`SearchIndex::add`] before the hub gets the event. One task writes them
@@ -23,12 +26,21 @@ use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{RoomName, Seq};
 use natter_store::{Config, Report, Reports, SqliteHandle, Store, SubmitError, Synchronous};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Lines written to the index in one batch at most.
 const BATCH_MAX: usize = 4096;
+
+/// What an index's directory is called (then random letters).
+const PREFIX: &str = "natter-search-";
+
+/// An index left by another node is removed only once it is this old: one a node starting
+/// beside is making has not had its lock taken yet.
+const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// What the index task is asked.
 enum Cmd {
@@ -55,12 +67,17 @@ impl std::fmt::Debug for Cmd {
 }
 
 impl SearchIndex {
-    /// Makes an empty index in a new temporary directory and starts its task.
-    pub(crate) fn open() -> Result<SearchIndex, String> {
+    /// Makes an empty index in a new directory under `under` (made if missing; `None`: the
+    /// OS's temporary directory) and starts its task. Indexes killed nodes left there go.
+    pub(crate) fn open(under: Option<&Path>) -> Result<SearchIndex, String> {
+        let base = under.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        std::fs::create_dir_all(&base)
+            .map_err(|e| format!("no directory for the search index: {}: {e}", base.display()))?;
+        remove_stale(&base);
         let dir = tempfile::Builder::new()
-            .prefix("natter-search-")
-            .tempdir()
-            .map_err(|e| format!("no directory for the search index: {e}"))?;
+            .prefix(PREFIX)
+            .tempdir_in(&base)
+            .map_err(|e| format!("no directory for the search index: {}: {e}", base.display()))?;
         let mut config = Config::new(dir.path());
         config.synchronous = Synchronous::Off;
         let (store, reports) = SqliteHandle::open(&config)
@@ -91,6 +108,37 @@ impl SearchIndex {
         answer
             .await
             .map_err(|_| "the search index stopped".to_owned())?
+    }
+}
+
+/// Removes the indexes under `base` that no running node holds (their store's lock is free):
+/// those of nodes killed before they could remove their own.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry.file_name().to_string_lossy().starts_with(PREFIX);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if !ours || !old || !path.is_dir() {
+            continue;
+        }
+        // Opening takes the lock, which a live node holds; a damaged one is a cache too.
+        match natter_store::SqliteStore::open(&Config::new(&path)) {
+            Err(natter_store::OpenError::Locked { .. }) => continue,
+            Ok(store) => drop(store),
+            Err(_) => {}
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => info!(dir = %path.display(), "removed a search index a stopped node left"),
+            Err(e) => debug!(dir = %path.display(), error = %e, "stale search index kept"),
+        }
     }
 }
 
@@ -205,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_indexed_once_and_the_directory_goes_with_the_index() {
-        let index = SearchIndex::open().unwrap();
+        let index = SearchIndex::open(None).unwrap();
         let dir = index._dir.path().to_path_buf();
         assert!(dir.is_dir());
         for (seq, text) in [(1, "old words"), (2, "new words"), (1, "old words")] {
@@ -233,5 +281,43 @@ mod tests {
         assert_eq!(index.search(q(None)).await.unwrap().len(), 3);
         drop(index);
         assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    /// Sets `dir`'s modification time `secs` seconds back.
+    fn age(dir: &Path, secs: u64) {
+        let t = std::time::SystemTime::now() - Duration::from_secs(secs);
+        std::fs::File::open(dir).unwrap().set_modified(t).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_killed_nodes_index_goes_and_a_live_or_young_one_stays() {
+        let base = tempfile::tempdir().unwrap();
+        // A live node's index, however old its directory.
+        let live = SearchIndex::open(Some(base.path())).unwrap();
+        let live_dir = live._dir.path().to_path_buf();
+        age(&live_dir, 600);
+        // Left by a killed node: its store, no lock held.
+        let dead = base.path().join(format!("{PREFIX}dead"));
+        drop(natter_store::SqliteStore::open(&Config::new(&dead)).unwrap());
+        age(&dead, 600);
+        // Being made by a node starting now: young, kept.
+        let young = base.path().join(format!("{PREFIX}young"));
+        std::fs::create_dir(&young).unwrap();
+        // Someone else's.
+        let other = base.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        age(&other, 600);
+
+        let next = SearchIndex::open(Some(base.path())).unwrap();
+        assert!(!dead.exists());
+        for kept in [&live_dir, &young, &other, &next._dir.path().to_path_buf()] {
+            assert!(kept.is_dir(), "{} is gone", kept.display());
+        }
+        drop(live);
     }
 }

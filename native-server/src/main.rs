@@ -258,6 +258,10 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         if let Some(ms) = args.cluster_lease_ms {
             c.lease = std::time::Duration::from_millis(ms.max(300));
         }
+        // The node's search index goes in the data dir (the OS's temporary one with
+        // --ephemeral, or when there is no data dir to be had).
+        let data_dir = store_config(args, &file.store).ok().flatten();
+        c.search_dir = data_dir.map(|s| s.dir.join("cluster-search"));
         c
     });
     let store = match cluster {
@@ -637,5 +641,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("connect_window_ms = 0"), "{e}");
+    }
+
+    #[test]
+    fn a_clusters_search_index_goes_in_the_data_dir_unless_ephemeral() {
+        let search_dir = |argv: &[&str]| {
+            let args = Args::parse_from(argv);
+            let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+            assert!(c.store.is_none(), "a cluster opens no store");
+            c.cluster.expect("a cluster").search_dir
+        };
+        let cluster = ["natter-server", "--cluster", "nats://127.0.0.1:4222"];
+        let with_dir = [&cluster[..], &["--data-dir", "/srv/natter"]].concat();
+        assert_eq!(
+            search_dir(&with_dir),
+            Some(PathBuf::from("/srv/natter/cluster-search"))
+        );
+        let ephemeral = [&with_dir[..], &["--ephemeral"]].concat();
+        assert_eq!(search_dir(&ephemeral), None);
     }
 }
