@@ -168,3 +168,34 @@ fn scrollback_pages_back_through_the_log_to_the_rooms_first_event() {
     // Bob's replay held the ring's 4 newest (7..=10); scrollback gave everything before.
     assert_eq!(seen, (1..=6).collect::<Vec<_>>());
 }
+
+#[test]
+fn irc_chathistory_reads_lines_older_than_the_ring_from_the_log() {
+    let (mut net, _a, _b) = a_long_room();
+    let now = net.now;
+    let c = net.nodes[1]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let hello = "CAP LS 302\r\nNICK hist\r\nUSER u 0 * :U\r\n\
+        CAP REQ :draft/chathistory batch server-time message-tags\r\nCAP END\r\n";
+    net.nodes[1].hub.handle_bytes(c, hello.as_bytes(), now);
+    net.pump();
+    net.nodes[1].hub.handle_bytes(c, b"JOIN #r\r\n", now);
+    net.pump();
+    let before = raw_text(&net, 1, c).len();
+    net.nodes[1]
+        .hub
+        .handle_bytes(c, b"CHATHISTORY LATEST #r * 20\r\n", now);
+    net.pump();
+    let answer = raw_text(&net, 1, c)[before..].to_owned();
+    let said: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.split_once(" PRIVMSG #r :").map(|(_, t)| t))
+        .collect();
+    // Every line of the room, the needle (seq 3) long out of the ring of 4 included.
+    let mut want = vec!["line 1", "the needle is here"];
+    let rest: Vec<String> = (3..=8).map(|n| format!("line {n}")).collect();
+    want.extend(rest.iter().map(String::as_str));
+    assert_eq!(said, want, "{answer}");
+}
