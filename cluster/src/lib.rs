@@ -60,6 +60,10 @@ pub struct ClusterConfig {
     /// own in it, removed when the node stops; see `search.rs`); `None`: the OS's temporary
     /// directory.
     pub search_dir: Option<std::path::PathBuf>,
+    /// Whether chat lines carry a JetStream message id (`Nats-Msg-Id`, see `line_id.rs`), so a
+    /// late copy of a line is stored once. Off by default: it costs nats-server about a third
+    /// more CPU per message (bench/README.md).
+    pub line_ids: bool,
 }
 
 impl ClusterConfig {
@@ -74,6 +78,7 @@ impl ClusterConfig {
             lease: Duration::from_secs(15),
             session_ttl: Duration::from_secs(86_400),
             search_dir: None,
+            line_ids: false,
         }
     }
 }

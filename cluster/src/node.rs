@@ -1117,7 +1117,7 @@ impl Driver {
             self.client
                 .publish_with_headers(subject, headers, payload.clone())
                 .await
-        } else if let Some(line) = crate::line_id::line_id(&event) {
+        } else if let Some(line) = crate::line_id::line_id(&event).filter(|_| self.cfg.line_ids) {
             // JetStream stores a line once, whichever node's copy comes first (`line_id.rs`).
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, line.as_str());

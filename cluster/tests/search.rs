@@ -2,7 +2,8 @@
 //! free port, stopped by its pid): a node answers a search from its index of the rooms it
 //! follows, whole logs included, and so does a node that starts after the lines were stored;
 //! what a person types is taken literally; a page of history reads the log. And a chat line
-//! published by two nodes (a late copy) is stored once (its `Nats-Msg-Id`).
+//! published by two nodes (a late copy) is stored once (its `Nats-Msg-Id`, when the nodes give
+//! lines one).
 
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
@@ -225,8 +226,9 @@ async fn a_line_just_read_back_is_found_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_published_again_by_another_node_is_stored_once() {
     let nats = NatsServer::start();
-    let mut a = node(&nats).await;
     let mut cfg = ClusterConfig::new(vec![nats.url()]);
+    cfg.line_ids = true;
+    let mut a = Node::start(cfg.clone()).await.expect("a node joins");
     cfg.ack_timeout = Duration::from_millis(800);
     let mut b = Node::start(cfg).await.expect("a node joins");
     let r = room("#twice");

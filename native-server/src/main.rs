@@ -118,6 +118,10 @@ struct Args {
     /// the other nodes take its users for gone [default: 15000]
     #[arg(long, value_name = "MS", env = "NATTER_CLUSTER_LEASE_MS")]
     cluster_lease_ms: Option<u64>,
+    /// Give each chat line a JetStream message id, so that a copy of a line a node sends late
+    /// (after a reconnection) is stored once: costs NATS about a third more CPU per message
+    #[arg(long, env = "NATTER_CLUSTER_LINE_IDS")]
+    cluster_line_ids: bool,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
@@ -262,6 +266,7 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         // --ephemeral, or when there is no data dir to be had).
         let data_dir = store_config(args, &file.store).ok().flatten();
         c.search_dir = data_dir.map(|s| s.dir.join("cluster-search"));
+        c.line_ids = args.cluster_line_ids;
         c
     });
     let store = match cluster {
@@ -659,5 +664,12 @@ mod tests {
         );
         let ephemeral = [&with_dir[..], &["--ephemeral"]].concat();
         assert_eq!(search_dir(&ephemeral), None);
+        let line_ids = |argv: &[&str]| {
+            let args = Args::parse_from(argv);
+            let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+            c.cluster.expect("a cluster").line_ids
+        };
+        assert!(!line_ids(&cluster));
+        assert!(line_ids(&[&cluster[..], &["--cluster-line-ids"]].concat()));
     }
 }
