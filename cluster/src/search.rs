@@ -20,8 +20,6 @@
 //! - **Read your lines.** A search goes through the same queue as the lines, so every line the
 //!   hub had been handed before it asked is written before the search runs (the store then
 //!   indexes it first, waiting at most `SEARCH_CATCH_UP_WAIT`).
-//! - **Cheap per line.** Lines are gathered for [`GATHER`] after the first of a burst and
-//!   written in one batch: one commit and one wake-up for many lines.
 
 use natter_core::persist::{Batch, BatchId, SearchQuery, Write};
 use natter_core::wire::{EventKind, RoomEvent};
@@ -36,11 +34,6 @@ use tracing::{debug, info, warn};
 
 /// Lines written to the index in one batch at most.
 const BATCH_MAX: usize = 4096;
-
-/// How long the lines that follow a line are gathered before they are written: the index then
-/// commits many lines at once, not one per transaction, and its task wakes once per gathering,
-/// not once per line. A search asked meanwhile waits for it (and finds those lines).
-const GATHER: Duration = Duration::from_millis(25);
 
 /// What an index's directory is called (then random letters).
 const PREFIX: &str = "natter-search-";
@@ -156,17 +149,12 @@ async fn run(store: SqliteHandle, mut reports: Reports, mut rx: mpsc::UnboundedR
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
-                let line = matches!(cmd, Cmd::Line(_));
                 held.take(cmd, &store);
-                if line {
-                    tokio::time::sleep(GATHER).await;
-                }
-                // Whatever came meanwhile, in order.
-                while let Ok(cmd) = rx.try_recv() {
+                // Whatever else waits goes into the same batch.
+                while held.writes.len() < BATCH_MAX
+                    && let Ok(cmd) = rx.try_recv()
+                {
                     held.take(cmd, &store);
-                    if held.writes.len() >= BATCH_MAX {
-                        held.submit(&store);
-                    }
                 }
             }
             Some(report) = reports.recv() => {
