@@ -10,11 +10,9 @@
 use crate::names::nick_key;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use natter_core::accounts::PasswordHash;
 use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
 use natter_core::{Millis, Nick, RoomName, Seq};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -233,6 +231,25 @@ pub(crate) async fn apply(
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
 }
 
+/// What an entry of the bucket tells the hub: the account as it is, or its removal.
+fn news(entry: &kv::Entry) -> Option<ClusterIn> {
+    match entry.operation {
+        kv::Operation::Put => match decode_account(&entry.value) {
+            Ok(account) => Some(ClusterIn::Account {
+                account,
+                revision: entry.revision,
+            }),
+            Err(why) => {
+                warn!(key = %entry.key, %why, "account not understood; skipped");
+                None
+            }
+        },
+        kv::Operation::Delete | kv::Operation::Purge => {
+            folded_of_key(&entry.key).map(ClusterIn::AccountDropped)
+        }
+    }
+}
+
 /// Every account the bucket holds with its revision (`stream`: the bucket's stream), and the
 /// revision to watch from for what comes after.
 pub(crate) async fn load(
@@ -241,51 +258,15 @@ pub(crate) async fn load(
     accounts: &kv::Store,
     wait: Duration,
 ) -> Result<(Vec<(LoadedAccount, u64)>, u64), String> {
-    let last = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| e.to_string())?
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
-    if last == 0 {
-        return Ok((Vec::new(), 1));
-    }
-    // The bucket keeps one value per key: read from its first revision, it is each account's
-    // latest (or its removal).
-    let mut watch = accounts
-        .watch_all_from_revision(1)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut found: BTreeMap<String, Option<(LoadedAccount, u64)>> = BTreeMap::new();
-    let mut seen = 0;
-    let read = async {
-        while seen < last {
-            let Some(entry) = watch.next().await else {
-                return Err("the accounts' watch ended".to_owned());
-            };
-            let entry = entry.map_err(|e| e.to_string())?;
-            seen = entry.revision;
-            let account = match entry.operation {
-                kv::Operation::Put => match decode_account(&entry.value) {
-                    Ok(a) => Some((a, entry.revision)),
-                    Err(why) => {
-                        warn!(key = %entry.key, %why, "account not understood; skipped");
-                        None
-                    }
-                },
-                kv::Operation::Delete | kv::Operation::Purge => None,
-            };
-            found.insert(entry.key, account);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(wait, read)
-        .await
-        .map_err(|_| "the accounts were not read in time".to_owned())??;
-    Ok((found.into_values().flatten().collect(), seen + 1))
+    let (entries, from) = crate::kept::read_all(js, stream, accounts, wait, "accounts").await?;
+    let all = entries
+        .iter()
+        .filter_map(|e| match news(e) {
+            Some(ClusterIn::Account { account, revision }) => Some((account, revision)),
+            _ => None,
+        })
+        .collect();
+    Ok((all, from))
 }
 
 /// Hands every change of the bucket from revision `from` on to the hub, in order; after NATS
@@ -293,63 +274,11 @@ pub(crate) async fn load(
 /// over.
 pub(crate) async fn watch_accounts(
     accounts: kv::Store,
-    mut from: u64,
+    from: u64,
     tx: mpsc::UnboundedSender<ClusterIn>,
-    mut links: watch::Receiver<u64>,
+    links: watch::Receiver<u64>,
 ) {
-    links.mark_unchanged();
-    loop {
-        let mut entries = match accounts.watch_all_from_revision(from).await {
-            Ok(w) => w,
-            Err(e) => {
-                debug!(error = %e, "accounts' watch waits for NATS");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                e = entries.next() => match e {
-                    Some(Ok(entry)) => {
-                        from = entry.revision + 1;
-                        let news = match entry.operation {
-                            kv::Operation::Put => match decode_account(&entry.value) {
-                                Ok(account) => ClusterIn::Account {
-                                    account,
-                                    revision: entry.revision,
-                                },
-                                Err(why) => {
-                                    warn!(key = %entry.key, %why, "account not understood; skipped");
-                                    continue;
-                                }
-                            },
-                            kv::Operation::Delete | kv::Operation::Purge => {
-                                let Some(folded) = folded_of_key(&entry.key) else {
-                                    continue;
-                                };
-                                ClusterIn::AccountDropped(folded)
-                            }
-                        };
-                        if tx.send(news).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        debug!(error = %e, "accounts' watch");
-                        continue;
-                    }
-                    None => break,
-                },
-                changed = links.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    break;
-                }
-            }
-        }
-        debug!(from, "accounts' watch reads again");
-    }
+    crate::kept::watch_changes(accounts, from, tx, links, "accounts", news).await;
 }
 
 /// The cluster's accounts alone, without joining as a node: what the operator's

@@ -19,21 +19,28 @@
 //!   name: the password's argon2id hash, rooms, read markers, device keys' hashes. Registering
 //!   is a KV `create`; changes are compare-and-swap on the entry's revision; every node watches
 //!   the bucket and tells its hub.
+//! - **Rooms' settings.** A KV bucket (`<prefix>_rooms`) keeps each room's moderation state
+//!   (founder, operators, voices, modes, bans, mutes, invitations) under the hex of its name;
+//!   each change is an edit merged into the entry as it is (compare-and-swap on its revision),
+//!   and every node watches the bucket and tells its hub.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
 
 mod accounts;
+mod kept;
 mod line_id;
 mod names;
 mod node;
+mod rooms;
 mod search;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
 pub use accounts::ClusterAccounts;
-pub use names::{nick_key, room_stream, room_subject};
+pub use names::{nick_key, room_key, room_stream, room_subject};
 pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
+pub use rooms::KeptRoom;
 
 use std::time::Duration;
 use thiserror::Error;

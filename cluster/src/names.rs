@@ -27,6 +27,11 @@ pub fn nick_key(nick: &Nick) -> String {
     hex(&nick.folded())
 }
 
+/// The KV key of `room`'s settings.
+pub fn room_key(room: &RoomName) -> String {
+    hex(room.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

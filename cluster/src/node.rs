@@ -176,6 +176,24 @@ pub enum ClusterIn {
         /// The entry's revision after the write.
         revision: Option<u64>,
     },
+    /// A room's settings as the cluster keeps them, after a change made on any node (`None`:
+    /// the room was closed).
+    Room {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        shared: Option<natter_core::moderation::SharedRoom>,
+        /// Its entry's revision.
+        revision: u64,
+    },
+    /// This node's oldest edit of `room`'s settings not yet answered is done: `Some` revision
+    /// of the entry after it, or `None` if it was not written.
+    RoomWritten {
+        /// The room.
+        room: RoomName,
+        /// The entry's revision after the edit.
+        revision: Option<u64>,
+    },
 }
 
 impl ClusterIn {
@@ -209,6 +227,12 @@ impl ClusterIn {
             ClusterIn::AccountWritten { account, revision } => {
                 hub.handle_account_written(&account, revision);
             }
+            ClusterIn::Room {
+                room,
+                shared,
+                revision,
+            } => hub.handle_room(room, shared, revision, now),
+            ClusterIn::RoomWritten { room, revision } => hub.handle_room_written(&room, revision),
         }
     }
 }
@@ -227,6 +251,8 @@ pub struct Node {
     history: History,
     /// The accounts read at start (with their revisions), until [`Node::take_accounts`].
     accounts: Vec<(natter_core::persist::LoadedAccount, u64)>,
+    /// The rooms' settings read at start, until [`Node::take_rooms`].
+    rooms: Vec<crate::rooms::KeptRoom>,
 }
 
 /// What reading a room's log for history needs.
@@ -343,7 +369,9 @@ impl Node {
             in_tx.clone(),
             links.subscribe(),
         ));
+        let rooms = crate::rooms::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
+            rooms_tx: rooms.edits,
             accounts_tx,
             sessions,
             sessions_tx,
@@ -369,9 +397,17 @@ impl Node {
             inbox,
             refuse,
             pending,
-            tasks: vec![driver, lease, serve, account_watch],
+            tasks: vec![driver, lease, serve, account_watch, rooms.watch],
             accounts,
+            rooms: rooms.kept,
         })
+    }
+
+    /// The rooms' settings the cluster held when this node started, with their revisions
+    /// (once; empty after): hand each to [`Hub::handle_room`] before serving anyone. Later
+    /// changes come as [`ClusterIn::Room`].
+    pub fn take_rooms(&mut self) -> Vec<crate::rooms::KeptRoom> {
+        std::mem::take(&mut self.rooms)
     }
 
     /// The accounts the cluster held when this node started, with their revisions (once;
@@ -658,6 +694,8 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
+    rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Account creates and writes, done in order by [`crate::accounts::keep_accounts`].
     accounts_tx: mpsc::UnboundedSender<crate::accounts::AccountOp>,
     /// Resume sessions' records, by token id.
@@ -1047,6 +1085,9 @@ impl Driver {
                 ClusterOut::AccountWrite { account, write } => {
                     let op = crate::accounts::AccountOp::Write { account, write };
                     let _ = self.accounts_tx.send(op);
+                }
+                ClusterOut::RoomEdit { room, edit } => {
+                    let _ = self.rooms_tx.send((room, edit));
                 }
             }
         }

@@ -354,6 +354,116 @@ pub fn reason(s: &str) -> Option<Text> {
     Text::new(&cut).ok()
 }
 
+/// Nicks one room remembers as invited (the oldest invite goes first).
+pub const MAX_INVITED: usize = 100;
+
+/// One change to a room's settings, as an operator made it. In a cluster (issue 23) a room's
+/// settings are kept where every node reads them, and each node's changes are merged into
+/// them as they are then ([`SharedRoom::apply`]): two operators changing one room on two nodes
+/// at once both land, whichever writes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyEdit {
+    /// The room is registered to (or taken over by) this account.
+    Founder(Nick),
+    /// This account is made an operator.
+    Op(Nick),
+    /// This account is no longer an operator.
+    Deop(Nick),
+    /// This account or nick is voiced.
+    Voice(Nick),
+    /// This account or nick is no longer voiced.
+    Devoice(Nick),
+    /// A mode is set.
+    Mode(ModeChange),
+    /// A ban is set (one on the same mask before is replaced).
+    Ban(Entry),
+    /// The ban on this mask is lifted.
+    Unban(Mask),
+    /// A mute is set (one on the same mask before is replaced).
+    Mute(Entry),
+    /// The mute on this mask is lifted.
+    Unmute(Mask),
+    /// `nick` is invited (by `by`) until it joins.
+    Invite {
+        /// Who is invited.
+        nick: Nick,
+        /// The operator who invited.
+        by: Nick,
+    },
+    /// `nick`'s invitation was used (it joined).
+    Uninvite(Nick),
+    /// The room was closed: its settings and invitations are forgotten.
+    Close,
+}
+
+/// A room's settings as a cluster keeps them: its policy and who is invited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRoom {
+    /// The founder, operators, voices, modes, bans and mutes.
+    pub policy: Policy,
+    /// Who is invited, and by whom, oldest first (at most [`MAX_INVITED`]).
+    pub invited: Vec<(Nick, Nick)>,
+}
+
+impl SharedRoom {
+    /// Merges `edit` in, with the hub's own rules and caps (an edit past a cap is left out;
+    /// the hub checked it against what it knew). False when the room was closed: nothing of it
+    /// is kept (settings back to none are kept: only a close makes members leave).
+    pub fn apply(&mut self, edit: &PolicyEdit) -> bool {
+        let same = |a: &Nick, b: &Nick| a.folded() == b.folded();
+        let p = &mut self.policy;
+        match edit {
+            PolicyEdit::Founder(n) => p.founder = Some(n.clone()),
+            PolicyEdit::Op(n) => {
+                if !p.ops.iter().any(|o| same(o, n)) && p.ops.len() < MAX_OPS_PER_ROOM {
+                    p.ops.push(n.clone());
+                }
+            }
+            PolicyEdit::Deop(n) => p.ops.retain(|o| !same(o, n)),
+            PolicyEdit::Voice(n) => {
+                if !p.voiced.iter().any(|v| same(v, n)) && p.voiced.len() < MAX_OPS_PER_ROOM {
+                    p.voiced.push(n.clone());
+                }
+            }
+            PolicyEdit::Devoice(n) => p.voiced.retain(|v| !same(v, n)),
+            PolicyEdit::Mode(change) => match change {
+                ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
+                ModeChange::Key(k) => p.modes.key = k.clone(),
+                ModeChange::Moderated(on) => p.modes.moderated = *on,
+                ModeChange::TopicOps(on) => p.modes.topic_ops = *on,
+                ModeChange::Limit(n) => p.modes.limit = *n,
+            },
+            PolicyEdit::Ban(e) => {
+                p.bans.retain(|b| b.mask != e.mask);
+                if p.bans.len() < MAX_BANS_PER_ROOM {
+                    p.bans.push(e.clone());
+                }
+            }
+            PolicyEdit::Unban(m) => p.bans.retain(|b| b.mask != *m),
+            PolicyEdit::Mute(e) => {
+                p.mutes.retain(|b| b.mask != e.mask);
+                if p.mutes.len() < MAX_BANS_PER_ROOM {
+                    p.mutes.push(e.clone());
+                }
+            }
+            PolicyEdit::Unmute(m) => p.mutes.retain(|b| b.mask != *m),
+            PolicyEdit::Invite { nick, by } => {
+                self.invited.retain(|(n, _)| !same(n, nick));
+                if self.invited.len() >= MAX_INVITED {
+                    self.invited.remove(0);
+                }
+                self.invited.push((nick.clone(), by.clone()));
+            }
+            PolicyEdit::Uninvite(nick) => self.invited.retain(|(n, _)| !same(n, nick)),
+            PolicyEdit::Close => {
+                *self = SharedRoom::default();
+                return false;
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +555,43 @@ mod tests {
             ..Modes::default()
         };
         assert_eq!(m.letters(), "+ik");
+    }
+
+    #[test]
+    fn edits_merge_into_a_shared_room_whatever_else_changed() {
+        let mut a = SharedRoom::default();
+        let ban = |m: &str| Entry {
+            mask: Mask::parse(m).unwrap(),
+            until: None,
+            by: nick("op"),
+            reason: None,
+        };
+        // Two operators' edits, each applied to what the other left.
+        assert!(a.apply(&PolicyEdit::Ban(ban("bob"))));
+        assert!(a.apply(&PolicyEdit::Mode(ModeChange::Moderated(true))));
+        assert!(a.apply(&PolicyEdit::Ban(ban("carl"))));
+        assert!(a.apply(&PolicyEdit::Ban(ban("bob"))));
+        assert_eq!(a.policy.bans.len(), 2, "one ban per mask");
+        assert!(a.policy.modes.moderated);
+        assert!(a.apply(&PolicyEdit::Op(nick("Dave"))));
+        assert!(a.apply(&PolicyEdit::Op(nick("dave"))));
+        assert_eq!(a.policy.ops, [nick("Dave")]);
+        assert!(a.apply(&PolicyEdit::Deop(nick("DAVE"))));
+        assert!(a.policy.ops.is_empty());
+        for i in 0..=MAX_INVITED {
+            let edit = PolicyEdit::Invite {
+                nick: nick(&format!("n{i}")),
+                by: nick("op"),
+            };
+            assert!(a.apply(&edit));
+        }
+        assert_eq!(a.invited.len(), MAX_INVITED, "the oldest invite went");
+        assert_eq!(a.invited[0].0, nick("n1"));
+        assert!(a.apply(&PolicyEdit::Uninvite(nick("N1"))));
+        assert_eq!(a.invited.len(), MAX_INVITED - 1);
+        assert!(a.apply(&PolicyEdit::Unban(Mask::parse("bob").unwrap())));
+        assert_eq!(a.policy.bans.len(), 1);
+        assert!(!a.apply(&PolicyEdit::Close), "a close keeps nothing");
+        assert_eq!(a, SharedRoom::default());
     }
 }

@@ -160,6 +160,10 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             for (account, revision) in node.take_accounts() {
                 hub.handle_account(account, revision, clock.now());
             }
+            // Every room's settings (founders, bans, modes...), before anyone can join.
+            for (room, shared, revision) in node.take_rooms() {
+                hub.handle_room(room, Some(shared), revision, clock.now());
+            }
             (hub, None, Some(node))
         }
         None => {

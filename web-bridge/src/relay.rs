@@ -22,13 +22,13 @@ use natter_core::limits::MAX_FRAME;
 use natter_core::wire::{self, LEN_PREFIX};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
-use tokio::time::{Instant, interval_at, timeout, timeout_at};
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -222,17 +222,26 @@ async fn relay(
         _ = shutdown.wait_for(|stop| *stop) => return (End::Shutdown, ws),
     };
     let (mut ws_tx, mut ws_rx) = ws.split();
-    let idle = config.ping_interval + config.ping_timeout;
+    // When the browser was last heard from, in milliseconds since `since`: set by the browser's
+    // direction, read at each sweep (see `Sweep`).
+    let since = Instant::now();
+    let heard = AtomicU64::new(0);
+    let sweep = Sweep {
+        since,
+        heard: &heard,
+        ping_every: millis(config.ping_interval),
+        idle: millis(config.ping_interval + config.ping_timeout),
+    };
     let end = tokio::select! {
-        e = browser_to_server(&mut ws_rx, &mut tcp_tx, idle, &shared.metrics.to_server) => e,
+        e = browser_to_server(&mut ws_rx, &mut tcp_tx, &sweep, &shared.metrics.to_server) => e,
         e = server_to_browser(
             &mut tcp_rx,
             &mut ws_tx,
-            config.ping_interval,
+            shutdown,
+            &sweep,
             config.write_timeout,
             &shared.metrics.to_browser,
         ) => e,
-        _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
     };
     // The server sees EOF and keeps the user's session for a resume.
     let _ = timeout(CLOSE_WRITE_TIMEOUT, tcp_tx.shutdown()).await;
@@ -243,20 +252,44 @@ async fn relay(
     (end, ws)
 }
 
+/// A relay's pings and its check for a silent browser, without timers of its own: the bridge's
+/// one sweep ([`crate::sweep_every`]) bumps the stop channel's version every so often, and each
+/// relay then sends its ping if one is due and ends if the browser has been silent too long.
+/// Two timers per relay (an `Interval` for pings, a `Timeout` around every read) and a third
+/// wait for the stop cost every idle browser 100–200 bytes (issue 22, bench/README.md).
+struct Sweep<'a> {
+    since: Instant,
+    /// When the browser was last heard from (any message, a pong too): ms since `since`.
+    heard: &'a AtomicU64,
+    ping_every: u64,
+    idle: u64,
+}
+
+impl Sweep<'_> {
+    fn now(&self) -> u64 {
+        millis(self.since.elapsed())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 async fn browser_to_server(
     ws: &mut SplitStream<Ws>,
     tcp: &mut ServerTx,
-    idle: Duration,
+    sweep: &Sweep<'_>,
     metrics: &Direction,
 ) -> End {
     // Frames on their way to the server; emptied (and freed) after each write.
     let mut batch = BytesMut::new();
     loop {
-        let mut item = match timeout(idle, ws.next()).await {
-            Err(_) => return End::BrowserIdle,
-            Ok(item) => item,
-        };
+        let mut item = ws.next().await;
         let held = Instant::now();
+        sweep.heard.store(
+            millis(held.saturating_duration_since(sweep.since)),
+            Ordering::Relaxed,
+        );
         // Every message the browser has already sent goes out in one write (a busy browser's
         // messages arrive several per read), up to a batch's worth.
         let end = loop {
@@ -314,17 +347,20 @@ fn forward_message(
     }
 }
 
+/// Also the relay's sweep and its stop: `shutdown`'s version is bumped at each sweep, and its
+/// value turns true when the bridge stops (a dropped bridge closes it).
 async fn server_to_browser(
     tcp: &mut ServerRx,
     ws: &mut SplitSink<Ws, Message>,
-    ping_interval: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+    sweep: &Sweep<'_>,
     write_timeout: Duration,
     metrics: &Direction,
 ) -> End {
     // What the server sent and the browser has not been given: at most one partial frame plus
     // one read. Empty (no allocation) whenever the last read ended on a frame boundary.
     let mut buf = BytesMut::new();
-    let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    let mut next_ping = sweep.ping_every;
     loop {
         tokio::select! {
             r = tcp.read_into(&mut buf) => {
@@ -343,7 +379,10 @@ async fn server_to_browser(
                 };
                 if whole > 0 {
                     let batch = buf.split_to(whole).freeze();
-                    // One deadline for the whole batch, and one message.
+                    // One deadline for the whole batch, and one message. A stop is seen after
+                    // it: a browser that does not read holds its relay until the write timeout
+                    // or the shutdown grace, whichever is first, as it would get no close frame
+                    // anyway (watching the stop here too would make every relay's task larger).
                     match timeout_at(held + write_timeout, ws.send(Message::Binary(batch))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) | Err(_) => return End::BrowserTooSlow,
@@ -356,9 +395,20 @@ async fn server_to_browser(
                     buf = BytesMut::new();
                 }
             }
-            _ = ping.tick() => {
-                if !matches!(timeout(write_timeout, ws.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
-                    return End::BrowserTooSlow;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow_and_update() {
+                    return End::Shutdown;
+                }
+                let now = sweep.now();
+                if now.saturating_sub(sweep.heard.load(Ordering::Relaxed)) >= sweep.idle {
+                    return End::BrowserIdle;
+                }
+                if now >= next_ping {
+                    next_ping = now.saturating_add(sweep.ping_every);
+                    let ping = ws.send(Message::Ping(Default::default()));
+                    if !matches!(timeout(write_timeout, ping).await, Ok(Ok(()))) {
+                        return End::BrowserTooSlow;
+                    }
                 }
             }
         }

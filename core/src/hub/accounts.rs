@@ -222,6 +222,10 @@ pub(crate) struct Accounts {
     /// Cluster mode: per account (folded), this node's writes not yet answered and the
     /// revision of the last answered (see [`Hub::handle_account_written`]).
     own_writes: FxHashMap<String, (u32, u64)>,
+    /// Cluster mode: per account (folded), the latest news held back while this node's writes
+    /// of it were unanswered, with its revision: applied once they are, if at least as recent
+    /// (news may come before the answer to the write it shows, merged with another node's).
+    held_news: FxHashMap<String, (LoadedAccount, u64)>,
 }
 
 /// A registration whose password is hashed, waiting for the cluster to create the account.
@@ -249,6 +253,7 @@ impl Default for Accounts {
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
             registering: FxHashMap::default(),
             own_writes: FxHashMap::default(),
+            held_news: FxHashMap::default(),
         }
     }
 }
@@ -1292,13 +1297,21 @@ impl Hub {
     /// its next news of it).
     /// Until every write of an account is answered, and then until news of the account at
     /// least that recent comes ([`Hub::handle_account`]), news of it is not applied: it would
-    /// take back for a moment what this node did (a revoked key opening again).
+    /// take back for a moment what this node did (a revoked key opening again). The latest
+    /// news that came while a write was unanswered is held and applied once every write is
+    /// answered, if it is at least as recent: it may hold another node's write merged in.
     pub fn handle_account_written(&mut self, account: &str, revision: Option<u64>) {
         let Some(own) = self.accounts.own_writes.get_mut(account) else {
             return;
         };
         own.0 = own.0.saturating_sub(1);
         own.1 = own.1.max(revision.unwrap_or(0));
+        if own.0 == 0
+            && let Some((news, revision)) = self.accounts.held_news.remove(account)
+        {
+            let now = self.now;
+            self.handle_account(news, revision, now);
+        }
     }
 
     /// Cluster mode: `nick`'s registration (its password hashed) asks the cluster to create the
@@ -1396,7 +1409,18 @@ impl Hub {
         } = account;
         let folded = record.name.folded();
         if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
-            if unanswered > 0 || revision < last {
+            if unanswered > 0 {
+                debug!(account = %record.name, revision, "account news while our writes are on their way: held");
+                let news = LoadedAccount {
+                    record,
+                    rooms,
+                    read,
+                    keys,
+                };
+                self.accounts.held_news.insert(folded, (news, revision));
+                return;
+            }
+            if revision < last {
                 debug!(account = %record.name, revision, "account news older than our writes");
                 return;
             }
@@ -1458,6 +1482,7 @@ impl Hub {
     pub fn handle_account_dropped(&mut self, folded: &str, now: Millis) {
         self.now = self.now.max(now);
         self.accounts.own_writes.remove(folded);
+        self.accounts.held_news.remove(folded);
         self.forget_account(folded);
     }
 

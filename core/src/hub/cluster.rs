@@ -20,6 +20,9 @@ use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
+mod rooms;
+use rooms::Rooms;
+
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
 const CLAIM_TRIES: u32 = 8;
 
@@ -124,6 +127,17 @@ pub enum ClusterOut {
         account: Nick,
         /// What changes.
         write: crate::persist::Write,
+    },
+    /// Merge `edit` into `room`'s settings where every node keeps them (read, apply
+    /// [`SharedRoom::apply`](crate::moderation::SharedRoom::apply), compare-and-swap on the
+    /// entry's revision, again if another node wrote in between; a close removes the entry),
+    /// in the order asked. Answer with [`Hub::handle_room_written`]; every node, this one too,
+    /// then hears the room as it is through [`Hub::handle_room`].
+    RoomEdit {
+        /// The room.
+        room: RoomName,
+        /// What changes.
+        edit: crate::moderation::PolicyEdit,
     },
 }
 
@@ -284,6 +298,8 @@ pub(crate) struct Cluster {
     /// twice.
     /// Kept from the take-over for [`ECHO_WINDOW`].
     echoes: BTreeMap<UserId, (Millis, VecDeque<(RoomName, EventKind)>)>,
+    /// Rooms' shared settings: this node's changes on their way, kicks on their way.
+    rooms: Rooms,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -732,6 +748,10 @@ impl Hub {
         let (skip, sender, join) =
             mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
         let room = event.room;
+        let kicked = match &event.kind {
+            EventKind::Kick { target, .. } => Some(target.clone()),
+            _ => None,
+        };
         if let Some((_, uid)) = join
             && let Some(u) = self.users.get_mut(&uid)
         {
@@ -749,6 +769,9 @@ impl Hub {
         let seq = self.broadcast(&room, event.from, event.kind, event.at, skip, sender);
         if let Some(cl) = self.cluster.as_mut() {
             cl.applying = false;
+        }
+        if let Some(target) = kicked {
+            self.cluster_kicked(&room, &target);
         }
         if let Some((conn, uid)) = join
             && !rejoin
@@ -1569,6 +1592,8 @@ mod tests {
     mod accounts;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
+    /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
+    mod rooms;
 
     struct Node {
         hub: Hub,
@@ -1603,6 +1628,8 @@ mod tests {
         now: Millis,
         /// Accounts as the cluster keeps them (see `cluster/tests/accounts.rs`).
         kv: accounts::Kv,
+        /// Rooms' settings as the cluster keeps them (see `cluster/tests/rooms.rs`).
+        rooms_kv: rooms::RoomsKv,
     }
 
     impl Net {
@@ -1643,6 +1670,7 @@ mod tests {
                 takeover_free: false,
                 now: Millis(1_000),
                 kv: accounts::Kv::default(),
+                rooms_kv: rooms::RoomsKv::default(),
             }
         }
 
@@ -1767,6 +1795,7 @@ mod tests {
                 o @ (ClusterOut::CreateAccount { .. } | ClusterOut::AccountWrite { .. }) => {
                     self.account_out(i, o);
                 }
+                ClusterOut::RoomEdit { room, edit } => self.room_edit(i, room, edit),
             }
         }
 

@@ -18,7 +18,9 @@
 use super::deliver::Skip;
 use super::dialect::Reply;
 use super::{Hub, UserId};
-use crate::moderation::{Entry, MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy};
+use crate::moderation::{
+    Entry, MAX_BANS_PER_ROOM, MAX_INVITED, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
+};
 use crate::persist::Write;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
@@ -26,8 +28,6 @@ use crate::wire::{AdminAction, ErrorKind, EventKind, ModAction, Re, ServerMsg};
 use core::net::IpAddr;
 use tracing::info;
 
-/// Nicks one room remembers as invited.
-const MAX_INVITED: usize = 100;
 /// Server-wide bans the server keeps.
 const MAX_SERVER_BANS: usize = 1000;
 
@@ -129,8 +129,8 @@ impl Hub {
                     return Err((ErrorKind::Invalid, format!("{room} belongs to everyone")));
                 }
                 let name = self.account_name(&account).unwrap_or_else(|| me.clone());
-                self.policy_mut(room).founder = Some(name);
-                self.changed(room, me, "+r".into(), now);
+                self.policy_mut(room).founder = Some(name.clone());
+                self.changed(room, me, "+r".into(), PolicyEdit::Founder(name), now);
             }
             ModAction::Op(_) | ModAction::Deop(_) if !is_founder => {
                 return Err((
@@ -139,8 +139,16 @@ impl Hub {
                 ));
             }
             ModAction::Op(nick) => {
-                let (target, _) = self.named(&nick)?;
-                let Some(acct) = self.account_of(target) else {
+                let acct = match self.named(&nick) {
+                    Ok((target, _)) => self.account_of(target),
+                    // In a cluster every node knows every account: one on another node (or
+                    // on none) is named by its account's name.
+                    Err(_) if self.cluster.is_some() && self.accounts.registered(&nick) => {
+                        Some(nick.folded())
+                    }
+                    Err(e) => return Err(e),
+                };
+                let Some(acct) = acct else {
                     return Err((
                         ErrorKind::Invalid,
                         format!("{nick} is not signed in: operators are accounts"),
@@ -155,14 +163,16 @@ impl Hub {
                     return Err((ErrorKind::Invalid, "too many operators".into()));
                 }
                 p.ops.push(name.clone());
-                self.changed(room, me, format!("+o {name}"), now);
+                let words = format!("+o {name}");
+                self.changed(room, me, words, PolicyEdit::Op(name), now);
             }
             ModAction::Deop(nick) => {
                 let p = self.policy_mut(room);
                 let before = p.ops.len();
                 p.ops.retain(|o| o.folded() != nick.folded());
                 if p.ops.len() != before {
-                    self.changed(room, me, format!("-o {nick}"), now);
+                    let words = format!("-o {nick}");
+                    self.changed(room, me, words, PolicyEdit::Deop(nick), now);
                 }
             }
             _ if !is_op => return need_op(),
@@ -173,7 +183,8 @@ impl Hub {
                         return Err((ErrorKind::Invalid, "too many voiced members".into()));
                     }
                     p.voiced.push(nick.clone());
-                    self.changed(room, me, format!("+v {nick}"), now);
+                    let words = format!("+v {nick}");
+                    self.changed(room, me, words, PolicyEdit::Voice(nick), now);
                 }
             }
             ModAction::Devoice(nick) => {
@@ -181,10 +192,18 @@ impl Hub {
                 let before = p.voiced.len();
                 p.voiced.retain(|v| v.folded() != nick.folded());
                 if p.voiced.len() != before {
-                    self.changed(room, me, format!("-v {nick}"), now);
+                    let words = format!("-v {nick}");
+                    self.changed(room, me, words, PolicyEdit::Devoice(nick), now);
                 }
             }
             ModAction::Kick { nick, reason } => {
+                if let Some(tnick) = self.remote_member(room, &nick) {
+                    // On another node: its node puts it out when the kick comes from the log.
+                    self.remote_protected(&tnick, room, admin, "put out")?;
+                    info!(room = %room, by = %me, target = %tnick, "kick (another node)");
+                    self.kick_remote(room, &me, tnick, reason, now);
+                    return Ok(());
+                }
                 let (target, tnick) = self.named(&nick)?;
                 if !self.member_of(target, room) {
                     return Err((ErrorKind::NotInRoom, format!("{nick} is not in {room}")));
@@ -208,17 +227,22 @@ impl Hub {
                         format!("{room} has {MAX_BANS_PER_ROOM} bans, the most a room keeps"),
                     ));
                 }
-                for mask in &masks {
-                    p.bans.retain(|b| b.mask != *mask);
-                    p.bans.push(Entry {
+                let entries: Vec<Entry> = masks
+                    .iter()
+                    .map(|mask| Entry {
                         mask: mask.clone(),
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
-                    });
+                    })
+                    .collect();
+                for e in &entries {
+                    p.bans.retain(|b| b.mask != e.mask);
+                    p.bans.push(e.clone());
                 }
-                for mask in &masks {
-                    self.changed(room, me.clone(), format!("+b {mask}"), now);
+                for e in entries {
+                    let words = format!("+b {}", e.mask);
+                    self.changed(room, me.clone(), words, PolicyEdit::Ban(e), now);
                 }
                 // Whoever the ban holds leaves now.
                 let held: Vec<UserId> = self
@@ -249,7 +273,8 @@ impl Hub {
                     return Err((ErrorKind::Invalid, format!("no ban on {mask} in {room}")));
                 }
                 p.bans.retain(|b| b.mask != mask);
-                self.changed(room, me, format!("-b {mask}"), now);
+                let words = format!("-b {mask}");
+                self.changed(room, me, words, PolicyEdit::Unban(mask), now);
             }
             ModAction::Mute { target, duration } => {
                 let masks = self.masks_for(&target, uid, room, admin)?;
@@ -262,25 +287,32 @@ impl Hub {
                         format!("{room} has {MAX_BANS_PER_ROOM} mutes, the most a room keeps"),
                     ));
                 }
-                for mask in &masks {
-                    p.mutes.retain(|b| b.mask != *mask);
-                    p.mutes.push(Entry {
-                        mask: mask.clone(),
+                let entries: Vec<Entry> = masks
+                    .into_iter()
+                    .map(|mask| Entry {
+                        mask,
                         until,
                         by: me.clone(),
                         reason: None,
-                    });
+                    })
+                    .collect();
+                for e in &entries {
+                    p.mutes.retain(|b| b.mask != e.mask);
+                    p.mutes.push(e.clone());
                 }
-                for mask in masks {
-                    self.changed(room, me.clone(), format!("+q {mask}"), now);
+                for e in entries {
+                    let words = format!("+q {}", e.mask);
+                    self.changed(room, me.clone(), words, PolicyEdit::Mute(e), now);
                 }
             }
             ModAction::Unmute { target } => {
                 let masks = match self.nicks.get(&target.to_ascii_lowercase()) {
                     Some(&t) => self.person_masks(t),
-                    None => vec![
-                        Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?,
-                    ],
+                    None => {
+                        let mask = Mask::parse(&target)
+                            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                        self.remote_unmute_masks(mask)
+                    }
                 };
                 let p = self.policy_mut(room);
                 let before = p.mutes.len();
@@ -292,11 +324,18 @@ impl Hub {
                     ));
                 }
                 for mask in masks {
-                    self.changed(room, me.clone(), format!("-q {mask}"), now);
+                    let words = format!("-q {mask}");
+                    self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
                 }
             }
             ModAction::Invite(nick) => {
-                let (target, tnick) = self.named(&nick)?;
+                // In a cluster a nick nobody has here may be on another node: its node tells
+                // it when the invitation reaches it.
+                let (target, tnick) = match self.named(&nick) {
+                    Ok((t, n)) => (Some(t), n),
+                    Err(_) if self.cluster.is_some() => (None, nick),
+                    Err(e) => return Err(e),
+                };
                 let Some(r) = self.rooms.get_mut(room) else {
                     return Err(gone());
                 };
@@ -306,7 +345,14 @@ impl Hub {
                     r.invited.remove(0);
                 }
                 r.invited.push(folded);
-                let on: Vec<ConnId> = self.user_conns(target).collect();
+                let edit = PolicyEdit::Invite {
+                    nick: tnick,
+                    by: me.clone(),
+                };
+                self.cluster_room_edit(room, edit);
+                let on: Vec<ConnId> = target
+                    .map(|t| self.user_conns(t).collect())
+                    .unwrap_or_default();
                 for c in on {
                     let msg = ServerMsg::Invited {
                         room: room.clone(),
@@ -324,7 +370,8 @@ impl Hub {
                     ModeChange::TopicOps(on) => p.modes.topic_ops = *on,
                     ModeChange::Limit(n) => p.modes.limit = *n,
                 }
-                self.changed(room, me, change.words(), now);
+                let words = change.words();
+                self.changed(room, me, words, PolicyEdit::Mode(change), now);
             }
         }
         Ok(())
@@ -459,7 +506,8 @@ impl Hub {
                 }
                 p.founder = Some(name.clone());
                 info!(room = %room, by = %me, "room taken over");
-                self.changed(&room, me, format!("founder {name}"), now);
+                let words = format!("founder {name}");
+                self.changed(&room, me, words, PolicyEdit::Founder(name), now);
             }
             AdminAction::Close { room, reason } => {
                 if room == RoomName::lobby() {
@@ -483,6 +531,8 @@ impl Hub {
                         policy: None,
                     });
                 }
+                // Every node's members leave when the close reaches them.
+                self.cluster_room_edit(&room, PolicyEdit::Close);
                 info!(room = %room, by = %me, members = members.len(), "room closed");
                 // One event that every member sees (and history keeps), then each leaves
                 // quietly: O(members), not a kick per member to everyone left.
@@ -624,7 +674,7 @@ impl Hub {
             ));
         }
         if let Some(limit) = p.modes.limit
-            && r.members.len() >= limit as usize
+            && r.members.len() + self.remote_count(room) >= limit as usize
         {
             return Err((
                 ErrorKind::RoomFull,
@@ -633,6 +683,9 @@ impl Hub {
         }
         if invited && let Some(r) = self.rooms.get_mut(room) {
             r.invited.retain(|n| *n != nick);
+            if let Some(name) = self.users.get(&uid).map(|u| u.nick.clone()) {
+                self.cluster_room_edit(room, PolicyEdit::Uninvite(name));
+            }
         }
         Ok(())
     }
@@ -657,6 +710,11 @@ impl Hub {
         let ip = self.user_ip(uid);
         if p.mute_of(account.as_deref(), &u.nick, ip, now).is_some() {
             return Err(format!("you are muted in {room}"));
+        }
+        // In a cluster a member a ban holds is put out when its kick comes back from the log:
+        // it says nothing more meanwhile.
+        if self.cluster.is_some() && self.banned(uid, room, now).is_some() {
+            return Err(format!("you are banned from {room}"));
         }
         if p.modes.moderated
             && !p.voiced.iter().any(|v| {
@@ -783,13 +841,67 @@ impl Hub {
                 self.protected(u, room, admin, "banned or muted")?;
                 self.person_masks(u)
             }
-            None => vec![Mask::parse(target).map_err(bad)?],
+            None => match Mask::parse(target).map_err(bad)? {
+                Mask::Nick(n) => self.remote_masks(n, room, admin)?,
+                mask => vec![mask],
+            },
         };
         Ok(masks)
     }
 
+    /// Cluster mode: the masks a ban or mute of `nick`, when it is not a user here, sets. A
+    /// user on another node known from a log with a registered nick is signed in to that
+    /// account (nobody else may use it), so its account is held, as a present member's would
+    /// be; a guest there is held by its nick (its node, which knows its address, adds that
+    /// when it puts the guest out: `hold_guest_address`).
+    fn remote_masks(&self, nick: Nick, room: &RoomName, admin: bool) -> Result<Vec<Mask>, Refusal> {
+        let known = self.cluster.is_some() && self.remote_user(&nick).is_some();
+        if known && self.accounts.registered(&nick) {
+            self.remote_protected(&nick, room, admin, "banned or muted")?;
+            let name = self.account_name(&nick.folded()).unwrap_or(nick);
+            return Ok(vec![Mask::Account(name)]);
+        }
+        Ok(vec![Mask::Nick(nick)])
+    }
+
+    /// Cluster mode: what an unmute of `mask` (not a user here) lifts: a registered nick's
+    /// account too, as a mute of it on another node held its account.
+    fn remote_unmute_masks(&self, mask: Mask) -> Vec<Mask> {
+        match mask {
+            Mask::Nick(n) if self.cluster.is_some() && self.accounts.registered(&n) => {
+                let name = self.account_name(&n.folded()).unwrap_or_else(|| n.clone());
+                vec![Mask::Account(name), Mask::Nick(n)]
+            }
+            mask => vec![mask],
+        }
+    }
+
+    /// The founder is beyond operators' reach on another node too: a member there with the
+    /// founder's account name is the founder (a registered nick is its account's).
+    fn remote_protected(
+        &self,
+        nick: &Nick,
+        room: &RoomName,
+        admin: bool,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let founder = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_ref())
+            .and_then(|p| p.founder.as_ref())
+            .map(Nick::folded);
+        if !admin && founder.is_some_and(|f| f == nick.folded()) {
+            return Err((
+                ErrorKind::NotOperator,
+                format!("the founder of {room} cannot be {what}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// What holds a person: its account if signed in, else its nick and address.
-    fn person_masks(&self, uid: UserId) -> Vec<Mask> {
+    pub(super) fn person_masks(&self, uid: UserId) -> Vec<Mask> {
         if let Some(a) = self.account_of(uid).and_then(|a| self.account_name(&a)) {
             return vec![Mask::Account(a)];
         }
@@ -815,7 +927,7 @@ impl Hub {
 
     /// The live ban that holds `uid` in `room`, if one does (on any of its connections'
     /// addresses).
-    fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
+    pub(super) fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
         let p = self.rooms.get(room)?.policy.as_ref()?;
         let u = self.users.get(&uid)?;
         let account = self.account_of(uid);
@@ -831,7 +943,7 @@ impl Hub {
             .cloned()
     }
 
-    fn policy_mut(&mut self, room: &RoomName) -> &mut Policy {
+    pub(super) fn policy_mut(&mut self, room: &RoomName) -> &mut Policy {
         let r = self
             .rooms
             .entry(room.clone())
@@ -839,9 +951,16 @@ impl Hub {
         r.policy.get_or_insert_with(Box::default)
     }
 
-    /// The settings changed by `by` (`change` as IRC writes it): a `Mode` event, the settings
-    /// to every member, and the store.
-    fn changed(&mut self, room: &RoomName, by: Nick, change: String, now: Millis) {
+    /// The settings changed by `by` (`change` as IRC writes it, `edit` as a cluster merges
+    /// it): a `Mode` event, the settings to every member, and the store (or the cluster).
+    pub(super) fn changed(
+        &mut self,
+        room: &RoomName,
+        by: Nick,
+        change: String,
+        edit: PolicyEdit,
+        now: Millis,
+    ) {
         self.audit(Some(room), &by, change.clone(), now);
         if let Ok(change) = Text::new(&change) {
             info!(room = %room, by = %by, change = %change, "moderation");
@@ -856,6 +975,12 @@ impl Hub {
             room: room.clone(),
             policy,
         });
+        self.cluster_room_edit(room, edit);
+        self.policy_to_members(room);
+    }
+
+    /// `room`'s settings to each of its members here (the key to operators only).
+    pub(super) fn policy_to_members(&mut self, room: &RoomName) {
         let members: Vec<UserId> = self
             .rooms
             .get(room)
@@ -902,8 +1027,8 @@ impl Hub {
     }
 
     /// Puts `target` out of `room`: the event while it is still a member (so it sees it too),
-    /// then it leaves on every device.
-    fn kick(
+    /// then it leaves on every device (in a cluster, when the event comes back from the log).
+    pub(super) fn kick(
         &mut self,
         room: &RoomName,
         by: &Nick,
@@ -917,11 +1042,15 @@ impl Hub {
             None => format!("kick {tnick}"),
         };
         self.audit(Some(room), by, words, now);
+        let sent = self.cluster_kick_sent(room, &tnick, now);
         let kind = EventKind::Kick {
             target: tnick,
             reason,
         };
         self.broadcast(room, by.clone(), kind, now, Skip::None, None);
+        if sent {
+            return;
+        }
         self.leave_room(target, room);
         self.drop_if_empty(room);
     }

@@ -13,7 +13,7 @@ use crate::wire::{ErrorKind, Proof};
 /// The accounts as the cluster keeps them, and creates held back to answer in a chosen order.
 #[derive(Default)]
 pub(super) struct Kv {
-    accounts: BTreeMap<String, LoadedAccount>,
+    pub(super) accounts: BTreeMap<String, LoadedAccount>,
     /// The last revision given (one sequence for the bucket, as in JetStream).
     revision: u64,
     /// Accounts' news held back (not yet delivered by the watch), when `hold_news`.
@@ -21,6 +21,9 @@ pub(super) struct Kv {
     hold_news: bool,
     hold: bool,
     held: Vec<(usize, u64, AccountRecord)>,
+    /// Answers to nodes' writes held back (their news may come first), when `hold_answers`.
+    hold_answers: bool,
+    answers: Vec<(usize, String, Option<u64>)>,
 }
 
 impl Net {
@@ -40,7 +43,11 @@ impl Net {
                 if a.apply(&write) {
                     self.kv.revision += 1;
                     let revision = Some(self.kv.revision);
-                    self.nodes[i].hub.handle_account_written(&key, revision);
+                    if self.kv.hold_answers {
+                        self.kv.answers.push((i, key.clone(), revision));
+                    } else {
+                        self.nodes[i].hub.handle_account_written(&key, revision);
+                    }
                     self.announce(&key);
                 } else {
                     self.nodes[i].hub.handle_account_written(&key, None);
@@ -91,7 +98,7 @@ impl Net {
     }
 }
 
-fn hub(seed: u8) -> Hub {
+pub(super) fn hub(seed: u8) -> Hub {
     let mut hub = Hub::new(Config {
         secret_seed: [seed; 32],
         accounts: AccountsConfig {
@@ -105,7 +112,7 @@ fn hub(seed: u8) -> Hub {
 }
 
 /// `n` nodes whose password hashes are cheap.
-fn net(n: usize) -> Net {
+pub(super) fn net(n: usize) -> Net {
     let mut net = Net::new(n);
     for (i, node) in net.nodes.iter_mut().enumerate() {
         node.hub = hub(i as u8);
@@ -128,7 +135,7 @@ fn restart(net: &mut Net, i: usize) {
 }
 
 /// Pumps, running password work as it comes, until nothing moves.
-fn settle(net: &mut Net) {
+pub(super) fn settle(net: &mut Net) {
     for _ in 0..100 {
         net.pump();
         let mut worked = false;
@@ -146,7 +153,7 @@ fn settle(net: &mut Net) {
     panic!("the net did not settle");
 }
 
-fn ask(net: &mut Net, i: usize, c: ConnId, msg: &ClientMsg) {
+pub(super) fn ask(net: &mut Net, i: usize, c: ConnId, msg: &ClientMsg) {
     let f = encode_frame(msg).unwrap();
     let now = net.now;
     net.nodes[i].hub.handle_bytes(c, &f, now);
@@ -157,7 +164,7 @@ fn pw(s: &str) -> Password {
     Password(s.into())
 }
 
-fn register(net: &mut Net, i: usize, c: ConnId, password: &str, remember: bool) {
+pub(super) fn register(net: &mut Net, i: usize, c: ConnId, password: &str, remember: bool) {
     let msg = ClientMsg::Register {
         password: pw(password),
         remember,
@@ -175,7 +182,7 @@ fn sign_in(net: &mut Net, i: usize, c: ConnId, account: &str, proof: Proof) {
 }
 
 /// A connection on node `i` welcomed (as whatever nick it got).
-fn guest(net: &mut Net, i: usize, want: &str) -> (ConnId, Nick) {
+pub(super) fn guest(net: &mut Net, i: usize, want: &str) -> (ConnId, Nick) {
     let c = net.hello(i, want);
     settle(net);
     let n = net.welcomed(i, c);
@@ -189,14 +196,14 @@ fn signed_in(msgs: &[ServerMsg]) -> Option<(Nick, Option<DeviceKey>)> {
     })
 }
 
-fn error(msgs: &[ServerMsg]) -> Option<(ErrorKind, String)> {
+pub(super) fn error(msgs: &[ServerMsg]) -> Option<(ErrorKind, String)> {
     msgs.iter().find_map(|m| match m {
         ServerMsg::Error { kind, detail, .. } => Some((*kind, detail.to_string())),
         _ => None,
     })
 }
 
-const PW: &str = "correct horse";
+pub(super) const PW: &str = "correct horse";
 
 #[test]
 fn an_account_registered_on_one_node_signs_in_on_another() {
@@ -596,4 +603,42 @@ fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
         Proof::Password(pw("battery staple")),
     );
     assert!(signed_in(&net.recv(1, e)).is_some());
+}
+
+#[test]
+fn news_that_comes_before_the_answer_to_this_nodes_write_is_applied_once_answered() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    // alice's join writes her account's rooms; its answer comes late, after the news of it
+    // and of another node's write (a read marker moved there).
+    net.kv.hold_answers = true;
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#x") });
+    net.recv(0, a);
+    let marker = crate::persist::Write::ReadMarker {
+        account: nick("alice"),
+        room: room("#x"),
+        seq: Seq(5),
+    };
+    assert!(net.kv.accounts.get_mut("alice").unwrap().apply(&marker));
+    net.kv.revision += 1;
+    net.announce("alice");
+    settle(&mut net);
+    let moved = |msgs: &[ServerMsg]| {
+        msgs.iter()
+            .any(|m| matches!(m, ServerMsg::ReadUpTo { seq, .. } if *seq == Seq(5)))
+    };
+    assert!(
+        !moved(&net.recv(0, a)),
+        "held while the join's write is unanswered"
+    );
+    net.kv.hold_answers = false;
+    for (i, key, revision) in core::mem::take(&mut net.kv.answers) {
+        net.nodes[i].hub.handle_account_written(&key, revision);
+    }
+    settle(&mut net);
+    assert!(
+        moved(&net.recv(0, a)),
+        "the held news is applied once answered"
+    );
 }

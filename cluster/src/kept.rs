@@ -1,0 +1,108 @@
+//! What the buckets every node keeps whole (accounts, rooms' settings) have in common: a node
+//! starting reads each key's latest entry before it serves anyone, then watches the bucket from
+//! the revision after and hands each change to its hub, watching again from where it was after
+//! NATS comes back.
+
+use crate::node::ClusterIn;
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+/// Every key's latest entry in `bucket` (`stream`: its stream; removals included), by key,
+/// and the revision to watch from for what comes after. `what` names the bucket in errors.
+pub(crate) async fn read_all(
+    js: &jetstream::Context,
+    stream: &str,
+    bucket: &kv::Store,
+    wait: Duration,
+    what: &str,
+) -> Result<(Vec<kv::Entry>, u64), String> {
+    let last = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| e.to_string())?
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    if last == 0 {
+        return Ok((Vec::new(), 1));
+    }
+    // The bucket keeps one value per key: read from its first revision, it is each key's
+    // latest (or its removal).
+    let mut entries = bucket
+        .watch_all_from_revision(1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut found: BTreeMap<String, kv::Entry> = BTreeMap::new();
+    let mut seen = 0;
+    let read = async {
+        while seen < last {
+            let Some(entry) = entries.next().await else {
+                return Err(format!("the {what}' watch ended"));
+            };
+            let entry = entry.map_err(|e| e.to_string())?;
+            seen = entry.revision;
+            found.insert(entry.key.clone(), entry);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .map_err(|_| format!("the {what} were not read in time"))??;
+    Ok((found.into_values().collect(), seen + 1))
+}
+
+/// Hands every change of `bucket` from revision `from` on to the hub, in order, as `news`
+/// words it (`None`: skipped); after NATS comes back (a new connection) it watches again from
+/// the revision after the last one handed over. Ends when the hub's side is gone.
+pub(crate) async fn watch_changes(
+    bucket: kv::Store,
+    mut from: u64,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    mut links: watch::Receiver<u64>,
+    what: &'static str,
+    news: impl Fn(&kv::Entry) -> Option<ClusterIn>,
+) {
+    links.mark_unchanged();
+    loop {
+        let mut entries = match bucket.watch_all_from_revision(from).await {
+            Ok(w) => w,
+            Err(e) => {
+                debug!(error = %e, what, "watch waits for NATS");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                e = entries.next() => match e {
+                    Some(Ok(entry)) => {
+                        from = entry.revision + 1;
+                        if let Some(n) = news(&entry)
+                            && tx.send(n).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        debug!(error = %e, what, "watch");
+                        continue;
+                    }
+                    None => break,
+                },
+                changed = links.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        debug!(from, what, "watch reads again");
+    }
+}

@@ -1,0 +1,285 @@
+//! Rooms' settings in the cluster: one KV entry per room (`<prefix>_rooms`, keyed by the hex of
+//! its name) holding its moderation state whole: founder, operators, voices, modes, bans,
+//! mutes and invitations ([`SharedRoom`]). The hub hands each change an operator made as an
+//! edit ([`PolicyEdit`]), not as the room's new state: the edit is applied to the entry as it
+//! is ([`SharedRoom::apply`], core's rule) and written back with a compare-and-swap on the
+//! revision read (or a `create` for a room with no entry yet), again until no other node wrote
+//! in between, so two operators changing one room on two nodes at once both land. A close
+//! removes the entry. Every node watches the bucket and hands each room as it is after a
+//! change to its hub; a node starting reads every room before it serves anyone.
+
+use crate::names::room_key;
+use crate::node::ClusterIn;
+use crate::{ClusterConfig, ClusterError};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use natter_core::moderation::{Policy, PolicyEdit, SharedRoom};
+use natter_core::{Nick, RoomName};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// Tries of one edit against other nodes' edits of the same room before it is given up
+/// (logged): each lost race means another node wrote in between.
+const MAX_WRITE_TRIES: usize = 16;
+/// How long an edit is tried again while NATS does not answer (then it is given up, logged,
+/// and the node goes back to what the cluster holds).
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
+/// The largest room entry read (bincode's limit before it allocates): 500 bans and 500 mutes
+/// with reasons, 100 operators, voices and invitations fit well inside.
+const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// A room's settings as the bucket keeps them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRoom {
+    room: RoomName,
+    policy: Policy,
+    /// (invited, by whom), oldest first.
+    invited: Vec<(Nick, Nick)>,
+    /// The node that wrote it last.
+    node: String,
+}
+
+fn encode_room(room: &RoomName, s: &SharedRoom, node: &str) -> Result<Bytes, String> {
+    let stored = StoredRoom {
+        room: room.clone(),
+        policy: s.policy.clone(),
+        invited: s.invited.clone(),
+        node: node.to_owned(),
+    };
+    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
+    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
+    let (s, used): (StoredRoom, usize) =
+        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
+    if used != value.len() {
+        return Err("trailing bytes after a room's settings".into());
+    }
+    let shared = SharedRoom {
+        policy: s.policy,
+        invited: s.invited,
+    };
+    Ok((s.room, shared))
+}
+
+/// The room a key names (keys are the hex of its name).
+fn room_of_key(key: &str) -> Option<RoomName> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(key.get(i..i + 2)?, 16).ok())
+        .collect();
+    RoomName::new(&String::from_utf8(bytes?).ok()?).ok()
+}
+
+/// A room as the cluster holds it, with its entry's revision.
+pub type KeptRoom = (RoomName, SharedRoom, u64);
+
+/// The rooms' side of a node: where to send the hub's edits, and the rooms read at start.
+pub(crate) struct RoomsLink {
+    pub(crate) edits: mpsc::UnboundedSender<(RoomName, PolicyEdit)>,
+    pub(crate) kept: Vec<KeptRoom>,
+    pub(crate) watch: JoinHandle<()>,
+}
+
+/// Opens the bucket, reads every room in it, and starts the task that does this node's edits
+/// in order and the one that watches every node's.
+pub(crate) async fn start(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    me: &str,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    links: watch::Receiver<u64>,
+) -> Result<RoomsLink, ClusterError> {
+    let rooms = crate::node::bucket(js, cfg, "rooms", Duration::ZERO).await?;
+    let stream = format!("KV_{}_rooms", cfg.prefix);
+    let (kept, from) = load(js, &stream, &rooms, 5 * cfg.ack_timeout)
+        .await
+        .map_err(|why| ClusterError::JetStream {
+            what: "rooms' settings",
+            why,
+        })?;
+    let (edits, rx) = mpsc::unbounded_channel();
+    // Ends when the driver (which holds the sender) does.
+    tokio::spawn(keep_rooms(
+        rooms.clone(),
+        me.to_owned(),
+        cfg.ack_timeout,
+        rx,
+        tx.clone(),
+    ));
+    let watch = tokio::spawn(crate::kept::watch_changes(
+        rooms, from, tx, links, "rooms", news,
+    ));
+    Ok(RoomsLink { edits, kept, watch })
+}
+
+/// Does the hub's edits in order, each try bounded by `wait`, again while NATS does not answer,
+/// for up to [`WRITE_PATIENCE`]; answers each ([`ClusterIn::RoomWritten`]).
+async fn keep_rooms(
+    rooms: kv::Store,
+    me: String,
+    wait: Duration,
+    mut rx: mpsc::UnboundedReceiver<(RoomName, PolicyEdit)>,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    let late = |_| "no answer in time".to_owned();
+    while let Some((room, edit)) = rx.recv().await {
+        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
+        let revision = loop {
+            let tried = tokio::time::timeout(wait, apply(&rooms, &me, &room, &edit))
+                .await
+                .map_err(late)
+                .and_then(|r| r);
+            match tried {
+                Ok(revision) => break Some(revision),
+                Err(e) if tokio::time::Instant::now() >= give_up => {
+                    warn!(%room, error = %e, "room settings not written; given up");
+                    break None;
+                }
+                Err(e) => {
+                    debug!(%room, error = %e, "room settings not written yet");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        if tx.send(ClusterIn::RoomWritten { room, revision }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies `edit` to `room`'s entry: read, apply, compare-and-swap on the revision read (a
+/// `create` if there is none), again if another node wrote in between; a close removes it.
+/// The entry's revision after it (for a removal, the one it removed).
+pub(crate) async fn apply(
+    rooms: &kv::Store,
+    me: &str,
+    room: &RoomName,
+    edit: &PolicyEdit,
+) -> Result<u64, String> {
+    let key = room_key(room);
+    for _ in 0..MAX_WRITE_TRIES {
+        let entry = rooms
+            .entry(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|e| e.operation == kv::Operation::Put);
+        let mut shared = match &entry {
+            Some(e) => decode_room(&e.value)?.1,
+            None => SharedRoom::default(),
+        };
+        if !shared.apply(edit) {
+            let Some(e) = entry else {
+                return Ok(0);
+            };
+            match rooms.delete_expect_revision(&key, Some(e.revision)).await {
+                Ok(()) => {
+                    info!(%room, "room's settings removed from the cluster");
+                    return Ok(e.revision);
+                }
+                Err(err) => {
+                    debug!(%room, error = %err, "room removal raced; again");
+                    continue;
+                }
+            }
+        }
+        let value = encode_room(room, &shared, me)?;
+        match entry {
+            Some(e) => match rooms.update(&key, value, e.revision).await {
+                Ok(revision) => return Ok(revision),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    debug!(%room, "another node changed the room meanwhile; again");
+                }
+                Err(err) => return Err(err.to_string()),
+            },
+            None => match rooms.create(&key, value).await {
+                Ok(revision) => return Ok(revision),
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    debug!(%room, "another node made the room's entry meanwhile; again");
+                }
+                Err(err) => return Err(err.to_string()),
+            },
+        }
+    }
+    Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
+}
+
+/// What a bucket entry tells the hub: the room as it is, or its removal.
+fn news(entry: &kv::Entry) -> Option<ClusterIn> {
+    match entry.operation {
+        kv::Operation::Put => match decode_room(&entry.value) {
+            Ok((room, shared)) => Some(ClusterIn::Room {
+                room,
+                shared: Some(shared),
+                revision: entry.revision,
+            }),
+            Err(why) => {
+                warn!(key = %entry.key, %why, "room settings not understood; skipped");
+                None
+            }
+        },
+        kv::Operation::Delete | kv::Operation::Purge => Some(ClusterIn::Room {
+            room: room_of_key(&entry.key)?,
+            shared: None,
+            revision: entry.revision,
+        }),
+    }
+}
+
+/// Every room the bucket holds with its revision (`stream`: the bucket's stream), and the
+/// revision to watch from for what comes after.
+async fn load(
+    js: &jetstream::Context,
+    stream: &str,
+    rooms: &kv::Store,
+    wait: Duration,
+) -> Result<(Vec<KeptRoom>, u64), String> {
+    let (entries, from) = crate::kept::read_all(js, stream, rooms, wait, "rooms' settings").await?;
+    let all = entries
+        .iter()
+        .filter_map(|e| match news(e) {
+            Some(ClusterIn::Room {
+                room,
+                shared: Some(shared),
+                revision,
+            }) => Some((room, shared, revision)),
+            _ => None,
+        })
+        .collect();
+    Ok((all, from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::moderation::{Entry, Mask};
+
+    #[test]
+    fn a_room_reads_back_as_written_and_its_key_names_it() {
+        let room = RoomName::new("#Rust.dev").unwrap();
+        let mut s = SharedRoom::default();
+        s.apply(&PolicyEdit::Ban(Entry {
+            mask: Mask::parse("203.0.113.0/24").unwrap(),
+            until: None,
+            by: Nick::new("op").unwrap(),
+            reason: None,
+        }));
+        s.apply(&PolicyEdit::Invite {
+            nick: Nick::new("bob").unwrap(),
+            by: Nick::new("op").unwrap(),
+        });
+        let bytes = encode_room(&room, &s, "node1").unwrap();
+        assert_eq!(decode_room(&bytes).unwrap(), (room.clone(), s));
+        assert!(decode_room(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode_room(&longer).is_err());
+        assert_eq!(room_of_key(&room_key(&room)), Some(room));
+        assert_eq!(room_of_key("zz"), None);
+    }
+}

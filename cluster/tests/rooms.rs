@@ -1,0 +1,131 @@
+//! Rooms' settings in the cluster's KV bucket against a real nats-server (started by each test
+//! on a free port, stopped by its pid): edits of two nodes to one room at once all land
+//! (compare-and-swap on the revision, each edit applied to the entry as it is); every node
+//! hears every change; a node starting reads every room; a close removes the room everywhere.
+
+use natter_cluster::test_server::NatsServer;
+use natter_cluster::{ClusterConfig, ClusterIn, Node};
+use natter_core::hub::ClusterOut;
+use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, SharedRoom};
+use natter_core::{Nick, RoomName};
+use std::time::Duration;
+
+/// How long anything in these tests may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn node(nats: &NatsServer) -> Node {
+    Node::start(ClusterConfig::new(vec![nats.url()]))
+        .await
+        .expect("a node joins")
+}
+
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+
+fn room(s: &str) -> RoomName {
+    RoomName::new(s).unwrap()
+}
+
+fn ban(mask: &str, by: &str) -> PolicyEdit {
+    PolicyEdit::Ban(Entry {
+        mask: Mask::parse(mask).unwrap(),
+        until: None,
+        by: nick(by),
+        reason: None,
+    })
+}
+
+/// The next news of `r` from `node` that `done` accepts (`None` in it: the room was closed).
+async fn heard(
+    node: &mut Node,
+    r: &RoomName,
+    done: impl Fn(Option<&SharedRoom>) -> bool,
+) -> Option<SharedRoom> {
+    let find = async {
+        loop {
+            match node.next().await.expect("the node runs") {
+                ClusterIn::Room { room, shared, .. } if room == *r && done(shared.as_ref()) => {
+                    return shared;
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, find)
+        .await
+        .unwrap_or_else(|_| panic!("no news of {r} in time"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_of_two_nodes_to_one_room_at_once_all_land_and_a_new_node_reads_them() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    let r = room("#r");
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Founder(nick("alice")),
+    });
+    const EACH: usize = 10;
+    // Both nodes change the room at once, interleaved: bans from each, and a mode each.
+    for i in 0..EACH {
+        for (n, by) in [(&a, "alice"), (&b, "dave")] {
+            n.send(ClusterOut::RoomEdit {
+                room: r.clone(),
+                edit: ban(&format!("{by}{i}"), by),
+            });
+        }
+    }
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Mode(ModeChange::Moderated(true)),
+    });
+    b.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Mode(ModeChange::Key(natter_core::Text::new("sesame").ok())),
+    });
+    let complete = |s: Option<&SharedRoom>| {
+        s.is_some_and(|s| {
+            s.policy.bans.len() == 2 * EACH
+                && s.policy.modes.moderated
+                && s.policy.modes.key.is_some()
+                && s.policy.founder == Some(nick("alice"))
+        })
+    };
+    heard(&mut a, &r, complete).await;
+    // Each of b's edits is answered, in order, with the entry's revision after it; and b hears
+    // the room with every edit in (in whichever order the two come).
+    let (mut answers, mut whole) = (Vec::new(), false);
+    tokio::time::timeout(WAIT, async {
+        while answers.len() < EACH + 1 || !whole {
+            match b.next().await.expect("the node runs") {
+                ClusterIn::RoomWritten { room, revision } => {
+                    assert_eq!(room, r);
+                    answers.push(revision.expect("written"));
+                }
+                ClusterIn::Room { room, shared, .. } if room == r => {
+                    whole |= complete(shared.as_ref());
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("b's answers and news in time");
+    assert!(answers.is_sorted(), "{answers:?}");
+    // A node starting now reads the room whole before it serves anyone.
+    let mut c = node(&nats).await;
+    let kept = c.take_rooms();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, r);
+    assert!(complete(Some(&kept[0].1)), "{:?}", kept[0].1);
+    assert!(c.take_rooms().is_empty(), "handed over once");
+    // A close removes it: every node hears it, and a new node does not load it.
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Close,
+    });
+    heard(&mut c, &r, |s| s.is_none()).await;
+    let mut d = node(&nats).await;
+    assert!(d.take_rooms().is_empty());
+}

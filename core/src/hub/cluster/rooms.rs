@@ -1,0 +1,289 @@
+//! Room moderation in a cluster: a room's settings (founder, operators, voices, modes, bans,
+//! mutes, invitations) are the cluster's, not a node's. Each change an operator makes here goes
+//! out as [`ClusterOut::RoomEdit`] (natter-cluster merges it into the room's entry in a
+//! key-value bucket, compare-and-swap on its revision, so two nodes' changes both land), and
+//! every node hears the room as it is after any change ([`Hub::handle_room`]), this one too.
+//! A node enforces the news on its own members: a ban that holds one of them puts it out with
+//! a visible `Kick` through the room's log, as a single node would. A `Kick` from the log puts
+//! its target out on the node it is on, whichever node's operator asked for it.
+
+use super::super::deliver::Skip;
+use super::super::dialect::Reply;
+use super::super::{Hub, UserId};
+use super::ClusterOut;
+use crate::moderation::{Entry, MAX_BANS_PER_ROOM, Mask, PolicyEdit, SharedRoom};
+use crate::time::Millis;
+use crate::types::{Nick, RoomName, Text};
+use crate::wire::{EventKind, ServerMsg};
+use std::collections::BTreeMap;
+use tracing::{debug, info};
+
+/// How long a kick this node published is taken as on its way: a ban's news does not put the
+/// same member out again meanwhile. A kick the log refused is tried again with the room's next
+/// news after it.
+const KICK_PATIENCE: Millis = Millis(10_000);
+
+/// The hub's side of rooms' shared settings.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    /// Per room: this node's edits not yet answered, and the revision of the last answered one.
+    /// News older than that is not applied (it would take back for a moment what this node
+    /// did: a banned member could come back in between).
+    own: BTreeMap<RoomName, (u32, u64)>,
+    /// Kicks this node published and has not seen come back, by room and folded nick: when.
+    kicking: BTreeMap<(RoomName, String), Millis>,
+    /// The latest news of a room held back while this node's edits of it were unanswered
+    /// (with its revision): applied once they are, if it is at least as recent as they. News
+    /// may come before the answer to the edit it shows, merged with another node's edits.
+    held: BTreeMap<RoomName, (Option<SharedRoom>, u64)>,
+}
+
+impl Hub {
+    /// A change to `room`'s settings made here: in a cluster, merged into the cluster's
+    /// settings of the room ([`ClusterOut::RoomEdit`]). Nothing without a cluster (the store
+    /// gets the whole policy).
+    pub(in crate::hub) fn cluster_room_edit(&mut self, room: &RoomName, edit: PolicyEdit) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        cl.out.push_back(ClusterOut::RoomEdit {
+            room: room.clone(),
+            edit,
+        });
+        cl.rooms.own.entry(room.clone()).or_default().0 += 1;
+    }
+
+    /// Cluster mode: this node's oldest [`ClusterOut::RoomEdit`] of `room` not yet answered is
+    /// done: `Some(revision)`, the cluster's version of the room after it, or `None` if it
+    /// could not be written (the room goes back to what the cluster says with its next news).
+    pub fn handle_room_written(&mut self, room: &RoomName, revision: Option<u64>) {
+        let Some(rooms) = self.cluster.as_mut().map(|cl| &mut cl.rooms) else {
+            return;
+        };
+        let Some(own) = rooms.own.get_mut(room) else {
+            return;
+        };
+        own.0 = own.0.saturating_sub(1);
+        own.1 = own.1.max(revision.unwrap_or(0));
+        if own.0 > 0 {
+            return;
+        }
+        if let Some((shared, revision)) = rooms.held.remove(room) {
+            let now = self.now;
+            self.handle_room(room.clone(), shared, revision, now);
+        }
+    }
+
+    /// Cluster mode: `room`'s settings as the cluster holds them now, after a change made on
+    /// any node (or read when this node starts); `None`: the room was closed. `revision` is the
+    /// cluster's version of the room (it grows with every change): news older than this node's
+    /// own last change of the room, or while one is unanswered, is not applied.
+    ///
+    /// Members here hear the new settings; those a ban holds now leave with a `Kick` in the
+    /// room's log (by the operator who set the ban); after a close every member here leaves.
+    /// A member newly invited here is told.
+    pub fn handle_room(
+        &mut self,
+        room: RoomName,
+        shared: Option<SharedRoom>,
+        revision: u64,
+        now: Millis,
+    ) {
+        self.now = self.now.max(now);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Some(&(unanswered, last)) = cl.rooms.own.get(&room) {
+            if unanswered > 0 {
+                debug!(%room, revision, "room news while our changes are on their way: held");
+                cl.rooms.held.insert(room, (shared, revision));
+                return;
+            }
+            if revision < last {
+                debug!(%room, revision, "room news older than our changes");
+                return;
+            }
+            cl.rooms.own.remove(&room);
+        }
+        let Some(shared) = shared else {
+            self.room_closed(&room);
+            return;
+        };
+        let SharedRoom { policy, invited } = shared;
+        let r = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(super::super::room::Room::new);
+        let changed = r.policy.as_deref() != Some(&policy);
+        r.policy = Some(Box::new(policy));
+        let before = core::mem::take(&mut r.invited);
+        r.invited = invited.iter().map(|(n, _)| n.folded()).collect();
+        for (nick, by) in invited {
+            if before.contains(&nick.folded()) {
+                continue;
+            }
+            let Some(&uid) = self.nicks.get(&nick.folded()) else {
+                continue;
+            };
+            let msg = ServerMsg::Invited {
+                room: room.clone(),
+                by,
+            };
+            let on: Vec<_> = self.user_conns(uid).collect();
+            for c in on {
+                self.reply(c, Reply::Msg(msg.clone()));
+            }
+        }
+        if changed {
+            self.policy_to_members(&room);
+            self.enforce_bans(&room, now);
+        }
+    }
+
+    /// Members here that a ban of `room` holds now are put out (unless a kick of theirs is on
+    /// its way already).
+    fn enforce_bans(&mut self, room: &RoomName, now: Millis) {
+        let members: Vec<UserId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.iter().copied().collect())
+            .unwrap_or_default();
+        for m in members {
+            let Some(ban) = self.banned(m, room, now) else {
+                continue;
+            };
+            let Some(nick) = self.users.get(&m).map(|u| u.nick.clone()) else {
+                continue;
+            };
+            if self.kick_on_its_way(room, &nick, now) {
+                continue;
+            }
+            info!(%room, target = %nick, by = %ban.by, "banned on another node: put out");
+            let why = ban.reason.clone().or_else(|| Text::new("banned").ok());
+            self.hold_guest_address(room, m, &ban);
+            self.kick(room, &ban.by, m, nick, why, now);
+        }
+    }
+
+    /// A ban set on another node by a guest's nick holds its address too, as it would have
+    /// had the guest been on the operator's node (which cannot know the address): this node
+    /// adds it, as the operator, with the same term and reason.
+    fn hold_guest_address(&mut self, room: &RoomName, uid: UserId, ban: &Entry) {
+        if !matches!(ban.mask, Mask::Nick(_)) || self.account_of(uid).is_some() {
+            return;
+        }
+        let masks = self.person_masks(uid);
+        for mask in masks.into_iter().filter(|m| matches!(m, Mask::Net { .. })) {
+            let p = self.policy_mut(room);
+            if p.bans.iter().any(|b| b.mask == mask) || p.bans.len() >= MAX_BANS_PER_ROOM {
+                continue;
+            }
+            let entry = Entry {
+                mask,
+                ..ban.clone()
+            };
+            p.bans.push(entry.clone());
+            let words = format!("+b {}", entry.mask);
+            let now = self.now;
+            self.changed(room, ban.by.clone(), words, PolicyEdit::Ban(entry), now);
+        }
+    }
+
+    /// The room was closed (on any node): every member here leaves it quietly (the close's
+    /// event in the log told them why), and it is forgotten unless someone is still in it.
+    fn room_closed(&mut self, room: &RoomName) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let registered = r.policy.take().is_some();
+        r.invited.clear();
+        let members: Vec<UserId> = r.members.iter().copied().collect();
+        if registered {
+            info!(%room, members = members.len(), "room closed in the cluster");
+        }
+        for m in members {
+            self.leave_room(m, room);
+        }
+        self.drop_if_empty(room);
+    }
+
+    /// Cluster mode: a kick of `nick` from `room` was published here; the member leaves when
+    /// it comes back through the log (so it sees its kick, as on a single node). True in a
+    /// cluster.
+    pub(in crate::hub) fn cluster_kick_sent(
+        &mut self,
+        room: &RoomName,
+        nick: &Nick,
+        now: Millis,
+    ) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        cl.rooms.kicking.insert((room.clone(), nick.folded()), now);
+        true
+    }
+
+    fn kick_on_its_way(&mut self, room: &RoomName, nick: &Nick, now: Millis) -> bool {
+        let Some(cl) = self.cluster.as_mut() else {
+            return false;
+        };
+        cl.rooms
+            .kicking
+            .retain(|_, at| now.0.saturating_sub(at.0) < KICK_PATIENCE.0);
+        cl.rooms
+            .kicking
+            .contains_key(&(room.clone(), nick.folded()))
+    }
+
+    /// A `Kick` of `target` came back from `room`'s log (delivered to the members here): if
+    /// the target is a member here, it leaves now, on every device.
+    pub(in crate::hub) fn cluster_kicked(&mut self, room: &RoomName, target: &Nick) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.rooms.kicking.remove(&(room.clone(), target.folded()));
+        }
+        let Some(&uid) = self.nicks.get(&target.folded()) else {
+            return;
+        };
+        if !self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains(&uid))
+        {
+            return;
+        }
+        debug!(%room, %target, "kicked through the log");
+        self.leave_room(uid, room);
+        self.drop_if_empty(room);
+    }
+
+    /// Cluster mode: the member of `room` called `nick` on another node, as the room's log
+    /// says (`None` if a user here has the nick, or the log knows no such member).
+    pub(in crate::hub) fn remote_member(&self, room: &RoomName, nick: &Nick) -> Option<Nick> {
+        if self.nicks.contains_key(&nick.folded()) {
+            return None;
+        }
+        self.remote_members(room)
+            .find(|n| n.folded() == nick.folded())
+            .cloned()
+    }
+
+    /// Cluster mode: an operator here puts out `target`, a member of `room` on another node:
+    /// the `Kick` goes into the room's log, and the target's node puts it out when it comes.
+    pub(in crate::hub) fn kick_remote(
+        &mut self,
+        room: &RoomName,
+        by: &Nick,
+        target: Nick,
+        reason: Option<Text>,
+        now: Millis,
+    ) {
+        let words = match &reason {
+            Some(r) => format!("kick {target}: {r}"),
+            None => format!("kick {target}"),
+        };
+        self.audit(Some(room), by, words, now);
+        self.cluster_kick_sent(room, &target, now);
+        let kind = EventKind::Kick { target, reason };
+        self.broadcast(room, by.clone(), kind, now, Skip::None, None);
+    }
+}

@@ -1,0 +1,454 @@
+//! Room moderation in a cluster: settings made on one node hold on every node and on a
+//! restarted one; a ban or a kick made on one node puts out a member on another, visibly; two
+//! nodes' changes to one room at once both land. The settings live in a fake key-value store
+//! ([`RoomsKv`]) that merges each edit as natter-cluster does (`SharedRoom::apply`) and tells
+//! every node the room as it is after it.
+
+use super::accounts::{PW, ask, error, guest, hub, net, register, settle};
+use super::*;
+use crate::moderation::{ModeChange, PolicyEdit, SharedRoom};
+use crate::wire::{ErrorKind, ModAction};
+
+/// Rooms' settings as the cluster keeps them, and news held back.
+#[derive(Default)]
+pub(super) struct RoomsKv {
+    rooms: BTreeMap<RoomName, SharedRoom>,
+    revision: u64,
+    hold_news: bool,
+    news: Vec<(RoomName, Option<SharedRoom>, u64)>,
+    /// Answers to nodes' edits held back (their news may come first).
+    hold_answers: bool,
+    answers: Vec<(usize, RoomName, u64)>,
+}
+
+impl Net {
+    /// Merges a node's edit, answers it and tells every node (see `ClusterOut::RoomEdit`).
+    pub(super) fn room_edit(&mut self, i: usize, room: RoomName, edit: PolicyEdit) {
+        let mut shared = self.rooms_kv.rooms.remove(&room).unwrap_or_default();
+        let kept = shared.apply(&edit).then_some(shared);
+        if let Some(s) = &kept {
+            self.rooms_kv.rooms.insert(room.clone(), s.clone());
+        }
+        self.rooms_kv.revision += 1;
+        let revision = self.rooms_kv.revision;
+        if self.rooms_kv.hold_answers {
+            self.rooms_kv.answers.push((i, room.clone(), revision));
+        } else {
+            self.nodes[i].hub.handle_room_written(&room, Some(revision));
+        }
+        self.rooms_kv.news.push((room, kept, revision));
+        if !self.rooms_kv.hold_news {
+            self.deliver_room_news();
+        }
+    }
+
+    /// Every node hears the news held so far, in order (the bucket's watch).
+    fn deliver_room_news(&mut self) {
+        let now = self.now;
+        for (room, shared, revision) in core::mem::take(&mut self.rooms_kv.news) {
+            for n in &mut self.nodes {
+                n.hub
+                    .handle_room(room.clone(), shared.clone(), revision, now);
+            }
+        }
+    }
+}
+
+fn moderate(net: &mut Net, i: usize, c: ConnId, r: &str, action: ModAction) {
+    ask(
+        net,
+        i,
+        c,
+        &ClientMsg::Moderate {
+            room: room(r),
+            action,
+        },
+    );
+}
+
+fn join(net: &mut Net, i: usize, c: ConnId, r: &str) {
+    ask(net, i, c, &ClientMsg::Join { room: room(r) });
+}
+
+/// alice registered on node 0, in `#r`, its founder.
+fn founder(net: &mut Net) -> ConnId {
+    let (a, _) = guest(net, 0, "alice");
+    register(net, 0, a, PW, false);
+    join(net, 0, a, "#r");
+    moderate(net, 0, a, "#r", ModAction::Register);
+    net.recv(0, a);
+    a
+}
+
+/// A binary guest on node `i` connected from `ip`, welcomed.
+fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
+    let now = net.now;
+    let c = net.nodes[i].hub.accept(ip.parse().unwrap(), now).unwrap();
+    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick(want),
+        resume: None,
+    };
+    net.nodes[i]
+        .hub
+        .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
+    settle(net);
+    net.welcomed(i, c);
+    c
+}
+
+fn kicks(msgs: &[ServerMsg]) -> Vec<(String, String)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                from,
+                kind: EventKind::Kick { target, .. },
+                ..
+            }) => Some((from.to_string(), target.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn parted(msgs: &[ServerMsg]) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, ServerMsg::Parted { room: r } if *r == room("#r")))
+}
+
+fn joined(msgs: &[ServerMsg]) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r")))
+}
+
+/// A node restarted: a new hub that reads the accounts and rooms the cluster keeps.
+fn restart(net: &mut Net, i: usize) {
+    let mut fresh = hub(100 + i as u8);
+    for a in net.kv.accounts.values() {
+        fresh.handle_account(a.clone(), 1, net.now);
+    }
+    for (room, shared) in &net.rooms_kv.rooms {
+        fresh.handle_room(
+            room.clone(),
+            Some(shared.clone()),
+            net.rooms_kv.revision,
+            net.now,
+        );
+    }
+    net.nodes[i] = Node {
+        hub: fresh,
+        following: BTreeSet::new(),
+        inbox: HashMap::new(),
+        raw: HashMap::new(),
+    };
+}
+
+#[test]
+fn a_ban_on_one_node_puts_out_a_member_on_another_and_keeps_it_out() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let b = guest_from(&mut net, 1, "bob", "203.0.113.7");
+    join(&mut net, 1, b, "#r");
+    let irc = net.irc(1, "carol");
+    settle(&mut net);
+    let now = net.now;
+    net.nodes[1].hub.handle_bytes(irc, b"JOIN #r\r\n", now);
+    settle(&mut net);
+    net.recv(0, a);
+    net.recv(1, b);
+
+    let ban = ModAction::Ban {
+        target: "bob".into(),
+        duration: None,
+        reason: Some(text("spam")),
+    };
+    moderate(&mut net, 0, a, "#r", ban);
+    let at_b = net.recv(1, b);
+    assert_eq!(
+        kicks(&at_b),
+        [("alice".to_owned(), "bob".to_owned())],
+        "bob sees its kick, by the operator on the other node: {at_b:?}"
+    );
+    assert!(parted(&at_b), "and leaves the room there: {at_b:?}");
+    let at_a = net.recv(0, a);
+    assert_eq!(kicks(&at_a), [("alice".to_owned(), "bob".to_owned())]);
+    let kick_line = raw_text(&net, 1, irc);
+    assert!(
+        kick_line.contains(":alice!") && kick_line.contains("KICK #r bob :spam"),
+        "an IRC member on bob's node sees the kick: {kick_line}"
+    );
+    assert!(
+        !who(&mut net, 0, a).contains(&"bob".to_owned()),
+        "bob is in nobody's list"
+    );
+
+    let bans: Vec<String> = net.rooms_kv.rooms[&room("#r")]
+        .policy
+        .bans
+        .iter()
+        .map(|b| b.mask.to_string())
+        .collect();
+    assert_eq!(
+        bans,
+        ["nick:bob", "203.0.113.7/32"],
+        "bob's node adds the guest's address, as its operator"
+    );
+    join(&mut net, 1, b, "#r");
+    let again = net.recv(1, b);
+    assert!(!joined(&again), "{again:?}");
+    assert_eq!(
+        error(&again).map(|e| e.0),
+        Some(ErrorKind::Banned),
+        "{again:?}"
+    );
+
+    // Under another nick from the same address: held all the same, as on a single node.
+    let b3 = guest_from(&mut net, 0, "robert", "203.0.113.7");
+    join(&mut net, 0, b3, "#r");
+    let other = net.recv(0, b3);
+    assert_eq!(
+        error(&other).map(|e| e.0),
+        Some(ErrorKind::Banned),
+        "{other:?}"
+    );
+
+    // A node that restarts reads the ban.
+    restart(&mut net, 1);
+    let (b2, _) = guest(&mut net, 1, "bob");
+    join(&mut net, 1, b2, "#r");
+    let after = net.recv(1, b2);
+    assert_eq!(
+        error(&after).map(|e| e.0),
+        Some(ErrorKind::Banned),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_kick_on_one_node_puts_out_a_member_on_another() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (b, _) = guest(&mut net, 1, "bob");
+    join(&mut net, 1, b, "#r");
+    net.recv(1, b);
+    let kick = ModAction::Kick {
+        nick: nick("bob"),
+        reason: None,
+    };
+    moderate(&mut net, 0, a, "#r", kick);
+    let at_b = net.recv(1, b);
+    assert_eq!(kicks(&at_b), [("alice".to_owned(), "bob".to_owned())]);
+    assert!(parted(&at_b), "{at_b:?}");
+    // A kick is not a ban: bob may come back.
+    join(&mut net, 1, b, "#r");
+    assert!(joined(&net.recv(1, b)));
+    // The founder is out of reach from another node too.
+    let (o, _) = guest(&mut net, 1, "olga");
+    join(&mut net, 1, o, "#r");
+    net.recv(1, o);
+    moderate(
+        &mut net,
+        1,
+        o,
+        "#r",
+        ModAction::Kick {
+            nick: nick("alice"),
+            reason: None,
+        },
+    );
+    assert_eq!(
+        error(&net.recv(1, o)).map(|e| e.0),
+        Some(ErrorKind::NotOperator)
+    );
+}
+
+#[test]
+fn a_key_a_mute_and_an_invitation_set_on_one_node_hold_on_another() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Key(Some(text("sesame")))),
+    );
+    let (b, _) = guest(&mut net, 1, "bob");
+    join(&mut net, 1, b, "#r");
+    assert_eq!(error(&net.recv(1, b)).map(|e| e.0), Some(ErrorKind::BadKey));
+    // An invitation lets bob in without the key, and reaches it on its node.
+    moderate(&mut net, 0, a, "#r", ModAction::Invite(nick("bob")));
+    let told = net.recv(1, b);
+    assert!(
+        told.iter()
+            .any(|m| matches!(m, ServerMsg::Invited { by, .. } if *by == nick("alice"))),
+        "{told:?}"
+    );
+    join(&mut net, 1, b, "#r");
+    assert!(joined(&net.recv(1, b)));
+    let mute = ModAction::Mute {
+        target: "bob".into(),
+        duration: None,
+    };
+    moderate(&mut net, 0, a, "#r", mute);
+    net.recv(1, b);
+    net.send(1, b, &say(1, "hello?"));
+    let muted = net.recv(1, b);
+    assert!(
+        error(&muted).is_some_and(|(_, d)| d.contains("muted")),
+        "{muted:?}"
+    );
+    assert!(
+        !net.rooms_kv.rooms[&room("#r")]
+            .invited
+            .iter()
+            .any(|(n, _)| *n == nick("bob")),
+        "the invitation was used"
+    );
+}
+
+#[test]
+fn two_operators_changing_one_room_on_two_nodes_at_once_both_land() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (d, _) = guest(&mut net, 1, "dave");
+    register(&mut net, 1, d, PW, false);
+    join(&mut net, 1, d, "#r");
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    net.recv(1, d);
+    // Both change the room before either hears the other's change.
+    net.rooms_kv.hold_news = true;
+    let now = net.now;
+    let set = |change| {
+        encode_frame(&ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Mode(change),
+        })
+        .unwrap()
+    };
+    let m = set(ModeChange::Moderated(true));
+    let t = set(ModeChange::TopicOps(true));
+    net.nodes[0].hub.handle_bytes(a, &m, now);
+    net.nodes[1].hub.handle_bytes(d, &t, now);
+    settle(&mut net);
+    net.rooms_kv.hold_news = false;
+    net.deliver_room_news();
+    settle(&mut net);
+    for i in 0..2 {
+        let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
+        assert!(p.modes.moderated && p.modes.topic_ops, "node {i}: {p:?}");
+    }
+    // And a restarted node reads both.
+    restart(&mut net, 0);
+    let p = net.nodes[0].hub.rooms[&room("#r")].policy.clone().unwrap();
+    assert!(p.modes.moderated && p.modes.topic_ops);
+    assert_eq!(p.founder, Some(nick("alice")));
+    assert_eq!(p.ops, [nick("dave")]);
+}
+
+#[test]
+fn a_room_closed_on_one_node_is_left_on_every_node() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (b, _) = guest(&mut net, 1, "bob");
+    join(&mut net, 1, b, "#r");
+    net.recv(1, b);
+    let now = net.now;
+    // alice is an admin on node 0.
+    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
+    net.nodes[0].hub.handle_bytes(
+        a,
+        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
+            room: room("#r"),
+            reason: None,
+        }))
+        .unwrap(),
+        now,
+    );
+    settle(&mut net);
+    assert!(parted(&net.recv(1, b)), "bob leaves on its node");
+    assert!(!net.rooms_kv.rooms.contains_key(&room("#r")));
+    assert!(
+        net.nodes[1]
+            .hub
+            .rooms
+            .get(&room("#r"))
+            .is_none_or(|r| r.policy.is_none()),
+        "the room is not registered there any more"
+    );
+}
+
+#[test]
+fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its_nick() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (d, _) = guest(&mut net, 1, "dave");
+    register(&mut net, 1, d, PW, false);
+    join(&mut net, 1, d, "#r");
+    let mute = ModAction::Mute {
+        target: "dave".into(),
+        duration: None,
+    };
+    moderate(&mut net, 0, a, "#r", mute);
+    let mutes: Vec<String> = net.rooms_kv.rooms[&room("#r")]
+        .policy
+        .mutes
+        .iter()
+        .map(|m| m.mask.to_string())
+        .collect();
+    assert_eq!(mutes, ["account:dave"]);
+    net.recv(1, d);
+    net.send(1, d, &say(1, "hello?"));
+    assert!(error(&net.recv(1, d)).is_some_and(|(_, w)| w.contains("muted")));
+    let unmute = ModAction::Unmute {
+        target: "dave".into(),
+    };
+    moderate(&mut net, 0, a, "#r", unmute);
+    assert!(error(&net.recv(0, a)).is_none(), "unmuted by nick");
+    net.recv(1, d);
+    net.send(1, d, &say(2, "back"));
+    let got = net.recv(1, d);
+    assert!(error(&got).is_none(), "{got:?}");
+    assert!(events(&got).iter().any(|e| e.2.contains("back")), "{got:?}");
+}
+
+#[test]
+fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let (d, _) = guest(&mut net, 1, "dave");
+    register(&mut net, 1, d, PW, false);
+    join(&mut net, 1, d, "#r");
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    // dave's edit lands first, alice's is merged with it; dave's node hears the news of both
+    // before the answer to its own edit.
+    net.rooms_kv.hold_answers = true;
+    moderate(
+        &mut net,
+        1,
+        d,
+        "#r",
+        ModAction::Mode(ModeChange::TopicOps(true)),
+    );
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Moderated(true)),
+    );
+    let p = net.nodes[1].hub.rooms[&room("#r")].policy.clone().unwrap();
+    assert!(
+        p.modes.topic_ops && !p.modes.moderated,
+        "dave's node holds the news back while its edit is unanswered: {p:?}"
+    );
+    net.rooms_kv.hold_answers = false;
+    for (i, r, revision) in core::mem::take(&mut net.rooms_kv.answers) {
+        net.nodes[i].hub.handle_room_written(&r, Some(revision));
+    }
+    settle(&mut net);
+    for i in 0..2 {
+        let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
+        assert!(p.modes.moderated && p.modes.topic_ops, "node {i}: {p:?}");
+    }
+}
