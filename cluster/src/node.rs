@@ -3,6 +3,7 @@
 //! hands its events back in the log's order, and a task that keeps this node's lease alive.
 
 use crate::names::{nick_key, room_stream, room_subject};
+use crate::search::SearchIndex;
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::{HeaderMap, connection::State};
@@ -261,6 +262,8 @@ struct History {
     prefix: String,
     wait: Duration,
     tx: mpsc::UnboundedSender<ClusterIn>,
+    /// The followed rooms' chat lines, for search.
+    index: SearchIndex,
 }
 
 impl Drop for Node {
@@ -321,11 +324,13 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
+        let index = SearchIndex::open(cfg.search_dir.as_deref()).map_err(ClusterError::Index)?;
         let history = History {
             js: js.clone(),
             prefix: cfg.prefix.clone(),
             wait: cfg.ack_timeout,
             tx: in_tx.clone(),
+            index: index.clone(),
         };
         // Ends when the driver (which holds the sender) does.
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
@@ -382,6 +387,7 @@ impl Node {
             replies,
             mine: Mine::default(),
             pending: pending.clone(),
+            index,
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
@@ -459,17 +465,15 @@ impl Node {
         self.inbox.try_recv().ok()
     }
 
-    /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
-    /// history page comes back as [`ClusterIn::Answer`]. Searches are not answered from logs:
-    /// they are refused in words.
+    /// Answers the hub's read `q` (see [`Hub::poll_query`]) aside, as [`ClusterIn::Answer`]: a
+    /// history page from the room's log, a search from this node's index of the followed
+    /// rooms' logs (`search.rs`).
     pub fn query(&self, id: QueryId, q: Query) {
         let h = self.history.clone();
         tokio::spawn(async move {
             let answer = match q {
                 Query::History(q) => Answer::History(read_history(&h, &q).await),
-                Query::Search(_) => {
-                    Answer::Search(Err("search is not available in a cluster".into()))
-                }
+                Query::Search(q) => Answer::Search(h.index.search(q).await),
             };
             let _ = h.tx.send(ClusterIn::Answer { id, answer });
         });
@@ -714,6 +718,8 @@ struct Driver {
     /// This node's publishes not seen back in the log yet.
     mine: Mine,
     pending: Arc<Pending>,
+    /// The followed rooms' chat lines, for search.
+    index: SearchIndex,
 }
 
 /// This node's publishes not yet read back from their room's log: the log handing an event
@@ -1126,6 +1132,7 @@ impl Driver {
             tx: self.tx.clone(),
             links: self.links.subscribe(),
             last_node: std::sync::Arc::from(""),
+            index: self.index.clone(),
         };
         // The first read is made here, so a failure is the follow's.
         let messages = reader.messages().await?;
@@ -1150,6 +1157,13 @@ impl Driver {
         let sent = if is_membership(&event.kind) {
             let mut headers = HeaderMap::new();
             headers.insert(NODE_HEADER, self.id.as_str());
+            self.client
+                .publish_with_headers(subject, headers, payload.clone())
+                .await
+        } else if let Some(line) = crate::line_id::line_id(&event).filter(|_| self.cfg.line_ids) {
+            // JetStream stores a line once, whichever node's copy comes first (`line_id.rs`).
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, line.as_str());
             self.client
                 .publish_with_headers(subject, headers, payload.clone())
                 .await
@@ -1186,6 +1200,8 @@ struct RoomReader {
     links: watch::Receiver<u64>,
     /// The node the last event was about, shared with the events about it.
     last_node: std::sync::Arc<str>,
+    /// Where every chat line read goes, for search (before the hub hears of it).
+    index: SearchIndex,
 }
 
 impl RoomReader {
@@ -1324,6 +1340,7 @@ impl RoomReader {
         };
         event.room = self.room.clone();
         event.seq = Seq(seq);
+        self.index.add(&event);
         let headers = m.headers.as_ref();
         // Only membership events name a node; the others keep the last one named (unused).
         if let Some(node_now) = headers

@@ -562,7 +562,8 @@ impl HubTask {
             while let Some(out) = self.hub.poll_cluster() {
                 cluster.send(out);
             }
-            // History beyond the ring is read from the rooms' logs.
+            // History beyond the ring is read from the rooms' logs, searches from the node's
+            // index of them.
             while let Some((id, q)) = self.hub.poll_query() {
                 cluster.query(id, q);
             }
