@@ -266,7 +266,10 @@ mod tests {
         index.add(&say("#b", 1, "words elsewhere"));
         let q = |room: Option<&str>| SearchQuery {
             words: "words".into(),
-            room: room.map(|r| RoomName::new(r).unwrap()),
+            rooms: room
+                .map(|r| RoomName::new(r).unwrap())
+                .into_iter()
+                .collect(),
             limit: 50,
         };
         let seqs = |hits: Vec<RoomEvent>| -> Vec<(String, u64)> {

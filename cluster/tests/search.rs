@@ -101,7 +101,7 @@ async fn ask(node: &mut Node, id: u64, q: Query) -> Answer {
 async fn search(node: &mut Node, id: u64, r: Option<&RoomName>, words: &str) -> Vec<(u64, String)> {
     let q = Query::Search(SearchQuery {
         words: words.to_owned(),
-        room: r.cloned(),
+        rooms: r.cloned().into_iter().collect(),
         limit: 50,
     });
     match ask(node, id, q).await {

@@ -317,9 +317,22 @@ impl Hub {
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(r.clone()), detail);
         }
         if self.reads_log() {
+            // The store is asked for the user's rooms only, so that lines of rooms it may not
+            // read never fill the results in place of its own rooms' lines.
+            let rooms: Vec<RoomName> = match room {
+                Some(r) => vec![r],
+                None => self
+                    .users
+                    .get(&uid)
+                    .map(|u| u.rooms.iter().cloned().collect())
+                    .unwrap_or_default(),
+            };
+            if rooms.is_empty() {
+                return self.send_found(conn, uid, Vec::new());
+            }
             let q = Query::Search(SearchQuery {
                 words: words.as_str().to_owned(),
-                room,
+                rooms,
                 limit: SEARCH_MAX_RESULTS,
             });
             if !self.ask(q, Asker::Search { conn, user: uid }) {

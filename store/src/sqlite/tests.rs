@@ -118,7 +118,7 @@ fn startup_and_history_work_do_not_grow_with_the_history() {
     // segments: its work grows a little, not with the events (a scan of 30,000 would be 5×).
     let q = SearchQuery {
         words: "line 42".into(),
-        room: Some(RoomName::new("#b").unwrap()),
+        rooms: vec![RoomName::new("#b").unwrap()],
         limit: 50,
     };
     let (hits, small_search) = steps(&mut rs, |r| r.search(&q).unwrap());
@@ -206,7 +206,7 @@ fn a_full_disk_fails_writes_not_reads_and_passes() {
     let hits = reader
         .search(&SearchQuery {
             words: "yyyy".into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 50,
         })
         .unwrap();
@@ -236,7 +236,7 @@ fn a_search_past_its_budget_stops_between_steps() {
     hurried.search_window = (10, 10);
     let q = |words: &str| SearchQuery {
         words: words.into(),
-        room: None,
+        rooms: Vec::new(),
         limit: 50,
     };
     // The newest step holds a match: it is returned.
@@ -347,12 +347,21 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
     assert!(plan("w1 w2", 6000).1.is_some());
     assert_eq!(plan("w1 w2", 10_000_000).1, None);
     for words in &queries {
-        for room in [None, Some("#busy"), Some("#quiet")] {
+        // Every room, one room, and two of three (a user's rooms: the busy one's lines must
+        // not take the places of theirs).
+        let sets: [&[&str]; 5] = [
+            &[],
+            &["#busy"],
+            &["#quiet"],
+            &["#some", "#quiet"],
+            &["#nowhere"],
+        ];
+        for room in sets {
             let expect: Vec<(String, u64)> = lines
                 .iter()
                 .rev()
                 .filter(|(r, _, t)| {
-                    room.is_none_or(|want| want == *r)
+                    (room.is_empty() || room.contains(r))
                         && words.iter().all(|w| t.split(' ').any(|x| x == *w))
                 })
                 .take(50)
@@ -361,7 +370,7 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
             let got: Vec<(String, u64)> = reader
                 .search(&SearchQuery {
                     words: words.join(" "),
-                    room: room.map(|r| RoomName::new(r).unwrap()),
+                    rooms: room.iter().map(|r| RoomName::new(*r).unwrap()).collect(),
                     limit: 50,
                 })
                 .unwrap()
@@ -803,7 +812,7 @@ fn hits(reader: &mut Reader, words: &str) -> Vec<(String, u64)> {
     reader
         .search(&SearchQuery {
             words: words.into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 50,
         })
         .unwrap()

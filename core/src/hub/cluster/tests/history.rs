@@ -16,7 +16,7 @@ impl Net {
             .log
             .iter()
             .filter(|(r, _)| self.nodes[i].following.contains(*r))
-            .filter(|(r, _)| q.room.as_ref().is_none_or(|want| want == *r))
+            .filter(|(r, _)| q.rooms.is_empty() || q.rooms.contains(*r))
             .flat_map(|(_, events)| events.iter())
             .filter(|e| match &e.kind {
                 EventKind::Say { text, .. } | EventKind::Act { text, .. } => {
