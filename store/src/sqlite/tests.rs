@@ -370,7 +370,7 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
             let got: Vec<(String, u64)> = reader
                 .search(&SearchQuery {
                     words: words.join(" "),
-                    rooms: room.iter().map(|r| RoomName::new(*r).unwrap()).collect(),
+                    rooms: room.iter().map(|r| RoomName::new(r).unwrap()).collect(),
                     limit: 50,
                 })
                 .unwrap()
