@@ -3,30 +3,15 @@
 //! succeeds; writes of several nodes to one account at once all land (compare-and-swap on the
 //! revision); every node hears every change; a node starting reads every account.
 
+mod common;
+
+use common::*;
 use natter_cluster::test_server::NatsServer;
-use natter_cluster::{ClusterConfig, ClusterIn, Node};
+use natter_cluster::{ClusterIn, Node};
 use natter_core::accounts::PasswordHash;
 use natter_core::hub::ClusterOut;
 use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
-use natter_core::{Millis, Nick, RoomName, Seq};
-use std::time::Duration;
-
-/// How long anything in these tests may take.
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn node(nats: &NatsServer) -> Node {
-    Node::start(ClusterConfig::new(vec![nats.url()]))
-        .await
-        .expect("a node joins")
-}
-
-fn nick(s: &str) -> Nick {
-    Nick::new(s).unwrap()
-}
-
-fn room(s: &str) -> RoomName {
-    RoomName::new(s).unwrap()
-}
+use natter_core::{Millis, Seq};
 
 fn record(name: &str, hash: &str) -> AccountRecord {
     AccountRecord {
@@ -34,21 +19,6 @@ fn record(name: &str, hash: &str) -> AccountRecord {
         hash: PasswordHash(hash.into()),
         created: Millis(1),
     }
-}
-
-/// The next thing from `node` that `pick` takes, within [`WAIT`].
-async fn next<T>(node: &mut Node, what: &str, pick: impl Fn(ClusterIn) -> Option<T>) -> T {
-    let find = async {
-        loop {
-            let got = node.next().await.expect("the node runs");
-            if let Some(t) = pick(got) {
-                return t;
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, find)
-        .await
-        .unwrap_or_else(|_| panic!("no {what} in time"))
 }
 
 async fn created(node: &mut Node, want: u64) -> Result<bool, String> {

@@ -3,29 +3,14 @@
 //! (compare-and-swap on the revision, each edit applied to the entry as it is); every node
 //! hears every change; a node starting reads every room; a close removes the room everywhere.
 
+mod common;
+
+use common::*;
 use natter_cluster::test_server::NatsServer;
-use natter_cluster::{ClusterConfig, ClusterIn, Node};
+use natter_cluster::{ClusterIn, Node};
+use natter_core::RoomName;
 use natter_core::hub::ClusterOut;
 use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, SharedRoom};
-use natter_core::{Nick, RoomName};
-use std::time::Duration;
-
-/// How long anything in these tests may take.
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn node(nats: &NatsServer) -> Node {
-    Node::start(ClusterConfig::new(vec![nats.url()]))
-        .await
-        .expect("a node joins")
-}
-
-fn nick(s: &str) -> Nick {
-    Nick::new(s).unwrap()
-}
-
-fn room(s: &str) -> RoomName {
-    RoomName::new(s).unwrap()
-}
 
 fn ban(mask: &str, by: &str) -> PolicyEdit {
     PolicyEdit::Ban(Entry {

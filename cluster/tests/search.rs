@@ -5,6 +5,9 @@
 //! published by two nodes (a late copy) is stored once (its `Nats-Msg-Id`, when the nodes give
 //! lines one).
 
+mod common;
+
+use common::*;
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
 use natter_core::hub::ClusterOut;
@@ -13,18 +16,11 @@ use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 use std::time::Duration;
 
-/// How long anything in these tests may take.
-const WAIT: Duration = Duration::from_secs(20);
-
 async fn node(nats: &NatsServer) -> Node {
     let mut cfg = ClusterConfig::new(vec![nats.url()]);
     // A small window of recent events: most of the log is read for the roster only.
     cfg.recent = 3;
     Node::start(cfg).await.expect("a node joins")
-}
-
-fn room(s: &str) -> RoomName {
-    RoomName::new(s).unwrap()
 }
 
 fn line(r: &RoomName, id: u64, at: u64, text: &str) -> RoomEvent {
@@ -44,21 +40,6 @@ fn line(r: &RoomName, id: u64, at: u64, text: &str) -> RoomEvent {
 fn now_millis() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The next thing from `node` that `pick` takes, within [`WAIT`].
-async fn next<T>(node: &mut Node, what: &str, pick: impl Fn(ClusterIn) -> Option<T>) -> T {
-    let find = async {
-        loop {
-            let got = node.next().await.expect("the node runs");
-            if let Some(t) = pick(got) {
-                return t;
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, find)
-        .await
-        .unwrap_or_else(|_| panic!("no {what} in time"))
 }
 
 /// Publishes `texts` into `r` from `node` (following it), one at a time, each once it is back
