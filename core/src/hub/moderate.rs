@@ -798,13 +798,28 @@ impl Hub {
         admin: bool,
         what: &str,
     ) -> Result<(), Refusal> {
-        let founder = self
-            .rooms
+        let founder = self.founder_folded(room);
+        let is_founder = founder.is_some() && self.account_of(target) == founder;
+        Self::spare_founder(is_founder, admin, room, what)
+    }
+
+    /// The folded account name of `room`'s founder, if it has one.
+    fn founder_folded(&self, room: &RoomName) -> Option<String> {
+        self.rooms
             .get(room)
             .and_then(|r| r.policy.as_ref())
             .and_then(|p| p.founder.as_ref())
-            .map(Nick::folded);
-        if !admin && founder.is_some() && self.account_of(target) == founder {
+            .map(Nick::folded)
+    }
+
+    /// An operator's act on the founder is refused (an admin's is not).
+    fn spare_founder(
+        is_founder: bool,
+        admin: bool,
+        room: &RoomName,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        if is_founder && !admin {
             return Err((
                 ErrorKind::NotOperator,
                 format!("the founder of {room} cannot be {what}"),
@@ -885,19 +900,10 @@ impl Hub {
         admin: bool,
         what: &str,
     ) -> Result<(), Refusal> {
-        let founder = self
-            .rooms
-            .get(room)
-            .and_then(|r| r.policy.as_ref())
-            .and_then(|p| p.founder.as_ref())
-            .map(Nick::folded);
-        if !admin && founder.is_some_and(|f| f == nick.folded()) {
-            return Err((
-                ErrorKind::NotOperator,
-                format!("the founder of {room} cannot be {what}"),
-            ));
-        }
-        Ok(())
+        let is_founder = self
+            .founder_folded(room)
+            .is_some_and(|f| f == nick.folded());
+        Self::spare_founder(is_founder, admin, room, what)
     }
 
     /// What holds a person: its account if signed in, else its nick and address.
