@@ -443,7 +443,7 @@ impl Hub {
             match t {
                 Timer::Detect(c) => self.detect_wait_over(c, now),
                 Timer::Hello(c) => self.hello_timeout(c, now),
-                Timer::Keepalive(c) => self.keepalive(c, now),
+                Timer::Keepalive => self.keepalive_sweep(now),
                 Timer::Flood(c) => self.run_pending(c, now),
                 Timer::Takeover(d) => self.takeover_probe_over(d, now),
                 Timer::Grace(d) => {
