@@ -29,9 +29,11 @@
 
 mod accounts;
 mod kept;
+mod line_id;
 mod names;
 mod node;
 mod rooms;
+mod search;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
@@ -61,6 +63,14 @@ pub struct ClusterConfig {
     /// How long a resume session's record is kept after it last changed (any node can resume
     /// it meanwhile; the hub's own grace decides on the node that holds it).
     pub session_ttl: Duration,
+    /// Where the node keeps its search index of the followed rooms' logs (a directory of its
+    /// own in it, removed when the node stops; see `search.rs`); `None`: the OS's temporary
+    /// directory.
+    pub search_dir: Option<std::path::PathBuf>,
+    /// Whether chat lines carry a JetStream message id (`Nats-Msg-Id`, see `line_id.rs`), so a
+    /// late copy of a line is stored once. Off by default: it costs nats-server about a third
+    /// more CPU per message (bench/README.md).
+    pub line_ids: bool,
 }
 
 impl ClusterConfig {
@@ -74,6 +84,8 @@ impl ClusterConfig {
             ack_timeout: Duration::from_secs(2),
             lease: Duration::from_secs(15),
             session_ttl: Duration::from_secs(86_400),
+            search_dir: None,
+            line_ids: false,
         }
     }
 }
@@ -97,4 +109,7 @@ pub enum ClusterError {
         /// Why it failed.
         why: String,
     },
+    /// The node's local search index (a cache of the followed rooms' logs) cannot be made.
+    #[error("{0}")]
+    Index(String),
 }

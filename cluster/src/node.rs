@@ -3,6 +3,7 @@
 //! hands its events back in the log's order, and a task that keeps this node's lease alive.
 
 use crate::names::{nick_key, room_stream, room_subject};
+use crate::search::SearchIndex;
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::{HeaderMap, connection::State};
@@ -261,6 +262,8 @@ struct History {
     prefix: String,
     wait: Duration,
     tx: mpsc::UnboundedSender<ClusterIn>,
+    /// The followed rooms' chat lines, for search.
+    index: SearchIndex,
 }
 
 impl Drop for Node {
@@ -321,11 +324,13 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
+        let index = SearchIndex::open(cfg.search_dir.as_deref()).map_err(ClusterError::Index)?;
         let history = History {
             js: js.clone(),
             prefix: cfg.prefix.clone(),
             wait: cfg.ack_timeout,
             tx: in_tx.clone(),
+            index: index.clone(),
         };
         // Ends when the driver (which holds the sender) does.
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
@@ -382,6 +387,7 @@ impl Node {
             replies,
             mine: Mine::default(),
             pending: pending.clone(),
+            index,
         };
         let driver = tokio::spawn(driver.run(out_rx));
         Ok(Node {
@@ -459,17 +465,15 @@ impl Node {
         self.inbox.try_recv().ok()
     }
 
-    /// Answers the hub's read `q` (see [`Hub::poll_query`]) from the room's log, aside: a
-    /// history page comes back as [`ClusterIn::Answer`]. Searches are not answered from logs:
-    /// they are refused in words.
+    /// Answers the hub's read `q` (see [`Hub::poll_query`]) aside, as [`ClusterIn::Answer`]: a
+    /// history page from the room's log, a search from this node's index of the followed
+    /// rooms' logs (`search.rs`).
     pub fn query(&self, id: QueryId, q: Query) {
         let h = self.history.clone();
         tokio::spawn(async move {
             let answer = match q {
                 Query::History(q) => Answer::History(read_history(&h, &q).await),
-                Query::Search(_) => {
-                    Answer::Search(Err("search is not available in a cluster".into()))
-                }
+                Query::Search(q) => Answer::Search(h.index.search(q).await),
             };
             let _ = h.tx.send(ClusterIn::Answer { id, answer });
         });
@@ -714,6 +718,8 @@ struct Driver {
     /// This node's publishes not seen back in the log yet.
     mine: Mine,
     pending: Arc<Pending>,
+    /// The followed rooms' chat lines, for search.
+    index: SearchIndex,
 }
 
 /// This node's publishes not yet read back from their room's log: the log handing an event
@@ -1113,10 +1119,12 @@ impl Driver {
         let start = state.last_sequence.saturating_sub(self.cfg.recent as u64) + 1;
         // Who is in the room is read from its first event on (see `ClusterIn::Past`).
         let first = state.first_sequence.max(1);
-        let reader = RoomReader {
+        let mut reader = RoomReader {
             room: room.clone(),
             stream,
             next: first,
+            delivered: 0,
+            heard: true,
             recent_from: start,
             mine: self.mine.clone(),
             client: self.client.clone(),
@@ -1124,6 +1132,7 @@ impl Driver {
             tx: self.tx.clone(),
             links: self.links.subscribe(),
             last_node: std::sync::Arc::from(""),
+            index: self.index.clone(),
         };
         // The first read is made here, so a failure is the follow's.
         let messages = reader.messages().await?;
@@ -1151,6 +1160,13 @@ impl Driver {
             self.client
                 .publish_with_headers(subject, headers, payload.clone())
                 .await
+        } else if let Some(line) = crate::line_id::line_id(&event).filter(|_| self.cfg.line_ids) {
+            // JetStream stores a line once, whichever node's copy comes first (`line_id.rs`).
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, line.as_str());
+            self.client
+                .publish_with_headers(subject, headers, payload.clone())
+                .await
         } else {
             self.client.publish(subject, payload.clone()).await
         };
@@ -1172,6 +1188,10 @@ struct RoomReader {
     client: async_nats::Client,
     /// The seq of the next event to hand over.
     next: u64,
+    /// The consumer's sequence of the last delivery read (a gap: read again from `next`).
+    delivered: u64,
+    /// Whether anything came since the last look (no idle heartbeat for a while: read again).
+    heard: bool,
     /// Events before this one are read for who is in the room only.
     recent_from: u64,
     mine: Mine,
@@ -1180,42 +1200,67 @@ struct RoomReader {
     links: watch::Receiver<u64>,
     /// The node the last event was about, shared with the events about it.
     last_node: std::sync::Arc<str>,
+    /// Where every chat line read goes, for search (before the hub hears of it).
+    index: SearchIndex,
 }
 
 impl RoomReader {
-    /// An ordered push consumer from `next`: JetStream sends each event as it is stored (with
-    /// flow control), with no pull requests to answer.
-    async fn messages(&self) -> Result<consumer::push::Ordered, String> {
+    /// A push consumer from `next` (ephemeral, unacknowledged, with flow control and idle
+    /// heartbeats: JetStream sends each event as it stores it), read through a plain
+    /// subscription that this reader keeps in order itself: async-nats's ordered consumer arms
+    /// a timer, clones its context and parses the delivery's subject twice per event.
+    async fn messages(&mut self) -> Result<async_nats::Subscriber, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("the room cannot be read ({e})");
+        let subject = self.client.new_inbox();
+        // Subscribed first: the consumer sends as soon as it is made.
+        let sub = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| cannot(&e))?;
         self.stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
+            .create_consumer(consumer::push::Config {
+                deliver_subject: subject,
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: self.next,
                 },
+                ack_policy: consumer::AckPolicy::None,
+                max_deliver: 1,
+                flow_control: true,
+                idle_heartbeat: HEARTBEAT,
+                inactive_threshold: Duration::from_secs(30),
+                num_replicas: 1,
+                memory_storage: true,
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("the room cannot be read ({e})"))?
-            .messages()
-            .await
-            .map_err(|e| format!("the room cannot be read ({e})"))
+            .map_err(|e| cannot(&e))?;
+        self.delivered = 0;
+        self.heard = true;
+        Ok(sub)
     }
 
-    async fn run(mut self, mut messages: consumer::push::Ordered) {
+    async fn run(mut self, mut messages: async_nats::Subscriber) {
         self.links.mark_unchanged();
+        let mut look = tokio::time::interval(2 * HEARTBEAT);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        look.reset();
         loop {
             tokio::select! {
-                m = messages.next() => match m {
-                    Some(Ok(m)) => {
-                        if !self.hand_over(&m) {
-                            return;
+                m = messages.next() => match m.map(|m| self.take(m)) {
+                    Some(Take::Next) => continue,
+                    Some(Take::Stop) => return,
+                    Some(Take::Answer(reply)) => {
+                        // Flow control: JetStream sends more once answered.
+                        if let Err(e) = self.client.publish(reply, Bytes::new()).await {
+                            debug!(room = %self.room, error = %e, "flow control not answered");
                         }
                         continue;
                     }
-                    Some(Err(e)) => {
-                        debug!(room = %self.room, error = %e, "room reader");
-                        continue;
+                    Some(Take::Again) => {
+                        debug!(room = %self.room, from = self.next, "room reader missed a delivery");
                     }
+                    // The subscription ended.
                     None => {}
                 },
                 changed = self.links.changed() => {
@@ -1223,8 +1268,15 @@ impl RoomReader {
                         return;
                     }
                 }
+                _ = look.tick() => {
+                    if std::mem::take(&mut self.heard) {
+                        continue;
+                    }
+                    debug!(room = %self.room, "room reader heard nothing for two heartbeats");
+                }
             }
-            // The connection came back (or the read ended): read again from `next`.
+            // The connection came back, a delivery was missed, nothing came for too long (or
+            // the read ended): read again from `next`.
             messages = loop {
                 match self.messages().await {
                     Ok(m) => break m,
@@ -1234,15 +1286,47 @@ impl RoomReader {
                     }
                 }
             };
+            look.reset();
             debug!(room = %self.room, from = self.next, "room reader reads again");
         }
     }
 
-    /// Hands one message over; false once the hub side is gone.
-    fn hand_over(&mut self, m: &jetstream::Message) -> bool {
-        let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
-            return true;
+    /// What to do with one message of the consumer.
+    fn take(&mut self, m: async_nats::Message) -> Take {
+        self.heard = true;
+        if let Some(status) = m.status {
+            if status != async_nats::StatusCode::IDLE_HEARTBEAT {
+                debug!(room = %self.room, %status, "room reader");
+                return Take::Next;
+            }
+            // An idle heartbeat says which delivery was the last; a flow control asks for an
+            // answer.
+            let last = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_LAST_CONSUMER))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            if last.is_some_and(|last| last != self.delivered) {
+                return Take::Again;
+            }
+            return m.reply.map_or(Take::Next, Take::Answer);
+        }
+        let Some((seq, delivered)) = m.reply.as_deref().and_then(delivery_seqs) else {
+            return Take::Next;
         };
+        if delivered != self.delivered + 1 {
+            return Take::Again;
+        }
+        self.delivered = delivered;
+        if self.hand_over(seq, &m) {
+            Take::Next
+        } else {
+            Take::Stop
+        }
+    }
+
+    /// Hands over the event of stream seq `seq`; false once the hub side is gone.
+    fn hand_over(&mut self, seq: u64, m: &async_nats::Message) -> bool {
         if seq < self.next {
             return true;
         }
@@ -1256,6 +1340,7 @@ impl RoomReader {
         };
         event.room = self.room.clone();
         event.seq = Seq(seq);
+        self.index.add(&event);
         let headers = m.headers.as_ref();
         // Only membership events name a node; the others keep the last one named (unused).
         if let Some(node_now) = headers
@@ -1282,6 +1367,40 @@ impl RoomReader {
             })
             .is_ok()
     }
+}
+
+/// What a room reader does after a message of its consumer.
+enum Take {
+    /// Reads the next.
+    Next,
+    /// Stops: the hub side is gone.
+    Stop,
+    /// Answers this flow control request.
+    Answer(async_nats::Subject),
+    /// Reads again from the next event to hand over: a delivery was missed.
+    Again,
+}
+
+/// How often a room's consumer says it is alive when it has nothing to send.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The stream's and the consumer's sequence of a JetStream delivery, from its reply subject
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`, or
+/// with a domain and an account hash before the stream, and a token after).
+fn delivery_seqs(reply: &str) -> Option<(u64, u64)> {
+    let rest = reply.strip_prefix("$JS.ACK.")?;
+    let mut tokens = [""; 12];
+    let mut n = 0;
+    for t in rest.split('.') {
+        *tokens.get_mut(n)? = t;
+        n += 1;
+    }
+    let (stream, consumer) = match n {
+        7 => (tokens[3], tokens[4]),
+        9.. => (tokens[5], tokens[6]),
+        _ => return None,
+    };
+    Some((stream.parse().ok()?, consumer.parse().ok()?))
 }
 
 /// Whether `kind` changes who is in a room: such events name their node (member lists count
@@ -1545,6 +1664,18 @@ mod tests {
 
     fn room(name: &str) -> RoomName {
         RoomName::new(name).unwrap()
+    }
+
+    #[test]
+    fn a_deliverys_sequences_are_read_from_its_subject() {
+        let v1 = "$JS.ACK.NATTER_ROOM_2361.KfVX6dXm.1.42.7.1764770000000000000.3";
+        assert_eq!(delivery_seqs(v1), Some((42, 7)));
+        let v2 = "$JS.ACK._.ACCHASH.NATTER_ROOM_2361.KfVX6dXm.1.42.7.1764770000000000000.3.tok";
+        assert_eq!(delivery_seqs(v2), Some((42, 7)));
+        assert_eq!(delivery_seqs("$JS.ACK.S.C.1.x.7.1.0"), None);
+        assert_eq!(delivery_seqs("_INBOX.abc"), None);
+        assert_eq!(delivery_seqs("$JS.ACK.a.b.c"), None);
+        assert_eq!(delivery_seqs("$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m"), None);
     }
 
     #[test]

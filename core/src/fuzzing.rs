@@ -656,7 +656,7 @@ impl HubRig {
             Query::Search(s) => Answer::Search(if fail {
                 Err("store busy".into())
             } else {
-                let r = s.room.clone().unwrap_or_else(RoomName::lobby);
+                let r = s.rooms.first().cloned().unwrap_or_else(RoomName::lobby);
                 let n = u64::from(ops.byte() % 3);
                 Ok((0..n).map(|i| ev(&r, 10 - i, ops)).collect())
             }),

@@ -284,8 +284,10 @@ pub struct SearchQuery {
     /// The words, as a person typed them: every word must occur; search syntax is taken
     /// literally.
     pub words: String,
-    /// Only this room, if given.
-    pub room: Option<RoomName>,
+    /// Only these rooms: the hub names the room asked for, or every room the asker is in, so
+    /// that lines of rooms the asker may not read never take the places of its own rooms' lines
+    /// among the results. Empty: every room (tools and tests).
+    pub rooms: Vec<RoomName>,
     /// At most this many (the store caps it at [`crate::limits::SEARCH_MAX_RESULTS`]).
     pub limit: usize,
 }

@@ -118,6 +118,10 @@ struct Args {
     /// the other nodes take its users for gone [default: 15000]
     #[arg(long, value_name = "MS", env = "NATTER_CLUSTER_LEASE_MS")]
     cluster_lease_ms: Option<u64>,
+    /// Give each chat line a JetStream message id, so that a copy of a line a node sends late
+    /// (after a reconnection) is stored once: costs NATS about a third more CPU per message
+    #[arg(long, env = "NATTER_CLUSTER_LINE_IDS")]
+    cluster_line_ids: bool,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
     #[arg(long, value_name = "FILE")]
@@ -258,6 +262,11 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         if let Some(ms) = args.cluster_lease_ms {
             c.lease = std::time::Duration::from_millis(ms.max(300));
         }
+        // The node's search index goes in the data dir (the OS's temporary one with
+        // --ephemeral, or when there is no data dir to be had).
+        let data_dir = store_config(args, &file.store).ok().flatten();
+        c.search_dir = data_dir.map(|s| s.dir.join("cluster-search"));
+        c.line_ids = args.cluster_line_ids;
         c
     });
     let store = match cluster {
@@ -637,5 +646,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("connect_window_ms = 0"), "{e}");
+    }
+
+    #[test]
+    fn a_clusters_search_index_goes_in_the_data_dir_unless_ephemeral() {
+        let search_dir = |argv: &[&str]| {
+            let args = Args::parse_from(argv);
+            let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+            assert!(c.store.is_none(), "a cluster opens no store");
+            c.cluster.expect("a cluster").search_dir
+        };
+        let cluster = ["natter-server", "--cluster", "nats://127.0.0.1:4222"];
+        let with_dir = [&cluster[..], &["--data-dir", "/srv/natter"]].concat();
+        assert_eq!(
+            search_dir(&with_dir),
+            Some(PathBuf::from("/srv/natter/cluster-search"))
+        );
+        let ephemeral = [&with_dir[..], &["--ephemeral"]].concat();
+        assert_eq!(search_dir(&ephemeral), None);
+        let line_ids = |argv: &[&str]| {
+            let args = Args::parse_from(argv);
+            let c = server_config(&args, &FileConfig::default(), [0; 32]).unwrap();
+            c.cluster.expect("a cluster").line_ids
+        };
+        assert!(!line_ids(&cluster));
+        assert!(line_ids(&[&cluster[..], &["--cluster-line-ids"]].concat()));
     }
 }

@@ -351,7 +351,7 @@ async fn searches(
         let label = format!("{words:?} in {room:?}");
         let q = SearchQuery {
             words,
-            room,
+            rooms: room.into_iter().collect(),
             limit: 50,
         };
         let (t, c) = (Instant::now(), thread_cpu());

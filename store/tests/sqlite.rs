@@ -31,7 +31,7 @@ fn search(store: &SqliteStore, words: &str, room: Option<&str>) -> Vec<(String, 
         .unwrap()
         .search(&SearchQuery {
             words: words.into(),
-            room: room.map(common::room),
+            rooms: room.map(common::room).into_iter().collect(),
             limit: SEARCH_MAX_RESULTS,
         })
         .unwrap_or_else(|e| panic!("search {words:?} failed: {e}"))
@@ -471,7 +471,7 @@ fn search_finds_words_newest_first_with_an_optional_room() {
         .unwrap()
         .search(&SearchQuery {
             words: "jumps".into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 5,
         })
         .unwrap();
@@ -566,7 +566,7 @@ fn hostile_search_strings_never_error_and_match_literally() {
     for q in hostile {
         let r = reader.search(&SearchQuery {
             words: q.into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 50,
         });
         assert!(r.is_ok(), "{q:?} gave {r:?}");

@@ -1590,6 +1590,8 @@ mod tests {
 
     /// Accounts in a cluster (`cluster/tests/accounts.rs`), driving this module's `Net`.
     mod accounts;
+    /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
+    mod history;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
     mod rooms;
 
@@ -1811,7 +1813,7 @@ mod tests {
                         events: below[from..].to_vec(),
                     }))
                 }
-                Query::Search(_) => Answer::Search(Err("no search".into())),
+                Query::Search(q) => Answer::Search(Ok(self.search(i, &q))),
             };
             self.nodes[i].hub.handle_answer(id, answer, self.now);
         }

@@ -1,6 +1,6 @@
 //! The past: scrollback (`Older`), search, windows of a room's lines (IRC's CHATHISTORY), and
 //! the history a refill or a resume needs from before the in-memory ring. With a durable store
-//! (or, in a cluster, the rooms' logs: history pages only) these are [`Query`]s the shell answers later
+//! (or, in a cluster, the rooms' logs and the node's index of them) these are [`Query`]s the shell answers later
 //! ([`Hub::poll_query`], [`Hub::handle_answer`]); without one the ring is all there is.
 //!
 //! A resume that needs events older than the ring waits for them before it is welcomed, so the
@@ -76,8 +76,8 @@ impl Queries {
 }
 
 impl Hub {
-    /// Whether history older than the ring can be read: from a durable store, or from the
-    /// cluster's room logs (which answer history queries, not searches).
+    /// Whether history older than the ring can be read, and searched: from a durable store, or
+    /// from the cluster's room logs (searched in the node's index of them).
     fn reads_log(&self) -> bool {
         self.durable.is_some() || self.cluster.is_some()
     }
@@ -95,7 +95,8 @@ impl Hub {
     }
 
     /// The next store read to do; answer it with [`Hub::handle_answer`]. Only a hub with a
-    /// durable store asks, or one in a cluster (history pages, read from the rooms' logs).
+    /// durable store asks, or one in a cluster (read from the rooms' logs, searched in the
+    /// node's index of them).
     pub fn poll_query(&mut self) -> Option<(QueryId, Query)> {
         self.queries.outbox.pop_front()
     }
@@ -315,10 +316,23 @@ impl Hub {
             let detail = format!("you are not in {r}");
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(r.clone()), detail);
         }
-        if self.durable.is_some() {
+        if self.reads_log() {
+            // The store is asked for the user's rooms only, so that lines of rooms it may not
+            // read never fill the results in place of its own rooms' lines.
+            let rooms: Vec<RoomName> = match room {
+                Some(r) => vec![r],
+                None => self
+                    .users
+                    .get(&uid)
+                    .map(|u| u.rooms.iter().cloned().collect())
+                    .unwrap_or_default(),
+            };
+            if rooms.is_empty() {
+                return self.send_found(conn, uid, Vec::new());
+            }
             let q = Query::Search(SearchQuery {
                 words: words.as_str().to_owned(),
-                room,
+                rooms,
                 limit: SEARCH_MAX_RESULTS,
             });
             if !self.ask(q, Asker::Search { conn, user: uid }) {
@@ -327,7 +341,7 @@ impl Hub {
             }
             return;
         }
-        // No store: the rooms' rings are all there is.
+        // No store and no cluster: the rooms' rings are all there is.
         let wanted: Vec<String> = words
             .as_str()
             .split_whitespace()

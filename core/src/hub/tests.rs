@@ -142,7 +142,7 @@ impl T {
                     sq.words.split_whitespace().map(str::to_lowercase).collect();
                 let mut hits: Vec<RoomEvent> = stored
                     .iter()
-                    .filter(|e| sq.room.as_ref().is_none_or(|r| *r == e.room))
+                    .filter(|e| sq.rooms.is_empty() || sq.rooms.contains(&e.room))
                     .filter(|e| match &e.kind {
                         EventKind::Say { text, .. } | EventKind::Act { text, .. } => {
                             let t = text.as_str().to_lowercase();
@@ -2869,6 +2869,35 @@ mod past {
         assert!(
             matches!(got.last(), Some(ServerMsg::FoundEnd { count }) if *count as usize == hits.len())
         );
+        // The store is asked for the asker's rooms by name, so a busy room it is not in cannot
+        // fill the 50 results in place of its own rooms' lines.
+        for i in 32..=100 {
+            t.say(a, "#secret", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        t.answer_queries = false;
+        t.send(
+            b,
+            &ClientMsg::Search {
+                room: None,
+                words: text("line"),
+            },
+        );
+        let (id, q) = t.queries.pop().unwrap();
+        assert!(
+            matches!(&q, Query::Search(s) if s.rooms == vec![room("#p")]),
+            "{q:?}"
+        );
+        let answer = t.fake_answer(&q);
+        t.hub.handle_answer(id, answer, t.now);
+        t.pump();
+        let got = t.recv(b);
+        let found = got
+            .iter()
+            .filter(|m| matches!(m, ServerMsg::Found(_)))
+            .count();
+        assert_eq!(found, 30, "every line of #p: {got:?}");
+        t.answer_queries = true;
     }
 
     #[test]

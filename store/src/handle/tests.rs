@@ -83,7 +83,7 @@ async fn batches_are_reported_durable_in_order() {
     let hits = store
         .search(SearchQuery {
             words: "hello".into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 50,
         })
         .await
@@ -290,7 +290,7 @@ async fn accounts_written_beside_the_running_store_are_read_by_it() {
 fn search_q(words: &str) -> SearchQuery {
     SearchQuery {
         words: words.into(),
-        room: None,
+        rooms: Vec::new(),
         limit: 50,
     }
 }

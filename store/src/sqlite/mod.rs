@@ -12,6 +12,7 @@
 
 mod accounts;
 mod codec;
+mod held;
 mod policies;
 mod read;
 mod retention;

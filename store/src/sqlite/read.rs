@@ -144,11 +144,15 @@ impl Reader {
         }
         let deadline = Instant::now() + self.search_budget;
         let tx = self.conn.transaction().map_err(ReadError::from_sqlite)?;
-        if let Some(name) = &q.room {
-            match room_id(&tx, name)? {
-                Some(id) => phrases.push(search::room_phrase(id)),
-                None => return Ok(Vec::new()),
+        if !q.rooms.is_empty() {
+            let mut ids = Vec::with_capacity(q.rooms.len());
+            for name in &q.rooms {
+                ids.extend(room_id(&tx, name)?);
             }
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            phrases.push(search::rooms_phrase(&ids));
         }
         let span: Option<(i64, i64)> = tx
             .query_row(

@@ -80,6 +80,10 @@ impl SqliteStore {
     pub fn prune_step(&mut self, now: Millis) -> Result<Pruned, WriteError> {
         self.retention.last_check = Some(Instant::now());
         let stepped = self.prune(now);
+        if stepped.is_err() {
+            // A catch-up of the index may have taken the held lines into the failed step.
+            self.held.forget();
+        }
         self.retention.more = stepped.as_ref().is_ok_and(|p| p.more);
         if let Ok(p) = stepped {
             if p.events > 0 {
@@ -144,7 +148,8 @@ impl SqliteStore {
         // Removing a line from the search index needs it there: what lags is indexed first.
         let catch_up = self.indexed < upto;
         if catch_up {
-            super::write::index_range(&tx, self.indexed, self.next_id - 1).map_err(sql)?;
+            super::write::index_range(&tx, &mut self.held, self.indexed, self.next_id - 1)
+                .map_err(sql)?;
         }
         // A room's last seq is its highest stored seq: kept in its row before events go.
         tx.execute(KEEP_LAST_SEQ_SQL, [upto]).map_err(sql)?;

@@ -90,6 +90,19 @@ pub(crate) fn room_phrase(id: i64) -> String {
     format!("room : \"{id}\"")
 }
 
+/// The expression for "in one of the rooms `ids`" (not empty): one room's phrase, or theirs
+/// joined by `OR` in parentheses (which is why the phrases of a plan are joined by an explicit
+/// `AND`: FTS5 takes no implicit `AND` next to a parenthesis).
+pub(crate) fn rooms_phrase(ids: &[i64]) -> String {
+    match ids {
+        [id] => room_phrase(*id),
+        _ => {
+            let each: Vec<String> = ids.iter().map(|id| room_phrase(*id)).collect();
+            format!("({})", each.join(" OR "))
+        }
+    }
+}
+
 /// How a search runs: the phrases the index is walked for, and those checked per candidate.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Plan {
@@ -111,7 +124,7 @@ impl Plan {
     ) -> rusqlite::Result<Plan> {
         if phrases.len() < 2 {
             return Ok(Plan {
-                walk: phrases.join(" "),
+                walk: phrases.join(" AND "),
                 check: None,
             });
         }
@@ -142,7 +155,7 @@ impl Plan {
             ps.iter()
                 .map(|(_, p)| p.as_str())
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" AND ")
         };
         Ok(Plan {
             walk: join(walk),

@@ -118,7 +118,7 @@ fn startup_and_history_work_do_not_grow_with_the_history() {
     // segments: its work grows a little, not with the events (a scan of 30,000 would be 5×).
     let q = SearchQuery {
         words: "line 42".into(),
-        room: Some(RoomName::new("#b").unwrap()),
+        rooms: vec![RoomName::new("#b").unwrap()],
         limit: 50,
     };
     let (hits, small_search) = steps(&mut rs, |r| r.search(&q).unwrap());
@@ -206,7 +206,7 @@ fn a_full_disk_fails_writes_not_reads_and_passes() {
     let hits = reader
         .search(&SearchQuery {
             words: "yyyy".into(),
-            room: None,
+            rooms: Vec::new(),
             limit: 50,
         })
         .unwrap();
@@ -236,7 +236,7 @@ fn a_search_past_its_budget_stops_between_steps() {
     hurried.search_window = (10, 10);
     let q = |words: &str| SearchQuery {
         words: words.into(),
-        room: None,
+        rooms: Vec::new(),
         limit: 50,
     };
     // The newest step holds a match: it is returned.
@@ -347,12 +347,21 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
     assert!(plan("w1 w2", 6000).1.is_some());
     assert_eq!(plan("w1 w2", 10_000_000).1, None);
     for words in &queries {
-        for room in [None, Some("#busy"), Some("#quiet")] {
+        // Every room, one room, and two of three (a user's rooms: the busy one's lines must
+        // not take the places of theirs).
+        let sets: [&[&str]; 5] = [
+            &[],
+            &["#busy"],
+            &["#quiet"],
+            &["#some", "#quiet"],
+            &["#nowhere"],
+        ];
+        for room in sets {
             let expect: Vec<(String, u64)> = lines
                 .iter()
                 .rev()
                 .filter(|(r, _, t)| {
-                    room.is_none_or(|want| want == *r)
+                    (room.is_empty() || room.contains(r))
                         && words.iter().all(|w| t.split(' ').any(|x| x == *w))
                 })
                 .take(50)
@@ -361,7 +370,7 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
             let got: Vec<(String, u64)> = reader
                 .search(&SearchQuery {
                     words: words.join(" "),
-                    room: room.map(|r| RoomName::new(r).unwrap()),
+                    rooms: room.iter().map(|r| RoomName::new(r).unwrap()).collect(),
                     limit: 50,
                 })
                 .unwrap()
@@ -796,4 +805,109 @@ fn room_settings_and_moderation_events_come_back_as_written() {
         .find(|r| r.name.as_str() == "#r")
         .unwrap();
     assert_eq!(r.recent, vec![kick, bare_kick, mode]);
+}
+
+/// The hits of `words` over every room, as (room, seq), newest first.
+fn hits(reader: &mut Reader, words: &str) -> Vec<(String, u64)> {
+    reader
+        .search(&SearchQuery {
+            words: words.into(),
+            rooms: Vec::new(),
+            limit: 50,
+        })
+        .unwrap()
+        .iter()
+        .map(|e| (e.room.to_string(), e.seq.0))
+        .collect()
+}
+
+#[test]
+fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    let act = |room: &str, seq: u64, text: &str| RoomEvent {
+        kind: EventKind::Act {
+            id: MsgId(seq),
+            text: Text::new(text).unwrap(),
+        },
+        ..say(room, seq, text)
+    };
+    let join = |room: &str, seq: u64| RoomEvent {
+        kind: EventKind::Join,
+        ..say(room, seq, "x")
+    };
+    let batch = |id: u64, events: Vec<RoomEvent>| Batch {
+        id: BatchId(id),
+        writes: events.into_iter().map(Write::Event).collect(),
+    };
+    // Says, an action and joins (not indexed) in two rooms, held by the writer and indexed
+    // from there.
+    store
+        .write(&batch(
+            1,
+            vec![
+                join("#a", 1),
+                say("#a", 2, "alpha one"),
+                join("#b", 1),
+                act("#b", 2, "waves alpha"),
+                say("#a", 3, "gamma"),
+            ],
+        ))
+        .unwrap();
+    store
+        .write(&batch(2, vec![say("#b", 3, "alpha again")]))
+        .unwrap();
+    assert!(store.held.complete());
+    assert_eq!(store.search_lag(), 6);
+    assert_eq!(store.catch_up_search().unwrap(), 6);
+    assert_eq!(store.search_lag(), 0);
+    let mut reader = store.reader().unwrap();
+    let alpha = vec![("#b".to_owned(), 3), ("#b".into(), 2), ("#a".into(), 2)];
+    assert_eq!(hits(&mut reader, "alpha"), alpha);
+    assert_eq!(hits(&mut reader, "gamma"), vec![("#a".to_owned(), 3)]);
+
+    // Long lines, then an index step that fails (no room for the index's pages): what was
+    // held went into the failed step, so the next one reads the lines back from `events`.
+    // (Each line has a long word of its own, so the index needs pages for them.)
+    let long = |i: u64| format!("beta{i} {i}{}", "q".repeat(900));
+    store
+        .write(&batch(3, (4..64).map(|s| say("#a", s, &long(s))).collect()))
+        .unwrap();
+    let pages: i64 = store
+        .conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    assert_eq!(store.catch_up_search(), Err(WriteError::DiskFull));
+    assert!(!store.held.complete());
+    assert_eq!(store.search_lag(), 60);
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 1_073_741_823)
+        .unwrap();
+    // A group stored meanwhile joins the lines to read back.
+    store
+        .write(&batch(4, vec![say("#b", 4, "alpha late")]))
+        .unwrap();
+    assert_eq!(store.catch_up_search().unwrap(), 61);
+    assert!(store.held.complete(), "held again once caught up");
+    assert_eq!(hits(&mut reader, "beta63"), vec![("#a".to_owned(), 63)]);
+    assert_eq!(hits(&mut reader, "beta4"), vec![("#a".to_owned(), 4)]);
+    let mut alpha_late = vec![("#b".to_owned(), 4)];
+    alpha_late.extend(alpha.clone());
+    assert_eq!(hits(&mut reader, "alpha"), alpha_late);
+
+    // A group that fails is not held: its lines are not stored, nor indexed.
+    let duplicate = batch(5, vec![say("#a", 64, "delta"), say("#a", 2, "delta")]);
+    assert!(store.write(&duplicate).is_err());
+    store
+        .write(&batch(6, vec![say("#a", 64, "epsilon")]))
+        .unwrap();
+    assert_eq!(store.catch_up_search().unwrap(), 1);
+    assert!(hits(&mut reader, "delta").is_empty());
+    assert_eq!(hits(&mut reader, "epsilon"), vec![("#a".to_owned(), 64)]);
 }

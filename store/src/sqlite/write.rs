@@ -3,6 +3,7 @@
 //! events in the same transaction.
 
 use super::codec::{self, int};
+use super::held::{Held, HeldLine};
 use super::schema;
 use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
@@ -49,6 +50,8 @@ pub struct SqliteStore {
     index_after: Option<Instant>,
     /// Rows of `session_ids` not folded into `sessions` yet (see [`SqliteStore::fold_session_ids`]).
     unfolded_ids: u64,
+    /// The chat lines stored and not indexed yet, for the next index step.
+    pub(super) held: Held,
     pub(super) retention: super::retention::State,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
@@ -89,6 +92,8 @@ impl SqliteStore {
         let indexed = conn
             .query_row("SELECT indexed FROM search_state", [], |r| r.get(0))
             .map_err(|e| schema::open_error(&path, e))?;
+        let held = Held::install(&conn, indexed >= next_id - 1)
+            .map_err(|e| schema::open_error(&path, e))?;
         let mut store = SqliteStore {
             conn,
             path,
@@ -100,6 +105,7 @@ impl SqliteStore {
             unindexed_since: None,
             index_after: None,
             unfolded_ids: 1,
+            held,
             retention: super::retention::State::default(),
             _lock: lock,
         };
@@ -173,6 +179,7 @@ impl SqliteStore {
 
     /// Every event stored is indexed now.
     pub(super) fn search_caught_up(&mut self) {
+        self.held.caught_up();
         self.indexed = self.next_id - 1;
         self.unindexed_since = None;
         self.index_after = None;
@@ -191,7 +198,7 @@ impl SqliteStore {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            index_range(&tx, self.indexed, upto)?;
+            index_range(&tx, &mut self.held, self.indexed, upto)?;
             tx.commit()
         })();
         match indexed {
@@ -200,6 +207,8 @@ impl SqliteStore {
                 Ok(behind)
             }
             Err(e) => {
+                // What was held went into the failed statement: read back next time.
+                self.held.forget();
                 self.index_after = Some(Instant::now() + INDEX_LAG);
                 Err(WriteError::from_sqlite(e))
             }
@@ -266,6 +275,8 @@ impl SqliteStore {
         if applied.is_err() {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
+            // Lines held may have gone into its index step (search not deferred).
+            self.held.forget();
             self.next_id = next_id;
         } else if !self.defer_search {
             self.indexed = self.next_id - 1;
@@ -349,14 +360,20 @@ impl SqliteStore {
             insert_ids(&tx, &ids)?;
             rows = rows.plus(1);
         }
+        let lines = std::mem::take(&mut meta.lines);
         meta.store(&tx)?;
         if !self.defer_search && self.next_id - 1 > self.indexed {
             // Last: FTS5 writes its pending words out as a new index segment whenever a
             // statement opens a savepoint while it is in the transaction, so interleaved with
             // the events it would write a segment per statement; last, one per transaction.
-            index_range(&tx, self.indexed, self.next_id - 1).map_err(WriteError::from_sqlite)?;
+            self.held.extend(lines);
+            index_range(&tx, &mut self.held, self.indexed, self.next_id - 1)
+                .map_err(WriteError::from_sqlite)?;
+            tx.commit().map_err(WriteError::from_sqlite)?;
+        } else {
+            tx.commit().map_err(WriteError::from_sqlite)?;
+            self.held.extend(lines);
         }
-        tx.commit().map_err(WriteError::from_sqlite)?;
         Ok(rows)
     }
 
@@ -597,6 +614,13 @@ fn insert_events(
     for ev in events {
         let room = room_id(tx, rooms, &ev.room)?;
         let (kind, msg_id, text) = codec::columns(&ev.kind);
+        if let (codec::kind::SAY | codec::kind::ACT, Some(text)) = (kind, &text) {
+            meta.lines.push(HeldLine {
+                id: *next_id,
+                room,
+                text: text.to_string(),
+            });
+        }
         rows.push(EventRow {
             ev,
             room,
@@ -659,16 +683,28 @@ fn insert_chunk(
     }
 }
 
-/// Indexes for search the chat lines with an event id in `after < id <= upto`, and says so in
-/// `search_state`, inside the open transaction `tx`. One statement, so FTS5 writes one index
-/// segment for all of them (it writes its pending words out whenever a statement opens a
-/// savepoint; `search_state` is updated first for that reason).
-pub(super) fn index_range(tx: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
+/// Indexes for search the chat lines with an event id in `after < id <= upto` (every line
+/// stored and not indexed), and says so in `search_state`, inside the open transaction `tx`:
+/// from the lines `held` if it holds all of them, else read back from `events`. One
+/// statement, so FTS5 writes one index segment for all of them (it writes its pending words
+/// out whenever a statement opens a savepoint; `search_state` is updated first for that
+/// reason). On failure the held lines may be gone: the caller forgets them
+/// ([`Held::forget`]), and the next step reads back.
+pub(super) fn index_range(
+    tx: &Connection,
+    held: &mut Held,
+    after: i64,
+    upto: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE search_state SET indexed = ?1")?
         .execute([upto])?;
-    tx.prepare_cached(INDEX_RANGE_SQL)?
-        .execute(params![after, upto])?;
-    Ok(())
+    match held.index(tx) {
+        Some(done) => done,
+        None => tx
+            .prepare_cached(INDEX_RANGE_SQL)?
+            .execute(params![after, upto])
+            .map(|_| ()),
+    }
 }
 
 /// One event's row alone (its search row is the caller's).
@@ -734,6 +770,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
 #[derive(Default)]
 struct RoomMeta {
     topics: HashMap<i64, Option<String>>,
+    /// The chat lines stored, for the index (see `held.rs`).
+    lines: Vec<HeldLine>,
 }
 
 impl RoomMeta {

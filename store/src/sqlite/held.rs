@@ -1,0 +1,140 @@
+//! Chat lines the writer holds between storing them and indexing them for search, so that the
+//! index step inserts them from memory instead of reading them back from `events` (a lookup
+//! by id and then by (room, seq) per line, about a tenth of the writer's time).
+//!
+//! FTS5 writes its pending words out as an index segment whenever a statement opens a
+//! savepoint inside the transaction, so the lines must go in with one statement: an
+//! `INSERT … SELECT` over `rarray` (the held ids), with two SQL functions of this connection
+//! handing out each line's text and room by its position.
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
+use rusqlite::{Connection, params};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Lines held at most: past this (index steps failing, say on a full disk), the writer stops
+/// holding them and the next step reads them back from `events`.
+const HELD_MAX: usize = 1 << 16;
+
+/// Indexes the held lines: `?1` is the array of their event ids, in the order held.
+const INDEX_HELD_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
+    SELECT value, natter_held_text(rowid), natter_held_room(rowid) FROM rarray(?1)";
+
+/// A chat line stored and not indexed yet.
+#[derive(Debug)]
+pub(super) struct HeldLine {
+    pub(super) id: i64,
+    pub(super) room: i64,
+    pub(super) text: String,
+}
+
+/// The lines held, and what the SQL functions read them from during an index step.
+#[derive(Debug)]
+pub(super) struct Held {
+    /// Every chat line stored past the index's `indexed`, oldest first; `None` when some of
+    /// them are not held (after a crash, a failed step, or too many).
+    lines: Option<Vec<HeldLine>>,
+    /// The lines of the index step running (empty between steps).
+    shared: Arc<Mutex<Vec<HeldLine>>>,
+}
+
+fn lock(m: &Mutex<Vec<HeldLine>>) -> MutexGuard<'_, Vec<HeldLine>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Held {
+    /// Registers `rarray` and the functions on the writer's connection. `complete`: nothing is
+    /// stored past the index (else the first step reads back).
+    pub(super) fn install(conn: &Connection, complete: bool) -> rusqlite::Result<Held> {
+        rusqlite::vtab::array::load_module(conn)?;
+        let shared: Arc<Mutex<Vec<HeldLine>>> = Arc::default();
+        let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+        let lines = Arc::clone(&shared);
+        conn.create_scalar_function("natter_held_text", 1, flags, move |ctx| {
+            let i = position(ctx.get::<i64>(0)?)?;
+            let mut lines = lock(&lines);
+            let line = lines.get_mut(i).ok_or_else(|| missing(i))?;
+            // Each line's text is asked for once: handed over, not copied.
+            Ok(std::mem::take(&mut line.text))
+        })?;
+        let lines = Arc::clone(&shared);
+        conn.create_scalar_function("natter_held_room", 1, flags, move |ctx| {
+            let i = position(ctx.get::<i64>(0)?)?;
+            lock(&lines)
+                .get(i)
+                .map(|l| l.room)
+                .ok_or_else(|| missing(i))
+        })?;
+        Ok(Held {
+            lines: complete.then(Vec::new),
+            shared,
+        })
+    }
+
+    /// Adds the lines of a committed group (oldest first).
+    pub(super) fn extend(&mut self, lines: Vec<HeldLine>) {
+        if let Some(held) = &mut self.lines {
+            if held.len() + lines.len() > HELD_MAX {
+                self.lines = None;
+            } else if held.is_empty() {
+                *held = lines;
+            } else {
+                held.extend(lines);
+            }
+        }
+    }
+
+    /// Every line stored is indexed: nothing to hold.
+    pub(super) fn caught_up(&mut self) {
+        match &mut self.lines {
+            Some(held) => held.clear(),
+            None => self.lines = Some(Vec::new()),
+        }
+    }
+
+    /// Some stored lines are not held: the next step reads them back.
+    pub(super) fn forget(&mut self) {
+        self.lines = None;
+    }
+
+    /// Whether every line past the index is held.
+    #[cfg(test)]
+    pub(super) fn complete(&self) -> bool {
+        self.lines.is_some()
+    }
+
+    /// Indexes the held lines inside the open transaction `tx` (one statement). Afterwards
+    /// they are no longer held: on success the caller says [`Held::caught_up`], on failure
+    /// they are forgotten (the next step reads them back from `events`). `None`: not
+    /// complete, nothing done.
+    pub(super) fn index(&mut self, tx: &Connection) -> Option<rusqlite::Result<()>> {
+        let lines = self.lines.take()?;
+        if lines.is_empty() {
+            self.lines = Some(lines);
+            return Some(Ok(()));
+        }
+        let ids: Rc<Vec<Value>> = Rc::new(lines.iter().map(|l| Value::Integer(l.id)).collect());
+        *lock(&self.shared) = lines;
+        let done = tx
+            .prepare_cached(INDEX_HELD_SQL)
+            .and_then(|mut st| st.execute(params![ids]))
+            .map(|_| ());
+        let mut lines = std::mem::take(&mut *lock(&self.shared));
+        if done.is_ok() {
+            // Keeps the allocation for the next lines.
+            lines.clear();
+            self.lines = Some(lines);
+        }
+        Some(done)
+    }
+}
+
+/// The index into the held lines of `rarray`'s rowid (from 1).
+fn position(rowid: i64) -> rusqlite::Result<usize> {
+    usize::try_from(rowid - 1).map_err(|_| missing(0))
+}
+
+fn missing(i: usize) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(format!("no held line at {i}").into())
+}
