@@ -140,12 +140,59 @@ impl Nick {
         self.as_str().to_ascii_lowercase()
     }
 
+    /// [`Nick::folded`], inline (no allocation).
+    pub fn folded_key(&self) -> FoldedNick {
+        let mut key = self.0.clone();
+        key.bytes.make_ascii_lowercase();
+        FoldedNick(key)
+    }
+
     /// Whether it is a guest nick as the server hands them out (`guest` and digits): those are
     /// never registered as accounts.
     pub fn is_guest(&self) -> bool {
         self.folded()
             .strip_prefix("guest")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+/// A nick's folded form ([`Nick::folded`]) held inline: the key of the hub's nick table, where
+/// a `String` cost every user a heap allocation (issue 22). Hashes and compares as its `str`,
+/// so the table is looked up by `&str` too.
+#[derive(Clone)]
+pub struct FoldedNick(Inline<MAX_NICK_LEN>);
+
+impl FoldedNick {
+    /// The folded nick.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for FoldedNick {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for FoldedNick {}
+
+impl core::hash::Hash for FoldedNick {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: `Borrow<str>` lookups must find it.
+        self.as_str().hash(state);
+    }
+}
+
+impl core::borrow::Borrow<str> for FoldedNick {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl core::fmt::Debug for FoldedNick {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -479,6 +526,23 @@ impl core::fmt::Debug for Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folded_key_is_the_folded_nick_and_is_found_by_str() {
+        let mut table = std::collections::HashMap::new();
+        for typed in ["Alice", "[BoT]_2", "zzzzzzzzzzzzzzzZ"] {
+            let n = Nick::new(typed).unwrap();
+            assert_eq!(n.folded_key().as_str(), n.folded());
+            table.insert(n.folded_key(), typed);
+        }
+        assert_eq!(table.get("alice"), Some(&"Alice"));
+        assert_eq!(table.get("[bot]_2"), Some(&"[BoT]_2"));
+        assert_eq!(table.get("zzzzzzzzzzzzzzzz"), Some(&"zzzzzzzzzzzzzzzZ"));
+        assert_eq!(table.get("Alice"), None);
+        let other_case = Nick::new("ALICE").unwrap().folded_key();
+        assert!(table.contains_key(other_case.as_str()));
+        assert_eq!(other_case, Nick::new("alice").unwrap().folded_key());
+    }
 
     #[test]
     fn nicks() {

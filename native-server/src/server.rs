@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{sleep, timeout};
-use tracing::{error, info, warn};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::{MissedTickBehavior, interval, sleep, timeout};
+use tracing::{info, warn};
 
 /// Inputs waiting for the hub task, from all connections together. Each reader has at most one
 /// read (≤ 4 KiB) in it at a time, so this bounds memory and lets the hub batch busy moments.
@@ -380,6 +380,54 @@ impl Kind {
     }
 }
 
+/// The connection tasks of one accept loop, kept only to abort what outlives the shutdown
+/// grace: an abort handle each (8 bytes) where a `JoinSet` entry cost ~64 (issue 22). A
+/// finished task's handle still holds its task's memory, so finished handles are dropped every
+/// [`PRUNE_EVERY`] and whenever the list is full, before it would grow.
+#[derive(Default)]
+struct Tasks {
+    handles: Vec<AbortHandle>,
+}
+
+/// How often an accept loop drops the handles of connection tasks that have ended.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+impl Tasks {
+    fn push(&mut self, handle: AbortHandle) {
+        if self.handles.len() == self.handles.capacity() {
+            self.prune();
+        }
+        self.handles.push(handle);
+    }
+
+    /// Drops finished tasks' handles, and gives back most of the list's room after a wave of
+    /// connections has gone.
+    fn prune(&mut self) {
+        self.handles.retain(|h| !h.is_finished());
+        if self.handles.capacity() > 4 * self.handles.len() + 64 {
+            self.handles.shrink_to(2 * self.handles.len() + 16);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Waits (polling, [`WAIT_STEP`] at a time) until every task has ended.
+    async fn all_ended(&mut self) {
+        loop {
+            self.prune();
+            if self.is_empty() {
+                return;
+            }
+            sleep(WAIT_STEP).await;
+        }
+    }
+}
+
+/// How often the shutdown looks whether its connection tasks have ended.
+const WAIT_STEP: Duration = Duration::from_millis(10);
+
 /// Accepts on `door` until told to stop, then waits up to `grace` for its connections and
 /// aborts the rest.
 async fn accept_loop(
@@ -390,10 +438,16 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let mut conns = JoinSet::new();
+    let mut conns = Tasks::default();
+    let mut prune = interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(MissedTickBehavior::Delay);
     'accepting: loop {
         let permit = tokio::select! {
             _ = stop.changed() => break 'accepting,
+            _ = prune.tick() => {
+                conns.prune();
+                continue 'accepting;
+            }
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 // The semaphore is never closed.
@@ -403,7 +457,7 @@ async fn accept_loop(
         let accepted = loop {
             tokio::select! {
                 _ = stop.changed() => break 'accepting,
-                Some(done) = conns.join_next(), if !conns.is_empty() => reap(done),
+                _ = prune.tick() => conns.prune(),
                 r = listener.accept() => break r,
             }
         };
@@ -411,14 +465,16 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Spawned as it is, not inside an `async` block: a wrapper would store the
                 // arguments a second time beside serve's own future, in every connection's task.
-                match &door {
+                // A task that panics is reported by the panic hook; nothing joins it.
+                let task = match &door {
                     Kind::Plain(door) => {
-                        conns.spawn(conn::serve(stream, peer, *door, hub.clone(), permit));
+                        tokio::spawn(conn::serve(stream, peer, *door, hub.clone(), permit))
                     }
                     Kind::Tls(tls) => {
-                        conns.spawn(tls::serve(stream, peer, tls.clone(), hub.clone(), permit));
+                        tokio::spawn(tls::serve(stream, peer, tls.clone(), hub.clone(), permit))
                     }
-                }
+                };
+                conns.push(task.abort_handle());
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");
@@ -428,23 +484,16 @@ async fn accept_loop(
     }
     drop(listener);
     drop(hub);
-    let waited = timeout(grace, async {
-        while let Some(done) = conns.join_next().await {
-            reap(done);
-        }
-    })
-    .await;
-    if waited.is_err() {
+    if timeout(grace, conns.all_ended()).await.is_err() {
         warn!(
-            open = conns.len(),
+            open = conns.handles.len(),
             "connections still open after the grace period; aborting"
         );
-        conns.shutdown().await;
-    }
-}
-
-fn reap(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        error!(error = %e, "connection task failed");
+        for h in &conns.handles {
+            h.abort();
+        }
+        // Aborted tasks end when the runtime next polls them; bounded, in case one is stuck
+        // in a blocking call.
+        let _ = timeout(grace, conns.all_ended()).await;
     }
 }

@@ -621,3 +621,33 @@ async fn the_socket_cap_holds_back_accepts_until_a_socket_closes() {
     drop(silent);
     server.shutdown().await.unwrap();
 }
+
+/// A connection task that outlives the shutdown grace (here: a TLS handshake that never comes,
+/// with a hello timeout far beyond the grace) is aborted when the grace ends: the shutdown
+/// returns soon after it and the socket is closed, not left to the hello timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_aborts_connections_left_after_the_grace() {
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.hub.hello_timeout = natter_core::Millis(60_000);
+    config.shutdown_grace = Duration::from_millis(300);
+    let server = natter_server::start(config).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    let mut silent = vec![connect(tls).await, connect(tls).await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown ends after the grace")
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let mut buf = [0u8; 64];
+    for s in &mut silent {
+        let n = timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("an aborted connection's socket is closed");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+}

@@ -1021,7 +1021,7 @@ impl Hub {
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
     fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
-        let Some(&holder) = self.nicks.get(&name.folded()) else {
+        let Some(&holder) = self.nicks.get(name.folded_key().as_str()) else {
             return;
         };
         if holder == except {
@@ -1050,8 +1050,8 @@ impl Hub {
             return;
         }
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
-        self.nicks.remove(&old.folded());
-        self.nicks.insert(nick.folded(), uid);
+        self.nicks.remove(old.folded_key().as_str());
+        self.nicks.insert(nick.folded_key(), uid);
         self.session_changed(uid);
         for room in &rooms {
             let kind = EventKind::Nick { new: nick.clone() };
@@ -1069,7 +1069,7 @@ impl Hub {
     fn new_offline_user(&mut self, name: Nick, account: &str) -> UserId {
         let uid = UserId(self.next_user);
         self.next_user += 1;
-        self.nicks.insert(name.folded(), uid);
+        self.nicks.insert(name.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(
             uid,

@@ -486,7 +486,7 @@ impl Hub {
     ) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
-        self.nicks.insert(record.nick.folded(), uid);
+        self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(
             uid,
@@ -800,7 +800,7 @@ impl Hub {
     /// goes from here without a word to the rooms (it is still in them, through the other
     /// node); a connection it still had here is told where it went and closed.
     fn moved_away(&mut self, room: &RoomName, nick: &Nick, now: Millis) {
-        let Some(&uid) = self.nicks.get(&nick.folded()) else {
+        let Some(&uid) = self.nicks.get(nick.folded_key().as_str()) else {
             return;
         };
         if !self
@@ -834,7 +834,7 @@ impl Hub {
             return;
         };
         self.user_gone(u.account.as_deref());
-        self.nicks.remove(&u.nick.folded());
+        self.nicks.remove(u.nick.folded_key().as_str());
         for r in &u.rooms {
             if let Some(room) = self.rooms.get_mut(r) {
                 room.members.remove(&uid);
@@ -867,7 +867,7 @@ impl Hub {
             return;
         }
         let local = |hub: &Hub, n: &Nick| {
-            hub.nicks.get(&n.folded()).is_some_and(|uid| {
+            hub.nicks.get(n.folded_key().as_str()).is_some_and(|uid| {
                 hub.rooms
                     .get(&event.room)
                     .is_some_and(|r| r.members.contains(uid))
@@ -1314,7 +1314,7 @@ impl Hub {
         }
         let lim = self.config.queue_limits();
         let size = 256 + dm.text.as_str().len();
-        let target = self.nicks.get(&dm.to.folded()).copied();
+        let target = self.nicks.get(dm.to.folded_key().as_str()).copied();
         let readers: Vec<ConnId> = target
             .map(|uid| self.user_conns(uid).collect::<Vec<_>>())
             .unwrap_or_default()
@@ -1350,7 +1350,7 @@ impl Hub {
             cl.granted = None;
         }
         // The hello or change did not take the nick after all (refused on the way).
-        let used = self.nicks.contains_key(&nick.folded());
+        let used = self.nicks.contains_key(nick.folded_key().as_str());
         if !used {
             self.cluster_release(nick);
         }
@@ -1393,7 +1393,7 @@ impl Hub {
             // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
-        let Some(&uid) = self.nicks.get(&event.from.folded()) else {
+        let Some(&uid) = self.nicks.get(event.from.folded_key().as_str()) else {
             return;
         };
         let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {

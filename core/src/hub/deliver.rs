@@ -84,7 +84,7 @@ impl Hub {
         // in lower case is its folded form: no allocation then.)
         let from = ev.from.as_str();
         let uid = if from.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.nicks.get(&ev.from.folded())
+            self.nicks.get(ev.from.folded_key().as_str())
         } else {
             self.nicks.get(from)
         };

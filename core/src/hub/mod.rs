@@ -285,7 +285,7 @@ pub struct Hub {
     /// it was built at this generation.
     attach_gen: u64,
     /// Folded nick → user.
-    nicks: HashMap<String, UserId>,
+    nicks: HashMap<crate::types::FoldedNick, UserId>,
     /// Resume token id → device.
     tokens: HashMap<u64, DeviceId>,
     /// Registered accounts, their keys and markers, and password work out.
@@ -443,7 +443,7 @@ impl Hub {
             match t {
                 Timer::Detect(c) => self.detect_wait_over(c, now),
                 Timer::Hello(c) => self.hello_timeout(c, now),
-                Timer::Keepalive(c) => self.keepalive(c, now),
+                Timer::Keepalive => self.keepalive_sweep(now),
                 Timer::Flood(c) => self.run_pending(c, now),
                 Timer::Takeover(d) => self.takeover_probe_over(d, now),
                 Timer::Grace(d) => {
@@ -567,7 +567,7 @@ impl Hub {
     /// Whether the user with `nick` (attached or detached) is in `room`.
     pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
         self.nicks
-            .get(&nick.folded())
+            .get(nick.folded_key().as_str())
             .and_then(|u| self.users.get(u))
             .is_some_and(|u| u.rooms.contains(room))
     }

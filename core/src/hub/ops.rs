@@ -533,7 +533,7 @@ impl Hub {
         if !self.fresh_id(conn, id) {
             return;
         }
-        let target = self.nicks.get(&to.folded()).copied();
+        let target = self.nicks.get(to.folded_key().as_str()).copied();
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
@@ -602,7 +602,7 @@ impl Hub {
             let detail = format!("{nick} is a registered account: sign in with /login {nick}");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
-        if old.folded() != nick.folded() && self.nicks.contains_key(&nick.folded()) {
+        if old.folded() != nick.folded() && self.nicks.contains_key(nick.folded_key().as_str()) {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
@@ -612,8 +612,8 @@ impl Hub {
             }
             self.cluster_release(&old);
         }
-        self.nicks.remove(&old.folded());
-        self.nicks.insert(nick.folded(), uid);
+        self.nicks.remove(old.folded_key().as_str());
+        self.nicks.insert(nick.folded_key(), uid);
         let rooms: Vec<RoomName> = match self.users.get_mut(&uid) {
             Some(u) => {
                 u.nick = nick.clone();

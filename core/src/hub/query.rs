@@ -301,7 +301,7 @@ impl Hub {
     }
 
     fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {
-        let uid = *self.nicks.get(&nick.folded())?;
+        let uid = *self.nicks.get(nick.folded_key().as_str())?;
         self.users.get(&uid).map(|u| (uid, &**u))
     }
 

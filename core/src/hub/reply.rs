@@ -236,7 +236,7 @@ impl Hub {
             return;
         };
         self.user_gone(u.account.as_deref());
-        self.nicks.remove(&u.nick.folded());
+        self.nicks.remove(u.nick.folded_key().as_str());
         self.cluster_release(&u.nick);
         for room in &u.rooms {
             let mut before = 0;

@@ -1512,23 +1512,49 @@ fn ping_pong_and_ping_timeout() {
     let mut t = T::new();
     let (a, _, token) = t.bin_from(LOCAL, "alice");
     t.join(a, "#p");
+    // One keepalive sweep for every connection, every half of the shorter of PING_AFTER (30 s)
+    // and PING_TIMEOUT (15 s): a ping goes out 30–37.5 s after the peer was last heard, an
+    // unanswered one ends it 15–22.5 s after it was sent.
+    let every = 7_500;
+    // Advances from deadline to deadline until `a` is sent something: the time that took.
+    let until_sent = |t: &mut T, most: u64| -> (u64, Vec<ServerMsg>) {
+        let start = t.now;
+        while let Some(next) = t.hub.poll_timeout() {
+            if next.0 > start.0 + most {
+                break;
+            }
+            t.advance(next.0 - t.now.0);
+            let got = t.recv(a);
+            if !got.is_empty() {
+                return (t.now.0 - start.0, got);
+            }
+        }
+        panic!("nothing sent within {most} ms");
+    };
     t.send(a, &ClientMsg::Ping { token: 77 });
     assert_eq!(t.recv(a), vec![ServerMsg::Pong { token: 77 }]);
     t.advance(29_999);
-    assert!(t.recv(a).is_empty());
-    t.advance(1);
-    let Some(ServerMsg::Ping { token: pt }) = t.recv(a).pop() else {
-        panic!("no ping")
+    assert!(t.recv(a).is_empty(), "no ping before 30 s of silence");
+    let (waited, mut got) = until_sent(&mut t, 1 + every);
+    assert!(waited <= 1 + every, "ping {waited} ms late");
+    let Some(ServerMsg::Ping { token: pt }) = got.pop() else {
+        panic!("no ping: {got:?}")
     };
+    // An answer within the timeout keeps it, and the next ping waits for 30 s of silence again.
     t.advance(10_000);
     t.send(a, &ClientMsg::Pong { token: pt });
-    t.advance(20_000);
+    t.advance(29_999);
     assert!(!t.closed(a));
-    t.advance(10_000);
-    assert!(matches!(t.recv(a).pop(), Some(ServerMsg::Ping { .. })));
-    t.advance(15_000);
-    let (k, _) = fatal(&mut t, a);
-    assert_eq!(k, ErrorKind::Timeout);
+    assert!(t.recv(a).is_empty(), "pinged again before 30 s of silence");
+    let (_, mut got) = until_sent(&mut t, 1 + every);
+    assert!(matches!(got.pop(), Some(ServerMsg::Ping { .. })), "{got:?}");
+    // No answer: not dropped before PING_TIMEOUT, dropped within one sweep after it.
+    t.advance(14_999);
+    assert!(!t.closed(a), "dropped before the ping timeout");
+    let (waited, got) = until_sent(&mut t, 1 + every);
+    assert!(waited <= 1 + every);
+    assert!(t.closed(a), "{got:?}");
+    assert_eq!(errors(&got)[0].0, ErrorKind::Timeout, "{got:?}");
     // Detached, not gone: it can resume.
     t.hub.handle_close(a, t.now);
     assert_eq!(t.hub.detached(), 1);

@@ -15,8 +15,9 @@ pub(crate) enum Timer {
     Detect(ConnId),
     /// A binary connection must have said hello by now.
     Hello(ConnId),
-    /// Ping an idle binary connection, or drop it when the ping went unanswered.
-    Keepalive(ConnId),
+    /// The keepalive sweep: ping every idle connection whose dialect wants it, drop those whose
+    /// ping went unanswered. One timer for all of them, not one per connection (issue 22).
+    Keepalive,
     /// A flood-control token refills for a connection with commands waiting.
     Flood(ConnId),
     /// A detached device's resume grace ends.
@@ -112,12 +113,7 @@ impl Timers {
 
     /// Disarms every timer of a connection.
     pub(crate) fn cancel_conn(&mut self, conn: ConnId) {
-        for key in [
-            Timer::Detect(conn),
-            Timer::Hello(conn),
-            Timer::Keepalive(conn),
-            Timer::Flood(conn),
-        ] {
+        for key in [Timer::Detect(conn), Timer::Hello(conn), Timer::Flood(conn)] {
             self.cancel(key);
         }
     }
@@ -154,19 +150,19 @@ mod tests {
     fn stale_entries_never_fire_and_are_dropped() {
         let mut t = Timers::default();
         // Re-armed later, re-armed at the same time, cancelled and armed again.
-        t.set(Timer::Keepalive(ConnId(1)), Millis(10));
-        t.set(Timer::Keepalive(ConnId(1)), Millis(30));
-        t.set(Timer::Keepalive(ConnId(1)), Millis(30));
+        t.set(Timer::Detect(ConnId(1)), Millis(10));
+        t.set(Timer::Detect(ConnId(1)), Millis(30));
+        t.set(Timer::Detect(ConnId(1)), Millis(30));
         t.set(Timer::Hello(ConnId(2)), Millis(20));
         t.cancel(Timer::Hello(ConnId(2)));
         t.set(Timer::Hello(ConnId(2)), Millis(25));
         assert_eq!(t.next(), Some(Millis(25)));
         assert_eq!(t.pop_due(Millis(100)), Some(Timer::Hello(ConnId(2))));
-        assert_eq!(t.pop_due(Millis(100)), Some(Timer::Keepalive(ConnId(1))));
+        assert_eq!(t.pop_due(Millis(100)), Some(Timer::Detect(ConnId(1))));
         assert_eq!(t.pop_due(Millis(100)), None);
         assert_eq!(t.next(), None);
         // Many cancels behind a live top: the heap is rebuilt instead of growing without bound.
-        t.set(Timer::Keepalive(ConnId(99_999)), Millis(1));
+        t.set(Timer::Detect(ConnId(99_999)), Millis(1));
         for i in 0..10_000 {
             t.set(Timer::Flood(ConnId(i)), Millis(1_000 + i));
             t.cancel(Timer::Flood(ConnId(i)));
@@ -178,7 +174,7 @@ mod tests {
             t.by_time.len()
         );
         assert_eq!(t.next(), Some(Millis(1)));
-        assert_eq!(t.pop_due(Millis(1)), Some(Timer::Keepalive(ConnId(99_999))));
+        assert_eq!(t.pop_due(Millis(1)), Some(Timer::Detect(ConnId(99_999))));
         assert_eq!(t.next(), Some(Millis(5_000)));
         assert_eq!(t.pop_due(Millis(4_999)), None);
         assert_eq!(t.pop_due(Millis(5_000)), Some(Timer::Flood(ConnId(7))));

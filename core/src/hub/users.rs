@@ -14,7 +14,7 @@ impl Hub {
     pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> (UserId, DeviceId) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
-        self.nicks.insert(nick.folded(), uid);
+        self.nicks.insert(nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(
             uid,
@@ -112,7 +112,7 @@ impl Hub {
 
     /// Whether nobody has `nick` and it is not a registered account's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self.nicks.contains_key(&nick.folded()) && !self.accounts.registered(nick)
+        !self.nicks.contains_key(nick.folded_key().as_str()) && !self.accounts.registered(nick)
     }
 
     /// `want` if free, else `want_2`, `want_3`, ... cut to fit, else a guest nick.

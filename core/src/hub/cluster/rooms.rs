@@ -122,7 +122,7 @@ impl Hub {
             if before.contains(&nick.folded()) {
                 continue;
             }
-            let Some(&uid) = self.nicks.get(&nick.folded()) else {
+            let Some(&uid) = self.nicks.get(nick.folded_key().as_str()) else {
                 continue;
             };
             let msg = ServerMsg::Invited {
@@ -241,7 +241,7 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.rooms.kicking.remove(&(room.clone(), target.folded()));
         }
-        let Some(&uid) = self.nicks.get(&target.folded()) else {
+        let Some(&uid) = self.nicks.get(target.folded_key().as_str()) else {
             return;
         };
         if !self
@@ -259,7 +259,7 @@ impl Hub {
     /// Cluster mode: the member of `room` called `nick` on another node, as the room's log
     /// says (`None` if a user here has the nick, or the log knows no such member).
     pub(in crate::hub) fn remote_member(&self, room: &RoomName, nick: &Nick) -> Option<Nick> {
-        if self.nicks.contains_key(&nick.folded()) {
+        if self.nicks.contains_key(nick.folded_key().as_str()) {
             return None;
         }
         self.remote_members(room)
