@@ -795,21 +795,23 @@ impl Hub {
         }
     }
 
+    /// The user of this node called `nick`, if it is a member of `room`.
+    pub(in crate::hub) fn member_here(&self, room: &RoomName, nick: &Nick) -> Option<UserId> {
+        let uid = *self.nicks.get(nick.folded_key().as_str())?;
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains(&uid))
+            .then_some(uid)
+    }
+
     /// Another node says `nick` joins `room` while that user is a member here: its session was
     /// resumed on that node (nicks are claimed, so nobody else can be called so). The user
     /// goes from here without a word to the rooms (it is still in them, through the other
     /// node); a connection it still had here is told where it went and closed.
     fn moved_away(&mut self, room: &RoomName, nick: &Nick, now: Millis) {
-        let Some(&uid) = self.nicks.get(nick.folded_key().as_str()) else {
+        let Some(uid) = self.member_here(room, nick) else {
             return;
         };
-        if !self
-            .rooms
-            .get(room)
-            .is_some_and(|r| r.members.contains(&uid))
-        {
-            return;
-        }
         debug!(%nick, "session resumed on another node; it leaves this one");
         let devices = self
             .users

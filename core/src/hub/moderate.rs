@@ -1036,6 +1036,22 @@ impl Hub {
         }
     }
 
+    /// The audit log's line for a kick of `target` from `room` by `by`.
+    pub(super) fn audit_kick(
+        &mut self,
+        room: &RoomName,
+        by: &Nick,
+        target: &Nick,
+        reason: Option<&Text>,
+        now: Millis,
+    ) {
+        let words = match reason {
+            Some(r) => format!("kick {target}: {r}"),
+            None => format!("kick {target}"),
+        };
+        self.audit(Some(room), by, words, now);
+    }
+
     /// Puts `target` out of `room`: the event while it is still a member (so it sees it too),
     /// then it leaves on every device (in a cluster, when the event comes back from the log).
     pub(super) fn kick(
@@ -1047,11 +1063,7 @@ impl Hub {
         reason: Option<Text>,
         now: Millis,
     ) {
-        let words = match &reason {
-            Some(r) => format!("kick {tnick}: {r}"),
-            None => format!("kick {tnick}"),
-        };
-        self.audit(Some(room), by, words, now);
+        self.audit_kick(room, by, &tnick, reason.as_ref(), now);
         let sent = self.cluster_kick_sent(room, &tnick, now);
         let kind = EventKind::Kick {
             target: tnick,

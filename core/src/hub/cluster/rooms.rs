@@ -241,16 +241,9 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.rooms.kicking.remove(&(room.clone(), target.folded()));
         }
-        let Some(&uid) = self.nicks.get(target.folded_key().as_str()) else {
+        let Some(uid) = self.member_here(room, target) else {
             return;
         };
-        if !self
-            .rooms
-            .get(room)
-            .is_some_and(|r| r.members.contains(&uid))
-        {
-            return;
-        }
         debug!(%room, %target, "kicked through the log");
         self.leave_room(uid, room);
         self.drop_if_empty(room);
@@ -277,11 +270,7 @@ impl Hub {
         reason: Option<Text>,
         now: Millis,
     ) {
-        let words = match &reason {
-            Some(r) => format!("kick {target}: {r}"),
-            None => format!("kick {target}"),
-        };
-        self.audit(Some(room), by, words, now);
+        self.audit_kick(room, by, &target, reason.as_ref(), now);
         self.cluster_kick_sent(room, &target, now);
         let kind = EventKind::Kick { target, reason };
         self.broadcast(room, by.clone(), kind, now, Skip::None, None);
