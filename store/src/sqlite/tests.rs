@@ -169,10 +169,8 @@ fn queries_use_the_indexes_and_never_sort() {
     }
 }
 
-#[test]
-fn a_full_disk_fails_writes_not_reads_and_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = filled(dir.path(), 10);
+/// The disk is full from now on: the database may not grow past the pages it has.
+fn fill_the_disk(store: &SqliteStore) {
     let pages: i64 = store
         .conn
         .pragma_query_value(None, "page_count", |r| r.get(0))
@@ -181,6 +179,13 @@ fn a_full_disk_fails_writes_not_reads_and_passes() {
         .conn
         .pragma_update(None, "max_page_count", pages)
         .unwrap();
+}
+
+#[test]
+fn a_full_disk_fails_writes_not_reads_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = filled(dir.path(), 10);
+    fill_the_disk(&store);
     let big = "y".repeat(1900);
     let fat = |id: u64, from: u64| Batch {
         id: BatchId(id),
@@ -874,14 +879,7 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     store
         .write(&batch(3, (4..64).map(|s| say("#a", s, &long(s))).collect()))
         .unwrap();
-    let pages: i64 = store
-        .conn
-        .pragma_query_value(None, "page_count", |r| r.get(0))
-        .unwrap();
-    store
-        .conn
-        .pragma_update(None, "max_page_count", pages)
-        .unwrap();
+    fill_the_disk(&store);
     assert_eq!(store.catch_up_search(), Err(WriteError::DiskFull));
     assert!(!store.held.complete());
     assert_eq!(store.search_lag(), 60);
