@@ -80,6 +80,14 @@ fn founder(net: &mut Net) -> ConnId {
     a
 }
 
+/// dave registered on node 1, in `#r`.
+fn dave_in_r(net: &mut Net) -> ConnId {
+    let (d, _) = guest(net, 1, "dave");
+    register(net, 1, d, PW, false);
+    join(net, 1, d, "#r");
+    d
+}
+
 /// A binary guest on node `i` connected from `ip`, welcomed.
 fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
     let now = net.now;
@@ -311,9 +319,7 @@ fn a_key_a_mute_and_an_invitation_set_on_one_node_hold_on_another() {
 fn two_operators_changing_one_room_on_two_nodes_at_once_both_land() {
     let mut net = net(2);
     let a = founder(&mut net);
-    let (d, _) = guest(&mut net, 1, "dave");
-    register(&mut net, 1, d, PW, false);
-    join(&mut net, 1, d, "#r");
+    let d = dave_in_r(&mut net);
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     net.recv(1, d);
     // Both change the room before either hears the other's change.
@@ -382,9 +388,7 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
 fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its_nick() {
     let mut net = net(2);
     let a = founder(&mut net);
-    let (d, _) = guest(&mut net, 1, "dave");
-    register(&mut net, 1, d, PW, false);
-    join(&mut net, 1, d, "#r");
+    let d = dave_in_r(&mut net);
     let mute = ModAction::Mute {
         target: "dave".into(),
         duration: None,
@@ -416,9 +420,7 @@ fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its
 fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered() {
     let mut net = net(2);
     let a = founder(&mut net);
-    let (d, _) = guest(&mut net, 1, "dave");
-    register(&mut net, 1, d, PW, false);
-    join(&mut net, 1, d, "#r");
+    let d = dave_in_r(&mut net);
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     // dave's edit lands first, alice's is merged with it; dave's node hears the news of both
     // before the answer to its own edit.
