@@ -1983,15 +1983,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_line_the_log_refuses_reaches_nobody_and_its_sender_is_told() {
-        let mut net = Net::new(2);
+    /// alice on node 0 and bob on node 1, both asking to join `#r` (answers not read yet).
+    fn alice_and_bob_in_r(net: &mut Net) -> (ConnId, ConnId) {
         let a = net.hello(0, "alice");
         let b = net.hello(1, "bob");
         net.pump();
         for (i, c) in [(0, a), (1, b)] {
             net.send(i, c, &ClientMsg::Join { room: room("#r") });
         }
+        (a, b)
+    }
+
+    #[test]
+    fn a_line_the_log_refuses_reaches_nobody_and_its_sender_is_told() {
+        let mut net = Net::new(2);
+        let (a, b) = alice_and_bob_in_r(&mut net);
         net.recv(0, a);
         net.recv(1, b);
         net.refuse = true;
@@ -2317,12 +2323,7 @@ mod tests {
     #[test]
     fn a_reap_nobody_finished_is_handed_out_again() {
         let mut net = Net::new(2);
-        let a = net.hello(0, "alice");
-        let b = net.hello(1, "bob");
-        net.pump();
-        for (i, x) in [(0, a), (1, b)] {
-            net.send(i, x, &ClientMsg::Join { room: room("#r") });
-        }
+        let (_, b) = alice_and_bob_in_r(&mut net);
         // Node 0 dies; node 1's reap is handed out but never done (its reaper died too).
         let alive = ["n1".to_owned()];
         let now = net.now;

@@ -989,13 +989,18 @@ impl Hub {
         self.policy_to_members(room);
     }
 
-    /// `room`'s settings to each of its members here (the key to operators only).
-    pub(super) fn policy_to_members(&mut self, room: &RoomName) {
-        let members: Vec<UserId> = self
-            .rooms
+    /// `room`'s members on this node (none if there is no such room), to go through while
+    /// changing the hub.
+    pub(super) fn members_here(&self, room: &RoomName) -> Vec<UserId> {
+        self.rooms
             .get(room)
             .map(|r| r.members.iter().copied().collect())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// `room`'s settings to each of its members here (the key to operators only).
+    pub(super) fn policy_to_members(&mut self, room: &RoomName) {
+        let members = self.members_here(room);
         for m in members {
             let op = {
                 let account = self.account_of(m);

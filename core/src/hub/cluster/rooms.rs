@@ -143,11 +143,7 @@ impl Hub {
     /// Members here that a ban of `room` holds now are put out (unless a kick of theirs is on
     /// its way already).
     fn enforce_bans(&mut self, room: &RoomName, now: Millis) {
-        let members: Vec<UserId> = self
-            .rooms
-            .get(room)
-            .map(|r| r.members.iter().copied().collect())
-            .unwrap_or_default();
+        let members = self.members_here(room);
         for m in members {
             let Some(ban) = self.banned(m, room, now) else {
                 continue;
