@@ -3,7 +3,7 @@
 
 use natter_core::{Nick, RoomName};
 
-fn hex(s: &str) -> String {
+pub(crate) fn hex(s: &str) -> String {
     use core::fmt::Write;
     s.bytes()
         .fold(String::with_capacity(s.len() * 2), |mut h, b| {

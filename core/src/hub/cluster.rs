@@ -20,7 +20,10 @@ use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
+mod bans;
 mod rooms;
+use bans::Bans;
+pub use bans::mask_key;
 use rooms::Rooms;
 
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
@@ -138,6 +141,16 @@ pub enum ClusterOut {
         room: RoomName,
         /// What changes.
         edit: crate::moderation::PolicyEdit,
+    },
+    /// Set (`Some`) or lift (`None`) the server-wide ban on `mask` where every node keeps
+    /// them (one entry per mask, by [`mask_key`]; a ban replaces one on the same mask), in the
+    /// order asked. Answer with [`Hub::handle_server_ban_written`]; every node, this one too,
+    /// then hears the mask's ban as it is through [`Hub::handle_server_ban`].
+    ServerBan {
+        /// Who it holds.
+        mask: crate::moderation::Mask,
+        /// The ban, or `None` to lift it.
+        ban: Option<crate::moderation::Entry>,
     },
 }
 
@@ -300,6 +313,8 @@ pub(crate) struct Cluster {
     echoes: BTreeMap<UserId, (Millis, VecDeque<(RoomName, EventKind)>)>,
     /// Rooms' shared settings: this node's changes on their way, kicks on their way.
     rooms: Rooms,
+    /// Server-wide bans: this node's changes on their way.
+    bans: Bans,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -1592,6 +1607,8 @@ mod tests {
 
     /// Accounts in a cluster (`cluster/tests/accounts.rs`), driving this module's `Net`.
     mod accounts;
+    /// Server-wide bans in a cluster (`cluster/tests/bans.rs`).
+    mod bans;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
@@ -1632,6 +1649,8 @@ mod tests {
         kv: accounts::Kv,
         /// Rooms' settings as the cluster keeps them (see `cluster/tests/rooms.rs`).
         rooms_kv: rooms::RoomsKv,
+        /// Server bans as the cluster keeps them (see `cluster/tests/bans.rs`).
+        bans_kv: bans::BansKv,
     }
 
     impl Net {
@@ -1673,6 +1692,7 @@ mod tests {
                 now: Millis(1_000),
                 kv: accounts::Kv::default(),
                 rooms_kv: rooms::RoomsKv::default(),
+                bans_kv: bans::BansKv::default(),
             }
         }
 
@@ -1798,6 +1818,7 @@ mod tests {
                     self.account_out(i, o);
                 }
                 ClusterOut::RoomEdit { room, edit } => self.room_edit(i, room, edit),
+                ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
             }
         }
 
