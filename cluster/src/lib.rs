@@ -25,6 +25,9 @@
 //!   and every node watches the bucket and tells its hub.
 //! - **Server bans.** A KV bucket (`<prefix>_bans`) keeps each admin's server-wide ban under
 //!   its mask (a lift leaves a tombstone); every node watches it and tells its hub.
+//! - **Users.** A KV bucket (`<prefix>_users`) keeps what each node says of its users (nick as
+//!   spelt, account, away message) beside the nick's owner; every node watches it, so WHOIS,
+//!   ISON and away know every node's users.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
@@ -35,6 +38,7 @@ mod kept;
 mod line_id;
 mod names;
 mod node;
+mod presence;
 mod rooms;
 mod search;
 #[cfg(any(test, feature = "test-server"))]

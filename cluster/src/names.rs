@@ -12,6 +12,15 @@ pub(crate) fn hex(s: &str) -> String {
         })
 }
 
+/// The text a [`hex`] key holds (`None` if it is not one).
+pub(crate) fn unhex(key: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(key.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 /// The stream holding `room`'s events.
 pub fn room_stream(prefix: &str, room: &RoomName) -> String {
     format!("{}_ROOM_{}", prefix.to_uppercase(), hex(room.as_str()))

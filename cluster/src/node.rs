@@ -211,6 +211,15 @@ pub enum ClusterIn {
         /// The entry's revision after the write.
         revision: Option<u64>,
     },
+    /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
+    Presence {
+        /// The nick (its folded form is the key).
+        nick: natter_core::Nick,
+        /// The user.
+        presence: Option<natter_core::hub::Presence>,
+        /// The node holding it ("" for a removal).
+        node: String,
+    },
 }
 
 impl ClusterIn {
@@ -258,6 +267,11 @@ impl ClusterIn {
             ClusterIn::ServerBanWritten { mask, revision } => {
                 hub.handle_server_ban_written(&mask, revision, now);
             }
+            ClusterIn::Presence {
+                nick,
+                presence,
+                node,
+            } => hub.handle_presence(&nick, presence, &node),
         }
     }
 }
@@ -398,7 +412,10 @@ impl Node {
         ));
         let rooms = crate::rooms::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let bans = crate::bans::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
+        let users =
+            crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
+            users_tx: users.writes,
             bans_tx: bans.changes,
             rooms_tx: rooms.edits,
             accounts_tx,
@@ -426,7 +443,15 @@ impl Node {
             inbox,
             refuse,
             pending,
-            tasks: vec![driver, lease, serve, account_watch, rooms.watch, bans.watch],
+            tasks: vec![
+                driver,
+                lease,
+                serve,
+                account_watch,
+                rooms.watch,
+                bans.watch,
+                users.watch,
+            ],
             accounts,
             rooms: rooms.kept,
             bans: bans.kept,
@@ -733,6 +758,8 @@ fn now_millis() -> Millis {
 struct Driver {
     /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
+    /// Users' records, written in order by the users' task (`presence.rs`).
+    users_tx: mpsc::UnboundedSender<(Nick, Option<natter_core::hub::Presence>)>,
     /// Server bans and lifts, written in order by the bans' task (`bans.rs`).
     bans_tx: mpsc::UnboundedSender<(
         natter_core::moderation::Mask,
@@ -1133,6 +1160,9 @@ impl Driver {
                 }
                 ClusterOut::ServerBan { mask, ban } => {
                     let _ = self.bans_tx.send((mask, ban));
+                }
+                ClusterOut::Presence { nick, presence } => {
+                    let _ = self.users_tx.send((nick, presence));
                 }
             }
         }

@@ -21,9 +21,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
 mod bans;
+mod presence;
 mod rooms;
 use bans::Bans;
 pub use bans::mask_key;
+pub use presence::Presence;
+use presence::Presences;
 use rooms::Rooms;
 
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
@@ -151,6 +154,16 @@ pub enum ClusterOut {
         mask: crate::moderation::Mask,
         /// The ban, or `None` to lift it.
         ban: Option<crate::moderation::Entry>,
+    },
+    /// What this node's user called `nick` is now (`None`: no user here has the nick any
+    /// more): keep it where every node can read it, beside the nick's owner, under the folded
+    /// nick; every node then hears it through [`Hub::handle_presence`]. A `None` must not
+    /// remove another node's record of the nick (it took the nick over meanwhile).
+    Presence {
+        /// The nick (its folded form is the key).
+        nick: Nick,
+        /// The user as it is.
+        presence: Option<Presence>,
     },
 }
 
@@ -315,6 +328,8 @@ pub(crate) struct Cluster {
     rooms: Rooms,
     /// Server-wide bans: this node's changes on their way.
     bans: Bans,
+    /// What this node's users are, as told to the cluster, and every other node's.
+    presence: Presences,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -350,6 +365,7 @@ impl Hub {
 
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        self.poll_presence();
         let dirty = core::mem::take(&mut self.cluster.as_mut()?.sessions);
         for did in dirty {
             let Some(record) = self.session_record(did) else {
@@ -965,8 +981,9 @@ impl Hub {
         found
     }
 
-    /// How many users on other nodes the followed rooms' logs know of (each once, however
-    /// many rooms it shares with this node; none that is also a user here).
+    /// How many users on other nodes the followed rooms' logs and the users' records know of
+    /// (each once, however many rooms it shares with this node; none that is also a user
+    /// here).
     pub(super) fn remote_user_count(&self) -> usize {
         let Some(cl) = self.cluster.as_ref() else {
             return 0;
@@ -974,6 +991,7 @@ impl Hub {
         cl.rosters
             .values()
             .flat_map(|r| r.members.keys())
+            .chain(self.presence_nicks())
             .filter(|folded| !self.nicks.contains_key(folded.as_str()))
             .collect::<BTreeSet<_>>()
             .len()
@@ -985,6 +1003,7 @@ impl Hub {
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
         self.now = self.now.max(now);
         self.forget_gone_echoes();
+        self.presence_nodes(alive);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1225,6 +1244,7 @@ impl Hub {
                 },
                 true,
             ) => {
+                self.cluster_presence_changed(&nick);
                 let visible = self
                     .cluster
                     .as_mut()
@@ -1366,6 +1386,7 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.granted = None;
         }
+        self.cluster_presence_changed(nick);
         // The hello or change did not take the nick after all (refused on the way).
         let used = self.nicks.contains_key(nick.folded_key().as_str());
         if !used {
@@ -1378,6 +1399,7 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Release(nick.clone()));
         }
+        self.cluster_presence_changed(nick);
     }
 }
 
@@ -1611,6 +1633,8 @@ mod tests {
     mod bans;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
+    /// Users on other nodes: WHOIS, ISON, away (`cluster/tests/presence.rs`).
+    mod presence;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
     mod rooms;
 
@@ -1651,6 +1675,8 @@ mod tests {
         rooms_kv: rooms::RoomsKv,
         /// Server bans as the cluster keeps them (see `cluster/tests/bans.rs`).
         bans_kv: bans::BansKv,
+        /// Every node's users as the cluster keeps them (see `cluster/tests/presence.rs`).
+        users_kv: presence::UsersKv,
     }
 
     impl Net {
@@ -1693,6 +1719,7 @@ mod tests {
                 kv: accounts::Kv::default(),
                 rooms_kv: rooms::RoomsKv::default(),
                 bans_kv: bans::BansKv::default(),
+                users_kv: presence::UsersKv::default(),
             }
         }
 
@@ -1819,6 +1846,7 @@ mod tests {
                 }
                 ClusterOut::RoomEdit { room, edit } => self.room_edit(i, room, edit),
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
+                ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
             }
         }
 
@@ -2437,7 +2465,7 @@ mod tests {
         assert!(text.contains(" 303 carol :Bob carol"), "{text}");
         let text = irc(&mut net, b"LUSERS\r\n");
         assert!(text.contains(" 251 carol :There are 2 users"), "{text}");
-        // Bob leaves the room: node 0 knows him no more.
+        // Bob leaves the room: node 0 still knows him (from his node's record), in no room.
         net.send(
             1,
             b,
@@ -2447,7 +2475,8 @@ mod tests {
             },
         );
         let text = irc(&mut net, b"WHOIS bob\r\n");
-        assert!(text.contains(" 401 carol bob "), "{text}");
+        assert!(text.contains(" 311 carol Bob Bob "), "{text}");
+        assert!(!text.contains(" 319 "), "{text}");
     }
 
     #[test]
