@@ -777,7 +777,7 @@ impl Hub {
 
     // ---- pieces ----
 
-    pub(in crate::hub) fn is_admin(&self, account: Option<&str>) -> bool {
+    fn is_admin(&self, account: Option<&str>) -> bool {
         account.is_some_and(|a| self.config.accounts.admins.iter().any(|n| n.folded() == a))
     }
 

@@ -74,8 +74,8 @@ impl Hub {
     /// made on any node (or read when this node starts): `Some`, set (a new one replaces one
     /// on the same mask); `None`, lifted. `revision` is the cluster's version of the mask's
     /// entry: news older than this node's own last change of it, or while one is unanswered,
-    /// is not applied. Users here that a live ban holds are told and put out (admins are not:
-    /// an admin's own node spares them too).
+    /// is not applied. Users here that a live ban holds are told and put out, but for the
+    /// admin who set it (its own node spares it too: a network ban may hold its address).
     pub fn handle_server_ban(
         &mut self,
         mask: Mask,
@@ -117,7 +117,9 @@ impl Hub {
             .keys()
             .copied()
             .filter(|u| {
-                !self.is_admin(self.account_of(*u).as_deref())
+                self.users
+                    .get(u)
+                    .is_some_and(|x| x.nick.folded() != ban.by.folded())
                     && self.server_banned(*u, None, now).is_some()
             })
             .collect();

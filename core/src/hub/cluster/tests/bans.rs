@@ -265,3 +265,28 @@ fn news_held_while_this_nodes_change_is_unanswered_is_applied_once_answered() {
     hub.handle_server_ban_written(&mallory, Some(4), now);
     assert_eq!(hub.server_bans, [entry], "applied once answered");
 }
+
+#[test]
+fn a_network_ban_puts_out_everyone_it_holds_on_every_node_but_the_admin_who_set_it() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    // gina, on node 1, is an admin too: as on a single node, only the admin who set the ban
+    // is spared.
+    let (g, _) = guest(&mut net, 1, "gina");
+    register(&mut net, 1, g, PW, false);
+    net.recv(1, g);
+    for n in &mut net.nodes {
+        n.hub.config.accounts.admins.push(nick("gina"));
+    }
+    let (h, _) = guest(&mut net, 0, "hal");
+    // Every connection here is from 127.0.0.1, alice's too.
+    let got = admin_do(&mut net, a, ban("127.0.0.0/8", None, None));
+    assert!(!bye(&got), "the admin who set it stays: {got:?}");
+    assert!(bye(&net.recv(1, g)), "put out on the other node");
+    assert!(bye(&net.recv(0, h)), "and on the admin's");
+    ask(&mut net, 0, a, &ClientMsg::Admin(AdminAction::Bans));
+    assert!(
+        !bye(&net.recv(0, a)),
+        "still there after the news came back"
+    );
+}
