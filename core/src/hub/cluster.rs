@@ -868,6 +868,9 @@ impl Hub {
         };
         self.user_gone(u.account.as_deref());
         self.nicks.remove(u.nick.folded_key().as_str());
+        // The nick is the other node's now (not released), but this node no longer tells of
+        // the user: its record there is the other node's to keep.
+        self.cluster_presence_changed(&u.nick);
         for r in &u.rooms {
             if let Some(room) = self.rooms.get_mut(r) {
                 room.members.remove(&uid);

@@ -161,3 +161,52 @@ fn a_record_of_a_node_whose_lease_ran_out_is_not_believed() {
     let text = irc(&mut net, 0, carol, "WHOIS bob");
     assert!(text.contains(" 401 carol bob "), "{text}");
 }
+
+/// A binary client on node `i` resuming `token` (in `#r`, seen up to `seq`): its new token.
+fn resume_on(
+    net: &mut Net,
+    i: usize,
+    token: crate::types::ResumeToken,
+    seq: u64,
+) -> crate::types::ResumeToken {
+    let now = net.now;
+    let c = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice"),
+        resume: Some(crate::wire::Resume {
+            token,
+            rooms: vec![(room("#r"), Seq(seq))],
+        }),
+    };
+    net.send(i, c, &hello);
+    match net.recv(i, c).first() {
+        Some(ServerMsg::Welcome {
+            resumed: true,
+            token,
+            ..
+        }) => token.clone(),
+        other => panic!("not resumed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it() {
+    let mut net = Net::new(2);
+    let a = net.hello(0, "alice");
+    net.pump();
+    let token = net.token(0, a);
+    net.send(0, a, &ClientMsg::Join { room: room("#r") });
+    net.recv(0, a);
+    let node_of = |net: &Net| net.users_kv.users.get("alice").map(|(_, i)| *i);
+    assert_eq!(node_of(&net), Some(0));
+    // Her client resumes on node 1 (node 0 alive), then back on node 0.
+    let token = resume_on(&mut net, 1, token, 1);
+    assert_eq!(node_of(&net), Some(1), "node 1 holds her now");
+    resume_on(&mut net, 0, token, 1);
+    assert_eq!(node_of(&net), Some(0), "node 0 tells of her again");
+    let carol = irc_user(&mut net, 1, "carol", "");
+    let text = irc(&mut net, 1, carol, "ISON alice");
+    assert!(text.contains(" 303 carol :alice"), "{text}");
+}
