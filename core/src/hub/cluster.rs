@@ -517,6 +517,11 @@ impl Hub {
     ) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
+        // Away as its node last told, if the session moves (it never left).
+        let away = self
+            .told_away(&record.nick)
+            .filter(|_| !visible)
+            .map(Box::new);
         self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(
@@ -525,7 +530,7 @@ impl Hub {
                 nick: record.nick.clone(),
                 rooms: super::room::RoomSet::default(),
                 devices: Vec::new(),
-                away: None,
+                away,
                 account: None,
             }),
         );

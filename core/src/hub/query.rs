@@ -368,7 +368,7 @@ impl Hub {
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares
     /// a room with the user once (when it changed).
-    fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
+    pub(super) fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };

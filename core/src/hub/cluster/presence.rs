@@ -191,6 +191,14 @@ impl Hub {
         })
     }
 
+    /// The away message the cluster's record of `nick` holds, whichever node told it (alive
+    /// or not): a session taken over from that node keeps it.
+    pub(super) fn told_away(&self, nick: &Nick) -> Option<Text> {
+        let cl = self.cluster.as_ref()?;
+        let (p, _) = cl.presence.known.get(&nick.folded())?;
+        p.away.clone()
+    }
+
     /// The away message of the user on another node called `nick`, if it is away.
     pub(in crate::hub) fn remote_away(&self, nick: &Nick) -> Option<Text> {
         self.remote_presence(nick).and_then(|p| p.away.clone())

@@ -192,7 +192,7 @@ fn resume_on(
 }
 
 #[test]
-fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it() {
+fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it_still_away() {
     let mut net = Net::new(2);
     let a = net.hello(0, "alice");
     net.pump();
@@ -201,9 +201,19 @@ fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it() 
     net.recv(0, a);
     let node_of = |net: &Net| net.users_kv.users.get("alice").map(|(_, i)| *i);
     assert_eq!(node_of(&net), Some(0));
+    // She is away (set as IRC's AWAY sets it; the binary protocol has no word for it).
+    let uid = net.nodes[0].hub.nicks[nick("alice").folded_key().as_str()];
+    net.nodes[0].hub.set_away(a, uid, Some(text("brb")));
+    net.pump();
+    assert!(net.users_kv.users["alice"].0.away.is_some());
     // Her client resumes on node 1 (node 0 alive), then back on node 0.
     let token = resume_on(&mut net, 1, token, 1);
     assert_eq!(node_of(&net), Some(1), "node 1 holds her now");
+    assert_eq!(
+        net.users_kv.users["alice"].0.away,
+        Some(text("brb")),
+        "still away after the move"
+    );
     resume_on(&mut net, 0, token, 1);
     assert_eq!(node_of(&net), Some(0), "node 0 tells of her again");
     let carol = irc_user(&mut net, 1, "carol", "");
