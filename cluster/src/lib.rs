@@ -23,21 +23,29 @@
 //!   (founder, operators, voices, modes, bans, mutes, invitations) under the hex of its name;
 //!   each change is an edit merged into the entry as it is (compare-and-swap on its revision),
 //!   and every node watches the bucket and tells its hub.
+//! - **Server bans.** A KV bucket (`<prefix>_bans`) keeps each admin's server-wide ban under
+//!   its mask (a lift leaves a tombstone); every node watches it and tells its hub.
+//! - **Users.** A KV bucket (`<prefix>_users`) keeps what each node says of its users (nick as
+//!   spelt, account, away message) beside the nick's owner; every node watches it, so WHOIS,
+//!   ISON and away know every node's users.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
 
 mod accounts;
+mod bans;
 mod kept;
 mod line_id;
 mod names;
 mod node;
+mod presence;
 mod rooms;
 mod search;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
 pub use accounts::ClusterAccounts;
+pub use bans::{KeptBan, ban_key};
 pub use names::{nick_key, room_key, room_stream, room_subject};
 pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
 pub use rooms::KeptRoom;

@@ -3,13 +3,22 @@
 
 use natter_core::{Nick, RoomName};
 
-fn hex(s: &str) -> String {
+pub(crate) fn hex(s: &str) -> String {
     use core::fmt::Write;
     s.bytes()
         .fold(String::with_capacity(s.len() * 2), |mut h, b| {
             let _ = write!(h, "{b:02x}");
             h
         })
+}
+
+/// The text a [`hex`] key holds (`None` if it is not one).
+pub(crate) fn unhex(key: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(key.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// The stream holding `room`'s events.

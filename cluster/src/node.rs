@@ -194,6 +194,32 @@ pub enum ClusterIn {
         /// The entry's revision after the edit.
         revision: Option<u64>,
     },
+    /// A server-wide ban as the cluster keeps it, after a change made on any node.
+    ServerBan {
+        /// Who it holds.
+        mask: natter_core::moderation::Mask,
+        /// The ban (`None`: lifted).
+        ban: Option<natter_core::moderation::Entry>,
+        /// Its entry's revision.
+        revision: u64,
+    },
+    /// This node's oldest ban or lift of `mask` not yet answered is done: `Some` revision of
+    /// the entry after it, or `None` if it was not written.
+    ServerBanWritten {
+        /// Who it holds.
+        mask: natter_core::moderation::Mask,
+        /// The entry's revision after the write.
+        revision: Option<u64>,
+    },
+    /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
+    Presence {
+        /// The nick (its folded form is the key).
+        nick: natter_core::Nick,
+        /// The user.
+        presence: Option<natter_core::hub::Presence>,
+        /// The node holding it ("" for a removal).
+        node: String,
+    },
 }
 
 impl ClusterIn {
@@ -233,6 +259,19 @@ impl ClusterIn {
                 revision,
             } => hub.handle_room(room, shared, revision, now),
             ClusterIn::RoomWritten { room, revision } => hub.handle_room_written(&room, revision),
+            ClusterIn::ServerBan {
+                mask,
+                ban,
+                revision,
+            } => hub.handle_server_ban(mask, ban, revision, now),
+            ClusterIn::ServerBanWritten { mask, revision } => {
+                hub.handle_server_ban_written(&mask, revision, now);
+            }
+            ClusterIn::Presence {
+                nick,
+                presence,
+                node,
+            } => hub.handle_presence(&nick, presence, &node),
         }
     }
 }
@@ -253,6 +292,8 @@ pub struct Node {
     accounts: Vec<(natter_core::persist::LoadedAccount, u64)>,
     /// The rooms' settings read at start, until [`Node::take_rooms`].
     rooms: Vec<crate::rooms::KeptRoom>,
+    /// The server bans read at start, until [`Node::take_server_bans`].
+    bans: Vec<crate::bans::KeptBan>,
 }
 
 /// What reading a room's log for history needs.
@@ -370,7 +411,12 @@ impl Node {
             links.subscribe(),
         ));
         let rooms = crate::rooms::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
+        let bans = crate::bans::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
+        let users =
+            crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
+            users_tx: users.writes,
+            bans_tx: bans.changes,
             rooms_tx: rooms.edits,
             accounts_tx,
             sessions,
@@ -397,10 +443,26 @@ impl Node {
             inbox,
             refuse,
             pending,
-            tasks: vec![driver, lease, serve, account_watch, rooms.watch],
+            tasks: vec![
+                driver,
+                lease,
+                serve,
+                account_watch,
+                rooms.watch,
+                bans.watch,
+                users.watch,
+            ],
             accounts,
             rooms: rooms.kept,
+            bans: bans.kept,
         })
+    }
+
+    /// The server-wide bans the cluster held when this node started, with their revisions
+    /// (once; empty after): hand each to [`Hub::handle_server_ban`] before serving anyone.
+    /// Later changes come as [`ClusterIn::ServerBan`].
+    pub fn take_server_bans(&mut self) -> Vec<crate::bans::KeptBan> {
+        std::mem::take(&mut self.bans)
     }
 
     /// The rooms' settings the cluster held when this node started, with their revisions
@@ -696,6 +758,13 @@ fn now_millis() -> Millis {
 struct Driver {
     /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
+    /// Users' records, written in order by the users' task (`presence.rs`).
+    users_tx: mpsc::UnboundedSender<(Nick, Option<natter_core::hub::Presence>)>,
+    /// Server bans and lifts, written in order by the bans' task (`bans.rs`).
+    bans_tx: mpsc::UnboundedSender<(
+        natter_core::moderation::Mask,
+        Option<natter_core::moderation::Entry>,
+    )>,
     /// Account creates and writes, done in order by [`crate::accounts::keep_accounts`].
     accounts_tx: mpsc::UnboundedSender<crate::accounts::AccountOp>,
     /// Resume sessions' records, by token id.
@@ -1088,6 +1157,12 @@ impl Driver {
                 }
                 ClusterOut::RoomEdit { room, edit } => {
                     let _ = self.rooms_tx.send((room, edit));
+                }
+                ClusterOut::ServerBan { mask, ban } => {
+                    let _ = self.bans_tx.send((mask, ban));
+                }
+                ClusterOut::Presence { nick, presence } => {
+                    let _ = self.users_tx.send((nick, presence));
                 }
             }
         }

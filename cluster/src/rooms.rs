@@ -69,11 +69,7 @@ fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
 
 /// The room a key names (keys are the hex of its name).
 fn room_of_key(key: &str) -> Option<RoomName> {
-    let bytes: Option<Vec<u8>> = (0..key.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(key.get(i..i + 2)?, 16).ok())
-        .collect();
-    RoomName::new(&String::from_utf8(bytes?).ok()?).ok()
+    RoomName::new(&crate::names::unhex(key)?).ok()
 }
 
 /// A room as the cluster holds it, with its entry's revision.

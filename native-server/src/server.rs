@@ -164,6 +164,10 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             for (room, shared, revision) in node.take_rooms() {
                 hub.handle_room(room, Some(shared), revision, clock.now());
             }
+            // Every server-wide ban, before anyone says hello.
+            for (ban, revision) in node.take_server_bans() {
+                hub.handle_server_ban(ban.mask.clone(), Some(ban), revision, clock.now());
+            }
             (hub, None, Some(node))
         }
         None => {

@@ -20,7 +20,13 @@ use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
+mod bans;
+mod presence;
 mod rooms;
+use bans::Bans;
+pub use bans::mask_key;
+pub use presence::Presence;
+use presence::Presences;
 use rooms::Rooms;
 
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
@@ -138,6 +144,26 @@ pub enum ClusterOut {
         room: RoomName,
         /// What changes.
         edit: crate::moderation::PolicyEdit,
+    },
+    /// Set (`Some`) or lift (`None`) the server-wide ban on `mask` where every node keeps
+    /// them (one entry per mask, by [`mask_key`]; a ban replaces one on the same mask), in the
+    /// order asked. Answer with [`Hub::handle_server_ban_written`]; every node, this one too,
+    /// then hears the mask's ban as it is through [`Hub::handle_server_ban`].
+    ServerBan {
+        /// Who it holds.
+        mask: crate::moderation::Mask,
+        /// The ban, or `None` to lift it.
+        ban: Option<crate::moderation::Entry>,
+    },
+    /// What this node's user called `nick` is now (`None`: no user here has the nick any
+    /// more): keep it where every node can read it, beside the nick's owner, under the folded
+    /// nick; every node then hears it through [`Hub::handle_presence`]. A `None` must not
+    /// remove another node's record of the nick (it took the nick over meanwhile).
+    Presence {
+        /// The nick (its folded form is the key).
+        nick: Nick,
+        /// The user as it is.
+        presence: Option<Presence>,
     },
 }
 
@@ -300,6 +326,10 @@ pub(crate) struct Cluster {
     echoes: BTreeMap<UserId, (Millis, VecDeque<(RoomName, EventKind)>)>,
     /// Rooms' shared settings: this node's changes on their way, kicks on their way.
     rooms: Rooms,
+    /// Server-wide bans: this node's changes on their way.
+    bans: Bans,
+    /// What this node's users are, as told to the cluster, and every other node's.
+    presence: Presences,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -335,6 +365,7 @@ impl Hub {
 
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        self.poll_presence();
         let dirty = core::mem::take(&mut self.cluster.as_mut()?.sessions);
         for did in dirty {
             let Some(record) = self.session_record(did) else {
@@ -486,6 +517,11 @@ impl Hub {
     ) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
+        // Away as its node last told, if the session moves (it never left).
+        let away = self
+            .told_away(&record.nick)
+            .filter(|_| !visible)
+            .map(Box::new);
         self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(
@@ -494,7 +530,7 @@ impl Hub {
                 nick: record.nick.clone(),
                 rooms: super::room::RoomSet::default(),
                 devices: Vec::new(),
-                away: None,
+                away,
                 account: None,
             }),
         );
@@ -837,6 +873,9 @@ impl Hub {
         };
         self.user_gone(u.account.as_deref());
         self.nicks.remove(u.nick.folded_key().as_str());
+        // The nick is the other node's now (not released), but this node no longer tells of
+        // the user: its record there is the other node's to keep.
+        self.cluster_presence_changed(&u.nick);
         for r in &u.rooms {
             if let Some(room) = self.rooms.get_mut(r) {
                 room.members.remove(&uid);
@@ -950,8 +989,9 @@ impl Hub {
         found
     }
 
-    /// How many users on other nodes the followed rooms' logs know of (each once, however
-    /// many rooms it shares with this node; none that is also a user here).
+    /// How many users on other nodes the followed rooms' logs and the users' records know of
+    /// (each once, however many rooms it shares with this node; none that is also a user
+    /// here).
     pub(super) fn remote_user_count(&self) -> usize {
         let Some(cl) = self.cluster.as_ref() else {
             return 0;
@@ -959,6 +999,7 @@ impl Hub {
         cl.rosters
             .values()
             .flat_map(|r| r.members.keys())
+            .chain(self.presence_nicks())
             .filter(|folded| !self.nicks.contains_key(folded.as_str()))
             .collect::<BTreeSet<_>>()
             .len()
@@ -970,6 +1011,7 @@ impl Hub {
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
         self.now = self.now.max(now);
         self.forget_gone_echoes();
+        self.presence_nodes(alive);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1210,6 +1252,7 @@ impl Hub {
                 },
                 true,
             ) => {
+                self.cluster_presence_changed(&nick);
                 let visible = self
                     .cluster
                     .as_mut()
@@ -1351,6 +1394,7 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.granted = None;
         }
+        self.cluster_presence_changed(nick);
         // The hello or change did not take the nick after all (refused on the way).
         let used = self.nicks.contains_key(nick.folded_key().as_str());
         if !used {
@@ -1363,6 +1407,7 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Release(nick.clone()));
         }
+        self.cluster_presence_changed(nick);
     }
 }
 
@@ -1592,8 +1637,12 @@ mod tests {
 
     /// Accounts in a cluster (`cluster/tests/accounts.rs`), driving this module's `Net`.
     mod accounts;
+    /// Server-wide bans in a cluster (`cluster/tests/bans.rs`).
+    mod bans;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
+    /// Users on other nodes: WHOIS, ISON, away (`cluster/tests/presence.rs`).
+    mod presence;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
     mod rooms;
 
@@ -1632,6 +1681,10 @@ mod tests {
         kv: accounts::Kv,
         /// Rooms' settings as the cluster keeps them (see `cluster/tests/rooms.rs`).
         rooms_kv: rooms::RoomsKv,
+        /// Server bans as the cluster keeps them (see `cluster/tests/bans.rs`).
+        bans_kv: bans::BansKv,
+        /// Every node's users as the cluster keeps them (see `cluster/tests/presence.rs`).
+        users_kv: presence::UsersKv,
     }
 
     impl Net {
@@ -1673,6 +1726,8 @@ mod tests {
                 now: Millis(1_000),
                 kv: accounts::Kv::default(),
                 rooms_kv: rooms::RoomsKv::default(),
+                bans_kv: bans::BansKv::default(),
+                users_kv: presence::UsersKv::default(),
             }
         }
 
@@ -1798,6 +1853,8 @@ mod tests {
                     self.account_out(i, o);
                 }
                 ClusterOut::RoomEdit { room, edit } => self.room_edit(i, room, edit),
+                ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
+                ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
             }
         }
 
@@ -2416,7 +2473,7 @@ mod tests {
         assert!(text.contains(" 303 carol :Bob carol"), "{text}");
         let text = irc(&mut net, b"LUSERS\r\n");
         assert!(text.contains(" 251 carol :There are 2 users"), "{text}");
-        // Bob leaves the room: node 0 knows him no more.
+        // Bob leaves the room: node 0 still knows him (from his node's record), in no room.
         net.send(
             1,
             b,
@@ -2426,7 +2483,8 @@ mod tests {
             },
         );
         let text = irc(&mut net, b"WHOIS bob\r\n");
-        assert!(text.contains(" 401 carol bob "), "{text}");
+        assert!(text.contains(" 311 carol Bob Bob "), "{text}");
+        assert!(!text.contains(" 319 "), "{text}");
     }
 
     #[test]

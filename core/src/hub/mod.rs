@@ -88,7 +88,7 @@ use tracing::debug;
 
 pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
-pub use cluster::ClusterOut;
+pub use cluster::{ClusterOut, Presence, mask_key};
 pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
 pub use reconfig::{Change, ReconfigError};

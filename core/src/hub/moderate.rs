@@ -459,12 +459,14 @@ impl Hub {
                 }
                 for mask in &masks {
                     self.server_bans.retain(|b| b.mask != *mask);
-                    self.server_bans.push(Entry {
+                    let ban = Entry {
                         mask: mask.clone(),
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
-                    });
+                    };
+                    self.server_bans.push(ban.clone());
+                    self.cluster_server_ban(mask, Some(ban));
                     self.audit(None, &me, format!("server ban {mask}"), now);
                 }
                 self.record(Write::ServerBans(self.server_bans.clone()));
@@ -489,6 +491,7 @@ impl Hub {
                 if self.server_bans.len() == before {
                     return Err((ErrorKind::Invalid, format!("no server ban on {mask}")));
                 }
+                self.cluster_server_ban(&mask, None);
                 self.audit(None, &me, format!("server unban {mask}"), now);
                 self.record(Write::ServerBans(self.server_bans.clone()));
             }

@@ -231,9 +231,21 @@ impl Hub {
                 });
                 let user = user.or_else(|| {
                     self.remote_user(&nick).map(|(nick, rooms)| {
+                        let away = self.remote_away(&nick);
                         Box::new(Whois {
-                            user: Present { nick, away: None },
+                            user: Present { nick, away },
                             rooms,
+                            kind: None,
+                            elsewhere: true,
+                        })
+                    })
+                });
+                // In a cluster, a user on another node sharing no room with this one.
+                let user = user.or_else(|| {
+                    self.remote_present(&nick).map(|user| {
+                        Box::new(Whois {
+                            user,
+                            rooms: Vec::new(),
                             kind: None,
                             elsewhere: true,
                         })
@@ -258,7 +270,7 @@ impl Hub {
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
-                            away: None,
+                            away: self.remote_away(n),
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
@@ -313,9 +325,12 @@ impl Hub {
                 away: u.away.as_deref().cloned(),
             })
             .or_else(|| {
-                self.remote_user(nick)
-                    .map(|(nick, _)| Present { nick, away: None })
+                self.remote_user(nick).map(|(nick, _)| {
+                    let away = self.remote_away(&nick);
+                    Present { nick, away }
+                })
             })
+            .or_else(|| self.remote_present(nick))
     }
 
     /// Every connection of the users sharing a room with `uid` (its own aside), each once.
@@ -340,6 +355,7 @@ impl Hub {
         };
         let nick = u.nick.clone();
         let account = u.account.is_some().then(|| nick.clone());
+        self.cluster_presence_changed(&nick);
         let others = self.co_member_conns(uid);
         for other in others {
             let news = Info::Account {
@@ -352,7 +368,7 @@ impl Hub {
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares
     /// a room with the user once (when it changed).
-    fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
+    pub(super) fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
@@ -360,6 +376,7 @@ impl Hub {
         let changed = u.away.as_deref() != away.as_ref();
         u.away = away.clone().map(Box::new);
         let nick = u.nick.clone();
+        self.cluster_presence_changed(&nick);
         self.reply(conn, Reply::Info(Info::AwayNow(now_away)));
         if !changed {
             return;

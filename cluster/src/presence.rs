@@ -1,0 +1,195 @@
+//! Who is on the cluster: one KV entry per user (`<prefix>_users`, keyed like the nick's owner
+//! by the hex of its folded nick) holding what its node says of it ([`Presence`]: the nick as
+//! spelt, the account, the away message) and the node's id. The nick's owner entry
+//! (`<prefix>_nicks`) stays the node id alone, compared byte for byte by claims, take-overs and
+//! reaps; this one rides beside it, written by the node holding the user whenever it changes
+//! and removed when the node no longer has the user, only if the entry is still that node's
+//! (another node may have taken the nick over meanwhile). Every node watches the bucket and
+//! hands each change to its hub, which answers WHOIS, ISON, USERHOST and away from its copy.
+
+use crate::names::{nick_key, unhex};
+use crate::node::ClusterIn;
+use crate::{ClusterConfig, ClusterError};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use natter_core::Nick;
+use natter_core::hub::Presence;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+/// How long a record's write is tried again while NATS does not answer (then it is given up,
+/// logged: the next change of the user writes it whole again).
+const WRITE_PATIENCE: Duration = Duration::from_secs(10);
+/// The largest entry read (bincode's limit before it allocates): two nicks, an away message
+/// and a node id.
+const MAX_ENTRY_BYTES: usize = 4 << 10;
+
+/// A user's entry as the bucket keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredUser {
+    presence: Presence,
+    /// The node holding the user.
+    node: String,
+}
+
+fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
+    let stored = StoredUser {
+        presence: presence.clone(),
+        node: node.to_owned(),
+    };
+    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn decode(value: &[u8]) -> Result<(Presence, String), String> {
+    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
+    let (s, used): (StoredUser, usize) =
+        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
+    if used != value.len() {
+        return Err("trailing bytes after a user's record".into());
+    }
+    Ok((s.presence, s.node))
+}
+
+/// The users' side of a node: where to send the hub's records, and the watch.
+pub(crate) struct UsersLink {
+    pub(crate) writes: mpsc::UnboundedSender<(Nick, Option<Presence>)>,
+    pub(crate) watch: JoinHandle<()>,
+}
+
+/// Opens the bucket and starts the task that writes this node's records in order and the one
+/// that watches every node's (from the first: each user's latest record, then every change).
+pub(crate) async fn start(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    me: &str,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    links: watch::Receiver<u64>,
+) -> Result<UsersLink, ClusterError> {
+    let users = crate::node::bucket(js, cfg, "users", Duration::ZERO).await?;
+    let (writes, rx) = mpsc::unbounded_channel();
+    // Ends when the driver (which holds the sender) does.
+    tokio::spawn(keep_users(
+        users.clone(),
+        me.to_owned(),
+        cfg.ack_timeout,
+        rx,
+    ));
+    let watch = tokio::spawn(crate::kept::watch_changes(
+        users, 1, tx, links, "users", news,
+    ));
+    Ok(UsersLink { writes, watch })
+}
+
+/// Writes the hub's records in order, each try bounded by `wait`, again while NATS does not
+/// answer, for up to [`WRITE_PATIENCE`].
+async fn keep_users(
+    users: kv::Store,
+    me: String,
+    wait: Duration,
+    mut rx: mpsc::UnboundedReceiver<(Nick, Option<Presence>)>,
+) {
+    while let Some((nick, presence)) = rx.recv().await {
+        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
+        loop {
+            let tried = tokio::time::timeout(wait, write(&users, &me, &nick, presence.as_ref()))
+                .await
+                .map_err(|_| "no answer in time".to_owned())
+                .and_then(|r| r);
+            match tried {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= give_up => {
+                    warn!(%nick, error = %e, "user's record not written; given up");
+                    break;
+                }
+                Err(e) => {
+                    debug!(%nick, error = %e, "user's record not written yet");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Puts `nick`'s record, or removes it if it is still this node's.
+async fn write(
+    users: &kv::Store,
+    me: &str,
+    nick: &Nick,
+    presence: Option<&Presence>,
+) -> Result<(), String> {
+    let key = nick_key(nick);
+    if let Some(p) = presence {
+        users
+            .put(&key, encode(p, me)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let Some(entry) = users.entry(&key).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if entry.operation != kv::Operation::Put {
+        return Ok(());
+    }
+    let mine = decode(&entry.value).is_ok_and(|(_, node)| node == me);
+    if !mine {
+        debug!(%nick, "user's record is another node's now: kept");
+        return Ok(());
+    }
+    match users
+        .delete_expect_revision(&key, Some(entry.revision))
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Another node wrote it in between: it is theirs.
+        Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What a bucket entry tells the hub: the user as its node says, or that nobody has the nick.
+fn news(entry: &kv::Entry) -> Option<ClusterIn> {
+    match entry.operation {
+        kv::Operation::Put => match decode(&entry.value) {
+            Ok((presence, node)) => Some(ClusterIn::Presence {
+                nick: presence.nick.clone(),
+                presence: Some(presence),
+                node,
+            }),
+            Err(why) => {
+                warn!(key = %entry.key, %why, "user's record not understood; skipped");
+                None
+            }
+        },
+        kv::Operation::Delete | kv::Operation::Purge => Some(ClusterIn::Presence {
+            nick: Nick::new(&unhex(&entry.key)?).ok()?,
+            presence: None,
+            node: String::new(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let p = Presence {
+            nick: Nick::new("Bob").unwrap(),
+            account: Some(Nick::new("bob").unwrap()),
+            away: natter_core::Text::new("lunch").ok(),
+        };
+        let bytes = encode(&p, "node1").unwrap();
+        assert_eq!(decode(&bytes).unwrap(), (p.clone(), "node1".to_owned()));
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        assert_eq!(unhex(&nick_key(&p.nick)).as_deref(), Some("bob"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Server-wide bans in the cluster's KV bucket against a real nats-server (started by each test
+//! on a free port, stopped by its pid): bans of two nodes at once all land, every node hears
+//! every ban and lift, each node's changes are answered in order, and a node starting reads
+//! the bans in force (not the lifted ones).
+
+mod common;
+
+use common::*;
+use natter_cluster::test_server::NatsServer;
+use natter_cluster::{ClusterIn, Node};
+use natter_core::hub::{ClusterOut, mask_key};
+use natter_core::moderation::{Entry, Mask};
+use std::collections::BTreeMap;
+
+fn mask(s: &str) -> Mask {
+    Mask::parse(s).unwrap()
+}
+
+fn ban(m: &str, by: &str) -> ClusterOut {
+    ClusterOut::ServerBan {
+        mask: mask(m),
+        ban: Some(Entry {
+            mask: mask(m),
+            until: None,
+            by: nick(by),
+            reason: None,
+        }),
+    }
+}
+
+/// What `node` hears until it has heard every mask in `want` as said there (`true`: banned),
+/// with the answers to its own changes on the way.
+async fn hear(node: &mut Node, want: &[(&str, bool)]) -> Vec<u64> {
+    let mut now: BTreeMap<String, bool> = BTreeMap::new();
+    let mut answers = Vec::new();
+    let done = |now: &BTreeMap<String, bool>| {
+        want.iter()
+            .all(|(m, banned)| now.get(&mask_key(&mask(m))) == Some(banned))
+    };
+    tokio::time::timeout(WAIT, async {
+        while !done(&now) {
+            match node.next().await.expect("the node runs") {
+                ClusterIn::ServerBan { mask, ban, .. } => {
+                    now.insert(mask_key(&mask), ban.is_some());
+                }
+                ClusterIn::ServerBanWritten { revision, .. } => {
+                    answers.push(revision.expect("written"));
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not heard in time: {now:?}"));
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_of_two_nodes_land_every_node_hears_them_and_a_new_node_reads_those_in_force() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    const EACH: usize = 10;
+    for i in 0..EACH {
+        a.send(ban(&format!("nick:a{i}"), "alice"));
+        b.send(ban(&format!("nick:b{i}"), "dave"));
+    }
+    a.send(ban("203.0.113.0/24", "alice"));
+    // b lifts a ban a set, by the same mask in another case.
+    let all: Vec<String> = (0..EACH)
+        .flat_map(|i| [format!("nick:a{i}"), format!("nick:b{i}")])
+        .collect();
+    let mut want: Vec<(&str, bool)> = all.iter().map(|m| (m.as_str(), true)).collect();
+    want.push(("203.0.113.0/24", true));
+    hear(&mut b, &want).await;
+    b.send(ClusterOut::ServerBan {
+        mask: mask("nick:A3"),
+        ban: None,
+    });
+    let answers = hear(&mut a, &[("nick:a3", false)]).await;
+    assert_eq!(answers.len(), EACH + 1, "each of a's changes answered once");
+    assert!(answers.is_sorted(), "in order: {answers:?}");
+    // A node starting now reads the bans in force, not the lifted one.
+    let mut c = node(&nats).await;
+    let mut kept: Vec<String> = c
+        .take_server_bans()
+        .into_iter()
+        .map(|(b, _)| b.mask.to_string())
+        .collect();
+    kept.sort();
+    let mut expected: Vec<String> = all.iter().filter(|m| *m != "nick:a3").cloned().collect();
+    expected.push("203.0.113.0/24".into());
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert!(c.take_server_bans().is_empty(), "handed over once");
+    // A ban set again after its lift is news to every node, the new one too.
+    a.send(ban("nick:a3", "alice"));
+    hear(&mut c, &[("nick:a3", true)]).await;
+}

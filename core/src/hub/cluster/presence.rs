@@ -1,0 +1,206 @@
+//! Who is on the cluster, for the questions IRC asks about users (WHOIS, ISON, USERHOST, WHO's
+//! away flag, the away reply to a private message, away-notify): each node tells the cluster
+//! what its users are ([`Presence`]: the nick as spelt, the account, the away message) as it
+//! changes, under the user's folded nick, beside the nick's owner (`ClusterOut::Presence`);
+//! every node keeps a copy of every other node's ([`Hub::handle_presence`]) and answers from
+//! it, never by asking another node while a user waits. Away is carried with the user's record
+//! rather than as an event in the rooms' logs: it is the user's, not a room's (a user in no
+//! room shared with this node is away too), and it is not history.
+//!
+//! A record names its node: one of a node whose lease ran out is not believed (its users are
+//! gone, or came back elsewhere under a record of their own).
+
+use super::super::Hub;
+use super::super::dialect::Reply;
+use super::super::query::{Info, Present};
+use super::ClusterOut;
+use crate::types::{ConnId, Nick, RoomName, Text};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a user on some node is, as every node may know it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Presence {
+    /// The nick as the user spells it.
+    pub nick: Nick,
+    /// The account it is signed in to (its name as registered), if any.
+    pub account: Option<Nick>,
+    /// Its away message, while away.
+    pub away: Option<Text>,
+}
+
+/// The hub's side of presence.
+#[derive(Debug, Default)]
+pub(crate) struct Presences {
+    /// Users here whose presence may have changed, by folded nick (told at the next poll).
+    dirty: BTreeMap<String, Nick>,
+    /// What this node last told of its users, by folded nick.
+    told: BTreeMap<String, Presence>,
+    /// Every node's users as the cluster says, by folded nick, with their node.
+    known: BTreeMap<String, (Presence, String)>,
+    /// The nodes alive at the last listing (`None`: not listed yet; every node is believed).
+    alive: Option<BTreeSet<String>>,
+}
+
+impl Hub {
+    /// The user called `nick` here (or no longer) may be something else now: the cluster is
+    /// told at the next poll.
+    pub(in crate::hub) fn cluster_presence_changed(&mut self, nick: &Nick) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.presence.dirty.insert(nick.folded(), nick.clone());
+        }
+    }
+
+    /// The presences to tell the cluster of, since the last poll: only what changed.
+    pub(super) fn poll_presence(&mut self) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if cl.presence.dirty.is_empty() {
+            return;
+        }
+        let dirty = core::mem::take(&mut cl.presence.dirty);
+        for (folded, nick) in dirty {
+            let now = self.presence_here(&folded);
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            if cl.presence.told.get(&folded) == now.as_ref() {
+                continue;
+            }
+            match &now {
+                Some(p) => cl.presence.told.insert(folded, p.clone()),
+                None => cl.presence.told.remove(&folded),
+            };
+            cl.out.push_back(ClusterOut::Presence {
+                nick,
+                presence: now,
+            });
+        }
+    }
+
+    /// What this node's user with the folded nick `folded` is, if there is one.
+    fn presence_here(&self, folded: &str) -> Option<Presence> {
+        let &uid = self.nicks.get(folded)?;
+        let u = self.users.get(&uid)?;
+        let account = self
+            .account_of(uid)
+            .map(|a| self.account_name(&a).unwrap_or_else(|| u.nick.clone()));
+        Some(Presence {
+            nick: u.nick.clone(),
+            account,
+            away: u.away.as_deref().cloned(),
+        })
+    }
+
+    /// Cluster mode: what the user called `nick` (folded: the key) on node `node` is now, as
+    /// the cluster says (`None`: nobody has the nick there any more). Local members sharing a
+    /// followed room with the user hear when its away message changes (IRC's away-notify).
+    pub fn handle_presence(&mut self, nick: &Nick, presence: Option<Presence>, node: &str) {
+        let folded = nick.folded();
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let before = cl
+            .presence
+            .known
+            .get(&folded)
+            .map(|(p, _)| p.away.clone())
+            .unwrap_or_default();
+        let after = presence.as_ref().and_then(|p| p.away.clone());
+        let shown = presence.as_ref().map(|p| p.nick.clone());
+        match presence {
+            Some(p) => cl
+                .presence
+                .known
+                .insert(folded.clone(), (p, node.to_owned())),
+            None => cl.presence.known.remove(&folded),
+        };
+        if before == after || self.nicks.contains_key(folded.as_str()) {
+            return;
+        }
+        let Some(shown) = shown else {
+            return;
+        };
+        let conns = self.conns_sharing_with_remote(&folded);
+        for c in conns {
+            let news = Info::Away {
+                nick: shown.clone(),
+                away: after.clone(),
+            };
+            self.reply(c, Reply::Info(news));
+        }
+    }
+
+    /// The connections of this node's members of the followed rooms whose roster holds the
+    /// user on another node with the folded nick `folded`, each once.
+    fn conns_sharing_with_remote(&self, folded: &str) -> BTreeSet<ConnId> {
+        let Some(cl) = self.cluster.as_ref() else {
+            return BTreeSet::new();
+        };
+        let rooms: Vec<&RoomName> = cl
+            .rosters
+            .iter()
+            .filter(|(_, r)| r.members.contains_key(folded))
+            .map(|(room, _)| room)
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flat_map(|r| r.members.iter())
+            .flat_map(|m| self.user_conns(*m))
+            .collect()
+    }
+
+    /// Cluster mode: the nodes alive now (see [`Hub::handle_nodes`]): records of others are
+    /// not believed.
+    pub(super) fn presence_nodes(&mut self, alive: &[String]) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.presence.alive = Some(alive.iter().cloned().collect());
+        }
+    }
+
+    /// The folded nicks of the users on nodes alive, as the cluster says (this node's too).
+    pub(super) fn presence_nicks(&self) -> impl Iterator<Item = &String> {
+        let p = self.cluster.as_ref().map(|cl| &cl.presence);
+        p.into_iter().flat_map(|p| {
+            p.known.iter().filter_map(|(folded, (_, node))| {
+                let alive = p.alive.as_ref().is_none_or(|a| a.contains(node));
+                alive.then_some(folded)
+            })
+        })
+    }
+
+    /// Cluster mode: the user on another node called `nick`, as its node says (`None` if a
+    /// user here has the nick, nobody has it, or its node is gone).
+    pub(in crate::hub) fn remote_presence(&self, nick: &Nick) -> Option<&Presence> {
+        let folded = nick.folded_key();
+        if self.nicks.contains_key(folded.as_str()) {
+            return None;
+        }
+        let cl = self.cluster.as_ref()?;
+        let (p, node) = cl.presence.known.get(folded.as_str())?;
+        let alive = cl.presence.alive.as_ref().is_none_or(|a| a.contains(node));
+        alive.then_some(p)
+    }
+
+    /// [`Present`] of the user on another node called `nick`, from its presence.
+    pub(in crate::hub) fn remote_present(&self, nick: &Nick) -> Option<Present> {
+        self.remote_presence(nick).map(|p| Present {
+            nick: p.nick.clone(),
+            away: p.away.clone(),
+        })
+    }
+
+    /// The away message the cluster's record of `nick` holds, whichever node told it (alive
+    /// or not): a session taken over from that node keeps it.
+    pub(super) fn told_away(&self, nick: &Nick) -> Option<Text> {
+        let cl = self.cluster.as_ref()?;
+        let (p, _) = cl.presence.known.get(&nick.folded())?;
+        p.away.clone()
+    }
+
+    /// The away message of the user on another node called `nick`, if it is away.
+    pub(in crate::hub) fn remote_away(&self, nick: &Nick) -> Option<Text> {
+        self.remote_presence(nick).and_then(|p| p.away.clone())
+    }
+}

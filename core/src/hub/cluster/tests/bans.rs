@@ -1,0 +1,292 @@
+//! Server-wide bans in a cluster: a ban an admin sets on one node holds on every node (at
+//! hello and sign-in, and on whom it holds already), on a restarted node, and runs out at
+//! its time everywhere; a lift on one node lifts it everywhere. The bans live in a fake
+//! key-value store ([`BansKv`]): one entry per mask, as natter-cluster keeps them.
+
+use super::accounts::{PW, ask, error, guest, net, register, settle};
+use super::*;
+use crate::hub::mask_key;
+use crate::moderation::{Entry, Mask};
+use crate::wire::{AdminAction, ErrorKind, Proof};
+
+/// The cluster's server bans by mask key, with the bucket's revision, and news held back.
+#[derive(Default)]
+pub(super) struct BansKv {
+    bans: BTreeMap<String, Entry>,
+    revision: u64,
+    hold_news: bool,
+    news: Vec<(Mask, Option<Entry>, u64)>,
+}
+
+impl Net {
+    /// Sets or lifts a node's ban, answers it and tells every node (see
+    /// `ClusterOut::ServerBan`).
+    pub(super) fn server_ban(&mut self, i: usize, mask: Mask, ban: Option<Entry>) {
+        let key = mask_key(&mask);
+        match &ban {
+            Some(b) => self.bans_kv.bans.insert(key, b.clone()),
+            None => self.bans_kv.bans.remove(&key),
+        };
+        self.bans_kv.revision += 1;
+        let revision = self.bans_kv.revision;
+        let now = self.now;
+        self.nodes[i]
+            .hub
+            .handle_server_ban_written(&mask, Some(revision), now);
+        self.bans_kv.news.push((mask, ban, revision));
+        if !self.bans_kv.hold_news {
+            self.deliver_ban_news();
+        }
+    }
+
+    fn deliver_ban_news(&mut self) {
+        let now = self.now;
+        for (mask, ban, revision) in core::mem::take(&mut self.bans_kv.news) {
+            for n in &mut self.nodes {
+                n.hub
+                    .handle_server_ban(mask.clone(), ban.clone(), revision, now);
+            }
+        }
+    }
+}
+
+/// alice, registered on node 0 and an admin there and on node 1.
+fn admin(net: &mut Net) -> ConnId {
+    for n in &mut net.nodes {
+        n.hub.config.accounts.admins = vec![nick("alice")];
+    }
+    let (a, _) = guest(net, 0, "alice");
+    register(net, 0, a, PW, false);
+    net.recv(0, a);
+    a
+}
+
+fn admin_do(net: &mut Net, c: ConnId, action: AdminAction) -> Vec<ServerMsg> {
+    ask(net, 0, c, &ClientMsg::Admin(action));
+    net.recv(0, c)
+}
+
+fn ban(target: &str, duration: Option<Millis>, reason: Option<&str>) -> AdminAction {
+    AdminAction::Ban {
+        target: target.into(),
+        duration,
+        reason: reason.map(text),
+    }
+}
+
+fn bye(msgs: &[ServerMsg]) -> bool {
+    msgs.iter().any(|m| matches!(m, ServerMsg::Bye { .. }))
+}
+
+/// A binary hello on node `i` from `ip`, settled: what it got.
+fn hello_from(net: &mut Net, i: usize, want: &str, ip: &str) -> Vec<ServerMsg> {
+    let now = net.now;
+    let c = net.nodes[i].hub.accept(ip.parse().unwrap(), now).unwrap();
+    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick(want),
+        resume: None,
+    };
+    net.nodes[i]
+        .hub
+        .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
+    settle(net);
+    net.recv(i, c)
+}
+
+fn banned(msgs: &[ServerMsg]) -> bool {
+    matches!(error(msgs), Some((ErrorKind::Banned, _)))
+}
+
+fn listed(net: &mut Net, i: usize, c: ConnId) -> Vec<String> {
+    ask(net, i, c, &ClientMsg::Admin(AdminAction::Bans));
+    net.recv(i, c)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::ServerBans { bans } => {
+                Some(bans.iter().map(|b| b.mask.to_string()).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_server_ban_set_on_one_node_puts_out_and_keeps_out_on_another() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    let (m, _) = guest(&mut net, 1, "mallory");
+    let got = admin_do(&mut net, a, ban("nick:mallory", None, Some("spam")));
+    assert!(error(&got).is_none(), "{got:?}");
+    assert!(net.bans_kv.bans.contains_key("nick:mallory"));
+    // mallory, on node 1, is told why and put out.
+    let got = net.recv(1, m);
+    assert!(
+        got.iter().any(|x| matches!(x, ServerMsg::Error { kind: ErrorKind::Banned, detail, .. } if detail.contains("spam") && detail.contains("alice"))),
+        "{got:?}"
+    );
+    assert!(bye(&got), "{got:?}");
+    // Coming back as mallory on node 1 is refused at hello, as on node 0.
+    for i in [1, 0] {
+        let got = hello_from(&mut net, i, "mallory", "198.51.100.7");
+        assert!(banned(&got), "node {i}: {got:?}");
+    }
+    // Both nodes keep it (an admin's `Bans` lists what its node keeps).
+    assert_eq!(listed(&mut net, 0, a), ["nick:mallory"]);
+    assert_eq!(net.nodes[1].hub.server_bans, net.nodes[0].hub.server_bans);
+}
+
+#[test]
+fn a_network_ban_holds_at_hello_and_an_account_ban_at_sign_in_on_every_node() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    // victor registers on node 1 and leaves.
+    let (v, _) = guest(&mut net, 1, "victor");
+    register(&mut net, 1, v, PW, false);
+    net.nodes[1].hub.handle_close(v, net.now);
+    net.owners.remove("victor");
+    settle(&mut net);
+    admin_do(&mut net, a, ban("203.0.113.0/24", None, None));
+    admin_do(&mut net, a, ban("account:victor", None, None));
+    let got = hello_from(&mut net, 1, "innocent", "203.0.113.66");
+    assert!(banned(&got), "{got:?}");
+    let got = hello_from(&mut net, 1, "innocent", "198.51.100.7");
+    assert!(!banned(&got), "{got:?}");
+    let (g, _) = guest(&mut net, 1, "someone");
+    let sign_in = ClientMsg::SignIn {
+        account: nick("victor"),
+        proof: Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(&mut net, 1, g, &sign_in);
+    let got = net.recv(1, g);
+    assert!(banned(&got), "{got:?}");
+}
+
+#[test]
+fn a_lift_on_one_node_lifts_it_everywhere_and_a_term_runs_out_everywhere() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    admin_do(&mut net, a, ban("nick:mallory", None, None));
+    // An hour's ban of a network.
+    admin_do(
+        &mut net,
+        a,
+        ban("203.0.113.0/24", Some(Millis(3_600_000)), None),
+    );
+    assert!(banned(&hello_from(&mut net, 1, "mallory", "198.51.100.7")));
+    let got = admin_do(
+        &mut net,
+        a,
+        AdminAction::Unban {
+            target: "nick:mallory".into(),
+        },
+    );
+    assert!(error(&got).is_none(), "{got:?}");
+    assert!(!net.bans_kv.bans.contains_key("nick:mallory"));
+    assert!(!banned(&hello_from(&mut net, 1, "mallory", "198.51.100.7")));
+    assert!(banned(&hello_from(&mut net, 1, "x", "203.0.113.9")));
+    net.now = Millis(net.now.0 + 3_600_001);
+    assert!(!banned(&hello_from(&mut net, 1, "x", "203.0.113.9")));
+    assert!(
+        listed(&mut net, 0, a).is_empty(),
+        "not listed once it ran out"
+    );
+}
+
+#[test]
+fn a_restarted_node_holds_the_clusters_bans_before_anyone_comes() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    admin_do(&mut net, a, ban("nick:mallory", None, None));
+    // Node 1 starts afresh: it reads the bans the cluster keeps, as natter-server does.
+    let mut fresh = super::accounts::hub(101);
+    for (key, entry) in &net.bans_kv.bans {
+        assert_eq!(*key, mask_key(&entry.mask));
+        fresh.handle_server_ban(
+            entry.mask.clone(),
+            Some(entry.clone()),
+            net.bans_kv.revision,
+            net.now,
+        );
+    }
+    net.nodes[1] = Node {
+        hub: fresh,
+        following: BTreeSet::new(),
+        inbox: HashMap::new(),
+        raw: HashMap::new(),
+    };
+    assert!(banned(&hello_from(&mut net, 1, "Mallory", "198.51.100.7")));
+}
+
+#[test]
+fn news_of_a_ban_older_than_this_nodes_lift_does_not_put_anyone_out() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    // The watch is slow: node 0 bans and lifts before any news comes.
+    net.bans_kv.hold_news = true;
+    admin_do(&mut net, a, ban("nick:mallory", None, None));
+    admin_do(
+        &mut net,
+        a,
+        AdminAction::Unban {
+            target: "nick:mallory".into(),
+        },
+    );
+    let (m, _) = guest(&mut net, 0, "mallory");
+    net.bans_kv.hold_news = false;
+    net.deliver_ban_news();
+    settle(&mut net);
+    assert!(
+        !bye(&net.recv(0, m)),
+        "the ban's late news is older than the lift"
+    );
+    assert!(net.nodes[0].hub.server_bans.is_empty());
+    assert!(net.nodes[1].hub.server_bans.is_empty());
+}
+
+#[test]
+fn news_held_while_this_nodes_change_is_unanswered_is_applied_once_answered() {
+    let mut net = net(1);
+    let mallory = Mask::parse("nick:mallory").unwrap();
+    let entry = Entry {
+        mask: mallory.clone(),
+        until: None,
+        by: nick("root"),
+        reason: None,
+    };
+    let now = net.now;
+    let hub = &mut net.nodes[0].hub;
+    hub.cluster_server_ban(&mallory, None);
+    // Another node's ban comes (revision 5) before the answer to this node's lift (4).
+    hub.handle_server_ban(mallory.clone(), Some(entry.clone()), 5, now);
+    assert!(hub.server_bans.is_empty(), "held");
+    hub.handle_server_ban_written(&mallory, Some(4), now);
+    assert_eq!(hub.server_bans, [entry], "applied once answered");
+}
+
+#[test]
+fn a_network_ban_puts_out_everyone_it_holds_on_every_node_but_the_admin_who_set_it() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    // gina, on node 1, is an admin too: as on a single node, only the admin who set the ban
+    // is spared.
+    let (g, _) = guest(&mut net, 1, "gina");
+    register(&mut net, 1, g, PW, false);
+    net.recv(1, g);
+    for n in &mut net.nodes {
+        n.hub.config.accounts.admins.push(nick("gina"));
+    }
+    let (h, _) = guest(&mut net, 0, "hal");
+    // Every connection here is from 127.0.0.1, alice's too.
+    let got = admin_do(&mut net, a, ban("127.0.0.0/8", None, None));
+    assert!(!bye(&got), "the admin who set it stays: {got:?}");
+    assert!(bye(&net.recv(1, g)), "put out on the other node");
+    assert!(bye(&net.recv(0, h)), "and on the admin's");
+    ask(&mut net, 0, a, &ClientMsg::Admin(AdminAction::Bans));
+    assert!(
+        !bye(&net.recv(0, a)),
+        "still there after the news came back"
+    );
+}

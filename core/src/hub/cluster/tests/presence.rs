@@ -1,0 +1,222 @@
+//! Users on other nodes in a cluster, whether or not they share a room with this node's:
+//! WHOIS, ISON and USERHOST know them, and their away message shows in WHOIS, in the `301`
+//! after a private message, in WHO's `G` flag and in away-notify. Each node's records live in
+//! a fake key-value store ([`UsersKv`]) that tells every node, as natter-cluster's watch does.
+
+use super::*;
+use crate::hub::Presence;
+
+/// Every node's users as the cluster keeps them: folded nick → (record, node index).
+#[derive(Default)]
+pub(super) struct UsersKv {
+    users: BTreeMap<String, (Presence, usize)>,
+}
+
+impl Net {
+    /// Keeps node `i`'s record of `nick` and tells every node (a removal only removes node
+    /// `i`'s own record, as natter-cluster's does).
+    pub(super) fn presence(&mut self, i: usize, nick: Nick, presence: Option<Presence>) {
+        let folded = nick.folded();
+        match presence {
+            Some(p) => {
+                self.users_kv.users.insert(folded, (p.clone(), i));
+                for n in &mut self.nodes {
+                    n.hub
+                        .handle_presence(&nick, Some(p.clone()), &format!("n{i}"));
+                }
+            }
+            None => {
+                if self
+                    .users_kv
+                    .users
+                    .get(&folded)
+                    .is_none_or(|(_, at)| *at != i)
+                {
+                    return;
+                }
+                self.users_kv.users.remove(&folded);
+                for n in &mut self.nodes {
+                    n.hub.handle_presence(&nick, None, &format!("n{i}"));
+                }
+            }
+        }
+    }
+}
+
+/// An IRC user on node `i`, registered as `nick`, with the capabilities `caps` (if any).
+fn irc_user(net: &mut Net, i: usize, nick: &str, caps: &str) -> ConnId {
+    let now = net.now;
+    let c = net.nodes[i]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    if !caps.is_empty() {
+        let ask = format!("CAP LS 302\r\nCAP REQ :{caps}\r\n");
+        net.nodes[i].hub.handle_bytes(c, ask.as_bytes(), now);
+    }
+    let registration = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n");
+    net.nodes[i]
+        .hub
+        .handle_bytes(c, registration.as_bytes(), now);
+    if !caps.is_empty() {
+        net.nodes[i].hub.handle_bytes(c, b"CAP END\r\n", now);
+    }
+    net.pump();
+    c
+}
+
+/// What `c` on node `i` gets for `line` (and anything else since the last call), a few
+/// seconds after the last (so no flood control holds it back).
+fn irc(net: &mut Net, i: usize, c: ConnId, line: &str) -> String {
+    net.nodes[i].raw.remove(&c);
+    net.now = Millis(net.now.0 + 5_000);
+    let now = net.now;
+    let line = format!("{line}\r\n");
+    net.nodes[i].hub.handle_bytes(c, line.as_bytes(), now);
+    net.pump();
+    String::from_utf8_lossy(net.nodes[i].raw.get(&c).map_or(&[][..], |r| &r[..])).into_owned()
+}
+
+#[test]
+fn whois_ison_and_userhost_know_a_user_on_another_node_who_shares_no_room() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    let bob = irc_user(&mut net, 1, "Bob", "");
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 311 carol Bob Bob "), "{text}");
+    assert!(text.contains("on another natter node"), "{text}");
+    assert!(!text.contains(" 319 "), "no shared room: {text}");
+    assert!(!text.contains(" 301 "), "{text}");
+    let text = irc(&mut net, 0, carol, "ISON bob dave");
+    assert!(text.contains(" 303 carol :Bob"), "{text}");
+    let text = irc(&mut net, 0, carol, "USERHOST bob");
+    assert!(text.contains(" 302 carol :Bob=+Bob@"), "{text}");
+    let text = irc(&mut net, 0, carol, "LUSERS");
+    assert!(text.contains(" 251 carol :There are 2 users"), "{text}");
+    // Bob goes away: node 0 shows it.
+    irc(&mut net, 1, bob, "AWAY :at lunch");
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 301 carol Bob :at lunch"), "{text}");
+    let text = irc(&mut net, 0, carol, "USERHOST bob");
+    assert!(text.contains(" 302 carol :Bob=-Bob@"), "{text}");
+    let text = irc(&mut net, 0, carol, "PRIVMSG bob :hello?");
+    assert!(text.contains(" 301 carol Bob :at lunch"), "{text}");
+    // Back: no more.
+    irc(&mut net, 1, bob, "AWAY");
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(!text.contains(" 301 "), "{text}");
+    // Bob quits: nobody has the nick.
+    irc(&mut net, 1, bob, "QUIT :bye");
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 401 carol bob "), "{text}");
+    let text = irc(&mut net, 0, carol, "ISON bob");
+    assert!(!text.contains("Bob"), "{text}");
+}
+
+#[test]
+fn a_renamed_user_on_another_node_is_known_by_its_new_nick_only() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    let bob = irc_user(&mut net, 1, "bob", "");
+    irc(&mut net, 1, bob, "NICK robert");
+    let text = irc(&mut net, 0, carol, "ISON bob robert");
+    assert!(text.contains(" 303 carol :robert\r\n"), "{text}");
+}
+
+#[test]
+fn away_on_another_node_shows_in_who_and_reaches_away_notify_in_a_shared_room() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "away-notify");
+    let bob = irc_user(&mut net, 1, "bob", "");
+    irc(&mut net, 0, carol, "JOIN #r");
+    irc(&mut net, 1, bob, "JOIN #r");
+    let text = irc(&mut net, 0, carol, "WHO #r");
+    assert!(text.contains(" 352 carol #r bob "), "{text}");
+    assert!(text.contains(" bob H :"), "here: {text}");
+    irc(&mut net, 1, bob, "AWAY :gone fishing");
+    let text = String::from_utf8_lossy(&net.nodes[0].raw[&carol]).into_owned();
+    assert!(
+        text.contains(":bob!") && text.contains(" AWAY :gone fishing"),
+        "{text}"
+    );
+    let text = irc(&mut net, 0, carol, "WHO #r");
+    assert!(text.contains(" bob G :"), "away: {text}");
+    irc(&mut net, 1, bob, "AWAY");
+    let text = String::from_utf8_lossy(&net.nodes[0].raw[&carol]).into_owned();
+    assert!(text.contains(" AWAY\r\n"), "back: {text}");
+}
+
+#[test]
+fn a_record_of_a_node_whose_lease_ran_out_is_not_believed() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    irc_user(&mut net, 1, "bob", "");
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".into(), "n1".into()], now);
+    let text = irc(&mut net, 0, carol, "ISON bob");
+    assert!(text.contains(" 303 carol :bob"), "{text}");
+    net.nodes[0].hub.handle_nodes(&["n0".into()], now);
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 401 carol bob "), "{text}");
+}
+
+/// A binary client on node `i` resuming `token` (in `#r`, seen up to `seq`): its new token.
+fn resume_on(
+    net: &mut Net,
+    i: usize,
+    token: crate::types::ResumeToken,
+    seq: u64,
+) -> crate::types::ResumeToken {
+    let now = net.now;
+    let c = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice"),
+        resume: Some(crate::wire::Resume {
+            token,
+            rooms: vec![(room("#r"), Seq(seq))],
+        }),
+    };
+    net.send(i, c, &hello);
+    match net.recv(i, c).first() {
+        Some(ServerMsg::Welcome {
+            resumed: true,
+            token,
+            ..
+        }) => token.clone(),
+        other => panic!("not resumed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it_still_away() {
+    let mut net = Net::new(2);
+    let a = net.hello(0, "alice");
+    net.pump();
+    let token = net.token(0, a);
+    net.send(0, a, &ClientMsg::Join { room: room("#r") });
+    net.recv(0, a);
+    let node_of = |net: &Net| net.users_kv.users.get("alice").map(|(_, i)| *i);
+    assert_eq!(node_of(&net), Some(0));
+    // She is away (set as IRC's AWAY sets it; the binary protocol has no word for it).
+    let uid = net.nodes[0].hub.nicks[nick("alice").folded_key().as_str()];
+    net.nodes[0].hub.set_away(a, uid, Some(text("brb")));
+    net.pump();
+    assert!(net.users_kv.users["alice"].0.away.is_some());
+    // Her client resumes on node 1 (node 0 alive), then back on node 0.
+    let token = resume_on(&mut net, 1, token, 1);
+    assert_eq!(node_of(&net), Some(1), "node 1 holds her now");
+    assert_eq!(
+        net.users_kv.users["alice"].0.away,
+        Some(text("brb")),
+        "still away after the move"
+    );
+    resume_on(&mut net, 0, token, 1);
+    assert_eq!(node_of(&net), Some(0), "node 0 tells of her again");
+    let carol = irc_user(&mut net, 1, "carol", "");
+    let text = irc(&mut net, 1, carol, "ISON alice");
+    assert!(text.contains(" 303 carol :alice"), "{text}");
+}

@@ -1,0 +1,204 @@
+//! Server-wide bans in a cluster (issue 23) against a real nats-server with JetStream, started
+//! by each test on a free port and stopped by its pid, and natter-server nodes on real
+//! sockets: an admin's ban set on one node puts out whom it holds on another (a binary client
+//! and an nc user), keeps them out at hello and sign-in on every node, is listed on every
+//! node, survives both nodes' restarts, and a ban's term runs out on the other node too.
+
+mod support;
+
+use natter_cluster::test_server::NatsServer as Nats;
+use natter_core::wire::{AdminAction, ClientMsg, ErrorKind, PROTOCOL_VERSION, Proof, ServerMsg};
+use natter_core::{Millis, Password};
+use natter_server::Server;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{BinClient, TextClient, nick, text};
+
+const PASSWORD: &str = "correct horse";
+
+/// A natter-server node in this process, in the cluster at `nats`, where `root` is an admin
+/// (as `cluster_node`, with admins).
+async fn node(nats: &Nats) -> Server {
+    let mut cfg = natter_server::ServerConfig::local_test();
+    cfg.hub.accounts.admins = vec![nick("root")];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    natter_server::start(cfg)
+        .await
+        .expect("a clustered node starts")
+}
+
+fn addr(s: &Server) -> SocketAddr {
+    s.local_addrs()[0]
+}
+
+/// A client called `name` on `at`, registered (signed in to its account).
+async fn registered(at: SocketAddr, name: &str) -> BinClient {
+    let (mut c, _) = BinClient::hello(at, name, None).await;
+    c.send(&ClientMsg::Register {
+        password: Password(PASSWORD.into()),
+        remember: false,
+    })
+    .await;
+    c.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+    c
+}
+
+/// `name` signing in on `at` (from a guest's hello).
+async fn sign_in(at: SocketAddr, name: &str) -> BinClient {
+    let (mut c, _) = BinClient::hello(at, "visitor", None).await;
+    c.send(&ClientMsg::SignIn {
+        account: nick(name),
+        proof: Proof::Password(Password(PASSWORD.into())),
+        remember: false,
+    })
+    .await;
+    c
+}
+
+async fn admin(c: &mut BinClient, action: AdminAction) {
+    c.send(&ClientMsg::Admin(action)).await;
+}
+
+fn ban(target: &str, duration: Option<Millis>) -> AdminAction {
+    AdminAction::Ban {
+        target: target.into(),
+        duration,
+        reason: Some(text("spam")),
+    }
+}
+
+/// A hello as `name` on `at` is refused as banned and closed.
+async fn refused(at: SocketAddr, name: &str) {
+    let mut c = BinClient::connect(at, name).await;
+    c.send(&ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick(name),
+        resume: None,
+    })
+    .await;
+    c.expect_closed_with(ErrorKind::Banned).await;
+}
+
+/// The masks `root` lists.
+async fn listed(root: &mut BinClient) -> Vec<String> {
+    admin(root, AdminAction::Bans).await;
+    let got = root
+        .expect(|m| matches!(m, ServerMsg::ServerBans { .. }), "the list")
+        .await;
+    let ServerMsg::ServerBans { bans } = got else {
+        unreachable!("expect returned what it matched");
+    };
+    let mut masks: Vec<String> = bans.iter().map(|b| b.mask.to_string()).collect();
+    masks.sort();
+    masks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_ban_on_one_node_puts_out_and_keeps_out_on_every_node_after_both_restart() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut root = registered(addr(&a), "root").await;
+    // On node b: mallory (binary), eve (nc, a guest until she picks a nick), victor (signed in).
+    let (mut mallory, _) = BinClient::hello(addr(&b), "mallory", None).await;
+    let (mut eve, _) = TextClient::welcomed(addr(&b), "eve").await;
+    eve.send("/nick eve").await;
+    eve.expect_has("eve").await;
+    let victor = registered(addr(&b), "victor").await;
+    drop(victor);
+
+    // mallory is not on root's node: the bare name is a nick ban.
+    admin(&mut root, ban("mallory", None)).await;
+    let got = mallory.expect_closed_with(ErrorKind::Banned).await;
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("root") && detail.contains("spam"))),
+        "{got:?}"
+    );
+    admin(&mut root, ban("nick:eve", None)).await;
+    let lines = eve.expect_closed().await;
+    assert!(
+        lines.iter().any(|l| l.contains("banned from this server")),
+        "{lines:?}"
+    );
+    admin(&mut root, ban("account:victor", None)).await;
+    assert_eq!(
+        listed(&mut root).await,
+        ["account:victor", "nick:eve", "nick:mallory"]
+    );
+    // Both nodes keep them out.
+    for at in [addr(&b), addr(&a)] {
+        refused(at, "mallory").await;
+        refused(at, "eve").await;
+    }
+    // The account ban holds at sign-in on the other node (whose news may come a moment after
+    // the list answered on root's).
+    sign_in(addr(&b), "victor")
+        .await
+        .expect_closed_with(ErrorKind::Banned)
+        .await;
+
+    // Every node restarts: the bans are the cluster's, not a node's.
+    drop(root);
+    a.shutdown().await.expect("a stops");
+    b.shutdown().await.expect("b stops");
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    for at in [addr(&a), addr(&b)] {
+        refused(at, "mallory").await;
+        sign_in(at, "victor")
+            .await
+            .expect_closed_with(ErrorKind::Banned)
+            .await;
+    }
+    let mut root = sign_in(addr(&b), "root").await;
+    root.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "root signs in")
+        .await;
+    // A lift on node b lifts it on node a.
+    admin(
+        &mut root,
+        AdminAction::Unban {
+            target: "nick:mallory".into(),
+        },
+    )
+    .await;
+    assert_eq!(listed(&mut root).await, ["account:victor", "nick:eve"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = BinClient::connect(addr(&a), "mallory").await;
+        c.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: nick("mallory"),
+            resume: None,
+        })
+        .await;
+        let welcomed = c
+            .expect(
+                |m| matches!(m, ServerMsg::Welcome { .. } | ServerMsg::Error { .. }),
+                "an answer to the hello",
+            )
+            .await;
+        match welcomed {
+            ServerMsg::Welcome { .. } => break,
+            _ if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("the lift never reached node a: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_server_ban_runs_out_on_the_other_node_too() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut root = registered(addr(&a), "root").await;
+    let (mut brief, _) = BinClient::hello(addr(&b), "brief", None).await;
+    admin(&mut root, ban("nick:brief", Some(Millis(3_000)))).await;
+    brief.expect_closed_with(ErrorKind::Banned).await;
+    refused(addr(&b), "brief").await;
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    let (_brief, _) = BinClient::hello(addr(&b), "brief", None).await;
+    assert!(listed(&mut root).await.is_empty(), "not listed once over");
+}
