@@ -296,7 +296,11 @@ impl Hub {
                     let re = Re::Room(room);
                     return self.limit(conn, r.limit, ErrorKind::TooManyRooms, re, r.detail);
                 }
-                self.rooms.insert(room.clone(), Room::new());
+                let mut made = Room::new();
+                if let Some(seq) = self.durable.as_mut().and_then(|d| d.freed.remove(&room)) {
+                    made.last_seq = seq;
+                }
+                self.rooms.insert(room.clone(), made);
             }
             Some(r) if r.members.len() >= self.config.max_room_members => {
                 let detail = format!(
@@ -395,6 +399,9 @@ impl Hub {
                 continue;
             };
             self.history_bytes -= r.history_bytes();
+            if let Some(d) = self.durable.as_mut() {
+                d.freed.insert(name.clone(), r.last_seq);
+            }
             for uid in &r.members {
                 if let Some(u) = self.users.get_mut(uid) {
                     u.rooms.remove(&name);

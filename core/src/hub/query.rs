@@ -280,7 +280,12 @@ impl Hub {
             }
             Query::Counts => Info::Counts {
                 users: self.users.len() + self.remote_user_count(),
-                rooms: self.rooms.len(),
+                // Rooms somebody is in (a stored room nobody is in stays in the table).
+                rooms: self
+                    .rooms
+                    .values()
+                    .filter(|r| !r.members.is_empty())
+                    .count(),
                 connections: self.conns.len(),
             },
             Query::Time => Info::Time(now),

@@ -257,9 +257,13 @@ impl Hub {
         }
     }
 
-    /// Forgets a room nobody is in (but `#lobby`, which always exists).
+    /// Forgets a room nobody is in (but `#lobby`, which always exists). With a durable store
+    /// the room stays, as a restart would bring it back: its seqs go on from the stored ones
+    /// (a room made anew would start again at 1, and the store refuses those seqs) and its
+    /// topic is kept. Such rooms count towards `max_rooms` and are freed as orphans when the
+    /// table is full (`reclaim_orphan_room`).
     pub(super) fn drop_if_empty(&mut self, room: &RoomName) {
-        if *room == RoomName::lobby() || self.registered_room(room) {
+        if *room == RoomName::lobby() || self.registered_room(room) || self.durable.is_some() {
             return;
         }
         if self.rooms.get(room).is_some_and(|r| r.members.is_empty())

@@ -2719,6 +2719,85 @@ mod durable {
         let ev = events(&t.recv(a2)).last().map(|e| e.seq);
         assert_eq!(ev, Some(Seq(seen.0 + 2)), "seqs go on where they were");
     }
+
+    /// The seqs of `r`'s events written so far, in the order they were handed out.
+    fn written_seqs(t: &T, r: &str) -> Vec<u64> {
+        t.batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Event(ev) if ev.room == room(r) => Some(ev.seq.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_room_that_empties_and_is_joined_again_goes_on_with_its_seqs_and_topic() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        t.join(a, "#d");
+        t.say(a, "#d", 1, "first");
+        t.send(
+            a,
+            &ClientMsg::Topic {
+                room: room("#d"),
+                topic: Some(text("kept")),
+            },
+        );
+        t.send(
+            a,
+            &ClientMsg::Part {
+                room: room("#d"),
+                reason: None,
+            },
+        );
+        t.recv(a);
+        // Nobody is in #d: joined again, its seqs go on from what the store holds (a restart
+        // would start there too), never from 1 again, which the store refuses.
+        let got = t.join(a, "#d");
+        let seq = got.iter().find_map(|m| match m {
+            ServerMsg::Joined { seq, topic, .. } => Some((*seq, topic.clone())),
+            _ => None,
+        });
+        assert_eq!(seq, Some((Seq(5), Some(text("kept")))), "{got:?}");
+        t.say(a, "#d", 2, "second");
+        assert_eq!(says(&t.recv(a)), vec!["second"]);
+        assert_eq!(written_seqs(&t, "#d"), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_stored_room_freed_from_a_full_table_goes_on_with_its_seqs_when_made_again() {
+        let mut t = T::with(Config {
+            max_rooms: 1,
+            ..durable_config()
+        });
+        let a = t.bin("alice");
+        let part = |t: &mut T, r: &str| {
+            t.send(
+                a,
+                &ClientMsg::Part {
+                    room: room(r),
+                    reason: None,
+                },
+            );
+            t.recv(a);
+        };
+        t.join(a, "#a");
+        t.say(a, "#a", 1, "in a");
+        part(&mut t, "#a");
+        // The table (#a) is full: #a, empty, is freed for #b, then #b for #a.
+        t.join(a, "#b");
+        part(&mut t, "#b");
+        assert!(!t.hub.rooms.contains_key(&room("#a")));
+        let got = t.join(a, "#a");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { seq, .. } if *seq == Seq(4))),
+            "{got:?}"
+        );
+        assert_eq!(written_seqs(&t, "#a"), vec![1, 2, 3, 4]);
+    }
 }
 
 /// Scrollback, search and refills from before the in-memory ring.
