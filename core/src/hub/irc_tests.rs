@@ -1941,3 +1941,75 @@ fn chathistory_reaches_past_the_ring_into_the_store() {
         "{l:?}"
     );
 }
+
+/// An IRC client of `caps` that signs in to `account` with SASL PLAIN (password "correct
+/// horse") and registers; the lines of its welcome.
+fn sasl_client(n: &mut Net, account: &str, caps: &str) -> (ConnId, Vec<String>) {
+    use base64::Engine;
+    let c = n.irc();
+    let plain = format!("\0{account}\0correct horse");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(plain);
+    n.send(
+        c,
+        &[
+            "CAP LS 302",
+            "NICK someone",
+            "USER u 0 * :U",
+            &format!("CAP REQ :sasl {caps}"),
+            "AUTHENTICATE PLAIN",
+        ],
+    );
+    n.lines(c);
+    n.send(c, &[&format!("AUTHENTICATE {b64}")]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
+    n.send(c, &["CAP END"]);
+    let l = n.lines(c);
+    n.advance(3_000);
+    (c, l)
+}
+
+#[test]
+fn what_an_account_missed_comes_with_a_sasl_welcome_as_history_not_as_live_lines() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("said before"),
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Part {
+            room: room("#x"),
+            reason: None,
+        },
+    );
+    n.recv(a);
+    // Without server-time an IRC client cannot tell old lines from new: bob's join, line and
+    // part, long over, would read as happening now (and bob is not in #x).
+    let (_, l) = sasl_client(&mut n, "alice", "");
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter JOIN #x"),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|l| l.starts_with(":bob!") || l.contains(" JOIN #x * ")),
+        "history came as live lines: {l:?}"
+    );
+    // With server-time the lines said come, with their time; joins and parts do not.
+    let (_, l) = sasl_client(&mut n, "alice", "server-time");
+    let from_bob: Vec<&String> = l.iter().filter(|l| l.contains(":bob!")).collect();
+    assert_eq!(from_bob.len(), 1, "{l:?}");
+    assert!(
+        from_bob[0].starts_with("@time=") && from_bob[0].ends_with("PRIVMSG #x :said before"),
+        "{l:?}"
+    );
+}

@@ -221,8 +221,9 @@ impl Dialect for Irc {
         }
         let state = match &self.running {
             // Nothing of others interleaves with a line's run: what this connection gets
-            // during its JOIN is the room's history.
-            Some(r) if r.verb == "JOIN" => S_REPLAY,
+            // during its JOIN is the room's history, and so is what comes with the welcome
+            // (the rooms of an account signed in with SASL, with what it missed there).
+            Some(r) if r.verb == "JOIN" || !self.registered() => S_REPLAY,
             Some(Running {
                 label: Label::Single(_),
                 ..
