@@ -2013,3 +2013,53 @@ fn what_an_account_missed_comes_with_a_sasl_welcome_as_history_not_as_live_lines
         "{l:?}"
     );
 }
+
+#[test]
+fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_without_324() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#r") });
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    let (c, welcome) = sasl_client(&mut n, "alice", "");
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l.contains(" CHANMODES=bq,k,l,imnrt ")),
+        "bans, mutes, key and limit take parameters: {welcome:?}"
+    );
+    n.lines(c);
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(c);
+    // A change is its MODE line; only asking gets 324.
+    n.send(c, &["MODE #r +m"]);
+    let l = n.lines(c);
+    assert_eq!(l, [":alice!alice@natter MODE #r +m"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +m"]);
+    n.send(c, &["MODE #r"]);
+    assert_eq!(numerics(&n.lines(c)), ["324"]);
+    n.advance(1_000);
+    n.send(c, &["INVITE bob #R"]);
+    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
+    n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
+    assert!(l.iter().all(|l| l.contains(" 401 alice nobody :")), "{l:?}");
+    // The kicked member reads the KICK, and no PART after it.
+    n.advance(1_000);
+    n.send(c, &["KICK #r bob :out"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter KICK #r bob :out"]);
+    n.send(b, &["JOIN #r", "PART #r"]);
+    let l = n.lines(b);
+    assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
+}

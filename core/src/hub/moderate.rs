@@ -1078,7 +1078,7 @@ impl Hub {
         if sent {
             return;
         }
-        self.leave_room(target, room);
+        self.leave_kicked(target, room);
         self.drop_if_empty(room);
     }
 }

@@ -444,6 +444,18 @@ impl Hub {
         self.leave_room_from(uid, room, None)
     }
 
+    /// `uid` is put out of `room` (its `Kick` event was sent): it leaves on every device, whose
+    /// dialects know why (IRC's `KICK` said it all: no `PART` follows).
+    pub(super) fn leave_kicked(&mut self, uid: UserId, room: &RoomName) {
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.kicked(room);
+            }
+        }
+        self.leave_room(uid, room);
+    }
+
     fn leave_room_from(&mut self, uid: UserId, room: &RoomName, first: Option<ConnId>) -> bool {
         let room = room.clone();
         let Some(u) = self.users.get_mut(&uid) else {

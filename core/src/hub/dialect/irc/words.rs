@@ -40,7 +40,8 @@ fn isupport() -> Vec<String> {
         "CASEMAPPING=ascii".into(),
         format!("CHATHISTORY={HISTORY_WINDOW_MAX}"),
         format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
-        "CHANMODES=,,,n".into(),
+        // Lists (`b` bans, `q` mutes), a key, a limit, then flags.
+        "CHANMODES=bq,k,l,imnrt".into(),
         format!("CHANNELLEN={MAX_ROOM_LEN}"),
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
@@ -275,7 +276,7 @@ impl Irc {
             &l.tags,
             SERVER,
             RPL_MYINFO,
-            &[&me, SERVER, &version, "iw", "n"],
+            &[&me, SERVER, &version, "iw", "bklimnoqrtv", "bklov"],
             false,
         );
         for chunk in isupport().chunks(13) {
@@ -336,6 +337,8 @@ impl Irc {
                 }
                 self.names(l, room, members);
             }
+            // Put out: the KICK line said it.
+            ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
             ServerMsg::Parted { room } => {
                 let tags = l.tags.clone();
                 match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
@@ -380,6 +383,8 @@ impl Irc {
             | ServerMsg::Pong { .. }
             | ServerMsg::ReadUpTo { .. }
             | ServerMsg::PasswordChanged => {}
+            // Only a `MODE #channel` asking for them gets the modes: a change is its MODE line.
+            ServerMsg::Policy { .. } if !self.running.as_ref().is_some_and(|r| r.modes_asked) => {}
             ServerMsg::Policy { room, modes, .. } => {
                 // `n` is always on: natter rooms take no messages from outside.
                 let letters = format!("+n{}", &modes.letters()[1..]);
@@ -590,7 +595,13 @@ impl Irc {
                 );
             }
             (ErrorKind::NoSuchNick, Re::Room(_)) => {
-                l.num(ERR_NOSUCHNICK, &["*"], detail);
+                let named = self
+                    .running
+                    .as_ref()
+                    .map(|r| r.target.as_str())
+                    .filter(|t| !t.is_empty() && !t.contains(' '))
+                    .unwrap_or("*");
+                l.num(ERR_NOSUCHNICK, &[named], detail);
             }
             (ErrorKind::Flood, _) => l.num(RPL_TRYAGAIN, &[verb], detail),
             (ErrorKind::LineTooLong, _) => l.num(ERR_INPUTTOOLONG, &[], "Input line was too long"),
