@@ -2063,3 +2063,56 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     let l = n.lines(b);
     assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
 }
+
+#[test]
+fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error() {
+    use crate::wire::AdminAction;
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            admins: vec![nick("alice")],
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #v"]);
+    n.send_bin(a, &ClientMsg::Join { room: room("#v") });
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(a, &ClientMsg::Admin(AdminAction::TakeOver(room("#v"))));
+    // Not `MODE #v founder alice`, which a client reads as the letters f, o, u...
+    assert_eq!(
+        n.lines(b),
+        [":natter.irc NOTICE #v :*** alice set #v founder alice"]
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text("closing time")),
+        }),
+    );
+    let l = n.lines(b);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc NOTICE #v :*** alice set #v close: closing time",
+            ":bob!bob@natter PART #v",
+        ]
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Ban {
+            target: "bob".into(),
+            duration: None,
+            reason: Some(text("spam")),
+        }),
+    );
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["465"], "{l:?}");
+    assert!(l.last().unwrap().starts_with("ERROR :"), "{l:?}");
+    assert!(n.closed(b));
+}

@@ -34,6 +34,7 @@ pub(super) const RPL_NOTOPIC: &str = "331";
 pub(super) const RPL_LOGGEDIN: &str = "900";
 pub(super) const RPL_BANLIST: &str = "367";
 pub(super) const ERR_BANNEDFROMCHAN: &str = "474";
+pub(super) const ERR_YOUREBANNEDCREEP: &str = "465";
 pub(super) const ERR_INVITEONLYCHAN: &str = "473";
 pub(super) const ERR_BADCHANNELKEY: &str = "475";
 pub(super) const ERR_UNKNOWNMODE: &str = "472";

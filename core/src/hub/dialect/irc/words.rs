@@ -569,6 +569,8 @@ impl Irc {
             (ErrorKind::NotOperator, Re::Room(r)) => {
                 l.num(ERR_CHANOPRIVSNEEDED, &[r.as_str()], detail);
             }
+            // A server ban: the connection closes after it.
+            (ErrorKind::Banned, Re::Conn) => l.num(ERR_YOUREBANNEDCREEP, &[], detail),
             (ErrorKind::Banned, Re::Room(r)) => {
                 l.num(
                     ERR_BANNEDFROMCHAN,
@@ -1004,6 +1006,12 @@ impl Irc {
                     &[room, target.as_str(), &fit(reason, 300)],
                     true,
                 );
+            }
+            // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
+            // `close: reason`) is told in words: as a MODE line its words would read as letters.
+            EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
+                let words = format!("*** {} set {room} {}", ev.from, change.as_str());
+                l.from(&tags, SERVER, "NOTICE", &[room, &words], true);
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
