@@ -4597,6 +4597,11 @@ mod moderation {
         t.line(a, "/ban #r 10.0.0.0/99");
         let l = t.lines(a);
         assert!(l.iter().any(|l| l.starts_with("ERROR:")), "{l:?}");
+        // An invitation says it went through (it used to say nothing at all).
+        let (_, carol) = t.txt();
+        t.lines(a);
+        t.line(a, &format!("/invite {carol}"));
+        assert_eq!(t.lines(a), [format!("-- you invited {carol} to #r")]);
     }
 }
 

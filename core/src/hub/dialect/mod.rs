@@ -403,6 +403,9 @@ pub(crate) enum Note {
     RecentEnd,
     /// Plain lines now go to this room.
     NowTalkingIn(RoomName),
+    /// The user's invitation of `nick` to `room` went through (the binary protocol has no
+    /// answer for it: the invited get `Invited`).
+    Invited { nick: Nick, room: RoomName },
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -78,8 +78,6 @@ struct Running {
     /// What it named first (a WHO mask, a PART's channel), for end-of-list numerics; the nick
     /// a KICK, INVITE or MODE names, for its `401`.
     target: String,
-    /// An INVITE's channel: `341` answers it when nothing else did.
-    inviting: Option<String>,
     /// A `MODE #channel` that asks for the channel's modes (`324` answers it; natter's
     /// settings sent after a change, or to every member, are not worded).
     modes_asked: bool,

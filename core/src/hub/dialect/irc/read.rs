@@ -170,10 +170,6 @@ impl Irc {
                 "MODE" => msg.param(2).unwrap_or_default().to_owned(),
                 _ => String::new(),
             },
-            inviting: (verb == "INVITE")
-                .then(|| msg.param(1).and_then(|c| names::channel(c).ok()))
-                .flatten()
-                .map(|room| room.as_str().to_owned()),
             modes_asked: verb == "MODE"
                 && msg.param(0).is_some_and(|t| t.starts_with('#'))
                 && msg.param(1).is_none(),
@@ -191,24 +187,12 @@ impl Irc {
 
     /// The line's answer is complete: closes its batch, or acknowledges a labeled line that
     /// got no answer.
-    pub(super) fn line_done(&mut self, mut answered: bool) -> Option<Bytes> {
+    pub(super) fn line_done(&mut self, answered: bool) -> Option<Bytes> {
         self.busy = false;
         let running = self.running.take()?;
         let mut out = String::new();
-        // An INVITE that nothing refused went through: `341` tells the inviter so.
-        if let (false, Some(me), Some(channel)) = (answered, &self.nick, &running.inviting) {
-            let tags = match &running.label {
-                Label::None => Tags::none(),
-                Label::Single(label) => Tags::none().with("label", label),
-                Label::Batch(id) => Tags::none().with("batch", id),
-            };
-            let params = [me.as_str(), running.target.as_str(), channel.as_str()];
-            write_line(&mut out, &tags, SERVER, RPL_INVITING, &params, false);
-            answered = true;
-        }
-        let done = |out: String| (!out.is_empty()).then(|| Bytes::from(out));
         match running.label {
-            Label::None => return done(out),
+            Label::None => return None,
             Label::Batch(id) => write_line(
                 &mut out,
                 &Tags::none(),
@@ -217,7 +201,7 @@ impl Irc {
                 &[&format!("-{id}")],
                 false,
             ),
-            Label::Single(_) if answered => return done(out),
+            Label::Single(_) if answered => return None,
             Label::Single(label) => write_line(
                 &mut out,
                 &Tags::none().with("label", &label),

@@ -612,6 +612,11 @@ impl Irc {
     }
 
     fn note(&self, l: &mut Lines, note: &Note) {
+        if let Note::Invited { nick, room } = note {
+            let (tags, me) = (l.tags.clone(), l.me.clone());
+            let params = [me.as_str(), nick.as_str(), room.as_str()];
+            return l.from(&tags, SERVER, RPL_INVITING, &params, false);
+        }
         let Some(r) = self.replaying() else {
             return;
         };
@@ -625,7 +630,7 @@ impl Irc {
                 false,
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
-            Note::Help | Note::NowTalkingIn(_) => {}
+            Note::Help | Note::NowTalkingIn(_) | Note::Invited { .. } => {}
         }
     }
 
