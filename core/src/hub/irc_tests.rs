@@ -2116,3 +2116,24 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
     assert!(l.last().unwrap().starts_with("ERROR :"), "{l:?}");
     assert!(n.closed(b));
 }
+
+#[test]
+fn list_naming_channels_lists_those_only() {
+    let mut n = Net::new();
+    let a = n.client("alice", &[]);
+    n.send(a, &["JOIN #a,#b,#c"]);
+    n.advance(3_000);
+    n.lines(a);
+    n.send(a, &["LIST #b,#C"]);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["321", "322", "322", "323"], "{l:?}");
+    assert!(
+        l[1].contains(" 322 alice #b 1 ") && l[2].contains(" 322 alice #c 1 "),
+        "{l:?}"
+    );
+    n.send(a, &["LIST #nope", "LIST #c++"]);
+    assert_eq!(numerics(&n.lines(a)), ["321", "323", "321", "323"]);
+    n.advance(1_000);
+    n.send(a, &["LIST"]);
+    assert_eq!(numerics(&n.lines(a)).len(), 5, "every channel");
+}

@@ -19,8 +19,9 @@ pub(crate) enum Query {
     Users(Vec<Nick>),
     /// A room's members and whether each is away.
     Who(RoomName),
-    /// Rooms with members, their member counts and topics.
-    List,
+    /// Rooms with members, their member counts and topics: these rooms only, unless none is
+    /// named.
+    List(Vec<RoomName>),
     /// How many users, rooms and connections there are.
     Counts,
     /// The server's time.
@@ -265,8 +266,10 @@ impl Hub {
                 });
                 Info::Who { room, members }
             }
-            Query::List => {
-                let with_members = self.rooms.iter().filter(|(_, r)| !r.members.is_empty());
+            Query::List(named) => {
+                let with_members = self.rooms.iter().filter(|(name, r)| {
+                    !r.members.is_empty() && (named.is_empty() || named.contains(name))
+                });
                 let total = with_members.clone().count();
                 let rooms = with_members
                     .take(MAX_LIST_ROOMS)
