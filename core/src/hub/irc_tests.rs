@@ -2062,6 +2062,20 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.send(b, &["JOIN #r", "PART #r"]);
     let l = n.lines(b);
     assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
+    // WHOIS tells a signed-in user's account (330), and a guest's none.
+    n.advance(1_000);
+    n.send(b, &["WHOIS alice", "WHOIS bob"]);
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l == ":natter.irc 330 bob alice alice :is logged in as"),
+        "{l:?}"
+    );
+    assert_eq!(
+        numerics(&l).iter().filter(|n| **n == "330").count(),
+        1,
+        "{l:?}"
+    );
 }
 
 #[test]

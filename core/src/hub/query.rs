@@ -111,6 +111,8 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
+    /// The account the user is signed in to (IRC's `330`).
+    pub(crate) account: Option<Nick>,
 }
 
 /// One room as LIST sees it.
@@ -228,6 +230,7 @@ impl Hub {
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
+                        account: self.account_of(uid_of).and_then(|a| self.account_name(&a)),
                     })
                 });
                 let user = user.or_else(|| {
@@ -237,6 +240,7 @@ impl Hub {
                             rooms,
                             kind: None,
                             elsewhere: true,
+                            account: None,
                         })
                     })
                 });

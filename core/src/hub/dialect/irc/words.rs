@@ -678,6 +678,9 @@ impl Irc {
                     );
                 }
                 l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
+                if let Some(account) = &w.account {
+                    l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
+                }
                 if let Some(away) = &w.user.away {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
