@@ -2038,8 +2038,24 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     let b = n.client("bob", &[]);
     n.send(b, &["JOIN #r"]);
     n.advance(1_000);
+    // The founder (an operator) is marked in NAMES, as PREFIX=(ov)@+ says.
+    let l = n.lines(b);
+    let names = find(&l, " 353 ");
+    assert!(names.contains("@alice") && !names.contains("@bob"), "{l:?}");
+    n.lines(c);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("bob")),
+        },
+    );
     n.lines(b);
     n.lines(c);
+    n.send(b, &["NAMES #r"]);
+    let l = n.lines(b);
+    let names = find(&l, " 353 ");
+    assert!(names.contains("@alice") && names.contains("+bob"), "{l:?}");
     // A change is its MODE line; only asking gets 324.
     n.send(c, &["MODE #r +m"]);
     let l = n.lines(c);

@@ -2,11 +2,11 @@
 //! queued under the outbound limits (past the hard limit the connection is closed as too slow),
 //! and the one close path.
 
-use super::dialect::{Limit, Reply};
+use super::dialect::{Limit, Note, Reply};
 use super::{Device, DeviceId, Hub, HubEvent, UserId};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Text};
-use crate::wire::{ErrorKind, EventKind, Re};
+use crate::wire::{ErrorKind, EventKind, Re, ServerMsg};
 use tracing::debug;
 
 impl Hub {
@@ -16,6 +16,17 @@ impl Hub {
         let hard = self.config.queue_limits().hard_bytes;
         let Some(c) = self.conns.get(&conn) else {
             return;
+        };
+        let reply = match reply {
+            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. }))
+                if c.kind() == Some(super::ConnKind::Irc) =>
+            {
+                match self.standings(&m) {
+                    Some(marks) => Reply::Note(Note::Names(Box::new(m), marks)),
+                    None => Reply::Msg(m),
+                }
+            }
+            reply => reply,
         };
         let Some(dialect) = c.dialect() else {
             return;
@@ -35,6 +46,39 @@ impl Hub {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
         }
+    }
+
+    /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
+    /// the founder or an operator, `+` voiced); `None` in a room nobody has any.
+    fn standings(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
+        let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
+        else {
+            return None;
+        };
+        let p = self.rooms.get(room)?.policy.as_ref()?;
+        if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
+            return None;
+        }
+        let marks = members
+            .iter()
+            .map(|n| {
+                let account = self
+                    .nicks
+                    .get(n.folded_key().as_str())
+                    .and_then(|u| self.account_of(*u));
+                let op = p.is_op(account.as_deref());
+                let voiced = p.voiced.iter().any(|v| {
+                    v.folded() == n.folded() || account.as_deref() == Some(v.folded().as_str())
+                });
+                match (op, voiced) {
+                    (true, true) => "@+",
+                    (true, false) => "@",
+                    (false, true) => "+",
+                    (false, false) => "",
+                }
+            })
+            .collect();
+        Some(marks)
     }
 
     /// An error reply about `re`.

@@ -406,6 +406,10 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// A `Joined` or `Members` with each member's standing in the room, in the same order:
+    /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
+    /// `NAMES` prefixes; the protocol's member lists are nicks only).
+    Names(Box<ServerMsg>, Vec<&'static str>),
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -249,6 +249,7 @@ impl Dialect for Text {
                 Note::RecentEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
+                Note::Names(..) => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

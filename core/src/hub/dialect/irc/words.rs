@@ -233,7 +233,7 @@ impl Irc {
             Reply::Fatal { detail, .. } => {
                 write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
             }
-            Reply::Note(note) => self.note(&mut l, note),
+            Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
                 write_line(
                     &mut l.out,
@@ -286,6 +286,11 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+        self.msg_marked(l, msg, me, &[]);
+    }
+
+    /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
+    fn msg_marked(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>, marks: &[&str]) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
             self.signed_in.set(true);
@@ -335,7 +340,7 @@ impl Irc {
                 if let Some(t) = topic {
                     l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
                 }
-                self.names(l, room, members);
+                self.names(l, room, members, marks);
             }
             // Put out: the KICK line said it.
             ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
@@ -358,7 +363,7 @@ impl Irc {
                 let tags = l.tags.clone();
                 l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
             }
-            ServerMsg::Members { room, members } => self.names(l, room, members),
+            ServerMsg::Members { room, members } => self.names(l, room, members, marks),
             ServerMsg::Topic { room, topic } => match topic {
                 Some(t) => l.num(RPL_TOPIC, &[room.as_str()], t.as_str()),
                 None => l.num(RPL_NOTOPIC, &[room.as_str()], "No topic is set"),
@@ -482,13 +487,28 @@ impl Irc {
     }
 
     /// `353` lines (as many as the names take) and `366`.
-    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick]) {
+    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick], marks: &[&str]) {
         let room_s = room.as_str();
         if !members.is_empty() {
+            let multi = self.caps.has(Cap::MultiPrefix);
+            let named: Vec<String> = members
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let mark = marks.get(i).copied().unwrap_or("");
+                    // Without multi-prefix, the highest only.
+                    let mark = if multi {
+                        mark
+                    } else {
+                        &mark[..mark.len().min(1)]
+                    };
+                    format!("{mark}{n}")
+                })
+                .collect();
             l.num_list(
                 RPL_NAMREPLY,
                 &["=", room_s],
-                members.iter().map(Nick::as_str),
+                named.iter().map(String::as_str),
             );
         }
         l.num(RPL_ENDOFNAMES, &[room_s], "End of /NAMES list");
@@ -611,7 +631,10 @@ impl Irc {
         }
     }
 
-    fn note(&self, l: &mut Lines, note: &Note) {
+    fn note(&self, l: &mut Lines, note: &Note, me: Option<&Nick>) {
+        if let Note::Names(msg, marks) = note {
+            return self.msg_marked(l, msg, me, marks);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -630,7 +653,7 @@ impl Irc {
                 false,
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
-            Note::Help | Note::NowTalkingIn(_) | Note::Invited { .. } => {}
+            Note::Help | Note::NowTalkingIn(_) | Note::Invited { .. } | Note::Names(..) => {}
         }
     }
 
