@@ -2056,6 +2056,16 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     let l = n.lines(b);
     let names = find(&l, " 353 ");
     assert!(names.contains("@alice") && names.contains("+bob"), "{l:?}");
+    n.send(b, &["WHO #r"]);
+    let l = n.lines(b);
+    assert!(
+        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 352 bob #r bob ").contains(" bob H+ :0 "),
+        "{l:?}"
+    );
     // A change is its MODE line; only asking gets 324.
     n.send(c, &["MODE #r +m"]);
     let l = n.lines(c);

@@ -96,6 +96,8 @@ pub(crate) struct Present {
     pub(crate) nick: Nick,
     /// The away message, if away.
     pub(crate) away: Option<Text>,
+    /// In a room's list (`Who`): `@` the founder or an operator, `+` voiced, `@+` both.
+    pub(crate) mark: &'static str,
 }
 
 /// A user as WHOIS sees it.
@@ -224,6 +226,7 @@ impl Hub {
                         user: Present {
                             nick: u.nick.clone(),
                             away: u.away.as_deref().cloned(),
+                            mark: "",
                         },
                         rooms: u.rooms.iter().cloned().collect(),
                         kind: self
@@ -236,7 +239,11 @@ impl Hub {
                 let user = user.or_else(|| {
                     self.remote_user(&nick).map(|(nick, rooms)| {
                         Box::new(Whois {
-                            user: Present { nick, away: None },
+                            user: Present {
+                                nick,
+                                away: None,
+                                mark: "",
+                            },
                             rooms,
                             kind: None,
                             elsewhere: true,
@@ -260,10 +267,12 @@ impl Hub {
                         .map(|u| Present {
                             nick: u.nick.clone(),
                             away: u.away.as_deref().cloned(),
+                            mark: self.standing(&room, &u.nick),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
                             away: None,
+                            mark: "",
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
@@ -323,10 +332,14 @@ impl Hub {
             .map(|(_, u)| Present {
                 nick: u.nick.clone(),
                 away: u.away.as_deref().cloned(),
+                mark: "",
             })
             .or_else(|| {
-                self.remote_user(nick)
-                    .map(|(nick, _)| Present { nick, away: None })
+                self.remote_user(nick).map(|(nick, _)| Present {
+                    nick,
+                    away: None,
+                    mark: "",
+                })
             })
     }
 

@@ -59,26 +59,29 @@ impl Hub {
         if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
             return None;
         }
-        let marks = members
-            .iter()
-            .map(|n| {
-                let account = self
-                    .nicks
-                    .get(n.folded_key().as_str())
-                    .and_then(|u| self.account_of(*u));
-                let op = p.is_op(account.as_deref());
-                let voiced = p.voiced.iter().any(|v| {
-                    v.folded() == n.folded() || account.as_deref() == Some(v.folded().as_str())
-                });
-                match (op, voiced) {
-                    (true, true) => "@+",
-                    (true, false) => "@",
-                    (false, true) => "+",
-                    (false, false) => "",
-                }
-            })
-            .collect();
-        Some(marks)
+        Some(members.iter().map(|n| self.standing(room, n)).collect())
+    }
+
+    /// The standing of the member `nick` in `room`: `@` the founder or an operator, `+`
+    /// voiced, `@+` both, empty otherwise.
+    pub(super) fn standing(&self, room: &RoomName, nick: &crate::types::Nick) -> &'static str {
+        let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
+            return "";
+        };
+        let account = self
+            .nicks
+            .get(nick.folded_key().as_str())
+            .and_then(|u| self.account_of(*u));
+        let op = p.is_op(account.as_deref());
+        let voiced = p.voiced.iter().any(|v| {
+            v.folded() == nick.folded() || account.as_deref() == Some(v.folded().as_str())
+        });
+        match (op, voiced) {
+            (true, true) => "@+",
+            (true, false) => "@",
+            (false, true) => "+",
+            (false, false) => "",
+        }
     }
 
     /// An error reply about `re`.

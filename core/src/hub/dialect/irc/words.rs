@@ -1058,7 +1058,10 @@ impl Irc {
 /// A `352` line for `p` in `channel`.
 fn who_line(l: &mut Lines, channel: &str, p: &Present) {
     let n = p.nick.as_str();
-    let flags = if p.away.is_some() { "G" } else { "H" };
+    let away = if p.away.is_some() { "G" } else { "H" };
+    // The highest standing only: clients that asked for multi-prefix read one as well.
+    let flags = format!("{away}{}", &p.mark[..p.mark.len().min(1)]);
+    let flags = flags.as_str();
     l.num(
         RPL_WHOREPLY,
         &[channel, n, names::HOST, SERVER, n, flags],
