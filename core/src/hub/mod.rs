@@ -417,6 +417,7 @@ impl Hub {
     /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
         self.now = self.now.max(now);
+        self.read_on_leaving(conn);
         if let Some((_, did)) = self.begin_close(conn, None) {
             self.release_device(did, now);
         }

@@ -201,6 +201,7 @@ impl Hub {
             } => self.older(conn, uid, room, before, limit),
             ClientMsg::Search { room, words } => self.search(conn, uid, room, words),
             ClientMsg::Quit { reason } => {
+                self.read_on_leaving(conn);
                 // This device leaves; the user quits with its last one.
                 if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
                     self.leave_device(did, reason, now);

@@ -3290,6 +3290,33 @@ mod accounts {
     }
 
     #[test]
+    fn an_nc_account_that_signs_in_again_is_given_only_what_came_after_it_left() {
+        let mut t = T::new();
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #m");
+        let b = t.bin("bob");
+        t.join(b, "#m");
+        t.say(b, "#m", 1, "read live");
+        let l = t.lines(a);
+        assert!(l.iter().any(|l| l.contains("<bob> read live")), "{l:?}");
+        // alice's nc goes (it had no way to say what it read: it was shown it), by /quit.
+        t.line(a, "/quit");
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        t.say(b, "#m", 2, "said while away");
+        let (a2, _) = t.txt();
+        t.line(a2, "/login alice correct horse");
+        let l = t.lines(a2);
+        assert!(l.iter().any(|l| l.contains("said while away")), "{l:?}");
+        assert!(
+            !l.iter().any(|l| l.contains("read live")),
+            "shown again as missed: {l:?}"
+        );
+    }
+
+    #[test]
     fn nc_registers_logs_in_from_a_second_connection_and_both_hear_each_other() {
         let mut t = T::new();
         let (a1, _) = t.txt();
