@@ -2126,7 +2126,10 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
     // Not `MODE #v founder alice`, which a client reads as the letters f, o, u...
     assert_eq!(
         n.lines(b),
-        [":natter.irc NOTICE #v :*** alice set #v founder alice"]
+        [
+            ":natter.irc NOTICE #v :*** alice set #v founder alice",
+            ":natter.irc MODE #v +o alice",
+        ]
     );
     n.send_bin(
         a,
@@ -2176,4 +2179,30 @@ fn list_naming_channels_lists_those_only() {
     n.advance(1_000);
     n.send(a, &["LIST"]);
     assert_eq!(numerics(&n.lines(a)).len(), 5, "every channel");
+}
+
+#[test]
+fn registering_a_room_makes_its_founder_an_operator_in_irc_nick_lists() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #q"]);
+    n.send_bin(a, &ClientMsg::Join { room: room("#q") });
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#q"),
+            action: ModAction::Register,
+        },
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":alice!alice@natter MODE #q +r",
+            ":natter.irc MODE #q +o alice"
+        ]
+    );
 }

@@ -1043,11 +1043,25 @@ impl Irc {
             EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
                 let words = format!("*** {} set {room} {}", ev.from, change.as_str());
                 l.from(&tags, SERVER, "NOTICE", &[room, &words], true);
+                // A new founder is an operator: nick lists learn it from a `+o`.
+                if let Some(founder) = change.as_str().strip_prefix("founder ") {
+                    l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
+                }
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
                 params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
+                // Registering a room makes its registrant the founder, an operator.
+                if change.as_str() == "+r" {
+                    l.from(
+                        &tags,
+                        SERVER,
+                        "MODE",
+                        &[room, "+o", ev.from.as_str()],
+                        false,
+                    );
+                }
             }
             EventKind::Moved => {}
         }
