@@ -700,9 +700,19 @@ async fn attack_mix_leaves_legit_clients_whole() {
         .expect("natter CLI starts");
     let cli_stdin = cli.stdin.take();
     let mut cli_out = cli.stdout.take().expect("piped stdout");
+    // The CLI is in #lobby before anyone talks (else a /msg to it may come first and be refused).
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    let joined = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&all).contains("you are in #lobby") {
+        match tokio::time::timeout_at(joined, cli_out.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
+            other => panic!("the CLI never joined #lobby ({other:?}): {all:?}"),
+        }
+    }
     let cli_reader = tokio::spawn(async move {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
+        let mut all = all;
+        let mut buf = buf;
         while let Ok(Ok(n)) = timeout(BUDGET, cli_out.read(&mut buf)).await {
             if n == 0 || all.len() > RAW_KEPT {
                 break;

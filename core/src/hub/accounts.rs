@@ -619,6 +619,37 @@ impl Hub {
         self.tell_read_up_to(uid, &room, seq);
     }
 
+    /// An nc or IRC connection of an account closes: it was shown its rooms live and has no way
+    /// to say what it read, so its account has read them up to now. Else such an account,
+    /// signing in again, got everything since it registered as "missed", every time.
+    pub(super) fn read_on_leaving(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if !matches!(c.kind(), Some(super::ConnKind::Text | super::ConnKind::Irc)) {
+            return;
+        }
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        if self.account_of(uid).is_none() {
+            return;
+        }
+        let rooms: Vec<(RoomName, Seq)> = self
+            .users
+            .get(&uid)
+            .map(|u| {
+                u.rooms
+                    .iter()
+                    .filter_map(|r| self.rooms.get(r).map(|room| (r.clone(), room.last_seq)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (room, seq) in rooms {
+            self.read_marker(conn, room, seq);
+        }
+    }
+
     /// Tells every connection of `uid` that its account has read `room` up to `seq`.
     fn tell_read_up_to(&mut self, uid: UserId, room: &RoomName, seq: Seq) {
         let on: Vec<ConnId> = self.user_conns(uid).collect();

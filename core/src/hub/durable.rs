@@ -53,6 +53,10 @@ pub(crate) struct Durable {
     flights: VecDeque<Flight>,
     /// The last event number given out.
     last_event: u64,
+    /// The last seq of each stored room freed to make space in a full room table
+    /// (`reclaim_orphan_room`): made again, it goes on from there, as the store holds its
+    /// events up to it.
+    pub(super) freed: std::collections::HashMap<RoomName, Seq>,
 }
 
 impl Durable {

@@ -1941,3 +1941,268 @@ fn chathistory_reaches_past_the_ring_into_the_store() {
         "{l:?}"
     );
 }
+
+/// An IRC client of `caps` that signs in to `account` with SASL PLAIN (password "correct
+/// horse") and registers; the lines of its welcome.
+fn sasl_client(n: &mut Net, account: &str, caps: &str) -> (ConnId, Vec<String>) {
+    use base64::Engine;
+    let c = n.irc();
+    let plain = format!("\0{account}\0correct horse");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(plain);
+    n.send(
+        c,
+        &[
+            "CAP LS 302",
+            "NICK someone",
+            "USER u 0 * :U",
+            &format!("CAP REQ :sasl {caps}"),
+            "AUTHENTICATE PLAIN",
+        ],
+    );
+    n.lines(c);
+    n.send(c, &[&format!("AUTHENTICATE {b64}")]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
+    n.send(c, &["CAP END"]);
+    let l = n.lines(c);
+    n.advance(3_000);
+    (c, l)
+}
+
+#[test]
+fn what_an_account_missed_comes_with_a_sasl_welcome_as_history_not_as_live_lines() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("said before"),
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Part {
+            room: room("#x"),
+            reason: None,
+        },
+    );
+    n.recv(a);
+    // Without server-time an IRC client cannot tell old lines from new: bob's join, line and
+    // part, long over, would read as happening now (and bob is not in #x).
+    let (_, l) = sasl_client(&mut n, "alice", "");
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter JOIN #x"),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|l| l.starts_with(":bob!") || l.contains(" JOIN #x * ")),
+        "history came as live lines: {l:?}"
+    );
+    // With server-time the lines said come, with their time; joins and parts do not.
+    let (_, l) = sasl_client(&mut n, "alice", "server-time");
+    let from_bob: Vec<&String> = l.iter().filter(|l| l.contains(":bob!")).collect();
+    assert_eq!(from_bob.len(), 1, "{l:?}");
+    assert!(
+        from_bob[0].starts_with("@time=") && from_bob[0].ends_with("PRIVMSG #x :said before"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_without_324() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#r") });
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    let (c, welcome) = sasl_client(&mut n, "alice", "");
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l.contains(" CHANMODES=bq,k,l,imnrt ")),
+        "bans, mutes, key and limit take parameters: {welcome:?}"
+    );
+    n.lines(c);
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    // The founder (an operator) is marked in NAMES, as PREFIX=(ov)@+ says.
+    let l = n.lines(b);
+    let names = find(&l, " 353 ");
+    assert!(names.contains("@alice") && !names.contains("@bob"), "{l:?}");
+    n.lines(c);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("bob")),
+        },
+    );
+    n.lines(b);
+    n.lines(c);
+    n.send(b, &["NAMES #r"]);
+    let l = n.lines(b);
+    let names = find(&l, " 353 ");
+    assert!(names.contains("@alice") && names.contains("+bob"), "{l:?}");
+    n.send(b, &["WHO #r"]);
+    let l = n.lines(b);
+    assert!(
+        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 352 bob #r bob ").contains(" bob H+ :0 "),
+        "{l:?}"
+    );
+    // A change is its MODE line; only asking gets 324.
+    n.send(c, &["MODE #r +m"]);
+    let l = n.lines(c);
+    assert_eq!(l, [":alice!alice@natter MODE #r +m"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +m"]);
+    n.send(c, &["MODE #r"]);
+    assert_eq!(numerics(&n.lines(c)), ["324"]);
+    n.advance(1_000);
+    n.send(c, &["INVITE bob #R"]);
+    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
+    n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
+    assert!(l.iter().all(|l| l.contains(" 401 alice nobody :")), "{l:?}");
+    // The kicked member reads the KICK, and no PART after it.
+    n.advance(1_000);
+    n.send(c, &["KICK #r bob :out"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter KICK #r bob :out"]);
+    n.send(b, &["JOIN #r", "PART #r"]);
+    let l = n.lines(b);
+    assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
+    // WHOIS tells a signed-in user's account (330), and a guest's none.
+    n.advance(1_000);
+    n.send(b, &["WHOIS alice", "WHOIS bob"]);
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l == ":natter.irc 330 bob alice alice :is logged in as"),
+        "{l:?}"
+    );
+    assert_eq!(
+        numerics(&l).iter().filter(|n| **n == "330").count(),
+        1,
+        "{l:?}"
+    );
+}
+
+#[test]
+fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error() {
+    use crate::wire::AdminAction;
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            admins: vec![nick("alice")],
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #v"]);
+    n.send_bin(a, &ClientMsg::Join { room: room("#v") });
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(a, &ClientMsg::Admin(AdminAction::TakeOver(room("#v"))));
+    // Not `MODE #v founder alice`, which a client reads as the letters f, o, u...
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc NOTICE #v :*** alice set #v founder alice",
+            ":natter.irc MODE #v +o alice",
+        ]
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text("closing time")),
+        }),
+    );
+    let l = n.lines(b);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc NOTICE #v :*** alice set #v close: closing time",
+            ":bob!bob@natter PART #v",
+        ]
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Ban {
+            target: "bob".into(),
+            duration: None,
+            reason: Some(text("spam")),
+        }),
+    );
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["465"], "{l:?}");
+    assert!(l.last().unwrap().starts_with("ERROR :"), "{l:?}");
+    assert!(n.closed(b));
+}
+
+#[test]
+fn list_naming_channels_lists_those_only() {
+    let mut n = Net::new();
+    let a = n.client("alice", &[]);
+    n.send(a, &["JOIN #a,#b,#c"]);
+    n.advance(3_000);
+    n.lines(a);
+    n.send(a, &["LIST #b,#C"]);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["321", "322", "322", "323"], "{l:?}");
+    assert!(
+        l[1].contains(" 322 alice #b 1 ") && l[2].contains(" 322 alice #c 1 "),
+        "{l:?}"
+    );
+    n.send(a, &["LIST #nope", "LIST #c++"]);
+    assert_eq!(numerics(&n.lines(a)), ["321", "323", "321", "323"]);
+    n.advance(1_000);
+    n.send(a, &["LIST"]);
+    assert_eq!(numerics(&n.lines(a)).len(), 5, "every channel");
+}
+
+#[test]
+fn registering_a_room_makes_its_founder_an_operator_in_irc_nick_lists() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #q"]);
+    n.send_bin(a, &ClientMsg::Join { room: room("#q") });
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#q"),
+            action: ModAction::Register,
+        },
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":alice!alice@natter MODE #q +r",
+            ":natter.irc MODE #q +o alice"
+        ]
+    );
+}

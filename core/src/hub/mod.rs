@@ -417,6 +417,7 @@ impl Hub {
     /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
         self.now = self.now.max(now);
+        self.read_on_leaving(conn);
         if let Some((_, did)) = self.begin_close(conn, None) {
             self.release_device(did, now);
         }
@@ -575,6 +576,14 @@ impl Hub {
     /// Rooms that exist.
     pub fn rooms(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// Rooms somebody is in (on this node).
+    pub fn rooms_in_use(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| !r.members.is_empty())
+            .count()
     }
 
     /// Users known (attached or waiting for resume).

@@ -345,6 +345,7 @@ impl Hub {
                     r.invited.remove(0);
                 }
                 r.invited.push(folded);
+                let invited = tnick.clone();
                 let edit = PolicyEdit::Invite {
                     nick: tnick,
                     by: me.clone(),
@@ -360,6 +361,11 @@ impl Hub {
                     };
                     self.reply(c, Reply::Msg(msg));
                 }
+                let note = super::dialect::Note::Invited {
+                    nick: invited,
+                    room: room.clone(),
+                };
+                self.reply(conn, Reply::Note(note));
             }
             ModAction::Mode(change) => {
                 let p = self.policy_mut(room);
@@ -1081,7 +1087,7 @@ impl Hub {
         if sent {
             return;
         }
-        self.leave_room(target, room);
+        self.leave_kicked(target, room);
         self.drop_if_empty(room);
     }
 }

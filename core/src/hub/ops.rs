@@ -201,6 +201,7 @@ impl Hub {
             } => self.older(conn, uid, room, before, limit),
             ClientMsg::Search { room, words } => self.search(conn, uid, room, words),
             ClientMsg::Quit { reason } => {
+                self.read_on_leaving(conn);
                 // This device leaves; the user quits with its last one.
                 if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
                     self.leave_device(did, reason, now);
@@ -296,7 +297,11 @@ impl Hub {
                     let re = Re::Room(room);
                     return self.limit(conn, r.limit, ErrorKind::TooManyRooms, re, r.detail);
                 }
-                self.rooms.insert(room.clone(), Room::new());
+                let mut made = Room::new();
+                if let Some(seq) = self.durable.as_mut().and_then(|d| d.freed.remove(&room)) {
+                    made.last_seq = seq;
+                }
+                self.rooms.insert(room.clone(), made);
             }
             Some(r) if r.members.len() >= self.config.max_room_members => {
                 let detail = format!(
@@ -395,6 +400,9 @@ impl Hub {
                 continue;
             };
             self.history_bytes -= r.history_bytes();
+            if let Some(d) = self.durable.as_mut() {
+                d.freed.insert(name.clone(), r.last_seq);
+            }
             for uid in &r.members {
                 if let Some(u) = self.users.get_mut(uid) {
                     u.rooms.remove(&name);
@@ -435,6 +443,18 @@ impl Hub {
     /// nobody else. False if it was not in it.
     pub(super) fn leave_room(&mut self, uid: UserId, room: &RoomName) -> bool {
         self.leave_room_from(uid, room, None)
+    }
+
+    /// `uid` is put out of `room` (its `Kick` event was sent): it leaves on every device, whose
+    /// dialects know why (IRC's `KICK` said it all: no `PART` follows).
+    pub(super) fn leave_kicked(&mut self, uid: UserId, room: &RoomName) {
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.kicked(room);
+            }
+        }
+        self.leave_room(uid, room);
     }
 
     fn leave_room_from(&mut self, uid: UserId, room: &RoomName, first: Option<ConnId>) -> bool {

@@ -19,8 +19,9 @@ pub(crate) enum Query {
     Users(Vec<Nick>),
     /// A room's members and whether each is away.
     Who(RoomName),
-    /// Rooms with members, their member counts and topics.
-    List,
+    /// Rooms with members, their member counts and topics: these rooms only, unless none is
+    /// named.
+    List(Vec<RoomName>),
     /// How many users, rooms and connections there are.
     Counts,
     /// The server's time.
@@ -95,6 +96,8 @@ pub(crate) struct Present {
     pub(crate) nick: Nick,
     /// The away message, if away.
     pub(crate) away: Option<Text>,
+    /// In a room's list (`Who`): `@` the founder or an operator, `+` voiced, `@+` both.
+    pub(crate) mark: &'static str,
 }
 
 /// A user as WHOIS sees it.
@@ -110,6 +113,8 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
+    /// The account the user is signed in to (IRC's `330`).
+    pub(crate) account: Option<Nick>,
 }
 
 /// One room as LIST sees it.
@@ -221,22 +226,30 @@ impl Hub {
                         user: Present {
                             nick: u.nick.clone(),
                             away: u.away.as_deref().cloned(),
+                            mark: "",
                         },
                         rooms: u.rooms.iter().cloned().collect(),
                         kind: self
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
+                        account: self.account_of(uid_of).and_then(|a| self.account_name(&a)),
                     })
                 });
                 let user = user.or_else(|| {
                     self.remote_user(&nick).map(|(nick, rooms)| {
                         let away = self.remote_away(&nick);
+                        let account = self.remote_account(&nick);
                         Box::new(Whois {
-                            user: Present { nick, away },
+                            user: Present {
+                                nick,
+                                away,
+                                mark: "",
+                            },
                             rooms,
                             kind: None,
                             elsewhere: true,
+                            account,
                         })
                     })
                 });
@@ -244,6 +257,7 @@ impl Hub {
                 let user = user.or_else(|| {
                     self.remote_present(&nick).map(|user| {
                         Box::new(Whois {
+                            account: self.remote_account(&user.nick),
                             user,
                             rooms: Vec::new(),
                             kind: None,
@@ -267,18 +281,22 @@ impl Hub {
                         .map(|u| Present {
                             nick: u.nick.clone(),
                             away: u.away.as_deref().cloned(),
+                            mark: self.standing(&room, &u.nick),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
                             away: self.remote_away(n),
+                            mark: "",
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
                 });
                 Info::Who { room, members }
             }
-            Query::List => {
-                let with_members = self.rooms.iter().filter(|(_, r)| !r.members.is_empty());
+            Query::List(named) => {
+                let with_members = self.rooms.iter().filter(|(name, r)| {
+                    !r.members.is_empty() && (named.is_empty() || named.contains(name))
+                });
                 let total = with_members.clone().count();
                 let rooms = with_members
                     .take(MAX_LIST_ROOMS)
@@ -292,7 +310,12 @@ impl Hub {
             }
             Query::Counts => Info::Counts {
                 users: self.users.len() + self.remote_user_count(),
-                rooms: self.rooms.len(),
+                // Rooms somebody is in (a stored room nobody is in stays in the table).
+                rooms: self
+                    .rooms
+                    .values()
+                    .filter(|r| !r.members.is_empty())
+                    .count(),
                 connections: self.conns.len(),
             },
             Query::Time => Info::Time(now),
@@ -323,11 +346,16 @@ impl Hub {
             .map(|(_, u)| Present {
                 nick: u.nick.clone(),
                 away: u.away.as_deref().cloned(),
+                mark: "",
             })
             .or_else(|| {
                 self.remote_user(nick).map(|(nick, _)| {
                     let away = self.remote_away(&nick);
-                    Present { nick, away }
+                    Present {
+                        nick,
+                        away,
+                        mark: "",
+                    }
                 })
             })
             .or_else(|| self.remote_present(nick))

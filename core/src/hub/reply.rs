@@ -2,11 +2,11 @@
 //! queued under the outbound limits (past the hard limit the connection is closed as too slow),
 //! and the one close path.
 
-use super::dialect::{Limit, Reply};
+use super::dialect::{Limit, Note, Reply};
 use super::{Device, DeviceId, Hub, HubEvent, UserId};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Text};
-use crate::wire::{ErrorKind, EventKind, Re};
+use crate::wire::{ErrorKind, EventKind, Re, ServerMsg};
 use tracing::debug;
 
 impl Hub {
@@ -16,6 +16,17 @@ impl Hub {
         let hard = self.config.queue_limits().hard_bytes;
         let Some(c) = self.conns.get(&conn) else {
             return;
+        };
+        let reply = match reply {
+            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. }))
+                if c.kind() == Some(super::ConnKind::Irc) =>
+            {
+                match self.standings(&m) {
+                    Some(marks) => Reply::Note(Note::Names(Box::new(m), marks)),
+                    None => Reply::Msg(m),
+                }
+            }
+            reply => reply,
         };
         let Some(dialect) = c.dialect() else {
             return;
@@ -34,6 +45,42 @@ impl Hub {
         ));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
+        }
+    }
+
+    /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
+    /// the founder or an operator, `+` voiced); `None` in a room nobody has any.
+    fn standings(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
+        let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
+        else {
+            return None;
+        };
+        let p = self.rooms.get(room)?.policy.as_ref()?;
+        if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
+            return None;
+        }
+        Some(members.iter().map(|n| self.standing(room, n)).collect())
+    }
+
+    /// The standing of the member `nick` in `room`: `@` the founder or an operator, `+`
+    /// voiced, `@+` both, empty otherwise.
+    pub(super) fn standing(&self, room: &RoomName, nick: &crate::types::Nick) -> &'static str {
+        let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
+            return "";
+        };
+        let account = self
+            .nicks
+            .get(nick.folded_key().as_str())
+            .and_then(|u| self.account_of(*u));
+        let op = p.is_op(account.as_deref());
+        let voiced = p.voiced.iter().any(|v| {
+            v.folded() == nick.folded() || account.as_deref() == Some(v.folded().as_str())
+        });
+        match (op, voiced) {
+            (true, true) => "@+",
+            (true, false) => "@",
+            (false, true) => "+",
+            (false, false) => "",
         }
     }
 
@@ -257,9 +304,13 @@ impl Hub {
         }
     }
 
-    /// Forgets a room nobody is in (but `#lobby`, which always exists).
+    /// Forgets a room nobody is in (but `#lobby`, which always exists). With a durable store
+    /// the room stays, as a restart would bring it back: its seqs go on from the stored ones
+    /// (a room made anew would start again at 1, and the store refuses those seqs) and its
+    /// topic is kept. Such rooms count towards `max_rooms` and are freed as orphans when the
+    /// table is full (`reclaim_orphan_room`).
     pub(super) fn drop_if_empty(&mut self, room: &RoomName) {
-        if *room == RoomName::lobby() || self.registered_room(room) {
+        if *room == RoomName::lobby() || self.registered_room(room) || self.durable.is_some() {
             return;
         }
         if self.rooms.get(room).is_some_and(|r| r.members.is_empty())

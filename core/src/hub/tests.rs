@@ -2719,6 +2719,85 @@ mod durable {
         let ev = events(&t.recv(a2)).last().map(|e| e.seq);
         assert_eq!(ev, Some(Seq(seen.0 + 2)), "seqs go on where they were");
     }
+
+    /// The seqs of `r`'s events written so far, in the order they were handed out.
+    fn written_seqs(t: &T, r: &str) -> Vec<u64> {
+        t.batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Event(ev) if ev.room == room(r) => Some(ev.seq.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_room_that_empties_and_is_joined_again_goes_on_with_its_seqs_and_topic() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        t.join(a, "#d");
+        t.say(a, "#d", 1, "first");
+        t.send(
+            a,
+            &ClientMsg::Topic {
+                room: room("#d"),
+                topic: Some(text("kept")),
+            },
+        );
+        t.send(
+            a,
+            &ClientMsg::Part {
+                room: room("#d"),
+                reason: None,
+            },
+        );
+        t.recv(a);
+        // Nobody is in #d: joined again, its seqs go on from what the store holds (a restart
+        // would start there too), never from 1 again, which the store refuses.
+        let got = t.join(a, "#d");
+        let seq = got.iter().find_map(|m| match m {
+            ServerMsg::Joined { seq, topic, .. } => Some((*seq, topic.clone())),
+            _ => None,
+        });
+        assert_eq!(seq, Some((Seq(5), Some(text("kept")))), "{got:?}");
+        t.say(a, "#d", 2, "second");
+        assert_eq!(says(&t.recv(a)), vec!["second"]);
+        assert_eq!(written_seqs(&t, "#d"), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_stored_room_freed_from_a_full_table_goes_on_with_its_seqs_when_made_again() {
+        let mut t = T::with(Config {
+            max_rooms: 1,
+            ..durable_config()
+        });
+        let a = t.bin("alice");
+        let part = |t: &mut T, r: &str| {
+            t.send(
+                a,
+                &ClientMsg::Part {
+                    room: room(r),
+                    reason: None,
+                },
+            );
+            t.recv(a);
+        };
+        t.join(a, "#a");
+        t.say(a, "#a", 1, "in a");
+        part(&mut t, "#a");
+        // The table (#a) is full: #a, empty, is freed for #b, then #b for #a.
+        t.join(a, "#b");
+        part(&mut t, "#b");
+        assert!(!t.hub.rooms.contains_key(&room("#a")));
+        let got = t.join(a, "#a");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Joined { seq, .. } if *seq == Seq(4))),
+            "{got:?}"
+        );
+        assert_eq!(written_seqs(&t, "#a"), vec![1, 2, 3, 4]);
+    }
 }
 
 /// Scrollback, search and refills from before the in-memory ring.
@@ -3208,6 +3287,33 @@ mod accounts {
                 _ => None,
             })
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_nc_account_that_signs_in_again_is_given_only_what_came_after_it_left() {
+        let mut t = T::new();
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #m");
+        let b = t.bin("bob");
+        t.join(b, "#m");
+        t.say(b, "#m", 1, "read live");
+        let l = t.lines(a);
+        assert!(l.iter().any(|l| l.contains("<bob> read live")), "{l:?}");
+        // alice's nc goes (it had no way to say what it read: it was shown it), by /quit.
+        t.line(a, "/quit");
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        t.say(b, "#m", 2, "said while away");
+        let (a2, _) = t.txt();
+        t.line(a2, "/login alice correct horse");
+        let l = t.lines(a2);
+        assert!(l.iter().any(|l| l.contains("said while away")), "{l:?}");
+        assert!(
+            !l.iter().any(|l| l.contains("read live")),
+            "shown again as missed: {l:?}"
+        );
     }
 
     #[test]
@@ -4518,6 +4624,11 @@ mod moderation {
         t.line(a, "/ban #r 10.0.0.0/99");
         let l = t.lines(a);
         assert!(l.iter().any(|l| l.starts_with("ERROR:")), "{l:?}");
+        // An invitation says it went through (it used to say nothing at all).
+        let (_, carol) = t.txt();
+        t.lines(a);
+        t.line(a, &format!("/invite {carol}"));
+        assert_eq!(t.lines(a), [format!("-- you invited {carol} to #r")]);
     }
 }
 

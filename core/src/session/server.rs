@@ -406,7 +406,9 @@ impl Session {
                         self.info(format!("the server is busy: asking again in {secs} s"));
                     }
                 } else if self.account.required_and_refused() {
-                    // Not to go on under another name than the one asked for.
+                    // Not to go on under another name than the one asked for; a quit, so the
+                    // guest it was does not wait on the server for a resume.
+                    self.send(&ClientMsg::Quit { reason: None });
                     self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));
                 }
             }

@@ -2835,6 +2835,12 @@ fn a_required_sign_in_refused_ends_the_session() {
         t.s.fatal(),
         Some("could not sign in: wrong account name or password")
     );
+    // It quits: the guest it was is not kept by the server for a resume that never comes
+    // (others saw it in #lobby for two minutes).
+    assert!(
+        t.sent().contains(&ClientMsg::Quit { reason: None }),
+        "a quit before the close"
+    );
     t.s.handle_input("not as a guest", t.now);
     assert!(t.sent().is_empty(), "nothing said as a guest");
 }

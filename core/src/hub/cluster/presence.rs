@@ -188,7 +188,13 @@ impl Hub {
         self.remote_presence(nick).map(|p| Present {
             nick: p.nick.clone(),
             away: p.away.clone(),
+            mark: "",
         })
+    }
+
+    /// The account the user on another node called `nick` is signed in to, from its record.
+    pub(in crate::hub) fn remote_account(&self, nick: &Nick) -> Option<Nick> {
+        self.remote_presence(nick).and_then(|p| p.account.clone())
     }
 
     /// The away message the cluster's record of `nick` holds, whichever node told it (alive

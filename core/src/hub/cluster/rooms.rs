@@ -241,7 +241,7 @@ impl Hub {
             return;
         };
         debug!(%room, %target, "kicked through the log");
-        self.leave_room(uid, room);
+        self.leave_kicked(uid, room);
         self.drop_if_empty(room);
     }
 

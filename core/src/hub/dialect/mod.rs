@@ -108,6 +108,12 @@ pub(crate) trait Dialect {
         None
     }
 
+    /// The user is being put out of `room` (a kick, or a ban that holds it): the `Kick` event
+    /// said so, and `left` and `Parted` follow.
+    fn kicked(&mut self, room: &RoomName) {
+        let _ = room;
+    }
+
     /// A line of input kept for when it runs ([`Request::Line`]): what it means now, as steps
     /// that run at once, in order (a hello, requests, answers; no flood-control token more: the
     /// line paid one). `me` is the connection's nick once it is through its handshake, and
@@ -200,6 +206,9 @@ impl AnyDialect {
     }
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)
+    }
+    pub(crate) fn kicked(&mut self, room: &RoomName) {
+        self.inner_mut().kicked(room);
     }
     pub(crate) fn read(
         &mut self,
@@ -394,6 +403,13 @@ pub(crate) enum Note {
     RecentEnd,
     /// Plain lines now go to this room.
     NowTalkingIn(RoomName),
+    /// The user's invitation of `nick` to `room` went through (the binary protocol has no
+    /// answer for it: the invited get `Invited`).
+    Invited { nick: Nick, room: RoomName },
+    /// A `Joined` or `Members` with each member's standing in the room, in the same order:
+    /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
+    /// `NAMES` prefixes; the protocol's member lists are nicks only).
+    Names(Box<ServerMsg>, Vec<&'static str>),
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -248,6 +248,8 @@ impl Dialect for Text {
                 Note::RecentStart(room) => line(format!("-- recent messages in {room}:")),
                 Note::RecentEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
+                Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
+                Note::Names(..) => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

@@ -75,8 +75,12 @@ struct Running {
     label: Label,
     /// Messages it sent, by id, with the target as the client named it (for `401`/`404`).
     sent: Vec<(MsgId, String)>,
-    /// What it named first (a WHO mask, a PART's channel), for end-of-list numerics.
+    /// What it named first (a WHO mask, a PART's channel), for end-of-list numerics; the nick
+    /// a KICK, INVITE or MODE names, for its `401`.
     target: String,
+    /// A `MODE #channel` that asks for the channel's modes (`324` answers it; natter's
+    /// settings sent after a change, or to every member, are not worded).
+    modes_asked: bool,
     /// A PART's reason, for the `PART` line the client gets back.
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
@@ -127,6 +131,9 @@ pub(crate) struct State {
     umodes: BTreeSet<char>,
     /// The channels the user is in.
     channels: BTreeSet<RoomName>,
+    /// The channel the user was last put out of (its `KICK` said so: the `PART` that natter's
+    /// `Parted` would make is not sent), until it enters one again.
+    kicked: Option<RoomName>,
     running: Option<Running>,
     /// Lines read so far (batch ids).
     lines: u64,
@@ -221,8 +228,9 @@ impl Dialect for Irc {
         }
         let state = match &self.running {
             // Nothing of others interleaves with a line's run: what this connection gets
-            // during its JOIN is the room's history.
-            Some(r) if r.verb == "JOIN" => S_REPLAY,
+            // during its JOIN is the room's history, and so is what comes with the welcome
+            // (the rooms of an account signed in with SASL, with what it missed there).
+            Some(r) if r.verb == "JOIN" || !self.registered() => S_REPLAY,
             Some(Running {
                 label: Label::Single(_),
                 ..
@@ -260,6 +268,11 @@ impl Dialect for Irc {
 
     fn entered(&mut self, room: &RoomName) {
         self.channels.insert(room.clone());
+        self.kicked = None;
+    }
+
+    fn kicked(&mut self, room: &RoomName) {
+        self.kicked = Some(room.clone());
     }
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {

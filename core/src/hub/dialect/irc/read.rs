@@ -161,9 +161,18 @@ impl Irc {
             sent: Vec::new(),
             // Only the answers to these name what was asked in their end-of-list numerics.
             target: match verb.as_str() {
-                "WHO" | "WHOIS" => msg.param(0).unwrap_or("*").to_owned(),
+                "WHO" | "WHOIS" | "INVITE" => msg.param(0).unwrap_or("*").to_owned(),
+                "KICK" => msg
+                    .param(1)
+                    .and_then(|n| n.split(',').next())
+                    .unwrap_or("*")
+                    .to_owned(),
+                "MODE" => msg.param(2).unwrap_or_default().to_owned(),
                 _ => String::new(),
             },
+            modes_asked: verb == "MODE"
+                && msg.param(0).is_some_and(|t| t.starts_with('#'))
+                && msg.param(1).is_none(),
             reason: None,
             number: self.lines,
         });
@@ -459,7 +468,23 @@ impl Irc {
                     plan.num(RPL_ENDOFWHOWAS, &[nick], "End of WHOWAS");
                 }
             },
-            "LIST" => plan.query(Query::List),
+            // `LIST #a,#b` lists those channels; other filters (`>3`, masks) are not kept.
+            "LIST" => {
+                let named =
+                    msg.param(0)
+                        .filter(|p| p.starts_with('#'))
+                        .map_or_else(Vec::new, |p| {
+                            p.split(',')
+                                .filter_map(|c| names::channel(c).ok())
+                                .take(IRC_MAX_JOIN_TARGETS)
+                                .collect()
+                        });
+                if named.is_empty() && msg.param(0).is_some_and(|p| p.starts_with('#')) {
+                    plan.num(RPL_LISTSTART, &["Channel"], "Users  Name");
+                    return plan.num(RPL_LISTEND, &[], "End of /LIST");
+                }
+                plan.query(Query::List(named));
+            }
             "MODE" => self.mode(msg, plan),
             "AWAY" => {
                 let text = msg.param(0).and_then(|t| Text::new(&names::plain(t)).ok());

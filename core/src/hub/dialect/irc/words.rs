@@ -40,7 +40,8 @@ fn isupport() -> Vec<String> {
         "CASEMAPPING=ascii".into(),
         format!("CHATHISTORY={HISTORY_WINDOW_MAX}"),
         format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
-        "CHANMODES=,,,n".into(),
+        // Lists (`b` bans, `q` mutes), a key, a limit, then flags.
+        "CHANMODES=bq,k,l,imnrt".into(),
         format!("CHANNELLEN={MAX_ROOM_LEN}"),
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
@@ -232,7 +233,7 @@ impl Irc {
             Reply::Fatal { detail, .. } => {
                 write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
             }
-            Reply::Note(note) => self.note(&mut l, note),
+            Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
                 write_line(
                     &mut l.out,
@@ -275,7 +276,7 @@ impl Irc {
             &l.tags,
             SERVER,
             RPL_MYINFO,
-            &[&me, SERVER, &version, "iw", "n"],
+            &[&me, SERVER, &version, "iw", "bklimnoqrtv", "bklov"],
             false,
         );
         for chunk in isupport().chunks(13) {
@@ -285,6 +286,11 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+        self.msg_marked(l, msg, me, &[]);
+    }
+
+    /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
+    fn msg_marked(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>, marks: &[&str]) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
             self.signed_in.set(true);
@@ -334,8 +340,10 @@ impl Irc {
                 if let Some(t) = topic {
                     l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
                 }
-                self.names(l, room, members);
+                self.names(l, room, members, marks);
             }
+            // Put out: the KICK line said it.
+            ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
             ServerMsg::Parted { room } => {
                 let tags = l.tags.clone();
                 match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
@@ -355,7 +363,7 @@ impl Irc {
                 let tags = l.tags.clone();
                 l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
             }
-            ServerMsg::Members { room, members } => self.names(l, room, members),
+            ServerMsg::Members { room, members } => self.names(l, room, members, marks),
             ServerMsg::Topic { room, topic } => match topic {
                 Some(t) => l.num(RPL_TOPIC, &[room.as_str()], t.as_str()),
                 None => l.num(RPL_NOTOPIC, &[room.as_str()], "No topic is set"),
@@ -380,6 +388,8 @@ impl Irc {
             | ServerMsg::Pong { .. }
             | ServerMsg::ReadUpTo { .. }
             | ServerMsg::PasswordChanged => {}
+            // Only a `MODE #channel` asking for them gets the modes: a change is its MODE line.
+            ServerMsg::Policy { .. } if !self.running.as_ref().is_some_and(|r| r.modes_asked) => {}
             ServerMsg::Policy { room, modes, .. } => {
                 // `n` is always on: natter rooms take no messages from outside.
                 let letters = format!("+n{}", &modes.letters()[1..]);
@@ -477,13 +487,28 @@ impl Irc {
     }
 
     /// `353` lines (as many as the names take) and `366`.
-    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick]) {
+    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick], marks: &[&str]) {
         let room_s = room.as_str();
         if !members.is_empty() {
+            let multi = self.caps.has(Cap::MultiPrefix);
+            let named: Vec<String> = members
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let mark = marks.get(i).copied().unwrap_or("");
+                    // Without multi-prefix, the highest only.
+                    let mark = if multi {
+                        mark
+                    } else {
+                        &mark[..mark.len().min(1)]
+                    };
+                    format!("{mark}{n}")
+                })
+                .collect();
             l.num_list(
                 RPL_NAMREPLY,
                 &["=", room_s],
-                members.iter().map(Nick::as_str),
+                named.iter().map(String::as_str),
             );
         }
         l.num(RPL_ENDOFNAMES, &[room_s], "End of /NAMES list");
@@ -564,6 +589,8 @@ impl Irc {
             (ErrorKind::NotOperator, Re::Room(r)) => {
                 l.num(ERR_CHANOPRIVSNEEDED, &[r.as_str()], detail);
             }
+            // A server ban: the connection closes after it.
+            (ErrorKind::Banned, Re::Conn) => l.num(ERR_YOUREBANNEDCREEP, &[], detail),
             (ErrorKind::Banned, Re::Room(r)) => {
                 l.num(
                     ERR_BANNEDFROMCHAN,
@@ -590,7 +617,13 @@ impl Irc {
                 );
             }
             (ErrorKind::NoSuchNick, Re::Room(_)) => {
-                l.num(ERR_NOSUCHNICK, &["*"], detail);
+                let named = self
+                    .running
+                    .as_ref()
+                    .map(|r| r.target.as_str())
+                    .filter(|t| !t.is_empty() && !t.contains(' '))
+                    .unwrap_or("*");
+                l.num(ERR_NOSUCHNICK, &[named], detail);
             }
             (ErrorKind::Flood, _) => l.num(RPL_TRYAGAIN, &[verb], detail),
             (ErrorKind::LineTooLong, _) => l.num(ERR_INPUTTOOLONG, &[], "Input line was too long"),
@@ -598,7 +631,15 @@ impl Irc {
         }
     }
 
-    fn note(&self, l: &mut Lines, note: &Note) {
+    fn note(&self, l: &mut Lines, note: &Note, me: Option<&Nick>) {
+        if let Note::Names(msg, marks) = note {
+            return self.msg_marked(l, msg, me, marks);
+        }
+        if let Note::Invited { nick, room } = note {
+            let (tags, me) = (l.tags.clone(), l.me.clone());
+            let params = [me.as_str(), nick.as_str(), room.as_str()];
+            return l.from(&tags, SERVER, RPL_INVITING, &params, false);
+        }
         let Some(r) = self.replaying() else {
             return;
         };
@@ -612,7 +653,7 @@ impl Irc {
                 false,
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
-            Note::Help | Note::NowTalkingIn(_) => {}
+            Note::Help | Note::NowTalkingIn(_) | Note::Invited { .. } | Note::Names(..) => {}
         }
     }
 
@@ -660,6 +701,9 @@ impl Irc {
                     );
                 }
                 l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
+                if let Some(account) = &w.account {
+                    l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
+                }
                 if let Some(away) = &w.user.away {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
@@ -994,10 +1038,30 @@ impl Irc {
                     true,
                 );
             }
+            // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
+            // `close: reason`) is told in words: as a MODE line its words would read as letters.
+            EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
+                let words = format!("*** {} set {room} {}", ev.from, change.as_str());
+                l.from(&tags, SERVER, "NOTICE", &[room, &words], true);
+                // A new founder is an operator: nick lists learn it from a `+o`.
+                if let Some(founder) = change.as_str().strip_prefix("founder ") {
+                    l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
+                }
+            }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
                 params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
+                // Registering a room makes its registrant the founder, an operator.
+                if change.as_str() == "+r" {
+                    l.from(
+                        &tags,
+                        SERVER,
+                        "MODE",
+                        &[room, "+o", ev.from.as_str()],
+                        false,
+                    );
+                }
             }
             EventKind::Moved => {}
         }
@@ -1008,7 +1072,10 @@ impl Irc {
 /// A `352` line for `p` in `channel`.
 fn who_line(l: &mut Lines, channel: &str, p: &Present) {
     let n = p.nick.as_str();
-    let flags = if p.away.is_some() { "G" } else { "H" };
+    let away = if p.away.is_some() { "G" } else { "H" };
+    // The highest standing only: clients that asked for multi-prefix read one as well.
+    let flags = format!("{away}{}", &p.mark[..p.mark.len().min(1)]);
+    let flags = flags.as_str();
     l.num(
         RPL_WHOREPLY,
         &[channel, n, names::HOST, SERVER, n, flags],
