@@ -192,27 +192,17 @@ pub(crate) struct Conn {
     /// nothing, and for each member of a big room that saves a cache miss per broadcast.
     owes: bool,
     pub(crate) life: Life,
-    /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
-    queue: Vec<Piece>,
-    /// Bytes pushed and not yet confirmed written (polled or not).
-    backlog_bytes: usize,
-    /// Messages pushed and not yet confirmed written: those in `queue` and in `polled`.
-    backlog_msgs: usize,
-    /// Messages in `queue`.
-    queue_msgs: usize,
-    /// Transmits handed out and not wholly written, oldest first: bytes not yet written and
-    /// messages in it. A transmit's messages count as queued until its last byte is written, so
-    /// the count is exact at transmit boundaries and a little high in between; the bookkeeping
-    /// is per transmit (a few per connection), not per message.
-    polled: VecDeque<(usize, usize)>,
+    /// Its output not yet written, while there is any (see [`Backlog`]).
+    backlog: Option<Box<Backlog>>,
     pub(crate) bucket: Bucket,
     /// What few connections ever need (a refusal, a backlog's gaps, a flood queue, limits
     /// hit), allocated the first time one does: most connections never pay for it.
     rare: Option<Box<Rare>>,
     pub(crate) last_rx: Millis,
-    /// A ping sent and not yet answered: when (its token is not kept: any input answers it).
-    /// 16 bytes, not 24: a `Conn` of 296 bytes takes a glibc chunk of 304, one of 304 takes 320.
-    pub(crate) ping: Option<Millis>,
+    /// A ping sent and not yet answered: when, plus one (its token is not kept: any input
+    /// answers it). 8 bytes, not an `Option<Millis>`'s 16: a `Conn` of 216 bytes takes a glibc
+    /// chunk of 224, one of 224 takes 240. See [`Conn::ping_sent`].
+    ping: Option<core::num::NonZeroU64>,
     /// Output waiting for its batch to be durable (a durable store only), in order. Boxed: 8
     /// bytes in every connection instead of a deque's 32, as most hold nothing most of the time.
     #[allow(clippy::box_collection)]
@@ -220,6 +210,36 @@ pub(crate) struct Conn {
     /// Per room, the oldest seq this connection was shown: where `Older` with no seq starts.
     /// Nearly every connection has one (a join shows recent history), so it is not in [`Rare`].
     pub(crate) scroll: Scroll,
+}
+
+/// What a connection pushed and has not yet seen written. Allocated by the first push after it
+/// caught up and dropped when it catches up again (everything written, nothing held): an idle
+/// connection holds 8 bytes for it instead of 80 (with [`Conn::ping_sent`] in 8 bytes, a `Conn`
+/// of 216 bytes takes a glibc chunk of 224 instead of 304, issue 22). A busy connection keeps it, and its queue's and transmits'
+/// allocations with it, from one transmit to the next.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Queued and not yet polled, in order; consecutive broadcast frames are one run.
+    queue: Vec<Piece>,
+    /// Bytes pushed and not yet confirmed written (polled or not).
+    bytes: usize,
+    /// Messages pushed and not yet confirmed written: those in `queue` and in `polled`, and
+    /// those held for a store commit.
+    msgs: usize,
+    /// Messages in `queue`.
+    queue_msgs: usize,
+    /// Transmits handed out and not wholly written, oldest first: bytes not yet written and
+    /// messages in it. A transmit's messages count as queued until its last byte is written, so
+    /// the count is exact at transmit boundaries and a little high in between; the bookkeeping
+    /// is per transmit (a few per connection), not per message.
+    polled: VecDeque<(usize, usize)>,
+}
+
+impl Backlog {
+    /// Nothing pushed is left unwritten.
+    fn caught_up(&self) -> bool {
+        self.msgs == 0 && self.bytes == 0 && self.queue.is_empty() && self.polled.is_empty()
+    }
 }
 
 /// Per room, the oldest seq a connection was shown. A connection is in few rooms, most in one:
@@ -316,11 +336,7 @@ impl Conn {
             probing: false,
             owes: false,
             life: Life::Detect,
-            queue: Vec::new(),
-            backlog_bytes: 0,
-            backlog_msgs: 0,
-            queue_msgs: 0,
-            polled: VecDeque::new(),
+            backlog: None,
             bucket: Bucket::new(burst, now),
             rare: None,
             last_rx: now,
@@ -328,6 +344,16 @@ impl Conn {
             held: None,
             scroll: Scroll::default(),
         }
+    }
+
+    /// When the ping not yet answered was sent, if one was.
+    pub(crate) fn ping_sent(&self) -> Option<Millis> {
+        self.ping.map(|p| Millis(p.get() - 1))
+    }
+
+    /// A ping was sent at `at` (`None`: answered, or none outstanding).
+    pub(crate) fn set_ping(&mut self, at: Option<Millis>) {
+        self.ping = at.and_then(|t| core::num::NonZeroU64::new(t.0.saturating_add(1)));
     }
 
     pub(crate) fn closing(&self) -> bool {
@@ -451,21 +477,34 @@ impl Conn {
 
     /// Bytes pushed and not yet written.
     pub(crate) fn backlog_bytes(&self) -> usize {
-        self.backlog_bytes
+        self.backlog.as_ref().map_or(0, |b| b.bytes)
     }
 
     /// Messages pushed and not yet fully written.
     pub(crate) fn backlog_msgs(&self) -> usize {
-        self.backlog_msgs
+        self.backlog.as_ref().map_or(0, |b| b.msgs)
+    }
+
+    /// The backlog, allocated now if the connection had caught up.
+    fn backlog_mut(&mut self) -> &mut Backlog {
+        self.backlog.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the backlog's bookkeeping if everything was written.
+    fn drop_backlog_if_caught_up(&mut self) {
+        if self.backlog.as_deref().is_some_and(Backlog::caught_up) {
+            self.backlog = None;
+        }
     }
 
     /// Whether room traffic of `len` bytes may be queued now. An empty queue takes anything, so
     /// a limit set below one message still lets traffic (and the gap flush) make progress.
     /// Under pressure on the total, only a backlog under the pressure floor takes more.
     pub(crate) fn room_fits(&self, out: &Out, len: usize, lim: QueueLimits) -> bool {
-        let mine = self.backlog_bytes + len;
-        self.backlog_msgs == 0
-            || (self.backlog_msgs < lim.max_msgs
+        let (bytes, msgs) = (self.backlog_bytes(), self.backlog_msgs());
+        let mine = bytes + len;
+        msgs == 0
+            || (msgs < lim.max_msgs
                 && mine <= lim.max_bytes
                 && (out.backlog_total + len <= lim.total_bytes || mine <= lim.pressure_floor))
     }
@@ -473,9 +512,10 @@ impl Conn {
     /// Whether the backlog is low enough to send gap markers and resume delivery: half its own
     /// limits, and under the pressure floor while the total is over its limit.
     pub(crate) fn drained(&self, out: &Out, lim: QueueLimits) -> bool {
-        self.backlog_msgs <= lim.max_msgs / 2
-            && self.backlog_bytes <= lim.max_bytes / 2
-            && (out.backlog_total <= lim.total_bytes || self.backlog_bytes <= lim.pressure_floor)
+        let (bytes, msgs) = (self.backlog_bytes(), self.backlog_msgs());
+        msgs <= lim.max_msgs / 2
+            && bytes <= lim.max_bytes / 2
+            && (out.backlog_total <= lim.total_bytes || bytes <= lim.pressure_floor)
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
@@ -526,27 +566,30 @@ impl Conn {
                     msgs: 1,
                 }),
             }
-            self.backlog_bytes += len;
+            let b = self.backlog_mut();
+            b.bytes += len;
+            b.msgs += 1;
             out.backlog_total += len;
-            self.backlog_msgs += 1;
             return;
         }
-        if self.queue.is_empty() {
-            out.ready.push_back(self.id);
+        let id = self.id;
+        let b = self.backlog_mut();
+        if b.queue.is_empty() {
+            out.ready.push_back(id);
         }
-        match (self.queue.last_mut(), data) {
+        match (b.queue.last_mut(), data) {
             // The next frame of the cycle buffer: the run grows.
             (Some(Piece::Shared(run)), Piece::Shared(next))
                 if run.epoch == next.epoch && run.end == next.start =>
             {
                 run.end = next.end;
             }
-            (_, data) => self.queue.push(data),
+            (_, data) => b.queue.push(data),
         }
-        self.backlog_bytes += len;
+        b.bytes += len;
+        b.msgs += 1;
+        b.queue_msgs += 1;
         out.backlog_total += len;
-        self.backlog_msgs += 1;
-        self.queue_msgs += 1;
     }
 
     /// Output held for batches up to `upto` may go: it joins the queue, in order. With
@@ -555,6 +598,8 @@ impl Conn {
         let Some(held) = self.held.as_mut() else {
             return;
         };
+        // Held output was counted in the backlog when it was pushed.
+        let b = self.backlog.get_or_insert_with(Box::default);
         while held.front().is_some_and(|h| h.batch <= upto) {
             let Some(h) = held.pop_front() else {
                 break;
@@ -562,12 +607,12 @@ impl Conn {
             let len = h.data.len();
             let msgs = h.msgs;
             if failed.is_some_and(|f| h.event != 0 && f.contains(&h.event)) {
-                self.backlog_bytes -= len;
+                b.bytes -= len;
                 out.backlog_total -= len;
-                self.backlog_msgs -= msgs;
+                b.msgs -= msgs;
                 continue;
             }
-            if self.queue.is_empty() {
+            if b.queue.is_empty() {
                 out.ready.push_back(self.id);
             }
             let data = match h.data {
@@ -575,8 +620,11 @@ impl Conn {
                 Piece::Shared(run) => out.resolve(run),
                 Piece::Own(b) => b,
             };
-            self.queue.push(Piece::Own(data));
-            self.queue_msgs += msgs;
+            b.queue.push(Piece::Own(data));
+            b.queue_msgs += msgs;
+        }
+        if b.caught_up() {
+            self.backlog = None;
         }
         if held.is_empty() {
             self.held = None;
@@ -613,21 +661,22 @@ impl Conn {
 
     /// Hands out everything queued since the last time, in order (empty if nothing).
     pub(crate) fn take_queue(&mut self, out: &mut Out) -> Vec<Bytes> {
-        if self.queue.is_empty() {
+        let Some(b) = self.backlog.as_deref_mut().filter(|b| !b.queue.is_empty()) else {
             return Vec::new();
-        }
+        };
         let mut bytes = 0;
-        // The queue's own allocation goes too: a connection between transmits holds none.
-        let data: Vec<Bytes> = core::mem::take(&mut self.queue)
-            .into_iter()
+        // The queue keeps its allocation until the connection catches up (the backlog goes).
+        let data: Vec<Bytes> = b
+            .queue
+            .drain(..)
             .map(|p| match p {
                 Piece::Shared(run) => out.resolve(run),
                 Piece::Own(b) => b,
             })
             .inspect(|b| bytes += b.len())
             .collect();
-        self.polled.push_back((bytes, self.queue_msgs));
-        self.queue_msgs = 0;
+        b.polled.push_back((bytes, b.queue_msgs));
+        b.queue_msgs = 0;
         data
     }
 
@@ -662,7 +711,8 @@ impl Conn {
         self.owes = true;
         let detail = format!(
             "outbound queue full ({} messages, {} bytes): room traffic skipped",
-            self.backlog_msgs, self.backlog_bytes
+            self.backlog_msgs(),
+            self.backlog_bytes()
         );
         self.limit_hit(out, Limit::Queue, detail);
         false
@@ -670,26 +720,27 @@ impl Conn {
 
     /// `n` more bytes of what was handed out were written to the socket.
     pub(crate) fn written(&mut self, out: &mut Out, mut n: usize) {
+        let Some(b) = self.backlog.as_deref_mut() else {
+            return;
+        };
         while n > 0 {
-            let Some(front) = self.polled.front_mut() else {
+            let Some(front) = b.polled.front_mut() else {
                 break;
             };
             let (left, msgs) = *front;
             let step = n.min(left);
-            self.backlog_bytes -= step;
+            b.bytes -= step;
             out.backlog_total -= step;
             n -= step;
             if step == left {
-                self.backlog_msgs -= msgs;
-                self.polled.pop_front();
+                b.msgs -= msgs;
+                b.polled.pop_front();
             } else {
                 front.0 -= step;
             }
         }
-        if self.polled.is_empty() && self.polled.capacity() > 0 {
-            // Caught up: an idle connection keeps no bookkeeping allocated.
-            self.polled = VecDeque::new();
-        }
+        // Caught up: an idle connection keeps no bookkeeping allocated.
+        self.drop_backlog_if_caught_up();
     }
 
     /// Emits `LimitHit` the first time this connection hits `limit`.
@@ -753,6 +804,79 @@ mod tests {
         assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
         c.close();
         assert_eq!(c.scroll.get(&a), None);
+    }
+
+    #[test]
+    fn output_bookkeeping_is_allocated_only_while_output_is_pending() {
+        let mut out = Out::default();
+        let mut c = conn(1);
+        assert!(c.backlog.is_none(), "a new connection holds none");
+        c.push(&mut out, b"abc".to_vec());
+        c.push(&mut out, b"de".to_vec());
+        assert!(c.backlog.is_some());
+        assert_eq!(c.take_queue(&mut out).concat(), b"abcde");
+        c.written(&mut out, 4);
+        assert!(c.backlog.is_some(), "one byte still unwritten");
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (2, 1));
+        c.written(&mut out, 1);
+        assert!(c.backlog.is_none(), "caught up: dropped");
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (0, 0));
+        assert!(c.take_queue(&mut out).is_empty());
+        c.written(&mut out, 10);
+        assert_eq!(out.backlog_total(), 0);
+        // Output held for a store commit counts, so the bookkeeping stays until it is written.
+        out.hold = Some(1);
+        c.push(&mut out, b"held".to_vec());
+        out.hold = Some(2);
+        c.push(&mut out, b"lost".to_vec());
+        out.hold = None;
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (2, 8));
+        assert!(
+            c.take_queue(&mut out).is_empty(),
+            "nothing queued while held"
+        );
+        c.release(&mut out, 1, None);
+        assert_eq!(c.take_queue(&mut out).concat(), b"held");
+        c.written(&mut out, 4);
+        assert!(c.backlog.is_some(), "batch 2 still held");
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (1, 4));
+        // Batch 2 stored too (no event of it failed): released, written, caught up.
+        c.release(&mut out, 2, Some(&[]));
+        assert_eq!(c.take_queue(&mut out).concat(), b"lost");
+        c.written(&mut out, 4);
+        assert!(c.backlog.is_none() && !c.holds_output());
+        assert_eq!(out.backlog_total(), 0);
+    }
+
+    #[test]
+    fn a_failed_batchs_held_event_leaves_no_bookkeeping() {
+        let mut out = Out::default();
+        let mut c = conn(1);
+        out.hold = Some(3);
+        out.tag = 7;
+        c.push(&mut out, b"event".to_vec());
+        out.hold = None;
+        out.tag = 0;
+        assert!(c.backlog.is_some());
+        c.release(&mut out, 3, Some(&[7]));
+        assert!(c.take_queue(&mut out).is_empty(), "the event was dropped");
+        assert!(
+            c.backlog.is_none(),
+            "nothing left to write: dropped at once"
+        );
+        assert_eq!(out.backlog_total(), 0);
+    }
+
+    #[test]
+    fn a_ping_sent_at_any_time_is_remembered() {
+        let mut c = conn(1);
+        assert_eq!(c.ping_sent(), None);
+        for t in [0, 1, 30_000, u64::MAX - 1] {
+            c.set_ping(Some(Millis(t)));
+            assert_eq!(c.ping_sent(), Some(Millis(t)));
+        }
+        c.set_ping(None);
+        assert_eq!(c.ping_sent(), None);
     }
 
     #[test]
@@ -867,8 +991,9 @@ mod tests {
 
 /// What an idle connection's hub records cost (issue 22's idle memory): their sizes, so a field
 /// added without thought shows up here. glibc rounds an allocation plus 8 bytes up to 16: a
-/// boxed `Conn` of 296 bytes takes 304 (with its one scroll entry inline, which saves a
-/// 64-byte allocation beside it), one of 304 would take 320.
+/// boxed `Conn` of 216 bytes takes 224 (with its one scroll entry inline, which saves a
+/// 64-byte allocation beside it, and its output bookkeeping boxed apart while it has any), one
+/// of 224 would take 240.
 #[cfg(test)]
 mod sizes {
     use core::mem::size_of;
@@ -876,7 +1001,9 @@ mod sizes {
     #[test]
     fn an_idle_connections_records_stay_small() {
         let conn = size_of::<super::Conn>();
-        assert!(conn <= 296, "{conn}");
+        assert!(conn <= 216, "{conn}");
+        let stored = size_of::<super::super::room::Stored>();
+        assert!(stored <= 32, "{stored}");
         let scroll = size_of::<super::Scroll>();
         assert!(scroll <= 48, "{scroll}");
         let life = size_of::<super::Life>();

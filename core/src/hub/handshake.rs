@@ -168,7 +168,7 @@ impl Hub {
             return;
         }
         c.last_rx = now;
-        c.ping = None;
+        c.set_ping(None);
         if let Some(did) = c.device()
             && let Some(d) = self.devices.get(&did)
         {
@@ -510,7 +510,7 @@ impl Hub {
                 continue;
             }
             kept = true;
-            match c.ping {
+            match c.ping_sent() {
                 Some(sent) if now >= sent + timeout => dead.push(id),
                 Some(_) => {}
                 None if now >= c.last_rx + after => ping.push(id),
@@ -528,7 +528,7 @@ impl Hub {
             let token = self.next_ping;
             self.next_ping += 1;
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.ping = Some(now);
+                c.set_ping(Some(now));
             }
             self.reply(conn, Reply::Ping(token));
         }

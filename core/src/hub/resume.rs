@@ -51,7 +51,7 @@ impl Hub {
         let token = self.next_ping;
         self.next_ping += 1;
         if let Some(c) = self.conns.get_mut(&old) {
-            c.ping = Some(now);
+            c.set_ping(Some(now));
         }
         self.reply(old, super::Reply::Ping(token));
     }

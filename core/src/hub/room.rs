@@ -3,16 +3,21 @@
 
 use super::UserId;
 use crate::types::{RoomName, Seq, Text};
-use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
 
 /// One room event as stored: its seq and its frame (`ServerMsg::Event`, length-prefixed, in a
-/// buffer of its own size). Binary members get the frame as it is; other dialects render from
+/// buffer of its own size). Binary members get a copy of the frame; other dialects render from
 /// the frame decoded again, which is rare next to keeping every event twice.
+///
+/// The frame is a plain box, not a `Bytes`: a replay shared as a `Bytes` turned the buffer
+/// into a shared one for good (a 24-byte header allocated beside it), and a `Bytes` takes 32
+/// bytes of the ring slot where a box takes 16. 32-byte slots instead of 48 and one allocation
+/// instead of two per event: about 50 bytes less per kept event, ~50 per idle connection of a
+/// room of 100 (each member's join is kept, issue 22). A replay copies the frame instead.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) seq: Seq,
-    pub(crate) frame: Bytes,
+    pub(crate) frame: Box<[u8]>,
     /// The hub's number for the event while its batch may still fail (see `durable.rs`).
     pub(crate) no: u64,
 }
@@ -22,7 +27,7 @@ impl Stored {
     pub(crate) fn new(seq: Seq, frame: &[u8], no: u64) -> Stored {
         Stored {
             seq,
-            frame: Bytes::copy_from_slice(frame),
+            frame: Box::from(frame),
             no,
         }
     }

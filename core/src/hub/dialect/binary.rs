@@ -148,7 +148,7 @@ impl Dialect for Binary {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, _form: Form) -> Option<Bytes> {
-        Some(ev.frame().clone())
+        Some(ev.frame())
     }
 
     fn echoes_own(&self) -> bool {

@@ -421,7 +421,9 @@ pub(crate) struct Form(pub(crate) u8);
 /// dialect asks for it (binary members take the frame as it is).
 #[derive(Debug)]
 pub(crate) struct EventRef<'a> {
-    frame: &'a Bytes,
+    frame: &'a [u8],
+    /// The frame as a shared buffer, for a live event (a stored one is copied when sent).
+    shared: Option<&'a Bytes>,
     event: OnceCell<Option<RoomEvent>>,
     /// The sender is signed in to the account of its nick (IRC's `account-tag`); known for
     /// live events only: history does not record it.
@@ -430,9 +432,10 @@ pub(crate) struct EventRef<'a> {
 
 impl<'a> EventRef<'a> {
     /// An event known only by its frame (from history): decoded on first use.
-    pub(crate) fn stored(frame: &'a Bytes) -> EventRef<'a> {
+    pub(crate) fn stored(frame: &'a [u8]) -> EventRef<'a> {
         EventRef {
             frame,
+            shared: None,
             event: OnceCell::new(),
             signed_in: false,
         }
@@ -442,6 +445,7 @@ impl<'a> EventRef<'a> {
     pub(crate) fn new(event: RoomEvent, frame: &'a Bytes) -> EventRef<'a> {
         EventRef {
             frame,
+            shared: Some(frame),
             event: OnceCell::from(Some(event)),
             signed_in: false,
         }
@@ -458,9 +462,13 @@ impl<'a> EventRef<'a> {
         self.signed_in
     }
 
-    /// The frame (`ServerMsg::Event`, length-prefixed).
-    pub(crate) fn frame(&self) -> &Bytes {
-        self.frame
+    /// The frame (`ServerMsg::Event`, length-prefixed), as bytes to send: the live event's
+    /// buffer shared, or a stored one's copied.
+    pub(crate) fn frame(&self) -> Bytes {
+        match self.shared {
+            Some(b) => b.clone(),
+            None => Bytes::copy_from_slice(self.frame),
+        }
     }
 
     /// The event. `None` only if the frame does not decode, which cannot happen: the hub
