@@ -142,6 +142,12 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.dir.join(DB_FILE)
     }
+
+    /// The search index's file in the data directory (a derived cache of `natter.db`'s chat
+    /// lines: deleting it while the server is stopped makes the next start rebuild it).
+    pub fn search_path(&self) -> PathBuf {
+        self.dir.join(crate::sqlite::SEARCH_FILE)
+    }
 }
 
 #[cfg(test)]

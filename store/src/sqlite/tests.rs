@@ -155,15 +155,16 @@ fn queries_use_the_indexes_and_never_sort() {
     let seven: &dyn rusqlite::ToSql = &7;
     for (sql, params) in [
         (retention::OLD_UPTO_SQL, &[seven, seven][..]),
-        (retention::UNINDEX_UPTO_SQL, &[seven][..]),
+        (retention::REMOVED_LINES_SQL, &[seven][..]),
         (retention::DELETE_UPTO_SQL, &[seven][..]),
     ] {
         let p = plan(sql, params);
         assert!(p.contains("events_by_id"), "{sql}: {p}");
         assert!(!p.contains("SCAN events"), "{sql}: {p}");
     }
+    let mut reader = store.reader().unwrap();
     for sql in [NEWEST_FIRST_SQL, OLDEST_FIRST_SQL] {
-        let search = plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
+        let search = reader.plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
         assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
         assert!(!search.contains("TEMP B-TREE"), "{search}");
     }
@@ -863,7 +864,7 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     store
         .write(&batch(2, vec![say("#b", 3, "alpha again")]))
         .unwrap();
-    assert!(store.held.complete());
+    assert!(store.held_complete());
     assert_eq!(store.search_lag(), 6);
     assert_eq!(store.catch_up_search().unwrap(), 6);
     assert_eq!(store.search_lag(), 0);
@@ -879,20 +880,30 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     store
         .write(&batch(3, (4..64).map(|s| say("#a", s, &long(s))).collect()))
         .unwrap();
-    fill_the_disk(&store);
+    // The index's file is the one that cannot grow.
+    store
+        .index_sql("PRAGMA main.max_page_count = (SELECT page_count FROM pragma_page_count)")
+        .unwrap_or_else(|_| {
+            let pages: i64 = rusqlite::Connection::open(store.search_path())
+                .unwrap()
+                .pragma_query_value(None, "page_count", |r| r.get(0))
+                .unwrap();
+            store
+                .index_sql(&format!("PRAGMA main.max_page_count = {pages}"))
+                .unwrap();
+        });
     assert_eq!(store.catch_up_search(), Err(WriteError::DiskFull));
-    assert!(!store.held.complete());
+    assert!(!store.held_complete());
     assert_eq!(store.search_lag(), 60);
     store
-        .conn
-        .pragma_update(None, "max_page_count", 1_073_741_823)
+        .index_sql("PRAGMA main.max_page_count = 1073741823")
         .unwrap();
     // A group stored meanwhile joins the lines to read back.
     store
         .write(&batch(4, vec![say("#b", 4, "alpha late")]))
         .unwrap();
     assert_eq!(store.catch_up_search().unwrap(), 61);
-    assert!(store.held.complete(), "held again once caught up");
+    assert!(store.held_complete(), "held again once caught up");
     assert_eq!(hits(&mut reader, "beta63"), vec![("#a".to_owned(), 63)]);
     assert_eq!(hits(&mut reader, "beta4"), vec![("#a".to_owned(), 4)]);
     let mut alpha_late = vec![("#b".to_owned(), 4)];
