@@ -920,3 +920,140 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     assert!(hits(&mut reader, "delta").is_empty());
     assert_eq!(hits(&mut reader, "epsilon"), vec![("#a".to_owned(), 64)]);
 }
+
+/// The lines of `dir`'s store that hold `words`, as (room, seq), by a reader of its own.
+fn found(dir: &std::path::Path, words: &str) -> Vec<(String, u64)> {
+    hits(&mut Reader::open(&Config::new(dir)).unwrap(), words)
+}
+
+/// Runs `sql` on the search index's file of `dir` (the store closed).
+fn on_index(dir: &std::path::Path, sql: &str) {
+    rusqlite::Connection::open(dir.join(SEARCH_FILE))
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+#[test]
+fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_process_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let write = |store: &mut SqliteStore, id: u64, seqs: std::ops::RangeInclusive<u64>, text: &str| {
+        store
+            .write(&Batch {
+                id: BatchId(id),
+                writes: seqs.map(|s| Write::Event(say("#a", s, text))).collect(),
+            })
+            .unwrap();
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    write(&mut store, 1, 1..=3, "kept line");
+    drop(store);
+    let kept = vec![("#a".to_owned(), 3), ("#a".into(), 2), ("#a".into(), 1)];
+    assert_eq!(found(dir.path(), "kept"), kept);
+    // A planted entry tells a rebuilt index (it is gone) from a kept one (it is a result).
+    let plant = "INSERT INTO events_fts (rowid, text, room) VALUES (2, 'planted', '1');";
+
+    // The process died (the file's log is consistent): kept, and caught up at the next open.
+    let mut store = SqliteStore::open(&config).unwrap();
+    store.defer_search(true).unwrap();
+    write(&mut store, 2, 4..=4, "kept line");
+    store.crash();
+    on_index(dir.path(), plant);
+    let store = SqliteStore::open(&config).unwrap();
+    assert_eq!(store.search_indexed(), 4, "caught up");
+    assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+    store.crash();
+
+    // Not closed cleanly on another boot of the machine (a power cut): rebuilt.
+    on_index(dir.path(), "UPDATE search_state SET boot = 'another boot'");
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+
+    // Closed cleanly: kept, whatever the boot.
+    on_index(
+        dir.path(),
+        &format!("{plant} UPDATE search_state SET boot = 'another boot'"),
+    );
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+
+    // Ahead of the events stored (as with a backup restored beside a newer index): rebuilt.
+    on_index(dir.path(), "UPDATE search_state SET indexed = 99");
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+
+    // Of another store: rebuilt.
+    on_index(
+        dir.path(),
+        &format!("{plant} UPDATE search_state SET store = x'00'"),
+    );
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+
+    // Damaged, or gone: rebuilt.
+    std::fs::write(dir.path().join(SEARCH_FILE), b"not a database at all, not at all").unwrap();
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+    std::fs::remove_file(dir.path().join(SEARCH_FILE)).unwrap();
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+    assert!(found(dir.path(), "planted").is_empty());
+}
+
+#[test]
+fn a_schema_6_store_drops_its_index_and_a_server_rebuilds_it_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 6 of natter wrote: the index inside natter.db.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..6] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 6; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 0);
+             INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
+                 (1, 1, 1, 1700000000000, 'alice', 0, 1, 'an old line'),
+                 (1, 2, 2, 1700000000001, 'bob', 0, 2, 'another old line');
+             INSERT INTO events_fts (rowid, text, room) VALUES
+                 (1, 'an old line', '1'), (2, 'another old line', '1');
+             UPDATE search_state SET indexed = 2;",
+        )
+        .unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (handle, _reports) = crate::SqliteHandle::open(&Config::new(dir.path())).unwrap();
+        use crate::Store;
+        let got = handle
+            .search(SearchQuery {
+                words: "old line".into(),
+                rooms: Vec::new(),
+                limit: 50,
+            })
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = got.iter().map(|e| e.seq.0).collect();
+        assert_eq!(seqs, vec![2, 1]);
+        handle.close().await;
+    });
+    let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    let version: u32 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let left: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('events_fts', 'search_state')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the index is no longer in natter.db");
+}
