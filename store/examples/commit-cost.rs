@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         let (bytes, wall) = (written(), Instant::now());
         // Only the store's time: building the batches is the hub's.
         let mut in_window = Duration::ZERO;
+        let mut commits = Duration::ZERO;
         let mut seq = 0u64;
         while (seq as usize) < cli.messages {
             id += 1;
@@ -130,6 +131,8 @@ fn main() -> anyhow::Result<()> {
             if store.fold_due() {
                 store.fold_session_ids()?;
             }
+            let committed = thread_cpu();
+            commits += committed - cpu;
             if store.index_due() {
                 store.catch_up_search()?;
             }
@@ -138,12 +141,16 @@ fn main() -> anyhow::Result<()> {
         let (caught_up, cpu) = (Instant::now(), thread_cpu());
         store.catch_up_search()?;
         let cpu = in_window + (thread_cpu() - cpu);
+        // The search index's steps (a thread of their own in a server).
+        let index = cpu.saturating_sub(commits);
         let (bytes, wall) = (written() - bytes, wall.elapsed());
         let n = seq as f64;
         println!(
-            "group {group:4}: {:6.2} us CPU/message ({:6.2} while writing, {:.1} ms catching up the index), {:7.0} bytes written/message, {:8.0} messages/s",
+            "group {group:4}: {:6.2} us CPU/message ({:6.2} while writing; commits {:6.2}, index steps {:6.2}; {:.1} ms catching up the index), {:7.0} bytes written/message, {:8.0} messages/s",
             cpu.as_secs_f64() * 1e6 / n,
             in_window.as_secs_f64() * 1e6 / n,
+            commits.as_secs_f64() * 1e6 / n,
+            index.as_secs_f64() * 1e6 / n,
             caught_up.elapsed().as_secs_f64() * 1e3,
             bytes as f64 / n,
             n / wall.as_secs_f64(),
