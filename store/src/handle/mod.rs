@@ -47,6 +47,8 @@ struct Inner {
     search: Mutex<Option<Lane>>,
     /// The index thread, and how far it is.
     index: Mutex<Option<Sender<IndexCmd>>>,
+    /// The checkpoint thread: stops when this goes.
+    checkpoints: Mutex<Option<Sender<()>>>,
     progress: Arc<Progress>,
 }
 
@@ -98,6 +100,19 @@ impl SqliteHandle {
                 path: path.clone(),
                 source,
             })?;
+        // Checkpoints run on a thread of their own, so a commit does not copy the log into the
+        // database and wait for its fsync; the writer checkpoints only if that thread falls far
+        // behind.
+        let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        let checkpointer = crate::sqlite::Checkpointer::open(&store)?;
+        store.checkpoint_elsewhere()?;
+        std::thread::Builder::new()
+            .name("natter-store-checkpoint".into())
+            .spawn(move || checkpointer.run(&stop))
+            .map_err(|source| OpenError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
         std::thread::Builder::new()
             .name("natter-store-writer".into())
             .spawn(move || write_loop(store, &rx, &reporter))
@@ -112,6 +127,7 @@ impl SqliteHandle {
             history: Mutex::new(Some(history)),
             search: Mutex::new(Some(search)),
             index: Mutex::new(Some(index_tx)),
+            checkpoints: Mutex::new(Some(checkpoints)),
             progress,
         };
         Ok((
@@ -229,6 +245,7 @@ impl Store for SqliteHandle {
         lock(&self.inner.history).take();
         lock(&self.inner.search).take();
         lock(&self.inner.index).take();
+        lock(&self.inner.checkpoints).take();
         self.inner.slots.close();
         Box::pin(async move {
             let Some(writer) = writer else {

@@ -335,7 +335,7 @@ async fn lines_are_indexed_behind_the_commits_and_a_search_finds_the_newest() {
 }
 
 #[tokio::test]
-async fn the_lines_waiting_to_be_indexed_are_bounded() {
+async fn the_index_thread_catches_up_with_a_flood_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
     // Five times INDEX_BATCH lines as fast as the writer takes them, nobody searching.
@@ -353,14 +353,17 @@ async fn the_lines_waiting_to_be_indexed_are_bounded() {
     }
     reports_until(&mut reports, batches - 1).await;
     let stored = (batches * per) as i64;
-    let lag = stored - indexed(dir.path());
-    // Indexed in steps as the lines came (whatever the time), never more than a step and a
-    // group behind.
-    assert!(
-        lag < INDEX_BATCH + GROUP_MAX_WRITES as i64,
-        "{lag} events wait to be indexed"
-    );
-    assert!(indexed(dir.path()) >= INDEX_BATCH, "some steps ran");
+    // The index thread steps by itself as the lines come (everything queued at a time), and
+    // is done soon after the last commit, nobody searching.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while indexed(dir.path()) < stored {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} events still wait to be indexed",
+            stored - indexed(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Closing indexes the rest.
     store.close().await;
     assert_eq!(indexed(dir.path()), stored);

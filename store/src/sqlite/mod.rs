@@ -28,7 +28,8 @@ pub(crate) use index::{IndexCmd, Progress, run as run_index};
 pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
-pub use write::{FOLD_IDS_ROWS, SqliteStore};
+pub(crate) use write::Checkpointer;
+pub use write::{CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, SqliteStore};
 pub(crate) use write::{backup, unix_now};
 
 #[cfg(test)]

@@ -938,14 +938,15 @@ fn on_index(dir: &std::path::Path, sql: &str) {
 fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_process_crash() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::new(dir.path());
-    let write = |store: &mut SqliteStore, id: u64, seqs: std::ops::RangeInclusive<u64>, text: &str| {
-        store
-            .write(&Batch {
-                id: BatchId(id),
-                writes: seqs.map(|s| Write::Event(say("#a", s, text))).collect(),
-            })
-            .unwrap();
-    };
+    let write =
+        |store: &mut SqliteStore, id: u64, seqs: std::ops::RangeInclusive<u64>, text: &str| {
+            store
+                .write(&Batch {
+                    id: BatchId(id),
+                    writes: seqs.map(|s| Write::Event(say("#a", s, text))).collect(),
+                })
+                .unwrap();
+        };
     let mut store = SqliteStore::open(&config).unwrap();
     write(&mut store, 1, 1..=3, "kept line");
     drop(store);
@@ -993,7 +994,11 @@ fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_pro
     assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
 
     // Damaged, or gone: rebuilt.
-    std::fs::write(dir.path().join(SEARCH_FILE), b"not a database at all, not at all").unwrap();
+    std::fs::write(
+        dir.path().join(SEARCH_FILE),
+        b"not a database at all, not at all",
+    )
+    .unwrap();
     drop(SqliteStore::open(&config).unwrap());
     assert_eq!(found(dir.path(), "kept").len(), 4);
     std::fs::remove_file(dir.path().join(SEARCH_FILE)).unwrap();

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// A store opened for writing, used synchronously: what the writer thread of
@@ -67,7 +68,7 @@ impl SqliteStore {
         );
         conn.execute_batch(&setup)
             .map_err(|e| schema::open_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| schema::open_error(&path, e))?;
         let next_id = conn
             .query_row("SELECT coalesce(max(id), 0) + 1 FROM events", [], |r| {
@@ -233,6 +234,14 @@ impl SqliteStore {
             Index::Inline(ix) => ix.sql(sql),
             Index::Thread { .. } => Err(rusqlite::Error::InvalidQuery),
         }
+    }
+
+    /// Leaves checkpoints of the log to a [`Checkpointer`] on another thread: this connection
+    /// checkpoints only past [`CHECKPOINT_BEHIND_PAGES`] pages of log (that thread far behind).
+    pub(crate) fn checkpoint_elsewhere(&mut self) -> Result<(), OpenError> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BEHIND_PAGES)
+            .map_err(|e| schema::open_error(&self.path, e))
     }
 
     /// Drops the store as a crash of the process would leave it: the search index not caught
@@ -809,6 +818,51 @@ impl RoomMeta {
                 .map_err(WriteError::from_sqlite)?;
         }
         Ok(())
+    }
+}
+
+/// Pages of log past which the writer checkpoints by itself when a [`Checkpointer`] does it
+/// (which checkpoints every [`CHECKPOINT_EVERY`]): a backstop, if that thread falls behind.
+pub const CHECKPOINT_BEHIND_PAGES: u32 = 4 * WAL_AUTOCHECKPOINT_PAGES;
+
+/// How often a [`Checkpointer`] copies the log into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints the store's write-ahead log on a connection (and thread) of its own, so that a
+/// commit never copies pages into the database file nor waits for that copy's `fsync`.
+/// `PASSIVE`: it never blocks the writer nor readers; it copies what no reader still needs.
+pub(crate) struct Checkpointer {
+    conn: Connection,
+}
+
+impl Checkpointer {
+    pub(crate) fn open(store: &SqliteStore) -> Result<Checkpointer, OpenError> {
+        let conn = schema::open_beside(&store.path)?;
+        // The same durability as the writer's: under `normal`, a checkpoint syncs the log
+        // before it copies it, and the database after.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {};",
+            store.config.synchronous.pragma()
+        ))
+        .map_err(|e| schema::open_error(&store.path, e))?;
+        Ok(Checkpointer { conn })
+    }
+
+    /// Checkpoints every [`CHECKPOINT_EVERY`] until `stop` is dropped.
+    pub(crate) fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            match stop.recv_timeout(CHECKPOINT_EVERY) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let done = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+            if let Err(e) = done {
+                warn!(error = %e, "store: checkpoint failed, will try again");
+            }
+        }
     }
 }
 
