@@ -66,6 +66,11 @@ CREATE TABLE search_state (
     boot    TEXT NOT NULL
 );";
 
+/// How a step's transaction begins: deferred, so it takes the write lock of the index file
+/// only (`IMMEDIATE` would take `natter.db`'s too, attached here, and hold commits up).
+pub(super) const STEP_BEGIN: rusqlite::TransactionBehavior =
+    rusqlite::TransactionBehavior::Deferred;
+
 /// Indexes the chat lines with an event id in `?1 < id <= ?2`, read back from `events`.
 pub(super) const INDEX_RANGE_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
     SELECT id, text, room FROM store.events WHERE id > ?1 AND id <= ?2 AND kind IN (0, 1)";
@@ -347,9 +352,10 @@ impl Indexer {
         let unindex = std::mem::take(&mut self.unindex);
         let kept = unindex.clone();
         let done = (|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Deferred, not immediate: `BEGIN IMMEDIATE` would take the write lock of every
+            // attached database, `natter.db` too, and hold the writer's commits up for the
+            // step. Deferred, the step writes the index file only and reads `events`.
+            let tx = self.conn.transaction_with_behavior(STEP_BEGIN)?;
             // First: FTS5 writes its pending words out whenever a statement opens a savepoint,
             // so the lines go in last, in one statement (one segment for all of them).
             tx.prepare_cached("UPDATE search_state SET indexed = ?1")?

@@ -1062,3 +1062,37 @@ fn a_schema_6_store_drops_its_index_and_a_server_rebuilds_it_in_the_background()
         .unwrap();
     assert_eq!(left, 0, "the index is no longer in natter.db");
 }
+
+#[test]
+fn a_write_to_the_search_index_never_holds_a_commit_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    // The index's connection in the middle of a step (a deferred transaction that wrote the
+    // index file, with `natter.db` attached to it): the writer commits at once all the same.
+    let begin = match index::STEP_BEGIN {
+        rusqlite::TransactionBehavior::Deferred => "DEFERRED",
+        rusqlite::TransactionBehavior::Immediate => "IMMEDIATE",
+        _ => "EXCLUSIVE",
+    };
+    store
+        .index_sql(&format!(
+            "BEGIN {begin}; UPDATE search_state SET indexed = indexed;"
+        ))
+        .unwrap();
+    let started = std::time::Instant::now();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::Event(say("#a", 1, "not held up"))],
+        })
+        .ok();
+    store.index_sql("COMMIT").unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the commit waited {:?}",
+        started.elapsed()
+    );
+    store.catch_up_search().unwrap();
+    let mut reader = store.reader().unwrap();
+    assert_eq!(hits(&mut reader, "held"), vec![("#a".to_owned(), 1)]);
+}
