@@ -821,11 +821,11 @@ impl RoomMeta {
     }
 }
 
-/// Pages of log past which the writer checkpoints by itself when a [`Checkpointer`] does it
+/// Pages of log past which the writer checkpoints by itself when a thread of its own does it
 /// (which checkpoints every [`CHECKPOINT_EVERY`]): a backstop, if that thread falls behind.
 pub const CHECKPOINT_BEHIND_PAGES: u32 = 4 * WAL_AUTOCHECKPOINT_PAGES;
 
-/// How often a [`Checkpointer`] copies the log into the database file.
+/// How often the checkpoint thread of a [`crate::SqliteHandle`] copies the log into the database file.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Checkpoints the store's write-ahead log on a connection (and thread) of its own, so that a
