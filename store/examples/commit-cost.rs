@@ -92,6 +92,8 @@ fn main() -> anyhow::Result<()> {
         let (bytes, wall) = (written(), Instant::now());
         // Only the store's time: building the batches is the hub's.
         let mut in_window = Duration::ZERO;
+        let mut commits = Duration::ZERO;
+        let (mut commit_walls, mut step_walls) = (Vec::new(), Vec::new());
         let mut seq = 0u64;
         while (seq as usize) < cli.messages {
             id += 1;
@@ -125,29 +127,58 @@ fn main() -> anyhow::Result<()> {
                 id: BatchId(id),
                 writes,
             };
-            let cpu = thread_cpu();
+            let (cpu, began) = (thread_cpu(), Instant::now());
             store.write(&batch)?;
             if store.fold_due() {
                 store.fold_session_ids()?;
             }
+            let committed = thread_cpu();
+            commits += committed - cpu;
+            commit_walls.push(began.elapsed());
             if store.index_due() {
                 store.catch_up_search()?;
             }
+            // What the next batch waits for when the index steps on the writer's thread.
+            step_walls.push(began.elapsed());
             in_window += thread_cpu() - cpu;
         }
         let (caught_up, cpu) = (Instant::now(), thread_cpu());
         store.catch_up_search()?;
         let cpu = in_window + (thread_cpu() - cpu);
+        // The search index's steps (a thread of their own in a server).
+        let index = cpu.saturating_sub(commits);
         let (bytes, wall) = (written() - bytes, wall.elapsed());
         let n = seq as f64;
         println!(
-            "group {group:4}: {:6.2} us CPU/message ({:6.2} while writing, {:.1} ms catching up the index), {:7.0} bytes written/message, {:8.0} messages/s",
+            "group {group:4}: {:6.2} us CPU/message ({:6.2} while writing; commits {:6.2}, index steps {:6.2}; {:.1} ms catching up the index), {:7.0} bytes written/message, {:8.0} messages/s",
             cpu.as_secs_f64() * 1e6 / n,
             in_window.as_secs_f64() * 1e6 / n,
+            commits.as_secs_f64() * 1e6 / n,
+            index.as_secs_f64() * 1e6 / n,
             caught_up.elapsed().as_secs_f64() * 1e3,
             bytes as f64 / n,
             n / wall.as_secs_f64(),
         );
+        println!(
+            "            writer busy per commit (wall): commits alone {}; commits with the index steps between them {}",
+            quantiles(&mut commit_walls),
+            quantiles(&mut step_walls),
+        );
     }
     Ok(())
+}
+
+/// p50, p99 and max of `walls`, in milliseconds.
+fn quantiles(walls: &mut [Duration]) -> String {
+    walls.sort();
+    let at = |q: f64| {
+        let i = ((walls.len() as f64 - 1.0) * q).round() as usize;
+        walls.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    format!(
+        "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    )
 }

@@ -149,7 +149,12 @@ fn ms(d: Duration) -> String {
 /// the disk as after a reboot (Linux; elsewhere a no-op).
 fn evict(dir: &Path) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
-    for name in [natter_store::DB_FILE, "natter.db-wal"] {
+    for name in [
+        natter_store::DB_FILE,
+        "natter.db-wal",
+        natter_store::sqlite::SEARCH_FILE,
+        "search.db-wal",
+    ] {
         let Ok(f) = std::fs::File::open(dir.join(name)) else {
             continue;
         };
@@ -192,7 +197,9 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for f in std::fs::read_dir(dir)? {
         let f = f?;
-        if f.file_name().to_string_lossy().starts_with("natter.db") {
+        // The events and the search index's file beside them.
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.starts_with("natter.db") || name.starts_with("search.db") {
             total += f.metadata()?.len();
         }
     }

@@ -47,7 +47,7 @@ fn data_dir_from(
 /// | setting | a process crash (`kill -9`, panic, OOM kill) | a power cut or OS crash |
 /// | --- | --- | --- |
 /// | `off` | loses nothing reported durable | may lose recent commits, and may **corrupt** the file |
-/// | `normal` (default) | loses nothing reported durable | may lose the commits since the last checkpoint (at most about [`WAL_AUTOCHECKPOINT_PAGES`] pages of log, a few MiB); never corrupts |
+/// | `normal` (default) | loses nothing reported durable | may lose the commits since the last checkpoint (a [`crate::SqliteHandle`] checkpoints every [`crate::sqlite::CHECKPOINT_EVERY`] on a thread of its own, and its writer past [`crate::sqlite::CHECKPOINT_BEHIND_PAGES`] pages of log; a store opened alone every [`WAL_AUTOCHECKPOINT_PAGES`] pages: a few MiB at most); never corrupts |
 /// | `full` | loses nothing reported durable | loses nothing reported durable (one `fsync` of the log per commit) |
 ///
 /// A commit is reported durable once SQLite has written it to the log file (`normal`, `off`)
@@ -141,6 +141,12 @@ impl Config {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.dir.join(DB_FILE)
+    }
+
+    /// The search index's file in the data directory (a derived cache of `natter.db`'s chat
+    /// lines: deleting it while the server is stopped makes the next start rebuild it).
+    pub fn search_path(&self) -> PathBuf {
+        self.dir.join(crate::sqlite::SEARCH_FILE)
     }
 }
 

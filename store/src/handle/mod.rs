@@ -1,12 +1,13 @@
 //! [`SqliteHandle`]: the SQLite backend on threads, behind [`Store`]. One writer thread owns the
 //! [`SqliteStore`]: it takes every batch queued (up to a bound) into one transaction, reports
-//! the outcome, and between batches indexes chat lines for search (thousands at a time,
-//! behind the commits) and prunes. Reads run on two small pools of reader threads,
+//! the outcome, hands the chat lines it stored to the index thread, and between batches prunes.
+//! The index thread indexes them for search in a file of its own, thousands at a time, behind
+//! the commits (see `sqlite/index.rs`). Reads run on two small pools of reader threads,
 //! one for startup and history pages and one for searches, so a slow search delays neither
 //! writes nor scrollback.
 
 use crate::backend::{Reporter, Slots, in_flight};
-use crate::sqlite::{PRUNE_CHECK_EVERY, Reader, SqliteStore, backup, unix_now};
+use crate::sqlite::{IndexCmd, PRUNE_CHECK_EVERY, Progress, Reader, SqliteStore, backup, unix_now};
 use crate::{
     Batch, Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedAccount, OpenError,
     ReadError, Reports, SearchQuery, Store, StoreFuture, SubmitError, WriteError,
@@ -26,8 +27,9 @@ const GROUP_MAX_BATCHES: usize = 256;
 /// so one commit, and the wait of the batches behind it, stays short.
 const GROUP_MAX_WRITES: usize = 8192;
 
-/// How long a search waits at most for the writer to index the newest lines before it runs on
-/// what is indexed (a writer held up by a slow disk does not hold searches up for longer).
+/// How long a search waits at most for the index thread to index the lines durable when it was
+/// asked before it runs on what is indexed (an index held up by a slow disk, or rebuilding
+/// after a crash of the machine, does not hold searches up for longer).
 pub const SEARCH_CATCH_UP_WAIT: Duration = Duration::from_millis(250);
 
 /// The SQLite store running on its own threads. Cheap to clone; every clone is the same store.
@@ -43,13 +45,16 @@ struct Inner {
     writer: Mutex<Option<Sender<Cmd>>>,
     history: Mutex<Option<Lane>>,
     search: Mutex<Option<Lane>>,
+    /// The index thread, and how far it is.
+    index: Mutex<Option<Sender<IndexCmd>>>,
+    /// The checkpoint thread: stops when this goes.
+    checkpoints: Mutex<Option<Sender<()>>>,
+    progress: Arc<Progress>,
 }
 
 /// What the writer thread is asked to do.
 enum Cmd {
     Batch(Batch),
-    /// Index every stored line for search, then say so (a search is about to run).
-    CatchUp(Sender<()>),
     Close(oneshot::Sender<()>),
     /// Runs SQL on the writer's connection (tests: `PRAGMA max_page_count` fills the "disk").
     #[cfg(test)]
@@ -65,14 +70,12 @@ impl SqliteHandle {
     /// Opens the store in `config.dir` (see [`SqliteStore::open`] for what refuses it) and
     /// starts its threads. Reports of submitted batches arrive on the returned [`Reports`].
     pub fn open(config: &Config) -> Result<(SqliteHandle, Reports), OpenError> {
-        let store = SqliteStore::open(config)?;
+        let store = SqliteStore::open_deferred(config)?;
         SqliteHandle::start(store)
     }
 
     /// Starts the threads around an opened store.
     fn start(mut store: SqliteStore) -> Result<(SqliteHandle, Reports), OpenError> {
-        // Nothing is waiting to be indexed here (opening caught up), so this cannot fail.
-        let _ = store.defer_search(true);
         let config = store.config.clone();
         let readers = |n: usize| {
             (0..n.max(1))
@@ -84,6 +87,32 @@ impl SqliteHandle {
         let (slots, reporter, reports) = in_flight(config.max_in_flight);
         let (tx, rx) = std::sync::mpsc::channel();
         let path = store.path().to_path_buf();
+        let (index_tx, index_rx) = std::sync::mpsc::channel();
+        let (indexer, progress) = store
+            .detach_index(index_tx.clone())
+            .expect("a store opened here writes its own index");
+        // What is stored past the index (a tail after a crash, everything after a rebuild) is
+        // indexed there, in the background: startup does not wait for it.
+        std::thread::Builder::new()
+            .name("natter-store-index".into())
+            .spawn(move || crate::sqlite::run_index(indexer, &index_rx))
+            .map_err(|source| OpenError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        // Checkpoints run on a thread of their own, so a commit does not copy the log into the
+        // database and wait for its fsync; the writer checkpoints only if that thread falls far
+        // behind.
+        let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        let checkpointer = crate::sqlite::Checkpointer::open(&store)?;
+        store.checkpoint_elsewhere()?;
+        std::thread::Builder::new()
+            .name("natter-store-checkpoint".into())
+            .spawn(move || checkpointer.run(&stop))
+            .map_err(|source| OpenError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
         std::thread::Builder::new()
             .name("natter-store-writer".into())
             .spawn(move || write_loop(store, &rx, &reporter))
@@ -97,6 +126,9 @@ impl SqliteHandle {
             writer: Mutex::new(Some(tx)),
             history: Mutex::new(Some(history)),
             search: Mutex::new(Some(search)),
+            index: Mutex::new(Some(index_tx)),
+            checkpoints: Mutex::new(Some(checkpoints)),
+            progress,
         };
         Ok((
             SqliteHandle {
@@ -191,14 +223,17 @@ impl Store for SqliteHandle {
     }
 
     fn search(&self, q: SearchQuery) -> StoreFuture<'static, Result<Vec<RoomEvent>, ReadError>> {
-        let writer = lock(&self.inner.writer).clone();
+        let index = lock(&self.inner.index).clone();
+        let progress = Arc::clone(&self.inner.progress);
         SqliteHandle::read(&self.inner.search, move |r| {
-            // The newest lines may not be indexed yet: the writer indexes them first (or, if
-            // it is held up, the search runs on what is indexed).
-            if let Some(writer) = writer {
-                let (tx, rx) = std::sync::mpsc::channel();
-                if writer.send(Cmd::CatchUp(tx)).is_ok() {
-                    let _ = rx.recv_timeout(SEARCH_CATCH_UP_WAIT);
+            // The lines durable now may not be indexed yet: the index thread indexes them
+            // first (or, if it is held up, the search runs on what is indexed).
+            let upto = progress.stored.load(std::sync::atomic::Ordering::Acquire);
+            if progress.indexed() < upto {
+                if let Some(index) = index {
+                    if index.send(IndexCmd::Hurry).is_ok() {
+                        progress.wait_for(upto, SEARCH_CATCH_UP_WAIT);
+                    }
                 }
             }
             r.search(&q)
@@ -209,6 +244,8 @@ impl Store for SqliteHandle {
         let writer = lock(&self.inner.writer).take();
         lock(&self.inner.history).take();
         lock(&self.inner.search).take();
+        lock(&self.inner.index).take();
+        lock(&self.inner.checkpoints).take();
         self.inner.slots.close();
         Box::pin(async move {
             let Some(writer) = writer else {
@@ -259,16 +296,9 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
                 if store.fold_due() {
                     fold(&mut store);
                 }
-                if store.index_due() {
-                    index(&mut store);
-                }
                 if store.prune_due() {
                     prune(&mut store);
                 }
-            }
-            Cmd::CatchUp(done) => {
-                index(&mut store);
-                let _ = done.send(());
             }
             Cmd::Close(done) => break Some(done),
             #[cfg(test)]
@@ -279,9 +309,8 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
             }
         }
     };
-    // A clean stop leaves the search index complete and the last ids folded (else the next
-    // open does both).
-    index(&mut store);
+    // A clean stop leaves the last ids folded (else the next open does it); dropping the store
+    // closes the search index cleanly (its thread catches up first).
     fold(&mut store);
     // The store (and its lock) go before anyone is told it is closed.
     drop(store);
@@ -290,39 +319,25 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
     }
 }
 
-/// The next command; indexes and prunes while none comes and they are due. `None` when every
-/// handle is gone.
+/// The next command; prunes while none comes and pruning is due. `None` when every handle is
+/// gone.
 fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
     loop {
-        let index_due = store.index_due();
-        if index_due || store.prune_due() {
+        if store.prune_due() {
             match rx.try_recv() {
                 Ok(cmd) => return Some(cmd),
                 Err(TryRecvError::Empty) => {
-                    if index_due {
-                        index(store);
-                    } else {
-                        prune(store);
-                    }
+                    prune(store);
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => return None,
             }
         }
-        let timeout = store
-            .index_wait()
-            .map_or(PRUNE_CHECK_EVERY, |d| d.min(PRUNE_CHECK_EVERY));
-        match rx.recv_timeout(timeout) {
+        match rx.recv_timeout(PRUNE_CHECK_EVERY) {
             Ok(cmd) => return Some(cmd),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return None,
         }
-    }
-}
-
-fn index(store: &mut SqliteStore) {
-    if let Err(e) = store.catch_up_search() {
-        warn!(error = %e, lag = store.search_lag(), "search index: indexing failed, will try again");
     }
 }
 

@@ -21,12 +21,17 @@ const HELD_MAX: usize = 1 << 16;
 const INDEX_HELD_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
     SELECT value, natter_held_text(rowid), natter_held_room(rowid) FROM rarray(?1)";
 
+/// Removes the lines of `?1` (their event ids, with their text and room handed out by
+/// position as for [`INDEX_HELD_SQL`]) from the index.
+const UNINDEX_HELD_SQL: &str = "INSERT INTO events_fts (events_fts, rowid, text, room)
+    SELECT 'delete', value, natter_held_text(rowid), natter_held_room(rowid) FROM rarray(?1)";
+
 /// A chat line stored and not indexed yet.
-#[derive(Debug)]
-pub(super) struct HeldLine {
-    pub(super) id: i64,
-    pub(super) room: i64,
-    pub(super) text: String,
+#[derive(Debug, Clone)]
+pub(crate) struct HeldLine {
+    pub(crate) id: i64,
+    pub(crate) room: i64,
+    pub(crate) text: String,
 }
 
 /// The lines held, and what the SQL functions read them from during an index step.
@@ -44,7 +49,7 @@ fn lock(m: &Mutex<Vec<HeldLine>>) -> MutexGuard<'_, Vec<HeldLine>> {
 }
 
 impl Held {
-    /// Registers `rarray` and the functions on the writer's connection. `complete`: nothing is
+    /// Registers `rarray` and the functions on the index's connection. `complete`: nothing is
     /// stored past the index (else the first step reads back).
     pub(super) fn install(conn: &Connection, complete: bool) -> rusqlite::Result<Held> {
         rusqlite::vtab::array::load_module(conn)?;
@@ -98,9 +103,32 @@ impl Held {
         self.lines = None;
     }
 
+    /// Lines with an event id up to `upto` were removed from `events` before they were
+    /// indexed: they are never indexed.
+    pub(super) fn drop_upto(&mut self, upto: i64) {
+        if let Some(held) = &mut self.lines {
+            held.retain(|l| l.id > upto);
+        }
+    }
+
+    /// Removes `lines` (indexed before, with the text and room they were indexed with) from
+    /// the index inside the open transaction `tx`, in one statement.
+    pub(super) fn unindex(&self, tx: &Connection, lines: Vec<HeldLine>) -> rusqlite::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let ids: Rc<Vec<Value>> = Rc::new(lines.iter().map(|l| Value::Integer(l.id)).collect());
+        *lock(&self.shared) = lines;
+        let done = tx
+            .prepare_cached(UNINDEX_HELD_SQL)
+            .and_then(|mut st| st.execute(params![ids]))
+            .map(|_| ());
+        lock(&self.shared).clear();
+        done
+    }
+
     /// Whether every line past the index is held.
-    #[cfg(test)]
-    pub(super) fn complete(&self) -> bool {
+    pub(super) fn is_complete(&self) -> bool {
         self.lines.is_some()
     }
 

@@ -44,13 +44,34 @@ impl Reader {
 
     pub(crate) fn open_path(path: &Path, search_budget: Duration) -> Result<Reader, OpenError> {
         let conn = schema::open_reader(path)?;
-        conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+        // The search index's file, beside it (the writer made it): `events_fts` is found there.
+        let index = path.with_file_name(super::SEARCH_FILE);
+        let index = index.to_str().ok_or_else(|| OpenError::Sqlite {
+            path: index.clone(),
+            detail: "the path is not UTF-8".into(),
+        })?;
+        conn.execute("ATTACH DATABASE ?1 AS search", [index])
             .map_err(|e| schema::open_error(path, e))?;
+        conn.execute_batch(
+            "PRAGMA cache_size = -32768; PRAGMA search.cache_size = -32768; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(|e| schema::open_error(path, e))?;
         Ok(Reader {
             conn,
             search_budget,
             search_window: (search::WINDOW_FIRST, search::WINDOW_MAX),
         })
+    }
+
+    /// The query plan of `sql` on this connection (tests).
+    #[cfg(test)]
+    pub(crate) fn plan(&mut self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+        let mut st = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = st.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
     }
 
     /// Rooms, sessions and the recent events of some rooms: what a hub needs at startup. Reads

@@ -4,6 +4,7 @@
 //! topic survive the removal of every event they had.
 
 use super::SqliteStore;
+use super::held::HeldLine;
 use crate::WriteError;
 use natter_core::Millis;
 use rusqlite::{OptionalExtension, params};
@@ -28,10 +29,10 @@ const BYTES_SLACK_DIVISOR: u64 = 100;
 pub(super) const OLD_UPTO_SQL: &str =
     "SELECT max(id) FROM (SELECT id, at FROM events WHERE id < ?1 ORDER BY id) WHERE at < ?2";
 
-/// Removes the chat lines with an id up to `?1` from the search index (which needs their text
+/// The chat lines with an id up to `?1`, which the search index removes (it needs their text
 /// back to find their entries).
-pub(super) const UNINDEX_UPTO_SQL: &str = "INSERT INTO events_fts (events_fts, rowid, text, room)
-    SELECT 'delete', id, text, room FROM events WHERE id <= ?1 AND kind IN (0, 1)";
+pub(super) const REMOVED_LINES_SQL: &str =
+    "SELECT id, room, text FROM events WHERE id <= ?1 AND kind IN (0, 1) ORDER BY id";
 
 /// Removes the events with an id up to `?1`.
 /// Raises `rooms.last_seq` of every room with events up to id `?1` to its highest stored seq
@@ -80,10 +81,6 @@ impl SqliteStore {
     pub fn prune_step(&mut self, now: Millis) -> Result<Pruned, WriteError> {
         self.retention.last_check = Some(Instant::now());
         let stepped = self.prune(now);
-        if stepped.is_err() {
-            // A catch-up of the index may have taken the held lines into the failed step.
-            self.held.forget();
-        }
         self.retention.more = stepped.as_ref().is_ok_and(|p| p.more);
         if let Ok(p) = stepped {
             if p.events > 0 {
@@ -118,7 +115,9 @@ impl SqliteStore {
         if r.max_bytes > 0 && self.retention.owed == 0 {
             // Ids are handed out in order and removed from the front, so they are dense.
             let stored = u64::try_from(last - first + 1).unwrap_or(1);
-            let used = used_bytes(&tx).map_err(sql)?;
+            // The search index's file counts too (a derived cache, but on the same disk).
+            let index = std::fs::metadata(self.config.search_path()).map_or(0, |m| m.len());
+            let used = used_bytes(&tx).map_err(sql)? + index;
             if used > r.max_bytes {
                 let per_event = (used / stored).max(1);
                 let over = (used - r.max_bytes).div_ceil(per_event);
@@ -145,20 +144,25 @@ impl SqliteStore {
         if upto < first {
             return Ok(Pruned::default());
         }
-        // Removing a line from the search index needs it there: what lags is indexed first.
-        let catch_up = self.indexed < upto;
-        if catch_up {
-            super::write::index_range(&tx, &mut self.held, self.indexed, self.next_id - 1)
-                .map_err(sql)?;
-        }
         // A room's last seq is its highest stored seq: kept in its row before events go.
         tx.execute(KEEP_LAST_SEQ_SQL, [upto]).map_err(sql)?;
-        tx.execute(UNINDEX_UPTO_SQL, [upto]).map_err(sql)?;
+        // The search index removes these lines once they are gone (it needs their text).
+        let lines = tx
+            .prepare_cached(REMOVED_LINES_SQL)
+            .and_then(|mut st| {
+                st.query_map([upto], |r| {
+                    Ok(HeldLine {
+                        id: r.get(0)?,
+                        room: r.get(1)?,
+                        text: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sql)?;
         let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
         tx.commit().map_err(sql)?;
-        if catch_up {
-            self.search_caught_up();
-        }
+        self.removed(upto, lines);
         self.retention.owed = self.retention.owed.saturating_sub(removed as u64);
         let more = self.retention.owed > 0 || (removed == PRUNE_STEP && upto < last);
         Ok(Pruned {

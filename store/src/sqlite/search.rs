@@ -266,9 +266,15 @@ fn search_window(
                     continue;
                 }
             }
-            let (name, row) = fetch
+            // A line the index still holds after retention removed it (or one stored after
+            // this search's view of the events) is no result.
+            let Some((name, row)) = fetch
                 .query_row([id], |r| Ok((r.get::<_, String>(0)?, Row::read(r, 1)?)))
-                .map_err(sql)?;
+                .optional()
+                .map_err(sql)?
+            else {
+                continue;
+            };
             let name = RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
             hits.push(row.event(name).map_err(ReadError::Corrupt)?);
         }

@@ -155,15 +155,16 @@ fn queries_use_the_indexes_and_never_sort() {
     let seven: &dyn rusqlite::ToSql = &7;
     for (sql, params) in [
         (retention::OLD_UPTO_SQL, &[seven, seven][..]),
-        (retention::UNINDEX_UPTO_SQL, &[seven][..]),
+        (retention::REMOVED_LINES_SQL, &[seven][..]),
         (retention::DELETE_UPTO_SQL, &[seven][..]),
     ] {
         let p = plan(sql, params);
         assert!(p.contains("events_by_id"), "{sql}: {p}");
         assert!(!p.contains("SCAN events"), "{sql}: {p}");
     }
+    let mut reader = store.reader().unwrap();
     for sql in [NEWEST_FIRST_SQL, OLDEST_FIRST_SQL] {
-        let search = plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
+        let search = reader.plan(sql, &[&"text : \"x\" room : \"1\"", &1, &100, &50]);
         assert!(search.contains("VIRTUAL TABLE INDEX"), "{search}");
         assert!(!search.contains("TEMP B-TREE"), "{search}");
     }
@@ -863,7 +864,7 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     store
         .write(&batch(2, vec![say("#b", 3, "alpha again")]))
         .unwrap();
-    assert!(store.held.complete());
+    assert!(store.held_complete());
     assert_eq!(store.search_lag(), 6);
     assert_eq!(store.catch_up_search().unwrap(), 6);
     assert_eq!(store.search_lag(), 0);
@@ -879,20 +880,30 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     store
         .write(&batch(3, (4..64).map(|s| say("#a", s, &long(s))).collect()))
         .unwrap();
-    fill_the_disk(&store);
+    // The index's file is the one that cannot grow.
+    store
+        .index_sql("PRAGMA main.max_page_count = (SELECT page_count FROM pragma_page_count)")
+        .unwrap_or_else(|_| {
+            let pages: i64 = rusqlite::Connection::open(store.search_path())
+                .unwrap()
+                .pragma_query_value(None, "page_count", |r| r.get(0))
+                .unwrap();
+            store
+                .index_sql(&format!("PRAGMA main.max_page_count = {pages}"))
+                .unwrap();
+        });
     assert_eq!(store.catch_up_search(), Err(WriteError::DiskFull));
-    assert!(!store.held.complete());
+    assert!(!store.held_complete());
     assert_eq!(store.search_lag(), 60);
     store
-        .conn
-        .pragma_update(None, "max_page_count", 1_073_741_823)
+        .index_sql("PRAGMA main.max_page_count = 1073741823")
         .unwrap();
     // A group stored meanwhile joins the lines to read back.
     store
         .write(&batch(4, vec![say("#b", 4, "alpha late")]))
         .unwrap();
     assert_eq!(store.catch_up_search().unwrap(), 61);
-    assert!(store.held.complete(), "held again once caught up");
+    assert!(store.held_complete(), "held again once caught up");
     assert_eq!(hits(&mut reader, "beta63"), vec![("#a".to_owned(), 63)]);
     assert_eq!(hits(&mut reader, "beta4"), vec![("#a".to_owned(), 4)]);
     let mut alpha_late = vec![("#b".to_owned(), 4)];
@@ -908,4 +919,180 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     assert_eq!(store.catch_up_search().unwrap(), 1);
     assert!(hits(&mut reader, "delta").is_empty());
     assert_eq!(hits(&mut reader, "epsilon"), vec![("#a".to_owned(), 64)]);
+}
+
+/// The lines of `dir`'s store that hold `words`, as (room, seq), by a reader of its own.
+fn found(dir: &std::path::Path, words: &str) -> Vec<(String, u64)> {
+    hits(&mut Reader::open(&Config::new(dir)).unwrap(), words)
+}
+
+/// Runs `sql` on the search index's file of `dir` (the store closed).
+fn on_index(dir: &std::path::Path, sql: &str) {
+    rusqlite::Connection::open(dir.join(SEARCH_FILE))
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+#[test]
+fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_process_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let write =
+        |store: &mut SqliteStore, id: u64, seqs: std::ops::RangeInclusive<u64>, text: &str| {
+            store
+                .write(&Batch {
+                    id: BatchId(id),
+                    writes: seqs.map(|s| Write::Event(say("#a", s, text))).collect(),
+                })
+                .unwrap();
+        };
+    let mut store = SqliteStore::open(&config).unwrap();
+    write(&mut store, 1, 1..=3, "kept line");
+    drop(store);
+    let kept = vec![("#a".to_owned(), 3), ("#a".into(), 2), ("#a".into(), 1)];
+    assert_eq!(found(dir.path(), "kept"), kept);
+    // A planted entry tells a rebuilt index (it is gone) from a kept one (it is a result).
+    let plant = "INSERT INTO events_fts (rowid, text, room) VALUES (2, 'planted', '1');";
+
+    // The process died (the file's log is consistent): kept, and caught up at the next open.
+    let mut store = SqliteStore::open(&config).unwrap();
+    store.defer_search(true).unwrap();
+    write(&mut store, 2, 4..=4, "kept line");
+    store.crash();
+    on_index(dir.path(), plant);
+    let store = SqliteStore::open(&config).unwrap();
+    assert_eq!(store.search_indexed(), 4, "caught up");
+    assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+    store.crash();
+
+    // Not closed cleanly on another boot of the machine (a power cut): rebuilt.
+    on_index(dir.path(), "UPDATE search_state SET boot = 'another boot'");
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+
+    // Closed cleanly: kept, whatever the boot.
+    on_index(
+        dir.path(),
+        &format!("{plant} UPDATE search_state SET boot = 'another boot'"),
+    );
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+
+    // Ahead of the events stored (as with a backup restored beside a newer index): rebuilt.
+    on_index(dir.path(), "UPDATE search_state SET indexed = 99");
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+
+    // Of another store: rebuilt.
+    on_index(
+        dir.path(),
+        &format!("{plant} UPDATE search_state SET store = x'00'"),
+    );
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+
+    // Damaged, or gone: rebuilt.
+    std::fs::write(
+        dir.path().join(SEARCH_FILE),
+        b"not a database at all, not at all",
+    )
+    .unwrap();
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+    std::fs::remove_file(dir.path().join(SEARCH_FILE)).unwrap();
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "kept").len(), 4);
+    assert!(found(dir.path(), "planted").is_empty());
+}
+
+#[test]
+fn a_schema_6_store_drops_its_index_and_a_server_rebuilds_it_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 6 of natter wrote: the index inside natter.db.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..6] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 6; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 0);
+             INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
+                 (1, 1, 1, 1700000000000, 'alice', 0, 1, 'an old line'),
+                 (1, 2, 2, 1700000000001, 'bob', 0, 2, 'another old line');
+             INSERT INTO events_fts (rowid, text, room) VALUES
+                 (1, 'an old line', '1'), (2, 'another old line', '1');
+             UPDATE search_state SET indexed = 2;",
+        )
+        .unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (handle, _reports) = crate::SqliteHandle::open(&Config::new(dir.path())).unwrap();
+        use crate::Store;
+        let got = handle
+            .search(SearchQuery {
+                words: "old line".into(),
+                rooms: Vec::new(),
+                limit: 50,
+            })
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = got.iter().map(|e| e.seq.0).collect();
+        assert_eq!(seqs, vec![2, 1]);
+        handle.close().await;
+    });
+    let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    let version: u32 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let left: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('events_fts', 'search_state')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the index is no longer in natter.db");
+}
+
+#[test]
+fn a_write_to_the_search_index_never_holds_a_commit_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    // The index's connection in the middle of a step (a deferred transaction that wrote the
+    // index file, with `natter.db` attached to it): the writer commits at once all the same.
+    let begin = match index::STEP_BEGIN {
+        rusqlite::TransactionBehavior::Deferred => "DEFERRED",
+        rusqlite::TransactionBehavior::Immediate => "IMMEDIATE",
+        _ => "EXCLUSIVE",
+    };
+    store
+        .index_sql(&format!(
+            "BEGIN {begin}; UPDATE search_state SET indexed = indexed;"
+        ))
+        .unwrap();
+    let started = std::time::Instant::now();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::Event(say("#a", 1, "not held up"))],
+        })
+        .ok();
+    store.index_sql("COMMIT").unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the commit waited {:?}",
+        started.elapsed()
+    );
+    store.catch_up_search().unwrap();
+    let mut reader = store.reader().unwrap();
+    assert_eq!(hits(&mut reader, "held"), vec![("#a".to_owned(), 1)]);
 }

@@ -3,7 +3,8 @@
 //! events in the same transaction.
 
 use super::codec::{self, int};
-use super::held::{Held, HeldLine};
+use super::held::HeldLine;
+use super::index::{IndexCmd, Indexer, Progress};
 use super::schema;
 use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
@@ -13,21 +14,11 @@ use rusqlite::{Connection, ErrorCode, params};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tracing::info;
-
-/// Events stored and not yet indexed for search past which the writer indexes them, when
-/// search is deferred (see [`SqliteStore::defer_search`]): one index segment for this many
-/// chat lines instead of one per commit.
-pub const INDEX_BATCH: i64 = 4096;
-
-/// How long a stored chat line waits at most to be indexed for search when fewer than
-/// [`INDEX_BATCH`] are waiting (search deferred, and nobody searching meanwhile).
-pub const INDEX_LAG: Duration = Duration::from_secs(1);
-
-/// Indexes for search the chat lines with an event id in `?1 < id <= ?2`.
-const INDEX_RANGE_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
-    SELECT id, text, room FROM events WHERE id > ?1 AND id <= ?2 AND kind IN (0, 1)";
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+use tracing::{info, warn};
 
 /// A store opened for writing, used synchronously: what the writer thread of
 /// [`crate::SqliteHandle`] drives, and what tests drive directly. At most one is open per data
@@ -40,18 +31,12 @@ pub struct SqliteStore {
     rooms: HashMap<RoomName, i64>,
     /// The id the next event gets (one more than the highest stored).
     pub(super) next_id: i64,
-    /// Every chat line with an event id up to this one is in the search index.
-    pub(super) indexed: i64,
+    /// The search index: written here, or by a thread of its own.
+    index: Index,
     /// Whether chat lines are indexed behind their commits (see [`SqliteStore::defer_search`]).
     defer_search: bool,
-    /// When the oldest event not yet indexed was committed (search deferred).
-    unindexed_since: Option<Instant>,
-    /// No index step before this (one failed).
-    index_after: Option<Instant>,
     /// Rows of `session_ids` not folded into `sessions` yet (see [`SqliteStore::fold_session_ids`]).
     unfolded_ids: u64,
-    /// The chat lines stored and not indexed yet, for the next index step.
-    pub(super) held: Held,
     pub(super) retention: super::retention::State,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
@@ -61,8 +46,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `config.dir`. Fails, naming the path, if the
     /// directory cannot be used, another process has the store open, the file is not a natter
     /// store or is damaged, or it has a newer schema than this build; an older schema is
-    /// upgraded.
-    pub fn open(config: &Config) -> Result<SqliteStore, OpenError> {
+    /// upgraded. The search index file beside it is opened (or rebuilt when it may be torn or
+    /// wrong) and not caught up: what is stored past it is indexed by the next step.
+    pub fn open_deferred(config: &Config) -> Result<SqliteStore, OpenError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
             path: dir.clone(),
@@ -82,46 +68,29 @@ impl SqliteStore {
         );
         conn.execute_batch(&setup)
             .map_err(|e| schema::open_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| schema::open_error(&path, e))?;
         let next_id = conn
             .query_row("SELECT coalesce(max(id), 0) + 1 FROM events", [], |r| {
                 r.get(0)
             })
             .map_err(|e| schema::open_error(&path, e))?;
-        let indexed = conn
-            .query_row("SELECT indexed FROM search_state", [], |r| r.get(0))
+        let store_id: Vec<u8> = conn
+            .query_row("SELECT uid FROM store_identity", [], |r| r.get(0))
             .map_err(|e| schema::open_error(&path, e))?;
-        let held = Held::install(&conn, indexed >= next_id - 1)
-            .map_err(|e| schema::open_error(&path, e))?;
+        let indexer = Indexer::open(&config.search_path(), &path, &store_id, next_id - 1)?;
         let mut store = SqliteStore {
             conn,
             path,
             config: config.clone(),
             rooms: HashMap::new(),
             next_id,
-            indexed,
+            index: Index::Inline(Box::new(indexer)),
             defer_search: false,
-            unindexed_since: None,
-            index_after: None,
             unfolded_ids: 1,
-            held,
             retention: super::retention::State::default(),
             _lock: lock,
         };
-        // What was stored and not indexed before the last stop (a crash, or a kill): a bounded
-        // tail, at most about INDEX_BATCH events plus one group.
-        let behind = store.search_lag();
-        if behind > 0 {
-            store.catch_up_search().map_err(|e| OpenError::Sqlite {
-                path: store.path.clone(),
-                detail: format!("indexing the {behind} newest events for search: {e}"),
-            })?;
-            info!(
-                events = behind,
-                "store: indexed for search what the last run had not"
-            );
-        }
         // Last ids the last run wrote and did not fold (it stopped, or crashed, in between).
         store.fold_session_ids().map_err(|e| OpenError::Sqlite {
             path: store.path.clone(),
@@ -131,14 +100,54 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens the store as [`SqliteStore::open_deferred`] does, then indexes for search what is
+    /// stored and not indexed yet, before returning (a tail after a crash; the whole history
+    /// when the index file is rebuilt, see `sqlite/index.rs`). Every commit then indexes its
+    /// own lines, unless [`SqliteStore::defer_search`] says otherwise.
+    pub fn open(config: &Config) -> Result<SqliteStore, OpenError> {
+        let mut store = SqliteStore::open_deferred(config)?;
+        let behind = store.search_lag();
+        if behind > 0 {
+            store.catch_up_search().map_err(|e| OpenError::Sqlite {
+                path: store.config.search_path(),
+                detail: format!("indexing the {behind} newest events for search: {e}"),
+            })?;
+            info!(
+                events = behind,
+                "store: indexed for search what the last run had not"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Hands the search index to a thread of its own ([`super::index::run`]), which `index`
+    /// feeds from now on: commits hand it their lines, retention the lines it removes.
+    /// Returns the indexer to run, and how far it is.
+    pub(crate) fn detach_index(
+        &mut self,
+        to: Sender<IndexCmd>,
+    ) -> Option<(Indexer, Arc<Progress>)> {
+        let progress = match &self.index {
+            Index::Inline(ix) => Arc::clone(&ix.progress),
+            Index::Thread { .. } => return None,
+        };
+        let thread = Index::Thread {
+            to,
+            progress: Arc::clone(&progress),
+        };
+        let Index::Inline(ix) = std::mem::replace(&mut self.index, thread) else {
+            return None;
+        };
+        Some((*ix, progress))
+    }
+
     /// With `on`, chat lines are indexed for search in transactions of their own, behind the
-    /// commits that store them: when [`INDEX_BATCH`] events wait, when the oldest has waited
-    /// [`INDEX_LAG`] ([`SqliteStore::index_due`]), and whenever
-    /// [`SqliteStore::catch_up_search`] is called (before every search of
-    /// [`crate::SqliteHandle`], before pruning, on close, and on the next open after a crash).
-    /// One index segment then holds thousands of lines instead of one commit's, which costs
-    /// far less per line; a commit writes only the events. Off (the default of a store opened
-    /// alone), every commit indexes its own lines. [`crate::SqliteHandle`] turns it on.
+    /// commits that store them: when [`super::INDEX_BATCH`] events wait, when the oldest has
+    /// waited [`super::INDEX_LAG`] ([`SqliteStore::index_due`]), and whenever
+    /// [`SqliteStore::catch_up_search`] is called. One index segment then holds thousands of
+    /// lines instead of one commit's, which costs far less per line; a commit writes only the
+    /// events. Off (the default of a store opened alone), every commit indexes its own lines
+    /// after it. (A [`crate::SqliteHandle`] runs the index on a thread of its own instead.)
     pub fn defer_search(&mut self, on: bool) -> Result<(), WriteError> {
         self.defer_search = on;
         if on {
@@ -151,67 +160,115 @@ impl SqliteStore {
     /// Events stored and not yet indexed for search (says and actions among them, and others
     /// the indexer passes over).
     pub fn search_lag(&self) -> u64 {
-        u64::try_from(self.next_id - 1 - self.indexed).unwrap_or(0)
+        match &self.index {
+            Index::Inline(ix) => ix.lag(),
+            Index::Thread { progress, .. } => {
+                u64::try_from(self.next_id - 1 - progress.indexed()).unwrap_or(0)
+            }
+        }
     }
 
-    /// Whether an index step is due: [`INDEX_BATCH`] events wait, or the oldest has waited
-    /// [`INDEX_LAG`].
+    /// Whether an index step is due: [`super::INDEX_BATCH`] events wait, or the oldest has
+    /// waited [`super::INDEX_LAG`]. Never with the index on a thread of its own (it steps by
+    /// itself).
     pub fn index_due(&self) -> bool {
-        self.index_wait() == Some(Duration::ZERO)
+        match &self.index {
+            Index::Inline(ix) => ix.due(),
+            Index::Thread { .. } => false,
+        }
     }
 
-    /// How long until an index step is due; `None` when nothing waits.
-    pub(crate) fn index_wait(&self) -> Option<Duration> {
-        if self.search_lag() == 0 {
-            return None;
-        }
-        let now = Instant::now();
-        let retry = self.index_after.map(|t| t.saturating_duration_since(now));
-        if retry.is_some_and(|d| !d.is_zero()) {
-            return retry;
-        }
-        if self.search_lag() >= INDEX_BATCH as u64 {
-            return Some(Duration::ZERO);
-        }
-        let since = self.unindexed_since.unwrap_or(now);
-        Some(INDEX_LAG.saturating_sub(now.saturating_duration_since(since)))
-    }
-
-    /// Every event stored is indexed now.
-    pub(super) fn search_caught_up(&mut self) {
-        self.held.caught_up();
-        self.indexed = self.next_id - 1;
-        self.unindexed_since = None;
-        self.index_after = None;
-    }
-
-    /// Indexes for search every chat line stored and not indexed yet, in one transaction.
-    /// Returns the events looked at. On failure nothing changes, and no index step is due for
-    /// [`INDEX_LAG`] (searches still try).
+    /// Indexes for search every chat line stored and not indexed yet (and removes from the
+    /// index what retention removed). Returns the events looked at. On failure what was
+    /// indexed stays, and no index step is due for [`super::INDEX_LAG`]. With the index on a
+    /// thread of its own, asks it to and returns 0.
     pub fn catch_up_search(&mut self) -> Result<u64, WriteError> {
-        let behind = self.search_lag();
-        if behind == 0 {
-            return Ok(0);
+        match &mut self.index {
+            Index::Inline(ix) => ix.catch_up().map_err(WriteError::from_sqlite),
+            Index::Thread { to, .. } => {
+                let _ = to.send(IndexCmd::Hurry);
+                Ok(0)
+            }
         }
-        let upto = self.next_id - 1;
-        let indexed = (|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            index_range(&tx, &mut self.held, self.indexed, upto)?;
-            tx.commit()
-        })();
-        match indexed {
-            Ok(()) => {
-                self.search_caught_up();
-                Ok(behind)
+    }
+
+    /// Hands the lines of a commit (or of a prune step) to the index, and indexes them now if
+    /// every commit indexes its own.
+    fn hand_over(&mut self, cmd: IndexCmd) {
+        match &mut self.index {
+            Index::Inline(ix) => {
+                match cmd {
+                    IndexCmd::Stored { from, upto, lines } => ix.stored(from, upto, lines),
+                    IndexCmd::Removed { upto, lines } => ix.removed(upto, lines),
+                    IndexCmd::Hurry | IndexCmd::Close(_) => {}
+                }
+                if !self.defer_search {
+                    if let Err(e) = ix.catch_up() {
+                        warn!(error = %e, lag = ix.lag(), "search index: indexing failed, will try again");
+                    }
+                }
             }
-            Err(e) => {
-                // What was held went into the failed statement: read back next time.
-                self.held.forget();
-                self.index_after = Some(Instant::now() + INDEX_LAG);
-                Err(WriteError::from_sqlite(e))
+            Index::Thread { to, progress } => {
+                if let IndexCmd::Stored { upto, .. } = &cmd {
+                    progress.stored.fetch_max(*upto, Ordering::AcqRel);
+                }
+                let _ = to.send(cmd);
             }
+        }
+    }
+
+    /// Hands lines removed by retention to the index.
+    pub(super) fn removed(&mut self, upto: i64, lines: Vec<HeldLine>) {
+        self.hand_over(IndexCmd::Removed { upto, lines });
+    }
+
+    /// The search index's file.
+    pub fn search_path(&self) -> PathBuf {
+        self.config.search_path()
+    }
+
+    /// Runs SQL on the search index's connection (tests).
+    #[cfg(test)]
+    pub(crate) fn index_sql(&self, sql: &str) -> rusqlite::Result<()> {
+        match &self.index {
+            Index::Inline(ix) => ix.sql(sql),
+            Index::Thread { .. } => Err(rusqlite::Error::InvalidQuery),
+        }
+    }
+
+    /// Leaves checkpoints of the log to a [`Checkpointer`] on another thread: this connection
+    /// checkpoints only past [`CHECKPOINT_BEHIND_PAGES`] pages of log (that thread far behind).
+    pub(crate) fn checkpoint_elsewhere(&mut self) -> Result<(), OpenError> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BEHIND_PAGES)
+            .map_err(|e| schema::open_error(&self.path, e))
+    }
+
+    /// Drops the store as a crash of the process would leave it: the search index not caught
+    /// up nor marked closed cleanly (tests).
+    #[cfg(test)]
+    pub(crate) fn crash(mut self) {
+        let dummy = Index::Thread {
+            to: std::sync::mpsc::channel().0,
+            progress: Arc::default(),
+        };
+        drop(std::mem::replace(&mut self.index, dummy));
+    }
+
+    /// Whether the index holds every line stored past it (tests).
+    #[cfg(test)]
+    pub(crate) fn held_complete(&self) -> bool {
+        match &self.index {
+            Index::Inline(ix) => ix.held_complete(),
+            Index::Thread { .. } => false,
+        }
+    }
+
+    /// Every chat line with an event id up to this is in the search index.
+    pub fn search_indexed(&self) -> i64 {
+        match &self.index {
+            Index::Inline(ix) => ix.indexed(),
+            Index::Thread { progress, .. } => progress.indexed(),
         }
     }
 
@@ -263,11 +320,18 @@ impl SqliteStore {
         let next_id = self.next_id;
         let applied = self.apply_group(group);
         let applied = match applied {
-            Ok(ids) => {
+            Ok((ids, lines)) => {
                 self.unfolded_ids = match ids {
                     IdRows::Added(n) => self.unfolded_ids + n,
                     IdRows::FoldedThenAdded(n) => n,
                 };
+                if self.next_id > next_id {
+                    self.hand_over(IndexCmd::Stored {
+                        from: next_id,
+                        upto: self.next_id - 1,
+                        lines,
+                    });
+                }
                 Ok(())
             }
             Err(e) => Err(e),
@@ -275,18 +339,12 @@ impl SqliteStore {
         if applied.is_err() {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
-            // Lines held may have gone into its index step (search not deferred).
-            self.held.forget();
             self.next_id = next_id;
-        } else if !self.defer_search {
-            self.indexed = self.next_id - 1;
-        } else if self.next_id > next_id && self.unindexed_since.is_none() {
-            self.unindexed_since = Some(Instant::now());
         }
         applied
     }
 
-    fn apply_group(&mut self, group: &[Batch]) -> Result<IdRows, WriteError> {
+    fn apply_group(&mut self, group: &[Batch]) -> Result<(IdRows, Vec<HeldLine>), WriteError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -362,19 +420,8 @@ impl SqliteStore {
         }
         let lines = std::mem::take(&mut meta.lines);
         meta.store(&tx)?;
-        if !self.defer_search && self.next_id - 1 > self.indexed {
-            // Last: FTS5 writes its pending words out as a new index segment whenever a
-            // statement opens a savepoint while it is in the transaction, so interleaved with
-            // the events it would write a segment per statement; last, one per transaction.
-            self.held.extend(lines);
-            index_range(&tx, &mut self.held, self.indexed, self.next_id - 1)
-                .map_err(WriteError::from_sqlite)?;
-            tx.commit().map_err(WriteError::from_sqlite)?;
-        } else {
-            tx.commit().map_err(WriteError::from_sqlite)?;
-            self.held.extend(lines);
-        }
-        Ok(rows)
+        tx.commit().map_err(WriteError::from_sqlite)?;
+        Ok((rows, lines))
     }
 
     /// Copies the store, as of now, to a new file `to` (which must not exist): a consistent,
@@ -683,30 +730,6 @@ fn insert_chunk(
     }
 }
 
-/// Indexes for search the chat lines with an event id in `after < id <= upto` (every line
-/// stored and not indexed), and says so in `search_state`, inside the open transaction `tx`:
-/// from the lines `held` if it holds all of them, else read back from `events`. One
-/// statement, so FTS5 writes one index segment for all of them (it writes its pending words
-/// out whenever a statement opens a savepoint; `search_state` is updated first for that
-/// reason). On failure the held lines may be gone: the caller forgets them
-/// ([`Held::forget`]), and the next step reads back.
-pub(super) fn index_range(
-    tx: &Connection,
-    held: &mut Held,
-    after: i64,
-    upto: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE search_state SET indexed = ?1")?
-        .execute([upto])?;
-    match held.index(tx) {
-        Some(done) => done,
-        None => tx
-            .prepare_cached(INDEX_RANGE_SQL)?
-            .execute(params![after, upto])
-            .map(|_| ()),
-    }
-}
-
 /// One event's row alone (its search row is the caller's).
 fn insert_event(tx: &Connection, r: &EventRow<'_>) -> Result<(), WriteError> {
     let inserted = tx
@@ -795,6 +818,83 @@ impl RoomMeta {
                 .map_err(WriteError::from_sqlite)?;
         }
         Ok(())
+    }
+}
+
+/// Pages of log past which the writer checkpoints by itself when a thread of its own does it
+/// (which checkpoints every [`CHECKPOINT_EVERY`]): a backstop, if that thread falls behind.
+pub const CHECKPOINT_BEHIND_PAGES: u32 = 4 * WAL_AUTOCHECKPOINT_PAGES;
+
+/// How often the checkpoint thread of a [`crate::SqliteHandle`] copies the log into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints the store's write-ahead log on a connection (and thread) of its own, so that a
+/// commit never copies pages into the database file nor waits for that copy's `fsync`.
+/// `PASSIVE`: it never blocks the writer nor readers; it copies what no reader still needs.
+pub(crate) struct Checkpointer {
+    conn: Connection,
+}
+
+impl Checkpointer {
+    pub(crate) fn open(store: &SqliteStore) -> Result<Checkpointer, OpenError> {
+        let conn = schema::open_beside(&store.path)?;
+        // The same durability as the writer's: under `normal`, a checkpoint syncs the log
+        // before it copies it, and the database after.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {};",
+            store.config.synchronous.pragma()
+        ))
+        .map_err(|e| schema::open_error(&store.path, e))?;
+        Ok(Checkpointer { conn })
+    }
+
+    /// Checkpoints every [`CHECKPOINT_EVERY`] until `stop` is dropped.
+    pub(crate) fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            match stop.recv_timeout(CHECKPOINT_EVERY) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let done = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+            if let Err(e) = done {
+                warn!(error = %e, "store: checkpoint failed, will try again");
+            }
+        }
+    }
+}
+
+/// Where the search index is written: by the writer, after its commits, or by a thread of
+/// its own that the writer hands lines to.
+enum Index {
+    Inline(Box<Indexer>),
+    Thread {
+        to: Sender<IndexCmd>,
+        progress: Arc<Progress>,
+    },
+}
+
+impl Drop for SqliteStore {
+    /// Closes the search index cleanly (caught up, and marked so): here, or by telling its
+    /// thread and waiting for it.
+    fn drop(&mut self) {
+        match std::mem::replace(
+            &mut self.index,
+            Index::Thread {
+                to: std::sync::mpsc::channel().0,
+                progress: Arc::default(),
+            },
+        ) {
+            Index::Inline(ix) => ix.close(),
+            Index::Thread { to, .. } => {
+                let (done, closed) = std::sync::mpsc::channel();
+                if to.send(IndexCmd::Close(done)).is_ok() {
+                    let _ = closed.recv();
+                }
+            }
+        }
     }
 }
 
