@@ -619,6 +619,56 @@ mod tests {
         assert_eq!(sorted(index.find(&few)), vec![("#a".into(), vec![4, 3])]);
     }
 
+    fn say(r: &str, seq: u64, text: &str) -> RoomEvent {
+        use natter_core::{Millis, MsgId, Nick, Text};
+        RoomEvent {
+            room: RoomName::new(r).unwrap(),
+            seq: Seq(seq),
+            at: Millis(seq),
+            from: Nick::new("alice").unwrap(),
+            kind: EventKind::Say {
+                id: MsgId(seq),
+                text: Text::new(text).unwrap(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_search_finds_the_lines_queued_before_it_and_the_directory_goes_with_the_index() {
+        // No NATS: only a search with hits reads the logs.
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("nats://127.0.0.1:1")
+            .await
+            .unwrap();
+        let logs = Logs {
+            js: jetstream::new(client),
+            prefix: "test".into(),
+            wait: Duration::from_millis(300),
+        };
+        let index = SearchIndex::open(None, logs).unwrap();
+        let dir = index.inner.dir.path().to_path_buf();
+        assert!(dir.join(FILE).is_file());
+        for seq in 1..=3 {
+            index.add(&say("#a", seq, "queued words"));
+        }
+        // A membership event is no line.
+        let mut join = say("#a", 4, "queued");
+        join.kind = EventKind::Join;
+        index.add(&join);
+        // Found at once: the search writes what was queued before it first.
+        let found = index.find(q("queued", &["#a"])).await.unwrap();
+        assert_eq!(found, vec![(RoomName::new("#a").unwrap(), vec![3, 2, 1])]);
+        // Nothing found reads no log; hits that cannot be read from theirs are an error.
+        assert_eq!(index.search(q("absent", &[])).await, Ok(Vec::new()));
+        assert!(index.search(q("queued", &[])).await.is_err());
+        let other = index.clone();
+        drop(index);
+        assert!(dir.is_dir(), "a clone holds it");
+        drop(other);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+
     #[test]
     fn words_are_quoted_phrases_and_capped() {
         assert_eq!(
