@@ -365,7 +365,13 @@ impl Node {
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
-        let index = SearchIndex::open(cfg.search_dir.as_deref()).map_err(ClusterError::Index)?;
+        let logs = crate::search::Logs {
+            js: js.clone(),
+            prefix: cfg.prefix.clone(),
+            wait: cfg.ack_timeout,
+        };
+        let index =
+            SearchIndex::open(cfg.search_dir.as_deref(), logs).map_err(ClusterError::Index)?;
         let history = History {
             js: js.clone(),
             prefix: cfg.prefix.clone(),

@@ -246,3 +246,68 @@ async fn a_line_published_again_by_another_node_is_stored_once() {
     .await;
     assert_eq!(seq, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_over_rooms_gives_the_newest_lines_of_them_all_by_time() {
+    let nats = NatsServer::start();
+    let mut a = node(&nats).await;
+    let (x, y) = (room("#x"), room("#y"));
+    a.send(ClusterOut::Follow(x.clone()));
+    a.send(ClusterOut::Follow(y.clone()));
+    // 90 lines: #x says more at first, #y more later, their times interleaved (each line's
+    // time is given: 1,000 + its number).
+    let mut said: Vec<(u64, String, u64)> = Vec::new();
+    for n in 1..=90u64 {
+        let r = if (n < 45 && n % 3 != 0) || (n >= 45 && n % 3 == 0) {
+            &x
+        } else {
+            &y
+        };
+        a.send(ClusterOut::Publish {
+            id: n,
+            event: line(r, n, 1_000 + n, &format!("merged line {n}")),
+        });
+        let seq = next(&mut a, "a publish back from the log", |got| match got {
+            ClusterIn::Remote {
+                event,
+                origin: Some(o),
+                ..
+            } if o == n => Some(event.seq.0),
+            ClusterIn::Failed { why, .. } => panic!("not stored: {why}"),
+            _ => None,
+        })
+        .await;
+        said.push((1_000 + n, r.to_string(), seq));
+    }
+    // The 50 newest of both rooms, newest first, each with its room and seq.
+    let want: Vec<(u64, String, u64)> = said.iter().rev().take(50).cloned().collect();
+    for rooms in [vec![], vec![x.clone(), y.clone()]] {
+        let q = Query::Search(SearchQuery {
+            words: "merged line".into(),
+            rooms,
+            limit: 50,
+        });
+        let got: Vec<(u64, String, u64)> = match ask(&mut a, 1, q).await {
+            Answer::Search(Ok(hits)) => hits
+                .into_iter()
+                .map(|e| (e.at.0, e.room.to_string(), e.seq.0))
+                .collect(),
+            other => panic!("no search hits: {other:?}"),
+        };
+        assert_eq!(got, want);
+    }
+    // One room: its newest.
+    let only_y: Vec<u64> = search(&mut a, 2, Some(&y), "merged")
+        .await
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    let want_y: Vec<u64> = said
+        .iter()
+        .rev()
+        .filter(|s| s.1 == "#y")
+        .take(50)
+        .map(|s| s.2)
+        .collect();
+    assert_eq!(only_y, want_y);
+}
