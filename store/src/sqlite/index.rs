@@ -66,6 +66,20 @@ CREATE TABLE search_state (
     boot    TEXT NOT NULL
 );";
 
+/// The index's tables in the attached database `schema` (a reader's stand-in when no index
+/// file was made yet).
+pub(super) fn empty_schema_sql(schema: &str) -> String {
+    SCHEMA_SQL
+        .replace(
+            "CREATE VIRTUAL TABLE events_fts",
+            &format!("CREATE VIRTUAL TABLE {schema}.events_fts"),
+        )
+        .replace(
+            "CREATE TABLE search_state",
+            &format!("CREATE TABLE {schema}.search_state"),
+        )
+}
+
 /// How a step's transaction begins: deferred, so it takes the write lock of the index file
 /// only (`IMMEDIATE` would take `natter.db`'s too, attached here, and hold commits up).
 pub(super) const STEP_BEGIN: rusqlite::TransactionBehavior =

@@ -50,8 +50,19 @@ impl Reader {
             path: index.clone(),
             detail: "the path is not UTF-8".into(),
         })?;
-        conn.execute("ATTACH DATABASE ?1 AS search", [index])
+        if Path::new(index).exists() {
+            conn.execute("ATTACH DATABASE ?1 AS search", [index])
+                .map_err(|e| schema::open_error(path, e))?;
+        } else {
+            // No server has run on this store yet (e.g. only `natter-server account` wrote it):
+            // nothing is indexed, so an empty index in memory answers searches with nothing.
+            let sql = super::index::empty_schema_sql("search");
+            conn.execute_batch(&format!(
+                "ATTACH DATABASE ':memory:' AS search; PRAGMA query_only = OFF; {sql} \
+                 PRAGMA query_only = ON;"
+            ))
             .map_err(|e| schema::open_error(path, e))?;
+        }
         conn.execute_batch(
             "PRAGMA cache_size = -32768; PRAGMA search.cache_size = -32768; PRAGMA temp_store = MEMORY;",
         )

@@ -1096,3 +1096,14 @@ fn a_write_to_the_search_index_never_holds_a_commit_up() {
     let mut reader = store.reader().unwrap();
     assert_eq!(hits(&mut reader, "held"), vec![("#a".to_owned(), 1)]);
 }
+
+/// A store only `natter-server account` has written (no server ran, so no index file): a reader
+/// opens it, loads it and finds nothing, instead of failing to open the missing index.
+#[test]
+fn a_store_without_its_index_file_is_read_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(crate::AccountStore::open(&Config::new(dir.path())).unwrap());
+    assert!(!dir.path().join(SEARCH_FILE).exists());
+    assert!(found(dir.path(), "anything").is_empty());
+    assert!(!dir.path().join(SEARCH_FILE).exists(), "a reader made no file");
+}
