@@ -422,6 +422,7 @@ impl Node {
             crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
             users_tx: users.writes,
+            users: users.users,
             bans_tx: bans.changes,
             rooms_tx: rooms.edits,
             accounts_tx,
@@ -766,6 +767,8 @@ struct Driver {
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Users' records, written in order by the users' task (`presence.rs`).
     users_tx: mpsc::UnboundedSender<(Nick, Option<natter_core::hub::Presence>)>,
+    /// The users' bucket, to forget a dead node's (`presence.rs`).
+    users: kv::Store,
     /// Server bans and lifts, written in order by the bans' task (`bans.rs`).
     bans_tx: mpsc::UnboundedSender<(
         natter_core::moderation::Mask,
@@ -1170,6 +1173,18 @@ impl Driver {
                 ClusterOut::Presence { nick, presence } => {
                     let _ = self.users_tx.send((nick, presence));
                 }
+                ClusterOut::Forget { node, nicks } => {
+                    let (users, kv) = (self.users.clone(), self.nicks.clone());
+                    tokio::spawn(async move {
+                        match crate::presence::forget(&users, &kv, &node, &nicks).await {
+                            Ok(()) => {
+                                info!(%node, users = nicks.len(), "a gone node's users forgotten")
+                            }
+                            // The hub asks again while the records are kept.
+                            Err(why) => warn!(%node, %why, "a gone node's users not forgotten"),
+                        }
+                    });
+                }
             }
         }
     }
@@ -1503,13 +1518,24 @@ async fn claim(
     nick: &Nick,
 ) -> Result<bool, String> {
     let key = nick_key(nick);
-    match nicks.create(&key, Bytes::from(me.to_owned())).await {
-        Ok(_) => return Ok(true),
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
-        return Ok(false);
+    let mut tries = 0;
+    let entry = loop {
+        match nicks.create(&key, Bytes::from(me.to_owned())).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+            return Ok(false);
+        };
+        // Released (or forgotten) between the create and the read: create it again.
+        if entry.operation == kv::Operation::Put {
+            break entry;
+        }
+        tries += 1;
+        if tries == 3 {
+            return Ok(false);
+        }
     };
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     if holder == me {
