@@ -423,6 +423,7 @@ impl Node {
         let driver = Driver {
             users_tx: users.writes,
             users: users.users,
+            bans: bans.bans,
             bans_tx: bans.changes,
             rooms_tx: rooms.edits,
             accounts_tx,
@@ -769,6 +770,8 @@ struct Driver {
     users_tx: mpsc::UnboundedSender<(Nick, Option<natter_core::hub::Presence>)>,
     /// The users' bucket, to forget a dead node's (`presence.rs`).
     users: kv::Store,
+    /// The server bans' bucket, to remove those that ran out (`bans.rs`).
+    bans: kv::Store,
     /// Server bans and lifts, written in order by the bans' task (`bans.rs`).
     bans_tx: mpsc::UnboundedSender<(
         natter_core::moderation::Mask,
@@ -1172,6 +1175,16 @@ impl Driver {
                 }
                 ClusterOut::Presence { nick, presence } => {
                     let _ = self.users_tx.send((nick, presence));
+                }
+                ClusterOut::ExpireServerBan { mask, revision } => {
+                    let bans = self.bans.clone();
+                    tokio::spawn(async move {
+                        match crate::bans::expire(&bans, &mask, revision).await {
+                            Ok(removed) => debug!(%mask, removed, "server ban ran out"),
+                            // The hub asks again while it is kept.
+                            Err(why) => warn!(%mask, %why, "server ban that ran out not removed"),
+                        }
+                    });
                 }
                 ClusterOut::Forget { node, nicks } => {
                     let (users, kv) = (self.users.clone(), self.nicks.clone());

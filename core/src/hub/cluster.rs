@@ -165,6 +165,17 @@ pub enum ClusterOut {
         /// The user as it is.
         presence: Option<Presence>,
     },
+    /// The server ban on `mask` ran out: remove its entry where every node keeps them, only if
+    /// it is still at `revision` (compare-and-swap: of the nodes that see it run out, one
+    /// removes it, and a ban set again on the mask meanwhile is kept). Every node then hears
+    /// the removal as a lift through [`Hub::handle_server_ban`]. Asked again 30 s later while
+    /// the entry is still kept.
+    ExpireServerBan {
+        /// Who it held.
+        mask: crate::moderation::Mask,
+        /// The entry's revision that ran out.
+        revision: u64,
+    },
     /// Node `node`'s lease ran out while the cluster still kept these users of it (see
     /// [`Hub::handle_nodes`]): remove each one's record (the one [`ClusterOut::Presence`] keeps)
     /// and its nick's ownership, each only if it is still `node`'s (compare-and-swap: another
@@ -1052,6 +1063,7 @@ impl Hub {
         }
         // After the reaps: a reap deletes a member's nick itself before its quit.
         self.presence_nodes(alive, now);
+        self.expire_server_bans(now);
     }
 
     /// Published event `id` could not be stored (`why`, in words for people): its sender is
@@ -1870,6 +1882,9 @@ mod tests {
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
                 ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::ExpireServerBan { mask, revision } => {
+                    self.expire_server_ban(&mask, revision);
+                }
             }
         }
 

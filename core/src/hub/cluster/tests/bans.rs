@@ -13,6 +13,8 @@ use crate::wire::{AdminAction, ErrorKind, Proof};
 #[derive(Default)]
 pub(super) struct BansKv {
     bans: BTreeMap<String, Entry>,
+    /// Each kept ban's revision.
+    revisions: BTreeMap<String, u64>,
     revision: u64,
     hold_news: bool,
     news: Vec<(Mask, Option<Entry>, u64)>,
@@ -29,11 +31,29 @@ impl Net {
         };
         self.bans_kv.revision += 1;
         let revision = self.bans_kv.revision;
+        self.bans_kv.revisions.insert(mask_key(&mask), revision);
         let now = self.now;
         self.nodes[i]
             .hub
             .handle_server_ban_written(&mask, Some(revision), now);
         self.bans_kv.news.push((mask, ban, revision));
+        if !self.bans_kv.hold_news {
+            self.deliver_ban_news();
+        }
+    }
+
+    /// Removes `mask`'s ban if still at `revision` and tells every node, as natter-cluster
+    /// does (see `ClusterOut::ExpireServerBan`).
+    pub(super) fn expire_server_ban(&mut self, mask: &Mask, revision: u64) {
+        let key = mask_key(mask);
+        if self.bans_kv.revisions.get(&key) != Some(&revision) {
+            return;
+        }
+        self.bans_kv.bans.remove(&key);
+        self.bans_kv.revisions.remove(&key);
+        self.bans_kv.revision += 1;
+        let news = (mask.clone(), None, self.bans_kv.revision);
+        self.bans_kv.news.push(news);
         if !self.bans_kv.hold_news {
             self.deliver_ban_news();
         }
@@ -193,6 +213,67 @@ fn a_lift_on_one_node_lifts_it_everywhere_and_a_term_runs_out_everywhere() {
         listed(&mut net, 0, a).is_empty(),
         "not listed once it ran out"
     );
+}
+
+#[test]
+fn a_ban_that_ran_out_is_removed_from_the_cluster_once_but_not_one_set_again() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    admin_do(&mut net, a, ban("nick:mallory", Some(Millis(60_000)), None));
+    admin_do(&mut net, a, ban("nick:eve", None, None));
+    let alive = ["n0".to_owned(), "n1".to_owned()];
+    // In force: nothing is asked at the nodes' next listing.
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_nodes(&alive, now);
+        assert_eq!(n.hub.poll_cluster(), None);
+    }
+    // It ran out: both nodes ask to remove it, at the revision they heard; the first does.
+    net.now = Millis(net.now.0 + 60_001);
+    let now = net.now;
+    let revision = net.bans_kv.revisions[&mask_key(&Mask::parse("nick:mallory").unwrap())];
+    let mut asked = Vec::new();
+    for n in &mut net.nodes {
+        n.hub.handle_nodes(&alive, now);
+        asked.extend(core::iter::from_fn(|| n.hub.poll_cluster()));
+    }
+    let expire = ClusterOut::ExpireServerBan {
+        mask: Mask::parse("nick:mallory").unwrap(),
+        revision,
+    };
+    assert_eq!(asked, [expire.clone(), expire.clone()]);
+    for (i, o) in asked.into_iter().enumerate() {
+        net.cluster(i, o);
+    }
+    net.pump();
+    assert!(!net.bans_kv.bans.contains_key("nick:mallory"));
+    assert!(
+        net.bans_kv.bans.contains_key("nick:eve"),
+        "only the one that ran out"
+    );
+    // Every node forgot it: nothing more is asked, even later.
+    let later = Millis(now.0 + 60_000);
+    for n in &mut net.nodes {
+        n.hub.handle_nodes(&alive, later);
+        assert_eq!(n.hub.poll_cluster(), None);
+    }
+    net.now = later;
+
+    // Ran out again, but banned again before node 1's removal is done: the new ban is kept.
+    admin_do(&mut net, a, ban("nick:mallory", Some(Millis(1_000)), None));
+    net.now = Millis(net.now.0 + 1_001);
+    let now = net.now;
+    net.nodes[1].hub.handle_nodes(&alive, now);
+    let late = net.nodes[1].hub.poll_cluster().expect("asked to remove it");
+    assert!(
+        matches!(late, ClusterOut::ExpireServerBan { .. }),
+        "{late:?}"
+    );
+    admin_do(&mut net, a, ban("nick:mallory", None, None));
+    net.cluster(1, late);
+    net.pump();
+    assert!(net.bans_kv.bans.contains_key("nick:mallory"), "set again");
+    assert!(banned(&hello_from(&mut net, 1, "mallory", "198.51.100.7")));
 }
 
 #[test]
