@@ -741,18 +741,25 @@ async fn reap(
 /// deleted it) is reaped.
 async fn reap_nick(nicks_kv: &kv::Store, node: &str, nick: &Nick) -> Result<bool, String> {
     let key = nick_key(nick);
-    let entry = nicks_kv
-        .entry(key.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    match entry.filter(|e| e.operation == kv::Operation::Put) {
-        None => Ok(true),
-        Some(e) if e.value.as_ref() != node.as_bytes() => Ok(false),
-        Some(e) => Ok(nicks_kv
-            .delete_expect_revision(&key, Some(e.revision))
+    // A failed delete is read again: the nick may have been forgotten (`presence::forget`)
+    // rather than taken over in between.
+    for _ in 0..3 {
+        let entry = nicks_kv
+            .entry(key.clone())
             .await
-            .is_ok()),
+            .map_err(|e| e.to_string())?;
+        match entry.filter(|e| e.operation == kv::Operation::Put) {
+            None => return Ok(true),
+            Some(e) if e.value.as_ref() != node.as_bytes() => return Ok(false),
+            Some(e) => {
+                let deleted = nicks_kv.delete_expect_revision(&key, Some(e.revision));
+                if deleted.await.is_ok() {
+                    return Ok(true);
+                }
+            }
+        }
     }
+    Ok(false)
 }
 
 /// Unix milliseconds now.
