@@ -371,3 +371,48 @@ fn a_network_ban_puts_out_everyone_it_holds_on_every_node_but_the_admin_who_set_
         "still there after the news came back"
     );
 }
+
+#[test]
+fn bans_set_at_once_on_two_nodes_may_pass_the_cap_by_one_each_then_every_node_refuses() {
+    // The cap is checked by each admin's node against the bans it has heard of (documented in
+    // ARCHITECTURE.md, "Not done yet"): this shows by how much it can be passed.
+    let mut net = net(2);
+    let a = admin(&mut net);
+    for n in &mut net.nodes {
+        n.hub.config.accounts.admins = vec![nick("alice"), nick("bob")];
+    }
+    let (b, _) = guest(&mut net, 1, "bob");
+    register(&mut net, 1, b, PW, false);
+    net.recv(1, b);
+    for i in 0..999 {
+        let mask = Mask::parse(&format!("nick:spammer{i}")).unwrap();
+        let entry = Entry {
+            mask: mask.clone(),
+            until: None,
+            by: nick("alice"),
+            reason: None,
+        };
+        net.server_ban(0, mask, Some(entry));
+    }
+    assert_eq!(net.bans_kv.bans.len(), 999);
+    // Each node has heard of 999 and adds one before hearing of the other's.
+    net.bans_kv.hold_news = true;
+    let got = admin_do(&mut net, a, ban("nick:x", None, None));
+    assert!(error(&got).is_none(), "{got:?}");
+    ask(&mut net, 1, b, &ClientMsg::Admin(ban("nick:y", None, None)));
+    let got = net.recv(1, b);
+    assert!(error(&got).is_none(), "{got:?}");
+    net.bans_kv.hold_news = false;
+    net.deliver_ban_news();
+    assert_eq!(net.bans_kv.bans.len(), 1_001, "passed by one per node");
+    // Past the cap, every node refuses.
+    let got = admin_do(&mut net, a, ban("nick:z", None, None));
+    assert!(
+        error(&got).is_some_and(|(_, why)| why.contains("1000 bans")),
+        "{got:?}"
+    );
+    ask(&mut net, 1, b, &ClientMsg::Admin(ban("nick:z", None, None)));
+    let got = net.recv(1, b);
+    assert!(error(&got).is_some(), "{got:?}");
+    assert_eq!(net.bans_kv.bans.len(), 1_001);
+}
