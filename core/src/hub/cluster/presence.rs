@@ -117,6 +117,13 @@ impl Hub {
             .unwrap_or_default();
         let after = presence.as_ref().and_then(|p| p.away.clone());
         let shown = presence.as_ref().map(|p| p.nick.clone());
+        if presence.is_none() && self.nicks.contains_key(folded.as_str()) {
+            // Removed while a user here has the nick: another node forgot it (this node's
+            // lease lapsed while it lived, see `ClusterOut::Forget`). Told again at the next
+            // poll, so other nodes know the user once they list this node alive again.
+            cl.presence.told.remove(&folded);
+            cl.presence.dirty.insert(folded.clone(), nick.clone());
+        }
         match presence {
             Some(p) => cl
                 .presence

@@ -198,7 +198,10 @@ fn a_dead_nodes_users_are_forgotten_by_the_cluster_so_a_node_starting_does_not_s
     let dave = irc_user(&mut net, 2, "dave", "");
     let text = irc(&mut net, 2, dave, "ISON bob");
     assert!(text.contains(" 303 dave :bob"), "{text}");
-    // Node 1 dies without a word; node 0 lists the leases once node 1's ran out.
+    // Node 1 dies without a word (its hub, and bob with it, is gone: a blank one hears the
+    // news in its place); node 0 lists the leases once node 1's ran out.
+    net.nodes[1].hub = crate::hub::Hub::new(crate::hub::Config::default());
+    net.nodes[1].hub.enable_cluster();
     let now = net.now;
     net.nodes[0]
         .hub
@@ -234,6 +237,28 @@ fn a_dead_nodes_users_are_forgotten_by_the_cluster_so_a_node_starting_does_not_s
         .hub
         .handle_nodes(&["n0".into(), "n2".into()], now);
     assert_eq!(net.nodes[0].hub.poll_cluster(), None);
+}
+
+#[test]
+fn a_node_whose_users_were_forgotten_while_it_lived_tells_them_again() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    irc_user(&mut net, 1, "bob", "");
+    // Node 1 was cut off for longer than a lease: node 0 takes it for gone and forgets bob.
+    let now = net.now;
+    net.nodes[0].hub.handle_nodes(&["n0".into()], now);
+    let forget = net.nodes[0].hub.poll_cluster().expect("bob forgotten");
+    net.cluster(0, forget);
+    assert!(!net.users_kv.users.contains_key("bob"), "forgotten");
+    // Node 1 heard it and tells bob's record again: once it is listed alive, bob is known.
+    net.pump();
+    assert!(net.users_kv.users.contains_key("bob"), "told again");
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".into(), "n1".into()], now);
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 311 carol bob "), "{text}");
 }
 
 #[test]
