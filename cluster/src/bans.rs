@@ -4,7 +4,9 @@
 //! it through the same watch). One entry per mask needs no compare-and-swap: two admins' bans
 //! of different masks are different keys, and a ban replaces one on the same mask, as on a
 //! single node. Every node watches the bucket and hands each mask's ban to its hub; a node
-//! starting reads them all before it serves anyone.
+//! starting reads them all before it serves anyone. A ban whose term is over is removed
+//! ([`expire`]), compare-and-swap on the revision that ran out: of the nodes that see it run
+//! out, one removes it, and a ban set again on the mask meanwhile stays.
 
 use crate::node::ClusterIn;
 use crate::{ClusterConfig, ClusterError};
@@ -70,6 +72,8 @@ pub(crate) struct BansLink {
     pub(crate) changes: mpsc::UnboundedSender<(Mask, Option<Entry>)>,
     pub(crate) kept: Vec<KeptBan>,
     pub(crate) watch: JoinHandle<()>,
+    /// The bucket, to remove bans that ran out ([`expire`]).
+    pub(crate) bans: kv::Store,
 }
 
 /// Opens the bucket, reads every ban in it, and starts the task that writes this node's
@@ -111,7 +115,7 @@ pub(crate) async fn start(
         tx.clone(),
     ));
     let watch = tokio::spawn(crate::kept::watch_changes(
-        bans,
+        bans.clone(),
         from,
         tx,
         links,
@@ -122,6 +126,7 @@ pub(crate) async fn start(
         changes,
         kept,
         watch,
+        bans,
     })
 }
 
@@ -168,11 +173,34 @@ async fn keep_bans(
     }
 }
 
-/// What a bucket entry tells the hub: the mask's ban as it is (or its lift).
+/// Removes `mask`'s entry if it is still at `revision` (`ClusterOut::ExpireServerBan`: its
+/// term is over). Whether it was removed here: `false` if another node did first or the mask
+/// was banned or lifted again meanwhile.
+pub(crate) async fn expire(bans: &kv::Store, mask: &Mask, revision: u64) -> Result<bool, String> {
+    match bans
+        .delete_expect_revision(ban_key(mask), Some(revision))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What a bucket entry tells the hub: the mask's ban as it is (or its lift; a removal, of a ban
+/// that ran out, is one too).
 fn news(entry: &kv::Entry) -> Option<ClusterIn> {
     if entry.operation != kv::Operation::Put {
-        // Bans are lifted with a tombstone, never removed; an operator's purge says nothing.
-        return None;
+        let mask = crate::names::unhex(&entry.key).and_then(|k| Mask::parse(&k).ok());
+        let Some(mask) = mask else {
+            warn!(key = %entry.key, "server ban's removal not understood; skipped");
+            return None;
+        };
+        return Some(ClusterIn::ServerBan {
+            mask,
+            ban: None,
+            revision: entry.revision,
+        });
     }
     match decode(&entry.value) {
         Ok((mask, ban)) => Some(ClusterIn::ServerBan {
@@ -214,6 +242,11 @@ mod tests {
         assert!(ban_key(&mask).bytes().all(|c| c.is_ascii_hexdigit()));
         let net = Mask::parse("203.0.113.0/24").unwrap();
         assert_ne!(ban_key(&net), ban_key(&mask));
+        // A removal's key says which mask it was.
+        for m in [&mask, &net, &Mask::parse("account:Ann[1]").unwrap()] {
+            let back = crate::names::unhex(&ban_key(m)).and_then(|k| Mask::parse(&k).ok());
+            assert_eq!(back.map(|b| mask_key(&b)), Some(mask_key(m)));
+        }
         let wrong = encode(&net, Some(&ban), "node1").unwrap();
         assert!(decode(&wrong).is_err(), "a ban under another mask's entry");
     }

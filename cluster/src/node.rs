@@ -422,6 +422,8 @@ impl Node {
             crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
             users_tx: users.writes,
+            users: users.users,
+            bans: bans.bans,
             bans_tx: bans.changes,
             rooms_tx: rooms.edits,
             accounts_tx,
@@ -739,18 +741,25 @@ async fn reap(
 /// deleted it) is reaped.
 async fn reap_nick(nicks_kv: &kv::Store, node: &str, nick: &Nick) -> Result<bool, String> {
     let key = nick_key(nick);
-    let entry = nicks_kv
-        .entry(key.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    match entry.filter(|e| e.operation == kv::Operation::Put) {
-        None => Ok(true),
-        Some(e) if e.value.as_ref() != node.as_bytes() => Ok(false),
-        Some(e) => Ok(nicks_kv
-            .delete_expect_revision(&key, Some(e.revision))
+    // A failed delete is read again: the nick may have been forgotten (`presence::forget`)
+    // rather than taken over in between.
+    for _ in 0..3 {
+        let entry = nicks_kv
+            .entry(key.clone())
             .await
-            .is_ok()),
+            .map_err(|e| e.to_string())?;
+        match entry.filter(|e| e.operation == kv::Operation::Put) {
+            None => return Ok(true),
+            Some(e) if e.value.as_ref() != node.as_bytes() => return Ok(false),
+            Some(e) => {
+                let deleted = nicks_kv.delete_expect_revision(&key, Some(e.revision));
+                if deleted.await.is_ok() {
+                    return Ok(true);
+                }
+            }
+        }
     }
+    Ok(false)
 }
 
 /// Unix milliseconds now.
@@ -766,6 +775,10 @@ struct Driver {
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Users' records, written in order by the users' task (`presence.rs`).
     users_tx: mpsc::UnboundedSender<(Nick, Option<natter_core::hub::Presence>)>,
+    /// The users' bucket, to forget a dead node's (`presence.rs`).
+    users: kv::Store,
+    /// The server bans' bucket, to remove those that ran out (`bans.rs`).
+    bans: kv::Store,
     /// Server bans and lifts, written in order by the bans' task (`bans.rs`).
     bans_tx: mpsc::UnboundedSender<(
         natter_core::moderation::Mask,
@@ -1170,6 +1183,28 @@ impl Driver {
                 ClusterOut::Presence { nick, presence } => {
                     let _ = self.users_tx.send((nick, presence));
                 }
+                ClusterOut::ExpireServerBan { mask, revision } => {
+                    let bans = self.bans.clone();
+                    tokio::spawn(async move {
+                        match crate::bans::expire(&bans, &mask, revision).await {
+                            Ok(removed) => debug!(%mask, removed, "server ban ran out"),
+                            // The hub asks again while it is kept.
+                            Err(why) => warn!(%mask, %why, "server ban that ran out not removed"),
+                        }
+                    });
+                }
+                ClusterOut::Forget { node, nicks } => {
+                    let (users, kv) = (self.users.clone(), self.nicks.clone());
+                    tokio::spawn(async move {
+                        match crate::presence::forget(&users, &kv, &node, &nicks).await {
+                            Ok(()) => {
+                                info!(%node, users = nicks.len(), "a gone node's users forgotten")
+                            }
+                            // The hub asks again while the records are kept.
+                            Err(why) => warn!(%node, %why, "a gone node's users not forgotten"),
+                        }
+                    });
+                }
             }
         }
     }
@@ -1503,13 +1538,24 @@ async fn claim(
     nick: &Nick,
 ) -> Result<bool, String> {
     let key = nick_key(nick);
-    match nicks.create(&key, Bytes::from(me.to_owned())).await {
-        Ok(_) => return Ok(true),
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
-        return Ok(false);
+    let mut tries = 0;
+    let entry = loop {
+        match nicks.create(&key, Bytes::from(me.to_owned())).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let Some(entry) = nicks.entry(key.clone()).await.map_err(|e| e.to_string())? else {
+            return Ok(false);
+        };
+        // Released (or forgotten) between the create and the read: create it again.
+        if entry.operation == kv::Operation::Put {
+            break entry;
+        }
+        tries += 1;
+        if tries == 3 {
+            return Ok(false);
+        }
     };
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     if holder == me {

@@ -58,6 +58,8 @@ fn decode(value: &[u8]) -> Result<(Presence, String), String> {
 pub(crate) struct UsersLink {
     pub(crate) writes: mpsc::UnboundedSender<(Nick, Option<Presence>)>,
     pub(crate) watch: JoinHandle<()>,
+    /// The bucket, to forget a dead node's users ([`forget`]).
+    pub(crate) users: kv::Store,
 }
 
 /// Opens the bucket and starts the task that writes this node's records in order and the one
@@ -79,9 +81,18 @@ pub(crate) async fn start(
         rx,
     ));
     let watch = tokio::spawn(crate::kept::watch_changes(
-        users, 1, tx, links, "users", news,
+        users.clone(),
+        1,
+        tx,
+        links,
+        "users",
+        news,
     ));
-    Ok(UsersLink { writes, watch })
+    Ok(UsersLink {
+        writes,
+        watch,
+        users,
+    })
 }
 
 /// Writes the hub's records in order, each try bounded by `wait`, again while NATS does not
@@ -146,6 +157,44 @@ async fn write(
     {
         Ok(()) => Ok(()),
         // Another node wrote it in between: it is theirs.
+        Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Forgets `nicks`, users of `node`, a node whose lease ran out (`ClusterOut::Forget`): each
+/// one's record and its nick's ownership are deleted if still `node`'s, compare-and-swap on the
+/// revision read (a node that took the nick over meanwhile keeps it). Several nodes may do it
+/// at once: whoever comes second finds the entries gone or changed.
+pub(crate) async fn forget(
+    users: &kv::Store,
+    nicks: &kv::Store,
+    node: &str,
+    gone: &[Nick],
+) -> Result<(), String> {
+    for nick in gone {
+        // The nick first: once a node hears the record gone, the nick is free.
+        let key = nick_key(nick);
+        if let Some(e) = nicks.entry(&key).await.map_err(|e| e.to_string())?
+            && e.operation == kv::Operation::Put
+            && e.value.as_ref() == node.as_bytes()
+        {
+            delete_if(nicks, &key, e.revision).await?;
+        }
+        if let Some(e) = users.entry(&key).await.map_err(|e| e.to_string())?
+            && e.operation == kv::Operation::Put
+            && decode(&e.value).is_ok_and(|(_, n)| n == node)
+        {
+            delete_if(users, &key, e.revision).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `key` if its revision is still `revision` (else another node changed it: kept).
+async fn delete_if(store: &kv::Store, key: &str, revision: u64) -> Result<(), String> {
+    match store.delete_expect_revision(key, Some(revision)).await {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
         Err(e) => Err(e.to_string()),
     }

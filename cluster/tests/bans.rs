@@ -96,3 +96,64 @@ async fn bans_of_two_nodes_land_every_node_hears_them_and_a_new_node_reads_those
     a.send(ban("nick:a3", "alice"));
     hear(&mut c, &[("nick:a3", true)]).await;
 }
+
+/// The revision of the next news of `m` that `node` hears, and whether it is a ban.
+async fn news_of(node: &mut Node, m: &str) -> (u64, bool) {
+    let key = mask_key(&mask(m));
+    next(node, "a ban's news", |got| match got {
+        ClusterIn::ServerBan {
+            mask,
+            ban,
+            revision,
+        } if mask_key(&mask) == key => Some((revision, ban.is_some())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_that_ran_out_is_removed_once_and_one_set_again_meanwhile_stays() {
+    let nats = NatsServer::start();
+    let (a, mut b) = (node(&nats).await, node(&nats).await);
+    a.send(ban("nick:Mallory", "alice"));
+    let (revision, banned) = news_of(&mut b, "nick:mallory").await;
+    assert!(banned);
+    // Both nodes see it run out and ask to remove it at that revision: it is removed, and
+    // every node hears it lifted.
+    let expire = || ClusterOut::ExpireServerBan {
+        mask: mask("nick:mallory"),
+        revision,
+    };
+    a.send(expire());
+    b.send(expire());
+    let (removed_at, banned) = news_of(&mut b, "nick:mallory").await;
+    assert!(!banned);
+    assert!(removed_at > revision);
+    // A node starting now reads no ban; a later ban is news, and a stale removal (at the
+    // first revision) leaves it.
+    let mut c = node(&nats).await;
+    assert!(c.take_server_bans().is_empty(), "nothing kept");
+    a.send(ban("nick:mallory", "alice"));
+    let (again, banned) = news_of(&mut c, "nick:mallory").await;
+    assert!(banned && again > removed_at);
+    b.send(expire());
+    b.send(ClusterOut::ExpireServerBan {
+        mask: mask("nick:mallory"),
+        revision: removed_at,
+    });
+    // b's removals are done aside, each at once: half a second is plenty for both.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut d = node(&nats).await;
+    let kept: Vec<String> = d
+        .take_server_bans()
+        .into_iter()
+        .map(|(b, _)| b.mask.to_string())
+        .collect();
+    assert_eq!(kept, ["nick:mallory"]);
+    // Exactly one removal was heard by c: none since the ban set again.
+    let heard_more = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+        news_of(&mut c, "nick:mallory").await
+    })
+    .await;
+    assert!(heard_more.is_err(), "{heard_more:?}");
+}

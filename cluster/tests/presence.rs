@@ -72,3 +72,96 @@ async fn a_record_reaches_every_node_and_only_its_node_removes_it() {
     tell(&a, nick("bob"), None);
     assert_eq!(heard(&mut c, "bob").await.0, None, "removed by its node");
 }
+
+/// Whether `node` is granted `who` (a claim: refused while a live node holds it).
+async fn claim(node: &mut Node, id: u64, who: &str) -> bool {
+    node.send(ClusterOut::Claim {
+        id,
+        nick: nick(who),
+    });
+    next(node, "a claim's answer", |got| match got {
+        ClusterIn::Claimed { id: i, granted } if i == id => Some(granted),
+        ClusterIn::ClaimFailed { id: i, why } if i == id => {
+            panic!("claim {id} of {who} failed: {why}")
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_nodes_users_are_forgotten_with_their_nicks_but_not_what_another_node_took() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    let user = |n: &str| Presence {
+        nick: nick(n),
+        account: None,
+        away: None,
+    };
+    let mut c = node(&nats).await;
+    // a holds bob and carol; b then took carol over (her session moved there).
+    for (id, who) in [(1, "bob"), (2, "carol")] {
+        assert!(claim(&mut a, id, who).await);
+        tell(&a, nick(who), Some(user(who)));
+    }
+    // a's records are written (in order) before b's of carol.
+    next(&mut c, "carol's record by a", |got| match got {
+        ClusterIn::Presence { nick, node, .. } if nick.folded() == "carol" && node == a.id() => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    b.send(ClusterOut::TakeOver {
+        id: 3,
+        nick: nick("carol"),
+    });
+    let granted = next(&mut b, "the take-over", |got| match got {
+        ClusterIn::TakenOver { id: 3, granted, .. } => Some(granted),
+        _ => None,
+    })
+    .await;
+    assert!(granted);
+    tell(&b, nick("carol"), Some(user("carol")));
+    next(&mut c, "carol's record by b", |got| match got {
+        ClusterIn::Presence { nick, node, .. } if nick.folded() == "carol" && node == b.id() => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    // b's hub takes a for gone (as if its lease ran out) and asks to forget its users.
+    b.send(ClusterOut::Forget {
+        node: a.id().to_owned(),
+        nicks: vec![nick("bob"), nick("carol")],
+    });
+    assert_eq!(heard(&mut c, "bob").await.0, None, "bob's record removed");
+    // Bob's nick is free (a, alive, would keep it from a claim otherwise); carol's is b's.
+    assert!(claim(&mut c, 4, "bob").await, "bob's nick is free");
+    assert!(!claim(&mut c, 5, "carol").await, "carol's nick is b's");
+    // A node starting now hears carol's record, by b, and none of bob.
+    let mut d = node(&nats).await;
+    tell(&c, nick("zed"), Some(user("zed")));
+    let seen = std::cell::RefCell::new(Vec::new());
+    next(&mut d, "zed's record", |got| match got {
+        ClusterIn::Presence {
+            nick,
+            presence: Some(_),
+            node,
+        } => {
+            let last = nick.folded() == "zed";
+            seen.borrow_mut().push((nick.folded(), node));
+            last.then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        seen.into_inner(),
+        [
+            ("carol".to_owned(), b.id().to_owned()),
+            ("zed".to_owned(), c.id().to_owned())
+        ]
+    );
+}

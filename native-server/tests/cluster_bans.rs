@@ -2,7 +2,8 @@
 //! by each test on a free port and stopped by its pid, and natter-server nodes on real
 //! sockets: an admin's ban set on one node puts out whom it holds on another (a binary client
 //! and an nc user), keeps them out at hello and sign-in on every node, is listed on every
-//! node, survives both nodes' restarts, and a ban's term runs out on the other node too.
+//! node, survives both nodes' restarts, and a ban's term runs out on the other node too, and
+//! its entry is then removed from the cluster.
 
 mod support;
 
@@ -201,4 +202,40 @@ async fn a_timed_server_ban_runs_out_on_the_other_node_too() {
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     let (_brief, _) = BinClient::hello(addr(&b), "brief", None).await;
     assert!(listed(&mut root).await.is_empty(), "not listed once over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_ban_that_ran_out_is_removed_from_the_cluster() {
+    let nats = Nats::start();
+    let (a, _b) = (node(&nats).await, node(&nats).await);
+    let mut root = registered(addr(&a), "root").await;
+    admin(&mut root, ban("nick:brief", Some(Millis(1_000)))).await;
+    admin(&mut root, ban("nick:long", None)).await;
+    let lasting = ["nick:brief".to_owned(), "nick:long".to_owned()];
+    assert_eq!(listed(&mut root).await, lasting);
+    // The nodes look at the bans at each lease listing (every second here, from three seconds
+    // after they started): one removes the ban that ran out. A node starting then reads only
+    // the ban in force.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut reader =
+            natter_cluster::Node::start(natter_cluster::ClusterConfig::new(vec![nats.url()]))
+                .await
+                .expect("a node joins");
+        let kept: Vec<String> = reader
+            .take_server_bans()
+            .into_iter()
+            .map(|(b, _)| b.mask.to_string())
+            .collect();
+        drop(reader);
+        if kept == ["nick:long"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ban that ran out is still kept: {kept:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(listed(&mut root).await, ["nick:long"]);
 }

@@ -2,7 +2,9 @@
 //! started by each test on a free port and stopped by its pid, and natter-server nodes with an
 //! IRC door on real sockets: an IRC user on one node finds one on another node who shares no
 //! room with it (WHOIS, ISON), sees it away (WHOIS's and PRIVMSG's `301`), hears it go away in
-//! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit.
+//! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit;
+//! the users of a node killed with SIGKILL are forgotten by the cluster once its lease ran out,
+//! so a node started after that does not find them either.
 
 mod support;
 
@@ -10,7 +12,7 @@ use natter_cluster::test_server::NatsServer as Nats;
 use natter_server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::TextClient;
+use support::{BinClient, TextClient};
 use tokio::time::Instant;
 
 /// A node in this process with an IRC door, in the cluster at `nats`.
@@ -116,4 +118,65 @@ async fn whois_ison_and_away_know_a_user_on_another_node() {
     // Bob quits: nobody has the nick any more.
     bob.send("QUIT :bye").await;
     until(&mut carol, "WHOIS bob", " 318 ", " 401 carol bob ").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_users_are_forgotten_so_a_node_started_later_does_not_find_them() {
+    let nats = Nats::start();
+    // The node to be killed, in its own process, lets its lease run out a second after it
+    // stops refreshing it.
+    let url = nats.url();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--cluster-lease-ms",
+        "1000",
+    ];
+    let (mut doomed, _log, addr) = support::spawn_server(&args, &[]).await;
+    let b = node(&nats).await;
+    let mut carol = irc(&b, "carol", "").await;
+    // Ghost is on the doomed node, in no room.
+    let (_ghost, _) = BinClient::hello(addr, "ghost", None).await;
+    until(&mut carol, "ISON ghost", " 303 ", " 303 carol :ghost").await;
+
+    doomed.start_kill().expect("SIGKILL the node");
+    let _ = doomed.wait().await;
+    // Once its lease ran out, carol's node no longer believes ghost's record (and asks the
+    // cluster to forget it).
+    until(&mut carol, "WHOIS ghost", " 318 ", " 401 carol ghost ").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Carol's record changes after that: a node that heard it has read the bucket past it.
+    carol.send("AWAY :brb").await;
+    carol.expect_has(" 306 ").await;
+    // A node started now believes every record it reads until it has listed the leases
+    // itself (a lease later): ghost's is gone, so it does not find ghost, nor count it.
+    let c = node(&nats).await;
+    let mut dave = irc(&c, "dave", "").await;
+    until(&mut dave, "WHOIS carol", " 318 ", " 301 dave carol :brb").await;
+    let lines = ask(&mut dave, "WHOIS ghost", " 318 ").await;
+    assert!(
+        lines.iter().any(|l| l.contains(" 401 dave ghost ")),
+        "{lines:#?}"
+    );
+    let lines = ask(&mut dave, "ISON ghost carol", " 303 ").await;
+    assert!(
+        lines.iter().any(|l| l.ends_with(" 303 dave :carol")),
+        "{lines:#?}"
+    );
+    let lines = ask(&mut dave, "LUSERS", " 266 ").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" 251 dave :There are 2 users")),
+        "{lines:#?}"
+    );
+    // And ghost's nick is free.
+    let mut ghost = irc(&c, "ghost", "").await;
+    let lines = ask(&mut ghost, "WHOIS ghost", " 318 ").await;
+    assert!(
+        lines.iter().any(|l| l.contains(" 311 ghost ghost ")),
+        "{lines:#?}"
+    );
 }

@@ -165,6 +165,30 @@ pub enum ClusterOut {
         /// The user as it is.
         presence: Option<Presence>,
     },
+    /// The server ban on `mask` ran out: remove its entry where every node keeps them, only if
+    /// it is still at `revision` (compare-and-swap: of the nodes that see it run out, one
+    /// removes it, and a ban set again on the mask meanwhile is kept). Every node then hears
+    /// the removal as a lift through [`Hub::handle_server_ban`]. Asked again 30 s later while
+    /// the entry is still kept.
+    ExpireServerBan {
+        /// Who it held.
+        mask: crate::moderation::Mask,
+        /// The entry's revision that ran out.
+        revision: u64,
+    },
+    /// Node `node`'s lease ran out while the cluster still kept these users of it (see
+    /// [`Hub::handle_nodes`]): remove each one's record (the one [`ClusterOut::Presence`] keeps)
+    /// and its nick's ownership, each only if it is still `node`'s (compare-and-swap: another
+    /// node may have taken the nick over meanwhile), so that no node believes them any more
+    /// (one starting now included) and the nicks are free. Every node may ask it; doing it twice
+    /// is harmless. Every node then hears each removal through [`Hub::handle_presence`]. If the
+    /// records are still kept 30 s later it is asked again.
+    Forget {
+        /// The node that is gone.
+        node: String,
+        /// Its users' nicks, as the cluster kept them.
+        nicks: Vec<Nick>,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -1011,7 +1035,6 @@ impl Hub {
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
         self.now = self.now.max(now);
         self.forget_gone_echoes();
-        self.presence_nodes(alive);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1038,6 +1061,9 @@ impl Hub {
             cl.reaped.insert((node.clone(), room.clone()), now);
             cl.out.push_back(ClusterOut::Reap { node, room, nicks });
         }
+        // After the reaps: a reap deletes a member's nick itself before its quit.
+        self.presence_nodes(alive, now);
+        self.expire_server_bans(now);
     }
 
     /// Published event `id` could not be stored (`why`, in words for people): its sender is
@@ -1855,6 +1881,10 @@ mod tests {
                 ClusterOut::RoomEdit { room, edit } => self.room_edit(i, room, edit),
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
+                ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::ExpireServerBan { mask, revision } => {
+                    self.expire_server_ban(&mask, revision);
+                }
             }
         }
 
@@ -2385,12 +2415,17 @@ mod tests {
         let alive = ["n1".to_owned()];
         let now = net.now;
         let hub = &mut net.nodes[1].hub;
+        // What the hub asks, but for forgetting node 0's users' records (not done here).
+        let next = |hub: &mut Hub| {
+            core::iter::from_fn(|| hub.poll_cluster())
+                .find(|o| !matches!(o, ClusterOut::Forget { .. }))
+        };
         hub.handle_nodes(&alive, now);
-        assert!(matches!(hub.poll_cluster(), Some(ClusterOut::Reap { node, .. }) if node == "n0"));
+        assert!(matches!(next(hub), Some(ClusterOut::Reap { node, .. }) if node == "n0"));
         hub.handle_nodes(&alive, now + Millis(1_000));
-        assert!(hub.poll_cluster().is_none(), "not again at once");
+        assert!(next(hub).is_none(), "not again at once");
         hub.handle_nodes(&alive, now + REAP_RETRY);
-        match hub.poll_cluster() {
+        match next(hub) {
             Some(ClusterOut::Reap {
                 node,
                 room: r,
@@ -2417,7 +2452,7 @@ mod tests {
         assert_eq!(who(&mut net, 1, b), ["bob"]);
         let later = now + REAP_RETRY + REAP_RETRY;
         net.nodes[1].hub.handle_nodes(&alive, later);
-        assert!(net.nodes[1].hub.poll_cluster().is_none());
+        assert!(next(&mut net.nodes[1].hub).is_none());
     }
 
     #[test]

@@ -33,7 +33,16 @@ pub(crate) struct Bans {
     own: BTreeMap<String, (u32, u64)>,
     /// The latest news of a mask held back while this node's changes of it were unanswered.
     held: BTreeMap<String, (Mask, Option<Entry>, u64)>,
+    /// The revision of each ban in force here, as the cluster's news said.
+    revisions: BTreeMap<String, u64>,
+    /// Bans that ran out, asked to be removed ([`ClusterOut::ExpireServerBan`]): at which
+    /// revision, and when.
+    expiring: BTreeMap<String, (u64, Millis)>,
 }
+
+/// A server ban that ran out, asked to be removed, still kept this long after is asked again
+/// (the cluster could not remove it, or whoever did died first).
+const EXPIRE_RETRY: Millis = Millis(30_000);
 
 impl Hub {
     /// A server ban set (`Some`) or lifted (`None`) here: in a cluster, it goes to every node
@@ -100,6 +109,10 @@ impl Hub {
             }
             cl.bans.own.remove(&key);
         }
+        match &ban {
+            Some(_) => cl.bans.revisions.insert(key.clone(), revision),
+            None => cl.bans.revisions.remove(&key),
+        };
         let before = self.server_bans.len();
         self.server_bans.retain(|b| mask_key(&b.mask) != key);
         let Some(ban) = ban else {
@@ -130,6 +143,47 @@ impl Hub {
         for u in held {
             info!(%mask, by = %ban.by, "server ban from the cluster: user put out");
             self.remove_user(u, &why, now);
+        }
+    }
+
+    /// Cluster mode: asks the cluster to remove the server bans whose term is over
+    /// ([`ClusterOut::ExpireServerBan`]), each at the revision this node heard, so that they do
+    /// not linger there (every node sees them run out at once; the first to remove one does).
+    /// Again after [`EXPIRE_RETRY`] while one is still kept; not for a ban whose change here is
+    /// unanswered (its revision is not known yet).
+    pub(super) fn expire_server_bans(&mut self, now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let bans = &mut cl.bans;
+        let over: BTreeMap<String, &Entry> = self
+            .server_bans
+            .iter()
+            .filter(|b| !b.live(now))
+            .map(|b| (mask_key(&b.mask), b))
+            .collect();
+        bans.expiring.retain(|key, _| over.contains_key(key));
+        for (key, ban) in over {
+            let Some(&revision) = bans.revisions.get(&key) else {
+                continue;
+            };
+            if bans
+                .own
+                .get(&key)
+                .is_some_and(|&(unanswered, _)| unanswered > 0)
+            {
+                continue;
+            }
+            let asked = bans.expiring.get(&key);
+            if asked.is_some_and(|&(r, at)| r == revision && now < at + EXPIRE_RETRY) {
+                continue;
+            }
+            debug!(mask = %ban.mask, revision, "server ban ran out: asked to be removed");
+            bans.expiring.insert(key, (revision, now));
+            cl.out.push_back(ClusterOut::ExpireServerBan {
+                mask: ban.mask.clone(),
+                revision,
+            });
         }
     }
 }

@@ -8,14 +8,21 @@
 //! room shared with this node is away too), and it is not history.
 //!
 //! A record names its node: one of a node whose lease ran out is not believed (its users are
-//! gone, or came back elsewhere under a record of their own).
+//! gone, or came back elsewhere under a record of their own), and is forgotten by the cluster
+//! (`ClusterOut::Forget`), with its nick's ownership.
 
 use super::super::Hub;
 use super::super::dialect::Reply;
 use super::super::query::{Info, Present};
 use super::ClusterOut;
+use crate::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Records of a node that is gone still kept this long after their [`ClusterOut::Forget`] was
+/// handed out (the cluster could not remove them, or whoever did died first) are handed out
+/// again.
+const FORGET_RETRY: Millis = Millis(30_000);
 
 /// What a user on some node is, as every node may know it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +46,8 @@ pub(crate) struct Presences {
     known: BTreeMap<String, (Presence, String)>,
     /// The nodes alive at the last listing (`None`: not listed yet; every node is believed).
     alive: Option<BTreeSet<String>>,
+    /// Nodes gone whose users' records were handed out to be forgotten, and when.
+    forgotten: BTreeMap<String, Millis>,
 }
 
 impl Hub {
@@ -108,6 +117,13 @@ impl Hub {
             .unwrap_or_default();
         let after = presence.as_ref().and_then(|p| p.away.clone());
         let shown = presence.as_ref().map(|p| p.nick.clone());
+        if presence.is_none() && self.nicks.contains_key(folded.as_str()) {
+            // Removed while a user here has the nick: another node forgot it (this node's
+            // lease lapsed while it lived, see `ClusterOut::Forget`). Told again at the next
+            // poll, so other nodes know the user once they list this node alive again.
+            cl.presence.told.remove(&folded);
+            cl.presence.dirty.insert(folded.clone(), nick.clone());
+        }
         match presence {
             Some(p) => cl
                 .presence
@@ -152,11 +168,33 @@ impl Hub {
     }
 
     /// Cluster mode: the nodes alive now (see [`Hub::handle_nodes`]): records of others are
-    /// not believed.
-    pub(super) fn presence_nodes(&mut self, alive: &[String]) {
-        if let Some(cl) = self.cluster.as_mut() {
-            cl.presence.alive = Some(alive.iter().cloned().collect());
+    /// not believed, and are handed out to be forgotten ([`ClusterOut::Forget`]), so that they
+    /// do not linger in the cluster (a node starting believes every record until its first
+    /// listing) and their nicks are free. Again after [`FORGET_RETRY`] while still kept.
+    pub(super) fn presence_nodes(&mut self, alive: &[String], now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let alive: BTreeSet<String> = alive.iter().cloned().collect();
+        let mut gone: BTreeMap<String, Vec<Nick>> = BTreeMap::new();
+        for (p, node) in cl.presence.known.values() {
+            if !node.is_empty() && !alive.contains(node) {
+                gone.entry(node.clone()).or_default().push(p.nick.clone());
+            }
         }
+        let p = &mut cl.presence;
+        p.forgotten.retain(|node, _| gone.contains_key(node));
+        for (node, nicks) in gone {
+            if p.forgotten
+                .get(&node)
+                .is_some_and(|&at| now < at + FORGET_RETRY)
+            {
+                continue;
+            }
+            p.forgotten.insert(node.clone(), now);
+            cl.out.push_back(ClusterOut::Forget { node, nicks });
+        }
+        cl.presence.alive = Some(alive);
     }
 
     /// The folded nicks of the users on nodes alive, as the cluster says (this node's too).

@@ -43,6 +43,33 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Removes the records and nick ownerships among `nicks` still node `node`'s (`n<i>`), and
+    /// tells every node, as natter-cluster does (compare-and-swap on each).
+    pub(super) fn forget(&mut self, node: &str, nicks: &[Nick]) {
+        let Some(i) = node.strip_prefix('n').and_then(|i| i.parse::<usize>().ok()) else {
+            return;
+        };
+        for nick in nicks {
+            let folded = nick.folded();
+            if self.owners.get(&folded) == Some(&i) {
+                self.owners.remove(&folded);
+            }
+            if self
+                .users_kv
+                .users
+                .get(&folded)
+                .is_some_and(|(_, at)| *at == i)
+            {
+                self.users_kv.users.remove(&folded);
+                for n in &mut self.nodes {
+                    n.hub.handle_presence(nick, None, "");
+                }
+            }
+        }
+    }
+}
+
 /// An IRC user on node `i`, registered as `nick`, with the capabilities `caps` (if any).
 fn irc_user(net: &mut Net, i: usize, nick: &str, caps: &str) -> ConnId {
     let now = net.now;
@@ -160,6 +187,100 @@ fn a_record_of_a_node_whose_lease_ran_out_is_not_believed() {
     net.nodes[0].hub.handle_nodes(&["n0".into()], now);
     let text = irc(&mut net, 0, carol, "WHOIS bob");
     assert!(text.contains(" 401 carol bob "), "{text}");
+}
+
+#[test]
+fn a_dead_nodes_users_are_forgotten_by_the_cluster_so_a_node_starting_does_not_see_them() {
+    let mut net = Net::new(3);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    irc_user(&mut net, 1, "bob", "");
+    // Node 2 has never listed the leases (it just started): it believes every record.
+    let dave = irc_user(&mut net, 2, "dave", "");
+    let text = irc(&mut net, 2, dave, "ISON bob");
+    assert!(text.contains(" 303 dave :bob"), "{text}");
+    // Node 1 dies without a word (its hub, and bob with it, is gone: a blank one hears the
+    // news in its place); node 0 lists the leases once node 1's ran out.
+    net.nodes[1].hub = crate::hub::Hub::new(crate::hub::Config::default());
+    net.nodes[1].hub.enable_cluster();
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".into(), "n2".into()], now);
+    let asked: Vec<ClusterOut> = std::iter::from_fn(|| net.nodes[0].hub.poll_cluster()).collect();
+    assert_eq!(
+        asked,
+        [ClusterOut::Forget {
+            node: "n1".into(),
+            nicks: vec![nick("bob")]
+        }]
+    );
+    for o in asked {
+        net.cluster(0, o);
+    }
+    net.pump();
+    // The cluster forgot bob: node 2 no longer knows him, nor does LUSERS count him.
+    let text = irc(&mut net, 2, dave, "WHOIS bob");
+    assert!(text.contains(" 401 dave bob "), "{text}");
+    let text = irc(&mut net, 2, dave, "LUSERS");
+    assert!(text.contains(" 251 dave :There are 2 users"), "{text}");
+    // His nick is free: carol takes it.
+    let text = irc(&mut net, 0, carol, "NICK bob");
+    assert!(
+        text.contains(":carol!") && text.contains(" NICK :bob"),
+        "{text}"
+    );
+    let text = irc(&mut net, 2, dave, "ISON bob");
+    assert!(text.contains(" 303 dave :bob"), "carol as bob: {text}");
+    // Nothing more is asked while nothing of a dead node is kept.
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".into(), "n2".into()], now);
+    assert_eq!(net.nodes[0].hub.poll_cluster(), None);
+}
+
+#[test]
+fn a_node_whose_users_were_forgotten_while_it_lived_tells_them_again() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    irc_user(&mut net, 1, "bob", "");
+    // Node 1 was cut off for longer than a lease: node 0 takes it for gone and forgets bob.
+    let now = net.now;
+    net.nodes[0].hub.handle_nodes(&["n0".into()], now);
+    let forget = net.nodes[0].hub.poll_cluster().expect("bob forgotten");
+    net.cluster(0, forget);
+    assert!(!net.users_kv.users.contains_key("bob"), "forgotten");
+    // Node 1 heard it and tells bob's record again: once it is listed alive, bob is known.
+    net.pump();
+    assert!(net.users_kv.users.contains_key("bob"), "told again");
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".into(), "n1".into()], now);
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(text.contains(" 311 carol bob "), "{text}");
+}
+
+#[test]
+fn a_dead_nodes_records_still_kept_are_asked_to_be_forgotten_again_later() {
+    let mut net = Net::new(2);
+    irc_user(&mut net, 1, "bob", "");
+    let hub = &mut net.nodes[0].hub;
+    let forget = || ClusterOut::Forget {
+        node: "n1".into(),
+        nicks: vec![nick("bob")],
+    };
+    hub.handle_nodes(&["n0".into()], Millis(10_000));
+    assert_eq!(hub.poll_cluster(), Some(forget()));
+    // Not done (the cluster could not, or whoever did died): not again at every listing...
+    hub.handle_nodes(&["n0".into()], Millis(15_000));
+    assert_eq!(hub.poll_cluster(), None);
+    // ...but again a while later.
+    hub.handle_nodes(&["n0".into()], Millis(40_000));
+    assert_eq!(hub.poll_cluster(), Some(forget()));
+    // A node listed alive again (it was only slow) is not forgotten.
+    hub.handle_nodes(&["n0".into(), "n1".into()], Millis(80_000));
+    assert_eq!(hub.poll_cluster(), None);
 }
 
 /// A binary client on node `i` resuming `token` (in `#r`, seen up to `seq`): its new token.
