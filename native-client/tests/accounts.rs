@@ -63,7 +63,13 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     assert!(alice.exit_status().await.success());
 
     // A wrong password is said in words, and the script ends (exit 1) without saying anything
-    // under another nick.
+    // under another nick, nor joining #lobby as a guest ("alice_2 joined", "alice_2 quit").
+    let guest_joins = |seen: &[String]| {
+        seen.iter()
+            .filter(|l| l.starts_with("[#lobby] -- alice_") && l.ends_with(" joined #lobby"))
+            .count()
+    };
+    let guest_joins_before = guest_joins(&bob.seen);
     let mut wrong = Client::start_env(
         "alice",
         &login_args("alice", addr),
@@ -84,6 +90,12 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     assert!(
         !bob.seen.iter().any(|l| l.contains("not as a guest")),
         "{:?}",
+        bob.seen
+    );
+    assert_eq!(
+        guest_joins(&bob.seen),
+        guest_joins_before,
+        "no guest joined for the refused sign-in: {:?}",
         bob.seen
     );
 

@@ -2846,6 +2846,56 @@ fn a_required_sign_in_refused_ends_the_session() {
 }
 
 #[test]
+fn with_a_required_sign_in_rooms_are_joined_only_as_the_account() {
+    // `natter --login --room '#ci'` with a wrong password showed "alice_2 joined #ci" and
+    // "alice_2 quit" to everyone there (and kept them in history): the joins went at the
+    // welcome, and the hub ran them as the guest once the sign-in was refused.
+    let joins = |sent: &[ClientMsg]| -> Vec<RoomName> {
+        sent.iter()
+            .filter_map(|m| match m {
+                ClientMsg::Join { room } => Some(room.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for refused in [false, true] {
+        let mut t = T::new(Transport::Stream);
+        t.s.sign_in(
+            nick("alice"),
+            Proof::Password(pw("pass word")),
+            false,
+            t.now,
+        );
+        t.s.require_sign_in();
+        t.s.handle_connected(t.now);
+        t.welcome(1, false);
+        let sent = t.drain_paced();
+        assert!(
+            joins(&sent).is_empty(),
+            "no join before the answer: {sent:?}"
+        );
+        t.s.handle_input("/join #typed", t.now);
+        assert!(t.drain_paced().is_empty(), "a typed join waits too");
+        if refused {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            assert_eq!(t.s.state(), ConnState::Closed);
+            assert!(joins(&t.sent()).is_empty(), "never joined as a guest");
+        } else {
+            signed_in(&mut t, "alice", 2, None);
+            assert_eq!(
+                joins(&t.drain_paced()),
+                vec![room("#lobby"), room("#typed")],
+                "joined once signed in, in the order asked"
+            );
+        }
+    }
+}
+
+#[test]
 fn with_a_required_sign_in_a_line_typed_before_the_answer_is_the_accounts() {
     for refused in [false, true] {
         let mut t = welcomed_signing_in("correct horse");
