@@ -2206,3 +2206,43 @@ fn registering_a_room_makes_its_founder_an_operator_in_irc_nick_lists() {
         ]
     );
 }
+
+#[test]
+fn whois_of_an_account_with_nothing_connected_says_it_stays_in_its_rooms() {
+    // An always-on account stays in its rooms with no connection at all: WHOIS said it was
+    // "reconnecting" and "between connections and may resume", as of a dropped guest.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#a") });
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    n.hub.handle_close(a, n.now);
+    n.advance(1_000);
+    let i = n.client("asker", &[]);
+    n.send(i, &["WHOIS alice"]);
+    let l = n.lines(i);
+    assert!(
+        find(&l, " 319 ").contains("#a"),
+        "still in its rooms: {l:?}"
+    );
+    assert!(
+        find(&l, " 311 ").ends_with(":natter user with nothing connected"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 320 ").ends_with(":is signed in nowhere now; an account stays in its rooms"),
+        "{l:?}"
+    );
+    // A guest that dropped is still between connections.
+    let g = n.bin("dropper");
+    n.hub.handle_close(g, n.now);
+    n.send(i, &["WHOIS dropper"]);
+    let l = n.lines(i);
+    assert!(
+        find(&l, " 311 ").ends_with(":natter user reconnecting"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 320 ").ends_with(":is between connections and may resume"),
+        "{l:?}"
+    );
+}

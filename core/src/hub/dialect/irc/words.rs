@@ -686,6 +686,8 @@ impl Irc {
                     Some(ConnKind::Binary) => "on the natter client or a web page",
                     Some(ConnKind::Text) => "on nc or telnet",
                     Some(ConnKind::Irc) => "on IRC",
+                    // An account stays in its rooms with nothing connected (always-on).
+                    None if w.account.is_some() => "with nothing connected",
                     None => "reconnecting",
                 };
                 l.num(
@@ -708,11 +710,12 @@ impl Irc {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
                 if w.kind.is_none() && !w.elsewhere {
-                    l.num(
-                        RPL_WHOISSPECIAL,
-                        &[n],
-                        "is between connections and may resume",
-                    );
+                    let why = if w.account.is_some() {
+                        "is signed in nowhere now; an account stays in its rooms"
+                    } else {
+                        "is between connections and may resume"
+                    };
+                    l.num(RPL_WHOISSPECIAL, &[n], why);
                 }
                 l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
             }
