@@ -2246,3 +2246,36 @@ fn whois_of_an_account_with_nothing_connected_says_it_stays_in_its_rooms() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_registered_nick_is_433_saying_it_is_an_accounts() {
+    // Its 433 said "Nickname is already in use" even when nobody used it: the person could not
+    // tell that the nick is owned and that SASL signs in to it.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::SignOut);
+    n.hub.handle_close(a, n.now);
+    let c = n.irc();
+    n.send(c, &["NICK alice", "USER a 0 * :A"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l[0],
+        ":natter.irc 433 * alice :Nickname is registered to an account: sign in to it with SASL"
+    );
+    n.send(c, &["NICK bob"]);
+    assert!(n.lines(c)[0].contains(" 001 bob "));
+    n.send(c, &["NICK Alice"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 433 bob Alice :Nickname is registered to an account: sign in to it with SASL"
+        ]
+    );
+    // A nick someone holds is still just in use.
+    let _carol = n.bin("carol");
+    n.send(c, &["NICK carol"]);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc 433 bob carol :Nickname is already in use"]
+    );
+}

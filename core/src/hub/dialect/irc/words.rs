@@ -12,6 +12,7 @@ use super::{
     F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
 };
 use crate::hub::ConnKind;
+use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Note, Reply};
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
@@ -548,11 +549,12 @@ impl Irc {
                 );
             }
             (ErrorKind::NickTaken, Re::Nick(n)) => {
-                l.num(
-                    ERR_NICKNAMEINUSE,
-                    &[n.as_str()],
-                    "Nickname is already in use",
-                );
+                let why = if detail.contains(REGISTERED) {
+                    "Nickname is registered to an account: sign in to it with SASL"
+                } else {
+                    "Nickname is already in use"
+                };
+                l.num(ERR_NICKNAMEINUSE, &[n.as_str()], why);
             }
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
