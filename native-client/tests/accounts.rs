@@ -105,6 +105,34 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_run_again_is_not_given_again_what_it_printed_before() {
+    // Line mode never moved the account's read marker: each run of a `--login` script got every
+    // line since the account last read anywhere, its own earlier runs' lines included.
+    let (server, addr) = server().await;
+    register(addr, "dora", "correct horse").await;
+    for line in ["first run", "second run"] {
+        let mut dora = Client::start_env(
+            "dora",
+            &login_args("dora", addr),
+            &[("NATTER_PASSWORD", "correct horse")],
+        );
+        dora.expect("-- you are signed in as dora").await;
+        dora.send(line).await;
+        dora.expect(&format!("[#lobby] <dora> {line}")).await;
+        dora.close_stdin();
+        assert!(dora.exit_status().await.success());
+        dora.drain().await;
+        assert_eq!(
+            dora.count("[#lobby] <dora> first run"),
+            usize::from(line == "first run"),
+            "{:?}",
+            dora.seen
+        );
+    }
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_file_in_the_config_is_read_and_the_flag_needs_no_password() {
     let (server, addr) = server().await;
     register(addr, "carol", "a long passphrase").await;

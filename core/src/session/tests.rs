@@ -2696,6 +2696,44 @@ fn read_markers_go_out_only_while_signed_in() {
 }
 
 #[test]
+fn a_front_end_that_shows_everything_reads_every_room_up_to_the_newest_event() {
+    // `natter --login` in line mode printed every event but never moved the read marker, so
+    // each run of a script brought every line since the account last read anywhere again.
+    let mut t = T::ready_at(Transport::Stream, 4);
+    t.recv(ev("#lobby", 5, "bob", EventKind::Join));
+    t.s.read_everything(t.now);
+    assert!(t.sent().is_empty(), "a guest's reads are its own");
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    t.joined("#b", 9);
+    t.recv(ev("#b", 9, "alice", EventKind::Join));
+    t.recv(ev("#lobby", 6, "bob", EventKind::Join));
+    t.drain_paced();
+    t.s.read_everything(t.now);
+    let mut sent = t.sent();
+    sent.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        sent,
+        vec![
+            ClientMsg::Read {
+                room: room("#b"),
+                seq: Seq(9)
+            },
+            ClientMsg::Read {
+                room: room("#lobby"),
+                seq: Seq(6)
+            },
+        ]
+    );
+}
+
+#[test]
 fn a_change_of_password_is_kept_unless_refused() {
     let mut t = T::ready(Transport::Stream);
     t.s.sign_in(
