@@ -1336,18 +1336,34 @@ fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_
     );
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["904"], "{l:?}");
+    // Alice's password with another authzid: it asked to be bob, it is not signed in as alice
+    // (it was, silently).
     n.send(c, &["AUTHENTICATE PLAIN"]);
     n.lines(c);
     n.send(
         c,
         &[&format!(
             "AUTHENTICATE {}",
-            b64("alice\0alice\0correct horse")
+            b64("bob\0alice\0correct horse")
+        )],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["904"], "{l:?}");
+    assert!(l[0].contains("authzid"), "{l:?}");
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(
+        c,
+        &[&format!(
+            "AUTHENTICATE {}",
+            b64("ALICE\0alice\0correct horse")
         )],
     );
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
     assert!(l[0].contains("alice!alice@") && l[0].ends_with("You are now logged in as alice"));
+    // Flood control: the lines so far took the burst.
+    n.advance(2_000);
     n.send(c, &["CAP END"]);
     let l = n.lines(c);
     assert!(find(&l, " 001 ").contains(" 001 alice "), "{l:?}");
