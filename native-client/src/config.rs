@@ -183,7 +183,7 @@ pub fn parse_servers<S: AsRef<str>>(items: &[S]) -> Result<Vec<ServerAddr>, Conf
     Ok(out)
 }
 
-/// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; `natters://` in front means
+/// Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address (`::1` or `[::1]`); `natters://` in front means
 /// TLS (default port [`natter_tls::DEFAULT_TLS_PORT`]), `natter://` plain.
 pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
     let bad = || ConfigError::BadServer(s.chars().take(80).collect());
@@ -210,7 +210,12 @@ pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
             tls,
         });
     }
-    if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
+    // A bare IPv6 address, with or without brackets (`natters://[::1]`): the default port.
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(s);
+    if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
         return Ok(ServerAddr {
             host: ip.to_string(),
             port: default_port,
@@ -270,6 +275,8 @@ mod tests {
             tls("chat.example", 8443)
         );
         assert_eq!(parse_server("natters://[::1]:9/").unwrap(), tls("::1", 9));
+        assert_eq!(parse_server("[::1]").unwrap(), addr("::1", 8000));
+        assert_eq!(parse_server("natters://[::1]").unwrap(), tls("::1", 8443));
         assert_eq!(parse_server("natter://h").unwrap(), addr("h", 8000));
         for bad in [
             "",
@@ -280,6 +287,8 @@ mod tests {
             ":80",
             "natters://",
             "https://h",
+            "[::1",
+            "[]",
         ] {
             assert!(parse_server(bad).is_err(), "{bad:?} accepted");
         }

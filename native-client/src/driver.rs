@@ -80,6 +80,9 @@ pub struct DriverConfig {
     /// server acknowledges instead of running into flood control. While the Session is
     /// reconnecting lines flow freely (it queues them, bounded, for after the reconnect).
     pub lockstep: bool,
+    /// Everything the Session gives is shown (line mode prints every event): before quitting,
+    /// the account's rooms are marked read up to the newest event seen.
+    pub shows_everything: bool,
     /// How the server's certificate is verified when [`ServerAddr::tls`] is set (see
     /// [`natter_tls::client_config`]: there is no way to skip the check).
     pub tls: Option<Arc<ClientConfig>>,
@@ -94,6 +97,7 @@ impl DriverConfig {
             settle_timeout: Duration::from_secs(10),
             quit_timeout: Duration::from_secs(2),
             lockstep: false,
+            shows_everything: false,
             tls: None,
         }
     }
@@ -394,6 +398,9 @@ fn ready_for_input(session: &Session) -> bool {
 }
 
 fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {
+    if config.shows_everything {
+        session.read_everything(clock::now());
+    }
     session.handle_input("/quit", clock::now());
     Ending::Quitting(Instant::now() + config.quit_timeout)
 }

@@ -28,6 +28,7 @@ pub enum LineError {
 /// Runs line mode until the Session ends. Returns when it is safe to exit.
 pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineError> {
     config.lockstep = true;
+    config.shows_everything = true;
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();

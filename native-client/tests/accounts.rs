@@ -63,7 +63,13 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     assert!(alice.exit_status().await.success());
 
     // A wrong password is said in words, and the script ends (exit 1) without saying anything
-    // under another nick.
+    // under another nick, nor joining #lobby as a guest ("alice_2 joined", "alice_2 quit").
+    let guest_joins = |seen: &[String]| {
+        seen.iter()
+            .filter(|l| l.starts_with("[#lobby] -- alice_") && l.ends_with(" joined #lobby"))
+            .count()
+    };
+    let guest_joins_before = guest_joins(&bob.seen);
     let mut wrong = Client::start_env(
         "alice",
         &login_args("alice", addr),
@@ -86,9 +92,43 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
         "{:?}",
         bob.seen
     );
+    assert_eq!(
+        guest_joins(&bob.seen),
+        guest_joins_before,
+        "no guest joined for the refused sign-in: {:?}",
+        bob.seen
+    );
 
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_run_again_is_not_given_again_what_it_printed_before() {
+    // Line mode never moved the account's read marker: each run of a `--login` script got every
+    // line since the account last read anywhere, its own earlier runs' lines included.
+    let (server, addr) = server().await;
+    register(addr, "dora", "correct horse").await;
+    for line in ["first run", "second run"] {
+        let mut dora = Client::start_env(
+            "dora",
+            &login_args("dora", addr),
+            &[("NATTER_PASSWORD", "correct horse")],
+        );
+        dora.expect("-- you are signed in as dora").await;
+        dora.send(line).await;
+        dora.expect(&format!("[#lobby] <dora> {line}")).await;
+        dora.close_stdin();
+        assert!(dora.exit_status().await.success());
+        dora.drain().await;
+        assert_eq!(
+            dora.count("[#lobby] <dora> first run"),
+            usize::from(line == "first run"),
+            "{:?}",
+            dora.seen
+        );
+    }
     server.shutdown().await.expect("server shuts down");
 }
 

@@ -22,7 +22,8 @@ const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
 /// one port, IRC clients come in on IRC listeners, all in the same rooms. Logs go to stderr;
-/// set RUST_LOG (default: info). SIGHUP reloads the config file's `[limits]`.
+/// set RUST_LOG (default: info). SIGHUP reloads the config file (`[limits]`, `[accounts]`,
+/// trusted proxies, the bridge secret), the TLS certificate and the accounts in the store.
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {

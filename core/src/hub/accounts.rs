@@ -35,6 +35,10 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tracing::{debug, info};
 
+/// What follows a nick in the words of a refusal because an account owns it. The IRC dialect
+/// looks for it to word its `433` (a nick in use and a nick owned want different advice).
+pub(crate) const REGISTERED: &str = " is a registered account";
+
 /// The longest a throttled account or address waits for its next try.
 pub const MAX_WAIT: Millis = Millis(15 * 60 * 1000);
 /// The first wait once throttling starts; each later failure doubles it.

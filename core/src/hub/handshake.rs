@@ -2,6 +2,7 @@
 //! byte, or silence), its bytes turned into steps, the handshake (a bridge's `Forwarded`, the
 //! hello or the greeting of a person), and the handshake and keepalive deadlines.
 
+use super::accounts::REGISTERED;
 use super::conn::Life;
 use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Step};
 use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, admit};
@@ -395,7 +396,11 @@ impl Hub {
             .is_some_and(|d| d.resumable());
         let nick = match hello.nick {
             Some(want) if hello.taken == IfTaken::Refuse && !self.nick_free(&want) => {
-                let detail = format!("the nick {want} is taken");
+                let detail = if self.accounts.registered(&want) {
+                    format!("{want}{REGISTERED}")
+                } else {
+                    format!("the nick {want} is taken")
+                };
                 return self.error(conn, ErrorKind::NickTaken, Re::Nick(want), detail);
             }
             Some(want) => self.free_nick(want),

@@ -1336,18 +1336,34 @@ fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_
     );
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["904"], "{l:?}");
+    // Alice's password with another authzid: it asked to be bob, it is not signed in as alice
+    // (it was, silently).
     n.send(c, &["AUTHENTICATE PLAIN"]);
     n.lines(c);
     n.send(
         c,
         &[&format!(
             "AUTHENTICATE {}",
-            b64("alice\0alice\0correct horse")
+            b64("bob\0alice\0correct horse")
+        )],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["904"], "{l:?}");
+    assert!(l[0].contains("authzid"), "{l:?}");
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(
+        c,
+        &[&format!(
+            "AUTHENTICATE {}",
+            b64("ALICE\0alice\0correct horse")
         )],
     );
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
     assert!(l[0].contains("alice!alice@") && l[0].ends_with("You are now logged in as alice"));
+    // Flood control: the lines so far took the burst.
+    n.advance(2_000);
     n.send(c, &["CAP END"]);
     let l = n.lines(c);
     assert!(find(&l, " 001 ").contains(" 001 alice "), "{l:?}");
@@ -2204,5 +2220,78 @@ fn registering_a_room_makes_its_founder_an_operator_in_irc_nick_lists() {
             ":alice!alice@natter MODE #q +r",
             ":natter.irc MODE #q +o alice"
         ]
+    );
+}
+
+#[test]
+fn whois_of_an_account_with_nothing_connected_says_it_stays_in_its_rooms() {
+    // An always-on account stays in its rooms with no connection at all: WHOIS said it was
+    // "reconnecting" and "between connections and may resume", as of a dropped guest.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#a") });
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    n.hub.handle_close(a, n.now);
+    n.advance(1_000);
+    let i = n.client("asker", &[]);
+    n.send(i, &["WHOIS alice"]);
+    let l = n.lines(i);
+    assert!(
+        find(&l, " 319 ").contains("#a"),
+        "still in its rooms: {l:?}"
+    );
+    assert!(
+        find(&l, " 311 ").ends_with(":natter user with nothing connected"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 320 ").ends_with(":is signed in nowhere now; an account stays in its rooms"),
+        "{l:?}"
+    );
+    // A guest that dropped is still between connections.
+    let g = n.bin("dropper");
+    n.hub.handle_close(g, n.now);
+    n.send(i, &["WHOIS dropper"]);
+    let l = n.lines(i);
+    assert!(
+        find(&l, " 311 ").ends_with(":natter user reconnecting"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 320 ").ends_with(":is between connections and may resume"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_registered_nick_is_433_saying_it_is_an_accounts() {
+    // Its 433 said "Nickname is already in use" even when nobody used it: the person could not
+    // tell that the nick is owned and that SASL signs in to it.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::SignOut);
+    n.hub.handle_close(a, n.now);
+    let c = n.irc();
+    n.send(c, &["NICK alice", "USER a 0 * :A"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l[0],
+        ":natter.irc 433 * alice :Nickname is registered to an account: sign in to it with SASL"
+    );
+    n.send(c, &["NICK bob"]);
+    assert!(n.lines(c)[0].contains(" 001 bob "));
+    n.send(c, &["NICK Alice"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 433 bob Alice :Nickname is registered to an account: sign in to it with SASL"
+        ]
+    );
+    // A nick someone holds is still just in use.
+    let _carol = n.bin("carol");
+    n.send(c, &["NICK carol"]);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc 433 bob carol :Nickname is already in use"]
     );
 }

@@ -2,6 +2,7 @@
 //! DM, nick, topic, who, rooms, history and quit, as [`ClientMsg`]s. A person's typed input is
 //! resolved into one by its dialect when it runs.
 
+use super::accounts::REGISTERED;
 use super::deliver::Skip;
 use super::dialect::{Limit, Reply, Request};
 use super::room::Room;
@@ -619,7 +620,7 @@ impl Hub {
             return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
-            let detail = format!("{nick} is a registered account: sign in with /login {nick}");
+            let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.nicks.contains_key(nick.folded_key().as_str()) {

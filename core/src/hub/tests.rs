@@ -2179,6 +2179,30 @@ fn an_http_request_to_the_chat_port_says_nothing_in_the_lobby() {
 }
 
 #[test]
+fn a_tls_client_on_the_plain_port_says_nothing_in_the_lobby() {
+    // `natter natters://host:8000` or `openssl s_client` pointed at the plain port: its
+    // ClientHello was cut into lines of binary and said in #lobby by a new guest.
+    let mut t = T::new();
+    let (watcher, _) = t.txt();
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(b"\x8f\x12 random\nbytes\r\n\x00more\n");
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(c, &hello);
+    assert!(t.closed(c));
+    let lc = t.lines(c);
+    assert!(
+        lc.len() == 1 && lc[0].starts_with("ERROR:") && lc[0].contains("TLS"),
+        "{lc:?}"
+    );
+    t.hub.handle_close(c, t.now);
+    t.advance(1_000);
+    assert!(t.lines(watcher).is_empty(), "nothing said, nobody joined");
+    assert_eq!(t.hub.users(), 1);
+}
+
+#[test]
 fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     let mut t = T::new();
     let c = t.hub.accept(LOCAL, t.now).unwrap();

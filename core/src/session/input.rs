@@ -227,6 +227,10 @@ impl Session {
             return;
         }
         self.rooms.join_asked(room.clone(), true);
+        if self.account.holds_messages() && self.link.is_welcomed() {
+            // Sent with the others once the required sign-in is done (never as a guest).
+            return;
+        }
         // Before the welcome, the join is sent with the others when it comes.
         self.pace(ClientMsg::Join { room });
     }

@@ -481,6 +481,23 @@ impl Session {
         }
     }
 
+    /// The account has read every room up to the newest event the session was given: for a
+    /// front-end that shows everything as it comes (line mode prints each event), told before
+    /// it quits, so that the next sign-in does not bring the same lines again as missed (nc
+    /// and IRC connections are read up to their close by the hub itself). Nothing for a guest.
+    pub fn read_everything(&mut self, now: Millis) {
+        self.tick(now);
+        if self.account.signed_in().is_none() || !self.link.is_welcomed() {
+            return;
+        }
+        // Not paced: a quit follows at once, unpaced too, and the server runs both in order.
+        for (room, seq) in self.rooms.resume_point() {
+            if seq > Seq::default() {
+                self.send(&ClientMsg::Read { room, seq });
+            }
+        }
+    }
+
     /// A founder's or operator's action in `room` ([`ModAction`]): kick, ban, mute, op, a mode
     /// change, or asking for the room's settings or ban list. Sent now if welcomed, else at the
     /// welcome (paced like every command). Done, it comes back as a room event (`Kick`,

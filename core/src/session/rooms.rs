@@ -190,6 +190,11 @@ impl Rooms {
         self.get(room).is_some()
     }
 
+    /// Joins sent (or waiting to be sent) and not yet answered, in the order asked.
+    pub(super) fn joining(&self) -> &[RoomName] {
+        &self.joining
+    }
+
     pub(super) fn is_joining(&self, room: &RoomName) -> bool {
         self.joining.contains(room)
     }

@@ -86,7 +86,11 @@ impl Session {
                 self.account.signed_in_as(&account, key.as_ref());
                 self.event(Event::SignedIn { account, key });
                 if held {
-                    // What was typed while the required sign-in was checked goes now.
+                    // The rooms asked for, then what was typed while the required sign-in was
+                    // checked, go now, as the account.
+                    for room in self.rooms.joining().to_vec() {
+                        self.pace(ClientMsg::Join { room });
+                    }
                     for msg in self.out.resume(true, self.now) {
                         self.send(&msg);
                     }
@@ -210,13 +214,16 @@ impl Session {
         if let Some(msg) = self.account.welcomed(resumed) {
             self.pace(msg);
         }
+        // A required sign-in first: joins wait for it too (sent once signed in), so a refused
+        // one leaves no guest's join and quit in the rooms and their history.
+        let join_now = !self.account.holds_messages();
         if resumed {
             // Rooms are kept; what was asked and not answered is asked again.
             let (parts, joins) = self.rooms.resumed();
             for room in parts {
                 self.pace(ClientMsg::Part { room, reason: None });
             }
-            for room in joins {
+            for room in joins.into_iter().filter(|_| join_now) {
                 self.pace(ClientMsg::Join { room });
             }
         } else {
@@ -231,7 +238,7 @@ impl Session {
                 self.asks.drop_older(&room);
                 self.event(Event::Parted { room });
             }
-            for room in want {
+            for room in want.into_iter().filter(|_| join_now) {
                 self.pace(ClientMsg::Join { room });
             }
         }

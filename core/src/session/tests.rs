@@ -2696,6 +2696,44 @@ fn read_markers_go_out_only_while_signed_in() {
 }
 
 #[test]
+fn a_front_end_that_shows_everything_reads_every_room_up_to_the_newest_event() {
+    // `natter --login` in line mode printed every event but never moved the read marker, so
+    // each run of a script brought every line since the account last read anywhere again.
+    let mut t = T::ready_at(Transport::Stream, 4);
+    t.recv(ev("#lobby", 5, "bob", EventKind::Join));
+    t.s.read_everything(t.now);
+    assert!(t.sent().is_empty(), "a guest's reads are its own");
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    t.joined("#b", 9);
+    t.recv(ev("#b", 9, "alice", EventKind::Join));
+    t.recv(ev("#lobby", 6, "bob", EventKind::Join));
+    t.drain_paced();
+    t.s.read_everything(t.now);
+    let mut sent = t.sent();
+    sent.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        sent,
+        vec![
+            ClientMsg::Read {
+                room: room("#b"),
+                seq: Seq(9)
+            },
+            ClientMsg::Read {
+                room: room("#lobby"),
+                seq: Seq(6)
+            },
+        ]
+    );
+}
+
+#[test]
 fn a_change_of_password_is_kept_unless_refused() {
     let mut t = T::ready(Transport::Stream);
     t.s.sign_in(
@@ -2843,6 +2881,56 @@ fn a_required_sign_in_refused_ends_the_session() {
     );
     t.s.handle_input("not as a guest", t.now);
     assert!(t.sent().is_empty(), "nothing said as a guest");
+}
+
+#[test]
+fn with_a_required_sign_in_rooms_are_joined_only_as_the_account() {
+    // `natter --login --room '#ci'` with a wrong password showed "alice_2 joined #ci" and
+    // "alice_2 quit" to everyone there (and kept them in history): the joins went at the
+    // welcome, and the hub ran them as the guest once the sign-in was refused.
+    let joins = |sent: &[ClientMsg]| -> Vec<RoomName> {
+        sent.iter()
+            .filter_map(|m| match m {
+                ClientMsg::Join { room } => Some(room.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for refused in [false, true] {
+        let mut t = T::new(Transport::Stream);
+        t.s.sign_in(
+            nick("alice"),
+            Proof::Password(pw("pass word")),
+            false,
+            t.now,
+        );
+        t.s.require_sign_in();
+        t.s.handle_connected(t.now);
+        t.welcome(1, false);
+        let sent = t.drain_paced();
+        assert!(
+            joins(&sent).is_empty(),
+            "no join before the answer: {sent:?}"
+        );
+        t.s.handle_input("/join #typed", t.now);
+        assert!(t.drain_paced().is_empty(), "a typed join waits too");
+        if refused {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            assert_eq!(t.s.state(), ConnState::Closed);
+            assert!(joins(&t.sent()).is_empty(), "never joined as a guest");
+        } else {
+            signed_in(&mut t, "alice", 2, None);
+            assert_eq!(
+                joins(&t.drain_paced()),
+                vec![room("#lobby"), room("#typed")],
+                "joined once signed in, in the order asked"
+            );
+        }
+    }
 }
 
 #[test]

@@ -19,6 +19,10 @@ use bytes::Bytes;
 /// Lines at the start of a connection checked for the marks of an HTTP request.
 const HTTP_CHECKED_LINES: u8 = 8;
 
+/// The first byte of a TLS record carrying a handshake (a client's hello): no person types it
+/// (Ctrl+V) as the first byte of a connection.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Forms of a room event for a person: in their current room, or elsewhere (named in front).
 const HERE: Form = Form(0);
 const ELSEWHERE: Form = Form(1);
@@ -135,6 +139,18 @@ impl Dialect for Text {
                 limit: None,
                 kind: ErrorKind::Protocol,
                 detail: "your preamble came after the detection wait; please reconnect".into(),
+            });
+            return;
+        }
+        if !self.any_byte && data.first() == Some(&TLS_HANDSHAKE) {
+            // A TLS client (`natters://` or a browser's https) on the plain port: its hello
+            // would otherwise be cut into lines of binary said in #lobby. It cannot read these
+            // words, but the log and a person watching the socket can.
+            steps.push(Step::Fatal {
+                limit: None,
+                kind: ErrorKind::Protocol,
+                detail: "this port speaks natter in clear, not TLS: use the server's TLS port"
+                    .into(),
             });
             return;
         }
@@ -360,6 +376,29 @@ mod tests {
         // Words that only look a little like HTTP are chat.
         let mut t = Text::default();
         let steps = feed(&mut t, b"GET over here\npost it\n");
+        assert!(!steps.iter().any(|s| matches!(s, Step::Fatal { .. })));
+    }
+
+    #[test]
+    fn a_tls_client_hello_is_closed_before_anything_is_said() {
+        // The first bytes of a real ClientHello: a handshake record, TLS 1.0 record version,
+        // then a line feed inside it, as the length or random bytes often hold.
+        let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\x8f junk\n";
+        for greeted in [false, true] {
+            let mut t = Text::default();
+            if greeted {
+                assert!(t.on_wait().is_some());
+            }
+            let steps = feed(&mut t, hello);
+            assert!(
+                matches!(&steps[..], [Step::Fatal { detail, .. }] if detail.contains("TLS")),
+                "{steps:?}"
+            );
+        }
+        // Later in a conversation the byte is a control character like any other.
+        let mut t = Text::default();
+        let _ = feed(&mut t, b"hi\n");
+        let steps = feed(&mut t, b"\x16x\n");
         assert!(!steps.iter().any(|s| matches!(s, Step::Fatal { .. })));
     }
 

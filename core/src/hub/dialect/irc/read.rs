@@ -345,8 +345,21 @@ impl Irc {
             let (authz, authc, pass) = (parts.next()?, parts.next()?, parts.next()?);
             let name = if authc.is_empty() { authz } else { authc };
             (parts.next().is_none() && !pass.is_empty())
-                .then(|| (Nick::new(name).ok(), pass.to_owned()))
+                .then(|| (Nick::new(name).ok(), pass.to_owned(), authz))
         });
+        // Acting as another account than the one whose password is given (RFC 4616's
+        // authzid) is not supported: refused, rather than signed in as someone not asked for.
+        if let Some((Some(account), _, authz)) = &creds
+            && !authz.is_empty()
+            && !authz.eq_ignore_ascii_case(account.as_str())
+        {
+            return plan.num(
+                ERR_SASLFAIL,
+                &[],
+                "SASL authentication failed: an authzid other than the account is not supported",
+            );
+        }
+        let creds = creds.map(|(account, password, _)| (account, password));
         match creds {
             Some((Some(account), password)) => plan.msg(ClientMsg::SignIn {
                 account,

@@ -12,6 +12,7 @@ use super::{
     F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
 };
 use crate::hub::ConnKind;
+use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Note, Reply};
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
@@ -548,11 +549,12 @@ impl Irc {
                 );
             }
             (ErrorKind::NickTaken, Re::Nick(n)) => {
-                l.num(
-                    ERR_NICKNAMEINUSE,
-                    &[n.as_str()],
-                    "Nickname is already in use",
-                );
+                let why = if detail.contains(REGISTERED) {
+                    "Nickname is registered to an account: sign in to it with SASL"
+                } else {
+                    "Nickname is already in use"
+                };
+                l.num(ERR_NICKNAMEINUSE, &[n.as_str()], why);
             }
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
@@ -686,6 +688,8 @@ impl Irc {
                     Some(ConnKind::Binary) => "on the natter client or a web page",
                     Some(ConnKind::Text) => "on nc or telnet",
                     Some(ConnKind::Irc) => "on IRC",
+                    // An account stays in its rooms with nothing connected (always-on).
+                    None if w.account.is_some() => "with nothing connected",
                     None => "reconnecting",
                 };
                 l.num(
@@ -708,11 +712,12 @@ impl Irc {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
                 if w.kind.is_none() && !w.elsewhere {
-                    l.num(
-                        RPL_WHOISSPECIAL,
-                        &[n],
-                        "is between connections and may resume",
-                    );
+                    let why = if w.account.is_some() {
+                        "is signed in nowhere now; an account stays in its rooms"
+                    } else {
+                        "is between connections and may resume"
+                    };
+                    l.num(RPL_WHOISSPECIAL, &[n], why);
                 }
                 l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
             }
