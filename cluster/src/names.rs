@@ -4,12 +4,13 @@
 use natter_core::{Nick, RoomName};
 
 pub(crate) fn hex(s: &str) -> String {
-    use core::fmt::Write;
-    s.bytes()
-        .fold(String::with_capacity(s.len() * 2), |mut h, b| {
-            let _ = write!(h, "{b:02x}");
-            h
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut h = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        h.push(char::from(DIGITS[usize::from(b >> 4)]));
+        h.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    h
 }
 
 /// The text a [`hex`] key holds (`None` if it is not one).
