@@ -71,8 +71,8 @@ struct Args {
     #[arg(long, value_name = "PEM", env = "NATTER_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// TOML file with `listen`, `irc_listen`, `tls_listen`, `irc_tls_listen`, `tls_cert`,
-    /// `tls_key`, `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, a `[limits]` and an
-    /// `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
+    /// `tls_key`, `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, `motd`,
+    /// a `[limits]` and an `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -174,6 +174,9 @@ struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<FileLogFormat>,
+    /// The message of the day: IRC's MOTD and the lines under an nc user's welcome (up to
+    /// 20 lines; reloaded on SIGHUP).
+    motd: Option<String>,
     limits: Config,
     store: StoreFile,
     accounts: natter_core::hub::AccountsConfig,
@@ -255,6 +258,11 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     };
     hub.bridge_secret = natter_ops::bridge_secret(args.bridge_secret_file.as_deref())?
         .map(|s| natter_core::hub::BridgeSecret::new(&s))
+        .transpose()?;
+    hub.motd = file
+        .motd
+        .as_deref()
+        .map(natter_core::hub::Motd::new)
         .transpose()?;
     hub.validate()?;
     let cluster = (!args.cluster.is_empty()).then(|| {
@@ -493,6 +501,9 @@ mod tests {
             listen = ["127.0.0.1:9000", "[::1]:9000"]
             irc_listen = ["127.0.0.1:6667"]
             shutdown_grace_ms = 250
+            motd = """
+            Welcome to our natter.
+            Be kind."""
             [limits]
             max_connections = 99
             max_connections_per_ip = 3
@@ -513,6 +524,19 @@ mod tests {
         assert_eq!(c.hub.outbound_total_max_bytes, 1 << 20);
         assert_eq!(c.hub.secret_seed, [1; 32]);
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
+        let motd: Vec<&str> = c.hub.motd.as_ref().unwrap().lines().collect();
+        assert_eq!(
+            motd,
+            ["            Welcome to our natter.", "            Be kind."]
+        );
+        let long = FileConfig {
+            motd: Some("line\n".repeat(21)),
+            ..FileConfig::default()
+        };
+        let refused = server_config(&args, &long, [1; 32])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("motd"), "{refused}");
         assert!(
             c.hub.trusted_proxies.is_empty(),
             "no proxy is trusted unless named"

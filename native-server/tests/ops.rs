@@ -449,6 +449,53 @@ async fn sighup_reloads_limits_for_new_connections_and_refuses_a_bad_file() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// The message of the day in the config file: nc users get it under their welcome, and a
+/// SIGHUP with a new one gives the next user the new words (the open connections stay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_message_of_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("natter.toml");
+    std::fs::write(
+        &file,
+        "motd = \"\"\"\nWelcome to the lab.\nBe kind.\"\"\"\n",
+    )
+    .unwrap();
+    let cfg = file.to_str().unwrap();
+    let (mut child, mut log, addr, _m) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg,
+    ])
+    .await;
+    let mut a = try_text(addr, "a").await.expect("a is let in");
+    a.expect_has("-- Welcome to the lab.").await;
+    a.expect_has("-- Be kind.").await;
+
+    std::fs::write(&file, "motd = \"Maintenance at noon.\"\n").unwrap();
+    signal(&child, "-HUP");
+    let changed = log.until("config changed").await;
+    assert_eq!(changed["key"], "motd");
+    assert_eq!(
+        (changed["old"].as_str(), changed["new"].as_str()),
+        (Some("(2 lines)"), Some("(1 line)"))
+    );
+    log.until("config reloaded").await;
+    let mut b = try_text(addr, "b").await.expect("b is let in");
+    b.expect_has("-- Maintenance at noon.").await;
+    a.send("still here").await;
+    b.expect_has("still here").await;
+
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 /// `natter-server account ARGS` on the store in `dir` (the password in NATTER_PASSWORD): whether
 /// it succeeded.
 async fn account_tool(dir: &Path, args: &[&str], password: &str) -> bool {

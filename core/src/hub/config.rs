@@ -35,6 +35,10 @@ pub struct Config {
     /// `Forwarded`) name, not their own. Set by the server from its own flags.
     #[serde(skip)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// The message of the day (`None`: the IRC listener's own words, nothing on nc). Set by the
+    /// server from its config file's top-level `motd`, never from `[limits]`.
+    #[serde(skip)]
+    pub motd: Option<Motd>,
     /// Loopback addresses are exempt from the per-IP limits.
     pub exempt_loopback: bool,
     /// See [`crate::limits::MAX_CONNECTIONS`].
@@ -113,6 +117,7 @@ impl Default for Config {
             accounts: super::AccountsConfig::default(),
             bridge_secret: None,
             trusted_proxies: Vec::new(),
+            motd: None,
             exempt_loopback: true,
             max_connections: MAX_CONNECTIONS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
@@ -183,6 +188,48 @@ impl BridgeSecret {
 impl core::fmt::Debug for BridgeSecret {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("BridgeSecret(…)")
+    }
+}
+
+/// Lines a message of the day holds at most.
+pub const MAX_MOTD_LINES: usize = 20;
+
+/// The message of the day an operator sets: IRC clients get it as `MOTD` (at registration and
+/// when asked), nc users under their welcome. Lines of clean [`crate::Text`]; an empty line
+/// stays empty, control characters are cleaned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Motd(std::sync::Arc<[Box<str>]>);
+
+impl Motd {
+    /// The message `s`, one line per line of it (trailing empty lines dropped): at most
+    /// [`MAX_MOTD_LINES`] lines of at most [`crate::limits::MAX_TEXT_BYTES`] bytes each.
+    pub fn new(s: &str) -> Result<Motd, ConfigError> {
+        let refuse = |why| ConfigError {
+            key: "motd",
+            value: format!("({} lines)", s.lines().count()),
+            why,
+        };
+        let lines: Vec<&str> = s.trim_end().lines().collect();
+        if lines.is_empty() {
+            return Err(refuse("is empty: leave it out for none"));
+        }
+        if lines.len() > MAX_MOTD_LINES {
+            return Err(refuse("has more than 20 lines"));
+        }
+        let lines = lines
+            .iter()
+            .map(|l| match crate::Text::new(l) {
+                Ok(t) => Ok(Box::from(t.as_str())),
+                Err(crate::types::InvalidName::EmptyText) => Ok(Box::from("")),
+                Err(_) => Err(refuse("has a line longer than a chat line may be")),
+            })
+            .collect::<Result<Vec<Box<str>>, _>>()?;
+        Ok(Motd(lines.into()))
+    }
+
+    /// Its lines.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(AsRef::as_ref)
     }
 }
 

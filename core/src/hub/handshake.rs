@@ -443,6 +443,9 @@ impl Hub {
             .get(&conn)
             .and_then(|c| c.kind())
             .unwrap_or(ConnKind::Binary);
+        if let (ConnKind::Text, false, Some(motd)) = (kind, resumed, &self.config.motd) {
+            self.reply(conn, Reply::Note(super::dialect::Note::Motd(motd.clone())));
+        }
         self.out.events.push_back(HubEvent::Ready {
             conn,
             kind,

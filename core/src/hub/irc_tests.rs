@@ -2295,3 +2295,40 @@ fn a_registered_nick_is_433_saying_it_is_an_accounts() {
         [":natter.irc 433 bob carol :Nickname is already in use"]
     );
 }
+
+/// The operator's message of the day replaces natter's own words, at registration and when
+/// asked, and a reload's new one is what the next asker gets.
+#[test]
+fn the_operators_motd_is_sent_at_registration_and_on_motd() {
+    let mut n = Net::new();
+    let mut cfg = n.hub.config().clone();
+    cfg.motd = Some(crate::hub::Motd::new("Be kind.\n\nRules: see /help").unwrap());
+    n.hub.reconfigure(cfg).unwrap();
+    let i = n.irc();
+    n.send(i, &["NICK reader", "USER u 0 * :Real Name"]);
+    let l = n.lines(i);
+    let motd: Vec<&str> = l
+        .iter()
+        .filter(|l| l.contains(" 372 "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        motd,
+        [
+            ":natter.irc 372 reader :- Be kind.",
+            ":natter.irc 372 reader :- ",
+            ":natter.irc 372 reader :- Rules: see /help",
+        ]
+    );
+    assert!(
+        numerics(&l).ends_with(&["375", "372", "372", "372", "376"]),
+        "{l:?}"
+    );
+    let mut cfg = n.hub.config().clone();
+    cfg.motd = Some(crate::hub::Motd::new("New rules").unwrap());
+    n.hub.reconfigure(cfg).unwrap();
+    n.send(i, &["MOTD"]);
+    let l = n.lines(i);
+    assert_eq!(numerics(&l), ["375", "372", "376"]);
+    assert_eq!(l[1], ":natter.irc 372 reader :- New rules");
+}

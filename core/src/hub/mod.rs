@@ -89,7 +89,7 @@ use tracing::debug;
 pub use accounts::{AccountsConfig, Registration};
 pub use admit::address_key;
 pub use cluster::{ClusterOut, Presence, mask_key};
-pub use config::{BridgeSecret, Config, ConfigError, TEST_BRIDGE_SECRET};
+pub use config::{BridgeSecret, Config, ConfigError, MAX_MOTD_LINES, Motd, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
 pub use reconfig::{Change, ReconfigError};
 pub use stats::{CENSUS_KINDS, Census, ConnState, MsgKind, RefusedWhy, Stats};

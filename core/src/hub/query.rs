@@ -26,7 +26,7 @@ pub(crate) enum Query {
     Counts,
     /// The server's time.
     Time,
-    /// The message of the day (the server has none of its own yet: the dialect words one).
+    /// The message of the day (the operator's `motd`, else the dialect's own words).
     Motd,
     /// Go away with a message (`Some`), or come back (`None`). Co-members are told.
     Away(Option<Text>),
@@ -165,8 +165,8 @@ pub(crate) enum Info {
     },
     /// The server's time.
     Time(Millis),
-    /// The message of the day.
-    Motd,
+    /// The message of the day: the operator's, or `None` for the dialect's own words.
+    Motd(Option<super::config::Motd>),
     /// The asker is away now (`true`) or back.
     AwayNow(bool),
     /// A co-member went away (`Some`: the message) or came back.
@@ -319,7 +319,7 @@ impl Hub {
                 connections: self.conns.len(),
             },
             Query::Time => Info::Time(now),
-            Query::Motd => Info::Motd,
+            Query::Motd => Info::Motd(self.config.motd.clone()),
             Query::Away(text) => return self.set_away(conn, uid, text.map(away_text)),
             Query::AwayOf(nick) => match self.present(&nick) {
                 Some(p) if p.away.is_some() => Info::IsAway(p),

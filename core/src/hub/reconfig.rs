@@ -91,6 +91,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         durable: _,
         bridge_secret,
         trusted_proxies,
+        motd,
         exempt_loopback,
         max_connections,
         max_connections_per_ip,
@@ -133,6 +134,13 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         &new.trusted_proxies,
         |v| format!("{v:?}"),
     );
+    cmp(o, "motd", motd, &new.motd, |m| match m {
+        Some(m) => match m.lines().count() {
+            1 => "(1 line)".to_owned(),
+            n => format!("({n} lines)"),
+        },
+        None => "(none)".to_owned(),
+    });
     cmp(
         o,
         "exempt_loopback",

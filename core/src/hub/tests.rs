@@ -5100,3 +5100,44 @@ mod crowd {
         assert!(!lines.iter().any(|l| l.contains("b joined")), "{lines:?}");
     }
 }
+
+/// nc users get the operator's message of the day under their welcome (a reload's new one from
+/// then on); binary clients get nothing more than their welcome, and a resume no second copy.
+#[test]
+fn nc_users_get_the_operators_motd_under_their_welcome() {
+    let mut t = T::new();
+    let (plain, _) = t.txt();
+    assert!(t.lines(plain).iter().all(|l| !l.contains("Be kind")));
+    let mut next = t.hub.config().clone();
+    next.motd = Some(crate::hub::Motd::new("Be kind.\n\nRules: \x1b[2Jsee /help\n\n").unwrap());
+    let changes = t.hub.reconfigure(next).unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].to_string(), "motd: (none) -> (3 lines)");
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(t.hub.config().text_detect_wait.0);
+    let l = t.lines(c);
+    assert!(l[0].starts_with("Welcome to natter"), "{l:?}");
+    assert_eq!(l[1], "-- Be kind.");
+    assert_eq!(l[2].trim_end(), "--");
+    assert!(
+        l[3].starts_with("-- Rules: ") && l[3].ends_with("see /help"),
+        "{l:?}"
+    );
+    assert!(
+        !l[3].contains('\x1b'),
+        "control characters are cleaned out: {l:?}"
+    );
+    let (_, got) = t.hello(LOCAL, "binny", None);
+    assert!(matches!(&got[..], [ServerMsg::Welcome { .. }]), "{got:?}");
+}
+
+#[test]
+fn a_motd_is_refused_when_empty_too_long_or_with_a_line_too_long() {
+    use crate::hub::{MAX_MOTD_LINES, Motd};
+    assert!(Motd::new("").is_err());
+    assert!(Motd::new(" \n\n").is_err());
+    assert!(Motd::new(&"line\n".repeat(MAX_MOTD_LINES + 1)).is_err());
+    assert!(Motd::new(&"x".repeat(crate::limits::MAX_TEXT_BYTES + 1)).is_err());
+    let ok = Motd::new(&"line\n".repeat(MAX_MOTD_LINES)).unwrap();
+    assert_eq!(ok.lines().count(), MAX_MOTD_LINES);
+}

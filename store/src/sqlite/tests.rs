@@ -1105,5 +1105,8 @@ fn a_store_without_its_index_file_is_read_and_searched() {
     drop(crate::AccountStore::open(&Config::new(dir.path())).unwrap());
     assert!(!dir.path().join(SEARCH_FILE).exists());
     assert!(found(dir.path(), "anything").is_empty());
-    assert!(!dir.path().join(SEARCH_FILE).exists(), "a reader made no file");
+    assert!(
+        !dir.path().join(SEARCH_FILE).exists(),
+        "a reader made no file"
+    );
 }

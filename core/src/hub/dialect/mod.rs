@@ -406,6 +406,9 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// The operator's message of the day, under a text user's welcome (IRC clients ask for
+    /// it; the binary protocol has no message for it).
+    Motd(super::config::Motd),
     /// A `Joined` or `Members` with each member's standing in the room, in the same order:
     /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
     /// `NAMES` prefixes; the protocol's member lists are nicks only).

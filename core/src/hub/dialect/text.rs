@@ -265,6 +265,11 @@ impl Dialect for Text {
                 Note::RecentEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
+                Note::Motd(motd) => Some(Bytes::from(
+                    motd.lines()
+                        .flat_map(|l| wire_line(&format!("-- {l}")))
+                        .collect::<Vec<u8>>(),
+                )),
                 Note::Names(..) => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),

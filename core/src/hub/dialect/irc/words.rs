@@ -655,7 +655,11 @@ impl Irc {
                 false,
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
-            Note::Help | Note::NowTalkingIn(_) | Note::Invited { .. } | Note::Names(..) => {}
+            Note::Help
+            | Note::NowTalkingIn(_)
+            | Note::Invited { .. }
+            | Note::Names(..)
+            | Note::Motd(_) => {}
         }
     }
 
@@ -791,13 +795,17 @@ impl Irc {
                 );
             }
             Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
-            Info::Motd => {
+            Info::Motd(motd) => {
                 l.num(
                     RPL_MOTDSTART,
                     &[],
                     &format!("- {SERVER} Message of the day -"),
                 );
-                for line in MOTD {
+                let lines: Vec<&str> = match motd {
+                    Some(m) => m.lines().collect(),
+                    None => MOTD.to_vec(),
+                };
+                for line in lines {
                     l.num(RPL_MOTD, &[], &format!("- {line}"));
                 }
                 l.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
