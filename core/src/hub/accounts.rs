@@ -542,7 +542,7 @@ impl Hub {
         let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
-        if let Some(id) = self.devices.get_mut(&did).and_then(|d| d.key.take()) {
+        if let Some(id) = self.devices.get_mut(&did).and_then(|d| d.take_key()) {
             self.revoke_key(&account, id);
         }
         info!(conn = %conn, account = %account, "signed out");
@@ -707,7 +707,7 @@ impl Hub {
             None
         };
         if let Some(d) = self.devices.get_mut(&did) {
-            d.key = key.as_ref().map(DeviceKey::id).or(used_key);
+            d.set_key(key.as_ref().map(DeviceKey::id).or(used_key));
         }
         let only_device = self.users.get(&guest).is_some_and(|u| u.devices.len() == 1);
         match existing {
@@ -720,7 +720,7 @@ impl Hub {
                     self.cluster_release(&old);
                 }
                 if let Some(u) = self.users.get_mut(&guest) {
-                    u.account = Some(account.to_owned());
+                    u.set_account(Some(account.to_owned()));
                 }
                 if let Some(a) = self.accounts.by_name.get_mut(account) {
                     a.user = Some(guest);
@@ -862,7 +862,7 @@ impl Hub {
         let still = self
             .users
             .get(&uid)
-            .is_some_and(|u| u.nick.folded() == folded && u.account.is_none());
+            .is_some_and(|u| u.nick.folded() == folded && u.account().is_none());
         if !still || self.accounts.by_name.contains_key(&folded) {
             let detail = format!("{nick} could not be registered (it changed meanwhile)");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
@@ -916,11 +916,11 @@ impl Hub {
             let devices = self
                 .users
                 .get(&uid)
-                .map(|u| u.devices.clone())
+                .map(|u| u.devices.to_vec())
                 .unwrap_or_default();
             for d in devices {
                 if let Some(d) = self.devices.get_mut(&d) {
-                    d.key = None;
+                    d.set_key(None);
                 }
             }
         }
@@ -981,7 +981,7 @@ impl Hub {
     fn throttle_addr(&self, conn: ConnId) -> Option<IpAddr> {
         self.conns
             .get(&conn)
-            .and_then(|c| c.counted_ip)
+            .and_then(|c| c.counted_ip())
             .map(super::address_key)
     }
 
@@ -992,7 +992,9 @@ impl Hub {
 
     /// The folded account name of `uid`, if it is signed in.
     pub(super) fn account_of(&self, uid: UserId) -> Option<String> {
-        self.users.get(&uid).and_then(|u| u.account.clone())
+        self.users
+            .get(&uid)
+            .and_then(|u| u.account().map(str::to_owned))
     }
 
     fn account_of_conn(&self, conn: ConnId) -> Option<String> {
@@ -1106,16 +1108,9 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(name.folded_key(), uid);
         self.attach_gen += 1;
-        self.users.insert(
-            uid,
-            Box::new(super::User {
-                nick: name,
-                rooms: super::room::RoomSet::default(),
-                devices: Vec::new(),
-                away: None,
-                account: Some(account.to_owned()),
-            }),
-        );
+        let mut user = super::User::new(name);
+        user.set_account(Some(account.to_owned()));
+        self.users.insert(uid, Box::new(user));
         uid
     }
 
@@ -1241,7 +1236,7 @@ impl Hub {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
-        let Some(account) = &u.account else {
+        let Some(account) = u.account() else {
             return;
         };
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
@@ -1261,7 +1256,8 @@ impl Hub {
 
     /// Whether a user with no device stays (an always-on account's).
     pub(super) fn stays_offline(&self, uid: UserId) -> bool {
-        self.config.accounts.always_on && self.users.get(&uid).is_some_and(|u| u.account.is_some())
+        self.config.accounts.always_on
+            && self.users.get(&uid).is_some_and(|u| u.account().is_some())
     }
 
     /// A user is gone: its account (if any) no longer has one.
@@ -1283,7 +1279,7 @@ impl Hub {
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
-            u.account = None;
+            u.set_account(None);
             self.account_news(uid);
         }
     }

@@ -542,22 +542,12 @@ impl Hub {
         let uid = UserId(self.next_user);
         self.next_user += 1;
         // Away as its node last told, if the session moves (it never left).
-        let away = self
-            .told_away(&record.nick)
-            .filter(|_| !visible)
-            .map(Box::new);
+        let away = self.told_away(&record.nick).filter(|_| !visible);
         self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
-        self.users.insert(
-            uid,
-            Box::new(User {
-                nick: record.nick.clone(),
-                rooms: super::room::RoomSet::default(),
-                devices: Vec::new(),
-                away,
-                account: None,
-            }),
-        );
+        let mut user = User::new(record.nick.clone());
+        user.set_away(away);
+        self.users.insert(uid, Box::new(user));
         let did = self.restored_device(uid, record.token_id, &record.token, record.last_id, now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
@@ -876,7 +866,7 @@ impl Hub {
         let devices = self
             .users
             .get(&uid)
-            .map(|u| u.devices.clone())
+            .map(|u| u.devices.to_vec())
             .unwrap_or_default();
         for did in devices {
             let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
@@ -895,7 +885,7 @@ impl Hub {
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
-        self.user_gone(u.account.as_deref());
+        self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str());
         // The nick is the other node's now (not released), but this node no longer tells of
         // the user: its record there is the other node's to keep.

@@ -90,7 +90,7 @@ impl Hub {
         };
         let signed_in = uid
             .and_then(|u| self.users.get(u))
-            .is_some_and(|u| u.account.is_some());
+            .is_some_and(|u| u.account().is_some());
         let lim = self.config.queue_limits();
         let Hub {
             rooms,

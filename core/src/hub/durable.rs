@@ -112,7 +112,7 @@ impl Hub {
         let devices = self
             .users
             .get(&uid)
-            .map(|u| u.devices.clone())
+            .map(|u| u.devices.to_vec())
             .unwrap_or_default();
         for did in devices {
             self.device_changed(did);
@@ -342,11 +342,8 @@ impl Hub {
                     self.users.insert(
                         uid,
                         Box::new(User {
-                            nick: s.nick,
                             rooms: set,
-                            devices: Vec::new(),
-                            away: None,
-                            account: None,
+                            ..User::new(s.nick)
                         }),
                     );
                     uid

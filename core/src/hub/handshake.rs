@@ -49,7 +49,7 @@ impl Hub {
             self.ips.admit(&self.config, peer, now).map(|()| Some(peer))
         };
         match verdict {
-            Ok(counted) => conn.counted_ip = counted,
+            Ok(counted) => conn.set_counted_ip(counted),
             Err(r) => {
                 self.stats.refused(Some(r.limit));
                 debug!(conn = %id, %peer, limit = %r.limit, "refused at accept");
@@ -137,12 +137,13 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if let Some(old) = c.counted_ip.take() {
+        if let Some(old) = c.counted_ip() {
+            c.set_counted_ip(None);
             self.ips.release(&self.config, old, now);
         }
         if !admit::IpTable::exempt(&self.config, ip) {
             match self.ips.admit(&self.config, ip, now) {
-                Ok(()) => c.counted_ip = Some(ip),
+                Ok(()) => c.set_counted_ip(Some(ip)),
                 Err(r) => {
                     self.stats.refused(Some(r.limit));
                     c.limit_hit(&mut self.out, r.limit, r.detail.clone());
@@ -173,7 +174,7 @@ impl Hub {
         if let Some(did) = c.device()
             && let Some(d) = self.devices.get(&did)
         {
-            let (probed, unconfirmed) = (d.probe.is_some(), d.prev_resume.is_some());
+            let (probed, unconfirmed) = (d.probe().is_some(), d.prev_resume().is_some());
             if probed {
                 self.probe_answered(did, now);
             }
@@ -379,7 +380,7 @@ impl Hub {
         let ip = self
             .conns
             .get(&conn)
-            .map(|c| c.counted_ip.unwrap_or(c.socket_ip));
+            .map(|c| c.counted_ip().unwrap_or(c.socket_ip));
         if let Some(words) = ip.and_then(|ip| self.server_ban_words(ip, hello.nick.as_ref(), now)) {
             return self.fatal(conn, ErrorKind::Banned, words, now);
         }

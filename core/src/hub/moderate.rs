@@ -584,7 +584,7 @@ impl Hub {
             .map(|c| {
                 self.conns
                     .get(&c)
-                    .map(|c| c.counted_ip.unwrap_or(c.socket_ip))
+                    .map(|c| c.counted_ip().unwrap_or(c.socket_ip))
             })
             .collect();
         ips.push(extra);
@@ -941,7 +941,7 @@ impl Hub {
     /// The address a user's first connection counts under (none for exempt ones).
     fn user_ip(&self, uid: UserId) -> Option<IpAddr> {
         self.user_conns(uid)
-            .find_map(|c| self.conns.get(&c).and_then(|c| c.counted_ip))
+            .find_map(|c| self.conns.get(&c).and_then(|c| c.counted_ip()))
     }
 
     /// The live ban that holds `uid` in `room`, if one does (on any of its connections'
@@ -952,7 +952,7 @@ impl Hub {
         let account = self.account_of(uid);
         let mut ips: Vec<Option<IpAddr>> = self
             .user_conns(uid)
-            .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip))
+            .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip()))
             .collect();
         if ips.is_empty() {
             ips.push(None);

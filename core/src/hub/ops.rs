@@ -260,7 +260,7 @@ impl Hub {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
-        let addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
+        let addr = self.conns.get(&conn).and_then(|c| c.counted_ip());
         if u.rooms.contains(&room) {
             let latest = self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq);
             if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
@@ -613,7 +613,7 @@ impl Hub {
         if old == nick {
             return self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick }));
         }
-        if let Some(account) = &u.account
+        if let Some(account) = u.account()
             && old.folded() != nick.folded()
         {
             let detail = format!("you are signed in as {account}: your nick is your account's");

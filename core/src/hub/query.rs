@@ -225,7 +225,7 @@ impl Hub {
                     Box::new(Whois {
                         user: Present {
                             nick: u.nick.clone(),
-                            away: u.away.as_deref().cloned(),
+                            away: u.away().cloned(),
                             mark: "",
                         },
                         rooms: u.rooms.iter().cloned().collect(),
@@ -280,7 +280,7 @@ impl Hub {
                         .filter_map(|u| self.users.get(u))
                         .map(|u| Present {
                             nick: u.nick.clone(),
-                            away: u.away.as_deref().cloned(),
+                            away: u.away().cloned(),
                             mark: self.standing(&room, &u.nick),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
@@ -345,7 +345,7 @@ impl Hub {
         self.user_named(nick)
             .map(|(_, u)| Present {
                 nick: u.nick.clone(),
-                away: u.away.as_deref().cloned(),
+                away: u.away().cloned(),
                 mark: "",
             })
             .or_else(|| {
@@ -382,7 +382,7 @@ impl Hub {
             return;
         };
         let nick = u.nick.clone();
-        let account = u.account.is_some().then(|| nick.clone());
+        let account = u.account().is_some().then(|| nick.clone());
         self.cluster_presence_changed(&nick);
         let others = self.co_member_conns(uid);
         for other in others {
@@ -401,8 +401,8 @@ impl Hub {
             return;
         };
         let now_away = away.is_some();
-        let changed = u.away.as_deref() != away.as_ref();
-        u.away = away.clone().map(Box::new);
+        let changed = u.away() != away.as_ref();
+        u.set_away(away.clone());
         let nick = u.nick.clone();
         self.cluster_presence_changed(&nick);
         self.reply(conn, Reply::Info(Info::AwayNow(now_away)));

@@ -191,7 +191,7 @@ impl Hub {
         };
         self.attach_gen += 1;
         d.conn = None;
-        if let Some(probe) = d.probe.take() {
+        if let Some(probe) = d.take_probe() {
             // A newcomer was waiting to see whether this connection is alive: it is not.
             self.timers.cancel(super::Timer::Takeover(did));
             // (Fuzzing found: a newcomer that left while it waited must not get the session, or
@@ -253,7 +253,7 @@ impl Hub {
             self.tokens.remove(&key.id);
             self.session_ended(key);
         }
-        if let Some(prev) = &d.prev_resume {
+        if let Some(prev) = d.prev_resume() {
             self.tokens.remove(&prev.id);
         }
         if let Some(u) = self.users.get_mut(&d.user) {
@@ -268,7 +268,7 @@ impl Hub {
         let devices = self
             .users
             .get(&uid)
-            .map(|u| u.devices.clone())
+            .map(|u| u.devices.to_vec())
             .unwrap_or_default();
         for did in devices {
             if self.devices.get(&did).is_some_and(|d| d.conn.is_none())
@@ -282,7 +282,7 @@ impl Hub {
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
-        self.user_gone(u.account.as_deref());
+        self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str());
         self.cluster_release(&u.nick);
         for room in &u.rooms {

@@ -34,15 +34,15 @@ impl Hub {
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
-        if d.probe.is_some() {
+        if d.probe().is_some() {
             let words = "your session is being resumed on another connection; starting a new one";
             return self.refuse_resume(conn, hello, words, now);
         }
         debug!(conn = %conn, old = %old, device = did.0, "resume of an attached session: probing");
-        d.probe = Some(Box::new(Probe {
+        d.set_probe(Probe {
             newcomer: conn,
             hello,
-        }));
+        });
         if let Some(c) = self.conns.get_mut(&conn) {
             c.probing = true;
         }
@@ -58,7 +58,7 @@ impl Hub {
 
     /// The attached connection answered the probe: it is alive and keeps the session.
     pub(super) fn probe_answered(&mut self, did: DeviceId, now: Millis) {
-        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.probe.take()) else {
+        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.take_probe()) else {
             return;
         };
         self.timers.cancel(Timer::Takeover(did));
@@ -72,7 +72,7 @@ impl Hub {
 
     /// The attached connection did not answer the probe: the newcomer takes over.
     pub(super) fn takeover_probe_over(&mut self, did: DeviceId, now: Millis) {
-        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.probe.take()) else {
+        let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.take_probe()) else {
             return;
         };
         let Some(c) = self.conns.get_mut(&probe.newcomer) else {
@@ -139,7 +139,7 @@ impl Hub {
         self.attach_gen += 1;
         d.conn = Some(conn);
         // From now on it is counted under the address it came back from.
-        d.addr = self.conns.get(&conn).and_then(|c| c.counted_ip);
+        d.addr = self.conns.get(&conn).and_then(|c| c.counted_ip());
         let uid = d.user;
         let Some(u) = self.users.get(&uid) else {
             return;

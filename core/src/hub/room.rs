@@ -2,6 +2,7 @@
 //! with its encoded frame so replays (join, resume, history) never re-encode.
 
 use super::UserId;
+use super::few::Few;
 use crate::types::{RoomName, Seq, Text};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -180,22 +181,21 @@ impl Room {
 pub(crate) type Rooms = std::collections::BTreeMap<RoomName, Room>;
 
 /// The rooms one user is in, sorted: a few at most ([`crate::limits::MAX_ROOMS_PER_USER`]), so
-/// a small vector grown one at a time, not a B-tree whose first node holds eleven names. An idle
-/// user in one room holds one name.
+/// a small list grown one at a time, not a B-tree whose first node holds eleven names. An idle
+/// user in one room holds that name inline, with no allocation ([`Few`]).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct RoomSet(Vec<RoomName>);
+pub(crate) struct RoomSet(Few<RoomName>);
 
 impl RoomSet {
     pub(crate) fn contains(&self, room: &RoomName) -> bool {
-        self.0.binary_search(room).is_ok()
+        self.0.as_slice().binary_search(room).is_ok()
     }
 
     /// False if it was there already.
     pub(crate) fn insert(&mut self, room: RoomName) -> bool {
-        match self.0.binary_search(&room) {
+        match self.0.as_slice().binary_search(&room) {
             Ok(_) => false,
             Err(at) => {
-                self.0.reserve_exact(1);
                 self.0.insert(at, room);
                 true
             }
@@ -204,12 +204,8 @@ impl RoomSet {
 
     /// False if it was not there.
     pub(crate) fn remove(&mut self, room: &RoomName) -> bool {
-        match self.0.binary_search(room) {
-            Ok(at) => {
-                self.0.remove(at);
-                self.0.shrink_to_fit();
-                true
-            }
+        match self.0.as_slice().binary_search(room) {
+            Ok(at) => self.0.remove(at).is_some(),
             Err(_) => false,
         }
     }

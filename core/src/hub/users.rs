@@ -1,7 +1,6 @@
 //! Users' identities: creating a user, free nicks (`alice_2`, `guest1234`) and resume tokens
 //! drawn from the hub's seeded ChaCha RNG.
 
-use super::room::RoomSet;
 use super::{Device, DeviceId, Hub, ResumeKey, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken};
@@ -16,16 +15,7 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(nick.folded_key(), uid);
         self.attach_gen += 1;
-        self.users.insert(
-            uid,
-            Box::new(User {
-                nick,
-                rooms: RoomSet::default(),
-                devices: Vec::new(),
-                away: None,
-                account: None,
-            }),
-        );
+        self.users.insert(uid, Box::new(User::new(nick)));
         let did = self.new_device(uid, Some(conn));
         (uid, did)
     }
@@ -34,7 +24,7 @@ impl Hub {
     pub(super) fn new_device(&mut self, uid: UserId, conn: Option<ConnId>) -> DeviceId {
         let addr = conn
             .and_then(|c| self.conns.get(&c))
-            .and_then(|c| c.counted_ip);
+            .and_then(|c| c.counted_ip());
         let did = DeviceId(self.next_device);
         self.next_device += 1;
         self.attach_gen += 1;
@@ -44,18 +34,13 @@ impl Hub {
                 user: uid,
                 conn,
                 resume: None,
-                prev_resume: None,
-                probe: None,
                 last_id: MsgId(0),
                 addr,
-                key: None,
+                rare: None,
             }),
         );
         if let Some(u) = self.users.get_mut(&uid) {
             self.attach_gen += 1;
-            // Room for exactly this one more: nearly every user has one device, and a first
-            // `push` would take room for four (a 48-byte glibc chunk instead of 32, issue 22).
-            u.devices.reserve_exact(1);
             u.devices.push(did);
         }
         did
@@ -172,10 +157,10 @@ impl Hub {
         };
         let d = self.devices.get_mut(&did)?;
         if let Some(old) = d.resume.replace(ResumeKey::of(&token)) {
-            if d.prev_resume.is_none() {
+            if d.prev_resume().is_none() {
                 // The client has `old` (it used it, or received it): it stays good until the
                 // client shows it has the new one.
-                d.prev_resume = Some(Box::new(old));
+                d.set_prev_resume(old);
             } else {
                 // `old` never reached the client: the token it holds is still `prev_resume`.
                 self.tokens.remove(&old.id);
@@ -193,14 +178,14 @@ impl Hub {
         let did = *self.tokens.get(&token.id())?;
         let d = self.devices.get(&did)?;
         let opens = |k: Option<&ResumeKey>| k.is_some_and(|k| k.opens(token));
-        (opens(d.resume.as_ref()) || opens(d.prev_resume.as_deref())).then_some(did)
+        (opens(d.resume.as_ref()) || opens(d.prev_resume())).then_some(did)
     }
 
     /// `did`'s connection sent something after its welcome: the client has its current token,
     /// and the one before stops working.
     pub(super) fn token_received(&mut self, did: DeviceId) {
         if let Some(d) = self.devices.get_mut(&did)
-            && let Some(prev) = d.prev_resume.take()
+            && let Some(prev) = d.take_prev_resume()
         {
             self.tokens.remove(&prev.id);
         }

@@ -97,7 +97,7 @@ impl Hub {
         Some(Presence {
             nick: u.nick.clone(),
             account,
-            away: u.away.as_deref().cloned(),
+            away: u.away().cloned(),
         })
     }
 
