@@ -65,18 +65,11 @@ pub(crate) fn encode_account(a: &LoadedAccount, node: &str) -> Result<Bytes, Str
         keys: a.keys.iter().map(|k| (k.id, k.hash.0, k.created)).collect(),
         node: node.to_owned(),
     };
-    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    crate::kept::encode_entry(&stored)
 }
 
 pub(crate) fn decode_account(value: &[u8]) -> Result<LoadedAccount, String> {
-    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
-    let (s, used): (StoredAccount, usize) =
-        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
-    if used != value.len() {
-        return Err("trailing bytes after an account".into());
-    }
+    let s: StoredAccount = crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "an account")?;
     Ok(LoadedAccount {
         record: AccountRecord {
             name: s.name,

@@ -41,18 +41,11 @@ fn encode(mask: &Mask, ban: Option<&Entry>, node: &str) -> Result<Bytes, String>
         ban: ban.cloned(),
         node: node.to_owned(),
     };
-    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    crate::kept::encode_entry(&stored)
 }
 
 fn decode(value: &[u8]) -> Result<(Mask, Option<Entry>), String> {
-    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
-    let (s, used): (StoredBan, usize) =
-        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
-    if used != value.len() {
-        return Err("trailing bytes after a server ban".into());
-    }
+    let s: StoredBan = crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a server ban")?;
     if s.ban.as_ref().is_some_and(|b| b.mask != s.mask) {
         return Err("a server ban under another mask".into());
     }

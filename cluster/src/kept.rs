@@ -11,6 +11,28 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+/// A bucket entry's value: `stored` in bincode.
+pub(crate) fn encode_entry<T: serde::Serialize>(stored: &T) -> Result<bytes::Bytes, String> {
+    bincode::serde::encode_to_vec(stored, bincode::config::standard())
+        .map(bytes::Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// A bucket entry's value read back: at most `MAX` bytes are decoded (bincode's limit before it
+/// allocates), and bytes after the value are refused (`what` names it in the error).
+pub(crate) fn decode_entry<T: serde::de::DeserializeOwned, const MAX: usize>(
+    value: &[u8],
+    what: &str,
+) -> Result<T, String> {
+    let config = bincode::config::standard().with_limit::<MAX>();
+    let (stored, used): (T, usize) =
+        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
+    if used != value.len() {
+        return Err(format!("trailing bytes after {what}"));
+    }
+    Ok(stored)
+}
+
 /// Every key's latest entry in `bucket` (`stream`: its stream; removals included), by key,
 /// and the revision to watch from for what comes after. `what` names the bucket in errors.
 pub(crate) async fn read_all(

@@ -39,18 +39,11 @@ fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
         presence: presence.clone(),
         node: node.to_owned(),
     };
-    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    crate::kept::encode_entry(&stored)
 }
 
 fn decode(value: &[u8]) -> Result<(Presence, String), String> {
-    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
-    let (s, used): (StoredUser, usize) =
-        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
-    if used != value.len() {
-        return Err("trailing bytes after a user's record".into());
-    }
+    let s: StoredUser = crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a user's record")?;
     Ok((s.presence, s.node))
 }
 

@@ -48,18 +48,12 @@ fn encode_room(room: &RoomName, s: &SharedRoom, node: &str) -> Result<Bytes, Str
         invited: s.invited.clone(),
         node: node.to_owned(),
     };
-    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    crate::kept::encode_entry(&stored)
 }
 
 fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
-    let config = bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>();
-    let (s, used): (StoredRoom, usize) =
-        bincode::serde::decode_from_slice(value, config).map_err(|e| e.to_string())?;
-    if used != value.len() {
-        return Err("trailing bytes after a room's settings".into());
-    }
+    let s: StoredRoom =
+        crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a room's settings")?;
     let shared = SharedRoom {
         policy: s.policy,
         invited: s.invited,

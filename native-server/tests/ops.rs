@@ -304,6 +304,29 @@ fn signal(child: &Child, sig: &str) {
     assert!(sent.success());
 }
 
+/// natter-server with JSON logs, its metrics endpoint, and the config file `cfg`.
+async fn spawn_with_config(cfg: &str) -> (Child, Log, SocketAddr, SocketAddr) {
+    spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg,
+    ])
+    .await
+}
+
+/// SIGTERM to `child`: it exits 0 within 10 s.
+async fn stop(mut child: Child) {
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 fn write_config(path: &Path, max_connections: usize) {
     std::fs::write(
         path,
@@ -336,15 +359,7 @@ async fn sighup_reloads_limits_for_new_connections_and_refuses_a_bad_file() {
     let file = dir.path().join("natter.toml");
     write_config(&file, 2);
     let cfg = file.to_str().unwrap();
-    let (mut child, mut log, addr, m) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        cfg,
-    ])
-    .await;
+    let (child, mut log, addr, m) = spawn_with_config(cfg).await;
     assert_eq!(get(m, "/healthz").await.0, 200);
     // The endpoint starts before the listeners: until they are up it says so.
     let deadline = Instant::now() + WAIT;
@@ -441,12 +456,7 @@ async fn sighup_reloads_limits_for_new_connections_and_refuses_a_bad_file() {
         Some(3.0)
     );
 
-    signal(&child, "-TERM");
-    let status = timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(child).await;
 }
 
 /// The message of the day in the config file: nc users get it under their welcome, and a
@@ -461,15 +471,7 @@ async fn sighup_reloads_the_message_of_the_day() {
     )
     .unwrap();
     let cfg = file.to_str().unwrap();
-    let (mut child, mut log, addr, _m) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        cfg,
-    ])
-    .await;
+    let (child, mut log, addr, _m) = spawn_with_config(cfg).await;
     let mut a = try_text(addr, "a").await.expect("a is let in");
     a.expect_has("-- Welcome to the lab.").await;
     a.expect_has("-- Be kind.").await;
@@ -488,12 +490,7 @@ async fn sighup_reloads_the_message_of_the_day() {
     a.send("still here").await;
     b.expect_has("still here").await;
 
-    signal(&child, "-TERM");
-    let status = timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(child).await;
 }
 
 /// `natter-server account ARGS` on the store in `dir` (the password in NATTER_PASSWORD): whether
@@ -522,7 +519,7 @@ async fn account_tool(dir: &Path, args: &[&str], password: &str) -> bool {
 async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let (mut child, mut log, addr, _m) = spawn_json(&[
+    let (child, mut log, addr, _m) = spawn_json(&[
         "--listen",
         "127.0.0.1:0",
         "--metrics-listen",
@@ -562,10 +559,5 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
     dora.send("still talking").await;
     d2.expect_has("still talking").await;
 
-    signal(&child, "-TERM");
-    let status = timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(child).await;
 }
