@@ -469,9 +469,15 @@ impl Conn {
     }
 
     /// A history refill that stopped because the backlog was full continues after `after` once
-    /// it drains (see `Hub::handle_written`).
+    /// it drains (see `Hub::handle_written`). One already owed for the room from further back
+    /// is kept: a later request (the client's next gap) must not drop the rest of an earlier
+    /// one, which the client would then wait for in vain (what is sent twice it ignores).
     pub(crate) fn refill_after(&mut self, room: RoomName, after: Seq) {
-        self.rare_mut().refills.insert(room, after);
+        self.rare_mut()
+            .refills
+            .entry(room)
+            .and_modify(|a| *a = (*a).min(after))
+            .or_insert(after);
         self.owes = true;
     }
 
@@ -833,6 +839,19 @@ mod tests {
         assert!(c.rare().is_none(), "no rare parts for a scroll cursor");
         c.close();
         assert_eq!(c.scroll.get(&a), None);
+    }
+
+    #[test]
+    fn a_refill_owed_from_further_back_is_kept_when_another_stops() {
+        let mut c = conn(1);
+        let (a, b) = (RoomName::new("#a").unwrap(), RoomName::new("#b").unwrap());
+        c.refill_after(a.clone(), Seq(55));
+        c.refill_after(a.clone(), Seq(377));
+        c.refill_after(b.clone(), Seq(9));
+        c.refill_after(b.clone(), Seq(4));
+        let (_, refills) = c.take_owed();
+        assert_eq!(refills.get(&a), Some(&Seq(55)));
+        assert_eq!(refills.get(&b), Some(&Seq(4)));
     }
 
     #[test]
