@@ -901,6 +901,46 @@ fn a_group_of_many_events_is_stored_in_order_and_a_duplicate_among_them_is_named
 }
 
 #[test]
+fn a_conflict_rolls_the_whole_group_back_and_the_next_write_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let a: Vec<_> = (1..=40)
+        .map(|s| say("#a", s, &format!("first {s}")))
+        .collect();
+    store.write(&batch(1, a.clone())).unwrap();
+    // A room made by this group, then 32-row chunks into #a with a seq stored already in the
+    // second chunk: the group's first try rolls back at that chunk (the room's row, its
+    // events and the first chunk with it), the second names the duplicate.
+    let fresh: Vec<_> = (1..=12)
+        .map(|s| say("#new", s, &format!("fresh {s}")))
+        .collect();
+    let mut more: Vec<_> = (41..=104)
+        .map(|s| say("#a", s, &format!("more {s}")))
+        .collect();
+    more[40] = say("#a", 7, "more seven");
+    assert_eq!(
+        store.write_group(&[batch(2, fresh.clone()), batch(3, more)]),
+        Err(WriteError::Duplicate {
+            room: room("#a"),
+            seq: Seq(7)
+        })
+    );
+    assert_eq!(all_events(&store, "#a"), a);
+    assert!(all_events(&store, "#new").is_empty());
+    assert!(search(&store, "more", None).is_empty());
+    // Nothing the failed group learnt (the room's id, event ids) is used again.
+    store.write(&batch(4, fresh.clone())).unwrap();
+    let next: Vec<_> = (41..=80)
+        .map(|s| say("#a", s, &format!("next {s}")))
+        .collect();
+    store.write(&batch(5, next.clone())).unwrap();
+    assert_eq!(all_events(&store, "#new"), fresh);
+    assert_eq!(all_events(&store, "#a"), [a, next].concat());
+    assert_eq!(search(&store, "fresh", Some("#new")).len(), 12);
+    assert_eq!(search(&store, "next", Some("#a")).len(), 40);
+}
+
+#[test]
 fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let record = |k: u8, last: u64| SessionRecord {

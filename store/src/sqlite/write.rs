@@ -318,8 +318,17 @@ impl SqliteStore {
     /// error) none.
     pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
         let next_id = self.next_id;
-        let applied = self.apply_group(group);
-        let applied = match applied {
+        let applied = match self.apply_group(group, Conflicts::RollBack) {
+            Err(Failure::RolledBack) => {
+                // Something in the group conflicts (a duplicate seq): written again, this time
+                // so that the failure names it (and rolls back as well).
+                self.rooms.clear();
+                self.next_id = next_id;
+                self.apply_group(group, Conflicts::Name)
+            }
+            other => other,
+        };
+        let applied = match applied.map_err(Failure::into_write_error) {
             Ok((ids, lines)) => {
                 self.unfolded_ids = match ids {
                     IdRows::Added(n) => self.unfolded_ids + n,
@@ -344,7 +353,11 @@ impl SqliteStore {
         applied
     }
 
-    fn apply_group(&mut self, group: &[Batch]) -> Result<(IdRows, Vec<HeldLine>), WriteError> {
+    fn apply_group(
+        &mut self,
+        group: &[Batch],
+        conflicts: Conflicts,
+    ) -> Result<(IdRows, Vec<HeldLine>), Failure> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -404,7 +417,7 @@ impl SqliteStore {
                 }
                 if !events.is_empty() {
                     let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
-                    insert_events(&tx, ctx, &events)?;
+                    insert_events(&tx, ctx, &events, conflicts)?;
                     events.clear();
                 }
                 apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
@@ -412,7 +425,7 @@ impl SqliteStore {
         }
         if !events.is_empty() {
             let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
-            insert_events(&tx, ctx, &events)?;
+            insert_events(&tx, ctx, &events, conflicts)?;
         }
         if !ids.is_empty() {
             insert_ids(&tx, &ids)?;
@@ -554,7 +567,8 @@ fn apply(
 ) -> Result<(), WriteError> {
     let sql = WriteError::from_sqlite;
     match write {
-        Write::Event(ev) => insert_events(tx, (rooms, next_id, meta), &[ev])?,
+        Write::Event(ev) => insert_events(tx, (rooms, next_id, meta), &[ev], Conflicts::Name)
+            .map_err(Failure::into_write_error)?,
         Write::Session(s) => upsert_session(tx, s)?,
         Write::SessionLastId {
             token,
@@ -614,21 +628,72 @@ fn room_id(
 /// once per chunk instead of once per event. What is left below the smallest goes one by one.
 const CHUNKS: [usize; 2] = [32, 8];
 
-/// `INSERT INTO {table} ({cols}) VALUES (?, …), …` for `rows` rows of `width` columns.
-fn multi_insert(table_cols: &str, width: usize, rows: usize) -> String {
+/// `{verb} {table} ({cols}) VALUES (?, …), …` for `rows` rows of `width` columns.
+fn multi_insert(verb: &str, table_cols: &str, width: usize, rows: usize) -> String {
     let row = format!("({})", vec!["?"; width].join(", "));
-    format!(
-        "INSERT INTO {table_cols} VALUES {}",
-        vec![row; rows].join(", ")
-    )
+    format!("{verb} {table_cols} VALUES {}", vec![row; rows].join(", "))
 }
 
 /// The multi-row `events` inserts, made once.
-fn multi_sql() -> &'static [String; CHUNKS.len()] {
-    static SQL: std::sync::OnceLock<[String; CHUNKS.len()]> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        CHUNKS.map(|n| multi_insert("events (room, seq, id, at, nick, kind, msg_id, text)", 8, n))
+fn multi_sql(conflicts: Conflicts) -> &'static [String; CHUNKS.len()] {
+    type Sql = std::sync::OnceLock<[String; CHUNKS.len()]>;
+    static ROLL_BACK: Sql = std::sync::OnceLock::new();
+    static NAME: Sql = std::sync::OnceLock::new();
+    let (cell, verb) = match conflicts {
+        Conflicts::RollBack => (&ROLL_BACK, "INSERT OR ROLLBACK INTO"),
+        Conflicts::Name => (&NAME, "INSERT INTO"),
+    };
+    cell.get_or_init(|| {
+        CHUNKS.map(|n| {
+            multi_insert(
+                verb,
+                "events (room, seq, id, at, nick, kind, msg_id, text)",
+                8,
+                n,
+            )
+        })
     })
+}
+
+/// What a multi-row `events` insert does when a row conflicts (a duplicate (room, seq)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    /// `INSERT OR ROLLBACK`: the whole transaction is rolled back. As no statement then has to
+    /// be undone alone, SQLite keeps no statement journal (with `ABORT`, a multi-row insert
+    /// copies every page it changes into one first, and allocates and frees it: an eighth
+    /// of the writer's time, `subjournalPageIfRequired`). The usual case: nothing conflicts.
+    RollBack,
+    /// `INSERT` (`ABORT`): a failed statement changed nothing, and its rows are inserted again
+    /// one at a time to name the duplicate. A group whose first try rolled back is written
+    /// again this way.
+    Name,
+}
+
+/// Why a group was not written.
+#[derive(Debug)]
+enum Failure {
+    /// A row conflicted under [`Conflicts::RollBack`]: nothing was written, try again with
+    /// [`Conflicts::Name`] to learn what.
+    RolledBack,
+    Write(WriteError),
+}
+
+impl From<WriteError> for Failure {
+    fn from(e: WriteError) -> Failure {
+        Failure::Write(e)
+    }
+}
+
+impl Failure {
+    fn into_write_error(self) -> WriteError {
+        match self {
+            Failure::Write(e) => e,
+            // Only a group's first try rolls back, and write_group tries it again.
+            Failure::RolledBack => {
+                WriteError::Storage("a conflicting row rolled the transaction back".into())
+            }
+        }
+    }
 }
 
 /// What inserting events updates: room ids, the next event id, the rooms' metadata.
@@ -656,7 +721,8 @@ fn insert_events(
     tx: &Connection,
     (rooms, next_id, meta): EventCtx<'_>,
     events: &[&RoomEvent],
-) -> Result<(), WriteError> {
+    conflicts: Conflicts,
+) -> Result<(), Failure> {
     let mut rows = Vec::with_capacity(events.len());
     for ev in events {
         let room = room_id(tx, rooms, &ev.room)?;
@@ -681,7 +747,7 @@ fn insert_events(
         *next_id += 1;
         meta.saw(room, ev);
     }
-    let sql = multi_sql();
+    let sql = multi_sql(conflicts);
     let mut rest = &rows[..];
     while !rest.is_empty() {
         let Some(at) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
@@ -691,19 +757,21 @@ fn insert_events(
             break;
         };
         let (chunk, tail) = rest.split_at(CHUNKS[at]);
-        insert_chunk(tx, &sql[at], chunk)?;
+        insert_chunk(tx, &sql[at], chunk, conflicts)?;
         rest = tail;
     }
     Ok(())
 }
 
-/// One multi-row insert of `chunk`; a duplicate is found and named by inserting the chunk
-/// again one row at a time (the failed statement changed nothing).
+/// One multi-row insert of `chunk`. On a conflict, with [`Conflicts::Name`] the duplicate is
+/// found and named by inserting the chunk again one row at a time (the failed statement
+/// changed nothing); with [`Conflicts::RollBack`] the transaction is gone.
 fn insert_chunk(
     tx: &Connection,
     events_sql: &str,
     chunk: &[EventRow<'_>],
-) -> Result<(), WriteError> {
+    conflicts: Conflicts,
+) -> Result<(), Failure> {
     let inserted = tx.prepare_cached(events_sql).and_then(|mut st| {
         for (i, r) in chunk.iter().enumerate() {
             let b = i * 8;
@@ -721,12 +789,15 @@ fn insert_chunk(
     match inserted {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            if conflicts == Conflicts::RollBack {
+                return Err(Failure::RolledBack);
+            }
             for r in chunk {
                 insert_event(tx, r)?;
             }
             Ok(())
         }
-        Err(e) => Err(WriteError::from_sqlite(e)),
+        Err(e) => Err(WriteError::from_sqlite(e).into()),
     }
 }
 
