@@ -37,15 +37,7 @@ fn addr(s: &Server) -> SocketAddr {
 
 /// A client called `name` on `at`, registered (signed in to its account).
 async fn registered(at: SocketAddr, name: &str) -> BinClient {
-    let (mut c, _) = BinClient::hello(at, name, None).await;
-    c.send(&ClientMsg::Register {
-        password: Password(PASSWORD.into()),
-        remember: false,
-    })
-    .await;
-    c.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
-        .await;
-    c
+    BinClient::registered(at, name, PASSWORD).await
 }
 
 /// `name` signing in on `at` (from a guest's hello).
@@ -74,14 +66,7 @@ fn ban(target: &str, duration: Option<Millis>) -> AdminAction {
 
 /// A hello as `name` on `at` is refused as banned and closed.
 async fn refused(at: SocketAddr, name: &str) {
-    let mut c = BinClient::connect(at, name).await;
-    c.send(&ClientMsg::Hello {
-        version: PROTOCOL_VERSION,
-        nick: nick(name),
-        resume: None,
-    })
-    .await;
-    c.expect_closed_with(ErrorKind::Banned).await;
+    BinClient::refused_with(at, name, ErrorKind::Banned).await;
 }
 
 /// The masks `root` lists.

@@ -26,15 +26,7 @@ fn addr(s: &Server) -> SocketAddr {
 
 /// A client called `name` on `at`, registered (signed in to its account).
 async fn registered(at: SocketAddr, name: &str) -> BinClient {
-    let (mut c, _) = BinClient::hello(at, name, None).await;
-    c.send(&ClientMsg::Register {
-        password: Password(PASSWORD.into()),
-        remember: false,
-    })
-    .await;
-    c.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
-        .await;
-    c
+    BinClient::registered(at, name, PASSWORD).await
 }
 
 const PASSWORD: &str = "correct horse";

@@ -261,6 +261,12 @@ impl BinClient {
 
     /// Connects, says hello as `nick_`, and asserts the server refuses it as full and closes.
     pub async fn refused_as_full(addr: SocketAddr, nick_: &str) {
+        BinClient::refused_with(addr, nick_, ErrorKind::Full).await;
+    }
+
+    /// Connects, says hello as `nick_`, and asserts the server refuses it with `kind` and
+    /// closes.
+    pub async fn refused_with(addr: SocketAddr, nick_: &str, kind: ErrorKind) {
         let mut c = BinClient::connect(addr, nick_).await;
         c.send(&ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -268,7 +274,20 @@ impl BinClient {
             resume: None,
         })
         .await;
-        c.expect_closed_with(ErrorKind::Full).await;
+        c.expect_closed_with(kind).await;
+    }
+
+    /// A client called `name` on `addr`, which registers its nick with `password` (signed in).
+    pub async fn registered(addr: SocketAddr, name: &str, password: &str) -> BinClient {
+        let (mut c, _) = BinClient::hello(addr, name, None).await;
+        c.send(&ClientMsg::Register {
+            password: natter_core::Password(password.into()),
+            remember: false,
+        })
+        .await;
+        c.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+            .await;
+        c
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
