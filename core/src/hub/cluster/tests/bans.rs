@@ -100,18 +100,7 @@ fn bye(msgs: &[ServerMsg]) -> bool {
 
 /// A binary hello on node `i` from `ip`, settled: what it got.
 fn hello_from(net: &mut Net, i: usize, want: &str, ip: &str) -> Vec<ServerMsg> {
-    let now = net.now;
-    let c = net.nodes[i].hub.accept(ip.parse().unwrap(), now).unwrap();
-    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
-    let hello = ClientMsg::Hello {
-        version: PROTOCOL_VERSION,
-        nick: nick(want),
-        resume: None,
-    };
-    net.nodes[i]
-        .hub
-        .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
-    settle(net);
+    let c = super::rooms::hello_on(net, i, want, ip);
     net.recv(i, c)
 }
 

@@ -88,8 +88,8 @@ fn dave_in_r(net: &mut Net) -> ConnId {
     d
 }
 
-/// A binary guest on node `i` connected from `ip`, welcomed.
-fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
+/// A binary hello as `want` on node `i` from `ip`, settled (what it got is still to read).
+pub(super) fn hello_on(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
     let now = net.now;
     let c = net.nodes[i].hub.accept(ip.parse().unwrap(), now).unwrap();
     net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
@@ -102,6 +102,12 @@ fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
         .hub
         .handle_bytes(c, &encode_frame(&hello).unwrap(), now);
     settle(net);
+    c
+}
+
+/// A binary guest on node `i` connected from `ip`, welcomed.
+fn guest_from(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
+    let c = hello_on(net, i, want, ip);
     net.welcomed(i, c);
     c
 }
