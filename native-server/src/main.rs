@@ -536,7 +536,7 @@ mod tests {
         let refused = server_config(&args, &long, [1; 32])
             .unwrap_err()
             .to_string();
-        assert!(refused.contains("motd"), "{refused}");
+        assert!(refused.starts_with("motd = (21 lines): "), "{refused}");
         assert!(
             c.hub.trusted_proxies.is_empty(),
             "no proxy is trusted unless named"

@@ -165,6 +165,7 @@ impl BridgeSecret {
         let n = s.chars().count();
         if !(16..=crate::wire::MAX_BRIDGE_SECRET).contains(&n) {
             return Err(ConfigError {
+                table: None,
                 key: "bridge secret",
                 value: format!("({n} characters)"),
                 why: "must be 16 to 256 characters",
@@ -205,6 +206,7 @@ impl Motd {
     /// [`MAX_MOTD_LINES`] lines of at most [`crate::limits::MAX_TEXT_BYTES`] bytes each.
     pub fn new(s: &str) -> Result<Motd, ConfigError> {
         let refuse = |why| ConfigError {
+            table: None,
             key: "motd",
             value: format!("({} lines)", s.lines().count()),
             why,
@@ -231,13 +233,23 @@ impl Motd {
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(AsRef::as_ref)
     }
+
+    /// Its lines as the binary protocol's [`crate::wire::ServerMsg::Motd`] carries them
+    /// (`None` for an empty line).
+    pub fn to_wire(&self) -> Vec<Option<crate::Text>> {
+        self.lines().map(|l| crate::Text::new(l).ok()).collect()
+    }
 }
 
 /// A config value the hub cannot run with. The text names the key as it is written in the
-/// `[limits]` table.
+/// config file, under its table (`[limits] flood_burst = 0: ...`, or `motd = (21 lines): ...` for
+/// a top-level key).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("[limits] {key} = {value}: {why}")]
+#[error("{}{key} = {value}: {why}", table.map(|t| format!("[{t}] ")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The table the key is written in (`limits`), `None` for a top-level key or a setting
+    /// that is not in the file (a secret read from its own file).
+    pub table: Option<&'static str>,
     /// The key, as written in the config file.
     pub key: &'static str,
     /// The value given.
@@ -256,6 +268,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn err(key: &'static str, value: impl ToString, why: &'static str) -> ConfigError {
             ConfigError {
+                table: Some("limits"),
                 key,
                 value: value.to_string(),
                 why,
@@ -366,7 +379,11 @@ mod tests {
         };
         let e = c.validate().unwrap_err();
         assert_eq!(e.key, "connect_window_ms");
-        assert!(e.to_string().contains("connect_window_ms = 0"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("[limits] connect_window_ms = 0: "),
+            "{e}"
+        );
         let c = Config {
             flood_burst: 0,
             ..Config::default()
