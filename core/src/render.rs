@@ -404,6 +404,16 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             vec![notice(invited_words(room, by))]
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
+        ServerMsg::Motd { lines } => lines
+            .iter()
+            .take(crate::hub::MAX_MOTD_LINES)
+            .map(|l| {
+                notice(
+                    l.as_ref()
+                        .map_or_else(String::new, |t| t.as_str().to_owned()),
+                )
+            })
+            .collect(),
         ServerMsg::ServerBans { bans } => {
             if bans.is_empty() {
                 vec![notice("nobody is banned from the server".into())]

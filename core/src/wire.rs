@@ -773,6 +773,13 @@ pub enum ServerMsg {
         /// Members now.
         members: u32,
     },
+    /// The operator's message of the day, sent right after `Welcome` to a new session (not to
+    /// a resumed one) when the server has one: lines for people, in order; `None` is an empty
+    /// line. At most [`crate::hub::MAX_MOTD_LINES`] lines (a client shows no more).
+    Motd {
+        /// Its lines.
+        lines: Vec<Option<Text>>,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -1183,6 +1190,9 @@ mod tests {
                 joined: 12,
                 left: 3,
                 members: 5_000,
+            },
+            ServerMsg::Motd {
+                lines: vec![Some(text("Be kind.")), None, Some(text("Rules: see /help"))],
             },
         ];
         for kind in [

@@ -5,6 +5,7 @@
 
 mod support;
 
+use natter_core::wire::ServerMsg;
 use natter_server::ServerConfig;
 use prometheus_parse::{Scrape, Value};
 use std::net::SocketAddr;
@@ -489,6 +490,14 @@ async fn sighup_reloads_the_message_of_the_day() {
     b.expect_has("-- Maintenance at noon.").await;
     a.send("still here").await;
     b.expect_has("still here").await;
+    // A binary client (the CLI, the page) gets it as `Motd` right after its welcome.
+    let (mut c, _) = BinClient::hello(addr, "c", None).await;
+    let next = c.next_msg(Duration::from_secs(5)).await;
+    assert!(
+        matches!(&next, Got::Msg(ServerMsg::Motd { lines })
+            if lines.len() == 1 && lines[0].as_ref().map(|t| t.as_str()) == Some("Maintenance at noon.")),
+        "{next:?}"
+    );
 
     stop(child).await;
 }

@@ -9,7 +9,7 @@ use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, adm
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
-use crate::wire::{ErrorKind, PROTOCOL_VERSION, Re};
+use crate::wire::{ErrorKind, PROTOCOL_VERSION, Re, ServerMsg};
 use core::net::IpAddr;
 use tracing::debug;
 
@@ -444,8 +444,16 @@ impl Hub {
             .get(&conn)
             .and_then(|c| c.kind())
             .unwrap_or(ConnKind::Binary);
-        if let (ConnKind::Text, false, Some(motd)) = (kind, resumed, &self.config.motd) {
-            self.reply(conn, Reply::Note(super::dialect::Note::Motd(motd.clone())));
+        match (kind, resumed, &self.config.motd) {
+            (ConnKind::Text, false, Some(motd)) => {
+                self.reply(conn, Reply::Note(super::dialect::Note::Motd(motd.clone())));
+            }
+            (ConnKind::Binary, false, Some(motd)) => {
+                let lines = motd.to_wire();
+                self.reply(conn, Reply::Msg(ServerMsg::Motd { lines }));
+            }
+            // IRC clients get it as numerics at registration (the dialect's own welcome).
+            _ => {}
         }
         self.out.events.push_back(HubEvent::Ready {
             conn,

@@ -5102,7 +5102,7 @@ mod crowd {
 }
 
 /// nc users get the operator's message of the day under their welcome (a reload's new one from
-/// then on); binary clients get nothing more than their welcome, and a resume no second copy.
+/// then on); binary clients get it as `Motd` right after theirs, and a resume no second copy.
 #[test]
 fn nc_users_get_the_operators_motd_under_their_welcome() {
     let mut t = T::new();
@@ -5127,8 +5127,31 @@ fn nc_users_get_the_operators_motd_under_their_welcome() {
         !l[3].contains('\x1b'),
         "control characters are cleaned out: {l:?}"
     );
-    let (_, got) = t.hello(LOCAL, "binny", None);
-    assert!(matches!(&got[..], [ServerMsg::Welcome { .. }]), "{got:?}");
+    let (bc, got) = t.hello(LOCAL, "binny", None);
+    let [ServerMsg::Welcome { token, .. }, ServerMsg::Motd { lines }] = &got[..] else {
+        panic!("a welcome, then the MOTD: {got:?}");
+    };
+    let shown: Vec<Option<&str>> = lines
+        .iter()
+        .map(|l| l.as_ref().map(|t| t.as_str()))
+        .collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert_eq!(shown[0], Some("Be kind."));
+    assert_eq!(shown[1], None, "an empty line stays one");
+    assert!(
+        shown[2].is_some_and(|l| l.starts_with("Rules: ") && !l.contains('\x1b')),
+        "{shown:?}"
+    );
+    // What a client shows of it.
+    let rendered = crate::render::reply_lines(&got[1], None, None);
+    assert_eq!(rendered[0], "-- Be kind.");
+    let token = token.clone();
+    t.hub.handle_close(bc, t.now);
+    let (_, again) = t.resume("binny", token, Vec::new());
+    assert!(
+        matches!(&again[..], [ServerMsg::Welcome { resumed: true, .. }]),
+        "a resume gets no second copy: {again:?}"
+    );
 }
 
 #[test]

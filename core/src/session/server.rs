@@ -114,8 +114,9 @@ impl Session {
                     members,
                 });
             }
-            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
-                // An admin's words, and the answer to /gbans: lines for people.
+            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } | ServerMsg::Motd { .. } => {
+                // An admin's words, the answer to /gbans, the operator's message of the day:
+                // lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }

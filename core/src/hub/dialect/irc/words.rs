@@ -438,6 +438,20 @@ impl Irc {
                 let tags = l.tags.clone();
                 l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
             }
+            ServerMsg::Motd { lines } => {
+                // The hub gives IRC clients the MOTD as `Info::Motd` at registration; this is the
+                // same numerics for the binary message, should one come this way.
+                l.num(
+                    RPL_MOTDSTART,
+                    &[],
+                    &format!("- {SERVER} Message of the day -"),
+                );
+                for line in lines {
+                    let line = line.as_ref().map_or("", |t| t.as_str());
+                    l.num(RPL_MOTD, &[], &format!("- {line}"));
+                }
+                l.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+            }
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
