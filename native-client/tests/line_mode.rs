@@ -330,3 +330,19 @@ async fn history_and_search_print_one_line_each_with_room_and_time() {
     assert!(bob.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+/// The operator's message of the day is printed when the client connects, one line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_message_of_the_day_is_printed_on_connecting() {
+    let (server, addr) = server_with(|hub| {
+        hub.motd = Some(natter_core::hub::Motd::new("Welcome to the lab.\nBe kind.").unwrap());
+    })
+    .await;
+    let mut c = Client::start("reader", addr, &[]);
+    let first = c.expect_containing("Welcome to the lab.").await;
+    assert!(first.starts_with("-- "), "{first}");
+    c.expect_containing("Be kind.").await;
+    c.close_stdin();
+    assert!(c.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
