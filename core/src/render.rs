@@ -552,6 +552,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),
         Event::Info(text) => clean_lines(text).map(notice).collect(),
+        Event::Motd(lines) => lines.iter().map(|l| notice(sanitize(l))).collect(),
         // History and search hits, one per line with room and time, then how it ended.
         Event::Past {
             room,

@@ -1482,11 +1482,10 @@ async fn accounts_scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_founder_bans_from_the_member_menu_and_moderates_in_the_settings_panel() {
-    with_browser(
-        natter_server::ServerConfig::local_test(),
-        moderation_scenario,
-    )
-    .await;
+    // With a message of the day, which the page shows when it connects.
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.motd = Some(natter_core::hub::Motd::new("Welcome to the club server.").unwrap());
+    with_browser(config, moderation_scenario).await;
 }
 
 /// The room's settings as the page's model has them (`null` when it is not in the room).
@@ -1565,6 +1564,20 @@ async fn moderation_scenario(
         "the page to be signed in as fern",
         STEP,
         (account_of(b).await.as_deref() == Some("fern")).then_some(())
+    );
+    wait_for!(
+        "the server's message of the day in the page",
+        STEP,
+        js(
+            b,
+            "return [...document.querySelectorAll('.line')].map(l => l.textContent);"
+        )
+        .await
+        .as_array()
+        .is_some_and(|ls| ls.iter().any(|l| l
+            .as_str()
+            .is_some_and(|l| l.contains("Welcome to the club server."))))
+        .then_some(())
     );
     type_line(b, "/join #club").await;
     wait_for!(

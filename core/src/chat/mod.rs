@@ -79,6 +79,9 @@ pub struct Chat {
     log: Log,
     next_line: u64,
     next_active: u64,
+    /// The server's message of the day, until a room opens to show it in (it came while
+    /// nothing but the server's conversation was open).
+    motd: Vec<String>,
 }
 
 impl Chat {
@@ -99,6 +102,7 @@ impl Chat {
             log: Log::default(),
             next_line: 0,
             next_active: 0,
+            motd: Vec::new(),
         }
     }
 
@@ -501,6 +505,7 @@ impl Chat {
                     self.note(line, now);
                 }
             }
+            Event::Motd(lines) => self.on_motd(lines, now),
             Event::Queued { id, to, act, text } => self.on_queued(*id, to, *act, text, now),
             Event::Settled { id, delivered } => self.on_settled(*id, *delivered, now),
             Event::Older { room } => self.on_older(room),
@@ -552,6 +557,32 @@ impl Chat {
         }
         if self.current == ConvId::Server {
             self.open(&id);
+            // The message of the day that came while only the server's conversation was open
+            // is shown where the person now looks, once.
+            let motd = std::mem::take(&mut self.motd);
+            self.show_motd(&id, &motd, now);
+        }
+    }
+
+    /// The server's message of the day: shown in the open conversation, and kept to show again
+    /// in the first room that opens when that is only the server's.
+    fn on_motd(&mut self, lines: &[String], now: Millis) {
+        let lines: Vec<String> = lines.iter().map(|l| crate::types::sanitize(l)).collect();
+        let id = self.current.clone();
+        self.show_motd(&id, &lines, now);
+        self.motd = if id == ConvId::Server {
+            lines
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// The message of the day's lines in `id`, one by one (not through `notice_in`: an empty
+    /// or repeated line is kept).
+    fn show_motd(&mut self, id: &ConvId, lines: &[String], now: Millis) {
+        for words in lines {
+            let line = self.make_line(now, None, LineKind::Notice(words.clone()));
+            self.add_line(id, line);
         }
     }
 

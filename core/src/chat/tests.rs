@@ -1222,3 +1222,44 @@ fn a_big_rooms_count_comes_from_its_summary_and_follows_the_joins_it_still_sees(
     c.handle_event(&joined("#big", 9, &["me", "bob", "carol"]), T0);
     assert_eq!(conv(&c).member_count(), 3);
 }
+
+/// The message of the day comes before any room is open: it is in the server's conversation,
+/// and shown again, once, in the first room that opens (where the person looks); one that comes
+/// while a room is open is shown there.
+#[test]
+fn the_motd_is_shown_in_the_first_room_that_opens() {
+    let motd = || {
+        Event::Motd(vec![
+            "Be kind.".into(),
+            String::new(),
+            "Rules: see /help".into(),
+        ])
+    };
+    let notice = |w: &str| LineKind::Notice(w.into());
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(&motd(), T0);
+    assert_eq!(
+        kinds(&c, &ConvId::Server),
+        [notice("Be kind."), notice(""), notice("Rules: see /help")]
+    );
+    c.handle_event(&joined("#a", 1, &["me"]), T0);
+    c.handle_event(&joined("#b", 1, &["me"]), T0);
+    let a = kinds(&c, &rid("#a"));
+    assert_eq!(
+        &a[a.len() - 3..],
+        [notice("Be kind."), notice(""), notice("Rules: see /help")],
+        "{a:?}"
+    );
+    assert!(
+        !kinds(&c, &rid("#b")).contains(&notice("Be kind.")),
+        "once only"
+    );
+    // A new session while #a is open (not resumed): there.
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&Event::Motd(vec!["\x1b[2JNew rules".into()]), T0);
+    let last = kinds(&c, &rid("#a")).pop();
+    assert!(
+        matches!(&last, Some(LineKind::Notice(w)) if w.ends_with("New rules") && !w.contains('\x1b')),
+        "shown there, control characters made harmless: {last:?}"
+    );
+}

@@ -200,6 +200,9 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// The server operator's message of the day, its lines in order (an empty one kept), as
+    /// the server sent it right after welcoming a new session.
+    Motd(Vec<String>),
     /// Older events of a room were asked for (scrollback): [`Event::Past`] brings them, or an
     /// [`Event::Error`] about [`About::Older`] says why not. One page per room at a time.
     Older {

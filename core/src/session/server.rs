@@ -114,9 +114,19 @@ impl Session {
                     members,
                 });
             }
-            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } | ServerMsg::Motd { .. } => {
-                // An admin's words, the answer to /gbans, the operator's message of the day:
-                // lines for people.
+            ServerMsg::Motd { lines } => {
+                let lines = lines
+                    .iter()
+                    .take(crate::hub::MAX_MOTD_LINES)
+                    .map(|l| {
+                        l.as_ref()
+                            .map_or_else(String::new, |t| t.as_str().to_owned())
+                    })
+                    .collect();
+                self.event(Event::Motd(lines));
+            }
+            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
+                // An admin's words, and the answer to /gbans: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }

@@ -3391,23 +3391,21 @@ fn a_line_in_flight_when_its_node_died_is_shown_once_after_a_resume_on_another_n
     }
 }
 
-/// The operator's message of the day comes right after the welcome: one line of information
-/// each, in order, an empty line kept, and never more than the server may send.
+/// The operator's message of the day comes right after the welcome: one event with its lines,
+/// in order, an empty line kept, and never more than the server may send.
 #[test]
-fn the_motd_is_shown_line_by_line() {
+fn the_motd_is_one_event_with_its_lines() {
     let mut t = T::ready(Transport::Messages);
     let mut lines = vec![Some(text("Be kind.")), None, Some(text("Rules: see /help"))];
     lines.extend((0..30).map(|i| Some(text(&format!("extra {i}")))));
     t.recv(ServerMsg::Motd { lines });
     let evs = t.events();
-    let shown: Vec<&str> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::Info(l) => Some(l.as_str()),
-            _ => None,
-        })
-        .collect();
+    let [Event::Motd(shown)] = &evs[..] else {
+        panic!("one Motd event: {evs:?}");
+    };
     assert_eq!(shown.len(), crate::hub::MAX_MOTD_LINES, "{shown:?}");
     assert_eq!(&shown[..3], ["Be kind.", "", "Rules: see /help"]);
-    assert_eq!(evs.len(), shown.len(), "nothing but the lines: {evs:?}");
+    // Line mode prints each as a notice.
+    let printed = render::session_lines(&evs[0], &nick("alice"));
+    assert_eq!(&printed[..3], ["-- Be kind.", "-- ", "-- Rules: see /help"]);
 }
