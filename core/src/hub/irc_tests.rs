@@ -2332,3 +2332,66 @@ fn the_operators_motd_is_sent_at_registration_and_on_motd() {
     assert_eq!(numerics(&l), ["375", "372", "376"]);
     assert_eq!(l[1], ":natter.irc 372 reader :- New rules");
 }
+
+#[test]
+fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_make() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    drop(a);
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &[]);
+    let d = n.client("dan", &[]);
+    n.send(c, &["JOIN #m"]);
+    n.send(b, &["JOIN #m"]);
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.lines(b);
+    n.lines(d);
+    // `+r` is in CHANMODES: it registers the room, and the founder is an operator.
+    n.send(c, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter MODE #m +r"),
+        "{l:?}"
+    );
+    assert!(
+        l.iter().any(|l| l == ":natter.irc MODE #m +o alice"),
+        "{l:?}"
+    );
+    // A guest cannot register.
+    n.send(b, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(!l.iter().any(|l| l.contains(" MODE #m +r")), "{l:?}");
+    assert!(!numerics(&l).is_empty(), "a refusal: {l:?}");
+    // WeeChat's `/ban bob` sends `*!bob@natter` (ident and host): that is bob, not everyone on
+    // the pseudo-host nor a nick named `natter`.
+    n.send(c, &["MODE #m +b *!bob@natter"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(b, &["JOIN #m"]);
+    // irssi's `*!*dan@natter` is dan.
+    n.send(c, &["MODE #m +b *!*dan@natter"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(l.iter().any(|l| l.contains(" KICK #m bob ")), "{l:?}");
+    assert_eq!(numerics(&l), ["474"], "{l:?}");
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(l.iter().any(|l| l.contains(" KICK #m dan ")), "{l:?}");
+    assert_eq!(numerics(&l), ["474"], "{l:?}");
+    n.send(c, &["MODE #m b"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m nick:bob ")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m nick:dan ")), "{l:?}");
+    // A mask of everyone on the pseudo-host is refused, not read as a nick.
+    n.send(c, &["MODE #m +b *!*@natter"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(!l.iter().any(|l| l.contains(" MODE #m +b")), "{l:?}");
+}

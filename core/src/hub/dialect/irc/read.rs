@@ -936,6 +936,9 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     _ => ModAction::Devoice(nick),
                 }
             }
+            // `+r` registers the room (CHANMODES lists it): the signed-in sender becomes its
+            // founder, as `/register` does.
+            'r' if on => ModAction::Register,
             'b' | 'q' => match (args.next(), c, on) {
                 (None, 'b', _) => ModAction::Bans,
                 (None, _, _) => {
@@ -1002,13 +1005,21 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
 }
 
 /// An IRC ban mask as natter reads it: `nick!*@*` is the nick, `*!*@host` the address, a bare
-/// word a nick or natter's own mask.
+/// word a nick or natter's own mask. Every IRC user is `nick!nick@natter`, so the masks clients
+/// make from that (`*!bob@natter` in WeeChat, `*!*bob@natter` in irssi) name the nick `bob`.
 fn irc_mask(mask: &str) -> String {
     match mask.split_once('!') {
         Some((nick, rest)) => {
-            let host = rest.split_once('@').map_or("*", |(_, h)| h);
+            let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+            let user = user.trim_start_matches(['*', '~']);
+            let ours = host.eq_ignore_ascii_case(names::HOST);
             if nick != "*" && !nick.contains('*') {
                 format!("nick:{nick}")
+            } else if ours && !user.is_empty() && !user.contains(['*', '?']) {
+                format!("nick:{user}")
+            } else if ours {
+                // Everyone on the pseudo-host: refused as a mask natter does not know.
+                mask.to_owned()
             } else if host != "*" && !host.contains('*') {
                 host.to_owned()
             } else {
