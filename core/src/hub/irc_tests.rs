@@ -2336,8 +2336,7 @@ fn the_operators_motd_is_sent_at_registration_and_on_motd() {
 #[test]
 fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_make() {
     let mut n = Net::new();
-    let a = registered(&mut n, "alice");
-    drop(a);
+    registered(&mut n, "alice");
     let (c, _) = sasl_client(&mut n, "alice", "");
     let b = n.client("bob", &[]);
     let d = n.client("dan", &[]);
