@@ -2394,3 +2394,51 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     let l = n.lines(c);
     assert!(!l.iter().any(|l| l.contains(" MODE #m +b")), "{l:?}");
 }
+
+#[test]
+fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            admins: vec![nick("alice")],
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.lines(a);
+    let b = n.client("bob", &[]);
+    let d = n.client("dan", &[]);
+    // Not an admin: 481, and nothing happens.
+    n.send(b, &["KILL dan :bye", "WALLOPS :hear me"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    assert!(!n.closed(d));
+    n.send(b, &["KILL"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["461"]);
+    n.lines(d);
+    // The admin: everyone hears the wall; a killed user is gone; an unknown nick is 401.
+    n.send(a, &["WALLOPS :maintenance at noon"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(
+        l.iter()
+            .any(|l| l.contains("NOTICE dan :") && l.contains("maintenance at noon")),
+        "{l:?}"
+    );
+    n.lines(a);
+    n.send(a, &["KILL nobody :x"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["401"], "{l:?}");
+    assert!(l[0].contains(" 401 alice nobody "), "{l:?}");
+    n.send(a, &["KILL dan :spam"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(l.iter().any(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert!(n.closed(d));
+}

@@ -74,6 +74,7 @@ pub(super) const ERR_ERRONEUSNICKNAME: &str = "432";
 pub(super) const ERR_NICKNAMEINUSE: &str = "433";
 pub(super) const ERR_NOTONCHANNEL: &str = "442";
 pub(super) const ERR_NOTREGISTERED: &str = "451";
+pub(super) const ERR_NOPRIVILEGES: &str = "481";
 pub(super) const ERR_NEEDMOREPARAMS: &str = "461";
 pub(super) const ERR_ALREADYREGISTERED: &str = "462";
 pub(super) const ERR_BADCHANNAME: &str = "479";

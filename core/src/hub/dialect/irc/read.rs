@@ -161,7 +161,7 @@ impl Irc {
             sent: Vec::new(),
             // Only the answers to these name what was asked in their end-of-list numerics.
             target: match verb.as_str() {
-                "WHO" | "WHOIS" | "INVITE" => msg.param(0).unwrap_or("*").to_owned(),
+                "WHO" | "WHOIS" | "INVITE" | "KILL" => msg.param(0).unwrap_or("*").to_owned(),
                 "KICK" => msg
                     .param(1)
                     .and_then(|n| n.split(',').next())
@@ -550,6 +550,26 @@ impl Irc {
                         }
                     }
                 }
+                _ => plan.need_more(verb),
+            },
+            // A server admin's `/kill` and `/wall` (`[accounts] admins`); anyone else gets 481.
+            "KILL" => match msg.param(0).map(Nick::new) {
+                Some(Ok(nick)) => {
+                    let reason = msg.param(1).and_then(|r| Text::new(&names::plain(r)).ok());
+                    plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Kill {
+                        nick,
+                        reason,
+                    }));
+                }
+                Some(Err(_)) => plan.num(
+                    ERR_NOSUCHNICK,
+                    &[msg.param(0).unwrap_or("*")],
+                    "No such nick/channel",
+                ),
+                None => plan.need_more(verb),
+            },
+            "WALLOPS" => match msg.param(0).map(|t| Text::new(&names::plain(t))) {
+                Some(Ok(text)) => plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Wall(text))),
                 _ => plan.need_more(verb),
             },
             "INVITE" => match (msg.param(0), msg.param(1)) {

@@ -632,7 +632,15 @@ impl Irc {
                     &format!("Cannot send to channel ({detail})"),
                 );
             }
-            (ErrorKind::NoSuchNick, Re::Room(_)) => {
+            // An admin's action (KILL, WALLOPS) asked by someone who is not one.
+            (ErrorKind::NotOperator, Re::Conn) => {
+                l.num(
+                    ERR_NOPRIVILEGES,
+                    &[],
+                    &format!("Permission Denied ({detail})"),
+                );
+            }
+            (ErrorKind::NoSuchNick, Re::Room(_) | Re::Conn) => {
                 let named = self
                     .running
                     .as_ref()
