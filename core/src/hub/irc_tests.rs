@@ -2359,6 +2359,20 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
         l.iter().any(|l| l == ":natter.irc MODE #m +o alice"),
         "{l:?}"
     );
+    // KICK of someone on the server but not in the channel: 441 naming both; of nobody: 401.
+    n.send(d, &["PART #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(c, &["KICK #m dan :x", "KICK #m ghost :x"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["441", "401"], "{l:?}");
+    assert!(l[0].contains(" 441 alice dan #m :"), "{l:?}");
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.lines(b);
+    n.lines(d);
     // A guest cannot register.
     n.send(b, &["MODE #m +r"]);
     n.advance(1_000);

@@ -573,6 +573,19 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
             }
+            // KICK of someone who is not in the channel (the kicker is).
+            (ErrorKind::NotInRoom, Re::Room(r))
+                if verb == "KICK"
+                    && !detail.starts_with("you are not")
+                    && !detail.starts_with("there is no room") =>
+            {
+                let nick = self.running.as_ref().map_or("*", |r| r.target.as_str());
+                l.num(
+                    ERR_USERNOTINCHANNEL,
+                    &[nick, r.as_str()],
+                    "They aren't on that channel",
+                );
+            }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
                 l.num(
                     ERR_NOTONCHANNEL,
