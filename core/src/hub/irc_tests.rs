@@ -1442,7 +1442,7 @@ fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
     n.send(b, &["MODE #r", "PRIVMSG #r :may I"]);
     n.advance(1_000);
     let l = n.lines(b);
-    assert!(l.iter().any(|l| l.contains(" 324 bob #r +nm")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" 324 bob #r +nmr")), "{l:?}");
     assert!(l.iter().any(|l| l.contains(" 404 bob #r ")), "{l:?}");
     n.send_bin(
         a,

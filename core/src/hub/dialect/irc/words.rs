@@ -391,9 +391,16 @@ impl Irc {
             | ServerMsg::PasswordChanged => {}
             // Only a `MODE #channel` asking for them gets the modes: a change is its MODE line.
             ServerMsg::Policy { .. } if !self.running.as_ref().is_some_and(|r| r.modes_asked) => {}
-            ServerMsg::Policy { room, modes, .. } => {
-                // `n` is always on: natter rooms take no messages from outside.
-                let letters = format!("+n{}", &modes.letters()[1..]);
+            ServerMsg::Policy {
+                room,
+                modes,
+                founder,
+                ..
+            } => {
+                // `n` is always on: natter rooms take no messages from outside; `r`: registered
+                // (it has a founder), as the `MODE +r` line said when it was.
+                let registered = if founder.is_some() { "r" } else { "" };
+                let letters = format!("+n{}{registered}", &modes.letters()[1..]);
                 let mut params = vec![room.as_str(), letters.as_str()];
                 let limit = modes.limit.map(|n| n.to_string());
                 if let Some(k) = &modes.key {
