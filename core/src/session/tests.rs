@@ -3409,3 +3409,42 @@ fn the_motd_is_one_event_with_its_lines() {
     let printed = render::session_lines(&evs[0], &nick("alice"));
     assert_eq!(&printed[..3], ["-- Be kind.", "-- ", "-- Rules: see /help"]);
 }
+
+#[test]
+fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
+    let mut t = T::ready(Transport::Stream);
+    // `/who` has no acknowledgement: settled at once, yet its answer is still to come.
+    t.s.handle_input("/who", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::Who {
+            room: room("#lobby")
+        }]
+    );
+    assert!(t.s.is_settled());
+    assert!(!t.s.all_answered(t.now));
+    let token = match t.sent().as_slice() {
+        [ClientMsg::Ping { token }] => *token,
+        other => panic!("one barrier ping: {other:?}"),
+    };
+    // Asking again sends nothing more.
+    assert!(!t.s.all_answered(t.now));
+    assert!(t.sent().is_empty());
+    // The answer, then another pong (a keepalive's), then the barrier's.
+    t.recv(ServerMsg::Members {
+        room: room("#lobby"),
+        members: vec![nick("alice")],
+    });
+    t.recv(ServerMsg::Pong { token: 1 });
+    assert!(!t.s.all_answered(t.now));
+    t.recv(ServerMsg::Pong { token });
+    assert!(t.s.all_answered(t.now));
+    // More input: answered again only after another round trip.
+    t.s.handle_input("/rooms", t.now);
+    t.drain_paced();
+    assert!(!t.s.all_answered(t.now));
+    assert!(matches!(
+        t.sent().as_slice(),
+        [ClientMsg::Ping { token: next }] if *next != 1
+    ));
+}
