@@ -3448,3 +3448,24 @@ fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
         [ClientMsg::Ping { token: next }] if *next != 1
     ));
 }
+
+#[test]
+fn input_naming_no_room_goes_to_the_configured_room_even_after_an_accounts_rooms() {
+    // `natter --room '#ci'` signed in to an account already in #alpha: the server's joins of
+    // the account's rooms come first, yet "build finished" belongs in #ci.
+    let mut t = T::with(Transport::Stream, vec![room("#ci")], 7);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.joined("#alpha", 3);
+    t.joined("#ci", 1);
+    t.events();
+    t.drain_paced();
+    t.s.handle_input("build finished", t.now);
+    assert!(
+        matches!(
+            t.drain_paced().as_slice(),
+            [ClientMsg::Say { room: r, .. }] if r.as_str() == "#ci"
+        ),
+        "chat goes to the configured room"
+    );
+}
