@@ -184,6 +184,8 @@ pub struct Session {
     /// A ping that tells when everything sent before it was answered: see
     /// [`Session::all_answered`].
     barrier: Barrier,
+    /// Barrier pings sent: each one's token differs, so a late pong answers only its own.
+    barriers: u64,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -221,6 +223,7 @@ impl Session {
             fatal: None,
             typed_asks: VecDeque::new(),
             barrier: Barrier::Unasked,
+            barriers: 0,
             now,
         };
         s.start_connect(now);
@@ -427,7 +430,8 @@ impl Session {
             Barrier::Passed => true,
             Barrier::Waiting(_) => false,
             Barrier::Unasked => {
-                let token = BARRIER_TOKENS | (now.0 & !BARRIER_TOKENS);
+                self.barriers = self.barriers.wrapping_add(1);
+                let token = BARRIER_TOKENS | (self.barriers & !BARRIER_TOKENS);
                 // The server meters pings like commands: count it, as a keepalive is.
                 self.out.charge(now);
                 self.send(&ClientMsg::Ping { token });
