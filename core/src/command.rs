@@ -237,6 +237,24 @@ fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), Comman
     }
 }
 
+/// A ban's optional duration and the reason after it. A first word that is not a duration is
+/// the reason's start; one shaped like a duration (digits and a unit: `400d`, `0h`) that is out
+/// of range is refused, not read as a reason: the ban would otherwise be for ever.
+fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), CommandError> {
+    let (d, why) = word(after);
+    match parse_duration(d) {
+        Ok(d) => Ok((Some(d), why)),
+        Err(e)
+            if d.len() > 1
+                && d.ends_with(['s', 'm', 'h', 'd', 'w'])
+                && d[..d.len() - 1].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Err(CommandError::Bad(e.to_string()))
+        }
+        Err(_) => Ok((None, after)),
+    }
+}
+
 /// An operator's command: `[#room]` first (or, for `/invite nick #room`, last), then its words.
 fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
     let use_ = || CommandError::Usage(usage(&format!("/{name}")));
@@ -270,11 +288,7 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
             reason: reason(after),
         },
         "ban" => {
-            let (d, why) = word(after);
-            let (duration, why) = match parse_duration(d) {
-                Ok(d) => (Some(d), why),
-                Err(_) => (None, after),
-            };
+            let (duration, why) = ban_duration(after)?;
             ModAction::Ban {
                 target: mask(first)?,
                 duration,
@@ -413,11 +427,7 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "gban" => match word(args) {
             (t, after) if !t.is_empty() => {
-                let (d, why) = word(after);
-                let (duration, why) = match parse_duration(d) {
-                    Ok(d) => (Some(d), why),
-                    Err(_) => (None, after),
-                };
+                let (duration, why) = ban_duration(after)?;
                 Command::Admin(AdminAction::Ban {
                     target: t.to_owned(),
                     duration,
@@ -677,6 +687,27 @@ mod tests {
         assert!(matches!(
             parse("/mute #r bob 2x"),
             Err(CommandError::Bad(_))
+        ));
+        // Out of range is refused, not taken for a reason (a ban for ever); other words are
+        // the reason.
+        for line in ["/ban bob 400d spam", "/ban bob 0h", "/gban bob 999w"] {
+            assert!(
+                matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("365")
+                    || e.contains("duration")),
+                "{line}: {:?}",
+                parse(line)
+            );
+        }
+        assert!(matches!(
+            parse("/ban bob 10x spam"),
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Ban {
+                    duration: None,
+                    reason: Some(_),
+                    ..
+                },
+                ..
+            })))
         ));
         assert!(matches!(
             parse("/register #r"),

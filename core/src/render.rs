@@ -68,7 +68,10 @@ pub fn policy_words(
     if !voiced.is_empty() {
         s.push_str(&format!("; voiced: {}", list(voiced)));
     }
-    s.push_str(&format!("; modes {}", modes.letters()));
+    match modes.letters().as_str() {
+        "+" => s.push_str("; no modes set"),
+        letters => s.push_str(&format!("; modes {letters}")),
+    }
     if let Some(n) = modes.limit {
         s.push_str(&format!(" (at most {n} members)"));
     }
@@ -809,6 +812,15 @@ mod tests {
                 &me
             ),
             ["-- connected as me"]
+        );
+    }
+
+    #[test]
+    fn room_settings_say_no_modes_rather_than_a_bare_plus() {
+        let modes = crate::moderation::Modes::default();
+        assert_eq!(
+            policy_words(&room("#r"), Some(&nick("alice")), &[], &[], &modes),
+            "#r is registered to alice; no modes set"
         );
     }
 

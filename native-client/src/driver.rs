@@ -207,6 +207,11 @@ pub async fn run(
         .ok_or(DriverError::NoServer)?;
 
     loop {
+        // Line mode at the end of input: once settled, a ping goes out whose pong says that
+        // every answer is in (asked here, before the transmit below takes it).
+        if config.lockstep && matches!(ending, Some(Ending::Settling(_))) {
+            session.all_answered(clock::now());
+        }
         // Everything the Session has to say, in order.
         while let Some(ev) = session.poll_event() {
             match ev {
@@ -279,7 +284,10 @@ pub async fn run(
         }
         let now_i = Instant::now();
         match ending {
-            Some(Ending::Settling(_)) if session.is_settled() => {
+            Some(Ending::Settling(_))
+                if session.is_settled()
+                    && (!config.lockstep || session.all_answered(clock::now())) =>
+            {
                 ending = Some(start_quit(&mut session, &config));
                 continue;
             }

@@ -32,7 +32,7 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   *nick* text / -> *nick* text   direct message received / sent
   error: words               errors
   -- words                   other notices
-At the end of input it waits until the server has acknowledged every line, then exits 0
+At the end of input it waits until the server has acknowledged and answered every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10). Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password

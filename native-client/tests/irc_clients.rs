@@ -4,7 +4,8 @@
 //! joins, parts and nick changes go every way, and each client shows them in its own words.
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
 //! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
-//! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA.
+//! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
+//! signed in with SASL, registers a channel and bans an nc user with its own `/mode` and `/ban`.
 
 mod support;
 
@@ -478,6 +479,27 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     nc.send("and back from nc").await;
     tmux.wait_line("weechat", &["dora", "and back from nc"])
         .await;
+
+    // Moderation as WeeChat sends it: `/mode +r` registers the channel (dora, signed in, is
+    // its founder) and `/ban NICK` sends a `*!ident@host` mask, which here is that nick.
+    let mut eve = Nc::connect(addr).await;
+    eve.send("/nick evelyn").await;
+    eve.expect(&["you are now known as evelyn"]).await;
+    eve.send("/join #mod").await;
+    eve.expect(&["you are in #mod"]).await;
+    tmux.type_until("weechat", "/join #mod", &["dora", "has joined #mod"])
+        .await;
+    tmux.type_until("weechat", "/mode +r", &["Mode #mod [+r] by dora"])
+        .await;
+    tmux.type_until(
+        "weechat",
+        "/ban evelyn",
+        &["Mode #mod [+b nick:evelyn] by dora"],
+    )
+    .await;
+    eve.expect(&["dora put evelyn out of #mod (banned)"]).await;
+    eve.send("/join #mod").await;
+    eve.expect(&["ERROR: you are banned from #mod"]).await;
     drop(tmux);
     server.shutdown().await.expect("shutdown");
 }

@@ -346,3 +346,33 @@ async fn the_servers_message_of_the_day_is_printed_on_connecting() {
     assert!(c.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_question_is_answered_before_the_client_exits() {
+    let (server, addr) = server().await;
+    // Like `printf '/who\n/rooms\n/bans\n/kick nobody\n' | natter --nick asker`: nothing
+    // acknowledges these, so the client used to leave before their answers came.
+    let mut asker = Client::start("asker", addr, &[]);
+    for line in ["/who", "/rooms", "/bans", "/kick nobody"] {
+        asker.send(line).await;
+    }
+    asker.close_stdin();
+    let status = asker.exit_status().await;
+    assert!(status.success(), "asker exited with {status}");
+    asker.drain().await;
+    let seen = &asker.seen;
+    for want in [
+        "-- #lobby (1): asker",
+        "-- rooms: #lobby (1)",
+        "-- nobody is banned or muted in #lobby",
+    ] {
+        assert!(seen.iter().any(|l| l == want), "{want}: {seen:#?}");
+    }
+    // The refused kick (nobody is an operator of an unregistered room) says so.
+    assert!(
+        seen.iter()
+            .any(|l| l == "error: you are not an operator of #lobby"),
+        "{seen:#?}"
+    );
+    server.shutdown().await.expect("server shuts down");
+}

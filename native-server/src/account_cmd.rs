@@ -69,6 +69,17 @@ pub enum AccountError {
         /// Why not.
         reason: InvalidName,
     },
+    /// `audit --room` of something that is no room name.
+    #[error("{name:?} is not a room name: {reason}")]
+    BadRoom {
+        /// What was given.
+        name: String,
+        /// Why not.
+        reason: InvalidName,
+    },
+    /// `audit` of a server without a store.
+    #[error("the audit log is kept in the store, and this server is configured --ephemeral")]
+    NoAuditLog,
     /// Guest nicks stay free for guests.
     #[error("{0} is a guest nick (guest and digits): those cannot be registered")]
     GuestName(Nick),
@@ -134,10 +145,10 @@ pub fn audit(
     limit: usize,
     out: &mut dyn std::io::Write,
 ) -> Result<(), AccountError> {
-    let config = store.ok_or(AccountError::Ephemeral)?;
+    let config = store.ok_or(AccountError::NoAuditLog)?;
     let room = room
         .map(|r| {
-            natter_core::RoomName::new(r).map_err(|reason| AccountError::BadName {
+            natter_core::RoomName::new(r).map_err(|reason| AccountError::BadRoom {
                 name: r.to_owned(),
                 reason,
             })
@@ -446,6 +457,22 @@ mod tests {
         ));
         let e = read_password_file(&dir.path().join("missing")).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn audit_refusals_speak_of_rooms_and_the_audit_log_not_accounts() {
+        let mut out = Vec::new();
+        let e = audit(None, None, 10, &mut out).unwrap_err();
+        assert!(e.to_string().starts_with("the audit log is kept"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Some(natter_store::Config::new(dir.path()));
+        let e = audit(store, Some("bad room"), 10, &mut out).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("\"bad room\" is not a room name: "),
+            "{e}"
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

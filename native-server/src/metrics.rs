@@ -55,6 +55,7 @@ pub(crate) struct Metrics {
     resumes_ok: Counter,
     resumes_failed: Counter,
     sign_ins: [Counter; 3],
+    moderation: [Counter; 2],
     queue_bytes: Gauge,
     queue_largest: Gauge,
     store_queue: Gauge,
@@ -157,6 +158,15 @@ impl Metrics {
         );
         let sign_ins = ["ok", "failed", "throttled"]
             .map(|o| sign_ins_family.get_or_create(&vec![("outcome", o)]).clone());
+        let moderation_family = Family::<Labels, Counter>::default();
+        r.register(
+            "moderation_actions",
+            "Moderation actions done (each a line in the audit log), by scope: a room's \
+             operators, or the server's admins",
+            moderation_family.clone(),
+        );
+        let moderation = ["room", "server"]
+            .map(|o| moderation_family.get_or_create(&vec![("scope", o)]).clone());
         let queue_bytes = Family::<Labels, Gauge>::default();
         r.register_with_unit(
             "outbound_queue",
@@ -202,6 +212,7 @@ impl Metrics {
             resumes_ok,
             resumes_failed,
             sign_ins,
+            moderation,
             queue_bytes: queue_total,
             queue_largest,
             store_queue,
@@ -255,6 +266,9 @@ impl Metrics {
         set(ok, s.sign_ins_ok);
         set(failed, s.sign_ins_failed);
         set(throttled, s.sign_ins_throttled);
+        let [room, server] = &self.moderation;
+        set(room, s.moderation_room);
+        set(server, s.moderation_server);
     }
 }
 

@@ -116,10 +116,30 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
             "every kind is shown from the start"
         );
     }
+    for scope in ["room", "server"] {
+        assert_eq!(
+            value(
+                &before,
+                "natter_moderation_actions_total",
+                &[("scope", scope)]
+            ),
+            Some(0.0),
+            "{scope}"
+        );
+    }
 
     let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
     nc.send("/join #ops").await;
     nc.expect_has("#ops").await;
+    // nc signs up and registers #ops: a moderation action.
+    nc.send("/nick ncops").await;
+    nc.send("/register correct-horse-battery").await;
+    nc.send("/register #ops").await;
+    scrape_until(m, "a room registered", |s| {
+        value(s, "natter_moderation_actions_total", &[("scope", "room")]) == Some(1.0)
+            && value(s, "natter_sign_ins_total", &[("outcome", "ok")]) == Some(1.0)
+    })
+    .await;
     let (mut bin, _) = BinClient::hello(natter, "bin", None).await;
     bin.join("#ops").await;
     let mut ircc = TextClient::connect(irc, "irc").await;

@@ -1442,7 +1442,7 @@ fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
     n.send(b, &["MODE #r", "PRIVMSG #r :may I"]);
     n.advance(1_000);
     let l = n.lines(b);
-    assert!(l.iter().any(|l| l.contains(" 324 bob #r +nm")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" 324 bob #r +nmr")), "{l:?}");
     assert!(l.iter().any(|l| l.contains(" 404 bob #r ")), "{l:?}");
     n.send_bin(
         a,
@@ -2331,4 +2331,128 @@ fn the_operators_motd_is_sent_at_registration_and_on_motd() {
     let l = n.lines(i);
     assert_eq!(numerics(&l), ["375", "372", "376"]);
     assert_eq!(l[1], ":natter.irc 372 reader :- New rules");
+}
+
+#[test]
+fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_make() {
+    let mut n = Net::new();
+    registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &[]);
+    let d = n.client("dan", &[]);
+    n.send(c, &["JOIN #m"]);
+    n.send(b, &["JOIN #m"]);
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.lines(b);
+    n.lines(d);
+    // `+r` is in CHANMODES: it registers the room, and the founder is an operator.
+    n.send(c, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter MODE #m +r"),
+        "{l:?}"
+    );
+    assert!(
+        l.iter().any(|l| l == ":natter.irc MODE #m +o alice"),
+        "{l:?}"
+    );
+    // KICK of someone on the server but not in the channel: 441 naming both; of nobody: 401.
+    n.send(d, &["PART #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(c, &["KICK #m dan :x", "KICK #m ghost :x"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["441", "401"], "{l:?}");
+    assert!(l[0].contains(" 441 alice dan #m :"), "{l:?}");
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.lines(b);
+    n.lines(d);
+    // A guest cannot register.
+    n.send(b, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(!l.iter().any(|l| l.contains(" MODE #m +r")), "{l:?}");
+    assert!(!numerics(&l).is_empty(), "a refusal: {l:?}");
+    // WeeChat's `/ban bob` sends `*!bob@natter` (ident and host): that is bob, not everyone on
+    // the pseudo-host nor a nick named `natter`.
+    n.send(c, &["MODE #m +b *!bob@natter"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(b, &["JOIN #m"]);
+    // irssi's `*!*dan@natter` is dan.
+    n.send(c, &["MODE #m +b *!*dan@natter"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert!(l.iter().any(|l| l.contains(" KICK #m bob ")), "{l:?}");
+    assert_eq!(numerics(&l), ["474"], "{l:?}");
+    n.send(d, &["JOIN #m"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(l.iter().any(|l| l.contains(" KICK #m dan ")), "{l:?}");
+    assert_eq!(numerics(&l), ["474"], "{l:?}");
+    n.send(c, &["MODE #m b"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m nick:bob ")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m nick:dan ")), "{l:?}");
+    // A mask of everyone on the pseudo-host is refused, not read as a nick.
+    n.send(c, &["MODE #m +b *!*@natter"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(!l.iter().any(|l| l.contains(" MODE #m +b")), "{l:?}");
+}
+
+#[test]
+fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            admins: vec![nick("alice")],
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.lines(a);
+    let b = n.client("bob", &[]);
+    let d = n.client("dan", &[]);
+    // Not an admin: 481, and nothing happens.
+    n.send(b, &["KILL dan :bye", "WALLOPS :hear me"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    assert!(!n.closed(d));
+    n.send(b, &["KILL"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["461"]);
+    n.lines(d);
+    // The admin: everyone hears the wall; a killed user is gone; an unknown nick is 401.
+    n.send(a, &["WALLOPS :maintenance at noon"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(
+        l.iter()
+            .any(|l| l.contains("NOTICE dan :") && l.contains("maintenance at noon")),
+        "{l:?}"
+    );
+    n.lines(a);
+    n.send(a, &["KILL nobody :x"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["401"], "{l:?}");
+    assert!(l[0].contains(" 401 alice nobody "), "{l:?}");
+    n.send(a, &["KILL dan :spam"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(l.iter().any(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert!(n.closed(d));
 }

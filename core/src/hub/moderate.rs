@@ -773,6 +773,11 @@ impl Hub {
         action: String,
         now: Millis,
     ) {
+        if room.is_some() {
+            self.stats.moderation_room += 1;
+        } else {
+            self.stats.moderation_server += 1;
+        }
         self.record(Write::Audit(crate::persist::AuditRecord {
             at: now,
             room: room.cloned(),

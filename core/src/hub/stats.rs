@@ -39,6 +39,11 @@ pub struct Stats {
     pub sign_ins_failed: u64,
     /// Sign-ins and registrations turned away by throttling, before any check.
     pub sign_ins_throttled: u64,
+    /// Moderation actions done in a room (each one a line in the audit log): a kick, a ban, a
+    /// mode, ... Refused ones and questions (the ban list, the settings) are not counted.
+    pub moderation_room: u64,
+    /// Server admins' actions done (kill, wall, server bans, take-over, close).
+    pub moderation_server: u64,
 }
 
 /// The kind of a request, for [`Stats::messages_in`].

@@ -4156,6 +4156,8 @@ mod moderation {
             },
         );
         assert_eq!(kinds(&got), vec![ErrorKind::NotOperator]);
+        // Registering was an action (the metrics count it); the refused kick was not.
+        assert_eq!(t.hub.stats().moderation_room, 1);
         // Kick: bob sees it and leaves, and may come back.
         let reason = Text::new("spam").ok();
         act(
@@ -4167,6 +4169,7 @@ mod moderation {
                 reason,
             },
         );
+        assert_eq!(t.hub.stats().moderation_room, 2);
         let got = t.recv(b);
         assert!(
             event(
@@ -4706,6 +4709,9 @@ mod admins {
                 .iter()
                 .any(|l| l == "-- [server] root: maintenance at noon")
         );
+        // The metrics count the wall as the server's, not mallory's refused one.
+        let s = t.hub.stats();
+        assert_eq!((s.moderation_server, s.moderation_room), (1, 0), "{s:?}");
         // A server ban of a present guest: disconnected, and its address stays out.
         t.send(
             root,

@@ -27,6 +27,7 @@ impl Session {
             self.error(About::Input, "the session is closed");
             return;
         }
+        self.unsettle_barrier();
         let input = match command::parse(line) {
             Ok(Some(input)) => input,
             Ok(None) => return,

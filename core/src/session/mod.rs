@@ -181,9 +181,28 @@ pub struct Session {
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
     /// their answers are shown (`asked`). Capped at [`TYPED_ASKS`].
     typed_asks: VecDeque<(RoomName, ModAction)>,
+    /// A ping that tells when everything sent before it was answered: see
+    /// [`Session::all_answered`].
+    barrier: Barrier,
+    /// Barrier pings sent: each one's token differs, so a late pong answers only its own.
+    barriers: u64,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
+
+/// Where [`Session::all_answered`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Barrier {
+    /// Not asked since the last input (or connection).
+    Unasked,
+    /// A ping with this token is on its way.
+    Waiting(u64),
+    /// Its pong came: everything before it was answered.
+    Passed,
+}
+
+/// Barrier pings' tokens: apart from keepalive pings', which count up from 1.
+const BARRIER_TOKENS: u64 = 1 << 63;
 
 impl Session {
     /// A new session; its first events are [`Event::State`]`(Connecting)` and [`Event::Connect`].
@@ -203,6 +222,8 @@ impl Session {
             events: Events::default(),
             fatal: None,
             typed_asks: VecDeque::new(),
+            barrier: Barrier::Unasked,
+            barriers: 0,
             now,
         };
         s.start_connect(now);
@@ -392,6 +413,44 @@ impl Session {
             && self.account.retry_at().is_none()
             && !self.rooms.in_flight()
             && self.asks.is_empty()
+    }
+
+    /// Whether everything sent so far was answered, including what has no acknowledgement:
+    /// questions (`/who`, `/rooms`, `/bans`, `/mode`) and moderation that may be refused. Once
+    /// [`Session::is_settled`], the first call sends a ping; the server answers a connection's
+    /// requests in order, so its pong comes after every answer before it, and then this is
+    /// true (until more input). Line mode waits for it before it quits, so a script's last
+    /// question is answered before the client leaves.
+    pub fn all_answered(&mut self, now: Millis) -> bool {
+        self.tick(now);
+        if !self.is_settled() {
+            return false;
+        }
+        match self.barrier {
+            Barrier::Passed => true,
+            Barrier::Waiting(_) => false,
+            Barrier::Unasked => {
+                self.barriers = self.barriers.wrapping_add(1);
+                let token = BARRIER_TOKENS | (self.barriers & !BARRIER_TOKENS);
+                // The server meters pings like commands: count it, as a keepalive is.
+                self.out.charge(now);
+                self.send(&ClientMsg::Ping { token });
+                self.barrier = Barrier::Waiting(token);
+                false
+            }
+        }
+    }
+
+    /// A pong came: the barrier's, if it carries its token.
+    pub(super) fn ponged(&mut self, token: u64) {
+        if self.barrier == Barrier::Waiting(token) {
+            self.barrier = Barrier::Passed;
+        }
+    }
+
+    /// Input was typed: its answers are still to come.
+    pub(super) fn unsettle_barrier(&mut self) {
+        self.barrier = Barrier::Unasked;
     }
 
     /// Asks for the newest `limit` (at most
@@ -619,6 +678,10 @@ impl Session {
     }
 
     fn start_connect(&mut self, now: Millis) {
+        // A barrier ping's pong does not come over another connection.
+        if matches!(self.barrier, Barrier::Waiting(_)) {
+            self.barrier = Barrier::Unasked;
+        }
         self.link.start_connect(now);
         self.event(Event::State(ConnState::Connecting));
         self.event(Event::Connect);

@@ -171,6 +171,9 @@ pub(super) struct Rooms {
     /// The room the user last asked to join: where input that names no room goes for a client
     /// without a chat model, and the room a UI is told to show once its join is answered.
     chosen: Option<RoomName>,
+    /// The first room the session was configured to join (`natter --room`): where input that
+    /// names no room goes when none was chosen, also when an account's own rooms came first.
+    configured: Option<RoomName>,
 }
 
 impl Rooms {
@@ -209,11 +212,14 @@ impl Rooms {
     }
 
     /// Where a line that names no room goes without a chat model: the room last asked for (if
-    /// we are in it or joining it), else the first room we are in, else the first being joined.
+    /// we are in it or joining it), else the first configured room (the same), else the first
+    /// room we are in, else the first being joined.
     pub(super) fn default_room(&self) -> Option<&RoomName> {
+        let here = |r: &&RoomName| self.is_in(r) || self.is_joining(r);
         self.chosen
             .as_ref()
-            .filter(|r| self.is_in(r) || self.is_joining(r))
+            .filter(here)
+            .or_else(|| self.configured.as_ref().filter(here))
             .or_else(|| self.list.first().map(|r| &r.room))
             .or_else(|| self.joining.first())
     }
@@ -228,6 +234,8 @@ impl Rooms {
     pub(super) fn join_asked(&mut self, room: RoomName, chosen: bool) {
         if chosen {
             self.chosen = Some(room.clone());
+        } else if self.configured.is_none() {
+            self.configured = Some(room.clone());
         }
         if !self.joining.contains(&room) {
             self.joining.push(room);

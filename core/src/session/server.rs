@@ -173,7 +173,7 @@ impl Session {
             }
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
-            ServerMsg::Pong { .. } => {}
+            ServerMsg::Pong { token } => self.ponged(token),
             // Answers to scrollback and searches: gathered, handed on whole at their end.
             ServerMsg::Past(ev) => self.asks.past(ev),
             ServerMsg::PastEnd { room, at_start } => {

@@ -3409,3 +3409,69 @@ fn the_motd_is_one_event_with_its_lines() {
     let printed = render::session_lines(&evs[0], &nick("alice"));
     assert_eq!(&printed[..3], ["-- Be kind.", "-- ", "-- Rules: see /help"]);
 }
+
+#[test]
+fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
+    let mut t = T::ready(Transport::Stream);
+    // `/who` has no acknowledgement: settled at once, yet its answer is still to come.
+    t.s.handle_input("/who", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::Who {
+            room: room("#lobby")
+        }]
+    );
+    assert!(t.s.is_settled());
+    assert!(!t.s.all_answered(t.now));
+    let token = match t.sent().as_slice() {
+        [ClientMsg::Ping { token }] => *token,
+        other => panic!("one barrier ping: {other:?}"),
+    };
+    // Asking again sends nothing more.
+    assert!(!t.s.all_answered(t.now));
+    assert!(t.sent().is_empty());
+    // The answer, then another pong (a keepalive's), then the barrier's.
+    t.recv(ServerMsg::Members {
+        room: room("#lobby"),
+        members: vec![nick("alice")],
+    });
+    t.recv(ServerMsg::Pong { token: 1 });
+    assert!(!t.s.all_answered(t.now));
+    t.recv(ServerMsg::Pong { token });
+    assert!(t.s.all_answered(t.now));
+    // More input: answered again only after another round trip.
+    t.s.handle_input("/rooms", t.now);
+    t.drain_paced();
+    assert!(!t.s.all_answered(t.now));
+    let next = match t.sent().as_slice() {
+        [ClientMsg::Ping { token: next }] => *next,
+        other => panic!("another barrier ping: {other:?}"),
+    };
+    assert_ne!(next, token);
+    // The first ping's pong, late, does not answer the second.
+    t.recv(ServerMsg::Pong { token });
+    assert!(!t.s.all_answered(t.now));
+    t.recv(ServerMsg::Pong { token: next });
+    assert!(t.s.all_answered(t.now));
+}
+
+#[test]
+fn input_naming_no_room_goes_to_the_configured_room_even_after_an_accounts_rooms() {
+    // `natter --room '#ci'` signed in to an account already in #alpha: the server's joins of
+    // the account's rooms come first, yet "build finished" belongs in #ci.
+    let mut t = T::with(Transport::Stream, vec![room("#ci")], 7);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.joined("#alpha", 3);
+    t.joined("#ci", 1);
+    t.events();
+    t.drain_paced();
+    t.s.handle_input("build finished", t.now);
+    assert!(
+        matches!(
+            t.drain_paced().as_slice(),
+            [ClientMsg::Say { room: r, .. }] if r.as_str() == "#ci"
+        ),
+        "chat goes to the configured room"
+    );
+}

@@ -161,7 +161,7 @@ impl Irc {
             sent: Vec::new(),
             // Only the answers to these name what was asked in their end-of-list numerics.
             target: match verb.as_str() {
-                "WHO" | "WHOIS" | "INVITE" => msg.param(0).unwrap_or("*").to_owned(),
+                "WHO" | "WHOIS" | "INVITE" | "KILL" => msg.param(0).unwrap_or("*").to_owned(),
                 "KICK" => msg
                     .param(1)
                     .and_then(|n| n.split(',').next())
@@ -552,6 +552,26 @@ impl Irc {
                 }
                 _ => plan.need_more(verb),
             },
+            // A server admin's `/kill` and `/wall` (`[accounts] admins`); anyone else gets 481.
+            "KILL" => match msg.param(0).map(Nick::new) {
+                Some(Ok(nick)) => {
+                    let reason = msg.param(1).and_then(|r| Text::new(&names::plain(r)).ok());
+                    plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Kill {
+                        nick,
+                        reason,
+                    }));
+                }
+                Some(Err(_)) => plan.num(
+                    ERR_NOSUCHNICK,
+                    &[msg.param(0).unwrap_or("*")],
+                    "No such nick/channel",
+                ),
+                None => plan.need_more(verb),
+            },
+            "WALLOPS" => match msg.param(0).map(|t| Text::new(&names::plain(t))) {
+                Some(Ok(text)) => plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Wall(text))),
+                _ => plan.need_more(verb),
+            },
             "INVITE" => match (msg.param(0), msg.param(1)) {
                 (Some(nick), Some(chan)) => match (Nick::new(nick), names::channel(chan)) {
                     (Ok(nick), Ok(room)) => {
@@ -936,6 +956,9 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     _ => ModAction::Devoice(nick),
                 }
             }
+            // `+r` registers the room (CHANMODES lists it): the signed-in sender becomes its
+            // founder, as `/register` does.
+            'r' if on => ModAction::Register,
             'b' | 'q' => match (args.next(), c, on) {
                 (None, 'b', _) => ModAction::Bans,
                 (None, _, _) => {
@@ -1002,13 +1025,21 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
 }
 
 /// An IRC ban mask as natter reads it: `nick!*@*` is the nick, `*!*@host` the address, a bare
-/// word a nick or natter's own mask.
+/// word a nick or natter's own mask. Every IRC user is `nick!nick@natter`, so the masks clients
+/// make from that (`*!bob@natter` in WeeChat, `*!*bob@natter` in irssi) name the nick `bob`.
 fn irc_mask(mask: &str) -> String {
     match mask.split_once('!') {
         Some((nick, rest)) => {
-            let host = rest.split_once('@').map_or("*", |(_, h)| h);
+            let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+            let user = user.trim_start_matches(['*', '~']);
+            let ours = host.eq_ignore_ascii_case(names::HOST);
             if nick != "*" && !nick.contains('*') {
                 format!("nick:{nick}")
+            } else if ours && !user.is_empty() && !user.contains(['*', '?']) {
+                format!("nick:{user}")
+            } else if ours {
+                // Everyone on the pseudo-host: refused as a mask natter does not know.
+                mask.to_owned()
             } else if host != "*" && !host.contains('*') {
                 host.to_owned()
             } else {

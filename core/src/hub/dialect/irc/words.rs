@@ -391,9 +391,16 @@ impl Irc {
             | ServerMsg::PasswordChanged => {}
             // Only a `MODE #channel` asking for them gets the modes: a change is its MODE line.
             ServerMsg::Policy { .. } if !self.running.as_ref().is_some_and(|r| r.modes_asked) => {}
-            ServerMsg::Policy { room, modes, .. } => {
-                // `n` is always on: natter rooms take no messages from outside.
-                let letters = format!("+n{}", &modes.letters()[1..]);
+            ServerMsg::Policy {
+                room,
+                modes,
+                founder,
+                ..
+            } => {
+                // `n` is always on: natter rooms take no messages from outside; `r`: registered
+                // (it has a founder), as the `MODE +r` line said when it was.
+                let registered = if founder.is_some() { "r" } else { "" };
+                let letters = format!("+n{}{registered}", &modes.letters()[1..]);
                 let mut params = vec![room.as_str(), letters.as_str()];
                 let limit = modes.limit.map(|n| n.to_string());
                 if let Some(k) = &modes.key {
@@ -573,6 +580,19 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
             }
+            // KICK of someone who is not in the channel (the kicker is).
+            (ErrorKind::NotInRoom, Re::Room(r))
+                if verb == "KICK"
+                    && !detail.starts_with("you are not")
+                    && !detail.starts_with("there is no room") =>
+            {
+                let nick = self.running.as_ref().map_or("*", |r| r.target.as_str());
+                l.num(
+                    ERR_USERNOTINCHANNEL,
+                    &[nick, r.as_str()],
+                    "They aren't on that channel",
+                );
+            }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
                 l.num(
                     ERR_NOTONCHANNEL,
@@ -632,7 +652,15 @@ impl Irc {
                     &format!("Cannot send to channel ({detail})"),
                 );
             }
-            (ErrorKind::NoSuchNick, Re::Room(_)) => {
+            // An admin's action (KILL, WALLOPS) asked by someone who is not one.
+            (ErrorKind::NotOperator, Re::Conn) => {
+                l.num(
+                    ERR_NOPRIVILEGES,
+                    &[],
+                    &format!("Permission Denied ({detail})"),
+                );
+            }
+            (ErrorKind::NoSuchNick, Re::Room(_) | Re::Conn) => {
                 let named = self
                     .running
                     .as_ref()
