@@ -1108,7 +1108,7 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(name.folded_key(), uid);
         self.attach_gen += 1;
-        let mut user = super::User::new(name);
+        let mut user = super::User::new(uid, name);
         user.set_account(Some(account.to_owned()));
         self.users.insert(uid, Box::new(user));
         uid

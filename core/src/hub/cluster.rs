@@ -545,7 +545,7 @@ impl Hub {
         let away = self.told_away(&record.nick).filter(|_| !visible);
         self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
-        let mut user = User::new(record.nick.clone());
+        let mut user = User::new(uid, record.nick.clone());
         user.set_away(away);
         self.users.insert(uid, Box::new(user));
         let did = self.restored_device(uid, record.token_id, &record.token, record.last_id, now);

@@ -343,7 +343,7 @@ impl Hub {
                         uid,
                         Box::new(User {
                             rooms: set,
-                            ..User::new(s.nick)
+                            ..User::new(uid, s.nick)
                         }),
                     );
                     uid

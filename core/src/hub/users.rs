@@ -15,7 +15,7 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(nick.folded_key(), uid);
         self.attach_gen += 1;
-        self.users.insert(uid, Box::new(User::new(nick)));
+        self.users.insert(uid, Box::new(User::new(uid, nick)));
         let did = self.new_device(uid, Some(conn));
         (uid, did)
     }
@@ -31,6 +31,7 @@ impl Hub {
         self.devices.insert(
             did,
             Box::new(Device {
+                id: did,
                 user: uid,
                 conn,
                 resume: None,
