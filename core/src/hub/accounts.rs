@@ -1058,7 +1058,7 @@ impl Hub {
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
     fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
-        let Some(&holder) = self.nicks.get(name.folded_key().as_str()) else {
+        let Some(holder) = self.nicks.get(name.folded_key().as_str()) else {
             return;
         };
         if holder == except {

@@ -89,7 +89,7 @@ impl Hub {
             self.nicks.get(from)
         };
         let signed_in = uid
-            .and_then(|u| self.users.get(u))
+            .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.account().is_some());
         let lim = self.config.queue_limits();
         let Hub {

@@ -420,7 +420,7 @@ pub struct Hub {
     /// it was built at this generation.
     attach_gen: u64,
     /// Folded nick → user.
-    nicks: HashMap<crate::types::FoldedNick, UserId>,
+    nicks: users::Nicks,
     /// Resume token id → device.
     tokens: HashMap<u64, DeviceId>,
     /// Registered accounts, their keys and markers, and password work out.
@@ -478,7 +478,7 @@ impl Hub {
             users: idmap::IdMap::default(),
             devices: idmap::IdMap::default(),
             attach_gen: 1,
-            nicks: HashMap::new(),
+            nicks: users::Nicks::default(),
             tokens: HashMap::new(),
             accounts: Box::default(),
             server_bans: Vec::new(),
@@ -704,7 +704,7 @@ impl Hub {
     pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
         self.nicks
             .get(nick.folded_key().as_str())
-            .and_then(|u| self.users.get(u))
+            .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(room))
     }
 
