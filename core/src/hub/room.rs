@@ -64,11 +64,12 @@ pub(crate) struct Room {
     pub(crate) policy: Option<Box<crate::moderation::Policy>>,
     /// Folded nicks invited since they last joined (at most a hundred).
     pub(crate) invited: Vec<String>,
-    /// Big rooms only: every attached connection of a member, with its user, as of
-    /// `attached_gen` (the hub's `attach_gen` then; 0: not built). A broadcast then walks one
-    /// dense list instead of member, user, device and connection tables: in a room of
-    /// thousands, those lookups were most of the server's time (issue 22).
-    pub(crate) attached: Vec<(super::UserId, crate::types::ConnId)>,
+    /// Big rooms only: every attached connection of a member, as of `attached_gen` (the hub's
+    /// `attach_gen` then; 0: not built). A broadcast then walks one dense list instead of
+    /// member, user, device and connection tables: in a room of thousands, those lookups were
+    /// most of the server's time (issue 22). Connections only (8 bytes a member, not 16 with
+    /// the user): a broadcast that leaves a user out finds that user's connections first.
+    pub(crate) attached: Vec<crate::types::ConnId>,
     pub(crate) attached_gen: u64,
 }
 
