@@ -1001,10 +1001,12 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
                 None => (&servers.main, None),
             };
             let rss_before = front.rss()?;
+            let anon_before = front.rss_anon()?;
             let behind_before = behind.map(ServerProc::rss).transpose()?;
             let held = idle::open(*target, servers.client_addr(), a.conns, a.room_size).await?;
             tokio::time::sleep(Duration::from_millis(1000)).await;
             let rss_held = front.rss()?;
+            let anon_held = front.rss_anon()?;
             let server_bytes_per_conn = match (behind, behind_before) {
                 (Some(p), Some(before)) => {
                     Some((p.rss()? as f64 - before as f64) / f64::from(a.conns.max(1)))
@@ -1018,14 +1020,18 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
                 rss_before,
                 rss_held,
                 bytes_per_conn: (rss_held as f64 - rss_before as f64) / f64::from(a.conns.max(1)),
+                anon_bytes_per_conn: (anon_held as f64 - anon_before as f64)
+                    / f64::from(a.conns.max(1)),
                 connect_secs: held.connect_time.as_secs_f64(),
                 server_bytes_per_conn,
             };
             eprintln!(
-                "  {:<8} N={} run {run}: {:.0} bytes/conn, connected in {:.2} s, RSS {:.1} MiB{}",
+                "  {:<8} N={} run {run}: {:.0} bytes/conn ({:.0} anonymous), connected in {:.2} s, \
+                 RSS {:.1} MiB{}",
                 target.name(),
                 a.conns,
                 fig.bytes_per_conn,
+                fig.anon_bytes_per_conn,
                 fig.connect_secs,
                 rss_held as f64 / (1024.0 * 1024.0),
                 server_bytes_per_conn

@@ -189,6 +189,12 @@ impl ServerProc {
     pub fn rss(&self) -> Result<u64, ProcError> {
         status_kib(self.pid(), "VmRSS:").map(|k| k * 1024)
     }
+
+    /// Resident anonymous memory now (RssAnon: the heap, stacks; not the pages of the binary
+    /// and libraries read in as their code first runs), bytes.
+    pub fn rss_anon(&self) -> Result<u64, ProcError> {
+        status_kib(self.pid(), "RssAnon:").map(|k| k * 1024)
+    }
 }
 
 impl Drop for ServerProc {

@@ -535,6 +535,9 @@ pub struct IdleFigures {
     pub rss_held: u64,
     /// (held − before) / conns.
     pub bytes_per_conn: f64,
+    /// The same for anonymous memory only (RssAnon): without the binary's code pages that
+    /// the first connections page in, which are not per connection and vary from run to run.
+    pub anon_bytes_per_conn: f64,
     /// Connecting (and joining) all of them, seconds.
     pub connect_secs: f64,
     /// Bridge runs (where the figures above are the bridge's): natter-server's bytes per

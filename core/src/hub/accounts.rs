@@ -1058,7 +1058,7 @@ impl Hub {
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
     fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
-        let Some(&holder) = self.nicks.get(name.folded_key().as_str()) else {
+        let Some(holder) = self.nicks.get(name.folded_key().as_str()) else {
             return;
         };
         if holder == except {
@@ -1108,7 +1108,7 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(name.folded_key(), uid);
         self.attach_gen += 1;
-        let mut user = super::User::new(name);
+        let mut user = super::User::new(uid, name);
         user.set_account(Some(account.to_owned()));
         self.users.insert(uid, Box::new(user));
         uid

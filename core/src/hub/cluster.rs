@@ -545,7 +545,7 @@ impl Hub {
         let away = self.told_away(&record.nick).filter(|_| !visible);
         self.nicks.insert(record.nick.folded_key(), uid);
         self.attach_gen += 1;
-        let mut user = User::new(record.nick.clone());
+        let mut user = User::new(uid, record.nick.clone());
         user.set_away(away);
         self.users.insert(uid, Box::new(user));
         let did = self.restored_device(uid, record.token_id, &record.token, record.last_id, now);
@@ -847,7 +847,7 @@ impl Hub {
 
     /// The user of this node called `nick`, if it is a member of `room`.
     pub(in crate::hub) fn member_here(&self, room: &RoomName, nick: &Nick) -> Option<UserId> {
-        let uid = *self.nicks.get(nick.folded_key().as_str())?;
+        let uid = self.nicks.get(nick.folded_key().as_str())?;
         self.rooms
             .get(room)
             .is_some_and(|r| r.members.contains(&uid))
@@ -925,7 +925,7 @@ impl Hub {
             hub.nicks.get(n.folded_key().as_str()).is_some_and(|uid| {
                 hub.rooms
                     .get(&event.room)
-                    .is_some_and(|r| r.members.contains(uid))
+                    .is_some_and(|r| r.members.contains(&uid))
             })
         };
         let from_local = joins_here || local(self, &event.from);
@@ -1375,7 +1375,7 @@ impl Hub {
         }
         let lim = self.config.queue_limits();
         let size = 256 + dm.text.as_str().len();
-        let target = self.nicks.get(dm.to.folded_key().as_str()).copied();
+        let target = self.nicks.get(dm.to.folded_key().as_str());
         let readers: Vec<ConnId> = target
             .map(|uid| self.user_conns(uid).collect::<Vec<_>>())
             .unwrap_or_default()
@@ -1456,7 +1456,7 @@ impl Hub {
             // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
-        let Some(&uid) = self.nicks.get(event.from.folded_key().as_str()) else {
+        let Some(uid) = self.nicks.get(event.from.folded_key().as_str()) else {
             return;
         };
         let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {

@@ -332,6 +332,13 @@ pub(crate) struct Rare {
     limits_hit: BTreeSet<Limit>,
 }
 
+impl super::idmap::Keyed for Conn {
+    type Key = ConnId;
+    fn key(&self) -> &ConnId {
+        &self.id
+    }
+}
+
 impl Conn {
     pub(crate) fn new(id: ConnId, ip: IpAddr, door: Door, burst: u32, now: Millis) -> Conn {
         Conn {
@@ -1056,10 +1063,14 @@ mod sizes {
         assert!(scroll <= 48, "{scroll}");
         let life = size_of::<super::Life>();
         assert!(life <= 64, "{life}");
+        // With their own ids (their keys in `idmap`): still glibc chunks of 128 and 112.
         let device = size_of::<super::super::Device>();
-        assert!(device <= 112, "{device}");
+        assert!(device <= 120, "{device}");
         let user = size_of::<super::super::User>();
-        assert!(user <= 96, "{user}");
+        assert!(user <= 104, "{user}");
+        // A nick table slot: the inline key and the user id as bytes (`users::Nicks`).
+        let nick_slot = size_of::<(crate::types::FoldedNick, [u8; 8])>();
+        assert!(nick_slot <= 25, "{nick_slot}");
         // Names are held inline, not behind a pointer to an allocation of their own.
         assert!(size_of::<crate::types::RoomName>() <= crate::limits::MAX_ROOM_LEN + 1);
         assert!(size_of::<crate::types::Nick>() <= crate::limits::MAX_NICK_LEN + 1);

@@ -89,7 +89,7 @@ impl Hub {
             self.nicks.get(from)
         };
         let signed_in = uid
-            .and_then(|u| self.users.get(u))
+            .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.account().is_some());
         let lim = self.config.queue_limits();
         let Hub {
@@ -109,14 +109,24 @@ impl Hub {
         out.tag = no;
         let ev = EventRef::new(ev, &frame).signed_in(signed_in);
         let mut forms = Forms::default();
-        let walk = r
-            .members
-            .iter()
-            .filter_map(|uid| users.get(uid).map(|u| (*uid, u)))
-            .flat_map(|(uid, u)| u.devices.iter().map(move |d| (uid, d)))
-            .filter_map(|(uid, d)| devices.get(d).and_then(|d| d.conn).map(|c| (uid, c)));
-        let mut deliver = |uid: UserId, cid: ConnId| {
-            if skip == Skip::Conn(cid) || skip == Skip::User(uid) {
+        let conns_of = |u: &UserId| {
+            users
+                .get(u)
+                .into_iter()
+                .flat_map(|u| u.devices.iter())
+                .filter_map(|d| devices.get(d).and_then(|d| d.conn))
+        };
+        let walk = r.members.iter().flat_map(conns_of);
+        // The connections `Skip::User` leaves out, found once (a joiner's: one, nearly always),
+        // so the list of a big room keeps connections only, not their users too.
+        let mut skip_conns = super::few::Few::default();
+        if let Skip::User(u) = skip {
+            for c in conns_of(&u) {
+                skip_conns.push(c);
+            }
+        }
+        let mut deliver = |cid: ConnId| {
+            if skip == Skip::Conn(cid) || skip_conns.as_slice().contains(&cid) {
                 return;
             }
             let Some(c) = conns.get_mut(&cid) else {
@@ -173,8 +183,8 @@ impl Hub {
                     "{room}'s list of attached connections is stale"
                 );
             }
-            for &(uid, cid) in &r.attached {
-                deliver(uid, cid);
+            for &cid in &r.attached {
+                deliver(cid);
             }
         } else {
             if r.attached_gen != 0 {
@@ -182,8 +192,8 @@ impl Hub {
                 r.attached = Vec::new();
                 r.attached_gen = 0;
             }
-            for (uid, cid) in walk {
-                deliver(uid, cid);
+            for cid in walk {
+                deliver(cid);
             }
         }
         out.tag = 0;

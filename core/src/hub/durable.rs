@@ -325,7 +325,7 @@ impl Hub {
             }
             // Sessions of one nick are devices of one user.
             let uid = match self.nicks.get(s.nick.folded_key().as_str()) {
-                Some(&uid) => uid,
+                Some(uid) => uid,
                 None => {
                     let uid = UserId(self.next_user);
                     self.next_user += 1;
@@ -343,7 +343,7 @@ impl Hub {
                         uid,
                         Box::new(User {
                             rooms: set,
-                            ..User::new(s.nick)
+                            ..User::new(uid, s.nick)
                         }),
                     );
                     uid

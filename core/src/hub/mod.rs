@@ -53,6 +53,7 @@ mod dialect;
 mod durable;
 mod few;
 mod handshake;
+mod idmap;
 #[cfg(test)]
 mod irc_tests;
 mod line;
@@ -81,7 +82,6 @@ use dialect::{Reply, Step};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use room::{RoomSet, Rooms};
-use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use thiserror::Error;
 use timers::{Timer, Timers};
@@ -190,6 +190,8 @@ pub(crate) struct DeviceId(u64);
 
 #[derive(Debug)]
 struct User {
+    /// Its own id, its key in the hub's table ([`idmap`]).
+    id: UserId,
     nick: Nick,
     rooms: RoomSet,
     /// Its devices, attached or waiting for a resume; a user with none is gone. Nearly every
@@ -210,9 +212,24 @@ struct UserExtra {
     account: Option<String>,
 }
 
+impl idmap::Keyed for User {
+    type Key = UserId;
+    fn key(&self) -> &UserId {
+        &self.id
+    }
+}
+
+impl idmap::Keyed for Device {
+    type Key = DeviceId;
+    fn key(&self) -> &DeviceId {
+        &self.id
+    }
+}
+
 impl User {
-    fn new(nick: Nick) -> User {
+    fn new(id: UserId, nick: Nick) -> User {
         User {
+            id,
             nick,
             rooms: RoomSet::default(),
             devices: few::Few::default(),
@@ -257,6 +274,8 @@ impl User {
 
 #[derive(Debug)]
 struct Device {
+    /// Its own id, its key in the hub's table ([`idmap`]).
+    id: DeviceId,
     user: UserId,
     conn: Option<ConnId>,
     /// Resumable dialects only: the device waits for a resume when its connection drops.
@@ -391,17 +410,17 @@ pub struct Hub {
     // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe;
     // these maps are touched once per member per broadcast.
     /// Boxed: the table has up to twice as many slots as connections, and a slot is a pointer.
-    conns: FxHashMap<ConnId, Box<Conn>>,
+    conns: idmap::IdMap<Conn>,
     /// Boxed, like `conns`: a table slot is a pointer.
-    users: FxHashMap<UserId, Box<User>>,
+    users: idmap::IdMap<User>,
     /// Boxed, like `conns`.
-    devices: FxHashMap<DeviceId, Box<Device>>,
+    devices: idmap::IdMap<Device>,
     /// Bumped whenever a room's membership, a user's devices or a device's connection changes:
     /// a big room's list of attached connections ([`room::Room::attached`]) is current while
     /// it was built at this generation.
     attach_gen: u64,
     /// Folded nick → user.
-    nicks: HashMap<crate::types::FoldedNick, UserId>,
+    nicks: users::Nicks,
     /// Resume token id → device.
     tokens: HashMap<u64, DeviceId>,
     /// Registered accounts, their keys and markers, and password work out.
@@ -455,11 +474,11 @@ impl Hub {
             reclaim_cursor: None,
             queries: past::Queries::default(),
             durable,
-            conns: FxHashMap::default(),
-            users: FxHashMap::default(),
-            devices: FxHashMap::default(),
+            conns: idmap::IdMap::default(),
+            users: idmap::IdMap::default(),
+            devices: idmap::IdMap::default(),
             attach_gen: 1,
-            nicks: HashMap::new(),
+            nicks: users::Nicks::default(),
             tokens: HashMap::new(),
             accounts: Box::default(),
             server_bans: Vec::new(),
@@ -685,7 +704,7 @@ impl Hub {
     pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
         self.nicks
             .get(nick.folded_key().as_str())
-            .and_then(|u| self.users.get(u))
+            .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(room))
     }
 

@@ -307,7 +307,7 @@ impl Hub {
             }
             ModAction::Unmute { target } => {
                 let masks = match self.nicks.get(target.to_ascii_lowercase().as_str()) {
-                    Some(&t) => self.person_masks(t),
+                    Some(t) => self.person_masks(t),
                     None => {
                         let mask = Mask::parse(&target)
                             .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
@@ -449,10 +449,10 @@ impl Hub {
             } => {
                 let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
                 let masks = match self.nicks.get(target.to_ascii_lowercase().as_str()) {
-                    Some(&t) if t == uid => {
+                    Some(t) if t == uid => {
                         return Err((ErrorKind::Invalid, "not yourself".into()));
                     }
-                    Some(&t) => self.person_masks(t),
+                    Some(t) => self.person_masks(t),
                     None => vec![Mask::parse(&target).map_err(bad)?],
                 };
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
@@ -800,7 +800,7 @@ impl Hub {
     fn named(&self, nick: &Nick) -> Result<(UserId, Nick), Refusal> {
         self.nicks
             .get(nick.folded_key().as_str())
-            .and_then(|u| self.users.get(u).map(|x| (*u, x.nick.clone())))
+            .and_then(|u| self.users.get(&u).map(|x| (u, x.nick.clone())))
             .ok_or_else(|| (ErrorKind::NoSuchNick, format!("nobody is called {nick}")))
     }
 
@@ -853,15 +853,10 @@ impl Hub {
     ) -> Result<Vec<Mask>, Refusal> {
         let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
         let present = match Mask::parse(target).map_err(bad)? {
-            Mask::Nick(n) => self
-                .nicks
-                .get(n.folded_key().as_str())
-                .copied()
-                .map(|u| (u, n)),
+            Mask::Nick(n) => self.nicks.get(n.folded_key().as_str()).map(|u| (u, n)),
             Mask::Account(a) => self
                 .nicks
                 .get(a.folded_key().as_str())
-                .copied()
                 .filter(|u| self.account_of(*u).as_deref() == Some(a.folded().as_str()))
                 .map(|u| (u, a)),
             _ => None,

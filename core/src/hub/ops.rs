@@ -554,7 +554,7 @@ impl Hub {
         if !self.fresh_id(conn, id) {
             return;
         }
-        let target = self.nicks.get(to.folded_key().as_str()).copied();
+        let target = self.nicks.get(to.folded_key().as_str());
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {

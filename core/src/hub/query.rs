@@ -336,8 +336,8 @@ impl Hub {
     }
 
     fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {
-        let uid = *self.nicks.get(nick.folded_key().as_str())?;
-        self.users.get(&uid).map(|u| (uid, &**u))
+        let uid = self.nicks.get(nick.folded_key().as_str())?;
+        self.users.get(&uid).map(|u| (uid, u))
     }
 
     /// `nick`'s user, here or (in a cluster) in a followed room on another node.

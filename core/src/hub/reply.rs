@@ -71,7 +71,7 @@ impl Hub {
         let account = self
             .nicks
             .get(nick.folded_key().as_str())
-            .and_then(|u| self.account_of(*u));
+            .and_then(|u| self.account_of(u));
         let op = p.is_op(account.as_deref());
         let voiced = p.voiced.iter().any(|v| {
             v.folded() == nick.folded() || account.as_deref() == Some(v.folded().as_str())

@@ -89,7 +89,7 @@ impl Hub {
 
     /// What this node's user with the folded nick `folded` is, if there is one.
     fn presence_here(&self, folded: &str) -> Option<Presence> {
-        let &uid = self.nicks.get(folded)?;
+        let uid = self.nicks.get(folded)?;
         let u = self.users.get(&uid)?;
         let account = self
             .account_of(uid)

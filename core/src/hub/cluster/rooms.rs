@@ -122,7 +122,7 @@ impl Hub {
             if before.contains(&nick.folded()) {
                 continue;
             }
-            let Some(&uid) = self.nicks.get(nick.folded_key().as_str()) else {
+            let Some(uid) = self.nicks.get(nick.folded_key().as_str()) else {
                 continue;
             };
             let msg = ServerMsg::Invited {
