@@ -196,3 +196,39 @@ async fn two_nodes_saying_lines_into_one_room_at_once_keep_one_order_each_line_o
     let (e, origin) = read(&mut a, 1).await.remove(0);
     assert_eq!((e.seq, text(&e), origin), (Seq(601), "carol1".into(), None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_let_go_right_after_its_events_still_stores_them_in_order() {
+    let nats = NatsServer::start();
+    let r = room("#leaving");
+    let (mut a, mut b) = (node(&nats, 100).await, node(&nats, 100).await);
+    b.send(ClusterOut::Follow(r.clone()));
+    a.send(ClusterOut::Follow(r.clone()));
+    // The last member's lines and its part, then the room is let go at once: most of the
+    // events still wait behind the batch on its way.
+    for id in 1..=50 {
+        a.send(ClusterOut::Publish {
+            id,
+            event: line(&r, "alice", id),
+        });
+    }
+    a.send(ClusterOut::Unfollow(r.clone()));
+    // Followed again at once, and a line said: it comes after the 50.
+    a.send(ClusterOut::Follow(r.clone()));
+    a.send(ClusterOut::Publish {
+        id: 51,
+        event: line(&r, "alice", 51),
+    });
+    let on_b = read(&mut b, 51).await;
+    let texts: Vec<(u64, String)> = on_b.iter().map(|(e, _)| (e.seq.0, text(e))).collect();
+    let want: Vec<(u64, String)> = (1..=51).map(|i| (i, format!("alice{i}"))).collect();
+    assert_eq!(texts, want);
+    // Node a, following again, acknowledges the last line (read back with its room seq).
+    let origin = next(&mut a, "the last line back", |c| match c {
+        ClusterIn::Remote { event, origin, .. } if event.seq == Seq(51) => Some(origin),
+        ClusterIn::Failed { why, .. } => panic!("not stored: {why}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(origin, Some(51));
+}
