@@ -4,10 +4,13 @@
 //! turns into JetStream calls and back.
 //!
 //! - **Rooms.** Each room is a JetStream stream of its own (`<PREFIX>_ROOM_<hex of the name>`,
-//!   one subject), so the stream's sequence *is* the room's seq: contiguous, the same on every
-//!   node, decided by JetStream. A publish is acknowledged when JetStream has stored it (PubAck,
-//!   with the replicas configured); the event then comes back to every node that follows the
-//!   room through an ordered consumer, and only then do members see it.
+//!   one subject) whose messages are batches of the room's events (`batch.rs`): a node sends
+//!   what its users said while its last batch was on the way in one message. JetStream decides
+//!   the order: a batch is published with `Nats-Expected-Last-Sequence`, the last stream
+//!   sequence its node read, so it is stored only right there, and its events' room seqs
+//!   follow the last batch's (contiguous, the same on every node). An event is acknowledged
+//!   when it comes back from the log in its node's batch; every node that follows the room
+//!   reads it through a consumer, and only then do members see it.
 //! - **Nicks.** A KV bucket (`<prefix>_nicks`) maps a folded nick to the node holding it; a claim
 //!   is a KV `create` (atomic: of two nodes claiming at once exactly one wins).
 //! - **Sessions.** A KV bucket (`<prefix>_sessions`) keeps each resume session's record under
@@ -34,6 +37,7 @@
 
 mod accounts;
 mod bans;
+mod batch;
 mod kept;
 mod line_id;
 mod names;

@@ -1,6 +1,7 @@
 //! One node's link to the cluster: a driver task that does what the hub asks (follow a room,
 //! publish an event, claim or release a nick) in the order asked, a task per followed room that
-//! hands its events back in the log's order, and a task that keeps this node's lease alive.
+//! hands its events back in the log's order and publishes this node's events there in batches
+//! ([`Outbox`]), and a task that keeps this node's lease alive.
 
 use crate::names::{nick_key, room_stream, room_subject};
 use crate::search::SearchIndex;
@@ -24,13 +25,6 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
-
-/// Header naming the node that published a membership event (join, part, quit, kick, nick, move):
-/// member lists count each member on its node. Other events carry no headers.
-const NODE_HEADER: &str = "Natter-Node";
-/// Header naming the node whose user an event is about, when not the publishing node's (the
-/// quits a reaper publishes for the members of a node that is gone).
-const FOR_HEADER: &str = "Natter-For";
 
 /// Publishes handed to the node and not yet acknowledged (or refused) by JetStream, at most:
 /// past this a publish is refused at once (`Error{NotStored}`, "the cluster is busy").
@@ -439,7 +433,7 @@ impl Node {
             tx: in_tx,
             links,
             replies,
-            mine: Mine::default(),
+            draining: HashMap::new(),
             pending: pending.clone(),
             index,
         };
@@ -705,6 +699,7 @@ async fn reap(
     }
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
     let reason = natter_core::Text::new("lost with their server").ok();
+    let mut quits = Vec::new();
     for nick in nicks {
         if !reap_nick(nicks_kv, node, &nick).await? {
             debug!(%nick, %node, "not reaped: its session went on on another node");
@@ -720,16 +715,55 @@ async fn reap(
             },
         };
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, me);
-        headers.insert(FOR_HEADER, node);
-        js.publish_with_headers(room_subject(prefix, room), headers, payload)
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
+        // About the node that is gone, published by this one.
+        quits.push(crate::batch::entry(node, &payload));
+    }
+    for chunk in quits.chunks(crate::batch::MAX_EVENTS) {
+        append(js, prefix, room, me, chunk).await?;
     }
     Ok(())
+}
+
+/// Numbers of the batches [`append`] publishes: above any room task's (which count from 1).
+static APPENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 63);
+
+/// Publishes `entries` in one batch at the end of `room`'s log and waits for JetStream's
+/// acknowledgement, trying again while other batches come first (at most 50 times): for
+/// the rare events no room task publishes (a reaper's quits).
+async fn append(
+    js: &jetstream::Context,
+    prefix: &str,
+    room: &RoomName,
+    me: &str,
+    entries: &[Bytes],
+) -> Result<(), String> {
+    let mut stream = js
+        .get_stream(room_stream(prefix, room))
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..50 {
+        let (_, last, last_room) = log_ends(&mut stream).await?;
+        let number = APPENDS.fetch_add(1, Ordering::Relaxed);
+        let payload = crate::batch::encode(last_room + 1, me, number, entries.iter());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            last.to_string().as_str(),
+        );
+        let acked = js
+            .publish_with_headers(room_subject(prefix, room), headers, payload)
+            .await
+            .map_err(|e| e.to_string())?
+            .await;
+        match acked {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the room's log was busy for every try".into())
 }
 
 /// Whether `nick`, a member on `node` (whose lease ran out), is to be reaped: not if another
@@ -796,128 +830,191 @@ struct Driver {
     js: jetstream::Context,
     nicks: kv::Store,
     nodes: kv::Store,
-    /// Rooms followed, each by its reader task and the subject its events are published on
-    /// (made once: a subject per publish cost a node ~2 % of its CPU in `hex` and `format!`).
-    rooms: HashMap<RoomName, (JoinHandle<()>, async_nats::Subject)>,
+    /// Rooms followed, each by its task (which reads the room's log and publishes this
+    /// node's events in it).
+    rooms: HashMap<RoomName, Room>,
+    /// Tasks of rooms no longer followed that still have events of this node to store.
+    draining: HashMap<RoomName, JoinHandle<()>>,
     tx: mpsc::UnboundedSender<ClusterIn>,
     /// Bumped at each (re)connection to NATS.
     links: watch::Sender<u64>,
     /// Where to answer direct messages other nodes asked this one to deliver.
     replies: Replies,
-    /// This node's publishes not seen back in the log yet.
-    mine: Mine,
     pending: Arc<Pending>,
     /// The followed rooms' chat lines, for search.
     index: SearchIndex,
 }
 
-/// This node's publishes not yet read back from their room's log: the log handing an event
-/// back is its acknowledgement (JetStream stored it, and it is in the room's order), so a
-/// publish needs no reply of its own, and an event needs no headers naming its node. An event
-/// read back is recognised by its bytes: nicks are one node's each, so no other node publishes
-/// the same bytes, and this node's publishes in a room are stored in the order sent (one
-/// connection), so of identical ones the first stored is the first sent.
-#[derive(Debug, Clone, Default)]
-struct Mine(Arc<std::sync::Mutex<MineInner>>);
-
-#[derive(Debug, Default)]
-struct MineInner {
-    /// Per room, per encoded event: the hub's numbers waiting for it, oldest first.
-    events: HashMap<RoomName, HashMap<Bytes, VecDeque<u64>>>,
-    /// Every publish waiting, in the order sent, with its deadline.
-    order: VecDeque<(Instant, u64, RoomName, Bytes)>,
-    /// How many wait (`order` may also hold some already read back).
-    waiting: usize,
+/// A followed room's task, and what to hand it.
+struct Room {
+    task: JoinHandle<()>,
+    /// This node's events for the room's log; dropped when the room is no longer followed.
+    events: mpsc::UnboundedSender<Waiting>,
 }
 
-impl Mine {
-    fn lock(&self) -> std::sync::MutexGuard<'_, MineInner> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// An event waiting to be stored in its room's log.
+#[derive(Debug, Clone)]
+struct Waiting {
+    /// The hub's number for it (`None` once given up: refused to the hub already).
+    id: Option<u64>,
+    /// Its entry in a batch (`batch::entry`).
+    entry: Bytes,
+    /// Refused if not stored by then.
+    deadline: Instant,
+    /// Its JetStream message id (`--cluster-line-ids`).
+    line: Option<String>,
+}
 
-    fn add(&self, room: &RoomName, event: Bytes, id: u64, deadline: Instant) {
-        let mut m = self.lock();
-        m.events
-            .entry(room.clone())
-            .or_default()
-            .entry(event.clone())
-            .or_default()
-            .push_back(id);
-        m.order.push_back((deadline, id, room.clone(), event));
-        m.waiting += 1;
-    }
+/// The batch of a room's outbox on its way to the log.
+#[derive(Debug)]
+struct Flight {
+    /// Its number (this node's, one per attempt).
+    number: u64,
+    /// The stream sequence it must follow (`Nats-Expected-Last-Sequence`).
+    after: u64,
+    payload: Bytes,
+    events: Vec<Waiting>,
+    /// When it was last sent.
+    sent: Instant,
+}
 
-    /// The hub's number for `event`, read back from `room`'s log, if this node sent it and
-    /// still waits for it.
-    fn take(&self, room: &RoomName, event: &[u8]) -> Option<u64> {
-        let mut m = self.lock();
-        let m = &mut *m;
-        let in_room = m.events.get_mut(room)?;
-        let ids = in_room.get_mut(event)?;
-        let id = ids.pop_front()?;
-        if ids.is_empty() {
-            in_room.remove(event);
+/// A publish of a batch: its payload, the stream sequence it must follow, its message id.
+type BatchSend = (Bytes, u64, Option<String>);
+
+/// One room's events of this node on their way to the room's log (`batch.rs`). At most one
+/// batch is on its way at a time; the events asked meanwhile wait and go together in the
+/// next (a group commit: no wait when the room is idle). Each batch is published with
+/// `Nats-Expected-Last-Sequence`: the last stream sequence this node read, so JetStream
+/// stores it only right after that one, and its first event's room seq is the one after the
+/// last event read. No reply is needed: the room's reader sees the next stored batch, and if
+/// it is not this node's, this node's was refused (it could only be stored there) and its
+/// events go again, first, in the next batch.
+#[derive(Debug)]
+struct Outbox {
+    /// Events per batch, at most (1 with line ids: JetStream dedups whole messages).
+    max_events: usize,
+    queued: VecDeque<Waiting>,
+    flight: Option<Flight>,
+    /// The last batch number used.
+    number: u64,
+}
+
+impl Outbox {
+    fn new(max_events: usize) -> Outbox {
+        Outbox {
+            max_events: max_events.clamp(1, crate::batch::MAX_EVENTS),
+            queued: VecDeque::new(),
+            flight: None,
+            number: 0,
         }
-        m.waiting -= 1;
-        // Read back mostly in the order sent: keep the front of `order` one still waiting.
-        while let Some((_, front, r, e)) = m.order.front() {
-            let still = m
-                .events
-                .get(r)
-                .and_then(|r| r.get(e))
-                .is_some_and(|ids| ids.contains(front));
-            if still {
+    }
+
+    fn push(&mut self, w: Waiting) {
+        self.queued.push_back(w);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.flight.is_none()
+    }
+
+    /// The next batch to publish, if none is on its way: the events queued (as many as fit)
+    /// numbered from `last_room + 1`, to be stored right after stream sequence `after`.
+    fn send(&mut self, after: u64, last_room: u64, node: &str, now: Instant) -> Option<BatchSend> {
+        if self.flight.is_some() || self.queued.is_empty() {
+            return None;
+        }
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        while let Some(w) = self.queued.front() {
+            let full = events.len() >= self.max_events
+                || (!events.is_empty() && bytes + w.entry.len() > crate::batch::MAX_BYTES);
+            if full {
                 break;
             }
-            m.order.pop_front();
+            bytes += w.entry.len();
+            events.extend(self.queued.pop_front());
         }
-        Some(id)
+        self.number += 1;
+        let payload = crate::batch::encode(
+            last_room + 1,
+            node,
+            self.number,
+            events.iter().map(|w| &w.entry),
+        );
+        let line = match events.as_slice() {
+            [one] => one.line.clone(),
+            _ => None,
+        };
+        self.flight = Some(Flight {
+            number: self.number,
+            after,
+            payload: payload.clone(),
+            events,
+            sent: now,
+        });
+        Some((payload, after, line))
     }
 
-    /// Forgets `id` (its publish failed before it was sent).
-    fn forget(&self, room: &RoomName, event: &[u8], id: u64) {
-        let mut m = self.lock();
-        if let Some(ids) = m.events.get_mut(room).and_then(|r| r.get_mut(event))
-            && let Some(at) = ids.iter().position(|i| *i == id)
-        {
-            ids.remove(at);
-            m.waiting -= 1;
-        }
+    /// The batch on its way, to send again (NATS may have lost it: a reconnection, or no
+    /// word of it for a while).
+    fn resend(&mut self, now: Instant) -> Option<BatchSend> {
+        let f = self.flight.as_mut()?;
+        f.sent = now;
+        let line = match f.events.as_slice() {
+            [one] => one.line.clone(),
+            _ => None,
+        };
+        Some((f.payload.clone(), f.after, line))
     }
 
-    /// The earliest deadline of a publish that may still wait.
+    /// When the batch on its way was last sent.
+    fn sent(&self) -> Option<Instant> {
+        self.flight.as_ref().map(|f| f.sent)
+    }
+
+    /// A batch was stored next in the log, this node's batch number `mine` if it is this
+    /// node's: the hub's numbers of its events (`None`: given up) if it is the one on its
+    /// way; else the one on its way was refused and its events wait first again.
+    fn stored(&mut self, mine: Option<u64>) -> Option<Vec<Option<u64>>> {
+        let f = self.flight.take()?;
+        if mine == Some(f.number) {
+            return Some(f.events.into_iter().map(|w| w.id).collect());
+        }
+        for w in f.events.into_iter().rev().filter(|w| w.id.is_some()) {
+            self.queued.push_front(w);
+        }
+        None
+    }
+
+    /// The earliest deadline of an event not given up.
     fn next_deadline(&self) -> Option<Instant> {
-        self.lock().order.front().map(|(d, ..)| *d)
+        let flying = self.flight.iter().flat_map(|f| &f.events);
+        flying
+            .chain(self.queued.front())
+            .filter(|w| w.id.is_some())
+            .map(|w| w.deadline)
+            .min()
     }
 
-    /// Removes and returns the publishes still waiting whose deadline is past.
-    fn expired(&self, now: Instant) -> Vec<u64> {
-        let mut m = self.lock();
-        let m = &mut *m;
+    /// Gives up the events whose deadline is past, and returns their numbers: those waiting
+    /// are dropped; those on their way may still be stored (then shown, as not this node's).
+    /// A batch on its way with nothing left to wait for is let go.
+    fn expired(&mut self, now: Instant) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Some((d, ..)) = m.order.front() {
-            if *d > now {
-                break;
+        if let Some(f) = &mut self.flight {
+            for w in &mut f.events {
+                if w.deadline <= now
+                    && let Some(id) = w.id.take()
+                {
+                    out.push(id);
+                }
             }
-            let Some((_, id, room, event)) = m.order.pop_front() else {
-                break;
-            };
-            let Some(in_room) = m.events.get_mut(&room) else {
-                continue;
-            };
-            let Some(ids) = in_room.get_mut(&event) else {
-                continue;
-            };
-            if let Some(at) = ids.iter().position(|i| *i == id) {
-                ids.remove(at);
-                m.waiting -= 1;
-                out.push(id);
+            if f.events.iter().all(|w| w.id.is_none()) {
+                self.flight = None;
             }
-            if ids.is_empty() {
-                in_room.remove(&event);
-            }
+        }
+        while self.queued.front().is_some_and(|w| w.deadline <= now) {
+            out.extend(self.queued.pop_front().and_then(|w| w.id));
         }
         out
     }
@@ -1009,7 +1106,10 @@ async fn send_direct(
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        for (t, _) in self.rooms.values() {
+        for r in self.rooms.values() {
+            r.task.abort();
+        }
+        for t in self.draining.values() {
             t.abort();
         }
     }
@@ -1017,23 +1117,7 @@ impl Drop for Driver {
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ClusterOut>) {
-        let far = || Instant::now() + Duration::from_secs(86_400);
-        loop {
-            let deadline = self.mine.next_deadline();
-            let out = tokio::select! {
-                out = rx.recv() => match out {
-                    Some(out) => out,
-                    None => return,
-                },
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
-                    for id in self.mine.expired(Instant::now()) {
-                        self.pending.done();
-                        let why = "the cluster did not store it (no acknowledgement in time)".into();
-                        let _ = self.tx.send(ClusterIn::Failed { id, why });
-                    }
-                    continue;
-                }
-            };
+        while let Some(out) = rx.recv().await {
             match out {
                 ClusterOut::Follow(room) => {
                     if let Err(why) = self.follow(&room).await {
@@ -1042,8 +1126,11 @@ impl Driver {
                     }
                 }
                 ClusterOut::Unfollow(room) => {
-                    if let Some((t, _)) = self.rooms.remove(&room) {
-                        t.abort();
+                    // Its task stops once this node's events there are stored (or given up):
+                    // a member's `Part` must still reach the other nodes.
+                    if let Some(r) = self.rooms.remove(&room) {
+                        self.draining.retain(|_, t| !t.is_finished());
+                        self.draining.insert(room.clone(), r.task);
                         debug!(%room, "room no longer followed");
                     }
                 }
@@ -1210,12 +1297,19 @@ impl Driver {
         }
     }
 
-    /// Starts reading `room`'s stream (made if missing) from its recent events on; the subject
-    /// its events are published on.
-    async fn follow(&mut self, room: &RoomName) -> Result<async_nats::Subject, String> {
-        if let Some((_, subject)) = self.rooms.get(room) {
-            return Ok(subject.clone());
+    /// Starts `room`'s task (its stream made if missing): it reads the log from its first
+    /// event on and publishes this node's events there; what to hand it this node's events.
+    async fn follow(&mut self, room: &RoomName) -> Result<mpsc::UnboundedSender<Waiting>, String> {
+        if let Some(r) = self.rooms.get(room) {
+            if !r.events.is_closed() {
+                return Ok(r.events.clone());
+            }
+            if let Some(r) = self.rooms.remove(room) {
+                r.task.abort();
+            }
         }
+        let unavailable =
+            |e: &dyn std::fmt::Display| format!("the room's stream is unavailable ({e})");
         let name = room_stream(&self.cfg.prefix, room);
         let mut stream = self
             .js
@@ -1227,97 +1321,145 @@ impl Driver {
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("the room's stream is unavailable ({e})"))?;
-        let state = stream
-            .info()
-            .await
-            .map_err(|e| format!("the room's stream is unavailable ({e})"))?
-            .state
-            .clone();
-        let start = state.last_sequence.saturating_sub(self.cfg.recent as u64) + 1;
-        // Who is in the room is read from its first event on (see `ClusterIn::Past`).
-        let first = state.first_sequence.max(1);
+            .map_err(|e| unavailable(&e))?;
+        let (first, last, last_room) = log_ends(&mut stream).await.map_err(|e| unavailable(&e))?;
+        let recent_from = last_room.saturating_sub(self.cfg.recent as u64) + 1;
+        // The same room's task that was let go may still be storing this node's events:
+        // this one publishes after it is done, so they keep their order.
+        let before = self.draining.remove(room).filter(|t| !t.is_finished());
+        let subject = async_nats::Subject::from(room_subject(&self.cfg.prefix, room));
+        let max_events = if self.cfg.line_ids {
+            1
+        } else {
+            crate::batch::MAX_EVENTS
+        };
         let mut reader = RoomReader {
             room: room.clone(),
             stream,
+            subject,
+            me: Arc::from(self.id.as_str()),
             next: first,
             delivered: 0,
             heard: true,
-            recent_from: start,
-            mine: self.mine.clone(),
+            recent_from,
+            following: true,
+            seen: 0,
+            last_room: 0,
+            caught_up_at: last,
+            outbox: Outbox::new(max_events),
+            resend: self.cfg.ack_timeout / 4,
             client: self.client.clone(),
             pending: self.pending.clone(),
             tx: self.tx.clone(),
             links: self.links.subscribe(),
             last_node: std::sync::Arc::from(""),
             index: self.index.clone(),
+            held: before.is_some(),
         };
         // The first read is made here, so a failure is the follow's.
         let messages = reader.messages().await?;
-        let task = tokio::spawn(reader.run(messages));
-        debug!(%room, from = start, "following room");
-        let subject = async_nats::Subject::from(room_subject(&self.cfg.prefix, room));
-        self.rooms.insert(room.clone(), (task, subject.clone()));
-        Ok(subject)
+        let (events, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(reader.run(messages, rx, before));
+        debug!(%room, from = recent_from, "following room");
+        self.rooms.insert(
+            room.clone(),
+            Room {
+                task,
+                events: events.clone(),
+            },
+        );
+        Ok(events)
     }
 
-    /// Sends `event` to its room's stream. Its acknowledgement is the room's reader handing it
-    /// back from the log ([`Mine`]); past the deadline without that it is refused.
+    /// Hands `event` to its room's task, which publishes it in a batch. Its acknowledgement
+    /// is the room's reader handing it back from the log ([`Outbox`]); past the deadline
+    /// without that it is refused.
     async fn publish(&mut self, id: u64, event: RoomEvent) -> Result<(), String> {
         if self.client.connection_state() != State::Connected {
             return Err("the cluster is unavailable (no NATS server answers)".into());
         }
-        let subject = self.follow(&event.room).await?;
+        let events = self.follow(&event.room).await?;
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
-        // Before the send: the reader may see it back before this task runs again.
-        let deadline = Instant::now() + self.cfg.ack_timeout;
-        self.mine.add(&event.room, payload.clone(), id, deadline);
-        let sent = if is_membership(&event.kind) {
-            let mut headers = HeaderMap::new();
-            headers.insert(NODE_HEADER, self.id.as_str());
-            self.client
-                .publish_with_headers(subject, headers, payload.clone())
-                .await
-        } else if let Some(line) = self
+        // JetStream stores a line once, whichever node's copy comes first (`line_id.rs`).
+        let line = self
             .cfg
             .line_ids
             .then(|| crate::line_id::line_id(&event))
-            .flatten()
-        {
-            // JetStream stores a line once, whichever node's copy comes first (`line_id.rs`).
-            let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, line.as_str());
-            self.client
-                .publish_with_headers(subject, headers, payload.clone())
-                .await
-        } else {
-            self.client.publish(subject, payload.clone()).await
+            .flatten();
+        let waiting = Waiting {
+            id: Some(id),
+            entry: crate::batch::entry("", &payload),
+            deadline: Instant::now() + self.cfg.ack_timeout,
+            line,
         };
-        if let Err(e) = sent {
-            self.mine.forget(&event.room, &payload, id);
-            return Err(format!("the cluster is unavailable ({e})"));
-        }
-        Ok(())
+        events
+            .send(waiting)
+            .map_err(|_| "the cluster is unavailable (the room is not read)".to_owned())
     }
 }
 
-/// Hands a room's events to the hub in the stream's order, with the stream's seq. After NATS
-/// comes back (a new connection) it reads again from the event after the last one handed over:
-/// JetStream's consumers do not outlive a restarted server.
+/// A room's log's first and last stream sequences, and the room seq of its last event (0s
+/// for an empty log).
+async fn log_ends(stream: &mut stream::Stream) -> Result<(u64, u64, u64), String> {
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .clone();
+    let (first, last) = (state.first_sequence.max(1), state.last_sequence);
+    if last == 0 {
+        return Ok((first, 0, 0));
+    }
+    let last_room = batch_at(stream, last).await?.map_or(0, |(_, to)| to);
+    Ok((first, last, last_room))
+}
+
+/// The room seqs of the first and last events of the batch at stream sequence `seq` (`None`
+/// if there is none there, or it is not a batch).
+async fn batch_at(stream: &stream::Stream, seq: u64) -> Result<Option<(u64, u64)>, String> {
+    match stream.get_raw_message(seq).await {
+        Ok(m) => Ok(crate::batch::decode(&m.payload).map(|b| (b.first, b.last()))),
+        Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A room's task: hands the room's events to the hub in the log's order, each with its room
+/// seq, and publishes this node's events there (its [`Outbox`]). After NATS comes back (a
+/// new connection) it reads again from the batch after the last one handed over (JetStream's
+/// consumers do not outlive a restarted server) and sends its batch on its way again.
 struct RoomReader {
     room: RoomName,
     stream: stream::Stream,
-    /// For the push consumer's delivery subject.
+    /// The subject its events are published on (made once: a subject per publish cost a
+    /// node ~2 % of its CPU in `hex` and `format!`).
+    subject: async_nats::Subject,
+    /// This node's id.
+    me: Arc<str>,
+    /// For the push consumer's delivery subject, and publishing.
     client: async_nats::Client,
-    /// The seq of the next event to hand over.
+    /// The stream sequence of the next batch to hand over.
     next: u64,
     /// The consumer's sequence of the last delivery read (a gap: read again from `next`).
     delivered: u64,
     /// Whether anything came since the last look (no idle heartbeat for a while: read again).
     heard: bool,
-    /// Events before this one are read for who is in the room only.
+    /// Events before this room seq are read for who is in the room only.
     recent_from: u64,
-    mine: Mine,
+    /// Whether the hub follows the room (else the task only stores this node's events left).
+    following: bool,
+    /// The last stream sequence read, and the room seq of its last event: the log's end as
+    /// far as this node knows, where its next batch goes.
+    seen: u64,
+    last_room: u64,
+    /// The log's last stream sequence when the task started: no batch goes before it is read.
+    caught_up_at: u64,
+    outbox: Outbox,
+    /// How long a batch on its way goes without word before it is sent again.
+    resend: Duration,
     pending: Arc<Pending>,
     tx: mpsc::UnboundedSender<ClusterIn>,
     links: watch::Receiver<u64>,
@@ -1325,6 +1467,9 @@ struct RoomReader {
     last_node: std::sync::Arc<str>,
     /// Where every chat line read goes, for search (before the hub hears of it).
     index: SearchIndex,
+    /// Whether the task this room had before still stores this node's events: none of this
+    /// one's goes before it is done.
+    held: bool,
 }
 
 impl RoomReader {
@@ -1363,15 +1508,29 @@ impl RoomReader {
         Ok(sub)
     }
 
-    async fn run(mut self, mut messages: async_nats::Subscriber) {
+    async fn run(
+        mut self,
+        mut messages: async_nats::Subscriber,
+        mut events: mpsc::UnboundedReceiver<Waiting>,
+        mut before: Option<JoinHandle<()>>,
+    ) {
         self.links.mark_unchanged();
         let mut look = tokio::time::interval(2 * HEARTBEAT);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         look.reset();
+        let far = || Instant::now() + Duration::from_secs(86_400);
         loop {
+            if !self.following && self.outbox.is_empty() {
+                return;
+            }
+            let deadline = self.outbox.next_deadline();
+            let resend = self.outbox.sent().map(|t| t + self.resend);
             tokio::select! {
                 m = messages.next() => match m.map(|m| self.take(m)) {
-                    Some(Take::Next) => continue,
+                    Some(Take::Next) => {
+                        self.send().await;
+                        continue;
+                    }
                     Some(Take::Stop) => return,
                     Some(Take::Answer(reply)) => {
                         // Flow control: JetStream sends more once answered.
@@ -1386,10 +1545,48 @@ impl RoomReader {
                     // The subscription ended.
                     None => {}
                 },
+                w = events.recv(), if self.following => {
+                    match w {
+                        Some(w) => {
+                            self.outbox.push(w);
+                            // All that is asked by now goes in one batch.
+                            while let Ok(w) = events.try_recv() {
+                                self.outbox.push(w);
+                            }
+                            self.send().await;
+                        }
+                        // The room is no longer followed: store what is left, then stop.
+                        None => self.following = false,
+                    }
+                    continue;
+                }
+                _ = async { before.as_mut().expect("guarded").await }, if before.is_some() => {
+                    before = None;
+                    self.held = false;
+                    self.send().await;
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
+                    for id in self.outbox.expired(Instant::now()) {
+                        self.pending.done();
+                        if self.following {
+                            let why = "the cluster did not store it (no acknowledgement in time)".into();
+                            let _ = self.tx.send(ClusterIn::Failed { id, why });
+                        }
+                    }
+                    self.send().await;
+                    continue;
+                }
+                () = tokio::time::sleep_until(resend.unwrap_or_else(far)), if resend.is_some() => {
+                    debug!(room = %self.room, "a batch with no word of it is sent again");
+                    self.resend().await;
+                    continue;
+                }
                 changed = self.links.changed() => {
                     if changed.is_err() {
                         return;
                     }
+                    self.resend().await;
                 }
                 _ = look.tick() => {
                     if std::mem::take(&mut self.heard) {
@@ -1411,6 +1608,44 @@ impl RoomReader {
             };
             look.reset();
             debug!(room = %self.room, from = self.next, "room reader reads again");
+        }
+    }
+
+    /// Publishes the outbox's next batch, if it has one and none is on its way, once the log
+    /// is read to its end (a batch after an older end would be refused).
+    async fn send(&mut self) {
+        if self.seen < self.caught_up_at || self.held {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(batch) = self.outbox.send(self.seen, self.last_room, &self.me, now) {
+            self.publish(batch).await;
+        }
+    }
+
+    /// Sends the batch on its way again.
+    async fn resend(&mut self) {
+        if let Some(batch) = self.outbox.resend(Instant::now()) {
+            self.publish(batch).await;
+        }
+    }
+
+    async fn publish(&mut self, (payload, after, line): BatchSend) {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            after.to_string().as_str(),
+        );
+        if let Some(line) = line {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, line.as_str());
+        }
+        let sent = self
+            .client
+            .publish_with_headers(self.subject.clone(), headers, payload)
+            .await;
+        if let Err(e) = sent {
+            // Sent again after a while, or when NATS is back.
+            debug!(room = %self.room, error = %e, "batch not sent");
         }
     }
 
@@ -1441,54 +1676,75 @@ impl RoomReader {
             return Take::Again;
         }
         self.delivered = delivered;
-        if self.hand_over(seq, &m) {
+        if self.hand_over(seq, &m.payload) {
             Take::Next
         } else {
             Take::Stop
         }
     }
 
-    /// Hands over the event of stream seq `seq`; false once the hub side is gone.
-    fn hand_over(&mut self, seq: u64, m: &async_nats::Message) -> bool {
+    /// Takes the batch of stream seq `seq`: this node's events in it are acknowledged, or
+    /// this node's batch on its way was refused; its events are handed over (if the hub
+    /// follows the room). False once the hub side is gone.
+    fn hand_over(&mut self, seq: u64, payload: &[u8]) -> bool {
         if seq < self.next {
             return true;
         }
         self.next = seq + 1;
-        let mut event = match decode_payload::<RoomEvent>(&m.payload) {
-            Ok(ev) => ev,
-            Err(e) => {
-                warn!(room = %self.room, seq, error = %e, "room event not understood; skipped");
-                return true;
-            }
+        let Some(batch) = crate::batch::decode(payload) else {
+            warn!(room = %self.room, seq, "room log message not understood; skipped");
+            self.seen = self.seen.max(seq);
+            return true;
         };
-        event.room = self.room.clone();
-        event.seq = Seq(seq);
-        self.index.add(&event);
-        let headers = m.headers.as_ref();
-        // Only membership events name a node; the others keep the last one named (unused).
-        if let Some(node_now) = headers
-            .and_then(|h| h.get(FOR_HEADER).or_else(|| h.get(NODE_HEADER)))
-            .map(|n| n.as_str())
-            && *self.last_node != *node_now
-        {
-            self.last_node = std::sync::Arc::from(node_now);
+        let mut origins = None;
+        if seq > self.seen {
+            self.seen = seq;
+            self.last_room = batch.last();
+            let mine = (batch.node == &*self.me).then_some(batch.number);
+            origins = self.outbox.stored(mine);
+            for _ in origins.iter().flatten().flatten() {
+                self.pending.done();
+            }
         }
-        let node = self.last_node.clone();
-        if seq < self.recent_from {
-            return !is_membership(&event.kind)
-                || self.tx.send(ClusterIn::Past { event, node }).is_ok();
+        if !self.following {
+            return true;
         }
-        let origin = self.mine.take(&self.room, &m.payload);
-        if origin.is_some() {
-            self.pending.done();
-        }
-        self.tx
-            .send(ClusterIn::Remote {
+        for (i, (about, bytes)) in batch.events.iter().enumerate() {
+            let room_seq = batch.first + i as u64;
+            let mut event = match decode_payload::<RoomEvent>(bytes) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    warn!(room = %self.room, seq = room_seq, error = %e, "room event not understood; skipped");
+                    continue;
+                }
+            };
+            event.room = self.room.clone();
+            event.seq = Seq(room_seq);
+            self.index.add(&event, crate::batch::position(seq, i));
+            let node_now = if about.is_empty() { batch.node } else { about };
+            if *self.last_node != *node_now {
+                self.last_node = std::sync::Arc::from(node_now);
+            }
+            let node = self.last_node.clone();
+            if room_seq < self.recent_from {
+                if is_membership(&event.kind)
+                    && self.tx.send(ClusterIn::Past { event, node }).is_err()
+                {
+                    return false;
+                }
+                continue;
+            }
+            let origin = origins.as_ref().and_then(|o| o.get(i).copied().flatten());
+            let remote = ClusterIn::Remote {
                 event,
                 origin,
                 node,
-            })
-            .is_ok()
+            };
+            if self.tx.send(remote).is_err() {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -1526,8 +1782,8 @@ fn delivery_seqs(reply: &str) -> Option<(u64, u64)> {
     Some((stream.parse().ok()?, consumer.parse().ok()?))
 }
 
-/// Whether `kind` changes who is in a room: such events name their node (member lists count
-/// each member on its node).
+/// Whether `kind` changes who is in a room: only such events of the log before the recent
+/// ones are handed over (member lists count each member on its node).
 fn is_membership(kind: &natter_core::wire::EventKind) -> bool {
     use natter_core::wire::EventKind as K;
     matches!(
@@ -1697,6 +1953,32 @@ async fn take_over(nicks: &kv::Store, me: &str, nick: &Nick) -> Result<(bool, bo
     Ok((false, false))
 }
 
+/// The stream sequence of the batch holding room seq `room_seq` (or the last batch before it)
+/// in a log of stream sequences `first..=last`: a binary search, `log2` of the batches
+/// between the bounds in reads (a batch holds 1 to `MAX_EVENTS` events, and the log's room
+/// seqs are contiguous from its first batch's). A message that is not a batch (a log written
+/// before batches) is taken for one before every batch.
+async fn locate(
+    stream: &stream::Stream,
+    first: u64,
+    last: u64,
+    first_room: u64,
+    room_seq: u64,
+) -> Result<u64, String> {
+    let ahead = room_seq.saturating_sub(first_room);
+    let mut lo = (first + ahead / crate::batch::MAX_EVENTS as u64).min(last);
+    let mut hi = first.saturating_add(ahead).min(last);
+    // The answer is in lo..=hi: the last batch whose first event is at or before room_seq.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        match batch_at(stream, mid).await? {
+            Some((from, _)) if from > room_seq => hi = mid - 1,
+            _ => lo = mid,
+        }
+    }
+    Ok(lo)
+}
+
 /// The newest `q.limit` events of `q.room`'s log with a seq below `q.before`, oldest first.
 async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, String> {
     let unavailable = |e: &dyn std::fmt::Display| format!("the room's log cannot be read ({e})");
@@ -1718,62 +2000,78 @@ async fn read_history(h: &History, q: &HistoryQuery) -> Result<HistoryPage, Stri
         }
         Err(e) => return Err(unavailable(&e)),
     };
-    let state = stream
-        .info()
-        .await
-        .map_err(|e| unavailable(&e))?
-        .state
-        .clone();
-    let first = state.first_sequence.max(1);
-    let upto = q.before.0.saturating_sub(1).min(state.last_sequence);
-    let from = upto.saturating_sub(limit - 1).max(first);
-    let at_start = from <= first;
-    if upto < from {
-        return Ok(HistoryPage {
+    let read = async {
+        let (first, last, last_room) = log_ends(&mut stream).await?;
+        let empty = HistoryPage {
             events: Vec::new(),
             at_start: true,
-        });
-    }
-    let mut messages = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(&e))?
-        .messages()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let mut events = Vec::with_capacity((upto - from + 1) as usize);
-    let read = async {
+        };
+        if last == 0 {
+            return Ok(empty);
+        }
+        let first_room = batch_at(&stream, first).await?.map_or(1, |(from, _)| from);
+        let upto = q.before.0.saturating_sub(1).min(last_room);
+        let from = upto.saturating_sub(limit - 1).max(first_room);
+        if upto < from {
+            return Ok(empty);
+        }
+        let at_start = from <= first_room;
+        let (s_from, s_upto) = if upto == last_room {
+            (locate(&stream, first, last, first_room, from).await?, last)
+        } else {
+            let s_upto = locate(&stream, first, last, first_room, upto).await?;
+            (
+                locate(&stream, first, s_upto, first_room, from).await?,
+                s_upto,
+            )
+        };
+        let mut messages = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: s_from,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut events = Vec::with_capacity((upto - from + 1) as usize);
         while let Some(m) = messages.next().await {
-            let m = m.map_err(|e| unavailable(&e))?;
-            let seq = m.info().map_err(|e| unavailable(&e))?.stream_sequence;
-            if seq > upto {
+            let m = m.map_err(|e| e.to_string())?;
+            let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
+            if seq > s_upto {
                 break;
             }
-            match decode_payload::<RoomEvent>(&m.payload) {
-                Ok(mut ev) => {
-                    ev.room = q.room.clone();
-                    ev.seq = Seq(seq);
-                    events.push(ev);
-                }
-                Err(e) => {
-                    warn!(room = %q.room, seq, error = %e, "room event not understood; skipped")
+            if let Some(batch) = crate::batch::decode(&m.payload) {
+                for (i, (_, bytes)) in batch.events.iter().enumerate() {
+                    let room_seq = batch.first + i as u64;
+                    if room_seq < from || room_seq > upto {
+                        continue;
+                    }
+                    match decode_payload::<RoomEvent>(bytes) {
+                        Ok(mut ev) => {
+                            ev.room = q.room.clone();
+                            ev.seq = Seq(room_seq);
+                            events.push(ev);
+                        }
+                        Err(e) => {
+                            warn!(room = %q.room, seq = room_seq, error = %e, "room event not understood; skipped")
+                        }
+                    }
                 }
             }
-            if seq == upto {
+            if seq >= s_upto {
                 break;
             }
         }
-        Ok::<(), String>(())
+        Ok::<HistoryPage, String>(HistoryPage { events, at_start })
     };
     tokio::time::timeout(h.wait, read)
         .await
-        .map_err(|_| unavailable(&"no answer in time"))??;
-    Ok(HistoryPage { events, at_start })
+        .map_err(|_| unavailable(&"no answer in time"))?
+        .map_err(|e| unavailable(&e))
 }
 
 #[cfg(test)]
@@ -1796,10 +2094,6 @@ mod tests {
         assert_eq!(session_key(42), "000000000000002a");
     }
 
-    fn room(name: &str) -> RoomName {
-        RoomName::new(name).unwrap()
-    }
-
     #[test]
     fn a_deliverys_sequences_are_read_from_its_subject() {
         let v1 = "$JS.ACK.NATTER_ROOM_2361.KfVX6dXm.1.42.7.1764770000000000000.3";
@@ -1812,53 +2106,96 @@ mod tests {
         assert_eq!(delivery_seqs("$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m"), None);
     }
 
-    #[test]
-    fn own_events_are_recognised_by_room_and_bytes_in_the_order_sent() {
-        let mine = Mine::default();
-        let (a, b) = (room("#a"), room("#b"));
-        let later = Instant::now() + Duration::from_secs(60);
-        // The same bytes twice in #a, once in #b.
-        mine.add(&a, Bytes::from_static(b"hi"), 1, later);
-        mine.add(&a, Bytes::from_static(b"hi"), 2, later);
-        mine.add(&b, Bytes::from_static(b"hi"), 3, later);
-        mine.add(&a, Bytes::from_static(b"yo"), 4, later);
-        // Another node's event, and bytes of this node's in the wrong room, are not ours.
-        assert_eq!(mine.take(&a, b"other"), None);
-        assert_eq!(mine.take(&room("#c"), b"hi"), None);
-        assert_eq!(mine.take(&a, b"hi"), Some(1));
-        assert_eq!(mine.take(&b, b"hi"), Some(3));
-        assert_eq!(mine.take(&a, b"hi"), Some(2));
-        // Read back once only.
-        assert_eq!(mine.take(&a, b"hi"), None);
-        assert_eq!(mine.lock().waiting, 1);
-        assert_eq!(mine.take(&a, b"yo"), Some(4));
-        assert_eq!(mine.lock().waiting, 0);
-        assert!(mine.lock().order.is_empty());
+    fn waiting(id: u64, deadline: Instant) -> Waiting {
+        Waiting {
+            id: Some(id),
+            entry: crate::batch::entry("", &id.to_le_bytes()),
+            deadline,
+            line: None,
+        }
+    }
+
+    /// The hub's numbers in a batch's payload (each test event's bytes are its number).
+    fn ids_in(payload: &[u8]) -> (u64, Vec<u64>) {
+        let b = crate::batch::decode(payload).unwrap();
+        let ids = b
+            .events
+            .iter()
+            .map(|(_, e)| u64::from_le_bytes((*e).try_into().unwrap()));
+        (b.first, ids.collect())
     }
 
     #[test]
-    fn publishes_not_read_back_in_time_expire_once() {
-        let mine = Mine::default();
-        let a = room("#a");
+    fn an_outbox_sends_one_batch_at_a_time_and_a_refused_one_goes_first_again() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(60);
+        let mut o = Outbox::new(3);
+        assert!(o.send(0, 0, "n1", t0).is_none(), "nothing to send");
+        o.push(waiting(1, later));
+        let (p, after, _) = o.send(0, 0, "n1", t0).unwrap();
+        assert_eq!((after, ids_in(&p)), (0, (1, vec![1])));
+        // Asked meanwhile: waits for the batch on its way.
+        for id in 2..=6 {
+            o.push(waiting(id, later));
+        }
+        assert!(o.send(0, 0, "n1", t0).is_none());
+        // The same batch again (no word of it).
+        assert_eq!(o.resend(t0).unwrap().0, p);
+        // Stored: its events are acknowledged; the next batch holds what waits, at most 3.
+        assert_eq!(o.stored(Some(1)), Some(vec![Some(1)]));
+        let (p, after, _) = o.send(5, 1, "n1", t0).unwrap();
+        assert_eq!((after, ids_in(&p)), (5, (2, vec![2, 3, 4])));
+        // Another node's batch (or an old one of this node's) came first: refused, sent
+        // again first, numbered after the other's events.
+        assert_eq!(o.stored(None), None);
+        assert_eq!(o.stored(Some(1)), None, "nothing on its way");
+        let (p, after, _) = o.send(6, 4, "n1", t0).unwrap();
+        assert_eq!((after, ids_in(&p)), (6, (5, vec![2, 3, 4])));
+        assert_eq!(
+            o.stored(Some(2)),
+            None,
+            "an earlier attempt's number is not this one's"
+        );
+        let (p, _, _) = o.send(7, 9, "n1", t0).unwrap();
+        assert_eq!(ids_in(&p), (10, vec![2, 3, 4]));
+        assert_eq!(o.stored(Some(4)), Some(vec![Some(2), Some(3), Some(4)]));
+        let (p, _, _) = o.send(8, 12, "n1", t0).unwrap();
+        assert_eq!(ids_in(&p), (13, vec![5, 6]));
+        assert_eq!(o.stored(Some(5)), Some(vec![Some(5), Some(6)]));
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn an_outbox_gives_events_up_at_their_deadline_once() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        mine.add(&a, Bytes::from_static(b"1"), 1, t0 + s);
-        mine.add(&a, Bytes::from_static(b"2"), 2, t0 + 2 * s);
-        mine.add(&a, Bytes::from_static(b"3"), 3, t0 + 3 * s);
-        assert_eq!(mine.take(&a, b"2"), Some(2));
-        assert_eq!(mine.next_deadline(), Some(t0 + s));
-        assert!(mine.expired(t0).is_empty());
-        // 2 came back: only 1 and 3 expire, each once.
-        assert_eq!(mine.expired(t0 + 2 * s), vec![1]);
-        assert_eq!(mine.expired(t0 + 5 * s), vec![3]);
-        assert!(mine.expired(t0 + 9 * s).is_empty());
-        // An expired one read back late is not taken for ours.
-        assert_eq!(mine.take(&a, b"1"), None);
-        // One whose send failed is forgotten.
-        mine.add(&a, Bytes::from_static(b"4"), 4, t0 + s);
-        mine.forget(&a, b"4", 4);
-        assert_eq!(mine.take(&a, b"4"), None);
-        assert_eq!(mine.lock().waiting, 0);
+        let mut o = Outbox::new(crate::batch::MAX_EVENTS);
+        o.push(waiting(1, t0 + s));
+        o.send(0, 0, "n1", t0).unwrap();
+        o.push(waiting(2, t0 + 2 * s));
+        o.push(waiting(3, t0 + 3 * s));
+        assert_eq!(o.next_deadline(), Some(t0 + s));
+        assert!(o.expired(t0).is_empty());
+        // 1 is on its way: given up (it may still be stored), and its batch let go as
+        // nothing in it waits any more; 2 is dropped from the queue.
+        assert_eq!(o.expired(t0 + 2 * s), vec![1, 2]);
+        assert!(o.sent().is_none());
+        assert_eq!(o.next_deadline(), Some(t0 + 3 * s));
+        let (p, _, _) = o.send(1, 1, "n1", t0).unwrap();
+        assert_eq!(ids_in(&p).1, vec![3]);
+        // A batch with one given up and one not: stored, the given up one is no one's.
+        o.push(waiting(4, t0 + 9 * s));
+        assert_eq!(o.stored(Some(2)), Some(vec![Some(3)]));
+        o.push(waiting(5, t0 + 4 * s));
+        let (p, _, _) = o.send(2, 2, "n1", t0).unwrap();
+        assert_eq!(ids_in(&p).1, vec![4, 5]);
+        assert_eq!(o.expired(t0 + 5 * s), vec![5]);
+        assert!(o.sent().is_some(), "4 still waits for it");
+        // Refused: only 4 goes again.
+        assert_eq!(o.stored(None), None);
+        let (p, _, _) = o.send(3, 4, "n1", t0).unwrap();
+        assert_eq!(ids_in(&p).1, vec![4]);
+        assert!(o.expired(t0 + 9 * s) == vec![4] && o.is_empty());
     }
 
     #[tokio::test]

@@ -4,8 +4,9 @@
 //!
 //! - **What the index is.** One SQLite file with one contentless FTS5 table (`lines`: the
 //!   words of each say and action, the same tokenizer as a single node's store, no copy of
-//!   the text) whose rowid is the line's room (a number this index gives each room) and seq:
-//!   `room << 40 | seq`. Nothing else: no event row, no B-tree of its own. It lives in a
+//!   the text) whose rowid is the line's room (a number this index gives each room) and
+//!   position in the room's log (`batch::position`: the stream sequence of its batch, and its
+//!   index in the batch): `room << 40 | position`. Nothing else: no event row, no B-tree of its own. It lives in a
 //!   directory of its own (`natter-search-*`) under [`crate::ClusterConfig::search_dir`]
 //!   (natter-server: `<data dir>/cluster-search`; the OS's temporary directory with
 //!   `--ephemeral`), with no `fsync` and its journal in memory: it is a cache, rebuilt from
@@ -170,14 +171,15 @@ impl SearchIndex {
         })
     }
 
-    /// Queues `event` (with its log's seq) for the index if it is a chat line.
-    pub(crate) fn add(&self, event: &RoomEvent) {
+    /// Queues `event` for the index if it is a chat line: at `position`, where it is in its
+    /// log (`batch::position`: its batch's stream sequence and its index there).
+    pub(crate) fn add(&self, event: &RoomEvent, position: u64) {
         let (EventKind::Say { text, .. } | EventKind::Act { text, .. }) = &event.kind else {
             return;
         };
         self.inner.shared.lock().lines.push(Line {
             room: event.room.clone(),
-            seq: event.seq.0,
+            seq: position,
             text: text.as_str().to_owned(),
         });
     }
@@ -223,7 +225,11 @@ impl RoomLines {
     /// skipped.
     async fn read_more(&mut self, n: usize) -> Result<(), String> {
         let take: Vec<u64> = (0..n).map_while(|_| self.seqs.pop_front()).collect();
-        let got = join_all(take.iter().map(|&seq| self.stream.get_raw_message(seq))).await;
+        let got = join_all(
+            take.iter()
+                .map(|&pos| self.stream.get_raw_message(crate::batch::at(pos).0)),
+        )
+        .await;
         for (seq, m) in take.into_iter().zip(got) {
             let m = match m {
                 Ok(m) => m,
@@ -234,10 +240,18 @@ impl RoomLines {
                 }
                 Err(e) => return Err(format!("the room's log cannot be read ({e})")),
             };
-            match decode_payload::<RoomEvent>(&m.payload) {
+            let (_, index) = crate::batch::at(seq);
+            let Some(batch) = crate::batch::decode(&m.payload) else {
+                warn!(room = %self.room, seq, "room log message not understood");
+                continue;
+            };
+            let Some((_, bytes)) = batch.events.get(index) else {
+                continue;
+            };
+            match decode_payload::<RoomEvent>(bytes) {
                 Ok(mut event) => {
                     event.room = self.room.clone();
-                    event.seq = Seq(seq);
+                    event.seq = Seq(batch.first + index as u64);
                     self.read.push_back(event);
                 }
                 Err(e) => warn!(room = %self.room, seq, error = %e, "room event not understood"),
@@ -650,12 +664,12 @@ mod tests {
         let dir = index.inner.dir.path().to_path_buf();
         assert!(dir.join(FILE).is_file());
         for seq in 1..=3 {
-            index.add(&say("#a", seq, "queued words"));
+            index.add(&say("#a", seq, "queued words"), seq);
         }
         // A membership event is no line.
         let mut join = say("#a", 4, "queued");
         join.kind = EventKind::Join;
-        index.add(&join);
+        index.add(&join, 4);
         // Found at once: the search writes what was queued before it first.
         let found = index.find(q("queued", &["#a"])).await.unwrap();
         assert_eq!(found, vec![(RoomName::new("#a").unwrap(), vec![3, 2, 1])]);
