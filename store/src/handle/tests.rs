@@ -435,3 +435,46 @@ fn pruning_removes_indexed_lines_from_the_index_and_never_indexes_the_others() {
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+/// The nice value of each thread of this process named `comm` (Linux: field 19 of its stat).
+#[cfg(target_os = "linux")]
+fn nice_of_threads(comm: &str) -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.trim_end() != comm {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // gone meanwhile
+        };
+        // After the name in parentheses: state is field 3, nice field 19.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        nice.push(fields[19 - 3].parse().unwrap());
+    }
+    nice
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_index_thread_runs_at_the_lowest_priority_and_the_writer_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();
+    store.try_submit(batch(0, 1..=3, "hello")).unwrap();
+    reports_until(&mut reports, 0).await;
+    // Thread names are cut to 15 bytes. Other tests' stores run beside this one: every index
+    // thread is niced, no writer is.
+    let index = nice_of_threads(&INDEX_THREAD[..15]);
+    assert!(!index.is_empty(), "no index thread found");
+    assert!(
+        index.iter().all(|&n| n == 19),
+        "index threads' nice: {index:?}"
+    );
+    let writer = nice_of_threads("natter-store-wr");
+    assert!(!writer.is_empty(), "no writer thread found");
+    assert!(writer.iter().all(|&n| n == 0), "writers' nice: {writer:?}");
+    // It still indexes, and a search still finds the newest line.
+    let hits = store.search(search_q("hello")).await.unwrap();
+    assert_eq!(hits.len(), 3);
+    store.close().await;
+}
