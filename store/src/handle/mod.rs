@@ -92,16 +92,13 @@ impl SqliteHandle {
             .detach_index(index_tx.clone())
             .expect("a store opened here writes its own index");
         // What is stored past the index (a tail after a crash, everything after a rebuild) is
-        // indexed there, in the background: startup does not wait for it. At the lowest
-        // priority: on a busy core an index step (thousands of lines, 10 ms and more) yields to
-        // the hub and the writer at once. Starved, the index lags and catches up when the core
-        // has time: the lines it was not handed are read back from `events`.
+        // indexed there, in the background: startup does not wait for it. (At the usual
+        // priority: at nice 19 it lagged by tens of thousands of lines on a saturated core,
+        // read them back holding a snapshot that kept the log from starting over, and the
+        // open loop's p99 did not show a gain; bench/README.md, "seventh session".)
         std::thread::Builder::new()
-            .name(INDEX_THREAD.into())
-            .spawn(move || {
-                run_in_background();
-                crate::sqlite::run_index(indexer, &index_rx)
-            })
+            .name("natter-store-index".into())
+            .spawn(move || crate::sqlite::run_index(indexer, &index_rx))
             .map_err(|source| OpenError::DataDir {
                 path: path.clone(),
                 source,
@@ -262,20 +259,6 @@ impl Store for SqliteHandle {
                 let _ = rx.await;
             }
         })
-    }
-}
-
-/// The index thread's name.
-const INDEX_THREAD: &str = "natter-store-index";
-
-/// Lowers the calling thread's priority to the least there is (Linux: the thread's own nice
-/// value, 19), for work that may lag: on a busy core it yields to the hub and the writer instead
-/// of sharing time slices with them. Without privileges a thread cannot raise it again, so
-/// only threads that stay in the background call this.
-fn run_in_background() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        warn!(error = %e, "store: could not lower the index thread's priority");
     }
 }
 
