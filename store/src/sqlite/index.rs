@@ -110,8 +110,8 @@ impl Progress {
         self.changed.notify_all();
     }
 
-    /// Counts `n` lines as queued for the index thread, unless that would pass [`HELD_MAX`]
-    /// (then they are not handed over: whether they are).
+    /// Whether `n` more lines may be queued for the index thread ([`HELD_MAX`] at most in all);
+    /// if so, they are counted as queued.
     pub(crate) fn hand_over(&self, n: usize) -> bool {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
