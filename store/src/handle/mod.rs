@@ -92,7 +92,9 @@ impl SqliteHandle {
             .detach_index(index_tx.clone())
             .expect("a store opened here writes its own index");
         // What is stored past the index (a tail after a crash, everything after a rebuild) is
-        // indexed there, in the background: startup does not wait for it.
+        // indexed there, in the background: startup does not wait for it. (At the usual
+        // priority: at nice 19 it lagged by tens of thousands of lines on a saturated core
+        // and the open loop's p99 showed no gain; bench/README.md, "seventh session".)
         std::thread::Builder::new()
             .name("natter-store-index".into())
             .spawn(move || crate::sqlite::run_index(indexer, &index_rx))

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Lines held at most: past this (index steps failing, say on a full disk), the writer stops
 /// holding them and the next step reads them back from `events`.
-const HELD_MAX: usize = 1 << 16;
+pub(super) const HELD_MAX: usize = 1 << 16;
 
 /// Indexes the held lines: `?1` is the array of their event ids, in the order held.
 const INDEX_HELD_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
@@ -77,8 +77,13 @@ impl Held {
         })
     }
 
-    /// Adds the lines of a committed group (oldest first).
-    pub(super) fn extend(&mut self, lines: Vec<HeldLine>) {
+    /// Adds the lines of a committed group (oldest first); `None`: they were not handed over
+    /// (the next step reads them back).
+    pub(super) fn extend(&mut self, lines: Option<Vec<HeldLine>>) {
+        let Some(lines) = lines else {
+            self.lines = None;
+            return;
+        };
         if let Some(held) = &mut self.lines {
             if held.len() + lines.len() > HELD_MAX {
                 self.lines = None;

@@ -20,11 +20,11 @@
 //!   after its event is gone (the process died in between) is never a result: searches look
 //!   only at the ids of stored events, and read every result back from `events`.
 
-use super::held::{Held, HeldLine};
+use super::held::{HELD_MAX, Held, HeldLine};
 use crate::OpenError;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -98,12 +98,26 @@ pub(crate) struct Progress {
     changed: Condvar,
     /// The newest event id durable in `events` (the writer's last commit).
     pub(crate) stored: AtomicI64,
+    /// Chat lines handed to the index thread and not taken off its queue yet: the writer hands
+    /// over no more than [`HELD_MAX`] (a thread far behind reads the others back from `events`),
+    /// so a starved index thread never makes the queue grow without bound.
+    pub(crate) queued: AtomicUsize,
 }
 
 impl Progress {
     fn set(&self, indexed: i64) {
         *self.indexed.lock().unwrap_or_else(PoisonError::into_inner) = indexed;
         self.changed.notify_all();
+    }
+
+    /// Whether `n` more lines may be queued for the index thread ([`HELD_MAX`] at most in all);
+    /// if so, they are counted as queued.
+    pub(crate) fn hand_over(&self, n: usize) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + n <= HELD_MAX).then_some(q + n)
+            })
+            .is_ok()
     }
 
     /// The event id up to which every line is indexed.
@@ -291,8 +305,9 @@ impl Indexer {
         self.indexed
     }
 
-    /// A commit stored the events `from..=upto` (ids), of which `lines` are the chat lines.
-    pub(crate) fn stored(&mut self, from: i64, upto: i64, lines: Vec<HeldLine>) {
+    /// A commit stored the events `from..=upto` (ids), of which `lines` are the chat lines
+    /// (`None`: not handed over, read back from `events` at the next step).
+    pub(crate) fn stored(&mut self, from: i64, upto: i64, lines: Option<Vec<HeldLine>>) {
         if upto < from {
             return;
         }
@@ -475,11 +490,12 @@ fn wal(path: &Path, suffix: &str) -> PathBuf {
 
 /// What the thread running an [`Indexer`] is told (see [`run`]).
 pub(crate) enum IndexCmd {
-    /// A commit stored the events `from..=upto`, of which `lines` are the chat lines.
+    /// A commit stored the events `from..=upto`, of which `lines` are the chat lines (`None`:
+    /// not handed over, the thread being too far behind; read back from `events`).
     Stored {
         from: i64,
         upto: i64,
-        lines: Vec<HeldLine>,
+        lines: Option<Vec<HeldLine>>,
     },
     /// Retention removed the events up to `upto`, of which `lines` are the chat lines.
     Removed { upto: i64, lines: Vec<HeldLine> },
@@ -512,7 +528,12 @@ pub(crate) fn run(mut ix: Indexer, rx: &std::sync::mpsc::Receiver<IndexCmd>) {
         let mut next = first;
         while let Some(cmd) = next {
             match cmd {
-                IndexCmd::Stored { from, upto, lines } => ix.stored(from, upto, lines),
+                IndexCmd::Stored { from, upto, lines } => {
+                    if let Some(lines) = &lines {
+                        ix.progress.queued.fetch_sub(lines.len(), Ordering::AcqRel);
+                    }
+                    ix.stored(from, upto, lines);
+                }
                 IndexCmd::Removed { upto, lines } => ix.removed(upto, lines),
                 IndexCmd::Hurry => hurry = true,
                 IndexCmd::Close(done) => {

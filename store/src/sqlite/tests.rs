@@ -1110,3 +1110,69 @@ fn a_store_without_its_index_file_is_read_and_searched() {
         "a reader made no file"
     );
 }
+
+#[test]
+fn an_index_thread_far_behind_is_handed_no_more_lines_than_it_may_hold_and_reads_back_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    // The index thread's queue, with nobody taking from it (a thread starved of CPU).
+    let (to, queue) = std::sync::mpsc::channel();
+    let (indexer, progress) = store.detach_index(to).unwrap();
+    let per = 4096u64;
+    let batches = super::held::HELD_MAX as u64 / per + 3;
+    for b in 0..batches {
+        let writes = (b * per + 1..=(b + 1) * per)
+            .map(|s| Write::Event(say("#a", s, &format!("line{s} flood"))))
+            .collect();
+        store
+            .write(&Batch {
+                id: BatchId(b),
+                writes,
+            })
+            .unwrap();
+    }
+    let stored = (batches * per) as i64;
+    assert_eq!(progress.stored.load(Ordering::Acquire), stored);
+    // What waits in the queue stays bounded: the last commits handed their lines over as
+    // "read them back".
+    assert!(progress.queued.load(Ordering::Acquire) <= super::held::HELD_MAX);
+    let cmds: Vec<IndexCmd> = queue.try_iter().collect();
+    let handed: usize = cmds
+        .iter()
+        .map(|c| match c {
+            IndexCmd::Stored { lines, .. } => lines.as_ref().map_or(0, Vec::len),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(handed, progress.queued.load(Ordering::Acquire));
+    assert!(handed <= super::held::HELD_MAX);
+    let not_handed = cmds
+        .iter()
+        .filter(|c| matches!(c, IndexCmd::Stored { lines: None, .. }))
+        .count();
+    assert_eq!(not_handed, 3, "the commits past the bound");
+    // The thread gets its turn: it takes the queue (then the store's close), and every line
+    // is indexed, the ones not handed over read back from `events`.
+    let (again, queue2) = std::sync::mpsc::channel();
+    for cmd in cmds {
+        again.send(cmd).unwrap();
+    }
+    let forward = std::thread::spawn(move || {
+        for cmd in queue {
+            let _ = again.send(cmd);
+        }
+    });
+    let thread = std::thread::spawn(move || run_index(indexer, &queue2));
+    drop(store);
+    thread.join().unwrap();
+    forward.join().unwrap();
+    assert_eq!(progress.queued.load(Ordering::Acquire), 0);
+    assert_eq!(progress.indexed(), stored);
+    assert_eq!(found(dir.path(), "line1"), vec![("#a".to_owned(), 1)]);
+    let last = format!("line{stored}");
+    assert_eq!(
+        found(dir.path(), &last),
+        vec![("#a".to_owned(), stored as u64)]
+    );
+    assert_eq!(found(dir.path(), "flood").len(), 50);
+}

@@ -209,9 +209,17 @@ impl SqliteStore {
                 }
             }
             Index::Thread { to, progress } => {
-                if let IndexCmd::Stored { upto, .. } = &cmd {
-                    progress.stored.fetch_max(*upto, Ordering::AcqRel);
-                }
+                let cmd = match cmd {
+                    IndexCmd::Stored { from, upto, lines } => {
+                        progress.stored.fetch_max(upto, Ordering::AcqRel);
+                        IndexCmd::Stored {
+                            from,
+                            upto,
+                            lines: lines.filter(|l| progress.hand_over(l.len())),
+                        }
+                    }
+                    other => other,
+                };
                 let _ = to.send(cmd);
             }
         }
@@ -338,7 +346,7 @@ impl SqliteStore {
                     self.hand_over(IndexCmd::Stored {
                         from: next_id,
                         upto: self.next_id - 1,
-                        lines,
+                        lines: Some(lines),
                     });
                 }
                 Ok(())
