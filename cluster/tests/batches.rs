@@ -11,7 +11,7 @@ use common::*;
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
 use natter_core::hub::ClusterOut;
-use natter_core::persist::{Answer, HistoryQuery, Query, QueryId, SearchQuery};
+use natter_core::persist::{Answer, HistoryQuery, Query, SearchQuery};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 use std::collections::HashMap;
@@ -61,15 +61,6 @@ async fn read(node: &mut Node, n: usize) -> Vec<(RoomEvent, Option<u64>)> {
         got.push(e);
     }
     got
-}
-
-async fn ask(node: &mut Node, id: u64, q: Query) -> Answer {
-    node.query(QueryId(id), q);
-    next(node, "an answer", |got| match got {
-        ClusterIn::Answer { id: got, answer } if got == QueryId(id) => Some(answer),
-        _ => None,
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

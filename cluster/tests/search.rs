@@ -11,7 +11,7 @@ use common::*;
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
 use natter_core::hub::ClusterOut;
-use natter_core::persist::{Answer, HistoryQuery, Query, QueryId, SearchQuery};
+use natter_core::persist::{Answer, HistoryQuery, Query, SearchQuery};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 use std::time::Duration;
@@ -66,16 +66,6 @@ async fn say_all(node: &mut Node, r: &RoomName, texts: &[&str]) -> Vec<u64> {
         seqs.push(seq);
     }
     seqs
-}
-
-/// Asks `node` query `q` and waits for its answer.
-async fn ask(node: &mut Node, id: u64, q: Query) -> Answer {
-    node.query(QueryId(id), q);
-    next(node, "an answer", |got| match got {
-        ClusterIn::Answer { id: got, answer } if got == QueryId(id) => Some(answer),
-        _ => None,
-    })
-    .await
 }
 
 /// The seqs and texts of a search's hits.

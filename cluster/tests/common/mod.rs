@@ -4,6 +4,7 @@
 
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterConfig, ClusterIn, Node};
+use natter_core::persist::{Answer, Query, QueryId};
 use natter_core::{Nick, RoomName};
 use std::time::Duration;
 
@@ -38,4 +39,14 @@ pub async fn next<T>(node: &mut Node, what: &str, pick: impl Fn(ClusterIn) -> Op
     tokio::time::timeout(WAIT, find)
         .await
         .unwrap_or_else(|_| panic!("no {what} in time"))
+}
+
+/// Asks `node` query `q` and waits for its answer.
+pub async fn ask(node: &mut Node, id: u64, q: Query) -> Answer {
+    node.query(QueryId(id), q);
+    next(node, "an answer", |got| match got {
+        ClusterIn::Answer { id: got, answer } if got == QueryId(id) => Some(answer),
+        _ => None,
+    })
+    .await
 }
