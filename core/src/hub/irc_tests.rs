@@ -2120,10 +2120,9 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     );
 }
 
-#[test]
-fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error() {
-    use crate::wire::AdminAction;
-    let mut n = Net::with(Config {
+/// A server whose accounts' admin is `alice` (not registered yet).
+fn with_admin_alice() -> Net {
+    Net::with(Config {
         secret_seed: [3; 32],
         accounts: AccountsConfig {
             hash_cost: crate::accounts::HashCost::TEST,
@@ -2131,7 +2130,13 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
             ..AccountsConfig::default()
         },
         ..Config::default()
-    });
+    })
+}
+
+#[test]
+fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error() {
+    use crate::wire::AdminAction;
+    let mut n = with_admin_alice();
     let a = registered(&mut n, "alice");
     let b = n.client("bob", &[]);
     n.send(b, &["JOIN #v"]);
@@ -2411,15 +2416,7 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
 
 #[test]
 fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
-    let mut n = Net::with(Config {
-        secret_seed: [3; 32],
-        accounts: AccountsConfig {
-            hash_cost: crate::accounts::HashCost::TEST,
-            admins: vec![nick("alice")],
-            ..AccountsConfig::default()
-        },
-        ..Config::default()
-    });
+    let mut n = with_admin_alice();
     registered(&mut n, "alice");
     let (a, _) = sasl_client(&mut n, "alice", "");
     n.lines(a);
