@@ -82,6 +82,19 @@ struct Lines {
 
 impl Lines {
     /// A numeric to the client, `text` last.
+    /// A message of the day: its start, a `372` per line, its end.
+    fn motd<'a>(&mut self, lines: impl Iterator<Item = &'a str>) {
+        self.num(
+            RPL_MOTDSTART,
+            &[],
+            &format!("- {SERVER} Message of the day -"),
+        );
+        for line in lines {
+            self.num(RPL_MOTD, &[], &format!("- {line}"));
+        }
+        self.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+    }
+
     fn num(&mut self, code: &str, middle: &[&str], text: &str) {
         let mut params = Vec::with_capacity(middle.len() + 2);
         params.push(self.me.as_str());
@@ -445,19 +458,10 @@ impl Irc {
                 let tags = l.tags.clone();
                 l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
             }
+            // The hub gives IRC clients the MOTD as `Info::Motd` at registration; these are
+            // the same numerics for the binary message, should one come this way.
             ServerMsg::Motd { lines } => {
-                // The hub gives IRC clients the MOTD as `Info::Motd` at registration; this is the
-                // same numerics for the binary message, should one come this way.
-                l.num(
-                    RPL_MOTDSTART,
-                    &[],
-                    &format!("- {SERVER} Message of the day -"),
-                );
-                for line in lines {
-                    let line = line.as_ref().map_or("", |t| t.as_str());
-                    l.num(RPL_MOTD, &[], &format!("- {line}"));
-                }
-                l.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+                l.motd(lines.iter().map(|t| t.as_ref().map_or("", |t| t.as_str())));
             }
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
@@ -837,21 +841,8 @@ impl Irc {
                 );
             }
             Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
-            Info::Motd(motd) => {
-                l.num(
-                    RPL_MOTDSTART,
-                    &[],
-                    &format!("- {SERVER} Message of the day -"),
-                );
-                let lines: Vec<&str> = match motd {
-                    Some(m) => m.lines().collect(),
-                    None => MOTD.to_vec(),
-                };
-                for line in lines {
-                    l.num(RPL_MOTD, &[], &format!("- {line}"));
-                }
-                l.num(RPL_ENDOFMOTD, &[], "End of /MOTD command.");
-            }
+            Info::Motd(Some(m)) => l.motd(m.lines()),
+            Info::Motd(None) => l.motd(MOTD.iter().copied()),
             Info::AwayNow(true) => l.num(RPL_NOWAWAY, &[], "You have been marked as being away"),
             Info::AwayNow(false) => {
                 l.num(RPL_UNAWAY, &[], "You are no longer marked as being away");
