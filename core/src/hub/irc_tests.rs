@@ -2447,9 +2447,27 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
     let l = n.lines(a);
     assert_eq!(numerics(&l), ["401"], "{l:?}");
     assert!(l[0].contains(" 401 alice nobody "), "{l:?}");
+    // dan and bob share a channel: bob sees dan quit the way IRC servers word a kill, and
+    // dan gets no server-ban numeric (465), only the link closing with who and why.
+    n.send(b, &["JOIN #k"]);
+    n.send(d, &["JOIN #k"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(d);
     n.send(a, &["KILL dan :spam"]);
     n.advance(1_000);
     let l = n.lines(d);
-    assert!(l.iter().any(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert!(numerics(&l).is_empty(), "{l:?}");
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some("ERROR :Closing Link: natter (Killed (alice (spam)))"),
+        "{l:?}"
+    );
     assert!(n.closed(d));
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with(":dan!") && l.ends_with(" QUIT :Killed (alice (spam))")),
+        "{l:?}"
+    );
 }

@@ -420,11 +420,7 @@ impl Hub {
                     None => format!("kill {tnick}"),
                 };
                 self.audit(None, &me, words, now);
-                let why = match &reason {
-                    Some(r) => format!("disconnected by {me}: {r}"),
-                    None => format!("disconnected by {me}"),
-                };
-                self.remove_user(target, &why, now);
+                self.kill_user(target, me, reason.map(|r| r.to_string()), now);
             }
             AdminAction::Wall(text) => {
                 self.audit(None, &me, format!("wall {text}"), now);
@@ -627,6 +623,24 @@ impl Hub {
             self.bye(c, why, "removed by an admin");
         }
         self.quit_user(uid, Text::new(why).ok(), now);
+    }
+
+    /// An admin's `KILL`: `uid`'s connections hear who and why and close, and its rooms see it
+    /// quit with those words (not a server ban: it may come back at once).
+    fn kill_user(&mut self, uid: UserId, by: Nick, reason: Option<String>, now: Millis) {
+        let why = super::dialect::killed_words(&by, reason.as_deref());
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            let last = Reply::Killed {
+                by: by.clone(),
+                reason: reason.clone(),
+            };
+            self.reply(c, last);
+            self.begin_close(c, Some("killed by an admin".into()));
+        }
+        // A reason near the longest text leaves no room for the words around it.
+        let said = Text::new(&why).or_else(|_| Text::new(&super::dialect::killed_words(&by, None)));
+        self.quit_user(uid, said.ok(), now);
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the

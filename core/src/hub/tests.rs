@@ -4751,6 +4751,16 @@ mod admins {
                 reason: None,
             }),
         );
+        // Told who and why, as a goodbye: a kill is not a server ban (no `Banned` error).
+        let got = t.recv(v);
+        assert!(
+            matches!(got.last(), Some(ServerMsg::Bye { reason }) if reason == "Killed (root)"),
+            "{got:?}"
+        );
+        assert!(
+            !got.iter().any(|x| matches!(x, ServerMsg::Error { .. })),
+            "{got:?}"
+        );
         assert!(t.closed(v));
         assert!(!t.hub.is_member(&nick("victor"), &room("#x")));
         // A banned account cannot sign in.

@@ -371,6 +371,14 @@ pub(crate) enum Reply {
         /// Words.
         detail: String,
     },
+    /// A server admin removed the user (IRC's `KILL`): the last words before the connection
+    /// is closed. Worded as IRC servers do ([`killed_words`]); IRC adds its `Closing Link`.
+    Killed {
+        /// The admin.
+        by: Nick,
+        /// The admin's reason.
+        reason: Option<String>,
+    },
     /// Words only people need.
     Note(Note),
     /// A keepalive probe; answered with [`Step::Pong`].
@@ -379,6 +387,15 @@ pub(crate) enum Reply {
     Own(Bytes),
     /// The answer to a [`Query`] (or news a query caused, such as someone going away).
     Info(Info),
+}
+
+/// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
+/// ergo say it): its own last words and the quit its rooms see.
+pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {
+    match reason {
+        Some(r) => format!("Killed ({by} ({r}))"),
+        None => format!("Killed ({by})"),
+    }
 }
 
 impl Reply {

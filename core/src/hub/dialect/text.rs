@@ -259,6 +259,14 @@ impl Dialect for Text {
             }
             Reply::Rejoined(_) => None,
             Reply::Fatal { detail, .. } => line(format!("ERROR: {detail}")),
+            Reply::Killed { by, reason } => {
+                let reason = super::killed_words(by, reason.as_deref());
+                Text::lines(render::reply_lines(
+                    &ServerMsg::Bye { reason },
+                    me,
+                    self.current.as_deref(),
+                ))
+            }
             Reply::Note(note) => match note {
                 Note::Help => Some(Bytes::from(help())),
                 Note::RecentStart(room) => line(format!("-- recent messages in {room}:")),

@@ -247,6 +247,12 @@ impl Irc {
             Reply::Fatal { detail, .. } => {
                 write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
             }
+            // As ircd-hybrid and InspIRCd close a killed client's link.
+            Reply::Killed { by, reason } => {
+                let why = super::super::killed_words(by, reason.as_deref());
+                let words = format!("Closing Link: {} ({why})", names::HOST);
+                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+            }
             Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
                 write_line(
