@@ -2471,3 +2471,53 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#r") });
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(c);
+    n.recv(a);
+    // The founder's MODE line carries the key (as on InspIRCd or ergo), a member who may not
+    // see it gets `*` in its place: `k` always takes a parameter, so no line goes without one.
+    n.send(c, &["MODE #r +k sesame"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r +k sesame"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +k *"]);
+    // The binary client of the founder gets the event (without the key) and the settings
+    // (with it), as before.
+    let got = n.recv(a);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Policy { modes, .. } if modes.key.as_ref().is_some_and(|k| k.as_str() == "sesame"))),
+        "{got:?}"
+    );
+    n.send(c, &["MODE #r"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr sesame"), "{l:?}");
+    n.send(b, &["MODE #r"]);
+    let l = n.lines(b);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr *"), "{l:?}");
+    // Someone outside the room learns there is a key, not what it is.
+    let d = n.client("dan", &[]);
+    n.lines(d);
+    n.send(d, &["MODE #r"]);
+    let l = n.lines(d);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr *"), "{l:?}");
+    n.advance(1_000);
+    n.send(c, &["MODE #r -k"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -k *"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r -k *"]);
+}

@@ -377,7 +377,11 @@ impl Hub {
                     ModeChange::Limit(n) => p.modes.limit = *n,
                 }
                 let words = change.words();
-                self.changed(room, me, words, PolicyEdit::Mode(change), now);
+                let key_set = matches!(change, ModeChange::Key(Some(_)));
+                self.changed(room, me.clone(), words, PolicyEdit::Mode(change), now);
+                if key_set {
+                    self.key_to_members(room, Some(me));
+                }
             }
         }
         Ok(())
@@ -1021,23 +1025,58 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Whether `uid` may see `room`'s key: its operators and server admins.
+    fn sees_key(&self, uid: UserId, room: &RoomName) -> bool {
+        let account = self.account_of(uid);
+        self.is_admin(account.as_deref())
+            || self
+                .rooms
+                .get(room)
+                .and_then(|r| r.policy.as_ref())
+                .is_some_and(|p| p.is_op(account.as_deref()))
+    }
+
     /// `room`'s settings to each of its members here (the key to operators only).
     pub(super) fn policy_to_members(&mut self, room: &RoomName) {
         let members = self.members_here(room);
         for m in members {
-            let op = {
-                let account = self.account_of(m);
-                self.is_admin(account.as_deref())
-                    || self
-                        .rooms
-                        .get(room)
-                        .and_then(|r| r.policy.as_ref())
-                        .is_some_and(|p| p.is_op(account.as_deref()))
-            };
+            let op = self.sees_key(m, room);
             let msg = self.policy_msg(room, op);
             let on: Vec<ConnId> = self.user_conns(m).collect();
             for c in on {
                 self.reply(c, Reply::Msg(msg.clone()));
+            }
+        }
+    }
+
+    /// `room` got a key (set by `by`, if known here): each member here is told it as it may
+    /// see it ([`super::dialect::Note::KeySet`]; only IRC words it).
+    pub(super) fn key_to_members(&mut self, room: &RoomName, by: Option<Nick>) {
+        let Some(key) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_ref())
+            .and_then(|p| p.modes.key.clone())
+        else {
+            return;
+        };
+        let hidden = Text::new("*").ok();
+        for m in self.members_here(room) {
+            let Some(shown) = (if self.sees_key(m, room) {
+                Some(key.clone())
+            } else {
+                hidden.clone()
+            }) else {
+                continue;
+            };
+            let on: Vec<ConnId> = self.user_conns(m).collect();
+            for c in on {
+                let note = super::dialect::Note::KeySet {
+                    room: room.clone(),
+                    by: by.clone(),
+                    key: shown.clone(),
+                };
+                self.reply(c, Reply::Note(note));
             }
         }
     }

@@ -430,6 +430,14 @@ pub(crate) enum Note {
     /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
     /// `NAMES` prefixes; the protocol's member lists are nicks only).
     Names(Box<ServerMsg>, Vec<&'static str>),
+    /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
+    /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,
+    /// as history and the store keep it). `by` is who set it, if this server knows.
+    KeySet {
+        room: RoomName,
+        by: Option<Nick>,
+        key: crate::types::Text,
+    },
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

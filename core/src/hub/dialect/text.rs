@@ -278,7 +278,8 @@ impl Dialect for Text {
                         .flat_map(|l| wire_line(&format!("-- {l}")))
                         .collect::<Vec<u8>>(),
                 )),
-                Note::Names(..) => None,
+                // The room event and `Policy` tell it.
+                Note::Names(..) | Note::KeySet { .. } => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

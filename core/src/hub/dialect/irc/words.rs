@@ -689,6 +689,12 @@ impl Irc {
         if let Note::Names(msg, marks) = note {
             return self.msg_marked(l, msg, me, marks);
         }
+        if let Note::KeySet { room, by, key } = note {
+            let tags = l.tags.clone();
+            let src = by.as_ref().map_or(SERVER.to_owned(), names::source);
+            let params = [room.as_str(), "+k", key.as_str()];
+            return l.from(&tags, &src, "MODE", &params, false);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -711,6 +717,7 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::Names(..)
+            | Note::KeySet { .. }
             | Note::Motd(_) => {}
         }
     }
@@ -1099,6 +1106,12 @@ impl Irc {
                 if let Some(founder) = change.as_str().strip_prefix("founder ") {
                     l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
                 }
+            }
+            // Each member gets its own `+k` line (`Note::KeySet`): the event does not hold the
+            // key, and `k` always takes a parameter (CHANMODES), so `-k` has `*`.
+            EventKind::Mode { change } if change.as_str() == "+k" => {}
+            EventKind::Mode { change } if change.as_str() == "-k" => {
+                l.from(&tags, &src, "MODE", &[room, "-k", "*"], false);
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
