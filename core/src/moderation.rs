@@ -249,10 +249,15 @@ impl ModeChange {
             }
             (b'k', false) => ModeChange::Key(None),
             (b'l', true) => {
+                // A number past what a count can hold is a number all the same: the hub caps
+                // it at the largest room (as IRC servers clamp `+l`), so it reads as "the most".
                 let n = arg
-                    .and_then(|a| a.parse::<u32>().ok())
+                    .filter(|a| {
+                        !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .map(|a| a.parse::<u32>().unwrap_or(u32::MAX))
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| "+l needs a number of members above 0".to_owned())?;
+                    .ok_or_else(|| "+l needs a whole number of members above 0".to_owned())?;
                 ModeChange::Limit(Some(n))
             }
             (b'l', false) => ModeChange::Limit(None),

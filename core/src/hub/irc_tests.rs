@@ -2472,11 +2472,11 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
     );
 }
 
-#[test]
-fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
+/// alice's registered room `#r` (she founded it with her binary client `a`), her IRC client
+/// `c` and the guest bob's `b` in it; everything so far read.
+fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
     use crate::wire::ModAction;
-    let mut n = Net::new();
-    let a = registered(&mut n, "alice");
+    let a = registered(n, "alice");
     n.send_bin(a, &ClientMsg::Join { room: room("#r") });
     n.send_bin(
         a,
@@ -2485,13 +2485,20 @@ fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest
             action: ModAction::Register,
         },
     );
-    let (c, _) = sasl_client(&mut n, "alice", "");
+    let (c, _) = sasl_client(n, "alice", "");
     let b = n.client("bob", &[]);
     n.send(b, &["JOIN #r"]);
     n.advance(1_000);
     n.lines(b);
     n.lines(c);
     n.recv(a);
+    (a, c, b)
+}
+
+#[test]
+fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
     // The founder's MODE line carries the key (as on InspIRCd or ergo), a member who may not
     // see it gets `*` in its place: `k` always takes a parameter, so no line goes without one.
     n.send(c, &["MODE #r +k sesame"]);
@@ -2520,4 +2527,27 @@ fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest
     n.send(c, &["MODE #r -k"]);
     assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -k *"]);
     assert_eq!(n.lines(b), [":alice!alice@natter MODE #r -k *"]);
+}
+
+#[test]
+fn a_limit_past_the_largest_room_is_capped_and_a_bad_one_is_696_naming_letter_and_value() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    let most = Config::default().max_room_members;
+    n.send(c, &["MODE #r +l 99999999999"]);
+    let capped = format!(":alice!alice@natter MODE #r +l {most}");
+    assert_eq!(n.lines(c), [capped.as_str()]);
+    assert_eq!(n.lines(b), [capped.as_str()]);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +l 0", "MODE #r +l many"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 696 alice #r l 0 :+l needs a whole number of members above 0",
+            ":natter.irc 696 alice #r l many :+l needs a whole number of members above 0",
+        ]
+    );
+    n.send(c, &["MODE #r +l 40"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r +l 40"]);
 }

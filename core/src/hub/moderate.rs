@@ -367,7 +367,12 @@ impl Hub {
                 };
                 self.reply(conn, Reply::Note(note));
             }
-            ModAction::Mode(change) => {
+            ModAction::Mode(mut change) => {
+                // A limit past the largest room the server allows means no more than that.
+                let most = u32::try_from(self.config.max_room_members).unwrap_or(u32::MAX);
+                if let ModeChange::Limit(Some(n)) = &mut change {
+                    *n = (*n).min(most);
+                }
                 let p = self.policy_mut(room);
                 match &change {
                     ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
