@@ -19,7 +19,7 @@
 //! - A registered user is always-on (unless configured off): it stays in its rooms with no
 //!   device connected.
 
-use super::dialect::Reply;
+use super::dialect::{Note, Reply};
 use super::{ClusterOut, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
 use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
@@ -1227,7 +1227,13 @@ impl Hub {
                 .and_then(|a| self.accounts.by_name.get(a))
                 .and_then(|a| a.read.get(&room).copied());
             match marker {
-                Some(after) if after < latest => self.history(conn, room, after),
+                Some(after) if after < latest => {
+                    self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.rare_mut().footers.insert(room.clone());
+                    }
+                    self.history(conn, room, after);
+                }
                 Some(_) => {}
                 None => self.replay_recent(conn, &room, latest),
             }

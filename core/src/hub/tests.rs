@@ -3332,13 +3332,26 @@ mod accounts {
         t.pump();
         t.say(b, "#m", 2, "said while away");
         let (a2, _) = t.txt();
+        t.say(b, "#m", 3, "and more");
         t.line(a2, "/login alice correct horse");
         let l = t.lines(a2);
-        assert!(l.iter().any(|l| l.contains("said while away")), "{l:?}");
         assert!(
             !l.iter().any(|l| l.contains("read live")),
             "shown again as missed: {l:?}"
         );
+        // What she missed comes under the lines a join's recent messages come under.
+        let at = |needle: &str| {
+            l.iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in {l:?}"))
+        };
+        let head = at("-- recent messages in #m:");
+        let (first, last) = (at("said while away"), at("and more"));
+        let foot = l
+            .iter()
+            .rposition(|l| l == "-- (end of recent messages)")
+            .unwrap_or_else(|| panic!("no footer in {l:?}"));
+        assert!(head < first && first < last && last < foot, "{l:?}");
     }
 
     #[test]

@@ -418,6 +418,11 @@ pub(crate) enum Note {
     RecentStart(RoomName),
     /// ... and ends.
     RecentEnd,
+    /// A sign-in's replay of what the account missed in `room` since its read marker starts
+    /// (nc words it as a join's recent messages; IRC's own batches are its join's).
+    MissedStart(RoomName),
+    /// ... and ends, after its last line (which may come after a store read or a backlog).
+    MissedEnd,
     /// Plain lines now go to this room.
     NowTalkingIn(RoomName),
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no

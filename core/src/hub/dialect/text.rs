@@ -269,8 +269,10 @@ impl Dialect for Text {
             }
             Reply::Note(note) => match note {
                 Note::Help => Some(Bytes::from(help())),
-                Note::RecentStart(room) => line(format!("-- recent messages in {room}:")),
-                Note::RecentEnd => line("-- (end of recent messages)".into()),
+                Note::RecentStart(room) | Note::MissedStart(room) => {
+                    line(format!("-- recent messages in {room}:"))
+                }
+                Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
                 Note::Motd(motd) => Some(Bytes::from(

@@ -718,6 +718,8 @@ impl Irc {
             | Note::Invited { .. }
             | Note::Names(..)
             | Note::KeySet { .. }
+            | Note::MissedStart(_)
+            | Note::MissedEnd
             | Note::Motd(_) => {}
         }
     }
