@@ -51,9 +51,30 @@ fn encode_room(room: &RoomName, s: &SharedRoom, node: &str) -> Result<Bytes, Str
     crate::kept::encode_entry(&stored)
 }
 
+/// A room's settings as the bucket kept them before bans recorded when they were set.
+#[derive(serde::Deserialize)]
+struct StoredRoomV1 {
+    room: RoomName,
+    policy: natter_core::moderation::v1::Policy,
+    invited: Vec<(Nick, Nick)>,
+    node: String,
+}
+
 fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
+    let what = "a room's settings";
+    // An entry written before bans had their time is read as it is (the time unknown); the
+    // next change of the room writes it anew.
     let s: StoredRoom =
-        crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a room's settings")?;
+        crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, what).or_else(|e| {
+            crate::kept::decode_entry::<StoredRoomV1, MAX_ENTRY_BYTES>(value, what)
+                .map(|o| StoredRoom {
+                    room: o.room,
+                    policy: o.policy.into(),
+                    invited: o.invited,
+                    node: o.node,
+                })
+                .map_err(|_| e)
+        })?;
     let shared = SharedRoom {
         policy: s.policy,
         invited: s.invited,
@@ -258,6 +279,7 @@ mod tests {
             until: None,
             by: Nick::new("op").unwrap(),
             reason: None,
+            at: natter_core::Millis(1_700_000_000_000),
         }));
         s.apply(&PolicyEdit::Invite {
             nick: Nick::new("bob").unwrap(),

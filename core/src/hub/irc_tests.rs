@@ -2551,3 +2551,34 @@ fn a_limit_past_the_largest_room_is_capped_and_a_bad_one_is_696_naming_letter_an
     n.send(c, &["MODE #r +l 40"]);
     assert_eq!(n.lines(c), [":alice!alice@natter MODE #r +l 40"]);
 }
+
+#[test]
+fn the_ban_list_says_who_set_each_ban_and_when_not_when_it_runs_out() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, _) = founder_and_guest(&mut n);
+    let set_at = n.now.0 / 1000;
+    // An hour's ban: 367's last parameter is when it was set, not when it ends.
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: None,
+            },
+        },
+    );
+    n.advance(5_000);
+    n.lines(c);
+    n.send(c, &["MODE #r b"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [
+            format!(":natter.irc 367 alice #r nick:eve alice {set_at}"),
+            ":natter.irc 368 alice #r :End of channel ban list".to_owned(),
+        ]
+    );
+}

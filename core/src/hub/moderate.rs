@@ -234,6 +234,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
+                        at: now,
                     })
                     .collect();
                 for e in &entries {
@@ -294,6 +295,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: None,
+                        at: now,
                     })
                     .collect();
                 for e in &entries {
@@ -475,6 +477,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
+                        at: now,
                     };
                     self.server_bans.push(ban.clone());
                     self.cluster_server_ban(mask, Some(ban));

@@ -437,8 +437,11 @@ impl Irc {
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
                     let mask = b.mask.to_string();
-                    let at = b.until.map_or("0".to_owned(), |u| (u.0 / 1000).to_string());
-                    l.num(RPL_BANLIST, &[room.as_str(), &mask, b.by.as_str()], &at);
+                    // `367 <me> <channel> <mask> <setter> <set at>` (Unix seconds).
+                    let at = (b.at.0 / 1000).to_string();
+                    let (tags, me) = (l.tags.clone(), me.to_string());
+                    let params = [me.as_str(), room.as_str(), &mask, b.by.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_BANLIST, &params, false);
                 }
                 l.num(
                     RPL_ENDOFBANLIST,
