@@ -1068,14 +1068,12 @@ impl Hub {
         else {
             return;
         };
-        let hidden = Text::new("*").ok();
+        let hidden = Text::new("*").expect("`*` is one printable character");
         for m in self.members_here(room) {
-            let Some(shown) = (if self.sees_key(m, room) {
-                Some(key.clone())
+            let shown = if self.sees_key(m, room) {
+                key.clone()
             } else {
                 hidden.clone()
-            }) else {
-                continue;
             };
             let on: Vec<ConnId> = self.user_conns(m).collect();
             for c in on {
