@@ -52,19 +52,22 @@ struct StoredBanV1 {
     node: String,
 }
 
+impl From<StoredBanV1> for StoredBan {
+    fn from(o: StoredBanV1) -> StoredBan {
+        StoredBan {
+            mask: o.mask,
+            ban: o.ban.map(Into::into),
+            node: o.node,
+        }
+    }
+}
+
 fn decode(value: &[u8]) -> Result<(Mask, Option<Entry>), String> {
-    let what = "a server ban";
     // An entry written before bans had their time is read as it is (the time unknown).
-    let s: StoredBan =
-        crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, what).or_else(|e| {
-            crate::kept::decode_entry::<StoredBanV1, MAX_ENTRY_BYTES>(value, what)
-                .map(|o| StoredBan {
-                    mask: o.mask,
-                    ban: o.ban.map(Into::into),
-                    node: o.node,
-                })
-                .map_err(|_| e)
-        })?;
+    let s = crate::kept::decode_entry_or_older::<StoredBan, StoredBanV1, MAX_ENTRY_BYTES>(
+        value,
+        "a server ban",
+    )?;
     if s.ban.as_ref().is_some_and(|b| b.mask != s.mask) {
         return Err("a server ban under another mask".into());
     }
