@@ -44,8 +44,30 @@ fn encode(mask: &Mask, ban: Option<&Entry>, node: &str) -> Result<Bytes, String>
     crate::kept::encode_entry(&stored)
 }
 
+/// A mask's entry as the bucket kept it before bans recorded when they were set.
+#[derive(serde::Deserialize)]
+struct StoredBanV1 {
+    mask: Mask,
+    ban: Option<natter_core::moderation::v1::Entry>,
+    node: String,
+}
+
+impl From<StoredBanV1> for StoredBan {
+    fn from(o: StoredBanV1) -> StoredBan {
+        StoredBan {
+            mask: o.mask,
+            ban: o.ban.map(Into::into),
+            node: o.node,
+        }
+    }
+}
+
 fn decode(value: &[u8]) -> Result<(Mask, Option<Entry>), String> {
-    let s: StoredBan = crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a server ban")?;
+    // An entry written before bans had their time is read as it is (the time unknown).
+    let s = crate::kept::decode_entry_or_older::<StoredBan, StoredBanV1, MAX_ENTRY_BYTES>(
+        value,
+        "a server ban",
+    )?;
     if s.ban.as_ref().is_some_and(|b| b.mask != s.mask) {
         return Err("a server ban under another mask".into());
     }
@@ -221,6 +243,7 @@ mod tests {
             until: Some(natter_core::Millis(42)),
             by: Nick::new("root").unwrap(),
             reason: natter_core::Text::new("spam").ok(),
+            at: natter_core::Millis(1_700_000_000_000),
         };
         let bytes = encode(&mask, Some(&ban), "node1").unwrap();
         assert_eq!(decode(&bytes).unwrap(), (mask.clone(), Some(ban.clone())));
@@ -230,6 +253,29 @@ mod tests {
         let mut longer = bytes.to_vec();
         longer.push(0);
         assert!(decode(&longer).is_err());
+        // What nodes wrote before bans had their time: read with the time unknown.
+        #[derive(serde::Serialize)]
+        struct Old {
+            mask: Mask,
+            ban: Option<(
+                Mask,
+                Option<natter_core::Millis>,
+                Nick,
+                Option<natter_core::Text>,
+            )>,
+            node: String,
+        }
+        let old = Old {
+            mask: mask.clone(),
+            ban: Some((mask.clone(), ban.until, ban.by.clone(), ban.reason.clone())),
+            node: "node0".into(),
+        };
+        let bytes = crate::kept::encode_entry(&old).unwrap();
+        let before = Entry {
+            at: natter_core::Millis(0),
+            ..ban.clone()
+        };
+        assert_eq!(decode(&bytes).unwrap(), (mask.clone(), Some(before)));
         let other = Mask::parse("nick:mallory").unwrap();
         assert_eq!(ban_key(&mask), ban_key(&other));
         assert!(ban_key(&mask).bytes().all(|c| c.is_ascii_hexdigit()));

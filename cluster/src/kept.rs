@@ -33,6 +33,23 @@ pub(crate) fn decode_entry<T: serde::de::DeserializeOwned, const MAX: usize>(
     Ok(stored)
 }
 
+/// A bucket entry's value read back as [`decode_entry`] does, or else, if it does not read as
+/// `T`, as `Old`, the layout an older build wrote (the error is `T`'s).
+pub(crate) fn decode_entry_or_older<T, Old, const MAX: usize>(
+    value: &[u8],
+    what: &str,
+) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned + Into<T>,
+{
+    decode_entry::<T, MAX>(value, what).or_else(|e| {
+        decode_entry::<Old, MAX>(value, what)
+            .map(Into::into)
+            .map_err(|_| e)
+    })
+}
+
 /// Every key's latest entry in `bucket` (`stream`: its stream; removals included), by key,
 /// and the revision to watch from for what comes after. `what` names the bucket in errors.
 pub(crate) async fn read_all(

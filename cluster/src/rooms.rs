@@ -51,9 +51,33 @@ fn encode_room(room: &RoomName, s: &SharedRoom, node: &str) -> Result<Bytes, Str
     crate::kept::encode_entry(&stored)
 }
 
+/// A room's settings as the bucket kept them before bans recorded when they were set.
+#[derive(serde::Deserialize)]
+struct StoredRoomV1 {
+    room: RoomName,
+    policy: natter_core::moderation::v1::Policy,
+    invited: Vec<(Nick, Nick)>,
+    node: String,
+}
+
+impl From<StoredRoomV1> for StoredRoom {
+    fn from(o: StoredRoomV1) -> StoredRoom {
+        StoredRoom {
+            room: o.room,
+            policy: o.policy.into(),
+            invited: o.invited,
+            node: o.node,
+        }
+    }
+}
+
 fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
-    let s: StoredRoom =
-        crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a room's settings")?;
+    // An entry written before bans had their time is read as it is (the time unknown); the
+    // next change of the room writes it anew.
+    let s = crate::kept::decode_entry_or_older::<StoredRoom, StoredRoomV1, MAX_ENTRY_BYTES>(
+        value,
+        "a room's settings",
+    )?;
     let shared = SharedRoom {
         policy: s.policy,
         invited: s.invited,
@@ -258,6 +282,7 @@ mod tests {
             until: None,
             by: Nick::new("op").unwrap(),
             reason: None,
+            at: natter_core::Millis(1_700_000_000_000),
         }));
         s.apply(&PolicyEdit::Invite {
             nick: Nick::new("bob").unwrap(),
@@ -271,5 +296,47 @@ mod tests {
         assert!(decode_room(&longer).is_err());
         assert_eq!(room_of_key(&room_key(&room)), Some(room));
         assert_eq!(room_of_key("zz"), None);
+    }
+
+    #[test]
+    fn a_room_written_before_bans_had_their_time_reads_with_the_time_unknown() {
+        use natter_core::moderation::Modes;
+        use natter_core::{Millis, Text};
+        // The layout older builds wrote: bans and mutes without `at`.
+        type OldEntry = (Mask, Option<Millis>, Nick, Option<Text>);
+        type OldPolicy = (Option<Nick>, Vec<Nick>, Vec<Nick>, Modes);
+        #[derive(serde::Serialize)]
+        struct Old {
+            room: RoomName,
+            policy: (OldPolicy, Vec<OldEntry>, Vec<OldEntry>),
+            invited: Vec<(Nick, Nick)>,
+            node: String,
+        }
+        let room = RoomName::new("#old").unwrap();
+        let op = Nick::new("op").unwrap();
+        let mask = Mask::parse("nick:eve").unwrap();
+        let old = Old {
+            room: room.clone(),
+            policy: (
+                (
+                    Some(op.clone()),
+                    vec![op.clone()],
+                    Vec::new(),
+                    Modes::default(),
+                ),
+                vec![(mask.clone(), None, op.clone(), Text::new("spam").ok())],
+                vec![(mask.clone(), Some(Millis(9)), op.clone(), None)],
+            ),
+            invited: Vec::new(),
+            node: "node0".into(),
+        };
+        let bytes = crate::kept::encode_entry(&old).unwrap();
+        let (got_room, got) = decode_room(&bytes).unwrap();
+        assert_eq!(got_room, room);
+        assert_eq!(got.policy.founder, Some(op.clone()));
+        let ban = &got.policy.bans[0];
+        assert_eq!((&ban.mask, ban.at), (&mask, Millis(0)));
+        assert_eq!(ban.reason.as_ref().map(Text::as_str), Some("spam"));
+        assert_eq!(got.policy.mutes[0].until, Some(Millis(9)));
     }
 }

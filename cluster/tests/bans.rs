@@ -24,6 +24,7 @@ fn ban(m: &str, by: &str) -> ClusterOut {
             until: None,
             by: nick(by),
             reason: None,
+            at: natter_core::Millis(1_700_000_000_000),
         }),
     }
 }

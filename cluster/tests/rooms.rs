@@ -18,6 +18,7 @@ fn ban(mask: &str, by: &str) -> PolicyEdit {
         until: None,
         by: nick(by),
         reason: None,
+        at: natter_core::Millis(1_700_000_000_000),
     })
 }
 

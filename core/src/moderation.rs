@@ -169,6 +169,61 @@ pub struct Entry {
     pub by: Nick,
     /// Why, if they said.
     pub reason: Option<Text>,
+    /// When it was set (`Millis(0)`: before natter recorded it; IRC's 367 shows it).
+    pub at: Millis,
+}
+
+/// What stores and cluster buckets wrote before bans recorded when they were set: read back
+/// as they are, with `at` unknown (`Millis(0)`).
+pub mod v1 {
+    use super::{Mask, Modes, Nick, Text};
+    use crate::time::Millis;
+    use serde::Deserialize;
+
+    /// [`super::Entry`] without `at`.
+    #[derive(Debug, Deserialize)]
+    pub struct Entry {
+        mask: Mask,
+        until: Option<Millis>,
+        by: Nick,
+        reason: Option<Text>,
+    }
+
+    impl From<Entry> for super::Entry {
+        fn from(e: Entry) -> super::Entry {
+            super::Entry {
+                mask: e.mask,
+                until: e.until,
+                by: e.by,
+                reason: e.reason,
+                at: Millis(0),
+            }
+        }
+    }
+
+    /// [`super::Policy`] whose bans and mutes are [`Entry`]s.
+    #[derive(Debug, Deserialize)]
+    pub struct Policy {
+        founder: Option<Nick>,
+        ops: Vec<Nick>,
+        voiced: Vec<Nick>,
+        modes: Modes,
+        bans: Vec<Entry>,
+        mutes: Vec<Entry>,
+    }
+
+    impl From<Policy> for super::Policy {
+        fn from(p: Policy) -> super::Policy {
+            super::Policy {
+                founder: p.founder,
+                ops: p.ops,
+                voiced: p.voiced,
+                modes: p.modes,
+                bans: p.bans.into_iter().map(Into::into).collect(),
+                mutes: p.mutes.into_iter().map(Into::into).collect(),
+            }
+        }
+    }
 }
 
 impl Entry {
@@ -249,10 +304,15 @@ impl ModeChange {
             }
             (b'k', false) => ModeChange::Key(None),
             (b'l', true) => {
+                // A number past what a count can hold is a number all the same: the hub caps
+                // it at the largest room (as IRC servers clamp `+l`), so it reads as "the most".
                 let n = arg
-                    .and_then(|a| a.parse::<u32>().ok())
+                    .filter(|a| {
+                        !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .map(|a| a.parse::<u32>().unwrap_or(u32::MAX))
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| "+l needs a number of members above 0".to_owned())?;
+                    .ok_or_else(|| "+l needs a whole number of members above 0".to_owned())?;
                 ModeChange::Limit(Some(n))
             }
             (b'l', false) => ModeChange::Limit(None),
@@ -565,6 +625,7 @@ mod tests {
             until: None,
             by: nick("op"),
             reason: None,
+            at: crate::time::Millis(0),
         };
         // Two operators' edits, each applied to what the other left.
         assert!(a.apply(&PolicyEdit::Ban(ban("bob"))));

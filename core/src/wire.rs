@@ -17,7 +17,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;

@@ -5,7 +5,8 @@
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
 //! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
 //! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
-//! signed in with SASL, registers a channel and bans an nc user with its own `/mode` and `/ban`.
+//! signed in with SASL, registers a channel and bans an nc user with its own `/mode` and `/ban`,
+//! lists the bans (who set each and when), sets a key and a limit, and kills an nc user.
 
 mod support;
 
@@ -433,6 +434,9 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
 async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     let mut config = ServerConfig::local_test();
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    // dora is a server admin too: WeeChat's `/kill` is tried below.
+    config.hub.accounts.admins = vec![natter_core::Nick::new("dora").expect("a nick")];
+    let most = config.hub.max_room_members;
     let server = natter_server::start(config).await.expect("server starts");
     let addr = server.local_addrs()[0];
     let port = server.irc_addrs()[0].port().to_string();
@@ -487,6 +491,11 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     eve.expect(&["you are now known as evelyn"]).await;
     eve.send("/join #mod").await;
     eve.expect(&["you are in #mod"]).await;
+    let mut fred = Nc::connect(addr).await;
+    fred.send("/nick fred").await;
+    fred.expect(&["you are now known as fred"]).await;
+    fred.send("/join #mod").await;
+    fred.expect(&["you are in #mod"]).await;
     tmux.type_until("weechat", "/join #mod", &["dora", "has joined #mod"])
         .await;
     tmux.type_until("weechat", "/mode +r", &["Mode #mod [+r] by dora"])
@@ -500,6 +509,31 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     eve.expect(&["dora put evelyn out of #mod (banned)"]).await;
     eve.send("/join #mod").await;
     eve.expect(&["ERROR: you are banned from #mod"]).await;
+    // The ban list says who set each ban and when (WeeChat words 367's time as a date).
+    tmux.type_until(
+        "weechat",
+        "/mode +b",
+        &["nick:evelyn banned by dora on ", " 20"],
+    )
+    .await;
+    // The founder sees the key in the MODE line; a limit past the largest room is that.
+    tmux.type_until(
+        "weechat",
+        "/mode +k sesame",
+        &["Mode #mod [+k sesame] by dora"],
+    )
+    .await;
+    let capped = format!("Mode #mod [+l {most}] by dora");
+    tmux.type_until("weechat", "/mode +l 99999999999", &[&capped])
+        .await;
+    // An admin's kill: the channel sees the quit as IRC servers word it, and fred is told.
+    tmux.type_until(
+        "weechat",
+        "/kill fred spam",
+        &["fred", "has quit (Killed (dora (spam)))"],
+    )
+    .await;
+    fred.expect(&["Killed (dora (spam))"]).await;
     drop(tmux);
     server.shutdown().await.expect("shutdown");
 }

@@ -425,7 +425,9 @@ pub(crate) async fn run(
         }
         if task.shutting_down {
             give_up.get_or_insert_with(|| Instant::now() + grace);
-            if task.conns.is_empty() {
+            // In a cluster, once the last words of its connections (an IRC user's read
+            // markers) are stored too.
+            if task.conns.is_empty() && !task.hub.account_writes_unanswered() {
                 break;
             }
         }

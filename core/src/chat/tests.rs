@@ -1148,6 +1148,7 @@ fn room_settings_say_who_is_in_charge_and_whether_we_are() {
         until: None,
         by: nick("bob"),
         reason: None,
+        at: crate::time::Millis(0),
     };
     let ban_list = |asked: bool| Event::BanList {
         room: room("#a"),

@@ -19,7 +19,7 @@
 //! - A registered user is always-on (unless configured off): it stays in its rooms with no
 //!   device connected.
 
-use super::dialect::Reply;
+use super::dialect::{Note, Reply};
 use super::{ClusterOut, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
 use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
@@ -230,6 +230,19 @@ pub(crate) struct Accounts {
     /// of it were unanswered, with its revision: applied once they are, if at least as recent
     /// (news may come before the answer to the write it shows, merged with another node's).
     held_news: FxHashMap<String, (LoadedAccount, u64)>,
+    /// Cluster mode: per account (folded), read markers this node wrote and has not told its
+    /// connections yet, one per room: told once the cluster answers their write (a client
+    /// shown a marker the cluster lost would see it go back on another or a restarted node).
+    held_markers: FxHashMap<String, Vec<HeldMarker>>,
+}
+
+/// A read marker waiting for its write (see `Accounts::held_markers`).
+#[derive(Debug)]
+struct HeldMarker {
+    room: RoomName,
+    seq: Seq,
+    /// This node's writes of the account still to be answered up to and including its own.
+    ahead: u32,
 }
 
 /// A registration whose password is hashed, waiting for the cluster to create the account.
@@ -258,6 +271,7 @@ impl Default for Accounts {
             registering: FxHashMap::default(),
             own_writes: FxHashMap::default(),
             held_news: FxHashMap::default(),
+            held_markers: FxHashMap::default(),
         }
     }
 }
@@ -620,6 +634,17 @@ impl Hub {
                 seq,
             },
         );
+        // Told once stored: a local store holds this output until its batch is durable, and
+        // the cluster answers the write (`handle_account_written`).
+        if self.cluster.is_some() {
+            let folded = name.folded();
+            let ahead = self.accounts.own_writes.get(&folded).map_or(0, |o| o.0);
+            let held = self.accounts.held_markers.entry(folded).or_default();
+            // A later marker of the room tells more than the one it overtakes.
+            held.retain(|h| h.room != room);
+            held.push(HeldMarker { room, seq, ahead });
+            return;
+        }
         self.tell_read_up_to(uid, &room, seq);
     }
 
@@ -1202,7 +1227,13 @@ impl Hub {
                 .and_then(|a| self.accounts.by_name.get(a))
                 .and_then(|a| a.read.get(&room).copied());
             match marker {
-                Some(after) if after < latest => self.history(conn, room, after),
+                Some(after) if after < latest => {
+                    self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.rare_mut().footers.insert(room.clone());
+                    }
+                    self.history(conn, room, after);
+                }
                 Some(_) => {}
                 None => self.replay_recent(conn, &room, latest),
             }
@@ -1337,11 +1368,55 @@ impl Hub {
         };
         own.0 = own.0.saturating_sub(1);
         own.1 = own.1.max(revision.unwrap_or(0));
-        if own.0 == 0
+        let unanswered = own.0;
+        self.release_markers(account, revision.is_some());
+        if unanswered == 0
             && let Some((news, revision)) = self.accounts.held_news.remove(account)
         {
             let now = self.now;
             self.handle_account(news, revision, now);
+        }
+    }
+
+    /// Cluster mode: whether some of this node's account writes are not answered yet (a node
+    /// shutting down waits for them, as a store is closed after its last batch).
+    pub fn account_writes_unanswered(&self) -> bool {
+        self.accounts.own_writes.values().any(|o| o.0 > 0)
+    }
+
+    /// Cluster mode: one more of this node's writes of `account` (folded) is answered (`stored`
+    /// if the cluster holds it): the markers whose own write it was are told to the account's
+    /// connections, or dropped if it was not stored (the cluster's next news of the account
+    /// says what it holds).
+    fn release_markers(&mut self, account: &str, stored: bool) {
+        let Some(held) = self.accounts.held_markers.get_mut(account) else {
+            return;
+        };
+        let mut due = Vec::new();
+        held.retain_mut(|h| {
+            h.ahead = h.ahead.saturating_sub(1);
+            if h.ahead > 0 {
+                return true;
+            }
+            if stored {
+                due.push((h.room.clone(), h.seq));
+            }
+            false
+        });
+        if held.is_empty() {
+            self.accounts.held_markers.remove(account);
+        }
+        let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
+            return;
+        };
+        for (room, seq) in due {
+            if self
+                .users
+                .get(&uid)
+                .is_some_and(|u| u.rooms.contains(&room))
+            {
+                self.tell_read_up_to(uid, &room, seq);
+            }
         }
     }
 
@@ -1514,6 +1589,7 @@ impl Hub {
         self.now = self.now.max(now);
         self.accounts.own_writes.remove(folded);
         self.accounts.held_news.remove(folded);
+        self.accounts.held_markers.remove(folded);
         self.forget_account(folded);
     }
 

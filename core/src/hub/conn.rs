@@ -320,6 +320,9 @@ pub(crate) struct Rare {
     /// History refills that stopped because the backlog was full: room → continue after this
     /// seq once it drains (the client asked once; it is not made to ask again).
     pub(crate) refills: BTreeMap<RoomName, Seq>,
+    /// Rooms whose missed lines are being replayed under a header (`Note::MissedStart`): the
+    /// footer follows their last line, once every refill of the room is done.
+    pub(crate) footers: BTreeSet<RoomName>,
     /// Requests waiting for a flood-control token.
     pub(crate) pending: VecDeque<Request>,
     /// The start of a PROXY header from a trusted proxy, until it is whole.

@@ -287,7 +287,7 @@ impl Hub {
             return;
         }
         let Some(latest) = self.gap_for_lost(conn, &room, after) else {
-            return;
+            return self.missed_footer(conn, &room);
         };
         let lim = self.config.queue_limits();
         let (Some(r), Some(c)) = (self.rooms.get(&room), self.conns.get_mut(&conn)) else {
@@ -306,9 +306,23 @@ impl Hub {
             c.push(&mut self.out, data);
         }
         self.out.tag = 0;
-        if let Some(first) = stopped {
+        match stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
-            c.refill_after(room, Seq(first.0 - 1));
+            Some(first) => c.refill_after(room, Seq(first.0 - 1)),
+            None => self.missed_footer(conn, &room),
+        }
+    }
+
+    /// All of `room`'s history owed to `conn` is out: the footer of its missed lines, if they
+    /// came under a header ([`Note::MissedStart`]).
+    fn missed_footer(&mut self, conn: ConnId, room: &RoomName) {
+        let owed = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.rare_mut_if_any())
+            .is_some_and(|r| r.footers.remove(room));
+        if owed {
+            self.reply(conn, Reply::Note(Note::MissedEnd));
         }
     }
 

@@ -2447,9 +2447,138 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
     let l = n.lines(a);
     assert_eq!(numerics(&l), ["401"], "{l:?}");
     assert!(l[0].contains(" 401 alice nobody "), "{l:?}");
+    // dan and bob share a channel: bob sees dan quit the way IRC servers word a kill, and
+    // dan gets no server-ban numeric (465), only the link closing with who and why.
+    n.send(b, &["JOIN #k"]);
+    n.send(d, &["JOIN #k"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(d);
     n.send(a, &["KILL dan :spam"]);
     n.advance(1_000);
     let l = n.lines(d);
-    assert!(l.iter().any(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert!(numerics(&l).is_empty(), "{l:?}");
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some("ERROR :Closing Link: natter (Killed (alice (spam)))"),
+        "{l:?}"
+    );
     assert!(n.closed(d));
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with(":dan!") && l.ends_with(" QUIT :Killed (alice (spam))")),
+        "{l:?}"
+    );
+}
+
+/// alice's registered room `#r` (she founded it with her binary client `a`), her IRC client
+/// `c` and the guest bob's `b` in it; everything so far read.
+fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
+    use crate::wire::ModAction;
+    let a = registered(n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#r") });
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    let (c, _) = sasl_client(n, "alice", "");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(c);
+    n.recv(a);
+    (a, c, b)
+}
+
+#[test]
+fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    // The founder's MODE line carries the key (as on InspIRCd or ergo), a member who may not
+    // see it gets `*` in its place: `k` always takes a parameter, so no line goes without one.
+    n.send(c, &["MODE #r +k sesame"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r +k sesame"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +k *"]);
+    // The binary client of the founder gets the event (without the key) and the settings
+    // (with it), as before.
+    let got = n.recv(a);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Policy { modes, .. } if modes.key.as_ref().is_some_and(|k| k.as_str() == "sesame"))),
+        "{got:?}"
+    );
+    n.send(c, &["MODE #r"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr sesame"), "{l:?}");
+    n.send(b, &["MODE #r"]);
+    let l = n.lines(b);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr *"), "{l:?}");
+    // Someone outside the room learns there is a key, not what it is.
+    let d = n.client("dan", &[]);
+    n.lines(d);
+    n.send(d, &["MODE #r"]);
+    let l = n.lines(d);
+    assert!(find(&l, " 324 ").ends_with(" #r +nkr *"), "{l:?}");
+    n.advance(1_000);
+    n.send(c, &["MODE #r -k"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -k *"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r -k *"]);
+}
+
+#[test]
+fn a_limit_past_the_largest_room_is_capped_and_a_bad_one_is_696_naming_letter_and_value() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    let most = Config::default().max_room_members;
+    n.send(c, &["MODE #r +l 99999999999"]);
+    let capped = format!(":alice!alice@natter MODE #r +l {most}");
+    assert_eq!(n.lines(c), [capped.as_str()]);
+    assert_eq!(n.lines(b), [capped.as_str()]);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +l 0", "MODE #r +l many"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 696 alice #r l 0 :+l needs a whole number of members above 0",
+            ":natter.irc 696 alice #r l many :+l needs a whole number of members above 0",
+        ]
+    );
+    n.send(c, &["MODE #r +l 40"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r +l 40"]);
+}
+
+#[test]
+fn the_ban_list_says_who_set_each_ban_and_when_not_when_it_runs_out() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, _) = founder_and_guest(&mut n);
+    let set_at = n.now.0 / 1000;
+    // An hour's ban: 367's last parameter is when it was set, not when it ends.
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: None,
+            },
+        },
+    );
+    n.advance(5_000);
+    n.lines(c);
+    n.send(c, &["MODE #r b"]);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [
+            format!(":natter.irc 367 alice #r nick:eve alice {set_at}"),
+            ":natter.irc 368 alice #r :End of channel ban list".to_owned(),
+        ]
+    );
 }

@@ -234,6 +234,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
+                        at: now,
                     })
                     .collect();
                 for e in &entries {
@@ -294,6 +295,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: None,
+                        at: now,
                     })
                     .collect();
                 for e in &entries {
@@ -367,7 +369,12 @@ impl Hub {
                 };
                 self.reply(conn, Reply::Note(note));
             }
-            ModAction::Mode(change) => {
+            ModAction::Mode(mut change) => {
+                // A limit past the largest room the server allows means no more than that.
+                let most = u32::try_from(self.config.max_room_members).unwrap_or(u32::MAX);
+                if let ModeChange::Limit(Some(n)) = &mut change {
+                    *n = (*n).min(most);
+                }
                 let p = self.policy_mut(room);
                 match &change {
                     ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
@@ -377,7 +384,11 @@ impl Hub {
                     ModeChange::Limit(n) => p.modes.limit = *n,
                 }
                 let words = change.words();
-                self.changed(room, me, words, PolicyEdit::Mode(change), now);
+                let key_set = matches!(change, ModeChange::Key(Some(_)));
+                self.changed(room, me.clone(), words, PolicyEdit::Mode(change), now);
+                if key_set {
+                    self.key_to_members(room, Some(me));
+                }
             }
         }
         Ok(())
@@ -420,11 +431,7 @@ impl Hub {
                     None => format!("kill {tnick}"),
                 };
                 self.audit(None, &me, words, now);
-                let why = match &reason {
-                    Some(r) => format!("disconnected by {me}: {r}"),
-                    None => format!("disconnected by {me}"),
-                };
-                self.remove_user(target, &why, now);
+                self.kill_user(target, me, reason.map(|r| r.to_string()), now);
             }
             AdminAction::Wall(text) => {
                 self.audit(None, &me, format!("wall {text}"), now);
@@ -470,6 +477,7 @@ impl Hub {
                         until,
                         by: me.clone(),
                         reason: reason.clone(),
+                        at: now,
                     };
                     self.server_bans.push(ban.clone());
                     self.cluster_server_ban(mask, Some(ban));
@@ -627,6 +635,24 @@ impl Hub {
             self.bye(c, why, "removed by an admin");
         }
         self.quit_user(uid, Text::new(why).ok(), now);
+    }
+
+    /// An admin's `KILL`: `uid`'s connections hear who and why and close, and its rooms see it
+    /// quit with those words (not a server ban: it may come back at once).
+    fn kill_user(&mut self, uid: UserId, by: Nick, reason: Option<String>, now: Millis) {
+        let why = super::dialect::killed_words(&by, reason.as_deref());
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            let last = Reply::Killed {
+                by: by.clone(),
+                reason: reason.clone(),
+            };
+            self.reply(c, last);
+            self.begin_close(c, Some("killed by an admin".into()));
+        }
+        // A reason near the longest text leaves no room for the words around it.
+        let said = Text::new(&why).or_else(|_| Text::new(&super::dialect::killed_words(&by, None)));
+        self.quit_user(uid, said.ok(), now);
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the
@@ -1007,23 +1033,56 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Whether `uid` may see `room`'s key: its operators and server admins.
+    fn sees_key(&self, uid: UserId, room: &RoomName) -> bool {
+        let account = self.account_of(uid);
+        self.is_admin(account.as_deref())
+            || self
+                .rooms
+                .get(room)
+                .and_then(|r| r.policy.as_ref())
+                .is_some_and(|p| p.is_op(account.as_deref()))
+    }
+
     /// `room`'s settings to each of its members here (the key to operators only).
     pub(super) fn policy_to_members(&mut self, room: &RoomName) {
         let members = self.members_here(room);
         for m in members {
-            let op = {
-                let account = self.account_of(m);
-                self.is_admin(account.as_deref())
-                    || self
-                        .rooms
-                        .get(room)
-                        .and_then(|r| r.policy.as_ref())
-                        .is_some_and(|p| p.is_op(account.as_deref()))
-            };
+            let op = self.sees_key(m, room);
             let msg = self.policy_msg(room, op);
             let on: Vec<ConnId> = self.user_conns(m).collect();
             for c in on {
                 self.reply(c, Reply::Msg(msg.clone()));
+            }
+        }
+    }
+
+    /// `room` got a key (set by `by`, if known here): each member here is told it as it may
+    /// see it ([`super::dialect::Note::KeySet`]; only IRC words it).
+    pub(super) fn key_to_members(&mut self, room: &RoomName, by: Option<Nick>) {
+        let Some(key) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_ref())
+            .and_then(|p| p.modes.key.clone())
+        else {
+            return;
+        };
+        let hidden = Text::new("*").expect("`*` is one printable character");
+        for m in self.members_here(room) {
+            let shown = if self.sees_key(m, room) {
+                key.clone()
+            } else {
+                hidden.clone()
+            };
+            let on: Vec<ConnId> = self.user_conns(m).collect();
+            for c in on {
+                let note = super::dialect::Note::KeySet {
+                    room: room.clone(),
+                    by: by.clone(),
+                    key: shown.clone(),
+                };
+                self.reply(c, Reply::Note(note));
             }
         }
     }

@@ -3332,13 +3332,26 @@ mod accounts {
         t.pump();
         t.say(b, "#m", 2, "said while away");
         let (a2, _) = t.txt();
+        t.say(b, "#m", 3, "and more");
         t.line(a2, "/login alice correct horse");
         let l = t.lines(a2);
-        assert!(l.iter().any(|l| l.contains("said while away")), "{l:?}");
         assert!(
             !l.iter().any(|l| l.contains("read live")),
             "shown again as missed: {l:?}"
         );
+        // What she missed comes under the lines a join's recent messages come under.
+        let at = |needle: &str| {
+            l.iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in {l:?}"))
+        };
+        let head = at("-- recent messages in #m:");
+        let (first, last) = (at("said while away"), at("and more"));
+        let foot = l
+            .iter()
+            .rposition(|l| l == "-- (end of recent messages)")
+            .unwrap_or_else(|| panic!("no footer in {l:?}"));
+        assert!(head < first && first < last && last < foot, "{l:?}");
     }
 
     #[test]
@@ -4750,6 +4763,16 @@ mod admins {
                 nick: nick("victor"),
                 reason: None,
             }),
+        );
+        // Told who and why, as a goodbye: a kill is not a server ban (no `Banned` error).
+        let got = t.recv(v);
+        assert!(
+            matches!(got.last(), Some(ServerMsg::Bye { reason }) if reason == "Killed (root)"),
+            "{got:?}"
+        );
+        assert!(
+            !got.iter().any(|x| matches!(x, ServerMsg::Error { .. })),
+            "{got:?}"
         );
         assert!(t.closed(v));
         assert!(!t.hub.is_member(&nick("victor"), &room("#x")));

@@ -3027,6 +3027,7 @@ fn moderation_is_an_api_call_and_its_answers_are_events() {
         until: None,
         by: nick("alice"),
         reason: None,
+        at: crate::time::Millis(0),
     };
     t.recv(ServerMsg::BanList {
         room: room("#lobby"),

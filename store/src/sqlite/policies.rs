@@ -3,12 +3,36 @@
 
 use crate::{ReadError, WriteError};
 use natter_core::RoomName;
-use natter_core::moderation::Policy;
+use natter_core::moderation::{Entry, Policy, v1};
 use natter_core::persist::Write;
 use rusqlite::Connection;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard()
+}
+
+/// The layout of the blobs this build writes (the `format` column, see
+/// `migrations/008_ban_times.sql`): entries with the time they were set.
+const FORMAT: i64 = 2;
+
+/// A `format` 1 or 2 blob of `T`, whose layout 1 is `Old`, as `T`.
+fn decode<T, Old>(blob: &[u8], format: i64, what: &str) -> Result<T, ReadError>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned + Into<T>,
+{
+    let bad = |e: bincode::error::DecodeError| ReadError::Corrupt(format!("{what}: {e}"));
+    match format {
+        1 => bincode::serde::decode_from_slice::<Old, _>(blob, config())
+            .map(|(v, _)| v.into())
+            .map_err(bad),
+        FORMAT => bincode::serde::decode_from_slice::<T, _>(blob, config())
+            .map(|(v, _)| v)
+            .map_err(bad),
+        other => Err(ReadError::Corrupt(format!(
+            "{what}: unknown layout {other}"
+        ))),
+    }
 }
 
 /// Applies `write` inside the open transaction `tx` if it is a room-settings write; `Ok(false)`
@@ -33,10 +57,10 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
         let blob = bincode::serde::encode_to_vec(bans, config())
             .map_err(|e| WriteError::Storage(format!("server bans: {e}")))?;
         tx.prepare_cached(
-            "INSERT INTO server_bans (id, bans) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET bans = excluded.bans",
+            "INSERT INTO server_bans (id, bans, format) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET bans = excluded.bans, format = excluded.format",
         )
-        .and_then(|mut st| st.execute([blob]))
+        .and_then(|mut st| st.execute(rusqlite::params![blob, FORMAT]))
         .map_err(sql)?;
         return Ok(true);
     }
@@ -48,10 +72,10 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
             let blob = bincode::serde::encode_to_vec(p, config())
                 .map_err(|e| WriteError::Storage(format!("room settings of {room}: {e}")))?;
             tx.prepare_cached(
-                "INSERT INTO room_policies (room, policy) VALUES (?1, ?2)
-                 ON CONFLICT (room) DO UPDATE SET policy = excluded.policy",
+                "INSERT INTO room_policies (room, policy, format) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room) DO UPDATE SET policy = excluded.policy, format = excluded.format",
             )
-            .and_then(|mut st| st.execute(rusqlite::params![room.as_str(), blob]))
+            .and_then(|mut st| st.execute(rusqlite::params![room.as_str(), blob, FORMAT]))
             .map_err(sql)?;
         }
         None => {
@@ -66,20 +90,24 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
 /// Every room's settings. A row that does not decode is reported as damage.
 pub(super) fn load(conn: &Connection) -> Result<Vec<(RoomName, Policy)>, ReadError> {
     let mut st = conn
-        .prepare("SELECT room, policy FROM room_policies ORDER BY room")
+        .prepare("SELECT room, policy, format FROM room_policies ORDER BY room")
         .map_err(ReadError::from_sqlite)?;
     let rows = st
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .map_err(ReadError::from_sqlite)?;
     let mut out = Vec::new();
     for row in rows {
-        let (room, blob) = row.map_err(ReadError::from_sqlite)?;
+        let (room, blob, format) = row.map_err(ReadError::from_sqlite)?;
         let name = RoomName::new(&room)
             .map_err(|e| ReadError::Corrupt(format!("room settings of {room:?}: {e}")))?;
-        let (policy, _) = bincode::serde::decode_from_slice::<Policy, _>(&blob, config())
-            .map_err(|e| ReadError::Corrupt(format!("room settings of {room}: {e}")))?;
+        let what = format!("room settings of {room}");
+        let policy = decode::<Policy, v1::Policy>(&blob, format, &what)?;
         out.push((name, policy));
     }
     Ok(out)
@@ -132,16 +160,20 @@ pub(super) fn server_bans(
     conn: &Connection,
 ) -> Result<Vec<natter_core::moderation::Entry>, ReadError> {
     use rusqlite::OptionalExtension;
-    let blob: Option<Vec<u8>> = conn
-        .query_row("SELECT bans FROM server_bans WHERE id = 1", [], |r| {
-            r.get(0)
-        })
+    let row: Option<(Vec<u8>, i64)> = conn
+        .query_row(
+            "SELECT bans, format FROM server_bans WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(ReadError::from_sqlite)?;
-    let Some(blob) = blob else {
+    let Some((blob, format)) = row else {
         return Ok(Vec::new());
     };
-    bincode::serde::decode_from_slice(&blob, config())
-        .map(|(bans, _)| bans)
-        .map_err(|e| ReadError::Corrupt(format!("server bans: {e}")))
+    let old: Vec<v1::Entry> = match format {
+        1 => decode::<Vec<v1::Entry>, Vec<v1::Entry>>(&blob, 1, "server bans")?,
+        _ => return decode::<Vec<Entry>, Vec<Entry>>(&blob, format, "server bans"),
+    };
+    Ok(old.into_iter().map(Into::into).collect())
 }

@@ -756,12 +756,14 @@ fn room_settings_and_moderation_events_come_back_as_written() {
             until: Some(Millis(1_800_000_000_000)),
             by: nick("alice"),
             reason: Text::new("spam").ok(),
+            at: Millis(1_700_000_000_000),
         }],
         mutes: vec![Entry {
             mask: Mask::Account(nick("eve")),
             until: None,
             by: nick("olga"),
             reason: None,
+            at: Millis(1_700_000_123_000),
         }],
     };
     let mut kick = say("#r", 1, "x");
@@ -1175,4 +1177,103 @@ fn an_index_thread_far_behind_is_handed_no_more_lines_than_it_may_hold_and_reads
         vec![("#a".to_owned(), stored as u64)]
     );
     assert_eq!(found(dir.path(), "flood").len(), 50);
+}
+
+#[test]
+fn a_schema_7_stores_bans_come_back_without_a_time_and_are_written_with_one_after() {
+    use natter_core::moderation::Mask;
+    // What schema 4 to 7 wrote: bans and mutes without the time they were set.
+    #[derive(serde::Serialize)]
+    struct OldEntry {
+        mask: Mask,
+        until: Option<Millis>,
+        by: Nick,
+        reason: Option<Text>,
+    }
+    #[derive(serde::Serialize)]
+    struct OldPolicy {
+        founder: Option<Nick>,
+        ops: Vec<Nick>,
+        voiced: Vec<Nick>,
+        modes: natter_core::moderation::Modes,
+        bans: Vec<OldEntry>,
+        mutes: Vec<OldEntry>,
+    }
+    let nick = |s: &str| Nick::new(s).unwrap();
+    let old = |m: &str| OldEntry {
+        mask: Mask::parse(m).unwrap(),
+        until: Some(Millis(1_800_000_000_000)),
+        by: nick("alice"),
+        reason: Text::new("spam").ok(),
+    };
+    let policy = OldPolicy {
+        founder: Some(nick("alice")),
+        ops: Vec::new(),
+        voiced: Vec::new(),
+        modes: Default::default(),
+        bans: vec![old("nick:eve"), old("203.0.113.0/24")],
+        mutes: vec![old("nick:mallory")],
+    };
+    let cfg = bincode::config::standard();
+    let policy_blob = bincode::serde::encode_to_vec(&policy, cfg).unwrap();
+    let bans_blob = bincode::serde::encode_to_vec(vec![old("198.51.100.0/24")], cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..7] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch("PRAGMA user_version = 7; PRAGMA application_id = 1314148913;")
+            .unwrap();
+        c.execute(
+            "INSERT INTO room_policies (room, policy) VALUES ('#r', ?1)",
+            [&policy_blob],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO server_bans (id, bans) VALUES (1, ?1)",
+            [&bans_blob],
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let (room, mut got) = loaded
+        .policies
+        .into_iter()
+        .next()
+        .expect("the room's settings");
+    assert_eq!(room.as_str(), "#r");
+    let masks = |v: &[natter_core::moderation::Entry]| -> Vec<String> {
+        v.iter().map(|e| e.mask.to_string()).collect()
+    };
+    assert_eq!(masks(&got.bans), ["nick:eve", "203.0.113.0/24"]);
+    assert_eq!(masks(&got.mutes), ["nick:mallory"]);
+    assert!(got.bans.iter().chain(&got.mutes).all(|e| e.at == Millis(0)
+        && e.until == Some(Millis(1_800_000_000_000))
+        && e.by.as_str() == "alice"));
+    assert_eq!(masks(&loaded.server_bans), ["198.51.100.0/24"]);
+    assert_eq!(loaded.server_bans[0].at, Millis(0));
+    // Changed, they are written in the new layout, with the time.
+    got.bans[0].at = Millis(1_700_000_000_000);
+    let mut bans = loaded.server_bans.clone();
+    bans[0].at = Millis(1_700_000_001_000);
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![
+                Write::RoomPolicy {
+                    room: room.clone(),
+                    policy: Some(got.clone()),
+                },
+                Write::ServerBans(bans.clone()),
+            ],
+        })
+        .unwrap();
+    drop(store);
+    let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.policies, vec![(room, got)]);
+    assert_eq!(loaded.server_bans, bans);
 }

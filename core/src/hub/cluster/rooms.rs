@@ -115,6 +115,8 @@ impl Hub {
             .entry(room.clone())
             .or_insert_with(super::super::room::Room::new);
         let changed = r.policy.as_deref() != Some(&policy);
+        let key_before = r.policy.as_ref().and_then(|p| p.modes.key.clone());
+        let key_set = policy.modes.key.is_some() && policy.modes.key != key_before;
         r.policy = Some(Box::new(policy));
         let before = core::mem::take(&mut r.invited);
         r.invited = invited.iter().map(|(n, _)| n.folded()).collect();
@@ -136,6 +138,10 @@ impl Hub {
         }
         if changed {
             self.policy_to_members(&room);
+            // Set on another node: who set it is in the room's event, not here.
+            if key_set {
+                self.key_to_members(&room, None);
+            }
             self.enforce_bans(&room, now);
         }
     }

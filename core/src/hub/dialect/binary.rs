@@ -136,6 +136,9 @@ impl Dialect for Binary {
                 })?;
                 Some([error, bye].concat().into())
             }
+            Reply::Killed { by, reason } => frame(&ServerMsg::Bye {
+                reason: super::killed_words(by, reason.as_deref()),
+            }),
             Reply::Ping(token) => frame(&ServerMsg::Ping { token: *token }),
             Reply::Own(bytes) => Some(bytes.clone()),
             // Queries are asked by other dialects; the protocol has no message for them.

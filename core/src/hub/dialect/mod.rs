@@ -371,6 +371,14 @@ pub(crate) enum Reply {
         /// Words.
         detail: String,
     },
+    /// A server admin removed the user (IRC's `KILL`): the last words before the connection
+    /// is closed. Worded as IRC servers do ([`killed_words`]); IRC adds its `Closing Link`.
+    Killed {
+        /// The admin.
+        by: Nick,
+        /// The admin's reason.
+        reason: Option<String>,
+    },
     /// Words only people need.
     Note(Note),
     /// A keepalive probe; answered with [`Step::Pong`].
@@ -379,6 +387,15 @@ pub(crate) enum Reply {
     Own(Bytes),
     /// The answer to a [`Query`] (or news a query caused, such as someone going away).
     Info(Info),
+}
+
+/// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
+/// ergo say it): its own last words and the quit its rooms see.
+pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {
+    match reason {
+        Some(r) => format!("Killed ({by} ({r}))"),
+        None => format!("Killed ({by})"),
+    }
 }
 
 impl Reply {
@@ -401,6 +418,11 @@ pub(crate) enum Note {
     RecentStart(RoomName),
     /// ... and ends.
     RecentEnd,
+    /// A sign-in's replay of what the account missed in `room` since its read marker starts
+    /// (nc words it as a join's recent messages; IRC's own batches are its join's).
+    MissedStart(RoomName),
+    /// ... and ends, after its last line (which may come after a store read or a backlog).
+    MissedEnd,
     /// Plain lines now go to this room.
     NowTalkingIn(RoomName),
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
@@ -413,6 +435,14 @@ pub(crate) enum Note {
     /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
     /// `NAMES` prefixes; the protocol's member lists are nicks only).
     Names(Box<ServerMsg>, Vec<&'static str>),
+    /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
+    /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,
+    /// as history and the store keep it). `by` is who set it, if this server knows.
+    KeySet {
+        room: RoomName,
+        by: Option<Nick>,
+        key: crate::types::Text,
+    },
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -259,10 +259,20 @@ impl Dialect for Text {
             }
             Reply::Rejoined(_) => None,
             Reply::Fatal { detail, .. } => line(format!("ERROR: {detail}")),
+            Reply::Killed { by, reason } => {
+                let reason = super::killed_words(by, reason.as_deref());
+                Text::lines(render::reply_lines(
+                    &ServerMsg::Bye { reason },
+                    me,
+                    self.current.as_deref(),
+                ))
+            }
             Reply::Note(note) => match note {
                 Note::Help => Some(Bytes::from(help())),
-                Note::RecentStart(room) => line(format!("-- recent messages in {room}:")),
-                Note::RecentEnd => line("-- (end of recent messages)".into()),
+                Note::RecentStart(room) | Note::MissedStart(room) => {
+                    line(format!("-- recent messages in {room}:"))
+                }
+                Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
                 Note::Motd(motd) => Some(Bytes::from(
@@ -270,7 +280,8 @@ impl Dialect for Text {
                         .flat_map(|l| wire_line(&format!("-- {l}")))
                         .collect::<Vec<u8>>(),
                 )),
-                Note::Names(..) => None,
+                // The room event and `Policy` tell it.
+                Note::Names(..) | Note::KeySet { .. } => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

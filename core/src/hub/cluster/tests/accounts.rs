@@ -642,3 +642,55 @@ fn news_that_comes_before_the_answer_to_this_nodes_write_is_applied_once_answere
         "the held news is applied once answered"
     );
 }
+
+#[test]
+fn a_read_marker_is_echoed_once_the_cluster_stored_it() {
+    let mut net = net(1);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#r") });
+    ask(&mut net, 0, a, &say(1, "one"));
+    ask(&mut net, 0, a, &say(2, "two"));
+    net.recv(0, a);
+    let markers = |msgs: &[ServerMsg]| -> Vec<Seq> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::ReadUpTo { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    };
+    // The answers to the marker writes come late: a client told "read up to" before the
+    // cluster holds it would show the marker a restarted node does not know.
+    net.kv.hold_answers = true;
+    let read = |seq| ClientMsg::Read {
+        room: room("#r"),
+        seq: Seq(seq),
+    };
+    ask(&mut net, 0, a, &read(2));
+    ask(&mut net, 0, a, &read(3));
+    assert_eq!(
+        markers(&net.recv(0, a)),
+        vec![],
+        "not echoed before it is stored"
+    );
+    let mut answers = core::mem::take(&mut net.kv.answers);
+    assert_eq!(answers.len(), 2, "one write per marker");
+    let (i, key, revision) = answers.remove(0);
+    net.nodes[i].hub.handle_account_written(&key, revision);
+    settle(&mut net);
+    // The first write's marker was overtaken by the second's: only the stored one is told.
+    assert_eq!(markers(&net.recv(0, a)), vec![]);
+    let (i, key, revision) = answers.remove(0);
+    net.nodes[i].hub.handle_account_written(&key, revision);
+    settle(&mut net);
+    assert_eq!(markers(&net.recv(0, a)), vec![Seq(3)], "echoed once stored");
+    // A write the cluster could not do is not echoed.
+    ask(&mut net, 0, a, &say(3, "three"));
+    net.recv(0, a);
+    ask(&mut net, 0, a, &read(4));
+    let (i, key, _) = net.kv.answers.pop().expect("the write");
+    net.nodes[i].hub.handle_account_written(&key, None);
+    settle(&mut net);
+    assert_eq!(markers(&net.recv(0, a)), vec![], "not stored, not echoed");
+}

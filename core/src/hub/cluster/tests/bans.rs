@@ -325,6 +325,7 @@ fn news_held_while_this_nodes_change_is_unanswered_is_applied_once_answered() {
         until: None,
         by: nick("root"),
         reason: None,
+        at: crate::time::Millis(0),
     };
     let now = net.now;
     let hub = &mut net.nodes[0].hub;
@@ -380,6 +381,7 @@ fn bans_set_at_once_on_two_nodes_may_pass_the_cap_by_one_each_then_every_node_re
             until: None,
             by: nick("alice"),
             reason: None,
+            at: crate::time::Millis(0),
         };
         net.server_ban(0, mask, Some(entry));
     }

@@ -999,7 +999,14 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                 match ModeChange::parse(&flag, arg) {
                     Ok(change) => ModAction::Mode(change),
                     Err(words) => {
-                        plan.num(ERR_INVALIDMODEPARAM, &[room.as_str(), &flag], &words);
+                        // `696 <channel> <mode char> <parameter> :<why>`.
+                        let param = arg
+                            .filter(|a| a.len() <= 64 && !a.contains(' ') && !a.starts_with(':'))
+                            .filter(|a| !a.is_empty())
+                            .unwrap_or("*");
+                        let letter = c.to_string();
+                        let params = [room.as_str(), letter.as_str(), param];
+                        plan.num(ERR_INVALIDMODEPARAM, &params, &words);
                         continue;
                     }
                 }

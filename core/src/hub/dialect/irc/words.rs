@@ -247,6 +247,12 @@ impl Irc {
             Reply::Fatal { detail, .. } => {
                 write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
             }
+            // As ircd-hybrid and InspIRCd close a killed client's link.
+            Reply::Killed { by, reason } => {
+                let why = super::super::killed_words(by, reason.as_deref());
+                let words = format!("Closing Link: {} ({why})", names::HOST);
+                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+            }
             Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
                 write_line(
@@ -431,8 +437,11 @@ impl Irc {
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
                     let mask = b.mask.to_string();
-                    let at = b.until.map_or("0".to_owned(), |u| (u.0 / 1000).to_string());
-                    l.num(RPL_BANLIST, &[room.as_str(), &mask, b.by.as_str()], &at);
+                    // `367 <me> <channel> <mask> <setter> <set at>` (Unix seconds).
+                    let at = (b.at.0 / 1000).to_string();
+                    let (tags, me) = (l.tags.clone(), me.to_string());
+                    let params = [me.as_str(), room.as_str(), &mask, b.by.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_BANLIST, &params, false);
                 }
                 l.num(
                     RPL_ENDOFBANLIST,
@@ -683,6 +692,12 @@ impl Irc {
         if let Note::Names(msg, marks) = note {
             return self.msg_marked(l, msg, me, marks);
         }
+        if let Note::KeySet { room, by, key } = note {
+            let tags = l.tags.clone();
+            let src = by.as_ref().map_or(SERVER.to_owned(), names::source);
+            let params = [room.as_str(), "+k", key.as_str()];
+            return l.from(&tags, &src, "MODE", &params, false);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -705,6 +720,9 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::Names(..)
+            | Note::KeySet { .. }
+            | Note::MissedStart(_)
+            | Note::MissedEnd
             | Note::Motd(_) => {}
         }
     }
@@ -1093,6 +1111,12 @@ impl Irc {
                 if let Some(founder) = change.as_str().strip_prefix("founder ") {
                     l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
                 }
+            }
+            // Each member gets its own `+k` line (`Note::KeySet`): the event does not hold the
+            // key, and `k` always takes a parameter (CHANMODES), so `-k` has `*`.
+            EventKind::Mode { change } if change.as_str() == "+k" => {}
+            EventKind::Mode { change } if change.as_str() == "-k" => {
+                l.from(&tags, &src, "MODE", &[room, "-k", "*"], false);
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
