@@ -19,6 +19,16 @@ pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u16 = 6;
 
+/// The oldest version a server still speaks: version 5 differs from 6 only in the ban
+/// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), which
+/// [`encode_frame_for`] writes the old way for a connection that said 5.
+pub const OLDEST_VERSION: u16 = 5;
+
+/// Whether a server speaks `version` (a hello with another is refused).
+pub fn speaks(version: u16) -> bool {
+    (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version)
+}
+
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: usize = 4;
 
@@ -816,6 +826,89 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
     Ok(out.freeze())
 }
 
+/// Encodes `msg` as a client that said `version` in its hello decodes it: as
+/// [`encode_frame`], except that a version-5 client gets ban entries without `at`.
+pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
+    if version >= PROTOCOL_VERSION {
+        return encode_frame(msg);
+    }
+    match msg {
+        ServerMsg::BanList { room, bans, mutes } => {
+            encode_frame(&v5::BanList { room, bans, mutes })
+        }
+        ServerMsg::ServerBans { bans } => encode_frame(&v5::ServerBans { bans }),
+        msg => encode_frame(msg),
+    }
+}
+
+/// Version 5's forms of the messages that changed in version 6.
+mod v5 {
+    use super::{Entry, RoomName};
+    use serde::Serialize;
+    use serde::ser::{SerializeSeq, SerializeStructVariant, Serializer};
+
+    /// `ServerMsg::BanList`'s variant index (checked against the enum by a test).
+    pub(super) const BAN_LIST: u32 = 23;
+    /// `ServerMsg::ServerBans`'s variant index (checked against the enum by a test).
+    pub(super) const SERVER_BANS: u32 = 26;
+
+    /// An [`Entry`] without `at`.
+    struct OldEntry<'a>(&'a Entry);
+
+    impl Serialize for OldEntry<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            let mut st = s.serialize_struct("Entry", 4)?;
+            st.serialize_field("mask", &self.0.mask)?;
+            st.serialize_field("until", &self.0.until)?;
+            st.serialize_field("by", &self.0.by)?;
+            st.serialize_field("reason", &self.0.reason)?;
+            st.end()
+        }
+    }
+
+    /// A list of entries without `at`.
+    struct OldEntries<'a>(&'a [Entry]);
+
+    impl Serialize for OldEntries<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for e in self.0 {
+                seq.serialize_element(&OldEntry(e))?;
+            }
+            seq.end()
+        }
+    }
+
+    pub(super) struct BanList<'a> {
+        pub(super) room: &'a RoomName,
+        pub(super) bans: &'a [Entry],
+        pub(super) mutes: &'a [Entry],
+    }
+
+    impl Serialize for BanList<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut v = s.serialize_struct_variant("ServerMsg", BAN_LIST, "BanList", 3)?;
+            v.serialize_field("room", self.room)?;
+            v.serialize_field("bans", &OldEntries(self.bans))?;
+            v.serialize_field("mutes", &OldEntries(self.mutes))?;
+            v.end()
+        }
+    }
+
+    pub(super) struct ServerBans<'a> {
+        pub(super) bans: &'a [Entry],
+    }
+
+    impl Serialize for ServerBans<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut v = s.serialize_struct_variant("ServerMsg", SERVER_BANS, "ServerBans", 1)?;
+            v.serialize_field("bans", &OldEntries(self.bans))?;
+            v.end()
+        }
+    }
+}
+
 /// Encodes `msg` as a bare payload (no length prefix), as carried in one WebSocket message.
 pub fn encode_payload<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
     let mut frame = encode_frame(msg)?;
@@ -994,6 +1087,60 @@ pub fn resume_is_bounded(r: &Resume) -> bool {
 mod tests {
     use super::*;
     use crate::test_support::{nick, room, text};
+
+    /// A version-5 client gets ban lists in version 5's form: the same variant, entries without
+    /// `at`; a version-6 client gets `at`; every other message is the same for both.
+    #[test]
+    fn a_version_5_client_gets_ban_entries_without_their_time() {
+        use crate::moderation::{Mask, v1};
+        let entry = Entry {
+            mask: Mask::Nick(nick("eve")),
+            until: Some(Millis(9_000)),
+            by: nick("op"),
+            reason: Some(text("spam")),
+            at: Millis(1_234),
+        };
+        let list = ServerMsg::BanList {
+            room: room("r"),
+            bans: vec![entry.clone()],
+            mutes: vec![entry.clone(), entry.clone()],
+        };
+        let payload = |f: Bytes| f.slice(LEN_PREFIX..);
+        let old = payload(encode_frame_for(&list, 5).unwrap());
+        let (index, r, bans, mutes): (u32, RoomName, Vec<v1::Entry>, Vec<v1::Entry>) =
+            decode_payload(&old).unwrap();
+        assert_eq!((index, r), (v5::BAN_LIST, room("r")));
+        let old_form = Entry {
+            at: Millis(0),
+            ..entry.clone()
+        };
+        let bans: Vec<Entry> = bans.into_iter().map(Into::into).collect();
+        let mutes: Vec<Entry> = mutes.into_iter().map(Into::into).collect();
+        assert_eq!((bans, mutes.len()), (vec![old_form.clone()], 2));
+        let new = payload(encode_frame_for(&list, 6).unwrap());
+        assert_eq!(decode_payload::<ServerMsg>(&new).unwrap(), list);
+        assert_eq!(new[0], old[0], "the same variant in both versions");
+
+        let server = ServerMsg::ServerBans {
+            bans: vec![entry.clone()],
+        };
+        let old = payload(encode_frame_for(&server, 5).unwrap());
+        let (index, bans): (u32, Vec<v1::Entry>) = decode_payload(&old).unwrap();
+        assert_eq!(index, v5::SERVER_BANS);
+        assert_eq!(
+            bans.into_iter().map(Into::into).collect::<Vec<Entry>>(),
+            vec![old_form]
+        );
+        let new = payload(encode_frame(&server).unwrap());
+        assert_eq!(new[0], old[0]);
+
+        let other = ServerMsg::Ping { token: 3 };
+        assert_eq!(
+            encode_frame_for(&other, 5).unwrap(),
+            encode_frame(&other).unwrap()
+        );
+        assert!(speaks(5) && speaks(PROTOCOL_VERSION) && !speaks(4) && !speaks(7));
+    }
 
     /// A drained decoder holds no buffer (issue 22: idle connections); a partial frame is kept.
     #[test]

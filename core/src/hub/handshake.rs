@@ -343,10 +343,11 @@ impl Hub {
             return;
         }
         if let Some(version) = hello.version
-            && version != PROTOCOL_VERSION
+            && !crate::wire::speaks(version)
         {
+            let oldest = crate::wire::OLDEST_VERSION;
             let detail = format!(
-                "this server speaks natter protocol version {PROTOCOL_VERSION}, not {version}"
+                "this server speaks natter protocol versions {oldest} to {PROTOCOL_VERSION}, not {version}"
             );
             self.fatal(conn, ErrorKind::Version, detail, now);
             return;

@@ -904,7 +904,7 @@ fn bad_magic_oversize_malformed_version_and_order() {
     );
     let (k, d) = fatal(&mut t, c);
     assert_eq!(k, ErrorKind::Version);
-    assert!(d.contains(&format!("version {PROTOCOL_VERSION}")), "{d}");
+    assert!(d.contains(&format!("{PROTOCOL_VERSION}, not 99")), "{d}");
 
     let c = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(c, &MAGIC);
@@ -4152,6 +4152,102 @@ mod moderation {
         assert!(joined(&t.join(b, "#r"), "#r"));
         t.recv(a);
         (a, b)
+    }
+
+    /// A client built for version 5 is still served (welcomed as version 5); the one message
+    /// that changed, the ban list, comes in version 5's form (no `at`).
+    #[test]
+    fn a_version_5_client_is_welcomed_and_gets_version_5s_ban_list() {
+        use crate::moderation::v1;
+        let mut t = T::with(cfg());
+        let (_, b) = founded(&mut t);
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, &MAGIC);
+        t.send(
+            c,
+            &ClientMsg::Hello {
+                version: 5,
+                nick: nick("carol"),
+                resume: None,
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::Welcome { version: 5, .. }]),
+            "{got:?}"
+        );
+        t.send(
+            c,
+            &ClientMsg::Register {
+                password: crate::types::Password("correct horse".into()),
+                remember: false,
+            },
+        );
+        assert!(
+            t.recv(c)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::SignedIn { .. }))
+        );
+        t.join(c, "#old");
+        act(&mut t, c, "#old", ModAction::Register);
+        t.join(b, "#old");
+        act(
+            &mut t,
+            c,
+            "#old",
+            ModAction::Ban {
+                target: "bob".into(),
+                duration: None,
+                reason: Text::new("spam").ok(),
+            },
+        );
+        t.recv(b);
+        t.send(
+            c,
+            &ClientMsg::Moderate {
+                room: room("#old"),
+                action: ModAction::Bans,
+            },
+        );
+        let bytes = t.inbox.remove(&c).unwrap_or_default();
+        let mut d = FrameDecoder::new();
+        d.extend(&bytes);
+        let mut lists = Vec::new();
+        while let Some(p) = d.next_frame().unwrap() {
+            type Old = (u32, RoomName, Vec<v1::Entry>, Vec<v1::Entry>);
+            if let Ok((23, r, bans, mutes)) = decode_payload::<Old>(&p) {
+                let bans: Vec<crate::moderation::Entry> =
+                    bans.into_iter().map(Into::into).collect();
+                lists.push((r, bans, mutes.len()));
+            }
+        }
+        let [(r, bans, 0)] = lists.as_slice() else {
+            panic!("one ban list in version 5's form: {lists:?}");
+        };
+        assert_eq!(r.as_str(), "#old");
+        assert!(
+            bans.iter().any(|e| e.by.as_str() == "carol"
+                && e.reason.as_ref().is_some_and(|x| x.as_str() == "spam")),
+            "{bans:?}"
+        );
+        // A version 4 client is refused.
+        let old = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(old, &MAGIC);
+        t.send(
+            old,
+            &ClientMsg::Hello {
+                version: 4,
+                nick: nick("dan"),
+                resume: None,
+            },
+        );
+        assert!(t.recv(old).iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::Version,
+                ..
+            }
+        )));
     }
 
     #[test]

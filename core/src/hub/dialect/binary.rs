@@ -7,8 +7,8 @@ use crate::hub::ConnKind;
 use crate::limits::INBOUND_MAX_BYTES;
 use crate::types::{Nick, RoomName};
 use crate::wire::{
-    ClientMsg, ErrorKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, ServerMsg, WireError,
-    decode_payload, encode_frame,
+    ClientMsg, ErrorKind, FrameDecoder, MAGIC, OLDEST_VERSION, PROTOCOL_VERSION, ServerMsg,
+    WireError, decode_payload, encode_frame_for,
 };
 use bytes::Bytes;
 
@@ -19,6 +19,9 @@ pub(crate) struct Binary {
     magic_seen: u8,
     frames: FrameDecoder,
     any_frame: bool,
+    /// The protocol version its hello said (0 before it): a version-5 client gets version 5's
+    /// forms of what changed since ([`crate::wire::encode_frame_for`]).
+    version: u16,
 }
 
 impl Binary {
@@ -30,13 +33,16 @@ impl Binary {
                 version,
                 nick,
                 resume,
-            } => Step::Hello(Hello {
-                version: Some(version),
-                nick: Some(nick),
-                resume,
-                autojoin: None,
-                taken: IfTaken::Another,
-            }),
+            } => {
+                self.version = version;
+                Step::Hello(Hello {
+                    version: Some(version),
+                    nick: Some(nick),
+                    resume,
+                    autojoin: None,
+                    taken: IfTaken::Another,
+                })
+            }
             ClientMsg::Forwarded { peer, secret } => Step::Forwarded {
                 peer,
                 secret,
@@ -97,7 +103,8 @@ impl Dialect for Binary {
     }
 
     fn render(&self, reply: &Reply, _me: Option<&Nick>) -> Option<Bytes> {
-        let frame = |msg: &ServerMsg| match encode_frame(msg) {
+        let version = self.version.clamp(OLDEST_VERSION, PROTOCOL_VERSION);
+        let frame = |msg: &ServerMsg| match encode_frame_for(msg, version) {
             Ok(b) => Some(b),
             Err(e) => {
                 // Cannot happen: every field is bounded well inside a frame.
@@ -118,7 +125,7 @@ impl Dialect for Binary {
                     return None;
                 };
                 frame(&ServerMsg::Welcome {
-                    version: PROTOCOL_VERSION,
+                    version,
                     nick: nick.clone(),
                     token: token.clone(),
                     resumed: *resumed,
