@@ -105,7 +105,7 @@ pub(crate) struct Progress {
     /// The queue itself: what commits and prune steps hand over, in order. The writer adds to
     /// it without waking the thread, and wakes it ([`IndexCmd::Wake`] on its channel) only when
     /// it sleeps with nothing to do or a step is due: a wake-up per commit cost the server about
-    /// 5 % of its CPU at C=50, where a commit holds ~100 lines (bench/README.md, "eighth
+    /// 3 % of its CPU at C=50, where a commit holds ~100 lines (bench/README.md, "eighth
     /// session").
     inbox: Mutex<Inbox>,
 }
