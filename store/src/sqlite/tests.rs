@@ -1118,7 +1118,7 @@ fn an_index_thread_far_behind_is_handed_no_more_lines_than_it_may_hold_and_reads
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
     // The index thread's queue, with nobody taking from it (a thread starved of CPU).
-    let (to, queue) = std::sync::mpsc::channel();
+    let (to, wakes) = std::sync::mpsc::channel();
     let (indexer, progress) = store.detach_index(to).unwrap();
     let per = 4096u64;
     let batches = super::held::HELD_MAX as u64 / per + 3;
@@ -1138,7 +1138,7 @@ fn an_index_thread_far_behind_is_handed_no_more_lines_than_it_may_hold_and_reads
     // What waits in the queue stays bounded: the last commits handed their lines over as
     // "read them back".
     assert!(progress.queued.load(Ordering::Acquire) <= super::held::HELD_MAX);
-    let cmds: Vec<IndexCmd> = queue.try_iter().collect();
+    let cmds: Vec<IndexCmd> = progress.take_posted();
     let handed: usize = cmds
         .iter()
         .map(|c| match c {
@@ -1153,21 +1153,18 @@ fn an_index_thread_far_behind_is_handed_no_more_lines_than_it_may_hold_and_reads
         .filter(|c| matches!(c, IndexCmd::Stored { lines: None, .. }))
         .count();
     assert_eq!(not_handed, 3, "the commits past the bound");
+    // The thread was woken once, for the first step due, not once per commit.
+    let woken: Vec<IndexCmd> = wakes.try_iter().collect();
+    assert_eq!(woken.len(), 1, "{woken:?}");
+    assert!(matches!(woken[0], IndexCmd::Wake));
     // The thread gets its turn: it takes the queue (then the store's close), and every line
     // is indexed, the ones not handed over read back from `events`.
-    let (again, queue2) = std::sync::mpsc::channel();
     for cmd in cmds {
-        again.send(cmd).unwrap();
+        progress.post(cmd, false);
     }
-    let forward = std::thread::spawn(move || {
-        for cmd in queue {
-            let _ = again.send(cmd);
-        }
-    });
-    let thread = std::thread::spawn(move || run_index(indexer, &queue2));
+    let thread = std::thread::spawn(move || run_index(indexer, &wakes));
     drop(store);
     thread.join().unwrap();
-    forward.join().unwrap();
     assert_eq!(progress.queued.load(Ordering::Acquire), 0);
     assert_eq!(progress.indexed(), stored);
     assert_eq!(found(dir.path(), "line1"), vec![("#a".to_owned(), 1)]);

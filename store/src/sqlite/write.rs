@@ -200,7 +200,7 @@ impl SqliteStore {
                 match cmd {
                     IndexCmd::Stored { from, upto, lines } => ix.stored(from, upto, lines),
                     IndexCmd::Removed { upto, lines } => ix.removed(upto, lines),
-                    IndexCmd::Hurry | IndexCmd::Close(_) => {}
+                    IndexCmd::Hurry | IndexCmd::Wake | IndexCmd::Close(_) => {}
                 }
                 if !self.defer_search {
                     if let Err(e) = ix.catch_up() {
@@ -220,7 +220,17 @@ impl SqliteStore {
                     }
                     other => other,
                 };
-                let _ = to.send(cmd);
+                match cmd {
+                    IndexCmd::Stored { .. } | IndexCmd::Removed { .. } => {
+                        let behind = progress.stored.load(Ordering::Acquire) - progress.indexed();
+                        if progress.post(cmd, behind >= super::INDEX_BATCH) {
+                            let _ = to.send(IndexCmd::Wake);
+                        }
+                    }
+                    other => {
+                        let _ = to.send(other);
+                    }
+                }
             }
         }
     }
