@@ -1022,18 +1022,20 @@ async fn idle_main(a: IdleArgs) -> anyhow::Result<()> {
                 bytes_per_conn: (rss_held as f64 - rss_before as f64) / f64::from(a.conns.max(1)),
                 anon_bytes_per_conn: (anon_held as f64 - anon_before as f64)
                     / f64::from(a.conns.max(1)),
+                anon_held,
                 connect_secs: held.connect_time.as_secs_f64(),
                 server_bytes_per_conn,
             };
             eprintln!(
                 "  {:<8} N={} run {run}: {:.0} bytes/conn ({:.0} anonymous), connected in {:.2} s, \
-                 RSS {:.1} MiB{}",
+                 RSS {:.1} MiB ({:.1} anonymous){}",
                 target.name(),
                 a.conns,
                 fig.bytes_per_conn,
                 fig.anon_bytes_per_conn,
                 fig.connect_secs,
                 rss_held as f64 / (1024.0 * 1024.0),
+                anon_held as f64 / (1024.0 * 1024.0),
                 server_bytes_per_conn
                     .map(|b| format!(" (natter-server behind it: {b:.0} bytes/conn)"))
                     .unwrap_or_default()

@@ -538,6 +538,10 @@ pub struct IdleFigures {
     /// The same for anonymous memory only (RssAnon): without the binary's code pages that
     /// the first connections page in, which are not per connection and vary from run to run.
     pub anon_bytes_per_conn: f64,
+    /// Server RssAnon with every connection open and idle, bytes: the whole process's, so that
+    /// memory a build holds from the start (an allocator's arenas) shows beside the growth the
+    /// per-connection figures divide (bench/README.md, "Eighth session").
+    pub anon_held: u64,
     /// Connecting (and joining) all of them, seconds.
     pub connect_secs: f64,
     /// Bridge runs (where the figures above are the bridge's): natter-server's bytes per
