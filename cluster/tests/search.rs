@@ -385,7 +385,8 @@ async fn a_room_is_indexed_once_searched_its_first_search_reading_its_log() {
 /// The first search of a long room (lines said before anyone searched it) against the next:
 /// a measurement, not a check (`cargo test --release -p natter-cluster --test search --
 /// --ignored --nocapture`; bench/README.md, "Eighth session"). `NATTER_LAZY_LINES` lines
-/// (100,000 by default).
+/// (100,000 by default), at most `NATTER_LAZY_WINDOW` on their way at once (1,000 by default:
+/// batches of 64; 1: a batch per line, a quiet room's log).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: slow"]
 async fn first_search_of_a_long_room() {
@@ -393,6 +394,10 @@ async fn first_search_of_a_long_room() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let window: u64 = std::env::var("NATTER_LAZY_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
     let nats = NatsServer::start();
     let mut a = node(&nats).await;
     let r = room("#long");
@@ -400,7 +405,7 @@ async fn first_search_of_a_long_room() {
     let started = std::time::Instant::now();
     let (mut sent, mut back) = (0u64, 0u64);
     while back < lines {
-        while sent < lines && sent - back < 1_000 {
+        while sent < lines && sent - back < window {
             sent += 1;
             a.send(ClusterOut::Publish {
                 id: sent,
