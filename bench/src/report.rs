@@ -297,6 +297,24 @@ pub fn fanout_table(sums: &[Summary]) -> String {
             ));
         }
     }
+    // The same against one node with its SQLite store: the single node's durable backend,
+    // as the cluster is a cluster's.
+    let store: BTreeMap<u32, &Summary> = sums
+        .iter()
+        .filter(|s| s.target == Target::NatterStore)
+        .map(|s| (s.clients, s))
+        .collect();
+    for s in sums.iter().filter(|s| s.target == Target::NatterCluster) {
+        if let Some(n) = store.get(&s.clients) {
+            ratios.push_str(&format!(
+                "natter-cluster2 C={:<5} deliveries/s {:.2} x natter-store, p99 {:.2} x, deliveries per cpu-s (nodes + nats-server) {:.2} x natter-store\n",
+                s.clients,
+                s.deliveries_per_s / n.deliveries_per_s.max(1e-9),
+                s.p99_us / n.p99_us.max(1e-9),
+                s.deliveries_per_cpu_s / n.deliveries_per_cpu_s.max(1e-9),
+            ));
+        }
+    }
     // natter's IRC listener against its binary protocol, and against InspIRCd.
     let inspircd: BTreeMap<u32, &Summary> = sums
         .iter()

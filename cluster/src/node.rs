@@ -4,7 +4,7 @@
 //! ([`Outbox`]), and a task that keeps this node's lease alive.
 
 use crate::names::{nick_key, room_stream, room_subject};
-use crate::search::SearchIndex;
+use crate::search::{Feed, SearchIndex};
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::{HeaderMap, connection::State};
@@ -527,6 +527,12 @@ impl Node {
     /// What the cluster has for the hub now, without waiting.
     pub fn try_next(&mut self) -> Option<ClusterIn> {
         self.inbox.try_recv().ok()
+    }
+
+    /// The rooms this node's search index holds lines of, and how many, by name: a room is
+    /// indexed once someone on this node searched it (`search.rs`).
+    pub fn search_index(&self) -> Vec<(RoomName, u64)> {
+        self.history.index.indexed()
     }
 
     /// Answers the hub's read `q` (see [`Hub::poll_query`]) aside, as [`ClusterIn::Answer`]: a
@@ -1353,7 +1359,7 @@ impl Driver {
             tx: self.tx.clone(),
             links: self.links.subscribe(),
             last_node: std::sync::Arc::from(""),
-            index: self.index.clone(),
+            feed: Some(self.index.follow(room)),
             held: before.is_some(),
         };
         // The first read is made here, so a failure is the follow's.
@@ -1465,8 +1471,9 @@ struct RoomReader {
     links: watch::Receiver<u64>,
     /// The node the last event was about, shared with the events about it.
     last_node: std::sync::Arc<str>,
-    /// Where every chat line read goes, for search (before the hub hears of it).
-    index: SearchIndex,
+    /// Where every chat line read goes, for search (before the hub hears of it), while the
+    /// hub follows the room; the index takes them once someone here searched the room.
+    feed: Option<Feed>,
     /// Whether the task this room had before still stores this node's events: none of this
     /// one's goes before it is done.
     held: bool,
@@ -1556,7 +1563,10 @@ impl RoomReader {
                             self.send().await;
                         }
                         // The room is no longer followed: store what is left, then stop.
-                        None => self.following = false,
+                        None => {
+                            self.following = false;
+                            self.feed = None;
+                        }
                     }
                     continue;
                 }
@@ -1720,7 +1730,9 @@ impl RoomReader {
             };
             event.room = self.room.clone();
             event.seq = Seq(room_seq);
-            self.index.add(&event, crate::batch::position(seq, i));
+            if let Some(feed) = &self.feed {
+                feed.add(&event, crate::batch::position(seq, i));
+            }
             let node_now = if about.is_empty() { batch.node } else { about };
             if *self.last_node != *node_now {
                 self.last_node = std::sync::Arc::from(node_now);

@@ -1,6 +1,6 @@
 //! Search in a cluster: every node keeps its own index of the words of the chat lines of the
-//! rooms it follows, filled as the rooms' readers read their logs, and answers `/search` from
-//! it, reading the lines found from their logs.
+//! rooms searched on it, filled lazily from the rooms' logs, and answers `/search` from it,
+//! reading the lines found from their logs.
 //!
 //! - **What the index is.** One SQLite file with one contentless FTS5 table (`lines`: the
 //!   words of each say and action, the same tokenizer as a single node's store, no copy of
@@ -10,15 +10,26 @@
 //!   directory of its own (`natter-search-*`) under [`crate::ClusterConfig::search_dir`]
 //!   (natter-server: `<data dir>/cluster-search`; the OS's temporary directory with
 //!   `--ephemeral`), with no `fsync` and its journal in memory: it is a cache, rebuilt from
-//!   the logs at every start, and removed when the node stops. One that a killed node left is
-//!   removed by the next node to start there (no connection holds its lock any more).
-//! - **How it is filled.** A room's reader reads its log from the first event on when the node
-//!   starts following the room (it does so anyway, for who is in the room), and hands every
-//!   say and action to [`SearchIndex::add`] before the hub gets the event: a push onto a
-//!   queue, no wake-up. The index's thread takes the queue every [`WRITE_EVERY`] (or when a
-//!   search comes) and writes it in one transaction, sorted by rowid (FTS5 writes a segment
-//!   whenever a rowid is not above the last one), skipping what it already holds (a room
-//!   followed again is read again from its first event).
+//!   the logs as searches need it after every start, and removed when the node stops. One
+//!   that a killed node left is removed by the next node to start there (no connection holds
+//!   its lock any more).
+//! - **Lazily: a room once someone here searched it.** A room nobody on this node has
+//!   searched costs the index nothing: its reader ([`Feed::add`]) drops its lines after one
+//!   atomic load. The first search naming a room (every room asked, for a search naming none)
+//!   turns its feed on and *catches the room up*: a task reads the room's log from where the
+//!   index stands for it (its first event, the first time) to the log's end as it is then,
+//!   and hands the lines to the index's thread in chunks; the lines the reader hands over
+//!   meanwhile are held aside and written with the last chunk (positions already held are
+//!   skipped), so the room's lines in the index have no gap. The search runs once that is
+//!   written (waiting at most [`CATCH_UP_WAIT`]; a longer catch-up goes on, and the next
+//!   search waits for it again). From then on the room's reader hands every line over as it
+//!   reads it, as long as the room is followed; a room no longer followed is caught up again
+//!   from where it stands by the next search naming it.
+//! - **How it is filled.** Lines go onto a queue: a push, no wake-up. The index's thread takes
+//!   the queue every [`WRITE_EVERY`] (or when a search or a catch-up's chunk comes) and writes
+//!   it in one transaction, sorted by rowid (FTS5 writes a segment whenever a rowid is not
+//!   above the last one), skipping what it already holds (a room followed again is read again
+//!   from its first event).
 //! - **What a search does.** It goes through the same queue, so every line the hub had been
 //!   handed before it asked is written before the search runs ("read your lines"). Per room
 //!   asked, the index gives the seqs of the newest [`SEARCH_MAX_RESULTS`] lines holding every
@@ -28,15 +39,17 @@
 //!   its 50 results and a few more from the logs. The logs are the truth: a line no longer in
 //!   its log is not a result.
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use natter_core::limits::{SEARCH_MAX_RESULTS, SEARCH_MAX_WORDS};
 use natter_core::persist::SearchQuery;
 use natter_core::wire::{EventKind, RoomEvent, decode_payload};
 use natter_core::{RoomName, Seq};
 use rusqlite::{Connection, OpenFlags, params};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -47,6 +60,14 @@ const WRITE_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a search may walk the index (past it, what was found, or an error if nothing).
 const SEARCH_BUDGET: Duration = Duration::from_secs(2);
+
+/// How long a search waits for its rooms to be caught up (their logs read into the index
+/// from where it stands); past it the search is refused and the catch-up goes on.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
+
+/// Lines a catch-up hands the index's thread at a time (it reads the next chunk while the
+/// thread writes this one).
+const CATCH_UP_CHUNK: usize = 4096;
 
 /// Bits of a rowid that hold the seq; the room's number is above them.
 const SEQ_BITS: u32 = 40;
@@ -67,6 +88,10 @@ const STALE_AFTER: Duration = Duration::from_secs(60);
 /// What a search that ran past its budget with nothing found answers (as a single node's).
 const TIMED_OUT: &str = "the search took too long and was stopped; try more specific words";
 
+/// What a search whose rooms are not caught up in time answers.
+const STILL_READING: &str =
+    "this room's older lines are still being read for search; try again in a moment";
+
 /// A chat line waiting to be indexed.
 struct Line {
     room: RoomName,
@@ -77,11 +102,41 @@ struct Line {
 /// Per room asked, the seqs of its lines that hold the words, newest first.
 type Found = Result<Vec<(RoomName, Vec<u64>)>, String>;
 
-/// What waits for the index's thread.
+/// How a room's catch-up ended, for those waiting for it.
+type CaughtUp = Result<(), String>;
+
+/// A chunk of a room's catch-up (lines of its log in order, from where the index stood).
+struct Chunk {
+    room: RoomName,
+    lines: Vec<Line>,
+    /// Set on the last chunk: the catch-up is over (or failed: nothing more comes).
+    end: Option<CaughtUp>,
+    /// Answered once the chunk is written.
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// One room as the index knows it.
+#[derive(Default)]
+struct RoomState {
+    /// Whether the room's readers hand their lines over (someone here searched it).
+    on: Arc<AtomicBool>,
+    /// The last position written (the room's lines up to it are all in the index).
+    written: Arc<AtomicU64>,
+    /// The room's readers that hand their lines over (0: the room is not followed).
+    readers: usize,
+    /// Those waiting for the room's catch-up, while one goes on.
+    catching: Option<Vec<oneshot::Sender<CaughtUp>>>,
+    /// Lines of the room in the index.
+    lines: u64,
+}
+
+/// What waits for the index's thread, and the rooms it knows.
 #[derive(Default)]
 struct Queue {
     lines: Vec<Line>,
     searches: Vec<(SearchQuery, oneshot::Sender<Found>)>,
+    chunks: Vec<Chunk>,
+    rooms: HashMap<RoomName, RoomState>,
     closed: bool,
 }
 
@@ -103,7 +158,7 @@ impl Shared {
 pub(crate) struct Logs {
     pub(crate) js: jetstream::Context,
     pub(crate) prefix: String,
-    /// How long reading a search's lines may take.
+    /// How long reading a search's lines may take (and each read of a catch-up).
     pub(crate) wait: Duration,
 }
 
@@ -146,6 +201,58 @@ impl Inner {
     }
 }
 
+/// A room reader's way into the index: it hands over the room's lines only once someone here
+/// searched the room. Dropped when the reader stops handing the room's events to the hub.
+pub(crate) struct Feed {
+    room: RoomName,
+    on: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Feed({}, {})",
+            self.room,
+            self.on.load(Ordering::Relaxed)
+        )
+    }
+}
+
+impl Feed {
+    /// Queues `event` for the index if it is a chat line and the room is indexed: at
+    /// `position`, where it is in its log (`batch::position`: its batch's stream sequence and
+    /// its index there). A room nobody searched costs an atomic load.
+    pub(crate) fn add(&self, event: &RoomEvent, position: u64) {
+        if !self.on.load(Ordering::Acquire) || position <= self.written.load(Ordering::Acquire) {
+            return;
+        }
+        let (EventKind::Say { text, .. } | EventKind::Act { text, .. }) = &event.kind else {
+            return;
+        };
+        let mut queue = self.shared.lock();
+        // Turned off under the lock (a failed catch-up): nothing after that goes in.
+        if !self.on.load(Ordering::Acquire) {
+            return;
+        }
+        queue.lines.push(Line {
+            room: self.room.clone(),
+            seq: position,
+            text: text.as_str().to_owned(),
+        });
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(r) = self.shared.lock().rooms.get_mut(&self.room) {
+            r.readers = r.readers.saturating_sub(1);
+        }
+    }
+}
+
 impl SearchIndex {
     /// Makes an empty index in a new directory under `under` (made if missing; `None`: the
     /// OS's temporary directory) and starts its thread. Indexes killed nodes left there go.
@@ -171,28 +278,210 @@ impl SearchIndex {
         })
     }
 
-    /// Queues `event` for the index if it is a chat line: at `position`, where it is in its
-    /// log (`batch::position`: its batch's stream sequence and its index there).
-    pub(crate) fn add(&self, event: &RoomEvent, position: u64) {
-        let (EventKind::Say { text, .. } | EventKind::Act { text, .. }) = &event.kind else {
-            return;
-        };
-        self.inner.shared.lock().lines.push(Line {
-            room: event.room.clone(),
-            seq: position,
-            text: text.as_str().to_owned(),
-        });
+    /// What `room`'s reader hands its lines to while it hands the room's events to the hub.
+    pub(crate) fn follow(&self, room: &RoomName) -> Feed {
+        let mut queue = self.inner.shared.lock();
+        let r = queue.rooms.entry(room.clone()).or_default();
+        r.readers += 1;
+        Feed {
+            room: room.clone(),
+            on: r.on.clone(),
+            written: r.written.clone(),
+            shared: self.inner.shared.clone(),
+        }
     }
 
-    /// Chat lines holding the words of `q`, newest first, once every line added before is
-    /// written: seqs from the index, the lines from their logs.
+    /// The rooms the index holds lines of, and how many (rooms by name).
+    pub(crate) fn indexed(&self) -> Vec<(RoomName, u64)> {
+        let queue = self.inner.shared.lock();
+        let mut rooms: Vec<(RoomName, u64)> = queue
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.on.load(Ordering::Acquire) || r.lines > 0)
+            .map(|(name, r)| (name.clone(), r.lines))
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// Chat lines holding the words of `q`, newest first, once its rooms are caught up and
+    /// every line added before is written: seqs from the index, the lines from their logs.
     pub(crate) async fn search(&self, q: SearchQuery) -> Result<Vec<RoomEvent>, String> {
         let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        if limit == 0 || phrases(&q.words).is_empty() {
+            return Ok(Vec::new());
+        }
+        let waits = self.catch_up(&q.rooms);
+        if !waits.is_empty() {
+            let caught = tokio::time::timeout(CATCH_UP_WAIT, join_all(waits))
+                .await
+                .map_err(|_| STILL_READING.to_owned())?;
+            for c in caught {
+                c.map_err(|_| "the search index stopped".to_owned())??;
+            }
+        }
         let found = self.find(q).await?;
         let read = read_lines(&self.logs, found, limit);
         tokio::time::timeout(self.logs.wait, read)
             .await
             .map_err(|_| "the rooms' logs cannot be read (no answer in time)".to_owned())?
+    }
+
+    /// Turns on the index of `rooms` (every room the index knows if empty) and starts the
+    /// catch-up of each that is not followed with its lines handed over already; what to wait
+    /// for (those under way included).
+    fn catch_up(&self, rooms: &[RoomName]) -> Vec<oneshot::Receiver<CaughtUp>> {
+        let mut waits = Vec::new();
+        let mut start = Vec::new();
+        {
+            let mut queue = self.inner.shared.lock();
+            let names: Vec<RoomName> = if rooms.is_empty() {
+                queue.rooms.keys().cloned().collect()
+            } else {
+                rooms.to_vec()
+            };
+            for name in names {
+                let r = queue.rooms.entry(name.clone()).or_default();
+                if let Some(waiting) = &mut r.catching {
+                    let (tx, rx) = oneshot::channel();
+                    waiting.push(tx);
+                    waits.push(rx);
+                    continue;
+                }
+                if r.on.load(Ordering::Acquire) && r.readers > 0 {
+                    continue;
+                }
+                // From now on its reader hands its lines over (held aside until the log is
+                // read up to where the reader is).
+                r.on.store(true, Ordering::Release);
+                let (tx, rx) = oneshot::channel();
+                r.catching = Some(vec![tx]);
+                waits.push(rx);
+                start.push((name, r.written.load(Ordering::Acquire)));
+            }
+        }
+        for (room, from) in start {
+            let index = self.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let end = index.read_log(&room, from).await;
+                match &end {
+                    Ok(lines) => info!(
+                        %room, lines, took_ms = started.elapsed().as_millis() as u64,
+                        "room caught up for search"
+                    ),
+                    Err(why) => warn!(%room, %why, "room not caught up for search"),
+                }
+                index.push_chunk(Chunk {
+                    room,
+                    lines: Vec::new(),
+                    end: Some(end.map(|_| ())),
+                    written: None,
+                });
+            });
+        }
+        waits
+    }
+
+    fn push_chunk(&self, chunk: Chunk) {
+        self.inner.shared.lock().chunks.push(chunk);
+        self.inner.wake();
+    }
+
+    /// Hands the index's thread `room`'s lines after `from` (a position) up to its log's end
+    /// as it is now, in chunks; the number of lines read.
+    async fn read_log(&self, room: &RoomName, from: u64) -> Result<u64, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("the room's log cannot be read ({e})");
+        let name = crate::room_stream(&self.logs.prefix, room);
+        let info = tokio::time::timeout(self.logs.wait, self.logs.js.get_stream(name))
+            .await
+            .map_err(|_| cannot(&"no answer in time"))?;
+        let stream = match info {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(je)
+                        if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                ) =>
+            {
+                // No log: nothing was ever said there.
+                return Ok(0);
+            }
+            Err(e) => return Err(cannot(&e)),
+        };
+        let state = &stream.cached_info().state;
+        let (first, last) = (state.first_sequence.max(1), state.last_sequence);
+        // The batch of the last line held is read again (its lines held are skipped).
+        let start = crate::batch::at(from).0.max(first);
+        if last == 0 || start > last {
+            return Ok(0);
+        }
+        let mut messages = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| cannot(&e))?
+            .messages()
+            .await
+            .map_err(|e| cannot(&e))?;
+        let mut lines = Vec::new();
+        let mut count = 0u64;
+        let mut written: Option<oneshot::Receiver<()>> = None;
+        loop {
+            let m = tokio::time::timeout(self.logs.wait, messages.next())
+                .await
+                .map_err(|_| cannot(&"no answer in time"))?
+                .ok_or_else(|| cannot(&"the read ended"))?
+                .map_err(|e| cannot(&e))?;
+            let seq = m.info().map_err(|e| cannot(&e))?.stream_sequence;
+            if let Some(batch) = crate::batch::decode(&m.payload) {
+                for (i, (_, bytes)) in batch.events.iter().enumerate() {
+                    let position = crate::batch::position(seq, i);
+                    if position <= from {
+                        continue;
+                    }
+                    let event = match decode_payload::<RoomEvent>(bytes) {
+                        Ok(ev) => ev,
+                        Err(e) => {
+                            warn!(%room, seq, error = %e, "room event not understood; skipped");
+                            continue;
+                        }
+                    };
+                    if let EventKind::Say { text, .. } | EventKind::Act { text, .. } = event.kind {
+                        lines.push(Line {
+                            room: room.clone(),
+                            seq: position,
+                            text: text.as_str().to_owned(),
+                        });
+                    }
+                }
+            }
+            let done = seq >= last;
+            if lines.len() >= CATCH_UP_CHUNK || (done && !lines.is_empty()) {
+                // One chunk written while the next is read.
+                if let Some(w) = written.take() {
+                    w.await.map_err(|_| "the search index stopped".to_owned())?;
+                }
+                let (tx, rx) = oneshot::channel();
+                count += lines.len() as u64;
+                self.push_chunk(Chunk {
+                    room: room.clone(),
+                    lines: std::mem::take(&mut lines),
+                    end: None,
+                    written: Some(tx),
+                });
+                written = Some(rx);
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(count)
     }
 
     /// Per room asked, the seqs of the lines holding the words, newest first.
@@ -319,6 +608,11 @@ struct Index {
     rooms: HashMap<RoomName, i64>,
     /// By room number, the highest seq held.
     last: Vec<u64>,
+    /// By room number, its name.
+    names: Vec<RoomName>,
+    /// Lines of rooms being caught up that their readers handed over meanwhile: written
+    /// with the catch-up's last chunk.
+    held: HashMap<RoomName, Vec<Line>>,
 }
 
 impl Index {
@@ -359,32 +653,107 @@ impl Index {
             conn,
             rooms: HashMap::new(),
             last: Vec::new(),
+            names: Vec::new(),
+            held: HashMap::new(),
         })
     }
 
-    /// The thread: writes the lines queued every [`WRITE_EVERY`], and runs the searches after
-    /// the lines queued before them; until the index is dropped.
+    /// The thread: writes the lines queued every [`WRITE_EVERY`] (a room's being caught up
+    /// held aside until its catch-up's last chunk), and runs the searches after the lines
+    /// queued before them; until the index is dropped.
     fn run(mut self, shared: &Shared) {
         loop {
-            let Queue {
-                lines,
-                searches,
-                closed,
-            } = std::mem::take(&mut *shared.lock());
-            if closed {
-                return;
+            let (lines, searches, chunks, catching, ends) = {
+                let mut q = shared.lock();
+                if q.closed {
+                    return;
+                }
+                let lines = std::mem::take(&mut q.lines);
+                let searches = std::mem::take(&mut q.searches);
+                let chunks = std::mem::take(&mut q.chunks);
+                // Catch-ups that ended: their rooms' lines go in from now on, or (failed) no
+                // more come until the next search catches the room up from where it stands.
+                let mut ends = Vec::new();
+                for c in &chunks {
+                    if let Some(end) = &c.end {
+                        let r = q.rooms.entry(c.room.clone()).or_default();
+                        let waiting = r.catching.take().unwrap_or_default();
+                        if end.is_err() {
+                            r.on.store(false, Ordering::Release);
+                        }
+                        ends.push((c.room.clone(), end.clone(), waiting));
+                    }
+                }
+                let catching: HashSet<RoomName> = q
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| r.catching.is_some())
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                (lines, searches, chunks, catching, ends)
+            };
+            let failed: HashSet<&RoomName> = ends
+                .iter()
+                .filter(|(_, end, _)| end.is_err())
+                .map(|(room, _, _)| room)
+                .collect();
+            let mut out = Vec::with_capacity(lines.len());
+            for line in lines {
+                if failed.contains(&line.room) {
+                    continue;
+                }
+                if catching.contains(&line.room) {
+                    self.held.entry(line.room.clone()).or_default().push(line);
+                    continue;
+                }
+                out.push(line);
             }
-            if !lines.is_empty()
-                && let Err(e) = self.write(lines)
-            {
-                warn!(error = %e, "lines not written to the search index");
+            let mut acks = Vec::new();
+            for c in chunks {
+                match &c.end {
+                    Some(Ok(())) => out.extend(self.held.remove(&c.room).unwrap_or_default()),
+                    Some(Err(_)) => drop(self.held.remove(&c.room)),
+                    None => {}
+                }
+                out.extend(c.lines);
+                acks.extend(c.written);
+            }
+            let mut error = None;
+            if !out.is_empty() {
+                match self.write(out) {
+                    Ok(counts) => {
+                        let mut q = shared.lock();
+                        for (n, count) in counts {
+                            if let Some(r) = q.rooms.get_mut(&self.names[n]) {
+                                r.lines += count;
+                                r.written.store(self.last[n], Ordering::Release);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "lines not written to the search index");
+                        error = Some(format!("the search index cannot be written ({e})"));
+                    }
+                }
+            }
+            for a in acks {
+                let _ = a.send(());
+            }
+            for (_, end, waiting) in ends {
+                let end = match &error {
+                    Some(e) => Err(e.clone()),
+                    None => end,
+                };
+                for w in waiting {
+                    let _ = w.send(end.clone());
+                }
             }
             for (q, reply) in searches {
                 let _ = reply.send(self.find(&q));
             }
             let idle = {
                 let q = shared.lock();
-                q.searches.is_empty() && !q.closed
+                q.searches.is_empty() && q.chunks.is_empty() && !q.closed
             };
             if idle {
                 std::thread::park_timeout(WRITE_EVERY);
@@ -392,16 +761,18 @@ impl Index {
         }
     }
 
-    /// Writes `lines` in one transaction, in rowid order, skipping seqs held already.
-    fn write(&mut self, lines: Vec<Line>) -> rusqlite::Result<()> {
+    /// Writes `lines` in one transaction, in rowid order, skipping seqs held already; how
+    /// many lines went in, by room number.
+    fn write(&mut self, lines: Vec<Line>) -> rusqlite::Result<Vec<(usize, u64)>> {
         let mut keyed = Vec::with_capacity(lines.len());
         for line in lines {
             if line.seq >= 1 << SEQ_BITS {
                 continue;
             }
-            let last = &mut self.last;
-            let room = *self.rooms.entry(line.room).or_insert_with(|| {
+            let (last, names) = (&mut self.last, &mut self.names);
+            let room = *self.rooms.entry(line.room).or_insert_with_key(|name| {
                 last.push(0);
+                names.push(name.clone());
                 last.len() as i64 - 1
             });
             keyed.push(((room << SEQ_BITS) | line.seq as i64, line.text));
@@ -409,6 +780,7 @@ impl Index {
         keyed.sort_by_key(|k| k.0);
         // Taken once written.
         let mut last = self.last.clone();
+        let mut counts: Vec<(usize, u64)> = Vec::new();
         let tx = self.conn.transaction()?;
         {
             let mut insert =
@@ -420,11 +792,15 @@ impl Index {
                 }
                 last[room] = seq;
                 insert.execute(params![key, text])?;
+                match counts.last_mut() {
+                    Some((r, n)) if *r == room => *n += 1,
+                    _ => counts.push((room, 1)),
+                }
             }
         }
         tx.commit()?;
         self.last = last;
-        Ok(())
+        Ok(counts)
     }
 
     /// Per room of `q` (every room held when it names none), the seqs of the newest lines
@@ -663,20 +1039,32 @@ mod tests {
         let index = SearchIndex::open(None, logs).unwrap();
         let dir = index.inner.dir.path().to_path_buf();
         assert!(dir.join(FILE).is_file());
+        let feed = index.follow(&RoomName::new("#a").unwrap());
+        // Nobody searched the room: its lines are not taken.
+        feed.add(&say("#a", 1, "unsearched"), 1);
+        assert!(index.inner.shared.lock().lines.is_empty());
+        assert!(index.indexed().is_empty());
+        // As a search's catch-up leaves it: the room's lines are taken from now on.
+        feed.on.store(true, Ordering::Release);
         for seq in 1..=3 {
-            index.add(&say("#a", seq, "queued words"), seq);
+            feed.add(&say("#a", seq, "queued words"), seq);
         }
         // A membership event is no line.
         let mut join = say("#a", 4, "queued");
         join.kind = EventKind::Join;
-        index.add(&join, 4);
+        feed.add(&join, 4);
         // Found at once: the search writes what was queued before it first.
         let found = index.find(q("queued", &["#a"])).await.unwrap();
         assert_eq!(found, vec![(RoomName::new("#a").unwrap(), vec![3, 2, 1])]);
+        assert_eq!(index.indexed(), vec![(RoomName::new("#a").unwrap(), 3)]);
+        // Positions held are not taken again (a room read again from its start).
+        feed.add(&say("#a", 2, "queued words"), 2);
+        assert!(index.inner.shared.lock().lines.is_empty());
         // Nothing found reads no log; hits that cannot be read from theirs are an error.
         assert_eq!(index.search(q("absent", &[])).await, Ok(Vec::new()));
         assert!(index.search(q("queued", &[])).await.is_err());
         let other = index.clone();
+        drop(feed);
         drop(index);
         assert!(dir.is_dir(), "a clone holds it");
         drop(other);

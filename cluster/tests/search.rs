@@ -301,3 +301,147 @@ async fn a_search_over_rooms_gives_the_newest_lines_of_them_all_by_time() {
         .collect();
     assert_eq!(only_y, want_y);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_is_indexed_once_searched_its_first_search_reading_its_log() {
+    let nats = NatsServer::start();
+    let mut a = node(&nats).await;
+    let mut b = node(&nats).await;
+    let (r, other) = (room("#lazy"), room("#other"));
+    b.send(ClusterOut::Follow(r.clone()));
+    b.send(ClusterOut::Follow(other.clone()));
+    a.send(ClusterOut::Follow(r.clone()));
+    // 300 lines said at once: stored in batches of up to 64.
+    for n in 1..=300u64 {
+        a.send(ClusterOut::Publish {
+            id: n,
+            event: line(&r, n, 1_000 + n, &format!("lazy line w{n}")),
+        });
+    }
+    let mut back = 0;
+    while back < 300 {
+        next(&mut a, "a publish back from the log", |got| match got {
+            ClusterIn::Remote {
+                origin: Some(_), ..
+            } => Some(()),
+            ClusterIn::Failed { why, .. } => panic!("not stored: {why}"),
+            _ => None,
+        })
+        .await;
+        back += 1;
+    }
+    next(&mut b, "the last line read on b", |got| match got {
+        ClusterIn::Remote { event, .. } if event.seq.0 == 300 => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(say_all(&mut b, &other, &["elsewhere lazy"]).await, vec![1]);
+    // Nobody searched: neither node indexed a line.
+    assert!(a.search_index().is_empty(), "{:?}", a.search_index());
+    assert!(b.search_index().is_empty(), "{:?}", b.search_index());
+
+    // The first search reads the room's log: the first line and the last, across batches.
+    assert_eq!(
+        search(&mut b, 1, Some(&r), "w1").await,
+        vec![(1, "lazy line w1".to_owned())]
+    );
+    assert_eq!(b.search_index(), vec![(r.clone(), 300)]);
+    assert_eq!(search(&mut b, 2, Some(&r), "w300").await.len(), 1);
+    let newest: Vec<u64> = search(&mut b, 3, Some(&r), "lazy")
+        .await
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(newest, (251..=300).rev().collect::<Vec<_>>());
+    // The other room is still not indexed; a never searched at all.
+    assert_eq!(b.search_index(), vec![(r.clone(), 300)]);
+    assert!(a.search_index().is_empty());
+
+    // Later lines are indexed as the room's reader reads them: found at once.
+    assert_eq!(
+        say_all(&mut b, &r, &["said after the search"]).await,
+        vec![301]
+    );
+    assert_eq!(
+        search(&mut b, 4, Some(&r), "after").await,
+        vec![(301, "said after the search".to_owned())]
+    );
+    assert_eq!(b.search_index(), vec![(r.clone(), 301)]);
+
+    // A search naming no room catches up every room the node knows.
+    assert_eq!(search(&mut b, 5, None, "elsewhere").await.len(), 1);
+    assert_eq!(b.search_index(), vec![(r.clone(), 301), (other.clone(), 1)]);
+
+    // A room no longer followed is caught up from where its index stands at the next search.
+    b.send(ClusterOut::Unfollow(r.clone()));
+    assert_eq!(say_all(&mut a, &r, &["while b was away"]).await, vec![302]);
+    assert_eq!(
+        search(&mut b, 6, Some(&r), "away").await,
+        vec![(302, "while b was away".to_owned())]
+    );
+    assert_eq!(b.search_index(), vec![(r.clone(), 302), (other, 1)]);
+}
+
+/// The first search of a long room (lines said before anyone searched it) against the next:
+/// a measurement, not a check (`cargo test --release -p natter-cluster --test search --
+/// --ignored --nocapture`; bench/README.md, "Eighth session"). `NATTER_LAZY_LINES` lines
+/// (100,000 by default), at most `NATTER_LAZY_WINDOW` on their way at once (1,000 by default:
+/// batches of 64; 1: a batch per line, a quiet room's log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: slow"]
+async fn first_search_of_a_long_room() {
+    let lines: u64 = std::env::var("NATTER_LAZY_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let window: u64 = std::env::var("NATTER_LAZY_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let nats = NatsServer::start();
+    let mut a = node(&nats).await;
+    let r = room("#long");
+    a.send(ClusterOut::Follow(r.clone()));
+    let started = std::time::Instant::now();
+    let (mut sent, mut back) = (0u64, 0u64);
+    while back < lines {
+        while sent < lines && sent - back < window {
+            sent += 1;
+            a.send(ClusterOut::Publish {
+                id: sent,
+                event: line(
+                    &r,
+                    sent,
+                    now_millis(),
+                    &format!("a long room's line {sent} w{sent}"),
+                ),
+            });
+        }
+        next(&mut a, "a publish back from the log", |got| match got {
+            ClusterIn::Remote {
+                origin: Some(_), ..
+            } => Some(()),
+            ClusterIn::Failed { why, .. } => panic!("not stored: {why}"),
+            _ => None,
+        })
+        .await;
+        back += 1;
+    }
+    println!("{lines} lines stored in {:?}", started.elapsed());
+    assert!(a.search_index().is_empty());
+    let timed = async |node: &mut Node, id: u64, words: &str| {
+        let t = std::time::Instant::now();
+        let hits = search(node, id, Some(&r), words).await;
+        (t.elapsed(), hits.len())
+    };
+    let (first, n) = timed(&mut a, 1, "w1").await;
+    assert_eq!(n, 1);
+    println!("first search, the node that said them: {first:?}");
+    let (second, n) = timed(&mut a, 2, &format!("w{lines}")).await;
+    assert_eq!(n, 1);
+    println!("second search: {second:?}");
+    let (third, n) = timed(&mut a, 3, "long room").await;
+    assert_eq!(n, 50);
+    println!("a search with 50 hits: {third:?}");
+    assert_eq!(a.search_index(), vec![(r.clone(), lines)]);
+}
