@@ -1060,8 +1060,6 @@ mod sizes {
     fn an_idle_connections_records_stay_small() {
         let conn = size_of::<super::Conn>();
         assert!(conn <= 200, "{conn}");
-        let stored = size_of::<super::super::room::Stored>();
-        assert!(stored <= 32, "{stored}");
         let scroll = size_of::<super::Scroll>();
         assert!(scroll <= 48, "{scroll}");
         let life = size_of::<super::Life>();
