@@ -84,9 +84,9 @@ impl Hub {
         // in lower case is its folded form: no allocation then.)
         let from = ev.from.as_str();
         let uid = if from.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.nicks.get(ev.from.folded_key().as_str())
+            self.nicks.get(&self.users, ev.from.folded_key().as_str())
         } else {
-            self.nicks.get(from)
+            self.nicks.get(&self.users, from)
         };
         let signed_in = uid
             .and_then(|u| self.users.get(&u))
