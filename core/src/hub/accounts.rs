@@ -1083,7 +1083,7 @@ impl Hub {
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
     fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
-        let Some(holder) = self.nicks.get(name.folded_key().as_str()) else {
+        let Some(holder) = self.nicks.get(&self.users, name.folded_key().as_str()) else {
             return;
         };
         if holder == except {
@@ -1112,8 +1112,8 @@ impl Hub {
             return;
         }
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
-        self.nicks.remove(old.folded_key().as_str());
-        self.nicks.insert(nick.folded_key(), uid);
+        self.nicks.remove(old.folded_key().as_str(), uid);
+        self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.session_changed(uid);
         for room in &rooms {
             let kind = EventKind::Nick { new: nick.clone() };
@@ -1131,7 +1131,7 @@ impl Hub {
     fn new_offline_user(&mut self, name: Nick, account: &str) -> UserId {
         let uid = UserId(self.next_user);
         self.next_user += 1;
-        self.nicks.insert(name.folded_key(), uid);
+        self.nicks.insert(&self.users, name.folded_key(), uid);
         self.attach_gen += 1;
         let mut user = super::User::new(uid, name);
         user.set_account(Some(account.to_owned()));
@@ -1144,7 +1144,7 @@ impl Hub {
         let Some(name) = self.accounts.by_name.get(account).map(|a| a.name.clone()) else {
             return;
         };
-        if self.nicks.contains_key(account) {
+        if self.nicks.contains_key(&self.users, account) {
             return;
         }
         let uid = self.new_offline_user(name, account);

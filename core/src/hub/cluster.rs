@@ -543,7 +543,8 @@ impl Hub {
         self.next_user += 1;
         // Away as its node last told, if the session moves (it never left).
         let away = self.told_away(&record.nick).filter(|_| !visible);
-        self.nicks.insert(record.nick.folded_key(), uid);
+        self.nicks
+            .insert(&self.users, record.nick.folded_key(), uid);
         self.attach_gen += 1;
         let mut user = User::new(uid, record.nick.clone());
         user.set_away(away);
@@ -847,7 +848,7 @@ impl Hub {
 
     /// The user of this node called `nick`, if it is a member of `room`.
     pub(in crate::hub) fn member_here(&self, room: &RoomName, nick: &Nick) -> Option<UserId> {
-        let uid = self.nicks.get(nick.folded_key().as_str())?;
+        let uid = self.nicks.get(&self.users, nick.folded_key().as_str())?;
         self.rooms
             .get(room)
             .is_some_and(|r| r.members.contains(&uid))
@@ -886,7 +887,7 @@ impl Hub {
             return;
         };
         self.user_gone(u.account());
-        self.nicks.remove(u.nick.folded_key().as_str());
+        self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         // The nick is the other node's now (not released), but this node no longer tells of
         // the user: its record there is the other node's to keep.
         self.cluster_presence_changed(&u.nick);
@@ -922,11 +923,13 @@ impl Hub {
             return;
         }
         let local = |hub: &Hub, n: &Nick| {
-            hub.nicks.get(n.folded_key().as_str()).is_some_and(|uid| {
-                hub.rooms
-                    .get(&event.room)
-                    .is_some_and(|r| r.members.contains(&uid))
-            })
+            hub.nicks
+                .get(&hub.users, n.folded_key().as_str())
+                .is_some_and(|uid| {
+                    hub.rooms
+                        .get(&event.room)
+                        .is_some_and(|r| r.members.contains(&uid))
+                })
         };
         let from_local = joins_here || local(self, &event.from);
         let Some(cl) = self.cluster.as_mut() else {
@@ -1014,7 +1017,7 @@ impl Hub {
             .values()
             .flat_map(|r| r.members.keys())
             .chain(self.presence_nicks())
-            .filter(|folded| !self.nicks.contains_key(folded.as_str()))
+            .filter(|folded| !self.nicks.contains_key(&self.users, folded.as_str()))
             .collect::<BTreeSet<_>>()
             .len()
     }
@@ -1375,7 +1378,7 @@ impl Hub {
         }
         let lim = self.config.queue_limits();
         let size = 256 + dm.text.as_str().len();
-        let target = self.nicks.get(dm.to.folded_key().as_str());
+        let target = self.nicks.get(&self.users, dm.to.folded_key().as_str());
         let readers: Vec<ConnId> = target
             .map(|uid| self.user_conns(uid).collect::<Vec<_>>())
             .unwrap_or_default()
@@ -1412,7 +1415,9 @@ impl Hub {
         }
         self.cluster_presence_changed(nick);
         // The hello or change did not take the nick after all (refused on the way).
-        let used = self.nicks.contains_key(nick.folded_key().as_str());
+        let used = self
+            .nicks
+            .contains_key(&self.users, nick.folded_key().as_str());
         if !used {
             self.cluster_release(nick);
         }
@@ -1456,7 +1461,10 @@ impl Hub {
             // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
-        let Some(uid) = self.nicks.get(event.from.folded_key().as_str()) else {
+        let Some(uid) = self
+            .nicks
+            .get(&self.users, event.from.folded_key().as_str())
+        else {
             return;
         };
         let Some((_, echoes)) = self.cluster.as_mut().and_then(|cl| cl.echoes.get_mut(&uid)) else {

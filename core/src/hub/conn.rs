@@ -1060,8 +1060,6 @@ mod sizes {
     fn an_idle_connections_records_stay_small() {
         let conn = size_of::<super::Conn>();
         assert!(conn <= 200, "{conn}");
-        let stored = size_of::<super::super::room::Stored>();
-        assert!(stored <= 32, "{stored}");
         let scroll = size_of::<super::Scroll>();
         assert!(scroll <= 48, "{scroll}");
         let life = size_of::<super::Life>();
@@ -1071,9 +1069,9 @@ mod sizes {
         assert!(device <= 120, "{device}");
         let user = size_of::<super::super::User>();
         assert!(user <= 104, "{user}");
-        // A nick table slot: the inline key and the user id as bytes (`users::Nicks`).
-        let nick_slot = size_of::<(crate::types::FoldedNick, [u8; 8])>();
-        assert!(nick_slot <= 25, "{nick_slot}");
+        // A nick table slot: the user id alone, the key read through the user (`users::Nicks`).
+        let nick_slot = size_of::<super::super::UserId>();
+        assert!(nick_slot <= 8, "{nick_slot}");
         // Names are held inline, not behind a pointer to an allocation of their own.
         assert!(size_of::<crate::types::RoomName>() <= crate::limits::MAX_ROOM_LEN + 1);
         assert!(size_of::<crate::types::Nick>() <= crate::limits::MAX_NICK_LEN + 1);

@@ -84,9 +84,9 @@ impl Hub {
         // in lower case is its folded form: no allocation then.)
         let from = ev.from.as_str();
         let uid = if from.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.nicks.get(ev.from.folded_key().as_str())
+            self.nicks.get(&self.users, ev.from.folded_key().as_str())
         } else {
-            self.nicks.get(from)
+            self.nicks.get(&self.users, from)
         };
         let signed_in = uid
             .and_then(|u| self.users.get(&u))
@@ -253,7 +253,7 @@ impl Hub {
             return;
         };
         for s in r.last_n(n, upto) {
-            if let Some(data) = stored_bytes(c, room, s) {
+            if let Some(data) = stored_bytes(c, room, &s) {
                 self.out.tag = s.no;
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
@@ -272,7 +272,7 @@ impl Hub {
             return;
         };
         for s in r.between(after, latest) {
-            if let Some(data) = stored_bytes(c, room, s) {
+            if let Some(data) = stored_bytes(c, room, &s) {
                 self.out.tag = s.no;
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
@@ -295,7 +295,7 @@ impl Hub {
         };
         let mut stopped = None;
         for s in r.between(after, latest) {
-            let Some(data) = stored_bytes(c, &room, s) else {
+            let Some(data) = stored_bytes(c, &room, &s) else {
                 continue;
             };
             if !c.room_fits(&self.out, data.len(), lim) {
@@ -354,8 +354,8 @@ impl Hub {
 }
 
 /// What a stored room event looks like on `c`, in the form its dialect needs there.
-fn stored_bytes(c: &super::Conn, room: &RoomName, s: &Stored) -> Option<Piece> {
+fn stored_bytes(c: &super::Conn, room: &RoomName, s: &Stored<'_>) -> Option<Piece> {
     let d = c.dialect()?;
-    let ev = EventRef::stored(&s.frame);
+    let ev = EventRef::stored(s.frame);
     d.render_event(&ev, d.event_form(room)).map(Piece::from)
 }

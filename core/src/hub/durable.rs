@@ -324,7 +324,7 @@ impl Hub {
                 continue;
             }
             // Sessions of one nick are devices of one user.
-            let uid = match self.nicks.get(s.nick.folded_key().as_str()) {
+            let uid = match self.nicks.get(&self.users, s.nick.folded_key().as_str()) {
                 Some(uid) => uid,
                 None => {
                     let uid = UserId(self.next_user);
@@ -337,7 +337,7 @@ impl Hub {
                             set.insert(r.clone());
                         }
                     }
-                    self.nicks.insert(s.nick.folded_key(), uid);
+                    self.nicks.insert(&self.users, s.nick.folded_key(), uid);
                     self.attach_gen += 1;
                     self.users.insert(
                         uid,

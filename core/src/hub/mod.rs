@@ -703,7 +703,7 @@ impl Hub {
     /// Whether the user with `nick` (attached or detached) is in `room`.
     pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
         self.nicks
-            .get(nick.folded_key().as_str())
+            .get(&self.users, nick.folded_key().as_str())
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(room))
     }

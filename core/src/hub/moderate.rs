@@ -308,7 +308,10 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let masks = match self.nicks.get(target.to_ascii_lowercase().as_str()) {
+                let masks = match self
+                    .nicks
+                    .get(&self.users, target.to_ascii_lowercase().as_str())
+                {
                     Some(t) => self.person_masks(t),
                     None => {
                         let mask = Mask::parse(&target)
@@ -455,7 +458,10 @@ impl Hub {
                 reason,
             } => {
                 let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
-                let masks = match self.nicks.get(target.to_ascii_lowercase().as_str()) {
+                let masks = match self
+                    .nicks
+                    .get(&self.users, target.to_ascii_lowercase().as_str())
+                {
                     Some(t) if t == uid => {
                         return Err((ErrorKind::Invalid, "not yourself".into()));
                     }
@@ -825,7 +831,7 @@ impl Hub {
     /// The user with `nick` now.
     fn named(&self, nick: &Nick) -> Result<(UserId, Nick), Refusal> {
         self.nicks
-            .get(nick.folded_key().as_str())
+            .get(&self.users, nick.folded_key().as_str())
             .and_then(|u| self.users.get(&u).map(|x| (u, x.nick.clone())))
             .ok_or_else(|| (ErrorKind::NoSuchNick, format!("nobody is called {nick}")))
     }
@@ -879,10 +885,13 @@ impl Hub {
     ) -> Result<Vec<Mask>, Refusal> {
         let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
         let present = match Mask::parse(target).map_err(bad)? {
-            Mask::Nick(n) => self.nicks.get(n.folded_key().as_str()).map(|u| (u, n)),
+            Mask::Nick(n) => self
+                .nicks
+                .get(&self.users, n.folded_key().as_str())
+                .map(|u| (u, n)),
             Mask::Account(a) => self
                 .nicks
-                .get(a.folded_key().as_str())
+                .get(&self.users, a.folded_key().as_str())
                 .filter(|u| self.account_of(*u).as_deref() == Some(a.folded().as_str()))
                 .map(|u| (u, a)),
             _ => None,

@@ -554,7 +554,7 @@ impl Hub {
         if !self.fresh_id(conn, id) {
             return;
         }
-        let target = self.nicks.get(to.folded_key().as_str());
+        let target = self.nicks.get(&self.users, to.folded_key().as_str());
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
@@ -623,7 +623,11 @@ impl Hub {
             let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
-        if old.folded() != nick.folded() && self.nicks.contains_key(nick.folded_key().as_str()) {
+        if old.folded() != nick.folded()
+            && self
+                .nicks
+                .contains_key(&self.users, nick.folded_key().as_str())
+        {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
@@ -633,8 +637,8 @@ impl Hub {
             }
             self.cluster_release(&old);
         }
-        self.nicks.remove(old.folded_key().as_str());
-        self.nicks.insert(nick.folded_key(), uid);
+        self.nicks.remove(old.folded_key().as_str(), uid);
+        self.nicks.insert(&self.users, nick.folded_key(), uid);
         let rooms: Vec<RoomName> = match self.users.get_mut(&uid) {
             Some(u) => {
                 u.nick = nick.clone();

@@ -822,7 +822,7 @@ impl Hub {
 
 impl Room {
     /// The newest `limit` events kept with a seq below `before`, oldest first.
-    pub(crate) fn before(&self, before: Seq, limit: usize) -> Vec<&super::room::Stored> {
+    pub(crate) fn before(&self, before: Seq, limit: usize) -> Vec<super::room::Stored<'_>> {
         let upto = Seq(before.0.saturating_sub(1));
         self.last_n(limit, upto).collect()
     }

@@ -336,7 +336,7 @@ impl Hub {
     }
 
     fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {
-        let uid = self.nicks.get(nick.folded_key().as_str())?;
+        let uid = self.nicks.get(&self.users, nick.folded_key().as_str())?;
         self.users.get(&uid).map(|u| (uid, u))
     }
 

@@ -70,7 +70,7 @@ impl Hub {
         };
         let account = self
             .nicks
-            .get(nick.folded_key().as_str())
+            .get(&self.users, nick.folded_key().as_str())
             .and_then(|u| self.account_of(u));
         let op = p.is_op(account.as_deref());
         let voiced = p.voiced.iter().any(|v| {
@@ -283,7 +283,7 @@ impl Hub {
             return;
         };
         self.user_gone(u.account());
-        self.nicks.remove(u.nick.folded_key().as_str());
+        self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);
         for room in &u.rooms {
             let mut before = 0;

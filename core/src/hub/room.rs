@@ -4,33 +4,23 @@
 use super::UserId;
 use super::few::Few;
 use crate::types::{RoomName, Seq, Text};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
-/// One room event as stored: its seq and its frame (`ServerMsg::Event`, length-prefixed, in a
-/// buffer of its own size). Binary members get a copy of the frame; other dialects render from
+/// One room event as kept: its seq, its frame (`ServerMsg::Event`, length-prefixed) and the
+/// hub's number for it while its batch may still fail (see `durable.rs`; 0 once stored). A view
+/// into the room's [`Ring`]. Binary members get a copy of the frame; other dialects render from
 /// the frame decoded again, which is rare next to keeping every event twice.
-///
-/// The frame is a plain box, not a `Bytes`: a replay shared as a `Bytes` turned the buffer
-/// into a shared one for good (a 24-byte header allocated beside it), and a `Bytes` takes 32
-/// bytes of the ring slot where a box takes 16. 32-byte slots instead of 48 and one allocation
-/// instead of two per event: about 50 bytes less per kept event, ~50 per idle connection of a
-/// room of 100 (each member's join is kept, issue 22). A replay copies the frame instead.
-#[derive(Debug, Clone)]
-pub(crate) struct Stored {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored<'a> {
     pub(crate) seq: Seq,
-    pub(crate) frame: Box<[u8]>,
-    /// The hub's number for the event while its batch may still fail (see `durable.rs`).
+    pub(crate) frame: &'a [u8],
     pub(crate) no: u64,
 }
 
-impl Stored {
-    /// Stores `frame` (the event with `seq`, numbered `no`) in a buffer of its own size.
-    pub(crate) fn new(seq: Seq, frame: &[u8], no: u64) -> Stored {
-        Stored {
-            seq,
-            frame: Box::from(frame),
-            no,
-        }
+impl<'a> Stored<'a> {
+    /// The event with `seq`, numbered `no`, encoded as `frame`.
+    pub(crate) fn new(seq: Seq, frame: &'a [u8], no: u64) -> Stored<'a> {
+        Stored { seq, frame, no }
     }
 
     /// The event, decoded from the frame (`None` cannot happen: the hub encoded it).
@@ -42,9 +32,151 @@ impl Stored {
         }
     }
 
-    /// Bytes it holds, roughly: the frame and the fixed parts. What the history budget counts.
+    /// Bytes it counts for, roughly: the frame and a fixed part. What the history budget counts
+    /// (the fixed part is what a ring slot of its own took before [`Ring`]; kept so the budget
+    /// means what it meant).
     pub(crate) fn cost(&self) -> usize {
-        self.frame.len() + core::mem::size_of::<Stored>()
+        self.frame.len() + Ring::FIXED_COST
+    }
+}
+
+/// A room's kept events, oldest first, in one byte buffer: each one its seq, its number and its
+/// frame's length as LEB128 varints, then the frame.
+///
+/// Before, each event was a frame in an allocation of its own (48 bytes for a 37-byte join)
+/// and a 32-byte slot in a `VecDeque` (128 slots for a room of 100): ~89 bytes per idle member
+/// of a room of 100, every member's join being kept (issue 22). Here a join takes its frame
+/// and ~5 bytes of header. Replays walk the buffer from the front, which they mostly did
+/// anyway (`between` and `last_n` scan the headers, not the frames).
+#[derive(Debug, Default)]
+pub(crate) struct Ring {
+    buf: Vec<u8>,
+    /// Where the oldest kept event starts (bytes before it are dropped ones, reclaimed once
+    /// they are half the buffer).
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    /// The fixed part of [`Stored::cost`].
+    const FIXED_COST: usize = 32;
+
+    fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        buf.push(v as u8);
+    }
+
+    fn varint(buf: &[u8], at: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *buf.get(*at)?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The event starting at `at` and where the next one starts.
+    fn at(&self, mut at: usize) -> Option<(Stored<'_>, usize)> {
+        let seq = Seq(Self::varint(&self.buf, &mut at)?);
+        let no = Self::varint(&self.buf, &mut at)?;
+        let n = usize::try_from(Self::varint(&self.buf, &mut at)?).ok()?;
+        let frame = self.buf.get(at..at.checked_add(n)?)?;
+        Some((Stored { seq, frame, no }, at + n))
+    }
+
+    fn push_back(&mut self, s: Stored<'_>) {
+        let need = s.frame.len() + 30;
+        if self.buf.capacity() - self.buf.len() < need {
+            // Grow by half, not double: the buffer is what an idle room holds.
+            let more = need.max(self.buf.len() / 2).max(64);
+            self.buf.reserve_exact(more);
+        }
+        Self::put_varint(&mut self.buf, s.seq.0);
+        Self::put_varint(&mut self.buf, s.no);
+        Self::put_varint(&mut self.buf, s.frame.len() as u64);
+        self.buf.extend_from_slice(s.frame);
+        self.len += 1;
+    }
+
+    /// Drops the oldest event; returns its cost.
+    fn pop_front(&mut self) -> Option<usize> {
+        let (s, next) = self.at(self.head)?;
+        let cost = s.cost();
+        self.len -= 1;
+        if self.len == 0 {
+            self.buf.clear();
+            self.head = 0;
+        } else {
+            self.head = next;
+            if self.head * 2 >= self.buf.len() {
+                self.buf.drain(..self.head);
+                self.head = 0;
+            }
+        }
+        Some(cost)
+    }
+
+    fn front(&self) -> Option<Stored<'_>> {
+        self.at(self.head).map(|(s, _)| s)
+    }
+
+    fn iter(&self) -> RingIter<'_> {
+        RingIter {
+            ring: self,
+            at: self.head,
+            left: self.len,
+        }
+    }
+
+    /// Removes the event with `seq`; returns its cost.
+    fn remove_seq(&mut self, seq: Seq) -> Option<usize> {
+        let mut at = self.head;
+        loop {
+            let (s, next) = self.at(at)?;
+            if s.seq == seq {
+                let cost = s.cost();
+                self.buf.drain(at..next);
+                self.len -= 1;
+                if self.len == 0 {
+                    self.buf.clear();
+                    self.head = 0;
+                }
+                return Some(cost);
+            }
+            at = next;
+        }
+    }
+}
+
+/// The events of a [`Ring`], oldest first.
+pub(crate) struct RingIter<'a> {
+    ring: &'a Ring,
+    at: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for RingIter<'a> {
+    type Item = Stored<'a>;
+
+    fn next(&mut self) -> Option<Stored<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        let (s, next) = self.ring.at(self.at)?;
+        self.at = next;
+        self.left -= 1;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
     }
 }
 
@@ -56,7 +188,7 @@ pub(crate) struct Room {
     pub(crate) members: Members,
     /// Seq of the latest event (0: none yet).
     pub(crate) last_seq: Seq,
-    history: VecDeque<Stored>,
+    history: Ring,
     /// Sum of the history's [`Stored::cost`].
     history_bytes: usize,
     /// Its founder, operators, modes, bans and mutes, once anything is set (boxed: most rooms
@@ -79,7 +211,7 @@ impl Room {
             topic: None,
             members: Members::default(),
             last_seq: Seq(0),
-            history: VecDeque::new(),
+            history: Ring::default(),
             history_bytes: 0,
             policy: None,
             invited: Vec::new(),
@@ -99,7 +231,7 @@ impl Room {
     /// every room's history bytes) up to date.
     pub(crate) fn record(
         &mut self,
-        stored: Stored,
+        stored: Stored<'_>,
         cap: usize,
         budget: usize,
         min_kept: usize,
@@ -112,27 +244,24 @@ impl Room {
         self.history.push_back(stored);
         self.history_bytes += cost;
         *total += cost;
-        while self.history.len() > cap
-            || (*total > budget && self.history.len() > min_kept.clamp(1, cap))
+        while self.history.len > cap
+            || (*total > budget && self.history.len > min_kept.clamp(1, cap))
         {
             let Some(old) = self.history.pop_front() else {
                 break;
             };
-            self.history_bytes -= old.cost();
-            *total -= old.cost();
+            self.history_bytes -= old;
+            *total -= old;
         }
     }
 
     /// Forgets the event with `seq` (its batch was not stored). Returns the history bytes freed.
     pub(crate) fn forget(&mut self, seq: Seq) -> usize {
-        let Some(at) = self.history.iter().position(|s| s.seq == seq) else {
+        let Some(cost) = self.history.remove_seq(seq) else {
             return 0;
         };
-        let Some(s) = self.history.remove(at) else {
-            return 0;
-        };
-        self.history_bytes -= s.cost();
-        s.cost()
+        self.history_bytes -= cost;
+        cost
     }
 
     /// History bytes this room holds (subtract from the total when the room goes).
@@ -146,22 +275,15 @@ impl Room {
     }
 
     /// Events with seq in `after+1 ..= upto`, oldest first.
-    pub(crate) fn between(&self, after: Seq, upto: Seq) -> impl Iterator<Item = &Stored> {
-        // The ring is in seq order, so skip to the first wanted one by position.
-        let start = match self.history.front() {
-            Some(f) if after.0 >= f.seq.0 => {
-                usize::try_from(after.0 - f.seq.0 + 1).unwrap_or(usize::MAX)
-            }
-            _ => 0,
-        };
+    pub(crate) fn between(&self, after: Seq, upto: Seq) -> impl Iterator<Item = Stored<'_>> {
         self.history
             .iter()
-            .skip(start)
+            .skip_while(move |s| s.seq <= after)
             .take_while(move |s| s.seq <= upto)
     }
 
     /// The last `n` events with seq ≤ `upto`.
-    pub(crate) fn last_n(&self, n: usize, upto: Seq) -> impl Iterator<Item = &Stored> {
+    pub(crate) fn last_n(&self, n: usize, upto: Seq) -> impl Iterator<Item = Stored<'_>> {
         let kept_upto = self.history.iter().filter(|s| s.seq <= upto).count();
         let skip = kept_upto.saturating_sub(n);
         self.history.iter().take(kept_upto).skip(skip)
@@ -169,12 +291,12 @@ impl Room {
 
     /// Every event kept, decoded, oldest first.
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
-        self.history.iter().filter_map(Stored::event)
+        self.history.iter().filter_map(|s| s.event())
     }
 
     /// Events kept.
     pub(crate) fn kept(&self) -> usize {
-        self.history.len()
+        self.history.len
     }
 }
 
@@ -354,6 +476,58 @@ impl<'a> IntoIterator for &'a RoomSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte ring gives back what went in, in order, through drops from the front, removals
+    /// from the middle, the buffer's compaction and large numbers in the headers; and the
+    /// history budget's total stays the sum of what is kept.
+    #[test]
+    fn the_history_ring_keeps_events_as_recorded() {
+        let mut room = Room::new();
+        let mut total = 0;
+        let mut model: std::collections::VecDeque<(u64, Vec<u8>, u64)> = Default::default();
+        let cap = 50;
+        for i in 1..=400u64 {
+            let seq = room.next_seq();
+            let frame: Vec<u8> = (0..(i % 37 + (i % 5) * 60)).map(|b| b as u8).collect();
+            let no = if i % 3 == 0 { 0 } else { u64::MAX - i };
+            room.record(Stored::new(seq, &frame, no), cap, usize::MAX, 1, &mut total);
+            model.push_back((seq.0, frame, no));
+            if model.len() > cap {
+                model.pop_front();
+            }
+            if i % 7 == 0 {
+                let gone = model.remove(model.len() / 2).unwrap();
+                let freed = room.forget(Seq(gone.0));
+                assert_eq!(freed, gone.1.len() + Ring::FIXED_COST);
+                total -= freed;
+            }
+            assert_eq!(room.forget(Seq(10_000)), 0);
+            let kept: Vec<(u64, Vec<u8>, u64)> = room
+                .between(Seq(0), Seq(u64::MAX))
+                .map(|s| (s.seq.0, s.frame.to_vec(), s.no))
+                .collect();
+            assert_eq!(kept, Vec::from(model.clone()));
+            assert_eq!(room.kept(), model.len());
+            assert_eq!(room.oldest_kept().map(|s| s.0), model.front().map(|m| m.0));
+            let cost: usize = model.iter().map(|m| m.1.len() + Ring::FIXED_COST).sum();
+            assert_eq!((room.history_bytes(), total), (cost, cost));
+        }
+        // Windows by seq, through the holes `forget` left.
+        let seqs =
+            |it: &mut dyn Iterator<Item = Stored<'_>>| it.map(|s| s.seq.0).collect::<Vec<_>>();
+        let all: Vec<u64> = model.iter().map(|m| m.0).collect();
+        let (lo, hi) = (all[3], all[all.len() - 4]);
+        let want: Vec<u64> = all.iter().copied().filter(|&s| s > lo && s <= hi).collect();
+        assert_eq!(seqs(&mut room.between(Seq(lo), Seq(hi))), want);
+        let want: Vec<u64> = all.iter().copied().filter(|&s| s <= hi).collect();
+        assert_eq!(seqs(&mut room.last_n(5, Seq(hi))), want[want.len() - 5..]);
+        // A budget drops from the front down to the minimum.
+        let mut total = room.history_bytes();
+        let seq = room.next_seq();
+        room.record(Stored::new(seq, b"x", 1), cap, 0, 3, &mut total);
+        assert_eq!(room.kept(), 3);
+        assert_eq!(total, room.history_bytes());
+    }
 
     #[test]
     fn a_room_set_is_a_sorted_set() {

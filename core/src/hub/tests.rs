@@ -1731,14 +1731,14 @@ fn a_broadcast_is_encoded_once() {
             .all(|x| x.data.len() == 1 && x.data[0].as_ptr() == p)
     );
     // The history keeps the frame as it was sent, and a replay sends those bytes (a copy: a
-    // stored frame is a plain box, so a replay does not make it a shared buffer for good).
+    // stored frame is bytes in the room's ring, so a replay does not make it a shared buffer).
     let stored = t
         .hub
         .rooms
         .get(&room("#e"))
         .unwrap()
         .last_n(1, Seq(u64::MAX));
-    let stored = stored.last().unwrap().frame.clone();
+    let stored = stored.last().unwrap().frame.to_vec();
     assert_eq!(&stored[..], &frame[..]);
     let late = t.bin("late");
     t.raw.clear();

@@ -1,6 +1,7 @@
 //! Users' identities: creating a user, free nicks (`alice_2`, `guest1234`) and resume tokens
 //! drawn from the hub's seeded ChaCha RNG.
 
+use super::idmap::IdMap;
 use super::{Device, DeviceId, Hub, ResumeKey, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken};
@@ -13,7 +14,7 @@ impl Hub {
     pub(super) fn new_user(&mut self, nick: Nick, conn: ConnId) -> (UserId, DeviceId) {
         let uid = UserId(self.next_user);
         self.next_user += 1;
-        self.nicks.insert(nick.folded_key(), uid);
+        self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(uid, Box::new(User::new(uid, nick)));
         let did = self.new_device(uid, Some(conn));
@@ -98,7 +99,10 @@ impl Hub {
 
     /// Whether nobody has `nick` and it is not a registered account's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self.nicks.contains_key(nick.folded_key().as_str()) && !self.accounts.registered(nick)
+        !self
+            .nicks
+            .contains_key(&self.users, nick.folded_key().as_str())
+            && !self.accounts.registered(nick)
     }
 
     /// `want` if free, else `want_2`, `want_3`, ... cut to fit, else a guest nick.
@@ -193,28 +197,114 @@ impl Hub {
     }
 }
 
-/// Users by folded nick (an account's folded name for an always-on account's user).
+/// Users by folded nick (an account's folded name for an always-on account's user, which is
+/// its nick too).
 ///
-/// The id is kept as bytes (alignment 1) beside the 17-byte inline key, so a table slot is 25
-/// bytes, not the 32 a `u64` beside it takes once aligned: 7 bytes less per slot, in a table
-/// of up to twice as many slots as users (issue 22's idle memory).
+/// A slot is the user id alone, 8 bytes: the key is the user's own nick, folded, read through
+/// the users table when a lookup compares or the table grows (25-byte slots before, the
+/// inline key and the id; 17 bytes less per slot in a table of up to twice as many slots as
+/// users, issue 22's idle memory). So every id in it must be a user in the users table whose
+/// nick folds to the key it went in under, whenever the table is searched or grows: a user goes
+/// in with [`Nicks::insert`] just before its record (nothing else is inserted in between),
+/// and [`Nicks::remove`] takes the id it removes, so it works after the user is gone or its
+/// nick has changed (it compares ids, under the old key's hash). Hashed with a random key
+/// (SipHash, as the `HashMap` before): nicks are chosen by clients.
 #[derive(Debug, Default)]
-pub(super) struct Nicks(std::collections::HashMap<crate::types::FoldedNick, [u8; 8]>);
+pub(super) struct Nicks {
+    table: hashbrown::HashTable<UserId>,
+    hasher: std::hash::RandomState,
+}
 
 impl Nicks {
-    pub(super) fn get(&self, folded: &str) -> Option<UserId> {
-        self.0.get(folded).map(|b| UserId(u64::from_ne_bytes(*b)))
+    fn hash(&self, folded: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(folded)
     }
 
-    pub(super) fn contains_key(&self, folded: &str) -> bool {
-        self.0.contains_key(folded)
+    pub(super) fn get(&self, users: &IdMap<User>, folded: &str) -> Option<UserId> {
+        self.table
+            .find(self.hash(folded), |uid| {
+                users
+                    .get(uid)
+                    .is_some_and(|u| u.nick.folded_key().as_str() == folded)
+            })
+            .copied()
     }
 
-    pub(super) fn insert(&mut self, key: crate::types::FoldedNick, uid: UserId) {
-        self.0.insert(key, uid.0.to_ne_bytes());
+    pub(super) fn contains_key(&self, users: &IdMap<User>, folded: &str) -> bool {
+        self.get(users, folded).is_some()
     }
 
-    pub(super) fn remove(&mut self, folded: &str) -> Option<UserId> {
-        self.0.remove(folded).map(|b| UserId(u64::from_ne_bytes(b)))
+    /// `uid` under `key`, which must be free; `users` must hold every user already in the
+    /// table (their nicks hash them again if it grows).
+    pub(super) fn insert(
+        &mut self,
+        users: &IdMap<User>,
+        key: crate::types::FoldedNick,
+        uid: UserId,
+    ) {
+        let hash = self.hash(key.as_str());
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, uid, |other| {
+            use std::hash::BuildHasher;
+            let u = users.get(other);
+            debug_assert!(u.is_some(), "a nick's user is in the users table");
+            u.map_or(0, |u| hasher.hash_one(u.nick.folded_key().as_str()))
+        });
+    }
+
+    /// Removes `uid` from under `folded` (its key when it went in).
+    pub(super) fn remove(&mut self, folded: &str, uid: UserId) {
+        if let Ok(e) = self.table.find_entry(self.hash(folded), |&x| x == uid) {
+            e.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table holds ids alone and finds them through the users' nicks: across growth,
+    /// a rename (removed under the old key once the nick has changed) and a removal after the
+    /// user is gone.
+    #[test]
+    fn the_nick_table_finds_users_through_their_nicks() {
+        let nick = |s: &str| Nick::new(s).unwrap();
+        let mut users: IdMap<User> = IdMap::default();
+        let mut nicks = Nicks::default();
+        for i in 0..300u64 {
+            let n = nick(&format!("User{i}"));
+            assert!(!nicks.contains_key(&users, n.folded_key().as_str()));
+            nicks.insert(&users, n.folded_key(), UserId(i));
+            users.insert(UserId(i), Box::new(User::new(UserId(i), n)));
+        }
+        for i in 0..300u64 {
+            assert_eq!(nicks.get(&users, &format!("user{i}")), Some(UserId(i)));
+        }
+        assert_eq!(nicks.get(&users, "user300"), None);
+        // A rename: the record's nick first, then the table.
+        let u = users.get_mut(&UserId(7)).unwrap();
+        let old = core::mem::replace(&mut u.nick, nick("Renamed"));
+        nicks.remove(old.folded_key().as_str(), UserId(7));
+        nicks.insert(&users, nick("Renamed").folded_key(), UserId(7));
+        assert_eq!(nicks.get(&users, "user7"), None);
+        assert_eq!(nicks.get(&users, "renamed"), Some(UserId(7)));
+        // Gone from the users table, then from the nicks.
+        let u = users.remove(&UserId(9)).unwrap();
+        assert_eq!(nicks.get(&users, "user9"), None);
+        nicks.remove(u.nick.folded_key().as_str(), u.id);
+        // Removing under the wrong id leaves the right one.
+        nicks.remove("user10", UserId(11));
+        assert_eq!(nicks.get(&users, "user10"), Some(UserId(10)));
+        for i in 300..400u64 {
+            let n = nick(&format!("more{i}"));
+            nicks.insert(&users, n.folded_key(), UserId(i));
+            users.insert(UserId(i), Box::new(User::new(UserId(i), n)));
+        }
+        assert_eq!(nicks.table.len(), 399);
+        assert_eq!(nicks.get(&users, "renamed"), Some(UserId(7)));
+        assert_eq!(nicks.get(&users, "user299"), Some(UserId(299)));
+        assert_eq!(nicks.get(&users, "more350"), Some(UserId(350)));
     }
 }

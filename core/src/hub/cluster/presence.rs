@@ -89,7 +89,7 @@ impl Hub {
 
     /// What this node's user with the folded nick `folded` is, if there is one.
     fn presence_here(&self, folded: &str) -> Option<Presence> {
-        let uid = self.nicks.get(folded)?;
+        let uid = self.nicks.get(&self.users, folded)?;
         let u = self.users.get(&uid)?;
         let account = self
             .account_of(uid)
@@ -117,7 +117,7 @@ impl Hub {
             .unwrap_or_default();
         let after = presence.as_ref().and_then(|p| p.away.clone());
         let shown = presence.as_ref().map(|p| p.nick.clone());
-        if presence.is_none() && self.nicks.contains_key(folded.as_str()) {
+        if presence.is_none() && self.nicks.contains_key(&self.users, folded.as_str()) {
             // Removed while a user here has the nick: another node forgot it (this node's
             // lease lapsed while it lived, see `ClusterOut::Forget`). Told again at the next
             // poll, so other nodes know the user once they list this node alive again.
@@ -131,7 +131,7 @@ impl Hub {
                 .insert(folded.clone(), (p, node.to_owned())),
             None => cl.presence.known.remove(&folded),
         };
-        if before == after || self.nicks.contains_key(folded.as_str()) {
+        if before == after || self.nicks.contains_key(&self.users, folded.as_str()) {
             return;
         }
         let Some(shown) = shown else {
@@ -212,7 +212,7 @@ impl Hub {
     /// user here has the nick, nobody has it, or its node is gone).
     pub(in crate::hub) fn remote_presence(&self, nick: &Nick) -> Option<&Presence> {
         let folded = nick.folded_key();
-        if self.nicks.contains_key(folded.as_str()) {
+        if self.nicks.contains_key(&self.users, folded.as_str()) {
             return None;
         }
         let cl = self.cluster.as_ref()?;

@@ -124,7 +124,7 @@ impl Hub {
             if before.contains(&nick.folded()) {
                 continue;
             }
-            let Some(uid) = self.nicks.get(nick.folded_key().as_str()) else {
+            let Some(uid) = self.nicks.get(&self.users, nick.folded_key().as_str()) else {
                 continue;
             };
             let msg = ServerMsg::Invited {
@@ -254,7 +254,10 @@ impl Hub {
     /// Cluster mode: the member of `room` called `nick` on another node, as the room's log
     /// says (`None` if a user here has the nick, or the log knows no such member).
     pub(in crate::hub) fn remote_member(&self, room: &RoomName, nick: &Nick) -> Option<Nick> {
-        if self.nicks.contains_key(nick.folded_key().as_str()) {
+        if self
+            .nicks
+            .contains_key(&self.users, nick.folded_key().as_str())
+        {
             return None;
         }
         self.remote_members(room)

@@ -323,10 +323,10 @@ fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it_st
     let node_of = |net: &Net| net.users_kv.users.get("alice").map(|(_, i)| *i);
     assert_eq!(node_of(&net), Some(0));
     // She is away (set as IRC's AWAY sets it; the binary protocol has no word for it).
-    let uid = net.nodes[0]
-        .hub
+    let hub = &net.nodes[0].hub;
+    let uid = hub
         .nicks
-        .get(nick("alice").folded_key().as_str())
+        .get(&hub.users, nick("alice").folded_key().as_str())
         .expect("alice is on node 0");
     net.nodes[0].hub.set_away(a, uid, Some(text("brb")));
     net.pump();
