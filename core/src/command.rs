@@ -387,8 +387,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             };
             let count = match word(rest) {
                 ("", _) => None,
-                (n, "") => match n.parse::<u16>() {
-                    Ok(n) if n > 0 => Some(n),
+                // A person asking for "lots" (`/history 100000`) gets as many as one answer
+                // holds, not a usage error: the server sends at most
+                // [`crate::limits::HISTORY_PAGE_MAX`] at a time anyway.
+                (n, "") => match n.parse::<u64>() {
+                    Ok(n) if n > 0 => Some(u16::try_from(n).unwrap_or(u16::MAX)),
                     _ => return Err(CommandError::Usage(usage("/history"))),
                 },
                 _ => return Err(CommandError::Usage(usage("/history"))),
@@ -568,6 +571,15 @@ mod tests {
             Err(CommandError::Usage(_))
         ));
         assert!(matches!(parse("/history 0"), Err(CommandError::Usage(_))));
+        assert!(matches!(parse("/history -3"), Err(CommandError::Usage(_))));
+        assert_eq!(
+            cmd("/history #rust 100000"),
+            Command::History {
+                room: Some(r("#rust")),
+                count: Some(u16::MAX)
+            },
+            "more than fits is as many as the server gives, not an error"
+        );
         assert_eq!(
             cmd("/search #rust borrow \"checker\" -x"),
             Command::Search {

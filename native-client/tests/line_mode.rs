@@ -376,3 +376,30 @@ async fn a_piped_question_is_answered_before_the_client_exits() {
     );
     server.shutdown().await.expect("server shuts down");
 }
+
+/// `seq 30 | natter --nick bot` twice in a row: the first run's quit goes out while its flood
+/// tokens are spent, and it hangs up at once. It still quits (the room hears it now), so the
+/// second run gets its nick back instead of `bot_2` while the first waited for a resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_quits_after_more_lines_than_the_flood_burst_frees_its_nick() {
+    let (server, addr) = server().await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+    let mut bot = Client::start("bot", addr, &[]);
+    bot.expect("-- connected as bot").await;
+    let n = natter_core::limits::FLOOD_BURST as usize + 6;
+    for i in 0..n {
+        bot.send(&format!("line {i}")).await;
+    }
+    bot.close_stdin();
+    let status = bot.exit_status().await;
+    assert!(status.success(), "{status}");
+    alice.expect("[#lobby] -- bot quit").await;
+    let mut again = Client::start("bot", addr, &[]);
+    again.expect("-- connected as bot").await;
+    again.close_stdin();
+    assert!(again.exit_status().await.success());
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

@@ -78,7 +78,7 @@ use admit::IpTable;
 use bytes::Bytes;
 use conn::{Conn, Out};
 use core::net::IpAddr;
-use dialect::{Reply, Step};
+use dialect::{Reply, Request, Step};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use room::{RoomSet, Rooms};
@@ -553,6 +553,26 @@ impl Hub {
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
         self.now = self.now.max(now);
         self.read_on_leaving(conn);
+        // A `Quit` still waiting for a flood token when the peer hung up (a client that quits
+        // and closes at once, like the CLI at the end of its input) is a quit all the same: the
+        // user leaves now, its nick free, rather than waiting out the resume window as if its
+        // line had dropped. What waited ahead of it is dropped with the connection, as before.
+        let quit = self
+            .conns
+            .get(&conn)
+            .filter(|c| !c.closing())
+            .and_then(|c| c.rare())
+            .and_then(|r| {
+                r.pending.iter().find_map(|req| match req {
+                    Request::Msg(crate::wire::ClientMsg::Quit { reason }) => Some(reason.clone()),
+                    _ => None,
+                })
+            });
+        if let Some(reason) = quit {
+            if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
+                self.leave_device(did, reason, now);
+            }
+        }
         if let Some((_, did)) = self.begin_close(conn, None) {
             self.release_device(did, now);
         }

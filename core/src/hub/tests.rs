@@ -965,6 +965,52 @@ fn long_lines_non_utf8_and_crlf() {
     assert_eq!(t.lines(d), vec![format!("<{me}> half")]);
 }
 
+/// A client that says its lines, quits and hangs up at once (the natter CLI at the end of its
+/// input) quits, even when its `Quit` waits for a flood token as the socket closes: its nick is
+/// free and the room hears it left now, not after the resume window, as if its line had dropped.
+#[test]
+fn a_quit_waiting_for_a_flood_token_when_the_peer_hangs_up_still_quits() {
+    let mut cfg = config();
+    cfg.flood_burst = 2;
+    cfg.flood_refill = Millis(10_000);
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(b, "#f");
+    t.join(a, "#f"); // one token used: 1 left
+    t.recv(b);
+    t.say(a, "#f", 1, "last words"); // the last token
+    assert_eq!(says(&t.recv(b)), vec!["last words"]);
+    t.send(
+        a,
+        &ClientMsg::Quit {
+            reason: Some(text("done")),
+        },
+    );
+    assert!(t.recv(b).is_empty(), "the quit waits for a token");
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    let got = t.recv(b);
+    let ev = events(&got);
+    assert_eq!(
+        (ev[0].from.as_str(), &ev[0].kind),
+        (
+            "alice",
+            &EventKind::Quit {
+                reason: Some(text("done"))
+            }
+        ),
+        "{got:?}"
+    );
+    assert_eq!(t.hub.detached(), 0, "nothing waits for a resume");
+    let again = t.bin("alice");
+    assert_eq!(
+        t.hub.nick(again).unwrap().as_str(),
+        "alice",
+        "the nick is free"
+    );
+}
+
 #[test]
 fn flood_burst_then_delay_then_refusal() {
     let mut cfg = config();
