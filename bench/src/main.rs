@@ -503,7 +503,9 @@ fn start_servers_with(
         toml.push_str("\n[accounts]\nhash_cost = { memory_kib = 64, iterations = 1 }\n");
     }
     std::fs::write(&config, toml)?;
-    let store_dir = c.out.join(format!("store-{tag}"));
+    // One path for every run (runs are one after another, each with a fresh store): a path per
+    // run left a store of up to hundreds of megabytes behind for each.
+    let store_dir = c.out.join("store");
     // `clients_on`: which listener's address the clients connect to (every run opens a natter
     // door). Not just "listening": the metrics endpoint logs that too.
     let natter_in = |log: String,
