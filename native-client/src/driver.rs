@@ -359,7 +359,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         info!(%server, error = %e, "connect failed");
-                        session.handle_disconnected(&format!("cannot connect to {server}: {e}"), now);
+                        session.handle_disconnected(&format!("could not connect to {server}: {e}"), now);
                     }
                 }
             }

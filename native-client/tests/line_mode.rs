@@ -118,6 +118,40 @@ async fn a_client_that_never_gets_an_answer_exits_1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    // `natter --nick x 127.0.0.1:PORT < /dev/null` with nothing listening there.
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--nick", "nobody", "--wait", "2", &addr.to_string()])
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("natter exits after --wait")
+        .expect("natter runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let said = format!("-- could not connect to {addr}: ");
+    assert!(lines.len() >= 2, "a line per attempt: {lines:#?}");
+    for l in &lines {
+        // Each attempt: why, and when the next one is. Nothing was lost: it never connected.
+        assert!(
+            l.starts_with(&said) && l.contains("; retrying in "),
+            "{lines:#?}"
+        );
+        assert!(!l.contains("lost"), "{lines:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_of_another_protocol_version_ends_the_client_with_exit_1() {
     use natter_core::wire::{ErrorKind, ServerMsg, encode_frame};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
