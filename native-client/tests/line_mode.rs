@@ -149,6 +149,10 @@ async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection
         );
         assert!(!l.contains("lost"), "{lines:#?}");
     }
+    assert!(
+        stderr.starts_with(&format!("natter: could not connect to {addr} within 2s: ")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
