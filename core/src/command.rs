@@ -127,7 +127,7 @@ pub enum CommandError {
 /// Every command with its usage and what it does, in the order `/help` lists them.
 pub const HELP: &[(&str, &str)] = &[
     (
-        "/join #room",
+        "/join #room [key]",
         "join a room (created if new) and make it current",
     ),
     (
@@ -140,7 +140,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
-    ("/history [#room] [N]", "show N earlier lines (default 20)"),
+    (
+        "/history [#room] [N]",
+        "show N earlier lines (default 20, at most 200)",
+    ),
     (
         "/search [#room] words",
         "find stored lines holding every word",
@@ -677,9 +680,10 @@ mod tests {
             Err(CommandError::Usage("/msg nick text"))
         );
         assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
+        // The key a +k room needs is part of the usage `/help` and the error show.
         assert!(matches!(
             parse("/join #a b c"),
-            Err(CommandError::Usage("/join #room"))
+            Err(CommandError::Usage("/join #room [key]"))
         ));
         assert!(matches!(
             parse("/join #a key"),
@@ -763,5 +767,12 @@ mod tests {
             // Every listed command is known to the parser (it may want arguments).
             assert!(!matches!(parse(name), Err(CommandError::Unknown(_))));
         }
+        // What /help says of /history's N is what the server gives at most.
+        let (_, history) = HELP
+            .iter()
+            .find(|(u, _)| u.starts_with("/history"))
+            .unwrap();
+        let most = format!("at most {}", crate::limits::HISTORY_PAGE_MAX);
+        assert!(history.contains(&most), "{history}");
     }
 }
