@@ -203,6 +203,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("/help", "this list"),
 ];
 
+/// `/help`'s lines as a client shows them: each usage, padded, and what it does.
+pub fn help_lines() -> impl Iterator<Item = String> {
+    HELP.iter()
+        .map(|(usage, what)| format!("{usage:<24} {what}"))
+}
+
 /// One line that says what can be typed, for welcome banners.
 pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
