@@ -343,7 +343,7 @@ pub async fn run(
                     Err(e) => {
                         reader = None;
                         writer = None;
-                        session.handle_disconnected(&format!("connection lost: {e}"), now);
+                        session.handle_disconnected(&format!("the connection failed: {e}"), now);
                     }
                 }
             }
@@ -357,7 +357,7 @@ pub async fn run(
                     Err(e) => {
                         reader = None;
                         writer = None;
-                        session.handle_disconnected(&format!("connection lost: {e}"), clock::now());
+                        session.handle_disconnected(&format!("the connection failed: {e}"), clock::now());
                     }
                 }
             }

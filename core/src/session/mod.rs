@@ -258,7 +258,10 @@ impl Session {
         match self.link.phase() {
             Phase::Opening => self.failed(&clean(reason), now),
             Phase::Open { welcomed: false } => {
-                self.failed(&format!("{} before welcoming us", clean(reason)), now);
+                self.failed(
+                    &format!("the server did not welcome us: {}", clean(reason)),
+                    now,
+                );
             }
             Phase::Open { welcomed: true } => {
                 self.info(format!("disconnected: {}", clean(reason)));

@@ -3536,8 +3536,9 @@ fn a_first_connect_that_fails_says_why_and_when_it_retries_not_that_something_wa
     let lines = printed(&t.events());
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0]
-            .starts_with("-- the server closed the connection before welcoming us; retrying in "),
+        lines[0].starts_with(
+            "-- the server did not welcome us: the server closed the connection; retrying in "
+        ),
         "{lines:?}"
     );
 
