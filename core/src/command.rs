@@ -127,7 +127,7 @@ pub enum CommandError {
 /// Every command with its usage and what it does, in the order `/help` lists them.
 pub const HELP: &[(&str, &str)] = &[
     (
-        "/join #room",
+        "/join #room [key]",
         "join a room (created if new) and make it current",
     ),
     (
@@ -140,7 +140,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
-    ("/history [#room] [N]", "show N earlier lines (default 20)"),
+    (
+        "/history [#room] [N]",
+        "show N earlier lines (default 20, at most 200)",
+    ),
     (
         "/search [#room] words",
         "find stored lines holding every word",
@@ -199,6 +202,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
 ];
+
+/// `/help`'s lines as a client shows them: each usage, padded, and what it does.
+pub fn help_lines() -> impl Iterator<Item = String> {
+    HELP.iter()
+        .map(|(usage, what)| format!("{usage:<24} {what}"))
+}
 
 /// One line that says what can be typed, for welcome banners.
 pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
@@ -677,9 +686,10 @@ mod tests {
             Err(CommandError::Usage("/msg nick text"))
         );
         assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
+        // The key a +k room needs is part of the usage `/help` and the error show.
         assert!(matches!(
             parse("/join #a b c"),
-            Err(CommandError::Usage("/join #room"))
+            Err(CommandError::Usage("/join #room [key]"))
         ));
         assert!(matches!(
             parse("/join #a key"),
@@ -763,5 +773,12 @@ mod tests {
             // Every listed command is known to the parser (it may want arguments).
             assert!(!matches!(parse(name), Err(CommandError::Unknown(_))));
         }
+        // What /help says of /history's N is what the server gives at most.
+        let (_, history) = HELP
+            .iter()
+            .find(|(u, _)| u.starts_with("/history"))
+            .unwrap();
+        let most = format!("at most {}", crate::limits::HISTORY_PAGE_MAX);
+        assert!(history.contains(&most), "{history}");
     }
 }

@@ -12,6 +12,7 @@
 use crate::chat::Scrollback;
 use crate::limits::CHAT_MAX_LINES;
 use crate::session::{About, ConnState, Event, Target};
+use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
 use crate::wire::{DirectMsg, EventKind, RoomEvent, RoomInfo, ServerMsg};
 
@@ -206,14 +207,49 @@ pub fn nick_words(nick: &Nick) -> String {
 }
 
 /// A connection state worth a notice (`None` for connecting and connected, which the status
-/// shows).
+/// shows, and for the wait after a failed attempt, which the session's own notice tells with
+/// its reason: `could not connect to HOST:PORT: why; retrying in 1s`).
 pub fn state_words(state: ConnState) -> Option<String> {
     match state {
-        ConnState::Reconnecting { attempt, .. } => {
-            Some(format!("connection lost; reconnecting (attempt {attempt})"))
-        }
+        ConnState::Reconnecting {
+            attempt,
+            lost: true,
+            ..
+        } => Some(format!("connection lost; reconnecting (attempt {attempt})")),
         ConnState::Closed => Some("disconnected".to_owned()),
-        ConnState::Connecting | ConnState::Connected => None,
+        ConnState::Reconnecting { lost: false, .. }
+        | ConnState::Connecting
+        | ConnState::Connected => None,
+    }
+}
+
+/// A failed connection attempt and what comes next, for line mode:
+/// `could not connect to 127.0.0.1:8000: Connection refused (os error 111); retrying in 0.5s`.
+pub fn connect_failed_words(why: &str, wait: Millis, next_address: bool) -> String {
+    if next_address {
+        format!("{why}; trying the next server address")
+    } else if wait == Millis(0) {
+        format!("{why}; retrying now")
+    } else {
+        format!("{why}; retrying in {}", wait_words(wait))
+    }
+}
+
+/// A wait as a person reads it: `0.2s`, `1.5s`, `12s`, `2m 5s`.
+pub fn wait_words(wait: Millis) -> String {
+    let ms = wait.0;
+    if ms < 10_000 {
+        // Tenths, rounded up: a wait is never said shorter than it is.
+        let tenths = ms.div_ceil(100);
+        match tenths % 10 {
+            0 => format!("{}s", tenths / 10),
+            t => format!("{}.{t}s", tenths / 10),
+        }
+    } else if ms < 120_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else {
+        let secs = ms.div_ceil(1000);
+        format!("{}m {}s", secs / 60, secs % 60)
     }
 }
 
@@ -555,6 +591,15 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),
         Event::Info(text) => clean_lines(text).map(notice).collect(),
+        Event::ConnectFailed {
+            why,
+            wait,
+            next_address,
+        } => vec![notice(sanitize(&connect_failed_words(
+            why,
+            *wait,
+            *next_address,
+        )))],
         Event::Motd(lines) => lines.iter().map(|l| notice(sanitize(l))).collect(),
         // History and search hits, one per line with room and time, then how it ended.
         Event::Past {

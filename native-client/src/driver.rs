@@ -142,6 +142,17 @@ pub enum DriverError {
     /// Input ended but the server did not acknowledge everything in time.
     #[error("the server did not acknowledge everything sent within {0:?}")]
     NotSettled(Duration),
+    /// Input ended and no server could be reached before the wait ran out (nothing was ever
+    /// connected, so there was nothing to acknowledge).
+    #[error("could not connect to {servers} within {waited:?}: {why}")]
+    Unreachable {
+        /// The addresses tried.
+        servers: String,
+        /// How long the end of input waited.
+        waited: Duration,
+        /// The last attempt's failure.
+        why: String,
+    },
     /// The session ended for good for another reason than `/quit` (e.g. a protocol mismatch).
     #[error("{0}")]
     Fatal(String),
@@ -198,6 +209,10 @@ pub async fn run(
     let mut frontend_open = true;
     let mut ending: Option<Ending> = None;
     let mut buf = vec![0u8; READ_CHUNK];
+    // A welcome was seen: the server was reached at least once.
+    let mut welcomed = false;
+    // Why the last connection attempt failed, for the exit message if none ever worked.
+    let mut last_failure = String::from("no answer");
     // Before the first connect is polled: the Session picks among the addresses.
     session.set_servers(config.servers.len());
     let mut server = config
@@ -238,6 +253,7 @@ pub async fn run(
                     }
                 }
                 ev => {
+                    welcomed |= matches!(ev, Event::Welcome { .. });
                     if frontend_open && events.send(ev).await.is_err() {
                         frontend_open = false;
                     }
@@ -292,6 +308,13 @@ pub async fn run(
                 continue;
             }
             Some(Ending::Settling(deadline)) if deadline <= now_i => {
+                if !welcomed {
+                    return Err(DriverError::Unreachable {
+                        servers: list(&config.servers),
+                        waited: config.settle_timeout,
+                        why: last_failure,
+                    });
+                }
                 return Err(DriverError::NotSettled(config.settle_timeout));
             }
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
@@ -313,13 +336,14 @@ pub async fn run(
                     Ok(0) => {
                         reader = None;
                         writer = None;
+                        "the server closed the connection".clone_into(&mut last_failure);
                         session.handle_disconnected("the server closed the connection", now);
                     }
                     Ok(n) => session.handle_bytes(&buf[..n], now),
                     Err(e) => {
                         reader = None;
                         writer = None;
-                        session.handle_disconnected(&format!("connection lost: {e}"), now);
+                        session.handle_disconnected(&format!("the connection failed: {e}"), now);
                     }
                 }
             }
@@ -333,7 +357,7 @@ pub async fn run(
                     Err(e) => {
                         reader = None;
                         writer = None;
-                        session.handle_disconnected(&format!("connection lost: {e}"), clock::now());
+                        session.handle_disconnected(&format!("the connection failed: {e}"), clock::now());
                     }
                 }
             }
@@ -359,7 +383,8 @@ pub async fn run(
                     }
                     Err(e) => {
                         info!(%server, error = %e, "connect failed");
-                        session.handle_disconnected(&format!("cannot connect to {server}: {e}"), now);
+                        last_failure = e.to_string();
+                        session.handle_disconnected(&format!("could not connect to {server}: {e}"), now);
                     }
                 }
             }
@@ -394,6 +419,15 @@ pub async fn run(
     }
 }
 
+/// The addresses as the user gave them: `a:8000, b:8000`.
+fn list(servers: &[ServerAddr]) -> String {
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Lockstep: the Session can take the next line (everything before it answered, or no
 /// connection to wait for). Connecting is bounded by the Session's connect timeout, a silent
 /// connection by its keepalive, so this cannot wait forever.
@@ -420,7 +454,13 @@ async fn connect(
     timeout: Duration,
 ) -> std::io::Result<Stream> {
     let attempt = async {
-        let tcp = TcpStream::connect((server.host.as_str(), server.port)).await?;
+        // Looked up first, so that a name that does not resolve says so in words.
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((server.host.as_str(), server.port))
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("unknown host ({e})")))?
+                .collect();
+        let tcp = TcpStream::connect(&addrs[..]).await?;
         let _ = tcp.set_nodelay(true);
         let stream: Stream = match (server.tls, tls) {
             (false, _) => Box::new(tcp),

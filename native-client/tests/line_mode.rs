@@ -118,6 +118,84 @@ async fn a_client_that_never_gets_an_answer_exits_1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    // `natter --nick x 127.0.0.1:PORT < /dev/null` with nothing listening there.
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--nick", "nobody", "--wait", "2", &addr.to_string()])
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("natter exits after --wait")
+        .expect("natter runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let said = format!("-- could not connect to {addr}: ");
+    assert!(lines.len() >= 2, "a line per attempt: {lines:#?}");
+    for l in &lines {
+        // Each attempt: why, and when the next one is. Nothing was lost: it never connected.
+        assert!(
+            l.starts_with(&said) && l.contains("; retrying in "),
+            "{lines:#?}"
+        );
+        assert!(!l.contains("lost"), "{lines:#?}");
+    }
+    assert!(
+        stderr.starts_with(&format!("natter: could not connect to {addr} within 2s: ")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_hangs_up_before_its_welcome_is_not_a_lost_connection_either() {
+    // Accepts and closes at once, every time (a server at its connection limit does that).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hangs_up = tokio::spawn(async move {
+        for _ in 0..1_000 {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            drop(sock);
+        }
+    });
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--nick", "nobody", "--wait", "2", &addr.to_string()])
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("natter exits after --wait")
+        .expect("natter runs");
+    hangs_up.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "{lines:#?}");
+    for l in &lines {
+        assert!(
+            l.starts_with("-- the server did not welcome us: ") && l.contains("; retrying in "),
+            "{lines:#?}"
+        );
+        assert!(!l.contains("lost"), "{lines:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_of_another_protocol_version_ends_the_client_with_exit_1() {
     use natter_core::wire::{ErrorKind, ServerMsg, encode_frame};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -196,6 +196,11 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     tmux.type_line("bob", "hello from bob");
     tmux.wait_for("alice", "<bob> hello from bob").await;
 
+    // /help lists the commands, and on the full screen the keys too.
+    tmux.type_line("bob", "/help");
+    tmux.wait_for("bob", "/quit [reason]").await;
+    tmux.wait_for("bob", "keys: Enter sends").await;
+
     // /join switches to the new room; chat elsewhere counts as unread.
     tmux.type_line("alice", "/join #rust");
     tmux.wait("alice", "#rust current", |s| {

@@ -222,6 +222,64 @@ pub enum BridgeError {
     /// The accept loop ended abnormally (a bug).
     #[error("bridge task failed: {0}")]
     Task(String),
+    /// A `--server` address that does not read, or a host name that does not resolve.
+    #[error("--server {addr}: {reason}")]
+    ServerAddress {
+        /// As given.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// natter-server's addresses as an operator types them (`--server`): `IP:PORT`,
+/// `[IPv6]:PORT` or `HOST:PORT`, in order, a host name resolved now to each of its addresses
+/// in the resolver's order (`localhost:8000` to `[::1]:8000` and `127.0.0.1:8000`: the relay
+/// passes over one that refuses). Also the host name of the first, when it is a name (the name
+/// a TLS server's certificate is checked for by default).
+pub fn resolve_servers(items: &[String]) -> Result<(Vec<SocketAddr>, Option<String>), BridgeError> {
+    use std::net::ToSocketAddrs;
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let mut first_name = None;
+    for (i, item) in items.iter().enumerate() {
+        let item = item.trim();
+        let bad = |reason: String| BridgeError::ServerAddress {
+            addr: item.to_owned(),
+            reason,
+        };
+        if let Ok(addr) = item.parse::<SocketAddr>() {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+            continue;
+        }
+        let host = match item.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
+            _ => return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:8000".to_owned())),
+        };
+        let addrs: Vec<SocketAddr> = item
+            .to_socket_addrs()
+            .map_err(|e| bad(format!("unknown host ({e})")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(bad("the name has no address".to_owned()));
+        }
+        for a in addrs {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        if i == 0 {
+            first_name = Some(host.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err(BridgeError::ServerAddress {
+            addr: String::new(),
+            reason: "no address given".to_owned(),
+        });
+    }
+    Ok((out, first_name))
 }
 
 /// A running bridge. Dropping it also stops it (without waiting); [`Bridge::shutdown`] waits.

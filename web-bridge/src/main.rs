@@ -16,9 +16,10 @@ struct Args {
     /// Address for browsers (page on `/`, WebSocket on `/ws`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// natter-server address (env NATTER_BRIDGE_SERVER). Repeat it, or separate with commas,
-    /// for the nodes of a natter cluster: each browser is relayed to the address that last
-    /// worked, or the next that accepts.
+    /// natter-server address, IP:PORT or HOST:PORT (env NATTER_BRIDGE_SERVER; a host name is
+    /// resolved at start, to each of its addresses). Repeat it, or separate with commas, for
+    /// the nodes of a natter cluster: each browser is relayed to the address that last worked,
+    /// or the next that accepts.
     #[arg(
         long,
         env = "NATTER_BRIDGE_SERVER",
@@ -26,7 +27,7 @@ struct Args {
         default_value = "127.0.0.1:8000",
         value_name = "ADDR"
     )]
-    server: Vec<SocketAddr>,
+    server: Vec<String>,
     /// Serve the page over https and the WebSocket as wss with this certificate chain (PEM,
     /// leaf first; reread on SIGHUP). The page's own origin is then `https://` + Host.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -41,8 +42,8 @@ struct Args {
     /// Trust only the CA certificates in this PEM file for the server; implies --server-tls.
     #[arg(long, value_name = "PEM")]
     server_ca: Option<PathBuf>,
-    /// The name the server's certificate must carry [default: --server's IP address; needed
-    /// with several --server addresses].
+    /// The name the server's certificate must carry [default: --server's host name or IP
+    /// address; needed with several --server addresses].
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
     /// Directory of the built page [default: `www` in the target directory this binary was
@@ -104,13 +105,14 @@ async fn main() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
     };
-    let (server, more_servers) = match args.server.split_first() {
+    let (servers, first_name) = natter_bridge::resolve_servers(&args.server)?;
+    let (server, more_servers) = match servers.split_first() {
         Some((first, rest)) => (*first, rest.to_vec()),
         None => anyhow::bail!("--server: no address given"),
     };
     if (args.server_tls || args.server_ca.is_some())
         && args.server_name.is_none()
-        && !more_servers.is_empty()
+        && args.server.len() > 1
     {
         anyhow::bail!(
             "--server-name is needed with several --server addresses over TLS (a name every \
@@ -122,7 +124,10 @@ async fn main() -> anyhow::Result<()> {
             Some(ca) => natter_tls::Trust::CaFile(ca),
             None => natter_tls::Trust::SystemRoots,
         },
-        name: args.server_name.unwrap_or_else(|| server.ip().to_string()),
+        name: args
+            .server_name
+            .or(first_name)
+            .unwrap_or_else(|| server.ip().to_string()),
     });
     let config = BridgeConfig {
         listen: args.listen,

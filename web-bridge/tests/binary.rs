@@ -26,9 +26,10 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), b"<p>natter</p>").unwrap();
     let mut server = FakeServer::start().await;
+    // The server by host name, as an operator (and the README's cluster example) writes it.
     let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
         .args(["--listen", "127.0.0.1:0", "--server"])
-        .arg(server.addr.to_string())
+        .arg(format!("localhost:{}", server.addr.port()))
         .arg("--www")
         .arg(www.path())
         .args(["--allow-origin", "https://chat.example.org"])
@@ -111,9 +112,10 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
 #[tokio::test]
 async fn binary_logs_json_and_serves_metrics() {
     let mut server = FakeServer::start().await;
+    // The server by host name, as an operator (and the README's cluster example) writes it.
     let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
         .args(["--listen", "127.0.0.1:0", "--server"])
-        .arg(server.addr.to_string())
+        .arg(format!("localhost:{}", server.addr.port()))
         .args(["--www", "/nonexistent", "--log-format", "json"])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")

@@ -62,3 +62,44 @@ async fn each_websocket_goes_to_an_address_that_accepts() {
     assert_eq!(close_code(&mut ws5).await, CloseCode::Again);
     within("shutdown", bridge.shutdown()).await.unwrap();
 }
+
+#[test]
+fn server_addresses_are_read_as_operators_type_them() {
+    use natter_bridge::resolve_servers;
+    let s =
+        |items: &[&str]| resolve_servers(&items.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+    let (addrs, name) = s(&["127.0.0.1:8000", "[::1]:8001"]).unwrap();
+    assert_eq!(
+        addrs,
+        vec![
+            "127.0.0.1:8000".parse::<SocketAddr>().unwrap(),
+            "[::1]:8001".parse().unwrap()
+        ]
+    );
+    assert_eq!(name, None, "an IP address is no name");
+    // A host name, as the README's cluster example gives them: each of its addresses.
+    let (addrs, name) = s(&["localhost:8000", "127.0.0.1:8000"]).unwrap();
+    assert!(
+        addrs.contains(&"127.0.0.1:8000".parse().unwrap()),
+        "{addrs:?}"
+    );
+    assert_eq!(
+        addrs
+            .iter()
+            .filter(|a| a.port() == 8000 && a.ip().is_ipv4())
+            .count(),
+        1,
+        "once: {addrs:?}"
+    );
+    assert_eq!(name.as_deref(), Some("localhost"));
+    // Bad ones say which and why.
+    for (bad, why) in [
+        ("localhost", "expected HOST:PORT"),
+        ("localhost:99999", "expected HOST:PORT"),
+        ("", "expected HOST:PORT"),
+        ("nosuch.invalid:8000", "unknown host"),
+    ] {
+        let e = s(&[bad]).unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains(why), "{bad}: {e}");
+    }
+}

@@ -618,7 +618,7 @@ impl ConnView {
         let (state, at, attempt) = match chat.conn() {
             ConnState::Connecting => ("connecting", None, None),
             ConnState::Connected => ("connected", None, None),
-            ConnState::Reconnecting { at, attempt } => {
+            ConnState::Reconnecting { at, attempt, .. } => {
                 ("reconnecting", Some(num(at.0)), Some(attempt))
             }
             ConnState::Closed => ("closed", None, None),

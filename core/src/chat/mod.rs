@@ -500,6 +500,13 @@ impl Chat {
             }
             Event::Invited { room, by } => self.note(render::invited_words(room, by), now),
             Event::Error { about, text, .. } => self.on_error(about, text, now),
+            // The status line counts down to the next attempt: the conversation says why, once
+            // for as long as it stays the same.
+            Event::ConnectFailed { why, .. } => {
+                for line in render::clean_lines(why) {
+                    self.note(line, now);
+                }
+            }
             Event::Info(text) => {
                 for line in render::clean_lines(text) {
                     self.note(line, now);

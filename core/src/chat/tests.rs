@@ -412,6 +412,7 @@ fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
         &Event::State(ConnState::Reconnecting {
             at: later,
             attempt: 1,
+            lost: true,
         }),
         later,
     );
@@ -510,17 +511,37 @@ fn refused_requests_are_reported_for_what_they_were() {
 #[test]
 fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     let mut c = chat_in(&["#a"]);
-    for attempt in 1..=5 {
-        c.handle_event(&Event::Info("disconnected: refused".into()), T0);
-        let state = ConnState::Reconnecting { at: T0, attempt };
+    c.handle_event(&Event::Info("disconnected: reset".into()), T0);
+    let lost = ConnState::Reconnecting {
+        at: T0,
+        attempt: 1,
+        lost: true,
+    };
+    c.handle_event(&Event::State(lost), T0);
+    // The server stays away: each failed attempt has a longer wait, which the status line
+    // counts down; the conversation says why once, and never again that something was lost.
+    for attempt in 2..=6 {
+        let state = ConnState::Reconnecting {
+            at: T0,
+            attempt,
+            lost: false,
+        };
         c.handle_event(&Event::State(state), T0);
+        c.handle_event(
+            &Event::ConnectFailed {
+                why: "could not connect to h:1: refused".into(),
+                wait: Millis(250 << attempt),
+                next_address: false,
+            },
+            T0,
+        );
     }
     assert_eq!(
         kinds(&c, &rid("#a"))[1..],
         [
-            LineKind::Notice("disconnected: refused".into()),
+            LineKind::Notice("disconnected: reset".into()),
             LineKind::Notice("connection lost; reconnecting (attempt 1)".into()),
-            LineKind::Notice("disconnected: refused".into()),
+            LineKind::Notice("could not connect to h:1: refused".into()),
         ]
     );
     c.handle_event(

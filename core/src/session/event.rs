@@ -12,12 +12,15 @@ pub enum ConnState {
     Connecting,
     /// Welcomed; chatting.
     Connected,
-    /// Lost; the next attempt is at `at`.
+    /// Lost, or an attempt failed; the next attempt is at `at`.
     Reconnecting {
         /// When the next attempt starts.
         at: Millis,
         /// Attempts so far since the last success.
         attempt: u32,
+        /// A connection the server had welcomed was lost (`false`: an attempt failed, e.g. the
+        /// first connect: nothing was lost, and an [`Event::ConnectFailed`] says why it failed).
+        lost: bool,
     },
     /// Ended (after `/quit`, or a fatal error such as a protocol version mismatch).
     Closed,
@@ -200,6 +203,17 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// A connection attempt failed (no transport, or no welcome on it): nothing was connected,
+    /// so nothing was lost. The [`ConnState::Reconnecting`] before it (`lost: false`) says
+    /// when the next attempt starts; this says why this one failed.
+    ConnectFailed {
+        /// Why, whole: `could not connect to 127.0.0.1:8000: Connection refused (os error 111)`.
+        why: String,
+        /// How long until the next attempt (zero: at once).
+        wait: Millis,
+        /// The next attempt goes to the next of the driver's server addresses, at once.
+        next_address: bool,
+    },
     /// The server operator's message of the day, its lines in order (an empty one kept), as
     /// the server sent it right after welcoming a new session.
     Motd(Vec<String>),

@@ -5,7 +5,7 @@
 
 use super::asks::{Query, SearchStart};
 use super::{About, Event, Session, Target};
-use crate::command::{self, Command, HELP, Input};
+use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, Proof};
@@ -151,8 +151,8 @@ impl Session {
                 }
             }
             Command::Help => {
-                for (usage, what) in HELP {
-                    self.info(format!("{usage:<24} {what}"));
+                for line in command::help_lines() {
+                    self.info(line);
                 }
             }
         }

@@ -23,8 +23,13 @@ pub(super) enum Phase {
     Opening,
     /// The transport is open and the hello sent; `welcomed` once the server answered.
     Open { welcomed: bool },
-    /// Waiting to reconnect.
-    Waiting { at: Millis, attempt: u32 },
+    /// Waiting to reconnect; `lost` when a welcomed connection was lost (else an attempt
+    /// failed: no connection, or no welcome on it).
+    Waiting {
+        at: Millis,
+        attempt: u32,
+        lost: bool,
+    },
     /// Done for good.
     Closed,
 }
@@ -216,7 +221,11 @@ impl Link {
                 (self.backoff.next(now), self.tries)
             }
         };
-        self.phase = Phase::Waiting { at, attempt };
+        self.phase = Phase::Waiting {
+            at,
+            attempt,
+            lost: !failed_attempt,
+        };
         self.timers.set(Timer::Reconnect, at);
         self.phase
     }

@@ -250,11 +250,24 @@ impl Session {
     }
 
     /// The transport failed to open, or was lost. A reconnect is scheduled (unless closed).
+    /// `reason` is said to the user: for a transport that never opened, the whole story
+    /// (`could not connect to HOST:PORT: Connection refused`), followed by when the next attempt
+    /// is; for one that was open, what happened to it (`the server closed the connection`).
     pub fn handle_disconnected(&mut self, reason: &str, now: Millis) {
         self.tick(now);
-        if self.link.is_active() {
-            self.info(format!("disconnected: {}", clean(reason)));
-            self.schedule_reconnect(now);
+        match self.link.phase() {
+            Phase::Opening => self.failed(&clean(reason), now),
+            Phase::Open { welcomed: false } => {
+                self.failed(
+                    &format!("the server did not welcome us: {}", clean(reason)),
+                    now,
+                );
+            }
+            Phase::Open { welcomed: true } => {
+                self.info(format!("disconnected: {}", clean(reason)));
+                self.schedule_reconnect(now);
+            }
+            Phase::Waiting { .. } | Phase::Closed => {}
         }
     }
 
@@ -398,7 +411,7 @@ impl Session {
         match self.link.phase() {
             Phase::Opening | Phase::Open { welcomed: false } => ConnState::Connecting,
             Phase::Open { welcomed: true } => ConnState::Connected,
-            Phase::Waiting { at, attempt } => ConnState::Reconnecting { at, attempt },
+            Phase::Waiting { at, attempt, lost } => ConnState::Reconnecting { at, attempt, lost },
             Phase::Closed => ConnState::Closed,
         }
     }
@@ -692,11 +705,34 @@ impl Session {
         if !self.link.is_active() {
             return;
         }
+        if !self.link.is_welcomed() {
+            self.event(Event::Close);
+            self.failed(why, now);
+            return;
+        }
         if !why.is_empty() {
             self.info(format!("connection lost: {why}"));
         }
         self.event(Event::Close);
         self.schedule_reconnect(now);
+    }
+
+    /// A connection attempt failed (no transport, or no welcome on it): nothing was lost, so
+    /// the state is [`ConnState::Reconnecting`] with `lost: false`, and
+    /// [`Event::ConnectFailed`] says why and when the next attempt is (line mode:
+    /// `could not connect to HOST:PORT: Connection refused; retrying in 0.2s`).
+    fn failed(&mut self, why: &str, now: Millis) {
+        let before = self.link.server();
+        self.schedule_reconnect(now);
+        let wait = match self.link.phase() {
+            Phase::Waiting { at, .. } => at.since(now),
+            _ => Millis(0),
+        };
+        self.event(Event::ConnectFailed {
+            why: why.to_owned(),
+            wait,
+            next_address: wait == Millis(0) && self.link.server() != before,
+        });
     }
 
     fn bad_input(&mut self, e: &WireError, now: Millis) {

@@ -793,11 +793,21 @@ fn backoff_schedule(seed: u64, n: usize) -> Vec<(u32, u64)> {
     for _ in 0..n {
         t.s.handle_disconnected("refused", t.now);
         let evs = t.events();
-        let Some(Event::State(ConnState::Reconnecting { at, attempt })) = evs.last().cloned()
+        let Some(Event::State(
+            state @ ConnState::Reconnecting {
+                at,
+                attempt,
+                lost: false,
+            },
+        )) = evs
+            .iter()
+            .rev()
+            .find(|e| matches!(e, Event::State(_)))
+            .cloned()
         else {
             panic!("no reconnect scheduled: {evs:?}");
         };
-        assert_eq!(t.s.state(), ConnState::Reconnecting { at, attempt });
+        assert_eq!(t.s.state(), state);
         assert_eq!(t.s.poll_timeout(), Some(at));
         out.push((attempt, at.since(t.now).0));
         // Nothing happens before `at`.
@@ -1112,7 +1122,7 @@ fn a_transport_that_never_opens_is_given_up_on() {
     let evs = t.events();
     assert!(evs.contains(&Event::Close));
     assert!(matches!(
-        evs.last(),
+        evs.iter().rev().find(|e| matches!(e, Event::State(_))),
         Some(Event::State(ConnState::Reconnecting { attempt: 1, .. }))
     ));
 }
@@ -2096,8 +2106,9 @@ fn a_server_that_never_welcomes_is_given_up_on() {
     t.advance(deadline.since(t.now).0);
     let evs = t.events();
     assert!(
-        evs.iter()
-            .any(|e| matches!(e, Event::Info(m) if m.contains("did not welcome"))),
+        evs.iter().any(
+            |e| matches!(e, Event::ConnectFailed { why, .. } if why.contains("did not welcome"))
+        ),
         "{evs:?}"
     );
     assert!(evs.contains(&Event::Close));
@@ -3475,4 +3486,161 @@ fn input_naming_no_room_goes_to_the_configured_room_even_after_an_accounts_rooms
         ),
         "chat goes to the configured room"
     );
+}
+
+/// What line mode prints for `evs` (render's words), as seen by alice.
+fn printed(evs: &[Event]) -> Vec<String> {
+    evs.iter()
+        .flat_map(|e| render::session_lines(e, &nick("alice")))
+        .collect()
+}
+
+#[test]
+fn a_first_connect_that_fails_says_why_and_when_it_retries_not_that_something_was_lost() {
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    // The driver could not connect: nothing was ever connected, so nothing was lost.
+    t.s.handle_disconnected(
+        "could not connect to 127.0.0.1:1: Connection refused (os error 111)",
+        t.now,
+    );
+    let evs = t.events();
+    let ConnState::Reconnecting { at, attempt, lost } = t.s.state() else {
+        panic!("{:?}", t.s.state());
+    };
+    assert_eq!((attempt, lost), (1, false));
+    let wait = render::wait_words(at.since(t.now));
+    assert_eq!(
+        printed(&evs),
+        [format!(
+            "-- could not connect to 127.0.0.1:1: Connection refused (os error 111); retrying in {wait}"
+        )],
+        "{evs:?}"
+    );
+    // The next attempt fails the same way: the same one line, with the longer wait.
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_disconnected("could not connect to 127.0.0.1:1: refused", t.now);
+    let lines = printed(&t.events());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("-- could not connect to 127.0.0.1:1: refused; retrying in "),
+        "{lines:?}"
+    );
+
+    // A transport that opens but is closed before the welcome was not lost either.
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.s.handle_disconnected("the server closed the connection", t.now);
+    let lines = printed(&t.events());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "-- the server did not welcome us: the server closed the connection; retrying in "
+        ),
+        "{lines:?}"
+    );
+
+    // Connected, then lost: that is a loss, said as before.
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.events();
+    t.s.handle_disconnected("the server closed the connection", t.now);
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting {
+            attempt: 1,
+            lost: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        printed(&t.events()),
+        [
+            "-- disconnected: the server closed the connection",
+            "-- connection lost; reconnecting (attempt 1)"
+        ]
+    );
+    // While the server stays away, each failed attempt says why and when the next one is.
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_disconnected("could not connect to 127.0.0.1:1: refused", t.now);
+    let lines = printed(&t.events());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("-- could not connect to 127.0.0.1:1: refused; retrying in "),
+        "{lines:?}"
+    );
+    assert!(matches!(
+        t.s.state(),
+        ConnState::Reconnecting {
+            attempt: 2,
+            lost: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_failed_attempt_with_more_addresses_says_it_tries_the_next() {
+    let mut t = T::new(Transport::Stream);
+    t.s.set_servers(2);
+    t.events();
+    t.s.handle_disconnected("could not connect to a:8000: refused", t.now);
+    assert_eq!(
+        printed(&t.events()),
+        ["-- could not connect to a:8000: refused; trying the next server address"]
+    );
+    assert_eq!(t.s.server(), 1);
+    t.run_to_deadline();
+    t.events();
+    // The whole round failed: the backoff comes first.
+    t.s.handle_disconnected("could not connect to b:8000: refused", t.now);
+    let lines = printed(&t.events());
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("-- could not connect to b:8000: refused; retrying in "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn connect_deadlines_say_what_failed_without_calling_it_a_loss() {
+    // The transport never opens within the session's own deadline.
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    t.run_to_deadline();
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    let lines = printed(&evs);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("-- could not connect: timed out; retrying in "),
+        "{lines:?}"
+    );
+    // It opens but no welcome comes.
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.run_to_deadline();
+    let lines = printed(&t.events());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("-- the server did not welcome us; retrying in "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn waits_read_as_people_say_them() {
+    let w = |ms| render::wait_words(Millis(ms));
+    assert_eq!(w(1), "0.1s");
+    assert_eq!(w(180), "0.2s");
+    assert_eq!(w(1_000), "1s");
+    assert_eq!(w(1_450), "1.5s");
+    assert_eq!(w(9_999), "10s");
+    assert_eq!(w(12_300), "13s");
+    assert_eq!(w(125_000), "2m 5s");
 }

@@ -429,9 +429,11 @@ pub fn state_text(state: ConnState, now: Millis) -> String {
     match state {
         ConnState::Connecting => "Connecting".into(),
         ConnState::Connected => "Connected".into(),
-        ConnState::Reconnecting { at, attempt } => {
+        ConnState::Reconnecting { at, attempt, lost } => {
             let secs = at.since(now).0.div_ceil(1000);
-            format!("Reconnecting in {secs}s (attempt {attempt})")
+            // Nothing was lost when the first connect (or one after it) failed.
+            let doing = if lost { "Reconnecting" } else { "Retrying" };
+            format!("{doing} in {secs}s (attempt {attempt})")
         }
         ConnState::Closed => "Disconnected".into(),
     }
@@ -840,6 +842,7 @@ mod tests {
         let s = ConnState::Reconnecting {
             at: Millis(10_500),
             attempt: 2,
+            lost: true,
         };
         assert_eq!(
             state_text(s, Millis(8_000)),
@@ -868,6 +871,7 @@ mod tests {
             &Event::State(ConnState::Reconnecting {
                 at: Millis(4_000),
                 attempt: 1,
+                lost: true,
             }),
             Millis(0),
         );

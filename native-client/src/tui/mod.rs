@@ -42,6 +42,17 @@ const EVENTS_PER_FRAME: usize = 256;
 /// The terminal bell.
 const BEL: &[u8] = b"\x07";
 
+/// What `/help` adds for the full-screen UI, below the commands.
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, \
+Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
+lines), Esc closes search results, Ctrl+C quits";
+
+/// The keys' help when `line` asks for help (`/help`, `/?`).
+fn keys_help(line: &str) -> Option<&'static str> {
+    use natter_core::command::{self, Command as Typed, Input};
+    matches!(command::parse(line), Ok(Some(Input::Command(Typed::Help)))).then_some(KEYS_HELP)
+}
+
 /// How the TUI behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -242,6 +253,15 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                             break;
                         }
                     }
+                    // Answered here, the keys below the commands (the session's answer would
+                    // come after anything noted now).
+                    Some(Action::Send(line)) if keys_help(&line).is_some() => {
+                        let now = clock::now();
+                        for l in natter_core::command::help_lines() {
+                            chat.note(l, now);
+                        }
+                        chat.note(KEYS_HELP, now);
+                    }
                     Some(Action::Send(line)) => {
                         let to = chat.target();
                         if cmd_tx.try_send(Command::Input { line, to }).is_err() {
@@ -331,6 +351,18 @@ mod tests {
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn help_tells_the_keys_too() {
+        for line in ["/help", "/HELP", "/?"] {
+            let keys = keys_help(line).expect(line);
+            for k in ["PgUp", "Esc", "Tab", "Alt+1..9", "Ctrl+C"] {
+                assert!(keys.contains(k), "{k}: {keys}");
+            }
+        }
+        assert_eq!(keys_help("help"), None);
+        assert_eq!(keys_help("/who"), None);
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! The page in headless Chromium while natter-server (with its store) is killed with SIGKILL
+//! and started again on the same port, the bridge staying up: the page shows that the
+//! connection was lost, reconnects by itself through the bridge, resumes its session (its nick,
+//! no "messages missed" marker: the store has every line), delivers the line typed while the
+//! server was down once, and shows every line once, as does a person on `nc`.
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::Client as Browser;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+/// natter-server on `addr` with its store in `data`, taking the test bridge's secret; returns
+/// once it accepts connections.
+async fn start_server(addr: SocketAddr, data: &Path) -> Child {
+    let child = Command::new(workspace_bin("natter-server").await)
+        .args(["--listen", &addr.to_string(), "--data-dir"])
+        .arg(data)
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start natter-server");
+    wait_for!(
+        "natter-server to listen",
+        tokio::net::TcpStream::connect(addr).await.ok()
+    );
+    child
+}
+
+/// A person on `nc`, renamed to `nick`, in `#lobby`.
+async fn nc(addr: SocketAddr, nick: &str) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
+    let stream = timeout(STEP, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect to the server");
+    let (read, mut write) = stream.into_split();
+    let out = capture(read);
+    wait_for!("the text-mode welcome", out.has("Welcome to natter"));
+    write
+        .write_all(format!("/nick {nick}\r\n").as_bytes())
+        .await
+        .expect("write to the server");
+    wait_for!("the new nick", out.has(&format!("known as {nick}")));
+    (write, out)
+}
+
+/// The page's chat lines in `#lobby`, as `<nick> text`.
+async fn page_said(b: &Browser) -> Vec<String> {
+    chat(b, "#lobby")
+        .await
+        .into_iter()
+        .map(|(n, t)| format!("<{n}> {t}"))
+        .collect()
+}
+
+/// The text of every line of the page's `#lobby` log (notices too).
+async fn page_log(b: &Browser) -> Vec<String> {
+    let v = js(
+        b,
+        r##"return [...document.querySelectorAll('.log[data-conv="#lobby"] .line')].map(l => l.textContent);"##,
+    )
+    .await;
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_resumes_once_a_killed_server_is_back_with_nothing_lost_or_doubled() {
+    let www = www_dir();
+    let data = TempDir::new("natter-restart-store");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let server = start_server(addr, &data.0).await;
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new("natter-restart-chromium");
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(
+        browser.clone(),
+        page,
+        addr,
+        server,
+        data.0.clone(),
+    ));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+async fn scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    data: std::path::PathBuf,
+) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    nc_w.write_all(b"one\r\n").await.expect("write");
+    type_line(b, "page one").await;
+    wait_for!("the page to show nc's line", {
+        page_said(b)
+            .await
+            .contains(&"<netcat> one".to_owned())
+            .then_some(())
+    });
+    wait_for!("nc to hear the page", nc_out.has("<webby> page one"));
+
+    // The server dies (SIGKILL: no goodbye) and stays away a moment.
+    server.kill().await.expect("kill natter-server");
+    drop(nc_w);
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    let banner = text_of(b, "#banner").await;
+    assert!(banner.contains("Connection lost"), "banner: {banner:?}");
+    // Typed while the server is down: kept, sent once it is back.
+    type_line(b, "typed while down").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = page_log(b).await;
+    assert_eq!(
+        log.iter().filter(|l| l.contains("connection lost")).count(),
+        1,
+        "the loss is said once, failed attempts are not more losses: {log:#?}"
+    );
+
+    // Back on the same port with the same store: the page resumes through the same bridge.
+    let _server = start_server(addr, &data).await;
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    wait_for!(
+        "nc to get the line typed while the server was down",
+        nc_out.has("<webby> typed while down")
+    );
+    nc_w.write_all(b"two\r\n").await.expect("write");
+    let all: Vec<String> = [
+        "<netcat> one",
+        "<webby> page one",
+        "<webby> typed while down",
+        "<netcat> two",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    wait_for!("the page to show nc's line after the restart", {
+        page_said(b).await.contains(&all[3]).then_some(())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = page_said(b).await;
+    let ours: Vec<String> = shown.iter().filter(|l| all.contains(l)).cloned().collect();
+    assert_eq!(ours, all, "each once, in order: {shown:#?}");
+    assert_eq!(nc_out.count("<webby> typed while down"), 1);
+    let log = page_log(b).await;
+    assert!(
+        !log.iter().any(|l| l.contains("missed here")),
+        "the store has every line: no gap marker: {log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("reconnected as webby")),
+        "the page says it resumed: {log:#?}"
+    );
+}
