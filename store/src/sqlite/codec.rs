@@ -50,6 +50,53 @@ pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<std::borrow:
     }
 }
 
+/// Appends `ev` to `out` as its frame in an `events` row (see `migrations/009_event_rows.sql`):
+/// `[at, nick, kind, msg_id, text]`, JSON, `null` for what the event does not carry.
+pub(crate) fn frame(
+    out: &mut String,
+    ev: &natter_core::wire::RoomEvent,
+) -> Result<(), crate::WriteError> {
+    use std::fmt::Write as _;
+    let (kind, msg_id, text) = columns(&ev.kind);
+    let _ = write!(out, "[{},", int("time", ev.at.0)?);
+    json_str(out, ev.from.as_str());
+    let _ = write!(out, ",{kind},");
+    match msg_id {
+        Some(id) => {
+            let _ = write!(out, "{}", int("message id", id.0)?);
+        }
+        None => out.push_str("null"),
+    }
+    out.push(',');
+    match &text {
+        Some(t) => json_str(out, t),
+        None => out.push_str("null"),
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// Appends `s` to `out` as a JSON string.
+pub(crate) fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or(' ');
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
 /// A number as SQLite stores it (a signed 64-bit integer).
 pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, crate::WriteError> {
     i64::try_from(value).map_err(|_| crate::WriteError::OutOfRange { what, value })

@@ -29,7 +29,9 @@ pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 pub(crate) use write::Checkpointer;
-pub use write::{CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, SqliteStore};
+pub use write::{
+    CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, ROW_EVENTS, SqliteStore,
+};
 pub(crate) use write::{backup, unix_now};
 
 #[cfg(test)]

@@ -187,11 +187,9 @@ impl Reader {
             phrases.push(search::rooms_phrase(&ids));
         }
         let span: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
-                [],
-                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
-            )
+            .query_row(SPAN_SQL, [], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+            })
             .map_err(ReadError::from_sqlite)?;
         let Some(span) = span else {
             return Ok(Vec::new());
@@ -203,9 +201,19 @@ impl Reader {
     }
 }
 
-/// A page of history: by the room-and-seq index, newest first from `before`.
-pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
+/// The first and the last event id stored (`NULL`s when none is).
+pub(crate) const SPAN_SQL: &str = "SELECT (SELECT min(id) FROM events),
+    (SELECT id + n - 1 FROM events ORDER BY id DESC LIMIT 1)";
+
+/// A page of history: the rows of room `?1` starting below seq `?2`, newest first, at most
+/// `?3` (each holds at least one event below `?2`), by the room-and-seq key.
+pub(super) const HISTORY_SQL: &str = "SELECT seq, frames FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+
+/// The events of a row (`?1` its frames, `?2` its first seq), oldest first, as the columns
+/// [`Row::read`] reads.
+pub(super) const UNPACK_SQL: &str = "SELECT ?2 + key, value ->> 0, value ->> 1, value ->> 2,
+    value ->> 3, value ->> 4 FROM json_each(?1)";
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
     conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
@@ -222,19 +230,37 @@ fn newest(
     n: usize,
 ) -> Result<Vec<RoomEvent>, ReadError> {
     let before = i64::try_from(before.0).unwrap_or(i64::MAX);
-    let mut st = conn
+    let mut rows = conn
         .prepare_cached(HISTORY_SQL)
         .map_err(ReadError::from_sqlite)?;
-    let rows = st
-        .query_map(
-            params![id, before, i64::try_from(n).unwrap_or(i64::MAX)],
-            |r| Row::read(r, 0),
-        )
+    let mut unpack = conn
+        .prepare_cached(UNPACK_SQL)
         .map_err(ReadError::from_sqlite)?;
+    let mut batches = rows
+        .query(params![id, before, i64::try_from(n).unwrap_or(i64::MAX)])
+        .map_err(ReadError::from_sqlite)?;
+    // Newest first.
     let mut events = Vec::new();
-    for row in rows {
-        let row = row.map_err(ReadError::from_sqlite)?;
-        events.push(row.event(name.clone()).map_err(corrupt)?);
+    while events.len() < n {
+        let Some(batch) = batches.next().map_err(ReadError::from_sqlite)? else {
+            break;
+        };
+        let seq: i64 = batch.get(0).map_err(ReadError::from_sqlite)?;
+        let frames = rusqlite::types::ToSqlOutput::Borrowed(
+            batch.get_ref(1).map_err(ReadError::from_sqlite)?,
+        );
+        let in_row = unpack
+            .query_map(params![frames, seq], |r| Row::read(r, 0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Row>>>())
+            .map_err(ReadError::from_sqlite)?;
+        for row in in_row.into_iter().rev() {
+            if events.len() == n {
+                break;
+            }
+            if row.seq < before {
+                events.push(row.event(name.clone()).map_err(corrupt)?);
+            }
+        }
     }
     events.reverse();
     Ok(events)
@@ -245,7 +271,8 @@ fn newest(
 /// Every room with its topic and last seq: the larger of `rooms.last_seq` (raised when
 /// retention removes events) and the highest seq stored (one index lookup per room).
 const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
-    max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    max(last_seq, coalesce((SELECT seq + n - 1 FROM events WHERE events.room = rooms.id
+                            ORDER BY seq DESC LIMIT 1), 0))
     FROM rooms ORDER BY name";
 
 fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {

@@ -64,10 +64,13 @@ const CHECK_SQL: &str = "SELECT 1 FROM events_fts WHERE events_fts MATCH ?1 AND 
 const SAMPLE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM events_fts
     WHERE events_fts MATCH ?1 AND rowid > ?2 LIMIT ?3)";
 
-/// An event and its room's name, by event id.
+/// An event and its room's name, by event id: picked by its position out of the row that
+/// starts last at or below it (nothing when that row ends before it: the event is gone).
 pub(super) const EVENT_BY_ID_SQL: &str =
-    "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
-    FROM events e JOIN rooms r ON r.id = e.room WHERE e.id = ?1";
+    "SELECT r.name, e.seq + ?1 - e.id, f ->> 0, f ->> 1, f ->> 2, f ->> 3, f ->> 4
+    FROM (SELECT room, seq, id, n, frames -> (?1 - id) AS f FROM events
+          WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
+    JOIN rooms r ON r.id = e.room WHERE ?1 < e.id + e.n";
 
 /// The phrases for `typed`: its first [`SEARCH_MAX_WORDS`] words that hold a letter or digit,
 /// each quoted, in the `text` column. Empty when no word holds anything the index stores (then
