@@ -80,18 +80,22 @@ pub(crate) fn frame(
 pub(crate) fn json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
-    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+    // By bytes: the quote, the backslash and the control characters are ASCII, never part of a longer
+    // character, so `at` is always on a character boundary.
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < b' ')
+    {
         out.push_str(&rest[..at]);
-        let c = rest[at..].chars().next().unwrap_or(' ');
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => {
+        match rest.as_bytes()[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b => {
                 use std::fmt::Write as _;
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
+                let _ = write!(out, "\\u{b:04x}");
             }
         }
-        rest = &rest[at + c.len_utf8()..];
+        rest = &rest[at + 1..];
     }
     out.push_str(rest);
     out.push('"');

@@ -1569,3 +1569,42 @@ fn a_read_back_picks_the_lines_of_an_id_range_out_of_rows_it_cuts() {
     assert!(find("n261").is_empty());
     assert!(find("n1").is_empty());
 }
+
+#[test]
+fn texts_with_quotes_backslashes_and_any_character_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let texts = [
+        r#"she said "hi" \o/ \"#,
+        "\\u0041 is not A",
+        "naïve — 日本語 😀 \u{7f}",
+        "}], [\"",
+    ];
+    let writes = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Write::Event(say("#a", i as u64 + 1, t)))
+        .collect();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes,
+        })
+        .unwrap();
+    let page = store
+        .reader()
+        .unwrap()
+        .history(&HistoryQuery {
+            room: RoomName::new("#a").unwrap(),
+            before: Seq(u64::MAX),
+            limit: 10,
+        })
+        .unwrap();
+    let got: Vec<RoomEvent> = page.events;
+    let want: Vec<RoomEvent> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| say("#a", i as u64 + 1, t))
+        .collect();
+    assert_eq!(got, want);
+}
