@@ -76,6 +76,48 @@ pub(crate) fn frame(
     Ok(())
 }
 
+/// Where each element of the JSON array `frames` (a row's frames) is: its first and one past
+/// its last byte. One pass over the bytes, minding strings and their escapes; `None` if
+/// `frames` is not an array of arrays.
+pub(crate) fn elements(frames: &str) -> Option<Vec<(usize, usize)>> {
+    let mut at = Vec::new();
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut start = 0;
+    for (i, &c) in frames.as_bytes().iter().enumerate() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match (depth, c) {
+            // Outside the elements: the array's brackets, commas, spaces.
+            (0 | 1, b'[') => {
+                depth += 1;
+                start = i;
+            }
+            (1, b']') => return Some(at),
+            (1, b',') | (0 | 1, b' ' | b'\n' | b'\t' | b'\r') => {}
+            (0 | 1, _) => return None,
+            // Inside an element.
+            (_, b'"') => in_str = true,
+            (_, b'[' | b'{') => depth += 1,
+            (_, b']' | b'}') => {
+                depth -= 1;
+                if depth == 1 {
+                    at.push((start, i + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Appends `s` to `out` as a JSON string.
 pub(crate) fn json_str(out: &mut String, s: &str) {
     out.push('"');
@@ -196,5 +238,43 @@ impl Row {
             from,
             kind,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_are_found_whatever_their_strings_hold() {
+        let mut frames = String::from("[");
+        let texts = [r#"a "quoted" ] [ , text"#, r"\", r#"\"]"#, "日本 😀", "{[}"];
+        for (i, t) in texts.iter().enumerate() {
+            if i > 0 {
+                frames.push(',');
+            }
+            frames.push_str(&format!("[{i},"));
+            json_str(&mut frames, t);
+            frames.push_str(",0,null,");
+            json_str(&mut frames, t);
+            frames.push(']');
+        }
+        frames.push(']');
+        let at = elements(&frames).unwrap();
+        assert_eq!(at.len(), texts.len());
+        for (i, (t, &(from, to))) in texts.iter().zip(&at).enumerate() {
+            let mut want = format!("[{i},");
+            json_str(&mut want, t);
+            want.push_str(",0,null,");
+            json_str(&mut want, t);
+            want.push(']');
+            assert_eq!(&frames[from..to], want);
+        }
+        // What SQLite writes (the migration) may have spaces; anything else is refused.
+        assert_eq!(elements("[ [1] , [2,\"x\"] ]").unwrap().len(), 2);
+        assert_eq!(elements("[]").unwrap().len(), 0);
+        for bad in ["", "[", "[[1]", "[1,2]", "{}", "[\"x\"]", "x", "[[1]x]"] {
+            assert!(elements(bad).is_none(), "{bad}: {:?}", elements(bad));
+        }
     }
 }

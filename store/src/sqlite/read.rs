@@ -207,13 +207,13 @@ pub(crate) const SPAN_SQL: &str = "SELECT (SELECT min(id) FROM events),
 
 /// A page of history: the rows of room `?1` starting below seq `?2`, newest first, at most
 /// `?3` (each holds at least one event below `?2`), by the room-and-seq key.
-pub(super) const HISTORY_SQL: &str = "SELECT seq, frames FROM events
+pub(super) const HISTORY_SQL: &str = "SELECT seq, n, frames FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 
-/// The events of a row (`?1` its frames, `?2` its first seq), oldest first, as the columns
-/// [`Row::read`] reads.
+/// The events of a row (`?1` its frames, `?2` its first seq) at the positions `?3..?4`,
+/// oldest first, as the columns [`Row::read`] reads (the others are passed over, not read).
 pub(super) const UNPACK_SQL: &str = "SELECT ?2 + key, value ->> 0, value ->> 1, value ->> 2,
-    value ->> 3, value ->> 4 FROM json_each(?1)";
+    value ->> 3, value ->> 4 FROM json_each(?1) WHERE key >= ?3 AND key < ?4";
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
     conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
@@ -246,20 +246,23 @@ fn newest(
             break;
         };
         let seq: i64 = batch.get(0).map_err(ReadError::from_sqlite)?;
+        let count: i64 = batch.get(1).map_err(ReadError::from_sqlite)?;
         let frames = rusqlite::types::ToSqlOutput::Borrowed(
-            batch.get_ref(1).map_err(ReadError::from_sqlite)?,
+            batch.get_ref(2).map_err(ReadError::from_sqlite)?,
         );
+        // The row's events below `before`, and of them the newest still wanted.
+        let end = count.min(before.saturating_sub(seq));
+        let start = end.saturating_sub(i64::try_from(n - events.len()).unwrap_or(i64::MAX));
         let in_row = unpack
-            .query_map(params![frames, seq], |r| Row::read(r, 0))
+            .query_map(params![frames, seq, start.max(0), end], |r| Row::read(r, 0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Row>>>())
             .map_err(ReadError::from_sqlite)?;
+        if in_row.is_empty() {
+            // Every row below `before` holds an event below it.
+            return Err(corrupt(format!("the row of events {seq} of {name}")));
+        }
         for row in in_row.into_iter().rev() {
-            if events.len() == n {
-                break;
-            }
-            if row.seq < before {
-                events.push(row.event(name.clone()).map_err(corrupt)?);
-            }
+            events.push(row.event(name.clone()).map_err(corrupt)?);
         }
     }
     events.reverse();

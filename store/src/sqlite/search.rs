@@ -64,13 +64,26 @@ const CHECK_SQL: &str = "SELECT 1 FROM events_fts WHERE events_fts MATCH ?1 AND 
 const SAMPLE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM events_fts
     WHERE events_fts MATCH ?1 AND rowid > ?2 LIMIT ?3)";
 
-/// An event and its room's name, by event id: picked by its position out of the row that
-/// starts last at or below it (nothing when that row ends before it: the event is gone).
-pub(super) const EVENT_BY_ID_SQL: &str =
-    "SELECT r.name, e.seq + ?1 - e.id, f ->> 0, f ->> 1, f ->> 2, f ->> 3, f ->> 4
-    FROM (SELECT room, seq, id, n, frames -> (?1 - id) AS f FROM events
-          WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
+/// The row holding event `?1` and its room's name: the row starting last at or below it
+/// (nothing when that row ends before it: the event is gone).
+pub(super) const EVENT_BY_ID_SQL: &str = "SELECT r.name, e.seq, e.id, e.n, e.frames
+    FROM (SELECT room, seq, id, n, frames FROM events WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
     JOIN rooms r ON r.id = e.room WHERE ?1 < e.id + e.n";
+
+/// One event's frame (`?1`, the JSON of one element of a row's `frames`) as the columns
+/// [`Row::read`] reads, with `?2` its seq.
+pub(super) const FRAME_SQL: &str = "SELECT ?2, ?1 ->> 0, ?1 ->> 1, ?1 ->> 2, ?1 ->> 3, ?1 ->> 4";
+
+/// The last row a search read a result from: results are often neighbours, so the next one is
+/// picked out of it without reading or scanning it again.
+struct RowSeen {
+    name: RoomName,
+    seq: i64,
+    id: i64,
+    frames: String,
+    /// Where each event's frame is in `frames`.
+    at: Vec<(usize, usize)>,
+}
 
 /// The phrases for `typed`: its first [`SEARCH_MAX_WORDS`] words that hold a letter or digit,
 /// each quoted, in the `text` column. Empty when no word holds anything the index stores (then
@@ -226,6 +239,8 @@ fn search_window(
             .collect()
     };
     let mut fetch = conn.prepare_cached(EVENT_BY_ID_SQL).map_err(sql)?;
+    let mut frame = conn.prepare_cached(FRAME_SQL).map_err(sql)?;
+    let mut seen: Option<RowSeen> = None;
     let mut check = conn.prepare_cached(CHECK_SQL).map_err(sql)?;
     let mut dense = false;
     loop {
@@ -271,15 +286,53 @@ fn search_window(
             }
             // A line the index still holds after retention removed it (or one stored after
             // this search's view of the events) is no result.
-            let Some((name, row)) = fetch
-                .query_row([id], |r| Ok((r.get::<_, String>(0)?, Row::read(r, 1)?)))
-                .optional()
-                .map_err(sql)?
-            else {
+            if !seen
+                .as_ref()
+                .is_some_and(|r| r.id <= id && id < r.id + r.at.len() as i64)
+            {
+                let Some((name, seq, first, n, frames)) = fetch
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(sql)?
+                else {
+                    continue;
+                };
+                let name =
+                    RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
+                let at = super::codec::elements(&frames)
+                    .filter(|at| at.len() as i64 == n)
+                    .ok_or_else(|| {
+                        ReadError::Corrupt(format!("the row of events {first} of {name}"))
+                    })?;
+                seen = Some(RowSeen {
+                    name,
+                    seq,
+                    id: first,
+                    frames,
+                    at,
+                });
+            }
+            let Some(r) = &seen else {
                 continue;
             };
-            let name = RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-            hits.push(row.event(name).map_err(ReadError::Corrupt)?);
+            let k = usize::try_from(id - r.id).unwrap_or(0);
+            let Some(&(from, to)) = r.at.get(k) else {
+                continue;
+            };
+            let row = frame
+                .query_row(params![&r.frames[from..to], r.seq + k as i64], |x| {
+                    Row::read(x, 0)
+                })
+                .map_err(sql)?;
+            hits.push(row.event(r.name.clone()).map_err(ReadError::Corrupt)?);
         }
         if all || hits.len() == limit {
             return Ok(());
