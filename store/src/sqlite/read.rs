@@ -1,7 +1,6 @@
 //! Readers: connections that only read (startup load, account reloads, history pages, search), each on its own
 //! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
 
-use super::codec::Row;
 use super::write::token_hash;
 use super::{schema, search};
 use crate::{
@@ -207,13 +206,8 @@ pub(crate) const SPAN_SQL: &str = "SELECT (SELECT min(id) FROM events),
 
 /// A page of history: the rows of room `?1` starting below seq `?2`, newest first, at most
 /// `?3` (each holds at least one event below `?2`), by the room-and-seq key.
-pub(super) const HISTORY_SQL: &str = "SELECT seq, n, frames FROM events
+pub(super) const HISTORY_SQL: &str = "SELECT seq, n, frames, ends FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
-
-/// The events of a row (`?1` its frames, `?2` its first seq) at the positions `?3..?4`,
-/// oldest first, as the columns [`Row::read`] reads (the others are passed over, not read).
-pub(super) const UNPACK_SQL: &str = "SELECT ?2 + key, value ->> 0, value ->> 1, value ->> 2,
-    value ->> 3, value ->> 4 FROM json_each(?1) WHERE key >= ?3 AND key < ?4";
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
     conn.prepare_cached("SELECT id FROM rooms WHERE name = ?1")
@@ -233,9 +227,6 @@ fn newest(
     let mut rows = conn
         .prepare_cached(HISTORY_SQL)
         .map_err(ReadError::from_sqlite)?;
-    let mut unpack = conn
-        .prepare_cached(UNPACK_SQL)
-        .map_err(ReadError::from_sqlite)?;
     let mut batches = rows
         .query(params![id, before, i64::try_from(n).unwrap_or(i64::MAX)])
         .map_err(ReadError::from_sqlite)?;
@@ -247,21 +238,22 @@ fn newest(
         };
         let seq: i64 = batch.get(0).map_err(ReadError::from_sqlite)?;
         let count: i64 = batch.get(1).map_err(ReadError::from_sqlite)?;
-        let frames = rusqlite::types::ToSqlOutput::Borrowed(
-            batch.get_ref(2).map_err(ReadError::from_sqlite)?,
-        );
-        // The row's events below `before`, and of them the newest still wanted.
-        let end = count.min(before.saturating_sub(seq));
-        let start = end.saturating_sub(i64::try_from(n - events.len()).unwrap_or(i64::MAX));
-        let in_row = unpack
-            .query_map(params![frames, seq, start.max(0), end], |r| Row::read(r, 0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Row>>>())
-            .map_err(ReadError::from_sqlite)?;
-        if in_row.is_empty() {
-            // Every row below `before` holds an event below it.
-            return Err(corrupt(format!("the row of events {seq} of {name}")));
-        }
-        for row in in_row.into_iter().rev() {
+        let frames = batch.get_ref(2).map_err(ReadError::from_sqlite)?;
+        let damaged = || corrupt(format!("the row of events {seq} of {name}"));
+        let frames = frames.as_str().map_err(|_| damaged())?;
+        let ends = batch.get_ref(3).map_err(ReadError::from_sqlite)?;
+        let at = super::codec::frame_places(frames, ends.as_blob_or_null().ok().flatten(), count)
+            .ok_or_else(damaged)?;
+        // The row's events below `before` (at least one: the row starts below it), newest
+        // first, as many as are still wanted.
+        let below = usize::try_from(before.saturating_sub(seq)).unwrap_or(usize::MAX);
+        for k in (0..at.len().min(below)).rev() {
+            if events.len() == n {
+                break;
+            }
+            let (from, to) = at[k];
+            let row =
+                super::codec::parse_frame(&frames[from..to], seq + k as i64).ok_or_else(damaged)?;
             events.push(row.event(name.clone()).map_err(corrupt)?);
         }
     }

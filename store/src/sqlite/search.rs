@@ -16,7 +16,6 @@
 //!   out of the index walk and checked on each candidate instead, newest first, until enough
 //!   pass: as many as keep the checks few (see [`Plan::new`]).
 
-use super::codec::Row;
 use crate::ReadError;
 use natter_core::RoomName;
 use natter_core::limits::SEARCH_MAX_WORDS;
@@ -66,13 +65,9 @@ const SAMPLE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM events_fts
 
 /// The row holding event `?1` and its room's name: the row starting last at or below it
 /// (nothing when that row ends before it: the event is gone).
-pub(super) const EVENT_BY_ID_SQL: &str = "SELECT r.name, e.seq, e.id, e.n, e.frames
-    FROM (SELECT room, seq, id, n, frames FROM events WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
+pub(super) const EVENT_BY_ID_SQL: &str = "SELECT r.name, e.seq, e.id, e.n, e.frames, e.ends
+    FROM (SELECT room, seq, id, n, frames, ends FROM events WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
     JOIN rooms r ON r.id = e.room WHERE ?1 < e.id + e.n";
-
-/// One event's frame (`?1`, the JSON of one element of a row's `frames`) as the columns
-/// [`Row::read`] reads, with `?2` its seq.
-pub(super) const FRAME_SQL: &str = "SELECT ?2, ?1 ->> 0, ?1 ->> 1, ?1 ->> 2, ?1 ->> 3, ?1 ->> 4";
 
 /// The last row a search read a result from: results are often neighbours, so the next one is
 /// picked out of it without reading or scanning it again.
@@ -239,7 +234,6 @@ fn search_window(
             .collect()
     };
     let mut fetch = conn.prepare_cached(EVENT_BY_ID_SQL).map_err(sql)?;
-    let mut frame = conn.prepare_cached(FRAME_SQL).map_err(sql)?;
     let mut seen: Option<RowSeen> = None;
     let mut check = conn.prepare_cached(CHECK_SQL).map_err(sql)?;
     let mut dense = false;
@@ -290,7 +284,7 @@ fn search_window(
                 .as_ref()
                 .is_some_and(|r| r.id <= id && id < r.id + r.at.len() as i64)
             {
-                let Some((name, seq, first, n, frames)) = fetch
+                let Some((name, seq, first, n, frames, ends)) = fetch
                     .query_row([id], |r| {
                         Ok((
                             r.get::<_, String>(0)?,
@@ -298,6 +292,7 @@ fn search_window(
                             r.get::<_, i64>(2)?,
                             r.get::<_, i64>(3)?,
                             r.get::<_, String>(4)?,
+                            r.get::<_, Option<Vec<u8>>>(5)?,
                         ))
                     })
                     .optional()
@@ -307,9 +302,8 @@ fn search_window(
                 };
                 let name =
                     RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-                let at = super::codec::elements(&frames)
-                    .filter(|at| at.len() as i64 == n)
-                    .ok_or_else(|| {
+                let at =
+                    super::codec::frame_places(&frames, ends.as_deref(), n).ok_or_else(|| {
                         ReadError::Corrupt(format!("the row of events {first} of {name}"))
                     })?;
                 seen = Some(RowSeen {
@@ -327,11 +321,9 @@ fn search_window(
             let Some(&(from, to)) = r.at.get(k) else {
                 continue;
             };
-            let row = frame
-                .query_row(params![&r.frames[from..to], r.seq + k as i64], |x| {
-                    Row::read(x, 0)
-                })
-                .map_err(sql)?;
+            let row = super::codec::parse_frame(&r.frames[from..to], r.seq + k as i64).ok_or_else(
+                || ReadError::Corrupt(format!("the row of events {} of {}", r.id, r.name)),
+            )?;
             hits.push(row.event(r.name.clone()).map_err(ReadError::Corrupt)?);
         }
         if all || hits.len() == limit {

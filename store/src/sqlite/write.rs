@@ -708,12 +708,19 @@ fn insert_row(
     }
     frames.clear();
     frames.push('[');
+    // Where each frame ends in `frames`, for readers picking one out (`codec::frame_places`).
+    let mut ends: Vec<u8> = Vec::with_capacity(row.len() * 4);
     let mut at = 0;
     for (i, ev) in row.iter().enumerate() {
         if i > 0 {
             frames.push(',');
         }
         codec::frame(frames, ev)?;
+        let end = u32::try_from(frames.len()).map_err(|_| WriteError::OutOfRange {
+            what: "a row of events' bytes",
+            value: frames.len() as u64,
+        })?;
+        ends.extend_from_slice(&end.to_le_bytes());
         at = at.max(int("time", ev.at.0)?);
         if let EventKind::Say { text, .. } | EventKind::Act { text, .. } = &ev.kind {
             meta.lines.push(HeldLine {
@@ -727,9 +734,9 @@ fn insert_row(
     let n = row.len() as i64;
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (room, seq, n, id, at, frames) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events (room, seq, n, id, at, frames, ends) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
-        .and_then(|mut st| st.execute(params![room, seq, n, *next_id, at, frames.as_str()]));
+        .and_then(|mut st| st.execute(params![room, seq, n, *next_id, at, frames.as_str(), ends]));
     match inserted {
         Ok(_) => {
             *next_id += n;

@@ -8,7 +8,10 @@
 -- either), `n` at most 256 (`ROW_EVENTS` in `sqlite/write.rs`). `at` is the newest event's time
 -- (what retention looks at: a row goes as a whole, once its newest event is past
 -- `max_age_days`). `frames` is a JSON array with one `[at, nick, kind, msg_id, text]` per
--- event, in seq order (the columns of schema 8's rows, `null` where those were NULL).
+-- event, in seq order (the columns of schema 8's rows, `null` where those were NULL). `ends`
+-- says where each frame ends in `frames` (a little-endian 32-bit byte offset per event), so a
+-- reader picks one event out without scanning the row; NULL in the rows this step rewrites
+-- (readers then scan `frames`).
 ALTER TABLE events RENAME TO events_v8;
 DROP INDEX events_by_id;
 CREATE TABLE events (
@@ -18,6 +21,7 @@ CREATE TABLE events (
     id     INTEGER NOT NULL,
     at     INTEGER NOT NULL,
     frames TEXT NOT NULL,
+    ends   BLOB,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX events_by_id ON events (id);
