@@ -3,7 +3,8 @@
 //!
 //! The file is `natter.db` in the data directory, in WAL mode: readers see the last commit
 //! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
-//! room event, kept in room and seq order, with a unique index on the insertion id),
+//! room and commit, holding several events packed, kept in room and seq order, with a unique
+//! index on its first event's insertion id: `migrations/009_event_rows.sql`),
 //! `store_identity` (a random id the search index file names), `sessions` (resume sessions by token hash;
 //! `session_ids` holds the last message ids not folded into it yet), and `accounts` with `account_rooms`,
 //! `read_markers` and `device_keys` (by folded account name), and `room_policies` (rooms'
