@@ -736,13 +736,17 @@ fn retention_by_age_removes_old_events_and_keeps_seqs() {
         max_bytes: 0,
     };
     let mut store = SqliteStore::open(&config).unwrap();
-    // 3000 events a second apart in #a, then #b; "now" puts the first 2500 past a day.
-    store
-        .write(&batch(
-            1,
-            (1..=3000).map(|s| say("#a", s, &format!("old {s}"))),
-        ))
-        .unwrap();
+    // 3000 events a second apart in #a, 100 per commit (a row of `events` each); "now" puts
+    // the first 2499 past a day. A row goes as a whole once its newest event is old: the
+    // rows up to seq 2400.
+    for b in 0..30 {
+        store
+            .write(&batch(
+                b,
+                (b * 100 + 1..=(b + 1) * 100).map(|s| say("#a", s, &format!("old {s}"))),
+            ))
+            .unwrap();
+    }
     let now = Millis(T0 + 2500 * 1000 + 86_400_000);
     let first = store.prune_step(now).unwrap();
     assert_eq!(
@@ -752,16 +756,17 @@ fn retention_by_age_removes_old_events_and_keeps_seqs() {
     );
     assert!(first.more);
     let second = store.prune_step(now).unwrap();
-    assert_eq!(first.events + second.events, 2499);
+    assert_eq!(first.events + second.events, 2400);
     assert!(!store.prune_step(now).unwrap().more);
     let kept = all_events(&store, "#a");
-    assert_eq!(kept.first().unwrap().seq, Seq(2500));
-    assert!(search(&store, "old", None).iter().all(|(_, s)| *s >= 2500));
+    assert_eq!(kept.first().unwrap().seq, Seq(2401));
+    assert!(search(&store, "old", None).iter().all(|(_, s)| *s >= 2401));
     assert!(
-        search(&store, "2499", None).is_empty(),
+        search(&store, "2400", None).is_empty(),
         "the index lost them too"
     );
-    assert_eq!(search(&store, "2500", None), vec![("#a".into(), 2500)]);
+    assert_eq!(search(&store, "2401", None), vec![("#a".into(), 2401)]);
+    assert_eq!(search(&store, "2499", None), vec![("#a".into(), 2499)]);
     // Everything goes; the room's seq does not restart.
     store.prune_step(Millis(u64::MAX / 2)).unwrap();
     assert!(all_events(&store, "#a").is_empty());

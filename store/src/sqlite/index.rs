@@ -86,8 +86,11 @@ pub(super) const STEP_BEGIN: rusqlite::TransactionBehavior =
     rusqlite::TransactionBehavior::Deferred;
 
 /// Indexes the chat lines with an event id in `?1 < id <= ?2`, read back from `events`.
+/// The rows holding them start after `?1 - ROW_EVENTS`; their events are picked out of them.
 pub(super) const INDEX_RANGE_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
-    SELECT id, text, room FROM store.events WHERE id > ?1 AND id <= ?2 AND kind IN (0, 1)";
+    SELECT e.id + j.key, j.value ->> 4, e.room FROM store.events e, json_each(e.frames) j
+    WHERE e.id > ?1 - 256 AND e.id <= ?2 AND e.id + j.key > ?1 AND e.id + j.key <= ?2
+      AND j.value ->> 2 IN (0, 1)";
 
 /// How far the index is, for those waiting for it (searches): shared with the thread running
 /// the indexer.

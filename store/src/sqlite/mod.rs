@@ -3,7 +3,8 @@
 //!
 //! The file is `natter.db` in the data directory, in WAL mode: readers see the last commit
 //! while the writer goes on. Schema: `rooms` (name, topic, last seq), `events` (one row per
-//! room event, kept in room and seq order, with a unique index on the insertion id),
+//! room and commit, holding several events packed, kept in room and seq order, with a unique
+//! index on its first event's insertion id: `migrations/009_event_rows.sql`),
 //! `store_identity` (a random id the search index file names), `sessions` (resume sessions by token hash;
 //! `session_ids` holds the last message ids not folded into it yet), and `accounts` with `account_rooms`,
 //! `read_markers` and `device_keys` (by folded account name), and `room_policies` (rooms'
@@ -29,7 +30,9 @@ pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 pub(crate) use write::Checkpointer;
-pub use write::{CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, SqliteStore};
+pub use write::{
+    CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, ROW_EVENTS, SqliteStore,
+};
 pub(crate) use write::{backup, unix_now};
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Readers: connections that only read (startup load, account reloads, history pages, search), each on its own
 //! snapshot of the write-ahead log, so they never wait for the writer nor it for them.
 
-use super::codec::Row;
 use super::write::token_hash;
 use super::{schema, search};
 use crate::{
@@ -187,11 +186,9 @@ impl Reader {
             phrases.push(search::rooms_phrase(&ids));
         }
         let span: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
-                [],
-                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
-            )
+            .query_row(SPAN_SQL, [], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+            })
             .map_err(ReadError::from_sqlite)?;
         let Some(span) = span else {
             return Ok(Vec::new());
@@ -203,8 +200,13 @@ impl Reader {
     }
 }
 
-/// A page of history: by the room-and-seq index, newest first from `before`.
-pub(super) const HISTORY_SQL: &str = "SELECT seq, at, nick, kind, msg_id, text FROM events
+/// The first and the last event id stored (`NULL`s when none is).
+pub(crate) const SPAN_SQL: &str = "SELECT (SELECT min(id) FROM events),
+    (SELECT id + n - 1 FROM events ORDER BY id DESC LIMIT 1)";
+
+/// A page of history: the rows of room `?1` starting below seq `?2`, newest first, at most
+/// `?3` (each holds at least one event below `?2`), by the room-and-seq key.
+pub(super) const HISTORY_SQL: &str = "SELECT seq, n, frames, ends FROM events
     WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
 
 fn room_id(conn: &Connection, room: &RoomName) -> Result<Option<i64>, ReadError> {
@@ -222,19 +224,38 @@ fn newest(
     n: usize,
 ) -> Result<Vec<RoomEvent>, ReadError> {
     let before = i64::try_from(before.0).unwrap_or(i64::MAX);
-    let mut st = conn
+    let mut rows = conn
         .prepare_cached(HISTORY_SQL)
         .map_err(ReadError::from_sqlite)?;
-    let rows = st
-        .query_map(
-            params![id, before, i64::try_from(n).unwrap_or(i64::MAX)],
-            |r| Row::read(r, 0),
-        )
+    let mut batches = rows
+        .query(params![id, before, i64::try_from(n).unwrap_or(i64::MAX)])
         .map_err(ReadError::from_sqlite)?;
+    // Newest first.
     let mut events = Vec::new();
-    for row in rows {
-        let row = row.map_err(ReadError::from_sqlite)?;
-        events.push(row.event(name.clone()).map_err(corrupt)?);
+    while events.len() < n {
+        let Some(batch) = batches.next().map_err(ReadError::from_sqlite)? else {
+            break;
+        };
+        let seq: i64 = batch.get(0).map_err(ReadError::from_sqlite)?;
+        let count: i64 = batch.get(1).map_err(ReadError::from_sqlite)?;
+        let frames = batch.get_ref(2).map_err(ReadError::from_sqlite)?;
+        let damaged = || corrupt(format!("the row of events {seq} of {name}"));
+        let frames = frames.as_str().map_err(|_| damaged())?;
+        let ends = batch.get_ref(3).map_err(ReadError::from_sqlite)?;
+        let at = super::codec::frame_places(frames, ends.as_blob_or_null().ok().flatten(), count)
+            .ok_or_else(damaged)?;
+        // The row's events below `before` (at least one: the row starts below it), newest
+        // first, as many as are still wanted.
+        let below = usize::try_from(before.saturating_sub(seq)).unwrap_or(usize::MAX);
+        for k in (0..at.len().min(below)).rev() {
+            if events.len() == n {
+                break;
+            }
+            let (from, to) = at[k];
+            let row =
+                super::codec::parse_frame(&frames[from..to], seq + k as i64).ok_or_else(damaged)?;
+            events.push(row.event(name.clone()).map_err(corrupt)?);
+        }
     }
     events.reverse();
     Ok(events)
@@ -245,7 +266,8 @@ fn newest(
 /// Every room with its topic and last seq: the larger of `rooms.last_seq` (raised when
 /// retention removes events) and the highest seq stored (one index lookup per room).
 const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
-    max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    max(last_seq, coalesce((SELECT seq + n - 1 FROM events WHERE events.room = rooms.id
+                            ORDER BY seq DESC LIMIT 1), 0))
     FROM rooms ORDER BY name";
 
 fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>, ReadError> {

@@ -1,6 +1,6 @@
 //! Retention: removing the oldest events once they are older than `max_age_days` or the store
 //! is past `max_bytes`, in small steps (each a short transaction of at most [`PRUNE_STEP`]
-//! events) that the writer runs between batches. Rooms keep their rows, so their last seq and
+//! events, in whole rows of `events`) that the writer runs between batches. Rooms keep their rows, so their last seq and
 //! topic survive the removal of every event they had.
 
 use super::SqliteStore;
@@ -23,24 +23,33 @@ pub const PRUNE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// check remove more, again and again.
 const BYTES_SLACK_DIVISOR: u64 = 100;
 
-/// The newest of the events with an id below `?1` that are older than `?2`. Insertion order is
-/// time order (the hub stamps events as it sequences them), so the old events are a prefix of
-/// the ids.
-pub(super) const OLD_UPTO_SQL: &str =
-    "SELECT max(id) FROM (SELECT id, at FROM events WHERE id < ?1 ORDER BY id) WHERE at < ?2";
+/// The last event id of the rows that end below id `?1` and whose newest event is older than
+/// `?2`. Insertion order is time order (the hub stamps events as it sequences them), so the old
+/// rows are a prefix of the ids; a row goes as a whole, once its newest event is old.
+pub(super) const OLD_UPTO_SQL: &str = "SELECT max(id + n - 1) FROM
+    (SELECT id, n, at FROM events WHERE id < ?1 AND id + n <= ?1 ORDER BY id) WHERE at < ?2";
 
-/// The chat lines with an id up to `?1`, which the search index removes (it needs their text
-/// back to find their entries).
-pub(super) const REMOVED_LINES_SQL: &str =
-    "SELECT id, room, text FROM events WHERE id <= ?1 AND kind IN (0, 1) ORDER BY id";
+/// The first and last event id of the row holding event `?1`: a step removes whole rows.
+pub(super) const ROW_SQL: &str =
+    "SELECT id, id + n - 1 FROM events WHERE id <= ?1 ORDER BY id DESC LIMIT 1";
 
-/// Removes the events with an id up to `?1`.
+/// The chat lines with an id up to `?1` (the end of a row), which the search index removes (it
+/// needs their text back to find their entries).
+pub(super) const REMOVED_LINES_SQL: &str = "SELECT e.id + j.key, e.room, j.value ->> 4
+    FROM events e, json_each(e.frames) j WHERE e.id <= ?1 AND j.value ->> 2 IN (0, 1)
+    ORDER BY e.id";
+
 /// Raises `rooms.last_seq` of every room with events up to id `?1` to its highest stored seq
 /// (commits do not write it), so removing them never lowers a room's last seq.
 pub(super) const KEEP_LAST_SEQ_SQL: &str = "UPDATE rooms
-    SET last_seq = max(last_seq, coalesce((SELECT max(seq) FROM events WHERE events.room = rooms.id), 0))
+    SET last_seq = max(last_seq, coalesce((SELECT seq + n - 1 FROM events
+        WHERE events.room = rooms.id ORDER BY seq DESC LIMIT 1), 0))
     WHERE id IN (SELECT room FROM events WHERE id <= ?1)";
 
+/// The events in the rows up to id `?1` (the end of a row).
+pub(super) const COUNT_UPTO_SQL: &str = "SELECT coalesce(sum(n), 0) FROM events WHERE id <= ?1";
+
+/// Removes the rows of events with ids up to `?1` (the end of a row).
 pub(super) const DELETE_UPTO_SQL: &str = "DELETE FROM events WHERE id <= ?1";
 
 /// What a step did.
@@ -98,15 +107,11 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
         let span: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
-                [],
-                |row| {
-                    Ok(row
-                        .get::<_, Option<i64>>(0)?
-                        .zip(row.get::<_, Option<i64>>(1)?))
-                },
-            )
+            .query_row(super::read::SPAN_SQL, [], |row| {
+                Ok(row
+                    .get::<_, Option<i64>>(0)?
+                    .zip(row.get::<_, Option<i64>>(1)?))
+            })
             .map_err(sql)?;
         let Some((first, last)) = span else {
             self.retention.owed = 0;
@@ -144,6 +149,15 @@ impl SqliteStore {
         if upto < first {
             return Ok(Pruned::default());
         }
+        // Whole rows: up to the last row that ends by `upto`, or the first row if it does not.
+        let (start, end): (i64, i64) = tx
+            .query_row(ROW_SQL, [upto], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sql)?;
+        let upto = if end == upto || start <= first {
+            end
+        } else {
+            start - 1
+        };
         // A room's last seq is its highest stored seq: kept in its row before events go.
         tx.execute(KEEP_LAST_SEQ_SQL, [upto]).map_err(sql)?;
         // The search index removes these lines once they are gone (it needs their text).
@@ -160,11 +174,17 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(sql)?;
-        let removed = tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
+        let removed: i64 = tx
+            .query_row(COUNT_UPTO_SQL, [upto], |row| row.get(0))
+            .map_err(sql)?;
+        let removed = usize::try_from(removed).unwrap_or(0);
+        tx.execute(DELETE_UPTO_SQL, [upto]).map_err(sql)?;
         tx.commit().map_err(sql)?;
         self.removed(upto, lines);
         self.retention.owed = self.retention.owed.saturating_sub(removed as u64);
-        let more = self.retention.owed > 0 || (removed == PRUNE_STEP && upto < last);
+        // A step that went as far as it may (less at most a row) leaves more to look at.
+        let full = upto - first + 1 + super::ROW_EVENTS as i64 > PRUNE_STEP as i64;
+        let more = self.retention.owed > 0 || (full && upto < last);
         Ok(Pruned {
             events: removed,
             more,

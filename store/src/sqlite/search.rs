@@ -16,7 +16,6 @@
 //!   out of the index walk and checked on each candidate instead, newest first, until enough
 //!   pass: as many as keep the checks few (see [`Plan::new`]).
 
-use super::codec::Row;
 use crate::ReadError;
 use natter_core::RoomName;
 use natter_core::limits::SEARCH_MAX_WORDS;
@@ -64,10 +63,22 @@ const CHECK_SQL: &str = "SELECT 1 FROM events_fts WHERE events_fts MATCH ?1 AND 
 const SAMPLE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM events_fts
     WHERE events_fts MATCH ?1 AND rowid > ?2 LIMIT ?3)";
 
-/// An event and its room's name, by event id.
-pub(super) const EVENT_BY_ID_SQL: &str =
-    "SELECT r.name, e.seq, e.at, e.nick, e.kind, e.msg_id, e.text
-    FROM events e JOIN rooms r ON r.id = e.room WHERE e.id = ?1";
+/// The row holding event `?1` and its room's name: the row starting last at or below it
+/// (nothing when that row ends before it: the event is gone).
+pub(super) const EVENT_BY_ID_SQL: &str = "SELECT r.name, e.seq, e.id, e.n, e.frames, e.ends
+    FROM (SELECT room, seq, id, n, frames, ends FROM events WHERE id <= ?1 ORDER BY id DESC LIMIT 1) e
+    JOIN rooms r ON r.id = e.room WHERE ?1 < e.id + e.n";
+
+/// The last row a search read a result from: results are often neighbours, so the next one is
+/// picked out of it without reading or scanning it again.
+struct RowSeen {
+    name: RoomName,
+    seq: i64,
+    id: i64,
+    frames: String,
+    /// Where each event's frame is in `frames`.
+    at: Vec<(usize, usize)>,
+}
 
 /// The phrases for `typed`: its first [`SEARCH_MAX_WORDS`] words that hold a letter or digit,
 /// each quoted, in the `text` column. Empty when no word holds anything the index stores (then
@@ -223,6 +234,7 @@ fn search_window(
             .collect()
     };
     let mut fetch = conn.prepare_cached(EVENT_BY_ID_SQL).map_err(sql)?;
+    let mut seen: Option<RowSeen> = None;
     let mut check = conn.prepare_cached(CHECK_SQL).map_err(sql)?;
     let mut dense = false;
     loop {
@@ -268,15 +280,51 @@ fn search_window(
             }
             // A line the index still holds after retention removed it (or one stored after
             // this search's view of the events) is no result.
-            let Some((name, row)) = fetch
-                .query_row([id], |r| Ok((r.get::<_, String>(0)?, Row::read(r, 1)?)))
-                .optional()
-                .map_err(sql)?
-            else {
+            if !seen
+                .as_ref()
+                .is_some_and(|r| r.id <= id && id < r.id + r.at.len() as i64)
+            {
+                let Some((name, seq, first, n, frames, ends)) = fetch
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Option<Vec<u8>>>(5)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(sql)?
+                else {
+                    continue;
+                };
+                let name =
+                    RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
+                let at =
+                    super::codec::frame_places(&frames, ends.as_deref(), n).ok_or_else(|| {
+                        ReadError::Corrupt(format!("the row of events {first} of {name}"))
+                    })?;
+                seen = Some(RowSeen {
+                    name,
+                    seq,
+                    id: first,
+                    frames,
+                    at,
+                });
+            }
+            let Some(r) = &seen else {
                 continue;
             };
-            let name = RoomName::try_from(name).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-            hits.push(row.event(name).map_err(ReadError::Corrupt)?);
+            let k = usize::try_from(id - r.id).unwrap_or(0);
+            let Some(&(from, to)) = r.at.get(k) else {
+                continue;
+            };
+            let row = super::codec::parse_frame(&r.frames[from..to], r.seq + k as i64).ok_or_else(
+                || ReadError::Corrupt(format!("the row of events {} of {}", r.id, r.name)),
+            )?;
+            hits.push(row.event(r.name.clone()).map_err(ReadError::Corrupt)?);
         }
         if all || hits.len() == limit {
             return Ok(());

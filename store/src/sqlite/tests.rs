@@ -28,7 +28,8 @@ fn say(room: &str, seq: u64, text: &str) -> RoomEvent {
     }
 }
 
-/// A store with `per_room` events in each of three rooms, written in batches of 5000.
+/// A store with `per_room` events in each of three rooms, written in batches of 4608 (six
+/// full rows of each room).
 fn filled(dir: &std::path::Path, per_room: u64) -> SqliteStore {
     let mut store = SqliteStore::open(&Config::new(dir)).unwrap();
     let mut writes = Vec::new();
@@ -37,7 +38,7 @@ fn filled(dir: &std::path::Path, per_room: u64) -> SqliteStore {
             writes.push(Write::Event(say(room, seq, &format!("common line {seq}"))));
         }
     }
-    for (i, chunk) in writes.chunks(5000).enumerate() {
+    for (i, chunk) in writes.chunks(3 * 6 * ROW_EVENTS).enumerate() {
         store
             .write(&Batch {
                 id: BatchId(i as u64),
@@ -90,16 +91,17 @@ fn page(before: u64) -> HistoryQuery {
 fn startup_and_history_work_do_not_grow_with_the_history() {
     let small_dir = tempfile::tempdir().unwrap();
     let big_dir = tempfile::tempdir().unwrap();
-    // Both past the few thousand events a search samples to tell common words from rare ones.
-    let small = filled(small_dir.path(), 2000);
-    let big = filled(big_dir.path(), 10_000);
+    // Both past the few thousand events a search samples to tell common words from rare ones;
+    // each room's rows full (`ROW_EVENTS`), so that both read rows of the same size.
+    let small = filled(small_dir.path(), 8 * ROW_EVENTS as u64);
+    let big = filled(big_dir.path(), 40 * ROW_EVENTS as u64);
     let (mut rs, mut rb) = (small.reader().unwrap(), big.reader().unwrap());
 
     let (ls, small_load) = steps(&mut rs, |r| r.load(&load_opts()).unwrap());
     let (lb, big_load) = steps(&mut rb, |r| r.load(&load_opts()).unwrap());
     assert_eq!(ls.rooms.len(), 3);
     assert_eq!(lb.rooms[1].recent.len(), 50);
-    assert_eq!(lb.rooms[1].last_seq, Seq(10_000));
+    assert_eq!(lb.rooms[1].last_seq, Seq(40 * ROW_EVENTS as u64));
     // Same rows read, whatever lies behind them: equal work, give or take a little.
     assert!(
         big_load <= small_load + small_load / 10,
@@ -295,6 +297,11 @@ fn search_finds_exactly_what_a_plain_scan_finds() {
         words.push("x".to_owned());
         seqs[r] += 1;
         lines.push((rooms[r], seqs[r], words.join(" ")));
+    }
+    // A commit numbers its events room by room (a row per room and run of seqs): with each
+    // commit's lines in room order, the order of the lines is the order of their ids.
+    for chunk in lines.chunks_mut(1000) {
+        chunk.sort_by_key(|(r, _, _)| rooms.iter().position(|x| x == r));
     }
     for (i, chunk) in lines.chunks(1000).enumerate() {
         store
@@ -1273,4 +1280,331 @@ fn a_schema_7_stores_bans_come_back_without_a_time_and_are_written_with_one_afte
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.policies, vec![(room, got)]);
     assert_eq!(loaded.server_bans, bans);
+}
+
+#[test]
+fn a_schema_8_store_has_its_events_rewritten_several_to_a_row_and_reads_them_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = "he said \"hi\" \\ to é\ttab";
+    // (room, seq, id, kind, msg_id, text) as schema 8 stored them.
+    type OldRow = (i64, i64, i64, i64, Option<i64>, Option<String>);
+    let mut old: Vec<OldRow> = Vec::new();
+    // #a: 300 events with seqs and ids following one by one (two rows: 256 and 44).
+    for s in 1..=300 {
+        old.push((1, s, s, 0, Some(s), Some(format!("run line {s}"))));
+    }
+    // #a and #b taking turns: their ids do not follow one by one (a row each).
+    for k in 0..10 {
+        old.push((
+            1,
+            301 + k,
+            301 + 2 * k,
+            0,
+            Some(1000 + k),
+            Some(format!("turn a {k}")),
+        ));
+        old.push((
+            2,
+            1 + k,
+            302 + 2 * k,
+            0,
+            Some(2000 + k),
+            Some(format!("turn b {k}")),
+        ));
+    }
+    // A gap in #a's seqs (a new row), then events without a message id or a text.
+    old.push((1, 320, 321, 0, Some(3000), Some(odd.to_owned())));
+    old.push((1, 321, 322, 6, None, None));
+    old.push((1, 322, 323, 2, None, None));
+    {
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..8] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 8; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#a', NULL, 0), (2, '#b', NULL, 0);",
+        )
+        .unwrap();
+        let mut st = c
+            .prepare("INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, 'alice', ?5, ?6, ?7)")
+            .unwrap();
+        for (room, seq, id, kind, msg_id, text) in &old {
+            st.execute(rusqlite::params![
+                room,
+                seq,
+                id,
+                1_700_000_000_000 + id,
+                kind,
+                msg_id,
+                text
+            ])
+            .unwrap();
+        }
+    }
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let rows: Vec<(i64, i64, i64, i64)> = store
+        .conn
+        .prepare("SELECT room, seq, n, id FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // #a 301 follows #a 300 in seq and id: the 45th of the second row.
+    assert_eq!(rows.len(), 2 + 19 + 1, "{rows:?}");
+    assert_eq!(rows[0], (1, 1, 256, 1));
+    assert_eq!(rows[1], (1, 257, 45, 257));
+    assert_eq!(rows[2], (2, 1, 1, 302));
+    assert_eq!(rows[21], (1, 320, 3, 321));
+    // Every event reads back as it was, by history, by load and by search.
+    let expected = |room: i64| -> Vec<RoomEvent> {
+        let name = RoomName::new(if room == 1 { "#a" } else { "#b" }).unwrap();
+        old.iter()
+            .filter(|e| e.0 == room)
+            .map(|&(_, seq, id, kind, msg_id, ref text)| {
+                super::codec::Row {
+                    seq,
+                    at: 1_700_000_000_000 + id,
+                    nick: "alice".into(),
+                    kind,
+                    msg_id,
+                    text: text.clone(),
+                }
+                .event(name.clone())
+                .unwrap()
+            })
+            .collect()
+    };
+    let mut reader = store.reader().unwrap();
+    for (room, name) in [(1, "#a"), (2, "#b")] {
+        let mut got = Vec::new();
+        let mut before = Seq(u64::MAX);
+        loop {
+            let page = reader
+                .history(&HistoryQuery {
+                    room: RoomName::new(name).unwrap(),
+                    before,
+                    limit: 7,
+                })
+                .unwrap();
+            let mut events = page.events;
+            if let Some(first) = events.first() {
+                before = first.seq;
+            }
+            events.extend(got);
+            got = events;
+            if page.at_start {
+                break;
+            }
+        }
+        assert_eq!(got, expected(room), "{name}");
+    }
+    let loaded = reader
+        .load(&LoadOptions {
+            recent: 1000,
+            recent_rooms: RecentRooms::All,
+            sessions_since: Millis(0),
+        })
+        .unwrap();
+    assert_eq!(loaded.rooms[0].recent, expected(1));
+    assert_eq!(loaded.rooms[0].last_seq, Seq(322));
+    assert_eq!(loaded.rooms[1].last_seq, Seq(10));
+    let found = reader
+        .search(&SearchQuery {
+            words: "said hi".into(),
+            rooms: Vec::new(),
+            limit: 50,
+        })
+        .unwrap();
+    assert_eq!(found, vec![expected(1)[310].clone()]);
+    let found = reader
+        .search(&SearchQuery {
+            words: "run line".into(),
+            rooms: Vec::new(),
+            limit: 50,
+        })
+        .unwrap();
+    let seqs: Vec<u64> = found.iter().map(|e| e.seq.0).collect();
+    assert_eq!(seqs, (251..=300).rev().collect::<Vec<_>>());
+    // And it goes on from there: the next id, a new row, a duplicate refused.
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::Event(say("#a", 323, "after the rewrite"))],
+        })
+        .unwrap();
+    assert_eq!(store.next_id, 325);
+    let dup = store.write(&Batch {
+        id: BatchId(2),
+        writes: vec![Write::Event(say("#a", 5, "again"))],
+    });
+    assert!(
+        matches!(dup, Err(WriteError::Duplicate { ref room, seq: Seq(5) }) if room.as_str() == "#a"),
+        "{dup:?}"
+    );
+}
+
+#[test]
+fn a_commit_writes_a_row_per_room_and_run_of_seqs_and_refuses_any_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    // #a 1..=300 and #b 1..=3 taking turns, then #a 302 (a gap): rows #a 1..=256, #b 1..=3,
+    // #a 257..=300, #a 302.
+    let mut writes = Vec::new();
+    for s in 1..=300 {
+        writes.push(Write::Event(say("#a", s, &format!("a {s}"))));
+        if s <= 3 {
+            writes.push(Write::Event(say("#b", s, &format!("b {s}"))));
+        }
+    }
+    writes.push(Write::Event(say("#a", 302, "a 302")));
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes,
+        })
+        .unwrap();
+    let rows: Vec<(i64, i64, i64, i64)> = store
+        .conn
+        .prepare("SELECT room, seq, n, id FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, 1, 256, 1),
+            (2, 1, 3, 257),
+            (1, 257, 44, 260),
+            (1, 302, 1, 304)
+        ]
+    );
+    // Overlapping a stored row anywhere, or another event of the same commit, fails the
+    // whole batch, naming the first seq stored already.
+    for (seqs, dup) in [
+        (vec![("#a", 301), ("#a", 302)], 302),
+        (vec![("#a", 100)], 100),
+        (vec![("#b", 4), ("#b", 5), ("#b", 4)], 4),
+        (vec![("#a", 250), ("#a", 251)], 250),
+        (vec![("#c", 1), ("#a", 303), ("#a", 300)], 300),
+    ] {
+        let writes = seqs
+            .iter()
+            .map(|&(r, s)| Write::Event(say(r, s, "again")))
+            .collect();
+        let got = store.write(&Batch {
+            id: BatchId(2),
+            writes,
+        });
+        assert!(
+            matches!(got, Err(WriteError::Duplicate { seq, .. }) if seq == Seq(dup)),
+            "{seqs:?}: {got:?}"
+        );
+    }
+    assert_eq!(store.next_id, 305);
+    // A row whose first seq is below a stored row's and whose last is inside it.
+    let writes = (299..=301)
+        .map(|s| Write::Event(say("#a", s, "x")))
+        .collect();
+    let got = store.write(&Batch {
+        id: BatchId(3),
+        writes,
+    });
+    assert!(
+        matches!(got, Err(WriteError::Duplicate { seq: Seq(299), .. })),
+        "{got:?}"
+    );
+    let writes = vec![Write::Event(say("#a", 301, "fills the gap"))];
+    store
+        .write(&Batch {
+            id: BatchId(4),
+            writes,
+        })
+        .unwrap();
+    assert_eq!(store.next_id, 306);
+}
+
+#[test]
+fn a_read_back_picks_the_lines_of_an_id_range_out_of_rows_it_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    // Rows: #a 1..=256 (ids 1..=256), #a 257..=300 (ids 257..=300).
+    let writes = (1..=300)
+        .map(|s| Write::Event(say("#a", s, &format!("line n{s}"))))
+        .collect();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes,
+        })
+        .unwrap();
+    // What a step reading back ids 101..=260 indexes (both rows cut), nothing else.
+    assert!(super::index::INDEX_RANGE_SQL.contains(&format!("?1 - {ROW_EVENTS}")));
+    let range = super::index::INDEX_RANGE_SQL
+        .replace("?1", "100")
+        .replace("?2", "260");
+    store.index_sql(&range).unwrap();
+    let mut reader = store.reader().unwrap();
+    let mut find = |words: &str| -> Vec<u64> {
+        reader
+            .search(&SearchQuery {
+                words: words.into(),
+                rooms: Vec::new(),
+                limit: 50,
+            })
+            .unwrap()
+            .iter()
+            .map(|e| e.seq.0)
+            .collect()
+    };
+    assert_eq!(find("line"), (211..=260).rev().collect::<Vec<_>>());
+    assert_eq!(find("n101"), vec![101]);
+    assert_eq!(find("n260"), vec![260]);
+    assert!(find("n100").is_empty());
+    assert!(find("n261").is_empty());
+    assert!(find("n1").is_empty());
+}
+
+#[test]
+fn texts_with_quotes_backslashes_and_any_character_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let texts = [
+        r#"she said "hi" \o/ \"#,
+        "\\u0041 is not A",
+        "naïve — 日本語 😀 \u{7f}",
+        "}], [\"",
+    ];
+    let writes = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Write::Event(say("#a", i as u64 + 1, t)))
+        .collect();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes,
+        })
+        .unwrap();
+    let page = store
+        .reader()
+        .unwrap()
+        .history(&HistoryQuery {
+            room: RoomName::new("#a").unwrap(),
+            before: Seq(u64::MAX),
+            limit: 10,
+        })
+        .unwrap();
+    let got: Vec<RoomEvent> = page.events;
+    let want: Vec<RoomEvent> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| say("#a", i as u64 + 1, t))
+        .collect();
+    assert_eq!(got, want);
 }

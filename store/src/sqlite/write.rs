@@ -10,7 +10,7 @@ use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, RoomName};
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -71,9 +71,7 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| schema::open_error(&path, e))?;
         let next_id = conn
-            .query_row("SELECT coalesce(max(id), 0) + 1 FROM events", [], |r| {
-                r.get(0)
-            })
+            .query_row(NEXT_ID_SQL, [], |r| r.get(0))
             .map_err(|e| schema::open_error(&path, e))?;
         let store_id: Vec<u8> = conn
             .query_row("SELECT uid FROM store_identity", [], |r| r.get(0))
@@ -336,17 +334,7 @@ impl SqliteStore {
     /// error) none.
     pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
         let next_id = self.next_id;
-        let applied = match self.apply_group(group, Conflicts::RollBack) {
-            Err(Failure::RolledBack) => {
-                // Something in the group conflicts (a duplicate seq): written again, this time
-                // so that the failure names it (and rolls back as well).
-                self.rooms.clear();
-                self.next_id = next_id;
-                self.apply_group(group, Conflicts::Name)
-            }
-            other => other,
-        };
-        let applied = match applied.map_err(Failure::into_write_error) {
+        let applied = match self.apply_group(group) {
             Ok((ids, lines)) => {
                 self.unfolded_ids = match ids {
                     IdRows::Added(n) => self.unfolded_ids + n,
@@ -371,17 +359,13 @@ impl SqliteStore {
         applied
     }
 
-    fn apply_group(
-        &mut self,
-        group: &[Batch],
-        conflicts: Conflicts,
-    ) -> Result<(IdRows, Vec<HeldLine>), Failure> {
+    fn apply_group(&mut self, group: &[Batch]) -> Result<(IdRows, Vec<HeldLine>), WriteError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(WriteError::from_sqlite)?;
         let mut meta = RoomMeta::default();
-        // Consecutive room events are inserted together, a few rows per statement.
+        // Consecutive room events are inserted together: one row per room and run of seqs.
         let mut events: Vec<&RoomEvent> = Vec::new();
         // The sessions' last ids of this group, one `session_ids` row for all of them.
         let mut ids: Vec<u8> = Vec::new();
@@ -435,7 +419,7 @@ impl SqliteStore {
                 }
                 if !events.is_empty() {
                     let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
-                    insert_events(&tx, ctx, &events, conflicts)?;
+                    insert_events(&tx, ctx, &events)?;
                     events.clear();
                 }
                 apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
@@ -443,7 +427,7 @@ impl SqliteStore {
         }
         if !events.is_empty() {
             let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
-            insert_events(&tx, ctx, &events, conflicts)?;
+            insert_events(&tx, ctx, &events)?;
         }
         if !ids.is_empty() {
             insert_ids(&tx, &ids)?;
@@ -476,6 +460,10 @@ pub(crate) fn backup(from: &Path, to: &Path) -> Result<(), WriteError> {
         .map(|_| ())
         .map_err(WriteError::from_sqlite)
 }
+
+/// The id the next event gets: one past the last of the newest row (one index lookup).
+pub(super) const NEXT_ID_SQL: &str =
+    "SELECT coalesce((SELECT id + n FROM events ORDER BY id DESC LIMIT 1), 1)";
 
 /// Rows of `session_ids` past which the writer folds them into `sessions`.
 pub const FOLD_IDS_ROWS: u64 = 256;
@@ -585,8 +573,7 @@ fn apply(
 ) -> Result<(), WriteError> {
     let sql = WriteError::from_sqlite;
     match write {
-        Write::Event(ev) => insert_events(tx, (rooms, next_id, meta), &[ev], Conflicts::Name)
-            .map_err(Failure::into_write_error)?,
+        Write::Event(ev) => insert_events(tx, (rooms, next_id, meta), &[ev])?,
         Write::Session(s) => upsert_session(tx, s)?,
         Write::SessionLastId {
             token,
@@ -642,77 +629,9 @@ fn room_id(
     Ok(id)
 }
 
-/// Rows per multi-row `INSERT`, largest first: a statement's fixed cost (binding aside) is paid
-/// once per chunk instead of once per event. What is left below the smallest goes one by one.
-const CHUNKS: [usize; 2] = [32, 8];
-
-/// `{verb} {table} ({cols}) VALUES (?, …), …` for `rows` rows of `width` columns.
-fn multi_insert(verb: &str, table_cols: &str, width: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    format!("{verb} {table_cols} VALUES {}", vec![row; rows].join(", "))
-}
-
-/// The multi-row `events` inserts, made once.
-fn multi_sql(conflicts: Conflicts) -> &'static [String; CHUNKS.len()] {
-    type Sql = std::sync::OnceLock<[String; CHUNKS.len()]>;
-    static ROLL_BACK: Sql = std::sync::OnceLock::new();
-    static NAME: Sql = std::sync::OnceLock::new();
-    let (cell, verb) = match conflicts {
-        Conflicts::RollBack => (&ROLL_BACK, "INSERT OR ROLLBACK INTO"),
-        Conflicts::Name => (&NAME, "INSERT INTO"),
-    };
-    cell.get_or_init(|| {
-        CHUNKS.map(|n| {
-            multi_insert(
-                verb,
-                "events (room, seq, id, at, nick, kind, msg_id, text)",
-                8,
-                n,
-            )
-        })
-    })
-}
-
-/// What a multi-row `events` insert does when a row conflicts (a duplicate (room, seq)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Conflicts {
-    /// `INSERT OR ROLLBACK`: the whole transaction is rolled back. As no statement then has to
-    /// be undone alone, SQLite keeps no statement journal (with `ABORT`, a multi-row insert
-    /// copies every page it changes into one first, and allocates and frees it: an eighth
-    /// of the writer's time, `subjournalPageIfRequired`). The usual case: nothing conflicts.
-    RollBack,
-    /// `INSERT` (`ABORT`): a failed statement changed nothing, and its rows are inserted again
-    /// one at a time to name the duplicate. A group whose first try rolled back is written
-    /// again this way.
-    Name,
-}
-
-/// Why a group was not written.
-#[derive(Debug)]
-enum Failure {
-    /// A row conflicted under [`Conflicts::RollBack`]: nothing was written, try again with
-    /// [`Conflicts::Name`] to learn what.
-    RolledBack,
-    Write(WriteError),
-}
-
-impl From<WriteError> for Failure {
-    fn from(e: WriteError) -> Failure {
-        Failure::Write(e)
-    }
-}
-
-impl Failure {
-    fn into_write_error(self) -> WriteError {
-        match self {
-            Failure::Write(e) => e,
-            // Only a group's first try rolls back, and write_group tries it again.
-            Failure::RolledBack => {
-                WriteError::Storage("a conflicting row rolled the transaction back".into())
-            }
-        }
-    }
-}
+/// Events one `events` row holds at most (see `migrations/009_event_rows.sql`): what a search
+/// result or a read-back unpacks to pick one event out of a row.
+pub const ROW_EVENTS: usize = 256;
 
 /// What inserting events updates: room ids, the next event id, the rooms' metadata.
 type EventCtx<'c> = (
@@ -721,131 +640,143 @@ type EventCtx<'c> = (
     &'c mut RoomMeta,
 );
 
-/// An event as its `events` row.
-struct EventRow<'a> {
-    ev: &'a RoomEvent,
-    room: i64,
-    id: i64,
-    seq: i64,
-    at: i64,
-    kind: i64,
-    msg_id: Option<i64>,
-    text: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Inserts `events` (in this order, with the next ids); indexing them for search is the
-/// caller's.
+/// Inserts `events` (in this order) as rows of several events: one per room and run of
+/// consecutive seqs (at most [`ROW_EVENTS`]), numbered with the next ids row by row; indexing
+/// their lines for search is the caller's (they are in `meta.lines`, by id).
 fn insert_events(
     tx: &Connection,
     (rooms, next_id, meta): EventCtx<'_>,
     events: &[&RoomEvent],
-    conflicts: Conflicts,
-) -> Result<(), Failure> {
-    let mut rows = Vec::with_capacity(events.len());
+) -> Result<(), WriteError> {
+    // Rows in the order of their first event; a room's open row is the last of its rows.
+    let mut rows: Vec<(i64, Vec<&RoomEvent>)> = Vec::new();
+    let mut open: HashMap<i64, usize> = HashMap::new();
     for ev in events {
         let room = room_id(tx, rooms, &ev.room)?;
-        let (kind, msg_id, text) = codec::columns(&ev.kind);
-        if let (codec::kind::SAY | codec::kind::ACT, Some(text)) = (kind, &text) {
-            meta.lines.push(HeldLine {
-                id: *next_id,
-                room,
-                text: text.to_string(),
-            });
-        }
-        rows.push(EventRow {
-            ev,
-            room,
-            id: *next_id,
-            seq: int("seq", ev.seq.0)?,
-            at: int("time", ev.at.0)?,
-            kind,
-            msg_id: msg_id.map(|id| int("message id", id.0)).transpose()?,
-            text,
-        });
-        *next_id += 1;
         meta.saw(room, ev);
-    }
-    let sql = multi_sql(conflicts);
-    let mut rest = &rows[..];
-    while !rest.is_empty() {
-        let Some(at) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
-            for row in rest {
-                insert_event(tx, row)?;
+        let follows = open.get(&room).is_some_and(|&i| {
+            let row = &rows[i].1;
+            row.len() < ROW_EVENTS
+                && row
+                    .last()
+                    .is_some_and(|l| l.seq.0.checked_add(1) == Some(ev.seq.0))
+        });
+        if follows {
+            if let Some(&i) = open.get(&room) {
+                rows[i].1.push(ev);
             }
-            break;
-        };
-        let (chunk, tail) = rest.split_at(CHUNKS[at]);
-        insert_chunk(tx, &sql[at], chunk, conflicts)?;
-        rest = tail;
+        } else {
+            open.insert(room, rows.len());
+            rows.push((room, vec![ev]));
+        }
+    }
+    // About what a bench line takes (64 bytes of text): grown once at most, not by doubling.
+    let mut frames = String::with_capacity(events.len().min(ROW_EVENTS) * 128);
+    for (room, row) in rows {
+        insert_row(tx, room, &row, next_id, meta, &mut frames)?;
     }
     Ok(())
 }
 
-/// One multi-row insert of `chunk`. On a conflict, with [`Conflicts::Name`] the duplicate is
-/// found and named by inserting the chunk again one row at a time (the failed statement
-/// changed nothing); with [`Conflicts::RollBack`] the transaction is gone.
-fn insert_chunk(
+/// One `events` row: `row` (consecutive seqs of `room`) with the ids from `next_id` on.
+/// Refuses it, naming the first seq already stored, if it overlaps a row stored (a room's
+/// rows never overlap, so the one starting last at or below its last seq tells).
+fn insert_row(
     tx: &Connection,
-    events_sql: &str,
-    chunk: &[EventRow<'_>],
-    conflicts: Conflicts,
-) -> Result<(), Failure> {
-    let inserted = tx.prepare_cached(events_sql).and_then(|mut st| {
-        for (i, r) in chunk.iter().enumerate() {
-            let b = i * 8;
-            st.raw_bind_parameter(b + 1, r.room)?;
-            st.raw_bind_parameter(b + 2, r.seq)?;
-            st.raw_bind_parameter(b + 3, r.id)?;
-            st.raw_bind_parameter(b + 4, r.at)?;
-            st.raw_bind_parameter(b + 5, r.ev.from.as_str())?;
-            st.raw_bind_parameter(b + 6, r.kind)?;
-            st.raw_bind_parameter(b + 7, r.msg_id)?;
-            st.raw_bind_parameter(b + 8, r.text.as_deref())?;
+    room: i64,
+    row: &[&RoomEvent],
+    next_id: &mut i64,
+    meta: &mut RoomMeta,
+    frames: &mut String,
+) -> Result<(), WriteError> {
+    let sql = WriteError::from_sqlite;
+    let (Some(first), Some(last)) = (row.first(), row.last()) else {
+        return Ok(());
+    };
+    let (seq, last_seq) = (int("seq", first.seq.0)?, int("seq", last.seq.0)?);
+    let below: Option<(i64, i64)> = tx
+        .prepare_cached(ROW_AT_OR_BELOW_SQL)
+        .and_then(|mut st| {
+            st.query_row(params![room, last_seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql)?;
+    if let Some((s, n)) = below {
+        if s + n > seq {
+            return Err(duplicate(tx, room, first, seq));
         }
-        st.raw_execute()
-    });
+    }
+    frames.clear();
+    frames.push('[');
+    // Where each frame ends in `frames`, for readers picking one out (`codec::frame_places`).
+    let mut ends: Vec<u8> = Vec::with_capacity(row.len() * 4);
+    let mut at = 0;
+    for (i, ev) in row.iter().enumerate() {
+        if i > 0 {
+            frames.push(',');
+        }
+        codec::frame(frames, ev)?;
+        let end = u32::try_from(frames.len()).map_err(|_| WriteError::OutOfRange {
+            what: "a row of events' bytes",
+            value: frames.len() as u64,
+        })?;
+        ends.extend_from_slice(&end.to_le_bytes());
+        at = at.max(int("time", ev.at.0)?);
+        if let EventKind::Say { text, .. } | EventKind::Act { text, .. } = &ev.kind {
+            meta.lines.push(HeldLine {
+                id: *next_id + i as i64,
+                room,
+                text: text.as_str().to_owned(),
+            });
+        }
+    }
+    frames.push(']');
+    let n = row.len() as i64;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (room, seq, n, id, at, frames, ends) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut st| st.execute(params![room, seq, n, *next_id, at, frames.as_str(), ends]));
     match inserted {
-        Ok(_) => Ok(()),
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-            if conflicts == Conflicts::RollBack {
-                return Err(Failure::RolledBack);
-            }
-            for r in chunk {
-                insert_event(tx, r)?;
-            }
+        Ok(_) => {
+            *next_id += n;
             Ok(())
         }
-        Err(e) => Err(WriteError::from_sqlite(e).into()),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(duplicate(tx, room, first, seq))
+        }
+        Err(e) => Err(sql(e)),
     }
 }
 
-/// One event's row alone (its search row is the caller's).
-fn insert_event(tx: &Connection, r: &EventRow<'_>) -> Result<(), WriteError> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                r.room,
-                r.seq,
-                r.id,
-                r.at,
-                r.ev.from.as_str(),
-                r.kind,
-                r.msg_id,
-                r.text
-            ])
-        });
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-            Err(WriteError::Duplicate {
-                room: r.ev.room.clone(),
-                seq: r.ev.seq,
-            })
-        }
-        Err(e) => Err(WriteError::from_sqlite(e)),
+/// A room's row starting last at or below a seq: `?1` room, `?2` seq.
+pub(super) const ROW_AT_OR_BELOW_SQL: &str =
+    "SELECT seq, n FROM events WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1";
+
+/// The error for a row of events from `first` (seq `seq`) on that overlaps one stored: names
+/// the first of its seqs stored already.
+fn duplicate(tx: &Connection, room: i64, first: &RoomEvent, seq: i64) -> WriteError {
+    // The row holding `seq`, else the first row after it.
+    let holding: Option<(i64, i64)> = tx
+        .query_row(ROW_AT_OR_BELOW_SQL, params![room, seq], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .ok()
+        .flatten();
+    let stored = match holding {
+        Some((s, n)) if s + n > seq => seq,
+        _ => tx
+            .query_row(
+                "SELECT seq FROM events WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+                params![room, seq],
+                |r| r.get(0),
+            )
+            .unwrap_or(seq),
+    };
+    WriteError::Duplicate {
+        room: first.room.clone(),
+        seq: natter_core::Seq(u64::try_from(stored).unwrap_or(first.seq.0)),
     }
 }
 
