@@ -413,12 +413,50 @@ impl core::fmt::Display for Text {
 }
 
 /// A connection, as the hub numbers them. Never reused within one hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// It carries two numbers: the connection's sequence number ([`ConnId::seq`]: 1 for the hub's
+/// first connection, then +1 per connection, never reused) in the high bits, and the slot of
+/// the hub's table that holds it ([`ConnId::slot`], reused once the connection is gone) in the
+/// low [`ConnId::SLOT_BITS`]. Ids order as their sequence numbers do (the order connections
+/// came in), and show as `c` and the sequence number (`c1`, `c2`, ...).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Bits of the slot: up to 16,777,216 connections at once.
+    pub const SLOT_BITS: u32 = 24;
+    /// The highest slot.
+    pub const MAX_SLOT: u32 = (1 << Self::SLOT_BITS) - 1;
+    /// The highest sequence number: about 10^12 connections over a hub's life.
+    pub const MAX_SEQ: u64 = u64::MAX >> Self::SLOT_BITS;
+
+    /// The id of connection number `seq` in slot `slot`; `None` if either is out of range.
+    pub fn new(seq: u64, slot: u32) -> Option<ConnId> {
+        (seq <= Self::MAX_SEQ && slot <= Self::MAX_SLOT)
+            .then(|| ConnId((seq << Self::SLOT_BITS) | u64::from(slot)))
+    }
+
+    /// The connection's sequence number: unique over the hub's life, in the order connections
+    /// came in.
+    pub fn seq(self) -> u64 {
+        self.0 >> Self::SLOT_BITS
+    }
+
+    /// The slot of the hub's table that holds the connection.
+    pub fn slot(self) -> usize {
+        (self.0 & u64::from(Self::MAX_SLOT)) as usize
+    }
+}
 
 impl core::fmt::Display for ConnId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "c{}", self.0)
+        write!(f, "c{}", self.seq())
+    }
+}
+
+impl core::fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ConnId(c{}@{})", self.seq(), self.slot())
     }
 }
 

@@ -29,7 +29,16 @@ impl Hub {
             self.stats.refused(None);
             return Err(Refused::Overloaded);
         }
-        let id = ConnId(self.next_conn);
+        // The slot it will have, and the next number: both always there below the limits
+        // above (16 million connections at once, 10^12 over the hub's life).
+        let Some(id) = self
+            .conns
+            .next_slot()
+            .and_then(|slot| ConnId::new(self.next_conn, slot))
+        else {
+            self.stats.refused(None);
+            return Err(Refused::Overloaded);
+        };
         self.next_conn += 1;
         let peer = peer.to_canonical();
         let mut conn = Conn::new(id, peer, door, self.config.flood_burst, now);
@@ -59,15 +68,21 @@ impl Hub {
             }
         }
         debug!(conn = %id, %peer, "accepted");
-        if self.config.trusted_proxies.contains(&peer) {
+        let proxied = self.config.trusted_proxies.contains(&peer);
+        if proxied {
             conn.life = Life::Proxy;
+        }
+        self.attach_gen += 1;
+        if !self.conns.insert(conn) {
+            // Cannot happen: the id names the slot offered.
+            return Err(Refused::Overloaded);
+        }
+        if proxied {
             self.timers
                 .set(Timer::Detect(id), now + self.config.text_detect_wait);
         } else {
-            self.after_proxy(&mut conn, now);
+            self.after_proxy(id, now);
         }
-        self.attach_gen += 1;
-        self.conns.insert(id, Box::new(conn));
         self.timers
             .set(Timer::Hello(id), now + self.config.hello_timeout);
         if self.ips.len() > 0 && !self.timers.is_set(Timer::PruneIps) {
@@ -79,13 +94,16 @@ impl Hub {
     }
 
     /// Past a PROXY header (or with none): the door's own dialect, or detection by first byte.
-    fn after_proxy(&mut self, conn: &mut Conn, now: Millis) {
-        match dialect::at_accept(conn.door) {
-            Some(d) => conn.life = Life::Handshake(d),
+    fn after_proxy(&mut self, conn: ConnId, now: Millis) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match dialect::at_accept(c.door) {
+            Some(d) => c.life = Life::Handshake(d),
             None => {
-                conn.life = Life::Detect;
+                c.life = Life::Detect;
                 self.timers
-                    .set(Timer::Detect(conn.id), now + self.config.text_detect_wait);
+                    .set(Timer::Detect(conn), now + self.config.text_detect_wait);
             }
         }
     }
@@ -105,16 +123,12 @@ impl Hub {
             }
             Ok(Parsed::NotProxy) => {
                 self.attach_gen += 1;
-                let mut c = self.conns.remove(&conn)?;
-                self.after_proxy(&mut c, now);
-                self.conns.insert(conn, c);
+                self.after_proxy(conn, now);
                 Some(buf)
             }
             Ok(Parsed::Header { len, source }) => {
                 self.attach_gen += 1;
-                let mut c = self.conns.remove(&conn)?;
-                self.after_proxy(&mut c, now);
-                self.conns.insert(conn, c);
+                self.after_proxy(conn, now);
                 debug!(conn = %conn, ?source, "PROXY header");
                 if let Some(ip) = source {
                     self.count_client(conn, ip, now);
@@ -520,7 +534,7 @@ impl Hub {
         let mut kept = false;
         let mut ping = Vec::new();
         let mut dead = Vec::new();
-        for (&id, c) in &self.conns {
+        for (&id, c) in self.conns.iter() {
             if c.closing()
                 || !matches!(c.life, Life::Ready(..))
                 || !c.dialect().is_some_and(|d| d.keepalive())

@@ -1,4 +1,4 @@
-//! The hub's tables of connections, users and devices: boxed records that carry their own id,
+//! The hub's tables of users and devices (connections are in a [`super::slab`]): boxed records that carry their own id,
 //! in a hash table of the boxes alone.
 //!
 //! A `HashMap<Id, Box<T>>` slot is 16 bytes: the id beside the pointer. Each record holds its
@@ -77,14 +77,6 @@ impl<V: Keyed> IdMap<V> {
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &V::Key> {
         self.0.iter().map(|v| v.key())
-    }
-
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|v| &**v)
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&V::Key, &V)> {
-        self.0.iter().map(|v| (v.key(), &**v))
     }
 }
 

@@ -66,6 +66,7 @@ mod reconfig;
 mod reply;
 mod resume;
 mod room;
+mod slab;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -407,13 +408,12 @@ pub struct Hub {
     reclaim_cursor: Option<RoomName>,
     /// Steps decoded from one read, reused between reads.
     steps: Vec<Step>,
-    // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe;
-    // these maps are touched once per member per broadcast.
-    /// Boxed: the table has up to twice as many slots as connections, and a slot is a pointer.
-    conns: idmap::IdMap<Conn>,
-    /// Boxed, like `conns`: a table slot is a pointer.
+    /// By slot: a `ConnId` names its slot ([`slab`]); touched once per member per broadcast.
+    conns: slab::ConnSlab,
+    // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe.
+    /// Boxed: the table has up to twice as many slots as users, and a slot is a pointer.
     users: idmap::IdMap<User>,
-    /// Boxed, like `conns`.
+    /// Boxed, like `users`.
     devices: idmap::IdMap<Device>,
     /// Bumped whenever a room's membership, a user's devices or a device's connection changes:
     /// a big room's list of attached connections ([`room::Room::attached`]) is current while
@@ -474,7 +474,7 @@ impl Hub {
             reclaim_cursor: None,
             queries: past::Queries::default(),
             durable,
-            conns: idmap::IdMap::default(),
+            conns: slab::ConnSlab::default(),
             users: idmap::IdMap::default(),
             devices: idmap::IdMap::default(),
             attach_gen: 1,

@@ -2037,6 +2037,55 @@ fn closing_a_text_socket_quits_but_a_binary_one_detaches_silently() {
     assert!(e[0].2.contains("reconnecting"));
 }
 
+/// A connection's slot is reused once it closes; its id is not: bytes, writes and questions
+/// for the old id reach nothing, not the connection now in its slot, and ids still count up
+/// and show in the order connections came.
+#[test]
+fn a_closed_connections_id_reaches_nothing_once_its_slot_is_reused() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    t.join(a, "#lobby");
+    let b = t.bin("bob");
+    t.join(b, "#lobby");
+    t.recv(a);
+    assert_eq!((a.to_string(), b.to_string()), ("c1".into(), "c2".into()));
+    t.send(a, &ClientMsg::Quit { reason: None });
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    t.recv(b);
+    let c = t.bin("carol");
+    assert_eq!(c.slot(), a.slot(), "the slot is reused");
+    assert!(
+        c != a && c > b,
+        "the id is new and later: {c:?} {a:?} {b:?}"
+    );
+    assert_eq!(c.to_string(), "c3");
+    t.join(c, "#lobby");
+    t.recv(b);
+    // The old id: its bytes are dropped, it has no backlog, nick or kind, and a write or a
+    // close for it does not touch carol's.
+    t.send(
+        a,
+        &ClientMsg::Say {
+            room: room("#lobby"),
+            id: MsgId(9),
+            text: text("from the grave"),
+        },
+    );
+    assert!(t.recv(b).is_empty() && t.recv(c).is_empty());
+    assert_eq!(t.hub.queued_bytes(a), None);
+    assert_eq!(t.hub.nick(a), None);
+    assert_eq!(t.hub.kind(a), None);
+    t.hub.handle_written(a, 1_000, t.now);
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    assert_eq!(t.hub.nick(c), Some(&nick("carol")));
+    assert_eq!(t.hub.connections(), 2);
+    // Carol is still in the room and gets its lines.
+    t.say(b, "#lobby", 1, "hello carol");
+    assert_eq!(says(&t.recv(c)), vec!["hello carol".to_string()]);
+}
+
 #[test]
 fn history_request_gets_a_gap_for_what_is_gone() {
     let mut cfg = config();
