@@ -1151,6 +1151,10 @@ mod sizes {
         assert!(device <= 120, "{device}");
         let user = size_of::<super::super::User>();
         assert!(user <= 104, "{user}");
+        // A token table slot: the device id alone, the key read through the device
+        // (`users::Tokens`).
+        let token_slot = size_of::<u64>();
+        assert!(token_slot <= 8, "{token_slot}");
         // A nick table slot: the user id alone, the key read through the user (`users::Nicks`).
         let nick_slot = size_of::<super::super::UserId>();
         assert!(nick_slot <= 8, "{nick_slot}");
