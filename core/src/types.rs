@@ -105,8 +105,8 @@ impl<const N: usize> core::fmt::Debug for Inline<N> {
 /// [`Nick::folded`].
 ///
 /// Held inline (at most [`MAX_NICK_LEN`] bytes), not on the heap, like [`RoomName`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Nick(Inline<MAX_NICK_LEN>);
 
 impl Nick {
@@ -221,8 +221,8 @@ impl core::fmt::Display for Nick {
 /// Held inline (at most [`MAX_ROOM_LEN`] bytes), not on the heap: every member's list of rooms
 /// and scroll cursor hold a copy, and a heap copy cost an allocation each (issue 22's idle
 /// memory). It compares, orders and hashes as its text, as it did as a `String`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct RoomName(Inline<MAX_ROOM_LEN>);
 
 impl RoomName {
@@ -288,8 +288,8 @@ impl core::fmt::Display for RoomName {
 
 /// Chat text people see: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8, cleaned by [`sanitize`] when it
 /// is made (no control characters, bidi overrides, line separators or invisible characters).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Text(String);
 
 impl Text {
@@ -561,9 +561,49 @@ impl core::fmt::Debug for Password {
     }
 }
 
+// Serialized as their text, as `String`s are (the same bytes on the wire), but without the
+// `String` that `serde(into = "String")` made for every nick, room name and line encoded: a
+// member list of 100 nicks was 100 allocations per encoding (issue 22's connect burst).
+impl Serialize for Nick {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for RoomName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nicks, room names and text go on the wire exactly as the `String`s they were
+    /// serialized as before (now without making one).
+    #[test]
+    fn names_and_text_encode_as_their_strings() {
+        use crate::wire::encode_payload;
+        let nick = Nick::new("Alice").unwrap();
+        let room = RoomName::new("#lobby").unwrap();
+        let text = Text::new("hello there").unwrap();
+        assert_eq!(
+            encode_payload(&(&nick, &room, &text)).unwrap(),
+            encode_payload(&(
+                "Alice".to_owned(),
+                "#lobby".to_owned(),
+                "hello there".to_owned()
+            ))
+            .unwrap()
+        );
+    }
 
     #[test]
     fn a_folded_key_is_the_folded_nick_and_is_found_by_str() {

@@ -476,7 +476,7 @@ impl Hub {
         let Some(record) = record.filter(|r| opens(r)) else {
             return self.session_not_found(f, now);
         };
-        if self.tokens.contains_key(&record.token_id) {
+        if self.tokens.contains_key(&self.devices, record.token_id) {
             // Known here after all (taken over meanwhile): resume as usual.
             return self.session_not_found(f, now);
         }

@@ -43,6 +43,9 @@ pub(crate) struct Out {
     epoch: u64,
     /// Cycle buffers frozen for transmits, until every queue holding runs of them is polled.
     frozen: Vec<(u64, Bytes)>,
+    /// The last runs copied out of their cycle buffers (see [`Out::resolve`]), until every
+    /// queue is polled: members with the same run share its copy.
+    copies: Vec<(Shared, Bytes)>,
     /// Every connection's backlog bytes, summed.
     backlog_total: usize,
     /// With a durable store: output pushed now is held until this batch is durable (set while
@@ -86,29 +89,69 @@ impl Out {
     /// which the outbound limit bounds, however slowly it reads.
     fn resolve(&mut self, run: Shared) -> Bytes {
         if run.epoch == self.epoch {
-            let frozen = self.cycle.split().freeze();
-            self.frozen.push((self.epoch, frozen));
-            self.epoch += 1;
+            self.freeze();
         }
-        let Some((_, buf)) = self.frozen.iter().find(|(e, _)| *e == run.epoch) else {
+        // In order of their epochs.
+        let Ok(at) = self.frozen.binary_search_by_key(&run.epoch, |(e, _)| *e) else {
             return Bytes::new();
         };
+        let buf = &self.frozen[at].1;
         let len = run.end - run.start;
-        if len.saturating_mul(SHARE_MIN_PART) < buf.len() {
-            Bytes::copy_from_slice(&buf[run.start..run.end])
-        } else {
-            buf.slice(run.start..run.end)
+        if len.saturating_mul(SHARE_MIN_PART) >= buf.len() {
+            return buf.slice(run.start..run.end);
         }
+        // Every member of a room polled in this cycle has the same run, nearly always (their
+        // queues took the same broadcasts): one copy for all of them, not one each. A copy is
+        // exactly the run, so each holder still pins only its own bytes.
+        if let Some((_, copy)) = self.copies.iter().rev().find(|(r, _)| *r == run) {
+            return copy.clone();
+        }
+        let copy = Bytes::copy_from_slice(&buf[run.start..run.end]);
+        if self.copies.len() >= COPIES_KEPT {
+            self.copies.remove(0);
+        }
+        self.copies.push((run, copy.clone()));
+        copy
     }
 
     /// Every queue has been polled: no run refers to a frozen buffer any more, except held
     /// output of the batch being built (see [`Conn::seal_held`]), which keeps them until then.
     pub(crate) fn all_polled(&mut self) {
+        self.copies.clear();
         if !self.unsealed {
             self.frozen.clear();
         }
     }
+
+    /// The cycle buffer so far is frozen (if it holds anything): what is shared from now on
+    /// goes into the next.
+    fn freeze(&mut self) {
+        if !self.cycle.is_empty() {
+            let frozen = self.cycle.split().freeze();
+            self.frozen.push((self.epoch, frozen));
+            self.epoch += 1;
+        }
+    }
+
+    /// What is shared from now on is for one connection alone (a replay, see
+    /// `deliver::own_buffer`), in a buffer of its own of `cap` bytes: its run is then that
+    /// whole buffer, handed out as a slice of it, and freed once written. Until
+    /// [`Out::end_own`].
+    pub(crate) fn begin_own(&mut self, cap: usize) {
+        self.freeze();
+        self.cycle = BytesMut::with_capacity(cap);
+    }
+
+    /// Back to the cycle buffer for broadcasts (a new one).
+    pub(crate) fn end_own(&mut self) {
+        self.freeze();
+        self.cycle = BytesMut::new();
+    }
 }
+
+/// Copied runs remembered for other members with the same run (see [`Out::resolve`]): members
+/// of one room are polled one after the other, so a few suffice.
+const COPIES_KEPT: usize = 8;
 
 /// A run is shared (a slice of its cycle buffer) only if it is at least 1/`SHARE_MIN_PART` of
 /// the buffer; a smaller one is copied (see [`Out::resolve`]).
@@ -1035,6 +1078,45 @@ mod tests {
     }
 
     #[test]
+    fn members_with_the_same_small_run_share_one_copy() {
+        let mut out = Out::default();
+        let (mut busy, mut q1, mut q2) = (conn(1), conn(2), conn(3));
+        for _ in 0..100 {
+            let run = out.share(&[b'x'; 100]);
+            busy.push(&mut out, run);
+        }
+        let run = out.share(b"quiet room event");
+        q1.push(&mut out, run);
+        q2.push(&mut out, run);
+        let other = out.share(b"another room");
+        q2.push(&mut out, other);
+        let t1 = q1.take_queue(&mut out);
+        let t2 = q2.take_queue(&mut out);
+        assert_eq!(t1.concat(), b"quiet room event");
+        assert_eq!(t2.concat(), b"quiet room eventanother room");
+        assert_ne!(
+            t1[0].as_ptr(),
+            t2[0].as_ptr(),
+            "different runs, different copies"
+        );
+        let mut q3 = conn(4);
+        q3.push(&mut out, run);
+        let t3 = q3.take_queue(&mut out);
+        assert_eq!(
+            t3[0].as_ptr(),
+            t1[0].as_ptr(),
+            "the same run, the same copy"
+        );
+        assert_eq!(t3[0].len(), b"quiet room event".len(), "exactly the run");
+        busy.take_queue(&mut out);
+        out.all_polled();
+        assert!(
+            out.copies.is_empty(),
+            "copies are let go once all is polled"
+        );
+    }
+
+    #[test]
     fn a_run_polled_between_broadcasts_stays_valid() {
         // A shell may poll one connection, feed the hub more, and poll the next later.
         let mut out = Out::default();
@@ -1075,6 +1157,10 @@ mod sizes {
         assert!(device <= 120, "{device}");
         let user = size_of::<super::super::User>();
         assert!(user <= 104, "{user}");
+        // A token table slot: the device id alone, the key read through the device
+        // (`users::Tokens`).
+        let token_slot = size_of::<u64>();
+        assert!(token_slot <= 8, "{token_slot}");
         // A nick table slot: the user id alone, the key read through the user (`users::Nicks`).
         let nick_slot = size_of::<super::super::UserId>();
         assert!(nick_slot <= 8, "{nick_slot}");

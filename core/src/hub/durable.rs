@@ -320,7 +320,7 @@ impl Hub {
         // Accounts before sessions: an always-on account's user is there for its devices.
         self.load_accounts(loaded.accounts);
         for s in loaded.sessions {
-            if self.tokens.contains_key(&s.token_id) {
+            if self.tokens.contains_key(&self.devices, s.token_id) {
                 continue;
             }
             // Sessions of one nick are devices of one user.

@@ -83,7 +83,6 @@ use dialect::{Reply, Request, Step};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use room::{RoomSet, Rooms};
-use std::collections::HashMap;
 use thiserror::Error;
 use timers::{Timer, Timers};
 use tracing::debug;
@@ -422,7 +421,7 @@ pub struct Hub {
     /// Folded nick → user.
     nicks: users::Nicks,
     /// Resume token id → device.
-    tokens: HashMap<u64, DeviceId>,
+    tokens: users::Tokens,
     /// Registered accounts, their keys and markers, and password work out.
     accounts: Box<accounts::Accounts>,
     /// Server-wide bans (see `moderate.rs`).
@@ -479,7 +478,7 @@ impl Hub {
             devices: idmap::IdMap::default(),
             attach_gen: 1,
             nicks: users::Nicks::default(),
-            tokens: HashMap::new(),
+            tokens: users::Tokens::default(),
             accounts: Box::default(),
             server_bans: Vec::new(),
             rooms: Rooms::new(),

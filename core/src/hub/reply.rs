@@ -250,11 +250,12 @@ impl Hub {
         self.timers.cancel(super::Timer::Grace(did));
         self.timers.cancel(super::Timer::Takeover(did));
         if let Some(key) = d.resume {
-            self.tokens.remove(&key.id);
+            self.tokens
+                .remove(key.id, did, super::users::Which::Current);
             self.session_ended(key);
         }
         if let Some(prev) = d.prev_resume() {
-            self.tokens.remove(&prev.id);
+            self.tokens.remove(prev.id, did, super::users::Which::Prev);
         }
         if let Some(u) = self.users.get_mut(&d.user) {
             self.attach_gen += 1;

@@ -770,6 +770,62 @@ fn history_replay_on_join() {
     assert_eq!(says(&got), vec!["m4", "m5"]);
 }
 
+/// A join's replay is one piece of the joiner's transmit (a slice of a buffer of its own), not
+/// a piece per event, and arrives whole and in order, for binary clients and people alike;
+/// the members' copies of the join are one buffer shared by all (issue 22's idle memory: the
+/// connect burst's transient allocations).
+#[test]
+fn a_joins_replay_is_one_piece_and_the_members_share_one_copy() {
+    let mut cfg = config();
+    cfg.flood_refill = Millis::ZERO;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#h");
+    for i in 1..=20 {
+        t.say(a, "#h", i, &format!("m{i}"));
+    }
+    t.recv(a);
+    let (p, _) = t.txt();
+    t.line(p, "/join #h");
+    let lines = t.lines(p);
+    for i in 1..=20 {
+        assert!(
+            lines.iter().any(|l| l.ends_with(&format!("m{i}"))),
+            "m{i} replayed to a person: {lines:?}"
+        );
+    }
+    let members: Vec<ConnId> = (0..3).map(|i| t.bin(&format!("m{i}"))).collect();
+    for &m in &members {
+        t.join(m, "#h");
+        t.recv(m);
+    }
+    t.recv(a);
+    t.raw.clear();
+    let b = t.bin("bob");
+    t.raw.clear();
+    let got = t.join(b, "#h");
+    let seqs: Vec<u64> = events(&got).iter().map(|e| e.seq.0).collect();
+    assert_eq!(seqs, (1..=26).collect::<Vec<u64>>(), "{got:?}");
+    assert_eq!(says(&got).len(), 20);
+    let pieces: usize = t
+        .raw
+        .iter()
+        .filter(|x| x.conn == b)
+        .map(|x| x.data.len())
+        .sum();
+    assert!(pieces <= 3, "{pieces} pieces for a replay of 26 events");
+    // The join as the members got it: the same bytes for every member (a slice of the cycle
+    // buffer or one copy), not a copy each.
+    let copies: Vec<*const u8> = t
+        .raw
+        .iter()
+        .filter(|x| members.contains(&x.conn) || x.conn == a)
+        .map(|x| x.data[0].as_ptr())
+        .collect();
+    assert_eq!(copies.len(), 4, "{:?}", t.raw);
+    assert!(copies.iter().all(|p| *p == copies[0]), "{copies:?}");
+}
+
 #[test]
 fn history_stays_within_the_server_wide_budget() {
     use crate::limits::HISTORY_MIN_KEPT;

@@ -5,6 +5,7 @@ use super::idmap::IdMap;
 use super::{Device, DeviceId, Hub, ResumeKey, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken};
+use std::hash::BuildHasher;
 
 use rand_core::RngCore;
 
@@ -67,7 +68,8 @@ impl Hub {
             });
             d.last_id = last_id;
         }
-        self.tokens.insert(token_id, did);
+        self.tokens
+            .insert(&self.devices, token_id, did, Which::Current);
         self.detached += 1;
         self.timers
             .set(super::Timer::Grace(did), now + self.config.resume_grace);
@@ -156,23 +158,33 @@ impl Hub {
             let mut t = [0u8; 32];
             self.rng.fill_bytes(&mut t);
             let t = ResumeToken(t);
-            if !self.tokens.contains_key(&t.id()) {
+            if !self.tokens.contains_key(&self.devices, t.id()) {
                 break t;
             }
         };
         let d = self.devices.get_mut(&did)?;
-        if let Some(old) = d.resume.replace(ResumeKey::of(&token)) {
-            if d.prev_resume().is_none() {
+        let had_prev = d.prev_resume().is_some();
+        // Out of the table before the device's keys change (the table finds a slot's key
+        // through the device).
+        let old = d.resume.take();
+        if let Some(old) = old {
+            self.tokens.remove(old.id, did, Which::Current);
+        }
+        let d = self.devices.get_mut(&did)?;
+        d.resume = Some(ResumeKey::of(&token));
+        if let Some(old) = old {
+            if !had_prev {
                 // The client has `old` (it used it, or received it): it stays good until the
                 // client shows it has the new one.
                 d.set_prev_resume(old);
-            } else {
-                // `old` never reached the client: the token it holds is still `prev_resume`.
-                self.tokens.remove(&old.id);
+                self.tokens.insert(&self.devices, old.id, did, Which::Prev);
             }
+            // Otherwise `old` never reached the client: the token it holds is still
+            // `prev_resume`, and `old` is gone.
             self.session_ended(old);
         }
-        self.tokens.insert(token.id(), did);
+        self.tokens
+            .insert(&self.devices, token.id(), did, Which::Current);
         self.device_changed(did);
         Some(token)
     }
@@ -180,7 +192,7 @@ impl Hub {
     /// The device a resume token opens: its current token, or the one before while the client
     /// may not have received the current one.
     pub(super) fn token_device(&self, token: &ResumeToken) -> Option<DeviceId> {
-        let did = *self.tokens.get(&token.id())?;
+        let did = self.tokens.get(&self.devices, token.id())?;
         let d = self.devices.get(&did)?;
         let opens = |k: Option<&ResumeKey>| k.is_some_and(|k| k.opens(token));
         (opens(d.resume.as_ref()) || opens(d.prev_resume())).then_some(did)
@@ -192,7 +204,7 @@ impl Hub {
         if let Some(d) = self.devices.get_mut(&did)
             && let Some(prev) = d.take_prev_resume()
         {
-            self.tokens.remove(&prev.id);
+            self.tokens.remove(prev.id, did, Which::Prev);
         }
     }
 }
@@ -261,9 +273,162 @@ impl Nicks {
     }
 }
 
+/// Which of a device's tokens a slot of [`Tokens`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Which {
+    /// `Device::resume`.
+    Current,
+    /// `Device::prev_resume`.
+    Prev,
+}
+
+/// Resume token id → device, for the devices' current tokens and those before them.
+///
+/// A slot is 8 bytes: the device id, its top bit saying which of the device's two tokens it
+/// stands for (the current one or the one before). The key, the token's id, is read through
+/// the device's record when a lookup compares or the table grows (16-byte slots before, the id
+/// and the device: 8 bytes less per slot in a table of up to twice as many slots as devices,
+/// issue 22's idle memory). So every slot must be a device in the devices table holding that
+/// token whenever the table is searched or grows: a slot goes in ([`Tokens::insert`]) once the
+/// device holds the token and leaves ([`Tokens::remove`], which compares slots, not keys, so it
+/// works whatever the device holds by then) before the device drops or swaps it, with no
+/// insert in between. Hashed with a random key (SipHash, as the `HashMap` before): restored
+/// sessions bring their ids, and clients name ids when they resume.
+#[derive(Debug, Default)]
+pub(super) struct Tokens {
+    table: hashbrown::HashTable<u64>,
+    hasher: std::hash::RandomState,
+}
+
+/// The top bit of a slot: the device's token before its current one.
+const PREV: u64 = 1 << 63;
+
+impl Tokens {
+    fn slot(did: DeviceId, which: Which) -> u64 {
+        debug_assert!(did.0 & PREV == 0, "device ids stay below 2^63");
+        match which {
+            Which::Current => did.0,
+            Which::Prev => did.0 | PREV,
+        }
+    }
+
+    /// The token id a slot stands for, read through its device.
+    fn key(devices: &IdMap<Device>, slot: u64) -> Option<u64> {
+        let d = devices.get(&DeviceId(slot & !PREV))?;
+        let k = if slot & PREV == 0 {
+            d.resume.as_ref()
+        } else {
+            d.prev_resume()
+        };
+        k.map(|k| k.id)
+    }
+
+    pub(super) fn get(&self, devices: &IdMap<Device>, id: u64) -> Option<DeviceId> {
+        self.table
+            .find(self.hasher.hash_one(id), |&slot| {
+                Self::key(devices, slot) == Some(id)
+            })
+            .map(|&slot| DeviceId(slot & !PREV))
+    }
+
+    pub(super) fn contains_key(&self, devices: &IdMap<Device>, id: u64) -> bool {
+        self.get(devices, id).is_some()
+    }
+
+    /// Token `id`, which `did` holds as `which` now and no other device holds; `devices` must
+    /// hold every token already in the table (their ids hash them again if it grows).
+    pub(super) fn insert(&mut self, devices: &IdMap<Device>, id: u64, did: DeviceId, which: Which) {
+        debug_assert_eq!(Self::key(devices, Self::slot(did, which)), Some(id));
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hasher.hash_one(id), Self::slot(did, which), |&slot| {
+                let k = Self::key(devices, slot);
+                debug_assert!(k.is_some(), "a token's device holds it");
+                k.map_or(0, |k| hasher.hash_one(k))
+            });
+    }
+
+    /// Removes token `id`, which went in as `did`'s `which`.
+    pub(super) fn remove(&mut self, id: u64, did: DeviceId, which: Which) {
+        let slot = Self::slot(did, which);
+        if let Ok(e) = self
+            .table
+            .find_entry(self.hasher.hash_one(id), |&x| x == slot)
+        {
+            e.remove();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The token table holds device ids alone and finds them through the devices' tokens,
+    /// current and previous: across growth, a token moved from current to previous, a removal
+    /// after the device is gone, and a removal under the wrong device or role.
+    #[test]
+    fn the_token_table_finds_devices_through_their_tokens() {
+        let key = |id: u64| ResumeKey { id, hash: [0; 32] };
+        let device = |i: u64| {
+            Box::new(Device {
+                id: DeviceId(i),
+                user: UserId(i),
+                conn: None,
+                resume: Some(key(1000 + i)),
+                last_id: MsgId(0),
+                addr: None,
+                rare: None,
+            })
+        };
+        let mut devices: IdMap<Device> = IdMap::default();
+        let mut tokens = Tokens::default();
+        for i in 0..300u64 {
+            assert!(!tokens.contains_key(&devices, 1000 + i));
+            devices.insert(DeviceId(i), device(i));
+            tokens.insert(&devices, 1000 + i, DeviceId(i), Which::Current);
+        }
+        for i in 0..300u64 {
+            assert_eq!(tokens.get(&devices, 1000 + i), Some(DeviceId(i)));
+        }
+        assert_eq!(tokens.get(&devices, 1300), None);
+        // Device 7 gets a new token; the old one becomes its previous (as `issue_token` does).
+        tokens.remove(1007, DeviceId(7), Which::Current);
+        let d = devices.get_mut(&DeviceId(7)).unwrap();
+        d.resume = Some(key(5007));
+        d.set_prev_resume(key(1007));
+        tokens.insert(&devices, 1007, DeviceId(7), Which::Prev);
+        tokens.insert(&devices, 5007, DeviceId(7), Which::Current);
+        // Growth: every slot hashed again through its device, both of 7's included.
+        for i in 300..700u64 {
+            devices.insert(DeviceId(i), device(i));
+            tokens.insert(&devices, 1000 + i, DeviceId(i), Which::Current);
+        }
+        assert_eq!(tokens.get(&devices, 1007), Some(DeviceId(7)));
+        assert_eq!(tokens.get(&devices, 5007), Some(DeviceId(7)));
+        assert_eq!(tokens.get(&devices, 1699), Some(DeviceId(699)));
+        // The wrong role or device removes nothing.
+        tokens.remove(1007, DeviceId(7), Which::Current);
+        tokens.remove(1008, DeviceId(9), Which::Current);
+        assert_eq!(tokens.get(&devices, 1007), Some(DeviceId(7)));
+        assert_eq!(tokens.get(&devices, 1008), Some(DeviceId(8)));
+        // The client showed it has the new token: the previous one goes.
+        let prev = devices.get_mut(&DeviceId(7)).unwrap().take_prev_resume();
+        assert_eq!(prev, Some(key(1007)));
+        tokens.remove(1007, DeviceId(7), Which::Prev);
+        assert_eq!(tokens.get(&devices, 1007), None);
+        // A device gone from the table, then its token.
+        devices.remove(&DeviceId(9)).unwrap();
+        assert_eq!(tokens.get(&devices, 1009), None);
+        tokens.remove(1009, DeviceId(9), Which::Current);
+        assert_eq!(tokens.table.len(), 699);
+        for i in 700..800u64 {
+            devices.insert(DeviceId(i), device(i));
+            tokens.insert(&devices, 1000 + i, DeviceId(i), Which::Current);
+        }
+        assert_eq!(tokens.get(&devices, 5007), Some(DeviceId(7)));
+        assert_eq!(tokens.get(&devices, 1799), Some(DeviceId(799)));
+    }
 
     /// The table holds ids alone and finds them through the users' nicks: across growth,
     /// a rename (removed under the old key once the nick has changed) and a removal after the
