@@ -452,6 +452,9 @@ fn a_taken_nick_is_433_and_the_client_stays_unregistered_until_another() {
         l.iter().any(|l| l == ":alice2!alice2@natter JOIN #lobby"),
         "{l:?}"
     );
+    // NICK to the nick one has: IRC servers say nothing.
+    n.send(c, &["NICK alice2"]);
+    assert_eq!(n.lines(c), Vec::<String>::new());
     // The binary dialect, by contrast, is given a free nick like it.
     let b = n.bin("alice2");
     assert_ne!(n.hub.nick(b).map(Nick::as_str), Some("alice2"));

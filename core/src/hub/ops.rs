@@ -611,7 +611,7 @@ impl Hub {
         };
         let old = u.nick.clone();
         if old == nick {
-            return self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick }));
+            return self.reply(conn, Reply::Note(super::dialect::Note::SameNick(nick)));
         }
         if let Some(account) = u.account()
             && old.folded() != nick.folded()

@@ -621,6 +621,11 @@ fn nick_clash_change_and_dm() {
     assert_eq!(events(&got)[0].kind, EventKind::Nick { new: nick("bob") });
     assert_eq!(got.last(), Some(&ServerMsg::YourNick { nick: nick("bob") }));
     assert_eq!(events(&t.recv(a))[0].from.as_str(), "Alice_2");
+    // Asking for the nick one has is answered (the request gets its reply), and nobody else
+    // hears of it.
+    t.send(b, &ClientMsg::Nick { nick: nick("bob") });
+    assert_eq!(t.recv(b), vec![ServerMsg::YourNick { nick: nick("bob") }]);
+    assert!(t.recv(a).is_empty());
 
     // DM: to the recipient, and back to the sender as its ack.
     t.send(
@@ -669,6 +674,11 @@ fn nick_clash_change_and_dm() {
     );
     t.line(tc, "/nick tom");
     assert_eq!(t.lines(tc), vec!["-- you are now known as tom".to_string()]);
+    t.line(tc, "/nick tom");
+    assert_eq!(
+        t.lines(tc),
+        vec!["-- you are already known as tom".to_string()]
+    );
     t.line(tc, "/msg alice hi from nc");
     assert_eq!(t.lines(tc), vec!["-> *alice* hi from nc".to_string()]);
     match &t.recv(a)[..] {

@@ -2,7 +2,7 @@
 //! of [`ClientMsg`] in and [`ServerMsg`] out. Spoken by the `natter` client and by the bridge on
 //! behalf of browsers.
 
-use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Reply, Request, Step};
+use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;
 use crate::limits::INBOUND_MAX_BYTES;
 use crate::types::{Nick, RoomName};
@@ -149,6 +149,7 @@ impl Dialect for Binary {
             Reply::Ping(token) => frame(&ServerMsg::Ping { token: *token }),
             Reply::Own(bytes) => Some(bytes.clone()),
             // Queries are asked by other dialects; the protocol has no message for them.
+            Reply::Note(Note::SameNick(nick)) => frame(&ServerMsg::YourNick { nick: nick.clone() }),
             Reply::Note(_) | Reply::Info(_) => None,
         }
     }

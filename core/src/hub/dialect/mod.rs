@@ -414,6 +414,9 @@ impl Reply {
 pub(crate) enum Note {
     /// The command list.
     Help,
+    /// The user asked for the nick it already has: the binary protocol answers its request with
+    /// `YourNick`, nc says so, IRC says nothing (as IRC servers do for `NICK` to one's own nick).
+    SameNick(Nick),
     /// A join's replay of `room`'s recent messages starts.
     RecentStart(RoomName),
     /// ... and ends.

@@ -269,6 +269,7 @@ impl Dialect for Text {
             }
             Reply::Note(note) => match note {
                 Note::Help => Some(Bytes::from(help())),
+                Note::SameNick(nick) => line(format!("-- you are already known as {nick}")),
                 Note::RecentStart(room) | Note::MissedStart(room) => {
                     line(format!("-- recent messages in {room}:"))
                 }

@@ -717,6 +717,7 @@ impl Irc {
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
             Note::Help
+            | Note::SameNick(_)
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::Names(..)
