@@ -271,6 +271,12 @@ pub fn beginning_words(room: &RoomName) -> String {
     format!("the beginning of {room}")
 }
 
+/// Where what the server keeps of a room's history starts, above its first event: `older
+/// lines of #rust are no longer kept`.
+pub fn gone_words(room: &RoomName) -> String {
+    format!("older lines of {room} are no longer kept")
+}
+
 /// A page of history that did not reach the start: `/history #rust shows older lines`.
 pub fn more_history_words(room: &RoomName) -> String {
     format!("/history {room} shows older lines")
@@ -285,6 +291,7 @@ pub fn scrollback_words(room: &RoomName, state: &Scrollback) -> Option<String> {
         Scrollback::Loading => Some("loading older lines…".to_owned()),
         Scrollback::Failed(why) => Some(error_words(&About::Older(room.clone()), why)),
         Scrollback::Start => Some(beginning_words(room)),
+        Scrollback::Gone => Some(gone_words(room)),
         Scrollback::Full => Some(format!(
             "this view keeps the latest {CHAT_MAX_LINES} lines of {room}; /search finds older ones"
         )),
@@ -470,7 +477,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
-        ServerMsg::PastEnd { room, at_start } => vec![past_end_line(room, *at_start)],
+        ServerMsg::PastEnd { room, at_start } => vec![past_end_line(room, *at_start, None)],
         ServerMsg::FoundEnd { count } => {
             vec![notice(results_words(
                 usize::try_from(*count).unwrap_or(usize::MAX),
@@ -492,13 +499,14 @@ pub fn past_line(ev: &RoomEvent) -> String {
     format!("[{} {}] {body}", ev.room, utc_minute(ev.at))
 }
 
-/// The line after a page of history: `-- (the beginning of #rust)`, or
-/// `-- (/history #rust shows older lines)`.
-pub fn past_end_line(room: &RoomName, at_start: bool) -> String {
-    if at_start {
-        format!("-- ({})", beginning_words(room))
-    } else {
-        format!("-- ({})", more_history_words(room))
+/// The line after a page of history: `-- (the beginning of #rust)`, `-- (older lines of #rust
+/// are no longer kept)` when nothing older is kept but `first`, the page's first seq, is not
+/// the room's first, or `-- (/history #rust shows older lines)`.
+pub fn past_end_line(room: &RoomName, at_start: bool, first: Option<Seq>) -> String {
+    match (at_start, first) {
+        (true, Some(s)) if s > Seq(1) => format!("-- ({})", gone_words(room)),
+        (true, _) => format!("-- ({})", beginning_words(room)),
+        (false, _) => format!("-- ({})", more_history_words(room)),
     }
 }
 
@@ -609,7 +617,11 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         } => events
             .iter()
             .map(past_line)
-            .chain([past_end_line(room, *at_start)])
+            .chain([past_end_line(
+                room,
+                *at_start,
+                events.first().map(|e| e.seq),
+            )])
             .collect(),
         Event::Found { hits, .. } => hits
             .iter()

@@ -903,7 +903,8 @@ impl LineView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScrollbackView {
     /// `more` (scrolling to the top loads them), `loading`, `failed` (may be tried again),
-    /// `start` (the room's beginning is here) or `full` (no more fit).
+    /// `start` (the room's beginning is here), `gone` (nothing older is kept, though the
+    /// room began before) or `full` (no more fit).
     pub state: &'static str,
     /// What to say about it, absent for `more`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -921,6 +922,7 @@ impl ScrollbackView {
             Scrollback::Loading => "loading",
             Scrollback::Failed(_) => "failed",
             Scrollback::Start => "start",
+            Scrollback::Gone => "gone",
             Scrollback::Full => "full",
         };
         Some(ScrollbackView {

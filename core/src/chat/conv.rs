@@ -288,7 +288,7 @@ impl Conv {
             self.lines.pop_front();
             dropped = 1;
             // The first lines are gone: the beginning is no longer here.
-            if self.older == Scrollback::Start {
+            if matches!(self.older, Scrollback::Start | Scrollback::Gone) {
                 self.older = Scrollback::More;
             }
         }

@@ -25,6 +25,10 @@ pub enum Scrollback {
     Failed(String),
     /// The room's first event is here: nothing is older.
     Start,
+    /// The server keeps nothing older than the lines here, though the room's first event is
+    /// not among them: older lines were dropped (a memory-only server's bounded history, or
+    /// the store's retention).
+    Gone,
     /// The room holds as many lines as the model keeps
     /// ([`CHAT_MAX_LINES`](crate::limits::CHAT_MAX_LINES)): no older ones fit.
     Full,
@@ -164,7 +168,11 @@ impl Chat {
             });
         }
         let state = if at_start && n == wanted {
-            Scrollback::Start
+            // Seqs start at 1 and never restart: a beginning above 1 is one the server forgot.
+            match self.conv(&id).and_then(|c| c.oldest_seq()) {
+                Some(s) if s > Seq(1) => Scrollback::Gone,
+                _ => Scrollback::Start,
+            }
         } else {
             Scrollback::More
         };

@@ -744,14 +744,34 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
     );
     assert_eq!(c.want_older(&a), Some((room("#a"), Seq(37))));
 
-    // The beginning: said once, and nothing more is asked.
+    // Nothing older is kept, though the room began before seq 36 (a memory-only server's
+    // bounded history, or retention): said so, not called the beginning, and nothing more is
+    // asked.
     c.handle_event(&Event::Older { room: room("#a") }, T0);
-    c.handle_event(&past("#a", vec![said("#a", 36, "bob", "first")], true), T0);
-    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Start));
+    c.handle_event(&past("#a", vec![said("#a", 36, "bob", "kept")], true), T0);
+    assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Gone));
     assert_eq!(c.want_older(&a), None);
     assert_eq!(
-        render::scrollback_words(&room("#a"), &Scrollback::Start).as_deref(),
-        Some("the beginning of #a")
+        render::scrollback_words(&room("#a"), &Scrollback::Gone).as_deref(),
+        Some("older lines of #a are no longer kept")
+    );
+
+    // A page that reaches the room's first event: the beginning.
+    let mut c = chat_in(&["#b"]);
+    let b = rid("#b");
+    c.handle_event(&say("#b", 3, "bob", "third"), T0);
+    assert_eq!(c.want_older(&b), Some((room("#b"), Seq(3))));
+    c.handle_event(&Event::Older { room: room("#b") }, T0);
+    let page = vec![
+        said("#b", 1, "bob", "first"),
+        said("#b", 2, "bob", "second"),
+    ];
+    c.handle_event(&past("#b", page, true), T0);
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    assert_eq!(c.want_older(&b), None);
+    assert_eq!(
+        render::scrollback_words(&room("#b"), &Scrollback::Start).as_deref(),
+        Some("the beginning of #b")
     );
 }
 

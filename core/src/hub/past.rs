@@ -283,6 +283,11 @@ impl Hub {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.scroll.lower(room, oldest);
         }
+        if complete && oldest > Seq(1) {
+            // Seqs start at 1 and never restart: what is kept begins after the room did.
+            let note = super::dialect::Note::PastGone(room.clone());
+            return self.reply(conn, Reply::Note(note));
+        }
         self.reply(
             conn,
             Reply::Msg(ServerMsg::PastEnd {

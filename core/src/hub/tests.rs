@@ -3067,6 +3067,45 @@ mod past {
     }
 
     #[test]
+    fn without_a_store_a_ring_that_dropped_older_lines_does_not_call_its_start_the_beginning() {
+        let mut t = T::with(small_ring(false));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        for i in 1..=20 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        let (c, _) = t.txt();
+        t.line(c, "/join #p");
+        t.lines(c);
+        t.line(c, "/history 50");
+        let h = t.lines(c);
+        assert!(
+            h[0].ends_with("<alice> line 12"),
+            "the ring keeps 10: {h:?}"
+        );
+        assert_eq!(
+            h.last().unwrap(),
+            "-- (older lines of #p are no longer kept)"
+        );
+        // The binary protocol is told nothing older is kept: its client sees the seqs.
+        t.send(
+            a,
+            &ClientMsg::Older {
+                room: room("#p"),
+                before: Seq(16),
+                limit: 50,
+            },
+        );
+        let got = t.recv(a);
+        assert_eq!(past(&got), vec!["line 12", "line 13", "line 14"]);
+        assert!(matches!(
+            got.last(),
+            Some(ServerMsg::PastEnd { at_start: true, .. })
+        ));
+    }
+
+    #[test]
     fn with_a_store_older_lines_and_search_come_from_it() {
         let mut t = T::with(small_ring(true));
         let a = t.bin("alice");

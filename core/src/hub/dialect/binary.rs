@@ -150,6 +150,10 @@ impl Dialect for Binary {
             Reply::Own(bytes) => Some(bytes.clone()),
             // Queries are asked by other dialects; the protocol has no message for them.
             Reply::Note(Note::SameNick(nick)) => frame(&ServerMsg::YourNick { nick: nick.clone() }),
+            Reply::Note(Note::PastGone(room)) => frame(&ServerMsg::PastEnd {
+                room: room.clone(),
+                at_start: true,
+            }),
             Reply::Note(_) | Reply::Info(_) => None,
         }
     }

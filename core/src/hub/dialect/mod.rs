@@ -417,6 +417,10 @@ pub(crate) enum Note {
     /// The user asked for the nick it already has: the binary protocol answers its request with
     /// `YourNick`, nc says so, IRC says nothing (as IRC servers do for `NICK` to one's own nick).
     SameNick(Nick),
+    /// The end of a page of `room`'s history whose first event is not the room's first, with
+    /// nothing older kept (`PastEnd` with `at_start` for the binary protocol, which has the
+    /// events' seqs; nc says older lines are no longer kept rather than "the beginning").
+    PastGone(RoomName),
     /// A join's replay of `room`'s recent messages starts.
     RecentStart(RoomName),
     /// ... and ends.

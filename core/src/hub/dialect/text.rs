@@ -270,6 +270,7 @@ impl Dialect for Text {
             Reply::Note(note) => match note {
                 Note::Help => Some(Bytes::from(help())),
                 Note::SameNick(nick) => line(format!("-- you are already known as {nick}")),
+                Note::PastGone(room) => line(format!("-- ({})", render::gone_words(room))),
                 Note::RecentStart(room) | Note::MissedStart(room) => {
                     line(format!("-- recent messages in {room}:"))
                 }

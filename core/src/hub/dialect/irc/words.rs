@@ -718,6 +718,7 @@ impl Irc {
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
             Note::Help
             | Note::SameNick(_)
+            | Note::PastGone(_)
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::Names(..)
