@@ -223,13 +223,14 @@ fn older_lines_say_what_they_go_before_and_the_top_of_the_log_what_it_shows() {
         .map(|l| l["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["eight", "nine"]);
+    // Nothing older is kept, though the room began before seq 8.
     assert_eq!(
         got[1],
         json!({"type": "scrollback", "key": "#lobby", "scrollback": {
-            "state": "start", "text": "the beginning of #lobby"}})
+            "state": "gone", "text": "older lines of #lobby are no longer kept"}})
     );
     let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
-    assert_eq!(conv["scrollback"]["state"], json!("start"));
+    assert_eq!(conv["scrollback"]["state"], json!("gone"));
 }
 
 #[test]

@@ -27,23 +27,6 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
 use natter_cluster::test_server::{NatsServer as Nats, NodeProcess as Node};
 
-/// A person on `nc`, renamed to `nick`, in `#lobby` (where text users start).
-async fn nc(addr: SocketAddr, nick: &str) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
-    let stream = timeout(STEP, tokio::net::TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connect to a node");
-    let (read, mut write) = stream.into_split();
-    let out = capture(read);
-    wait_for!("the text-mode welcome", out.has("Welcome to natter"));
-    write
-        .write_all(format!("/nick {nick}\r\n").as_bytes())
-        .await
-        .expect("write to the node");
-    wait_for!("the new nick", out.has(&format!("known as {nick}")));
-    (write, out)
-}
-
 /// `natter --lines --nick NICK ADDR,ADDR,...` (in `#lobby`).
 async fn cli(
     nick: &str,

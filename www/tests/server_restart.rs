@@ -43,23 +43,6 @@ async fn start_server(addr: SocketAddr, data: &Path) -> Child {
     child
 }
 
-/// A person on `nc`, renamed to `nick`, in `#lobby`.
-async fn nc(addr: SocketAddr, nick: &str) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
-    let stream = timeout(STEP, tokio::net::TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connect to the server");
-    let (read, mut write) = stream.into_split();
-    let out = capture(read);
-    wait_for!("the text-mode welcome", out.has("Welcome to natter"));
-    write
-        .write_all(format!("/nick {nick}\r\n").as_bytes())
-        .await
-        .expect("write to the server");
-    wait_for!("the new nick", out.has(&format!("known as {nick}")));
-    (write, out)
-}
-
 /// The page's chat lines in `#lobby`, as `<nick> text`.
 async fn page_said(b: &Browser) -> Vec<String> {
     chat(b, "#lobby")

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 /// One step (the page loading, a line arriving, a reconnect) must happen within this.
@@ -363,4 +363,25 @@ pub async fn workspace_bin(name: &str) -> PathBuf {
     .expect("cargo runs");
     assert!(status.success(), "cargo build -p {name} failed");
     target.join("debug").join(name)
+}
+
+/// A person on `nc` at `addr`, renamed to `nick`, in `#lobby` (where text users start): what
+/// it writes, and what it has been sent.
+pub async fn nc(
+    addr: std::net::SocketAddr,
+    nick: &str,
+) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
+    let stream = timeout(STEP, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect to the server");
+    let (read, mut write) = stream.into_split();
+    let out = capture(read);
+    wait_for!("the text-mode welcome", out.has("Welcome to natter"));
+    write
+        .write_all(format!("/nick {nick}\r\n").as_bytes())
+        .await
+        .expect("write to the server");
+    wait_for!("the new nick", out.has(&format!("known as {nick}")));
+    (write, out)
 }
