@@ -117,13 +117,8 @@ async fn a_client_that_never_gets_an_answer_exits_1() {
     assert_eq!(status.code(), Some(1), "{:#?}", c.seen);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    // `natter --nick x 127.0.0.1:PORT < /dev/null` with nothing listening there.
+/// `natter --nick nobody --wait 2 ADDR < /dev/null`, run until it gives up (bounded).
+async fn natter_that_gives_up(addr: std::net::SocketAddr) -> std::process::Output {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
         .args(["--nick", "nobody", "--wait", "2", &addr.to_string()])
         .env("XDG_CONFIG_HOME", support::config_home())
@@ -131,10 +126,19 @@ async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+    tokio::time::timeout(std::time::Duration::from_secs(20), run)
         .await
         .expect("natter exits after --wait")
-        .expect("natter runs");
+        .expect("natter runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let out = natter_that_gives_up(addr).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
@@ -170,17 +174,7 @@ async fn a_server_that_hangs_up_before_its_welcome_is_not_a_lost_connection_eith
             drop(sock);
         }
     });
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["--nick", "nobody", "--wait", "2", &addr.to_string()])
-        .env("XDG_CONFIG_HOME", support::config_home())
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
-        .await
-        .expect("natter exits after --wait")
-        .expect("natter runs");
+    let out = natter_that_gives_up(addr).await;
     hangs_up.abort();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
