@@ -139,6 +139,26 @@ pub const QUIET_ROOM_MEMBERS: usize = 100;
 /// that a count looks live, rarely enough that a summary to every member is cheap.
 pub const CROWD_SUMMARY_EVERY: Millis = Millis(5_000);
 
+/// Output for at least this many connections at once is a big fan-out (a message to a big
+/// room, or to many rooms at once), paced by [`FANOUT_PACE`] when another follows soon.
+pub const PACED_FANOUT: usize = 1024;
+
+/// While big fan-outs follow each other within this interval, each connection with output is
+/// handed out at most once per interval, the connections taking turns (oldest output first) at an
+/// even rate: a member of a busy big room gets several messages per write instead of one write
+/// per message, and every member waits at most this long, not the whole fan-out's time. On a
+/// loopback socket a write costs more than a member's whole share of the hub's work, so fewer
+/// writes are what a busy big room saves most on (bench/README.md, "pace"). The first big fan-out
+/// after a quiet interval goes out at once: an idle server adds no latency. 0 turns pacing off.
+pub const FANOUT_PACE: Millis = Millis(24);
+
+/// A node of a cluster paces fan-outs to this many connections already: its members' events
+/// come from the room's log a few at a time, each batch a write to every member, where one node
+/// alone gets many members' messages per batch; taking turns gives each member several per
+/// write again (measured in rooms of 200 over two nodes: the nodes' CPU per message about −20 %,
+/// bench/README.md, branch `cl-perf`).
+pub const CLUSTER_PACED_FANOUT: usize = 64;
+
 /// The wider IPv6 prefix counted on top of the /64 (with 4 × the per-address limits): one site
 /// usually gets a /48, so its 65,536 /64s must not count as 65,536 addresses.
 pub const IPV6_WIDE_PREFIX: u8 = 48;

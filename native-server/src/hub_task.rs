@@ -26,27 +26,6 @@ use tracing::{debug, info, warn};
 /// moment, small enough that writers get their bytes promptly.
 const MAX_BATCH: usize = 256;
 
-/// Output queued for at least this many connections at once is a big fan-out: a message to a
-/// big room (or to many rooms at once).
-const BIG_FANOUT: usize = 1024;
-
-/// A node of a cluster takes a fan-out to this many connections for a big one: its members'
-/// events come from the room's log a few at a time, each batch a write to every member, where
-/// one node alone gets many members' messages per batch; holding them (see [`PACE`]) gives
-/// each member several per write again. Measured in rooms of 200 over two nodes: the nodes'
-/// CPU per message about −20 %, p99 about the same (bench/README.md, branch `cl-perf`).
-const CLUSTER_BIG_FANOUT: usize = 64;
-
-/// Big fan-outs go out at most once per this interval. The output of one that comes sooner
-/// after the last is held (with everything else queued meanwhile) until the interval is over,
-/// and the broadcasts of the cycles in between join it: in the hub's buffer a member's
-/// consecutive broadcasts are one run, so they cost one transmit, one wake-up, one write and
-/// one `Written` instead of one each. On a server busy with a big room a member then gets
-/// several messages per system call instead of one. The first big fan-out after a quiet moment
-/// goes out at once, so an idle server adds no latency, and neither does a busy one without big
-/// fan-outs (at most `PACE` when it has them).
-const PACE: Duration = Duration::from_millis(8);
-
 /// What a connection task tells the hub task.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -164,56 +143,6 @@ struct HubTask {
     /// Connections whose next read waits for a flood token ([`Hub::read_after`]), soonest
     /// first.
     paused: BinaryHeap<Reverse<(Millis, ConnId)>>,
-    /// When big fan-outs go out (see [`PACE`]).
-    pace: Pace,
-}
-
-/// Holds back the output of big fan-outs in quick succession (see [`PACE`]).
-#[derive(Debug)]
-struct Pace {
-    /// Output queued for this many connections at once is a big fan-out.
-    big: usize,
-    /// When the last big fan-out went out.
-    last_big: Option<Instant>,
-    /// Output is held until then.
-    due: Option<Instant>,
-}
-
-impl Default for Pace {
-    fn default() -> Pace {
-        Pace {
-            big: BIG_FANOUT,
-            last_big: None,
-            due: None,
-        }
-    }
-}
-
-impl Pace {
-    /// Whether the hub's output waits, at `now`, with bytes queued for `ready` connections: a
-    /// big fan-out within [`PACE`] of the last one waits for the rest of it (until `due`), and
-    /// so does everything queued meanwhile.
-    fn hold(&mut self, ready: usize, now: Instant) -> bool {
-        if let Some(due) = self.due {
-            if now < due {
-                return true;
-            }
-            // What was held is a big fan-out going out now.
-            self.due = None;
-            self.last_big = Some(now);
-            return false;
-        }
-        if ready >= self.big {
-            match self.last_big {
-                Some(last) if now < last + PACE => {
-                    self.due = Some(last + PACE);
-                    return true;
-                }
-                _ => self.last_big = Some(now),
-            }
-        }
-        false
-    }
 }
 
 /// An accounts reload under way. The read starts once every write the hub handed out is
@@ -316,10 +245,6 @@ pub(crate) async fn run(
     grace: Duration,
     metrics: Option<Arc<Metrics>>,
 ) {
-    let big = match cluster {
-        Some(_) => CLUSTER_BIG_FANOUT,
-        None => BIG_FANOUT,
-    };
     let mut task = HubTask {
         hub,
         clock,
@@ -330,10 +255,6 @@ pub(crate) async fn run(
         work: Worker::new(),
         accounts: None,
         paused: BinaryHeap::new(),
-        pace: Pace {
-            big,
-            ..Pace::default()
-        },
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -428,8 +349,6 @@ pub(crate) async fn run(
                 warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
                 break;
             }
-            // Wakes the loop to hand out the output held back (see `PACE`).
-            () = sleep_until(task.pace.due.unwrap_or_else(far)), if task.pace.due.is_some() => {}
             // Wakes the loop only to copy the counts below.
             () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
         }
@@ -597,10 +516,9 @@ impl HubTask {
                 cluster.query(id, q);
             }
         }
-        // Transmits and events wait together: a `Close` must follow the bytes before it.
-        if self.pace.hold(self.hub.transmits_ready(), Instant::now()) {
-            return;
-        }
+        // Transmits first: a `Close` must follow the bytes before it. Big fan-outs in quick
+        // succession are paced by the hub (`Config::fanout_pace`): what is not handed out now
+        // waits for the deadline `poll_timeout` gives.
         while let Some(t) = self.hub.poll_transmit() {
             match self.conns.get(&t.conn) {
                 Some(c) => c.outbox.push(t.data),
@@ -642,40 +560,5 @@ impl HubTask {
         self.hub
             .peer_ip(conn)
             .map_or_else(|| "?".to_owned(), |ip| ip.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_fan_outs_in_quick_succession_wait_for_the_pace_and_nothing_else_does() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut p = Pace::default();
-        assert!(!p.hold(5, ms(0)), "small output goes at once");
-        assert!(
-            !p.hold(BIG_FANOUT, ms(0)),
-            "the first big fan-out goes at once"
-        );
-        assert!(
-            !p.hold(BIG_FANOUT - 1, ms(1)),
-            "small output goes at once after a big one"
-        );
-        assert!(
-            p.hold(BIG_FANOUT, ms(3)),
-            "a second big fan-out within the pace waits"
-        );
-        assert_eq!(p.due, Some(ms(0) + PACE));
-        assert!(p.hold(1, ms(4)), "what comes meanwhile waits with it");
-        assert!(!p.hold(1, ms(0) + PACE), "all of it goes once due");
-        assert_eq!(p.due, None);
-        // That was a big fan-out: the next within the pace waits for the one after.
-        assert!(p.hold(BIG_FANOUT, ms(10)));
-        assert_eq!(p.due, Some(ms(0) + PACE + PACE));
-        assert!(!p.hold(BIG_FANOUT, ms(30)));
-        // After a quiet moment a big fan-out goes at once again.
-        assert!(!p.hold(BIG_FANOUT, ms(30) + PACE));
     }
 }

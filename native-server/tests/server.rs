@@ -676,3 +676,60 @@ async fn a_full_server_says_so() {
     assert!(admitted, "no room after a quit");
     stop(server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_big_room_is_written_in_turns_and_nothing_waits_for_more_input() {
+    // Two members make a big fan-out here (1,024 by default), and a turn each takes 50 ms.
+    let mut config = ServerConfig::local_test();
+    config.hub.paced_fanout = 2;
+    config.hub.fanout_pace = Millis(50);
+    config.hub.flood_refill = Millis::ZERO;
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut members = Vec::new();
+    for i in 0..12 {
+        let (mut m, _) = BinClient::hello(addr, &format!("m{i}"), None).await;
+        m.join("#big").await;
+        members.push(m);
+    }
+    // Thirty lines at once, then silence: what is left after the first fan-out goes out in
+    // turns, woken by the hub's own deadline, not by any later input.
+    const LINES: usize = 30;
+    let sent = std::time::Instant::now();
+    for n in 0..LINES {
+        members[0].say("#big", &format!("line {n}")).await;
+    }
+    for m in &mut members[1..] {
+        let mut got = Vec::new();
+        while got.len() < LINES {
+            let ev = m
+                .expect(
+                    |msg| {
+                        matches!(
+                            msg,
+                            ServerMsg::Event(RoomEvent {
+                                kind: EventKind::Say { .. },
+                                ..
+                            })
+                        )
+                    },
+                    "a line of the burst",
+                )
+                .await;
+            if let ServerMsg::Event(RoomEvent {
+                kind: EventKind::Say { text, .. },
+                ..
+            }) = ev
+            {
+                got.push(text.to_string());
+            }
+        }
+        let want: Vec<String> = (0..LINES).map(|n| format!("line {n}")).collect();
+        assert_eq!(got, want, "{}: every line, in order", m.name);
+    }
+    // Each member's turn comes every 50 ms; a hub that waited for input (a keepalive, 30 s on)
+    // would take far longer.
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(5), "the burst took {took:?}");
+    stop(server).await;
+}

@@ -106,6 +106,11 @@ pub struct Config {
     /// See [`crate::limits::CROWD_SUMMARY_EVERY`].
     #[serde(rename = "crowd_summary_ms")]
     pub crowd_summary_every: Millis,
+    /// See [`crate::limits::PACED_FANOUT`].
+    pub paced_fanout: usize,
+    /// See [`crate::limits::FANOUT_PACE`]; 0 turns pacing off.
+    #[serde(rename = "fanout_pace_ms")]
+    pub fanout_pace: Millis,
 }
 
 impl Default for Config {
@@ -146,6 +151,8 @@ impl Default for Config {
             history_on_join: HISTORY_ON_JOIN,
             quiet_room_members: QUIET_ROOM_MEMBERS,
             crowd_summary_every: CROWD_SUMMARY_EVERY,
+            paced_fanout: PACED_FANOUT,
+            fanout_pace: FANOUT_PACE,
         }
     }
 }
@@ -262,6 +269,9 @@ pub struct ConfigError {
 /// faster than any peer can answer, and a zero would make them spin.
 const MIN_TIMER: Millis = Millis(10);
 
+/// The longest fan-out pace the hub accepts: every member of a busy big room may wait this long.
+const MAX_FANOUT_PACE: Millis = Millis(1_000);
+
 impl Config {
     /// Checks every value: a timer of zero (it would spin), a limit of zero where nothing could
     /// get through, a wait that outlasts the one it belongs to. The first problem is returned.
@@ -297,6 +307,7 @@ impl Config {
             ("outbound_total_max_bytes", self.outbound_total_max_bytes),
             ("max_room_members", self.max_room_members),
             ("max_rooms", self.max_rooms),
+            ("paced_fanout", self.paced_fanout),
         ];
         for (key, n) in counts {
             if n == 0 {
@@ -314,6 +325,13 @@ impl Config {
                 "ipv6_wide_prefix",
                 self.ipv6_wide_prefix,
                 "must be 0 (off) or a prefix length from 16 to 63",
+            ));
+        }
+        if self.fanout_pace > MAX_FANOUT_PACE {
+            return Err(err(
+                "fanout_pace_ms",
+                self.fanout_pace.0,
+                "must be at most 1000 ms (0 turns pacing off)",
             ));
         }
         if self.flood_burst == 0 {

@@ -32,9 +32,13 @@ pub(crate) enum Life {
 #[derive(Debug, Default)]
 pub(crate) struct Out {
     /// Connections whose queue went from empty to not, in that order (an id may be stale: the
-    /// connection was removed since).
-    pub(crate) ready: VecDeque<ConnId>,
-    pub(crate) events: VecDeque<HubEvent>,
+    /// connection was removed since), each with the cycle buffer current then: nothing in its
+    /// queue is older, so buffers before the first one listed are no longer needed.
+    pub(crate) ready: VecDeque<(ConnId, u64)>,
+    /// Connections told to close (a [`HubEvent::Close`] below) whose queue may still hold bytes:
+    /// handed out before any paced turn, so a close never overtakes its connection's last words.
+    pub(crate) closing: Vec<ConnId>,
+    events: VecDeque<HubEvent>,
     /// Broadcast frames since the last transmit, back to back, each written here once: a
     /// member's queue holds runs of it ([`Shared`]), so a broadcast costs no copy per member and
     /// a member's transmit is one slice of it however many broadcasts it holds.
@@ -68,6 +72,48 @@ impl Out {
     /// A connection with `n` backlog bytes is gone.
     pub(crate) fn unqueued(&mut self, n: usize) {
         self.backlog_total -= n;
+    }
+
+    /// Asks the shell to close `conn` once what was queued for it is written.
+    pub(crate) fn close(&mut self, conn: ConnId, reason: String) {
+        self.closing.push(conn);
+        self.events.push_back(HubEvent::Close { conn, reason });
+    }
+
+    /// Any other event for the shell.
+    pub(crate) fn event(&mut self, ev: HubEvent) {
+        debug_assert!(
+            !matches!(ev, HubEvent::Close { .. }),
+            "closes go through `close`"
+        );
+        self.events.push_back(ev);
+    }
+
+    /// The next event for the shell.
+    pub(crate) fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+
+    /// Cycle buffers kept for queues not yet polled.
+    #[cfg(test)]
+    pub(crate) fn frozen_len(&self) -> usize {
+        self.frozen.len()
+    }
+
+    /// Some queues were polled, not all (output is paced): cycle buffers older than every queue
+    /// still listed are let go, as [`Out::all_polled`] lets all of them go.
+    pub(crate) fn some_polled(&mut self) {
+        if self.unsealed {
+            return;
+        }
+        let oldest = self
+            .ready
+            .iter()
+            .map(|&(_, e)| e)
+            .min()
+            .unwrap_or(self.epoch);
+        let keep = self.frozen.partition_point(|&(e, _)| e < oldest);
+        self.frozen.drain(..keep);
     }
 
     /// Adds a broadcast frame to the cycle buffer, for every member to queue.
@@ -669,7 +715,7 @@ impl Conn {
         let id = self.id;
         let b = self.backlog_mut();
         if b.queue.is_empty() {
-            out.ready.push_back(id);
+            out.ready.push_back((id, out.epoch));
         }
         match (b.queue.last_mut(), data) {
             // The next frame of the cycle buffer: the run grows.
@@ -707,7 +753,7 @@ impl Conn {
                 continue;
             }
             if b.queue.is_empty() {
-                out.ready.push_back(self.id);
+                out.ready.push_back((self.id, out.epoch));
             }
             let data = match h.data {
                 // Sealed already in a shell that seals before releasing; kept safe regardless.
@@ -727,10 +773,7 @@ impl Conn {
                 .as_mut()
                 .and_then(|r| r.close_when_released.take())
             {
-                out.events.push_back(HubEvent::Close {
-                    conn: self.id,
-                    reason,
-                });
+                out.close(self.id, reason);
             }
         }
     }
@@ -841,7 +884,7 @@ impl Conn {
     pub(crate) fn limit_hit(&mut self, out: &mut Out, limit: Limit, detail: String) {
         if self.rare_mut().limits_hit.insert(limit) {
             tracing::debug!(conn = %self.id, %limit, %detail, "limit hit");
-            out.events.push_back(HubEvent::LimitHit {
+            out.event(HubEvent::LimitHit {
                 conn: self.id,
                 limit,
                 detail,
@@ -994,7 +1037,7 @@ mod tests {
             c.push(&mut out, Bytes::copy_from_slice(m));
         }
         assert_eq!(
-            out.ready,
+            out.ready.iter().map(|&(c, _)| c).collect::<Vec<_>>(),
             [ConnId(1)],
             "listed once, when its queue was empty"
         );

@@ -470,7 +470,7 @@ impl Hub {
             // IRC clients get it as numerics at registration (the dialect's own welcome).
             _ => {}
         }
-        self.out.events.push_back(HubEvent::Ready {
+        self.out.event(HubEvent::Ready {
             conn,
             kind,
             nick,

@@ -60,6 +60,7 @@ mod line;
 mod lines;
 mod moderate;
 mod ops;
+mod pace;
 mod past;
 mod query;
 mod reconfig;
@@ -443,6 +444,8 @@ pub struct Hub {
     cluster: Option<Box<cluster::Cluster>>,
     /// Quiet rooms' comings and goings since their last summary (see `crowd.rs`).
     crowds: crowd::Crowds,
+    /// Big fan-outs in quick succession take turns (see `pace.rs`).
+    pace: pace::Pace,
 }
 
 impl core::fmt::Debug for Hub {
@@ -493,6 +496,7 @@ impl Hub {
             now: Millis::ZERO,
             cluster: None,
             crowds: crowd::Crowds::default(),
+            pace: pace::Pace::default(),
         }
     }
 
@@ -645,35 +649,66 @@ impl Hub {
 
     /// Next bytes to write: all that is queued for one connection. Connections come in the order
     /// their first queued byte was; bytes for a connection already gone were dropped with it.
+    ///
+    /// While big fan-outs follow each other within [`Config::fanout_pace`], connections take
+    /// turns (see [`crate::limits::FANOUT_PACE`]): `None` then means "no more turns now", with
+    /// output still queued, and [`Hub::poll_timeout`] says when the next turns are due. The
+    /// last words of a connection told to close ([`HubEvent::Close`]) never wait for a turn: a
+    /// shell that polls transmits before events writes them before it closes.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        while let Some(conn) = self.out.ready.pop_front() {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                continue;
+        while let Some(conn) = self.out.closing.pop() {
+            if let Some(t) = self.take_transmit(conn) {
+                return Some(t);
+            }
+        }
+        let mut big = self.config.paced_fanout;
+        if self.cluster.is_some() {
+            big = big.min(crate::limits::CLUSTER_PACED_FANOUT);
+        }
+        let every = self.config.fanout_pace;
+        while !self.out.ready.is_empty() {
+            if !self.pace.take(self.out.ready.len(), self.now, big, every) {
+                self.out.some_polled();
+                return None;
+            }
+            let Some((conn, _)) = self.out.ready.pop_front() else {
+                break;
             };
-            let data = c.take_queue(&mut self.out);
-            if !data.is_empty() {
-                return Some(Transmit { conn, data });
+            if let Some(t) = self.take_transmit(conn) {
+                return Some(t);
             }
         }
         self.out.all_polled();
         None
     }
 
+    /// All that is queued for `conn`, if anything.
+    fn take_transmit(&mut self, conn: ConnId) -> Option<Transmit> {
+        let c = self.conns.get_mut(&conn)?;
+        let data = c.take_queue(&mut self.out);
+        (!data.is_empty()).then_some(Transmit { conn, data })
+    }
+
     /// About how many connections [`Hub::poll_transmit`] has bytes for (at most that many: a
-    /// connection may have gone since), without polling them: a shell can tell a big fan-out
-    /// before it polls.
+    /// connection may have gone since), without polling them.
     pub fn transmits_ready(&self) -> usize {
         self.out.ready.len()
     }
 
     /// Next event to log or act on.
     pub fn poll_event(&mut self) -> Option<HubEvent> {
-        self.out.events.pop_front()
+        self.out.poll_event()
     }
 
     /// When [`Hub::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.timers.next()
+        let turns = self
+            .pace
+            .next(self.out.ready.len(), self.config.fanout_pace);
+        match (self.timers.next(), turns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// History bytes held across all rooms (bounded by [`Config::history_budget_bytes`] plus

@@ -120,6 +120,8 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         history_on_join,
         quiet_room_members,
         crowd_summary_every,
+        paced_fanout,
+        fanout_pace,
         accounts,
     } = old;
     let mut out = Vec::new();
@@ -314,5 +316,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         &new.crowd_summary_every,
         ms,
     );
+    cmp(o, "paced_fanout", paced_fanout, &new.paced_fanout, num);
+    cmp(o, "fanout_pace_ms", fanout_pace, &new.fanout_pace, ms);
     out
 }

@@ -3,7 +3,7 @@
 //! and the one close path.
 
 use super::dialect::{Limit, Note, Reply};
-use super::{Device, DeviceId, Hub, HubEvent, UserId};
+use super::{Device, DeviceId, Hub, UserId};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Text};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg};
@@ -177,7 +177,7 @@ impl Hub {
                 // Its last words wait for a store commit: the shell closes it after them.
                 c.rare_mut().close_when_released = Some(reason);
             } else {
-                self.out.events.push_back(HubEvent::Close { conn, reason });
+                self.out.close(conn, reason);
             }
         }
         user

@@ -5489,3 +5489,104 @@ fn a_motd_is_refused_when_empty_too_long_or_with_a_line_too_long() {
     let ok = Motd::new(&"line\n".repeat(MAX_MOTD_LINES)).unwrap();
     assert_eq!(ok.lines().count(), MAX_MOTD_LINES);
 }
+
+#[test]
+fn big_fan_outs_in_quick_succession_take_turns_and_a_close_never_waits() {
+    // Twelve members make a big fan-out here (1,024 by default).
+    let mut t = T::with(Config {
+        paced_fanout: 10,
+        fanout_pace: Millis(24),
+        ..config()
+    });
+    let members: Vec<ConnId> = (0..12).map(|i| t.bin(&format!("m{i}"))).collect();
+    for &m in &members {
+        t.send(m, &ClientMsg::Join { room: room("#big") });
+    }
+    t.advance(1_000);
+    for &m in &members {
+        t.recv(m);
+    }
+    let got =
+        |t: &mut T| -> Vec<Vec<String>> { members.iter().map(|&m| says(&t.recv(m))).collect() };
+
+    // The first big fan-out after a quiet moment goes to everyone at once.
+    t.say(members[0], "#big", 1, "one");
+    assert!(got(&mut t).iter().all(|s| s == &["one"]), "nobody waits");
+
+    // 4 ms later, a sixth of a 24 ms pace: two of the twelve take their turn now.
+    t.now = t.now + Millis(4);
+    t.say(members[1], "#big", 1, "two");
+    let now = got(&mut t);
+    assert_eq!(now.iter().filter(|s| !s.is_empty()).count(), 2, "{now:?}");
+    assert_eq!(
+        t.hub.poll_timeout(),
+        Some(t.now + Millis(3)),
+        "the next turns"
+    );
+
+    // A member told to close meanwhile gets its last words (and what waited) before the close.
+    let bad = members[11];
+    t.raw.clear();
+    t.feed(bad, &[0, 0, 0, 3, 0xEE, 0xEE, 0xEE]);
+    let last = t.recv(bad);
+    assert!(t.closed(bad));
+    assert_eq!(says(&last), ["two"], "{last:?}");
+    assert!(
+        matches!(last.last(), Some(ServerMsg::Bye { .. })),
+        "{last:?}"
+    );
+
+    // Another line 2 ms later, then a pace: everyone else gets both lines, in order, and those
+    // who had not had their turn yet get them in one write.
+    t.now = t.now + Millis(2);
+    t.raw.clear();
+    t.say(members[2], "#big", 1, "three");
+    t.advance(24);
+    let all = got(&mut t);
+    let mut both = 0;
+    for (i, s) in all.iter().enumerate().take(11) {
+        match s.as_slice() {
+            [a, b] if a == "two" && b == "three" => both += 1,
+            [a] if a == "three" => {}
+            other => panic!("member {i}: {other:?}"),
+        }
+    }
+    assert!(both >= 8, "most had both lines in their turn: {all:?}");
+    for &m in &members[..11] {
+        let writes = t.raw.iter().filter(|x| x.conn == m).count();
+        assert_eq!(writes, 1, "one write each over the pace");
+    }
+    assert_eq!(
+        t.hub.poll_timeout().filter(|&d| d <= t.now + Millis(3)),
+        None
+    );
+}
+
+#[test]
+fn paced_turns_let_go_of_old_cycle_buffers() {
+    let mut t = T::with(Config {
+        paced_fanout: 10,
+        fanout_pace: Millis(24),
+        flood_refill: Millis::ZERO,
+        ..config()
+    });
+    let members: Vec<ConnId> = (0..20).map(|i| t.bin(&format!("m{i}"))).collect();
+    for &m in &members {
+        t.send(m, &ClientMsg::Join { room: room("#big") });
+    }
+    t.advance(1_000);
+    // A line every 2 ms for two seconds: the turns never catch up with everyone at once, so
+    // the queues are never all polled together.
+    let mut most = 0;
+    for i in 0..1_000u64 {
+        t.now = t.now + Millis(2);
+        t.hub.handle_timeout(t.now);
+        t.say(members[(i % 20) as usize], "#big", i + 10, "x");
+        most = most.max(t.hub.out.frozen_len());
+    }
+    assert!(most <= 16, "cycle buffers kept: {most}");
+    t.advance(100);
+    for &m in &members {
+        assert_eq!(says(&t.recv(m)).len(), 1_000);
+    }
+}
