@@ -661,11 +661,7 @@ impl Hub {
                 return Some(t);
             }
         }
-        let mut big = self.config.paced_fanout;
-        if self.cluster.is_some() {
-            big = big.min(crate::limits::CLUSTER_PACED_FANOUT);
-        }
-        let every = self.config.fanout_pace;
+        let (big, every) = self.pace_by();
         while !self.out.ready.is_empty() {
             if !self.pace.take(self.out.ready.len(), self.now, big, every) {
                 self.out.some_polled();
@@ -680,6 +676,20 @@ impl Hub {
         }
         self.out.all_polled();
         None
+    }
+
+    /// What counts as a big fan-out now, and the pace for it: on a node of a cluster, fan-outs
+    /// smaller than a big one are paced too, more briskly (see
+    /// [`crate::limits::CLUSTER_PACED_FANOUT`]).
+    fn pace_by(&self) -> (usize, Millis) {
+        let (big, every) = (self.config.paced_fanout, self.config.fanout_pace);
+        if self.cluster.is_some() && self.out.ready.len() < big {
+            return (
+                big.min(crate::limits::CLUSTER_PACED_FANOUT),
+                every.min(crate::limits::CLUSTER_FANOUT_PACE),
+            );
+        }
+        (big, every)
     }
 
     /// All that is queued for `conn`, if anything.
@@ -702,9 +712,7 @@ impl Hub {
 
     /// When [`Hub::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let turns = self
-            .pace
-            .next(self.out.ready.len(), self.config.fanout_pace);
+        let turns = self.pace.next(self.out.ready.len(), self.pace_by().1);
         match (self.timers.next(), turns) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -86,10 +86,10 @@ impl Pace {
     }
 }
 
-/// How often turns are handed out while pacing: an eighth of the pace (at least 1 ms), so a
+/// How often turns are handed out while pacing: an eighth of the pace (at least 2 ms), so a
 /// connection waits at most about the pace, and the hub wakes a few hundred times a second.
 fn tick(every: Millis) -> Millis {
-    Millis((every.0 / 8).max(1))
+    Millis((every.0 / 8).max(2))
 }
 
 #[cfg(test)]
