@@ -148,7 +148,7 @@ pub const PACED_FANOUT: usize = 1024;
 /// even rate: a member of a busy big room gets several messages per write instead of one write
 /// per message, and every member waits at most this long, not the whole fan-out's time. On a
 /// loopback socket a write costs more than a member's whole share of the hub's work, so fewer
-/// writes are what a busy big room saves most on (bench/README.md, "pace"). The first big fan-out
+/// writes are what a busy big room saves most on (bench/README.md, "Big room, fourth pass"). The first big fan-out
 /// after a quiet interval goes out at once: an idle server adds no latency. 0 turns pacing off.
 pub const FANOUT_PACE: Millis = Millis(24);
 
@@ -163,7 +163,7 @@ pub const CLUSTER_PACED_FANOUT: usize = 64;
 /// The pace of a cluster node's fan-outs from [`CLUSTER_PACED_FANOUT`] up to [`PACED_FANOUT`]
 /// (at most [`FANOUT_PACE`]): rooms of a few hundred over a few nodes are where a node's
 /// members write back and forth, so they wait less. Measured in rooms of 200 over two nodes:
-/// with the big rooms' 24 ms the closed-loop deliveries per second halved (bench/README.md, "pace").
+/// with the big rooms' 24 ms the closed-loop deliveries per second halved (bench/README.md, "Big room, fourth pass").
 pub const CLUSTER_FANOUT_PACE: Millis = Millis(8);
 
 /// The wider IPv6 prefix counted on top of the /64 (with 4 × the per-address limits): one site
