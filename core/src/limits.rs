@@ -148,22 +148,23 @@ pub const PACED_FANOUT: usize = 1024;
 /// even rate: a member of a busy big room gets several messages per write instead of one write
 /// per message, and every member waits at most this long, not the whole fan-out's time. On a
 /// loopback socket a write costs more than a member's whole share of the hub's work, so fewer
-/// writes are what a busy big room saves most on (bench/README.md, "Big room, fourth pass"). The first big fan-out
-/// after a quiet interval goes out at once: an idle server adds no latency. 0 turns pacing off.
+/// writes are what a busy big room saves most on (bench/README.md, "Big room, fourth pass"). The
+/// first big fan-out after a quiet interval goes out at once: an idle server adds no latency. 0
+/// turns pacing off.
 pub const FANOUT_PACE: Millis = Millis(24);
 
 /// A node of a cluster paces fan-outs to this many connections already (at
-/// [`CLUSTER_FANOUT_PACE`] below [`PACED_FANOUT`]): its members' events
-/// come from the room's log a few at a time, each batch a write to every member, where one node
-/// alone gets many members' messages per batch; taking turns gives each member several per
-/// write again (measured in rooms of 200 over two nodes: the nodes' CPU per message about −20 %,
+/// [`CLUSTER_FANOUT_PACE`] below [`PACED_FANOUT`]): its members' events come from the room's log
+/// a few at a time, each batch a write to every member, where one node alone gets many members'
+/// messages per batch; taking turns gives each member several per write again (measured in rooms of 200 over two nodes: the nodes' CPU per message about −20 %,
 /// bench/README.md, branch `cl-perf`).
 pub const CLUSTER_PACED_FANOUT: usize = 64;
 
 /// The pace of a cluster node's fan-outs from [`CLUSTER_PACED_FANOUT`] up to [`PACED_FANOUT`]
 /// (at most [`FANOUT_PACE`]): rooms of a few hundred over a few nodes are where a node's
 /// members write back and forth, so they wait less. Measured in rooms of 200 over two nodes:
-/// with the big rooms' 24 ms the closed-loop deliveries per second halved (bench/README.md, "Big room, fourth pass").
+/// with the big rooms' 24 ms the closed-loop deliveries per second halved (bench/README.md, "Big
+/// room, fourth pass").
 pub const CLUSTER_FANOUT_PACE: Millis = Millis(8);
 
 /// The wider IPv6 prefix counted on top of the /64 (with 4 × the per-address limits): one site
