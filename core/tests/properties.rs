@@ -9,6 +9,7 @@
 mod harness;
 
 use harness::{Net, small_queues};
+use natter_core::hub::Config;
 use natter_core::limits::OUTBOUND_HARD_MAX_BYTES;
 use natter_core::session::Event;
 use natter_core::{Millis, RoomName};
@@ -35,6 +36,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::Cut),
         2 => (0..3usize, any::<bool>()).prop_map(|(i, s)| Op::Stall(i, s)),
         2 => (0..3_000u64).prop_map(Op::Advance),
+        // Moments apart, so that fan-outs come in quick succession (and, paced, take turns).
+        2 => (1..30u64).prop_map(Op::Advance),
     ]
 }
 
@@ -46,77 +49,102 @@ fn check_bounded(net: &Net) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs `ops` against a hub with `config` and checks every property above.
+fn check_run(ops: Vec<Op>, config: Config) -> Result<(), TestCaseError> {
+    let mut net = Net::new(config);
+    let s: Vec<usize> = ["ann", "ben", "cat"]
+        .iter()
+        .map(|n| net.add_session(n, &["#lobby"]))
+        .collect();
+    let t = net.add_text();
+    let mut counter = 0;
+    for op in ops {
+        match op {
+            Op::Say(i) => {
+                counter += 1;
+                net.type_line(s[i], &format!("m{counter}"));
+            }
+            Op::TextSay => {
+                counter += 1;
+                net.type_line(t, &format!("t{counter}"));
+            }
+            Op::Join(i, r) => net.type_line(s[i], &format!("/join {}", ROOMS[r])),
+            Op::Cut(i) => net.cut(s[i]),
+            Op::Stall(i, on) => net.set_stalled(s[i], on),
+            Op::Advance(ms) => net.advance(Millis(ms)),
+        }
+        check_bounded(&net)?;
+    }
+    for &i in &s {
+        net.set_stalled(i, false);
+    }
+    net.advance(Millis(30_000));
+
+    for &i in &s {
+        // Every message typed settles exactly once, and here (nobody quit) as delivered.
+        let mut queued = BTreeSet::new();
+        let mut settled = BTreeSet::new();
+        for e in net.events(i) {
+            match e {
+                Event::Queued { id, .. } => prop_assert!(queued.insert(*id)),
+                Event::Settled { id, delivered } => {
+                    prop_assert!(*delivered, "client {} message {:?} refused", i, id);
+                    prop_assert!(settled.insert(*id), "client {} settled {:?} twice", i, id);
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(&queued, &settled, "client {} left messages unsettled", i);
+
+        let mut seen: BTreeMap<RoomName, BTreeSet<u64>> = BTreeMap::new();
+        let mut gaps: BTreeMap<RoomName, Vec<(u64, u64)>> = BTreeMap::new();
+        for e in net.events(i) {
+            match e {
+                Event::Room(ev) => {
+                    let fresh = seen.entry(ev.room.clone()).or_default().insert(ev.seq.0);
+                    prop_assert!(fresh, "client {} got {} #{} twice", i, ev.room, ev.seq);
+                }
+                Event::Gap { room, first, last } => {
+                    gaps.entry(room.clone())
+                        .or_default()
+                        .push((first.0, last.0));
+                }
+                _ => {}
+            }
+        }
+        for (room, got) in &seen {
+            let (lo, hi) = (*got.first().unwrap(), *got.last().unwrap());
+            let g = gaps.get(room).cloned().unwrap_or_default();
+            for q in lo..=hi {
+                prop_assert!(
+                    got.contains(&q) || g.iter().any(|(f, l)| (*f..=*l).contains(&q)),
+                    "client {} missed {} #{} without a gap marker",
+                    i,
+                    room,
+                    q
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn members_see_every_event_once_or_a_gap(ops in proptest::collection::vec(op(), 1..60)) {
-        let mut net = Net::new(small_queues());
-        let s: Vec<usize> = ["ann", "ben", "cat"].iter().map(|n| net.add_session(n, &["#lobby"])).collect();
-        let t = net.add_text();
-        let mut counter = 0;
-        for op in ops {
-            match op {
-                Op::Say(i) => {
-                    counter += 1;
-                    net.type_line(s[i], &format!("m{counter}"));
-                }
-                Op::TextSay => {
-                    counter += 1;
-                    net.type_line(t, &format!("t{counter}"));
-                }
-                Op::Join(i, r) => net.type_line(s[i], &format!("/join {}", ROOMS[r])),
-                Op::Cut(i) => net.cut(s[i]),
-                Op::Stall(i, on) => net.set_stalled(s[i], on),
-                Op::Advance(ms) => net.advance(Millis(ms)),
-            }
-            check_bounded(&net)?;
-        }
-        for &i in &s {
-            net.set_stalled(i, false);
-        }
-        net.advance(Millis(30_000));
+        check_run(ops, small_queues())?;
+    }
 
-        for &i in &s {
-            // Every message typed settles exactly once, and here (nobody quit) as delivered.
-            let mut queued = BTreeSet::new();
-            let mut settled = BTreeSet::new();
-            for e in net.events(i) {
-                match e {
-                    Event::Queued { id, .. } => prop_assert!(queued.insert(*id)),
-                    Event::Settled { id, delivered } => {
-                        prop_assert!(*delivered, "client {} message {:?} refused", i, id);
-                        prop_assert!(settled.insert(*id), "client {} settled {:?} twice", i, id);
-                    }
-                    _ => {}
-                }
-            }
-            prop_assert_eq!(&queued, &settled, "client {} left messages unsettled", i);
-
-            let mut seen: BTreeMap<RoomName, BTreeSet<u64>> = BTreeMap::new();
-            let mut gaps: BTreeMap<RoomName, Vec<(u64, u64)>> = BTreeMap::new();
-            for e in net.events(i) {
-                match e {
-                    Event::Room(ev) => {
-                        let fresh = seen.entry(ev.room.clone()).or_default().insert(ev.seq.0);
-                        prop_assert!(fresh, "client {} got {} #{} twice", i, ev.room, ev.seq);
-                    }
-                    Event::Gap { room, first, last } => {
-                        gaps.entry(room.clone()).or_default().push((first.0, last.0));
-                    }
-                    _ => {}
-                }
-            }
-            for (room, got) in &seen {
-                let (lo, hi) = (*got.first().unwrap(), *got.last().unwrap());
-                let g = gaps.get(room).cloned().unwrap_or_default();
-                for q in lo..=hi {
-                    prop_assert!(
-                        got.contains(&q) || g.iter().any(|(f, l)| (*f..=*l).contains(&q)),
-                        "client {} missed {} #{} without a gap marker", i, room, q
-                    );
-                }
-            }
-        }
+    /// The same with every fan-out to two or more connections paced (see
+    /// `natter_core::limits::FANOUT_PACE`): turns hold output back, and nothing may be lost,
+    /// doubled or left unsettled for it.
+    #[test]
+    fn members_see_every_event_once_or_a_gap_when_fan_outs_take_turns(
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        let config = Config { paced_fanout: 2, fanout_pace: Millis(24), ..small_queues() };
+        check_run(ops, config)?;
     }
 }
