@@ -339,6 +339,11 @@ fn hub_config(bits: u8) -> Config {
         c.bridge_secret = Some(crate::hub::BridgeSecret::new(TEST_BRIDGE_SECRET).expect("secret"));
     }
     c.exempt_loopback = bits & 8 != 0;
+    if bits & 16 != 0 {
+        // Fan-outs to two or more connections take turns (see `limits::FANOUT_PACE`).
+        c.paced_fanout = 2;
+        c.fanout_pace = Millis(24);
+    }
     c.secret_seed = [bits; 32];
     c.validate().expect("the fuzz settings are valid");
     c
