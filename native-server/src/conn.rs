@@ -83,6 +83,7 @@ pub(crate) fn serve(
         peer,
         door,
         outbox: outbox.clone(),
+        handshaken: false,
         reply: reply_tx,
     };
     let state = match tell_now(&hub, accepted) {

@@ -15,6 +15,7 @@ use natter_core::persist::LoadedAccount;
 use natter_core::{ConnId, Millis};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,15 @@ pub(crate) enum Input {
         /// The listener it came in on.
         door: Door,
         outbox: Arc<Outbox>,
+        /// Through a TLS handshake already counted by [`Input::MayHandshake`].
+        handshaken: bool,
         reply: oneshot::Sender<Option<ConnId>>,
+    },
+    /// A TLS handshake from this address is about to start: may it (see
+    /// `Hub::may_handshake`)? `Err` holds the refusal's words for the log.
+    MayHandshake {
+        ip: IpAddr,
+        reply: oneshot::Sender<Result<(), String>>,
     },
     /// Bytes read from the socket.
     Read { conn: ConnId, data: Bytes },
@@ -393,6 +402,7 @@ impl HubTask {
                 peer,
                 door,
                 outbox,
+                handshaken,
                 reply,
             } => {
                 if self.shutting_down {
@@ -401,7 +411,13 @@ impl HubTask {
                 }
                 // A bridge on an IPv6 socket shows IPv4 clients as ::ffff:a.b.c.d; the hub
                 // counts per address, so give it the address the client really has.
-                match self.hub.accept_on(door, peer.ip().to_canonical(), now) {
+                let ip = peer.ip().to_canonical();
+                let accepted = if handshaken {
+                    self.hub.accept_handshaken(door, ip, now)
+                } else {
+                    self.hub.accept_on(door, ip, now)
+                };
+                match accepted {
                     Ok(conn) => {
                         if reply.send(Some(conn)).is_ok() {
                             info!(%conn, %peer, "connected");
@@ -416,6 +432,14 @@ impl HubTask {
                         let _ = reply.send(None);
                     }
                 }
+            }
+            Input::MayHandshake { ip, reply } => {
+                let verdict = if self.shutting_down {
+                    Err("the server is shutting down".to_owned())
+                } else {
+                    self.hub.may_handshake(ip, now)
+                };
+                let _ = reply.send(verdict);
             }
             Input::Read { conn, data } => {
                 let Some(c) = self.conns.get(&conn) else {

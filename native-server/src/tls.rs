@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
-use tracing::debug;
+use tracing::{debug, info};
 
 /// Bytes read per read call (as on the plain port).
 const READ_CHUNK: usize = 4096;
@@ -146,6 +146,24 @@ pub(crate) async fn serve(
     } else {
         (peer, false)
     };
+    // A handshake costs far more than a plain connect: it counts against the address's connect
+    // rate before it starts (the hub decides, as for any connect), not once it is done.
+    let (may, verdict) = oneshot::channel();
+    let asked = Input::MayHandshake {
+        ip: client.ip().to_canonical(),
+        reply: may,
+    };
+    if hub.send(asked).await.is_err() {
+        return;
+    }
+    match verdict.await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            info!(%peer, client = %client.ip(), reason = %why, "TLS handshake refused");
+            return;
+        }
+        Err(_) => return,
+    }
     let Some(slot) = door.handshakes.enter(client.ip(), trusted && !named) else {
         debug!(%peer, client = %client.ip(), "too many TLS handshakes from one address");
         return;
@@ -169,6 +187,7 @@ pub(crate) async fn serve(
         peer: client,
         door: door.door,
         outbox: outbox.clone(),
+        handshaken: true,
         reply,
     };
     if hub.send(accepted).await.is_err() {

@@ -260,6 +260,36 @@ async fn handshakes_are_bounded_in_time_and_per_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_count_against_the_connect_rate_before_they_start() {
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.hub.exempt_loopback = false;
+    config.hub.trusted_proxies.clear();
+    config.hub.max_connects_per_window = 3;
+    let server = natter_server::start(config).await.unwrap();
+    let tls = server.tls_addrs()[0];
+    // Three handshakes in the window go through, and their connections are not counted again.
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let (mut c, _) = tls_text(tls, &p.ca_file, &format!("t{i}")).await;
+        c.expect_has("you are in #lobby").await;
+        users.push(c);
+    }
+    // A fourth is closed before its handshake starts: no TLS work is spent on it.
+    let t0 = Instant::now();
+    let fourth = tls_connect(tls, &p.ca_file).await;
+    assert!(
+        fourth.is_err(),
+        "a fourth handshake in the window went through"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The three are still in and chat.
+    users[0].send("still here").await;
+    users[1].expect_has("still here").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_header_may_come_before_the_handshake_from_a_trusted_proxy_only() {
     let p = pki();
     let mut config = tls_config(&p);

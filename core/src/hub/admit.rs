@@ -131,18 +131,59 @@ impl IpTable {
     /// Records a connect from `ip` and decides. `Ok` means the caller now holds one "open" count
     /// for `ip` and must [`IpTable::release`] it.
     pub(crate) fn admit(&mut self, cfg: &Config, ip: IpAddr, now: Millis) -> Result<(), Refusal> {
-        let busy = || Refusal {
-            limit: Limit::IpTable,
-            detail: "the server is busy, try again in a minute".into(),
+        self.admit_as(cfg, ip, now, true)
+    }
+
+    /// As [`IpTable::admit`], for a connect already counted in the connect-rate windows by
+    /// [`IpTable::attempt`] (before its TLS handshake): only the open connections are checked.
+    pub(crate) fn admit_counted(
+        &mut self,
+        cfg: &Config,
+        ip: IpAddr,
+        now: Millis,
+    ) -> Result<(), Refusal> {
+        self.admit_as(cfg, ip, now, false)
+    }
+
+    /// Counts an attempt to connect from `ip` in its connect-rate windows, without opening
+    /// anything: refused past [`Config::max_connects_per_window`], as a connect would be.
+    pub(crate) fn attempt(&mut self, cfg: &Config, ip: IpAddr, now: Millis) -> Result<(), Refusal> {
+        let wide = wide_key(cfg, ip);
+        if let Some(w) = wide {
+            let st = self.wide.entry(cfg, w, now).ok_or_else(busy)?;
+            count_connect(cfg, st, now, WIDE_FACTOR, "your network")?;
+        }
+        let key = address_key(ip);
+        let st = self.addrs.entry(cfg, key, now).ok_or_else(busy)?;
+        count_connect(cfg, st, now, 1, "your address")?;
+        self.addrs.touch(key, now);
+        if let Some(w) = wide {
+            self.wide.touch(w, now);
+        }
+        Ok(())
+    }
+
+    fn admit_as(
+        &mut self,
+        cfg: &Config,
+        ip: IpAddr,
+        now: Millis,
+        count: bool,
+    ) -> Result<(), Refusal> {
+        let check = |st: &mut IpStat, factor, whose| {
+            if count {
+                count_connect(cfg, st, now, factor, whose)?;
+            }
+            open_one(cfg, st, factor, whose)
         };
         let wide = wide_key(cfg, ip);
         if let Some(w) = wide {
             let st = self.wide.entry(cfg, w, now).ok_or_else(busy)?;
-            check_connect(cfg, st, now, WIDE_FACTOR, "your network")?;
+            check(st, WIDE_FACTOR, "your network")?;
         }
         let key = address_key(ip);
         let st = self.addrs.entry(cfg, key, now).ok_or_else(busy)?;
-        if let Err(r) = check_connect(cfg, st, now, 1, "your address") {
+        if let Err(r) = check(st, 1, "your address") {
             if let Some(w) = wide.and_then(|w| self.wide.map.get_mut(&w)) {
                 w.open = w.open.saturating_sub(1);
             }
@@ -239,8 +280,16 @@ impl IpTable {
     }
 }
 
-/// Counts a connect against `st` (limits × `factor`); on success the caller holds one open count.
-fn check_connect(
+/// The refusal when the table of addresses is full.
+fn busy() -> Refusal {
+    Refusal {
+        limit: Limit::IpTable,
+        detail: "the server is busy, try again in a minute".into(),
+    }
+}
+
+/// Counts a connect against `st`'s connect-rate window (its limit × `factor`).
+fn count_connect(
     cfg: &Config,
     st: &mut IpStat,
     now: Millis,
@@ -264,6 +313,11 @@ fn check_connect(
             ),
         });
     }
+    Ok(())
+}
+
+/// One more open connection for `st` (its limit × `factor`); on success the caller holds it.
+fn open_one(cfg: &Config, st: &mut IpStat, factor: usize, whose: &str) -> Result<(), Refusal> {
     if st.open >= cfg.max_connections_per_ip.saturating_mul(factor) {
         return Err(Refusal {
             limit: Limit::PerIp,

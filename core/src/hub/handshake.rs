@@ -21,6 +21,7 @@ impl Hub {
         door: Door,
         peer: IpAddr,
         now: Millis,
+        attempt_counted: bool,
     ) -> Result<ConnId, Refused> {
         if self.shut
             || self.refused_pending >= MAX_REFUSED_PENDING
@@ -54,6 +55,10 @@ impl Hub {
             // A bridge carries many people: they are counted by their own address once it
             // sends `Forwarded`, not against the bridge's.
             Ok(None)
+        } else if attempt_counted {
+            self.ips
+                .admit_counted(&self.config, peer, now)
+                .map(|()| Some(peer))
         } else {
             self.ips.admit(&self.config, peer, now).map(|()| Some(peer))
         };

@@ -516,7 +516,44 @@ impl Hub {
     /// when even that is too much (or after [`Hub::shutdown`]).
     pub fn accept_on(&mut self, door: Door, peer: IpAddr, now: Millis) -> Result<ConnId, Refused> {
         self.now = self.now.max(now);
-        self.admit(door, peer, now)
+        self.admit(door, peer, now, false)
+    }
+
+    /// A TLS handshake from `peer` is about to start. A full handshake costs the server far more
+    /// than a plain connect, so it counts as `peer`'s connect in the connect-rate window
+    /// ([`Config::max_connects_per_window`]) before it starts, and past the limit it is refused
+    /// (`Err` with words for the log; the shell closes the socket, as no TLS is up to say it in).
+    /// A connection whose handshake then finishes is accepted with
+    /// [`Hub::accept_handshaken`], which does not count it again. Loopback (when exempt) and
+    /// trusted proxies are not counted, as at accept.
+    pub fn may_handshake(&mut self, peer: IpAddr, now: Millis) -> Result<(), String> {
+        self.now = self.now.max(now);
+        let peer = peer.to_canonical();
+        if admit::IpTable::exempt(&self.config, peer) || self.config.trusted_proxies.contains(&peer)
+        {
+            return Ok(());
+        }
+        let counted = self.ips.attempt(&self.config, peer, now);
+        if self.ips.len() > 0 && !self.timers.is_set(Timer::PruneIps) {
+            self.timers
+                .set(Timer::PruneIps, now + self.config.connect_window);
+        }
+        counted.map_err(|r| {
+            self.stats.refused(Some(r.limit));
+            r.detail
+        })
+    }
+
+    /// As [`Hub::accept_on`], for a connection whose TLS handshake [`Hub::may_handshake`]
+    /// counted already.
+    pub fn accept_handshaken(
+        &mut self,
+        door: Door,
+        peer: IpAddr,
+        now: Millis,
+    ) -> Result<ConnId, Refused> {
+        self.now = self.now.max(now);
+        self.admit(door, peer, now, true)
     }
 
     /// Bytes read from `conn`'s socket.

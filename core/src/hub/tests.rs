@@ -5590,3 +5590,43 @@ fn paced_turns_let_go_of_old_cycle_buffers() {
         assert_eq!(says(&t.recv(m)).len(), 1_000);
     }
 }
+
+#[test]
+fn tls_handshakes_count_as_connects_before_they_start_and_not_again_after() {
+    let mut cfg = config();
+    cfg.max_connects_per_window = 3;
+    let mut t = T::with(cfg);
+    let far = ip("203.0.113.9");
+    for _ in 0..3 {
+        assert_eq!(t.hub.may_handshake(far, t.now), Ok(()));
+    }
+    let why = t.hub.may_handshake(far, t.now).unwrap_err();
+    assert!(why.contains("at most 3 per 10 seconds"), "{why}");
+    // The three whose handshakes finished are in, not counted a second time.
+    for n in 0..3 {
+        let c = t.hub.accept_handshaken(Door::Natter, far, t.now).unwrap();
+        t.pump();
+        assert_eq!(t.limit(c, Limit::ConnectRate), 0, "handshake {n}");
+        assert!(!t.closed(c));
+    }
+    // A plain connect in the same window is over the rate, as any fourth connect.
+    let c = t.hub.accept(far, t.now).unwrap();
+    t.pump();
+    assert_eq!(t.limit(c, Limit::ConnectRate), 1);
+    // The open count still holds for handshaken connections.
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 1;
+    let mut t2 = T::with(cfg);
+    assert_eq!(t2.hub.may_handshake(far, t2.now), Ok(()));
+    t2.hub.accept_handshaken(Door::Natter, far, t2.now).unwrap();
+    assert_eq!(t2.hub.may_handshake(far, t2.now), Ok(()));
+    let second = t2.hub.accept_handshaken(Door::Natter, far, t2.now).unwrap();
+    t2.pump();
+    assert_eq!(t2.limit(second, Limit::PerIp), 1);
+    // After the window, handshakes go again; loopback is never counted.
+    t.advance(10_000);
+    assert_eq!(t.hub.may_handshake(far, t.now), Ok(()));
+    for _ in 0..50 {
+        assert_eq!(t.hub.may_handshake(LOCAL, t.now), Ok(()));
+    }
+}
