@@ -97,6 +97,10 @@ pub struct BridgeConfig {
     pub max_connections: usize,
     /// Connections at once from one IP address. Past this, new ones get a 503 at once.
     pub max_connections_per_ip: usize,
+    /// With `tls`: TLS handshakes one address may start per 10 s (a full handshake costs far
+    /// more CPU than a plain connect). Past it a connection is closed before its handshake.
+    /// Four times natter-server's connect rate: a page load is several connections.
+    pub max_tls_handshakes_per_ip: u32,
     /// The handshake budget, counted from the connection's accept: the request head must have
     /// arrived by then, and for a WebSocket the 101 must be out too (one budget, not one per
     /// step). A page request then has until [`PAGE_TIMEOUT`] in all.
@@ -160,6 +164,7 @@ impl Default for BridgeConfig {
             allow_missing_origin: true,
             max_connections: 4096,
             max_connections_per_ip: natter_core::limits::MAX_CONNECTIONS_PER_IP,
+            max_tls_handshakes_per_ip: 4 * natter_core::limits::MAX_CONNECTS_PER_WINDOW,
             handshake_timeout: Duration::from_millis(natter_core::limits::HELLO_TIMEOUT.0),
             connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(natter_core::limits::PING_AFTER.0),
@@ -408,6 +413,11 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         metrics: Metrics::new(),
         server_health: Arc::new(ServerHealth::new()),
         per_ip: Mutex::new(HashMap::new()),
+        handshakes: Mutex::new(natter_core::hub::ConnectRate::new(
+            config.max_tls_handshakes_per_ip,
+            natter_core::limits::CONNECT_WINDOW,
+        )),
+        started: std::time::Instant::now(),
         tls: tls.clone(),
         server_tls,
         server_at: AtomicUsize::new(0),
@@ -493,6 +503,11 @@ pub(crate) struct Shared {
     /// Open connections per IP; entries are removed at zero, so it holds at most
     /// `max_connections` entries.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// TLS handshakes started per address in the last 10 s (with `tls` only; see
+    /// [`BridgeConfig::max_tls_handshakes_per_ip`]).
+    handshakes: Mutex<natter_core::hub::ConnectRate>,
+    /// When the bridge started: `handshakes`' clock.
+    started: std::time::Instant,
     /// The bridge's certificate, when it serves https.
     pub(crate) tls: Option<Arc<natter_tls::ServerTls>>,
     /// How to reach the server over TLS, if so.
@@ -500,6 +515,23 @@ pub(crate) struct Shared {
     /// The index in [`BridgeConfig::servers`] of the address that last accepted a connection:
     /// where the next WebSocket's attempts start.
     pub(crate) server_at: AtomicUsize,
+}
+
+impl Shared {
+    /// Counts a TLS handshake from `ip` about to start (with `tls` only): `Err` (words for the
+    /// log) past [`BridgeConfig::max_tls_handshakes_per_ip`] in 10 s.
+    fn handshake_allowed(&self, ip: IpAddr) -> Result<(), String> {
+        if self.tls.is_none() {
+            return Ok(());
+        }
+        let now = natter_core::Millis(
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        self.handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .attempt(ip, now)
+    }
 }
 
 /// tungstenite's settings: natter-sized instead of its 64 MiB defaults.
@@ -665,6 +697,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             refuse_now(tcp, &shared, Refused::AddressCapacity);
             continue;
         };
+        if let Err(why) = shared.handshake_allowed(peer.ip()) {
+            info!(%peer, reason = %why, "TLS handshake refused");
+            refuse_now(tcp, &shared, Refused::HandshakeRate);
+            continue;
+        }
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
         next_conn += 1;
@@ -725,6 +762,11 @@ mod tests {
             metrics: Metrics::new(),
             server_health: Arc::new(ServerHealth::new()),
             per_ip: Mutex::new(HashMap::new()),
+            handshakes: Mutex::new(natter_core::hub::ConnectRate::new(
+                config.max_tls_handshakes_per_ip,
+                natter_core::limits::CONNECT_WINDOW,
+            )),
+            started: std::time::Instant::now(),
             tls: None,
             server_tls: None,
             server_at: AtomicUsize::new(0),

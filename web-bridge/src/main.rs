@@ -69,6 +69,10 @@ struct Args {
     /// Most connections at once from one address (IPv6: one /64) [default: 50].
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// With --tls-cert: most TLS handshakes one address may start per 10 s (more are closed
+    /// before their handshake) [default: 120].
+    #[arg(long, value_name = "N")]
+    max_tls_handshakes_per_ip: Option<u32>,
     /// Serve OpenMetrics at `/metrics`, and `/healthz` and `/readyz`, on this address (keep it
     /// off the public network).
     #[arg(long, value_name = "ADDR")]
@@ -143,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         max_connections_per_ip: args
             .max_connections_per_ip
             .unwrap_or(defaults.max_connections_per_ip),
+        max_tls_handshakes_per_ip: args
+            .max_tls_handshakes_per_ip
+            .unwrap_or(defaults.max_tls_handshakes_per_ip),
         metrics_listen: args.metrics_listen,
         server_secret: natter_ops::bridge_secret(args.server_secret_file.as_deref())?,
         ..defaults

@@ -40,10 +40,13 @@ pub(crate) enum Refused {
     /// The TLS handshake failed (not TLS, no common version or cipher, a client that does not
     /// trust the certificate and says so): closed. (One that runs out of time is `Timeout`.)
     TlsHandshake,
+    /// The peer's address started too many TLS handshakes in the window: closed before the
+    /// handshake.
+    HandshakeRate,
 }
 
 impl Refused {
-    const ALL: [Refused; 8] = [
+    const ALL: [Refused; 9] = [
         Refused::Origin,
         Refused::Host,
         Refused::Handshake,
@@ -52,6 +55,7 @@ impl Refused {
         Refused::Capacity,
         Refused::AddressCapacity,
         Refused::TlsHandshake,
+        Refused::HandshakeRate,
     ];
 
     fn label(self) -> &'static str {
@@ -64,6 +68,7 @@ impl Refused {
             Refused::Capacity => "capacity",
             Refused::AddressCapacity => "address_capacity",
             Refused::TlsHandshake => "tls_handshake",
+            Refused::HandshakeRate => "handshake_rate",
         }
     }
 }

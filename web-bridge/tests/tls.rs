@@ -398,6 +398,43 @@ async fn failed_tls_handshakes_are_counted() {
     s.server.shutdown().await.unwrap();
 }
 
+/// A TLS handshake is dear: past `max_tls_handshakes_per_ip` in 10 s, an address's next
+/// connection is closed before its handshake (and counted), while other work goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_past_the_rate_are_closed_before_they_start() {
+    let s = setup().await;
+    let mut c = BridgeConfig::local_test(s.server.local_addrs()[0], s.www.clone());
+    c.tls = Some(TlsFiles {
+        cert: s.cert.clone(),
+        key: s.key.clone(),
+    });
+    c.max_tls_handshakes_per_ip = 3;
+    let bridge = natter_bridge::start(c).await.unwrap();
+    let addr = bridge.local_addr();
+    let mut up = Vec::new();
+    for n in 0..3 {
+        up.push(
+            tls_to(addr, &s.ca_file)
+                .await
+                .unwrap_or_else(|e| panic!("handshake {n}: {e}")),
+        );
+    }
+    assert!(
+        tls_to(addr, &s.ca_file).await.is_err(),
+        "a fourth handshake within 10 s went through"
+    );
+    // Those already up are served.
+    let mut tls = up.pop().unwrap();
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut page = Vec::new();
+    let _ = within("the page", tls.read_to_end(&mut page)).await;
+    assert!(String::from_utf8_lossy(&page).starts_with("HTTP/1.1 200"));
+    bridge.shutdown().await.unwrap();
+    s.server.shutdown().await.unwrap();
+}
+
 /// The binary: `--tls-cert/--tls-key` serve https (the printed URL says so), `--server-ca` and
 /// `--server-name` reach the server's TLS listener, SIGHUP rereads the certificate and a broken
 /// key is refused in the log.

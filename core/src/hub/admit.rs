@@ -280,6 +280,50 @@ impl IpTable {
     }
 }
 
+/// The hub's connect-rate windows alone, for a shell that must count attempts the hub never
+/// hears of: natter-bridge's TLS handshakes, each far dearer than a plain connect. Per address
+/// (an IPv6 /64, and its wide prefix with [`WIDE_FACTOR`] times the limit), in a table bounded
+/// and pruned as the hub's own. Loopback is counted like any address.
+#[derive(Debug)]
+pub struct ConnectRate {
+    cfg: Config,
+    table: IpTable,
+}
+
+impl ConnectRate {
+    /// At most `max` attempts per address per `window`.
+    pub fn new(max: u32, window: Millis) -> ConnectRate {
+        ConnectRate {
+            cfg: Config {
+                max_connects_per_window: max.max(1),
+                connect_window: window,
+                exempt_loopback: false,
+                ..Config::default()
+            },
+            table: IpTable::default(),
+        }
+    }
+
+    /// Counts an attempt from `ip` at `now`: `Err` (words for the log) past the limit.
+    pub fn attempt(&mut self, ip: IpAddr, now: Millis) -> Result<(), String> {
+        // A little at a time, so the table stays small without a timer of its own.
+        self.table.prune(&self.cfg, now, 4);
+        self.table
+            .attempt(&self.cfg, ip.to_canonical(), now)
+            .map_err(|r| r.detail)
+    }
+
+    /// Addresses tracked (their windows not yet pruned).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no address is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+}
+
 /// The refusal when the table of addresses is full.
 fn busy() -> Refusal {
     Refusal {
@@ -472,5 +516,36 @@ mod tests {
         // An address with users waiting is not forgotten when its windows pass.
         t.prune(&cfg, Millis(10_000_000), usize::MAX);
         assert!(t.addrs.map.contains_key(&a));
+    }
+
+    #[test]
+    fn a_connect_rate_alone_counts_attempts_per_address_and_forgets_them_later() {
+        let mut r = ConnectRate::new(3, Millis(10_000));
+        let t0 = Millis(1_000);
+        for _ in 0..3 {
+            assert_eq!(r.attempt(ip("192.0.2.1"), t0), Ok(()));
+        }
+        let why = r.attempt(ip("192.0.2.1"), t0).unwrap_err();
+        assert!(why.contains("at most 3 per 10 seconds"), "{why}");
+        assert!(
+            r.attempt(ip("::ffff:192.0.2.1"), t0).is_err(),
+            "mapped is the same"
+        );
+        assert_eq!(r.attempt(ip("192.0.2.2"), t0), Ok(()), "its own count");
+        assert!(r.attempt(ip("127.0.0.1"), t0).is_ok());
+        for _ in 0..3 {
+            let _ = r.attempt(ip("127.0.0.1"), t0);
+        }
+        assert!(
+            r.attempt(ip("127.0.0.1"), t0).is_err(),
+            "loopback is counted here"
+        );
+        // A window later the address may again, and the idle entries go a few at a time.
+        let later = Millis(11_000);
+        assert_eq!(r.attempt(ip("192.0.2.1"), later), Ok(()));
+        for _ in 0..10 {
+            let _ = r.attempt(ip("192.0.2.1"), later);
+        }
+        assert!(r.len() <= 2, "{} addresses kept", r.len());
     }
 }

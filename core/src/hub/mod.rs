@@ -89,7 +89,7 @@ use timers::{Timer, Timers};
 use tracing::debug;
 
 pub use accounts::{AccountsConfig, Registration};
-pub use admit::address_key;
+pub use admit::{ConnectRate, address_key};
 pub use cluster::{ClusterOut, Presence, mask_key};
 pub use config::{BridgeSecret, Config, ConfigError, MAX_MOTD_LINES, Motd, TEST_BRIDGE_SECRET};
 pub use dialect::{Door, Limit};
