@@ -153,6 +153,20 @@ pub const PACED_FANOUT: usize = 1024;
 /// turns pacing off.
 pub const FANOUT_PACE: Millis = Millis(24);
 
+/// While a busy big room's members take turns, a server using more than this share of the CPU
+/// it may use (in thousandths) stretches [`FANOUT_PACE`], up to [`PACE_STRETCH_MAX`] times: its
+/// members then wait longer, in fewer and larger writes, and the server keeps a third of its CPU
+/// for everything else instead of spending it all on one room's writes (which cost more on a
+/// slower or busier machine). Reported by the shell (`Hub::handle_load`); a shell that does not
+/// report paces at exactly `fanout_pace_ms`.
+pub const PACE_LOAD_HIGH: u32 = 650;
+
+/// Under this share (thousandths) a stretched pace shrinks back towards [`FANOUT_PACE`].
+pub const PACE_LOAD_LOW: u32 = 500;
+
+/// The most [`FANOUT_PACE`] is stretched under load (times).
+pub const PACE_STRETCH_MAX: u32 = 4;
+
 /// A node of a cluster paces fan-outs to this many connections already (at
 /// [`CLUSTER_FANOUT_PACE`] below [`PACED_FANOUT`]): its members' events come from the room's log
 /// a few at a time, each batch a write to every member, where one node alone gets many members'

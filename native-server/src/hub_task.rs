@@ -238,6 +238,53 @@ async fn cluster_unblocked(unblocked: Option<impl Future<Output = ()>>) {
     }
 }
 
+/// How often the server's CPU use is reported to the hub.
+const LOAD_EVERY: Duration = Duration::from_millis(200);
+
+/// The process's CPU use (user and system time of all its threads) as a share of what the
+/// cores it may run on could give, between samples.
+struct LoadMeter {
+    cpu: Duration,
+    at: std::time::Instant,
+    cores: u32,
+}
+
+impl LoadMeter {
+    /// `None` where the process's CPU time cannot be read: the hub then paces at its
+    /// configured pace.
+    fn new() -> Option<LoadMeter> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some(LoadMeter {
+            cpu: cpu_time()?,
+            at: std::time::Instant::now(),
+            cores: u32::try_from(cores).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Thousandths of the cores' time used since the last sample.
+    fn sample(&mut self) -> Option<u32> {
+        let cpu = cpu_time()?;
+        let at = std::time::Instant::now();
+        let wall = at.duration_since(self.at).as_secs_f64() * f64::from(self.cores);
+        let used = cpu.saturating_sub(self.cpu).as_secs_f64();
+        (self.cpu, self.at) = (cpu, at);
+        // Bounded to 0..=1000 and rounded, so the cast loses nothing.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        (wall > 0.0).then(|| (used / wall * 1000.0).clamp(0.0, 1000.0).round() as u32)
+    }
+}
+
+/// User and system time of the whole process so far.
+fn cpu_time() -> Option<Duration> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
+    };
+    Some(tv(u.user_time()) + tv(u.system_time()))
+}
+
 /// What the hub's writes and shared rooms go to: a store, or a cluster, or neither.
 pub(crate) struct Sides {
     pub(crate) store: Option<StoreSide>,
@@ -271,6 +318,10 @@ pub(crate) async fn run(
     // something happened since).
     let mut copied = Instant::now();
     let mut copy_due: Option<Instant> = None;
+    // The server's CPU use, for the hub's pacing of busy big rooms (`Hub::handle_load`).
+    let mut load = LoadMeter::new();
+    let mut load_tick = tokio::time::interval(LOAD_EVERY);
+    load_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Time of this batch: handling its input and draining the output, not the yield.
         let mut busy: Option<(Duration, std::time::Instant)> = None;
@@ -357,6 +408,11 @@ pub(crate) async fn run(
             () = sleep_until(give_up.unwrap_or_else(far)), if give_up.is_some() => {
                 warn!(open = task.conns.len(), "shutdown grace ran out; dropping connections");
                 break;
+            }
+            _ = load_tick.tick(), if load.is_some() => {
+                if let Some(busy) = load.as_mut().and_then(LoadMeter::sample) {
+                    task.hub.handle_load(busy, task.clock.now());
+                }
             }
             // Wakes the loop only to copy the counts below.
             () = sleep_until(copy_due.unwrap_or_else(far)), if copy_due.is_some() => {}
@@ -584,5 +640,29 @@ impl HubTask {
         self.hub
             .peer_ip(conn)
             .map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_meter_sees_this_process_work_and_stays_in_bounds() {
+        let mut m = LoadMeter::new().expect("getrusage works here");
+        // Busy on this thread for 100 ms: at least a few percent of the machine's cores.
+        let until = std::time::Instant::now() + Duration::from_millis(100);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        let busy = m.sample().expect("a sample");
+        let floor = 1000 / (4 * m.cores.max(1));
+        assert!(
+            busy >= floor,
+            "{busy} thousandths busy, at least {floor} expected"
+        );
+        assert!(busy <= 1000);
+        // (Other tests' threads share the process, so an idle sample is not compared here.)
     }
 }

@@ -729,6 +729,15 @@ impl Hub {
         (big, every)
     }
 
+    /// The server used `busy` thousandths of the CPU it may use (all its cores, all the time:
+    /// 1,000) over the interval since the last report. While a busy big room's members take
+    /// turns, a server over [`crate::limits::PACE_LOAD_HIGH`] stretches the pace (see there);
+    /// reports are optional, and without them the pace is exactly [`Config::fanout_pace`].
+    pub fn handle_load(&mut self, busy: u32, now: Millis) {
+        self.now = self.now.max(now);
+        self.pace.observe_load(busy);
+    }
+
     /// All that is queued for `conn`, if anything.
     fn take_transmit(&mut self, conn: ConnId) -> Option<Transmit> {
         let c = self.conns.get_mut(&conn)?;

@@ -10,7 +10,11 @@
 //! than [`crate::limits::PACED_FANOUT`] connections is never held: an idle server, or one without
 //! big fan-outs, adds no latency.
 
+use crate::limits::{PACE_LOAD_HIGH, PACE_LOAD_LOW, PACE_STRETCH_MAX};
 use crate::time::Millis;
+
+/// The configured pace, in thousandths of itself.
+const UNSTRETCHED: u32 = 1_000;
 
 /// How the pace stands. The hub asks it, each time its clock moved, how many transmits may go.
 #[derive(Debug, Default)]
@@ -28,12 +32,16 @@ pub(crate) struct Pace {
     budget: usize,
     /// When `budget` was granted (the hub's clock then).
     at: Option<Millis>,
+    /// How far the pace is stretched while the server is busy, in thousandths of the configured
+    /// pace (0 or 1,000: not at all; see [`Pace::observe_load`]).
+    stretch: u32,
 }
 
 impl Pace {
     /// Whether one more transmit may go at `now`, with `ready` connections holding output; it
     /// counts as gone if so. `big` and `every` come from the hub's configuration.
     pub(crate) fn take(&mut self, ready: usize, now: Millis, big: usize, every: Millis) -> bool {
+        let every = self.stretched(every);
         if self.at != Some(now) {
             self.budget = self.grant(ready, now, big, every);
             self.at = Some(now);
@@ -82,7 +90,27 @@ impl Pace {
 
     /// When the next turns are due, while connections wait for theirs.
     pub(crate) fn next(&self, ready: usize, every: Millis) -> Option<Millis> {
-        (self.pacing && ready > 0).then(|| self.counted + tick(every))
+        (self.pacing && ready > 0).then(|| self.counted + tick(self.stretched(every)))
+    }
+
+    /// The server used `busy` thousandths of the CPU it may use over the last interval. While
+    /// connections take turns, a server over [`PACE_LOAD_HIGH`] stretches the pace by a quarter
+    /// (up to [`PACE_STRETCH_MAX`] times), and one under [`PACE_LOAD_LOW`] shrinks it back by a
+    /// tenth; between busy spells it goes back to the configured pace the same way.
+    pub(crate) fn observe_load(&mut self, busy: u32) {
+        let s = self.stretch.max(UNSTRETCHED);
+        self.stretch = if self.pacing && busy > PACE_LOAD_HIGH {
+            (s * 5 / 4).min(PACE_STRETCH_MAX * UNSTRETCHED)
+        } else if !self.pacing || busy < PACE_LOAD_LOW {
+            (s * 9 / 10).max(UNSTRETCHED)
+        } else {
+            s
+        };
+    }
+
+    /// The pace as stretched now.
+    fn stretched(&self, every: Millis) -> Millis {
+        Millis(every.0 * u64::from(self.stretch.max(UNSTRETCHED)) / u64::from(UNSTRETCHED))
     }
 }
 
@@ -168,6 +196,44 @@ mod tests {
         assert_eq!(p.next(10, EVERY), None);
         // A big fan-out within a pace of that one takes turns again.
         assert_eq!(go(&mut p, 3000, 1010), 875);
+    }
+
+    #[test]
+    fn a_busy_server_stretches_the_pace_and_a_calm_one_shrinks_it_back() {
+        let mut p = Pace::default();
+        go(&mut p, 3000, 0);
+        assert_eq!(
+            go(&mut p, 3000, 4),
+            500,
+            "taking turns at the configured pace"
+        );
+        // Busy: a quarter longer per report, at most four times.
+        p.observe_load(900);
+        assert_eq!(p.stretched(EVERY), Millis(30));
+        for _ in 0..20 {
+            p.observe_load(900);
+        }
+        assert_eq!(p.stretched(EVERY), Millis(96));
+        assert_eq!(
+            p.next(3000, EVERY),
+            Some(Millis(4 + 12)),
+            "ticks stretch too"
+        );
+        // Turns come at the stretched rate: a quarter of the usual.
+        assert_eq!(go(&mut p, 3000, 16), 375);
+        // In the band nothing moves; under it the pace comes back, to the configured one.
+        p.observe_load(600);
+        assert_eq!(p.stretched(EVERY), Millis(96));
+        for _ in 0..40 {
+            p.observe_load(100);
+        }
+        assert_eq!(p.stretched(EVERY), EVERY);
+        // Busy but not taking turns (no big room): nothing stretches.
+        let mut q = Pace::default();
+        for _ in 0..10 {
+            q.observe_load(1000);
+        }
+        assert_eq!(q.stretched(EVERY), EVERY);
     }
 
     #[test]
