@@ -689,7 +689,9 @@ function renderConn() {
       if (conn.everConnected) showBanner("reconnecting…", false);
       break;
     case "reconnecting":
-      ui.status.textContent = "reconnecting…";
+      // Counted quietly here: the conversation says once why the attempts fail.
+      ui.status.textContent =
+        conn.attempt > 1 ? `reconnecting… (attempt ${conn.attempt})` : "reconnecting…";
       renderReconnectBanner();
       bannerTimer = setInterval(renderReconnectBanner, 500);
       break;
@@ -1275,6 +1277,7 @@ window.natterDebug = {
     return ws !== null;
   },
   state: () => (client ? client.conn().state : "connecting"),
+  attempt: () => client?.conn().attempt ?? 0,
   account: () => client?.account() ?? null,
   policy: (key) => client?.policy(key) ?? null,
   keptSignIn,

@@ -2,7 +2,9 @@
 //! and started again on the same port, the bridge staying up: the page shows that the
 //! connection was lost, reconnects by itself through the bridge, resumes its session (its nick,
 //! no "messages missed" marker: the store has every line), delivers the line typed while the
-//! server was down once, and shows every line once, as does a person on `nc`.
+//! server was down once, and shows every line once, as does a person on `nc`. And while the
+//! server stays away for several attempts: the conversation says why once, the status line
+//! counts the attempts, and "reconnected" is said once.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -178,4 +180,92 @@ async fn scenario(
         log.iter().any(|l| l.contains("reconnected as webby")),
         "the page says it resumed: {log:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_once_that_it_cannot_reach_the_server_and_once_that_it_is_back() {
+    let www = www_dir();
+    let data = TempDir::new("natter-unreachable-store");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let server = start_server(addr, &data.0).await;
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new("natter-unreachable-chromium");
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(unreachable_scenario(
+        browser.clone(),
+        page,
+        addr,
+        server,
+        data.0.clone(),
+    ));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+/// The server stays away for several attempts and comes back: the conversation says once that
+/// the connection was lost and once why the attempts fail (not once per attempt, with or without
+/// a line typed meanwhile), the status line counts the attempts, and the page says once that it
+/// reconnected.
+async fn unreachable_scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    data: std::path::PathBuf,
+) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    server.kill().await.expect("kill natter-server");
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    let attempt = || async {
+        js(b, "return natterDebug.attempt();")
+            .await
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for!("a second attempt", (attempt().await >= 2).then_some(()));
+    type_line(b, "typed while down").await;
+    // Attempts 2, 3 and 4 fail at 0.5 s, about 1 s and about 2 s apart.
+    wait_for!("a fourth attempt", (attempt().await >= 4).then_some(()));
+    let status = text_of(b, "#status").await;
+    assert!(status.contains("attempt"), "the status counts: {status:?}");
+    let log = page_log(b).await;
+    let count = |log: &[String], words: &str| log.iter().filter(|l| l.contains(words)).count();
+    assert_eq!(count(&log, "connection lost"), 1, "{log:#?}");
+    assert_eq!(
+        count(&log, "chat server unavailable"),
+        1,
+        "why the attempts fail is said once: {log:#?}"
+    );
+
+    let _server = start_server(addr, &data).await;
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = page_log(b).await;
+    assert_eq!(count(&log, "reconnected as webby"), 1, "{log:#?}");
+    assert_eq!(count(&log, "chat server unavailable"), 1, "{log:#?}");
+    let status = text_of(b, "#status").await;
+    assert_eq!(status, "connected");
 }
