@@ -337,6 +337,51 @@ fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_r
 }
 
 #[test]
+fn in_a_room_past_the_member_list_names_and_who_say_the_list_is_cut_short() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        quiet_room_members: 2,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
+    let i = n.client("ivy", &[]);
+    n.send(i, &["JOIN #big"]);
+    n.said(i);
+    for k in 0..crate::limits::MAX_MEMBERS_LISTED {
+        let c = n.bin(&format!("m{k}"));
+        n.send_bin(c, &ClientMsg::Join { room: room("#big") });
+    }
+    let late = n.client("late", &[]);
+    n.send(late, &["JOIN #big"]);
+    let l = n.said(late);
+    let notice = find(&l, "NOTICE #big :*** 302 members here");
+    assert!(notice.ends_with("NAMES lists 300 of them"), "{notice}");
+    let end = find(&l, " 366 late #big ");
+    assert!(end.ends_with("(at most 300 names are listed)"), "{end}");
+    n.send(late, &["NAMES #big", "WHO #big"]);
+    let l = n.said(late);
+    let names: usize = l
+        .iter()
+        .filter(|l| l.contains(" 353 late = #big :"))
+        .map(|l| l.rsplit(':').next().unwrap_or("").split(' ').count())
+        .sum();
+    assert_eq!(names, 300);
+    let end = find(&l, " 366 late #big ");
+    assert!(end.ends_with("(at most 300 names are listed)"), "{end}");
+    let end = find(&l, " 315 late #big ");
+    assert!(end.ends_with("(at most 300 members are listed)"), "{end}");
+    // A room whose list is whole says nothing more.
+    n.send(late, &["JOIN #small", "NAMES #small", "WHO #small"]);
+    let l = n.said(late);
+    assert!(
+        l.iter()
+            .filter(|l| l.contains(" 366 ") || l.contains(" 315 "))
+            .all(|l| l.ends_with(":End of /NAMES list") || l.ends_with(":End of WHO list")),
+        "{l:?}"
+    );
+}
+
+#[test]
 fn registration_without_caps_gets_the_welcome_burst() {
     let mut n = Net::new();
     let c = n.irc();
