@@ -1278,6 +1278,7 @@ window.natterDebug = {
   },
   state: () => (client ? client.conn().state : "connecting"),
   attempt: () => client?.conn().attempt ?? 0,
+  retryIn: () => (client?.conn().at ?? 0) - now(),
   account: () => client?.account() ?? null,
   policy: (key) => client?.policy(key) ?? null,
   keptSignIn,
