@@ -689,7 +689,9 @@ function renderConn() {
       if (conn.everConnected) showBanner("reconnecting…", false);
       break;
     case "reconnecting":
-      ui.status.textContent = "reconnecting…";
+      // Counted quietly here: the conversation says once why the attempts fail.
+      ui.status.textContent =
+        conn.attempt > 1 ? `reconnecting… (attempt ${conn.attempt})` : "reconnecting…";
       renderReconnectBanner();
       bannerTimer = setInterval(renderReconnectBanner, 500);
       break;
@@ -1020,8 +1022,15 @@ function openSocket() {
   sock.onclose = (e) => {
     if (ws !== sock) return;
     ws = null;
-    const why = e.reason ? `${e.code}: ${e.reason}` : `code ${e.code}`;
-    client.handle_disconnected(`connection closed (${why})`, now());
+    // 1013 is the bridge saying it cannot reach the chat server (web-bridge/src/lib.rs): said
+    // in those words, with the reason only when it adds something (an untrusted certificate).
+    let why = `connection closed (${e.reason ? `${e.code}: ${e.reason}` : `code ${e.code}`})`;
+    if (e.code === 1013) {
+      why = e.reason && e.reason !== "chat server unavailable"
+        ? `cannot reach the chat server (${e.reason})`
+        : "cannot reach the chat server";
+    }
+    client.handle_disconnected(why, now());
     pump();
   };
   sock.onerror = () => {}; // a close event always follows, with more to say
@@ -1275,6 +1284,8 @@ window.natterDebug = {
     return ws !== null;
   },
   state: () => (client ? client.conn().state : "connecting"),
+  attempt: () => client?.conn().attempt ?? 0,
+  retryIn: () => (client?.conn().at ?? 0) - now(),
   account: () => client?.account() ?? null,
   policy: (key) => client?.policy(key) ?? null,
   keptSignIn,

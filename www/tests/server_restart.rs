@@ -2,7 +2,10 @@
 //! and started again on the same port, the bridge staying up: the page shows that the
 //! connection was lost, reconnects by itself through the bridge, resumes its session (its nick,
 //! no "messages missed" marker: the store has every line), delivers the line typed while the
-//! server was down once, and shows every line once, as does a person on `nc`.
+//! server was down once, and shows every line once, as does a person on `nc`. And while the
+//! server stays away for several attempts: the conversation says why once, the status line
+//! counts the attempts, and "reconnected" is said once; a server that comes back full, refusing
+//! each attempt, is said once too.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -25,9 +28,15 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 /// natter-server on `addr` with its store in `data`, taking the test bridge's secret; returns
 /// once it accepts connections.
 async fn start_server(addr: SocketAddr, data: &Path) -> Child {
+    start_server_with(addr, data, &[]).await
+}
+
+/// As [`start_server`], with more flags.
+async fn start_server_with(addr: SocketAddr, data: &Path, flags: &[&str]) -> Child {
     let child = Command::new(workspace_bin("natter-server").await)
         .args(["--listen", &addr.to_string(), "--data-dir"])
         .arg(data)
+        .args(flags)
         .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -177,5 +186,222 @@ async fn scenario(
     assert!(
         log.iter().any(|l| l.contains("reconnected as webby")),
         "the page says it resumed: {log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_once_that_it_cannot_reach_the_server_and_once_that_it_is_back() {
+    let www = www_dir();
+    let data = TempDir::new("natter-unreachable-store");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let server = start_server(addr, &data.0).await;
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new("natter-unreachable-chromium");
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(unreachable_scenario(
+        browser.clone(),
+        page,
+        addr,
+        server,
+        data.0.clone(),
+    ));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+/// The server stays away for several attempts and comes back: the conversation says once that
+/// the connection was lost and once why the attempts fail (not once per attempt, with or without
+/// a line typed meanwhile), the status line counts the attempts, and the page says once that it
+/// reconnected.
+async fn unreachable_scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    data: std::path::PathBuf,
+) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    server.kill().await.expect("kill natter-server");
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    let attempt = || async {
+        js(b, "return natterDebug.attempt();")
+            .await
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for!("a second attempt", (attempt().await >= 2).then_some(()));
+    type_line(b, "typed while down").await;
+    // Attempts 2, 3 and 4 fail at 0.5 s, about 1 s and about 2 s apart.
+    wait_for!("a fourth attempt", (attempt().await >= 4).then_some(()));
+    let status = text_of(b, "#status").await;
+    assert!(status.contains("attempt"), "the status counts: {status:?}");
+    let log = page_log(b).await;
+    let count = |log: &[String], words: &str| log.iter().filter(|l| l.contains(words)).count();
+    assert_eq!(count(&log, "connection lost"), 1, "{log:#?}");
+    assert_eq!(
+        count(&log, "cannot reach the chat server"),
+        1,
+        "why the attempts fail is said once: {log:#?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("did not welcome") || l.contains("1013")),
+        "in words, not a close code: {log:#?}"
+    );
+
+    let _server = start_server(addr, &data).await;
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = page_log(b).await;
+    assert_eq!(count(&log, "reconnected as webby"), 1, "{log:#?}");
+    assert_eq!(count(&log, "cannot reach the chat server"), 1, "{log:#?}");
+    let status = text_of(b, "#status").await;
+    assert_eq!(status, "connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_refusing_the_page_is_said_once_over_several_attempts() {
+    let www = www_dir();
+    let data = TempDir::new("natter-full-store");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let server = start_server(addr, &data.0).await;
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new("natter-full-chromium");
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(full_scenario(
+        browser.clone(),
+        page,
+        addr,
+        server,
+        data.0.clone(),
+    ));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+/// The server comes back full (one connection at most, held by a person on `nc`): each of the
+/// page's attempts is refused with an error and a goodbye, and the conversation says why once,
+/// not twice per attempt; once there is room the page reconnects and says so once.
+async fn full_scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    data: std::path::PathBuf,
+) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    server.kill().await.expect("kill natter-server");
+    let attempt = || async {
+        js(b, "return natterDebug.attempt();")
+            .await
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let retry_in = || async {
+        js(b, "return natterDebug.retryIn();")
+            .await
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    // Start the full server well before the page's next attempt, so nc takes the one place.
+    wait_for!("a third attempt due in over a second", {
+        (attempt().await >= 3 && retry_in().await > 1_200.0).then_some(())
+    });
+    let mut full = start_server_with(addr, &data, &["--max-connections", "1"]).await;
+    // The one place, once the server has let go of start_server's probe.
+    let mut holder = None;
+    for _ in 0..50 {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        let out = capture(read);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if out.has("Welcome to natter").is_some() {
+            holder = Some((write, out));
+            break;
+        }
+    }
+    let nc_w = holder.expect("a person on nc gets the full server's one place");
+    assert_ne!(
+        conn_state(b).await,
+        "connected",
+        "the page did not take it first"
+    );
+    let before = attempt().await;
+    wait_for!(
+        "three attempts refused by the full server",
+        (attempt().await >= before + 3).then_some(())
+    );
+    let log = page_log(b).await;
+    let full_words = "the server is full";
+    assert_eq!(
+        log.iter().filter(|l| l.contains(full_words)).count(),
+        1,
+        "said once over the attempts: {log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("error")),
+        "a refused attempt is not an error line besides: {log:#?}"
+    );
+    // Room again: the next attempt gets in.
+    drop(nc_w);
+    full.kill().await.expect("kill the full server");
+    let _server = start_server(addr, &data).await;
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = page_log(b).await;
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("reconnected as webby"))
+            .count(),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains(full_words)).count(),
+        1,
+        "{log:#?}"
     );
 }

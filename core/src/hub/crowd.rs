@@ -9,6 +9,10 @@
 //!
 //! The joiner and the parter themselves hear what they always did (`Joined`, `Parted`); what is
 //! left out is only the event in the room's history that told the others.
+//!
+//! A member who joined since the last summary already has the room's size from its own `Crowd`:
+//! its next summary counts only who came and went after it (not itself, nor those before it),
+//! and it gets none when nobody did.
 
 use super::{Hub, Timer, UserId};
 use crate::time::Millis;
@@ -24,9 +28,28 @@ struct Tally {
     left: u32,
 }
 
+impl Tally {
+    /// What came and went since `then` (an earlier reading of the same tally).
+    fn since(self, then: Tally) -> Tally {
+        Tally {
+            joined: self.joined.saturating_sub(then.joined),
+            left: self.left.saturating_sub(then.left),
+        }
+    }
+}
+
+/// One quiet room's comings and goings since its last summary.
+#[derive(Debug, Default)]
+struct Pending {
+    tally: Tally,
+    /// Who joined since the last summary, with the tally right after their join (at most one
+    /// per join counted in `tally`, so bounded by the joins of one period).
+    newcomers: BTreeMap<UserId, Tally>,
+}
+
 /// The quiet rooms with something to sum up.
 #[derive(Debug, Default)]
-pub(super) struct Crowds(BTreeMap<RoomName, Tally>);
+pub(super) struct Crowds(BTreeMap<RoomName, Pending>);
 
 impl Hub {
     /// Whether a room of `members` members announces comings and goings one by one.
@@ -34,17 +57,27 @@ impl Hub {
         members > self.config.quiet_room_members
     }
 
-    /// Whether `room` (now of `members`) is quiet and a join to it was counted, not announced.
-    pub(super) fn crowd_joined(&mut self, room: &RoomName, members: usize, now: Millis) -> bool {
-        self.crowd_count(room, members, now, |t| {
-            t.joined = t.joined.saturating_add(1)
+    /// Whether `room` (now of `members`) is quiet and `uid`'s join to it was counted, not
+    /// announced.
+    pub(super) fn crowd_joined(
+        &mut self,
+        room: &RoomName,
+        uid: UserId,
+        members: usize,
+        now: Millis,
+    ) -> bool {
+        self.crowd_count(room, members, now, |p| {
+            p.tally.joined = p.tally.joined.saturating_add(1);
+            p.newcomers.insert(uid, p.tally);
         })
     }
 
     /// Whether `room` (of `members` before the leaver went) is quiet and a departure from it was
     /// counted, not announced.
     pub(super) fn crowd_left(&mut self, room: &RoomName, members: usize, now: Millis) -> bool {
-        self.crowd_count(room, members, now, |t| t.left = t.left.saturating_add(1))
+        self.crowd_count(room, members, now, |p| {
+            p.tally.left = p.tally.left.saturating_add(1)
+        })
     }
 
     fn crowd_count(
@@ -52,7 +85,7 @@ impl Hub {
         room: &RoomName,
         members: usize,
         now: Millis,
-        count: impl FnOnce(&mut Tally),
+        count: impl FnOnce(&mut Pending),
     ) -> bool {
         if !self.is_quiet(members) {
             return false;
@@ -75,17 +108,28 @@ impl Hub {
     }
 
     /// The summary timer: every quiet room where anyone came or went hears how many, and how
-    /// many are there now.
+    /// many are there now; a newcomer hears only what happened after its join.
     pub(super) fn crowd_summaries(&mut self) {
         let pending = core::mem::take(&mut self.crowds.0);
-        for (room, tally) in pending {
+        for (room, Pending { tally, newcomers }) in pending {
             let Some(r) = self.rooms.get(&room) else {
                 continue;
             };
             let members: Vec<UserId> = r.members.iter().copied().collect();
-            let msg = crowd_msg(&room, tally, members.len());
-            debug!(%room, joined = tally.joined, left = tally.left, members = members.len(), "crowd summary");
+            let size = members.len();
+            let msg = crowd_msg(&room, tally, size);
+            debug!(%room, joined = tally.joined, left = tally.left, members = size, "crowd summary");
             for uid in members {
+                let msg = match newcomers.get(&uid) {
+                    None => msg.clone(),
+                    Some(&then) => {
+                        let since = tally.since(then);
+                        if since == Tally::default() {
+                            continue;
+                        }
+                        crowd_msg(&room, since, size)
+                    }
+                };
                 let conns: Vec<ConnId> = self.user_conns(uid).collect();
                 for c in conns {
                     self.reply(c, super::Reply::Msg(msg.clone()));

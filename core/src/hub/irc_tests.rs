@@ -300,7 +300,8 @@ fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_r
             .any(|l| l.contains("NOTICE #big :*** 3 members here")),
         "{l:?}"
     );
-    // Others come and go: no JOIN or QUIT lines, a notice that sums them up (with ivy herself).
+    // Others come and go: no JOIN or QUIT lines, a notice that sums them up (only those after
+    // ivy: her own arrival was the "3 members here" notice).
     let c = n.bin("cleo");
     n.send_bin(c, &ClientMsg::Join { room: room("#big") });
     n.send_bin(a, &ClientMsg::Quit { reason: None });
@@ -314,7 +315,7 @@ fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_r
     let l = n.said(i);
     assert_eq!(
         l,
-        [":natter.irc NOTICE #big :*** 2 joined, 1 left (3 members)"],
+        [":natter.irc NOTICE #big :*** 1 joined, 1 left (3 members)"],
         "{l:?}"
     );
     // NAMES answers who is in; its own PART still comes.
@@ -331,6 +332,51 @@ fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_r
     let l = n.said(i);
     assert!(
         l.iter().any(|l| l.starts_with(":ivy!ivy@natter PART #big")),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn in_a_room_past_the_member_list_names_and_who_say_the_list_is_cut_short() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        quiet_room_members: 2,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
+    let i = n.client("ivy", &[]);
+    n.send(i, &["JOIN #big"]);
+    n.said(i);
+    for k in 0..crate::limits::MAX_MEMBERS_LISTED {
+        let c = n.bin(&format!("m{k}"));
+        n.send_bin(c, &ClientMsg::Join { room: room("#big") });
+    }
+    let late = n.client("late", &[]);
+    n.send(late, &["JOIN #big"]);
+    let l = n.said(late);
+    let notice = find(&l, "NOTICE #big :*** 302 members here");
+    assert!(notice.ends_with("NAMES lists 300 of them"), "{notice}");
+    let end = find(&l, " 366 late #big ");
+    assert!(end.ends_with("(at most 300 names are listed)"), "{end}");
+    n.send(late, &["NAMES #big", "WHO #big"]);
+    let l = n.said(late);
+    let names: usize = l
+        .iter()
+        .filter(|l| l.contains(" 353 late = #big :"))
+        .map(|l| l.rsplit(':').next().unwrap_or("").split(' ').count())
+        .sum();
+    assert_eq!(names, 300);
+    let end = find(&l, " 366 late #big ");
+    assert!(end.ends_with("(at most 300 names are listed)"), "{end}");
+    let end = find(&l, " 315 late #big ");
+    assert!(end.ends_with("(at most 300 members are listed)"), "{end}");
+    // A room whose list is whole says nothing more.
+    n.send(late, &["JOIN #small", "NAMES #small", "WHO #small"]);
+    let l = n.said(late);
+    assert!(
+        l.iter()
+            .filter(|l| l.contains(" 366 ") || l.contains(" 315 "))
+            .all(|l| l.ends_with(":End of /NAMES list") || l.ends_with(":End of WHO list")),
         "{l:?}"
     );
 }

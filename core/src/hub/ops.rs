@@ -333,7 +333,7 @@ impl Hub {
         }
         self.session_changed(uid);
         // In a big room the join is counted for the next summary, not announced (`crowd.rs`).
-        let quiet = self.crowd_joined(&room, members, now);
+        let quiet = self.crowd_joined(&room, uid, members, now);
         let seq = if quiet {
             self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq)
         } else {

@@ -5356,11 +5356,14 @@ mod crowd {
             "the parter is told as always: {got_b:?}"
         );
         assert_eq!(membership_events(&t.recv(a)), 0);
-        // One summary per period, to every member, with the room's size now.
+        // One summary per period, to every member, with the room's size now; a newcomer
+        // (which had the size with its join) hears only who came and went after it.
         t.advance(1_000);
-        for x in [a, c, d, e] {
+        for x in [a, c] {
             assert_eq!(crowds(&t.recv(x)), [(2, 1, 4)], "member {x}");
         }
+        assert_eq!(crowds(&t.recv(d)), [(1, 1, 4)], "not its own join");
+        assert_eq!(crowds(&t.recv(e)), [(0, 1, 4)], "nor those before it");
         assert!(crowds(&t.recv(b)).is_empty(), "not to who left");
         // Nothing came or went: no summary.
         t.advance(3_000);
@@ -5380,6 +5383,38 @@ mod crowd {
         assert_eq!(membership_events(&t.recv(a)), 1, "3 → 2: announced");
         t.advance(1_000);
         assert_eq!(crowds(&t.recv(a)), [(0, 1, 2)]);
+    }
+
+    #[test]
+    fn a_newcomer_hears_no_summary_of_its_own_arrival() {
+        let mut t = quiet_at(2);
+        let a = t.bin("a");
+        let b = t.bin("b");
+        t.join(a, "#big");
+        t.join(b, "#big");
+        t.recv(a);
+        // c makes the room quiet and hears its size; d comes after it. Then nothing happens.
+        let c = t.bin("c");
+        let d = t.bin("d");
+        assert_eq!(crowds(&t.join(c, "#big")), [(0, 0, 3)]);
+        assert_eq!(crowds(&t.join(d, "#big")), [(0, 0, 4)]);
+        t.advance(1_000);
+        assert_eq!(crowds(&t.recv(a)), [(2, 0, 4)]);
+        assert_eq!(crowds(&t.recv(c)), [(1, 0, 4)], "d came after c");
+        assert!(
+            crowds(&t.recv(d)).is_empty(),
+            "nothing happened since d came: its size is right already"
+        );
+        // In the next period d is a member like any other.
+        t.send(
+            c,
+            &ClientMsg::Part {
+                room: room("#big"),
+                reason: None,
+            },
+        );
+        t.advance(1_000);
+        assert_eq!(crowds(&t.recv(d)), [(0, 1, 3)]);
     }
 
     #[test]

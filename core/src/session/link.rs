@@ -165,6 +165,17 @@ impl Link {
             && data.first().is_some_and(|b| *b != 0)
     }
 
+    /// A message arrived on this message transport (the bridge relays only the server's bytes).
+    pub(super) fn heard_message(&mut self) {
+        self.heard_bytes = true;
+    }
+
+    /// A message transport on which nothing came: the bridge took the WebSocket but the server
+    /// never answered through it (the bridge could not reach it, or it closed at once).
+    pub(super) fn bridge_unanswered(&self) -> bool {
+        self.transport == Transport::Messages && !self.heard_bytes
+    }
+
     /// Something was heard from the server: it is alive, restart the keepalive.
     pub(super) fn heard(&mut self, now: Millis) {
         self.timers.stop(Timer::PingTimeout);

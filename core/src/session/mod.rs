@@ -257,6 +257,11 @@ impl Session {
         self.tick(now);
         match self.link.phase() {
             Phase::Opening => self.failed(&clean(reason), now),
+            // Through a bridge, a WebSocket that brought nothing before it closed never reached
+            // the server: the driver's reason (the bridge's close) is the whole story.
+            Phase::Open { welcomed: false } if self.link.bridge_unanswered() => {
+                self.failed(&clean(reason), now)
+            }
             Phase::Open { welcomed: false } => {
                 self.failed(
                     &format!("the server did not welcome us: {}", clean(reason)),
@@ -321,6 +326,7 @@ impl Session {
             return;
         }
         self.link.heard(now);
+        self.link.heard_message();
         let whole = match wire::whole_frames_len(batch) {
             Ok(0) if batch.is_empty() => Err(WireError::EmptyBatch),
             Ok(n) if n < batch.len() => Err(WireError::PartialFrame(batch.len() - n)),

@@ -205,6 +205,11 @@ impl Session {
                 });
                 self.send_next_search();
             }
+            // Before the welcome it is a refused attempt (a full server): said as why the
+            // attempt failed, one line however many attempts it refuses.
+            ServerMsg::Bye { reason } if !self.link.is_welcomed() => {
+                self.lost(&clean(&reason), now)
+            }
             ServerMsg::Bye { reason } => {
                 // The server's words say why; no second notice.
                 self.info(clean(&reason));
@@ -379,6 +384,19 @@ impl Session {
     }
 
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
+        // Refused before the welcome (full, too slow, ...): the Bye that follows at once, with
+        // the same words, ends the attempt and says why. Said here too, the two would alternate
+        // in the conversation at every attempt instead of standing once.
+        if re == Re::Conn
+            && !self.link.is_welcomed()
+            && matches!(
+                kind,
+                ErrorKind::Full | ErrorKind::Protocol | ErrorKind::Timeout | ErrorKind::TooSlow
+            )
+        {
+            tracing::debug!(?kind, detail, "refused before the welcome");
+            return;
+        }
         let about = match re {
             // A search is the one request naming no room that the server may be unable to
             // answer now, or refuse as too fast (we pace, so it should not).

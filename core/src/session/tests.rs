@@ -2093,6 +2093,92 @@ fn a_server_with_fewer_rooms_and_shorter_texts_is_respected_locally() {
 }
 
 #[test]
+fn a_bridge_that_cannot_reach_the_server_is_said_in_the_drivers_words() {
+    let failed = |evs: &[Event]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::ConnectFailed { why, .. } => Some(why.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // The WebSocket opens (the bridge took it), then closes with nothing from the server.
+    let mut t = T::new(Transport::Messages);
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.events();
+    t.s.handle_disconnected("cannot reach the chat server", t.now);
+    assert_eq!(failed(&t.events()), ["cannot reach the chat server"]);
+    // Once the server answered through it, a close before the welcome is the server's doing.
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.recv(ServerMsg::Ping { token: 1 });
+    t.events();
+    t.s.handle_disconnected("connection closed (code 1006)", t.now);
+    assert_eq!(
+        failed(&t.events()),
+        ["the server did not welcome us: connection closed (code 1006)"]
+    );
+    // A stream transport that opened reached the server itself.
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    assert_eq!(
+        failed(&t.events()),
+        ["the server did not welcome us: reset"]
+    );
+}
+
+#[test]
+fn a_full_server_refusing_every_attempt_is_said_as_one_reason_per_attempt() {
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    for attempt in 1..=4u32 {
+        t.s.handle_connected(t.now);
+        t.sent();
+        // What a full server sends (`Reply::Fatal`): an error, then its goodbye.
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Full,
+            re: Re::Conn,
+            detail: "server full".into(),
+        });
+        t.recv(ServerMsg::Bye {
+            reason: "server full".into(),
+        });
+        t.s.handle_disconnected("connection closed (code 1000)", t.now);
+        let evs = t.events();
+        let said: Vec<&Event> = evs
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Error { .. } | Event::Info(_) | Event::ConnectFailed { .. }
+                )
+            })
+            .collect();
+        assert!(
+            matches!(said[..], [Event::ConnectFailed { why, .. }] if why == "server full"),
+            "attempt {attempt}: {evs:?}"
+        );
+        assert!(matches!(t.s.state(), ConnState::Reconnecting { attempt: a, .. } if a == attempt));
+        t.run_to_deadline();
+    }
+    // Once welcomed, such an error is said as any other.
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::TooSlow,
+        re: Re::Conn,
+        detail: "you are reading too slowly".into(),
+    });
+    assert!(!errors(&t.events()).is_empty());
+}
+
+#[test]
 fn a_server_that_never_welcomes_is_given_up_on() {
     let mut t = T::new(Transport::Stream);
     t.events();

@@ -17,7 +17,7 @@ use crate::hub::dialect::{Form, Note, Reply};
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
-    MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+    MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -456,8 +456,13 @@ impl Irc {
                 members,
             } => {
                 // A big room's JOINs, PARTs and QUITs of others are not sent one by one (each
-                // would go to every member): a notice sums them up, and NAMES lists who is in.
+                // would go to every member): a notice sums them up, and NAMES lists who is in,
+                // as many as a member list holds.
                 let text = match (joined, left) {
+                    (0, 0) if *members as usize > MAX_MEMBERS_LISTED => format!(
+                        "*** {members} members here: joins, parts and quits are summed up, not \
+                         shown one by one; NAMES lists {MAX_MEMBERS_LISTED} of them"
+                    ),
                     (0, 0) => format!(
                         "*** {members} members here: joins, parts and quits are summed up, not \
                          shown one by one; NAMES lists members"
@@ -546,7 +551,13 @@ impl Irc {
                 named.iter().map(String::as_str),
             );
         }
-        l.num(RPL_ENDOFNAMES, &[room_s], "End of /NAMES list");
+        // A member list stops at MAX_MEMBERS_LISTED: a full one may not be everyone.
+        let end = if members.len() >= MAX_MEMBERS_LISTED {
+            format!("End of /NAMES list (at most {MAX_MEMBERS_LISTED} names are listed)")
+        } else {
+            "End of /NAMES list".into()
+        };
+        l.num(RPL_ENDOFNAMES, &[room_s], &end);
     }
 
     fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick) {
@@ -814,7 +825,12 @@ impl Irc {
                 for p in members {
                     who_line(l, room.as_str(), p);
                 }
-                l.num(RPL_ENDOFWHO, &[room.as_str()], "End of WHO list");
+                let end = if members.len() >= MAX_MEMBERS_LISTED {
+                    format!("End of WHO list (at most {MAX_MEMBERS_LISTED} members are listed)")
+                } else {
+                    "End of WHO list".into()
+                };
+                l.num(RPL_ENDOFWHO, &[room.as_str()], &end);
             }
             Info::List { rooms, total } => {
                 l.num(RPL_LISTSTART, &["Channel"], "Users  Name");
