@@ -282,7 +282,7 @@ impl IpTable {
 
 /// The hub's connect-rate windows alone, for a shell that must count attempts the hub never
 /// hears of: natter-bridge's TLS handshakes, each far dearer than a plain connect. Per address
-/// (an IPv6 /64, and its wide prefix with [`WIDE_FACTOR`] times the limit), in a table bounded
+/// (an IPv6 /64, and its wide prefix with four times the limit), in a table bounded
 /// and pruned as the hub's own. Loopback is counted like any address.
 #[derive(Debug)]
 pub struct ConnectRate {
