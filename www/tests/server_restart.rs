@@ -75,10 +75,17 @@ async fn page_log(b: &Browser) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_resumes_once_a_killed_server_is_back_with_nothing_lost_or_doubled() {
+/// Starts natter-server (its store in a fresh directory) on a free port, natter-bridge before it
+/// and a headless Chromium, runs `scenario` (the browser, the page's address, the server's
+/// address, the server process and the store's directory) within [`SCENARIO_LIMIT`], and
+/// stops everything, whatever the scenario did. `tag` names the temporary directories.
+async fn with_page<F, Fut>(tag: &str, scenario: F)
+where
+    F: FnOnce(Browser, String, SocketAddr, Child, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let www = www_dir();
-    let data = TempDir::new("natter-restart-store");
+    let data = TempDir::new(&format!("{tag}-store"));
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
@@ -88,7 +95,7 @@ async fn the_page_resumes_once_a_killed_server_is_back_with_nothing_lost_or_doub
         .await
         .expect("start natter-bridge");
     let (driver, port) = start_chromedriver();
-    let profile = TempDir::new("natter-restart-chromium");
+    let profile = TempDir::new(&format!("{tag}-chromium"));
     let browser = open_browser(port, &profile.0, &[]).await;
     let page = format!("http://{}/", bridge.local_addr());
     let mut task = tokio::spawn(scenario(
@@ -109,6 +116,11 @@ async fn the_page_resumes_once_a_killed_server_is_back_with_nothing_lost_or_doub
         Ok(Err(e)) => panic!("the scenario task failed: {e}"),
         Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_resumes_once_a_killed_server_is_back_with_nothing_lost_or_doubled() {
+    with_page("natter-restart", scenario).await;
 }
 
 async fn scenario(
@@ -191,38 +203,7 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_once_that_it_cannot_reach_the_server_and_once_that_it_is_back() {
-    let www = www_dir();
-    let data = TempDir::new("natter-unreachable-store");
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    let server = start_server(addr, &data.0).await;
-    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
-        .await
-        .expect("start natter-bridge");
-    let (driver, port) = start_chromedriver();
-    let profile = TempDir::new("natter-unreachable-chromium");
-    let browser = open_browser(port, &profile.0, &[]).await;
-    let page = format!("http://{}/", bridge.local_addr());
-    let mut task = tokio::spawn(unreachable_scenario(
-        browser.clone(),
-        page,
-        addr,
-        server,
-        data.0.clone(),
-    ));
-    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
-    task.abort();
-    let _ = timeout(Duration::from_secs(10), browser.close()).await;
-    drop(driver);
-    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
-        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
-    }
+    with_page("natter-unreachable", unreachable_scenario).await;
 }
 
 /// The server stays away for several attempts and comes back: the conversation says once that
@@ -284,38 +265,7 @@ async fn unreachable_scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_refusing_the_page_is_said_once_over_several_attempts() {
-    let www = www_dir();
-    let data = TempDir::new("natter-full-store");
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    let server = start_server(addr, &data.0).await;
-    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
-        .await
-        .expect("start natter-bridge");
-    let (driver, port) = start_chromedriver();
-    let profile = TempDir::new("natter-full-chromium");
-    let browser = open_browser(port, &profile.0, &[]).await;
-    let page = format!("http://{}/", bridge.local_addr());
-    let mut task = tokio::spawn(full_scenario(
-        browser.clone(),
-        page,
-        addr,
-        server,
-        data.0.clone(),
-    ));
-    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
-    task.abort();
-    let _ = timeout(Duration::from_secs(10), browser.close()).await;
-    drop(driver);
-    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
-        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
-    }
+    with_page("natter-full", full_scenario).await;
 }
 
 /// The server comes back full (one connection at most, held by a person on `nc`): each of the
