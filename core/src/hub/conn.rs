@@ -106,12 +106,8 @@ impl Out {
         if self.unsealed {
             return;
         }
-        let oldest = self
-            .ready
-            .iter()
-            .map(|&(_, e)| e)
-            .min()
-            .unwrap_or(self.epoch);
+        // Listed in order, each with the buffer current then: the first is the oldest.
+        let oldest = self.ready.front().map_or(self.epoch, |&(_, e)| e);
         let keep = self.frozen.partition_point(|&(e, _)| e < oldest);
         self.frozen.drain(..keep);
     }
