@@ -60,15 +60,6 @@ fn said(out: &Captured) -> Vec<String> {
         .collect()
 }
 
-/// The page's chat lines in `#lobby`, as `<nick> text`.
-async fn page_said(b: &Browser) -> Vec<String> {
-    chat(b, "#lobby")
-        .await
-        .into_iter()
-        .map(|(n, t)| format!("<{n}> {t}"))
-        .collect()
-}
-
 /// `lines` restricted to those in `keep`, in their order.
 fn only(lines: &[String], keep: &[String]) -> Vec<String> {
     lines.iter().filter(|l| keep.contains(l)).cloned().collect()

@@ -52,15 +52,6 @@ async fn start_server_with(addr: SocketAddr, data: &Path, flags: &[&str]) -> Chi
     child
 }
 
-/// The page's chat lines in `#lobby`, as `<nick> text`.
-async fn page_said(b: &Browser) -> Vec<String> {
-    chat(b, "#lobby")
-        .await
-        .into_iter()
-        .map(|(n, t)| format!("<{n}> {t}"))
-        .collect()
-}
-
 /// The text of every line of the page's `#lobby` log (notices too).
 async fn page_log(b: &Browser) -> Vec<String> {
     let v = js(

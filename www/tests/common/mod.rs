@@ -327,6 +327,15 @@ pub async fn chat(b: &Browser, conv: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The page's chat lines in `#lobby`, as `<nick> text`.
+pub async fn page_said(b: &Browser) -> Vec<String> {
+    chat(b, "#lobby")
+        .await
+        .into_iter()
+        .map(|(n, t)| format!("<{n}> {t}"))
+        .collect()
+}
+
 /// Types `line` into the input and sends it.
 pub async fn type_line(b: &Browser, line: &str) {
     let input = b.find(Locator::Id("input")).await.expect("the input");
