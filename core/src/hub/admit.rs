@@ -312,16 +312,6 @@ impl ConnectRate {
             .attempt(&self.cfg, ip.to_canonical(), now)
             .map_err(|r| r.detail)
     }
-
-    /// Addresses tracked (their windows not yet pruned).
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Whether no address is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.table.len() == 0
-    }
 }
 
 /// The refusal when the table of addresses is full.
@@ -546,6 +536,6 @@ mod tests {
         for _ in 0..10 {
             let _ = r.attempt(ip("192.0.2.1"), later);
         }
-        assert!(r.len() <= 2, "{} addresses kept", r.len());
+        assert!(r.table.len() <= 2, "{} addresses kept", r.table.len());
     }
 }

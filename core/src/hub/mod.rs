@@ -745,12 +745,6 @@ impl Hub {
         (!data.is_empty()).then_some(Transmit { conn, data })
     }
 
-    /// About how many connections [`Hub::poll_transmit`] has bytes for (at most that many: a
-    /// connection may have gone since), without polling them.
-    pub fn transmits_ready(&self) -> usize {
-        self.out.ready.len()
-    }
-
     /// Next event to log or act on.
     pub fn poll_event(&mut self) -> Option<HubEvent> {
         self.out.poll_event()
