@@ -363,7 +363,7 @@ impl Hub {
                 self.sign_in_failed(conn, Some(&account), now);
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
-                self.password_changed(conn, &account, hash);
+                self.password_changed(conn, &account, hash, now);
             }
             (_, outcome) => {
                 tracing::warn!(conn = %conn, ?outcome, "account work failed");
@@ -911,7 +911,7 @@ impl Hub {
         self.signed_in(conn, &folded, remember, None, now);
     }
 
-    fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash) {
+    fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash, now: Millis) {
         let Some(a) = self.accounts.by_name.get_mut(account) else {
             return;
         };
@@ -921,7 +921,6 @@ impl Hub {
         for id in keys {
             self.accounts.keys.remove(&id);
         }
-        let now = self.now;
         self.account_write(
             &name,
             Write::Account(AccountRecord {
@@ -936,16 +935,33 @@ impl Hub {
                 account: name.clone(),
             },
         );
-        // No device keeps a key that no longer opens anything.
+        // No device keeps a key that no longer opens anything, and no other device's session
+        // outlives the old password: one waiting for a resume is signed out now, and a
+        // connected one's resume tokens open nothing (it goes on until it drops, then signs in
+        // again). Else a token copied from another device, or a lost laptop's, kept the
+        // account open whatever the password became.
+        let mine = self.conns.get(&conn).and_then(|c| c.device());
         if let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) {
             let devices = self
                 .users
                 .get(&uid)
                 .map(|u| u.devices.to_vec())
                 .unwrap_or_default();
-            for d in devices {
-                if let Some(d) = self.devices.get_mut(&d) {
-                    d.set_key(None);
+            for did in devices {
+                let Some(d) = self.devices.get_mut(&did) else {
+                    continue;
+                };
+                d.set_key(None);
+                if Some(did) == mine {
+                    continue;
+                }
+                if d.conn.is_some() {
+                    self.revoke_tokens(did);
+                } else {
+                    if self.timers.is_set(super::Timer::Grace(did)) {
+                        self.undetach(did, now);
+                    }
+                    self.leave_device(did, None, now);
                 }
             }
         }

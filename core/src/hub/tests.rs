@@ -3730,6 +3730,79 @@ mod accounts {
         );
     }
 
+    fn token_of(got: &[ServerMsg]) -> ResumeToken {
+        got.iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not signed in: {got:?}"))
+    }
+
+    /// A connection that signs in, shows it has its token (a ping), and the token.
+    fn device(t: &mut T, want: &str, account: &str) -> (ConnId, ResumeToken) {
+        let c = t.bin(want);
+        let got = sign_in(t, c, account, Proof::Password(pw(PW)), false);
+        let token = token_of(&got);
+        t.send(c, &ClientMsg::Ping { token: 1 });
+        t.recv(c);
+        (c, token)
+    }
+
+    fn resumed(got: &[ServerMsg]) -> bool {
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, .. }))
+    }
+
+    #[test]
+    fn a_resume_token_opens_nothing_after_sign_out_or_a_password_change_elsewhere() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.send(a, &ClientMsg::Ping { token: 1 });
+        t.recv(a);
+        // Signed out: the device's token is dead.
+        let (p, tp) = device(&mut t, "p", "alice");
+        t.send(p, &ClientMsg::SignOut);
+        assert!(t.closed(p));
+        let (_, got) = t.resume("x", tp, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        // Two more devices: q drops (waiting for its resume), r stays connected.
+        let (q, tq) = device(&mut t, "q", "alice");
+        let (r, tr) = device(&mut t, "r", "alice");
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        // The password changes on a.
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        assert!(t.recv(a).contains(&ServerMsg::PasswordChanged));
+        // q's token, from before the change, opens nothing: a guest's fresh session.
+        let (g, got) = t.resume("y", tq, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        assert_ne!(t.hub.nick(g).map(|n| n.as_str()), Some("alice"));
+        // r goes on as alice until it drops; then its token is dead too.
+        t.say(a, "#x", 7, "still there?");
+        assert!(
+            t.recv(r).iter().any(|m| matches!(m, ServerMsg::Event(e)
+                if matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "still there?"))),
+            "r is still alice's device"
+        );
+        t.hub.handle_close(r, t.now);
+        t.pump();
+        let (_, got) = t.resume("z", tr, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        // The device that changed the password keeps its session.
+        assert!(!t.closed(a));
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")));
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();

@@ -198,6 +198,24 @@ impl Hub {
         (opens(d.resume.as_ref()) || opens(d.prev_resume())).then_some(did)
     }
 
+    /// Device `did`'s resume tokens open nothing from now on (the current one and the one
+    /// before), and the store forgets its session: a connection it is on goes on, but once
+    /// it drops the device is gone, not waiting for a resume.
+    pub(super) fn revoke_tokens(&mut self, did: DeviceId) {
+        let Some(d) = self.devices.get_mut(&did) else {
+            return;
+        };
+        let current = d.resume.take();
+        let prev = d.take_prev_resume();
+        if let Some(key) = current {
+            self.tokens.remove(key.id, did, Which::Current);
+            self.session_ended(key);
+        }
+        if let Some(key) = prev {
+            self.tokens.remove(key.id, did, Which::Prev);
+        }
+    }
+
     /// `did`'s connection sent something after its welcome: the client has its current token,
     /// and the one before stops working.
     pub(super) fn token_received(&mut self, did: DeviceId) {
