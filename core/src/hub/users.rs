@@ -99,11 +99,12 @@ impl Hub {
         self.user_conns(uid).next().is_some()
     }
 
-    /// Whether nobody has `nick` and it is not a registered account's.
+    /// Whether nobody has `nick`, it is not a registered account's and not a service's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self
-            .nicks
-            .contains_key(&self.users, nick.folded_key().as_str())
+        !nick.is_service()
+            && !self
+                .nicks
+                .contains_key(&self.users, nick.folded_key().as_str())
             && !self.accounts.registered(nick)
     }
 
