@@ -632,6 +632,28 @@ impl Hub {
             })
     }
 
+    /// Why `uid` may not rename to `nick`, if a ban on that nick holds it: a server ban, or a
+    /// ban in a room `uid` is in. (Bans are checked at hello, sign-in and join; without this a
+    /// guest banned by nick came back under another nick and renamed to the banned one.)
+    pub(super) fn nick_ban_words(&self, uid: UserId, nick: &Nick, now: Millis) -> Option<String> {
+        let nick_ban = |b: &Entry| {
+            b.live(now) && matches!(b.mask, Mask::Nick(_)) && b.mask.holds(None, nick, None)
+        };
+        if self.server_bans.iter().any(nick_ban) {
+            return Some(format!("the nick {nick} is banned from this server"));
+        }
+        let u = self.users.get(&uid)?;
+        u.rooms
+            .iter()
+            .find(|r| {
+                self.rooms
+                    .get(*r)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.bans.iter().any(nick_ban))
+            })
+            .map(|r| format!("the nick {nick} is banned from {r}"))
+    }
+
     /// Every connection of `uid` is told `why` and closed, and the user quits (an always-on
     /// account's too).
     pub(super) fn remove_user(&mut self, uid: UserId, why: &str, now: Millis) {

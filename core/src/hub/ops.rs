@@ -631,6 +631,11 @@ impl Hub {
                 service(&nick),
             );
         }
+        if old.folded() != nick.folded()
+            && let Some(detail) = self.nick_ban_words(uid, &nick, now)
+        {
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+        }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
             let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);

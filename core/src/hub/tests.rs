@@ -5173,6 +5173,84 @@ mod admins {
         assert!(t.closed(again));
     }
 
+    /// A ban on a nick also keeps a user already connected under another nick from renaming
+    /// to it: a server ban everywhere, a room's ban in that room.
+    #[test]
+    fn a_banned_nick_cannot_be_taken_by_a_rename() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let (g, _, _) = t.bin_from(ip("203.0.113.7"), "guesty");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: None,
+            }),
+        );
+        t.recv(g);
+        t.send(g, &ClientMsg::Nick { nick: nick("Eve") });
+        let got = t.recv(g);
+        assert!(
+            errors(&got).iter().any(
+                |(k, _, d)| *k == ErrorKind::NickTaken && d.contains("banned from this server")
+            ),
+            "{got:?}"
+        );
+        assert_eq!(t.hub.nick(g).map(|n| n.as_str()), Some("guesty"));
+        // bob is banned from #club by nick; back as bob2, in the room, he cannot be bob again.
+        let (b, _, _) = t.bin_from(ip("203.0.113.8"), "bob");
+        t.join(b, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Ban {
+                    target: "nick:bob".into(),
+                    duration: None,
+                    reason: None,
+                },
+            },
+        );
+        let (b2, _, _) = t.bin_from(ip("203.0.113.9"), "bob2");
+        t.join(b2, "#club");
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(b2);
+        t.send(b2, &ClientMsg::Nick { nick: nick("bob") });
+        let got = t.recv(b2);
+        assert!(
+            errors(&got)
+                .iter()
+                .any(|(k, _, d)| *k == ErrorKind::NickTaken && d.contains("banned from #club")),
+            "{got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+        // Out of the room, the nick is anyone's.
+        t.send(
+            b2,
+            &ClientMsg::Part {
+                room: room("#club"),
+                reason: None,
+            },
+        );
+        t.send(b2, &ClientMsg::Nick { nick: nick("bob") });
+        assert!(
+            t.recv(b2)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "bob"))
+        );
+    }
+
     #[test]
     fn admins_take_over_and_close_any_room() {
         use crate::wire::ModAction;
