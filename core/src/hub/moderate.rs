@@ -503,6 +503,9 @@ impl Hub {
                 for u in held {
                     self.remove_user(u, &why, now);
                 }
+                // Server bans are no room's event: the admin's answer is the list as it is now
+                // (else a ban of someone absent, or an unban, was answered with silence).
+                self.send_server_bans(conn, now);
             }
             AdminAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
@@ -514,6 +517,7 @@ impl Hub {
                 self.cluster_server_ban(&mask, None);
                 self.audit(None, &me, format!("server unban {mask}"), now);
                 self.record(Write::ServerBans(self.server_bans.clone()));
+                self.send_server_bans(conn, now);
             }
             AdminAction::TakeOver(room) => {
                 if !self.rooms.contains_key(&room) {
@@ -568,17 +572,20 @@ impl Hub {
                 }
                 self.drop_if_empty(&room);
             }
-            AdminAction::Bans => {
-                let bans = self
-                    .server_bans
-                    .iter()
-                    .filter(|b| b.live(now))
-                    .cloned()
-                    .collect();
-                self.reply(conn, Reply::Msg(ServerMsg::ServerBans { bans }));
-            }
+            AdminAction::Bans => self.send_server_bans(conn, now),
         }
         Ok(())
+    }
+
+    /// The live server bans, to `conn`.
+    fn send_server_bans(&mut self, conn: ConnId, now: Millis) {
+        let bans = self
+            .server_bans
+            .iter()
+            .filter(|b| b.live(now))
+            .cloned()
+            .collect();
+        self.reply(conn, Reply::Msg(ServerMsg::ServerBans { bans }));
     }
 
     /// The server ban holding `uid` (on any connection's address, or `extra`), if any.

@@ -5173,6 +5173,46 @@ mod admins {
         assert!(t.closed(again));
     }
 
+    /// A server ban of someone absent, and an unban, are answered with the list as it is now:
+    /// no room sees them, so the admin heard nothing at all.
+    #[test]
+    fn a_server_ban_or_unban_is_answered_with_the_list() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.recv(root);
+        let lists = |got: &[ServerMsg]| -> Vec<Vec<String>> {
+            got.iter()
+                .filter_map(|m| match m {
+                    ServerMsg::ServerBans { bans } => {
+                        Some(bans.iter().map(|b| b.mask.to_string()).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let ban = |target: &str| {
+            ClientMsg::Admin(AdminAction::Ban {
+                target: target.into(),
+                duration: None,
+                reason: None,
+            })
+        };
+        t.send(root, &ban("203.0.113.0/24"));
+        assert_eq!(lists(&t.recv(root)), vec![vec!["203.0.113.0/24"]]);
+        t.send(root, &ban("nick:eve"));
+        assert_eq!(
+            lists(&t.recv(root)),
+            vec![vec!["203.0.113.0/24", "nick:eve"]]
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Unban {
+                target: "203.0.113.0/24".into(),
+            }),
+        );
+        assert_eq!(lists(&t.recv(root)), vec![vec!["nick:eve"]]);
+    }
+
     /// A ban on a nick also keeps a user already connected under another nick from renaming
     /// to it: a server ban everywhere, a room's ban in that room.
     #[test]
