@@ -33,7 +33,7 @@ use rand_core::RngCore;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// What follows a nick in the words of a refusal because an account owns it. The IRC dialect
 /// looks for it to word its `433` (a nick in use and a nick owned want different advice).
@@ -161,7 +161,10 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         (s.until > now).then(|| Millis(s.until.0 - now.0))
     }
 
-    fn strike(&mut self, k: &K, now: Millis) {
+    /// Counts a failure (or registration) of `k`; true when it is the one that starts the
+    /// waits (the first past the free ones since `k` was last forgotten or cleared): what is
+    /// worth a log line, once, rather than one per try.
+    fn strike(&mut self, k: &K, now: Millis) -> bool {
         if !self.map.contains_key(k) && self.map.len() >= MAX_THROTTLED {
             self.map.retain(|_, s| s.last.0 + FORGET_AFTER.0 > now.0);
             if self.map.len() >= MAX_THROTTLED {
@@ -195,6 +198,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
                 .min(MAX_WAIT.0);
             s.until = Millis(now.0 + wait);
         }
+        s.count == self.free + 1
     }
 
     fn clear(&mut self, k: &K) {
@@ -861,11 +865,27 @@ impl Hub {
 
     fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
         self.stats.sign_ins_failed += 1;
-        if let Some(a) = account {
-            self.accounts.fails.strike(&a.to_owned(), now);
+        // Each try is counted (metrics) and logged at debug; the start of throttling, once per
+        // account or address, at warn: what an operator looks for, without a line per guess.
+        if let Some(a) = account
+            && self.accounts.fails.strike(&a.to_owned(), now)
+        {
+            warn!(
+                conn = %conn,
+                account = %a,
+                failures = FREE_FAILS_ACCOUNT + 1,
+                "sign-ins to an account throttled after repeated wrong passwords"
+            );
         }
-        if let Some(ip) = self.throttle_addr(conn) {
-            self.accounts.addr_fails.strike(&ip, now);
+        if let Some(ip) = self.throttle_addr(conn)
+            && self.accounts.addr_fails.strike(&ip, now)
+        {
+            warn!(
+                conn = %conn,
+                peer = %ip,
+                failures = FREE_FAILS_ADDRESS + 1,
+                "sign-ins from an address throttled after repeated failures"
+            );
         }
         debug!(conn = %conn, "sign-in failed");
         let detail = "wrong account name or password".to_owned();
@@ -893,7 +913,14 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if let Some(ip) = self.throttle_addr(conn) {
-            self.accounts.registrations.strike(&ip, now);
+            if self.accounts.registrations.strike(&ip, now) {
+                warn!(
+                    conn = %conn,
+                    peer = %ip,
+                    registrations = FREE_REGISTRATIONS,
+                    "registrations from an address throttled"
+                );
+            }
         }
         if self.cluster_register(conn, &nick, &hash, remember, now) {
             // The cluster decides; `handle_account_created` goes on.
@@ -1666,5 +1693,36 @@ impl Account {
             keys: VecDeque::new(),
             rooms: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strike that starts the waits says so, once per episode: the hub logs that one, not
+    /// every guess after it.
+    #[test]
+    fn only_the_strike_that_starts_the_waits_is_worth_a_log_line() {
+        let mut t: Throttle<u8> = Throttle::new(FREE_FAILS_ACCOUNT, FIRST_WAIT);
+        let mut now = Millis(1_000);
+        let started: Vec<bool> = (0..8)
+            .map(|_| {
+                now = Millis(now.0 + 60_000);
+                t.strike(&1, now)
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [false, false, false, true, false, false, false, false]
+        );
+        // Cleared by a success: a new episode is said again.
+        t.clear(&1);
+        let again: Vec<bool> = (0..5).map(|_| t.strike(&1, now)).collect();
+        assert_eq!(again, [false, false, false, true, false]);
+        // Forgotten after an hour of quiet: the same.
+        now = Millis(now.0 + FORGET_AFTER.0);
+        let later: Vec<bool> = (0..4).map(|_| t.strike(&1, now)).collect();
+        assert_eq!(later, [false, false, false, true]);
     }
 }
