@@ -392,7 +392,7 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
 
 /// Words for a changed password.
 pub fn password_changed_words() -> &'static str {
-    "your password was changed; remembered sign-ins on other devices were revoked"
+    "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
 }
 
 /// Words for a sign-in.
