@@ -350,6 +350,9 @@ impl Hub {
                     r.invited.remove(0);
                 }
                 r.invited.push(folded);
+                // Who let whom into the room is the audit log's (not a room event: an
+                // invitation is between the operator and the invited, as on IRC).
+                self.audit(Some(room), &me, format!("invite {tnick}"), now);
                 let invited = tnick.clone();
                 let edit = PolicyEdit::Invite {
                     nick: tnick,

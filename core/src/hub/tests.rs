@@ -4804,12 +4804,15 @@ mod moderation {
         );
         let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
         assert_eq!(kinds(&t.join(c, "#r")), vec![ErrorKind::InviteOnly]);
+        let before = t.hub.stats().moderation_room;
         act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
         assert!(
             t.recv(c)
                 .iter()
                 .any(|m| matches!(m, ServerMsg::Invited { by, .. } if by.as_str() == "alice"))
         );
+        // An invitation is a moderation action: an audit-log line (and counted as one).
+        assert_eq!(t.hub.stats().moderation_room, before + 1);
         assert!(joined(&t.join(c, "#r"), "#r"));
         act(
             &mut t,
