@@ -506,9 +506,15 @@ impl Hub {
                 for u in held {
                     self.remove_user(u, &why, now);
                 }
-                // Server bans are no room's event: the admin's answer is the list as it is now
-                // (else a ban of someone absent, or an unban, was answered with silence).
-                self.send_server_bans(conn, now);
+                // Server bans are no room's event: an nc admin is told what was done (else a
+                // ban of someone absent was answered with silence).
+                for mask in masks {
+                    let note = super::dialect::Note::ServerBan {
+                        mask,
+                        lifted: false,
+                    };
+                    self.reply(conn, Reply::Note(note));
+                }
             }
             AdminAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
@@ -520,7 +526,8 @@ impl Hub {
                 self.cluster_server_ban(&mask, None);
                 self.audit(None, &me, format!("server unban {mask}"), now);
                 self.record(Write::ServerBans(self.server_bans.clone()));
-                self.send_server_bans(conn, now);
+                let note = super::dialect::Note::ServerBan { mask, lifted: true };
+                self.reply(conn, Reply::Note(note));
             }
             AdminAction::TakeOver(room) => {
                 if !self.rooms.contains_key(&room) {

@@ -734,6 +734,7 @@ impl Irc {
             | Note::PastGone(_)
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
+            | Note::ServerBan { .. }
             | Note::Names(..)
             | Note::KeySet { .. }
             | Note::MissedStart(_)
