@@ -114,6 +114,9 @@ enum Pending {
         conn: ConnId,
         /// The folded account name, if it exists (else the check was against the decoy).
         account: Option<String>,
+        /// The folded name asked for, whether or not it exists: its failures are counted
+        /// either way, or throttling would tell which accounts exist.
+        asked: String,
         remember: bool,
     },
     Register {
@@ -343,8 +346,8 @@ impl Hub {
             ) if self.accounts.by_name.contains_key(&account) => {
                 self.signed_in(conn, &account, remember, None, now);
             }
-            (Pending::SignIn { account, .. }, Outcome::Verified(_)) => {
-                self.sign_in_failed(conn, account.as_deref(), now);
+            (Pending::SignIn { asked, .. }, Outcome::Verified(_)) => {
+                self.sign_in_failed(conn, Some(&asked), now);
             }
             (Pending::Register { nick, remember, .. }, Outcome::Hashed(hash)) => {
                 self.registered(conn, nick, hash, remember, now)
@@ -480,13 +483,14 @@ impl Hub {
                     Some(a) => a.hash.clone(),
                     None => decoy(self.config.accounts.hash_cost),
                 };
-                let account = exists.then_some(folded);
+                let account = exists.then(|| folded.clone());
                 self.queue_work(
                     conn,
                     |id| Work::Verify { id, password, hash },
                     Pending::SignIn {
                         conn,
                         account,
+                        asked: folded,
                         remember,
                     },
                 );

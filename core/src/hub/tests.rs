@@ -3884,6 +3884,40 @@ mod accounts {
         assert!(error_detail(&got).contains("address"), "{got:?}");
     }
 
+    /// Throttling tells nothing either: wrong passwords for an account that does not exist
+    /// are throttled exactly like those for one that does (else the fifth try's answer said
+    /// which names are accounts).
+    #[test]
+    fn an_unknown_account_is_throttled_like_a_real_one() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let mut answers = Vec::new();
+        for name in ["alice", "nobody"] {
+            let c = t.bin("x");
+            let kinds: Vec<Vec<ErrorKind>> = (0..6)
+                .map(|_| {
+                    let got = sign_in(
+                        &mut t,
+                        c,
+                        name,
+                        Proof::Password(pw("not the password")),
+                        false,
+                    );
+                    error_kinds(&got)
+                })
+                .collect();
+            answers.push(kinds);
+        }
+        let failed = vec![ErrorKind::SignInFailed];
+        let throttled = vec![ErrorKind::Throttled];
+        assert_eq!(
+            answers[0],
+            [&failed, &failed, &failed, &failed, &throttled, &throttled].map(Clone::clone)
+        );
+        assert_eq!(answers[0], answers[1]);
+    }
+
     #[test]
     fn an_unknown_account_costs_a_real_check_and_reads_like_a_wrong_password() {
         let mut t = T::new();
