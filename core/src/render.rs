@@ -134,6 +134,14 @@ pub fn welcome_words(nick: &Nick, resumed: bool) -> String {
     }
 }
 
+/// The server welcomed us under `nick`, not the `asked` one (taken, or a registered account's).
+pub fn other_nick_words(asked: &Nick, nick: &Nick) -> String {
+    format!(
+        "{asked} is taken or a registered account here, so you are {nick} \
+         (/login {asked} PASSWORD signs in to it)"
+    )
+}
+
 /// We are in a room: who else is, and its topic.
 pub fn joined_words(
     room: &RoomName,
