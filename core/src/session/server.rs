@@ -391,6 +391,7 @@ impl Session {
     }
 
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
+        let re_conn = re == Re::Conn;
         // Refused before the welcome (full, too slow, ...): the Bye that follows at once, with
         // the same words, ends the attempt and says why. Said here too, the two would alternate
         // in the conversation at every attempt instead of standing once.
@@ -457,7 +458,10 @@ impl Session {
             }
             _ => {}
         }
-        if kind == ErrorKind::Version {
+        // Banned from the server (at the hello, at a sign-in, or put out by an admin): every
+        // attempt would be refused the same way, so the session ends with the reason instead
+        // of saying it again at each retry, for ever.
+        if kind == ErrorKind::Version || (kind == ErrorKind::Banned && re_conn) {
             self.close_for_good(Some(clean(detail)));
         }
     }

@@ -3782,3 +3782,33 @@ fn a_welcome_under_another_nick_says_why_unless_signing_in() {
         "a sign-in follows"
     );
 }
+
+/// Banned from the server, at the hello or later: every attempt would be refused the same
+/// way, so the session ends with the reason rather than retrying (and saying it) for ever.
+#[test]
+fn a_server_ban_ends_the_session_with_its_reason() {
+    for welcomed_first in [false, true] {
+        let mut t = T::new(Transport::Stream);
+        t.s.handle_connected(t.now);
+        if welcomed_first {
+            t.welcome(1, false);
+        }
+        t.events();
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Banned,
+            re: Re::Conn,
+            detail: "you are banned from this server: spam".into(),
+        });
+        t.recv(ServerMsg::Bye {
+            reason: "you are banned from this server: spam".into(),
+        });
+        assert_eq!(
+            t.s.state(),
+            ConnState::Closed,
+            "welcomed first: {welcomed_first}"
+        );
+        assert_eq!(t.s.fatal(), Some("you are banned from this server: spam"));
+        t.s.handle_disconnected("closed by the server", t.now);
+        assert_eq!(t.s.state(), ConnState::Closed, "no retry");
+    }
+}
