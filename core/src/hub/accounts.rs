@@ -957,7 +957,7 @@ impl Hub {
             Write::Account(AccountRecord {
                 name: name.clone(),
                 hash,
-                created: now,
+                created: self.now,
             }),
         );
         self.account_write(
