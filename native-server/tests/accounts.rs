@@ -196,3 +196,81 @@ async fn password_guessing_is_refused_in_words_and_logged_once() {
     assert!(throttled[0].contains("WARN"), "{throttled:?}");
     assert!(throttled[0].contains("account=alice"), "{throttled:?}");
 }
+
+/// Over real sockets: a laptop's connection drops (its session waits for a resume), the
+/// password is changed from another device, and the laptop's token (or a copy of it) no longer
+/// opens the account's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_leaves_a_dropped_devices_token_useless() {
+    use natter_core::wire::{ErrorKind, Proof, Resume};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut desk = BinClient::registered(addr, "alice", "correct horse").await;
+
+    let (mut laptop, _) = BinClient::hello(addr, "laptop", None).await;
+    laptop
+        .send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Password(natter_core::Password("correct horse".into())),
+            remember: false,
+        })
+        .await;
+    let ServerMsg::SignedIn { token, .. } = laptop
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "signed in")
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    // The laptop shows it holds the token (the one before it stops), then drops.
+    laptop.send(&ClientMsg::Ping { token: 7 }).await;
+    laptop
+        .expect(|m| matches!(m, ServerMsg::Pong { token: 7 }), "pong")
+        .await;
+    drop(laptop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    desk.send(&ClientMsg::ChangePassword {
+        old: natter_core::Password("correct horse".into()),
+        new: natter_core::Password("battery staple".into()),
+    })
+    .await;
+    desk.expect(|m| matches!(m, ServerMsg::PasswordChanged), "the change")
+        .await;
+
+    let mut thief = BinClient::connect(addr, "thief").await;
+    thief
+        .send(&ClientMsg::Hello {
+            version: natter_core::wire::PROTOCOL_VERSION,
+            nick: nick("thief"),
+            resume: Some(Resume {
+                token,
+                rooms: Vec::new(),
+            }),
+        })
+        .await;
+    thief
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::ResumeFailed,
+                        ..
+                    }
+                )
+            },
+            "the resume refused",
+        )
+        .await;
+    let welcome = thief
+        .expect(
+            |m| matches!(m, ServerMsg::Welcome { .. }),
+            "a fresh welcome",
+        )
+        .await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() != "alice"),
+        "{welcome:?}"
+    );
+    stop(server).await;
+}
