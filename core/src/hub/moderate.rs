@@ -157,6 +157,7 @@ impl Hub {
                 let name = self.account_name(&acct).unwrap_or(nick.clone());
                 let p = self.policy_mut(room);
                 if p.ops.iter().any(|o| o.folded() == acct) {
+                    self.unchanged(conn, format!("{name} is an operator of {room} already"));
                     return Ok(());
                 }
                 if p.ops.len() >= MAX_OPS_PER_ROOM {
@@ -173,6 +174,8 @@ impl Hub {
                 if p.ops.len() != before {
                     let words = format!("-o {nick}");
                     self.changed(room, me, words, PolicyEdit::Deop(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is not an operator of {room}"));
                 }
             }
             _ if !is_op => return need_op(),
@@ -185,6 +188,8 @@ impl Hub {
                     p.voiced.push(nick.clone());
                     let words = format!("+v {nick}");
                     self.changed(room, me, words, PolicyEdit::Voice(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is voiced in {room} already"));
                 }
             }
             ModAction::Devoice(nick) => {
@@ -194,6 +199,8 @@ impl Hub {
                 if p.voiced.len() != before {
                     let words = format!("-v {nick}");
                     self.changed(room, me, words, PolicyEdit::Devoice(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is not voiced in {room}"));
                 }
             }
             ModAction::Kick { nick, reason } => {
@@ -585,6 +592,13 @@ impl Hub {
             AdminAction::Bans => self.send_server_bans(conn, now),
         }
         Ok(())
+    }
+
+    /// An operator's change that changes nothing (an op made op again, a deop of someone who
+    /// is not one): IRC servers say nothing and programs need no answer, but an nc operator
+    /// who heard nothing could not tell it from a lost command.
+    fn unchanged(&mut self, conn: ConnId, words: String) {
+        self.reply(conn, Reply::Note(super::dialect::Note::Unchanged(words)));
     }
 
     /// The live server bans, to `conn`.

@@ -5238,6 +5238,40 @@ mod admins {
         assert!(t.recv(bin_root).is_empty());
     }
 
+    /// An nc operator whose change changes nothing hears so (IRC servers say nothing, and
+    /// programs need no answer): before, `/deop` of someone who is no operator was silence.
+    #[test]
+    fn an_nc_operators_change_that_changes_nothing_is_said() {
+        let mut t = T::with(cfg());
+        account(&mut t, "alice");
+        let (a, _) = t.txt();
+        t.line(a, "/login alice correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        t.lines(a);
+        for (cmd, want) in [
+            (
+                format!("/deop {bob}"),
+                format!("-- {bob} is not an operator of #r"),
+            ),
+            (
+                format!("/devoice {bob}"),
+                format!("-- {bob} is not voiced in #r"),
+            ),
+            (format!("/voice {bob}"), format!("-- alice set #r +v {bob}")),
+            (
+                format!("/voice {bob}"),
+                format!("-- {bob} is voiced in #r already"),
+            ),
+        ] {
+            t.line(a, &cmd);
+            let got = t.lines(a);
+            assert!(got.contains(&want), "{cmd}: {got:?}");
+        }
+    }
+
     /// A ban on a nick also keeps a user already connected under another nick from renaming
     /// to it: a server ban everywhere, a room's ban in that room.
     #[test]

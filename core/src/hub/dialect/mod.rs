@@ -435,6 +435,9 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// An operator's change changed nothing, in words (nc says them; IRC servers and the
+    /// binary protocol say nothing).
+    Unchanged(String),
     /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it, and
     /// the binary protocol has no answer for it (a program asks for the list); nc says it.
     ServerBan {

@@ -735,6 +735,7 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::ServerBan { .. }
+            | Note::Unchanged(_)
             | Note::Names(..)
             | Note::KeySet { .. }
             | Note::MissedStart(_)
