@@ -389,6 +389,7 @@ impl Hub {
                     *n = (*n).min(most);
                 }
                 let p = self.policy_mut(room);
+                let before = p.modes.clone();
                 match &change {
                     ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
                     ModeChange::Key(k) => p.modes.key = k.clone(),
@@ -397,6 +398,12 @@ impl Hub {
                     ModeChange::Limit(n) => p.modes.limit = *n,
                 }
                 let words = change.words();
+                // A mode set as it already was is no event (nor an audit line), as on IRC
+                // servers: a script or a client setting +t again does not fill the room.
+                if p.modes == before {
+                    self.unchanged(conn, format!("{words} changes nothing in {room}"));
+                    return Ok(());
+                }
                 let key_set = matches!(change, ModeChange::Key(Some(_)));
                 self.changed(room, me.clone(), words, PolicyEdit::Mode(change), now);
                 if key_set {

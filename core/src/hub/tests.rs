@@ -5265,11 +5265,24 @@ mod admins {
                 format!("/voice {bob}"),
                 format!("-- {bob} is voiced in #r already"),
             ),
+            ("/mode +m".to_owned(), "-- alice set #r +m".to_owned()),
+            (
+                "/mode +m".to_owned(),
+                "-- +m changes nothing in #r".to_owned(),
+            ),
+            (
+                "/mode -k".to_owned(),
+                "-- -k changes nothing in #r".to_owned(),
+            ),
         ] {
             t.line(a, &cmd);
             let got = t.lines(a);
             assert!(got.contains(&want), "{cmd}: {got:?}");
         }
+        // bob heard +m once, and nothing of the changes that changed nothing.
+        let heard = t.lines(b);
+        let said = |w: &str| heard.iter().filter(|l| l.contains(w)).count();
+        assert_eq!((said("alice set #r +m"), said("-k")), (1, 0), "{heard:?}");
     }
 
     /// A ban on a nick also keeps a user already connected under another nick from renaming
