@@ -561,7 +561,11 @@ impl Hub {
             if self.cluster_direct(conn, uid, &to, id, &text, now) {
                 return;
             }
-            let detail = format!("nobody is called {to}");
+            let detail = if to.is_service() {
+                service(&to)
+            } else {
+                format!("nobody is called {to}")
+            };
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
@@ -618,6 +622,19 @@ impl Hub {
         {
             let detail = format!("you are signed in as {account}: your nick is your account's");
             return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
+        }
+        if nick.is_service() {
+            return self.error(
+                conn,
+                ErrorKind::NickTaken,
+                Re::Nick(nick.clone()),
+                service(&nick),
+            );
+        }
+        if old.folded() != nick.folded()
+            && let Some(detail) = self.nick_ban_words(uid, &nick, now)
+        {
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
             let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
@@ -710,4 +727,13 @@ impl Hub {
             .collect();
         self.reply(conn, Reply::Msg(ServerMsg::Rooms { rooms }));
     }
+}
+
+/// Why nobody is (or may be) called `nick`, a service's name: natter has none, and signs in
+/// its own way.
+pub(super) fn service(nick: &Nick) -> String {
+    format!(
+        "{nick} is reserved: natter runs no {nick}; sign in with /login nick password, or SASL \
+         PLAIN on IRC"
+    )
 }

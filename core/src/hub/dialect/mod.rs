@@ -435,6 +435,15 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// An operator's change changed nothing, in words (nc says them; IRC servers and the
+    /// binary protocol say nothing).
+    Unchanged(String),
+    /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it, and
+    /// the binary protocol has no answer for it (a program asks for the list); nc says it.
+    ServerBan {
+        mask: crate::moderation::Mask,
+        lifted: bool,
+    },
     /// The operator's message of the day, under a text user's welcome (IRC clients ask for
     /// it; the binary protocol has no message for it).
     Motd(super::config::Motd),
