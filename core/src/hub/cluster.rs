@@ -836,8 +836,15 @@ impl Hub {
                 on.insert(0, conn);
             }
             for c in on {
+                // The join's line has ended: its answer comes now (IRC words it as a JOIN's).
+                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                    d.late_join(&room);
+                }
                 // A clustered join is always a room event (big rooms' summing up is single-node).
                 self.entered_on(c, &room, seq, true);
+                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                    d.late_join_done();
+                }
             }
         }
         if let Some((conn, _)) = join {
@@ -1665,6 +1672,8 @@ mod tests {
     mod bans;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
+    /// IRC clients whose joins complete through the log (`cluster/tests/irc.rs`).
+    mod irc;
     /// Users on other nodes: WHOIS, ISON, away (`cluster/tests/presence.rs`).
     mod presence;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
