@@ -5,8 +5,9 @@
 //! member list), the history in a `chathistory` batch for a client that asked for server-time
 //! and batch, and NAMES marking the operators that are on other nodes.
 
-use super::accounts::{ask, guest, net, settle};
+use super::accounts::{PW, ask, guest, net, register, settle};
 use super::*;
+use crate::wire::ModAction;
 
 /// Sends `lines` as IRC client `c` on node `i`; what it got back, as text.
 fn irc_says(net: &mut Net, i: usize, c: ConnId, lines: &str) -> String {
@@ -44,6 +45,24 @@ fn bob_said(net: &mut Net, words: &str) -> ConnId {
     ask(net, 0, b, &say(1, words));
     net.recv(0, b);
     b
+}
+
+/// alice (binary) on node 0, registered, in `#r` and its founder.
+fn founder_of_r(net: &mut Net) -> (ConnId, Nick) {
+    let (a, n) = guest(net, 0, "alice");
+    register(net, 0, a, PW, false);
+    ask(net, 0, a, &ClientMsg::Join { room: room("#r") });
+    ask(
+        net,
+        0,
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Register,
+        },
+    );
+    net.recv(0, a);
+    (a, n)
 }
 
 #[test]
@@ -96,4 +115,22 @@ fn a_join_through_the_log_brings_the_history_in_a_batch_to_a_client_that_asked()
     assert!(text.contains(&format!("BATCH -{id}")), "{text}");
     // Past joins are not history an IRC client is shown (its member list comes from NAMES).
     assert!(!text.contains(":bob!bob@natter JOIN"), "{text}");
+}
+
+#[test]
+fn names_marks_an_operator_on_another_node() {
+    let mut net = net(2);
+    founder_of_r(&mut net);
+    let c = irc_client(&mut net, 1, "carol", "");
+    let text = irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    let names = text
+        .lines()
+        .find(|l| l.contains(" 353 carol = #r :"))
+        .unwrap_or_else(|| panic!("no NAMES: {text}"));
+    assert!(
+        names.contains("@alice"),
+        "the founder is an operator: {names}"
+    );
+    let text = irc_says(&mut net, 1, c, "NAMES #r\r\n");
+    assert!(text.contains("@alice"), "{text}");
 }
