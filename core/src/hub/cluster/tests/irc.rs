@@ -3,9 +3,10 @@
 //! shows: no history as live lines to a client that cannot tell it is history (old joins,
 //! kicks and lines would look as if they happened now, and old joins would put people in its
 //! member list), the history in a `chathistory` batch for a client that asked for server-time
-//! and batch, and NAMES marking the operators that are on other nodes.
+//! and batch, and NAMES marking the operators that are on other nodes. And the founder's `/op`
+//! of a guest on another node is refused as a guest's ("not signed in"), not as nobody's.
 
-use super::accounts::{PW, ask, guest, net, register, settle};
+use super::accounts::{PW, ask, error, guest, net, register, settle};
 use super::*;
 use crate::wire::ModAction;
 
@@ -133,4 +134,24 @@ fn names_marks_an_operator_on_another_node() {
     );
     let text = irc_says(&mut net, 1, c, "NAMES #r\r\n");
     assert!(text.contains("@alice"), "{text}");
+}
+
+#[test]
+fn a_guest_on_another_node_made_an_operator_is_refused_as_a_guest_not_as_nobody() {
+    let mut net = net(2);
+    let (a, _) = founder_of_r(&mut net);
+    let c = irc_client(&mut net, 1, "carol", "");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    ask(
+        &mut net,
+        0,
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Op(nick("carol")),
+        },
+    );
+    let (_, why) = error(&net.recv(0, a)).expect("refused");
+    assert!(why.contains("carol is not signed in"), "{why}");
+    assert!(!why.contains("nobody"), "{why}");
 }
