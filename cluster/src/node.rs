@@ -3,6 +3,7 @@
 //! hands its events back in the log's order and publishes this node's events there in batches
 //! ([`Outbox`]), and a task that keeps this node's lease alive.
 
+use crate::link::Failing;
 use crate::names::{nick_key, room_stream, room_subject};
 use crate::search::{Feed, SearchIndex};
 use crate::{ClusterConfig, ClusterError};
@@ -318,12 +319,14 @@ impl Node {
         // Counts (re)connections: each room reader reads again from where it was after one.
         let (links, _) = watch::channel(0u64);
         let on_event = links.clone();
+        // Said once when lost and once when back, not at every reconnection attempt.
+        let link_log = Arc::new(crate::link::LinkLog::default());
         let client = async_nats::ConnectOptions::new()
             .event_callback(move |ev| {
                 if matches!(ev, async_nats::Event::Connected) {
                     on_event.send_modify(|n| *n += 1);
                 }
-                info!(event = %ev, "NATS");
+                link_log.note(&ev);
                 std::future::ready(())
             })
             .name(format!("natter-server {id}"))
@@ -606,15 +609,25 @@ async fn keep_lease(
 ) {
     let mut healthy_since: Option<tokio::time::Instant> = None;
     let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // While NATS is away every try fails: said when it starts and when it ends.
+    let (mut refresh, mut listing) = (Failing::default(), Failing::default());
     loop {
         tokio::time::sleep(lease / 3).await;
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
-            warn!(error = %e, "node lease not refreshed");
+            if refresh.failed() {
+                warn!(error = %e, "node lease not refreshed; trying again every {:?}", lease / 3);
+            } else {
+                debug!(error = %e, "node lease not refreshed");
+            }
             healthy_since = None;
             continue;
         }
+        if refresh.worked() {
+            info!("node lease refreshed again");
+        }
         match alive_nodes(&nodes).await {
             Ok(alive) => {
+                listing.worked();
                 let now = tokio::time::Instant::now();
                 let since = *healthy_since.get_or_insert(now);
                 for n in alive {
@@ -630,7 +643,11 @@ async fn keep_lease(
                 }
             }
             Err(e) => {
-                warn!(error = %e, "node leases not read");
+                if listing.failed() {
+                    warn!(error = %e, "node leases not read");
+                } else {
+                    debug!(error = %e, "node leases not read");
+                }
                 healthy_since = None;
             }
         }
