@@ -702,9 +702,15 @@ impl Hub {
         None
     }
 
-    /// Runs what waited for `conn`'s join, up to the next join.
-    fn run_deferred(&mut self, conn: ConnId, now: Millis) {
+    /// Runs what waited for `conn`'s join, up to the next join, or up to a request that starts
+    /// account work (a registration, a sign-in): what follows that waits for its answer, as
+    /// what the connection sends meanwhile does (`Hub::submit`), and is run on by
+    /// `Hub::run_pending` once it is answered.
+    pub(super) fn run_deferred(&mut self, conn: ConnId, now: Millis) {
         loop {
+            if self.account_busy(conn) {
+                return;
+            }
             let Some(cl) = self.cluster.as_mut() else {
                 return;
             };
