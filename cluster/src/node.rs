@@ -1333,6 +1333,12 @@ impl Driver {
         }
         let unavailable =
             |e: &dyn std::fmt::Display| format!("the room's stream is unavailable ({e})");
+        // Without NATS the stream can be neither read nor made: said at once, not after each
+        // request to it timed out (the driver does the node's asks in order, so they would all
+        // wait behind it).
+        if self.client.connection_state() != State::Connected {
+            return Err(unavailable(&"no NATS server answers"));
+        }
         let name = room_stream(&self.cfg.prefix, room);
         let mut stream = self
             .js

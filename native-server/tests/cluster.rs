@@ -300,6 +300,50 @@ async fn writes_are_refused_while_nats_is_down_and_work_again_after() {
     assert_eq!(replay, ["before".to_owned(), taken]);
 }
 
+/// While NATS is down, a join of a room the node does not follow yet is refused as quickly as
+/// a line is (the room's stream cannot be read or made), not after the node's requests to
+/// NATS time out one by one, and the node's other work does not wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_a_new_room_while_nats_is_down_is_refused_at_once() {
+    let mut nats = Nats::start();
+    let node = node(&nats).await;
+    let (mut alice, _) = BinClient::hello(node.local_addrs()[0], "alice", None).await;
+    alice.join("#r").await;
+    nats.stop();
+    let asked = Instant::now();
+    alice
+        .send(&ClientMsg::Join {
+            room: room("#elsewhere"),
+        })
+        .await;
+    let refused = alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Room(r), .. } if r.as_str() == "#elsewhere"),
+            "the join's refusal",
+        )
+        .await;
+    let took = asked.elapsed();
+    let ServerMsg::Error { detail, .. } = refused else {
+        unreachable!()
+    };
+    assert!(detail.contains("cluster is unavailable"), "{detail}");
+    assert!(took < Duration::from_secs(4), "refused after {took:?}");
+    // A line in the room followed already is refused at once too, not after the join.
+    let asked = Instant::now();
+    let id = alice.say("#r", "meanwhile").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } if *i == id),
+            "the line's refusal",
+        )
+        .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
 /// A node's log while NATS is away for a few seconds: the loss said once, the return once
 /// (not a line per reconnection attempt, as the NATS client's own events were), the lease's
 /// failures once.
