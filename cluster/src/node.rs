@@ -579,7 +579,7 @@ pub(crate) async fn bucket(
         what: "key-value bucket",
         why: e.to_string(),
     };
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
@@ -591,10 +591,43 @@ pub(crate) async fn bucket(
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| failed(&e))?;
+    };
+    // A JetStream cluster started with the nodes may not have found its peers or its leader
+    // yet ("no suitable peers for placement", or no answer in time): a starting node waits for
+    // it rather than exiting.
+    let deadline = Instant::now() + SETUP_WAIT;
+    let mut told = false;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(e) if jetstream_not_ready(&e) && Instant::now() < deadline => {
+                if !core::mem::replace(&mut told, true) {
+                    info!(%bucket, why = %e, "JetStream is not ready yet; waiting for it");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(failed(&e)),
+        }
+    }
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
+}
+
+/// How long a starting node waits for JetStream to make its buckets (see [`bucket`]).
+const SETUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether making a stream failed because JetStream is still forming (its cluster has not
+/// found enough peers, or elected no leader yet), not because it refuses.
+fn jetstream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    match e.kind() {
+        Kind::TimedOut => true,
+        Kind::JetStream(j) => matches!(
+            j.error_code(),
+            ErrorCode::CLUSTER_NO_PEERS | ErrorCode::CLUSTER_NOT_AVAILABLE
+        ),
+        _ => false,
+    }
 }
 
 /// Refreshes this node's lease every third of it, and tells the hub which nodes are alive: every
