@@ -146,6 +146,8 @@ impl Hub {
                     Err(_) if self.cluster.is_some() && self.accounts.registered(&nick) => {
                         Some(nick.folded())
                     }
+                    // A guest on another node: not an account, as on a single node.
+                    Err(_) if self.remote_presence(&nick).is_some() => None,
                     Err(e) => return Err(e),
                 };
                 let Some(acct) = acct else {

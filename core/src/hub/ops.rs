@@ -95,6 +95,11 @@ impl Hub {
     /// Runs waiting requests as tokens allow.
     pub(super) fn run_pending(&mut self, conn: ConnId, now: Millis) {
         let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
+        // In a cluster, what waited for a join or a nick claim came first (its tokens paid);
+        // it may have stopped at account work answered now.
+        if self.cluster.is_some() {
+            self.run_deferred(conn, now);
+        }
         loop {
             if self.account_busy(conn) {
                 // Taken up again when the account request is answered.

@@ -101,6 +101,17 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// A join this connection asked for is answered now, after the line that asked for it
+    /// ended (in a cluster a join completes when its event comes back through the room's log):
+    /// until [`Dialect::late_join_done`], what comes is that join's answer, worded as if its
+    /// line were still running (IRC: the history replayed with it).
+    fn late_join(&mut self, room: &RoomName) {
+        let _ = room;
+    }
+
+    /// The late join's answer is complete.
+    fn late_join_done(&mut self) {}
+
     /// The user left `room`; `next` is the room to talk in instead, if any. Returns a note to
     /// show when the current room changed.
     fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
@@ -203,6 +214,12 @@ impl AnyDialect {
     }
     pub(crate) fn entered(&mut self, room: &RoomName) {
         self.inner_mut().entered(room);
+    }
+    pub(crate) fn late_join(&mut self, room: &RoomName) {
+        self.inner_mut().late_join(room);
+    }
+    pub(crate) fn late_join_done(&mut self) {
+        self.inner_mut().late_join_done();
     }
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)
