@@ -379,6 +379,7 @@ pub(crate) async fn run(
                     let answer = match loaded {
                         Ok(accounts) => {
                             task.hub.load_accounts(accounts);
+                            warn_unclaimed_admins(&task.hub);
                             Ok(task.hub.account_count())
                         }
                         Err(e) => Err(e.to_string()),
@@ -539,6 +540,7 @@ impl HubTask {
             },
             Input::Reconfigure { config, reply } => {
                 let _ = reply.send(self.hub.reconfigure(*config));
+                warn_unclaimed_admins(&self.hub);
             }
             Input::Shutdown => {
                 if !self.shutting_down {
@@ -640,6 +642,19 @@ impl HubTask {
         self.hub
             .peer_ip(conn)
             .map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+    }
+}
+
+/// Says, once per name, which of `[accounts] admins` nobody has registered while anyone may
+/// (whoever registers one first is a server admin): at start, and after a reload.
+pub(crate) fn warn_unclaimed_admins(hub: &Hub) {
+    for name in hub.unclaimed_admins() {
+        warn!(
+            admin = %name,
+            "[accounts] admins names an account that does not exist, and registration is open: \
+             whoever registers it first becomes a server admin; make it now with \
+             `natter-server account add {name}`"
+        );
     }
 }
 

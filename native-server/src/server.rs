@@ -176,6 +176,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             (hub, store, None)
         }
     };
+    hub_task::warn_unclaimed_admins(&hub);
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let sides = hub_task::Sides { store, cluster };
     let hub_task = tokio::spawn(hub_task::run(hub, sides, hub_rx, clock, grace, metrics));

@@ -435,6 +435,22 @@ impl Hub {
         self.accounts.by_name.len()
     }
 
+    /// Names in `[accounts] admins` that are no account yet while anyone may register: whoever
+    /// registers one first is a server admin (SECURITY.md, *What is not protected*). The shell
+    /// warns of them at start and after the configuration or the accounts are reloaded.
+    pub fn unclaimed_admins(&self) -> Vec<Nick> {
+        if self.config.accounts.registration == Registration::Closed {
+            return Vec::new();
+        }
+        self.config
+            .accounts
+            .admins
+            .iter()
+            .filter(|n| !self.accounts.registered(n))
+            .cloned()
+            .collect()
+    }
+
     // ---- requests ----
 
     pub(super) fn sign_in(

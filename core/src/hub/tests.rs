@@ -5101,6 +5101,28 @@ mod admins {
     }
 
     #[test]
+    fn an_admin_name_nobody_registered_is_pointed_out_while_anyone_may_register() {
+        let mut t = T::with(cfg());
+        assert_eq!(t.hub.unclaimed_admins(), vec![nick("root")]);
+        account(&mut t, "root");
+        assert!(
+            t.hub.unclaimed_admins().is_empty(),
+            "root is an account now"
+        );
+        let closed = T::with(Config {
+            accounts: AccountsConfig {
+                registration: Registration::Closed,
+                ..cfg().accounts
+            },
+            ..cfg()
+        });
+        assert!(
+            closed.hub.unclaimed_admins().is_empty(),
+            "only the operator makes accounts: nobody can claim it"
+        );
+    }
+
+    #[test]
     fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
         let mut t = T::with(cfg());
         let root = account(&mut t, "root");
