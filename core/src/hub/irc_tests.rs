@@ -2501,11 +2501,29 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
     assert!(l.iter().any(|l| l.contains(" #m nick:bob ")), "{l:?}");
     assert!(l.iter().any(|l| l.contains(" #m nick:dan ")), "{l:?}");
-    // A mask of everyone on the pseudo-host is refused, not read as a nick.
+    // A mask of everyone on the pseudo-host is refused, not read as a nick: `696` naming the
+    // channel, the mode and the mask, as for any mode's bad parameter.
     n.send(c, &["MODE #m +b *!*@natter"]);
     n.advance(1_000);
     let l = n.lines(c);
     assert!(!l.iter().any(|l| l.contains(" MODE #m +b")), "{l:?}");
+    assert_eq!(numerics(&l), ["696"], "{l:?}");
+    assert!(l[0].contains(" 696 alice #m b *!*@natter :"), "{l:?}");
+    // So is a wildcard host natter cannot match, on +q and -b too.
+    n.send(
+        c,
+        &[
+            "MODE #m +q *!*@*.example.com",
+            "MODE #m -b *!*@*.example.com",
+        ],
+    );
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["696", "696"], "{l:?}");
+    assert!(
+        l[0].contains(" 696 alice #m q *!*@*.example.com :"),
+        "{l:?}"
+    );
 }
 
 #[test]

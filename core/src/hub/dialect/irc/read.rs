@@ -9,6 +9,7 @@ use super::{Irc, Label, Running};
 use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
 use crate::hub::query::Query;
 use crate::limits::{IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS};
+use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
 use crate::wire::ClientMsg;
 use bytes::Bytes;
@@ -963,6 +964,21 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                 (None, 'b', _) => ModAction::Bans,
                 (None, _, _) => {
                     plan.need_more("MODE");
+                    continue;
+                }
+                (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
+                    let why = Mask::parse(&irc_mask(mask))
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    // A mask natter cannot read: `696 <channel> <mode char> <mask> :<why>`, as
+                    // for any mode's bad parameter (not a `400` after the hub refused it).
+                    let param = Some(mask)
+                        .filter(|m| m.len() <= 64 && !m.starts_with(':'))
+                        .unwrap_or("*");
+                    let letter = c.to_string();
+                    let params = [room.as_str(), letter.as_str(), param];
+                    plan.num(ERR_INVALIDMODEPARAM, &params, &why);
                     continue;
                 }
                 (Some(mask), 'b', true) => ModAction::Ban {
