@@ -124,6 +124,9 @@ struct Handshake {
     ever_welcomed: bool,
     /// The last welcome resumed the earlier session.
     resumed: bool,
+    /// The token was dropped by a sign-out: the next welcome is a guest's on purpose, not a
+    /// resume that failed.
+    signed_out: bool,
     /// The limits the server announced in its welcome (the hub's defaults until then).
     limits: Limits,
 }
@@ -541,6 +544,7 @@ impl Session {
             if was_signed_in {
                 // The token is the account's: the next connection starts as a guest.
                 self.handshake.token = None;
+                self.handshake.signed_out = true;
             }
         } else if let Err(why) = self.out.defer(ClientMsg::SignOut) {
             // Resumed as the account at the next welcome, and signed out then.

@@ -221,6 +221,7 @@ impl Session {
     fn on_welcome(&mut self, nick: Nick, token: ResumeToken, resumed: bool, now: Millis) {
         // Nothing to resume without an earlier welcome: whatever the server says, start fresh.
         let resumed = resumed && self.handshake.ever_welcomed;
+        let signed_out = core::mem::take(&mut self.handshake.signed_out);
         self.handshake.token = Some(token);
         self.handshake.resumed = resumed;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
@@ -251,10 +252,13 @@ impl Session {
             }
         } else {
             if self.handshake.ever_welcomed {
-                self.info(
+                self.info(if signed_out {
+                    // On purpose: nothing was lost.
+                    "signed out: you are a guest now; rejoining rooms"
+                } else {
                     "could not resume the session: rejoining rooms; \
-                     messages sent meanwhile may have been missed",
-                );
+                     messages sent meanwhile may have been missed"
+                });
             }
             let (parted, want) = self.rooms.restarted();
             for room in parted {

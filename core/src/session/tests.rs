@@ -2757,6 +2757,20 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
         !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
         "{sent:?}"
     );
+    // A guest on purpose: not a resume that failed.
+    let infos: Vec<String> = t
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Info(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
+    assert!(
+        !infos.iter().any(|m| m.contains("could not resume")),
+        "{infos:?}"
+    );
 }
 
 #[test]
