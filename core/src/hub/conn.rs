@@ -668,6 +668,7 @@ impl Conn {
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
+    #[inline]
     pub(crate) fn push(&mut self, out: &mut Out, data: impl Into<Piece>) {
         self.push_msgs(out, data.into(), 1);
     }

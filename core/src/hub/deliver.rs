@@ -196,6 +196,9 @@ impl Hub {
             return;
         };
         let mut forms = Forms::default();
+        // A single event (nearly every broadcast but a read's says) goes as before: tagged once.
+        let many = evs.len() > 1;
+        out.tag = meta.first().map_or(0, |m| m.1);
         let conns_of = |u: &UserId| {
             users
                 .get(u)
@@ -245,8 +248,17 @@ impl Hub {
                 }
             };
             let rendered = &forms.0[at].1;
-            if evs.len() > 1
-                && let Some(whole) = rendered.whole
+            if !many {
+                if let Some(shared) = rendered.each[0] {
+                    let queued = c.push_room(out, room, meta[0].0, shared, lim);
+                    stats.deliveries += u64::from(queued);
+                    if !queued && Some(cid) == meta[0].2 {
+                        ack_instead(c, out, &evs[0], lim);
+                    }
+                }
+                return;
+            }
+            if let Some(whole) = rendered.whole
                 && c.push_room_run(out, room, whole, evs.len(), lim)
             {
                 stats.deliveries += evs.len() as u64;
@@ -259,22 +271,9 @@ impl Hub {
                 let (seq, no, sender) = meta[i];
                 out.tag = no;
                 let queued = c.push_room(out, room, seq, shared, lim);
-                out.tag = 0;
                 stats.deliveries += u64::from(queued);
                 if !queued && Some(cid) == sender {
-                    // A sender whose echo is skipped still needs its acknowledgement: without it the
-                    // message would wait forever (or be resent) once the event leaves the history.
-                    let Some(ev) = evs[i].event() else {
-                        continue;
-                    };
-                    if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
-                        && let Some(ack) = c
-                            .dialect()
-                            .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
-                        && c.backlog_bytes() + ack.len() <= lim.hard_bytes
-                    {
-                        c.push(out, ack);
-                    }
+                    ack_instead(c, out, &evs[i], lim);
                 }
             }
         };
@@ -309,6 +308,7 @@ impl Hub {
                 deliver(cid);
             }
         }
+        out.tag = 0;
     }
 
     /// Tells `conn` it is in `room`: the room's state as of `seq`.
@@ -462,6 +462,29 @@ impl Hub {
             self.reply(conn, Reply::Msg(gap));
         }
         Some(latest)
+    }
+}
+
+/// A sender whose echo did not go (skipped, or no room in its queue) still needs its
+/// acknowledgement: without it the message would wait forever (or be resent) once the event
+/// leaves the history.
+#[cold]
+fn ack_instead(
+    c: &mut super::Conn,
+    out: &mut Out,
+    ev: &EventRef<'_>,
+    lim: super::conn::QueueLimits,
+) {
+    let Some(ev) = ev.event() else {
+        return;
+    };
+    if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
+        && let Some(ack) = c
+            .dialect()
+            .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
+        && c.backlog_bytes() + ack.len() <= lim.hard_bytes
+    {
+        c.push(out, ack);
     }
 }
 
