@@ -40,6 +40,7 @@ mod bans;
 mod batch;
 mod kept;
 mod line_id;
+mod link;
 mod names;
 mod node;
 mod presence;

@@ -3,6 +3,7 @@
 //! hands its events back in the log's order and publishes this node's events there in batches
 //! ([`Outbox`]), and a task that keeps this node's lease alive.
 
+use crate::link::Failing;
 use crate::names::{nick_key, room_stream, room_subject};
 use crate::search::{Feed, SearchIndex};
 use crate::{ClusterConfig, ClusterError};
@@ -318,12 +319,14 @@ impl Node {
         // Counts (re)connections: each room reader reads again from where it was after one.
         let (links, _) = watch::channel(0u64);
         let on_event = links.clone();
+        // Said once when lost and once when back, not at every reconnection attempt.
+        let link_log = Arc::new(crate::link::LinkLog::default());
         let client = async_nats::ConnectOptions::new()
             .event_callback(move |ev| {
                 if matches!(ev, async_nats::Event::Connected) {
                     on_event.send_modify(|n| *n += 1);
                 }
-                info!(event = %ev, "NATS");
+                link_log.note(&ev);
                 std::future::ready(())
             })
             .name(format!("natter-server {id}"))
@@ -576,7 +579,7 @@ pub(crate) async fn bucket(
         what: "key-value bucket",
         why: e.to_string(),
     };
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
@@ -588,10 +591,43 @@ pub(crate) async fn bucket(
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| failed(&e))?;
+    };
+    // A JetStream cluster started with the nodes may not have found its peers or its leader
+    // yet ("no suitable peers for placement", or no answer in time): a starting node waits for
+    // it rather than exiting.
+    let deadline = Instant::now() + SETUP_WAIT;
+    let mut told = false;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(e) if jetstream_not_ready(&e) && Instant::now() < deadline => {
+                if !core::mem::replace(&mut told, true) {
+                    info!(%bucket, why = %e, "JetStream is not ready yet; waiting for it");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(failed(&e)),
+        }
+    }
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
+}
+
+/// How long a starting node waits for JetStream to make its buckets (see [`bucket`]).
+const SETUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether making a stream failed because JetStream is still forming (its cluster has not
+/// found enough peers, or elected no leader yet), not because it refuses.
+fn jetstream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    match e.kind() {
+        Kind::TimedOut => true,
+        Kind::JetStream(j) => matches!(
+            j.error_code(),
+            ErrorCode::CLUSTER_NO_PEERS | ErrorCode::CLUSTER_NOT_AVAILABLE
+        ),
+        _ => false,
+    }
 }
 
 /// Refreshes this node's lease every third of it, and tells the hub which nodes are alive: every
@@ -606,15 +642,25 @@ async fn keep_lease(
 ) {
     let mut healthy_since: Option<tokio::time::Instant> = None;
     let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // While NATS is away every try fails: said when it starts and when it ends.
+    let (mut refresh, mut listing) = (Failing::default(), Failing::default());
     loop {
         tokio::time::sleep(lease / 3).await;
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
-            warn!(error = %e, "node lease not refreshed");
+            if refresh.failed() {
+                warn!(error = %e, "node lease not refreshed; trying again every {:?}", lease / 3);
+            } else {
+                debug!(error = %e, "node lease not refreshed");
+            }
             healthy_since = None;
             continue;
         }
+        if refresh.worked() {
+            info!("node lease refreshed again");
+        }
         match alive_nodes(&nodes).await {
             Ok(alive) => {
+                listing.worked();
                 let now = tokio::time::Instant::now();
                 let since = *healthy_since.get_or_insert(now);
                 for n in alive {
@@ -630,7 +676,11 @@ async fn keep_lease(
                 }
             }
             Err(e) => {
-                warn!(error = %e, "node leases not read");
+                if listing.failed() {
+                    warn!(error = %e, "node leases not read");
+                } else {
+                    debug!(error = %e, "node leases not read");
+                }
                 healthy_since = None;
             }
         }
@@ -1316,6 +1366,12 @@ impl Driver {
         }
         let unavailable =
             |e: &dyn std::fmt::Display| format!("the room's stream is unavailable ({e})");
+        // Without NATS the stream can be neither read nor made: said at once, not after each
+        // request to it timed out (the driver does the node's asks in order, so they would all
+        // wait behind it).
+        if self.client.connection_state() != State::Connected {
+            return Err(unavailable(&"no NATS server answers"));
+        }
         let name = room_stream(&self.cfg.prefix, room);
         let mut stream = self
             .js

@@ -134,6 +134,14 @@ pub fn welcome_words(nick: &Nick, resumed: bool) -> String {
     }
 }
 
+/// The server welcomed us under `nick`, not the `asked` one (taken, or a registered account's).
+pub fn other_nick_words(asked: &Nick, nick: &Nick) -> String {
+    format!(
+        "{asked} is taken or a registered account here, so you are {nick} \
+         (/login {asked} PASSWORD signs in to it)"
+    )
+}
+
 /// We are in a room: who else is, and its topic.
 pub fn joined_words(
     room: &RoomName,
@@ -392,7 +400,7 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
 
 /// Words for a changed password.
 pub fn password_changed_words() -> &'static str {
-    "your password was changed; remembered sign-ins on other devices were revoked"
+    "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
 }
 
 /// Words for a sign-in.

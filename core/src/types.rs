@@ -100,6 +100,14 @@ impl<const N: usize> core::fmt::Debug for Inline<N> {
     }
 }
 
+/// The nicks of the services IRC networks run (ergo, Atheme, Anope). IRC clients send them
+/// passwords (`/msg NickServ IDENTIFY ...`, and the auto-identify settings of irssi and WeeChat),
+/// and natter runs none: a guest holding one of these nicks would be sent those passwords, so
+/// nobody may hold them, and a message to one is answered by the server, never relayed.
+pub const SERVICE_NICKS: [&str; 7] = [
+    "NickServ", "ChanServ", "OperServ", "MemoServ", "HostServ", "BotServ", "SaslServ",
+];
+
 /// A user's nick: 1 to [`MAX_NICK_LEN`] ASCII characters, a letter (or one of `_[]{}^|`) first,
 /// then letters, digits and `-_[]{}^|`. Kept as typed; compared case-insensitively via
 /// [`Nick::folded`].
@@ -145,6 +153,13 @@ impl Nick {
         let mut key = self.0.clone();
         key.bytes.make_ascii_lowercase();
         FoldedNick(key)
+    }
+
+    /// Whether it names an IRC network service ([`SERVICE_NICKS`]), which nobody may hold.
+    pub fn is_service(&self) -> bool {
+        SERVICE_NICKS
+            .iter()
+            .any(|s| self.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Whether it is a guest nick as the server hands them out (`guest` and digits): those are

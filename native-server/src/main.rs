@@ -22,8 +22,9 @@ const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
 /// one port, IRC clients come in on IRC listeners, all in the same rooms. Logs go to stderr;
-/// set RUST_LOG (default: info). SIGHUP reloads the config file (`[limits]`, `[accounts]`,
-/// trusted proxies, the bridge secret), the TLS certificate and the accounts in the store.
+/// set RUST_LOG (default: info, and warn for the NATS client's own lines). SIGHUP reloads the
+/// config file (`[limits]`, `[accounts]`, trusted proxies, the bridge secret), the TLS
+/// certificate and the accounts in the store.
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
@@ -356,7 +357,9 @@ async fn main() -> anyhow::Result<()> {
         .log_format
         .or(file.log_format.map(LogFormat::from))
         .unwrap_or_default();
-    natter_ops::logging::init(format, "info")?;
+    // The NATS client says each of its events at info (every reconnection attempt while NATS is
+    // away); natter-cluster says what they mean, once.
+    natter_ops::logging::init(format, "info,async_nats=warn")?;
     if let Some(Command::Account { cmd }) = &args.command {
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {

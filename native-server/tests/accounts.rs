@@ -137,3 +137,140 @@ async fn an_account_and_its_rooms_survive_a_restart() {
         )
         .await;
 }
+
+/// Password guessing on nc against the real binary: each wrong try is refused in words, the
+/// throttled ones say when to try again, and the log says once that the account is throttled,
+/// not a line per guess (nor the password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_refused_in_words_and_logged_once() {
+    use tokio::io::AsyncBufReadExt;
+    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/nick alice").await;
+    a.expect_has("you are now known as alice").await;
+    a.send("/register correct horse").await;
+    a.expect_has("you are signed in as alice").await;
+
+    let (mut m, _) = TextClient::welcomed(addr, "m").await;
+    let mut refusals = Vec::new();
+    for _ in 0..8 {
+        m.send("/login alice guessing-0000").await;
+        refusals.push(m.expect(|l| l.starts_with("ERROR:"), "a refusal").await);
+    }
+    // Past the wait, a wrong try is checked again (and doubles the wait): still no new line.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    m.send("/login alice guessing-0000").await;
+    refusals.push(m.expect(|l| l.starts_with("ERROR:"), "a refusal").await);
+    for (i, r) in refusals.iter().enumerate() {
+        let want = match i {
+            0..=3 | 8 => "wrong account name or password",
+            _ => "too many failed sign-ins to that account: try again in",
+        };
+        assert!(r.contains(want), "try {i}: {r}");
+    }
+
+    // A marker in the log after every try: the hello of a client called `marker`.
+    let _marker = BinClient::hello(addr, "marker", None).await;
+    let mut throttled = Vec::new();
+    timeout(Duration::from_secs(10), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited");
+            assert!(
+                !line.contains("guessing-0000"),
+                "a password in the log: {line}"
+            );
+            if line.contains("throttled") {
+                throttled.push(line.clone());
+            }
+            if line.contains("nick=marker") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("no log line for the marker");
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert!(throttled[0].contains("WARN"), "{throttled:?}");
+    assert!(throttled[0].contains("account=alice"), "{throttled:?}");
+}
+
+/// Over real sockets: a laptop's connection drops (its session waits for a resume), the
+/// password is changed from another device, and the laptop's token (or a copy of it) no longer
+/// opens the account's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_leaves_a_dropped_devices_token_useless() {
+    use natter_core::wire::{ErrorKind, Proof, Resume};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut desk = BinClient::registered(addr, "alice", "correct horse").await;
+
+    let (mut laptop, _) = BinClient::hello(addr, "laptop", None).await;
+    laptop
+        .send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Password(natter_core::Password("correct horse".into())),
+            remember: false,
+        })
+        .await;
+    let ServerMsg::SignedIn { token, .. } = laptop
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "signed in")
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    // The laptop shows it holds the token (the one before it stops), then drops.
+    laptop.send(&ClientMsg::Ping { token: 7 }).await;
+    laptop
+        .expect(|m| matches!(m, ServerMsg::Pong { token: 7 }), "pong")
+        .await;
+    drop(laptop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    desk.send(&ClientMsg::ChangePassword {
+        old: natter_core::Password("correct horse".into()),
+        new: natter_core::Password("battery staple".into()),
+    })
+    .await;
+    desk.expect(|m| matches!(m, ServerMsg::PasswordChanged), "the change")
+        .await;
+
+    let mut thief = BinClient::connect(addr, "thief").await;
+    thief
+        .send(&ClientMsg::Hello {
+            version: natter_core::wire::PROTOCOL_VERSION,
+            nick: nick("thief"),
+            resume: Some(Resume {
+                token,
+                rooms: Vec::new(),
+            }),
+        })
+        .await;
+    thief
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::ResumeFailed,
+                        ..
+                    }
+                )
+            },
+            "the resume refused",
+        )
+        .await;
+    let welcome = thief
+        .expect(
+            |m| matches!(m, ServerMsg::Welcome { .. }),
+            "a fresh welcome",
+        )
+        .await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() != "alice"),
+        "{welcome:?}"
+    );
+    stop(server).await;
+}

@@ -300,6 +300,97 @@ async fn writes_are_refused_while_nats_is_down_and_work_again_after() {
     assert_eq!(replay, ["before".to_owned(), taken]);
 }
 
+/// While NATS is down, a join of a room the node does not follow yet is refused as quickly as
+/// a line is (the room's stream cannot be read or made), not after the node's requests to
+/// NATS time out one by one, and the node's other work does not wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_a_new_room_while_nats_is_down_is_refused_at_once() {
+    let mut nats = Nats::start();
+    let node = node(&nats).await;
+    let (mut alice, _) = BinClient::hello(node.local_addrs()[0], "alice", None).await;
+    alice.join("#r").await;
+    nats.stop();
+    let asked = Instant::now();
+    alice
+        .send(&ClientMsg::Join {
+            room: room("#elsewhere"),
+        })
+        .await;
+    let refused = alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Room(r), .. } if r.as_str() == "#elsewhere"),
+            "the join's refusal",
+        )
+        .await;
+    let took = asked.elapsed();
+    let ServerMsg::Error { detail, .. } = refused else {
+        unreachable!()
+    };
+    assert!(detail.contains("cluster is unavailable"), "{detail}");
+    assert!(took < Duration::from_secs(4), "refused after {took:?}");
+    // A line in the room followed already is refused at once too, not after the join.
+    let asked = Instant::now();
+    let id = alice.say("#r", "meanwhile").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } if *i == id),
+            "the line's refusal",
+        )
+        .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+/// A node's log while NATS is away for a few seconds: the loss said once, the return once
+/// (not a line per reconnection attempt, as the NATS client's own events were), the lease's
+/// failures once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    use tokio::io::AsyncBufReadExt;
+    let mut nats = Nats::start();
+    let url = nats.url();
+    let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
+    // natter-server's default filter, said outright (the tests' support sets RUST_LOG=info).
+    let (_node, mut log, _addr) =
+        spawn_server(&args, &[("RUST_LOG", "info,async_nats=warn")]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut line = String::new();
+        while log.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            let _ = tx.send(std::mem::take(&mut line));
+        }
+    });
+    // Whatever the start said is not the outage's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while rx.try_recv().is_ok() {}
+
+    nats.stop();
+    // Long enough for a dozen reconnection attempts and a lease refresh (a third of 15 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    nats.run();
+    let mut said = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("connected to NATS again"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(l)) => said.push(l),
+            _ => panic!("the node never said NATS is back: {said:#?}"),
+        }
+    }
+    let count = |words: &str| said.iter().filter(|l| l.contains(words)).count();
+    assert_eq!(count("lost the connection to NATS"), 1, "{said:#?}");
+    assert_eq!(count("connected to NATS again"), 1, "{said:#?}");
+    assert_eq!(count("IO error"), 0, "{said:#?}");
+    assert!(count("node lease not refreshed") <= 1, "{said:#?}");
+    assert!(said.len() <= 5, "a few lines, not a flood: {said:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere() {
     let nats = Nats::start();

@@ -87,6 +87,17 @@ fn the_unit_runs_this_binary_hardened_with_its_data_dir_as_state_directory() {
         assert_eq!(one(k), v, "{k}");
     }
     assert_eq!(unit["Install"]["WantedBy"], ["multi-user.target"]);
+    // RUST_LOG replaces the binary's default filter: it must keep the NATS client's own
+    // per-reconnection-attempt lines out too (a cluster node's NATS outage is said once by
+    // natter-cluster, not once a second by the client).
+    let env = one("Environment");
+    let filter = env
+        .strip_prefix("RUST_LOG=")
+        .unwrap_or_else(|| panic!("{env}"));
+    assert!(
+        filter.split(',').any(|d| d == "async_nats=warn"),
+        "{filter}"
+    );
 }
 
 /// `systemd-analyze verify` of the unit with ExecStart pointed at the binary just built (the

@@ -179,6 +179,16 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
             .spawn()
             .context("starting natter-bridge")?,
     );
+    // "Up" only once every door accepts connections (a node binds them before it joins the
+    // cluster: a connection made while it waits for JetStream is served once it has joined).
+    let mut doors = vec![SERVER, BRIDGE];
+    if cluster {
+        doors.push(NODE_2);
+    }
+    if let Err(e) = wait_listening(&doors, Duration::from_secs(45), || children.any_exited()) {
+        children.stop(Duration::from_secs(10));
+        return Err(e);
+    }
 
     println!();
     println!("natter is up.");
@@ -275,6 +285,28 @@ fn nats(dir: &Path) -> Result<Child> {
     Ok(child)
 }
 
+/// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
+/// says a service ended (its status).
+fn wait_listening(
+    addrs: &[&str],
+    wait: Duration,
+    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
+) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    for addr in addrs {
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Some(status) = exited() {
+                anyhow::bail!("a service exited ({status}) before {addr} answered");
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("nothing answered on {addr} within {wait:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
 /// The services started; stopped (SIGTERM, then SIGKILL after a grace period) also on error.
 struct Children(Vec<Child>);
 
@@ -326,6 +358,23 @@ fn bridge_secret() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn up_waits_for_every_door_and_says_which_did_not_answer() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open_addr = open.local_addr().unwrap().to_string();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        assert!(wait_listening(&[&open_addr], Duration::from_secs(1), || None).is_ok());
+        let err = wait_listening(
+            &[&open_addr, &closed_addr],
+            Duration::from_millis(300),
+            || None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(&closed_addr), "{err}");
+    }
 
     #[test]
     fn the_local_ca_is_made_once_and_kept() {

@@ -143,6 +143,9 @@ pub struct Conv {
     pub(super) policy: RoomPolicy,
     /// Rooms: a [`RoomPolicy`] came since we joined (the first one is shown as a line).
     pub(super) policy_seen: bool,
+    /// Rooms: the words of the kick that put us out, when it is the room's latest event (the
+    /// server's `Parted` follows it): said where we land, since the room's own lines go with it.
+    pub(super) kicked: Option<String>,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -166,6 +169,7 @@ impl Conv {
             read: ReadMark::default(),
             policy: RoomPolicy::default(),
             policy_seen: false,
+            kicked: None,
             revision: 0,
             active: 0,
         }

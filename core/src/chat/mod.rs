@@ -598,7 +598,7 @@ impl Chat {
         let Some(i) = self.rooms.iter().position(|c| c.id() == &id) else {
             return;
         };
-        self.rooms.remove(i);
+        let gone = self.rooms.remove(i);
         self.log.push(Change::List);
         if self.current == id {
             let next = self
@@ -606,6 +606,10 @@ impl Chat {
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
             self.open(&next);
+        }
+        // Put out: who did it and why, where we are now (the room's lines went with it).
+        if let Some(words) = gone.kicked {
+            self.note(words, now);
         }
         self.note(render::parted_words(room), now);
     }
@@ -648,6 +652,15 @@ impl Chat {
         }
         if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
             self.apply_membership(&id, &ev.from, &ev.kind);
+        }
+        let kicked = match &ev.kind {
+            EventKind::Kick { target, .. } if target.folded() == self.me.folded() => {
+                render::event_words(ev)
+            }
+            _ => None,
+        };
+        if let Some(c) = self.conv_mut(&id) {
+            c.kicked = kicked;
         }
         let line = self.line_of(ev);
         let signed_in = self.account.is_some();

@@ -357,6 +357,48 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+/// Put out of a room, we are told who did it and why where we land: the room's own lines,
+/// which held the kick, go with the room. A kick long ago in a room's history says nothing
+/// when we later leave it ourselves.
+#[test]
+fn a_kick_out_of_a_room_is_said_where_we_land() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let kick = |seq, target: &str| {
+        room_ev(
+            "#a",
+            seq,
+            "op",
+            EventKind::Kick {
+                target: nick(target),
+                reason: Some(text("spam")),
+            },
+        )
+    };
+    // Someone else's kick, then ours.
+    c.handle_event(&kick(2, "bob"), T0);
+    c.handle_event(&kick(3, "me"), T0);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    assert_eq!(c.current(), &rid("#b"));
+    let lines = kinds(&c, &rid("#b"));
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            LineKind::Notice("op put me out of #a (spam)".into()),
+            LineKind::Notice("you left #a".into()),
+        ]
+    );
+    // Back in #a, whose history holds that kick and then our join: leaving says only that.
+    c.handle_event(&joined("#a", 4, &["me", "op"]), T0);
+    c.handle_event(&kick(3, "me"), T0);
+    c.handle_event(&room_ev("#a", 4, "me", EventKind::Join), T0);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    let kicks = kinds(&c, &rid("#b"))
+        .iter()
+        .filter(|l| **l == LineKind::Notice("op put me out of #a (spam)".into()))
+        .count();
+    assert_eq!(kicks, 1);
+}
+
 fn queued(id: u64, to: Target, t: &str) -> Event {
     Event::Queued {
         id: MsgId(id),

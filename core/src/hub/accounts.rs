@@ -33,7 +33,7 @@ use rand_core::RngCore;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// What follows a nick in the words of a refusal because an account owns it. The IRC dialect
 /// looks for it to word its `433` (a nick in use and a nick owned want different advice).
@@ -114,6 +114,9 @@ enum Pending {
         conn: ConnId,
         /// The folded account name, if it exists (else the check was against the decoy).
         account: Option<String>,
+        /// The folded name asked for, whether or not it exists: its failures are counted
+        /// either way, or throttling would tell which accounts exist.
+        asked: String,
         remember: bool,
     },
     Register {
@@ -161,7 +164,10 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         (s.until > now).then(|| Millis(s.until.0 - now.0))
     }
 
-    fn strike(&mut self, k: &K, now: Millis) {
+    /// Counts a failure (or registration) of `k`; true when it is the one that starts the
+    /// waits (the first past the free ones since `k` was last forgotten or cleared): what is
+    /// worth a log line, once, rather than one per try.
+    fn strike(&mut self, k: &K, now: Millis) -> bool {
         if !self.map.contains_key(k) && self.map.len() >= MAX_THROTTLED {
             self.map.retain(|_, s| s.last.0 + FORGET_AFTER.0 > now.0);
             if self.map.len() >= MAX_THROTTLED {
@@ -195,6 +201,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
                 .min(MAX_WAIT.0);
             s.until = Millis(now.0 + wait);
         }
+        s.count == self.free + 1
     }
 
     fn clear(&mut self, k: &K) {
@@ -339,8 +346,8 @@ impl Hub {
             ) if self.accounts.by_name.contains_key(&account) => {
                 self.signed_in(conn, &account, remember, None, now);
             }
-            (Pending::SignIn { account, .. }, Outcome::Verified(_)) => {
-                self.sign_in_failed(conn, account.as_deref(), now);
+            (Pending::SignIn { asked, .. }, Outcome::Verified(_)) => {
+                self.sign_in_failed(conn, Some(&asked), now);
             }
             (Pending::Register { nick, remember, .. }, Outcome::Hashed(hash)) => {
                 self.registered(conn, nick, hash, remember, now)
@@ -363,7 +370,7 @@ impl Hub {
                 self.sign_in_failed(conn, Some(&account), now);
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
-                self.password_changed(conn, &account, hash);
+                self.password_changed(conn, &account, hash, now);
             }
             (_, outcome) => {
                 tracing::warn!(conn = %conn, ?outcome, "account work failed");
@@ -476,13 +483,14 @@ impl Hub {
                     Some(a) => a.hash.clone(),
                     None => decoy(self.config.accounts.hash_cost),
                 };
-                let account = exists.then_some(folded);
+                let account = exists.then(|| folded.clone());
                 self.queue_work(
                     conn,
                     |id| Work::Verify { id, password, hash },
                     Pending::SignIn {
                         conn,
                         account,
+                        asked: folded,
                         remember,
                     },
                 );
@@ -861,11 +869,27 @@ impl Hub {
 
     fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
         self.stats.sign_ins_failed += 1;
-        if let Some(a) = account {
-            self.accounts.fails.strike(&a.to_owned(), now);
+        // Each try is counted (metrics) and logged at debug; the start of throttling, once per
+        // account or address, at warn: what an operator looks for, without a line per guess.
+        if let Some(a) = account
+            && self.accounts.fails.strike(&a.to_owned(), now)
+        {
+            warn!(
+                conn = %conn,
+                account = %a,
+                failures = FREE_FAILS_ACCOUNT + 1,
+                "sign-ins to an account throttled after repeated wrong passwords"
+            );
         }
-        if let Some(ip) = self.throttle_addr(conn) {
-            self.accounts.addr_fails.strike(&ip, now);
+        if let Some(ip) = self.throttle_addr(conn)
+            && self.accounts.addr_fails.strike(&ip, now)
+        {
+            warn!(
+                conn = %conn,
+                peer = %ip,
+                failures = FREE_FAILS_ADDRESS + 1,
+                "sign-ins from an address throttled after repeated failures"
+            );
         }
         debug!(conn = %conn, "sign-in failed");
         let detail = "wrong account name or password".to_owned();
@@ -893,7 +917,14 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if let Some(ip) = self.throttle_addr(conn) {
-            self.accounts.registrations.strike(&ip, now);
+            if self.accounts.registrations.strike(&ip, now) {
+                warn!(
+                    conn = %conn,
+                    peer = %ip,
+                    registrations = FREE_REGISTRATIONS,
+                    "registrations from an address throttled"
+                );
+            }
         }
         if self.cluster_register(conn, &nick, &hash, remember, now) {
             // The cluster decides; `handle_account_created` goes on.
@@ -911,7 +942,7 @@ impl Hub {
         self.signed_in(conn, &folded, remember, None, now);
     }
 
-    fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash) {
+    fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash, now: Millis) {
         let Some(a) = self.accounts.by_name.get_mut(account) else {
             return;
         };
@@ -921,13 +952,12 @@ impl Hub {
         for id in keys {
             self.accounts.keys.remove(&id);
         }
-        let now = self.now;
         self.account_write(
             &name,
             Write::Account(AccountRecord {
                 name: name.clone(),
                 hash,
-                created: now,
+                created: self.now,
             }),
         );
         self.account_write(
@@ -936,16 +966,33 @@ impl Hub {
                 account: name.clone(),
             },
         );
-        // No device keeps a key that no longer opens anything.
+        // No device keeps a key that no longer opens anything, and no other device's session
+        // outlives the old password: one waiting for a resume is signed out now, and a
+        // connected one's resume tokens open nothing (it goes on until it drops, then signs in
+        // again). Else a token copied from another device, or a lost laptop's, kept the
+        // account open whatever the password became.
+        let mine = self.conns.get(&conn).and_then(|c| c.device());
         if let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) {
             let devices = self
                 .users
                 .get(&uid)
                 .map(|u| u.devices.to_vec())
                 .unwrap_or_default();
-            for d in devices {
-                if let Some(d) = self.devices.get_mut(&d) {
-                    d.set_key(None);
+            for did in devices {
+                let Some(d) = self.devices.get_mut(&did) else {
+                    continue;
+                };
+                d.set_key(None);
+                if Some(did) == mine {
+                    continue;
+                }
+                if d.conn.is_some() {
+                    self.revoke_tokens(did);
+                } else {
+                    if self.timers.is_set(super::Timer::Grace(did)) {
+                        self.undetach(did, now);
+                    }
+                    self.leave_device(did, None, now);
                 }
             }
         }
@@ -1650,5 +1697,36 @@ impl Account {
             keys: VecDeque::new(),
             rooms: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strike that starts the waits says so, once per episode: the hub logs that one, not
+    /// every guess after it.
+    #[test]
+    fn only_the_strike_that_starts_the_waits_is_worth_a_log_line() {
+        let mut t: Throttle<u8> = Throttle::new(FREE_FAILS_ACCOUNT, FIRST_WAIT);
+        let mut now = Millis(1_000);
+        let started: Vec<bool> = (0..8)
+            .map(|_| {
+                now = Millis(now.0 + 60_000);
+                t.strike(&1, now)
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [false, false, false, true, false, false, false, false]
+        );
+        // Cleared by a success: a new episode is said again.
+        t.clear(&1);
+        let again: Vec<bool> = (0..5).map(|_| t.strike(&1, now)).collect();
+        assert_eq!(again, [false, false, false, true, false]);
+        // Forgotten after an hour of quiet: the same.
+        now = Millis(now.0 + FORGET_AFTER.0);
+        let later: Vec<bool> = (0..4).map(|_| t.strike(&1, now)).collect();
+        assert_eq!(later, [false, false, false, true]);
     }
 }

@@ -702,9 +702,15 @@ impl Hub {
         None
     }
 
-    /// Runs what waited for `conn`'s join, up to the next join.
-    fn run_deferred(&mut self, conn: ConnId, now: Millis) {
+    /// Runs what waited for `conn`'s join, up to the next join, or up to a request that starts
+    /// account work (a registration, a sign-in): what follows that waits for its answer, as
+    /// what the connection sends meanwhile does (`Hub::submit`), and is run on by
+    /// `Hub::run_pending` once it is answered.
+    pub(super) fn run_deferred(&mut self, conn: ConnId, now: Millis) {
         loop {
+            if self.account_busy(conn) {
+                return;
+            }
             let Some(cl) = self.cluster.as_mut() else {
                 return;
             };
@@ -836,8 +842,15 @@ impl Hub {
                 on.insert(0, conn);
             }
             for c in on {
+                // The join's line has ended: its answer comes now (IRC words it as a JOIN's).
+                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                    d.late_join(&room);
+                }
                 // A clustered join is always a room event (big rooms' summing up is single-node).
                 self.entered_on(c, &room, seq, true);
+                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                    d.late_join_done();
+                }
             }
         }
         if let Some((conn, _)) = join {
@@ -1665,6 +1678,8 @@ mod tests {
     mod bans;
     /// History and search beyond the ring in a cluster (`cluster/tests/history.rs`).
     mod history;
+    /// IRC clients whose joins complete through the log (`cluster/tests/irc.rs`).
+    mod irc;
     /// Users on other nodes: WHOIS, ISON, away (`cluster/tests/presence.rs`).
     mod presence;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).

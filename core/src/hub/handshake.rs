@@ -427,7 +427,9 @@ impl Hub {
             .is_some_and(|d| d.resumable());
         let nick = match hello.nick {
             Some(want) if hello.taken == IfTaken::Refuse && !self.nick_free(&want) => {
-                let detail = if self.accounts.registered(&want) {
+                let detail = if want.is_service() {
+                    super::ops::service(&want)
+                } else if self.accounts.registered(&want) {
                     format!("{want}{REGISTERED}")
                 } else {
                     format!("the nick {want} is taken")

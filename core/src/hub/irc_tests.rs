@@ -506,6 +506,51 @@ fn a_taken_nick_is_433_and_the_client_stays_unregistered_until_another() {
     assert_ne!(n.hub.nick(b).map(Nick::as_str), Some("alice2"));
 }
 
+/// IRC clients send passwords to NickServ (`/msg NickServ IDENTIFY ...`, irssi's and WeeChat's
+/// auto-identify): natter runs no services, so nobody may be called NickServ, and what is sent
+/// there is answered by the server, never relayed.
+#[test]
+fn nobody_may_be_nickserv_and_what_is_sent_there_reaches_nobody() {
+    let mut n = Net::new();
+    let (nc, _) = n.nc();
+    n.send(nc, &["/nick NickServ"]);
+    let l = n.lines(nc);
+    assert!(
+        l.iter().any(|l| l.contains("NickServ is reserved")),
+        "{l:?}"
+    );
+    assert_ne!(n.hub.nick(nc).map(|x| x.as_str()), Some("NickServ"));
+    n.send(nc, &["/nick chanserv"]);
+    assert!(n.lines(nc).iter().any(|l| l.contains("is reserved")));
+    // A binary client asking for it gets another nick.
+    let b = n.bin("NickServ");
+    assert_ne!(n.hub.nick(b).map(|x| x.folded()), Some("nickserv".into()));
+    // An IRC client: 433 at registration, and at NICK later.
+    let c = n.irc();
+    n.send(c, &["NICK NickServ", "USER a 0 * :A"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["433"], "{l:?}");
+    assert_eq!(n.hub.nick(c), None);
+    let irc = n.client("carol", &[]);
+    n.send(irc, &["NICK OperServ"]);
+    assert_eq!(numerics(&n.lines(irc)), ["433"]);
+    // An identify is refused with the way to sign in, and said to nobody.
+    n.send(irc, &["PRIVMSG NickServ :IDENTIFY carol hunter22hunter"]);
+    let l = n.lines(irc);
+    assert_eq!(numerics(&l), ["401"], "{l:?}");
+    assert!(l[0].contains("SASL"), "{l:?}");
+    n.send(nc, &["/msg nickserv identify hunter22hunter"]);
+    let l = n.lines(nc);
+    assert!(l.iter().any(|l| l.contains("/login")), "{l:?}");
+    for c in [nc, b] {
+        assert!(
+            !n.inbox
+                .get(&c)
+                .is_some_and(|b| { String::from_utf8_lossy(b).contains("hunter22") })
+        );
+    }
+}
+
 #[test]
 fn registration_refusals_have_their_numerics() {
     let mut n = Net::new();

@@ -146,6 +146,8 @@ impl Hub {
                     Err(_) if self.cluster.is_some() && self.accounts.registered(&nick) => {
                         Some(nick.folded())
                     }
+                    // A guest on another node: not an account, as on a single node.
+                    Err(_) if self.remote_presence(&nick).is_some() => None,
                     Err(e) => return Err(e),
                 };
                 let Some(acct) = acct else {
@@ -157,6 +159,7 @@ impl Hub {
                 let name = self.account_name(&acct).unwrap_or(nick.clone());
                 let p = self.policy_mut(room);
                 if p.ops.iter().any(|o| o.folded() == acct) {
+                    self.unchanged(conn, format!("{name} is an operator of {room} already"));
                     return Ok(());
                 }
                 if p.ops.len() >= MAX_OPS_PER_ROOM {
@@ -173,6 +176,8 @@ impl Hub {
                 if p.ops.len() != before {
                     let words = format!("-o {nick}");
                     self.changed(room, me, words, PolicyEdit::Deop(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is not an operator of {room}"));
                 }
             }
             _ if !is_op => return need_op(),
@@ -185,6 +190,8 @@ impl Hub {
                     p.voiced.push(nick.clone());
                     let words = format!("+v {nick}");
                     self.changed(room, me, words, PolicyEdit::Voice(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is voiced in {room} already"));
                 }
             }
             ModAction::Devoice(nick) => {
@@ -194,6 +201,8 @@ impl Hub {
                 if p.voiced.len() != before {
                     let words = format!("-v {nick}");
                     self.changed(room, me, words, PolicyEdit::Devoice(nick), now);
+                } else {
+                    self.unchanged(conn, format!("{nick} is not voiced in {room}"));
                 }
             }
             ModAction::Kick { nick, reason } => {
@@ -350,6 +359,9 @@ impl Hub {
                     r.invited.remove(0);
                 }
                 r.invited.push(folded);
+                // Who let whom into the room is the audit log's (not a room event: an
+                // invitation is between the operator and the invited, as on IRC).
+                self.audit(Some(room), &me, format!("invite {tnick}"), now);
                 let invited = tnick.clone();
                 let edit = PolicyEdit::Invite {
                     nick: tnick,
@@ -379,6 +391,7 @@ impl Hub {
                     *n = (*n).min(most);
                 }
                 let p = self.policy_mut(room);
+                let before = p.modes.clone();
                 match &change {
                     ModeChange::InviteOnly(on) => p.modes.invite_only = *on,
                     ModeChange::Key(k) => p.modes.key = k.clone(),
@@ -387,6 +400,12 @@ impl Hub {
                     ModeChange::Limit(n) => p.modes.limit = *n,
                 }
                 let words = change.words();
+                // A mode set as it already was is no event (nor an audit line), as on IRC
+                // servers: a script or a client setting +t again does not fill the room.
+                if p.modes == before {
+                    self.unchanged(conn, format!("{words} changes nothing in {room}"));
+                    return Ok(());
+                }
                 let key_set = matches!(change, ModeChange::Key(Some(_)));
                 self.changed(room, me.clone(), words, PolicyEdit::Mode(change), now);
                 if key_set {
@@ -503,6 +522,15 @@ impl Hub {
                 for u in held {
                     self.remove_user(u, &why, now);
                 }
+                // Server bans are no room's event: an nc admin is told what was done (else a
+                // ban of someone absent was answered with silence).
+                for mask in masks {
+                    let note = super::dialect::Note::ServerBan {
+                        mask,
+                        lifted: false,
+                    };
+                    self.reply(conn, Reply::Note(note));
+                }
             }
             AdminAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
@@ -514,6 +542,8 @@ impl Hub {
                 self.cluster_server_ban(&mask, None);
                 self.audit(None, &me, format!("server unban {mask}"), now);
                 self.record(Write::ServerBans(self.server_bans.clone()));
+                let note = super::dialect::Note::ServerBan { mask, lifted: true };
+                self.reply(conn, Reply::Note(note));
             }
             AdminAction::TakeOver(room) => {
                 if !self.rooms.contains_key(&room) {
@@ -568,17 +598,27 @@ impl Hub {
                 }
                 self.drop_if_empty(&room);
             }
-            AdminAction::Bans => {
-                let bans = self
-                    .server_bans
-                    .iter()
-                    .filter(|b| b.live(now))
-                    .cloned()
-                    .collect();
-                self.reply(conn, Reply::Msg(ServerMsg::ServerBans { bans }));
-            }
+            AdminAction::Bans => self.send_server_bans(conn, now),
         }
         Ok(())
+    }
+
+    /// An operator's change that changes nothing (an op made op again, a deop of someone who
+    /// is not one): IRC servers say nothing and programs need no answer, but an nc operator
+    /// who heard nothing could not tell it from a lost command.
+    fn unchanged(&mut self, conn: ConnId, words: String) {
+        self.reply(conn, Reply::Note(super::dialect::Note::Unchanged(words)));
+    }
+
+    /// The live server bans, to `conn`.
+    fn send_server_bans(&mut self, conn: ConnId, now: Millis) {
+        let bans = self
+            .server_bans
+            .iter()
+            .filter(|b| b.live(now))
+            .cloned()
+            .collect();
+        self.reply(conn, Reply::Msg(ServerMsg::ServerBans { bans }));
     }
 
     /// The server ban holding `uid` (on any connection's address, or `extra`), if any.
@@ -630,6 +670,28 @@ impl Hub {
                 Some(r) => format!("you are banned from this server: {r}"),
                 None => "you are banned from this server".to_owned(),
             })
+    }
+
+    /// Why `uid` may not rename to `nick`, if a ban on that nick holds it: a server ban, or a
+    /// ban in a room `uid` is in. (Bans are checked at hello, sign-in and join; without this a
+    /// guest banned by nick came back under another nick and renamed to the banned one.)
+    pub(super) fn nick_ban_words(&self, uid: UserId, nick: &Nick, now: Millis) -> Option<String> {
+        let nick_ban = |b: &Entry| {
+            b.live(now) && matches!(b.mask, Mask::Nick(_)) && b.mask.holds(None, nick, None)
+        };
+        if self.server_bans.iter().any(nick_ban) {
+            return Some(format!("the nick {nick} is banned from this server"));
+        }
+        let u = self.users.get(&uid)?;
+        u.rooms
+            .iter()
+            .find(|r| {
+                self.rooms
+                    .get(*r)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.bans.iter().any(nick_ban))
+            })
+            .map(|r| format!("the nick {nick} is banned from {r}"))
     }
 
     /// Every connection of `uid` is told `why` and closed, and the user quits (an always-on

@@ -96,6 +96,11 @@ impl Hub {
     /// Runs waiting requests as tokens allow.
     pub(super) fn run_pending(&mut self, conn: ConnId, now: Millis) {
         let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
+        // In a cluster, what waited for a join or a nick claim came first (its tokens paid);
+        // it may have stopped at account work answered now.
+        if self.cluster.is_some() {
+            self.run_deferred(conn, now);
+        }
         loop {
             if self.account_busy(conn) {
                 // Taken up again when the account request is answered.
@@ -567,7 +572,11 @@ impl Hub {
             if self.cluster_direct(conn, uid, &to, id, &text, now) {
                 return;
             }
-            let detail = format!("nobody is called {to}");
+            let detail = if to.is_service() {
+                service(&to)
+            } else {
+                format!("nobody is called {to}")
+            };
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
@@ -624,6 +633,19 @@ impl Hub {
         {
             let detail = format!("you are signed in as {account}: your nick is your account's");
             return self.error(conn, ErrorKind::Invalid, Re::Nick(nick), detail);
+        }
+        if nick.is_service() {
+            return self.error(
+                conn,
+                ErrorKind::NickTaken,
+                Re::Nick(nick.clone()),
+                service(&nick),
+            );
+        }
+        if old.folded() != nick.folded()
+            && let Some(detail) = self.nick_ban_words(uid, &nick, now)
+        {
+            return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
             let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
@@ -716,4 +738,13 @@ impl Hub {
             .collect();
         self.reply(conn, Reply::Msg(ServerMsg::Rooms { rooms }));
     }
+}
+
+/// Why nobody is (or may be) called `nick`, a service's name: natter has none, and signs in
+/// its own way.
+pub(super) fn service(nick: &Nick) -> String {
+    format!(
+        "{nick} is reserved: natter runs no {nick}; sign in with /login nick password, or SASL \
+         PLAIN on IRC"
+    )
 }

@@ -68,10 +68,11 @@ impl Hub {
         let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
             return "";
         };
-        let account = self
-            .nicks
-            .get(&self.users, nick.folded_key().as_str())
-            .and_then(|u| self.account_of(u));
+        // A member on another node: the account its node says it is signed in to.
+        let account = match self.nicks.get(&self.users, nick.folded_key().as_str()) {
+            Some(u) => self.account_of(u),
+            None => self.remote_account(nick).map(|a| a.folded()),
+        };
         let op = p.is_op(account.as_deref());
         let voiced = p.voiced.iter().any(|v| {
             v.folded() == nick.folded() || account.as_deref() == Some(v.folded().as_str())

@@ -3856,6 +3856,79 @@ mod accounts {
         );
     }
 
+    fn token_of(got: &[ServerMsg]) -> ResumeToken {
+        got.iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not signed in: {got:?}"))
+    }
+
+    /// A connection that signs in, shows it has its token (a ping), and the token.
+    fn device(t: &mut T, want: &str, account: &str) -> (ConnId, ResumeToken) {
+        let c = t.bin(want);
+        let got = sign_in(t, c, account, Proof::Password(pw(PW)), false);
+        let token = token_of(&got);
+        t.send(c, &ClientMsg::Ping { token: 1 });
+        t.recv(c);
+        (c, token)
+    }
+
+    fn resumed(got: &[ServerMsg]) -> bool {
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, .. }))
+    }
+
+    #[test]
+    fn a_resume_token_opens_nothing_after_sign_out_or_a_password_change_elsewhere() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.send(a, &ClientMsg::Ping { token: 1 });
+        t.recv(a);
+        // Signed out: the device's token is dead.
+        let (p, tp) = device(&mut t, "p", "alice");
+        t.send(p, &ClientMsg::SignOut);
+        assert!(t.closed(p));
+        let (_, got) = t.resume("x", tp, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        // Two more devices: q drops (waiting for its resume), r stays connected.
+        let (q, tq) = device(&mut t, "q", "alice");
+        let (r, tr) = device(&mut t, "r", "alice");
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        // The password changes on a.
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        assert!(t.recv(a).contains(&ServerMsg::PasswordChanged));
+        // q's token, from before the change, opens nothing: a guest's fresh session.
+        let (g, got) = t.resume("y", tq, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        assert_ne!(t.hub.nick(g).map(|n| n.as_str()), Some("alice"));
+        // r goes on as alice until it drops; then its token is dead too.
+        t.say(a, "#x", 7, "still there?");
+        assert!(
+            t.recv(r).iter().any(|m| matches!(m, ServerMsg::Event(e)
+                if matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "still there?"))),
+            "r is still alice's device"
+        );
+        t.hub.handle_close(r, t.now);
+        t.pump();
+        let (_, got) = t.resume("z", tr, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        // The device that changed the password keeps its session.
+        assert!(!t.closed(a));
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")));
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();
@@ -3935,6 +4008,40 @@ mod accounts {
         let got = sign_in(&mut t, c, "user11", Proof::Password(pw(PW)), false);
         assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
         assert!(error_detail(&got).contains("address"), "{got:?}");
+    }
+
+    /// Throttling tells nothing either: wrong passwords for an account that does not exist
+    /// are throttled exactly like those for one that does (else the fifth try's answer said
+    /// which names are accounts).
+    #[test]
+    fn an_unknown_account_is_throttled_like_a_real_one() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let mut answers = Vec::new();
+        for name in ["alice", "nobody"] {
+            let c = t.bin("x");
+            let kinds: Vec<Vec<ErrorKind>> = (0..6)
+                .map(|_| {
+                    let got = sign_in(
+                        &mut t,
+                        c,
+                        name,
+                        Proof::Password(pw("not the password")),
+                        false,
+                    );
+                    error_kinds(&got)
+                })
+                .collect();
+            answers.push(kinds);
+        }
+        let failed = vec![ErrorKind::SignInFailed];
+        let throttled = vec![ErrorKind::Throttled];
+        assert_eq!(
+            answers[0],
+            [&failed, &failed, &failed, &failed, &throttled, &throttled].map(Clone::clone)
+        );
+        assert_eq!(answers[0], answers[1]);
     }
 
     #[test]
@@ -4857,12 +4964,15 @@ mod moderation {
         );
         let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
         assert_eq!(kinds(&t.join(c, "#r")), vec![ErrorKind::InviteOnly]);
+        let before = t.hub.stats().moderation_room;
         act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
         assert!(
             t.recv(c)
                 .iter()
                 .any(|m| matches!(m, ServerMsg::Invited { by, .. } if by.as_str() == "alice"))
         );
+        // An invitation is a moderation action: an audit-log line (and counted as one).
+        assert_eq!(t.hub.stats().moderation_room, before + 1);
         assert!(joined(&t.join(c, "#r"), "#r"));
         act(
             &mut t,
@@ -5224,6 +5334,159 @@ mod admins {
             }
         )));
         assert!(t.closed(again));
+    }
+
+    /// A server ban of someone absent, and an unban, are no room's event: an nc admin is told
+    /// what was done (it heard nothing at all), a program's protocol stays as it was.
+    #[test]
+    fn an_nc_admin_hears_its_server_bans_and_unbans() {
+        let mut t = T::with(cfg());
+        let bin_root = account(&mut t, "root");
+        let (root, _) = t.txt();
+        t.line(root, "/login root correct horse");
+        assert!(
+            t.lines(root)
+                .iter()
+                .any(|l| l == "-- you are signed in as root")
+        );
+        t.recv(bin_root);
+        t.line(root, "/gban 203.0.113.0/24 1h");
+        assert_eq!(
+            t.lines(root),
+            ["-- 203.0.113.0/24 is banned from the server"]
+        );
+        t.line(root, "/gunban 203.0.113.0/24");
+        assert_eq!(
+            t.lines(root),
+            ["-- 203.0.113.0/24 is no longer banned from the server"]
+        );
+        // The binary device of the same account hears nothing new: the wire has no answer.
+        assert!(t.recv(bin_root).is_empty());
+    }
+
+    /// An nc operator whose change changes nothing hears so (IRC servers say nothing, and
+    /// programs need no answer): before, `/deop` of someone who is no operator was silence.
+    #[test]
+    fn an_nc_operators_change_that_changes_nothing_is_said() {
+        let mut t = T::with(cfg());
+        account(&mut t, "alice");
+        let (a, _) = t.txt();
+        t.line(a, "/login alice correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        t.lines(a);
+        for (cmd, want) in [
+            (
+                format!("/deop {bob}"),
+                format!("-- {bob} is not an operator of #r"),
+            ),
+            (
+                format!("/devoice {bob}"),
+                format!("-- {bob} is not voiced in #r"),
+            ),
+            (format!("/voice {bob}"), format!("-- alice set #r +v {bob}")),
+            (
+                format!("/voice {bob}"),
+                format!("-- {bob} is voiced in #r already"),
+            ),
+            ("/mode +m".to_owned(), "-- alice set #r +m".to_owned()),
+            (
+                "/mode +m".to_owned(),
+                "-- +m changes nothing in #r".to_owned(),
+            ),
+            (
+                "/mode -k".to_owned(),
+                "-- -k changes nothing in #r".to_owned(),
+            ),
+        ] {
+            t.line(a, &cmd);
+            let got = t.lines(a);
+            assert!(got.contains(&want), "{cmd}: {got:?}");
+        }
+        // bob heard +m once, and nothing of the changes that changed nothing.
+        let heard = t.lines(b);
+        let said = |w: &str| heard.iter().filter(|l| l.contains(w)).count();
+        assert_eq!((said("alice set #r +m"), said("-k")), (1, 0), "{heard:?}");
+    }
+
+    /// A ban on a nick also keeps a user already connected under another nick from renaming
+    /// to it: a server ban everywhere, a room's ban in that room.
+    #[test]
+    fn a_banned_nick_cannot_be_taken_by_a_rename() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Register,
+            },
+        );
+        let (g, _, _) = t.bin_from(ip("203.0.113.7"), "guesty");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: None,
+            }),
+        );
+        t.recv(g);
+        t.send(g, &ClientMsg::Nick { nick: nick("Eve") });
+        let got = t.recv(g);
+        assert!(
+            errors(&got).iter().any(
+                |(k, _, d)| *k == ErrorKind::NickTaken && d.contains("banned from this server")
+            ),
+            "{got:?}"
+        );
+        assert_eq!(t.hub.nick(g).map(|n| n.as_str()), Some("guesty"));
+        // bob is banned from #club by nick; back as bob2, in the room, he cannot be bob again.
+        let (b, _, _) = t.bin_from(ip("203.0.113.8"), "bob");
+        t.join(b, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Ban {
+                    target: "nick:bob".into(),
+                    duration: None,
+                    reason: None,
+                },
+            },
+        );
+        let (b2, _, _) = t.bin_from(ip("203.0.113.9"), "bob2");
+        t.join(b2, "#club");
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(b2);
+        t.send(b2, &ClientMsg::Nick { nick: nick("bob") });
+        let got = t.recv(b2);
+        assert!(
+            errors(&got)
+                .iter()
+                .any(|(k, _, d)| *k == ErrorKind::NickTaken && d.contains("banned from #club")),
+            "{got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+        // Out of the room, the nick is anyone's.
+        t.send(
+            b2,
+            &ClientMsg::Part {
+                room: room("#club"),
+                reason: None,
+            },
+        );
+        t.send(b2, &ClientMsg::Nick { nick: nick("bob") });
+        assert!(
+            t.recv(b2)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "bob"))
+        );
     }
 
     #[test]

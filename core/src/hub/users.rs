@@ -99,11 +99,12 @@ impl Hub {
         self.user_conns(uid).next().is_some()
     }
 
-    /// Whether nobody has `nick` and it is not a registered account's.
+    /// Whether nobody has `nick`, it is not a registered account's and not a service's.
     pub(super) fn nick_free(&self, nick: &Nick) -> bool {
-        !self
-            .nicks
-            .contains_key(&self.users, nick.folded_key().as_str())
+        !nick.is_service()
+            && !self
+                .nicks
+                .contains_key(&self.users, nick.folded_key().as_str())
             && !self.accounts.registered(nick)
     }
 
@@ -196,6 +197,24 @@ impl Hub {
         let d = self.devices.get(&did)?;
         let opens = |k: Option<&ResumeKey>| k.is_some_and(|k| k.opens(token));
         (opens(d.resume.as_ref()) || opens(d.prev_resume())).then_some(did)
+    }
+
+    /// Device `did`'s resume tokens open nothing from now on (the current one and the one
+    /// before), and the store forgets its session: a connection it is on goes on, but once
+    /// it drops the device is gone, not waiting for a resume.
+    pub(super) fn revoke_tokens(&mut self, did: DeviceId) {
+        let Some(d) = self.devices.get_mut(&did) else {
+            return;
+        };
+        let current = d.resume.take();
+        let prev = d.take_prev_resume();
+        if let Some(key) = current {
+            self.tokens.remove(key.id, did, Which::Current);
+            self.session_ended(key);
+        }
+        if let Some(key) = prev {
+            self.tokens.remove(key.id, did, Which::Prev);
+        }
     }
 
     /// `did`'s connection sent something after its welcome: the client has its current token,

@@ -223,12 +223,19 @@ impl Session {
         let resumed = resumed && self.handshake.ever_welcomed;
         self.handshake.token = Some(token);
         self.handshake.resumed = resumed;
-        self.nick = nick.clone();
+        let asked = core::mem::replace(&mut self.nick, nick.clone());
         self.event(Event::State(ConnState::Connected));
-        self.event(Event::Welcome { nick, resumed });
+        self.event(Event::Welcome {
+            nick: nick.clone(),
+            resumed,
+        });
         // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
         if let Some(msg) = self.account.welcomed(resumed) {
             self.pace(msg);
+        } else if !resumed && asked.folded() != nick.folded() {
+            // The server gave another nick than the one asked (someone has it, or it is an
+            // account's) and says nothing of it: say why, and how to have it.
+            self.info(crate::render::other_nick_words(&asked, &nick));
         }
         // A required sign-in first: joins wait for it too (sent once signed in), so a refused
         // one leaves no guest's join and quit in the rooms and their history.
@@ -384,6 +391,7 @@ impl Session {
     }
 
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
+        let re_conn = re == Re::Conn;
         // Refused before the welcome (full, too slow, ...): the Bye that follows at once, with
         // the same words, ends the attempt and says why. Said here too, the two would alternate
         // in the conversation at every attempt instead of standing once.
@@ -450,7 +458,10 @@ impl Session {
             }
             _ => {}
         }
-        if kind == ErrorKind::Version {
+        // Banned from the server (at the hello, at a sign-in, or put out by an admin): every
+        // attempt would be refused the same way, so the session ends with the reason instead
+        // of saying it again at each retry, for ever.
+        if kind == ErrorKind::Version || (kind == ErrorKind::Banned && re_conn) {
             self.close_for_good(Some(clean(detail)));
         }
     }

@@ -3730,3 +3730,85 @@ fn waits_read_as_people_say_them() {
     assert_eq!(w(12_300), "13s");
     assert_eq!(w(125_000), "2m 5s");
 }
+
+/// Welcomed under another nick than the one asked (someone has it, or an account owns it):
+/// the session says why and how to have it, rather than a bare "connected as alice_2"; not
+/// when a sign-in follows, which brings the account's nick.
+#[test]
+fn a_welcome_under_another_nick_says_why_unless_signing_in() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.events();
+    t.recv(ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice_2"),
+        token: ResumeToken([1; 32]),
+        resumed: false,
+        limits: Limits::default(),
+    });
+    let infos: Vec<String> = t
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Info(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        infos,
+        [
+            "alice is taken or a registered account here, so you are alice_2 (/login alice \
+          PASSWORD signs in to it)"
+        ]
+    );
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.s.handle_connected(t.now);
+    t.events();
+    t.recv(ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice_2"),
+        token: ResumeToken([1; 32]),
+        resumed: false,
+        limits: Limits::default(),
+    });
+    assert!(
+        !t.events().iter().any(|e| matches!(e, Event::Info(_))),
+        "a sign-in follows"
+    );
+}
+
+/// Banned from the server, at the hello or later: every attempt would be refused the same
+/// way, so the session ends with the reason rather than retrying (and saying it) for ever.
+#[test]
+fn a_server_ban_ends_the_session_with_its_reason() {
+    for welcomed_first in [false, true] {
+        let mut t = T::new(Transport::Stream);
+        t.s.handle_connected(t.now);
+        if welcomed_first {
+            t.welcome(1, false);
+        }
+        t.events();
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Banned,
+            re: Re::Conn,
+            detail: "you are banned from this server: spam".into(),
+        });
+        t.recv(ServerMsg::Bye {
+            reason: "you are banned from this server: spam".into(),
+        });
+        assert_eq!(
+            t.s.state(),
+            ConnState::Closed,
+            "welcomed first: {welcomed_first}"
+        );
+        assert_eq!(t.s.fatal(), Some("you are banned from this server: spam"));
+        t.s.handle_disconnected("closed by the server", t.now);
+        assert_eq!(t.s.state(), ConnState::Closed, "no retry");
+    }
+}

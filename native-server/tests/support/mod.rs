@@ -446,6 +446,15 @@ pub async fn spawn_server(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    spawn_server_within(args, envs, WAIT).await
+}
+
+/// [`spawn_server`], waiting up to `wait` for it to listen.
+pub async fn spawn_server_within(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
         .args(args)
         .env("RUST_LOG", "info")
@@ -463,7 +472,7 @@ pub async fn spawn_server(
         .spawn()
         .expect("spawn natter-server");
     let mut log = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let addr = timeout(WAIT, async {
+    let addr = timeout(wait, async {
         let mut line = String::new();
         loop {
             line.clear();

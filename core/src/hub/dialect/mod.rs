@@ -101,6 +101,17 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// A join this connection asked for is answered now, after the line that asked for it
+    /// ended (in a cluster a join completes when its event comes back through the room's log):
+    /// until [`Dialect::late_join_done`], what comes is that join's answer, worded as if its
+    /// line were still running (IRC: the history replayed with it).
+    fn late_join(&mut self, room: &RoomName) {
+        let _ = room;
+    }
+
+    /// The late join's answer is complete.
+    fn late_join_done(&mut self) {}
+
     /// The user left `room`; `next` is the room to talk in instead, if any. Returns a note to
     /// show when the current room changed.
     fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
@@ -203,6 +214,12 @@ impl AnyDialect {
     }
     pub(crate) fn entered(&mut self, room: &RoomName) {
         self.inner_mut().entered(room);
+    }
+    pub(crate) fn late_join(&mut self, room: &RoomName) {
+        self.inner_mut().late_join(room);
+    }
+    pub(crate) fn late_join_done(&mut self) {
+        self.inner_mut().late_join_done();
     }
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)
@@ -435,6 +452,15 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// An operator's change changed nothing, in words (nc says them; IRC servers and the
+    /// binary protocol say nothing).
+    Unchanged(String),
+    /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it, and
+    /// the binary protocol has no answer for it (a program asks for the list); nc says it.
+    ServerBan {
+        mask: crate::moderation::Mask,
+        lifted: bool,
+    },
     /// The operator's message of the day, under a text user's welcome (IRC clients ask for
     /// it; the binary protocol has no message for it).
     Motd(super::config::Motd),

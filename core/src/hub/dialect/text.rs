@@ -277,6 +277,14 @@ impl Dialect for Text {
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
+                Note::Unchanged(words) => line(format!("-- {words}")),
+                Note::ServerBan {
+                    mask,
+                    lifted: false,
+                } => line(format!("-- {mask} is banned from the server")),
+                Note::ServerBan { mask, lifted: true } => {
+                    line(format!("-- {mask} is no longer banned from the server"))
+                }
                 Note::Motd(motd) => Some(Bytes::from(
                     motd.lines()
                         .flat_map(|l| wire_line(&format!("-- {l}")))

@@ -694,3 +694,38 @@ fn a_read_marker_is_echoed_once_the_cluster_stored_it() {
     settle(&mut net);
     assert_eq!(markers(&net.recv(0, a)), vec![], "not stored, not echoed");
 }
+
+/// What a client sends right after a registration waits for it, as on a single node, even when
+/// the registration itself waited for a join to come back through the log: a room registered
+/// next is the new account's, not refused with "sign in first".
+#[test]
+fn requests_after_a_registration_that_waited_for_a_join_wait_for_the_account() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    let frames: Vec<u8> = [
+        ClientMsg::Join { room: room("#a") },
+        ClientMsg::Register {
+            password: pw(PW),
+            remember: false,
+        },
+        ClientMsg::Join { room: room("#r") },
+        ClientMsg::Moderate {
+            room: room("#r"),
+            action: crate::wire::ModAction::Register,
+        },
+    ]
+    .iter()
+    .flat_map(|m| encode_frame(m).unwrap())
+    .collect();
+    let now = net.now;
+    net.nodes[0].hub.handle_bytes(a, &frames, now);
+    settle(&mut net);
+    let got = net.recv(0, a);
+    assert_eq!(error(&got), None, "{got:?}");
+    assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
+    assert!(
+        net.rooms_kv_founder(&room("#r"))
+            .is_some_and(|f| f == "alice"),
+        "#r is alice's: {got:?}"
+    );
+}

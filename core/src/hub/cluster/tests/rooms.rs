@@ -42,6 +42,12 @@ impl Net {
         }
     }
 
+    /// The founder of `room` as the cluster keeps its settings.
+    pub(super) fn rooms_kv_founder(&self, room: &RoomName) -> Option<String> {
+        let founder = self.rooms_kv.rooms.get(room)?.policy.founder.as_ref()?;
+        Some(founder.to_string())
+    }
+
     /// Every node hears the news held so far, in order (the bucket's watch).
     fn deliver_room_news(&mut self) {
         let now = self.now;

@@ -135,6 +135,8 @@ pub(crate) struct State {
     /// `Parted` would make is not sent), until it enters one again.
     kicked: Option<RoomName>,
     running: Option<Running>,
+    /// `running` is a join answered after its line ended ([`Dialect::late_join`]).
+    late_join: bool,
     /// Lines read so far (batch ids).
     lines: u64,
     /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).
@@ -273,6 +275,34 @@ impl Dialect for Irc {
 
     fn kicked(&mut self, room: &RoomName) {
         self.kicked = Some(room.clone());
+    }
+
+    fn late_join(&mut self, room: &RoomName) {
+        if self.running.is_some() {
+            return;
+        }
+        // The JOIN's line ended (answered later, through the room's log): its answer runs as a
+        // JOIN of its own, unlabeled (a labeled JOIN was acknowledged when its line ended), so
+        // its history is worded as history (or not at all), as on a single node.
+        self.lines += 1;
+        self.busy = true;
+        self.late_join = true;
+        self.running = Some(Running {
+            verb: "JOIN".into(),
+            label: Label::None,
+            sent: Vec::new(),
+            target: room.as_str().to_owned(),
+            modes_asked: false,
+            reason: None,
+            number: self.lines,
+        });
+    }
+
+    fn late_join_done(&mut self) {
+        if core::mem::take(&mut self.late_join) {
+            self.busy = false;
+            self.running = None;
+        }
     }
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {

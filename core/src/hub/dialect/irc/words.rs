@@ -596,6 +596,8 @@ impl Irc {
             (ErrorKind::NickTaken, Re::Nick(n)) => {
                 let why = if detail.contains(REGISTERED) {
                     "Nickname is registered to an account: sign in to it with SASL"
+                } else if detail.contains(" is banned from ") {
+                    detail
                 } else {
                     "Nickname is already in use"
                 };
@@ -732,6 +734,8 @@ impl Irc {
             | Note::PastGone(_)
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
+            | Note::ServerBan { .. }
+            | Note::Unchanged(_)
             | Note::Names(..)
             | Note::KeySet { .. }
             | Note::MissedStart(_)
