@@ -316,13 +316,11 @@ impl Hub {
     /// Next slow computation to run off the hub's thread ([`Work::run`]), whose result goes to
     /// [`Hub::handle_work`].
     pub fn poll_work(&mut self) -> Option<Work> {
-        self.flush_fanout();
         self.accounts.work.pop_front()
     }
 
     /// A piece of work from [`Hub::poll_work`] is done.
     pub fn handle_work(&mut self, done: WorkDone, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(p) = self.accounts.pending.remove(&done.id) else {
             return;
@@ -388,7 +386,6 @@ impl Hub {
     /// them (a reload): new accounts are added, changed hashes replaced, removed accounts
     /// forgotten (their users stay as they are until they leave).
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
-        self.flush_fanout();
         let mut seen = FxHashSet::default();
         for la in loaded {
             let folded = la.record.name.folded();
@@ -1413,7 +1410,6 @@ impl Hub {
     /// news that came while a write was unanswered is held and applied once every write is
     /// answered, if it is at least as recent: it may hold another node's write merged in.
     pub fn handle_account_written(&mut self, account: &str, revision: Option<u64>) {
-        self.flush_fanout();
         let Some(own) = self.accounts.own_writes.get_mut(account) else {
             return;
         };
@@ -1507,7 +1503,6 @@ impl Hub {
     /// another node meanwhile: the registrant hears the name is taken), `Err` if the cluster
     /// could not say (why, in words for people).
     pub fn handle_account_created(&mut self, id: u64, created: Result<bool, String>, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(r) = self.accounts.registering.remove(&id) else {
             return;
@@ -1558,7 +1553,6 @@ impl Hub {
     /// older than this node's own last write of the account, or while one is unanswered, is
     /// not applied (see [`Hub::handle_account_written`]).
     pub fn handle_account(&mut self, account: LoadedAccount, revision: u64, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let LoadedAccount {
             record,
@@ -1639,7 +1633,6 @@ impl Hub {
     /// Cluster mode: the account `folded` was removed (on any node): its keys stop working
     /// here; its user stays, as a guest, until it leaves.
     pub fn handle_account_dropped(&mut self, folded: &str, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.accounts.own_writes.remove(folded);
         self.accounts.held_news.remove(folded);

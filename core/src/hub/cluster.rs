@@ -384,13 +384,11 @@ impl Hub {
     /// first `accept`; drive the cluster with [`Hub::poll_cluster`], [`Hub::handle_remote`],
     /// [`Hub::handle_publish_failed`] and [`Hub::handle_claim`].
     pub fn enable_cluster(&mut self) {
-        self.flush_fanout();
         self.cluster.get_or_insert_with(Box::default);
     }
 
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
-        self.flush_fanout();
         self.poll_presence();
         let dirty = core::mem::take(&mut self.cluster.as_mut()?.sessions);
         for did in dirty {
@@ -461,7 +459,6 @@ impl Hub {
     /// node claims the session's nick from the node that had it, joins its rooms again and
     /// resumes it with what the client missed; else the client is told and starts afresh.
     pub fn handle_session(&mut self, id: u64, record: Option<SessionRecord>, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(f) = self.cluster.as_mut().and_then(|cl| cl.finding.remove(&id)) else {
             return;
@@ -763,7 +760,6 @@ impl Hub {
     /// with the log's seq; an event at or below the room's latest seq was seen and is dropped.
     /// Events of a room this node does not hold are dropped.
     pub fn handle_remote(&mut self, event: RoomEvent, origin: Option<u64>, now: Millis) {
-        self.flush_fanout();
         self.handle_remote_from(event, origin, "", now);
     }
 
@@ -778,7 +774,6 @@ impl Hub {
         node: &str,
         now: Millis,
     ) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
@@ -920,7 +915,6 @@ impl Hub {
     /// An event of `room`'s log from before the recent events a node reads when it starts
     /// following the room: only who it says is in the room is taken from it.
     pub fn handle_remote_past(&mut self, event: &RoomEvent, node: &str) {
-        self.flush_fanout();
         if self.rooms.contains_key(&event.room) {
             self.apply_membership(event, node, false);
         }
@@ -1045,7 +1039,6 @@ impl Hub {
     /// followed rooms on any other node are handed out as [`ClusterOut::Reap`], once per
     /// node that is gone.
     pub fn handle_nodes(&mut self, alive: &[String], now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.forget_gone_echoes();
         let Some(cl) = self.cluster.as_mut() else {
@@ -1082,7 +1075,6 @@ impl Hub {
     /// Published event `id` could not be stored (`why`, in words for people): its sender is
     /// told, and a join it was is refused.
     pub fn handle_publish_failed(&mut self, id: u64, why: &str, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(p) = self
             .cluster
@@ -1215,7 +1207,6 @@ impl Hub {
 
     /// The answer to claim `id`: `granted` if this node holds the nick now.
     pub fn handle_claim(&mut self, id: u64, granted: bool, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
         else {
@@ -1309,7 +1300,6 @@ impl Hub {
     /// Claim `id` could not be decided (`why`, in words for people: the cluster is
     /// unavailable): a hello is refused and its connection closed, a nick change is refused.
     pub fn handle_claim_failed(&mut self, id: u64, why: &str, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
         else {
@@ -1371,7 +1361,6 @@ impl Hub {
     /// The answer to direct message `id`: delivered (the sender gets it back as its
     /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
     pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some((conn, dm)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id)) else {
             return;
@@ -1396,7 +1385,6 @@ impl Hub {
     /// delivered to the recipient's connections here that are reading; the answer goes out as
     /// [`ClusterOut::Delivered`].
     pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         if self.cluster.is_none() {
             return;
@@ -1466,7 +1454,6 @@ impl Hub {
     /// and everyone saw them quit: it joins its rooms again, visibly).
     /// [`Hub::handle_claim`] answers as if `moved`.
     pub fn handle_take_over(&mut self, id: u64, granted: bool, moved: bool, now: Millis) {
-        self.flush_fanout();
         if let Some(cl) = self.cluster.as_mut()
             && granted
             && !moved

@@ -40,8 +40,8 @@ struct Rendered {
     whole: Option<Shared>,
 }
 
-/// Room events waiting to be delivered together ([`Hub::flush_fanout`]): says and actions to
-/// one room, in order, from the reads handled since the last flush.
+/// Room events of one read waiting to be delivered together ([`Hub::flush_fanout`]): says and
+/// actions of one connection to one room, in order.
 #[derive(Default)]
 pub(super) struct Fanout {
     /// Their room and who they leave out; `None` while nothing waits.
@@ -66,16 +66,14 @@ impl Hub {
     /// whose dialect and form match share one rendering, written once into the cycle buffer.
     /// Returns its seq.
     ///
-    /// A say or action while a read's steps run (`Hub::deferring`) waits for the next ones, of
-    /// this read and of the reads after it (up to [`FANOUT_EVENTS_MAX`]), and they are
-    /// delivered together: one push per member for all of them instead of one per event. A
-    /// member's record and backlog are far apart in memory and out of the near caches after
-    /// the kernel's copies; touching them once per batch of reads instead of once per message
-    /// is most of what a delivery costs the hub (issue 22's C=200 figure). Anything else
-    /// queued flushes them first: any step but a say or action, another room's event, any other
-    /// entry point of the hub (`poll_transmit` first of all), and a write report that brings
-    /// something; `Out::deferred` checks it in debug builds, so no connection's output changes
-    /// order. A shell sees them when it polls transmits, as it always did, after the input.
+    /// A say or action while a read's steps run (`Hub::deferring`) waits for the next ones of
+    /// the read (up to [`FANOUT_EVENTS_MAX`]) and they are delivered together: one push per
+    /// member for all of them instead of one per event, as a relay forwards a read. A member's
+    /// record and backlog are far apart in memory and out of the near caches after the kernel's
+    /// copies; touching them once per read instead of once per message is most of what a
+    /// delivery costs the hub (issue 22's C=200 figure). Anything else queued flushes them
+    /// first (`Out::deferred` checks it in debug builds), so no connection's output changes
+    /// order.
     pub(super) fn broadcast(
         &mut self,
         room: &RoomName,
@@ -169,7 +167,7 @@ impl Hub {
         self.out.deferred = false;
         let mut events = core::mem::take(&mut self.fanout.events);
         self.deliver(&room, skip, &mut events);
-        // Its allocation is kept for the next events.
+        // Its allocation is kept for the next read.
         self.fanout.events = events;
     }
 

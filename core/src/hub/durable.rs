@@ -154,7 +154,6 @@ impl Hub {
     /// when there is nothing to write (or no store). Call it after each round of input, before
     /// or after draining [`Hub::poll_transmit`].
     pub fn poll_store(&mut self) -> Option<Batch> {
-        self.flush_fanout();
         let now = self.now;
         let d = self.durable.as_mut()?;
         let dirty = core::mem::take(&mut d.dirty);
@@ -212,7 +211,6 @@ impl Hub {
 
     /// Every batch up to `upto` is durable: what waited for them goes out.
     pub fn handle_durable(&mut self, upto: BatchId, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(d) = self.durable.as_mut() else {
             return;
@@ -227,7 +225,6 @@ impl Hub {
     /// out of history and out of what waited for it, and their senders are told; the rest of
     /// what waited goes out.
     pub fn handle_store_failed(&mut self, batch: BatchId, why: &str, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(d) = self.durable.as_mut() else {
             return;
@@ -296,7 +293,6 @@ impl Hub {
     /// history, and resume sessions as users waiting for a resume (their nicks and rooms kept
     /// for the resume grace). Call it once, before the first `accept`.
     pub fn restore(&mut self, loaded: Loaded, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let cap = self.config.history_len;
         for lr in loaded.rooms {

@@ -228,9 +228,8 @@ impl Hub {
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.feed(data, &mut steps);
         }
-        // Says and actions are delivered together (see `Hub::broadcast`), this read's with
-        // those of the reads before it: whatever else a step does comes after the events
-        // before it.
+        // A read's says and actions are delivered together (see `Hub::broadcast`): whatever
+        // else a step does comes after the events before it.
         let may_defer = self.durable.is_none() && self.cluster.is_none();
         for step in steps.drain(..) {
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
@@ -244,6 +243,7 @@ impl Hub {
             self.step(conn, step, now);
             self.deferring = false;
         }
+        self.flush_fanout();
         self.steps = steps;
     }
 

@@ -515,7 +515,6 @@ impl Hub {
     /// A socket from `peer` was accepted on natter's own port ([`Door::Natter`]). See
     /// [`Hub::accept_on`].
     pub fn accept(&mut self, peer: IpAddr, now: Millis) -> Result<ConnId, Refused> {
-        self.flush_fanout();
         self.accept_on(Door::Natter, peer, now)
     }
 
@@ -523,7 +522,6 @@ impl Hub {
     /// full) are answered in the client's own dialect once it is known, then closed; `Err` only
     /// when even that is too much (or after [`Hub::shutdown`]).
     pub fn accept_on(&mut self, door: Door, peer: IpAddr, now: Millis) -> Result<ConnId, Refused> {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.admit(door, peer, now, false)
     }
@@ -536,7 +534,6 @@ impl Hub {
     /// [`Hub::accept_handshaken`], which does not count it again. Loopback (when exempt) and
     /// trusted proxies are not counted, as at accept.
     pub fn may_handshake(&mut self, peer: IpAddr, now: Millis) -> Result<(), String> {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let peer = peer.to_canonical();
         if admit::IpTable::exempt(&self.config, peer) || self.config.trusted_proxies.contains(&peer)
@@ -562,7 +559,6 @@ impl Hub {
         peer: IpAddr,
         now: Millis,
     ) -> Result<ConnId, Refused> {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.admit(door, peer, now, true)
     }
@@ -590,9 +586,6 @@ impl Hub {
         if gaps.is_empty() && refills.is_empty() {
             return;
         }
-        // A write report alone leaves events waiting (see `Hub::broadcast`): they come before
-        // what it brings, if it brings anything.
-        self.flush_fanout();
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         for (room, (first, last)) in gaps {
             let gap = crate::wire::ServerMsg::Gap { room, first, last };
@@ -605,7 +598,6 @@ impl Hub {
 
     /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.read_on_leaving(conn);
         // A `Quit` still waiting for a flood token when the peer hung up (a client that quits
@@ -649,7 +641,6 @@ impl Hub {
 
     /// A deadline from [`Hub::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         while let Some(t) = self.timers.pop_due(now) {
             match t {
@@ -680,7 +671,6 @@ impl Hub {
     /// The server is going away: every connection is told and then closed (`Close` events).
     /// Later `accept`s are refused.
     pub fn shutdown(&mut self, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         self.shut = true;
         let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -710,7 +700,6 @@ impl Hub {
     /// last words of a connection told to close ([`HubEvent::Close`]) never wait for a turn: a
     /// shell that polls transmits before events writes them before it closes.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.flush_fanout();
         while let Some(conn) = self.out.closing.pop() {
             if let Some(t) = self.take_transmit(conn) {
                 return Some(t);
@@ -765,7 +754,6 @@ impl Hub {
 
     /// Next event to log or act on.
     pub fn poll_event(&mut self) -> Option<HubEvent> {
-        self.flush_fanout();
         self.out.poll_event()
     }
 

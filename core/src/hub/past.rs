@@ -98,13 +98,11 @@ impl Hub {
     /// durable store asks, or one in a cluster (read from the rooms' logs, searched in the
     /// node's index of them).
     pub fn poll_query(&mut self) -> Option<(QueryId, Query)> {
-        self.flush_fanout();
         self.queries.outbox.pop_front()
     }
 
     /// The store's answer to query `id`.
     pub fn handle_answer(&mut self, id: QueryId, answer: Answer, now: Millis) {
-        self.flush_fanout();
         self.now = self.now.max(now);
         let Some(asker) = self.queries.waiting.remove(&id) else {
             return;

@@ -50,7 +50,6 @@ impl Hub {
     /// says. An invalid config, or one that changes a value only a restart may change, is
     /// refused and the running one kept.
     pub fn reconfigure(&mut self, mut config: Config) -> Result<Vec<Change>, ReconfigError> {
-        self.flush_fanout();
         config.validate()?;
         config.secret_seed = self.config.secret_seed;
         config.durable = self.config.durable;

@@ -1352,67 +1352,6 @@ fn a_reads_says_are_delivered_together_in_order_with_what_else_it_brings() {
     );
 }
 
-/// Says of several reads, from several senders, wait together until the shell polls (one push
-/// per member for all of them), and a step of another kind in between (a direct message) is
-/// delivered after the events before it and before the ones after it.
-#[test]
-fn says_of_several_reads_wait_for_the_poll_and_keep_their_order() {
-    let mut t = T::new();
-    let a = t.bin("alice");
-    let b = t.bin("bob");
-    let c = t.bin("carol");
-    for m in [a, b, c] {
-        t.join(m, "#r");
-    }
-    for m in [a, b, c] {
-        t.recv(m);
-    }
-    let before = t.hub.stats().deliveries;
-    let frame = |m: &ClientMsg| encode_frame(m).unwrap();
-    let say = |id: u64, words: &str| {
-        frame(&ClientMsg::Say {
-            room: room("#r"),
-            id: MsgId(id),
-            text: text(words),
-        })
-    };
-    let now = t.now;
-    t.hub.handle_bytes(a, &say(1, "one"), now);
-    t.hub.handle_bytes(b, &say(1, "two"), now);
-    assert_eq!(
-        t.hub.stats().deliveries,
-        before,
-        "their events wait for the rest of the input"
-    );
-    let dm = ClientMsg::Msg {
-        to: nick("carol"),
-        id: MsgId(2),
-        text: text("psst"),
-    };
-    t.hub.handle_bytes(a, &frame(&dm), now);
-    assert_eq!(
-        t.hub.stats().deliveries,
-        before + 6,
-        "a direct message flushes them"
-    );
-    t.hub.handle_bytes(b, &say(3, "three"), now);
-    t.pump();
-    let got = t.recv(c);
-    let shape: Vec<String> = got
-        .iter()
-        .map(|m| match m {
-            ServerMsg::Event(e) => match &e.kind {
-                EventKind::Say { text, .. } => text.as_str().to_owned(),
-                other => format!("{other:?}"),
-            },
-            ServerMsg::Direct(d) => format!("dm {}", d.text.as_str()),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(shape, ["one", "two", "dm psst", "three"]);
-    assert_eq!(t.hub.stats().deliveries, before + 9);
-}
-
 /// A read's says that do not all fit a member's queue go one by one, as they would have one
 /// read each: the queue takes what fits, the rest is its gap, and the sender's own echo that
 /// did not fit is acknowledged instead.
