@@ -1,5 +1,6 @@
 //! The hub alone on issue 22's big room, in memory: `MEMBERS` binary members in one room, each
-//! saying a line in turn, `PER_CYCLE` lines per cycle, every transmit polled and reported written
+//! saying a line in turn (`PER_READ` lines in each read, as a client with that many
+//! unacknowledged lines sends them), `PER_CYCLE` lines per cycle, every transmit polled and reported written
 //! after each cycle (as natter-server does when it holds big fan-outs, see `PACE` in
 //! native-server/src/hub_task.rs). No sockets, no threads: what it measures is the hub's own
 //! cost per delivery (the broadcast's walk, the queues, the transmits), which a loaded machine
@@ -8,7 +9,7 @@
 //!
 //! ```sh
 //! cargo build --release -p natter-core --example bigroom_hub
-//! perf stat -e instructions:u,cycles:u target/release/examples/bigroom_hub [MEMBERS] [LINES] [PER_CYCLE]
+//! perf stat -e instructions:u,cycles:u target/release/examples/bigroom_hub [MEMBERS] [LINES] [PER_CYCLE] [PER_READ]
 //! ```
 
 use natter_core::hub::{Config, Hub};
@@ -58,6 +59,7 @@ fn main() {
     let members = arg(1, 3000);
     let lines = arg(2, 30_000);
     let per_cycle = arg(3, 2).max(1);
+    let per_read = arg(4, 1).clamp(1, per_cycle);
     let mut hub = Hub::new(Config {
         secret_seed: [7; 32],
         max_connections: members + 100,
@@ -89,7 +91,8 @@ fn main() {
         .map(|k| {
             frame(&ClientMsg::Say {
                 room: room.clone(),
-                id: MsgId((k / members + 1) as u64),
+                // Increasing for every sender, whatever the order.
+                id: MsgId(k as u64 + 1),
                 text: Text::new(&format!(
                     "line {k}, about fifty bytes long, more or less...."
                 ))
@@ -101,9 +104,14 @@ fn main() {
     let started = std::time::Instant::now();
     let ticks = cpu_ticks();
     let mut bytes = 0;
+    let mut read = Vec::new();
     for (k, say) in says.iter().enumerate() {
-        let i = k % members;
-        hub.handle_bytes(conns[i], say, now);
+        let i = (k / per_read) % members;
+        read.extend_from_slice(say);
+        if (k + 1) % per_read == 0 || k + 1 == says.len() {
+            hub.handle_bytes(conns[i], &read, now);
+            read.clear();
+        }
         if (k + 1) % per_cycle == 0 {
             now = now + Millis(4 * per_cycle as u64);
             bytes += pump(&mut hub, now);
@@ -115,7 +123,7 @@ fn main() {
     let cpu_ns = (cpu_ticks() - ticks) as f64 * 1e7;
     let deliveries = hub.stats().deliveries - before;
     println!(
-        "members {members} lines {lines} per cycle {per_cycle}: {deliveries} deliveries, {bytes} bytes, {:.1} ns of CPU per delivery ({:.2} s of CPU, {:.2} s wall)",
+        "members {members} lines {lines} per cycle {per_cycle} per read {per_read}: {deliveries} deliveries, {bytes} bytes, {:.1} ns of CPU per delivery ({:.2} s of CPU, {:.2} s wall)",
         cpu_ns / deliveries.max(1) as f64,
         cpu_ns / 1e9,
         took.as_secs_f64()

@@ -49,6 +49,11 @@ pub const HISTORY_MIN_KEPT: usize = 8;
 /// Of the history, how many events a fresh join replays (the rest is there for resume/refill).
 pub const HISTORY_ON_JOIN: usize = 50;
 
+/// Says and actions of one read delivered together (see `Hub::broadcast`): their events wait
+/// for the rest of the read, this many at most, so one push per member carries them all. A
+/// read of 64 KB holds up to ~1,000 short says; past this many they go in further deliveries.
+pub const FANOUT_EVENTS_MAX: usize = 64;
+
 /// Outbound queue per connection, in messages. Past this (or [`OUTBOUND_MAX_BYTES`]) room
 /// traffic for that connection is skipped and later summarised by a gap marker.
 pub const OUTBOUND_MAX_MSGS: usize = 1024;

@@ -61,6 +61,9 @@ pub(crate) struct Out {
     pub(crate) held_by: BTreeMap<u64, Vec<ConnId>>,
     /// Held output of the batch being built refers to the cycle buffers (until it is sealed).
     pub(crate) unsealed: bool,
+    /// Room events wait to be delivered together (`Hub::flush_fanout`): nothing else may be
+    /// queued for anyone until they are, or a connection's output would change order.
+    pub(crate) deferred: bool,
 }
 
 impl Out {
@@ -205,6 +208,16 @@ pub(crate) struct Shared {
     epoch: u64,
     start: usize,
     end: usize,
+}
+
+impl Shared {
+    /// `self` followed at once by `next`, as one run (`None` if they are not back to back).
+    pub(crate) fn then(self, next: Shared) -> Option<Shared> {
+        (self.epoch == next.epoch && self.end == next.start).then_some(Shared {
+            end: next.end,
+            ..self
+        })
+    }
 }
 
 /// One message's bytes as queued: broadcast frames shared with other members, or bytes of its
@@ -655,8 +668,18 @@ impl Conn {
     }
 
     /// Queues a message's bytes, whatever the backlog (callers check the limits).
+    #[inline]
     pub(crate) fn push(&mut self, out: &mut Out, data: impl Into<Piece>) {
-        let data = data.into();
+        self.push_msgs(out, data.into(), 1);
+    }
+
+    /// Queues `msgs` messages' bytes, back to back in `data` (a run of broadcast frames when
+    /// more than one), whatever the backlog.
+    fn push_msgs(&mut self, out: &mut Out, data: Piece, msgs: usize) {
+        debug_assert!(
+            !out.deferred,
+            "output queued while room events wait for delivery (flush them first)"
+        );
         let len = data.len();
         if self.closing() || len == 0 {
             return;
@@ -693,18 +716,18 @@ impl Conn {
                     if let Piece::Shared(run) = &mut h.data {
                         run.end = next.end;
                     }
-                    h.msgs += 1;
+                    h.msgs += msgs;
                 }
                 (_, data) => held.push_back(Held {
                     batch,
                     event: out.tag,
                     data,
-                    msgs: 1,
+                    msgs,
                 }),
             }
             let b = self.backlog_mut();
             b.bytes += len;
-            b.msgs += 1;
+            b.msgs += msgs;
             out.backlog_total += len;
             return;
         }
@@ -723,8 +746,8 @@ impl Conn {
             (_, data) => b.queue.push(data),
         }
         b.bytes += len;
-        b.msgs += 1;
-        b.queue_msgs += 1;
+        b.msgs += msgs;
+        b.queue_msgs += msgs;
         out.backlog_total += len;
     }
 
@@ -849,6 +872,41 @@ impl Conn {
         );
         self.limit_hit(out, Limit::Queue, detail);
         false
+    }
+
+    /// Room traffic of one read: `msgs` events of `room`, `first..=last`, back to back in
+    /// `run`, queued as one piece if all of them would be (see [`Conn::push_room`]): not in a
+    /// gap, no output held for a store commit, and the last one fits with the others before it.
+    /// False if they were not queued: the caller then pushes them one by one, which finds
+    /// exactly which fit, records the gap, and acknowledges a sender whose echo did not go.
+    pub(crate) fn push_room_run(
+        &mut self,
+        out: &mut Out,
+        room: &RoomName,
+        run: Shared,
+        msgs: usize,
+        lim: QueueLimits,
+    ) -> bool {
+        if self.closing()
+            || self.held.is_some()
+            || out.hold.is_some()
+            || (self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room)))
+        {
+            return false;
+        }
+        let (bytes, queued) = (self.backlog_bytes(), self.backlog_msgs());
+        let len = run.end - run.start;
+        let mine = bytes + len;
+        // One at a time, each fits if the last does (the counts only grow), except that an
+        // empty queue takes its first whatever its size: that case goes one by one.
+        let fits = (queued == 0 && msgs == 1)
+            || (queued + msgs - 1 < lim.max_msgs
+                && mine <= lim.max_bytes
+                && (out.backlog_total + len <= lim.total_bytes || mine <= lim.pressure_floor));
+        if fits {
+            self.push_msgs(out, Piece::Shared(run), msgs);
+        }
+        fits
     }
 
     /// `n` more bytes of what was handed out were written to the socket.
@@ -1011,6 +1069,43 @@ mod tests {
             "nothing left to write: dropped at once"
         );
         assert_eq!(out.backlog_total(), 0);
+    }
+
+    #[test]
+    fn a_run_of_room_events_is_queued_whole_or_not_at_all() {
+        let mut out = Out::default();
+        let lim = QueueLimits {
+            max_msgs: 4,
+            max_bytes: 1000,
+            hard_bytes: 2000,
+            total_bytes: 1 << 20,
+            pressure_floor: 100,
+        };
+        let r = RoomName::new("#r").unwrap();
+        let mut c = conn(1);
+        let run = |out: &mut Out, n: usize| {
+            let mut run: Option<Shared> = None;
+            for i in 0..n {
+                let next = out.share(format!("e{i}").as_bytes());
+                run = Some(run.map_or(next, |r| r.then(next).unwrap()));
+            }
+            run.unwrap()
+        };
+        let three = run(&mut out, 3);
+        assert!(c.push_room_run(&mut out, &r, three, 3, lim));
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (3, 6));
+        // One more fits (4 messages), two more would not: nothing of them is queued.
+        let two = run(&mut out, 2);
+        assert!(!c.push_room_run(&mut out, &r, two, 2, lim));
+        assert_eq!((c.backlog_msgs(), c.backlog_bytes()), (3, 6));
+        assert_eq!(c.take_queue(&mut out).concat(), b"e0e1e2");
+        // In a gap for the room: left to the one-by-one path, which extends the gap.
+        let mut d = conn(2);
+        d.rare_mut().gaps.insert(r.clone(), (Seq(5), Seq(5)));
+        d.owes = true;
+        let one = run(&mut out, 2);
+        assert!(!d.push_room_run(&mut out, &r, one, 2, lim));
+        assert_eq!(d.backlog_msgs(), 0);
     }
 
     #[test]

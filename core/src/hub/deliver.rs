@@ -6,11 +6,12 @@ use super::conn::{Out, Piece, Shared};
 use super::dialect::{EventRef, Form, Note, Reply};
 use super::room::Stored;
 use super::{ConnKind, Hub, UserId};
-use crate::limits::HISTORY_MIN_KEPT;
+use crate::limits::{FANOUT_EVENTS_MAX, HISTORY_MIN_KEPT};
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 /// Rooms of at least this many members keep a list of their attached connections
 /// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
@@ -28,14 +29,35 @@ pub(super) enum Skip {
     User(UserId),
 }
 
-/// The renderings of one broadcast made so far, one per dialect and form: a handful at most.
+/// The renderings of one delivery made so far, one per dialect and form (a handful at most):
+/// each event's, written into the cycle buffer one after the other, and all of them as one
+/// run when every event has one.
 #[derive(Default)]
-struct Forms(Vec<((ConnKind, Form), Option<Shared>)>);
+struct Forms(Vec<((ConnKind, Form), Rendered)>);
 
-impl Forms {
-    fn get(&self, key: (ConnKind, Form)) -> Option<Option<Shared>> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, s)| *s)
-    }
+struct Rendered {
+    each: SmallVec<[Option<Shared>; 4]>,
+    whole: Option<Shared>,
+}
+
+/// Room events of one read waiting to be delivered together ([`Hub::flush_fanout`]): says and
+/// actions of one connection to one room, in order.
+#[derive(Default)]
+pub(super) struct Fanout {
+    /// Their room and who they leave out; `None` while nothing waits.
+    to: Option<(RoomName, Skip)>,
+    events: Vec<Live>,
+}
+
+/// A room event as broadcast, not yet delivered.
+struct Live {
+    ev: RoomEvent,
+    frame: Bytes,
+    /// Its number in the store's batch (0: none).
+    no: u64,
+    signed_in: bool,
+    /// The connection a say or action came from.
+    sender: Option<ConnId>,
 }
 
 impl Hub {
@@ -43,6 +65,15 @@ impl Hub {
     /// is the connection a say or action came from (it gets an `Ack` if its echo is skipped). Members
     /// whose dialect and form match share one rendering, written once into the cycle buffer.
     /// Returns its seq.
+    ///
+    /// A say or action while a read's steps run (`Hub::deferring`) waits for the next ones of
+    /// the read (up to [`FANOUT_EVENTS_MAX`]) and they are delivered together: one push per
+    /// member for all of them instead of one per event, as a relay forwards a read. A member's
+    /// record and backlog are far apart in memory and out of the near caches after the kernel's
+    /// copies; touching them once per read instead of once per message is most of what a
+    /// delivery costs the hub (issue 22's C=200 figure). Anything else queued flushes them
+    /// first (`Out::deferred` checks it in debug builds), so no connection's output changes
+    /// order.
     pub(super) fn broadcast(
         &mut self,
         room: &RoomName,
@@ -61,6 +92,9 @@ impl Hub {
             return Seq(0);
         };
         let seq = r.next_seq();
+        let may_wait = self.deferring
+            && sender.is_some()
+            && matches!(kind, EventKind::Say { .. } | EventKind::Act { .. });
         let msg = ServerMsg::Event(RoomEvent {
             room: room.clone(),
             seq,
@@ -91,6 +125,54 @@ impl Hub {
         let signed_in = uid
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.account().is_some());
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.record(
+                Stored::new(seq, &frame, no),
+                history_len,
+                budget,
+                HISTORY_MIN_KEPT,
+                &mut self.history_bytes,
+            );
+        }
+        if self
+            .fanout
+            .to
+            .as_ref()
+            .is_some_and(|(r, s)| r != room || *s != skip)
+        {
+            self.flush_fanout();
+        }
+        self.fanout.to.get_or_insert_with(|| (room.clone(), skip));
+        self.fanout.events.push(Live {
+            ev,
+            frame,
+            no,
+            signed_in,
+            sender,
+        });
+        if may_wait && self.fanout.events.len() < FANOUT_EVENTS_MAX {
+            self.out.deferred = true;
+        } else {
+            self.flush_fanout();
+        }
+        seq
+    }
+
+    /// Delivers the room events waiting ([`Hub::broadcast`]) to every attached member of their
+    /// room: each member's share in one push when they all fit, else one by one.
+    pub(super) fn flush_fanout(&mut self) {
+        let Some((room, skip)) = self.fanout.to.take() else {
+            return;
+        };
+        self.out.deferred = false;
+        let mut events = core::mem::take(&mut self.fanout.events);
+        self.deliver(&room, skip, &mut events);
+        // Its allocation is kept for the next read.
+        self.fanout.events = events;
+    }
+
+    /// Sends `events` (drained) to every attached member of `room` but `skip`.
+    fn deliver(&mut self, room: &RoomName, skip: Skip, events: &mut Vec<Live>) {
         let lim = self.config.queue_limits();
         let Hub {
             rooms,
@@ -98,17 +180,25 @@ impl Hub {
             devices,
             conns,
             out,
-            history_bytes,
             stats,
             attach_gen,
             ..
         } = self;
+        let meta: SmallVec<[(Seq, u64, Option<ConnId>); 4]> =
+            events.iter().map(|l| (l.ev.seq, l.no, l.sender)).collect();
+        let frames: SmallVec<[Bytes; 4]> = events.iter().map(|l| l.frame.clone()).collect();
+        let evs: SmallVec<[EventRef<'_>; 4]> = events
+            .drain(..)
+            .zip(&frames)
+            .map(|(l, frame)| EventRef::new(l.ev, frame).signed_in(l.signed_in))
+            .collect();
         let Some(r) = rooms.get_mut(room) else {
-            return seq;
+            return;
         };
-        out.tag = no;
-        let ev = EventRef::new(ev, &frame).signed_in(signed_in);
         let mut forms = Forms::default();
+        // A single event (nearly every broadcast but a read's says) goes as before: tagged once.
+        let many = evs.len() > 1;
+        out.tag = meta.first().map_or(0, |m| m.1);
         let conns_of = |u: &UserId| {
             users
                 .get(u)
@@ -136,32 +226,54 @@ impl Hub {
                 return;
             };
             let key = (dialect.kind(), dialect.event_form(room));
-            let shared = match forms.get(key) {
-                Some(shared) => shared,
+            let at = match forms.0.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
                 None => {
-                    let made = dialect.render_event(&ev, key.1).map(|b| out.share(&b));
-                    forms.0.push((key, made));
-                    made
+                    let each: SmallVec<[Option<Shared>; 4]> = evs
+                        .iter()
+                        .map(|ev| dialect.render_event(ev, key.1).map(|b| out.share(&b)))
+                        .collect();
+                    let whole = each
+                        .iter()
+                        .try_fold(None, |run: Option<Shared>, next| {
+                            let next = (*next)?;
+                            Some(Some(match run {
+                                Some(run) => run.then(next)?,
+                                None => next,
+                            }))
+                        })
+                        .flatten();
+                    forms.0.push((key, Rendered { each, whole }));
+                    forms.0.len() - 1
                 }
             };
-            let Some(shared) = shared else {
+            let rendered = &forms.0[at].1;
+            if !many {
+                if let Some(shared) = rendered.each[0] {
+                    let queued = c.push_room(out, room, meta[0].0, shared, lim);
+                    stats.deliveries += u64::from(queued);
+                    if !queued && Some(cid) == meta[0].2 {
+                        ack_instead(c, out, &evs[0], lim);
+                    }
+                }
                 return;
-            };
-            let queued = c.push_room(out, room, seq, shared, lim);
-            stats.deliveries += u64::from(queued);
-            if !queued && Some(cid) == sender {
-                // A sender whose echo is skipped still needs its acknowledgement: without it the
-                // message would wait forever (or be resent) once the event leaves the history.
-                let Some(ev) = ev.event() else {
-                    return;
+            }
+            if let Some(whole) = rendered.whole
+                && c.push_room_run(out, room, whole, evs.len(), lim)
+            {
+                stats.deliveries += evs.len() as u64;
+                return;
+            }
+            for (i, shared) in rendered.each.iter().enumerate() {
+                let Some(shared) = *shared else {
+                    continue;
                 };
-                if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
-                    && let Some(ack) = c
-                        .dialect()
-                        .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
-                    && c.backlog_bytes() + ack.len() <= lim.hard_bytes
-                {
-                    c.push(out, ack);
+                let (seq, no, sender) = meta[i];
+                out.tag = no;
+                let queued = c.push_room(out, room, seq, shared, lim);
+                stats.deliveries += u64::from(queued);
+                if !queued && Some(cid) == sender {
+                    ack_instead(c, out, &evs[i], lim);
                 }
             }
         };
@@ -197,14 +309,6 @@ impl Hub {
             }
         }
         out.tag = 0;
-        r.record(
-            Stored::new(seq, &frame, no),
-            history_len,
-            budget,
-            HISTORY_MIN_KEPT,
-            history_bytes,
-        );
-        seq
     }
 
     /// Tells `conn` it is in `room`: the room's state as of `seq`.
@@ -358,6 +462,29 @@ impl Hub {
             self.reply(conn, Reply::Msg(gap));
         }
         Some(latest)
+    }
+}
+
+/// A sender whose echo did not go (skipped, or no room in its queue) still needs its
+/// acknowledgement: without it the message would wait forever (or be resent) once the event
+/// leaves the history.
+#[cold]
+fn ack_instead(
+    c: &mut super::Conn,
+    out: &mut Out,
+    ev: &EventRef<'_>,
+    lim: super::conn::QueueLimits,
+) {
+    let Some(ev) = ev.event() else {
+        return;
+    };
+    if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
+        && let Some(ack) = c
+            .dialect()
+            .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
+        && c.backlog_bytes() + ack.len() <= lim.hard_bytes
+    {
+        c.push(out, ack);
     }
 }
 

@@ -4,12 +4,12 @@
 
 use super::accounts::REGISTERED;
 use super::conn::Life;
-use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Step};
+use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Request, Step};
 use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
-use crate::wire::{ErrorKind, PROTOCOL_VERSION, Re, ServerMsg};
+use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re, ServerMsg};
 use core::net::IpAddr;
 use tracing::debug;
 
@@ -228,12 +228,22 @@ impl Hub {
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.feed(data, &mut steps);
         }
+        // A read's says and actions are delivered together (see `Hub::broadcast`): whatever
+        // else a step does comes after the events before it.
+        let may_defer = self.durable.is_none() && self.cluster.is_none();
         for step in steps.drain(..) {
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 break;
             }
+            let defer = may_defer && says(&step);
+            if !defer {
+                self.flush_fanout();
+            }
+            self.deferring = defer;
             self.step(conn, step, now);
+            self.deferring = false;
         }
+        self.flush_fanout();
         self.steps = steps;
     }
 
@@ -575,4 +585,12 @@ impl Hub {
             self.arm_keepalive(now);
         }
     }
+}
+
+/// A say or action with every field given: its event may wait for the read's next ones.
+fn says(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Request(Request::Msg(ClientMsg::Say { .. } | ClientMsg::Act { .. }))
+    )
 }

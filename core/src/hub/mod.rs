@@ -408,6 +408,11 @@ pub struct Hub {
     reclaim_cursor: Option<RoomName>,
     /// Steps decoded from one read, reused between reads.
     steps: Vec<Step>,
+    /// A say or action of one of those steps runs: its room event may wait for the next ones
+    /// of the read, to be delivered with them (see [`Hub::broadcast`]).
+    deferring: bool,
+    /// Room events waiting to be delivered together.
+    fanout: deliver::Fanout,
     /// By slot: a `ConnId` names its slot ([`slab`]); touched once per member per broadcast.
     conns: slab::ConnSlab,
     // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe.
@@ -473,6 +478,8 @@ impl Hub {
             next_device: 1,
             next_ping: 1,
             steps: Vec::new(),
+            deferring: false,
+            fanout: deliver::Fanout::default(),
             reclaim_cursor: None,
             queries: past::Queries::default(),
             durable,

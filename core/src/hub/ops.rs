@@ -69,6 +69,7 @@ impl Hub {
         );
         let re = re_of(&req);
         self.stats.flood_refused += 1;
+        self.flush_fanout();
         self.limit(conn, Limit::Flood, ErrorKind::Flood, re, detail);
     }
 
@@ -512,6 +513,7 @@ impl Hub {
         };
         if id <= d.last_id {
             debug!(conn = %conn, id = id.0, "resent message acknowledged, not delivered again");
+            self.flush_fanout();
             self.reply(conn, Reply::Msg(ServerMsg::Ack { id }));
             return false;
         }
@@ -537,13 +539,17 @@ impl Hub {
         kind: EventKind,
         now: Millis,
     ) {
+        // What this says to `conn` comes after the events of the read before it (see
+        // `Hub::broadcast`).
         if !self.fresh_id(conn, id) {
             return;
         }
         if !self.member(uid, &room) {
+            self.flush_fanout();
             return self.not_in_room(conn, &room, Some(id));
         }
         if let Err(detail) = self.may_speak(uid, &room, now) {
+            self.flush_fanout();
             return self.error(conn, ErrorKind::Muted, Re::Msg(id), detail);
         }
         self.accept_id(conn, id);

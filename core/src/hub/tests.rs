@@ -1285,6 +1285,132 @@ fn slow_consumer_gets_a_gap_and_others_are_unaffected() {
     );
 }
 
+/// A read's says go to every member together (`Hub::broadcast`): in order, and whatever else
+/// the read brings its sender (here a refusal) comes after the events before it and before the
+/// ones after it. (Debug builds also check that nothing is queued while events wait.)
+#[test]
+fn a_reads_says_are_delivered_together_in_order_with_what_else_it_brings() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    let c = t.txt().0;
+    for m in [a, b] {
+        t.join(m, "#r");
+    }
+    t.line(c, "/join #r");
+    t.lines(c);
+    t.recv(a);
+    t.recv(b);
+    let before = t.hub.stats().deliveries;
+    let mut read = Vec::new();
+    for (id, room_name, words) in [
+        (1, "#r", "one"),
+        (2, "#r", "two"),
+        (3, "#elsewhere", "lost"),
+        (4, "#r", "three"),
+    ] {
+        read.extend_from_slice(
+            &encode_frame(&ClientMsg::Say {
+                room: room(room_name),
+                id: MsgId(id),
+                text: text(words),
+            })
+            .unwrap(),
+        );
+    }
+    read.extend_from_slice(&encode_frame(&ClientMsg::Ping { token: 9 }).unwrap());
+    t.feed(a, &read);
+    assert_eq!(says(&t.recv(b)), ["one", "two", "three"]);
+    let lines = t.lines(c);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[2].ends_with("three"), "{lines:?}");
+    let got = t.recv(a);
+    let shape: Vec<String> = got
+        .iter()
+        .map(|m| match m {
+            ServerMsg::Event(e) => format!("event {}", e.seq.0),
+            ServerMsg::Error { kind, .. } => format!("{kind:?}"),
+            ServerMsg::Pong { token } => format!("pong {token}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let seq = events(&got)[0].seq.0;
+    assert_eq!(
+        shape,
+        [
+            format!("event {seq}"),
+            format!("event {}", seq + 1),
+            "NotInRoom".to_owned(),
+            format!("event {}", seq + 2),
+            "pong 9".to_owned(),
+        ]
+    );
+    assert_eq!(
+        t.hub.stats().deliveries - before,
+        9,
+        "three events, three members"
+    );
+}
+
+/// A read's says that do not all fit a member's queue go one by one, as they would have one
+/// read each: the queue takes what fits, the rest is its gap, and the sender's own echo that
+/// did not fit is acknowledged instead.
+#[test]
+fn a_reads_says_that_do_not_all_fit_fill_the_queue_and_the_rest_is_a_gap() {
+    let mut cfg = config();
+    cfg.outbound_max_msgs = 3;
+    cfg.flood_burst = 1000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    let s = t.bin("slow");
+    for m in [a, s] {
+        t.join(m, "#busy");
+    }
+    t.recv(a);
+    t.recv(s);
+    t.stalled.insert(s);
+    t.stalled.insert(a);
+    let read: Vec<u8> = (1..=5)
+        .flat_map(|i| {
+            encode_frame(&ClientMsg::Say {
+                room: room("#busy"),
+                id: MsgId(i),
+                text: text(&format!("m{i}")),
+            })
+            .unwrap()
+            .to_vec()
+        })
+        .collect();
+    t.feed(a, &read);
+    let got = t.recv(s);
+    assert_eq!(says(&got), ["m1", "m2", "m3"]);
+    let first = events(&got)[0].seq.0;
+    let mine = t.recv(a);
+    assert_eq!(says(&mine), ["m1", "m2", "m3"]);
+    let acks: Vec<MsgId> = mine
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Ack { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [MsgId(4), MsgId(5)], "echoes that did not fit");
+    for m in [s, a] {
+        let n = t.unwritten.remove(&m).unwrap();
+        t.stalled.remove(&m);
+        t.hub.handle_written(m, n, t.now);
+    }
+    t.pump();
+    assert_eq!(
+        t.recv(s),
+        [ServerMsg::Gap {
+            room: room("#busy"),
+            first: Seq(first + 3),
+            last: Seq(first + 4),
+        }]
+    );
+}
+
 /// Delivery looks in a connection's rare part for gaps only when it owes some (`Conn::owes`):
 /// a member that joined with history (so it holds a scroll cursor, kept outside the rare part)
 /// owes nothing at first, and still has its overflow recorded and gets its gap marker.
