@@ -2758,14 +2758,7 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
         "{sent:?}"
     );
     // A guest on purpose: not a resume that failed.
-    let infos: Vec<String> = t
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Info(m) => Some(m),
-            _ => None,
-        })
-        .collect();
+    let infos = infos(&mut t);
     assert!(infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
     assert!(
         !infos.iter().any(|m| m.contains("could not resume")),
@@ -3760,14 +3753,7 @@ fn a_welcome_under_another_nick_says_why_unless_signing_in() {
         resumed: false,
         limits: Limits::default(),
     });
-    let infos: Vec<String> = t
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Info(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let infos = infos(&mut t);
     assert_eq!(
         infos,
         [
@@ -3825,4 +3811,15 @@ fn a_server_ban_ends_the_session_with_its_reason() {
         t.s.handle_disconnected("closed by the server", t.now);
         assert_eq!(t.s.state(), ConnState::Closed, "no retry");
     }
+}
+
+/// The info lines among the events so far.
+fn infos(t: &mut T) -> Vec<String> {
+    t.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Info(s) => Some(s),
+            _ => None,
+        })
+        .collect()
 }
