@@ -2273,6 +2273,15 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
     assert_eq!(numerics(&l), ["465"], "{l:?}");
     assert!(l.last().unwrap().starts_with("ERROR :"), "{l:?}");
     assert!(n.closed(b));
+    // Coming back under the banned nick: refused at registration the same way, 465 then
+    // ERROR, as IRC servers close a banned client's link.
+    let again = n.irc();
+    n.send(again, &["NICK bob", "USER bob 0 * :Bob"]);
+    n.advance(1_000);
+    let l = n.lines(again);
+    assert_eq!(numerics(&l), ["465"], "{l:?}");
+    assert!(l.last().unwrap().starts_with("ERROR :"), "{l:?}");
+    assert!(n.closed(again));
 }
 
 #[test]

@@ -699,8 +699,14 @@ impl Hub {
     pub(super) fn remove_user(&mut self, uid: UserId, why: &str, now: Millis) {
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
-            self.error(c, ErrorKind::Banned, Re::Conn, why.to_owned());
-            self.bye(c, why, "removed by an admin");
+            // An `Error` and a `Bye` in the binary protocol, 465 and `ERROR` on IRC, and the
+            // reason once on nc (an error and a goodbye there would say it twice).
+            let last = Reply::Fatal {
+                kind: ErrorKind::Banned,
+                detail: why.to_owned(),
+            };
+            self.reply(c, last);
+            self.begin_close(c, Some("removed by an admin".into()));
         }
         self.quit_user(uid, Text::new(why).ok(), now);
     }

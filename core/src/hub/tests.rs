@@ -5248,6 +5248,42 @@ mod admins {
         );
     }
 
+    /// A present user banned from the server hears why once on each door and is closed: an
+    /// `Error` and a `Bye` in the binary protocol (as before), one `ERROR:` line on nc (an
+    /// error and a goodbye there said the same words twice).
+    #[test]
+    fn a_server_ban_of_a_present_user_says_why_once_and_closes() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let (m, _, _) = t.bin_from(ip("203.0.113.66"), "mallory");
+        let (o, onick) = t.txt();
+        for target in ["mallory".to_owned(), onick] {
+            t.send(
+                root,
+                &ClientMsg::Admin(AdminAction::Ban {
+                    target,
+                    duration: None,
+                    reason: Some(text("spam")),
+                }),
+            );
+        }
+        let got = t.recv(m);
+        assert!(
+            matches!(
+                &got[..],
+                [.., ServerMsg::Error { kind: ErrorKind::Banned, detail, .. }, ServerMsg::Bye { reason }]
+                    if detail.contains("spam") && reason == detail
+            ),
+            "{got:?}"
+        );
+        assert!(t.closed(m));
+        let lines = t.lines(o);
+        let said: Vec<_> = lines.iter().filter(|l| l.contains("spam")).collect();
+        assert_eq!(said.len(), 1, "{lines:?}");
+        assert!(said[0].starts_with("ERROR: "), "{lines:?}");
+        assert!(t.closed(o));
+    }
+
     #[test]
     fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
         let mut t = T::with(cfg());

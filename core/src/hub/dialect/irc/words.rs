@@ -244,7 +244,11 @@ impl Irc {
             Reply::Msg(msg) => self.msg(&mut l, msg, me),
             // Joining a channel one is in: IRC servers say nothing.
             Reply::Rejoined(_) => {}
-            Reply::Fatal { detail, .. } => {
+            Reply::Fatal { kind, detail } => {
+                // A server ban, as IRC servers close a banned client's link: 465, then ERROR.
+                if *kind == ErrorKind::Banned {
+                    l.num(ERR_YOUREBANNEDCREEP, &[], detail);
+                }
                 write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
             }
             // As ircd-hybrid and InspIRCd close a killed client's link.
