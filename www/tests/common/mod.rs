@@ -163,32 +163,44 @@ pub fn start_chromedriver() -> (Group, u16) {
             "{bin} is missing: `apt-get install -y chromium chromium-driver` (cargo xtask test does it)"
         );
     }
-    let mut child = Group::spawn(
-        Command::new("/usr/bin/chromedriver")
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    )
-    .expect("start chromedriver");
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // "ChromeDriver was started successfully on port 39441."
-            // (The line before it says "on port 0".)
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                let port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
-                let _ = tx.send(port);
+    // A chromedriver that has not said its port within a step (seen once on a loaded machine)
+    // is stopped and started again, at most three times; the failure shows what it printed.
+    let mut said = Vec::new();
+    for _ in 0..3 {
+        let mut child = Group::spawn(
+            Command::new("/usr/bin/chromedriver")
+                .arg("--port=0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("start chromedriver");
+        let stdout = child.0.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // "ChromeDriver was started successfully on port 39441."
+                // (The line before it says "on port 0".)
+                let port = line
+                    .split("started successfully on port ")
+                    .nth(1)
+                    .and_then(|rest| rest.trim_end_matches('.').trim().parse::<u16>().ok());
+                if tx.send((line, port)).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + STEP;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok((_, Some(port))) => return (child, port),
+                Ok((line, None)) => said.push(line),
+                Err(_) => break,
             }
         }
-    });
-    let port = rx
-        .recv_timeout(STEP)
-        .ok()
-        .flatten()
-        .expect("chromedriver did not say which port it listens on");
-    (child, port)
+        said.push("(no port within a step: chromedriver started again)".into());
+    }
+    panic!("chromedriver did not say which port it listens on: {said:?}");
 }
 
 /// A headless Chromium session through the chromedriver on `port`, with its profile in
