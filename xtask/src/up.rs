@@ -147,8 +147,14 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
     if cluster {
         children.0.push(nats(&target.join("nats"))?);
         let url = format!("nats://{NATS}");
-        server.args(["--cluster", &url]);
+        // Each node its own data directory (in a cluster only its search index is there): two
+        // nodes sharing one each take the other's index for one a stopped node left.
+        server
+            .args(["--cluster", &url, "--data-dir"])
+            .arg(target.join("cluster").join("node-8000"));
         let mut node = Command::new(bin.join("natter-server"));
+        node.arg("--data-dir")
+            .arg(target.join("cluster").join("node-8001"));
         node.env("NATTER_BRIDGE_SECRET", &secret).args([
             "--listen",
             "0.0.0.0:8001",
