@@ -280,43 +280,14 @@ async fn a_password_change_leaves_a_dropped_devices_token_useless() {
 /// registers the name first becomes a server admin; with registration closed it does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_name_nobody_registered_is_warned_of_at_start() {
-    use tokio::io::AsyncBufReadExt;
     async fn start_log(config: &str) -> Vec<String> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("natter.toml");
         std::fs::write(&path, config).expect("write the config");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
-            .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .env("NATTER_EPHEMERAL", "true")
-            .env_remove("NATTER_LISTEN")
-            .env_remove("NATTER_CONFIG")
-            .env_remove("NATTER_DATA_DIR")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn natter-server");
-        let mut log = tokio::io::BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut lines = Vec::new();
-        timeout(Duration::from_secs(20), async {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = log.read_line(&mut line).await.expect("read the log");
-                assert!(n > 0, "natter-server exited: {lines:?}");
-                lines.push(line.clone());
-                if line.contains("listening") {
-                    return;
-                }
-            }
-        })
-        .await
-        .expect("no 'listening' log line");
-        let _ = child.kill().await;
-        lines
+        let path = path.display().to_string();
+        let args = ["--listen", "127.0.0.1:0", "--config", &path];
+        let (_child, _, _, seen) = spawn_server_seen(&args, &[], Duration::from_secs(20)).await;
+        seen
     }
     let open = start_log("[accounts]\nadmins = [\"root\"]\n").await;
     let warned: Vec<_> = open.iter().filter(|l| l.contains("admin=root")).collect();

@@ -455,6 +455,17 @@ pub async fn spawn_server_within(
     envs: &[(&str, &str)],
     wait: Duration,
 ) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    let (child, log, addr, _) = spawn_server_seen(args, envs, wait).await;
+    (child, log, addr)
+}
+
+/// [`spawn_server_within`], also returning the log lines up to the one that says it listens
+/// (what it logs at start).
+pub async fn spawn_server_seen(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> (Child, BufReader<ChildStderr>, SocketAddr, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
         .args(args)
         .env("RUST_LOG", "info")
@@ -472,12 +483,14 @@ pub async fn spawn_server_within(
         .spawn()
         .expect("spawn natter-server");
     let mut log = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut seen = Vec::new();
     let addr = timeout(wait, async {
         let mut line = String::new();
         loop {
             line.clear();
             let n = log.read_line(&mut line).await.expect("read the log");
             assert!(n > 0, "natter-server exited before listening");
+            seen.push(line.clone());
             if line.contains("listening") {
                 if let Some(a) = line.split("addr=").nth(1) {
                     let a = a.split_whitespace().next().unwrap_or_default();
@@ -488,7 +501,7 @@ pub async fn spawn_server_within(
     })
     .await
     .expect("no 'listening' log line");
-    (child, log, addr)
+    (child, log, addr, seen)
 }
 
 /// Starts the binary on natter's port 127.0.0.1:0 with its store in `dir` (not memory-only),
