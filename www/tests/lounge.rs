@@ -257,6 +257,20 @@ async fn click(b: &Browser, css: &str) {
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
+/// Asserts that The Lounge shows no error in the `net`th network's channel and its own buffer
+/// (but the server's goodbye after a `/disconnect`, which The Lounge shows as one).
+async fn no_errors(b: &Browser, net: usize) {
+    for buffer in ["#lobby", "lobby"] {
+        open(b, net, buffer).await;
+        let errors: Vec<String> = shown(b)
+            .await
+            .into_iter()
+            .filter(|l| l.starts_with("error|") && l != "error||goodbye (irc)")
+            .collect();
+        assert!(errors.is_empty(), "network {net}, {buffer}: {errors:#?}");
+    }
+}
+
 /// The natter CLI in line mode, as `nick`: what it prints, and its input.
 struct Cli {
     _child: tokio::process::Child,
@@ -548,6 +562,9 @@ async fn scenario(
         assert_eq!(count(b, line).await, 1, "{line}: {:#?}", shown(b).await);
     }
 
+    // Nothing The Lounge did was refused: its only error is the goodbye of its own /disconnect.
+    no_errors(b, 0).await;
+
     // A second network over TLS (the test's CA, certificates checked) that signs in to carol's
     // account with SASL PLAIN, whatever nick the form asks for.
     timeout(STEP, b.goto(&format!("{url}#/connect")))
@@ -587,4 +604,5 @@ async fn scenario(
             .all(|n| m.iter().any(|x| x == n))
             .then_some(())
     });
+    no_errors(b, 1).await;
 }
