@@ -604,5 +604,24 @@ async fn scenario(
             .all(|n| m.iter().any(|x| x == n))
             .then_some(())
     });
+    // Signed in, a reconnect brings what the account missed since this connection closed (its
+    // read marker), and not again what The Lounge shows already.
+    cli.send("before carol drops").await;
+    wait_shown(b, "message|cliuser|before carol drops").await;
+    say(b, "/disconnect").await;
+    cli.send("while carol is away").await;
+    cli.expect("[#lobby] <cliuser> while carol is away").await;
+    open(b, 1, "lobby").await;
+    wait_shown_part(b, "Disconnected from the network").await;
+    say(b, "/connect").await;
+    open(b, 1, "#lobby").await;
+    wait_shown(b, "message|cliuser|while carol is away").await;
+    for line in [
+        "message|carol|carol over tls",
+        "message|cliuser|before carol drops",
+        "message|cliuser|while carol is away",
+    ] {
+        assert_eq!(count(b, line).await, 1, "{line}: {:#?}", shown(b).await);
+    }
     no_errors(b, 1).await;
 }
