@@ -33,7 +33,11 @@ const PASSWORD_HASH: &str = "$2a$04$lWVXpVDlR.vBcaStG1HybesGg5IHpOZR.Nz6VzVViAAP
 /// Where `cargo xtask test` installs The Lounge: its node and its entry point, checked.
 fn lounge_install() -> (PathBuf, PathBuf) {
     let dir = target_dir().join("lounge");
-    let node = dir.join("node_modules/.bin/node");
+    let node = ["x64", "arm64"]
+        .iter()
+        .map(|cpu| dir.join(format!("node_modules/node-linux-{cpu}/bin/node")))
+        .find(|node| node.exists())
+        .unwrap_or_default();
     let main = dir.join("node_modules/thelounge/index.js");
     assert!(
         node.exists() && main.exists(),

