@@ -3,7 +3,8 @@
 //! room with an nc user and the `natter` CLI in line mode: joining with the room's history,
 //! messages and actions every way, topics, nick changes, away, the member list, parts and quits,
 //! a reconnection that does not show the history twice, and a second network over TLS (a
-//! certificate of the test's own CA) that signs in to an account with SASL PLAIN.
+//! certificate of the test's own CA) that signs in to an account with SASL PLAIN and reconnects
+//! to what the account missed; The Lounge shows no error on either.
 //!
 //! Needs The Lounge and its node in `<target>/lounge/` (`cargo xtask test` installs them with
 //! npm from `www/tests/lounge/package.json`) and Chromium with chromedriver.
