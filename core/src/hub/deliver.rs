@@ -336,28 +336,33 @@ impl Hub {
     /// Replays the last `history_on_join` events up to `upto` as room traffic, framed as the
     /// past for people.
     pub(super) fn replay_recent(&mut self, conn: ConnId, room: &RoomName, upto: Seq) {
+        self.replay_recent_after(conn, room, Seq(0), upto);
+    }
+
+    /// [`Hub::replay_recent`], less the events up to `after` (what the connection's user saw).
+    pub(super) fn replay_recent_after(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        after: Seq,
+        upto: Seq,
+    ) {
         let n = self.config.history_on_join;
-        let any = self
+        let Some(first) = self
             .rooms
             .get(room)
-            .is_some_and(|r| r.last_n(n, upto).next().is_some());
-        if !any {
+            .and_then(|r| r.last_n_after(n, after, upto).next().map(|s| s.seq))
+        else {
             return;
-        }
+        };
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));
-        if let Some(first) = self
-            .rooms
-            .get(room)
-            .and_then(|r| r.last_n(n, upto).next().map(|s| s.seq))
-        {
-            self.scroll_from(conn, room, first);
-        }
+        self.scroll_from(conn, room, first);
         let lim = self.config.queue_limits();
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
             return;
         };
-        let own = own_buffer(c, &mut self.out, r.last_n(n, upto));
-        for s in r.last_n(n, upto) {
+        let own = own_buffer(c, &mut self.out, r.last_n_after(n, after, upto));
+        for s in r.last_n_after(n, after, upto) {
             if let Some(data) = stored_piece(c, &mut self.out, own, room, &s) {
                 self.out.tag = s.no;
                 c.push_room(&mut self.out, room, s.seq, data, lim);

@@ -1047,6 +1047,63 @@ fn history_comes_with_a_join_in_a_chathistory_batch_only_for_clients_that_can_te
 }
 
 #[test]
+fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
+    // The Lounge (and irssi, WeeChat) keeps its channel windows when it reconnects: the room's
+    // history up to its quit is in them already, and must not come again.
+    let mut n = Net::new();
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let say = |n: &mut Net, id: u64, words: &str| {
+        n.send_bin(
+            b,
+            &ClientMsg::Say {
+                room: room("#h"),
+                id: crate::types::MsgId(id),
+                text: text(words),
+            },
+        );
+    };
+    say(&mut n, 1, "seen by lounge");
+    let caps = ["server-time", "batch", "message-tags"];
+    let l1 = n.client("lounge", &caps);
+    n.send(l1, &["JOIN #h"]);
+    assert!(find(&n.lines(l1), "seen by lounge").contains("PRIVMSG #h"));
+    say(&mut n, 2, "said to lounge live");
+    n.send(l1, &["QUIT :brb"]);
+    assert!(n.closed(l1));
+    say(&mut n, 3, "missed while away");
+    // Back with the same nick (any case): only what came after its quit.
+    let l2 = n.client("Lounge", &caps);
+    n.send(l2, &["JOIN #h"]);
+    let l = n.lines(l2);
+    let history: Vec<&String> = l.iter().filter(|l| l.contains(" PRIVMSG #h ")).collect();
+    assert_eq!(history.len(), 1, "{l:?}");
+    assert!(history[0].ends_with(":missed while away"), "{l:?}");
+    assert!(l.iter().any(|l| l.contains("BATCH +h")), "{l:?}");
+    // A dropped connection is a quit too; nothing said since: no history at all.
+    n.hub.handle_close(l2, n.now);
+    n.pump();
+    let l3 = n.client("lounge", &caps);
+    n.send(l3, &["JOIN #h"]);
+    let l = n.lines(l3);
+    assert!(
+        !l.iter()
+            .any(|l| l.contains("PRIVMSG") || l.contains("BATCH")),
+        "{l:?}"
+    );
+    // Someone else gets the room's recent history; so does one who only parted (its client
+    // closed the window).
+    let other = n.client("other", &caps);
+    n.send(other, &["JOIN #h"]);
+    let l = n.lines(other);
+    for said in ["seen by lounge", "said to lounge live", "missed while away"] {
+        assert!(find(&l, said).contains("PRIVMSG #h"), "{l:?}");
+    }
+    n.send(other, &["PART #h", "JOIN #h"]);
+    assert!(find(&n.lines(other), "seen by lounge").contains("PRIVMSG #h"));
+}
+
+#[test]
 fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
     let mut n = Net::new();
     let b = n.bin("binny");

@@ -360,9 +360,11 @@ impl Hub {
     /// room's state, then its recent history.
     pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq, announced: bool) {
         let mut own_join = true;
+        let mut since_quit = false;
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.entered(room);
             own_join = d.replays_own_join();
+            since_quit = d.replays_since_own_quit();
         }
         if let Some(joined) = self.joined_msg(room, seq) {
             self.reply(conn, Reply::Msg(joined));
@@ -372,7 +374,33 @@ impl Hub {
         } else {
             Seq(seq.0.saturating_sub(1))
         };
-        self.replay_recent(conn, room, upto);
+        let after = if since_quit {
+            self.own_quit_before(conn, room, upto)
+        } else {
+            Seq(0)
+        };
+        self.replay_recent_after(conn, room, after, upto);
+    }
+
+    /// The seq of the latest quit of `conn`'s nick among the events a join would replay up to
+    /// `upto` (`Seq(0)` if there is none): what came before it, that nick saw.
+    fn own_quit_before(&self, conn: ConnId, room: &RoomName, upto: Seq) -> Seq {
+        let (Some(r), Some(u)) = (
+            self.rooms.get(room),
+            self.user_of(conn).and_then(|uid| self.users.get(&uid)),
+        ) else {
+            return Seq(0);
+        };
+        let me = u.nick.folded_key();
+        r.last_n(self.config.history_on_join, upto)
+            .filter(|s| {
+                s.event().is_some_and(|ev| {
+                    matches!(ev.kind, crate::wire::EventKind::Quit { .. })
+                        && ev.from.folded_key() == me
+                })
+            })
+            .last()
+            .map_or(Seq(0), |s| s.seq)
     }
 
     /// The room table is full: frees a room whose members are all waiting for a resume (none is

@@ -289,6 +289,16 @@ impl Room {
         self.history.iter().take(kept_upto).skip(skip)
     }
 
+    /// Those of the last `n` events with seq ≤ `upto` that came after `after`.
+    pub(crate) fn last_n_after(
+        &self,
+        n: usize,
+        after: Seq,
+        upto: Seq,
+    ) -> impl Iterator<Item = Stored<'_>> {
+        self.last_n(n, upto).skip_while(move |s| s.seq <= after)
+    }
+
     /// Every event kept, decoded, oldest first.
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
         self.history.iter().filter_map(|s| s.event())

@@ -89,6 +89,14 @@ pub(crate) trait Dialect {
     /// Whether the replay after a join includes the joiner's own join event.
     fn replays_own_join(&self) -> bool;
 
+    /// Whether a join replays only what came after the joiner's nick last quit, when that quit
+    /// is among what the join would replay: a client that keeps its windows across reconnecting
+    /// (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and would
+    /// show it twice. Those that resume (binary) or start afresh (nc) get the recent history.
+    fn replays_since_own_quit(&self) -> bool {
+        false
+    }
+
     /// Whether the hub pings this connection when it falls silent.
     fn keepalive(&self) -> bool;
 
@@ -205,6 +213,9 @@ impl AnyDialect {
     }
     pub(crate) fn replays_own_join(&self) -> bool {
         self.inner().replays_own_join()
+    }
+    pub(crate) fn replays_since_own_quit(&self) -> bool {
+        self.inner().replays_since_own_quit()
     }
     pub(crate) fn keepalive(&self) -> bool {
         self.inner().keepalive()

@@ -259,6 +259,12 @@ impl Dialect for Irc {
         false
     }
 
+    fn replays_since_own_quit(&self) -> bool {
+        // IRC has no resume: a client that lost its connection (or was told to disconnect)
+        // connects again and joins its channels again, keeping their windows.
+        true
+    }
+
     fn keepalive(&self) -> bool {
         true
     }
