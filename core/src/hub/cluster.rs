@@ -10,7 +10,7 @@
 //! an event crosses to each node once, not once per member.
 
 use super::deliver::Skip;
-use super::dialect::{Hello, IfTaken, Request};
+use super::dialect::{Hello, IfTaken, Reply, Request};
 use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::persist::{SessionRecord, TokenHash};
@@ -705,7 +705,9 @@ impl Hub {
     /// Runs what waited for `conn`'s join, up to the next join, or up to a request that starts
     /// account work (a registration, a sign-in): what follows that waits for its answer, as
     /// what the connection sends meanwhile does (`Hub::submit`), and is run on by
-    /// `Hub::run_pending` once it is answered.
+    /// `Hub::run_pending` once it is answered. A step of the line that waited runs as that
+    /// line's answer ([`Hub::late_answer`]); once nothing of that line waits, its answer is
+    /// closed ([`Hub::late_end`]) before anything after it runs.
     pub(super) fn run_deferred(&mut self, conn: ConnId, now: Millis) {
         loop {
             if self.account_busy(conn) {
@@ -718,11 +720,11 @@ impl Hub {
                 return;
             }
             let Some(queue) = cl.deferred.get_mut(&conn) else {
-                return;
+                return self.late_end(conn);
             };
             let Some(req) = queue.pop_front() else {
                 cl.deferred.remove(&conn);
-                return;
+                return self.late_end(conn);
             };
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 if let Some(cl) = self.cluster.as_mut() {
@@ -730,7 +732,69 @@ impl Hub {
                 }
                 return;
             }
-            self.run(conn, req, now);
+            match req {
+                // A line of its own: the one before it is complete.
+                Request::Line(_) => {
+                    self.late_end(conn);
+                    self.run(conn, req, now);
+                }
+                req => self.late_answer(conn, |hub| hub.run(conn, req, now)),
+            }
+        }
+    }
+
+    /// Whether part of the answer to `conn`'s line that just ran comes after it: a join or a
+    /// nick change waits for the cluster, or steps wait for them.
+    pub(super) fn cluster_answers_later(&self, conn: ConnId) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            waiting(cl, conn) || cl.deferred.get(&conn).is_some_and(|q| !q.is_empty())
+        })
+    }
+
+    /// Does `f`, which answers `conn` after its line ended, as that line's answer (IRC: with
+    /// its command and label, kept by the dialect when the line ended).
+    fn late_answer(&mut self, conn: ConnId, f: impl FnOnce(&mut Hub)) {
+        let before = self.late_begin(conn, None);
+        f(self);
+        self.late_pause(conn, before);
+    }
+
+    /// `conn`'s dialect takes up its kept line (or, for `join`, a JOIN of its own); the
+    /// connection's backlog before, to tell whether anything was answered.
+    fn late_begin(&mut self, conn: ConnId, join: Option<&RoomName>) -> usize {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return 0;
+        };
+        let before = c.backlog_bytes();
+        if let Some(d) = c.dialect_mut() {
+            match join {
+                Some(room) => d.late_join(room),
+                None => d.late_answer(),
+            }
+        }
+        before
+    }
+
+    /// The late answer begun by [`Hub::late_begin`] is done for now.
+    fn late_pause(&mut self, conn: ConnId, before: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let answered = c.backlog_bytes() > before;
+        if let Some(d) = c.dialect_mut() {
+            d.late_done(answered);
+        }
+    }
+
+    /// Nothing more of `conn`'s kept line is to come: its answer is closed.
+    fn late_end(&mut self, conn: ConnId) {
+        let end = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.dialect_mut())
+            .and_then(|d| d.late_end());
+        if let Some(end) = end {
+            self.reply(conn, Reply::Own(end));
         }
     }
 
@@ -843,14 +907,10 @@ impl Hub {
             }
             for c in on {
                 // The join's line has ended: its answer comes now (IRC words it as a JOIN's).
-                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
-                    d.late_join(&room);
-                }
+                let before = self.late_begin(c, Some(&room));
                 // A clustered join is always a room event (big rooms' summing up is single-node).
                 self.entered_on(c, &room, seq, true);
-                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
-                    d.late_join_done();
-                }
+                self.late_pause(c, before);
             }
         }
         if let Some((conn, _)) = join {
@@ -1089,7 +1149,10 @@ impl Hub {
         }
         if let Some((conn, _)) = p.join {
             let detail = format!("{why}; you did not join {}", p.room);
-            self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
+            let re = Re::Room(p.room.clone());
+            self.late_answer(conn, |hub| {
+                hub.error(conn, ErrorKind::NotStored, re, detail)
+            });
             self.drop_if_empty(&p.room);
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
@@ -1265,14 +1328,19 @@ impl Hub {
                 self.claim_for_hello(conn, hello, want, tries + 1, held);
             }
             (Claiming::Change { uid, .. }, true) => {
-                self.with_grant(conn, &nick, |hub| {
-                    hub.change_nick(conn, uid, nick.clone(), now)
+                self.late_answer(conn, |hub| {
+                    hub.with_grant(conn, &nick, |hub| {
+                        hub.change_nick(conn, uid, nick.clone(), now)
+                    });
                 });
                 self.run_deferred(conn, now);
             }
             (Claiming::Change { .. }, false) => {
                 let detail = format!("the nick {nick} is taken");
-                self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                let re = Re::Nick(nick);
+                self.late_answer(conn, |hub| {
+                    hub.error(conn, ErrorKind::NickTaken, re, detail)
+                });
                 self.run_deferred(conn, now);
             }
             (
@@ -1314,7 +1382,10 @@ impl Hub {
             }
             Claiming::Change { conn, .. } => {
                 let detail = format!("{why}; your nick is unchanged");
-                self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+                let re = Re::Nick(nick);
+                self.late_answer(conn, |hub| {
+                    hub.error(conn, ErrorKind::Unavailable, re, detail)
+                });
                 self.run_deferred(conn, now);
             }
             Claiming::Resume {

@@ -5,6 +5,8 @@
 //! member list), the history in a `chathistory` batch for a client that asked for server-time
 //! and batch, and NAMES marking the operators that are on other nodes. And the founder's `/op`
 //! of a guest on another node is refused as a guest's ("not signed in"), not as nobody's.
+//! A JOIN or NICK answered late is still its line's answer: its refusal names the command, and
+//! a labeled one gets its answer inside its `labeled-response` batch.
 
 use super::accounts::{PW, ask, error, guest, net, register, settle};
 use super::*;
@@ -154,4 +156,128 @@ fn a_guest_on_another_node_made_an_operator_is_refused_as_a_guest_not_as_nobody(
     let (_, why) = error(&net.recv(0, a)).expect("refused");
     assert!(why.contains("carol is not signed in"), "{why}");
     assert!(!why.contains("nobody"), "{why}");
+}
+
+/// The lines of `text` with no MOTD or other chatter: only those of the answer asked.
+fn lines_of(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn a_join_refused_by_the_log_is_refused_as_a_join() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "");
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // The refusal comes after the JOIN's line ended (the log answered later): it still
+    // names the command the client sent, as any refusal of it does.
+    assert!(
+        text.contains(" 400 carol JOIN :the cluster is unavailable"),
+        "{text}"
+    );
+    assert!(!text.contains(" * :"), "{text}");
+}
+
+#[test]
+fn a_labeled_join_answered_through_the_log_keeps_its_label() {
+    let mut net = net(2);
+    bob_said(&mut net, "said before carol came");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=j1 JOIN #r\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    // The JOIN's answer, late as it is, is the batch's: the JOIN, its names, then the end.
+    assert_eq!(
+        l[1],
+        format!("@batch={id} :carol!carol@natter JOIN #r"),
+        "{l:?}"
+    );
+    assert!(
+        l[1..l.len() - 1]
+            .iter()
+            .all(|x| x.starts_with(&format!("@batch={id} "))),
+        "{l:?}"
+    );
+    assert!(l.iter().any(|x| x.contains(" 366 carol #r ")), "{l:?}");
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l.iter().filter(|x| x.contains("BATCH -")).count(),
+        1,
+        "one end, after the answer: {l:?}"
+    );
+}
+
+#[test]
+fn a_labeled_join_of_two_channels_answers_both_in_its_batch() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=j2 JOIN #r,#s\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j2 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    for chan in ["#r", "#s"] {
+        let join = format!("@batch={id} :carol!carol@natter JOIN {chan}");
+        assert!(l.contains(&join.as_str()), "{join} in {l:?}");
+    }
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
+    // A line sent after it is answered after it, on its own.
+    let text = irc_says(&mut net, 1, c, "@label=p1 PING :x\r\n");
+    assert!(text.starts_with("@label=p1 "), "{text}");
+}
+
+#[test]
+fn a_labeled_join_refused_by_the_log_is_refused_in_its_batch() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "@label=j3 JOIN #r\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j3 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(
+        l[1].starts_with(&format!("@batch={id} :natter.irc 400 carol JOIN :")),
+        "{l:?}"
+    );
+    assert_eq!(l[2], format!(":natter.irc BATCH -{id}"), "{l:?}");
+}
+
+#[test]
+fn a_labeled_nick_change_decided_by_the_cluster_is_answered_in_its_batch() {
+    let mut net = net(2);
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=n1 NICK dave\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=n1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert_eq!(
+        l[1],
+        format!("@batch={id} :carol!carol@natter NICK :dave"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
 }
