@@ -354,6 +354,9 @@ pub(crate) struct Cluster {
     bans: Bans,
     /// What this node's users are, as told to the cluster, and every other node's.
     presence: Presences,
+    /// The shell's link to the cluster is down ([`Hub::handle_cluster_link`]): changes of a
+    /// room's settings and topic are refused at once.
+    away: bool,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -385,6 +388,25 @@ impl Hub {
     /// [`Hub::handle_publish_failed`] and [`Hub::handle_claim`].
     pub fn enable_cluster(&mut self) {
         self.cluster.get_or_insert_with(Box::default);
+    }
+
+    /// Cluster mode: the shell's link to the cluster was lost (`up` false) or is back. While
+    /// it is down, a change of a room's settings (a mode, a ban, an operator...) or topic is
+    /// refused at once, as a line or a join is by the log: made here and written to the
+    /// cluster later, its event (which tells the members) could not be published, so members
+    /// would not hear of it.
+    pub fn handle_cluster_link(&mut self, up: bool) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.away = !up;
+        }
+    }
+
+    /// Why a change of `room`'s settings or topic is refused now (the cluster is away), if it
+    /// is.
+    pub(super) fn cluster_away(&self, room: &RoomName) -> Option<String> {
+        self.cluster.as_ref().filter(|cl| cl.away).map(|_| {
+            format!("the cluster is unavailable (no NATS server answers); {room} is unchanged")
+        })
     }
 
     /// The next thing to ask of the cluster, in order.

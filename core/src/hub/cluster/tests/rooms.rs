@@ -466,3 +466,53 @@ fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered
         assert!(p.modes.moderated && p.modes.topic_ops, "node {i}: {p:?}");
     }
 }
+
+#[test]
+fn a_change_of_a_rooms_settings_or_topic_while_the_cluster_is_away_is_refused_at_once() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    net.recv(0, a);
+    net.recv(1, d);
+    net.nodes[0].hub.handle_cluster_link(false);
+    let plus_m = ModAction::Mode(ModeChange::Moderated(true));
+    moderate(&mut net, 0, a, "#r", plus_m.clone());
+    let got = net.recv(0, a);
+    let (kind, why) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Unavailable);
+    assert!(why.contains("cluster is unavailable"), "{why}");
+    let topic = ClientMsg::Topic {
+        room: room("#r"),
+        topic: Some(text("new")),
+    };
+    ask(&mut net, 0, a, &topic);
+    assert_eq!(
+        error(&net.recv(0, a)).map(|e| e.0),
+        Some(ErrorKind::Unavailable)
+    );
+    // Nothing changed, here or there, and nobody was told of anything.
+    assert!(
+        net.rooms_kv
+            .rooms
+            .get(&room("#r"))
+            .is_some_and(|r| !r.policy.modes.moderated)
+    );
+    assert!(net.recv(1, d).is_empty());
+    // Looking is still answered.
+    moderate(&mut net, 0, a, "#r", ModAction::Settings);
+    assert!(
+        net.recv(0, a)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Policy { modes, .. } if !modes.moderated))
+    );
+    // Back: the change is made, and members on both nodes are told.
+    net.nodes[0].hub.handle_cluster_link(true);
+    moderate(&mut net, 0, a, "#r", plus_m);
+    let told = |msgs: &[ServerMsg]| {
+        msgs.iter().any(|m| {
+            matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "+m"))
+        })
+    };
+    assert!(told(&net.recv(0, a)));
+    assert!(told(&net.recv(1, d)));
+}
