@@ -203,6 +203,9 @@ struct Published {
     join: Option<(ConnId, UserId)>,
     /// The join takes a resumed session back into a room: the resume answers it.
     rejoin: bool,
+    /// A change of the room's settings made here (a `Mode` event: who, and the event), to
+    /// announce again once the change is in the cluster if the log refuses it.
+    mode: Option<Box<(Nick, EventKind)>>,
 }
 
 /// Publishes on their way to the log, by the hub's number, with how many joins of each
@@ -1165,6 +1168,9 @@ impl Hub {
         else {
             return;
         };
+        if let Some(mode) = p.mode {
+            self.unannounced(&p.room, *mode);
+        }
         if let (Some(conn), Some(msg)) = (p.sender, p.id) {
             let detail = format!("{why}; your message was not delivered");
             self.error(conn, ErrorKind::NotStored, Re::Msg(msg), detail);
@@ -1727,6 +1733,8 @@ fn publish(
             id,
             join,
             rejoin: false,
+            mode: matches!(kind, EventKind::Mode { .. })
+                .then(|| Box::new((from.clone(), kind.clone()))),
         },
     );
     let event = RoomEvent {

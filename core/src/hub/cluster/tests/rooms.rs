@@ -516,3 +516,41 @@ fn a_change_of_a_rooms_settings_or_topic_while_the_cluster_is_away_is_refused_at
     assert!(told(&net.recv(0, a)));
     assert!(told(&net.recv(1, d)));
 }
+
+#[test]
+fn a_change_whose_event_the_log_refused_is_announced_once_the_cluster_has_it() {
+    // The link was lost before the node knew it: the change was made here, its event refused
+    // by the log, its edit written once NATS was back. Members are told then, on every node.
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    net.recv(0, a);
+    net.recv(1, d);
+    net.rooms_kv.hold_answers = true;
+    net.refuse = true;
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Moderated(true)),
+    );
+    let told = |msgs: &[ServerMsg]| {
+        msgs.iter().filter(|m| {
+            matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "+m"))
+        }).count()
+    };
+    assert_eq!(told(&net.recv(1, d)), 0);
+    net.refuse = false;
+    net.rooms_kv.hold_answers = false;
+    for (i, r, revision) in core::mem::take(&mut net.rooms_kv.answers) {
+        net.nodes[i].hub.handle_room_written(&r, Some(revision));
+    }
+    settle(&mut net);
+    assert_eq!(told(&net.recv(0, a)), 1, "the changer is told once");
+    assert_eq!(
+        told(&net.recv(1, d)),
+        1,
+        "a member on another node is told once"
+    );
+}
