@@ -281,3 +281,21 @@ fn a_labeled_nick_change_decided_by_the_cluster_is_answered_in_its_batch() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_line_or_a_direct_message_refused_after_its_line_names_its_command_and_target() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // Nobody in the cluster is called nobody: the node holding nicks says so, after the line.
+    let text = irc_says(&mut net, 1, c, "PRIVMSG nobody :hi\r\n");
+    assert!(text.contains(" 401 carol nobody :"), "{text}");
+    // The log refuses a line after the PRIVMSG's line ended.
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "PRIVMSG #r :lost\r\n");
+    assert!(
+        text.contains(" 400 carol PRIVMSG :the cluster is unavailable"),
+        "{text}"
+    );
+}

@@ -38,6 +38,10 @@ use message::Message;
 use reader::{Read, Reader};
 use std::collections::BTreeSet;
 
+/// Messages remembered for a late refusal ([`State::recent`]): more than a client sends in a
+/// cluster's round trip at IRC's pace (a few bytes each, kept while the connection lives).
+const RECENT_SENT: usize = 8;
+
 /// Form bits: the `time` tag.
 const F_TIME: u8 = 1;
 /// Form bits: the `msgid` tag (message-tags).
@@ -157,6 +161,10 @@ pub(crate) struct State {
     /// A line that ended with part of its answer to come (a JOIN through the cluster's log):
     /// its command and label, for that answer ([`Dialect::read_done`]'s `later`).
     kept: Option<Running>,
+    /// The last messages sent, oldest first: (id, target as the client named it, command),
+    /// for a refusal that comes after their line ended (in a cluster: the log refused a line,
+    /// or the node holding a nick found nobody), whose numeric names them.
+    recent: std::collections::VecDeque<(MsgId, String, &'static str)>,
     /// Lines read so far (batch ids).
     lines: u64,
     /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).

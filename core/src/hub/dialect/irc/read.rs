@@ -739,6 +739,15 @@ impl Irc {
             if let Some(r) = self.running.as_mut() {
                 r.sent.push((id, target.to_owned()));
             }
+            if self.recent.len() >= super::RECENT_SENT {
+                self.recent.pop_front();
+            }
+            let command = if verb == "NOTICE" {
+                "NOTICE"
+            } else {
+                "PRIVMSG"
+            };
+            self.recent.push_back((id, target.to_owned(), command));
             id = MsgId(id.0 + 1);
         }
     }
