@@ -113,8 +113,11 @@ pub(crate) trait Dialect {
     /// Something else of a line that ended with its answer to come ([`Dialect::read_done`]'s
     /// `later`) is answered now: a refusal from the cluster, or a step that waited for the
     /// line's join or nick. Until [`Dialect::late_done`], what comes is worded as that line's
-    /// answer (IRC: its command and label). Nothing if no line was kept.
-    fn late_answer(&mut self) {}
+    /// answer (IRC: its command and label). Nothing if no line was kept, or if `msg` (the
+    /// message answered) is not the kept line's.
+    fn late_answer(&mut self, msg: Option<MsgId>) {
+        let _ = msg;
+    }
 
     /// The late answer begun by [`Dialect::late_join`] or [`Dialect::late_answer`] is done for
     /// now; `answered`: whether anything was queued for this connection meanwhile. A kept line
@@ -127,6 +130,11 @@ pub(crate) trait Dialect {
     /// batch's end, or an acknowledgement when nothing was said).
     fn late_end(&mut self) -> Option<Bytes> {
         None
+    }
+
+    /// Whether a line is kept for a late answer ([`Dialect::read_done`]'s `later`).
+    fn late_kept(&self) -> bool {
+        false
     }
 
     /// The user left `room`; `next` is the room to talk in instead, if any. Returns a note to
@@ -238,14 +246,17 @@ impl AnyDialect {
     pub(crate) fn late_join(&mut self, room: &RoomName) {
         self.inner_mut().late_join(room);
     }
-    pub(crate) fn late_answer(&mut self) {
-        self.inner_mut().late_answer();
+    pub(crate) fn late_answer(&mut self, msg: Option<MsgId>) {
+        self.inner_mut().late_answer(msg);
     }
     pub(crate) fn late_done(&mut self, answered: bool) {
         self.inner_mut().late_done(answered);
     }
     pub(crate) fn late_end(&mut self) -> Option<Bytes> {
         self.inner_mut().late_end()
+    }
+    pub(crate) fn late_kept(&self) -> bool {
+        self.inner().late_kept()
     }
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)

@@ -299,3 +299,64 @@ fn a_line_or_a_direct_message_refused_after_its_line_names_its_command_and_targe
         "{text}"
     );
 }
+
+#[test]
+fn a_labeled_message_answered_through_the_log_keeps_its_label() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(
+        &mut net,
+        1,
+        "carol",
+        "batch labeled-response echo-message message-tags",
+    );
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // The echo is the answer, as on one node: it carries the label, and there is no ACK.
+    let text = irc_says(&mut net, 1, c, "@label=m1 PRIVMSG #r :hi all\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].starts_with("@label=m1;msgid="), "{l:?}");
+    assert!(l[0].ends_with(" PRIVMSG #r :hi all"), "{l:?}");
+    // A refusal from the log is the answer.
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "@label=m2 PRIVMSG #r :lost\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=m2 :natter.irc 400 carol PRIVMSG :"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_labeled_direct_message_answered_by_the_cluster_keeps_its_label() {
+    let mut net = net(2);
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    // Nobody has the nick: the node holding nicks answers, after the line, with the label.
+    let text = irc_says(&mut net, 1, c, "@label=d1 PRIVMSG nobody :x\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=d1 :natter.irc 401 carol nobody "),
+        "{l:?}"
+    );
+    // Delivered on another node: acknowledged then (no echo-message), and bob has it.
+    let (b, _) = guest(&mut net, 0, "bob");
+    let text = irc_says(&mut net, 1, c, "@label=d2 PRIVMSG bob :hi bob\r\n");
+    assert_eq!(lines_of(&text), ["@label=d2 :natter.irc ACK"]);
+    assert!(
+        net.recv(0, b)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Direct(dm) if dm.text.as_str() == "hi bob"))
+    );
+}
+
+#[test]
+fn a_labeled_message_without_echo_is_acknowledged_once_the_log_has_it() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    let text = irc_says(&mut net, 1, c, "@label=m1 PRIVMSG #r :hi all\r\n");
+    assert_eq!(lines_of(&text), ["@label=m1 :natter.irc ACK"]);
+}

@@ -333,11 +333,12 @@ impl Dialect for Irc {
         });
     }
 
-    fn late_answer(&mut self) {
+    fn late_answer(&mut self, msg: Option<MsgId>) {
         if self.running.is_some() {
             return;
         }
-        if let Some(kept) = self.kept.take() {
+        let its = |k: &mut Running| msg.is_none_or(|id| k.sent.iter().any(|(i, _)| *i == id));
+        if let Some(kept) = self.kept.take_if(its) {
             self.busy = true;
             self.late = Late::Kept;
             self.running = Some(kept);
@@ -359,6 +360,10 @@ impl Dialect for Irc {
                 });
             }
         }
+    }
+
+    fn late_kept(&self) -> bool {
+        self.kept.is_some()
     }
 
     fn late_end(&mut self) -> Option<Bytes> {
