@@ -41,8 +41,8 @@ impl LinkLog {
     pub(crate) fn note(&self, ev: &Event) {
         match self.judge(ev, Instant::now()) {
             Said::Lost => warn!(
-                "lost the connection to NATS: new messages, joins and nick claims are refused \
-                 until it is back; reconnecting"
+                "lost the connection to NATS: new messages, joins, nick claims and changes of \
+                 rooms' settings are refused until it is back; reconnecting"
             ),
             Said::Back { away, attempts } => info!(
                 away_ms = u64::try_from(away.as_millis()).unwrap_or(u64::MAX),

@@ -206,6 +206,9 @@ pub enum ClusterIn {
         /// The entry's revision after the write.
         revision: Option<u64>,
     },
+    /// The link to NATS was lost (`false`) or is back: while it is down, the hub refuses
+    /// changes of rooms' settings at once ([`Hub::handle_cluster_link`]).
+    Link(bool),
     /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
     Presence {
         /// The nick (its folded form is the key).
@@ -267,6 +270,7 @@ impl ClusterIn {
                 presence,
                 node,
             } => hub.handle_presence(&nick, presence, &node),
+            ClusterIn::Link(up) => hub.handle_cluster_link(up),
         }
     }
 }
@@ -321,10 +325,19 @@ impl Node {
         let on_event = links.clone();
         // Said once when lost and once when back, not at every reconnection attempt.
         let link_log = Arc::new(crate::link::LinkLog::default());
+        let (in_tx, inbox) = mpsc::unbounded_channel();
+        let link_tx = in_tx.clone();
         let client = async_nats::ConnectOptions::new()
             .event_callback(move |ev| {
-                if matches!(ev, async_nats::Event::Connected) {
-                    on_event.send_modify(|n| *n += 1);
+                match ev {
+                    async_nats::Event::Connected => {
+                        on_event.send_modify(|n| *n += 1);
+                        let _ = link_tx.send(ClusterIn::Link(true));
+                    }
+                    async_nats::Event::Disconnected => {
+                        let _ = link_tx.send(ClusterIn::Link(false));
+                    }
+                    _ => {}
                 }
                 link_log.note(&ev);
                 std::future::ready(())
@@ -361,7 +374,6 @@ impl Node {
             })?;
         info!(node = %id, %servers, "joined the cluster");
         let (out, out_rx) = mpsc::unbounded_channel();
-        let (in_tx, inbox) = mpsc::unbounded_channel();
         let logs = crate::search::Logs {
             js: js.clone(),
             prefix: cfg.prefix.clone(),

@@ -7,7 +7,7 @@ mod support;
 
 use natter_cluster::test_server::NatsServer as Nats;
 use natter_core::wire::{ClientMsg, ErrorKind, Proof, ServerMsg};
-use natter_core::{DeviceKey, Nick, Password, Seq};
+use natter_core::{DeviceKey, Nick, Password, ResumeToken, Seq};
 use natter_server::Server;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -358,4 +358,76 @@ async fn a_registration_while_nats_is_down_is_refused_and_accounts_flow_again_af
         }
     }
     sign_in_soon(addr(&b), "alice", "correct horse").await;
+}
+
+/// A new connection to `at` signed in to `account` with `password` that shows it has its
+/// resume token (a ping answered): the client and the token.
+async fn device(at: SocketAddr, account: &str, password: &str) -> (BinClient, ResumeToken) {
+    let (mut c, _) = BinClient::hello(at, "device", None).await;
+    c.send(&ClientMsg::SignIn {
+        account: nick(account),
+        proof: Proof::Password(pw(password)),
+        remember: false,
+    })
+    .await;
+    let got = c
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "signed in")
+        .await;
+    let ServerMsg::SignedIn { token, .. } = got else {
+        unreachable!("expect returned what it matched")
+    };
+    c.send(&ClientMsg::Ping { token: 7 }).await;
+    c.expect(|m| matches!(m, ServerMsg::Pong { token: 7 }), "a pong")
+        .await;
+    (c, token)
+}
+
+/// Whether a hello with `token` at `at` resumes the session.
+async fn resumes(at: SocketAddr, token: &ResumeToken) -> bool {
+    let resume = natter_core::wire::Resume {
+        token: token.clone(),
+        rooms: Vec::new(),
+    };
+    let (_, welcome) = BinClient::hello(at, "someone", Some(resume)).await;
+    matches!(welcome, ServerMsg::Welcome { resumed: true, .. })
+}
+
+/// A password changed where this node's users are not (here by the operator's command, which
+/// writes the cluster's accounts; a device signed in on another node does the same) ends the
+/// account's sessions on this node as a change made here would: a dropped device's token
+/// opens nothing, a connected one goes on and its token opens nothing once it drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_elsewhere_ends_the_accounts_sessions_on_every_node() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let (mut alice, _) = BinClient::hello(addr(&a), "alice", None).await;
+    assert_eq!(
+        register(&mut alice, "correct horse", false).await,
+        Ok(nick("alice"))
+    );
+    let (dropped, dropped_token) = device(addr(&a), "alice", "correct horse").await;
+    let (mut kept, kept_token) = device(addr(&a), "alice", "correct horse").await;
+    drop(dropped);
+    // Dropped: its session waits for a resume (the node notices the close at once).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, out) = account_cmd(&nats, &["passwd", "alice"], Some("staple kettle")).await;
+    assert_eq!(code, 0, "{out}");
+    // The node has heard once the new password opens.
+    sign_in_soon(addr(&a), "alice", "staple kettle").await;
+
+    assert!(
+        !resumes(addr(&a), &dropped_token).await,
+        "the dropped device's token still opens the session"
+    );
+    // The connected device goes on as alice until it drops.
+    kept.send(&ClientMsg::Ping { token: 8 }).await;
+    kept.expect(|m| matches!(m, ServerMsg::Pong { token: 8 }), "a pong")
+        .await;
+    drop(kept);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !resumes(addr(&a), &kept_token).await,
+        "the connected device's token opens the session after it dropped"
+    );
 }

@@ -207,3 +207,100 @@ async fn a_key_set_on_one_node_holds_on_another_at_once() {
     )
     .await;
 }
+
+/// Whether `m` is `#r`'s mode event `words`.
+fn mode_event(m: &ServerMsg, words: &str) -> bool {
+    matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Mode { change } if change.as_str() == words))
+}
+
+/// A change of a room's settings while NATS is down is refused at once, as a line or a join
+/// is then: nothing changes, and nothing lands unannounced when NATS is back (the settings
+/// used to be written then, with their mode event lost: members were not told). Once NATS is
+/// back, a change is made and every member, on every node, is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mode_change_while_nats_is_down_is_refused_at_once_and_works_once_it_is_back() {
+    use natter_core::wire::Re;
+    use std::time::Instant;
+    let mut nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut alice = founder(addr(&a)).await;
+    let (mut bob, _) = BinClient::hello(addr(&b), "bob", None).await;
+    try_join(&mut bob)
+        .await
+        .expect("bob joins on the other node");
+
+    nats.stop();
+    // The node knows NATS is away once a line is refused.
+    let id = alice.say("#r", "during").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } if *i == id),
+            "the line's refusal",
+        )
+        .await;
+    let asked = Instant::now();
+    moderate(&mut alice, ModAction::Mode(ModeChange::Moderated(true))).await;
+    let refused = alice
+        .expect(
+            |m| {
+                matches!(m, ServerMsg::Error { re: Re::Room(r), .. } if *r == room("#r"))
+                    || mode_event(m, "+m")
+            },
+            "the change's refusal",
+        )
+        .await;
+    let ServerMsg::Error { detail, .. } = refused else {
+        panic!("a mode change made while NATS is down: {refused:?}");
+    };
+    assert!(detail.contains("cluster is unavailable"), "{detail}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    nats.run();
+    // Back once a line is taken again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "writes never worked again");
+        let id = alice.say("#r", "after").await;
+        let answer = alice
+            .expect(
+                |m| matches!(m, ServerMsg::Error { re: Re::Msg(i), .. } | ServerMsg::Ack { id: i } if *i == id)
+                    || matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Say { id: i, .. } if *i == id)),
+                "an echo or a refusal",
+            )
+            .await;
+        if !matches!(answer, ServerMsg::Error { .. }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The refused change is nowhere: not on bob's node, not announced.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.send(&ClientMsg::Moderate {
+        room: room("#r"),
+        action: ModAction::Settings,
+    })
+    .await;
+    let settings = bob
+        .expect(|m| matches!(m, ServerMsg::Policy { .. }), "the settings")
+        .await;
+    assert!(
+        matches!(&settings, ServerMsg::Policy { modes, .. } if !modes.moderated),
+        "{settings:?}"
+    );
+    assert!(
+        !bob.seen.iter().any(|m| mode_event(m, "+m")),
+        "{:?}",
+        bob.seen
+    );
+    // Now the change is made, and both nodes' members are told.
+    moderate(&mut alice, ModAction::Mode(ModeChange::Moderated(true))).await;
+    alice
+        .expect(|m| mode_event(m, "+m"), "the change, on her node")
+        .await;
+    bob.expect(|m| mode_event(m, "+m"), "the change, on the other node")
+        .await;
+}

@@ -982,38 +982,44 @@ impl Hub {
                 account: name.clone(),
             },
         );
-        // No device keeps a key that no longer opens anything, and no other device's session
-        // outlives the old password: one waiting for a resume is signed out now, and a
-        // connected one's resume tokens open nothing (it goes on until it drops, then signs in
-        // again). Else a token copied from another device, or a lost laptop's, kept the
-        // account open whatever the password became.
         let mine = self.conns.get(&conn).and_then(|c| c.device());
-        if let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) {
-            let devices = self
-                .users
-                .get(&uid)
-                .map(|u| u.devices.to_vec())
-                .unwrap_or_default();
-            for did in devices {
-                let Some(d) = self.devices.get_mut(&did) else {
-                    continue;
-                };
-                d.set_key(None);
-                if Some(did) == mine {
-                    continue;
-                }
-                if d.conn.is_some() {
-                    self.revoke_tokens(did);
-                } else {
-                    if self.timers.is_set(super::Timer::Grace(did)) {
-                        self.undetach(did, now);
-                    }
-                    self.leave_device(did, None, now);
-                }
-            }
-        }
+        self.end_sessions(account, mine, now);
         info!(conn = %conn, account = %name, "password changed");
         self.reply(conn, Reply::Msg(ServerMsg::PasswordChanged));
+    }
+
+    /// The password of `account` (folded) changed: no device keeps a key that no longer opens
+    /// anything, and no device's session but `mine` (the one that changed it, if here)
+    /// outlives the old password: one waiting for a resume is signed out now, and a connected
+    /// one's resume tokens open nothing (it goes on until it drops, then signs in again).
+    /// Else a token copied from another device, or a lost laptop's, kept the account open
+    /// whatever the password became.
+    fn end_sessions(&mut self, account: &str, mine: Option<DeviceId>, now: Millis) {
+        let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
+            return;
+        };
+        let devices = self
+            .users
+            .get(&uid)
+            .map(|u| u.devices.to_vec())
+            .unwrap_or_default();
+        for did in devices {
+            let Some(d) = self.devices.get_mut(&did) else {
+                continue;
+            };
+            d.set_key(None);
+            if Some(did) == mine {
+                continue;
+            }
+            if d.conn.is_some() {
+                self.revoke_tokens(did);
+            } else {
+                if self.timers.is_set(super::Timer::Grace(did)) {
+                    self.undetach(did, now);
+                }
+                self.leave_device(did, None, now);
+            }
+        }
     }
 
     // ---- pieces ----
@@ -1618,8 +1624,11 @@ impl Hub {
         let a = self
             .accounts
             .by_name
-            .entry(folded)
+            .entry(folded.clone())
             .or_insert_with(|| Account::new(record.name.clone(), record.hash.clone()));
+        // The password changed on another node (this node's own change comes back with the
+        // hash it has already): the account's sessions here end, as the changing node's do.
+        let password_changed = a.hash != record.hash;
         a.hash = record.hash;
         a.keys = ids;
         a.rooms = rooms;
@@ -1634,6 +1643,10 @@ impl Hub {
         let Some(uid) = a.user else {
             return;
         };
+        if password_changed {
+            info!(account = %record.name, "password changed on another node: sessions here end");
+            self.end_sessions(&folded, None, now);
+        }
         for (room, seq) in moved {
             if !self
                 .users

@@ -10,7 +10,7 @@
 //! an event crosses to each node once, not once per member.
 
 use super::deliver::Skip;
-use super::dialect::{Hello, IfTaken, Request};
+use super::dialect::{Hello, IfTaken, Reply, Request};
 use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::limits::MAX_NICK_LEN;
 use crate::persist::{SessionRecord, TokenHash};
@@ -203,14 +203,19 @@ struct Published {
     join: Option<(ConnId, UserId)>,
     /// The join takes a resumed session back into a room: the resume answers it.
     rejoin: bool,
+    /// A change of the room's settings made here (a `Mode` event: who, and the event), to
+    /// announce again once the change is in the cluster if the log refuses it.
+    mode: Option<Box<(Nick, EventKind)>>,
 }
 
-/// Publishes on their way to the log, by the hub's number, with how many joins of each
-/// connection are among them (asked before every request in a cluster: no scan).
+/// Publishes on their way to the log, by the hub's number, with how many joins and how many
+/// lines (says, acts) of each connection are among them (asked before every request, and
+/// after every line, in a cluster: no scan).
 #[derive(Debug, Default)]
 struct InFlight {
     by_id: BTreeMap<u64, Published>,
     joins: BTreeMap<ConnId, usize>,
+    lines: BTreeMap<ConnId, usize>,
 }
 
 impl InFlight {
@@ -218,26 +223,43 @@ impl InFlight {
         if let Some((c, _)) = p.join {
             *self.joins.entry(c).or_default() += 1;
         }
+        if let Some(c) = line_of(&p) {
+            *self.lines.entry(c).or_default() += 1;
+        }
         if let Some(old) = self.by_id.insert(id, p) {
-            forget_join(&mut self.joins, &old);
+            self.forget(&old);
         }
     }
 
     fn remove(&mut self, id: &u64) -> Option<Published> {
         let p = self.by_id.remove(id)?;
-        forget_join(&mut self.joins, &p);
+        self.forget(&p);
         Some(p)
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Published) -> bool) {
-        let joins = &mut self.joins;
+        let mut gone = Vec::new();
         self.by_id.retain(|_, p| {
             let kept = keep(p);
             if !kept {
-                forget_join(joins, p);
+                gone.push((p.join.map(|(c, _)| c), line_of(p)));
             }
             kept
         });
+        for (join, line) in gone {
+            uncount(&mut self.joins, join);
+            uncount(&mut self.lines, line);
+        }
+    }
+
+    fn forget(&mut self, p: &Published) {
+        uncount(&mut self.joins, p.join.map(|(c, _)| c));
+        uncount(&mut self.lines, line_of(p));
+    }
+
+    /// Whether a line (say, act) of `conn` is among them.
+    fn saying(&self, conn: ConnId) -> bool {
+        self.lines.contains_key(&conn)
     }
 
     /// Marks publish `id` as a session's rejoin.
@@ -257,14 +279,19 @@ impl InFlight {
     }
 }
 
-fn forget_join(joins: &mut BTreeMap<ConnId, usize>, p: &Published) {
-    let Some((c, _)) = p.join else {
+/// The connection whose line (a say or act, refused by its id) `p` is.
+fn line_of(p: &Published) -> Option<ConnId> {
+    p.sender.filter(|_| p.id.is_some())
+}
+
+fn uncount(counts: &mut BTreeMap<ConnId, usize>, conn: Option<ConnId>) {
+    let Some(c) = conn else {
         return;
     };
-    if let Some(n) = joins.get_mut(&c) {
+    if let Some(n) = counts.get_mut(&c) {
         *n -= 1;
         if *n == 0 {
-            joins.remove(&c);
+            counts.remove(&c);
         }
     }
 }
@@ -308,6 +335,14 @@ struct Resuming {
     did: DeviceId,
     hello: Hello,
     held: Vec<Request>,
+}
+
+/// What is answered after its line ended ([`Hub::late_begin`]).
+enum Late<'a> {
+    /// A join of this room.
+    Join(&'a RoomName),
+    /// Something else of the kept line: the answer to this message of it, if one.
+    Answer(Option<MsgId>),
 }
 
 /// The cluster's state in the hub.
@@ -354,6 +389,9 @@ pub(crate) struct Cluster {
     bans: Bans,
     /// What this node's users are, as told to the cluster, and every other node's.
     presence: Presences,
+    /// The shell's link to the cluster is down ([`Hub::handle_cluster_link`]): changes of a
+    /// room's settings and topic are refused at once.
+    away: bool,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -385,6 +423,25 @@ impl Hub {
     /// [`Hub::handle_publish_failed`] and [`Hub::handle_claim`].
     pub fn enable_cluster(&mut self) {
         self.cluster.get_or_insert_with(Box::default);
+    }
+
+    /// Cluster mode: the shell's link to the cluster was lost (`up` false) or is back. While
+    /// it is down, a change of a room's settings (a mode, a ban, an operator...) or topic is
+    /// refused at once, as a line or a join is by the log: made here and written to the
+    /// cluster later, its event (which tells the members) could not be published, so members
+    /// would not hear of it.
+    pub fn handle_cluster_link(&mut self, up: bool) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.away = !up;
+        }
+    }
+
+    /// Why a change of `room`'s settings or topic is refused now (the cluster is away), if it
+    /// is.
+    pub(super) fn cluster_away(&self, room: &RoomName) -> Option<String> {
+        self.cluster.as_ref().filter(|cl| cl.away).map(|_| {
+            format!("the cluster is unavailable (no NATS server answers); {room} is unchanged")
+        })
     }
 
     /// The next thing to ask of the cluster, in order.
@@ -705,7 +762,9 @@ impl Hub {
     /// Runs what waited for `conn`'s join, up to the next join, or up to a request that starts
     /// account work (a registration, a sign-in): what follows that waits for its answer, as
     /// what the connection sends meanwhile does (`Hub::submit`), and is run on by
-    /// `Hub::run_pending` once it is answered.
+    /// `Hub::run_pending` once it is answered. A step of the line that waited runs as that
+    /// line's answer ([`Hub::late_answer`]); once nothing of that line waits, its answer is
+    /// closed ([`Hub::late_end`]) before anything after it runs.
     pub(super) fn run_deferred(&mut self, conn: ConnId, now: Millis) {
         loop {
             if self.account_busy(conn) {
@@ -718,11 +777,11 @@ impl Hub {
                 return;
             }
             let Some(queue) = cl.deferred.get_mut(&conn) else {
-                return;
+                return self.late_settle(conn);
             };
             let Some(req) = queue.pop_front() else {
                 cl.deferred.remove(&conn);
-                return;
+                return self.late_settle(conn);
             };
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 if let Some(cl) = self.cluster.as_mut() {
@@ -730,7 +789,85 @@ impl Hub {
                 }
                 return;
             }
-            self.run(conn, req, now);
+            match req {
+                // A line of its own: the one before it is complete.
+                Request::Line(_) => {
+                    self.late_end(conn);
+                    self.run(conn, req, now);
+                }
+                req => self.late_answer(conn, None, |hub| hub.run(conn, req, now)),
+            }
+        }
+    }
+
+    /// Whether part of the answer to `conn`'s line that just ran comes after it: a join or a
+    /// nick change waits for the cluster, or steps wait for them.
+    pub(super) fn cluster_answers_later(&self, conn: ConnId) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            waiting(cl, conn)
+                || cl.deferred.get(&conn).is_some_and(|q| !q.is_empty())
+                || cl.published.saying(conn)
+                || cl.directs.values().any(|(c, _)| *c == conn)
+        })
+    }
+
+    /// `conn`'s kept line is closed if nothing of its answer is to come any more.
+    fn late_settle(&mut self, conn: ConnId) {
+        let kept = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.dialect())
+            .is_some_and(|d| d.late_kept());
+        if kept && !self.cluster_answers_later(conn) {
+            self.late_end(conn);
+        }
+    }
+
+    /// Does `f`, which answers `conn` after its line ended, as that line's answer (IRC: with
+    /// its command and label, kept by the dialect when the line ended); `msg`: the message
+    /// it answers, whose line it must be.
+    fn late_answer(&mut self, conn: ConnId, msg: Option<MsgId>, f: impl FnOnce(&mut Hub)) {
+        let before = self.late_begin(conn, Late::Answer(msg));
+        f(self);
+        self.late_pause(conn, before);
+    }
+
+    /// `conn`'s dialect takes up its kept line (or, for a join, a JOIN of its own); the
+    /// connection's backlog before, to tell whether anything was answered.
+    fn late_begin(&mut self, conn: ConnId, late: Late<'_>) -> usize {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return 0;
+        };
+        let before = c.backlog_bytes();
+        if let Some(d) = c.dialect_mut() {
+            match late {
+                Late::Join(room) => d.late_join(room),
+                Late::Answer(msg) => d.late_answer(msg),
+            }
+        }
+        before
+    }
+
+    /// The late answer begun by [`Hub::late_begin`] is done for now.
+    fn late_pause(&mut self, conn: ConnId, before: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let answered = c.backlog_bytes() > before;
+        if let Some(d) = c.dialect_mut() {
+            d.late_done(answered);
+        }
+    }
+
+    /// Nothing more of `conn`'s kept line is to come: its answer is closed.
+    fn late_end(&mut self, conn: ConnId) {
+        let end = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.dialect_mut())
+            .and_then(|d| d.late_end());
+        if let Some(end) = end {
+            self.reply(conn, Reply::Own(end));
         }
     }
 
@@ -802,6 +939,7 @@ impl Hub {
             r.topic = topic.clone();
         }
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
+        let mine_msg = mine.as_ref().and_then(|p| p.id);
         let (skip, sender, join) =
             mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
         let room = event.room;
@@ -823,9 +961,18 @@ impl Hub {
         if let Some(cl) = self.cluster.as_mut() {
             cl.applying = true;
         }
+        // The sender's line (its echo, or nothing and then its end) is answered now.
+        let line = sender.zip(mine_msg);
+        let before = line.map(|(c, msg)| self.late_begin(c, Late::Answer(Some(msg))));
         let seq = self.broadcast(&room, event.from, event.kind, event.at, skip, sender);
+        if let (Some((c, _)), Some(before)) = (line, before) {
+            self.late_pause(c, before);
+        }
         if let Some(cl) = self.cluster.as_mut() {
             cl.applying = false;
+        }
+        if let Some((c, _)) = line {
+            self.late_settle(c);
         }
         if let Some(target) = kicked {
             self.cluster_kicked(&room, &target);
@@ -843,14 +990,10 @@ impl Hub {
             }
             for c in on {
                 // The join's line has ended: its answer comes now (IRC words it as a JOIN's).
-                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
-                    d.late_join(&room);
-                }
+                let before = self.late_begin(c, Late::Join(&room));
                 // A clustered join is always a room event (big rooms' summing up is single-node).
                 self.entered_on(c, &room, seq, true);
-                if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
-                    d.late_join_done();
-                }
+                self.late_pause(c, before);
             }
         }
         if let Some((conn, _)) = join {
@@ -1083,13 +1226,22 @@ impl Hub {
         else {
             return;
         };
+        if let Some(mode) = p.mode {
+            self.unannounced(&p.room, *mode);
+        }
         if let (Some(conn), Some(msg)) = (p.sender, p.id) {
             let detail = format!("{why}; your message was not delivered");
-            self.error(conn, ErrorKind::NotStored, Re::Msg(msg), detail);
+            self.late_answer(conn, Some(msg), |hub| {
+                hub.error(conn, ErrorKind::NotStored, Re::Msg(msg), detail)
+            });
+            self.late_settle(conn);
         }
         if let Some((conn, _)) = p.join {
             let detail = format!("{why}; you did not join {}", p.room);
-            self.error(conn, ErrorKind::NotStored, Re::Room(p.room.clone()), detail);
+            let re = Re::Room(p.room.clone());
+            self.late_answer(conn, None, |hub| {
+                hub.error(conn, ErrorKind::NotStored, re, detail)
+            });
             self.drop_if_empty(&p.room);
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
@@ -1265,14 +1417,19 @@ impl Hub {
                 self.claim_for_hello(conn, hello, want, tries + 1, held);
             }
             (Claiming::Change { uid, .. }, true) => {
-                self.with_grant(conn, &nick, |hub| {
-                    hub.change_nick(conn, uid, nick.clone(), now)
+                self.late_answer(conn, None, |hub| {
+                    hub.with_grant(conn, &nick, |hub| {
+                        hub.change_nick(conn, uid, nick.clone(), now)
+                    });
                 });
                 self.run_deferred(conn, now);
             }
             (Claiming::Change { .. }, false) => {
                 let detail = format!("the nick {nick} is taken");
-                self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                let re = Re::Nick(nick);
+                self.late_answer(conn, None, |hub| {
+                    hub.error(conn, ErrorKind::NickTaken, re, detail)
+                });
                 self.run_deferred(conn, now);
             }
             (
@@ -1314,7 +1471,10 @@ impl Hub {
             }
             Claiming::Change { conn, .. } => {
                 let detail = format!("{why}; your nick is unchanged");
-                self.error(conn, ErrorKind::Unavailable, Re::Nick(nick), detail);
+                let re = Re::Nick(nick);
+                self.late_answer(conn, None, |hub| {
+                    hub.error(conn, ErrorKind::Unavailable, re, detail)
+                });
                 self.run_deferred(conn, now);
             }
             Claiming::Resume {
@@ -1368,6 +1528,7 @@ impl Hub {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
+        let msg = dm.id;
         match result {
             Ok(()) => {
                 self.accept_id(conn, dm.id);
@@ -1375,10 +1536,15 @@ impl Hub {
                 for c in copies {
                     self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
                 }
-                self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Direct(dm)));
+                self.late_answer(conn, Some(msg), |hub| {
+                    hub.reply(conn, super::dialect::Reply::Msg(ServerMsg::Direct(dm)));
+                });
             }
-            Err(why) => self.error(conn, ErrorKind::NoSuchNick, Re::Msg(dm.id), why),
+            Err(why) => self.late_answer(conn, Some(msg), |hub| {
+                hub.error(conn, ErrorKind::NoSuchNick, Re::Msg(msg), why)
+            }),
         }
+        self.late_settle(conn);
     }
 
     /// A direct message from a user on another node (`token`: the shell's, to answer with):
@@ -1634,6 +1800,8 @@ fn publish(
             id,
             join,
             rejoin: false,
+            mode: matches!(kind, EventKind::Mode { .. })
+                .then(|| Box::new((from.clone(), kind.clone()))),
         },
     );
     let event = RoomEvent {

@@ -1,7 +1,8 @@
 //! Lines a dialect reads when they run ([`Request::Line`]): one line of input, one flood-control
 //! token, and what it means decided only once everything before it has run (IRC: a `NICK` after
 //! a refused registration registers again; after a welcome it is a nick change). The dialect is
-//! told when the line's steps are done, so it can close its answer (IRC's labeled-response).
+//! told when the line's steps are done, so it can close its answer (IRC's labeled-response),
+//! and whether part of that answer comes later (in a cluster: `Hub::late_answer`).
 
 use super::Hub;
 use super::dialect::{Reply, Request, Step};
@@ -49,7 +50,12 @@ impl Hub {
         }
         // Nothing is written back during a run, so the backlog only grows with what was queued.
         let answered = c.backlog_bytes() > before;
-        if let Some(end) = c.dialect_mut().and_then(|d| d.read_done(answered)) {
+        // In a cluster a join or a nick change is answered after its line (the cluster decides).
+        let later = self.cluster_answers_later(conn);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(end) = c.dialect_mut().and_then(|d| d.read_done(answered, later)) {
             self.reply(conn, Reply::Own(end));
         }
     }

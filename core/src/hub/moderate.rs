@@ -44,6 +44,10 @@ impl Hub {
         action: ModAction,
         now: Millis,
     ) {
+        let looking = matches!(action, ModAction::Settings | ModAction::Bans);
+        if let Some(detail) = self.cluster_away(&room).filter(|_| !looking) {
+            return self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
+        }
         if let Err((kind, detail)) = self.try_moderate(conn, uid, &room, action, now) {
             self.error(conn, kind, Re::Room(room), detail);
         }
@@ -424,6 +428,12 @@ impl Hub {
         action: AdminAction,
         now: Millis,
     ) {
+        // A room's settings change as a moderator's change does (see `Hub::moderate`).
+        if let AdminAction::TakeOver(room) | AdminAction::Close { room, .. } = &action
+            && let Some(detail) = self.cluster_away(room)
+        {
+            return self.error(conn, ErrorKind::Unavailable, Re::Room(room.clone()), detail);
+        }
         if let Err((kind, detail)) = self.try_administer(conn, uid, action, now) {
             self.error(conn, kind, Re::Conn, detail);
         }

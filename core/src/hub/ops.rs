@@ -733,6 +733,9 @@ impl Hub {
             let detail = format!("only operators set the topic of {room} (+t)");
             return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
         }
+        if let Some(detail) = self.cluster_away(&room) {
+            return self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
+        }
         if let Some(r) = self.rooms.get_mut(&room) {
             r.topic = Some(topic.clone());
         }

@@ -36,7 +36,14 @@ pub(crate) struct Rooms {
     /// (with its revision): applied once they are, if it is at least as recent as they. News
     /// may come before the answer to the edit it shows, merged with another node's edits.
     held: BTreeMap<RoomName, (Option<SharedRoom>, u64)>,
+    /// Changes made here whose `Mode` event the log refused while their edit was on its way
+    /// (the link was lost before this node knew it): announced again once an edit of the room
+    /// is in the cluster, so members hear of what the cluster now holds.
+    unannounced: BTreeMap<RoomName, Vec<(Nick, EventKind)>>,
 }
+
+/// Changes of one room kept to announce again (each a `Mode` event, a few words).
+const MAX_UNANNOUNCED: usize = 16;
 
 impl Hub {
     /// A change to `room`'s settings made here: in a cluster, merged into the cluster's
@@ -65,12 +72,40 @@ impl Hub {
         };
         own.0 = own.0.saturating_sub(1);
         own.1 = own.1.max(revision.unwrap_or(0));
-        if own.0 > 0 {
+        let unanswered = own.0;
+        let unannounced = rooms.unannounced.remove(room).unwrap_or_default();
+        if revision.is_some() && self.rooms.contains_key(room) {
+            let now = self.now;
+            for (by, kind) in unannounced {
+                debug!(%room, "a change the log refused is in the cluster now: announced");
+                self.broadcast(room, by, kind, now, Skip::None, None);
+            }
+        }
+        if unanswered > 0 {
             return;
         }
+        let Some(rooms) = self.cluster.as_mut().map(|cl| &mut cl.rooms) else {
+            return;
+        };
         if let Some((shared, revision)) = rooms.held.remove(room) {
             let now = self.now;
             self.handle_room(room.clone(), shared, revision, now);
+        }
+    }
+
+    /// The `Mode` event of a change made here was refused by the log: if the change's edit is
+    /// still on its way, the event is announced again once it is written (else the change is
+    /// in the cluster already, or was given up: nothing to say).
+    pub(in crate::hub) fn unannounced(&mut self, room: &RoomName, mode: (Nick, EventKind)) {
+        let Some(rooms) = self.cluster.as_mut().map(|cl| &mut cl.rooms) else {
+            return;
+        };
+        if rooms.own.get(room).is_none_or(|o| o.0 == 0) {
+            return;
+        }
+        let kept = rooms.unannounced.entry(room.clone()).or_default();
+        if kept.len() < MAX_UNANNOUNCED {
+            kept.push(mode);
         }
     }
 

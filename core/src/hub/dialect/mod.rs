@@ -111,14 +111,39 @@ pub(crate) trait Dialect {
 
     /// A join this connection asked for is answered now, after the line that asked for it
     /// ended (in a cluster a join completes when its event comes back through the room's log):
-    /// until [`Dialect::late_join_done`], what comes is that join's answer, worded as if its
-    /// line were still running (IRC: the history replayed with it).
+    /// until [`Dialect::late_done`], what comes is that join's answer, worded as if its
+    /// line were still running (IRC: the history replayed with it, and the line's command and
+    /// label when [`Dialect::read_done`] kept it).
     fn late_join(&mut self, room: &RoomName) {
         let _ = room;
     }
 
-    /// The late join's answer is complete.
-    fn late_join_done(&mut self) {}
+    /// Something else of a line that ended with its answer to come ([`Dialect::read_done`]'s
+    /// `later`) is answered now: a refusal from the cluster, or a step that waited for the
+    /// line's join or nick. Until [`Dialect::late_done`], what comes is worded as that line's
+    /// answer (IRC: its command and label). Nothing if no line was kept, or if `msg` (the
+    /// message answered) is not the kept line's.
+    fn late_answer(&mut self, msg: Option<MsgId>) {
+        let _ = msg;
+    }
+
+    /// The late answer begun by [`Dialect::late_join`] or [`Dialect::late_answer`] is done for
+    /// now; `answered`: whether anything was queued for this connection meanwhile. A kept line
+    /// is kept again until [`Dialect::late_end`].
+    fn late_done(&mut self, answered: bool) {
+        let _ = answered;
+    }
+
+    /// Nothing more of the kept line's answer is to come: what closes it (IRC: its labeled
+    /// batch's end, or an acknowledgement when nothing was said).
+    fn late_end(&mut self) -> Option<Bytes> {
+        None
+    }
+
+    /// Whether a line is kept for a late answer ([`Dialect::read_done`]'s `later`).
+    fn late_kept(&self) -> bool {
+        false
+    }
 
     /// The user left `room`; `next` is the room to talk in instead, if any. Returns a note to
     /// show when the current room changed.
@@ -143,9 +168,12 @@ pub(crate) trait Dialect {
 
     /// The steps of a line have run; `answered`: whether anything was queued for this
     /// connection meanwhile. Returns what closes the answer (IRC: a labeled batch's end, or an
-    /// acknowledgement when nothing was said).
-    fn read_done(&mut self, answered: bool) -> Option<Bytes> {
-        let _ = answered;
+    /// acknowledgement when nothing was said). `later`: part of the answer comes after the
+    /// line ended (in a cluster, a join or a nick change waits for the cluster): the dialect
+    /// keeps what it needs to word it as this line's answer ([`Dialect::late_answer`]) and
+    /// closes it at [`Dialect::late_end`].
+    fn read_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
+        let _ = (answered, later);
         None
     }
 }
@@ -229,8 +257,17 @@ impl AnyDialect {
     pub(crate) fn late_join(&mut self, room: &RoomName) {
         self.inner_mut().late_join(room);
     }
-    pub(crate) fn late_join_done(&mut self) {
-        self.inner_mut().late_join_done();
+    pub(crate) fn late_answer(&mut self, msg: Option<MsgId>) {
+        self.inner_mut().late_answer(msg);
+    }
+    pub(crate) fn late_done(&mut self, answered: bool) {
+        self.inner_mut().late_done(answered);
+    }
+    pub(crate) fn late_end(&mut self) -> Option<Bytes> {
+        self.inner_mut().late_end()
+    }
+    pub(crate) fn late_kept(&self) -> bool {
+        self.inner().late_kept()
     }
     pub(crate) fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
         self.inner_mut().left(room, next)
@@ -247,8 +284,8 @@ impl AnyDialect {
     ) {
         self.inner_mut().read(line, me, next_id, steps);
     }
-    pub(crate) fn read_done(&mut self, answered: bool) -> Option<Bytes> {
-        self.inner_mut().read_done(answered)
+    pub(crate) fn read_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
+        self.inner_mut().read_done(answered, later)
     }
 }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::accounts::HashCost;
 use crate::hub::AccountsConfig;
 use crate::persist::{AccountRecord, LoadedAccount};
-use crate::types::{DeviceKey, Password};
+use crate::types::{DeviceKey, Password, ResumeToken};
 use crate::wire::{ErrorKind, Proof};
 
 /// The accounts as the cluster keeps them, and creates held back to answer in a chosen order.
@@ -728,4 +728,80 @@ fn requests_after_a_registration_that_waited_for_a_join_wait_for_the_account() {
             .is_some_and(|f| f == "alice"),
         "#r is alice's: {got:?}"
     );
+}
+
+/// A connection on node `i` that signs in to `account` with the password, shows it has its
+/// token (a ping), and the token.
+fn device(net: &mut Net, i: usize, want: &str, account: &str) -> (ConnId, ResumeToken) {
+    let (c, _) = guest(net, i, want);
+    sign_in(net, i, c, account, Proof::Password(pw(PW)));
+    let token = net
+        .recv(i, c)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("signed in");
+    ask(net, i, c, &ClientMsg::Ping { token: 1 });
+    net.recv(i, c);
+    (c, token)
+}
+
+/// A resume on node `i` with `token`: whether it opened the session.
+fn resumes(net: &mut Net, i: usize, token: &ResumeToken) -> bool {
+    let now = net.now;
+    let x = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+    net.nodes[i].hub.handle_bytes(x, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick("x"),
+        resume: Some(crate::wire::Resume {
+            token: token.clone(),
+            rooms: Vec::new(),
+        }),
+    };
+    net.nodes[i]
+        .hub
+        .handle_bytes(x, &encode_frame(&hello).unwrap(), now);
+    settle(net);
+    net.recv(i, x)
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, .. }))
+}
+
+#[test]
+fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
+    let mut net = net(2);
+    // alice's devices on node 1: q connected, p dropped (its session waits for a resume).
+    let (q, _) = guest(&mut net, 1, "alice");
+    register(&mut net, 1, q, PW, false);
+    net.recv(1, q);
+    let (p, tp) = device(&mut net, 1, "p", "alice");
+    let (r, tr) = device(&mut net, 1, "r", "alice");
+    net.nodes[1].hub.handle_close(p, net.now);
+    settle(&mut net);
+    // The password changes on node 0 (a device signed in there; the operator's command
+    // writes the bucket the same way).
+    let (a, _) = device(&mut net, 0, "a", "alice");
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 0, a, &change);
+    assert!(net.recv(0, a).contains(&ServerMsg::PasswordChanged));
+    // p's token, from before the change, opens nothing on any node.
+    assert!(
+        !resumes(&mut net, 1, &tp),
+        "p's token still opens on node 1"
+    );
+    assert!(
+        !resumes(&mut net, 0, &tp),
+        "p's token still opens on node 0"
+    );
+    // r goes on until it drops, as on one node; then its token is dead too.
+    assert_eq!(net.nodes[1].hub.nick(r), Some(&nick("alice")));
+    net.nodes[1].hub.handle_close(r, net.now);
+    settle(&mut net);
+    assert!(!resumes(&mut net, 1, &tr), "r's token still opens");
 }

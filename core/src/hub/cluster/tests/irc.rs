@@ -5,6 +5,8 @@
 //! member list), the history in a `chathistory` batch for a client that asked for server-time
 //! and batch, and NAMES marking the operators that are on other nodes. And the founder's `/op`
 //! of a guest on another node is refused as a guest's ("not signed in"), not as nobody's.
+//! A JOIN or NICK answered late is still its line's answer: its refusal names the command, and
+//! a labeled one gets its answer inside its `labeled-response` batch.
 
 use super::accounts::{PW, ask, error, guest, net, register, settle};
 use super::*;
@@ -154,4 +156,207 @@ fn a_guest_on_another_node_made_an_operator_is_refused_as_a_guest_not_as_nobody(
     let (_, why) = error(&net.recv(0, a)).expect("refused");
     assert!(why.contains("carol is not signed in"), "{why}");
     assert!(!why.contains("nobody"), "{why}");
+}
+
+/// The lines of `text` with no MOTD or other chatter: only those of the answer asked.
+fn lines_of(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn a_join_refused_by_the_log_is_refused_as_a_join() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "");
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // The refusal comes after the JOIN's line ended (the log answered later): it still
+    // names the command the client sent, as any refusal of it does.
+    assert!(
+        text.contains(" 400 carol JOIN :the cluster is unavailable"),
+        "{text}"
+    );
+    assert!(!text.contains(" * :"), "{text}");
+}
+
+#[test]
+fn a_labeled_join_answered_through_the_log_keeps_its_label() {
+    let mut net = net(2);
+    bob_said(&mut net, "said before carol came");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=j1 JOIN #r\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    // The JOIN's answer, late as it is, is the batch's: the JOIN, its names, then the end.
+    assert_eq!(
+        l[1],
+        format!("@batch={id} :carol!carol@natter JOIN #r"),
+        "{l:?}"
+    );
+    assert!(
+        l[1..l.len() - 1]
+            .iter()
+            .all(|x| x.starts_with(&format!("@batch={id} "))),
+        "{l:?}"
+    );
+    assert!(l.iter().any(|x| x.contains(" 366 carol #r ")), "{l:?}");
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l.iter().filter(|x| x.contains("BATCH -")).count(),
+        1,
+        "one end, after the answer: {l:?}"
+    );
+}
+
+#[test]
+fn a_labeled_join_of_two_channels_answers_both_in_its_batch() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=j2 JOIN #r,#s\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j2 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    for chan in ["#r", "#s"] {
+        let join = format!("@batch={id} :carol!carol@natter JOIN {chan}");
+        assert!(l.contains(&join.as_str()), "{join} in {l:?}");
+    }
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
+    // A line sent after it is answered after it, on its own.
+    let text = irc_says(&mut net, 1, c, "@label=p1 PING :x\r\n");
+    assert!(text.starts_with("@label=p1 "), "{text}");
+}
+
+#[test]
+fn a_labeled_join_refused_by_the_log_is_refused_in_its_batch() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "@label=j3 JOIN #r\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=j3 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(
+        l[1].starts_with(&format!("@batch={id} :natter.irc 400 carol JOIN :")),
+        "{l:?}"
+    );
+    assert_eq!(l[2], format!(":natter.irc BATCH -{id}"), "{l:?}");
+}
+
+#[test]
+fn a_labeled_nick_change_decided_by_the_cluster_is_answered_in_its_batch() {
+    let mut net = net(2);
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    let text = irc_says(&mut net, 1, c, "@label=n1 NICK dave\r\n");
+    let l = lines_of(&text);
+    let id = l[0]
+        .strip_prefix("@label=n1 :natter.irc BATCH +")
+        .and_then(|r| r.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert_eq!(
+        l[1],
+        format!("@batch={id} :carol!carol@natter NICK :dave"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l.last().unwrap(),
+        &format!(":natter.irc BATCH -{id}"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_line_or_a_direct_message_refused_after_its_line_names_its_command_and_target() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // Nobody in the cluster is called nobody: the node holding nicks says so, after the line.
+    let text = irc_says(&mut net, 1, c, "PRIVMSG nobody :hi\r\n");
+    assert!(text.contains(" 401 carol nobody :"), "{text}");
+    // The log refuses a line after the PRIVMSG's line ended.
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "PRIVMSG #r :lost\r\n");
+    assert!(
+        text.contains(" 400 carol PRIVMSG :the cluster is unavailable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_labeled_message_answered_through_the_log_keeps_its_label() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(
+        &mut net,
+        1,
+        "carol",
+        "batch labeled-response echo-message message-tags",
+    );
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    // The echo is the answer, as on one node: it carries the label, and there is no ACK.
+    let text = irc_says(&mut net, 1, c, "@label=m1 PRIVMSG #r :hi all\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].starts_with("@label=m1;msgid="), "{l:?}");
+    assert!(l[0].ends_with(" PRIVMSG #r :hi all"), "{l:?}");
+    // A refusal from the log is the answer.
+    net.refuse = true;
+    let text = irc_says(&mut net, 1, c, "@label=m2 PRIVMSG #r :lost\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=m2 :natter.irc 400 carol PRIVMSG :"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_labeled_direct_message_answered_by_the_cluster_keeps_its_label() {
+    let mut net = net(2);
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    // Nobody has the nick: the node holding nicks answers, after the line, with the label.
+    let text = irc_says(&mut net, 1, c, "@label=d1 PRIVMSG nobody :x\r\n");
+    let l = lines_of(&text);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=d1 :natter.irc 401 carol nobody "),
+        "{l:?}"
+    );
+    // Delivered on another node: acknowledged then (no echo-message), and bob has it.
+    let (b, _) = guest(&mut net, 0, "bob");
+    let text = irc_says(&mut net, 1, c, "@label=d2 PRIVMSG bob :hi bob\r\n");
+    assert_eq!(lines_of(&text), ["@label=d2 :natter.irc ACK"]);
+    assert!(
+        net.recv(0, b)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Direct(dm) if dm.text.as_str() == "hi bob"))
+    );
+}
+
+#[test]
+fn a_labeled_message_without_echo_is_acknowledged_once_the_log_has_it() {
+    let mut net = net(2);
+    bob_said(&mut net, "hello");
+    let c = irc_client(&mut net, 1, "carol", "batch labeled-response");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    let text = irc_says(&mut net, 1, c, "@label=m1 PRIVMSG #r :hi all\r\n");
+    assert_eq!(lines_of(&text), ["@label=m1 :natter.irc ACK"]);
 }

@@ -466,3 +466,91 @@ fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered
         assert!(p.modes.moderated && p.modes.topic_ops, "node {i}: {p:?}");
     }
 }
+
+#[test]
+fn a_change_of_a_rooms_settings_or_topic_while_the_cluster_is_away_is_refused_at_once() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    net.recv(0, a);
+    net.recv(1, d);
+    net.nodes[0].hub.handle_cluster_link(false);
+    let plus_m = ModAction::Mode(ModeChange::Moderated(true));
+    moderate(&mut net, 0, a, "#r", plus_m.clone());
+    let got = net.recv(0, a);
+    let (kind, why) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Unavailable);
+    assert!(why.contains("cluster is unavailable"), "{why}");
+    let topic = ClientMsg::Topic {
+        room: room("#r"),
+        topic: Some(text("new")),
+    };
+    ask(&mut net, 0, a, &topic);
+    assert_eq!(
+        error(&net.recv(0, a)).map(|e| e.0),
+        Some(ErrorKind::Unavailable)
+    );
+    // Nothing changed, here or there, and nobody was told of anything.
+    assert!(
+        net.rooms_kv
+            .rooms
+            .get(&room("#r"))
+            .is_some_and(|r| !r.policy.modes.moderated)
+    );
+    assert!(net.recv(1, d).is_empty());
+    // Looking is still answered.
+    moderate(&mut net, 0, a, "#r", ModAction::Settings);
+    assert!(
+        net.recv(0, a)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Policy { modes, .. } if !modes.moderated))
+    );
+    // Back: the change is made, and members on both nodes are told.
+    net.nodes[0].hub.handle_cluster_link(true);
+    moderate(&mut net, 0, a, "#r", plus_m);
+    let told = |msgs: &[ServerMsg]| {
+        msgs.iter().any(|m| {
+            matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "+m"))
+        })
+    };
+    assert!(told(&net.recv(0, a)));
+    assert!(told(&net.recv(1, d)));
+}
+
+#[test]
+fn a_change_whose_event_the_log_refused_is_announced_once_the_cluster_has_it() {
+    // The link was lost before the node knew it: the change was made here, its event refused
+    // by the log, its edit written once NATS was back. Members are told then, on every node.
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    net.recv(0, a);
+    net.recv(1, d);
+    net.rooms_kv.hold_answers = true;
+    net.refuse = true;
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Moderated(true)),
+    );
+    let told = |msgs: &[ServerMsg]| {
+        msgs.iter().filter(|m| {
+            matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Mode { change } if change.as_str() == "+m"))
+        }).count()
+    };
+    assert_eq!(told(&net.recv(1, d)), 0);
+    net.refuse = false;
+    net.rooms_kv.hold_answers = false;
+    for (i, r, revision) in core::mem::take(&mut net.rooms_kv.answers) {
+        net.nodes[i].hub.handle_room_written(&r, Some(revision));
+    }
+    settle(&mut net);
+    assert_eq!(told(&net.recv(0, a)), 1, "the changer is told once");
+    assert_eq!(
+        told(&net.recv(1, d)),
+        1,
+        "a member on another node is told once"
+    );
+}

@@ -38,6 +38,10 @@ use message::Message;
 use reader::{Read, Reader};
 use std::collections::BTreeSet;
 
+/// Messages remembered for a late refusal ([`State::recent`]): more than a client sends in a
+/// cluster's round trip at IRC's pace (a few bytes each, kept while the connection lives).
+const RECENT_SENT: usize = 8;
+
 /// Form bits: the `time` tag.
 const F_TIME: u8 = 1;
 /// Form bits: the `msgid` tag (message-tags).
@@ -85,6 +89,22 @@ struct Running {
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
     number: u64,
+    /// Something was answered to it before its answer was kept for later (a labeled line
+    /// that got an answer needs no `ACK`).
+    answered: bool,
+}
+
+/// Whether `running` is a line's answer that came after the line ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Late {
+    /// No (or not any more).
+    #[default]
+    No,
+    /// A join answered late for which no line was kept (another connection of the user, a
+    /// join the hub made itself): it runs as an unlabeled JOIN of its own.
+    Fresh,
+    /// The kept line ([`State::kept`]), taken up again.
+    Kept,
 }
 
 /// An IRC client's connection. Its state is boxed: every connection holds its dialect inline,
@@ -135,8 +155,16 @@ pub(crate) struct State {
     /// `Parted` would make is not sent), until it enters one again.
     kicked: Option<RoomName>,
     running: Option<Running>,
-    /// `running` is a join answered after its line ended ([`Dialect::late_join`]).
-    late_join: bool,
+    /// `running` is answered after its line ended ([`Dialect::late_join`],
+    /// [`Dialect::late_answer`]).
+    late: Late,
+    /// A line that ended with part of its answer to come (a JOIN through the cluster's log):
+    /// its command and label, for that answer ([`Dialect::read_done`]'s `later`).
+    kept: Option<Running>,
+    /// The last messages sent, oldest first: (id, target as the client named it, command),
+    /// for a refusal that comes after their line ended (in a cluster: the log refused a line,
+    /// or the node holding a nick found nobody), whose numeric names them.
+    recent: std::collections::VecDeque<(MsgId, String, &'static str)>,
     /// Lines read so far (batch ids).
     lines: u64,
     /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).
@@ -216,8 +244,8 @@ impl Dialect for Irc {
         self.read_line(line, me, next_id, steps);
     }
 
-    fn read_done(&mut self, answered: bool) -> Option<Bytes> {
-        self.line_done(answered)
+    fn read_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
+        self.line_done(answered, later)
     }
 
     fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
@@ -287,12 +315,18 @@ impl Dialect for Irc {
         if self.running.is_some() {
             return;
         }
-        // The JOIN's line ended (answered later, through the room's log): its answer runs as a
-        // JOIN of its own, unlabeled (a labeled JOIN was acknowledged when its line ended), so
-        // its history is worded as history (or not at all), as on a single node.
-        self.lines += 1;
         self.busy = true;
-        self.late_join = true;
+        // The JOIN's line ended (answered later, through the room's log): its answer is that
+        // line's, with its label, when the line was kept for it; its history is worded as
+        // history (or not at all), as on a single node.
+        if let Some(kept) = self.kept.take_if(|k| k.verb == "JOIN") {
+            self.late = Late::Kept;
+            self.running = Some(kept);
+            return;
+        }
+        // Else it runs as a JOIN of its own, unlabeled.
+        self.lines += 1;
+        self.late = Late::Fresh;
         self.running = Some(Running {
             verb: "JOIN".into(),
             label: Label::None,
@@ -301,14 +335,46 @@ impl Dialect for Irc {
             modes_asked: false,
             reason: None,
             number: self.lines,
+            answered: false,
         });
     }
 
-    fn late_join_done(&mut self) {
-        if core::mem::take(&mut self.late_join) {
-            self.busy = false;
-            self.running = None;
+    fn late_answer(&mut self, msg: Option<MsgId>) {
+        if self.running.is_some() {
+            return;
         }
+        let its = |k: &mut Running| msg.is_none_or(|id| k.sent.iter().any(|(i, _)| *i == id));
+        if let Some(kept) = self.kept.take_if(its) {
+            self.busy = true;
+            self.late = Late::Kept;
+            self.running = Some(kept);
+        }
+    }
+
+    fn late_done(&mut self, answered: bool) {
+        match core::mem::take(&mut self.late) {
+            Late::No => {}
+            Late::Fresh => {
+                self.busy = false;
+                self.running = None;
+            }
+            Late::Kept => {
+                self.busy = false;
+                self.kept = self.running.take().map(|mut r| {
+                    r.answered |= answered;
+                    r
+                });
+            }
+        }
+    }
+
+    fn late_kept(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    fn late_end(&mut self) -> Option<Bytes> {
+        let kept = self.kept.take()?;
+        read::close(kept, false)
     }
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {

@@ -20,6 +20,33 @@ const ONE_REPLY: [&str; 10] = [
     "PRIVMSG", "NOTICE", "TAGMSG", "PING", "AWAY", "ISON", "USERHOST", "TIME", "VERSION", "TOPIC",
 ];
 
+/// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
+/// line that got no answer (`answered`, or answered before it was kept).
+pub(super) fn close(running: Running, answered: bool) -> Option<Bytes> {
+    let mut out = String::new();
+    match running.label {
+        Label::None => return None,
+        Label::Batch(id) => write_line(
+            &mut out,
+            &Tags::none(),
+            SERVER,
+            "BATCH",
+            &[&format!("-{id}")],
+            false,
+        ),
+        Label::Single(_) if answered || running.answered => return None,
+        Label::Single(label) => write_line(
+            &mut out,
+            &Tags::none().with("label", &label),
+            SERVER,
+            "ACK",
+            &[],
+            false,
+        ),
+    }
+    Some(Bytes::from(out))
+}
+
 /// `FAIL <command> INVALID_UTF8` for a line that was not UTF-8 (natter advertises `UTF8ONLY`).
 pub(super) fn not_utf8(lossy: &str) -> Bytes {
     let verb = Message::parse(lossy).map_or_else(|| "*".to_owned(), |m| m.verb());
@@ -137,11 +164,19 @@ impl Irc {
         let verb = msg.verb();
         self.lines += 1;
         let label = self.label_of(&msg, &verb);
+        // A line kept for a late answer is complete when the next line runs (the hub runs
+        // what follows it only once nothing of it waits): its end comes first.
+        let answer = self
+            .kept
+            .take()
+            .and_then(|k| close(k, false))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let mut plan = Plan {
             steps,
             me: self.nick.as_ref().map_or("*", Nick::as_str).to_owned(),
             tags: Tags::none(),
-            answer: String::new(),
+            answer,
         };
         if let Label::Batch(id) = &label {
             let label = msg.tag("label").unwrap_or_default();
@@ -176,6 +211,7 @@ impl Irc {
                 && msg.param(1).is_none(),
             reason: None,
             number: self.lines,
+            answered: false,
         });
         plan.tags = self.reply_tags();
         if self.registered() {
@@ -186,33 +222,18 @@ impl Irc {
         plan.flush();
     }
 
-    /// The line's answer is complete: closes its batch, or acknowledges a labeled line that
-    /// got no answer.
-    pub(super) fn line_done(&mut self, answered: bool) -> Option<Bytes> {
+    /// The line's steps have run: closes its batch, or acknowledges a labeled line that got
+    /// no answer; unless part of its answer comes `later`, when it is kept for that answer.
+    pub(super) fn line_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
         self.busy = false;
-        let running = self.running.take()?;
-        let mut out = String::new();
-        match running.label {
-            Label::None => return None,
-            Label::Batch(id) => write_line(
-                &mut out,
-                &Tags::none(),
-                SERVER,
-                "BATCH",
-                &[&format!("-{id}")],
-                false,
-            ),
-            Label::Single(_) if answered => return None,
-            Label::Single(label) => write_line(
-                &mut out,
-                &Tags::none().with("label", &label),
-                SERVER,
-                "ACK",
-                &[],
-                false,
-            ),
+        let mut running = self.running.take()?;
+        if later && self.registered() {
+            running.answered |= answered;
+            // One line is kept at a time: what follows a line that waits waits too, so an
+            // earlier one is complete by now.
+            return self.kept.replace(running).and_then(|k| close(k, false));
         }
-        Some(Bytes::from(out))
+        close(running, answered)
     }
 
     /// How replies to `msg` are labeled: only for clients with labeled-response and batch.
@@ -718,6 +739,15 @@ impl Irc {
             if let Some(r) = self.running.as_mut() {
                 r.sent.push((id, target.to_owned()));
             }
+            if self.recent.len() >= super::RECENT_SENT {
+                self.recent.pop_front();
+            }
+            let command = if verb == "NOTICE" {
+                "NOTICE"
+            } else {
+                "PRIVMSG"
+            };
+            self.recent.push_back((id, target.to_owned(), command));
             id = MsgId(id.0 + 1);
         }
     }

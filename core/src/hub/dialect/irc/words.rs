@@ -232,7 +232,18 @@ impl Irc {
         self.running
             .as_ref()
             .and_then(|r| r.sent.iter().find(|(i, _)| *i == id))
-            .map_or_else(|| "*".to_owned(), |(_, t)| t.clone())
+            .map(|(_, t)| t.clone())
+            .or_else(|| self.sent_late(id).map(|(t, _)| t.to_owned()))
+            .unwrap_or_else(|| "*".to_owned())
+    }
+
+    /// The target and command of message `id`, sent by a line that has ended.
+    fn sent_late(&self, id: MsgId) -> Option<(&str, &str)> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(i, ..)| *i == id)
+            .map(|(_, t, v)| (t.as_str(), *v))
     }
 
     /// A reply in IRC's words.
@@ -586,7 +597,12 @@ impl Irc {
 
     /// A refusal as its numeric, worded by what the running line asked.
     fn error(&self, l: &mut Lines, kind: ErrorKind, re: &Re, detail: &str) {
-        let verb = self.running.as_ref().map_or("*", |r| r.verb.as_str());
+        // A message refused after its line ended names the command that sent it.
+        let verb = match (&self.running, re) {
+            (Some(r), _) => r.verb.as_str(),
+            (None, Re::Msg(id)) => self.sent_late(*id).map_or("*", |(_, v)| v),
+            (None, _) => "*",
+        };
         match (kind, re) {
             (ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::Unavailable, _)
                 if !self.registered() =>
