@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 /// The store, its reports, and the reads in flight.
 pub(crate) struct StoreSide {
@@ -161,7 +161,8 @@ impl StoreSide {
             StoreEvent::Report(Report::Failed { batch, error }) => {
                 self.submitted.retain(|(id, _)| *id != batch);
                 self.health.store_ok.store(false, Ordering::Relaxed);
-                warn!(%batch, %error, "a batch was not stored");
+                // The store logs a streak of failures once (a full disk fails every batch).
+                debug!(%batch, %error, "a batch was not stored");
                 hub.handle_store_failed(batch, &error.to_string(), now);
             }
             StoreEvent::Answer(id, a) => hub.handle_answer(id, a, now),

@@ -590,3 +590,150 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
 
     stop(child).await;
 }
+
+/// A file system of its own (a small tmpfs), unmounted when dropped: `None` where this process
+/// may not mount one (not root, or no right to mount in its namespace).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(dir))
+    }
+
+    /// Fills the disk with a file of its own (until the first write fails).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 16 << 10];
+        for _ in 0..10_000 {
+            if f.write_all(&chunk).and_then(|()| f.sync_all()).is_err() {
+                break;
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
+    // README ("Durable history"): senders are refused while the disk is full, the log says it
+    // once (not every 100 ms: the log is often on the same disk), and writes work again when
+    // space returns.
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let cfg = disk.0.path().join("natter.toml");
+    // Flood control out of the way: the disk is filled by one sender.
+    std::fs::write(
+        &cfg,
+        "[limits]\nflood_burst = 100000\nflood_refill_ms = 1\n",
+    )
+    .unwrap();
+    let (child, log, natter, _metrics) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        &cfg.display().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .await;
+    // Every log event from now on, read as it comes.
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = tokio::spawn({
+        let events = events.clone();
+        let mut log = log;
+        async move {
+            let mut line = String::new();
+            while log.0.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+                let ev: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+                events.lock().unwrap().push(ev);
+                line.clear();
+            }
+        }
+    });
+    let said = |message: &str| {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .count()
+    };
+    let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
+
+    let filler = disk.fill();
+    let line = "x".repeat(1500);
+    let mut refused = None;
+    for i in 0..2_000 {
+        alice.send(&format!("{i} {line}")).await;
+        if let Got::Msg(l) = alice.next_line(Duration::from_millis(5)).await {
+            if l.contains("disk is full") {
+                refused = Some(l);
+                break;
+            }
+        }
+    }
+    let refused = refused.unwrap_or_else(|| panic!("never refused; seen {:#?}", alice.seen));
+    assert!(refused.starts_with("ERROR: "), "{refused}");
+    // The disk stays full for a while: the writer, checkpoints and the index keep trying.
+    for i in 0..20 {
+        alice.send(&format!("still full {i}")).await;
+        sleep(Duration::from_millis(100)).await;
+    }
+    let warnings = || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "WARN")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let during = warnings();
+    assert!(
+        (1..=4).contains(&during.len()),
+        "each kind of failure said once: {during:#?}"
+    );
+
+    // Space returns.
+    std::fs::remove_file(&filler).unwrap();
+    // Writes work again, and the log says so once.
+    alice.send("back again").await;
+    let deadline = Instant::now() + WAIT;
+    while said("store: writing messages works again") == 0 {
+        assert!(Instant::now() < deadline, "no word of writes working again");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(warnings().len(), during.len(), "{:#?}", warnings());
+    let (mut bob, _) = TextClient::welcomed(natter, "bob").await;
+    bob.send("/history 1").await;
+    bob.expect_has("back again").await;
+    stop(child).await;
+    reader.abort();
+}
