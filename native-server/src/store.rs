@@ -156,11 +156,14 @@ impl StoreSide {
                     }
                 }
                 self.health.store_ok.store(true, Ordering::Relaxed);
+                self.health.disk_full.store(false, Ordering::Relaxed);
                 hub.handle_durable(upto, now);
             }
             StoreEvent::Report(Report::Failed { batch, error }) => {
                 self.submitted.retain(|(id, _)| *id != batch);
                 self.health.store_ok.store(false, Ordering::Relaxed);
+                let full = matches!(error, natter_store::WriteError::DiskFull);
+                self.health.disk_full.store(full, Ordering::Relaxed);
                 // The store logs a streak of failures once (a full disk fails every batch).
                 debug!(%batch, %error, "a batch was not stored");
                 hub.handle_store_failed(batch, &error.to_string(), now);
@@ -169,6 +172,7 @@ impl StoreSide {
             StoreEvent::Ready => self.submit_waiting(hub, now),
             StoreEvent::Gone => {
                 self.health.store_ok.store(false, Ordering::Relaxed);
+                self.health.disk_full.store(false, Ordering::Relaxed);
                 return false;
             }
         }

@@ -632,10 +632,11 @@ impl Drop for SmallDisk {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
-    // README ("Durable history"): senders are refused while the disk is full, the log says it
-    // once (not every 100 ms: the log is often on the same disk), and writes work again when
-    // space returns.
+async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_returns() {
+    // README ("Durable history", "Operations"): senders are refused while the disk is full,
+    // `/readyz` says so, the log says it once (not every 100 ms: the log is often on the same
+    // disk), and when space returns `/readyz` is 200 again without waiting for a message (a
+    // server its balancer took out of rotation would never get one) and writes work again.
     let Some(disk) = SmallDisk::mount(4 << 20) else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
@@ -648,7 +649,7 @@ async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
         "[limits]\nflood_burst = 100000\nflood_refill_ms = 1\n",
     )
     .unwrap();
-    let (child, log, natter, _metrics) = spawn_json(&[
+    let (child, log, natter, metrics) = spawn_json(&[
         "--listen",
         "127.0.0.1:0",
         "--metrics-listen",
@@ -686,6 +687,7 @@ async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
             .count()
     };
     let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
+    assert_eq!(get(metrics, "/readyz").await.0, 200);
 
     let filler = disk.fill();
     let line = "x".repeat(1500);
@@ -701,6 +703,9 @@ async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
     }
     let refused = refused.unwrap_or_else(|| panic!("never refused; seen {:#?}", alice.seen));
     assert!(refused.starts_with("ERROR: "), "{refused}");
+    let (status, body) = get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("disk is full"), "{body}");
     // The disk stays full for a while: the writer, checkpoints and the index keep trying.
     for i in 0..20 {
         alice.send(&format!("still full {i}")).await;
@@ -721,8 +726,17 @@ async fn a_full_disk_is_logged_once_and_writes_resume_when_space_returns() {
         "each kind of failure said once: {during:#?}"
     );
 
-    // Space returns.
+    // Space returns; nobody sends anything.
     std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(metrics, "/readyz").await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {body}");
+        sleep(Duration::from_millis(100)).await;
+    }
     // Writes work again, and the log says so once.
     alice.send("back again").await;
     let deadline = Instant::now() + WAIT;
