@@ -751,3 +751,89 @@ async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_ret
     stop(child).await;
     reader.abort();
 }
+
+/// SIGHUP, and what the reload says up to `config reloaded`: the keys it warns wait for a
+/// restart, and the keys it changed.
+async fn reload(child: &Child, log: &mut Log) -> (Vec<String>, Vec<String>) {
+    signal(child, "-HUP");
+    let mut waiting = Vec::new();
+    let mut changed = Vec::new();
+    loop {
+        let ev = log.next().await;
+        let field = |k: &str| ev.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        match field("message").as_deref() {
+            Some("config reloaded") => return (waiting, changed),
+            Some(m) if m.contains("takes effect at the next restart") => {
+                waiting.push(field("key").unwrap());
+            }
+            Some("config changed") => changed.push(field("key").unwrap()),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_says_which_changed_settings_wait_for_a_restart() {
+    // README ("Reload"): `[store]` takes effect at the next restart and a reload says so in a
+    // warning; so do the TLS files' paths (SIGHUP rereads the files the server started with).
+    // A changed retention or certificate path used to pass without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("reload CA").unwrap();
+    let mut pairs = Vec::new();
+    for name in ["a", "b"] {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        pairs.push(ca.leaf(&["localhost"]).unwrap().write(&d).unwrap());
+    }
+    let file = dir.path().join("natter.toml");
+    let write = |(cert, key): &(std::path::PathBuf, std::path::PathBuf), days: u32| {
+        std::fs::write(
+            &file,
+            format!(
+                "tls_listen = [\"127.0.0.1:0\"]\ntls_cert = {:?}\ntls_key = {:?}\n\
+                 [limits]\nmax_connections = 50\n[store]\nmax_age_days = {days}\n",
+                cert.display().to_string(),
+                key.display().to_string(),
+            ),
+        )
+        .unwrap();
+    };
+    write(&pairs[0], 30);
+    let data = dir.path().join("data");
+    let (child, mut log, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .await;
+    // Nothing changed: nothing waits.
+    let (waiting, changed) = reload(&child, &mut log).await;
+    assert!(
+        waiting.is_empty() && changed.is_empty(),
+        "{waiting:?} {changed:?}"
+    );
+
+    write(&pairs[1], 7);
+    let (waiting, _) = reload(&child, &mut log).await;
+    assert_eq!(waiting, ["store", "tls_cert/tls_key"]);
+    // The certificate reloaded is still the one the server started with.
+    log.until("TLS certificate reloaded").await;
+
+    // Limits still apply live beside them.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("max_connections = 50", "max_connections = 60"),
+    )
+    .unwrap();
+    let (waiting, changed) = reload(&child, &mut log).await;
+    assert_eq!(changed, ["max_connections"]);
+    assert_eq!(waiting, ["store", "tls_cert/tls_key"], "until a restart");
+    stop(child).await;
+}
