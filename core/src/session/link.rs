@@ -45,6 +45,23 @@ pub(super) enum SendError {
     Encode(WireError),
 }
 
+/// How a natter server greets a person on `nc` (the start of its first line).
+pub(super) const TEXT_GREETING: &[u8] = b"Welcome to natter";
+
+/// How a natter server refuses a person on `nc` (the start of the line).
+pub(super) const TEXT_REFUSAL: &[u8] = b"ERROR: ";
+
+/// What the first bytes heard on a stream transport say (see [`Link::first_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstBytes {
+    /// Frames (or not the first bytes, or not a stream): read them as frames.
+    Frames,
+    /// A natter server's text greeting or refusal: it took us for a person on `nc`.
+    TookUsForText,
+    /// Something that is not natter at all.
+    NotNatter,
+}
+
 /// The transport side of a session. See the module docs.
 #[derive(Debug)]
 pub(super) struct Link {
@@ -57,7 +74,7 @@ pub(super) struct Link {
     backoff: Backoff,
     /// Bytes came from the server on this transport.
     heard_bytes: bool,
-    /// Reconnects at once since the last welcome (see [`Link::misheard`]).
+    /// Reconnects at once since the last welcome (see [`Link::first_bytes`]).
     quick_retries: u32,
     /// Which of the driver's server addresses the connections go to.
     servers: Servers,
@@ -151,18 +168,32 @@ impl Link {
         true
     }
 
-    /// Whether the first bytes of this stream transport, `data`, show the server took us for a
-    /// person typing on `nc`: every frame starts with a length prefix whose first byte is 0 (a
-    /// frame is far below 16 MiB), and a text greeting starts with a letter. It happens when our
-    /// preamble reached the server after its detection wait (a slow or lossy link, a server
-    /// busy with a storm of connections).
-    pub(super) fn misheard(&mut self, data: &[u8]) -> bool {
+    /// What the first bytes of this stream transport, `data`, say about who answered (see
+    /// [`FirstBytes`]). Every frame starts with a length prefix whose first byte is 0 (a frame
+    /// is far below 16 MiB); a natter server that took us for a person typing on `nc` greets
+    /// with [`TEXT_GREETING`] or refuses with [`TEXT_REFUSAL`]. That happens when our preamble
+    /// reached the server after its detection wait (a slow or lossy link, a server busy with a
+    /// storm of connections). Anything else is not natter's port at all (an IRC listener, a web
+    /// server, another service).
+    pub(super) fn first_bytes(&mut self, data: &[u8]) -> FirstBytes {
         let first = !self.heard_bytes;
         self.heard_bytes |= !data.is_empty();
-        first
+        if !(first
             && self.transport == Transport::Stream
-            && self.phase == (Phase::Open { welcomed: false })
-            && data.first().is_some_and(|b| *b != 0)
+            && self.phase == (Phase::Open { welcomed: false }))
+        {
+            return FirstBytes::Frames;
+        }
+        // The first read may hold only the start of a line.
+        let starts = |line: &[u8]| {
+            let n = data.len().min(line.len());
+            data[..n] == line[..n]
+        };
+        match data.first() {
+            None | Some(0) => FirstBytes::Frames,
+            Some(_) if starts(TEXT_GREETING) || starts(TEXT_REFUSAL) => FirstBytes::TookUsForText,
+            Some(_) => FirstBytes::NotNatter,
+        }
     }
 
     /// A message arrived on this message transport (the bridge relays only the server's bytes).
