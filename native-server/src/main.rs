@@ -415,13 +415,9 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     info!("SIGHUP received: reloading");
     reload_config(server, args, running).await;
     // A bad certificate file is refused and the certificate in use stays.
-    match server.reload_certificates() {
-        Ok(()) => {
-            if !running.tls_listen.is_empty() || !running.irc_tls_listen.is_empty() {
-                info!("TLS certificate reloaded");
-            }
-        }
-        Err(e) => error!(error = %e, "TLS certificate not reloaded; the old one stays"),
+    // A reload that worked is logged once, with the file, by `Certificates::reload`.
+    if let Err(e) = server.reload_certificates() {
+        error!(error = %e, "TLS certificate not reloaded; the old one stays");
     }
     if running.store.is_some() {
         match server.reload_accounts().await {
