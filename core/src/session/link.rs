@@ -45,20 +45,21 @@ pub(super) enum SendError {
     Encode(WireError),
 }
 
-/// How a natter server greets a person on `nc` (the start of its first line).
-pub(super) const TEXT_GREETING: &[u8] = b"Welcome to natter";
-
-/// How a natter server refuses a person on `nc` (the start of the line).
-pub(super) const TEXT_REFUSAL: &[u8] = b"ERROR: ";
+/// How other services start talking, which a natter server never does: an IRC server (a
+/// prefixed line, or `ERROR :` where natter says `ERROR: `), a web server, SSH, a mail or FTP
+/// server. Seen first on a stream, the port is not natter's (see [`Link::first_bytes`]).
+const FOREIGN_STARTS: &[&[u8]] = &[
+    b":", b"ERROR :", b"NOTICE ", b"PING ", b"HTTP/", b"SSH-", b"220 ", b"+OK", b"* OK",
+];
 
 /// What the first bytes heard on a stream transport say (see [`Link::first_bytes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FirstBytes {
     /// Frames (or not the first bytes, or not a stream): read them as frames.
     Frames,
-    /// A natter server's text greeting or refusal: it took us for a person on `nc`.
+    /// Text: a natter server took us for a person on `nc`.
     TookUsForText,
-    /// Something that is not natter at all.
+    /// Another service (see [`FOREIGN_STARTS`]).
     NotNatter,
 }
 
@@ -170,11 +171,11 @@ impl Link {
 
     /// What the first bytes of this stream transport, `data`, say about who answered (see
     /// [`FirstBytes`]). Every frame starts with a length prefix whose first byte is 0 (a frame
-    /// is far below 16 MiB); a natter server that took us for a person typing on `nc` greets
-    /// with [`TEXT_GREETING`] or refuses with [`TEXT_REFUSAL`]. That happens when our preamble
-    /// reached the server after its detection wait (a slow or lossy link, a server busy with a
-    /// storm of connections). Anything else is not natter's port at all (an IRC listener, a web
-    /// server, another service).
+    /// is far below 16 MiB), and a text greeting starts with a letter: that is a natter server
+    /// that took us for a person typing on `nc`, because our preamble reached it after its
+    /// detection wait (a slow or lossy link, a server busy with a storm of connections). What
+    /// starts as another service does ([`FOREIGN_STARTS`], or a TLS record) is not natter's
+    /// port at all.
     pub(super) fn first_bytes(&mut self, data: &[u8]) -> FirstBytes {
         let first = !self.heard_bytes;
         self.heard_bytes |= !data.is_empty();
@@ -184,15 +185,12 @@ impl Link {
         {
             return FirstBytes::Frames;
         }
-        // The first read may hold only the start of a line.
-        let starts = |line: &[u8]| {
-            let n = data.len().min(line.len());
-            data[..n] == line[..n]
-        };
         match data.first() {
             None | Some(0) => FirstBytes::Frames,
-            Some(_) if starts(TEXT_GREETING) || starts(TEXT_REFUSAL) => FirstBytes::TookUsForText,
-            Some(_) => FirstBytes::NotNatter,
+            // A TLS record (an alert, a handshake): a TLS port reached without TLS.
+            Some(0x15 | 0x16) => FirstBytes::NotNatter,
+            Some(_) if FOREIGN_STARTS.iter().any(|p| data.starts_with(p)) => FirstBytes::NotNatter,
+            Some(_) => FirstBytes::TookUsForText,
         }
     }
 

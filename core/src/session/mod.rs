@@ -291,18 +291,20 @@ impl Session {
             // An IRC listener, a web server...: the wrong port, not a late preamble. Said with
             // what it said, and tried again with the usual backoff (it may be natter's port
             // after a restart or a fix).
-            let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
-            let line = &line[..line.len().min(80)];
-            let said = clean(String::from_utf8_lossy(line).trim_end());
-            tracing::info!(%said, "the server does not speak natter's protocol");
-            self.event(Event::Close);
-            self.failed(
-                &format!(
+            let why = if matches!(data.first(), Some(0x15 | 0x16)) {
+                "this port speaks TLS: connect with natters://HOST:PORT (or --tls)".to_owned()
+            } else {
+                let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+                let line = &line[..line.len().min(80)];
+                let said = clean(String::from_utf8_lossy(line).trim_end());
+                format!(
                     "this port does not speak natter's protocol (an IRC or web port?); \
                      it said \"{said}\""
-                ),
-                now,
-            );
+                )
+            };
+            tracing::info!(%why, "the server does not speak natter's protocol");
+            self.event(Event::Close);
+            self.failed(&why, now);
             return;
         }
         if first == FirstBytes::TookUsForText {

@@ -3256,7 +3256,7 @@ fn a_server_that_always_greets_as_text_gets_the_backoff_after_a_few_quick_tries(
     for _ in 0..5 {
         t.s.handle_connected(t.now);
         t.sent();
-        t.s.handle_bytes(b"Welcome to natter, guest1! Type to talk.\r\n", t.now);
+        t.s.handle_bytes(b"hello stranger\r\n", t.now);
         let at = t.s.poll_timeout().expect("a reconnect is scheduled");
         waits.push(at.0 - t.now.0);
         t.now = at;
@@ -3862,6 +3862,10 @@ fn a_port_that_is_not_natter_is_named_and_tried_again_with_backoff() {
             "HTTP/1.1 400 Bad Request",
         ),
         (b"SSH-2.0-OpenSSH_9.2\r\n", "SSH-2.0-OpenSSH_9.2"),
+        (
+            b":irc.example.org NOTICE * :*** Looking up your hostname\r\n",
+            ":irc.example.org NOTICE * :*** Looking up your hostname",
+        ),
     ] {
         let (said, closed, wait) = first_heard(bytes);
         assert!(closed, "{said:?}");
@@ -3876,12 +3880,20 @@ fn a_port_that_is_not_natter_is_named_and_tried_again_with_backoff() {
         );
         assert!(wait.is_some_and(|w| w > Millis(0)), "backoff: {wait:?}");
     }
+    // A TLS port reached without TLS answers with an alert.
+    let (said, closed, wait) = first_heard(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+    assert!(closed && wait.is_some(), "{said:?}");
+    assert_eq!(
+        said,
+        ["this port speaks TLS: connect with natters://HOST:PORT (or --tls)"]
+    );
     // A natter server that greeted us as a person on nc (in one read or a part of it), or
     // refused us as one: the quick reconnect, as before.
     for bytes in [
         &b"Welcome to natter, guest1234! Type to talk."[..],
         b"Welc",
         b"ERROR: the server is full, try again later\r\n",
+        b"hello stranger\r\n",
     ] {
         let (said, closed, wait) = first_heard(bytes);
         assert!(closed);
