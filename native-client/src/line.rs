@@ -76,8 +76,8 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     }
 }
 
-/// The messages the server refused (each an [`Event::Settled`] `{ delivered: false }` after an
-/// error about it), and the last reason.
+/// The messages the server refused (each an [`natter_core::session::Event::Settled`]
+/// `{ delivered: false }` after an error about it), and the last reason.
 #[derive(Debug, Default)]
 struct Refused {
     count: usize,

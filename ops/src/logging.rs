@@ -58,9 +58,9 @@ const PAYLOAD_TARGETS: &[&str] = &[
     "tokio_tungstenite::compat",
 ];
 
-/// `filter`, with [`PAYLOAD_TARGETS`] held at DEBUG when it would let their TRACE events
-/// through (`RUST_LOG=trace`, or naming them): no secret a client sends may reach a log at
-/// any level. A filter at DEBUG or below is left as it is.
+/// `filter`, with tungstenite and tokio_tungstenite (and their modules) held at DEBUG when it
+/// would let their TRACE events through (`RUST_LOG=trace`, or naming them): no secret a client
+/// sends may reach a log at any level. A filter at DEBUG or below is left as it is.
 pub fn capped(filter: EnvFilter) -> EnvFilter {
     if filter.max_level_hint() != Some(tracing::level_filters::LevelFilter::TRACE) {
         return filter;
