@@ -2,7 +2,8 @@
 //! into the Session (chat for the room last joined, or a `/command`), each once the one before
 //! it is answered (see [`DriverConfig::lockstep`]); every event is printed in the format of
 //! [`natter_core::render::session_lines`]; at the end of stdin the client waits until the server
-//! has acknowledged everything it sent, says `/quit`, and exits.
+//! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
+//! refused (not delivered), so that a script does not take it for said.
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
@@ -23,6 +24,15 @@ pub enum LineError {
     /// The driver task failed (a bug: it panicked).
     #[error("the connection task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Every line was answered, but the server refused some messages (a full disk, flood
+    /// control, a muted room, an unknown nick): a script must not take them for delivered.
+    #[error("the server refused {count} of the messages sent (the last: {last})")]
+    Refused {
+        /// Messages not delivered.
+        count: usize,
+        /// Why the last one was refused, as the server said.
+        last: String,
+    },
 }
 
 /// Runs line mode until the Session ends. Returns when it is safe to exit.
@@ -44,9 +54,11 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
         .ok();
 
     let mut out = tokio::io::stdout();
+    let mut refused = Refused::default();
     while let Some(ev) = ev_rx.recv().await {
         let lines = render::session_lines(&ev, &me);
         track_nick(&ev, &mut me);
+        refused.note(&ev);
         if write_lines(&mut out, &lines).await.is_err() {
             // stdout is gone (`natter | head -1`): nobody is listening, so leave.
             break;
@@ -54,7 +66,39 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     }
     // Dropping the receiver tells the driver the front-end is gone (it quits).
     drop(ev_rx);
-    Ok(driver.await??)
+    driver.await??;
+    match refused {
+        Refused { count: 0, .. } => Ok(()),
+        Refused { count, last } => Err(LineError::Refused {
+            count,
+            last: last.unwrap_or_else(|| "no reason given".into()),
+        }),
+    }
+}
+
+/// The messages the server refused (each an [`natter_core::session::Event::Settled`]
+/// `{ delivered: false }` after an error about it), and the last reason.
+#[derive(Debug, Default)]
+struct Refused {
+    count: usize,
+    last: Option<String>,
+}
+
+impl Refused {
+    fn note(&mut self, ev: &natter_core::session::Event) {
+        use natter_core::session::{About, Event};
+        match ev {
+            Event::Error {
+                about: About::Message(_),
+                text,
+                ..
+            } => self.last = Some(text.clone()),
+            Event::Settled {
+                delivered: false, ..
+            } => self.count += 1,
+            _ => {}
+        }
+    }
 }
 
 fn track_nick(ev: &natter_core::session::Event, me: &mut Nick) {

@@ -475,3 +475,52 @@ async fn a_client_that_quits_after_more_lines_than_the_flood_burst_frees_its_nic
     assert!(alice.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_makes_a_piped_client_exit_1_with_the_reason() {
+    // README: a piped client "exits 0 once the server acknowledged it". A message the server
+    // refused (here a direct message to nobody; a full disk or a muted room alike) was said as
+    // `error: ...` on stdout, and the client exited 0 all the same: a script took it for said.
+    let (server, addr) = server().await;
+    let run = |input: &'static str| {
+        let addr = addr.to_string();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+                .args(["--nick", "bot", &addr])
+                .env("XDG_CONFIG_HOME", support::config_home())
+                .env_remove("RUST_LOG")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("natter runs");
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+            drop(stdin);
+            tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+                .await
+                .expect("natter exits")
+                .expect("natter runs")
+        }
+    };
+    let out = run("first\n/msg nobody-here hello\nlast\n").await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("[#lobby] <bot> last"),
+        "the rest went: {stdout}"
+    );
+    assert!(
+        stderr.contains("natter: the server refused 1 of the messages sent (the last: "),
+        "{stderr}"
+    );
+    // Everything taken: 0, as before.
+    let out = run("first\nlast\n").await;
+    assert!(out.status.success(), "{out:?}");
+    server.shutdown().await.expect("server shuts down");
+}

@@ -10,7 +10,7 @@ use natter_core::accounts::{HashCost, PasswordError, check_password, hash_passwo
 use natter_core::limits::PASSWORD_MAX_BYTES;
 use natter_core::persist::{AccountRecord, Batch, BatchId, Write};
 use natter_core::types::{InvalidName, Nick, Password};
-use natter_store::{AccountStore, OpenError, ReadError, WriteError};
+use natter_store::{AccountStore, DATA_DIR_ENV, OpenError, ReadError, WriteError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -137,6 +137,23 @@ fn write_detail(e: &WriteError) -> String {
     }
 }
 
+/// Whether `config`'s directory has no store yet, which is then said on stderr: most likely
+/// the server keeps its store elsewhere (a systemd unit's `--data-dir /var/lib/natter`, while
+/// the command, run as root, looked in root's `~/.local/share/natter`).
+fn no_store_yet(command: &str, config: &natter_store::Config) -> bool {
+    let db = config.db_path();
+    let missing = !db.exists();
+    if missing {
+        eprintln!(
+            "natter-server {command}: there is no store at {} yet; if the server keeps its \
+             store elsewhere, give its data directory (--data-dir, {DATA_DIR_ENV}, or [store] \
+             data_dir in --config)",
+            db.display()
+        );
+    }
+    missing
+}
+
 /// `natter-server audit`: the newest `limit` lines of the moderation audit log (of `room`
 /// only, if given), oldest first, one a line: time, room, who, what.
 pub fn audit(
@@ -146,6 +163,7 @@ pub fn audit(
     out: &mut dyn std::io::Write,
 ) -> Result<(), AccountError> {
     let config = store.ok_or(AccountError::NoAuditLog)?;
+    let missing = no_store_yet("audit", &config);
     let room = room
         .map(|r| {
             natter_core::RoomName::new(r).map_err(|reason| AccountError::BadRoom {
@@ -154,6 +172,10 @@ pub fn audit(
             })
         })
         .transpose()?;
+    if missing {
+        // Nothing was done there: nothing to list, and no store to make.
+        return Ok(());
+    }
     let mut store = AccountStore::open(&config)?;
     for a in store.audit(room.as_ref(), limit)? {
         let room = a.room.as_ref().map_or("-", natter_core::RoomName::as_str);
@@ -174,9 +196,16 @@ pub fn run(
     out: &mut dyn std::io::Write,
 ) -> Result<(), AccountError> {
     let config = store.ok_or(AccountError::Ephemeral)?;
+    // `add` makes the store (accounts may be made before the server's first start), the others
+    // leave the directory as it is.
+    let new_store = no_store_yet("account", &config);
     // A name is checked before the store is opened; an existing account before a password is
     // asked for.
     match cmd {
+        AccountCmd::List if new_store => {}
+        AccountCmd::Remove { name } | AccountCmd::Passwd { name, .. } if new_store => {
+            return Err(AccountError::Unknown(account_name(name)?));
+        }
         AccountCmd::Add { name, password } => {
             let name = account_name(name)?;
             if name.is_guest() {

@@ -415,13 +415,9 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     info!("SIGHUP received: reloading");
     reload_config(server, args, running).await;
     // A bad certificate file is refused and the certificate in use stays.
-    match server.reload_certificates() {
-        Ok(()) => {
-            if !running.tls_listen.is_empty() || !running.irc_tls_listen.is_empty() {
-                info!("TLS certificate reloaded");
-            }
-        }
-        Err(e) => error!(error = %e, "TLS certificate not reloaded; the old one stays"),
+    // A reload that worked is logged once, with the file, by `Certificates::reload`.
+    if let Err(e) = server.reload_certificates() {
+        error!(error = %e, "TLS certificate not reloaded; the old one stays");
     }
     if running.store.is_some() {
         match server.reload_accounts().await {
@@ -435,7 +431,8 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
 
 /// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to
 /// the hub; logs every value that changed. What only a restart can change (listen addresses,
-/// the store, the metrics address, the shutdown grace) is logged as waiting for one. An
+/// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace) is
+/// logged as waiting for one. An
 /// unreadable or invalid file is refused with the reason, and the running config kept.
 async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
     let Some(path) = args.config.as_ref() else {
@@ -451,7 +448,6 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
             return;
         }
     };
-    let store_path = |c: &ServerConfig| c.store.as_ref().map(natter_store::Config::db_path);
     let fixed = [
         ("listen", next.listen != running.listen),
         ("irc_listen", next.irc_listen != running.irc_listen),
@@ -468,7 +464,11 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
             "shutdown_grace_ms",
             next.shutdown_grace != running.shutdown_grace,
         ),
-        ("store", store_path(&next) != store_path(running)),
+        // The whole table: `data_dir`, and `synchronous` and retention (`max_age_days`,
+        // `max_bytes`), which the store's writer was opened with.
+        ("store", next.store != running.store),
+        // The files SIGHUP rereads are the ones the server started with.
+        ("tls_cert/tls_key", next.tls_certs != running.tls_certs),
     ];
     match server.reconfigure(next.hub.clone()).await {
         Ok(changes) => {

@@ -275,22 +275,45 @@ impl Metrics {
 /// What `/readyz` checks: the server is listening (not shutting down), and when it has a store,
 /// the store is open, its last write was durable, and its database file can be opened for
 /// writing (a read-only remount or lost permissions show here before the next write fails).
+///
+/// After a write failed because the disk was full, the store is ready again once the data
+/// directory has room ([`DISK_PROBE_BYTES`] can be written and synced there): else a server
+/// taken out of rotation by this very check would get no new message to write, and stay out
+/// for ever after space came back.
 #[derive(Debug)]
 pub(crate) struct Health {
     pub(crate) listening: AtomicBool,
     /// The store's last report was durable (or none came yet); false after a failed batch or
     /// once the store has stopped.
     pub(crate) store_ok: AtomicBool,
+    /// The store's last failed batch failed because the disk was full (meaningful while
+    /// `store_ok` is false).
+    pub(crate) disk_full: AtomicBool,
     /// The store's database file, when there is a store.
     pub(crate) db_path: Option<PathBuf>,
+    /// The last disk probe's time and outcome: at most one probe per [`DISK_PROBE_EVERY`],
+    /// however often `/readyz` is asked.
+    last_probe: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
+
+/// At most one disk probe this often; `/readyz` asked more often answers with the last one.
+pub(crate) const DISK_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Bytes `/readyz` writes (and removes) in the data directory to see that a full disk has room
+/// again: a few batches' worth.
+pub(crate) const DISK_PROBE_BYTES: usize = 1 << 20;
+
+/// The file `/readyz` writes its probe to, in the data directory.
+pub(crate) const DISK_PROBE_FILE: &str = "natter.readyz-probe";
 
 impl Health {
     pub(crate) fn new(db_path: Option<PathBuf>) -> Health {
         Health {
             listening: AtomicBool::new(false),
             store_ok: AtomicBool::new(true),
+            disk_full: AtomicBool::new(false),
             db_path,
+            last_probe: std::sync::Mutex::new(None),
         }
     }
 
@@ -310,10 +333,19 @@ impl Health {
         let Some(path) = self.db_path.clone() else {
             return Ok(());
         };
-        if !self.store_ok.load(Ordering::Relaxed) {
+        let room_again = if self.store_ok.load(Ordering::Relaxed) {
+            false
+        } else if self.disk_full.load(Ordering::Relaxed) {
+            // Only a full disk passes once it has room: any other failure waits for a write
+            // that works.
+            true
+        } else {
             return Err("the store's last write failed or the store stopped".into());
+        };
+        if room_again {
+            self.probe_disk(&path).await?;
         }
-        let opened = tokio::task::spawn_blocking(move || {
+        let checked = tokio::task::spawn_blocking(move || {
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -321,6 +353,95 @@ impl Health {
                 .map_err(|e| format!("the store {} is not writable: {e}", path.display()))
         })
         .await;
-        opened.map_err(|e| format!("the store check failed: {e}"))?
+        checked.map_err(|e| format!("the store check failed: {e}"))?
+    }
+}
+
+impl Health {
+    /// Whether the data directory of `db` has room again, probed at most once per
+    /// [`DISK_PROBE_EVERY`].
+    async fn probe_disk(&self, db: &std::path::Path) -> Result<(), String> {
+        let lock = || self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, last)) = lock().as_ref() {
+            if at.elapsed() < DISK_PROBE_EVERY {
+                return last.clone();
+            }
+        }
+        let dir = db.parent().unwrap_or(std::path::Path::new(".")).to_owned();
+        let probed = tokio::task::spawn_blocking(move || {
+            disk_has_room(&dir.join(DISK_PROBE_FILE)).map_err(|e| {
+                format!(
+                    "the store's disk is full: new messages are refused ({} has no room: {e})",
+                    dir.display()
+                )
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the disk probe failed: {e}")));
+        *lock() = Some((std::time::Instant::now(), probed.clone()));
+        probed
+    }
+}
+
+/// Whether [`DISK_PROBE_BYTES`] can be written to `probe` and synced; the file is removed
+/// either way.
+fn disk_has_room(probe: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = std::fs::File::create(probe).and_then(|mut f| {
+        f.write_all(&vec![0u8; DISK_PROBE_BYTES])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(probe);
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(dir: &std::path::Path, disk_full: bool) -> Arc<Health> {
+        let health = Arc::new(Health::new(Some(dir.join("natter.db"))));
+        health.listening.store(true, Ordering::Relaxed);
+        health.store_ok.store(false, Ordering::Relaxed);
+        health.disk_full.store(disk_full, Ordering::Relaxed);
+        health
+    }
+
+    #[tokio::test]
+    async fn after_a_full_disk_the_store_is_ready_once_its_directory_has_room_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("natter.db"), b"").unwrap();
+        // The disk has room again (a temporary directory): ready, without waiting for a
+        // message that a server out of rotation would never get.
+        assert_eq!(failed(dir.path(), true).ready().await, Ok(()));
+        assert!(
+            !dir.path().join(DISK_PROBE_FILE).exists(),
+            "the probe is removed"
+        );
+        // Any other failure waits for a write that works.
+        let other = failed(dir.path(), false).ready().await.unwrap_err();
+        assert!(other.contains("last write failed"), "{other}");
+        // Still no room (here: the directory is gone): not ready, and why.
+        let gone = dir.path().join("gone");
+        let full = failed(&gone, true).ready().await.unwrap_err();
+        assert!(full.starts_with("the store's disk is full"), "{full}");
+        assert!(full.contains(&gone.display().to_string()), "{full}");
+    }
+
+    #[tokio::test]
+    async fn the_disk_is_probed_at_most_once_a_second() {
+        // SECURITY.md: whoever reaches /readyz cannot make the server write 1 MiB per request.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data").join("natter.db");
+        std::fs::create_dir(db.parent().unwrap()).unwrap();
+        let health = failed(db.parent().unwrap(), true);
+        assert_eq!(health.probe_disk(&db).await, Ok(()));
+        // The directory goes: a probe now would fail, but within the second the last answer
+        // stands and nothing is written.
+        std::fs::remove_dir(db.parent().unwrap()).unwrap();
+        assert_eq!(health.probe_disk(&db).await, Ok(()));
+        tokio::time::sleep(DISK_PROBE_EVERY).await;
+        let err = health.probe_disk(&db).await.unwrap_err();
+        assert!(err.contains("disk is full"), "{err}");
     }
 }

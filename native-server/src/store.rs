@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 /// The store, its reports, and the reads in flight.
 pub(crate) struct StoreSide {
@@ -156,18 +156,23 @@ impl StoreSide {
                     }
                 }
                 self.health.store_ok.store(true, Ordering::Relaxed);
+                self.health.disk_full.store(false, Ordering::Relaxed);
                 hub.handle_durable(upto, now);
             }
             StoreEvent::Report(Report::Failed { batch, error }) => {
                 self.submitted.retain(|(id, _)| *id != batch);
                 self.health.store_ok.store(false, Ordering::Relaxed);
-                warn!(%batch, %error, "a batch was not stored");
+                let full = matches!(error, natter_store::WriteError::DiskFull);
+                self.health.disk_full.store(full, Ordering::Relaxed);
+                // The store logs a streak of failures once (a full disk fails every batch).
+                debug!(%batch, %error, "a batch was not stored");
                 hub.handle_store_failed(batch, &error.to_string(), now);
             }
             StoreEvent::Answer(id, a) => hub.handle_answer(id, a, now),
             StoreEvent::Ready => self.submit_waiting(hub, now),
             StoreEvent::Gone => {
                 self.health.store_ok.store(false, Ordering::Relaxed);
+                self.health.disk_full.store(false, Ordering::Relaxed);
                 return false;
             }
         }

@@ -259,3 +259,52 @@ async fn an_account_added_while_the_server_runs_signs_in_after_a_restart() {
     c.send(&format!("/login erin {PASSWORD}")).await;
     c.expect_has("you are signed in as erin").await;
 }
+
+#[tokio::test]
+async fn a_directory_without_a_store_is_said_and_left_alone_except_by_add() {
+    // Under the systemd unit the store is /var/lib/natter; `natter-server account list` run as
+    // root without --data-dir looked in root's ~/.local/share/natter, made an empty store
+    // there and listed nothing, without a word: the operator's `add` then went to a store no
+    // server reads.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("elsewhere");
+    let said = |err: &str| {
+        err.contains(&format!(
+            "there is no store at {} yet",
+            d.join("natter.db").display()
+        )) && err.contains("--data-dir")
+    };
+    let (code, out, err) = account(&d, &["list"], None).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(said(&err), "{err}");
+    for args in [&["remove", "alice"][..], &["passwd", "alice"]] {
+        let (code, _, err) = account(&d, args, Some(PASSWORD)).await;
+        assert_eq!(code, 1);
+        assert!(said(&err), "{err}");
+        assert!(err.contains("there is no account named alice"), "{err}");
+    }
+    // So does the audit log.
+    let audit = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["audit", "--data-dir"])
+        .arg(&d)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .output()
+        .await
+        .unwrap();
+    assert!(audit.status.success());
+    assert!(audit.stdout.is_empty());
+    assert!(said(&String::from_utf8_lossy(&audit.stderr)));
+    assert!(!d.exists(), "nothing made by list, remove, passwd or audit");
+    // `add` makes the store (accounts may be made before the server's first start), and says
+    // where.
+    let (code, out, err) = account(&d, &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!((code, out.as_str()), (0, "added account alice\n"));
+    assert!(said(&err), "{err}");
+    // With the store there, nothing more is said.
+    let (code, out, err) = account(&d, &["list"], None).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("alice\t"), "{out}");
+    assert!(!err.contains("no store"), "{err}");
+}

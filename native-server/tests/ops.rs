@@ -590,3 +590,260 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
 
     stop(child).await;
 }
+
+/// A file system of its own (a small tmpfs), unmounted when dropped: `None` where this process
+/// may not mount one (not root, or no right to mount in its namespace).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(dir))
+    }
+
+    /// Fills the disk with a file of its own (until the first write fails).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 16 << 10];
+        for _ in 0..10_000 {
+            if f.write_all(&chunk).and_then(|()| f.sync_all()).is_err() {
+                break;
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_returns() {
+    // README ("Durable history", "Operations"): senders are refused while the disk is full,
+    // `/readyz` says so, the log says it once (not every 100 ms: the log is often on the same
+    // disk), and when space returns `/readyz` is 200 again without waiting for a message (a
+    // server its balancer took out of rotation would never get one) and writes work again.
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let cfg = disk.0.path().join("natter.toml");
+    // Flood control out of the way: the disk is filled by one sender.
+    std::fs::write(
+        &cfg,
+        "[limits]\nflood_burst = 100000\nflood_refill_ms = 1\n",
+    )
+    .unwrap();
+    let (child, log, natter, metrics) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        &cfg.display().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .await;
+    // Every log event from now on, read as it comes.
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = tokio::spawn({
+        let events = events.clone();
+        let mut log = log;
+        async move {
+            let mut line = String::new();
+            while log.0.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+                let ev: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+                events.lock().unwrap().push(ev);
+                line.clear();
+            }
+        }
+    });
+    let said = |message: &str| {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .count()
+    };
+    let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
+    assert_eq!(get(metrics, "/readyz").await.0, 200);
+
+    let filler = disk.fill();
+    let line = "x".repeat(1500);
+    let mut refused = None;
+    for i in 0..2_000 {
+        alice.send(&format!("{i} {line}")).await;
+        if let Got::Msg(l) = alice.next_line(Duration::from_millis(5)).await {
+            if l.contains("disk is full") {
+                refused = Some(l);
+                break;
+            }
+        }
+    }
+    let refused = refused.unwrap_or_else(|| panic!("never refused; seen {:#?}", alice.seen));
+    assert!(refused.starts_with("ERROR: "), "{refused}");
+    let (status, body) = get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("disk is full"), "{body}");
+    // The disk stays full for a while: the writer, checkpoints and the index keep trying.
+    for i in 0..20 {
+        alice.send(&format!("still full {i}")).await;
+        sleep(Duration::from_millis(100)).await;
+    }
+    let warnings = || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "WARN")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let during = warnings();
+    // Writing messages, checkpoints, the index, retention, folding: each said once at most.
+    let kinds: std::collections::HashSet<&String> = during.iter().collect();
+    assert!(
+        !during.is_empty() && kinds.len() == during.len() && during.len() <= 5,
+        "each kind of failure said once: {during:#?}"
+    );
+
+    // Space returns; nobody sends anything.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(metrics, "/readyz").await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {body}");
+        sleep(Duration::from_millis(100)).await;
+    }
+    // Writes work again, and the log says so once.
+    alice.send("back again").await;
+    let deadline = Instant::now() + WAIT;
+    while said("store: writing messages works again") == 0 {
+        assert!(Instant::now() < deadline, "no word of writes working again");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(warnings().len(), during.len(), "{:#?}", warnings());
+    let (mut bob, _) = TextClient::welcomed(natter, "bob").await;
+    bob.send("/history 1").await;
+    bob.expect_has("back again").await;
+    stop(child).await;
+    reader.abort();
+}
+
+/// What one SIGHUP to a server with a store said, up to its last line (`accounts reloaded`).
+#[derive(Debug, Default)]
+struct Reloaded {
+    /// The keys it warned wait for a restart.
+    waiting: Vec<String>,
+    /// The keys it changed.
+    changed: Vec<String>,
+    /// The certificate files it said it reloaded.
+    certs: Vec<String>,
+}
+
+async fn reload(child: &Child, log: &mut Log) -> Reloaded {
+    signal(child, "-HUP");
+    let mut r = Reloaded::default();
+    loop {
+        let ev = log.next().await;
+        let field = |k: &str| ev.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        match field("message").as_deref() {
+            Some(m) if m.starts_with("accounts reload") => return r,
+            Some(m) if m.contains("takes effect at the next restart") => {
+                r.waiting.push(field("key").unwrap());
+            }
+            Some("config changed") => r.changed.push(field("key").unwrap()),
+            Some("TLS certificate reloaded") => r.certs.push(field("cert").unwrap_or_default()),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_says_which_changed_settings_wait_for_a_restart() {
+    // README ("Reload"): `[store]` takes effect at the next restart and a reload says so in a
+    // warning; so do the TLS files' paths (SIGHUP rereads the files the server started with).
+    // A changed retention or certificate path used to pass without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("reload CA").unwrap();
+    let mut pairs = Vec::new();
+    for name in ["a", "b"] {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        pairs.push(ca.leaf(&["localhost"]).unwrap().write(&d).unwrap());
+    }
+    let file = dir.path().join("natter.toml");
+    let write = |(cert, key): &(std::path::PathBuf, std::path::PathBuf), days: u32| {
+        std::fs::write(
+            &file,
+            format!(
+                "tls_listen = [\"127.0.0.1:0\"]\ntls_cert = {:?}\ntls_key = {:?}\n\
+                 [limits]\nmax_connections = 50\n[store]\nmax_age_days = {days}\n",
+                cert.display().to_string(),
+                key.display().to_string(),
+            ),
+        )
+        .unwrap();
+    };
+    write(&pairs[0], 30);
+    let data = dir.path().join("data");
+    let (child, mut log, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .await;
+    // Nothing changed: nothing waits.
+    let cert_a = pairs[0].0.display().to_string();
+    let r = reload(&child, &mut log).await;
+    assert!(r.waiting.is_empty() && r.changed.is_empty(), "{r:?}");
+    assert_eq!(r.certs, std::slice::from_ref(&cert_a), "said once");
+
+    write(&pairs[1], 7);
+    let r = reload(&child, &mut log).await;
+    assert_eq!(r.waiting, ["store", "tls_cert/tls_key"]);
+    // The certificate reloaded is still the one the server started with, said once.
+    assert_eq!(r.certs, [cert_a]);
+
+    // Limits still apply live beside them.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("max_connections = 50", "max_connections = 60"),
+    )
+    .unwrap();
+    let r = reload(&child, &mut log).await;
+    assert_eq!(r.changed, ["max_connections"]);
+    assert_eq!(r.waiting, ["store", "tls_cert/tls_key"], "until a restart");
+    stop(child).await;
+}

@@ -1,5 +1,7 @@
 //! Log output for natter's binaries: human-readable lines (the default) or one JSON object per
-//! line for log shippers (`--log-format json`). `RUST_LOG` filters both.
+//! line for log shippers (`--log-format json`). `RUST_LOG` filters both, except that what
+//! prints the bytes on the wire (tungstenite's TRACE events) is never logged: no secret a client
+//! sends (a password, a device key, a resume token) may reach a log at any level.
 
 use crate::OpsError;
 use tracing_subscriber::EnvFilter;
@@ -18,8 +20,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `default_filter` (e.g. `"info"`).
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = capped(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+    );
     // A log nobody reads any more (its pipe closed) must not stop the process: by default a
     // failed log write is reported with `eprintln!`, which panics on that same pipe.
     // Logs go to stderr: a binary's stdout is for what it tells its user (where it listens).
@@ -40,4 +43,99 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
             .try_init(),
     };
     result.map_err(|e| OpsError::Logging(e.to_string()))
+}
+
+/// Where TRACE events print what crosses the wire: tungstenite logs every WebSocket frame and
+/// message it reads or writes (`received frame ... payload: 0x...`, `Received message ...`), so
+/// a browser's password, device key or resume token would reach the log. The crates, and their
+/// modules that log at TRACE (a directive naming a module outranks one naming its crate).
+const PAYLOAD_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tungstenite::protocol",
+    "tungstenite::protocol::frame",
+    "tungstenite::protocol::frame::frame",
+    "tokio_tungstenite",
+    "tokio_tungstenite::compat",
+];
+
+/// `filter`, with tungstenite and tokio_tungstenite (and their modules) held at DEBUG when it
+/// would let their TRACE events through (`RUST_LOG=trace`, or naming them): no secret a client
+/// sends may reach a log at any level. A filter at DEBUG or below is left as it is.
+pub fn capped(filter: EnvFilter) -> EnvFilter {
+    if filter.max_level_hint() != Some(tracing::level_filters::LevelFilter::TRACE) {
+        return filter;
+    }
+    PAYLOAD_TARGETS
+        .iter()
+        .fold(filter, |f, t| match format!("{t}=debug").parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+    use tracing::subscriber::with_default;
+
+    /// Whether an event of `target` at `level` gets through `filter`.
+    fn passes(filter: &str, target: &'static str, level: Level) -> bool {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tracing_subscriber::layer::SubscriberExt;
+        struct Seen(Arc<AtomicBool>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let seen = Arc::new(AtomicBool::new(false));
+        let subscriber = tracing_subscriber::registry()
+            .with(capped(EnvFilter::new(filter)))
+            .with(Seen(seen.clone()));
+        with_default(subscriber, || match (target, level) {
+            ("tungstenite::protocol", Level::TRACE) => {
+                tracing::trace!(target: "tungstenite::protocol", "Received message secret")
+            }
+            ("tungstenite::protocol", Level::DEBUG) => {
+                tracing::debug!(target: "tungstenite::protocol", "close frame")
+            }
+            ("tokio_tungstenite", Level::TRACE) => {
+                tracing::trace!(target: "tokio_tungstenite", "read")
+            }
+            ("mio::poll", Level::TRACE) => tracing::trace!(target: "mio::poll", "poll"),
+            ("natter_bridge", Level::INFO) => tracing::info!(target: "natter_bridge", "hi"),
+            other => panic!("{other:?}"),
+        });
+        seen.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn no_filter_lets_websocket_payloads_through() {
+        for filter in [
+            "trace",
+            "info,tungstenite=trace",
+            "tungstenite::protocol=trace",
+        ] {
+            assert!(
+                !passes(filter, "tungstenite::protocol", Level::TRACE),
+                "{filter}"
+            );
+            assert!(
+                !passes(filter, "tokio_tungstenite", Level::TRACE),
+                "{filter}"
+            );
+        }
+        // The rest of TRACE stays, and tungstenite's DEBUG (no payloads) too.
+        assert!(passes("trace", "mio::poll", Level::TRACE));
+        assert!(passes("trace", "tungstenite::protocol", Level::DEBUG));
+        // A quieter filter is left as it is: no tungstenite DEBUG lines added to `info`.
+        assert!(!passes("info", "tungstenite::protocol", Level::DEBUG));
+        assert!(passes("info", "natter_bridge", Level::INFO));
+    }
 }

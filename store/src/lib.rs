@@ -22,6 +22,7 @@
 mod backend;
 mod config;
 mod error;
+mod failing;
 mod handle;
 pub mod sqlite;
 mod types;

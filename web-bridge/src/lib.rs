@@ -425,9 +425,11 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     });
     let metrics = match shared.config.metrics_listen {
         Some(addr) => {
-            let ready = shared
-                .server_health
-                .check(shared.config.servers(), stop_rx.clone());
+            let ready = shared.server_health.check(
+                shared.config.servers(),
+                shared.server_tls.clone(),
+                stop_rx.clone(),
+            );
             Some(Endpoint::start(addr, shared.metrics.registry(), ready).await?)
         }
         None => None,

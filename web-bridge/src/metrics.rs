@@ -201,12 +201,41 @@ const VERDICT_TTL: Duration = Duration::from_secs(5);
 /// Time for a readiness probe to connect to natter-server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// What the bridge last learnt about reaching natter-server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A connection (and its TLS handshake, over TLS) worked.
+    Reached,
+    /// No connection: nothing listens, or it timed out.
+    Unavailable,
+    /// Over TLS, the server's certificate did not verify: every browser's relay fails.
+    Untrusted,
+}
+
+impl Verdict {
+    fn code(self) -> u64 {
+        match self {
+            Verdict::Reached => 1,
+            Verdict::Unavailable => 2,
+            Verdict::Untrusted => 3,
+        }
+    }
+
+    fn of(code: u64) -> Verdict {
+        match code {
+            1 => Verdict::Reached,
+            3 => Verdict::Untrusted,
+            _ => Verdict::Unavailable,
+        }
+    }
+}
+
 /// The last thing the bridge learnt about reaching natter-server, for `/readyz`.
 #[derive(Debug)]
 pub(crate) struct ServerHealth {
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last verdict, shifted left once, with the low bit set
-    /// when the server was reached; 0 when there has been none.
+    /// Milliseconds since `epoch` of the last verdict, shifted left twice, with the
+    /// [`Verdict`]'s code in the low bits; 0 when there has been none.
     last: AtomicU64,
     /// One probe at a time.
     probing: tokio::sync::Mutex<()>,
@@ -221,76 +250,108 @@ impl ServerHealth {
         }
     }
 
-    /// Records whether a connection to the server just succeeded.
-    pub(crate) fn record(&self, reached: bool) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 2);
+    /// Records what a connection to the server just found.
+    pub(crate) fn record(&self, verdict: Verdict) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 3);
         // `+ 1` so that a verdict in the first millisecond is not mistaken for none.
         self.last
-            .store(((ms + 1) << 1) | u64::from(reached), Ordering::Relaxed);
+            .store(((ms + 1) << 2) | verdict.code(), Ordering::Relaxed);
     }
 
     /// The last verdict, if it is younger than [`VERDICT_TTL`].
-    fn recent(&self) -> Option<bool> {
+    fn recent(&self) -> Option<Verdict> {
         let v = self.last.load(Ordering::Relaxed);
         if v == 0 {
             return None;
         }
-        let at = Duration::from_millis((v >> 1) - 1);
-        (self.epoch.elapsed().saturating_sub(at) < VERDICT_TTL).then_some(v & 1 == 1)
+        let at = Duration::from_millis((v >> 2) - 1);
+        (self.epoch.elapsed().saturating_sub(at) < VERDICT_TTL).then_some(Verdict::of(v & 3))
     }
 
     /// Ready: the bridge is not stopping and natter-server accepts connections (a recent
-    /// verdict, or a probe: a TCP connect that is closed at once, without a byte sent) at one
-    /// of its addresses (a cluster's nodes).
+    /// verdict, or a probe: a TCP connect, and over TLS (`tls`) the handshake that verifies the
+    /// server's certificate, closed at once without a byte of natter's protocol sent) at one
+    /// of its addresses (a cluster's nodes). A TCP connect alone would call a server whose
+    /// certificate the bridge does not trust ready, while every browser is turned away.
     pub(crate) fn check(
         self: &Arc<Self>,
         servers: Vec<SocketAddr>,
+        tls: Option<crate::ServerConnector>,
         stop: watch::Receiver<bool>,
     ) -> ReadyCheck {
         let health = Arc::clone(self);
         let servers = Arc::new(servers);
+        let tls = Arc::new(tls);
         Arc::new(move || -> ReadyFuture {
             let health = Arc::clone(&health);
             let servers = Arc::clone(&servers);
+            let tls = Arc::clone(&tls);
             let stopping = *stop.borrow();
             Box::pin(async move {
                 if stopping {
                     return Err("natter-bridge is shutting down".into());
                 }
-                let reached = match health.recent() {
+                let verdict = match health.recent() {
                     Some(v) => v,
                     None => {
                         let _one = health.probing.lock().await;
                         match health.recent() {
                             Some(v) => v,
                             None => {
-                                let mut ok = false;
+                                let mut verdict = Verdict::Unavailable;
                                 for server in servers.iter() {
-                                    ok = matches!(
-                                        timeout(PROBE_TIMEOUT, TcpStream::connect(server)).await,
-                                        Ok(Ok(_))
-                                    );
-                                    if ok {
-                                        break;
+                                    match probe(*server, tls.as_ref().as_ref()).await {
+                                        Verdict::Reached => {
+                                            verdict = Verdict::Reached;
+                                            break;
+                                        }
+                                        Verdict::Untrusted => verdict = Verdict::Untrusted,
+                                        Verdict::Unavailable => {}
                                     }
                                 }
-                                health.record(ok);
-                                ok
+                                health.record(verdict);
+                                verdict
                             }
                         }
                     }
                 };
-                if reached {
-                    Ok(())
-                } else {
-                    let at: Vec<String> = servers.iter().map(ToString::to_string).collect();
-                    Err(format!(
+                let at = || {
+                    servers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                match verdict {
+                    Verdict::Reached => Ok(()),
+                    Verdict::Unavailable => Err(format!(
                         "natter-server at {} does not accept connections",
-                        at.join(", ")
-                    ))
+                        at()
+                    )),
+                    Verdict::Untrusted => Err(format!(
+                        "natter-server at {}: its TLS certificate is not trusted (--server-ca, \
+                         --server-name)",
+                        at()
+                    )),
                 }
             })
         })
+    }
+}
+
+/// One probe of `server`: a TCP connect, and over TLS the handshake, each within
+/// [`PROBE_TIMEOUT`]; then closed.
+async fn probe(server: SocketAddr, tls: Option<&crate::ServerConnector>) -> Verdict {
+    let Ok(Ok(tcp)) = timeout(PROBE_TIMEOUT, TcpStream::connect(server)).await else {
+        return Verdict::Unavailable;
+    };
+    let Some(tls) = tls else {
+        return Verdict::Reached;
+    };
+    match timeout(PROBE_TIMEOUT, tls.connector.connect(tls.name.clone(), tcp)).await {
+        Ok(Ok(_)) => Verdict::Reached,
+        Ok(Err(e)) if natter_tls::is_certificate_error(&e) => Verdict::Untrusted,
+        _ => Verdict::Unavailable,
     }
 }
 
@@ -339,15 +400,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = watch::channel(false);
         let health = Arc::new(ServerHealth::new());
-        let check = health.check(vec![addr], stop_rx);
+        let check = health.check(vec![addr], None, stop_rx);
         assert_eq!(check().await, Ok(()), "a listening server");
         drop(listener);
         // The verdict stands for a while...
         assert_eq!(check().await, Ok(()));
         // ...a failed relay connect replaces it at once...
-        health.record(false);
+        health.record(Verdict::Unavailable);
         assert!(check().await.unwrap_err().contains("does not accept"));
-        health.record(true);
+        health.record(Verdict::Reached);
         assert_eq!(check().await, Ok(()));
         let _ = stop_tx.send(true);
         assert!(check().await.unwrap_err().contains("shutting down"));
@@ -355,11 +416,15 @@ mod tests {
         // With no verdict, a probe of a closed port says no.
         let health = Arc::new(ServerHealth::new());
         let (_stop_tx, stop_rx) = watch::channel(false);
-        assert!(health.check(vec![addr], stop_rx.clone())().await.is_err());
+        assert!(
+            health.check(vec![addr], None, stop_rx.clone())()
+                .await
+                .is_err()
+        );
         // With several addresses (a cluster's nodes), one that listens is enough.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up = listener.local_addr().unwrap();
         let health = Arc::new(ServerHealth::new());
-        assert_eq!(health.check(vec![addr, up], stop_rx)().await, Ok(()));
+        assert_eq!(health.check(vec![addr, up], None, stop_rx)().await, Ok(()));
     }
 }

@@ -12,7 +12,7 @@
 //! frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
 //! (atomics, no locks).
 
-use crate::metrics::Direction;
+use crate::metrics::{Direction, Verdict};
 use crate::upgrade::Rewind;
 use crate::{Shared, Stream};
 use bytes::{BufMut, BytesMut};
@@ -211,11 +211,15 @@ async fn relay(
         // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
         r = Box::pin(connect_any(peer, shared)) => match r {
             Ok(halves) => {
-                shared.server_health.record(true);
+                shared.server_health.record(Verdict::Reached);
                 halves
             }
             Err(end) => {
-                shared.server_health.record(false);
+                shared.server_health.record(if end == End::ServerUntrusted {
+                    Verdict::Untrusted
+                } else {
+                    Verdict::Unavailable
+                });
                 return (end, ws);
             }
         },

@@ -219,3 +219,75 @@ async fn binary_logs_json_and_serves_metrics() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("natter_bridge_websocket_sessions"), "{body}");
 }
+
+/// No secret a browser sends reaches the log, at any level: with `RUST_LOG=trace`, tungstenite
+/// logged every frame it read, payload and all (`received frame ... payload: 0x...`, `Received
+/// message ...`), so a password typed in the page's sign-in form was in the bridge's log.
+#[cfg(unix)]
+#[tokio::test]
+async fn at_trace_level_the_log_holds_no_frame_payload() {
+    let mut server = FakeServer::start().await;
+    let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+        .args(["--listen", "127.0.0.1:0", "--server"])
+        .arg(server.addr.to_string())
+        .args(["--www", "/nonexistent"])
+        .env("RUST_LOG", "trace")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut child = Running(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let line = within(
+        "the URL line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .trim_start_matches("natter-bridge: open http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {line:?}"));
+
+    let mut ws = connect(addr).await;
+    let mut s = server.accept_checked().await;
+    // A payload as a sign-in's: the password's bytes in the frame.
+    let secret = b"hunter2-SignInPassword";
+    send_bin(&mut ws, secret).await;
+    let mut got = vec![0u8; 4 + secret.len()];
+    within("relayed", s.read_exact(&mut got)).await.unwrap();
+    assert_eq!(&got[4..], secret);
+    // A close frame: tungstenite says so at DEBUG, which the log keeps.
+    within("close", futures_util::SinkExt::close(&mut ws))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let log = log.join().unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("DEBUG") && l.contains("Received close frame")),
+        "tungstenite's log reaches the bridge's: {log:#?}"
+    );
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let leaked: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("hunter2") || l.contains(&hex))
+        .collect();
+    assert!(leaked.is_empty(), "the payload in the log: {leaked:#?}");
+}

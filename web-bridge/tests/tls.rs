@@ -518,3 +518,50 @@ async fn the_binary_serves_https_relays_over_tls_and_reloads_on_sighup() {
     assert!(status.success(), "{status:?}");
     s.server.shutdown().await.unwrap();
 }
+
+/// `GET /readyz` on the metrics endpoint at `addr`: status and body.
+async fn readyz(addr: SocketAddr) -> (u16, String) {
+    let mut s = within("connect", TcpStream::connect(addr)).await.unwrap();
+    let req = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    within("write", s.write_all(req.as_bytes())).await.unwrap();
+    let mut all = Vec::new();
+    within("read", s.read_to_end(&mut all)).await.unwrap();
+    let all = String::from_utf8(all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").expect("a whole response");
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_over_tls_needs_a_certificate_the_bridge_trusts() {
+    // README: /readyz is 200 when natter-server accepts connections. Over TLS its probe was a
+    // TCP connect only: a bridge that trusts another CA (every browser closed with 1013) said
+    // ready as soon as no relay had failed in the last 5 s.
+    let s = setup().await;
+    let start = |ca: PathBuf| {
+        let mut c = BridgeConfig::local_test(s.server.tls_addrs()[0], s.www.clone());
+        c.server_tls = Some(ServerTls {
+            trust: Trust::CaFile(ca),
+            name: "localhost".into(),
+        });
+        c.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        natter_bridge::start(c)
+    };
+    let other = s.dir.path().join("other.pem");
+    std::fs::write(&other, DevCa::new("other CA").unwrap().cert_pem()).unwrap();
+    let untrusting = start(other).await.unwrap();
+    let (status, body) = readyz(untrusting.metrics_addr().unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("TLS certificate is not trusted"), "{body}");
+    untrusting.shutdown().await.unwrap();
+
+    let trusting = start(s.ca_file.clone()).await.unwrap();
+    assert_eq!(
+        readyz(trusting.metrics_addr().unwrap()).await,
+        (200, "ready\n".into())
+    );
+    trusting.shutdown().await.unwrap();
+    s.server.shutdown().await.unwrap();
+}

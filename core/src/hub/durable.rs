@@ -13,7 +13,7 @@ use crate::time::Millis;
 use crate::types::{ConnId, MsgId, RoomName, Seq};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg, encode_frame};
 use std::collections::{BTreeSet, VecDeque};
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// A room event written in a batch, as the hub must know it if the batch fails.
 #[derive(Debug)]
@@ -240,7 +240,8 @@ impl Hub {
         });
         // Whole session records not stored: written again with the next batch.
         d.dirty.extend(flight.sessions.iter().copied());
-        warn!(%batch, events = flight.events.len(), %why, "batch not stored");
+        // The shell logs a streak of failures once: a full disk fails every batch.
+        debug!(%batch, events = flight.events.len(), %why, "batch not stored");
         let failed: Vec<u64> = flight.events.iter().map(|w| w.no).collect();
         for w in &flight.events {
             if let Some(r) = self.rooms.get_mut(&w.room) {

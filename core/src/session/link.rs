@@ -45,6 +45,24 @@ pub(super) enum SendError {
     Encode(WireError),
 }
 
+/// How other services start talking, which a natter server never does: an IRC server (a
+/// prefixed line, or `ERROR :` where natter says `ERROR: `), a web server, SSH, a mail or FTP
+/// server. Seen first on a stream, the port is not natter's (see [`Link::first_bytes`]).
+const FOREIGN_STARTS: &[&[u8]] = &[
+    b":", b"ERROR :", b"NOTICE ", b"PING ", b"HTTP/", b"SSH-", b"220 ", b"+OK", b"* OK",
+];
+
+/// What the first bytes heard on a stream transport say (see [`Link::first_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstBytes {
+    /// Frames (or not the first bytes, or not a stream): read them as frames.
+    Frames,
+    /// Text: a natter server took us for a person on `nc`.
+    TookUsForText,
+    /// Another service (see [`FOREIGN_STARTS`]).
+    NotNatter,
+}
+
 /// The transport side of a session. See the module docs.
 #[derive(Debug)]
 pub(super) struct Link {
@@ -57,7 +75,7 @@ pub(super) struct Link {
     backoff: Backoff,
     /// Bytes came from the server on this transport.
     heard_bytes: bool,
-    /// Reconnects at once since the last welcome (see [`Link::misheard`]).
+    /// Reconnects at once since the last welcome (see [`Link::first_bytes`]).
     quick_retries: u32,
     /// Which of the driver's server addresses the connections go to.
     servers: Servers,
@@ -151,18 +169,29 @@ impl Link {
         true
     }
 
-    /// Whether the first bytes of this stream transport, `data`, show the server took us for a
-    /// person typing on `nc`: every frame starts with a length prefix whose first byte is 0 (a
-    /// frame is far below 16 MiB), and a text greeting starts with a letter. It happens when our
-    /// preamble reached the server after its detection wait (a slow or lossy link, a server
-    /// busy with a storm of connections).
-    pub(super) fn misheard(&mut self, data: &[u8]) -> bool {
+    /// What the first bytes of this stream transport, `data`, say about who answered (see
+    /// [`FirstBytes`]). Every frame starts with a length prefix whose first byte is 0 (a frame
+    /// is far below 16 MiB), and a text greeting starts with a letter: that is a natter server
+    /// that took us for a person typing on `nc`, because our preamble reached it after its
+    /// detection wait (a slow or lossy link, a server busy with a storm of connections). What
+    /// starts as another service does ([`FOREIGN_STARTS`], or a TLS record) is not natter's
+    /// port at all.
+    pub(super) fn first_bytes(&mut self, data: &[u8]) -> FirstBytes {
         let first = !self.heard_bytes;
         self.heard_bytes |= !data.is_empty();
-        first
+        if !(first
             && self.transport == Transport::Stream
-            && self.phase == (Phase::Open { welcomed: false })
-            && data.first().is_some_and(|b| *b != 0)
+            && self.phase == (Phase::Open { welcomed: false }))
+        {
+            return FirstBytes::Frames;
+        }
+        match data.first() {
+            None | Some(0) => FirstBytes::Frames,
+            // A TLS record (an alert, a handshake): a TLS port reached without TLS.
+            Some(0x15 | 0x16) => FirstBytes::NotNatter,
+            Some(_) if FOREIGN_STARTS.iter().any(|p| data.starts_with(p)) => FirstBytes::NotNatter,
+            Some(_) => FirstBytes::TookUsForText,
+        }
     }
 
     /// A message arrived on this message transport (the bridge relays only the server's bytes).

@@ -84,7 +84,7 @@ use crate::wire::{
 use account::Account;
 use asks::Asks;
 use bytes::Bytes;
-use link::{Link, Phase, SendError};
+use link::{FirstBytes, Link, Phase, SendError};
 use outgoing::{Full, Outgoing};
 use rooms::Rooms;
 use std::collections::VecDeque;
@@ -286,7 +286,28 @@ impl Session {
             return;
         }
         self.link.heard(now);
-        if self.link.misheard(data) {
+        let first = self.link.first_bytes(data);
+        if first == FirstBytes::NotNatter {
+            // An IRC listener, a web server...: the wrong port, not a late preamble. Said with
+            // what it said, and tried again with the usual backoff (it may be natter's port
+            // after a restart or a fix).
+            let why = if matches!(data.first(), Some(0x15 | 0x16)) {
+                "this port speaks TLS: connect with natters://HOST:PORT (or --tls)".to_owned()
+            } else {
+                let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+                let line = &line[..line.len().min(80)];
+                let said = clean(String::from_utf8_lossy(line).trim_end());
+                format!(
+                    "this port does not speak natter's protocol (an IRC or web port?); \
+                     it said \"{said}\""
+                )
+            };
+            tracing::info!(%why, "the server does not speak natter's protocol");
+            self.event(Event::Close);
+            self.failed(&why, now);
+            return;
+        }
+        if first == FirstBytes::TookUsForText {
             // Greeted as a person on `nc` (our preamble came after the server's detection
             // wait): the server closes that session when the preamble arrives; a new connection
             // whose preamble comes in time is all it takes, so no backoff.

@@ -3823,3 +3823,84 @@ fn infos(t: &mut T) -> Vec<String> {
         })
         .collect()
 }
+
+/// What a stream connection's first bytes make of it: (the words said, whether it closed, the
+/// wait before the next attempt).
+fn first_heard(bytes: &[u8]) -> (Vec<String>, bool, Option<Millis>) {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.events();
+    t.s.handle_bytes(bytes, t.now);
+    let evs = t.events();
+    let mut said = Vec::new();
+    let mut wait = None;
+    for e in &evs {
+        match e {
+            Event::ConnectFailed { why, wait: w, .. } => {
+                said.push(why.clone());
+                wait = Some(*w);
+            }
+            Event::Info(s) => said.push(s.clone()),
+            _ => {}
+        }
+    }
+    (said, evs.contains(&Event::Close), wait)
+}
+
+#[test]
+fn a_port_that_is_not_natter_is_named_and_tried_again_with_backoff() {
+    // `natter 127.0.0.1:6667` (the IRC listener) used to say "the server took us for a text
+    // client (our preamble came late); reconnecting" every ten seconds.
+    for (bytes, heard) in [
+        (
+            &b"ERROR :no hello within 10 seconds\r\n"[..],
+            "ERROR :no hello within 10 seconds",
+        ),
+        (
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "SSH-2.0-OpenSSH_9.2"),
+        (
+            b":irc.example.org NOTICE * :*** Looking up your hostname\r\n",
+            ":irc.example.org NOTICE * :*** Looking up your hostname",
+        ),
+    ] {
+        let (said, closed, wait) = first_heard(bytes);
+        assert!(closed, "{said:?}");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0]
+                == format!(
+                    "this port does not speak natter's protocol (an IRC or web port?); \
+                     it said \"{heard}\""
+                ),
+            "{said:?}"
+        );
+        assert!(wait.is_some_and(|w| w > Millis(0)), "backoff: {wait:?}");
+    }
+    // A TLS port reached without TLS answers with an alert.
+    let (said, closed, wait) = first_heard(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+    assert!(closed && wait.is_some(), "{said:?}");
+    assert_eq!(
+        said,
+        ["this port speaks TLS: connect with natters://HOST:PORT (or --tls)"]
+    );
+    // A natter server that greeted us as a person on nc (in one read or a part of it), or
+    // refused us as one: the quick reconnect, as before.
+    for bytes in [
+        &b"Welcome to natter, guest1234! Type to talk."[..],
+        b"Welc",
+        b"ERROR: the server is full, try again later\r\n",
+        b"hello stranger\r\n",
+    ] {
+        let (said, closed, wait) = first_heard(bytes);
+        assert!(closed);
+        assert_eq!(wait, None, "{said:?}");
+        assert!(
+            said.iter().any(|s| s.contains("took us for a text client")),
+            "{said:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! writes nor scrollback.
 
 use crate::backend::{Reporter, Slots, in_flight};
+use crate::failing::Failing;
 use crate::sqlite::{IndexCmd, PRUNE_CHECK_EVERY, Progress, Reader, SqliteStore, backup, unix_now};
 use crate::{
     Batch, Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedAccount, OpenError,
@@ -18,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvErr
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tracing::{error, warn};
+use tracing::{debug, error};
 
 /// Batches the writer takes into one transaction at most.
 const GROUP_MAX_BATCHES: usize = 256;
@@ -265,10 +266,11 @@ impl Store for SqliteHandle {
 /// after a commit when pruning is due, so a store that is never idle is still pruned).
 fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
     let mut next: Option<Cmd> = None;
+    let mut streaks = Streaks::default();
     let closed = loop {
         let cmd = match next.take() {
             Some(cmd) => cmd,
-            None => match wait(&mut store, rx) {
+            None => match wait(&mut store, rx, &mut streaks) {
                 Some(cmd) => cmd,
                 None => break None,
             },
@@ -294,12 +296,12 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
                         Err(_) => break,
                     }
                 }
-                commit(&mut store, group, reporter);
+                commit(&mut store, group, reporter, &mut streaks.commit);
                 if store.fold_due() {
-                    fold(&mut store);
+                    fold(&mut store, &mut streaks);
                 }
                 if store.prune_due() {
-                    prune(&mut store);
+                    prune(&mut store, &mut streaks);
                 }
             }
             Cmd::Close(done) => break Some(done),
@@ -313,7 +315,7 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
     };
     // A clean stop leaves the last ids folded (else the next open does it); dropping the store
     // closes the search index cleanly (its thread catches up first).
-    fold(&mut store);
+    fold(&mut store, &mut streaks);
     // The store (and its lock) go before anyone is told it is closed.
     drop(store);
     if let Some(done) = closed {
@@ -323,13 +325,13 @@ fn write_loop(mut store: SqliteStore, rx: &Receiver<Cmd>, reporter: &Reporter) {
 
 /// The next command; prunes while none comes and pruning is due. `None` when every handle is
 /// gone.
-fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
+fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>, streaks: &mut Streaks) -> Option<Cmd> {
     loop {
         if store.prune_due() {
             match rx.try_recv() {
                 Ok(cmd) => return Some(cmd),
                 Err(TryRecvError::Empty) => {
-                    prune(store);
+                    prune(store, streaks);
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => return None,
@@ -343,37 +345,53 @@ fn wait(store: &mut SqliteStore, rx: &Receiver<Cmd>) -> Option<Cmd> {
     }
 }
 
-fn fold(store: &mut SqliteStore) {
-    if let Err(e) = store.fold_session_ids() {
-        warn!(error = %e, "sessions' last ids: folding failed, will try again");
-    }
+/// The writer thread's work that fails again and again while its cause lasts (a full disk):
+/// each streak is logged once ([`Failing`]).
+#[derive(Debug, Default)]
+struct Streaks {
+    commit: Failing,
+    fold: Failing,
+    prune: Failing,
 }
 
-fn prune(store: &mut SqliteStore) {
-    if let Err(e) = store.prune_step(unix_now()) {
-        warn!(error = %e, "retention: pruning failed, will try again");
-    }
+fn fold(store: &mut SqliteStore, streaks: &mut Streaks) {
+    let folded = store.fold_session_ids();
+    streaks
+        .fold
+        .note("store: folding sessions' last ids", &folded);
+}
+
+fn prune(store: &mut SqliteStore, streaks: &mut Streaks) {
+    let pruned = store.prune_step(unix_now());
+    streaks.prune.note("retention: pruning", &pruned);
 }
 
 /// Writes `group` in one transaction; if that fails, each batch alone, so only the batches
 /// that cannot be written fail. Reports in submission order.
-fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter) {
+fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter, streak: &mut Failing) {
+    const WHAT: &str = "store: writing messages";
     let Some(last) = group.last().map(|b| b.id) else {
         return;
     };
     let n = group.len();
     let err = match store.write_group(&group) {
-        Ok(()) => return reporter.durable(last, n),
+        Ok(()) => {
+            streak.note::<_, WriteError>(WHAT, &Ok(()));
+            return reporter.durable(last, n);
+        }
         Err(e) => e,
     };
     if n == 1 {
-        warn!(batch = last.0, error = %err, "store: batch not written");
+        debug!(batch = last.0, error = %err, "store: batch not written");
+        streak.note::<(), _>(WHAT, &Err(&err));
         return reporter.failed(last, err);
     }
     // Consecutive durable batches are reported together.
     let mut durable: Option<(crate::BatchId, usize)> = None;
     for batch in &group {
-        match store.write(batch) {
+        let written = store.write(batch);
+        streak.note(WHAT, &written);
+        match written {
             Ok(()) => {
                 let count = durable.map_or(0, |(_, c)| c);
                 durable = Some((batch.id, count + 1));
@@ -382,7 +400,7 @@ fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter) {
                 if let Some((upto, count)) = durable.take() {
                     reporter.durable(upto, count);
                 }
-                warn!(batch = batch.id.0, error = %e, "store: batch not written");
+                debug!(batch = batch.id.0, error = %e, "store: batch not written");
                 reporter.failed(batch.id, e);
             }
         }

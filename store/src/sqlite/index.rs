@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The index file inside the data directory.
 pub const SEARCH_FILE: &str = "search.db";
@@ -210,6 +210,8 @@ pub(crate) struct Indexer {
     /// No step before this (one failed).
     retry_after: Option<Instant>,
     pub(crate) progress: std::sync::Arc<Progress>,
+    /// Whether the last step failed: a streak of failures is logged once.
+    pub(crate) failing: crate::failing::Failing,
 }
 
 /// The identity of this boot of the machine (Linux); empty where unknown, which counts as
@@ -287,6 +289,7 @@ impl Indexer {
             unindexed_since: (stored > indexed).then(Instant::now),
             retry_after: None,
             progress,
+            failing: crate::failing::Failing::default(),
         })
     }
 
@@ -620,9 +623,11 @@ pub(crate) fn run(mut ix: Indexer, rx: &std::sync::mpsc::Receiver<IndexCmd>) {
             next = rx.try_recv().ok();
         }
         if hurry || ix.due() {
-            if let Err(e) = ix.step() {
-                warn!(error = %e, lag = ix.lag(), "search index: indexing failed, will try again");
+            let stepped = ix.step();
+            if stepped.is_err() {
+                debug!(lag = ix.lag(), "search index: events not indexed yet");
             }
+            ix.failing.note("search index: indexing", &stepped);
         }
     }
     ix.take_posted();

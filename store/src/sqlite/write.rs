@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::info;
 
 /// A store opened for writing, used synchronously: what the writer thread of
 /// [`crate::SqliteHandle`] drives, and what tests drive directly. At most one is open per data
@@ -201,9 +201,8 @@ impl SqliteStore {
                     IndexCmd::Hurry | IndexCmd::Wake | IndexCmd::Close(_) => {}
                 }
                 if !self.defer_search {
-                    if let Err(e) = ix.catch_up() {
-                        warn!(error = %e, lag = ix.lag(), "search index: indexing failed, will try again");
-                    }
+                    let caught_up = ix.catch_up();
+                    ix.failing.note("search index: indexing", &caught_up);
                 }
             }
             Index::Thread { to, progress } => {
@@ -871,6 +870,7 @@ impl Checkpointer {
     /// Checkpoints every [`CHECKPOINT_EVERY`] until `stop` is dropped.
     pub(crate) fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
         use std::sync::mpsc::RecvTimeoutError;
+        let mut failing = crate::failing::Failing::default();
         loop {
             match stop.recv_timeout(CHECKPOINT_EVERY) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -879,9 +879,7 @@ impl Checkpointer {
             let done = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
-            if let Err(e) = done {
-                warn!(error = %e, "store: checkpoint failed, will try again");
-            }
+            failing.note("store: checkpoint", &done);
         }
     }
 }
