@@ -52,7 +52,7 @@ pub mod test_server;
 pub use accounts::ClusterAccounts;
 pub use bans::{KeptBan, ban_key};
 pub use names::{nick_key, room_key, room_stream, room_subject};
-pub use node::{BACKED_UP_PUBLISHES, ClusterIn, MAX_PENDING_PUBLISHES, Node};
+pub use node::{BACKED_UP_PUBLISHES, ClusterIn, Link, MAX_PENDING_PUBLISHES, Node};
 pub use rooms::KeptRoom;
 
 use std::time::Duration;

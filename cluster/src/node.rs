@@ -293,6 +293,21 @@ pub struct Node {
     rooms: Vec<crate::rooms::KeptRoom>,
     /// The server bans read at start, until [`Node::take_server_bans`].
     bans: Vec<crate::bans::KeptBan>,
+    /// The NATS client, for [`Node::link`].
+    client: async_nats::Client,
+}
+
+/// Whether a node's link to NATS is up now, for a readiness check outside the node's tasks
+/// (cheap to clone; see [`Node::link`]).
+#[derive(Debug, Clone)]
+pub struct Link(async_nats::Client);
+
+impl Link {
+    /// The NATS client is connected: the node can publish, claim nicks and read logs. While it
+    /// is not, the hub refuses new rooms, lines and settings changes at once.
+    pub fn is_up(&self) -> bool {
+        self.0.connection_state() == State::Connected
+    }
 }
 
 /// What reading a room's log for history needs.
@@ -440,7 +455,7 @@ impl Node {
             sessions_tx,
             cfg,
             id: id.clone(),
-            client,
+            client: client.clone(),
             js,
             nicks,
             nodes,
@@ -472,6 +487,7 @@ impl Node {
             accounts,
             rooms: rooms.kept,
             bans: bans.kept,
+            client,
         })
     }
 
@@ -494,6 +510,11 @@ impl Node {
     /// come as [`ClusterIn::Account`] and [`ClusterIn::AccountDropped`].
     pub fn take_accounts(&mut self) -> Vec<(natter_core::persist::LoadedAccount, u64)> {
         std::mem::take(&mut self.accounts)
+    }
+
+    /// Its link to NATS, to ask later whether it is up (a readiness check).
+    pub fn link(&self) -> Link {
+        Link(self.client.clone())
     }
 
     /// This node's id in the cluster (random per start).

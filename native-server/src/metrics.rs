@@ -272,7 +272,8 @@ impl Metrics {
     }
 }
 
-/// What `/readyz` checks: the server is listening (not shutting down), and when it has a store,
+/// What `/readyz` checks: the server is listening (not shutting down), a clustered node's link
+/// to NATS is up, and when it has a store,
 /// the store is open, its last write was durable, and its database file can be opened for
 /// writing (a read-only remount or lost permissions show here before the next write fails).
 ///
@@ -294,6 +295,9 @@ pub(crate) struct Health {
     /// The last disk probe's time and outcome: at most one probe per [`DISK_PROBE_EVERY`],
     /// however often `/readyz` is asked.
     last_probe: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    /// A clustered node's link to NATS, once the node has started: while it is down the hub
+    /// refuses new rooms, lines and settings changes, so the node is not ready.
+    pub(crate) cluster: std::sync::OnceLock<natter_cluster::Link>,
 }
 
 /// At most one disk probe this often; `/readyz` asked more often answers with the last one.
@@ -314,6 +318,7 @@ impl Health {
             disk_full: AtomicBool::new(false),
             db_path,
             last_probe: std::sync::Mutex::new(None),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -329,6 +334,9 @@ impl Health {
     async fn ready(&self) -> Result<(), String> {
         if !self.listening.load(Ordering::Relaxed) {
             return Err("not listening (starting or shutting down)".into());
+        }
+        if self.cluster.get().is_some_and(|link| !link.is_up()) {
+            return Err("the cluster is unavailable (no NATS server answers)".into());
         }
         let Some(path) = self.db_path.clone() else {
             return Ok(());

@@ -150,6 +150,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let (hub, store, cluster) = match config.cluster {
         Some(cluster) => {
             let mut node = natter_cluster::Node::start(cluster).await?;
+            let _ = health.cluster.set(node.link());
             info!(
                 node = node.id(),
                 "clustered: rooms, history, nicks and accounts live in JetStream"

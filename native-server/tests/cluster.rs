@@ -970,3 +970,68 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
     let texts: Vec<&str> = history.iter().map(|l| l.2.as_str()).collect();
     assert_eq!(texts, ["a0", "a1", "a2", "in flight", "back"]);
 }
+
+/// `/readyz` on a node's metrics endpoint: its status and body.
+async fn readyz(addr: SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect to the metrics endpoint");
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: ops\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut all))
+        .await
+        .expect("read timed out")
+        .expect("read");
+    let all = String::from_utf8_lossy(&all).into_owned();
+    let status = all
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {all:?}"));
+    (status, all)
+}
+
+/// Polls `/readyz` until its status is `want` (bounded by [`WAIT`]); returns the last body.
+async fn readyz_becomes(addr: SocketAddr, want: u16) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = readyz(addr).await;
+        if status == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said {want}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A node whose link to NATS is down refuses new rooms, lines and settings changes, so a
+/// balancer must not send it new clients: `/readyz` says 503 and why, and 200 again once NATS
+/// is back (README, "Operations").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_not_ready_while_nats_is_down_and_ready_once_it_is_back() {
+    let mut nats = Nats::start();
+    let mut cfg = ServerConfig::local_test();
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    let node = start(cfg).await.expect("a clustered node starts");
+    let metrics = node.metrics_addr().expect("a metrics endpoint");
+    readyz_becomes(metrics, 200).await;
+
+    nats.stop();
+    let body = readyz_becomes(metrics, 503).await;
+    assert!(body.contains("cluster is unavailable"), "{body}");
+
+    nats.run();
+    readyz_becomes(metrics, 200).await;
+    node.shutdown().await.expect("the node stops");
+}
