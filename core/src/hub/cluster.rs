@@ -684,7 +684,13 @@ impl Hub {
             return false;
         }
         let id = match kind {
-            EventKind::Say { id, .. } | EventKind::Act { id, .. } if sender.is_some() => Some(*id),
+            EventKind::Say { id, .. }
+            | EventKind::Act { id, .. }
+            | EventKind::Notice { id, .. }
+                if sender.is_some() =>
+            {
+                Some(*id)
+            }
             _ => None,
         };
         if let (Some(conn), Some(msg)) = (sender, id)
@@ -1636,7 +1642,12 @@ impl Hub {
     /// client may send it again (see [`Cluster::echoes`]).
     fn note_echo(&mut self, event: &RoomEvent) {
         let none = self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty());
-        if none || !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+        if none
+            || !matches!(
+                event.kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            )
+        {
             // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
@@ -1701,7 +1712,10 @@ impl Hub {
             return;
         };
         for ev in events {
-            let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
+            let line = matches!(
+                ev.kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            );
             if !line || ev.from.folded() != nick {
                 continue;
             }

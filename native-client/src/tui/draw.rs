@@ -162,6 +162,13 @@ pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
             out.push((" ".into(), italic));
             out.extend(text_segments(text.as_str(), me, line.mention, italic));
         }
+        LineKind::UserNotice { from, text } => {
+            // `-alice- text`, IRC's way of showing a notice, in the notice colour.
+            out.push(("-".into(), notice));
+            out.push((from.to_string(), nick_style(from)));
+            out.push(("- ".into(), notice));
+            out.extend(text_segments(text.as_str(), me, line.mention, notice));
+        }
         LineKind::Event { words, .. } | LineKind::Notice(words) | LineKind::Rooms { words, .. } => {
             out.push((format!("-- {words}"), notice));
         }
