@@ -616,7 +616,7 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
-            if self.cluster_direct(conn, uid, &to, id, &text, now) {
+            if self.cluster_direct(conn, uid, &to, id, &text, notice, now) {
                 return;
             }
             let detail = if to.is_service() {
