@@ -2978,3 +2978,24 @@ fn a_notice_replays_as_a_notice() {
         "{k:?}"
     );
 }
+
+#[test]
+fn a_ctcp_request_is_answered_and_a_ctcp_reply_in_a_notice_is_not() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["labeled-response", "batch"]);
+    let bob = n.client("bob", &[]);
+    n.send(alice, &["PRIVMSG bob :\x01VERSION\x01"]);
+    assert_eq!(
+        n.lines(alice),
+        [":natter.irc NOTICE alice :natter does not carry CTCP VERSION"]
+    );
+    n.send(alice, &["NOTICE bob :\x01VERSION irssi 1.4\x01"]);
+    assert_eq!(
+        n.lines(alice),
+        Vec::<String>::new(),
+        "no answer to a NOTICE"
+    );
+    n.send(alice, &["@label=c1 NOTICE bob :\x01PING 123\x01"]);
+    assert_eq!(n.lines(alice), ["@label=c1 :natter.irc ACK"]);
+    assert_eq!(n.lines(bob), Vec::<String>::new(), "natter carries no CTCP");
+}

@@ -682,6 +682,11 @@ impl Irc {
             Said::Plain(t) => (t, false),
             Said::Action(t) => (t, true),
             Said::Empty => return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send"),
+            // A CTCP in a NOTICE is a CTCP reply, sent automatically: nothing answers it (RFC
+            // 2812: no automatic reply to a NOTICE, from servers either), so two programs never
+            // answer each other. A labeled one is acknowledged (`ACK`), as any line without
+            // an answer.
+            Said::Ctcp(_) if notice => return,
             Said::Ctcp(what) => {
                 let me = plan.me.clone();
                 return plan.line(
