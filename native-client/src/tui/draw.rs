@@ -790,6 +790,27 @@ mod tests {
     }
 
     #[test]
+    fn a_notice_reads_as_irc_shows_one_in_the_notice_colour() {
+        let mut c = chat_in(&["#a"]);
+        c.handle_event(
+            &room_ev(
+                "#a",
+                "bot",
+                EventKind::Notice {
+                    id: MsgId(1),
+                    text: Text::new("build passed").unwrap(),
+                },
+            ),
+            Millis(0),
+        );
+        let segs = line_segments(c.current_conv().lines().back().unwrap(), c.me(), 0);
+        let text: String = segs[1..].iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(text, "-bot- build passed");
+        let notice = Style::new().fg(Color::Cyan);
+        assert_eq!(segs.last().unwrap().1, notice, "{segs:?}");
+    }
+
+    #[test]
     fn long_messages_wrap_in_the_pane_and_scroll() {
         let mut c = chat_in(&["#a"]);
         let mut v = View::new();
