@@ -895,7 +895,8 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
 }
 
 /// Encodes `msg` as a client that said `version` in its hello decodes it: as
-/// [`encode_frame`], except that a version-5 client gets ban entries without `at`.
+/// [`encode_frame`], except that a client before version 7 gets a notice as a say or a direct
+/// message ([`without_notice`]) and a version-5 client ban entries without `at`.
 pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
     if version >= PROTOCOL_VERSION {
         return encode_frame(msg);
