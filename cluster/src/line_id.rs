@@ -10,11 +10,12 @@
 
 use natter_core::wire::{EventKind, RoomEvent};
 
-/// The message id of `event` if it is a chat line (say or action); other events have none.
+/// The message id of `event` if it is a chat line (say, action or notice); other events have none.
 pub(crate) fn line_id(event: &RoomEvent) -> Option<String> {
     let (tag, id, text) = match &event.kind {
         EventKind::Say { id, text } => (b's', id, text),
         EventKind::Act { id, text } => (b'a', id, text),
+        EventKind::Notice { id, text } => (b'n', id, text),
         _ => return None,
     };
     let mut h = Fnv::default();

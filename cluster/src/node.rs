@@ -122,6 +122,8 @@ pub enum ClusterIn {
         token: u64,
         /// The message.
         dm: DirectMsg,
+        /// A direct notice (the request's [`NOTICE_HEADER`]), not a message.
+        notice: bool,
     },
     /// The answer to a direct message this node sent to another.
     DirectDone {
@@ -236,7 +238,9 @@ impl ClusterIn {
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
-            ClusterIn::RemoteDirect { token, dm } => hub.handle_remote_direct(token, dm, now),
+            ClusterIn::RemoteDirect { token, dm, notice } => {
+                hub.handle_remote_direct(token, dm, notice, now)
+            }
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
             ClusterIn::TakenOver { id, granted, moved } => {
                 hub.handle_take_over(id, granted, moved, now);
@@ -1134,6 +1138,11 @@ impl Replies {
     }
 }
 
+/// The header that makes a direct message between nodes a direct notice (IRC's `NOTICE nick`).
+/// A header, not a change of the payload: a node built before notices ignores it and delivers
+/// a plain direct message, as it would have before.
+const NOTICE_HEADER: &str = "Natter-Notice";
+
 /// The subject a node's direct messages come to.
 fn node_subject(prefix: &str, node: &str) -> String {
     format!("{prefix}.node.{node}")
@@ -1156,8 +1165,15 @@ async fn serve_directs(
                 continue;
             }
         };
+        let notice = m
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(NOTICE_HEADER).is_some());
         let token = replies.add(reply);
-        if tx.send(ClusterIn::RemoteDirect { token, dm }).is_err() {
+        if tx
+            .send(ClusterIn::RemoteDirect { token, dm, notice })
+            .is_err()
+        {
             return;
         }
     }
@@ -1170,6 +1186,7 @@ async fn send_direct(
     prefix: &str,
     wait: Duration,
     dm: &DirectMsg,
+    notice: bool,
 ) -> Result<(), String> {
     let nobody = || format!("nobody is called {}", dm.to);
     let unavailable = |e: &dyn std::fmt::Display| format!("the cluster is unavailable ({e})");
@@ -1181,7 +1198,16 @@ async fn send_direct(
         .ok_or_else(nobody)?;
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     let payload = encode_payload(dm).map_err(|e| e.to_string())?;
-    let asked = client.request(node_subject(prefix, &holder), payload);
+    let subject = node_subject(prefix, &holder);
+    let asked = async {
+        if notice {
+            let mut headers = HeaderMap::new();
+            headers.insert(NOTICE_HEADER, "1");
+            client.request_with_headers(subject, headers, payload).await
+        } else {
+            client.request(subject, payload).await
+        }
+    };
     let answer = tokio::time::timeout(wait, asked)
         .await
         .map_err(|_| unavailable(&"the node holding the nick did not answer"))?
@@ -1255,12 +1281,12 @@ impl Driver {
                         });
                     });
                 }
-                ClusterOut::Direct { id, dm } => {
+                ClusterOut::Direct { id, dm, notice } => {
                     let (client, nicks, tx) =
                         (self.client.clone(), self.nicks.clone(), self.tx.clone());
                     let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
                     tokio::spawn(async move {
-                        let result = send_direct(&client, &nicks, &prefix, wait, &dm).await;
+                        let result = send_direct(&client, &nicks, &prefix, wait, &dm, notice).await;
                         let _ = tx.send(ClusterIn::DirectDone { id, result });
                     });
                 }

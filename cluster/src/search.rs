@@ -229,7 +229,10 @@ impl Feed {
         if !self.on.load(Ordering::Acquire) || position <= self.written.load(Ordering::Acquire) {
             return;
         }
-        let (EventKind::Say { text, .. } | EventKind::Act { text, .. }) = &event.kind else {
+        let (EventKind::Say { text, .. }
+        | EventKind::Act { text, .. }
+        | EventKind::Notice { text, .. }) = &event.kind
+        else {
             return;
         };
         let mut queue = self.shared.lock();
@@ -452,7 +455,10 @@ impl SearchIndex {
                             continue;
                         }
                     };
-                    if let EventKind::Say { text, .. } | EventKind::Act { text, .. } = event.kind {
+                    if let EventKind::Say { text, .. }
+                    | EventKind::Act { text, .. }
+                    | EventKind::Notice { text, .. } = event.kind
+                    {
                         lines.push(Line {
                             room: room.clone(),
                             seq: position,

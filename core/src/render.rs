@@ -27,7 +27,10 @@ pub fn event_words(ev: &RoomEvent) -> Option<String> {
     let from = &ev.from;
     let room = &ev.room;
     Some(match &ev.kind {
-        EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Moved => return None,
+        EventKind::Say { .. }
+        | EventKind::Act { .. }
+        | EventKind::Notice { .. }
+        | EventKind::Moved => return None,
         EventKind::Join => format!("{from} joined {room}"),
         EventKind::Part { reason } => match reason {
             Some(r) => format!("{from} left {room} ({r})"),
@@ -374,9 +377,20 @@ pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>) -> String {
     let body = match &ev.kind {
         EventKind::Say { text, .. } => format!("<{}> {}", ev.from, text),
         EventKind::Act { text, .. } => format!("* {} {}", ev.from, text),
+        EventKind::Notice { text, .. } => format!("-{}- {}", ev.from, text),
         _ => format!("-- {}", event_words(ev).unwrap_or_default()),
     };
     with_room(&ev.room, current, body)
+}
+
+/// Renders a direct notice as seen by `me`: `-alice- hi` when received, `-> -bob- hi` for
+/// one's own.
+pub fn direct_notice_line(dm: &DirectMsg, me: &Nick) -> String {
+    if dm.from.folded() == me.folded() {
+        format!("-> -{}- {}", dm.to, dm.text)
+    } else {
+        format!("-{}- {}", dm.from, dm.text)
+    }
 }
 
 /// Renders a direct message as seen by `me`: `*alice* hi` when received, `-> *bob* hi` for one's
@@ -430,6 +444,10 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Event(ev) => vec![event_line(ev, current)],
         ServerMsg::Direct(dm) => match me {
             Some(me) => vec![direct_line(dm, me)],
+            None => Vec::new(),
+        },
+        ServerMsg::DirectNotice(dm) => match me {
+            Some(me) => vec![direct_notice_line(dm, me)],
             None => Vec::new(),
         },
         ServerMsg::Gap { room, first, last } => {
@@ -552,6 +570,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
     match ev {
         Event::Room(ev) => vec![event_line(ev, None)],
         Event::Direct(dm) => vec![direct_line(dm, me)],
+        Event::DirectNotice(dm) => vec![direct_notice_line(dm, me)],
         Event::Gap { room, first, last } => vec![gap_line(room, *first, *last, None)],
         Event::State(state) => state_words(*state).map(notice).into_iter().collect(),
         Event::Welcome { nick, resumed } => vec![notice(welcome_words(nick, *resumed))],
@@ -929,5 +948,35 @@ mod tests {
         assert_eq!(title(Some("#lobby"), 5, 0), "(5) #lobby · natter");
         assert_eq!(title(Some("#lobby"), 5, 2), "(5, @2) #lobby · natter");
         assert_eq!(title(None, 0, 0), "natter");
+    }
+
+    #[test]
+    fn notices_read_as_irc_shows_them() {
+        let ev = RoomEvent {
+            room: room("#a"),
+            seq: Seq(3),
+            at: Millis(0),
+            from: nick("bot"),
+            kind: EventKind::Notice {
+                id: MsgId(1),
+                text: Text::new("build passed").unwrap(),
+            },
+        };
+        assert_eq!(event_line(&ev, None), "[#a] -bot- build passed");
+        assert_eq!(event_line(&ev, Some(&room("#a"))), "-bot- build passed");
+        assert_eq!(event_words(&ev), None, "chat, not words");
+        let dm = DirectMsg {
+            from: nick("bot"),
+            to: nick("me"),
+            id: MsgId(1),
+            at: Millis(0),
+            text: Text::new("psst").unwrap(),
+        };
+        assert_eq!(direct_notice_line(&dm, &nick("me")), "-bot- psst");
+        assert_eq!(direct_notice_line(&dm, &nick("bot")), "-> -me- psst");
+        assert_eq!(
+            reply_lines(&ServerMsg::DirectNotice(dm), Some(&nick("me")), None),
+            ["-bot- psst"]
+        );
     }
 }

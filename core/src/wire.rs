@@ -17,12 +17,18 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
-/// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), which
-/// [`encode_frame_for`] writes the old way for a connection that said 5.
+/// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), and 6 from 7 only
+/// in notices ([`EventKind::Notice`], [`ServerMsg::DirectNotice`]), which [`encode_frame_for`]
+/// writes the old way (without `at`; a notice as a say or a direct message) for a connection
+/// that said an older version.
 pub const OLDEST_VERSION: u16 = 5;
+
+/// The first version whose clients decode notices ([`EventKind::Notice`],
+/// [`ServerMsg::DirectNotice`]).
+pub const NOTICE_VERSION: u16 = 7;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -246,6 +252,25 @@ pub enum ClientMsg {
     /// A server admin's action (see [`AdminAction`]); refused with [`ErrorKind::NotOperator`]
     /// for anyone else.
     Admin(AdminAction),
+    /// A notice to a room: a chat line that asks for no answer (IRC's `NOTICE #room`; bots
+    /// never answer one). Appended in version 7.
+    Notice {
+        /// Where.
+        room: RoomName,
+        /// Client-chosen id, as for [`ClientMsg::Say`].
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+    /// A direct notice (IRC's `NOTICE nick`), as [`ClientMsg::Msg`]. Appended in version 7.
+    NoticeTo {
+        /// Recipient.
+        to: Nick,
+        /// Client-chosen id.
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
 }
 
 /// What a server admin (an account named in the server's `[accounts] admins`) does.
@@ -413,6 +438,33 @@ pub enum EventKind {
     /// connection broke, and it resumed elsewhere): it is still in the room and nothing changed
     /// for people, so clients show nothing; the servers learn which one holds the member now.
     Moved,
+    /// A notice: a chat line that asks for no answer (IRC's `NOTICE`; shown as one, and bots
+    /// never answer it). Appended in version 7; a client that said an older version gets it as
+    /// [`EventKind::Say`].
+    Notice {
+        /// The sender's id for it.
+        id: MsgId,
+        /// Text.
+        text: Text,
+    },
+}
+
+impl EventKind {
+    /// A chat line's id and text: a say, an action or a notice (what history replays as
+    /// messages, search finds and a sender's echo acknowledges).
+    pub fn line(&self) -> Option<(MsgId, &Text)> {
+        match self {
+            EventKind::Say { id, text }
+            | EventKind::Act { id, text }
+            | EventKind::Notice { id, text } => Some((*id, text)),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a chat line (a say, an action or a notice).
+    pub fn is_line(&self) -> bool {
+        self.line().is_some()
+    }
 }
 
 /// One sequenced room event, as stored in history and sent to members.
@@ -790,6 +842,10 @@ pub enum ServerMsg {
         /// Its lines.
         lines: Vec<Option<Text>>,
     },
+    /// A direct notice ([`ClientMsg::NoticeTo`], IRC's `NOTICE nick`): as
+    /// [`ServerMsg::Direct`], the sender gets it back as its acknowledgement. Appended in
+    /// version 7; a client that said an older version gets it as [`ServerMsg::Direct`].
+    DirectNotice(DirectMsg),
 }
 
 fn config() -> impl bincode::config::Config {
@@ -839,9 +895,18 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
 }
 
 /// Encodes `msg` as a client that said `version` in its hello decodes it: as
-/// [`encode_frame`], except that a version-5 client gets ban entries without `at`.
+/// [`encode_frame`], except that a client before version 7 gets a notice as a say or a direct
+/// message ([`without_notice`]) and a version-5 client ban entries without `at`.
 pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
     if version >= PROTOCOL_VERSION {
+        return encode_frame(msg);
+    }
+    if version < NOTICE_VERSION
+        && let Some(old) = without_notice(msg)
+    {
+        return encode_frame_for(&old, version);
+    }
+    if version >= 6 {
         return encode_frame(msg);
     }
     match msg {
@@ -850,6 +915,28 @@ pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireErro
         }
         ServerMsg::ServerBans { bans } => encode_frame(&v5::ServerBans { bans }),
         msg => encode_frame(msg),
+    }
+}
+
+/// A notice as a client before [`NOTICE_VERSION`] decodes it: a room notice as a say, a direct
+/// notice as a direct message. `None` when `msg` holds no notice.
+pub fn without_notice(msg: &ServerMsg) -> Option<ServerMsg> {
+    let say = |ev: &RoomEvent| match &ev.kind {
+        EventKind::Notice { id, text } => Some(RoomEvent {
+            kind: EventKind::Say {
+                id: *id,
+                text: text.clone(),
+            },
+            ..ev.clone()
+        }),
+        _ => None,
+    };
+    match msg {
+        ServerMsg::Event(ev) => say(ev).map(ServerMsg::Event),
+        ServerMsg::Past(ev) => say(ev).map(ServerMsg::Past),
+        ServerMsg::Found(ev) => say(ev).map(ServerMsg::Found),
+        ServerMsg::DirectNotice(dm) => Some(ServerMsg::Direct(dm.clone())),
+        _ => None,
     }
 }
 
@@ -1151,7 +1238,62 @@ mod tests {
             encode_frame_for(&other, 5).unwrap(),
             encode_frame(&other).unwrap()
         );
-        assert!(speaks(5) && speaks(PROTOCOL_VERSION) && !speaks(4) && !speaks(7));
+        assert!(speaks(5) && speaks(6) && speaks(PROTOCOL_VERSION) && !speaks(4) && !speaks(8));
+    }
+
+    /// A notice reaches a client of version 7 as one, and an older client (which cannot decode
+    /// the appended variants) as the say or direct message it knows.
+    #[test]
+    fn a_notice_is_a_say_for_a_client_before_version_7() {
+        let ev = |kind| RoomEvent {
+            room: room("r"),
+            seq: Seq(4),
+            at: Millis(9),
+            from: nick("bot"),
+            kind,
+        };
+        let notice = ev(EventKind::Notice {
+            id: MsgId(3),
+            text: text("hi"),
+        });
+        let say = ev(EventKind::Say {
+            id: MsgId(3),
+            text: text("hi"),
+        });
+        let decoded = |f: Bytes| decode_payload::<ServerMsg>(&f[LEN_PREFIX..]).unwrap();
+        for (wrap, name) in [
+            (ServerMsg::Event as fn(RoomEvent) -> ServerMsg, "event"),
+            (ServerMsg::Past, "past"),
+            (ServerMsg::Found, "found"),
+        ] {
+            let msg = wrap(notice.clone());
+            assert_eq!(decoded(encode_frame_for(&msg, 7).unwrap()), msg, "{name}");
+            for old in [5, 6] {
+                let got = decoded(encode_frame_for(&msg, old).unwrap());
+                assert_eq!(got, wrap(say.clone()), "{name} for version {old}");
+            }
+        }
+        let dm = DirectMsg {
+            from: nick("bot"),
+            to: nick("bob"),
+            id: MsgId(1),
+            at: Millis(2),
+            text: text("psst"),
+        };
+        let msg = ServerMsg::DirectNotice(dm.clone());
+        assert_eq!(decoded(encode_frame_for(&msg, 7).unwrap()), msg);
+        assert_eq!(
+            decoded(encode_frame_for(&msg, 6).unwrap()),
+            ServerMsg::Direct(dm)
+        );
+        // A say is the same bytes for every version.
+        let plain = ServerMsg::Event(say);
+        assert_eq!(
+            encode_frame_for(&plain, 6).unwrap(),
+            encode_frame(&plain).unwrap()
+        );
+        assert_eq!(notice.kind.line(), Some((MsgId(3), &text("hi"))));
+        assert!(!EventKind::Join.is_line());
     }
 
     /// A drained decoder holds no buffer (issue 22: idle connections); a partial frame is kept.

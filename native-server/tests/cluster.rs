@@ -188,6 +188,34 @@ async fn three_nodes_one_room_every_line_once_in_one_order() {
             "the direct message back as its acknowledgement",
         )
         .await;
+    // A notice stays one across nodes: in the room, and direct (a header on the request).
+    alice
+        .send(&ClientMsg::Notice {
+            room: r.clone(),
+            id: natter_core::MsgId(1_001),
+            text: support::text("heads up"),
+        })
+        .await;
+    bob.expect(
+        |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Notice { text, .. }, .. }) if text.as_str() == "heads up"),
+        "the room notice on another node",
+    )
+    .await;
+    carol.expect_has("-alice- heads up").await;
+    alice
+        .send(&ClientMsg::NoticeTo {
+            to: support::nick("carol"),
+            id: natter_core::MsgId(1_002),
+            text: support::text("beep"),
+        })
+        .await;
+    carol.expect_has("-alice- beep").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::DirectNotice(d) if d.text.as_str() == "beep"),
+            "the direct notice back as its acknowledgement",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

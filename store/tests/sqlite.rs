@@ -67,6 +67,10 @@ fn every_event_kind_round_trips_exactly() {
             topic: Some(text("rust")),
         },
         EventKind::Topic { topic: None },
+        EventKind::Notice {
+            id: MsgId(8),
+            text: text("a notice, not a say"),
+        },
     ];
     let events: Vec<_> = kinds
         .into_iter()
@@ -493,6 +497,22 @@ fn search_finds_words_newest_first_with_an_optional_room() {
         hits.iter().map(|h| h.1).collect::<Vec<_>>(),
         (2951..=3000).rev().collect::<Vec<_>>()
     );
+    // A notice is a chat line: found like a say.
+    store
+        .write(&batch(
+            4,
+            [event(
+                "#d",
+                1,
+                "bot",
+                EventKind::Notice {
+                    id: MsgId(1),
+                    text: text("build heralded"),
+                },
+            )],
+        ))
+        .unwrap();
+    assert_eq!(search(&store, "heralded", None), vec![("#d".into(), 1)]);
 }
 
 #[test]

@@ -815,7 +815,8 @@ pub struct LineView {
     /// A room event's seq.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<f64>,
-    /// `say`, `act`, `event`, `notice`, `error`, `gap` or `rooms`.
+    /// `say`, `act`, `said-notice` (a notice: `-alice- text`), `event`, `notice` (the
+    /// server's or the session's words), `error`, `gap` or `rooms`.
     pub kind: &'static str,
     /// Who (chat lines, and room events).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -857,13 +858,16 @@ impl LineView {
         let (kind, from, text) = match &line.kind {
             LineKind::Say { from, text } => ("say", Some(from.to_string()), text.to_string()),
             LineKind::Act { from, text } => ("act", Some(from.to_string()), text.to_string()),
+            LineKind::UserNotice { from, text } => {
+                ("said-notice", Some(from.to_string()), text.to_string())
+            }
             LineKind::Event { who, words } => ("event", Some(who.to_string()), words.clone()),
             LineKind::Notice(words) => ("notice", None, words.clone()),
             LineKind::Error(words) => ("error", None, words.clone()),
             LineKind::Gap { words, .. } => ("gap", None, words.clone()),
             LineKind::Rooms { words, .. } => ("rooms", None, words.clone()),
         };
-        let spans = if line.mention && matches!(kind, "say" | "act") {
+        let spans = if line.mention && matches!(kind, "say" | "act" | "said-notice") {
             mention_spans(&text, me)
                 .into_iter()
                 .map(|r| [utf16_at(&text, r.start), utf16_at(&text, r.end)])

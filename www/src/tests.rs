@@ -91,6 +91,29 @@ fn a_line_with_a_mention_says_where_in_js_string_units() {
 }
 
 #[test]
+fn a_notice_is_a_said_notice_line_with_its_sender() {
+    let mut c = chat();
+    c.handle_event(
+        &Event::Room(RoomEvent {
+            room: RoomName::lobby(),
+            seq: Seq(2),
+            at: Millis(1_700_000_000_000),
+            from: nick("bot"),
+            kind: EventKind::Notice {
+                id: MsgId(1),
+                text: Text::new("build passed").unwrap(),
+            },
+        }),
+        Millis(0),
+    );
+    let got = changes(&mut c);
+    let line = got.iter().find(|v| v["type"] == "line").unwrap();
+    assert_eq!(line["line"]["kind"], json!("said-notice"));
+    assert_eq!(line["line"]["from"], json!("bot"));
+    assert_eq!(line["line"]["text"], json!("build passed"));
+}
+
+#[test]
 fn member_changes_carry_the_row_to_touch() {
     let mut c = chat();
     c.handle_event(

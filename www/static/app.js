@@ -164,7 +164,7 @@ function lineEl(l) {
   time.dateTime = new Date(l.at).toISOString();
   time.title = new Date(l.at).toLocaleString();
   line.append(time);
-  if (l.kind === "say" || l.kind === "act") {
+  if (l.kind === "say" || l.kind === "act" || l.kind === "said-notice") {
     const who = el("span", "nick", l.from);
     who.style.setProperty("--h", String(nickHue(l.from)));
     line.append(who, chatText(l));

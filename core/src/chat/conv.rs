@@ -329,7 +329,10 @@ impl Conv {
             .iter()
             .filter(|l| {
                 !l.mine
-                    && matches!(l.kind, LineKind::Say { .. } | LineKind::Act { .. })
+                    && matches!(
+                        l.kind,
+                        LineKind::Say { .. } | LineKind::Act { .. } | LineKind::UserNotice { .. }
+                    )
                     && l.seq.is_some_and(|s| upto.is_none_or(|u| s > u))
             })
             .fold((0u32, 0u32), |(u, m), l| {

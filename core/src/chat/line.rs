@@ -27,6 +27,14 @@ pub enum LineKind {
         /// What.
         text: Text,
     },
+    /// `-nick- text`: a notice, a chat line that asks for no answer (IRC's `NOTICE`; in a
+    /// direct conversation too).
+    UserNotice {
+        /// Who.
+        from: Nick,
+        /// What.
+        text: Text,
+    },
     /// A room event other than chat, in words (`bob joined #lobby`).
     Event {
         /// Who it is about.
@@ -60,7 +68,7 @@ impl LineKind {
     /// The words of a line that is not chat (`None` for say and act).
     pub fn words(&self) -> Option<&str> {
         match self {
-            LineKind::Say { .. } | LineKind::Act { .. } => None,
+            LineKind::Say { .. } | LineKind::Act { .. } | LineKind::UserNotice { .. } => None,
             LineKind::Event { words, .. }
             | LineKind::Notice(words)
             | LineKind::Error(words)

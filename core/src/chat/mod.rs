@@ -363,7 +363,8 @@ impl Chat {
             }
             Event::Parted { room } => self.on_parted(room, now),
             Event::Room(ev) => self.on_room_event(ev),
-            Event::Direct(dm) => self.on_direct(dm),
+            Event::Direct(dm) => self.on_direct(dm, false),
+            Event::DirectNotice(dm) => self.on_direct(dm, true),
             Event::Gap { room, first, last } => {
                 let id = ConvId::Room(room.clone());
                 let words = render::gap_words(room, *first, *last);
@@ -626,18 +627,25 @@ impl Chat {
                 from: ev.from.clone(),
                 text: text.clone(),
             },
+            EventKind::Notice { text, .. } => LineKind::UserNotice {
+                from: ev.from.clone(),
+                text: text.clone(),
+            },
             _ => LineKind::Event {
                 who: ev.from.clone(),
                 words: render::event_words(ev).unwrap_or_default(),
             },
         };
         let mention = match &kind {
-            LineKind::Say { text, .. } | LineKind::Act { text, .. } => {
-                !mine && mentions(text.as_str(), &self.me)
-            }
+            LineKind::Say { text, .. }
+            | LineKind::Act { text, .. }
+            | LineKind::UserNotice { text, .. } => !mine && mentions(text.as_str(), &self.me),
             _ => false,
         };
-        let chat = matches!(kind, LineKind::Say { .. } | LineKind::Act { .. });
+        let chat = matches!(
+            kind,
+            LineKind::Say { .. } | LineKind::Act { .. } | LineKind::UserNotice { .. }
+        );
         let mut line = self.make_line(ev.at, Some(ev.seq), kind);
         line.mine = mine && chat;
         line.mention = mention;
@@ -650,7 +658,10 @@ impl Chat {
             // A member's session moving to another server shows nothing.
             return;
         }
-        if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+        if !matches!(
+            ev.kind,
+            EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+        ) {
             self.apply_membership(&id, &ev.from, &ev.kind);
         }
         let kicked = match &ev.kind {
@@ -676,7 +687,11 @@ impl Chat {
             read = c.read.is_read(ev.seq);
         }
         let chat_text = match &line.kind {
-            LineKind::Say { text, .. } | LineKind::Act { text, .. } if !line.mine => {
+            LineKind::Say { text, .. }
+            | LineKind::Act { text, .. }
+            | LineKind::UserNotice { text, .. }
+                if !line.mine =>
+            {
                 Some(text.clone())
             }
             _ => None,
@@ -768,6 +783,7 @@ impl Chat {
             }
             EventKind::Say { .. }
             | EventKind::Act { .. }
+            | EventKind::Notice { .. }
             | EventKind::Mode { .. }
             | EventKind::Moved => {}
         }
@@ -779,7 +795,8 @@ impl Chat {
         }
     }
 
-    fn on_direct(&mut self, dm: &DirectMsg) {
+    /// A direct message, or a direct notice (`notice`).
+    fn on_direct(&mut self, dm: &DirectMsg, notice: bool) {
         let mine = dm.from.folded() == self.me.folded();
         let peer = if mine { &dm.to } else { &dm.from };
         let id = self.direct_conv(peer);
@@ -790,9 +807,16 @@ impl Chat {
         let mut line = self.make_line(
             dm.at,
             None,
-            LineKind::Say {
-                from: dm.from.clone(),
-                text: dm.text.clone(),
+            if notice {
+                LineKind::UserNotice {
+                    from: dm.from.clone(),
+                    text: dm.text.clone(),
+                }
+            } else {
+                LineKind::Say {
+                    from: dm.from.clone(),
+                    text: dm.text.clone(),
+                }
             },
         );
         line.mine = mine;

@@ -1347,3 +1347,50 @@ fn the_motd_is_shown_in_the_first_room_that_opens() {
         "shown there, control characters made harmless: {last:?}"
     );
 }
+
+#[test]
+fn notices_are_lines_of_their_own_kind_in_rooms_and_direct_conversations() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let notice = |r: &str, seq: u64, from: &str, t: &str| {
+        room_ev(
+            r,
+            seq,
+            from,
+            EventKind::Notice {
+                id: MsgId(seq),
+                text: text(t),
+            },
+        )
+    };
+    c.handle_event(&notice("#b", 2, "bot", "build passed, me"), T0);
+    assert_eq!(
+        kinds(&c, &rid("#b")).last(),
+        Some(&LineKind::UserNotice {
+            from: nick("bot"),
+            text: text("build passed, me"),
+        })
+    );
+    let line = c.conv(&rid("#b")).unwrap().lines().back().unwrap().clone();
+    assert_eq!(line.kind.words(), None, "chat, not words");
+    assert!(line.mention);
+    assert_eq!(unread(&c, "#b"), (1, 1), "counted like chat");
+
+    c.handle_event(
+        &Event::DirectNotice(crate::wire::DirectMsg {
+            from: nick("bot"),
+            to: nick("me"),
+            id: MsgId(1),
+            at: T0,
+            text: text("psst"),
+        }),
+        T0,
+    );
+    let bot = ConvId::direct(&nick("bot"));
+    assert_eq!(
+        kinds(&c, &bot),
+        [LineKind::UserNotice {
+            from: nick("bot"),
+            text: text("psst"),
+        }]
+    );
+}

@@ -67,6 +67,8 @@ pub enum ClusterOut {
         id: u64,
         /// The message.
         dm: DirectMsg,
+        /// A direct notice ([`ServerMsg::DirectNotice`]), not a message.
+        notice: bool,
     },
     /// The answer to a direct message another node asked this one to deliver (see
     /// [`Hub::handle_remote_direct`]): `Err` says why not, in words for people.
@@ -361,7 +363,7 @@ pub(crate) struct Cluster {
     /// Requests of connections whose join is on its way, run in order once it is done.
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
-    directs: BTreeMap<u64, (ConnId, DirectMsg)>,
+    directs: BTreeMap<u64, (ConnId, DirectMsg, bool)>,
     /// Members of followed rooms on other nodes, from the rooms' logs.
     rosters: BTreeMap<RoomName, Roster>,
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
@@ -684,7 +686,13 @@ impl Hub {
             return false;
         }
         let id = match kind {
-            EventKind::Say { id, .. } | EventKind::Act { id, .. } if sender.is_some() => Some(*id),
+            EventKind::Say { id, .. }
+            | EventKind::Act { id, .. }
+            | EventKind::Notice { id, .. }
+                if sender.is_some() =>
+            {
+                Some(*id)
+            }
             _ => None,
         };
         if let (Some(conn), Some(msg)) = (sender, id)
@@ -807,7 +815,7 @@ impl Hub {
             waiting(cl, conn)
                 || cl.deferred.get(&conn).is_some_and(|q| !q.is_empty())
                 || cl.published.saying(conn)
-                || cl.directs.values().any(|(c, _)| *c == conn)
+                || cl.directs.values().any(|(c, _, _)| *c == conn)
         })
     }
 
@@ -1487,8 +1495,9 @@ impl Hub {
         }
     }
 
-    /// Cluster mode: `to` is nobody here, so the message goes to the node that holds the nick.
-    /// False without a cluster.
+    /// Cluster mode: `to` is nobody here, so the message (or a direct notice: `notice`) goes to
+    /// the node that holds the nick. False without a cluster.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn cluster_direct(
         &mut self,
         conn: ConnId,
@@ -1496,6 +1505,7 @@ impl Hub {
         to: &Nick,
         id: MsgId,
         text: &crate::types::Text,
+        notice: bool,
         now: Millis,
     ) -> bool {
         let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
@@ -1513,8 +1523,8 @@ impl Hub {
         };
         let no = cl.next;
         cl.next += 1;
-        cl.directs.insert(no, (conn, dm.clone()));
-        cl.out.push_back(ClusterOut::Direct { id: no, dm });
+        cl.directs.insert(no, (conn, dm.clone(), notice));
+        cl.out.push_back(ClusterOut::Direct { id: no, dm, notice });
         true
     }
 
@@ -1522,8 +1532,16 @@ impl Hub {
     /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
     pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
         self.now = self.now.max(now);
-        let Some((conn, dm)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id)) else {
+        let Some((conn, dm, notice)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id))
+        else {
             return;
+        };
+        let wrap = move |dm: DirectMsg| {
+            super::dialect::Reply::Msg(if notice {
+                ServerMsg::DirectNotice(dm)
+            } else {
+                ServerMsg::Direct(dm)
+            })
         };
         let Some(uid) = self.user_of(conn) else {
             return;
@@ -1534,10 +1552,10 @@ impl Hub {
                 self.accept_id(conn, dm.id);
                 let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
                 for c in copies {
-                    self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+                    self.reply(c, wrap(dm.clone()));
                 }
                 self.late_answer(conn, Some(msg), |hub| {
-                    hub.reply(conn, super::dialect::Reply::Msg(ServerMsg::Direct(dm)));
+                    hub.reply(conn, wrap(dm));
                 });
             }
             Err(why) => self.late_answer(conn, Some(msg), |hub| {
@@ -1550,7 +1568,8 @@ impl Hub {
     /// A direct message from a user on another node (`token`: the shell's, to answer with):
     /// delivered to the recipient's connections here that are reading; the answer goes out as
     /// [`ClusterOut::Delivered`].
-    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, now: Millis) {
+    /// `notice`: a direct notice ([`ServerMsg::DirectNotice`]).
+    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, notice: bool, now: Millis) {
         self.now = self.now.max(now);
         if self.cluster.is_none() {
             return;
@@ -1577,7 +1596,12 @@ impl Hub {
             (Some(_), false) => Ok(()),
         };
         for c in readers {
-            self.reply(c, super::dialect::Reply::Msg(ServerMsg::Direct(dm.clone())));
+            let msg = if notice {
+                ServerMsg::DirectNotice(dm.clone())
+            } else {
+                ServerMsg::Direct(dm.clone())
+            };
+            self.reply(c, super::dialect::Reply::Msg(msg));
         }
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Delivered { token, result });
@@ -1636,7 +1660,12 @@ impl Hub {
     /// client may send it again (see [`Cluster::echoes`]).
     fn note_echo(&mut self, event: &RoomEvent) {
         let none = self.cluster.as_ref().is_none_or(|cl| cl.echoes.is_empty());
-        if none || !matches!(event.kind, EventKind::Say { .. } | EventKind::Act { .. }) {
+        if none
+            || !matches!(
+                event.kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            )
+        {
             // The usual case, cheaply: no session taken over here waits for its resends.
             return;
         }
@@ -1701,7 +1730,10 @@ impl Hub {
             return;
         };
         for ev in events {
-            let line = matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. });
+            let line = matches!(
+                ev.kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            );
             if !line || ev.from.folded() != nick {
                 continue;
             }
@@ -2041,11 +2073,13 @@ mod tests {
                         self.owners.remove(&nick.folded());
                     }
                 }
-                ClusterOut::Direct { id, dm } => match self.owners.get(&dm.to.folded()) {
+                ClusterOut::Direct { id, dm, notice } => match self.owners.get(&dm.to.folded()) {
                     Some(&j) => {
                         let token = self.directs.len() as u64 + 1;
                         self.directs.insert(token, (i, id));
-                        self.nodes[j].hub.handle_remote_direct(token, dm, now);
+                        self.nodes[j]
+                            .hub
+                            .handle_remote_direct(token, dm, notice, now);
                     }
                     None => {
                         let why = format!("nobody is called {}", dm.to);
@@ -2426,6 +2460,35 @@ mod tests {
         assert!(
             matches!(got.as_slice(), [ServerMsg::Error { kind: ErrorKind::Unavailable, detail, .. }, ServerMsg::Bye { .. }] if detail.contains("unavailable")),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_direct_notice_stays_a_notice_across_nodes() {
+        let mut net = Net::new(2);
+        let a = net.hello(0, "alice");
+        let b = net.hello(1, "bob");
+        net.pump();
+        net.recv(0, a);
+        net.recv(1, b);
+        net.send(
+            0,
+            a,
+            &ClientMsg::NoticeTo {
+                to: nick("bob"),
+                id: MsgId(1),
+                text: text("beep"),
+            },
+        );
+        let got = net.recv(1, b);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::DirectNotice(d)] if d.from.as_str() == "alice" && d.text.as_str() == "beep"),
+            "{got:?}"
+        );
+        let got = net.recv(0, a);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::DirectNotice(d)] if d.id == MsgId(1)),
+            "the acknowledgement is a notice too: {got:?}"
         );
     }
 

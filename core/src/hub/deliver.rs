@@ -94,7 +94,10 @@ impl Hub {
         let seq = r.next_seq();
         let may_wait = self.deferring
             && sender.is_some()
-            && matches!(kind, EventKind::Say { .. } | EventKind::Act { .. });
+            && matches!(
+                kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            );
         let msg = ServerMsg::Event(RoomEvent {
             room: room.clone(),
             seq,
@@ -483,7 +486,8 @@ fn ack_instead(
     let Some(ev) = ev.event() else {
         return;
     };
-    if let EventKind::Say { id, .. } | EventKind::Act { id, .. } = &ev.kind
+    if let EventKind::Say { id, .. } | EventKind::Act { id, .. } | EventKind::Notice { id, .. } =
+        &ev.kind
         && let Some(ack) = c
             .dialect()
             .and_then(|d| d.render(&Reply::Msg(ServerMsg::Ack { id: *id }), None))
@@ -524,7 +528,7 @@ fn stored_piece(
     s: &Stored<'_>,
 ) -> Option<Piece> {
     let d = c.dialect()?;
-    if own && d.kind() == ConnKind::Binary {
+    if own && d.kind() == ConnKind::Binary && d.event_form(room) == Form(0) {
         // A binary client gets the stored frame itself (`Binary::render_event`).
         return Some(out.share(s.frame).into());
     }

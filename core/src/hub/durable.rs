@@ -91,9 +91,12 @@ impl Hub {
         d.last_event += 1;
         let no = d.last_event;
         let sender = match (&ev.kind, sender) {
-            (EventKind::Say { id, .. } | EventKind::Act { id, .. }, Some(conn)) => {
-                Some((conn, *id))
-            }
+            (
+                EventKind::Say { id, .. }
+                | EventKind::Act { id, .. }
+                | EventKind::Notice { id, .. },
+                Some(conn),
+            ) => Some((conn, *id)),
             _ => None,
         };
         d.events.push(Written {

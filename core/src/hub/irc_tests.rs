@@ -2760,3 +2760,242 @@ fn the_ban_list_says_who_set_each_ban_and_when_not_when_it_runs_out() {
         ]
     );
 }
+
+// ---- notices: an IRC NOTICE stays a notice, on every door ----
+
+/// A binary client of an older protocol version (one that cannot decode notices).
+fn old_bin(n: &mut Net, want: &str, version: u16) -> ConnId {
+    let c = n.hub.accept(LOCAL, n.now).unwrap();
+    n.feed(c, &MAGIC);
+    n.send_bin(
+        c,
+        &ClientMsg::Hello {
+            version,
+            nick: nick(want),
+            resume: None,
+        },
+    );
+    assert!(matches!(n.recv(c)[..], [ServerMsg::Welcome { .. }]));
+    c
+}
+
+/// The room events' kinds in `msgs`.
+fn kinds(msgs: &[ServerMsg]) -> Vec<EventKind> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(ev) => Some(ev.kind.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_notice_to_a_channel_stays_a_notice_on_every_door() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["echo-message", "labeled-response", "batch"]);
+    let bob = n.client("bob", &[]);
+    let carl = n.bin("carl");
+    let olga = old_bin(&mut n, "olga", 6);
+    let (t, _) = n.nc();
+    for c in [alice, bob] {
+        n.send(c, &["JOIN #lobby"]);
+    }
+    for c in [carl, olga] {
+        n.send_bin(
+            c,
+            &ClientMsg::Join {
+                room: room("#lobby"),
+            },
+        );
+    }
+    n.advance(3_000);
+    for c in [alice, bob, t] {
+        n.lines(c);
+    }
+    for c in [carl, olga] {
+        n.recv(c);
+    }
+
+    n.send(alice, &["@label=n1 NOTICE #lobby :bots, do not answer"]);
+    let want = ":alice!alice@natter NOTICE #lobby :bots, do not answer";
+    assert_eq!(n.lines(bob), [want]);
+    // The echo (echo-message) is a NOTICE too, with its label.
+    let echo = n.lines(alice);
+    assert_eq!(echo.len(), 1, "{echo:?}");
+    assert!(echo[0].starts_with("@label=n1"), "{echo:?}");
+    assert!(echo[0].ends_with(want), "{echo:?}");
+    assert!(
+        matches!(&kinds(&n.recv(carl))[..], [EventKind::Notice { text: w, .. }] if w.as_str() == "bots, do not answer"),
+        "a version-7 client gets the notice"
+    );
+    let old = kinds(&n.recv(olga));
+    assert!(
+        matches!(&old[..], [EventKind::Say { text: w, .. }] if w.as_str() == "bots, do not answer"),
+        "a version-6 client gets a say it can decode: {old:?}"
+    );
+    let l = n.lines(t);
+    assert_eq!(l, ["-alice- bots, do not answer"]);
+
+    // A PRIVMSG is unchanged.
+    n.advance(1_000);
+    n.send(alice, &["PRIVMSG #lobby :hello people"]);
+    assert_eq!(
+        n.lines(bob),
+        [":alice!alice@natter PRIVMSG #lobby :hello people"]
+    );
+    assert!(matches!(&kinds(&n.recv(carl))[..], [EventKind::Say { .. }]));
+    assert_eq!(n.lines(t), ["<alice> hello people"]);
+
+    // A binary client's notice reaches IRC as a NOTICE.
+    n.send_bin(
+        carl,
+        &ClientMsg::Notice {
+            room: room("#lobby"),
+            id: crate::types::MsgId(1),
+            text: text("from a program"),
+        },
+    );
+    assert_eq!(
+        n.lines(bob),
+        [":carl!carl@natter NOTICE #lobby :from a program"]
+    );
+    assert!(
+        matches!(&kinds(&n.recv(carl))[..], [EventKind::Notice { .. }]),
+        "its echo, the acknowledgement"
+    );
+}
+
+#[test]
+fn a_notice_to_a_nick_stays_a_notice_on_every_door() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["echo-message"]);
+    let bob = n.client("bob", &[]);
+    let carl = n.bin("carl");
+    let olga = old_bin(&mut n, "olga", 6);
+    let (t, tn) = n.nc();
+    n.lines(t);
+
+    n.send(alice, &[&format!("NOTICE bob,carl,olga,{tn} :psst")]);
+    assert_eq!(n.lines(bob), [":alice!alice@natter NOTICE bob :psst"]);
+    assert!(
+        matches!(&n.recv(carl)[..], [ServerMsg::DirectNotice(d)] if d.text.as_str() == "psst" && d.from.as_str() == "alice"),
+    );
+    assert!(
+        matches!(&n.recv(olga)[..], [ServerMsg::Direct(d)] if d.text.as_str() == "psst"),
+        "a version-6 client gets a direct message"
+    );
+    assert_eq!(n.lines(t), ["-alice- psst"]);
+    // Echoes (echo-message) are NOTICEs, one per target.
+    let echo = n.lines(alice);
+    assert_eq!(echo.len(), 4, "{echo:?}");
+    assert!(
+        echo[0].ends_with(":alice!alice@natter NOTICE bob :psst"),
+        "{echo:?}"
+    );
+    assert!(echo.iter().all(|l| l.contains(" NOTICE ")), "{echo:?}");
+
+    // A PRIVMSG to a nick is unchanged.
+    n.advance(2_000);
+    n.send(alice, &["PRIVMSG bob :hi"]);
+    assert_eq!(n.lines(bob), [":alice!alice@natter PRIVMSG bob :hi"]);
+
+    // A binary client's direct notice reaches IRC as a NOTICE; its acknowledgement is one too.
+    n.send_bin(
+        carl,
+        &ClientMsg::NoticeTo {
+            to: nick("bob"),
+            id: crate::types::MsgId(1),
+            text: text("beep"),
+        },
+    );
+    assert_eq!(n.lines(bob), [":carl!carl@natter NOTICE bob :beep"]);
+    assert!(matches!(&n.recv(carl)[..], [ServerMsg::DirectNotice(d)] if d.to.as_str() == "bob"));
+}
+
+#[test]
+fn a_notice_replays_as_a_notice() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &[]);
+    n.send(
+        alice,
+        &["JOIN #h", "NOTICE #h :heads up", "PRIVMSG #h :plain"],
+    );
+    n.lines(alice);
+    n.advance(3_000);
+
+    // A late IRC joiner's replay.
+    let late = n.client("late", &["server-time", "batch"]);
+    n.send(late, &["JOIN #h"]);
+    let l = n.lines(late);
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with(":alice!alice@natter NOTICE #h :heads up")),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with(":alice!alice@natter PRIVMSG #h :plain")),
+        "{l:?}"
+    );
+
+    // CHATHISTORY.
+    let h = n.client("hist", &HISTORY_CAPS);
+    n.send(h, &["JOIN #h"]);
+    n.lines(h);
+    n.advance(1_000);
+    n.send(h, &["CHATHISTORY LATEST #h * 10"]);
+    let l = n.lines(h);
+    let chat: Vec<&String> = l
+        .iter()
+        .filter(|l| l.contains(" NOTICE #h ") || l.contains(" PRIVMSG #h "))
+        .collect();
+    assert_eq!(chat.len(), 2, "{l:?}");
+    assert!(
+        chat[0].ends_with(":alice!alice@natter NOTICE #h :heads up"),
+        "{l:?}"
+    );
+    assert!(chat[0].contains("msgid=h/"), "{l:?}");
+    assert!(chat[1].ends_with("PRIVMSG #h :plain"), "{l:?}");
+
+    // Binary joiners' replays: the notice, or a say for a version-6 client.
+    let carl = n.bin("carl");
+    n.send_bin(carl, &ClientMsg::Join { room: room("#h") });
+    let k = kinds(&n.recv(carl));
+    assert!(
+        k.iter().any(|k| matches!(k, EventKind::Notice { .. })),
+        "{k:?}"
+    );
+    let olga = old_bin(&mut n, "olga", 6);
+    n.send_bin(olga, &ClientMsg::Join { room: room("#h") });
+    let k = kinds(&n.recv(olga));
+    assert!(
+        !k.iter().any(|k| matches!(k, EventKind::Notice { .. })),
+        "{k:?}"
+    );
+    assert!(
+        k.iter()
+            .any(|k| matches!(k, EventKind::Say { text, .. } if text.as_str() == "heads up")),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn a_ctcp_request_is_answered_and_a_ctcp_reply_in_a_notice_is_not() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["labeled-response", "batch"]);
+    let bob = n.client("bob", &[]);
+    n.send(alice, &["PRIVMSG bob :\x01VERSION\x01"]);
+    assert_eq!(
+        n.lines(alice),
+        [":natter.irc NOTICE alice :natter does not carry CTCP VERSION"]
+    );
+    n.send(alice, &["NOTICE bob :\x01VERSION irssi 1.4\x01"]);
+    assert_eq!(
+        n.lines(alice),
+        Vec::<String>::new(),
+        "no answer to a NOTICE"
+    );
+    n.send(alice, &["@label=c1 NOTICE bob :\x01PING 123\x01"]);
+    assert_eq!(n.lines(alice), ["@label=c1 :natter.irc ACK"]);
+    assert_eq!(n.lines(bob), Vec::<String>::new(), "natter carries no CTCP");
+}

@@ -18,7 +18,11 @@ use tracing::debug;
 fn re_of(r: &Request) -> Re {
     match r {
         Request::Msg(
-            ClientMsg::Say { id, .. } | ClientMsg::Act { id, .. } | ClientMsg::Msg { id, .. },
+            ClientMsg::Say { id, .. }
+            | ClientMsg::Act { id, .. }
+            | ClientMsg::Msg { id, .. }
+            | ClientMsg::Notice { id, .. }
+            | ClientMsg::NoticeTo { id, .. },
         ) => Re::Msg(*id),
         Request::Msg(
             ClientMsg::Join { room }
@@ -190,7 +194,11 @@ impl Hub {
             ClientMsg::Act { room, id, text } => {
                 self.say(conn, uid, room, id, EventKind::Act { id, text }, now)
             }
-            ClientMsg::Msg { to, id, text } => self.direct(conn, uid, to, id, text, now),
+            ClientMsg::Notice { room, id, text } => {
+                self.say(conn, uid, room, id, EventKind::Notice { id, text }, now)
+            }
+            ClientMsg::Msg { to, id, text } => self.direct(conn, uid, to, id, text, false, now),
+            ClientMsg::NoticeTo { to, id, text } => self.direct(conn, uid, to, id, text, true, now),
             ClientMsg::Nick { nick } => self.change_nick(conn, uid, nick, now),
             ClientMsg::Topic { room, topic } => self.topic(conn, uid, room, topic, now),
             ClientMsg::Who { room } => self.who(conn, room),
@@ -589,7 +597,18 @@ impl Hub {
         self.broadcast(&room, nick, kind, now, skip, Some(conn));
     }
 
-    fn direct(&mut self, conn: ConnId, uid: UserId, to: Nick, id: MsgId, text: Text, now: Millis) {
+    /// A direct message, or a direct notice (`notice`: [`ServerMsg::DirectNotice`]).
+    #[allow(clippy::too_many_arguments)]
+    fn direct(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        to: Nick,
+        id: MsgId,
+        text: Text,
+        notice: bool,
+        now: Millis,
+    ) {
         if !self.fresh_id(conn, id) {
             return;
         }
@@ -597,7 +616,7 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
-            if self.cluster_direct(conn, uid, &to, id, &text, now) {
+            if self.cluster_direct(conn, uid, &to, id, &text, notice, now) {
                 return;
             }
             let detail = if to.is_service() {
@@ -642,10 +661,17 @@ impl Hub {
         self.accept_id(conn, id);
         // The recipient's devices, and the sender's other ones (what it sent from here).
         let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        let wrap = |dm: DirectMsg| {
+            if notice {
+                ServerMsg::DirectNotice(dm)
+            } else {
+                ServerMsg::Direct(dm)
+            }
+        };
         for c in readers.into_iter().chain(copies) {
-            self.reply(c, Reply::Msg(ServerMsg::Direct(dm.clone())));
+            self.reply(c, Reply::Msg(wrap(dm.clone())));
         }
-        self.reply(conn, Reply::Msg(ServerMsg::Direct(dm)));
+        self.reply(conn, Reply::Msg(wrap(dm)));
     }
 
     pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {

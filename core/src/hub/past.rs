@@ -358,7 +358,9 @@ impl Hub {
                 continue;
             }
             hits.extend(r.events().filter(|ev| match &ev.kind {
-                EventKind::Say { text, .. } | EventKind::Act { text, .. } => {
+                EventKind::Say { text, .. }
+                | EventKind::Act { text, .. }
+                | EventKind::Notice { text, .. } => {
                     let lower = text.as_str().to_lowercase();
                     wanted.iter().all(|w| lower.contains(w.as_str()))
                 }
@@ -606,7 +608,12 @@ impl Hub {
 fn said(events: impl IntoIterator<Item = RoomEvent>) -> Vec<RoomEvent> {
     events
         .into_iter()
-        .filter(|e| matches!(e.kind, EventKind::Say { .. } | EventKind::Act { .. }))
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+            )
+        })
         .collect()
 }
 
@@ -770,7 +777,9 @@ impl Hub {
         let mut budget = self.config.queue_limits().max_bytes / 2;
         let cost = |e: &RoomEvent| match &e.kind {
             // The text, and room for the line's tags and prefix.
-            EventKind::Say { text, .. } | EventKind::Act { text, .. } => text.as_str().len() + 200,
+            EventKind::Say { text, .. }
+            | EventKind::Act { text, .. }
+            | EventKind::Notice { text, .. } => text.as_str().len() + 200,
             _ => 200,
         };
         let newest_first = matches!(window, Window::Latest(_) | Window::Before(_));

@@ -117,9 +117,9 @@ impl MsgKind {
     /// The kind of `msg`; `None` for handshake messages (they are not requests).
     fn of(msg: &ClientMsg) -> Option<MsgKind> {
         Some(match msg {
-            ClientMsg::Say { .. } => MsgKind::Say,
+            ClientMsg::Say { .. } | ClientMsg::Notice { .. } => MsgKind::Say,
             ClientMsg::Act { .. } => MsgKind::Act,
-            ClientMsg::Msg { .. } => MsgKind::Direct,
+            ClientMsg::Msg { .. } | ClientMsg::NoticeTo { .. } => MsgKind::Direct,
             ClientMsg::Join { .. } | ClientMsg::JoinKey { .. } => MsgKind::Join,
             ClientMsg::Part { .. } => MsgKind::Part,
             ClientMsg::Nick { .. } => MsgKind::Nick,

@@ -103,6 +103,8 @@ pub enum Event {
     Room(RoomEvent),
     /// A direct message (ours come back as their acknowledgement).
     Direct(DirectMsg),
+    /// A direct notice (IRC's `NOTICE nick`): as [`Event::Direct`], shown as a notice.
+    DirectNotice(DirectMsg),
     /// Room events `first..=last` were missed; a refill of what the server still has was asked for.
     Gap {
         /// Room.

@@ -52,6 +52,9 @@ impl Session {
                     self.settle(id, true);
                 }
             }
+            // natter's own clients send no notices: one is always someone else's (or the
+            // account's, from an IRC connection), never the acknowledgement of ours.
+            ServerMsg::DirectNotice(dm) => self.event(Event::DirectNotice(dm)),
             ServerMsg::Ack { id } => self.settle(id, true),
             ServerMsg::Gap { room, first, last } => {
                 let Some(state) = self.rooms.get_mut(&room) else {

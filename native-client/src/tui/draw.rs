@@ -162,6 +162,13 @@ pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
             out.push((" ".into(), italic));
             out.extend(text_segments(text.as_str(), me, line.mention, italic));
         }
+        LineKind::UserNotice { from, text } => {
+            // `-alice- text`, IRC's way of showing a notice, in the notice colour.
+            out.push(("-".into(), notice));
+            out.push((from.to_string(), nick_style(from)));
+            out.push(("- ".into(), notice));
+            out.extend(text_segments(text.as_str(), me, line.mention, notice));
+        }
         LineKind::Event { words, .. } | LineKind::Notice(words) | LineKind::Rooms { words, .. } => {
             out.push((format!("-- {words}"), notice));
         }
@@ -780,6 +787,27 @@ mod tests {
         c.handle_event(&say("#b", "bob", "memes"), Millis(0));
         let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
         assert!(!rows.last().unwrap().iter().any(|(_, st)| *st == MENTION));
+    }
+
+    #[test]
+    fn a_notice_reads_as_irc_shows_one_in_the_notice_colour() {
+        let mut c = chat_in(&["#a"]);
+        c.handle_event(
+            &room_ev(
+                "#a",
+                "bot",
+                EventKind::Notice {
+                    id: MsgId(1),
+                    text: Text::new("build passed").unwrap(),
+                },
+            ),
+            Millis(0),
+        );
+        let segs = line_segments(c.current_conv().lines().back().unwrap(), c.me(), 0);
+        let text: String = segs[1..].iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(text, "-bot- build passed");
+        let notice = Style::new().fg(Color::Cyan);
+        assert_eq!(segs.last().unwrap().1, notice, "{segs:?}");
     }
 
     #[test]

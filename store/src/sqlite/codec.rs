@@ -17,6 +17,7 @@ pub(crate) mod kind {
     pub(crate) const KICK: i64 = 7;
     pub(crate) const MODE: i64 = 8;
     pub(crate) const MOVED: i64 = 9;
+    pub(crate) const NOTICE: i64 = 10;
 }
 
 /// The columns an event kind is stored in: kind, message id, text. A kick's text is the
@@ -41,6 +42,7 @@ pub(crate) fn columns(k: &EventKind) -> (i64, Option<MsgId>, Option<std::borrow:
         EventKind::Mode { change } => (kind::MODE, None, b(change.as_str())),
         EventKind::Say { id, text } => (kind::SAY, Some(*id), b(text.as_str())),
         EventKind::Act { id, text } => (kind::ACT, Some(*id), b(text.as_str())),
+        EventKind::Notice { id, text } => (kind::NOTICE, Some(*id), b(text.as_str())),
         EventKind::Join => (kind::JOIN, None, None),
         EventKind::Part { reason } => (kind::PART, None, text(reason)),
         EventKind::Quit { reason } => (kind::QUIT, None, text(reason)),
@@ -332,13 +334,13 @@ impl Row {
                 .map_err(|_| bad("negative message id"))
         };
         let kind = match self.kind {
-            kind::SAY | kind::ACT => {
+            kind::SAY | kind::ACT | kind::NOTICE => {
                 let id = id()?;
                 let text = text(self.text)?.ok_or_else(|| bad("no text"))?;
-                if self.kind == kind::SAY {
-                    EventKind::Say { id, text }
-                } else {
-                    EventKind::Act { id, text }
+                match self.kind {
+                    kind::SAY => EventKind::Say { id, text },
+                    kind::ACT => EventKind::Act { id, text },
+                    _ => EventKind::Notice { id, text },
                 }
             }
             kind::JOIN => EventKind::Join,

@@ -721,7 +721,10 @@ fn insert_row(
         })?;
         ends.extend_from_slice(&end.to_le_bytes());
         at = at.max(int("time", ev.at.0)?);
-        if let EventKind::Say { text, .. } | EventKind::Act { text, .. } = &ev.kind {
+        if let EventKind::Say { text, .. }
+        | EventKind::Act { text, .. }
+        | EventKind::Notice { text, .. } = &ev.kind
+        {
             meta.lines.push(HeldLine {
                 id: *next_id + i as i64,
                 room,

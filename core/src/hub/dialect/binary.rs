@@ -158,11 +158,23 @@ impl Dialect for Binary {
         }
     }
 
+    /// `Form(0)`: the event's frame as it is; `Form(1)`: a client before
+    /// [`crate::wire::NOTICE_VERSION`], which gets a notice as a say.
     fn event_form(&self, _room: &RoomName) -> Form {
-        Form(0)
+        if self.version < crate::wire::NOTICE_VERSION {
+            Form(1)
+        } else {
+            Form(0)
+        }
     }
 
-    fn render_event(&self, ev: &EventRef<'_>, _form: Form) -> Option<Bytes> {
+    fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
+        if form == Form(1)
+            && let Some(e) = ev.event()
+            && matches!(e.kind, crate::wire::EventKind::Notice { .. })
+        {
+            return self.render(&Reply::Msg(ServerMsg::Event(e.clone())), None);
+        }
         Some(ev.frame())
     }
 

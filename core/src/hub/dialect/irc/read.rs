@@ -662,9 +662,11 @@ impl Irc {
         }
     }
 
-    /// PRIVMSG and NOTICE, to channels and nicks (natter has no notices: a NOTICE is said like
-    /// a PRIVMSG).
+    /// PRIVMSG and NOTICE, to channels and nicks. A NOTICE stays a notice
+    /// ([`ClientMsg::Notice`], [`ClientMsg::NoticeTo`]), so bots never answer it; an action
+    /// (`\x01ACTION ...\x01`) in a NOTICE is an action, as IRC clients show it.
     fn say(&mut self, msg: &Message<'_>, verb: &str, next_id: MsgId, plan: &mut Plan<'_>) {
+        let notice = verb == "NOTICE";
         let Some(targets) = msg.param(0) else {
             return plan.num(
                 ERR_NORECIPIENT,
@@ -680,6 +682,11 @@ impl Irc {
             Said::Plain(t) => (t, false),
             Said::Action(t) => (t, true),
             Said::Empty => return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send"),
+            // A CTCP in a NOTICE is a CTCP reply, sent automatically: nothing answers it (RFC
+            // 2812: no automatic reply to a NOTICE, from servers either), so two programs never
+            // answer each other. A labeled one is acknowledged (`ACK`), as any line without
+            // an answer.
+            Said::Ctcp(_) if notice => return,
             Said::Ctcp(what) => {
                 let me = plan.me.clone();
                 return plan.line(
@@ -713,6 +720,8 @@ impl Irc {
                 };
                 plan.msg(if action {
                     ClientMsg::Act { room, id, text }
+                } else if notice {
+                    ClientMsg::Notice { room, id, text }
                 } else {
                     ClientMsg::Say { room, id, text }
                 });
@@ -727,10 +736,18 @@ impl Irc {
                 } else {
                     text
                 };
-                plan.msg(ClientMsg::Msg {
-                    to: to.clone(),
-                    id,
-                    text,
+                plan.msg(if notice {
+                    ClientMsg::NoticeTo {
+                        to: to.clone(),
+                        id,
+                        text,
+                    }
+                } else {
+                    ClientMsg::Msg {
+                        to: to.clone(),
+                        id,
+                        text,
+                    }
                 });
                 if verb == "PRIVMSG" {
                     plan.query(Query::AwayOf(to));

@@ -145,11 +145,17 @@ impl Lines {
         source: &str,
         target: &str,
         text: &str,
-        action: bool,
+        how: How,
     ) {
+        let action = how == How::Act;
+        let command = if how == How::Notice {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        };
         let wrap = if action { "\x01ACTION \x01".len() } else { 0 };
         let budget = IRC_MAX_LINE
-            .saturating_sub(body_len(source, "PRIVMSG", &[target], 0) + wrap)
+            .saturating_sub(body_len(source, command, &[target], 0) + wrap)
             .max(4);
         if text.len() <= budget && !action {
             // The usual case: one line, no copies.
@@ -157,14 +163,7 @@ impl Lines {
                 Some(id) => tags.clone().with("msgid", id),
                 None => tags.clone(),
             };
-            write_line(
-                &mut self.out,
-                &tags,
-                source,
-                "PRIVMSG",
-                &[target, text],
-                true,
-            );
+            write_line(&mut self.out, &tags, source, command, &[target, text], true);
             return;
         }
         for (i, piece) in names::split(text, budget).into_iter().enumerate() {
@@ -183,14 +182,7 @@ impl Lines {
             } else {
                 piece
             };
-            write_line(
-                &mut self.out,
-                &tags,
-                source,
-                "PRIVMSG",
-                &[target, said],
-                true,
-            );
+            write_line(&mut self.out, &tags, source, command, &[target, said], true);
         }
     }
 
@@ -202,6 +194,14 @@ impl Lines {
 /// `lobby/42`: a room event's msgid.
 fn event_msgid(room: &RoomName, seq: crate::types::Seq) -> String {
     format!("{}/{seq}", room.as_str().trim_start_matches('#'))
+}
+
+/// How a chat line goes out: `PRIVMSG`, a `PRIVMSG` of a CTCP `ACTION`, or `NOTICE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Say,
+    Act,
+    Notice,
 }
 
 /// `@alice/1714564800000/7`: a direct message's msgid.
@@ -388,7 +388,8 @@ impl Irc {
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
                 }
             }
-            ServerMsg::Direct(dm) => self.direct(l, dm, me),
+            ServerMsg::Direct(dm) => self.direct(l, dm, me, How::Say),
+            ServerMsg::DirectNotice(dm) => self.direct(l, dm, me, How::Notice),
             ServerMsg::Gap { room, first, last } => {
                 let n = last.0.saturating_sub(first.0).saturating_add(1);
                 let text = format!(
@@ -575,7 +576,7 @@ impl Irc {
         l.num(RPL_ENDOFNAMES, &[room_s], &end);
     }
 
-    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick) {
+    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick, how: How) {
         let own = dm.from.folded() == me.folded();
         let to_self = own && dm.to.folded() == me.folded();
         // One's own message comes back only with echo-message (a message to oneself always
@@ -591,7 +592,7 @@ impl Irc {
             &names::source(&dm.from),
             dm.to.as_str(),
             dm.text.as_str(),
-            false,
+            how,
         );
     }
 
@@ -1027,9 +1028,10 @@ impl Irc {
             open.clone()
         };
         for ev in events {
-            let (text, action) = match &ev.kind {
-                EventKind::Say { text, .. } => (text, false),
-                EventKind::Act { text, .. } => (text, true),
+            let (text, how) = match &ev.kind {
+                EventKind::Say { text, .. } => (text, How::Say),
+                EventKind::Act { text, .. } => (text, How::Act),
+                EventKind::Notice { text, .. } => (text, How::Notice),
                 _ => continue,
             };
             let tags = self.said_tags(ev.at, base.clone());
@@ -1044,7 +1046,7 @@ impl Irc {
                 &src,
                 room.as_str(),
                 text.as_str(),
-                action,
+                how,
             );
         }
         if batch {
@@ -1068,7 +1070,10 @@ impl Irc {
                 // (old joins and parts would change their member lists).
                 if form.0 & F_TIME == 0
                     || self.caps.has(Cap::ChatHistory)
-                    || !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. })
+                    || !matches!(
+                        ev.kind,
+                        EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+                    )
                 {
                     return None;
                 }
@@ -1095,17 +1100,32 @@ impl Irc {
         let src = names::source(&ev.from);
         let room = ev.room.as_str();
         let tags = match &msgid {
-            Some(id) if !matches!(ev.kind, EventKind::Say { .. } | EventKind::Act { .. }) => {
+            Some(id)
+                if !matches!(
+                    ev.kind,
+                    EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+                ) =>
+            {
                 tags.with("msgid", id)
             }
             _ => tags,
         };
         match &ev.kind {
             EventKind::Say { text, .. } => {
-                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), false);
+                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), How::Say);
             }
             EventKind::Act { text, .. } => {
-                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), true);
+                l.text(&tags, msgid.as_deref(), &src, room, text.as_str(), How::Act);
+            }
+            EventKind::Notice { text, .. } => {
+                l.text(
+                    &tags,
+                    msgid.as_deref(),
+                    &src,
+                    room,
+                    text.as_str(),
+                    How::Notice,
+                );
             }
             EventKind::Join if form.0 & F_EXTJOIN != 0 => {
                 let account = if signed_in { ev.from.as_str() } else { "*" };
