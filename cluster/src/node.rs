@@ -122,7 +122,7 @@ pub enum ClusterIn {
         token: u64,
         /// The message.
         dm: DirectMsg,
-        /// A direct notice (the request's [`NOTICE_HEADER`]), not a message.
+        /// A direct notice (its request carries the `Natter-Notice` header), not a message.
         notice: bool,
     },
     /// The answer to a direct message this node sent to another.
