@@ -1,6 +1,6 @@
 //! The page and an IRC client in one room: an in-process natter-server (with an IRC listener)
 //! and natter-bridge on 127.0.0.1:0, the page in headless Chromium, and a raw IRC client over
-//! TCP. Messages, actions, topics, joins and nick changes go both ways and read right on each
+//! TCP. Messages, actions, notices, topics, joins and nick changes go both ways and read right on each
 //! side. (irssi and WeeChat with nc and the CLI: `native-client/tests/irc_clients.rs`.)
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
@@ -32,6 +32,34 @@ async fn shows(b: &Browser, nick: &str, text: &str) -> Option<()> {
         .as_array()?
         .iter()
         .any(|p| p[0].as_str() == Some(nick) && p[1].as_str() == Some(text))
+        .then_some(())
+}
+
+/// Whether the page's `#lobby` shows a notice line (`said-notice`) of `nick` with `text`, its
+/// nick drawn between dashes (`-ircy-`) by the page's style, and no say or action with that text.
+async fn notice_shown(b: &Browser, nick: &str, text: &str) -> Option<()> {
+    let script = r##"const log = document.querySelector('.log[data-conv="#lobby"]');
+         if (!log) return [[], 0];
+         const nick = l => {
+           const n = l.querySelector('.nick');
+           const s = p => getComputedStyle(n, p).content.replaceAll('"', '');
+           return s('::before') + n.textContent + s('::after');
+         };
+         return [[...log.querySelectorAll('.line.said-notice')]
+           .map(l => [nick(l), l.querySelector('.text').textContent]),
+           [...log.querySelectorAll('.line.say, .line.act')]
+           .filter(l => l.querySelector('.text').textContent === arguments[0]).length];"##;
+    let got = timeout(STEP, b.execute(script, vec![text.into()]))
+        .await
+        .expect("script in time")
+        .expect("script runs");
+    let shown = format!("-{nick}-");
+    let notices = got.get(0)?.as_array()?;
+    let as_say = got.get(1)?.as_u64()?;
+    assert_eq!(as_say, 0, "the notice is shown as a say or an action too");
+    notices
+        .iter()
+        .any(|p| p[0].as_str() == Some(shown.as_str()) && p[1].as_str() == Some(text))
         .then_some(())
 }
 
@@ -163,6 +191,13 @@ async fn scenario(browser: Browser, page: String, irc_addr: SocketAddr) {
     wait_for!(
         "the IRC action on the page",
         shows(b, "ircy", "waves back").await
+    );
+
+    // A NOTICE stays a notice: the page shows it as one (`-ircy-`, dimmed), not as a say.
+    irc.send("NOTICE #lobby :heads up from IRC").await;
+    wait_for!(
+        "the IRC notice on the page, as a notice",
+        notice_shown(b, "ircy", "heads up from IRC").await
     );
 
     // Topics both ways.
