@@ -1,7 +1,8 @@
 //! The page and an IRC client in one room: an in-process natter-server (with an IRC listener)
 //! and natter-bridge on 127.0.0.1:0, the page in headless Chromium, and a raw IRC client over
-//! TCP. Messages, actions, notices, topics, joins and nick changes go both ways and read right on each
-//! side. (irssi and WeeChat with nc and the CLI: `native-client/tests/irc_clients.rs`.)
+//! TCP. Messages, actions, topics, joins and nick changes go both ways and read right on each
+//! side, and an IRC notice shows as a notice. (irssi and WeeChat with nc and the CLI:
+//! `native-client/tests/irc_clients.rs`.)
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `target/www/`.
 
