@@ -495,7 +495,8 @@ async fn scenario(
         1
     );
     // Notices: The Lounge's `/notice` is a notice for nc (shown once in The Lounge, whose echo
-    // is the only copy), and a NOTICE from another IRC user is a notice in The Lounge.
+    // is the only copy), and a NOTICE from another IRC user, to the channel or to The Lounge's
+    // nick, is a notice in The Lounge.
     say(b, "/notice #lobby notice from the lounge").await;
     nc_expect(&nc_out, "-lounger- notice from the lounge").await;
     cli.expect("[#lobby] -lounger- notice from the lounge")
@@ -504,6 +505,9 @@ async fn scenario(
     nc_send(&mut ircuser, "NOTICE #lobby :notice from irc").await;
     nc_expect(&nc_out, "-ircuser- notice from irc").await;
     wait_shown(b, "notice|ircuser|notice from irc").await;
+    // A direct one shows in the open channel, as The Lounge shows notices from nicks.
+    nc_send(&mut ircuser, "NOTICE lounger :to the lounge alone").await;
+    wait_shown(b, "notice|ircuser|to the lounge alone").await;
     assert_eq!(
         count(b, "notice|lounger|notice from the lounge").await,
         1,
