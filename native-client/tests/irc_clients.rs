@@ -1,7 +1,8 @@
 //! Real IRC clients end to end: irssi and WeeChat (Debian's packages; `cargo xtask test`
 //! installs them) in panes of a private tmux server, in `#lobby` with a person on nc and a
-//! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, topics,
-//! joins, parts and nick changes go every way, and each client shows them in its own words.
+//! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, notices
+//! (to the channel and to nicks), topics, joins, parts and nick changes go every way, and each
+//! client shows them in its own words.
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
 //! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
 //! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
@@ -358,6 +359,62 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
     tmux.wait_line("irssi", &["* clia bows from the cli"]).await;
     tmux.wait_line("weechat", &["clia bows from the cli"]).await;
     nc.expect(&["* clia bows from the cli"]).await;
+
+    // Notices stay notices, each client in its own words: WeeChat to the channel and to nicks
+    // (nc, the CLI, irssi), irssi to the channel and to WeeChat.
+    tmux.type_line("weechat", "/notice #lobby notice from weechat");
+    tmux.wait_line("weechat", &["Notice -> #lobby: notice from weechat"])
+        .await;
+    tmux.wait_line("irssi", &["-weeuser:#lobby- notice from weechat"])
+        .await;
+    nc.expect(&["-weeuser- notice from weechat"]).await;
+    cli.expect("[#lobby] -weeuser- notice from weechat").await;
+    tmux.type_line("weechat", &format!("/notice {ncnick} to nc alone"));
+    nc.expect(&["-weeuser- to nc alone"]).await;
+    tmux.type_line("weechat", "/notice clia to the cli alone");
+    cli.expect("-weeuser- to the cli alone").await;
+    tmux.type_line("weechat", "/notice irssiuser to irssi alone");
+    tmux.type_line("irssi", "/notice #lobby notice from irssi");
+    tmux.wait_line("irssi", &["[notice(#lobby)] notice from irssi"])
+        .await;
+    tmux.wait_line("weechat", &["Notice(irssiuser): notice from irssi"])
+        .await;
+    nc.expect(&["-irssiuser- notice from irssi"]).await;
+    cli.expect("[#lobby] -irssiuser- notice from irssi").await;
+    tmux.type_line("irssi", "/notice weeuser to weechat alone");
+    // A notice from a nick shows in irssi's status window and WeeChat's server buffer; each
+    // shows its own sent notice there too, and the channel's windows come back after.
+    tmux.type_line("irssi", "/window 1");
+    tmux.wait_line("irssi", &["-weeuser(weeuser@natter)- to irssi alone"])
+        .await;
+    tmux.wait_line("irssi", &["[notice(weeuser)] to weechat alone"])
+        .await;
+    tmux.type_line("weechat", "/buffer natter");
+    tmux.wait_line(
+        "weechat",
+        &["irssiuser (irssiuser@natter): to weechat alone"],
+    )
+    .await;
+    tmux.wait_line("weechat", &["Notice -> irssiuser: to irssi alone"])
+        .await;
+    tmux.type_line("irssi", "/window 2");
+    tmux.type_line("weechat", "/buffer #lobby");
+    // Each notice shows once, and nothing asked for an answer.
+    for (pane, line) in [
+        ("irssi", "notice from weechat"),
+        ("irssi", "notice from irssi"),
+        ("weechat", "notice from weechat"),
+        ("weechat", "notice from irssi"),
+    ] {
+        // (Waiting for the line shows the channel's window is back.)
+        tmux.wait_line(pane, &[line]).await;
+        let screen = tmux.screen(pane);
+        assert_eq!(
+            screen.matches(line).count(),
+            1,
+            "{pane} shows {line:?} once:\n{screen}"
+        );
+    }
 
     // Topics.
     tmux.type_line("weechat", "/topic set in weechat");

@@ -1,10 +1,11 @@
 //! The Lounge, a web IRC client (on irc-framework, the npm library many bots and bridges use
 //! too), on natter's IRC listeners, used through its own web UI in headless Chromium, in one
 //! room with an nc user and the `natter` CLI in line mode: joining with the room's history,
-//! messages and actions every way, topics, nick changes, away, the member list, parts and quits,
-//! a reconnection that does not show the history twice, and a second network over TLS (a
-//! certificate of the test's own CA) that signs in to an account with SASL PLAIN and reconnects
-//! to what the account missed; The Lounge shows no error on either.
+//! messages, actions and notices every way (a notice also from a bare IRC connection), topics,
+//! nick changes, away, the member list, parts and quits, a reconnection that does not show the
+//! history twice, and a second network over TLS (a certificate of the test's own CA) that signs
+//! in to an account with SASL PLAIN and reconnects to what the account missed; The Lounge shows
+//! no error on either.
 //!
 //! Needs The Lounge and its node in `<target>/lounge/` (`cargo xtask test` installs them with
 //! npm from `www/tests/lounge/package.json`) and Chromium with chromedriver.
@@ -334,6 +335,22 @@ async fn nc_expect(out: &Captured, line: &str) {
     );
 }
 
+/// A user on a bare IRC connection, registered as `nick` and in `#lobby`.
+async fn irc_user(irc: SocketAddr, nick: &str) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
+    let stream = timeout(STEP, tokio::net::TcpStream::connect(irc))
+        .await
+        .expect("connect in time")
+        .expect("connect to the IRC listener");
+    let (read, mut write) = stream.into_split();
+    let out = common::capture(read);
+    nc_send(&mut write, &format!("NICK {nick}")).await;
+    nc_send(&mut write, &format!("USER {nick} 0 * :{nick}")).await;
+    wait_for!("the IRC welcome", out.has(&format!(" 001 {nick} ")));
+    nc_send(&mut write, "JOIN #lobby").await;
+    wait_for!("the IRC join", out.has(&format!(" 366 {nick} #lobby ")));
+    (write, out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     let started = std::time::Instant::now();
@@ -366,6 +383,7 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
         browser.clone(),
         lounge.url.clone(),
         server.local_addrs()[0],
+        server.irc_addrs()[0],
         server.irc_tls_addrs()[0],
         dir.path().join("cli-config"),
     ));
@@ -388,6 +406,7 @@ async fn scenario(
     browser: Browser,
     url: String,
     text_addr: SocketAddr,
+    irc: SocketAddr,
     irc_tls: SocketAddr,
     cli_config: PathBuf,
 ) {
@@ -474,6 +493,34 @@ async fn scenario(
     assert_eq!(
         count(b, "action|lounger|lounger waves from the lounge").await,
         1
+    );
+    // Notices: The Lounge's `/notice` is a notice for nc (shown once in The Lounge, whose echo
+    // is the only copy), and a NOTICE from another IRC user, to the channel or to The Lounge's
+    // nick, is a notice in The Lounge.
+    say(b, "/notice #lobby notice from the lounge").await;
+    nc_expect(&nc_out, "-lounger- notice from the lounge").await;
+    cli.expect("[#lobby] -lounger- notice from the lounge")
+        .await;
+    let (mut ircuser, irc_out) = irc_user(irc, "ircuser").await;
+    nc_send(&mut ircuser, "NOTICE #lobby :notice from irc").await;
+    nc_expect(&nc_out, "-ircuser- notice from irc").await;
+    wait_shown(b, "notice|ircuser|notice from irc").await;
+    // A direct one shows in the open channel, as The Lounge shows notices from nicks.
+    nc_send(&mut ircuser, "NOTICE lounger :to the lounge alone").await;
+    wait_shown(b, "notice|ircuser|to the lounge alone").await;
+    assert_eq!(
+        count(b, "notice|lounger|notice from the lounge").await,
+        1,
+        "{:#?}",
+        shown(b).await
+    );
+    assert!(
+        !irc_out
+            .lines()
+            .iter()
+            .any(|l| l.split(' ').nth(1).is_some_and(|c| c.starts_with('4'))),
+        "the NOTICE was not refused: {:#?}",
+        irc_out.lines()
     );
     // A mention is highlighted.
     let highlighted = js(
@@ -563,6 +610,8 @@ async fn scenario(
         "message|lounger|hello from the lounge",
         "message|ncuser|hi lounger, from nc",
         "message|cliuser|said while the lounge was away",
+        "notice|lounger|notice from the lounge",
+        "notice|ircuser|notice from irc",
     ] {
         assert_eq!(count(b, line).await, 1, "{line}: {:#?}", shown(b).await);
     }
