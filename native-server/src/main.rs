@@ -387,19 +387,20 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let mut running = server_config(&args, &file, random_seed()?)?;
+    // Before anything listens: a SIGHUP (a reload, a log rotation) or a SIGTERM that comes
+    // once the server says it listens must find its handler, not the default action, which
+    // ends the process at once.
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let server = natter_server::start(running.clone()).await?;
     if let Some(addr) = server.metrics_addr() {
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     }
 
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
         tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                r.context("cannot listen for SIGINT")?;
-                break;
-            }
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = hup.recv() => on_sighup(&server, &args, &mut running).await,
         }

