@@ -13,8 +13,7 @@ use common::*;
 use fantoccini::{Client as Browser, Locator};
 use serde_json::{Value as Json, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -142,58 +141,6 @@ async fn notifications(b: &Browser) -> Vec<Json> {
 }
 
 // --- the other two users ---------------------------------------------------------------------------
-
-/// The `natter` binary.
-async fn natter_bin() -> PathBuf {
-    workspace_bin("natter").await
-}
-
-struct Cli {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    out: Captured,
-}
-
-impl Cli {
-    async fn start(nick: &str, server: SocketAddr, config_home: &Path) -> Cli {
-        Cli::start_with(nick, server, config_home, None).await
-    }
-
-    /// As [`Cli::start`], signed in with `--login` and `NATTER_PASSWORD` when `password` is
-    /// given.
-    async fn start_with(
-        nick: &str,
-        server: SocketAddr,
-        config_home: &Path,
-        password: Option<&str>,
-    ) -> Cli {
-        let mut cmd = tokio::process::Command::new(natter_bin().await);
-        if let Some(p) = password {
-            cmd.arg("--login").env("NATTER_PASSWORD", p);
-        }
-        let mut child = cmd
-            .args(["--lines", "--nick", nick, &server.to_string()])
-            .env("RUST_LOG", "warn")
-            // No config file of whoever runs the tests may change the nick or rooms.
-            .env("XDG_CONFIG_HOME", config_home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start natter");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let out = capture(child.stdout.take().expect("piped stdout"));
-        Cli { child, stdin, out }
-    }
-
-    async fn say(&mut self, line: &str) {
-        timeout(STEP, self.stdin.write_all(format!("{line}\n").as_bytes()))
-            .await
-            .expect("natter reads its stdin")
-            .expect("write to natter");
-    }
-}
 
 struct TextUser {
     write: tokio::net::tcp::OwnedWriteHalf,
@@ -1277,7 +1224,7 @@ async fn accounts_scenario(
     let config_home = TempDir::new("natter-cli-config");
     let mut cli = Cli::start_with(
         "rosa",
-        server_addr,
+        &[server_addr],
         &config_home.0,
         Some("correct horse battery"),
     )

@@ -15,39 +15,14 @@ mod common;
 use common::*;
 use fantoccini::Client as Browser;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
 use natter_cluster::test_server::{NatsServer as Nats, NodeProcess as Node};
-
-/// `natter --lines --nick NICK ADDR,ADDR,...` (in `#lobby`).
-async fn cli(
-    nick: &str,
-    nodes: &[SocketAddr],
-    home: &Path,
-) -> (Child, tokio::process::ChildStdin, Captured) {
-    let list: Vec<String> = nodes.iter().map(ToString::to_string).collect();
-    let mut child = Command::new(workspace_bin("natter").await)
-        .args(["--lines", "--nick", nick, &list.join(",")])
-        .env("RUST_LOG", "warn")
-        .env("XDG_CONFIG_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start natter");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let out = capture(child.stdout.take().expect("piped stdout"));
-    (child, stdin, out)
-}
 
 /// The chat lines (`<nick> text`) of a CLI's or nc's output in `#lobby`, in order.
 fn said(out: &Captured) -> Vec<String> {
@@ -105,10 +80,10 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     open_page_as(b, &page, Some("webby")).await;
     let (mut nc_w, nc_out) = nc(a[2], "netcat").await;
     let home = TempDir::new("natter-cluster-cli");
-    let (mut cli_child, mut cli_in, cli_out) = cli("clint", &[a[1], a[2], a[0]], &home.0).await;
+    let mut cli = Cli::start_with("clint", &[a[1], a[2], a[0]], &home.0, None).await;
     wait_for!(
         "the CLI in #lobby",
-        cli_out.has("[#lobby] -- clint joined #lobby")
+        cli.out.has("[#lobby] -- clint joined #lobby")
     );
     wait_for!("the page to list netcat and clint", {
         let members = text_of(b, "#member-list").await;
@@ -119,7 +94,7 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     let mut all = Vec::new();
     for i in 0..3 {
         type_line(b, &format!("page {i}")).await;
-        cli_in
+        cli.stdin
             .write_all(format!("cli {i}\n").as_bytes())
             .await
             .expect("write to natter");
@@ -131,7 +106,7 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
         all.push(format!("<netcat> nc {i}"));
     }
     let at_cli = wait_for!("the CLI to hear everyone", {
-        let s = only(&said(&cli_out), &all);
+        let s = only(&said(&cli.out), &all);
         (s.len() >= all.len()).then_some(s)
     });
     let at_page = wait_for!("the page to show everyone", {
@@ -180,16 +155,16 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     const SENT: usize = 20;
     let stream: Vec<String> = (0..SENT).map(|i| format!("<clint> s{i:02}")).collect();
     for i in 0..SENT {
-        cli_in
+        cli.stdin
             .write_all(format!("s{i:02}\n").as_bytes())
             .await
             .expect("write to natter");
     }
-    wait_for!("a few acknowledged", cli_out.has("[#lobby] <clint> s05"));
+    wait_for!("a few acknowledged", cli.out.has("[#lobby] <clint> s05"));
     nodes[0].kill().await;
     wait_for!(
         "every line acknowledged",
-        cli_out.has("[#lobby] <clint> s19")
+        cli.out.has("[#lobby] <clint> s19")
     );
 
     // The page is back, through the bridge's next address, with every line once, in order.
@@ -229,7 +204,7 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     type_line(b, "back on another node").await;
     wait_for!(
         "the CLI to hear the page again",
-        cli_out.has("> back on another node")
+        cli.out.has("> back on another node")
     );
     wait_for!(
         "nc to hear the page again",
@@ -246,8 +221,8 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     );
     assert_eq!(only(&said(&late), &stream), stream, "{:#?}", late.lines());
 
-    drop(cli_in);
-    let status = timeout(STEP, cli_child.wait())
+    drop(cli.stdin);
+    let status = timeout(STEP, cli.child.wait())
         .await
         .expect("natter exits in time")
         .expect("wait for natter");

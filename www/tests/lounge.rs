@@ -277,50 +277,6 @@ async fn no_errors(b: &Browser, net: usize) {
     }
 }
 
-/// The natter CLI in line mode, as `nick`: what it prints, and its input.
-struct Cli {
-    _child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    out: Captured,
-}
-
-impl Cli {
-    async fn start(nick: &str, addr: SocketAddr, config_home: &Path) -> Cli {
-        let mut child = tokio::process::Command::new(workspace_bin("natter").await)
-            .args(["--lines", "--nick", nick])
-            .arg(addr.to_string())
-            .env("XDG_CONFIG_HOME", config_home)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start natter");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let out = capture(child.stdout.take().expect("piped stdout"));
-        Cli {
-            _child: child,
-            stdin,
-            out,
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write to natter");
-    }
-
-    async fn expect(&self, line: &str) {
-        wait_for!(
-            format!("the CLI to print {line:?}"),
-            self.out.lines().iter().any(|l| l == line).then_some(())
-        );
-    }
-}
-
 /// An nc user's line.
 async fn nc_send(w: &mut tokio::net::tcp::OwnedWriteHalf, line: &str) {
     w.write_all(format!("{line}\r\n").as_bytes())
@@ -485,9 +441,9 @@ async fn scenario(
     wait_shown(b, "message|ncuser|hi lounger, from nc").await;
     nc_send(&mut nc, "/me nods on nc").await;
     wait_shown(b, "action|ncuser|ncuser nods on nc").await;
-    cli.send("hello from the cli").await;
+    cli.say("hello from the cli").await;
     wait_shown(b, "message|cliuser|hello from the cli").await;
-    cli.send("/me types in the cli").await;
+    cli.say("/me types in the cli").await;
     wait_shown(b, "action|cliuser|cliuser types in the cli").await;
     assert_eq!(count(b, "message|lounger|hello from the lounge").await, 1);
     assert_eq!(
@@ -542,7 +498,7 @@ async fn scenario(
     .await;
     cli.expect("[#lobby] -- lounger set the topic of #lobby: the lounge set this")
         .await;
-    cli.send("/topic the cli set this").await;
+    cli.say("/topic the cli set this").await;
     wait_for!(
         "the CLI's topic in the header",
         text_of(b, "#chat .header .topic")
@@ -572,7 +528,7 @@ async fn scenario(
 
     // Part and quit: The Lounge shows the CLI leave and nc quit.
     open(b, 0, "#lobby").await;
-    cli.send("/part").await;
+    cli.say("/part").await;
     wait_kind(b, "part", "cliuser", "has left the channel").await;
     nc_send(&mut nc, "/quit off now").await;
     wait_kind(b, "quit", "ncuser2", "off now").await;
@@ -584,7 +540,7 @@ async fn scenario(
 
     // Reconnecting: The Lounge keeps its buffer, and the room does not replay into it what is
     // already there; what was said while it was away comes.
-    cli.send("/join #lobby").await;
+    cli.say("/join #lobby").await;
     cli.expect("[#lobby] -- cliuser joined #lobby").await;
     wait_for!(
         "cliuser in the member list again",
@@ -598,7 +554,7 @@ async fn scenario(
     cli.expect("[#lobby] -- lounge2 quit (brb)").await;
     open(b, 0, "lobby").await;
     wait_shown_part(b, "Disconnected from the network").await;
-    cli.send("said while the lounge was away").await;
+    cli.say("said while the lounge was away").await;
     cli.expect("[#lobby] <cliuser> said while the lounge was away")
         .await;
     say(b, "/connect").await;
@@ -660,10 +616,10 @@ async fn scenario(
     });
     // Signed in, a reconnect brings what the account missed since this connection closed (its
     // read marker), and not again what The Lounge shows already.
-    cli.send("before carol drops").await;
+    cli.say("before carol drops").await;
     wait_shown(b, "message|cliuser|before carol drops").await;
     say(b, "/disconnect").await;
-    cli.send("while carol is away").await;
+    cli.say("while carol is away").await;
     cli.expect("[#lobby] <cliuser> while carol is away").await;
     open(b, 1, "lobby").await;
     wait_shown_part(b, "Disconnected from the network").await;

@@ -155,6 +155,65 @@ pub fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(read: R) -> Cap
     out
 }
 
+/// The `natter` CLI in line mode (`--lines`, in `#lobby`), its stdout captured.
+pub struct Cli {
+    pub child: tokio::process::Child,
+    pub stdin: tokio::process::ChildStdin,
+    pub out: Captured,
+}
+
+impl Cli {
+    /// `natter --lines --nick NICK SERVER`.
+    pub async fn start(nick: &str, server: std::net::SocketAddr, config_home: &Path) -> Cli {
+        Cli::start_with(nick, &[server], config_home, None).await
+    }
+
+    /// `natter --lines --nick NICK ADDR,ADDR,...` (the first address first, the others when it
+    /// fails), signed in with `--login` and `NATTER_PASSWORD` when `password` is given.
+    pub async fn start_with(
+        nick: &str,
+        servers: &[std::net::SocketAddr],
+        config_home: &Path,
+        password: Option<&str>,
+    ) -> Cli {
+        let servers: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let mut cmd = tokio::process::Command::new(workspace_bin("natter").await);
+        if let Some(p) = password {
+            cmd.arg("--login").env("NATTER_PASSWORD", p);
+        }
+        let mut child = cmd
+            .args(["--lines", "--nick", nick, &servers.join(",")])
+            .env("RUST_LOG", "warn")
+            // No config file of whoever runs the tests may change the nick or rooms.
+            .env("XDG_CONFIG_HOME", config_home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start natter");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let out = capture(child.stdout.take().expect("piped stdout"));
+        Cli { child, stdin, out }
+    }
+
+    /// Types `line` (chat, or a `/command`).
+    pub async fn say(&mut self, line: &str) {
+        timeout(STEP, self.stdin.write_all(format!("{line}\n").as_bytes()))
+            .await
+            .expect("natter reads its stdin")
+            .expect("write to natter");
+    }
+
+    /// Waits until the CLI has printed exactly `line`.
+    pub async fn expect(&self, line: &str) {
+        wait_for!(
+            format!("the CLI to print {line:?}"),
+            self.out.lines().iter().any(|l| l == line).then_some(())
+        );
+    }
+}
+
 /// Starts chromedriver on a port it chooses (`--port=0`) and returns it with that port.
 pub fn start_chromedriver() -> (Group, u16) {
     for bin in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
