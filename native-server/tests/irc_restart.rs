@@ -79,7 +79,7 @@ async fn join_replay(c: &mut TextClient, nick: &str) -> Vec<String> {
     let end = format!(":natter.irc BATCH -{id}");
     let mut rest: Vec<String> = lines.collect();
     // The batch may not have come whole within the wait: read on to its end, bounded.
-    while !rest.iter().any(|l| *l == end) {
+    while !rest.contains(&end) {
         rest.push(c.expect(|_| true, "the history batch's end").await);
     }
     for l in rest.iter().take_while(|l| **l != end) {

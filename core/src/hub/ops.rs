@@ -368,7 +368,9 @@ impl Hub {
     }
 
     /// `conn` is in `room` now, whose latest event is `seq` (the join, when `announced`): the
-    /// room's state, then its recent history.
+    /// room's state, then its recent history. A client that keeps its windows
+    /// ([`Dialect::replays_since_own_quit`](super::dialect)) is spared what its nick saw: up to
+    /// its own latest quit, and up to the server's restart if it was in the room then.
     pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq, announced: bool) {
         let mut own_join = true;
         let mut since_quit = false;
