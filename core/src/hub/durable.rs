@@ -303,6 +303,11 @@ impl Hub {
             let mut room = Room::new();
             room.topic = lr.topic;
             room.last_seq = lr.last_seq;
+            if self.cluster.is_none() {
+                // Who was there when the server stopped (IRC clients come back with the
+                // room's window still open: see `Hub::entered_on`).
+                room.boot = super::room::Boot::from_events(lr.last_seq, &lr.recent);
+            }
             for ev in lr.recent {
                 let seq = ev.seq;
                 match encode_frame(&ServerMsg::Event(ev)) {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::test_support::{nick, room, text};
+use crate::types::Seq;
 use crate::wire::{
     ClientMsg, EventKind, FrameDecoder, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
     decode_payload, encode_frame,
@@ -2998,4 +2999,213 @@ fn a_ctcp_request_is_answered_and_a_ctcp_reply_in_a_notice_is_not() {
     n.send(alice, &["@label=c1 NOTICE bob :\x01PING 123\x01"]);
     assert_eq!(n.lines(alice), ["@label=c1 :natter.irc ACK"]);
     assert_eq!(n.lines(bob), Vec::<String>::new(), "natter carries no CTCP");
+}
+
+/// What a durable hub wrote, as the store gives it back to a restarted hub (natter-server loads
+/// each room's last seq and its newest `history_on_join` events).
+fn loaded_from(stored: &[RoomEvent], recent: usize) -> crate::persist::Loaded {
+    let mut rooms: std::collections::BTreeMap<RoomName, crate::persist::LoadedRoom> =
+        Default::default();
+    for ev in stored {
+        let r = rooms
+            .entry(ev.room.clone())
+            .or_insert_with(|| crate::persist::LoadedRoom {
+                name: ev.room.clone(),
+                topic: None,
+                last_seq: Seq(0),
+                recent: Vec::new(),
+            });
+        r.last_seq = r.last_seq.max(ev.seq);
+        r.recent.push(ev.clone());
+    }
+    for r in rooms.values_mut() {
+        r.recent.drain(..r.recent.len().saturating_sub(recent));
+    }
+    crate::persist::Loaded {
+        rooms: rooms.into_values().collect(),
+        sessions: Vec::new(),
+        accounts: Vec::new(),
+        policies: Vec::new(),
+        server_bans: Vec::new(),
+    }
+}
+
+/// `n`'s hub stops (a kill -9 and a graceful stop alike write nothing more: no quit for who is
+/// connected) and a new one starts from what it stored.
+fn restarted(n: Net) -> Net {
+    let config = n.hub.config().clone();
+    let recent = config.history_on_join;
+    let mut again = Net::with(config);
+    again.now = n.now + Millis(5_000);
+    again.hub.restore(loaded_from(&n.stored, recent), again.now);
+    again.stored = n.stored;
+    again.pump();
+    again
+}
+
+#[test]
+fn irc_clients_back_after_a_restart_are_replayed_only_what_came_after_it() {
+    // The Lounge keeps its windows while natter restarts. It was in #h when the server stopped,
+    // so everything up to then is in its window: only what came after is news to it.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let say = |n: &mut Net, b: ConnId, id: u64, words: &str| {
+        n.advance(1_000);
+        n.send_bin(
+            b,
+            &ClientMsg::Say {
+                room: room("#h"),
+                id: crate::types::MsgId(id),
+                text: text(words),
+            },
+        );
+        n.recv(b);
+    };
+    say(&mut n, b, 1, "before anyone");
+    let caps = ["server-time", "batch", "message-tags"];
+    let gone = n.client("gone", &caps);
+    n.send(gone, &["JOIN #h"]);
+    say(&mut n, b, 2, "seen by gone");
+    n.send(gone, &["QUIT :off"]);
+    assert!(n.closed(gone));
+    say(&mut n, b, 3, "missed by gone");
+    let stay = n.client("stay", &caps);
+    n.send(stay, &["JOIN #h"]);
+    let l = n.lines(stay);
+    assert_eq!(
+        privmsg_texts(&l),
+        ["before anyone", "seen by gone", "missed by gone"]
+    );
+    say(&mut n, b, 4, "seen by stay");
+    assert_eq!(privmsg_texts(&n.lines(stay)), ["seen by stay"]);
+
+    let mut n = restarted(n);
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    // A binary client that does not resume starts afresh: the recent history, as before.
+    let got = n.recv(b);
+    let texts: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Say { text, .. },
+                ..
+            }) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "before anyone",
+            "seen by gone",
+            "missed by gone",
+            "seen by stay"
+        ]
+    );
+    say(&mut n, b, 5, "after the restart");
+
+    // Connected at the restart (any case): only what came after it.
+    let stay = n.client("Stay", &caps);
+    n.send(stay, &["JOIN #h"]);
+    let l = n.lines(stay);
+    assert_eq!(privmsg_texts(&l), ["after the restart"], "{l:?}");
+    assert!(l.iter().any(|l| l.contains("BATCH +h")), "{l:?}");
+    // Quit before the restart: what came after its quit, the restart or not.
+    let gone = n.client("gone", &caps);
+    n.send(gone, &["JOIN #h"]);
+    let l = n.lines(gone);
+    assert_eq!(
+        privmsg_texts(&l),
+        ["missed by gone", "seen by stay", "after the restart"],
+        "{l:?}"
+    );
+    // New to the room: its recent history.
+    let new = n.client("new", &caps);
+    n.send(new, &["JOIN #h"]);
+    let l = n.lines(new);
+    assert_eq!(
+        privmsg_texts(&l),
+        [
+            "before anyone",
+            "seen by gone",
+            "missed by gone",
+            "seen by stay",
+            "after the restart"
+        ],
+        "{l:?}"
+    );
+    // Back from the restart, it is like anyone else: a part closed its window, so joining
+    // again brings the recent history; a quit, what came after it.
+    n.send(stay, &["PART #h", "JOIN #h"]);
+    assert_eq!(privmsg_texts(&n.lines(stay)).len(), 5);
+    n.send(stay, &["QUIT :again"]);
+    say(&mut n, b, 6, "after its quit");
+    let stay = n.client("stay", &caps);
+    n.send(stay, &["JOIN #h"]);
+    assert_eq!(privmsg_texts(&n.lines(stay)), ["after its quit"]);
+}
+
+#[test]
+fn who_was_in_a_room_at_a_restart_is_told_by_each_nicks_latest_event() {
+    use super::room::Boot;
+    let ev = |seq: u64, from: &str, kind: EventKind| RoomEvent {
+        room: room("#h"),
+        seq: Seq(seq),
+        at: Millis(0),
+        from: nick(from),
+        kind,
+    };
+    let line = |id: u64| EventKind::Say {
+        id: crate::types::MsgId(id),
+        text: text("hi"),
+    };
+    let events = [
+        ev(1, "joined", EventKind::Join),
+        ev(2, "talked", line(1)),
+        ev(3, "parted", EventKind::Join),
+        ev(4, "parted", EventKind::Part { reason: None }),
+        ev(5, "quit", line(2)),
+        ev(6, "quit", EventKind::Quit { reason: None }),
+        ev(7, "renamed", EventKind::Join),
+        ev(
+            8,
+            "renamed",
+            EventKind::Nick {
+                new: nick("Newname"),
+            },
+        ),
+        ev(
+            9,
+            "talked",
+            EventKind::Kick {
+                target: nick("kicked"),
+                reason: None,
+            },
+        ),
+        ev(10, "back", EventKind::Quit { reason: None }),
+        ev(11, "back", EventKind::Join),
+    ];
+    let boot = Boot::from_events(Seq(11), &events).expect("some were there");
+    assert_eq!(boot.seq, Seq(11));
+    let was_in = |n: &str| boot.was_in(&nick(n).folded_key());
+    for n in ["joined", "talked", "newname", "back"] {
+        assert!(was_in(n), "{n}");
+    }
+    for n in ["parted", "quit", "renamed", "kicked", "stranger"] {
+        assert!(!was_in(n), "{n}");
+    }
+    let mut boot = boot;
+    assert!(boot.forget(&nick("JOINED").folded_key()));
+    assert!(!boot.was_in(&nick("joined").folded_key()));
+    for n in ["talked", "newname"] {
+        assert!(boot.forget(&nick(n).folded_key()));
+    }
+    assert!(!boot.forget(&nick("back").folded_key()), "nobody left");
+    assert!(Boot::from_events(Seq(6), &events[3..6]).is_none());
 }

@@ -10,7 +10,7 @@ use super::timers::Timer;
 use super::{Hub, UserId};
 use crate::limits::{FLOOD_READ_GAP, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
-use crate::types::{ConnId, MsgId, Nick, RoomName, Seq, Text};
+use crate::types::{ConnId, FoldedNick, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
 use tracing::debug;
 
@@ -339,6 +339,7 @@ impl Hub {
         };
         u.rooms.insert(room.clone());
         let nick = u.nick.clone();
+        let folded = nick.folded_key();
         let mut members = 0;
         if let Some(r) = self.rooms.get_mut(&room) {
             self.attach_gen += 1;
@@ -362,10 +363,14 @@ impl Hub {
                 self.crowd_size_to(c, &room);
             }
         }
+        // Back after a restart: what it sees from now on, its own events tell.
+        self.forget_boot_presence(&room, &folded);
     }
 
     /// `conn` is in `room` now, whose latest event is `seq` (the join, when `announced`): the
-    /// room's state, then its recent history.
+    /// room's state, then its recent history. A client that keeps its windows
+    /// ([`Dialect::replays_since_own_quit`](super::dialect)) is spared what its nick saw: up to
+    /// its own latest quit, and up to the server's restart if it was in the room then.
     pub(super) fn entered_on(&mut self, conn: ConnId, room: &RoomName, seq: Seq, announced: bool) {
         let mut own_join = true;
         let mut since_quit = false;
@@ -384,10 +389,65 @@ impl Hub {
         };
         let after = if since_quit {
             self.own_quit_before(conn, room, upto)
+                .max(self.in_at_restart(conn, room, upto))
         } else {
             Seq(0)
         };
         self.replay_recent_after(conn, room, after, upto);
+    }
+
+    /// The room's seq at the restart ("boot seq") if `conn`'s nick was in `room` then and has
+    /// not joined since (see [`Boot`](super::room::Boot)), and what a join would replay up to
+    /// `upto` reaches back to it; else `Seq(0)`. Its client kept the room's window through the
+    /// restart, which wrote no quit, so everything up to the restart is in it already.
+    ///
+    /// Not in a cluster: there a node's restart is not the room's (the others kept it going,
+    /// and quit the node's users for it), and a clustered hub restores no rooms anyway.
+    fn in_at_restart(&self, conn: ConnId, room: &RoomName, upto: Seq) -> Seq {
+        if self.cluster.is_some() {
+            return Seq(0);
+        }
+        let (Some(r), Some(u)) = (
+            self.rooms.get(room),
+            self.user_of(conn).and_then(|uid| self.users.get(&uid)),
+        ) else {
+            return Seq(0);
+        };
+        let Some(boot) = r.boot.as_deref() else {
+            return Seq(0);
+        };
+        let reaches = r
+            .last_n(self.config.history_on_join, upto)
+            .next()
+            .is_some_and(|s| s.seq <= boot.seq);
+        if reaches && boot.was_in(&u.nick.folded_key()) {
+            boot.seq
+        } else {
+            Seq(0)
+        }
+    }
+
+    /// `nick` joined `room`: it is no longer taken to be a client back from the restart (it
+    /// may part and join again, and then gets the recent history like anyone). The room's
+    /// record of the restart goes once nobody is left in it, or once a join's replay no longer
+    /// reaches back to the restart.
+    fn forget_boot_presence(&mut self, room: &RoomName, nick: &FoldedNick) {
+        let n = self.config.history_on_join;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(boot) = r.boot.as_deref_mut() else {
+            return;
+        };
+        let boot_seq = boot.seq;
+        let left = boot.forget(nick);
+        let reaches = r
+            .last_n(n, r.last_seq)
+            .next()
+            .is_some_and(|s| s.seq <= boot_seq);
+        if !left || !reaches {
+            r.boot = None;
+        }
     }
 
     /// The seq of the latest quit of `conn`'s nick among the events a join would replay up to

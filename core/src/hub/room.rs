@@ -3,7 +3,8 @@
 
 use super::UserId;
 use super::few::Few;
-use crate::types::{RoomName, Seq, Text};
+use crate::types::{FoldedNick, RoomName, Seq, Text};
+use crate::wire::{EventKind, RoomEvent};
 use std::collections::BTreeSet;
 
 /// One room event as kept: its seq, its frame (`ServerMsg::Event`, length-prefixed) and the
@@ -203,6 +204,85 @@ pub(crate) struct Room {
     /// the user): a broadcast that leaves a user out finds that user's connections first.
     pub(crate) attached: Vec<crate::types::ConnId>,
     pub(crate) attached_gen: u64,
+    /// Who was in the room when the server last stopped, as far as the events it loaded tell
+    /// (set by [`super::Hub::restore`]; boxed: only rooms a restart found have one).
+    pub(crate) boot: Option<Box<Boot>>,
+}
+
+/// The nicks a restarted hub takes to have been in a room at the restart, and the room's last
+/// seq then ("the boot seq"). IRC keeps no record of who was connected when the server stopped
+/// (a graceful stop and a kill -9 alike write no quit), so an IRC client that comes back and
+/// joins again shows what came before the restart already; see `Hub::entered_on`.
+///
+/// Told from the loaded events (the newest [`crate::limits::HISTORY_ON_JOIN`] or so, the join's
+/// replay window): a nick was in the room when its latest event there leaves it in (a join, a
+/// line, a topic, a nick change to it), not when that is a part, a quit, a kick of it or a
+/// nick change away. A nick with no event among them (a member silent since before them, or
+/// any joiner of a big room, whose join is not in the history: `crowd.rs`) is not known to
+/// have been there, and gets the recent history as a newcomer would. In a big room a part or
+/// quit is not in the history either: a member whose last line is among the loaded events is
+/// taken to have stayed.
+#[derive(Debug)]
+pub(crate) struct Boot {
+    /// The room's last seq when the hub was restored.
+    pub(crate) seq: Seq,
+    /// Folded nicks, sorted; each leaves once it joins again (`Boot::forget`).
+    present: Vec<FoldedNick>,
+}
+
+impl Boot {
+    /// Who `events` (oldest first) leave in the room whose last seq is `seq`; `None` if nobody.
+    pub(crate) fn from_events(seq: Seq, events: &[RoomEvent]) -> Option<Box<Boot>> {
+        let mut seen: Vec<(FoldedNick, bool)> = Vec::new();
+        let mut set = |nick: FoldedNick, here: bool| match seen.iter_mut().find(|(n, _)| *n == nick)
+        {
+            Some(slot) => slot.1 = here,
+            None => seen.push((nick, here)),
+        };
+        for ev in events {
+            let from = ev.from.folded_key();
+            match &ev.kind {
+                EventKind::Part { .. } | EventKind::Quit { .. } => set(from, false),
+                EventKind::Nick { new } => {
+                    set(from, false);
+                    set(new.folded_key(), true);
+                }
+                EventKind::Kick { target, .. } => {
+                    set(from, true);
+                    set(target.folded_key(), false);
+                }
+                _ => set(from, true),
+            }
+        }
+        let mut present: Vec<FoldedNick> = seen
+            .into_iter()
+            .filter_map(|(n, here)| here.then_some(n))
+            .collect();
+        if present.is_empty() {
+            return None;
+        }
+        present.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Some(Box::new(Boot { seq, present }))
+    }
+
+    /// Whether `nick` (folded) was in the room at the restart and has not joined since.
+    pub(crate) fn was_in(&self, nick: &FoldedNick) -> bool {
+        self.present
+            .binary_search_by(|n| n.as_str().cmp(nick.as_str()))
+            .is_ok()
+    }
+
+    /// `nick` joined again: from now on its own events tell what it saw. False once nobody is
+    /// left.
+    pub(crate) fn forget(&mut self, nick: &FoldedNick) -> bool {
+        if let Ok(at) = self
+            .present
+            .binary_search_by(|n| n.as_str().cmp(nick.as_str()))
+        {
+            self.present.remove(at);
+        }
+        !self.present.is_empty()
+    }
 }
 
 impl Room {
@@ -217,6 +297,7 @@ impl Room {
             invited: Vec::new(),
             attached: Vec::new(),
             attached_gen: 0,
+            boot: None,
         }
     }
 
