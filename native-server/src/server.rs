@@ -101,6 +101,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             handshakes: handshakes.clone(),
             deadline: Duration::from_millis(config.hub.hello_timeout.0),
             trusted_proxies: trusted_proxies.clone(),
+            plain_port: None,
         };
         addrs.iter().map(|a| (Kind::Tls(d.clone()), *a)).collect()
     };
@@ -131,10 +132,21 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             .map(|(_, _, a)| *a)
             .collect()
     };
-    let addrs = bound(|k| matches!(k, Kind::Plain(Door::Natter)));
-    let irc_addrs = bound(|k| matches!(k, Kind::Plain(Door::Irc)));
+    let addrs: Vec<SocketAddr> = bound(|k| matches!(k, Kind::Plain(Door::Natter)));
+    let irc_addrs: Vec<SocketAddr> = bound(|k| matches!(k, Kind::Plain(Door::Irc)));
     let tls_addrs = bound(|k| matches!(k, Kind::Tls(d) if d.door == Door::Natter));
     let irc_tls_addrs = bound(|k| matches!(k, Kind::Tls(d) if d.door == Door::Irc));
+    // A TLS door points a peer that came without TLS at its plaintext twin, if there is one.
+    let plain_natter = addrs.first().map(SocketAddr::port);
+    let plain_irc = irc_addrs.first().map(SocketAddr::port);
+    for (kind, ..) in &mut listeners {
+        if let Kind::Tls(d) = kind {
+            d.plain_port = match d.door {
+                Door::Natter => plain_natter,
+                Door::Irc => plain_irc,
+            };
+        }
+    }
 
     let grace = config.shutdown_grace;
     let cap = socket_cap(config.hub.max_connections);

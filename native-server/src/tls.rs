@@ -37,6 +37,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// After our side is closed, how long unread input is drained (as on the plain port).
 const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
 
+/// After the words to a peer without TLS, how much of its input is read before the close.
+const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
+
 /// While a write waits on a peer that does not read, how often it looks whether the hub has
 /// closed the connection meanwhile.
 const CLOSE_CHECK: Duration = Duration::from_millis(250);
@@ -51,6 +54,9 @@ pub(crate) struct TlsDoor {
     /// The hub's hello timeout: the PROXY header and the handshake together take at most this.
     pub(crate) deadline: Duration,
     pub(crate) trusted_proxies: Arc<[IpAddr]>,
+    /// This door's plaintext port, if the server has one: named to a peer that came here
+    /// without TLS.
+    pub(crate) plain_port: Option<u16>,
 }
 
 /// Handshakes in progress per address, at most `per_ip` each.
@@ -140,6 +146,10 @@ pub(crate) async fn serve(
             }
             Err(_) => {
                 debug!(%peer, "no PROXY header within the hello timeout");
+                // From a proxy's address, silence is a person (on the proxy's host), not a proxy.
+                if let Some(words) = door.door.plaintext_on_tls(None, door.plain_port) {
+                    refuse_in_clear(stream, &words).await;
+                }
                 return;
             }
         }
@@ -168,6 +178,25 @@ pub(crate) async fn serve(
         debug!(%peer, client = %client.ip(), "too many TLS handshakes from one address");
         return;
     };
+    // A person on nc, or an IRC client with TLS off, is told so in words (the handshake's
+    // alert would be binary junk on their screen).
+    let left = door.deadline.saturating_sub(started.elapsed());
+    let first = match timeout(left, first_byte(&stream)).await {
+        Ok(Ok(Some(b))) => Some(b),
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "reading the first byte on a TLS port");
+            return;
+        }
+        Err(_) => None,
+    };
+    if let Some(words) = door.door.plaintext_on_tls(first, door.plain_port) {
+        // No handshake: its place is free for another while the words go out.
+        drop(slot);
+        info!(%peer, client = %client.ip(), silent = first.is_none(), "no TLS on a TLS port: told so in clear");
+        refuse_in_clear(stream, &words).await;
+        return;
+    }
     let left = door.deadline.saturating_sub(started.elapsed());
     let tls = match timeout(left, door.tls.acceptor().accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -212,6 +241,33 @@ pub(crate) async fn serve(
             let _ = timeout(DRAIN_AFTER_CLOSE, reader).await;
         }
     }
+}
+
+/// The peer's first byte, left in the socket for the handshake; `None` at end of stream.
+async fn first_byte(stream: &TcpStream) -> io::Result<Option<u8>> {
+    let mut first = [0u8; 1];
+    Ok((stream.peek(&mut first).await? == 1).then_some(first[0]))
+}
+
+/// Writes `words` to a peer that did not start TLS, then closes: our side first, then, after
+/// reading what the peer sent meanwhile (a close with unread input would reset the connection
+/// and could take the words with it), the socket.
+async fn refuse_in_clear(mut stream: TcpStream, words: &[u8]) {
+    let told = async {
+        stream.write_all(words).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 512];
+        let mut left = REFUSAL_DRAIN_BYTES;
+        while left > 0 {
+            let n = stream.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        io::Result::Ok(())
+    };
+    let _ = timeout(DRAIN_AFTER_CLOSE, told).await;
 }
 
 /// Reads a PROXY header in clear, exactly (the TLS handshake's bytes follow it): the client it

@@ -213,11 +213,38 @@ async fn plaintext_on_the_tls_port_is_refused() {
         .ok();
     let shown = String::from_utf8_lossy(&got);
     assert!(!shown.contains("Welcome"), "{shown}");
+    // Told in words, with the plain port to use instead (not a TLS alert's binary junk).
+    let plain = server.local_addrs()[0].port();
+    assert_eq!(
+        shown,
+        format!(
+            "ERROR: this port speaks TLS: connect with natter natters://HOST:PORT, or openssl \
+             s_client -connect HOST:PORT; nc and telnet connect to port {plain}\r\n"
+        )
+    );
     // Nobody joined: a TLS client sees no one else in #lobby's greeting.
     let (mut c, _) = tls_text(tls, &p.ca_file, "after").await;
     c.send("/who").await;
     let lines = c.lines_for(Duration::from_millis(500)).await;
     assert!(!lines.iter().any(|l| l.contains("hello")), "{lines:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_on_the_tls_port_is_told_at_the_hello_timeout() {
+    let p = pki();
+    let mut config = tls_config(&p);
+    config.hub.hello_timeout = natter_core::Millis(600);
+    let server = natter_server::start(config).await.unwrap();
+    // A person on nc waits to be greeted: at the hello timeout, words rather than a bare close.
+    let mut s = connect(server.tls_addrs()[0]).await;
+    let mut got = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut got))
+        .await
+        .expect("the server closes a silent connection at its hello timeout")
+        .ok();
+    let shown = String::from_utf8_lossy(&got);
+    assert!(shown.starts_with("ERROR: this port speaks TLS"), "{shown}");
     server.shutdown().await.unwrap();
 }
 
@@ -244,12 +271,15 @@ async fn handshakes_are_bounded_in_time_and_per_address() {
         .await
         .expect("a third handshake from one address is closed at once");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
-    // The silent ones are closed once the hello timeout is over, not later.
+    // The silent ones are told and closed once the hello timeout is over, not later.
     for s in &mut silent {
-        let n = timeout(Duration::from_secs(3), s.read(&mut buf))
+        let mut got = Vec::new();
+        timeout(Duration::from_secs(3), s.read_to_end(&mut got))
             .await
-            .expect("a silent handshake is closed after the hello timeout");
-        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+            .expect("a silent handshake is closed after the hello timeout")
+            .ok();
+        let shown = String::from_utf8_lossy(&got);
+        assert!(shown.starts_with("ERROR: this port speaks TLS"), "{shown}");
     }
     let waited = t0.elapsed();
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
@@ -563,6 +593,12 @@ async fn plain_irc_on_the_irc_tls_port_is_refused() {
         .ok();
     let shown = String::from_utf8_lossy(&got);
     assert!(!shown.contains(" 001 "), "{shown}");
+    // An ERROR line the IRC client shows (there is no plain IRC port here to point at).
+    assert_eq!(
+        shown,
+        "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in your IRC \
+         client\r\n"
+    );
     assert!(!shown.contains("sneaky"), "{shown}");
     // Nobody registered: the nick is free and #lobby holds only the TLS client.
     let mut c = irc_tls(irc, &p.ca_file, "sneaky").await;

@@ -19,7 +19,9 @@ use crate::metrics::Refused;
 use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
 use crate::{Shared, Stream, relay, stopped};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, UPGRADE, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, LOCATION, UPGRADE, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
@@ -184,6 +186,42 @@ fn status_text(status: StatusCode) -> Response<Body> {
     text(status, line)
 }
 
+/// The answer to a plain HTTP request on the HTTPS port: a redirect to the same host and path
+/// over `https://` (temporary: the operator may serve plain HTTP there again), or, without a
+/// usable `Host`, a 400 that says what to do.
+pub(crate) fn to_https(host: Option<&HeaderValue>, path_and_query: &str) -> Response<Body> {
+    let host = host.and_then(|h| h.to_str().ok()).filter(|h| {
+        h.parse::<http::uri::Authority>()
+            .is_ok_and(|a| a.as_str() == *h)
+    });
+    let location = host.and_then(|h| {
+        let url = format!("https://{h}{path_and_query}");
+        url.parse::<Uri>().ok().map(|_| url)
+    });
+    let (status, body) = match &location {
+        Some(url) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            format!("This port speaks HTTPS: {url}\n"),
+        ),
+        None => (
+            StatusCode::BAD_REQUEST,
+            "This port speaks HTTPS: open this address with https://\n".to_owned(),
+        ),
+    };
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    if let Some(v) = location.and_then(|url| HeaderValue::from_str(&url).ok()) {
+        h.insert(LOCATION, v);
+    }
+    r
+}
+
 /// Serves a page file, or 404.
 async fn page(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let root = &shared.config.www_dir;
@@ -245,6 +283,8 @@ struct Service {
     shared: Arc<Shared>,
     peer: SocketAddr,
     phase: Arc<AtomicU8>,
+    /// Plain HTTP came to the HTTPS port: every request is sent to its `https://` address.
+    plain_on_tls: bool,
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -255,6 +295,13 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     type Future = ServiceFuture;
 
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        if self.plain_on_tls {
+            self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let response = to_https(req.headers().get(HOST), path);
+            debug!(peer = %self.peer, status = %response.status(), "plain HTTP on the HTTPS port");
+            return Box::pin(ready(Ok(response)));
+        }
         match route(req.method(), req.uri().path(), req.headers()) {
             Route::WebSocket => {
                 let config = &self.shared.config;
@@ -303,9 +350,17 @@ pub(crate) async fn serve(
     accepted: Instant,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
+    plain_on_tls: bool,
 ) {
-    let Some((upgraded, tcp, read_buf, stop)) =
-        Box::pin(http_phase(tcp, peer, accepted, Arc::clone(&shared), stop)).await
+    let Some((upgraded, tcp, read_buf, stop)) = Box::pin(http_phase(
+        tcp,
+        peer,
+        accepted,
+        Arc::clone(&shared),
+        stop,
+        plain_on_tls,
+    ))
+    .await
     else {
         return;
     };
@@ -325,6 +380,7 @@ async fn http_phase(
     accepted: Instant,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    plain_on_tls: bool,
 ) -> Option<(bool, Stream, bytes::Bytes, watch::Receiver<bool>)> {
     let budget = shared.config.handshake_timeout;
     let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
@@ -332,6 +388,7 @@ async fn http_phase(
         shared: Arc::clone(&shared),
         peer,
         phase: Arc::clone(&phase),
+        plain_on_tls,
     };
     // One request per connection: every answer but the 101 says `Connection: close`, which makes
     // hyper close after it. (`keep_alive(false)` would add `close` to the 101's
@@ -454,6 +511,24 @@ mod tests {
             route_of("POST", "/", None),
             Route::Refuse(StatusCode::METHOD_NOT_ALLOWED)
         );
+    }
+
+    #[test]
+    fn plain_http_on_the_https_port_is_sent_to_https() {
+        let host = HeaderValue::from_static("chat.example:8080");
+        let r = to_https(Some(&host), "/index.html?x=1");
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            r.headers()[LOCATION],
+            "https://chat.example:8080/index.html?x=1"
+        );
+        // No Host, or one that is not a host (it would make the Location another URL): words.
+        let odd = HeaderValue::from_static("evil.example/path@x");
+        for host in [None, Some(&odd)] {
+            let r = to_https(host, "/");
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            assert!(r.headers().get(LOCATION).is_none());
+        }
     }
 
     #[test]

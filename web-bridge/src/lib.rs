@@ -625,14 +625,26 @@ async fn connection(
     slot: IpSlot,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let mut plain_on_tls = false;
     let stream: Stream = match &shared.tls {
         None => Box::new(tcp),
+        // Plain HTTP on the HTTPS port (`http://` typed for `https://`): sent to its https
+        // address rather than closed by a failed handshake (an empty response in the browser).
+        Some(_) if first_byte_is_not_tls(&tcp, accepted, &shared.config).await => {
+            plain_on_tls = true;
+            Box::new(tcp)
+        }
         Some(tls) => {
             // The TLS handshake spends the same budget as the HTTP one after it.
             // Boxed: the handshake's state is large, and would otherwise stay in
             // the task for as long as the WebSocket is open (issue 22).
-            let budget = shared.config.handshake_timeout;
-            match Box::pin(timeout(budget, tls.acceptor().accept(tcp))).await {
+            let deadline = accepted + shared.config.handshake_timeout;
+            match Box::pin(tokio::time::timeout_at(
+                deadline,
+                tls.acceptor().accept(tcp),
+            ))
+            .await
+            {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "TLS handshake failed");
@@ -647,9 +659,26 @@ async fn connection(
             }
         }
     };
-    http::serve(stream, peer, accepted, shared, stop).await;
+    http::serve(stream, peer, accepted, shared, stop, plain_on_tls).await;
     drop(slot);
     drop(permit);
+}
+
+/// Whether the peer's first byte (left in the socket) shows it is not starting a TLS handshake
+/// (whose first record is a handshake, type 0x16). A peer that sends nothing within the
+/// handshake budget is left to the handshake's own timeout.
+async fn first_byte_is_not_tls(
+    tcp: &TcpStream,
+    accepted: tokio::time::Instant,
+    config: &BridgeConfig,
+) -> bool {
+    const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    let deadline = accepted + config.handshake_timeout;
+    matches!(
+        tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] != TLS_HANDSHAKE_RECORD
+    )
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

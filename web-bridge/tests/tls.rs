@@ -369,16 +369,37 @@ async fn failed_tls_handshakes_are_counted() {
     assert!(tls_to(addr, &s.ca_file).await.is_ok());
     assert_eq!(failed().await, 0, "a good handshake is not counted");
 
-    // Plain HTTP on the https port: the bridge closes it.
+    // Plain HTTP on the https port is sent to its https address (not a failed handshake)...
     let mut plain = within("connect", TcpStream::connect(addr)).await.unwrap();
     within(
         "write",
-        plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        plain.write_all(b"GET /app.js?v=2 HTTP/1.1\r\nHost: chat.example:8080\r\n\r\n"),
     )
     .await
     .unwrap();
     let mut rest = Vec::new();
     let _ = within("read", plain.read_to_end(&mut rest)).await;
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(
+        answer.starts_with("HTTP/1.1 307 Temporary Redirect\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("location: https://chat.example:8080/app.js?v=2\r\n"),
+        "{answer}"
+    );
+    // ...while a handshake record that is not one fails the handshake.
+    let mut junk = within("connect", TcpStream::connect(addr)).await.unwrap();
+    within(
+        "write",
+        junk.write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef]),
+    )
+    .await
+    .unwrap();
+    let mut rest = Vec::new();
+    let _ = within("read", junk.read_to_end(&mut rest)).await;
     // A client trusting another CA gives up on the certificate (and tells the bridge).
     let other = DevCa::new("another CA").unwrap();
     let other_file = s.dir.path().join("other-ca.pem");

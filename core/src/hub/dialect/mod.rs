@@ -41,6 +41,48 @@ pub enum Door {
     Irc,
 }
 
+/// The first byte of every TLS connection: a handshake record's content type (RFC 8446, 5.1).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+impl Door {
+    /// What this door's TLS listener says in clear, before it closes, to a peer that is not
+    /// starting a TLS handshake: a person on `nc` or `telnet`, an IRC client with TLS off. Words
+    /// in the door's language instead of a TLS alert's binary junk. `first`: the peer's first
+    /// byte, or `None` if it sent nothing before the hello timeout (a person waiting to be
+    /// greeted). `plain_port`: this door's plaintext port, if the server has one, to point at.
+    ///
+    /// `None`: the handshake goes ahead (and fails with an alert if it is not one). That is a
+    /// TLS record, and natter's own binary preamble too: its client reads the alert as "this
+    /// port speaks TLS", while a line of text would look like a greeting to a person.
+    pub fn plaintext_on_tls(self, first: Option<u8>, plain_port: Option<u16>) -> Option<Bytes> {
+        if first == Some(TLS_HANDSHAKE_RECORD) {
+            return None;
+        }
+        let line = match self {
+            Door::Natter if first == Some(crate::wire::MAGIC[0]) => return None,
+            Door::Natter => {
+                let plain = plain_port.map_or_else(
+                    || " instead of nc or telnet".to_owned(),
+                    |p| format!("; nc and telnet connect to port {p}"),
+                );
+                format!(
+                    "ERROR: this port speaks TLS: connect with natter natters://HOST:PORT, or \
+                     openssl s_client -connect HOST:PORT{plain}"
+                )
+            }
+            Door::Irc => {
+                let plain =
+                    plain_port.map_or_else(String::new, |p| format!(" (plain IRC is on port {p})"));
+                format!(
+                    "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in \
+                     your IRC client{plain}"
+                )
+            }
+        };
+        Some(Bytes::from(super::lines::wire_line(&line)))
+    }
+}
+
 /// What the hub asks of a dialect. See the module docs for how to add one.
 pub(crate) trait Dialect {
     /// Which dialect this is, for logs and the shell.
@@ -659,5 +701,53 @@ impl Limit {
 impl core::fmt::Display for Limit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(door: Door, first: Option<u8>, plain: Option<u16>) -> Option<String> {
+        door.plaintext_on_tls(first, plain)
+            .map(|b| String::from_utf8(b.to_vec()).expect("words"))
+    }
+
+    #[test]
+    fn a_tls_port_lets_handshakes_and_natters_preamble_through() {
+        for door in [Door::Natter, Door::Irc] {
+            assert_eq!(said(door, Some(TLS_HANDSHAKE_RECORD), Some(7000)), None);
+        }
+        // natter's client reads the alert as "this port speaks TLS"; text would look like a
+        // greeting to it.
+        assert_eq!(said(Door::Natter, Some(crate::wire::MAGIC[0]), None), None);
+    }
+
+    #[test]
+    fn plain_text_on_a_tls_port_is_told_in_the_doors_words() {
+        let nc = said(Door::Natter, Some(b'h'), Some(7000)).expect("refused");
+        assert_eq!(
+            nc,
+            "ERROR: this port speaks TLS: connect with natter natters://HOST:PORT, or openssl \
+             s_client -connect HOST:PORT; nc and telnet connect to port 7000\r\n"
+        );
+        let waiting = said(Door::Natter, None, None).expect("refused");
+        assert!(
+            waiting.starts_with("ERROR: this port speaks TLS"),
+            "{waiting}"
+        );
+        assert!(
+            waiting.ends_with("instead of nc or telnet\r\n"),
+            "{waiting}"
+        );
+        // IRC: an ERROR message, which IRC clients show; here NUL is not natter's client.
+        let irc = said(Door::Irc, Some(b'C'), Some(6667)).expect("refused");
+        assert_eq!(
+            irc,
+            "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in your IRC \
+             client (plain IRC is on port 6667)\r\n"
+        );
+        let irc = said(Door::Irc, Some(0), None).expect("refused");
+        assert!(irc.ends_with("in your IRC client\r\n"), "{irc}");
     }
 }
