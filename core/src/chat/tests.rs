@@ -403,7 +403,7 @@ fn queued(id: u64, to: Target, t: &str) -> Event {
     Event::Queued {
         id: MsgId(id),
         to,
-        act: false,
+        kind: ChatKind::Say,
         text: text(t),
     }
 }

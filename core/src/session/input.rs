@@ -4,7 +4,7 @@
 //! session's default room.
 
 use super::asks::{Query, SearchStart};
-use super::{About, Event, Session, Target};
+use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
@@ -287,13 +287,13 @@ impl Session {
             Ok((id, msg)) => {
                 let queued = match msg {
                     ClientMsg::Say { room, text, .. } => {
-                        Some((Target::Room(room.clone()), false, text.clone()))
+                        Some((Target::Room(room.clone()), ChatKind::Say, text.clone()))
                     }
                     ClientMsg::Act { room, text, .. } => {
-                        Some((Target::Room(room.clone()), true, text.clone()))
+                        Some((Target::Room(room.clone()), ChatKind::Act, text.clone()))
                     }
                     ClientMsg::Msg { to, text, .. } => {
-                        Some((Target::Nick(to.clone()), false, text.clone()))
+                        Some((Target::Nick(to.clone()), ChatKind::Say, text.clone()))
                     }
                     _ => None,
                 };
@@ -301,8 +301,8 @@ impl Session {
             }
             Err(why) => return self.queue_full(why),
         };
-        if let Some((to, act, text)) = queued {
-            self.event(Event::Queued { id, to, act, text });
+        if let Some((to, kind, text)) = queued {
+            self.event(Event::Queued { id, to, kind, text });
         }
         if self.link.is_welcomed()
             && !self.account.holds_messages()

@@ -73,7 +73,7 @@ mod rooms;
 mod server;
 mod timers;
 
-pub use event::{About, ConnState, Event, Target};
+pub use event::{About, ChatKind, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;

@@ -377,7 +377,7 @@ fn direct_messages() {
             Event::Queued {
                 id: MsgId(1),
                 to: Target::Nick(nick("bob")),
-                act: false,
+                kind: ChatKind::Say,
                 text: text("psst")
             },
             Event::Direct(incoming),
@@ -694,7 +694,7 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
             Event::Queued {
                 id: MsgId(1),
                 to: Target::Room(room("#lobby")),
-                act: false,
+                kind: ChatKind::Say,
                 text: text("spam")
             },
             Event::Error {
