@@ -91,6 +91,14 @@ impl Session {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });
                 }
             }
+            Command::Notice { text, .. } | Command::NoticeTo { text, .. }
+                if !self.text_fits(&text) => {}
+            Command::Notice { room, text } => {
+                self.queue_msg(|id| ClientMsg::Notice { room, id, text });
+            }
+            Command::NoticeTo { to, text } => {
+                self.queue_msg(|id| ClientMsg::NoticeTo { to, id, text });
+            }
             Command::Me(text) if !self.text_fits(&text) => {}
             Command::Me(text) => {
                 if let Some(room) = self.room_named(None, to, "act") {
@@ -292,8 +300,14 @@ impl Session {
                     ClientMsg::Act { room, text, .. } => {
                         Some((Target::Room(room.clone()), ChatKind::Act, text.clone()))
                     }
+                    ClientMsg::Notice { room, text, .. } => {
+                        Some((Target::Room(room.clone()), ChatKind::Notice, text.clone()))
+                    }
                     ClientMsg::Msg { to, text, .. } => {
                         Some((Target::Nick(to.clone()), ChatKind::Say, text.clone()))
+                    }
+                    ClientMsg::NoticeTo { to, text, .. } => {
+                        Some((Target::Nick(to.clone()), ChatKind::Notice, text.clone()))
                     }
                     _ => None,
                 };
