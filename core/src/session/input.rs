@@ -8,7 +8,7 @@ use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, Proof};
+use crate::wire::{ClientMsg, NOTICE_VERSION, Proof};
 
 impl Session {
     /// A line typed by a client without a chat model (a script, a test): chat for the session's
@@ -91,6 +91,7 @@ impl Session {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });
                 }
             }
+            Command::Notice { .. } | Command::NoticeTo { .. } if !self.server_takes_notices() => {}
             Command::Notice { text, .. } | Command::NoticeTo { text, .. }
                 if !self.text_fits(&text) => {}
             Command::Notice { room, text } => {
@@ -289,6 +290,18 @@ impl Session {
         false
     }
 
+    /// Whether the server takes notices: it said a version that knows them in its last welcome
+    /// (none yet: the notice waits, and the welcome checks it). Says so when not.
+    fn server_takes_notices(&mut self) -> bool {
+        match self.handshake.version {
+            Some(v) if v < NOTICE_VERSION => {
+                self.error(About::Input, too_old_for_notices(v));
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Gives a message the next id and keeps it until acknowledged; sends it now if welcomed.
     fn queue_msg(&mut self, make: impl FnOnce(MsgId) -> ClientMsg) {
         let (id, queued) = match self.out.add_message(make) {
@@ -334,4 +347,13 @@ impl Session {
             self.queue_full(why);
         }
     }
+}
+
+/// Why a notice is not sent to a server that said protocol `version` (older than
+/// [`NOTICE_VERSION`]): it would not know the message, and close the connection.
+pub(super) fn too_old_for_notices(version: u16) -> String {
+    format!(
+        "this server is too old for notices: it speaks natter protocol version {version}, \
+         and /notice needs version {NOTICE_VERSION}"
+    )
 }

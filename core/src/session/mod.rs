@@ -129,6 +129,9 @@ struct Handshake {
     signed_out: bool,
     /// The limits the server announced in its welcome (the hub's defaults until then).
     limits: Limits,
+    /// The protocol version the server said in its last welcome (`None` before one): what
+    /// messages it knows (notices from [`wire::NOTICE_VERSION`] on).
+    version: Option<u16>,
 }
 
 /// Typed asks for a room's settings or ban list remembered until answered: a person types a

@@ -10,13 +10,15 @@ use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
 use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, ErrorKind, EventKind, ModAction, Re, RoomEvent, ServerMsg};
+use crate::wire::{
+    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
+};
 
 impl Session {
     pub(super) fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
         match msg {
             ServerMsg::Welcome {
-                version: _,
+                version,
                 nick,
                 token,
                 resumed,
@@ -29,6 +31,7 @@ impl Session {
                 // Pace by what this server enforces, not by compiled-in defaults.
                 self.out.welcomed(&limits, now);
                 self.handshake.limits = limits;
+                self.handshake.version = Some(version);
                 self.on_welcome(nick, token, resumed, now);
             }
             ServerMsg::Joined {
@@ -287,6 +290,7 @@ impl Session {
             self.pace(msg);
         }
         self.handshake.ever_welcomed = true;
+        self.withdraw_notices();
         // A required sign-in first: nothing is said under a guest's name meanwhile.
         let speak = !self.account.holds_messages();
         for msg in self.out.resume(speak, now) {
@@ -399,6 +403,25 @@ impl Session {
     fn settle(&mut self, id: MsgId, delivered: bool) {
         if self.out.settle(id) {
             self.event(Event::Settled { id, delivered });
+        }
+    }
+
+    /// A server older than [`NOTICE_VERSION`] does not know notices: the ones typed before its
+    /// welcome (or kept from a newer server's connection) are not sent but settled as refused,
+    /// each with the reason.
+    fn withdraw_notices(&mut self) {
+        let Some(version) = self.handshake.version.filter(|v| *v < NOTICE_VERSION) else {
+            return;
+        };
+        let notice =
+            |m: &ClientMsg| matches!(m, ClientMsg::Notice { .. } | ClientMsg::NoticeTo { .. });
+        for id in self.out.pending_where(notice) {
+            self.event(Event::Error {
+                kind: None,
+                about: About::Message(id),
+                text: super::input::too_old_for_notices(version),
+            });
+            self.settle(id, false);
         }
     }
 

@@ -4072,3 +4072,79 @@ fn a_refused_notice_is_settled_undelivered_with_the_reason() {
     assert_eq!(errors(&t.events()), vec!["usage: /notice #room|nick text"]);
     assert!(t.sent().is_empty());
 }
+
+#[test]
+fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
+    let old = wire::NOTICE_VERSION - 1;
+    let welcome = |t: &mut T, version: u16, token: u8| {
+        t.recv(ServerMsg::Welcome {
+            version,
+            nick: nick("alice"),
+            token: ResumeToken([token; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        });
+    };
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    // Typed before any welcome: it waits, and the welcome of an old server refuses it.
+    t.s.handle_input("hello", t.now);
+    t.s.handle_input("/notice #lobby early", t.now);
+    t.s.handle_input("/notice bob early too", t.now);
+    t.s.handle_connected(t.now);
+    welcome(&mut t, old, 1);
+    let sent = t.drain_paced();
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Notice { .. } | ClientMsg::NoticeTo { .. })),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::Say { text: t, .. } if t.as_str() == "hello")),
+        "what the server knows still goes: {sent:?}"
+    );
+    let events = t.events();
+    let too_old = format!("it speaks natter protocol version {old}");
+    for id in [MsgId(2), MsgId(3)] {
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Event::Error { about: About::Message(i), text, .. }
+                if *i == id && text.contains("too old") && text.contains(&too_old))
+            ),
+            "{id:?}: {events:?}"
+        );
+        assert!(events.contains(&Event::Settled {
+            id,
+            delivered: false
+        }));
+    }
+    // Typed while welcomed by it: refused at once, nothing queued or sent.
+    t.joined("#lobby", 1);
+    t.events();
+    t.s.handle_input("/notice #lobby now", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too old") && errs[0].contains("/notice needs version 7"));
+    assert!(t.drain_paced().is_empty());
+    assert_eq!(t.s.pending(), 1, "only the say waits for its echo");
+
+    // Another server, one that knows notices: they go again.
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.joined("#lobby", 3);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/notice #lobby later", t.now);
+    assert!(errors(&t.events()).is_empty());
+    assert!(
+        t.drain_paced()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Notice { text: t, .. } if t.as_str() == "later"))
+    );
+}
