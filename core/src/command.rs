@@ -39,6 +39,21 @@ pub enum Command {
     },
     /// `/me text`
     Me(Text),
+    /// `/notice #room text`: a notice to a room, a line that asks for no answer (IRC's
+    /// `NOTICE`; bots never answer one).
+    Notice {
+        /// Where.
+        room: RoomName,
+        /// Text.
+        text: Text,
+    },
+    /// `/notice nick text`: a direct notice.
+    NoticeTo {
+        /// Recipient.
+        to: Nick,
+        /// Text.
+        text: Text,
+    },
     /// `/who [#room]`
     Who(Option<RoomName>),
     /// `/rooms`
@@ -136,6 +151,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("/msg nick text", "send a direct message"),
     ("/me text", "an action: * you text"),
+    (
+        "/notice #room|nick text",
+        "a notice: -you- text, a line that asks for no answer",
+    ),
     ("/nick name", "change your nick"),
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
@@ -210,7 +229,7 @@ pub fn help_lines() -> impl Iterator<Item = String> {
 }
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -373,6 +392,18 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
                 text: Text::new(text)?,
             },
             _ => return Err(CommandError::Usage(usage("/msg"))),
+        },
+        // The target is a room when it looks like one, else a nick: as IRC's `NOTICE`.
+        "notice" => match word(args) {
+            (r, text) if r.starts_with('#') && !text.trim().is_empty() => Command::Notice {
+                room: RoomName::new(r)?,
+                text: Text::new(text)?,
+            },
+            (n, text) if !n.is_empty() && !text.trim().is_empty() => Command::NoticeTo {
+                to: Nick::new(n)?,
+                text: Text::new(text)?,
+            },
+            _ => return Err(CommandError::Usage(usage("/notice"))),
         },
         "me" => match opt_text(args)? {
             Some(t) => Command::Me(t),
@@ -763,6 +794,54 @@ mod tests {
                 .to_string()
                 .contains("room name")
         );
+    }
+
+    #[test]
+    fn notices_go_to_a_room_or_a_nick() {
+        assert_eq!(
+            cmd("/notice #Rust  build is green"),
+            Command::Notice {
+                room: r("#rust"),
+                text: t("build is green")
+            }
+        );
+        assert_eq!(
+            cmd("/NOTICE bob ping"),
+            Command::NoticeTo {
+                to: Nick::new("bob").unwrap(),
+                text: t("ping")
+            }
+        );
+        // `//` is not special after the target: the text is taken as typed.
+        assert_eq!(
+            cmd("/notice bob /not a command"),
+            Command::NoticeTo {
+                to: Nick::new("bob").unwrap(),
+                text: t("/not a command")
+            }
+        );
+        for line in [
+            "/notice",
+            "/notice bob",
+            "/notice #rust",
+            "/notice   #rust   ",
+        ] {
+            assert_eq!(
+                parse(line),
+                Err(CommandError::Usage("/notice #room|nick text")),
+                "{line}"
+            );
+        }
+        // A bad target says what is wrong with it.
+        let e = parse("/notice #bad! hi").unwrap_err();
+        assert!(matches!(e, CommandError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("room name"), "{e}");
+        let e = parse("/notice 9lives hi").unwrap_err();
+        assert!(
+            matches!(e, CommandError::Invalid(InvalidName::NickChars(_))),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("starts with a letter"), "{e}");
     }
 
     #[test]

@@ -263,6 +263,7 @@ fn check_input(input: &command::Input) {
         Input::Command(c) => match c {
             Command::Part { reason, .. } => reason.iter().collect(),
             Command::Msg { text, .. } => vec![text],
+            Command::Notice { text, .. } | Command::NoticeTo { text, .. } => vec![text],
             Command::Me(t) => vec![t],
             Command::Topic { topic, .. } => topic.iter().collect(),
             Command::Quit(t) => t.iter().collect(),

@@ -28,8 +28,10 @@ commands. Mentions of your nick are highlighted; a mention or a direct message r
 When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
   [#room] <nick> text        chat (always with the room)
   [#room] * nick text        action
+  [#room] -nick- text        notice (/notice #room text)
   [#room] -- nick joined #room   (and other room notices)
   *nick* text / -> *nick* text   direct message received / sent
+  -nick- text / -> -nick- text   direct notice received / sent (/notice nick text)
   error: words               errors
   -- words                   other notices
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0

@@ -2,6 +2,7 @@
 
 mod support;
 
+use support::cluster::Nc;
 use support::{Client, long_history, server, server_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,6 +36,25 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
     alice.send("/msg bob psst").await;
     bob.expect("*alice* psst").await;
     alice.expect("-> *bob* psst").await;
+
+    // Notices, to a room and to a nick, reach a person on nc as `-nick- text`; the sender and
+    // the room's other client see them as notices too.
+    let mut carol = Nc::join(addr, "carol", "#lobby").await;
+    alice.expect_containing("is now known as carol").await;
+    alice.send("/notice #lobby build is green").await;
+    carol
+        .expect_where("the room notice", |l| l == "-alice- build is green")
+        .await;
+    bob.expect("[#lobby] -alice- build is green").await;
+    alice.expect("[#lobby] -alice- build is green").await;
+    alice.send("/notice carol just you").await;
+    carol
+        .expect_where("the direct notice", |l| l == "-alice- just you")
+        .await;
+    alice.expect("-> -carol- just you").await;
+    bob.send("/notice").await;
+    bob.expect("error: usage: /notice #room|nick text").await;
+    drop(carol);
 
     // Errors read as words.
     bob.send("/nick alice").await;

@@ -161,7 +161,7 @@ fn counts_outgoing_and_conversations_have_the_shape_the_page_reads() {
         &Event::Queued {
             id: MsgId(7),
             to: natter_core::session::Target::Room(RoomName::lobby()),
-            act: true,
+            kind: natter_core::session::ChatKind::Act,
             text: Text::new("waves").unwrap(),
         },
         Millis(5),

@@ -105,8 +105,8 @@ pub struct Outgoing {
     pub id: MsgId,
     /// Where it goes.
     pub conv: ConvId,
-    /// How it reads once sent (a [`LineKind::Say`] or [`LineKind::Act`] of ours), stamped when
-    /// it was typed.
+    /// How it reads once sent (a [`LineKind::Say`], [`LineKind::Act`] or
+    /// [`LineKind::UserNotice`] of ours), stamped when it was typed.
     pub line: Line,
     /// When it was typed.
     pub since: Millis,

@@ -47,7 +47,7 @@ pub use policy::{Role, RoomPolicy};
 
 use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
-use crate::session::{About, ConnState, Event, Target};
+use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Seq, Text, sanitize};
 use crate::wire::{DirectMsg, EventKind, RoomEvent};
@@ -514,7 +514,7 @@ impl Chat {
                 }
             }
             Event::Motd(lines) => self.on_motd(lines, now),
-            Event::Queued { id, to, act, text } => self.on_queued(*id, to, *act, text, now),
+            Event::Queued { id, to, kind, text } => self.on_queued(*id, to, *kind, text, now),
             Event::Settled { id, delivered } => self.on_settled(*id, *delivered, now),
             Event::Older { room } => self.on_older(room),
             Event::Past {
@@ -862,22 +862,16 @@ impl Chat {
         self.notice_in(&id, LineKind::Error(words), now);
     }
 
-    fn on_queued(&mut self, id: MsgId, to: &Target, act: bool, text: &Text, now: Millis) {
+    fn on_queued(&mut self, id: MsgId, to: &Target, kind: ChatKind, text: &Text, now: Millis) {
         let conv = match to {
             Target::Room(room) => ConvId::Room(room.clone()),
             Target::Nick(peer) => self.direct_conv(peer),
         };
-        let from = self.me.clone();
-        let kind = if act {
-            LineKind::Act {
-                from,
-                text: text.clone(),
-            }
-        } else {
-            LineKind::Say {
-                from,
-                text: text.clone(),
-            }
+        let (from, text) = (self.me.clone(), text.clone());
+        let kind = match kind {
+            ChatKind::Say => LineKind::Say { from, text },
+            ChatKind::Act => LineKind::Act { from, text },
+            ChatKind::Notice => LineKind::UserNotice { from, text },
         };
         let mut line = self.make_line(now, None, kind);
         line.mine = true;
@@ -924,8 +918,12 @@ impl Chat {
         self.add_line(&conv, line);
         if conv != self.current
             && self.conn != ConnState::Closed
-            && let (Some(to), LineKind::Say { text, .. } | LineKind::Act { text, .. }) =
-                (o.conv.target(), &o.line.kind)
+            && let (
+                Some(to),
+                LineKind::Say { text, .. }
+                | LineKind::Act { text, .. }
+                | LineKind::UserNotice { text, .. },
+            ) = (o.conv.target(), &o.line.kind)
         {
             let words = render::undelivered_words(&to, text.as_str(), &why);
             self.note_error(words, now);

@@ -403,7 +403,7 @@ fn queued(id: u64, to: Target, t: &str) -> Event {
     Event::Queued {
         id: MsgId(id),
         to,
-        act: false,
+        kind: ChatKind::Say,
         text: text(t),
     }
 }
@@ -1345,6 +1345,78 @@ fn the_motd_is_shown_in_the_first_room_that_opens() {
     assert!(
         matches!(&last, Some(LineKind::Notice(w)) if w.ends_with("New rules") && !w.contains('\x1b')),
         "shown there, control characters made harmless: {last:?}"
+    );
+}
+
+#[test]
+fn a_typed_notice_waits_as_a_notice_and_fails_as_one() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let typed = |id: u64, to: Target, t: &str| Event::Queued {
+        id: MsgId(id),
+        to,
+        kind: ChatKind::Notice,
+        text: text(t),
+    };
+    let mine = |t: &str| LineKind::UserNotice {
+        from: nick("me"),
+        text: text(t),
+    };
+    c.handle_event(&typed(1, Target::Room(room("#a")), "build is green"), T0);
+    let waiting: Vec<LineKind> = c
+        .outgoing(&rid("#a"))
+        .map(|o| o.line.kind.clone())
+        .collect();
+    assert_eq!(waiting, [mine("build is green")]);
+    // Its echo is the real line, ours.
+    c.handle_event(
+        &room_ev(
+            "#a",
+            2,
+            "me",
+            EventKind::Notice {
+                id: MsgId(1),
+                text: text("build is green"),
+            },
+        ),
+        T0,
+    );
+    c.handle_event(&settled(1, true), T0);
+    assert_eq!(c.outgoing(&rid("#a")).count(), 0);
+    let line = c.conv(&rid("#a")).unwrap().lines().back().unwrap().clone();
+    assert_eq!(line.kind, mine("build is green"));
+    assert!(line.mine && !line.mention);
+
+    // A direct notice refused while another conversation is open: failed where it was
+    // typed, as a notice, and the person is told in the open one.
+    let bob = Target::Nick(nick("bob"));
+    c.handle_event(&typed(2, bob, "ping"), T0);
+    c.handle_event(
+        &Event::Error {
+            kind: None,
+            about: About::Message(MsgId(2)),
+            text: "this server is too old for notices".into(),
+        },
+        T0,
+    );
+    c.handle_event(&settled(2, false), T0);
+    let failed = c
+        .conv(&ConvId::direct(&nick("bob")))
+        .unwrap()
+        .lines()
+        .back()
+        .unwrap()
+        .clone();
+    assert_eq!(failed.kind, mine("ping"));
+    assert_eq!(
+        failed.failed.as_deref(),
+        Some("this server is too old for notices")
+    );
+    assert!(
+        kinds(&c, &rid("#a")).iter().any(
+            |k| matches!(k, LineKind::Error(w) if w.contains("ping") && w.contains("too old"))
+        ),
+        "{:?}",
+        kinds(&c, &rid("#a"))
     );
 }
 

@@ -59,6 +59,8 @@ mod irc_tests;
 mod line;
 mod lines;
 mod moderate;
+#[cfg(test)]
+mod notice_tests;
 mod ops;
 mod pace;
 mod past;

@@ -35,6 +35,17 @@ pub enum Target {
     Nick(Nick),
 }
 
+/// How a chat line we typed reads: said, an action (`/me`), or a notice (`/notice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// A plain message (`<nick> text`).
+    Say,
+    /// An action (`* nick text`).
+    Act,
+    /// A notice (`-nick- text`): a line that asks for no answer.
+    Notice,
+}
+
 /// What an [`Event::Error`] is about: the server's `re`, matched to the request it answers, or
 /// the session's own refusal of something typed. Nobody has to guess.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,15 +266,16 @@ pub enum Event {
         /// The hits.
         hits: Vec<RoomEvent>,
     },
-    /// A message we typed (say, action or DM) has its id and is on its way: sent now, or after
-    /// the next welcome. [`Event::Settled`] with the same id follows. UIs may show it as pending.
+    /// A message we typed (say, action or notice, to a room or a nick) has its id and is on its
+    /// way: sent now, or after the next welcome. [`Event::Settled`] with the same id follows.
+    /// UIs may show it as pending.
     Queued {
         /// Its id.
         id: MsgId,
         /// Where it goes.
         to: Target,
-        /// An action (`/me`) rather than a plain message.
-        act: bool,
+        /// How it reads.
+        kind: ChatKind,
         /// What it says.
         text: Text,
     },

@@ -4,11 +4,11 @@
 //! session's default room.
 
 use super::asks::{Query, SearchStart};
-use super::{About, Event, Session, Target};
+use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, Proof};
+use crate::wire::{ClientMsg, NOTICE_VERSION, Proof};
 
 impl Session {
     /// A line typed by a client without a chat model (a script, a test): chat for the session's
@@ -90,6 +90,15 @@ impl Session {
                 if self.text_fits(&text) {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });
                 }
+            }
+            Command::Notice { .. } | Command::NoticeTo { .. } if !self.server_takes_notices() => {}
+            Command::Notice { text, .. } | Command::NoticeTo { text, .. }
+                if !self.text_fits(&text) => {}
+            Command::Notice { room, text } => {
+                self.queue_msg(|id| ClientMsg::Notice { room, id, text });
+            }
+            Command::NoticeTo { to, text } => {
+                self.queue_msg(|id| ClientMsg::NoticeTo { to, id, text });
             }
             Command::Me(text) if !self.text_fits(&text) => {}
             Command::Me(text) => {
@@ -281,19 +290,37 @@ impl Session {
         false
     }
 
+    /// Whether the server takes notices: it said a version that knows them in its last welcome
+    /// (none yet: the notice waits, and the welcome checks it). Says so when not.
+    fn server_takes_notices(&mut self) -> bool {
+        match self.handshake.version {
+            Some(v) if v < NOTICE_VERSION => {
+                self.error(About::Input, too_old_for_notices(v));
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Gives a message the next id and keeps it until acknowledged; sends it now if welcomed.
     fn queue_msg(&mut self, make: impl FnOnce(MsgId) -> ClientMsg) {
         let (id, queued) = match self.out.add_message(make) {
             Ok((id, msg)) => {
                 let queued = match msg {
                     ClientMsg::Say { room, text, .. } => {
-                        Some((Target::Room(room.clone()), false, text.clone()))
+                        Some((Target::Room(room.clone()), ChatKind::Say, text.clone()))
                     }
                     ClientMsg::Act { room, text, .. } => {
-                        Some((Target::Room(room.clone()), true, text.clone()))
+                        Some((Target::Room(room.clone()), ChatKind::Act, text.clone()))
+                    }
+                    ClientMsg::Notice { room, text, .. } => {
+                        Some((Target::Room(room.clone()), ChatKind::Notice, text.clone()))
                     }
                     ClientMsg::Msg { to, text, .. } => {
-                        Some((Target::Nick(to.clone()), false, text.clone()))
+                        Some((Target::Nick(to.clone()), ChatKind::Say, text.clone()))
+                    }
+                    ClientMsg::NoticeTo { to, text, .. } => {
+                        Some((Target::Nick(to.clone()), ChatKind::Notice, text.clone()))
                     }
                     _ => None,
                 };
@@ -301,8 +328,8 @@ impl Session {
             }
             Err(why) => return self.queue_full(why),
         };
-        if let Some((to, act, text)) = queued {
-            self.event(Event::Queued { id, to, act, text });
+        if let Some((to, kind, text)) = queued {
+            self.event(Event::Queued { id, to, kind, text });
         }
         if self.link.is_welcomed()
             && !self.account.holds_messages()
@@ -320,4 +347,13 @@ impl Session {
             self.queue_full(why);
         }
     }
+}
+
+/// Why a notice is not sent to a server that said protocol `version` (older than
+/// [`NOTICE_VERSION`]): it would not know the message, and close the connection.
+pub(super) fn too_old_for_notices(version: u16) -> String {
+    format!(
+        "this server is too old for notices: it speaks natter protocol version {version}, \
+         and /notice needs version {NOTICE_VERSION}"
+    )
 }

@@ -73,7 +73,7 @@ mod rooms;
 mod server;
 mod timers;
 
-pub use event::{About, ConnState, Event, Target};
+pub use event::{About, ChatKind, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
@@ -129,6 +129,9 @@ struct Handshake {
     signed_out: bool,
     /// The limits the server announced in its welcome (the hub's defaults until then).
     limits: Limits,
+    /// The protocol version the server said in its last welcome (`None` before one): what
+    /// messages it knows (notices from [`wire::NOTICE_VERSION`] on).
+    version: Option<u16>,
 }
 
 /// Typed asks for a room's settings or ban list remembered until answered: a person types a

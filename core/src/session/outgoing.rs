@@ -145,6 +145,15 @@ impl Outgoing {
         true
     }
 
+    /// The ids of the pending messages `which` picks, oldest first.
+    pub(super) fn pending_where(&self, which: impl Fn(&ClientMsg) -> bool) -> Vec<MsgId> {
+        self.pending
+            .iter()
+            .filter(|p| which(&p.msg))
+            .map(|p| p.id)
+            .collect()
+    }
+
     /// Whether pending message `id` is the one `is` recognises (its room or peer and text): an
     /// echo with our nick and this id may be another device's of the same account, whose ids
     /// are its own.

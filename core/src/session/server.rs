@@ -5,18 +5,20 @@
 
 use super::account::Refused;
 use super::rooms::Entered;
-use super::{About, ConnState, Event, Session, clean};
+use super::{About, ChatKind, ConnState, Event, Session, clean};
 use crate::limits::{MAX_MEMBERS_LISTED, MAX_ROOMS_LISTED};
 use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, ErrorKind, EventKind, ModAction, Re, RoomEvent, ServerMsg};
+use crate::wire::{
+    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
+};
 
 impl Session {
     pub(super) fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
         match msg {
             ServerMsg::Welcome {
-                version: _,
+                version,
                 nick,
                 token,
                 resumed,
@@ -29,6 +31,7 @@ impl Session {
                 // Pace by what this server enforces, not by compiled-in defaults.
                 self.out.welcomed(&limits, now);
                 self.handshake.limits = limits;
+                self.handshake.version = Some(version);
                 self.on_welcome(nick, token, resumed, now);
             }
             ServerMsg::Joined {
@@ -52,9 +55,19 @@ impl Session {
                     self.settle(id, true);
                 }
             }
-            // natter's own clients send no notices: one is always someone else's (or the
-            // account's, from an IRC connection), never the acknowledgement of ours.
-            ServerMsg::DirectNotice(dm) => self.event(Event::DirectNotice(dm)),
+            ServerMsg::DirectNotice(dm) => {
+                // As a direct message: ours coming back is its acknowledgement.
+                let mine = (dm.from.folded() == self.nick.folded()
+                    && self.out.pending_is(dm.id, |m| {
+                        matches!(m, ClientMsg::NoticeTo { to, text, .. }
+                            if to.folded() == dm.to.folded() && *text == dm.text)
+                    }))
+                .then_some(dm.id);
+                self.event(Event::DirectNotice(dm));
+                if let Some(id) = mine {
+                    self.settle(id, true);
+                }
+            }
             ServerMsg::Ack { id } => self.settle(id, true),
             ServerMsg::Gap { room, first, last } => {
                 let Some(state) = self.rooms.get_mut(&room) else {
@@ -277,6 +290,7 @@ impl Session {
             self.pace(msg);
         }
         self.handshake.ever_welcomed = true;
+        self.withdraw_notices();
         // A required sign-in first: nothing is said under a guest's name meanwhile.
         let speak = !self.account.holds_messages();
         for msg in self.out.resume(speak, now) {
@@ -326,19 +340,29 @@ impl Session {
             return;
         }
         let mine = ev.from.folded() == self.nick.folded();
-        // Our echo, not the account's line from another of its devices (ids are per device).
-        let echo = |id: &MsgId, act: bool, text: &Text| {
-            self.out.pending_is(*id, |m| match m {
-                ClientMsg::Say { room, text: t, .. } => !act && *room == ev.room && t == text,
-                ClientMsg::Act { room, text: t, .. } => act && *room == ev.room && t == text,
-                _ => false,
-            })
+        let said = match &ev.kind {
+            EventKind::Say { id, text } => Some((ChatKind::Say, *id, text)),
+            EventKind::Act { id, text } => Some((ChatKind::Act, *id, text)),
+            EventKind::Notice { id, text } => Some((ChatKind::Notice, *id, text)),
+            _ => None,
         };
-        let (acked, new_nick) = match &ev.kind {
-            EventKind::Say { id, text } if mine && echo(id, false, text) => (Some(*id), None),
-            EventKind::Act { id, text } if mine && echo(id, true, text) => (Some(*id), None),
-            EventKind::Nick { new } if mine => (None, Some(new.clone())),
-            _ => (None, None),
+        // Our echo, not the account's line from another of its devices (ids are per device).
+        let acked = said
+            .filter(|(kind, id, text)| {
+                mine && self.out.pending_is(*id, |m| {
+                    let (k, room, t) = match m {
+                        ClientMsg::Say { room, text, .. } => (ChatKind::Say, room, text),
+                        ClientMsg::Act { room, text, .. } => (ChatKind::Act, room, text),
+                        ClientMsg::Notice { room, text, .. } => (ChatKind::Notice, room, text),
+                        _ => return false,
+                    };
+                    k == *kind && *room == ev.room && t == *text
+                })
+            })
+            .map(|(_, id, _)| id);
+        let new_nick = match &ev.kind {
+            EventKind::Nick { new } if mine => Some(new.clone()),
+            _ => None,
         };
         // The line itself first, then the news that it settled (UIs swap a placeholder for it).
         self.event(Event::Room(ev));
@@ -379,6 +403,25 @@ impl Session {
     fn settle(&mut self, id: MsgId, delivered: bool) {
         if self.out.settle(id) {
             self.event(Event::Settled { id, delivered });
+        }
+    }
+
+    /// A server older than [`NOTICE_VERSION`] does not know notices: the ones typed before its
+    /// welcome (or kept from a newer server's connection) are not sent but settled as refused,
+    /// each with the reason.
+    fn withdraw_notices(&mut self) {
+        let Some(version) = self.handshake.version.filter(|v| *v < NOTICE_VERSION) else {
+            return;
+        };
+        let notice =
+            |m: &ClientMsg| matches!(m, ClientMsg::Notice { .. } | ClientMsg::NoticeTo { .. });
+        for id in self.out.pending_where(notice) {
+            self.event(Event::Error {
+                kind: None,
+                about: About::Message(id),
+                text: super::input::too_old_for_notices(version),
+            });
+            self.settle(id, false);
         }
     }
 

@@ -377,7 +377,7 @@ fn direct_messages() {
             Event::Queued {
                 id: MsgId(1),
                 to: Target::Nick(nick("bob")),
-                act: false,
+                kind: ChatKind::Say,
                 text: text("psst")
             },
             Event::Direct(incoming),
@@ -694,7 +694,7 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
             Event::Queued {
                 id: MsgId(1),
                 to: Target::Room(room("#lobby")),
-                act: false,
+                kind: ChatKind::Say,
                 text: text("spam")
             },
             Event::Error {
@@ -3903,4 +3903,248 @@ fn a_port_that_is_not_natter_is_named_and_tried_again_with_backoff() {
             "{said:?}"
         );
     }
+}
+
+fn notice(r: &str, seq: u64, from: &str, id: u64, t: &str) -> ServerMsg {
+    ev(
+        r,
+        seq,
+        from,
+        EventKind::Notice {
+            id: MsgId(id),
+            text: text(t),
+        },
+    )
+}
+
+#[test]
+fn notices_go_to_a_room_or_a_nick_and_their_echoes_settle_them() {
+    for transport in [Transport::Stream, Transport::Messages] {
+        let mut t = T::ready(transport);
+        t.s.handle_input("/notice #lobby build is green", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::Notice {
+                room: room("#lobby"),
+                id: MsgId(1),
+                text: text("build is green")
+            }]
+        );
+        assert_eq!(
+            t.events(),
+            vec![Event::Queued {
+                id: MsgId(1),
+                to: Target::Room(room("#lobby")),
+                kind: ChatKind::Notice,
+                text: text("build is green")
+            }]
+        );
+        // A say with our id and words is not the echo of a notice.
+        t.recv(say("#lobby", 2, "alice", 1, "build is green"));
+        assert!(!t.s.is_settled());
+        t.recv(notice("#lobby", 3, "alice", 1, "build is green"));
+        assert!(t.s.is_settled());
+        let events = t.events();
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    Event::Room(_),
+                    Event::Room(RoomEvent {
+                        kind: EventKind::Notice { .. },
+                        ..
+                    }),
+                    Event::Settled {
+                        id: MsgId(1),
+                        delivered: true
+                    }
+                ]
+            ),
+            "{events:?}"
+        );
+
+        t.advance(FLOOD_REFILL.0);
+        t.s.handle_input("/notice bob ping", t.now);
+        assert_eq!(
+            t.sent(),
+            vec![ClientMsg::NoticeTo {
+                to: nick("bob"),
+                id: MsgId(2),
+                text: text("ping")
+            }]
+        );
+        assert!(matches!(
+            &t.events()[..],
+            [Event::Queued { to: Target::Nick(n), kind: ChatKind::Notice, .. }] if *n == nick("bob")
+        ));
+        let echo = DirectMsg {
+            from: nick("alice"),
+            to: nick("bob"),
+            id: MsgId(2),
+            at: Millis(7),
+            text: text("ping"),
+        };
+        // A direct message with the same id and words is not its echo either.
+        t.recv(ServerMsg::Direct(echo.clone()));
+        assert!(!t.s.is_settled());
+        t.recv(ServerMsg::DirectNotice(echo.clone()));
+        assert!(t.s.is_settled());
+        let events = t.events();
+        assert_eq!(
+            events[1..],
+            [
+                Event::DirectNotice(echo.clone()),
+                Event::Settled {
+                    id: MsgId(2),
+                    delivered: true
+                }
+            ]
+        );
+        // Line mode shows the sender its own notice as it went.
+        assert_eq!(
+            render::session_lines(&events[1], &nick("alice")),
+            ["-> -bob- ping"]
+        );
+    }
+}
+
+#[test]
+fn a_received_notice_shows_as_a_notice_and_settles_nothing_of_ours() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/notice #lobby mine", t.now);
+    t.sent();
+    t.events();
+    // Someone else's notice, with the same id as ours: shown, ours still waits.
+    t.recv(notice("#lobby", 2, "bob", 1, "mine"));
+    let theirs = DirectMsg {
+        from: nick("bob"),
+        to: nick("alice"),
+        id: MsgId(1),
+        at: Millis(8),
+        text: text("psst"),
+    };
+    t.recv(ServerMsg::DirectNotice(theirs.clone()));
+    assert!(!t.s.is_settled());
+    let events = t.events();
+    assert!(matches!(
+        &events[..],
+        [Event::Room(RoomEvent { kind: EventKind::Notice { .. }, from, .. }), Event::DirectNotice(d)]
+            if *from == nick("bob") && *d == theirs
+    ));
+    let lines: Vec<String> = events
+        .iter()
+        .flat_map(|e| render::session_lines(e, &nick("alice")))
+        .collect();
+    assert_eq!(lines, ["[#lobby] -bob- mine", "-bob- psst"]);
+}
+
+#[test]
+fn a_refused_notice_is_settled_undelivered_with_the_reason() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/notice nobody hello?", t.now);
+    assert!(matches!(
+        &t.sent()[..],
+        [ClientMsg::NoticeTo { id: MsgId(1), .. }]
+    ));
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NoSuchNick,
+        re: Re::Msg(MsgId(1)),
+        detail: "nobody is called nobody".into(),
+    });
+    assert!(t.s.is_settled());
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Error {
+                kind: Some(ErrorKind::NoSuchNick),
+                about: About::Message(MsgId(1)),
+                text: "nobody is called nobody".into()
+            },
+            Event::Settled {
+                id: MsgId(1),
+                delivered: false
+            },
+        ]
+    );
+    // Typed wrong, it never leaves: the usage comes back in words.
+    t.s.handle_input("/notice #lobby", t.now);
+    assert_eq!(errors(&t.events()), vec!["usage: /notice #room|nick text"]);
+    assert!(t.sent().is_empty());
+}
+
+#[test]
+fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
+    let old = wire::NOTICE_VERSION - 1;
+    let welcome = |t: &mut T, version: u16, token: u8| {
+        t.recv(ServerMsg::Welcome {
+            version,
+            nick: nick("alice"),
+            token: ResumeToken([token; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        });
+    };
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    // Typed before any welcome: it waits, and the welcome of an old server refuses it.
+    t.s.handle_input("hello", t.now);
+    t.s.handle_input("/notice #lobby early", t.now);
+    t.s.handle_input("/notice bob early too", t.now);
+    t.s.handle_connected(t.now);
+    welcome(&mut t, old, 1);
+    let sent = t.drain_paced();
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Notice { .. } | ClientMsg::NoticeTo { .. })),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::Say { text: t, .. } if t.as_str() == "hello")),
+        "what the server knows still goes: {sent:?}"
+    );
+    let events = t.events();
+    let too_old = format!("it speaks natter protocol version {old}");
+    for id in [MsgId(2), MsgId(3)] {
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Event::Error { about: About::Message(i), text, .. }
+                if *i == id && text.contains("too old") && text.contains(&too_old))
+            ),
+            "{id:?}: {events:?}"
+        );
+        assert!(events.contains(&Event::Settled {
+            id,
+            delivered: false
+        }));
+    }
+    // Typed while welcomed by it: refused at once, nothing queued or sent.
+    t.joined("#lobby", 1);
+    t.events();
+    t.s.handle_input("/notice #lobby now", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too old") && errs[0].contains("/notice needs version 7"));
+    assert!(t.drain_paced().is_empty());
+    assert_eq!(t.s.pending(), 1, "only the say waits for its echo");
+
+    // Another server, one that knows notices: they go again.
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.joined("#lobby", 3);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/notice #lobby later", t.now);
+    assert!(errors(&t.events()).is_empty());
+    assert!(
+        t.drain_paced()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Notice { text: t, .. } if t.as_str() == "later"))
+    );
 }

@@ -612,7 +612,7 @@ fn draw_rule(frame: &mut Frame, x: u16, area: Rect) {
 mod tests {
     use super::super::view::tests::{AT, apply, chat_in, joined, nick, rid, room, room_ev, say};
     use super::*;
-    use natter_core::session::{Event, Target};
+    use natter_core::session::{ChatKind, Event, Target};
     use natter_core::wire::EventKind;
     use natter_core::{MsgId, Seq, Text};
     use ratatui::Terminal;
@@ -959,11 +959,11 @@ mod tests {
         assert!(after.iter().any(|l| l.contains("-- newbie joined #a")));
     }
 
-    fn queued(id: u64, to: Target, act: bool, text: &str) -> Event {
+    fn queued(id: u64, to: Target, kind: ChatKind, text: &str) -> Event {
         Event::Queued {
             id: MsgId(id),
             to,
-            act,
+            kind,
             text: Text::new(text).unwrap(),
         }
     }
@@ -973,9 +973,11 @@ mod tests {
         let mut c = chat_in(&["#a"]);
         let a = || Target::Room(room("#a"));
         let t0 = AT;
-        c.handle_event(&queued(1, a(), false, "hello"), t0);
-        c.handle_event(&queued(2, a(), true, "waves"), t0);
-        c.handle_event(&queued(3, Target::Nick(nick("bob")), false, "psst"), t0);
+        let bob = || Target::Nick(nick("bob"));
+        c.handle_event(&queued(1, a(), ChatKind::Say, "hello"), t0);
+        c.handle_event(&queued(2, a(), ChatKind::Act, "waves"), t0);
+        c.handle_event(&queued(3, bob(), ChatKind::Say, "psst"), t0);
+        c.handle_event(&queued(4, bob(), ChatKind::Notice, "ping"), t0);
         // Arrives after the lines were typed, yet shows above them.
         c.handle_event(&say("#a", "bob", "live"), t0);
         let shown = |c: &Chat| {
@@ -1011,9 +1013,13 @@ mod tests {
                 "{row:?}"
             );
         }
-        // The direct message waits in its own conversation.
+        // The direct message and notice wait in their own conversation, each as it reads.
         c.open(&ConvId::direct(&nick("bob")));
-        assert_eq!(shown(&c).0.last().unwrap(), "22:13 <me> psst (sending)");
+        let (text, _) = shown(&c);
+        assert_eq!(
+            text[text.len() - 2..],
+            ["22:13 <me> psst (sending)", "22:13 -me- ping (sending)"]
+        );
         c.open(&rid("#a"));
         // The echo arrives, then the settlement: one normal line, no tag; a refusal fails in
         // place and says why.

@@ -208,6 +208,16 @@ impl Dialect for Text {
                     id: next_id,
                     text,
                 },
+                Command::Notice { room, text } => ClientMsg::Notice {
+                    room,
+                    id: next_id,
+                    text,
+                },
+                Command::NoticeTo { to, text } => ClientMsg::NoticeTo {
+                    to,
+                    id: next_id,
+                    text,
+                },
                 Command::Join(room) => ClientMsg::Join { room },
                 Command::Part { room: r, reason } => ClientMsg::Part {
                     room: room(r)?,
