@@ -201,6 +201,19 @@ async fn scenario(browser: Browser, page: String, irc_addr: SocketAddr) {
         notice_shown(b, "ircy", "heads up from IRC").await
     );
 
+    // And the other way: `/notice` typed on the page is a NOTICE on IRC, to the room and to a
+    // nick, and the page shows its own room notice as a notice (once echoed, not as a say).
+    type_line(b, "/notice #lobby heads up from the page").await;
+    irc.expect(&[":webby!webby@natter NOTICE #lobby :heads up from the page"])
+        .await;
+    wait_for!(
+        "the page's own notice on the page, as a notice",
+        notice_shown(b, "webby", "heads up from the page").await
+    );
+    type_line(b, "/notice ircy only for you").await;
+    irc.expect(&[":webby!webby@natter NOTICE ircy :only for you"])
+        .await;
+
     // Topics both ways.
     irc.send("TOPIC #lobby :set over IRC").await;
     wait_for!(
