@@ -196,6 +196,12 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     tmux.type_line("bob", "hello from bob");
     tmux.wait_for("alice", "<bob> hello from bob").await;
 
+    // A notice typed in one client reads as a notice in both (`-bob-`), not as a line.
+    tmux.type_line("bob", "/notice #lobby build is green");
+    tmux.wait_for("alice", "-bob- build is green").await;
+    tmux.wait_for("bob", "-bob- build is green").await;
+    assert!(!tmux.screen("alice").contains("<bob> build is green"));
+
     // /help lists the commands, and on the full screen the keys too.
     tmux.type_line("bob", "/help");
     tmux.wait_for("bob", "/quit [reason]").await;
