@@ -20,29 +20,23 @@ impl Drop for Running {
     }
 }
 
-#[cfg(unix)]
-#[tokio::test]
-async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
-    let www = tempfile::tempdir().unwrap();
-    std::fs::write(www.path().join("index.html"), b"<p>natter</p>").unwrap();
-    let mut server = FakeServer::start().await;
-    // The server by host name, as an operator (and the README's cluster example) writes it.
+/// Starts the bridge binary relaying to `server` with `args` added, its log at `rust_log` to
+/// `stderr`, its stdout piped.
+fn spawn_bridge(server: &str, args: &[&str], rust_log: &str, stderr: Stdio) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
-        .args(["--listen", "127.0.0.1:0", "--server"])
-        .arg(format!("localhost:{}", server.addr.port()))
-        .arg("--www")
-        .arg(www.path())
-        .args(["--allow-origin", "https://chat.example.org"])
-        .args(["--allow-host", "natter.example.org"])
-        .env("RUST_LOG", "warn")
+        .args(["--listen", "127.0.0.1:0", "--server", server])
+        .args(args)
+        .env("RUST_LOG", rust_log)
         .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("binary starts");
-    let mut child = Running(child);
+    Running(child)
+}
 
-    // It prints the URL to open; the address in it is where it listens.
+/// The address in the URL the bridge prints first on stdout (where it listens).
+async fn printed_addr(child: &mut Running) -> std::net::SocketAddr {
     let stdout = child.0.stdout.take().unwrap();
     let line = within(
         "the URL line",
@@ -58,11 +52,32 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
+    url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), b"<p>natter</p>").unwrap();
+    let mut server = FakeServer::start().await;
+    // The server by host name, as an operator (and the README's cluster example) writes it.
+    let www_dir = www.path().to_str().unwrap();
+    let args = [
+        "--www",
+        www_dir,
+        "--allow-origin",
+        "https://chat.example.org",
+        "--allow-host",
+        "natter.example.org",
+    ];
+    let server_name = format!("localhost:{}", server.addr.port());
+    let mut child = spawn_bridge(&server_name, &args, "warn", Stdio::null());
+    // It prints the URL to open; the address in it is where it listens.
+    let addr = printed_addr(&mut child).await;
 
     // The page under an --allow-host name is accepted; under another name, refused.
     let port = addr.port();
@@ -113,18 +128,16 @@ async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {
 async fn binary_logs_json_and_serves_metrics() {
     let mut server = FakeServer::start().await;
     // The server by host name, as an operator (and the README's cluster example) writes it.
-    let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
-        .args(["--listen", "127.0.0.1:0", "--server"])
-        .arg(format!("localhost:{}", server.addr.port()))
-        .args(["--www", "/nonexistent", "--log-format", "json"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut child = Running(child);
+    let args = [
+        "--www",
+        "/nonexistent",
+        "--log-format",
+        "json",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    let server_name = format!("localhost:{}", server.addr.port());
+    let mut child = spawn_bridge(&server_name, &args, "info", Stdio::piped());
     // What it tells its user (stdout) and its log (stderr), as they come.
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stdout = child.0.stdout.take().unwrap();
@@ -227,18 +240,12 @@ async fn binary_logs_json_and_serves_metrics() {
 #[tokio::test]
 async fn at_trace_level_the_log_holds_no_frame_payload() {
     let mut server = FakeServer::start().await;
-    let child = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
-        .args(["--listen", "127.0.0.1:0", "--server"])
-        .arg(server.addr.to_string())
-        .args(["--www", "/nonexistent"])
-        .env("RUST_LOG", "trace")
-        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut child = Running(child);
-    let stdout = child.0.stdout.take().unwrap();
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--www", "/nonexistent"],
+        "trace",
+        Stdio::piped(),
+    );
     let stderr = child.0.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         BufReader::new(stderr)
@@ -246,22 +253,7 @@ async fn at_trace_level_the_log_holds_no_frame_payload() {
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    let line = within(
-        "the URL line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .trim_start_matches("natter-bridge: open http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let addr = printed_addr(&mut child).await;
 
     let mut ws = connect(addr).await;
     let mut s = server.accept_checked().await;
