@@ -3014,6 +3014,7 @@ fn loaded_from(stored: &[RoomEvent], recent: usize) -> crate::persist::Loaded {
                 topic: None,
                 last_seq: Seq(0),
                 recent: Vec::new(),
+                present: Vec::new(),
             });
         r.last_seq = r.last_seq.max(ev.seq);
         r.recent.push(ev.clone());

@@ -2977,6 +2977,7 @@ mod durable {
                         topic: None,
                         last_seq: Seq(0),
                         recent: Vec::new(),
+                        present: Vec::new(),
                     });
                     r.last_seq = ev.seq;
                     r.recent.push(ev.clone());
@@ -4463,6 +4464,7 @@ mod accounts {
                     topic: None,
                     last_seq: Seq(1),
                     recent: Vec::new(),
+                    present: Vec::new(),
                 }],
                 sessions: Vec::new(),
                 accounts: vec![LoadedAccount {
