@@ -3234,6 +3234,15 @@ fn who_was_in_a_room_at_a_restart_is_told_by_each_nicks_latest_event() {
     }
     assert!(!boot.forget(&nick("back").folded_key()), "nobody left");
     assert!(Boot::at_restart(Seq(6), &events[3..6], &[]).is_none());
+    // The store's record of who was in the room, joined with what the events tell.
+    let boot = Boot::at_restart(Seq(6), &events[3..6], &[nick("Lurker"), nick("talked")])
+        .expect("the store's record");
+    for n in ["lurker", "talked"] {
+        assert!(boot.was_in(&nick(n).folded_key()), "{n}");
+    }
+    for n in ["parted", "quit"] {
+        assert!(!boot.was_in(&nick(n).folded_key()), "{n}");
+    }
 }
 
 /// `b` (a binary client in `room`) says `words` a second after the last thing it did.
@@ -3371,7 +3380,7 @@ fn irc_members_of_a_big_room_back_after_a_restart_are_replayed_only_what_came_af
 }
 
 #[test]
-fn a_restarted_hub_writes_who_it_took_back_into_its_rooms_and_forgets_the_rest() {
+fn the_store_is_told_who_enters_and_leaves_and_a_restart_starts_its_record_again() {
     // The store's record of who is in each room starts again with each start: who was there
     // at the stop is the hub's to remember (`Boot`), not the store's, or a nick that never
     // came back would be taken to be in the room at every restart to come.
