@@ -108,6 +108,22 @@ pub enum Write {
         /// Its settings.
         policy: Option<crate::moderation::Policy>,
     },
+    /// `nick` entered (`here`) or left `room`: the store keeps who is in each room (keyed by
+    /// the room and the nick's folded form), so a restarted hub knows who was there when the
+    /// server stopped ([`LoadedRoom::present`]). No event: it applies beside the batch's
+    /// events, not between them.
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// The nick, as it is now.
+        nick: Nick,
+        /// Entered (true) or left (false).
+        here: bool,
+    },
+    /// Forgets who is in every room: the first write of a restarted hub, whose rooms start
+    /// empty (whom it took back into them follows as [`Write::Presence`]). Until that batch is
+    /// stored, the store still tells who was there at the stop.
+    PresenceReset,
     /// Moves a resume session's last message id (and its time) forward, the rest of its record
     /// unchanged: what a message costs a session, written with the message. A session with no
     /// record is left without one.
@@ -243,6 +259,10 @@ pub struct LoadedRoom {
     pub last_seq: Seq,
     /// Its newest events, oldest first, to refill the hub's history ring.
     pub recent: Vec<RoomEvent>,
+    /// Who was in it when the server stopped (gracefully or not), as the [`Write::Presence`]
+    /// stored last tell, in no particular order: one nick per folded form. Empty from a store
+    /// older than that record.
+    pub present: Vec<Nick>,
 }
 
 /// The hub's number for a query, echoed with its answer.

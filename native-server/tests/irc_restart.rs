@@ -1,7 +1,9 @@
 //! An IRC client that keeps its windows (The Lounge, irssi, WeeChat) across a restart of
 //! natter-server with a data directory: when it joins its channel again, it is replayed only
 //! what was said after the restart, not what it showed before (twice), whether the server was
-//! stopped (SIGTERM) or killed (`kill -9`). A newcomer still gets the recent history.
+//! stopped (SIGTERM) or killed (`kill -9`). A newcomer still gets the recent history. That holds
+//! for a lurker too, whose join is older than the events a restart loads: the store keeps who is
+//! in each room.
 
 mod support;
 
@@ -165,4 +167,48 @@ async fn after_a_sigterm_a_rejoining_irc_client_is_replayed_only_what_came_after
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kill_9_a_rejoining_irc_client_is_replayed_only_what_came_after() {
     lounge_back_after(Stop::Kill9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kill_9_a_lurker_rejoining_is_replayed_only_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, irc) = durable_server(dir.path()).await;
+    let mut lurker = irc_client(irc, "lurker").await;
+    join_replay(&mut lurker, "lurker").await;
+    let mut talker = irc_client(irc, "talker").await;
+    join_replay(&mut talker, "talker").await;
+    // More lines than a restart loads (50): the lurker's join is not among them, and it said
+    // nothing. Ten at a time, within the talker's flood allowance.
+    let lines: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    for ten in lines.chunks(10) {
+        let burst: Vec<String> = ten.iter().map(|l| format!("PRIVMSG #r :{l}")).collect();
+        talker.send(&burst.join("\r\n")).await;
+        let last = ten.last().expect("ten lines");
+        lurker.expect_has(&format!(" PRIVMSG #r :{last}")).await;
+    }
+    first.start_kill().expect("SIGKILL natter-server");
+    tokio::time::timeout(WAIT, first.wait())
+        .await
+        .expect("natter-server did not die")
+        .expect("wait");
+    drop((lurker, talker));
+
+    let (mut second, irc) = durable_server(dir.path()).await;
+    // A newcomer gets the recent history: the store has the lines.
+    let mut other = irc_client(irc, "other").await;
+    let recent = join_replay(&mut other, "other").await;
+    assert!(recent.len() >= 40, "{recent:?}");
+    assert!(recent.ends_with(&lines[50..]), "{recent:?}");
+    other
+        .send("PRIVMSG #r :after the restart\r\nPING :stored")
+        .await;
+    other.expect_has(" PONG ").await;
+    // The lurker's client kept its window: none of the old lines again.
+    let mut lurker = irc_client(irc, "lurker").await;
+    assert_eq!(
+        join_replay(&mut lurker, "lurker").await,
+        ["after the restart"]
+    );
+    let status = sigterm(&mut second).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -1185,6 +1185,8 @@ impl Hub {
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.session_changed(uid);
         for room in &rooms {
+            self.record_presence(room, &old, false);
+            self.record_presence(room, &nick, true);
             let kind = EventKind::Nick { new: nick.clone() };
             let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
             self.broadcast(room, old.clone(), kind, now, skip, None);
@@ -1222,7 +1224,9 @@ impl Hub {
                 self.attach_gen += 1;
                 r.members.insert(uid);
                 if let Some(u) = self.users.get_mut(&uid) {
-                    u.rooms.insert(room);
+                    let nick = u.nick.clone();
+                    u.rooms.insert(room.clone());
+                    self.record_presence(&room, &nick, true);
                 }
             }
         }

@@ -10,7 +10,7 @@ use super::room::{Room, Stored};
 use super::{DeviceId, Hub, ResumeKey, User, UserId};
 use crate::persist::{Batch, BatchId, Loaded, SessionRecord, TokenHash, Write};
 use crate::time::Millis;
-use crate::types::{ConnId, MsgId, RoomName, Seq};
+use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg, encode_frame};
 use std::collections::{BTreeSet, VecDeque};
 use tracing::debug;
@@ -76,6 +76,25 @@ impl Hub {
         };
         d.writes.push(write);
         self.out.hold = Some(d.next);
+    }
+
+    /// `nick` entered (`here`) or left `room`: written with this batch, so that a restarted
+    /// hub knows who was in the room when the server stopped (see [`super::room::Boot`]).
+    /// Output does not wait for it: nobody is shown anything that depends on it. A batch that
+    /// fails loses it, as it loses its events: that nick then counts as not there (or still
+    /// there) at the next restart, until the hub's next start replaces the record.
+    pub(super) fn record_presence(&mut self, room: &RoomName, nick: &Nick, here: bool) {
+        if self.cluster.is_some() {
+            return;
+        }
+        let Some(d) = self.durable.as_mut() else {
+            return;
+        };
+        d.writes.push(Write::Presence {
+            room: room.clone(),
+            nick: nick.clone(),
+            here,
+        });
     }
 
     /// A room event is being broadcast: its write, and its number to tag its deliveries with
@@ -299,6 +318,14 @@ impl Hub {
     pub fn restore(&mut self, loaded: Loaded, now: Millis) {
         self.now = self.now.max(now);
         let cap = self.config.history_len;
+        // The store's record of who is in each room starts again: who was there at the stop is
+        // in `Boot` now, and whom this hub takes back into its rooms (resume sessions,
+        // always-on accounts) is written below as it does.
+        if self.cluster.is_none()
+            && let Some(d) = self.durable.as_mut()
+        {
+            d.writes.push(Write::PresenceReset);
+        }
         for lr in loaded.rooms {
             let mut room = Room::new();
             room.topic = lr.topic;
@@ -306,7 +333,7 @@ impl Hub {
             if self.cluster.is_none() {
                 // Who was there when the server stopped (IRC clients come back with the
                 // room's window still open: see `Hub::entered_on`).
-                room.boot = super::room::Boot::from_events(lr.last_seq, &lr.recent);
+                room.boot = super::room::Boot::at_restart(lr.last_seq, &lr.recent, &lr.present);
             }
             for ev in lr.recent {
                 let seq = ev.seq;
@@ -344,6 +371,7 @@ impl Hub {
                             self.attach_gen += 1;
                             room.members.insert(uid);
                             set.insert(r.clone());
+                            self.record_presence(r, &s.nick, true);
                         }
                     }
                     self.nicks.insert(&self.users, s.nick.folded_key(), uid);

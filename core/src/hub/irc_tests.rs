@@ -21,6 +21,8 @@ struct Net {
     events: Vec<HubEvent>,
     /// A durable hub's store: the events written (committed at once).
     stored: Vec<RoomEvent>,
+    /// ... and who is in each room, by room and folded nick.
+    present: std::collections::BTreeMap<(RoomName, String), Nick>,
     /// The store's history reads asked so far.
     reads: usize,
     /// The store fails every read.
@@ -50,6 +52,7 @@ impl Net {
             decoders: HashMap::new(),
             events: Vec::new(),
             stored: Vec::new(),
+            present: Default::default(),
             reads: 0,
             store_fails: false,
             hold_reads: false,
@@ -64,8 +67,18 @@ impl Net {
         // A durable hub's store: writes commit at once, history reads are answered at once.
         while let Some(b) = self.hub.poll_store() {
             for w in &b.writes {
-                if let crate::persist::Write::Event(ev) = w {
-                    self.stored.push(ev.clone());
+                match w {
+                    crate::persist::Write::Event(ev) => self.stored.push(ev.clone()),
+                    crate::persist::Write::Presence { room, nick, here } => {
+                        let key = (room.clone(), nick.folded_key().as_str().to_owned());
+                        if *here {
+                            self.present.insert(key, nick.clone());
+                        } else {
+                            self.present.remove(&key);
+                        }
+                    }
+                    crate::persist::Write::PresenceReset => self.present.clear(),
+                    _ => {}
                 }
             }
             self.hub.handle_durable(b.id, self.now);
@@ -3002,8 +3015,12 @@ fn a_ctcp_request_is_answered_and_a_ctcp_reply_in_a_notice_is_not() {
 }
 
 /// What a durable hub wrote, as the store gives it back to a restarted hub (natter-server loads
-/// each room's last seq and its newest `history_on_join` events).
-fn loaded_from(stored: &[RoomEvent], recent: usize) -> crate::persist::Loaded {
+/// each room's last seq, its newest `history_on_join` events and who was in it).
+fn loaded_from(
+    stored: &[RoomEvent],
+    present: &std::collections::BTreeMap<(RoomName, String), Nick>,
+    recent: usize,
+) -> crate::persist::Loaded {
     let mut rooms: std::collections::BTreeMap<RoomName, crate::persist::LoadedRoom> =
         Default::default();
     for ev in stored {
@@ -3014,9 +3031,15 @@ fn loaded_from(stored: &[RoomEvent], recent: usize) -> crate::persist::Loaded {
                 topic: None,
                 last_seq: Seq(0),
                 recent: Vec::new(),
+                present: Vec::new(),
             });
         r.last_seq = r.last_seq.max(ev.seq);
         r.recent.push(ev.clone());
+    }
+    for ((room, _), nick) in present {
+        if let Some(r) = rooms.get_mut(room) {
+            r.present.push(nick.clone());
+        }
     }
     for r in rooms.values_mut() {
         r.recent.drain(..r.recent.len().saturating_sub(recent));
@@ -3037,8 +3060,11 @@ fn restarted(n: Net) -> Net {
     let recent = config.history_on_join;
     let mut again = Net::with(config);
     again.now = n.now + Millis(5_000);
-    again.hub.restore(loaded_from(&n.stored, recent), again.now);
+    again
+        .hub
+        .restore(loaded_from(&n.stored, &n.present, recent), again.now);
     again.stored = n.stored;
+    again.present = n.present;
     again.pump();
     again
 }
@@ -3191,7 +3217,7 @@ fn who_was_in_a_room_at_a_restart_is_told_by_each_nicks_latest_event() {
         ev(10, "back", EventKind::Quit { reason: None }),
         ev(11, "back", EventKind::Join),
     ];
-    let boot = Boot::from_events(Seq(11), &events).expect("some were there");
+    let boot = Boot::at_restart(Seq(11), &events, &[]).expect("some were there");
     assert_eq!(boot.seq, Seq(11));
     let was_in = |n: &str| boot.was_in(&nick(n).folded_key());
     for n in ["joined", "talked", "newname", "back"] {
@@ -3207,5 +3233,180 @@ fn who_was_in_a_room_at_a_restart_is_told_by_each_nicks_latest_event() {
         assert!(boot.forget(&nick(n).folded_key()));
     }
     assert!(!boot.forget(&nick("back").folded_key()), "nobody left");
-    assert!(Boot::from_events(Seq(6), &events[3..6]).is_none());
+    assert!(Boot::at_restart(Seq(6), &events[3..6], &[]).is_none());
+    // The store's record of who was in the room, joined with what the events tell.
+    let boot = Boot::at_restart(Seq(6), &events[3..6], &[nick("Lurker"), nick("talked")])
+        .expect("the store's record");
+    for n in ["lurker", "talked"] {
+        assert!(boot.was_in(&nick(n).folded_key()), "{n}");
+    }
+    for n in ["parted", "quit"] {
+        assert!(!boot.was_in(&nick(n).folded_key()), "{n}");
+    }
+}
+
+/// `b` (a binary client in `room`) says `words` a second after the last thing it did.
+fn said_by(n: &mut Net, b: ConnId, room_name: &str, id: u64, words: &str) {
+    n.advance(1_000);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room(room_name),
+            id: crate::types::MsgId(id),
+            text: text(words),
+        },
+    );
+    n.recv(b);
+}
+
+#[test]
+fn irc_lurkers_back_after_a_restart_are_replayed_only_what_came_after_it() {
+    // The lurker joined long ago and said nothing since: a restart loads the room's newest 50
+    // events, none of them its own. The store's record of who is in the room says it was there.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let caps = ["server-time", "batch", "message-tags"];
+    let lurker = n.client("Lurker", &caps);
+    n.send(lurker, &["JOIN #h"]);
+    let parted = n.client("parted", &caps);
+    n.send(parted, &["JOIN #h"]);
+    let renamed = n.client("oldname", &caps);
+    n.send(renamed, &["JOIN #h"]);
+    let gone = n.client("gone", &caps);
+    n.send(gone, &["JOIN #h"]);
+    let b = n.bin("talker");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    n.recv(b);
+    n.advance(1_000);
+    // Long before the restart: a part, a nick change, a quit (none among the events loaded).
+    n.send(parted, &["PART #h"]);
+    n.send(renamed, &["NICK newname"]);
+    n.send(gone, &["QUIT :off"]);
+    let history = n.hub.config().history_on_join;
+    let lines = history as u64 + 10;
+    let mut seen = 0;
+    for i in 1..=lines {
+        said_by(&mut n, b, "#h", i, &format!("line {i}"));
+        // Connected all along: its client answers the server's pings.
+        for c in [lurker, parted, renamed] {
+            n.send(c, &["PONG :natter.irc"]);
+        }
+        seen += privmsg_texts(&n.lines(lurker)).len();
+    }
+    assert_eq!(seen, lines as usize);
+    assert!(!n.closed(lurker) && !n.closed(renamed));
+
+    let mut n = restarted(n);
+    let b = n.bin("talker");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    n.recv(b);
+    said_by(&mut n, b, "#h", lines + 1, "after the restart");
+
+    // In the room at the restart (any case): only what came after it.
+    for was_in in ["lurker", "newname"] {
+        let c = n.client(was_in, &caps);
+        n.send(c, &["JOIN #h"]);
+        let l = n.lines(c);
+        assert_eq!(privmsg_texts(&l), ["after the restart"], "{was_in}: {l:?}");
+    }
+    // Out of it by then (parted, renamed away, quit): the recent history, as a newcomer.
+    for was_out in ["parted", "oldname", "gone"] {
+        let c = n.client(was_out, &caps);
+        n.send(c, &["JOIN #h"]);
+        let l = n.lines(c);
+        let texts = privmsg_texts(&l);
+        // The room's newest events (its joins among them): most are lines.
+        assert!(texts.len() > history - 10, "{was_out}: {l:?}");
+        assert!(
+            texts.ends_with(&[format!("line {lines}"), "after the restart".into()]),
+            "{was_out}: {l:?}"
+        );
+    }
+}
+
+#[test]
+fn irc_members_of_a_big_room_back_after_a_restart_are_replayed_only_what_came_after_it() {
+    // In a big room joins are not events (`crowd.rs`): nothing in the history says who is in.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        quiet_room_members: 2,
+        ..Config::default()
+    });
+    let caps = ["server-time", "batch", "message-tags"];
+    let b = n.bin("talker");
+    n.send_bin(b, &ClientMsg::Join { room: room("#big") });
+    n.recv(b);
+    let members: Vec<ConnId> = ["m1", "m2", "m3", "m4"]
+        .iter()
+        .map(|m| {
+            let c = n.client(m, &caps);
+            n.send(c, &["JOIN #big"]);
+            c
+        })
+        .collect();
+    // m4 leaves quietly, as big rooms do.
+    n.send(members[3], &["PART #big"]);
+    said_by(&mut n, b, "#big", 1, "before the restart");
+    let joins = n
+        .stored
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Join))
+        .count();
+    assert!(joins < 4, "some joins were quiet: {joins}");
+
+    let mut n = restarted(n);
+    let b = n.bin("talker");
+    n.send_bin(b, &ClientMsg::Join { room: room("#big") });
+    n.recv(b);
+    said_by(&mut n, b, "#big", 2, "after the restart");
+    for m in ["m1", "m2", "m3"] {
+        let c = n.client(m, &caps);
+        n.send(c, &["JOIN #big"]);
+        let l = n.lines(c);
+        assert_eq!(privmsg_texts(&l), ["after the restart"], "{m}: {l:?}");
+    }
+    let c = n.client("m4", &caps);
+    n.send(c, &["JOIN #big"]);
+    let l = n.lines(c);
+    assert_eq!(
+        privmsg_texts(&l),
+        ["before the restart", "after the restart"],
+        "{l:?}"
+    );
+}
+
+#[test]
+fn the_store_is_told_who_enters_and_leaves_and_a_restart_starts_its_record_again() {
+    // The store's record of who is in each room starts again with each start: who was there
+    // at the stop is the hub's to remember (`Boot`), not the store's, or a nick that never
+    // came back would be taken to be in the room at every restart to come.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let caps = ["server-time", "batch", "message-tags"];
+    let c = n.client("lurker", &caps);
+    n.send(c, &["JOIN #h", "JOIN #i"]);
+    let b = n.bin("talker");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let at = |n: &Net| -> Vec<(String, String)> {
+        n.present
+            .iter()
+            .map(|((r, k), _)| (r.as_str().to_owned(), k.clone()))
+            .collect()
+    };
+    let s = |r: &str, k: &str| (r.to_owned(), k.to_owned());
+    assert_eq!(
+        at(&n),
+        [s("#h", "lurker"), s("#h", "talker"), s("#i", "lurker")]
+    );
+    n.send(c, &["PART #i"]);
+    assert_eq!(at(&n), [s("#h", "lurker"), s("#h", "talker")]);
+    let n = restarted(n);
+    assert_eq!(at(&n), Vec::<(String, String)>::new());
 }

@@ -346,6 +346,7 @@ impl Hub {
             r.members.insert(uid);
             members = r.members.len();
         }
+        self.record_presence(&room, &nick, true);
         self.session_changed(uid);
         // In a big room the join is counted for the next summary, not announced (`crowd.rs`).
         let quiet = self.crowd_joined(&room, uid, members, now);
@@ -509,6 +510,8 @@ impl Hub {
             for uid in &r.members {
                 if let Some(u) = self.users.get_mut(uid) {
                     u.rooms.remove(&name);
+                    let nick = u.nick.clone();
+                    self.record_presence(&name, &nick, false);
                 }
                 self.session_changed(*uid);
             }
@@ -569,10 +572,12 @@ impl Hub {
             return false;
         }
         let next = u.rooms.iter().next_back().cloned();
+        let nick = u.nick.clone();
         if let Some(r) = self.rooms.get_mut(&room) {
             self.attach_gen += 1;
             r.members.remove(&uid);
         }
+        self.record_presence(&room, &nick, false);
         self.session_changed(uid);
         // Leaving on one device leaves on all: the asking connection first.
         let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| Some(*c) != first).collect();
@@ -791,6 +796,8 @@ impl Hub {
         self.session_changed(uid);
         let skip = self.skip_own(conn);
         for room in &rooms {
+            self.record_presence(room, &old, false);
+            self.record_presence(room, &nick, true);
             let kind = EventKind::Nick { new: nick.clone() };
             self.broadcast(room, old.clone(), kind, now, skip, None);
         }

@@ -294,6 +294,7 @@ impl Hub {
                 before = r.members.len();
                 r.members.remove(&uid);
             }
+            self.record_presence(room, &u.nick, false);
             // In a big room the quit is counted for the next summary (`crowd.rs`).
             if !self.crowd_left(room, before, now) {
                 let quit = EventKind::Quit {

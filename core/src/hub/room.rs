@@ -3,7 +3,7 @@
 
 use super::UserId;
 use super::few::Few;
-use crate::types::{FoldedNick, RoomName, Seq, Text};
+use crate::types::{FoldedNick, Nick, RoomName, Seq, Text};
 use crate::wire::{EventKind, RoomEvent};
 use std::collections::BTreeSet;
 
@@ -204,8 +204,9 @@ pub(crate) struct Room {
     /// the user): a broadcast that leaves a user out finds that user's connections first.
     pub(crate) attached: Vec<crate::types::ConnId>,
     pub(crate) attached_gen: u64,
-    /// Who was in the room when the server last stopped, as far as the events it loaded tell
-    /// (set by [`super::Hub::restore`]; boxed: only rooms a restart found have one).
+    /// Who was in the room when the server last stopped, as the store's record of who is in
+    /// each room and the events it loaded tell (set by [`super::Hub::restore`]; boxed: only
+    /// rooms a restart found members in have one).
     pub(crate) boot: Option<Box<Boot>>,
 }
 
@@ -214,14 +215,19 @@ pub(crate) struct Room {
 /// (a graceful stop and a kill -9 alike write no quit), so an IRC client that comes back and
 /// joins again shows what came before the restart already; see `Hub::entered_on`.
 ///
-/// Told from the loaded events (the newest [`crate::limits::HISTORY_ON_JOIN`] or so, the join's
-/// replay window): a nick was in the room when its latest event there leaves it in (a join, a
-/// line, a topic, a nick change to it), not when that is a part, a quit, a kick of it or a
-/// nick change away. A nick with no event among them (a member silent since before them, or
-/// any joiner of a big room, whose join is not in the history: `crowd.rs`) is not known to
-/// have been there, and gets the recent history as a newcomer would. In a big room a part or
-/// quit is not in the history either: a member whose last line is among the loaded events is
-/// taken to have stayed.
+/// Told by the store's record of who was in the room ([`crate::persist::Write::Presence`],
+/// written with the events, so it is as of the last batch stored): every member, a lurker
+/// silent for days and any member of a big room (whose joins are not events: `crowd.rs`)
+/// alike. And, for a store older than that record, by the loaded events (the newest
+/// [`crate::limits::HISTORY_ON_JOIN`] or so, the join's replay window): a nick was in the room
+/// when its latest event there leaves it in (a join, a line, a topic, a nick change to it), not
+/// when that is a part, a quit, a kick of it or a nick change away. The two are joined: in a
+/// big room a part or quit is not in the history, so a member whose last line is among the
+/// loaded events is taken to have stayed.
+///
+/// Bounded by the room's members at the restart (a room of 5,000 lurkers keeps 5,000 folded
+/// nicks), each dropped as it joins again, and all of it once nobody is left or a join's replay
+/// no longer reaches back to the restart (`Hub::forget_boot_presence`).
 #[derive(Debug)]
 pub(crate) struct Boot {
     /// The room's last seq when the hub was restored.
@@ -231,8 +237,14 @@ pub(crate) struct Boot {
 }
 
 impl Boot {
-    /// Who `events` (oldest first) leave in the room whose last seq is `seq`; `None` if nobody.
-    pub(crate) fn from_events(seq: Seq, events: &[RoomEvent]) -> Option<Box<Boot>> {
+    /// Who was in the room whose last seq is `seq` when the server stopped: the nicks the
+    /// store kept as `present`, and those `events` (oldest first) leave in it; `None` if
+    /// nobody.
+    pub(crate) fn at_restart(
+        seq: Seq,
+        events: &[RoomEvent],
+        present: &[Nick],
+    ) -> Option<Box<Boot>> {
         let mut seen: Vec<(FoldedNick, bool)> = Vec::new();
         let mut set = |nick: FoldedNick, here: bool| match seen.iter_mut().find(|(n, _)| *n == nick)
         {
@@ -254,15 +266,21 @@ impl Boot {
                 _ => set(from, true),
             }
         }
-        let mut present: Vec<FoldedNick> = seen
+        let mut in_room: Vec<FoldedNick> = seen
             .into_iter()
             .filter_map(|(n, here)| here.then_some(n))
+            .chain(present.iter().map(Nick::folded_key))
             .collect();
-        if present.is_empty() {
+        if in_room.is_empty() {
             return None;
         }
-        present.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        Some(Box::new(Boot { seq, present }))
+        in_room.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        in_room.dedup();
+        in_room.shrink_to_fit();
+        Some(Box::new(Boot {
+            seq,
+            present: in_room,
+        }))
     }
 
     /// Whether `nick` (folded) was in the room at the restart and has not joined since.

@@ -2977,6 +2977,7 @@ mod durable {
                         topic: None,
                         last_seq: Seq(0),
                         recent: Vec::new(),
+                        present: Vec::new(),
                     });
                     r.last_seq = ev.seq;
                     r.recent.push(ev.clone());
@@ -3012,6 +3013,20 @@ mod durable {
         let mut t = T::with(durable_config());
         t.hub.restore(loaded, t.now);
         assert!(t.hub.is_member(&nick("alice"), &room("#d")));
+        // Its first batch starts the store's record of who is in each room again, with whom it
+        // took back (who was there at the stop is its own to remember now).
+        t.pump();
+        let first = t.batches.first().expect("a first batch");
+        assert_eq!(first.writes.first(), Some(&Write::PresenceReset));
+        let mut back: Vec<(&str, &str, bool)> = first.writes[1..]
+            .iter()
+            .filter_map(|w| match w {
+                Write::Presence { room, nick, here } => Some((room.as_str(), nick.as_str(), *here)),
+                _ => None,
+            })
+            .collect();
+        back.sort();
+        assert_eq!(back, [("#d", "alice", true), ("#d", "bob", true)]);
         let (a2, got) = t.resume("alice", token, vec![(room("#d"), seen)]);
         assert!(
             matches!(&got[0], ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice"),
@@ -4463,6 +4478,7 @@ mod accounts {
                     topic: None,
                     last_seq: Seq(1),
                     recent: Vec::new(),
+                    present: Vec::new(),
                 }],
                 sessions: Vec::new(),
                 accounts: vec![LoadedAccount {

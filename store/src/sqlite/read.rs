@@ -12,7 +12,7 @@ use natter_core::persist::LoadedAccount;
 use natter_core::wire::RoomEvent;
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,7 @@ impl Reader {
             RecentRooms::All => None,
             RecentRooms::OfSessions => Some(sessions.iter().flat_map(|s| &s.rooms).collect()),
         };
+        let mut present = load_presence(&tx)?;
         let mut rooms = Vec::new();
         let mut st = tx.prepare(LOAD_ROOMS_SQL).map_err(ReadError::from_sqlite)?;
         let rows = st
@@ -118,6 +119,7 @@ impl Reader {
             };
             rooms.push(LoadedRoom {
                 last_seq: Seq(int_u64("seq", last_seq)?),
+                present: present.remove(name.as_str()).unwrap_or_default(),
                 name,
                 topic,
                 recent,
@@ -259,6 +261,23 @@ fn newest(
     }
     events.reverse();
     Ok(events)
+}
+
+/// Who is in each room (`migrations/010_presence.sql`), by room name.
+fn load_presence(conn: &Connection) -> Result<HashMap<String, Vec<Nick>>, ReadError> {
+    let mut st = conn
+        .prepare("SELECT room, nick FROM presence")
+        .map_err(ReadError::from_sqlite)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(ReadError::from_sqlite)?;
+    let mut present: HashMap<String, Vec<Nick>> = HashMap::new();
+    for row in rows {
+        let (room, nick) = row.map_err(ReadError::from_sqlite)?;
+        let nick = Nick::new(&nick).map_err(|e| corrupt(format!("present in {room}: {e}")))?;
+        present.entry(room).or_default().push(nick);
+    }
+    Ok(present)
 }
 
 /// The sessions updated at `since` or later, with the last ids the writer has not folded into

@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_search_file.sql"),
     include_str!("migrations/008_ban_times.sql"),
     include_str!("migrations/009_event_rows.sql"),
+    include_str!("migrations/010_presence.sql"),
 ];
 
 /// The schema version this build writes.

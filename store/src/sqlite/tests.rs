@@ -1608,3 +1608,147 @@ fn texts_with_quotes_backslashes_and_any_character_read_back_as_written() {
         .collect();
     assert_eq!(got, want);
 }
+
+fn presence(room: &str, nick: &str, here: bool) -> Write {
+    Write::Presence {
+        room: RoomName::new(room).unwrap(),
+        nick: Nick::new(nick).unwrap(),
+        here,
+    }
+}
+
+/// Who each room's `present` holds, sorted, by room.
+fn present_of(loaded: &crate::Loaded) -> Vec<(String, Vec<String>)> {
+    loaded
+        .rooms
+        .iter()
+        .map(|r| {
+            let mut nicks: Vec<String> = r.present.iter().map(|n| n.as_str().to_owned()).collect();
+            nicks.sort();
+            (r.name.as_str().to_owned(), nicks)
+        })
+        .collect()
+}
+
+#[test]
+fn who_is_in_each_room_is_stored_with_the_events_and_comes_back_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    // Presence writes between a room's events: the events still go into one row.
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![
+                Write::Event(say("#a", 1, "one")),
+                presence("#a", "alice", true),
+                Write::Event(say("#a", 2, "two")),
+                presence("#a", "Bob", true),
+                presence("#a", "carol", true),
+                Write::Event(say("#b", 1, "b one")),
+                presence("#b", "alice", true),
+                Write::Event(say("#a", 3, "three")),
+            ],
+        })
+        .unwrap();
+    let rows: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE room = (SELECT id FROM rooms WHERE name = '#a')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1, "#a's three events in one row");
+    // A leave, a nick's case changed (the same key), a nick change away.
+    store
+        .write(&Batch {
+            id: BatchId(2),
+            writes: vec![
+                presence("#a", "carol", false),
+                presence("#a", "BOB", true),
+                presence("#b", "alice", false),
+                presence("#b", "alicia", true),
+                presence("#a", "nobody", false),
+            ],
+        })
+        .unwrap();
+    let s = |room: &str, nicks: &[&str]| {
+        (
+            room.to_owned(),
+            nicks.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    let want = vec![s("#a", &["BOB", "alice"]), s("#b", &["alicia"])];
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(present_of(&loaded), want);
+    assert_eq!(loaded.rooms[0].recent.len(), 3);
+    drop(store);
+
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(present_of(&loaded), want, "after a reopen");
+    // A restarted hub's first batch: the record starts again with whom it took back.
+    store
+        .write(&Batch {
+            id: BatchId(3),
+            writes: vec![Write::PresenceReset, presence("#b", "dave", true)],
+        })
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(present_of(&loaded), vec![s("#a", &[]), s("#b", &["dave"])]);
+    // A failed batch leaves the record as it was.
+    let bad = Batch {
+        id: BatchId(4),
+        writes: vec![
+            Write::PresenceReset,
+            presence("#a", "erin", true),
+            Write::Event(say("#b", 1, "a seq stored already")),
+        ],
+    };
+    assert!(store.write(&bad).is_err());
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(present_of(&loaded), vec![s("#a", &[]), s("#b", &["dave"])]);
+}
+
+#[test]
+fn a_schema_9_store_opens_knowing_nobody_in_its_rooms_and_keeps_who_enters() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What schema 9 of natter wrote: one room with one event in a row.
+        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for step in &MIGRATIONS[..9] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 9; PRAGMA application_id = 1314148913;
+             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 1);
+             INSERT INTO events (room, seq, n, id, at, frames, ends) VALUES
+                 (1, 1, 1, 1, 1700000000001, '[[1700000000001,\"alice\",0,1,\"an old line\"]]', NULL);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let version: u32 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 10);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.rooms.len(), 1);
+    assert_eq!(loaded.rooms[0].recent.len(), 1);
+    assert_eq!(loaded.rooms[0].last_seq, Seq(1));
+    assert!(loaded.rooms[0].present.is_empty());
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::PresenceReset, presence("#old", "alice", true)],
+        })
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(
+        present_of(&loaded),
+        vec![("#old".to_owned(), vec!["alice".to_owned()])]
+    );
+}

@@ -397,6 +397,12 @@ impl SqliteStore {
                         ids.extend_from_slice(&int("time", updated.0)?.to_le_bytes());
                         continue;
                     }
+                    Write::Presence { .. } | Write::PresenceReset => {
+                        // Another table than the events': applied in place, the events
+                        // gathered so far stay gathered (one row per room and run of seqs).
+                        apply_presence(&tx, write)?;
+                        continue;
+                    }
                     Write::Session(_) | Write::EndSession(_) | Write::EndSessionsBefore(_) => {
                         // Every last id written before this write goes into `sessions` first,
                         // so the two apply in the order they were written.
@@ -596,6 +602,7 @@ fn apply(
                 .and_then(|mut st| st.execute([before]))
                 .map_err(sql)?;
         }
+        Write::Presence { .. } | Write::PresenceReset => apply_presence(tx, write)?,
         other => {
             if !super::accounts::apply(tx, other)? && !super::policies::apply(tx, other)? {
                 // A kind of write this version of the store does not know (a newer hub):
@@ -603,6 +610,48 @@ fn apply(
                 return Err(WriteError::Storage(format!("unknown write {write:?}")));
             }
         }
+    }
+    Ok(())
+}
+
+/// Applies a [`Write::Presence`] or [`Write::PresenceReset`] (see
+/// `migrations/010_presence.sql`); any other write changes nothing.
+fn apply_presence(tx: &Connection, write: &Write) -> Result<(), WriteError> {
+    let sql = WriteError::from_sqlite;
+    match write {
+        Write::Presence {
+            room,
+            nick,
+            here: true,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO presence (room, nick_key, nick) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room, nick_key) DO UPDATE SET nick = excluded.nick",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    room.as_str(),
+                    nick.folded_key().as_str(),
+                    nick.as_str()
+                ])
+            })
+            .map_err(sql)?;
+        }
+        Write::Presence {
+            room,
+            nick,
+            here: false,
+        } => {
+            tx.prepare_cached("DELETE FROM presence WHERE room = ?1 AND nick_key = ?2")
+                .and_then(|mut st| st.execute(params![room.as_str(), nick.folded_key().as_str()]))
+                .map_err(sql)?;
+        }
+        Write::PresenceReset => {
+            tx.prepare_cached("DELETE FROM presence")
+                .and_then(|mut st| st.execute([]))
+                .map_err(sql)?;
+        }
+        _ => {}
     }
     Ok(())
 }
