@@ -3,7 +3,8 @@
 //! room with an nc user and the `natter` CLI in line mode: joining with the room's history,
 //! messages, actions and notices every way (a notice also from a bare IRC connection), topics,
 //! nick changes, away, the member list, parts and quits, a reconnection that does not show the
-//! history twice, and a second network over TLS (a certificate of the test's own CA) that signs
+//! history twice, a graceful restart of natter-server (on its store and its ports) through which
+//! The Lounge shows each line once, and a second network over TLS (a certificate of the test's own CA) that signs
 //! in to an account with SASL PLAIN and reconnects to what the account missed; The Lounge shows
 //! no error on either.
 //!
@@ -20,6 +21,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
@@ -48,6 +50,65 @@ fn lounge_install() -> (PathBuf, PathBuf) {
         dir.display()
     );
     (node, main)
+}
+
+/// natter-server in this process, its store in the test's directory: the scenario restarts it
+/// (on the same store and ports), and the test shuts down whichever is running at the end.
+struct Natter {
+    config: natter_server::ServerConfig,
+    server: Mutex<Option<natter_server::Server>>,
+}
+
+impl Natter {
+    async fn start(config: natter_server::ServerConfig) -> Arc<Natter> {
+        let server = natter_server::start(config.clone())
+            .await
+            .expect("start natter-server");
+        Arc::new(Natter {
+            config,
+            server: Mutex::new(Some(server)),
+        })
+    }
+
+    /// Runs `f` on the running server.
+    fn with<T>(&self, f: impl FnOnce(&natter_server::Server) -> T) -> T {
+        f(self
+            .server
+            .lock()
+            .expect("server lock")
+            .as_ref()
+            .expect("a server is running"))
+    }
+
+    /// A graceful restart, as an operator's upgrade: the server tells everyone it is going away
+    /// and stops, and a new one on the same store takes the addresses it had (the listeners set
+    /// SO_REUSEADDR, so they are free at once).
+    async fn restart(&self) {
+        let old = self.take().expect("a server is running");
+        let mut config = self.config.clone();
+        config.listen = old.local_addrs();
+        config.irc_listen = old.irc_addrs();
+        config.irc_tls_listen = old.irc_tls_addrs();
+        timeout(STEP, old.shutdown())
+            .await
+            .expect("natter-server stops in time")
+            .expect("natter-server stops");
+        let new = timeout(STEP, natter_server::start(config))
+            .await
+            .expect("natter-server starts again in time")
+            .expect("natter-server starts again on its store and ports");
+        *self.server.lock().expect("server lock") = Some(new);
+    }
+
+    fn take(&self) -> Option<natter_server::Server> {
+        self.server.lock().expect("server lock").take()
+    }
+
+    async fn shutdown(&self) {
+        if let Some(server) = self.take() {
+            let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+        }
+    }
 }
 
 /// The Lounge running in private mode (one user, [`USER`]) with its home in `home`, its
@@ -263,15 +324,19 @@ async fn click(b: &Browser, css: &str) {
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
+/// The server's goodbyes, IRC `ERROR`s that The Lounge shows as errors: after its own
+/// `/disconnect`, and when natter-server restarts.
+const GOODBYES: [&str; 2] = ["error||goodbye (irc)", "error||server shutting down (irc)"];
+
 /// Asserts that The Lounge shows no error in the `net`th network's channel and its own buffer
-/// (but the server's goodbye after a `/disconnect`, which The Lounge shows as one).
+/// (but the server's [`GOODBYES`]).
 async fn no_errors(b: &Browser, net: usize) {
     for buffer in ["#lobby", "lobby"] {
         open(b, net, buffer).await;
         let errors: Vec<String> = shown(b)
             .await
             .into_iter()
-            .filter(|l| l.starts_with("error|") && l != "error||goodbye (irc)")
+            .filter(|l| l.starts_with("error|") && !GOODBYES.contains(&l.as_str()))
             .collect();
         assert!(errors.is_empty(), "network {net}, {buffer}: {errors:#?}");
     }
@@ -324,12 +389,11 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     config.irc_tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     config.tls_certs = Some(natter_server::TlsCerts { cert, key });
-    let server = natter_server::start(config)
-        .await
-        .expect("start natter-server");
+    config.store = Some(natter_store::Config::new(dir.path().join("data")));
+    let natter = Natter::start(config).await;
     let lounge = start_lounge(
         &dir.path().join("lounge-home"),
-        server.irc_addrs()[0],
+        natter.with(|s| s.irc_addrs()[0]),
         &ca_pem,
     );
     let (driver, port) = start_chromedriver();
@@ -338,9 +402,7 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     let mut task = tokio::spawn(scenario(
         browser.clone(),
         lounge.url.clone(),
-        server.local_addrs()[0],
-        server.irc_addrs()[0],
-        server.irc_tls_addrs()[0],
+        natter.clone(),
         dir.path().join("cli-config"),
     ));
     let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
@@ -348,7 +410,7 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     let _ = timeout(Duration::from_secs(10), browser.close()).await;
     drop(driver);
     drop(lounge);
-    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    natter.shutdown().await;
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -358,15 +420,11 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     eprintln!("The Lounge scenario took {:.1?}", started.elapsed());
 }
 
-async fn scenario(
-    browser: Browser,
-    url: String,
-    text_addr: SocketAddr,
-    irc: SocketAddr,
-    irc_tls: SocketAddr,
-    cli_config: PathBuf,
-) {
+async fn scenario(browser: Browser, url: String, natter: Arc<Natter>, cli_config: PathBuf) {
     let b = &browser;
+    // The addresses stay the same through the restart.
+    let (text_addr, irc, irc_tls) =
+        natter.with(|s| (s.local_addrs()[0], s.irc_addrs()[0], s.irc_tls_addrs()[0]));
     // Before The Lounge comes: an nc user says something and sets the topic, and carol makes an
     // account (SASL signs in to it later) and leaves.
     let (mut nc, nc_out) = common::nc(text_addr, "ncuser").await;
@@ -559,6 +617,8 @@ async fn scenario(
         .await;
     say(b, "/connect").await;
     cli.expect("[#lobby] -- lounge2 joined #lobby").await;
+    // Registered before this (it joins after the welcome); see the restart below.
+    let registered = tokio::time::Instant::now();
     open(b, 0, "#lobby").await;
     wait_shown(b, "message|cliuser|said while the lounge was away").await;
     for line in [
@@ -573,6 +633,59 @@ async fn scenario(
     }
 
     // Nothing The Lounge did was refused: its only error is the goodbye of its own /disconnect.
+    no_errors(b, 0).await;
+
+    // natter-server restarts gracefully (an upgrade) on its store and its ports: The Lounge,
+    // which keeps its buffers, reconnects and joins #lobby again, and the room does not replay
+    // to it what it shows already (the store kept who was in the room and what each saw); what
+    // is said after the restart comes once.
+    open(b, 0, "#lobby").await;
+    let before: Vec<String> = shown(b)
+        .await
+        .into_iter()
+        .filter(|l| {
+            ["message|", "action|", "notice|"]
+                .iter()
+                .any(|kind| l.starts_with(kind))
+        })
+        .collect();
+    assert!(
+        before.len() >= 6,
+        "lines shown before the restart: {before:#?}"
+    );
+    open(b, 0, "lobby").await;
+    let dropped = |l: &String| l.contains("Disconnected from the network");
+    let drops = shown(b).await.iter().filter(|l| dropped(l)).count();
+    let joins = cli.out.count("[#lobby] -- lounge2 joined #lobby");
+    // irc-framework reconnects by itself only from a connection registered for over 5 s (a
+    // network that drops a client just after its welcome is refusing it); the first attempt
+    // comes 2 to 7 s after the drop.
+    tokio::time::sleep_until(registered + Duration::from_millis(5_500)).await;
+    natter.restart().await;
+    let gone = wait_for!(
+        "The Lounge to see the server go",
+        shown(b).await.into_iter().filter(dropped).nth(drops)
+    );
+    assert!(
+        gone.contains("Reconnecting in"),
+        "The Lounge reconnects by itself: {gone}"
+    );
+    cli.expect("-- reconnected as cliuser; picked up where you left off")
+        .await;
+    wait_for!(
+        "The Lounge in #lobby again",
+        (cli.out.count("[#lobby] -- lounge2 joined #lobby") > joins).then_some(())
+    );
+    open(b, 0, "#lobby").await;
+    cli.say("said after the restart").await;
+    wait_shown(b, "message|cliuser|said after the restart").await;
+    for line in before
+        .iter()
+        .map(String::as_str)
+        .chain(["message|cliuser|said after the restart"])
+    {
+        assert_eq!(count(b, line).await, 1, "{line}: {:#?}", shown(b).await);
+    }
     no_errors(b, 0).await;
 
     // A second network over TLS (the test's CA, certificates checked) that signs in to carol's
