@@ -645,6 +645,19 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
         "{refusal}"
     );
 
+    // With TLS off for the TLS port, irssi is told so in words (not a TLS alert's junk).
+    let plain_home = tmux.home("plain");
+    let plain_config = irssi_config(&ca_file).replace("use_tls = \"yes\"", "use_tls = \"no\"");
+    std::fs::write(plain_home.join("config"), plain_config).expect("write the irssi config");
+    let home_arg = format!("--home={}", plain_home.display());
+    tmux.start("plain", "/usr/bin/irssi", &[&home_arg, "-n", "plain"]);
+    tmux.wait_line(
+        "plain",
+        &["this port speaks TLS: turn TLS on for this server in your IRC client"],
+    )
+    .await;
+    assert!(!tmux.screen("plain").contains("Welcome to the natter"));
+
     let irssi_home = tmux.home("irssi");
     std::fs::write(irssi_home.join("config"), irssi_config(&ca_file))
         .expect("write the irssi config");
