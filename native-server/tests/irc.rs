@@ -123,36 +123,6 @@ async fn shutdown_and_hello_timeout_end_with_error() {
     );
 }
 
-/// natter-server as a process with a data directory, natter's port and an IRC port: both
-/// addresses, read from its log.
-async fn durable_server(dir: &std::path::Path) -> (tokio::process::Child, SocketAddr, SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
-    let (child, mut log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
-    let irc = tokio::time::timeout(WAIT, async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited before its IRC listener");
-            if line.contains("listening") && line.contains("door=Irc") {
-                let a = line.split("addr=").nth(1).unwrap_or_default();
-                let a = a.split_whitespace().next().unwrap_or_default();
-                return a.parse::<SocketAddr>().expect("an address in the log line");
-            }
-        }
-    })
-    .await
-    .expect("no IRC 'listening' line");
-    // The log is not read further: its pipe is drained so the server never blocks on it.
-    tokio::spawn(async move {
-        let mut sink = String::new();
-        while log.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
-            sink.clear();
-        }
-    });
-    (child, natter, irc)
-}
-
 /// An IRC client registered as `nick`, with `caps` (none: no CAP negotiation).
 async fn irc_client(addr: SocketAddr, nick: &str, caps: &str) -> TextClient {
     let mut c = TextClient::connect(addr, nick).await;
@@ -172,7 +142,7 @@ async fn irc_client(addr: SocketAddr, nick: &str, caps: &str) -> TextClient {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chathistory_latest_reads_what_was_said_before_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, natter, irc) = durable_server(dir.path()).await;
+    let (mut first, natter, irc) = durable_irc_server(dir.path()).await;
     let (mut nc, nc_nick) = TextClient::welcomed(natter, "nc").await;
     let mut talker = irc_client(irc, "talker", "").await;
     talker.send("JOIN #lobby").await;
@@ -188,7 +158,7 @@ async fn chathistory_latest_reads_what_was_said_before_a_restart() {
     let status = sigterm(&mut first).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 
-    let (mut second, _, irc) = durable_server(dir.path()).await;
+    let (mut second, _, irc) = durable_irc_server(dir.path()).await;
     let mut reader = irc_client(
         irc,
         "reader",

@@ -9,40 +9,9 @@ mod support;
 
 use std::net::SocketAddr;
 use support::*;
-use tokio::io::AsyncBufReadExt;
-use tokio::process::Child;
 
 /// The caps The Lounge asks for that shape a join's replay.
 const CAPS: &str = "batch server-time message-tags";
-
-/// natter-server as a process with its store in `dir`, natter's port and an IRC port: the IRC
-/// address, read from its log.
-async fn durable_server(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let (child, mut log, _) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
-    let irc = tokio::time::timeout(WAIT, async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited before its IRC listener");
-            if line.contains("listening") && line.contains("door=Irc") {
-                let a = line.split("addr=").nth(1).unwrap_or_default();
-                let a = a.split_whitespace().next().unwrap_or_default();
-                return a.parse::<SocketAddr>().expect("an address in the log line");
-            }
-        }
-    })
-    .await
-    .expect("no IRC 'listening' line");
-    // The log is not read further: its pipe is drained so the server never blocks on it.
-    tokio::spawn(async move {
-        let mut sink = String::new();
-        while log.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
-            sink.clear();
-        }
-    });
-    (child, irc)
-}
 
 /// An IRC client registered as `nick` with [`CAPS`].
 async fn irc_client(addr: SocketAddr, nick: &str) -> TextClient {
@@ -102,7 +71,7 @@ enum Stop {
 
 async fn lounge_back_after(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, irc) = durable_server(dir.path()).await;
+    let (mut first, _, irc) = durable_irc_server(dir.path()).await;
     let mut lounge = irc_client(irc, "lounge").await;
     assert_eq!(
         join_replay(&mut lounge, "lounge").await,
@@ -131,7 +100,7 @@ async fn lounge_back_after(stop: Stop) {
     }
     drop((lounge, talker));
 
-    let (mut second, irc) = durable_server(dir.path()).await;
+    let (mut second, _, irc) = durable_irc_server(dir.path()).await;
     // Someone new to #r gets its recent history: what the store kept, loaded again.
     let mut other = irc_client(irc, "other").await;
     assert_eq!(join_replay(&mut other, "other").await, before, "{stop:?}");
@@ -172,7 +141,7 @@ async fn after_a_kill_9_a_rejoining_irc_client_is_replayed_only_what_came_after(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kill_9_a_lurker_rejoining_is_replayed_only_what_came_after() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, irc) = durable_server(dir.path()).await;
+    let (mut first, _, irc) = durable_irc_server(dir.path()).await;
     let mut lurker = irc_client(irc, "lurker").await;
     join_replay(&mut lurker, "lurker").await;
     let mut talker = irc_client(irc, "talker").await;
@@ -193,7 +162,7 @@ async fn after_a_kill_9_a_lurker_rejoining_is_replayed_only_what_came_after() {
         .expect("wait");
     drop((lurker, talker));
 
-    let (mut second, irc) = durable_server(dir.path()).await;
+    let (mut second, _, irc) = durable_irc_server(dir.path()).await;
     // A newcomer gets the recent history: the store has the lines.
     let mut other = irc_client(irc, "other").await;
     let recent = join_replay(&mut other, "other").await;

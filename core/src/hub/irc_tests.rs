@@ -264,6 +264,35 @@ impl Net {
             .iter()
             .any(|e| matches!(e, HubEvent::Close { conn, .. } if *conn == c))
     }
+
+    /// A binary client said hello as `want` and joined #lobby; what it got is consumed.
+    fn bin_in_lobby(&mut self, want: &str) -> ConnId {
+        let c = self.bin(want);
+        self.send_bin(
+            c,
+            &ClientMsg::Join {
+                room: room("#lobby"),
+            },
+        );
+        self.recv(c);
+        c
+    }
+
+    /// An IRC client (no capabilities) registered as `want` and in #lobby.
+    fn irc_in_lobby(&mut self, want: &str) -> ConnId {
+        let c = self.client(want, &[]);
+        self.send(c, &["JOIN #lobby"]);
+        c
+    }
+
+    /// Flood tokens back, and everything said so far to `conns` read and forgotten.
+    fn settle(&mut self, conns: &[ConnId]) {
+        self.advance(5_000);
+        for c in conns {
+            self.inbox.remove(c);
+            self.decoders.remove(c);
+        }
+    }
 }
 
 /// The numeric of a server line (`:natter.irc 433 * bob :...` → `433`), if it is one.
@@ -3409,4 +3438,101 @@ fn the_store_is_told_who_enters_and_leaves_and_a_restart_starts_its_record_again
     assert_eq!(at(&n), [s("#h", "lurker"), s("#h", "talker")]);
     let n = restarted(n);
     assert_eq!(at(&n), Vec::<(String, String)>::new());
+}
+
+// ---- `/notice` typed by a person on nc: the text dialect makes it the same notice an IRC
+// `NOTICE` is, so binary members get a notice event (or a direct notice), IRC members a
+// `NOTICE`, and other nc users `-nick- text`.
+
+#[test]
+fn an_nc_users_notice_to_a_room_is_a_notice_on_every_door() {
+    let mut n = Net::new();
+    let carl = n.bin_in_lobby("carl");
+    let irky = n.irc_in_lobby("irky");
+    let (t, tn) = n.nc();
+    let (other, _) = n.nc();
+    n.settle(&[carl, irky, t, other]);
+
+    n.send(t, &["/notice #lobby build is green"]);
+    let got = n.recv(carl);
+    assert!(
+        matches!(&got[..], [ServerMsg::Event(ev)]
+            if ev.from.as_str() == tn
+                && matches!(&ev.kind, EventKind::Notice { text, .. } if text.as_str() == "build is green")),
+        "{got:?}"
+    );
+    assert_eq!(
+        n.lines(irky),
+        [format!(":{tn}!{tn}@natter NOTICE #lobby :build is green")]
+    );
+    assert_eq!(n.lines(other), [format!("-{tn}- build is green")]);
+    // A person does not get their own line back, nor an error.
+    assert_eq!(n.lines(t), Vec::<String>::new());
+
+    // A plain line from the same person is still a say.
+    n.send(t, &["and hello"]);
+    assert!(matches!(
+        &n.recv(carl)[..],
+        [ServerMsg::Event(ev)] if matches!(ev.kind, EventKind::Say { .. })
+    ));
+}
+
+#[test]
+fn an_nc_users_notice_to_a_nick_is_a_direct_notice_on_every_door() {
+    let mut n = Net::new();
+    let carl = n.bin_in_lobby("carl");
+    let irky = n.irc_in_lobby("irky");
+    let (t, tn) = n.nc();
+    let (other, on) = n.nc();
+    n.settle(&[carl, irky, t, other]);
+
+    n.send(
+        t,
+        &[
+            "/notice carl psst",
+            "/notice irky pssst",
+            &format!("/notice {on} hi"),
+        ],
+    );
+    assert!(matches!(&n.recv(carl)[..], [ServerMsg::DirectNotice(d)]
+            if d.from.as_str() == tn && d.to.as_str() == "carl" && d.text.as_str() == "psst"),);
+    assert_eq!(
+        n.lines(irky),
+        [format!(":{tn}!{tn}@natter NOTICE irky :pssst")]
+    );
+    assert_eq!(n.lines(other), [format!("-{tn}- hi")]);
+    // The sender sees each as it went.
+    assert_eq!(
+        n.lines(t),
+        [
+            "-> -carl- psst",
+            "-> -irky- pssst",
+            &format!("-> -{on}- hi")
+        ]
+    );
+}
+
+#[test]
+fn an_nc_users_bad_notice_is_refused_in_words() {
+    let mut n = Net::new();
+    let carl = n.bin_in_lobby("carl");
+    let (t, _) = n.nc();
+    n.settle(&[carl, t]);
+
+    for (line, words) in [
+        ("/notice", "usage: /notice #room|nick text"),
+        ("/notice #lobby", "usage: /notice #room|nick text"),
+        ("/notice 9lives hi", "starts with a letter"),
+        ("/notice nobody hi", "nobody is called nobody"),
+        ("/notice #elsewhere hi", "#elsewhere"),
+    ] {
+        n.send(t, &[line]);
+        let l = n.lines(t);
+        assert!(
+            l.len() == 1 && l[0].contains(words),
+            "{line}: {l:?} (wanted {words:?})"
+        );
+        n.advance(2_000);
+    }
+    assert!(n.recv(carl).is_empty(), "nothing reached anyone");
 }

@@ -59,8 +59,6 @@ mod irc_tests;
 mod line;
 mod lines;
 mod moderate;
-#[cfg(test)]
-mod notice_tests;
 mod ops;
 mod pace;
 mod past;

@@ -516,6 +516,35 @@ pub async fn spawn_stored_server(
     spawn_server(&args, &[("NATTER_EPHEMERAL", "false")]).await
 }
 
+/// natter-server as a process with its store in `dir`, natter's port and an IRC port: both
+/// addresses (the IRC one read from its log, which is then drained so the server never blocks
+/// on it).
+pub async fn durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
+    let (child, mut log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
+    let irc = timeout(Duration::from_secs(10), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited before its IRC listener");
+            if line.contains("listening") && line.contains("door=Irc") {
+                let a = line.split("addr=").nth(1).unwrap_or_default();
+                let a = a.split_whitespace().next().unwrap_or_default();
+                return a.parse::<SocketAddr>().expect("an address in the log line");
+            }
+        }
+    })
+    .await
+    .expect("no IRC 'listening' line");
+    tokio::spawn(async move {
+        let mut sink = String::new();
+        while log.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    (child, natter, irc)
+}
+
 pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().expect("running child has a pid").to_string();
     let killed = std::process::Command::new("kill")
