@@ -153,8 +153,8 @@ pub(crate) fn serve_dir(root: &Path, precompressed: bool) -> ServeDir {
     }
 }
 
-/// A short text answer that closes the connection.
-fn text(status: StatusCode, body: String) -> Response<Body> {
+/// A short text answer that closes the connection, with nothing else said.
+fn plain_text(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -163,6 +163,14 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// A short text answer that closes the connection; a refused WebSocket handshake's says what
+/// the bridge would take.
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = plain_text(status, body);
+    let h = r.headers_mut();
     match status {
         StatusCode::UPGRADE_REQUIRED => {
             h.insert(UPGRADE, HeaderValue::from_static("websocket"));
@@ -208,16 +216,9 @@ pub(crate) fn to_https(host: Option<&HeaderValue>, path_and_query: &str) -> Resp
             "This port speaks HTTPS: open this address with https://\n".to_owned(),
         ),
     };
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    let mut r = plain_text(status, body);
     if let Some(v) = location.and_then(|url| HeaderValue::from_str(&url).ok()) {
-        h.insert(LOCATION, v);
+        r.headers_mut().insert(LOCATION, v);
     }
     r
 }
