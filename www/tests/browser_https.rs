@@ -1,7 +1,8 @@
 //! The page over https in a real headless Chromium: natter-bridge serves it with a certificate
 //! from a throwaway CA (rcgen), Chromium trusts that certificate's key through
 //! `--ignore-certificate-errors-spki-list` (the key's SHA-256, as the driver can pass it), the
-//! page opens its socket as wss by itself and chats with a person on `nc`. A browser given
+//! page (asked for at its http:// address, which the bridge sends on to https) opens its socket
+//! as wss by itself and chats with a person on `nc`. A browser given
 //! another key's hash gets no page: the test checks trust, not just TLS.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
@@ -46,18 +47,19 @@ async fn the_page_over_https_chats_over_wss_and_an_unknown_key_gets_no_page() {
     bc.tls = Some(natter_bridge::TlsFiles { cert, key });
     let bridge = natter_bridge::start(bc).await.unwrap();
     let url = format!("https://{}/?nick=webby", bridge.local_addr());
+    // What a person types without the scheme's s: the bridge sends it to the https page.
+    let typed = format!("http://{}/?nick=webby", bridge.local_addr());
 
     let (driver, port) = start_chromedriver();
     let profile = tempfile::tempdir().unwrap();
     let b = open_trusting(port, profile.path(), &leaf.spki_sha256_base64()).await;
     let outcome = tokio::spawn({
         let b = b.clone();
-        let url = url.clone();
         async move {
-            timeout(STEP, b.goto(&url))
+            timeout(STEP, b.goto(&typed))
                 .await
                 .expect("page loads in time")
-                .expect("open the page over https");
+                .expect("open the page over https, from its http:// address");
             nick_prompt(&b).await;
             click_join(&b).await;
             wait_for!(
@@ -66,7 +68,7 @@ async fn the_page_over_https_chats_over_wss_and_an_unknown_key_gets_no_page() {
                 (conn_state(&b).await == "connected").then_some(())
             );
             let scheme = js(&b, "return location.protocol;").await;
-            assert_eq!(scheme, json!("https:"));
+            assert_eq!(scheme, json!("https:"), "sent on from http://");
 
             // A person on nc in #lobby.
             let (read, mut write) = TcpStream::connect(server_addr).await.unwrap().into_split();
