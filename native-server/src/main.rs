@@ -5,6 +5,7 @@
 //! moderation audit log.
 
 mod account_cmd;
+mod malloc_tune;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -348,8 +349,17 @@ fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // First of all, before a thread exists: this may start the binary again.
+    let tuned = malloc_tune::reexec();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(tuned))
+}
+
+async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let args = Args::parse();
     let file = read_file_config(args.config.as_ref())?;
@@ -360,6 +370,12 @@ async fn main() -> anyhow::Result<()> {
     // The NATS client says each of its events at info (every reconnection attempt while NATS is
     // away); natter-cluster says what they mean, once.
     natter_ops::logging::init(format, "info,async_nats=warn")?;
+    match tuned {
+        malloc_tune::Tuned::Yes | malloc_tune::Tuned::NotGlibc => {}
+        malloc_tune::Tuned::Failed(e) => {
+            warn!(error = %e, "could not restart with natter's allocator settings; glibc's defaults stay");
+        }
+    }
     if let Some(Command::Account { cmd }) = &args.command {
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {

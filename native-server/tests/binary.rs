@@ -92,3 +92,36 @@ async fn settings_come_from_a_config_file_and_the_environment() {
     assert!(got.iter().any(|l| l.contains("full")), "{got:?}");
     assert_eq!(sigterm(&mut child).await.code(), Some(0));
 }
+
+/// The environment natter-server runs with now, as the kernel has it (`/proc/PID/environ`,
+/// after it executed itself again the new image's), NULs as newlines. (glibc rewrites its
+/// tunables there as it reads them: `:` may show as a newline.)
+fn environ(child: &tokio::process::Child) -> String {
+    let pid = child.id().expect("running");
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("read the environment");
+    String::from_utf8_lossy(&raw).replace('\0', "\n")
+}
+
+/// natter-server runs with glibc's small-chunk caches off (less memory held after a burst of
+/// connections), set by executing itself again with `GLIBC_TUNABLES`; an operator's own
+/// setting is kept instead. Either way it serves.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_runs_with_its_allocator_settings_unless_given_others() {
+    let (child, _log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let env = environ(&child);
+    assert!(
+        env.contains("GLIBC_TUNABLES=glibc.malloc.mxfast=0") && env.contains("tcache_count=0"),
+        "{env}"
+    );
+    TextClient::welcomed(addr, "a").await;
+    drop(child);
+
+    let mine = "glibc.malloc.arena_max=2";
+    let (child, _log, addr) =
+        spawn_server(&["--listen", "127.0.0.1:0"], &[("GLIBC_TUNABLES", mine)]).await;
+    let env = environ(&child);
+    assert!(env.contains(&format!("GLIBC_TUNABLES={mine}")), "{env}");
+    assert!(!env.contains("mxfast"), "{env}");
+    TextClient::welcomed(addr, "b").await;
+}

@@ -473,6 +473,8 @@ pub async fn spawn_server_seen(
         .env_remove("NATTER_CONFIG")
         .env_remove("NATTER_SHUTDOWN_GRACE_MS")
         .env_remove("NATTER_DATA_DIR")
+        // The binary sets its own allocator settings unless given some (`malloc_tune.rs`).
+        .env_remove("GLIBC_TUNABLES")
         // Memory only unless a test names a data dir: tests must not share the user's store.
         .env("NATTER_EPHEMERAL", "true")
         .envs(envs.iter().copied())
