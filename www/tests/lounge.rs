@@ -187,14 +187,20 @@ module.exports = {{
 /// The messages The Lounge shows in the open buffer, as `type|from|text` (`message|ncuser|hi`,
 /// `action|lounger|waves`, `join|lounger|...`).
 async fn shown(b: &Browser) -> Vec<String> {
-    let v = js(
+    strings(
         b,
         "return [...document.querySelectorAll('#chat .msg[data-type]')].map(m =>
            m.dataset.type + '|' + (m.dataset.from || '') + '|' +
            (m.querySelector('.content') || m).innerText.trim());",
     )
-    .await;
-    v.as_array()
+    .await
+}
+
+/// What `script` returns, an array of strings.
+async fn strings(b: &Browser, script: &str) -> Vec<String> {
+    js(b, script)
+        .await
+        .as_array()
         .expect("an array")
         .iter()
         .map(|s| s.as_str().unwrap_or_default().to_owned())
@@ -292,16 +298,11 @@ async fn say(b: &Browser, line: &str) {
 
 /// The nicks in the open channel's member list.
 async fn members(b: &Browser) -> Vec<String> {
-    let v = js(
+    strings(
         b,
         "return [...document.querySelectorAll('.userlist .user')].map(u => u.dataset.name);",
     )
-    .await;
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|s| s.as_str().unwrap_or_default().to_owned())
-        .collect()
+    .await
 }
 
 /// Fills the connect form's field `name` with `value`.
