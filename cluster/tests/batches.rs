@@ -67,7 +67,10 @@ async fn read(node: &mut Node, n: usize) -> Vec<(RoomEvent, Option<u64>)> {
 async fn two_nodes_saying_lines_into_one_room_at_once_keep_one_order_each_line_once() {
     let nats = NatsServer::start();
     let r = room("#busy");
-    let (mut a, mut b) = (node(&nats, 100).await, node(&nats, 100).await);
+    // Every line is recent: a node whose follow is done after the other's first batches are
+    // stored (the follows race too) still hands over the room from its first seq.
+    let all = 2 * LINES as usize;
+    let (mut a, mut b) = (node(&nats, all).await, node(&nats, all).await);
     for n in [&a, &b] {
         n.send(ClusterOut::Follow(r.clone()));
     }
