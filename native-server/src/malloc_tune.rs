@@ -35,7 +35,6 @@ pub(crate) fn reexec() -> Tuned {
     Tuned::Failed(exec_self(std::env::args_os().collect()))
 }
 
-#[cfg(unix)]
 fn exec_self(mut args: Vec<OsString>) -> std::io::Error {
     use std::os::unix::process::CommandExt;
     let arg0 = if args.is_empty() {
@@ -49,9 +48,4 @@ fn exec_self(mut args: Vec<OsString>) -> std::io::Error {
         .args(args)
         .env("GLIBC_TUNABLES", TUNABLES)
         .exec()
-}
-
-#[cfg(not(unix))]
-fn exec_self(_args: Vec<OsString>) -> std::io::Error {
-    std::io::Error::other("not on Unix")
 }

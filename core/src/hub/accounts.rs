@@ -998,11 +998,7 @@ impl Hub {
         let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
             return;
         };
-        let devices = self
-            .users
-            .get(&uid)
-            .map(|u| u.devices.to_vec())
-            .unwrap_or_default();
+        let devices = self.devices_of(uid);
         for did in devices {
             let Some(d) = self.devices.get_mut(&did) else {
                 continue;

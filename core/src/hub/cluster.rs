@@ -1028,11 +1028,7 @@ impl Hub {
             return;
         };
         debug!(%nick, "session resumed on another node; it leaves this one");
-        let devices = self
-            .users
-            .get(&uid)
-            .map(|u| u.devices.to_vec())
-            .unwrap_or_default();
+        let devices = self.devices_of(uid);
         for did in devices {
             let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
             match conn {

@@ -131,11 +131,7 @@ impl Hub {
     /// `uid` changed (nick, rooms): the session records of its devices are written with this
     /// batch.
     pub(super) fn session_changed(&mut self, uid: UserId) {
-        let devices = self
-            .users
-            .get(&uid)
-            .map(|u| u.devices.to_vec())
-            .unwrap_or_default();
+        let devices = self.devices_of(uid);
         for did in devices {
             self.device_changed(did);
         }

@@ -267,11 +267,7 @@ impl Hub {
 
     /// The user leaves for good: a quit event in each of its rooms, nick and devices freed.
     pub(super) fn quit_user(&mut self, uid: UserId, reason: Option<Text>, now: Millis) {
-        let devices = self
-            .users
-            .get(&uid)
-            .map(|u| u.devices.to_vec())
-            .unwrap_or_default();
+        let devices = self.devices_of(uid);
         for did in devices {
             if self.devices.get(&did).is_some_and(|d| d.conn.is_none())
                 && self.timers.is_set(super::Timer::Grace(did))

@@ -85,6 +85,14 @@ impl Hub {
             .filter_map(|d| self.devices.get(d).and_then(|d| d.conn))
     }
 
+    /// A user's devices, copied out (for a loop that changes the hub as it goes).
+    pub(super) fn devices_of(&self, uid: UserId) -> Vec<DeviceId> {
+        self.users
+            .get(&uid)
+            .map(|u| u.devices.to_vec())
+            .unwrap_or_default()
+    }
+
     /// The id `conn`'s device expects next from its client (ids count per device).
     pub(super) fn next_id(&self, conn: ConnId) -> MsgId {
         self.conns
