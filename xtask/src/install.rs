@@ -1,7 +1,8 @@
 //! Installs what the build and the tests need, only when it is missing: the wasm32 target, the
 //! wasm-bindgen CLI at exactly the version the lock file pins, (as root, from Debian's
-//! packages) Chromium, chromedriver, tmux, and irssi and WeeChat for the IRC test, and (from
-//! the npm registry, into the target directory) The Lounge and the node that runs it.
+//! packages) Chromium, chromedriver, tmux, irssi and WeeChat for the IRC test, HexChat and Xvfb
+//! for HexChat's, and (from the npm registry, into the target directory) The Lounge and the node
+//! that runs it.
 
 use crate::{cargo, root, run};
 use anyhow::{Context, Result, bail};
@@ -75,7 +76,7 @@ pub fn wasm_bindgen_cli() -> Result<()> {
 }
 
 /// Chromium and chromedriver for the browser test, tmux for the TUI test, irssi and WeeChat for
-/// the IRC clients' test, openssl for the TLS test's `openssl s_client`, nats-server (with
+/// the IRC clients' test, HexChat with its Python plugin and Xvfb for HexChat's, openssl for the TLS test's `openssl s_client`, nats-server (with
 /// JetStream) for the cluster's tests and `cargo xtask up --cluster`, npm for [`lounge`].
 pub fn apt_tools() -> Result<()> {
     let wanted = [
@@ -84,6 +85,12 @@ pub fn apt_tools() -> Result<()> {
         ("/usr/bin/tmux", "tmux"),
         ("/usr/bin/irssi", "irssi"),
         ("/usr/bin/weechat", "weechat"),
+        ("/usr/bin/hexchat", "hexchat"),
+        (
+            "/usr/lib/x86_64-linux-gnu/hexchat/plugins/python.so",
+            "hexchat-python3",
+        ),
+        ("/usr/bin/Xvfb", "xvfb"),
         ("/usr/bin/openssl", "openssl"),
         ("/usr/sbin/nats-server", "nats-server"),
         ("/usr/bin/npm", "npm"),
