@@ -20,7 +20,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
-use tokio::io::AsyncBufReadExt;
 
 /// How long one thing HexChat should show may take to show.
 const SHOW_WAIT: Duration = Duration::from_secs(15);
@@ -265,37 +264,6 @@ impl Drop for HexChat {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// natter-server in memory with an IRC port: the child, natter's port, the IRC port.
-async fn irc_server() -> (tokio::process::Child, SocketAddr, SocketAddr) {
-    let (child, mut log, natter) = spawn_server(
-        &["--listen", "127.0.0.1:0", "--irc-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
-    let irc = tokio::time::timeout(WAIT, async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited before its IRC listener");
-            if line.contains("listening") && line.contains("door=Irc") {
-                let a = line.split("addr=").nth(1).unwrap_or_default();
-                let a = a.split_whitespace().next().unwrap_or_default();
-                return a.parse::<SocketAddr>().expect("an address in the log line");
-            }
-        }
-    })
-    .await
-    .expect("no IRC 'listening' line");
-    tokio::spawn(async move {
-        let mut sink = String::new();
-        while log.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
-            sink.clear();
-        }
-    });
-    (child, natter, irc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

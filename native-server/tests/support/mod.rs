@@ -522,7 +522,24 @@ pub async fn spawn_stored_server(
 /// addresses (the IRC one read from its log, which is then drained so the server never blocks
 /// on it).
 pub async fn durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
-    let (child, mut log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
+    let (child, log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
+    (child, natter, irc_addr_then_drain(log).await)
+}
+
+/// natter-server in memory with natter's port and an IRC port: both addresses, as
+/// [`durable_irc_server`].
+pub async fn irc_server() -> (Child, SocketAddr, SocketAddr) {
+    let (child, log, natter) = spawn_server(
+        &["--listen", "127.0.0.1:0", "--irc-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .await;
+    (child, natter, irc_addr_then_drain(log).await)
+}
+
+/// The IRC listener's address, read from the server's `log`, which is then drained so the
+/// server never blocks on it.
+async fn irc_addr_then_drain(mut log: BufReader<ChildStderr>) -> SocketAddr {
     let irc = timeout(Duration::from_secs(10), async {
         let mut line = String::new();
         loop {
@@ -544,7 +561,7 @@ pub async fn durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, So
             sink.clear();
         }
     });
-    (child, natter, irc)
+    irc
 }
 
 pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
