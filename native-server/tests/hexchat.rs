@@ -36,7 +36,8 @@ def emit(**kv):
     OUT.write(json.dumps(kv) + "\n")
 EVENTS = ["Channel Message", "Channel Action", "Channel Notice", "Notice", "Topic Change",
           "Topic", "Join", "You Join", "Part", "Quit", "Change Nick", "Private Message to Dialog",
-          "Private Action to Dialog", "Server Error", "Disconnected", "Connected"]
+          "Private Action to Dialog", "Server Error", "Disconnected", "Connected", "Server Text",
+          "Kick", "You Kicked", "Channel Operator", "Channel Ban"]
 def on_print(word, word_eol, event):
     emit(event=event, channel=hexchat.get_info("channel"), words=[w or "" for w in word])
     return hexchat.EAT_NONE
@@ -123,7 +124,9 @@ struct HexChat {
 }
 
 impl HexChat {
-    fn start(irc: SocketAddr, nick: &str, channel: &str) -> HexChat {
+    /// HexChat with one network, natter's IRC port, which it connects to at start and where
+    /// it joins `channel` as `nick`, or signs in with SASL PLAIN as `sasl`'s account.
+    fn start(irc: SocketAddr, nick: &str, channel: &str, sasl: Option<(&str, &str)>) -> HexChat {
         let display = Display::start();
         let dir = tempfile::tempdir().expect("a config dir");
         let open = |p: &Path, mode| {
@@ -140,8 +143,20 @@ impl HexChat {
              text_logging = 0\nnet_throttle = 0\ngui_tray = 0\n"
         );
         std::fs::write(dir.path().join("hexchat.conf"), conf).expect("write hexchat.conf");
+        // The network (servlist.c's format): flag 8 connects at start; login type 6 is SASL
+        // PLAIN, with `U` the account and `P` its password.
+        let login = sasl.map_or(String::new(), |(account, password)| {
+            format!("U={account}\nP={password}\nL=6\n")
+        });
+        let network = format!(
+            "v=2.16.1\n\nN=natter\nI={nick}\n{login}E=UTF-8 (Unicode)\nF=8\nD=0\n\
+             S={}/{}\nJ={channel}\n\n",
+            irc.ip(),
+            irc.port()
+        );
+        std::fs::write(dir.path().join("servlist.conf"), network).expect("write servlist.conf");
         std::fs::write(addons.join("natter_test.py"), PLUGIN).expect("write the plugin");
-        for f in ["hexchat.conf", "addons/natter_test.py"] {
+        for f in ["hexchat.conf", "servlist.conf", "addons/natter_test.py"] {
             open(&dir.path().join(f), 0o666);
         }
         let mut cmd = if nix::unistd::geteuid().is_root() {
@@ -160,7 +175,6 @@ impl HexChat {
         let child = cmd
             .arg("-d")
             .arg(home)
-            .arg(format!("--url=irc://{irc}/{channel}"))
             .env("DISPLAY", format!(":{}", display.number))
             .env("HOME", home)
             .env("XDG_CONFIG_HOME", home)
@@ -199,6 +213,20 @@ impl HexChat {
     /// Waits for a print event `event` whose fields start with `words` (compared whole), after
     /// those already matched; returns all its fields.
     async fn wait(&mut self, event: &str, words: &[&str]) -> Vec<String> {
+        let what = format!("{event} {words:?}");
+        self.wait_for(event, &what, |fields| {
+            fields.len() >= words.len() && fields.iter().zip(words).all(|(f, w)| f == w)
+        })
+        .await
+    }
+
+    /// Waits for a print event `event` whose fields pass `wanted`, after those already matched.
+    async fn wait_for(
+        &mut self,
+        event: &str,
+        what: &str,
+        wanted: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + SHOW_WAIT;
         loop {
             let path = self.dir.path().join("events.jsonl");
@@ -220,10 +248,7 @@ impl HexChat {
                             .collect()
                     })
                     .unwrap_or_default();
-                if v["event"] == event
-                    && fields.len() >= words.len()
-                    && fields.iter().zip(words).all(|(f, w)| f == w)
-                {
+                if v["event"] == event && wanted(&fields) {
                     self.read = consumed;
                     return fields;
                 }
@@ -231,7 +256,7 @@ impl HexChat {
             if Instant::now() > deadline {
                 let seen: Vec<String> = self.events().iter().map(Value::to_string).collect();
                 panic!(
-                    "HexChat did not show {event} {words:?} within {SHOW_WAIT:?}; it showed:\n{}",
+                    "HexChat did not show {what} within {SHOW_WAIT:?}; it showed:\n{}",
                     seen.join("\n")
                 );
             }
@@ -279,7 +304,7 @@ async fn hexchat_and_nc_chat_in_one_room() {
     alice.send("/rooms").await;
     alice.expect_has("#lab").await;
 
-    let mut hex = HexChat::start(irc, "hexbob", "#lab");
+    let mut hex = HexChat::start(irc, "hexbob", "#lab", None);
     hex.wait("LOADED", &[]).await;
     hex.wait("You Join", &["hexbob", "#lab"]).await;
     // Its join brings the room's recent history (HexChat asks for server-time).
@@ -331,4 +356,69 @@ async fn hexchat_and_nc_chat_in_one_room() {
     hex.command("#lab", "quit off to lunch");
     alice.expect_has("-- hexbob quit (off to lunch)").await;
     hex.wait("Disconnected", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hexchat_signs_in_with_sasl_and_moderates_a_room() {
+    let (_server, natter, irc) = irc_server().await;
+    // The account is registered on nc, which stays signed in (and in #lobby).
+    let (mut dora, _) = TextClient::welcomed(natter, "dora").await;
+    dora.send("/nick dora").await;
+    dora.expect_has("you are now known as dora").await;
+    dora.send("/register sasl-passphrase").await;
+    dora.expect_has("you are signed in as dora").await;
+    let (mut eve, _) = TextClient::welcomed(natter, "evelyn").await;
+    eve.send("/nick evelyn").await;
+    eve.expect_has("you are now known as evelyn").await;
+    eve.send("/join #mod").await;
+    eve.expect_has("you are in #mod").await;
+    let (mut fred, _) = TextClient::welcomed(natter, "fred").await;
+    fred.send("/nick fred").await;
+    fred.expect_has("you are now known as fred").await;
+    fred.send("/join #mod").await;
+    fred.expect_has("you are in #mod").await;
+
+    // HexChat asks for the nick `somebody` and signs in as dora: it is dora, in dora's rooms.
+    let mut hex = HexChat::start(irc, "somebody", "#mod", Some(("dora", "sasl-passphrase")));
+    hex.wait("Server Text", &["You are now logged in as dora"])
+        .await;
+    hex.wait("You Join", &["dora", "#lobby"]).await;
+    hex.wait("You Join", &["dora", "#mod"]).await;
+    hex.command("#mod", "say hello as dora from HexChat");
+    dora.expect_has("<dora> hello as dora from HexChat").await;
+
+    // `MODE +r` registers the room to the signed-in account, which becomes its operator.
+    hex.command("#mod", "mode #mod +r");
+    hex.wait("Channel Operator", &["natter.irc", "dora"]).await;
+    eve.expect_has("dora set #mod +r").await;
+    let (_, names) = hex.names("#mod").await;
+    assert_eq!(names, ["@dora", "evelyn", "fred"], "HexChat's names list");
+
+    // HexChat's `/ban NICK` makes `*!*@natter` of a nick (its default ban type), which is
+    // everyone here: refused, and HexChat shows why and what to type instead.
+    hex.command("#mod", "ban evelyn");
+    hex.wait_for("Server Text", "the 696 for *!*@natter", |f| {
+        f[0].contains("*!*@natter")
+            && f[0].contains("so that mask is everyone")
+            && f[0].contains("/ban bob 3")
+    })
+    .await;
+    // Its ban type 3 (`*!*evelyn@natter`) bans evelyn, who is put out and cannot come back.
+    hex.command("#mod", "ban evelyn 3");
+    hex.wait("Kick", &["dora", "evelyn", "#mod"]).await;
+    eve.expect_has("dora put evelyn out of #mod (banned)").await;
+    eve.send("/join #mod").await;
+    eve.expect_has("you are banned from #mod").await;
+    // A kick with a reason.
+    hex.command("#mod", "kick fred calm down");
+    hex.wait("Kick", &["dora", "fred", "#mod", "calm down"])
+        .await;
+    fred.expect_has("dora put fred out of #mod (calm down)")
+        .await;
+    let (_, names) = hex.names("#mod").await;
+    assert_eq!(
+        names,
+        ["@dora"],
+        "HexChat's names list after the ban and the kick"
+    );
 }

@@ -2618,6 +2618,9 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     assert!(!l.iter().any(|l| l.contains(" MODE #m +b")), "{l:?}");
     assert_eq!(numerics(&l), ["696"], "{l:?}");
     assert!(l[0].contains(" 696 alice #m b *!*@natter :"), "{l:?}");
+    // HexChat's default `/ban dan` (`*!*@natter`) is told why and what to send instead.
+    assert!(l[0].contains("so that mask is everyone"), "{l:?}");
+    assert!(l[0].contains("/ban bob 3"), "{l:?}");
     // So is a wildcard host natter cannot match, on +q and -b too.
     n.send(
         c,

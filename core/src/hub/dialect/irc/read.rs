@@ -1014,10 +1014,14 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     continue;
                 }
                 (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
-                    let why = Mask::parse(&irc_mask(mask))
-                        .err()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default();
+                    let why = if is_everyone(mask) {
+                        EVERYONE.to_owned()
+                    } else {
+                        Mask::parse(&irc_mask(mask))
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default()
+                    };
                     // A mask natter cannot read: `696 <channel> <mode char> <mask> :<why>`, as
                     // for any mode's bad parameter (not a `400` after the hub refused it).
                     let param = Some(mask)
@@ -1096,13 +1100,16 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
 
 /// An IRC ban mask as natter reads it: `nick!*@*` is the nick, `*!*@host` the address, a bare
 /// word a nick or natter's own mask. Every IRC user is `nick!nick@natter`, so the masks clients
-/// make from that (`*!bob@natter` in WeeChat, `*!*bob@natter` in irssi) name the nick `bob`.
+/// make from that name the nick in the ident: `*!bob@natter` (WeeChat), `*!*bob@natter`
+/// (irssi, HexChat's ban type 3), `*!*bob@*natter` (HexChat's type 2). One whose host could be
+/// natter's and with no ident (`*!*@natter`, HexChat's default type 1) is everyone: refused, in
+/// words that say so ([`EVERYONE`]).
 fn irc_mask(mask: &str) -> String {
     match mask.split_once('!') {
         Some((nick, rest)) => {
             let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
             let user = user.trim_start_matches(['*', '~']);
-            let ours = host.eq_ignore_ascii_case(names::HOST);
+            let ours = wildcard_matches(host, names::HOST);
             if nick != "*" && !nick.contains('*') {
                 format!("nick:{nick}")
             } else if ours && !user.is_empty() && !user.contains(['*', '?']) {
@@ -1117,5 +1124,101 @@ fn irc_mask(mask: &str) -> String {
             }
         }
         None => mask.to_owned(),
+    }
+}
+
+/// Why a mask of everyone on natter's pseudo-host is refused (`696`'s words).
+const EVERYONE: &str = "every natter user is nick!nick@natter, so that mask is everyone: ban \
+                        the nick (+b bob, or *!bob@natter; in HexChat /ban bob 3)";
+
+/// Whether `mask` is `*!IDENT@HOST` with no ident and a host that could be natter's
+/// (`*!*@natter`, `*!*@*natter`, `*!*@*`).
+fn is_everyone(mask: &str) -> bool {
+    mask.split_once('!')
+        .and_then(|(nick, rest)| Some((nick, rest.split_once('@')?)))
+        .is_some_and(|(nick, (user, host))| {
+            nick.chars().all(|c| c == '*')
+                && user.chars().all(|c| matches!(c, '*' | '~'))
+                && wildcard_matches(host, names::HOST)
+        })
+}
+
+/// IRC's glob: whether `pattern` (`*` any run, `?` one character, ASCII case-insensitive)
+/// matches all of `text`.
+fn wildcard_matches(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // The classic two-pointer walk, backtracking to the last `*` only: linear in practice, and
+    // both sides are short (a mask of at most 64 bytes, the host).
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == b'?' || p[i].eq_ignore_ascii_case(&t[j])) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == b'*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn irc_glob_matches_whole_text_case_insensitively() {
+        for (p, t) in [
+            ("natter", "natter"),
+            ("NATTER", "natter"),
+            ("*", "natter"),
+            ("*natter", "natter"),
+            ("n*r", "natter"),
+            ("n?tter", "natter"),
+            ("*t*", "natter"),
+            ("**", ""),
+        ] {
+            assert!(wildcard_matches(p, t), "{p} should match {t}");
+        }
+        for (p, t) in [
+            ("natte", "natter"),
+            ("*.natter", "natter"),
+            ("?natter", "natter"),
+            ("n*x", "natter"),
+            ("", "natter"),
+        ] {
+            assert!(!wildcard_matches(p, t), "{p} should not match {t}");
+        }
+    }
+
+    #[test]
+    fn the_masks_clients_make_from_a_nick_name_that_nick() {
+        for (mask, read) in [
+            ("*!bob@natter", "nick:bob"),   // WeeChat
+            ("*!*bob@natter", "nick:bob"),  // irssi, HexChat's ban type 3
+            ("*!*bob@*natter", "nick:bob"), // HexChat's ban type 2
+            ("*!~bob@*", "nick:bob"),       // any host natter's could be
+            ("bob!*@*", "nick:bob"),        // a nick mask
+            ("*!*@10.1.2.3", "10.1.2.3"),   // an address
+            ("bob", "bob"),                 // a bare word, read by `Mask::parse`
+            ("*!*@natter", "*!*@natter"),   // everyone: refused
+            ("*!*@*.example.com", "*!*@*.example.com"),
+        ] {
+            assert_eq!(irc_mask(mask), read, "{mask}");
+        }
+        for everyone in ["*!*@natter", "*!*@*natter", "*!*@*", "*!~*@NATTER"] {
+            assert!(is_everyone(everyone), "{everyone}");
+            assert!(Mask::parse(&irc_mask(everyone)).is_err(), "{everyone}");
+        }
+        for someone in ["*!bob@natter", "bob!*@*", "*!*@*.example.com", "bob"] {
+            assert!(!is_everyone(someone), "{someone}");
+        }
     }
 }
