@@ -484,7 +484,15 @@ impl Hub {
                 let lines = motd.to_wire();
                 self.reply(conn, Reply::Msg(ServerMsg::Motd { lines }));
             }
-            // IRC clients get it as numerics at registration (the dialect's own welcome).
+            // IRC's registration burst: after 001–005 (the dialect's rendering of `Welcome`),
+            // LUSERS and the MOTD, so that the JOINs an account's rooms bring come after
+            // `376`, as IRC servers and bouncers send them.
+            (ConnKind::Irc, false, motd) => {
+                let motd = motd.clone();
+                let counts = self.counts();
+                self.reply(conn, Reply::Info(counts));
+                self.reply(conn, Reply::Info(super::query::Info::Motd(motd)));
+            }
             _ => {}
         }
         self.out.event(HubEvent::Ready {

@@ -1561,10 +1561,20 @@ fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_
     n.send(c, &["CAP END"]);
     let l = n.lines(c);
     assert!(find(&l, " 001 ").contains(" 001 alice "), "{l:?}");
+    let join = l
+        .iter()
+        .position(|l| l.starts_with(":alice!") && l.contains("JOIN #x"));
+    let end_of_motd = l.iter().position(|l| l.contains(" 376 alice "));
+    let lusers = l.iter().position(|l| l.contains(" 251 alice "));
     assert!(
-        l.iter()
-            .any(|l| l.starts_with(":alice!") && l.contains("JOIN #x")),
+        join.is_some(),
         "the account's rooms come with the welcome: {l:?}"
+    );
+    // In IRC's order: 001–005, LUSERS, the MOTD, then the JOINs (as servers and bouncers
+    // send an always-on user's channels).
+    assert!(
+        lusers.is_some() && end_of_motd.is_some() && lusers < end_of_motd && end_of_motd < join,
+        "{l:?}"
     );
     n.advance(3_000);
     n.lines(c);

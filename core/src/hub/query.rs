@@ -213,6 +213,20 @@ fn away_text(text: Text) -> Text {
 }
 
 impl Hub {
+    /// How many users, rooms and connections there are (`LUSERS`).
+    pub(super) fn counts(&self) -> Info {
+        Info::Counts {
+            users: self.users.len() + self.remote_user_count(),
+            // Rooms somebody is in (a stored room nobody is in stays in the table).
+            rooms: self
+                .rooms
+                .values()
+                .filter(|r| !r.members.is_empty())
+                .count(),
+            connections: self.conns.len(),
+        }
+    }
+
     /// Answers `q` for `conn`'s user (a connection without one gets nothing: it asked during a
     /// handshake that did not go through).
     pub(super) fn query(&mut self, conn: ConnId, q: Query, now: Millis) {
@@ -308,16 +322,7 @@ impl Hub {
                     .collect();
                 Info::List { rooms, total }
             }
-            Query::Counts => Info::Counts {
-                users: self.users.len() + self.remote_user_count(),
-                // Rooms somebody is in (a stored room nobody is in stays in the table).
-                rooms: self
-                    .rooms
-                    .values()
-                    .filter(|r| !r.members.is_empty())
-                    .count(),
-                connections: self.conns.len(),
-            },
+            Query::Counts => self.counts(),
             Query::Time => Info::Time(now),
             Query::Motd => Info::Motd(self.config.motd.clone()),
             Query::Away(text) => return self.set_away(conn, uid, text.map(away_text)),

@@ -297,8 +297,8 @@ impl Irc {
         self.try_register(plan);
     }
 
-    /// With a nick and a user and no capability negotiation open: the hello, then the
-    /// numbers and the message of the day (answered only if the hello went through).
+    /// With a nick and a user and no capability negotiation open: the hello (the hub's welcome
+    /// brings the numbers and the message of the day, before any room an account is in).
     fn try_register(&mut self, plan: &mut Plan<'_>) {
         let Some(nick) = self.wanted.clone() else {
             return;
@@ -314,8 +314,6 @@ impl Irc {
             autojoin: None,
             taken: IfTaken::Refuse,
         }));
-        plan.query(Query::Counts);
-        plan.query(Query::Motd);
     }
 
     /// `AUTHENTICATE`: SASL PLAIN (RFC 4616) before registration. The credentials become a
