@@ -1,7 +1,8 @@
 //! HexChat end to end: Debian's `hexchat` (GTK, in an Xvfb display of its own) on natter's IRC
 //! listener chats in one room with a person on nc, both ways: lines, actions, notices, the
 //! topic, private messages, a nick change, the names list, the history its join brings, and its
-//! quit. HexChat is driven and watched from inside by a Python plugin (Debian's
+//! quit; it signs in with SASL and moderates (its own ban masks); over TLS it verifies natter's
+//! certificate. HexChat is driven and watched from inside by a Python plugin (Debian's
 //! `hexchat-python3`) that the test puts in HexChat's config directory: it runs the commands
 //! the test drops beside it and writes what HexChat prints (its print events, with their
 //! fields) as JSON lines. So what is checked is what HexChat understood, not what the server
@@ -37,7 +38,8 @@ def emit(**kv):
 EVENTS = ["Channel Message", "Channel Action", "Channel Notice", "Notice", "Topic Change",
           "Topic", "Join", "You Join", "Part", "Quit", "Change Nick", "Private Message to Dialog",
           "Private Action to Dialog", "Server Error", "Disconnected", "Connected", "Server Text",
-          "Kick", "You Kicked", "Channel Operator", "Channel Ban"]
+          "Kick", "You Kicked", "Channel Operator", "Channel Ban", "Connection Failed",
+          "SSL Message"]
 def on_print(word, word_eol, event):
     emit(event=event, channel=hexchat.get_info("channel"), words=[w or "" for w in word])
     return hexchat.EAT_NONE
@@ -125,8 +127,15 @@ struct HexChat {
 
 impl HexChat {
     /// HexChat with one network, natter's IRC port, which it connects to at start and where
-    /// it joins `channel` as `nick`, or signs in with SASL PLAIN as `sasl`'s account.
-    fn start(irc: SocketAddr, nick: &str, channel: &str, sasl: Option<(&str, &str)>) -> HexChat {
+    /// it joins `channel` as `nick`, or signs in with SASL PLAIN as `sasl`'s account; over TLS
+    /// when given the only CA it trusts (OpenSSL's `SSL_CERT_FILE`: its default store).
+    fn start(
+        irc: SocketAddr,
+        nick: &str,
+        channel: &str,
+        sasl: Option<(&str, &str)>,
+        tls_ca: Option<&Path>,
+    ) -> HexChat {
         let display = Display::start();
         let dir = tempfile::tempdir().expect("a config dir");
         let open = |p: &Path, mode| {
@@ -148,8 +157,11 @@ impl HexChat {
         let login = sasl.map_or(String::new(), |(account, password)| {
             format!("U={account}\nP={password}\nL=6\n")
         });
+        // Flag 4 is TLS for every server of the network, verified (flag 32 would accept any
+        // certificate).
+        let flags = if tls_ca.is_some() { 8 | 4 } else { 8 };
         let network = format!(
-            "v=2.16.1\n\nN=natter\nI={nick}\n{login}E=UTF-8 (Unicode)\nF=8\nD=0\n\
+            "v=2.16.1\n\nN=natter\nI={nick}\n{login}E=UTF-8 (Unicode)\nF={flags}\nD=0\n\
              S={}/{}\nJ={channel}\n\n",
             irc.ip(),
             irc.port()
@@ -172,6 +184,12 @@ impl HexChat {
             Command::new("hexchat")
         };
         let home = dir.path();
+        if let Some(ca) = tls_ca {
+            let copy = home.join("ca.pem");
+            std::fs::copy(ca, &copy).expect("copy the CA");
+            open(&copy, 0o644);
+            cmd.env("SSL_CERT_FILE", copy).env_remove("SSL_CERT_DIR");
+        }
         let child = cmd
             .arg("-d")
             .arg(home)
@@ -304,7 +322,7 @@ async fn hexchat_and_nc_chat_in_one_room() {
     alice.send("/rooms").await;
     alice.expect_has("#lab").await;
 
-    let mut hex = HexChat::start(irc, "hexbob", "#lab", None);
+    let mut hex = HexChat::start(irc, "hexbob", "#lab", None, None);
     hex.wait("LOADED", &[]).await;
     hex.wait("You Join", &["hexbob", "#lab"]).await;
     // Its join brings the room's recent history (HexChat asks for server-time).
@@ -379,7 +397,13 @@ async fn hexchat_signs_in_with_sasl_and_moderates_a_room() {
     fred.expect_has("you are in #mod").await;
 
     // HexChat asks for the nick `somebody` and signs in as dora: it is dora, in dora's rooms.
-    let mut hex = HexChat::start(irc, "somebody", "#mod", Some(("dora", "sasl-passphrase")));
+    let mut hex = HexChat::start(
+        irc,
+        "somebody",
+        "#mod",
+        Some(("dora", "sasl-passphrase")),
+        None,
+    );
     hex.wait("Server Text", &["You are now logged in as dora"])
         .await;
     hex.wait("You Join", &["dora", "#lobby"]).await;
@@ -421,4 +445,55 @@ async fn hexchat_signs_in_with_sasl_and_moderates_a_room() {
         ["@dora"],
         "HexChat's names list after the ban and the kick"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hexchat_over_tls_verifies_natters_certificate() {
+    use natter_tls::dev_ca::DevCa;
+    let pki = tempfile::tempdir().expect("a directory for the certificates");
+    let ca = DevCa::new("natter test CA").expect("a CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]).expect("a certificate");
+    let (cert, key) = leaf.write(pki.path()).expect("its files");
+    let ca_file = pki.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("write the CA");
+    let other = DevCa::new("some other CA").expect("a CA");
+    let other_file = pki.path().join("other.pem");
+    std::fs::write(&other_file, other.cert_pem()).expect("write the other CA");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--irc-tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().expect("a UTF-8 path"),
+        "--tls-key",
+        key.to_str().expect("a UTF-8 path"),
+    ];
+    let (_server, log, natter) = spawn_server(&args, &[]).await;
+    let irc = irc_addr_then_drain(log, "IrcTls").await;
+    let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
+    alice.send("/nick alice").await;
+    alice.expect_has("you are now known as alice").await;
+    alice.send("/join #sec").await;
+    alice.expect_has("you are in #sec").await;
+
+    // Trusting another CA only, HexChat refuses natter's certificate and never gets in.
+    let mut wary = HexChat::start(irc, "wary", "#sec", None, Some(&other_file));
+    let failed = wary.wait("Connection Failed", &[]).await;
+    assert!(failed[0].contains("certificate"), "{failed:?}");
+    drop(wary);
+
+    // Trusting natter's CA, it chats over TLS.
+    let mut hex = HexChat::start(irc, "hexbob", "#sec", None, Some(&ca_file));
+    hex.wait("You Join", &["hexbob", "#sec"]).await;
+    alice.expect_has("hexbob joined #sec").await;
+    hex.command("#sec", "say over TLS from HexChat");
+    alice.expect_has("<hexbob> over TLS from HexChat").await;
+    alice.send("and back in clear to natter").await;
+    hex.wait("Channel Message", &["alice", "and back in clear to natter"])
+        .await;
+    // Nobody came in from the refused HexChat.
+    alice.send("/who").await;
+    let who = alice.expect_has("-- #sec (2): ").await;
+    assert!(!who.contains("wary"), "{who}");
 }

@@ -523,7 +523,7 @@ pub async fn spawn_stored_server(
 /// on it).
 pub async fn durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
     let (child, log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
-    (child, natter, irc_addr_then_drain(log).await)
+    (child, natter, irc_addr_then_drain(log, "Irc").await)
 }
 
 /// natter-server in memory with natter's port and an IRC port: both addresses, as
@@ -534,19 +534,20 @@ pub async fn irc_server() -> (Child, SocketAddr, SocketAddr) {
         &[],
     )
     .await;
-    (child, natter, irc_addr_then_drain(log).await)
+    (child, natter, irc_addr_then_drain(log, "Irc").await)
 }
 
-/// The IRC listener's address, read from the server's `log`, which is then drained so the
-/// server never blocks on it.
-async fn irc_addr_then_drain(mut log: BufReader<ChildStderr>) -> SocketAddr {
+/// The address of the listener for `door` (`Irc`, `IrcTls`: the log's `door=` word), read
+/// from the server's `log`, which is then drained so the server never blocks on it.
+pub async fn irc_addr_then_drain(mut log: BufReader<ChildStderr>, door: &str) -> SocketAddr {
+    let door = format!("door={door} ");
     let irc = timeout(Duration::from_secs(10), async {
         let mut line = String::new();
         loop {
             line.clear();
             let n = log.read_line(&mut line).await.expect("read the log");
             assert!(n > 0, "natter-server exited before its IRC listener");
-            if line.contains("listening") && line.contains("door=Irc") {
+            if line.contains("listening") && line.contains(&door) {
                 let a = line.split("addr=").nth(1).unwrap_or_default();
                 let a = a.split_whitespace().next().unwrap_or_default();
                 return a.parse::<SocketAddr>().expect("an address in the log line");
