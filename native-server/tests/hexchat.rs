@@ -108,7 +108,22 @@ impl Display {
 }
 
 impl Drop for Display {
+    /// SIGTERM first, so Xvfb removes its lock file and socket (`/tmp/.X<n>-lock`); SIGKILL if
+    /// it is still there after 5 s.
     fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.xvfb.id()).map(Pid::from_raw);
+        if let Ok(pid) = pid {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.xvfb.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.xvfb.kill();
         let _ = self.xvfb.wait();
     }
