@@ -403,6 +403,13 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut running = server_config(&args, &file, random_seed()?)?;
+    // A file per connection (the socket cap allows an eighth more than max_connections, and
+    // 64 for what a handshake holds), plus the listeners, the store's files and the like.
+    let conns = running.hub.max_connections as u64;
+    let need = conns + conns / 8 + 64 + 64;
+    if let Err(e) = natter_ops::raise_open_files(need, "max_connections") {
+        warn!(error = %e, "cannot read or raise the open-file limit");
+    }
     // Before anything listens: a SIGHUP (a reload, a log rotation) or a SIGTERM that comes
     // once the server says it listens must find its handler, not the default action, which
     // ends the process at once.

@@ -125,3 +125,58 @@ async fn it_runs_with_its_allocator_settings_unless_given_others() {
     assert!(!env.contains("mxfast"), "{env}");
     TextClient::welcomed(addr, "b").await;
 }
+
+/// Started with a shell's low soft limit of open files (256), natter-server raises it to the
+/// hard limit and says so, and serves more connections than the old limit allowed.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .expect("read limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .expect("the open files line");
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("natter.toml");
+    // One address opens all the connections below, at once.
+    let limits = "[limits]\nmax_connections_per_ip = 400\nmax_connects_per_window = 400\n";
+    std::fs::write(&config, limits).expect("write the config");
+    let config = config.to_str().expect("a UTF-8 path");
+    let wrapper = ["sh", "-c", r#"ulimit -S -n 256 && exec "$0" "$@""#];
+    let (child, mut log, addr, seen) = spawn_server_wrapped(
+        &wrapper,
+        &["--listen", "127.0.0.1:0", "--config", config],
+        &[],
+        WAIT,
+    )
+    .await;
+    let pid = child.id().expect("a pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open files line");
+    let soft = line.split_whitespace().nth(3).expect("the soft limit");
+    assert_eq!(soft, hard, "{line}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("open-file limit raised") && l.contains("from=256")),
+        "{seen:?}"
+    );
+    // Its log is read on (a line per connection would fill the pipe and stop it).
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        while log.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            line.clear();
+        }
+    });
+    // 300 connections at once: past the 256 files it started with.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(connect(addr).await);
+    }
+    let (_last, nick) = TextClient::welcomed(addr, "last").await;
+    assert!(!nick.is_empty());
+}

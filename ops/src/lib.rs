@@ -7,15 +7,18 @@
 //! - [`histogram`]: a latency histogram of atomics, for hot paths where prometheus-client's own
 //!   histogram (a mutex per observation) would cost too much;
 //! - [`logging`]: `--log-format text|json` for tracing;
-//! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms.
+//! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms;
+//! - [`files`]: the open-file limit raised to what the hard limit allows, at start.
 #![warn(missing_docs)]
 
 pub mod endpoint;
+pub mod files;
 pub mod histogram;
 pub mod listen;
 pub mod logging;
 
 pub use endpoint::{Endpoint, ReadyCheck};
+pub use files::{OpenFiles, raise_open_files};
 pub use histogram::AtomicHistogram;
 pub use listen::listen;
 pub use logging::LogFormat;

@@ -154,6 +154,12 @@ async fn main() -> anyhow::Result<()> {
         server_secret: natter_ops::bridge_secret(args.server_secret_file.as_deref())?,
         ..defaults
     };
+    // Two files a browser (its WebSocket, its connection to the server), plus the listener,
+    // the page's files being read and the like.
+    let need = 2 * config.max_connections as u64 + 64;
+    if let Err(e) = natter_ops::raise_open_files(need, "--max-connections") {
+        tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+    }
     if config.server_secret.is_none() {
         tracing::warn!(
             "no bridge secret (NATTER_BRIDGE_SECRET or --server-secret-file): the server will count \

@@ -283,3 +283,39 @@ async fn at_trace_level_the_log_holds_no_frame_payload() {
         .collect();
     assert!(leaked.is_empty(), "the payload in the log: {leaked:#?}");
 }
+
+/// Started with a shell's low soft limit of open files (256: fewer than two files for each of
+/// its default 4,096 browsers), natter-bridge raises it to the hard limit before it listens.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
+    let open_files = |limits: &str| -> (String, String) {
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("the open files line")
+            .to_owned();
+        let mut words = line.split_whitespace().skip(3);
+        let soft = words.next().expect("soft").to_owned();
+        let hard = words.next().expect("hard").to_owned();
+        (soft, hard)
+    };
+    let (_, hard) = open_files(&std::fs::read_to_string("/proc/self/limits").unwrap());
+    let server = FakeServer::start().await;
+    let child = Command::new("sh")
+        .args(["-c", r#"ulimit -S -n 256 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_natter-bridge"))
+        .args(["--listen", "127.0.0.1:0", "--server"])
+        .arg(server.addr.to_string())
+        .env("RUST_LOG", "warn")
+        .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut child = Running(child);
+    // Listening (it prints its URL) comes after the limit is raised.
+    let _addr = printed_addr(&mut child).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
+    assert_eq!(open_files(&limits), (hard.clone(), hard));
+}

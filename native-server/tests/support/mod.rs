@@ -466,7 +466,28 @@ pub async fn spawn_server_seen(
     envs: &[(&str, &str)],
     wait: Duration,
 ) -> (Child, BufReader<ChildStderr>, SocketAddr, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+    spawn_server_wrapped(&[], args, envs, wait).await
+}
+
+/// [`spawn_server_seen`], started by `wrapper` (a program and its arguments, which must end by
+/// executing its last argument with the rest: e.g. `sh -c 'ulimit -Sn 256; exec "$0" "$@"'`)
+/// when not empty.
+pub async fn spawn_server_wrapped(
+    wrapper: &[&str],
+    args: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> (Child, BufReader<ChildStderr>, SocketAddr, Vec<String>) {
+    let bin = env!("CARGO_BIN_EXE_natter-server");
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .args(args)
         .env("RUST_LOG", "info")
         .env_remove("NATTER_LISTEN")
