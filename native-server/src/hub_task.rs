@@ -690,6 +690,43 @@ pub(crate) fn warn_unclaimed_admins(hub: &Hub) {
 mod tests {
     use super::*;
 
+    /// The table finds a connection by its id while the hub has it, past its first page, and
+    /// never a later connection in a reused slot under an earlier one's id.
+    #[test]
+    fn the_outbox_table_finds_open_connections_only() {
+        let mut hub = Hub::new(Config::default());
+        let now = Millis(0);
+        let accept = |hub: &mut Hub, i: u32| {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            hub.accept_on(Door::Natter, ip, now).expect("accepted")
+        };
+        let outbox = || Conn {
+            outbox: Arc::new(Outbox::default()),
+        };
+        let mut map = ConnMap::default();
+        let n = u32::try_from(PAGE).unwrap() + 3;
+        let ids: Vec<ConnId> = (0..n).map(|i| accept(&mut hub, i)).collect();
+        for id in &ids {
+            map.insert(*id, outbox());
+        }
+        assert_eq!(map.len(), PAGE + 3);
+        assert!(ids.iter().all(|id| map.contains_key(&hub, id)));
+        let old = ids[1];
+        let gone = map.remove(&hub, &old).expect("open");
+        let closed = gone.outbox.clone();
+        drop(gone);
+        assert!(closed.is_closing(), "dropping the entry closes its outbox");
+        hub.handle_close(old, now);
+        assert!(map.remove(&hub, &old).is_none());
+        let new = accept(&mut hub, n);
+        assert_eq!(new.slot(), old.slot(), "the slot is reused");
+        map.insert(new, outbox());
+        assert!(map.get(&hub, &old).is_none(), "not under the old id");
+        assert!(map.remove(&hub, &old).is_none());
+        assert!(map.get(&hub, &new).is_some());
+        assert_eq!(map.len(), PAGE + 3);
+    }
+
     #[test]
     fn the_load_meter_sees_this_process_work_and_stays_in_bounds() {
         let mut m = LoadMeter::new().expect("getrusage works here");
