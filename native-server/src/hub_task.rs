@@ -113,6 +113,13 @@ impl ConnMap {
         self.slot(id)?.as_ref().filter(|_| hub.has_conn(*id))
     }
 
+    /// The connection in `id`'s slot, for an id the hub has just handed out with a transmit:
+    /// it has the connection (`Hub::poll_transmit` skips those gone), so it is not asked again
+    /// for every member of a broadcast.
+    fn get_transmitting(&self, id: &ConnId) -> Option<&Conn> {
+        self.slot(id)?.as_ref()
+    }
+
     fn contains_key(&self, hub: &Hub, id: &ConnId) -> bool {
         self.get(hub, id).is_some()
     }
@@ -618,7 +625,7 @@ impl HubTask {
         // succession are paced by the hub (`Config::fanout_pace`): what is not handed out now
         // waits for the deadline `poll_timeout` gives.
         while let Some(t) = self.hub.poll_transmit() {
-            match self.conns.get(&self.hub, &t.conn) {
+            match self.conns.get_transmitting(&t.conn) {
                 Some(c) => c.outbox.push(t.data),
                 None => debug!(conn = %t.conn, "transmit for a connection already gone"),
             }
