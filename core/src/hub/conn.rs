@@ -1273,7 +1273,12 @@ mod tests {
             assert!(before.then(own).is_none() && own.then(after).is_none());
         }
         let b = member.backlog.as_deref().expect("queued");
-        assert_eq!(b.queue.len(), 1, "one run for six broadcasts: {:?}", b.queue);
+        assert_eq!(
+            b.queue.len(),
+            1,
+            "one run for six broadcasts: {:?}",
+            b.queue
+        );
         assert!(!b.queue.spilled());
         let j = joiner.backlog.as_deref().expect("queued");
         assert_eq!(j.queue.len(), 3, "three replays, three buffers");
