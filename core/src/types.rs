@@ -113,8 +113,7 @@ pub const SERVICE_NICKS: [&str; 7] = [
 /// [`Nick::folded`].
 ///
 /// Held inline (at most [`MAX_NICK_LEN`] bytes), not on the heap, like [`RoomName`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nick(Inline<MAX_NICK_LEN>);
 
 impl Nick {
@@ -218,6 +217,13 @@ impl TryFrom<String> for Nick {
     }
 }
 
+impl TryFrom<&str> for Nick {
+    type Error = InvalidName;
+    fn try_from(s: &str) -> Result<Nick, InvalidName> {
+        Nick::new(s)
+    }
+}
+
 impl From<Nick> for String {
     fn from(n: Nick) -> String {
         n.as_str().to_owned()
@@ -236,8 +242,7 @@ impl core::fmt::Display for Nick {
 /// Held inline (at most [`MAX_ROOM_LEN`] bytes), not on the heap: every member's list of rooms
 /// and scroll cursor hold a copy, and a heap copy cost an allocation each (issue 22's idle
 /// memory). It compares, orders and hashes as its text, as it did as a `String`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomName(Inline<MAX_ROOM_LEN>);
 
 impl RoomName {
@@ -276,13 +281,20 @@ impl RoomName {
 impl TryFrom<String> for RoomName {
     type Error = InvalidName;
     fn try_from(s: String) -> Result<RoomName, InvalidName> {
+        RoomName::try_from(s.as_str())
+    }
+}
+
+impl TryFrom<&str> for RoomName {
+    type Error = InvalidName;
+    fn try_from(s: &str) -> Result<RoomName, InvalidName> {
         // On the wire the name must already be canonical (`new` would also accept `rust` and
         // `#Rust`).
         match s.strip_prefix('#') {
             Some(body)
                 if RoomName::body_ok(body) && !body.bytes().any(|c| c.is_ascii_uppercase()) =>
             {
-                Ok(RoomName(Inline::new(&s)))
+                Ok(RoomName(Inline::new(s)))
             }
             _ => Err(InvalidName::Room(s.chars().take(40).collect())),
         }
@@ -591,6 +603,52 @@ impl Serialize for RoomName {
     }
 }
 
+// Deserialized from a `str` (borrowed from the input where the format allows, as bincode's
+// does), not through a `String` as `serde(try_from = "String")` did: two small allocations per
+// hello and join decoded, which a connect burst left free between the connections' records
+// (issue 22's idle memory). The same checks, the same errors.
+impl<'de> Deserialize<'de> for Nick {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Nick, D::Error> {
+        d.deserialize_str(FromStr::new("a nick"))
+    }
+}
+
+impl<'de> Deserialize<'de> for RoomName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RoomName, D::Error> {
+        d.deserialize_str(FromStr::new("a room name"))
+    }
+}
+
+/// A visitor that makes a `T` from a string, through `T`'s `TryFrom<&str>`.
+struct FromStr<T> {
+    what: &'static str,
+    made: core::marker::PhantomData<T>,
+}
+
+impl<T> FromStr<T> {
+    fn new(what: &'static str) -> FromStr<T> {
+        FromStr {
+            what,
+            made: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> serde::de::Visitor<'_> for FromStr<T>
+where
+    T: for<'a> TryFrom<&'a str, Error = InvalidName>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.what)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        T::try_from(s).map_err(E::custom)
+    }
+}
+
 impl Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
@@ -618,6 +676,24 @@ mod tests {
             ))
             .unwrap()
         );
+    }
+
+    /// Nicks and room names decode from the bytes a `String` encodes to, with the same
+    /// checks as before (a room name on the wire must be canonical).
+    #[test]
+    fn names_decode_from_their_strings_with_the_same_checks() {
+        use crate::wire::encode_payload;
+        let decode = |v: (&str, &str)| {
+            let bytes = encode_payload(&(v.0.to_owned(), v.1.to_owned())).unwrap();
+            crate::wire::decode_payload::<(Nick, RoomName)>(&bytes)
+        };
+        let (nick, room) = decode(("Alice", "#rust-1.x_y")).unwrap();
+        assert_eq!(nick.as_str(), "Alice");
+        assert_eq!(room.as_str(), "#rust-1.x_y");
+        assert!(decode(("9lives", "#rust")).is_err());
+        assert!(decode(("Alice", "#Rust")).is_err());
+        assert!(decode(("Alice", "rust")).is_err());
+        assert!(decode(("Alice", "#a b")).is_err());
     }
 
     #[test]

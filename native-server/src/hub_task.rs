@@ -84,47 +84,70 @@ impl Drop for Conn {
 }
 
 /// The hub task's connections, by the slot of the hub's table their id names
-/// ([`ConnId::slot`]): one index per transmit and per input instead of a hash-table lookup, and
-/// 16 bytes a slot instead of a hash table's ~28 per connection (issue 22). The id is kept
-/// beside the outbox, so an id whose connection is gone (its slot reused by a later one) finds
-/// nothing, as it found nothing in the hash table.
+/// ([`ConnId::slot`]): one index per transmit and per input instead of a hash-table lookup.
+///
+/// A slot holds the outbox alone (8 bytes); whether an id still names the connection in its
+/// slot is the hub's to say, as both tables take a connection in when it is accepted and let
+/// it go when the hub is told it closed (`Hub::handle_close`). An id whose connection is gone,
+/// its slot since reused (a close asked for in the batch that saw it go, a read turn due after
+/// it went), finds nothing. The slots are in pages of [`PAGE`] that never move: growing by
+/// doubling kept up to half the table empty (a table of 8,192 16-byte slots, ~26 bytes per
+/// connection at 5,000, issue 22), and a page is allocated once, not copied as the table grows.
 #[derive(Default)]
 struct ConnMap {
-    slots: Vec<Option<(ConnId, Conn)>>,
+    pages: Vec<Box<[Option<Conn>]>>,
     len: usize,
 }
 
+/// Slots per page of [`ConnMap`]: 4 KiB of outbox pointers.
+const PAGE: usize = 512;
+
 impl ConnMap {
-    fn get(&self, id: &ConnId) -> Option<&Conn> {
-        match self.slots.get(id.slot())? {
-            Some((at, c)) if at == id => Some(c),
-            _ => None,
-        }
+    fn slot(&self, id: &ConnId) -> Option<&Option<Conn>> {
+        let i = id.slot();
+        self.pages.get(i / PAGE)?.get(i % PAGE)
     }
 
-    fn contains_key(&self, id: &ConnId) -> bool {
-        self.get(id).is_some()
+    /// `id`'s connection, if `hub` still has it.
+    fn get(&self, hub: &Hub, id: &ConnId) -> Option<&Conn> {
+        self.slot(id)?.as_ref().filter(|_| hub.has_conn(*id))
+    }
+
+    /// The connection in `id`'s slot, for an id the hub has just handed out with a transmit:
+    /// it has the connection (`Hub::poll_transmit` skips those gone), so it is not asked again
+    /// for every member of a broadcast.
+    fn get_transmitting(&self, id: &ConnId) -> Option<&Conn> {
+        self.slot(id)?.as_ref()
+    }
+
+    fn contains_key(&self, hub: &Hub, id: &ConnId) -> bool {
+        self.get(hub, id).is_some()
     }
 
     /// Puts `c` in `id`'s slot. Whatever the slot held is dropped (closed): the hub reuses a
     /// slot only after the connection in it closed, so there is nothing.
     fn insert(&mut self, id: ConnId, c: Conn) {
         let i = id.slot();
-        if i >= self.slots.len() {
-            self.slots.resize_with(i + 1, || None);
+        while self.pages.len() <= i / PAGE {
+            self.pages.push((0..PAGE).map(|_| None).collect());
         }
-        if self.slots[i].replace((id, c)).is_none() {
+        if self.pages[i / PAGE][i % PAGE].replace(c).is_none() {
             self.len += 1;
         }
     }
 
-    fn remove(&mut self, id: &ConnId) -> Option<Conn> {
-        let slot = self.slots.get_mut(id.slot())?;
-        if !matches!(slot, Some((at, _)) if at == id) {
+    /// Takes `id`'s connection out, if `hub` still has it (call before telling the hub it
+    /// closed).
+    fn remove(&mut self, hub: &Hub, id: &ConnId) -> Option<Conn> {
+        if !hub.has_conn(*id) {
             return None;
         }
-        self.len -= 1;
-        slot.take().map(|(_, c)| c)
+        let i = id.slot();
+        let c = self.pages.get_mut(i / PAGE)?.get_mut(i % PAGE)?.take();
+        if c.is_some() {
+            self.len -= 1;
+        }
+        c
     }
 
     fn len(&self) -> usize {
@@ -499,7 +522,7 @@ impl HubTask {
                 let _ = reply.send(verdict);
             }
             Input::Read { conn, data } => {
-                let Some(c) = self.conns.get(&conn) else {
+                let Some(c) = self.conns.get(&self.hub, &conn) else {
                     return;
                 };
                 if !c.outbox.is_closing() {
@@ -510,19 +533,19 @@ impl HubTask {
                 match self.hub.read_after(conn) {
                     Some(at) if at > now => self.paused.push(Reverse((at, conn))),
                     _ => {
-                        if let Some(c) = self.conns.get(&conn) {
+                        if let Some(c) = self.conns.get(&self.hub, &conn) {
                             c.outbox.read_handled();
                         }
                     }
                 }
             }
             Input::Written { conn, n } => {
-                if self.conns.contains_key(&conn) {
+                if self.conns.contains_key(&self.hub, &conn) {
                     self.hub.handle_written(conn, n, now);
                 }
             }
             Input::Closed { conn } => {
-                if self.conns.remove(&conn).is_some() {
+                if self.conns.remove(&self.hub, &conn).is_some() {
                     let peer = self.peer(conn);
                     self.hub.handle_close(conn, now);
                     info!(%conn, %peer, "disconnected");
@@ -563,7 +586,7 @@ impl HubTask {
                 return;
             }
             self.paused.pop();
-            if let Some(c) = self.conns.get(&conn) {
+            if let Some(c) = self.conns.get(&self.hub, &conn) {
                 c.outbox.read_handled();
             }
         }
@@ -602,7 +625,7 @@ impl HubTask {
         // succession are paced by the hub (`Config::fanout_pace`): what is not handed out now
         // waits for the deadline `poll_timeout` gives.
         while let Some(t) = self.hub.poll_transmit() {
-            match self.conns.get(&t.conn) {
+            match self.conns.get_transmitting(&t.conn) {
                 Some(c) => c.outbox.push(t.data),
                 None => debug!(conn = %t.conn, "transmit for a connection already gone"),
             }
@@ -627,7 +650,7 @@ impl HubTask {
                     warn!(%conn, %peer, limit = limit.as_str(), %detail, "limit hit");
                 }
                 HubEvent::Close { conn, reason } => {
-                    if let Some(c) = self.conns.get(&conn) {
+                    if let Some(c) = self.conns.get(&self.hub, &conn) {
                         let peer = self.peer(conn);
                         info!(%conn, %peer, %reason, "closing");
                         c.outbox.close();
@@ -638,10 +661,22 @@ impl HubTask {
     }
 
     /// The connection's address as the hub has it (no port: see [`Conn`]), for a log line.
-    fn peer(&self, conn: ConnId) -> String {
-        self.hub
-            .peer_ip(conn)
-            .map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+    fn peer(&self, conn: ConnId) -> Peer {
+        Peer(self.hub.peer_ip(conn))
+    }
+}
+
+/// A connection's address in a log line, written only if the line is: a `String` made for
+/// every "ready" line, logged or not, was a small allocation per connection that a connect
+/// burst left free between the connections' records (issue 22's idle memory).
+struct Peer(Option<IpAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("?"),
+        }
     }
 }
 
@@ -661,6 +696,43 @@ pub(crate) fn warn_unclaimed_admins(hub: &Hub) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table finds a connection by its id while the hub has it, past its first page, and
+    /// never a later connection in a reused slot under an earlier one's id.
+    #[test]
+    fn the_outbox_table_finds_open_connections_only() {
+        let mut hub = Hub::new(Config::default());
+        let now = Millis(0);
+        let accept = |hub: &mut Hub, i: u32| {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            hub.accept_on(Door::Natter, ip, now).expect("accepted")
+        };
+        let outbox = || Conn {
+            outbox: Arc::new(Outbox::default()),
+        };
+        let mut map = ConnMap::default();
+        let n = u32::try_from(PAGE).unwrap() + 3;
+        let ids: Vec<ConnId> = (0..n).map(|i| accept(&mut hub, i)).collect();
+        for id in &ids {
+            map.insert(*id, outbox());
+        }
+        assert_eq!(map.len(), PAGE + 3);
+        assert!(ids.iter().all(|id| map.contains_key(&hub, id)));
+        let old = ids[1];
+        let gone = map.remove(&hub, &old).expect("open");
+        let closed = gone.outbox.clone();
+        drop(gone);
+        assert!(closed.is_closing(), "dropping the entry closes its outbox");
+        hub.handle_close(old, now);
+        assert!(map.remove(&hub, &old).is_none());
+        let new = accept(&mut hub, n);
+        assert_eq!(new.slot(), old.slot(), "the slot is reused");
+        map.insert(new, outbox());
+        assert!(map.get(&hub, &old).is_none(), "not under the old id");
+        assert!(map.remove(&hub, &old).is_none());
+        assert!(map.get(&hub, &new).is_some());
+        assert_eq!(map.len(), PAGE + 3);
+    }
 
     #[test]
     fn the_load_meter_sees_this_process_work_and_stays_in_bounds() {

@@ -286,7 +286,9 @@ impl Default for Accounts {
 impl Accounts {
     /// Whether `nick` is registered.
     pub(crate) fn registered(&self, nick: &Nick) -> bool {
-        self.by_name.contains_key(&nick.folded())
+        // The folded nick inline: asked at every hello, a `String` each time was one more small
+        // allocation per connection in a connect burst (issue 22).
+        self.by_name.contains_key(nick.folded_key().as_str())
     }
 }
 

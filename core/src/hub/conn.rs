@@ -45,6 +45,12 @@ pub(crate) struct Out {
     cycle: BytesMut,
     /// Which cycle buffer `cycle` is (each freeze starts the next).
     epoch: u64,
+    /// The next buffer's number: above every number given so far, so buffers are numbered in
+    /// the order they were started, and [`Out::frozen`] (kept in order) finds them by number.
+    next_epoch: u64,
+    /// While a replay writes into a buffer of its own ([`Out::begin_own`]): the cycle buffer
+    /// and its number, put aside until [`Out::end_own`].
+    parked: Option<(u64, BytesMut)>,
     /// Cycle buffers frozen for transmits, until every queue holding runs of them is polled.
     frozen: Vec<(u64, Bytes)>,
     /// The last runs copied out of their cycle buffers (see [`Out::resolve`]), until every
@@ -110,7 +116,7 @@ impl Out {
             return;
         }
         // Listed in order, each with the buffer current then: the first is the oldest.
-        let oldest = self.ready.front().map_or(self.epoch, |&(_, e)| e);
+        let oldest = self.ready.front().map_or(self.cycle_epoch(), |&(_, e)| e);
         let keep = self.frozen.partition_point(|&(e, _)| e < oldest);
         self.frozen.drain(..keep);
     }
@@ -133,6 +139,7 @@ impl Out {
     /// connection's unwritten slices then hold at most [`SHARE_MIN_PART`] times its backlog,
     /// which the outbound limit bounds, however slowly it reads.
     fn resolve(&mut self, run: Shared) -> Bytes {
+        debug_assert!(self.parked.is_none(), "nothing is polled during a replay");
         if run.epoch == self.epoch {
             self.freeze();
         }
@@ -173,24 +180,58 @@ impl Out {
     fn freeze(&mut self) {
         if !self.cycle.is_empty() {
             let frozen = self.cycle.split().freeze();
-            self.frozen.push((self.epoch, frozen));
-            self.epoch += 1;
+            // After a replay's own buffer (numbered later, frozen earlier) the cycle buffer
+            // goes before it.
+            let at = self.frozen.partition_point(|&(e, _)| e < self.epoch);
+            self.frozen.insert(at, (self.epoch, frozen));
+            self.epoch = self.next_number();
         }
+    }
+
+    /// The cycle buffer's number, also while a replay's own buffer is current: a queue that
+    /// starts now may get runs of the cycle buffer after the replay, so buffers from this one
+    /// on are still needed.
+    fn cycle_epoch(&self) -> u64 {
+        self.parked.as_ref().map_or(self.epoch, |&(e, _)| e)
+    }
+
+    /// A number for the next buffer started.
+    fn next_number(&mut self) -> u64 {
+        self.next_epoch = self.next_epoch.max(self.epoch) + 1;
+        self.next_epoch
     }
 
     /// What is shared from now on is for one connection alone (a replay, see
     /// `deliver::own_buffer`), in a buffer of its own of `cap` bytes: its run is then that
     /// whole buffer, handed out as a slice of it, and freed once written. Until
     /// [`Out::end_own`].
+    ///
+    /// The cycle buffer is put aside meanwhile, not frozen: the broadcasts before the replay
+    /// and after it stay one run in every member's queue. Freezing it made each join in a burst
+    /// start a new cycle buffer, so a member's queue held a piece per join, its vector grew
+    /// (to kilobytes for a room filling up in one batch), and what those vectors left free in
+    /// the allocator's arena stayed there once the burst was over (issue 22's idle memory).
     pub(crate) fn begin_own(&mut self, cap: usize) {
-        self.freeze();
-        self.cycle = BytesMut::with_capacity(cap);
+        debug_assert!(self.parked.is_none(), "replays do not nest");
+        let own = self.next_number();
+        let cycle = core::mem::replace(&mut self.cycle, BytesMut::with_capacity(cap));
+        self.parked = Some((core::mem::replace(&mut self.epoch, own), cycle));
     }
 
-    /// Back to the cycle buffer for broadcasts (a new one).
+    /// Back to the cycle buffer for broadcasts, as it was before [`Out::begin_own`].
     pub(crate) fn end_own(&mut self) {
-        self.freeze();
-        self.cycle = BytesMut::new();
+        let Some((epoch, cycle)) = self.parked.take() else {
+            debug_assert!(false, "end_own without begin_own");
+            return;
+        };
+        if !self.cycle.is_empty() {
+            // The newest number given: it goes last.
+            let own = core::mem::replace(&mut self.cycle, cycle).freeze();
+            self.frozen.push((self.epoch, own));
+        } else {
+            self.cycle = cycle;
+        }
+        self.epoch = epoch;
     }
 }
 
@@ -734,7 +775,7 @@ impl Conn {
         let id = self.id;
         let b = self.backlog_mut();
         if b.queue.is_empty() {
-            out.ready.push_back((id, out.epoch));
+            out.ready.push_back((id, out.cycle_epoch()));
         }
         match (b.queue.last_mut(), data) {
             // The next frame of the cycle buffer: the run grows.
@@ -772,7 +813,7 @@ impl Conn {
                 continue;
             }
             if b.queue.is_empty() {
-                out.ready.push_back((self.id, out.epoch));
+                out.ready.push_back((self.id, out.cycle_epoch()));
             }
             let data = match h.data {
                 // Sealed already in a shell that seals before releasing; kept safe regardless.
@@ -1209,6 +1250,53 @@ mod tests {
             !cycle.contains(&tq[0].as_ptr()),
             "the quiet member's run is a copy"
         );
+    }
+
+    /// A replay's own buffer leaves the cycle buffer as it was: the broadcasts before and after
+    /// it are one run in a member's queue (one piece, one slice), the replay its own whole
+    /// buffer, and every buffer is found again until all are polled, in any order.
+    #[test]
+    fn a_replay_between_broadcasts_leaves_their_run_whole() {
+        let mut out = Out::default();
+        let (mut member, mut joiner) = (conn(1), conn(2));
+        for round in 0..3u8 {
+            let before = out.share(&[b'a' + round; 10]);
+            member.push(&mut out, before);
+            // The joiner's replay, in a buffer of its own, while the room's broadcasts go on.
+            out.begin_own(4);
+            let own = out.share(b"past");
+            joiner.push(&mut out, own);
+            out.end_own();
+            let after = out.share(&[b'A' + round; 10]);
+            member.push(&mut out, after);
+            assert_eq!(before.then(after).map(|r| r.end - r.start), Some(20));
+            assert!(before.then(own).is_none() && own.then(after).is_none());
+        }
+        let b = member.backlog.as_deref().expect("queued");
+        assert_eq!(
+            b.queue.len(),
+            1,
+            "one run for six broadcasts: {:?}",
+            b.queue
+        );
+        assert!(!b.queue.spilled());
+        let j = joiner.backlog.as_deref().expect("queued");
+        assert_eq!(j.queue.len(), 3, "three replays, three buffers");
+        // The joiner is polled first: the own buffers are frozen, the cycle buffer not yet.
+        let replays = joiner.take_queue(&mut out);
+        assert_eq!(replays.concat(), b"pastpastpast");
+        assert!(replays.iter().all(|r| r.len() == 4), "each a whole buffer");
+        let member_bytes = member.take_queue(&mut out);
+        assert_eq!(member_bytes.len(), 1);
+        assert_eq!(
+            member_bytes[0],
+            &b"aaaaaaaaaaAAAAAAAAAAbbbbbbbbbbBBBBBBBBBBccccccccccCCCCCCCCCC"[..]
+        );
+        let numbers: Vec<u64> = out.frozen.iter().map(|(e, _)| *e).collect();
+        assert!(numbers.is_sorted(), "{numbers:?}");
+        assert_eq!(numbers.len(), 4, "three replays and the cycle buffer");
+        out.all_polled();
+        assert_eq!(out.frozen_len(), 0);
     }
 
     #[test]

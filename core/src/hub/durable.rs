@@ -131,9 +131,13 @@ impl Hub {
     /// `uid` changed (nick, rooms): the session records of its devices are written with this
     /// batch.
     pub(super) fn session_changed(&mut self, uid: UserId) {
-        let devices = self.devices_of(uid);
-        for did in devices {
-            self.device_changed(did);
+        // Nothing is written without a store or a cluster: no copy of the device list then (a
+        // small allocation per hello, left free between connections' records after a connect
+        // burst, issue 22).
+        if self.durable.is_some() || self.cluster.is_some() {
+            for did in self.devices_of(uid) {
+                self.device_changed(did);
+            }
         }
         self.account_rooms_changed(uid);
     }

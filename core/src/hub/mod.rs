@@ -803,6 +803,13 @@ impl Hub {
         self.conns.get(&conn)?.kind()
     }
 
+    /// Whether `conn` is open here: accepted, and [`Hub::handle_close`] not yet called for it.
+    /// A shell that keeps its own table by [`ConnId::slot`] asks this rather than keep the
+    /// whole id beside each entry.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some()
+    }
+
     /// The address `conn`'s socket came from (a trusted proxy's, not the client it names), for
     /// the shell's log lines; `None` for an unknown connection.
     pub fn peer_ip(&self, conn: ConnId) -> Option<IpAddr> {

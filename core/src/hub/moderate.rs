@@ -671,8 +671,19 @@ impl Hub {
         nick: Option<&Nick>,
         now: Millis,
     ) -> Option<String> {
-        let any = Nick::new("*").ok();
-        let nick = nick.or(any.as_ref())?;
+        if self.server_bans.is_empty() {
+            return None;
+        }
+        // Built only when needed: a nick of its own for every hello was one more small
+        // allocation per connection in a connect burst (issue 22's idle memory).
+        let any;
+        let nick = match nick {
+            Some(n) => n,
+            None => {
+                any = Nick::new("*").ok()?;
+                &any
+            }
+        };
         self.server_bans
             .iter()
             .find(|b| b.live(now) && b.mask.holds(None, nick, Some(ip)))
