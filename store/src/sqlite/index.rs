@@ -16,9 +16,10 @@
 //!   another version. Otherwise it catches up on what was stored past `indexed`.
 //! - **Few merges while busy, the rest when quiet.** FTS5 merges a level's segments once
 //!   [`AUTOMERGE`] (16) are there, not its default 4, so a line is rewritten about half as
-//!   often while lines keep coming; once nothing was stored for [`MERGE_QUIET`], the thread
-//!   folds what that left into few segments, [`IDLE_MERGE_PAGES`] at a time
-//!   ([`Indexer::merge_idle`]), so searches on a quiet server look into few.
+//!   often while lines keep coming fast; once no step was full ([`INDEX_BATCH`] lines) for
+//!   [`MERGE_QUIET`], the thread folds what that left into few segments whenever it would
+//!   otherwise wait, [`IDLE_MERGE_PAGES`] at a time ([`Indexer::merge_idle`]), so searches on a
+//!   server that is quiet, or busy at a human pace, look into few.
 //! - **Retention** reads the text of the lines it removes and hands them over
 //!   ([`Indexer::removed`]): a contentless FTS5 index needs a line's text back to remove it.
 //!   Lines removed before they were indexed are never indexed. A line the index still holds
@@ -58,9 +59,12 @@ const AUTOMERGE: i64 = 16;
 /// at most.
 const IDLE_MERGE_PAGES: i64 = 256;
 
-/// How long nothing must have been stored before the thread merges: a thread that caught up
-/// between two commits of a busy server is not idle (on one core it catches up whenever the
-/// writer waits for its turn), and merging there would spend what [`AUTOMERGE`] saves.
+/// How long no step must have been full ([`INDEX_BATCH`] lines or more) before the thread
+/// merges while it waits: a thread that caught up between two commits of a server flooded with
+/// lines is not idle (on one core it catches up whenever the writer waits for its turn), and
+/// merging there would spend what [`AUTOMERGE`] saves. A server whose lines come slower than a
+/// full step per [`INDEX_LAG`] (a few thousand a second) merges between its steps, so its index
+/// does not keep [`AUTOMERGE`] segments a level for ever.
 const MERGE_QUIET: Duration = Duration::from_secs(1);
 
 /// Events stored and not yet indexed past which a step is due: one index segment for this many
@@ -240,8 +244,9 @@ pub(crate) struct Indexer {
     /// Segments may be left to merge: lines were indexed or removed since the last merge step
     /// that found nothing to do (see [`Indexer::merge_idle`]).
     merge_due: bool,
-    /// When lines were last handed over ([`Indexer::stored`]).
-    last_stored: Option<Instant>,
+    /// When a step last indexed [`INDEX_BATCH`] lines or more: lines come faster than one
+    /// step's worth per [`INDEX_LAG`], and merging now would spend what [`AUTOMERGE`] saves.
+    last_busy: Option<Instant>,
 }
 
 /// The identity of this boot of the machine (Linux); empty where unknown, which counts as
@@ -321,7 +326,7 @@ impl Indexer {
             progress,
             failing: crate::failing::Failing::default(),
             merge_due: true,
-            last_stored: None,
+            last_busy: None,
         })
     }
 
@@ -402,7 +407,6 @@ impl Indexer {
             self.held.forget();
         }
         self.held.extend(lines);
-        self.last_stored = Some(Instant::now());
         self.stored = self.stored.max(upto);
         self.progress.stored.fetch_max(upto, Ordering::AcqRel);
         if self.unindexed_since.is_none() {
@@ -520,6 +524,9 @@ impl Indexer {
                 }
                 self.retry_after = None;
                 self.merge_due = true;
+                if upto - after >= INDEX_BATCH {
+                    self.last_busy = Some(Instant::now());
+                }
                 self.progress.set(upto);
                 Ok(u64::try_from(upto - after).unwrap_or(0))
             }
@@ -535,11 +542,10 @@ impl Indexer {
     }
 
     /// How long until a merge step is due ([`Indexer::merge_idle`]): [`MERGE_QUIET`] after
-    /// the last lines were handed over, when segments may be left to merge; `None` when none
-    /// may be.
+    /// the last full step, when segments may be left to merge; `None` when none may be.
     pub(crate) fn merge_wait(&self) -> Option<Duration> {
         self.merge_due.then(|| {
-            MERGE_QUIET.saturating_sub(self.last_stored.map_or(MERGE_QUIET, |t| t.elapsed()))
+            MERGE_QUIET.saturating_sub(self.last_busy.map_or(MERGE_QUIET, |t| t.elapsed()))
         })
     }
 
@@ -656,33 +662,38 @@ pub(crate) fn run(mut ix: Indexer, rx: &std::sync::mpsc::Receiver<IndexCmd>) {
     let mut closed = None;
     'run: loop {
         ix.take_posted();
-        let first = match ix.wait() {
-            Some(d) if d.is_zero() => match rx.try_recv() {
+        let wait = ix.wait();
+        let first = if wait == Some(Duration::ZERO) {
+            match rx.try_recv() {
                 Ok(cmd) => Some(cmd),
                 Err(TryRecvError::Empty) => None,
                 Err(TryRecvError::Disconnected) => break,
-            },
+            }
+        } else if wait.is_none() && !ix.progress.sleep_idle() {
             // Lines were posted since they were taken: take them first.
-            None if !ix.progress.sleep_idle() => continue,
-            // Nothing to index (the next post wakes the thread): once nothing was stored for
-            // [`MERGE_QUIET`], merge what indexing left, a step at a time.
-            None => match rx.recv_timeout(ix.merge_wait().unwrap_or(Duration::from_secs(3600))) {
+            continue;
+        } else if ix.merge_wait() == Some(Duration::ZERO) {
+            // No step due (with nothing to index, the next post wakes the thread), and no full
+            // step for [`MERGE_QUIET`]: merge what indexing left, a step at a time, with what
+            // comes meanwhile taken between steps.
+            match rx.try_recv() {
                 Ok(cmd) => Some(cmd),
-                Err(RecvTimeoutError::Timeout) => {
-                    if ix.merge_wait() == Some(Duration::ZERO)
-                        && let Err(e) = ix.merge_idle()
-                    {
+                Err(TryRecvError::Empty) => {
+                    if let Err(e) = ix.merge_idle() {
                         debug!(error = %e, "search index: merging segments failed; tried again after the next step");
                     }
-                    None
+                    continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            wait => match rx.recv_timeout(wait.unwrap_or(Duration::from_secs(3600))) {
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            // Sleep until a step or a merge is due, or something comes.
+            let sleep = [wait, ix.merge_wait()].into_iter().flatten().min();
+            match rx.recv_timeout(sleep.unwrap_or(Duration::from_secs(3600))) {
                 Ok(cmd) => Some(cmd),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            },
+            }
         };
         // Everything posted goes into the next step: steps as large as the backlog (and a
         // search's step holds every line durable when it asked).

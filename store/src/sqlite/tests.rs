@@ -1024,6 +1024,51 @@ fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
     assert_eq!(found(dir.path(), "again").len(), 12);
 }
 
+#[test]
+fn an_index_thread_fed_lines_at_a_human_pace_merges_between_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    for step in 0..12u64 {
+        store
+            .write(&Batch {
+                id: BatchId(step),
+                writes: vec![Write::Event(say("#a", step + 1, "again"))],
+            })
+            .unwrap();
+        store.catch_up_search().unwrap();
+    }
+    assert_eq!(index_segments(dir.path()).0, 12);
+    let (to, rx) = std::sync::mpsc::channel();
+    let (indexer, _) = store.detach_index(to).unwrap();
+    let thread = std::thread::spawn(move || run_index(indexer, &rx));
+    // A line every 50 ms: never a quiet second, but never a full step either. Each step (one
+    // per `INDEX_LAG`) adds a segment; the merges between them fold the old ones.
+    let mut seq = 12;
+    let mut fewest = i64::MAX;
+    for _ in 0..100 {
+        seq += 1;
+        store
+            .write(&Batch {
+                id: BatchId(seq),
+                writes: vec![Write::Event(say("#a", seq, "again"))],
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        fewest = fewest.min(index_segments(dir.path()).0);
+        if fewest <= 3 {
+            break;
+        }
+    }
+    assert!(fewest <= 3, "never merged below {fewest} segments");
+    drop(store);
+    thread.join().unwrap();
+    assert_eq!(
+        found(dir.path(), "again").len(),
+        usize::try_from(seq).unwrap()
+    );
+}
+
 /// The lines of `dir`'s store that hold `words`, as (room, seq), by a reader of its own.
 fn found(dir: &std::path::Path, words: &str) -> Vec<(String, u64)> {
     hits(&mut Reader::open(&Config::new(dir)).unwrap(), words)
