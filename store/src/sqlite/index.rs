@@ -14,6 +14,12 @@
 //!   a crash of the process alone leaves its write-ahead log consistent), of another store,
 //!   ahead of the events stored (a backup restored, every event pruned), damaged or of
 //!   another version. Otherwise it catches up on what was stored past `indexed`.
+//! - **Few merges while busy, the rest when quiet.** FTS5 merges a level's segments once
+//!   [`AUTOMERGE`] (16) are there, not its default 4, so a line is rewritten about half as
+//!   often while lines keep coming fast; once no step was full ([`INDEX_BATCH`] lines) for
+//!   [`MERGE_QUIET`], the thread folds what that left into few segments whenever it would
+//!   otherwise wait, [`IDLE_MERGE_PAGES`] at a time ([`Indexer::merge_idle`]), so searches on a
+//!   server that is quiet, or busy at a human pace, look into few.
 //! - **Retention** reads the text of the lines it removes and hands them over
 //!   ([`Indexer::removed`]): a contentless FTS5 index needs a line's text back to remove it.
 //!   Lines removed before they were indexed are never indexed. A line the index still holds
@@ -35,8 +41,31 @@ pub const SEARCH_FILE: &str = "search.db";
 /// `PRAGMA application_id` of an index file: "NTS1" in ASCII.
 const APPLICATION_ID: i32 = 0x4e54_5331;
 
-/// The index file's schema version: another one is rebuilt, not migrated.
-const VERSION: i32 = 1;
+/// The index file's schema version: another one is rebuilt, not migrated. 2: FTS5 merges
+/// [`AUTOMERGE`] segments at a time while indexing.
+const VERSION: i32 = 2;
+
+/// FTS5's `automerge`: a level's segments are merged once this many are there, while indexing
+/// (FTS5's default is 4). Each merge rewrites every line it holds, so with 16 a line is
+/// rewritten half as often (log16 instead of log4 of the segments): about a fifth of the index
+/// thread's CPU under load (bench/README.md, "tenth pass"). The price, more segments for a
+/// search to look into, is paid back when the thread has nothing to index (see
+/// [`IDLE_MERGE_PAGES`]).
+const AUTOMERGE: i64 = 16;
+
+/// Pages of merge work per transaction when the thread has nothing to index: FTS5's `merge`
+/// (with its default `usermerge` of 4) folds the segments [`AUTOMERGE`] left behind into few
+/// large ones, a few milliseconds at a time, so a search or new lines wait for one such step
+/// at most.
+const IDLE_MERGE_PAGES: i64 = 256;
+
+/// How long no step must have been full ([`INDEX_BATCH`] lines or more) before the thread
+/// merges while it waits: a thread that caught up between two commits of a server flooded with
+/// lines is not idle (on one core it catches up whenever the writer waits for its turn), and
+/// merging there would spend what [`AUTOMERGE`] saves. A server whose lines come slower than a
+/// full step per [`INDEX_LAG`] (a few thousand a second) merges between its steps, so its index
+/// does not keep [`AUTOMERGE`] segments a level for ever.
+const MERGE_QUIET: Duration = Duration::from_secs(1);
 
 /// Events stored and not yet indexed past which a step is due: one index segment for this many
 /// chat lines instead of one per commit.
@@ -212,6 +241,12 @@ pub(crate) struct Indexer {
     pub(crate) progress: std::sync::Arc<Progress>,
     /// Whether the last step failed: a streak of failures is logged once.
     pub(crate) failing: crate::failing::Failing,
+    /// Segments may be left to merge: lines were indexed or removed since the last merge step
+    /// that found nothing to do (see [`Indexer::merge_idle`]).
+    merge_due: bool,
+    /// When a step last indexed [`INDEX_BATCH`] lines or more: lines come faster than one
+    /// step's worth per [`INDEX_LAG`], and merging now would spend what [`AUTOMERGE`] saves.
+    last_busy: Option<Instant>,
 }
 
 /// The identity of this boot of the machine (Linux); empty where unknown, which counts as
@@ -290,6 +325,8 @@ impl Indexer {
             retry_after: None,
             progress,
             failing: crate::failing::Failing::default(),
+            merge_due: true,
+            last_busy: None,
         })
     }
 
@@ -333,6 +370,7 @@ impl Indexer {
         let conn = Indexer::connect(path, db).map_err(fail)?;
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA_SQL}
+             INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', {AUTOMERGE});
              PRAGMA main.application_id = {APPLICATION_ID};
              PRAGMA main.user_version = {VERSION};"
         ))
@@ -485,6 +523,10 @@ impl Indexer {
                     self.unindexed_since = None;
                 }
                 self.retry_after = None;
+                self.merge_due = true;
+                if upto - after >= INDEX_BATCH {
+                    self.last_busy = Some(Instant::now());
+                }
                 self.progress.set(upto);
                 Ok(u64::try_from(upto - after).unwrap_or(0))
             }
@@ -497,6 +539,34 @@ impl Indexer {
                 Err(e)
             }
         }
+    }
+
+    /// How long until a merge step is due ([`Indexer::merge_idle`]): [`MERGE_QUIET`] after
+    /// the last full step, when segments may be left to merge; `None` when none may be.
+    pub(crate) fn merge_wait(&self) -> Option<Duration> {
+        self.merge_due.then(|| {
+            MERGE_QUIET.saturating_sub(self.last_busy.map_or(MERGE_QUIET, |t| t.elapsed()))
+        })
+    }
+
+    /// One step of merge work ([`IDLE_MERGE_PAGES`] pages) in a transaction of the index file,
+    /// for a thread with nothing to index: the segments that indexing under load left behind
+    /// ([`AUTOMERGE`] per level) become few, so searches look into few. Once a step finds
+    /// nothing to merge (FTS5 changes fewer than 2 rows), none is due until lines are indexed
+    /// again; a step that fails ends the merging too (the next one after more indexing tries
+    /// again). Whether more merge work may be left.
+    pub(crate) fn merge_idle(&mut self) -> rusqlite::Result<bool> {
+        let merged = (|| {
+            let tx = self.conn.transaction_with_behavior(STEP_BEGIN)?;
+            let before = tx.total_changes();
+            tx.prepare_cached("INSERT INTO events_fts (events_fts, rank) VALUES ('merge', ?1)")?
+                .execute([IDLE_MERGE_PAGES])?;
+            let changed = tx.total_changes() - before;
+            tx.commit()?;
+            Ok(changed >= 2)
+        })();
+        self.merge_due = matches!(merged, Ok(true));
+        merged
     }
 
     /// Steps until every line stored is indexed (or a step fails).
@@ -592,19 +662,38 @@ pub(crate) fn run(mut ix: Indexer, rx: &std::sync::mpsc::Receiver<IndexCmd>) {
     let mut closed = None;
     'run: loop {
         ix.take_posted();
-        let first = match ix.wait() {
-            Some(d) if d.is_zero() => match rx.try_recv() {
+        let wait = ix.wait();
+        let first = if wait == Some(Duration::ZERO) {
+            match rx.try_recv() {
                 Ok(cmd) => Some(cmd),
                 Err(TryRecvError::Empty) => None,
                 Err(TryRecvError::Disconnected) => break,
-            },
+            }
+        } else if wait.is_none() && !ix.progress.sleep_idle() {
             // Lines were posted since they were taken: take them first.
-            None if !ix.progress.sleep_idle() => continue,
-            wait => match rx.recv_timeout(wait.unwrap_or(Duration::from_secs(3600))) {
+            continue;
+        } else if ix.merge_wait() == Some(Duration::ZERO) {
+            // No step due (with nothing to index, the next post wakes the thread), and no full
+            // step for [`MERGE_QUIET`]: merge what indexing left, a step at a time, with what
+            // comes meanwhile taken between steps.
+            match rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(TryRecvError::Empty) => {
+                    if let Err(e) = ix.merge_idle() {
+                        debug!(error = %e, "search index: merging segments failed; tried again after the next step");
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            // Sleep until a step or a merge is due, or something comes.
+            let sleep = [wait, ix.merge_wait()].into_iter().flatten().min();
+            match rx.recv_timeout(sleep.unwrap_or(Duration::from_secs(3600))) {
                 Ok(cmd) => Some(cmd),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            },
+            }
         };
         // Everything posted goes into the next step: steps as large as the backlog (and a
         // search's step holds every line durable when it asked).

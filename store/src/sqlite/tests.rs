@@ -930,6 +930,145 @@ fn lines_indexed_from_what_the_writer_holds_or_read_back_are_found_alike() {
     assert_eq!(hits(&mut reader, "epsilon"), vec![("#a".to_owned(), 64)]);
 }
 
+/// The segments of the search index of `dir` (read from its file, as it stands on the disk
+/// and in its log) and its `automerge` setting.
+fn index_segments(dir: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(dir.join(SEARCH_FILE)).unwrap();
+    let segments = conn
+        .query_row(
+            "SELECT count(DISTINCT segid) FROM events_fts_idx",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let automerge = conn
+        .query_row(
+            "SELECT v FROM events_fts_config WHERE k = 'automerge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (segments, automerge)
+}
+
+#[test]
+fn indexing_leaves_up_to_16_segments_a_level_and_an_idle_merge_folds_them_finding_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    // Twelve steps of two lines each: twelve segments, which FTS5's default (4 a level) would
+    // have merged three times over already.
+    for step in 0..12u64 {
+        let writes = (1..=2)
+            .map(|k| {
+                let seq = step * 2 + k;
+                Write::Event(say("#a", seq, &format!("word{seq} common")))
+            })
+            .collect();
+        store
+            .write(&Batch {
+                id: BatchId(step),
+                writes,
+            })
+            .unwrap();
+        assert_eq!(store.catch_up_search().unwrap(), 2);
+    }
+    assert_eq!(index_segments(dir.path()), (12, 16));
+    let mut reader = store.reader().unwrap();
+    let all: Vec<(String, u64)> = (1..=24).rev().map(|s| ("#a".to_owned(), s)).collect();
+    assert_eq!(hits(&mut reader, "common"), all);
+    // Merge steps until one finds nothing to merge (a bounded number: a few pages each).
+    let mut steps = 0;
+    while store.merge_search_idle().unwrap() {
+        steps += 1;
+        assert!(steps < 100, "merging never ends");
+    }
+    let (segments, _) = index_segments(dir.path());
+    assert!(segments <= 2, "{segments} segments left");
+    assert!(!store.merge_search_idle().unwrap(), "nothing more to merge");
+    assert_eq!(hits(&mut reader, "common"), all);
+    assert_eq!(hits(&mut reader, "word7"), vec![("#a".to_owned(), 7)]);
+    assert_eq!(
+        hits(&mut reader, "word24 common"),
+        vec![("#a".to_owned(), 24)]
+    );
+}
+
+#[test]
+fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    for step in 0..12u64 {
+        store
+            .write(&Batch {
+                id: BatchId(step),
+                writes: vec![Write::Event(say("#a", step + 1, "again"))],
+            })
+            .unwrap();
+        store.catch_up_search().unwrap();
+    }
+    assert_eq!(index_segments(dir.path()).0, 12);
+    // The thread is told nothing: it finds nothing to index, and merges.
+    let (to, rx) = std::sync::mpsc::channel();
+    let (indexer, _) = store.detach_index(to).unwrap();
+    let thread = std::thread::spawn(move || run_index(indexer, &rx));
+    let mut waited = 0;
+    while index_segments(dir.path()).0 > 2 {
+        waited += 1;
+        assert!(waited < 500, "not merged: {:?}", index_segments(dir.path()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(store);
+    thread.join().unwrap();
+    assert_eq!(found(dir.path(), "again").len(), 12);
+}
+
+#[test]
+fn an_index_thread_fed_lines_at_a_human_pace_merges_between_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    store.defer_search(true).unwrap();
+    for step in 0..12u64 {
+        store
+            .write(&Batch {
+                id: BatchId(step),
+                writes: vec![Write::Event(say("#a", step + 1, "again"))],
+            })
+            .unwrap();
+        store.catch_up_search().unwrap();
+    }
+    assert_eq!(index_segments(dir.path()).0, 12);
+    let (to, rx) = std::sync::mpsc::channel();
+    let (indexer, _) = store.detach_index(to).unwrap();
+    let thread = std::thread::spawn(move || run_index(indexer, &rx));
+    // A line every 50 ms: never a quiet second, but never a full step either. Each step (one
+    // per `INDEX_LAG`) adds a segment; the merges between them fold the old ones.
+    let mut seq = 12;
+    let mut fewest = i64::MAX;
+    for _ in 0..100 {
+        seq += 1;
+        store
+            .write(&Batch {
+                id: BatchId(seq),
+                writes: vec![Write::Event(say("#a", seq, "again"))],
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        fewest = fewest.min(index_segments(dir.path()).0);
+        if fewest <= 3 {
+            break;
+        }
+    }
+    assert!(fewest <= 3, "never merged below {fewest} segments");
+    drop(store);
+    thread.join().unwrap();
+    assert_eq!(
+        found(dir.path(), "again").len(),
+        usize::try_from(seq).unwrap()
+    );
+}
+
 /// The lines of `dir`'s store that hold `words`, as (room, seq), by a reader of its own.
 fn found(dir: &std::path::Path, words: &str) -> Vec<(String, u64)> {
     hits(&mut Reader::open(&Config::new(dir)).unwrap(), words)

@@ -251,6 +251,15 @@ impl SqliteStore {
         }
     }
 
+    /// One idle merge step of the inline index ([`Indexer::merge_idle`]; tests).
+    #[cfg(test)]
+    pub(crate) fn merge_search_idle(&mut self) -> rusqlite::Result<bool> {
+        match &mut self.index {
+            Index::Inline(ix) => ix.merge_idle(),
+            Index::Thread { .. } => Err(rusqlite::Error::InvalidQuery),
+        }
+    }
+
     /// Leaves checkpoints of the log to a [`Checkpointer`] on another thread: this connection
     /// checkpoints only past [`CHECKPOINT_BEHIND_PAGES`] pages of log (that thread far behind).
     pub(crate) fn checkpoint_elsewhere(&mut self) -> Result<(), OpenError> {
