@@ -41,8 +41,9 @@ pub const SEARCH_FILE: &str = "search.db";
 /// `PRAGMA application_id` of an index file: "NTS1" in ASCII.
 const APPLICATION_ID: i32 = 0x4e54_5331;
 
-/// The index file's schema version: another one is rebuilt, not migrated. 2: FTS5 merges
-/// [`AUTOMERGE`] segments at a time while indexing.
+/// The index file's schema version: another one is rebuilt, not migrated, except what
+/// [`upgrade`] brings up in place. 2: FTS5 merges [`AUTOMERGE`] segments at a time while
+/// indexing (1 merged at its default 4).
 const VERSION: i32 = 2;
 
 /// FTS5's `automerge`: a level's segments are merged once this many are there, while indexing
@@ -277,7 +278,11 @@ impl Indexer {
     ) -> Result<Indexer, OpenError> {
         let boot = boot_id();
         let state = match Indexer::connect(path, db) {
-            Ok(conn) => read_state(&conn).ok().flatten().map(|s| (conn, s)),
+            Ok(conn) => upgrade(&conn)
+                .and_then(|()| read_state(&conn))
+                .ok()
+                .flatten()
+                .map(|s| (conn, s)),
             Err(_) => None,
         };
         let reason = match &state {
@@ -604,6 +609,24 @@ impl Indexer {
     pub(crate) fn sql(&self, sql: &str) -> rusqlite::Result<()> {
         self.conn.execute_batch(sql)
     }
+}
+
+/// Brings an index file of an older version up to [`VERSION`] in place where only a setting
+/// differs: version 1 is version 2 with FTS5's default `automerge`, so an upgraded server keeps
+/// its index instead of rebuilding it (searches would miss the older lines for as long as a
+/// rebuild takes). Any other version is left to [`read_state`], which refuses it.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let app: i32 = conn.pragma_query_value(Some("main"), "application_id", |r| r.get(0))?;
+    let version: i32 = conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
+    if app == APPLICATION_ID && version == 1 {
+        conn.execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', {AUTOMERGE});
+             PRAGMA main.user_version = {VERSION};
+             COMMIT;"
+        ))?;
+    }
+    Ok(())
 }
 
 fn read_state(conn: &Connection) -> rusqlite::Result<Option<State>> {

@@ -1069,6 +1069,14 @@ fn an_index_thread_fed_lines_at_a_human_pace_merges_between_its_steps() {
     );
 }
 
+/// The `user_version` of `dir`'s search index file.
+fn index_version(dir: &std::path::Path) -> i32 {
+    rusqlite::Connection::open(dir.join(SEARCH_FILE))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 /// The lines of `dir`'s store that hold `words`, as (room, seq), by a reader of its own.
 fn found(dir: &std::path::Path, words: &str) -> Vec<(String, u64)> {
     hits(&mut Reader::open(&Config::new(dir)).unwrap(), words)
@@ -1127,6 +1135,25 @@ fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_pro
     );
     drop(SqliteStore::open(&config).unwrap());
     assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+
+    // Version 1 (FTS5's default automerge of 4): brought up to this version in place, kept.
+    on_index(
+        dir.path(),
+        "INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', 4);
+         PRAGMA user_version = 1;",
+    );
+    assert_eq!(index_segments(dir.path()).1, 4);
+    drop(SqliteStore::open(&config).unwrap());
+    assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
+    assert_eq!(index_segments(dir.path()).1, 16);
+    assert_eq!(index_version(dir.path()), 2);
+
+    // Of a version this build does not know: rebuilt.
+    on_index(dir.path(), "PRAGMA user_version = 99;");
+    drop(SqliteStore::open(&config).unwrap());
+    assert!(found(dir.path(), "planted").is_empty(), "rebuilt");
+    assert_eq!(index_version(dir.path()), 2);
+    on_index(dir.path(), plant);
 
     // Ahead of the events stored (as with a backup restored beside a newer index): rebuilt.
     on_index(dir.path(), "UPDATE search_state SET indexed = 99");
