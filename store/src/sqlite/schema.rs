@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_ban_times.sql"),
     include_str!("migrations/009_event_rows.sql"),
     include_str!("migrations/010_presence.sql"),
+    include_str!("migrations/011_events_rowid.sql"),
 ];
 
 /// The schema version this build writes.

@@ -147,12 +147,12 @@ fn queries_use_the_indexes_and_never_sort() {
     };
     let history = plan(HISTORY_SQL, &[&1, &100, &50]);
     assert!(
-        history.contains("PRIMARY KEY (room=? AND seq<?)"),
+        history.contains("USING INDEX events_by_seq (room=? AND seq<?)"),
         "{history}"
     );
     assert!(!history.contains("TEMP B-TREE"), "{history}");
     let by_id = plan(EVENT_BY_ID_SQL, &[&7]);
-    assert!(by_id.contains("events_by_id"), "{by_id}");
+    assert!(by_id.contains("INTEGER PRIMARY KEY"), "{by_id}");
     // Retention walks the oldest ids, never the whole table.
     let seven: &dyn rusqlite::ToSql = &7;
     for (sql, params) in [
@@ -161,7 +161,7 @@ fn queries_use_the_indexes_and_never_sort() {
         (retention::DELETE_UPTO_SQL, &[seven][..]),
     ] {
         let p = plan(sql, params);
-        assert!(p.contains("events_by_id"), "{sql}: {p}");
+        assert!(p.contains("INTEGER PRIMARY KEY"), "{sql}: {p}");
         assert!(!p.contains("SCAN events"), "{sql}: {p}");
     }
     let mut reader = store.reader().unwrap();
@@ -1900,7 +1900,6 @@ fn a_schema_9_store_opens_knowing_nobody_in_its_rooms_and_keeps_who_enters() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 10);
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.rooms.len(), 1);
     assert_eq!(loaded.rooms[0].recent.len(), 1);
@@ -1916,5 +1915,111 @@ fn a_schema_9_store_opens_knowing_nobody_in_its_rooms_and_keeps_who_enters() {
     assert_eq!(
         present_of(&loaded),
         vec![("#old".to_owned(), vec!["alice".to_owned()])]
+    );
+}
+
+#[test]
+fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
+    use natter_core::persist::HistoryPage;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    // Lines of ~750 bytes, eight to a row: rows spill onto overflow pages, as a busy room's do.
+    let long = |seq: u64| format!("line{seq} {}", "word ".repeat(150));
+    let mut store = SqliteStore::open(&config).unwrap();
+    let mut next = [0u64; 2];
+    for batch in 0..6u64 {
+        let writes = ["#a", "#b"]
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| batch % 3 != 2 || *k == 0)
+            .flat_map(|(k, room)| {
+                let from = next[k] + 1;
+                next[k] += 8;
+                (from..=next[k]).map(|seq| Write::Event(say(room, seq, &long(seq))))
+            })
+            .collect();
+        store
+            .write(&Batch {
+                id: BatchId(batch),
+                writes,
+            })
+            .unwrap();
+    }
+    let pages = |store: &SqliteStore| -> Vec<HistoryPage> {
+        let mut reader = store.reader().unwrap();
+        ["#a", "#b"]
+            .iter()
+            .flat_map(|room| [u64::MAX, 10].map(|before| (room, before)))
+            .map(|(room, before)| {
+                reader
+                    .history(&HistoryQuery {
+                        room: RoomName::new(room).unwrap(),
+                        before: Seq(before),
+                        limit: 50,
+                    })
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = pages(&store);
+    assert_eq!(before[0].events.len(), 48);
+    assert_eq!(before[2].events.len(), 32);
+    drop(store);
+    // What schema 10 wrote: the same rows in a WITHOUT ROWID table keyed by (room, seq).
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .execute_batch(
+            "BEGIN;
+             ALTER TABLE events RENAME TO events_v11;
+             DROP INDEX events_by_seq;
+             CREATE TABLE events (
+                 room INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
+                 id INTEGER NOT NULL, at INTEGER NOT NULL, frames TEXT NOT NULL, ends BLOB,
+                 PRIMARY KEY (room, seq)
+             ) WITHOUT ROWID;
+             CREATE UNIQUE INDEX events_by_id ON events (id);
+             INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
+             DROP TABLE events_v11;
+             PRAGMA user_version = 10;
+             COMMIT;",
+        )
+        .unwrap();
+    let mut store = SqliteStore::open(&config).unwrap();
+    let (version, table): (u32, String) = (
+        store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap(),
+        store
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+    );
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 11);
+    assert!(!table.contains("WITHOUT ROWID"), "{table}");
+    assert_eq!(pages(&store), before);
+    assert_eq!(
+        found(dir.path(), "line7").len(),
+        2,
+        "#a and #b each have a seq 7"
+    );
+    // New rows follow the old ones, in the rooms' seqs and in ids.
+    store
+        .write(&Batch {
+            id: BatchId(9),
+            writes: vec![Write::Event(say("#b", next[1] + 1, "after the move"))],
+        })
+        .unwrap();
+    let after = pages(&store);
+    assert_eq!(after[2].events.len(), 33);
+    assert_eq!(after[0], before[0]);
+    assert_eq!(
+        found(dir.path(), "move"),
+        vec![("#b".to_owned(), next[1] + 1)]
     );
 }
