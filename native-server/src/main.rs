@@ -497,12 +497,12 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
     match server.reconfigure(next.hub.clone()).await {
         Ok(changes) => {
             for c in &changes {
-                info!(key = c.key, old = %c.old, new = %c.new, "config changed");
+                info!(key = %c.key, old = %c.old, new = %c.new, "config changed");
             }
             for (key, changed) in fixed {
                 if changed {
                     warn!(
-                        key,
+                        key = %key,
                         "config reload: this setting changed in the file; it takes effect at the next restart"
                     );
                 }
