@@ -140,9 +140,39 @@ impl std::str::FromStr for Target {
             "natter-all" => Ok(Target::NatterAll),
             "natter-cluster2" => Ok(Target::NatterCluster),
             _ => Err(format!(
-                "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \\
+                "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \
                  natter-store, natter-accounts, natter-metrics, natter-all, natter-cluster2)"
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    /// Every target's name parses back to it, and a wrong one is answered with the names, on
+    /// one line (it once carried a stray backslash and a line break into `--targets`' error).
+    #[test]
+    fn target_names_round_trip_and_a_wrong_one_lists_them() {
+        let all = [
+            Target::Natter,
+            Target::NatterTls,
+            Target::Baseline,
+            Target::Bridge,
+            Target::Irc,
+            Target::Inspircd,
+            Target::NatterStore,
+            Target::NatterAccounts,
+            Target::NatterMetrics,
+            Target::NatterAll,
+            Target::NatterCluster,
+        ];
+        let e = "nope".parse::<Target>().unwrap_err();
+        assert!(!e.contains('\\') && !e.contains('\n'), "{e}");
+        for t in all {
+            assert_eq!(t.name().parse::<Target>(), Ok(t));
+            assert!(e.contains(t.name()), "{e} lacks {}", t.name());
         }
     }
 }

@@ -101,7 +101,8 @@ struct FanoutArgs {
     /// Open loop instead: total messages per second over all clients.
     #[arg(long)]
     rate: Option<f64>,
-    /// Servers to measure (comma-separated: natter, natter-tls, baseline, bridge, irc, inspircd).
+    /// Servers to measure (comma-separated: natter, natter-tls, baseline, bridge, irc, inspircd,
+    /// natter-store, natter-accounts, natter-metrics, natter-all, natter-cluster2).
     #[arg(long, value_delimiter = ',', default_value = "natter,baseline")]
     targets: Vec<Target>,
     /// Decode every delivery fully (slower generator; checks the fast path).

@@ -497,12 +497,12 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
     match server.reconfigure(next.hub.clone()).await {
         Ok(changes) => {
             for c in &changes {
-                info!(key = c.key, old = %c.old, new = %c.new, "config changed");
+                info!(key = %c.key, old = %c.old, new = %c.new, "config changed");
             }
             for (key, changed) in fixed {
                 if changed {
                     warn!(
-                        key,
+                        key = %key,
                         "config reload: this setting changed in the file; it takes effect at the next restart"
                     );
                 }
@@ -692,6 +692,22 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_millis(DEFAULT_GRACE_MS));
         assert!(toml::from_str::<FileConfig>("lisen = []").is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nflood = 3").is_err());
+        // Every table refuses a key it does not know, by name, rather than ignore a misspelling
+        // (README: "a key it does not know stops the server at start").
+        for (text, key) in [
+            ("[store]\nmax_age = 3", "max_age"),
+            ("[accounts]\nregistraton = \"closed\"", "registraton"),
+            (
+                "[accounts]\nhash_cost = { memory_kib = 64, iterations = 1, lanes = 2 }",
+                "lanes",
+            ),
+            // Set only from the top level, never from `[limits]`.
+            ("[limits]\ntrusted_proxies = []", "trusted_proxies"),
+            ("[metrics]\nlisten = \"127.0.0.1:0\"", "metrics"),
+        ] {
+            let e = toml::from_str::<FileConfig>(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{text}: {e}");
+        }
         // A value that would make the hub spin is refused, naming the key.
         let file: FileConfig = toml::from_str("[limits]\nconnect_window_ms = 0").unwrap();
         let e = server_config(&args, &file, [0; 32])

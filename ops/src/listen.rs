@@ -1,5 +1,5 @@
 //! The listening sockets of natter's doors: as tokio's `TcpListener::bind` makes them (address
-//! reuse on Unix), with a larger accept backlog.
+//! reuse on Unix), with a larger accept backlog, and IPv6 listeners for IPv6 only.
 
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpSocket};
@@ -12,18 +12,31 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// A listener on `addr` with a backlog of [`LISTEN_BACKLOG`].
 ///
+/// An IPv6 address takes IPv6 connections only (`IPV6_V6ONLY`), whatever the host's default
+/// (Linux's `net.ipv6.bindv6only` is 0: `[::]:8000` would also claim IPv4's port 8000), so that
+/// `--listen 0.0.0.0:8000 --listen [::]:8000`, as the README has it, opens both instead of
+/// failing with "Address already in use", on every host alike.
+///
 /// # Errors
 /// The socket's creation, options or bind, as `TcpListener::bind` would fail.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket_for(addr)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The socket [`listen`] binds to `addr`, with its options set.
+fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
-        TcpSocket::new_v6()?
+        let socket = TcpSocket::new_v6()?;
+        socket2::SockRef::from(&socket).set_only_v6(true)?;
+        socket
     };
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    Ok(socket)
 }
 
 #[cfg(test)]
@@ -39,5 +52,18 @@ mod tests {
         let (server, peer) = l.accept().await.unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
         assert_eq!(server.local_addr().unwrap(), addr);
+    }
+
+    /// An IPv6 listener leaves IPv4 alone, so `[::]:P` can sit beside `0.0.0.0:P`. Checked on
+    /// the socket before its bind, since Linux sets the option by itself when a socket binds a
+    /// single IPv6 address, and tests bind no wildcard address.
+    #[test]
+    fn an_ipv6_listener_is_for_ipv6_only() {
+        let socket = match socket_for("[::]:0".parse().unwrap()) {
+            Ok(s) => s,
+            // A host without IPv6 has nothing to check.
+            Err(e) => return eprintln!("no IPv6 here ({e}); skipped"),
+        };
+        assert!(socket2::SockRef::from(&socket).only_v6().unwrap());
     }
 }
