@@ -790,10 +790,12 @@ impl HubRig {
             }
             7 => {
                 // The store reports on its oldest batch: done (with everything before it), or
-                // failed.
+                // failed. (Every op reads its bytes whether or not it has anything to do, so
+                // an input means the same once the hub is faster or slower to ask.)
+                let how = ops.byte();
                 if !self.batches.is_empty() {
                     let b = self.batches.remove(0);
-                    if ops.byte() % 4 == 0 {
+                    if how % 4 == 0 {
                         self.hub.handle_store_failed(b, "disk full", self.now);
                     } else {
                         self.hub.handle_durable(b, self.now);
@@ -801,19 +803,19 @@ impl HubRig {
                 }
             }
             8 => {
+                let at = usize::from(ops.byte());
                 if !self.queries.is_empty() {
-                    let at = usize::from(ops.byte()) % self.queries.len();
-                    let (id, q) = self.queries.remove(at);
+                    let (id, q) = self.queries.remove(at % self.queries.len());
                     let answer = self.answer(ops, &q);
                     self.hub.handle_answer(id, answer, self.now);
                 }
             }
             10 => {
                 // A blocking thread finishes a password hash or check (in any order).
+                let (at, how) = (usize::from(ops.byte()), ops.byte());
                 if !self.work.is_empty() {
-                    let at = usize::from(ops.byte()) % self.work.len();
-                    let w = self.work.remove(at);
-                    let done = run_work(w, ops.byte());
+                    let w = self.work.remove(at % self.work.len());
+                    let done = run_work(w, how);
                     self.hub.handle_work(done, self.now);
                 }
             }
