@@ -393,24 +393,37 @@ fn fake_hash(p: &str) -> PasswordHash {
     PasswordHash(format!("$fuzz${h:016x}"))
 }
 
-/// The secrets no output may carry (the passwords, and the SASL blobs that carry them).
-fn secrets() -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = PASSWORDS.iter().map(|p| p.as_bytes().to_vec()).collect();
-    for n in NICKS {
-        for p in PASSWORDS {
-            out.push(sasl_blob(n, p).into_bytes());
+/// The secrets no output may carry (the passwords, and the SASL blobs that carry them), each
+/// with its searcher (they are looked for in everything sent).
+struct Secrets(Vec<memchr::memmem::Finder<'static>>);
+
+impl Secrets {
+    fn new() -> Secrets {
+        let mut all: Vec<String> = PASSWORDS.iter().map(|p| (*p).to_owned()).collect();
+        for n in NICKS {
+            for p in PASSWORDS {
+                all.push(sasl_blob(n, p));
+            }
         }
+        Secrets(
+            all.iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
+        )
     }
-    out
+
+    /// The first secret `hay` holds.
+    fn in_(&self, hay: &[u8]) -> Option<String> {
+        self.0
+            .iter()
+            .find(|f| f.find(hay).is_some())
+            .map(|f| String::from_utf8_lossy(f.needle()).into_owned())
+    }
 }
 
 fn sasl_blob(nick: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{nick}\0{password}"))
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 struct HubRig {
@@ -429,7 +442,7 @@ struct HubRig {
     /// The hub was shut down (users then stay: the process exits, a durable store keeps them).
     shut: bool,
     /// See [`PASSWORDS`].
-    secrets: Vec<Vec<u8>>,
+    secrets: Secrets,
     /// A password went where it is not a password (typed as chat, sent to the wrong dialect,
     /// glued to a partial line): from then on it may legitimately be relayed, and the secrecy
     /// check is off.
@@ -587,7 +600,7 @@ pub fn hub(data: &[u8]) {
         hard_bytes: lim.0 + (OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
         room_cap: lim.1 + 1,
         shut: false,
-        secrets: secrets(),
+        secrets: Secrets::new(),
         leaky: false,
     };
     // A restarted server takes back what its store kept.
@@ -696,8 +709,10 @@ impl HubRig {
         Some(self.peers[usize::from(b) % self.peers.len()].id)
     }
 
-    /// Hands `bytes` to `id`, keeping track of where passwords went.
-    fn feed(&mut self, id: crate::ConnId, bytes: &[u8], carries: Carries, aligned: bool) {
+    /// Hands `bytes` to `id`, keeping track of where passwords went. `opener`: the bytes are
+    /// whole lines or frames (a canned opener's), so the connection is at a line's or frame's
+    /// start after them.
+    fn feed(&mut self, id: crate::ConnId, bytes: &[u8], carries: Carries, opener: bool) {
         let kind = self.hub.kind(id);
         let named = self.hub.nick(id).is_some();
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
@@ -714,16 +729,28 @@ impl HubRig {
                 Carries::Nothing => {
                     let mut seen = core::mem::take(&mut p.tail);
                     seen.extend_from_slice(bytes);
-                    if self.secrets.iter().any(|s| contains(&seen, s)) {
+                    if self.secrets.in_(&seen).is_some() {
                         self.leaky = true;
                     }
                     let keep = seen.len().saturating_sub(64);
                     p.tail = seen.split_off(keep);
                 }
             }
-            p.aligned = aligned;
         }
         self.hub.handle_bytes(id, bytes, self.now);
+        // Lines end with a line end; a binary connection is at a frame's start if the opener
+        // made whole frames (after the preamble), not text lines.
+        let aligned = opener
+            && match self.hub.kind(id) {
+                Some(ConnKind::Binary) => {
+                    let frames = bytes.strip_prefix(&wire::MAGIC[..]).unwrap_or(bytes);
+                    wire::whole_frames_len(frames) == Ok(frames.len())
+                }
+                _ => bytes.last() == Some(&b'\n'),
+            };
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
+            p.aligned = aligned;
+        }
     }
 
     fn step(&mut self, ops: &mut Ops) {
@@ -760,16 +787,7 @@ impl HubRig {
                     return;
                 };
                 let (bytes, carries) = self.opener(ops);
-                // Lines end with a line end; a binary connection's frames are whole only if
-                // the opener made frames (its text lines are not).
-                let aligned = match self.hub.kind(id) {
-                    Some(ConnKind::Binary) => {
-                        wire::decode_payload::<ClientMsg>(bytes.get(4..).unwrap_or_default())
-                            .is_ok()
-                    }
-                    _ => bytes.last() == Some(&b'\n'),
-                };
-                self.feed(id, &bytes, carries, aligned);
+                self.feed(id, &bytes, carries, true);
             }
             4 => {
                 let ms = u64::from(ops.u16()) * if op & 0x80 != 0 { 100 } else { 1 };
@@ -1118,11 +1136,10 @@ impl HubRig {
                 p.seen.kind = p.seen.kind.or(kind);
                 for piece in &t.data {
                     if !self.leaky
-                        && let Some(s) = self.secrets.iter().find(|s| contains(piece, s))
+                        && let Some(s) = self.secrets.in_(piece)
                     {
                         panic!(
-                            "a password ({}) sent to {}: {:?}",
-                            String::from_utf8_lossy(s),
+                            "a password ({s}) sent to {}: {:?}",
                             t.conn,
                             String::from_utf8_lossy(piece)
                         );
@@ -1158,11 +1175,8 @@ impl HubRig {
                 assert!(self.batches.last().is_none_or(|last| last.0 < b.id.0));
                 if !self.leaky {
                     let stored = format!("{b:?}");
-                    if let Some(s) = self.secrets.iter().find(|s| contains(stored.as_bytes(), s)) {
-                        panic!(
-                            "a password ({}) stored: {stored}",
-                            String::from_utf8_lossy(s)
-                        );
+                    if let Some(s) = self.secrets.in_(stored.as_bytes()) {
+                        panic!("a password ({s}) stored: {stored}");
                     }
                 }
                 self.batches.push(b.id);
