@@ -296,8 +296,6 @@ struct Peer {
     /// Its input so far ends where a line or frame ends (only openers were sent): a credential
     /// sent now is read as a credential, not as the tail of something else.
     aligned: bool,
-    /// The last bytes it was sent (a password split over two inputs is still seen).
-    tail: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -317,14 +315,35 @@ struct Learned {
     keys: Vec<DeviceKey>,
 }
 
-/// Passwords the driver uses: two good ones, one too short, one that is nobody's. A password is
-/// never echoed, relayed or stored (SECURITY.md, *Accounts*): unless the fuzzer typed one where
-/// it is not a password, none of them (nor the SASL blobs carrying them) may appear in anything
-/// the hub sends or stores.
-const PASSWORDS: &[&str] = &["Pw-alpha-1", "Pw-bravo-22", "Pw-x", "Pw-wrong-333"];
+/// The passwords one run uses: two good ones (the first is the restored account `ann`'s), one
+/// too short, one that is nobody's. A password is never echoed, relayed or stored (SECURITY.md,
+/// *Accounts*): unless one was sent where it is not a password, none of them (nor the SASL
+/// blobs carrying them) may appear in anything the hub sends or stores. They are made from a
+/// hash of the whole input, so the fuzzer cannot type them as something else (it would change
+/// them): an input that makes the hub say or keep one found a leak, not a coincidence.
+struct Passwords([String; 4]);
 
-/// The password the restored account `ann` has.
-const ANN_PASSWORD: &str = "Pw-alpha-1";
+impl Passwords {
+    fn of(data: &[u8]) -> Passwords {
+        let h = fnv(data);
+        Passwords([
+            format!("Pw-{h:016x}-a"),
+            format!("Pw-{h:016x}-b"),
+            format!("s{:06x}", h & 0xff_ffff),
+            format!("Pw-{h:016x}-nobody"),
+        ])
+    }
+
+    fn pick(&self, ops: &mut Ops) -> &str {
+        &self.0[usize::from(ops.byte()) % self.0.len()]
+    }
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// The device key the restored account `ann` has.
 const ANN_KEY: [u8; 32] = [9; 32];
@@ -386,11 +405,7 @@ const CAPS: &[&str] = &[
 /// What the driver's password work makes of a password: a stand-in for argon2 (which would
 /// make every run slow), holding nothing of the password, so a stored hash shows none of it.
 fn fake_hash(p: &str) -> PasswordHash {
-    // FNV-1a.
-    let h = p.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    PasswordHash(format!("$fuzz${h:016x}"))
+    PasswordHash(format!("$fuzz${:016x}", fnv(p.as_bytes())))
 }
 
 /// The secrets no output may carry (the passwords, and the SASL blobs that carry them), each
@@ -398,10 +413,10 @@ fn fake_hash(p: &str) -> PasswordHash {
 struct Secrets(Vec<memchr::memmem::Finder<'static>>);
 
 impl Secrets {
-    fn new() -> Secrets {
-        let mut all: Vec<String> = PASSWORDS.iter().map(|p| (*p).to_owned()).collect();
+    fn new(passwords: &Passwords) -> Secrets {
+        let mut all: Vec<String> = passwords.0.to_vec();
         for n in NICKS {
-            for p in PASSWORDS {
+            for p in &passwords.0 {
                 all.push(sasl_blob(n, p));
             }
         }
@@ -441,11 +456,11 @@ struct HubRig {
     room_cap: usize,
     /// The hub was shut down (users then stay: the process exits, a durable store keeps them).
     shut: bool,
-    /// See [`PASSWORDS`].
+    /// See [`Passwords`].
+    passwords: Passwords,
     secrets: Secrets,
-    /// A password went where it is not a password (typed as chat, sent to the wrong dialect,
-    /// glued to a partial line): from then on it may legitimately be relayed, and the secrecy
-    /// check is off.
+    /// A password went where it is not a password (sent to the wrong dialect, glued to a
+    /// partial line): from then on it may legitimately be relayed, and the secrecy check is off.
     leaky: bool,
 }
 
@@ -507,7 +522,7 @@ fn accounts_config(c: &mut Config, bits: u8) {
 /// What a store hands a restarted hub, picked by `bits`: the account `ann` (with a device key,
 /// in `#a` or in no room), `#a` registered by her with `bob` an operator and `eve` banned, and
 /// a server ban of `d[x]`.
-fn loaded(bits: u8) -> Loaded {
+fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
     let n = |s: &str| Nick::new(s).expect("valid nick");
     let a = RoomName::new("#a").expect("valid room");
     let entry = |mask: Mask| Entry {
@@ -539,7 +554,7 @@ fn loaded(bits: u8) -> Loaded {
         accounts: vec![LoadedAccount {
             record: AccountRecord {
                 name: n("ann"),
-                hash: fake_hash(ANN_PASSWORD),
+                hash: fake_hash(&passwords.0[0]),
                 created: Millis(1),
             },
             rooms: if bits & 2 != 0 {
@@ -583,6 +598,7 @@ const MAX_PEERS: usize = 8;
 /// terminal controls, no password is echoed, relayed or stored, rooms stay within their limit,
 /// and a deadline that has passed is gone once handled (no timer spins).
 pub fn hub(data: &[u8]) {
+    let passwords = Passwords::of(data);
     let mut ops = Ops(data);
     let bits = ops.byte();
     let config = hub_config(bits);
@@ -600,13 +616,14 @@ pub fn hub(data: &[u8]) {
         hard_bytes: lim.0 + (OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
         room_cap: lim.1 + 1,
         shut: false,
-        secrets: Secrets::new(),
+        secrets: Secrets::new(&passwords),
+        passwords,
         leaky: false,
     };
     // A restarted server takes back what its store kept.
     let boot = ops.byte();
     if durable && boot & 1 != 0 {
-        rig.hub.restore(loaded(boot), rig.now);
+        rig.hub.restore(loaded(boot, &rig.passwords), rig.now);
         rig.room_cap += 1;
         rig.pump();
     }
@@ -715,26 +732,12 @@ impl HubRig {
     fn feed(&mut self, id: crate::ConnId, bytes: &[u8], carries: Carries, opener: bool) {
         let kind = self.hub.kind(id);
         let named = self.hub.nick(id).is_some();
-        if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
-            match carries {
-                // A password is one only where the connection reads it as one: in its dialect,
-                // after its hello (but IRC's SASL comes before), not glued to a partial line.
-                Carries::Credentials(k) => {
-                    let read_as_one = kind == Some(k) && p.aligned && (named || k == ConnKind::Irc);
-                    if !read_as_one {
-                        self.leaky = true;
-                    }
-                    p.tail.clear();
-                }
-                Carries::Nothing => {
-                    let mut seen = core::mem::take(&mut p.tail);
-                    seen.extend_from_slice(bytes);
-                    if self.secrets.in_(&seen).is_some() {
-                        self.leaky = true;
-                    }
-                    let keep = seen.len().saturating_sub(64);
-                    p.tail = seen.split_off(keep);
-                }
+        // A password is one only where the connection reads it as one: in its dialect, after
+        // its hello (but IRC's SASL comes before), not glued to a partial line.
+        if let Carries::Credentials(k) = carries {
+            let aligned = self.peers.iter().any(|p| p.id == id && p.aligned);
+            if !(kind == Some(k) && aligned && (named || k == ConnKind::Irc)) {
+                self.leaky = true;
             }
         }
         self.hub.handle_bytes(id, bytes, self.now);
@@ -771,7 +774,6 @@ impl HubRig {
                         fast: how & 0x80 == 0,
                         seen: Output::default(),
                         aligned: true,
-                        tail: Vec::new(),
                     });
                 }
             }
@@ -995,9 +997,9 @@ impl HubRig {
                 action: mod_action(ops, n),
             })),
             18 => nothing(frame(&other_msg(ops, n, r, id))),
-            19 => nc_account_line(ops, n),
+            19 => nc_account_line(ops, n, &self.passwords),
             20 => nothing(nc_moderation_line(ops, &n, &r)),
-            21 => irc_sasl(ops, &n),
+            21 => irc_sasl(ops, &n, &self.passwords),
             22 => nothing(irc_chathistory(ops, &r, self.now)),
             23 => nothing(irc_moderation(ops, &n, &r)),
             _ => nothing(irc_queries(ops, &n, &r)),
@@ -1007,7 +1009,7 @@ impl HubRig {
     /// A binary client's account request: sign in (with a password or a device key), register,
     /// sign out, change the password.
     fn account_frame(&mut self, ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
-        let pw = |ops: &mut Ops| Password(ops.pick(PASSWORDS).to_owned());
+        let pw = |ops: &mut Ops| Password(self.passwords.pick(ops).to_owned());
         let remember = ops.byte() % 2 == 0;
         let m = match ops.byte() % 6 {
             0 | 1 => ClientMsg::SignIn {
@@ -1300,13 +1302,13 @@ fn other_msg(ops: &mut Ops, n: Nick, r: RoomName, id: MsgId) -> ClientMsg {
 }
 
 /// An `nc` user's account command (`/register`, `/login`, `/logout`, `/password`).
-fn nc_account_line(ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
-    let p = ops.pick(PASSWORDS);
+fn nc_account_line(ops: &mut Ops, n: Nick, passwords: &Passwords) -> (Vec<u8>, Carries) {
+    let p = passwords.pick(ops);
     let line = match ops.byte() % 5 {
         0 => format!("/register {p}\n"),
         1 | 2 => format!("/login {n} {p}\n"),
         3 => "/logout\n".to_owned(),
-        _ => format!("/password {p} {}\n", ops.pick(PASSWORDS)),
+        _ => format!("/password {p} {}\n", passwords.pick(ops)),
     };
     (line.into_bytes(), Carries::Credentials(ConnKind::Text))
 }
@@ -1371,10 +1373,10 @@ fn nc_moderation_line(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
 
 /// IRC's registration with capabilities and SASL PLAIN (with credentials of the driver's
 /// accounts, right and wrong), or pieces of it.
-fn irc_sasl(ops: &mut Ops, n: &Nick) -> (Vec<u8>, Carries) {
+fn irc_sasl(ops: &mut Ops, n: &Nick, passwords: &Passwords) -> (Vec<u8>, Carries) {
     let caps: Vec<&str> = (0..=ops.byte() % 4).map(|_| ops.pick(CAPS)).collect();
     let caps = caps.join(" ");
-    let p = ops.pick(PASSWORDS);
+    let p = passwords.pick(ops);
     let account = nick(ops);
     let blob = sasl_blob(account.as_str(), p);
     let lines = match ops.byte() % 8 {
