@@ -741,15 +741,16 @@ impl HubRig {
             }
         }
         self.hub.handle_bytes(id, bytes, self.now);
-        // Lines end with a line end; a binary connection is at a frame's start if the opener
-        // made whole frames (after the preamble), not text lines.
+        // Lines end with a line end (unless a telnet IAC took it as its command byte, or left
+        // an option or subnegotiation open); a binary connection is at a frame's start if the
+        // opener made whole frames (after the preamble), not text lines.
         let aligned = opener
             && match self.hub.kind(id) {
                 Some(ConnKind::Binary) => {
                     let frames = bytes.strip_prefix(&wire::MAGIC[..]).unwrap_or(bytes);
                     wire::whole_frames_len(frames) == Ok(frames.len())
                 }
-                _ => bytes.last() == Some(&b'\n'),
+                _ => bytes.last() == Some(&b'\n') && !bytes.contains(&0xff),
             };
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
             p.aligned = aligned;
