@@ -635,7 +635,7 @@ pub fn hub(data: &[u8]) {
     }
     // Everyone reads what is left and leaves, the store and the password work catch up, and
     // time runs past every wait: nothing of anyone is left behind (no user but accounts'
-    // always-on ones, no detached session, no room but #lobby and stored ones, no queued
+    // always-on ones, no detached session, no room but #lobby, stored and registered ones, no queued
     // byte).
     for p in &mut rig.peers {
         p.fast = true;
@@ -680,11 +680,12 @@ pub fn hub(data: &[u8]) {
         if kept_users == 0 {
             assert_eq!(rig.hub.rooms_in_use(), 0, "members left behind");
         }
-        // A durable store keeps an emptied room (its topic and seqs), within the room table.
+        // A durable store keeps an emptied room (its topic and seqs), within the room table;
+        // so does a registered room (its founder, operators, bans), store or not.
         let kept = if durable || kept_users > 0 {
             rig.room_cap
         } else {
-            1
+            1 + rig.hub.registered_rooms()
         };
         assert!(
             rig.hub.rooms() <= kept,
