@@ -635,8 +635,8 @@ pub fn hub(data: &[u8]) {
     }
     // Everyone reads what is left and leaves, the store and the password work catch up, and
     // time runs past every wait: nothing of anyone is left behind (no user but accounts'
-    // always-on ones, no detached session, no room but #lobby, stored and registered ones, no queued
-    // byte).
+    // always-on ones, no detached session, no room but #lobby, stored and registered ones, no
+    // queued byte).
     for p in &mut rig.peers {
         p.fast = true;
     }
