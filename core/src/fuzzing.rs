@@ -9,8 +9,9 @@
 //! - [`wire`]: the frame decoder, the bridge's frame helpers, payload decoding and the PROXY
 //!   header parser;
 //! - [`hub`]: a [`Hub`] with several connections on both doors (binary, text and IRC), fed
-//!   arbitrary bytes and canned openers, with a fake clock, slow readers, closes, and a durable
-//!   store that acknowledges, fails and answers queries;
+//!   arbitrary bytes and canned openers of every message and command (accounts, moderation,
+//!   admins and SASL included), with a fake clock, slow readers, closes, password work done out
+//!   of order, and a durable store that acknowledges, fails and answers queries;
 //! - [`command`]: the slash-command parser, text cleaning, and the IRC line reader and parser;
 //! - [`session`]: a client [`Session`] (and the chat model it feeds) given arbitrary server
 //!   bytes on both transports, typed input and time.
