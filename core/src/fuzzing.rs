@@ -9,24 +9,30 @@
 //! - [`wire`]: the frame decoder, the bridge's frame helpers, payload decoding and the PROXY
 //!   header parser;
 //! - [`hub`]: a [`Hub`] with several connections on both doors (binary, text and IRC), fed
-//!   arbitrary bytes and canned openers, with a fake clock, slow readers, closes, and a durable
-//!   store that acknowledges, fails and answers queries;
+//!   arbitrary bytes and canned openers of every message and command (accounts, moderation,
+//!   admins and SASL included), with a fake clock, slow readers, closes, password work done out
+//!   of order, and a durable store that acknowledges, fails and answers queries;
 //! - [`command`]: the slash-command parser, text cleaning, and the IRC line reader and parser;
 //! - [`session`]: a client [`Session`] (and the chat model it feeds) given arbitrary server
 //!   bytes on both transports, typed input and time.
 
+use crate::accounts::{Outcome, PasswordError, PasswordHash, Work, WorkDone};
 use crate::chat::Chat;
-use crate::hub::{Config, ConnKind, Door, Hub, HubEvent, TEST_BRIDGE_SECRET};
+use crate::hub::{Config, ConnKind, Door, Hub, HubEvent, Registration, TEST_BRIDGE_SECRET};
 use crate::limits::{
     IRC_MAX_LINE, IRC_MAX_TAGGED_LINE, MAX_FRAME, OUTBOUND_HARD_MAX_BYTES, OUTBOUND_MAX_BYTES,
     SESSION_MAX_PENDING,
 };
-use crate::persist::{Answer, BatchId, HistoryPage, Query, QueryId};
+use crate::moderation::{Entry, Mask, ModeChange, Policy};
+use crate::persist::{
+    AccountRecord, Answer, BatchId, HistoryPage, KeyRecord, Loaded, LoadedAccount, LoadedRoom,
+    Query, QueryId,
+};
 use crate::session::{Session, SessionConfig, Transport};
-use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
+use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    self, ClientMsg, DirectMsg, EventKind, FrameDecoder, Limits, Re, Resume, RoomEvent, ServerMsg,
-    WireError,
+    self, AdminAction, ClientMsg, DirectMsg, EventKind, FrameDecoder, Limits, ModAction, Proof, Re,
+    Resume, RoomEvent, ServerMsg, WireError,
 };
 use crate::{Millis, command, proxy};
 use bytes::Bytes;
@@ -83,7 +89,7 @@ impl<'a> Ops<'a> {
     }
 }
 
-const NICKS: &[&str] = &["ann", "bob", "Ann", "carol_", "d[x]"];
+const NICKS: &[&str] = &["ann", "bob", "Ann", "carol_", "d[x]", "eve"];
 const ROOMS: &[&str] = &["#lobby", "#a", "#B", "#c-d"];
 
 fn nick(ops: &mut Ops) -> Nick {
@@ -288,6 +294,9 @@ struct Peer {
     fast: bool,
     /// What it was sent, to check per dialect.
     seen: Output,
+    /// Its input so far ends where a line or frame ends (only openers were sent): a credential
+    /// sent now is read as a credential, not as the tail of something else.
+    aligned: bool,
 }
 
 #[derive(Default)]
@@ -298,23 +307,167 @@ struct Output {
     text: Vec<u8>,
 }
 
+/// What the driver learnt from the hub's output, to present again.
+#[derive(Default)]
+struct Learned {
+    /// Resume tokens seen in welcomes.
+    tokens: Vec<ResumeToken>,
+    /// Device keys handed out with sign-ins.
+    keys: Vec<DeviceKey>,
+}
+
+/// The passwords one run uses: two good ones (the first is the restored account `ann`'s), one
+/// too short, one that is nobody's. A password is never echoed, relayed or stored (SECURITY.md,
+/// *Accounts*): unless one was sent where it is not a password, none of them (nor the SASL
+/// blobs carrying them) may appear in anything the hub sends or stores. They are made from a
+/// hash of the whole input, so the fuzzer cannot type them as something else (it would change
+/// them): an input that makes the hub say or keep one found a leak, not a coincidence.
+struct Passwords([String; 4]);
+
+impl Passwords {
+    fn of(data: &[u8]) -> Passwords {
+        let h = fnv(data);
+        Passwords([
+            format!("Pw-{h:016x}-a"),
+            format!("Pw-{h:016x}-b"),
+            format!("s{:06x}", h & 0xff_ffff),
+            format!("Pw-{h:016x}-nobody"),
+        ])
+    }
+
+    fn pick(&self, ops: &mut Ops) -> &str {
+        &self.0[usize::from(ops.byte()) % self.0.len()]
+    }
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The device key the restored account `ann` has.
+const ANN_KEY: [u8; 32] = [9; 32];
+
+/// What a ban or mute names, as people type them (valid and not).
+const MASKS: &[&str] = &[
+    "account:ann",
+    "account:bob",
+    "nick:bob",
+    "nick:eve",
+    "bob",
+    "Ann",
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.0.0.0/7",
+    "127.0.0.1",
+    "2001:db8::/48",
+    "2001:db8::/8",
+    "2001:db8:1::1",
+    "account:",
+    "*",
+];
+
+/// The same as IRC clients type them in `MODE +b`.
+const IRC_MASKS: &[&str] = &[
+    "bob!*@*",
+    "*!*@10.0.0.2",
+    "*!bob@natter",
+    "*!*@natter",
+    "*!*@*",
+    "eve",
+    "account:carol_",
+    "10.0.0.0/8",
+    "*!*@2001:db8::1",
+];
+
+const DURATIONS: &[&str] = &["", "30m", "1h", "7d", "400d", "0h", "5s", "1w"];
+
+const KEYS: &[&str] = &["sesame", "k3y", "x"];
+
+const CAPS: &[&str] = &[
+    "sasl",
+    "draft/chathistory",
+    "message-tags",
+    "server-time",
+    "labeled-response",
+    "batch",
+    "echo-message",
+    "away-notify",
+    "account-notify",
+    "account-tag",
+    "extended-join",
+    "multi-prefix",
+    "cap-notify",
+    "-sasl",
+    "bogus",
+];
+
+/// What the driver's password work makes of a password: a stand-in for argon2 (which would
+/// make every run slow), holding nothing of the password, so a stored hash shows none of it.
+fn fake_hash(p: &str) -> PasswordHash {
+    PasswordHash(format!("$fuzz${:016x}", fnv(p.as_bytes())))
+}
+
+/// The secrets no output may carry (the passwords, and the SASL blobs that carry them), each
+/// with its searcher (they are looked for in everything sent).
+struct Secrets(Vec<memchr::memmem::Finder<'static>>);
+
+impl Secrets {
+    fn new(passwords: &Passwords) -> Secrets {
+        let mut all: Vec<String> = passwords.0.to_vec();
+        for n in NICKS {
+            for p in &passwords.0 {
+                all.push(sasl_blob(n, p));
+            }
+        }
+        Secrets(
+            all.iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
+        )
+    }
+
+    /// The first secret `hay` holds.
+    fn in_(&self, hay: &[u8]) -> Option<String> {
+        self.0
+            .iter()
+            .find(|f| f.find(hay).is_some())
+            .map(|f| String::from_utf8_lossy(f.needle()).into_owned())
+    }
+}
+
+fn sasl_blob(nick: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{nick}\0{password}"))
+}
+
 struct HubRig {
     hub: Hub,
     now: Millis,
     peers: Vec<Peer>,
-    /// Resume tokens seen in welcomes.
-    tokens: Vec<ResumeToken>,
+    learned: Learned,
     /// Store batches not yet reported.
     batches: Vec<BatchId>,
     queries: Vec<(QueryId, Query)>,
+    /// Password work handed out and not yet done.
+    work: Vec<Work>,
     hard_bytes: usize,
-    max_rooms: usize,
+    /// Rooms the hub may hold: `max_rooms`, `#lobby`, and rooms restored from the store.
+    room_cap: usize,
     /// The hub was shut down (users then stay: the process exits, a durable store keeps them).
     shut: bool,
+    /// See [`Passwords`].
+    passwords: Passwords,
+    secrets: Secrets,
+    /// A password went where it is not a password (sent to the wrong dialect, glued to a
+    /// partial line): from then on it may legitimately be relayed, and the secrecy check is off.
+    leaky: bool,
 }
 
 /// Settings picked by the first byte: the defaults, or limits small enough to reach (few
-/// connections, rooms and members, short queues and history), a durable store, a bridge secret.
+/// connections, rooms and members, short queues and history), a durable store, a bridge secret,
+/// server admins, registration closed, accounts that leave with their last device.
 fn hub_config(bits: u8) -> Config {
     let mut c = Config::default();
     if bits & 1 != 0 {
@@ -345,9 +498,81 @@ fn hub_config(bits: u8) -> Config {
         c.paced_fanout = 2;
         c.fanout_pace = Millis(24);
     }
+    accounts_config(&mut c, bits);
     c.secret_seed = [bits; 32];
     c.validate().expect("the fuzz settings are valid");
     c
+}
+
+/// The `[accounts]` part of [`hub_config`] (also what a reconfiguration flips).
+fn accounts_config(c: &mut Config, bits: u8) {
+    c.accounts.hash_cost = crate::accounts::HashCost::TEST;
+    c.accounts.admins = if bits & 32 != 0 {
+        vec![Nick::new("ann").expect("valid nick")]
+    } else {
+        Vec::new()
+    };
+    c.accounts.registration = if bits & 64 != 0 {
+        Registration::Closed
+    } else {
+        Registration::Open
+    };
+    c.accounts.always_on = bits & 128 == 0;
+}
+
+/// What a store hands a restarted hub, picked by `bits`: the account `ann` (with a device key,
+/// in `#a` or in no room), `#a` registered by her with `bob` an operator and `eve` banned, and
+/// a server ban of `d[x]`.
+fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
+    let n = |s: &str| Nick::new(s).expect("valid nick");
+    let a = RoomName::new("#a").expect("valid room");
+    let entry = |mask: Mask| Entry {
+        mask,
+        until: (bits & 16 != 0).then_some(Millis(50_000)),
+        by: n("ann"),
+        reason: None,
+        at: Millis(1),
+    };
+    let mut policy = Policy {
+        founder: Some(n("ann")),
+        ops: vec![n("bob")],
+        ..Policy::default()
+    };
+    if bits & 4 != 0 {
+        policy.bans.push(entry(Mask::Nick(n("eve"))));
+        policy.mutes.push(entry(Mask::Account(n("carol_"))));
+    }
+    policy.modes.invite_only = bits & 32 != 0;
+    Loaded {
+        rooms: vec![LoadedRoom {
+            name: a.clone(),
+            topic: None,
+            last_seq: Seq(3),
+            recent: Vec::new(),
+            present: vec![n("ann")],
+        }],
+        sessions: Vec::new(),
+        accounts: vec![LoadedAccount {
+            record: AccountRecord {
+                name: n("ann"),
+                hash: fake_hash(&passwords.0[0]),
+                created: Millis(1),
+            },
+            rooms: if bits & 2 != 0 {
+                vec![a.clone()]
+            } else {
+                Vec::new()
+            },
+            read: vec![(a.clone(), Seq(2))],
+            keys: vec![KeyRecord::of(&DeviceKey(ANN_KEY), Millis(1))],
+        }],
+        policies: vec![(a, policy)],
+        server_bans: if bits & 8 != 0 {
+            vec![entry(Mask::Nick(n("d[x]")))]
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 fn peer_addr(b: u8) -> IpAddr {
@@ -364,37 +589,55 @@ fn peer_addr(b: u8) -> IpAddr {
 const MAX_PEERS: usize = 8;
 
 /// A [`Hub`] with up to 8 connections on both doors, driven by the bytes: accepts,
-/// arbitrary bytes and canned openers to a connection, time passing, slow readers catching up,
-/// closes, store acknowledgements, failures and answers, shutdown. After every step, all output
-/// is polled and checked: transmits go to open connections, a connection's unwritten bytes stay
-/// under its queue's hard limit, binary connections get well-formed frames, IRC lines fit IRC's
-/// limits, people get text without terminal controls, rooms stay within their limit, and a
-/// deadline that has passed is gone once handled (no timer spins).
+/// arbitrary bytes and canned openers to a connection (every client message, `nc` command and
+/// IRC command, with accounts, moderation and admins' words), time passing, slow readers
+/// catching up, closes, store acknowledgements, failures and answers, password work done or
+/// failed, reconfigurations, shutdown; sometimes a store to restore first (an account, a
+/// registered room, bans). After every step, all output is polled and checked: transmits go to
+/// open connections, a connection's unwritten bytes stay under its queue's hard limit, binary
+/// connections get well-formed frames, IRC lines fit IRC's limits, people get text without
+/// terminal controls, no password is echoed, relayed or stored, rooms stay within their limit,
+/// and a deadline that has passed is gone once handled (no timer spins).
 pub fn hub(data: &[u8]) {
+    let passwords = Passwords::of(data);
     let mut ops = Ops(data);
-    let config = hub_config(ops.byte());
+    let bits = ops.byte();
+    let config = hub_config(bits);
     let durable = config.durable;
+    let always_on = config.accounts.always_on;
     let lim = (config.outbound_max_bytes, config.max_rooms);
     let mut rig = HubRig {
         hub: Hub::new(config),
         now: Millis(1_000),
         peers: Vec::new(),
-        tokens: Vec::new(),
+        learned: Learned::default(),
         batches: Vec::new(),
         queries: Vec::new(),
+        work: Vec::new(),
         hard_bytes: lim.0 + (OUTBOUND_HARD_MAX_BYTES - OUTBOUND_MAX_BYTES),
-        max_rooms: lim.1,
+        room_cap: lim.1 + 1,
         shut: false,
+        secrets: Secrets::new(&passwords),
+        passwords,
+        leaky: false,
     };
+    // A restarted server takes back what its store kept.
+    let boot = ops.byte();
+    if durable && boot & 1 != 0 {
+        rig.hub.restore(loaded(boot, &rig.passwords), rig.now);
+        rig.room_cap += 1;
+        rig.pump();
+    }
     let mut steps = 0;
     while !ops.is_empty() && steps < 2_000 {
         steps += 1;
         rig.step(&mut ops);
         rig.pump();
     }
-    // Everyone reads what is left and leaves, the store catches up, and time runs past every
-    // wait: nothing of anyone is left behind (no user, no detached session, no room but
-    // #lobby, no queued byte).
+    // Everyone reads what is left and leaves, the store and the password work catch up, and
+    // time runs past every wait: nothing of anyone is left behind (no user but accounts'
+    // always-on ones, no detached session, no room but #lobby, stored and registered ones, no
+    // queued byte).
     for p in &mut rig.peers {
         p.fast = true;
     }
@@ -413,22 +656,68 @@ pub fn hub(data: &[u8]) {
             rig.hub
                 .handle_answer(id, Answer::Search(Err("gone".into())), rig.now);
         }
+        for w in core::mem::take(&mut rig.work) {
+            let done = run_work(w, 1);
+            rig.hub.handle_work(done, rig.now);
+        }
+        rig.pump();
         rig.advance(Millis(200_000));
     }
     assert_eq!(rig.hub.connections(), 0);
     assert_eq!(rig.hub.queued_bytes_total(), 0);
     if !rig.shut {
-        assert_eq!(rig.hub.users(), 0, "users left behind");
+        // Accounts' users stay in their rooms with no device (always-on), and nobody else.
+        let kept_users = if always_on {
+            rig.hub.account_count()
+        } else {
+            0
+        };
+        assert!(
+            rig.hub.users() <= kept_users,
+            "users left behind: {} (accounts {kept_users})",
+            rig.hub.users()
+        );
         assert_eq!(rig.hub.detached(), 0, "detached sessions left behind");
-        // A durable store keeps an emptied room (its topic and seqs), within the room table.
-        assert_eq!(rig.hub.rooms_in_use(), 0, "members left behind");
-        let kept = if durable { rig.max_rooms + 1 } else { 1 };
+        if kept_users == 0 {
+            assert_eq!(rig.hub.rooms_in_use(), 0, "members left behind");
+        }
+        // A durable store keeps an emptied room (its topic and seqs), within the room table;
+        // so does a registered room (its founder, operators, bans), store or not.
+        let kept = if durable || kept_users > 0 {
+            rig.room_cap
+        } else {
+            1 + rig.hub.registered_rooms()
+        };
         assert!(
             rig.hub.rooms() <= kept,
             "{} rooms left behind",
             rig.hub.rooms()
         );
     }
+}
+
+/// What the shell's blocking threads would make of `w`: the stand-in hash, a check against it,
+/// or (when `b` says so) a failure.
+fn run_work(w: Work, b: u8) -> WorkDone {
+    let id = w.id();
+    let outcome = if b % 8 == 0 {
+        Outcome::Failed(PasswordError::Damaged)
+    } else {
+        match w {
+            Work::Hash { password, .. } => Outcome::Hashed(fake_hash(&password.0)),
+            Work::Verify { password, hash, .. } => {
+                Outcome::Verified(fake_hash(&password.0) == hash)
+            }
+        }
+    };
+    WorkDone { id, outcome }
+}
+
+/// Whether bytes an opener made carry a password, and for which dialect they are one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    Nothing,
+    Credentials(ConnKind),
 }
 
 impl HubRig {
@@ -439,11 +728,42 @@ impl HubRig {
         Some(self.peers[usize::from(b) % self.peers.len()].id)
     }
 
+    /// Hands `bytes` to `id`, keeping track of where passwords went. `opener`: the bytes are
+    /// whole lines or frames (a canned opener's), so the connection is at a line's or frame's
+    /// start after them.
+    fn feed(&mut self, id: crate::ConnId, bytes: &[u8], carries: Carries, opener: bool) {
+        let kind = self.hub.kind(id);
+        let named = self.hub.nick(id).is_some();
+        // A password is one only where the connection reads it as one: in its dialect, after
+        // its hello (but IRC's SASL comes before), not glued to a partial line.
+        if let Carries::Credentials(k) = carries {
+            let aligned = self.peers.iter().any(|p| p.id == id && p.aligned);
+            if !(kind == Some(k) && aligned && (named || k == ConnKind::Irc)) {
+                self.leaky = true;
+            }
+        }
+        self.hub.handle_bytes(id, bytes, self.now);
+        // Lines end with a line end (unless a telnet IAC took it as its command byte, or left
+        // an option or subnegotiation open); a binary connection is at a frame's start if the
+        // opener made whole frames (after the preamble), not text lines.
+        let aligned = opener
+            && match self.hub.kind(id) {
+                Some(ConnKind::Binary) => {
+                    let frames = bytes.strip_prefix(&wire::MAGIC[..]).unwrap_or(bytes);
+                    wire::whole_frames_len(frames) == Ok(frames.len())
+                }
+                _ => bytes.last() == Some(&b'\n') && !bytes.contains(&0xff),
+            };
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
+            p.aligned = aligned;
+        }
+    }
+
     fn step(&mut self, ops: &mut Ops) {
         let op = ops.byte();
-        match op % 10 {
+        match op % 12 {
             0 | 1 if self.peers.len() < MAX_PEERS => {
-                let door = if op % 10 == 0 {
+                let door = if op % 12 == 0 {
                     Door::Natter
                 } else {
                     Door::Irc
@@ -456,6 +776,7 @@ impl HubRig {
                         unwritten: 0,
                         fast: how & 0x80 == 0,
                         seen: Output::default(),
+                        aligned: true,
                     });
                 }
             }
@@ -464,14 +785,14 @@ impl HubRig {
                     return;
                 };
                 let bytes = ops.chunk();
-                self.hub.handle_bytes(id, bytes, self.now);
+                self.feed(id, bytes, Carries::Nothing, false);
             }
             3 => {
                 let Some(id) = self.peer(ops.byte()) else {
                     return;
                 };
-                let bytes = self.opener(ops);
-                self.hub.handle_bytes(id, &bytes, self.now);
+                let (bytes, carries) = self.opener(ops);
+                self.feed(id, &bytes, carries, true);
             }
             4 => {
                 let ms = u64::from(ops.u16()) * if op & 0x80 != 0 { 100 } else { 1 };
@@ -492,10 +813,12 @@ impl HubRig {
             }
             7 => {
                 // The store reports on its oldest batch: done (with everything before it), or
-                // failed.
+                // failed. (Every op reads its bytes whether or not it has anything to do, so
+                // an input means the same once the hub is faster or slower to ask.)
+                let how = ops.byte();
                 if !self.batches.is_empty() {
                     let b = self.batches.remove(0);
-                    if ops.byte() % 4 == 0 {
+                    if how % 4 == 0 {
                         self.hub.handle_store_failed(b, "disk full", self.now);
                     } else {
                         self.hub.handle_durable(b, self.now);
@@ -503,13 +826,41 @@ impl HubRig {
                 }
             }
             8 => {
+                let at = usize::from(ops.byte());
                 if !self.queries.is_empty() {
-                    let at = usize::from(ops.byte()) % self.queries.len();
-                    let (id, q) = self.queries.remove(at);
+                    let (id, q) = self.queries.remove(at % self.queries.len());
                     let answer = self.answer(ops, &q);
                     self.hub.handle_answer(id, answer, self.now);
                 }
             }
+            10 => {
+                // A blocking thread finishes a password hash or check (in any order).
+                let (at, how) = (usize::from(ops.byte()), ops.byte());
+                if !self.work.is_empty() {
+                    let w = self.work.remove(at % self.work.len());
+                    let done = run_work(w, how);
+                    self.hub.handle_work(done, self.now);
+                }
+            }
+            11 => match ops.byte() % 4 {
+                // The operator reloads the configuration: admins, registration (always-on
+                // may not change while running; the hub refuses that, keeping the old one).
+                0 => {
+                    let mut c = self.hub.config().clone();
+                    accounts_config(&mut c, ops.byte());
+                    let _ = self.hub.reconfigure(c);
+                }
+                // The shell's blocking threads are this busy.
+                1 => self.hub.handle_load(u32::from(ops.byte() % 8), self.now),
+                // Password work runs at once (as on an idle server).
+                _ => {
+                    for w in core::mem::take(&mut self.work) {
+                        let done = run_work(w, 1);
+                        self.hub.handle_work(done, self.now);
+                        self.pump();
+                    }
+                }
+            },
             _ => {
                 // A byte to every connection at once (a broadcast of junk), or (rarely) the
                 // server shuts down.
@@ -521,23 +872,27 @@ impl HubRig {
                 }
                 let ids: Vec<_> = self.peers.iter().map(|p| p.id).collect();
                 for id in ids {
-                    self.hub.handle_bytes(id, &[b], self.now);
+                    self.feed(id, &[b], Carries::Nothing, false);
                 }
             }
         }
     }
 
-    /// Input a real client would send, so the fuzzer starts from registered users in rooms.
-    fn opener(&mut self, ops: &mut Ops) -> Vec<u8> {
+    /// Input a real client would send, so the fuzzer starts from registered users in rooms and
+    /// reaches every command with names, rooms, masks and numbers it picks.
+    fn opener(&mut self, ops: &mut Ops) -> (Vec<u8>, Carries) {
         let n = nick(ops);
         let r = room(ops);
         let pick = ops.byte();
         let id = MsgId(u64::from(ops.byte()));
         let frame = |m: &ClientMsg| wire::encode_frame(m).expect("small frame").to_vec();
-        match pick % 16 {
+        let nothing = |b: Vec<u8>| (b, Carries::Nothing);
+        match pick % 25 {
             0 | 1 => {
-                let resume = if pick & 0x10 != 0 && !self.tokens.is_empty() {
-                    let t = self.tokens[usize::from(ops.byte()) % self.tokens.len()].clone();
+                let resume = if pick & 0x10 != 0 && !self.learned.tokens.is_empty() {
+                    let t = self.learned.tokens
+                        [usize::from(ops.byte()) % self.learned.tokens.len()]
+                    .clone();
                     Some(Resume {
                         token: t,
                         rooms: vec![(r.clone(), Seq(u64::from(ops.byte())))],
@@ -555,14 +910,14 @@ impl HubRig {
                     nick: n,
                     resume,
                 }));
-                out
+                nothing(out)
             }
-            2 => frame(&ClientMsg::Join { room: r }),
-            3 => frame(&ClientMsg::Say {
+            2 => nothing(frame(&ClientMsg::Join { room: r })),
+            3 => nothing(frame(&ClientMsg::Say {
                 room: r,
                 id,
                 text: text(ops),
-            }),
+            })),
             4 => {
                 let m = match ops.byte() % 8 {
                     0 => ClientMsg::Part {
@@ -598,9 +953,9 @@ impl HubRig {
                         text: text(ops),
                     },
                 };
-                frame(&m)
+                nothing(frame(&m))
             }
-            5 => frame(&match ops.byte() % 5 {
+            5 => nothing(frame(&match ops.byte() % 5 {
                 0 => ClientMsg::Who { room: r },
                 1 => ClientMsg::Rooms,
                 2 => ClientMsg::Ping {
@@ -612,28 +967,82 @@ impl HubRig {
                 _ => ClientMsg::Quit {
                     reason: opt_text(ops),
                 },
-            }),
-            6 => format!("{n}\n").into_bytes(),
-            7 => format!("/join {r}\n").into_bytes(),
+            })),
+            6 => nothing(format!("{n}\n").into_bytes()),
+            7 => nothing(format!("/join {r}\n").into_bytes()),
             8 => {
                 let mut line = ops.chunk().to_vec();
                 line.push(b'\n');
-                line
+                nothing(line)
             }
-            9 => format!("/msg {n} hi\n/nick {n}\n/who\n/rooms\n/history\n").into_bytes(),
-            10 => format!("NICK {n}\r\nUSER u 0 * :real\r\n").into_bytes(),
-            11 => b"CAP LS 302\r\nCAP REQ :message-tags server-time labeled-response batch echo-message away-notify\r\nCAP END\r\n".to_vec(),
-            12 => format!("JOIN {r}\r\n").into_bytes(),
-            13 => format!("@label=x PRIVMSG {r} :hi there\r\nPRIVMSG {n} :\x01ACTION waves\x01\r\n")
-                .into_bytes(),
-            14 => format!("TOPIC {r} :new\r\nWHO {r}\r\nNAMES {r}\r\nPART {r} :bye\r\nNICK {n}\r\nAWAY :gone\r\nPING x\r\n")
-                .into_bytes(),
-            _ => {
+            9 => nothing(
+                format!("/msg {n} hi\n/nick {n}\n/who\n/rooms\n/history\n").into_bytes(),
+            ),
+            10 => nothing(format!("NICK {n}\r\nUSER u 0 * :real\r\n").into_bytes()),
+            11 => nothing(b"CAP LS 302\r\nCAP REQ :message-tags server-time labeled-response batch echo-message away-notify\r\nCAP END\r\n".to_vec()),
+            12 => nothing(format!("JOIN {r}\r\n").into_bytes()),
+            13 => nothing(
+                format!("@label=x PRIVMSG {r} :hi there\r\nPRIVMSG {n} :\x01ACTION waves\x01\r\n")
+                    .into_bytes(),
+            ),
+            14 => nothing(
+                format!("TOPIC {r} :new\r\nWHO {r}\r\nNAMES {r}\r\nPART {r} :bye\r\nNICK {n}\r\nAWAY :gone\r\nPING x\r\n")
+                    .into_bytes(),
+            ),
+            15 => {
                 let mut line = ops.chunk().to_vec();
                 line.extend_from_slice(b"\r\n");
-                line
+                nothing(line)
             }
+            16 => self.account_frame(ops, n),
+            17 => nothing(frame(&ClientMsg::Moderate {
+                room: r,
+                action: mod_action(ops, n),
+            })),
+            18 => nothing(frame(&other_msg(ops, n, r, id))),
+            19 => nc_account_line(ops, n, &self.passwords),
+            20 => nothing(nc_moderation_line(ops, &n, &r)),
+            21 => irc_sasl(ops, &n, &self.passwords),
+            22 => nothing(irc_chathistory(ops, &r, self.now)),
+            23 => nothing(irc_moderation(ops, &n, &r)),
+            _ => nothing(irc_queries(ops, &n, &r)),
         }
+    }
+
+    /// A binary client's account request: sign in (with a password or a device key), register,
+    /// sign out, change the password.
+    fn account_frame(&mut self, ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
+        let pw = |ops: &mut Ops| Password(self.passwords.pick(ops).to_owned());
+        let remember = ops.byte() % 2 == 0;
+        let m = match ops.byte() % 6 {
+            0 | 1 => ClientMsg::SignIn {
+                account: n,
+                proof: Proof::Password(pw(ops)),
+                remember,
+            },
+            2 => ClientMsg::SignIn {
+                account: n,
+                proof: Proof::Key(match ops.byte() % 3 {
+                    0 if !self.learned.keys.is_empty() => {
+                        self.learned.keys[usize::from(ops.byte()) % self.learned.keys.len()].clone()
+                    }
+                    1 => DeviceKey(ANN_KEY),
+                    _ => DeviceKey([ops.byte(); 32]),
+                }),
+                remember,
+            },
+            3 => ClientMsg::Register {
+                password: pw(ops),
+                remember,
+            },
+            4 => ClientMsg::SignOut,
+            _ => ClientMsg::ChangePassword {
+                old: pw(ops),
+                new: pw(ops),
+            },
+        };
+        let bytes = wire::encode_frame(&m).expect("small frame").to_vec();
+        (bytes, Carries::Credentials(ConnKind::Binary))
     }
 
     fn answer(&self, ops: &mut Ops, q: &Query) -> Answer {
@@ -731,7 +1140,16 @@ impl HubRig {
                 );
                 p.seen.kind = p.seen.kind.or(kind);
                 for piece in &t.data {
-                    check_output(&mut p.seen, piece, &mut self.tokens);
+                    if !self.leaky
+                        && let Some(s) = self.secrets.in_(piece)
+                    {
+                        panic!(
+                            "a password ({s}) sent to {}: {:?}",
+                            t.conn,
+                            String::from_utf8_lossy(piece)
+                        );
+                    }
+                    check_output(&mut p.seen, piece, &mut self.learned);
                 }
             }
             let fast: Vec<_> = self
@@ -760,11 +1178,21 @@ impl HubRig {
             while let Some(b) = self.hub.poll_store() {
                 any = true;
                 assert!(self.batches.last().is_none_or(|last| last.0 < b.id.0));
+                if !self.leaky {
+                    let stored = format!("{b:?}");
+                    if let Some(s) = self.secrets.in_(stored.as_bytes()) {
+                        panic!("a password ({s}) stored: {stored}");
+                    }
+                }
                 self.batches.push(b.id);
             }
             while let Some(q) = self.hub.poll_query() {
                 any = true;
                 self.queries.push(q);
+            }
+            while let Some(w) = self.hub.poll_work() {
+                any = true;
+                self.work.push(w);
             }
             if self.batches.len() > 64 {
                 let b = self.batches.remove(0);
@@ -775,7 +1203,7 @@ impl HubRig {
             }
         }
         assert!(
-            self.hub.rooms() <= self.max_rooms + 1,
+            self.hub.rooms() <= self.room_cap,
             "rooms {}",
             self.hub.rooms()
         );
@@ -783,8 +1211,298 @@ impl HubRig {
     }
 }
 
+/// An operator's action, with names, masks, durations and modes the fuzzer picks.
+fn mod_action(ops: &mut Ops, n: Nick) -> ModAction {
+    let duration = |ops: &mut Ops| {
+        (ops.byte() % 3 != 0).then(|| Millis(u64::from(ops.u16()) * 1_000 * u64::from(ops.byte())))
+    };
+    match ops.byte() % 16 {
+        0 => ModAction::Register,
+        1 => ModAction::Op(n),
+        2 => ModAction::Deop(n),
+        3 => ModAction::Voice(n),
+        4 => ModAction::Devoice(n),
+        5 => ModAction::Kick {
+            nick: n,
+            reason: opt_text(ops),
+        },
+        6 | 7 => ModAction::Ban {
+            target: ops.pick(MASKS).to_owned(),
+            duration: duration(ops),
+            reason: opt_text(ops),
+        },
+        8 => ModAction::Unban {
+            target: ops.pick(MASKS).to_owned(),
+        },
+        9 => ModAction::Bans,
+        10 => ModAction::Mute {
+            target: ops.pick(MASKS).to_owned(),
+            duration: duration(ops),
+        },
+        11 => ModAction::Unmute {
+            target: ops.pick(MASKS).to_owned(),
+        },
+        12 => ModAction::Invite(n),
+        13 => ModAction::Settings,
+        _ => ModAction::Mode(match ops.byte() % 6 {
+            0 => ModeChange::InviteOnly(ops.byte() % 2 == 0),
+            1 => ModeChange::Key(
+                (ops.byte() % 2 == 0).then(|| Text::new(ops.pick(KEYS)).expect("valid text")),
+            ),
+            2 => ModeChange::Moderated(ops.byte() % 2 == 0),
+            3 => ModeChange::TopicOps(ops.byte() % 2 == 0),
+            _ => ModeChange::Limit((ops.byte() % 2 == 0).then(|| u32::from(ops.byte() % 5))),
+        }),
+    }
+}
+
+/// The newer client messages besides accounts and moderation: admins' actions, notices, read
+/// markers, keyed joins, a late `Forwarded`.
+fn other_msg(ops: &mut Ops, n: Nick, r: RoomName, id: MsgId) -> ClientMsg {
+    match ops.byte() % 12 {
+        0 => ClientMsg::Admin(AdminAction::Kill {
+            nick: n,
+            reason: opt_text(ops),
+        }),
+        1 => ClientMsg::Admin(AdminAction::Wall(text(ops))),
+        2 => ClientMsg::Admin(AdminAction::Ban {
+            target: ops.pick(MASKS).to_owned(),
+            duration: (ops.byte() % 2 == 0).then(|| Millis(u64::from(ops.u16()) * 1_000)),
+            reason: opt_text(ops),
+        }),
+        3 => ClientMsg::Admin(AdminAction::Unban {
+            target: ops.pick(MASKS).to_owned(),
+        }),
+        4 => ClientMsg::Admin(AdminAction::Bans),
+        5 => ClientMsg::Admin(AdminAction::TakeOver(r)),
+        6 => ClientMsg::Admin(AdminAction::Close {
+            room: r,
+            reason: opt_text(ops),
+        }),
+        7 => ClientMsg::Notice {
+            room: r,
+            id,
+            text: text(ops),
+        },
+        8 => ClientMsg::NoticeTo {
+            to: n,
+            id,
+            text: text(ops),
+        },
+        9 => ClientMsg::Read {
+            room: r,
+            seq: Seq(u64::from(ops.u16())),
+        },
+        10 => ClientMsg::JoinKey {
+            room: r,
+            key: Text::new(ops.pick(KEYS)).expect("valid text"),
+        },
+        _ => ClientMsg::Forwarded {
+            peer: "192.0.2.9".into(),
+            secret: TEST_BRIDGE_SECRET.into(),
+        },
+    }
+}
+
+/// An `nc` user's account command (`/register`, `/login`, `/logout`, `/password`).
+fn nc_account_line(ops: &mut Ops, n: Nick, passwords: &Passwords) -> (Vec<u8>, Carries) {
+    let p = passwords.pick(ops);
+    let line = match ops.byte() % 5 {
+        0 => format!("/register {p}\n"),
+        1 | 2 => format!("/login {n} {p}\n"),
+        3 => "/logout\n".to_owned(),
+        _ => format!("/password {p} {}\n", passwords.pick(ops)),
+    };
+    (line.into_bytes(), Carries::Credentials(ConnKind::Text))
+}
+
+/// An `nc` user's operator or admin command, or one of the newer everyday ones.
+fn nc_moderation_line(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
+    let at = if ops.byte() % 2 == 0 {
+        format!("{r} ")
+    } else {
+        String::new()
+    };
+    let mask = ops.pick(MASKS);
+    let dur = ops.pick(DURATIONS);
+    let line = match ops.byte() % 28 {
+        0 => format!("/register {r}"),
+        1 => format!("/op {at}{n}"),
+        2 => format!("/deop {at}{n}"),
+        3 => format!("/voice {at}{n}"),
+        4 => format!("/devoice {at}{n}"),
+        5 => format!("/kick {at}{n} go away"),
+        6 => format!("/ban {at}{mask} {dur} spam"),
+        7 => format!("/unban {at}{mask}"),
+        8 => format!("/bans {at}"),
+        9 => format!("/mute {at}{mask} {dur}"),
+        10 => format!("/unmute {at}{mask}"),
+        11 => format!("/invite {n} {r}"),
+        12 => format!(
+            "/mode {at}{}",
+            ops.pick(&[
+                "+i",
+                "-i",
+                "+m",
+                "-m",
+                "+t",
+                "-t",
+                "+k sesame",
+                "-k",
+                "+l 2",
+                "-l",
+                "+x",
+                ""
+            ])
+        ),
+        13 => format!("/gban {mask} {dur} abuse"),
+        14 => format!("/gunban {mask}"),
+        15 => "/gbans".to_owned(),
+        16 => format!("/kill {n} bye"),
+        17 => "/wall maintenance soon".to_owned(),
+        18 => format!("/takeover {r}"),
+        19 => format!("/close {r} closed"),
+        20 => format!("/search {at}hi"),
+        21 => format!("/history {at}{}", ops.byte() % 4),
+        22 => format!("/notice {r} heads up"),
+        23 => format!("/notice {n} psst"),
+        24 => "/me waves".to_owned(),
+        25 => format!("/join {r} {}", ops.pick(KEYS)),
+        26 => format!("/topic {at}new topic"),
+        _ => "/help".to_owned(),
+    };
+    format!("{line}\n").into_bytes()
+}
+
+/// IRC's registration with capabilities and SASL PLAIN (with credentials of the driver's
+/// accounts, right and wrong), or pieces of it.
+fn irc_sasl(ops: &mut Ops, n: &Nick, passwords: &Passwords) -> (Vec<u8>, Carries) {
+    let caps: Vec<&str> = (0..=ops.byte() % 4).map(|_| ops.pick(CAPS)).collect();
+    let caps = caps.join(" ");
+    let p = passwords.pick(ops);
+    let account = nick(ops);
+    let blob = sasl_blob(account.as_str(), p);
+    let lines = match ops.byte() % 8 {
+        0 | 1 => format!(
+            "CAP LS 302\r\nCAP REQ :sasl {caps}\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE {blob}\r\nNICK {n}\r\nUSER u 0 * :real\r\nCAP END\r\n"
+        ),
+        2 => format!("CAP REQ :{caps}\r\n"),
+        3 => format!("AUTHENTICATE PLAIN\r\nAUTHENTICATE {blob}\r\n"),
+        4 => "AUTHENTICATE PLAIN\r\nAUTHENTICATE *\r\nAUTHENTICATE EXTERNAL\r\n".to_owned(),
+        // authzid other than the account, and a blob without a password.
+        5 => {
+            use base64::Engine;
+            let other =
+                base64::engine::general_purpose::STANDARD.encode(format!("bob\0{account}\0{p}"));
+            format!("AUTHENTICATE PLAIN\r\nAUTHENTICATE {other}\r\n")
+        }
+        6 => format!("CAP END\r\nCAP LIST\r\nNICK {n}\r\nUSER u 0 * :real\r\n"),
+        // IRC clients send passwords to services natter does not run: refused, never relayed.
+        _ => format!("PRIVMSG NickServ :IDENTIFY {account} {p}\r\nPASS {p}\r\n"),
+    };
+    (lines.into_bytes(), Carries::Credentials(ConnKind::Irc))
+}
+
+/// `CHATHISTORY` of every kind, with message ids and times near the hub's clock.
+fn irc_chathistory(ops: &mut Ops, r: &RoomName, now: Millis) -> Vec<u8> {
+    let point = |ops: &mut Ops| match ops.byte() % 3 {
+        0 => format!(
+            "msgid={}/{}",
+            r.as_str().trim_start_matches('#'),
+            ops.byte() % 16
+        ),
+        1 => {
+            let at = now.0.saturating_sub(u64::from(ops.u16()) * 100);
+            format!(
+                "timestamp=1970-01-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                at / 86_400_000 + 1,
+                at / 3_600_000 % 24,
+                at / 60_000 % 60,
+                at / 1000 % 60,
+                at % 1000
+            )
+        }
+        _ => "*".to_owned(),
+    };
+    let limit = ops.pick(&["0", "1", "5", "100", "99999", "x"]);
+    let (a, b) = (point(ops), point(ops));
+    let line = match ops.byte() % 7 {
+        0 => format!("CHATHISTORY LATEST {r} {a} {limit}"),
+        1 => format!("CHATHISTORY BEFORE {r} {a} {limit}"),
+        2 => format!("CHATHISTORY AFTER {r} {a} {limit}"),
+        3 => format!("CHATHISTORY AROUND {r} {a} {limit}"),
+        4 => format!("CHATHISTORY BETWEEN {r} {a} {b} {limit}"),
+        5 => format!("CHATHISTORY TARGETS {a} {b} {limit}"),
+        _ => format!("CHATHISTORY LATEST bob {a} {limit}"),
+    };
+    format!("{line}\r\n").into_bytes()
+}
+
+/// Channel operators' IRC commands: `MODE` with every letter and masks, `KICK`, `INVITE`,
+/// `KILL`, `WALLOPS`.
+fn irc_moderation(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
+    let mask = ops.pick(IRC_MASKS);
+    let line = match ops.byte() % 20 {
+        0 => format!("MODE {r} +b {mask}"),
+        1 => format!("MODE {r} -b {mask}"),
+        2 => format!("MODE {r} +o {n}"),
+        3 => format!("MODE {r} -o {n}"),
+        4 => format!("MODE {r} +v {n}"),
+        5 => format!("MODE {r} -v {n}"),
+        6 => format!("MODE {r} +k {}", ops.pick(KEYS)),
+        7 => format!("MODE {r} -k x"),
+        8 => format!(
+            "MODE {r} +l {}",
+            ops.pick(&["0", "2", "-1", "x", "99999999999"])
+        ),
+        9 => format!(
+            "MODE {r} {}",
+            ops.pick(&[
+                "+i", "-i", "+m", "-m", "+t", "-t", "+r", "-l", "+n", "+z", "b", "+q"
+            ])
+        ),
+        10 => format!("MODE {r} +q {mask}"),
+        11 => format!("MODE {r} +ovb {n} {n} {mask}"),
+        12 => format!("MODE {r}"),
+        13 => format!("MODE {n} +i"),
+        14 => format!("KICK {r} {n} :out"),
+        15 => format!("KICK {r} {n},bob,eve"),
+        16 => format!("INVITE {n} {r}"),
+        17 => format!("KILL {n} :bye"),
+        18 => "WALLOPS :hear ye".to_owned(),
+        _ => format!("JOIN {r} {}", ops.pick(KEYS)),
+    };
+    format!("{line}\r\n").into_bytes()
+}
+
+/// IRC's questions and the rest: `WHOIS`, `WHO`, `ISON`, `NAMES`, `LIST`, `NOTICE`, `TAGMSG`,
+/// `MONITOR` (not supported: answered as unknown).
+fn irc_queries(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
+    let line = match ops.byte() % 18 {
+        0 => format!("WHOIS {n}"),
+        1 => format!("WHOIS natter {n},bob"),
+        2 => format!("WHO {n}"),
+        3 => format!("WHO {r}"),
+        4 => format!("ISON {n} bob eve"),
+        5 => format!("USERHOST {n}"),
+        6 => format!("NAMES {r}"),
+        7 => "LIST".to_owned(),
+        8 => format!("LIST {r},#a"),
+        9 => format!("NOTICE {r} :hey"),
+        10 => format!("NOTICE {n} :hey"),
+        11 => format!("@+typing=active TAGMSG {r}"),
+        12 => format!("MONITOR + {n}"),
+        13 => format!("WHOWAS {n}"),
+        14 => "MOTD\r\nLUSERS\r\nTIME\r\nVERSION".to_owned(),
+        15 => "JOIN 0".to_owned(),
+        16 => format!("PRIVMSG {r},{n} :\x01ACTION waves\x01"),
+        _ => format!("@label=q PRIVMSG {n} :\x01VERSION\x01"),
+    };
+    format!("{line}\r\n").into_bytes()
+}
+
 /// What a connection was sent is well formed for its dialect.
-fn check_output(seen: &mut Output, piece: &[u8], tokens: &mut Vec<ResumeToken>) {
+fn check_output(seen: &mut Output, piece: &[u8], learned: &mut Learned) {
     match seen.kind {
         Some(ConnKind::Binary) => {
             seen.frames.extend(piece);
@@ -793,10 +1511,21 @@ fn check_output(seen: &mut Output, piece: &[u8], tokens: &mut Vec<ResumeToken>) 
                     Ok(Some(p)) => {
                         let msg = wire::decode_payload::<ServerMsg>(&p)
                             .expect("the hub sends binary clients valid frames");
-                        if let ServerMsg::Welcome { token, .. } = msg
-                            && tokens.len() < 16
-                        {
-                            tokens.push(token);
+                        match msg {
+                            ServerMsg::Welcome { token, .. } if learned.tokens.len() < 16 => {
+                                learned.tokens.push(token);
+                            }
+                            ServerMsg::SignedIn {
+                                token,
+                                key: Some(key),
+                                ..
+                            } if learned.keys.len() < 8 => {
+                                learned.keys.push(key);
+                                if learned.tokens.len() < 16 {
+                                    learned.tokens.push(token);
+                                }
+                            }
+                            _ => {}
                         }
                     }
                     Ok(None) => break,
@@ -842,7 +1571,14 @@ fn check_output(seen: &mut Output, piece: &[u8], tokens: &mut Vec<ResumeToken>) 
                     "NUL, CR or LF inside an IRC line: {:?}",
                     String::from_utf8_lossy(&line)
                 );
-                assert!(core::str::from_utf8(&line).is_ok(), "IRC lines are UTF-8");
+                let Ok(inner) = core::str::from_utf8(inner) else {
+                    panic!("IRC lines are UTF-8: {line:?}");
+                };
+                // CTCP's \x01 (ACTION) is the one control character an IRC client is sent.
+                assert!(
+                    !inner.chars().any(|c| c.is_control() && c != '\x01'),
+                    "a control character in an IRC line: {inner:?}"
+                );
             }
             assert!(seen.text.len() <= IRC_MAX_TAGGED_LINE + IRC_MAX_LINE);
         }

@@ -3549,3 +3549,37 @@ fn an_nc_users_bad_notice_is_refused_in_words() {
     }
     assert!(n.recv(carl).is_empty(), "nothing reached anyone");
 }
+
+/// Found by the hub fuzzer: numerics echo the channel or nick a client typed, and an IRC line
+/// may hold NUL and control characters (only CR and LF end it). `403 ann #a^C\0...` went out
+/// with the NUL, a line no IRC client may be sent (and an ESC would reach a terminal client).
+#[test]
+fn refused_names_are_echoed_without_control_characters() {
+    let mut net = Net::new();
+    let c = net.client("ann", &[]);
+    for cmd in [
+        "JOIN #a\u{3}\0\u{1b}",
+        "PART #a\u{3}\0\u{1b}",
+        "TOPIC #a\u{3}\0 :x",
+        "NAMES #a\u{3}\0",
+        "MODE #a\u{3}\0 +i",
+        "KICK #a\u{3}\0 bob",
+        "INVITE bob #a\u{3}\0",
+        "PRIVMSG #a\u{3}\0\u{1b} :hi",
+        "NOTICE #a\u{3}\0 :x",
+        "WHO #a\u{3}\0",
+        "PRIVMSG b\u{3}\0b :hi",
+        "WHOIS b\u{3}\0b",
+        "KILL b\u{3}\0b",
+        "NICK b\u{3}\0b",
+        "WHOWAS \0\0",
+    ] {
+        net.send(c, &[cmd]);
+        net.advance(3_000);
+        let lines = net.said(c);
+        assert!(!lines.is_empty(), "{cmd:?} is answered");
+        for l in lines {
+            assert!(!l.contains(char::is_control), "{cmd:?} -> {l:?}");
+        }
+    }
+}

@@ -837,6 +837,14 @@ impl Hub {
             .count()
     }
 
+    /// Rooms registered to a founder: they outlive their last member, store or not.
+    pub fn registered_rooms(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| r.policy.as_ref().is_some_and(|p| p.founder.is_some()))
+            .count()
+    }
+
     /// Users known (attached or waiting for resume).
     pub fn users(&self) -> usize {
         self.users.len()

@@ -175,15 +175,39 @@ pub(super) fn write_line(
     if let Some((last, middle)) = params.split_last() {
         for p in middle {
             out.push(' ');
-            out.push_str(p);
+            out.push_str(&middle_param(p));
         }
+        let last = without_controls(last, true);
         out.push(' ');
         if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
             out.push(':');
         }
-        out.push_str(last);
+        out.push_str(&last);
     }
     out.push_str("\r\n");
+}
+
+/// A middle parameter as written: without control characters; `*` when that leaves nothing, or
+/// a `:` in front (which would make it the last).
+pub(super) fn middle_param(p: &str) -> Cow<'_, str> {
+    match without_controls(p, false) {
+        p if p.is_empty() || p.starts_with(':') => Cow::Borrowed("*"),
+        p => p,
+    }
+}
+
+/// A parameter without control characters. Numerics echo what a client typed (a channel or
+/// nick that was refused), which may hold NUL, CR or LF (which would cut the line or make it
+/// one no client may receive) or terminal controls; everything else natter writes is cleaned
+/// [`crate::types::Text`] already. `\x01` stays in the last parameter, where CTCP (`ACTION`)
+/// needs it. Never longer than `p`, so the line lengths counted before stay true.
+pub(super) fn without_controls(p: &str, last: bool) -> Cow<'_, str> {
+    let drop = |c: char| c.is_control() && !(last && c == '\x01');
+    if p.contains(drop) {
+        Cow::Owned(p.chars().filter(|&c| !drop(c)).collect())
+    } else {
+        Cow::Borrowed(p)
+    }
 }
 
 /// The length in bytes of what [`write_line`] writes after the tags (the part the 512-byte
@@ -261,5 +285,29 @@ mod tests {
         assert_eq!(w(&[], false), ":s X\r\n");
         let line = w(&["#room", "text"], true);
         assert_eq!(body_len("s", "X", &["#room"], 4), line.len());
+    }
+
+    #[test]
+    fn echoed_parameters_lose_their_control_characters() {
+        let w = |params: &[&str]| {
+            let mut s = String::new();
+            write_line(&mut s, &Tags::none(), "s", "403", params, false);
+            s
+        };
+        assert_eq!(
+            w(&["ann", "#a\x03\0\r\x1b[2J", "No such channel"]),
+            ":s 403 ann #a[2J :No such channel\r\n"
+        );
+        assert_eq!(w(&["ann", "\0\u{85}", "x\ny\0"]), ":s 403 ann * xy\r\n");
+        assert_eq!(
+            w(&["\0:a", "b"]),
+            ":s 403 * b\r\n",
+            "a middle parameter stays one"
+        );
+        assert_eq!(
+            w(&["#a", "\x01ACTION waves\x1b\x01"]),
+            ":s 403 #a :\x01ACTION waves\x01\r\n",
+            "CTCP's marks stay in the last parameter"
+        );
     }
 }
