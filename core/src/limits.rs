@@ -127,6 +127,12 @@ pub const MAX_DETACHED_PER_IP: usize = 20;
 /// dropping would otherwise fill [`MAX_ROOMS`] for everyone. People rarely create more.
 pub const MAX_ROOM_CREATES_PER_WINDOW: u32 = 20;
 
+/// Rooms one account may have registered (be the founder of) at once; server admins are not
+/// held to it. A registered room outlives its last member and is never reclaimed for a new
+/// room, so without a cap one account joining, registering and leaving room after room would
+/// fill [`MAX_ROOMS`] for everyone. (Ergo's default `max-channels-per-account` is 15.)
+pub const MAX_FOUNDED_PER_ACCOUNT: usize = 20;
+
 /// Window for [`MAX_ROOM_CREATES_PER_WINDOW`].
 pub const ROOM_CREATE_WINDOW: Millis = Millis(600_000);
 

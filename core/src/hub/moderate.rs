@@ -18,6 +18,7 @@
 use super::deliver::Skip;
 use super::dialect::Reply;
 use super::{Hub, UserId};
+use crate::limits::MAX_FOUNDED_PER_ACCOUNT;
 use crate::moderation::{
     Entry, MAX_BANS_PER_ROOM, MAX_INVITED, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
 };
@@ -131,6 +132,17 @@ impl Hub {
                 }
                 if *room == RoomName::lobby() && !admin {
                     return Err((ErrorKind::Invalid, format!("{room} belongs to everyone")));
+                }
+                if !admin && self.founded_by(&account) >= MAX_FOUNDED_PER_ACCOUNT {
+                    // `Invalid`, as the other refusals of a registration: `TooManyRooms` is an
+                    // IRC client's 405, which irssi shows as a join refused.
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!(
+                            "you founded {MAX_FOUNDED_PER_ACCOUNT} rooms, the most one account may; \
+                             a server admin can /close one you no longer need"
+                        ),
+                    ));
                 }
                 let name = self.account_name(&account).unwrap_or_else(|| me.clone());
                 self.policy_mut(room).founder = Some(name.clone());
@@ -868,6 +880,19 @@ impl Hub {
     }
 
     /// Whether a registered room (it outlives its last member).
+    /// How many rooms the account `folded` is the founder of.
+    fn founded_by(&self, folded: &str) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| {
+                r.policy
+                    .as_ref()
+                    .and_then(|p| p.founder.as_ref())
+                    .is_some_and(|f| f.folded() == folded)
+            })
+            .count()
+    }
+
     pub(super) fn registered_room(&self, room: &RoomName) -> bool {
         self.rooms
             .get(room)

@@ -5564,6 +5564,73 @@ mod admins {
     }
 
     #[test]
+    fn an_account_founds_a_bounded_number_of_rooms_and_a_closed_one_frees_its_place() {
+        use crate::limits::{MAX_FOUNDED_PER_ACCOUNT, MAX_ROOM_CREATES_PER_WINDOW};
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        let register = |t: &mut T, c: ConnId, r: &str| {
+            t.join(c, r);
+            t.send(
+                c,
+                &ClientMsg::Moderate {
+                    room: room(r),
+                    action: ModAction::Register,
+                },
+            );
+            let got = t.recv(c);
+            t.send(
+                c,
+                &ClientMsg::Part {
+                    room: room(r),
+                    reason: None,
+                },
+            );
+            t.recv(c);
+            got
+        };
+        for i in 0..MAX_FOUNDED_PER_ACCOUNT {
+            if i > 0 && i % MAX_ROOM_CREATES_PER_WINDOW as usize == 0 {
+                t.advance(crate::limits::ROOM_CREATE_WINDOW.0);
+            }
+            let got = register(&mut t, alice, &format!("#r{i}"));
+            assert!(errors(&got).is_empty(), "{i}: {got:?}");
+        }
+        assert_eq!(t.hub.registered_rooms(), MAX_FOUNDED_PER_ACCOUNT);
+        t.advance(crate::limits::ROOM_CREATE_WINDOW.0);
+        let got = register(&mut t, alice, "#one-more");
+        let refused = errors(&got);
+        assert!(
+            refused.iter().any(|(k, _, detail)| *k == ErrorKind::Invalid
+                && detail.contains("you founded 20 rooms")),
+            "{got:?}"
+        );
+        assert_eq!(t.hub.registered_rooms(), MAX_FOUNDED_PER_ACCOUNT);
+        // Someone else may still register rooms, and an admin is not held to the cap.
+        let bob = account(&mut t, "bob");
+        assert!(errors(&register(&mut t, bob, "#bobs")).is_empty());
+        let root = account(&mut t, "root");
+        for i in 0..=MAX_FOUNDED_PER_ACCOUNT {
+            if i > 0 && i % MAX_ROOM_CREATES_PER_WINDOW as usize == 0 {
+                t.advance(crate::limits::ROOM_CREATE_WINDOW.0);
+            }
+            let got = register(&mut t, root, &format!("#root{i}"));
+            assert!(errors(&got).is_empty(), "{i}: {got:?}");
+        }
+        // A room an admin closed is no longer alice's: she may found another.
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#r0"),
+                reason: None,
+            }),
+        );
+        t.recv(root);
+        t.advance(crate::limits::ROOM_CREATE_WINDOW.0);
+        assert!(errors(&register(&mut t, alice, "#one-more")).is_empty());
+    }
+
+    #[test]
     fn admins_take_over_and_close_any_room() {
         use crate::wire::ModAction;
         let mut t = T::with(cfg());
