@@ -70,6 +70,21 @@ pub enum Target {
 }
 
 impl Target {
+    /// Every target, in the order `--targets`' errors list them.
+    pub const ALL: [Target; 11] = [
+        Target::Natter,
+        Target::NatterTls,
+        Target::Baseline,
+        Target::Bridge,
+        Target::Irc,
+        Target::Inspircd,
+        Target::NatterStore,
+        Target::NatterAccounts,
+        Target::NatterMetrics,
+        Target::NatterAll,
+        Target::NatterCluster,
+    ];
+
     /// The name used in tables, JSON and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -127,23 +142,13 @@ impl Target {
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
-        match s {
-            "natter" => Ok(Target::Natter),
-            "natter-tls" => Ok(Target::NatterTls),
-            "baseline" => Ok(Target::Baseline),
-            "bridge" => Ok(Target::Bridge),
-            "irc" => Ok(Target::Irc),
-            "inspircd" => Ok(Target::Inspircd),
-            "natter-store" => Ok(Target::NatterStore),
-            "natter-accounts" => Ok(Target::NatterAccounts),
-            "natter-metrics" => Ok(Target::NatterMetrics),
-            "natter-all" => Ok(Target::NatterAll),
-            "natter-cluster2" => Ok(Target::NatterCluster),
-            _ => Err(format!(
-                "unknown target {s:?} (natter, natter-tls, baseline, bridge, irc, inspircd, \
-                 natter-store, natter-accounts, natter-metrics, natter-all, natter-cluster2)"
-            )),
-        }
+        Target::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown target {s:?} ({})", names.join(", "))
+            })
     }
 }
 
@@ -155,22 +160,9 @@ mod tests {
     /// one line (it once carried a stray backslash and a line break into `--targets`' error).
     #[test]
     fn target_names_round_trip_and_a_wrong_one_lists_them() {
-        let all = [
-            Target::Natter,
-            Target::NatterTls,
-            Target::Baseline,
-            Target::Bridge,
-            Target::Irc,
-            Target::Inspircd,
-            Target::NatterStore,
-            Target::NatterAccounts,
-            Target::NatterMetrics,
-            Target::NatterAll,
-            Target::NatterCluster,
-        ];
         let e = "nope".parse::<Target>().unwrap_err();
         assert!(!e.contains('\\') && !e.contains('\n'), "{e}");
-        for t in all {
+        for t in Target::ALL {
             assert_eq!(t.name().parse::<Target>(), Ok(t));
             assert!(e.contains(t.name()), "{e} lacks {}", t.name());
         }

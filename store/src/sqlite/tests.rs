@@ -994,8 +994,9 @@ fn indexing_leaves_up_to_16_segments_a_level_and_an_idle_merge_folds_them_findin
     );
 }
 
-#[test]
-fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
+/// A store whose index holds twelve segments of one line each ("again", seqs 1 to 12 of #a),
+/// indexed inline, one step a line.
+fn twelve_segments() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
     store.defer_search(true).unwrap();
@@ -1009,6 +1010,12 @@ fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
         store.catch_up_search().unwrap();
     }
     assert_eq!(index_segments(dir.path()).0, 12);
+    (dir, store)
+}
+
+#[test]
+fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
+    let (dir, mut store) = twelve_segments();
     // The thread is told nothing: it finds nothing to index, and merges.
     let (to, rx) = std::sync::mpsc::channel();
     let (indexer, _) = store.detach_index(to).unwrap();
@@ -1026,19 +1033,7 @@ fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
 
 #[test]
 fn an_index_thread_fed_lines_at_a_human_pace_merges_between_its_steps() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
-    store.defer_search(true).unwrap();
-    for step in 0..12u64 {
-        store
-            .write(&Batch {
-                id: BatchId(step),
-                writes: vec![Write::Event(say("#a", step + 1, "again"))],
-            })
-            .unwrap();
-        store.catch_up_search().unwrap();
-    }
-    assert_eq!(index_segments(dir.path()).0, 12);
+    let (dir, mut store) = twelve_segments();
     let (to, rx) = std::sync::mpsc::channel();
     let (indexer, _) = store.detach_index(to).unwrap();
     let thread = std::thread::spawn(move || run_index(indexer, &rx));
