@@ -15,7 +15,7 @@
 //!   ahead of the events stored (a backup restored, every event pruned), damaged or of
 //!   another version. Otherwise it catches up on what was stored past `indexed`.
 //! - **Few merges while busy, the rest when quiet.** FTS5 merges a level's segments once
-//!   [`AUTOMERGE`] (16) are there, not its default 4, so a line is rewritten about half as
+//!   [`AUTOMERGE`] (8) are there, not its default 4, so a line is rewritten less
 //!   often while lines keep coming fast; once no step was full ([`INDEX_BATCH`] lines) for
 //!   [`MERGE_QUIET`], the thread folds what that left into few segments whenever it would
 //!   otherwise wait, [`IDLE_MERGE_PAGES`] at a time ([`Indexer::merge_idle`]), so searches on a
@@ -47,12 +47,14 @@ const APPLICATION_ID: i32 = 0x4e54_5331;
 const VERSION: i32 = 2;
 
 /// FTS5's `automerge`: a level's segments are merged once this many are there, while indexing
-/// (FTS5's default is 4). Each merge rewrites every line it holds, so with 16 a line is
-/// rewritten half as often (log16 instead of log4 of the segments): about a fifth of the index
-/// thread's CPU under load (bench/README.md, "tenth pass"). The price, more segments for a
-/// search to look into, is paid back when the thread has nothing to index (see
-/// [`IDLE_MERGE_PAGES`]).
-const AUTOMERGE: i64 = 16;
+/// (FTS5's default is 4). Each merge rewrites every line it holds, so with 8 a line is
+/// rewritten a third less often (log8 instead of log4 of the segments): 1.01 µs of CPU a line
+/// against 1.11 at 4 and 0.93 at 16 (bench/README.md, "tenth pass"; in the server, the index
+/// thread took 77–82 ticks at 8 against 66–72 at 16 for the same 800,000 lines). The price, more segments for a search to look into, is paid back when the thread
+/// has nothing to index (see [`IDLE_MERGE_PAGES`]); until then, right after a flood of 10
+/// million lines, a search's p99 on a cold file was 31 ms at 8 and 38–42 ms at 16 (against a
+/// 50 ms target), hence 8.
+const AUTOMERGE: i64 = 8;
 
 /// Pages of merge work per transaction when the thread has nothing to index: FTS5's `merge`
 /// (with its default `usermerge` of 4) folds the segments [`AUTOMERGE`] left behind into few

@@ -952,13 +952,13 @@ fn index_segments(dir: &std::path::Path) -> (i64, i64) {
 }
 
 #[test]
-fn indexing_leaves_up_to_16_segments_a_level_and_an_idle_merge_folds_them_finding_the_same() {
+fn indexing_leaves_up_to_8_segments_a_level_and_an_idle_merge_folds_them_finding_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
     store.defer_search(true).unwrap();
-    // Twelve steps of two lines each: twelve segments, which FTS5's default (4 a level) would
-    // have merged three times over already.
-    for step in 0..12u64 {
+    // Seven steps of two lines each: seven segments, which FTS5's default (4 a level) would
+    // have merged already.
+    for step in 0..7u64 {
         let writes = (1..=2)
             .map(|k| {
                 let seq = step * 2 + k;
@@ -973,9 +973,9 @@ fn indexing_leaves_up_to_16_segments_a_level_and_an_idle_merge_folds_them_findin
             .unwrap();
         assert_eq!(store.catch_up_search().unwrap(), 2);
     }
-    assert_eq!(index_segments(dir.path()), (12, 16));
+    assert_eq!(index_segments(dir.path()), (7, 8));
     let mut reader = store.reader().unwrap();
-    let all: Vec<(String, u64)> = (1..=24).rev().map(|s| ("#a".to_owned(), s)).collect();
+    let all: Vec<(String, u64)> = (1..=14).rev().map(|s| ("#a".to_owned(), s)).collect();
     assert_eq!(hits(&mut reader, "common"), all);
     // Merge steps until one finds nothing to merge (a bounded number: a few pages each).
     let mut steps = 0;
@@ -989,18 +989,18 @@ fn indexing_leaves_up_to_16_segments_a_level_and_an_idle_merge_folds_them_findin
     assert_eq!(hits(&mut reader, "common"), all);
     assert_eq!(hits(&mut reader, "word7"), vec![("#a".to_owned(), 7)]);
     assert_eq!(
-        hits(&mut reader, "word24 common"),
-        vec![("#a".to_owned(), 24)]
+        hits(&mut reader, "word14 common"),
+        vec![("#a".to_owned(), 14)]
     );
 }
 
-/// A store whose index holds twelve segments of one line each ("again", seqs 1 to 12 of #a),
+/// A store whose index holds seven segments of one line each ("again", seqs 1 to 7 of #a),
 /// indexed inline, one step a line.
-fn twelve_segments() -> (tempfile::TempDir, SqliteStore) {
+fn seven_segments() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
     store.defer_search(true).unwrap();
-    for step in 0..12u64 {
+    for step in 0..7u64 {
         store
             .write(&Batch {
                 id: BatchId(step),
@@ -1009,13 +1009,13 @@ fn twelve_segments() -> (tempfile::TempDir, SqliteStore) {
             .unwrap();
         store.catch_up_search().unwrap();
     }
-    assert_eq!(index_segments(dir.path()).0, 12);
+    assert_eq!(index_segments(dir.path()).0, 7);
     (dir, store)
 }
 
 #[test]
 fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
-    let (dir, mut store) = twelve_segments();
+    let (dir, mut store) = seven_segments();
     // The thread is told nothing: it finds nothing to index, and merges.
     let (to, rx) = std::sync::mpsc::channel();
     let (indexer, _) = store.detach_index(to).unwrap();
@@ -1028,18 +1028,18 @@ fn an_index_thread_with_nothing_to_index_merges_the_segments_left_behind() {
     }
     drop(store);
     thread.join().unwrap();
-    assert_eq!(found(dir.path(), "again").len(), 12);
+    assert_eq!(found(dir.path(), "again").len(), 7);
 }
 
 #[test]
 fn an_index_thread_fed_lines_at_a_human_pace_merges_between_its_steps() {
-    let (dir, mut store) = twelve_segments();
+    let (dir, mut store) = seven_segments();
     let (to, rx) = std::sync::mpsc::channel();
     let (indexer, _) = store.detach_index(to).unwrap();
     let thread = std::thread::spawn(move || run_index(indexer, &rx));
     // A line every 50 ms: never a quiet second, but never a full step either. Each step (one
     // per `INDEX_LAG`) adds a segment; the merges between them fold the old ones.
-    let mut seq = 12;
+    let mut seq = 7;
     let mut fewest = i64::MAX;
     for _ in 0..100 {
         seq += 1;
@@ -1140,7 +1140,7 @@ fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_pro
     assert_eq!(index_segments(dir.path()).1, 4);
     drop(SqliteStore::open(&config).unwrap());
     assert_eq!(found(dir.path(), "planted"), vec![("#a".to_owned(), 2)]);
-    assert_eq!(index_segments(dir.path()).1, 16);
+    assert_eq!(index_segments(dir.path()).1, 8);
     assert_eq!(index_version(dir.path()), 2);
 
     // Of a version this build does not know: rebuilt.
