@@ -70,7 +70,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// Every target, in the order `--targets`' errors list them.
+    /// Every target, in the order `--targets`' errors list them (and the plot draws them).
     pub const ALL: [Target; 11] = [
         Target::Natter,
         Target::NatterTls,

@@ -431,18 +431,6 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             .map(|s| (f64::from(s.clients), pick(s)))
             .collect()
     };
-    const TARGETS: [Target; 10] = [
-        Target::Baseline,
-        Target::Natter,
-        Target::NatterTls,
-        Target::Bridge,
-        Target::Irc,
-        Target::Inspircd,
-        Target::NatterStore,
-        Target::NatterAccounts,
-        Target::NatterMetrics,
-        Target::NatterAll,
-    ];
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
     let mut chart = ChartBuilder::on(&left)
@@ -452,7 +440,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
         .y_label_area_size(60)
         .build_cartesian_2d((cmin..cmax).log_scale(), 0f64..rmax.max(0.1))
         .map_err(|e| err(&e))?;
-    let lines = TARGETS.map(|t| (t, series(t, |s| s.deliveries_per_s / 1e6)));
+    let lines = Target::ALL.map(|t| (t, series(t, |s| s.deliveries_per_s / 1e6)));
     draw_panel(&mut chart, "deliveries/s (millions)", &lines, None)?;
 
     // Latency spans orders of magnitude across C: log scale.
@@ -467,7 +455,7 @@ pub fn plot(path: &Path, sums: &[Summary]) -> Result<(), String> {
             ((pmin / 2.0).max(0.001)..pmax.max(0.01) * 2.0).log_scale(),
         )
         .map_err(|e| err(&e))?;
-    let lines = TARGETS.map(|t| (t, series(t, |s| s.p99_us / 1000.0)));
+    let lines = Target::ALL.map(|t| (t, series(t, |s| s.p99_us / 1000.0)));
     draw_panel(
         &mut chart,
         "p99 (ms, log scale)",
