@@ -928,10 +928,7 @@ impl Conn {
         msgs: usize,
         lim: QueueLimits,
     ) -> bool {
-        if self.closing()
-            || self.held.is_some()
-            || out.hold.is_some()
-            || (self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room)))
+        if self.closing() || (self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room)))
         {
             return false;
         }

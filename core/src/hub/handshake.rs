@@ -230,7 +230,7 @@ impl Hub {
         }
         // A read's says and actions are delivered together (see `Hub::broadcast`): whatever
         // else a step does comes after the events before it.
-        let may_defer = self.durable.is_none() && self.cluster.is_none();
+        let may_defer = self.cluster.is_none();
         for step in steps.drain(..) {
             if self.conns.get(&conn).is_none_or(|c| c.closing()) {
                 break;
