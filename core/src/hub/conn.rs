@@ -917,9 +917,12 @@ impl Conn {
 
     /// Room traffic of one read: `msgs` events of `room`, `first..=last`, back to back in
     /// `run`, queued as one piece if all of them would be (see [`Conn::push_room`]): not in a
-    /// gap, no output held for a store commit, and the last one fits with the others before it.
+    /// gap, and the last one fits with the others before it.
     /// False if they were not queued: the caller then pushes them one by one, which finds
     /// exactly which fit, records the gap, and acknowledges a sender whose echo did not go.
+    /// With a store the run is held for the batch being built like any broadcast frame: one
+    /// held piece for all of them (a batch that fails drops every event of it, so the piece
+    /// needs no event of its own but one to say it is room traffic: `out.tag`).
     pub(crate) fn push_room_run(
         &mut self,
         out: &mut Out,
@@ -928,8 +931,7 @@ impl Conn {
         msgs: usize,
         lim: QueueLimits,
     ) -> bool {
-        if self.closing() || (self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room)))
-        {
+        if self.closing() || (self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room))) {
             return false;
         }
         let (bytes, queued) = (self.backlog_bytes(), self.backlog_msgs());

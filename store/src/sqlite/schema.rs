@@ -30,11 +30,21 @@ pub const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// Before the first connection of the process: SQLite allocates through mimalloc
+/// (`natter-sqlite-mem`), unless something in the process used SQLite before (then it keeps its
+/// own allocator, which works as well, only slower for the search index).
+pub(crate) fn sqlite_memory() {
+    if let Err(e) = natter_sqlite_mem::install() {
+        tracing::debug!(error = %e, "SQLite keeps its own allocator");
+    }
+}
+
 /// Opens `path` (creating it) for the writer: checks what it is, applies missing migrations.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    sqlite_memory();
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     // The first read of the file: a file that is not a database fails here.
     let (app_id, version) = identify(&conn, path)?;
@@ -76,6 +86,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
     // Read-write flags even so: a WAL reader needs the shared-memory file. `query_only` keeps
     // this connection from writing.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    sqlite_memory();
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     let (_, version) = identify(&conn, path)?;
     if version != SCHEMA_VERSION {
@@ -94,6 +105,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
 /// than this build's.
 pub(crate) fn open_beside(path: &Path) -> Result<Connection, OpenError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    sqlite_memory();
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     let (_, version) = identify(&conn, path)?;
     if version != SCHEMA_VERSION {
