@@ -2954,6 +2954,77 @@ mod durable {
         assert_eq!(refused, vec![Re::Msg(MsgId(5))]);
     }
 
+    /// With a store too, a read's says go to each member as one piece (`Hub::broadcast`),
+    /// held for their batch: released as one slice, or dropped together with everything else
+    /// of a batch that fails, while what the read brought after them (a pong) still goes.
+    #[test]
+    fn a_reads_says_are_held_as_one_run_and_a_failed_batch_drops_them_all() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        let c = t.bin("carol");
+        for x in [a, b, c] {
+            t.join(x, "#d");
+        }
+        for x in [a, b, c] {
+            t.recv(x);
+        }
+        t.auto_commit = false;
+        let read = |t: &mut T, words: &[(u64, &str)]| {
+            let mut bytes = Vec::new();
+            for &(id, w) in words {
+                bytes.extend_from_slice(
+                    &encode_frame(&ClientMsg::Say {
+                        room: room("#d"),
+                        id: MsgId(id),
+                        text: text(w),
+                    })
+                    .unwrap(),
+                );
+            }
+            bytes.extend_from_slice(&encode_frame(&ClientMsg::Ping { token: 7 }).unwrap());
+            t.hub.handle_bytes(a, &bytes, t.now);
+            t.pump();
+            t.batches.last().unwrap().id
+        };
+        let before = t.hub.stats().deliveries;
+        let kept = read(&mut t, &[(1, "one"), (2, "two"), (3, "three")]);
+        assert_eq!(
+            t.hub.stats().deliveries - before,
+            9,
+            "three events, three members"
+        );
+        assert!(t.recv(c).is_empty(), "held for the commit");
+        t.raw.clear();
+        t.hub.handle_durable(kept, t.now);
+        t.pump();
+        let to_c: Vec<&Transmit> = t.raw.iter().filter(|x| x.conn == c).collect();
+        assert_eq!(to_c.len(), 1);
+        assert_eq!(to_c[0].data.len(), 1, "the read's frames are one slice");
+        assert_eq!(said(&mut t, c), vec!["one", "two", "three"]);
+        let got = t.recv(a);
+        assert_eq!(says(&got), vec!["one", "two", "three"]);
+        assert_eq!(got.last(), Some(&ServerMsg::Pong { token: 7 }), "{got:?}");
+        t.recv(b);
+        let lost = read(&mut t, &[(4, "four"), (5, "five")]);
+        t.hub
+            .handle_store_failed(lost, "the server's disk is full", t.now);
+        t.pump();
+        assert!(t.recv(b).is_empty());
+        assert!(t.recv(c).is_empty());
+        let got = t.recv(a);
+        assert!(says(&got).is_empty(), "{got:?}");
+        assert!(got.contains(&ServerMsg::Pong { token: 7 }), "{got:?}");
+        let refused: Vec<Re> = errors(&got).into_iter().map(|e| e.1).collect();
+        assert_eq!(refused, vec![Re::Msg(MsgId(4)), Re::Msg(MsgId(5))]);
+        // Neither is in history: a late joiner's replay ends with "three".
+        t.auto_commit = true;
+        t.pump();
+        let d = t.bin("dave");
+        let replay = t.join(d, "#d");
+        assert_eq!(says(&replay).last().map(String::as_str), Some("three"));
+    }
+
     #[test]
     fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
         let mut t = T::with(durable_config());
