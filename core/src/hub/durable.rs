@@ -34,6 +34,10 @@ struct Flight {
     /// Devices whose whole session record it writes: written again with the next batch if it
     /// fails, so a later [`Write::SessionLastId`] finds the record.
     sessions: Vec<DeviceId>,
+    /// Whose presence it writes (room, nick), and whether it starts the record again
+    /// ([`Write::PresenceReset`]): written again, as they are then, if it fails.
+    presence: Vec<(RoomName, Nick)>,
+    reset: bool,
 }
 
 /// The durable store's state in the hub.
@@ -47,6 +51,9 @@ pub(crate) struct Durable {
     dirty: BTreeSet<DeviceId>,
     /// Devices whose last message id only must be written with this batch.
     ids: BTreeSet<DeviceId>,
+    /// Whose presence this batch writes, and whether it resets the record (see [`Flight`]).
+    presence: Vec<(RoomName, Nick)>,
+    reset: bool,
     /// The id the batch being built will have.
     next: u64,
     /// Batches handed out and not yet reported, oldest first.
@@ -80,9 +87,9 @@ impl Hub {
 
     /// `nick` entered (`here`) or left `room`: written with this batch, so that a restarted
     /// hub knows who was in the room when the server stopped (see [`super::room::Boot`]).
-    /// Output does not wait for it: nobody is shown anything that depends on it. A batch that
-    /// fails loses it, as it loses its events: that nick then counts as not there (or still
-    /// there) at the next restart, until the hub's next start replaces the record.
+    /// Output does not wait for it: nobody is shown anything that depends on it. If the batch
+    /// fails, the presence of that nick in that room is written again with the next one, as
+    /// it is then ([`Hub::handle_store_failed`]).
     pub(super) fn record_presence(&mut self, room: &RoomName, nick: &Nick, here: bool) {
         if self.cluster.is_some() {
             return;
@@ -90,6 +97,7 @@ impl Hub {
         let Some(d) = self.durable.as_mut() else {
             return;
         };
+        d.presence.push((room.clone(), nick.clone()));
         d.writes.push(Write::Presence {
             room: room.clone(),
             nick: nick.clone(),
@@ -222,6 +230,8 @@ impl Hub {
             id,
             events: core::mem::take(&mut d.events),
             sessions,
+            presence: core::mem::take(&mut d.presence),
+            reset: core::mem::take(&mut d.reset),
         });
         let writes = core::mem::take(&mut d.writes);
         self.seal_held(id);
@@ -259,9 +269,12 @@ impl Hub {
             id: batch.0,
             events: Vec::new(),
             sessions: Vec::new(),
+            presence: Vec::new(),
+            reset: false,
         });
         // Whole session records not stored: written again with the next batch.
         d.dirty.extend(flight.sessions.iter().copied());
+        self.rewrite_presence(flight.reset, &flight.presence);
         // The shell logs a streak of failures once: a full disk fails every batch.
         debug!(%batch, events = flight.events.len(), %why, "batch not stored");
         let failed: Vec<u64> = flight.events.iter().map(|w| w.no).collect();
@@ -277,6 +290,37 @@ impl Hub {
             };
             let detail = format!("{why}; your message was not delivered");
             self.error(conn, ErrorKind::NotStored, Re::Msg(id), detail);
+        }
+    }
+
+    /// A batch that wrote presence failed: the store's record of who is in each room is
+    /// written again where it touched, as it is now (batches after it that are in flight
+    /// wrote no later state than now, so this is never overtaken by an older one). A failed
+    /// reset (the first batch of a restarted hub) is done again with everyone in a room.
+    fn rewrite_presence(&mut self, reset: bool, presence: &[(RoomName, Nick)]) {
+        let writes: Vec<(RoomName, Nick, bool)> = if reset {
+            (&self.users)
+                .into_iter()
+                .flat_map(|(_, u)| u.rooms.iter().map(|r| (r.clone(), u.nick.clone(), true)))
+                .collect()
+        } else {
+            let mut seen = BTreeSet::new();
+            presence
+                .iter()
+                .filter(|(r, n)| seen.insert((r.clone(), n.folded_key().as_str().to_owned())))
+                .map(|(r, n)| (r.clone(), n.clone(), self.is_member(n, r)))
+                .collect()
+        };
+        let Some(d) = self.durable.as_mut() else {
+            return;
+        };
+        if reset {
+            d.reset = true;
+            d.writes.push(Write::PresenceReset);
+        }
+        for (room, nick, here) in writes {
+            d.presence.push((room.clone(), nick.clone()));
+            d.writes.push(Write::Presence { room, nick, here });
         }
     }
 
@@ -324,6 +368,7 @@ impl Hub {
         if self.cluster.is_none()
             && let Some(d) = self.durable.as_mut()
         {
+            d.reset = true;
             d.writes.push(Write::PresenceReset);
         }
         for lr in loaded.rooms {

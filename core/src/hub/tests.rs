@@ -3025,6 +3025,105 @@ mod durable {
         assert_eq!(says(&replay).last().map(String::as_str), Some("three"));
     }
 
+    /// The presence a failed batch wrote is written again with a later one, as it is then:
+    /// the store's record of who is in each room (what a restart takes back) is not left
+    /// with a join or part it never stored.
+    #[test]
+    fn presence_a_failed_batch_wrote_is_written_again_as_it_is_then() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        t.auto_commit = false;
+        let mut batch = |t: &mut T, c: ConnId, msg: ClientMsg| {
+            t.send(c, &msg);
+            t.batches.last().unwrap().id
+        };
+        let alice_in = batch(&mut t, a, ClientMsg::Join { room: room("#q") });
+        let bob_in = batch(&mut t, b, ClientMsg::Join { room: room("#q") });
+        let bob_out = batch(
+            &mut t,
+            b,
+            ClientMsg::Part {
+                room: room("#q"),
+                reason: None,
+            },
+        );
+        assert!(alice_in < bob_in && bob_in < bob_out);
+        let presence = |b: &crate::persist::Batch| -> Vec<(String, String, bool)> {
+            b.writes
+                .iter()
+                .filter_map(|w| match w {
+                    &Write::Presence {
+                        ref room,
+                        ref nick,
+                        here,
+                    } => Some((room.as_str().to_owned(), nick.as_str().to_owned(), here)),
+                    _ => None,
+                })
+                .collect()
+        };
+        for failed in [alice_in, bob_in] {
+            t.hub
+                .handle_store_failed(failed, "the server's disk is full", t.now);
+        }
+        t.hub.handle_durable(bob_out, t.now);
+        t.pump();
+        let again = t.batches.last().unwrap();
+        assert!(again.id > bob_out);
+        // Alice is still in #q; bob's join is written as what it is now: not there.
+        assert_eq!(
+            presence(again),
+            [
+                ("#q".to_owned(), "alice".to_owned(), true),
+                ("#q".to_owned(), "bob".to_owned(), false)
+            ]
+        );
+        // A batch stored in the end writes nothing again.
+        let written = again.id;
+        t.hub.handle_durable(written, t.now);
+        t.pump();
+        assert!(
+            t.batches.last().unwrap().id == written
+                || presence(t.batches.last().unwrap()).is_empty()
+        );
+    }
+
+    /// A restarted hub's first batch starts the store's record of presence again; if it
+    /// fails, a later batch starts it again, with whoever is in a room by then.
+    #[test]
+    fn a_failed_presence_reset_is_done_again_with_everyone_in_a_room() {
+        let mut t = T::with(durable_config());
+        t.hub.restore(crate::persist::Loaded::default(), t.now);
+        t.auto_commit = false;
+        t.pump();
+        let first = t.batches.last().unwrap();
+        assert_eq!(first.writes, [Write::PresenceReset]);
+        let first = first.id;
+        t.hub
+            .handle_store_failed(first, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        let a = t.bin("alice");
+        t.join(a, "#r");
+        let writes: Vec<&Write> = t
+            .batches
+            .iter()
+            .filter(|b| b.id > first)
+            .flat_map(|b| b.writes.iter())
+            .filter(|w| matches!(w, Write::Presence { .. } | Write::PresenceReset))
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                &Write::PresenceReset,
+                &Write::Presence {
+                    room: room("#r"),
+                    nick: nick("alice"),
+                    here: true
+                }
+            ]
+        );
+    }
+
     #[test]
     fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
         let mut t = T::with(durable_config());
