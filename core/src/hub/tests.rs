@@ -3034,7 +3034,7 @@ mod durable {
         let a = t.bin("alice");
         let b = t.bin("bob");
         t.auto_commit = false;
-        let mut batch = |t: &mut T, c: ConnId, msg: ClientMsg| {
+        let batch = |t: &mut T, c: ConnId, msg: ClientMsg| {
             t.send(c, &msg);
             t.batches.last().unwrap().id
         };
