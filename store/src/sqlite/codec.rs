@@ -58,15 +58,18 @@ pub(crate) fn frame(
     out: &mut String,
     ev: &natter_core::wire::RoomEvent,
 ) -> Result<(), crate::WriteError> {
-    use std::fmt::Write as _;
+    // Numbers through `itoa`, not `write!`: the formatting machinery was ~5 % of the writer.
+    let mut num = itoa::Buffer::new();
     let (kind, msg_id, text) = columns(&ev.kind);
-    let _ = write!(out, "[{},", int("time", ev.at.0)?);
+    out.push('[');
+    out.push_str(num.format(int("time", ev.at.0)?));
+    out.push(',');
     json_str(out, ev.from.as_str());
-    let _ = write!(out, ",{kind},");
+    out.push(',');
+    out.push_str(num.format(kind));
+    out.push(',');
     match msg_id {
-        Some(id) => {
-            let _ = write!(out, "{}", int("message id", id.0)?);
-        }
+        Some(id) => out.push_str(num.format(int("message id", id.0)?)),
         None => out.push_str("null"),
     }
     out.push(',');
