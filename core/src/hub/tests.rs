@@ -2885,19 +2885,24 @@ mod durable {
         assert_eq!(said(&mut t, b), vec!["stored"]);
     }
 
-    #[test]
-    fn a_batch_of_many_events_goes_out_as_one_run_or_not_at_all() {
+    /// A store's hub with alice, bob and carol in `#d`, their replies read, and batches left
+    /// for the test to report.
+    fn three_in_d_held() -> (T, [ConnId; 3]) {
         let mut t = T::with(durable_config());
-        let a = t.bin("alice");
-        let b = t.bin("bob");
-        let c = t.bin("carol");
-        for x in [a, b, c] {
+        let members = ["alice", "bob", "carol"].map(|n| t.bin(n));
+        for x in members {
             t.join(x, "#d");
         }
-        for x in [a, b, c] {
+        for x in members {
             t.recv(x);
         }
         t.auto_commit = false;
+        (t, members)
+    }
+
+    #[test]
+    fn a_batch_of_many_events_goes_out_as_one_run_or_not_at_all() {
+        let (mut t, [a, b, c]) = three_in_d_held();
         // One round of input: several events, and a reply behind held output.
         let round = |t: &mut T, lines: &[(ConnId, u64, &str)], ping: Option<ConnId>| {
             for &(x, id, line) in lines {
@@ -2959,17 +2964,7 @@ mod durable {
     /// of a batch that fails, while what the read brought after them (a pong) still goes.
     #[test]
     fn a_reads_says_are_held_as_one_run_and_a_failed_batch_drops_them_all() {
-        let mut t = T::with(durable_config());
-        let a = t.bin("alice");
-        let b = t.bin("bob");
-        let c = t.bin("carol");
-        for x in [a, b, c] {
-            t.join(x, "#d");
-        }
-        for x in [a, b, c] {
-            t.recv(x);
-        }
-        t.auto_commit = false;
+        let (mut t, [a, b, c]) = three_in_d_held();
         let read = |t: &mut T, words: &[(u64, &str)]| {
             let mut bytes = Vec::new();
             for &(id, w) in words {
