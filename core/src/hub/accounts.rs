@@ -1182,13 +1182,15 @@ impl Hub {
         self.nicks.remove(old.folded_key().as_str(), uid);
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.session_changed(uid);
-        for room in &rooms {
-            self.record_presence(room, &old, false);
-            self.record_presence(room, &nick, true);
-            let kind = EventKind::Nick { new: nick.clone() };
-            let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
-            self.broadcast(room, old.clone(), kind, now, skip, None);
-        }
+        let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
+        self.user_wide(|hub| {
+            for room in &rooms {
+                hub.record_presence(room, &old, false);
+                hub.record_presence(room, &nick, true);
+                let kind = EventKind::Nick { new: nick.clone() };
+                hub.broadcast(room, old.clone(), kind, now, skip, None);
+            }
+        });
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));

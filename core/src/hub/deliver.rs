@@ -11,6 +11,7 @@ use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
 use bytes::Bytes;
+use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
 
 /// Rooms of at least this many members keep a list of their attached connections
@@ -47,6 +48,10 @@ pub(super) struct Fanout {
     /// Their room and who they leave out; `None` while nothing waits.
     to: Option<(RoomName, Skip)>,
     events: Vec<Live>,
+    /// While a user's nick change or quit goes out to each of its rooms
+    /// ([`Hub::user_wide`]): the connections told of it already whose dialect shows it once
+    /// ([`super::dialect::Dialect::user_events_once`]).
+    told: Option<FxHashSet<ConnId>>,
 }
 
 /// A room event as broadcast, not yet delivered.
@@ -161,6 +166,18 @@ impl Hub {
         seq
     }
 
+    /// Runs `f`, which broadcasts one user's nick change or quit to each of its rooms, so
+    /// that a connection whose dialect shows such an event once gets it from the first room
+    /// only.
+    pub(super) fn user_wide<R>(&mut self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        self.flush_fanout();
+        self.fanout.told = Some(FxHashSet::default());
+        let r = f(self);
+        self.flush_fanout();
+        self.fanout.told = None;
+        r
+    }
+
     /// Delivers the room events waiting ([`Hub::broadcast`]) to every attached member of their
     /// room: each member's share in one push when they all fit, else one by one.
     pub(super) fn flush_fanout(&mut self) {
@@ -185,8 +202,18 @@ impl Hub {
             out,
             stats,
             attach_gen,
+            fanout,
             ..
         } = self;
+        // A nick change or quit while [`Hub::user_wide`] runs: shown once per connection
+        // where the dialect says so.
+        let mut told = fanout.told.as_mut().filter(|_| {
+            events.len() == 1
+                && matches!(
+                    events[0].ev.kind,
+                    EventKind::Nick { .. } | EventKind::Quit { .. }
+                )
+        });
         let meta: SmallVec<[(Seq, u64, Option<ConnId>); 4]> =
             events.iter().map(|l| (l.ev.seq, l.no, l.sender)).collect();
         let frames: SmallVec<[Bytes; 4]> = events.iter().map(|l| l.frame.clone()).collect();
@@ -228,6 +255,12 @@ impl Hub {
             let Some(dialect) = c.dialect() else {
                 return;
             };
+            if let Some(told) = told.as_deref_mut()
+                && dialect.user_events_once()
+                && !told.insert(cid)
+            {
+                return;
+            }
             let key = (dialect.kind(), dialect.event_form(room));
             let at = match forms.0.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,

@@ -886,6 +886,89 @@ fn a_conversation_between_irc_binary_and_nc_users() {
 }
 
 #[test]
+fn a_nick_change_or_quit_seen_in_several_rooms_is_one_line_on_irc_and_nc() {
+    let mut n = Net::new();
+    let rooms = ["#lobby", "#a", "#b"];
+    let watcher = n.client("watcher", &[]);
+    let echoer = n.client("echoer", &["echo-message"]);
+    let (nc, _) = n.nc();
+    let seen = n.bin("seen");
+    let mover = n.bin("mover");
+    n.send(watcher, &["JOIN #lobby,#a,#b"]);
+    n.send(echoer, &["JOIN #lobby,#a,#b"]);
+    for r in ["#a", "#b"] {
+        n.feed(nc, format!("/join {r}\n").as_bytes());
+    }
+    for c in [seen, mover] {
+        for r in rooms {
+            n.send_bin(c, &ClientMsg::Join { room: room(r) });
+        }
+    }
+    n.settle(&[watcher, echoer, nc, seen, mover]);
+
+    // Another user's nick change: one NICK, one line; a binary client hears it in each room.
+    n.send_bin(
+        mover,
+        &ClientMsg::Nick {
+            nick: nick("moved"),
+        },
+    );
+    assert_eq!(n.lines(watcher), [":mover!mover@natter NICK :moved"]);
+    assert_eq!(n.lines(echoer), [":mover!mover@natter NICK :moved"]);
+    assert_eq!(n.lines(nc), ["-- mover is now known as moved"]);
+    let mut nicks: Vec<String> = n
+        .recv(seen)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                room,
+                kind: EventKind::Nick { .. },
+                ..
+            }) => Some(room.to_string()),
+            _ => None,
+        })
+        .collect();
+    nicks.sort();
+    assert_eq!(nicks, ["#a", "#b", "#lobby"]);
+
+    // An echo-message client's own change in three channels: one NICK back.
+    n.send(echoer, &["NICK echoed"]);
+    assert_eq!(n.lines(echoer), [":echoer!echoer@natter NICK :echoed"]);
+    assert_eq!(n.lines(watcher), [":echoer!echoer@natter NICK :echoed"]);
+    n.settle(&[watcher, echoer, nc, seen, mover]);
+
+    // A quit: one QUIT, one line, and each room's event to the binary client.
+    n.send_bin(
+        mover,
+        &ClientMsg::Quit {
+            reason: Some(text("off")),
+        },
+    );
+    assert_eq!(n.lines(watcher), [":moved!moved@natter QUIT :off"]);
+    assert_eq!(n.lines(echoer), [":moved!moved@natter QUIT :off"]);
+    assert_eq!(n.lines(nc), ["-- moved quit (off)"]);
+    let quits = n
+        .recv(seen)
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Event(RoomEvent {
+                    kind: EventKind::Quit { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(quits, rooms.len());
+
+    // The next quit is told again: what was told is not remembered past its change.
+    n.feed(nc, b"/quit\n");
+    assert_eq!(n.lines(watcher).len(), 1);
+    assert_eq!(n.lines(echoer).len(), 1);
+}
+
+#[test]
 fn a_long_natter_text_reaches_irc_in_several_lines_with_nothing_lost() {
     let mut n = Net::new();
     let i = n.client("reader", &["server-time", "message-tags"]);

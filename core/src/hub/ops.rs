@@ -795,12 +795,14 @@ impl Hub {
         };
         self.session_changed(uid);
         let skip = self.skip_own(conn);
-        for room in &rooms {
-            self.record_presence(room, &old, false);
-            self.record_presence(room, &nick, true);
-            let kind = EventKind::Nick { new: nick.clone() };
-            self.broadcast(room, old.clone(), kind, now, skip, None);
-        }
+        self.user_wide(|hub| {
+            for room in &rooms {
+                hub.record_presence(room, &old, false);
+                hub.record_presence(room, &nick, true);
+                let kind = EventKind::Nick { new: nick.clone() };
+                hub.broadcast(room, old.clone(), kind, now, skip, None);
+            }
+        });
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));

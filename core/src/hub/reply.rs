@@ -283,24 +283,26 @@ impl Hub {
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);
-        for room in &u.rooms {
-            let mut before = 0;
-            if let Some(r) = self.rooms.get_mut(room) {
-                self.attach_gen += 1;
-                before = r.members.len();
-                r.members.remove(&uid);
+        self.user_wide(|hub| {
+            for room in &u.rooms {
+                let mut before = 0;
+                if let Some(r) = hub.rooms.get_mut(room) {
+                    hub.attach_gen += 1;
+                    before = r.members.len();
+                    r.members.remove(&uid);
+                }
+                hub.record_presence(room, &u.nick, false);
+                // In a big room the quit is counted for the next summary (`crowd.rs`).
+                if !hub.crowd_left(room, before, now) {
+                    let quit = EventKind::Quit {
+                        reason: reason.clone(),
+                    };
+                    let skip = super::deliver::Skip::None;
+                    hub.broadcast(room, u.nick.clone(), quit, now, skip, None);
+                }
+                hub.drop_if_empty(room);
             }
-            self.record_presence(room, &u.nick, false);
-            // In a big room the quit is counted for the next summary (`crowd.rs`).
-            if !self.crowd_left(room, before, now) {
-                let quit = EventKind::Quit {
-                    reason: reason.clone(),
-                };
-                let skip = super::deliver::Skip::None;
-                self.broadcast(room, u.nick.clone(), quit, now, skip, None);
-            }
-            self.drop_if_empty(room);
-        }
+        });
     }
 
     /// Forgets a room nobody is in (but `#lobby`, which always exists). With a durable store

@@ -131,6 +131,14 @@ pub(crate) trait Dialect {
     /// Whether the replay after a join includes the joiner's own join event.
     fn replays_own_join(&self) -> bool;
 
+    /// Whether a user's nick change or quit, an event in each of its rooms, shows once on this
+    /// connection (from the first room it shares with the user) rather than once per room: an
+    /// IRC server sends one `NICK` or `QUIT` to each client that shares a channel, and a person
+    /// on nc reads one line. Binary clients keep a timeline per room and get every room's.
+    fn user_events_once(&self) -> bool {
+        false
+    }
+
     /// Whether a join replays only what came after the joiner's nick last quit, when that quit
     /// is among what the join would replay: a client that keeps its windows across reconnecting
     /// (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and would
@@ -283,6 +291,9 @@ impl AnyDialect {
     }
     pub(crate) fn replays_own_join(&self) -> bool {
         self.inner().replays_own_join()
+    }
+    pub(crate) fn user_events_once(&self) -> bool {
+        self.inner().user_events_once()
     }
     pub(crate) fn replays_since_own_quit(&self) -> bool {
         self.inner().replays_since_own_quit()

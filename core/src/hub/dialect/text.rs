@@ -323,7 +323,13 @@ impl Dialect for Text {
             // A member's session moved to another server of the cluster: nothing to say.
             return None;
         }
-        let current = (form == HERE).then_some(&ev.room);
+        // A nick change or a quit is the user's, not a room's: shown once
+        // (`user_events_once`), without the room it came through.
+        let user_wide = matches!(
+            ev.kind,
+            crate::wire::EventKind::Nick { .. } | crate::wire::EventKind::Quit { .. }
+        );
+        let current = (form == HERE || user_wide).then_some(&ev.room);
         Some(Bytes::from(wire_line(&render::event_line(ev, current))))
     }
 
@@ -334,6 +340,10 @@ impl Dialect for Text {
     fn replays_own_join(&self) -> bool {
         // The "you are in" line says it already.
         false
+    }
+
+    fn user_events_once(&self) -> bool {
+        true
     }
 
     fn keepalive(&self) -> bool {

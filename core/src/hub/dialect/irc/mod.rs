@@ -287,6 +287,10 @@ impl Dialect for Irc {
         false
     }
 
+    fn user_events_once(&self) -> bool {
+        true
+    }
+
     fn replays_since_own_quit(&self) -> bool {
         // IRC has no resume: a client that lost its connection (or was told to disconnect)
         // connects again and joins its channels again, keeping their windows.
