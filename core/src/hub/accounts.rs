@@ -1183,7 +1183,7 @@ impl Hub {
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.session_changed(uid);
         let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
-        self.user_wide(|hub| {
+        self.user_wide(rooms.len(), |hub| {
             for room in &rooms {
                 hub.record_presence(room, &old, false);
                 hub.record_presence(room, &nick, true);

@@ -166,10 +166,13 @@ impl Hub {
         seq
     }
 
-    /// Runs `f`, which broadcasts one user's nick change or quit to each of its rooms, so
-    /// that a connection whose dialect shows such an event once gets it from the first room
-    /// only.
-    pub(super) fn user_wide<R>(&mut self, f: impl FnOnce(&mut Hub) -> R) -> R {
+    /// Runs `f`, which broadcasts one user's nick change or quit to each of its `rooms`
+    /// rooms, so that a connection whose dialect shows such an event once gets it from the
+    /// first room only (nothing to remember for one room: nearly every user).
+    pub(super) fn user_wide<R>(&mut self, rooms: usize, f: impl FnOnce(&mut Hub) -> R) -> R {
+        if rooms < 2 {
+            return f(self);
+        }
         self.flush_fanout();
         self.fanout.told = Some(FxHashSet::default());
         let r = f(self);

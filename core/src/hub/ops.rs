@@ -795,7 +795,7 @@ impl Hub {
         };
         self.session_changed(uid);
         let skip = self.skip_own(conn);
-        self.user_wide(|hub| {
+        self.user_wide(rooms.len(), |hub| {
             for room in &rooms {
                 hub.record_presence(room, &old, false);
                 hub.record_presence(room, &nick, true);

@@ -283,7 +283,7 @@ impl Hub {
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);
-        self.user_wide(|hub| {
+        self.user_wide(u.rooms.len(), |hub| {
             for room in &u.rooms {
                 let mut before = 0;
                 if let Some(r) = hub.rooms.get_mut(room) {
