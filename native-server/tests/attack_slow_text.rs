@@ -82,12 +82,24 @@ async fn a_text_user_who_stops_reading_is_told_what_was_missed() {
     }
     let send_time = started.elapsed();
 
-    // Now read everything, line by line (several MiB: counted, not kept).
+    // Now read everything, line by line (several MiB: counted, not kept). The receive buffer
+    // grows first: drained through a 4 KiB window, the megabytes waiting in the server's send
+    // buffer could stall on TCP's zero-window probes, whose waits double up to two minutes
+    // (one full run took 296 s here).
+    socket2::SockRef::from(&nc.stream)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
     let (mut said, mut missed, mut errors, mut esc) = (Vec::new(), Vec::new(), Vec::new(), false);
     let mut line = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut closed = false;
+    let read_deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(
+            Instant::now() < read_deadline,
+            "still reading after 60 s: {} lines so far",
+            said.len()
+        );
         let n = match timeout(Duration::from_secs(3), nc.stream.read(&mut buf)).await {
             Err(_) => break,
             Ok(Ok(0)) | Ok(Err(_)) => {
