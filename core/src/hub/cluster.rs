@@ -972,7 +972,11 @@ impl Hub {
         // The sender's line (its echo, or nothing and then its end) is answered now.
         let line = sender.zip(mine_msg);
         let before = line.map(|(c, msg)| self.late_begin(c, Late::Answer(Some(msg))));
-        let seq = self.broadcast(&room, event.from, event.kind, event.at, skip, sender);
+        let key = Hub::logged_key(&event.from, &event.kind, event.at);
+        let (from, kind, at) = (event.from, event.kind, event.at);
+        let seq = self.user_wide_logged(key, |hub| {
+            hub.broadcast(&room, from, kind, at, skip, sender)
+        });
         if let (Some((c, _)), Some(before)) = (line, before) {
             self.late_pause(c, before);
         }
@@ -2760,6 +2764,63 @@ mod tests {
         let text = irc(&mut net, b"WHOIS bob\r\n");
         assert!(text.contains(" 311 carol Bob Bob "), "{text}");
         assert!(!text.contains(" 319 "), "{text}");
+    }
+
+    #[test]
+    fn a_nick_change_or_quit_from_another_node_is_one_line_on_irc() {
+        let mut net = Net::new(2);
+        let c = net.irc(0, "carol");
+        net.pump();
+        let now = net.now;
+        net.nodes[0].hub.handle_bytes(c, b"JOIN #a,#b\r\n", now);
+        net.pump();
+        let m = net.hello(1, "mover");
+        net.pump();
+        net.welcomed(1, m);
+        for r in ["#a", "#b"] {
+            net.send(1, m, &ClientMsg::Join { room: room(r) });
+        }
+        let lines = |net: &mut Net| -> Vec<String> {
+            let raw = net.nodes[0].raw.remove(&c).unwrap_or_default();
+            String::from_utf8_lossy(&raw)
+                .split_terminator("\r\n")
+                .map(str::to_owned)
+                .collect()
+        };
+        lines(&mut net);
+        net.send(
+            1,
+            m,
+            &ClientMsg::Nick {
+                nick: nick("moved"),
+            },
+        );
+        assert_eq!(lines(&mut net), [":mover!mover@natter NICK :moved"]);
+        net.send(
+            1,
+            m,
+            &ClientMsg::Quit {
+                reason: Some(text("off")),
+            },
+        );
+        assert_eq!(lines(&mut net), [":moved!moved@natter QUIT :off"]);
+        // Another user by the same nick, later: told again.
+        let m2 = net.hello(1, "moved");
+        net.pump();
+        net.welcomed(1, m2);
+        for r in ["#a", "#b"] {
+            net.send(1, m2, &ClientMsg::Join { room: room(r) });
+        }
+        lines(&mut net);
+        net.now = net.now + Millis(1);
+        net.send(
+            1,
+            m2,
+            &ClientMsg::Quit {
+                reason: Some(text("off")),
+            },
+        );
+        assert_eq!(lines(&mut net), [":moved!moved@natter QUIT :off"]);
     }
 
     #[test]

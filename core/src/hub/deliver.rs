@@ -8,11 +8,12 @@ use super::room::Stored;
 use super::{ConnKind, Hub, UserId};
 use crate::limits::{FANOUT_EVENTS_MAX, HISTORY_MIN_KEPT};
 use crate::time::Millis;
-use crate::types::{ConnId, Nick, RoomName, Seq};
+use crate::types::{ConnId, FoldedNick, Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent, ServerMsg, encode_frame};
 use bytes::Bytes;
 use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
+use std::collections::VecDeque;
 
 /// Rooms of at least this many members keep a list of their attached connections
 /// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
@@ -52,7 +53,19 @@ pub(super) struct Fanout {
     /// ([`Hub::user_wide`]): the connections told of it already whose dialect shows it once
     /// ([`super::dialect::Dialect::user_events_once`]).
     told: Option<FxHashSet<ConnId>>,
+    /// In a cluster, where each room's log brings back its own copy of a nick change or quit:
+    /// the last [`LOGGED_USER_WIDE`] such changes (by whom, what and when) and who was told
+    /// of each ([`Hub::user_wide_logged`]).
+    logged: VecDeque<(LoggedKey, FxHashSet<ConnId>)>,
 }
+
+/// How many nick changes and quits from the cluster's room logs are remembered, with who was
+/// told of them: a change's copies from a user's rooms come close together.
+const LOGGED_USER_WIDE: usize = 16;
+
+/// A nick change or quit as it came from a room's log: the user's folded nick, the event, its
+/// time (the same in each of its rooms: one change, one `now`).
+pub(super) type LoggedKey = (FoldedNick, EventKind, Millis);
 
 /// A room event as broadcast, not yet delivered.
 struct Live {
@@ -179,6 +192,42 @@ impl Hub {
         self.flush_fanout();
         self.fanout.told = None;
         r
+    }
+
+    /// Runs `f`, which delivers a room event that came back from its room's log in a cluster.
+    /// `key`: the event is a nick change or quit ([`Hub::logged_key`]); then a connection whose
+    /// dialect shows such an event once and that was told of it from another room's log is not
+    /// told again.
+    pub(super) fn user_wide_logged<R>(
+        &mut self,
+        key: Option<LoggedKey>,
+        f: impl FnOnce(&mut Hub) -> R,
+    ) -> R {
+        let Some(key) = key else {
+            return f(self);
+        };
+        self.flush_fanout();
+        let seen = self.fanout.logged.iter().position(|(k, _)| *k == key);
+        let told = seen
+            .and_then(|i| self.fanout.logged.remove(i))
+            .map(|(_, told)| told)
+            .unwrap_or_default();
+        self.fanout.told = Some(told);
+        let r = f(self);
+        self.flush_fanout();
+        let told = self.fanout.told.take().unwrap_or_default();
+        if self.fanout.logged.len() == LOGGED_USER_WIDE {
+            self.fanout.logged.pop_front();
+        }
+        self.fanout.logged.push_back((key, told));
+        r
+    }
+
+    /// The key [`Hub::user_wide_logged`] remembers an event by (`from`'s `kind` at `at`), if it
+    /// is a nick change or quit.
+    pub(super) fn logged_key(from: &Nick, kind: &EventKind, at: Millis) -> Option<LoggedKey> {
+        matches!(kind, EventKind::Nick { .. } | EventKind::Quit { .. })
+            .then(|| (from.folded_key(), kind.clone(), at))
     }
 
     /// Delivers the room events waiting ([`Hub::broadcast`]) to every attached member of their
