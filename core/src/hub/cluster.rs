@@ -879,17 +879,18 @@ impl Hub {
         }
     }
 
-    /// Whether `room` must stay though nobody here is in it (a join is on its way); when it
-    /// goes, it is no longer followed.
+    /// Whether `room` must stay though nobody here is in it: an event of this node's is on its
+    /// way through the room's log (a join, or the part or line of one who left since). Until
+    /// it is back the room stays followed, so that it comes back to the room as this node
+    /// knows it: were the room let go and followed again meanwhile (a part, then a join), the
+    /// event would come back to the new following, not known as this node's, ahead of the
+    /// log's earlier events the new following reads, which would then be taken as seen (and
+    /// the members they tell of missing here). When it goes, it is no longer followed.
     pub(super) fn cluster_keeps(&mut self, room: &RoomName) -> bool {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        if cl
-            .published
-            .values()
-            .any(|p| p.room == *room && p.join.is_some())
-        {
+        if cl.published.values().any(|p| p.room == *room) {
             return true;
         }
         if cl.following.remove(room) {
@@ -940,12 +941,16 @@ impl Hub {
         };
         if event.seq <= r.last_seq || event.seq == Seq(0) {
             debug!(room = %event.room, seq = event.seq.0, "room event seen already");
+            if mine.is_some() {
+                self.drop_if_empty(&event.room);
+            }
             return;
         }
         r.last_seq = Seq(event.seq.0 - 1);
         if let EventKind::Topic { topic } = &event.kind {
             r.topic = topic.clone();
         }
+        let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
         let mine_msg = mine.as_ref().and_then(|p| p.id);
         let (skip, sender, join) =
@@ -1011,6 +1016,10 @@ impl Hub {
         if let Some((conn, _)) = join {
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
+        }
+        if was_mine {
+            // A room nobody here is in any more was kept for this event (`cluster_keeps`).
+            self.drop_if_empty(&room);
         }
     }
 
@@ -1253,6 +1262,9 @@ impl Hub {
             self.drop_if_empty(&p.room);
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
+        } else {
+            // It may have been all that kept the room (`cluster_keeps`).
+            self.drop_if_empty(&p.room);
         }
     }
 
@@ -1882,6 +1894,8 @@ mod tests {
     mod irc;
     /// Users on other nodes: WHOIS, ISON, away (`cluster/tests/presence.rs`).
     mod presence;
+    /// Random work and stray log events on two nodes (`cluster/tests/prop.rs`).
+    mod prop;
     /// Room moderation in a cluster (`cluster/tests/rooms.rs`).
     mod rooms;
 
