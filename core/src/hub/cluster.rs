@@ -930,6 +930,12 @@ impl Hub {
         }
         if mine.is_none() && matches!(event.kind, EventKind::Join | EventKind::Moved) {
             self.moved_away(&event.room, &event.from, now);
+            if !self.rooms.contains_key(&event.room) {
+                // The user that moved was the last one here: the room is let go (and no longer
+                // followed), so nothing of it is kept, its members on other nodes neither: were
+                // they, a later following would take the log's first events for seen.
+                return;
+            }
         }
         if mine.is_none() {
             self.note_echo(&event);
