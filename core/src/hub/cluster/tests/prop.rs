@@ -30,6 +30,17 @@ enum Op {
         client: u8,
         room: u8,
     },
+    Topic {
+        client: u8,
+        room: u8,
+    },
+    /// The cluster stores nothing for a while: every publish fails (or stores again). A part,
+    /// quit or nick change is done here at once, before the log has it; one the log refuses is
+    /// not told to the other nodes (not redone later: ARCHITECTURE.md, "No quorum or no
+    /// NATS"), so after one the nodes may disagree and are not compared.
+    Refuse {
+        on: bool,
+    },
     Nick {
         client: u8,
         nick: u8,
@@ -83,6 +94,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), 0..3u8).prop_map(|(client, room)| Op::Part { client, room }),
         3 => (any::<u8>(), 0..3u8).prop_map(|(client, room)| Op::Say { client, room }),
         2 => (any::<u8>(), 0..4u8).prop_map(|(client, nick)| Op::Nick { client, nick }),
+        1 => (any::<u8>(), 0..3u8).prop_map(|(client, room)| Op::Topic { client, room }),
+        1 => any::<bool>().prop_map(|on| Op::Refuse { on }),
         1 => any::<u8>().prop_map(|client| Op::Quit { client }),
         1 => any::<u8>().prop_map(|client| Op::Drop { client }),
         1 => (0..2u8, any::<u8>()).prop_map(|(node, which)| Op::Resume { node, which }),
@@ -227,6 +240,8 @@ fn run(strays: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut clients: Vec<Client> = Vec::new();
     // Resume tokens of binary clients whose connection dropped.
     let mut dropped = Vec::new();
+    // Whether the log refused publishes at some point.
+    let mut refused = false;
     for op in ops {
         if !strays && matches!(op, Op::Logged { .. } | Op::Stray { .. }) {
             continue;
@@ -283,6 +298,20 @@ fn run(strays: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     };
                     act(&mut net, &clients[k], msg, format!("PRIVMSG {r} :hi\r\n"));
                 }
+            }
+            Op::Topic { client, room: r } => {
+                if let Some(k) = pick(&clients, client) {
+                    let r = ROOMS[usize::from(r)];
+                    let msg = ClientMsg::Topic {
+                        room: room(r),
+                        topic: Some(text("news")),
+                    };
+                    act(&mut net, &clients[k], msg, format!("TOPIC {r} :news\r\n"));
+                }
+            }
+            Op::Refuse { on } => {
+                net.refuse = on;
+                refused |= on;
             }
             Op::Nick { client, nick: n } => {
                 if let Some(k) = pick(&clients, client) {
@@ -383,7 +412,7 @@ fn run(strays: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Advance { ms } => advance(&mut net, Millis(u64::from(ms))),
         }
         check_irc(&mut net, &clients);
-        if !strays {
+        if !strays && !refused {
             agree(&net)?;
         }
     }
