@@ -208,7 +208,26 @@ struct Published {
     /// A change of the room's settings made here (a `Mode` event: who, and the event), to
     /// announce again once the change is in the cluster if the log refuses it.
     mode: Option<Box<(Nick, EventKind)>>,
+    /// A part, quit or nick change of a user of this node, done here already: what the other
+    /// nodes may go on believing if the log refuses it ([`Hub::redo_membership`]).
+    member: Option<Box<Redo>>,
 }
+
+/// A part, quit or nick change of this node's user `uid` in `room`, which the room's log
+/// refused: the other nodes may still count `nick` among the room's members.
+#[derive(Debug, Clone)]
+struct Redo {
+    room: RoomName,
+    nick: Nick,
+    uid: Option<UserId>,
+}
+
+/// How long after a refused part, quit or nick change it is told again (and again, while the
+/// log refuses).
+const REDO_AFTER: Millis = Millis(1_000);
+
+/// Refused parts, quits and nick changes kept to tell again, at most (the oldest go first).
+const MAX_REDO: usize = 1_024;
 
 /// Publishes on their way to the log, by the hub's number, with how many joins and how many
 /// lines (says, acts) of each connection are among them (asked before every request, and
@@ -262,6 +281,13 @@ impl InFlight {
     /// Whether a line (say, act) of `conn` is among them.
     fn saying(&self, conn: ConnId) -> bool {
         self.lines.contains_key(&conn)
+    }
+
+    /// Notes that publish `id` is `redo`'s part, quit or nick change.
+    fn set_member(&mut self, id: u64, redo: Redo) {
+        if let Some(p) = self.by_id.get_mut(&id) {
+            p.member = Some(Box::new(redo));
+        }
     }
 
     /// Marks publish `id` as a session's rejoin.
@@ -356,6 +382,8 @@ pub(crate) struct Cluster {
     claims: BTreeMap<u64, (Nick, Claiming)>,
     /// Rooms followed.
     following: BTreeSet<RoomName>,
+    /// Parts, quits and nick changes the room logs refused, to tell again.
+    redo: VecDeque<Redo>,
     /// A nick granted to a connection, used by the call that asked for it.
     granted: Option<(ConnId, String)>,
     /// Set while a returned event is delivered: `broadcast` sequences it then.
@@ -702,11 +730,108 @@ impl Hub {
             self.reply(conn, super::dialect::Reply::Msg(ServerMsg::Ack { id: msg }));
             return true;
         }
+        // A part, quit or nick change is done here already: if the log refuses it, it is told
+        // again as it stands then (`redo_membership`). Whose it is: the user by the nick it
+        // leaves with, or by its new one (a quit's user is gone).
+        let member = match kind {
+            EventKind::Part { .. } | EventKind::Quit { .. } => Some(from),
+            EventKind::Nick { new } => Some(new),
+            _ => None,
+        }
+        .map(|n| Redo {
+            room: room.clone(),
+            nick: from.clone(),
+            uid: self.nicks.get(&self.users, n.folded_key().as_str()),
+        });
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
+        let no = publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
+        if let Some(m) = member {
+            cl.published.set_member(no, m);
+        }
         true
+    }
+
+    /// Cluster mode: the room log refused `redo`'s part, quit or nick change: it is told again
+    /// after [`REDO_AFTER`].
+    fn note_redo(&mut self, redo: Redo, now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let evicted = (cl.redo.len() == MAX_REDO)
+            .then(|| cl.redo.pop_front())
+            .flatten();
+        cl.redo.push_back(redo);
+        if !self.timers.is_set(super::Timer::ClusterRedo) {
+            self.timers.set(super::Timer::ClusterRedo, now + REDO_AFTER);
+        }
+        if let Some(r) = evicted {
+            // Its room may have been kept for it alone (`cluster_keeps`).
+            self.drop_if_empty(&r.room);
+        }
+    }
+
+    /// Cluster mode: the parts, quits and nick changes the room logs refused are told again, as
+    /// they stand now, to the other nodes only (the members here saw them when they were made):
+    /// a user here under a new nick and still in the room, a nick change from the nick the
+    /// others know to that one; a user no longer in the room, its part (its quit if it is
+    /// gone); nothing if the nick the others know is in the room here after all. A refused one
+    /// is told again later, as it stands then.
+    pub(super) fn redo_membership(&mut self, now: Millis) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let redo: Vec<Redo> = cl.redo.drain(..).collect();
+        for r in redo {
+            // The user's join of the room is on its way: what holds is known once it is back.
+            let joining = self.cluster.as_ref().is_some_and(|cl| {
+                cl.published
+                    .values()
+                    .any(|p| p.room == r.room && p.join.is_some_and(|(_, u)| Some(u) == r.uid))
+            });
+            if joining {
+                self.note_redo(r, now);
+                continue;
+            }
+            let user = r.uid.and_then(|u| self.users.get(&u));
+            let in_room = r.uid.is_some_and(|u| {
+                self.rooms
+                    .get(&r.room)
+                    .is_some_and(|room| room.members.contains(&u))
+            });
+            // A user of another node goes by that nick in the room now (the nick was freed and
+            // taken): what the others believe of it is that user's, not for this node to
+            // correct; this node's user, still in the room under another nick, joins for them.
+            let folded = r.nick.folded();
+            let elsewhere = self.cluster.as_ref().is_some_and(|cl| {
+                cl.rosters
+                    .get(&r.room)
+                    .is_some_and(|roster| roster.members.contains_key(&folded))
+            });
+            // ... or another user of this node does.
+            let taken = elsewhere
+                || self
+                    .member_here(&r.room, &r.nick)
+                    .is_some_and(|u| Some(u) != r.uid);
+            let (from, kind) = match user {
+                Some(u) if in_room && u.nick.folded() == folded => continue,
+                Some(u) if in_room && taken => (u.nick.clone(), EventKind::Join),
+                Some(u) if in_room => {
+                    let new = u.nick.clone();
+                    (r.nick.clone(), EventKind::Nick { new })
+                }
+                _ if taken => continue,
+                Some(_) => (r.nick.clone(), EventKind::Part { reason: None }),
+                None => (r.nick.clone(), EventKind::Quit { reason: None }),
+            };
+            debug!(room = %r.room, nick = %r.nick, ?kind, "told again: the log refused it");
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
+            };
+            let no = publish(cl, &r.room, &from, kind, now, Skip::All, None, None, None);
+            cl.published.set_member(no, r);
+        }
     }
 
     /// Cluster mode: `uid` on `conn` asked to join `room` and may; it joins when its `Join`
@@ -880,7 +1005,9 @@ impl Hub {
     }
 
     /// Whether `room` must stay though nobody here is in it: an event of this node's is on its
-    /// way through the room's log (a join, or the part or line of one who left since). Until
+    /// way through the room's log (a join, or the part or line of one who left since), or a
+    /// part, quit or nick change the log refused waits to be told again
+    /// ([`Hub::redo_membership`]). Until
     /// it is back the room stays followed, so that it comes back to the room as this node
     /// knows it: were the room let go and followed again meanwhile (a part, then a join), the
     /// event would come back to the new following, not known as this node's, ahead of the
@@ -890,7 +1017,8 @@ impl Hub {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        if cl.published.values().any(|p| p.room == *room) {
+        if cl.published.values().any(|p| p.room == *room) || cl.redo.iter().any(|r| r.room == *room)
+        {
             return true;
         }
         if cl.following.remove(room) {
@@ -1111,6 +1239,10 @@ impl Hub {
                 })
         };
         let from_local = joins_here || local(self, &event.from);
+        // A nick change to a nick a member here has now (this node's user, renamed): whatever
+        // the roster holds under that nick is stale (a user of another node whose leaving the
+        // log never told: nicks are claimed, so it is gone).
+        let to_local = matches!(&event.kind, EventKind::Nick { new } if local(self, new));
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -1143,7 +1275,19 @@ impl Hub {
                 roster.members.remove(&target.folded());
             }
             EventKind::Nick { new } => {
-                if let Some((_, n)) = roster.members.remove(&who) {
+                // Only the entry of the event's node: a nick freed and taken on another node
+                // names that node's user in the roster.
+                let moved = if same_node(roster.members.get(&who)) {
+                    roster.members.remove(&who)
+                } else {
+                    None
+                };
+                if to_local {
+                    roster.members.remove(&new.folded());
+                } else {
+                    // A user of another node, in the room (its nick changes in the rooms it is
+                    // in), whether or not the roster knew it by its old nick.
+                    let n = moved.map_or_else(|| node.to_owned(), |(_, n)| n);
                     roster.members.insert(new.folded(), (new.clone(), n));
                 }
             }
@@ -1251,6 +1395,9 @@ impl Hub {
         };
         if let Some(mode) = p.mode {
             self.unannounced(&p.room, *mode);
+        }
+        if let Some(m) = p.member {
+            self.note_redo(*m, now);
         }
         if let (Some(conn), Some(msg)) = (p.sender, p.id) {
             let detail = format!("{why}; your message was not delivered");
@@ -1852,6 +1999,7 @@ fn publish(
             rejoin: false,
             mode: matches!(kind, EventKind::Mode { .. })
                 .then(|| Box::new((from.clone(), kind.clone()))),
+            member: None,
         },
     );
     let event = RoomEvent {

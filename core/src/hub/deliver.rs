@@ -29,6 +29,9 @@ pub(super) enum Skip {
     Conn(ConnId),
     /// Every connection of this user (a joiner gets `Joined` instead).
     User(UserId),
+    /// Everyone here: a cluster's event that only the other nodes need (they missed it), in
+    /// the room's history all the same.
+    All,
 }
 
 /// The renderings of one delivery made so far, one per dialect and form (a handful at most):
@@ -298,7 +301,8 @@ impl Hub {
             }
         }
         let mut deliver = |cid: ConnId| {
-            if skip == Skip::Conn(cid) || skip_conns.as_slice().contains(&cid) {
+            if skip == Skip::All || skip == Skip::Conn(cid) || skip_conns.as_slice().contains(&cid)
+            {
                 return;
             }
             let Some(c) = conns.get_mut(&cid) else {

@@ -657,6 +657,7 @@ impl Hub {
                     }
                 }
                 Timer::Crowds => self.crowd_summaries(),
+                Timer::ClusterRedo => self.redo_membership(now),
                 Timer::PruneIps => {
                     self.ips.prune(&self.config, now, usize::MAX);
                     if self.ips.len() > 0 {

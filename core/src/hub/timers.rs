@@ -29,6 +29,9 @@ pub(crate) enum Timer {
     PruneIps,
     /// Quiet rooms hear who came and went (see `crowd.rs`).
     Crowds,
+    /// Cluster mode: the parts, quits and nick changes the room logs refused are told again,
+    /// as they stand now (`Hub::redo_membership`).
+    ClusterRedo,
 }
 
 /// Deadlines by time and by key.
