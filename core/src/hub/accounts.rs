@@ -26,7 +26,7 @@ use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
 use crate::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
-use crate::wire::{ErrorKind, EventKind, Proof, Re, ServerMsg};
+use crate::wire::{ErrorKind, Proof, Re, ServerMsg};
 use core::hash::Hash;
 use core::net::IpAddr;
 use rand_core::RngCore;
@@ -1183,18 +1183,7 @@ impl Hub {
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.session_changed(uid);
         let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
-        self.user_wide(rooms.len(), |hub| {
-            for room in &rooms {
-                hub.record_presence(room, &old, false);
-                hub.record_presence(room, &nick, true);
-                let kind = EventKind::Nick { new: nick.clone() };
-                hub.broadcast(room, old.clone(), kind, now, skip, None);
-            }
-        });
-        let on: Vec<ConnId> = self.user_conns(uid).collect();
-        for c in on {
-            self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));
-        }
+        self.announce_rename(uid, &rooms, &old, &nick, skip, now);
     }
 
     /// A user for `account` with no device (always-on after a restart, or before its device

@@ -795,10 +795,24 @@ impl Hub {
         };
         self.session_changed(uid);
         let skip = self.skip_own(conn);
+        self.announce_rename(uid, &rooms, &old, &nick, skip, now);
+    }
+
+    /// `uid` is called `nick` now, not `old`: a nick event in each of its `rooms` (but to
+    /// `skip`), its presence there written anew, and `YourNick` on each of its connections.
+    pub(super) fn announce_rename(
+        &mut self,
+        uid: UserId,
+        rooms: &[RoomName],
+        old: &Nick,
+        nick: &Nick,
+        skip: super::deliver::Skip,
+        now: Millis,
+    ) {
         self.user_wide(rooms.len(), |hub| {
-            for room in &rooms {
-                hub.record_presence(room, &old, false);
-                hub.record_presence(room, &nick, true);
+            for room in rooms {
+                hub.record_presence(room, old, false);
+                hub.record_presence(room, nick, true);
                 let kind = EventKind::Nick { new: nick.clone() };
                 hub.broadcast(room, old.clone(), kind, now, skip, None);
             }
