@@ -1007,12 +1007,12 @@ impl Hub {
     /// Whether `room` must stay though nobody here is in it: an event of this node's is on its
     /// way through the room's log (a join, or the part or line of one who left since), or a
     /// part, quit or nick change the log refused waits to be told again
-    /// ([`Hub::redo_membership`]). Until
-    /// it is back the room stays followed, so that it comes back to the room as this node
-    /// knows it: were the room let go and followed again meanwhile (a part, then a join), the
-    /// event would come back to the new following, not known as this node's, ahead of the
-    /// log's earlier events the new following reads, which would then be taken as seen (and
-    /// the members they tell of missing here). When it goes, it is no longer followed.
+    /// ([`Hub::redo_membership`]). Until then the room stays followed, so that the event comes
+    /// back to the room as this node knows it: were the room let go and followed again
+    /// meanwhile (a part, then a join), the event would come back to the new following, not
+    /// known as this node's, ahead of the log's earlier events the new following reads, which
+    /// would then be taken as seen (and the members they tell of missing here). When it goes,
+    /// it is no longer followed.
     pub(super) fn cluster_keeps(&mut self, room: &RoomName) -> bool {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
