@@ -2336,6 +2336,27 @@ mod tests {
             c
         }
 
+        /// A binary client on node `i` whose hello (as `want`) resumes `token`, having seen
+        /// `rooms` up to their seqs (pumped).
+        fn hello_resuming(
+            &mut self,
+            i: usize,
+            want: &str,
+            token: crate::types::ResumeToken,
+            rooms: Vec<(RoomName, Seq)>,
+        ) -> ConnId {
+            let now = self.now;
+            let c = self.nodes[i].hub.accept(LOCAL, now).unwrap();
+            self.nodes[i].hub.handle_bytes(c, &MAGIC, now);
+            let hello = ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: Some(crate::wire::Resume { token, rooms }),
+            };
+            self.send(i, c, &hello);
+            c
+        }
+
         /// An IRC client on node `i` that sent NICK and USER as `nick` (nothing pumped yet).
         fn irc(&mut self, i: usize, nick: &str) -> ConnId {
             let now = self.now;
@@ -3239,19 +3260,7 @@ mod tests {
 
     /// A hello resuming `token` on a new connection of node `i`, seen up to `seen` in `#r`.
     fn resume_on(net: &mut Net, i: usize, token: &crate::types::ResumeToken, seen: u64) -> ConnId {
-        let now = net.now;
-        let x = net.nodes[i].hub.accept(LOCAL, now).unwrap();
-        net.nodes[i].hub.handle_bytes(x, &MAGIC, now);
-        let hello = ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            nick: nick("alice"),
-            resume: Some(crate::wire::Resume {
-                token: token.clone(),
-                rooms: vec![(room("#r"), Seq(seen))],
-            }),
-        };
-        net.send(i, x, &hello);
-        x
+        net.hello_resuming(i, "alice", token.clone(), vec![(room("#r"), Seq(seen))])
     }
 
     #[test]

@@ -290,18 +290,7 @@ fn resume_on(
     token: crate::types::ResumeToken,
     seq: u64,
 ) -> crate::types::ResumeToken {
-    let now = net.now;
-    let c = net.nodes[i].hub.accept(LOCAL, now).unwrap();
-    net.nodes[i].hub.handle_bytes(c, &MAGIC, now);
-    let hello = ClientMsg::Hello {
-        version: PROTOCOL_VERSION,
-        nick: nick("alice"),
-        resume: Some(crate::wire::Resume {
-            token,
-            rooms: vec![(room("#r"), Seq(seq))],
-        }),
-    };
-    net.send(i, c, &hello);
+    let c = net.hello_resuming(i, "alice", token, vec![(room("#r"), Seq(seq))]);
     match net.recv(i, c).first() {
         Some(ServerMsg::Welcome {
             resumed: true,

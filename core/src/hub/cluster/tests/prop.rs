@@ -351,18 +351,7 @@ fn run(strays: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if !dropped.is_empty() {
                     let token = dropped.remove(usize::from(which) % dropped.len());
                     let node = usize::from(node);
-                    let now = net.now;
-                    let conn = net.nodes[node].hub.accept(LOCAL, now).unwrap();
-                    net.nodes[node].hub.handle_bytes(conn, &MAGIC, now);
-                    let hello = ClientMsg::Hello {
-                        version: PROTOCOL_VERSION,
-                        nick: nick("back"),
-                        resume: Some(crate::wire::Resume {
-                            token,
-                            rooms: Vec::new(),
-                        }),
-                    };
-                    net.send(node, conn, &hello);
+                    let conn = net.hello_resuming(node, "back", token, Vec::new());
                     let token = welcome_token(&mut net, node, conn);
                     clients.push(Client {
                         node,
