@@ -220,6 +220,10 @@ struct Redo {
     room: RoomName,
     nick: Nick,
     uid: Option<UserId>,
+    /// Not a part, quit or nick change but a session taken over from another node whose
+    /// `Moved` the log refused: the session is not in the room here (its client was told so),
+    /// the node it left still holds it there, and nobody was told it left.
+    moved: bool,
 }
 
 /// How long after a refused part, quit or nick change it is told again (and again, while the
@@ -670,6 +674,17 @@ impl Hub {
                 join,
             );
             cl.published.set_rejoin(no);
+            if !visible {
+                // Refused, the session leaves the room here, and the node it left must hear
+                // of the move and the others of the part (`redo_membership`).
+                let redo = Redo {
+                    room,
+                    nick: record.nick.clone(),
+                    uid: Some(uid),
+                    moved: true,
+                };
+                cl.published.set_member(no, redo);
+            }
         }
         self.finish_resume(conn, now);
     }
@@ -742,6 +757,7 @@ impl Hub {
             room: room.clone(),
             nick: from.clone(),
             uid: self.nicks.get(&self.users, n.folded_key().as_str()),
+            moved: false,
         });
         let Some(cl) = self.cluster.as_mut() else {
             return false;
@@ -800,10 +816,46 @@ impl Hub {
                     .get(&r.room)
                     .is_some_and(|room| room.members.contains(&u))
             });
+            let folded = r.nick.folded();
+            if r.moved {
+                // A session taken over here whose `Moved` the log refused: the node it left
+                // still holds it in the room, and nobody was told it is not there. Only while
+                // the user is here under the same nick (so the nick is this node's and names
+                // nobody else) and still out of the room: that node hears of the move first
+                // (it lets its user go without a word), then everyone but the user of the
+                // part. Back in the room, its join told them; renamed or gone, the nick may
+                // be someone else's now, and the node it left lets it go when its wait for a
+                // resume runs out.
+                let Some(uid) = r.uid.filter(|_| !in_room) else {
+                    continue;
+                };
+                if user.is_none_or(|u| u.nick.folded() != folded) {
+                    continue;
+                }
+                debug!(room = %r.room, nick = %r.nick, "a move the log refused, told again");
+                let Some(cl) = self.cluster.as_mut() else {
+                    return;
+                };
+                let (room, nick) = (&r.room, &r.nick);
+                publish(
+                    cl,
+                    room,
+                    nick,
+                    EventKind::Moved,
+                    now,
+                    Skip::All,
+                    None,
+                    None,
+                    None,
+                );
+                let part = EventKind::Part { reason: None };
+                let no = publish(cl, room, nick, part, now, Skip::User(uid), None, None, None);
+                cl.published.set_member(no, r);
+                continue;
+            }
             // A user of another node goes by that nick in the room now (the nick was freed and
             // taken): what the others believe of it is that user's, not for this node to
             // correct; this node's user, still in the room under another nick, joins for them.
-            let folded = r.nick.folded();
             let elsewhere = self.cluster.as_ref().is_some_and(|cl| {
                 cl.rosters
                     .get(&r.room)
@@ -829,7 +881,9 @@ impl Hub {
             let Some(cl) = self.cluster.as_mut() else {
                 return;
             };
-            let no = publish(cl, &r.room, &from, kind, now, Skip::All, None, None, None);
+            // The members here saw it when it was made.
+            let skip = Skip::All;
+            let no = publish(cl, &r.room, &from, kind, now, skip, None, None, None);
             cl.published.set_member(no, r);
         }
     }
