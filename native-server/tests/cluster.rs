@@ -1,8 +1,9 @@
 //! Clustered natter (issue 23) against a real nats-server with JetStream, started by each test
 //! on a free port with its own store directory and stopped by its pid: several nodes share one
 //! room with one order, a nick claimed on two nodes at once goes to one, writes are refused
-//! while NATS is down and work again when it is back, and a node killed with SIGKILL loses
-//! nothing acknowledged (its user goes on from another node with exactly what it missed).
+//! while NATS is down and work again when it is back (a part or quit made meanwhile reaches the
+//! other nodes then), and a node killed with SIGKILL loses nothing acknowledged (its user goes
+//! on from another node with exactly what it missed).
 
 mod support;
 
@@ -326,6 +327,56 @@ async fn writes_are_refused_while_nats_is_down_and_work_again_after() {
         .map(|l| l.2)
         .collect();
     assert_eq!(replay, ["before".to_owned(), taken]);
+}
+
+/// While NATS is down, a part and a quit are done on their node at once (their events cannot be
+/// stored; a nick change cannot be: its claim needs NATS): once NATS is back, the other node is
+/// told them, and its member list agrees again (`Hub::redo_membership`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_and_a_quit_while_nats_is_down_reach_the_other_node_once_it_is_back() {
+    let mut nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let r = room("#r");
+    let at = |i: usize| nodes[i].local_addrs()[0];
+    let (mut alice, _) = BinClient::hello(at(0), "alice", None).await;
+    let (mut carol, _) = BinClient::hello(at(0), "carol", None).await;
+    let (mut dave, _) = BinClient::hello(at(0), "dave", None).await;
+    let (mut bob, _) = BinClient::hello(at(1), "bob", None).await;
+    for c in [&mut alice, &mut carol, &mut dave, &mut bob] {
+        c.join("#r").await;
+    }
+    assert_eq!(who(&mut bob, &r).await, ["alice", "bob", "carol", "dave"]);
+
+    nats.stop();
+    let part = ClientMsg::Part {
+        room: r.clone(),
+        reason: None,
+    };
+    alice.send(&part).await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Parted { .. }),
+            "her part, at once",
+        )
+        .await;
+    carol.send(&ClientMsg::Quit { reason: None }).await;
+    carol
+        .expect(|m| matches!(m, ServerMsg::Bye { .. }), "her quit, at once")
+        .await;
+    assert_eq!(who(&mut dave, &r).await, ["bob", "dave"], "node 0, at once");
+
+    nats.run();
+    // The nodes reconnect by themselves; the refused part and quit are told again.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let members = who(&mut bob, &r).await;
+        if members == ["bob", "dave"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 1 still lists {members:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(who(&mut dave, &r).await, ["bob", "dave"]);
 }
 
 /// While NATS is down, a join of a room the node does not follow yet is refused as quickly as
