@@ -792,6 +792,7 @@ async fn reap(
     }
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
     let reason = natter_core::Text::new("lost with their server").ok();
+    let at = reap_time(nicks_kv, node).await?;
     let mut quits = Vec::new();
     for nick in nicks {
         if !reap_nick(nicks_kv, node, &nick).await? {
@@ -801,7 +802,7 @@ async fn reap(
         let event = RoomEvent {
             room: room.clone(),
             seq: Seq(0),
-            at: now_millis(),
+            at,
             from: nick,
             kind: natter_core::wire::EventKind::Quit {
                 reason: reason.clone(),
@@ -815,6 +816,25 @@ async fn reap(
         append(js, prefix, room, me, chunk).await?;
     }
     Ok(())
+}
+
+/// When `node`'s users were found gone, for every reaper of every room of it: the first
+/// reaper's time, kept in the nicks' bucket. A user's quits in its rooms are then one event
+/// with one time, and a client shown a quit once (IRC, nc) is shown it once
+/// (`Hub::user_wide_logged` knows the copies by who, what and when).
+async fn reap_time(nicks_kv: &kv::Store, node: &str) -> Result<Millis, String> {
+    let key = format!("reaped_{node}");
+    let now = now_millis();
+    match nicks_kv.create(&key, Bytes::from(now.0.to_string())).await {
+        Ok(_) => return Ok(now),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let value = nicks_kv.get(&key).await.map_err(|e| e.to_string())?;
+    let first = value
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .map_or(now, Millis);
+    Ok(first)
 }
 
 /// Numbers of the batches [`append`] publishes: above any room task's (which count from 1).
@@ -2378,6 +2398,21 @@ mod tests {
         assert!(!reap_nick(&kv, "a", &alice).await.unwrap());
         assert_eq!(held_by(&kv).await.as_deref(), Some(&b"b"[..]));
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_reaper_of_a_gone_node_dates_its_quits_by_the_first_ones_time() {
+        let nats = crate::test_server::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let cfg = ClusterConfig::new(vec![nats.url()]);
+        let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await.unwrap();
+        let first = reap_time(&nicks, "a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Another room's reaper, later (on this node or another): the same time.
+        assert_eq!(reap_time(&nicks, "a").await.unwrap(), first);
+        // Another node gone, later: its own.
+        assert!(reap_time(&nicks, "b").await.unwrap() > first);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reap_whose_reaper_died_is_taken_over_once_and_a_live_ones_is_left() {
         let nats = crate::test_server::NatsServer::start();

@@ -1167,7 +1167,7 @@ impl Hub {
         let before = line.map(|(c, msg)| self.late_begin(c, Late::Answer(Some(msg))));
         let key = Hub::logged_key(&event.from, &event.kind, event.at);
         let (from, kind, at) = (event.from, event.kind, event.at);
-        let seq = self.user_wide_logged(key, |hub| {
+        let seq = self.user_wide_logged(key, self.now, |hub| {
             hub.broadcast(&room, from, kind, at, skip, sender)
         });
         if let (Some((c, _)), Some(before)) = (line, before) {
@@ -3064,6 +3064,76 @@ mod tests {
             },
         );
         assert_eq!(lines(&mut net), [":moved!moved@natter QUIT :off"]);
+    }
+
+    /// The quits a reaper writes for the users of a node that is gone come room by room, each
+    /// room's all at once, dated by when the node was found gone (the first reaper's time, for
+    /// every room): an IRC client sharing two rooms with forty of them gets each quit once, a
+    /// binary client each room's.
+    #[test]
+    fn a_gone_nodes_users_quit_once_on_irc_however_many_rooms_and_users() {
+        let mut net = Net::new(2);
+        let c = net.irc(0, "carol");
+        net.pump();
+        let now = net.now;
+        net.nodes[0].hub.handle_bytes(c, b"JOIN #a,#b\r\n", now);
+        let b = net.hello(0, "bea");
+        net.pump();
+        net.welcomed(0, b);
+        for r in ["#a", "#b"] {
+            net.send(0, b, &ClientMsg::Join { room: room(r) });
+        }
+        let gone: Vec<String> = (0..40).map(|k| format!("u{k}")).collect();
+        for who in &gone {
+            let m = net.hello(1, who);
+            net.pump();
+            net.welcomed(1, m);
+            for r in ["#a", "#b"] {
+                net.send(1, m, &ClientMsg::Join { room: room(r) });
+            }
+        }
+        net.nodes[0].raw.remove(&c);
+        net.recv(0, b);
+        // Node 1 is gone; its users' quits, written by a reaper, one room after the other.
+        let at = net.now;
+        net.now = net.now + Millis(5_000);
+        for r in ["#a", "#b"] {
+            for who in &gone {
+                let quit = RoomEvent {
+                    room: room(r),
+                    seq: Seq(0),
+                    at,
+                    from: nick(who),
+                    kind: EventKind::Quit {
+                        reason: Some(text("lost with their server")),
+                    },
+                };
+                net.append(quit, "n1", None);
+            }
+            net.pump();
+            net.now = net.now + Millis(3_000);
+        }
+        let raw = net.nodes[0].raw.remove(&c).unwrap_or_default();
+        let quits: Vec<String> = String::from_utf8_lossy(&raw)
+            .split_terminator("\r\n")
+            .filter(|l| l.contains(" QUIT "))
+            .map(|l| {
+                l.split('!')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches(':')
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(quits, gone, "each once, in order");
+        let at_bea = net
+            .recv(0, b)
+            .iter()
+            .filter(
+                |m| matches!(m, ServerMsg::Event(e) if matches!(e.kind, EventKind::Quit { .. })),
+            )
+            .count();
+        assert_eq!(at_bea, 80, "a binary client gets each room's");
     }
 
     #[test]

@@ -57,14 +57,22 @@ pub(super) struct Fanout {
     /// ([`super::dialect::Dialect::user_events_once`]).
     told: Option<FxHashSet<ConnId>>,
     /// In a cluster, where each room's log brings back its own copy of a nick change or quit:
-    /// the last [`LOGGED_USER_WIDE`] such changes (by whom, what and when) and who was told
-    /// of each ([`Hub::user_wide_logged`]).
-    logged: VecDeque<(LoggedKey, FxHashSet<ConnId>)>,
+    /// such changes (by whom, what and when) of the last [`LOGGED_FOR`], [`LOGGED_USER_WIDE`]
+    /// at most, with when the first copy came and who was told of each
+    /// ([`Hub::user_wide_logged`]).
+    logged: VecDeque<(LoggedKey, Millis, FxHashSet<ConnId>)>,
 }
 
-/// How many nick changes and quits from the cluster's room logs are remembered, with who was
-/// told of them: a change's copies from a user's rooms come close together.
-const LOGGED_USER_WIDE: usize = 16;
+/// How many nick changes and quits from the cluster's room logs are remembered at most, with
+/// who was told of them. A change's copies from a user's rooms come close together, but the
+/// quits a reaper writes for the users of a node that is gone come room by room, each room's
+/// all at once: a node of many users is many quits before the next room's copies.
+const LOGGED_USER_WIDE: usize = 128;
+
+/// How long a nick change or quit from the cluster's room logs is remembered: its copies from
+/// the other rooms come within the time their logs take (a reaper's quits, within a listing of
+/// the nodes' leases of each other).
+const LOGGED_FOR: Millis = Millis(30_000);
 
 /// A nick change or quit as it came from a room's log: the user's folded nick, the event, its
 /// time (the same in each of its rooms: one change, one `now`).
@@ -204,25 +212,37 @@ impl Hub {
     pub(super) fn user_wide_logged<R>(
         &mut self,
         key: Option<LoggedKey>,
+        now: Millis,
         f: impl FnOnce(&mut Hub) -> R,
     ) -> R {
         let Some(key) = key else {
             return f(self);
         };
         self.flush_fanout();
-        let seen = self.fanout.logged.iter().position(|(k, _)| *k == key);
-        let told = seen
-            .and_then(|i| self.fanout.logged.remove(i))
-            .map(|(_, told)| told)
-            .unwrap_or_default();
+        let logged = &mut self.fanout.logged;
+        while logged
+            .front()
+            .is_some_and(|(_, first, _)| *first + LOGGED_FOR < now)
+        {
+            logged.pop_front();
+        }
+        let seen = logged.iter().position(|(k, _, _)| *k == key);
+        let (first, told) = seen
+            .and_then(|i| logged.remove(i))
+            .map_or((now, FxHashSet::default()), |(_, first, told)| {
+                (first, told)
+            });
         self.fanout.told = Some(told);
         let r = f(self);
         self.flush_fanout();
         let told = self.fanout.told.take().unwrap_or_default();
-        if self.fanout.logged.len() == LOGGED_USER_WIDE {
-            self.fanout.logged.pop_front();
+        let logged = &mut self.fanout.logged;
+        if logged.len() == LOGGED_USER_WIDE {
+            logged.pop_front();
         }
-        self.fanout.logged.push_back((key, told));
+        // Kept in the order first seen (`first`), so the oldest go first.
+        let at = logged.partition_point(|(_, f, _)| *f <= first);
+        logged.insert(at, (key, first, told));
         r
     }
 
