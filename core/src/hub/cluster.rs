@@ -388,6 +388,9 @@ pub(crate) struct Cluster {
     following: BTreeSet<RoomName>,
     /// Parts, quits and nick changes the room logs refused, to tell again.
     redo: VecDeque<Redo>,
+    /// Refused moves not told again: the nick was no longer this node's by then (see
+    /// [`Hub::redo_membership`]).
+    moves_not_told: u64,
     /// A nick granted to a connection, used by the call that asked for it.
     granted: Option<(ConnId, String)>,
     /// Set while a returned event is delivered: `broadcast` sequences it then.
@@ -819,20 +822,24 @@ impl Hub {
             let folded = r.nick.folded();
             if r.moved {
                 // A session taken over here whose `Moved` the log refused: the node it left
-                // still holds it in the room, and nobody was told it is not there. Only while
-                // the user is here under the same nick (so the nick is this node's and names
-                // nobody else) and still out of the room: that node hears of the move first
-                // (it lets its user go without a word), then everyone but the user of the
-                // part. Back in the room, its join told them; renamed or gone, the nick may
-                // be someone else's now, and the node it left lets it go when its wait for a
-                // resume runs out.
-                let Some(uid) = r.uid.filter(|_| !in_room) else {
+                // still holds it in the room, and nobody was told it is not there. While the
+                // nick is this node's (the user's, or another user's here by now), that node
+                // hears of the move (it lets its user go without a word), and if nobody here
+                // by that nick is in the room, everyone but that user hears the part. Gone
+                // from this node, the nick may be another node's now: the node it left lets
+                // its user go when its wait for a resume runs out.
+                let Some(holder) = self.nicks.get(&self.users, r.nick.folded_key().as_str()) else {
+                    debug!(room = %r.room, nick = %r.nick, "a move the log refused, not told: the nick is not this node's now");
+                    if let Some(cl) = self.cluster.as_mut() {
+                        cl.moves_not_told += 1;
+                    }
                     continue;
                 };
-                if user.is_none_or(|u| u.nick.folded() != folded) {
-                    continue;
-                }
-                debug!(room = %r.room, nick = %r.nick, "a move the log refused, told again");
+                let in_room = self
+                    .rooms
+                    .get(&r.room)
+                    .is_some_and(|room| room.members.contains(&holder));
+                debug!(room = %r.room, nick = %r.nick, in_room, "a move the log refused, told again");
                 let Some(cl) = self.cluster.as_mut() else {
                     return;
                 };
@@ -848,9 +855,12 @@ impl Hub {
                     None,
                     None,
                 );
-                let part = EventKind::Part { reason: None };
-                let no = publish(cl, room, nick, part, now, Skip::User(uid), None, None, None);
-                cl.published.set_member(no, r);
+                if !in_room {
+                    let part = EventKind::Part { reason: None };
+                    let skip = Skip::User(holder);
+                    let no = publish(cl, room, nick, part, now, skip, None, None, None);
+                    cl.published.set_member(no, r);
+                }
                 continue;
             }
             // A user of another node goes by that nick in the room now (the nick was freed and
