@@ -3666,3 +3666,58 @@ fn refused_names_are_echoed_without_control_characters() {
         }
     }
 }
+
+#[test]
+fn a_join_on_another_device_reaches_an_irc_client_with_history_worded_as_history() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("said before"),
+        },
+    );
+    let (plain, _) = sasl_client(&mut n, "alice", "");
+    let (timed, _) = sasl_client(&mut n, "alice", "server-time batch");
+    n.settle(&[a, b, plain, timed]);
+    // alice joins #x on her natter client: her IRC devices join too.
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    // Without server-time an IRC client cannot tell old lines from new: bob's join and line,
+    // long over, would read as happening now.
+    let l = n.lines(plain);
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter JOIN #x"),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter().any(|l| l.starts_with(":bob!")),
+        "history came as live lines: {l:?}"
+    );
+    // With server-time the line said comes in a chathistory batch; bob's join does not.
+    let l = n.lines(timed);
+    let from_bob: Vec<&String> = l.iter().filter(|l| l.contains(":bob!")).collect();
+    assert_eq!(from_bob.len(), 1, "{l:?}");
+    assert!(
+        from_bob[0].starts_with("@batch=") && from_bob[0].ends_with("PRIVMSG #x :said before"),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" BATCH +") && l.ends_with("chathistory #x")),
+        "{l:?}"
+    );
+    // What comes next is live again.
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(2),
+            text: text("said now"),
+        },
+    );
+    assert_eq!(n.lines(plain), [":bob!bob@natter PRIVMSG #x :said now"]);
+}

@@ -359,9 +359,19 @@ impl Hub {
         let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
         on.insert(0, conn);
         for c in on {
+            // Another device runs no JOIN of its own: its dialect takes this one as if it did,
+            // so that the history replayed with it is worded as history (IRC: in a chathistory
+            // batch with server-time, else not at all), as a clustered join's is.
+            let other = c != conn;
+            if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.late_join(&room);
+            }
             self.entered_on(c, &room, seq, !quiet);
             if quiet {
                 self.crowd_size_to(c, &room);
+            }
+            if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.late_done(false);
             }
         }
         // Back after a restart: what it sees from now on, its own events tell.

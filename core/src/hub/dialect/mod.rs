@@ -160,7 +160,8 @@ pub(crate) trait Dialect {
     }
 
     /// A join this connection asked for is answered now, after the line that asked for it
-    /// ended (in a cluster a join completes when its event comes back through the room's log):
+    /// ended (in a cluster a join completes when its event comes back through the room's log),
+    /// or a join no line of this connection's asked for (another device of its account joined):
     /// until [`Dialect::late_done`], what comes is that join's answer, worded as if its
     /// line were still running (IRC: the history replayed with it, and the line's command and
     /// label when [`Dialect::read_done`] kept it).
