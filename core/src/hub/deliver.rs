@@ -77,6 +77,8 @@ struct Live {
     /// Its number in the store's batch (0: none).
     no: u64,
     signed_in: bool,
+    /// A join's: the joiner's standing in the room ([`Hub::standing`]).
+    standing: &'static str,
     /// The connection a say or action came from.
     sender: Option<ConnId>,
 }
@@ -149,6 +151,12 @@ impl Hub {
         let signed_in = uid
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.account().is_some());
+        // A join of an operator or a voiced member: IRC nick lists learn it from a MODE line.
+        let standing = if matches!(ev.kind, EventKind::Join) {
+            self.standing(room, &ev.from)
+        } else {
+            ""
+        };
         if let Some(r) = self.rooms.get_mut(room) {
             r.record(
                 Stored::new(seq, &frame, no),
@@ -172,6 +180,7 @@ impl Hub {
             frame,
             no,
             signed_in,
+            standing,
             sender,
         });
         if may_wait && self.fanout.events.len() < FANOUT_EVENTS_MAX {
@@ -275,7 +284,11 @@ impl Hub {
         let evs: SmallVec<[EventRef<'_>; 4]> = events
             .drain(..)
             .zip(&frames)
-            .map(|(l, frame)| EventRef::new(l.ev, frame).signed_in(l.signed_in))
+            .map(|(l, frame)| {
+                EventRef::new(l.ev, frame)
+                    .signed_in(l.signed_in)
+                    .standing(l.standing)
+            })
             .collect();
         let Some(r) = rooms.get_mut(room) else {
             return;

@@ -3721,3 +3721,79 @@ fn a_join_on_another_device_reaches_an_irc_client_with_history_worded_as_history
     );
     assert_eq!(n.lines(plain), [":bob!bob@natter PRIVMSG #x :said now"]);
 }
+
+#[test]
+fn an_operator_or_voiced_member_joining_is_followed_by_its_mode_for_irc_nick_lists() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let c = registered(&mut n, "carol");
+    let d = n.bin("dave");
+    for x in [a, c, d] {
+        n.send_bin(x, &ClientMsg::Join { room: room("#q") });
+    }
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#q"),
+            action: ModAction::Register,
+        },
+    );
+    for action in [
+        ModAction::Op(nick("carol")),
+        ModAction::Voice(nick("carol")),
+        ModAction::Voice(nick("dave")),
+    ] {
+        n.send_bin(
+            a,
+            &ClientMsg::Moderate {
+                room: room("#q"),
+                action,
+            },
+        );
+    }
+    for x in [c, d] {
+        n.send_bin(
+            x,
+            &ClientMsg::Part {
+                room: room("#q"),
+                reason: None,
+            },
+        );
+    }
+    let b = n.client("bob", &[]);
+    let t = n.client("tom", &["message-tags", "server-time"]);
+    n.send(b, &["JOIN #q"]);
+    n.send(t, &["JOIN #q"]);
+    n.settle(&[a, c, d, b, t]);
+    // carol (an operator, voiced) and dave (voiced) come back: IRC clients add them to their
+    // nick lists as what they are, not as plain members (NAMES would say `@carol`, `+dave`).
+    n.send_bin(c, &ClientMsg::Join { room: room("#q") });
+    n.send_bin(d, &ClientMsg::Join { room: room("#q") });
+    assert_eq!(
+        n.lines(b),
+        [
+            ":carol!carol@natter JOIN #q",
+            ":natter.irc MODE #q +ov carol carol",
+            ":dave!dave@natter JOIN #q",
+            ":natter.irc MODE #q +v dave",
+        ]
+    );
+    // The MODE line is the server's, not the event: it has its time but not the JOIN's msgid.
+    let l = n.lines(t);
+    assert_eq!(l.len(), 4, "{l:?}");
+    assert!(
+        l[0].contains("msgid=q/") && l[0].ends_with(":carol!carol@natter JOIN #q"),
+        "{l:?}"
+    );
+    assert!(
+        l[1].starts_with("@time=")
+            && !l[1].contains("msgid")
+            && l[1].ends_with(" MODE #q +ov carol carol"),
+        "{l:?}"
+    );
+    // A plain member's join is a JOIN alone.
+    let e = n.bin("eve");
+    n.send_bin(e, &ClientMsg::Join { room: room("#q") });
+    assert_eq!(n.lines(b), [":eve!eve@natter JOIN #q"]);
+}

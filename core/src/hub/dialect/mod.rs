@@ -596,6 +596,9 @@ pub(crate) struct EventRef<'a> {
     /// The sender is signed in to the account of its nick (IRC's `account-tag`); known for
     /// live events only: history does not record it.
     signed_in: bool,
+    /// A live join's: the joiner's standing in the room (`@` an operator, `+` voiced, `@+`
+    /// both, empty otherwise), which IRC nick lists learn from `MODE` lines.
+    standing: &'static str,
 }
 
 impl<'a> EventRef<'a> {
@@ -606,6 +609,7 @@ impl<'a> EventRef<'a> {
             shared: None,
             event: OnceCell::new(),
             signed_in: false,
+            standing: "",
         }
     }
 
@@ -616,6 +620,7 @@ impl<'a> EventRef<'a> {
             shared: Some(frame),
             event: OnceCell::from(Some(event)),
             signed_in: false,
+            standing: "",
         }
     }
 
@@ -628,6 +633,17 @@ impl<'a> EventRef<'a> {
     /// Whether the sender is signed in to the account of its nick (live events only).
     pub(crate) fn by_account(&self) -> bool {
         self.signed_in
+    }
+
+    /// The same, from a joiner with this standing in the room (`Hub::standing`).
+    pub(crate) fn standing(mut self, standing: &'static str) -> EventRef<'a> {
+        self.standing = standing;
+        self
+    }
+
+    /// A live join's joiner's standing in the room: `@`, `+`, `@+` or empty.
+    pub(crate) fn joiner_standing(&self) -> &'static str {
+        self.standing
     }
 
     /// The frame (`ServerMsg::Event`, length-prefixed), as bytes to send: the live event's

@@ -275,7 +275,7 @@ impl Dialect for Irc {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
-        self.event_words(ev.event()?, form, ev.by_account())
+        self.event_words(ev.event()?, form, ev.by_account(), ev.joiner_standing())
     }
 
     fn echoes_own(&self) -> bool {

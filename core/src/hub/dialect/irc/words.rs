@@ -1055,8 +1055,15 @@ impl Irc {
     }
 
     /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
-    /// its sender is signed in to the account of its nick.
-    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form, signed_in: bool) -> Option<Bytes> {
+    /// its sender is signed in to the account of its nick; `standing`: a join's joiner's in
+    /// the room (`@`, `+`, `@+` or empty).
+    pub(super) fn event_words(
+        &self,
+        ev: &RoomEvent,
+        form: Form,
+        signed_in: bool,
+        standing: &str,
+    ) -> Option<Bytes> {
         if ev.kind == EventKind::Moved {
             // A member's session moved to another server of the cluster: nothing to say.
             return None;
@@ -1099,6 +1106,8 @@ impl Irc {
         };
         let src = names::source(&ev.from);
         let room = ev.room.as_str();
+        // Lines the server adds after the event's own carry no msgid: it names that one.
+        let added = tags.clone();
         let tags = match &msgid {
             Some(id)
                 if !matches!(
@@ -1127,17 +1136,24 @@ impl Irc {
                     How::Notice,
                 );
             }
-            EventKind::Join if form.0 & F_EXTJOIN != 0 => {
-                let account = if signed_in { ev.from.as_str() } else { "*" };
-                l.from(
-                    &tags,
-                    &src,
-                    "JOIN",
-                    &[room, account, ev.from.as_str()],
-                    true,
-                );
+            EventKind::Join => {
+                if form.0 & F_EXTJOIN != 0 {
+                    let account = if signed_in { ev.from.as_str() } else { "*" };
+                    let params = [room, account, ev.from.as_str()];
+                    l.from(&tags, &src, "JOIN", &params, true);
+                } else {
+                    l.from(&tags, &src, "JOIN", &[room], false);
+                }
+                // An operator or voiced member joining: nick lists learn its standing as from
+                // a services bot's auto-op, the server's MODE after the JOIN.
+                let nick = ev.from.as_str();
+                match standing {
+                    "@+" => l.from(&added, SERVER, "MODE", &[room, "+ov", nick, nick], false),
+                    "@" => l.from(&added, SERVER, "MODE", &[room, "+o", nick], false),
+                    "+" => l.from(&added, SERVER, "MODE", &[room, "+v", nick], false),
+                    _ => {}
+                }
             }
-            EventKind::Join => l.from(&tags, &src, "JOIN", &[room], false),
             EventKind::Part { reason } => match reason {
                 Some(r) => l.from(&tags, &src, "PART", &[room, r.as_str()], true),
                 None => l.from(&tags, &src, "PART", &[room], false),
