@@ -3797,3 +3797,28 @@ fn an_operator_or_voiced_member_joining_is_followed_by_its_mode_for_irc_nick_lis
     n.send_bin(e, &ClientMsg::Join { room: room("#q") });
     assert_eq!(n.lines(b), [":eve!eve@natter JOIN #q"]);
 }
+
+#[test]
+fn a_kick_or_mode_naming_several_nicks_refuses_each_by_its_own_nick() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    // Both are here, neither is in #r.
+    n.client("kim", &[]);
+    n.client("lou", &[]);
+    n.send(c, &["KICK #r kim,lou :go"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 441 alice kim #r :They aren't on that channel",
+            ":natter.irc 441 alice lou #r :They aren't on that channel",
+        ]
+    );
+    n.advance(2_000);
+    // Nobody is called either.
+    n.send(c, &["MODE #r +oo kit lux"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 401 alice kit :"), "{l:?}");
+    assert!(l[1].starts_with(":natter.irc 401 alice lux :"), "{l:?}");
+    n.lines(b);
+}

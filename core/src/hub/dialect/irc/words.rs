@@ -633,7 +633,14 @@ impl Irc {
                     && !detail.starts_with("you are not")
                     && !detail.starts_with("there is no room") =>
             {
-                let nick = self.running.as_ref().map_or("*", |r| r.target.as_str());
+                // The hub's words name the nick (`kim is not in #r`): a KICK of several
+                // refuses each by its own.
+                let suffix = format!(" is not in {r}");
+                let nick = detail
+                    .strip_suffix(suffix.as_str())
+                    .filter(|n| Nick::new(n).is_ok())
+                    .or_else(|| self.running.as_ref().map(|r| r.target.as_str()))
+                    .unwrap_or("*");
                 l.num(
                     ERR_USERNOTINCHANNEL,
                     &[nick, r.as_str()],
@@ -708,10 +715,12 @@ impl Irc {
                 );
             }
             (ErrorKind::NoSuchNick, Re::Room(_) | Re::Conn) => {
-                let named = self
-                    .running
-                    .as_ref()
-                    .map(|r| r.target.as_str())
+                // The hub's words name the nick (`nobody is called kim`): a KICK or MODE naming
+                // several refuses each by its own; else the one the line named first.
+                let named = detail
+                    .strip_prefix("nobody is called ")
+                    .filter(|n| Nick::new(n).is_ok())
+                    .or_else(|| self.running.as_ref().map(|r| r.target.as_str()))
                     .filter(|t| !t.is_empty() && !t.contains(' '))
                     .unwrap_or("*");
                 l.num(ERR_NOSUCHNICK, &[named], detail);
