@@ -3822,3 +3822,50 @@ fn a_kick_or_mode_naming_several_nicks_refuses_each_by_its_own_nick() {
     assert!(l[1].starts_with(":natter.irc 401 alice lux :"), "{l:?}");
     n.lines(b);
 }
+
+#[test]
+fn a_voiced_guest_keeps_its_voice_through_a_nick_change_as_on_irc() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    for action in [
+        ModAction::Voice(nick("bob")),
+        ModAction::Mode(crate::moderation::ModeChange::Moderated(true)),
+    ] {
+        n.send_bin(
+            a,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action,
+            },
+        );
+    }
+    n.settle(&[a, b, c]);
+    // IRC clients carry bob's `+` over to bob2 when they see the NICK: so does the room.
+    n.send(b, &["NICK bob2", "PRIVMSG #r :still voiced"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":bob!bob@natter NICK :bob2",
+            ":bob2!bob2@natter PRIVMSG #r :still voiced"
+        ]
+    );
+    let policy = n.recv(a).into_iter().rev().find_map(|m| match m {
+        ServerMsg::Policy { voiced, .. } => Some(voiced),
+        _ => None,
+    });
+    assert_eq!(
+        policy,
+        Some(vec![nick("bob2")]),
+        "natter clients learn it too"
+    );
+    n.send(c, &["NAMES #r"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 353 ").ends_with(" :@alice +bob2"), "{l:?}");
+    // The nick it left gives whoever takes it no voice.
+    let d = n.client("bob", &[]);
+    n.send(d, &["JOIN #r", "PRIVMSG #r :me too?"]);
+    let l = n.lines(d);
+    assert!(find(&l, " 353 ").ends_with(" :@alice +bob2 bob"), "{l:?}");
+    assert_eq!(numerics(&l).last(), Some(&"404"), "{l:?}");
+}

@@ -1147,6 +1147,41 @@ impl Hub {
         self.policy_to_members(room);
     }
 
+    /// A guest voiced by nick keeps its voice when it changes nick from `old` to `nick`, as
+    /// on IRC, where modes belong to the person (and IRC clients carry the `+` over to the new
+    /// nick when they see the `NICK`); the nick it left, free now, no longer speaks for
+    /// whoever takes it next. No event: the nick change says it. Members get the new settings.
+    pub(super) fn carry_voice(&mut self, rooms: &[RoomName], old: &Nick, nick: &Nick) {
+        if old.folded() == nick.folded() {
+            return;
+        }
+        for room in rooms {
+            let Some(p) = self
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.policy.as_deref_mut())
+            else {
+                continue;
+            };
+            let Some(at) = p.voiced.iter().position(|v| v.folded() == old.folded()) else {
+                continue;
+            };
+            if p.voiced.iter().any(|v| v.folded() == nick.folded()) {
+                p.voiced.remove(at);
+            } else {
+                p.voiced[at] = nick.clone();
+            }
+            let policy = Some(p.clone());
+            self.record(Write::RoomPolicy {
+                room: room.clone(),
+                policy,
+            });
+            self.cluster_room_edit(room, PolicyEdit::Devoice(old.clone()));
+            self.cluster_room_edit(room, PolicyEdit::Voice(nick.clone()));
+            self.policy_to_members(room);
+        }
+    }
+
     /// `room`'s members on this node (none if there is no such room), to go through while
     /// changing the hub.
     pub(super) fn members_here(&self, room: &RoomName) -> Vec<UserId> {

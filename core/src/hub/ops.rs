@@ -827,6 +827,7 @@ impl Hub {
                 hub.broadcast(room, old.clone(), kind, now, skip, None);
             }
         });
+        self.carry_voice(rooms, old, nick);
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));
