@@ -3869,3 +3869,31 @@ fn a_voiced_guest_keeps_its_voice_through_a_nick_change_as_on_irc() {
     assert!(find(&l, " 353 ").ends_with(" :@alice +bob2 bob"), "{l:?}");
     assert_eq!(numerics(&l).last(), Some(&"404"), "{l:?}");
 }
+
+#[test]
+fn whois_marks_the_channels_where_the_user_is_an_operator_or_voiced() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    n.send(b, &["JOIN #plain"]);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("bob")),
+        },
+    );
+    n.settle(&[a, b, c]);
+    // RFC 2812's 319: `@` or `+` before each channel, as NAMES marks the nick there.
+    n.send(c, &["WHOIS alice", "WHOIS bob"]);
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l == ":natter.irc 319 alice alice :@#r"),
+        "{l:?}"
+    );
+    let bobs = find(&l, " 319 alice bob ");
+    assert!(
+        bobs.ends_with(" :+#r #plain") || bobs.ends_with(" :#plain +#r"),
+        "{l:?}"
+    );
+}

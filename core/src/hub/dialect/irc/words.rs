@@ -813,11 +813,22 @@ impl Irc {
                     &format!("natter user {how}"),
                 );
                 if !w.rooms.is_empty() {
-                    l.num_list(
-                        RPL_WHOISCHANNELS,
-                        &[n],
-                        w.rooms.iter().map(RoomName::as_str),
-                    );
+                    // `@#room`, `+#room` as NAMES marks the nick there (the highest only
+                    // without multi-prefix).
+                    let multi = self.caps.has(Cap::MultiPrefix);
+                    let marked: Vec<String> = w
+                        .rooms
+                        .iter()
+                        .map(|(room, mark)| {
+                            let mark = if multi {
+                                mark
+                            } else {
+                                &mark[..mark.len().min(1)]
+                            };
+                            format!("{mark}{room}")
+                        })
+                        .collect();
+                    l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
                 l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
                 if let Some(account) = &w.account {
