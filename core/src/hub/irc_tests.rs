@@ -23,6 +23,8 @@ struct Net {
     stored: Vec<RoomEvent>,
     /// ... and who is in each room, by room and folded nick.
     present: std::collections::BTreeMap<(RoomName, String), Nick>,
+    /// ... and the read markers written, by account and room.
+    markers: Vec<(Nick, RoomName, Seq)>,
     /// The store's history reads asked so far.
     reads: usize,
     /// The store fails every read.
@@ -53,6 +55,7 @@ impl Net {
             events: Vec::new(),
             stored: Vec::new(),
             present: Default::default(),
+            markers: Vec::new(),
             reads: 0,
             store_fails: false,
             hold_reads: false,
@@ -78,6 +81,9 @@ impl Net {
                         }
                     }
                     crate::persist::Write::PresenceReset => self.present.clear(),
+                    crate::persist::Write::ReadMarker { account, room, seq } => {
+                        self.markers.push((account.clone(), room.clone(), *seq));
+                    }
                     _ => {}
                 }
             }
@@ -3895,5 +3901,51 @@ fn whois_marks_the_channels_where_the_user_is_an_operator_or_voiced() {
     assert!(
         bobs.ends_with(" :+#r #plain") || bobs.ends_with(" :#plain +#r"),
         "{l:?}"
+    );
+}
+
+#[test]
+fn an_irc_account_has_read_its_rooms_when_the_server_shuts_down() {
+    // An IRC connection was shown its rooms live and cannot say what it read: when it closes,
+    // its account has read them up to then. A shutdown closes it too: else, signed in again
+    // after the restart, the client got those lines again as what it missed.
+    let mut n = Net::with(Config {
+        durable: true,
+        ..Net::new().hub.config().clone()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let (c, _) = sasl_client(&mut n, "alice", "server-time");
+    n.send_bin(a, &ClientMsg::SignOut);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("seen live"),
+        },
+    );
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l.ends_with("PRIVMSG #x :seen live")),
+        "{l:?}"
+    );
+    let latest = n.stored.iter().map(|e| e.seq).max().unwrap();
+    n.markers.clear();
+    n.hub.shutdown(n.now);
+    n.pump();
+    // The server closes each connection it was told to.
+    for conn in [a, b, c] {
+        n.hub.handle_close(conn, n.now);
+    }
+    n.pump();
+    assert!(
+        n.markers
+            .iter()
+            .any(|(who, r, seq)| who.as_str() == "alice" && r == &room("#x") && *seq == latest),
+        "{:?}",
+        n.markers
     );
 }
