@@ -3949,3 +3949,29 @@ fn an_irc_account_has_read_its_rooms_when_the_server_shuts_down() {
         n.markers
     );
 }
+
+#[test]
+fn an_away_user_joining_is_followed_by_its_away_for_away_notify() {
+    // IRCv3 away-notify: clients are sent an AWAY "when a user joins and has an away message
+    // set" (and none for one who has not).
+    let mut n = Net::new();
+    let w = n.client("watcher", &["away-notify"]);
+    let p = n.client("plain", &[]);
+    n.send(w, &["JOIN #a"]);
+    n.send(p, &["JOIN #a"]);
+    let g = n.client("gone", &[]);
+    n.send(g, &["AWAY :out to lunch"]);
+    n.settle(&[w, p, g]);
+    n.send(g, &["JOIN #a"]);
+    assert_eq!(
+        n.lines(w),
+        [
+            ":gone!gone@natter JOIN #a",
+            ":gone!gone@natter AWAY :out to lunch"
+        ]
+    );
+    assert_eq!(n.lines(p), [":gone!gone@natter JOIN #a"]);
+    let here = n.client("here", &[]);
+    n.send(here, &["JOIN #a"]);
+    assert_eq!(n.lines(w), [":here!here@natter JOIN #a"]);
+}

@@ -596,9 +596,19 @@ pub(crate) struct EventRef<'a> {
     /// The sender is signed in to the account of its nick (IRC's `account-tag`); known for
     /// live events only: history does not record it.
     signed_in: bool,
-    /// A live join's: the joiner's standing in the room (`@` an operator, `+` voiced, `@+`
-    /// both, empty otherwise), which IRC nick lists learn from `MODE` lines.
-    standing: &'static str,
+    /// A live join's: what members' clients learn of the joiner besides its join.
+    joiner: Joiner,
+}
+
+/// What a live join tells of the joiner besides the join itself, found once per broadcast:
+/// IRC words it as lines after the `JOIN` (nick lists and away states are kept by clients
+/// from lines, not asked for again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Joiner {
+    /// Its standing in the room: `@` an operator, `+` voiced, `@+` both, empty otherwise.
+    pub(crate) standing: &'static str,
+    /// Its away message, if it is away.
+    pub(crate) away: Option<crate::types::Text>,
 }
 
 impl<'a> EventRef<'a> {
@@ -609,7 +619,7 @@ impl<'a> EventRef<'a> {
             shared: None,
             event: OnceCell::new(),
             signed_in: false,
-            standing: "",
+            joiner: Joiner::default(),
         }
     }
 
@@ -620,7 +630,7 @@ impl<'a> EventRef<'a> {
             shared: Some(frame),
             event: OnceCell::from(Some(event)),
             signed_in: false,
-            standing: "",
+            joiner: Joiner::default(),
         }
     }
 
@@ -635,15 +645,15 @@ impl<'a> EventRef<'a> {
         self.signed_in
     }
 
-    /// The same, from a joiner with this standing in the room (`Hub::standing`).
-    pub(crate) fn standing(mut self, standing: &'static str) -> EventRef<'a> {
-        self.standing = standing;
+    /// The same, a live join of `joiner`.
+    pub(crate) fn joiner(mut self, joiner: Joiner) -> EventRef<'a> {
+        self.joiner = joiner;
         self
     }
 
-    /// A live join's joiner's standing in the room: `@`, `+`, `@+` or empty.
-    pub(crate) fn joiner_standing(&self) -> &'static str {
-        self.standing
+    /// A live join's joiner as it is now (nothing for any other event).
+    pub(crate) fn joined_as(&self) -> &Joiner {
+        &self.joiner
     }
 
     /// The frame (`ServerMsg::Event`, length-prefixed), as bytes to send: the live event's

@@ -50,6 +50,8 @@ const F_TAGS: u8 = 2;
 const F_ACCOUNT: u8 = 16;
 /// Form bits: JOIN lines with the account and real name (extended-join).
 const F_EXTJOIN: u8 = 32;
+/// Form bits: an `AWAY` line after the JOIN of someone away (away-notify).
+const F_AWAY: u8 = 64;
 /// Form state (two bits): a live event any member with the same capabilities shares.
 const S_LIVE: u8 = 0;
 /// Form state: an answer to this connection's labeled line (its echo): tagged with the label.
@@ -195,6 +197,9 @@ impl Irc {
         if self.caps.has(Cap::ExtendedJoin) {
             f |= F_EXTJOIN;
         }
+        if self.caps.has(Cap::AwayNotify) {
+            f |= F_AWAY;
+        }
         f
     }
 
@@ -275,7 +280,7 @@ impl Dialect for Irc {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
-        self.event_words(ev.event()?, form, ev.by_account(), ev.joiner_standing())
+        self.event_words(ev.event()?, form, ev.by_account(), ev.joined_as())
     }
 
     fn echoes_own(&self) -> bool {

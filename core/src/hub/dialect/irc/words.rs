@@ -9,11 +9,11 @@ use super::names::{self, NETWORK, SERVER};
 use super::numeric::*;
 use super::time;
 use super::{
-    F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+    F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
 };
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
-use crate::hub::dialect::{Form, Note, Reply};
+use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
@@ -1075,14 +1075,14 @@ impl Irc {
     }
 
     /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
-    /// its sender is signed in to the account of its nick; `standing`: a join's joiner's in
-    /// the room (`@`, `+`, `@+` or empty).
+    /// its sender is signed in to the account of its nick; `joiner`: a live join's joiner as
+    /// it is now.
     pub(super) fn event_words(
         &self,
         ev: &RoomEvent,
         form: Form,
         signed_in: bool,
-        standing: &str,
+        joiner: &Joiner,
     ) -> Option<Bytes> {
         if ev.kind == EventKind::Moved {
             // A member's session moved to another server of the cluster: nothing to say.
@@ -1167,11 +1167,15 @@ impl Irc {
                 // An operator or voiced member joining: nick lists learn its standing as from
                 // a services bot's auto-op, the server's MODE after the JOIN.
                 let nick = ev.from.as_str();
-                match standing {
+                match joiner.standing {
                     "@+" => l.from(&added, SERVER, "MODE", &[room, "+ov", nick, nick], false),
                     "@" => l.from(&added, SERVER, "MODE", &[room, "+o", nick], false),
                     "+" => l.from(&added, SERVER, "MODE", &[room, "+v", nick], false),
                     _ => {}
+                }
+                // IRCv3 away-notify: an AWAY after the JOIN of someone away.
+                if let Some(away) = joiner.away.as_ref().filter(|_| form.0 & F_AWAY != 0) {
+                    l.from(&added, &src, "AWAY", &[away.as_str()], true);
                 }
             }
             EventKind::Part { reason } => match reason {
