@@ -3975,3 +3975,35 @@ fn an_away_user_joining_is_followed_by_its_away_for_away_notify() {
     n.send(here, &["JOIN #a"]);
     assert_eq!(n.lines(w), [":here!here@natter JOIN #a"]);
 }
+
+#[test]
+fn multi_prefix_marks_an_operator_who_is_voiced_too_in_names_and_who() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("alice")),
+        },
+    );
+    let m = n.client("multi", &["multi-prefix"]);
+    n.send(m, &["JOIN #r"]);
+    n.settle(&[a, b, c, m]);
+    // IRCv3 multi-prefix: every prefix, in NAMES and in WHO's flags.
+    n.send(m, &["NAMES #r", "WHO #r"]);
+    let l = n.lines(m);
+    assert!(find(&l, " 353 ").contains("@+alice"), "{l:?}");
+    assert!(
+        find(&l, " 352 multi #r alice ").contains(" alice H@+ :0 "),
+        "{l:?}"
+    );
+    // Without it, the highest only.
+    n.send(b, &["WHO #r"]);
+    let l = n.lines(b);
+    assert!(
+        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        "{l:?}"
+    );
+}

@@ -861,14 +861,14 @@ impl Irc {
                 }
                 _ => {
                     for p in users {
-                        who_line(l, "*", p);
+                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix));
                     }
                     l.num(RPL_ENDOFWHO, &[&target], "End of WHO list");
                 }
             },
             Info::Who { room, members } => {
                 for p in members {
-                    who_line(l, room.as_str(), p);
+                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix));
                 }
                 let end = if members.len() >= MAX_MEMBERS_LISTED {
                     format!("End of WHO list (at most {MAX_MEMBERS_LISTED} members are listed)")
@@ -1241,12 +1241,16 @@ impl Irc {
     }
 }
 
-/// A `352` line for `p` in `channel`.
-fn who_line(l: &mut Lines, channel: &str, p: &Present) {
+/// A `352` line for `p` in `channel`; `multi`: every prefix (multi-prefix), else the highest.
+fn who_line(l: &mut Lines, channel: &str, p: &Present, multi: bool) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
-    // The highest standing only: clients that asked for multi-prefix read one as well.
-    let flags = format!("{away}{}", &p.mark[..p.mark.len().min(1)]);
+    let mark = if multi {
+        p.mark
+    } else {
+        &p.mark[..p.mark.len().min(1)]
+    };
+    let flags = format!("{away}{mark}");
     let flags = flags.as_str();
     l.num(
         RPL_WHOREPLY,
