@@ -2383,9 +2383,6 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.send(c, &["MODE #r"]);
     assert_eq!(numerics(&n.lines(c)), ["324"]);
     n.advance(1_000);
-    n.send(c, &["INVITE bob #R"]);
-    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
-    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
     n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
@@ -2394,6 +2391,10 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.advance(1_000);
     n.send(c, &["KICK #r bob :out"]);
     assert_eq!(n.lines(b), [":alice!alice@natter KICK #r bob :out"]);
+    n.lines(c);
+    n.send(c, &["INVITE bob #R"]);
+    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
     n.send(b, &["JOIN #r", "PART #r"]);
     let l = n.lines(b);
     assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
@@ -4006,4 +4007,17 @@ fn multi_prefix_marks_an_operator_who_is_voiced_too_in_names_and_who() {
         find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
         "{l:?}"
     );
+}
+
+#[test]
+fn inviting_someone_already_in_the_channel_is_443() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    // RFC 2812 and the Modern docs: a server MUST refuse it with ERR_USERONCHANNEL.
+    n.send(c, &["INVITE bob #r"]);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc 443 alice bob #r :is already on channel"]
+    );
+    assert_eq!(n.lines(b), Vec::<String>::new());
 }

@@ -35,6 +35,10 @@ const MAX_SERVER_BANS: usize = 1000;
 /// Why someone may not do something in a room: an error kind and its words.
 type Refusal = (ErrorKind, String);
 
+/// The words between the nick and the room when an invitation names someone in the room
+/// already (IRC answers `443` for them).
+pub(crate) const ALREADY_IN: &str = " is already in ";
+
 impl Hub {
     /// Runs an operator's action.
     pub(super) fn moderate(
@@ -366,6 +370,10 @@ impl Hub {
                     Err(_) if self.cluster.is_some() => (None, nick),
                     Err(e) => return Err(e),
                 };
+                // Nothing to let in (IRC refuses it: ERR_USERONCHANNEL).
+                if target.is_some_and(|t| self.member_of(t, room)) {
+                    return Err((ErrorKind::Invalid, format!("{tnick}{ALREADY_IN}{room}")));
+                }
                 let Some(r) = self.rooms.get_mut(room) else {
                     return Err(gone());
                 };

@@ -73,6 +73,7 @@ pub(super) const ERR_NONICKNAMEGIVEN: &str = "431";
 pub(super) const ERR_ERRONEUSNICKNAME: &str = "432";
 pub(super) const ERR_NICKNAMEINUSE: &str = "433";
 pub(super) const ERR_USERNOTINCHANNEL: &str = "441";
+pub(super) const ERR_USERONCHANNEL: &str = "443";
 pub(super) const ERR_NOTONCHANNEL: &str = "442";
 pub(super) const ERR_NOTREGISTERED: &str = "451";
 pub(super) const ERR_NOPRIVILEGES: &str = "481";

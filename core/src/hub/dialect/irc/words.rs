@@ -14,6 +14,7 @@ use super::{
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
+use crate::hub::moderate::ALREADY_IN;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
@@ -645,6 +646,17 @@ impl Irc {
                     ERR_USERNOTINCHANNEL,
                     &[nick, r.as_str()],
                     "They aren't on that channel",
+                );
+            }
+            // INVITE of someone in the channel already.
+            (ErrorKind::Invalid, Re::Room(r))
+                if verb == "INVITE" && detail.ends_with(&format!("{ALREADY_IN}{r}")) =>
+            {
+                let nick = detail.split(' ').next().unwrap_or("*");
+                l.num(
+                    ERR_USERONCHANNEL,
+                    &[nick, r.as_str()],
+                    "is already on channel",
                 );
             }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
