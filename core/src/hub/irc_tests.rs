@@ -4021,3 +4021,19 @@ fn inviting_someone_already_in_the_channel_is_443() {
     );
     assert_eq!(n.lines(b), Vec::<String>::new());
 }
+
+#[test]
+fn a_labeled_pong_is_acknowledged() {
+    // labeled-response: "Servers MUST respond with a labeled ACK message when a client sends
+    // a labeled command that normally produces no response", the spec's example a PONG.
+    let mut n = Net::new();
+    let c = n.client("lab", &["labeled-response", "batch"]);
+    n.send(c, &["@label=abc PONG :foobar"]);
+    assert_eq!(n.lines(c), ["@label=abc :natter.irc ACK"]);
+    // Unlabeled, or from a client without the capability, it is answered by nothing.
+    n.send(c, &["PONG :foobar"]);
+    assert_eq!(n.lines(c), Vec::<String>::new());
+    let p = n.client("plain", &[]);
+    n.send(p, &["@label=abc PONG :foobar"]);
+    assert_eq!(n.lines(p), Vec::<String>::new());
+}

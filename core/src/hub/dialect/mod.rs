@@ -387,8 +387,9 @@ pub(crate) enum Step {
     },
     /// A request; it costs a flood-control token and runs in order.
     Request(Request),
-    /// The answer to a keepalive ping (costs nothing).
-    Pong,
+    /// The answer to a keepalive ping (costs nothing), with what to send back at once if
+    /// anything (IRC: a labeled `PONG`'s `ACK`).
+    Pong(Option<Bytes>),
     /// A limit was hit but the connection goes on: logged once, and the peer is told.
     Limit {
         /// Which.

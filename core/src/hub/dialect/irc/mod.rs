@@ -227,8 +227,9 @@ impl Dialect for Irc {
         self.reader.feed(data, |r| reads.push(r));
         for r in reads {
             steps.push(match r {
-                // A keepalive answer costs nothing and needs no reading.
-                Read::Line(line) if is_pong(&line) => Step::Pong,
+                // A keepalive answer costs nothing and needs no reading (a labeled one is
+                // acknowledged, as labeled-response asks of a line with no answer).
+                Read::Line(line) if is_pong(&line) => Step::Pong(self.pong_ack(&line)),
                 Read::Line(line) => Step::Request(Request::Line(line)),
                 Read::TooLong => Step::Limit {
                     limit: Limit::Line,

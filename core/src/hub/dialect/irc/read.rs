@@ -16,8 +16,9 @@ use bytes::Bytes;
 
 /// Commands whose answer is one line (or none): a label is put on it, or an `ACK` sent. Every
 /// other labeled command is answered in a `labeled-response` batch.
-const ONE_REPLY: [&str; 10] = [
-    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "AWAY", "ISON", "USERHOST", "TIME", "VERSION", "TOPIC",
+const ONE_REPLY: [&str; 11] = [
+    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "PONG", "AWAY", "ISON", "USERHOST", "TIME", "VERSION",
+    "TOPIC",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -234,6 +235,25 @@ impl Irc {
             return self.kept.replace(running).and_then(|k| close(k, false));
         }
         close(running, answered)
+    }
+
+    /// The `ACK` a `PONG` (`line`) gets when it is labeled for a client with labeled-response.
+    pub(super) fn pong_ack(&self, line: &str) -> Option<Bytes> {
+        let msg = Message::parse(line)?;
+        let Label::Single(label) = self.label_of(&msg, "PONG") else {
+            return None;
+        };
+        let running = Running {
+            verb: "PONG".into(),
+            label: Label::Single(label),
+            sent: Vec::new(),
+            target: String::new(),
+            modes_asked: false,
+            reason: None,
+            number: self.lines,
+            answered: false,
+        };
+        close(running, false)
     }
 
     /// How replies to `msg` are labeled: only for clients with labeled-response and batch.
