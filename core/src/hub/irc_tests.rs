@@ -4037,3 +4037,19 @@ fn a_labeled_pong_is_acknowledged() {
     n.send(p, &["@label=abc PONG :foobar"]);
     assert_eq!(n.lines(p), Vec::<String>::new());
 }
+
+#[test]
+fn a_message_to_an_account_with_nothing_connected_says_so() {
+    // An account stays in its rooms with nothing connected: a message to it is refused, in
+    // words that say why (it is not reconnecting: WHOIS says the same).
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    let b = n.client("bob", &[]);
+    n.send(b, &["PRIVMSG alice :are you there?"]);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["401"], "{l:?}");
+    assert!(l[0].contains(" 401 bob alice :"), "{l:?}");
+    assert!(l[0].contains("alice is signed in nowhere now"), "{l:?}");
+}

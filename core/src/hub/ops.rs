@@ -703,7 +703,19 @@ impl Hub {
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
-            let detail = format!("{to_nick} is reconnecting right now; try again in a moment");
+            // No device at all: an account that stays in its rooms with nothing connected.
+            let nowhere = self
+                .users
+                .get(&to_uid)
+                .is_some_and(|u| u.devices.is_empty());
+            let detail = if nowhere {
+                format!(
+                    "{to_nick} is signed in nowhere now (an account stays in its rooms); \
+                     message not delivered"
+                )
+            } else {
+                format!("{to_nick} is reconnecting right now; try again in a moment")
+            };
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
         let lim = self.config.queue_limits();
