@@ -4053,3 +4053,29 @@ fn a_message_to_an_account_with_nothing_connected_says_so() {
     assert!(l[0].contains(" 401 bob alice :"), "{l:?}");
     assert!(l[0].contains("alice is signed in nowhere now"), "{l:?}");
 }
+
+#[test]
+fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
+    // `q` is a list mode (CHANMODES=bq,...): with no parameter it lists, as `b` does, in the
+    // quiet list numerics irssi and WeeChat know (728, 729).
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    n.send(c, &["MODE #r +q bob"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.lines(b);
+    n.send(c, &["MODE #r q"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["728", "729"], "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc 728 alice #r q nick:bob alice "),
+        "{l:?}"
+    );
+    assert_eq!(
+        l[1],
+        ":natter.irc 729 alice #r q :End of Channel Quiet List"
+    );
+    // The ban list is still the bans only.
+    n.send(c, &["MODE #r b"]);
+    assert_eq!(numerics(&n.lines(c)), ["368"]);
+}

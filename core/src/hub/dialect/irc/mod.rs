@@ -87,6 +87,9 @@ struct Running {
     /// A `MODE #channel` that asks for the channel's modes (`324` answers it; natter's
     /// settings sent after a change, or to every member, are not worded).
     modes_asked: bool,
+    /// A `MODE #channel q` that asks for the mutes (the quiet list, `728`/`729`) rather than
+    /// the bans.
+    quiets_asked: bool,
     /// A PART's reason, for the `PART` line the client gets back.
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
@@ -343,6 +346,7 @@ impl Dialect for Irc {
             sent: Vec::new(),
             target: room.as_str().to_owned(),
             modes_asked: false,
+            quiets_asked: false,
             reason: None,
             number: self.lines,
             answered: false,

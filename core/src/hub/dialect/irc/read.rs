@@ -210,6 +210,10 @@ impl Irc {
             modes_asked: verb == "MODE"
                 && msg.param(0).is_some_and(|t| t.starts_with('#'))
                 && msg.param(1).is_none(),
+            quiets_asked: verb == "MODE"
+                && msg.param(0).is_some_and(|t| t.starts_with('#'))
+                && msg.param(1).map(|m| m.trim_start_matches(['+', '-'])) == Some("q")
+                && msg.param(2).is_none(),
             reason: None,
             number: self.lines,
             answered: false,
@@ -249,6 +253,7 @@ impl Irc {
             sent: Vec::new(),
             target: String::new(),
             modes_asked: false,
+            quiets_asked: false,
             reason: None,
             number: self.lines,
             answered: false,
@@ -1026,11 +1031,8 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             // founder, as `/register` does.
             'r' if on => ModAction::Register,
             'b' | 'q' => match (args.next(), c, on) {
-                (None, 'b', _) => ModAction::Bans,
-                (None, _, _) => {
-                    plan.need_more("MODE");
-                    continue;
-                }
+                // A list mode with no mask lists (the mutes, for `q`: see `quiets_asked`).
+                (None, _, _) => ModAction::Bans,
                 (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
                     let why = if is_everyone(mask) {
                         EVERYONE.to_owned()

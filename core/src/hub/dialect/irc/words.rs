@@ -451,6 +451,23 @@ impl Irc {
                 all.extend(params);
                 l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
             }
+            // `MODE #channel q`: the mutes, as solanum's quiet list.
+            ServerMsg::BanList { room, mutes, .. }
+                if self.running.as_ref().is_some_and(|r| r.quiets_asked) =>
+            {
+                for m in mutes {
+                    let mask = m.mask.to_string();
+                    let at = (m.at.0 / 1000).to_string();
+                    let (tags, me) = (l.tags.clone(), me.to_string());
+                    let params = [me.as_str(), room.as_str(), "q", &mask, m.by.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_QUIETLIST, &params, false);
+                }
+                l.num(
+                    RPL_ENDOFQUIETLIST,
+                    &[room.as_str(), "q"],
+                    "End of Channel Quiet List",
+                );
+            }
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
                     let mask = b.mask.to_string();
