@@ -3,7 +3,7 @@
 //! history refill a client asks for after a gap), with a gap for what is lost or does not fit.
 
 use super::conn::{Out, Piece, Shared};
-use super::dialect::{EventRef, Form, Note, Reply};
+use super::dialect::{EventRef, Form, Joiner, Note, Reply};
 use super::room::Stored;
 use super::{ConnKind, Hub, UserId};
 use crate::limits::{FANOUT_EVENTS_MAX, HISTORY_MIN_KEPT};
@@ -85,6 +85,8 @@ struct Live {
     /// Its number in the store's batch (0: none).
     no: u64,
     signed_in: bool,
+    /// A join's: what members learn of the joiner besides the join.
+    joiner: Joiner,
     /// The connection a say or action came from.
     sender: Option<ConnId>,
 }
@@ -157,6 +159,19 @@ impl Hub {
         let signed_in = uid
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.account().is_some());
+        // A join of an operator, a voiced member or someone away: IRC clients learn it from a
+        // MODE or AWAY line after the JOIN.
+        let joiner = if matches!(ev.kind, EventKind::Join) {
+            Joiner {
+                standing: self.standing(room, &ev.from),
+                away: match uid.and_then(|u| self.users.get(&u)) {
+                    Some(u) => u.away().cloned(),
+                    None => self.remote_away(&ev.from),
+                },
+            }
+        } else {
+            Joiner::default()
+        };
         if let Some(r) = self.rooms.get_mut(room) {
             r.record(
                 Stored::new(seq, &frame, no),
@@ -180,6 +195,7 @@ impl Hub {
             frame,
             no,
             signed_in,
+            joiner,
             sender,
         });
         if may_wait && self.fanout.events.len() < FANOUT_EVENTS_MAX {
@@ -295,7 +311,11 @@ impl Hub {
         let evs: SmallVec<[EventRef<'_>; 4]> = events
             .drain(..)
             .zip(&frames)
-            .map(|(l, frame)| EventRef::new(l.ev, frame).signed_in(l.signed_in))
+            .map(|(l, frame)| {
+                EventRef::new(l.ev, frame)
+                    .signed_in(l.signed_in)
+                    .joiner(l.joiner)
+            })
             .collect();
         let Some(r) = rooms.get_mut(room) else {
             return;

@@ -298,7 +298,8 @@ impl Hub {
         let ready = c.user().is_some();
         let socket_ip = c.socket_ip;
         match step {
-            Step::Pong => {}
+            Step::Pong(None) => {}
+            Step::Pong(Some(answer)) => self.reply(conn, Reply::Own(answer)),
             Step::Limit {
                 limit,
                 kind,

@@ -23,6 +23,8 @@ struct Net {
     stored: Vec<RoomEvent>,
     /// ... and who is in each room, by room and folded nick.
     present: std::collections::BTreeMap<(RoomName, String), Nick>,
+    /// ... and the read markers written, by account and room.
+    markers: Vec<(Nick, RoomName, Seq)>,
     /// The store's history reads asked so far.
     reads: usize,
     /// The store fails every read.
@@ -53,6 +55,7 @@ impl Net {
             events: Vec::new(),
             stored: Vec::new(),
             present: Default::default(),
+            markers: Vec::new(),
             reads: 0,
             store_fails: false,
             hold_reads: false,
@@ -78,6 +81,9 @@ impl Net {
                         }
                     }
                     crate::persist::Write::PresenceReset => self.present.clear(),
+                    crate::persist::Write::ReadMarker { account, room, seq } => {
+                        self.markers.push((account.clone(), room.clone(), *seq));
+                    }
                     _ => {}
                 }
             }
@@ -2377,9 +2383,6 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.send(c, &["MODE #r"]);
     assert_eq!(numerics(&n.lines(c)), ["324"]);
     n.advance(1_000);
-    n.send(c, &["INVITE bob #R"]);
-    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
-    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
     n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
@@ -2388,6 +2391,10 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.advance(1_000);
     n.send(c, &["KICK #r bob :out"]);
     assert_eq!(n.lines(b), [":alice!alice@natter KICK #r bob :out"]);
+    n.lines(c);
+    n.send(c, &["INVITE bob #R"]);
+    assert_eq!(n.lines(c), [":natter.irc 341 alice bob #r"]);
+    assert_eq!(n.lines(b), [":alice!alice@natter INVITE bob #r"]);
     n.send(b, &["JOIN #r", "PART #r"]);
     let l = n.lines(b);
     assert!(l.iter().any(|l| l == ":bob!bob@natter PART #r"), "{l:?}");
@@ -3665,4 +3672,410 @@ fn refused_names_are_echoed_without_control_characters() {
             assert!(!l.contains(char::is_control), "{cmd:?} -> {l:?}");
         }
     }
+}
+
+#[test]
+fn a_join_on_another_device_reaches_an_irc_client_with_history_worded_as_history() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("said before"),
+        },
+    );
+    let (plain, _) = sasl_client(&mut n, "alice", "");
+    let (timed, _) = sasl_client(&mut n, "alice", "server-time batch");
+    n.settle(&[a, b, plain, timed]);
+    // alice joins #x on her natter client: her IRC devices join too.
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    // Without server-time an IRC client cannot tell old lines from new: bob's join and line,
+    // long over, would read as happening now.
+    let l = n.lines(plain);
+    assert!(
+        l.iter().any(|l| l == ":alice!alice@natter JOIN #x"),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter().any(|l| l.starts_with(":bob!")),
+        "history came as live lines: {l:?}"
+    );
+    // With server-time the line said comes in a chathistory batch; bob's join does not.
+    let l = n.lines(timed);
+    let from_bob: Vec<&String> = l.iter().filter(|l| l.contains(":bob!")).collect();
+    assert_eq!(from_bob.len(), 1, "{l:?}");
+    assert!(
+        from_bob[0].starts_with("@batch=") && from_bob[0].ends_with("PRIVMSG #x :said before"),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" BATCH +") && l.ends_with("chathistory #x")),
+        "{l:?}"
+    );
+    // What comes next is live again.
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(2),
+            text: text("said now"),
+        },
+    );
+    assert_eq!(n.lines(plain), [":bob!bob@natter PRIVMSG #x :said now"]);
+}
+
+#[test]
+fn an_operator_or_voiced_member_joining_is_followed_by_its_mode_for_irc_nick_lists() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let c = registered(&mut n, "carol");
+    let d = n.bin("dave");
+    for x in [a, c, d] {
+        n.send_bin(x, &ClientMsg::Join { room: room("#q") });
+    }
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#q"),
+            action: ModAction::Register,
+        },
+    );
+    for action in [
+        ModAction::Op(nick("carol")),
+        ModAction::Voice(nick("carol")),
+        ModAction::Voice(nick("dave")),
+    ] {
+        n.send_bin(
+            a,
+            &ClientMsg::Moderate {
+                room: room("#q"),
+                action,
+            },
+        );
+    }
+    for x in [c, d] {
+        n.send_bin(
+            x,
+            &ClientMsg::Part {
+                room: room("#q"),
+                reason: None,
+            },
+        );
+    }
+    let b = n.client("bob", &[]);
+    let t = n.client("tom", &["message-tags", "server-time"]);
+    n.send(b, &["JOIN #q"]);
+    n.send(t, &["JOIN #q"]);
+    n.settle(&[a, c, d, b, t]);
+    // carol (an operator, voiced) and dave (voiced) come back: IRC clients add them to their
+    // nick lists as what they are, not as plain members (NAMES would say `@carol`, `+dave`).
+    n.send_bin(c, &ClientMsg::Join { room: room("#q") });
+    n.send_bin(d, &ClientMsg::Join { room: room("#q") });
+    assert_eq!(
+        n.lines(b),
+        [
+            ":carol!carol@natter JOIN #q",
+            ":natter.irc MODE #q +ov carol carol",
+            ":dave!dave@natter JOIN #q",
+            ":natter.irc MODE #q +v dave",
+        ]
+    );
+    // The MODE line is the server's, not the event: it has its time but not the JOIN's msgid.
+    let l = n.lines(t);
+    assert_eq!(l.len(), 4, "{l:?}");
+    assert!(
+        l[0].contains("msgid=q/") && l[0].ends_with(":carol!carol@natter JOIN #q"),
+        "{l:?}"
+    );
+    assert!(
+        l[1].starts_with("@time=")
+            && !l[1].contains("msgid")
+            && l[1].ends_with(" MODE #q +ov carol carol"),
+        "{l:?}"
+    );
+    // A plain member's join is a JOIN alone.
+    let e = n.bin("eve");
+    n.send_bin(e, &ClientMsg::Join { room: room("#q") });
+    assert_eq!(n.lines(b), [":eve!eve@natter JOIN #q"]);
+}
+
+#[test]
+fn a_kick_or_mode_naming_several_nicks_refuses_each_by_its_own_nick() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    // Both are here, neither is in #r.
+    n.client("kim", &[]);
+    n.client("lou", &[]);
+    n.send(c, &["KICK #r kim,lou :go"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 441 alice kim #r :They aren't on that channel",
+            ":natter.irc 441 alice lou #r :They aren't on that channel",
+        ]
+    );
+    n.advance(2_000);
+    // Nobody is called either.
+    n.send(c, &["MODE #r +oo kit lux"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["401", "401"], "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 401 alice kit :"), "{l:?}");
+    assert!(l[1].starts_with(":natter.irc 401 alice lux :"), "{l:?}");
+    n.lines(b);
+}
+
+#[test]
+fn a_voiced_guest_keeps_its_voice_through_a_nick_change_as_on_irc() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    for action in [
+        ModAction::Voice(nick("bob")),
+        ModAction::Mode(crate::moderation::ModeChange::Moderated(true)),
+    ] {
+        n.send_bin(
+            a,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action,
+            },
+        );
+    }
+    n.settle(&[a, b, c]);
+    // IRC clients carry bob's `+` over to bob2 when they see the NICK: so does the room.
+    n.send(b, &["NICK bob2", "PRIVMSG #r :still voiced"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":bob!bob@natter NICK :bob2",
+            ":bob2!bob2@natter PRIVMSG #r :still voiced"
+        ]
+    );
+    let policy = n.recv(a).into_iter().rev().find_map(|m| match m {
+        ServerMsg::Policy { voiced, .. } => Some(voiced),
+        _ => None,
+    });
+    assert_eq!(
+        policy,
+        Some(vec![nick("bob2")]),
+        "natter clients learn it too"
+    );
+    n.send(c, &["NAMES #r"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 353 ").ends_with(" :@alice +bob2"), "{l:?}");
+    // The nick it left gives whoever takes it no voice.
+    let d = n.client("bob", &[]);
+    n.send(d, &["JOIN #r", "PRIVMSG #r :me too?"]);
+    let l = n.lines(d);
+    assert!(find(&l, " 353 ").ends_with(" :@alice +bob2 bob"), "{l:?}");
+    assert_eq!(numerics(&l).last(), Some(&"404"), "{l:?}");
+}
+
+#[test]
+fn whois_marks_the_channels_where_the_user_is_an_operator_or_voiced() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    n.send(b, &["JOIN #plain"]);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("bob")),
+        },
+    );
+    n.settle(&[a, b, c]);
+    // RFC 2812's 319: `@` or `+` before each channel, as NAMES marks the nick there.
+    n.send(c, &["WHOIS alice", "WHOIS bob"]);
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l == ":natter.irc 319 alice alice :@#r"),
+        "{l:?}"
+    );
+    let bobs = find(&l, " 319 alice bob ");
+    assert!(
+        bobs.ends_with(" :+#r #plain") || bobs.ends_with(" :#plain +#r"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn an_irc_account_has_read_its_rooms_when_the_server_shuts_down() {
+    // An IRC connection was shown its rooms live and cannot say what it read: when it closes,
+    // its account has read them up to then. A shutdown closes it too: else, signed in again
+    // after the restart, the client got those lines again as what it missed.
+    let mut n = Net::with(Config {
+        durable: true,
+        ..Net::new().hub.config().clone()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let (c, _) = sasl_client(&mut n, "alice", "server-time");
+    n.send_bin(a, &ClientMsg::SignOut);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(1),
+            text: text("seen live"),
+        },
+    );
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l.ends_with("PRIVMSG #x :seen live")),
+        "{l:?}"
+    );
+    let latest = n.stored.iter().map(|e| e.seq).max().unwrap();
+    n.markers.clear();
+    n.hub.shutdown(n.now);
+    n.pump();
+    // The server closes each connection it was told to.
+    for conn in [a, b, c] {
+        n.hub.handle_close(conn, n.now);
+    }
+    n.pump();
+    assert!(
+        n.markers
+            .iter()
+            .any(|(who, r, seq)| who.as_str() == "alice" && r == &room("#x") && *seq == latest),
+        "{:?}",
+        n.markers
+    );
+}
+
+#[test]
+fn an_away_user_joining_is_followed_by_its_away_for_away_notify() {
+    // IRCv3 away-notify: clients are sent an AWAY "when a user joins and has an away message
+    // set" (and none for one who has not).
+    let mut n = Net::new();
+    let w = n.client("watcher", &["away-notify"]);
+    let p = n.client("plain", &[]);
+    n.send(w, &["JOIN #a"]);
+    n.send(p, &["JOIN #a"]);
+    let g = n.client("gone", &[]);
+    n.send(g, &["AWAY :out to lunch"]);
+    n.settle(&[w, p, g]);
+    n.send(g, &["JOIN #a"]);
+    assert_eq!(
+        n.lines(w),
+        [
+            ":gone!gone@natter JOIN #a",
+            ":gone!gone@natter AWAY :out to lunch"
+        ]
+    );
+    assert_eq!(n.lines(p), [":gone!gone@natter JOIN #a"]);
+    let here = n.client("here", &[]);
+    n.send(here, &["JOIN #a"]);
+    assert_eq!(n.lines(w), [":here!here@natter JOIN #a"]);
+}
+
+#[test]
+fn multi_prefix_marks_an_operator_who_is_voiced_too_in_names_and_who() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Voice(nick("alice")),
+        },
+    );
+    let m = n.client("multi", &["multi-prefix"]);
+    n.send(m, &["JOIN #r"]);
+    n.settle(&[a, b, c, m]);
+    // IRCv3 multi-prefix: every prefix, in NAMES and in WHO's flags.
+    n.send(m, &["NAMES #r", "WHO #r"]);
+    let l = n.lines(m);
+    assert!(find(&l, " 353 ").contains("@+alice"), "{l:?}");
+    assert!(
+        find(&l, " 352 multi #r alice ").contains(" alice H@+ :0 "),
+        "{l:?}"
+    );
+    // Without it, the highest only.
+    n.send(b, &["WHO #r"]);
+    let l = n.lines(b);
+    assert!(
+        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn inviting_someone_already_in_the_channel_is_443() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    // RFC 2812 and the Modern docs: a server MUST refuse it with ERR_USERONCHANNEL.
+    n.send(c, &["INVITE bob #r"]);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc 443 alice bob #r :is already on channel"]
+    );
+    assert_eq!(n.lines(b), Vec::<String>::new());
+}
+
+#[test]
+fn a_labeled_pong_is_acknowledged() {
+    // labeled-response: "Servers MUST respond with a labeled ACK message when a client sends
+    // a labeled command that normally produces no response", the spec's example a PONG.
+    let mut n = Net::new();
+    let c = n.client("lab", &["labeled-response", "batch"]);
+    n.send(c, &["@label=abc PONG :foobar"]);
+    assert_eq!(n.lines(c), ["@label=abc :natter.irc ACK"]);
+    // Unlabeled, or from a client without the capability, it is answered by nothing.
+    n.send(c, &["PONG :foobar"]);
+    assert_eq!(n.lines(c), Vec::<String>::new());
+    let p = n.client("plain", &[]);
+    n.send(p, &["@label=abc PONG :foobar"]);
+    assert_eq!(n.lines(p), Vec::<String>::new());
+}
+
+#[test]
+fn a_message_to_an_account_with_nothing_connected_says_so() {
+    // An account stays in its rooms with nothing connected: a message to it is refused, in
+    // words that say why (it is not reconnecting: WHOIS says the same).
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    let b = n.client("bob", &[]);
+    n.send(b, &["PRIVMSG alice :are you there?"]);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["401"], "{l:?}");
+    assert!(l[0].contains(" 401 bob alice :"), "{l:?}");
+    assert!(l[0].contains("alice is signed in nowhere now"), "{l:?}");
+}
+
+#[test]
+fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
+    // `q` is a list mode (CHANMODES=bq,...): with no parameter it lists, as `b` does, in the
+    // quiet list numerics irssi and WeeChat know (728, 729).
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    n.send(c, &["MODE #r +q bob"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.lines(b);
+    n.send(c, &["MODE #r q"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["728", "729"], "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc 728 alice #r q nick:bob alice "),
+        "{l:?}"
+    );
+    assert_eq!(
+        l[1],
+        ":natter.irc 729 alice #r q :End of Channel Quiet List"
+    );
+    // The ban list is still the bans only.
+    n.send(c, &["MODE #r b"]);
+    assert_eq!(numerics(&n.lines(c)), ["368"]);
 }

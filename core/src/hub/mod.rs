@@ -682,6 +682,9 @@ impl Hub {
                 reason: reason.into(),
             };
             self.reply(id, Reply::Msg(bye));
+            // An nc or IRC connection of an account read its rooms up to now, as when it
+            // closes any other way (it is detached from its user below, so not later).
+            self.read_on_leaving(id);
             // No quit notices: everyone is leaving at once.
             if let Some((_, did)) = self.begin_close(id, Some(reason.into()))
                 && let Some(d) = self.devices.get_mut(&did)

@@ -35,6 +35,10 @@ const MAX_SERVER_BANS: usize = 1000;
 /// Why someone may not do something in a room: an error kind and its words.
 type Refusal = (ErrorKind, String);
 
+/// The words between the nick and the room when an invitation names someone in the room
+/// already (IRC answers `443` for them).
+pub(crate) const ALREADY_IN: &str = " is already in ";
+
 impl Hub {
     /// Runs an operator's action.
     pub(super) fn moderate(
@@ -366,6 +370,10 @@ impl Hub {
                     Err(_) if self.cluster.is_some() => (None, nick),
                     Err(e) => return Err(e),
                 };
+                // Nothing to let in (IRC refuses it: ERR_USERONCHANNEL).
+                if target.is_some_and(|t| self.member_of(t, room)) {
+                    return Err((ErrorKind::Invalid, format!("{tnick}{ALREADY_IN}{room}")));
+                }
                 let Some(r) = self.rooms.get_mut(room) else {
                     return Err(gone());
                 };
@@ -1145,6 +1153,41 @@ impl Hub {
         });
         self.cluster_room_edit(room, edit);
         self.policy_to_members(room);
+    }
+
+    /// A guest voiced by nick keeps its voice when it changes nick from `old` to `nick`, as
+    /// on IRC, where modes belong to the person (and IRC clients carry the `+` over to the new
+    /// nick when they see the `NICK`); the nick it left, free now, no longer speaks for
+    /// whoever takes it next. No event: the nick change says it. Members get the new settings.
+    pub(super) fn carry_voice(&mut self, rooms: &[RoomName], old: &Nick, nick: &Nick) {
+        if old.folded() == nick.folded() {
+            return;
+        }
+        for room in rooms {
+            let Some(p) = self
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.policy.as_deref_mut())
+            else {
+                continue;
+            };
+            let Some(at) = p.voiced.iter().position(|v| v.folded() == old.folded()) else {
+                continue;
+            };
+            if p.voiced.iter().any(|v| v.folded() == nick.folded()) {
+                p.voiced.remove(at);
+            } else {
+                p.voiced[at] = nick.clone();
+            }
+            let policy = Some(p.clone());
+            self.record(Write::RoomPolicy {
+                room: room.clone(),
+                policy,
+            });
+            self.cluster_room_edit(room, PolicyEdit::Devoice(old.clone()));
+            self.cluster_room_edit(room, PolicyEdit::Voice(nick.clone()));
+            self.policy_to_members(room);
+        }
     }
 
     /// `room`'s members on this node (none if there is no such room), to go through while

@@ -359,9 +359,19 @@ impl Hub {
         let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
         on.insert(0, conn);
         for c in on {
+            // Another device runs no JOIN of its own: its dialect takes this one as if it did,
+            // so that the history replayed with it is worded as history (IRC: in a chathistory
+            // batch with server-time, else not at all), as a clustered join's is.
+            let other = c != conn;
+            if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.late_join(&room);
+            }
             self.entered_on(c, &room, seq, !quiet);
             if quiet {
                 self.crowd_size_to(c, &room);
+            }
+            if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.late_done(false);
             }
         }
         // Back after a restart: what it sees from now on, its own events tell.
@@ -693,7 +703,19 @@ impl Hub {
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
-            let detail = format!("{to_nick} is reconnecting right now; try again in a moment");
+            // No device at all: an account that stays in its rooms with nothing connected.
+            let nowhere = self
+                .users
+                .get(&to_uid)
+                .is_some_and(|u| u.devices.is_empty());
+            let detail = if nowhere {
+                format!(
+                    "{to_nick} is signed in nowhere now (an account stays in its rooms); \
+                     message not delivered"
+                )
+            } else {
+                format!("{to_nick} is reconnecting right now; try again in a moment")
+            };
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
         let lim = self.config.queue_limits();
@@ -817,6 +839,7 @@ impl Hub {
                 hub.broadcast(room, old.clone(), kind, now, skip, None);
             }
         });
+        self.carry_voice(rooms, old, nick);
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
             self.reply(c, Reply::Msg(ServerMsg::YourNick { nick: nick.clone() }));

@@ -105,8 +105,8 @@ pub(crate) struct Present {
 pub(crate) struct Whois {
     /// Who, and whether away.
     pub(crate) user: Present,
-    /// The rooms the user is in.
-    pub(crate) rooms: Vec<RoomName>,
+    /// The rooms the user is in, each with its standing there (`@`, `+`, `@+` or empty).
+    pub(crate) rooms: Vec<(RoomName, &'static str)>,
     /// How the user is connected; `None`: between connections, waiting for a resume, or on
     /// another node.
     pub(crate) kind: Option<ConnKind>,
@@ -242,7 +242,11 @@ impl Hub {
                             away: u.away().cloned(),
                             mark: "",
                         },
-                        rooms: u.rooms.iter().cloned().collect(),
+                        rooms: u
+                            .rooms
+                            .iter()
+                            .map(|r| (r.clone(), self.standing(r, &u.nick)))
+                            .collect(),
                         kind: self
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
@@ -254,6 +258,13 @@ impl Hub {
                     self.remote_user(&nick).map(|(nick, rooms)| {
                         let away = self.remote_away(&nick);
                         let account = self.remote_account(&nick);
+                        let rooms = rooms
+                            .into_iter()
+                            .map(|r| {
+                                let mark = self.standing(&r, &nick);
+                                (r, mark)
+                            })
+                            .collect();
                         Box::new(Whois {
                             user: Present {
                                 nick,

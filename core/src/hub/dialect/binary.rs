@@ -48,7 +48,7 @@ impl Binary {
                 secret,
                 first,
             },
-            ClientMsg::Pong { .. } => Step::Pong,
+            ClientMsg::Pong { .. } => Step::Pong(None),
             msg => Step::Request(Request::Msg(msg)),
         }
     }

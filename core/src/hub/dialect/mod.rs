@@ -160,7 +160,8 @@ pub(crate) trait Dialect {
     }
 
     /// A join this connection asked for is answered now, after the line that asked for it
-    /// ended (in a cluster a join completes when its event comes back through the room's log):
+    /// ended (in a cluster a join completes when its event comes back through the room's log),
+    /// or a join no line of this connection's asked for (another device of its account joined):
     /// until [`Dialect::late_done`], what comes is that join's answer, worded as if its
     /// line were still running (IRC: the history replayed with it, and the line's command and
     /// label when [`Dialect::read_done`] kept it).
@@ -386,8 +387,9 @@ pub(crate) enum Step {
     },
     /// A request; it costs a flood-control token and runs in order.
     Request(Request),
-    /// The answer to a keepalive ping (costs nothing).
-    Pong,
+    /// The answer to a keepalive ping (costs nothing), with what to send back at once if
+    /// anything (IRC: a labeled `PONG`'s `ACK`).
+    Pong(Option<Bytes>),
     /// A limit was hit but the connection goes on: logged once, and the peer is told.
     Limit {
         /// Which.
@@ -595,6 +597,19 @@ pub(crate) struct EventRef<'a> {
     /// The sender is signed in to the account of its nick (IRC's `account-tag`); known for
     /// live events only: history does not record it.
     signed_in: bool,
+    /// A live join's: what members' clients learn of the joiner besides its join.
+    joiner: Joiner,
+}
+
+/// What a live join tells of the joiner besides the join itself, found once per broadcast:
+/// IRC words it as lines after the `JOIN` (nick lists and away states are kept by clients
+/// from lines, not asked for again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Joiner {
+    /// Its standing in the room: `@` an operator, `+` voiced, `@+` both, empty otherwise.
+    pub(crate) standing: &'static str,
+    /// Its away message, if it is away.
+    pub(crate) away: Option<crate::types::Text>,
 }
 
 impl<'a> EventRef<'a> {
@@ -605,6 +620,7 @@ impl<'a> EventRef<'a> {
             shared: None,
             event: OnceCell::new(),
             signed_in: false,
+            joiner: Joiner::default(),
         }
     }
 
@@ -615,6 +631,7 @@ impl<'a> EventRef<'a> {
             shared: Some(frame),
             event: OnceCell::from(Some(event)),
             signed_in: false,
+            joiner: Joiner::default(),
         }
     }
 
@@ -627,6 +644,17 @@ impl<'a> EventRef<'a> {
     /// Whether the sender is signed in to the account of its nick (live events only).
     pub(crate) fn by_account(&self) -> bool {
         self.signed_in
+    }
+
+    /// The same, a live join of `joiner`.
+    pub(crate) fn joiner(mut self, joiner: Joiner) -> EventRef<'a> {
+        self.joiner = joiner;
+        self
+    }
+
+    /// A live join's joiner as it is now (nothing for any other event).
+    pub(crate) fn joined_as(&self) -> &Joiner {
+        &self.joiner
     }
 
     /// The frame (`ServerMsg::Event`, length-prefixed), as bytes to send: the live event's

@@ -50,6 +50,8 @@ const F_TAGS: u8 = 2;
 const F_ACCOUNT: u8 = 16;
 /// Form bits: JOIN lines with the account and real name (extended-join).
 const F_EXTJOIN: u8 = 32;
+/// Form bits: an `AWAY` line after the JOIN of someone away (away-notify).
+const F_AWAY: u8 = 64;
 /// Form state (two bits): a live event any member with the same capabilities shares.
 const S_LIVE: u8 = 0;
 /// Form state: an answer to this connection's labeled line (its echo): tagged with the label.
@@ -85,6 +87,9 @@ struct Running {
     /// A `MODE #channel` that asks for the channel's modes (`324` answers it; natter's
     /// settings sent after a change, or to every member, are not worded).
     modes_asked: bool,
+    /// A `MODE #channel q` that asks for the mutes (the quiet list, `728`/`729`) rather than
+    /// the bans.
+    quiets_asked: bool,
     /// A PART's reason, for the `PART` line the client gets back.
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
@@ -195,6 +200,9 @@ impl Irc {
         if self.caps.has(Cap::ExtendedJoin) {
             f |= F_EXTJOIN;
         }
+        if self.caps.has(Cap::AwayNotify) {
+            f |= F_AWAY;
+        }
         f
     }
 
@@ -222,8 +230,9 @@ impl Dialect for Irc {
         self.reader.feed(data, |r| reads.push(r));
         for r in reads {
             steps.push(match r {
-                // A keepalive answer costs nothing and needs no reading.
-                Read::Line(line) if is_pong(&line) => Step::Pong,
+                // A keepalive answer costs nothing and needs no reading (a labeled one is
+                // acknowledged, as labeled-response asks of a line with no answer).
+                Read::Line(line) if is_pong(&line) => Step::Pong(self.pong_ack(&line)),
                 Read::Line(line) => Step::Request(Request::Line(line)),
                 Read::TooLong => Step::Limit {
                     limit: Limit::Line,
@@ -275,7 +284,7 @@ impl Dialect for Irc {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
-        self.event_words(ev.event()?, form, ev.by_account())
+        self.event_words(ev.event()?, form, ev.by_account(), ev.joined_as())
     }
 
     fn echoes_own(&self) -> bool {
@@ -337,6 +346,7 @@ impl Dialect for Irc {
             sent: Vec::new(),
             target: room.as_str().to_owned(),
             modes_asked: false,
+            quiets_asked: false,
             reason: None,
             number: self.lines,
             answered: false,

@@ -16,8 +16,9 @@ use bytes::Bytes;
 
 /// Commands whose answer is one line (or none): a label is put on it, or an `ACK` sent. Every
 /// other labeled command is answered in a `labeled-response` batch.
-const ONE_REPLY: [&str; 10] = [
-    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "AWAY", "ISON", "USERHOST", "TIME", "VERSION", "TOPIC",
+const ONE_REPLY: [&str; 11] = [
+    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "PONG", "AWAY", "ISON", "USERHOST", "TIME", "VERSION",
+    "TOPIC",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -209,6 +210,10 @@ impl Irc {
             modes_asked: verb == "MODE"
                 && msg.param(0).is_some_and(|t| t.starts_with('#'))
                 && msg.param(1).is_none(),
+            quiets_asked: verb == "MODE"
+                && msg.param(0).is_some_and(|t| t.starts_with('#'))
+                && msg.param(1).map(|m| m.trim_start_matches(['+', '-'])) == Some("q")
+                && msg.param(2).is_none(),
             reason: None,
             number: self.lines,
             answered: false,
@@ -234,6 +239,26 @@ impl Irc {
             return self.kept.replace(running).and_then(|k| close(k, false));
         }
         close(running, answered)
+    }
+
+    /// The `ACK` a `PONG` (`line`) gets when it is labeled for a client with labeled-response.
+    pub(super) fn pong_ack(&self, line: &str) -> Option<Bytes> {
+        let msg = Message::parse(line)?;
+        let Label::Single(label) = self.label_of(&msg, "PONG") else {
+            return None;
+        };
+        let running = Running {
+            verb: "PONG".into(),
+            label: Label::Single(label),
+            sent: Vec::new(),
+            target: String::new(),
+            modes_asked: false,
+            quiets_asked: false,
+            reason: None,
+            number: self.lines,
+            answered: false,
+        };
+        close(running, false)
     }
 
     /// How replies to `msg` are labeled: only for clients with labeled-response and batch.
@@ -1006,11 +1031,8 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             // founder, as `/register` does.
             'r' if on => ModAction::Register,
             'b' | 'q' => match (args.next(), c, on) {
-                (None, 'b', _) => ModAction::Bans,
-                (None, _, _) => {
-                    plan.need_more("MODE");
-                    continue;
-                }
+                // A list mode with no mask lists (the mutes, for `q`: see `quiets_asked`).
+                (None, _, _) => ModAction::Bans,
                 (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
                     let why = if is_everyone(mask) {
                         EVERYONE.to_owned()

@@ -9,11 +9,12 @@ use super::names::{self, NETWORK, SERVER};
 use super::numeric::*;
 use super::time;
 use super::{
-    F_ACCOUNT, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+    F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
 };
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
-use crate::hub::dialect::{Form, Note, Reply};
+use crate::hub::dialect::{Form, Joiner, Note, Reply};
+use crate::hub::moderate::ALREADY_IN;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
@@ -450,6 +451,23 @@ impl Irc {
                 all.extend(params);
                 l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
             }
+            // `MODE #channel q`: the mutes, as solanum's quiet list.
+            ServerMsg::BanList { room, mutes, .. }
+                if self.running.as_ref().is_some_and(|r| r.quiets_asked) =>
+            {
+                for m in mutes {
+                    let mask = m.mask.to_string();
+                    let at = (m.at.0 / 1000).to_string();
+                    let (tags, me) = (l.tags.clone(), me.to_string());
+                    let params = [me.as_str(), room.as_str(), "q", &mask, m.by.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_QUIETLIST, &params, false);
+                }
+                l.num(
+                    RPL_ENDOFQUIETLIST,
+                    &[room.as_str(), "q"],
+                    "End of Channel Quiet List",
+                );
+            }
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
                     let mask = b.mask.to_string();
@@ -633,11 +651,29 @@ impl Irc {
                     && !detail.starts_with("you are not")
                     && !detail.starts_with("there is no room") =>
             {
-                let nick = self.running.as_ref().map_or("*", |r| r.target.as_str());
+                // The hub's words name the nick (`kim is not in #r`): a KICK of several
+                // refuses each by its own.
+                let suffix = format!(" is not in {r}");
+                let nick = detail
+                    .strip_suffix(suffix.as_str())
+                    .filter(|n| Nick::new(n).is_ok())
+                    .or_else(|| self.running.as_ref().map(|r| r.target.as_str()))
+                    .unwrap_or("*");
                 l.num(
                     ERR_USERNOTINCHANNEL,
                     &[nick, r.as_str()],
                     "They aren't on that channel",
+                );
+            }
+            // INVITE of someone in the channel already.
+            (ErrorKind::Invalid, Re::Room(r))
+                if verb == "INVITE" && detail.ends_with(&format!("{ALREADY_IN}{r}")) =>
+            {
+                let nick = detail.split(' ').next().unwrap_or("*");
+                l.num(
+                    ERR_USERONCHANNEL,
+                    &[nick, r.as_str()],
+                    "is already on channel",
                 );
             }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
@@ -708,10 +744,12 @@ impl Irc {
                 );
             }
             (ErrorKind::NoSuchNick, Re::Room(_) | Re::Conn) => {
-                let named = self
-                    .running
-                    .as_ref()
-                    .map(|r| r.target.as_str())
+                // The hub's words name the nick (`nobody is called kim`): a KICK or MODE naming
+                // several refuses each by its own; else the one the line named first.
+                let named = detail
+                    .strip_prefix("nobody is called ")
+                    .filter(|n| Nick::new(n).is_ok())
+                    .or_else(|| self.running.as_ref().map(|r| r.target.as_str()))
                     .filter(|t| !t.is_empty() && !t.contains(' '))
                     .unwrap_or("*");
                 l.num(ERR_NOSUCHNICK, &[named], detail);
@@ -804,11 +842,22 @@ impl Irc {
                     &format!("natter user {how}"),
                 );
                 if !w.rooms.is_empty() {
-                    l.num_list(
-                        RPL_WHOISCHANNELS,
-                        &[n],
-                        w.rooms.iter().map(RoomName::as_str),
-                    );
+                    // `@#room`, `+#room` as NAMES marks the nick there (the highest only
+                    // without multi-prefix).
+                    let multi = self.caps.has(Cap::MultiPrefix);
+                    let marked: Vec<String> = w
+                        .rooms
+                        .iter()
+                        .map(|(room, mark)| {
+                            let mark = if multi {
+                                mark
+                            } else {
+                                &mark[..mark.len().min(1)]
+                            };
+                            format!("{mark}{room}")
+                        })
+                        .collect();
+                    l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
                 l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
                 if let Some(account) = &w.account {
@@ -841,14 +890,14 @@ impl Irc {
                 }
                 _ => {
                     for p in users {
-                        who_line(l, "*", p);
+                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix));
                     }
                     l.num(RPL_ENDOFWHO, &[&target], "End of WHO list");
                 }
             },
             Info::Who { room, members } => {
                 for p in members {
-                    who_line(l, room.as_str(), p);
+                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix));
                 }
                 let end = if members.len() >= MAX_MEMBERS_LISTED {
                     format!("End of WHO list (at most {MAX_MEMBERS_LISTED} members are listed)")
@@ -1055,8 +1104,15 @@ impl Irc {
     }
 
     /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
-    /// its sender is signed in to the account of its nick.
-    pub(super) fn event_words(&self, ev: &RoomEvent, form: Form, signed_in: bool) -> Option<Bytes> {
+    /// its sender is signed in to the account of its nick; `joiner`: a live join's joiner as
+    /// it is now.
+    pub(super) fn event_words(
+        &self,
+        ev: &RoomEvent,
+        form: Form,
+        signed_in: bool,
+        joiner: &Joiner,
+    ) -> Option<Bytes> {
         if ev.kind == EventKind::Moved {
             // A member's session moved to another server of the cluster: nothing to say.
             return None;
@@ -1099,6 +1155,8 @@ impl Irc {
         };
         let src = names::source(&ev.from);
         let room = ev.room.as_str();
+        // Lines the server adds after the event's own carry no msgid: it names that one.
+        let added = tags.clone();
         let tags = match &msgid {
             Some(id)
                 if !matches!(
@@ -1127,17 +1185,28 @@ impl Irc {
                     How::Notice,
                 );
             }
-            EventKind::Join if form.0 & F_EXTJOIN != 0 => {
-                let account = if signed_in { ev.from.as_str() } else { "*" };
-                l.from(
-                    &tags,
-                    &src,
-                    "JOIN",
-                    &[room, account, ev.from.as_str()],
-                    true,
-                );
+            EventKind::Join => {
+                if form.0 & F_EXTJOIN != 0 {
+                    let account = if signed_in { ev.from.as_str() } else { "*" };
+                    let params = [room, account, ev.from.as_str()];
+                    l.from(&tags, &src, "JOIN", &params, true);
+                } else {
+                    l.from(&tags, &src, "JOIN", &[room], false);
+                }
+                // An operator or voiced member joining: nick lists learn its standing as from
+                // a services bot's auto-op, the server's MODE after the JOIN.
+                let nick = ev.from.as_str();
+                match joiner.standing {
+                    "@+" => l.from(&added, SERVER, "MODE", &[room, "+ov", nick, nick], false),
+                    "@" => l.from(&added, SERVER, "MODE", &[room, "+o", nick], false),
+                    "+" => l.from(&added, SERVER, "MODE", &[room, "+v", nick], false),
+                    _ => {}
+                }
+                // IRCv3 away-notify: an AWAY after the JOIN of someone away.
+                if let Some(away) = joiner.away.as_ref().filter(|_| form.0 & F_AWAY != 0) {
+                    l.from(&added, &src, "AWAY", &[away.as_str()], true);
+                }
             }
-            EventKind::Join => l.from(&tags, &src, "JOIN", &[room], false),
             EventKind::Part { reason } => match reason {
                 Some(r) => l.from(&tags, &src, "PART", &[room, r.as_str()], true),
                 None => l.from(&tags, &src, "PART", &[room], false),
@@ -1201,12 +1270,16 @@ impl Irc {
     }
 }
 
-/// A `352` line for `p` in `channel`.
-fn who_line(l: &mut Lines, channel: &str, p: &Present) {
+/// A `352` line for `p` in `channel`; `multi`: every prefix (multi-prefix), else the highest.
+fn who_line(l: &mut Lines, channel: &str, p: &Present, multi: bool) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
-    // The highest standing only: clients that asked for multi-prefix read one as well.
-    let flags = format!("{away}{}", &p.mark[..p.mark.len().min(1)]);
+    let mark = if multi {
+        p.mark
+    } else {
+        &p.mark[..p.mark.len().min(1)]
+    };
+    let flags = format!("{away}{mark}");
     let flags = flags.as_str();
     l.num(
         RPL_WHOREPLY,
