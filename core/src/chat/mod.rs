@@ -390,7 +390,7 @@ impl Chat {
                 if *asked {
                     let id = self.here_or_current(id);
                     let words = render::members_words(room, members);
-                    self.notice_in(&id, LineKind::Notice(words), now);
+                    self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }
             Event::Crowd {
@@ -424,7 +424,7 @@ impl Chat {
                 self.set_topic(&id, topic.as_ref());
                 let id = self.here_or_current(id);
                 let words = render::topic_words(room, topic.as_ref());
-                self.notice_in(&id, LineKind::Notice(words), now);
+                self.answer_in(&id, LineKind::Notice(words), now);
             }
             Event::Nick(nick) => {
                 self.set_me(nick);
@@ -475,7 +475,7 @@ impl Chat {
                 if show {
                     let id = self.here_or_current(id);
                     let words = render::policy_words(room, founder.as_ref(), ops, voiced, modes);
-                    self.notice_in(&id, LineKind::Notice(words), now);
+                    self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }
             Event::BanList {
@@ -495,7 +495,7 @@ impl Chat {
                 if *asked {
                     let id = self.here_or_current(id);
                     for words in render::ban_list_lines(room, bans, mutes) {
-                        self.notice_in(&id, LineKind::Notice(words), now);
+                        self.answer_in(&id, LineKind::Notice(words), now);
                     }
                 }
             }
@@ -855,11 +855,13 @@ impl Chat {
             }
             About::Older(_) => self.current.clone(),
             About::Search => return self.on_search_failed(text, now),
-            About::Join(_) | About::Nick(_) | About::Session | About::Input | About::Account => {
-                self.current.clone()
+            // Not an answer to something typed: said once while it stays the same.
+            About::Session => {
+                return self.notice_in(&self.current.clone(), LineKind::Error(words), now);
             }
+            About::Join(_) | About::Nick(_) | About::Input | About::Account => self.current.clone(),
         };
-        self.notice_in(&id, LineKind::Error(words), now);
+        self.answer_in(&id, LineKind::Error(words), now);
     }
 
     fn on_queued(&mut self, id: MsgId, to: &Target, kind: ChatKind, text: &Text, now: Millis) {
@@ -1040,7 +1042,8 @@ impl Chat {
     }
 
     /// A notice or error line; the same one right after itself (one per failed reconnect
-    /// attempt) is shown once.
+    /// attempt) is shown once. Answers to what the person asked go through
+    /// [`Chat::answer_in`] instead.
     fn notice_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
         if self
             .conv(id)
@@ -1049,6 +1052,13 @@ impl Chat {
         {
             return;
         }
+        let line = self.make_line(now, None, kind);
+        self.add_line(id, line);
+    }
+
+    /// The answer to a question or request the person made (`/who`, `/topic`, a refused join):
+    /// shown each time, even the same as the line before, so that asking again is answered.
+    fn answer_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
         let line = self.make_line(now, None, kind);
         self.add_line(id, line);
     }

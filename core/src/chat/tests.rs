@@ -550,6 +550,45 @@ fn refused_requests_are_reported_for_what_they_were() {
     );
 }
 
+/// A question typed twice is answered twice: `/who` again (nobody came or went), a join a ban
+/// still refuses, `/topic` again. Only what the connection says by itself (reconnect attempts)
+/// is shown once while it stays the same; a person who typed and saw nothing would think the
+/// command was lost.
+#[test]
+fn the_same_answer_to_a_question_asked_again_is_shown_again() {
+    let mut c = chat_in(&["#a"]);
+    let members = Event::Members {
+        room: room("#a"),
+        members: vec![nick("me"), nick("bob")],
+        asked: true,
+    };
+    let topic = Event::Topic {
+        room: room("#a"),
+        topic: None,
+    };
+    let banned = Event::Error {
+        kind: Some(ErrorKind::Banned),
+        about: About::Join(room("#b")),
+        text: "you are banned from #b".into(),
+    };
+    let before = kinds(&c, &rid("#a")).len();
+    for ev in [&members, &members, &topic, &topic, &banned, &banned] {
+        c.handle_event(ev, T0);
+    }
+    let shown = kinds(&c, &rid("#a"));
+    assert_eq!(
+        shown[before..],
+        [
+            LineKind::Notice("#a (2): me, bob".into()),
+            LineKind::Notice("#a (2): me, bob".into()),
+            LineKind::Notice("#a has no topic".into()),
+            LineKind::Notice("#a has no topic".into()),
+            LineKind::Error("could not join #b: you are banned from #b".into()),
+            LineKind::Error("could not join #b: you are banned from #b".into()),
+        ]
+    );
+}
+
 #[test]
 fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     let mut c = chat_in(&["#a"]);
