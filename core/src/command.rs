@@ -274,7 +274,7 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
         Ok(d) => Ok((Some(d), why)),
         Err(e)
             if d.len() > 1
-                && d.ends_with(['s', 'm', 'h', 'd', 'w'])
+                && d.ends_with(['s', 'm', 'h', 'd', 'w', 'y'])
                 && d[..d.len() - 1].bytes().all(|b| b.is_ascii_digit()) =>
         {
             Err(CommandError::Bad(e.to_string()))
@@ -743,7 +743,12 @@ mod tests {
         ));
         // Out of range is refused, not taken for a reason (a ban for ever); other words are
         // the reason.
-        for line in ["/ban bob 400d spam", "/ban bob 0h", "/gban bob 999w"] {
+        for line in [
+            "/ban bob 400d spam",
+            "/ban bob 0h",
+            "/gban bob 999w",
+            "/ban bob 99y",
+        ] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("365")
                     || e.contains("duration")),
@@ -751,6 +756,18 @@ mod tests {
                 parse(line)
             );
         }
+        // A year is the longest ban, and `1y` says it (it was a reason, the ban for ever).
+        assert!(matches!(
+            parse("/ban bob 1y spam"),
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Ban {
+                    duration: Some(crate::moderation::MAX_DURATION),
+                    reason: Some(_),
+                    ..
+                },
+                ..
+            })))
+        ));
         assert!(matches!(
             parse("/ban bob 10x spam"),
             Ok(Some(Input::Command(Command::Moderate {
