@@ -693,7 +693,13 @@ impl Hub {
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
-            let detail = format!("{to_nick} is reconnecting right now; try again in a moment");
+            // A device waiting for its resume will be back in a moment; an always-on account
+            // with no device at all stays in its rooms for hours, and nothing keeps a DM.
+            let detail = if self.devices_of(to_uid).is_empty() {
+                format!("{to_nick} is not connected; direct messages are not kept")
+            } else {
+                format!("{to_nick} is reconnecting right now; try again in a moment")
+            };
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
         let lim = self.config.queue_limits();
