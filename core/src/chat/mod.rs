@@ -45,7 +45,7 @@ pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
 
-use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
+use crate::limits::{CHAT_MAX_DIRECT, CHAT_MAX_HELD, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
@@ -79,9 +79,11 @@ pub struct Chat {
     log: Log,
     next_line: u64,
     next_active: u64,
-    /// The server's message of the day, until a room opens to show it in (it came while
-    /// nothing but the server's conversation was open).
-    motd: Vec<String>,
+    /// What the server's conversation said for the person since this session's welcome (the
+    /// message of the day, why the nick is not the one asked), until a room opens to show it
+    /// in: the TUI and the page show rooms, not the server's conversation. At most
+    /// [`CHAT_MAX_HELD`] lines.
+    held: Vec<String>,
 }
 
 impl Chat {
@@ -102,7 +104,7 @@ impl Chat {
             log: Log::default(),
             next_line: 0,
             next_active: 0,
-            motd: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -346,6 +348,8 @@ impl Chat {
             Event::Welcome { nick, resumed } => {
                 self.ever_connected = true;
                 if !resumed {
+                    // A new session: what an earlier one said before a room opened is old.
+                    self.held.clear();
                     // A guest until the session signs in again.
                     self.set_account(None);
                 }
@@ -510,6 +514,7 @@ impl Chat {
             }
             Event::Info(text) => {
                 for line in render::clean_lines(text) {
+                    self.hold(std::slice::from_ref(&line));
                     self.note(line, now);
                 }
             }
@@ -565,10 +570,10 @@ impl Chat {
         }
         if self.current == ConvId::Server {
             self.open(&id);
-            // The message of the day that came while only the server's conversation was open
-            // is shown where the person now looks, once.
-            let motd = std::mem::take(&mut self.motd);
-            self.show_motd(&id, &motd, now);
+            // What was said while only the server's conversation was open (the message of the
+            // day, why the nick is another) is shown where the person now looks, once.
+            let held = std::mem::take(&mut self.held);
+            self.show_motd(&id, &held, now);
         }
     }
 
@@ -578,11 +583,17 @@ impl Chat {
         let lines: Vec<String> = lines.iter().map(|l| crate::types::sanitize(l)).collect();
         let id = self.current.clone();
         self.show_motd(&id, &lines, now);
-        self.motd = if id == ConvId::Server {
-            lines
-        } else {
-            Vec::new()
-        };
+        self.hold(&lines);
+    }
+
+    /// Keeps `lines` said in the server's conversation to show in the first room that opens
+    /// (nothing while a room is open: they were said there).
+    fn hold(&mut self, lines: &[String]) {
+        if self.current != ConvId::Server {
+            return;
+        }
+        let room = CHAT_MAX_HELD.saturating_sub(self.held.len());
+        self.held.extend(lines.iter().take(room).cloned());
     }
 
     /// The message of the day's lines in `id`, one by one (not through `notice_in`: an empty

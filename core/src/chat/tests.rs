@@ -1387,6 +1387,46 @@ fn the_motd_is_shown_in_the_first_room_that_opens() {
     );
 }
 
+/// Why the nick is not the one asked (someone has it, or an account owns it) is said while
+/// only the server's conversation is open, which the TUI and the page never show once a room
+/// opens: like the message of the day, it is shown again in the first room that opens, once,
+/// so the person learns why they are `alice_2` and how to be `alice`.
+#[test]
+fn what_the_session_said_before_any_room_is_shown_in_the_first_room() {
+    let why = "alice is taken or a registered account here, so you are alice_2 \
+               (/login alice PASSWORD signs in to it)";
+    let mut c = Chat::new(nick("alice"));
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(
+        &Event::Welcome {
+            nick: nick("alice_2"),
+            resumed: false,
+        },
+        T0,
+    );
+    c.handle_event(&Event::Info(why.into()), T0);
+    c.handle_event(&Event::Motd(vec!["Be kind.".into()]), T0);
+    c.handle_event(&joined("#a", 1, &["alice_2"]), T0);
+    c.handle_event(&joined("#b", 1, &["alice_2"]), T0);
+    let a = kinds(&c, &rid("#a"));
+    assert_eq!(
+        a.iter()
+            .filter(|k| **k == LineKind::Notice(why.into()))
+            .count(),
+        1,
+        "{a:?}"
+    );
+    assert!(a.contains(&LineKind::Notice("Be kind.".into())), "{a:?}");
+    assert!(
+        !kinds(&c, &rid("#b")).contains(&LineKind::Notice(why.into())),
+        "once only"
+    );
+    // Said while a room is open: there, as before, and not again in the next room.
+    c.handle_event(&Event::Info("the server is busy".into()), T0);
+    c.handle_event(&joined("#c", 1, &["alice_2"]), T0);
+    assert!(!kinds(&c, &rid("#c")).contains(&LineKind::Notice("the server is busy".into())));
+}
+
 #[test]
 fn a_typed_notice_waits_as_a_notice_and_fails_as_one() {
     let mut c = chat_in(&["#a", "#b"]);
