@@ -3394,6 +3394,10 @@ mod past {
             h.last().unwrap(),
             "-- (older lines of #p are no longer kept)"
         );
+        // Asked again, with nothing left to show: still not the beginning (it said so, though
+        // the room began long before what the ring keeps).
+        t.line(c, "/history");
+        assert_eq!(t.lines(c), ["-- (older lines of #p are no longer kept)"]);
         // The binary protocol is told nothing older is kept: its client sees the seqs.
         t.send(
             a,
