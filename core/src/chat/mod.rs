@@ -526,6 +526,7 @@ impl Chat {
                 room,
                 events,
                 at_start,
+                ..
             } => self.on_past(room, events, *at_start),
             Event::Search { room, words } => self.on_search(room.as_ref(), words),
             Event::Found { room, words, hits } => self.on_found(room.as_ref(), words, hits),

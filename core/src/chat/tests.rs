@@ -738,6 +738,7 @@ fn past(r: &str, events: Vec<RoomEvent>, at_start: bool) -> Event {
         room: room(r),
         events,
         at_start,
+        oldest: None,
     }
 }
 

@@ -197,15 +197,18 @@ impl Session {
                     tracing::debug!(%room, "the end of a page nobody asked for");
                     return;
                 };
+                let mut oldest = None;
                 if let Some(state) = self.rooms.get_mut(&room) {
                     for ev in &events {
                         state.saw(ev.seq);
                     }
+                    oldest = state.oldest;
                 }
                 self.event(Event::Past {
                     room,
                     events,
                     at_start,
+                    oldest,
                 });
             }
             ServerMsg::Found(ev) => self.asks.found(ev),

@@ -2308,6 +2308,7 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
             room: r,
             events,
             at_start: false,
+            ..
         },
     ] = &evs[..]
     else {
@@ -2331,10 +2332,17 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
         room: room("#lobby"),
         at_start: true,
     });
+    let evs = t.events();
     assert!(matches!(
-        &t.events()[..],
+        &evs[..],
         [Event::Older { .. }, Event::Past { events, at_start: true, .. }] if events.is_empty()
     ));
+    // Line mode says what that empty page means: the room began before 17, which is not kept
+    // (it said "the beginning of #lobby").
+    assert_eq!(
+        render::session_lines(&evs[1], &nick("me")),
+        ["-- (older lines of #lobby are no longer kept)"]
+    );
     // An answer nobody asked for is dropped.
     t.recv(past("#lobby", 3, "stray"));
     t.recv(ServerMsg::PastEnd {

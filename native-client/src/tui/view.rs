@@ -208,6 +208,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             at_start: false,
+            oldest: None,
         };
         assert_eq!(v.scroll(&c), 0);
         apply(&mut c, &mut v, &older(5));
