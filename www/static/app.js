@@ -720,7 +720,7 @@ function renderReconnectBanner() {
   const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   const when = secs > 0 ? ` — trying again in ${secs}s` : "";
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}. reconnecting…${when}`, false);
+  showBanner(`${what}; reconnecting…${when}`, false);
 }
 
 function showBanner(text, closed) {
