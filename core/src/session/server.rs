@@ -531,7 +531,7 @@ impl Session {
             self.parted(room.clone());
             About::Part(room)
         } else if !history && kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
-            self.rooms.join_dropped(&room);
+            self.rooms.join_refused(&room);
             About::Join(room)
         } else if !history && parting {
             self.rooms.part_dropped(&room);
