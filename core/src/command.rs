@@ -274,7 +274,7 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
         Ok(d) => Ok((Some(d), why)),
         Err(e)
             if d.len() > 1
-                && d.ends_with(['s', 'm', 'h', 'd', 'w'])
+                && d.ends_with(['s', 'm', 'h', 'd', 'w', 'y'])
                 && d[..d.len() - 1].bytes().all(|b| b.is_ascii_digit()) =>
         {
             Err(CommandError::Bad(e.to_string()))
@@ -347,6 +347,15 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
         }
         "mode" if first.is_empty() => ModAction::Settings,
         "mode" => {
+            // One change a line: a second flag would otherwise be dropped without a word.
+            let (next, _) = word(after);
+            if let [b'+' | b'-', c] = next.as_bytes()
+                && c.is_ascii_alphabetic()
+            {
+                return Err(CommandError::Bad(format!(
+                    "one change at a time: /mode {first}, then /mode {next}"
+                )));
+            }
             let arg = (!after.is_empty()).then_some(after);
             ModAction::Mode(ModeChange::parse(first, arg).map_err(CommandError::Bad)?)
         }
@@ -706,6 +715,16 @@ mod tests {
 
     #[test]
     fn bad_commands_say_why() {
+        // One mode change a line: a second one was dropped without a word, so `/mode +i +m`
+        // set +i and left the person believing the room was moderated too.
+        for line in ["/mode +i +m", "/mode #r -t +m", "/mode -k +i"] {
+            assert!(
+                matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("one change at a time")),
+                "{line}: {:?}",
+                parse(line)
+            );
+        }
+        assert!(parse("/mode +k -sesame").is_ok(), "a key may start with -");
         assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
         // An unknown command is named in the reply, never with a raw ESC in it.
         let e = parse("/x\x1b[2J").unwrap_err().to_string();
@@ -743,7 +762,12 @@ mod tests {
         ));
         // Out of range is refused, not taken for a reason (a ban for ever); other words are
         // the reason.
-        for line in ["/ban bob 400d spam", "/ban bob 0h", "/gban bob 999w"] {
+        for line in [
+            "/ban bob 400d spam",
+            "/ban bob 0h",
+            "/gban bob 999w",
+            "/ban bob 99y",
+        ] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("365")
                     || e.contains("duration")),
@@ -751,6 +775,18 @@ mod tests {
                 parse(line)
             );
         }
+        // A year is the longest ban, and `1y` says it (it was a reason, the ban for ever).
+        assert!(matches!(
+            parse("/ban bob 1y spam"),
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Ban {
+                    duration: Some(crate::moderation::MAX_DURATION),
+                    reason: Some(_),
+                    ..
+                },
+                ..
+            })))
+        ));
         assert!(matches!(
             parse("/ban bob 10x spam"),
             Ok(Some(Input::Command(Command::Moderate {

@@ -347,6 +347,12 @@ pub const CHAT_MAX_CHANGES: usize = 4096;
 /// go first.
 pub const CHAT_MAX_ALERTS: usize = 32;
 
+/// Lines the chat model holds from the server's conversation to show in the first room that
+/// opens: a message of the day ([`crate::hub::MAX_MOTD_LINES`], 20) and the session's few words
+/// (why the nick is another, a sign-in's news). Past it the rest stays in the server's
+/// conversation only.
+pub const CHAT_MAX_HELD: usize = 32;
+
 /// A line we typed looks pending (greyed, "sending") once it has waited this long for the
 /// server's echo, or at once while disconnected: a live echo takes milliseconds, so a line
 /// that is merely on its way does not flicker, and one that is stuck says so.

@@ -131,7 +131,7 @@ fn network(ip: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// Reads `30m`, `12h`, `7d` (also `90s` and `2w`).
+/// Reads `30m`, `12h`, `7d` (also `90s`, `2w` and `1y`, a year of 365 days: the longest).
 pub fn parse_duration(s: &str) -> Result<Millis, MaskError> {
     let bad = || {
         MaskError::Duration(crate::types::sanitize(
@@ -146,6 +146,7 @@ pub fn parse_duration(s: &str) -> Result<Millis, MaskError> {
         'h' => 3600 * 1000,
         'd' => 24 * 3600 * 1000,
         'w' => 7 * 24 * 3600 * 1000,
+        'y' => 365 * 24 * 3600 * 1000,
         _ => return Err(bad()),
     };
     if n == 0 {
@@ -590,6 +591,9 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("é").is_err());
+        // "At most a year": a year can be said as one.
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("2y"), Err(MaskError::TooLong));
     }
 
     #[test]

@@ -641,13 +641,14 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             room,
             events,
             at_start,
+            oldest,
         } => events
             .iter()
             .map(past_line)
             .chain([past_end_line(
                 room,
                 *at_start,
-                events.first().map(|e| e.seq),
+                events.first().map(|e| e.seq).or(*oldest),
             )])
             .collect(),
         Event::Found { hits, .. } => hits
@@ -775,6 +776,7 @@ mod tests {
             room: RoomName::lobby(),
             events: vec![e.clone()],
             at_start: true,
+            oldest: Some(e.seq),
         };
         assert_eq!(
             session_lines(&past, &me),
@@ -787,6 +789,7 @@ mod tests {
             room: RoomName::lobby(),
             events: Vec::new(),
             at_start: false,
+            oldest: None,
         };
         assert_eq!(
             session_lines(&more, &me),

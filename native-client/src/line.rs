@@ -3,7 +3,8 @@
 //! it is answered (see [`DriverConfig::lockstep`]); every event is printed in the format of
 //! [`natter_core::render::session_lines`]; at the end of stdin the client waits until the server
 //! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
-//! refused (not delivered), so that a script does not take it for said.
+//! refused (not delivered), or a room it was to join, so that a script does not take it for
+//! said.
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
@@ -24,6 +25,15 @@ pub enum LineError {
     /// The driver task failed (a bug: it panicked).
     #[error("the connection task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The server refused a room the client was asked to join (`--room`, `/join`): what a
+    /// script meant to say there went nowhere.
+    #[error("could not join {room}: {why}")]
+    NotJoined {
+        /// The room.
+        room: String,
+        /// Why, as the server said.
+        why: String,
+    },
     /// Every line was answered, but the server refused some messages (a full disk, flood
     /// control, a muted room, an unknown nick): a script must not take them for delivered.
     #[error("the server refused {count} of the messages sent (the last: {last})")]
@@ -67,13 +77,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // Dropping the receiver tells the driver the front-end is gone (it quits).
     drop(ev_rx);
     driver.await??;
-    match refused {
-        Refused { count: 0, .. } => Ok(()),
-        Refused { count, last } => Err(LineError::Refused {
-            count,
-            last: last.unwrap_or_else(|| "no reason given".into()),
-        }),
-    }
+    refused.result()
 }
 
 /// The messages the server refused (each an [`natter_core::session::Event::Settled`]
@@ -82,6 +86,8 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
 struct Refused {
     count: usize,
     last: Option<String>,
+    /// The last room the server would not let us into, and why.
+    not_joined: Option<(String, String)>,
 }
 
 impl Refused {
@@ -93,10 +99,33 @@ impl Refused {
                 text,
                 ..
             } => self.last = Some(text.clone()),
+            Event::Error {
+                about: About::Join(room),
+                text,
+                ..
+            } => self.not_joined = Some((room.to_string(), text.clone())),
             Event::Settled {
                 delivered: false, ..
             } => self.count += 1,
             _ => {}
+        }
+    }
+
+    /// How line mode ends: refused messages first (they were sent), then a refused join.
+    fn result(&self) -> Result<(), LineError> {
+        match (self.count, &self.not_joined) {
+            (0, None) => Ok(()),
+            (0, Some((room, why))) => Err(LineError::NotJoined {
+                room: room.clone(),
+                why: why.clone(),
+            }),
+            (count, _) => Err(LineError::Refused {
+                count,
+                last: self
+                    .last
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into()),
+            }),
         }
     }
 }
@@ -235,5 +264,27 @@ mod tests {
         assert_eq!(lines(b"0123456789ab\nok\n", 10), [Err(()), Ok("ok".into())]);
         assert_eq!(lines(b"0123456789\n", 10), [Ok("0123456789".into())]);
         assert!(lines(b"", 10).is_empty());
+    }
+
+    /// `echo done | natter --room '#ci'` whose join the server refused (invite-only, a ban, a
+    /// key, full): the line was said nowhere, and the client exited 0, so a CI script took
+    /// its notice for sent. A refused join makes the exit status 1, with the reason.
+    #[test]
+    fn a_refused_join_is_a_failure_of_the_script() {
+        use natter_core::session::{About, Event};
+        let mut r = Refused::default();
+        r.note(&Event::Error {
+            kind: None,
+            about: About::Input,
+            text: "unknown command /frob (try /help)".into(),
+        });
+        assert!(r.result().is_ok(), "a typo is not a refusal");
+        r.note(&Event::Error {
+            kind: None,
+            about: About::Join(natter_core::RoomName::new("#ci").unwrap()),
+            text: "#ci is invite-only".into(),
+        });
+        let e = r.result().unwrap_err().to_string();
+        assert_eq!(e, "could not join #ci: #ci is invite-only");
     }
 }

@@ -35,7 +35,8 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   error: words               errors
   -- words                   other notices
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
-(1 if that does not happen within --wait seconds, default 10). Example: echo hi | natter --nick bot
+(1 if that does not happen within --wait seconds, default 10, or the server refused a message or a
+room to join). Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
 comes from the environment variable NATTER_PASSWORD, else the file named by password_file in the

@@ -233,6 +233,7 @@ fn older_lines_say_what_they_go_before_and_the_top_of_the_log_what_it_shows() {
             room: RoomName::lobby(),
             events: vec![past(8, "eight"), past(9, "nine")],
             at_start: true,
+            oldest: Some(Seq(8)),
         },
         Millis(0),
     );

@@ -247,9 +247,12 @@ function trimLines(d, n) {
 
 // Older lines (oldest first) go in front of the line with id `before` (at the end without one),
 // with day marks where days change. What the person was reading stays where it was on screen:
-// the distance from the bottom is kept, as everything added is above it.
+// the distance from the bottom is kept, as everything added is above it. Older lines that come
+// while the log follows its newest were typed for (`/history`; scrolling asks at the top): the
+// log goes up to the first of them, or the command would seem to do nothing.
 function prependLines(d, before, lines) {
   const log = d.log;
+  const reveal = !log.hidden && atBottom(log) && log.scrollTop >= NEAR_TOP;
   const fromBottom = log.scrollHeight - log.scrollTop;
   const next = before === undefined ? null : d.lines.querySelector(`.line[data-id="${before}"]`);
   // A day mark right before that line belongs to it: the older lines go before the mark.
@@ -266,6 +269,7 @@ function prependLines(d, before, lines) {
     }
     frag.append(lineEl(l));
   }
+  const first = frag.querySelector(".line");
   d.lines.insertBefore(frag, at);
   if (!next) {
     d.lastDay = day;
@@ -275,6 +279,9 @@ function prependLines(d, before, lines) {
     d.lines.insertBefore(dayEl(Number(next.dataset.at)), next);
   }
   log.scrollTop = log.scrollHeight - fromBottom;
+  if (reveal && first) {
+    log.scrollTop += first.getBoundingClientRect().top - log.getBoundingClientRect().top;
+  }
 }
 
 // The top of a room's log: what the model says about older lines (absent for other
@@ -713,7 +720,7 @@ function renderReconnectBanner() {
   const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   const when = secs > 0 ? ` — trying again in ${secs}s` : "";
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}. reconnecting…${when}`, false);
+  showBanner(`${what}; reconnecting…${when}`, false);
 }
 
 function showBanner(text, closed) {

@@ -866,6 +866,94 @@ async fn scrolling_to_the_top_loads_older_lines_and_search_shows_hits() {
     with_browser(server_config, scrollback_scenario).await;
 }
 
+/// `/history 3` typed at the bottom of a room: the three lines before the oldest shown go in
+/// front of the log, above the screen, and the log goes up to show them (it stayed at the
+/// bottom, and the command seemed to do nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_typed_at_the_bottom_shows_the_lines_it_brought() {
+    let mut server_config = natter_server::ServerConfig::local_test();
+    server_config.hub.history_on_join = SCROLL_JOIN;
+    server_config.hub.flood_burst = 1_000;
+    server_config.hub.flood_refill = natter_core::Millis(1);
+    with_browser(server_config, history_scenario).await;
+}
+
+async fn history_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    let mut nc = TextUser::connect(server_addr, "netcat").await;
+    for i in 1..=SCROLL_LINES {
+        nc.say(&format!("old line {i:03}")).await;
+    }
+    nc.say("/who").await;
+    wait_for!("nc's /who answer", STEP, nc.out.has("#lobby (1): netcat"));
+    timeout(
+        STEP,
+        b.goto(&format!("http://{}/?nick=histy", bridge.local_addr())),
+    )
+    .await
+    .expect("page loads in time")
+    .expect("open the page");
+    wait_for!(
+        "the nick prompt",
+        STEP,
+        js(b, "return document.getElementById('nick-dialog').open;")
+            .await
+            .as_bool()
+            .filter(|open| *open)
+    );
+    click_join(b).await;
+    let last = format!("old line {SCROLL_LINES:03}");
+    wait_for!(
+        "the join replay",
+        STEP,
+        has_line(b, "#lobby", "netcat", &last).await
+    );
+    let shown = chat(b, "#lobby")
+        .await
+        .into_iter()
+        .filter_map(|(_, t)| t.strip_prefix("old line ")?.parse::<usize>().ok())
+        .min()
+        .expect("old lines shown");
+    let scrolls = js(
+        b,
+        &format!("const l = {LOBBY_LOG}; return l.scrollHeight > l.clientHeight + 200;"),
+    )
+    .await;
+    assert_eq!(scrolls, json!(true), "the log scrolls");
+    let wanted = format!("old line {:03}", shown - 3);
+    assert!(has_line(b, "#lobby", "netcat", &wanted).await.is_none());
+    type_line(b, "/history 3").await;
+    wait_for!(
+        "the lines /history brought",
+        STEP,
+        has_line(b, "#lobby", "netcat", &wanted).await
+    );
+    // Shown: the first of them is within the log's visible part.
+    let seen = wait_for!(
+        "the first line /history brought on screen",
+        STEP,
+        js(
+            b,
+            &format!(
+                "const log = {LOBBY_LOG}; \
+                 const l = [...log.querySelectorAll('.line')].find(e => e.textContent.includes('{wanted}')); \
+                 const top = l.getBoundingClientRect().top - log.getBoundingClientRect().top; \
+                 return top >= 0 && top < log.clientHeight ? top : null;"
+            ),
+        )
+        .await
+        .as_f64()
+    );
+    assert!(seen >= 0.0);
+    screenshot(b, "history_typed.png").await;
+    bridge
+}
+
 /// The page's `#lobby` log, as JS.
 const LOBBY_LOG: &str = r##"document.querySelector('.log[data-conv="#lobby"]')"##;
 

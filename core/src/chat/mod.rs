@@ -45,7 +45,7 @@ pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
 
-use crate::limits::{CHAT_MAX_DIRECT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
+use crate::limits::{CHAT_MAX_DIRECT, CHAT_MAX_HELD, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
 use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
@@ -79,9 +79,11 @@ pub struct Chat {
     log: Log,
     next_line: u64,
     next_active: u64,
-    /// The server's message of the day, until a room opens to show it in (it came while
-    /// nothing but the server's conversation was open).
-    motd: Vec<String>,
+    /// What the server's conversation said for the person since this session's welcome (the
+    /// message of the day, why the nick is not the one asked), until a room opens to show it
+    /// in: the TUI and the page show rooms, not the server's conversation. At most
+    /// [`CHAT_MAX_HELD`] lines.
+    held: Vec<String>,
 }
 
 impl Chat {
@@ -102,7 +104,7 @@ impl Chat {
             log: Log::default(),
             next_line: 0,
             next_active: 0,
-            motd: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -346,6 +348,8 @@ impl Chat {
             Event::Welcome { nick, resumed } => {
                 self.ever_connected = true;
                 if !resumed {
+                    // A new session: what an earlier one said before a room opened is old.
+                    self.held.clear();
                     // A guest until the session signs in again.
                     self.set_account(None);
                 }
@@ -390,7 +394,7 @@ impl Chat {
                 if *asked {
                     let id = self.here_or_current(id);
                     let words = render::members_words(room, members);
-                    self.notice_in(&id, LineKind::Notice(words), now);
+                    self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }
             Event::Crowd {
@@ -424,7 +428,7 @@ impl Chat {
                 self.set_topic(&id, topic.as_ref());
                 let id = self.here_or_current(id);
                 let words = render::topic_words(room, topic.as_ref());
-                self.notice_in(&id, LineKind::Notice(words), now);
+                self.answer_in(&id, LineKind::Notice(words), now);
             }
             Event::Nick(nick) => {
                 self.set_me(nick);
@@ -475,7 +479,7 @@ impl Chat {
                 if show {
                     let id = self.here_or_current(id);
                     let words = render::policy_words(room, founder.as_ref(), ops, voiced, modes);
-                    self.notice_in(&id, LineKind::Notice(words), now);
+                    self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }
             Event::BanList {
@@ -495,7 +499,7 @@ impl Chat {
                 if *asked {
                     let id = self.here_or_current(id);
                     for words in render::ban_list_lines(room, bans, mutes) {
-                        self.notice_in(&id, LineKind::Notice(words), now);
+                        self.answer_in(&id, LineKind::Notice(words), now);
                     }
                 }
             }
@@ -510,6 +514,7 @@ impl Chat {
             }
             Event::Info(text) => {
                 for line in render::clean_lines(text) {
+                    self.hold(std::slice::from_ref(&line));
                     self.note(line, now);
                 }
             }
@@ -521,6 +526,7 @@ impl Chat {
                 room,
                 events,
                 at_start,
+                ..
             } => self.on_past(room, events, *at_start),
             Event::Search { room, words } => self.on_search(room.as_ref(), words),
             Event::Found { room, words, hits } => self.on_found(room.as_ref(), words, hits),
@@ -565,10 +571,10 @@ impl Chat {
         }
         if self.current == ConvId::Server {
             self.open(&id);
-            // The message of the day that came while only the server's conversation was open
-            // is shown where the person now looks, once.
-            let motd = std::mem::take(&mut self.motd);
-            self.show_motd(&id, &motd, now);
+            // What was said while only the server's conversation was open (the message of the
+            // day, why the nick is another) is shown where the person now looks, once.
+            let held = std::mem::take(&mut self.held);
+            self.show_motd(&id, &held, now);
         }
     }
 
@@ -578,11 +584,17 @@ impl Chat {
         let lines: Vec<String> = lines.iter().map(|l| crate::types::sanitize(l)).collect();
         let id = self.current.clone();
         self.show_motd(&id, &lines, now);
-        self.motd = if id == ConvId::Server {
-            lines
-        } else {
-            Vec::new()
-        };
+        self.hold(&lines);
+    }
+
+    /// Keeps `lines` said in the server's conversation to show in the first room that opens
+    /// (nothing while a room is open: they were said there).
+    fn hold(&mut self, lines: &[String]) {
+        if self.current != ConvId::Server {
+            return;
+        }
+        let room = CHAT_MAX_HELD.saturating_sub(self.held.len());
+        self.held.extend(lines.iter().take(room).cloned());
     }
 
     /// The message of the day's lines in `id`, one by one (not through `notice_in`: an empty
@@ -855,11 +867,13 @@ impl Chat {
             }
             About::Older(_) => self.current.clone(),
             About::Search => return self.on_search_failed(text, now),
-            About::Join(_) | About::Nick(_) | About::Session | About::Input | About::Account => {
-                self.current.clone()
+            // Not an answer to something typed: said once while it stays the same.
+            About::Session => {
+                return self.notice_in(&self.current.clone(), LineKind::Error(words), now);
             }
+            About::Join(_) | About::Nick(_) | About::Input | About::Account => self.current.clone(),
         };
-        self.notice_in(&id, LineKind::Error(words), now);
+        self.answer_in(&id, LineKind::Error(words), now);
     }
 
     fn on_queued(&mut self, id: MsgId, to: &Target, kind: ChatKind, text: &Text, now: Millis) {
@@ -1040,7 +1054,8 @@ impl Chat {
     }
 
     /// A notice or error line; the same one right after itself (one per failed reconnect
-    /// attempt) is shown once.
+    /// attempt) is shown once. Answers to what the person asked go through
+    /// [`Chat::answer_in`] instead.
     fn notice_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
         if self
             .conv(id)
@@ -1049,6 +1064,13 @@ impl Chat {
         {
             return;
         }
+        let line = self.make_line(now, None, kind);
+        self.add_line(id, line);
+    }
+
+    /// The answer to a question or request the person made (`/who`, `/topic`, a refused join):
+    /// shown each time, even the same as the line before, so that asking again is answered.
+    fn answer_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
         let line = self.make_line(now, None, kind);
         self.add_line(id, line);
     }

@@ -550,6 +550,45 @@ fn refused_requests_are_reported_for_what_they_were() {
     );
 }
 
+/// A question typed twice is answered twice: `/who` again (nobody came or went), a join a ban
+/// still refuses, `/topic` again. Only what the connection says by itself (reconnect attempts)
+/// is shown once while it stays the same; a person who typed and saw nothing would think the
+/// command was lost.
+#[test]
+fn the_same_answer_to_a_question_asked_again_is_shown_again() {
+    let mut c = chat_in(&["#a"]);
+    let members = Event::Members {
+        room: room("#a"),
+        members: vec![nick("me"), nick("bob")],
+        asked: true,
+    };
+    let topic = Event::Topic {
+        room: room("#a"),
+        topic: None,
+    };
+    let banned = Event::Error {
+        kind: Some(ErrorKind::Banned),
+        about: About::Join(room("#b")),
+        text: "you are banned from #b".into(),
+    };
+    let before = kinds(&c, &rid("#a")).len();
+    for ev in [&members, &members, &topic, &topic, &banned, &banned] {
+        c.handle_event(ev, T0);
+    }
+    let shown = kinds(&c, &rid("#a"));
+    assert_eq!(
+        shown[before..],
+        [
+            LineKind::Notice("#a (2): me, bob".into()),
+            LineKind::Notice("#a (2): me, bob".into()),
+            LineKind::Notice("#a has no topic".into()),
+            LineKind::Notice("#a has no topic".into()),
+            LineKind::Error("could not join #b: you are banned from #b".into()),
+            LineKind::Error("could not join #b: you are banned from #b".into()),
+        ]
+    );
+}
+
 #[test]
 fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     let mut c = chat_in(&["#a"]);
@@ -699,6 +738,7 @@ fn past(r: &str, events: Vec<RoomEvent>, at_start: bool) -> Event {
         room: room(r),
         events,
         at_start,
+        oldest: None,
     }
 }
 
@@ -1346,6 +1386,46 @@ fn the_motd_is_shown_in_the_first_room_that_opens() {
         matches!(&last, Some(LineKind::Notice(w)) if w.ends_with("New rules") && !w.contains('\x1b')),
         "shown there, control characters made harmless: {last:?}"
     );
+}
+
+/// Why the nick is not the one asked (someone has it, or an account owns it) is said while
+/// only the server's conversation is open, which the TUI and the page never show once a room
+/// opens: like the message of the day, it is shown again in the first room that opens, once,
+/// so the person learns why they are `alice_2` and how to be `alice`.
+#[test]
+fn what_the_session_said_before_any_room_is_shown_in_the_first_room() {
+    let why = "alice is taken or a registered account here, so you are alice_2 \
+               (/login alice PASSWORD signs in to it)";
+    let mut c = Chat::new(nick("alice"));
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(
+        &Event::Welcome {
+            nick: nick("alice_2"),
+            resumed: false,
+        },
+        T0,
+    );
+    c.handle_event(&Event::Info(why.into()), T0);
+    c.handle_event(&Event::Motd(vec!["Be kind.".into()]), T0);
+    c.handle_event(&joined("#a", 1, &["alice_2"]), T0);
+    c.handle_event(&joined("#b", 1, &["alice_2"]), T0);
+    let a = kinds(&c, &rid("#a"));
+    assert_eq!(
+        a.iter()
+            .filter(|k| **k == LineKind::Notice(why.into()))
+            .count(),
+        1,
+        "{a:?}"
+    );
+    assert!(a.contains(&LineKind::Notice("Be kind.".into())), "{a:?}");
+    assert!(
+        !kinds(&c, &rid("#b")).contains(&LineKind::Notice(why.into())),
+        "once only"
+    );
+    // Said while a room is open: there, as before, and not again in the next room.
+    c.handle_event(&Event::Info("the server is busy".into()), T0);
+    c.handle_event(&joined("#c", 1, &["alice_2"]), T0);
+    assert!(!kinds(&c, &rid("#c")).contains(&LineKind::Notice("the server is busy".into())));
 }
 
 #[test]

@@ -4051,7 +4051,7 @@ fn a_message_to_an_account_with_nothing_connected_says_so() {
     let l = n.lines(b);
     assert_eq!(numerics(&l), ["401"], "{l:?}");
     assert!(l[0].contains(" 401 bob alice :"), "{l:?}");
-    assert!(l[0].contains("alice is signed in nowhere now"), "{l:?}");
+    assert!(l[0].contains("alice is not connected"), "{l:?}");
 }
 
 #[test]

@@ -703,16 +703,10 @@ impl Hub {
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
-            // No device at all: an account that stays in its rooms with nothing connected.
-            let nowhere = self
-                .users
-                .get(&to_uid)
-                .is_some_and(|u| u.devices.is_empty());
-            let detail = if nowhere {
-                format!(
-                    "{to_nick} is signed in nowhere now (an account stays in its rooms); \
-                     message not delivered"
-                )
+            // A device waiting for its resume will be back in a moment; an always-on account
+            // with no device at all stays in its rooms for hours, and nothing keeps a DM.
+            let detail = if self.devices_of(to_uid).is_empty() {
+                format!("{to_nick} is not connected; direct messages are not kept")
             } else {
                 format!("{to_nick} is reconnecting right now; try again in a moment")
             };

@@ -268,6 +268,14 @@ impl Hub {
         }
         let complete = at_start && frames.len() == frames.capacity();
         let Some(oldest) = frames.last().map(|(s, _)| *s) else {
+            // Nothing older at all. Seqs start at 1 and never restart: when this connection
+            // was shown a later line as its oldest, the room's start is gone, not here (nc
+            // asking /history again said "the beginning").
+            let shown = self.conns.get(&conn).and_then(|c| c.scroll.get(room));
+            if at_start && shown.is_some_and(|s| s > Seq(1)) {
+                let note = super::dialect::Note::PastGone(room.clone());
+                return self.reply(conn, Reply::Note(note));
+            }
             self.reply(
                 conn,
                 Reply::Msg(ServerMsg::PastEnd {

@@ -3394,6 +3394,10 @@ mod past {
             h.last().unwrap(),
             "-- (older lines of #p are no longer kept)"
         );
+        // Asked again, with nothing left to show: still not the beginning (it said so, though
+        // the room began long before what the ring keeps).
+        t.line(c, "/history");
+        assert_eq!(t.lines(c), ["-- (older lines of #p are no longer kept)"]);
         // The binary protocol is told nothing older is kept: its client sees the seqs.
         t.send(
             a,
@@ -4515,6 +4519,38 @@ mod accounts {
             !t.lines(b)
                 .iter()
                 .any(|l| l.contains("alice") && l.contains("quit"))
+        );
+    }
+
+    /// A direct message to an always-on account with nothing connected is refused (nothing
+    /// keeps it), in words that say so: not "reconnecting right now; try again in a moment",
+    /// which is what a dropped client waiting for its resume is, and which would have the
+    /// sender try again and again for hours.
+    #[test]
+    fn a_direct_message_to_an_always_on_account_with_no_device_says_it_is_not_connected() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.hub.handle_close(a, t.now);
+        let (b, _) = t.txt();
+        // Within the resume window alice's client may be back any moment.
+        t.line(b, "/msg alice are you there");
+        let l = t.lines(b);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("alice is reconnecting right now")),
+            "{l:?}"
+        );
+        t.advance(t.hub.config().resume_grace.0 + 1);
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")), "still in #x");
+        t.lines(b);
+        t.line(b, "/msg alice are you there");
+        let l = t.lines(b);
+        assert!(
+            l.iter().any(|l| l.starts_with("ERROR:")
+                && l.contains("alice is not connected")
+                && !l.contains("reconnecting")),
+            "{l:?}"
         );
     }
 

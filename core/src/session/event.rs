@@ -246,6 +246,10 @@ pub enum Event {
         events: Vec<RoomEvent>,
         /// Nothing older is stored: the room's history begins with the first of them.
         at_start: bool,
+        /// The oldest event of the room this session has shown, this page's included: where
+        /// nothing older is stored and it is not seq 1, the room's start is gone rather than
+        /// here (also when the page is empty).
+        oldest: Option<Seq>,
     },
     /// A search was asked for (typed, or [`crate::session::Session::search`]): [`Event::Found`]
     /// with the same room and words brings its hits, or an [`Event::Error`] about

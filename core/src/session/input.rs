@@ -72,7 +72,11 @@ impl Session {
             (None, None) => self.rooms.default_room().cloned(),
         };
         if room.is_none() {
-            self.error(About::Input, "join a room first (/join #room)");
+            let words = match self.rooms.refused() {
+                Some(r) => format!("not done: you could not join {r}; /join a room to {what} in"),
+                None => "join a room first (/join #room)".to_owned(),
+            };
+            self.error(About::Input, words);
         }
         room
     }

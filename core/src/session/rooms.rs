@@ -174,6 +174,10 @@ pub(super) struct Rooms {
     /// The first room the session was configured to join (`natter --room`): where input that
     /// names no room goes when none was chosen, also when an account's own rooms came first.
     configured: Option<RoomName>,
+    /// The room last asked for, when the server would not let us in: input that names no room
+    /// goes nowhere until the next join is asked for, rather than to another room in its
+    /// place (a script's `/join #private` and its lines must not end up in `#lobby`).
+    refused: Option<RoomName>,
 }
 
 impl Rooms {
@@ -215,6 +219,9 @@ impl Rooms {
     /// we are in it or joining it), else the first configured room (the same), else the first
     /// room we are in, else the first being joined.
     pub(super) fn default_room(&self) -> Option<&RoomName> {
+        if self.refused.is_some() {
+            return None;
+        }
         let here = |r: &&RoomName| self.is_in(r) || self.is_joining(r);
         self.chosen
             .as_ref()
@@ -233,6 +240,7 @@ impl Rooms {
     /// A join is asked for (now, or at the welcome); `chosen` when the user asked for it.
     pub(super) fn join_asked(&mut self, room: RoomName, chosen: bool) {
         if chosen {
+            self.refused = None;
             self.chosen = Some(room.clone());
         } else if self.configured.is_none() {
             self.configured = Some(room.clone());
@@ -244,7 +252,22 @@ impl Rooms {
 
     /// The user asked for a room we are in (a `/join` of it).
     pub(super) fn choose(&mut self, room: &RoomName) {
+        self.refused = None;
         self.chosen = Some(room.clone());
+    }
+
+    /// The server refused a join of `room`: no longer waited for, and if it was the room the
+    /// user asked for last, input that names no room has nowhere to go until the next join.
+    pub(super) fn join_refused(&mut self, room: &RoomName) {
+        self.join_dropped(room);
+        if self.chosen.as_ref() == Some(room) {
+            self.refused = Some(room.clone());
+        }
+    }
+
+    /// The room whose refused join leaves input that names no room nowhere to go.
+    pub(super) fn refused(&self) -> Option<&RoomName> {
+        self.refused.as_ref()
     }
 
     /// A join is not going to happen (refused by the server, or dropped before it was sent).

@@ -197,15 +197,18 @@ impl Session {
                     tracing::debug!(%room, "the end of a page nobody asked for");
                     return;
                 };
+                let mut oldest = None;
                 if let Some(state) = self.rooms.get_mut(&room) {
                     for ev in &events {
                         state.saw(ev.seq);
                     }
+                    oldest = state.oldest;
                 }
                 self.event(Event::Past {
                     room,
                     events,
                     at_start,
+                    oldest,
                 });
             }
             ServerMsg::Found(ev) => self.asks.found(ev),
@@ -528,7 +531,7 @@ impl Session {
             self.parted(room.clone());
             About::Part(room)
         } else if !history && kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
-            self.rooms.join_dropped(&room);
+            self.rooms.join_refused(&room);
             About::Join(room)
         } else if !history && parting {
             self.rooms.part_dropped(&room);

@@ -542,6 +542,37 @@ fn chat_typed_right_after_join_goes_to_the_joined_room() {
     );
 }
 
+/// A script joins a private room and talks: when the server refuses the join (invite-only,
+/// banned, a key), its lines must not land in the room it was in before (they were said in
+/// `#lobby`, to everyone there). They are refused here, saying why, until a join goes through.
+#[test]
+fn lines_after_a_refused_join_are_not_said_in_another_room() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #private", t.now);
+    t.sent();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::InviteOnly,
+        re: Re::Room(room("#private")),
+        detail: "#private is invite-only".into(),
+    });
+    t.events();
+    t.s.handle_input("the secret plan", t.now);
+    assert!(t.sent().is_empty(), "said nowhere");
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Error { about: About::Input, text, .. }] if text.contains("#private")),
+        "{evs:?}"
+    );
+    // Joining a room again gives lines a home.
+    t.s.handle_input("/join #lobby", t.now);
+    t.s.handle_input("hi again", t.now);
+    assert!(
+        t.sent()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Say { room: r, .. } if *r == room("#lobby")))
+    );
+}
+
 #[test]
 fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     let mut t = T::ready(Transport::Stream);
@@ -2308,6 +2339,7 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
             room: r,
             events,
             at_start: false,
+            ..
         },
     ] = &evs[..]
     else {
@@ -2331,10 +2363,17 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
         room: room("#lobby"),
         at_start: true,
     });
+    let evs = t.events();
     assert!(matches!(
-        &t.events()[..],
+        &evs[..],
         [Event::Older { .. }, Event::Past { events, at_start: true, .. }] if events.is_empty()
     ));
+    // Line mode says what that empty page means: the room began before 17, which is not kept
+    // (it said "the beginning of #lobby").
+    assert_eq!(
+        render::session_lines(&evs[1], &nick("me")),
+        ["-- (older lines of #lobby are no longer kept)"]
+    );
     // An answer nobody asked for is dropped.
     t.recv(past("#lobby", 3, "stray"));
     t.recv(ServerMsg::PastEnd {

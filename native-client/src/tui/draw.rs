@@ -1102,6 +1102,7 @@ mod tests {
                     .map(|i| past_say(i + 10, &format!("old {i}")))
                     .collect(),
                 at_start: false,
+                oldest: Some(natter_core::Seq(11)),
             },
         );
         let p = pane(&c, &v, 60, 6, 0);
@@ -1121,6 +1122,7 @@ mod tests {
                 room: room("#a"),
                 events: Vec::new(),
                 at_start: true,
+                oldest: Some(natter_core::Seq(11)),
             },
         );
         let p = pane(&c, &v, 60, 6, 0);

@@ -203,6 +203,14 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         while let Some(change) = chat.poll_change() {
             view.follow(&change, &chat);
         }
+        if view.scroll(&chat) > 0 {
+            // Not past the top (following a change may have asked for "the top"): lines put
+            // there later must not make the view jump, and PgDn must move at once.
+            let size = terminal.size()?;
+            let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+            let pane = draw::pane_on(&chat, &view, size, tz);
+            view.clamp(&chat, pane.scroll);
+        }
         let mut ring = false;
         while chat.poll_alert().is_some() {
             ring = true;

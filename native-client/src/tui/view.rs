@@ -1,7 +1,8 @@
 //! What the TUI keeps beyond natter-core's chat model, which holds everything about the chat:
 //! view concerns only. How far each conversation is scrolled up, kept still while new lines
-//! arrive (older lines put in front change nothing: the scroll counts from the bottom), and back
-//! at the bottom when a conversation is opened; how far a search's results are scrolled down.
+//! arrive (older lines put in front change nothing: the scroll counts from the bottom; those
+//! `/history` brought while the view was at the bottom are scrolled to), and back at the bottom
+//! when a conversation is opened; how far a search's results are scrolled down.
 
 use natter_core::chat::{Change, Chat, ConvId};
 use std::collections::HashMap;
@@ -67,6 +68,14 @@ impl View {
                 if let Some(s) = self.scroll.get_mut(conv).filter(|s| **s > 0) {
                     *s = s.saturating_add(1);
                 }
+            }
+            // Older lines while the open conversation follows its newest: `/history` asked for
+            // them (PgUp asks only at the top, scrolled up). They went in front, above the
+            // screen: go up to them (the main loop clamps this to the top).
+            Change::LinesPrepended { conv, .. }
+                if conv == chat.current() && self.scroll(chat) == 0 =>
+            {
+                self.scroll_up(chat, usize::MAX);
             }
             Change::Current => {
                 self.scroll.remove(chat.current());
@@ -171,5 +180,43 @@ pub(crate) mod tests {
         v.scroll_up(&c, 2);
         v.scroll_down(&c, 5);
         assert_eq!(v.scroll(&c), 0);
+    }
+
+    /// `/history` typed while the view follows the newest lines: the older lines go in front
+    /// of the conversation, above the screen, so the view goes up to them (it stayed at the
+    /// bottom, and the command seemed to do nothing). Older lines PgUp asked for at the top
+    /// leave a scrolled view where it is.
+    #[test]
+    fn older_lines_typed_for_at_the_bottom_are_shown() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 10..20 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
+        let older = |from: u64| Event::Past {
+            room: room("#a"),
+            events: (from..from + 3)
+                .map(|seq| natter_core::wire::RoomEvent {
+                    room: room("#a"),
+                    seq: Seq(seq),
+                    at: AT,
+                    from: nick("bob"),
+                    kind: EventKind::Say {
+                        id: MsgId(seq),
+                        text: Text::new("old").unwrap(),
+                    },
+                })
+                .collect(),
+            at_start: false,
+            oldest: None,
+        };
+        assert_eq!(v.scroll(&c), 0);
+        apply(&mut c, &mut v, &older(5));
+        assert!(v.scroll(&c) > 0, "up to the lines /history brought");
+        // Scrolled up already (PgUp at the top): kept where it was.
+        v.scroll_down(&c, usize::MAX);
+        v.scroll_up(&c, 4);
+        apply(&mut c, &mut v, &older(2));
+        assert_eq!(v.scroll(&c), 4);
     }
 }
