@@ -974,6 +974,34 @@ fn a_nick_change_or_quit_seen_in_several_rooms_is_one_line_on_irc_and_nc() {
     assert_eq!(n.lines(echoer).len(), 1);
 }
 
+/// A part's reason from a natter client may be as long as a message (2,000 bytes): an IRC
+/// member's `PART` line is cut to fit IRC's 512 bytes (as a quit's and a kick's reason are),
+/// not sent whole.
+#[test]
+fn a_long_part_reason_fits_an_irc_line() {
+    let mut n = Net::new();
+    let i = n.client("reader", &[]);
+    n.send(i, &["JOIN #long"]);
+    n.lines(i);
+    let b = n.bin("writer");
+    let r = room("#long");
+    n.send_bin(b, &ClientMsg::Join { room: r.clone() });
+    n.lines(i);
+    let reason = "gone ".repeat(390);
+    assert!(reason.len() <= crate::limits::MAX_TEXT_BYTES);
+    n.send_bin(
+        b,
+        &ClientMsg::Part {
+            room: r,
+            reason: Some(text(&reason)),
+        },
+    );
+    let l = n.lines(i);
+    let part = l.iter().find(|l| l.contains(" PART ")).expect("the PART");
+    assert!(part.len() + 2 <= 512, "{} bytes: {part}", part.len());
+    assert!(part.contains(" :gone gone "), "{part}");
+}
+
 #[test]
 fn a_long_natter_text_reaches_irc_in_several_lines_with_nothing_lost() {
     let mut n = Net::new();

@@ -1208,7 +1208,7 @@ impl Irc {
                 }
             }
             EventKind::Part { reason } => match reason {
-                Some(r) => l.from(&tags, &src, "PART", &[room, r.as_str()], true),
+                Some(r) => l.from(&tags, &src, "PART", &[room, &fit(r.as_str(), 300)], true),
                 None => l.from(&tags, &src, "PART", &[room], false),
             },
             EventKind::Quit { reason } => {
@@ -1237,7 +1237,8 @@ impl Irc {
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
             EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
                 let words = format!("*** {} set {room} {}", ev.from, change.as_str());
-                l.from(&tags, SERVER, "NOTICE", &[room, &words], true);
+                let budget = IRC_MAX_LINE.saturating_sub(body_len(SERVER, "NOTICE", &[room], 0));
+                l.from(&tags, SERVER, "NOTICE", &[room, &fit(&words, budget)], true);
                 // A new founder is an operator: nick lists learn it from a `+o`.
                 if let Some(founder) = change.as_str().strip_prefix("founder ") {
                     l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
