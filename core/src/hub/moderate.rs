@@ -1218,7 +1218,7 @@ impl Hub {
             let msg = self.policy_msg(room, op);
             let on: Vec<ConnId> = self.user_conns(m).collect();
             for c in on {
-                self.reply(c, Reply::Msg(msg.clone()));
+                self.reply(c, Reply::Settings(msg.clone()));
             }
         }
     }

@@ -5403,7 +5403,15 @@ mod moderation {
                 .any(|l| l.contains("banned from #r: nick:") && l.contains("too loud")),
             "{l:?}"
         );
+        let (c, _) = t.txt();
+        t.line(c, "/join #r");
+        t.lines(c);
+        t.lines(a);
         t.line(a, "/mode +m");
+        // One line for a change, to everyone: the settings binary clients get after it are
+        // not said again in words.
+        assert_eq!(t.lines(a), ["-- alice set #r +m"]);
+        assert_eq!(t.lines(c), ["-- alice set #r +m"]);
         t.line(a, "/mode");
         let l = t.lines(a);
         assert!(

@@ -113,7 +113,7 @@ impl Dialect for Binary {
             }
         };
         match reply {
-            Reply::Msg(msg) | Reply::Rejoined(msg) => frame(msg),
+            Reply::Msg(msg) | Reply::Rejoined(msg) | Reply::Settings(msg) => frame(msg),
             Reply::Welcome {
                 nick,
                 token,

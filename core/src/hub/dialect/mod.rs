@@ -484,6 +484,11 @@ pub(crate) enum Reply {
     },
     /// Joined a room the user was already in: the room's state (`ServerMsg::Joined`).
     Rejoined(ServerMsg),
+    /// A room's settings (`ServerMsg::Policy`) sent to its members after a change that every
+    /// member also gets as a room event (a `Mode` line, a nick change): binary clients keep
+    /// the settings; people were told by the event (nc gets no second line for it). Settings
+    /// asked for are a [`Reply::Msg`].
+    Settings(ServerMsg),
     /// The last words before the connection is closed.
     Fatal {
         /// Kind.

@@ -268,6 +268,8 @@ impl Dialect for Text {
                 line(format!("-- you are now talking in {room}"))
             }
             Reply::Rejoined(_) => None,
+            // The change's room event told it (`-- alice set #room +m`).
+            Reply::Settings(_) => None,
             Reply::Fatal { detail, .. } => line(format!("ERROR: {detail}")),
             Reply::Killed { by, reason } => {
                 let reason = super::killed_words(by, reason.as_deref());

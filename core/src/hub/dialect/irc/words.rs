@@ -253,7 +253,7 @@ impl Irc {
         match reply {
             Reply::Own(bytes) => return Some(bytes.clone()),
             Reply::Welcome { nick, .. } => self.welcome(&mut l, nick),
-            Reply::Msg(msg) => self.msg(&mut l, msg, me),
+            Reply::Msg(msg) | Reply::Settings(msg) => self.msg(&mut l, msg, me),
             // Joining a channel one is in: IRC servers say nothing.
             Reply::Rejoined(_) => {}
             Reply::Fatal { kind, detail } => {
