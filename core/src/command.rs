@@ -364,6 +364,15 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
     Ok(Some(Input::Command(Command::Moderate { room, action })))
 }
 
+/// What a search box holds, read as `/search` reads its arguments: a first word `#room` names
+/// the room to search (the page's search box and `/search #rust words` mean the same).
+pub fn search_box(typed: &str) -> Result<(Option<RoomName>, Text), CommandError> {
+    match room_then_text(typed.trim())? {
+        (room, Some(words)) => Ok((room, words)),
+        (_, None) => Err(CommandError::Usage(usage("/search"))),
+    }
+}
+
 /// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
 pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -711,6 +720,26 @@ mod tests {
         assert_eq!(cmd("/quit"), Command::Quit(None));
         assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
         assert_eq!(cmd("/help"), Command::Help);
+    }
+
+    #[test]
+    fn a_search_box_reads_a_first_room_as_search_does() {
+        let got = |typed: &str| search_box(typed).map(|(r, w)| (r, w.to_string()));
+        assert_eq!(
+            got("  #rust borrow checker ").unwrap(),
+            (
+                Some(RoomName::new("#rust").unwrap()),
+                "borrow checker".to_owned()
+            )
+        );
+        assert_eq!(
+            got("borrow #rust").unwrap(),
+            (None, "borrow #rust".to_owned())
+        );
+        let usage = CommandError::Usage("/search [#room] words");
+        assert_eq!(got("#rust"), Err(usage.clone()));
+        assert_eq!(got("   "), Err(usage));
+        assert!(got("#bad\u{7}room words").is_err());
     }
 
     #[test]

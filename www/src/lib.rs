@@ -33,6 +33,7 @@ use natter_core::chat::{
     Change, Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Role, Scrollback, Search,
     SearchState, mention_spans,
 };
+use natter_core::command;
 use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
 use natter_core::render;
@@ -257,18 +258,21 @@ impl Client {
     }
 
     /// Searches the stored lines for every word of `words` (taken as typed), in the room with
-    /// key `room` or, when it is `undefined`, every room we are in. Returns why not, in words,
-    /// when the words cannot be searched for (blank, too long); the results come as a `search`
-    /// change (read `search_view()`).
+    /// key `room` or, when it is `undefined`, the room `words` starts with (`#rust borrow`, as
+    /// `/search` reads it) or else every room we are in. Returns why not, in words, when the
+    /// words cannot be searched for (blank, too long); the results come as a `search` change
+    /// (read `search_view()`).
     pub fn search(&mut self, words: &str, room: Option<String>, now: f64) -> Option<String> {
-        let words = match Text::new(words.trim()) {
-            Ok(words) => words,
-            Err(e) => return Some(e.to_string()),
-        };
-        let room = match room.as_deref().map(RoomName::new) {
-            None => None,
-            Some(Ok(room)) => Some(room),
+        let (room, words) = match room.as_deref().map(RoomName::new) {
+            Some(Ok(room)) => match Text::new(words.trim()) {
+                Ok(words) => (Some(room), words),
+                Err(e) => return Some(e.to_string()),
+            },
             Some(Err(e)) => return Some(e.to_string()),
+            None => match command::search_box(words) {
+                Ok(found) => found,
+                Err(e) => return Some(e.to_string()),
+            },
         };
         self.session.search(room, words, millis(now));
         self.pump(millis(now));

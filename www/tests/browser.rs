@@ -1143,6 +1143,23 @@ async fn scrollback_scenario(
     );
     screenshot(b, "search.png").await;
 
+    // A room first in the box names the room to search, as `/search #room words` does.
+    search.clear().await.expect("clear the search box");
+    search
+        .send_keys(&format!(
+            "#lobby old line 008{}",
+            char::from(fantoccini::key::Key::Enter)
+        ))
+        .await
+        .expect("search a room");
+    wait_for!(
+        "the room search's results",
+        STEP,
+        (text_of(b, "#search-title").await == r#"1 result for "old line 008" in #lobby"#)
+            .then_some(())
+    );
+    assert_eq!(text_of(b, "#search-hits .hit .text").await, "old line 008");
+
     // Typed, with search syntax that is just words here.
     type_line(b, r#"/search "quoted" -minus NEAR(a col:on"#).await;
     wait_for!(
