@@ -667,7 +667,9 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
 #[test]
 fn every_refusal_after_registration_is_a_numeric() {
     let mut n = Net::new();
-    let _bob = n.bin("bob");
+    let bob = n.bin("bob");
+    // #x exists (bob is in it) and al is not in it; #nowhere does not exist.
+    n.send_bin(bob, &ClientMsg::Join { room: room("#x") });
     let c = n.client("al", &[]);
     let cases: &[(&str, &[&str])] = &[
         ("FROBNICATE x", &["421"]),
@@ -677,7 +679,8 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("JOIN #c++", &["479"]),
         ("JOIN &local", &["403"]),
         ("JOIN #aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &["479"]),
-        ("PART #nowhere", &["442"]),
+        ("PART #nowhere", &["403"]),
+        ("PART #x", &["442"]),
         ("PART", &["461"]),
         ("PRIVMSG", &["411"]),
         ("PRIVMSG #x", &["412"]),
@@ -694,13 +697,16 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("NICK 1x", &["432"]),
         ("NICK bob", &["433"]),
         ("TOPIC", &["461"]),
-        ("TOPIC #nowhere", &["442"]),
+        ("TOPIC #nowhere", &["403"]),
+        ("TOPIC #x :mine", &["442"]),
         ("TOPIC #c++", &["479"]),
         ("MODE", &["461"]),
         ("MODE #x +o bob", &["442"]),
+        ("MODE #nowhere +o bob", &["403"]),
         ("MODE bob +i", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
+        ("KICK #nowhere bob", &["403"]),
         ("KICK #x", &["461"]),
         ("WHOIS", &["431"]),
         ("WHOIS nobody", &["401", "318"]),
@@ -4106,4 +4112,32 @@ fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
     // The ban list is still the bans only.
     n.send(c, &["MODE #r b"]);
     assert_eq!(numerics(&n.lines(c)), ["368"]);
+}
+
+/// `PART` or `TOPIC` of a channel that does not exist is `403 ERR_NOSUCHCHANNEL`, as IRC
+/// servers answer; `442 ERR_NOTONCHANNEL` is for a channel that exists without you.
+#[test]
+fn part_or_topic_of_no_channel_is_403_and_of_someone_elses_is_442() {
+    let mut n = Net::new();
+    let i = n.client("ann", &[]);
+    let other = n.client("bob", &[]);
+    n.send(other, &["JOIN #theirs"]);
+    n.lines(other);
+    n.send(i, &["PART #nosuch", "TOPIC #nosuch", "TOPIC #nosuch :new"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 403 ann #nosuch :No such channel",
+            ":natter.irc 403 ann #nosuch :No such channel",
+            ":natter.irc 403 ann #nosuch :No such channel",
+        ]
+    );
+    n.send(i, &["PART #theirs", "TOPIC #theirs :new"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 442 ann #theirs :You're not on that channel",
+            ":natter.irc 442 ann #theirs :You're not on that channel",
+        ]
+    );
 }

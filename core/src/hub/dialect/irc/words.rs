@@ -15,6 +15,7 @@ use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::moderate::ALREADY_IN;
+use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
@@ -649,7 +650,7 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r))
                 if verb == "KICK"
                     && !detail.starts_with("you are not")
-                    && !detail.starts_with("there is no room") =>
+                    && !detail.starts_with(NO_ROOM) =>
             {
                 // The hub's words name the nick (`kim is not in #r`): a KICK of several
                 // refuses each by its own.
@@ -675,6 +676,9 @@ impl Irc {
                     &[nick, r.as_str()],
                     "is already on channel",
                 );
+            }
+            (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
+                l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
             }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
                 l.num(
