@@ -4141,3 +4141,28 @@ fn part_or_topic_of_no_channel_is_403_and_of_someone_elses_is_442() {
         ]
     );
 }
+
+/// Anyone may ask the topic of a channel (natter has no secret ones), as RFC 2812 and modern
+/// IRC let them; setting it still needs being in it.
+#[test]
+fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
+    let mut n = Net::new();
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #theirs", "JOIN #bare", "TOPIC #theirs :plans"]);
+    n.lines(bob);
+    let i = n.client("ann", &[]);
+    n.send(i, &["TOPIC #theirs", "TOPIC #bare"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 332 ann #theirs :plans",
+            ":natter.irc 331 ann #bare :No topic is set",
+        ]
+    );
+    n.send(i, &["TOPIC #theirs :mine"]);
+    assert_eq!(
+        n.lines(i),
+        [":natter.irc 442 ann #theirs :You're not on that channel"]
+    );
+    assert!(n.lines(bob).is_empty());
+}

@@ -858,13 +858,16 @@ impl Hub {
         topic: Option<Text>,
         now: Millis,
     ) {
+        // Anyone may ask a room's topic (natter has no secret rooms); setting it needs being in it.
+        let Some(topic) = topic else {
+            return match self.rooms.get(&room).map(|r| r.topic.clone()) {
+                Some(topic) => self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic })),
+                None => self.not_in_room(conn, &room, None),
+            };
+        };
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, None);
         }
-        let Some(topic) = topic else {
-            let topic = self.rooms.get(&room).and_then(|r| r.topic.clone());
-            return self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic }));
-        };
         if !self.may_set_topic(uid, &room) {
             let detail = format!("only operators set the topic of {room} (+t)");
             return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
