@@ -4166,3 +4166,64 @@ fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
     );
     assert!(n.lines(bob).is_empty());
 }
+
+/// A connection that drops without a `QUIT` reaches the others with the reason, as IRC servers
+/// say it: `Connection closed` when the peer hung up, `Ping timeout: N seconds` when it went
+/// silent; the same words reach nc (and the natter clients, as the quit event's reason).
+#[test]
+fn a_connection_that_drops_without_quit_quits_with_the_reason() {
+    let mut n = Net::new();
+    let (nc, _) = n.nc();
+    let watch = n.irc_in_lobby("watch");
+    let gone = n.irc_in_lobby("gone");
+    n.lines(watch);
+    n.lines(nc);
+    n.hub.handle_close(gone, n.now);
+    n.pump();
+    assert_eq!(
+        n.lines(watch),
+        [":gone!gone@natter QUIT :Connection closed"]
+    );
+    assert_eq!(n.lines(nc), ["-- gone quit (Connection closed)"]);
+
+    // Silent: pinged, and dropped when the ping goes unanswered.
+    n.hub.handle_close(watch, n.now);
+    n.pump();
+    n.lines(nc);
+    let idle = n.irc_in_lobby("idle");
+    let (after, timeout) = (n.hub.config().ping_after.0, n.hub.config().ping_timeout.0);
+    n.advance(after + timeout + 2 * n.hub.keepalive_every().0);
+    assert!(n.closed(idle));
+    let l = n.lines(nc);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[0], "-- idle joined #lobby");
+    let secs: u64 = l[1]
+        .strip_prefix("-- idle quit (Ping timeout: ")
+        .and_then(|s| s.strip_suffix(" seconds)"))
+        .unwrap_or_else(|| panic!("{l:?}"))
+        .parse()
+        .unwrap();
+    assert!(secs >= (after + timeout) / 1000, "{secs}");
+}
+
+/// An explicit `QUIT` keeps its own reason (or none), not the words of a drop.
+#[test]
+fn an_explicit_quit_keeps_its_own_reason() {
+    let mut n = Net::new();
+    let watch = n.irc_in_lobby("watch");
+    let a = n.irc_in_lobby("asked");
+    let b = n.irc_in_lobby("plain");
+    n.lines(watch);
+    n.send(a, &["QUIT :off to bed"]);
+    n.send(b, &["QUIT"]);
+    n.hub.handle_close(a, n.now);
+    n.hub.handle_close(b, n.now);
+    n.pump();
+    assert_eq!(
+        n.lines(watch),
+        [
+            ":asked!asked@natter QUIT :off to bed",
+            ":plain!plain@natter QUIT :Quit"
+        ]
+    );
+}
