@@ -852,7 +852,13 @@ fn a_conversation_between_irc_binary_and_nc_users() {
     );
     n.lines(nc);
     n.send(i, &["TOPIC #lobby"]);
-    assert_eq!(n.lines(i), [":natter.irc 332 irc #lobby :nc talk"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 332 irc #lobby :nc talk".to_owned(),
+            format!(":natter.irc 333 irc #lobby {ncn} {}", n.now.0 / 1000)
+        ]
+    );
 
     // Nick changes both ways.
     n.send(i, &["NICK Irky"]);
@@ -4149,14 +4155,16 @@ fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
     let mut n = Net::new();
     let bob = n.client("bob", &[]);
     n.send(bob, &["JOIN #theirs", "JOIN #bare", "TOPIC #theirs :plans"]);
+    let set_at = n.now.0 / 1000;
     n.lines(bob);
     let i = n.client("ann", &[]);
     n.send(i, &["TOPIC #theirs", "TOPIC #bare"]);
     assert_eq!(
         n.lines(i),
         [
-            ":natter.irc 332 ann #theirs :plans",
-            ":natter.irc 331 ann #bare :No topic is set",
+            ":natter.irc 332 ann #theirs :plans".to_owned(),
+            format!(":natter.irc 333 ann #theirs bob {set_at}"),
+            ":natter.irc 331 ann #bare :No topic is set".to_owned(),
         ]
     );
     n.send(i, &["TOPIC #theirs :mine"]);
@@ -4224,6 +4232,31 @@ fn an_explicit_quit_keeps_its_own_reason() {
         [
             ":asked!asked@natter QUIT :off to bed",
             ":plain!plain@natter QUIT :Quit"
+        ]
+    );
+}
+
+/// After a topic's `332` (a JOIN's, or a TOPIC query's) comes `333 RPL_TOPICWHOTIME`: who set
+/// it and when, in Unix seconds, which irssi and WeeChat show as "Topic set by".
+#[test]
+fn a_topic_comes_with_who_set_it_and_when() {
+    let mut n = Net::new();
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #t", "TOPIC #t :plans"]);
+    let set_at = n.now.0 / 1000;
+    n.lines(bob);
+    let ann = n.client("ann", &[]);
+    n.send(ann, &["TOPIC #t", "JOIN #t"]);
+    assert_eq!(
+        n.lines(ann),
+        [
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob {set_at}"),
+            ":ann!ann@natter JOIN #t".to_owned(),
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob {set_at}"),
+            ":natter.irc 353 ann = #t :bob ann".to_owned(),
+            ":natter.irc 366 ann #t :End of /NAMES list".to_owned(),
         ]
     );
 }

@@ -875,12 +875,16 @@ impl Hub {
         if let Some(detail) = self.cluster_away(&room) {
             return self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
         }
-        if let Some(r) = self.rooms.get_mut(&room) {
-            r.topic = Some(topic.clone());
-        }
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        if let Some(r) = self.rooms.get_mut(&room) {
+            let by = super::room::TopicSet {
+                by: nick.clone(),
+                at: now,
+            };
+            r.set_topic(Some(topic.clone()), Some(by));
+        }
         let kind = EventKind::Topic { topic: Some(topic) };
         self.broadcast(&room, nick, kind, now, Skip::None, None);
     }

@@ -42,12 +42,20 @@ impl Hub {
             return;
         };
         let reply = match reply {
-            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. }))
-                if c.kind() == Some(super::ConnKind::Irc) =>
-            {
-                match self.standings(&m) {
-                    Some(marks) => Reply::Note(Note::Names(Box::new(m), marks)),
-                    None => Reply::Msg(m),
+            Reply::Msg(
+                m
+                @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. } | ServerMsg::Topic { .. }),
+            ) if c.kind() == Some(super::ConnKind::Irc) => {
+                let marks = self.standings(&m);
+                let topic_set = self.topic_set(&m);
+                if marks.is_none() && topic_set.is_none() {
+                    Reply::Msg(m)
+                } else {
+                    Reply::Note(Note::Detailed {
+                        msg: Box::new(m),
+                        marks: marks.unwrap_or_default(),
+                        topic_set,
+                    })
                 }
             }
             reply => reply,
@@ -70,6 +78,23 @@ impl Hub {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
         }
+    }
+
+    /// Who set the topic a `Joined` or `Topic` gives, and when, if this server knows.
+    fn topic_set(&self, msg: &ServerMsg) -> Option<super::room::TopicSet> {
+        let (ServerMsg::Joined {
+            room,
+            topic: Some(_),
+            ..
+        }
+        | ServerMsg::Topic {
+            room,
+            topic: Some(_),
+        }) = msg
+        else {
+            return None;
+        };
+        self.rooms.get(room)?.topic_set.as_deref().cloned()
     }
 
     /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
