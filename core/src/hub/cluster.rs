@@ -1146,7 +1146,11 @@ impl Hub {
         }
         r.last_seq = Seq(event.seq.0 - 1);
         if let EventKind::Topic { topic } = &event.kind {
-            r.topic = topic.clone();
+            let by = super::room::TopicSet {
+                by: event.from.clone(),
+                at: event.at,
+            };
+            r.set_topic(topic.clone(), Some(by));
         }
         let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);

@@ -5,6 +5,7 @@
 use super::accounts::REGISTERED;
 use super::conn::Life;
 use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Request, Step};
+use super::reply::Gone;
 use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
 use crate::time::Millis;
@@ -142,7 +143,7 @@ impl Hub {
             }
             Err(e) => {
                 debug!(conn = %conn, error = %e, "bad PROXY header");
-                self.close_conn(conn, e.to_string(), now);
+                self.close_conn(conn, e.to_string(), Gone::Closed, now);
                 None
             }
         }
@@ -569,7 +570,7 @@ impl Hub {
             }
             kept = true;
             match c.ping_sent() {
-                Some(sent) if now >= sent + timeout => dead.push(id),
+                Some(sent) if now >= sent + timeout => dead.push((id, now - c.last_rx)),
                 Some(_) => {}
                 None if now >= c.last_rx + after => ping.push(id),
                 None => {}
@@ -578,9 +579,10 @@ impl Hub {
         // In id order, so what the sweep sends does not depend on the table's layout.
         ping.sort_unstable();
         dead.sort_unstable();
-        for conn in dead {
+        for (conn, silent) in dead {
             let detail = "no answer to ping".to_string();
-            self.fatal(conn, ErrorKind::Timeout, detail, now);
+            let gone = Gone::PingTimeout(silent);
+            self.fatal_as(conn, ErrorKind::Timeout, detail, gone, now);
         }
         for conn in ping {
             let token = self.next_ping;

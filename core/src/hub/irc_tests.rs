@@ -667,7 +667,9 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
 #[test]
 fn every_refusal_after_registration_is_a_numeric() {
     let mut n = Net::new();
-    let _bob = n.bin("bob");
+    let bob = n.bin("bob");
+    // #x exists (bob is in it) and al is not in it; #nowhere does not exist.
+    n.send_bin(bob, &ClientMsg::Join { room: room("#x") });
     let c = n.client("al", &[]);
     let cases: &[(&str, &[&str])] = &[
         ("FROBNICATE x", &["421"]),
@@ -677,7 +679,8 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("JOIN #c++", &["479"]),
         ("JOIN &local", &["403"]),
         ("JOIN #aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &["479"]),
-        ("PART #nowhere", &["442"]),
+        ("PART #nowhere", &["403"]),
+        ("PART #x", &["442"]),
         ("PART", &["461"]),
         ("PRIVMSG", &["411"]),
         ("PRIVMSG #x", &["412"]),
@@ -694,13 +697,16 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("NICK 1x", &["432"]),
         ("NICK bob", &["433"]),
         ("TOPIC", &["461"]),
-        ("TOPIC #nowhere", &["442"]),
+        ("TOPIC #nowhere", &["403"]),
+        ("TOPIC #x :mine", &["442"]),
         ("TOPIC #c++", &["479"]),
         ("MODE", &["461"]),
         ("MODE #x +o bob", &["442"]),
+        ("MODE #nowhere +o bob", &["403"]),
         ("MODE bob +i", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
+        ("KICK #nowhere bob", &["403"]),
         ("KICK #x", &["461"]),
         ("WHOIS", &["431"]),
         ("WHOIS nobody", &["401", "318"]),
@@ -846,7 +852,13 @@ fn a_conversation_between_irc_binary_and_nc_users() {
     );
     n.lines(nc);
     n.send(i, &["TOPIC #lobby"]);
-    assert_eq!(n.lines(i), [":natter.irc 332 irc #lobby :nc talk"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 332 irc #lobby :nc talk".to_owned(),
+            format!(":natter.irc 333 irc #lobby {ncn} {}", n.now.0 / 1000)
+        ]
+    );
 
     // Nick changes both ways.
     n.send(i, &["NICK Irky"]);
@@ -4106,4 +4118,145 @@ fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
     // The ban list is still the bans only.
     n.send(c, &["MODE #r b"]);
     assert_eq!(numerics(&n.lines(c)), ["368"]);
+}
+
+/// `PART` or `TOPIC` of a channel that does not exist is `403 ERR_NOSUCHCHANNEL`, as IRC
+/// servers answer; `442 ERR_NOTONCHANNEL` is for a channel that exists without you.
+#[test]
+fn part_or_topic_of_no_channel_is_403_and_of_someone_elses_is_442() {
+    let mut n = Net::new();
+    let i = n.client("ann", &[]);
+    let other = n.client("bob", &[]);
+    n.send(other, &["JOIN #theirs"]);
+    n.lines(other);
+    n.send(i, &["PART #nosuch", "TOPIC #nosuch", "TOPIC #nosuch :new"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 403 ann #nosuch :No such channel",
+            ":natter.irc 403 ann #nosuch :No such channel",
+            ":natter.irc 403 ann #nosuch :No such channel",
+        ]
+    );
+    n.send(i, &["PART #theirs", "TOPIC #theirs :new"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 442 ann #theirs :You're not on that channel",
+            ":natter.irc 442 ann #theirs :You're not on that channel",
+        ]
+    );
+}
+
+/// Anyone may ask the topic of a channel (natter has no secret ones), as RFC 2812 and modern
+/// IRC let them; setting it still needs being in it.
+#[test]
+fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
+    let mut n = Net::new();
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #theirs", "JOIN #bare", "TOPIC #theirs :plans"]);
+    let set_at = n.now.0 / 1000;
+    n.lines(bob);
+    let i = n.client("ann", &[]);
+    n.send(i, &["TOPIC #theirs", "TOPIC #bare"]);
+    assert_eq!(
+        n.lines(i),
+        [
+            ":natter.irc 332 ann #theirs :plans".to_owned(),
+            format!(":natter.irc 333 ann #theirs bob {set_at}"),
+            ":natter.irc 331 ann #bare :No topic is set".to_owned(),
+        ]
+    );
+    n.send(i, &["TOPIC #theirs :mine"]);
+    assert_eq!(
+        n.lines(i),
+        [":natter.irc 442 ann #theirs :You're not on that channel"]
+    );
+    assert!(n.lines(bob).is_empty());
+}
+
+/// A connection that drops without a `QUIT` reaches the others with the reason, as IRC servers
+/// say it: `Connection closed` when the peer hung up, `Ping timeout: N seconds` when it went
+/// silent; the same words reach nc (and the natter clients, as the quit event's reason).
+#[test]
+fn a_connection_that_drops_without_quit_quits_with_the_reason() {
+    let mut n = Net::new();
+    let (nc, _) = n.nc();
+    let watch = n.irc_in_lobby("watch");
+    let gone = n.irc_in_lobby("gone");
+    n.lines(watch);
+    n.lines(nc);
+    n.hub.handle_close(gone, n.now);
+    n.pump();
+    assert_eq!(
+        n.lines(watch),
+        [":gone!gone@natter QUIT :Connection closed"]
+    );
+    assert_eq!(n.lines(nc), ["-- gone quit (Connection closed)"]);
+
+    // Silent: pinged, and dropped when the ping goes unanswered.
+    n.hub.handle_close(watch, n.now);
+    n.pump();
+    n.lines(nc);
+    let idle = n.irc_in_lobby("idle");
+    let (after, timeout) = (n.hub.config().ping_after.0, n.hub.config().ping_timeout.0);
+    n.advance(after + timeout + 2 * n.hub.keepalive_every().0);
+    assert!(n.closed(idle));
+    let l = n.lines(nc);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[0], "-- idle joined #lobby");
+    let secs: u64 = l[1]
+        .strip_prefix("-- idle quit (Ping timeout: ")
+        .and_then(|s| s.strip_suffix(" seconds)"))
+        .unwrap_or_else(|| panic!("{l:?}"))
+        .parse()
+        .unwrap();
+    assert!(secs >= (after + timeout) / 1000, "{secs}");
+}
+
+/// An explicit `QUIT` keeps its own reason (or none), not the words of a drop.
+#[test]
+fn an_explicit_quit_keeps_its_own_reason() {
+    let mut n = Net::new();
+    let watch = n.irc_in_lobby("watch");
+    let a = n.irc_in_lobby("asked");
+    let b = n.irc_in_lobby("plain");
+    n.lines(watch);
+    n.send(a, &["QUIT :off to bed"]);
+    n.send(b, &["QUIT"]);
+    n.hub.handle_close(a, n.now);
+    n.hub.handle_close(b, n.now);
+    n.pump();
+    assert_eq!(
+        n.lines(watch),
+        [
+            ":asked!asked@natter QUIT :off to bed",
+            ":plain!plain@natter QUIT :Quit"
+        ]
+    );
+}
+
+/// After a topic's `332` (a JOIN's, or a TOPIC query's) comes `333 RPL_TOPICWHOTIME`: who set
+/// it and when, in Unix seconds, which irssi and WeeChat show as "Topic set by".
+#[test]
+fn a_topic_comes_with_who_set_it_and_when() {
+    let mut n = Net::new();
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #t", "TOPIC #t :plans"]);
+    let set_at = n.now.0 / 1000;
+    n.lines(bob);
+    let ann = n.client("ann", &[]);
+    n.send(ann, &["TOPIC #t", "JOIN #t"]);
+    assert_eq!(
+        n.lines(ann),
+        [
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob {set_at}"),
+            ":ann!ann@natter JOIN #t".to_owned(),
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob {set_at}"),
+            ":natter.irc 353 ann = #t :bob ann".to_owned(),
+            ":natter.irc 366 ann #t :End of /NAMES list".to_owned(),
+        ]
+    );
 }

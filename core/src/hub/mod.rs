@@ -621,7 +621,7 @@ impl Hub {
             }
         }
         if let Some((_, did)) = self.begin_close(conn, None) {
-            self.release_device(did, now);
+            self.release_device(did, reply::Gone::Closed, now);
         }
         self.queries.forget(conn);
         self.forget_account_work(conn);

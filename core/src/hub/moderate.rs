@@ -17,6 +17,7 @@
 
 use super::deliver::Skip;
 use super::dialect::Reply;
+use super::ops::NO_ROOM;
 use super::{Hub, UserId};
 use crate::limits::MAX_FOUNDED_PER_ACCOUNT;
 use crate::moderation::{
@@ -67,7 +68,7 @@ impl Hub {
         now: Millis,
     ) -> Result<(), Refusal> {
         let Some(r) = self.rooms.get(room) else {
-            return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+            return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
         };
         let account = self.account_of(uid);
         let admin = self.is_admin(account.as_deref());
@@ -577,7 +578,7 @@ impl Hub {
             }
             AdminAction::TakeOver(room) => {
                 if !self.rooms.contains_key(&room) {
-                    return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+                    return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 }
                 let Some(account) = account else {
                     return Err(gone());
@@ -597,7 +598,7 @@ impl Hub {
                     return Err((ErrorKind::Invalid, format!("{room} cannot be closed")));
                 }
                 let Some(r) = self.rooms.get_mut(&room) else {
-                    return Err((ErrorKind::NotInRoom, format!("there is no room {room}")));
+                    return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 };
                 // Unregistered first, so the room goes with its last member.
                 let registered = r.policy.take().is_some();

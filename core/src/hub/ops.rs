@@ -14,6 +14,10 @@ use crate::types::{ConnId, FoldedNick, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
 use tracing::debug;
 
+/// How the words of a refusal about a room that does not exist begin (`there is no room #a`):
+/// dialects tell it from one about a room without you.
+pub(super) const NO_ROOM: &str = "there is no room ";
+
 /// What an error about a request answers: its message id, its room or its nick.
 fn re_of(r: &Request) -> Re {
     match r {
@@ -245,8 +249,14 @@ impl Hub {
         }
     }
 
+    /// `conn`'s user is not in `room`; the words say whether the room exists at all (IRC
+    /// answers `403` for a channel that does not, `442` for one without you).
     fn not_in_room(&mut self, conn: ConnId, room: &RoomName, id: Option<MsgId>) {
-        let detail = format!("you are not in {room}");
+        let detail = if self.rooms.contains_key(room) || self.remote_count(room) > 0 {
+            format!("you are not in {room}")
+        } else {
+            format!("{NO_ROOM}{room}")
+        };
         let re = id.map_or_else(|| Re::Room(room.clone()), Re::Msg);
         self.error(conn, ErrorKind::NotInRoom, re, detail);
     }
@@ -848,13 +858,16 @@ impl Hub {
         topic: Option<Text>,
         now: Millis,
     ) {
+        // Anyone may ask a room's topic (natter has no secret rooms); setting it needs being in it.
+        let Some(topic) = topic else {
+            return match self.rooms.get(&room).map(|r| r.topic.clone()) {
+                Some(topic) => self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic })),
+                None => self.not_in_room(conn, &room, None),
+            };
+        };
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, None);
         }
-        let Some(topic) = topic else {
-            let topic = self.rooms.get(&room).and_then(|r| r.topic.clone());
-            return self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic }));
-        };
         if !self.may_set_topic(uid, &room) {
             let detail = format!("only operators set the topic of {room} (+t)");
             return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
@@ -862,19 +875,23 @@ impl Hub {
         if let Some(detail) = self.cluster_away(&room) {
             return self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
         }
-        if let Some(r) = self.rooms.get_mut(&room) {
-            r.topic = Some(topic.clone());
-        }
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        if let Some(r) = self.rooms.get_mut(&room) {
+            let by = super::room::TopicSet {
+                by: nick.clone(),
+                at: now,
+            };
+            r.set_topic(Some(topic.clone()), Some(by));
+        }
         let kind = EventKind::Topic { topic: Some(topic) };
         self.broadcast(&room, nick, kind, now, Skip::None, None);
     }
 
     fn who(&mut self, conn: ConnId, room: RoomName) {
         let Some(r) = self.rooms.get(&room) else {
-            let detail = format!("there is no room {room}");
+            let detail = format!("{NO_ROOM}{room}");
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);
         };
         let members = self.member_nicks(&room, r);

@@ -9,6 +9,30 @@ use crate::types::{ConnId, RoomName, Text};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg};
 use tracing::debug;
 
+/// Why a connection ended without a quit of its own: what its rooms see as its quit reason
+/// when its user leaves with it, in the words IRC servers use (irssi and WeeChat show them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// The peer closed it, reading it failed, or the hub ended it for a reason of its own.
+    Closed,
+    /// It left a ping unanswered; it had last been heard this long before.
+    PingTimeout(Millis),
+    /// It read too slowly: its backlog passed the hard limit.
+    TooSlow,
+}
+
+impl Gone {
+    /// The quit reason its rooms see.
+    pub(super) fn reason(self) -> Option<Text> {
+        let words = match self {
+            Gone::Closed => "Connection closed".to_owned(),
+            Gone::PingTimeout(silent) => format!("Ping timeout: {} seconds", silent.0 / 1000),
+            Gone::TooSlow => "SendQ exceeded".to_owned(),
+        };
+        Text::new(&words).ok()
+    }
+}
+
 impl Hub {
     /// Queues a reply (not room traffic) for `conn`, in its dialect's words. Past the hard
     /// backlog limit the connection is closed as too slow instead.
@@ -18,12 +42,20 @@ impl Hub {
             return;
         };
         let reply = match reply {
-            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. }))
-                if c.kind() == Some(super::ConnKind::Irc) =>
-            {
-                match self.standings(&m) {
-                    Some(marks) => Reply::Note(Note::Names(Box::new(m), marks)),
-                    None => Reply::Msg(m),
+            Reply::Msg(
+                m
+                @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. } | ServerMsg::Topic { .. }),
+            ) if c.kind() == Some(super::ConnKind::Irc) => {
+                let marks = self.standings(&m);
+                let topic_set = self.topic_set(&m);
+                if marks.is_none() && topic_set.is_none() {
+                    Reply::Msg(m)
+                } else {
+                    Reply::Note(Note::Detailed {
+                        msg: Box::new(m),
+                        marks: marks.unwrap_or_default(),
+                        topic_set,
+                    })
                 }
             }
             reply => reply,
@@ -46,6 +78,23 @@ impl Hub {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
         }
+    }
+
+    /// Who set the topic a `Joined` or `Topic` gives, and when, if this server knows.
+    fn topic_set(&self, msg: &ServerMsg) -> Option<super::room::TopicSet> {
+        let (ServerMsg::Joined {
+            room,
+            topic: Some(_),
+            ..
+        }
+        | ServerMsg::Topic {
+            room,
+            topic: Some(_),
+        }) = msg
+        else {
+            return None;
+        };
+        self.rooms.get(room)?.topic_set.as_deref().cloned()
     }
 
     /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
@@ -108,6 +157,18 @@ impl Hub {
 
     /// An error that ends the connection: its last words, then close.
     pub(super) fn fatal(&mut self, conn: ConnId, kind: ErrorKind, detail: String, now: Millis) {
+        self.fatal_as(conn, kind, detail, Gone::Closed, now);
+    }
+
+    /// [`Hub::fatal`], saying `gone` to the rooms of a user that leaves with the connection.
+    pub(super) fn fatal_as(
+        &mut self,
+        conn: ConnId,
+        kind: ErrorKind,
+        detail: String,
+        gone: Gone,
+        now: Millis,
+    ) {
         debug!(conn = %conn, ?kind, %detail, "fatal");
         self.reply(
             conn,
@@ -116,7 +177,7 @@ impl Hub {
                 detail: detail.clone(),
             },
         );
-        self.close_conn(conn, detail, now);
+        self.close_conn(conn, detail, gone, now);
     }
 
     /// The backlog went past the hard limit: one last error (a few bytes over), then close.
@@ -137,7 +198,7 @@ impl Hub {
         }
         c.limit_hit(&mut self.out, Limit::QueueHard, detail.clone());
         let now = self.now;
-        self.close_conn(conn, detail, now);
+        self.close_conn(conn, detail, Gone::TooSlow, now);
     }
 
     /// `conn`'s session continues elsewhere (or ended): says `Bye` with `words` and closes it,
@@ -151,10 +212,10 @@ impl Hub {
     }
 
     /// Marks `conn` closing and tells the shell, then detaches (resumable dialects) or quits its
-    /// user.
-    pub(super) fn close_conn(&mut self, conn: ConnId, reason: String, now: Millis) {
+    /// user, saying `gone`.
+    pub(super) fn close_conn(&mut self, conn: ConnId, reason: String, gone: Gone, now: Millis) {
         if let Some((_, did)) = self.begin_close(conn, Some(reason)) {
-            self.release_device(did, now);
+            self.release_device(did, gone, now);
         }
     }
 
@@ -184,9 +245,9 @@ impl Hub {
         user
     }
 
-    /// A device's connection is gone: devices of resumable dialects wait for a resume, others
-    /// leave.
-    pub(super) fn release_device(&mut self, did: DeviceId, now: Millis) {
+    /// A device's connection is gone (`gone` says why): devices of resumable dialects wait for a
+    /// resume, others leave.
+    pub(super) fn release_device(&mut self, did: DeviceId, gone: Gone, now: Millis) {
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
@@ -219,7 +280,7 @@ impl Hub {
                 .set(super::Timer::Grace(did), now + self.config.resume_grace);
             debug!(device = did.0, "detached, waiting for resume");
         } else {
-            self.leave_device(did, None, now);
+            self.leave_device(did, gone.reason(), now);
         }
     }
 

@@ -184,7 +184,12 @@ impl<'a> Iterator for RingIter<'a> {
 /// A room.
 #[derive(Debug)]
 pub(crate) struct Room {
+    /// Its topic: set with [`Room::set_topic`], which keeps `topic_set` with it.
     pub(crate) topic: Option<Text>,
+    /// Who set the topic and when, if this server saw it set (IRC's `333`). Kept in memory
+    /// only: the store keeps the topic, not this, so after a restart it is unknown (boxed:
+    /// most rooms have no topic).
+    pub(crate) topic_set: Option<Box<TopicSet>>,
     /// Members, attached or detached (waiting for resume).
     pub(crate) members: Members,
     /// Seq of the latest event (0: none yet).
@@ -303,10 +308,24 @@ impl Boot {
     }
 }
 
+/// Who set a room's topic, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicSet {
+    pub(crate) by: Nick,
+    pub(crate) at: crate::time::Millis,
+}
+
 impl Room {
+    /// The topic is now `topic`, set by `by` (who and when, if known).
+    pub(crate) fn set_topic(&mut self, topic: Option<Text>, by: Option<TopicSet>) {
+        self.topic_set = by.filter(|_| topic.is_some()).map(Box::new);
+        self.topic = topic;
+    }
+
     pub(crate) fn new() -> Room {
         Room {
             topic: None,
+            topic_set: None,
             members: Members::default(),
             last_seq: Seq(0),
             history: Ring::default(),

@@ -1545,6 +1545,15 @@ fn slow_text_consumer_never_exceeds_the_limit_and_hard_limit_closes() {
     assert!(t.closed(s));
     assert!(t.hub.queued_bytes(s).unwrap() <= 2_000 + 64 * 1024 + 100);
     assert!(String::from_utf8_lossy(&t.inbox[&s]).contains("ERROR: you are reading too slowly"));
+    // Its room hears why it went, in the words IRC servers use.
+    let quits: Vec<Option<String>> = events(&t.recv(a))
+        .into_iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Quit { reason } => Some(reason.as_ref().map(|r| r.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quits, [Some("SendQ exceeded".to_owned())]);
 }
 
 #[test]
@@ -2208,7 +2217,12 @@ fn closing_a_text_socket_quits_but_a_binary_one_detaches_silently() {
     let ev = events(&got);
     assert_eq!(
         (ev[0].from.as_str(), &ev[0].kind),
-        (cn.as_str(), &EventKind::Quit { reason: None })
+        (
+            cn.as_str(),
+            &EventKind::Quit {
+                reason: Some(text("Connection closed"))
+            }
+        )
     );
     assert!(!t.hub.is_member(&nick(&cn), &RoomName::lobby()));
     t.hub.handle_close(b, t.now);
@@ -2578,7 +2592,12 @@ fn at_most_max_detached_users_wait_for_a_resume() {
     let ev = events(&got);
     assert_eq!(
         (ev[0].from.as_str(), &ev[0].kind),
-        ("over", &EventKind::Quit { reason: None }),
+        (
+            "over",
+            &EventKind::Quit {
+                reason: Some(text("Connection closed"))
+            }
+        ),
         "the user over the cap quit, seen at once"
     );
     let (_, got) = t.resume("over", token, vec![]);

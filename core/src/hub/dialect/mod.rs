@@ -572,10 +572,15 @@ pub(crate) enum Note {
     /// The operator's message of the day, under a text user's welcome (IRC clients ask for
     /// it; the binary protocol has no message for it).
     Motd(super::config::Motd),
-    /// A `Joined` or `Members` with each member's standing in the room, in the same order:
-    /// `@` the founder or an operator, `+` voiced, `@+` both, empty for the others (IRC's
-    /// `NAMES` prefixes; the protocol's member lists are nicks only).
-    Names(Box<ServerMsg>, Vec<&'static str>),
+    /// A `Joined`, `Members` or `Topic` with what IRC's numerics say and the protocol's
+    /// message does not: each member's standing in the room, in the same order (`@` the
+    /// founder or an operator, `+` voiced, `@+` both, empty for the others: `NAMES` prefixes;
+    /// none at all in a room nobody has any), and who set the topic and when (`333`), if known.
+    Detailed {
+        msg: Box<ServerMsg>,
+        marks: Vec<&'static str>,
+        topic_set: Option<crate::hub::room::TopicSet>,
+    },
     /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
     /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,
     /// as history and the store keep it). `by` is who set it, if this server knows.

@@ -47,6 +47,7 @@ pub(super) const ERR_SASLABORTED: &str = "906";
 pub(super) const ERR_SASLALREADY: &str = "907";
 pub(super) const RPL_SASLMECHS: &str = "908";
 pub(super) const RPL_TOPIC: &str = "332";
+pub(super) const RPL_TOPICWHOTIME: &str = "333";
 pub(super) const RPL_VERSION: &str = "351";
 pub(super) const RPL_WHOREPLY: &str = "352";
 pub(super) const RPL_NAMREPLY: &str = "353";

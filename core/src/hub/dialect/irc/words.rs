@@ -15,7 +15,9 @@ use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::moderate::ALREADY_IN;
+use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
+use crate::hub::room::TopicSet;
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
     MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
@@ -59,6 +61,18 @@ fn isupport() -> Vec<String> {
         format!("TOPICLEN={TOPICLEN}"),
         "UTF8ONLY".into(),
     ]
+}
+
+/// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic and when (Unix seconds), if
+/// this server knows (it does not keep it across a restart).
+fn topic_who_time(l: &mut Lines, room: &RoomName, set: Option<&TopicSet>) {
+    let Some(set) = set else {
+        return;
+    };
+    let (tags, me) = (l.tags.clone(), l.me.clone());
+    let secs = (set.at.0 / 1000).to_string();
+    let params = [me.as_str(), room.as_str(), set.by.as_str(), secs.as_str()];
+    l.from(&tags, SERVER, RPL_TOPICWHOTIME, &params, false);
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
@@ -322,11 +336,20 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
-        self.msg_marked(l, msg, me, &[]);
+        self.msg_marked(l, msg, me, &[], None);
     }
 
     /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
-    fn msg_marked(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>, marks: &[&str]) {
+    /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings and who set
+    /// the topic.
+    fn msg_marked(
+        &self,
+        l: &mut Lines,
+        msg: &ServerMsg,
+        me: Option<&Nick>,
+        marks: &[&str],
+        topic_set: Option<&TopicSet>,
+    ) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
             self.signed_in.set(true);
@@ -375,6 +398,7 @@ impl Irc {
                 }
                 if let Some(t) = topic {
                     l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
+                    topic_who_time(l, room, topic_set);
                 }
                 self.names(l, room, members, marks);
             }
@@ -402,7 +426,10 @@ impl Irc {
             }
             ServerMsg::Members { room, members } => self.names(l, room, members, marks),
             ServerMsg::Topic { room, topic } => match topic {
-                Some(t) => l.num(RPL_TOPIC, &[room.as_str()], t.as_str()),
+                Some(t) => {
+                    l.num(RPL_TOPIC, &[room.as_str()], t.as_str());
+                    topic_who_time(l, room, topic_set);
+                }
                 None => l.num(RPL_NOTOPIC, &[room.as_str()], "No topic is set"),
             },
             ServerMsg::YourNick { nick } => {
@@ -649,7 +676,7 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r))
                 if verb == "KICK"
                     && !detail.starts_with("you are not")
-                    && !detail.starts_with("there is no room") =>
+                    && !detail.starts_with(NO_ROOM) =>
             {
                 // The hub's words name the nick (`kim is not in #r`): a KICK of several
                 // refuses each by its own.
@@ -675,6 +702,9 @@ impl Irc {
                     &[nick, r.as_str()],
                     "is already on channel",
                 );
+            }
+            (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
+                l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
             }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
                 l.num(
@@ -761,8 +791,13 @@ impl Irc {
     }
 
     fn note(&self, l: &mut Lines, note: &Note, me: Option<&Nick>) {
-        if let Note::Names(msg, marks) = note {
-            return self.msg_marked(l, msg, me, marks);
+        if let Note::Detailed {
+            msg,
+            marks,
+            topic_set,
+        } = note
+        {
+            return self.msg_marked(l, msg, me, marks, topic_set.as_ref());
         }
         if let Note::KeySet { room, by, key } = note {
             let tags = l.tags.clone();
@@ -795,7 +830,7 @@ impl Irc {
             | Note::Invited { .. }
             | Note::ServerBan { .. }
             | Note::Unchanged(_)
-            | Note::Names(..)
+            | Note::Detailed { .. }
             | Note::KeySet { .. }
             | Note::MissedStart(_)
             | Note::MissedEnd
