@@ -596,13 +596,7 @@ impl Irc {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| {
-                    let mark = marks.get(i).copied().unwrap_or("");
-                    // Without multi-prefix, the highest only.
-                    let mark = if multi {
-                        mark
-                    } else {
-                        &mark[..mark.len().min(1)]
-                    };
+                    let mark = shown_prefix(marks.get(i).copied().unwrap_or(""), multi);
                     format!("{mark}{n}")
                 })
                 .collect();
@@ -883,14 +877,7 @@ impl Irc {
                     let marked: Vec<String> = w
                         .rooms
                         .iter()
-                        .map(|(room, mark)| {
-                            let mark = if multi {
-                                mark
-                            } else {
-                                &mark[..mark.len().min(1)]
-                            };
-                            format!("{mark}{room}")
-                        })
+                        .map(|(room, mark)| format!("{}{room}", shown_prefix(mark, multi)))
                         .collect();
                     l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
@@ -1306,15 +1293,21 @@ impl Irc {
     }
 }
 
+/// A member's standing (`@`, `+`, `@+` or empty) as a client is shown it: every prefix with
+/// `multi-prefix`, else the highest only.
+fn shown_prefix(mark: &str, multi: bool) -> &str {
+    if multi {
+        mark
+    } else {
+        &mark[..mark.len().min(1)]
+    }
+}
+
 /// A `352` line for `p` in `channel`; `multi`: every prefix (multi-prefix), else the highest.
 fn who_line(l: &mut Lines, channel: &str, p: &Present, multi: bool) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
-    let mark = if multi {
-        p.mark
-    } else {
-        &p.mark[..p.mark.len().min(1)]
-    };
+    let mark = shown_prefix(p.mark, multi);
     let flags = format!("{away}{mark}");
     let flags = flags.as_str();
     l.num(
