@@ -124,6 +124,16 @@ pub enum Write {
     /// empty (whom it took back into them follows as [`Write::Presence`]). Until that batch is
     /// stored, the store still tells who was there at the stop.
     PresenceReset,
+    /// `room`'s seqs up to `upto` were given out, though the events of some of them were not
+    /// stored (their batch failed): the room goes on after `upto` when a restarted hub loads
+    /// it ([`LoadedRoom::last_seq`]), so a seq that clients may have heard of (in a gap
+    /// marker, say) never names another event. No event: it applies beside the batch's events.
+    SeqsUsed {
+        /// The room.
+        room: RoomName,
+        /// The highest seq given out.
+        upto: Seq,
+    },
     /// Moves a resume session's last message id (and its time) forward, the rest of its record
     /// unchanged: what a message costs a session, written with the message. A session with no
     /// record is left without one.

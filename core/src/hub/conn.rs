@@ -838,6 +838,38 @@ impl Conn {
         }
     }
 
+    /// A batch failed: the held pieces of its `failed` events that wait for a later batch
+    /// (replayed to this connection behind output of that batch: see `durable::replay_hold`)
+    /// are dropped too, never shown.
+    pub(crate) fn drop_failed(&mut self, out: &mut Out, failed: &[u64]) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let b = self.backlog.get_or_insert_with(Box::default);
+        held.retain(|h| {
+            let keep = h.event == 0 || !failed.contains(&h.event);
+            if !keep {
+                b.bytes -= h.data.len();
+                out.backlog_total -= h.data.len();
+                b.msgs -= h.msgs;
+            }
+            keep
+        });
+        if b.caught_up() {
+            self.backlog = None;
+        }
+        if held.is_empty() {
+            self.held = None;
+            if let Some(reason) = self
+                .rare
+                .as_mut()
+                .and_then(|r| r.close_when_released.take())
+            {
+                out.close(self.id, reason);
+            }
+        }
+    }
+
     /// Batch `batch` is sealed (handed to the store): its held runs of the cycle buffer become
     /// bytes of their own, so the cycle buffer can be reused before the batch is durable.
     pub(crate) fn seal_held(&mut self, out: &mut Out, batch: u64) {
@@ -913,6 +945,21 @@ impl Conn {
         );
         self.limit_hit(out, Limit::Queue, detail);
         false
+    }
+
+    /// A gap marker for `first..=last` of `room`, if this connection already owes one for the
+    /// room (its queue overflowed, see [`Conn::push_room`]): the owed one grows to cover it,
+    /// so the markers go out in order, once the backlog drains. False if none is owed.
+    pub(crate) fn owe_gap(&mut self, room: &RoomName, first: Seq, last: Seq) -> bool {
+        if !self.owes {
+            return false;
+        }
+        let Some(gap) = self.rare.as_mut().and_then(|r| r.gaps.get_mut(room)) else {
+            return false;
+        };
+        gap.0 = gap.0.min(first);
+        gap.1 = gap.1.max(last);
+        true
     }
 
     /// Room traffic of one read: `msgs` events of `room`, `first..=last`, back to back in

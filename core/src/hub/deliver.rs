@@ -4,6 +4,7 @@
 
 use super::conn::{Out, Piece, Shared};
 use super::dialect::{EventRef, Form, Joiner, Note, Reply};
+use super::durable::replay_hold;
 use super::room::Stored;
 use super::{ConnKind, Hub, UserId};
 use crate::limits::{FANOUT_EVENTS_MAX, HISTORY_MIN_KEPT};
@@ -493,10 +494,14 @@ impl Hub {
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
             return;
         };
-        let own = own_buffer(c, &mut self.out, r.last_n_after(n, after, upto));
+        let dur = self.durable.as_deref();
+        let held = self.out.hold;
+        let own = !pending_among(dur, r.last_n_after(n, after, upto))
+            && own_buffer(c, &mut self.out, r.last_n_after(n, after, upto));
         for s in r.last_n_after(n, after, upto) {
             if let Some(data) = stored_piece(c, &mut self.out, own, room, &s) {
                 self.out.tag = s.no;
+                self.out.hold = replay_hold(dur, held, s.no);
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
         }
@@ -504,6 +509,7 @@ impl Hub {
             self.out.end_own();
         }
         self.out.tag = 0;
+        self.out.hold = held;
         self.reply(conn, Reply::Note(Note::RecentEnd));
     }
 
@@ -516,10 +522,14 @@ impl Hub {
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
             return;
         };
-        let own = own_buffer(c, &mut self.out, r.between(after, latest));
+        let dur = self.durable.as_deref();
+        let held = self.out.hold;
+        let own = !pending_among(dur, r.between(after, latest))
+            && own_buffer(c, &mut self.out, r.between(after, latest));
         for s in r.between(after, latest) {
             if let Some(data) = stored_piece(c, &mut self.out, own, room, &s) {
                 self.out.tag = s.no;
+                self.out.hold = replay_hold(dur, held, s.no);
                 c.push_room(&mut self.out, room, s.seq, data, lim);
             }
         }
@@ -527,6 +537,7 @@ impl Hub {
             self.out.end_own();
         }
         self.out.tag = 0;
+        self.out.hold = held;
     }
 
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
@@ -543,6 +554,8 @@ impl Hub {
             return;
         };
         let mut stopped = None;
+        let dur = self.durable.as_deref();
+        let held = self.out.hold;
         for s in r.between(after, latest) {
             let Some(data) = stored_piece(c, &mut self.out, false, &room, &s) else {
                 continue;
@@ -552,9 +565,11 @@ impl Hub {
                 break;
             }
             self.out.tag = s.no;
+            self.out.hold = replay_hold(dur, held, s.no);
             c.push(&mut self.out, data);
         }
         self.out.tag = 0;
+        self.out.hold = held;
         match stopped {
             // The rest follows when the backlog drains (see `Hub::handle_written`).
             Some(first) => c.refill_after(room, Seq(first.0 - 1)),
@@ -590,13 +605,21 @@ impl Hub {
         }
         let oldest = r.oldest_kept().unwrap_or(latest.next());
         if oldest > after.next() {
-            let last = Seq(oldest.0 - 1).min(latest);
-            let gap = ServerMsg::Gap {
-                room: room.clone(),
-                first: after.next(),
-                last,
-            };
-            self.reply(conn, Reply::Msg(gap));
+            let (first, last) = (after.next(), Seq(oldest.0 - 1).min(latest));
+            // Behind a marker the connection owes already (a resume's page from the store that
+            // overflowed its queue), not ahead of it: markers and events stay in seq order.
+            let owed = self
+                .conns
+                .get_mut(&conn)
+                .is_some_and(|c| c.owe_gap(room, first, last));
+            if !owed {
+                let gap = ServerMsg::Gap {
+                    room: room.clone(),
+                    first,
+                    last,
+                };
+                self.reply(conn, Reply::Msg(gap));
+            }
         }
         Some(latest)
     }
@@ -624,6 +647,15 @@ fn ack_instead(
     {
         c.push(out, ack);
     }
+}
+
+/// Whether any of `events` waits for its batch to be stored: a replay of it is held (see
+/// [`replay_hold`]), so it takes no buffer of its own.
+fn pending_among<'a>(
+    durable: Option<&super::durable::Durable>,
+    mut events: impl Iterator<Item = Stored<'a>>,
+) -> bool {
+    durable.is_some_and(|d| events.any(|s| d.batch_of(s.no).is_some()))
 }
 
 /// Before a replay to `c` of `events`: unless `c`'s output waits for a store commit, starts a

@@ -24,6 +24,8 @@ struct Written {
     seq: Seq,
     /// The connection it came from and its id, for a say or an action.
     sender: Option<(ConnId, MsgId)>,
+    /// The device it came from (its connection may be gone by the time the batch fails).
+    device: Option<DeviceId>,
 }
 
 /// A batch handed out and not yet reported.
@@ -38,6 +40,9 @@ struct Flight {
     /// ([`Write::PresenceReset`]): written again, as they are then, if it fails.
     presence: Vec<(RoomName, Nick)>,
     reset: bool,
+    /// The seqs given out to events that were not stored ([`Write::SeqsUsed`]) it writes:
+    /// written again with the next batch if it fails too.
+    used: Vec<(RoomName, Seq)>,
 }
 
 /// The durable store's state in the hub.
@@ -54,6 +59,9 @@ pub(crate) struct Durable {
     /// Whose presence this batch writes, and whether it resets the record (see [`Flight`]).
     presence: Vec<(RoomName, Nick)>,
     reset: bool,
+    /// Rooms' seqs given out to events whose batch failed, to write with the next batch
+    /// ([`Write::SeqsUsed`]), the highest per room.
+    used: Vec<(RoomName, Seq)>,
     /// The id the batch being built will have.
     next: u64,
     /// Batches handed out and not yet reported, oldest first.
@@ -73,6 +81,57 @@ impl Durable {
             ..Durable::default()
         }
     }
+}
+
+impl Durable {
+    /// The batch room event number `no` is written in, while that batch is not durable yet
+    /// (`None`: durable, dropped with a failed batch, or not an event). Events are numbered in
+    /// the order they are written, and batches are stored in order.
+    pub(super) fn batch_of(&self, no: u64) -> Option<u64> {
+        if no == 0 {
+            return None;
+        }
+        let has = |events: &[Written]| match (events.first(), events.last()) {
+            (Some(a), Some(b)) => Some(a.no <= no && no <= b.no),
+            _ => None,
+        };
+        for f in &self.flights {
+            match has(&f.events) {
+                Some(true) => return Some(f.id),
+                // Older than the oldest event waiting: durable.
+                Some(false) if no < f.events[0].no => return None,
+                _ => {}
+            }
+        }
+        has(&self.events).unwrap_or(false).then_some(self.next)
+    }
+
+    /// The batch `room`'s event `seq` is written in, while that batch is not durable yet.
+    pub(super) fn batch_of_seq(&self, room: &RoomName, seq: Seq) -> Option<u64> {
+        let is = |w: &Written| w.seq == seq && &w.room == room;
+        if self.events.iter().any(is) {
+            return Some(self.next);
+        }
+        self.flights
+            .iter()
+            .find(|f| f.events.iter().any(is))
+            .map(|f| f.id)
+    }
+}
+
+/// Adds `room`'s seq `upto` to the seqs given out and not stored (the highest per room).
+fn note_used(used: &mut Vec<(RoomName, Seq)>, room: &RoomName, upto: Seq) {
+    match used.iter_mut().find(|(r, _)| r == room) {
+        Some((_, seq)) => *seq = (*seq).max(upto),
+        None => used.push((room.clone(), upto)),
+    }
+}
+
+/// The batch a replayed room event (numbered `no`) must wait for, given what output pushed now
+/// waits for anyway (`held`): nobody is shown an event before it is durable, however it reaches
+/// them (live, or replayed from the ring on a join, a resume or a refill).
+pub(super) fn replay_hold(durable: Option<&Durable>, held: Option<u64>, no: u64) -> Option<u64> {
+    held.max(durable.and_then(|d| d.batch_of(no)))
 }
 
 impl Hub {
@@ -126,11 +185,13 @@ impl Hub {
             ) => Some((conn, *id)),
             _ => None,
         };
+        let device = sender.and_then(|(conn, _)| self.conns.get(&conn)?.device());
         d.events.push(Written {
             no,
             room: ev.room.clone(),
             seq: ev.seq,
             sender,
+            device,
         });
         self.record(Write::Event(ev.clone()));
         no
@@ -221,6 +282,12 @@ impl Hub {
                 });
             }
         }
+        let used = core::mem::take(&mut d.used);
+        d.writes
+            .extend(used.iter().map(|(room, upto)| Write::SeqsUsed {
+                room: room.clone(),
+                upto: *upto,
+            }));
         if d.writes.is_empty() {
             return None;
         }
@@ -232,6 +299,7 @@ impl Hub {
             sessions,
             presence: core::mem::take(&mut d.presence),
             reset: core::mem::take(&mut d.reset),
+            used: used.clone(),
         });
         let writes = core::mem::take(&mut d.writes);
         self.seal_held(id);
@@ -271,7 +339,11 @@ impl Hub {
             sessions: Vec::new(),
             presence: Vec::new(),
             reset: false,
+            used: Vec::new(),
         });
+        for (room, upto) in &flight.used {
+            note_used(&mut d.used, room, *upto);
+        }
         // Whole session records not stored: written again with the next batch.
         d.dirty.extend(flight.sessions.iter().copied());
         self.rewrite_presence(flight.reset, &flight.presence);
@@ -282,12 +354,37 @@ impl Hub {
             if let Some(r) = self.rooms.get_mut(&w.room) {
                 self.history_bytes -= r.forget(w.seq);
             }
+            // Their seqs stay given out: written with the next batch (a cluster's log keeps
+            // its own account of seqs).
+            if self.cluster.is_none()
+                && let Some(d) = self.durable.as_mut()
+            {
+                note_used(&mut d.used, &w.room, w.seq);
+            }
         }
         self.release_held(batch.0, Some(&failed));
+        // Replays of its events held behind later batches' output.
+        let later: Vec<ConnId> = self
+            .out
+            .held_by
+            .range(batch.0 + 1..)
+            .flat_map(|(_, conns)| conns.iter().copied())
+            .collect();
+        for id in later {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.drop_failed(&mut self.out, &failed);
+            }
+        }
         for w in flight.events {
             let Some((conn, id)) = w.sender else {
                 continue;
             };
+            // Told now if its connection is there, and again if its client resends it.
+            if let Some(dev) = w.device.and_then(|d| self.devices.get_mut(&d))
+                && dev.resume.is_some()
+            {
+                dev.refuse(id, ErrorKind::NotStored);
+            }
             let detail = format!("{why}; your message was not delivered");
             self.error(conn, ErrorKind::NotStored, Re::Msg(id), detail);
         }

@@ -303,6 +303,13 @@ struct DeviceRare {
     probe: Option<Box<Probe>>,
     /// The id of the device key this device signed in with or was given: signing out revokes it.
     key: Option<u64>,
+    /// Messages from this device that were refused (not in the room, muted, no such nick, not
+    /// stored: the kind of each), oldest first, at most [`crate::limits::SESSION_MAX_PENDING`].
+    /// A resend of one whose id is at or below `last_id` (a later message was taken, or its
+    /// batch failed after it was) is refused again, not acknowledged as had: its client may
+    /// not have heard the refusal (its connection dropped first, or with the bytes). Kept for
+    /// the device's life: nothing tells when its client has heard.
+    refused: Vec<(MsgId, crate::wire::ErrorKind)>,
 }
 
 impl Device {
@@ -341,6 +348,25 @@ impl Device {
         probe
     }
 
+    /// Message `id` was refused (`kind`): a resend of it is refused again (see
+    /// [`DeviceRare::refused`]).
+    fn refuse(&mut self, id: MsgId, kind: crate::wire::ErrorKind) {
+        let kept = &mut self.rare.get_or_insert_with(Box::default).refused;
+        if kept.iter().any(|(k, _)| *k == id) {
+            return;
+        }
+        if kept.len() >= crate::limits::SESSION_MAX_PENDING {
+            kept.remove(0);
+        }
+        kept.push((id, kind));
+    }
+
+    /// How message `id` was refused, if it was (see [`DeviceRare::refused`]).
+    fn refusal(&self, id: MsgId) -> Option<crate::wire::ErrorKind> {
+        let kept = &self.rare.as_ref()?.refused;
+        kept.iter().find(|(k, _)| *k == id).map(|(_, kind)| *kind)
+    }
+
     fn take_key(&mut self) -> Option<u64> {
         let key = self.rare.as_mut()?.key.take();
         self.drop_empty_rare();
@@ -348,11 +374,9 @@ impl Device {
     }
 
     fn drop_empty_rare(&mut self) {
-        if self
-            .rare
-            .as_ref()
-            .is_some_and(|r| r.prev_resume.is_none() && r.probe.is_none() && r.key.is_none())
-        {
+        if self.rare.as_ref().is_some_and(|r| {
+            r.prev_resume.is_none() && r.probe.is_none() && r.key.is_none() && r.refused.is_empty()
+        }) {
             self.rare = None;
         }
     }
@@ -587,10 +611,19 @@ impl Hub {
             return;
         }
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
+        let held = self.out.hold;
         for (room, (first, last)) in gaps {
+            // A marker names seqs: not before they are durable (a restarted server would give
+            // seqs lost with it out again, and the client would take them for these).
+            let pending = self
+                .durable
+                .as_ref()
+                .and_then(|d| d.batch_of_seq(&room, last));
+            self.out.hold = held.max(pending);
             let gap = crate::wire::ServerMsg::Gap { room, first, last };
             self.reply(conn, Reply::Msg(gap));
         }
+        self.out.hold = held;
         for (room, after) in refills {
             self.history(conn, room, after);
         }
@@ -826,6 +859,20 @@ impl Hub {
             .get(&self.users, nick.folded_key().as_str())
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(room))
+    }
+
+    /// The messages of `nick`'s devices that were refused (see `DeviceRare::refused`): for
+    /// property tests that must tell a refusal a crash made the hub forget.
+    #[cfg(feature = "fuzzing")]
+    pub fn refused_of(&self, nick: &Nick) -> Vec<crate::types::MsgId> {
+        let Some(uid) = self.nicks.get(&self.users, nick.folded_key().as_str()) else {
+            return Vec::new();
+        };
+        self.devices_of(uid)
+            .into_iter()
+            .filter_map(|d| self.devices.get(&d)?.rare.as_ref())
+            .flat_map(|r| r.refused.iter().map(|(id, _)| *id))
+            .collect()
     }
 
     /// Rooms that exist.

@@ -632,6 +632,17 @@ impl Hub {
         else {
             return false;
         };
+        if id <= d.last_id
+            && let Some(kind) = d.refusal(id)
+        {
+            // Refused once (or taken, then not stored), and resent after a resume: the
+            // refusal may not have reached the client. Refused again, never acknowledged.
+            debug!(conn = %conn, id = id.0, ?kind, "resent message refused again");
+            self.flush_fanout();
+            let detail = "this message was refused when it was first sent; it was not delivered";
+            self.error(conn, kind, Re::Msg(id), detail.to_owned());
+            return false;
+        }
         if id <= d.last_id {
             debug!(conn = %conn, id = id.0, "resent message acknowledged, not delivered again");
             self.flush_fanout();

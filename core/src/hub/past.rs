@@ -245,7 +245,13 @@ impl Hub {
         let at_start = in_ring
             .first()
             .is_none_or(|s| Some(s.seq) == r.oldest_kept());
-        let events: Vec<RoomEvent> = in_ring.iter().filter_map(|s| s.event()).collect();
+        // Not an event that is not durable yet: it is told live once stored.
+        let dur = self.durable.as_deref();
+        let events: Vec<RoomEvent> = in_ring
+            .iter()
+            .filter(|s| dur.is_none_or(|d| d.batch_of(s.no).is_none()))
+            .filter_map(|s| s.event())
+            .collect();
         self.send_past(conn, &room, events, at_start);
     }
 
@@ -730,7 +736,7 @@ impl Hub {
             );
         };
         let ring_start = r.oldest_kept().unwrap_or(r.last_seq.next());
-        let lines = said(r.events());
+        let lines = said(r.durable_events(self.durable.as_deref()));
         let (lines, touches) = self.window_lines(lines, window, limit);
         let older_exists = ring_start > Seq(1);
         if touches && older_exists && self.reads_log() {

@@ -137,6 +137,17 @@ impl Hub {
     /// An error reply about `re`.
     pub(super) fn error(&mut self, conn: ConnId, kind: ErrorKind, re: Re, detail: String) {
         debug!(conn = %conn, ?kind, %detail, "error reply");
+        // A refused message: a resend of it is refused again (see `DeviceRare::refused`).
+        if let Re::Msg(id) = re
+            && let Some(dev) = self
+                .conns
+                .get(&conn)
+                .and_then(|c| c.device())
+                .and_then(|d| self.devices.get_mut(&d))
+            && dev.resume.is_some()
+        {
+            dev.refuse(id, kind);
+        }
         self.reply(conn, Reply::error(kind, re, detail));
     }
 

@@ -422,6 +422,18 @@ impl Room {
         self.history.iter().filter_map(|s| s.event())
     }
 
+    /// [`Room::events`] that are durable (all of them without a store): what is read as history
+    /// never shows an event its batch may still fail to store.
+    pub(crate) fn durable_events<'a>(
+        &'a self,
+        durable: Option<&'a super::durable::Durable>,
+    ) -> impl Iterator<Item = crate::wire::RoomEvent> + 'a {
+        self.history
+            .iter()
+            .filter(move |s| durable.is_none_or(|d| d.batch_of(s.no).is_none()))
+            .filter_map(|s| s.event())
+    }
+
     /// Events kept.
     pub(crate) fn kept(&self) -> usize {
         self.history.len

@@ -3139,6 +3139,60 @@ mod durable {
     }
 
     #[test]
+    fn history_from_the_ring_waits_for_the_commit_and_a_failed_line_is_never_shown() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        let c = t.bin("carol");
+        t.join(a, "#d");
+        t.join(c, "#d");
+        t.say(a, "#d", 9, "stored");
+        t.recv(a);
+        let seen = events(&t.recv(c)).last().unwrap().seq;
+        let ask = |t: &mut T| {
+            t.send(
+                c,
+                &ClientMsg::History {
+                    room: room("#d"),
+                    after: seen,
+                },
+            );
+            t.send(
+                c,
+                &ClientMsg::Older {
+                    room: room("#d"),
+                    before: Seq(0),
+                    limit: 10,
+                },
+            );
+        };
+        // alice speaks; before the store commits, carol asks for what came after what she saw
+        // and scrolls back (her own delivery waits for the commit): neither shows the line.
+        t.auto_commit = false;
+        t.say(a, "#d", 10, "in flight");
+        let batch = t.batches.last().unwrap().id;
+        ask(&mut t);
+        assert!(says(&t.recv(c)).is_empty());
+        t.hub.handle_durable(batch, t.now);
+        t.pump();
+        // Once stored: the delivery and the refill.
+        let got = t.recv(c);
+        assert_eq!(says(&got), vec!["in flight", "in flight"], "{got:?}");
+        // A line whose batch fails is never shown, live, refilled or scrolled to.
+        t.say(a, "#d", 11, "lost");
+        let lost = t.batches.last().unwrap().id;
+        ask(&mut t);
+        t.hub
+            .handle_store_failed(lost, "the server's disk is full", t.now);
+        t.pump();
+        let got = t.recv(c);
+        assert!(
+            !format!("{got:?}").contains("lost"),
+            "a line that was not stored was shown: {got:?}"
+        );
+        assert_eq!(errors(&t.recv(a))[0].0, ErrorKind::NotStored);
+    }
+
+    #[test]
     fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
         let mut t = T::with(durable_config());
         let (a, _, token) = t.bin_from(LOCAL, "alice");

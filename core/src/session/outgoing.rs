@@ -71,6 +71,8 @@ enum Out {
 struct Pending {
     id: MsgId,
     msg: ClientMsg,
+    /// Sent at least once: a server that could not resume the session may have taken it.
+    sent: bool,
 }
 
 /// Which queue was full when a message or command was not taken.
@@ -123,7 +125,11 @@ impl Outgoing {
         }
         self.last_id += 1;
         let id = MsgId(self.last_id);
-        self.pending.push_back(Pending { id, msg: make(id) });
+        self.pending.push_back(Pending {
+            id,
+            msg: make(id),
+            sent: false,
+        });
         let msg = &self
             .pending
             .back()
@@ -287,15 +293,24 @@ impl Outgoing {
         }
     }
 
-    fn resolve(&self, out: Out) -> Option<ClientMsg> {
+    fn resolve(&mut self, out: Out) -> Option<ClientMsg> {
         match out {
             Out::Cmd(msg) => Some(msg),
-            Out::Msg(id) => self
-                .pending
-                .iter()
-                .find(|p| p.id == id)
-                .map(|p| p.msg.clone()),
+            Out::Msg(id) => self.pending.iter_mut().find(|p| p.id == id).map(|p| {
+                p.sent = true;
+                p.msg.clone()
+            }),
         }
+    }
+
+    /// The pending messages sent at least once, oldest first: after a welcome that did not
+    /// resume, nobody can tell whether the server had taken them (see [`Pending::sent`]).
+    pub(super) fn sent_pending(&self) -> Vec<MsgId> {
+        self.pending
+            .iter()
+            .filter(|p| p.sent)
+            .map(|p| p.id)
+            .collect()
     }
 
     /// The link is gone: messages stay pending (all go again after the welcome); the commands

@@ -49,9 +49,18 @@ impl RoomSeqs {
     /// shows as a join seq not above what we saw: a rejoin is announced, so its seq is new. (A
     /// big room's quiet join names the room's latest seq instead, which equals ours when
     /// nothing was missed: that case is taken for a new room too, and its replay shown again.)
+    ///
+    /// What counts is what we saw, not the end of a gap marker: a marker may name seqs the
+    /// server had given out and never stored (its store failed, or it was killed before the
+    /// commit), which it gives out again once restarted.
     fn rejoined(&mut self, seq: Seq, resumed: bool) {
         if let Some(last) = self.last_seq {
-            if seq < last || (seq == last && !resumed) {
+            let seen = self
+                .gaps
+                .iter()
+                .find(|g| g.last == last)
+                .map_or(last, |g| Seq(g.next.0.saturating_sub(1)));
+            if seq < seen || (seq == seen && !resumed) {
                 self.last_seq = None;
                 self.oldest = None;
                 self.gaps.clear();

@@ -73,6 +73,14 @@ impl Session {
                 let Some(state) = self.rooms.get_mut(&room) else {
                     return;
                 };
+                // The first news of the room after a rejoin, like a first event: what lies
+                // between what we saw before and it was missed too.
+                if let Some((missed, ask)) = state.after_rejoin(first) {
+                    self.gap_found(&room, missed, ask);
+                }
+                let Some(state) = self.rooms.get_mut(&room) else {
+                    return;
+                };
                 let (missed, ask) = state.on_gap(first, last);
                 self.gap_found(&room, missed, ask);
             }
@@ -278,6 +286,21 @@ impl Session {
                     "could not resume the session: rejoining rooms; \
                      messages sent meanwhile may have been missed"
                 });
+            }
+            // What the last session sent and had no answer to may have been taken by it: not
+            // sent again, so that nothing is ever doubled (the rejoin's replay shows whether it
+            // was).
+            if self.handshake.ever_welcomed {
+                for id in self.out.sent_pending() {
+                    self.event(Event::Error {
+                        kind: None,
+                        about: About::Message(id),
+                        text: "the session could not be resumed: this message may or may not \
+                               have been delivered, and is not sent again"
+                            .to_owned(),
+                    });
+                    self.settle(id, false);
+                }
             }
             let (parted, want) = self.rooms.restarted();
             for room in parted {

@@ -8,9 +8,13 @@ use bytes::Bytes;
 use core::net::{IpAddr, Ipv4Addr};
 use natter_core::chat::Chat;
 use natter_core::hub::{Config, Hub, HubEvent};
+use natter_core::persist::{
+    Answer, Batch, HistoryPage, Loaded, LoadedRoom, Query, SessionRecord, Write,
+};
 use natter_core::session::{Event, Session, SessionConfig, Transport};
-use natter_core::{ConnId, Millis, Nick, RoomName};
-use std::collections::VecDeque;
+use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::{ConnId, Millis, Nick, RoomName, Seq};
+use std::collections::{BTreeMap, VecDeque};
 
 /// One participant.
 pub struct Client {
@@ -47,6 +51,139 @@ pub struct Net {
     pub clients: Vec<Client>,
     /// Hub events seen, for assertions on logging/limits.
     pub hub_events: Vec<HubEvent>,
+    /// The durable store, when the hub's config has one (`Config::durable`).
+    pub store: Option<FakeStore>,
+    /// The hub's config, for a restarted hub ([`Net::crash`]).
+    config: Config,
+}
+
+/// A durable store in memory, kept as natter-store keeps it: the batches the hub hands out wait
+/// here until a test commits them ([`Net::commit`]) or fails them ([`Net::fail`]); committed
+/// writes are applied in order, each batch whole; a crash loses only what waited.
+#[derive(Debug, Default)]
+pub struct FakeStore {
+    /// Handed out and neither committed nor failed yet, oldest first.
+    pub pending: VecDeque<Batch>,
+    /// Committed room events by room and seq.
+    pub events: BTreeMap<RoomName, BTreeMap<u64, RoomEvent>>,
+    /// A room's highest seq ever committed.
+    pub last_seq: BTreeMap<RoomName, Seq>,
+    /// Room events committed at a (room, seq) that already held one: never allowed.
+    pub written_twice: Vec<(RoomName, Seq)>,
+    /// Resume sessions by the hash of their token.
+    pub sessions: BTreeMap<[u8; 32], SessionRecord>,
+    /// Who is in each room (folded nick to nick), as the presence writes tell.
+    pub present: BTreeMap<RoomName, BTreeMap<String, Nick>>,
+}
+
+impl FakeStore {
+    /// Applies one committed write.
+    fn apply(&mut self, w: &Write) {
+        match w {
+            Write::Event(ev) => {
+                let room = self.events.entry(ev.room.clone()).or_default();
+                if room.insert(ev.seq.0, ev.clone()).is_some() {
+                    self.written_twice.push((ev.room.clone(), ev.seq));
+                }
+                let last = self.last_seq.entry(ev.room.clone()).or_insert(Seq(0));
+                *last = (*last).max(ev.seq);
+            }
+            Write::Session(r) => {
+                self.sessions.insert(r.token.0, r.clone());
+            }
+            Write::SessionLastId {
+                token,
+                last_id,
+                updated,
+            } => {
+                if let Some(r) = self.sessions.get_mut(&token.0) {
+                    r.last_id = *last_id;
+                    r.updated = *updated;
+                }
+            }
+            Write::EndSession(h) => {
+                self.sessions.remove(&h.0);
+            }
+            Write::EndSessionsBefore(t) => self.sessions.retain(|_, r| r.updated >= *t),
+            Write::SeqsUsed { room, upto } => {
+                let last = self.last_seq.entry(room.clone()).or_insert(Seq(0));
+                *last = (*last).max(*upto);
+            }
+            Write::PresenceReset => self.present.clear(),
+            Write::Presence { room, nick, here } => {
+                let folded = nick.folded_key().as_str().to_owned();
+                let members = self.present.entry(room.clone()).or_default();
+                if *here {
+                    members.insert(folded, nick.clone());
+                } else {
+                    members.remove(&folded);
+                }
+            }
+            // Accounts, settings and the audit log: these tests make none.
+            _ => {}
+        }
+    }
+
+    /// What a restarted hub is handed: every room with its newest `recent` events, every
+    /// session, who was in each room.
+    pub fn loaded(&self, recent: usize) -> Loaded {
+        let rooms = self
+            .last_seq
+            .iter()
+            .map(|(name, last)| {
+                let events = self.events.get(name);
+                let mut newest: Vec<RoomEvent> = events
+                    .into_iter()
+                    .flat_map(|e| e.values().rev().take(recent))
+                    .cloned()
+                    .collect();
+                newest.reverse();
+                let topic = events
+                    .and_then(|e| {
+                        e.values().rev().find_map(|ev| match &ev.kind {
+                            EventKind::Topic { topic } => Some(topic.clone()),
+                            _ => None,
+                        })
+                    })
+                    .flatten();
+                LoadedRoom {
+                    name: name.clone(),
+                    topic,
+                    last_seq: *last,
+                    recent: newest,
+                    present: self
+                        .present
+                        .get(name)
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        Loaded {
+            rooms,
+            sessions: self.sessions.values().cloned().collect(),
+            ..Loaded::default()
+        }
+    }
+
+    /// Answers a query from what is committed.
+    fn answer(&self, q: &Query) -> Answer {
+        match q {
+            Query::History(h) => {
+                let mut events: Vec<RoomEvent> = self
+                    .events
+                    .get(&h.room)
+                    .into_iter()
+                    .flat_map(|e| e.range(..h.before.0).rev().take(h.limit))
+                    .map(|(_, ev)| ev.clone())
+                    .collect();
+                events.reverse();
+                let at_start = events.len() < h.limit;
+                Answer::History(Ok(HistoryPage { events, at_start }))
+            }
+            Query::Search(_) => Answer::Search(Ok(Vec::new())),
+        }
+    }
 }
 
 /// A hub whose queues overflow at once when a reader stalls (8 messages, 2 KiB), with a short
@@ -78,11 +215,75 @@ fn ip(i: usize) -> IpAddr {
 impl Net {
     pub fn new(config: Config) -> Net {
         Net {
-            hub: Hub::new(config),
+            hub: Hub::new(config.clone()),
             now: Millis(1_700_000_000_000),
             clients: Vec::new(),
             hub_events: Vec::new(),
+            store: config.durable.then(FakeStore::default),
+            config,
         }
+    }
+
+    /// The store commits the oldest `n` batches waiting (all of them, if fewer wait), and the
+    /// hub is told.
+    pub fn commit(&mut self, n: usize) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let mut upto = None;
+        for _ in 0..n {
+            let Some(b) = store.pending.pop_front() else {
+                break;
+            };
+            for w in &b.writes {
+                store.apply(w);
+            }
+            upto = Some(b.id);
+        }
+        if let Some(id) = upto {
+            self.hub.handle_durable(id, self.now);
+            self.pump();
+        }
+    }
+
+    /// The store fails the oldest batch waiting (a full disk), and the hub is told.
+    pub fn fail(&mut self) {
+        let Some(b) = self.store.as_mut().and_then(|s| s.pending.pop_front()) else {
+            return;
+        };
+        self.hub
+            .handle_store_failed(b.id, "the disk is full", self.now);
+        self.pump();
+    }
+
+    /// `kill -9` of the server: what the store had not committed is lost, every connection
+    /// drops (people on nc are gone for good; programs reconnect by themselves), and a new hub
+    /// starts from what was committed.
+    pub fn crash(&mut self) {
+        let now = self.now;
+        let loaded = match self.store.as_mut() {
+            Some(store) => {
+                store.pending.clear();
+                store.loaded(self.config.history_len)
+            }
+            None => Loaded::default(),
+        };
+        // A real server seeds each start from the OS: a restarted hub's tokens are new ones.
+        let seed = &mut self.config.secret_seed;
+        let starts = u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")) + 1;
+        seed[..8].copy_from_slice(&starts.to_le_bytes());
+        self.hub = Hub::new(self.config.clone());
+        self.hub.restore(loaded, now);
+        for c in &mut self.clients {
+            c.inbox.clear();
+            c.held = None;
+            if c.conn.take().is_some()
+                && let Kind::Session { session, .. } = &mut c.kind
+            {
+                session.handle_disconnected("the server went away", now);
+            }
+        }
+        self.pump();
     }
 
     /// A binary client that joins `rooms` once connected. Returns its index.
@@ -345,6 +546,19 @@ impl Net {
                     if let Kind::Session { session, .. } = &mut self.clients[i].kind {
                         session.handle_disconnected("closed by the session", now);
                     }
+                }
+            }
+
+            // The store: batches wait for the test; queries are answered at once.
+            if let Some(store) = self.store.as_mut() {
+                while let Some(b) = self.hub.poll_store() {
+                    moved = true;
+                    store.pending.push_back(b);
+                }
+                while let Some((id, q)) = self.hub.poll_query() {
+                    moved = true;
+                    let answer = store.answer(&q);
+                    self.hub.handle_answer(id, answer, now);
                 }
             }
 

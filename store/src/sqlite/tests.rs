@@ -742,6 +742,72 @@ fn a_schema_2_store_gains_accounts_and_a_running_older_server_is_not_upgraded_un
 }
 
 #[test]
+fn seqs_given_out_to_events_that_were_not_stored_are_not_given_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let room = |s: &str| RoomName::new(s).unwrap();
+    let batch = |id, writes| Batch {
+        id: BatchId(id),
+        writes,
+    };
+    store
+        .write(&batch(
+            1,
+            vec![
+                Write::Event(say("#a", 1, "one")),
+                Write::Event(say("#a", 2, "two")),
+            ],
+        ))
+        .unwrap();
+    // Seqs 3 to 5 of #a and 1 of #new were given out in a batch that failed: the next one
+    // says so, alone or grouped with events (both paths of the writer).
+    store
+        .write(&batch(
+            2,
+            vec![Write::SeqsUsed {
+                room: room("#a"),
+                upto: Seq(5),
+            }],
+        ))
+        .unwrap();
+    store
+        .write(&batch(
+            3,
+            vec![
+                Write::Event(say("#b", 1, "b")),
+                Write::SeqsUsed {
+                    room: room("#new"),
+                    upto: Seq(1),
+                },
+                Write::Event(say("#b", 2, "b")),
+                // Never lowers what is stored.
+                Write::SeqsUsed {
+                    room: room("#a"),
+                    upto: Seq(4),
+                },
+            ],
+        ))
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let last = |name: &str| {
+        loaded
+            .rooms
+            .iter()
+            .find(|r| r.name == room(name))
+            .map(|r| r.last_seq)
+    };
+    assert_eq!(last("#a"), Some(Seq(5)));
+    assert_eq!(last("#new"), Some(Seq(1)));
+    assert_eq!(last("#b"), Some(Seq(2)));
+    // The events stored are still read back, and nothing past them.
+    let a = loaded.rooms.iter().find(|r| r.name == room("#a")).unwrap();
+    assert_eq!(
+        a.recent.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}
+
+#[test]
 fn room_settings_and_moderation_events_come_back_as_written() {
     use natter_core::moderation::{Entry, Mask, Modes, Policy};
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use super::schema;
 use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
 use natter_core::wire::{EventKind, RoomEvent};
-use natter_core::{Millis, RoomName};
+use natter_core::{Millis, RoomName, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
 use std::fs::File;
@@ -412,6 +412,11 @@ impl SqliteStore {
                         apply_presence(&tx, write)?;
                         continue;
                     }
+                    Write::SeqsUsed { room, upto } => {
+                        // The same: the rooms' rows.
+                        seqs_used(&tx, room, *upto)?;
+                        continue;
+                    }
                     Write::Session(_) | Write::EndSession(_) | Write::EndSessionsBefore(_) => {
                         // Every last id written before this write goes into `sessions` first,
                         // so the two apply in the order they were written.
@@ -612,6 +617,7 @@ fn apply(
                 .map_err(sql)?;
         }
         Write::Presence { .. } | Write::PresenceReset => apply_presence(tx, write)?,
+        Write::SeqsUsed { room, upto } => seqs_used(tx, room, *upto)?,
         other => {
             if !super::accounts::apply(tx, other)? && !super::policies::apply(tx, other)? {
                 // A kind of write this version of the store does not know (a newer hub):
@@ -621,6 +627,19 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// Applies a [`Write::SeqsUsed`]: the room's seq floor (`rooms.last_seq`, which a reader
+/// takes with the highest stored seq) rises to `upto`.
+fn seqs_used(tx: &Connection, room: &RoomName, upto: Seq) -> Result<(), WriteError> {
+    let upto = int("seq", upto.0)?;
+    tx.prepare_cached(
+        "INSERT INTO rooms (name, topic, last_seq) VALUES (?1, NULL, ?2)
+         ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+    )
+    .and_then(|mut st| st.execute(params![room.as_str(), upto]))
+    .map(|_| ())
+    .map_err(WriteError::from_sqlite)
 }
 
 /// Applies a [`Write::Presence`] or [`Write::PresenceReset`] (see
