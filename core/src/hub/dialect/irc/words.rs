@@ -483,7 +483,7 @@ impl Irc {
                 if self.running.as_ref().is_some_and(|r| r.quiets_asked) =>
             {
                 for m in mutes {
-                    let mask = m.mask.to_string();
+                    let mask = names::mask(&m.mask);
                     let at = (m.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
                     let params = [me.as_str(), room.as_str(), "q", &mask, m.by.as_str(), &at];
@@ -497,7 +497,7 @@ impl Irc {
             }
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
-                    let mask = b.mask.to_string();
+                    let mask = names::mask(&b.mask);
                     // `367 <me> <channel> <mask> <setter> <set at>` (Unix seconds).
                     let at = (b.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
@@ -706,6 +706,12 @@ impl Irc {
                     &[r.as_str()],
                     "You're not on that channel",
                 );
+            }
+            // A message to a channel that does not exist: `403`, as ergo answers (and natter
+            // does for every other command); `404` is for a channel that exists without you.
+            (ErrorKind::NotInRoom, Re::Msg(id)) if detail.starts_with(NO_ROOM) => {
+                let target = self.target_of(*id);
+                l.num(ERR_NOSUCHCHANNEL, &[&target], "No such channel");
             }
             (ErrorKind::NotInRoom, Re::Msg(id)) => {
                 let target = self.target_of(*id);
@@ -1274,7 +1280,8 @@ impl Irc {
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
-                params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
+                let shown = names::mode_change(change.as_str());
+                params.extend(shown.split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
                 // Registering a room makes its registrant the founder, an operator.
                 if change.as_str() == "+r" {
