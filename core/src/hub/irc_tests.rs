@@ -4214,6 +4214,17 @@ fn bans_and_mutes_are_shown_as_irc_masks_and_lifted_by_what_was_shown() {
     n.send(b, &["PRIVMSG #r :free again"]);
     n.advance(1_000);
     assert!(numerics(&n.lines(b)).is_empty());
+    n.lines(c);
+    // Lifting what the list does not hold: 698 ERR_LISTMODENOTSET, as InspIRCd and ergo say.
+    n.send(c, &["MODE #r -b *!*bob@natter", "MODE #r -q bob!*@*"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 698 alice #r bob!*@* b :Channel #r list does not contain bob!*@*",
+            ":natter.irc 698 alice #r bob!*@* q :Channel #r list does not contain bob!*@*",
+        ]
+    );
 }
 
 /// `PART` or `TOPIC` of a channel that does not exist is `403 ERR_NOSUCHCHANNEL`, as IRC

@@ -40,6 +40,7 @@ pub(super) const ERR_INVITEONLYCHAN: &str = "473";
 pub(super) const ERR_BADCHANNELKEY: &str = "475";
 pub(super) const ERR_UNKNOWNMODE: &str = "472";
 pub(super) const ERR_INVALIDMODEPARAM: &str = "696";
+pub(super) const ERR_LISTMODENOTSET: &str = "698";
 pub(super) const RPL_SASLSUCCESS: &str = "903";
 pub(super) const ERR_SASLFAIL: &str = "904";
 pub(super) const ERR_SASLTOOLONG: &str = "905";

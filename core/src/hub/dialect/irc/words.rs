@@ -14,7 +14,7 @@ use super::{
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
-use crate::hub::moderate::ALREADY_IN;
+use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_MUTED_IN};
 use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
@@ -697,6 +697,13 @@ impl Irc {
                     "is already on channel",
                 );
             }
+            // `-b`/`-q` of a mask the list does not hold: `698 ERR_LISTMODENOTSET <channel>
+            // <mask> <mode char>`, as InspIRCd and ergo answer, the mask as IRC shows it.
+            (ErrorKind::Invalid, Re::Room(r)) if verb == "MODE" && not_listed(detail).is_some() => {
+                let (letter, mask) = not_listed(detail).unwrap_or_default();
+                let words = format!("Channel {r} list does not contain {mask}");
+                l.num(ERR_LISTMODENOTSET, &[r.as_str(), &mask, letter], &words);
+            }
             (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
                 l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
             }
@@ -1298,6 +1305,17 @@ impl Irc {
         }
         l.done()
     }
+}
+
+/// The list (`b` or `q`) and the mask, as IRC shows masks, of the hub's words refusing to lift
+/// a ban or mute the room does not hold.
+fn not_listed(detail: &str) -> Option<(&'static str, String)> {
+    let (letter, mask) = match detail.strip_prefix(NO_BAN_ON) {
+        Some(rest) => ("b", rest.rsplit_once(" in ")?.0),
+        None => ("q", detail.split_once(NOT_MUTED_IN)?.0),
+    };
+    let mask = crate::moderation::Mask::parse(mask).ok()?;
+    Some((letter, names::mask(&mask)))
 }
 
 /// A member's standing (`@`, `+`, `@+` or empty) as a client is shown it: every prefix with
