@@ -1361,6 +1361,7 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
         n.lines(i),
         [
             ":natter.irc 324 asker #q +n",
+            ":natter.irc 329 asker #q 1714564800",
             ":natter.irc 368 asker #q :End of channel ban list",
             ":natter.irc 221 asker +",
             ":asker!asker@natter MODE asker :+iw-w",
@@ -2425,7 +2426,7 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     assert_eq!(l, [":alice!alice@natter MODE #r +m"]);
     assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +m"]);
     n.send(c, &["MODE #r"]);
-    assert_eq!(numerics(&n.lines(c)), ["324"]);
+    assert_eq!(numerics(&n.lines(c)), ["324", "329"]);
     n.advance(1_000);
     n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
     let l = n.lines(c);
@@ -3243,6 +3244,35 @@ fn restarted(n: Net) -> Net {
     again.present = n.present;
     again.pump();
     again
+}
+
+/// `MODE #c` is `324` then `329 RPL_CREATIONTIME`, when this server made the room, as irssi
+/// and WeeChat ask on joining and show; a room loaded from the store after a restart (made
+/// before it, when is not kept) gets no `329` rather than a wrong time.
+#[test]
+fn a_mode_query_tells_when_the_room_was_made_if_this_server_made_it() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let c = n.client("ann", &[]);
+    let made = n.now.0 / 1000;
+    n.send(c, &["JOIN #c"]);
+    n.lines(c);
+    n.advance(5_000);
+    n.send(c, &["MODE #c"]);
+    let want = [
+        ":natter.irc 324 ann #c +n".to_owned(),
+        format!(":natter.irc 329 ann #c {made}"),
+    ];
+    assert_eq!(n.lines(c), want);
+    let mut n = restarted(n);
+    let c = n.client("ann", &[]);
+    n.send(c, &["JOIN #c"]);
+    n.lines(c);
+    n.send(c, &["MODE #c"]);
+    assert_eq!(n.lines(c), [":natter.irc 324 ann #c +n"]);
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub(super) const RPL_LISTSTART: &str = "321";
 pub(super) const RPL_LIST: &str = "322";
 pub(super) const RPL_LISTEND: &str = "323";
 pub(super) const RPL_CHANNELMODEIS: &str = "324";
+pub(super) const RPL_CREATIONTIME: &str = "329";
 pub(super) const RPL_INVITING: &str = "341";
 pub(super) const RPL_NOTOPIC: &str = "331";
 pub(super) const RPL_LOGGEDIN: &str = "900";

@@ -336,12 +336,12 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
-        self.msg_marked(l, msg, me, &[], None);
+        self.msg_marked(l, msg, me, &[], None, None);
     }
 
     /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
-    /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings and who set
-    /// the topic.
+    /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings, who set
+    /// the topic, and when the room was made.
     fn msg_marked(
         &self,
         l: &mut Lines,
@@ -349,6 +349,7 @@ impl Irc {
         me: Option<&Nick>,
         marks: &[&str],
         topic_set: Option<&TopicSet>,
+        created: Option<Millis>,
     ) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
@@ -477,6 +478,13 @@ impl Irc {
                 let mut all = vec![me_s.as_str()];
                 all.extend(params);
                 l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
+                // `329 <me> <channel> <when it was made>` (Unix seconds), as irssi and WeeChat
+                // ask on joining and show.
+                if let Some(at) = created {
+                    let at = (at.0 / 1000).to_string();
+                    let params = [me_s.as_str(), room.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_CREATIONTIME, &params, false);
+                }
             }
             // `MODE #channel q`: the mutes, as solanum's quiet list.
             ServerMsg::BanList { room, mutes, .. }
@@ -802,9 +810,10 @@ impl Irc {
             msg,
             marks,
             topic_set,
+            created,
         } = note
         {
-            return self.msg_marked(l, msg, me, marks, topic_set.as_ref());
+            return self.msg_marked(l, msg, me, marks, topic_set.as_ref(), *created);
         }
         if let Note::KeySet { room, by, key } = note {
             let tags = l.tags.clone();
