@@ -7,7 +7,8 @@
 //! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
 //! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
 //! signed in with SASL, registers a channel and bans an nc user with its own `/mode` and `/ban`,
-//! lists the bans (who set each and when), sets a key and a limit, and kills an nc user.
+//! lists the bans (who set each and when), lifts the ban with `/unban 1`, sets a key and a
+//! limit, and kills an nc user.
 
 mod support;
 
@@ -560,7 +561,7 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     tmux.type_until(
         "weechat",
         "/ban evelyn",
-        &["Mode #mod [+b nick:evelyn] by dora"],
+        &["Mode #mod [+b evelyn!*@*] by dora"],
     )
     .await;
     eve.expect(&["dora put evelyn out of #mod (banned)"]).await;
@@ -570,9 +571,19 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     tmux.type_until(
         "weechat",
         "/mode +b",
-        &["nick:evelyn banned by dora on ", " 20"],
+        &["evelyn!*@* banned by dora on ", " 20"],
     )
     .await;
+    // The ban is shown as an IRC mask, so WeeChat's `/unban 1` (the first of the list it was
+    // sent) lifts it, and evelyn may come back.
+    tmux.type_until(
+        "weechat",
+        "/unban 1",
+        &["Mode #mod [-b evelyn!*@*] by dora"],
+    )
+    .await;
+    eve.send("/join #mod").await;
+    eve.expect(&["you are in #mod"]).await;
     // The founder sees the key in the MODE line; a limit past the largest room is that.
     tmux.type_until(
         "weechat",

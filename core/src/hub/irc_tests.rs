@@ -686,7 +686,11 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("PRIVMSG #x", &["412"]),
         ("PRIVMSG #x :\x02\x02", &["412"]),
         ("PRIVMSG nobody :hi", &["401"]),
-        ("PRIVMSG #notjoined :hi", &["404"]),
+        ("PRIVMSG #x :hi", &["404"]),
+        ("PRIVMSG #nowhere :hi", &["403"]),
+        ("NOTICE #x :hi", &["404"]),
+        ("NOTICE #nowhere :hi", &["403"]),
+        ("PRIVMSG #nowhere,#x :hi", &["403", "404"]),
         ("PRIVMSG #c++ :hi", &["403"]),
         (
             "PRIVMSG a,b,c,d,e :hi",
@@ -1357,6 +1361,7 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
         n.lines(i),
         [
             ":natter.irc 324 asker #q +n",
+            ":natter.irc 329 asker #q 1714564800",
             ":natter.irc 368 asker #q :End of channel ban list",
             ":natter.irc 221 asker +",
             ":asker!asker@natter MODE asker :+iw-w",
@@ -1811,7 +1816,7 @@ fn moderation_reaches_irc_as_kick_mode_and_the_usual_numerics() {
     n.advance(1_000);
     let l = n.lines(b);
     assert_eq!(numerics(&l), ["367", "368"], "{l:?}");
-    assert!(l[0].contains("nick:bob alice"), "{l:?}");
+    assert!(l[0].contains(" #r bob!*@* alice "), "{l:?}");
 }
 
 /// A binary client named `want`, registered as an account (signed in).
@@ -2421,7 +2426,7 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     assert_eq!(l, [":alice!alice@natter MODE #r +m"]);
     assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +m"]);
     n.send(c, &["MODE #r"]);
-    assert_eq!(numerics(&n.lines(c)), ["324"]);
+    assert_eq!(numerics(&n.lines(c)), ["324", "329"]);
     n.advance(1_000);
     n.send(c, &["KICK #r nobody :x", "INVITE nobody #r"]);
     let l = n.lines(c);
@@ -2748,8 +2753,8 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     n.advance(1_000);
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
-    assert!(l.iter().any(|l| l.contains(" #m nick:bob ")), "{l:?}");
-    assert!(l.iter().any(|l| l.contains(" #m nick:dan ")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m bob!*@* ")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" #m dan!*@* ")), "{l:?}");
     // A mask of everyone on the pseudo-host is refused, not read as a nick: `696` naming the
     // channel, the mode and the mask, as for any mode's bad parameter.
     n.send(c, &["MODE #m +b *!*@natter"]);
@@ -2941,7 +2946,7 @@ fn the_ban_list_says_who_set_each_ban_and_when_not_when_it_runs_out() {
     assert_eq!(
         l,
         [
-            format!(":natter.irc 367 alice #r nick:eve alice {set_at}"),
+            format!(":natter.irc 367 alice #r eve!*@* alice {set_at}"),
             ":natter.irc 368 alice #r :End of channel ban list".to_owned(),
         ]
     );
@@ -3239,6 +3244,35 @@ fn restarted(n: Net) -> Net {
     again.present = n.present;
     again.pump();
     again
+}
+
+/// `MODE #c` is `324` then `329 RPL_CREATIONTIME`, when this server made the room, as irssi
+/// and WeeChat ask on joining and show; a room loaded from the store after a restart (made
+/// before it, when is not kept) gets no `329` rather than a wrong time.
+#[test]
+fn a_mode_query_tells_when_the_room_was_made_if_this_server_made_it() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let c = n.client("ann", &[]);
+    let made = n.now.0 / 1000;
+    n.send(c, &["JOIN #c"]);
+    n.lines(c);
+    n.advance(5_000);
+    n.send(c, &["MODE #c"]);
+    let want = [
+        ":natter.irc 324 ann #c +n".to_owned(),
+        format!(":natter.irc 329 ann #c {made}"),
+    ];
+    assert_eq!(n.lines(c), want);
+    let mut n = restarted(n);
+    let c = n.client("ann", &[]);
+    n.send(c, &["JOIN #c"]);
+    n.lines(c);
+    n.send(c, &["MODE #c"]);
+    assert_eq!(n.lines(c), [":natter.irc 324 ann #c +n"]);
 }
 
 #[test]
@@ -4108,7 +4142,7 @@ fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["728", "729"], "{l:?}");
     assert!(
-        l[0].starts_with(":natter.irc 728 alice #r q nick:bob alice "),
+        l[0].starts_with(":natter.irc 728 alice #r q bob!*@* alice "),
         "{l:?}"
     );
     assert_eq!(
@@ -4118,6 +4152,109 @@ fn mode_q_without_a_mask_lists_the_mutes_as_a_quiet_list() {
     // The ban list is still the bans only.
     n.send(c, &["MODE #r b"]);
     assert_eq!(numerics(&n.lines(c)), ["368"]);
+}
+
+/// Bans and mutes are shown to IRC clients as IRC masks (`bob!*@*`, `*!*@203.0.113.0/24`), in
+/// the `MODE` line, `367` and `728`, and what a client sends back of what it was shown (irssi's
+/// `/unban 1` or `/unban bob!*@*`, WeeChat's `/unban 1`: `MODE #r -b bob!*@*`) lifts it.
+#[test]
+fn bans_and_mutes_are_shown_as_irc_masks_and_lifted_by_what_was_shown() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    // irssi's `/ban bob` (`*!*bob@natter`): everyone is told it as `bob!*@*`.
+    n.send(c, &["MODE #r +b *!*bob@natter"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter MODE #r +b bob!*@*"),
+        "{l:?}"
+    );
+    assert!(
+        n.lines(b)
+            .iter()
+            .any(|l| l == ":alice!alice@natter MODE #r +b bob!*@*")
+    );
+    n.send_bin(
+        a,
+        &ClientMsg::Moderate {
+            room: room("#r"),
+            action: ModAction::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+                reason: None,
+            },
+        },
+    );
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter MODE #r +b *!*@203.0.113.0/24"),
+        "{l:?}"
+    );
+    n.send(c, &["MODE #r b"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
+    assert!(l[0].contains(" 367 alice #r bob!*@* alice "), "{l:?}");
+    assert!(
+        l[1].contains(" 367 alice #r *!*@203.0.113.0/24 alice "),
+        "{l:?}"
+    );
+    // Each entry as shown lifts its ban.
+    n.send(c, &["MODE #r -b bob!*@*", "MODE #r -b *!*@203.0.113.0/24"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter MODE #r -b bob!*@*"),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter MODE #r -b *!*@203.0.113.0/24"),
+        "{l:?}"
+    );
+    assert!(numerics(&l).is_empty(), "{l:?}");
+    n.send(c, &["MODE #r b"]);
+    assert_eq!(numerics(&n.lines(c)), ["368"]);
+    // Mutes alike: the MODE line, 728, and -q of what 728 said.
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.send(c, &["MODE #r +q bob"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| l == ":alice!alice@natter MODE #r +q bob!*@*"),
+        "{l:?}"
+    );
+    n.send(c, &["MODE #r q"]);
+    let l = n.lines(c);
+    assert!(
+        l[0].starts_with(":natter.irc 728 alice #r q bob!*@* alice "),
+        "{l:?}"
+    );
+    n.send(c, &["MODE #r -q bob!*@*"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(l, [":alice!alice@natter MODE #r -q bob!*@*"]);
+    n.send(b, &["PRIVMSG #r :free again"]);
+    n.advance(1_000);
+    assert!(numerics(&n.lines(b)).is_empty());
+    n.lines(c);
+    // Lifting what the list does not hold: 698 ERR_LISTMODENOTSET, as InspIRCd and ergo say.
+    n.send(c, &["MODE #r -b *!*bob@natter", "MODE #r -q bob!*@*"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 698 alice #r bob!*@* b :Channel #r list does not contain bob!*@*",
+            ":natter.irc 698 alice #r bob!*@* q :Channel #r list does not contain bob!*@*",
+        ]
+    );
 }
 
 /// `PART` or `TOPIC` of a channel that does not exist is `403 ERR_NOSUCHCHANNEL`, as IRC

@@ -39,6 +39,11 @@ type Refusal = (ErrorKind, String);
 /// The words between the nick and the room when an invitation names someone in the room
 /// already (IRC answers `443` for them).
 pub(crate) const ALREADY_IN: &str = " is already in ";
+/// How an `Unban` of a mask the list does not hold begins (`no ban on MASK in #room`): IRC
+/// answers it `698 ERR_LISTMODENOTSET`.
+pub(crate) const NO_BAN_ON: &str = "no ban on ";
+/// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
+pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
 
 impl Hub {
     /// Runs an operator's action.
@@ -301,7 +306,7 @@ impl Hub {
                     .map(|b| b.mask.clone())
                     .collect();
                 if gone.is_empty() {
-                    return Err((ErrorKind::Invalid, format!("no ban on {mask} in {room}")));
+                    return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
                 p.bans.retain(|b| b.mask != mask);
                 let words = format!("-b {mask}");
@@ -353,10 +358,7 @@ impl Hub {
                 let before = p.mutes.len();
                 p.mutes.retain(|m| !masks.contains(&m.mask));
                 if p.mutes.len() == before {
-                    return Err((
-                        ErrorKind::Invalid,
-                        format!("{target} is not muted in {room}"),
-                    ));
+                    return Err((ErrorKind::Invalid, format!("{target}{NOT_MUTED_IN}{room}")));
                 }
                 for mask in masks {
                     let words = format!("-q {mask}");

@@ -326,6 +326,9 @@ impl Hub {
                 if let Some(seq) = self.durable.as_mut().and_then(|d| d.freed.remove(&room)) {
                     made.last_seq = seq;
                 }
+                if made.last_seq == Seq(0) && self.cluster.is_none() {
+                    made.created = Some(now);
+                }
                 self.rooms.insert(room.clone(), made);
             }
             Some(r) if r.members.len() >= self.config.max_room_members => {

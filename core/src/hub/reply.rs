@@ -55,7 +55,25 @@ impl Hub {
                         msg: Box::new(m),
                         marks: marks.unwrap_or_default(),
                         topic_set,
+                        created: None,
                     })
+                }
+            }
+            // `MODE #channel`'s `324`, followed by `329` when the server knows when it made
+            // the room.
+            Reply::Msg(m @ ServerMsg::Policy { .. }) if c.kind() == Some(super::ConnKind::Irc) => {
+                let created = match &m {
+                    ServerMsg::Policy { room, .. } => self.rooms.get(room).and_then(|r| r.created),
+                    _ => None,
+                };
+                match created {
+                    None => Reply::Msg(m),
+                    created => Reply::Note(Note::Detailed {
+                        msg: Box::new(m),
+                        marks: Vec::new(),
+                        topic_set: None,
+                        created,
+                    }),
                 }
             }
             reply => reply,

@@ -213,6 +213,11 @@ pub(crate) struct Room {
     /// each room and the events it loaded tell (set by [`super::Hub::restore`]; boxed: only
     /// rooms a restart found members in have one).
     pub(crate) boot: Option<Box<Boot>>,
+    /// When this server made the room new, with no history anywhere (IRC's `329
+    /// RPL_CREATIONTIME`). `None` for a room loaded from the store or made again over kept
+    /// history, and in a cluster (another node may have made it first): no time rather than a
+    /// wrong one. Kept in memory only.
+    pub(crate) created: Option<crate::time::Millis>,
 }
 
 /// The nicks a restarted hub takes to have been in a room at the restart, and the room's last
@@ -335,6 +340,7 @@ impl Room {
             attached: Vec::new(),
             attached_gen: 0,
             boot: None,
+            created: None,
         }
     }
 

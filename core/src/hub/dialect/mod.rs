@@ -575,11 +575,13 @@ pub(crate) enum Note {
     /// A `Joined`, `Members` or `Topic` with what IRC's numerics say and the protocol's
     /// message does not: each member's standing in the room, in the same order (`@` the
     /// founder or an operator, `+` voiced, `@+` both, empty for the others: `NAMES` prefixes;
-    /// none at all in a room nobody has any), and who set the topic and when (`333`), if known.
+    /// none at all in a room nobody has any), and who set the topic and when (`333`), if known;
+    /// or a `Policy` asked for, with when the room was made (`329`), if known.
     Detailed {
         msg: Box<ServerMsg>,
         marks: Vec<&'static str>,
         topic_set: Option<crate::hub::room::TopicSet>,
+        created: Option<crate::time::Millis>,
     },
     /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
     /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,

@@ -4,6 +4,7 @@
 //! CTCP ACTION is natter's action, and a natter text longer than an IRC line is split.
 
 use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN};
+use crate::moderation::Mask;
 use crate::types::{Nick, RoomName, Text};
 use std::borrow::Cow;
 
@@ -19,6 +20,38 @@ pub(super) const NETWORK: &str = "natter";
 /// `nick!nick@natter`.
 pub(super) fn source(nick: &Nick) -> String {
     format!("{nick}!{nick}@{HOST}")
+}
+
+/// A ban or mute mask as IRC clients are shown it (`367`, `728`, the `MODE +b` line), in a
+/// form the mask reader (`read::irc_mask`) reads back as the same mask, so that a client's
+/// `/unban` of what it was shown, or its own ban list's entry, lifts it: a nick is `bob!*@*`,
+/// an address `*!*@203.0.113.7`, a network `*!*@203.0.113.0/24`. An account stays
+/// `account:alice` (InspIRCd 4's named extban): no `nick!user@host` names an account.
+pub(super) fn mask(mask: &Mask) -> String {
+    match mask {
+        Mask::Account(_) => mask.to_string(),
+        Mask::Nick(n) => format!("{n}!*@*"),
+        Mask::Net { addr, prefix } if u32::from(*prefix) == addr_bits(addr) => {
+            format!("*!*@{addr}")
+        }
+        Mask::Net { .. } => format!("*!*@{mask}"),
+    }
+}
+
+fn addr_bits(addr: &std::net::IpAddr) -> u32 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+/// A room's mode change (`EventKind::Mode`) with its ban or mute mask, if any, as IRC clients
+/// are shown masks ([`mask`]): `+b nick:bob` is `+b bob!*@*`.
+pub(super) fn mode_change(change: &str) -> Cow<'_, str> {
+    match change.split_once(' ') {
+        Some((letter @ ("+b" | "-b" | "+q" | "-q"), m)) => match Mask::parse(m) {
+            Ok(m) => Cow::Owned(format!("{letter} {}", mask(&m))),
+            Err(_) => Cow::Borrowed(change),
+        },
+        _ => Cow::Borrowed(change),
+    }
 }
 
 /// An IRC nick as a natter nick, or the words of a `432 ERR_ERRONEUSNICKNAME`.

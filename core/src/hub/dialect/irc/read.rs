@@ -1241,4 +1241,33 @@ mod tests {
             assert!(!is_everyone(someone), "{someone}");
         }
     }
+
+    #[test]
+    fn every_mask_as_irc_clients_are_shown_it_reads_back_as_itself() {
+        for natter in [
+            "nick:bob",
+            "account:alice",
+            "203.0.113.7",
+            "203.0.113.0/24",
+            "2001:db8::1",
+            "2001:db8::/48",
+        ] {
+            let m = Mask::parse(natter).expect("a mask natter reads");
+            let shown = names::mask(&m);
+            assert!(!is_everyone(&shown), "{shown}");
+            assert_eq!(
+                Mask::parse(&irc_mask(&shown)),
+                Ok(m),
+                "{natter} shown as {shown}"
+            );
+        }
+        let shown = |s: &str| names::mask(&Mask::parse(s).expect("a mask"));
+        assert_eq!(shown("nick:bob"), "bob!*@*");
+        assert_eq!(shown("203.0.113.7"), "*!*@203.0.113.7");
+        assert_eq!(shown("203.0.113.0/24"), "*!*@203.0.113.0/24");
+        assert_eq!(shown("account:alice"), "account:alice");
+        assert_eq!(names::mode_change("+b nick:bob"), "+b bob!*@*");
+        assert_eq!(names::mode_change("-q 10.0.0.0/8"), "-q *!*@10.0.0.0/8");
+        assert_eq!(names::mode_change("+o bob"), "+o bob");
+    }
 }

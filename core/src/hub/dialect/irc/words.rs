@@ -14,7 +14,7 @@ use super::{
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
-use crate::hub::moderate::ALREADY_IN;
+use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_MUTED_IN};
 use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
@@ -336,12 +336,12 @@ impl Irc {
     }
 
     fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
-        self.msg_marked(l, msg, me, &[], None);
+        self.msg_marked(l, msg, me, &[], None, None);
     }
 
     /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
-    /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings and who set
-    /// the topic.
+    /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings, who set
+    /// the topic, and when the room was made.
     fn msg_marked(
         &self,
         l: &mut Lines,
@@ -349,6 +349,7 @@ impl Irc {
         me: Option<&Nick>,
         marks: &[&str],
         topic_set: Option<&TopicSet>,
+        created: Option<Millis>,
     ) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
@@ -477,13 +478,20 @@ impl Irc {
                 let mut all = vec![me_s.as_str()];
                 all.extend(params);
                 l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
+                // `329 <me> <channel> <when it was made>` (Unix seconds), as irssi and WeeChat
+                // ask on joining and show.
+                if let Some(at) = created {
+                    let at = (at.0 / 1000).to_string();
+                    let params = [me_s.as_str(), room.as_str(), &at];
+                    l.from(&tags, SERVER, RPL_CREATIONTIME, &params, false);
+                }
             }
             // `MODE #channel q`: the mutes, as solanum's quiet list.
             ServerMsg::BanList { room, mutes, .. }
                 if self.running.as_ref().is_some_and(|r| r.quiets_asked) =>
             {
                 for m in mutes {
-                    let mask = m.mask.to_string();
+                    let mask = names::mask(&m.mask);
                     let at = (m.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
                     let params = [me.as_str(), room.as_str(), "q", &mask, m.by.as_str(), &at];
@@ -497,7 +505,7 @@ impl Irc {
             }
             ServerMsg::BanList { room, bans, .. } => {
                 for b in bans {
-                    let mask = b.mask.to_string();
+                    let mask = names::mask(&b.mask);
                     // `367 <me> <channel> <mask> <setter> <set at>` (Unix seconds).
                     let at = (b.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
@@ -697,6 +705,13 @@ impl Irc {
                     "is already on channel",
                 );
             }
+            // `-b`/`-q` of a mask the list does not hold: `698 ERR_LISTMODENOTSET <channel>
+            // <mask> <mode char>`, as InspIRCd and ergo answer, the mask as IRC shows it.
+            (ErrorKind::Invalid, Re::Room(r)) if verb == "MODE" && not_listed(detail).is_some() => {
+                let (letter, mask) = not_listed(detail).unwrap_or_default();
+                let words = format!("Channel {r} list does not contain {mask}");
+                l.num(ERR_LISTMODENOTSET, &[r.as_str(), &mask, letter], &words);
+            }
             (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
                 l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
             }
@@ -706,6 +721,12 @@ impl Irc {
                     &[r.as_str()],
                     "You're not on that channel",
                 );
+            }
+            // A message to a channel that does not exist: `403`, as ergo answers (and natter
+            // does for every other command); `404` is for a channel that exists without you.
+            (ErrorKind::NotInRoom, Re::Msg(id)) if detail.starts_with(NO_ROOM) => {
+                let target = self.target_of(*id);
+                l.num(ERR_NOSUCHCHANNEL, &[&target], "No such channel");
             }
             (ErrorKind::NotInRoom, Re::Msg(id)) => {
                 let target = self.target_of(*id);
@@ -789,9 +810,10 @@ impl Irc {
             msg,
             marks,
             topic_set,
+            created,
         } = note
         {
-            return self.msg_marked(l, msg, me, marks, topic_set.as_ref());
+            return self.msg_marked(l, msg, me, marks, topic_set.as_ref(), *created);
         }
         if let Note::KeySet { room, by, key } = note {
             let tags = l.tags.clone();
@@ -1274,7 +1296,8 @@ impl Irc {
             }
             EventKind::Mode { change } => {
                 let mut params = vec![room];
-                params.extend(change.as_str().split(' ').filter(|w| !w.is_empty()));
+                let shown = names::mode_change(change.as_str());
+                params.extend(shown.split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
                 // Registering a room makes its registrant the founder, an operator.
                 if change.as_str() == "+r" {
@@ -1291,6 +1314,17 @@ impl Irc {
         }
         l.done()
     }
+}
+
+/// The list (`b` or `q`) and the mask, as IRC shows masks, of the hub's words refusing to lift
+/// a ban or mute the room does not hold.
+fn not_listed(detail: &str) -> Option<(&'static str, String)> {
+    let (letter, mask) = match detail.strip_prefix(NO_BAN_ON) {
+        Some(rest) => ("b", rest.rsplit_once(" in ")?.0),
+        None => ("q", detail.split_once(NOT_MUTED_IN)?.0),
+    };
+    let mask = crate::moderation::Mask::parse(mask).ok()?;
+    Some((letter, names::mask(&mask)))
 }
 
 /// A member's standing (`@`, `+`, `@+` or empty) as a client is shown it: every prefix with
