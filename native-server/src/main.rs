@@ -349,14 +349,22 @@ fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // First of all, before a thread exists: this may start the binary again.
     let tuned = malloc_tune::reexec();
-    tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run(tuned))
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(tuned)));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The operator's words: each cause once, no backtrace.
+            eprintln!("natter-server: {}", natter_ops::error_words(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {

@@ -338,6 +338,8 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
                 .args(["--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&bad)
                 .env_remove("NATTER_EPHEMERAL")
+                // An operator's error is words, not a backtrace, whatever the environment.
+                .env("RUST_BACKTRACE", "1")
                 .kill_on_drop(true)
                 .output(),
         )
@@ -347,5 +349,19 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&bad.display().to_string()), "{err}");
+        // One line saying it, each cause once.
+        let said = err
+            .lines()
+            .find(|l| l.starts_with("natter-server: "))
+            .unwrap_or_else(|| panic!("no error line: {err}"));
+        assert!(
+            !err.contains("backtrace") && !err.contains("Caused by"),
+            "{err}"
+        );
+        if bad == file {
+            assert!(said.ends_with("it is a file, not a directory"), "{err}");
+        } else {
+            assert!(said.contains("not a natter store or is damaged"), "{err}");
+        }
     }
 }
