@@ -385,6 +385,13 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         }
     }
     if let Some(Command::Account { cmd }) = &args.command {
+        // The file as the server would take it: a cost argon2 refuses is said as at a start,
+        // before a store is made for an account that could not be.
+        Config {
+            accounts: file.accounts.clone(),
+            ..file.limits.clone()
+        }
+        .validate()?;
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {
             let store = store_config(&args, &file.store)?;
