@@ -475,7 +475,9 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
 /// unreadable or invalid file is refused with the reason, and the running config kept.
 async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
     let Some(path) = args.config.as_ref() else {
-        warn!("config reload: no config file to read (the server was started without --config)");
+        // Not a warning: SIGHUP is also how the TLS certificate and the accounts are reloaded,
+        // e.g. after every certificate renewal, with every setting given as a flag.
+        info!("config reload: no config file to read (the server was started without --config)");
         return;
     };
     let next = read_file_config(Some(path))

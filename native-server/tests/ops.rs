@@ -591,6 +591,20 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
     stop(child).await;
 }
 
+/// SIGHUP to a server started with flags only (to reload its certificate after a renewal, say)
+/// is not a warning in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_a_config_file_is_no_warning() {
+    let (child, mut log, _addr, _m) =
+        spawn_json(&["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]).await;
+    signal(&child, "-HUP");
+    let said = log
+        .until("config reload: no config file to read (the server was started without --config)")
+        .await;
+    assert_eq!(said["level"], "INFO", "{said:?}");
+    stop(child).await;
+}
+
 /// The operator follows the start's warning about an admin nobody registered (`natter-server
 /// account add boss`, then SIGHUP): the reload does not warn again about the account just
 /// made. (It did: the config was reloaded, and checked against the accounts, before the
