@@ -322,6 +322,23 @@ async fn nc_reads_history_and_searches_after_a_restart() {
     sigterm(&mut server).await;
 }
 
+/// A first start says it made a new store, in one line (it said "store schema upgraded" once
+/// per step of the schema's history, eleven lines), and a second start says nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_is_one_line_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", data.as_str()];
+    let env = [("NATTER_EPHEMERAL", "false")];
+    for first in [true, false] {
+        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, WAIT).await;
+        let about = |what: &str| seen.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(about("new store created"), usize::from(first), "{seen:?}");
+        assert_eq!(about("schema"), usize::from(first), "{seen:?}");
+        sigterm(&mut child).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_data_dir_stops_the_server_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
