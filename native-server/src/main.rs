@@ -251,6 +251,22 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         accounts: file.accounts.clone(),
         ..file.limits.clone()
     };
+    // Said by the flag's name, not by the `[limits]` key the hub's check would name (the
+    // operator may have no config file at all).
+    for (flag, n) in [
+        (
+            "--max-connections (NATTER_MAX_CONNECTIONS)",
+            args.max_connections,
+        ),
+        (
+            "--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP)",
+            args.max_connections_per_ip,
+        ),
+    ] {
+        if n == Some(0) {
+            anyhow::bail!("{flag} 0: must be at least 1");
+        }
+    }
     set_opt(args.max_connections, &mut hub.max_connections);
     set_opt(args.max_connections_per_ip, &mut hub.max_connections_per_ip);
     hub.trusted_proxies = if !args.trusted_proxy.is_empty() {
@@ -731,6 +747,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("connect_window_ms = 0"), "{e}");
+        // The same limit given as a flag (or its environment variable) is refused by that name.
+        let flagged = Args::parse_from(["natter-server", "--max-connections-per-ip", "0"]);
+        let e = server_config(&flagged, &FileConfig::default(), [0; 32])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP) 0: "),
+            "{e}"
+        );
     }
 
     #[test]
