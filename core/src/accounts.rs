@@ -46,6 +46,12 @@ impl HashCost {
         iterations: 1,
     };
 
+    /// Whether argon2 takes this cost (at least 8 KiB and one pass; at most its own maximums):
+    /// a server checks it at start and on reload, so that no registration meets it first.
+    pub fn is_usable(self) -> bool {
+        self.hasher().is_ok()
+    }
+
     fn hasher(self) -> Result<Argon2<'static>, PasswordError> {
         let params = Params::new(self.memory_kib, self.iterations, 1, None)
             .map_err(|_| PasswordError::Cost)?;

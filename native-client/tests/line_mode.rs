@@ -335,6 +335,24 @@ async fn the_config_file_gives_server_nick_and_rooms_and_flags_override_it() {
     let mut e = Client::start_with("broken", &["--config".into(), config]);
     e.close_stdin();
     assert_eq!(e.exit_status().await.code(), Some(1));
+    // A missing one (or password file) is said once: it was "cannot read FILE: No such file or
+    // directory (os error 2): No such file or directory (os error 2)".
+    let missing = dir.join("missing.toml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--config")
+        .arg(&missing)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("natter runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("natter: cannot read {}: ", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await.expect("server shuts down");
 }

@@ -563,7 +563,11 @@ impl HubTask {
             },
             Input::Reconfigure { config, reply } => {
                 let _ = reply.send(self.hub.reconfigure(*config));
-                warn_unclaimed_admins(&self.hub);
+                // With a store, SIGHUP reloads the accounts next and says it then, against the
+                // accounts as they are now (the operator may just have made the admin's).
+                if self.store.is_none() {
+                    warn_unclaimed_admins(&self.hub);
+                }
             }
             Input::Shutdown => {
                 if !self.shutting_down {

@@ -251,6 +251,22 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         accounts: file.accounts.clone(),
         ..file.limits.clone()
     };
+    // Said by the flag's name, not by the `[limits]` key the hub's check would name (the
+    // operator may have no config file at all).
+    for (flag, n) in [
+        (
+            "--max-connections (NATTER_MAX_CONNECTIONS)",
+            args.max_connections,
+        ),
+        (
+            "--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP)",
+            args.max_connections_per_ip,
+        ),
+    ] {
+        if n == Some(0) {
+            anyhow::bail!("{flag} 0: must be at least 1");
+        }
+    }
     set_opt(args.max_connections, &mut hub.max_connections);
     set_opt(args.max_connections_per_ip, &mut hub.max_connections_per_ip);
     hub.trusted_proxies = if !args.trusted_proxy.is_empty() {
@@ -349,14 +365,22 @@ fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // First of all, before a thread exists: this may start the binary again.
     let tuned = malloc_tune::reexec();
-    tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run(tuned))
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(tuned)));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The operator's words: each cause once, no backtrace.
+            eprintln!("natter-server: {}", natter_ops::error_words(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
@@ -377,6 +401,13 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         }
     }
     if let Some(Command::Account { cmd }) = &args.command {
+        // The file as the server would take it: a cost argon2 refuses is said as at a start,
+        // before a store is made for an account that could not be.
+        Config {
+            accounts: file.accounts.clone(),
+            ..file.limits.clone()
+        }
+        .validate()?;
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {
             let store = store_config(&args, &file.store)?;
@@ -460,7 +491,9 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
 /// unreadable or invalid file is refused with the reason, and the running config kept.
 async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
     let Some(path) = args.config.as_ref() else {
-        warn!("config reload: no config file to read (the server was started without --config)");
+        // Not a warning: SIGHUP is also how the TLS certificate and the accounts are reloaded,
+        // e.g. after every certificate renewal, with every setting given as a flag.
+        info!("config reload: no config file to read (the server was started without --config)");
         return;
     };
     let next = read_file_config(Some(path))
@@ -714,6 +747,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("connect_window_ms = 0"), "{e}");
+        // The same limit given as a flag (or its environment variable) is refused by that name.
+        let flagged = Args::parse_from(["natter-server", "--max-connections-per-ip", "0"]);
+        let e = server_config(&flagged, &FileConfig::default(), [0; 32])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP) 0: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! (bench/README.md, "fourteenth session"). They are set with `GLIBC_TUNABLES`, which glibc
 //! reads only when a process starts: natter-server sets it and executes itself again, once,
 //! before anything else runs. An operator's own `GLIBC_TUNABLES` is kept as it is.
+//!
+//! The new image is started through `/proc/self/exe`, so the kernel names the process `exe`;
+//! it takes its own name back (what `ps`, `top`, `pgrep natter-server` and `pkill` go by).
 
 use std::ffi::OsString;
 
@@ -30,6 +33,7 @@ pub(crate) fn reexec() -> Tuned {
         return Tuned::NotGlibc;
     }
     if std::env::var_os("GLIBC_TUNABLES").is_some() {
+        take_back_name();
         return Tuned::Yes;
     }
     Tuned::Failed(exec_self(std::env::args_os().collect()))
@@ -49,3 +53,29 @@ fn exec_self(mut args: Vec<OsString>) -> std::io::Error {
         .env("GLIBC_TUNABLES", TUNABLES)
         .exec()
 }
+
+/// Names the process after its `argv[0]` again (the kernel's name for a process is the file name
+/// it was executed as, `exe` after [`exec_self`]), as a start without the second exec would
+/// have it. On the main thread before any other exists: the process's name is the main
+/// thread's. Harmless when it was not executed again: the name is the same.
+#[cfg(target_os = "linux")]
+fn take_back_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(arg0) = std::env::args_os().next() else {
+        return;
+    };
+    let name = std::path::Path::new(&arg0)
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    // The kernel keeps 15 bytes; a name with a NUL cannot be given (nor could it be the file's).
+    if let Ok(name) = std::ffi::CString::new(name) {
+        if !name.as_bytes().is_empty() {
+            // Only the name in `ps` is at stake: a failure leaves `exe`.
+            let _ = nix::sys::prctl::set_name(&name);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn take_back_name() {}

@@ -308,3 +308,41 @@ async fn a_directory_without_a_store_is_said_and_left_alone_except_by_add() {
     assert!(out.starts_with("alice\t"), "{out}");
     assert!(!err.contains("no store"), "{err}");
 }
+
+/// A `[accounts] hash_cost` argon2 refuses stops `account add` as it stops the server, naming
+/// the key, before a store is made; it used to make the store, then say "password refused".
+#[tokio::test]
+async fn a_hash_cost_argon2_refuses_is_said_by_name_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("natter.toml");
+    std::fs::write(
+        &config,
+        "[accounts]\nhash_cost = { memory_kib = 1, iterations = 0 }\n",
+    )
+    .unwrap();
+    let d = dir.path().join("store");
+    let out = timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_natter-server"))
+            .args(["account", "add", "erin", "--data-dir"])
+            .arg(&d)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("NATTER_DATA_DIR")
+            .env_remove("NATTER_EPHEMERAL")
+            .env("NATTER_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("finished")
+    .expect("run natter-server account");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[accounts] hash_cost = { memory_kib = 1, iterations = 0 }: "),
+        "{err}"
+    );
+    assert!(!d.exists(), "no store made");
+}

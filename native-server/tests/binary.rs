@@ -126,6 +126,18 @@ async fn it_runs_with_its_allocator_settings_unless_given_others() {
     TextClient::welcomed(addr, "b").await;
 }
 
+/// Executing itself again (through `/proc/self/exe`) does not rename the process `exe`: the
+/// operator's `ps`, `top`, `pgrep natter-server` and `pkill natter-server` find it by its name.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_keeps_its_name() {
+    let (child, _log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let pid = child.id().expect("running");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("read its name");
+    assert_eq!(comm.trim_end(), "natter-server");
+    TextClient::welcomed(addr, "a").await;
+}
+
 /// Started with a shell's low soft limit of open files (256), natter-server raises it to the
 /// hard limit and says so, and serves more connections than the old limit allowed.
 #[cfg(target_os = "linux")]

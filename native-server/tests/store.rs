@@ -322,6 +322,23 @@ async fn nc_reads_history_and_searches_after_a_restart() {
     sigterm(&mut server).await;
 }
 
+/// A first start says it made a new store, in one line (it said "store schema upgraded" once
+/// per step of the schema's history, eleven lines), and a second start says nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_is_one_line_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", data.as_str()];
+    let env = [("NATTER_EPHEMERAL", "false")];
+    for first in [true, false] {
+        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, WAIT).await;
+        let about = |what: &str| seen.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(about("new store created"), usize::from(first), "{seen:?}");
+        assert_eq!(about("schema"), usize::from(first), "{seen:?}");
+        sigterm(&mut child).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_data_dir_stops_the_server_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
@@ -338,6 +355,8 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
                 .args(["--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&bad)
                 .env_remove("NATTER_EPHEMERAL")
+                // An operator's error is words, not a backtrace, whatever the environment.
+                .env("RUST_BACKTRACE", "1")
                 .kill_on_drop(true)
                 .output(),
         )
@@ -347,5 +366,19 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&bad.display().to_string()), "{err}");
+        // One line saying it, each cause once.
+        let said = err
+            .lines()
+            .find(|l| l.starts_with("natter-server: "))
+            .unwrap_or_else(|| panic!("no error line: {err}"));
+        assert!(
+            !err.contains("backtrace") && !err.contains("Caused by"),
+            "{err}"
+        );
+        if bad == file {
+            assert!(said.ends_with("it is a file, not a directory"), "{err}");
+        } else {
+            assert!(said.contains("not a natter store or is damaged"), "{err}");
+        }
     }
 }

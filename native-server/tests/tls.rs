@@ -717,3 +717,62 @@ async fn shutdown_aborts_connections_left_after_the_grace() {
         assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     }
 }
+
+/// A self-signed certificate from `openssl req -x509` (P-256, for localhost), in `dir`: the
+/// command an operator without a CA types. `extra` adds `-addext` values.
+fn openssl_self_signed(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    for e in extra {
+        cmd.args(["-addext", e]);
+    }
+    let out = cmd
+        .output()
+        .expect("openssl is installed (cargo xtask install)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// `openssl req -x509` makes a CA certificate unless told otherwise, which every verifying
+/// client (natter's, the bridge's) refuses as a server's own, even as its CA file, with
+/// "CaUsedAsEndEntity": the server says so in its log at start, with the `-addext` that makes
+/// one that works. One made with that is not warned of, and is trusted as its own CA file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_as_the_servers_own_is_warned_of_at_start() {
+    for ca in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra: &[&str] = if ca {
+            &[]
+        } else {
+            &["basicConstraints=critical,CA:FALSE"]
+        };
+        let (cert, key) = openssl_self_signed(dir.path(), extra);
+        let args = [
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        let (_child, _log, addr, seen) = spawn_server_seen(&args, &[], WAIT).await;
+        let warned = seen
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("is a CA certificate"));
+        assert_eq!(warned, ca, "{seen:?}");
+        let shook = tls_connect(addr, &cert).await;
+        assert_eq!(shook.is_ok(), !ca, "{:?}", shook.err());
+    }
+}

@@ -23,6 +23,25 @@ pub use histogram::AtomicHistogram;
 pub use listen::listen;
 pub use logging::LogFormat;
 
+/// An error that stops a binary, in one line for the operator: its message, then each cause
+/// its message does not already say, after `": "`. natter's errors word their cause into their
+/// own message (`cannot listen on ADDR: Address already in use`), which anyhow's report for
+/// `main` would say a second time under "Caused by", and follow with a backtrace when
+/// `RUST_BACKTRACE` is set; neither helps someone starting a server.
+pub fn error_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut words = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !words.contains(&said) {
+            words.push_str(": ");
+            words.push_str(&said);
+        }
+        cause = c.source();
+    }
+    words
+}
+
 /// Why the operations side could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -66,4 +85,27 @@ pub fn bridge_secret(file: Option<&std::path::Path>) -> Result<Option<String>, O
     Ok(secret
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_words_say_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let bind = OpsError::Bind {
+            addr: "127.0.0.1:9100".parse().unwrap(),
+            source: io,
+        };
+        assert_eq!(
+            error_words(&bind),
+            "cannot listen for metrics on 127.0.0.1:9100: Address already in use"
+        );
+        let e = anyhow::Error::new(bind).context("metrics");
+        assert_eq!(
+            error_words(e.as_ref()),
+            "metrics: cannot listen for metrics on 127.0.0.1:9100: Address already in use"
+        );
+    }
 }

@@ -25,6 +25,22 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
     data_dir_from(flag, std::env::var_os(DATA_DIR_ENV), home_data)
 }
 
+/// Creates the data directory `dir` if it is missing. A file in its place is refused in those
+/// words (the system's own, "File exists", reads as if the directory were fine).
+pub(crate) fn create_data_dir(dir: &Path) -> Result<(), OpenError> {
+    let refused = |source| OpenError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(refused(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is a file, not a directory",
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(refused)
+}
+
 /// [`resolve_data_dir`] with its inputs passed in.
 fn data_dir_from(
     flag: Option<&Path>,

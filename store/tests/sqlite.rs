@@ -633,6 +633,15 @@ fn open_refuses_an_unusable_data_dir_naming_it() {
         }
         other => panic!("{:?}", other.err()),
     }
+    // A file that is named as the directory itself.
+    match SqliteStore::open(&Config::new(&file)) {
+        Err(e @ OpenError::DataDir { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains(&file.display().to_string()), "{said}");
+            assert!(said.ends_with("it is a file, not a directory"), "{said}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
     // A directory where the database file should be.
     let d2 = dir.path().join("d2");
     std::fs::create_dir_all(d2.join(natter_store::DB_FILE)).unwrap();

@@ -146,6 +146,17 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// against the certificate.
 fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
     let chain = read_certs(cert, "certificate chain")?;
+    if chain.first().is_some_and(is_ca_certificate) {
+        // Served all the same (it is the operator's choice), but said: clients that verify,
+        // natter's own and natter-bridge among them, refuse it with a word of X.509 at best.
+        tracing::warn!(
+            cert = %cert.display(),
+            "the server's certificate is a CA certificate (basicConstraints CA:TRUE, which \
+             `openssl req -x509` sets unless told otherwise): natter, natter-bridge and other \
+             clients that verify refuse it (CaUsedAsEndEntity), even with it as their CA file; \
+             make it with `-addext basicConstraints=critical,CA:FALSE`, or have a CA sign it"
+        );
+    }
     let private = read_key(key)?;
     let config_error = |source| TlsError::Config {
         cert: cert.to_owned(),
@@ -159,6 +170,29 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
     let certified =
         rustls::sign::CertifiedKey::from_der(chain, private, &provider()).map_err(config_error)?;
     Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
+}
+
+/// Whether `cert` says it is a CA's (basicConstraints CA:TRUE), which a verifying client
+/// refuses as a server's own certificate: the check rustls's verifier makes of a leaf, with
+/// the certificate as its own trust anchor, so that only that refusal is asked about.
+pub fn is_ca_certificate(cert: &CertificateDer<'_>) -> bool {
+    let (Ok(anchor), Ok(leaf)) = (
+        webpki::anchor_from_trusted_cert(cert),
+        webpki::EndEntityCert::try_from(cert),
+    ) else {
+        return false;
+    };
+    let anchors = [anchor];
+    let verified = leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    matches!(verified, Err(webpki::Error::CaUsedAsEndEntity))
 }
 
 /// Whom a client trusts.

@@ -97,7 +97,18 @@ fn default_www() -> PathBuf {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The operator's words: each cause once, no backtrace.
+            eprintln!("natter-bridge: {}", natter_ops::error_words(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     natter_ops::logging::init(args.log_format, "info")?;
     let www = args.www.unwrap_or_else(default_www);

@@ -1347,6 +1347,28 @@ impl Hub {
         );
     }
 
+    /// An admin put `account`'s user out of every room (a kill, a server ban): the account is in
+    /// none of them any more, in the store too, so that a restart (which puts always-on
+    /// accounts back into their stored rooms) does not bring it back, into a room closed
+    /// meanwhile as much as any other.
+    pub(super) fn account_out_of_its_rooms(&mut self, account: &str) {
+        let Some(a) = self.accounts.by_name.get_mut(account) else {
+            return;
+        };
+        if a.rooms.is_empty() {
+            return;
+        }
+        a.rooms.clear();
+        let name = a.name.clone();
+        self.account_write(
+            &name,
+            Write::AccountRooms {
+                account: name.clone(),
+                rooms: Vec::new(),
+            },
+        );
+    }
+
     /// Whether a user with no device stays (an always-on account's).
     pub(super) fn stays_offline(&self, uid: UserId) -> bool {
         self.config.accounts.always_on

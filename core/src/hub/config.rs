@@ -351,6 +351,20 @@ impl Config {
                 "must not be more than history_len",
             ));
         }
+        let cost = self.accounts.hash_cost;
+        if !cost.is_usable() {
+            // Else every registration and password change would fail, each saying only
+            // "try again".
+            return Err(ConfigError {
+                table: Some("accounts"),
+                key: "hash_cost",
+                value: format!(
+                    "{{ memory_kib = {}, iterations = {} }}",
+                    cost.memory_kib, cost.iterations
+                ),
+                why: "argon2 needs memory_kib of at least 8 and iterations of at least 1",
+            });
+        }
         Ok(())
     }
 
@@ -387,6 +401,28 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_hash_cost_argon2_refuses_is_refused_by_name() {
+        for (memory_kib, iterations) in [(1, 2), (19_456, 0)] {
+            let mut c = Config::default();
+            c.accounts.hash_cost = crate::accounts::HashCost {
+                memory_kib,
+                iterations,
+            };
+            let e = c.validate().unwrap_err();
+            assert_eq!((e.table, e.key), (Some("accounts"), "hash_cost"));
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "[accounts] hash_cost = {{ memory_kib = {memory_kib}, iterations = {iterations} }}: "
+                )),
+                "{e}"
+            );
+        }
+        let mut c = Config::default();
+        c.accounts.hash_cost = crate::accounts::HashCost::TEST;
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -752,7 +752,11 @@ impl Hub {
             self.reply(c, last);
             self.begin_close(c, Some("removed by an admin".into()));
         }
+        let account = self.account_of(uid);
         self.quit_user(uid, Text::new(why).ok(), now);
+        if let Some(a) = account {
+            self.account_out_of_its_rooms(&a);
+        }
     }
 
     /// An admin's `KILL`: `uid`'s connections hear who and why and close, and its rooms see it
@@ -770,7 +774,11 @@ impl Hub {
         }
         // A reason near the longest text leaves no room for the words around it.
         let said = Text::new(&why).or_else(|_| Text::new(&super::dialect::killed_words(&by, None)));
+        let account = self.account_of(uid);
         self.quit_user(uid, said.ok(), now);
+        if let Some(a) = account {
+            self.account_out_of_its_rooms(&a);
+        }
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the

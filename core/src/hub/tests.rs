@@ -5582,6 +5582,45 @@ mod admins {
         assert!(t.closed(o));
     }
 
+    /// A killed always-on account quits its rooms (they see it go) and is out of them in the
+    /// store too: a restart, or a `/close` of one of them meanwhile, used to find it still
+    /// there and put it back in (the store kept the rooms it was in before the kill).
+    #[test]
+    fn a_killed_account_is_out_of_its_rooms_in_the_store_too() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let root = account(&mut t, "root");
+        let v = account(&mut t, "victor");
+        t.join(v, "#x");
+        let stored = |t: &T| {
+            t.batches
+                .iter()
+                .flat_map(|b| b.writes.iter())
+                .rev()
+                .find_map(|w| match w {
+                    Write::AccountRooms { account, rooms } if account.as_str() == "victor" => {
+                        Some(rooms.clone())
+                    }
+                    _ => None,
+                })
+                .expect("victor's rooms are written")
+        };
+        assert!(stored(&t).contains(&room("#x")));
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Kill {
+                nick: nick("victor"),
+                reason: None,
+            }),
+        );
+        assert!(t.closed(v));
+        assert!(!t.hub.is_member(&nick("victor"), &room("#x")));
+        assert_eq!(stored(&t), Vec::<RoomName>::new());
+    }
+
     #[test]
     fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
         let mut t = T::with(cfg());

@@ -250,10 +250,7 @@ impl AccountStore {
     /// Opens the store in `config.dir` for account writes.
     pub fn open(config: &Config) -> Result<AccountStore, OpenError> {
         let dir = &config.dir;
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
+        crate::config::create_data_dir(dir)?;
         let path = config.db_path();
         let conn = match DirLock::take(&dir.join(LOCK_FILE)) {
             // Nobody else has it: open it as a server would (creating or upgrading it), then

@@ -5,7 +5,7 @@
 use crate::OpenError;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::Path;
-use tracing::info;
+use tracing::{debug, info};
 
 /// `PRAGMA application_id` of a natter store: "NTR1" in ASCII. Tells a natter store from
 /// another program's SQLite file.
@@ -165,7 +165,13 @@ fn migrate(conn: &Connection, path: &Path, version: u32) -> Result<(), OpenError
             OpenError::Sqlite { path, detail } => OpenError::Migration { path, from, detail },
             other => other,
         })?;
-        info!(path = %path.display(), from, to = from + 1, "store schema upgraded");
+        debug!(path = %path.display(), from, to = from + 1, "store schema step applied");
+    }
+    // One line for the operator, not one per step (a new store took eleven).
+    if version == 0 {
+        info!(path = %path.display(), schema = SCHEMA_VERSION, "new store created");
+    } else if version < SCHEMA_VERSION {
+        info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "store schema upgraded");
     }
     Ok(())
 }

@@ -50,10 +50,7 @@ impl SqliteStore {
     /// wrong) and not caught up: what is stored past it is indexed by the next step.
     pub fn open_deferred(config: &Config) -> Result<SqliteStore, OpenError> {
         let dir = &config.dir;
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
+        crate::config::create_data_dir(dir)?;
         let lock = DirLock::take(&dir.join(LOCK_FILE))?;
         let path = config.db_path();
         let conn = schema::open_writer(&path)?;
