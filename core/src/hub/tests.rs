@@ -1959,6 +1959,42 @@ fn resend_is_acked_not_delivered_twice() {
 }
 
 #[test]
+fn a_refused_message_resent_after_a_later_one_was_taken_is_refused_again() {
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#d");
+    t.join(b, "#d");
+    t.recv(a);
+    t.recv(b);
+    // Refused (alice is not in #x), then a later one taken; her line drops before she reads.
+    t.say(a, "#x", 1, "nowhere");
+    t.say(a, "#d", 2, "taken");
+    assert_eq!(says(&t.recv(b)), vec!["taken"]);
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    let (a, got) = t.resume("alice", token, vec![(room("#d"), Seq(0))]);
+    assert!(
+        matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+        "{got:?}"
+    );
+    t.recv(a);
+    // Both resent: the refused one is refused again (not "had"), the taken one acknowledged.
+    t.say(a, "#x", 1, "nowhere");
+    t.say(a, "#d", 2, "taken");
+    let got = t.recv(a);
+    let refused: Vec<(ErrorKind, Re)> = errors(&got).into_iter().map(|(k, r, _)| (k, r)).collect();
+    assert_eq!(
+        refused,
+        vec![(ErrorKind::NotInRoom, Re::Msg(MsgId(1)))],
+        "{got:?}"
+    );
+    assert!(got.contains(&ServerMsg::Ack { id: MsgId(2) }), "{got:?}");
+    assert!(!got.contains(&ServerMsg::Ack { id: MsgId(1) }), "{got:?}");
+    assert!(t.recv(b).is_empty(), "nothing delivered twice");
+}
+
+#[test]
 fn a_broadcast_is_encoded_once() {
     let mut t = T::new();
     let cs: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| t.bin(n)).collect();
