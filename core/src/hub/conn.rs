@@ -823,19 +823,7 @@ impl Conn {
             b.queue.push(Piece::Own(data));
             b.queue_msgs += msgs;
         }
-        if b.caught_up() {
-            self.backlog = None;
-        }
-        if held.is_empty() {
-            self.held = None;
-            if let Some(reason) = self
-                .rare
-                .as_mut()
-                .and_then(|r| r.close_when_released.take())
-            {
-                out.close(self.id, reason);
-            }
-        }
+        self.after_release(out);
     }
 
     /// A batch failed: the held pieces of its `failed` events that wait for a later batch
@@ -855,10 +843,16 @@ impl Conn {
             }
             keep
         });
-        if b.caught_up() {
+        self.after_release(out);
+    }
+
+    /// Held output was released or dropped: a backlog caught up goes, and so does an empty
+    /// held queue, closing the connection if it was told to close once it was out.
+    fn after_release(&mut self, out: &mut Out) {
+        if self.backlog.as_ref().is_some_and(|b| b.caught_up()) {
             self.backlog = None;
         }
-        if held.is_empty() {
+        if self.held.as_ref().is_some_and(|h| h.is_empty()) {
             self.held = None;
             if let Some(reason) = self
                 .rare
