@@ -543,6 +543,14 @@ impl Hub {
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
     /// gone, and the rest once the backlog drains (the client asked once).
     pub(super) fn history(&mut self, conn: ConnId, room: RoomName, after: Seq) {
+        // Behind a gap marker the connection owes for the room, as live traffic is: pushed
+        // ahead of it, the client would take the marker's seqs for ones it had.
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.owes_gap(&room)
+        {
+            c.refill_after(room, after);
+            return;
+        }
         if self.refill_from_store(conn, &room, after) {
             return;
         }

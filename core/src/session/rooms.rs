@@ -53,14 +53,19 @@ impl RoomSeqs {
     /// What counts is what we saw, not the end of a gap marker: a marker may name seqs the
     /// server had given out and never stored (its store failed, or it was killed before the
     /// commit), which it gives out again once restarted.
-    fn rejoined(&mut self, seq: Seq, resumed: bool) {
+    ///
+    /// `quiet`: we entered the room as an account's device (signed in since the welcome), and
+    /// the account's user was in it already: the seq is the room's latest, not a new join's,
+    /// and a room with accounts has a store, whose seqs go on. Equal to ours, nothing was
+    /// missed; the room is not new.
+    fn rejoined(&mut self, seq: Seq, resumed: bool, quiet: bool) {
         if let Some(last) = self.last_seq {
             let seen = self
                 .gaps
                 .iter()
                 .find(|g| g.last == last)
                 .map_or(last, |g| Seq(g.next.0.saturating_sub(1)));
-            if seq < seen || (seq == seen && !resumed) {
+            if seq < seen || (seq == seen && !resumed && !quiet) {
                 self.last_seq = None;
                 self.oldest = None;
                 self.gaps.clear();
@@ -297,11 +302,18 @@ impl Rooms {
 
     /// The server says we are in `room` at join seq `seq`. Returns what that is to us, and
     /// whether the user asked for this join (a UI then shows the room).
-    pub(super) fn joined(&mut self, room: &RoomName, seq: Seq, resumed: bool) -> (Entered, bool) {
+    /// `quiet`: see [`RoomSeqs::rejoined`].
+    pub(super) fn joined(
+        &mut self,
+        room: &RoomName,
+        seq: Seq,
+        resumed: bool,
+        quiet: bool,
+    ) -> (Entered, bool) {
         let asked = self.joining.contains(room) && self.chosen.as_ref() == Some(room);
         self.joining.retain(|r| r != room);
         if let Some(state) = self.get_mut(room) {
-            state.rejoined(seq, resumed);
+            state.rejoined(seq, resumed, quiet);
             return (Entered::Again, false);
         }
         if self.list.len() >= MAX_ROOMS_PER_USER {
