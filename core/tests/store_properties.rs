@@ -174,6 +174,8 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut unsure: BTreeSet<usize> = BTreeSet::new();
     // How many events each program had when it last asked for an account change.
     let mut asked = [0; NAMES.len()];
+    // Whether each program's last account request was a sign-out.
+    let mut out = [false; NAMES.len()];
     // The batch that writes again what a failed batch wrote about accounts and ended sessions.
     let mut rewritten: Option<BatchId> = None;
     for op in ops {
@@ -230,14 +232,19 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
             // answer to its last request.
             Op::Register(i) if answered(&net, s[i], asked[i]) => {
                 asked[i] = net.events(s[i]).len();
+                out[i] = false;
                 net.type_line(s[i], &format!("/register {PASSWORD}"));
             }
             Op::Login(i, a) if answered(&net, s[i], asked[i]) => {
                 asked[i] = net.events(s[i]).len();
+                out[i] = false;
                 net.type_line(s[i], &format!("/login {} {PASSWORD}", NAMES[a]));
             }
             Op::Logout(i) if answered(&net, s[i], asked[i]) => {
+                // Whatever sign-in answer comes after it (one the session made by itself, in
+                // flight), the program ends signed out: nothing to check of its account.
                 asked[i] = net.events(s[i]).len();
+                out[i] = true;
                 net.type_line(s[i], "/logout");
             }
             Op::Register(_) | Op::Login(..) | Op::Logout(_) => {}
@@ -280,7 +287,10 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         net.commit(usize::MAX);
         net.advance(Millis(5_000));
     }
-    net.commit(usize::MAX);
+    // What was released may make a read marker move (a signed-in program read it): stored too.
+    for _ in 0..5 {
+        net.commit(usize::MAX);
+    }
     let store = net.store.as_ref().expect("a durable hub");
     prop_assert!(store.pending.is_empty(), "batches left waiting");
     prop_assert!(
@@ -406,7 +416,7 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
     }
-    check_accounts(&mut net, &s, &asked)?;
+    check_accounts(&mut net, &s, &asked, &out)?;
     // People on nc are shown only what is stored too.
     if let Kind::Text { lines, .. } = &net.clients[t].kind {
         for line in lines {
@@ -426,30 +436,40 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
 /// since) is, after any restart, signed in to that account, which the store has, in the
 /// account's stored rooms, and so says the hub; a read marker any device was told is stored
 /// (never lost, never behind what was shown), and the markers a device is told never go back.
-fn check_accounts(net: &mut Net, s: &[usize], asked: &[usize]) -> Result<(), TestCaseError> {
-    for (&i, &asked) in s.iter().zip(asked) {
+fn check_accounts(
+    net: &mut Net,
+    s: &[usize],
+    asked: &[usize],
+    out: &[bool],
+) -> Result<(), TestCaseError> {
+    for ((&i, &asked), &out) in s.iter().zip(asked).zip(out) {
         let mut last: Option<Nick> = None;
         let mut last_at = 0;
-        // Whose markers come: the connection's account until the server heard a sign-out.
-        let mut markers = String::new();
-        let mut early = Vec::new();
+        // Whose markers come: the account the connection is signed in to, whose name its nick
+        // is (a device may be told some before its client heard it signed in: a resume).
+        let mut nick = String::new();
+        // Whether the client heard it is signed in since its last welcome that was no resume.
+        let mut heard = false;
         let mut told: BTreeMap<(String, RoomName), Seq> = BTreeMap::new();
+        let mut unheard = Vec::new();
         for (at, e) in net.events(i).iter().enumerate() {
             match e {
+                Event::Welcome { nick: n, resumed } => {
+                    nick = n.folded();
+                    heard &= *resumed;
+                }
+                Event::Nick(n) => nick = n.folded(),
                 Event::SignedIn { account, .. } => {
                     (last, last_at) = (Some(account.clone()), at);
-                    markers = account.folded();
-                    // Markers of a resumed device whose client had not heard its sign-in yet.
-                    for (room, seq) in early.drain(..) {
-                        told.insert((markers.clone(), room), seq);
-                    }
-                }
-                Event::ReadUpTo { room, seq } if markers.is_empty() => {
-                    early.push((room.clone(), *seq));
+                    heard = true;
+                    unheard.clear();
                 }
                 Event::SignedOut => (last, last_at) = (None, at),
                 Event::ReadUpTo { room, seq } => {
-                    let before = told.insert((markers.clone(), room.clone()), *seq);
+                    if !heard {
+                        unheard.push((room.clone(), *seq));
+                    }
+                    let before = told.insert((nick.clone(), room.clone()), *seq);
                     prop_assert!(
                         before.is_none_or(|b| b <= *seq),
                         "client {} was told its marker in {} went back from {:?} to {}",
@@ -463,8 +483,8 @@ fn check_accounts(net: &mut Net, s: &[usize], asked: &[usize]) -> Result<(), Tes
             }
         }
         prop_assert!(
-            early.is_empty(),
-            "client {i} was told read markers {early:?} and never that it is signed in"
+            unheard.is_empty(),
+            "client {i} was told read markers {unheard:?} and never that it is signed in"
         );
         let store = net.store.as_ref().expect("a durable hub");
         for ((account, room), seq) in &told {
@@ -478,7 +498,7 @@ fn check_accounts(net: &mut Net, s: &[usize], asked: &[usize]) -> Result<(), Tes
                 "client {i} was told {account} read {room} up to {seq}, the store has {kept:?}"
             );
         }
-        let Some(account) = last.filter(|_| last_at >= asked) else {
+        let Some(account) = last.filter(|_| last_at >= asked && !out) else {
             continue;
         };
         let stored = store.accounts.get(&account.folded()).cloned();
@@ -806,5 +826,95 @@ fn a_refill_asked_for_waits_behind_the_gap_marker_the_connection_owes() {
         Commit(1),
         Crash,
     ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_rename_replayed_from_before_the_join_is_not_taken_for_ours() {
+    let mut ops = vec![Register(2), Say(0), Say(0), Join(2, 0), Say(0), Say(0)];
+    ops.extend([
+        Stall(0, false),
+        Say(0),
+        Commit(1),
+        Commit(1),
+        Logout(0),
+        Logout(2),
+    ]);
+    ops.extend([
+        Commit(2),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Advance(154),
+        Commit(2),
+    ]);
+    ops.extend([Login(2, 2), Commit(2), Logout(2), Say(0), Commit(1), Say(0)]);
+    ops.extend([
+        Stall(0, false),
+        Commit(2),
+        Advance(227),
+        Commit(2),
+        Crash,
+        Advance(235),
+    ]);
+    ops.extend([Commit(2), Say(1), Commit(2), Commit(1), Say(2)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+/// Open (found by a longer hunt, not fixed): a device that signs in to an account (here after a
+/// kill, its earlier sign-in lost) while its client's room state is from before, gets the
+/// account's replay after its read marker partly from the store and partly live, and misses the
+/// account's own join in the room with no gap marker.
+#[test]
+#[ignore = "open: a seq missed without a gap marker on a sign-in after a kill"]
+fn open_a_sign_in_after_a_kill_misses_a_seq_without_a_gap_marker() {
+    let mut ops = vec![
+        Say(0),
+        Say(0),
+        Cut(0),
+        Stall(0, false),
+        Say(0),
+        Cut(0),
+        Say(0),
+    ];
+    ops.extend([
+        Register(2),
+        Login(0, 0),
+        Commit(1),
+        Advance(210),
+        Say(0),
+        Say(1),
+    ]);
+    ops.extend([
+        Commit(1),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Say(0),
+        Say(0),
+        Say(0),
+        Say(0),
+    ]);
+    ops.extend([
+        Commit(1),
+        Stall(0, false),
+        Say(0),
+        Advance(0),
+        Say(0),
+        Login(0, 0),
+        Crash,
+    ]);
+    ops.extend(vec![Say(0); 9]);
+    ops.extend([
+        Advance(196),
+        Commit(1),
+        Say(0),
+        Commit(1),
+        Say(0),
+        Cut(2),
+        Say(1),
+        Say(0),
+    ]);
+    ops.extend([Commit(1), Login(0, 2), Advance(26)]);
     check_run_with(durable_accounts(false), ops).unwrap();
 }

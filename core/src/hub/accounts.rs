@@ -1388,45 +1388,12 @@ impl Hub {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.rare_mut().footers.insert(room.clone());
                     }
-                    self.history(conn, room.clone(), after);
-                    self.announce_refill(conn, &room, latest);
+                    self.history(conn, room, after);
                 }
                 Some(_) => {}
                 None => self.replay_recent(conn, &room, latest),
             }
         }
-    }
-
-    /// A replay after the account's read marker that stopped because the backlog was full
-    /// goes on once it drains, but nothing told the client it has more to come: live events
-    /// would reach it first, and it would take the rest of the replay for seqs it had, and
-    /// drop it. A gap marker for the rest, now, as a refill that stops says, keeps it (the
-    /// marker waits for the batch of the last seq it names, as every marker does).
-    fn announce_refill(&mut self, conn: ConnId, room: &RoomName, latest: Seq) {
-        let Some(after) = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.rare())
-            .and_then(|r| r.refills.get(room).copied())
-        else {
-            return;
-        };
-        if after >= latest {
-            return;
-        }
-        let held = self.out.hold;
-        let pending = self
-            .durable
-            .as_ref()
-            .and_then(|d| d.batch_of_seq(room, latest));
-        self.out.hold = held.max(pending);
-        let gap = ServerMsg::Gap {
-            room: room.clone(),
-            first: after.next(),
-            last: latest,
-        };
-        self.reply(conn, Reply::Msg(gap));
-        self.out.hold = held;
     }
 
     /// The account's read markers, one per room it is in.

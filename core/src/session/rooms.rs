@@ -19,6 +19,9 @@ pub(super) struct RoomSeqs {
     /// Rejoined after a failed resume, having seen up to this seq: the first event after the
     /// rejoin shows whether (and what) was missed meanwhile.
     pub(super) rejoined_after: Option<Seq>,
+    /// The seq of our last join (or entry) as the server said it: events up to it are
+    /// history, and a rename in them is not ours now, whoever had our nick then.
+    pub(super) joined: Seq,
 }
 
 /// What a gap marker means to us: the part of it not seen before (to show), and from which seq
@@ -41,6 +44,7 @@ impl RoomSeqs {
             oldest: None,
             gaps: Vec::new(),
             rejoined_after: None,
+            joined: Seq::default(),
         }
     }
 
@@ -59,6 +63,7 @@ impl RoomSeqs {
     /// and a room with accounts has a store, whose seqs go on. Equal to ours, nothing was
     /// missed; the room is not new.
     fn rejoined(&mut self, seq: Seq, resumed: bool, quiet: bool) {
+        self.joined = seq;
         if let Some(last) = self.last_seq {
             let seen = self
                 .gaps
@@ -319,7 +324,9 @@ impl Rooms {
         if self.list.len() >= MAX_ROOMS_PER_USER {
             return (Entered::Refused, false);
         }
-        self.list.push(RoomSeqs::new(room.clone()));
+        let mut state = RoomSeqs::new(room.clone());
+        state.joined = seq;
+        self.list.push(state);
         (Entered::New, asked)
     }
 

@@ -364,6 +364,8 @@ impl Session {
         let Some(state) = self.rooms.get_mut(&ev.room) else {
             return;
         };
+        // A rename up to our join is history: someone who had our nick then.
+        let live = ev.seq > state.joined;
         if !state.accept(ev.seq) || ev.kind == EventKind::Moved {
             // A member's session moving to another server takes its seq and shows nothing.
             return;
@@ -390,7 +392,7 @@ impl Session {
             })
             .map(|(_, id, _)| id);
         let new_nick = match &ev.kind {
-            EventKind::Nick { new } if mine => Some(new.clone()),
+            EventKind::Nick { new } if mine && live => Some(new.clone()),
             _ => None,
         };
         // The line itself first, then the news that it settled (UIs swap a placeholder for it).
