@@ -918,3 +918,120 @@ fn open_a_sign_in_after_a_kill_misses_a_seq_without_a_gap_marker() {
     ops.extend([Commit(1), Login(0, 2), Advance(26)]);
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+#[test]
+fn a_replay_after_the_read_marker_that_stopped_in_a_store_page_is_announced_as_a_gap() {
+    let mut ops = vec![
+        Register(1),
+        Join(2, 1),
+        Say(0),
+        Fail,
+        Say(0),
+        Say(0),
+        Say(0),
+    ];
+    ops.extend([
+        Stall(0, false),
+        Say(0),
+        Fail,
+        Say(0),
+        Commit(3),
+        Cut(2),
+        Fail,
+        Logout(1),
+    ]);
+    ops.extend([Say(0), Say(0), Say(0), Say(0), Stall(0, false)]);
+    ops.extend(vec![Say(0); 9]);
+    ops.extend([Commit(2), Commit(2)]);
+    ops.extend(vec![Say(0); 6]);
+    ops.extend([
+        Commit(1),
+        Say(0),
+        Commit(3),
+        Say(1),
+        Say(0),
+        Login(1, 1),
+        Say(0),
+    ]);
+    ops.extend([Join(1, 1), Say(0)]);
+    check_run_with(durable_accounts(true), ops).unwrap();
+}
+
+#[test]
+fn a_gap_marker_owed_starts_where_a_refill_owed_before_it_does() {
+    let mut ops = vec![
+        Crash,
+        Commit(1),
+        Say(0),
+        Advance(222),
+        Say(0),
+        Say(0),
+        Say(0),
+    ];
+    ops.extend([
+        Fail,
+        Say(0),
+        Say(0),
+        Cut(2),
+        Commit(1),
+        Commit(2),
+        Say(0),
+        Commit(1),
+    ]);
+    ops.extend([
+        Say(0),
+        Crash,
+        Say(0),
+        Login(2, 1),
+        Say(0),
+        Stall(2, true),
+        Stall(0, true),
+    ]);
+    ops.extend([
+        Say(0),
+        Say(0),
+        Register(1),
+        Say(0),
+        Advance(227),
+        Commit(3),
+        Commit(1),
+    ]);
+    ops.extend([Say(0), Commit(1), Say(0), Say(2), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+/// Open too (found at about one case in 6,000 to 18,000 of up to 200 ops): a sign-in to an
+/// account after a kill, failed batches and a sign-out, with the device's connection lost
+/// meanwhile, misses a seq with no gap marker.
+#[test]
+#[ignore = "open: a seq missed without a gap marker after a kill, failures and a sign-out"]
+fn open_a_sign_in_after_failures_and_a_kill_misses_a_seq_without_a_gap_marker() {
+    let mut ops = vec![
+        Say(0),
+        Register(0),
+        Stall(2, false),
+        Advance(0),
+        Advance(0),
+        Crash,
+    ];
+    ops.extend([
+        Logout(1),
+        Login(1, 0),
+        Advance(222),
+        Commit(3),
+        Commit(1),
+        Commit(2),
+    ]);
+    ops.extend([
+        Advance(1),
+        Fail,
+        Say(0),
+        Advance(202),
+        Fail,
+        Commit(1),
+        Commit(1),
+        Cut(1),
+    ]);
+    ops.extend([Say(0), Logout(1), Say(0), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
