@@ -920,7 +920,7 @@ fn open_a_sign_in_after_a_kill_misses_a_seq_without_a_gap_marker() {
 }
 
 #[test]
-fn a_replay_after_the_read_marker_that_stopped_in_a_store_page_is_announced_as_a_gap() {
+fn a_replay_after_the_read_marker_owed_behind_a_gap_marker_is_not_dropped() {
     let mut ops = vec![
         Register(1),
         Join(2, 1),
@@ -1033,5 +1033,70 @@ fn open_a_sign_in_after_failures_and_a_kill_misses_a_seq_without_a_gap_marker() 
         Cut(1),
     ]);
     ops.extend([Say(0), Logout(1), Say(0), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_replay_after_the_read_marker_that_stopped_in_a_store_page_is_announced_as_a_gap() {
+    let ops = vec![
+        Register(1),
+        Join(0, 1),
+        Say(1),
+        Say(0),
+        Say(1),
+        Commit(3),
+        Register(2),
+        Commit(2),
+        Fail,
+        Logout(1),
+        Commit(3),
+        Crash,
+        Say(1),
+        Say(1),
+        Advance(222),
+        Stall(2, false),
+        Commit(1),
+        Login(0, 2),
+        Say(0),
+        Commit(3),
+        Commit(1),
+        Say(1),
+        Stall(1, false),
+        Fail,
+        Say(1),
+        Stall(0, false),
+        Commit(3),
+        Say(1),
+        Say(1),
+        Say(1),
+        Cut(0),
+        Logout(2),
+        Join(0, 0),
+        Advance(0),
+        Cut(0),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Fail,
+        Advance(227),
+        Say(0),
+        Stall(0, false),
+        Commit(2),
+        Login(1, 1),
+        Say(0),
+        Commit(1),
+        Commit(1),
+        Commit(3),
+        Cut(0),
+        Logout(0),
+        Say(0),
+        Login(0, 1),
+        Crash,
+        Login(2, 1),
+        Logout(1),
+        Say(2),
+        Advance(144),
+        Say(0),
+    ];
     check_run_with(durable_accounts(false), ops).unwrap();
 }
