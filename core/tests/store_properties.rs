@@ -11,15 +11,22 @@
 //!   shown to nobody: the room goes on past it);
 //! - every message a program sent settles once, and each member sees each event of a room
 //!   once, or is told of a gap where it missed some.
+//!
+//! With accounts (programs register, sign in, two of them to one account, sign out; accounts
+//! always-on or not), besides: a program whose last word was that it is signed in is, after
+//! any restart, signed in to that account, which the store has, in the account's stored rooms,
+//! and the hub agrees; every read marker a device was told is stored, and the markers a device
+//! is told never go back. A kill right after a failed batch, before the next one is stored,
+//! is left out, as for seqs (ARCHITECTURE.md, "Store", item 5).
 
 mod harness;
 
 use harness::{Kind, Net, small_queues};
 use natter_core::hub::Config;
-use natter_core::persist::Write;
+use natter_core::persist::{BatchId, Write};
 use natter_core::session::{About, Event};
-use natter_core::wire::EventKind;
-use natter_core::{Millis, MsgId, RoomName};
+use natter_core::wire::{ErrorKind, EventKind};
+use natter_core::{Millis, MsgId, Nick, RoomName, Seq};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,9 +44,20 @@ enum Op {
     Fail,
     /// `kill -9`, and a restart from what is committed.
     Crash,
+    /// Program `i` registers the nick it has (`/register`).
+    Register(usize),
+    /// Program `i` signs in to account `a` (`/login`): a second device when another program
+    /// is signed in to it.
+    Login(usize, usize),
+    /// Program `i` signs out (`/logout`).
+    Logout(usize),
 }
 
 const ROOMS: [&str; 2] = ["#lobby", "#rust"];
+/// The programs' first nicks, and the accounts they may register and sign in to.
+const NAMES: [&str; 3] = ["ann", "ben", "cat"];
+/// Every account's password.
+const PASSWORD: &str = "correct horse";
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -56,11 +74,28 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// [`op`], and accounts: registrations, sign-ins (several devices of one account), sign-outs.
+fn account_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        20 => op(),
+        1 => (0..3usize).prop_map(Op::Register),
+        1 => (0..3usize, 0..3usize).prop_map(|(i, a)| Op::Login(i, a)),
+        1 => (0..3usize).prop_map(Op::Logout),
+    ]
+}
+
 fn durable() -> Config {
     Config {
         durable: true,
         ..small_queues()
     }
+}
+
+/// [`durable`], with accounts that stay in their rooms while offline, or not.
+fn durable_accounts(always_on: bool) -> Config {
+    let mut config = durable();
+    config.accounts.always_on = always_on;
+    config
 }
 
 /// The text of a chat line, whatever kind of line it is.
@@ -101,9 +136,28 @@ fn refused_unheard(net: &mut Net, i: usize) -> bool {
         .any(|id| !settled.contains(id))
 }
 
+/// Whether program `i` heard the answer to the account request it made when it had `asked`
+/// events (a sign-out's is its own [`Event::SignedOut`]; the server's `NotSignedIn` answers a
+/// guest's sign-out, not a sign-in).
+fn answered(net: &Net, i: usize, asked: usize) -> bool {
+    net.events(i)[asked..].iter().any(|e| match e {
+        Event::SignedIn { .. } | Event::SignedOut => true,
+        Event::Error {
+            about: About::Account,
+            kind,
+            ..
+        } => *kind != Some(ErrorKind::NotSignedIn),
+        _ => false,
+    }) || asked == 0
+}
+
 fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut net = Net::new(durable());
-    let s: Vec<usize> = ["ann", "ben", "cat"]
+    check_run_with(durable(), ops)
+}
+
+fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut net = Net::new(config);
+    let s: Vec<usize> = NAMES
         .iter()
         .map(|n| net.add_session(n, &["#lobby"]))
         .collect();
@@ -118,6 +172,12 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // item 5). For those, "acknowledged" does not imply "stored"; nothing else is relaxed.
     let mut deaf: BTreeSet<usize> = BTreeSet::new();
     let mut unsure: BTreeSet<usize> = BTreeSet::new();
+    // How many events each program had when it last asked for an account change.
+    let mut asked = [0; NAMES.len()];
+    // Whether each program's last account request was a sign-out.
+    let mut out = [false; NAMES.len()];
+    // The batch that writes again what a failed batch wrote about accounts and ended sessions.
+    let mut rewritten: Option<BatchId> = None;
     for op in ops {
         match op {
             Op::Say(i) => {
@@ -140,8 +200,54 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if waiting {
                     deaf.extend(s.iter().copied().filter(|&i| unsettled(&net, i) > 0));
                 }
+                let accounts = net
+                    .store
+                    .as_ref()
+                    .and_then(|st| st.pending.front())
+                    .is_some_and(|b| {
+                        b.writes.iter().any(|w| {
+                            matches!(
+                                w,
+                                Write::Account(_)
+                                    | Write::AccountRooms { .. }
+                                    | Write::ReadMarker { .. }
+                                    | Write::AddKey { .. }
+                                    | Write::RevokeKey { .. }
+                                    | Write::RevokeKeys { .. }
+                                    | Write::EndSession(_)
+                            )
+                        })
+                    });
                 net.fail();
+                if accounts {
+                    // Written again with the next batch: until it is stored, a kill loses them.
+                    rewritten = net
+                        .store
+                        .as_ref()
+                        .and_then(|st| st.pending.back())
+                        .map(|b| b.id);
+                }
             }
+            // One account request at a time: what a program is signed in to is then the
+            // answer to its last request.
+            Op::Register(i) if answered(&net, s[i], asked[i]) => {
+                asked[i] = net.events(s[i]).len();
+                out[i] = false;
+                net.type_line(s[i], &format!("/register {PASSWORD}"));
+            }
+            Op::Login(i, a) if answered(&net, s[i], asked[i]) => {
+                asked[i] = net.events(s[i]).len();
+                out[i] = false;
+                net.type_line(s[i], &format!("/login {} {PASSWORD}", NAMES[a]));
+            }
+            Op::Logout(i) if answered(&net, s[i], asked[i]) => {
+                // Whatever sign-in answer comes after it (one the session made by itself, in
+                // flight), the program ends signed out: nothing to check of its account.
+                asked[i] = net.events(s[i]).len();
+                out[i] = true;
+                net.type_line(s[i], "/logout");
+            }
+            Op::Register(_) | Op::Login(..) | Op::Logout(_) => {}
             Op::Crash => {
                 // Not between a failed batch and the store of the seqs its events had taken
                 // (`Write::SeqsUsed`, in the next batch): a kill there leaves those seqs to be
@@ -153,6 +259,12 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .flat_map(|b| &b.writes)
                         .any(|w| matches!(w, Write::SeqsUsed { .. }))
                 });
+                let window = window
+                    || rewritten.is_some_and(|id| {
+                        net.store
+                            .as_ref()
+                            .is_some_and(|st| st.pending.iter().any(|b| b.id <= id))
+                    });
                 if !window {
                     unsure.extend(deaf.iter().copied());
                     for &i in &s {
@@ -175,7 +287,10 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         net.commit(usize::MAX);
         net.advance(Millis(5_000));
     }
-    net.commit(usize::MAX);
+    // What was released may make a read marker move (a signed-in program read it): stored too.
+    for _ in 0..5 {
+        net.commit(usize::MAX);
+    }
     let store = net.store.as_ref().expect("a durable hub");
     prop_assert!(store.pending.is_empty(), "batches left waiting");
     prop_assert!(
@@ -301,6 +416,7 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
     }
+    check_accounts(&mut net, &s, &asked, &out)?;
     // People on nc are shown only what is stored too.
     if let Kind::Text { lines, .. } = &net.clients[t].kind {
         for line in lines {
@@ -315,6 +431,118 @@ fn check_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// What the accounts' programs were told holds in the store and the hub once all settled:
+/// a program whose last word was that it is signed in (and which asked for no other account
+/// since) is, after any restart, signed in to that account, which the store has, in the
+/// account's stored rooms, and so says the hub; a read marker any device was told is stored
+/// (never lost, never behind what was shown), and the markers a device is told never go back.
+fn check_accounts(
+    net: &mut Net,
+    s: &[usize],
+    asked: &[usize],
+    out: &[bool],
+) -> Result<(), TestCaseError> {
+    for ((&i, &asked), &out) in s.iter().zip(asked).zip(out) {
+        let mut last: Option<Nick> = None;
+        let mut last_at = 0;
+        // Whose markers come: the account the connection is signed in to, whose name its nick
+        // is (a device may be told some before its client heard it signed in: a resume).
+        let mut nick = String::new();
+        // Whether the client heard it is signed in since its last welcome that was no resume.
+        let mut heard = false;
+        let mut told: BTreeMap<(String, RoomName), Seq> = BTreeMap::new();
+        let mut unheard = Vec::new();
+        for (at, e) in net.events(i).iter().enumerate() {
+            match e {
+                Event::Welcome { nick: n, resumed } => {
+                    nick = n.folded();
+                    heard &= *resumed;
+                }
+                Event::Nick(n) => nick = n.folded(),
+                Event::SignedIn { account, .. } => {
+                    (last, last_at) = (Some(account.clone()), at);
+                    heard = true;
+                    unheard.clear();
+                }
+                Event::SignedOut => (last, last_at) = (None, at),
+                Event::ReadUpTo { room, seq } => {
+                    if !heard {
+                        unheard.push((room.clone(), *seq));
+                    }
+                    let before = told.insert((nick.clone(), room.clone()), *seq);
+                    prop_assert!(
+                        before.is_none_or(|b| b <= *seq),
+                        "client {} was told its marker in {} went back from {:?} to {}",
+                        i,
+                        room,
+                        before,
+                        seq
+                    );
+                }
+                _ => {}
+            }
+        }
+        prop_assert!(
+            unheard.is_empty(),
+            "client {i} was told read markers {unheard:?} and never that it is signed in"
+        );
+        let store = net.store.as_ref().expect("a durable hub");
+        for ((account, room), seq) in &told {
+            let kept = store
+                .accounts
+                .get(account)
+                .and_then(|a| a.read.iter().find(|(r, _)| r == room))
+                .map(|(_, s)| *s);
+            prop_assert!(
+                kept.is_some_and(|k| k >= *seq),
+                "client {i} was told {account} read {room} up to {seq}, the store has {kept:?}"
+            );
+        }
+        let Some(account) = last.filter(|_| last_at >= asked && !out) else {
+            continue;
+        };
+        let stored = store.accounts.get(&account.folded()).cloned();
+        prop_assert!(
+            stored.is_some(),
+            "client {i} was signed in to {account}, which the store does not have"
+        );
+        let stored = stored.expect("checked");
+        let conn = net.clients[i].conn;
+        let session = net.session(i);
+        prop_assert_eq!(
+            session.account(),
+            Some(&account),
+            "client {} is not signed in to {} any more",
+            i,
+            account
+        );
+        let mine: BTreeSet<RoomName> = session.rooms().into_iter().collect();
+        let theirs: BTreeSet<RoomName> = stored.rooms.iter().cloned().collect();
+        prop_assert_eq!(
+            &mine,
+            &theirs,
+            "client {} of {} is in other rooms than the store says",
+            i,
+            account
+        );
+        let conn = conn.expect("connected once all settled");
+        prop_assert!(
+            net.hub
+                .nick(conn)
+                .is_some_and(|n| n.folded() == account.folded()),
+            "the hub has client {i} as {:?}, not {account}",
+            net.hub.nick(conn)
+        );
+        for room in &mine {
+            prop_assert!(
+                net.hub.is_member(&account, room),
+                "the hub has {account} out of {room}"
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -324,10 +552,18 @@ proptest! {
     ) {
         check_run(ops)?;
     }
+
+    #[test]
+    fn what_accounts_were_told_is_stored_and_outlives_a_kill(
+        always_on in any::<bool>(),
+        ops in proptest::collection::vec(account_op(), 1..80),
+    ) {
+        check_run_with(durable_accounts(always_on), ops)?;
+    }
 }
 
 // The shrunk cases the property found in the code before it, each a bug of its own.
-use Op::{Advance, Commit, Crash, Cut, Fail, Join, Say, Stall};
+use Op::{Advance, Commit, Crash, Cut, Fail, Join, Login, Logout, Register, Say, Stall, TextSay};
 
 #[test]
 fn a_message_whose_batch_failed_while_its_sender_was_away_is_refused_again_when_resent() {
@@ -497,4 +733,370 @@ fn a_gap_marker_first_after_a_rejoin_counts_what_was_missed_before_it() {
         Advance(1),
     ];
     check_run(ops).unwrap();
+}
+
+#[test]
+fn a_device_of_an_account_resumed_after_a_restart_is_the_account_s_not_a_guest() {
+    let ops = vec![Register(2), Commit(2), Login(0, 2), Crash];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_device_signed_in_again_to_a_room_with_nothing_new_is_not_replayed_it_again() {
+    let ops = vec![
+        Commit(1),
+        Register(2),
+        Login(0, 2),
+        Commit(2),
+        Register(1),
+        Say(0),
+        Cut(0),
+        Logout(0),
+        Commit(2),
+        Crash,
+        Logout(1),
+        Register(0),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_registration_whose_batch_failed_is_written_again() {
+    let ops = vec![Register(0), Commit(1), Fail];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_replay_after_the_read_marker_that_stopped_is_announced_as_a_gap() {
+    let ops = vec![
+        Register(1),
+        Say(0),
+        Commit(1),
+        Commit(2),
+        Say(0),
+        Say(0),
+        Say(0),
+        Commit(1),
+        Say(0),
+        Commit(3),
+        Login(2, 1),
+        Commit(1),
+        Say(0),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_registration_whose_answer_was_lost_with_the_connection_is_answered_again() {
+    let ops = vec![
+        Register(1),
+        Cut(1),
+        Login(2, 1),
+        Advance(222),
+        Stall(0, false),
+        Say(0),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_refill_asked_for_waits_behind_the_gap_marker_the_connection_owes() {
+    let ops = vec![
+        Crash,
+        Say(0),
+        Say(0),
+        Cut(0),
+        Advance(222),
+        Commit(2),
+        Commit(2),
+        Commit(2),
+        Crash,
+        Say(2),
+        Register(2),
+        Login(0, 2),
+        Commit(1),
+        Advance(203),
+        Cut(1),
+        Cut(0),
+        Advance(471),
+        Commit(3),
+        Commit(1),
+        TextSay,
+        Commit(1),
+        Commit(1),
+        Crash,
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_rename_replayed_from_before_the_join_is_not_taken_for_ours() {
+    let mut ops = vec![Register(2), Say(0), Say(0), Join(2, 0), Say(0), Say(0)];
+    ops.extend([
+        Stall(0, false),
+        Say(0),
+        Commit(1),
+        Commit(1),
+        Logout(0),
+        Logout(2),
+    ]);
+    ops.extend([
+        Commit(2),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Advance(154),
+        Commit(2),
+    ]);
+    ops.extend([Login(2, 2), Commit(2), Logout(2), Say(0), Commit(1), Say(0)]);
+    ops.extend([
+        Stall(0, false),
+        Commit(2),
+        Advance(227),
+        Commit(2),
+        Crash,
+        Advance(235),
+    ]);
+    ops.extend([Commit(2), Say(1), Commit(2), Commit(1), Say(2)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+/// Open (found by a longer hunt, not fixed): a device that signs in to an account (here after a
+/// kill, its earlier sign-in lost) while its client's room state is from before, gets the
+/// account's replay after its read marker partly from the store and partly live, and misses the
+/// account's own join in the room with no gap marker.
+#[test]
+#[ignore = "open: a seq missed without a gap marker on a sign-in after a kill"]
+fn open_a_sign_in_after_a_kill_misses_a_seq_without_a_gap_marker() {
+    let mut ops = vec![
+        Say(0),
+        Say(0),
+        Cut(0),
+        Stall(0, false),
+        Say(0),
+        Cut(0),
+        Say(0),
+    ];
+    ops.extend([
+        Register(2),
+        Login(0, 0),
+        Commit(1),
+        Advance(210),
+        Say(0),
+        Say(1),
+    ]);
+    ops.extend([
+        Commit(1),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Say(0),
+        Say(0),
+        Say(0),
+        Say(0),
+    ]);
+    ops.extend([
+        Commit(1),
+        Stall(0, false),
+        Say(0),
+        Advance(0),
+        Say(0),
+        Login(0, 0),
+        Crash,
+    ]);
+    ops.extend(vec![Say(0); 9]);
+    ops.extend([
+        Advance(196),
+        Commit(1),
+        Say(0),
+        Commit(1),
+        Say(0),
+        Cut(2),
+        Say(1),
+        Say(0),
+    ]);
+    ops.extend([Commit(1), Login(0, 2), Advance(26)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_replay_after_the_read_marker_owed_behind_a_gap_marker_is_not_dropped() {
+    let mut ops = vec![
+        Register(1),
+        Join(2, 1),
+        Say(0),
+        Fail,
+        Say(0),
+        Say(0),
+        Say(0),
+    ];
+    ops.extend([
+        Stall(0, false),
+        Say(0),
+        Fail,
+        Say(0),
+        Commit(3),
+        Cut(2),
+        Fail,
+        Logout(1),
+    ]);
+    ops.extend([Say(0), Say(0), Say(0), Say(0), Stall(0, false)]);
+    ops.extend(vec![Say(0); 9]);
+    ops.extend([Commit(2), Commit(2)]);
+    ops.extend(vec![Say(0); 6]);
+    ops.extend([
+        Commit(1),
+        Say(0),
+        Commit(3),
+        Say(1),
+        Say(0),
+        Login(1, 1),
+        Say(0),
+    ]);
+    ops.extend([Join(1, 1), Say(0)]);
+    check_run_with(durable_accounts(true), ops).unwrap();
+}
+
+#[test]
+fn a_gap_marker_owed_starts_where_a_refill_owed_before_it_does() {
+    let mut ops = vec![
+        Crash,
+        Commit(1),
+        Say(0),
+        Advance(222),
+        Say(0),
+        Say(0),
+        Say(0),
+    ];
+    ops.extend([
+        Fail,
+        Say(0),
+        Say(0),
+        Cut(2),
+        Commit(1),
+        Commit(2),
+        Say(0),
+        Commit(1),
+    ]);
+    ops.extend([
+        Say(0),
+        Crash,
+        Say(0),
+        Login(2, 1),
+        Say(0),
+        Stall(2, true),
+        Stall(0, true),
+    ]);
+    ops.extend([
+        Say(0),
+        Say(0),
+        Register(1),
+        Say(0),
+        Advance(227),
+        Commit(3),
+        Commit(1),
+    ]);
+    ops.extend([Say(0), Commit(1), Say(0), Say(2), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+/// Open too (found at about one case in 6,000 to 18,000 of up to 200 ops): a sign-in to an
+/// account after a kill, failed batches and a sign-out, with the device's connection lost
+/// meanwhile, misses a seq with no gap marker.
+#[test]
+#[ignore = "open: a seq missed without a gap marker after a kill, failures and a sign-out"]
+fn open_a_sign_in_after_failures_and_a_kill_misses_a_seq_without_a_gap_marker() {
+    let mut ops = vec![
+        Say(0),
+        Register(0),
+        Stall(2, false),
+        Advance(0),
+        Advance(0),
+        Crash,
+    ];
+    ops.extend([
+        Logout(1),
+        Login(1, 0),
+        Advance(222),
+        Commit(3),
+        Commit(1),
+        Commit(2),
+    ]);
+    ops.extend([
+        Advance(1),
+        Fail,
+        Say(0),
+        Advance(202),
+        Fail,
+        Commit(1),
+        Commit(1),
+        Cut(1),
+    ]);
+    ops.extend([Say(0), Logout(1), Say(0), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}
+
+#[test]
+fn a_replay_after_the_read_marker_that_stopped_in_a_store_page_is_announced_as_a_gap() {
+    let ops = vec![
+        Register(1),
+        Join(0, 1),
+        Say(1),
+        Say(0),
+        Say(1),
+        Commit(3),
+        Register(2),
+        Commit(2),
+        Fail,
+        Logout(1),
+        Commit(3),
+        Crash,
+        Say(1),
+        Say(1),
+        Advance(222),
+        Stall(2, false),
+        Commit(1),
+        Login(0, 2),
+        Say(0),
+        Commit(3),
+        Commit(1),
+        Say(1),
+        Stall(1, false),
+        Fail,
+        Say(1),
+        Stall(0, false),
+        Commit(3),
+        Say(1),
+        Say(1),
+        Say(1),
+        Cut(0),
+        Logout(2),
+        Join(0, 0),
+        Advance(0),
+        Cut(0),
+        Commit(2),
+        Commit(2),
+        Say(0),
+        Fail,
+        Advance(227),
+        Say(0),
+        Stall(0, false),
+        Commit(2),
+        Login(1, 1),
+        Say(0),
+        Commit(1),
+        Commit(1),
+        Commit(3),
+        Cut(0),
+        Logout(0),
+        Say(0),
+        Login(0, 1),
+        Crash,
+        Login(2, 1),
+        Logout(1),
+        Say(2),
+        Advance(144),
+        Say(0),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
 }

@@ -480,8 +480,7 @@ impl Hub {
         }
         if let Some(mine) = self.account_of_conn(conn) {
             if mine == folded {
-                let detail = format!("you are signed in as {account} already");
-                return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+                return self.signed_in_again(conn);
             }
             let detail = "you are signed in to another account: /logout first".to_owned();
             return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
@@ -537,6 +536,9 @@ impl Hub {
             return;
         };
         if let Some(mine) = self.account_of(uid) {
+            if mine == nick.folded() {
+                return self.signed_in_again(conn);
+            }
             let detail = format!("you are signed in as {mine} already");
             return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
         }
@@ -825,6 +827,35 @@ impl Hub {
         if fresh_here {
             self.cluster_signed_in(conn, &signed_as, stored_rooms, now);
         }
+    }
+
+    /// `conn` asks to sign in to (or to register) the account it is signed in to: its client
+    /// did not hear the answer (the connection dropped before it came, and the resume that
+    /// followed was the account's). It is told again, with a new token and the account's
+    /// markers, rather than refused: refused, the client would take itself for a guest while
+    /// the server has it as the account. Nothing is granted that the connection did not have.
+    fn signed_in_again(&mut self, conn: ConnId) {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let (Some(did), Some(name)) = (
+            self.conns.get(&conn).and_then(|c| c.device()),
+            self.users.get(&uid).map(|u| u.nick.clone()),
+        ) else {
+            return;
+        };
+        let token = self
+            .issue_token(did)
+            .unwrap_or(crate::types::ResumeToken([0; 32]));
+        self.reply(
+            conn,
+            Reply::Msg(ServerMsg::SignedIn {
+                account: name,
+                token,
+                key: None,
+            }),
+        );
+        self.send_markers(conn, uid);
     }
 
     /// Signed in before registration (IRC's SASL): the user it registers as is the account's.
@@ -1197,6 +1228,69 @@ impl Hub {
         user.set_account(Some(account.to_owned()));
         self.users.insert(uid, Box::new(user));
         uid
+    }
+
+    /// The user of a resume session restored at start-up, when its nick is an account's and
+    /// the account has no user yet (not always-on, or in no room): the session was one of the
+    /// account's devices (a guest never keeps a registered nick), so its user is the account's,
+    /// as a session of an always-on account's offline user is. Else the device came back as a
+    /// guest under the account's name, and the account's next sign-in renamed it away.
+    pub(super) fn restored_account_user(&mut self, uid: UserId) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        let folded = u.nick.folded();
+        let Some(a) = self.accounts.by_name.get_mut(&folded) else {
+            return;
+        };
+        if a.user.is_some() {
+            return;
+        }
+        u.set_account(Some(folded));
+        a.user = Some(uid);
+    }
+
+    /// The writes that store `name`'s account as the hub holds it now (its record, rooms, read
+    /// markers and device keys; or its removal when it is gone): what a failed batch's writes
+    /// about it are replaced with (see [`Hub::handle_store_failed`]). Batches after that one
+    /// wrote no later state than now, so nothing newer is overwritten.
+    pub(super) fn account_as_now(&self, name: &Nick) -> Vec<Write> {
+        let Some(a) = self.accounts.by_name.get(&name.folded()) else {
+            return vec![Write::DropAccount(name.clone())];
+        };
+        let account = a.name.clone();
+        let mut writes = vec![
+            Write::Account(AccountRecord {
+                name: account.clone(),
+                hash: a.hash.clone(),
+                created: self.now,
+            }),
+            Write::AccountRooms {
+                account: account.clone(),
+                rooms: a.rooms.clone(),
+            },
+        ];
+        writes.extend(a.read.iter().map(|(room, seq)| Write::ReadMarker {
+            account: account.clone(),
+            room: room.clone(),
+            seq: *seq,
+        }));
+        writes.push(Write::RevokeKeys {
+            account: account.clone(),
+        });
+        for id in &a.keys {
+            if let Some((_, hash)) = self.accounts.keys.get(id) {
+                writes.push(Write::AddKey {
+                    account: account.clone(),
+                    key: KeyRecord {
+                        id: *id,
+                        hash: *hash,
+                        created: self.now,
+                    },
+                });
+            }
+        }
+        writes
     }
 
     /// An always-on account's user at start-up, in its rooms (those that exist).

@@ -941,6 +941,12 @@ impl Conn {
         false
     }
 
+    /// Whether it owes a gap marker for `room` (its queue overflowed): room traffic of it
+    /// waits behind the marker.
+    pub(crate) fn owes_gap(&self, room: &RoomName) -> bool {
+        self.owes && self.rare().is_some_and(|r| r.gaps.contains_key(room))
+    }
+
     /// A gap marker for `first..=last` of `room`, if this connection already owes one for the
     /// room (its queue overflowed, see [`Conn::push_room`]): the owed one grows to cover it,
     /// so the markers go out in order, once the backlog drains. False if none is owed.

@@ -543,6 +543,14 @@ impl Hub {
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
     /// gone, and the rest once the backlog drains (the client asked once).
     pub(super) fn history(&mut self, conn: ConnId, room: RoomName, after: Seq) {
+        // Behind a gap marker the connection owes for the room, as live traffic is: pushed
+        // ahead of it, the client would take the marker's seqs for ones it had.
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.owes_gap(&room)
+        {
+            c.refill_after(room, after);
+            return;
+        }
         if self.refill_from_store(conn, &room, after) {
             return;
         }
@@ -571,10 +579,43 @@ impl Hub {
         self.out.tag = 0;
         self.out.hold = held;
         match stopped {
-            // The rest follows when the backlog drains (see `Hub::handle_written`).
-            Some(first) => c.refill_after(room, Seq(first.0 - 1)),
+            Some(first) => self.refill_stopped(conn, room, Seq(first.0 - 1)),
             None => self.missed_footer(conn, &room),
         }
+    }
+
+    /// A refill of `room` stopped after `after` because `conn`'s backlog is full: the rest
+    /// follows when it drains (see `Hub::handle_written`). A refill the client asked for fills
+    /// a gap it knows of; a replay of what an account missed since its read marker (under a
+    /// `MissedStart` header, its footer owed) fills none: for that one a gap marker for the
+    /// rest goes now, or live lines would reach the client first, and it would take the rest
+    /// of the replay for seqs it had, and drop it. The marker waits for the batch of the last
+    /// seq it names, as every marker does.
+    pub(super) fn refill_stopped(&mut self, conn: ConnId, room: RoomName, after: Seq) {
+        let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.refill_after(room.clone(), after);
+        let unannounced = c.rare().is_some_and(|r| r.footers.contains(&room));
+        if after >= latest || !unannounced {
+            return;
+        }
+        let held = self.out.hold;
+        let pending = self
+            .durable
+            .as_ref()
+            .and_then(|d| d.batch_of_seq(&room, latest));
+        self.out.hold = held.max(pending);
+        let gap = ServerMsg::Gap {
+            room,
+            first: after.next(),
+            last: latest,
+        };
+        self.reply(conn, Reply::Msg(gap));
+        self.out.hold = held;
     }
 
     /// All of `room`'s history owed to `conn` is out: the footer of its missed lines, if they

@@ -43,6 +43,13 @@ struct Flight {
     /// The seqs given out to events that were not stored ([`Write::SeqsUsed`]) it writes:
     /// written again with the next batch if it fails too.
     used: Vec<(RoomName, Seq)>,
+    /// The writes it holds that may be applied again later as they are (ended sessions,
+    /// revoked keys: a token or key id is never given out again): repeated with the next
+    /// batch if it fails.
+    again: Vec<Write>,
+    /// The accounts it writes about: written again, whole and as they are then, if it fails
+    /// (else a registration, a read marker or a new key the client was told of was lost).
+    accounts: Vec<Nick>,
 }
 
 /// The durable store's state in the hub.
@@ -291,6 +298,30 @@ impl Hub {
         if d.writes.is_empty() {
             return None;
         }
+        let mut again = Vec::new();
+        let mut accounts: Vec<Nick> = Vec::new();
+        if self.cluster.is_none() {
+            for w in &d.writes {
+                let account = match w {
+                    Write::EndSession(_)
+                    | Write::EndSessionsBefore(_)
+                    | Write::RevokeKey { .. } => {
+                        again.push(w.clone());
+                        continue;
+                    }
+                    Write::Account(r) => &r.name,
+                    Write::DropAccount(account)
+                    | Write::AccountRooms { account, .. }
+                    | Write::ReadMarker { account, .. }
+                    | Write::AddKey { account, .. }
+                    | Write::RevokeKeys { account } => account,
+                    _ => continue,
+                };
+                if !accounts.iter().any(|a| a.folded() == account.folded()) {
+                    accounts.push(account.clone());
+                }
+            }
+        }
         let id = d.next;
         d.next += 1;
         d.flights.push_back(Flight {
@@ -300,6 +331,8 @@ impl Hub {
             presence: core::mem::take(&mut d.presence),
             reset: core::mem::take(&mut d.reset),
             used: used.clone(),
+            again,
+            accounts,
         });
         let writes = core::mem::take(&mut d.writes);
         self.seal_held(id);
@@ -340,12 +373,24 @@ impl Hub {
             presence: Vec::new(),
             reset: false,
             used: Vec::new(),
+            again: Vec::new(),
+            accounts: Vec::new(),
         });
         for (room, upto) in &flight.used {
             note_used(&mut d.used, room, *upto);
         }
         // Whole session records not stored: written again with the next batch.
         d.dirty.extend(flight.sessions.iter().copied());
+        // Sessions ended and keys revoked, again; accounts, as they are now.
+        d.writes.extend(flight.again.iter().cloned());
+        let accounts: Vec<Write> = flight
+            .accounts
+            .iter()
+            .flat_map(|a| self.account_as_now(a))
+            .collect();
+        if let Some(d) = self.durable.as_mut() {
+            d.writes.extend(accounts);
+        }
         self.rewrite_presence(flight.reset, &flight.presence);
         // The shell logs a streak of failures once: a full disk fails every batch.
         debug!(%batch, events = flight.events.len(), %why, "batch not stored");
@@ -525,6 +570,7 @@ impl Hub {
                             ..User::new(uid, s.nick)
                         }),
                     );
+                    self.restored_account_user(uid);
                     uid
                 }
             };

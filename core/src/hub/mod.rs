@@ -613,6 +613,14 @@ impl Hub {
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         let held = self.out.hold;
         for (room, (first, last)) in gaps {
+            // A refill owed for the room from before the gap comes after this marker: the
+            // marker starts where the refill does, or the client would take the refill's
+            // older seqs for ones it had, and drop them (it keeps only the part of a marker
+            // above what it saw).
+            let first = match refills.get(&room) {
+                Some(after) if *after < first => after.next(),
+                _ => first,
+            };
             // A marker names seqs: not before they are durable (a restarted server would give
             // seqs lost with it out again, and the client would take them for these).
             let pending = self

@@ -479,9 +479,8 @@ impl Hub {
                 continue;
             };
             if !c.room_fits(&self.out, data.len(), lim) {
-                // The rest follows when the backlog drains (see `Hub::handle_written`).
-                c.refill_after(room, last);
-                return;
+                // The rest follows when the backlog drains, announced if need be.
+                return self.refill_stopped(conn, room, last);
             }
             c.push(&mut self.out, data);
             last = seq;

@@ -124,6 +124,11 @@ struct Handshake {
     ever_welcomed: bool,
     /// The last welcome resumed the earlier session.
     resumed: bool,
+    /// Signed in since the last welcome: the account's rooms come as `Joined` naming each
+    /// room's latest seq (the account's user did not join them again), so a room we were in
+    /// with nothing new since is continued, not taken for a new one (whose replay we would
+    /// show again).
+    signed_in_here: bool,
     /// The token was dropped by a sign-out: the next welcome is a guest's on purpose, not a
     /// resume that failed.
     signed_out: bool,

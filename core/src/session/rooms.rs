@@ -19,6 +19,9 @@ pub(super) struct RoomSeqs {
     /// Rejoined after a failed resume, having seen up to this seq: the first event after the
     /// rejoin shows whether (and what) was missed meanwhile.
     pub(super) rejoined_after: Option<Seq>,
+    /// The seq of our last join (or entry) as the server said it: events up to it are
+    /// history, and a rename in them is not ours now, whoever had our nick then.
+    pub(super) joined: Seq,
 }
 
 /// What a gap marker means to us: the part of it not seen before (to show), and from which seq
@@ -41,6 +44,7 @@ impl RoomSeqs {
             oldest: None,
             gaps: Vec::new(),
             rejoined_after: None,
+            joined: Seq::default(),
         }
     }
 
@@ -53,14 +57,20 @@ impl RoomSeqs {
     /// What counts is what we saw, not the end of a gap marker: a marker may name seqs the
     /// server had given out and never stored (its store failed, or it was killed before the
     /// commit), which it gives out again once restarted.
-    fn rejoined(&mut self, seq: Seq, resumed: bool) {
+    ///
+    /// `quiet`: we entered the room as an account's device (signed in since the welcome), and
+    /// the account's user was in it already: the seq is the room's latest, not a new join's,
+    /// and a room with accounts has a store, whose seqs go on. Equal to ours, nothing was
+    /// missed; the room is not new.
+    fn rejoined(&mut self, seq: Seq, resumed: bool, quiet: bool) {
+        self.joined = seq;
         if let Some(last) = self.last_seq {
             let seen = self
                 .gaps
                 .iter()
                 .find(|g| g.last == last)
                 .map_or(last, |g| Seq(g.next.0.saturating_sub(1)));
-            if seq < seen || (seq == seen && !resumed) {
+            if seq < seen || (seq == seen && !resumed && !quiet) {
                 self.last_seq = None;
                 self.oldest = None;
                 self.gaps.clear();
@@ -297,17 +307,26 @@ impl Rooms {
 
     /// The server says we are in `room` at join seq `seq`. Returns what that is to us, and
     /// whether the user asked for this join (a UI then shows the room).
-    pub(super) fn joined(&mut self, room: &RoomName, seq: Seq, resumed: bool) -> (Entered, bool) {
+    /// `quiet`: see [`RoomSeqs::rejoined`].
+    pub(super) fn joined(
+        &mut self,
+        room: &RoomName,
+        seq: Seq,
+        resumed: bool,
+        quiet: bool,
+    ) -> (Entered, bool) {
         let asked = self.joining.contains(room) && self.chosen.as_ref() == Some(room);
         self.joining.retain(|r| r != room);
         if let Some(state) = self.get_mut(room) {
-            state.rejoined(seq, resumed);
+            state.rejoined(seq, resumed, quiet);
             return (Entered::Again, false);
         }
         if self.list.len() >= MAX_ROOMS_PER_USER {
             return (Entered::Refused, false);
         }
-        self.list.push(RoomSeqs::new(room.clone()));
+        let mut state = RoomSeqs::new(room.clone());
+        state.joined = seq;
+        self.list.push(state);
         (Entered::New, asked)
     }
 

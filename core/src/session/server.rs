@@ -106,6 +106,7 @@ impl Session {
             } => {
                 // The session is the account's now: resume it, not the guest's.
                 self.handshake.token = Some(token);
+                self.handshake.signed_in_here = true;
                 let held = self.account.holds_messages();
                 self.account.signed_in_as(&account, key.as_ref());
                 self.event(Event::SignedIn { account, key });
@@ -251,6 +252,7 @@ impl Session {
         let signed_out = core::mem::take(&mut self.handshake.signed_out);
         self.handshake.token = Some(token);
         self.handshake.resumed = resumed;
+        self.handshake.signed_in_here = false;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome {
@@ -326,7 +328,8 @@ impl Session {
 
     fn on_joined(&mut self, room: RoomName, topic: Option<Text>, mut members: Vec<Nick>, seq: Seq) {
         members.truncate(MAX_MEMBERS_LISTED);
-        match self.rooms.joined(&room, seq, self.handshake.resumed) {
+        let (resumed, quiet) = (self.handshake.resumed, self.handshake.signed_in_here);
+        match self.rooms.joined(&room, seq, resumed, quiet) {
             // A resume or a rejoin: the member list is refreshed quietly.
             (Entered::Again, _) => self.event(Event::Members {
                 room,
@@ -361,6 +364,8 @@ impl Session {
         let Some(state) = self.rooms.get_mut(&ev.room) else {
             return;
         };
+        // A rename up to our join is history: someone who had our nick then.
+        let live = ev.seq > state.joined;
         if !state.accept(ev.seq) || ev.kind == EventKind::Moved {
             // A member's session moving to another server takes its seq and shows nothing.
             return;
@@ -387,7 +392,7 @@ impl Session {
             })
             .map(|(_, id, _)| id);
         let new_nick = match &ev.kind {
-            EventKind::Nick { new } if mine => Some(new.clone()),
+            EventKind::Nick { new } if mine && live => Some(new.clone()),
             _ => None,
         };
         // The line itself first, then the news that it settled (UIs swap a placeholder for it).

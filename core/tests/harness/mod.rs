@@ -6,10 +6,11 @@
 
 use bytes::Bytes;
 use core::net::{IpAddr, Ipv4Addr};
+use natter_core::accounts::{Outcome, PasswordHash, Work, WorkDone};
 use natter_core::chat::Chat;
 use natter_core::hub::{Config, Hub, HubEvent};
 use natter_core::persist::{
-    Answer, Batch, HistoryPage, Loaded, LoadedRoom, Query, SessionRecord, Write,
+    Answer, Batch, HistoryPage, Loaded, LoadedAccount, LoadedRoom, Query, SessionRecord, Write,
 };
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::wire::{EventKind, RoomEvent};
@@ -74,6 +75,8 @@ pub struct FakeStore {
     pub sessions: BTreeMap<[u8; 32], SessionRecord>,
     /// Who is in each room (folded nick to nick), as the presence writes tell.
     pub present: BTreeMap<RoomName, BTreeMap<String, Nick>>,
+    /// Accounts by folded name, with their rooms, read markers and device keys.
+    pub accounts: BTreeMap<String, LoadedAccount>,
 }
 
 impl FakeStore {
@@ -119,7 +122,39 @@ impl FakeStore {
                     members.remove(&folded);
                 }
             }
-            // Accounts, settings and the audit log: these tests make none.
+            // Accounts as natter-store keeps them: a record per folded name, the rest keyed
+            // by it (writes about an account that is not there change nothing).
+            Write::Account(r) => match self.accounts.get_mut(&r.name.folded()) {
+                Some(a) => {
+                    a.apply(w);
+                }
+                None => {
+                    let a = LoadedAccount {
+                        record: r.clone(),
+                        rooms: Vec::new(),
+                        read: Vec::new(),
+                        keys: Vec::new(),
+                    };
+                    self.accounts.insert(r.name.folded(), a);
+                }
+            },
+            Write::DropAccount(name) => {
+                self.accounts.remove(&name.folded());
+            }
+            Write::AccountRooms { account, .. }
+            | Write::ReadMarker { account, .. }
+            | Write::AddKey { account, .. }
+            | Write::RevokeKeys { account } => {
+                if let Some(a) = self.accounts.get_mut(&account.folded()) {
+                    a.apply(w);
+                }
+            }
+            Write::RevokeKey { .. } => {
+                for a in self.accounts.values_mut() {
+                    a.apply(w);
+                }
+            }
+            // Settings and the audit log: these tests make none.
             _ => {}
         }
     }
@@ -162,6 +197,7 @@ impl FakeStore {
         Loaded {
             rooms,
             sessions: self.sessions.values().cloned().collect(),
+            accounts: self.accounts.values().cloned().collect(),
             ..Loaded::default()
         }
     }
@@ -512,6 +548,10 @@ impl Net {
                         chat.handle_event(&ev, now);
                         events.push(ev);
                     }
+                    // What the person read, as a UI tells it (signed in only).
+                    while let Some((room, seq)) = chat.poll_read(now) {
+                        session.read(room, seq, now);
+                    }
                     while let Some(b) = session.poll_transmit() {
                         out.push(b);
                     }
@@ -547,6 +587,23 @@ impl Net {
                         session.handle_disconnected("closed by the session", now);
                     }
                 }
+            }
+
+            // Password work, done at once and cheaply: a "hash" that is the password marked
+            // (argon2, even at its test cost, would make property runs slow).
+            while let Some(w) = self.hub.poll_work() {
+                moved = true;
+                let done = match w {
+                    Work::Hash { id, password, .. } => WorkDone {
+                        id,
+                        outcome: Outcome::Hashed(PasswordHash(format!("fake:{}", password.0))),
+                    },
+                    Work::Verify { id, password, hash } => WorkDone {
+                        id,
+                        outcome: Outcome::Verified(hash.0 == format!("fake:{}", password.0)),
+                    },
+                };
+                self.hub.handle_work(done, now);
             }
 
             // The store: batches wait for the test; queries are answered at once.
