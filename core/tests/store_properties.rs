@@ -1064,3 +1064,40 @@ fn a_sign_in_catch_up_from_the_store_comes_before_live_lines() {
     ops.extend([Commit(1), Login(0, 2), Advance(26)]);
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+/// A sign-in the session made by itself (its credentials kept) is taken, and the connection
+/// is lost before the answer; the user signs out meanwhile. The resume is the account's (the
+/// server took the sign-in) while the client takes itself for a guest and asks nothing: the
+/// account's read markers that reach it before its sign-out are not shown (the client was told
+/// markers of an account it never heard it was signed in to).
+#[test]
+fn a_client_that_signed_out_is_not_shown_markers_of_a_sign_in_it_never_heard() {
+    let mut ops = vec![
+        Say(0),
+        Register(0),
+        Stall(2, false),
+        Advance(0),
+        Advance(0),
+        Crash,
+    ];
+    ops.extend([
+        Logout(1),
+        Login(1, 0),
+        Advance(222),
+        Commit(3),
+        Commit(1),
+        Commit(2),
+    ]);
+    ops.extend([
+        Advance(1),
+        Fail,
+        Say(0),
+        Advance(202),
+        Fail,
+        Commit(1),
+        Commit(1),
+        Cut(1),
+    ]);
+    ops.extend([Say(0), Logout(1), Say(0), Say(0)]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}

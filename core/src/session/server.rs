@@ -121,7 +121,16 @@ impl Session {
                     }
                 }
             }
-            ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
+            ServerMsg::ReadUpTo { room, seq } => {
+                // An account's marker. Before we know we are signed in to it, only while we
+                // ask to be (a resume the server had as the account's, the `SignedIn` before
+                // it lost with a connection: the answer is said again, markers after it).
+                // Asking nothing, it is news of an account we do not take ourselves for:
+                // not shown (its `SignOut` is on its way, the user signed out meanwhile).
+                if self.account.signed_in().is_some() || self.account.is_asking() {
+                    self.event(Event::ReadUpTo { room, seq });
+                }
+            }
             ServerMsg::Crowd {
                 room,
                 joined,
