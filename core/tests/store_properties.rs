@@ -1101,3 +1101,35 @@ fn a_client_that_signed_out_is_not_shown_markers_of_a_sign_in_it_never_heard() {
     ops.extend([Say(0), Logout(1), Say(0), Say(0)]);
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+/// As above, with the user asking meanwhile to sign in to another account: the resume is the
+/// first account's, the sign-in asked for is refused, and that account's read markers that
+/// come while it is asked are not shown (found by the hunt after the case above was fixed).
+#[test]
+fn a_client_asking_for_another_account_is_not_shown_markers_of_a_sign_in_it_never_heard() {
+    let ops = vec![
+        Crash,
+        Logout(2),
+        Register(2),
+        Login(0, 2),
+        Advance(154),
+        Say(0),
+        Commit(2),
+        Commit(1),
+        Advance(227),
+        Commit(1),
+        Cut(0),
+        Advance(196),
+        Say(0),
+        Commit(2),
+        Cut(2),
+        Login(2, 0),
+        Say(0),
+        Stall(0, false),
+        Advance(235),
+        Say(0),
+        Stall(0, false),
+        Commit(2),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}

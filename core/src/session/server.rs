@@ -122,12 +122,12 @@ impl Session {
                 }
             }
             ServerMsg::ReadUpTo { room, seq } => {
-                // An account's marker. Before we know we are signed in to it, only while we
-                // ask to be (a resume the server had as the account's, the `SignedIn` before
-                // it lost with a connection: the answer is said again, markers after it).
-                // Asking nothing, it is news of an account we do not take ourselves for:
-                // not shown (its `SignOut` is on its way, the user signed out meanwhile).
-                if self.account.signed_in().is_some() || self.account.is_asking() {
+                // An account's marker: shown only once we know we are signed in to it. One
+                // before that reaches a resume the server had as the account's while we did
+                // not hear so (its `SignedIn` lost with a connection): asking to sign in, the
+                // answer is said again with every marker as it is then; asking nothing (signed
+                // out meanwhile) or for another account, the marker is not ours to show.
+                if self.account.signed_in().is_some() {
                     self.event(Event::ReadUpTo { room, seq });
                 }
             }
