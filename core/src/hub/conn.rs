@@ -962,6 +962,40 @@ impl Conn {
         true
     }
 
+    /// A replay of what an account missed in `room` since its read marker (under a
+    /// [`Note::MissedStart`](crate::wire::Note) header) waits for a store page of the seqs after
+    /// `after`: the room's live traffic waits too, folded into a gap owed from `after.next()`
+    /// on (empty, first above last, until some comes). Sent ahead of the replay, a live seq
+    /// would put the client past the replay's, and it would drop them as seen. See
+    /// [`Conn::end_catch_up_wait`].
+    pub(crate) fn catch_up_waits(&mut self, room: &RoomName, after: Seq) {
+        self.rare_mut()
+            .gaps
+            .entry(room.clone())
+            .or_insert((after.next(), after));
+        self.owes = true;
+    }
+
+    /// The store page of [`Conn::catch_up_waits`] is in (or could not be read): the gap owed
+    /// for `room` since, if it is that one (it starts after `after`), is taken. The replay
+    /// that goes on from the page reaches the room's latest seq, so it covers every live seq
+    /// folded into the gap.
+    pub(crate) fn end_catch_up_wait(&mut self, room: &RoomName, after: Seq) -> Option<(Seq, Seq)> {
+        let gaps = &mut self.rare_mut_if_any()?.gaps;
+        if gaps.get(room)?.0 != after.next() {
+            return None;
+        }
+        gaps.remove(room)
+    }
+
+    /// A gap for `room` owed again: one of [`Conn::catch_up_waits`] found when the backlog
+    /// drained (nothing to announce while the page is awaited), or what a catch-up whose page
+    /// could not be read did not bring.
+    pub(crate) fn keep_owing(&mut self, room: RoomName, gap: (Seq, Seq)) {
+        self.rare_mut().gaps.insert(room, gap);
+        self.owes = true;
+    }
+
     /// Room traffic of one read: `msgs` events of `room`, `first..=last`, back to back in
     /// `run`, queued as one piece if all of them would be (see [`Conn::push_room`]): not in a
     /// gap, and the last one fits with the others before it.

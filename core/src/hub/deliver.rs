@@ -552,6 +552,13 @@ impl Hub {
             return;
         }
         if self.refill_from_store(conn, &room, after) {
+            // A replay of what an account missed (no gap the client knows of): live traffic
+            // of the room waits until the page is in (see `Conn::catch_up_waits`).
+            if let Some(c) = self.conns.get_mut(&conn)
+                && c.rare().is_some_and(|r| r.footers.contains(&room))
+            {
+                c.catch_up_waits(&room, after);
+            }
             return;
         }
         let Some(latest) = self.gap_for_lost(conn, &room, after) else {

@@ -613,6 +613,15 @@ impl Hub {
         debug!(conn = %conn, rooms = gaps.len(), refills = refills.len(), "backlog drained");
         let held = self.out.hold;
         for (room, (first, last)) in gaps {
+            if first > last || self.awaits_catch_up(conn, &room, first) {
+                // A catch-up's store page is awaited: the live traffic held back meanwhile
+                // comes with the replay that goes on from the page, no marker needed (an nc
+                // or IRC user would be told of lines missed that it then gets).
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.keep_owing(room, (first, last));
+                }
+                continue;
+            }
             // A refill owed for the room from before the gap comes after this marker: the
             // marker starts where the refill does, or the client would take the refill's
             // older seqs for ones it had, and drop them (it keeps only the part of a marker

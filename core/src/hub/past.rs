@@ -170,6 +170,18 @@ impl Hub {
                 );
             }
             (asker, answer) => {
+                if let Asker::Refill {
+                    conn, room, after, ..
+                } = &asker
+                    && let Some(latest) = self.rooms.get(room).map(|r| r.last_seq)
+                    && let Some(c) = self.conns.get_mut(conn)
+                    && let Some((first, last)) = c.end_catch_up_wait(room, *after)
+                {
+                    // A catch-up stops here: what it did not bring (the live traffic held
+                    // back too) is announced once the error is written, as a gap the client
+                    // can ask to refill.
+                    c.keep_owing(room.clone(), (first, last.max(latest)));
+                }
                 let (conn, re) = match asker {
                     Asker::Older { conn, room } | Asker::Refill { conn, room, .. } => {
                         (conn, Re::Room(room))
@@ -434,6 +446,15 @@ impl Hub {
         self.ask(q, asker)
     }
 
+    /// Whether a gap `conn` owes for `room` from `first` on is a catch-up's wait for its store
+    /// page (see [`super::Conn::catch_up_waits`]), the page not in yet.
+    pub(super) fn awaits_catch_up(&self, conn: ConnId, room: &RoomName, first: Seq) -> bool {
+        self.queries.waiting.values().any(|a| {
+            matches!(a, Asker::Refill { conn: c, room: r, after, .. }
+                if *c == conn && r == room && after.next() == first)
+        })
+    }
+
     fn refill_page(
         &mut self,
         conn: ConnId,
@@ -443,6 +464,11 @@ impl Hub {
         page: HistoryPage,
     ) {
         let lim = self.config.queue_limits();
+        // Live traffic held back meanwhile is replayed from here on, as far as the room's
+        // latest seq (see `Conn::catch_up_waits`).
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.end_catch_up_wait(&room, after);
+        }
         let in_room = self
             .conns
             .get(&conn)

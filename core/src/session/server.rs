@@ -121,7 +121,16 @@ impl Session {
                     }
                 }
             }
-            ServerMsg::ReadUpTo { room, seq } => self.event(Event::ReadUpTo { room, seq }),
+            ServerMsg::ReadUpTo { room, seq } => {
+                // An account's marker: shown only once we know we are signed in to it. One
+                // before that reaches a resume the server had as the account's while we did
+                // not hear so (its `SignedIn` lost with a connection): asking to sign in, the
+                // answer is said again with every marker as it is then; asking nothing (signed
+                // out meanwhile) or for another account, the marker is not ours to show.
+                if self.account.signed_in().is_some() {
+                    self.event(Event::ReadUpTo { room, seq });
+                }
+            }
             ServerMsg::Crowd {
                 room,
                 joined,

@@ -2848,6 +2848,38 @@ fn read_markers_go_out_only_while_signed_in() {
 }
 
 #[test]
+fn an_accounts_marker_is_shown_only_signed_in() {
+    let marker = |seq| ServerMsg::ReadUpTo {
+        room: room("#lobby"),
+        seq: Seq(seq),
+    };
+    let shown = |t: &mut T, seq| {
+        t.events().contains(&Event::ReadUpTo {
+            room: room("#lobby"),
+            seq: Seq(seq),
+        })
+    };
+    // A guest asking nothing (the server had it as the account's: a sign-in whose answer was
+    // lost with a connection, the user signed out meanwhile) is not the account's.
+    let mut t = T::ready(Transport::Stream);
+    t.recv(marker(4));
+    assert!(!shown(&mut t, 4));
+    // Nor while it asks (maybe for another account): the answer comes with every marker.
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        false,
+        t.now,
+    );
+    t.drain_paced();
+    t.recv(marker(5));
+    assert!(!shown(&mut t, 5));
+    signed_in(&mut t, "alice", 2, None);
+    t.recv(marker(6));
+    assert!(shown(&mut t, 6));
+}
+
+#[test]
 fn a_front_end_that_shows_everything_reads_every_room_up_to_the_newest_event() {
     // `natter --login` in line mode printed every event but never moved the read marker, so
     // each run of a script brought every line since the account last read anywhere again.
