@@ -780,17 +780,7 @@ impl Hub {
                 }
                 self.account_news(guest);
                 self.account_rooms_changed(guest);
-                let token = self
-                    .issue_token(did)
-                    .unwrap_or(crate::types::ResumeToken([0; 32]));
-                self.reply(
-                    conn,
-                    Reply::Msg(ServerMsg::SignedIn {
-                        account: name,
-                        token,
-                        key,
-                    }),
-                );
+                self.tell_signed_in(conn, did, name, key);
                 self.send_markers(conn, guest);
             }
             _ => {
@@ -808,18 +798,8 @@ impl Hub {
                     }
                 };
                 self.move_device(conn, did, guest, uid, now);
-                let token = self
-                    .issue_token(did)
-                    .unwrap_or(crate::types::ResumeToken([0; 32]));
                 self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick: name.clone() }));
-                self.reply(
-                    conn,
-                    Reply::Msg(ServerMsg::SignedIn {
-                        account: name,
-                        token,
-                        key,
-                    }),
-                );
+                self.tell_signed_in(conn, did, name, key);
                 self.enter_account_rooms(conn, uid);
                 self.send_markers(conn, uid);
             }
@@ -844,18 +824,30 @@ impl Hub {
         ) else {
             return;
         };
+        self.tell_signed_in(conn, did, name, None);
+        self.send_markers(conn, uid);
+    }
+
+    /// Tells `conn` (device `did`) it is signed in to `account`, with a new resume token (the
+    /// session is the account's now) and, if one was made, its device key.
+    fn tell_signed_in(
+        &mut self,
+        conn: ConnId,
+        did: DeviceId,
+        account: Nick,
+        key: Option<DeviceKey>,
+    ) {
         let token = self
             .issue_token(did)
             .unwrap_or(crate::types::ResumeToken([0; 32]));
         self.reply(
             conn,
             Reply::Msg(ServerMsg::SignedIn {
-                account: name,
+                account,
                 token,
-                key: None,
+                key,
             }),
         );
-        self.send_markers(conn, uid);
     }
 
     /// Signed in before registration (IRC's SASL): the user it registers as is the account's.

@@ -38,7 +38,7 @@ pub(super) fn mask(mask: &Mask) -> String {
     }
 }
 
-fn addr_bits(addr: &std::net::IpAddr) -> u32 {
+fn addr_bits(addr: &core::net::IpAddr) -> u32 {
     if addr.is_ipv4() { 32 } else { 128 }
 }
 
