@@ -8,13 +8,13 @@
 
 mod harness;
 
-use harness::{Net, small_queues};
+use harness::{Net, seen_once_or_in_a_gap, small_queues};
+use natter_core::Millis;
 use natter_core::hub::Config;
 use natter_core::limits::OUTBOUND_HARD_MAX_BYTES;
 use natter_core::session::Event;
-use natter_core::{Millis, RoomName};
 use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -96,35 +96,8 @@ fn check_run(ops: Vec<Op>, config: Config) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(&queued, &settled, "client {} left messages unsettled", i);
 
-        let mut seen: BTreeMap<RoomName, BTreeSet<u64>> = BTreeMap::new();
-        let mut gaps: BTreeMap<RoomName, Vec<(u64, u64)>> = BTreeMap::new();
-        for e in net.events(i) {
-            match e {
-                Event::Room(ev) => {
-                    let fresh = seen.entry(ev.room.clone()).or_default().insert(ev.seq.0);
-                    prop_assert!(fresh, "client {} got {} #{} twice", i, ev.room, ev.seq);
-                }
-                Event::Gap { room, first, last } => {
-                    gaps.entry(room.clone())
-                        .or_default()
-                        .push((first.0, last.0));
-                }
-                _ => {}
-            }
-        }
-        for (room, got) in &seen {
-            let (lo, hi) = (*got.first().unwrap(), *got.last().unwrap());
-            let g = gaps.get(room).cloned().unwrap_or_default();
-            for q in lo..=hi {
-                prop_assert!(
-                    got.contains(&q) || g.iter().any(|(f, l)| (*f..=*l).contains(&q)),
-                    "client {} missed {} #{} without a gap marker",
-                    i,
-                    room,
-                    q
-                );
-            }
-        }
+        seen_once_or_in_a_gap(&net, i, |_, lo, hi| (lo..=hi).collect())
+            .map_err(TestCaseError::fail)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use natter_core::persist::{
 use natter_core::session::{Event, Session, SessionConfig, Transport};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{ConnId, Millis, Nick, RoomName, Seq};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One participant.
 pub struct Client {
@@ -684,4 +684,54 @@ impl Net {
             }
         }
     }
+}
+
+/// Program `i` was shown each room event once, and, for each stay in a room (a part ends one),
+/// every seq that `exists` names between the first and the last it saw there is one it saw or
+/// one inside a gap marker it got. `exists(room, lo, hi)`: the seqs from `lo` to `hi` that name
+/// an event (a seq of a failed batch names none).
+pub fn seen_once_or_in_a_gap(
+    net: &Net,
+    i: usize,
+    exists: impl Fn(&RoomName, u64, u64) -> Vec<u64>,
+) -> Result<(), String> {
+    type Stay = (BTreeSet<u64>, Vec<(u64, u64)>);
+    let mut open: BTreeMap<RoomName, Stay> = BTreeMap::new();
+    let mut stays: Vec<(RoomName, Stay)> = Vec::new();
+    for e in net.events(i) {
+        match e {
+            Event::Room(ev) => {
+                let (seen, _) = open.entry(ev.room.clone()).or_default();
+                if !seen.insert(ev.seq.0) {
+                    return Err(format!("client {i} got {} #{} twice", ev.room, ev.seq));
+                }
+            }
+            Event::Gap { room, first, last } => {
+                open.entry(room.clone())
+                    .or_default()
+                    .1
+                    .push((first.0, last.0));
+            }
+            Event::Parted { room } => {
+                if let Some(stay) = open.remove(room) {
+                    stays.push((room.clone(), stay));
+                }
+            }
+            _ => {}
+        }
+    }
+    stays.extend(open);
+    for (room, (seen, gaps)) in &stays {
+        let (Some(&lo), Some(&hi)) = (seen.first(), seen.last()) else {
+            continue;
+        };
+        for q in exists(room, lo, hi) {
+            if !seen.contains(&q) && !gaps.iter().any(|(f, l)| (*f..=*l).contains(&q)) {
+                return Err(format!(
+                    "client {i} missed {room} #{q} without a gap marker"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
