@@ -1102,3 +1102,29 @@ fn a_client_asking_for_another_account_is_not_shown_markers_of_a_sign_in_it_neve
     ];
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+/// After a resume, a program sends again what it was not answered, with its new lines: past a
+/// full flood queue, the copy of a line the room has was refused as a flood, and the client
+/// settled as not delivered a line everyone saw.
+#[test]
+fn a_resend_past_a_full_flood_queue_is_acknowledged_not_refused() {
+    let mut ops = vec![Crash];
+    ops.extend(std::iter::repeat_n(Say(2), 8));
+    ops.extend([Say(0), Say(0), Say(2), Say(0), Say(2), Fail]);
+    ops.extend(std::iter::repeat_n(Say(2), 5));
+    ops.extend([
+        Advance(222),
+        Say(0),
+        Say(2),
+        Commit(2),
+        Join(2, 1),
+        Say(2),
+        Cut(2),
+        Logout(2),
+        Logout(2),
+        Say(0),
+        Say(0),
+        Register(2),
+    ]);
+    check_run_with(durable_accounts(false), ops).unwrap();
+}

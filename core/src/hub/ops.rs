@@ -76,6 +76,17 @@ impl Hub {
             c.pending_len()
         );
         let re = re_of(&req);
+        let device = c.device().is_some();
+        // A program's resend of a message already taken (or refused) after a resume, with the
+        // rest of what it sent meanwhile: answered as when it runs (acknowledged, or refused
+        // again), never refused as a flood, which would tell the client the room does not
+        // have a line it has. It costs no more than a refusal.
+        if let Re::Msg(id) = re
+            && device
+            && !self.fresh_id(conn, id)
+        {
+            return;
+        }
         self.stats.flood_refused += 1;
         self.flush_fanout();
         self.limit(conn, Limit::Flood, ErrorKind::Flood, re, detail);

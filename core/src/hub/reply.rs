@@ -155,9 +155,9 @@ impl Hub {
     /// An error reply about `re`.
     pub(super) fn error(&mut self, conn: ConnId, kind: ErrorKind, re: Re, detail: String) {
         debug!(conn = %conn, ?kind, %detail, "error reply");
-        // A refused message: a resend of it is refused again (see `DeviceRare::refused`). Not
-        // a resend of one already taken that the flood queue had no room for: that refuses the
-        // copy, not the message.
+        // A refused message: a resend of it is refused again (see `DeviceRare::refused`). (A
+        // resend of one already taken is answered as had, even past a full flood queue: see
+        // `Hub::submit`.)
         if let Re::Msg(id) = re
             && let Some(dev) = self
                 .conns
@@ -165,7 +165,6 @@ impl Hub {
                 .and_then(|c| c.device())
                 .and_then(|d| self.devices.get_mut(&d))
             && dev.resume.is_some()
-            && (kind != ErrorKind::Flood || id > dev.last_id)
         {
             dev.refuse(id, kind);
         }

@@ -1995,6 +1995,68 @@ fn a_refused_message_resent_after_a_later_one_was_taken_is_refused_again() {
 }
 
 #[test]
+fn a_resend_past_a_full_flood_queue_is_answered_as_had_not_refused() {
+    let mut cfg = config();
+    cfg.flood_burst = 3;
+    cfg.flood_queue = 2;
+    cfg.flood_refill = Millis(100);
+    let mut t = T::with(cfg);
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#d");
+    t.join(b, "#d");
+    t.say(a, "#d", 1, "taken");
+    t.say(a, "#x", 2, "nowhere");
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    t.now = t.now + Millis(1_000);
+    let (a, _) = t.resume("alice", token, vec![(room("#d"), Seq(0))]);
+    t.recv(a);
+    t.recv(b);
+    // After the resume, the client sends its new lines and, with them, the two it never heard
+    // answered: past what the flood queue holds (three run, two wait).
+    let mut all = Vec::new();
+    for (r, id, line) in [
+        ("#d", 3, "m3"),
+        ("#d", 4, "m4"),
+        ("#d", 5, "m5"),
+        ("#d", 6, "m6"),
+        ("#d", 7, "m7"),
+        ("#d", 1, "taken"),
+        ("#x", 2, "nowhere"),
+        ("#d", 8, "m8"),
+    ] {
+        all.extend_from_slice(
+            &encode_frame(&ClientMsg::Say {
+                room: room(r),
+                id: MsgId(id),
+                text: text(line),
+            })
+            .unwrap(),
+        );
+    }
+    t.feed(a, &all);
+    let got = t.recv(a);
+    let refused: Vec<(ErrorKind, Re)> = errors(&got).into_iter().map(|(k, r, _)| (k, r)).collect();
+    // The one taken is acknowledged, the one refused is refused again as it was; only a new
+    // one is refused as a flood.
+    assert!(got.contains(&ServerMsg::Ack { id: MsgId(1) }), "{got:?}");
+    assert_eq!(
+        refused,
+        vec![
+            (ErrorKind::NotInRoom, Re::Msg(MsgId(2))),
+            (ErrorKind::Flood, Re::Msg(MsgId(8)))
+        ],
+        "{got:?}"
+    );
+    assert_eq!(
+        says(&t.recv(b)),
+        vec!["m3", "m4", "m5"],
+        "nothing delivered twice"
+    );
+}
+
+#[test]
 fn a_broadcast_is_encoded_once() {
     let mut t = T::new();
     let cs: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| t.bin(n)).collect();
