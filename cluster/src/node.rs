@@ -2029,7 +2029,9 @@ fn session_key(token_id: u64) -> String {
     format!("{token_id:016x}")
 }
 
-/// A session record as the cluster keeps it.
+/// A session record as the cluster keeps it; its refused messages follow it in the value
+/// (an older node reads the record and ignores what follows; a value an older node wrote has
+/// nothing there).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredSession {
     token: [u8; 32],
@@ -2052,21 +2054,35 @@ fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
         updated: r.updated,
         node: node.to_owned(),
     };
-    bincode::serde::encode_to_vec(&stored, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    let mut value = bincode::serde::encode_to_vec(&stored, bincode::config::standard())
+        .map_err(|e| e.to_string())?;
+    if !r.refused.is_empty() {
+        let refused = bincode::serde::encode_to_vec(&r.refused, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+        value.extend(refused);
+    }
+    Ok(Bytes::from(value))
 }
 
 fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
-    let (s, _): (StoredSession, usize) =
+    let (s, read): (StoredSession, usize) =
         bincode::serde::decode_from_slice(value, bincode::config::standard())
             .map_err(|e| e.to_string())?;
+    let refused = match value.get(read..).filter(|rest| !rest.is_empty()) {
+        Some(rest) => {
+            bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                .map_err(|e| format!("refused messages: {e}"))?
+                .0
+        }
+        None => Vec::new(),
+    };
     Ok(SessionRecord {
         token: TokenHash(s.token),
         token_id: s.token_id,
         nick: s.nick,
         rooms: s.rooms,
         last_id: s.last_id,
+        refused,
         updated: s.updated,
     })
 }
@@ -2233,12 +2249,28 @@ mod tests {
             nick: Nick::new("alice").unwrap(),
             rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
             last_id: natter_core::MsgId(9),
+            refused: Vec::new(),
             updated: Millis(1_234),
         };
         let bytes = encode_session(&r, "node1").unwrap();
         assert_eq!(decode_session(&bytes).unwrap(), r);
         assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
         assert_eq!(session_key(42), "000000000000002a");
+        // With refused messages: an older node reads the record (what it knows of), a newer
+        // one all of it.
+        let refused = SessionRecord {
+            refused: vec![(
+                natter_core::MsgId(3),
+                natter_core::wire::ErrorKind::NotInRoom,
+            )],
+            ..r.clone()
+        };
+        let bytes = encode_session(&refused, "node1").unwrap();
+        assert_eq!(decode_session(&bytes).unwrap(), refused);
+        let (older, _): (StoredSession, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(older.last_id, r.last_id);
+        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

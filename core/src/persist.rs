@@ -238,6 +238,11 @@ pub struct SessionRecord {
     /// The last message id accepted from this user: a message resent after a restart with an id
     /// at or below it is acknowledged, not delivered again.
     pub last_id: MsgId,
+    /// Messages from this user that were refused (how, each), oldest first, at most
+    /// [`crate::limits::SESSION_MAX_PENDING`]: a resend of one at or below `last_id` after a
+    /// restart is refused again, not acknowledged as had (its client may not have heard the
+    /// refusal before the server went away).
+    pub refused: Vec<(MsgId, crate::wire::ErrorKind)>,
     /// When this record was written (the hub's clock: Unix milliseconds in a real server).
     pub updated: Millis,
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
-use natter_core::wire::EventKind;
+use natter_core::wire::{ErrorKind, EventKind};
 use natter_core::{Millis, MsgId, ResumeToken, Seq};
 use natter_store::{
     Batch, BatchId, Config, HistoryQuery, LoadOptions, OpenError, RecentRooms, Retention,
@@ -139,6 +139,7 @@ fn a_batch_is_all_or_nothing() {
         nick: nick("carol"),
         rooms: vec![room("#a")],
         last_id: MsgId(3),
+        refused: Vec::new(),
         updated: Millis(T0),
     };
     // A new room, a session, a topic, then a duplicate seq: the whole batch fails.
@@ -228,6 +229,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("alice"),
         rooms: vec![room("#a"), room("#b")],
         last_id: MsgId(41),
+        refused: Vec::new(),
         updated: Millis(T0),
     };
     let s2 = SessionRecord {
@@ -236,6 +238,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("bob"),
         rooms: vec![],
         last_id: MsgId(0),
+        refused: Vec::new(),
         updated: Millis(T0 + 10),
     };
     {
@@ -244,9 +247,13 @@ fn sessions_round_trip_by_token_hash() {
         b.push(Write::Session(s1.clone()));
         b.push(Write::Session(s2.clone()));
         store.write(&b).unwrap();
-        // Replaced: the last accepted id moves on.
+        // Replaced: the last accepted id moves on, past two messages refused.
         let s1b = SessionRecord {
             last_id: MsgId(42),
+            refused: vec![
+                (MsgId(40), ErrorKind::NotInRoom),
+                (MsgId(41), ErrorKind::NotStored),
+            ],
             updated: Millis(T0 + 20),
             ..s1.clone()
         };
@@ -276,6 +283,13 @@ fn sessions_round_trip_by_token_hash() {
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions[0].last_id, MsgId(42));
     assert_eq!(sessions[0].rooms, s1.rooms);
+    assert_eq!(
+        sessions[0].refused,
+        [
+            (MsgId(40), ErrorKind::NotInRoom),
+            (MsgId(41), ErrorKind::NotStored)
+        ]
+    );
     assert_eq!(
         sessions[1],
         SessionRecord {
@@ -340,6 +354,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 nick: nick("dave"),
                 rooms: vec![room("#b")],
                 last_id: MsgId(1),
+                refused: Vec::new(),
                 updated: Millis(T0),
             })],
         })
@@ -983,6 +998,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        refused: Vec::new(),
         updated: Millis(T0),
     };
     let last_id = |k: u8, id: u64| Write::SessionLastId {
@@ -1047,6 +1063,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        refused: Vec::new(),
         updated: Millis(updated),
     }
 }

@@ -13,7 +13,7 @@ use super::deliver::Skip;
 use super::dialect::{Hello, IfTaken, Reply, Request};
 use super::{DeviceId, Hub, ResumeKey, Timer, User, UserId};
 use crate::limits::MAX_NICK_LEN;
-use crate::persist::{SessionRecord, TokenHash};
+use crate::persist::SessionRecord;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
 use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
@@ -496,21 +496,6 @@ impl Hub {
         self.cluster.as_mut()?.out.pop_front()
     }
 
-    /// Device `did`'s resume session as the cluster keeps it.
-    fn session_record(&self, did: DeviceId) -> Option<SessionRecord> {
-        let d = self.devices.get(&did)?;
-        let key = d.resume?;
-        let u = self.users.get(&d.user)?;
-        Some(SessionRecord {
-            token: TokenHash(key.hash),
-            token_id: key.id,
-            nick: u.nick.clone(),
-            rooms: u.rooms.iter().cloned().collect(),
-            last_id: d.last_id,
-            updated: self.now,
-        })
-    }
-
     /// Device `did`'s session changed (token, nick, rooms): its record is written.
     pub(super) fn cluster_session_changed(&mut self, did: DeviceId) {
         if let Some(cl) = self.cluster.as_mut() {
@@ -643,7 +628,7 @@ impl Hub {
         let mut user = User::new(uid, record.nick.clone());
         user.set_away(away);
         self.users.insert(uid, Box::new(user));
-        let did = self.restored_device(uid, record.token_id, &record.token, record.last_id, now);
+        let did = self.restored_device(uid, &record, now);
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };

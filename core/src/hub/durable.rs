@@ -36,6 +36,8 @@ struct Flight {
     /// Devices whose whole session record it writes: written again with the next batch if it
     /// fails, so a later [`Write::SessionLastId`] finds the record.
     sessions: Vec<DeviceId>,
+    /// Devices whose last message id only it writes ([`Write::SessionLastId`]).
+    ids: Vec<DeviceId>,
     /// Whose presence it writes (room, nick), and whether it starts the record again
     /// ([`Write::PresenceReset`]): written again, as they are then, if it fails.
     presence: Vec<(RoomName, Nick)>,
@@ -231,15 +233,23 @@ impl Hub {
         }
     }
 
-    /// Device `did` sent a message: its last message id is written with this batch.
+    /// Device `did` sent a message: its last message id is written with this batch, and its
+    /// whole record if messages were refused since it was last written: a resend of one of
+    /// them at or below the stored last id must be refused again after a restart, not
+    /// acknowledged as had.
     pub(super) fn device_id_changed(&mut self, did: DeviceId) {
         let Some(dur) = self.durable.as_mut() else {
             return;
         };
-        if self.devices.get(&did).is_some_and(|d| d.resume.is_some()) {
+        let Some(dev) = self.devices.get_mut(&did).filter(|d| d.resume.is_some()) else {
+            return;
+        };
+        if dev.take_refused_unsaved() {
+            dur.dirty.insert(did);
+        } else {
             dur.ids.insert(did);
-            self.out.hold = Some(dur.next);
         }
+        self.out.hold = Some(dur.next);
     }
 
     /// `key`'s session is over (quit, grace over, or its token replaced).
@@ -248,32 +258,54 @@ impl Hub {
         self.record(Write::EndSession(TokenHash(key.hash)));
     }
 
+    /// Device `did`'s resume session as the store and the cluster keep it (`None`: it has none).
+    pub(super) fn session_record(&self, did: DeviceId) -> Option<SessionRecord> {
+        let d = self.devices.get(&did)?;
+        let key = d.resume?;
+        let u = self.users.get(&d.user)?;
+        Some(SessionRecord {
+            token: TokenHash(key.hash),
+            token_id: key.id,
+            nick: u.nick.clone(),
+            rooms: u.rooms.iter().cloned().collect(),
+            last_id: d.last_id,
+            refused: d.refused().to_vec(),
+            updated: self.now,
+        })
+    }
+
+    /// Device `did`'s message `id` was refused (`kind`): kept, so that a resend is refused
+    /// again, and written with the session record when a later message is taken (see
+    /// [`Hub::device_id_changed`]), or at once if `now` (a batch in flight may store a last
+    /// id past it: the message was taken, and its batch failed under a later one).
+    pub(super) fn refused_message(&mut self, did: DeviceId, id: MsgId, kind: ErrorKind, now: bool) {
+        let Some(dev) = self.devices.get_mut(&did) else {
+            return;
+        };
+        if dev.resume.is_some() && dev.refuse(id, kind) && now {
+            dev.take_refused_unsaved();
+            self.device_changed(did);
+        }
+    }
+
     /// The batch of writes gathered since the last call, to store in one transaction; `None`
     /// when there is nothing to write (or no store). Call it after each round of input, before
     /// or after draining [`Hub::poll_transmit`].
     pub fn poll_store(&mut self) -> Option<Batch> {
         let now = self.now;
-        let d = self.durable.as_mut()?;
-        let dirty = core::mem::take(&mut d.dirty);
+        let dirty = core::mem::take(&mut self.durable.as_mut()?.dirty);
         let mut sessions = Vec::new();
+        let mut records = Vec::new();
         for &did in &dirty {
-            let Some(dev) = self.devices.get(&did) else {
-                continue;
-            };
-            let (Some(key), Some(u)) = (dev.resume, self.users.get(&dev.user)) else {
-                continue;
-            };
-            d.writes.push(Write::Session(SessionRecord {
-                token: TokenHash(key.hash),
-                token_id: key.id,
-                nick: u.nick.clone(),
-                rooms: u.rooms.iter().cloned().collect(),
-                last_id: dev.last_id,
-                updated: now,
-            }));
-            sessions.push(did);
+            if let Some(record) = self.session_record(did) {
+                records.push(Write::Session(record));
+                sessions.push(did);
+            }
         }
+        let d = self.durable.as_mut()?;
+        d.writes.extend(records);
         // A device whose whole record is written needs no last-id write besides.
+        let mut ids = Vec::new();
         for did in core::mem::take(&mut d.ids) {
             let Some(dev) = self.devices.get(&did) else {
                 continue;
@@ -287,6 +319,7 @@ impl Hub {
                     last_id: dev.last_id,
                     updated: now,
                 });
+                ids.push(did);
             }
         }
         let used = core::mem::take(&mut d.used);
@@ -328,6 +361,7 @@ impl Hub {
             id,
             events: core::mem::take(&mut d.events),
             sessions,
+            ids,
             presence: core::mem::take(&mut d.presence),
             reset: core::mem::take(&mut d.reset),
             used: used.clone(),
@@ -370,6 +404,7 @@ impl Hub {
             id: batch.0,
             events: Vec::new(),
             sessions: Vec::new(),
+            ids: Vec::new(),
             presence: Vec::new(),
             reset: false,
             used: Vec::new(),
@@ -420,15 +455,22 @@ impl Hub {
                 c.drop_failed(&mut self.out, &failed);
             }
         }
+        // Devices whose last id a batch in flight after this one writes: past the messages
+        // this one lost, it may be stored.
+        let later: BTreeSet<DeviceId> = self.durable.as_ref().map_or_else(BTreeSet::new, |d| {
+            d.flights
+                .iter()
+                .flat_map(|f| f.sessions.iter().chain(&f.ids))
+                .copied()
+                .collect()
+        });
         for w in flight.events {
             let Some((conn, id)) = w.sender else {
                 continue;
             };
             // Told now if its connection is there, and again if its client resends it.
-            if let Some(dev) = w.device.and_then(|d| self.devices.get_mut(&d))
-                && dev.resume.is_some()
-            {
-                dev.refuse(id, ErrorKind::NotStored);
+            if let Some(did) = w.device {
+                self.refused_message(did, id, ErrorKind::NotStored, later.contains(&did));
             }
             let detail = format!("{why}; your message was not delivered");
             self.error(conn, ErrorKind::NotStored, Re::Msg(id), detail);
@@ -567,14 +609,14 @@ impl Hub {
                         uid,
                         Box::new(User {
                             rooms: set,
-                            ..User::new(uid, s.nick)
+                            ..User::new(uid, s.nick.clone())
                         }),
                     );
                     self.restored_account_user(uid);
                     uid
                 }
             };
-            self.restored_device(uid, s.token_id, &s.token, s.last_id, now);
+            self.restored_device(uid, &s, now);
             restored += 1;
         }
         debug!(rooms = self.rooms.len(), sessions = restored, "restored");

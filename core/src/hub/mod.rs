@@ -308,8 +308,14 @@ struct DeviceRare {
     /// A resend of one whose id is at or below `last_id` (a later message was taken, or its
     /// batch failed after it was) is refused again, not acknowledged as had: its client may
     /// not have heard the refusal (its connection dropped first, or with the bytes). Kept for
-    /// the device's life: nothing tells when its client has heard.
+    /// the device's life: nothing tells when its client has heard. Stored with its session
+    /// record, so a kill forgets none ([`crate::persist::SessionRecord::refused`]).
     refused: Vec<(MsgId, crate::wire::ErrorKind)>,
+    /// Whether `refused` changed since the session record was last written: the record is
+    /// written whole (not only its last id) when a later message is taken, in that message's
+    /// batch. Until then a restart forgets nothing that matters: a resend above the stored last
+    /// id is taken as new.
+    refused_unsaved: bool,
 }
 
 impl Device {
@@ -349,16 +355,33 @@ impl Device {
     }
 
     /// Message `id` was refused (`kind`): a resend of it is refused again (see
-    /// [`DeviceRare::refused`]).
-    fn refuse(&mut self, id: MsgId, kind: crate::wire::ErrorKind) {
+    /// [`DeviceRare::refused`]). `false` if it was refused before.
+    fn refuse(&mut self, id: MsgId, kind: crate::wire::ErrorKind) -> bool {
         let kept = &mut self.rare.get_or_insert_with(Box::default).refused;
         if kept.iter().any(|(k, _)| *k == id) {
-            return;
+            return false;
         }
         if kept.len() >= crate::limits::SESSION_MAX_PENDING {
             kept.remove(0);
         }
         kept.push((id, kind));
+        if let Some(r) = self.rare.as_mut() {
+            r.refused_unsaved = true;
+        }
+        true
+    }
+
+    /// Whether refusals wait to be written with the session record (and clears it: they are
+    /// being written).
+    fn take_refused_unsaved(&mut self) -> bool {
+        self.rare
+            .as_mut()
+            .is_some_and(|r| core::mem::take(&mut r.refused_unsaved))
+    }
+
+    /// The messages refused, oldest first (see [`DeviceRare::refused`]).
+    fn refused(&self) -> &[(MsgId, crate::wire::ErrorKind)] {
+        self.rare.as_ref().map_or(&[], |r| &r.refused)
     }
 
     /// How message `id` was refused, if it was (see [`DeviceRare::refused`]).
@@ -876,20 +899,6 @@ impl Hub {
             .get(&self.users, nick.folded_key().as_str())
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(room))
-    }
-
-    /// The messages of `nick`'s devices that were refused (see `DeviceRare::refused`): for
-    /// property tests that must tell a refusal a crash made the hub forget.
-    #[cfg(feature = "fuzzing")]
-    pub fn refused_of(&self, nick: &Nick) -> Vec<crate::types::MsgId> {
-        let Some(uid) = self.nicks.get(&self.users, nick.folded_key().as_str()) else {
-            return Vec::new();
-        };
-        self.devices_of(uid)
-            .into_iter()
-            .filter_map(|d| self.devices.get(&d)?.rare.as_ref())
-            .flat_map(|r| r.refused.iter().map(|(id, _)| *id))
-            .collect()
     }
 
     /// Rooms that exist.

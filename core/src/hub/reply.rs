@@ -159,14 +159,9 @@ impl Hub {
         // resend of one already taken is answered as had, even past a full flood queue: see
         // `Hub::submit`.)
         if let Re::Msg(id) = re
-            && let Some(dev) = self
-                .conns
-                .get(&conn)
-                .and_then(|c| c.device())
-                .and_then(|d| self.devices.get_mut(&d))
-            && dev.resume.is_some()
+            && let Some(did) = self.conns.get(&conn).and_then(|c| c.device())
         {
-            dev.refuse(id, kind);
+            self.refused_message(did, id, kind, false);
         }
         self.reply(conn, Reply::error(kind, re, detail));
     }

@@ -3072,6 +3072,20 @@ mod durable {
         assert_eq!(says(&got), vec!["four"]);
         let refused: Vec<Re> = errors(&got).into_iter().map(|e| e.1).collect();
         assert_eq!(refused, vec![Re::Msg(MsgId(4))]);
+        // Bob's waits for the batch that writes it with his session: a later line of his is
+        // stored (his last id is past it), so a restart must still refuse it when resent.
+        assert!(errors(&t.recv(b)).is_empty());
+        let rewrite = t.batches.last().unwrap();
+        assert!(rewrite.id > last);
+        assert!(
+            rewrite.writes.iter().any(|w| matches!(w,
+                Write::Session(s) if s.refused == [(MsgId(5), ErrorKind::NotStored)])),
+            "{:?}",
+            rewrite.writes
+        );
+        let rewrite = rewrite.id;
+        t.hub.handle_durable(rewrite, t.now);
+        t.pump();
         let refused: Vec<Re> = errors(&t.recv(b)).into_iter().map(|e| e.1).collect();
         assert_eq!(refused, vec![Re::Msg(MsgId(5))]);
     }

@@ -55,21 +55,22 @@ impl Hub {
     pub(super) fn restored_device(
         &mut self,
         uid: UserId,
-        token_id: u64,
-        token_hash: &crate::persist::TokenHash,
-        last_id: MsgId,
+        record: &crate::persist::SessionRecord,
         now: crate::time::Millis,
     ) -> DeviceId {
         let did = self.new_device(uid, None);
         if let Some(d) = self.devices.get_mut(&did) {
             d.resume = Some(super::ResumeKey {
-                id: token_id,
-                hash: token_hash.0,
+                id: record.token_id,
+                hash: record.token.0,
             });
-            d.last_id = last_id;
+            d.last_id = record.last_id;
+            for &(id, kind) in &record.refused {
+                d.refuse(id, kind);
+            }
         }
         self.tokens
-            .insert(&self.devices, token_id, did, Which::Current);
+            .insert(&self.devices, record.token_id, did, Which::Current);
         self.detached += 1;
         self.timers
             .set(super::Timer::Grace(did), now + self.config.resume_grace);

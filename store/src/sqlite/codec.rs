@@ -2,7 +2,7 @@
 //! the one text an event carries in their own columns. Reading validates again (a nick, room or
 //! text that is not valid is reported as damage, never passed on).
 
-use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::wire::{ErrorKind, EventKind, RoomEvent};
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
 
 /// `events.kind` values (also written in the migrations: keep them in step).
@@ -387,6 +387,29 @@ impl Row {
             kind,
         })
     }
+}
+
+/// `sessions.refused`: a session's refused messages as bincode (the wire's encoding of an
+/// [`ErrorKind`], whose numbering PROTOCOL.md fixes); `None` (NULL) when there are none.
+pub(crate) fn refused_blob(
+    refused: &[(MsgId, ErrorKind)],
+) -> Result<Option<Vec<u8>>, crate::WriteError> {
+    if refused.is_empty() {
+        return Ok(None);
+    }
+    bincode::serde::encode_to_vec(refused, bincode::config::standard())
+        .map(Some)
+        .map_err(|e| crate::WriteError::Storage(format!("refused messages of a session: {e}")))
+}
+
+/// What [`refused_blob`] wrote; `None` if it is not that.
+pub(crate) fn refused_of(blob: Option<&[u8]>) -> Option<Vec<(MsgId, ErrorKind)>> {
+    let Some(blob) = blob else {
+        return Some(Vec::new());
+    };
+    let (refused, read): (Vec<(MsgId, ErrorKind)>, usize) =
+        bincode::serde::decode_from_slice(blob, bincode::config::standard()).ok()?;
+    (read == blob.len()).then_some(refused)
 }
 
 #[cfg(test)]

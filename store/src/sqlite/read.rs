@@ -296,7 +296,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
         .ok_or_else(|| corrupt("a session_ids row"))?;
     let mut st = conn
         .prepare(
-            "SELECT token, nick, rooms, last_id, updated, token_id FROM sessions \
+            "SELECT token, nick, rooms, last_id, updated, token_id, refused FROM sessions \
              WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
@@ -309,12 +309,13 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, Option<Vec<u8>>>(6)?,
             ))
         })
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, mut last_id, mut updated, token_id) =
+        let (token, nick, rooms, mut last_id, mut updated, token_id, refused) =
             row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
         if let Some(&(id, at)) = unfolded.get(&token) {
@@ -329,11 +330,14 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             .map(|r| RoomName::try_from(r.to_owned()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt(format!("rooms of session of {nick}: {e}")))?;
+        let refused = super::codec::refused_of(refused.as_deref())
+            .ok_or_else(|| corrupt(format!("refused messages of session of {nick}")))?;
         sessions.push(SessionRecord {
             token,
             token_id: u64::from_ne_bytes(token_id.to_ne_bytes()),
             rooms,
             last_id: MsgId(int_u64("message id", last_id)?),
+            refused,
             updated: Millis(int_u64("time", updated)?),
             nick,
         });

@@ -2026,7 +2026,8 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
     assert_eq!(before[0].events.len(), 48);
     assert_eq!(before[2].events.len(), 32);
     drop(store);
-    // What schema 10 wrote: the same rows in a WITHOUT ROWID table keyed by (room, seq).
+    // What schema 10 wrote: the same rows in a WITHOUT ROWID table keyed by (room, seq) (and
+    // sessions without schema 12's column).
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
         .execute_batch(
@@ -2041,6 +2042,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              CREATE UNIQUE INDEX events_by_id ON events (id);
              INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
              DROP TABLE events_v11;
+             ALTER TABLE sessions DROP COLUMN refused;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2061,7 +2063,6 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
             .unwrap(),
     );
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 11);
     assert!(!table.contains("WITHOUT ROWID"), "{table}");
     assert_eq!(pages(&store), before);
     assert_eq!(
@@ -2083,4 +2084,53 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
         found(dir.path(), "move"),
         vec![("#b".to_owned(), next[1] + 1)]
     );
+}
+
+#[test]
+fn a_schema_11_store_keeps_its_sessions_with_nothing_refused() {
+    use crate::{SessionRecord, TokenHash};
+    use natter_core::wire::ErrorKind;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let session = SessionRecord {
+        token: TokenHash([5; 32]),
+        token_id: 7,
+        nick: Nick::new("alice").unwrap(),
+        rooms: vec![RoomName::new("#a").unwrap()],
+        last_id: MsgId(9),
+        refused: vec![(MsgId(4), ErrorKind::Muted)],
+        updated: Millis(1),
+    };
+    let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
+        store
+            .write(&Batch {
+                id: BatchId(id),
+                writes: vec![Write::Session(s.clone())],
+            })
+            .unwrap();
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    write(&mut store, 1, &session);
+    drop(store);
+    // What schema 11 had: the same row without the column.
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .execute_batch("ALTER TABLE sessions DROP COLUMN refused; PRAGMA user_version = 11;")
+        .unwrap();
+    let mut store = SqliteStore::open(&config).unwrap();
+    let version: u32 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let nothing_refused = SessionRecord {
+        refused: Vec::new(),
+        ..session.clone()
+    };
+    assert_eq!(loaded.sessions, [nothing_refused]);
+    // Written again, with what was refused: read back as written.
+    write(&mut store, 2, &session);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.sessions, [session]);
 }

@@ -864,9 +864,10 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
         .collect::<Vec<_>>()
         .join(" ");
     let (last_id, updated) = (int("message id", s.last_id.0)?, int("time", s.updated.0)?);
+    let refused = super::codec::refused_blob(&s.refused)?;
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO sessions (token, token_id, nick, rooms, last_id, updated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO sessions (token, token_id, nick, rooms, last_id, updated, refused) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -876,7 +877,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             s.nick.as_str(),
             rooms,
             last_id,
-            updated
+            updated,
+            refused
         ])
     })
     .map(|_| ())
