@@ -391,3 +391,13 @@ pub const MAX_DEVICE_KEYS: usize = 32;
 /// 50 reads a second per connection, each decoded and refused in words, instead of whatever the
 /// sender can push. Short enough that a burst of refused messages is answered within seconds.
 pub const FLOOD_READ_GAP: Millis = Millis(20);
+
+/// After a batch fails, the next one (which writes again what the failed one held: sessions,
+/// presence, accounts, the seqs it gave out) is handed out at once; after a second failure in
+/// a row it waits this long, doubled for each further one up to [`STORE_RETRY_MAX`]: a full
+/// disk then costs a few attempts a second, not a loop as fast as the store can fail. Lines
+/// typed meanwhile go with it.
+pub const STORE_RETRY_MIN: Millis = Millis(50);
+
+/// The longest wait before the batch after a streak of failed ones (see [`STORE_RETRY_MIN`]).
+pub const STORE_RETRY_MAX: Millis = Millis(1_000);

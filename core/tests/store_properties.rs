@@ -140,6 +140,10 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut out = [false; NAMES.len()];
     // The batch that writes again what a failed batch wrote about accounts and ended sessions.
     let mut rewritten: Option<BatchId> = None;
+    // The last batch handed out when a batch last failed: until one after it is stored, what
+    // the failed one held and is written again (seqs given out, sessions, accounts, refusals)
+    // lives in memory only. After failures in a row, the next batch waits a moment.
+    let mut failed_under: Option<u64> = None;
     for op in ops {
         match op {
             Op::Say(i) => {
@@ -158,6 +162,7 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Advance(ms) => net.advance(Millis(ms)),
             Op::Commit(n) => net.commit(n),
             Op::Fail => {
+                let waiting = net.store.as_ref().is_some_and(|st| !st.pending.is_empty());
                 let accounts = net
                     .store
                     .as_ref()
@@ -176,6 +181,9 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                             )
                         })
                     });
+                if waiting {
+                    failed_under = net.store.as_ref().map(|st| st.handed);
+                }
                 net.fail();
                 if accounts {
                     // Written again with the next batch: until it is stored, a kill loses them.
@@ -218,6 +226,8 @@ fn check_run_with(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .any(|w| matches!(w, Write::SeqsUsed { .. }))
                 });
                 let window = window
+                    || failed_under
+                        .is_some_and(|m| net.store.as_ref().is_some_and(|st| st.committed <= m))
                     || rewritten.is_some_and(|id| {
                         net.store
                             .as_ref()

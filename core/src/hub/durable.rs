@@ -7,6 +7,7 @@
 //! A restarted hub takes back rooms, history and resume sessions with [`Hub::restore`].
 
 use super::room::{Room, Stored};
+use super::timers::Timer;
 use super::{DeviceId, Hub, ResumeKey, User, UserId};
 use crate::persist::{Batch, BatchId, Loaded, SessionRecord, TokenHash, Write};
 use crate::time::Millis;
@@ -81,6 +82,10 @@ pub(crate) struct Durable {
     /// (`reclaim_orphan_room`): made again, it goes on from there, as the store holds its
     /// events up to it.
     pub(super) freed: std::collections::HashMap<RoomName, Seq>,
+    /// Batches failed in a row, and until when the next batch waits after the last of them
+    /// (see [`crate::limits::STORE_RETRY_MIN`]).
+    failures: u32,
+    retry_at: Option<Millis>,
 }
 
 impl Durable {
@@ -293,7 +298,13 @@ impl Hub {
     /// or after draining [`Hub::poll_transmit`].
     pub fn poll_store(&mut self) -> Option<Batch> {
         let now = self.now;
-        let dirty = core::mem::take(&mut self.durable.as_mut()?.dirty);
+        let d = self.durable.as_mut()?;
+        if d.retry_at.is_some_and(|at| now < at) && !self.shut {
+            // After a failure: the deadline is in `poll_timeout`.
+            return None;
+        }
+        d.retry_at = None;
+        let dirty = core::mem::take(&mut d.dirty);
         let mut sessions = Vec::new();
         let mut records = Vec::new();
         for &did in &dirty {
@@ -385,6 +396,7 @@ impl Hub {
         while d.flights.front().is_some_and(|f| f.id <= upto.0) {
             d.flights.pop_front();
         }
+        d.failures = 0;
         self.release_held(upto.0, None);
     }
 
@@ -397,6 +409,21 @@ impl Hub {
             return;
         };
         let Some(at) = d.flights.iter().position(|f| f.id == batch.0) else {
+            return;
+        };
+        // The batch after a failure goes at once (what it writes again is lost to a kill until
+        // it is stored); after failures in a row it waits a moment, longer for each.
+        d.failures = d.failures.saturating_add(1);
+        if d.failures > 1 {
+            let wait = crate::limits::STORE_RETRY_MIN
+                .0
+                .saturating_mul(1 << (d.failures - 2).min(16))
+                .min(crate::limits::STORE_RETRY_MAX.0);
+            let retry_at = self.now + Millis(wait);
+            d.retry_at = Some(retry_at);
+            self.timers.set(Timer::StoreRetry, retry_at);
+        }
+        let Some(d) = self.durable.as_mut() else {
             return;
         };
         // Reports come in order: batches before this one were reported already.

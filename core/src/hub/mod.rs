@@ -731,6 +731,8 @@ impl Hub {
                 }
                 Timer::Crowds => self.crowd_summaries(),
                 Timer::ClusterRedo => self.redo_membership(now),
+                // `poll_store` hands out the next batch from now on.
+                Timer::StoreRetry => {}
                 Timer::PruneIps => {
                     self.ips.prune(&self.config, now, usize::MAX);
                     if self.ips.len() > 0 {

@@ -3002,6 +3002,65 @@ mod durable {
         assert_eq!(said(&mut t, b), vec!["stored"]);
     }
 
+    /// A full disk fails every batch: the batch after the first failure goes at once (what it
+    /// writes again is lost to a kill until stored), those after failures in a row wait
+    /// longer each time, up to a cap, and a commit starts over.
+    #[test]
+    fn failures_in_a_row_space_out_the_batches_after_them() {
+        use crate::limits::{STORE_RETRY_MAX, STORE_RETRY_MIN};
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        t.join(a, "#d");
+        t.recv(a);
+        t.auto_commit = false;
+        // Alice's session record (her rooms) and presence: written again when a batch fails.
+        t.send(a, &ClientMsg::Join { room: room("#e") });
+        let fail_last = |t: &mut T| {
+            let id = t.batches.last().unwrap().id;
+            t.hub
+                .handle_store_failed(id, "the server's disk is full", t.now);
+            t.pump();
+        };
+        let n = t.batches.len();
+        fail_last(&mut t);
+        assert_eq!(t.batches.len(), n + 1, "at once after one failure");
+        let mut wait = STORE_RETRY_MIN.0;
+        for k in 0..8 {
+            let n = t.batches.len();
+            fail_last(&mut t);
+            assert_eq!(
+                t.batches.len(),
+                n,
+                "failure {} in a row: not at once",
+                k + 2
+            );
+            assert!(
+                t.hub
+                    .poll_timeout()
+                    .is_some_and(|at| at <= t.now + Millis(wait))
+            );
+            t.advance(wait - 1);
+            assert_eq!(
+                t.batches.len(),
+                n,
+                "failure {}: not before {wait} ms",
+                k + 2
+            );
+            t.advance(1);
+            assert_eq!(t.batches.len(), n + 1, "failure {}: after {wait} ms", k + 2);
+            wait = (wait * 2).min(STORE_RETRY_MAX.0);
+        }
+        assert_eq!(wait, STORE_RETRY_MAX.0, "capped");
+        // Stored at last: the next failure is retried at once again.
+        let id = t.batches.last().unwrap().id;
+        t.hub.handle_durable(id, t.now);
+        t.pump();
+        t.send(a, &ClientMsg::Join { room: room("#f") });
+        let n = t.batches.len();
+        fail_last(&mut t);
+        assert_eq!(t.batches.len(), n + 1);
+    }
+
     /// A store's hub with alice, bob and carol in `#d`, their replies read, and batches left
     /// for the test to report.
     fn three_in_d_held() -> (T, [ConnId; 3]) {
@@ -3193,7 +3252,8 @@ mod durable {
                 .handle_store_failed(failed, "the server's disk is full", t.now);
         }
         t.hub.handle_durable(bob_out, t.now);
-        t.pump();
+        // Two failures in a row: the next batch waits a moment.
+        t.advance(crate::limits::STORE_RETRY_MIN.0);
         let again = t.batches.last().unwrap();
         assert!(again.id > bob_out);
         // Alice is still in #q; bob's join is written as what it is now: not there.

@@ -32,6 +32,9 @@ pub(crate) enum Timer {
     /// Cluster mode: the parts, quits and nick changes the room logs refused are told again,
     /// as they stand now (`Hub::redo_membership`).
     ClusterRedo,
+    /// The store may be given the next batch after a failed one (see
+    /// [`crate::limits::STORE_RETRY_MIN`]).
+    StoreRetry,
 }
 
 /// Deadlines by time and by key.

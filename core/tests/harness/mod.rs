@@ -77,6 +77,9 @@ pub struct FakeStore {
     pub present: BTreeMap<RoomName, BTreeMap<String, Nick>>,
     /// Accounts by folded name, with their rooms, read markers and device keys.
     pub accounts: BTreeMap<String, LoadedAccount>,
+    /// The id of the last batch handed out, and of the last committed.
+    pub handed: u64,
+    pub committed: u64,
 }
 
 impl FakeStore {
@@ -274,6 +277,7 @@ impl Net {
             for w in &b.writes {
                 store.apply(w);
             }
+            store.committed = b.id.0;
             upto = Some(b.id);
         }
         if let Some(id) = upto {
@@ -610,6 +614,7 @@ impl Net {
             if let Some(store) = self.store.as_mut() {
                 while let Some(b) = self.hub.poll_store() {
                     moved = true;
+                    store.handed = store.handed.max(b.id.0);
                     store.pending.push_back(b);
                 }
                 while let Some((id, q)) = self.hub.poll_query() {
