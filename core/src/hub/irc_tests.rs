@@ -4397,3 +4397,43 @@ fn a_topic_comes_with_who_set_it_and_when() {
         ]
     );
 }
+
+// ---- moderation as IRC servers do it (the QA pass with irssi and WeeChat) ----
+
+/// `MODE #c +v/-v/+o/-o nick` of a nick nobody uses is `401 ERR_NOSUCHNICK`, of someone on the
+/// server but not in the channel `441 ERR_USERNOTINCHANNEL`, as IRC servers answer: nothing
+/// changes and nobody is told. A nick the list holds is still lifted when it is away.
+#[test]
+fn voicing_or_opping_a_nick_not_here_is_401_and_one_not_in_the_channel_441() {
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    let k = n.client("kim", &[]);
+    n.lines(k);
+    for mode in ["+v", "-v", "+o", "-o"] {
+        n.send(c, &[&format!("MODE #r {mode} nosuch")]);
+        n.send(c, &[&format!("MODE #r {mode} kim")]);
+        n.advance(2_000);
+        assert_eq!(
+            n.lines(c),
+            [
+                ":natter.irc 401 alice nosuch :nobody is called nosuch".to_owned(),
+                ":natter.irc 441 alice kim #r :They aren't on that channel".to_owned(),
+            ],
+            "{mode}"
+        );
+        assert_eq!(n.lines(b), Vec::<String>::new(), "{mode}: nobody is told");
+    }
+    assert!(
+        !n.recv(a).iter().any(|m| matches!(m, ServerMsg::Policy { .. })),
+        "the settings did not change"
+    );
+    n.send(c, &["NAMES #r"]);
+    assert!(find(&n.lines(c), " 353 ").ends_with(" :@alice bob"));
+    // bob, voiced, leaves: the voice the list holds is lifted by name all the same.
+    n.send(c, &["MODE #r +v bob"]);
+    n.send(b, &["PART #r"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.send(c, &["MODE #r -v bob"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -v bob"]);
+}

@@ -166,6 +166,10 @@ impl Hub {
             }
             ModAction::Op(nick) => {
                 let acct = match self.named(&nick) {
+                    // An operator of a room is one of its members, as on IRC (`441`).
+                    Ok((target, tnick)) if !self.member_of(target, room) => {
+                        return Err(not_in(&tnick, room));
+                    }
                     Ok((target, _)) => self.account_of(target),
                     // In a cluster every node knows every account: one on another node (or
                     // on none) is named by its account's name.
@@ -196,6 +200,15 @@ impl Hub {
                 self.changed(room, me, words, PolicyEdit::Op(name), now);
             }
             ModAction::Deop(nick) => {
+                let listed = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.ops.iter().any(|o| o.folded() == nick.folded()));
+                // An operator away is lifted by name; anyone else must be in the room.
+                if !listed {
+                    self.in_room(&nick, room)?;
+                }
                 let p = self.policy_mut(room);
                 let before = p.ops.len();
                 p.ops.retain(|o| o.folded() != nick.folded());
@@ -208,6 +221,7 @@ impl Hub {
             }
             _ if !is_op => return need_op(),
             ModAction::Voice(nick) => {
+                self.in_room(&nick, room)?;
                 let p = self.policy_mut(room);
                 if !p.voiced.iter().any(|v| v.folded() == nick.folded()) {
                     if p.voiced.len() >= MAX_OPS_PER_ROOM {
@@ -221,6 +235,14 @@ impl Hub {
                 }
             }
             ModAction::Devoice(nick) => {
+                let listed = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.voiced.iter().any(|v| v.folded() == nick.folded()));
+                if !listed {
+                    self.in_room(&nick, room)?;
+                }
                 let p = self.policy_mut(room);
                 let before = p.voiced.len();
                 p.voiced.retain(|v| v.folded() != nick.folded());
@@ -241,7 +263,7 @@ impl Hub {
                 }
                 let (target, tnick) = self.named(&nick)?;
                 if !self.member_of(target, room) {
-                    return Err((ErrorKind::NotInRoom, format!("{nick} is not in {room}")));
+                    return Err(not_in(&nick, room));
                 }
                 self.protected(target, room, admin, "put out")?;
                 info!(room = %room, by = %me, target = %tnick, "kick");
@@ -969,6 +991,25 @@ impl Hub {
             .ok_or_else(|| (ErrorKind::NoSuchNick, format!("nobody is called {nick}")))
     }
 
+    /// The member of `room` called `nick`, here or (in a cluster) on another node; else why
+    /// not: nobody has the nick (`NoSuchNick`, IRC's `401`), or whoever has it is not in the
+    /// room (`NotInRoom`, IRC's `441`).
+    fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
+        match self.named(nick) {
+            Ok((target, tnick)) if self.member_of(target, room) => Ok(tnick),
+            Ok((_, tnick)) => Err(not_in(&tnick, room)),
+            Err(nobody) => {
+                if let Some(tnick) = self.remote_member(room, nick) {
+                    return Ok(tnick);
+                }
+                match self.remote_presence(nick).map(|p| p.nick.clone()) {
+                    Some(tnick) => Err(not_in(&tnick, room)),
+                    None => Err(nobody),
+                }
+            }
+        }
+    }
+
     /// The founder is beyond operators' reach (not an admin's).
     fn protected(
         &self,
@@ -1326,6 +1367,11 @@ impl Hub {
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
     }
+}
+
+/// `nick` is not in `room` (the words IRC's `441` reads the nick from).
+fn not_in(nick: &Nick, room: &RoomName) -> Refusal {
+    (ErrorKind::NotInRoom, format!("{nick} is not in {room}"))
 }
 
 fn gone() -> Refusal {

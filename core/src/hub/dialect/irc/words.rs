@@ -674,9 +674,9 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
             }
-            // KICK of someone who is not in the channel (the kicker is).
+            // KICK, or MODE +o/+v, of someone who is not in the channel (the sender is).
             (ErrorKind::NotInRoom, Re::Room(r))
-                if verb == "KICK"
+                if matches!(verb, "KICK" | "MODE")
                     && !detail.starts_with("you are not")
                     && !detail.starts_with(NO_ROOM) =>
             {
