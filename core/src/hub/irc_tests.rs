@@ -4437,3 +4437,44 @@ fn voicing_or_opping_a_nick_not_here_is_401_and_one_not_in_the_channel_441() {
     n.send(c, &["MODE #r -v bob"]);
     assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -v bob"]);
 }
+
+/// A `+b` or `+q` of a mask the list holds already is no change, as on IRC servers: no
+/// `MODE` line, and a timed ban stays timed. natter's own ban with a new duration re-times it.
+#[test]
+fn banning_or_muting_again_is_no_change_and_leaves_a_timed_ban_timed() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    let ban = |duration| ClientMsg::Moderate {
+        room: room("#r"),
+        action: ModAction::Ban {
+            target: "nick:eve".into(),
+            duration,
+            reason: None,
+        },
+    };
+    let set_at = n.now;
+    n.send_bin(a, &ban(Some(Millis(3_600_000))));
+    n.send(c, &["MODE #r +q dan"]);
+    n.settle(&[a, b, c]);
+    for again in ["MODE #r +b eve", "MODE #r +b eve!*@*", "MODE #r +q dan"] {
+        n.send(c, &[again]);
+        n.advance(1_000);
+        assert_eq!(n.lines(c), Vec::<String>::new(), "{again}");
+        assert_eq!(n.lines(b), Vec::<String>::new(), "{again}: nobody is told");
+    }
+    assert!(n.recv(a).is_empty(), "no event, no new settings");
+    // natter's own ban of it again without a duration changes nothing either.
+    n.send_bin(a, &ban(None));
+    n.advance(1_000);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    let until = |n: &Net| {
+        let p = n.hub.rooms[&room("#r")].policy.as_ref().unwrap();
+        p.bans.iter().map(|e| e.until).collect::<Vec<_>>()
+    };
+    assert_eq!(until(&n), [Some(Millis(set_at.0 + 3_600_000))], "still an hour's");
+    // A ban given a new duration through natter's own command is re-timed, and told.
+    n.send_bin(a, &ban(Some(Millis(7_200_000))));
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +b eve!*@*"]);
+    assert_eq!(until(&n), [Some(Millis(n.now.0 + 7_200_000))]);
+}

@@ -278,6 +278,11 @@ impl Hub {
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
+                let masks = to_set(&p.bans, masks, duration.is_some());
+                if masks.is_empty() {
+                    self.unchanged(conn, format!("{target} is banned from {room} already"));
+                    return Ok(());
+                }
                 if p.bans.len() + masks.len() > MAX_BANS_PER_ROOM {
                     return Err((
                         ErrorKind::Invalid,
@@ -339,6 +344,11 @@ impl Hub {
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
+                let masks = to_set(&p.mutes, masks, duration.is_some());
+                if masks.is_empty() {
+                    self.unchanged(conn, format!("{target} is muted in {room} already"));
+                    return Ok(());
+                }
                 if p.mutes.len() + masks.len() > MAX_BANS_PER_ROOM {
                     return Err((
                         ErrorKind::Invalid,
@@ -1367,6 +1377,18 @@ impl Hub {
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
     }
+}
+
+/// Which of `masks` a ban or mute sets, `list` being the room's bans or mutes (the expired
+/// ones gone): those the list does not hold, and, when it is `timed` (natter's own command with
+/// a duration), those it holds, to give them the new expiry. One set again as it is is no
+/// change, as on IRC servers: a `+b` again would else tell the room twice and make a timed ban
+/// one until lifted.
+fn to_set(list: &[Entry], masks: Vec<Mask>, timed: bool) -> Vec<Mask> {
+    masks
+        .into_iter()
+        .filter(|m| timed || !list.iter().any(|e| e.mask == *m))
+        .collect()
 }
 
 /// `nick` is not in `room` (the words IRC's `441` reads the nick from).
