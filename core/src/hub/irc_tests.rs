@@ -4478,3 +4478,48 @@ fn banning_or_muting_again_is_no_change_and_leaves_a_timed_ban_timed() {
     assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +b eve!*@*"]);
     assert_eq!(until(&n), [Some(Millis(n.now.0 + 7_200_000))]);
 }
+
+/// `+b dora` of a signed-in dora bans its account (`account:dora`): `-b dora`, and `-b dora!*@*` (the
+/// form a nick is shown in), lift it, as they lift what `+b dora` set; they lift nothing else.
+/// Mutes alike.
+#[test]
+fn unbanning_a_nick_lifts_the_account_ban_its_ban_became_and_nothing_else() {
+    let mut n = Net::new();
+    let (a, c, g) = founder_and_guest(&mut n);
+    let b = registered(&mut n, "dora");
+    n.send_bin(b, &ClientMsg::Join { room: room("#r") });
+    n.settle(&[a, b, c, g]);
+    n.send(c, &["MODE #r +b dora", "MODE #r +b dorian", "MODE #r +b account:carol"]);
+    n.advance(2_000);
+    let l = n.lines(c);
+    assert!(l.contains(&":alice!alice@natter MODE #r +b account:dora".to_owned()), "{l:?}");
+    for unban in ["MODE #r -b dora", "MODE #r -b dora!*@*"] {
+        n.send(c, &[unban]);
+        n.advance(2_000);
+        assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -b account:dora"], "{unban}");
+        n.send(c, &["MODE #r +b DORA"]);
+        n.advance(2_000);
+        n.lines(c);
+    }
+    // dora gone from the server: its nick still names its account.
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.advance(2_000);
+    n.send(c, &["MODE #r -b Dora"]);
+    n.advance(2_000);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -b account:dora"]);
+    n.send(c, &["MODE #r b"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
+    assert!(l[0].contains(" dorian!*@* ") && l[1].contains(" account:carol "), "{l:?}");
+    // Mutes: `-q dora` lifts the account mute `+q dora` set while dora was here.
+    let b = registered(&mut n, "dora");
+    n.send_bin(b, &ClientMsg::Join { room: room("#r") });
+    n.settle(&[b, c, g]);
+    n.send(c, &["MODE #r +q dora"]);
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.advance(2_000);
+    n.lines(c);
+    n.send(c, &["MODE #r -q dora!*@*"]);
+    n.advance(2_000);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -q account:dora"]);
+}

@@ -329,15 +329,17 @@ impl Hub {
                 let gone: Vec<Mask> = p
                     .bans
                     .iter()
-                    .filter(|b| b.mask == mask)
+                    .filter(|b| lifts(&mask, &b.mask))
                     .map(|b| b.mask.clone())
                     .collect();
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
-                p.bans.retain(|b| b.mask != mask);
-                let words = format!("-b {mask}");
-                self.changed(room, me, words, PolicyEdit::Unban(mask), now);
+                p.bans.retain(|b| !gone.contains(&b.mask));
+                for mask in gone {
+                    let words = format!("-b {mask}");
+                    self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
+                }
             }
             ModAction::Mute { target, duration } => {
                 let masks = self.masks_for(&target, uid, room, admin)?;
@@ -375,24 +377,28 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let masks = match self
+                let mut masks = vec![
+                    Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?,
+                ];
+                // A present member's person: what a mute of its nick set (its address too).
+                if let Some(t) = self
                     .nicks
                     .get(&self.users, target.to_ascii_lowercase().as_str())
                 {
-                    Some(t) => self.person_masks(t),
-                    None => {
-                        let mask = Mask::parse(&target)
-                            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
-                        self.remote_unmute_masks(mask)
-                    }
-                };
+                    masks.extend(self.person_masks(t));
+                }
                 let p = self.policy_mut(room);
-                let before = p.mutes.len();
-                p.mutes.retain(|m| !masks.contains(&m.mask));
-                if p.mutes.len() == before {
+                let gone: Vec<Mask> = p
+                    .mutes
+                    .iter()
+                    .filter(|m| masks.iter().any(|l| lifts(l, &m.mask)))
+                    .map(|m| m.mask.clone())
+                    .collect();
+                if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{target}{NOT_MUTED_IN}{room}")));
                 }
-                for mask in masks {
+                p.mutes.retain(|m| !gone.contains(&m.mask));
+                for mask in gone {
                     let words = format!("-q {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
                 }
@@ -1111,18 +1117,6 @@ impl Hub {
         Ok(vec![Mask::Nick(nick)])
     }
 
-    /// Cluster mode: what an unmute of `mask` (not a user here) lifts: a registered nick's
-    /// account too, as a mute of it on another node held its account.
-    fn remote_unmute_masks(&self, mask: Mask) -> Vec<Mask> {
-        match mask {
-            Mask::Nick(n) if self.cluster.is_some() && self.accounts.registered(&n) => {
-                let name = self.account_name(&n.folded()).unwrap_or_else(|| n.clone());
-                vec![Mask::Account(name), Mask::Nick(n)]
-            }
-            mask => vec![mask],
-        }
-    }
-
     /// The founder is beyond operators' reach on another node too: a member there with the
     /// founder's account name is the founder (a registered nick is its account's).
     fn remote_protected(
@@ -1389,6 +1383,18 @@ fn to_set(list: &[Entry], masks: Vec<Mask>, timed: bool) -> Vec<Mask> {
         .into_iter()
         .filter(|m| timed || !list.iter().any(|e| e.mask == *m))
         .collect()
+}
+
+/// Whether an unban or unmute naming `lift` lifts the held `mask`: the same mask (a nick or
+/// an account without regard to case), or, for a nick, the account of that name, which a ban
+/// of the nick set on a signed-in user (a registered nick is its account's name, so the two
+/// name one person and nobody else).
+fn lifts(lift: &Mask, mask: &Mask) -> bool {
+    match (lift, mask) {
+        (Mask::Nick(n), Mask::Nick(m) | Mask::Account(m)) => n.folded() == m.folded(),
+        (Mask::Account(a), Mask::Account(m)) => a.folded() == m.folded(),
+        (lift, mask) => lift == mask,
+    }
 }
 
 /// `nick` is not in `room` (the words IRC's `441` reads the nick from).
