@@ -4523,3 +4523,19 @@ fn unbanning_a_nick_lifts_the_account_ban_its_ban_became_and_nothing_else() {
     n.advance(2_000);
     assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -q account:dora"]);
 }
+
+/// `MODE #c +o guest`: operators are accounts, so a guest cannot be one. The refusal is
+/// `696 ERR_INVALIDMODEPARAM <channel> o <nick>`, the numeric for a mode's parameter the
+/// server will not take, in words that say why (not a `400`).
+#[test]
+fn opping_a_guest_is_696_saying_operators_are_accounts() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    n.send(c, &["MODE #r +o bob"]);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc 696 alice #r o bob :bob is not signed in to an account: only accounts \
+          can be operators (+v voices a guest)"]
+    );
+    assert_eq!(n.lines(b), Vec::<String>::new());
+}

@@ -42,6 +42,9 @@ pub(crate) const ALREADY_IN: &str = " is already in ";
 /// How an `Unban` of a mask the list does not hold begins (`no ban on MASK in #room`): IRC
 /// answers it `698 ERR_LISTMODENOTSET`.
 pub(crate) const NO_BAN_ON: &str = "no ban on ";
+/// How the refusal to make a guest an operator ends (`bob is not signed in: ...`): IRC
+/// answers it `696 ERR_INVALIDMODEPARAM <channel> o <nick>`.
+pub(crate) const NOT_AN_ACCOUNT: &str = " is not signed in: operators are accounts";
 /// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
 pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
 
@@ -181,10 +184,7 @@ impl Hub {
                     Err(e) => return Err(e),
                 };
                 let Some(acct) = acct else {
-                    return Err((
-                        ErrorKind::Invalid,
-                        format!("{nick} is not signed in: operators are accounts"),
-                    ));
+                    return Err((ErrorKind::Invalid, format!("{nick}{NOT_AN_ACCOUNT}")));
                 };
                 let name = self.account_name(&acct).unwrap_or(nick.clone());
                 let p = self.policy_mut(room);

@@ -14,7 +14,7 @@ use super::{
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
-use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_MUTED_IN};
+use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_AN_ACCOUNT, NOT_MUTED_IN};
 use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
@@ -711,6 +711,21 @@ impl Irc {
                 let (letter, mask) = not_listed(detail).unwrap_or_default();
                 let words = format!("Channel {r} list does not contain {mask}");
                 l.num(ERR_LISTMODENOTSET, &[r.as_str(), &mask, letter], &words);
+            }
+            // `+o` of a guest: a mode parameter the server will not take, `696 <channel> o
+            // <nick>`, as for any mode's bad parameter.
+            (ErrorKind::Invalid, Re::Room(r))
+                if verb == "MODE" && detail.ends_with(NOT_AN_ACCOUNT) =>
+            {
+                let nick = detail
+                    .strip_suffix(NOT_AN_ACCOUNT)
+                    .filter(|n| Nick::new(n).is_ok())
+                    .unwrap_or("*");
+                let words = format!(
+                    "{nick} is not signed in to an account: only accounts can be operators (+v \
+                     voices a guest)"
+                );
+                l.num(ERR_INVALIDMODEPARAM, &[r.as_str(), "o", nick], &words);
             }
             (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
                 l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
