@@ -377,9 +377,8 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let mut masks = vec![
-                    Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?,
-                ];
+                let mut masks =
+                    vec![Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?];
                 // A present member's person: what a mute of its nick set (its address too).
                 if let Some(t) = self
                     .nicks
