@@ -63,7 +63,6 @@ impl Hub {
             },
         };
         let account = self.account_of(uid).and_then(|a| self.account_name(&a));
-        let floor = self.config.queue_limits().pressure_floor;
         let note = Reply::Note(Note::Tagged {
             from,
             account,
@@ -71,24 +70,9 @@ impl Hub {
             tags: relay.tags,
             at: now,
         });
+        // Typing notifications are worth nothing late: a reader behind gets none.
         for c in targets {
-            let Some(x) = self.conns.get(&c) else {
-                continue;
-            };
-            let Some(dialect) = x.dialect() else {
-                continue;
-            };
-            let me = x.user().and_then(|u| self.users.get(&u)).map(|u| &u.nick);
-            let Some(data) = dialect.render(&note, me) else {
-                continue;
-            };
-            // Typing notifications are worth nothing late: a reader behind gets none.
-            if x.backlog_bytes() + data.len() > floor {
-                continue;
-            }
-            if let Some(x) = self.conns.get_mut(&c) {
-                x.push(&mut self.out, data);
-            }
+            self.reply_fresh(c, &note);
         }
     }
 
