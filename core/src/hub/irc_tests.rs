@@ -4677,3 +4677,28 @@ fn a_labeled_tagmsg_is_acknowledged_or_its_echo_carries_the_label() {
         ["@+typing=done :echo!echo@natter TAGMSG #t"]
     );
 }
+
+/// In a big room (past `quiet_room_members`) typing notifications are not relayed: each would
+/// be written once per member.
+#[test]
+fn tagmsg_is_not_relayed_in_a_big_room() {
+    let mut n = Net::with(Config {
+        quiet_room_members: 2,
+        ..Config::default()
+    });
+    let caps = ["message-tags"];
+    let a = n.client("ann", &caps);
+    let b = n.client("ben", &caps);
+    for c in [a, b] {
+        n.send(c, &["JOIN #t"]);
+    }
+    n.settle(&[a, b]);
+    n.send(a, &["@+typing=active TAGMSG #t"]);
+    assert_eq!(n.lines(b), ["@+typing=active :ann!ann@natter TAGMSG #t"]);
+    let c = n.client("cat", &caps);
+    n.send(c, &["JOIN #t"]);
+    n.settle(&[a, b, c]);
+    n.send(a, &["@+typing=active TAGMSG #t"]);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    assert_eq!(n.lines(c), Vec::<String>::new());
+}
