@@ -4459,7 +4459,13 @@ fn banning_or_muting_again_is_no_change_and_leaves_a_timed_ban_timed() {
     n.send_bin(a, &ban(Some(Millis(3_600_000))));
     n.send(c, &["MODE #r +q dan"]);
     n.settle(&[a, b, c]);
-    for again in ["MODE #r +b eve", "MODE #r +b eve!*@*", "MODE #r +q dan"] {
+    for again in [
+        "MODE #r +b eve",
+        "MODE #r +b eve!*@*",
+        "MODE #r +b EVE",
+        "MODE #r +q dan",
+        "MODE #r +q Dan",
+    ] {
         n.send(c, &[again]);
         n.advance(1_000);
         assert_eq!(n.lines(c), Vec::<String>::new(), "{again}");

@@ -300,7 +300,7 @@ impl Hub {
                     })
                     .collect();
                 for e in &entries {
-                    p.bans.retain(|b| b.mask != e.mask);
+                    p.bans.retain(|b| !same_mask(&b.mask, &e.mask));
                     p.bans.push(e.clone());
                 }
                 for e in entries {
@@ -368,7 +368,7 @@ impl Hub {
                     })
                     .collect();
                 for e in &entries {
-                    p.mutes.retain(|b| b.mask != e.mask);
+                    p.mutes.retain(|b| !same_mask(&b.mask, &e.mask));
                     p.mutes.push(e.clone());
                 }
                 for e in entries {
@@ -1380,8 +1380,18 @@ impl Hub {
 fn to_set(list: &[Entry], masks: Vec<Mask>, timed: bool) -> Vec<Mask> {
     masks
         .into_iter()
-        .filter(|m| timed || !list.iter().any(|e| e.mask == *m))
+        .filter(|m| timed || !list.iter().any(|e| same_mask(&e.mask, m)))
         .collect()
+}
+
+/// Whether two masks hold the same people: equal, nicks and accounts without regard to case.
+fn same_mask(a: &Mask, b: &Mask) -> bool {
+    match (a, b) {
+        (Mask::Nick(a), Mask::Nick(b)) | (Mask::Account(a), Mask::Account(b)) => {
+            a.folded() == b.folded()
+        }
+        (a, b) => a == b,
+    }
 }
 
 /// Whether an unban or unmute naming `lift` lifts the held `mask`: the same mask (a nick or
@@ -1390,9 +1400,8 @@ fn to_set(list: &[Entry], masks: Vec<Mask>, timed: bool) -> Vec<Mask> {
 /// name one person and nobody else).
 fn lifts(lift: &Mask, mask: &Mask) -> bool {
     match (lift, mask) {
-        (Mask::Nick(n), Mask::Nick(m) | Mask::Account(m)) => n.folded() == m.folded(),
-        (Mask::Account(a), Mask::Account(m)) => a.folded() == m.folded(),
-        (lift, mask) => lift == mask,
+        (Mask::Nick(n), Mask::Account(m)) => n.folded() == m.folded(),
+        (lift, mask) => same_mask(lift, mask),
     }
 }
 
