@@ -255,7 +255,13 @@ pub const IRC_MAX_LINE: usize = 512;
 /// 512-byte message, CR LF and the space between, less one).
 pub const IRC_MAX_TAGGED_LINE: usize = 8191;
 
-/// Targets one IRC `PRIVMSG`/`NOTICE` may name (`TARGMAX`): each is a request of its own, all
+/// Most bytes of message tags an IRC client may send in front of a line, between the `@` and
+/// the space (IRCv3 message-tags: clients send at most 4,094 bytes of tag data, servers refuse
+/// more with `417 ERR_INPUTTOOLONG`). A `TAGMSG`'s client-only tags are relayed to every
+/// member of a room as sent, so this bounds what one line makes the server write per member.
+pub const IRC_MAX_CLIENT_TAGS: usize = 4094;
+
+/// Targets one IRC `PRIVMSG`/`NOTICE`/`TAGMSG` may name (`TARGMAX`): each is a request of its own, all
 /// for one flood-control token.
 pub const IRC_MAX_TARGETS: usize = 4;
 

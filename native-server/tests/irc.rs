@@ -65,6 +65,9 @@ async fn bad_input_gets_its_numeric_and_error_comes_before_the_close() {
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     let long = format!("PRIVMSG #lobby :{}\r\n", "x".repeat(1000));
     expect_numeric(&mut c, long.as_bytes(), "417").await;
+    // Tag data over 4094 bytes (IRCv3 message-tags), in a line short enough otherwise.
+    let tagged = format!("@+typing={} TAGMSG #lobby\r\n", "a".repeat(4090));
+    expect_numeric(&mut c, tagged.as_bytes(), "417").await;
     // Junk bytes: a line of control characters is an unknown command; still connected.
     let l = expect_numeric(&mut c, b"\x00\x01\x7f junk\r\n", "421").await;
     assert_eq!(l, ":natter.irc 421 raw * :Unknown command");
@@ -137,6 +140,36 @@ async fn irc_client(addr: SocketAddr, nick: &str, caps: &str) -> TextClient {
     c.expect(|l| numeric(l) == Some("376"), "registration")
         .await;
     c
+}
+
+/// A typing notification (`TAGMSG` with `+typing`) reaches a member with message-tags as its
+/// `TAGMSG`; a member without the capability gets none (its next line is the message after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagmsg_reaches_members_with_message_tags_only() {
+    let (server, _, irc) = server().await;
+    let mut typer = irc_client(irc, "typer", "message-tags").await;
+    let mut seer = irc_client(irc, "seer", "message-tags").await;
+    let mut plain = irc_client(irc, "plain", "").await;
+    for (c, nick) in [
+        (&mut typer, "typer"),
+        (&mut seer, "seer"),
+        (&mut plain, "plain"),
+    ] {
+        c.send("JOIN #t").await;
+        c.expect_has(&format!(" 366 {nick} #t ")).await;
+    }
+    typer.send("@+typing=active TAGMSG #t").await;
+    typer.send("PRIVMSG #t :done typing").await;
+    seer.expect(
+        |l| l == "@+typing=active :typer!typer@natter TAGMSG #t",
+        "the TAGMSG",
+    )
+    .await;
+    let next = plain
+        .expect(|l| l.contains("typer"), "typer's next line")
+        .await;
+    assert_eq!(next, ":typer!typer@natter PRIVMSG #t :done typing");
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

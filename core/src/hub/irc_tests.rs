@@ -4397,3 +4397,314 @@ fn a_topic_comes_with_who_set_it_and_when() {
         ]
     );
 }
+
+// ---- moderation as IRC servers do it (the QA pass with irssi and WeeChat) ----
+
+/// `MODE #c +v/-v/+o/-o nick` of a nick nobody uses is `401 ERR_NOSUCHNICK`, of someone on the
+/// server but not in the channel `441 ERR_USERNOTINCHANNEL`, as IRC servers answer: nothing
+/// changes and nobody is told. A nick the list holds is still lifted when it is away.
+#[test]
+fn voicing_or_opping_a_nick_not_here_is_401_and_one_not_in_the_channel_441() {
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    let k = n.client("kim", &[]);
+    n.lines(k);
+    for mode in ["+v", "-v", "+o", "-o"] {
+        n.send(c, &[&format!("MODE #r {mode} nosuch")]);
+        n.send(c, &[&format!("MODE #r {mode} kim")]);
+        n.advance(2_000);
+        assert_eq!(
+            n.lines(c),
+            [
+                ":natter.irc 401 alice nosuch :nobody is called nosuch".to_owned(),
+                ":natter.irc 441 alice kim #r :They aren't on that channel".to_owned(),
+            ],
+            "{mode}"
+        );
+        assert_eq!(n.lines(b), Vec::<String>::new(), "{mode}: nobody is told");
+    }
+    assert!(
+        !n.recv(a)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Policy { .. })),
+        "the settings did not change"
+    );
+    n.send(c, &["NAMES #r"]);
+    assert!(find(&n.lines(c), " 353 ").ends_with(" :@alice bob"));
+    // bob, voiced, leaves: the voice the list holds is lifted by name all the same.
+    n.send(c, &["MODE #r +v bob"]);
+    n.send(b, &["PART #r"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.send(c, &["MODE #r -v bob"]);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -v bob"]);
+}
+
+/// A `+b` or `+q` of a mask the list holds already is no change, as on IRC servers: no
+/// `MODE` line, and a timed ban stays timed. natter's own ban with a new duration re-times it.
+#[test]
+fn banning_or_muting_again_is_no_change_and_leaves_a_timed_ban_timed() {
+    use crate::wire::ModAction;
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    let ban = |duration| ClientMsg::Moderate {
+        room: room("#r"),
+        action: ModAction::Ban {
+            target: "nick:eve".into(),
+            duration,
+            reason: None,
+        },
+    };
+    let set_at = n.now;
+    n.send_bin(a, &ban(Some(Millis(3_600_000))));
+    n.send(c, &["MODE #r +q dan"]);
+    n.settle(&[a, b, c]);
+    for again in [
+        "MODE #r +b eve",
+        "MODE #r +b eve!*@*",
+        "MODE #r +b EVE",
+        "MODE #r +q dan",
+        "MODE #r +q Dan",
+    ] {
+        n.send(c, &[again]);
+        n.advance(1_000);
+        assert_eq!(n.lines(c), Vec::<String>::new(), "{again}");
+        assert_eq!(n.lines(b), Vec::<String>::new(), "{again}: nobody is told");
+    }
+    assert!(n.recv(a).is_empty(), "no event, no new settings");
+    // natter's own ban of it again without a duration changes nothing either.
+    n.send_bin(a, &ban(None));
+    n.advance(1_000);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    let until = |n: &Net| {
+        let p = n.hub.rooms[&room("#r")].policy.as_ref().unwrap();
+        p.bans.iter().map(|e| e.until).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        until(&n),
+        [Some(Millis(set_at.0 + 3_600_000))],
+        "still an hour's"
+    );
+    // A ban given a new duration through natter's own command is re-timed, and told.
+    n.send_bin(a, &ban(Some(Millis(7_200_000))));
+    assert_eq!(n.lines(b), [":alice!alice@natter MODE #r +b eve!*@*"]);
+    assert_eq!(until(&n), [Some(Millis(n.now.0 + 7_200_000))]);
+}
+
+/// `+b dora` of a signed-in dora bans its account (`account:dora`): `-b dora`, and `-b dora!*@*` (the
+/// form a nick is shown in), lift it, as they lift what `+b dora` set; they lift nothing else.
+/// Mutes alike.
+#[test]
+fn unbanning_a_nick_lifts_the_account_ban_its_ban_became_and_nothing_else() {
+    let mut n = Net::new();
+    let (a, c, g) = founder_and_guest(&mut n);
+    let b = registered(&mut n, "dora");
+    n.send_bin(b, &ClientMsg::Join { room: room("#r") });
+    n.settle(&[a, b, c, g]);
+    n.send(
+        c,
+        &[
+            "MODE #r +b dora",
+            "MODE #r +b dorian",
+            "MODE #r +b account:carol",
+        ],
+    );
+    n.advance(2_000);
+    let l = n.lines(c);
+    assert!(
+        l.contains(&":alice!alice@natter MODE #r +b account:dora".to_owned()),
+        "{l:?}"
+    );
+    for unban in ["MODE #r -b dora", "MODE #r -b dora!*@*"] {
+        n.send(c, &[unban]);
+        n.advance(2_000);
+        assert_eq!(
+            n.lines(c),
+            [":alice!alice@natter MODE #r -b account:dora"],
+            "{unban}"
+        );
+        n.send(c, &["MODE #r +b DORA"]);
+        n.advance(2_000);
+        n.lines(c);
+    }
+    // dora gone from the server: its nick still names its account.
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.advance(2_000);
+    n.send(c, &["MODE #r -b Dora"]);
+    n.advance(2_000);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -b account:dora"]);
+    n.send(c, &["MODE #r b"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["367", "367", "368"], "{l:?}");
+    assert!(
+        l[0].contains(" dorian!*@* ") && l[1].contains(" account:carol "),
+        "{l:?}"
+    );
+    // Mutes: `-q dora` lifts the account mute `+q dora` set while dora was here.
+    let b = registered(&mut n, "dora");
+    n.send_bin(b, &ClientMsg::Join { room: room("#r") });
+    n.settle(&[b, c, g]);
+    n.send(c, &["MODE #r +q dora"]);
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.advance(2_000);
+    n.lines(c);
+    n.send(c, &["MODE #r -q dora!*@*"]);
+    n.advance(2_000);
+    assert_eq!(n.lines(c), [":alice!alice@natter MODE #r -q account:dora"]);
+}
+
+/// `MODE #c +o guest`: operators are accounts, so a guest cannot be one. The refusal is
+/// `696 ERR_INVALIDMODEPARAM <channel> o <nick>`, the numeric for a mode's parameter the
+/// server will not take, in words that say why (not a `400`).
+#[test]
+fn opping_a_guest_is_696_saying_operators_are_accounts() {
+    let mut n = Net::new();
+    let (_, c, b) = founder_and_guest(&mut n);
+    n.send(c, &["MODE #r +o bob"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 696 alice #r o bob :bob is not signed in to an account: only accounts \
+          can be operators (+v voices a guest)"
+        ]
+    );
+    assert_eq!(n.lines(b), Vec::<String>::new());
+}
+
+/// `TAGMSG` (IRCv3 message-tags): its client-only tags (`+typing=active`) go to the channel's
+/// other members with message-tags (and back to the sender with echo-message), never to those
+/// without; other tags stay behind. Tag data over 4094 bytes is `417`; a muted member's TAGMSG
+/// goes nowhere, without a word; one to a channel the sender is not in is `404`.
+#[test]
+fn tagmsg_relays_client_only_tags_to_members_with_message_tags() {
+    let mut n = Net::new();
+    let tia = n.client("tia", &["message-tags", "echo-message"]);
+    let tom = n.client("tom", &["message-tags", "server-time"]);
+    let pat = n.client("pat", &[]);
+    for c in [tia, tom, pat] {
+        n.send(c, &["JOIN #t"]);
+    }
+    n.settle(&[tia, tom, pat]);
+    n.send(
+        tia,
+        &["@+typing=active;foo=bar;+example.com/x=a\\sb TAGMSG #t"],
+    );
+    let relayed = ":tia!tia@natter TAGMSG #t";
+    assert_eq!(
+        n.lines(tia),
+        [format!("@+typing=active;+example.com/x=a\\sb {relayed}")]
+    );
+    let l = n.lines(tom);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@+typing=active;+example.com/x=a\\sb;time=") && l[0].ends_with(relayed),
+        "{l:?}"
+    );
+    assert_eq!(
+        n.lines(pat),
+        Vec::<String>::new(),
+        "no message-tags, no TAGMSG"
+    );
+    // To a nick: that user's connections, those with message-tags.
+    n.send(
+        tom,
+        &["@+typing=paused TAGMSG tia", "@+typing=paused TAGMSG pat"],
+    );
+    assert_eq!(n.lines(tia), ["@+typing=paused :tom!tom@natter TAGMSG tia"]);
+    assert_eq!(n.lines(pat), Vec::<String>::new());
+    assert_eq!(n.lines(tom), Vec::<String>::new());
+    n.advance(2_000);
+    // At most 4094 bytes of tag data (between the `@` and the space).
+    let most = format!("@+typing={} TAGMSG #t", "a".repeat(4094 - "+typing=".len()));
+    let over = format!("@+typing={} TAGMSG #t", "a".repeat(4095 - "+typing=".len()));
+    n.send(tia, &[&most]);
+    assert_eq!(n.lines(tom).len(), 1);
+    n.lines(tia);
+    n.send(tia, &[&over]);
+    assert_eq!(
+        n.lines(tia),
+        [":natter.irc 417 tia :Input line was too long (message tags over 4094 bytes)"]
+    );
+    assert_eq!(n.lines(tom), Vec::<String>::new());
+    // Not in the channel: refused as a message is. No client-only tag: nothing to carry.
+    n.send(
+        pat,
+        &["@+typing=active TAGMSG #elsewhere", "@foo=bar TAGMSG #t"],
+    );
+    let l = n.lines(pat);
+    assert_eq!(numerics(&l), ["403"], "{l:?}");
+    n.send(tia, &["JOIN #u"]);
+    n.send(pat, &["@+typing=active TAGMSG #u"]);
+    assert_eq!(numerics(&n.lines(pat)), ["404"]);
+    assert_eq!(n.lines(tom), Vec::<String>::new());
+}
+
+#[test]
+fn a_muted_members_tagmsg_goes_nowhere_without_a_word() {
+    let mut n = Net::new();
+    let (a, c, b) = founder_and_guest(&mut n);
+    let (seer, _) = sasl_client(&mut n, "alice", "message-tags");
+    let gus = n.client("gus", &["message-tags"]);
+    n.send(gus, &["JOIN #r"]);
+    n.send(c, &["MODE #r +q gus"]);
+    n.settle(&[a, b, c, seer, gus]);
+    n.send(gus, &["@+typing=active TAGMSG #r"]);
+    assert_eq!(n.lines(gus), Vec::<String>::new());
+    assert_eq!(n.lines(seer), Vec::<String>::new());
+    n.send(c, &["MODE #r -q gus"]);
+    n.settle(&[a, b, c, seer, gus]);
+    n.send(gus, &["@+typing=active TAGMSG #r"]);
+    assert_eq!(n.lines(seer), ["@+typing=active :gus!gus@natter TAGMSG #r"]);
+}
+
+#[test]
+fn a_labeled_tagmsg_is_acknowledged_or_its_echo_carries_the_label() {
+    let mut n = Net::new();
+    let caps = ["message-tags", "labeled-response", "batch"];
+    let quiet = n.client("quiet", &caps);
+    let echo = n.client("echo", &[&caps[..], &["echo-message"]].concat());
+    for c in [quiet, echo] {
+        n.send(c, &["JOIN #t"]);
+    }
+    n.settle(&[quiet, echo]);
+    n.send(quiet, &["@label=q1;+typing=active TAGMSG #t"]);
+    assert_eq!(n.lines(quiet), ["@label=q1 :natter.irc ACK"]);
+    assert_eq!(
+        n.lines(echo),
+        ["@+typing=active :quiet!quiet@natter TAGMSG #t"]
+    );
+    n.send(echo, &["@label=e1;+typing=done TAGMSG #t"]);
+    assert_eq!(
+        n.lines(echo),
+        ["@+typing=done;label=e1 :echo!echo@natter TAGMSG #t"]
+    );
+    assert_eq!(
+        n.lines(quiet),
+        ["@+typing=done :echo!echo@natter TAGMSG #t"]
+    );
+}
+
+/// In a big room (past `quiet_room_members`) typing notifications are not relayed: each would
+/// be written once per member.
+#[test]
+fn tagmsg_is_not_relayed_in_a_big_room() {
+    let mut n = Net::with(Config {
+        quiet_room_members: 2,
+        ..Config::default()
+    });
+    let caps = ["message-tags"];
+    let a = n.client("ann", &caps);
+    let b = n.client("ben", &caps);
+    for c in [a, b] {
+        n.send(c, &["JOIN #t"]);
+    }
+    n.settle(&[a, b]);
+    n.send(a, &["@+typing=active TAGMSG #t"]);
+    assert_eq!(n.lines(b), ["@+typing=active :ann!ann@natter TAGMSG #t"]);
+    let c = n.client("cat", &caps);
+    n.send(c, &["JOIN #t"]);
+    n.settle(&[a, b, c]);
+    n.send(a, &["@+typing=active TAGMSG #t"]);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    assert_eq!(n.lines(c), Vec::<String>::new());
+}

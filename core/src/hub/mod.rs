@@ -64,6 +64,7 @@ mod pace;
 mod past;
 mod query;
 mod reconfig;
+mod relay;
 mod reply;
 mod resume;
 mod room;

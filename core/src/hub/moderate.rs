@@ -42,6 +42,9 @@ pub(crate) const ALREADY_IN: &str = " is already in ";
 /// How an `Unban` of a mask the list does not hold begins (`no ban on MASK in #room`): IRC
 /// answers it `698 ERR_LISTMODENOTSET`.
 pub(crate) const NO_BAN_ON: &str = "no ban on ";
+/// How the refusal to make a guest an operator ends (`bob is not signed in: ...`): IRC
+/// answers it `696 ERR_INVALIDMODEPARAM <channel> o <nick>`.
+pub(crate) const NOT_AN_ACCOUNT: &str = " is not signed in: operators are accounts";
 /// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
 pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
 
@@ -166,6 +169,10 @@ impl Hub {
             }
             ModAction::Op(nick) => {
                 let acct = match self.named(&nick) {
+                    // An operator of a room is one of its members, as on IRC (`441`).
+                    Ok((target, tnick)) if !self.member_of(target, room) => {
+                        return Err(not_in(&tnick, room));
+                    }
                     Ok((target, _)) => self.account_of(target),
                     // In a cluster every node knows every account: one on another node (or
                     // on none) is named by its account's name.
@@ -177,10 +184,7 @@ impl Hub {
                     Err(e) => return Err(e),
                 };
                 let Some(acct) = acct else {
-                    return Err((
-                        ErrorKind::Invalid,
-                        format!("{nick} is not signed in: operators are accounts"),
-                    ));
+                    return Err((ErrorKind::Invalid, format!("{nick}{NOT_AN_ACCOUNT}")));
                 };
                 let name = self.account_name(&acct).unwrap_or(nick.clone());
                 let p = self.policy_mut(room);
@@ -196,6 +200,15 @@ impl Hub {
                 self.changed(room, me, words, PolicyEdit::Op(name), now);
             }
             ModAction::Deop(nick) => {
+                let listed = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.ops.iter().any(|o| o.folded() == nick.folded()));
+                // An operator away is lifted by name; anyone else must be in the room.
+                if !listed {
+                    self.in_room(&nick, room)?;
+                }
                 let p = self.policy_mut(room);
                 let before = p.ops.len();
                 p.ops.retain(|o| o.folded() != nick.folded());
@@ -208,6 +221,7 @@ impl Hub {
             }
             _ if !is_op => return need_op(),
             ModAction::Voice(nick) => {
+                self.in_room(&nick, room)?;
                 let p = self.policy_mut(room);
                 if !p.voiced.iter().any(|v| v.folded() == nick.folded()) {
                     if p.voiced.len() >= MAX_OPS_PER_ROOM {
@@ -221,6 +235,14 @@ impl Hub {
                 }
             }
             ModAction::Devoice(nick) => {
+                let listed = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.policy.as_ref())
+                    .is_some_and(|p| p.voiced.iter().any(|v| v.folded() == nick.folded()));
+                if !listed {
+                    self.in_room(&nick, room)?;
+                }
                 let p = self.policy_mut(room);
                 let before = p.voiced.len();
                 p.voiced.retain(|v| v.folded() != nick.folded());
@@ -241,7 +263,7 @@ impl Hub {
                 }
                 let (target, tnick) = self.named(&nick)?;
                 if !self.member_of(target, room) {
-                    return Err((ErrorKind::NotInRoom, format!("{nick} is not in {room}")));
+                    return Err(not_in(&nick, room));
                 }
                 self.protected(target, room, admin, "put out")?;
                 info!(room = %room, by = %me, target = %tnick, "kick");
@@ -256,6 +278,11 @@ impl Hub {
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
+                let masks = to_set(&p.bans, masks, duration.is_some());
+                if masks.is_empty() {
+                    self.unchanged(conn, format!("{target} is banned from {room} already"));
+                    return Ok(());
+                }
                 if p.bans.len() + masks.len() > MAX_BANS_PER_ROOM {
                     return Err((
                         ErrorKind::Invalid,
@@ -273,7 +300,7 @@ impl Hub {
                     })
                     .collect();
                 for e in &entries {
-                    p.bans.retain(|b| b.mask != e.mask);
+                    p.bans.retain(|b| !same_mask(&b.mask, &e.mask));
                     p.bans.push(e.clone());
                 }
                 for e in entries {
@@ -302,21 +329,28 @@ impl Hub {
                 let gone: Vec<Mask> = p
                     .bans
                     .iter()
-                    .filter(|b| b.mask == mask)
+                    .filter(|b| lifts(&mask, &b.mask))
                     .map(|b| b.mask.clone())
                     .collect();
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
-                p.bans.retain(|b| b.mask != mask);
-                let words = format!("-b {mask}");
-                self.changed(room, me, words, PolicyEdit::Unban(mask), now);
+                p.bans.retain(|b| !gone.contains(&b.mask));
+                for mask in gone {
+                    let words = format!("-b {mask}");
+                    self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
+                }
             }
             ModAction::Mute { target, duration } => {
                 let masks = self.masks_for(&target, uid, room, admin)?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
+                let masks = to_set(&p.mutes, masks, duration.is_some());
+                if masks.is_empty() {
+                    self.unchanged(conn, format!("{target} is muted in {room} already"));
+                    return Ok(());
+                }
                 if p.mutes.len() + masks.len() > MAX_BANS_PER_ROOM {
                     return Err((
                         ErrorKind::Invalid,
@@ -334,7 +368,7 @@ impl Hub {
                     })
                     .collect();
                 for e in &entries {
-                    p.mutes.retain(|b| b.mask != e.mask);
+                    p.mutes.retain(|b| !same_mask(&b.mask, &e.mask));
                     p.mutes.push(e.clone());
                 }
                 for e in entries {
@@ -343,24 +377,27 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let masks = match self
+                let mut masks =
+                    vec![Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?];
+                // A present member's person: what a mute of its nick set (its address too).
+                if let Some(t) = self
                     .nicks
                     .get(&self.users, target.to_ascii_lowercase().as_str())
                 {
-                    Some(t) => self.person_masks(t),
-                    None => {
-                        let mask = Mask::parse(&target)
-                            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
-                        self.remote_unmute_masks(mask)
-                    }
-                };
+                    masks.extend(self.person_masks(t));
+                }
                 let p = self.policy_mut(room);
-                let before = p.mutes.len();
-                p.mutes.retain(|m| !masks.contains(&m.mask));
-                if p.mutes.len() == before {
+                let gone: Vec<Mask> = p
+                    .mutes
+                    .iter()
+                    .filter(|m| masks.iter().any(|l| lifts(l, &m.mask)))
+                    .map(|m| m.mask.clone())
+                    .collect();
+                if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{target}{NOT_MUTED_IN}{room}")));
                 }
-                for mask in masks {
+                p.mutes.retain(|m| !gone.contains(&m.mask));
+                for mask in gone {
                     let words = format!("-q {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
                 }
@@ -969,6 +1006,25 @@ impl Hub {
             .ok_or_else(|| (ErrorKind::NoSuchNick, format!("nobody is called {nick}")))
     }
 
+    /// The member of `room` called `nick`, here or (in a cluster) on another node; else why
+    /// not: nobody has the nick (`NoSuchNick`, IRC's `401`), or whoever has it is not in the
+    /// room (`NotInRoom`, IRC's `441`).
+    fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
+        match self.named(nick) {
+            Ok((target, tnick)) if self.member_of(target, room) => Ok(tnick),
+            Ok((_, tnick)) => Err(not_in(&tnick, room)),
+            Err(nobody) => {
+                if let Some(tnick) = self.remote_member(room, nick) {
+                    return Ok(tnick);
+                }
+                match self.remote_presence(nick).map(|p| p.nick.clone()) {
+                    Some(tnick) => Err(not_in(&tnick, room)),
+                    None => Err(nobody),
+                }
+            }
+        }
+    }
+
     /// The founder is beyond operators' reach (not an admin's).
     fn protected(
         &self,
@@ -1058,18 +1114,6 @@ impl Hub {
             return Ok(vec![Mask::Account(name)]);
         }
         Ok(vec![Mask::Nick(nick)])
-    }
-
-    /// Cluster mode: what an unmute of `mask` (not a user here) lifts: a registered nick's
-    /// account too, as a mute of it on another node held its account.
-    fn remote_unmute_masks(&self, mask: Mask) -> Vec<Mask> {
-        match mask {
-            Mask::Nick(n) if self.cluster.is_some() && self.accounts.registered(&n) => {
-                let name = self.account_name(&n.folded()).unwrap_or_else(|| n.clone());
-                vec![Mask::Account(name), Mask::Nick(n)]
-            }
-            mask => vec![mask],
-        }
     }
 
     /// The founder is beyond operators' reach on another node too: a member there with the
@@ -1326,6 +1370,44 @@ impl Hub {
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
     }
+}
+
+/// Which of `masks` a ban or mute sets, `list` being the room's bans or mutes (the expired
+/// ones gone): those the list does not hold, and, when it is `timed` (natter's own command with
+/// a duration), those it holds, to give them the new expiry. One set again as it is is no
+/// change, as on IRC servers: a `+b` again would else tell the room twice and make a timed ban
+/// one until lifted.
+fn to_set(list: &[Entry], masks: Vec<Mask>, timed: bool) -> Vec<Mask> {
+    masks
+        .into_iter()
+        .filter(|m| timed || !list.iter().any(|e| same_mask(&e.mask, m)))
+        .collect()
+}
+
+/// Whether two masks hold the same people: equal, nicks and accounts without regard to case.
+fn same_mask(a: &Mask, b: &Mask) -> bool {
+    match (a, b) {
+        (Mask::Nick(a), Mask::Nick(b)) | (Mask::Account(a), Mask::Account(b)) => {
+            a.folded() == b.folded()
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Whether an unban or unmute naming `lift` lifts the held `mask`: the same mask (a nick or
+/// an account without regard to case), or, for a nick, the account of that name, which a ban
+/// of the nick set on a signed-in user (a registered nick is its account's name, so the two
+/// name one person and nobody else).
+fn lifts(lift: &Mask, mask: &Mask) -> bool {
+    match (lift, mask) {
+        (Mask::Nick(n), Mask::Account(m)) => n.folded() == m.folded(),
+        (lift, mask) => same_mask(lift, mask),
+    }
+}
+
+/// `nick` is not in `room` (the words IRC's `441` reads the nick from).
+fn not_in(nick: &Nick, room: &RoomName) -> Refusal {
+    (ErrorKind::NotInRoom, format!("{nick} is not in {room}"))
 }
 
 fn gone() -> Refusal {

@@ -165,6 +165,7 @@ impl Hub {
             }
             Request::Line(line) => self.run_line(conn, &line, now),
             Request::Query(q) => self.query(conn, q, now),
+            Request::Relay(r) => self.relay(conn, r, now),
         }
     }
 
@@ -262,7 +263,7 @@ impl Hub {
 
     /// `conn`'s user is not in `room`; the words say whether the room exists at all (IRC
     /// answers `403` for a channel that does not, `442` for one without you).
-    fn not_in_room(&mut self, conn: ConnId, room: &RoomName, id: Option<MsgId>) {
+    pub(super) fn not_in_room(&mut self, conn: ConnId, room: &RoomName, id: Option<MsgId>) {
         let detail = if self.rooms.contains_key(room) || self.remote_count(room) > 0 {
             format!("you are not in {room}")
         } else {
@@ -272,7 +273,7 @@ impl Hub {
         self.error(conn, ErrorKind::NotInRoom, re, detail);
     }
 
-    fn member(&self, uid: UserId, room: &RoomName) -> bool {
+    pub(super) fn member(&self, uid: UserId, room: &RoomName) -> bool {
         self.users.get(&uid).is_some_and(|u| u.rooms.contains(room))
     }
 

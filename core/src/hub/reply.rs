@@ -98,6 +98,29 @@ impl Hub {
         }
     }
 
+    /// A reply worth nothing late (a typing notification, [`Note::Tagged`]): not queued at
+    /// all when `conn` is behind already (its backlog with it past the pressure floor), so it
+    /// never adds to what a slow reader owes nor closes it as too slow.
+    pub(super) fn reply_fresh(&mut self, conn: ConnId, reply: &Reply) {
+        let floor = self.config.queue_limits().pressure_floor;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some(dialect) = c.dialect() else {
+            return;
+        };
+        let me = c.user().and_then(|u| self.users.get(&u)).map(|u| &u.nick);
+        let Some(data) = dialect.render(reply, me) else {
+            return;
+        };
+        if c.backlog_bytes() + data.len() > floor {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.push(&mut self.out, data);
+        }
+    }
+
     /// Who set the topic a `Joined` or `Topic` gives, and when, if this server knows.
     fn topic_set(&self, msg: &ServerMsg) -> Option<super::room::TopicSet> {
         let (ServerMsg::Joined {

@@ -454,6 +454,9 @@ pub(crate) enum Request {
     /// A question about users and rooms beyond the protocol's own messages (who is on, who is
     /// away, a user's rooms): see [`Query`].
     Query(Query),
+    /// Client-only message tags for a room's members or a user, relayed live and kept nowhere
+    /// (IRC's `TAGMSG`: typing notifications): see [`crate::hub::relay`].
+    Relay(crate::hub::relay::Relay),
 }
 
 impl Request {
@@ -582,6 +585,16 @@ pub(crate) enum Note {
         marks: Vec<&'static str>,
         topic_set: Option<crate::hub::room::TopicSet>,
         created: Option<crate::time::Millis>,
+    },
+    /// Client-only message tags `from` someone (signed in to `account`, if so) for `to` (a
+    /// room, or this user), relayed at `at` ([`Request::Relay`]): only IRC clients with
+    /// `message-tags` get them, as a `TAGMSG`.
+    Tagged {
+        from: Nick,
+        account: Option<Nick>,
+        to: crate::hub::relay::RelayTo,
+        tags: std::sync::Arc<str>,
+        at: crate::time::Millis,
     },
     /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
     /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,

@@ -303,7 +303,7 @@ impl Dialect for Text {
                         .collect::<Vec<u8>>(),
                 )),
                 // The room event and `Policy` tell it.
-                Note::Detailed { .. } | Note::KeySet { .. } => None,
+                Note::Detailed { .. } | Note::KeySet { .. } | Note::Tagged { .. } => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

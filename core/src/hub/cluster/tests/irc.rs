@@ -360,3 +360,30 @@ fn a_labeled_message_without_echo_is_acknowledged_once_the_log_has_it() {
     let text = irc_says(&mut net, 1, c, "@label=m1 PRIVMSG #r :hi all\r\n");
     assert_eq!(lines_of(&text), ["@label=m1 :natter.irc ACK"]);
 }
+
+/// `+v` of a member on another node voices it; of someone on another node who is not in the
+/// room, `NotInRoom` (IRC's `441`); of a nick nobody has anywhere, `NoSuchNick` (`401`).
+#[test]
+fn voicing_someone_on_another_node_needs_them_in_the_room() {
+    let mut net = net(2);
+    let (a, _) = founder_of_r(&mut net);
+    let c = irc_client(&mut net, 1, "carol", "");
+    irc_says(&mut net, 1, c, "JOIN #r\r\n");
+    irc_client(&mut net, 1, "dave", "");
+    let voice = |who: &str| ClientMsg::Moderate {
+        room: room("#r"),
+        action: ModAction::Voice(nick(who)),
+    };
+    ask(&mut net, 0, a, &voice("carol"));
+    let got = net.recv(0, a);
+    assert!(error(&got).is_none(), "{got:?}");
+    ask(&mut net, 0, a, &voice("dave"));
+    let (kind, why) = error(&net.recv(0, a)).expect("refused");
+    assert_eq!(
+        (kind, why.as_str()),
+        (ErrorKind::NotInRoom, "dave is not in #r")
+    );
+    ask(&mut net, 0, a, &voice("nobody"));
+    let (kind, _) = error(&net.recv(0, a)).expect("refused");
+    assert_eq!(kind, ErrorKind::NoSuchNick);
+}

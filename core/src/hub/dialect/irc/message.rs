@@ -76,6 +76,39 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// The length of the tags as sent, without the `@` and the space after them.
+    pub(super) fn tags_len(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// The client-only tags (`+key[=value]`, IRCv3 message-tags) as sent, values still escaped,
+    /// joined by `;`: what a `TAGMSG` carries to others. A tag whose key is not `+`, an
+    /// optional vendor (`example.com/`) and letters, digits and `-` is left out, and so is one
+    /// whose value holds a control character.
+    pub(super) fn client_tags(&self) -> String {
+        let mut out = String::new();
+        for t in self.tags.split(';') {
+            let (k, v) = t.split_once('=').unwrap_or((t, ""));
+            let Some(name) = k.strip_prefix('+') else {
+                continue;
+            };
+            let (vendor, key) = name.rsplit_once('/').unwrap_or(("", name));
+            let key_ok = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && vendor
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !key_ok || v.contains(char::is_control) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(';');
+            }
+            out.push_str(t);
+        }
+        out
+    }
+
     /// Parameter `i`, if given and not empty.
     pub(super) fn param(&self, i: usize) -> Option<&'a str> {
         self.params.get(i).copied().filter(|p| !p.is_empty())
@@ -141,6 +174,18 @@ impl Tags {
             self.0.push('=');
             escape_into(&mut self.0, value);
         }
+        self
+    }
+
+    /// Tags as sent by a client (`key=value;...`, escaped already), in front of these.
+    pub(super) fn with_raw(mut self, raw: &str) -> Tags {
+        if raw.is_empty() {
+            return self;
+        }
+        if !self.0.is_empty() {
+            self.0.insert(0, ';');
+        }
+        self.0.insert_str(0, raw);
         self
     }
 

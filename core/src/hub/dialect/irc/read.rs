@@ -8,7 +8,7 @@ use super::numeric::*;
 use super::{Irc, Label, Running};
 use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
 use crate::hub::query::Query;
-use crate::limits::{IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS};
+use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS};
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
 use crate::wire::ClientMsg;
@@ -219,7 +219,14 @@ impl Irc {
             answered: false,
         });
         plan.tags = self.reply_tags();
-        if self.registered() {
+        if msg.tags_len() > IRC_MAX_CLIENT_TAGS {
+            // IRCv3 message-tags: more tag data than a client may send is refused whole.
+            plan.num(
+                ERR_INPUTTOOLONG,
+                &[],
+                &format!("Input line was too long (message tags over {IRC_MAX_CLIENT_TAGS} bytes)"),
+            );
+        } else if self.registered() {
             self.command(&msg, &verb, next_id, &mut plan);
         } else {
             self.registering(&msg, &verb, &mut plan);
@@ -473,8 +480,7 @@ impl Irc {
                 },
             },
             "PING" => ping(msg, plan),
-            // Client-only tags (typing notifications) are not carried.
-            "TAGMSG" => {}
+            "TAGMSG" => tagmsg(msg, plan),
             "QUIT" => {
                 let reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
                 plan.msg(ClientMsg::Quit { reason });
@@ -953,6 +959,47 @@ fn chathistory(msg: &Message<'_>, plan: &mut Plan<'_>) {
         window,
         limit,
     });
+}
+
+/// `TAGMSG target[,target]`: the line's client-only tags (`+typing=active`) relayed to the
+/// channel's members or the nick, those with message-tags (IRCv3). Other tags are not carried;
+/// a `TAGMSG` with no client-only tag has nothing to carry.
+fn tagmsg(msg: &Message<'_>, plan: &mut Plan<'_>) {
+    use crate::hub::relay::{Relay, RelayTo};
+    let Some(targets) = msg.param(0) else {
+        return plan.num(ERR_NORECIPIENT, &[], "No recipient given (TAGMSG)");
+    };
+    let tags = msg.client_tags();
+    if tags.is_empty() {
+        return;
+    }
+    let tags: std::sync::Arc<str> = tags.into();
+    for (i, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
+        if i == IRC_MAX_TARGETS {
+            return plan.num(ERR_TOOMANYTARGETS, &[target], "Too many recipients");
+        }
+        let to = if target.starts_with('#') {
+            match names::channel(target) {
+                Ok(room) => RelayTo::Room(room),
+                Err(bad) => {
+                    plan.num(bad.numeric, &[target], &bad.words);
+                    continue;
+                }
+            }
+        } else {
+            match Nick::new(target) {
+                Ok(nick) => RelayTo::Nick(nick),
+                Err(_) => {
+                    plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+                    continue;
+                }
+            }
+        };
+        plan.request(Request::Relay(Relay {
+            to,
+            tags: tags.clone(),
+        }));
+    }
 }
 
 fn ping(msg: &Message<'_>, plan: &mut Plan<'_>) {

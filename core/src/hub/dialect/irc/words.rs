@@ -14,7 +14,7 @@ use super::{
 use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
-use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_MUTED_IN};
+use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_AN_ACCOUNT, NOT_MUTED_IN};
 use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
@@ -56,7 +56,7 @@ fn isupport() -> Vec<String> {
         "PREFIX=(ov)@+".into(),
         format!(
             "TARGMAX=PRIVMSG:{IRC_MAX_TARGETS},NOTICE:{IRC_MAX_TARGETS},\
-             JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:1,WHOIS:1"
+             TAGMSG:{IRC_MAX_TARGETS},JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:1,WHOIS:1"
         ),
         format!("TOPICLEN={TOPICLEN}"),
         "UTF8ONLY".into(),
@@ -674,9 +674,9 @@ impl Irc {
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
                 l.num(RPL_ENDOFNAMES, &[r.as_str()], "End of /NAMES list");
             }
-            // KICK of someone who is not in the channel (the kicker is).
+            // KICK, or MODE +o/+v, of someone who is not in the channel (the sender is).
             (ErrorKind::NotInRoom, Re::Room(r))
-                if verb == "KICK"
+                if matches!(verb, "KICK" | "MODE")
                     && !detail.starts_with("you are not")
                     && !detail.starts_with(NO_ROOM) =>
             {
@@ -712,8 +712,31 @@ impl Irc {
                 let words = format!("Channel {r} list does not contain {mask}");
                 l.num(ERR_LISTMODENOTSET, &[r.as_str(), &mask, letter], &words);
             }
+            // `+o` of a guest: a mode parameter the server will not take, `696 <channel> o
+            // <nick>`, as for any mode's bad parameter.
+            (ErrorKind::Invalid, Re::Room(r))
+                if verb == "MODE" && detail.ends_with(NOT_AN_ACCOUNT) =>
+            {
+                let nick = detail
+                    .strip_suffix(NOT_AN_ACCOUNT)
+                    .filter(|n| Nick::new(n).is_ok())
+                    .unwrap_or("*");
+                let words = format!(
+                    "{nick} is not signed in to an account: only accounts can be operators (+v \
+                     voices a guest)"
+                );
+                l.num(ERR_INVALIDMODEPARAM, &[r.as_str(), "o", nick], &words);
+            }
             (ErrorKind::NotInRoom, Re::Room(r)) if detail.starts_with(NO_ROOM) => {
                 l.num(ERR_NOSUCHCHANNEL, &[r.as_str()], "No such channel");
+            }
+            // A TAGMSG to a channel one is not in: refused as a message is.
+            (ErrorKind::NotInRoom, Re::Room(r)) if verb == "TAGMSG" => {
+                l.num(
+                    ERR_CANNOTSENDTOCHAN,
+                    &[r.as_str()],
+                    "Cannot send to channel (you are not in it: JOIN first)",
+                );
             }
             (ErrorKind::NotInRoom, Re::Room(r)) => {
                 l.num(
@@ -821,6 +844,28 @@ impl Irc {
             let params = [room.as_str(), "+k", key.as_str()];
             return l.from(&tags, &src, "MODE", &params, false);
         }
+        if let Note::Tagged {
+            from,
+            account,
+            to,
+            tags,
+            at,
+        } = note
+        {
+            // IRCv3 message-tags: a client without it gets no TAGMSG at all.
+            if !self.caps.has(Cap::MessageTags) {
+                return;
+            }
+            let mut t = self.said_tags(*at, l.tags.clone()).with_raw(tags);
+            if let Some(a) = account.as_ref().filter(|_| self.caps.has(Cap::AccountTag)) {
+                t = t.with("account", a.as_str());
+            }
+            let target = match to {
+                crate::hub::relay::RelayTo::Room(room) => room.as_str(),
+                crate::hub::relay::RelayTo::Nick(nick) => nick.as_str(),
+            };
+            return l.from(&t, &names::source(from), "TAGMSG", &[target], false);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -848,6 +893,7 @@ impl Irc {
             | Note::Unchanged(_)
             | Note::Detailed { .. }
             | Note::KeySet { .. }
+            | Note::Tagged { .. }
             | Note::MissedStart(_)
             | Note::MissedEnd
             | Note::Motd(_) => {}
