@@ -2029,9 +2029,9 @@ fn session_key(token_id: u64) -> String {
     format!("{token_id:016x}")
 }
 
-/// A session record as the cluster keeps it; its refused messages follow it in the value
-/// (an older node reads the record and ignores what follows; a value an older node wrote has
-/// nothing there).
+/// A session record as the cluster keeps it; its refused messages and the token before its
+/// token follow it in the value, when it has either ([`SessionTail`]: an older node reads the
+/// record and ignores what follows; a value an older node wrote has nothing there).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredSession {
     token: [u8; 32],
@@ -2043,6 +2043,12 @@ struct StoredSession {
     /// The node that wrote it.
     node: String,
 }
+
+/// What follows a [`StoredSession`] in its value.
+type SessionTail = (
+    Vec<(natter_core::MsgId, natter_core::wire::ErrorKind)>,
+    Option<(u64, [u8; 32])>,
+);
 
 fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
     let stored = StoredSession {
@@ -2056,10 +2062,11 @@ fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
     };
     let mut value = bincode::serde::encode_to_vec(&stored, bincode::config::standard())
         .map_err(|e| e.to_string())?;
-    if !r.refused.is_empty() {
-        let refused = bincode::serde::encode_to_vec(&r.refused, bincode::config::standard())
+    if !r.refused.is_empty() || r.prev.is_some() {
+        let tail: SessionTail = (r.refused.clone(), r.prev.map(|(id, h)| (id, h.0)));
+        let tail = bincode::serde::encode_to_vec(&tail, bincode::config::standard())
             .map_err(|e| e.to_string())?;
-        value.extend(refused);
+        value.extend(tail);
     }
     Ok(Bytes::from(value))
 }
@@ -2068,13 +2075,13 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
     let (s, read): (StoredSession, usize) =
         bincode::serde::decode_from_slice(value, bincode::config::standard())
             .map_err(|e| e.to_string())?;
-    let refused = match value.get(read..).filter(|rest| !rest.is_empty()) {
+    let (refused, prev): SessionTail = match value.get(read..).filter(|rest| !rest.is_empty()) {
         Some(rest) => {
             bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                .map_err(|e| format!("refused messages: {e}"))?
+                .map_err(|e| format!("refused messages and token before: {e}"))?
                 .0
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     Ok(SessionRecord {
         token: TokenHash(s.token),
@@ -2083,6 +2090,7 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
         rooms: s.rooms,
         last_id: s.last_id,
         refused,
+        prev: prev.map(|(id, h)| (id, TokenHash(h))),
         updated: s.updated,
     })
 }
@@ -2249,6 +2257,7 @@ mod tests {
             nick: Nick::new("alice").unwrap(),
             rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
             last_id: natter_core::MsgId(9),
+            prev: None,
             refused: Vec::new(),
             updated: Millis(1_234),
         };
@@ -2263,6 +2272,7 @@ mod tests {
                 natter_core::MsgId(3),
                 natter_core::wire::ErrorKind::NotInRoom,
             )],
+            prev: Some((41, TokenHash([6; 32]))),
             ..r.clone()
         };
         let bytes = encode_session(&refused, "node1").unwrap();

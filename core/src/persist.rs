@@ -243,6 +243,11 @@ pub struct SessionRecord {
     /// restart is refused again, not acknowledged as had (its client may not have heard the
     /// refusal before the server went away).
     pub refused: Vec<(MsgId, crate::wire::ErrorKind)>,
+    /// The token before `token` (its id and hash), while the client may not have received
+    /// `token` (its connection has sent nothing since the welcome that carried it): still good
+    /// after a restart, as it is in the hub, so a kill right after a resume does not leave the
+    /// client with a token nobody knows.
+    pub prev: Option<(u64, TokenHash)>,
     /// When this record was written (the hub's clock: Unix milliseconds in a real server).
     pub updated: Millis,
 }

@@ -1130,3 +1130,47 @@ fn a_refusal_under_a_session_record_in_flight_is_written_at_once() {
     ];
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+/// A program resumed after a restart, and the server stored the new token it issued; the
+/// program read nothing (stalled) before a second kill. The token it holds, the one before,
+/// was good in the hub until it showed it has the new one, but not in the store: after the
+/// restart its session had expired, and it was no longer signed in.
+#[test]
+fn a_token_the_client_may_not_have_received_leaves_the_one_before_good_after_a_kill() {
+    let ops = vec![
+        Crash,
+        Commit(1),
+        Advance(222),
+        Commit(2),
+        Commit(1),
+        Crash,
+        Logout(2),
+        Advance(227),
+        Commit(1),
+        Commit(3),
+        Cut(0),
+        Login(2, 0),
+        Say(1),
+        Say(1),
+        Commit(1),
+        Advance(144),
+        Register(1),
+        Crash,
+        Advance(235),
+        Commit(1),
+        Commit(1),
+        Commit(1),
+        Login(2, 1),
+        Commit(1),
+        Commit(1),
+        Stall(2, true),
+        Crash,
+        Advance(229),
+        Say(0),
+        Commit(2),
+        Say(0),
+        Commit(2),
+        Crash,
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}

@@ -139,6 +139,7 @@ fn a_batch_is_all_or_nothing() {
         nick: nick("carol"),
         rooms: vec![room("#a")],
         last_id: MsgId(3),
+        prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
     };
@@ -229,6 +230,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("alice"),
         rooms: vec![room("#a"), room("#b")],
         last_id: MsgId(41),
+        prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
     };
@@ -238,6 +240,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("bob"),
         rooms: vec![],
         last_id: MsgId(0),
+        prev: None,
         refused: Vec::new(),
         updated: Millis(T0 + 10),
     };
@@ -254,6 +257,7 @@ fn sessions_round_trip_by_token_hash() {
                 (MsgId(40), ErrorKind::NotInRoom),
                 (MsgId(41), ErrorKind::NotStored),
             ],
+            prev: Some((u64::MAX - 1, TokenHash::of(&ResumeToken([3; 32])))),
             updated: Millis(T0 + 20),
             ..s1.clone()
         };
@@ -289,6 +293,10 @@ fn sessions_round_trip_by_token_hash() {
             (MsgId(40), ErrorKind::NotInRoom),
             (MsgId(41), ErrorKind::NotStored)
         ]
+    );
+    assert_eq!(
+        sessions[0].prev,
+        Some((u64::MAX - 1, TokenHash::of(&ResumeToken([3; 32]))))
     );
     assert_eq!(
         sessions[1],
@@ -354,6 +362,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 nick: nick("dave"),
                 rooms: vec![room("#b")],
                 last_id: MsgId(1),
+                prev: None,
                 refused: Vec::new(),
                 updated: Millis(T0),
             })],
@@ -998,6 +1007,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
     };
@@ -1063,6 +1073,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        prev: None,
         refused: Vec::new(),
         updated: Millis(updated),
     }

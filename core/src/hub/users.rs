@@ -68,9 +68,15 @@ impl Hub {
             for &(id, kind) in &record.refused {
                 d.refuse(id, kind);
             }
+            if let Some((id, hash)) = record.prev {
+                d.set_prev_resume(super::ResumeKey { id, hash: hash.0 });
+            }
         }
         self.tokens
             .insert(&self.devices, record.token_id, did, Which::Current);
+        if let Some((id, _)) = record.prev {
+            self.tokens.insert(&self.devices, id, did, Which::Prev);
+        }
         self.detached += 1;
         self.timers
             .set(super::Timer::Grace(did), now + self.config.resume_grace);
@@ -227,12 +233,13 @@ impl Hub {
     }
 
     /// `did`'s connection sent something after its welcome: the client has its current token,
-    /// and the one before stops working.
+    /// and the one before stops working (in the store too: its record is written again).
     pub(super) fn token_received(&mut self, did: DeviceId) {
         if let Some(d) = self.devices.get_mut(&did)
             && let Some(prev) = d.take_prev_resume()
         {
             self.tokens.remove(prev.id, did, Which::Prev);
+            self.device_changed(did);
         }
     }
 }

@@ -296,8 +296,8 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
         .ok_or_else(|| corrupt("a session_ids row"))?;
     let mut st = conn
         .prepare(
-            "SELECT token, nick, rooms, last_id, updated, token_id, refused FROM sessions \
-             WHERE updated >= ?1 OR ?2",
+            "SELECT token, nick, rooms, last_id, updated, token_id, refused, prev_id, prev_token \
+             FROM sessions WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
@@ -310,12 +310,14 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<Vec<u8>>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, Option<Vec<u8>>>(8)?,
             ))
         })
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, mut last_id, mut updated, token_id, refused) =
+        let (token, nick, rooms, mut last_id, mut updated, token_id, refused, prev_id, prev) =
             row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
         if let Some(&(id, at)) = unfolded.get(&token) {
@@ -332,12 +334,20 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             .map_err(|e| corrupt(format!("rooms of session of {nick}: {e}")))?;
         let refused = super::codec::refused_of(refused.as_deref())
             .ok_or_else(|| corrupt(format!("refused messages of session of {nick}")))?;
+        let prev = match (prev_id, prev) {
+            (Some(id), Some(hash)) => Some((
+                u64::from_ne_bytes(id.to_ne_bytes()),
+                token_hash(&hash).ok_or_else(|| corrupt("a session's token before"))?,
+            )),
+            _ => None,
+        };
         sessions.push(SessionRecord {
             token,
             token_id: u64::from_ne_bytes(token_id.to_ne_bytes()),
             rooms,
             last_id: MsgId(int_u64("message id", last_id)?),
             refused,
+            prev,
             updated: Millis(int_u64("time", updated)?),
             nick,
         });

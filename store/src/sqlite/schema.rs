@@ -25,7 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_event_rows.sql"),
     include_str!("migrations/010_presence.sql"),
     include_str!("migrations/011_events_rowid.sql"),
-    include_str!("migrations/012_session_refused.sql"),
+    include_str!("migrations/012_session_state.sql"),
 ];
 
 /// The schema version this build writes.

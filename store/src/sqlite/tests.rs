@@ -2043,6 +2043,8 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
              DROP TABLE events_v11;
              ALTER TABLE sessions DROP COLUMN refused;
+             ALTER TABLE sessions DROP COLUMN prev_id;
+             ALTER TABLE sessions DROP COLUMN prev_token;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2087,7 +2089,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
 }
 
 #[test]
-fn a_schema_11_store_keeps_its_sessions_with_nothing_refused() {
+fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before() {
     use crate::{SessionRecord, TokenHash};
     use natter_core::wire::ErrorKind;
     let dir = tempfile::tempdir().unwrap();
@@ -2098,6 +2100,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused() {
         nick: Nick::new("alice").unwrap(),
         rooms: vec![RoomName::new("#a").unwrap()],
         last_id: MsgId(9),
+        prev: None,
         refused: vec![(MsgId(4), ErrorKind::Muted)],
         updated: Millis(1),
     };
@@ -2115,7 +2118,12 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused() {
     // What schema 11 had: the same row without the column.
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch("ALTER TABLE sessions DROP COLUMN refused; PRAGMA user_version = 11;")
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN refused;
+             ALTER TABLE sessions DROP COLUMN prev_id;
+             ALTER TABLE sessions DROP COLUMN prev_token;
+             PRAGMA user_version = 11;",
+        )
         .unwrap();
     let mut store = SqliteStore::open(&config).unwrap();
     let version: u32 = store
@@ -2126,10 +2134,11 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused() {
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     let nothing_refused = SessionRecord {
         refused: Vec::new(),
+        prev: None,
         ..session.clone()
     };
     assert_eq!(loaded.sessions, [nothing_refused]);
-    // Written again, with what was refused: read back as written.
+    // Written again, with what was refused and the token before: read back as written.
     write(&mut store, 2, &session);
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.sessions, [session]);

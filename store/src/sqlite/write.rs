@@ -865,9 +865,17 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
         .join(" ");
     let (last_id, updated) = (int("message id", s.last_id.0)?, int("time", s.updated.0)?);
     let refused = super::codec::refused_blob(&s.refused)?;
+    let (prev_id, prev_token) = match &s.prev {
+        Some((id, hash)) => (
+            Some(i64::from_ne_bytes(id.to_ne_bytes())),
+            Some(&hash.0[..]),
+        ),
+        None => (None, None),
+    };
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO sessions (token, token_id, nick, rooms, last_id, updated, refused) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR REPLACE INTO sessions \
+         (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -878,7 +886,9 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             rooms,
             last_id,
             updated,
-            refused
+            refused,
+            prev_id,
+            prev_token
         ])
     })
     .map(|_| ())
