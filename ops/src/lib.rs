@@ -7,10 +7,13 @@
 //! - [`histogram`]: a latency histogram of atomics, for hot paths where prometheus-client's own
 //!   histogram (a mutex per observation) would cost too much;
 //! - [`logging`]: `--log-format text|json` for tracing;
+//! - [`args`]: flags and environment variables parsed by clap, a bad value from a variable said
+//!   with the variable's name;
 //! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms;
 //! - [`files`]: the open-file limit raised to what the hard limit allows, at start.
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod endpoint;
 pub mod files;
 pub mod histogram;
