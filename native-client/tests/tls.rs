@@ -146,3 +146,43 @@ async fn a_certificate_that_does_not_verify_ends_the_client_with_the_reason() {
     assert!(err.contains("missing-ca.pem"), "{err}");
     s.server.shutdown().await.unwrap();
 }
+
+/// A CA certificate served as the server's own (what `openssl req -x509` makes unless told
+/// otherwise) is refused by every verifying client, even with it as the CA file: the CLI says
+/// what that means and what the operator should do, not rustls's `CaUsedAsEndEntity`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_as_the_servers_own_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (cargo xtask install)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = ServerConfig::local_test();
+    c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    c.tls_certs = Some(TlsCerts {
+        cert: cert.clone(),
+        key,
+    });
+    let server = natter_server::start(c).await.unwrap();
+    let tls_url = format!("natters://127.0.0.1:{}", server.tls_addrs()[0].port());
+    let err = fails_at_once(&["--ca-file".into(), cert.to_str().unwrap().into(), tls_url]).await;
+    assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
+    assert!(
+        err.contains("is a CA certificate") && err.contains("basicConstraints=critical,CA:FALSE"),
+        "{err}"
+    );
+    server.shutdown().await.unwrap();
+}
