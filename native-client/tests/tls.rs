@@ -148,28 +148,13 @@ async fn a_certificate_that_does_not_verify_ends_the_client_with_the_reason() {
 }
 
 /// A CA certificate served as the server's own (what `openssl req -x509` makes unless told
-/// otherwise) is refused by every verifying client, even with it as the CA file: the CLI says
+/// otherwise; `native-server/tests/tls.rs` makes one with openssl itself) is refused by every verifying client, even with it as the CA file: the CLI says
 /// what that means and what the operator should do, not rustls's `CaUsedAsEndEntity`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_certificate_as_the_servers_own_is_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (cargo xtask install)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let leaf = natter_tls::dev_ca::self_signed_ca_leaf(&["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = leaf.write(dir.path()).unwrap();
     let mut c = ServerConfig::local_test();
     c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     c.tls_certs = Some(TlsCerts {

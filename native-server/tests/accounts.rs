@@ -138,13 +138,39 @@ async fn an_account_and_its_rooms_survive_a_restart() {
         .await;
 }
 
+/// Reads the server's `log` up to a line holding `until`: the lines read. None may hold `secret`
+/// (a password tried).
+async fn read_log_until(
+    log: &mut tokio::io::BufReader<tokio::process::ChildStderr>,
+    until: &str,
+    secret: &str,
+) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = Vec::new();
+    timeout(Duration::from_secs(10), async {
+        loop {
+            let mut line = String::new();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited");
+            assert!(!line.contains(secret), "a password in the log: {line}");
+            let done = line.contains(until);
+            lines.push(line);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {until}"));
+    lines
+}
+
 /// Password guessing on nc against the real binary: each wrong try is refused in words, the
 /// throttled ones say when to try again, and the log says once that the account is throttled.
 /// Each try that was checked has its `sign-in failed` line (for fail2ban), the throttled ones
 /// none: the throttle bounds the lines as it bounds the checks. No line holds the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_refused_in_words_and_logged_once() {
-    use tokio::io::AsyncBufReadExt;
     let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
     let (mut a, _) = TextClient::welcomed(addr, "a").await;
     a.send("/nick alice").await;
@@ -172,31 +198,12 @@ async fn password_guessing_is_refused_in_words_and_logged_once() {
 
     // A marker in the log after every try: the hello of a client called `marker`.
     let _marker = BinClient::hello(addr, "marker", None).await;
-    let mut throttled = Vec::new();
-    let mut failed = Vec::new();
-    timeout(Duration::from_secs(10), async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited");
-            assert!(
-                !line.contains("guessing-0000"),
-                "a password in the log: {line}"
-            );
-            if line.contains("throttled") {
-                throttled.push(line.clone());
-            }
-            if line.contains("sign-in failed") {
-                failed.push(line.clone());
-            }
-            if line.contains("nick=marker") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("no log line for the marker");
+    let lines = read_log_until(&mut log, "nick=marker", "guessing-0000").await;
+    let throttled: Vec<&String> = lines.iter().filter(|l| l.contains("throttled")).collect();
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sign-in failed"))
+        .collect();
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert!(throttled[0].contains("WARN"), "{throttled:?}");
     assert!(throttled[0].contains("account=alice"), "{throttled:?}");
@@ -222,38 +229,10 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
         &[],
     )
     .await;
-    // Reads the log up to a line holding `until`; returns the `sign-in failed` lines seen.
-    async fn read_log_until(
-        log: &mut tokio::io::BufReader<tokio::process::ChildStderr>,
-        until: &str,
-    ) -> (Vec<String>, String) {
-        let mut failed = Vec::new();
-        let found = timeout(Duration::from_secs(10), async {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = log.read_line(&mut line).await.expect("read the log");
-                assert!(n > 0, "natter-server exited");
-                assert!(
-                    !line.contains("wrong horse"),
-                    "a password in the log: {line}"
-                );
-                if line.contains("sign-in failed") {
-                    failed.push(line.clone());
-                }
-                if line.contains(until) {
-                    return line.clone();
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no log line with {until}"));
-        (failed, found)
-    }
-    let (_, irc_line) = read_log_until(&mut log, "door=Irc ").await;
-    let irc_addr: std::net::SocketAddr = irc_line
-        .split("addr=")
-        .nth(1)
+    let lines = read_log_until(&mut log, "door=Irc ", "wrong horse").await;
+    let irc_addr: std::net::SocketAddr = lines
+        .last()
+        .and_then(|l| l.split("addr=").nth(1))
         .and_then(|a| a.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .expect("the IRC listener's address");
@@ -304,7 +283,11 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
     .unwrap_or_else(|_| panic!("no 904: {said}"));
 
     let _marker = BinClient::hello(addr, "marker", None).await;
-    let (failed, _) = read_log_until(&mut log, "nick=marker").await;
+    let lines = read_log_until(&mut log, "nick=marker", "wrong horse").await;
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sign-in failed"))
+        .collect();
     assert_eq!(failed.len(), 3, "{failed:?}");
     for (line, account) in failed.iter().zip(["nobody", "alice", "alice"]) {
         assert!(line.contains(" INFO "), "{line}");
