@@ -375,7 +375,8 @@ pub async fn run(
                     Err(e) if natter_tls::tls_error(&e).is_some() => {
                         info!(%server, error = %e, "TLS handshake failed");
                         let reason = if natter_tls::is_certificate_error(&e) {
-                            format!("the server's certificate is not trusted: {e}")
+                            let words = natter_tls::handshake_words(&e);
+                            format!("the server's certificate is not trusted: {words}")
                         } else {
                             format!("{e} (does the server speak TLS on this port?)")
                         };

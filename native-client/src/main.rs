@@ -105,28 +105,12 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("natter: {}", error_words(e.as_ref()));
+            // Each cause once: natter's errors word their cause into their message, which
+            // anyhow's `{:#}` would say again.
+            eprintln!("natter: {}", natter_ops::error_words(e.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and each cause its message does not already say, after `": "`: natter's errors
-/// word their cause into their message, which anyhow's `{:#}` then repeated ("cannot read
-/// FILE: No such file or directory (os error 2): No such file or directory (os error 2)").
-/// As `natter_ops::error_words`, which the client does not link.
-fn error_words(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut words = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let said = c.to_string();
-        if !words.contains(&said) {
-            words.push_str(": ");
-            words.push_str(&said);
-        }
-        cause = c.source();
-    }
-    words
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -146,3 +146,28 @@ async fn a_certificate_that_does_not_verify_ends_the_client_with_the_reason() {
     assert!(err.contains("missing-ca.pem"), "{err}");
     s.server.shutdown().await.unwrap();
 }
+
+/// A CA certificate served as the server's own (what `openssl req -x509` makes unless told
+/// otherwise; `native-server/tests/tls.rs` makes one with openssl itself) is refused by every verifying client, even with it as the CA file: the CLI says
+/// what that means and what the operator should do, not rustls's `CaUsedAsEndEntity`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_as_the_servers_own_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = natter_tls::dev_ca::self_signed_ca_leaf(&["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = leaf.write(dir.path()).unwrap();
+    let mut c = ServerConfig::local_test();
+    c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    c.tls_certs = Some(TlsCerts {
+        cert: cert.clone(),
+        key,
+    });
+    let server = natter_server::start(c).await.unwrap();
+    let tls_url = format!("natters://127.0.0.1:{}", server.tls_addrs()[0].port());
+    let err = fails_at_once(&["--ca-file".into(), cert.to_str().unwrap().into(), tls_url]).await;
+    assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
+    assert!(
+        err.contains("is a CA certificate") && err.contains("basicConstraints=critical,CA:FALSE"),
+        "{err}"
+    );
+    server.shutdown().await.unwrap();
+}

@@ -8,7 +8,8 @@ mod account_cmd;
 mod malloc_tune;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, Subcommand};
 use natter_core::hub::Config;
 use natter_ops::LogFormat;
 use natter_server::{Server, ServerConfig, TlsCerts, random_seed};
@@ -99,7 +100,8 @@ struct Args {
     #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory only: rooms and history are forgotten at exit
-    #[arg(long, env = "NATTER_EPHEMERAL")]
+    /// (NATTER_EPHEMERAL: true/false, yes/no, on/off or 1/0)
+    #[arg(long, env = "NATTER_EPHEMERAL", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     ephemeral: bool,
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
     /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
@@ -123,7 +125,8 @@ struct Args {
     cluster_lease_ms: Option<u64>,
     /// Give each chat line a JetStream message id, so that a copy of a line a node sends late
     /// (after a reconnection) is stored once: costs NATS about a third more CPU per message
-    #[arg(long, env = "NATTER_CLUSTER_LINE_IDS")]
+    /// (NATTER_CLUSTER_LINE_IDS: true/false, yes/no, on/off or 1/0)
+    #[arg(long, env = "NATTER_CLUSTER_LINE_IDS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     cluster_line_ids: bool,
     /// A file holding the bridge secret (or set NATTER_BRIDGE_SECRET): natter-bridge presents it
     /// to name each browser's address. Without one, no bridge may name addresses.
@@ -385,7 +388,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let args = Args::parse();
+    // A bad value from an environment variable is said with the variable's name.
+    let args: Args = natter_ops::args::parse("natter-server");
     let file = read_file_config(args.config.as_ref())?;
     let format = args
         .log_format

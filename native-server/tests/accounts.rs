@@ -138,12 +138,39 @@ async fn an_account_and_its_rooms_survive_a_restart() {
         .await;
 }
 
+/// Reads the server's `log` up to a line holding `until`: the lines read. None may hold `secret`
+/// (a password tried).
+async fn read_log_until(
+    log: &mut tokio::io::BufReader<tokio::process::ChildStderr>,
+    until: &str,
+    secret: &str,
+) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = Vec::new();
+    timeout(Duration::from_secs(10), async {
+        loop {
+            let mut line = String::new();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server exited");
+            assert!(!line.contains(secret), "a password in the log: {line}");
+            let done = line.contains(until);
+            lines.push(line);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {until}"));
+    lines
+}
+
 /// Password guessing on nc against the real binary: each wrong try is refused in words, the
-/// throttled ones say when to try again, and the log says once that the account is throttled,
-/// not a line per guess (nor the password).
+/// throttled ones say when to try again, and the log says once that the account is throttled.
+/// Each try that was checked has its `sign-in failed` line (for fail2ban), the throttled ones
+/// none: the throttle bounds the lines as it bounds the checks. No line holds the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_refused_in_words_and_logged_once() {
-    use tokio::io::AsyncBufReadExt;
     let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
     let (mut a, _) = TextClient::welcomed(addr, "a").await;
     a.send("/nick alice").await;
@@ -171,30 +198,102 @@ async fn password_guessing_is_refused_in_words_and_logged_once() {
 
     // A marker in the log after every try: the hello of a client called `marker`.
     let _marker = BinClient::hello(addr, "marker", None).await;
-    let mut throttled = Vec::new();
+    let lines = read_log_until(&mut log, "nick=marker", "guessing-0000").await;
+    let throttled: Vec<&String> = lines.iter().filter(|l| l.contains("throttled")).collect();
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sign-in failed"))
+        .collect();
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert!(throttled[0].contains("WARN"), "{throttled:?}");
+    assert!(throttled[0].contains("account=alice"), "{throttled:?}");
+    // Tries 0..=3 and 8 were checked; 4..=7 were throttled before any check.
+    assert_eq!(failed.len(), 5, "{failed:?}");
+    for l in &failed {
+        assert!(
+            l.contains(" INFO ") && l.contains("peer=127.0.0.1 account=alice"),
+            "{l}"
+        );
+    }
+}
+
+/// Every failed sign-in has one `INFO ... sign-in failed peer=IP account=NAME` line, whatever
+/// the dialect (nc, natter's binary protocol, IRC's SASL) and whether the account exists: the
+/// line fail2ban's filter in SECURITY.md looks for. The password is in none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
+    use natter_core::wire::Proof;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (_child, mut log, addr) = spawn_server(
+        &["--listen", "127.0.0.1:0", "--irc-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .await;
+    let lines = read_log_until(&mut log, "door=Irc ", "wrong horse").await;
+    let irc_addr: std::net::SocketAddr = lines
+        .last()
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("the IRC listener's address");
+    let _alice = BinClient::registered(addr, "alice", "correct horse").await;
+
+    // nc, an account nobody registered.
+    let (mut nc, _) = TextClient::welcomed(addr, "nc").await;
+    nc.send("/login nobody wrong horse").await;
+    nc.expect_has("wrong account name or password").await;
+    // natter's binary protocol, a wrong password.
+    let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
+    bin.send(&ClientMsg::SignIn {
+        account: nick("alice"),
+        proof: Proof::Password(natter_core::Password("wrong horse".into())),
+        remember: false,
+    })
+    .await;
+    bin.expect(|m| matches!(m, ServerMsg::Error { .. }), "the refusal")
+        .await;
+    // IRC's SASL PLAIN: "\0alice\0wrong horse".
+    let mut irc = tokio::io::BufReader::new(connect(irc_addr).await);
+    irc.get_mut()
+        .write_all(b"CAP REQ :sasl\r\nNICK ircguess\r\nUSER g 0 * :g\r\nAUTHENTICATE PLAIN\r\n")
+        .await
+        .expect("write");
+    let mut said = String::new();
     timeout(Duration::from_secs(10), async {
         let mut line = String::new();
         loop {
             line.clear();
-            let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited");
             assert!(
-                !line.contains("guessing-0000"),
-                "a password in the log: {line}"
+                irc.read_line(&mut line).await.expect("read") > 0,
+                "closed: {said}"
             );
-            if line.contains("throttled") {
-                throttled.push(line.clone());
+            said.push_str(&line);
+            if line.contains(" AUTHENTICATE +") {
+                irc.get_mut()
+                    .write_all(b"AUTHENTICATE AGFsaWNlAHdyb25nIGhvcnNl\r\n")
+                    .await
+                    .expect("write");
             }
-            if line.contains("nick=marker") {
+            if line.contains(" 904 ") {
                 return;
             }
         }
     })
     .await
-    .expect("no log line for the marker");
-    assert_eq!(throttled.len(), 1, "{throttled:?}");
-    assert!(throttled[0].contains("WARN"), "{throttled:?}");
-    assert!(throttled[0].contains("account=alice"), "{throttled:?}");
+    .unwrap_or_else(|_| panic!("no 904: {said}"));
+
+    let _marker = BinClient::hello(addr, "marker", None).await;
+    let lines = read_log_until(&mut log, "nick=marker", "wrong horse").await;
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sign-in failed"))
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for (line, account) in failed.iter().zip(["nobody", "alice", "alice"]) {
+        assert!(line.contains(" INFO "), "{line}");
+        let want = format!("sign-in failed peer=127.0.0.1 account={account} ");
+        assert!(line.contains(&want), "{want:?} not in {line}");
+    }
 }
 
 /// Over real sockets: a laptop's connection drops (its session waits for a resume), the

@@ -182,3 +182,99 @@ async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
     let (_last, nick) = TextClient::welcomed(addr, "last").await;
     assert!(!nick.is_empty());
 }
+
+/// Runs the binary with `args` and `envs` to its end (it must fail at start): its exit code and
+/// what it said on stderr.
+async fn refused_at_start(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = timeout(
+        WAIT,
+        Command::new(env!("CARGO_BIN_EXE_natter-server"))
+            .args(args)
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_DATA_DIR")
+            .envs(envs.iter().copied())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("natter-server did not exit")
+    .expect("run natter-server");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The usual ways of writing yes and no in an environment variable are taken for a boolean
+/// flag's (`NATTER_EPHEMERAL=1` was refused: only `true` and `false` were).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boolean_environment_variables_take_1_yes_on_and_their_opposites() {
+    for yes in ["1", "yes", "on", "True"] {
+        let (mut child, _log, _addr, seen) = spawn_server_seen(
+            &["--listen", "127.0.0.1:0"],
+            &[("NATTER_EPHEMERAL", yes), ("NATTER_CLUSTER_LINE_IDS", yes)],
+            WAIT,
+        )
+        .await;
+        assert!(
+            seen.iter().any(|l| l.contains("no store")),
+            "NATTER_EPHEMERAL={yes}: {seen:?}"
+        );
+        assert_eq!(sigterm(&mut child).await.code(), Some(0));
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().display().to_string();
+    for no in ["0", "no", "off", "false"] {
+        let (mut child, _log, _addr, seen) = spawn_server_seen(
+            &["--listen", "127.0.0.1:0", "--data-dir", &data],
+            &[("NATTER_EPHEMERAL", no), ("NATTER_CLUSTER_LINE_IDS", no)],
+            WAIT,
+        )
+        .await;
+        assert!(
+            !seen.iter().any(|l| l.contains("no store")),
+            "NATTER_EPHEMERAL={no}: {seen:?}"
+        );
+        assert_eq!(sigterm(&mut child).await.code(), Some(0));
+    }
+}
+
+/// A bad value from an environment variable is said with the variable's name (the operator
+/// set that, not the flag), in one line; from the flag, with the flag's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_value_from_the_environment_names_the_variable() {
+    let (code, said) = refused_at_start(&[], &[("NATTER_MAX_CONNECTIONS", "lots")]).await;
+    assert_eq!(code, Some(2), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("natter-server: NATTER_MAX_CONNECTIONS=lots")
+            && said.contains("--max-connections")
+            && said.contains("invalid digit"),
+        "{said}"
+    );
+    let (code, said) = refused_at_start(&[], &[("NATTER_EPHEMERAL", "maybe")]).await;
+    assert_eq!(code, Some(2), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("natter-server: NATTER_EPHEMERAL=maybe") && said.contains("yes/no"),
+        "{said}"
+    );
+    let (code, said) = refused_at_start(&[], &[("NATTER_LOG_FORMAT", "xml")]).await;
+    assert_eq!(code, Some(2), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("natter-server: NATTER_LOG_FORMAT=xml") && said.contains("text, json"),
+        "{said}"
+    );
+    // Given as a flag (which wins over the variable), it is the flag that is named.
+    let (code, said) = refused_at_start(
+        &["--max-connections", "many"],
+        &[("NATTER_MAX_CONNECTIONS", "lots")],
+    )
+    .await;
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("'many'") && said.contains("--max-connections") && !said.contains("lots"),
+        "{said}"
+    );
+}

@@ -7,19 +7,34 @@
 //! - [`histogram`]: a latency histogram of atomics, for hot paths where prometheus-client's own
 //!   histogram (a mutex per observation) would cost too much;
 //! - [`logging`]: `--log-format text|json` for tracing;
+//! - [`args`]: flags and environment variables parsed by clap, a bad value from a variable said
+//!   with the variable's name;
 //! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms;
-//! - [`files`]: the open-file limit raised to what the hard limit allows, at start.
+//! - [`files`]: the open-file limit raised to what the hard limit allows, at start;
+//! - [`error_words`]: an error that stops a binary, in one line (the `natter` CLI's too).
+//!
+//! The metrics endpoint, the histogram, the listeners and the open-file limit are the
+//! `service` feature (on by default); the `natter` CLI goes without it, and without hyper.
 #![warn(missing_docs)]
 
+pub mod args;
+#[cfg(feature = "service")]
 pub mod endpoint;
+#[cfg(feature = "service")]
 pub mod files;
+#[cfg(feature = "service")]
 pub mod histogram;
+#[cfg(feature = "service")]
 pub mod listen;
 pub mod logging;
 
+#[cfg(feature = "service")]
 pub use endpoint::{Endpoint, ReadyCheck};
+#[cfg(feature = "service")]
 pub use files::{OpenFiles, raise_open_files};
+#[cfg(feature = "service")]
 pub use histogram::AtomicHistogram;
+#[cfg(feature = "service")]
 pub use listen::listen;
 pub use logging::LogFormat;
 

@@ -75,6 +75,22 @@ impl DevCa {
     }
 }
 
+/// A self-signed certificate for `names` that says it is a CA's (basicConstraints CA:TRUE), as
+/// `openssl req -x509` makes unless told otherwise: what an operator without a CA may serve,
+/// and every verifying client refuses as a server's own (`CaUsedAsEndEntity`).
+pub fn self_signed_ca_leaf(names: &[&str]) -> Result<Leaf, rcgen::Error> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        spki_der: rcgen::PublicKeyData::subject_public_key_info(&key),
+    })
+}
+
 impl Leaf {
     /// base64 of the SHA-256 of the key's SubjectPublicKeyInfo: what Chromium's
     /// `--ignore-certificate-errors-spki-list` takes.

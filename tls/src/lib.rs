@@ -151,10 +151,9 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
         // natter's own and natter-bridge among them, refuse it with a word of X.509 at best.
         tracing::warn!(
             cert = %cert.display(),
-            "the server's certificate is a CA certificate (basicConstraints CA:TRUE, which \
-             `openssl req -x509` sets unless told otherwise): natter, natter-bridge and other \
-             clients that verify refuse it (CaUsedAsEndEntity), even with it as their CA file; \
-             make it with `-addext basicConstraints=critical,CA:FALSE`, or have a CA sign it"
+            "the server's certificate {CA_AS_SERVERS}: natter, natter-bridge and other clients \
+             that verify refuse it (CaUsedAsEndEntity), even with it as their CA file; \
+             {CA_AS_SERVERS_FIX}"
         );
     }
     let private = read_key(key)?;
@@ -171,6 +170,14 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
         rustls::sign::CertifiedKey::from_der(chain, private, &provider()).map_err(config_error)?;
     Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
 }
+
+/// What is wrong with a CA certificate as a server's own, for the server's warning and the
+/// client's refusal alike.
+const CA_AS_SERVERS: &str = "is a CA certificate (basicConstraints CA:TRUE, which `openssl req \
+     -x509` sets unless told otherwise)";
+/// ... and what its operator does about it.
+const CA_AS_SERVERS_FIX: &str =
+    "make it with `-addext basicConstraints=critical,CA:FALSE`, or have a CA sign it";
 
 /// Whether `cert` says it is a CA's (basicConstraints CA:TRUE), which a verifying client
 /// refuses as a server's own certificate: the check rustls's verifier makes of a leaf, with
@@ -270,6 +277,29 @@ pub fn is_certificate_error(e: &std::io::Error) -> bool {
             rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
         )
     })
+}
+
+/// Why a client refused the server's certificate, in words for whoever runs the client: rustls's
+/// own, except where they are X.509's (`Other(OtherError(CaUsedAsEndEntity))`: the server's
+/// certificate is a CA's, which no verifying client takes, even as its CA file).
+pub fn certificate_words(e: &rustls::Error) -> String {
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = e
+        && matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        )
+    {
+        return format!(
+            "it {CA_AS_SERVERS}, and clients that verify never take one as a server's own, \
+             even as their CA file; the server's operator should {CA_AS_SERVERS_FIX}"
+        );
+    }
+    e.to_string()
+}
+
+/// [`certificate_words`] for a handshake's I/O error that is a TLS one, else its own words.
+pub fn handshake_words(e: &std::io::Error) -> String {
+    tls_error(e).map_or_else(|| e.to_string(), certificate_words)
 }
 
 #[cfg(test)]

@@ -109,7 +109,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // A bad value from an environment variable is said with the variable's name.
+    let args: Args = natter_ops::args::parse("natter-bridge");
     natter_ops::logging::init(args.log_format, "info")?;
     let www = args.www.unwrap_or_else(default_www);
     if !www.join("index.html").is_file() {

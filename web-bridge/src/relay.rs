@@ -445,7 +445,8 @@ async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, Ser
                 return Ok(halves);
             }
             Err(e) if natter_tls::is_certificate_error(&e) => {
-                tracing::warn!(%peer, %server, error = %e, "chat server's TLS certificate not trusted");
+                let error = natter_tls::handshake_words(&e);
+                tracing::warn!(%peer, %server, %error, "chat server's TLS certificate not trusted");
                 end = End::ServerUntrusted;
             }
             Err(e) => info!(%peer, %server, error = %e, "chat server unavailable"),

@@ -349,7 +349,7 @@ impl Hub {
                 self.signed_in(conn, &account, remember, None, now);
             }
             (Pending::SignIn { asked, .. }, Outcome::Verified(_)) => {
-                self.sign_in_failed(conn, Some(&asked), now);
+                self.sign_in_failed(conn, &asked, now);
             }
             (Pending::Register { nick, remember, .. }, Outcome::Hashed(hash)) => {
                 self.registered(conn, nick, hash, remember, now)
@@ -369,7 +369,7 @@ impl Hub {
                 );
             }
             (Pending::CheckOld { account, .. }, Outcome::Verified(false)) => {
-                self.sign_in_failed(conn, Some(&account), now);
+                self.sign_in_failed(conn, &account, now);
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
                 self.password_changed(conn, &account, hash, now);
@@ -492,7 +492,7 @@ impl Hub {
                 if owner.as_deref() == Some(folded.as_str()) && exists {
                     self.signed_in(conn, &folded, false, Some(key.id()), now);
                 } else {
-                    self.sign_in_failed(conn, Some(&folded), now);
+                    self.sign_in_failed(conn, &folded, now);
                 }
             }
             Proof::Password(password) => {
@@ -908,16 +908,23 @@ impl Hub {
         true
     }
 
-    fn sign_in_failed(&mut self, conn: ConnId, account: Option<&str>, now: Millis) {
+    /// A sign-in to `account` (folded, whether it exists or not) or a password change's check
+    /// of the old password failed.
+    fn sign_in_failed(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.stats.sign_ins_failed += 1;
-        // Each try is counted (metrics) and logged at debug; the start of throttling, once per
-        // account or address, at warn: what an operator looks for, without a line per guess.
-        if let Some(a) = account
-            && self.accounts.fails.strike(&a.to_owned(), now)
-        {
+        // Each try checked is counted (metrics) and logged at info, in the one form SECURITY.md
+        // gives for fail2ban: `sign-in failed peer=IP account=NAME` (the name tried, folded; a
+        // nick cannot hold a space, so the line cannot be forged by it). Tries refused by the
+        // throttle are never checked and have no line, so the throttle bounds the lines too.
+        // The start of throttling, once per account or address, is at warn.
+        let peer = self.conns.get(&conn).map(super::conn::Conn::client_ip);
+        if let Some(peer) = peer {
+            info!(peer = %peer, account = %account, conn = %conn, "sign-in failed");
+        }
+        if self.accounts.fails.strike(&account.to_owned(), now) {
             warn!(
                 conn = %conn,
-                account = %a,
+                account = %account,
                 failures = FREE_FAILS_ACCOUNT + 1,
                 "sign-ins to an account throttled after repeated wrong passwords"
             );
@@ -932,7 +939,6 @@ impl Hub {
                 "sign-ins from an address throttled after repeated failures"
             );
         }
-        debug!(conn = %conn, "sign-in failed");
         let detail = "wrong account name or password".to_owned();
         self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
     }

@@ -597,6 +597,12 @@ impl Conn {
         )
     }
 
+    /// The client's address: the one a trusted proxy named, else the socket's. What log lines
+    /// about the client name (a proxy's own address would be the wrong one to ban).
+    pub(crate) fn client_ip(&self) -> IpAddr {
+        self.counted_ip().unwrap_or(self.socket_ip)
+    }
+
     /// Counts it under `ip` (`None`: not counted).
     pub(crate) fn set_counted_ip(&mut self, ip: Option<IpAddr>) {
         self.counted = ip.is_some();

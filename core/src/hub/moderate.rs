@@ -16,7 +16,7 @@
 //!   validated; a registered room outlives its last member.
 
 use super::deliver::Skip;
-use super::dialect::Reply;
+use super::dialect::{AdminDone, Note, Reply};
 use super::ops::NO_ROOM;
 use super::{Hub, UserId};
 use crate::limits::MAX_FOUNDED_PER_ACCOUNT;
@@ -625,12 +625,15 @@ impl Hub {
                 let name = self.account_name(&account).unwrap_or_else(|| me.clone());
                 let p = self.policy_mut(&room);
                 if p.founder.as_ref().is_some_and(|f| f.folded() == account) {
+                    self.unchanged(conn, format!("you are the founder of {room} already"));
                     return Ok(());
                 }
                 p.founder = Some(name.clone());
                 info!(room = %room, by = %me, "room taken over");
                 let words = format!("founder {name}");
                 self.changed(&room, me, words, PolicyEdit::Founder(name), now);
+                let done = AdminDone::TookOver(room);
+                self.reply(conn, Reply::Note(Note::AdminDone(done)));
             }
             AdminAction::Close { room, reason } => {
                 if room == RoomName::lobby() {
@@ -663,10 +666,15 @@ impl Hub {
                     let kind = EventKind::Mode { change };
                     self.broadcast(&room, me, kind, now, Skip::None, None);
                 }
+                let done = AdminDone::Closed {
+                    room: room.clone(),
+                    members: members.len(),
+                };
                 for m in members {
                     self.leave_room(m, &room);
                 }
                 self.drop_if_empty(&room);
+                self.reply(conn, Reply::Note(Note::AdminDone(done)));
             }
             AdminAction::Bans => self.send_server_bans(conn, now),
         }

@@ -6123,6 +6123,28 @@ mod admins {
         assert!(errors(&register(&mut t, alice, "#one-more")).is_empty());
     }
 
+    /// An nc admin's `/takeover` and `/close` of a room it is not in say what they did: the
+    /// room's event reaches only its members, and the admin heard nothing at all.
+    #[test]
+    fn nc_admins_hear_their_takeover_and_close_done() {
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        let bob = t.bin("bob");
+        t.join(bob, "#club");
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        t.lines(r);
+        t.line(r, "/takeover #club");
+        assert_eq!(t.lines(r), ["-- you took over #club: you are its founder"]);
+        t.line(r, "/takeover #club");
+        assert_eq!(t.lines(r), ["-- you are the founder of #club already"]);
+        t.line(r, "/close #club moved to #new");
+        assert_eq!(t.lines(r), ["-- you closed #club: its 2 members left it"]);
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+    }
+
     #[test]
     fn admins_take_over_and_close_any_room() {
         use crate::wire::ModAction;

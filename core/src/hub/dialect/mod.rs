@@ -572,6 +572,10 @@ pub(crate) enum Note {
         mask: crate::moderation::Mask,
         lifted: bool,
     },
+    /// A server admin's `/takeover` or `/close` went through: the room's event reaches only
+    /// its members (the admin need not be one), and the binary protocol has no answer for it
+    /// (a program asks for the room's settings); nc says it.
+    AdminDone(AdminDone),
     /// The operator's message of the day, under a text user's welcome (IRC clients ask for
     /// it; the binary protocol has no message for it).
     Motd(super::config::Motd),
@@ -604,6 +608,15 @@ pub(crate) enum Note {
         by: Option<Nick>,
         key: crate::types::Text,
     },
+}
+
+/// What a server admin did to a room ([`Note::AdminDone`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AdminDone {
+    /// The admin is `room`'s founder now.
+    TookOver(RoomName),
+    /// `room` is closed: its `members` left it.
+    Closed { room: RoomName, members: usize },
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -6,7 +6,9 @@
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
 //! this port (its lines would otherwise be said in `#lobby`).
 
-use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step};
+use super::{
+    AdminDone, Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step,
+};
 use crate::command::{self, Command, CommandError, HELP_LINE, Input};
 use crate::hub::ConnKind;
 use crate::hub::lines::{LineReader, wire_line};
@@ -296,6 +298,16 @@ impl Dialect for Text {
                 } => line(format!("-- {mask} is banned from the server")),
                 Note::ServerBan { mask, lifted: true } => {
                     line(format!("-- {mask} is no longer banned from the server"))
+                }
+                Note::AdminDone(AdminDone::TookOver(room)) => {
+                    line(format!("-- you took over {room}: you are its founder"))
+                }
+                Note::AdminDone(AdminDone::Closed { room, members }) => {
+                    let who = match members {
+                        1 => "its 1 member".to_owned(),
+                        n => format!("its {n} members"),
+                    };
+                    line(format!("-- you closed {room}: {who} left it"))
                 }
                 Note::Motd(motd) => Some(Bytes::from(
                     motd.lines()

@@ -890,6 +890,7 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Invited { .. }
             | Note::ServerBan { .. }
+            | Note::AdminDone(_)
             | Note::Unchanged(_)
             | Note::Detailed { .. }
             | Note::KeySet { .. }

@@ -1,0 +1,129 @@
+//! Command-line parsing for natter's binaries, with the operator's own words for a bad value
+//! that came from an environment variable: clap names the flag (`invalid value 'lots' for
+//! '--max-connections <N>'`) even when the operator never typed it but set
+//! `NATTER_MAX_CONNECTIONS`. Such an error is said in one line naming the variable; every other
+//! error (and `--help`, `--version`) is clap's own.
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Parser};
+use std::ffi::OsString;
+
+/// What a boolean flag's environment variable may hold (clap's `BoolishValueParser`).
+pub const BOOLISH: &str = "true/false, yes/no, on/off or 1/0";
+
+/// Parses the process's arguments and environment into `T`, or exits: status 2 with one line
+/// (`BIN: NAME=VALUE, for --flag: why`) for a bad value from an environment variable, else as
+/// clap does.
+pub fn parse<T: Parser>(bin: &str) -> T {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let mut cmd = T::command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&argv)
+        .and_then(|mut m| T::from_arg_matches_mut(&mut m));
+    match parsed {
+        Ok(t) => t,
+        Err(e) => match from_env(&e, &cmd, &argv, |name| std::env::var_os(name)) {
+            Some(words) => {
+                eprintln!("{bin}: {words}");
+                std::process::exit(2);
+            }
+            None => e.format(&mut cmd).exit(),
+        },
+    }
+}
+
+/// The words for `e` if it is a bad value that came from an environment variable (the flag is
+/// not in `argv`, which would win over it, and `env` has the variable set): `NAME=VALUE, for
+/// --flag: why`. `None` for any other error.
+pub fn from_env(
+    e: &clap::Error,
+    cmd: &clap::Command,
+    argv: &[OsString],
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Option<String> {
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    // `--max-connections <N>`: the flag's long name is its first word.
+    let ContextValue::String(said) = e.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let long = said.split_whitespace().next()?.strip_prefix("--")?;
+    let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let name = arg.get_env()?.to_str()?;
+    let value = env(name).filter(|v| !v.is_empty())?;
+    if given(argv, long, arg.get_short()) {
+        return None;
+    }
+    let why = if matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
+        format!("expected {BOOLISH}")
+    } else if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+        format!("expected one of {}", valid.join(", "))
+    } else if let Some(source) = std::error::Error::source(e) {
+        source.to_string()
+    } else {
+        "not a valid value".to_owned()
+    };
+    Some(format!(
+        "{name}={}, for --{long}: {why}",
+        value.to_string_lossy()
+    ))
+}
+
+/// Whether `argv` gives the flag `--long` (or `-short`) itself, before any `--`.
+fn given(argv: &[OsString], long: &str, short: Option<char>) -> bool {
+    let long = format!("--{long}");
+    let long_eq = format!("{long}=");
+    argv.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--")
+        .any(|a| {
+            a == long
+                || a.starts_with(&long_eq)
+                || short.is_some_and(|s| {
+                    a.strip_prefix('-')
+                        .is_some_and(|rest| !rest.starts_with('-') && rest.starts_with(s))
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[arg(short, long, env = "TEST_MAX")]
+        max: Option<usize>,
+    }
+
+    /// The words for `TEST_MAX=value` with `argv`. clap reads the real environment, which a
+    /// test may not change: the error it gives for the variable is the one it gives for the
+    /// same value after the flag.
+    fn words(argv: &[&str], value: &str) -> Option<String> {
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        let e = Args::try_parse_from(["t", "--max", value]).expect_err("a bad value");
+        from_env(&e, &Args::command(), &argv, |name| {
+            (name == "TEST_MAX").then(|| OsString::from(value))
+        })
+    }
+
+    #[test]
+    fn a_bad_value_from_a_variable_is_said_with_its_name() {
+        assert_eq!(
+            words(&["t"], "lots").as_deref(),
+            Some("TEST_MAX=lots, for --max: invalid digit found in string")
+        );
+        // The flag given too, it won: clap's words about the flag stand.
+        for argv in [&["t", "--max", "x"][..], &["t", "--max=x"], &["t", "-mx"]] {
+            assert_eq!(words(argv, "lots"), None, "{argv:?}");
+        }
+        // After `--` it is no flag.
+        assert!(words(&["t", "--", "--max"], "lots").is_some());
+    }
+}
