@@ -1174,3 +1174,28 @@ fn a_token_the_client_may_not_have_received_leaves_the_one_before_good_after_a_k
     ];
     check_run_with(durable_accounts(false), ops).unwrap();
 }
+
+/// A line lost with a failed batch after a later line of its sender's was taken, not yet
+/// handed to the store (the batch after failures in a row waits): the refusal was kept for the
+/// sender's next line, and the later one's batch stored its last id without it.
+#[test]
+fn a_refusal_behind_a_later_line_not_yet_written_goes_with_it() {
+    let ops = vec![
+        Commit(1),
+        Say(0),
+        Say(0),
+        Say(0),
+        Fail,
+        Say(1),
+        Fail,
+        Commit(2),
+        Say(1),
+        Fail,
+        Stall(0, false),
+        Advance(50),
+        Cut(1),
+        Commit(1),
+        Crash,
+    ];
+    check_run_with(durable(), ops).unwrap();
+}

@@ -13,7 +13,7 @@ use crate::persist::{Batch, BatchId, Loaded, SessionRecord, TokenHash, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, RoomName, Seq};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg, encode_frame};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::debug;
 
 /// A room event written in a batch, as the hub must know it if the batch fails.
@@ -483,15 +483,28 @@ impl Hub {
                 c.drop_failed(&mut self.out, &failed);
             }
         }
-        // Devices whose last id a batch in flight after this one writes: past the messages
-        // this one lost, it may be stored.
-        let later: BTreeSet<DeviceId> = self.durable.as_ref().map_or_else(BTreeSet::new, |d| {
+        // Devices whose last id may be stored past the messages this batch lost: a batch in
+        // flight after it writes that id, or a later message was taken since (its id waits
+        // for the next batch). Their refusals are written at once.
+        let mut later: BTreeSet<DeviceId> = self.durable.as_ref().map_or_else(BTreeSet::new, |d| {
             d.flights
                 .iter()
                 .flat_map(|f| f.sessions.iter().chain(&f.ids))
                 .copied()
                 .collect()
         });
+        let mut upto: BTreeMap<DeviceId, MsgId> = BTreeMap::new();
+        for w in &flight.events {
+            if let (Some(did), Some((_, id))) = (w.device, w.sender) {
+                let last = upto.entry(did).or_insert(id);
+                *last = (*last).max(id);
+            }
+        }
+        later.extend(
+            upto.iter()
+                .filter(|(did, id)| self.devices.get(did).is_some_and(|d| d.last_id > **id))
+                .map(|(did, _)| *did),
+        );
         for w in flight.events {
             let Some((conn, id)) = w.sender else {
                 continue;
