@@ -63,7 +63,9 @@ impl Hub {
             },
         };
         let account = self.account_of(uid).and_then(|a| self.account_name(&a));
+        self.relayed += 1;
         let note = Reply::Note(Note::Tagged {
+            no: self.relayed,
             from,
             account,
             to: relay.to,
