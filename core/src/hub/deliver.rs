@@ -123,8 +123,9 @@ impl Hub {
 
     /// [`Hub::broadcast`], of a say, action or notice sent with client-only tags
     /// (`client_tags`): members whose dialect carries them get them with it, live; the event
-    /// itself, its history and its copy in the store hold none. In a cluster (the event goes
-    /// through the room's log) they are not carried.
+    /// itself, its history and its copy in the store hold none. In a cluster the event goes
+    /// through the room's log, which holds the event only: the tags reach this node's members
+    /// when it is back.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn broadcast_said(
         &mut self,
@@ -136,7 +137,7 @@ impl Hub {
         sender: Option<ConnId>,
         client_tags: Option<Arc<str>>,
     ) -> Seq {
-        if self.divert(room, &from, &kind, now, skip, sender) {
+        if self.divert(room, &from, &kind, now, skip, sender, client_tags.as_ref()) {
             return Seq(0);
         }
         let history_len = self.config.history_len;
