@@ -420,3 +420,18 @@ fn a_privmsgs_client_only_tags_reach_members_on_the_senders_node_only() {
         "{there}"
     );
 }
+
+/// A `TAGMSG` to someone on another node goes nowhere (relays stay on their node), and is no
+/// `401`: there is such a nick. One to nobody at all is `401`.
+#[test]
+fn a_tagmsg_to_someone_on_another_node_is_not_401() {
+    let mut net = net(2);
+    let a = irc_client(&mut net, 0, "ann", "message-tags");
+    let c = irc_client(&mut net, 1, "cal", "message-tags");
+    net.nodes[1].raw.remove(&c);
+    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG cal\r\n");
+    assert_eq!(text, "", "{text}");
+    assert_eq!(raw_text(&net, 1, c), "");
+    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG nobody\r\n");
+    assert!(text.contains(" 401 ann nobody "), "{text}");
+}
