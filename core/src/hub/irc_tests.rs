@@ -4707,8 +4707,8 @@ fn a_labeled_tagmsg_is_acknowledged_or_its_echo_carries_the_label() {
     );
 }
 
-/// In a big room (past `quiet_room_members`) typing notifications are not relayed: each would
-/// be written once per member.
+/// In a big room (past `quiet_room_members`) typing notifications are not relayed, nor a
+/// message's client-only tags: each would be written once per member.
 #[test]
 fn tagmsg_is_not_relayed_in_a_big_room() {
     let mut n = Net::with(Config {
@@ -4733,6 +4733,13 @@ fn tagmsg_is_not_relayed_in_a_big_room() {
     n.send(a, &["@+typing=active TAGMSG #t"]);
     assert_eq!(n.lines(b), Vec::<String>::new());
     assert_eq!(n.lines(c), Vec::<String>::new());
+    // Nor a message's client-only tags: the message goes, without them.
+    n.send(a, &["@+draft/reply=t/1 PRIVMSG #t :hi"]);
+    let l = n.lines(b);
+    assert!(
+        l.len() == 1 && !l[0].contains("+draft") && l[0].ends_with(" PRIVMSG #t :hi"),
+        "{l:?}"
+    );
 }
 
 /// The tags of `line` without `time` and `msgid` (which differ from run to run), as sent.

@@ -724,6 +724,10 @@ impl Hub {
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        // A big room carries no client-only tags, as it relays no TAGMSG: each member would be
+        // written up to IRC_MAX_CLIENT_TAGS more bytes per line.
+        let members = self.rooms.get(&room).map_or(0, |r| r.members.len());
+        let tags = tags.filter(|_| !self.is_quiet(members + self.remote_count(&room)));
         // Programs get their own event back (the ack); people do not see their line twice.
         let skip = self.skip_own(conn);
         self.broadcast_said(&room, nick, kind, now, skip, Some(conn), tags);
