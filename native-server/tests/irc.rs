@@ -160,8 +160,12 @@ async fn tagmsg_reaches_members_with_message_tags_only() {
     }
     typer.send("@+typing=active TAGMSG #t").await;
     typer.send("PRIVMSG #t :done typing").await;
+    // With its msgid (`~<from>/<time>/<n>`), as a PRIVMSG has one.
     seer.expect(
-        |l| l == "@+typing=active :typer!typer@natter TAGMSG #t",
+        |l| {
+            l.starts_with("@+typing=active;msgid=~typer/")
+                && l.ends_with(" :typer!typer@natter TAGMSG #t")
+        },
         "the TAGMSG",
     )
     .await;
@@ -169,6 +173,54 @@ async fn tagmsg_reaches_members_with_message_tags_only() {
         .expect(|l| l.contains("typer"), "typer's next line")
         .await;
     assert_eq!(next, ":typer!typer@natter PRIVMSG #t :done typing");
+    server.shutdown().await.unwrap();
+}
+
+/// A `PRIVMSG`'s client-only tags (`+draft/reply`) reach a member with message-tags and come
+/// back in the sender's echo, the same msgid on both; a member without the capability and a
+/// person on nc get the text alone; other tags stay behind. A direct message's too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privmsgs_client_only_tags_reach_members_with_message_tags_only() {
+    let (server, natter, irc) = server().await;
+    let mut alice = irc_client(irc, "alice", "message-tags echo-message").await;
+    let mut bob = irc_client(irc, "bob", "message-tags").await;
+    let mut carol = irc_client(irc, "carol", "").await;
+    for (c, nick) in [
+        (&mut alice, "alice"),
+        (&mut bob, "bob"),
+        (&mut carol, "carol"),
+    ] {
+        c.send("JOIN #lobby").await;
+        c.expect_has(&format!(" 366 {nick} #lobby ")).await;
+    }
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    alice
+        .send("@+draft/reply=lobby/1;fizz=buzz PRIVMSG #lobby :replying")
+        .await;
+    let said = " :alice!alice@natter PRIVMSG #lobby :replying";
+    let tagged = |l: &str| l.starts_with("@+draft/reply=lobby/1;msgid=") && l.ends_with(said);
+    let echo = alice.expect(|l| l.ends_with(said), "the echo").await;
+    let relay = bob.expect(|l| l.ends_with(said), "the relay").await;
+    assert!(tagged(&echo) && tagged(&relay), "{echo} / {relay}");
+    assert_eq!(
+        echo.split_once(' ').unwrap().0,
+        relay.split_once(' ').unwrap().0
+    );
+    assert!(!relay.contains("fizz"), "{relay}");
+    let plain = carol.expect(|l| l.contains("replying"), "the line").await;
+    assert_eq!(plain, said.trim_start());
+    nc.expect(|l| l == "<alice> replying", "the text").await;
+    // A direct message: to a nick with message-tags, its tags; to one without, none.
+    alice.send("@+draft/reply=x PRIVMSG bob :psst").await;
+    alice.send("@+draft/reply=x PRIVMSG carol :psst").await;
+    let l = bob.expect(|l| l.contains("psst"), "the DM").await;
+    assert!(
+        l.starts_with("@+draft/reply=x;msgid=@alice/")
+            && l.ends_with(" :alice!alice@natter PRIVMSG bob :psst"),
+        "{l}"
+    );
+    let l = carol.expect(|l| l.contains("psst"), "the DM").await;
+    assert_eq!(l, ":alice!alice@natter PRIVMSG carol :psst");
     server.shutdown().await.unwrap();
 }
 

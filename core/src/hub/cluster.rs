@@ -211,6 +211,9 @@ struct Published {
     /// A part, quit or nick change of a user of this node, done here already: what the other
     /// nodes may go on believing if the log refuses it ([`Hub::redo_membership`]).
     member: Option<Box<Redo>>,
+    /// A say's client-only tags (IRC's message-tags): the log holds the event only, so they
+    /// reach the members of this node alone, when the event is back.
+    client_tags: Option<std::sync::Arc<str>>,
 }
 
 /// A part, quit or nick change of this node's user `uid` in `room`, which the room's log
@@ -288,6 +291,13 @@ impl InFlight {
     }
 
     /// Notes that publish `id` is `redo`'s part, quit or nick change.
+    /// Gives publish `id` the client-only tags its say was sent with.
+    fn set_client_tags(&mut self, id: u64, tags: std::sync::Arc<str>) {
+        if let Some(p) = self.by_id.get_mut(&id) {
+            p.client_tags = Some(tags);
+        }
+    }
+
     fn set_member(&mut self, id: u64, redo: Redo) {
         if let Some(p) = self.by_id.get_mut(&id) {
             p.member = Some(Box::new(redo));
@@ -700,7 +710,8 @@ impl Hub {
     }
 
     /// Whether `broadcast` must publish instead of sequencing; if so, publishes (see
-    /// [`ClusterOut::Publish`]).
+    /// [`ClusterOut::Publish`]), keeping a say's `client_tags` for its members here.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn divert(
         &mut self,
         room: &RoomName,
@@ -709,6 +720,7 @@ impl Hub {
         now: Millis,
         skip: Skip,
         sender: Option<ConnId>,
+        client_tags: Option<&std::sync::Arc<str>>,
     ) -> bool {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
@@ -753,6 +765,9 @@ impl Hub {
         let no = publish(cl, room, from, kind.clone(), now, skip, sender, id, None);
         if let Some(m) = member {
             cl.published.set_member(no, m);
+        }
+        if let Some(t) = client_tags {
+            cl.published.set_client_tags(no, t.clone());
         }
         true
     }
@@ -1140,8 +1155,9 @@ impl Hub {
         let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
         let mine_msg = mine.as_ref().and_then(|p| p.id);
-        let (skip, sender, join) =
-            mine.map_or((Skip::None, None, None), |p| (p.skip, p.sender, p.join));
+        let (skip, sender, join, client_tags) = mine.map_or((Skip::None, None, None, None), |p| {
+            (p.skip, p.sender, p.join, p.client_tags)
+        });
         let room = event.room;
         let kicked = match &event.kind {
             EventKind::Kick { target, .. } => Some(target.clone()),
@@ -1167,7 +1183,7 @@ impl Hub {
         let key = Hub::logged_key(&event.from, &event.kind, event.at);
         let (from, kind, at) = (event.from, event.kind, event.at);
         let seq = self.user_wide_logged(key, self.now, |hub| {
-            hub.broadcast(&room, from, kind, at, skip, sender)
+            hub.broadcast_said(&room, from, kind, at, skip, sender, client_tags)
         });
         if let (Some((c, _)), Some(before)) = (line, before) {
             self.late_pause(c, before);
@@ -2053,6 +2069,7 @@ fn publish(
             mode: matches!(kind, EventKind::Mode { .. })
                 .then(|| Box::new((from.clone(), kind.clone()))),
             member: None,
+            client_tags: None,
         },
     );
     let event = RoomEvent {

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Rooms of at least this many members keep a list of their attached connections
 /// ([`super::room::Room::attached`]); smaller ones walk their members' tables.
@@ -90,6 +91,8 @@ struct Live {
     joiner: Joiner,
     /// The connection a say or action came from.
     sender: Option<ConnId>,
+    /// A say's client-only tags ([`super::dialect::Request::Tagged`]): live only.
+    client_tags: Option<Arc<str>>,
 }
 
 impl Hub {
@@ -115,7 +118,26 @@ impl Hub {
         skip: Skip,
         sender: Option<ConnId>,
     ) -> Seq {
-        if self.divert(room, &from, &kind, now, skip, sender) {
+        self.broadcast_said(room, from, kind, now, skip, sender, None)
+    }
+
+    /// [`Hub::broadcast`], of a say, action or notice sent with client-only tags
+    /// (`client_tags`): members whose dialect carries them get them with it, live; the event
+    /// itself, its history and its copy in the store hold none. In a cluster the event goes
+    /// through the room's log, which holds the event only: the tags reach this node's members
+    /// when it is back.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn broadcast_said(
+        &mut self,
+        room: &RoomName,
+        from: Nick,
+        kind: EventKind,
+        now: Millis,
+        skip: Skip,
+        sender: Option<ConnId>,
+        client_tags: Option<Arc<str>>,
+    ) -> Seq {
+        if self.divert(room, &from, &kind, now, skip, sender, client_tags.as_ref()) {
             return Seq(0);
         }
         let history_len = self.config.history_len;
@@ -198,6 +220,7 @@ impl Hub {
             signed_in,
             joiner,
             sender,
+            client_tags,
         });
         if may_wait && self.fanout.events.len() < FANOUT_EVENTS_MAX {
             self.out.deferred = true;
@@ -316,6 +339,7 @@ impl Hub {
                 EventRef::new(l.ev, frame)
                     .signed_in(l.signed_in)
                     .joiner(l.joiner)
+                    .client_tags(l.client_tags)
             })
             .collect();
         let Some(r) = rooms.get_mut(room) else {

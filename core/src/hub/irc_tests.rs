@@ -4571,6 +4571,23 @@ fn opping_a_guest_is_696_saying_operators_are_accounts() {
     assert_eq!(n.lines(b), Vec::<String>::new());
 }
 
+/// TAGMSG `lines`, each with its `msgid` (`~<from>/<time>/<n>`) checked and taken out.
+fn relayed_lines(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|l| {
+            let (tags, rest) = l.split_once(' ').expect("tagged");
+            let kept: Vec<&str> = tags
+                .trim_start_matches('@')
+                .split(';')
+                .filter(|t| !t.starts_with("msgid=~"))
+                .collect();
+            assert_eq!(kept.len() + 1, tags.split(';').count(), "one msgid: {l}");
+            format!("@{} {rest}", kept.join(";"))
+        })
+        .collect()
+}
+
 /// `TAGMSG` (IRCv3 message-tags): its client-only tags (`+typing=active`) go to the channel's
 /// other members with message-tags (and back to the sender with echo-message), never to those
 /// without; other tags stay behind. Tag data over 4094 bytes is `417`; a muted member's TAGMSG
@@ -4591,7 +4608,7 @@ fn tagmsg_relays_client_only_tags_to_members_with_message_tags() {
     );
     let relayed = ":tia!tia@natter TAGMSG #t";
     assert_eq!(
-        n.lines(tia),
+        relayed_lines(n.lines(tia)),
         [format!("@+typing=active;+example.com/x=a\\sb {relayed}")]
     );
     let l = n.lines(tom);
@@ -4610,7 +4627,10 @@ fn tagmsg_relays_client_only_tags_to_members_with_message_tags() {
         tom,
         &["@+typing=paused TAGMSG tia", "@+typing=paused TAGMSG pat"],
     );
-    assert_eq!(n.lines(tia), ["@+typing=paused :tom!tom@natter TAGMSG tia"]);
+    assert_eq!(
+        relayed_lines(n.lines(tia)),
+        ["@+typing=paused :tom!tom@natter TAGMSG tia"]
+    );
     assert_eq!(n.lines(pat), Vec::<String>::new());
     assert_eq!(n.lines(tom), Vec::<String>::new());
     n.advance(2_000);
@@ -4654,7 +4674,10 @@ fn a_muted_members_tagmsg_goes_nowhere_without_a_word() {
     n.send(c, &["MODE #r -q gus"]);
     n.settle(&[a, b, c, seer, gus]);
     n.send(gus, &["@+typing=active TAGMSG #r"]);
-    assert_eq!(n.lines(seer), ["@+typing=active :gus!gus@natter TAGMSG #r"]);
+    assert_eq!(
+        relayed_lines(n.lines(seer)),
+        ["@+typing=active :gus!gus@natter TAGMSG #r"]
+    );
 }
 
 #[test]
@@ -4670,22 +4693,22 @@ fn a_labeled_tagmsg_is_acknowledged_or_its_echo_carries_the_label() {
     n.send(quiet, &["@label=q1;+typing=active TAGMSG #t"]);
     assert_eq!(n.lines(quiet), ["@label=q1 :natter.irc ACK"]);
     assert_eq!(
-        n.lines(echo),
+        relayed_lines(n.lines(echo)),
         ["@+typing=active :quiet!quiet@natter TAGMSG #t"]
     );
     n.send(echo, &["@label=e1;+typing=done TAGMSG #t"]);
     assert_eq!(
-        n.lines(echo),
+        relayed_lines(n.lines(echo)),
         ["@+typing=done;label=e1 :echo!echo@natter TAGMSG #t"]
     );
     assert_eq!(
-        n.lines(quiet),
+        relayed_lines(n.lines(quiet)),
         ["@+typing=done :echo!echo@natter TAGMSG #t"]
     );
 }
 
-/// In a big room (past `quiet_room_members`) typing notifications are not relayed: each would
-/// be written once per member.
+/// In a big room (past `quiet_room_members`) typing notifications are not relayed, nor a
+/// message's client-only tags: each would be written once per member.
 #[test]
 fn tagmsg_is_not_relayed_in_a_big_room() {
     let mut n = Net::with(Config {
@@ -4700,11 +4723,183 @@ fn tagmsg_is_not_relayed_in_a_big_room() {
     }
     n.settle(&[a, b]);
     n.send(a, &["@+typing=active TAGMSG #t"]);
-    assert_eq!(n.lines(b), ["@+typing=active :ann!ann@natter TAGMSG #t"]);
+    assert_eq!(
+        relayed_lines(n.lines(b)),
+        ["@+typing=active :ann!ann@natter TAGMSG #t"]
+    );
     let c = n.client("cat", &caps);
     n.send(c, &["JOIN #t"]);
     n.settle(&[a, b, c]);
     n.send(a, &["@+typing=active TAGMSG #t"]);
     assert_eq!(n.lines(b), Vec::<String>::new());
     assert_eq!(n.lines(c), Vec::<String>::new());
+    // Nor a message's client-only tags: the message goes, without them.
+    n.send(a, &["@+draft/reply=t/1 PRIVMSG #t :hi"]);
+    let l = n.lines(b);
+    assert!(
+        l.len() == 1 && !l[0].contains("+draft") && l[0].ends_with(" PRIVMSG #t :hi"),
+        "{l:?}"
+    );
+}
+
+/// The tags of `line` without `time` and `msgid` (which differ from run to run), as sent.
+fn client_tags_of(line: &str) -> Vec<&str> {
+    let Some(tags) = line.strip_prefix('@').and_then(|l| l.split_once(' ')) else {
+        return Vec::new();
+    };
+    tags.0
+        .split(';')
+        .filter(|t| !t.starts_with("time=") && !t.starts_with("msgid="))
+        .collect()
+}
+
+/// IRCv3 message-tags, as irctest's `testBasic` checks it: a `PRIVMSG`'s client-only tags go
+/// with it to the members with message-tags and back in the echo, with one msgid for all;
+/// other tags stay behind; a member without message-tags gets the line untagged, one with
+/// server-time only gets its `time` and nothing else.
+#[test]
+fn a_privmsgs_client_only_tags_reach_members_with_message_tags_and_the_echo() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["message-tags"]);
+    let bob = n.client("bob", &["message-tags", "echo-message"]);
+    let carol = n.client("carol", &[]);
+    let dave = n.client("dave", &["server-time"]);
+    for c in [alice, bob, carol, dave] {
+        n.send(c, &["JOIN #test"]);
+    }
+    n.settle(&[alice, bob, carol, dave]);
+    n.send(alice, &["@+baz=bat;fizz=buzz PRIVMSG #test hi"]);
+    assert_eq!(n.lines(alice), Vec::<String>::new());
+    let b = n.lines(bob);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(client_tags_of(&b[0]), ["+baz=bat"], "{b:?}");
+    assert!(tag(&b[0], "msgid").is_some(), "{b:?}");
+    assert!(b[0].ends_with(" :alice!alice@natter PRIVMSG #test :hi"));
+    assert_eq!(n.lines(carol), [":alice!alice@natter PRIVMSG #test :hi"]);
+    let d = n.lines(dave);
+    assert!(
+        d[0].starts_with("@time=") && !d[0].contains("+baz"),
+        "{d:?}"
+    );
+
+    n.send(bob, &["@+bat=baz;+fizz=buzz PRIVMSG #test :hi yourself"]);
+    let (b, a) = (n.lines(bob), n.lines(alice));
+    for l in [&b, &a] {
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(client_tags_of(&l[0]), ["+bat=baz", "+fizz=buzz"], "{l:?}");
+        assert!(l[0].ends_with(" :bob!bob@natter PRIVMSG #test :hi yourself"));
+    }
+    assert_eq!(tag(&a[0], "msgid"), tag(&b[0], "msgid"));
+    assert_eq!(
+        n.lines(carol),
+        [":bob!bob@natter PRIVMSG #test :hi yourself"]
+    );
+    // An action and a NOTICE carry them too.
+    n.send(
+        alice,
+        &[
+            "@+draft/react=x PRIVMSG #test :\x01ACTION waves\x01",
+            "@+example.com/n=1 NOTICE #test :note",
+        ],
+    );
+    let b = n.lines(bob);
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert_eq!(client_tags_of(&b[0]), ["+draft/react=x"], "{b:?}");
+    assert_eq!(client_tags_of(&b[1]), ["+example.com/n=1"], "{b:?}");
+    assert!(b[1].ends_with(" NOTICE #test :note"), "{b:?}");
+}
+
+/// irctest's `testRecipientCapability`: a direct message's client-only tags (a reply naming
+/// the msgid it answers) reach the recipient only once it has message-tags, and come back in
+/// the sender's echo.
+#[test]
+fn a_direct_messages_client_only_tags_reach_a_recipient_with_message_tags() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["message-tags", "echo-message"]);
+    let bob = n.client("bob", &[]);
+    n.settle(&[alice, bob]);
+    n.send(bob, &["PRIVMSG alice :hey"]);
+    let l = n.lines(alice);
+    let id = tag(&l[0], "msgid").expect("msgid").to_owned();
+    n.send(
+        alice,
+        &[&format!("@+draft/reply={id} PRIVMSG bob :hey yourself")],
+    );
+    let a = n.lines(alice);
+    assert_eq!(tag(&a[0], "+draft/reply"), Some(id.as_str()), "{a:?}");
+    assert!(a[0].ends_with(" :alice!alice@natter PRIVMSG bob :hey yourself"));
+    assert_eq!(
+        n.lines(bob),
+        [":alice!alice@natter PRIVMSG bob :hey yourself"]
+    );
+    n.send(bob, &["CAP REQ :message-tags server-time"]);
+    n.lines(bob);
+    n.send(
+        alice,
+        &[&format!("@+draft/reply={id} NOTICE bob :hey again")],
+    );
+    n.lines(alice);
+    let b = n.lines(bob);
+    assert_eq!(tag(&b[0], "+draft/reply"), Some(id.as_str()), "{b:?}");
+    assert!(
+        b[0].ends_with(" :alice!alice@natter NOTICE bob :hey again"),
+        "{b:?}"
+    );
+}
+
+/// Client-only tags are no part of the room event: natter's own clients and nc get the text,
+/// and history (CHATHISTORY) has the text without them.
+#[test]
+fn client_only_tags_are_not_kept_in_history_nor_shown_to_natters_own_clients() {
+    let mut n = Net::new();
+    let bin = n.bin_in_lobby("binny");
+    let (nc, _) = n.nc();
+    let irc = n.client("ira", &HISTORY_CAPS);
+    n.send(irc, &["JOIN #lobby"]);
+    n.settle(&[irc, nc]);
+    n.recv(bin);
+    n.send(irc, &["@+draft/reply=x PRIVMSG #lobby :tagged"]);
+    let got = n.recv(bin);
+    assert!(
+        matches!(&got[..], [ServerMsg::Event(e)] if matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "tagged")),
+        "{got:?}"
+    );
+    let l = n.lines(nc);
+    assert!(
+        l.len() == 1 && l[0].contains("tagged") && !l[0].contains("draft"),
+        "{l:?}"
+    );
+    n.advance(2_000);
+    n.send(irc, &["CHATHISTORY LATEST #lobby * 10"]);
+    let l = n.lines(irc);
+    let said: Vec<&String> = l.iter().filter(|l| l.contains("PRIVMSG")).collect();
+    assert_eq!(said.len(), 1, "{l:?}");
+    assert!(!said[0].contains("+draft/reply"), "{l:?}");
+}
+
+/// A relayed `TAGMSG` carries a `msgid`, as a `PRIVMSG` does, the same for its echo and for
+/// every member (irctest's `testBasic` and `testLengthLimits`).
+#[test]
+fn a_relayed_tagmsg_has_one_msgid_for_its_echo_and_its_members() {
+    let mut n = Net::new();
+    let alice = n.client("alice", &["message-tags"]);
+    let bob = n.client("bob", &["message-tags", "echo-message"]);
+    for c in [alice, bob] {
+        n.send(c, &["JOIN #test"]);
+    }
+    n.settle(&[alice, bob]);
+    n.send(
+        bob,
+        &["@+buzz=fizz\\:buzz;cat=dog;+steel=wootz TAGMSG #test"],
+    );
+    let (b, a) = (n.lines(bob), n.lines(alice));
+    for l in [&a, &b] {
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(client_tags_of(&l[0]), ["+buzz=fizz\\:buzz", "+steel=wootz"]);
+        assert!(tag(&l[0], "msgid").is_some_and(|m| !m.is_empty()), "{l:?}");
+    }
+    assert_eq!(tag(&a[0], "msgid"), tag(&b[0], "msgid"));
+    n.send(bob, &["@+typing=active TAGMSG #test"]);
+    let a2 = n.lines(alice);
+    assert_ne!(tag(&a2[0], "msgid"), tag(&a[0], "msgid"), "{a2:?}");
 }

@@ -461,6 +461,8 @@ pub struct Hub {
     deferring: bool,
     /// Room events waiting to be delivered together.
     fanout: deliver::Fanout,
+    /// Client-only tags relayed so far ([`relay`]): each relay's number, for its msgid.
+    relayed: u64,
     /// By slot: a `ConnId` names its slot ([`slab`]); touched once per member per broadcast.
     conns: slab::ConnSlab,
     // Keys the hub hands out itself (no peer chooses them), so a fast non-keyed hash is safe.
@@ -528,6 +530,7 @@ impl Hub {
             steps: Vec::new(),
             deferring: false,
             fanout: deliver::Fanout::default(),
+            relayed: 0,
             reclaim_cursor: None,
             queries: past::Queries::default(),
             durable,

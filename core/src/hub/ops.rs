@@ -12,31 +12,42 @@ use crate::limits::{FLOOD_READ_GAP, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
 use crate::types::{ConnId, FoldedNick, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
+use std::sync::Arc;
 use tracing::debug;
 
 /// How the words of a refusal about a room that does not exist begin (`there is no room #a`):
 /// dialects tell it from one about a room without you.
 pub(super) const NO_ROOM: &str = "there is no room ";
 
+/// A message's id, and the client-only tags it was sent with ([`Request::Tagged`]).
+struct Said {
+    id: MsgId,
+    tags: Option<Arc<str>>,
+}
+
 /// What an error about a request answers: its message id, its room or its nick.
 fn re_of(r: &Request) -> Re {
     match r {
-        Request::Msg(
-            ClientMsg::Say { id, .. }
-            | ClientMsg::Act { id, .. }
-            | ClientMsg::Msg { id, .. }
-            | ClientMsg::Notice { id, .. }
-            | ClientMsg::NoticeTo { id, .. },
-        ) => Re::Msg(*id),
-        Request::Msg(
-            ClientMsg::Join { room }
-            | ClientMsg::Part { room, .. }
-            | ClientMsg::Topic { room, .. }
-            | ClientMsg::Who { room }
-            | ClientMsg::History { room, .. }
-            | ClientMsg::Older { room, .. },
-        ) => Re::Room(room.clone()),
-        Request::Msg(ClientMsg::Nick { nick }) => Re::Nick(nick.clone()),
+        Request::Tagged { msg, .. } => re_of_msg(msg),
+        Request::Msg(msg) => re_of_msg(msg),
+        _ => Re::Conn,
+    }
+}
+
+fn re_of_msg(m: &ClientMsg) -> Re {
+    match m {
+        ClientMsg::Say { id, .. }
+        | ClientMsg::Act { id, .. }
+        | ClientMsg::Msg { id, .. }
+        | ClientMsg::Notice { id, .. }
+        | ClientMsg::NoticeTo { id, .. } => Re::Msg(*id),
+        ClientMsg::Join { room }
+        | ClientMsg::Part { room, .. }
+        | ClientMsg::Topic { room, .. }
+        | ClientMsg::Who { room }
+        | ClientMsg::History { room, .. }
+        | ClientMsg::Older { room, .. } => Re::Room(room.clone()),
+        ClientMsg::Nick { nick } => Re::Nick(nick.clone()),
         _ => Re::Conn,
     }
 }
@@ -148,7 +159,8 @@ impl Hub {
             return;
         };
         match req {
-            Request::Msg(msg) => self.exec(conn, msg, now),
+            Request::Msg(msg) => self.exec(conn, msg, None, now),
+            Request::Tagged { msg, tags } => self.exec(conn, msg, Some(tags), now),
             Request::Answer(reply) => self.reply(conn, reply),
             Request::Typed(input) => {
                 if self.user_of(conn).is_none() {
@@ -159,7 +171,7 @@ impl Hub {
                     return;
                 };
                 match d.resolve(input, next_id) {
-                    Ok(msg) => self.exec(conn, msg, now),
+                    Ok(msg) => self.exec(conn, msg, None, now),
                     Err(reply) => self.reply(conn, reply),
                 }
             }
@@ -183,8 +195,9 @@ impl Hub {
         if echoes { Skip::None } else { Skip::Conn(conn) }
     }
 
-    /// Runs one request of a connection.
-    fn exec(&mut self, conn: ConnId, msg: ClientMsg, now: Millis) {
+    /// Runs one request of a connection; `tags`: a message's client-only tags, which go with
+    /// it ([`Request::Tagged`]).
+    fn exec(&mut self, conn: ConnId, msg: ClientMsg, tags: Option<Arc<str>>, now: Millis) {
         self.stats.message_in(&msg);
         if let ClientMsg::Ping { token } = msg {
             return self.reply(conn, Reply::Msg(ServerMsg::Pong { token }));
@@ -205,16 +218,23 @@ impl Hub {
             ClientMsg::Join { room } => self.join(conn, room, now),
             ClientMsg::Part { room, reason } => self.part(conn, uid, room, reason, now),
             ClientMsg::Say { room, id, text } => {
-                self.say(conn, uid, room, id, EventKind::Say { id, text }, now)
+                let said = Said { id, tags };
+                self.say(conn, uid, room, said, EventKind::Say { id, text }, now)
             }
             ClientMsg::Act { room, id, text } => {
-                self.say(conn, uid, room, id, EventKind::Act { id, text }, now)
+                let said = Said { id, tags };
+                self.say(conn, uid, room, said, EventKind::Act { id, text }, now)
             }
             ClientMsg::Notice { room, id, text } => {
-                self.say(conn, uid, room, id, EventKind::Notice { id, text }, now)
+                let said = Said { id, tags };
+                self.say(conn, uid, room, said, EventKind::Notice { id, text }, now)
             }
-            ClientMsg::Msg { to, id, text } => self.direct(conn, uid, to, id, text, false, now),
-            ClientMsg::NoticeTo { to, id, text } => self.direct(conn, uid, to, id, text, true, now),
+            ClientMsg::Msg { to, id, text } => {
+                self.direct(conn, uid, to, Said { id, tags }, text, false, now)
+            }
+            ClientMsg::NoticeTo { to, id, text } => {
+                self.direct(conn, uid, to, Said { id, tags }, text, true, now)
+            }
             ClientMsg::Nick { nick } => self.change_nick(conn, uid, nick, now),
             ClientMsg::Topic { room, topic } => self.topic(conn, uid, room, topic, now),
             ClientMsg::Who { room } => self.who(conn, room),
@@ -682,10 +702,11 @@ impl Hub {
         conn: ConnId,
         uid: UserId,
         room: RoomName,
-        id: MsgId,
+        said: Said,
         kind: EventKind,
         now: Millis,
     ) {
+        let Said { id, tags } = said;
         // What this says to `conn` comes after the events of the read before it (see
         // `Hub::broadcast`).
         if !self.fresh_id(conn, id) {
@@ -703,9 +724,13 @@ impl Hub {
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        // A big room carries no client-only tags, as it relays no TAGMSG: each member would be
+        // written up to IRC_MAX_CLIENT_TAGS more bytes per line.
+        let members = self.rooms.get(&room).map_or(0, |r| r.members.len());
+        let tags = tags.filter(|_| !self.is_quiet(members + self.remote_count(&room)));
         // Programs get their own event back (the ack); people do not see their line twice.
         let skip = self.skip_own(conn);
-        self.broadcast(&room, nick, kind, now, skip, Some(conn));
+        self.broadcast_said(&room, nick, kind, now, skip, Some(conn), tags);
     }
 
     /// A direct message, or a direct notice (`notice`: [`ServerMsg::DirectNotice`]).
@@ -715,11 +740,12 @@ impl Hub {
         conn: ConnId,
         uid: UserId,
         to: Nick,
-        id: MsgId,
+        said: Said,
         text: Text,
         notice: bool,
         now: Millis,
     ) {
+        let Said { id, tags } = said;
         if !self.fresh_id(conn, id) {
             return;
         }
@@ -785,10 +811,15 @@ impl Hub {
                 ServerMsg::Direct(dm)
             }
         };
+        // Client-only tags go with it to the clients that carry them.
+        let reply = |m: ServerMsg| match &tags {
+            Some(t) => Reply::Tagged(m, t.clone()),
+            None => Reply::Msg(m),
+        };
         for c in readers.into_iter().chain(copies) {
-            self.reply(c, Reply::Msg(wrap(dm.clone())));
+            self.reply(c, reply(wrap(dm.clone())));
         }
-        self.reply(conn, Reply::Msg(wrap(dm)));
+        self.reply(conn, reply(wrap(dm)));
     }
 
     pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {

@@ -56,6 +56,10 @@ impl Hub {
                     }
                     to
                 }
+                // In a cluster, someone on another node: relays stay on their node (the
+                // cluster carries messages, not typing), and nobody is told there is no such
+                // nick when there is one.
+                None if self.remote_presence(nick).is_some() => return,
                 None => {
                     let detail = format!("nobody is called {nick}");
                     return self.error(conn, ErrorKind::NoSuchNick, Re::Conn, detail);
@@ -63,7 +67,9 @@ impl Hub {
             },
         };
         let account = self.account_of(uid).and_then(|a| self.account_name(&a));
+        self.relayed += 1;
         let note = Reply::Note(Note::Tagged {
+            no: self.relayed,
             from,
             account,
             to: relay.to,

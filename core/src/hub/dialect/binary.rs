@@ -113,7 +113,11 @@ impl Dialect for Binary {
             }
         };
         match reply {
-            Reply::Msg(msg) | Reply::Rejoined(msg) | Reply::Settings(msg) => frame(msg),
+            // Client-only tags are an IRC notion: a natter client gets the message.
+            Reply::Msg(msg)
+            | Reply::Rejoined(msg)
+            | Reply::Settings(msg)
+            | Reply::Tagged(msg, _) => frame(msg),
             Reply::Welcome {
                 nick,
                 token,

@@ -457,6 +457,16 @@ pub(crate) enum Request {
     /// Client-only message tags for a room's members or a user, relayed live and kept nowhere
     /// (IRC's `TAGMSG`: typing notifications): see [`crate::hub::relay`].
     Relay(crate::hub::relay::Relay),
+    /// A message (a say, action or notice to a room, or a direct one) with the client-only
+    /// tags the client sent with it (IRC's `@+draft/reply=... PRIVMSG`): they go with it, live,
+    /// to the connections whose dialect carries them; the room event and history hold none.
+    Tagged {
+        /// The message.
+        msg: ClientMsg,
+        /// `+key=value;...` as sent, at most
+        /// [`IRC_MAX_CLIENT_TAGS`](crate::limits::IRC_MAX_CLIENT_TAGS) bytes; never empty.
+        tags: std::sync::Arc<str>,
+    },
 }
 
 impl Request {
@@ -515,6 +525,10 @@ pub(crate) enum Reply {
     Own(Bytes),
     /// The answer to a [`Query`] (or news a query caused, such as someone going away).
     Info(Info),
+    /// A direct message or notice with the sender's client-only tags
+    /// ([`Request::Tagged`]): a dialect that carries such tags sends them with it, the others
+    /// treat it as [`Reply::Msg`].
+    Tagged(ServerMsg, std::sync::Arc<str>),
 }
 
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
@@ -592,8 +606,10 @@ pub(crate) enum Note {
     },
     /// Client-only message tags `from` someone (signed in to `account`, if so) for `to` (a
     /// room, or this user), relayed at `at` ([`Request::Relay`]): only IRC clients with
-    /// `message-tags` get them, as a `TAGMSG`.
+    /// `message-tags` get them, as a `TAGMSG`. `no` tells this relay from the sender's others
+    /// (IRC's `msgid`, the same for every recipient).
     Tagged {
+        no: u64,
         from: Nick,
         account: Option<Nick>,
         to: crate::hub::relay::RelayTo,
@@ -637,6 +653,9 @@ pub(crate) struct EventRef<'a> {
     signed_in: bool,
     /// A live join's: what members' clients learn of the joiner besides its join.
     joiner: Joiner,
+    /// A live say, action or notice's client-only tags ([`Request::Tagged`]); history does
+    /// not keep them.
+    client_tags: Option<std::sync::Arc<str>>,
 }
 
 /// What a live join tells of the joiner besides the join itself, found once per broadcast:
@@ -659,6 +678,7 @@ impl<'a> EventRef<'a> {
             event: OnceCell::new(),
             signed_in: false,
             joiner: Joiner::default(),
+            client_tags: None,
         }
     }
 
@@ -670,6 +690,7 @@ impl<'a> EventRef<'a> {
             event: OnceCell::from(Some(event)),
             signed_in: false,
             joiner: Joiner::default(),
+            client_tags: None,
         }
     }
 
@@ -688,6 +709,17 @@ impl<'a> EventRef<'a> {
     pub(crate) fn joiner(mut self, joiner: Joiner) -> EventRef<'a> {
         self.joiner = joiner;
         self
+    }
+
+    /// The same, said with these client-only tags.
+    pub(crate) fn client_tags(mut self, tags: Option<std::sync::Arc<str>>) -> EventRef<'a> {
+        self.client_tags = tags;
+        self
+    }
+
+    /// The client-only tags it was said with (live events only).
+    pub(crate) fn said_with(&self) -> Option<&str> {
+        self.client_tags.as_deref()
     }
 
     /// A live join's joiner as it is now (nothing for any other event).

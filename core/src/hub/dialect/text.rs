@@ -264,7 +264,10 @@ impl Dialect for Text {
     fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
         let line = |s: String| Some(Bytes::from(wire_line(&s)));
         match reply {
-            Reply::Msg(msg) => Text::lines(render::reply_lines(msg, me, self.current.as_deref())),
+            // People on nc read the text; client-only tags are for IRC clients.
+            Reply::Msg(msg) | Reply::Tagged(msg, _) => {
+                Text::lines(render::reply_lines(msg, me, self.current.as_deref()))
+            }
             Reply::Welcome { nick, .. } => line(format!("Welcome to natter, {nick}! {HELP_LINE}")),
             Reply::Rejoined(ServerMsg::Joined { room, .. }) => {
                 line(format!("-- you are now talking in {room}"))

@@ -387,3 +387,51 @@ fn voicing_someone_on_another_node_needs_them_in_the_room() {
     let (kind, _) = error(&net.recv(0, a)).expect("refused");
     assert_eq!(kind, ErrorKind::NoSuchNick);
 }
+
+/// A `PRIVMSG`'s client-only tags in a cluster: the room's log holds the event only, so they
+/// reach the members with message-tags on the sender's node (its echo too), not those on
+/// another node, who get the line untagged.
+#[test]
+fn a_privmsgs_client_only_tags_reach_members_on_the_senders_node_only() {
+    let mut net = net(2);
+    let caps = "message-tags echo-message";
+    let a = irc_client(&mut net, 0, "ann", caps);
+    let b = irc_client(&mut net, 0, "ben", "message-tags");
+    let c = irc_client(&mut net, 1, "cal", "message-tags");
+    for (i, x) in [(0, a), (0, b), (1, c)] {
+        irc_says(&mut net, i, x, "JOIN #t\r\n");
+    }
+    net.nodes[0].raw.remove(&b);
+    net.nodes[1].raw.remove(&c);
+    let echo = irc_says(&mut net, 0, a, "@+draft/reply=t/1 PRIVMSG #t :tagged\r\n");
+    let said = " :ann!ann@natter PRIVMSG #t :tagged";
+    assert!(
+        echo.starts_with("@+draft/reply=t/1;msgid=") && echo.trim_end().ends_with(said),
+        "{echo}"
+    );
+    let here = raw_text(&net, 0, b);
+    assert!(
+        here.starts_with("@+draft/reply=t/1;msgid=") && here.trim_end().ends_with(said),
+        "{here}"
+    );
+    let there = raw_text(&net, 1, c);
+    assert!(
+        there.starts_with("@msgid=") && there.trim_end().ends_with(said),
+        "{there}"
+    );
+}
+
+/// A `TAGMSG` to someone on another node goes nowhere (relays stay on their node), and is no
+/// `401`: there is such a nick. One to nobody at all is `401`.
+#[test]
+fn a_tagmsg_to_someone_on_another_node_is_not_401() {
+    let mut net = net(2);
+    let a = irc_client(&mut net, 0, "ann", "message-tags");
+    let c = irc_client(&mut net, 1, "cal", "message-tags");
+    net.nodes[1].raw.remove(&c);
+    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG cal\r\n");
+    assert_eq!(text, "", "{text}");
+    assert_eq!(raw_text(&net, 1, c), "");
+    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG nobody\r\n");
+    assert!(text.contains(" 401 ann nobody "), "{text}");
+}

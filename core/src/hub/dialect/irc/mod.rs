@@ -284,7 +284,8 @@ impl Dialect for Irc {
     }
 
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
-        self.event_words(ev.event()?, form, ev.by_account(), ev.joined_as())
+        let (signed_in, tags) = (ev.by_account(), ev.said_with());
+        self.event_words(ev.event()?, form, signed_in, tags, ev.joined_as())
     }
 
     fn echoes_own(&self) -> bool {

@@ -124,6 +124,17 @@ impl Plan<'_> {
         self.request(Request::Msg(m));
     }
 
+    /// A message, with the line's client-only tags if it has any ([`Request::Tagged`]).
+    fn said(&mut self, m: ClientMsg, tags: Option<&std::sync::Arc<str>>) {
+        match tags {
+            Some(tags) => self.request(Request::Tagged {
+                msg: m,
+                tags: tags.clone(),
+            }),
+            None => self.msg(m),
+        }
+    }
+
     fn query(&mut self, q: Query) {
         self.request(Request::Query(q));
     }
@@ -725,6 +736,9 @@ impl Irc {
                 );
             }
         };
+        // IRCv3 message-tags: its client-only tags go with it (`+draft/reply`, `+draft/react`).
+        let tags = msg.client_tags();
+        let tags: Option<std::sync::Arc<str>> = (!tags.is_empty()).then(|| tags.into());
         let mut id = next_id;
         let mut text = Some(text);
         let mut targets = targets.split(',').filter(|t| !t.is_empty()).enumerate();
@@ -747,13 +761,14 @@ impl Irc {
                     plan.num(ERR_NOSUCHCHANNEL, &[target], "No such channel");
                     continue;
                 };
-                plan.msg(if action {
+                let m = if action {
                     ClientMsg::Act { room, id, text }
                 } else if notice {
                     ClientMsg::Notice { room, id, text }
                 } else {
                     ClientMsg::Say { room, id, text }
-                });
+                };
+                plan.said(m, tags.as_ref());
             } else {
                 let Ok(to) = Nick::new(target) else {
                     plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
@@ -765,7 +780,7 @@ impl Irc {
                 } else {
                     text
                 };
-                plan.msg(if notice {
+                let m = if notice {
                     ClientMsg::NoticeTo {
                         to: to.clone(),
                         id,
@@ -777,7 +792,8 @@ impl Irc {
                         id,
                         text,
                     }
-                });
+                };
+                plan.said(m, tags.as_ref());
                 if verb == "PRIVMSG" {
                     plan.query(Query::AwayOf(to));
                 }

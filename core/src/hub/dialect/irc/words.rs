@@ -211,6 +211,12 @@ fn event_msgid(room: &RoomName, seq: crate::types::Seq) -> String {
     format!("{}/{seq}", room.as_str().trim_start_matches('#'))
 }
 
+/// `~alice/1714564800000/3`: a relayed TAGMSG's msgid (its sender, time and the server's
+/// number for it), unlike any message's: nothing keeps a TAGMSG to refer to.
+fn relay_msgid(from: &Nick, at: Millis, no: u64) -> String {
+    format!("~{from}/{}/{no}", at.0)
+}
+
 /// How a chat line goes out: `PRIVMSG`, a `PRIVMSG` of a CTCP `ACTION`, or `NOTICE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum How {
@@ -268,6 +274,16 @@ impl Irc {
             Reply::Own(bytes) => return Some(bytes.clone()),
             Reply::Welcome { nick, .. } => self.welcome(&mut l, nick),
             Reply::Msg(msg) | Reply::Settings(msg) => self.msg(&mut l, msg, me),
+            Reply::Tagged(msg, tags) => match (msg, me) {
+                (ServerMsg::Direct(dm), Some(me)) => {
+                    self.direct(&mut l, dm, me, How::Say, Some(tags));
+                }
+                (ServerMsg::DirectNotice(dm), Some(me)) => {
+                    self.direct(&mut l, dm, me, How::Notice, Some(tags));
+                }
+                // Nothing else is sent with client-only tags.
+                (msg, me) => self.msg(&mut l, msg, me),
+            },
             // Joining a channel one is in: IRC servers say nothing.
             Reply::Rejoined(_) => {}
             Reply::Fatal { kind, detail } => {
@@ -414,8 +430,8 @@ impl Irc {
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
                 }
             }
-            ServerMsg::Direct(dm) => self.direct(l, dm, me, How::Say),
-            ServerMsg::DirectNotice(dm) => self.direct(l, dm, me, How::Notice),
+            ServerMsg::Direct(dm) => self.direct(l, dm, me, How::Say, None),
+            ServerMsg::DirectNotice(dm) => self.direct(l, dm, me, How::Notice, None),
             ServerMsg::Gap { room, first, last } => {
                 let n = last.0.saturating_sub(first.0).saturating_add(1);
                 let text = format!(
@@ -623,7 +639,16 @@ impl Irc {
         l.num(RPL_ENDOFNAMES, &[room_s], &end);
     }
 
-    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick, how: How) {
+    /// A direct message or notice, with the sender's client-only tags (`client_tags`) for a
+    /// client with message-tags.
+    fn direct(
+        &self,
+        l: &mut Lines,
+        dm: &DirectMsg,
+        me: &Nick,
+        how: How,
+        client_tags: Option<&str>,
+    ) {
         let own = dm.from.folded() == me.folded();
         let to_self = own && dm.to.folded() == me.folded();
         // One's own message comes back only with echo-message (a message to oneself always
@@ -631,7 +656,11 @@ impl Irc {
         if own && !to_self && !self.caps.has(Cap::EchoMessage) {
             return;
         }
-        let tags = self.said_tags(dm.at, l.tags.clone());
+        let mut tags = l.tags.clone();
+        if let Some(t) = client_tags.filter(|_| self.caps.has(Cap::MessageTags)) {
+            tags = tags.with_raw(t);
+        }
+        let tags = self.said_tags(dm.at, tags);
         let msgid = self.caps.has(Cap::MessageTags).then(|| dm_msgid(dm));
         l.text(
             &tags,
@@ -845,6 +874,7 @@ impl Irc {
             return l.from(&tags, &src, "MODE", &params, false);
         }
         if let Note::Tagged {
+            no,
             from,
             account,
             to,
@@ -860,6 +890,7 @@ impl Irc {
             if let Some(a) = account.as_ref().filter(|_| self.caps.has(Cap::AccountTag)) {
                 t = t.with("account", a.as_str());
             }
+            t = t.with("msgid", &relay_msgid(from, *at, *no));
             let target = match to {
                 crate::hub::relay::RelayTo::Room(room) => room.as_str(),
                 crate::hub::relay::RelayTo::Nick(nick) => nick.as_str(),
@@ -1195,13 +1226,15 @@ impl Irc {
     }
 
     /// A room event in IRC's words, in `form` (see the form bits in the module); `signed_in`:
-    /// its sender is signed in to the account of its nick; `joiner`: a live join's joiner as
-    /// it is now.
+    /// its sender is signed in to the account of its nick; `client_tags`: a live say's
+    /// client-only tags, for a form with message-tags; `joiner`: a live join's joiner as it is
+    /// now.
     pub(super) fn event_words(
         &self,
         ev: &RoomEvent,
         form: Form,
         signed_in: bool,
+        client_tags: Option<&str>,
         joiner: &Joiner,
     ) -> Option<Bytes> {
         if ev.kind == EventKind::Moved {
@@ -1231,6 +1264,10 @@ impl Irc {
             }
             _ => Tags::none(),
         };
+        // IRCv3 message-tags: client-only tags for those that have it, in front as a TAGMSG's.
+        if let Some(t) = client_tags.filter(|_| form.0 & F_TAGS != 0) {
+            tags = tags.with_raw(t);
+        }
         if form.0 & F_TIME != 0 {
             tags = tags.with("time", &time::iso(ev.at));
         }
