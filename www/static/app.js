@@ -917,13 +917,13 @@ function keptSignIn() {
 // localStorage holds the device key while the session does (remembered, not refused, not
 // signed out), and nothing otherwise.
 let keptKey = keptSignIn()?.key;
-let signingOut = false;
 function keepKey() {
   const key = client.device_key();
   const account = client.account();
   if (key === keptKey || (key !== undefined && account === undefined)) return;
-  if (key === undefined && keptKey !== undefined && !signingOut) {
-    // The server refused the kept key (signed out elsewhere, or the password changed).
+  // Let go here (Sign out, /logout, /login, /password), the conversation says so; refused by
+  // the server (signed out elsewhere, or the password changed), only this can.
+  if (key === undefined && keptKey !== undefined && client.key_refused()) {
     showBanner("Your remembered sign-in no longer works, so you are a guest now. " +
       "Sign in again with /login nick password, or reload to use the form.", false);
     const ok = el("button", "", "OK");
@@ -938,12 +938,10 @@ function keepKey() {
     // storage disabled: this browser just cannot remember
   }
   keptKey = key;
-  if (key === undefined) signingOut = false;
 }
 
 ui.signOut.addEventListener("click", () => {
   if (!client) return;
-  signingOut = true;
   client.sign_out(now());
   pump();
 });
