@@ -1156,6 +1156,21 @@ document.addEventListener("visibilitychange", () => {
   pump();
 });
 
+// Leaving the page (closed, reloaded, navigated away): a guest quits, as closing any chat
+// client does. Otherwise the server would keep its session for a resume that never comes and
+// hold its nick meanwhile, so that a reload came back as `nick_2` beside its own ghost. An
+// account stays (its other devices, and always-on, keep it in its rooms; a reload signs in
+// again with the kept key).
+window.addEventListener("pagehide", () => {
+  if (!client || client.account() !== undefined) return;
+  client.handle_input("/quit left the page", now());
+  pump();
+});
+// Back from the browser's back/forward cache after that: a new session.
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted) location.reload();
+});
+
 // --- start --------------------------------------------------------------------------------------
 
 function randomSeed() {

@@ -332,3 +332,50 @@ async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     let offered = js(b, "return document.getElementById('nick-input').value;").await;
     assert_eq!(offered, "rosa");
 }
+
+// --- a reload ----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_reloading_the_page_comes_back_under_its_nick() {
+    with_page(
+        "natter-qa-reload",
+        natter_server::ServerConfig::local_test(),
+        reload_scenario,
+    )
+    .await;
+}
+
+/// A guest reloads the page: leaving, it quits (the others see it go once), so the nick it
+/// is offered again is free: no `pat_2` beside a ghost `pat` for the resume window.
+async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_nc_w, nc_out) = nc(addr, "netcat").await;
+    open_page_as(b, &page, Some("pat")).await;
+    wait_for!("nc to see pat join", nc_out.has("pat joined #lobby"));
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!("nc to see pat go", nc_out.has("pat quit (left the page)"));
+    let input = nick_prompt(b).await;
+    assert_eq!(
+        input.prop("value").await.expect("the nick offered"),
+        Some("pat".to_owned())
+    );
+    click_join(b).await;
+    wait_for!(
+        "the page to connect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    wait_for!("nc to see pat again", {
+        (nc_out.count("pat joined #lobby") == 2).then_some(())
+    });
+    assert_eq!(text_of(b, "#me-nick").await, "pat");
+    let log = log_of(b, "#lobby").await;
+    assert!(
+        !log.iter().any(|l| l.contains("pat_2")),
+        "not renamed: {log:#?}"
+    );
+    assert_eq!(nc_out.count("pat quit"), 1, "{:#?}", nc_out.lines());
+    assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
+}
