@@ -261,7 +261,7 @@ async fn typed_account_commands_do_what_they_say() {
 
 /// Registered and remembered in the dialog, then `/logout` typed: the page is a guest, the
 /// key is forgotten, and nothing says the remembered sign-in "no longer works" (it was let
-/// go). `/login` with a wrong password says so and stays a guest; with the right one it signs
+/// go) or that the connection was lost (the server closes it as asked). `/login` with a wrong password says so and stays a guest; with the right one it signs
 /// in (not remembered: a reload asks again, the nick filled in).
 async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     let b = &browser;
@@ -306,6 +306,22 @@ async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     assert!(
         !said.to_string().contains("no longer works"),
         "signing out is not a refused sign-in: {said:#}"
+    );
+    // The close a sign-out asks for is not a lost connection: said once, back at once (no
+    // wait before trying again).
+    assert!(
+        !said.to_string().contains("trying again in"),
+        "signing out loses nothing: {said:#}"
+    );
+    let log = log_of(b, "#lobby").await;
+    assert!(
+        !log.iter().any(|l| l.contains("connection lost")),
+        "signing out loses nothing: {log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains("you signed out")).count(),
+        1,
+        "{log:#?}"
     );
 
     send_line(b, "/login rosa not the password").await;

@@ -2815,6 +2815,54 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
 }
 
 #[test]
+fn the_close_a_sign_out_asks_for_is_not_a_lost_connection() {
+    for bye in [true, false] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([3; 32])), false, t.now);
+        t.drain_paced();
+        signed_in(&mut t, "alice", 4, None);
+        t.events();
+        t.s.handle_input("/logout", t.now);
+        t.drain_paced();
+        assert_eq!(t.events(), vec![Event::SignedOut]);
+        // The server says goodbye and closes (or just closes).
+        if bye {
+            t.recv(ServerMsg::Bye {
+                reason: "signed out".into(),
+            });
+        } else {
+            t.s.handle_disconnected("closed", t.now);
+        }
+        let evs = t.events();
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::Info(_))),
+            "said once already, by SignedOut: {evs:?}"
+        );
+        assert!(
+            matches!(
+                t.s.state(),
+                ConnState::Reconnecting {
+                    lost: false,
+                    at,
+                    ..
+                } if at == t.now
+            ),
+            "back at once, nothing lost: {:?}",
+            t.s.state()
+        );
+        assert!(
+            crate::render::state_words(t.s.state()).is_none(),
+            "no \"connection lost\""
+        );
+        let hello = reconnect(&mut t);
+        assert!(
+            matches!(&hello, ClientMsg::Hello { resume: None, .. }),
+            "{hello:?}"
+        );
+    }
+}
+
+#[test]
 fn read_markers_go_out_only_while_signed_in() {
     let mut t = T::ready(Transport::Stream);
     t.s.read(room("#lobby"), Seq(3), t.now);
