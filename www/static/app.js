@@ -718,9 +718,14 @@ function renderReconnectBanner() {
   const conn = client?.conn();
   if (conn?.state !== "reconnecting") return;
   const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
-  const when = secs > 0 ? ` — trying again in ${secs}s` : "";
+  // Trying again at once (after a sign-out, whose close is asked for, or on the next address
+  // of a cluster): nothing to wait for, and nothing to call lost.
+  if (secs === 0) {
+    showBanner("reconnecting…", false);
+    return;
+  }
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}; reconnecting…${when}`, false);
+  showBanner(`${what}; reconnecting… — trying again in ${secs}s`, false);
 }
 
 function showBanner(text, closed) {
