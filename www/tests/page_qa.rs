@@ -179,6 +179,24 @@ async fn errors_scenario(browser: Browser, page: String, addr: SocketAddr) {
     .await;
     send_line(b, "/history #nowhere").await;
     wait_said(b, "#lobby", &["older lines of #nowhere", "not in #nowhere"]).await;
+    // A search of a room we are not in, from the search box: said in the results panel,
+    // where the person is looking.
+    let script = "document.getElementById('search-input').value = '#nowhere hello'; \
+                  document.getElementById('search-form').requestSubmit();";
+    js(b, script).await;
+    wait_for!("the refusal in the search panel", {
+        let panel = js(
+            b,
+            "const p = document.getElementById('search-panel'); \
+             return p.hidden ? '' : document.getElementById('search-title').textContent;",
+        )
+        .await;
+        panel
+            .as_str()
+            .filter(|t| t.contains("you are not in #nowhere"))
+            .map(str::to_owned)
+    });
+    js(b, "document.getElementById('search-close').click();").await;
     send_line(b, "/msg nobody hi").await;
     wait_said(b, "#lobby", &["not delivered", "nobody is called nobody"]).await;
 

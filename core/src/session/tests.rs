@@ -2393,6 +2393,24 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
 }
 
 #[test]
+fn a_search_of_a_room_we_are_not_in_is_refused_as_a_search() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.search(Some(room("#nowhere")), text("hello"), t.now);
+    assert!(t.sent().is_empty());
+    let evs = t.events();
+    assert!(
+        matches!(
+            &evs[..],
+            [
+                Event::Search { room: Some(r), .. },
+                Event::Error { about: About::Search, text, .. },
+            ] if *r == room("#nowhere") && text == "you are not in #nowhere"
+        ),
+        "asked, then refused, so it shows where results go: {evs:?}"
+    );
+}
+
+#[test]
 fn searches_go_one_at_a_time_and_carry_their_words() {
     let mut t = T::ready(Transport::Messages);
     let hostile = r#""quoted" * -not NEAR(a b) col:on"#;
