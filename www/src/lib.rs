@@ -37,7 +37,7 @@ use natter_core::command;
 use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
 use natter_core::render;
-use natter_core::session::{ConnState, Event, Session, SessionConfig, Transport};
+use natter_core::session::{About, ConnState, Event, Session, SessionConfig, Transport};
 use natter_core::types::{DeviceKey, Nick, Password, RoomName, Text};
 use natter_core::wire::{ModAction, Proof};
 use serde::Serialize;
@@ -83,6 +83,10 @@ pub struct Client {
     actions: VecDeque<Action>,
     /// The latest time passed in, for calls that pass none (`open`, `set_attention`).
     now: Millis,
+    /// The session held a device key when the last events were drained.
+    held_key: bool,
+    /// The server refused the device key the session held (see `key_refused`).
+    key_refused: bool,
 }
 
 #[wasm_bindgen]
@@ -104,6 +108,8 @@ impl Client {
             chat: Chat::new(nick),
             actions: VecDeque::new(),
             now: millis(now),
+            held_key: false,
+            key_refused: false,
         };
         client.pump(millis(now));
         Ok(client)
@@ -232,6 +238,14 @@ impl Client {
     /// holds none (not remembered, refused, signed out): forget any kept one then.
     pub fn device_key(&self) -> Option<String> {
         self.session.device_key().map(key_to_hex)
+    }
+
+    /// Whether the device key went because the server refused it (signed out elsewhere, the
+    /// password changed, the account removed), until the next sign-in: the page then says why
+    /// it forgets its kept key. Not when the person let it go here (`/logout` or Sign out, a
+    /// `/login` to another account, `/password`): the conversation says those.
+    pub fn key_refused(&self) -> bool {
+        self.key_refused
     }
 
     /// Opens (starting it if needed) the direct conversation with `nick`; returns its key, or
@@ -465,13 +479,32 @@ impl Client {
     fn pump(&mut self, now: Millis) {
         self.now = self.now.max(now);
         let now = self.now;
+        // A key the session held and forgot while these events were made was refused by the
+        // server if an account error came with them (signing out, a typed `/login` or
+        // `/password` forget it too, at the person's word, with no error).
+        let held = self.session.device_key().is_some();
+        let mut refused = false;
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Connect => self.actions.push_back(Action::Connect),
                 Event::Close => self.actions.push_back(Action::Close),
-                ev => self.chat.handle_event(&ev, now),
+                ev => {
+                    match &ev {
+                        Event::Error {
+                            about: About::Account,
+                            ..
+                        } => refused = true,
+                        Event::SignedIn { .. } => self.key_refused = false,
+                        _ => {}
+                    }
+                    self.chat.handle_event(&ev, now);
+                }
             }
         }
+        if self.held_key && !held && refused {
+            self.key_refused = true;
+        }
+        self.held_key = held;
         while let Some((room, seq)) = self.chat.poll_read(now) {
             self.session.read(room, seq, now);
         }

@@ -718,9 +718,14 @@ function renderReconnectBanner() {
   const conn = client?.conn();
   if (conn?.state !== "reconnecting") return;
   const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
-  const when = secs > 0 ? ` — trying again in ${secs}s` : "";
+  // Trying again at once (after a sign-out, whose close is asked for, or on the next address
+  // of a cluster): nothing to wait for, and nothing to call lost.
+  if (secs === 0) {
+    showBanner("reconnecting…", false);
+    return;
+  }
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}; reconnecting…${when}`, false);
+  showBanner(`${what}; reconnecting… — trying again in ${secs}s`, false);
 }
 
 function showBanner(text, closed) {
@@ -917,13 +922,13 @@ function keptSignIn() {
 // localStorage holds the device key while the session does (remembered, not refused, not
 // signed out), and nothing otherwise.
 let keptKey = keptSignIn()?.key;
-let signingOut = false;
 function keepKey() {
   const key = client.device_key();
   const account = client.account();
   if (key === keptKey || (key !== undefined && account === undefined)) return;
-  if (key === undefined && keptKey !== undefined && !signingOut) {
-    // The server refused the kept key (signed out elsewhere, or the password changed).
+  // Let go here (Sign out, /logout, /login, /password), the conversation says so; refused by
+  // the server (signed out elsewhere, or the password changed), only this can.
+  if (key === undefined && keptKey !== undefined && client.key_refused()) {
     showBanner("Your remembered sign-in no longer works, so you are a guest now. " +
       "Sign in again with /login nick password, or reload to use the form.", false);
     const ok = el("button", "", "OK");
@@ -938,12 +943,10 @@ function keepKey() {
     // storage disabled: this browser just cannot remember
   }
   keptKey = key;
-  if (key === undefined) signingOut = false;
 }
 
 ui.signOut.addEventListener("click", () => {
   if (!client) return;
-  signingOut = true;
   client.sign_out(now());
   pump();
 });
@@ -1156,6 +1159,21 @@ document.addEventListener("visibilitychange", () => {
   client.set_attention(!document.hidden);
   if (!document.hidden) client.reconnect_now(now());
   pump();
+});
+
+// Leaving the page (closed, reloaded, navigated away): a guest quits, as closing any chat
+// client does. Otherwise the server would keep its session for a resume that never comes and
+// hold its nick meanwhile, so that a reload came back as `nick_2` beside its own ghost. An
+// account stays (its other devices, and always-on, keep it in its rooms; a reload signs in
+// again with the kept key).
+window.addEventListener("pagehide", () => {
+  if (!client || client.account() !== undefined) return;
+  client.handle_input("/quit left the page", now());
+  pump();
+});
+// Back from the browser's back/forward cache after that: a new session.
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted) location.reload();
 });
 
 // --- start --------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@
 //! server was down once, and shows every line once, as does a person on `nc`. And while the
 //! server stays away for several attempts: the conversation says why once, the status line
 //! counts the attempts, and "reconnected" is said once; a server that comes back full, refusing
-//! each attempt, is said once too.
+//! each attempt, is said once too. A signed-in page comes back signed in, with a line said
+//! before it was back shown once; a server that lost its store brings the page back in its
+//! rooms, saying it could not resume, with the line typed meanwhile sent once.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -345,4 +347,199 @@ async fn full_scenario(
         1,
         "{log:#?}"
     );
+}
+
+/// The page's log of `conv` (notices too).
+async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
+    let script = format!(
+        "return window.natterDebug ? window.natterDebug.lines({}) : [];",
+        serde_json::Value::from(conv)
+    );
+    js(b, &script)
+        .await
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many of `lines` contain `words`.
+fn count(lines: &[String], words: &str) -> usize {
+    lines.iter().filter(|l| l.contains(words)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_page_comes_back_signed_in_and_shows_what_it_missed_once() {
+    with_page("natter-restart-account", account_scenario).await;
+}
+
+/// Registered and remembered in the dialog; the server is killed and comes back on its store
+/// while the page waits to try again; nc says a line before the page is back. The page comes
+/// back signed in to the same account (resumed: no sign-in asked again), shows the line it
+/// missed once, and the line typed meanwhile goes once.
+async fn account_scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    data: std::path::PathBuf,
+) {
+    let b = &browser;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick = nick_prompt(b).await;
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("rosa").await.expect("type a nick");
+    let script = "document.getElementById('password-input').value = 'correct horse battery'; \
+                  document.getElementById('remember-input').checked = true; \
+                  document.getElementById('register').click();";
+    js(b, script).await;
+    let account = || async {
+        js(b, "return natterDebug.account();")
+            .await
+            .as_str()
+            .map(str::to_owned)
+    };
+    wait_for!(
+        "the page to be signed in as rosa",
+        (account().await.as_deref() == Some("rosa")).then_some(())
+    );
+    let (mut nc_w, _) = nc(addr, "netcat").await;
+    nc_w.write_all(b"before\r\n").await.expect("write");
+    wait_for!("the page to show nc's line", {
+        page_said(b)
+            .await
+            .contains(&"<netcat> before".to_owned())
+            .then_some(())
+    });
+
+    server.kill().await.expect("kill natter-server");
+    drop(nc_w);
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    type_line(b, "typed while down").await;
+    let attempt = || async {
+        js(b, "return natterDebug.attempt();")
+            .await
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let retry_in = || async {
+        js(b, "return natterDebug.retryIn();")
+            .await
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    // Back while the page waits over a second to try again: nc speaks before the page is back.
+    wait_for!("an attempt due in over a second", {
+        (attempt().await >= 3 && retry_in().await > 1_200.0).then_some(())
+    });
+    let _server = start_server(addr, &data).await;
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    nc_w.write_all(b"while away\r\n").await.expect("write");
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    wait_for!(
+        "nc to get the line typed while the server was down",
+        nc_out.has("<rosa> typed while down")
+    );
+    nc_w.write_all(b"after\r\n").await.expect("write");
+    wait_for!("the page to show nc's line after the restart", {
+        page_said(b)
+            .await
+            .contains(&"<netcat> after".to_owned())
+            .then_some(())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = page_said(b).await;
+    for line in [
+        "<netcat> before",
+        "<netcat> while away",
+        "<rosa> typed while down",
+        "<netcat> after",
+    ] {
+        assert_eq!(count(&said, line), 1, "{line} once: {said:#?}");
+    }
+    assert_eq!(nc_out.count("<rosa> typed while down"), 1);
+    assert_eq!(account().await.as_deref(), Some("rosa"), "still signed in");
+    let log = page_log(b).await;
+    assert_eq!(count(&log, "reconnected as rosa"), 1, "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("missed here")), "{log:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_lost_its_store_brings_the_page_back_in_its_rooms() {
+    with_page("natter-restart-lost", lost_scenario).await;
+}
+
+/// The server comes back without its store (a new data directory): the page cannot resume,
+/// says so and that lines may have been missed, joins its rooms again, and sends the line
+/// typed while the server was away once.
+async fn lost_scenario(
+    browser: Browser,
+    page: String,
+    addr: SocketAddr,
+    mut server: Child,
+    _data: std::path::PathBuf,
+) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    type_line(b, "/join #side").await;
+    wait_for!("#side joined", {
+        log_of(b, "#side")
+            .await
+            .iter()
+            .any(|l| l.contains("webby joined #side"))
+            .then_some(())
+    });
+    js(
+        b,
+        r##"document.querySelector('button[data-conv="#lobby"]').click();"##,
+    )
+    .await;
+    let (mut nc_w, _) = nc(addr, "netcat").await;
+    nc_w.write_all(b"before\r\n").await.expect("write");
+    wait_for!("the page to show nc's line", {
+        page_said(b)
+            .await
+            .contains(&"<netcat> before".to_owned())
+            .then_some(())
+    });
+    server.kill().await.expect("kill natter-server");
+    drop(nc_w);
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    type_line(b, "typed while down").await;
+    let fresh = TempDir::new("natter-restart-fresh");
+    let _server = start_server(addr, &fresh.0).await;
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    nc_w.write_all(b"/join #side\r\n").await.expect("write");
+    wait_for!("webby back in #side", nc_out.has("#side with: webby"));
+    wait_for!("the line typed while down", {
+        page_said(b)
+            .await
+            .contains(&"<webby> typed while down".to_owned())
+            .then_some(())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = page_said(b).await;
+    assert_eq!(count(&said, "<webby> typed while down"), 1, "{said:#?}");
+    let log = page_log(b).await;
+    assert_eq!(count(&log, "could not resume the session"), 1, "{log:#?}");
+    assert_eq!(count(&log, "connection lost"), 1, "{log:#?}");
 }

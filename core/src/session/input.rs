@@ -201,16 +201,19 @@ impl Session {
             self.error(About::Search, "the session is closed");
             return;
         }
-        if let Some(r) = room.as_ref().filter(|r| !self.rooms.is_in(r)) {
-            let text = format!("you are not in {r}");
-            self.error(About::Search, text);
-            return;
-        }
         let query = Query { room, words };
+        // Said as asked first, so that a refusal (here or below) is shown where the results
+        // would have been (the page's search panel, the TUI's results), not only in the
+        // conversation behind them.
         self.event(Event::Search {
             room: query.room.clone(),
             words: query.words.clone(),
         });
+        if let Some(r) = query.room.as_ref().filter(|r| !self.rooms.is_in(r)) {
+            let text = format!("you are not in {r}");
+            self.error(About::Search, text);
+            return;
+        }
         if self.asks.ask_search(query) == SearchStart::Now
             && let Some(msg) = self.asks.search_msg()
             && !self.pace(msg)

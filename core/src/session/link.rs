@@ -270,6 +270,16 @@ impl Link {
         self.phase
     }
 
+    /// The link just scheduled to reconnect was closed as asked (a sign-out), not lost: the
+    /// wait is marked so ([`ConnState::Reconnecting`] with `lost: false`).
+    ///
+    /// [`ConnState::Reconnecting`]: super::ConnState::Reconnecting
+    pub(super) fn closed_as_asked(&mut self) {
+        if let Phase::Waiting { lost, .. } = &mut self.phase {
+            *lost = false;
+        }
+    }
+
     /// Ends the link for good. False if it already was.
     pub(super) fn close(&mut self) -> bool {
         if self.phase == Phase::Closed {

@@ -279,6 +279,10 @@ impl Session {
                     now,
                 );
             }
+            // The close a sign-out asked for: said already (`Event::SignedOut`).
+            Phase::Open { welcomed: true } if self.handshake.signed_out => {
+                self.reconnect_as_asked(now);
+            }
             Phase::Open { welcomed: true } => {
                 self.info(format!("disconnected: {}", clean(reason)));
                 self.schedule_reconnect(now);
@@ -784,9 +788,20 @@ impl Session {
         self.reconnect_after_loss(now, false);
     }
 
+    /// The server closed the link as asked (a sign-out ends the account's connection): back at
+    /// once as a guest, and nothing was lost, so no "connection lost" and no backoff.
+    pub(super) fn reconnect_as_asked(&mut self, now: Millis) {
+        self.reconnect_link(now, true, false);
+    }
+
     /// The link is lost: what was in flight waits for the next welcome, and the next attempt is
     /// scheduled (at once when `quick`, see [`Link::reconnect`]).
     fn reconnect_after_loss(&mut self, now: Millis, quick: bool) {
+        self.reconnect_link(now, quick, true);
+    }
+
+    /// See [`Session::reconnect_after_loss`]; `lost: false` when the link closed as asked.
+    fn reconnect_link(&mut self, now: Millis, quick: bool, lost: bool) {
         // Commands not sent yet wait for the next welcome; joins and parts are asked again
         // from the rooms' own tracking, messages from the pending list, scrollback and searches
         // from the asks.
@@ -804,6 +819,9 @@ impl Session {
         });
         self.asks.link_lost();
         self.link.reconnect(now, quick);
+        if !lost {
+            self.link.closed_as_asked();
+        }
         self.event(Event::State(self.state()));
     }
 

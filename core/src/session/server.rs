@@ -247,6 +247,11 @@ impl Session {
             ServerMsg::Bye { reason } if !self.link.is_welcomed() => {
                 self.lost(&clean(&reason), now)
             }
+            // The close a sign-out asked for: `Event::SignedOut` said it; back as a guest now.
+            ServerMsg::Bye { .. } if self.handshake.signed_out => {
+                self.event(Event::Close);
+                self.reconnect_as_asked(now);
+            }
             ServerMsg::Bye { reason } => {
                 // The server's words say why; no second notice.
                 self.info(clean(&reason));

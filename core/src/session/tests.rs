@@ -2393,6 +2393,24 @@ fn a_page_of_the_past_is_handed_on_whole_and_leaves_seq_tracking_alone() {
 }
 
 #[test]
+fn a_search_of_a_room_we_are_not_in_is_refused_as_a_search() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.search(Some(room("#nowhere")), text("hello"), t.now);
+    assert!(t.sent().is_empty());
+    let evs = t.events();
+    assert!(
+        matches!(
+            &evs[..],
+            [
+                Event::Search { room: Some(r), .. },
+                Event::Error { about: About::Search, text, .. },
+            ] if *r == room("#nowhere") && text == "you are not in #nowhere"
+        ),
+        "asked, then refused, so it shows where results go: {evs:?}"
+    );
+}
+
+#[test]
 fn searches_go_one_at_a_time_and_carry_their_words() {
     let mut t = T::ready(Transport::Messages);
     let hostile = r#""quoted" * -not NEAR(a b) col:on"#;
@@ -2812,6 +2830,54 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
         !infos.iter().any(|m| m.contains("could not resume")),
         "{infos:?}"
     );
+}
+
+#[test]
+fn the_close_a_sign_out_asks_for_is_not_a_lost_connection() {
+    for bye in [true, false] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([3; 32])), false, t.now);
+        t.drain_paced();
+        signed_in(&mut t, "alice", 4, None);
+        t.events();
+        t.s.handle_input("/logout", t.now);
+        t.drain_paced();
+        assert_eq!(t.events(), vec![Event::SignedOut]);
+        // The server says goodbye and closes (or just closes).
+        if bye {
+            t.recv(ServerMsg::Bye {
+                reason: "signed out".into(),
+            });
+        } else {
+            t.s.handle_disconnected("closed", t.now);
+        }
+        let evs = t.events();
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::Info(_))),
+            "said once already, by SignedOut: {evs:?}"
+        );
+        assert!(
+            matches!(
+                t.s.state(),
+                ConnState::Reconnecting {
+                    lost: false,
+                    at,
+                    ..
+                } if at == t.now
+            ),
+            "back at once, nothing lost: {:?}",
+            t.s.state()
+        );
+        assert!(
+            crate::render::state_words(t.s.state()).is_none(),
+            "no \"connection lost\""
+        );
+        let hello = reconnect(&mut t);
+        assert!(
+            matches!(&hello, ClientMsg::Hello { resume: None, .. }),
+            "{hello:?}"
+        );
+    }
 }
 
 #[test]

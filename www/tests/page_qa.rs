@@ -1,0 +1,414 @@
+//! The page as its users use it, in headless Chromium against an in-process natter-server and
+//! natter-bridge on 127.0.0.1:0: what goes wrong is said in words (a line too long, a room that
+//! does not exist, a muted room, the server's flood control), never silently dropped; and the
+//! account commands typed at the bottom (`/register`, `/login`, `/logout`) do what they do on
+//! nc, with the page saying what became of a remembered sign-in.
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::Client as Browser;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
+
+/// Runs `scenario` (the browser, the page's address, the server's address) against an
+/// in-process natter-server with `config` and natter-bridge, within [`SCENARIO_LIMIT`], and
+/// stops everything whatever the scenario did.
+async fn with_page<F, Fut>(tag: &str, config: natter_server::ServerConfig, scenario: F)
+where
+    F: FnOnce(Browser, String, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let www = www_dir();
+    let server = natter_server::start(config)
+        .await
+        .expect("start natter-server");
+    let addr = *server
+        .local_addrs()
+        .first()
+        .expect("the server listens somewhere");
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new(&format!("{tag}-chromium"));
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(browser.clone(), page, addr));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+/// The text of every line of a conversation's log (notices and refusals too).
+async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
+    let script = format!(
+        "return window.natterDebug ? window.natterDebug.lines({}) : [];",
+        serde_json::Value::from(conv)
+    );
+    js(b, &script)
+        .await
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until a line of `conv`'s log contains every one of `words`; returns it. Panics with
+/// every log of the page after [`STEP`].
+async fn wait_said(b: &Browser, conv: &str, words: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        if let Some(l) = log_of(b, conv)
+            .await
+            .into_iter()
+            .find(|l| words.iter().all(|w| l.contains(w)))
+        {
+            return l;
+        }
+        if std::time::Instant::now() > deadline {
+            let all = js(
+                b,
+                "return [...document.querySelectorAll('.log')].map(l => [l.dataset.conv, \
+                 [...l.querySelectorAll('.line')].map(x => x.textContent)]);",
+            )
+            .await;
+            panic!("no line in {conv} with {words:?} within {STEP:?}; the page: {all:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `line` from the input as if typed (set at once: typing 2000 characters one key at a
+/// time takes the driver long).
+async fn send_line(b: &Browser, line: &str) {
+    let script = format!(
+        "const i = document.getElementById('input'); i.value = {}; \
+         document.querySelector('#input-form button').click();",
+        serde_json::Value::from(line)
+    );
+    js(b, &script).await;
+}
+
+async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, line: &str) {
+    timeout(STEP, w.write_all(format!("{line}\r\n").as_bytes()))
+        .await
+        .expect("the server reads in time")
+        .expect("write to the server");
+}
+
+// --- errors in words ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_done_is_said_in_words() {
+    let mut config = natter_server::ServerConfig::local_test();
+    // A strict server: a burst of 3, then a line every 300 ms. The page paces itself to what
+    // the server's welcome says, so a quick run of lines waits (shown as waiting) rather than
+    // being refused, and every one of them arrives once.
+    config.hub.flood_burst = 3;
+    config.hub.flood_refill = natter_core::Millis(300);
+    with_page("natter-qa-errors", config, errors_scenario).await;
+}
+
+async fn errors_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("pat")).await;
+    let (mut fern, fern_out) = nc(addr, "fern").await;
+    let limit = natter_core::limits::MAX_TEXT_BYTES;
+
+    // A line too long, typed (or pasted): refused with its length and the limit, not cut to
+    // fit and sent (as an input's maxlength would, without a word).
+    type_line(b, &"y".repeat(limit + 100)).await;
+    wait_said(
+        b,
+        "#lobby",
+        &[&format!("{} bytes long; the limit is {limit}", limit + 100)],
+    )
+    .await;
+    // The same from a script setting the input.
+    send_line(b, &"x".repeat(limit + 1)).await;
+    wait_said(
+        b,
+        "#lobby",
+        &[&format!("{} bytes long; the limit is {limit}", limit + 1)],
+    )
+    .await;
+    send_line(b, "after the long ones").await;
+    wait_for!(
+        "fern to hear the next line",
+        fern_out.has("<pat> after the long ones")
+    );
+    assert!(
+        !fern_out
+            .lines()
+            .iter()
+            .any(|l| l.contains("yyyyyyyy") || l.contains("xxxxxxxx")),
+        "nothing of a line too long was sent: {:?}",
+        fern_out.lines().iter().map(String::len).collect::<Vec<_>>()
+    );
+
+    // Rooms that do not exist, and a person who is not there.
+    send_line(b, "/topic #nowhere").await;
+    wait_said(b, "#lobby", &["there is no room #nowhere"]).await;
+    send_line(b, "/part #nowhere").await;
+    wait_said(
+        b,
+        "#lobby",
+        &["could not leave #nowhere", "not in #nowhere"],
+    )
+    .await;
+    send_line(b, "/history #nowhere").await;
+    wait_said(b, "#lobby", &["older lines of #nowhere", "not in #nowhere"]).await;
+    // A search of a room we are not in, from the search box: said in the results panel,
+    // where the person is looking.
+    let script = "document.getElementById('search-input').value = '#nowhere hello'; \
+                  document.getElementById('search-form').requestSubmit();";
+    js(b, script).await;
+    wait_for!("the refusal in the search panel", {
+        let panel = js(
+            b,
+            "const p = document.getElementById('search-panel'); \
+             return p.hidden ? '' : document.getElementById('search-title').textContent;",
+        )
+        .await;
+        panel
+            .as_str()
+            .filter(|t| t.contains("you are not in #nowhere"))
+            .map(str::to_owned)
+    });
+    js(b, "document.getElementById('search-close').click();").await;
+    send_line(b, "/msg nobody hi").await;
+    wait_said(b, "#lobby", &["not delivered", "nobody is called nobody"]).await;
+
+    // A muted room: fern founds #hush and sets +m; pat joins, speaks, and is told why not.
+    say(&mut fern, "/register correct horse battery").await;
+    wait_for!("fern to be signed in", fern_out.has("signed in as fern"));
+    for line in ["/join #hush", "/register #hush", "/mode #hush +m"] {
+        say(&mut fern, line).await;
+    }
+    wait_for!("#hush to be +m", fern_out.has("set #hush +m"));
+    send_line(b, "/join #hush").await;
+    wait_said(b, "#hush", &["pat joined #hush"]).await;
+    send_line(b, "may I speak").await;
+    wait_said(
+        b,
+        "#hush",
+        &["may I speak", "not delivered: #hush is moderated"],
+    )
+    .await;
+
+    // A quick run of lines on the strict server: each arrives once, in order.
+    click_conv(b, "#lobby").await;
+    for i in 0..12 {
+        send_line(b, &format!("quick {i}")).await;
+    }
+    wait_for!("fern to hear the last", fern_out.has("<pat> quick 11"));
+    let heard: Vec<String> = fern_out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("<pat> quick "))
+        .collect();
+    let want: Vec<String> = (0..12)
+        .map(|i| format!("[#lobby] <pat> quick {i}"))
+        .collect();
+    assert_eq!(heard, want, "each once, in order");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = log_of(b, "#lobby").await;
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("quick") && l.contains("not delivered")),
+        "none refused: {log:#?}"
+    );
+}
+
+/// Opens a conversation from the sidebar.
+async fn click_conv(b: &Browser, key: &str) {
+    let script = format!("document.querySelector('button[data-conv=\"{key}\"]').click();");
+    js(b, &script).await;
+}
+
+// --- account commands typed at the bottom ------------------------------------------------------
+
+async fn account_of(b: &Browser) -> Option<String> {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.account() : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_owned)
+}
+
+async fn kept_sign_in(b: &Browser) -> serde_json::Value {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.keptSignIn() : null;",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_account_commands_do_what_they_say() {
+    with_page(
+        "natter-qa-accounts",
+        natter_server::ServerConfig::local_test(),
+        accounts_scenario,
+    )
+    .await;
+}
+
+/// Registered and remembered in the dialog, then `/logout` typed: the page is a guest, the
+/// key is forgotten, and nothing says the remembered sign-in "no longer works" (it was let
+/// go) or that the connection was lost (the server closes it as asked). `/login` with a wrong password says so and stays a guest; with the right one it signs
+/// in (not remembered: a reload asks again, the nick filled in).
+async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick = nick_prompt(b).await;
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("rosa").await.expect("type a nick");
+    let script = "document.getElementById('password-input').value = 'correct horse battery'; \
+                  document.getElementById('remember-input').checked = true; \
+                  document.getElementById('register').click();";
+    js(b, script).await;
+    wait_for!(
+        "the device key to be kept",
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    );
+    assert_eq!(account_of(b).await.as_deref(), Some("rosa"));
+
+    // Everything the banner says from here on, however briefly.
+    js(
+        b,
+        "const e = document.getElementById('banner'); window.bannerSaid = []; \
+         new MutationObserver(() => { if (!e.hidden) window.bannerSaid.push(e.textContent); }) \
+           .observe(e, { childList: true, subtree: true, attributes: true, characterData: true });",
+    )
+    .await;
+    send_line(b, "/logout").await;
+    wait_said(b, "#lobby", &["you signed out"]).await;
+    wait_for!(
+        "the page to be back as a guest",
+        (conn_state(b).await == "connected" && account_of(b).await.is_none()).then_some(())
+    );
+    assert!(kept_sign_in(b).await.is_null(), "the key is forgotten");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = js(b, "return window.bannerSaid;").await;
+    assert!(
+        !said.to_string().contains("no longer works"),
+        "signing out is not a refused sign-in: {said:#}"
+    );
+    // The close a sign-out asks for is not a lost connection: said once, back at once.
+    assert!(
+        !said.to_string().contains("Connection lost"),
+        "signing out loses nothing: {said:#}"
+    );
+    let log = log_of(b, "#lobby").await;
+    assert!(
+        !log.iter().any(|l| l.contains("connection lost")),
+        "signing out loses nothing: {log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains("you signed out")).count(),
+        1,
+        "{log:#?}"
+    );
+
+    send_line(b, "/login rosa not the password").await;
+    wait_said(b, "#lobby", &["wrong account name or password"]).await;
+    assert_eq!(account_of(b).await, None);
+    assert_eq!(conn_state(b).await, "connected", "still here, as a guest");
+
+    send_line(b, "/login rosa correct horse battery").await;
+    wait_for!(
+        "signed in as rosa",
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "rosa");
+    assert!(
+        kept_sign_in(b).await.is_null(),
+        "a typed /login is not remembered"
+    );
+
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!("the dialog again", dialog_open(b).await.then_some(()));
+    let offered = js(b, "return document.getElementById('nick-input').value;").await;
+    assert_eq!(offered, "rosa");
+}
+
+// --- a reload ----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_reloading_the_page_comes_back_under_its_nick() {
+    with_page(
+        "natter-qa-reload",
+        natter_server::ServerConfig::local_test(),
+        reload_scenario,
+    )
+    .await;
+}
+
+/// A guest reloads the page: leaving, it quits (the others see it go once), so the nick it
+/// is offered again is free: no `pat_2` beside a ghost `pat` for the resume window.
+async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_nc_w, nc_out) = nc(addr, "netcat").await;
+    open_page_as(b, &page, Some("pat")).await;
+    wait_for!("nc to see pat join", nc_out.has("pat joined #lobby"));
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!("nc to see pat go", nc_out.has("pat quit (left the page)"));
+    let input = nick_prompt(b).await;
+    assert_eq!(
+        input.prop("value").await.expect("the nick offered"),
+        Some("pat".to_owned())
+    );
+    click_join(b).await;
+    wait_for!(
+        "the page to connect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    wait_for!("nc to see pat again", {
+        (nc_out.count("pat joined #lobby") == 2).then_some(())
+    });
+    assert_eq!(text_of(b, "#me-nick").await, "pat");
+    let log = log_of(b, "#lobby").await;
+    assert!(
+        !log.iter().any(|l| l.contains("pat_2")),
+        "not renamed: {log:#?}"
+    );
+    assert_eq!(nc_out.count("pat quit"), 1, "{:#?}", nc_out.lines());
+    assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
+}
