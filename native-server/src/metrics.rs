@@ -284,8 +284,8 @@ impl Metrics {
 #[derive(Debug)]
 pub(crate) struct Health {
     pub(crate) listening: AtomicBool,
-    /// The store's last report was durable (or none came yet); false after a failed batch or
-    /// once the store has stopped.
+    /// The store works (or nothing was reported yet): false after a failed batch or once the
+    /// store has stopped, true again once a batch with messages is durable.
     pub(crate) store_ok: AtomicBool,
     /// The store's last failed batch failed because the disk was full (meaningful while
     /// `store_ok` is false).

@@ -10,7 +10,9 @@
 use crate::metrics::Health;
 use natter_core::Millis;
 use natter_core::hub::Hub;
-use natter_core::persist::{Answer, Batch, BatchId, LoadedAccount, LoadedRoom, Query, QueryId};
+use natter_core::persist::{
+    Answer, Batch, BatchId, LoadedAccount, LoadedRoom, Query, QueryId, Write,
+};
 use natter_ops::AtomicHistogram;
 use natter_store::{
     LoadOptions, ReadError, RecentRooms, Report, Reports, Store, StoreFuture, SubmitError,
@@ -32,7 +34,9 @@ pub(crate) struct StoreSide {
     answers_rx: mpsc::UnboundedReceiver<(QueryId, Answer)>,
     /// Batches submitted and not yet reported, oldest first, with when (bounded by the store's
     /// batches in flight).
-    submitted: VecDeque<(BatchId, Instant)>,
+    /// And whether it holds messages (room events): only a stored message shows, after a
+    /// failure, that the store works again (see [`StoreSide::apply`]).
+    submitted: VecDeque<(BatchId, Instant, bool)>,
     /// Where commit latencies go, with metrics on.
     commit_time: Option<AtomicHistogram>,
     /// Told whether the last write was durable, for `/readyz`.
@@ -117,8 +121,9 @@ impl StoreSide {
     fn submit_waiting(&mut self, hub: &mut Hub, now: Millis) {
         while let Some(b) = self.waiting.pop_front() {
             let id = b.id;
+            let events = b.writes.iter().any(|w| matches!(w, Write::Event(_)));
             match self.store.try_submit(b) {
-                Ok(()) => self.submitted.push_back((id, Instant::now())),
+                Ok(()) => self.submitted.push_back((id, Instant::now(), events)),
                 Err(SubmitError::Full(b)) => {
                     self.waiting.push_front(b);
                     return;
@@ -147,20 +152,28 @@ impl StoreSide {
     pub(crate) fn apply(&mut self, ev: StoreEvent, hub: &mut Hub, now: Millis) -> bool {
         match ev {
             StoreEvent::Report(Report::Durable { upto }) => {
-                while let Some(&(id, at)) = self.submitted.front()
+                let mut messages = false;
+                while let Some(&(id, at, events)) = self.submitted.front()
                     && id <= upto
                 {
                     self.submitted.pop_front();
+                    messages |= events;
                     if let Some(h) = &self.commit_time {
                         h.observe(at.elapsed());
                     }
                 }
-                self.health.store_ok.store(true, Ordering::Relaxed);
-                self.health.disk_full.store(false, Ordering::Relaxed);
+                // After a failure, only stored messages make the store ready again: a small
+                // batch without any (what a failed one held, written again at once) may get
+                // through a disk that still refuses every line (`/readyz` probes a full
+                // disk's room meanwhile).
+                if messages {
+                    self.health.store_ok.store(true, Ordering::Relaxed);
+                    self.health.disk_full.store(false, Ordering::Relaxed);
+                }
                 hub.handle_durable(upto, now);
             }
             StoreEvent::Report(Report::Failed { batch, error }) => {
-                self.submitted.retain(|(id, _)| *id != batch);
+                self.submitted.retain(|(id, ..)| *id != batch);
                 self.health.store_ok.store(false, Ordering::Relaxed);
                 let full = matches!(error, natter_store::WriteError::DiskFull);
                 self.health.disk_full.store(full, Ordering::Relaxed);
