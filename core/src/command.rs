@@ -37,6 +37,14 @@ pub enum Command {
         /// Text.
         text: Text,
     },
+    /// `/msg #room text`: a line said in that room, whatever conversation is open (IRC's
+    /// `PRIVMSG #room`).
+    SayIn {
+        /// The room.
+        room: RoomName,
+        /// Text.
+        text: Text,
+    },
     /// `/me text`
     Me(Text),
     /// `/notice #room text`: a notice to a room, a line that asks for no answer (IRC's
@@ -149,7 +157,10 @@ pub const HELP: &[(&str, &str)] = &[
         "/part [#room] [reason]",
         "leave a room (default: the current one)",
     ),
-    ("/msg nick text", "send a direct message"),
+    (
+        "/msg nick|#room text",
+        "send a direct message (to a room: say it there)",
+    ),
     ("/me text", "an action: * you text"),
     (
         "/notice #room|nick text",
@@ -405,6 +416,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             Command::Part { room, reason }
         }
         "msg" | "dm" => match word(args) {
+            // A room, as IRC's `PRIVMSG #room`.
+            (r, text) if r.starts_with('#') && !text.trim().is_empty() => Command::SayIn {
+                room: RoomName::new(r)?,
+                text: Text::new(text)?,
+            },
             (n, text) if !n.is_empty() && !text.trim().is_empty() => Command::Msg {
                 to: Nick::new(n)?,
                 text: Text::new(text)?,
@@ -692,6 +708,18 @@ mod tests {
                 text: t("hi there")
             }
         );
+        // A room, as IRC's `PRIVMSG #room`: said there.
+        assert_eq!(
+            cmd("/msg #Rust hi there"),
+            Command::SayIn {
+                room: r("#rust"),
+                text: t("hi there")
+            }
+        );
+        assert_eq!(
+            parse("/msg #rust"),
+            Err(CommandError::Usage("/msg nick|#room text"))
+        );
         assert_eq!(cmd("/me waves"), Command::Me(t("waves")));
         assert_eq!(cmd("/who"), Command::Who(None));
         assert_eq!(cmd("/who #rust"), Command::Who(Some(r("#rust"))));
@@ -762,7 +790,7 @@ mod tests {
         assert_eq!(parse("/nick a b"), Err(CommandError::Usage("/nick name")));
         assert_eq!(
             parse("/msg bob"),
-            Err(CommandError::Usage("/msg nick text"))
+            Err(CommandError::Usage("/msg nick|#room text"))
         );
         assert_eq!(parse("/me"), Err(CommandError::Usage("/me text")));
         // The key a +k room needs is part of the usage `/help` and the error show.

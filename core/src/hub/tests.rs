@@ -687,6 +687,14 @@ fn nick_clash_change_and_dm() {
     }
     t.line(tc, "/msg zed hi");
     assert_eq!(t.lines(tc), vec!["ERROR: nobody is called zed".to_string()]);
+    // `/msg #room` (IRC's habit) says the line in that room, whichever one is current.
+    t.join(a, "#side");
+    t.line(tc, "/join #side");
+    t.line(tc, "/join #other");
+    t.lines(tc);
+    t.recv(a);
+    t.line(tc, "/msg #side hi from nc");
+    assert_eq!(says(&t.recv(a)), vec!["hi from nc"]);
     t.line(tc, "/frob");
     assert!(t.lines(tc)[0].starts_with("ERROR: unknown command /frob"));
     t.line(tc, "/help");

@@ -95,6 +95,11 @@ impl Session {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });
                 }
             }
+            Command::SayIn { room, text } => {
+                if self.text_fits(&text) {
+                    self.queue_msg(|id| ClientMsg::Say { room, id, text });
+                }
+            }
             Command::Notice { .. } | Command::NoticeTo { .. } if !self.server_takes_notices() => {}
             Command::Notice { text, .. } | Command::NoticeTo { text, .. }
                 if !self.text_fits(&text) => {}

@@ -496,7 +496,7 @@ fn parser_errors_come_back_in_words() {
         ("/nick", "usage: /nick name"),
         ("/nick 9lives", "starts with a letter"),
         ("/join #bad!", "room name"),
-        ("/msg bob", "usage: /msg nick text"),
+        ("/msg bob", "usage: /msg nick|#room text"),
     ] {
         t.s.handle_input(line, t.now);
         let errs = errors(&t.events());

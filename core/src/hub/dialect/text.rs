@@ -210,6 +210,11 @@ impl Dialect for Text {
                     id: next_id,
                     text,
                 },
+                Command::SayIn { room, text } => ClientMsg::Say {
+                    room,
+                    id: next_id,
+                    text,
+                },
                 Command::Notice { room, text } => ClientMsg::Notice {
                     room,
                     id: next_id,
