@@ -57,23 +57,6 @@ where
     }
 }
 
-/// The text of every line of a conversation's log (notices and refusals too).
-async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
-    let script = format!(
-        "return window.natterDebug ? window.natterDebug.lines({}) : [];",
-        serde_json::Value::from(conv)
-    );
-    js(b, &script)
-        .await
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Waits until a line of `conv`'s log contains every one of `words`; returns it. Panics with
 /// every log of the page after [`STEP`].
 async fn wait_said(b: &Browser, conv: &str, words: &[&str]) -> String {

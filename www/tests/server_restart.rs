@@ -349,23 +349,6 @@ async fn full_scenario(
     );
 }
 
-/// The page's log of `conv` (notices too).
-async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
-    let script = format!(
-        "return window.natterDebug ? window.natterDebug.lines({}) : [];",
-        serde_json::Value::from(conv)
-    );
-    js(b, &script)
-        .await
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// How many of `lines` contain `words`.
 fn count(lines: &[String], words: &str) -> usize {
     lines.iter().filter(|l| l.contains(words)).count()

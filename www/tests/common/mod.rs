@@ -407,6 +407,23 @@ pub async fn page_said(b: &Browser) -> Vec<String> {
         .collect()
 }
 
+/// The text of every line of conversation `conv`'s log (notices and refusals too).
+pub async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
+    let script = format!(
+        "return window.natterDebug ? window.natterDebug.lines({}) : [];",
+        Json::from(conv)
+    );
+    js(b, &script)
+        .await
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Types `line` into the input and sends it.
 pub async fn type_line(b: &Browser, line: &str) {
     let input = b.find(Locator::Id("input")).await.expect("the input");
