@@ -266,17 +266,7 @@ async fn typed_account_commands_do_what_they_say() {
 /// in (not remembered: a reload asks again, the nick filled in).
 async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     let b = &browser;
-    timeout(STEP, b.goto(&page))
-        .await
-        .expect("page loads in time")
-        .expect("open the page");
-    let nick = nick_prompt(b).await;
-    nick.clear().await.expect("clear the nick");
-    nick.send_keys("rosa").await.expect("type a nick");
-    let script = "document.getElementById('password-input').value = 'correct horse battery'; \
-                  document.getElementById('remember-input').checked = true; \
-                  document.getElementById('register').click();";
-    js(b, script).await;
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
     wait_for!(
         "the device key to be kept",
         kept_sign_in(b)

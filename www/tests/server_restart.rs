@@ -371,17 +371,7 @@ async fn account_scenario(
     data: std::path::PathBuf,
 ) {
     let b = &browser;
-    timeout(STEP, b.goto(&page))
-        .await
-        .expect("page loads in time")
-        .expect("open the page");
-    let nick = nick_prompt(b).await;
-    nick.clear().await.expect("clear the nick");
-    nick.send_keys("rosa").await.expect("type a nick");
-    let script = "document.getElementById('password-input').value = 'correct horse battery'; \
-                  document.getElementById('remember-input').checked = true; \
-                  document.getElementById('register').click();";
-    js(b, script).await;
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
     let account = || async {
         js(b, "return natterDebug.account();")
             .await
@@ -392,22 +382,7 @@ async fn account_scenario(
         "the page to be signed in as rosa",
         (account().await.as_deref() == Some("rosa")).then_some(())
     );
-    let (mut nc_w, _) = nc(addr, "netcat").await;
-    nc_w.write_all(b"before\r\n").await.expect("write");
-    wait_for!("the page to show nc's line", {
-        page_said(b)
-            .await
-            .contains(&"<netcat> before".to_owned())
-            .then_some(())
-    });
-
-    server.kill().await.expect("kill natter-server");
-    drop(nc_w);
-    wait_for!(
-        "the page to show it is reconnecting",
-        (conn_state(b).await == "reconnecting").then_some(())
-    );
-    type_line(b, "typed while down").await;
+    seen_then_killed(b, addr, &mut server).await;
     let attempt = || async {
         js(b, "return natterDebug.attempt();")
             .await
@@ -489,21 +464,7 @@ async fn lost_scenario(
         r##"document.querySelector('button[data-conv="#lobby"]').click();"##,
     )
     .await;
-    let (mut nc_w, _) = nc(addr, "netcat").await;
-    nc_w.write_all(b"before\r\n").await.expect("write");
-    wait_for!("the page to show nc's line", {
-        page_said(b)
-            .await
-            .contains(&"<netcat> before".to_owned())
-            .then_some(())
-    });
-    server.kill().await.expect("kill natter-server");
-    drop(nc_w);
-    wait_for!(
-        "the page to show it is reconnecting",
-        (conn_state(b).await == "reconnecting").then_some(())
-    );
-    type_line(b, "typed while down").await;
+    seen_then_killed(b, addr, &mut server).await;
     let fresh = TempDir::new("natter-restart-fresh");
     let _server = start_server(addr, &fresh.0).await;
     wait_for!(
@@ -525,4 +486,24 @@ async fn lost_scenario(
     let log = page_log(b).await;
     assert_eq!(count(&log, "could not resume the session"), 1, "{log:#?}");
     assert_eq!(count(&log, "connection lost"), 1, "{log:#?}");
+}
+
+/// The page shows a line said on nc ("before"); then natter-server is killed, the page says it
+/// is reconnecting, and a line is typed while the server is down ("typed while down").
+async fn seen_then_killed(b: &Browser, addr: SocketAddr, server: &mut Child) {
+    let (mut nc_w, _) = nc(addr, "netcat").await;
+    nc_w.write_all(b"before\r\n").await.expect("write");
+    wait_for!("the page to show nc's line", {
+        page_said(b)
+            .await
+            .contains(&"<netcat> before".to_owned())
+            .then_some(())
+    });
+    server.kill().await.expect("kill natter-server");
+    drop(nc_w);
+    wait_for!(
+        "the page to show it is reconnecting",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    type_line(b, "typed while down").await;
 }

@@ -424,6 +424,25 @@ pub async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Opens `page`, and registers `nick` with `password` in the sign-in dialog, "Remember me"
+/// ticked (the answer is the caller's to wait for).
+pub async fn open_and_register_remembered(b: &Browser, page: &str, nick: &str, password: &str) {
+    timeout(STEP, b.goto(page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let input = nick_prompt(b).await;
+    input.clear().await.expect("clear the nick");
+    input.send_keys(nick).await.expect("type a nick");
+    let script = format!(
+        "document.getElementById('password-input').value = {}; \
+         document.getElementById('remember-input').checked = true; \
+         document.getElementById('register').click();",
+        Json::from(password)
+    );
+    js(b, &script).await;
+}
+
 /// Types `line` into the input and sends it.
 pub async fn type_line(b: &Browser, line: &str) {
     let input = b.find(Locator::Id("input")).await.expect("the input");
