@@ -688,15 +688,16 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("PRIVMSG nobody :hi", &["401"]),
         ("PRIVMSG #x :hi", &["404"]),
         ("PRIVMSG #nowhere :hi", &["403"]),
-        ("NOTICE #x :hi", &["404"]),
-        ("NOTICE #nowhere :hi", &["403"]),
+        // No error reply to a NOTICE (RFC 2812, 3.3.2), from servers either.
+        ("NOTICE #x :hi", &[]),
+        ("NOTICE #nowhere :hi", &[]),
         ("PRIVMSG #nowhere,#x :hi", &["403", "404"]),
         ("PRIVMSG #c++ :hi", &["403"]),
         (
             "PRIVMSG a,b,c,d,e :hi",
             &["401", "401", "401", "401", "407"],
         ),
-        ("NOTICE nobody :hi", &["401"]),
+        ("NOTICE nobody :hi", &[]),
         ("NICK", &["431"]),
         ("NICK 1x", &["432"]),
         ("NICK bob", &["433"]),
@@ -3730,7 +3731,6 @@ fn refused_names_are_echoed_without_control_characters() {
         "KICK #a\u{3}\0 bob",
         "INVITE bob #a\u{3}\0",
         "PRIVMSG #a\u{3}\0\u{1b} :hi",
-        "NOTICE #a\u{3}\0 :x",
         "WHO #a\u{3}\0",
         "PRIVMSG b\u{3}\0b :hi",
         "WHOIS b\u{3}\0b",
@@ -4902,4 +4902,182 @@ fn a_relayed_tagmsg_has_one_msgid_for_its_echo_and_its_members() {
     n.send(bob, &["@+typing=active TAGMSG #test"]);
     let a2 = n.lines(alice);
     assert_ne!(tag(&a2[0], "msgid"), tag(&a[0], "msgid"), "{a2:?}");
+}
+
+/// A labeled line whose answer is one line gets the label on that line, not a batch around it
+/// (IRCv3 labeled-response; irctest's `testLabeledNick` and `testUnknownCommand`): a
+/// registered client's `NICK`, and a command natter does not know.
+#[test]
+fn a_labeled_nick_or_unknown_command_is_answered_by_one_labeled_line() {
+    let mut n = Net::new();
+    let c = n.client("alice", &["batch", "labeled-response"]);
+    n.send(c, &["@label=abc NICK alice2"]);
+    assert_eq!(n.lines(c), ["@label=abc :alice!alice@natter NICK :alice2"]);
+    n.send(c, &["@label=deadbeef NONEXISTENT_COMMAND"]);
+    assert_eq!(
+        n.lines(c),
+        ["@label=deadbeef :natter.irc 421 alice2 NONEXISTENT_COMMAND :Unknown command"]
+    );
+    // A refused nick is one line too.
+    let _bob = n.client("bob", &[]);
+    n.send(c, &["@label=n2 NICK bob"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=n2 :natter.irc 433 alice2 bob "),
+        "{l:?}"
+    );
+    // Several lines stay a batch.
+    n.send(c, &["@label=w1 WHOIS bob"]);
+    let l = n.lines(c);
+    assert!(l[0].starts_with("@label=w1 :natter.irc BATCH +"), "{l:?}");
+}
+
+/// A message to oneself with echo-message comes twice on the connection that sent it: the
+/// echo, labeled, and the message as it arrives (irctest's
+/// `testLabeledPrivmsgResponsesToSelf`); without echo-message, once.
+#[test]
+fn a_message_to_oneself_with_echo_message_is_the_echo_and_the_message() {
+    let mut n = Net::new();
+    let c = n.client("foo", &["echo-message", "batch", "labeled-response"]);
+    n.send(c, &["@label=12345 PRIVMSG foo :hi"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            "@label=12345 :foo!foo@natter PRIVMSG foo :hi",
+            ":foo!foo@natter PRIVMSG foo :hi"
+        ]
+    );
+    n.send(c, &["NOTICE foo :note"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":foo!foo@natter NOTICE foo :note",
+            ":foo!foo@natter NOTICE foo :note"
+        ]
+    );
+    let plain = n.client("bar", &[]);
+    n.send(plain, &["PRIVMSG bar :me"]);
+    assert_eq!(n.lines(plain), [":bar!bar@natter PRIVMSG bar :me"]);
+}
+
+/// No error reply to a `NOTICE`, whatever refused it (RFC 2812, 3.3.2; irctest's
+/// `testNoticeNonexistentChannel`); a labeled one is acknowledged, as any line without answer.
+#[test]
+fn a_notice_gets_no_error_reply() {
+    let mut n = Net::new();
+    let c = n.client("foo", &["batch", "labeled-response"]);
+    for line in [
+        "NOTICE #nonexistent :hello there",
+        "NOTICE nobody :hello",
+        "NOTICE 9bad :x",
+        "NOTICE #Bad!Name :x",
+        "NOTICE a,b,c,d,e :x",
+    ] {
+        n.send(c, &[line]);
+        assert_eq!(n.lines(c), Vec::<String>::new(), "{line}");
+    }
+    n.send(c, &["@label=n1 NOTICE #nonexistent :x"]);
+    assert_eq!(n.lines(c), ["@label=n1 :natter.irc ACK"]);
+    // A PRIVMSG is still refused in words.
+    n.send(c, &["PRIVMSG #nonexistent :x"]);
+    assert_eq!(numerics(&n.lines(c)), ["403"]);
+}
+
+/// `LUSERS`: connections still registering are `253` (and not clients), and the maximum is
+/// the most users there were at once (irctest's `lusers` cases).
+#[test]
+fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
+    let mut n = Net::new();
+    let bar = n.client("bar", &[]);
+    let half = n.irc();
+    n.send(half, &["NICK qux"]);
+    n.send(bar, &["LUSERS"]);
+    let l = n.lines(bar);
+    assert!(find(&l, " 251 ").contains("There are 1 users"), "{l:?}");
+    assert!(
+        find(&l, " 253 ").starts_with(":natter.irc 253 bar 1 :"),
+        "{l:?}"
+    );
+    assert!(find(&l, " 255 ").contains("I have 1 clients"), "{l:?}");
+    n.send(half, &["USER u 0 * :Q"]);
+    n.lines(half);
+    n.send(bar, &["LUSERS"]);
+    let l = n.lines(bar);
+    assert!(!l.iter().any(|l| l.contains(" 253 ")), "{l:?}");
+    assert!(
+        find(&l, " 266 ").contains(" 2 2 :Current global users 2, max 2"),
+        "{l:?}"
+    );
+    n.send(half, &["QUIT"]);
+    n.send(bar, &["LUSERS"]);
+    let l = n.lines(bar);
+    assert!(
+        find(&l, " 265 ").contains(" 1 2 :Current local users 1, max 2"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 266 ").contains(" 1 2 :Current global users 1, max 2"),
+        "{l:?}"
+    );
+}
+
+/// `USER` with an empty user name or real name is `461` (irctest's `testEmptyRealname`).
+#[test]
+fn user_with_an_empty_real_name_is_461() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["NICK foo", "USER username * * :"]);
+    assert_eq!(numerics(&n.lines(c)), ["461"]);
+    n.send(c, &["USER username * * :Real"]);
+    assert!(numerics(&n.lines(c)).contains(&"001"));
+}
+
+/// A text an IRC client sent in one line is relayed in one line, even past 512 bytes with the
+/// sender's prefix (irctest's `buffering` cases: intact, not cut in two); a longer text from
+/// natter's own clients is cut into lines of at most 512 bytes.
+#[test]
+fn a_full_irc_line_is_relayed_whole_and_a_longer_text_is_cut() {
+    let mut n = Net::new();
+    let a = n.client("nick1", &[]);
+    let b = n.client("nick2", &[]);
+    let full = "a".repeat(512 - "PRIVMSG nick2 :".len() - 2);
+    n.send(a, &[&format!("PRIVMSG nick2 :{full}")]);
+    assert_eq!(
+        n.lines(b),
+        [format!(":nick1!nick1@natter PRIVMSG nick2 :{full}")]
+    );
+    // In a channel too, as an action.
+    n.send(a, &["JOIN #c"]);
+    n.send(b, &["JOIN #c"]);
+    n.settle(&[a, b]);
+    let act = "b".repeat(512 - "PRIVMSG #c :\x01ACTION \x01".len() - 2);
+    n.send(a, &[&format!("PRIVMSG #c :\x01ACTION {act}\x01")]);
+    assert_eq!(
+        n.lines(b),
+        [format!(
+            ":nick1!nick1@natter PRIVMSG #c :\x01ACTION {act}\x01"
+        )]
+    );
+    // natter's own client may say 2000 bytes: cut for IRC.
+    let bin = n.bin_in_lobby("carol");
+    n.send(b, &["JOIN #lobby"]);
+    n.settle(&[b]);
+    let long = "word ".repeat(300);
+    n.send_bin(
+        bin,
+        &ClientMsg::Say {
+            room: room("#lobby"),
+            id: crate::types::MsgId(1),
+            text: text(long.trim_end()),
+        },
+    );
+    let l = n.said(b);
+    assert!(l.len() >= 3, "{l:?}");
+    let joined: String = l
+        .iter()
+        .map(|l| l.split_once(" :").unwrap().1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(joined.split_whitespace().count(), 300, "{l:?}");
 }

@@ -448,6 +448,9 @@ pub struct Hub {
     next_user: u64,
     next_device: u64,
     next_ping: u64,
+    /// The most users there were at once: on this node, and in all (a cluster's, as seen by
+    /// this node's `LUSERS`).
+    users_peak: (usize, usize),
     /// Store reads out, and who waits for them.
     queries: past::Queries,
     /// The durable store's state, when there is one.
@@ -525,6 +528,7 @@ impl Hub {
             rng,
             next_conn: 1,
             next_user: 1,
+            users_peak: (0, 0),
             next_device: 1,
             next_ping: 1,
             steps: Vec::new(),

@@ -156,12 +156,20 @@ pub(crate) enum Info {
     },
     /// Counts.
     Counts {
-        /// Users, connected or waiting for resume.
+        /// Users, connected or waiting for resume (in a cluster, on every node).
         users: usize,
+        /// The most users there were at once since the server started (in a cluster, the most
+        /// this node saw).
+        peak: usize,
+        /// This node's users, and the most there were at once.
+        local: usize,
+        local_peak: usize,
         /// Rooms.
         rooms: usize,
-        /// Connections.
+        /// Connections with a user.
         connections: usize,
+        /// Connections still in their handshake (IRC's "unknown connections").
+        unknown: usize,
     },
     /// The server's time.
     Time(Millis),
@@ -214,17 +222,31 @@ fn away_text(text: Text) -> Text {
 
 impl Hub {
     /// How many users, rooms and connections there are (`LUSERS`).
-    pub(super) fn counts(&self) -> Info {
+    pub(super) fn counts(&mut self) -> Info {
+        self.note_users_peak();
+        let local = self.users.len();
+        let users = local + self.remote_user_count();
+        self.users_peak.1 = self.users_peak.1.max(users);
+        let unknown = self.conns.values().filter(|c| c.user().is_none()).count();
         Info::Counts {
-            users: self.users.len() + self.remote_user_count(),
+            users,
+            peak: self.users_peak.1,
+            local,
+            local_peak: self.users_peak.0,
             // Rooms somebody is in (a stored room nobody is in stays in the table).
             rooms: self
                 .rooms
                 .values()
                 .filter(|r| !r.members.is_empty())
                 .count(),
-            connections: self.conns.len(),
+            connections: self.conns.len() - unknown,
+            unknown,
         }
+    }
+
+    /// Keeps the most users there were at once on this node (`LUSERS`' maximum).
+    pub(super) fn note_users_peak(&mut self) {
+        self.users_peak.0 = self.users_peak.0.max(self.users.len());
     }
 
     /// Answers `q` for `conn`'s user (a connection without one gets nothing: it asked during a

@@ -18,6 +18,7 @@ impl Hub {
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.attach_gen += 1;
         self.users.insert(uid, Box::new(User::new(uid, nick)));
+        self.note_users_peak();
         let did = self.new_device(uid, Some(conn));
         (uid, did)
     }

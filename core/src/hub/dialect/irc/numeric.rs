@@ -10,6 +10,7 @@ pub(super) const RPL_UMODEIS: &str = "221";
 pub(super) const RPL_LUSERCLIENT: &str = "251";
 pub(super) const RPL_LUSEROP: &str = "252";
 pub(super) const RPL_LUSERCHANNELS: &str = "254";
+pub(super) const RPL_LUSERUNKNOWN: &str = "253";
 pub(super) const RPL_LUSERME: &str = "255";
 pub(super) const RPL_LOCALUSERS: &str = "265";
 pub(super) const RPL_GLOBALUSERS: &str = "266";

@@ -21,6 +21,43 @@ const ONE_REPLY: [&str; 11] = [
     "TOPIC",
 ];
 
+/// The commands a registered client may send (every other one is answered `421` alone, so a
+/// labeled one gets the label on its `421`, not a batch around it).
+const KNOWN: [&str; 32] = [
+    "CAP",
+    "PASS",
+    "USER",
+    "AUTHENTICATE",
+    "NICK",
+    "PING",
+    "PONG",
+    "TAGMSG",
+    "QUIT",
+    "CHATHISTORY",
+    "JOIN",
+    "PART",
+    "PRIVMSG",
+    "NOTICE",
+    "TOPIC",
+    "NAMES",
+    "WHO",
+    "WHOIS",
+    "WHOWAS",
+    "LIST",
+    "MODE",
+    "AWAY",
+    "MOTD",
+    "LUSERS",
+    "TIME",
+    "VERSION",
+    "ISON",
+    "USERHOST",
+    "KICK",
+    "KILL",
+    "WALLOPS",
+    "INVITE",
+];
+
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
 /// line that got no answer (`answered`, or answered before it was kept).
 pub(super) fn close(running: Running, answered: bool) -> Option<Bytes> {
@@ -96,6 +133,15 @@ impl Plan<'_> {
         params.extend_from_slice(middle);
         params.push(text);
         write_line(&mut self.answer, &self.tags, SERVER, code, &params, true);
+    }
+
+    /// A refusal of the line: `num`, except for a `NOTICE` (`notice`), which is never
+    /// answered with an error (RFC 2812, 3.3.2: servers too "MUST NOT send any error reply
+    /// back to the client on receipt of a notice").
+    fn refuse(&mut self, notice: bool, code: &str, middle: &[&str], text: &str) {
+        if !notice {
+            self.num(code, middle, text);
+        }
     }
 
     /// Any line from the server.
@@ -289,7 +335,11 @@ impl Irc {
             return Label::None;
         };
         let one_target = msg.param(0).is_none_or(|t| !t.contains(','));
-        if ONE_REPLY.contains(&verb) && one_target {
+        // A registered client's NICK is answered by its `NICK` line or one refusal; before
+        // registration it may complete it (the welcome's many lines).
+        let one_reply = ONE_REPLY.contains(&verb)
+            || (self.registered() && (verb == "NICK" || !KNOWN.contains(&verb)));
+        if one_reply && one_target {
             Label::Single(label.into_owned())
         } else {
             Label::Batch(format!("L{}", self.lines))
@@ -322,7 +372,10 @@ impl Irc {
                 }
             }
             "USER" => {
-                if msg.params.len() < 4 {
+                // Four parameters, the user name and the real name not empty (a real name
+                // given as `:` is none).
+                let empty = |i: usize| msg.param(i).is_none_or(str::is_empty);
+                if msg.params.len() < 4 || empty(0) || empty(3) {
                     return plan.need_more(verb);
                 }
                 self.user_given = true;
@@ -708,20 +761,21 @@ impl Irc {
     fn say(&mut self, msg: &Message<'_>, verb: &str, next_id: MsgId, plan: &mut Plan<'_>) {
         let notice = verb == "NOTICE";
         let Some(targets) = msg.param(0) else {
-            return plan.num(
+            return plan.refuse(
+                notice,
                 ERR_NORECIPIENT,
                 &[],
                 &format!("No recipient given ({verb})"),
             );
         };
         let Some(text) = msg.param(1) else {
-            return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send");
+            return plan.refuse(notice, ERR_NOTEXTTOSEND, &[], "No text to send");
         };
         let said = names::said(text);
         let (text, action) = match said {
             Said::Plain(t) => (t, false),
             Said::Action(t) => (t, true),
-            Said::Empty => return plan.num(ERR_NOTEXTTOSEND, &[], "No text to send"),
+            Said::Empty => return plan.refuse(notice, ERR_NOTEXTTOSEND, &[], "No text to send"),
             // A CTCP in a NOTICE is a CTCP reply, sent automatically: nothing answers it (RFC
             // 2812: no automatic reply to a NOTICE, from servers either), so two programs never
             // answer each other. A labeled one is acknowledged (`ACK`), as any line without
@@ -754,11 +808,11 @@ impl Irc {
                 return;
             };
             if i == IRC_MAX_TARGETS {
-                return plan.num(ERR_TOOMANYTARGETS, &[target], "Too many recipients");
+                return plan.refuse(notice, ERR_TOOMANYTARGETS, &[target], "Too many recipients");
             }
             if target.starts_with('#') {
                 let Ok(room) = names::channel(target) else {
-                    plan.num(ERR_NOSUCHCHANNEL, &[target], "No such channel");
+                    plan.refuse(notice, ERR_NOSUCHCHANNEL, &[target], "No such channel");
                     continue;
                 };
                 let m = if action {
@@ -771,7 +825,7 @@ impl Irc {
                 plan.said(m, tags.as_ref());
             } else {
                 let Ok(to) = Nick::new(target) else {
-                    plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+                    plan.refuse(notice, ERR_NOSUCHNICK, &[target], "No such nick/channel");
                     continue;
                 };
                 // natter has no direct actions: the action goes as text.

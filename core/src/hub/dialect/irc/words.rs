@@ -153,6 +153,12 @@ impl Lines {
 
     /// Text from `source` to `target`, in as many `PRIVMSG`s as it takes; an action is wrapped
     /// in CTCP ACTION in each. Parts after the first get their own msgid.
+    ///
+    /// A text an IRC client could have sent in one line (512 bytes as `PRIVMSG target :text`)
+    /// is relayed in one line, even when the sender's prefix takes it past 512 bytes, as Ergo
+    /// does: cutting it would leave a stray piece of a few bytes on a line of its own (or lose
+    /// them), and clients read longer lines. Only a longer text (from natter's own clients, up
+    /// to 2000 bytes) is cut, into lines of at most 512 bytes with the prefix.
     fn text(
         &mut self,
         tags: &Tags,
@@ -169,18 +175,26 @@ impl Lines {
             "PRIVMSG"
         };
         let wrap = if action { "\x01ACTION \x01".len() } else { 0 };
-        let budget = IRC_MAX_LINE
-            .saturating_sub(body_len(source, command, &[target], 0) + wrap)
-            .max(4);
-        if text.len() <= budget && !action {
-            // The usual case: one line, no copies.
+        // What a client's own line `PRIVMSG target :text` leaves for the text (no prefix).
+        let one_line = IRC_MAX_LINE.saturating_sub(body_len("", command, &[target], 0) - 2 + wrap);
+        if text.len() <= one_line {
             let tags = match msgid {
                 Some(id) => tags.clone().with("msgid", id),
                 None => tags.clone(),
             };
-            write_line(&mut self.out, &tags, source, command, &[target, text], true);
+            let body;
+            let said = if action {
+                body = format!("\x01ACTION {text}\x01");
+                body.as_str()
+            } else {
+                text
+            };
+            write_line(&mut self.out, &tags, source, command, &[target, said], true);
             return;
         }
+        let budget = IRC_MAX_LINE
+            .saturating_sub(body_len(source, command, &[target], 0) + wrap)
+            .max(4);
         for (i, piece) in names::split(text, budget).into_iter().enumerate() {
             let mut tags = tags.clone();
             if let Some(id) = msgid {
@@ -651,25 +665,57 @@ impl Irc {
     ) {
         let own = dm.from.folded() == me.folded();
         let to_self = own && dm.to.folded() == me.folded();
+        let echo = self.caps.has(Cap::EchoMessage);
         // One's own message comes back only with echo-message (a message to oneself always
-        // arrives, once).
-        if own && !to_self && !self.caps.has(Cap::EchoMessage) {
+        // arrives).
+        if own && !to_self && !echo {
             return;
         }
-        let mut tags = l.tags.clone();
-        if let Some(t) = client_tags.filter(|_| self.caps.has(Cap::MessageTags)) {
-            tags = tags.with_raw(t);
-        }
-        let tags = self.said_tags(dm.at, tags);
+        let with_tags = |base: Tags| {
+            let mut tags = base;
+            if let Some(t) = client_tags.filter(|_| self.caps.has(Cap::MessageTags)) {
+                tags = tags.with_raw(t);
+            }
+            self.said_tags(dm.at, tags)
+        };
         let msgid = self.caps.has(Cap::MessageTags).then(|| dm_msgid(dm));
+        let source = names::source(&dm.from);
+        let tags = with_tags(l.tags.clone());
         l.text(
             &tags,
             msgid.as_deref(),
-            &names::source(&dm.from),
+            &source,
             dm.to.as_str(),
             dm.text.as_str(),
             how,
         );
+        // To oneself with echo-message, on the connection that sent it: the echo (above, with
+        // the line's label) and the message as it arrives (without), as IRCv3 echo-message has
+        // it; elsewhere the message once.
+        let sent_here = self
+            .running
+            .as_ref()
+            .is_some_and(|r| r.verb == "PRIVMSG" || r.verb == "NOTICE");
+        if to_self && echo && sent_here {
+            let labeled = matches!(
+                self.running.as_ref().map(|r| &r.label),
+                Some(super::Label::Single(_))
+            );
+            let base = if labeled {
+                Tags::none()
+            } else {
+                l.tags.clone()
+            };
+            let tags = with_tags(base);
+            l.text(
+                &tags,
+                msgid.as_deref(),
+                &source,
+                dm.to.as_str(),
+                dm.text.as_str(),
+                how,
+            );
+        }
     }
 
     /// A refusal as its numeric, worded by what the running line asked.
@@ -680,6 +726,10 @@ impl Irc {
             (None, Re::Msg(id)) => self.sent_late(*id).map_or("*", |(_, v)| v),
             (None, _) => "*",
         };
+        if verb == "NOTICE" {
+            // No error reply to a notice (RFC 2812, 3.3.2), whatever refused it.
+            return;
+        }
         match (kind, re) {
             (ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::Unavailable, _)
                 if !self.registered() =>
@@ -1046,8 +1096,12 @@ impl Irc {
             }
             Info::Counts {
                 users,
+                peak,
+                local,
+                local_peak,
                 rooms,
                 connections,
+                unknown,
             } => {
                 l.num(
                     RPL_LUSERCLIENT,
@@ -1055,6 +1109,13 @@ impl Irc {
                     &format!("There are {users} users and 0 invisible on 1 servers"),
                 );
                 l.num(RPL_LUSEROP, &["0"], "operator(s) online");
+                if *unknown > 0 {
+                    l.num(
+                        RPL_LUSERUNKNOWN,
+                        &[&unknown.to_string()],
+                        "unknown connection(s)",
+                    );
+                }
                 l.num(RPL_LUSERCHANNELS, &[&rooms.to_string()], "channels formed");
                 l.num(
                     RPL_LUSERME,
@@ -1063,13 +1124,13 @@ impl Irc {
                 );
                 l.num(
                     RPL_LOCALUSERS,
-                    &[&users.to_string(), &users.to_string()],
-                    &format!("Current local users {users}, max {users}"),
+                    &[&local.to_string(), &local_peak.to_string()],
+                    &format!("Current local users {local}, max {local_peak}"),
                 );
                 l.num(
                     RPL_GLOBALUSERS,
-                    &[&users.to_string(), &users.to_string()],
-                    &format!("Current global users {users}, max {users}"),
+                    &[&users.to_string(), &peak.to_string()],
+                    &format!("Current global users {users}, max {peak}"),
                 );
             }
             Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
