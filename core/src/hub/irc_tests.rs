@@ -485,7 +485,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join labeled-response message-tags multi-prefix server-time sasl=PLAIN"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join labeled-response message-tags multi-prefix server-time sasl=PLAIN userhost-in-names"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -1656,7 +1656,7 @@ fn sasl_plain_signs_in_before_registration_and_the_account_is_one_user_with_its_
         ],
     );
     let l = n.lines(c);
-    assert!(l.iter().any(|l| l.ends_with("sasl=PLAIN")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" sasl=PLAIN")), "{l:?}");
     n.send(c, &["AUTHENTICATE PLAIN"]);
     assert_eq!(n.lines(c), [":natter.irc AUTHENTICATE +"]);
     n.send(
@@ -5080,4 +5080,22 @@ fn a_full_irc_line_is_relayed_whole_and_a_longer_text_is_cut() {
         .collect::<Vec<_>>()
         .join(" ");
     assert_eq!(joined.split_whitespace().count(), 300, "{l:?}");
+}
+
+/// `userhost-in-names`: the names after a JOIN and a NAMES list `nick!user@host` (irctest's
+/// `CapTestCase` asks for it beside `multi-prefix`).
+#[test]
+fn userhost_in_names_lists_full_masks() {
+    let mut n = Net::new();
+    let c = n.client("foo", &["multi-prefix", "userhost-in-names"]);
+    let _bar = n.irc_in_lobby("bar");
+    n.send(c, &["JOIN #lobby"]);
+    let l = n.lines(c);
+    let names = find(&l, " 353 ");
+    assert!(
+        names.contains("bar!bar@natter") && names.contains("foo!foo@natter"),
+        "{l:?}"
+    );
+    n.send(c, &["NAMES #lobby"]);
+    assert!(find(&n.lines(c), " 353 ").contains("bar!bar@natter"));
 }

@@ -32,10 +32,12 @@ pub(super) enum Cap {
     ServerTime,
     /// `sasl`: `AUTHENTICATE PLAIN` signs in to an account before registration.
     Sasl,
+    /// `userhost-in-names`: NAMES lists each member as `nick!user@host`.
+    UserhostInNames,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 13] = [
+const ALL: [(Cap, &str); 14] = [
     (Cap::AccountNotify, "account-notify"),
     (Cap::AccountTag, "account-tag"),
     (Cap::AwayNotify, "away-notify"),
@@ -49,6 +51,7 @@ const ALL: [(Cap, &str); 13] = [
     (Cap::MultiPrefix, "multi-prefix"),
     (Cap::ServerTime, "server-time"),
     (Cap::Sasl, "sasl"),
+    (Cap::UserhostInNames, "userhost-in-names"),
 ];
 
 impl Cap {
@@ -132,8 +135,8 @@ mod tests {
         assert_eq!(less.names(), "batch server-time");
         assert!(offered(false).starts_with("account-notify account-tag away-notify batch"));
         assert!(offered(false).contains(" draft/chathistory "));
-        assert!(offered(false).ends_with(" sasl"));
-        assert!(offered(true).ends_with(" sasl=PLAIN"));
+        assert!(offered(false).ends_with(" sasl userhost-in-names"));
+        assert!(offered(true).ends_with(" sasl=PLAIN userhost-in-names"));
         assert!(ALL.iter().all(|(c, n)| Cap::named(n) == Some(*c)));
     }
 }

@@ -630,12 +630,17 @@ impl Irc {
         let room_s = room.as_str();
         if !members.is_empty() {
             let multi = self.caps.has(Cap::MultiPrefix);
+            let userhost = self.caps.has(Cap::UserhostInNames);
             let named: Vec<String> = members
                 .iter()
                 .enumerate()
                 .map(|(i, n)| {
                     let mark = shown_prefix(marks.get(i).copied().unwrap_or(""), multi);
-                    format!("{mark}{n}")
+                    if userhost {
+                        format!("{mark}{}", names::source(n))
+                    } else {
+                        format!("{mark}{n}")
+                    }
                 })
                 .collect();
             l.num_list(
