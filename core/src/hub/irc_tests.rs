@@ -5099,3 +5099,62 @@ fn userhost_in_names_lists_full_masks() {
     n.send(c, &["NAMES #lobby"]);
     assert!(find(&n.lines(c), " 353 ").contains("bar!bar@natter"));
 }
+
+/// A direct message from a signed-in user carries `account=` for a recipient with account-tag,
+/// as a channel message does (irctest's `AccountTagTestCase.testPrivmsg`); a guest's none.
+#[test]
+fn account_tag_on_direct_messages_from_signed_in_users() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["account-tag"]);
+    let p = n.client("plain", &[]);
+    let a = registered(&mut n, "alice");
+    let b = n.bin("bob");
+    for (c, to, id) in [(a, "watcher", 7), (b, "watcher", 7), (a, "plain", 8)] {
+        n.send_bin(
+            c,
+            &ClientMsg::Msg {
+                to: nick(to),
+                id: crate::types::MsgId(id),
+                text: text("hi"),
+            },
+        );
+    }
+    assert_eq!(
+        n.lines(w),
+        [
+            "@account=alice :alice!alice@natter PRIVMSG watcher :hi",
+            ":bob!bob@natter PRIVMSG watcher :hi"
+        ]
+    );
+    assert_eq!(n.lines(p), [":alice!alice@natter PRIVMSG plain :hi"]);
+}
+
+/// SASL credentials sent in full-size pieces that never end fail the exchange (`904`); one
+/// piece over 400 bytes is `905` (irctest's `testPlainInfiniteMessages`, `testSaslTooLong`).
+#[test]
+fn sasl_credentials_that_never_end_fail_and_a_long_piece_is_905() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(
+        c,
+        &["CAP LS 302", "NICK foo", "USER u 0 * :F", "CAP REQ :sasl"],
+    );
+    n.lines(c);
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    assert_eq!(n.lines(c), [":natter.irc AUTHENTICATE +"]);
+    let piece = "A".repeat(400);
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        n.send(c, &[&format!("AUTHENTICATE {piece}")]);
+        n.advance(1_000);
+        got.extend(n.lines(c));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(numerics(&got), ["904"], "{got:?}");
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(c, &[&format!("AUTHENTICATE {}", "A".repeat(401))]);
+    assert_eq!(numerics(&n.lines(c)), ["905"]);
+}

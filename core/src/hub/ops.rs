@@ -811,10 +811,13 @@ impl Hub {
                 ServerMsg::Direct(dm)
             }
         };
-        // Client-only tags go with it to the clients that carry them.
-        let reply = |m: ServerMsg| match &tags {
-            Some(t) => Reply::Tagged(m, t.clone()),
-            None => Reply::Msg(m),
+        // Client-only tags go with it to the clients that carry them, and IRC clients with
+        // account-tag learn whether the sender is signed in.
+        let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
+        let reply = |msg: ServerMsg| Reply::Direct {
+            msg,
+            tags: tags.clone(),
+            signed_in,
         };
         for c in readers.into_iter().chain(copies) {
             self.reply(c, reply(wrap(dm.clone())));

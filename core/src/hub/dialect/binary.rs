@@ -117,7 +117,7 @@ impl Dialect for Binary {
             Reply::Msg(msg)
             | Reply::Rejoined(msg)
             | Reply::Settings(msg)
-            | Reply::Tagged(msg, _) => frame(msg),
+            | Reply::Direct { msg, .. } => frame(msg),
             Reply::Welcome {
                 nick,
                 token,

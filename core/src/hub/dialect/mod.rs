@@ -525,10 +525,15 @@ pub(crate) enum Reply {
     Own(Bytes),
     /// The answer to a [`Query`] (or news a query caused, such as someone going away).
     Info(Info),
-    /// A direct message or notice with the sender's client-only tags
-    /// ([`Request::Tagged`]): a dialect that carries such tags sends them with it, the others
-    /// treat it as [`Reply::Msg`].
-    Tagged(ServerMsg, std::sync::Arc<str>),
+    /// A direct message or notice (`msg`), with what IRC clients may be told of it: the
+    /// sender's client-only tags ([`Request::Tagged`]) and whether the sender is signed in
+    /// (then its nick is its account, for `account-tag`). The other dialects treat it as
+    /// [`Reply::Msg`].
+    Direct {
+        msg: ServerMsg,
+        tags: Option<std::sync::Arc<str>>,
+        signed_in: bool,
+    },
 }
 
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and

@@ -270,7 +270,7 @@ impl Dialect for Text {
         let line = |s: String| Some(Bytes::from(wire_line(&s)));
         match reply {
             // People on nc read the text; client-only tags are for IRC clients.
-            Reply::Msg(msg) | Reply::Tagged(msg, _) => {
+            Reply::Msg(msg) | Reply::Direct { msg, .. } => {
                 Text::lines(render::reply_lines(msg, me, self.current.as_deref()))
             }
             Reply::Welcome { nick, .. } => line(format!("Welcome to natter, {nick}! {HELP_LINE}")),

@@ -442,8 +442,16 @@ impl Irc {
             plan.num(RPL_SASLMECHS, &["PLAIN"], "are available SASL mechanisms");
             return plan.num(ERR_SASLFAIL, &[], "SASL authentication failed");
         };
-        if arg.len() > CHUNK || data.len() + arg.len() > MAX_DATA {
+        if arg.len() > CHUNK {
             return plan.num(ERR_SASLTOOLONG, &[], "SASL message too long");
+        }
+        if data.len() + arg.len() > MAX_DATA {
+            // Lines of the right size that never end: the exchange fails (as Ergo answers).
+            return plan.num(
+                ERR_SASLFAIL,
+                &[],
+                "SASL authentication failed: the credentials are too long",
+            );
         }
         if arg != "+" {
             data.push_str(arg);

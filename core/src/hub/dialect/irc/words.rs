@@ -239,6 +239,24 @@ enum How {
     Notice,
 }
 
+/// What IRC clients may be told of a direct message's sender beside the message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sender<'a> {
+    /// Its client-only tags (for clients with message-tags).
+    client_tags: Option<&'a str>,
+    /// It is signed in: its nick is its account (for clients with account-tag).
+    signed_in: bool,
+}
+
+impl<'a> Sender<'a> {
+    fn new(client_tags: Option<&'a str>, signed_in: bool) -> Sender<'a> {
+        Sender {
+            client_tags,
+            signed_in,
+        }
+    }
+}
+
 /// `@alice/1714564800000/7`: a direct message's msgid.
 fn dm_msgid(dm: &DirectMsg) -> String {
     format!("@{}/{}/{}", dm.from, dm.at.0, dm.id.0)
@@ -288,14 +306,20 @@ impl Irc {
             Reply::Own(bytes) => return Some(bytes.clone()),
             Reply::Welcome { nick, .. } => self.welcome(&mut l, nick),
             Reply::Msg(msg) | Reply::Settings(msg) => self.msg(&mut l, msg, me),
-            Reply::Tagged(msg, tags) => match (msg, me) {
+            Reply::Direct {
+                msg,
+                tags,
+                signed_in,
+            } => match (msg, me) {
                 (ServerMsg::Direct(dm), Some(me)) => {
-                    self.direct(&mut l, dm, me, How::Say, Some(tags));
+                    let from = Sender::new(tags.as_deref(), *signed_in);
+                    self.direct(&mut l, dm, me, How::Say, from);
                 }
                 (ServerMsg::DirectNotice(dm), Some(me)) => {
-                    self.direct(&mut l, dm, me, How::Notice, Some(tags));
+                    let from = Sender::new(tags.as_deref(), *signed_in);
+                    self.direct(&mut l, dm, me, How::Notice, from);
                 }
-                // Nothing else is sent with client-only tags.
+                // Nothing else is sent this way.
                 (msg, me) => self.msg(&mut l, msg, me),
             },
             // Joining a channel one is in: IRC servers say nothing.
@@ -444,8 +468,8 @@ impl Irc {
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
                 }
             }
-            ServerMsg::Direct(dm) => self.direct(l, dm, me, How::Say, None),
-            ServerMsg::DirectNotice(dm) => self.direct(l, dm, me, How::Notice, None),
+            ServerMsg::Direct(dm) => self.direct(l, dm, me, How::Say, Sender::default()),
+            ServerMsg::DirectNotice(dm) => self.direct(l, dm, me, How::Notice, Sender::default()),
             ServerMsg::Gap { room, first, last } => {
                 let n = last.0.saturating_sub(first.0).saturating_add(1);
                 let text = format!(
@@ -658,16 +682,10 @@ impl Irc {
         l.num(RPL_ENDOFNAMES, &[room_s], &end);
     }
 
-    /// A direct message or notice, with the sender's client-only tags (`client_tags`) for a
-    /// client with message-tags.
-    fn direct(
-        &self,
-        l: &mut Lines,
-        dm: &DirectMsg,
-        me: &Nick,
-        how: How,
-        client_tags: Option<&str>,
-    ) {
+    /// A direct message or notice, with the sender's client-only tags for a client with
+    /// message-tags, and its account for one with account-tag.
+    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick, how: How, from: Sender<'_>) {
+        let client_tags = from.client_tags;
         let own = dm.from.folded() == me.folded();
         let to_self = own && dm.to.folded() == me.folded();
         let echo = self.caps.has(Cap::EchoMessage);
@@ -681,7 +699,12 @@ impl Irc {
             if let Some(t) = client_tags.filter(|_| self.caps.has(Cap::MessageTags)) {
                 tags = tags.with_raw(t);
             }
-            self.said_tags(dm.at, tags)
+            let mut tags = self.said_tags(dm.at, tags);
+            // A signed-in user's nick is its account's name.
+            if from.signed_in && self.caps.has(Cap::AccountTag) {
+                tags = tags.with("account", dm.from.as_str());
+            }
+            tags
         };
         let msgid = self.caps.has(Cap::MessageTags).then(|| dm_msgid(dm));
         let source = names::source(&dm.from);
