@@ -90,8 +90,9 @@ pub enum Command {
         /// The words.
         words: Text,
     },
-    /// `/help`
-    Help,
+    /// `/help [command]`: every command, or only the one named (its name as [`HELP`] writes
+    /// it, `/join`; an alias typed, `/help j`, names its command).
+    Help(Option<&'static str>),
     /// `/register PASSWORD`: registers the current nick as an account.
     Register(Password),
     /// `/login NICK PASSWORD`
@@ -230,13 +231,55 @@ pub const HELP: &[(&str, &str)] = &[
         "server admins: put everyone out and unregister the room",
     ),
     ("/quit [reason]", "leave"),
-    ("/help", "this list"),
+    ("/help [command]", "this list, or what one command does"),
 ];
 
-/// `/help`'s lines as a client shows them: each usage, padded, and what it does.
-pub fn help_lines() -> impl Iterator<Item = String> {
+/// `/help`'s lines as a client shows them: each usage, padded, and what it does; with a
+/// command's name (`/register`), only that command's lines.
+pub fn help_lines(only: Option<&str>) -> impl Iterator<Item = String> {
     HELP.iter()
+        .filter(move |(usage, _)| only.is_none_or(|name| usage.split(' ').next() == Some(name)))
         .map(|(usage, what)| format!("{usage:<24} {what}"))
+}
+
+/// The command a typed name means (`join`, `/j`, `LEAVE`), as [`HELP`] names it (`/join`),
+/// for `/help NAME`.
+fn command_named(typed: &str) -> Option<&'static str> {
+    let typed = typed
+        .strip_prefix('/')
+        .unwrap_or(typed)
+        .to_ascii_lowercase();
+    let name = match typed.as_str() {
+        "j" => "join",
+        "leave" => "part",
+        "dm" => "msg",
+        "names" => "who",
+        "list" => "rooms",
+        "hist" => "history",
+        "find" => "search",
+        "exit" => "quit",
+        "identify" => "login",
+        "passwd" => "password",
+        "?" => "help",
+        other => other,
+    };
+    HELP.iter()
+        .filter_map(|(usage, _)| usage.split(' ').next())
+        .find(|u| u.strip_prefix('/') == Some(name))
+}
+
+/// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
+/// keeps out of its input history, so that Up does not show it to whoever looks next.
+pub fn carries_password(line: &str) -> bool {
+    let Some(rest) = line.trim_start().strip_prefix('/') else {
+        return false;
+    };
+    let (name, args) = word(rest);
+    match name.to_ascii_lowercase().as_str() {
+        "register" => !args.trim_start().starts_with('#'),
+        "login" | "identify" | "password" | "passwd" => true,
+        _ => false,
+    }
 }
 
 /// One line that says what can be typed, for welcome banners.
@@ -548,7 +591,19 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             },
             _ => return Err(CommandError::Usage(usage("/password"))),
         },
-        "help" | "?" => Command::Help,
+        "help" | "?" => match word(args) {
+            ("", _) => Command::Help(None),
+            (topic, "") => match command_named(topic) {
+                Some(name) => Command::Help(Some(name)),
+                // The same words as typing it: there is no such command.
+                None => {
+                    let topic = topic.strip_prefix('/').unwrap_or(topic);
+                    let name: String = topic.chars().take(20).collect();
+                    return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+                }
+            },
+            _ => return Err(CommandError::Usage(usage("/help"))),
+        },
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
         _ => {
             let name: String = name.chars().take(20).collect();
@@ -747,7 +802,57 @@ mod tests {
         );
         assert_eq!(cmd("/quit"), Command::Quit(None));
         assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
-        assert_eq!(cmd("/help"), Command::Help);
+        assert_eq!(cmd("/help"), Command::Help(None));
+    }
+
+    #[test]
+    fn help_with_a_command_lists_only_that_command_and_an_unknown_one_says_so() {
+        assert_eq!(cmd("/help join"), Command::Help(Some("/join")));
+        assert_eq!(cmd("/help /MSG"), Command::Help(Some("/msg")));
+        assert_eq!(cmd("/help j"), Command::Help(Some("/join")));
+        assert_eq!(cmd("/help passwd"), Command::Help(Some("/password")));
+        assert_eq!(
+            parse("/help away"),
+            Err(CommandError::Unknown("away".to_owned()))
+        );
+        assert_eq!(
+            parse("/help join part"),
+            Err(CommandError::Usage("/help [command]"))
+        );
+        let join: Vec<String> = help_lines(Some("/join")).collect();
+        assert_eq!(join.len(), 1, "{join:?}");
+        assert!(join[0].starts_with("/join #room [key]"), "{join:?}");
+        // Both of /register's uses.
+        assert_eq!(help_lines(Some("/register")).count(), 2);
+        assert_eq!(help_lines(None).count(), HELP.len());
+        // Every command in the list can be asked about by name.
+        for (usage, _) in HELP {
+            let name = usage.split(' ').next().unwrap();
+            assert_eq!(cmd(&format!("/help {name}")), Command::Help(Some(name)));
+        }
+    }
+
+    #[test]
+    fn lines_with_a_password_are_known_as_such() {
+        for line in [
+            "/register hunter2hunter2",
+            "/REGISTER my pass phrase",
+            "/login alice hunter2hunter2",
+            "/identify alice x",
+            "/password old newer-one",
+            " /passwd old new",
+        ] {
+            assert!(carries_password(line), "{line}");
+        }
+        for line in [
+            "/register #rust",
+            "hello",
+            "/join #a key",
+            "//login x y",
+            "/logout",
+        ] {
+            assert!(!carries_password(line), "{line}");
+        }
     }
 
     #[test]

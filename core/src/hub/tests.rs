@@ -702,6 +702,20 @@ fn nick_clash_change_and_dm() {
     for (usage, _) in crate::command::HELP {
         assert!(help.iter().any(|l| l.contains(usage)), "{usage} missing");
     }
+    // One command's help is that command's lines, not the whole list again.
+    t.advance(5_000); // flood control's tokens back
+    t.line(tc, "/help join");
+    assert_eq!(
+        t.lines(tc),
+        vec!["--   /join #room [key]        join a room (created if new) and make it current"]
+    );
+    t.line(tc, "/help register");
+    assert_eq!(t.lines(tc).len(), 2);
+    t.line(tc, "/help away");
+    assert_eq!(
+        t.lines(tc),
+        vec!["ERROR: unknown command /away (try /help)"]
+    );
 }
 
 #[test]

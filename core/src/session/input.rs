@@ -168,8 +168,8 @@ impl Session {
                     self.send_or_defer(ClientMsg::Moderate { room, action });
                 }
             }
-            Command::Help => {
-                for line in command::help_lines() {
+            Command::Help(only) => {
+                for line in command::help_lines(only) {
                     self.info(line);
                 }
             }

@@ -554,8 +554,9 @@ impl Reply {
 /// Words only people need (programs get the same information as protocol messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Note {
-    /// The command list.
-    Help,
+    /// The command list, or one command's lines (its name as [`crate::command::HELP`] writes
+    /// it).
+    Help(Option<&'static str>),
     /// The user asked for the nick it already has: the binary protocol answers its request with
     /// `YourNick`, nc says so, IRC says nothing (as IRC servers do for `NICK` to one's own nick).
     SameNick(Nick),
