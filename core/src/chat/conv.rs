@@ -344,6 +344,12 @@ impl Conv {
         self.label = label;
     }
 
+    /// A direct conversation whose peer was renamed: its id and label are the new nick's.
+    pub(super) fn rename(&mut self, id: ConvId, label: String) {
+        self.id = id;
+        self.label = label;
+    }
+
     pub(super) fn last(&self) -> Option<&Line> {
         self.lines.back()
     }

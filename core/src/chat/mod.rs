@@ -676,6 +676,15 @@ impl Chat {
         ) {
             self.apply_membership(&id, &ev.from, &ev.kind);
         }
+        let live = self
+            .conv(&id)
+            .and_then(|c| c.live_after)
+            .is_none_or(|after| ev.seq > after);
+        if let EventKind::Nick { new } = &ev.kind
+            && live
+        {
+            self.follow_rename(ev, new);
+        }
         let kicked = match &ev.kind {
             EventKind::Kick { target, .. } if target.folded() == self.me.folded() => {
                 render::event_words(ev)
@@ -805,6 +814,50 @@ impl Chat {
         for change in changes {
             self.log.push(change);
         }
+    }
+
+    /// A live rename of someone we have a direct conversation with: the conversation follows
+    /// them (what is typed there goes to the new nick) and says so. Seen in each room both are
+    /// in, it is done once: later ones find no conversation under the old nick. History
+    /// replayed at a join is not followed (the nick may have been someone else's since).
+    fn follow_rename(&mut self, ev: &RoomEvent, new: &Nick) {
+        let (old, renamed) = (ConvId::direct(&ev.from), ConvId::direct(new));
+        if self.conv(&old).is_none() {
+            return;
+        }
+        let words = render::event_words(ev).unwrap_or_default();
+        if old != renamed && self.conv(&renamed).is_some() {
+            // Both are open: the old one says where the person went.
+            let line = self.make_line(
+                ev.at,
+                None,
+                LineKind::Event {
+                    who: ev.from.clone(),
+                    words,
+                },
+            );
+            return self.add_line(&old, line);
+        }
+        if let Some(c) = self.conv_mut(&old) {
+            c.rename(renamed.clone(), new.to_string());
+        }
+        for o in self.outgoing.iter_mut().filter(|o| o.conv == old) {
+            o.conv = renamed.clone();
+        }
+        self.log.push(Change::List);
+        if self.current == old {
+            self.current = renamed.clone();
+            self.log.push(Change::Current);
+        }
+        let line = self.make_line(
+            ev.at,
+            None,
+            LineKind::Event {
+                who: ev.from.clone(),
+                words,
+            },
+        );
+        self.add_line(&renamed, line);
     }
 
     /// A direct message, or a direct notice (`notice`).

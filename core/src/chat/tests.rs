@@ -212,6 +212,66 @@ fn direct_messages_have_their_own_conversation_and_count_as_mentions() {
 }
 
 #[test]
+fn a_direct_conversation_follows_its_peer_when_renamed() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(
+        &Event::Direct(crate::wire::DirectMsg {
+            from: nick("bob"),
+            to: nick("me"),
+            id: MsgId(1),
+            at: T0,
+            text: text("psst"),
+        }),
+        T0,
+    );
+    let (bob, robert) = (
+        ConvId::direct(&nick("bob")),
+        ConvId::direct(&nick("robert")),
+    );
+    c.open(&bob);
+    drain(&mut c);
+    // Told in both rooms: the conversation is renamed once, and stays open.
+    let renamed = |r: &str| {
+        room_ev(
+            r,
+            2,
+            "bob",
+            EventKind::Nick {
+                new: nick("robert"),
+            },
+        )
+    };
+    c.handle_event(&renamed("#a"), T0);
+    c.handle_event(&renamed("#b"), T0);
+    assert!(c.conv(&bob).is_none());
+    assert_eq!(c.current(), &robert);
+    assert_eq!(c.target(), Some(Target::Nick(nick("robert"))));
+    let conv = c.conv(&robert).unwrap();
+    assert_eq!(conv.label(), "robert");
+    assert_eq!(
+        kinds(&c, &robert),
+        [
+            says("bob", "psst"),
+            LineKind::Event {
+                who: nick("bob"),
+                words: "bob is now known as robert".into()
+            }
+        ]
+    );
+    let changes = drain(&mut c);
+    assert!(changes.contains(&Change::List), "{changes:?}");
+    assert!(changes.contains(&Change::Current), "{changes:?}");
+    // A rename in history replayed at a join is not followed: that nick may be someone
+    // else's by now.
+    c.handle_event(&joined("#c", 9, &["me", "robert"]), T0);
+    c.handle_event(
+        &room_ev("#c", 5, "robert", EventKind::Nick { new: nick("rob") }),
+        T0,
+    );
+    assert!(c.conv(&robert).is_some());
+}
+
+#[test]
 fn too_many_direct_conversations_drop_the_stalest() {
     let mut c = chat_in(&["#a"]);
     for i in 0..CHAT_MAX_DIRECT + 3 {
