@@ -545,27 +545,36 @@ pub fn draw(
     let lines: Vec<TextLine> = rows.into_iter().map(text_line).collect();
     frame.render_widget(Paragraph::new(lines), msg_area);
 
-    // Members.
+    // Members: a room's; in a direct conversation the two people, not "0 here".
     if let Some(area) = areas.members {
         draw_rule(frame, area.x, area);
-        let members = conv.members();
+        let (title, people): (String, Vec<&Nick>) = match conv.id() {
+            ConvId::Room(_) => (
+                format!("{} here", conv.member_count()),
+                conv.members().iter().collect(),
+            ),
+            ConvId::Direct(peer) => ("direct".to_owned(), vec![peer, chat.me()]),
+            ConvId::Server => (String::new(), Vec::new()),
+        };
         let mut rows = vec![TextLine::styled(
-            format!("{} here", conv.member_count()),
+            title,
             Style::new().add_modifier(Modifier::BOLD),
         )];
         if conv.members_partial() {
             // A big room: joins and parts come summed up, the list from `/who`.
             rows.push(TextLine::styled(
-                format!("{} listed (/who)", members.len()),
+                format!("{} listed (/who)", people.len()),
                 Style::new().fg(Color::DarkGray),
             ));
         }
-        rows.extend(
-            members
-                .iter()
-                .take(usize::from(area.height))
-                .map(|n| TextLine::styled(n.to_string(), Style::new().fg(nick_colour(n)))),
-        );
+        rows.extend(people.into_iter().take(usize::from(area.height)).map(|n| {
+            // A direct conversation's peer as they write their nick (the id is folded).
+            let shown = match conv.id() {
+                ConvId::Direct(peer) if n == peer => conv.label().to_owned(),
+                _ => n.to_string(),
+            };
+            TextLine::styled(shown, Style::new().fg(nick_colour(n)))
+        }));
         let inner = Rect::new(
             area.x + 1,
             area.y,
@@ -717,6 +726,27 @@ mod tests {
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    #[test]
+    fn a_direct_conversation_lists_its_two_people_not_nobody_here() {
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(
+            &Event::Direct(natter_core::wire::DirectMsg {
+                from: nick("Bob"),
+                to: nick("me"),
+                id: MsgId(1),
+                at: Millis(0),
+                text: Text::new("psst").unwrap(),
+            }),
+            Millis(0),
+        );
+        c.open_direct(&nick("bob"));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(!s.iter().any(|l| l.contains("0 here")), "{s:#?}");
+        assert!(s[1].trim_end().ends_with("│direct"), "{:?}", s[1]);
+        assert!(s[2].contains("│Bob"), "{:?}", s[2]);
+        assert!(s[3].contains("│me"), "{:?}", s[3]);
     }
 
     #[test]
