@@ -2831,9 +2831,14 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
         !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
         "{sent:?}"
     );
-    // A guest on purpose: not a resume that failed.
+    // A guest on purpose: not a resume that failed, and not told again that it signed out
+    // (SignedOut said so).
     let infos = infos(&mut t);
-    assert!(infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
+    assert!(
+        infos.contains(&"rejoining your rooms as a guest".to_owned()),
+        "{infos:?}"
+    );
+    assert!(!infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
     assert!(
         !infos.iter().any(|m| m.contains("could not resume")),
         "{infos:?}"
