@@ -432,11 +432,13 @@ impl Chat {
             }
             Event::Nick(nick) => {
                 self.set_me(nick);
-                self.note(render::nick_words(nick), now);
+                self.note_held(render::nick_words(nick), now);
             }
             Event::SignedIn { account, .. } => {
                 self.set_account(Some(account));
-                self.note(render::signed_in_words(account), now);
+                // A guest signing in leaves its rooms for the account's: said where the
+                // person looks once they are back.
+                self.note_held(render::signed_in_words(account), now);
             }
             Event::SignedOut => {
                 self.set_account(None);
@@ -595,6 +597,13 @@ impl Chat {
         }
         let room = CHAT_MAX_HELD.saturating_sub(self.held.len());
         self.held.extend(lines.iter().take(room).cloned());
+    }
+
+    /// A notice in the open conversation, kept to show again in the first room that opens
+    /// when that is only the server's.
+    fn note_held(&mut self, words: String, now: Millis) {
+        self.hold(std::slice::from_ref(&words));
+        self.note(words, now);
     }
 
     /// The message of the day's lines in `id`, one by one (not through `notice_in`: an empty

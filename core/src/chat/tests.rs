@@ -417,6 +417,32 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+/// `/login` as a guest: the server takes the guest out of its rooms, renames it, signs it in
+/// and puts the account in its rooms. What was said meanwhile (only the server's conversation
+/// was open) is said again in the room that opens, where the person looks.
+#[test]
+fn a_sign_in_that_leaves_and_rejoins_the_rooms_is_said_in_the_room_that_opens() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    c.handle_event(&Event::Nick(nick("alice")), T0);
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("alice"),
+            key: None,
+        },
+        T0,
+    );
+    c.handle_event(&joined("#a", 7, &["alice", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    let lines = kinds(&c, &rid("#a"));
+    for said in ["you are now known as alice", "you are signed in as alice"] {
+        assert!(
+            lines.contains(&LineKind::Notice(said.into())),
+            "{said}: {lines:#?}"
+        );
+    }
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.
