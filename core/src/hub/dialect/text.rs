@@ -180,6 +180,14 @@ impl Dialect for Text {
         }
     }
 
+    fn on_eof(&mut self, steps: &mut Vec<Step>) -> Option<Request> {
+        // `printf '/who\n' | ncat host 8000` (or `nc -N`, `nc -q`): a last line without its
+        // newline is a line all the same, and leaving is quitting, after the answers.
+        self.feed(b"\n", steps);
+        let reason = crate::types::Text::new("Connection closed").ok();
+        Some(Request::Typed(Input::Command(Command::Quit(reason))))
+    }
+
     fn on_wait(&mut self) -> Option<Step> {
         if self.greeted {
             return None;
