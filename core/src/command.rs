@@ -427,9 +427,39 @@ pub fn search_box(typed: &str) -> Result<(Option<RoomName>, Text), CommandError>
     }
 }
 
+/// What a terminal sends for keys that mean nothing on a line typed into `nc` or `telnet`, at
+/// the start of the line: control characters (Ctrl+L pressed to clear the screen) and escape
+/// sequences (an arrow key: `ESC [ A`, `ESC O A`). Without them, `^L/login alice secret` is the
+/// command it looks like on the typist's screen, not a line said in the room.
+fn strip_leading_keys(mut line: &str) -> &str {
+    loop {
+        let mut chars = line.chars();
+        line = match (chars.next(), chars.next()) {
+            // CSI: parameters and intermediates (0x20-0x3F), then one final byte (0x40-0x7E).
+            (Some('\u{1b}'), Some('[')) => {
+                let rest = chars.as_str();
+                let body = rest
+                    .find(|c: char| !('\u{20}'..='\u{3f}').contains(&c))
+                    .unwrap_or(rest.len());
+                match rest[body..].chars().next() {
+                    Some(c) if ('\u{40}'..='\u{7e}').contains(&c) => &rest[body + 1..],
+                    _ => &rest[body..],
+                }
+            }
+            // SS3: one more character (`ESC O A`, an arrow key in application mode).
+            (Some('\u{1b}'), Some('O')) => {
+                let rest = chars.as_str();
+                rest.char_indices().nth(1).map_or("", |(i, _)| &rest[i..])
+            }
+            (Some(c), _) if c.is_control() && c != '\t' => &line[c.len_utf8()..],
+            _ => return line,
+        };
+    }
+}
+
 /// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
 pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
-    let line = line.trim_end_matches(['\r', '\n']);
+    let line = strip_leading_keys(line.trim_end_matches(['\r', '\n']));
     if line.trim().is_empty() {
         return Ok(None);
     }
@@ -830,6 +860,28 @@ mod tests {
             let name = usage.split(' ').next().unwrap();
             assert_eq!(cmd(&format!("/help {name}")), Command::Help(Some(name)));
         }
+    }
+
+    #[test]
+    fn keys_pressed_before_a_command_on_nc_do_not_make_it_chat() {
+        // Ctrl+L (to clear the screen), an arrow key (normal and application mode), a stray
+        // escape: the command is the command, not a line said in the room.
+        for typed in [
+            "\u{c}/login alice hunter2hunter2",
+            "\u{c}\u{c}/login alice hunter2hunter2",
+            "\u{1b}[A/login alice hunter2hunter2",
+            "\u{1b}[1;5D/login alice hunter2hunter2",
+            "\u{1b}OA/login alice hunter2hunter2",
+            "\u{1b}/login alice hunter2hunter2",
+        ] {
+            assert!(matches!(cmd(typed), Command::Login { .. }), "{typed:?}");
+        }
+        assert_eq!(parse("\u{c}hello"), Ok(Some(Input::Say(t("hello")))));
+        assert_eq!(parse("\u{c}"), Ok(None));
+        assert_eq!(parse("\u{1b}["), Ok(None));
+        assert_eq!(parse("\u{1b}O"), Ok(None));
+        // Within a line, a control character is the text's (cleaned when said).
+        assert!(matches!(parse("a\u{c}/who"), Ok(Some(Input::Say(_)))));
     }
 
     #[test]
