@@ -940,7 +940,9 @@ impl Chat {
 
     fn on_queued(&mut self, id: MsgId, to: &Target, kind: ChatKind, text: &Text, now: Millis) {
         let conv = match to {
-            Target::Room(room) => ConvId::Room(room.clone()),
+            // A room not joined yet (typed before the first connection, for the room it will
+            // join): shown waiting where it was typed, not in a conversation nobody sees.
+            Target::Room(room) => self.here_or_current(ConvId::Room(room.clone())),
             Target::Nick(peer) => self.direct_conv(peer),
         };
         let (from, text) = (self.me.clone(), text.clone());

@@ -550,6 +550,34 @@ fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
 }
 
+/// Typed before the first connection, with no room open yet: the line (for the room the
+/// session will join) waits where it was typed, visibly, not in a room nobody sees yet.
+#[test]
+fn a_line_typed_before_any_room_shows_waiting_where_it_was_typed() {
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(
+        &Event::State(ConnState::Reconnecting {
+            at: T0,
+            attempt: 1,
+            lost: false,
+        }),
+        T0,
+    );
+    c.handle_event(&queued(1, Target::Room(room("#lobby")), "anyone?"), T0);
+    assert_eq!(c.current(), &ConvId::Server);
+    assert_eq!(outgoing(&c, &ConvId::Server), [("anyone?".into(), true)]);
+    // Connected and in the room: the echo is the line, and nothing waits any more.
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(&joined("#lobby", 1, &["me"]), T0);
+    c.handle_event(&say("#lobby", 2, "me", "anyone?"), T0);
+    c.handle_event(&settled(1, true), T0);
+    assert_eq!(c.outgoing(&ConvId::Server).count(), 0);
+    assert_eq!(
+        kinds(&c, &rid("#lobby")).last(),
+        Some(&says("me", "anyone?"))
+    );
+}
+
 #[test]
 fn a_refused_line_fails_in_place_and_says_why() {
     let mut c = chat_in(&["#a", "#b"]);
