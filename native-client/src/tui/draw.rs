@@ -212,7 +212,8 @@ pub fn outgoing_segments(o: &Outgoing, me: &Nick, tz_offset: i32) -> Vec<Segment
 }
 
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
-/// and inside a word where it must. Continuation rows start with `indent` blank columns (at most
+/// and inside a word where it must; CJK text (wide characters), which has no spaces between
+/// its words, breaks between any two of its characters, so it fills the row it starts on. Continuation rows start with `indent` blank columns (at most
 /// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
 pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segment>> {
     let width = width.max(1);
@@ -229,10 +230,12 @@ pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segmen
             if row_w + w > width {
                 let mut next = vec![(' ', Style::new()); indent];
                 if c != ' '
+                    && w < 2
                     && let Some(row) = rows.last_mut()
                     && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == ' ')
                     && sp >= row_start
                     && sp + 1 < row.len()
+                    && row[sp + 1..].iter().all(|(ch, _)| cw(*ch) < 2)
                 {
                     next.extend(row.split_off(sp + 1));
                 }
@@ -668,6 +671,16 @@ mod tests {
         // Wide characters count double.
         let rows = wrap(&[("日本語です".to_owned(), Style::new())], 4, 0);
         assert_eq!(plain(&rows), ["日本", "語で", "す"]);
+        // CJK breaks between its characters: it fills the row after the nick rather than
+        // leaving it empty, and a Latin word after it still moves whole.
+        let cjk = vec![
+            ("<bob> ".to_owned(), bold),
+            ("日本語のテキスト ok".to_owned(), Style::new()),
+        ];
+        assert_eq!(
+            plain(&wrap(&cjk, 12, 0)),
+            ["<bob> 日本語", "のテキスト ", "ok"]
+        );
         // Every row fits.
         for (w, indent) in (1..30).flat_map(|w| [(w, 0), (w, 6)]) {
             for row in wrap(&segs, w, indent) {
