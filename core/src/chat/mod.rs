@@ -45,7 +45,9 @@ pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
 
-use crate::limits::{CHAT_MAX_DIRECT, CHAT_MAX_HELD, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
+use crate::limits::{
+    CHAT_MAX_DIRECT, CHAT_MAX_HELD, CHAT_MAX_LEFT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING,
+};
 use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
@@ -84,6 +86,9 @@ pub struct Chat {
     /// in: the TUI and the page show rooms, not the server's conversation. At most
     /// [`CHAT_MAX_HELD`] lines.
     held: Vec<String>,
+    /// Rooms left, with their lines, to show again if they are joined again; at most
+    /// [`CHAT_MAX_LEFT`], the oldest left going first.
+    left: VecDeque<Conv>,
 }
 
 impl Chat {
@@ -105,6 +110,7 @@ impl Chat {
             next_line: 0,
             next_active: 0,
             held: Vec::new(),
+            left: VecDeque::new(),
         }
     }
 
@@ -556,7 +562,16 @@ impl Chat {
     ) {
         let id = ConvId::Room(room.clone());
         if self.conv(&id).is_none() {
-            self.rooms.push(Conv::new(id.clone(), room.to_string()));
+            // Left a moment ago (a `/login`'s switch) or earlier: its lines come back.
+            let conv = match self.left.iter().position(|c| *c.id() == id) {
+                Some(i) => self.left.remove(i).map(|mut c| {
+                    c.rejoin();
+                    c
+                }),
+                None => None,
+            };
+            self.rooms
+                .push(conv.unwrap_or_else(|| Conv::new(id.clone(), room.to_string())));
             self.log.push(Change::List);
         }
         if let Some(c) = self.conv_mut(&id) {
@@ -620,8 +635,9 @@ impl Chat {
         let Some(i) = self.rooms.iter().position(|c| c.id() == &id) else {
             return;
         };
-        let gone = self.rooms.remove(i);
+        let mut gone = self.rooms.remove(i);
         self.log.push(Change::List);
+        let kicked = gone.kicked.take();
         if self.current == id {
             let next = self
                 .rooms
@@ -629,8 +645,13 @@ impl Chat {
                 .map_or(ConvId::Server, |c| c.id().clone());
             self.open(&next);
         }
+        // Kept, to show again if the room is joined again.
+        if self.left.len() >= CHAT_MAX_LEFT {
+            self.left.pop_front();
+        }
+        self.left.push_back(gone);
         // Put out: who did it and why, where we are now (the room's lines went with it).
-        if let Some(words) = gone.kicked {
+        if let Some(words) = kicked {
             self.note(words, now);
         }
         self.note(render::parted_words(room), now);
@@ -678,6 +699,21 @@ impl Chat {
         if self.conv(&id).is_none() || ev.kind == EventKind::Moved {
             // A member's session moving to another server shows nothing.
             return;
+        }
+        if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
+            if ev.seq <= after {
+                // Shown before we left; the rest of the replay may be too.
+                if let Some(c) = self.conv_mut(&id) {
+                    c.rejoined_after = Some(after);
+                }
+                return;
+            }
+            if ev.seq.0 > after.0 + 1 {
+                let (first, last) = (Seq(after.0 + 1), Seq(ev.seq.0 - 1));
+                let words = render::gap_words(&ev.room, first, last);
+                let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });
+                self.add_line(&id, line);
+            }
         }
         if !matches!(
             ev.kind,

@@ -443,6 +443,49 @@ fn a_sign_in_that_leaves_and_rejoins_the_rooms_is_said_in_the_room_that_opens() 
     }
 }
 
+/// A room left and joined again (a guest's `/login` leaves its rooms and joins them as the
+/// account at once; or `/part` then `/join`) keeps what it showed: the join's replay adds only
+/// what is newer, and a stretch nobody replayed is marked as missed.
+#[test]
+fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&say("#a", 2, "bob", "before"), T0);
+    c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    assert!(c.conv(&rid("#a")).is_none());
+    // Joined again at once: the replay repeats seq 3, then brings 4.
+    c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
+    c.handle_event(&say("#a", 4, "bob", "new"), T0);
+    let lines = kinds(&c, &rid("#a"));
+    let said: Vec<&LineKind> = lines
+        .iter()
+        .filter(|l| matches!(l, LineKind::Say { .. }))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            &says("bob", "before"),
+            &says("bob", "reading this"),
+            &says("bob", "new")
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(c.conv(&rid("#a")).unwrap().members().len(), 2);
+    // Left again, and back much later: what nobody replayed is a marked gap.
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    c.handle_event(&joined("#a", 20, &["me"]), T0);
+    c.handle_event(&say("#a", 18, "bob", "late"), T0);
+    let lines = kinds(&c, &rid("#a"));
+    assert!(
+        matches!(
+            &lines[lines.len() - 2..],
+            [LineKind::Gap { first: Seq(5), last: Seq(17), .. }, l] if *l == says("bob", "late")
+        ),
+        "{lines:#?}"
+    );
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.
