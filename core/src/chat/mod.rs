@@ -89,6 +89,9 @@ pub struct Chat {
     /// Rooms left, with their lines, to show again if they are joined again; at most
     /// [`CHAT_MAX_LEFT`], the oldest left going first.
     left: VecDeque<Conv>,
+    /// The room that was open when we left it: opened again if it is joined again before the
+    /// person asks for another (a `/login` leaves every room and joins them again at once).
+    reopen: Option<ConvId>,
 }
 
 impl Chat {
@@ -111,6 +114,7 @@ impl Chat {
             next_active: 0,
             held: Vec::new(),
             left: VecDeque::new(),
+            reopen: None,
         }
     }
 
@@ -297,6 +301,13 @@ impl Chat {
     /// Opens conversation `id` (it becomes where typed chat goes, and is read). False if there
     /// is no such conversation.
     pub fn open(&mut self, id: &ConvId) -> bool {
+        // The person chose: a room left is not opened for them when it comes back.
+        self.reopen = None;
+        self.show(id)
+    }
+
+    /// [`Chat::open`], as the model decides it (a join, a part).
+    fn show(&mut self, id: &ConvId) -> bool {
         if self.conv(id).is_none() {
             return false;
         }
@@ -586,8 +597,16 @@ impl Chat {
         for words in render::joined_words(room, topic, members, Some(&self.me)) {
             self.notice_in(&id, LineKind::Notice(words), now);
         }
-        if self.current == ConvId::Server {
-            self.open(&id);
+        let from_server = self.current == ConvId::Server;
+        if from_server || self.reopen.as_ref() == Some(&id) {
+            // Back in the room we were reading when we left it (a `/login` leaves every room
+            // and joins them again), or the first room after none.
+            if self.reopen.as_ref() == Some(&id) {
+                self.reopen = None;
+            }
+            self.show(&id);
+        }
+        if from_server {
             // What was said while only the server's conversation was open (the message of the
             // day, why the nick is another) is shown where the person now looks, once.
             let held = std::mem::take(&mut self.held);
@@ -643,7 +662,8 @@ impl Chat {
                 .rooms
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
-            self.open(&next);
+            self.show(&next);
+            self.reopen = Some(id.clone());
         }
         // Kept, to show again if the room is joined again.
         if self.left.len() >= CHAT_MAX_LEFT {

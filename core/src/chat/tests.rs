@@ -453,8 +453,12 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
     c.handle_event(&Event::Parted { room: room("#a") }, T0);
     assert!(c.conv(&rid("#a")).is_none());
-    // Joined again at once: the replay repeats seq 3, then brings 4.
+    // Joined again at once (after another room, as a sign-in's rooms come): the replay
+    // repeats seq 3, then brings 4; and the room we were reading is the one open again.
+    c.handle_event(&joined("#other", 1, &["me"]), T0);
+    assert_eq!(c.current(), &rid("#other"));
     c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#a"));
     c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
     c.handle_event(&say("#a", 4, "bob", "new"), T0);
     let lines = kinds(&c, &rid("#a"));
