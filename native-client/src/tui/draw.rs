@@ -484,6 +484,8 @@ pub fn draw(
         (ConvId::Room(r), Some(t)) => format!(" {r}: {t}"),
         (ConvId::Room(r), None) => format!(" {r}"),
         (ConvId::Direct(_), _) => format!(" {}: direct messages", conv_name(conv)),
+        // Before the first welcome the rooms to join are on their way: nothing to do yet.
+        (ConvId::Server, _) if !chat.ever_connected() => " natter: connecting…".into(),
         (ConvId::Server, _) => " natter: /join #room to start".into(),
     };
     frame.render_widget(Paragraph::new(topic).style(bar), areas.topic);
@@ -739,6 +741,27 @@ mod tests {
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    #[test]
+    fn before_the_first_welcome_the_top_says_connecting_not_join_a_room() {
+        let c = Chat::new(nick("me"));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert_eq!(s[0].trim_end(), " natter: connecting…");
+        let mut c = chat_in(&["#lobby"]);
+        let welcome = Event::Welcome {
+            nick: nick("me"),
+            resumed: false,
+        };
+        c.handle_event(&welcome, Millis(0));
+        c.handle_event(
+            &Event::Parted {
+                room: room("#lobby"),
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert_eq!(s[0].trim_end(), " natter: /join #room to start");
     }
 
     #[test]
