@@ -90,8 +90,9 @@ pub enum Command {
         /// The words.
         words: Text,
     },
-    /// `/help`
-    Help,
+    /// `/help [command]`: every command, or only the one named (its name as [`HELP`] writes
+    /// it, `/join`; an alias typed, `/help j`, names its command).
+    Help(Option<&'static str>),
     /// `/register PASSWORD`: registers the current nick as an account.
     Register(Password),
     /// `/login NICK PASSWORD`
@@ -230,13 +231,55 @@ pub const HELP: &[(&str, &str)] = &[
         "server admins: put everyone out and unregister the room",
     ),
     ("/quit [reason]", "leave"),
-    ("/help", "this list"),
+    ("/help [command]", "this list, or what one command does"),
 ];
 
-/// `/help`'s lines as a client shows them: each usage, padded, and what it does.
-pub fn help_lines() -> impl Iterator<Item = String> {
+/// `/help`'s lines as a client shows them: each usage, padded, and what it does; with a
+/// command's name (`/register`), only that command's lines.
+pub fn help_lines(only: Option<&str>) -> impl Iterator<Item = String> {
     HELP.iter()
+        .filter(move |(usage, _)| only.is_none_or(|name| usage.split(' ').next() == Some(name)))
         .map(|(usage, what)| format!("{usage:<24} {what}"))
+}
+
+/// The command a typed name means (`join`, `/j`, `LEAVE`), as [`HELP`] names it (`/join`),
+/// for `/help NAME`.
+fn command_named(typed: &str) -> Option<&'static str> {
+    let typed = typed
+        .strip_prefix('/')
+        .unwrap_or(typed)
+        .to_ascii_lowercase();
+    let name = match typed.as_str() {
+        "j" => "join",
+        "leave" => "part",
+        "dm" => "msg",
+        "names" => "who",
+        "list" => "rooms",
+        "hist" => "history",
+        "find" => "search",
+        "exit" => "quit",
+        "identify" => "login",
+        "passwd" => "password",
+        "?" => "help",
+        other => other,
+    };
+    HELP.iter()
+        .filter_map(|(usage, _)| usage.split(' ').next())
+        .find(|u| u.strip_prefix('/') == Some(name))
+}
+
+/// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
+/// keeps out of its input history, so that Up does not show it to whoever looks next.
+pub fn carries_password(line: &str) -> bool {
+    let Some(rest) = line.trim_start().strip_prefix('/') else {
+        return false;
+    };
+    let (name, args) = word(rest);
+    match name.to_ascii_lowercase().as_str() {
+        "register" => !args.trim_start().starts_with('#'),
+        "login" | "identify" | "password" | "passwd" => true,
+        _ => false,
+    }
 }
 
 /// One line that says what can be typed, for welcome banners.
@@ -384,9 +427,39 @@ pub fn search_box(typed: &str) -> Result<(Option<RoomName>, Text), CommandError>
     }
 }
 
+/// What a terminal sends for keys that mean nothing on a line typed into `nc` or `telnet`, at
+/// the start of the line: control characters (Ctrl+L pressed to clear the screen) and escape
+/// sequences (an arrow key: `ESC [ A`, `ESC O A`). Without them, `^L/login alice secret` is the
+/// command it looks like on the typist's screen, not a line said in the room.
+fn strip_leading_keys(mut line: &str) -> &str {
+    loop {
+        let mut chars = line.chars();
+        line = match (chars.next(), chars.next()) {
+            // CSI: parameters and intermediates (0x20-0x3F), then one final byte (0x40-0x7E).
+            (Some('\u{1b}'), Some('[')) => {
+                let rest = chars.as_str();
+                let body = rest
+                    .find(|c: char| !('\u{20}'..='\u{3f}').contains(&c))
+                    .unwrap_or(rest.len());
+                match rest[body..].chars().next() {
+                    Some(c) if ('\u{40}'..='\u{7e}').contains(&c) => &rest[body + 1..],
+                    _ => &rest[body..],
+                }
+            }
+            // SS3: one more character (`ESC O A`, an arrow key in application mode).
+            (Some('\u{1b}'), Some('O')) => {
+                let rest = chars.as_str();
+                rest.char_indices().nth(1).map_or("", |(i, _)| &rest[i..])
+            }
+            (Some(c), _) if c.is_control() && c != '\t' => &line[c.len_utf8()..],
+            _ => return line,
+        };
+    }
+}
+
 /// Parses a typed line. `Ok(None)` for a blank line (nothing to do).
 pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
-    let line = line.trim_end_matches(['\r', '\n']);
+    let line = strip_leading_keys(line.trim_end_matches(['\r', '\n']));
     if line.trim().is_empty() {
         return Ok(None);
     }
@@ -548,7 +621,19 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             },
             _ => return Err(CommandError::Usage(usage("/password"))),
         },
-        "help" | "?" => Command::Help,
+        "help" | "?" => match word(args) {
+            ("", _) => Command::Help(None),
+            (topic, "") => match command_named(topic) {
+                Some(name) => Command::Help(Some(name)),
+                // The same words as typing it: there is no such command.
+                None => {
+                    let topic = topic.strip_prefix('/').unwrap_or(topic);
+                    let name: String = topic.chars().take(20).collect();
+                    return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+                }
+            },
+            _ => return Err(CommandError::Usage(usage("/help"))),
+        },
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
         _ => {
             let name: String = name.chars().take(20).collect();
@@ -747,7 +832,79 @@ mod tests {
         );
         assert_eq!(cmd("/quit"), Command::Quit(None));
         assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
-        assert_eq!(cmd("/help"), Command::Help);
+        assert_eq!(cmd("/help"), Command::Help(None));
+    }
+
+    #[test]
+    fn help_with_a_command_lists_only_that_command_and_an_unknown_one_says_so() {
+        assert_eq!(cmd("/help join"), Command::Help(Some("/join")));
+        assert_eq!(cmd("/help /MSG"), Command::Help(Some("/msg")));
+        assert_eq!(cmd("/help j"), Command::Help(Some("/join")));
+        assert_eq!(cmd("/help passwd"), Command::Help(Some("/password")));
+        assert_eq!(
+            parse("/help away"),
+            Err(CommandError::Unknown("away".to_owned()))
+        );
+        assert_eq!(
+            parse("/help join part"),
+            Err(CommandError::Usage("/help [command]"))
+        );
+        let join: Vec<String> = help_lines(Some("/join")).collect();
+        assert_eq!(join.len(), 1, "{join:?}");
+        assert!(join[0].starts_with("/join #room [key]"), "{join:?}");
+        // Both of /register's uses.
+        assert_eq!(help_lines(Some("/register")).count(), 2);
+        assert_eq!(help_lines(None).count(), HELP.len());
+        // Every command in the list can be asked about by name.
+        for (usage, _) in HELP {
+            let name = usage.split(' ').next().unwrap();
+            assert_eq!(cmd(&format!("/help {name}")), Command::Help(Some(name)));
+        }
+    }
+
+    #[test]
+    fn keys_pressed_before_a_command_on_nc_do_not_make_it_chat() {
+        // Ctrl+L (to clear the screen), an arrow key (normal and application mode), a stray
+        // escape: the command is the command, not a line said in the room.
+        for typed in [
+            "\u{c}/login alice hunter2hunter2",
+            "\u{c}\u{c}/login alice hunter2hunter2",
+            "\u{1b}[A/login alice hunter2hunter2",
+            "\u{1b}[1;5D/login alice hunter2hunter2",
+            "\u{1b}OA/login alice hunter2hunter2",
+            "\u{1b}/login alice hunter2hunter2",
+        ] {
+            assert!(matches!(cmd(typed), Command::Login { .. }), "{typed:?}");
+        }
+        assert_eq!(parse("\u{c}hello"), Ok(Some(Input::Say(t("hello")))));
+        assert_eq!(parse("\u{c}"), Ok(None));
+        assert_eq!(parse("\u{1b}["), Ok(None));
+        assert_eq!(parse("\u{1b}O"), Ok(None));
+        // Within a line, a control character is the text's (cleaned when said).
+        assert!(matches!(parse("a\u{c}/who"), Ok(Some(Input::Say(_)))));
+    }
+
+    #[test]
+    fn lines_with_a_password_are_known_as_such() {
+        for line in [
+            "/register hunter2hunter2",
+            "/REGISTER my pass phrase",
+            "/login alice hunter2hunter2",
+            "/identify alice x",
+            "/password old newer-one",
+            " /passwd old new",
+        ] {
+            assert!(carries_password(line), "{line}");
+        }
+        for line in [
+            "/register #rust",
+            "hello",
+            "/join #a key",
+            "//login x y",
+            "/logout",
+        ] {
+            assert!(!carries_password(line), "{line}");
+        }
     }
 
     #[test]

@@ -359,6 +359,11 @@ pub const CHAT_MAX_ALERTS: usize = 32;
 /// conversation only.
 pub const CHAT_MAX_HELD: usize = 32;
 
+/// Rooms the chat model keeps the lines of after leaving them, to show again if the room is
+/// joined again (a guest's `/login` leaves its rooms and joins them as the account; a `/part`
+/// then `/join`): the most recently left. Up to [`CHAT_MAX_LINES`] lines each.
+pub const CHAT_MAX_LEFT: usize = 8;
+
 /// A line we typed looks pending (greyed, "sending") once it has waited this long for the
 /// server's echo, or at once while disconnected: a live echo takes milliseconds, so a line
 /// that is merely on its way does not flicker, and one that is stuck says so.

@@ -175,6 +175,10 @@ pub fn parted_words(room: &RoomName) -> String {
 
 /// A room's member list: `#lobby (2): alice, bob`.
 pub fn members_words(room: &RoomName, members: &[Nick]) -> String {
+    if members.is_empty() {
+        // A kept room everyone left (its history and topic stay): not a dangling `(0): `.
+        return format!("{room} (0): nobody is in it now");
+    }
     let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
     format!("{room} ({}): {}", members.len(), names.join(", "))
 }
@@ -707,6 +711,18 @@ mod tests {
 
     fn room(s: &str) -> RoomName {
         RoomName::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_member_list_names_them_or_says_nobody_is_there() {
+        assert_eq!(
+            members_words(&room("#a"), &[nick("bob"), nick("ann")]),
+            "#a (2): bob, ann"
+        );
+        assert_eq!(
+            members_words(&room("#a"), &[]),
+            "#a (0): nobody is in it now"
+        );
     }
 
     #[test]

@@ -547,3 +547,45 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
     tmux.wait_for("tuia", "natter exited with 0").await;
     server.shutdown().await.expect("server shuts down");
 }
+
+/// A direct conversation in the TUI: its side pane names the two people (not "0 here"), it
+/// follows the peer's rename rather than splitting in two, and a `/login` typed there is not
+/// brought back by Up (the password would be on the screen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("direct");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "-- alice joined #lobby").await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("-- connected as bob").await;
+    tmux.wait_for("alice", "-- bob joined #lobby").await;
+
+    bob.send("/msg alice psst").await;
+    tmux.wait_for("alice", "2 @bob (1, @1)").await;
+    tmux.keys("alice", "M-2");
+    let screen = tmux.wait_for("alice", "<bob> psst").await;
+    assert_eq!(members(&screen), ["direct", "bob", "alice"], "{screen}");
+
+    bob.send("/nick robert").await;
+    bob.expect("-- you are now known as robert").await;
+    bob.send("/msg alice still me").await;
+    let screen = tmux.wait_for("alice", "<robert> still me").await;
+    assert!(screen.contains("-- bob is now known as robert"), "{screen}");
+    assert!(screen.contains("2 @robert"), "{screen}");
+    assert!(!screen.contains("@bob"), "one conversation: {screen}");
+    assert_eq!(members(&screen), ["direct", "robert", "alice"], "{screen}");
+    // Typed there, it reaches the new nick.
+    tmux.type_line("alice", "hi robert");
+    bob.expect("*alice* hi robert").await;
+
+    tmux.type_line("alice", "/login alice not-the-password");
+    tmux.wait_for("alice", "wrong account name or password")
+        .await;
+    tmux.keys("alice", "Up");
+    let screen = tmux.wait_for("alice", "> hi robert").await;
+    assert!(!screen.contains("not-the-password"), "{screen}");
+
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}

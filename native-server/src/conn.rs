@@ -321,7 +321,8 @@ impl Connection {
 }
 
 /// One read: what to tell the hub about it, if anything (the read bytes if `forward`, i.e.
-/// unless the hub said close; `Closed` when the peer is gone and the hub has not said close).
+/// unless the hub said close; when the hub has not said close, `Eof` when the peer shut its
+/// side and `Closed` when the socket failed).
 fn read_input(
     stream: &mut TcpStream,
     cx: &mut Context<'_>,
@@ -339,6 +340,7 @@ fn read_input(
         Ok(Some(_)) => None,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
         gone => {
+            let eof = matches!(gone, Ok(None));
             match gone {
                 Err(e) => debug!(%conn, error = %e, "read failed"),
                 _ => debug!(%conn, "peer closed"),
@@ -346,6 +348,11 @@ fn read_input(
             *peer_gone = true;
             if *closed_sent || outbox.is_closing() {
                 return None;
+            }
+            if eof {
+                // The peer shut its side, and may still read: the hub answers what it sent
+                // (a person on nc) or closes the outbox now; `Closed` comes after the flush.
+                return Some(Input::Eof { conn });
             }
             // Unless the hub said close already, it hears `Closed` now, and closes the outbox
             // once it has queued its last bytes.

@@ -51,6 +51,9 @@ pub(crate) enum Input {
     Read { conn: ConnId, data: Bytes },
     /// Bytes the writer has written to the socket.
     Written { conn: ConnId, n: usize },
+    /// The peer shut its side (a read found the end): it may still read. Sent at most once,
+    /// before `Closed`.
+    Eof { conn: ConnId },
     /// The socket is gone (sent once, last).
     Closed { conn: ConnId },
     /// The server is shutting down.
@@ -544,7 +547,10 @@ impl HubTask {
                     self.hub.handle_written(conn, n, now);
                 }
             }
-            Input::Closed { conn } => {
+            // A person on nc is answered, then quits (the hub closes it); anyone else is
+            // closed now, as when the socket is gone.
+            Input::Eof { conn } if self.hub.handle_eof(conn, now) => {}
+            Input::Eof { conn } | Input::Closed { conn } => {
                 if self.conns.remove(&self.hub, &conn).is_some() {
                     let peer = self.peer(conn);
                     self.hub.handle_close(conn, now);

@@ -240,7 +240,7 @@ async fn open_hub(
     };
     let (handle, reports) = tokio::task::spawn_blocking(move || SqliteHandle::open(&cfg)).await??;
     let now = clock.now();
-    let opts = store::load_options(hub.history_on_join, hub.resume_grace, now);
+    let opts = store::load_options(hub.history_on_join);
     let loaded = handle.load(opts).await?;
     info!(
         path = %handle.path().display(),

@@ -213,16 +213,16 @@ impl StoreSide {
 }
 
 /// What a hub needs at startup: every room (its recent events as far as the join replay shows
-/// them) and the sessions young enough to resume.
-pub(crate) fn load_options(
-    history_on_join: usize,
-    resume_grace: Millis,
-    now: Millis,
-) -> LoadOptions {
+/// them) and every resume session kept. The hub ends a session's record when its user quits or
+/// its grace runs out, so those kept are of users who were connected when the server stopped
+/// (or dropped within their grace): each may resume for the grace again, counted from now. A
+/// record's time is when it last changed, not when its user was last connected: someone who
+/// reads without writing for longer than the grace was connected all the same.
+pub(crate) fn load_options(history_on_join: usize) -> LoadOptions {
     LoadOptions {
         recent: history_on_join,
         recent_rooms: RecentRooms::All,
-        sessions_since: Millis(now.0.saturating_sub(resume_grace.0)),
+        sessions_since: Millis(0),
     }
 }
 

@@ -78,7 +78,11 @@ async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
     );
     b.send("/logout").await;
     let last = b.expect_closed().await;
-    assert!(last.iter().any(|l| l.contains("signed out")), "{last:?}");
+    assert!(
+        last.iter().any(|l| l
+            == "-- signed out, and this connection is closed: connect again to chat as a guest"),
+        "{last:?}"
+    );
     stop(server).await;
 }
 

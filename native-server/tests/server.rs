@@ -583,6 +583,49 @@ async fn text_help_and_quit() {
     stop(server).await;
 }
 
+/// `printf 'hi\n/who\n/rooms' | ncat 127.0.0.1 8000` (ncat, `nc -N` and `nc -q N` shut their
+/// side of the socket at the end of input and go on reading): the script is greeted, its lines
+/// are said and answered, the last one without its newline too, and it quits; before, the end
+/// of input closed the connection at once and the script read nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_ends_its_input_reads_the_answers_before_the_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let mut script = connect(addr).await;
+    script
+        .write_all(b"hello from a script\n/who\n/rooms")
+        .await
+        .unwrap();
+    script.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    timeout(Duration::from_secs(10), script.read_to_end(&mut got))
+        .await
+        .expect("the server closes once it has answered")
+        .unwrap();
+    let got = String::from_utf8(got).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(lines[0].starts_with("Welcome to natter, "), "{got}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("-- #lobby (2): ")),
+        "{got}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("-- rooms: #lobby")),
+        "{got}"
+    );
+    assert_eq!(lines.last(), Some(&"-- goodbye"), "{got}");
+    b.expect(
+        |l| l.ends_with("> hello from a script"),
+        "the script's line",
+    )
+    .await;
+    b.expect(|l| l.ends_with(" quit (Connection closed)"), "its quit")
+        .await;
+    stop(server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_bridge_forwards_real_addresses() {
     let mut config = ServerConfig::local_test();

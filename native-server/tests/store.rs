@@ -19,9 +19,14 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 
 async fn start(dir: &Path, listen: &str) -> (Child, SocketAddr) {
+    start_with(dir, listen, "").await
+}
+
+/// [`start`] with more `[limits]` lines.
+async fn start_with(dir: &Path, listen: &str, limits: &str) -> (Child, SocketAddr) {
     // A join replays one line, so `/history` has something to show.
     let config = dir.join("natter-server.toml");
-    std::fs::write(&config, "[limits]\nhistory_on_join = 1\n").unwrap();
+    std::fs::write(&config, format!("[limits]\nhistory_on_join = 1\n{limits}")).unwrap();
     let (child, _log, addr) = spawn_server(
         &[
             "--listen",
@@ -255,6 +260,41 @@ async fn a_client_resumes_across_a_restart_with_exactly_what_it_missed() {
     let lines = said(&got);
     let want: Vec<String> = (1..=12).map(|i| format!("missed {i}")).collect();
     assert_eq!(lines, want, "{got:?}");
+    sigterm(&mut server).await;
+}
+
+/// Someone who reads without writing for longer than the resume grace was connected all the
+/// same: after a restart (a crash, or a stop) their client resumes. Before, a restarted server
+/// took back only the sessions whose record had changed within the grace, and told everyone
+/// else "could not resume the session".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_client_connected_longer_than_the_grace_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let grace = "resume_grace_ms = 1000\n";
+    let (mut server, addr) = start_with(dir.path(), "127.0.0.1:0", grace).await;
+    let (mut lurker, welcome) = BinClient::hello(addr, "lurker", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    lurker.join("#r").await;
+    // Connected, saying nothing, past the grace.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    kill_9(&mut server).await;
+    drop(lurker);
+    let (mut server, addr) = start_with(dir.path(), &addr.to_string(), grace).await;
+    let (_lurker, welcome) = BinClient::hello(
+        addr,
+        "lurker",
+        Some(Resume {
+            token,
+            rooms: vec![(support::room("#r"), Seq(1))],
+        }),
+    )
+    .await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "lurker"),
+        "{welcome:?}"
+    );
     sigterm(&mut server).await;
 }
 

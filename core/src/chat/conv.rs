@@ -146,6 +146,10 @@ pub struct Conv {
     /// Rooms: the words of the kick that put us out, when it is the room's latest event (the
     /// server's `Parted` follows it): said where we land, since the room's own lines go with it.
     pub(super) kicked: Option<String>,
+    /// Rooms left and joined again, with their lines kept: the newest seq those lines hold.
+    /// The join's replay up to it is there already; what comes after it first says what was
+    /// missed in between, if anything.
+    pub(super) rejoined_after: Option<Seq>,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -170,6 +174,7 @@ impl Conv {
             policy: RoomPolicy::default(),
             policy_seen: false,
             kicked: None,
+            rejoined_after: None,
             revision: 0,
             active: 0,
         }
@@ -341,6 +346,24 @@ impl Conv {
     }
 
     pub(super) fn set_label(&mut self, label: String) {
+        self.label = label;
+    }
+
+    /// A room left and now joined again: its lines stay; what the room knew of us (members,
+    /// settings, a kick) is learned again.
+    pub(super) fn rejoin(&mut self) {
+        self.rejoined_after = self.lines.iter().filter_map(|l| l.seq).max();
+        self.members = Members::default();
+        self.counted = None;
+        self.policy = RoomPolicy::default();
+        self.policy_seen = false;
+        self.kicked = None;
+        self.revision += 1;
+    }
+
+    /// A direct conversation whose peer was renamed: its id and label are the new nick's.
+    pub(super) fn rename(&mut self, id: ConvId, label: String) {
+        self.id = id;
         self.label = label;
     }
 

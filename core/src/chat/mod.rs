@@ -45,7 +45,9 @@ pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
 
-use crate::limits::{CHAT_MAX_DIRECT, CHAT_MAX_HELD, PENDING_LOOK_AFTER, SESSION_MAX_PENDING};
+use crate::limits::{
+    CHAT_MAX_DIRECT, CHAT_MAX_HELD, CHAT_MAX_LEFT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING,
+};
 use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
@@ -84,6 +86,12 @@ pub struct Chat {
     /// in: the TUI and the page show rooms, not the server's conversation. At most
     /// [`CHAT_MAX_HELD`] lines.
     held: Vec<String>,
+    /// Rooms left, with their lines, to show again if they are joined again; at most
+    /// [`CHAT_MAX_LEFT`], the oldest left going first.
+    left: VecDeque<Conv>,
+    /// The room that was open when we left it: opened again if it is joined again before the
+    /// person asks for another (a `/login` leaves every room and joins them again at once).
+    reopen: Option<ConvId>,
 }
 
 impl Chat {
@@ -105,6 +113,8 @@ impl Chat {
             next_line: 0,
             next_active: 0,
             held: Vec::new(),
+            left: VecDeque::new(),
+            reopen: None,
         }
     }
 
@@ -291,6 +301,13 @@ impl Chat {
     /// Opens conversation `id` (it becomes where typed chat goes, and is read). False if there
     /// is no such conversation.
     pub fn open(&mut self, id: &ConvId) -> bool {
+        // The person chose: a room left is not opened for them when it comes back.
+        self.reopen = None;
+        self.show(id)
+    }
+
+    /// [`Chat::open`], as the model decides it (a join, a part).
+    fn show(&mut self, id: &ConvId) -> bool {
         if self.conv(id).is_none() {
             return false;
         }
@@ -432,11 +449,13 @@ impl Chat {
             }
             Event::Nick(nick) => {
                 self.set_me(nick);
-                self.note(render::nick_words(nick), now);
+                self.note_held(render::nick_words(nick), now);
             }
             Event::SignedIn { account, .. } => {
                 self.set_account(Some(account));
-                self.note(render::signed_in_words(account), now);
+                // A guest signing in leaves its rooms for the account's: said where the
+                // person looks once they are back.
+                self.note_held(render::signed_in_words(account), now);
             }
             Event::SignedOut => {
                 self.set_account(None);
@@ -554,7 +573,16 @@ impl Chat {
     ) {
         let id = ConvId::Room(room.clone());
         if self.conv(&id).is_none() {
-            self.rooms.push(Conv::new(id.clone(), room.to_string()));
+            // Left a moment ago (a `/login`'s switch) or earlier: its lines come back.
+            let conv = match self.left.iter().position(|c| *c.id() == id) {
+                Some(i) => self.left.remove(i).map(|mut c| {
+                    c.rejoin();
+                    c
+                }),
+                None => None,
+            };
+            self.rooms
+                .push(conv.unwrap_or_else(|| Conv::new(id.clone(), room.to_string())));
             self.log.push(Change::List);
         }
         if let Some(c) = self.conv_mut(&id) {
@@ -569,8 +597,16 @@ impl Chat {
         for words in render::joined_words(room, topic, members, Some(&self.me)) {
             self.notice_in(&id, LineKind::Notice(words), now);
         }
-        if self.current == ConvId::Server {
-            self.open(&id);
+        let from_server = self.current == ConvId::Server;
+        if from_server || self.reopen.as_ref() == Some(&id) {
+            // Back in the room we were reading when we left it (a `/login` leaves every room
+            // and joins them again), or the first room after none.
+            if self.reopen.as_ref() == Some(&id) {
+                self.reopen = None;
+            }
+            self.show(&id);
+        }
+        if from_server {
             // What was said while only the server's conversation was open (the message of the
             // day, why the nick is another) is shown where the person now looks, once.
             let held = std::mem::take(&mut self.held);
@@ -597,6 +633,13 @@ impl Chat {
         self.held.extend(lines.iter().take(room).cloned());
     }
 
+    /// A notice in the open conversation, kept to show again in the first room that opens
+    /// when that is only the server's.
+    fn note_held(&mut self, words: String, now: Millis) {
+        self.hold(std::slice::from_ref(&words));
+        self.note(words, now);
+    }
+
     /// The message of the day's lines in `id`, one by one (not through `notice_in`: an empty
     /// or repeated line is kept).
     fn show_motd(&mut self, id: &ConvId, lines: &[String], now: Millis) {
@@ -611,17 +654,24 @@ impl Chat {
         let Some(i) = self.rooms.iter().position(|c| c.id() == &id) else {
             return;
         };
-        let gone = self.rooms.remove(i);
+        let mut gone = self.rooms.remove(i);
         self.log.push(Change::List);
+        let kicked = gone.kicked.take();
         if self.current == id {
             let next = self
                 .rooms
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
-            self.open(&next);
+            self.show(&next);
+            self.reopen = Some(id.clone());
         }
+        // Kept, to show again if the room is joined again.
+        if self.left.len() >= CHAT_MAX_LEFT {
+            self.left.pop_front();
+        }
+        self.left.push_back(gone);
         // Put out: who did it and why, where we are now (the room's lines went with it).
-        if let Some(words) = gone.kicked {
+        if let Some(words) = kicked {
             self.note(words, now);
         }
         self.note(render::parted_words(room), now);
@@ -670,11 +720,35 @@ impl Chat {
             // A member's session moving to another server shows nothing.
             return;
         }
+        if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
+            if ev.seq <= after {
+                // Shown before we left; the rest of the replay may be too.
+                if let Some(c) = self.conv_mut(&id) {
+                    c.rejoined_after = Some(after);
+                }
+                return;
+            }
+            if ev.seq.0 > after.0 + 1 {
+                let (first, last) = (Seq(after.0 + 1), Seq(ev.seq.0 - 1));
+                let words = render::gap_words(&ev.room, first, last);
+                let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });
+                self.add_line(&id, line);
+            }
+        }
         if !matches!(
             ev.kind,
             EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
         ) {
             self.apply_membership(&id, &ev.from, &ev.kind);
+        }
+        let live = self
+            .conv(&id)
+            .and_then(|c| c.live_after)
+            .is_none_or(|after| ev.seq > after);
+        if let EventKind::Nick { new } = &ev.kind
+            && live
+        {
+            self.follow_rename(ev, new);
         }
         let kicked = match &ev.kind {
             EventKind::Kick { target, .. } if target.folded() == self.me.folded() => {
@@ -807,6 +881,50 @@ impl Chat {
         }
     }
 
+    /// A live rename of someone we have a direct conversation with: the conversation follows
+    /// them (what is typed there goes to the new nick) and says so. Seen in each room both are
+    /// in, it is done once: later ones find no conversation under the old nick. History
+    /// replayed at a join is not followed (the nick may have been someone else's since).
+    fn follow_rename(&mut self, ev: &RoomEvent, new: &Nick) {
+        let (old, renamed) = (ConvId::direct(&ev.from), ConvId::direct(new));
+        if self.conv(&old).is_none() {
+            return;
+        }
+        let words = render::event_words(ev).unwrap_or_default();
+        if old != renamed && self.conv(&renamed).is_some() {
+            // Both are open: the old one says where the person went.
+            let line = self.make_line(
+                ev.at,
+                None,
+                LineKind::Event {
+                    who: ev.from.clone(),
+                    words,
+                },
+            );
+            return self.add_line(&old, line);
+        }
+        if let Some(c) = self.conv_mut(&old) {
+            c.rename(renamed.clone(), new.to_string());
+        }
+        for o in self.outgoing.iter_mut().filter(|o| o.conv == old) {
+            o.conv = renamed.clone();
+        }
+        self.log.push(Change::List);
+        if self.current == old {
+            self.current = renamed.clone();
+            self.log.push(Change::Current);
+        }
+        let line = self.make_line(
+            ev.at,
+            None,
+            LineKind::Event {
+                who: ev.from.clone(),
+                words,
+            },
+        );
+        self.add_line(&renamed, line);
+    }
+
     /// A direct message, or a direct notice (`notice`).
     fn on_direct(&mut self, dm: &DirectMsg, notice: bool) {
         let mine = dm.from.folded() == self.me.folded();
@@ -878,7 +996,9 @@ impl Chat {
 
     fn on_queued(&mut self, id: MsgId, to: &Target, kind: ChatKind, text: &Text, now: Millis) {
         let conv = match to {
-            Target::Room(room) => ConvId::Room(room.clone()),
+            // A room not joined yet (typed before the first connection, for the room it will
+            // join): shown waiting where it was typed, not in a conversation nobody sees.
+            Target::Room(room) => self.here_or_current(ConvId::Room(room.clone())),
             Target::Nick(peer) => self.direct_conv(peer),
         };
         let (from, text) = (self.me.clone(), text.clone());

@@ -212,6 +212,66 @@ fn direct_messages_have_their_own_conversation_and_count_as_mentions() {
 }
 
 #[test]
+fn a_direct_conversation_follows_its_peer_when_renamed() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(
+        &Event::Direct(crate::wire::DirectMsg {
+            from: nick("bob"),
+            to: nick("me"),
+            id: MsgId(1),
+            at: T0,
+            text: text("psst"),
+        }),
+        T0,
+    );
+    let (bob, robert) = (
+        ConvId::direct(&nick("bob")),
+        ConvId::direct(&nick("robert")),
+    );
+    c.open(&bob);
+    drain(&mut c);
+    // Told in both rooms: the conversation is renamed once, and stays open.
+    let renamed = |r: &str| {
+        room_ev(
+            r,
+            2,
+            "bob",
+            EventKind::Nick {
+                new: nick("robert"),
+            },
+        )
+    };
+    c.handle_event(&renamed("#a"), T0);
+    c.handle_event(&renamed("#b"), T0);
+    assert!(c.conv(&bob).is_none());
+    assert_eq!(c.current(), &robert);
+    assert_eq!(c.target(), Some(Target::Nick(nick("robert"))));
+    let conv = c.conv(&robert).unwrap();
+    assert_eq!(conv.label(), "robert");
+    assert_eq!(
+        kinds(&c, &robert),
+        [
+            says("bob", "psst"),
+            LineKind::Event {
+                who: nick("bob"),
+                words: "bob is now known as robert".into()
+            }
+        ]
+    );
+    let changes = drain(&mut c);
+    assert!(changes.contains(&Change::List), "{changes:?}");
+    assert!(changes.contains(&Change::Current), "{changes:?}");
+    // A rename in history replayed at a join is not followed: that nick may be someone
+    // else's by now.
+    c.handle_event(&joined("#c", 9, &["me", "robert"]), T0);
+    c.handle_event(
+        &room_ev("#c", 5, "robert", EventKind::Nick { new: nick("rob") }),
+        T0,
+    );
+    assert!(c.conv(&robert).is_some());
+}
+
+#[test]
 fn too_many_direct_conversations_drop_the_stalest() {
     let mut c = chat_in(&["#a"]);
     for i in 0..CHAT_MAX_DIRECT + 3 {
@@ -357,6 +417,79 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+/// `/login` as a guest: the server takes the guest out of its rooms, renames it, signs it in
+/// and puts the account in its rooms. What was said meanwhile (only the server's conversation
+/// was open) is said again in the room that opens, where the person looks.
+#[test]
+fn a_sign_in_that_leaves_and_rejoins_the_rooms_is_said_in_the_room_that_opens() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    c.handle_event(&Event::Nick(nick("alice")), T0);
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("alice"),
+            key: None,
+        },
+        T0,
+    );
+    c.handle_event(&joined("#a", 7, &["alice", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    let lines = kinds(&c, &rid("#a"));
+    for said in ["you are now known as alice", "you are signed in as alice"] {
+        assert!(
+            lines.contains(&LineKind::Notice(said.into())),
+            "{said}: {lines:#?}"
+        );
+    }
+}
+
+/// A room left and joined again (a guest's `/login` leaves its rooms and joins them as the
+/// account at once; or `/part` then `/join`) keeps what it showed: the join's replay adds only
+/// what is newer, and a stretch nobody replayed is marked as missed.
+#[test]
+fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&say("#a", 2, "bob", "before"), T0);
+    c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    assert!(c.conv(&rid("#a")).is_none());
+    // Joined again at once (after another room, as a sign-in's rooms come): the replay
+    // repeats seq 3, then brings 4; and the room we were reading is the one open again.
+    c.handle_event(&joined("#other", 1, &["me"]), T0);
+    assert_eq!(c.current(), &rid("#other"));
+    c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
+    c.handle_event(&say("#a", 4, "bob", "new"), T0);
+    let lines = kinds(&c, &rid("#a"));
+    let said: Vec<&LineKind> = lines
+        .iter()
+        .filter(|l| matches!(l, LineKind::Say { .. }))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            &says("bob", "before"),
+            &says("bob", "reading this"),
+            &says("bob", "new")
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(c.conv(&rid("#a")).unwrap().members().len(), 2);
+    // Left again, and back much later: what nobody replayed is a marked gap.
+    c.handle_event(&Event::Parted { room: room("#a") }, T0);
+    c.handle_event(&joined("#a", 20, &["me"]), T0);
+    c.handle_event(&say("#a", 18, "bob", "late"), T0);
+    let lines = kinds(&c, &rid("#a"));
+    assert!(
+        matches!(
+            &lines[lines.len() - 2..],
+            [LineKind::Gap { first: Seq(5), last: Seq(17), .. }, l] if *l == says("bob", "late")
+        ),
+        "{lines:#?}"
+    );
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.
@@ -462,6 +595,34 @@ fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
     c.handle_event(&Event::State(ConnState::Connected), later);
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
+}
+
+/// Typed before the first connection, with no room open yet: the line (for the room the
+/// session will join) waits where it was typed, visibly, not in a room nobody sees yet.
+#[test]
+fn a_line_typed_before_any_room_shows_waiting_where_it_was_typed() {
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(
+        &Event::State(ConnState::Reconnecting {
+            at: T0,
+            attempt: 1,
+            lost: false,
+        }),
+        T0,
+    );
+    c.handle_event(&queued(1, Target::Room(room("#lobby")), "anyone?"), T0);
+    assert_eq!(c.current(), &ConvId::Server);
+    assert_eq!(outgoing(&c, &ConvId::Server), [("anyone?".into(), true)]);
+    // Connected and in the room: the echo is the line, and nothing waits any more.
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(&joined("#lobby", 1, &["me"]), T0);
+    c.handle_event(&say("#lobby", 2, "me", "anyone?"), T0);
+    c.handle_event(&settled(1, true), T0);
+    assert_eq!(c.outgoing(&ConvId::Server).count(), 0);
+    assert_eq!(
+        kinds(&c, &rid("#lobby")).last(),
+        Some(&says("me", "anyone?"))
+    );
 }
 
 #[test]

@@ -590,7 +590,13 @@ impl Hub {
         info!(conn = %conn, account = %account, "signed out");
         // The device leaves the account (an always-on account stays in its rooms).
         self.leave_device(did, None, now);
-        self.bye(conn, "signed out", "signed out");
+        // Said to nc (a program learns it from `SignOut`'s answer): the connection goes too,
+        // which `nc` only notices at the next line typed.
+        self.bye(
+            conn,
+            "signed out, and this connection is closed: connect again to chat as a guest",
+            "signed out",
+        );
     }
 
     pub(super) fn change_password(

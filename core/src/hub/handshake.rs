@@ -229,6 +229,34 @@ impl Hub {
         if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
             d.feed(data, &mut steps);
         }
+        self.run_steps(conn, steps, now);
+    }
+
+    /// The peer shut its side: see [`Hub::handle_eof`](super::Hub::handle_eof). False when the
+    /// dialect ends nothing politely (the caller closes the connection).
+    pub(super) fn eof(&mut self, conn: ConnId, now: Millis) -> bool {
+        let mut steps = core::mem::take(&mut self.steps);
+        let end = self
+            .conns
+            .get_mut(&conn)
+            .filter(|c| !c.closing())
+            .and_then(|c| c.dialect_mut())
+            .and_then(|d| d.on_eof(&mut steps));
+        let Some(end) = end else {
+            steps.clear();
+            self.steps = steps;
+            return false;
+        };
+        self.run_steps(conn, steps, now);
+        if self.conns.get(&conn).is_some_and(|c| !c.closing()) {
+            self.submit_last(conn, end, now);
+        }
+        true
+    }
+
+    /// A dialect's steps, taken in order until one closes the connection; `steps` (emptied) is
+    /// kept for the next read.
+    fn run_steps(&mut self, conn: ConnId, mut steps: Vec<Step>, now: Millis) {
         // A read's says and actions are delivered together (see `Hub::broadcast`): whatever
         // else a step does comes after the events before it.
         let may_defer = self.cluster.is_none();

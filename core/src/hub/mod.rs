@@ -677,6 +677,17 @@ impl Hub {
         }
     }
 
+    /// The peer shut its side of `conn` (a read returned end of file): it sends nothing more,
+    /// though it may still read. A person on nc (`nc -N`, `nc -q 1`, `ncat`, a script's
+    /// `printf '/who\n' | nc ...`) is answered what it typed and then quits, as if its last
+    /// line were `/quit`: true, and the shell keeps writing until the hub closes the connection
+    /// (then calls [`Hub::handle_close`] as ever). False for any other connection, which this
+    /// left as it was: the shell closes it (stops, and calls [`Hub::handle_close`]).
+    pub fn handle_eof(&mut self, conn: ConnId, now: Millis) -> bool {
+        self.now = self.now.max(now);
+        self.eof(conn, now)
+    }
+
     /// `conn`'s socket is gone (peer closed, error, or the shell closed it after `Close`).
     pub fn handle_close(&mut self, conn: ConnId, now: Millis) {
         self.now = self.now.max(now);

@@ -57,6 +57,26 @@ impl Hub {
     /// it, else refuse it. While the connection's sign-in (or registration) is being checked,
     /// what it sends next waits for the answer: a line typed meanwhile is said by the account,
     /// and rooms joined meanwhile are the account's, never a guest's that quits a moment later.
+    /// The request that ends a connection's input ([`Hub::handle_eof`]): as [`Hub::submit`],
+    /// but never refused as a flood (it goes behind what waits, past the queue's limit by one:
+    /// input ends once), so the connection always comes to its end.
+    pub(super) fn submit_last(&mut self, conn: ConnId, req: Request, now: Millis) {
+        let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
+        let signing_in = self.account_busy(conn);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !signing_in && c.pending_len() == 0 && c.bucket.take(burst, refill, now) {
+            self.run(conn, req, now);
+            return;
+        }
+        c.rare_mut().pending.push_back(req);
+        if !signing_in {
+            let at = c.bucket.next_token_at(refill);
+            self.timers.set(Timer::Flood(conn), at.max(now));
+        }
+    }
+
     pub(super) fn submit(&mut self, conn: ConnId, req: Request, now: Millis) {
         let (burst, refill, qmax) = (
             self.config.flood_burst,

@@ -702,6 +702,94 @@ fn nick_clash_change_and_dm() {
     for (usage, _) in crate::command::HELP {
         assert!(help.iter().any(|l| l.contains(usage)), "{usage} missing");
     }
+    // One command's help is that command's lines, not the whole list again.
+    t.advance(5_000); // flood control's tokens back
+    t.line(tc, "/help join");
+    assert_eq!(
+        t.lines(tc),
+        vec!["--   /join #room [key]        join a room (created if new) and make it current"]
+    );
+    t.line(tc, "/help register");
+    assert_eq!(t.lines(tc).len(), 2);
+    t.line(tc, "/help away");
+    assert_eq!(
+        t.lines(tc),
+        vec!["ERROR: unknown command /away (try /help)"]
+    );
+}
+
+/// `printf 'hi\n/who\n/rooms' | ncat host 8000` (or `nc -N`, `nc -q 1`): the lines come with
+/// the end of input at once. Every one is said or answered (the last one too, without its
+/// newline), flood control pacing them as for anyone, and then the user quits and the
+/// connection closes; before, the end of input dropped the connection and every answer.
+#[test]
+fn nc_input_that_ends_is_answered_and_then_quits() {
+    let mut t = T::new();
+    let (a, _) = t.txt();
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    let mut typed = String::from("hello from a script\n/who\n");
+    for i in 0..15 {
+        typed.push_str(&format!("line {i}\n"));
+    }
+    typed.push_str("/rooms");
+    t.feed(c, typed.as_bytes());
+    assert!(
+        t.hub.handle_eof(c, t.now),
+        "goes on until it has been answered"
+    );
+    for _ in 0..10 {
+        t.advance(1_000);
+    }
+    let lines = t.lines(c);
+    assert!(lines[0].contains("Welcome"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("-- #lobby (2):")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("-- rooms: ")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("-- goodbye"),
+        "{lines:?}"
+    );
+    assert!(t.closed(c));
+    let seen = t.lines(a);
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("> line ")).count(),
+        15,
+        "{seen:?}"
+    );
+    assert!(
+        seen.last()
+            .is_some_and(|l| l.ends_with("quit (Connection closed)")),
+        "{seen:?}"
+    );
+    // Past flood control's queue, lines are refused as ever, but the quit never is: the
+    // connection always comes to its end.
+    let f = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(f, "flood\n".repeat(60).as_bytes());
+    assert!(t.hub.handle_eof(f, t.now));
+    for _ in 0..10 {
+        t.advance(1_000);
+    }
+    let lines = t.lines(f);
+    assert!(
+        lines.iter().any(|l| l.contains("sending too fast")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("-- goodbye"),
+        "{lines:?}"
+    );
+    assert!(t.closed(f));
+    // Someone who never typed a byte is left for the shell to close, as before.
+    let silent = t.hub.accept(LOCAL, t.now).unwrap();
+    assert!(!t.hub.handle_eof(silent, t.now));
+    assert!(t.hub.has_conn(silent));
 }
 
 #[test]

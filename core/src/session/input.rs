@@ -10,6 +10,30 @@ use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, NOTICE_VERSION, Proof};
 
+/// What a command that needs a room does in one, and what to type for it in a direct
+/// conversation (where it would otherwise go to the room open there).
+type InRoom = (&'static str, &'static str);
+const TALK: InRoom = ("talk", "open a room to talk in it");
+const LEAVE: InRoom = ("leave", "to leave a room, name it: /part #room");
+// `/me` names no room, and a direct conversation has no actions.
+const ACT: InRoom = ("act", "/me is for rooms: open one to act in it");
+const WHO: InRoom = (
+    "list members",
+    "to list a room's members, name it: /who #room",
+);
+const TOPIC: InRoom = (
+    "see the topic",
+    "to see a room's topic, name it: /topic #room",
+);
+const HISTORY: InRoom = (
+    "see its history",
+    "to see a room's older lines, name it: /history #room",
+);
+const MODERATE: InRoom = (
+    "moderate",
+    "name the room after the command, as in /kick #room nick",
+);
+
 impl Session {
     /// A line typed by a client without a chat model (a script, a test): chat for the session's
     /// default room (the room last joined on request, else the first room it is in), or a
@@ -42,7 +66,7 @@ impl Session {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });
                 }
                 _ => {
-                    if let Some(room) = self.room_named(None, to, "talk") {
+                    if let Some(room) = self.room_named(None, to, TALK) {
                         self.queue_msg(|id| ClientMsg::Say { room, id, text });
                     }
                 }
@@ -52,12 +76,13 @@ impl Session {
     }
 
     /// The room a command means: the one it names, else the one it was typed in, else the
-    /// default room. `None` (and the user told) when there is none.
+    /// default room. `None` (and the user told) when there is none. `what` is what the command
+    /// does in a room, `instead` what to type for it in a direct conversation.
     fn room_named(
         &mut self,
         named: Option<RoomName>,
         to: Option<&Target>,
-        what: &str,
+        (what, instead): (&str, &str),
     ) -> Option<RoomName> {
         let room = match (named, to) {
             (Some(room), _) => Some(room),
@@ -65,7 +90,7 @@ impl Session {
             (None, Some(Target::Nick(peer))) => {
                 self.error(
                     About::Input,
-                    format!("this is a direct conversation with {peer}; to {what} in a room, name it (or open it)"),
+                    format!("this is a direct conversation with {peer}, not a room; {instead}"),
                 );
                 return None;
             }
@@ -86,7 +111,7 @@ impl Session {
             Command::Nick(nick) => self.send_or_defer(ClientMsg::Nick { nick }),
             Command::Join(room) => self.join(room),
             Command::Part { room, reason } => {
-                if let Some(room) = self.room_named(room, to, "leave") {
+                if let Some(room) = self.room_named(room, to, LEAVE) {
                     self.part(room, reason);
                 }
             }
@@ -111,18 +136,18 @@ impl Session {
             }
             Command::Me(text) if !self.text_fits(&text) => {}
             Command::Me(text) => {
-                if let Some(room) = self.room_named(None, to, "act") {
+                if let Some(room) = self.room_named(None, to, ACT) {
                     self.queue_msg(|id| ClientMsg::Act { room, id, text });
                 }
             }
             Command::Who(room) => {
-                if let Some(room) = self.room_named(room, to, "list members") {
+                if let Some(room) = self.room_named(room, to, WHO) {
                     self.send_or_defer(ClientMsg::Who { room });
                 }
             }
             Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
             Command::Topic { room, topic } => {
-                if let Some(room) = self.room_named(room, to, "see the topic") {
+                if let Some(room) = self.room_named(room, to, TOPIC) {
                     self.send_or_defer(ClientMsg::Topic { room, topic });
                 }
             }
@@ -131,7 +156,7 @@ impl Session {
                 self.close_for_good(None);
             }
             Command::History { room, count } => {
-                if let Some(room) = self.room_named(room, to, "see its history") {
+                if let Some(room) = self.room_named(room, to, HISTORY) {
                     // Below the oldest event shown so far (the server's own idea of that when
                     // nothing was shown yet).
                     let before = self
@@ -163,13 +188,13 @@ impl Session {
             Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
             Command::Admin(action) => self.send_or_defer(ClientMsg::Admin(action)),
             Command::Moderate { room, action } => {
-                if let Some(room) = self.room_named(room, to, "moderate") {
+                if let Some(room) = self.room_named(room, to, MODERATE) {
                     self.typed_ask(&room, &action);
                     self.send_or_defer(ClientMsg::Moderate { room, action });
                 }
             }
-            Command::Help => {
-                for line in command::help_lines() {
+            Command::Help(only) => {
+                for line in command::help_lines(only) {
                     self.info(line);
                 }
             }

@@ -296,8 +296,9 @@ impl Session {
         } else {
             if self.handshake.ever_welcomed {
                 self.info(if signed_out {
-                    // On purpose: nothing was lost.
-                    "signed out: you are a guest now; rejoining rooms"
+                    // On purpose: nothing was lost. That it signed out was said when it did
+                    // ([`Event::SignedOut`]).
+                    "rejoining your rooms as a guest"
                 } else {
                     "could not resume the session: rejoining rooms; \
                      messages sent meanwhile may have been missed"

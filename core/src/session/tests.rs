@@ -610,20 +610,28 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     t.s.handle_input_in("psst", Some(&bob), t.now);
     t.s.handle_input_in("/topic", Some(&bob), t.now);
     t.s.handle_input_in("/me waves", Some(&bob), t.now);
+    t.s.handle_input_in("/part", Some(&bob), t.now);
     assert!(matches!(&t.sent()[..], [ClientMsg::Msg { to, .. }] if *to == nick("bob")));
-    let evs = t.events();
+    // Each says what to type instead (`/me` cannot name a room, so it is not told to).
+    let errors: Vec<String> = t
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Error {
+                about: About::Input,
+                text,
+                ..
+            } => Some(text),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
-        evs.iter()
-            .filter(|e| matches!(
-                e,
-                Event::Error {
-                    about: About::Input,
-                    ..
-                }
-            ))
-            .count(),
-        2,
-        "{evs:?}"
+        errors,
+        [
+            "this is a direct conversation with bob, not a room; to see a room's topic, name it: /topic #room",
+            "this is a direct conversation with bob, not a room; /me is for rooms: open one to act in it",
+            "this is a direct conversation with bob, not a room; to leave a room, name it: /part #room",
+        ]
     );
     for id in 1..=3 {
         t.recv(ServerMsg::Ack { id: MsgId(id) });
@@ -2823,9 +2831,14 @@ fn sign_out_forgets_everything_and_the_next_connection_is_a_guest() {
         !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
         "{sent:?}"
     );
-    // A guest on purpose: not a resume that failed.
+    // A guest on purpose: not a resume that failed, and not told again that it signed out
+    // (SignedOut said so).
     let infos = infos(&mut t);
-    assert!(infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
+    assert!(
+        infos.contains(&"rejoining your rooms as a guest".to_owned()),
+        "{infos:?}"
+    );
+    assert!(!infos.iter().any(|m| m.contains("signed out")), "{infos:?}");
     assert!(
         !infos.iter().any(|m| m.contains("could not resume")),
         "{infos:?}"

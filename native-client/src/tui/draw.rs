@@ -212,7 +212,8 @@ pub fn outgoing_segments(o: &Outgoing, me: &Nick, tz_offset: i32) -> Vec<Segment
 }
 
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
-/// and inside a word where it must. Continuation rows start with `indent` blank columns (at most
+/// and inside a word where it must; CJK text (wide characters), which has no spaces between
+/// its words, breaks between any two of its characters, so it fills the row it starts on. Continuation rows start with `indent` blank columns (at most
 /// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
 pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segment>> {
     let width = width.max(1);
@@ -229,10 +230,12 @@ pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segmen
             if row_w + w > width {
                 let mut next = vec![(' ', Style::new()); indent];
                 if c != ' '
+                    && w < 2
                     && let Some(row) = rows.last_mut()
                     && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == ' ')
                     && sp >= row_start
                     && sp + 1 < row.len()
+                    && row[sp + 1..].iter().all(|(ch, _)| cw(*ch) < 2)
                 {
                     next.extend(row.split_off(sp + 1));
                 }
@@ -481,6 +484,8 @@ pub fn draw(
         (ConvId::Room(r), Some(t)) => format!(" {r}: {t}"),
         (ConvId::Room(r), None) => format!(" {r}"),
         (ConvId::Direct(_), _) => format!(" {}: direct messages", conv_name(conv)),
+        // Before the first welcome the rooms to join are on their way: nothing to do yet.
+        (ConvId::Server, _) if !chat.ever_connected() => " natter: connecting…".into(),
         (ConvId::Server, _) => " natter: /join #room to start".into(),
     };
     frame.render_widget(Paragraph::new(topic).style(bar), areas.topic);
@@ -545,27 +550,36 @@ pub fn draw(
     let lines: Vec<TextLine> = rows.into_iter().map(text_line).collect();
     frame.render_widget(Paragraph::new(lines), msg_area);
 
-    // Members.
+    // Members: a room's; in a direct conversation the two people, not "0 here".
     if let Some(area) = areas.members {
         draw_rule(frame, area.x, area);
-        let members = conv.members();
+        let (title, people): (String, Vec<&Nick>) = match conv.id() {
+            ConvId::Room(_) => (
+                format!("{} here", conv.member_count()),
+                conv.members().iter().collect(),
+            ),
+            ConvId::Direct(peer) => ("direct".to_owned(), vec![peer, chat.me()]),
+            ConvId::Server => (String::new(), Vec::new()),
+        };
         let mut rows = vec![TextLine::styled(
-            format!("{} here", conv.member_count()),
+            title,
             Style::new().add_modifier(Modifier::BOLD),
         )];
         if conv.members_partial() {
             // A big room: joins and parts come summed up, the list from `/who`.
             rows.push(TextLine::styled(
-                format!("{} listed (/who)", members.len()),
+                format!("{} listed (/who)", people.len()),
                 Style::new().fg(Color::DarkGray),
             ));
         }
-        rows.extend(
-            members
-                .iter()
-                .take(usize::from(area.height))
-                .map(|n| TextLine::styled(n.to_string(), Style::new().fg(nick_colour(n)))),
-        );
+        rows.extend(people.into_iter().take(usize::from(area.height)).map(|n| {
+            // A direct conversation's peer as they write their nick (the id is folded).
+            let shown = match conv.id() {
+                ConvId::Direct(peer) if n == peer => conv.label().to_owned(),
+                _ => n.to_string(),
+            };
+            TextLine::styled(shown, Style::new().fg(nick_colour(n)))
+        }));
         let inner = Rect::new(
             area.x + 1,
             area.y,
@@ -659,6 +673,16 @@ mod tests {
         // Wide characters count double.
         let rows = wrap(&[("日本語です".to_owned(), Style::new())], 4, 0);
         assert_eq!(plain(&rows), ["日本", "語で", "す"]);
+        // CJK breaks between its characters: it fills the row after the nick rather than
+        // leaving it empty, and a Latin word after it still moves whole.
+        let cjk = vec![
+            ("<bob> ".to_owned(), bold),
+            ("日本語のテキスト ok".to_owned(), Style::new()),
+        ];
+        assert_eq!(
+            plain(&wrap(&cjk, 12, 0)),
+            ["<bob> 日本語", "のテキスト ", "ok"]
+        );
         // Every row fits.
         for (w, indent) in (1..30).flat_map(|w| [(w, 0), (w, 6)]) {
             for row in wrap(&segs, w, indent) {
@@ -717,6 +741,48 @@ mod tests {
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    #[test]
+    fn before_the_first_welcome_the_top_says_connecting_not_join_a_room() {
+        let c = Chat::new(nick("me"));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert_eq!(s[0].trim_end(), " natter: connecting…");
+        let mut c = chat_in(&["#lobby"]);
+        let welcome = Event::Welcome {
+            nick: nick("me"),
+            resumed: false,
+        };
+        c.handle_event(&welcome, Millis(0));
+        c.handle_event(
+            &Event::Parted {
+                room: room("#lobby"),
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert_eq!(s[0].trim_end(), " natter: /join #room to start");
+    }
+
+    #[test]
+    fn a_direct_conversation_lists_its_two_people_not_nobody_here() {
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(
+            &Event::Direct(natter_core::wire::DirectMsg {
+                from: nick("Bob"),
+                to: nick("me"),
+                id: MsgId(1),
+                at: Millis(0),
+                text: Text::new("psst").unwrap(),
+            }),
+            Millis(0),
+        );
+        c.open_direct(&nick("bob"));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(!s.iter().any(|l| l.contains("0 here")), "{s:#?}");
+        assert!(s[1].trim_end().ends_with("│direct"), "{:?}", s[1]);
+        assert!(s[2].contains("│Bob"), "{:?}", s[2]);
+        assert!(s[3].contains("│me"), "{:?}", s[3]);
     }
 
     #[test]

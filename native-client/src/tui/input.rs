@@ -148,7 +148,8 @@ impl InputLine {
         self.cursor = self.text.len();
     }
 
-    /// Enter: the line to send (if not blank), remembered in the history; the line is cleared.
+    /// Enter: the line to send (if not blank), remembered in the history unless it carries a
+    /// password (Up would show it to whoever looks next); the line is cleared.
     pub fn submit(&mut self) -> Option<String> {
         let line = self.text();
         self.clear();
@@ -156,7 +157,7 @@ impl InputLine {
         if line.trim().is_empty() {
             return None;
         }
-        if self.history.back() != Some(&line) {
+        if !natter_core::command::carries_password(&line) && self.history.back() != Some(&line) {
             if self.history.len() == HISTORY_LEN {
                 self.history.pop_front();
             }
@@ -310,6 +311,23 @@ mod tests {
         i.history_next();
         assert_eq!(i.text(), "d");
         assert_eq!(i.cursor(), 1);
+    }
+
+    #[test]
+    fn a_line_with_a_password_is_sent_but_not_kept_in_the_history() {
+        let mut i = InputLine::new();
+        for l in [
+            "hello",
+            "/login alice hunter2hunter2",
+            "/password hunter2 newer-one",
+        ] {
+            i.paste(l);
+            assert_eq!(i.submit().as_deref(), Some(l));
+        }
+        i.history_prev();
+        assert_eq!(i.text(), "hello");
+        i.history_prev();
+        assert_eq!(i.text(), "hello");
     }
 
     #[test]

@@ -47,10 +47,15 @@ const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes
 Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
 lines), Esc closes search results, Ctrl+C quits";
 
-/// The keys' help when `line` asks for help (`/help`, `/?`).
+/// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
+/// one command, which the session answers).
 fn keys_help(line: &str) -> Option<&'static str> {
     use natter_core::command::{self, Command as Typed, Input};
-    matches!(command::parse(line), Ok(Some(Input::Command(Typed::Help)))).then_some(KEYS_HELP)
+    matches!(
+        command::parse(line),
+        Ok(Some(Input::Command(Typed::Help(None))))
+    )
+    .then_some(KEYS_HELP)
 }
 
 /// How the TUI behaves.
@@ -265,7 +270,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     // come after anything noted now).
                     Some(Action::Send(line)) if keys_help(&line).is_some() => {
                         let now = clock::now();
-                        for l in natter_core::command::help_lines() {
+                        for l in natter_core::command::help_lines(None) {
                             chat.note(l, now);
                         }
                         chat.note(KEYS_HELP, now);
@@ -370,6 +375,7 @@ mod tests {
             }
         }
         assert_eq!(keys_help("help"), None);
+        assert_eq!(keys_help("/help join"), None);
         assert_eq!(keys_help("/who"), None);
     }
 

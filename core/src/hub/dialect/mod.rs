@@ -93,6 +93,16 @@ pub(crate) trait Dialect {
     /// appended for this call.
     fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>);
 
+    /// The peer will send nothing more (it shut its side of the connection; it may still
+    /// read): a dialect for people appends the steps of an unfinished last line and returns
+    /// the request that ends the conversation (a quit), run after what waits, so that what
+    /// they typed is answered before the connection closes. `None` (the default): the hub
+    /// closes it now.
+    fn on_eof(&mut self, steps: &mut Vec<Step>) -> Option<Request> {
+        let _ = steps;
+        None
+    }
+
     /// The detection wait ran out before the peer finished its first unit of input: a dialect
     /// that greets people who type nothing says so here.
     fn on_wait(&mut self) -> Option<Step> {
@@ -273,6 +283,9 @@ impl AnyDialect {
     }
     pub(crate) fn on_wait(&mut self) -> Option<Step> {
         self.inner_mut().on_wait()
+    }
+    pub(crate) fn on_eof(&mut self, steps: &mut Vec<Step>) -> Option<Request> {
+        self.inner_mut().on_eof(steps)
     }
     #[allow(clippy::result_large_err)] // See `Dialect::resolve`.
     pub(crate) fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
@@ -559,8 +572,9 @@ impl Reply {
 /// Words only people need (programs get the same information as protocol messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Note {
-    /// The command list.
-    Help,
+    /// The command list, or one command's lines (its name as [`crate::command::HELP`] writes
+    /// it).
+    Help(Option<&'static str>),
     /// The user asked for the nick it already has: the binary protocol answers its request with
     /// `YourNick`, nc says so, IRC says nothing (as IRC servers do for `NICK` to one's own nick).
     SameNick(Nick),

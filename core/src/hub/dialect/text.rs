@@ -95,7 +95,9 @@ impl Text {
         }
         let request = match command::parse(text) {
             Ok(None) => return Ok(()),
-            Ok(Some(Input::Command(Command::Help))) => Request::Answer(Reply::Note(Note::Help)),
+            Ok(Some(Input::Command(Command::Help(only)))) => {
+                Request::Answer(Reply::Note(Note::Help(only)))
+            }
             Ok(Some(input)) => Request::Typed(input),
             Err(e) => {
                 let kind = match e {
@@ -119,12 +121,17 @@ impl Text {
     }
 }
 
-fn help() -> String {
-    let mut s = String::from("-- commands:\r\n");
-    for (usage, what) in command::HELP {
-        s.push_str(&format!("--   {usage:<24} {what}\r\n"));
+fn help(only: Option<&str>) -> String {
+    let mut s = String::new();
+    if only.is_none() {
+        s.push_str("-- commands:\r\n");
     }
-    s.push_str("-- anything else you type is said in your current room\r\n");
+    for line in command::help_lines(only) {
+        s.push_str(&format!("--   {line}\r\n"));
+    }
+    if only.is_none() {
+        s.push_str("-- anything else you type is said in your current room\r\n");
+    }
     s
 }
 
@@ -171,6 +178,14 @@ impl Dialect for Text {
                 return;
             }
         }
+    }
+
+    fn on_eof(&mut self, steps: &mut Vec<Step>) -> Option<Request> {
+        // `printf '/who\n' | ncat host 8000` (or `nc -N`, `nc -q`): a last line without its
+        // newline is a line all the same, and leaving is quitting, after the answers.
+        self.feed(b"\n", steps);
+        let reason = crate::types::Text::new("Connection closed").ok();
+        Some(Request::Typed(Input::Command(Command::Quit(reason))))
     }
 
     fn on_wait(&mut self) -> Option<Step> {
@@ -244,7 +259,7 @@ impl Dialect for Text {
                     limit: count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT),
                 },
                 Command::Search { room, words } => ClientMsg::Search { room, words },
-                Command::Help => return Err(Reply::Note(Note::Help)),
+                Command::Help(only) => return Err(Reply::Note(Note::Help(only))),
                 Command::Register(password) => ClientMsg::Register {
                     password,
                     remember: false,
@@ -290,7 +305,7 @@ impl Dialect for Text {
                 ))
             }
             Reply::Note(note) => match note {
-                Note::Help => Some(Bytes::from(help())),
+                Note::Help(only) => Some(Bytes::from(help(*only))),
                 Note::SameNick(nick) => line(format!("-- you are already known as {nick}")),
                 Note::PastGone(room) => line(format!("-- ({})", render::gone_words(room))),
                 Note::RecentStart(room) | Note::MissedStart(room) => {

@@ -993,7 +993,7 @@ impl Irc {
                 false,
             ),
             Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
-            Note::Help
+            Note::Help(_)
             | Note::SameNick(_)
             | Note::PastGone(_)
             | Note::NowTalkingIn(_)
