@@ -412,9 +412,15 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
     )
 }
 
-/// Words for a changed password.
-pub fn password_changed_words() -> &'static str {
-    "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
+/// Words for a changed password; `remembered_here`: this device was given a new key with the
+/// change and stays remembered.
+pub fn password_changed_words(remembered_here: bool) -> &'static str {
+    if remembered_here {
+        "your password was changed; this device stays remembered; your other devices sign in \
+         again with the new password (their remembered sign-ins were revoked)"
+    } else {
+        "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
+    }
 }
 
 /// Words for a sign-in.
@@ -499,7 +505,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
         ServerMsg::ReadUpTo { .. } => Vec::new(),
-        ServerMsg::PasswordChanged => vec![notice(password_changed_words().into())],
+        ServerMsg::PasswordChanged => vec![notice(password_changed_words(false).into())],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],

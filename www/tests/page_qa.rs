@@ -385,3 +385,64 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     assert_eq!(nc_out.count("pat quit"), 1, "{:#?}", nc_out.lines());
     assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
 }
+
+// --- a password change on a remembered page -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_keeps_a_remembered_page_remembered() {
+    with_page(
+        "natter-qa-password",
+        natter_server::ServerConfig::local_test(),
+        password_scenario,
+    )
+    .await;
+}
+
+/// Registered and remembered, then `/password` typed: the server revokes every key, this
+/// page's with them, and gives this page a new one, which it keeps in place of the old. The
+/// conversation says the device stays remembered, the banner says nothing, and a reload signs
+/// in again by itself with the new key.
+async fn password_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_and_register_remembered(b, &page, "rosa", "old-password-1").await;
+    let kept_key = || async {
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let old_key = wait_for!("the device key to be kept", kept_key().await);
+    send_line(b, "/password old-password-1 new-password-2").await;
+    wait_said(
+        b,
+        "#lobby",
+        &["your password was changed", "this device stays remembered"],
+    )
+    .await;
+    let new_key = wait_for!(
+        "a new key kept in place of the old",
+        kept_key().await.filter(|k| *k != old_key)
+    );
+    let banner = js(
+        b,
+        "const e = document.getElementById('banner'); return e.hidden ? '' : e.textContent;",
+    )
+    .await;
+    assert!(
+        !banner.to_string().contains("no longer works"),
+        "nothing was lost: {banner}"
+    );
+    assert_eq!(account_of(b).await.as_deref(), Some("rosa"));
+
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "signed in again by the new key",
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    assert!(!dialog_open(b).await, "nothing asked");
+    assert_eq!(kept_key().await, Some(new_key), "the key still kept");
+}

@@ -4848,6 +4848,60 @@ mod accounts {
     }
 
     #[test]
+    fn a_remembered_device_that_changes_the_password_gets_a_new_key_with_the_answer() {
+        let mut t = T::new();
+        let (a, old_key) = registered(&mut t, "alice");
+        // A device signed in without "remember me": it gets no key.
+        let p = t.bin("p");
+        sign_in(&mut t, p, "alice", Proof::Password(pw(PW)), false);
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let got = t.recv(a);
+        let at = |want: fn(&ServerMsg) -> bool| got.iter().position(want);
+        let key = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { key, .. } => key.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("a new key for the remembered device: {got:?}"));
+        assert!(
+            at(|m| matches!(m, ServerMsg::SignedIn { .. }))
+                < at(|m| *m == ServerMsg::PasswordChanged),
+            "the key comes before the answer: {got:?}"
+        );
+        assert_ne!(key, old_key);
+        // The old key opens nothing; the new one does.
+        let q = t.bin("q");
+        let got = sign_in(&mut t, q, "alice", Proof::Key(old_key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "revoked");
+        let got = sign_in(&mut t, q, "alice", Proof::Key(key), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        // A device that was not remembered changes it: no key for it.
+        t.send(
+            p,
+            &ClientMsg::ChangePassword {
+                old: pw("battery staple"),
+                new: pw("staple battery horse"),
+            },
+        );
+        let got = t.recv(p);
+        assert!(got.contains(&ServerMsg::PasswordChanged), "{got:?}");
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn signing_out_revokes_the_key_and_a_password_change_revokes_every_key() {
         let mut t = T::new();
         let (a, key) = registered(&mut t, "alice");

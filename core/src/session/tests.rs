@@ -3023,6 +3023,42 @@ fn a_change_of_password_is_kept_unless_refused() {
 }
 
 #[test]
+fn a_remembered_device_keeps_the_new_key_a_password_change_brings() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("old password")),
+        true,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(8));
+    t.s.handle_input("/password old-password new password", t.now);
+    t.drain_paced();
+    t.events();
+    // The server revokes every key, and gives this device a new one before its answer.
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.recv(ServerMsg::PasswordChanged);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Info(words)] if words.contains("this device stays remembered")),
+        "one line says so, no second sign-in: {evs:?}"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    // The new key, and the new token, are the ones used from now on.
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(&hello, ClientMsg::Hello { resume: Some(r), .. } if r.token == ResumeToken([3; 32])),
+        "resumed with the token that came with the key: {hello:?}"
+    );
+    t.welcome(4, false);
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false))
+    );
+}
+
+#[test]
 fn a_line_of_the_account_from_another_device_does_not_settle_ours() {
     let mut t = T::ready(Transport::Stream);
     t.s.handle_input("from here", t.now);
