@@ -14,7 +14,7 @@ use crate::limits::CHAT_MAX_LINES;
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
-use crate::wire::{DirectMsg, EventKind, RoomEvent, RoomInfo, ServerMsg};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, RoomEvent, RoomInfo, ServerMsg};
 
 /// Characters of an undelivered line quoted in the words that say so.
 const UNDELIVERED_PREVIEW: usize = 60;
@@ -628,6 +628,12 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             left,
             members,
         } => vec![notice(crowd_words(room, *joined, *left, *members))],
+        // Told on joining that we may not speak in a room: a fact about it, not a failure.
+        Event::Error {
+            kind: Some(ErrorKind::Muted),
+            about: About::Room(_),
+            text,
+        } => clean_lines(text).map(notice).collect(),
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),

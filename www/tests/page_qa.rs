@@ -192,6 +192,19 @@ async fn errors_scenario(browser: Browser, page: String, addr: SocketAddr) {
     wait_for!("#hush to be +m", fern_out.has("set #hush +m"));
     send_line(b, "/join #hush").await;
     wait_said(b, "#hush", &["pat joined #hush"]).await;
+    // Told on joining, before trying to speak: a notice in the room, not an error.
+    let told = wait_said(b, "#hush", &["#hush is moderated", "not speak there"]).await;
+    let kind = js(
+        b,
+        "return [...document.querySelectorAll('.log[data-conv=\"#hush\"] .line')] \
+           .find(l => l.textContent.includes('not speak there')).className;",
+    )
+    .await;
+    let kind = kind.as_str().unwrap_or_default();
+    assert!(
+        kind.contains("notice") && !kind.contains("error"),
+        "{told:?} is shown as {kind:?}"
+    );
     send_line(b, "may I speak").await;
     wait_said(
         b,

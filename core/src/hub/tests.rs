@@ -5517,6 +5517,72 @@ mod moderation {
     }
 
     #[test]
+    fn joining_a_room_one_may_not_speak_in_says_so_at_once() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        t.recv(b);
+        let muted_about_r = |got: &[ServerMsg]| {
+            got.iter().find_map(|m| match m {
+                ServerMsg::Error {
+                    kind: ErrorKind::Muted,
+                    re: Re::Room(r),
+                    detail,
+                } if r.as_str() == "#r" => Some(detail.clone()),
+                _ => None,
+            })
+        };
+        // A binary client without voice: told right after its join, as the room's words.
+        let (c, _, _) = t.bin_from(ip("198.51.100.21"), "carol");
+        let got = t.join(c, "#r");
+        assert!(joined(&got, "#r"), "the join itself goes through: {got:?}");
+        let why = muted_about_r(&got).unwrap_or_else(|| panic!("told: {got:?}"));
+        assert!(
+            why.contains("#r is moderated") && why.contains("not speak"),
+            "{why}"
+        );
+        let at_joined = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Joined { .. }));
+        let at_told = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Error { .. }));
+        assert!(at_joined < at_told, "after the join: {got:?}");
+        // A person on nc: a line.
+        let (n, _) = t.txt();
+        t.line(n, "/join #r");
+        let lines = t.lines(n);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("-- #r is moderated") && l.contains("not speak")),
+            "{lines:?}"
+        );
+        // Voiced, or an operator: nothing to say.
+        for (who, why) in [(b, "bob is voiced"), (a, "the founder speaks")] {
+            t.send(
+                who,
+                &ClientMsg::Part {
+                    room: room("#r"),
+                    reason: None,
+                },
+            );
+            t.recv(who);
+            let got = t.join(who, "#r");
+            assert!(joined(&got, "#r"), "{got:?}");
+            assert_eq!(muted_about_r(&got), None, "{why}");
+        }
+        // A room that is not moderated says nothing either.
+        assert_eq!(muted_about_r(&t.join(c, "#elsewhere")), None);
+    }
+
+    #[test]
     fn invite_only_keys_and_limits_gate_joins() {
         let mut t = T::with(cfg());
         let (a, b) = founded(&mut t);

@@ -572,6 +572,10 @@ impl Session {
     /// server says we are not there for, a refused join, a refused part, or something else
     /// (topic, who). The join or part is no longer waited for.
     fn room_refusal(&mut self, kind: ErrorKind, room: RoomName) -> About {
+        if kind == ErrorKind::Muted && self.rooms.is_in(&room) {
+            // Not a refusal: the server telling a joiner it may not speak there.
+            return About::Room(room);
+        }
         let parting = self.rooms.is_parting(&room);
         // "Cannot answer now" is never about a join or a part.
         let history = kind == ErrorKind::Unavailable;

@@ -762,6 +762,25 @@ fn abouts(events: &[Event]) -> Vec<About> {
 }
 
 #[test]
+fn told_we_may_not_speak_in_a_room_just_joined_is_about_the_room_only() {
+    let mut t = T::ready(Transport::Stream);
+    // A page of older lines on its way: the words are not its failure.
+    t.s.older(room("#lobby"), Seq(1), 50, t.now);
+    t.sent();
+    t.events();
+    t.recv(error(ErrorKind::Muted, Re::Room(room("#lobby"))));
+    assert_eq!(abouts(&t.events()), vec![About::Room(room("#lobby"))]);
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: true,
+    });
+    assert!(
+        t.events().iter().any(|e| matches!(e, Event::Past { .. })),
+        "the page still arrives"
+    );
+}
+
+#[test]
 fn errors_name_the_request_they_answer() {
     let mut t = T::ready(Transport::Stream);
     // Two messages in flight: the error names the second, which alone fails.

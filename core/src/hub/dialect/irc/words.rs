@@ -923,6 +923,7 @@ impl Irc {
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
+            | Note::Voiceless { .. }
             | Note::Detailed { .. }
             | Note::KeySet { .. }
             | Note::Tagged { .. }
