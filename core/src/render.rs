@@ -896,6 +896,13 @@ mod tests {
         );
         let info = Event::Info("one\ntwo".into());
         assert_eq!(session_lines(&info, &me), ["-- one", "-- two"]);
+        // Told on joining that we may not speak: a notice, not an error.
+        let voiceless = Event::Error {
+            kind: Some(ErrorKind::Muted),
+            about: About::Room(room("#hush")),
+            text: "#hush is moderated".into(),
+        };
+        assert_eq!(session_lines(&voiceless, &me), ["-- #hush is moderated"]);
         assert!(session_lines(&Event::Connect, &me).is_empty());
         let rooms = Event::Rooms(vec![RoomInfo {
             room: room("#a"),

@@ -427,7 +427,7 @@ impl Hub {
     /// A user who just joined `room` and may not speak there (moderated without a voice, or
     /// muted) is told so now, on each of its connections, rather than at its first line.
     /// IRC clients are not: they learn it from the channel's modes and their own prefix.
-    fn tell_voiceless(&mut self, uid: UserId, room: &RoomName, now: Millis) {
+    pub(super) fn tell_voiceless(&mut self, uid: UserId, room: &RoomName, now: Millis) {
         let Err(why) = self.may_speak(uid, room, now) else {
             return;
         };
