@@ -14,7 +14,7 @@ use crate::limits::CHAT_MAX_LINES;
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
-use crate::wire::{DirectMsg, EventKind, RoomEvent, RoomInfo, ServerMsg};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, RoomEvent, RoomInfo, ServerMsg};
 
 /// Characters of an undelivered line quoted in the words that say so.
 const UNDELIVERED_PREVIEW: usize = 60;
@@ -416,9 +416,15 @@ pub fn gap_line(room: &RoomName, first: Seq, last: Seq, current: Option<&RoomNam
     )
 }
 
-/// Words for a changed password.
-pub fn password_changed_words() -> &'static str {
-    "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
+/// Words for a changed password; `remembered_here`: this device was given a new key with the
+/// change and stays remembered.
+pub fn password_changed_words(remembered_here: bool) -> &'static str {
+    if remembered_here {
+        "your password was changed; this device stays remembered; your other devices sign in \
+         again with the new password (their remembered sign-ins were revoked)"
+    } else {
+        "your password was changed; your other devices sign in again with it (remembered sign-ins were revoked)"
+    }
 }
 
 /// Words for a sign-in.
@@ -503,7 +509,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::YourNick { nick } => vec![notice(nick_words(nick))],
         ServerMsg::SignedIn { account, .. } => vec![notice(signed_in_words(account))],
         ServerMsg::ReadUpTo { .. } => Vec::new(),
-        ServerMsg::PasswordChanged => vec![notice(password_changed_words().into())],
+        ServerMsg::PasswordChanged => vec![notice(password_changed_words(false).into())],
         ServerMsg::Error { detail, .. } => vec![format!("ERROR: {detail}")],
         ServerMsg::Bye { reason } => vec![notice(reason.clone())],
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
@@ -626,6 +632,12 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             left,
             members,
         } => vec![notice(crowd_words(room, *joined, *left, *members))],
+        // Told on joining that we may not speak in a room: a fact about it, not a failure.
+        Event::Error {
+            kind: Some(ErrorKind::Muted),
+            about: About::Room(_),
+            text,
+        } => clean_lines(text).map(notice).collect(),
         Event::Error { about, text, .. } => clean_lines(text)
             .map(|l| format!("error: {}", error_words(about, &l)))
             .collect(),
@@ -900,6 +912,13 @@ mod tests {
         );
         let info = Event::Info("one\ntwo".into());
         assert_eq!(session_lines(&info, &me), ["-- one", "-- two"]);
+        // Told on joining that we may not speak: a notice, not an error.
+        let voiceless = Event::Error {
+            kind: Some(ErrorKind::Muted),
+            about: About::Room(room("#hush")),
+            text: "#hush is moderated".into(),
+        };
+        assert_eq!(session_lines(&voiceless, &me), ["-- #hush is moderated"]);
         assert!(session_lines(&Event::Connect, &me).is_empty());
         let rooms = Event::Rooms(vec![RoomInfo {
             room: room("#a"),

@@ -6,6 +6,7 @@ mod harness;
 
 use harness::{Net, nick, room, small_queues};
 use natter_core::Millis;
+use natter_core::chat::ConvId;
 use natter_core::hub::Config;
 use natter_core::session::Event;
 use natter_core::wire::EventKind;
@@ -214,6 +215,105 @@ fn disconnect_and_resume_delivers_missed_messages_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), s.len(), "{s:?}");
+}
+
+/// Events of `pat` joining or quitting that client `i` saw in its rooms.
+fn comings_and_goings(net: &Net, i: usize, who: &str) -> usize {
+    net.events(i)
+        .iter()
+        .filter(|e| {
+            matches!(e, Event::Room(ev) if ev.from == nick(who)
+            && matches!(ev.kind, EventKind::Join | EventKind::Quit { .. }))
+        })
+        .count()
+}
+
+#[test]
+fn a_reloaded_page_resumes_its_guest_session_with_exactly_what_it_missed() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("pat", &["#lobby", "#rust"]);
+    let b = net.add_session("bob", &["#lobby", "#rust"]);
+    net.type_line(b, "/msg #lobby before");
+    net.type_line(b, "/msg #rust seen in rust");
+    let from = net
+        .session(a)
+        .resumable()
+        .expect("a guest's session resumes");
+    assert_eq!(from.nick, nick("pat"));
+    let rooms: Vec<&str> = from.rooms.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(rooms, ["#lobby", "#rust"]);
+    // The page goes (a reload: no quit), and things are said before the new one is up.
+    net.gone(a);
+    net.type_line(b, "/msg #lobby while away 1");
+    net.type_line(b, "/msg #rust while away 2");
+    net.advance(Millis(2_000));
+    let a2 = net.add_resumed_session(from);
+    assert!(
+        net.events(a2)
+            .iter()
+            .any(|e| matches!(e, Event::Welcome { nick: n, resumed: true } if *n == nick("pat"))),
+        "{:?}",
+        net.events(a2)
+    );
+    // Its rooms are new to the new page, which shows only what the old one did not see.
+    for r in ["#lobby", "#rust"] {
+        assert!(
+            net.events(a2)
+                .iter()
+                .any(|e| matches!(e, Event::Joined { room: x, .. } if *x == room(r))),
+            "{r}: {:?}",
+            net.events(a2)
+        );
+        assert!(net.chat(a2).conv(&ConvId::Room(room(r))).is_some(), "{r}");
+    }
+    let texts =
+        |r: &str| -> Vec<String> { said(&net, a2, r).into_iter().map(|(_, t)| t).collect() };
+    assert_eq!(texts("#lobby"), ["while away 1"]);
+    assert_eq!(texts("#rust"), ["while away 2"]);
+    // Nobody saw pat leave or come back.
+    assert_eq!(
+        comings_and_goings(&net, b, "pat"),
+        2,
+        "the first joins only"
+    );
+    // And it goes on as pat.
+    net.type_line(a2, "/msg #rust back");
+    assert_eq!(said(&net, b, "#rust").last(), Some(&pair("pat", "back")));
+}
+
+#[test]
+fn a_page_reloaded_after_the_resume_window_starts_again_in_its_rooms() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("pat", &["#lobby", "#rust"]);
+    let b = net.add_session("bob", &["#rust"]);
+    let from = net
+        .session(a)
+        .resumable()
+        .expect("a guest's session resumes");
+    net.gone(a);
+    net.advance(natter_core::limits::RESUME_GRACE + Millis(1_000));
+    net.type_line(b, "/msg #rust after the window");
+    let a2 = net.add_resumed_session(from);
+    let evs = net.events(a2);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Welcome { nick: n, resumed: false } if *n == nick("pat"))),
+        "the same nick, free again: {evs:?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Info(t) if t.contains("could not resume"))),
+        "said: {evs:?}"
+    );
+    for r in ["#lobby", "#rust"] {
+        assert!(net.session(a2).rooms().contains(&room(r)), "back in {r}");
+    }
+    // The rejoin's replay is shown, as for any join.
+    let texts: Vec<String> = said(&net, a2, "#rust")
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts, ["after the window"]);
 }
 
 #[test]

@@ -34,11 +34,12 @@ use natter_core::chat::{
     SearchState, mention_spans,
 };
 use natter_core::command;
+use natter_core::limits::MAX_ROOMS_PER_USER;
 use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
 use natter_core::render;
-use natter_core::session::{About, ConnState, Event, Session, SessionConfig, Transport};
-use natter_core::types::{DeviceKey, Nick, Password, RoomName, Text};
+use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
+use natter_core::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text};
 use natter_core::wire::{ModAction, Proof};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -103,16 +104,54 @@ impl Client {
             transport: Transport::Messages,
             seed: seed as u64,
         };
-        let mut client = Client {
-            session: Session::new(config, millis(now)),
-            chat: Chat::new(nick),
-            actions: VecDeque::new(),
-            now: millis(now),
-            held_key: false,
-            key_refused: false,
+        Ok(Client::driving(
+            Session::new(config, millis(now)),
+            nick,
+            now,
+        ))
+    }
+
+    /// A client that resumes a guest's session the page kept for its tab before a reload (the
+    /// fields of what `resumable` gave: `nick`, `token`, `rooms`, `seqs`): the same nick, its
+    /// rooms, and exactly the events it did not see, if the server still holds it; past the
+    /// server's resume window, a fresh session as that nick in those rooms, which says so.
+    /// Throws why, in words, when they are not such a session (damaged, or not ours).
+    pub fn resumed(
+        nick: String,
+        token: String,
+        rooms: Vec<String>,
+        seqs: Vec<f64>,
+        seed: f64,
+        now: f64,
+    ) -> Result<Client, JsError> {
+        let kept = KeptSession {
+            nick,
+            token,
+            rooms,
+            seqs,
         };
-        client.pump(millis(now));
-        Ok(client)
+        let from = kept.resumable().map_err(|e| JsError::new(&e))?;
+        let nick = from.nick.clone();
+        let config = SessionConfig {
+            nick: nick.clone(),
+            rooms: Vec::new(),
+            transport: Transport::Messages,
+            seed: seed as u64,
+        };
+        let session = Session::resume(config, from, millis(now));
+        Ok(Client::driving(session, nick, now))
+    }
+
+    /// What the page keeps for its tab (`sessionStorage`) when it goes, so that a reload
+    /// resumes it (`Client.resumed`): a guest's session, not ended; `undefined` otherwise (an
+    /// account's page signs in again instead). Not either for a guest only because its
+    /// remembered sign-in was refused (`key_refused`): that person meant to be signed in, and
+    /// is offered the sign-in form on a reload. Holds the session's resume token: a secret.
+    pub fn resumable(&self) -> JsValue {
+        match self.session.resumable().filter(|_| !self.key_refused) {
+            Some(r) => js(&KeptSession::of(&r)),
+            None => JsValue::UNDEFINED,
+        }
     }
 
     /// The WebSocket opened.
@@ -474,6 +513,20 @@ impl Client {
 }
 
 impl Client {
+    /// A client driving `session` (whose nick is `nick`), its first events taken.
+    fn driving(session: Session, nick: Nick, now: f64) -> Client {
+        let mut client = Client {
+            session,
+            chat: Chat::new(nick),
+            actions: VecDeque::new(),
+            now: millis(now),
+            held_key: false,
+            key_refused: false,
+        };
+        client.pump(millis(now));
+        client
+    }
+
     /// Moves the session's events into the model (and the WebSocket instructions to the page),
     /// and the model's read markers to the session.
     fn pump(&mut self, now: Millis) {
@@ -579,21 +632,80 @@ pub fn mod_action(action: &str, target: &str, arg: &str) -> Result<ModAction, St
 
 /// A device key as the page keeps it: 64 hex digits.
 fn key_to_hex(key: &DeviceKey) -> String {
-    key.0.iter().map(|b| format!("{b:02x}")).collect()
+    hex32(&key.0)
 }
 
 /// A kept device key read back; `None` if it is not 64 hex digits.
 fn key_from_hex(hex: &str) -> Option<DeviceKey> {
+    from_hex32(hex).map(DeviceKey)
+}
+
+/// 32 bytes (a device key, a resume token) as 64 hex digits.
+fn hex32(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 bytes read back from 64 hex digits; `None` if they are not that.
+fn from_hex32(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim().as_bytes();
-    let mut key = [0u8; 32];
-    if hex.len() != key.len() * 2 {
+    let mut bytes = [0u8; 32];
+    if hex.len() != bytes.len() * 2 {
         return None;
     }
-    for (byte, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
         let pair = std::str::from_utf8(pair).ok()?;
         *byte = u8::from_str_radix(pair, 16).ok()?;
     }
-    Some(DeviceKey(key))
+    Some(bytes)
+}
+
+/// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after
+/// a reload ([`Client::resumed`]): plain data, the token in hex; its rooms, and the last seq
+/// seen in each (in the same order). Read back from plain arguments, not deserialised: that
+/// would cost the page a JS deserialiser.
+#[derive(Debug, Serialize, PartialEq)]
+struct KeptSession {
+    nick: String,
+    token: String,
+    rooms: Vec<String>,
+    seqs: Vec<f64>,
+}
+
+impl KeptSession {
+    fn of(r: &Resumable) -> KeptSession {
+        KeptSession {
+            nick: r.nick.to_string(),
+            token: hex32(&r.token.0),
+            rooms: r.rooms.iter().map(|(room, _)| room.to_string()).collect(),
+            seqs: r.rooms.iter().map(|(_, seq)| num(seq.0)).collect(),
+        }
+    }
+
+    /// What it keeps, checked: why not, in words, if anything in it is not what it should be.
+    fn resumable(&self) -> Result<Resumable, String> {
+        let nick = Nick::new(&self.nick).map_err(|e| e.to_string())?;
+        let token = from_hex32(&self.token).ok_or("the kept session's token is damaged")?;
+        if self.rooms.len() != self.seqs.len() {
+            return Err("the kept session's rooms and seqs do not match".into());
+        }
+        let rooms = self
+            .rooms
+            .iter()
+            .zip(&self.seqs)
+            .take(MAX_ROOMS_PER_USER)
+            .map(|(room, seq)| {
+                Ok((
+                    RoomName::new(room).map_err(|e| e.to_string())?,
+                    Seq(*seq as u64),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Resumable {
+            nick,
+            token: ResumeToken(token),
+            rooms,
+        })
+    }
 }
 
 /// Why `password` cannot be an account's password, in words, or `undefined` if it can (the

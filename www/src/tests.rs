@@ -3,7 +3,7 @@
 //! in a browser; the browser test covers those.
 
 use super::*;
-use natter_core::types::{MsgId, Seq, Text};
+use natter_core::types::{MsgId, Text};
 use natter_core::wire::{EventKind, RoomEvent};
 use serde_json::json;
 
@@ -295,6 +295,57 @@ fn a_search_has_the_shape_the_panel_reads() {
         hit["words"],
         json!("[#lobby 2023-11-14 22:13] <bob> nine, webby")
     );
+}
+
+#[test]
+fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
+    let r = Resumable {
+        nick: nick("pat"),
+        token: ResumeToken(core::array::from_fn(|i| i as u8)),
+        rooms: vec![
+            (RoomName::lobby(), Seq(12)),
+            (RoomName::new("#rust").unwrap(), Seq(0)),
+        ],
+    };
+    let kept = KeptSession::of(&r);
+    assert_eq!(
+        serde_json::to_value(&kept).unwrap(),
+        json!({
+            "nick": "pat",
+            "token": hex32(&r.token.0),
+            "rooms": ["#lobby", "#rust"],
+            "seqs": [12.0, 0.0],
+        })
+    );
+    assert_eq!(kept.resumable(), Ok(r));
+    let damaged = KeptSession {
+        token: "00".into(),
+        ..KeptSession::of(&Resumable {
+            nick: nick("pat"),
+            token: ResumeToken([1; 32]),
+            rooms: Vec::new(),
+        })
+    };
+    assert!(damaged.resumable().is_err());
+    let bad_room = KeptSession {
+        rooms: vec!["#not a room".into()],
+        seqs: vec![1.0],
+        ..KeptSession::of(&Resumable {
+            nick: nick("pat"),
+            token: ResumeToken([1; 32]),
+            rooms: Vec::new(),
+        })
+    };
+    assert!(bad_room.resumable().is_err());
+    let unmatched = KeptSession {
+        seqs: Vec::new(),
+        ..KeptSession::of(&Resumable {
+            nick: nick("pat"),
+            token: ResumeToken([1; 32]),
+            rooms: vec![(RoomName::lobby(), Seq(3))],
+        })
+    };
+    assert!(unmatched.resumable().is_err());
 }
 
 #[test]

@@ -18,6 +18,9 @@ const MAX_TOPS = 100; // what the tops of logs said, remembered for the tests
 const NEAR_TOP = 48; // pixels from the top of a log at which older lines are asked for
 // Where "remember me" keeps the account and its device key (never the password).
 const KEPT_SIGN_IN = "natter.signin";
+// Where a guest's page keeps its session for a reload (sessionStorage: this tab only, gone with
+// it): the nick, the resume token, its rooms and the last seq seen in each.
+const KEPT_SESSION = "natter.session";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -1161,15 +1164,23 @@ document.addEventListener("visibilitychange", () => {
   pump();
 });
 
-// Leaving the page (closed, reloaded, navigated away): a guest quits, as closing any chat
-// client does. Otherwise the server would keep its session for a resume that never comes and
-// hold its nick meanwhile, so that a reload came back as `nick_2` beside its own ghost. An
-// account stays (its other devices, and always-on, keep it in its rooms; a reload signs in
-// again with the kept key).
+// Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
+// guest's session is kept for this tab (sessionStorage) and the connection closed without a
+// quit, so that a reload resumes it: the same nick, its rooms, and what was said meanwhile.
+// The server holds a session whose connection went for its resume window (2 minutes): a tab
+// closed for good leaves the nick taken that long, then its rooms see it quit (and the kept
+// session goes with the tab). An account's page keeps nothing here: a remembered one signs in
+// again with its kept key.
 window.addEventListener("pagehide", () => {
-  if (!client || client.account() !== undefined) return;
-  client.handle_input("/quit left the page", now());
-  pump();
+  if (!client) return;
+  const kept = client.resumable();
+  try {
+    if (kept === undefined) sessionStorage.removeItem(KEPT_SESSION);
+    else sessionStorage.setItem(KEPT_SESSION, JSON.stringify(kept));
+  } catch {
+    // storage disabled: a reload starts a new session
+  }
+  closeSocket("left the page");
 });
 // Back from the browser's back/forward cache after that: a new session.
 window.addEventListener("pageshow", (e) => {
@@ -1182,6 +1193,30 @@ function randomSeed() {
   const a = new Uint32Array(2);
   crypto.getRandomValues(a);
   return a[0] * 2 ** 21 + (a[1] >>> 11); // 53 random bits, exact in a double
+}
+
+// The guest's session this tab kept when it was last left (a reload), taken once: a page
+// resumes it at most once, and keeps it again when it goes.
+function keptSession() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(KEPT_SESSION) ?? "null");
+    sessionStorage.removeItem(KEPT_SESSION);
+    return kept;
+  } catch {
+    return null; // storage disabled, or not ours
+  }
+}
+
+// Starts the client that resumes `kept`; false if it cannot (damaged, or not ours).
+function resume(kept) {
+  try {
+    client = Client.resumed(kept.nick, kept.token, kept.rooms, kept.seqs, randomSeed(), now());
+  } catch (e) {
+    console.warn("natter: the kept session cannot be resumed", e);
+    client = null;
+    return false;
+  }
+  return started();
 }
 
 // Starts the client as `nick`: a guest, or signing in or registering (`how`) with `password`,
@@ -1213,8 +1248,13 @@ function start(nick, how = "guest", secret = "", remember = false) {
     ui.nickError.textContent = err;
     return false;
   }
+  return started();
+}
+
+// The client is made: the page follows it.
+function started() {
   try {
-    localStorage.setItem("natter.nick", nick);
+    localStorage.setItem("natter.nick", client.me());
   } catch {
     // storage may be disabled; the nick is only a convenience
   }
@@ -1240,6 +1280,9 @@ function askNick() {
     keptKey = undefined;
     ui.nickError.textContent = "";
   }
+  // Reloaded: the guest's session this tab kept, resumed.
+  const session = keptSession();
+  if (session && resume(session)) return;
   const fromUrl = new URLSearchParams(location.search).get("nick");
   let remembered = "";
   try {

@@ -1,8 +1,9 @@
 //! The page as its users use it, in headless Chromium against an in-process natter-server and
 //! natter-bridge on 127.0.0.1:0: what goes wrong is said in words (a line too long, a room that
-//! does not exist, a muted room, the server's flood control), never silently dropped; and the
-//! account commands typed at the bottom (`/register`, `/login`, `/logout`) do what they do on
-//! nc, with the page saying what became of a remembered sign-in.
+//! does not exist, a moderated room, said on joining it, the server's flood control), never
+//! silently dropped; the account commands typed at the bottom (`/register`, `/login`,
+//! `/logout`, `/password`) do what they do on nc, with the page saying what became of a
+//! remembered sign-in; and a guest's reload resumes its session.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -192,6 +193,19 @@ async fn errors_scenario(browser: Browser, page: String, addr: SocketAddr) {
     wait_for!("#hush to be +m", fern_out.has("set #hush +m"));
     send_line(b, "/join #hush").await;
     wait_said(b, "#hush", &["pat joined #hush"]).await;
+    // Told on joining, before trying to speak: a notice in the room, not an error.
+    let told = wait_said(b, "#hush", &["#hush is moderated", "not speak there"]).await;
+    let kind = js(
+        b,
+        "return [...document.querySelectorAll('.log[data-conv=\"#hush\"] .line')] \
+           .find(l => l.textContent.includes('not speak there')).className;",
+    )
+    .await;
+    let kind = kind.as_str().unwrap_or_default();
+    assert!(
+        kind.contains("notice") && !kind.contains("error"),
+        "{told:?} is shown as {kind:?}"
+    );
     send_line(b, "may I speak").await;
     wait_said(
         b,
@@ -342,7 +356,7 @@ async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
 // --- a reload ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guest_reloading_the_page_comes_back_under_its_nick() {
+async fn a_guest_reloading_the_page_gets_its_session_back() {
     with_page(
         "natter-qa-reload",
         natter_server::ServerConfig::local_test(),
@@ -351,37 +365,143 @@ async fn a_guest_reloading_the_page_comes_back_under_its_nick() {
     .await;
 }
 
-/// A guest reloads the page: leaving, it quits (the others see it go once), so the nick it
-/// is offered again is free: no `pat_2` beside a ghost `pat` for the resume window.
+/// A guest leaves the page (a reload, or a visit elsewhere in the same tab) and comes back: the
+/// tab kept its session, which resumes: the same nick with no dialog, its rooms, and what was
+/// said while it was away, once (not what it had seen). Nobody sees it leave or come back.
 async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let b = &browser;
-    let (_nc_w, nc_out) = nc(addr, "netcat").await;
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
     open_page_as(b, &page, Some("pat")).await;
     wait_for!("nc to see pat join", nc_out.has("pat joined #lobby"));
+    send_line(b, "/join #rust").await;
+    wait_said(b, "#rust", &["you are in #rust"]).await;
+    click_conv(b, "#lobby").await;
+    say(&mut nc_w, "before the reload").await;
+    wait_said(b, "#lobby", &["before the reload"]).await;
+
+    // Away for a moment (the tab shows another page), while netcat talks; then back.
+    timeout(STEP, b.goto("about:blank"))
+        .await
+        .expect("leave in time")
+        .expect("leave");
+    say(&mut nc_w, "while you were away").await;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("come back in time")
+        .expect("come back");
+    wait_for!(
+        "the page to be back",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert!(!dialog_open(b).await, "no nick asked for");
+    assert_eq!(text_of(b, "#me-nick").await, "pat");
+    let rooms = wait_for!("its rooms", {
+        let v = js(
+            b,
+            "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
+        )
+        .await;
+        let mut rooms: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect();
+        rooms.sort();
+        (rooms.len() >= 2).then_some(rooms)
+    });
+    assert_eq!(rooms, ["#lobby", "#rust"]);
+    click_conv(b, "#lobby").await;
+    wait_said(b, "#lobby", &["while you were away"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = log_of(b, "#lobby").await;
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("while you were away"))
+            .count(),
+        1,
+        "what it missed, once: {log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("before the reload")),
+        "not what it had seen: {log:#?}"
+    );
+    let kept = js(b, "return sessionStorage.getItem('natter.session');").await;
+    assert!(
+        kept.is_null(),
+        "taken, kept again when the page goes: {kept}"
+    );
+
+    // It goes on as pat; nobody saw it go or come back.
+    send_line(b, "back again").await;
+    wait_for!("nc to hear pat", nc_out.has("<pat> back again"));
+    assert_eq!(nc_out.count("pat quit"), 0, "{:#?}", nc_out.lines());
+    assert_eq!(
+        nc_out.count("pat joined #lobby"),
+        1,
+        "{:#?}",
+        nc_out.lines()
+    );
+    assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
+}
+
+// --- a password change on a remembered page -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_keeps_a_remembered_page_remembered() {
+    with_page(
+        "natter-qa-password",
+        natter_server::ServerConfig::local_test(),
+        password_scenario,
+    )
+    .await;
+}
+
+/// Registered and remembered, then `/password` typed: the server revokes every key, this
+/// page's with them, and gives this page a new one, which it keeps in place of the old. The
+/// conversation says the device stays remembered, the banner says nothing, and a reload signs
+/// in again by itself with the new key.
+async fn password_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_and_register_remembered(b, &page, "rosa", "old-password-1").await;
+    let kept_key = || async {
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let old_key = wait_for!("the device key to be kept", kept_key().await);
+    send_line(b, "/password old-password-1 new-password-2").await;
+    wait_said(
+        b,
+        "#lobby",
+        &["your password was changed", "this device stays remembered"],
+    )
+    .await;
+    let new_key = wait_for!(
+        "a new key kept in place of the old",
+        kept_key().await.filter(|k| *k != old_key)
+    );
+    let banner = js(
+        b,
+        "const e = document.getElementById('banner'); return e.hidden ? '' : e.textContent;",
+    )
+    .await;
+    assert!(
+        !banner.to_string().contains("no longer works"),
+        "nothing was lost: {banner}"
+    );
+    assert_eq!(account_of(b).await.as_deref(), Some("rosa"));
+
     timeout(STEP, b.refresh())
         .await
         .expect("reload in time")
         .expect("reload");
-    wait_for!("nc to see pat go", nc_out.has("pat quit (left the page)"));
-    let input = nick_prompt(b).await;
-    assert_eq!(
-        input.prop("value").await.expect("the nick offered"),
-        Some("pat".to_owned())
-    );
-    click_join(b).await;
     wait_for!(
-        "the page to connect",
-        (conn_state(b).await == "connected").then_some(())
+        "signed in again by the new key",
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
     );
-    wait_for!("nc to see pat again", {
-        (nc_out.count("pat joined #lobby") == 2).then_some(())
-    });
-    assert_eq!(text_of(b, "#me-nick").await, "pat");
-    let log = log_of(b, "#lobby").await;
-    assert!(
-        !log.iter().any(|l| l.contains("pat_2")),
-        "not renamed: {log:#?}"
-    );
-    assert_eq!(nc_out.count("pat quit"), 1, "{:#?}", nc_out.lines());
-    assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
+    assert!(!dialog_open(b).await, "nothing asked");
+    assert_eq!(kept_key().await, Some(new_key), "the key still kept");
 }

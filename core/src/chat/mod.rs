@@ -52,7 +52,7 @@ use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Seq, Text, sanitize};
-use crate::wire::{DirectMsg, EventKind, RoomEvent};
+use crate::wire::{DirectMsg, ErrorKind, EventKind, RoomEvent};
 use change::Log;
 use std::collections::VecDeque;
 
@@ -523,6 +523,15 @@ impl Chat {
                 }
             }
             Event::Invited { room, by } => self.note(render::invited_words(room, by), now),
+            // Told on joining that we may not speak in a room: a fact about it, not a failure.
+            Event::Error {
+                kind: Some(ErrorKind::Muted),
+                about: About::Room(room),
+                text,
+            } => {
+                let id = ConvId::Room(room.clone());
+                self.notice_in(&id, LineKind::Notice(sanitize(text)), now);
+            }
             Event::Error { about, text, .. } => self.on_error(about, text, now),
             // The status line counts down to the next attempt: the conversation says why, once
             // for as long as it stays the same.

@@ -1707,3 +1707,40 @@ fn notices_are_lines_of_their_own_kind_in_rooms_and_direct_conversations() {
         }]
     );
 }
+
+#[test]
+fn told_on_joining_that_we_may_not_speak_is_a_notice_in_the_room() {
+    let mut c = chat_in(&["#a", "#hush"]);
+    let why = "#hush is moderated: only operators and voiced members speak; \
+               you can read #hush but not speak there";
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::Muted),
+            about: About::Room(room("#hush")),
+            text: why.into(),
+        },
+        T0,
+    );
+    assert_eq!(
+        kinds(&c, &rid("#hush")).last(),
+        Some(&LineKind::Notice(why.into())),
+        "in the room it is about, as a notice, not an error"
+    );
+    assert!(
+        !kinds(&c, &rid("#a")).iter().any(|k| k.words() == Some(why)),
+        "not where the person looks"
+    );
+    // Any other error about the room stays an error.
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::NotOperator),
+            about: About::Room(room("#hush")),
+            text: "you are not an operator of #hush".into(),
+        },
+        T0,
+    );
+    assert!(matches!(
+        kinds(&c, &rid("#hush")).last(),
+        Some(LineKind::Error(_))
+    ));
+}

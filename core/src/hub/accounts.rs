@@ -20,7 +20,7 @@
 //!   device connected.
 
 use super::dialect::{Note, Reply};
-use super::{ClusterOut, DeviceId, Hub, UserId};
+use super::{ClusterOut, Device, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
 use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
 use crate::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
@@ -1020,8 +1020,22 @@ impl Hub {
             },
         );
         let mine = self.conns.get(&conn).and_then(|c| c.device());
+        // The device that changed it was remembered: it stays so, with a new key in place of
+        // its revoked one (sent before the answer, so that its client takes it as part of the
+        // change), rather than forgetting its sign-in without a word.
+        let remembered = mine
+            .and_then(|did| self.devices.get(&did))
+            .and_then(Device::key)
+            .is_some();
         self.end_sessions(account, mine, now);
         info!(conn = %conn, account = %name, "password changed");
+        if let Some(did) = mine.filter(|_| remembered) {
+            let key = self.new_key(account, now);
+            if let Some(d) = self.devices.get_mut(&did) {
+                d.set_key(Some(key.id()));
+            }
+            self.tell_signed_in(conn, did, name, Some(key));
+        }
         self.reply(conn, Reply::Msg(ServerMsg::PasswordChanged));
     }
 

@@ -391,6 +391,11 @@ impl Device {
         kept.iter().find(|(k, _)| *k == id).map(|(_, kind)| *kind)
     }
 
+    /// The id of the device key it signed in with or was given.
+    fn key(&self) -> Option<u64> {
+        self.rare.as_ref()?.key
+    }
+
     fn take_key(&mut self) -> Option<u64> {
         let key = self.rare.as_mut()?.key.take();
         self.drop_empty_rare();

@@ -4,7 +4,7 @@
 
 use super::accounts::REGISTERED;
 use super::deliver::Skip;
-use super::dialect::{Limit, Reply, Request};
+use super::dialect::{Limit, Note, Reply, Request};
 use super::room::Room;
 use super::timers::Timer;
 use super::{Hub, UserId};
@@ -441,6 +441,32 @@ impl Hub {
         }
         // Back after a restart: what it sees from now on, its own events tell.
         self.forget_boot_presence(&room, &folded);
+        self.tell_voiceless(uid, &room, now);
+    }
+
+    /// A user who just joined `room` and may not speak there (moderated without a voice, or
+    /// muted) is told so now, on each of its connections, rather than at its first line.
+    /// IRC clients are not: they learn it from the channel's modes and their own prefix.
+    pub(super) fn tell_voiceless(&mut self, uid: UserId, room: &RoomName, now: Millis) {
+        let Err(why) = self.may_speak(uid, room, now) else {
+            return;
+        };
+        let why = format!("{why}; you can read {room} but not speak there");
+        let on: Vec<ConnId> = self
+            .user_conns(uid)
+            .filter(|c| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.kind() != Some(super::ConnKind::Irc))
+            })
+            .collect();
+        for c in on {
+            let note = Note::Voiceless {
+                room: room.clone(),
+                why: why.clone(),
+            };
+            self.reply(c, Reply::Note(note));
+        }
     }
 
     /// `conn` is in `room` now, whose latest event is `seq` (the join, when `announced`): the

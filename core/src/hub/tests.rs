@@ -4936,6 +4936,60 @@ mod accounts {
     }
 
     #[test]
+    fn a_remembered_device_that_changes_the_password_gets_a_new_key_with_the_answer() {
+        let mut t = T::new();
+        let (a, old_key) = registered(&mut t, "alice");
+        // A device signed in without "remember me": it gets no key.
+        let p = t.bin("p");
+        sign_in(&mut t, p, "alice", Proof::Password(pw(PW)), false);
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let got = t.recv(a);
+        let at = |want: fn(&ServerMsg) -> bool| got.iter().position(want);
+        let key = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { key, .. } => key.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("a new key for the remembered device: {got:?}"));
+        assert!(
+            at(|m| matches!(m, ServerMsg::SignedIn { .. }))
+                < at(|m| *m == ServerMsg::PasswordChanged),
+            "the key comes before the answer: {got:?}"
+        );
+        assert_ne!(key, old_key);
+        // The old key opens nothing; the new one does.
+        let q = t.bin("q");
+        let got = sign_in(&mut t, q, "alice", Proof::Key(old_key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "revoked");
+        let got = sign_in(&mut t, q, "alice", Proof::Key(key), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        // A device that was not remembered changes it: no key for it.
+        t.send(
+            p,
+            &ClientMsg::ChangePassword {
+                old: pw("battery staple"),
+                new: pw("staple battery horse"),
+            },
+        );
+        let got = t.recv(p);
+        assert!(got.contains(&ServerMsg::PasswordChanged), "{got:?}");
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn signing_out_revokes_the_key_and_a_password_change_revokes_every_key() {
         let mut t = T::new();
         let (a, key) = registered(&mut t, "alice");
@@ -5548,6 +5602,72 @@ mod moderation {
             },
         );
         assert_eq!(kinds(&t.recv(b)), vec![ErrorKind::NotOperator]);
+    }
+
+    #[test]
+    fn joining_a_room_one_may_not_speak_in_says_so_at_once() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        t.recv(b);
+        let muted_about_r = |got: &[ServerMsg]| {
+            got.iter().find_map(|m| match m {
+                ServerMsg::Error {
+                    kind: ErrorKind::Muted,
+                    re: Re::Room(r),
+                    detail,
+                } if r.as_str() == "#r" => Some(detail.clone()),
+                _ => None,
+            })
+        };
+        // A binary client without voice: told right after its join, as the room's words.
+        let (c, _, _) = t.bin_from(ip("198.51.100.21"), "carol");
+        let got = t.join(c, "#r");
+        assert!(joined(&got, "#r"), "the join itself goes through: {got:?}");
+        let why = muted_about_r(&got).unwrap_or_else(|| panic!("told: {got:?}"));
+        assert!(
+            why.contains("#r is moderated") && why.contains("not speak"),
+            "{why}"
+        );
+        let at_joined = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Joined { .. }));
+        let at_told = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Error { .. }));
+        assert!(at_joined < at_told, "after the join: {got:?}");
+        // A person on nc: a line.
+        let (n, _) = t.txt();
+        t.line(n, "/join #r");
+        let lines = t.lines(n);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("-- #r is moderated") && l.contains("not speak")),
+            "{lines:?}"
+        );
+        // Voiced, or an operator: nothing to say.
+        for (who, why) in [(b, "bob is voiced"), (a, "the founder speaks")] {
+            t.send(
+                who,
+                &ClientMsg::Part {
+                    room: room("#r"),
+                    reason: None,
+                },
+            );
+            t.recv(who);
+            let got = t.join(who, "#r");
+            assert!(joined(&got, "#r"), "{got:?}");
+            assert_eq!(muted_about_r(&got), None, "{why}");
+        }
+        // A room that is not moderated says nothing either.
+        assert_eq!(muted_about_r(&t.join(c, "#elsewhere")), None);
     }
 
     #[test]

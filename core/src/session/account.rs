@@ -285,11 +285,38 @@ impl Account {
         }
     }
 
-    /// The server took a password change.
-    pub(super) fn password_changed(&mut self) {
+    /// A password change is waiting for its answer.
+    pub(super) fn is_changing_password(&self) -> bool {
+        matches!(self.asking, Some(Ask::ChangePassword { .. }))
+    }
+
+    /// The server gave this device a new key in place of the one a password change revoked
+    /// (it was remembered, and stays so).
+    pub(super) fn rekeyed(&mut self, key: DeviceKey) {
+        if self.creds.is_none()
+            && let Some(account) = self.signed_in.clone()
+        {
+            // Signed in by a resume, without credentials of this session's: the key is one.
+            self.creds = Some(Creds {
+                account,
+                password: None,
+                key: None,
+                remember: true,
+                registering: false,
+            });
+        }
+        if let Some(creds) = self.creds.as_mut() {
+            creds.key = Some(key);
+        }
+    }
+
+    /// The server took a password change. Returns whether this device stays remembered (it
+    /// holds the new key the server gave with the answer).
+    pub(super) fn password_changed(&mut self) -> bool {
         if let Some(Ask::ChangePassword { .. }) = self.asking {
             self.asking = None;
         }
+        self.key().is_some()
     }
 
     /// The server refused the account request asked (kind `kind`).

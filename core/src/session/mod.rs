@@ -114,6 +114,19 @@ pub struct SessionConfig {
     pub seed: u64,
 }
 
+/// What a new session needs to take a guest's session over where it stands, within the
+/// server's resume window: a reloaded page keeps it for the tab ([`Session::resumable`],
+/// [`Session::resume`]). The token is a secret: it opens the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumable {
+    /// The nick the server gave the session.
+    pub nick: Nick,
+    /// The latest resume token.
+    pub token: ResumeToken,
+    /// The rooms it is in, each with the last seq it saw there.
+    pub rooms: Vec<(RoomName, Seq)>,
+}
+
 /// The resume state the handshake carries from one connection to the next, and what the
 /// server announced.
 #[derive(Debug, Default)]
@@ -239,6 +252,44 @@ impl Session {
         };
         s.start_connect(now);
         s
+    }
+
+    /// A session that resumes an earlier one (`from`, see [`Session::resumable`]) instead of
+    /// starting a new one: its hello names `from`'s token and rooms, so the server, within its
+    /// resume window, gives the same nick, the same rooms (each a `Joined`, new to this
+    /// session and its UI) and exactly the events `from` did not see. Past the window (or with
+    /// a token the server no longer takes) it starts fresh, as `from.nick`, joining `from`'s
+    /// rooms, and says so. `config`'s nick and rooms are not used: `from` has them.
+    pub fn resume(config: SessionConfig, from: Resumable, now: Millis) -> Session {
+        let config = SessionConfig {
+            nick: from.nick,
+            rooms: Vec::new(),
+            ..config
+        };
+        let mut s = Session::new(config, now);
+        s.handshake.token = Some(from.token);
+        s.handshake.ever_welcomed = true;
+        s.rooms.restore(from.rooms);
+        s
+    }
+
+    /// What a new session needs to resume this one ([`Session::resume`]): a guest's session
+    /// that the server welcomed and that has not ended. `None` for one signed in to an account
+    /// (a resume would not bring back what the session knows of it: signing in again does),
+    /// or once it has ended (`/quit`, or for good).
+    pub fn resumable(&self) -> Option<Resumable> {
+        if self.link.phase() == Phase::Closed
+            || !self.handshake.ever_welcomed
+            || self.account.signed_in().is_some()
+            || self.account.is_asking()
+        {
+            return None;
+        }
+        Some(Resumable {
+            nick: self.nick.clone(),
+            token: self.handshake.token.clone()?,
+            rooms: self.rooms.resume_point(),
+        })
     }
 
     /// The transport is open: the preamble (stream) and hello, with resume data if any, are queued.

@@ -197,6 +197,10 @@ pub(super) struct Rooms {
     /// goes nowhere until the next join is asked for, rather than to another room in its
     /// place (a script's `/join #private` and its lines must not end up in `#lobby`).
     refused: Option<RoomName>,
+    /// Rooms an earlier session (a reloaded page's) was in, each with the last seq it saw,
+    /// named in the resuming hello until the server says we are in each (`Joined`: a room new
+    /// to us, its seqs going on from there) or not. A fresh session joins them instead.
+    restored: Vec<(RoomName, Seq)>,
 }
 
 impl Rooms {
@@ -269,6 +273,19 @@ impl Rooms {
         }
     }
 
+    /// The rooms an earlier session was in and the last seq it saw in each, to resume: at most
+    /// [`MAX_ROOMS_PER_USER`], each once.
+    pub(super) fn restore(&mut self, rooms: Vec<(RoomName, Seq)>) {
+        for (room, seq) in rooms {
+            if self.restored.len() >= MAX_ROOMS_PER_USER {
+                break;
+            }
+            if !self.restored.iter().any(|(r, _)| *r == room) {
+                self.restored.push((room, seq));
+            }
+        }
+    }
+
     /// The user asked for a room we are in (a `/join` of it).
     pub(super) fn choose(&mut self, room: &RoomName) {
         self.refused = None;
@@ -326,6 +343,14 @@ impl Rooms {
         }
         let mut state = RoomSeqs::new(room.clone());
         state.joined = seq;
+        // An earlier session's room, resumed: new to us (and to the UI), but what that session
+        // saw is not shown again; the server sends what came after it.
+        if let Some(i) = self.restored.iter().position(|(r, _)| r == room) {
+            let (_, seen) = self.restored.remove(i);
+            if resumed && seen > Seq(0) {
+                state.last_seq = Some(seen);
+            }
+        }
         self.list.push(state);
         (Entered::New, asked)
     }
@@ -333,6 +358,7 @@ impl Rooms {
     /// We left `room` (or learned we are not in it). False if we were not in it.
     pub(super) fn parted(&mut self, room: &RoomName) -> bool {
         self.parting.retain(|r| r != room);
+        self.restored.retain(|(r, _)| r != room);
         let Some(i) = self.list.iter().position(|r| &r.room == room) else {
             return false;
         };
@@ -356,7 +382,10 @@ impl Rooms {
             }
         }
         let mut want: Vec<RoomName> = self.names().cloned().collect();
-        for room in std::mem::take(&mut self.joining) {
+        let restored = std::mem::take(&mut self.restored)
+            .into_iter()
+            .map(|(r, _)| r);
+        for room in restored.chain(std::mem::take(&mut self.joining)) {
             if !want.contains(&room) {
                 want.push(room);
             }
@@ -366,12 +395,14 @@ impl Rooms {
         (parted, want)
     }
 
-    /// Rooms and the last seq seen in each, for a resuming hello.
+    /// Rooms and the last seq seen in each, for a resuming hello (an earlier session's, when
+    /// restored, until the server answers for them).
     pub(super) fn resume_point(&self) -> Vec<(RoomName, Seq)> {
         self.list
             .iter()
-            .take(MAX_ROOMS_PER_USER)
             .map(|r| (r.room.clone(), r.last_seq.unwrap_or_default()))
+            .chain(self.restored.iter().cloned())
+            .take(MAX_ROOMS_PER_USER)
             .collect()
     }
 

@@ -104,6 +104,13 @@ impl Session {
                 token,
                 key,
             } => {
+                if let Some(key) = key.clone().filter(|_| self.account.is_changing_password()) {
+                    // A password change's new key for this remembered device (the answer
+                    // follows): kept, with the new resume token; nothing else changed.
+                    self.handshake.token = Some(token);
+                    self.account.rekeyed(key);
+                    return;
+                }
                 // The session is the account's now: resume it, not the guest's.
                 self.handshake.token = Some(token);
                 self.handshake.signed_in_here = true;
@@ -202,8 +209,8 @@ impl Session {
             }
             ServerMsg::Invited { room, by } => self.event(Event::Invited { room, by }),
             ServerMsg::PasswordChanged => {
-                self.account.password_changed();
-                self.info(crate::render::password_changed_words());
+                let remembered = self.account.password_changed();
+                self.info(crate::render::password_changed_words(remembered));
             }
             ServerMsg::Error { kind, re, detail } => self.on_error(kind, re, &detail),
             ServerMsg::Ping { token } => self.send(&ClientMsg::Pong { token }),
@@ -566,6 +573,10 @@ impl Session {
     /// server says we are not there for, a refused join, a refused part, or something else
     /// (topic, who). The join or part is no longer waited for.
     fn room_refusal(&mut self, kind: ErrorKind, room: RoomName) -> About {
+        if kind == ErrorKind::Muted && self.rooms.is_in(&room) {
+            // Not a refusal: the server telling a joiner it may not speak there.
+            return About::Room(room);
+        }
         let parting = self.rooms.is_parting(&room);
         // "Cannot answer now" is never about a join or a part.
         let history = kind == ErrorKind::Unavailable;

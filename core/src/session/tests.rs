@@ -770,6 +770,25 @@ fn abouts(events: &[Event]) -> Vec<About> {
 }
 
 #[test]
+fn told_we_may_not_speak_in_a_room_just_joined_is_about_the_room_only() {
+    let mut t = T::ready(Transport::Stream);
+    // A page of older lines on its way: the words are not its failure.
+    t.s.older(room("#lobby"), Seq(1), 50, t.now);
+    t.sent();
+    t.events();
+    t.recv(error(ErrorKind::Muted, Re::Room(room("#lobby"))));
+    assert_eq!(abouts(&t.events()), vec![About::Room(room("#lobby"))]);
+    t.recv(ServerMsg::PastEnd {
+        room: room("#lobby"),
+        at_start: true,
+    });
+    assert!(
+        t.events().iter().any(|e| matches!(e, Event::Past { .. })),
+        "the page still arrives"
+    );
+}
+
+#[test]
 fn errors_name_the_request_they_answer() {
     let mut t = T::ready(Transport::Stream);
     // Two messages in flight: the error names the second, which alone fails.
@@ -3032,6 +3051,42 @@ fn a_change_of_password_is_kept_unless_refused() {
             Proof::Password(pw("new password")),
             true
         ))
+    );
+}
+
+#[test]
+fn a_remembered_device_keeps_the_new_key_a_password_change_brings() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("old password")),
+        true,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(8));
+    t.s.handle_input("/password old-password new password", t.now);
+    t.drain_paced();
+    t.events();
+    // The server revokes every key, and gives this device a new one before its answer.
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.recv(ServerMsg::PasswordChanged);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Info(words)] if words.contains("this device stays remembered")),
+        "one line says so, no second sign-in: {evs:?}"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    // The new key, and the new token, are the ones used from now on.
+    let hello = reconnect(&mut t);
+    assert!(
+        matches!(&hello, ClientMsg::Hello { resume: Some(r), .. } if r.token == ResumeToken([3; 32])),
+        "resumed with the token that came with the key: {hello:?}"
+    );
+    t.welcome(4, false);
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false))
     );
 }
 

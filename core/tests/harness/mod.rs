@@ -12,7 +12,7 @@ use natter_core::hub::{Config, Hub, HubEvent};
 use natter_core::persist::{
     Answer, Batch, HistoryPage, Loaded, LoadedAccount, LoadedRoom, Query, SessionRecord, Write,
 };
-use natter_core::session::{Event, Session, SessionConfig, Transport};
+use natter_core::session::{Event, Resumable, Session, SessionConfig, Transport};
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{ConnId, Millis, Nick, RoomName, Seq};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -350,6 +350,50 @@ impl Net {
         let i = self.clients.len() - 1;
         self.pump();
         i
+    }
+
+    /// A binary client that resumes an earlier one's session (`from`, its
+    /// [`Session::resumable`]), as a reloaded page does. Returns its index.
+    pub fn add_resumed_session(&mut self, from: Resumable) -> usize {
+        let config = SessionConfig {
+            nick: from.nick.clone(),
+            rooms: Vec::new(),
+            transport: Transport::Stream,
+            seed: self.clients.len() as u64 + 1,
+        };
+        let chat = Box::new(Chat::new(from.nick.clone()));
+        let session = Box::new(Session::resume(config, from, self.now));
+        self.clients.push(Client {
+            kind: Kind::Session {
+                session,
+                chat,
+                events: Vec::new(),
+            },
+            conn: None,
+            inbox: VecDeque::new(),
+            stalled: false,
+            held: None,
+        });
+        let i = self.clients.len() - 1;
+        self.pump();
+        i
+    }
+
+    /// Client `i` is gone, as a closed or reloaded page is: its connection closes with no quit,
+    /// and it does nothing more (an idle text client without a connection from now on).
+    pub fn gone(&mut self, i: usize) {
+        let now = self.now;
+        if let Some(conn) = self.clients[i].conn.take() {
+            self.hub.handle_close(conn, now);
+        }
+        let c = &mut self.clients[i];
+        c.inbox.clear();
+        c.held = None;
+        c.kind = Kind::Text {
+            lines: Vec::new(),
+            partial: Vec::new(),
+        };
+        self.pump();
     }
 
     /// A binary client on a slow link: its first connection's bytes reach the hub `delay`

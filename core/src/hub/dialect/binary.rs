@@ -158,6 +158,11 @@ impl Dialect for Binary {
                 room: room.clone(),
                 at_start: true,
             }),
+            Reply::Note(Note::Voiceless { room, why }) => frame(&ServerMsg::Error {
+                kind: crate::wire::ErrorKind::Muted,
+                re: crate::wire::Re::Room(room.clone()),
+                detail: why.clone(),
+            }),
             Reply::Note(_) | Reply::Info(_) => None,
         }
     }

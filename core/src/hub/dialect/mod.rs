@@ -635,6 +635,11 @@ pub(crate) enum Note {
         tags: std::sync::Arc<str>,
         at: crate::time::Millis,
     },
+    /// The joiner of `room` may not speak there (it is moderated and they have no voice, or
+    /// they are muted): `why`, in words, right after the join, rather than at their first
+    /// line. The binary protocol says it as `Error { Muted, Room(room) }`, nc as a line; IRC
+    /// clients learn it the IRC way (the channel's modes, their prefix), so nothing here.
+    Voiceless { room: RoomName, why: String },
     /// `room` got a key (`+k`), as this member may see it: the key for its operators, `*` for
     /// the others (IRC's `MODE` line needs the parameter; the room event never holds the key,
     /// as history and the store keep it). `by` is who set it, if this server knows.

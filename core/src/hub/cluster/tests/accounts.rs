@@ -548,17 +548,22 @@ fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
     let (a, _) = guest(&mut net, 0, "alice");
     register(&mut net, 0, a, PW, true);
     let key = signed_in(&net.recv(0, a)).and_then(|s| s.1).expect("a key");
-    // The watch lags: node 0 changes the password (two writes: the hash, every key revoked)
-    // and hears the news of each write only afterwards, oldest first.
+    // The watch lags: node 0 changes the password (three writes: the hash, every key revoked,
+    // and the remembered device's new key) and hears the news of each write only afterwards,
+    // oldest first.
     net.kv.hold_news = true;
     let change = ClientMsg::ChangePassword {
         old: pw(PW),
         new: pw("battery staple"),
     };
     ask(&mut net, 0, a, &change);
-    assert!(net.recv(0, a).contains(&ServerMsg::PasswordChanged));
+    let answer = net.recv(0, a);
+    assert!(answer.contains(&ServerMsg::PasswordChanged));
+    let new_key = signed_in(&answer)
+        .and_then(|s| s.1)
+        .expect("a new key for the device that changed it");
     let news = core::mem::take(&mut net.kv.news);
-    assert_eq!(news.len(), 2);
+    assert_eq!(news.len(), 3);
     assert_eq!(
         news[0].0.keys.len(),
         1,
@@ -603,6 +608,9 @@ fn news_older_than_this_nodes_own_writes_do_not_take_them_back() {
         Proof::Password(pw("battery staple")),
     );
     assert!(signed_in(&net.recv(1, e)).is_some());
+    let (f, _) = guest(&mut net, 1, "f1");
+    sign_in(&mut net, 1, f, "alice", Proof::Key(new_key));
+    assert!(signed_in(&net.recv(1, f)).is_some(), "the new key opens");
 }
 
 #[test]

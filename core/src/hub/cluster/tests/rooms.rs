@@ -554,3 +554,31 @@ fn a_change_whose_event_the_log_refused_is_announced_once_the_cluster_has_it() {
         "a member on another node is told once"
     );
 }
+
+#[test]
+fn joining_a_moderated_room_on_another_node_says_one_may_not_speak() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Moderated(true)),
+    );
+    let g = guest_from(&mut net, 1, "gus", "198.51.100.41");
+    net.recv(1, g);
+    join(&mut net, 1, g, "#r");
+    let got = net.recv(1, g);
+    let joined = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r")));
+    let told = got.iter().position(|m| {
+        matches!(m, ServerMsg::Error { kind: ErrorKind::Muted, re: Re::Room(r), detail }
+            if *r == room("#r") && detail.contains("#r is moderated"))
+    });
+    assert!(
+        joined.is_some() && told > joined,
+        "told after the join: {got:?}"
+    );
+}

@@ -1001,6 +1001,7 @@ impl Irc {
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
+            | Note::Voiceless { .. }
             | Note::Detailed { .. }
             | Note::KeySet { .. }
             | Note::Tagged { .. }
