@@ -5041,8 +5041,9 @@ fn a_full_irc_line_is_relayed_whole_and_a_longer_text_is_cut() {
     let mut n = Net::new();
     let a = n.client("nick1", &[]);
     let b = n.client("nick2", &[]);
-    let full = "a".repeat(512 - "PRIVMSG nick2 :".len() - 2);
-    n.send(a, &[&format!("PRIVMSG nick2 :{full}")]);
+    // The most a client can send: one word needs no colon.
+    let full = "a".repeat(512 - "PRIVMSG nick2 ".len() - 2);
+    n.send(a, &[&format!("PRIVMSG nick2 {full}")]);
     assert_eq!(
         n.lines(b),
         [format!(":nick1!nick1@natter PRIVMSG nick2 :{full}")]
@@ -5157,4 +5158,27 @@ fn sasl_credentials_that_never_end_fail_and_a_long_piece_is_905() {
     n.lines(c);
     n.send(c, &[&format!("AUTHENTICATE {}", "A".repeat(401))]);
     assert_eq!(numerics(&n.lines(c)), ["905"]);
+}
+
+/// A labeled TAGMSG to oneself with echo-message is the echo (labeled) and the TAGMSG as it
+/// arrives (irctest's `testLabeledTagMsgResponsesToSelf`), as a PRIVMSG to oneself is.
+#[test]
+fn a_tagmsg_to_oneself_with_echo_message_is_the_echo_and_the_tagmsg() {
+    let mut n = Net::new();
+    let c = n.client(
+        "foo",
+        &["echo-message", "batch", "labeled-response", "message-tags"],
+    );
+    n.send(c, &["@label=1234;+draft/reaction=l TAGMSG foo"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(
+        l.iter().filter(|l| l.contains("label=1234")).count(),
+        1,
+        "{l:?}"
+    );
+    assert!(
+        l.iter().all(|l| l.ends_with(":foo!foo@natter TAGMSG foo")),
+        "{l:?}"
+    );
 }

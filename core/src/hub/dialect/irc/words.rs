@@ -154,7 +154,7 @@ impl Lines {
     /// Text from `source` to `target`, in as many `PRIVMSG`s as it takes; an action is wrapped
     /// in CTCP ACTION in each. Parts after the first get their own msgid.
     ///
-    /// A text an IRC client could have sent in one line (512 bytes as `PRIVMSG target :text`)
+    /// A text an IRC client could have sent in one line (512 bytes as `PRIVMSG target text`)
     /// is relayed in one line, even when the sender's prefix takes it past 512 bytes, as Ergo
     /// does: cutting it would leave a stray piece of a few bytes on a line of its own (or lose
     /// them), and clients read longer lines. Only a longer text (from natter's own clients, up
@@ -175,8 +175,9 @@ impl Lines {
             "PRIVMSG"
         };
         let wrap = if action { "\x01ACTION \x01".len() } else { 0 };
-        // What a client's own line `PRIVMSG target :text` leaves for the text (no prefix).
-        let one_line = IRC_MAX_LINE.saturating_sub(body_len("", command, &[target], 0) - 2 + wrap);
+        // What a client's own line `PRIVMSG target text` leaves for the text: no prefix, and
+        // no colon before a text of one word.
+        let one_line = IRC_MAX_LINE.saturating_sub(body_len("", command, &[target], 0) - 3 + wrap);
         if text.len() <= one_line {
             let tags = match msgid {
                 Some(id) => tags.clone().with("msgid", id),
@@ -964,16 +965,37 @@ impl Irc {
             if !self.caps.has(Cap::MessageTags) {
                 return;
             }
-            let mut t = self.said_tags(*at, l.tags.clone()).with_raw(tags);
-            if let Some(a) = account.as_ref().filter(|_| self.caps.has(Cap::AccountTag)) {
-                t = t.with("account", a.as_str());
-            }
-            t = t.with("msgid", &relay_msgid(from, *at, *no));
+            let tagged = |base: Tags| {
+                let mut t = self.said_tags(*at, base).with_raw(tags);
+                if let Some(a) = account.as_ref().filter(|_| self.caps.has(Cap::AccountTag)) {
+                    t = t.with("account", a.as_str());
+                }
+                t.with("msgid", &relay_msgid(from, *at, *no))
+            };
             let target = match to {
                 crate::hub::relay::RelayTo::Room(room) => room.as_str(),
                 crate::hub::relay::RelayTo::Nick(nick) => nick.as_str(),
             };
-            return l.from(&t, &names::source(from), "TAGMSG", &[target], false);
+            let t = tagged(l.tags.clone());
+            l.from(&t, &names::source(from), "TAGMSG", &[target], false);
+            // To oneself with echo-message, on the connection that sent it: the echo and the
+            // TAGMSG as it arrives, as for a PRIVMSG (see `direct`).
+            let to_self = matches!(to, crate::hub::relay::RelayTo::Nick(n)
+                if n.folded() == from.folded() && me.is_some_and(|m| m.folded() == n.folded()));
+            let sent_here = self.running.as_ref().is_some_and(|r| r.verb == "TAGMSG");
+            if to_self && sent_here && self.caps.has(Cap::EchoMessage) {
+                let labeled = matches!(
+                    self.running.as_ref().map(|r| &r.label),
+                    Some(super::Label::Single(_))
+                );
+                let t = tagged(if labeled {
+                    Tags::none()
+                } else {
+                    l.tags.clone()
+                });
+                l.from(&t, &names::source(from), "TAGMSG", &[target], false);
+            }
+            return;
         }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
