@@ -73,6 +73,9 @@ pub enum Command {
         /// New topic, or `None` to show it.
         topic: Option<Text>,
     },
+    /// `/away text`: away with that message; `/away` alone or `/back`: no longer away (IRC's
+    /// `AWAY`).
+    Away(Option<Text>),
     /// `/quit [reason]`
     Quit(Option<Text>),
     /// `/history [#room] [N]`: the N lines before the oldest shown (default
@@ -168,6 +171,11 @@ pub const HELP: &[(&str, &str)] = &[
         "a notice: -you- text, a line that asks for no answer",
     ),
     ("/nick name", "change your nick"),
+    (
+        "/away [text]",
+        "say you are away (others see it); /away alone: back",
+    ),
+    ("/back", "no longer away"),
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
@@ -283,7 +291,7 @@ pub fn carries_password(line: &str) -> bool {
 }
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -550,6 +558,9 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             (_, None) => return Err(CommandError::Usage(usage("/search"))),
         },
         "quit" | "exit" => Command::Quit(opt_text(args)?),
+        "away" => Command::Away(opt_text(args)?),
+        "back" if args.trim().is_empty() => Command::Away(None),
+        "back" => return Err(CommandError::Usage(usage("/back"))),
         "register" if args.trim_start().starts_with('#') => match word(args) {
             (r, "") => Command::Moderate {
                 room: Some(RoomName::new(r)?),
@@ -806,6 +817,14 @@ mod tests {
             Err(CommandError::Usage("/msg nick|#room text"))
         );
         assert_eq!(cmd("/me waves"), Command::Me(t("waves")));
+        // Away as IRC's AWAY: with text away, without it (or /back) back.
+        assert_eq!(
+            cmd("/away  at lunch, back at 2 "),
+            Command::Away(Some(t("at lunch, back at 2")))
+        );
+        assert_eq!(cmd("/AWAY"), Command::Away(None));
+        assert_eq!(cmd("/back"), Command::Away(None));
+        assert_eq!(parse("/back soon"), Err(CommandError::Usage("/back")));
         assert_eq!(cmd("/who"), Command::Who(None));
         assert_eq!(cmd("/who #rust"), Command::Who(Some(r("#rust"))));
         assert_eq!(cmd("/rooms"), Command::Rooms);
@@ -842,9 +861,11 @@ mod tests {
         assert_eq!(cmd("/help j"), Command::Help(Some("/join")));
         assert_eq!(cmd("/help passwd"), Command::Help(Some("/password")));
         assert_eq!(
-            parse("/help away"),
-            Err(CommandError::Unknown("away".to_owned()))
+            parse("/help afk"),
+            Err(CommandError::Unknown("afk".to_owned()))
         );
+        assert_eq!(cmd("/help away"), Command::Help(Some("/away")));
+        assert_eq!(help_lines(Some("/away")).count(), 1);
         assert_eq!(
             parse("/help join part"),
             Err(CommandError::Usage("/help [command]"))

@@ -87,6 +87,18 @@ pub fn invited_words(room: &RoomName, by: &Nick) -> String {
     format!("{by} invites you to {room} (/join {room})")
 }
 
+/// Someone's away ([`ServerMsg::Away`]): `you are away: lunch`, `you are back`, `bob is away:
+/// lunch`, `bob is back`.
+pub fn away_words(nick: &Nick, away: Option<&Text>, me: Option<&Nick>) -> String {
+    let you = me.is_some_and(|m| m.folded() == nick.folded());
+    match (you, away) {
+        (true, Some(a)) => format!("you are away: {a} (/back when you are back)"),
+        (true, None) => "you are back (no longer away)".to_owned(),
+        (false, Some(a)) => format!("{nick} is away: {a}"),
+        (false, None) => format!("{nick} is back"),
+    }
+}
+
 /// One ban or mute, in words.
 pub fn entry_words(e: &crate::moderation::Entry) -> String {
     let mut s = format!("{} by {}", e.mask, e.by);
@@ -486,6 +498,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             vec![notice(invited_words(room, by))]
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
+        ServerMsg::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), me))],
         ServerMsg::Motd { lines } => lines
             .iter()
             .take(crate::hub::MAX_MOTD_LINES)

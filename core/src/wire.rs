@@ -17,18 +17,23 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
-/// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), and 6 from 7 only
+/// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
 /// in notices ([`EventKind::Notice`], [`ServerMsg::DirectNotice`]), which [`encode_frame_for`]
 /// writes the old way (without `at`; a notice as a say or a direct message) for a connection
-/// that said an older version.
+/// that said an older version, and 7 from 8 only in away ([`ClientMsg::Away`],
+/// [`ServerMsg::Away`]), which a client before 8 is never sent ([`sent_to`]).
 pub const OLDEST_VERSION: u16 = 5;
 
 /// The first version whose clients decode notices ([`EventKind::Notice`],
 /// [`ServerMsg::DirectNotice`]).
 pub const NOTICE_VERSION: u16 = 7;
+
+/// The first version whose clients set away ([`ClientMsg::Away`]) and decode others' away
+/// ([`ServerMsg::Away`]).
+pub const AWAY_VERSION: u16 = 8;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -271,6 +276,10 @@ pub enum ClientMsg {
         /// Text.
         text: Text,
     },
+    /// Go away with a message (`Some`, cut to [`crate::limits::MAX_AWAY_BYTES`]), or come back
+    /// (`None`); IRC's `AWAY`. Answered with [`ServerMsg::Away`] naming oneself; co-members are
+    /// told. Appended in version 8.
+    Away(Option<Text>),
 }
 
 /// What a server admin (an account named in the server's `[accounts] admins`) does.
@@ -846,6 +855,16 @@ pub enum ServerMsg {
     /// [`ServerMsg::Direct`], the sender gets it back as its acknowledgement. Appended in
     /// version 7; a client that said an older version gets it as [`ServerMsg::Direct`].
     DirectNotice(DirectMsg),
+    /// `nick` is away with this message (`Some`) or not (`None`): the answer to one's own
+    /// [`ClientMsg::Away`] (naming oneself), a co-member's change (once, whatever rooms are
+    /// shared), and after a [`ClientMsg::Msg`] to a user who is away (IRC's `301`). Appended
+    /// in version 8; a client that said an older version is never sent it ([`sent_to`]).
+    Away {
+        /// Who.
+        nick: Nick,
+        /// The away message, while away.
+        away: Option<Text>,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -916,6 +935,12 @@ pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireErro
         ServerMsg::ServerBans { bans } => encode_frame(&v5::ServerBans { bans }),
         msg => encode_frame(msg),
     }
+}
+
+/// Whether a client that said `version` is sent `msg` at all: one before [`AWAY_VERSION`]
+/// cannot decode [`ServerMsg::Away`] (and never asked for it: it cannot go away).
+pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
+    version >= AWAY_VERSION || !matches!(msg, ServerMsg::Away { .. })
 }
 
 /// A notice as a client before [`NOTICE_VERSION`] decodes it: a room notice as a say, a direct
@@ -1238,7 +1263,8 @@ mod tests {
             encode_frame_for(&other, 5).unwrap(),
             encode_frame(&other).unwrap()
         );
-        assert!(speaks(5) && speaks(6) && speaks(PROTOCOL_VERSION) && !speaks(4) && !speaks(8));
+        assert!(speaks(5) && speaks(6) && speaks(7) && speaks(PROTOCOL_VERSION) && !speaks(4));
+        assert!(!speaks(PROTOCOL_VERSION + 1));
     }
 
     /// A notice reaches a client of version 7 as one, and an older client (which cannot decode
@@ -1393,9 +1419,38 @@ mod tests {
                 room: None,
                 words: text("\"quoted\" -minus NEAR(a b)"),
             },
+            ClientMsg::Away(Some(text("at lunch"))),
+            ClientMsg::Away(None),
         ] {
             roundtrip(m);
         }
+    }
+
+    /// Away came in version 8 as appended variants: every earlier message keeps its bytes, a
+    /// client of 5 to 7 still speaks, and it is never sent the away news it cannot decode.
+    #[test]
+    fn away_is_appended_in_version_8_and_not_sent_to_older_clients() {
+        assert_eq!((PROTOCOL_VERSION, AWAY_VERSION), (8, 8));
+        let first = |f: Bytes| f[LEN_PREFIX];
+        // Appended last: 27 after NoticeTo (26), 30 after DirectNotice (29).
+        assert_eq!(first(encode_frame(&ClientMsg::Away(None)).unwrap()), 27);
+        let away = ServerMsg::Away {
+            nick: nick("bob"),
+            away: Some(text("at lunch")),
+        };
+        assert_eq!(first(encode_frame(&away).unwrap()), 30);
+        for old in [5, 6, 7] {
+            assert!(speaks(old));
+            assert!(!sent_to(&away, old), "version {old}");
+            assert!(sent_to(&ServerMsg::Ping { token: 1 }, old));
+        }
+        assert!(sent_to(&away, AWAY_VERSION));
+        // What version 7 knew is the same bytes for it.
+        let ping = ServerMsg::Ping { token: 3 };
+        assert_eq!(
+            encode_frame_for(&ping, 7).unwrap(),
+            encode_frame(&ping).unwrap()
+        );
     }
 
     #[test]
@@ -1518,6 +1573,14 @@ mod tests {
         ] {
             msgs.push(ServerMsg::Event(ev(kind)));
         }
+        msgs.push(ServerMsg::Away {
+            nick: nick("bob"),
+            away: Some(text("at lunch")),
+        });
+        msgs.push(ServerMsg::Away {
+            nick: nick("bob"),
+            away: None,
+        });
         for m in msgs {
             roundtrip(m);
         }

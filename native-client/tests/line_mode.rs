@@ -56,6 +56,20 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
     bob.expect("error: usage: /notice #room|nick text").await;
     drop(carol);
 
+    // Away: said to oneself and to co-members, and a direct message to someone away is
+    // answered with it; /back ends it.
+    alice.send("/away at lunch").await;
+    alice
+        .expect("-- you are away: at lunch (/back when you are back)")
+        .await;
+    bob.expect("-- alice is away: at lunch").await;
+    bob.send("/msg alice still there?").await;
+    bob.expect("-> *alice* still there?").await;
+    bob.expect("-- alice is away: at lunch").await;
+    alice.send("/back").await;
+    alice.expect("-- you are back (no longer away)").await;
+    bob.expect("-- alice is back").await;
+
     // Errors read as words.
     bob.send("/nick alice").await;
     let err = bob

@@ -284,3 +284,82 @@ async fn chathistory_latest_reads_what_was_said_before_a_restart() {
     let status = sigterm(&mut second).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// Away over real sockets, one hub state for every door: a natter client (protocol 8) goes
+/// away, and an IRC client with away-notify sees `AWAY`, `301` in WHOIS and `G` in WHO, and
+/// gets `301` for a PRIVMSG; an nc user's direct message to it is answered in words; its return
+/// is seen by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_natter_client_going_away_is_seen_by_irc_and_nc() {
+    use natter_core::wire::{ClientMsg, ServerMsg};
+    let (server, natter, irc) = server().await;
+    let (mut bin, _) = BinClient::hello(natter, "natty", None).await;
+    bin.join("#lobby").await;
+    let (mut nc, nc_nick) = TextClient::welcomed(natter, "nc").await;
+    let mut c = TextClient::connect(irc, "ircy").await;
+    c.send("CAP LS 302\r\nNICK ircy\r\nUSER i 0 * :I\r\nCAP REQ :away-notify\r\nCAP END")
+        .await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    c.send("JOIN #lobby").await;
+    c.expect_has(" 366 ircy #lobby ").await;
+
+    bin.send(&ClientMsg::Away(Some(text("at lunch")))).await;
+    bin.expect(
+        |m| matches!(m, ServerMsg::Away { nick: n, away: Some(a) } if n.as_str() == "natty" && a.as_str() == "at lunch"),
+        "its own away, confirmed",
+    )
+    .await;
+    c.expect(|l| l == ":natty!natty@natter AWAY :at lunch", "away-notify")
+        .await;
+    nc.expect(|l| l == "-- natty is away: at lunch", "the away, in words")
+        .await;
+
+    c.send("WHOIS natty").await;
+    let l = c
+        .expect(|l| numeric(l) == Some("301"), "301 in WHOIS")
+        .await;
+    assert_eq!(l, ":natter.irc 301 ircy natty :at lunch");
+    c.send("WHO #lobby").await;
+    let l = c.expect_has(" 352 ircy #lobby natty ").await;
+    assert!(l.contains(" G :0"), "{l}");
+    c.send("PRIVMSG natty :there?").await;
+    c.expect(
+        |l| l == ":natter.irc 301 ircy natty :at lunch",
+        "301 for a PRIVMSG",
+    )
+    .await;
+    nc.send("/msg natty you there?").await;
+    nc.expect(|l| l == "-- natty is away: at lunch", "the away, for a DM")
+        .await;
+
+    // nc goes away too; the natter client hears it, and its DM is answered with it.
+    nc.send("/away brb").await;
+    nc.expect(|l| l.starts_with("-- you are away: brb"), "nc's own away")
+        .await;
+    let nc_is = nick(&nc_nick);
+    bin.expect(
+        |m| matches!(m, ServerMsg::Away { nick: n, away: Some(_) } if *n == nc_is),
+        "nc's away",
+    )
+    .await;
+    let id = bin.id();
+    bin.send(&ClientMsg::Msg {
+        to: nick(&nc_nick),
+        id,
+        text: text("ping"),
+    })
+    .await;
+    bin.expect(
+        |m| matches!(m, ServerMsg::Away { nick: n, away: Some(a) } if *n == nc_is && a.as_str() == "brb"),
+        "the away reply to a DM",
+    )
+    .await;
+
+    bin.send(&ClientMsg::Away(None)).await;
+    c.expect(|l| l == ":natty!natty@natter AWAY", "back, away-notify")
+        .await;
+    nc.expect(|l| l == "-- natty is back", "back, in words")
+        .await;
+    server.shutdown().await.unwrap();
+}

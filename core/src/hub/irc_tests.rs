@@ -5182,3 +5182,113 @@ fn a_tagmsg_to_oneself_with_echo_message_is_the_echo_and_the_tagmsg() {
         "{l:?}"
     );
 }
+
+/// Away is one hub state for every door: a natter client (version 8) and an nc user go away
+/// and come back; IRC co-members see AWAY (away-notify), 301 in WHOIS and `G` in WHO; natter's
+/// clients and nc users hear a co-member's change, and a direct message to someone away is
+/// answered with their away message (not a notice). A version-7 client is sent none of it.
+#[test]
+fn natter_clients_and_nc_users_go_away_and_every_door_sees_it() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["away-notify"]);
+    n.send(w, &["JOIN #lobby"]);
+    let natty = n.bin_in_lobby("natty");
+    let old = n.hub.accept(LOCAL, n.now).unwrap();
+    n.feed(old, &MAGIC);
+    n.send_bin(
+        old,
+        &ClientMsg::Hello {
+            version: 7,
+            nick: nick("oldie"),
+            resume: None,
+        },
+    );
+    n.send_bin(
+        old,
+        &ClientMsg::Join {
+            room: room("#lobby"),
+        },
+    );
+    let (nc, nc_nick) = n.nc();
+    n.settle(&[w, natty, old, nc]);
+    n.lines(w);
+
+    n.send_bin(natty, &ClientMsg::Away(Some(text("at lunch"))));
+    let away = |who: &str, a: Option<&str>| ServerMsg::Away {
+        nick: nick(who),
+        away: a.map(text),
+    };
+    assert_eq!(n.recv(natty), [away("natty", Some("at lunch"))]);
+    assert_eq!(n.lines(w), [":natty!natty@natter AWAY :at lunch"]);
+    assert_eq!(n.lines(nc), ["-- natty is away: at lunch"]);
+    assert!(n.recv(old).is_empty(), "version 7 cannot decode it");
+    assert!(!n.closed(old));
+
+    n.send(w, &["WHOIS natty", "WHO #lobby", "PRIVMSG natty :there?"]);
+    let l = n.lines(w);
+    assert!(
+        l.contains(&":natter.irc 301 watcher natty :at lunch".to_owned()),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 352 watcher #lobby natty ").contains(" G :0"),
+        "{l:?}"
+    );
+
+    // A direct message to someone away tells the writer, on every door; a notice does not.
+    n.send(nc, &["/msg natty you there?"]);
+    let l = n.lines(nc);
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some("-- natty is away: at lunch"),
+        "{l:?}"
+    );
+    n.settle(&[natty]);
+
+    // nc goes away, in words.
+    n.send(nc, &["/away brb"]);
+    assert_eq!(
+        n.lines(nc),
+        ["-- you are away: brb (/back when you are back)"]
+    );
+    assert_eq!(n.recv(natty), [away(&nc_nick, Some("brb"))]);
+    assert_eq!(
+        n.lines(w),
+        [format!(":{nc_nick}!{nc_nick}@natter AWAY :brb")]
+    );
+    let to_nc = ClientMsg::Msg {
+        to: nick(&nc_nick),
+        id: MsgId(1),
+        text: text("ping"),
+    };
+    n.send_bin(natty, &to_nc);
+    let got = n.recv(natty);
+    assert!(matches!(got[0], ServerMsg::Direct(_)), "{got:?}");
+    assert_eq!(got[1..], [away(&nc_nick, Some("brb"))]);
+    n.send_bin(
+        natty,
+        &ClientMsg::NoticeTo {
+            to: nick(&nc_nick),
+            id: MsgId(2),
+            text: text("fyi"),
+        },
+    );
+    let got = n.recv(natty);
+    assert!(matches!(got[..], [ServerMsg::DirectNotice(_)]), "{got:?}");
+    assert_eq!(n.lines(nc), ["*natty* ping", "-natty- fyi"]);
+    n.send(nc, &["/back"]);
+    assert_eq!(n.lines(nc), ["-- you are back (no longer away)"]);
+    n.lines(w);
+    n.recv(natty);
+
+    // Back, and a long away message is cut to AWAYLEN.
+    n.send_bin(natty, &ClientMsg::Away(None));
+    assert_eq!(n.recv(natty), [away("natty", None)]);
+    assert_eq!(n.lines(w), [":natty!natty@natter AWAY"]);
+    assert_eq!(n.lines(nc), ["-- natty is back"]);
+    n.send_bin(natty, &ClientMsg::Away(Some(text(&"z".repeat(400)))));
+    let long = "z".repeat(crate::limits::MAX_AWAY_BYTES);
+    assert_eq!(n.recv(natty), [away("natty", Some(&long))]);
+    assert!(n.recv(old).is_empty());
+    assert!(!n.closed(old));
+}

@@ -5,6 +5,7 @@
 use super::accounts::REGISTERED;
 use super::deliver::Skip;
 use super::dialect::{Limit, Note, Reply, Request};
+use super::query::Query;
 use super::room::Room;
 use super::timers::Timer;
 use super::{Hub, UserId};
@@ -250,7 +251,10 @@ impl Hub {
                 self.say(conn, uid, room, said, EventKind::Notice { id, text }, now)
             }
             ClientMsg::Msg { to, id, text } => {
-                self.direct(conn, uid, to, Said { id, tags }, text, false, now)
+                self.direct(conn, uid, to.clone(), Said { id, tags }, text, false, now);
+                // As IRC's 301, for every dialect: the writer learns that nobody may read it
+                // soon. Never after a notice (nothing answers a notice automatically).
+                self.query(conn, Query::AwayOf(to), now);
             }
             ClientMsg::NoticeTo { to, id, text } => {
                 self.direct(conn, uid, to, Said { id, tags }, text, true, now)
@@ -293,6 +297,7 @@ impl Hub {
             ClientMsg::JoinKey { room, key } => self.join_keyed(conn, room, Some(&key), now),
             ClientMsg::Moderate { room, action } => self.moderate(conn, uid, room, action, now),
             ClientMsg::Admin(action) => self.administer(conn, uid, action, now),
+            ClientMsg::Away(away) => self.query(conn, Query::Away(away), now),
             // Handshake messages never reach here (see `Hub::step`); pings were answered above.
             ClientMsg::Ping { .. }
             | ClientMsg::Pong { .. }

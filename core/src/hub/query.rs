@@ -8,6 +8,7 @@ use super::{ConnKind, Hub, UserId};
 use crate::limits::{MAX_AWAY_BYTES, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED};
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
+use crate::wire::ServerMsg;
 use std::collections::BTreeSet;
 
 /// A question ([`super::dialect::Request::Query`]).
@@ -175,8 +176,8 @@ pub(crate) enum Info {
     Time(Millis),
     /// The message of the day: the operator's, or `None` for the dialect's own words.
     Motd(Option<super::config::Motd>),
-    /// The asker is away now (`true`) or back.
-    AwayNow(bool),
+    /// The asker is away now (`Some`: the message, as kept) or back.
+    AwayNow(Option<Text>),
     /// A co-member went away (`Some`: the message) or came back.
     Away {
         /// Who.
@@ -205,6 +206,22 @@ pub(crate) enum Info {
         /// The account, if signed in.
         account: Option<Nick>,
     },
+}
+
+impl Info {
+    /// The away news in it as the protocol's message (for natter's own clients and nc users,
+    /// who read it as [`ServerMsg::Away`] and [`crate::render`]'s words): one's own away
+    /// (`me`), a co-member's change, a user written to who is away. `None` for any other
+    /// answer.
+    pub(crate) fn away_msg(&self, me: Option<&Nick>) -> Option<ServerMsg> {
+        let (nick, away) = match self {
+            Info::AwayNow(away) => (me?.clone(), away.clone()),
+            Info::Away { nick, away } => (nick.clone(), away.clone()),
+            Info::IsAway(p) => (p.nick.clone(), p.away.clone()),
+            _ => return None,
+        };
+        Some(ServerMsg::Away { nick, away })
+    }
 }
 
 /// `text` cut to [`MAX_AWAY_BYTES`] at a character boundary.
@@ -438,12 +455,11 @@ impl Hub {
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };
-        let now_away = away.is_some();
         let changed = u.away() != away.as_ref();
         u.set_away(away.clone());
         let nick = u.nick.clone();
         self.cluster_presence_changed(&nick);
-        self.reply(conn, Reply::Info(Info::AwayNow(now_away)));
+        self.reply(conn, Reply::Info(Info::AwayNow(away.clone())));
         if !changed {
             return;
         }

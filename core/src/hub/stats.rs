@@ -128,7 +128,8 @@ impl MsgKind {
             | ClientMsg::Rooms
             | ClientMsg::History { .. }
             | ClientMsg::Older { .. }
-            | ClientMsg::Search { .. } => MsgKind::Query,
+            | ClientMsg::Search { .. }
+            | ClientMsg::Away(_) => MsgKind::Query,
             ClientMsg::Ping { .. } | ClientMsg::Pong { .. } => MsgKind::Ping,
             ClientMsg::Quit { .. } => MsgKind::Quit,
             ClientMsg::SignIn { .. }

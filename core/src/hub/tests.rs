@@ -711,10 +711,12 @@ fn nick_clash_change_and_dm() {
     );
     t.line(tc, "/help register");
     assert_eq!(t.lines(tc).len(), 2);
+    t.line(tc, "/help afk");
+    assert_eq!(t.lines(tc), vec!["ERROR: unknown command /afk (try /help)"]);
     t.line(tc, "/help away");
     assert_eq!(
         t.lines(tc),
-        vec!["ERROR: unknown command /away (try /help)"]
+        vec!["--   /away [text]             say you are away (others see it); /away alone: back"]
     );
 }
 

@@ -8,7 +8,7 @@ use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{ClientMsg, NOTICE_VERSION, Proof};
+use crate::wire::{AWAY_VERSION, ClientMsg, NOTICE_VERSION, Proof};
 
 /// What a command that needs a room does in one, and what to type for it in a direct
 /// conversation (where it would otherwise go to the room open there).
@@ -151,6 +151,7 @@ impl Session {
                     self.send_or_defer(ClientMsg::Topic { room, topic });
                 }
             }
+            Command::Away(away) => self.away(away),
             Command::Quit(reason) => {
                 self.send(&ClientMsg::Quit { reason });
                 self.close_for_good(None);
@@ -336,6 +337,28 @@ impl Session {
                 false
             }
             _ => true,
+        }
+    }
+
+    /// `/away [text]`, `/back`: sent to a server that knows away (version [`AWAY_VERSION`]);
+    /// its answer ([`crate::wire::ServerMsg::Away`]) is the confirmation. Not kept for a
+    /// welcome: the server's version is not known before it, and an older one would close
+    /// the connection on a message it does not know.
+    fn away(&mut self, away: Option<Text>) {
+        if !self.link.is_welcomed() {
+            return self.error(About::Input, "not connected; /away again once connected");
+        }
+        match self.handshake.version {
+            Some(v) if v < AWAY_VERSION => self.error(
+                About::Input,
+                format!(
+                    "this server is too old for /away: it speaks natter protocol version {v}, \
+                     and /away needs version {AWAY_VERSION}"
+                ),
+            ),
+            _ => {
+                self.pace(ClientMsg::Away(away));
+            }
         }
     }
 

@@ -166,8 +166,8 @@ impl Session {
                     .collect();
                 self.event(Event::Motd(lines));
             }
-            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } => {
-                // An admin's words, and the answer to /gbans: lines for people.
+            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } | ServerMsg::Away { .. } => {
+                // An admin's words, the answer to /gbans, someone's away: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }

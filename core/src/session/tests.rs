@@ -4362,3 +4362,74 @@ fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
             .any(|m| matches!(m, ClientMsg::Notice { text: t, .. } if t.as_str() == "later"))
     );
 }
+
+/// `/away text` and `/back` go to a server of version 8 as `Away`; its answers (our own away,
+/// a co-member's, a user written to) are lines for people. Not connected, or to an older
+/// server, it is refused in words and nothing is sent.
+#[test]
+fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
+    let welcome = |t: &mut T, version: u16, token: u8| {
+        t.recv(ServerMsg::Welcome {
+            version,
+            nick: nick("alice"),
+            token: ResumeToken([token; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        });
+    };
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    t.s.handle_input("/away early", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs, ["not connected; /away again once connected"]);
+    t.s.handle_connected(t.now);
+    welcome(&mut t, 7, 1);
+    t.joined("#lobby", 1);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/away lunch", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too old") && errs[0].contains("/away needs version 8"));
+    assert!(t.drain_paced().is_empty());
+
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.joined("#lobby", 3);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/away at lunch", t.now);
+    t.s.handle_input("/back", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::Away(Some(text("at lunch"))),
+            ClientMsg::Away(None)
+        ]
+    );
+    assert!(errors(&t.events()).is_empty());
+    for (who, away) in [
+        ("alice", Some("at lunch")),
+        ("bob", Some("brb")),
+        ("bob", None),
+        ("alice", None),
+    ] {
+        t.recv(ServerMsg::Away {
+            nick: nick(who),
+            away: away.map(text),
+        });
+    }
+    assert_eq!(
+        infos(&mut t),
+        [
+            "you are away: at lunch (/back when you are back)",
+            "bob is away: brb",
+            "bob is back",
+            "you are back (no longer away)"
+        ]
+    );
+}

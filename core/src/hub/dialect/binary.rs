@@ -102,7 +102,7 @@ impl Dialect for Binary {
         }
     }
 
-    fn render(&self, reply: &Reply, _me: Option<&Nick>) -> Option<Bytes> {
+    fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
         let version = self.version.clamp(OLDEST_VERSION, PROTOCOL_VERSION);
         let frame = |msg: &ServerMsg| match encode_frame_for(msg, version) {
             Ok(b) => Some(b),
@@ -152,7 +152,6 @@ impl Dialect for Binary {
             }),
             Reply::Ping(token) => frame(&ServerMsg::Ping { token: *token }),
             Reply::Own(bytes) => Some(bytes.clone()),
-            // Queries are asked by other dialects; the protocol has no message for them.
             Reply::Note(Note::SameNick(nick)) => frame(&ServerMsg::YourNick { nick: nick.clone() }),
             Reply::Note(Note::PastGone(room)) => frame(&ServerMsg::PastEnd {
                 room: room.clone(),
@@ -163,7 +162,13 @@ impl Dialect for Binary {
                 re: crate::wire::Re::Room(room.clone()),
                 detail: why.clone(),
             }),
-            Reply::Note(_) | Reply::Info(_) => None,
+            // Of the answers to other dialects' questions, away news has a message of its own
+            // from version 8 on.
+            Reply::Info(info) => info
+                .away_msg(me)
+                .filter(|msg| crate::wire::sent_to(msg, version))
+                .and_then(|msg| frame(&msg)),
+            Reply::Note(_) => None,
         }
     }
 

@@ -253,6 +253,7 @@ impl Dialect for Text {
                 },
                 Command::Nick(nick) => ClientMsg::Nick { nick },
                 Command::Quit(reason) => ClientMsg::Quit { reason },
+                Command::Away(away) => ClientMsg::Away(away),
                 Command::History { room: r, count } => ClientMsg::Older {
                     room: room(r)?,
                     before: crate::types::Seq(0),
@@ -344,7 +345,10 @@ impl Dialect for Text {
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.
-            Reply::Ping(_) | Reply::Info(_) => None,
+            Reply::Info(info) => info
+                .away_msg(me)
+                .and_then(|msg| Text::lines(render::reply_lines(&msg, me, None))),
+            Reply::Ping(_) => None,
         }
     }
 

@@ -855,10 +855,9 @@ impl Irc {
                         text,
                     }
                 };
+                // A PRIVMSG to someone away is answered with 301 by the hub (as for every
+                // dialect's direct message); a NOTICE is not.
                 plan.said(m, tags.as_ref());
-                if verb == "PRIVMSG" {
-                    plan.query(Query::AwayOf(to));
-                }
             }
             if let Some(r) = self.running.as_mut() {
                 r.sent.push((id, target.to_owned()));

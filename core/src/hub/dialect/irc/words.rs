@@ -601,6 +601,8 @@ impl Irc {
             ServerMsg::Motd { lines } => {
                 l.motd(lines.iter().map(|t| t.as_ref().map_or("", |t| t.as_str())));
             }
+            // The hub gives IRC clients away news as `Info` (AWAY, 301, 305, 306), never this.
+            ServerMsg::Away { .. } => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
@@ -1187,8 +1189,10 @@ impl Irc {
             Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
             Info::Motd(Some(m)) => l.motd(m.lines()),
             Info::Motd(None) => l.motd(MOTD.iter().copied()),
-            Info::AwayNow(true) => l.num(RPL_NOWAWAY, &[], "You have been marked as being away"),
-            Info::AwayNow(false) => {
+            Info::AwayNow(Some(_)) => {
+                l.num(RPL_NOWAWAY, &[], "You have been marked as being away");
+            }
+            Info::AwayNow(None) => {
                 l.num(RPL_UNAWAY, &[], "You are no longer marked as being away");
             }
             Info::Away { nick, away } => {

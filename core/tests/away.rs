@@ -1,0 +1,98 @@
+//! `/away` as a whole conversation: typed in natter's own client (a Session and its chat
+//! model) or on nc, it is said to the typist and to every co-member (a notice line in the
+//! client's conversation, `-- nick is away: text` on nc), a direct message to someone away is
+//! answered with it, and `/back` (or `/away` alone) ends it.
+
+mod harness;
+
+use harness::Net;
+use natter_core::chat::LineKind;
+use natter_core::hub::Config;
+use natter_core::session::Event;
+
+/// The notice lines of a session's open conversation, in order.
+fn notes(net: &mut Net, i: usize) -> Vec<String> {
+    net.chat(i)
+        .current_conv()
+        .lines()
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LineKind::Notice(words) => Some(words.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn away_typed_in_a_client_or_on_nc_is_seen_by_every_co_member() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby"]);
+    let t = net.add_text();
+
+    net.type_line(a, "/away at lunch");
+    let mine = "you are away: at lunch (/back when you are back)".to_owned();
+    assert!(
+        notes(&mut net, a).contains(&mine),
+        "{:?}",
+        notes(&mut net, a)
+    );
+    assert!(notes(&mut net, b).contains(&"alice is away: at lunch".to_owned()));
+    assert!(
+        net.lines(t)
+            .contains(&"-- alice is away: at lunch".to_owned()),
+        "{:?}",
+        net.lines(t)
+    );
+
+    // A direct message to her is answered with her away message, on either door (the chat
+    // model shows it once while it is the open conversation's last line).
+    let told = |net: &Net| {
+        net.events(b)
+            .iter()
+            .filter(|e| matches!(e, Event::Info(s) if s == "alice is away: at lunch"))
+            .count()
+    };
+    let before = told(&net);
+    net.type_line(b, "/msg alice are you there?");
+    assert_eq!(told(&net), before + 1);
+    net.type_line(t, "/msg alice and from nc");
+    assert_eq!(
+        net.lines(t).last().map(String::as_str),
+        Some("-- alice is away: at lunch")
+    );
+
+    // nc goes away and comes back; the clients hear both.
+    net.type_line(t, "/away brb");
+    assert_eq!(
+        net.lines(t).last().map(String::as_str),
+        Some("-- you are away: brb (/back when you are back)")
+    );
+    let b_notes = notes(&mut net, b);
+    let nc_away = b_notes.last().cloned().unwrap_or_default();
+    assert!(
+        nc_away.starts_with("guest") && nc_away.ends_with(" is away: brb"),
+        "{b_notes:?}"
+    );
+    net.type_line(t, "/away");
+    assert_eq!(
+        net.lines(t).last().map(String::as_str),
+        Some("-- you are back (no longer away)")
+    );
+    assert!(
+        notes(&mut net, a)
+            .last()
+            .is_some_and(|n| n.ends_with(" is back"))
+    );
+
+    net.type_line(a, "/back");
+    assert_eq!(
+        notes(&mut net, a).last().map(String::as_str),
+        Some("you are back (no longer away)")
+    );
+    assert_eq!(
+        notes(&mut net, b).last().map(String::as_str),
+        Some("alice is back")
+    );
+    assert!(net.session(a).is_settled() && net.session(b).is_settled());
+}
