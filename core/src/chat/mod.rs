@@ -900,16 +900,16 @@ impl Chat {
             return;
         }
         let words = render::event_words(ev).unwrap_or_default();
+        let line = self.make_line(
+            ev.at,
+            None,
+            LineKind::Event {
+                who: ev.from.clone(),
+                words,
+            },
+        );
         if old != renamed && self.conv(&renamed).is_some() {
             // Both are open: the old one says where the person went.
-            let line = self.make_line(
-                ev.at,
-                None,
-                LineKind::Event {
-                    who: ev.from.clone(),
-                    words,
-                },
-            );
             return self.add_line(&old, line);
         }
         if let Some(c) = self.conv_mut(&old) {
@@ -923,14 +923,6 @@ impl Chat {
             self.current = renamed.clone();
             self.log.push(Change::Current);
         }
-        let line = self.make_line(
-            ev.at,
-            None,
-            LineKind::Event {
-                who: ev.from.clone(),
-                words,
-            },
-        );
         self.add_line(&renamed, line);
     }
 

@@ -178,33 +178,13 @@ impl Lines {
         // What a client's own line `PRIVMSG target text` leaves for the text: no prefix, and
         // no colon before a text of one word.
         let one_line = IRC_MAX_LINE.saturating_sub(body_len("", command, &[target], 0) - 3 + wrap);
-        if text.len() <= one_line {
+        // Parts after the first get their own msgid.
+        let mut emit = |i: usize, piece: &str| {
             let tags = match msgid {
-                Some(id) => tags.clone().with("msgid", id),
+                Some(id) if i == 0 => tags.clone().with("msgid", id),
+                Some(id) => tags.clone().with("msgid", &format!("{id}.{}", i + 1)),
                 None => tags.clone(),
             };
-            let body;
-            let said = if action {
-                body = format!("\x01ACTION {text}\x01");
-                body.as_str()
-            } else {
-                text
-            };
-            write_line(&mut self.out, &tags, source, command, &[target, said], true);
-            return;
-        }
-        let budget = IRC_MAX_LINE
-            .saturating_sub(body_len(source, command, &[target], 0) + wrap)
-            .max(4);
-        for (i, piece) in names::split(text, budget).into_iter().enumerate() {
-            let mut tags = tags.clone();
-            if let Some(id) = msgid {
-                tags = if i == 0 {
-                    tags.with("msgid", id)
-                } else {
-                    tags.with("msgid", &format!("{id}.{}", i + 1))
-                };
-            }
             let body;
             let said = if action {
                 body = format!("\x01ACTION {piece}\x01");
@@ -213,6 +193,16 @@ impl Lines {
                 piece
             };
             write_line(&mut self.out, &tags, source, command, &[target, said], true);
+        };
+        if text.len() <= one_line {
+            // The usual case: one line.
+            return emit(0, text);
+        }
+        let budget = IRC_MAX_LINE
+            .saturating_sub(body_len(source, command, &[target], 0) + wrap)
+            .max(4);
+        for (i, piece) in names::split(text, budget).into_iter().enumerate() {
+            emit(i, piece);
         }
     }
 
