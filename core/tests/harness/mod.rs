@@ -336,20 +336,7 @@ impl Net {
         };
         let chat = Box::new(Chat::new(config.nick.clone()));
         let session = Box::new(Session::new(config, self.now));
-        self.clients.push(Client {
-            kind: Kind::Session {
-                session,
-                chat,
-                events: Vec::new(),
-            },
-            conn: None,
-            inbox: VecDeque::new(),
-            stalled: false,
-            held: None,
-        });
-        let i = self.clients.len() - 1;
-        self.pump();
-        i
+        self.push_session(session, chat)
     }
 
     /// A binary client that resumes an earlier one's session (`from`, its
@@ -363,6 +350,11 @@ impl Net {
         };
         let chat = Box::new(Chat::new(from.nick.clone()));
         let session = Box::new(Session::resume(config, from, self.now));
+        self.push_session(session, chat)
+    }
+
+    /// Adds a client driving `session` and its chat model; returns its index.
+    fn push_session(&mut self, session: Box<Session>, chat: Box<Chat>) -> usize {
         self.clients.push(Client {
             kind: Kind::Session {
                 session,

@@ -701,32 +701,26 @@ impl Irc {
         };
         let msgid = self.caps.has(Cap::MessageTags).then(|| dm_msgid(dm));
         let source = names::source(&dm.from);
-        let tags = with_tags(l.tags.clone());
-        l.text(
-            &tags,
-            msgid.as_deref(),
-            &source,
-            dm.to.as_str(),
-            dm.text.as_str(),
-            how,
-        );
-        // To oneself with echo-message, on the connection that sent it: the echo (above, with
-        // the line's label) and the message as it arrives (without), as IRCv3 echo-message has
+        // To oneself with echo-message, on the connection that sent it: the echo (with the
+        // line's label) and the message as it arrives (without), as IRCv3 echo-message has
         // it; elsewhere the message once.
         let sent_here = self
             .running
             .as_ref()
             .is_some_and(|r| r.verb == "PRIVMSG" || r.verb == "NOTICE");
+        let mut bases = vec![l.tags.clone()];
         if to_self && echo && sent_here {
             let labeled = matches!(
                 self.running.as_ref().map(|r| &r.label),
                 Some(super::Label::Single(_))
             );
-            let base = if labeled {
+            bases.push(if labeled {
                 Tags::none()
             } else {
                 l.tags.clone()
-            };
+            });
+        }
+        for base in bases {
             let tags = with_tags(base);
             l.text(
                 &tags,
