@@ -708,6 +708,8 @@ impl Irc {
                 },
                 _ => plan.need_more(verb),
             },
+            // A command added above goes into KNOWN too: a labeled one is otherwise taken
+            // for an unknown command, answered by one labeled line.
             _ => {
                 plan.num(ERR_UNKNOWNCOMMAND, &[&shown(verb)], "Unknown command");
             }
