@@ -499,6 +499,9 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
         ServerMsg::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), me))],
+        ServerMsg::InviteSent { room, nick } => {
+            vec![notice(format!("you invited {nick} to {room}"))]
+        }
         ServerMsg::Motd { lines } => lines
             .iter()
             .take(crate::hub::MAX_MOTD_LINES)

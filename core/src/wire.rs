@@ -865,6 +865,15 @@ pub enum ServerMsg {
         /// The away message, while away.
         away: Option<Text>,
     },
+    /// Answering [`ModAction::Invite`]: `nick` is invited to `room` (and told so with
+    /// [`ServerMsg::Invited`]). Appended in version 8; a client that said an older version is
+    /// never sent it ([`sent_to`]).
+    InviteSent {
+        /// Room.
+        room: RoomName,
+        /// Who was invited.
+        nick: Nick,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -938,9 +947,10 @@ pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireErro
 }
 
 /// Whether a client that said `version` is sent `msg` at all: one before [`AWAY_VERSION`]
-/// cannot decode [`ServerMsg::Away`] (and never asked for it: it cannot go away).
+/// cannot decode [`ServerMsg::Away`] (and never asked for it: it cannot go away) nor
+/// [`ServerMsg::InviteSent`] (its invitations went unanswered, as they did).
 pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
-    version >= AWAY_VERSION || !matches!(msg, ServerMsg::Away { .. })
+    version >= AWAY_VERSION || !matches!(msg, ServerMsg::Away { .. } | ServerMsg::InviteSent { .. })
 }
 
 /// A notice as a client before [`NOTICE_VERSION`] decodes it: a room notice as a say, a direct
@@ -1445,6 +1455,13 @@ mod tests {
             assert!(sent_to(&ServerMsg::Ping { token: 1 }, old));
         }
         assert!(sent_to(&away, AWAY_VERSION));
+        // The answer to an invitation came with it: 31, sent to version 8 only.
+        let sent = ServerMsg::InviteSent {
+            room: room("#r"),
+            nick: nick("cat"),
+        };
+        assert_eq!(first(encode_frame(&sent).unwrap()), 31);
+        assert!(!sent_to(&sent, 7) && sent_to(&sent, 8));
         // What version 7 knew is the same bytes for it.
         let ping = ServerMsg::Ping { token: 3 };
         assert_eq!(

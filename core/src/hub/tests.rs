@@ -5685,7 +5685,14 @@ mod moderation {
         let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
         assert_eq!(kinds(&t.join(c, "#r")), vec![ErrorKind::InviteOnly]);
         let before = t.hub.stats().moderation_room;
-        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        // The operator is told it is done (a version 8 client), the invited get `Invited`.
+        assert_eq!(
+            act(&mut t, a, "#r", ModAction::Invite(nick("cat"))),
+            [ServerMsg::InviteSent {
+                room: room("#r"),
+                nick: nick("cat")
+            }]
+        );
         assert!(
             t.recv(c)
                 .iter()

@@ -166,8 +166,12 @@ impl Session {
                     .collect();
                 self.event(Event::Motd(lines));
             }
-            ServerMsg::Wall { .. } | ServerMsg::ServerBans { .. } | ServerMsg::Away { .. } => {
-                // An admin's words, the answer to /gbans, someone's away: lines for people.
+            ServerMsg::Wall { .. }
+            | ServerMsg::ServerBans { .. }
+            | ServerMsg::Away { .. }
+            | ServerMsg::InviteSent { .. } => {
+                // An admin's words, the answer to /gbans, someone's away, an invitation sent:
+                // lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }

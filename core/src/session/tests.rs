@@ -4433,3 +4433,15 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
         ]
     );
 }
+
+/// The answer to `/invite` (version 8) is a line saying it is done, where nothing was shown.
+#[test]
+fn an_invitation_sent_is_said() {
+    let mut t = T::ready(Transport::Stream);
+    t.events();
+    t.recv(ServerMsg::InviteSent {
+        room: room("#lobby"),
+        nick: nick("bob"),
+    });
+    assert_eq!(infos(&mut t), ["you invited bob to #lobby"]);
+}

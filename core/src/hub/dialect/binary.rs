@@ -157,6 +157,12 @@ impl Dialect for Binary {
                 room: room.clone(),
                 at_start: true,
             }),
+            Reply::Note(Note::Invited { nick, room }) => Some(ServerMsg::InviteSent {
+                room: room.clone(),
+                nick: nick.clone(),
+            })
+            .filter(|msg| crate::wire::sent_to(msg, version))
+            .and_then(|msg| frame(&msg)),
             Reply::Note(Note::Voiceless { room, why }) => frame(&ServerMsg::Error {
                 kind: crate::wire::ErrorKind::Muted,
                 re: crate::wire::Re::Room(room.clone()),

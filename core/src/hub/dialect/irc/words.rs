@@ -591,8 +591,9 @@ impl Irc {
             ServerMsg::Motd { lines } => {
                 l.motd(lines.iter().map(|t| t.as_ref().map_or("", |t| t.as_str())));
             }
-            // The hub gives IRC clients away news as `Info` (AWAY, 301, 305, 306), never this.
-            ServerMsg::Away { .. } => {}
+            // The hub gives IRC clients away news as `Info` (AWAY, 301, 305, 306), and an
+            // invitation's answer as a note (341), never these.
+            ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
