@@ -73,6 +73,9 @@ pub enum Command {
         /// New topic, or `None` to show it.
         topic: Option<Text>,
     },
+    /// `/topic [#room] -delete` (irssi's and WeeChat's word): clears the topic (the room, or the
+    /// current one).
+    ClearTopic(Option<RoomName>),
     /// `/away text`: away with that message; `/away` alone or `/back`: no longer away (IRC's
     /// `AWAY`).
     Away(Option<Text>),
@@ -179,6 +182,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/who [#room]", "list a room's members"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
+    ("/topic [#room] -delete", "clear the topic"),
     (
         "/history [#room] [N]",
         "show N earlier lines (default 20, at most 200)",
@@ -318,6 +322,9 @@ fn opt_text(s: &str) -> Result<Option<Text>, CommandError> {
 }
 
 /// `[#room] [text]`: a first word starting with `#` is the room, the rest (if any) the text.
+/// What `/topic` takes to clear a topic instead of setting it (irssi's and WeeChat's word).
+const CLEAR_TOPIC: &str = "-delete";
+
 fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), CommandError> {
     match word(args) {
         (first, after) if first.starts_with('#') => {
@@ -531,10 +538,10 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "rooms" | "list" if args.trim().is_empty() => Command::Rooms,
         "rooms" | "list" => return Err(CommandError::Usage(usage("/rooms"))),
-        "topic" => {
-            let (room, topic) = room_then_text(args)?;
-            Command::Topic { room, topic }
-        }
+        "topic" => match room_then_text(args)? {
+            (room, Some(t)) if t.as_str().trim() == CLEAR_TOPIC => Command::ClearTopic(room),
+            (room, topic) => Command::Topic { room, topic },
+        },
         "history" | "hist" => {
             let (room, rest) = match word(args) {
                 (r, rest) if r.starts_with('#') => (Some(RoomName::new(r)?), rest),
@@ -847,6 +854,19 @@ mod tests {
             Command::Topic {
                 room: Some(r("#rust")),
                 topic: Some(t("new"))
+            }
+        );
+        assert_eq!(cmd("/topic -delete"), Command::ClearTopic(None));
+        assert_eq!(
+            cmd("/topic #rust -delete "),
+            Command::ClearTopic(Some(r("#rust")))
+        );
+        // Only the word alone clears: a topic that starts with it is a topic.
+        assert_eq!(
+            cmd("/topic -delete me"),
+            Command::Topic {
+                room: None,
+                topic: Some(t("-delete me"))
             }
         );
         assert_eq!(cmd("/quit"), Command::Quit(None));

@@ -955,8 +955,10 @@ impl HubRig {
                 };
                 nothing(frame(&m))
             }
-            5 => nothing(frame(&match ops.byte() % 5 {
+            5 => nothing(frame(&match ops.byte() % 7 {
                 0 => ClientMsg::Who { room: r },
+                5 => ClientMsg::Away(opt_text(ops)),
+                6 => ClientMsg::ClearTopic { room: r },
                 1 => ClientMsg::Rooms,
                 2 => ClientMsg::Ping {
                     token: u64::from(ops.byte()),
@@ -986,7 +988,7 @@ impl HubRig {
                     .into_bytes(),
             ),
             14 => nothing(
-                format!("TOPIC {r} :new\r\nWHO {r}\r\nNAMES {r}\r\nPART {r} :bye\r\nNICK {n}\r\nAWAY :gone\r\nPING x\r\n")
+                format!("TOPIC {r} :new\r\nTOPIC {r} :\r\nWHO {r}\r\nNAMES {r}\r\nPART {r} :bye\r\nNICK {n}\r\nAWAY :gone\r\nPING x\r\n")
                     .into_bytes(),
             ),
             15 => {

@@ -17,14 +17,16 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
 /// in notices ([`EventKind::Notice`], [`ServerMsg::DirectNotice`]), which [`encode_frame_for`]
 /// writes the old way (without `at`; a notice as a say or a direct message) for a connection
-/// that said an older version, and 7 from 8 only in away ([`ClientMsg::Away`],
-/// [`ServerMsg::Away`]), which a client before 8 is never sent ([`sent_to`]).
+/// that said an older version, 7 from 8 only in away ([`ClientMsg::Away`],
+/// [`ServerMsg::Away`]), which a client before 8 is never sent ([`sent_to`]), and 8 from 9 only
+/// in [`ClientMsg::ClearTopic`], which a server before 9 cannot decode (a client asks the server's
+/// version first: [`TOPIC_CLEAR_VERSION`]).
 pub const OLDEST_VERSION: u16 = 5;
 
 /// The first version whose clients decode notices ([`EventKind::Notice`],
@@ -34,6 +36,9 @@ pub const NOTICE_VERSION: u16 = 7;
 /// The first version whose clients set away ([`ClientMsg::Away`]) and decode others' away
 /// ([`ServerMsg::Away`]).
 pub const AWAY_VERSION: u16 = 8;
+
+/// The first version whose servers clear a topic ([`ClientMsg::ClearTopic`]).
+pub const TOPIC_CLEAR_VERSION: u16 = 9;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -280,6 +285,12 @@ pub enum ClientMsg {
     /// (`None`); IRC's `AWAY`. Answered with [`ServerMsg::Away`] naming oneself; co-members are
     /// told. Appended in version 8.
     Away(Option<Text>),
+    /// Clear a room's topic (IRC's `TOPIC #room :`): the members see a topic event with none.
+    /// Needs being in the room, and being an operator of a `+t` room. Appended in version 9.
+    ClearTopic {
+        /// Room.
+        room: RoomName,
+    },
 }
 
 /// What a server admin (an account named in the server's `[accounts] admins`) does.
@@ -1431,6 +1442,7 @@ mod tests {
             },
             ClientMsg::Away(Some(text("at lunch"))),
             ClientMsg::Away(None),
+            ClientMsg::ClearTopic { room: r.clone() },
         ] {
             roundtrip(m);
         }
@@ -1440,7 +1452,7 @@ mod tests {
     /// client of 5 to 7 still speaks, and it is never sent the away news it cannot decode.
     #[test]
     fn away_is_appended_in_version_8_and_not_sent_to_older_clients() {
-        assert_eq!((PROTOCOL_VERSION, AWAY_VERSION), (8, 8));
+        assert_eq!(AWAY_VERSION, 8);
         let first = |f: Bytes| f[LEN_PREFIX];
         // Appended last: 27 after NoticeTo (26), 30 after DirectNotice (29).
         assert_eq!(first(encode_frame(&ClientMsg::Away(None)).unwrap()), 27);
@@ -1468,6 +1480,19 @@ mod tests {
             encode_frame_for(&ping, 7).unwrap(),
             encode_frame(&ping).unwrap()
         );
+    }
+
+    /// Clearing a topic came in version 9 as one appended client message: what a server of 8
+    /// decodes keeps its bytes, and every client of 5 to 8 still speaks.
+    #[test]
+    fn clear_topic_is_appended_in_version_9() {
+        assert_eq!((PROTOCOL_VERSION, TOPIC_CLEAR_VERSION), (9, 9));
+        let clear = ClientMsg::ClearTopic { room: room("#r") };
+        assert_eq!(encode_frame(&clear).unwrap()[LEN_PREFIX], 28);
+        for old in 5..=8 {
+            assert!(speaks(old), "version {old}");
+        }
+        assert!(speaks(9) && !speaks(10));
     }
 
     #[test]

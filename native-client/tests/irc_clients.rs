@@ -442,6 +442,13 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
         "[#lobby] -- {ncnick} set the topic of #lobby: set on nc"
     ))
     .await;
+    // Cleared: WeeChat's `/topic -delete` sends `TOPIC #lobby :`.
+    tmux.type_line("weechat", "/topic -delete");
+    tmux.wait_line("irssi", &["Topic unset by", "weeuser"])
+        .await;
+    nc.expect(&["-- weeuser cleared the topic of #lobby"]).await;
+    cli.expect("[#lobby] -- weeuser cleared the topic of #lobby")
+        .await;
 
     // Parts and joins.
     tmux.type_line("irssi", "/part #lobby off for tea");

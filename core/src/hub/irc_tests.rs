@@ -4398,6 +4398,51 @@ fn a_topic_comes_with_who_set_it_and_when() {
     );
 }
 
+/// `TOPIC #c :` (an empty topic: irssi's and WeeChat's `/topic -delete`) clears the topic, as
+/// every IRC server does: the members see `TOPIC #c :` (nc users "cleared the topic"), a later
+/// query is `331`. Clearing a channel with no topic is `331` to the asker alone.
+#[test]
+fn an_empty_topic_clears_it_for_every_door() {
+    let mut n = Net::new();
+    let bob = n.client("bob", &[]);
+    let ann = n.client("ann", &[]);
+    n.send(bob, &["JOIN #t", "TOPIC #t :plans"]);
+    n.send(ann, &["JOIN #t"]);
+    let (nc, _) = n.nc();
+    n.send(nc, &["/join #t"]);
+    n.lines(bob);
+    n.lines(ann);
+    n.lines(nc);
+    n.send(bob, &["TOPIC #t :"]);
+    for c in [bob, ann] {
+        assert_eq!(n.lines(c), [":bob!bob@natter TOPIC #t :"]);
+    }
+    assert_eq!(n.lines(nc), ["-- bob cleared the topic of #t"]);
+    n.send(ann, &["TOPIC #t", "TOPIC #t :"]);
+    assert_eq!(
+        n.lines(ann),
+        [
+            ":natter.irc 331 ann #t :No topic is set",
+            ":natter.irc 331 ann #t :No topic is set"
+        ]
+    );
+    assert!(n.lines(bob).is_empty() && n.lines(nc).is_empty());
+    // From nc: `/topic -delete`, the clients' word.
+    n.send(ann, &["TOPIC #t :again"]);
+    n.lines(bob);
+    n.lines(nc);
+    n.send(nc, &["/topic -delete"]);
+    assert_eq!(
+        n.lines(bob),
+        [format!(
+            ":{0}!{0}@natter TOPIC #t :",
+            n.hub.nick(nc).unwrap()
+        )]
+    );
+    n.send(bob, &["TOPIC #t"]);
+    assert_eq!(n.lines(bob), [":natter.irc 331 bob #t :No topic is set"]);
+}
+
 // ---- moderation as IRC servers do it (the QA pass with irssi and WeeChat) ----
 
 /// `MODE #c +v/-v/+o/-o nick` of a nick nobody uses is `401 ERR_NOSUCHNICK`, of someone on the

@@ -45,6 +45,7 @@ fn re_of_msg(m: &ClientMsg) -> Re {
         ClientMsg::Join { room }
         | ClientMsg::Part { room, .. }
         | ClientMsg::Topic { room, .. }
+        | ClientMsg::ClearTopic { room }
         | ClientMsg::Who { room }
         | ClientMsg::History { room, .. }
         | ClientMsg::Older { room, .. } => Re::Room(room.clone()),
@@ -261,6 +262,7 @@ impl Hub {
             }
             ClientMsg::Nick { nick } => self.change_nick(conn, uid, nick, now),
             ClientMsg::Topic { room, topic } => self.topic(conn, uid, room, topic, now),
+            ClientMsg::ClearTopic { room } => self.set_topic(conn, uid, room, None, now),
             ClientMsg::Who { room } => self.who(conn, room),
             ClientMsg::Rooms => self.list_rooms(conn),
             ClientMsg::History { room, after } => {
@@ -970,12 +972,25 @@ impl Hub {
         now: Millis,
     ) {
         // Anyone may ask a room's topic (natter has no secret rooms); setting it needs being in it.
-        let Some(topic) = topic else {
-            return match self.rooms.get(&room).map(|r| r.topic.clone()) {
+        match topic {
+            Some(topic) => self.set_topic(conn, uid, room, Some(topic), now),
+            None => match self.rooms.get(&room).map(|r| r.topic.clone()) {
                 Some(topic) => self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic })),
                 None => self.not_in_room(conn, &room, None),
-            };
-        };
+            },
+        }
+    }
+
+    /// Sets (`Some`) or clears (`None`) a room's topic for a member allowed to. Clearing a
+    /// room with no topic changes nothing: the asker is told there is none, nobody else hears.
+    fn set_topic(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: RoomName,
+        topic: Option<Text>,
+        now: Millis,
+    ) {
         if !self.member(uid, &room) {
             return self.not_in_room(conn, &room, None);
         }
@@ -989,14 +1004,17 @@ impl Hub {
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        if topic.is_none() && self.rooms.get(&room).is_some_and(|r| r.topic.is_none()) {
+            return self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic: None }));
+        }
         if let Some(r) = self.rooms.get_mut(&room) {
             let by = super::room::TopicSet {
                 by: nick.clone(),
                 at: now,
             };
-            r.set_topic(Some(topic.clone()), Some(by));
+            r.set_topic(topic.clone(), Some(by));
         }
-        let kind = EventKind::Topic { topic: Some(topic) };
+        let kind = EventKind::Topic { topic };
         self.broadcast(&room, nick, kind, now, Skip::None, None);
     }
 

@@ -123,7 +123,7 @@ impl MsgKind {
             ClientMsg::Join { .. } | ClientMsg::JoinKey { .. } => MsgKind::Join,
             ClientMsg::Part { .. } => MsgKind::Part,
             ClientMsg::Nick { .. } => MsgKind::Nick,
-            ClientMsg::Topic { .. } => MsgKind::Topic,
+            ClientMsg::Topic { .. } | ClientMsg::ClearTopic { .. } => MsgKind::Topic,
             ClientMsg::Who { .. }
             | ClientMsg::Rooms
             | ClientMsg::History { .. }

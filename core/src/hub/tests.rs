@@ -469,6 +469,61 @@ fn text_and_binary_in_one_room() {
     assert_eq!(says(&t.recv(a)), vec!["hi person"]);
 }
 
+/// `ClientMsg::ClearTopic` (protocol 9) clears a topic for a member: everyone in the room
+/// gets the topic event with none, a later joiner sees none. A non-member is refused, and
+/// clearing a room with no topic tells the asker alone.
+#[test]
+fn a_member_clears_the_topic_and_everyone_sees_none() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    let outsider = t.bin("olga");
+    t.join(a, "#rust");
+    t.join(b, "#rust");
+    t.send(
+        a,
+        &ClientMsg::Topic {
+            room: room("#rust"),
+            topic: Some(text("crabs")),
+        },
+    );
+    t.recv(a);
+    t.recv(b);
+    let clear = ClientMsg::ClearTopic {
+        room: room("#rust"),
+    };
+    t.send(outsider, &clear);
+    let refused = errors(&t.recv(outsider));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, ErrorKind::NotInRoom);
+    assert!(t.recv(a).is_empty());
+
+    t.send(b, &clear);
+    for c in [a, b] {
+        let e = t.recv(c);
+        assert_eq!(events(&e).len(), 1, "{e:?}");
+        assert_eq!(events(&e)[0].kind, EventKind::Topic { topic: None });
+        assert_eq!(events(&e)[0].from, nick("bob"));
+    }
+    let c = t.bin("carol");
+    match &t.join(c, "#rust")[0] {
+        ServerMsg::Joined { topic, .. } => assert_eq!(*topic, None),
+        other => panic!("{other:?}"),
+    }
+    t.recv(a);
+    t.recv(b);
+    // Nothing to clear: the asker is told there is no topic, nobody else hears of it.
+    t.send(c, &clear);
+    assert_eq!(
+        t.recv(c),
+        vec![ServerMsg::Topic {
+            room: room("#rust"),
+            topic: None
+        }]
+    );
+    assert!(t.recv(a).is_empty() && t.recv(b).is_empty());
+}
+
 #[test]
 fn join_part_who_rooms_topic() {
     let mut t = T::new();

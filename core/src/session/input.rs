@@ -8,7 +8,7 @@ use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{AWAY_VERSION, ClientMsg, NOTICE_VERSION, Proof};
+use crate::wire::{AWAY_VERSION, ClientMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION};
 
 /// What a command that needs a room does in one, and what to type for it in a direct
 /// conversation (where it would otherwise go to the room open there).
@@ -149,6 +149,11 @@ impl Session {
             Command::Topic { room, topic } => {
                 if let Some(room) = self.room_named(room, to, TOPIC) {
                     self.send_or_defer(ClientMsg::Topic { room, topic });
+                }
+            }
+            Command::ClearTopic(room) => {
+                if let Some(room) = self.room_named(room, to, TOPIC) {
+                    self.clear_topic(room);
                 }
             }
             Command::Away(away) => self.away(away),
@@ -358,6 +363,29 @@ impl Session {
             ),
             _ => {
                 self.pace(ClientMsg::Away(away));
+            }
+        }
+    }
+
+    /// `/topic -delete`: a server before [`TOPIC_CLEAR_VERSION`] cannot decode it (it would
+    /// close the connection), so the user is told instead.
+    fn clear_topic(&mut self, room: RoomName) {
+        if !self.link.is_welcomed() {
+            return self.error(
+                About::Input,
+                "not connected; /topic -delete again once connected",
+            );
+        }
+        match self.handshake.version {
+            Some(v) if v < TOPIC_CLEAR_VERSION => self.error(
+                About::Input,
+                format!(
+                    "this server is too old to clear a topic: it speaks natter protocol version \
+                     {v}, and clearing needs version {TOPIC_CLEAR_VERSION}"
+                ),
+            ),
+            _ => {
+                self.pace(ClientMsg::ClearTopic { room });
             }
         }
     }

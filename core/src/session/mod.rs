@@ -865,6 +865,7 @@ impl Session {
                     | ClientMsg::Who { .. }
                     | ClientMsg::Rooms
                     | ClientMsg::Topic { .. }
+                    | ClientMsg::ClearTopic { .. }
                     | ClientMsg::History { .. }
             )
         });

@@ -4434,6 +4434,65 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
     );
 }
 
+/// `/topic [#room] -delete` goes to a server of version 9 as `ClearTopic` for the current room
+/// (or the one named); to an older server (which could not decode it) or while not connected
+/// it is refused in words and nothing is sent.
+#[test]
+fn clearing_a_topic_is_sent_to_a_server_that_knows_it() {
+    let welcome = |t: &mut T, version: u16, token: u8| {
+        t.recv(ServerMsg::Welcome {
+            version,
+            nick: nick("alice"),
+            token: ResumeToken([token; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        });
+    };
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    t.s.handle_connected(t.now);
+    welcome(&mut t, 8, 1);
+    t.joined("#lobby", 1);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/topic -delete", t.now);
+    let errs = errors(&t.events());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too old") && errs[0].contains("needs version 9"));
+    assert!(t.drain_paced().is_empty());
+
+    t.s.handle_disconnected("reset", t.now);
+    t.events();
+    t.s.handle_input("/topic -delete", t.now);
+    let errs = errors(&t.events());
+    assert!(
+        errs.iter().any(|e| e.starts_with("not connected")),
+        "{errs:?}"
+    );
+    t.run_to_deadline();
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.joined("#lobby", 3);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/topic -delete", t.now);
+    t.s.handle_input("/topic #other -delete", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::ClearTopic {
+                room: room("#lobby")
+            },
+            ClientMsg::ClearTopic {
+                room: room("#other")
+            }
+        ]
+    );
+    assert!(errors(&t.events()).is_empty());
+}
+
 /// The answer to `/invite` (version 8) is a line saying it is done, where nothing was shown.
 #[test]
 fn an_invitation_sent_is_said() {

@@ -251,6 +251,7 @@ impl Dialect for Text {
                     room: room(r)?,
                     topic,
                 },
+                Command::ClearTopic(r) => ClientMsg::ClearTopic { room: room(r)? },
                 Command::Nick(nick) => ClientMsg::Nick { nick },
                 Command::Quit(reason) => ClientMsg::Quit { reason },
                 Command::Away(away) => ClientMsg::Away(away),

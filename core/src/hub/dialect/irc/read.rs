@@ -1098,19 +1098,16 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     };
     match msg.params.get(1) {
         None => plan.msg(ClientMsg::Topic { room, topic: None }),
+        // An empty topic (`TOPIC #room :`) clears it, as every IRC server does.
         Some(text) => match Text::new(&names::plain(text)) {
             Ok(topic) => plan.msg(ClientMsg::Topic {
                 room,
                 topic: Some(topic),
             }),
-            Err(_) => plan.line(
+            Err(crate::types::InvalidName::EmptyText) => plan.msg(ClientMsg::ClearTopic { room }),
+            Err(e) => plan.line(
                 "FAIL",
-                &[
-                    "TOPIC",
-                    "CANNOT_CLEAR",
-                    name,
-                    "natter cannot clear a topic; set a new one",
-                ],
+                &["TOPIC", "INVALID_TEXT", name, &e.to_string()],
                 true,
             ),
         },
