@@ -153,7 +153,7 @@ pub fn welcome_words(nick: &Nick, resumed: bool) -> String {
 pub fn other_nick_words(asked: &Nick, nick: &Nick) -> String {
     format!(
         "{asked} is taken or a registered account here, so you are {nick} \
-         (/login {asked} PASSWORD signs in to it)"
+         (if {asked} is your account, /login {asked} PASSWORD signs in to it)"
     )
 }
 

@@ -1556,7 +1556,7 @@ fn the_motd_is_shown_in_the_first_room_that_opens() {
 #[test]
 fn what_the_session_said_before_any_room_is_shown_in_the_first_room() {
     let why = "alice is taken or a registered account here, so you are alice_2 \
-               (/login alice PASSWORD signs in to it)";
+               (if alice is your account, /login alice PASSWORD signs in to it)";
     let mut c = Chat::new(nick("alice"));
     c.handle_event(&Event::State(ConnState::Connected), T0);
     c.handle_event(

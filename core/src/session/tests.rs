@@ -3971,8 +3971,8 @@ fn a_welcome_under_another_nick_says_why_unless_signing_in() {
     assert_eq!(
         infos,
         [
-            "alice is taken or a registered account here, so you are alice_2 (/login alice \
-          PASSWORD signs in to it)"
+            "alice is taken or a registered account here, so you are alice_2 (if alice is your \
+             account, /login alice PASSWORD signs in to it)"
         ]
     );
     let mut t = T::new(Transport::Stream);
