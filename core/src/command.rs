@@ -23,6 +23,9 @@ pub enum Command {
     Nick(Nick),
     /// `/join #room`
     Join(RoomName),
+    /// `/join #a #b` or `/join #a,#b`: several rooms, joined in that order (at most
+    /// [`crate::limits::IRC_MAX_JOIN_TARGETS`]); the last becomes the current one.
+    JoinMany(Vec<RoomName>),
     /// `/part [#room] [reason]`: the current room when none is named.
     Part {
         /// Room, or the current one.
@@ -158,7 +161,7 @@ pub enum CommandError {
 pub const HELP: &[(&str, &str)] = &[
     (
         "/join #room [key]",
-        "join a room (created if new) and make it current",
+        "join a room (created if new) and make it current; several: /join #a #b",
     ),
     (
         "/part [#room] [reason]",
@@ -322,6 +325,43 @@ fn opt_text(s: &str) -> Result<Option<Text>, CommandError> {
 }
 
 /// `[#room] [text]`: a first word starting with `#` is the room, the rest (if any) the text.
+/// Whether `/join`'s arguments name several rooms: `#a,#b`, or words after the first that all
+/// look like rooms (`/join #a #b`; `/join #a key` is a room and its key).
+fn several_rooms(args: &str) -> bool {
+    let mut words = args.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let rest: Vec<&str> = words.collect();
+    if rest.is_empty() {
+        first.contains(',')
+    } else {
+        rest.iter().all(|w| w.starts_with('#'))
+    }
+}
+
+/// `/join #a #b`, `/join #a,#b`: each room once, in order.
+fn join_many(args: &str) -> Result<Command, CommandError> {
+    let mut rooms: Vec<RoomName> = Vec::new();
+    for name in args.split([' ', '\t', ',']).filter(|w| !w.is_empty()) {
+        let room = RoomName::new(name)?;
+        if !rooms.contains(&room) {
+            rooms.push(room);
+        }
+    }
+    if rooms.is_empty() {
+        return Err(CommandError::Usage(usage("/join")));
+    }
+    if rooms.len() > crate::limits::IRC_MAX_JOIN_TARGETS {
+        return Err(CommandError::Bad(format!(
+            "at most {} rooms at once",
+            crate::limits::IRC_MAX_JOIN_TARGETS
+        )));
+    }
+    Ok(match <[RoomName; 1]>::try_from(rooms) {
+        Ok([room]) => Command::Join(room),
+        Err(rooms) => Command::JoinMany(rooms),
+    })
+}
+
 /// What `/topic` takes to clear a topic instead of setting it (irssi's and WeeChat's word).
 const CLEAR_TOPIC: &str = "-delete";
 
@@ -491,6 +531,7 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             (n, "") if !n.is_empty() => Command::Nick(Nick::new(n)?),
             _ => return Err(CommandError::Usage(usage("/nick"))),
         },
+        "join" | "j" if several_rooms(args) => join_many(args)?,
         "join" | "j" => match word(args) {
             (r, "") if !r.is_empty() => Command::Join(RoomName::new(r)?),
             (r, key) if !r.is_empty() && !key.contains(char::is_whitespace) => Command::JoinKey {
@@ -999,6 +1040,25 @@ mod tests {
         assert!(matches!(
             parse("/join #a key"),
             Ok(Some(Input::Command(Command::JoinKey { .. })))
+        ));
+        // Several rooms: words that all look like rooms, or a list with commas.
+        let rooms = |names: &[&str]| Command::JoinMany(names.iter().map(|n| r(n)).collect());
+        assert_eq!(cmd("/join #a #B"), rooms(&["#a", "#b"]));
+        assert_eq!(cmd("/j #a,#b,c"), rooms(&["#a", "#b", "#c"]));
+        assert_eq!(cmd("/join #a, #b #a"), rooms(&["#a", "#b"]));
+        assert_eq!(cmd("/join #a,"), Command::Join(r("#a")));
+        assert_eq!(
+            parse("/join ,"),
+            Err(CommandError::Usage("/join #room [key]"))
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("#r{i}")).collect();
+        assert!(matches!(
+            parse(&format!("/join {}", many.join(" "))),
+            Err(CommandError::Bad(e)) if e.contains("at most 20 rooms")
+        ));
+        assert!(matches!(
+            parse("/join #a #bad!"),
+            Err(CommandError::Invalid(_))
         ));
         assert!(matches!(
             parse("/ban bob 2h too loud"),

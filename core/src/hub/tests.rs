@@ -762,7 +762,9 @@ fn nick_clash_change_and_dm() {
     t.line(tc, "/help join");
     assert_eq!(
         t.lines(tc),
-        vec!["--   /join #room [key]        join a room (created if new) and make it current"]
+        vec![
+            "--   /join #room [key]        join a room (created if new) and make it current; several: /join #a #b"
+        ]
     );
     t.line(tc, "/help register");
     assert_eq!(t.lines(tc).len(), 2);
@@ -847,6 +849,42 @@ fn nc_input_that_ends_is_answered_and_then_quits() {
     let silent = t.hub.accept(LOCAL, t.now).unwrap();
     assert!(!t.hub.handle_eof(silent, t.now));
     assert!(t.hub.has_conn(silent));
+}
+
+/// `/join #a #b` and `/join #c,#d` on nc join every room named, in order, as if typed one by
+/// one: the last is the current room.
+#[test]
+fn text_join_of_several_rooms_joins_each_in_order() {
+    let mut t = T::new();
+    let (c, _) = t.txt();
+    t.line(c, "/join #a #b");
+    assert_eq!(
+        t.lines(c),
+        vec![
+            "-- you are in #a (nobody else is here yet)".to_string(),
+            "-- you are in #b (nobody else is here yet)".to_string()
+        ]
+    );
+    t.line(c, "/join #c,#d");
+    t.lines(c);
+    t.line(c, "where am I");
+    let (d, _) = t.txt();
+    t.line(d, "/rooms");
+    assert_eq!(
+        t.lines(d),
+        vec!["-- rooms: #a (1), #b (1), #c (1), #d (1), #lobby (2)".to_string()]
+    );
+    t.line(d, "/join #d");
+    let joined = t.lines(d);
+    assert!(
+        joined[0].starts_with("-- you are in #d with: "),
+        "{joined:?}"
+    );
+    let history = joined.join("\n");
+    assert!(
+        history.contains("where am I"),
+        "said in #d, the last one joined: {joined:?}"
+    );
 }
 
 #[test]

@@ -110,6 +110,11 @@ impl Session {
         match cmd {
             Command::Nick(nick) => self.send_or_defer(ClientMsg::Nick { nick }),
             Command::Join(room) => self.join(room),
+            Command::JoinMany(rooms) => {
+                for room in rooms {
+                    self.join(room);
+                }
+            }
             Command::Part { room, reason } => {
                 if let Some(room) = self.room_named(room, to, LEAVE) {
                     self.part(room, reason);

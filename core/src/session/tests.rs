@@ -4493,6 +4493,26 @@ fn clearing_a_topic_is_sent_to_a_server_that_knows_it() {
     assert!(errors(&t.events()).is_empty());
 }
 
+/// `/join #a #b` and `/join #c,#d` ask the server for each room, in order.
+#[test]
+fn joining_several_rooms_asks_for_each() {
+    let mut t = T::ready(Transport::Stream);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/join #a #b", t.now);
+    t.s.handle_input("/join #c,#d", t.now);
+    let joins: Vec<ClientMsg> = t
+        .drain_paced()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMsg::Join { .. }))
+        .collect();
+    assert_eq!(
+        joins,
+        ["#a", "#b", "#c", "#d"].map(|r| ClientMsg::Join { room: room(r) })
+    );
+    assert!(errors(&t.events()).is_empty());
+}
+
 /// The answer to `/invite` (version 8) is a line saying it is done, where nothing was shown.
 #[test]
 fn an_invitation_sent_is_said() {

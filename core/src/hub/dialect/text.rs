@@ -98,6 +98,13 @@ impl Text {
             Ok(Some(Input::Command(Command::Help(only)))) => {
                 Request::Answer(Reply::Note(Note::Help(only)))
             }
+            // Several rooms: one join each, in order, as if typed one by one.
+            Ok(Some(Input::Command(Command::JoinMany(rooms)))) => {
+                steps.extend(rooms.into_iter().map(|room| {
+                    Step::Request(Request::Typed(Input::Command(Command::Join(room))))
+                }));
+                return Ok(());
+            }
             Ok(Some(input)) => Request::Typed(input),
             Err(e) => {
                 let kind = match e {
@@ -241,6 +248,12 @@ impl Dialect for Text {
                     text,
                 },
                 Command::Join(room) => ClientMsg::Join { room },
+                // Made one join per room when the line was read (`Text::feed`).
+                Command::JoinMany(mut rooms) => ClientMsg::Join {
+                    room: rooms.pop().ok_or_else(|| {
+                        Reply::error(ErrorKind::BadCommand, Re::Conn, "/join names no room")
+                    })?,
+                },
                 Command::Part { room: r, reason } => ClientMsg::Part {
                     room: room(r)?,
                     reason,
