@@ -39,3 +39,34 @@ async fn a_room_left_by_everyone_and_joined_again_carries_lines_and_keeps_its_to
     );
     sigterm(&mut server).await;
 }
+
+/// A topic cleared (`/topic -delete`, protocol 9's `ClearTopic`) stays cleared across a crash
+/// of the server: the clearing is a stored topic event like a setting, and the room's topic is
+/// taken from its last one at the restart. Over IRC, `TOPIC #c :` does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleared_topic_stays_cleared_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _log, addr) = spawn_stored_server(dir.path(), &[]).await;
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/join #kept").await;
+    a.expect_has("you are in #kept").await;
+    a.send("/topic first topic").await;
+    a.expect_has("set the topic of #kept: first topic").await;
+    a.send("/topic -delete").await;
+    a.expect_has("cleared the topic of #kept").await;
+    a.send("/join #other").await;
+    a.expect_has("you are in #other").await;
+    a.send("/topic still set").await;
+    a.expect_has("set the topic of #other: still set").await;
+    // SIGKILL: nothing is flushed at exit, what was acknowledged is in the store.
+    server.start_kill().expect("SIGKILL natter-server");
+    server.wait().await.expect("wait for natter-server");
+
+    let (mut server, _log, addr) = spawn_stored_server(dir.path(), &[]).await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    b.send("/topic #kept").await;
+    b.expect_has("#kept has no topic").await;
+    b.send("/topic #other").await;
+    b.expect_has("topic of #other: still set").await;
+    sigterm(&mut server).await;
+}
