@@ -23,6 +23,13 @@ pub enum Command {
     Nick(Nick),
     /// `/join #room`
     Join(RoomName),
+    /// `/part #a,#b [reason]`: several rooms, left in that order with the same reason.
+    PartMany {
+        /// The rooms.
+        rooms: Vec<RoomName>,
+        /// Reason.
+        reason: Option<Text>,
+    },
     /// `/join #a #b` or `/join #a,#b`: several rooms, joined in that order (at most
     /// [`crate::limits::IRC_MAX_JOIN_TARGETS`]); the last becomes the current one.
     JoinMany(Vec<RoomName>),
@@ -165,7 +172,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/part [#room] [reason]",
-        "leave a room (default: the current one)",
+        "leave a room (default: the current one); several: /part #a,#b",
     ),
     (
         "/msg nick|#room text",
@@ -540,10 +547,26 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             },
             _ => return Err(CommandError::Usage(usage("/join"))),
         },
-        "part" | "leave" => {
-            let (room, reason) = room_then_text(args)?;
-            Command::Part { room, reason }
-        }
+        "part" | "leave" => match word(args) {
+            // `/part #a,#b [reason]`: each room, as IRC's `PART #a,#b`.
+            (list, reason) if list.starts_with('#') && list.contains(',') => {
+                match join_many(list)? {
+                    Command::JoinMany(rooms) => Command::PartMany {
+                        rooms,
+                        reason: opt_text(reason)?,
+                    },
+                    Command::Join(room) => Command::Part {
+                        room: Some(room),
+                        reason: opt_text(reason)?,
+                    },
+                    _ => return Err(CommandError::Usage(usage("/part"))),
+                }
+            }
+            _ => {
+                let (room, reason) = room_then_text(args)?;
+                Command::Part { room, reason }
+            }
+        },
         "msg" | "dm" => match word(args) {
             // A room, as IRC's `PRIVMSG #room`.
             (r, text) if r.starts_with('#') && !text.trim().is_empty() => Command::SayIn {
@@ -1047,6 +1070,28 @@ mod tests {
         assert_eq!(cmd("/j #a,#b,c"), rooms(&["#a", "#b", "#c"]));
         assert_eq!(cmd("/join #a, #b #a"), rooms(&["#a", "#b"]));
         assert_eq!(cmd("/join #a,"), Command::Join(r("#a")));
+        assert_eq!(
+            cmd("/part #a,#B off to bed"),
+            Command::PartMany {
+                rooms: vec![r("#a"), r("#b")],
+                reason: Some(t("off to bed"))
+            }
+        );
+        assert_eq!(
+            cmd("/part #a, bye"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: Some(t("bye"))
+            }
+        );
+        // Without a comma the words after the room are the reason, as before.
+        assert_eq!(
+            cmd("/part #a #b"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: Some(t("#b"))
+            }
+        );
         assert_eq!(
             parse("/join ,"),
             Err(CommandError::Usage("/join #room [key]"))

@@ -267,7 +267,9 @@ fn check_input(input: &command::Input) {
     let texts: Vec<&Text> = match input {
         Input::Say(t) => vec![t],
         Input::Command(c) => match c {
-            Command::Part { reason, .. } => reason.iter().collect(),
+            Command::Part { reason, .. } | Command::PartMany { reason, .. } => {
+                reason.iter().collect()
+            }
             Command::Msg { text, .. } => vec![text],
             Command::Notice { text, .. } | Command::NoticeTo { text, .. } => vec![text],
             Command::Me(t) => vec![t],

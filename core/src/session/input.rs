@@ -120,6 +120,11 @@ impl Session {
                     self.part(room, reason);
                 }
             }
+            Command::PartMany { rooms, reason } => {
+                for room in rooms {
+                    self.part(room, reason.clone());
+                }
+            }
             Command::Msg { to, text } => {
                 if self.text_fits(&text) {
                     self.queue_msg(|id| ClientMsg::Msg { to, id, text });

@@ -4511,6 +4511,22 @@ fn joining_several_rooms_asks_for_each() {
         ["#a", "#b", "#c", "#d"].map(|r| ClientMsg::Join { room: room(r) })
     );
     assert!(errors(&t.events()).is_empty());
+    t.joined("#a", 1);
+    t.joined("#b", 1);
+    t.events();
+    t.s.handle_input("/part #a,#b see you", t.now);
+    let parts: Vec<ClientMsg> = t
+        .drain_paced()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMsg::Part { .. }))
+        .collect();
+    assert_eq!(
+        parts,
+        ["#a", "#b"].map(|r| ClientMsg::Part {
+            room: room(r),
+            reason: Some(text("see you"))
+        })
+    );
 }
 
 /// The answer to `/invite` (version 8) is a line saying it is done, where nothing was shown.

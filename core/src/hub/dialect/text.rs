@@ -105,6 +105,15 @@ impl Text {
                 }));
                 return Ok(());
             }
+            Ok(Some(Input::Command(Command::PartMany { rooms, reason }))) => {
+                steps.extend(rooms.into_iter().map(|room| {
+                    Step::Request(Request::Typed(Input::Command(Command::Part {
+                        room: Some(room),
+                        reason: reason.clone(),
+                    })))
+                }));
+                return Ok(());
+            }
             Ok(Some(input)) => Request::Typed(input),
             Err(e) => {
                 let kind = match e {
@@ -248,6 +257,13 @@ impl Dialect for Text {
                     text,
                 },
                 Command::Join(room) => ClientMsg::Join { room },
+                // Made one part per room when the line was read (`Text::feed`).
+                Command::PartMany { mut rooms, reason } => ClientMsg::Part {
+                    room: rooms.pop().ok_or_else(|| {
+                        Reply::error(ErrorKind::BadCommand, Re::Conn, "/part names no room")
+                    })?,
+                    reason,
+                },
                 // Made one join per room when the line was read (`Text::feed`).
                 Command::JoinMany(mut rooms) => ClientMsg::Join {
                     room: rooms.pop().ok_or_else(|| {
