@@ -87,6 +87,9 @@ pub(crate) fn decode_account(value: &[u8]) -> Result<LoadedAccount, String> {
                 created,
             })
             .collect(),
+        // Not kept in a cluster: a message to an account with nothing connected is refused
+        // there (natter-core's `Hub::hold_direct`).
+        held: Vec::new(),
     })
 }
 
@@ -168,6 +171,7 @@ pub(crate) async fn create(
         rooms: Vec::new(),
         read: Vec::new(),
         keys: Vec::new(),
+        held: Vec::new(),
     };
     let value = encode_account(&account, me)?;
     match accounts.create(&key, value).await {
@@ -357,6 +361,7 @@ mod tests {
                 hash: TokenHash([3; 32]),
                 created: Millis(8),
             }],
+            held: Vec::new(),
         };
         let bytes = encode_account(&a, "node1").unwrap();
         assert_eq!(decode_account(&bytes).unwrap(), a);

@@ -25,8 +25,8 @@ use crate::limits::{
 };
 use crate::moderation::{Entry, Mask, ModeChange, Policy};
 use crate::persist::{
-    AccountRecord, Answer, BatchId, HistoryPage, KeyRecord, Loaded, LoadedAccount, LoadedRoom,
-    Query, QueryId,
+    AccountRecord, Answer, BatchId, HeldDirect, HistoryPage, KeyRecord, Loaded, LoadedAccount,
+    LoadedRoom, Query, QueryId,
 };
 use crate::session::{Session, SessionConfig, Transport};
 use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
@@ -567,6 +567,21 @@ fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
             },
             read: vec![(a.clone(), Seq(2))],
             keys: vec![KeyRecord::of(&DeviceKey(ANN_KEY), Millis(1))],
+            // A message kept for ann while she had nothing connected: delivered at her sign-in.
+            held: if bits & 4 != 0 {
+                vec![HeldDirect {
+                    msg: DirectMsg {
+                        from: n("bob"),
+                        to: n("ann"),
+                        id: MsgId(1),
+                        at: Millis(1),
+                        text: Text::new("kept for you").expect("text"),
+                    },
+                    notice: false,
+                }]
+            } else {
+                Vec::new()
+            },
         }],
         policies: vec![(a, policy)],
         server_bans: if bits & 8 != 0 {

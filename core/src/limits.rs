@@ -397,6 +397,11 @@ pub const MAX_THROTTLED: usize = 10_000;
 /// Device keys one account may hold (the oldest is revoked past this).
 pub const MAX_DEVICE_KEYS: usize = 32;
 
+/// Direct messages kept for an account with nothing connected, until it signs in again: one
+/// more is refused, telling the sender to try once the account is back (a sender cannot fill
+/// an account's store without bound).
+pub const MAX_HELD_DIRECTS: usize = 100;
+
 /// While a connection's flood queue is full, the shell reads its socket at most once per this
 /// (and again at once when a token frees a place): a flood then costs the server at most about
 /// 50 reads a second per connection, each decoded and refused in words, instead of whatever the

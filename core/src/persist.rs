@@ -8,7 +8,7 @@
 use crate::accounts::PasswordHash;
 use crate::time::Millis;
 use crate::types::{DeviceKey, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-use crate::wire::RoomEvent;
+use crate::wire::{DirectMsg, RoomEvent};
 use sha2::{Digest, Sha256};
 
 /// The hub's number for a batch of writes, in the order it hands them out.
@@ -145,6 +145,25 @@ pub enum Write {
         /// See [`SessionRecord::updated`].
         updated: Millis,
     },
+    /// Replaces the direct messages kept for an account that had nothing connected when they
+    /// came ([`HeldDirect`]; at most [`crate::limits::MAX_HELD_DIRECTS`]), oldest first: one
+    /// more kept, or none once delivered.
+    HeldDirects {
+        /// The account.
+        account: Nick,
+        /// What is kept for it now.
+        held: Vec<HeldDirect>,
+    },
+}
+
+/// A direct message (or direct notice) kept for an account with nothing connected, delivered
+/// when it next signs in, with the time it was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldDirect {
+    /// The message, as it was sent.
+    pub msg: DirectMsg,
+    /// A direct notice ([`crate::wire::ServerMsg::DirectNotice`]), not a message.
+    pub notice: bool,
 }
 
 /// What an operator or admin did, as the audit log keeps it (`natter-server audit`).
@@ -204,6 +223,8 @@ pub struct LoadedAccount {
     pub read: Vec<(RoomName, Seq)>,
     /// Its device keys.
     pub keys: Vec<KeyRecord>,
+    /// Direct messages kept for it, oldest first ([`Write::HeldDirects`]).
+    pub held: Vec<HeldDirect>,
 }
 
 /// The SHA-256 of a resume token's secret: what is kept of a token, never the token itself, so
@@ -369,6 +390,7 @@ impl LoadedAccount {
             }
             Write::RevokeKey { id } => self.keys.retain(|k| k.id != *id),
             Write::RevokeKeys { .. } => self.keys.clear(),
+            Write::HeldDirects { held, .. } => self.held.clone_from(held),
             _ => {}
         }
         true

@@ -4,6 +4,7 @@
 
 mod support;
 
+use natter_core::types::MsgId;
 use natter_core::wire::{ClientMsg, ServerMsg};
 use natter_server::{ServerConfig, start};
 use std::path::Path;
@@ -401,5 +402,56 @@ async fn an_admin_name_nobody_registered_is_warned_of_at_start() {
     assert!(
         !closed.iter().any(|l| l.contains("admin=root")),
         "{closed:?}"
+    );
+}
+
+/// A direct message to an account with nothing connected is kept in the store: a SIGKILL of
+/// the server does not lose it (the sender's echo came after it was durable), and the
+/// account's next sign-in, on nc after the restart, shows it once, with the time it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_to_an_account_with_nothing_connected_waits_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start_stored(dir.path()).await;
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/nick erin").await;
+    a.expect_has("you are now known as erin").await;
+    a.send("/register a long passphrase").await;
+    a.expect_has("you are signed in as erin").await;
+    a.send("/quit").await;
+    a.expect_closed().await;
+    // A binary sender: the echo is the acknowledgement, and it is told the message waits.
+    let (mut bob, _) = BinClient::hello(addr, "bob", None).await;
+    bob.send(&ClientMsg::Msg {
+        to: nick("erin"),
+        id: MsgId(1),
+        text: text("lunch tomorrow?"),
+    })
+    .await;
+    bob.expect(
+        |m| matches!(m, ServerMsg::Direct(dm) if dm.text.as_str() == "lunch tomorrow?"),
+        "the echo",
+    )
+    .await;
+    bob.expect(
+        |m| matches!(m, ServerMsg::Away { nick, away: Some(w) } if nick.as_str() == "erin" && w.as_str().contains("waits for them")),
+        "that it waits",
+    )
+    .await;
+    server.start_kill().expect("SIGKILL natter-server");
+    server.wait().await.expect("wait for natter-server");
+
+    let (_server, addr) = start_stored(dir.path()).await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    b.send("/login erin a long passphrase").await;
+    b.expect_has("you are signed in as erin").await;
+    b.expect_has("*bob* lunch tomorrow?").await;
+    // Once: signed in again elsewhere, it is not there.
+    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    c.send("/login erin a long passphrase").await;
+    c.expect_has("you are signed in as erin").await;
+    let rest = c.lines_for(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !rest.iter().any(|l| l.contains("lunch tomorrow?")),
+        "delivered once: {rest:?}"
     );
 }

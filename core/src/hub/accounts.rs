@@ -22,8 +22,8 @@
 use super::dialect::{Note, Reply};
 use super::{ClusterOut, Device, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
-use crate::limits::{MAX_DEVICE_KEYS, MAX_THROTTLED, MAX_WORK_QUEUED};
-use crate::persist::{AccountRecord, KeyRecord, LoadedAccount, TokenHash, Write};
+use crate::limits::{MAX_DEVICE_KEYS, MAX_HELD_DIRECTS, MAX_THROTTLED, MAX_WORK_QUEUED};
+use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, TokenHash, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
 use crate::wire::{ErrorKind, Proof, Re, ServerMsg};
@@ -105,6 +105,9 @@ struct Account {
     /// The rooms it is in, as last written (a cluster node joins them when the account signs
     /// in there with no user of it yet).
     rooms: Vec<RoomName>,
+    /// Direct messages that came while it had nothing connected, oldest first: delivered
+    /// when it next signs in (see [`Hub::hold_direct`]).
+    held: Vec<HeldDirect>,
 }
 
 /// What a piece of work out is for.
@@ -412,6 +415,7 @@ impl Hub {
                             read,
                             keys,
                             rooms: la.rooms.clone(),
+                            held: la.held,
                         },
                     );
                     if self.config.accounts.always_on && !la.rooms.is_empty() {
@@ -788,6 +792,7 @@ impl Hub {
                 self.account_rooms_changed(guest);
                 self.tell_signed_in(conn, did, name, key);
                 self.send_markers(conn, guest);
+                self.deliver_held(guest);
             }
             _ => {
                 let uid = match existing {
@@ -808,6 +813,7 @@ impl Hub {
                 self.tell_signed_in(conn, did, name, key);
                 self.enter_account_rooms(conn, uid);
                 self.send_markers(conn, uid);
+                self.deliver_held(uid);
             }
         }
         if fresh_here {
@@ -908,6 +914,7 @@ impl Hub {
         self.welcome(conn, name.clone(), None, false);
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
+        self.deliver_held(uid);
         if existing.is_none() {
             self.cluster_signed_in(conn, &name, stored_rooms, now);
         }
@@ -1308,7 +1315,88 @@ impl Hub {
                 });
             }
         }
+        writes.push(Write::HeldDirects {
+            account: account.clone(),
+            held: a.held.clone(),
+        });
         writes
+    }
+
+    /// Keeps a direct message for the account `to` (folded), which has nothing connected, to
+    /// deliver when it next signs in ([`Hub::deliver_held`]); written to the store with this
+    /// batch, so the sender's echo (which follows the write) waits until it is durable. `Err`
+    /// says why it is not kept: a cluster (another node may have the account's devices), or
+    /// [`MAX_HELD_DIRECTS`] kept already.
+    pub(super) fn hold_direct(&mut self, to: &str, held: HeldDirect) -> Result<(), String> {
+        if self.cluster.is_some() {
+            return Err(format!(
+                "{} is not connected; direct messages are not kept",
+                held.msg.to
+            ));
+        }
+        let Some(a) = self.accounts.by_name.get_mut(to) else {
+            return Err(format!("nobody is called {}", held.msg.to));
+        };
+        if a.held.len() >= MAX_HELD_DIRECTS {
+            return Err(format!(
+                "{} is not connected and {MAX_HELD_DIRECTS} messages wait for them already; \
+                 try again once they are back",
+                a.name
+            ));
+        }
+        a.held.push(held);
+        let write = Write::HeldDirects {
+            account: a.name.clone(),
+            held: a.held.clone(),
+        };
+        let name = a.name.clone();
+        self.account_write(&name, write);
+        Ok(())
+    }
+
+    /// The account of `uid` signed in on `conn`: the direct messages kept for it while it had
+    /// nothing connected go to every connection it has, oldest first, as they were sent (their
+    /// time is when they were sent), and are no longer kept. Delivered at least once: a crash
+    /// before the store forgets them delivers them again at the next sign-in.
+    pub(super) fn deliver_held(&mut self, uid: UserId) {
+        let Some(account) = self.account_of(uid) else {
+            return;
+        };
+        let Some(a) = self.accounts.by_name.get_mut(&account) else {
+            return;
+        };
+        if a.held.is_empty() {
+            return;
+        }
+        let held = core::mem::take(&mut a.held);
+        let name = a.name.clone();
+        let conns: Vec<ConnId> = self.user_conns(uid).collect();
+        for h in &held {
+            let signed_in = self.accounts.registered(&h.msg.from);
+            let msg = if h.notice {
+                ServerMsg::DirectNotice(h.msg.clone())
+            } else {
+                ServerMsg::Direct(h.msg.clone())
+            };
+            for &c in &conns {
+                self.reply(
+                    c,
+                    Reply::Direct {
+                        msg: msg.clone(),
+                        tags: None,
+                        signed_in,
+                    },
+                );
+            }
+        }
+        debug!(account = %name, messages = held.len(), "kept direct messages delivered");
+        self.account_write(
+            &name,
+            Write::HeldDirects {
+                account: name.clone(),
+                held: Vec::new(),
+            },
+        );
     }
 
     /// An always-on account's user at start-up, in its rooms (those that exist).
@@ -1703,11 +1791,13 @@ impl Hub {
     /// not applied (see [`Hub::handle_account_written`]).
     pub fn handle_account(&mut self, account: LoadedAccount, revision: u64, now: Millis) {
         self.now = self.now.max(now);
+        // Direct messages are not kept in a cluster ([`Hub::hold_direct`]).
         let LoadedAccount {
             record,
             rooms,
             read,
             keys,
+            held: _,
         } = account;
         let folded = record.name.folded();
         if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
@@ -1718,6 +1808,7 @@ impl Hub {
                     rooms,
                     read,
                     keys,
+                    held: Vec::new(),
                 };
                 self.accounts.held_news.insert(folded, (news, revision));
                 return;
@@ -1852,6 +1943,7 @@ impl Account {
             read: BTreeMap::new(),
             keys: VecDeque::new(),
             rooms: Vec::new(),
+            held: Vec::new(),
         }
     }
 }

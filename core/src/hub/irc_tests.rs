@@ -4113,19 +4113,42 @@ fn a_labeled_pong_is_acknowledged() {
 }
 
 #[test]
-fn a_message_to_an_account_with_nothing_connected_says_so() {
-    // An account stays in its rooms with nothing connected: a message to it is refused, in
-    // words that say why (it is not reconnecting: WHOIS says the same).
+fn a_message_to_an_account_with_nothing_connected_is_kept_and_comes_with_its_sasl_welcome() {
+    // An account stays in its rooms with nothing connected: a message to it is kept, and the
+    // sender is told so as IRC tells of someone away (`301`). The account's next client gets
+    // it after its welcome, with the time it was sent (server-time).
     let mut n = Net::new();
     let a = registered(&mut n, "alice");
     n.send_bin(a, &ClientMsg::Join { room: room("#x") });
     n.send_bin(a, &ClientMsg::Quit { reason: None });
     let b = n.client("bob", &[]);
-    n.send(b, &["PRIVMSG alice :are you there?"]);
+    n.send(b, &["PRIVMSG alice :are you there?", "NOTICE alice :psst"]);
     let l = n.lines(b);
-    assert_eq!(numerics(&l), ["401"], "{l:?}");
-    assert!(l[0].contains(" 401 bob alice :"), "{l:?}");
-    assert!(l[0].contains("alice is not connected"), "{l:?}");
+    assert_eq!(
+        l,
+        [format!(
+            ":natter.irc 301 bob alice :{}",
+            super::ops::KEPT_WORDS
+        )],
+        "kept, and no answer to the notice"
+    );
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "alice", "server-time");
+    let welcome = l.iter().position(|l| l.contains(" 001 ")).expect("001");
+    let dm = l
+        .iter()
+        .position(|l| l.ends_with("PRIVMSG alice :are you there?"))
+        .unwrap_or_else(|| panic!("the kept message: {l:?}"));
+    let notice = l
+        .iter()
+        .position(|l| l.ends_with("NOTICE alice :psst"))
+        .unwrap_or_else(|| panic!("the kept notice: {l:?}"));
+    assert!(welcome < dm && dm < notice, "{l:?}");
+    assert!(
+        l[dm].starts_with("@time="),
+        "sent while alice was away: {l:?}"
+    );
+    assert!(l[dm].contains(" :bob!bob@natter PRIVMSG"), "{l:?}");
 }
 
 #[test]

@@ -27,6 +27,10 @@ struct Said {
 }
 
 /// What an error about a request answers: its message id, its room or its nick.
+/// What the sender of a direct message kept for an account with nothing connected is told, as
+/// that account's away message (IRC's `301`).
+pub(super) const KEPT_WORDS: &str = "not connected; your message waits for them";
+
 fn re_of(r: &Request) -> Re {
     match r {
         Request::Tagged { msg, .. } => re_of_msg(msg),
@@ -809,6 +813,11 @@ impl Hub {
             if self.cluster_direct(conn, uid, &to, id, &text, notice, now) {
                 return;
             }
+            // A registered account with no user here (not always-on, or in no room): kept.
+            if let Some(name) = self.account_name(&to.folded()) {
+                let said = Said { id, tags };
+                return self.keep_direct(conn, uid, name, said, text, notice, now);
+            }
             let detail = if to.is_service() {
                 service(&to)
             } else {
@@ -819,8 +828,13 @@ impl Hub {
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
             // A device waiting for its resume will be back in a moment; an always-on account
-            // with no device at all stays in its rooms for hours, and nothing keeps a DM.
-            let detail = if self.devices_of(to_uid).is_empty() {
+            // with no device at all stays in its rooms for hours: the message is kept for it.
+            let no_device = self.devices_of(to_uid).is_empty();
+            if no_device && self.account_of(to_uid).is_some() {
+                let said = Said { id, tags };
+                return self.keep_direct(conn, uid, to_nick, said, text, notice, now);
+            }
+            let detail = if no_device {
                 format!("{to_nick} is not connected; direct messages are not kept")
             } else {
                 format!("{to_nick} is reconnecting right now; try again in a moment")
@@ -876,6 +890,67 @@ impl Hub {
             self.reply(c, reply(wrap(dm.clone())));
         }
         self.reply(conn, reply(wrap(dm)));
+    }
+
+    /// A direct message (or notice) to the account `to`, which has nothing connected: kept for
+    /// it ([`Hub::hold_direct`]) and delivered when it next signs in. The sender gets its echo,
+    /// as for a delivered message, once the store has it (the write comes first, and output
+    /// after a write waits for it), and its other connections their copy; a message (not a
+    /// notice) is answered as one to someone away, saying it waits for them.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_direct(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        to: Nick,
+        said: Said,
+        text: Text,
+        notice: bool,
+        now: Millis,
+    ) {
+        let Said { id, tags } = said;
+        let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        let dm = DirectMsg {
+            from,
+            to: to.clone(),
+            id,
+            at: now,
+            text,
+        };
+        let held = crate::persist::HeldDirect {
+            msg: dm.clone(),
+            notice,
+        };
+        if let Err(detail) = self.hold_direct(&to.folded(), held) {
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
+        }
+        self.accept_id(conn, id);
+        let msg = if notice {
+            ServerMsg::DirectNotice(dm)
+        } else {
+            ServerMsg::Direct(dm)
+        };
+        let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
+        let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        for c in copies.into_iter().chain([conn]) {
+            let reply = Reply::Direct {
+                msg: msg.clone(),
+                tags: tags.clone(),
+                signed_in,
+            };
+            self.reply(c, reply);
+        }
+        if !notice {
+            let away = Text::new(KEPT_WORDS).ok();
+            let p = super::query::Present {
+                nick: to,
+                away,
+                mark: "",
+            };
+            self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
+        }
     }
 
     pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {

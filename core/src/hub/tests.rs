@@ -4483,6 +4483,7 @@ mod accounts {
             rooms: Vec::new(),
             read: Vec::new(),
             keys: Vec::new(),
+            held: Vec::new(),
         }]);
         let owner = t.bin("owner");
         let got = sign_in(&mut t, owner, "carol", Proof::Password(pw(PW)), false);
@@ -4998,17 +4999,18 @@ mod accounts {
         );
     }
 
-    /// A direct message to an always-on account with nothing connected is refused (nothing
-    /// keeps it), in words that say so: not "reconnecting right now; try again in a moment",
-    /// which is what a dropped client waiting for its resume is, and which would have the
-    /// sender try again and again for hours.
+    /// A direct message to an always-on account with nothing connected is kept for it and
+    /// delivered, with the time it was sent, when the account next signs in (on any device),
+    /// once. The sender gets its echo and is told the message waits (as IRC's `301`), not
+    /// "reconnecting right now; try again in a moment", which is what a dropped client waiting
+    /// for its resume is told.
     #[test]
-    fn a_direct_message_to_an_always_on_account_with_no_device_says_it_is_not_connected() {
+    fn a_direct_message_to_an_account_with_nothing_connected_waits_for_its_next_sign_in() {
         let mut t = T::new();
-        let (a, _) = registered(&mut t, "alice");
+        let (a, key) = registered(&mut t, "alice");
         t.join(a, "#x");
         t.hub.handle_close(a, t.now);
-        let (b, _) = t.txt();
+        let (b, bn) = t.txt();
         // Within the resume window alice's client may be back any moment.
         t.line(b, "/msg alice are you there");
         let l = t.lines(b);
@@ -5020,14 +5022,181 @@ mod accounts {
         t.advance(t.hub.config().resume_grace.0 + 1);
         assert!(t.hub.is_member(&nick("alice"), &room("#x")), "still in #x");
         t.lines(b);
+        let sent_at = t.now;
         t.line(b, "/msg alice are you there");
         let l = t.lines(b);
-        assert!(
-            l.iter().any(|l| l.starts_with("ERROR:")
-                && l.contains("alice is not connected")
-                && !l.contains("reconnecting")),
-            "{l:?}"
+        assert_eq!(
+            l,
+            [
+                "-> *alice* are you there".to_owned(),
+                format!("-- alice is away: {}", super::ops::KEPT_WORDS)
+            ],
+            "no error: its echo, and the sender learns it waits"
         );
+        // A binary client's direct notice: its echo, and no away answer (nothing answers a
+        // notice).
+        let c = t.bin("carol");
+        t.advance(1_000);
+        t.send(
+            c,
+            &ClientMsg::NoticeTo {
+                to: nick("alice"),
+                id: MsgId(1),
+                text: text("psst"),
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            matches!(&got[..], [ServerMsg::DirectNotice(dm)] if dm.text == text("psst")),
+            "{got:?}"
+        );
+        // alice's remembered device signs in: both, oldest first, with their times.
+        let d = t.bin("phone");
+        let got = sign_in(&mut t, d, "alice", Proof::Key(key), false);
+        let kept: Vec<(bool, String, String, Millis)> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Direct(dm) => {
+                    Some((false, dm.from.to_string(), dm.text.to_string(), dm.at))
+                }
+                ServerMsg::DirectNotice(dm) => {
+                    Some((true, dm.from.to_string(), dm.text.to_string(), dm.at))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (false, bn, "are you there".to_owned(), sent_at),
+                (
+                    true,
+                    "carol".to_owned(),
+                    "psst".to_owned(),
+                    Millis(sent_at.0 + 1_000)
+                ),
+            ],
+            "{got:?}"
+        );
+        // Delivered once: the next sign-in gets none.
+        let e = t.bin("laptop");
+        let got = sign_in(&mut t, e, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            !got.iter()
+                .any(|m| matches!(m, ServerMsg::Direct(_) | ServerMsg::DirectNotice(_))),
+            "{got:?}"
+        );
+    }
+
+    /// At most [`crate::limits::MAX_HELD_DIRECTS`] messages wait for an account; one more is
+    /// refused to its sender, in words, until the account has signed in and taken them.
+    #[test]
+    fn the_messages_kept_for_an_account_are_bounded() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("carol");
+        let max = crate::limits::MAX_HELD_DIRECTS as u64;
+        for i in 1..=max + 1 {
+            t.advance(5_000); // flood control's tokens back
+            t.send(
+                c,
+                &ClientMsg::Msg {
+                    to: nick("alice"),
+                    id: MsgId(i),
+                    text: text("hello"),
+                },
+            );
+            let got = t.recv(c);
+            let refused = errors(&got);
+            if i <= max {
+                assert!(refused.is_empty(), "message {i}: {got:?}");
+            } else {
+                assert_eq!(refused.len(), 1, "{got:?}");
+                assert_eq!(refused[0].1, Re::Msg(MsgId(i)));
+                assert!(
+                    refused[0].2.contains("try again once they are back"),
+                    "{refused:?}"
+                );
+            }
+        }
+    }
+
+    /// With a store, a kept message is written (the account's whole list) before its echo goes
+    /// out, comes back with the account after a restart, and is forgotten (an empty list
+    /// written) once delivered.
+    #[test]
+    fn kept_direct_messages_are_stored_and_come_back_after_a_restart() {
+        use crate::persist::{LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..config()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("carol");
+        t.send(
+            c,
+            &ClientMsg::Msg {
+                to: nick("alice"),
+                id: MsgId(7),
+                text: text("see you tomorrow"),
+            },
+        );
+        t.recv(c);
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let held = writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::HeldDirects { account, held } if account.as_str() == "alice" => {
+                    Some(held.clone())
+                }
+                _ => None,
+            })
+            .expect("the kept message is written");
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].msg.text, text("see you tomorrow"));
+        let record = writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Account(r) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("the account is written");
+        // A new hub from what was stored.
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            crate::persist::Loaded {
+                rooms: Vec::new(),
+                sessions: Vec::new(),
+                accounts: vec![LoadedAccount {
+                    record,
+                    rooms: Vec::new(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held,
+                }],
+                policies: Vec::new(),
+                server_bans: Vec::new(),
+            },
+            t2.now,
+        );
+        let d = t2.bin("x");
+        let got = sign_in(&mut t2, d, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Direct(dm) if dm.text == text("see you tomorrow") && dm.from.as_str() == "carol")
+            ),
+            "{got:?}"
+        );
+        let cleared = t2
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .any(|w| matches!(w, Write::HeldDirects { held, .. } if held.is_empty()));
+        assert!(cleared, "delivered, the list is written empty");
     }
 
     #[test]
@@ -5217,6 +5386,7 @@ mod accounts {
                     rooms,
                     read: vec![(room("#x"), Seq(1))],
                     keys: vec![key],
+                    held: Vec::new(),
                 }],
                 policies: Vec::new(),
                 server_bans: Vec::new(),

@@ -137,6 +137,7 @@ impl FakeStore {
                         rooms: Vec::new(),
                         read: Vec::new(),
                         keys: Vec::new(),
+                        held: Vec::new(),
                     };
                     self.accounts.insert(r.name.folded(), a);
                 }
@@ -147,6 +148,7 @@ impl FakeStore {
             Write::AccountRooms { account, .. }
             | Write::ReadMarker { account, .. }
             | Write::AddKey { account, .. }
+            | Write::HeldDirects { account, .. }
             | Write::RevokeKeys { account } => {
                 if let Some(a) = self.accounts.get_mut(&account.folded()) {
                     a.apply(w);

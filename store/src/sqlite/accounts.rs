@@ -1,5 +1,5 @@
 //! Accounts in the store: applying the account writes (`Account`, `DropAccount`,
-//! `AccountRooms`, `ReadMarker`, `AddKey`, `RevokeKey`, `RevokeKeys`) inside a writer's
+//! `AccountRooms`, `ReadMarker`, `AddKey`, `RevokeKey`, `RevokeKeys`, `HeldDirects`) inside a writer's
 //! transaction, loading every account back, and [`AccountStore`], the operator's door to them
 //! (`natter-server account …`), which works whether or not a server has the store open.
 //! Accounts are keyed by their folded name ([`Nick::folded`]).
@@ -10,7 +10,9 @@ use super::write::{DirLock, token_hash};
 use crate::config::LOCK_FILE;
 use crate::{Batch, Config, OpenError, ReadError, WriteError};
 use natter_core::accounts::PasswordHash;
-use natter_core::persist::{AccountRecord, KeyRecord, LoadedAccount, Write};
+use natter_core::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
+use natter_core::types::{InvalidName, MsgId, Text};
+use natter_core::wire::DirectMsg;
 use natter_core::{Millis, Nick, RoomName, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
                 "DELETE FROM account_rooms WHERE account = ?1",
                 "DELETE FROM read_markers WHERE account = ?1",
                 "DELETE FROM device_keys WHERE account = ?1",
+                "DELETE FROM held_directs WHERE account = ?1",
             ] {
                 tx.prepare_cached(delete)
                     .and_then(|mut st| st.execute([&name]))
@@ -92,6 +95,32 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
             tx.prepare_cached("DELETE FROM device_keys WHERE account = ?1")
                 .and_then(|mut st| st.execute([account.folded()]))
                 .map_err(sql)?;
+        }
+        Write::HeldDirects { account, held } => {
+            let account = account.folded();
+            tx.prepare_cached("DELETE FROM held_directs WHERE account = ?1")
+                .and_then(|mut st| st.execute([&account]))
+                .map_err(sql)?;
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO held_directs (account, pos, notice, sender, id, at, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql)?;
+            for (pos, h) in held.iter().enumerate() {
+                let pos = int("position", pos as u64)?;
+                let at = int("time", h.msg.at.0)?;
+                st.execute(params![
+                    account,
+                    pos,
+                    h.notice,
+                    h.msg.from.as_str(),
+                    key_id(h.msg.id.0),
+                    at,
+                    h.msg.text.as_str()
+                ])
+                .map_err(sql)?;
+            }
         }
         _ => return Ok(false),
     }
@@ -165,6 +194,7 @@ pub(super) fn load(conn: &Connection) -> Result<Vec<LoadedAccount>, ReadError> {
             rooms: Vec::new(),
             read: Vec::new(),
             keys: Vec::new(),
+            held: Vec::new(),
         });
     }
 
@@ -226,6 +256,42 @@ pub(super) fn load(conn: &Connection) -> Result<Vec<LoadedAccount>, ReadError> {
                 id: u64::from_ne_bytes(id.to_ne_bytes()),
                 hash,
                 created: Millis(unsigned("time", created)?),
+            });
+        }
+    }
+
+    let mut st = conn
+        .prepare(
+            "SELECT account, notice, sender, id, at, text FROM held_directs ORDER BY account, pos",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(sql)?;
+    for row in rows {
+        let (account, notice, sender, id, at, text) = row.map_err(sql)?;
+        if let Some(&i) = index.get(&account) {
+            let a = &mut accounts[i];
+            let bad =
+                |e: InvalidName| corrupt(format!("a message kept for account {account}: {e}"));
+            a.held.push(HeldDirect {
+                msg: DirectMsg {
+                    from: Nick::new(&sender).map_err(bad)?,
+                    to: a.record.name.clone(),
+                    id: MsgId(u64::from_ne_bytes(id.to_ne_bytes())),
+                    at: Millis(unsigned("time", at)?),
+                    text: Text::new(&text).map_err(bad)?,
+                },
+                notice,
             });
         }
     }

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_presence.sql"),
     include_str!("migrations/011_events_rowid.sql"),
     include_str!("migrations/012_session_state.sql"),
+    include_str!("migrations/013_held_directs.sql"),
 ];
 
 /// The schema version this build writes.

@@ -510,6 +510,7 @@ mod accounts {
                 rooms: vec![room("#zeta"), room("#alpha")],
                 read: vec![(room("#zeta"), Seq(12))],
                 keys: vec![key(u64::MAX, 1, 10), key(7, 2, 20)],
+                held: Vec::new(),
             }
         );
         assert_eq!(got[1].record.name, nick("bob"));
@@ -540,6 +541,122 @@ mod accounts {
         drop(store);
         let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
         assert_eq!(accounts(&store)[0].rooms, vec![room("#beta")]);
+    }
+
+    /// The messages kept for an account with nothing connected (schema 13): the whole list
+    /// replaced by each write, in order, read back after closing and opening again, an empty
+    /// list clearing it, and dropping the account dropping them.
+    #[test]
+    fn messages_kept_for_an_account_are_replaced_whole_and_read_back() {
+        use natter_core::persist::HeldDirect;
+        use natter_core::wire::DirectMsg;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        two_accounts(&mut store);
+        let kept = |from: &str, id: u64, text: &str, notice: bool| HeldDirect {
+            msg: DirectMsg {
+                from: nick(from),
+                to: nick("Alice"),
+                id: MsgId(id),
+                at: Millis(1_700_000_000_000 + id % 1_000),
+                text: Text::new(text).unwrap(),
+            },
+            notice,
+        };
+        let first = vec![kept("carol", u64::MAX, "are you there?", false)];
+        let both = vec![
+            first[0].clone(),
+            kept("Dave", 2, "psst — 'quoted' \"text\"", true),
+        ];
+        for held in [&first, &both] {
+            write(
+                &mut store,
+                vec![Write::HeldDirects {
+                    account: nick("ALICE"),
+                    held: held.clone(),
+                }],
+            )
+            .unwrap();
+        }
+        assert_eq!(accounts(&store)[0].held, both);
+        assert!(accounts(&store)[1].held.is_empty(), "bob's are bob's");
+        drop(store);
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        assert_eq!(accounts(&store)[0].held, both);
+        write(
+            &mut store,
+            vec![Write::HeldDirects {
+                account: nick("alice"),
+                held: Vec::new(),
+            }],
+        )
+        .unwrap();
+        assert!(accounts(&store)[0].held.is_empty());
+        write(
+            &mut store,
+            vec![
+                Write::HeldDirects {
+                    account: nick("alice"),
+                    held: first,
+                },
+                Write::DropAccount(nick("alice")),
+            ],
+        )
+        .unwrap();
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM held_directs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "dropped with the account");
+    }
+
+    /// Step 13 on a store made by schema 12 (every step before it run as such a build did):
+    /// its accounts come through with no message kept, and one can be kept after.
+    #[test]
+    fn a_schema_12_store_gains_the_kept_messages_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            for step in &MIGRATIONS[..12] {
+                c.execute_batch(step).unwrap();
+            }
+            c.execute_batch(
+                "PRAGMA user_version = 12; PRAGMA application_id = 1314148913;
+                 INSERT INTO accounts (name, display, hash, created)
+                 VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        let version: u32 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 13);
+        let got = accounts(&store);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record.name, nick("Alice"));
+        assert!(got[0].held.is_empty());
+        let held = vec![natter_core::persist::HeldDirect {
+            msg: natter_core::wire::DirectMsg {
+                from: nick("bob"),
+                to: nick("Alice"),
+                id: MsgId(1),
+                at: Millis(5),
+                text: Text::new("hi").unwrap(),
+            },
+            notice: false,
+        }];
+        write(
+            &mut store,
+            vec![Write::HeldDirects {
+                account: nick("alice"),
+                held: held.clone(),
+            }],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].held, held);
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl Net {
                 rooms: Vec::new(),
                 read: Vec::new(),
                 keys: Vec::new(),
+                held: Vec::new(),
             };
             self.kv.accounts.insert(key.clone(), account);
             self.kv.revision += 1;
@@ -459,6 +460,7 @@ fn writes_apply_to_a_kept_account_as_a_store_would() {
         rooms: Vec::new(),
         read: Vec::new(),
         keys: Vec::new(),
+        held: Vec::new(),
     };
     let key = |id| KeyRecord {
         id,
