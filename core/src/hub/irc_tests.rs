@@ -4132,6 +4132,20 @@ fn a_message_to_an_account_with_nothing_connected_is_kept_and_comes_with_its_sas
         )],
         "kept, and no answer to the notice"
     );
+    // Shown away while nothing is connected, as ergo's always-on clients are: WHO's `G`,
+    // WHOIS's `301`.
+    n.send(b, &["WHO alice", "WHOIS alice"]);
+    let l = n.lines(b);
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" 352 bob ") && l.contains(" alice G ")),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" 301 bob alice :not connected")),
+        "{l:?}"
+    );
     n.advance(1_000);
     let (_, l) = sasl_client(&mut n, "alice", "server-time");
     let welcome = l.iter().position(|l| l.contains(" 001 ")).expect("001");

@@ -896,7 +896,8 @@ impl Hub {
     /// it ([`Hub::hold_direct`]) and delivered when it next signs in. The sender gets its echo,
     /// as for a delivered message, once the store has it (the write comes first, and output
     /// after a write waits for it), and its other connections their copy; a message (not a
-    /// notice) is answered as one to someone away, saying it waits for them.
+    /// notice) is answered as one to someone away, saying it waits for them
+    /// ([`KEPT_WORDS`]).
     #[allow(clippy::too_many_arguments)]
     fn keep_direct(
         &mut self,
@@ -942,7 +943,14 @@ impl Hub {
             };
             self.reply(c, reply);
         }
-        if !notice {
+        // A message (not a notice) is then answered as one to someone away (`Query::AwayOf`,
+        // after this): an account with a user here is shown away while nothing is connected;
+        // one with no user here (not always-on) is answered the same words now.
+        let has_user = self
+            .nicks
+            .get(&self.users, to.folded_key().as_str())
+            .is_some();
+        if !notice && !has_user {
             let away = Text::new(KEPT_WORDS).ok();
             let p = super::query::Present {
                 nick: to,

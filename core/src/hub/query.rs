@@ -278,7 +278,7 @@ impl Hub {
                     Box::new(Whois {
                         user: Present {
                             nick: u.nick.clone(),
-                            away: u.away().cloned(),
+                            away: self.shown_away(u),
                             mark: "",
                         },
                         rooms: u
@@ -344,7 +344,7 @@ impl Hub {
                         .filter_map(|u| self.users.get(u))
                         .map(|u| Present {
                             nick: u.nick.clone(),
-                            away: u.away().cloned(),
+                            away: self.shown_away(u),
                             mark: self.standing(&room, &u.nick),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
@@ -396,11 +396,24 @@ impl Hub {
     }
 
     /// `nick`'s user, here or (in a cluster) in a followed room on another node.
+    /// `u`'s away message as others are shown it: its own, or, for an account with nothing
+    /// connected (always-on: it stays in its rooms), that messages to it wait for it (as
+    /// ergo's auto-away: `WHO`'s `G`, `WHOIS`'s `301`). Not in a cluster, where nothing waits.
+    fn shown_away(&self, u: &super::User) -> Option<Text> {
+        if let Some(away) = u.away() {
+            return Some(away.clone());
+        }
+        let offline = u.devices.is_empty() && u.account().is_some() && self.cluster.is_none();
+        offline
+            .then(|| Text::new(super::ops::KEPT_WORDS).ok())
+            .flatten()
+    }
+
     fn present(&self, nick: &Nick) -> Option<Present> {
         self.user_named(nick)
             .map(|(_, u)| Present {
                 nick: u.nick.clone(),
-                away: u.away().cloned(),
+                away: self.shown_away(u),
                 mark: "",
             })
             .or_else(|| {
