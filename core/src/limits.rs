@@ -402,6 +402,17 @@ pub const MAX_DEVICE_KEYS: usize = 32;
 /// an account's store without bound).
 pub const MAX_HELD_DIRECTS: usize = 100;
 
+/// The default of `[accounts] kept_bytes`: bytes of direct messages kept for accounts with
+/// nothing connected, all accounts together (each message counted as its text plus
+/// [`HELD_DIRECT_OVERHEAD`]): past it one more is refused, so that messages to many offline
+/// accounts cannot grow the server's memory without bound. 16 MiB: thousands of full inboxes
+/// of ordinary messages.
+pub const MAX_HELD_DIRECT_BYTES: usize = 16 << 20;
+
+/// What a kept direct message costs besides its text (nicks, times, the list's slot), for
+/// [`MAX_HELD_DIRECT_BYTES`].
+pub const HELD_DIRECT_OVERHEAD: usize = 128;
+
 /// While a connection's flood queue is full, the shell reads its socket at most once per this
 /// (and again at once when a token frees a place): a flood then costs the server at most about
 /// 50 reads a second per connection, each decoded and refused in words, instead of whatever the

@@ -22,7 +22,10 @@
 use super::dialect::{Note, Reply};
 use super::{ClusterOut, Device, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
-use crate::limits::{MAX_DEVICE_KEYS, MAX_HELD_DIRECTS, MAX_THROTTLED, MAX_WORK_QUEUED};
+use crate::limits::{
+    HELD_DIRECT_OVERHEAD, MAX_DEVICE_KEYS, MAX_HELD_DIRECT_BYTES, MAX_HELD_DIRECTS, MAX_THROTTLED,
+    MAX_WORK_QUEUED,
+};
 use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, TokenHash, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
@@ -78,6 +81,11 @@ pub struct AccountsConfig {
     /// Server admins: accounts that are operators of every room, and may register, moderate
     /// and take over any room.
     pub admins: Vec<Nick>,
+    /// Bytes of direct messages kept for accounts with nothing connected, all accounts
+    /// together (each counted as its text plus [`HELD_DIRECT_OVERHEAD`]); one more past it is
+    /// refused to its sender. 0 keeps none: a message to such an account is refused, as when
+    /// nothing was kept.
+    pub kept_bytes: usize,
 }
 
 impl Default for AccountsConfig {
@@ -87,6 +95,7 @@ impl Default for AccountsConfig {
             always_on: true,
             hash_cost: HashCost::OWASP,
             admins: Vec::new(),
+            kept_bytes: MAX_HELD_DIRECT_BYTES,
         }
     }
 }
@@ -244,6 +253,14 @@ pub(crate) struct Accounts {
     /// connections yet, one per room: told once the cluster answers their write (a client
     /// shown a marker the cluster lost would see it go back on another or a restarted node).
     held_markers: FxHashMap<String, Vec<HeldMarker>>,
+    /// Bytes of direct messages kept for accounts, all together (see
+    /// [`MAX_HELD_DIRECT_BYTES`]).
+    held_bytes: usize,
+}
+
+/// What a kept direct message counts for [`MAX_HELD_DIRECT_BYTES`].
+fn held_cost(h: &HeldDirect) -> usize {
+    h.msg.text.as_str().len() + HELD_DIRECT_OVERHEAD
 }
 
 /// A read marker waiting for its write (see `Accounts::held_markers`).
@@ -282,6 +299,7 @@ impl Default for Accounts {
             own_writes: FxHashMap::default(),
             held_news: FxHashMap::default(),
             held_markers: FxHashMap::default(),
+            held_bytes: 0,
         }
     }
 }
@@ -415,7 +433,11 @@ impl Hub {
                             read,
                             keys,
                             rooms: la.rooms.clone(),
-                            held: la.held,
+                            held: {
+                                self.accounts.held_bytes +=
+                                    la.held.iter().map(held_cost).sum::<usize>();
+                                la.held
+                            },
                         },
                     );
                     if self.config.accounts.always_on && !la.rooms.is_empty() {
@@ -1344,6 +1366,25 @@ impl Hub {
                 a.name
             ));
         }
+        let cost = held_cost(&held);
+        if self.config.accounts.kept_bytes == 0 {
+            return Err(format!(
+                "{} is not connected; direct messages are not kept",
+                a.name
+            ));
+        }
+        if self.accounts.held_bytes + cost > self.config.accounts.kept_bytes {
+            warn!(
+                bytes = self.accounts.held_bytes,
+                "direct messages kept for accounts with nothing connected are at their limit"
+            );
+            return Err(format!(
+                "{} is not connected, and the server keeps no more messages for accounts \
+                 that are away right now; try again once they are back",
+                a.name
+            ));
+        }
+        self.accounts.held_bytes += cost;
         a.held.push(held);
         let write = Write::HeldDirects {
             account: a.name.clone(),
@@ -1370,6 +1411,10 @@ impl Hub {
         }
         let held = core::mem::take(&mut a.held);
         let name = a.name.clone();
+        self.accounts.held_bytes = self
+            .accounts
+            .held_bytes
+            .saturating_sub(held.iter().map(held_cost).sum());
         let conns: Vec<ConnId> = self.user_conns(uid).collect();
         for h in &held {
             let signed_in = self.accounts.registered(&h.msg.from);
@@ -1588,6 +1633,10 @@ impl Hub {
         let Some(a) = self.accounts.by_name.remove(account) else {
             return;
         };
+        self.accounts.held_bytes = self
+            .accounts
+            .held_bytes
+            .saturating_sub(a.held.iter().map(held_cost).sum());
         for id in a.keys {
             self.accounts.keys.remove(&id);
         }

@@ -5122,6 +5122,61 @@ mod accounts {
         }
     }
 
+    /// `[accounts] kept_bytes` bounds what is kept for all accounts together (messages to
+    /// many offline accounts cannot grow the server's memory without bound), and 0 keeps
+    /// nothing: the message is refused as before. A delivery frees its share.
+    #[test]
+    fn what_is_kept_for_all_accounts_together_is_bounded_and_can_be_turned_off() {
+        let per = "hello".len() + crate::limits::HELD_DIRECT_OVERHEAD;
+        for (budget, kept) in [(2 * per, 2), (0, 0)] {
+            let mut cfg = config();
+            cfg.accounts.kept_bytes = budget;
+            let mut t = T::with(cfg);
+            let (a, key_a) = registered(&mut t, "alice");
+            t.send(a, &ClientMsg::Quit { reason: None });
+            let (b, _) = registered(&mut t, "bert");
+            t.send(b, &ClientMsg::Quit { reason: None });
+            let c = t.bin("carol");
+            let mut refused = Vec::new();
+            for (i, to) in ["alice", "bert", "alice"].into_iter().enumerate() {
+                t.advance(5_000);
+                let id = MsgId(i as u64 + 1);
+                t.send(
+                    c,
+                    &ClientMsg::Msg {
+                        to: nick(to),
+                        id,
+                        text: text("hello"),
+                    },
+                );
+                refused.extend(errors(&t.recv(c)));
+            }
+            assert_eq!(refused.len(), 3 - kept, "budget {budget}: {refused:?}");
+            let words = if budget == 0 {
+                "direct messages are not kept"
+            } else {
+                "keeps no more messages"
+            };
+            assert!(refused.iter().all(|e| e.2.contains(words)), "{refused:?}");
+            if budget > 0 {
+                // alice takes hers: its bytes are free again.
+                let d = t.bin("phone");
+                sign_in(&mut t, d, "alice", Proof::Key(key_a), false);
+                t.send(d, &ClientMsg::Quit { reason: None });
+                t.advance(5_000);
+                t.send(
+                    c,
+                    &ClientMsg::Msg {
+                        to: nick("alice"),
+                        id: MsgId(9),
+                        text: text("hello"),
+                    },
+                );
+                assert!(errors(&t.recv(c)).is_empty());
+            }
+        }
+    }
+
     /// With a store, a kept message is written (the account's whole list) before its echo goes
     /// out, comes back with the account after a restart, and is forgotten (an empty list
     /// written) once delivered.
