@@ -57,6 +57,8 @@ pub enum Change {
         conv: ConvId,
         /// Where in the sorted list.
         index: usize,
+        /// Who.
+        nick: Nick,
     },
     /// A line was appended to a conversation.
     LineAdded {

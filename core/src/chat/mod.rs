@@ -667,6 +667,7 @@ impl Chat {
             self.log.push(Change::MemberAway {
                 conv: id.clone(),
                 index,
+                nick: nick.clone(),
             });
         }
     }

@@ -1771,7 +1771,8 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
         drain(&mut c),
         [Change::MemberAway {
             conv: rid("#a"),
-            index: 1
+            index: 1,
+            nick: nick("carol")
         }]
     );
     // History before the list was made does not undo it: carol's old part, then join.
@@ -1788,11 +1789,13 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
         [
             Change::MemberAway {
                 conv: rid("#a"),
-                index: 0
+                index: 0,
+                nick: nick("Bob")
             },
             Change::MemberAway {
                 conv: rid("#b"),
-                index: 0
+                index: 0,
+                nick: nick("Bob")
             }
         ]
     );
