@@ -1851,7 +1851,9 @@ fn server_msg(ops: &mut Ops) -> ServerMsg {
             },
             _ => ServerMsg::AwayHere {
                 room: r,
-                away: (0..ops.byte() % 4).map(|_| (nick(ops), text(ops))).collect(),
+                away: (0..ops.byte() % 4)
+                    .map(|_| (nick(ops), text(ops)))
+                    .collect(),
             },
         },
     }

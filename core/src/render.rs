@@ -510,7 +510,9 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
         ServerMsg::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), me))],
-        ServerMsg::AwayHere { away, .. } => away_here_words(away, me).map(notice).into_iter().collect(),
+        ServerMsg::AwayHere { away, .. } => {
+            away_here_words(away, me).map(notice).into_iter().collect()
+        }
         ServerMsg::InviteSent { room, nick } => {
             vec![notice(format!("you invited {nick} to {room}"))]
         }

@@ -1884,7 +1884,12 @@ async fn away_scenario(
     napper.say("/away at lunch").await;
     wait_for!("napper to be away", STEP, napper.out.has("you are away"));
     let mut awake = TextUser::connect(server_addr, "awake").await;
-    open_page_as(b, &format!("http://{}/", bridge.local_addr()), Some("webby")).await;
+    open_page_as(
+        b,
+        &format!("http://{}/", bridge.local_addr()),
+        Some("webby"),
+    )
+    .await;
     for nick in ["napper", "awake"] {
         in_member_list(b, nick).await;
     }
@@ -1910,8 +1915,7 @@ async fn away_scenario(
     wait_for!(
         "awake marked away",
         STEP,
-        (member_row(b, "awake").await == ("away".to_owned(), "away: brb".to_owned()))
-            .then_some(())
+        (member_row(b, "awake").await == ("away".to_owned(), "away: brb".to_owned())).then_some(())
     );
 
     // Someone away who joins is marked from their join on.

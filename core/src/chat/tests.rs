@@ -1776,7 +1776,10 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
         }]
     );
     // History before the list was made does not undo it: carol's old part, then join.
-    c.handle_event(&room_ev("#a", 3, "carol", EventKind::Part { reason: None }), T0);
+    c.handle_event(
+        &room_ev("#a", 3, "carol", EventKind::Part { reason: None }),
+        T0,
+    );
     c.handle_event(&room_ev("#a", 4, "carol", EventKind::Join), T0);
     assert_eq!(shown(&c, "#a", "carol").as_deref(), Some("lunch"));
     // A change marks the member in every room they are in (bob is in #a and #b).
@@ -1804,10 +1807,16 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
     c.handle_event(&away("zed", Some("x")), T0);
     assert!(drain(&mut c).is_empty());
     // Live: a rename carries it, a part or kick drops it, a return clears it.
-    c.handle_event(&room_ev("#a", 10, "carol", EventKind::Nick { new: nick("caz") }), T0);
+    c.handle_event(
+        &room_ev("#a", 10, "carol", EventKind::Nick { new: nick("caz") }),
+        T0,
+    );
     assert_eq!(shown(&c, "#a", "caz").as_deref(), Some("lunch"));
     assert_eq!(shown(&c, "#a", "carol"), None);
-    c.handle_event(&room_ev("#a", 11, "caz", EventKind::Part { reason: None }), T0);
+    c.handle_event(
+        &room_ev("#a", 11, "caz", EventKind::Part { reason: None }),
+        T0,
+    );
     c.handle_event(&room_ev("#a", 12, "caz", EventKind::Join), T0);
     assert_eq!(shown(&c, "#a", "caz"), None);
     c.handle_event(&away("bob", None), T0);

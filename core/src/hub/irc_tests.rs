@@ -5421,8 +5421,18 @@ fn who_is_away_follows_member_lists_for_version_9_clients_and_nc_users() {
     assert_eq!(l[1], "-- away here: carol (brb)");
 
     // Someone away joins: members of version 9 are told after the join, version 8 not.
-    n.send_bin(natty, &ClientMsg::Join { room: room("#three") });
-    n.send_bin(old, &ClientMsg::Join { room: room("#three") });
+    n.send_bin(
+        natty,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
+    n.send_bin(
+        old,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
     n.settle(&[natty, old]);
     join(&mut n, carol, "#three");
     let got = n.recv(natty);

@@ -776,7 +776,10 @@ mod tests {
                     Some((row[..at].chars().count() as u16 + 1, y))
                 })
                 .unwrap_or_else(|| panic!("{who} in the list"));
-            (buf[(x, y)].fg, buf[(x, y)].modifier.contains(Modifier::ITALIC))
+            (
+                buf[(x, y)].fg,
+                buf[(x, y)].modifier.contains(Modifier::ITALIC),
+            )
         };
         assert_eq!(style_of(&c, "carol"), (Color::DarkGray, true));
         assert_eq!(style_of(&c, "bob"), (nick_colour(&nick("bob")), false));
