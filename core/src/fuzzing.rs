@@ -1856,14 +1856,22 @@ fn server_msg(ops: &mut Ops) -> ServerMsg {
             room: r,
             at_start: ops.byte() % 2 == 0,
         },
-        _ => {
-            if ops.byte() % 2 == 0 {
-                ServerMsg::Found(event(ops, r, from))
-            } else {
-                ServerMsg::FoundEnd {
-                    count: u32::from(ops.byte()),
-                }
-            }
-        }
+        _ => match ops.byte() % 4 {
+            0 => ServerMsg::Found(event(ops, r, from)),
+            1 => ServerMsg::FoundEnd {
+                count: u32::from(ops.byte()),
+            },
+            // Away news, and who in a room is away (names the session may not know).
+            2 => ServerMsg::Away {
+                nick: from,
+                away: opt_text(ops),
+            },
+            _ => ServerMsg::AwayHere {
+                room: r,
+                away: (0..ops.byte() % 4)
+                    .map(|_| (nick(ops), text(ops)))
+                    .collect(),
+            },
+        },
     }
 }

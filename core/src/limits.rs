@@ -247,6 +247,11 @@ pub const MAX_LIST_ROOMS: usize = 250;
 /// boundary. An away message is repeated in every WHOIS and to every co-member.
 pub const MAX_AWAY_BYTES: usize = 200;
 
+/// Members one `AwayHere` (who in a room is away) names at most: with nicks and away messages
+/// at their longest ([`MAX_NICK_LEN`], [`MAX_AWAY_BYTES`]) 32 take ~7 KB, inside a frame
+/// ([`MAX_FRAME`]); a room with more away gets several.
+pub const MAX_AWAY_PER_MSG: usize = 32;
+
 /// Longest IRC line a client may send, without message tags, CR LF included (RFC 1459's 512).
 /// Longer lines are refused with `417 ERR_INPUTTOOLONG`.
 pub const IRC_MAX_LINE: usize = 512;

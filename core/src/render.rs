@@ -99,6 +99,17 @@ pub fn away_words(nick: &Nick, away: Option<&Text>, me: Option<&Nick>) -> String
     }
 }
 
+/// Who in a room is away ([`ServerMsg::AwayHere`]), after its member list: `away here: bob
+/// (lunch), carol (brb)`; `None` when nobody but `me` is.
+pub fn away_here_words(away: &[(Nick, Text)], me: Option<&Nick>) -> Option<String> {
+    let others: Vec<String> = away
+        .iter()
+        .filter(|(n, _)| me.is_none_or(|me| me.folded() != n.folded()))
+        .map(|(n, a)| format!("{n} ({a})"))
+        .collect();
+    (!others.is_empty()).then(|| format!("away here: {}", others.join(", ")))
+}
+
 /// One ban or mute, in words.
 pub fn entry_words(e: &crate::moderation::Entry) -> String {
     let mut s = format!("{} by {}", e.mask, e.by);
@@ -499,6 +510,9 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         }
         ServerMsg::Wall { from, text } => vec![notice(format!("[server] {from}: {text}"))],
         ServerMsg::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), me))],
+        ServerMsg::AwayHere { away, .. } => {
+            away_here_words(away, me).map(notice).into_iter().collect()
+        }
         ServerMsg::InviteSent { room, nick } => {
             vec![notice(format!("you invited {nick} to {room}"))]
         }
@@ -690,6 +704,9 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
+        // State for member lists: the away line came as `Info`.
+        | Event::Away { .. }
+        | Event::AwayHere { .. }
         // Asked for: the answer prints.
         | Event::Older { .. }
         | Event::Search { .. }

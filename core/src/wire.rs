@@ -26,7 +26,8 @@ pub const PROTOCOL_VERSION: u16 = 9;
 /// that said an older version, 7 from 8 only in away ([`ClientMsg::Away`],
 /// [`ServerMsg::Away`]), which a client before 8 is never sent ([`sent_to`]), and 8 from 9 only
 /// in [`ClientMsg::ClearTopic`], which a server before 9 cannot decode (a client asks the server's
-/// version first: [`TOPIC_CLEAR_VERSION`]).
+/// version first: [`TOPIC_CLEAR_VERSION`]), and [`ServerMsg::AwayHere`], which a client before 9
+/// is never sent ([`sent_to`]: [`AWAY_HERE_VERSION`]).
 pub const OLDEST_VERSION: u16 = 5;
 
 /// The first version whose clients decode notices ([`EventKind::Notice`],
@@ -39,6 +40,10 @@ pub const AWAY_VERSION: u16 = 8;
 
 /// The first version whose servers clear a topic ([`ClientMsg::ClearTopic`]).
 pub const TOPIC_CLEAR_VERSION: u16 = 9;
+
+/// The first version whose clients are told who in a room is away already
+/// ([`ServerMsg::AwayHere`]).
+pub const AWAY_HERE_VERSION: u16 = 9;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -885,6 +890,20 @@ pub enum ServerMsg {
         /// Who was invited.
         nick: Nick,
     },
+    /// These members of `room` are away, each with its message: sent right after a
+    /// [`ServerMsg::Joined`] (a join, a rejoin, a resume, a sign-in's rooms) and after a
+    /// [`ServerMsg::Members`], when any member it lists is away (nothing when nobody is: a
+    /// `Joined` or `Members` says nobody is away until this follows it), and after a live
+    /// [`EventKind::Join`] of a member who is away. Later changes come as [`ServerMsg::Away`].
+    /// Several follow one another when there are more than [`crate::limits::MAX_AWAY_PER_MSG`] (so each fits
+    /// in a frame). No line for people: a member list marks them. Appended in version 9; a
+    /// client that said an older version is never sent it ([`sent_to`]).
+    AwayHere {
+        /// Room.
+        room: RoomName,
+        /// Who, with the away message (at most [`crate::limits::MAX_AWAY_PER_MSG`]).
+        away: Vec<(Nick, Text)>,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -959,9 +978,14 @@ pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireErro
 
 /// Whether a client that said `version` is sent `msg` at all: one before [`AWAY_VERSION`]
 /// cannot decode [`ServerMsg::Away`] (and never asked for it: it cannot go away) nor
-/// [`ServerMsg::InviteSent`] (its invitations went unanswered, as they did).
+/// [`ServerMsg::InviteSent`] (its invitations went unanswered, as they did), one before
+/// [`AWAY_HERE_VERSION`] not [`ServerMsg::AwayHere`] (it learns of away changes only).
 pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
-    version >= AWAY_VERSION || !matches!(msg, ServerMsg::Away { .. } | ServerMsg::InviteSent { .. })
+    match msg {
+        ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } => version >= AWAY_VERSION,
+        ServerMsg::AwayHere { .. } => version >= AWAY_HERE_VERSION,
+        _ => true,
+    }
 }
 
 /// A notice as a client before [`NOTICE_VERSION`] decodes it: a room notice as a say, a direct
@@ -1495,6 +1519,28 @@ mod tests {
         assert!(speaks(9) && !speaks(10));
     }
 
+    /// Who is away in a room came in version 9 as one appended server message, never sent to a
+    /// client of 5 to 8 (which still gets away changes from 8 on).
+    #[test]
+    fn away_here_is_appended_in_version_9_and_not_sent_to_older_clients() {
+        assert_eq!(AWAY_HERE_VERSION, 9);
+        let here = ServerMsg::AwayHere {
+            room: room("#r"),
+            away: vec![(nick("bob"), text("lunch"))],
+        };
+        // Appended last: 32 after InviteSent (31).
+        assert_eq!(encode_frame(&here).unwrap()[LEN_PREFIX], 32);
+        for old in 5..=8 {
+            assert!(!sent_to(&here, old), "version {old}");
+        }
+        assert!(sent_to(&here, 9));
+        let away = ServerMsg::Away {
+            nick: nick("bob"),
+            away: None,
+        };
+        assert!(sent_to(&away, 8) && !sent_to(&away, 7));
+    }
+
     #[test]
     fn every_server_message_round_trips() {
         let r = room("#rust");
@@ -1623,6 +1669,10 @@ mod tests {
             nick: nick("bob"),
             away: None,
         });
+        msgs.push(ServerMsg::AwayHere {
+            room: r.clone(),
+            away: vec![(nick("bob"), text("lunch")), (nick("carol"), text("brb"))],
+        });
         for m in msgs {
             roundtrip(m);
         }
@@ -1679,6 +1729,12 @@ mod tests {
             topic: Some(big.clone()),
             members: vec![long_nick.clone(); MAX_MEMBERS_LISTED],
             seq: Seq(u64::MAX),
+        })
+        .unwrap();
+        let long_away = Text::new(&"\u{FFFD}".repeat(crate::limits::MAX_AWAY_BYTES / 3)).unwrap();
+        encode_frame(&ServerMsg::AwayHere {
+            room: long_room.clone(),
+            away: vec![(long_nick.clone(), long_away); crate::limits::MAX_AWAY_PER_MSG],
         })
         .unwrap();
         encode_frame(&ServerMsg::Rooms {

@@ -96,3 +96,42 @@ fn away_typed_in_a_client_or_on_nc_is_seen_by_every_co_member() {
     );
     assert!(net.session(a).is_settled() && net.session(b).is_settled());
 }
+
+/// Who is away reaches natter's own client as state its member list marks: someone already
+/// away when we join, someone away joining, changes, and all of it again after a resume
+/// (a change missed while the connection was down included).
+#[test]
+fn a_client_knows_who_in_its_rooms_is_away_from_joining_on_and_after_a_resume() {
+    let mut net = Net::new(Config::default());
+    let b = net.add_session("bob", &["#lobby", "#two"]);
+    net.type_line(b, "/away at lunch");
+    let a = net.add_session("alice", &["#lobby"]);
+    let away = |net: &mut Net, r: &str, who: &str| {
+        net.chat(a)
+            .away(&harness::room(r), &harness::nick(who))
+            .map(|t| t.to_string())
+    };
+    assert_eq!(away(&mut net, "#lobby", "bob").as_deref(), Some("at lunch"));
+    assert_eq!(away(&mut net, "#lobby", "alice"), None);
+    // Bob, away, joins a room alice is in: marked there from his join on.
+    net.type_line(a, "/join #three");
+    net.type_line(b, "/join #three");
+    assert_eq!(away(&mut net, "#three", "bob").as_deref(), Some("at lunch"));
+    // Changes: back, away again.
+    net.type_line(b, "/back");
+    assert_eq!(away(&mut net, "#lobby", "bob"), None);
+    assert_eq!(away(&mut net, "#three", "bob"), None);
+    // A change while alice's connection is down: the resume's lists say it.
+    net.cut(a);
+    net.type_line(b, "/away gone fishing");
+    net.advance(natter_core::Millis(20_000));
+    assert!(net.chat(a).conn() == natter_core::session::ConnState::Connected);
+    assert_eq!(
+        away(&mut net, "#lobby", "bob").as_deref(),
+        Some("gone fishing")
+    );
+    assert_eq!(
+        away(&mut net, "#three", "bob").as_deref(),
+        Some("gone fishing")
+    );
+}

@@ -24,7 +24,8 @@
 //! shows goes back to the server from here (`Read`), debounced by the model.
 //!
 //! Moderation: `policy(room)` is a room's settings and whether we may moderate it (a `policy`
-//! change says they changed), `role(room, nick)` a member's standing for its mark, and
+//! change says they changed), `role(room, nick)` a member's standing for its mark (and
+//! `away(room, nick)` their away message, a `memberAway` change when it changes), and
 //! `moderate(room, action, target, arg)` an operator's action (kick, ban, mute, op, a mode...).
 #![warn(missing_docs)]
 
@@ -473,6 +474,12 @@ impl Client {
             _ => Role::Member,
         };
         role_name(role).to_owned()
+    }
+
+    /// A member's away message in a room, while they are away (`undefined` otherwise).
+    pub fn away(&self, key: &str, nick: &str) -> Option<String> {
+        let (room, nick) = (room_of(key)?, Nick::new(nick).ok()?);
+        self.chat.away(&room, &nick).map(ToString::to_string)
     }
 
     /// An operator's action in the room with key `room` (see [`mod_action`] for `action`,
@@ -1233,6 +1240,15 @@ pub enum ChangeView {
         /// How many members the room has (more than `members` holds in a big room).
         count: u32,
     },
+    /// The member at `index` went away or came back (read `away(key, nick)`): redraw its row.
+    MemberAway {
+        /// The room.
+        key: String,
+        /// Where.
+        index: u32,
+        /// Who.
+        nick: String,
+    },
     /// A line appended.
     Line {
         /// The conversation.
@@ -1320,6 +1336,15 @@ impl ChangeView {
             Change::MemberRemoved { conv: id, index: i } => ChangeView::MemberRemoved {
                 key: id.key(),
                 index: index(*i),
+            },
+            Change::MemberAway {
+                conv: id,
+                index: i,
+                nick,
+            } => ChangeView::MemberAway {
+                key: id.key(),
+                index: index(*i),
+                nick: nick.to_string(),
             },
             Change::Members(id) => ChangeView::Members {
                 key: id.key(),

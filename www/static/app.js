@@ -455,8 +455,9 @@ function renderHeader() {
       : `Message ${c.label} directly…`;
 }
 
-// A member row: its mark (~ founder, @ operator, + voiced) and nick. A click messages the member;
-// for an operator of the room it opens the member menu (message, kick, ban, mute, op...).
+// A member row: its mark (~ founder, @ operator, + voiced) and nick, dimmed while the member is
+// away (the away message in its tooltip). A click messages the member; for an operator of the
+// room it opens the member menu (message, kick, ban, mute, op...).
 function memberEl(nick) {
   const li = el("li");
   const b = el("button");
@@ -464,11 +465,17 @@ function memberEl(nick) {
   b.dataset.nick = nick;
   const mine = nick.toLowerCase() === client.me().toLowerCase();
   b.title = mine ? "you" : `message ${nick}`;
+
   const role = shown !== null && shown.startsWith("#") ? client.role(shown, nick) : "member";
   const mark = el("span", "mark", MARKS[role] ?? "");
   mark.title = role === "member" ? "" : role;
   const name = el("span", "nick", nick);
   name.style.setProperty("color", `hsl(${nickHue(nick)} 60% var(--nick-l))`);
+  const away = shown !== null && shown.startsWith("#") ? client.away(shown, nick) : undefined;
+  if (away !== undefined) {
+    li.classList.add("away");
+    name.title = `away: ${away}`;
+  }
   b.append(mark, name);
   if (!mine) {
     b.addEventListener("click", () => {
@@ -816,6 +823,9 @@ function applyChanges() {
           ui.memberList.children[ch.index]?.remove();
           renderMemberCount();
         }
+        break;
+      case "memberAway":
+        if (ch.key === shown) ui.memberList.children[ch.index]?.replaceWith(memberEl(ch.nick));
         break;
       case "members":
         if (ch.key === shown) renderMembers(ch.members, ch.count);

@@ -1853,3 +1853,92 @@ async fn type_into(b: &Browser, css: &str, text: &str) {
     input.clear().await.expect("clear the input");
     input.send_keys(text).await.expect("type into the input");
 }
+
+// --- who is away, in the member list ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_list_marks_who_is_away_and_follows_changes() {
+    with_browser(natter_server::ServerConfig::local_test(), away_scenario).await;
+}
+
+/// `(class, tooltip)` of `nick`'s row in the member list: the `li`'s classes and the nick's title.
+async fn member_row(b: &Browser, nick: &str) -> (String, String) {
+    let script = format!(
+        r#"const n = document.querySelector('#member-list button[data-nick="{nick}"]');
+           return n ? [n.closest('li').className, n.querySelector('.nick').title] : ['', ''];"#
+    );
+    let v = js(b, &script).await;
+    let s = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+    (s(0), s(1))
+}
+
+async fn away_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    // Away before the page arrives: the page learns it from its join.
+    let mut napper = TextUser::connect(server_addr, "napper").await;
+    napper.say("/away at lunch").await;
+    wait_for!("napper to be away", STEP, napper.out.has("you are away"));
+    let mut awake = TextUser::connect(server_addr, "awake").await;
+    open_page_as(
+        b,
+        &format!("http://{}/", bridge.local_addr()),
+        Some("webby"),
+    )
+    .await;
+    for nick in ["napper", "awake"] {
+        in_member_list(b, nick).await;
+    }
+    let away = |c: &str| c.split_whitespace().any(|c| c == "away");
+    wait_for!(
+        "napper marked away",
+        STEP,
+        away(&member_row(b, "napper").await.0).then_some(())
+    );
+    assert_eq!(member_row(b, "napper").await.1, "away: at lunch");
+    let (class, tip) = member_row(b, "awake").await;
+    assert!(!away(&class) && tip.is_empty(), "{class:?} {tip:?}");
+    screenshot(b, "member-away.png").await;
+
+    // Changes follow: back, then away with another message.
+    napper.say("/back").await;
+    wait_for!(
+        "napper no longer marked away",
+        STEP,
+        (!away(&member_row(b, "napper").await.0)).then_some(())
+    );
+    awake.say("/away brb").await;
+    wait_for!(
+        "awake marked away",
+        STEP,
+        (member_row(b, "awake").await == ("away".to_owned(), "away: brb".to_owned())).then_some(())
+    );
+
+    // Someone away who joins is marked from their join on.
+    let mut later = TextUser::connect(server_addr, "later").await;
+    later.say("/part #lobby").await;
+    later.say("/away gone fishing").await;
+    wait_for!("later to be away", STEP, later.out.has("you are away"));
+    wait_for!(
+        "later gone from the list",
+        STEP,
+        text_of(b, "#member-list button[data-nick=\"later\"]")
+            .await
+            .is_empty()
+            .then_some(())
+    );
+    later.say("/join #lobby").await;
+    in_member_list(b, "later").await;
+    wait_for!(
+        "later marked away",
+        STEP,
+        (member_row(b, "later").await.1 == "away: gone fishing").then_some(())
+    );
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, json!([]), "the page logged errors");
+    bridge
+}

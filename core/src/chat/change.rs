@@ -50,6 +50,16 @@ pub enum Change {
     },
     /// A room's member list was replaced.
     Members(ConvId),
+    /// The member at this index of a room's list went away or came back (or its away message
+    /// changed): its mark ([`Conv::away`](super::Conv::away)).
+    MemberAway {
+        /// The room.
+        conv: ConvId,
+        /// Where in the sorted list.
+        index: usize,
+        /// Who.
+        nick: Nick,
+    },
     /// A line was appended to a conversation.
     LineAdded {
         /// The conversation.

@@ -10,7 +10,7 @@ use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
 use crate::types::{Nick, RoomName, Seq, Text};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Which conversation: a room, a direct conversation, or the server's notices.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +118,54 @@ impl Members {
     }
 }
 
+/// Who among a room's members is away, each with its away message: from the server's
+/// `AwayHere` after a member list, and from away changes. Only listed members are kept (so at
+/// most [`CHAT_MAX_MEMBERS`]); one who leaves drops out, a rename carries it along.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwayMembers(BTreeMap<String, Text>);
+
+impl AwayMembers {
+    /// `nick`'s away message, if away.
+    pub fn get(&self, nick: &Nick) -> Option<&Text> {
+        self.0.get(&nick.folded())
+    }
+
+    /// How many are away.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Nobody is away.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets (`Some`) or clears `nick`'s away; whether that changed anything.
+    pub(super) fn set(&mut self, nick: &Nick, away: Option<&Text>) -> bool {
+        let key = nick.folded();
+        match away {
+            Some(a) if self.0.get(&key) == Some(a) => false,
+            Some(a) => {
+                self.0.insert(key, a.clone());
+                true
+            }
+            None => self.0.remove(&key).is_some(),
+        }
+    }
+
+    /// Nobody is away (a new member list).
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// `old` is `new` now: its away goes with it.
+    pub(super) fn rename(&mut self, old: &Nick, new: &Nick) {
+        if let Some(a) = self.0.remove(&old.folded()) {
+            self.0.insert(new.folded(), a);
+        }
+    }
+}
+
 /// One conversation. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -126,6 +174,8 @@ pub struct Conv {
     label: String,
     lines: VecDeque<Line>,
     pub(super) members: Members,
+    /// Rooms: which members are away ([`AwayMembers`]).
+    pub(super) away: AwayMembers,
     /// Rooms: how many members the server last counted, when it did (a big room's summary);
     /// the list may then hold fewer.
     pub(super) counted: Option<u32>,
@@ -164,6 +214,7 @@ impl Conv {
             label,
             lines: VecDeque::new(),
             members: Members::default(),
+            away: AwayMembers::default(),
             counted: None,
             topic: None,
             unread: 0,
@@ -235,6 +286,11 @@ impl Conv {
     /// Its members (rooms; empty otherwise).
     pub fn members(&self) -> &Members {
         &self.members
+    }
+
+    /// Its members who are away, with their messages (rooms; empty for the others).
+    pub fn away(&self) -> &AwayMembers {
+        &self.away
     }
 
     /// How many members it has (rooms): the server's count in a big room, whose joins and
@@ -354,6 +410,7 @@ impl Conv {
     pub(super) fn rejoin(&mut self) {
         self.rejoined_after = self.lines.iter().filter_map(|l| l.seq).max();
         self.members = Members::default();
+        self.away.clear();
         self.counted = None;
         self.policy = RoomPolicy::default();
         self.policy_seen = false;

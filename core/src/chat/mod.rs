@@ -17,6 +17,8 @@
 //!   come;
 //! - per room its settings ([`RoomPolicy`]): founder, operators, voiced, modes, bans, so a UI
 //!   marks members by [`Role`] and offers operators ([`Chat::am_op`]) their actions;
+//! - per room who is away, with their messages ([`AwayMembers`], [`Chat::away`]), so a UI
+//!   marks them too;
 //! - the search asked for last and its hits ([`Chat::search`]);
 //! - the connection state, our nick, and the account we are signed in to;
 //! - for a signed-in person, per room the account's read marker ([`Event::ReadUpTo`]): what is
@@ -39,7 +41,7 @@ mod policy;
 mod read;
 
 pub use change::{Alert, Change};
-pub use conv::{Conv, ConvId, Members};
+pub use conv::{AwayMembers, Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};
 pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
@@ -153,6 +155,11 @@ impl Chat {
     /// not in it.
     pub fn role(&self, room: &RoomName, nick: &Nick) -> Role {
         self.policy(room).map_or(Role::Member, |p| p.role(nick))
+    }
+
+    /// A member's away message in `room`, if they are away (`None` too when we are not in it).
+    pub fn away(&self, room: &RoomName, nick: &Nick) -> Option<&Text> {
+        self.conv(&ConvId::Room(room.clone()))?.away.get(nick)
     }
 
     /// The next read marker to tell the server, when signed in: pass it to
@@ -405,6 +412,8 @@ impl Chat {
                 let id = ConvId::Room(room.clone());
                 if let Some(c) = self.conv_mut(&id) {
                     c.members.set(members);
+                    // Who is away comes after it (`AwayHere`), if anyone is.
+                    c.away.clear();
                     c.revision += 1;
                     self.log.push(Change::Members(id.clone()));
                 }
@@ -546,6 +555,13 @@ impl Chat {
                     self.note(line, now);
                 }
             }
+            Event::Away { nick, away } => self.on_away(nick, away.as_ref()),
+            Event::AwayHere { room, away } => {
+                let id = ConvId::Room(room.clone());
+                for (nick, text) in away {
+                    self.set_away(&id, nick, Some(text));
+                }
+            }
             Event::Motd(lines) => self.on_motd(lines, now),
             Event::Queued { id, to, kind, text } => self.on_queued(*id, to, *kind, text, now),
             Event::Settled { id, delivered } => self.on_settled(*id, *delivered, now),
@@ -596,6 +612,8 @@ impl Chat {
         }
         if let Some(c) = self.conv_mut(&id) {
             c.members.set(members);
+            // Who is away comes after it (`AwayHere`), if anyone is.
+            c.away.clear();
             c.counted = None;
             c.topic = topic.cloned();
             c.live_after = Some(seq);
@@ -620,6 +638,37 @@ impl Chat {
             // day, why the nick is another) is shown where the person now looks, once.
             let held = std::mem::take(&mut self.held);
             self.show_motd(&id, &held, now);
+        }
+    }
+
+    /// `nick` went away (`Some`) or came back: marked in every room they are in.
+    fn on_away(&mut self, nick: &Nick, away: Option<&Text>) {
+        let rooms: Vec<ConvId> = self
+            .rooms
+            .iter()
+            .filter(|c| c.members.position(nick).is_some())
+            .map(|c| c.id().clone())
+            .collect();
+        for id in rooms {
+            self.set_away(&id, nick, away);
+        }
+    }
+
+    /// Sets or clears the away of `nick`, a member of room `id` (nobody else is kept).
+    fn set_away(&mut self, id: &ConvId, nick: &Nick, away: Option<&Text>) {
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        let Some(index) = c.members.position(nick) else {
+            return;
+        };
+        if c.away.set(nick, away) {
+            c.revision += 1;
+            self.log.push(Change::MemberAway {
+                conv: id.clone(),
+                index,
+                nick: nick.clone(),
+            });
         }
     }
 
@@ -744,16 +793,16 @@ impl Chat {
                 self.add_line(&id, line);
             }
         }
-        if !matches!(
-            ev.kind,
-            EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
-        ) {
-            self.apply_membership(&id, &ev.from, &ev.kind);
-        }
         let live = self
             .conv(&id)
             .and_then(|c| c.live_after)
             .is_none_or(|after| ev.seq > after);
+        if !matches!(
+            ev.kind,
+            EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
+        ) {
+            self.apply_membership(&id, &ev.from, &ev.kind, live);
+        }
         if let EventKind::Nick { new } = &ev.kind
             && live
         {
@@ -815,8 +864,10 @@ impl Chat {
 
     /// What a join, part, quit, rename or topic change does to a room's members and topic.
     /// History replayed after a join runs up to the member list's snapshot, so applying it in
-    /// order leaves the list right.
-    fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind) {
+    /// order leaves the list right. Who is away is changed by `live` events only: the server
+    /// said who is away as of the snapshot, and a member's past part then join would lose
+    /// their mark.
+    fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind, live: bool) {
         let Some(c) = self.conv_mut(id) else {
             return;
         };
@@ -838,6 +889,9 @@ impl Chat {
                 if let Some(n) = c.counted.as_mut() {
                     *n = n.saturating_sub(1);
                 }
+                if live {
+                    c.away.set(from, None);
+                }
                 if let Some(index) = c.members.remove(from) {
                     changes.push(Change::MemberRemoved {
                         conv: id.clone(),
@@ -847,6 +901,9 @@ impl Chat {
             }
             EventKind::Nick { new } => {
                 // A rename of someone not listed does not invent them.
+                if live {
+                    c.away.rename(from, new);
+                }
                 if let Some(index) = c.members.remove(from) {
                     changes.push(Change::MemberRemoved {
                         conv: id.clone(),
@@ -868,6 +925,9 @@ impl Chat {
             EventKind::Kick { target, .. } => {
                 if let Some(n) = c.counted.as_mut() {
                     *n = n.saturating_sub(1);
+                }
+                if live {
+                    c.away.set(target, None);
                 }
                 if let Some(index) = c.members.remove(target) {
                     changes.push(Change::MemberRemoved {

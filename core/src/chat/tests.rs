@@ -1744,3 +1744,114 @@ fn told_on_joining_that_we_may_not_speak_is_a_notice_in_the_room() {
         Some(LineKind::Error(_))
     ));
 }
+
+/// Who is away in a room: from the server's list after a join (replaced by the next list),
+/// then from changes, for members only; a member who leaves drops out, a rename carries it,
+/// and history replayed after the join does not undo what the server said.
+#[test]
+fn away_members_are_kept_per_room_from_lists_and_changes() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let here = |r: &str, who: &[(&str, &str)]| Event::AwayHere {
+        room: room(r),
+        away: who.iter().map(|(n, a)| (nick(n), text(a))).collect(),
+    };
+    let away = |who: &str, a: Option<&str>| Event::Away {
+        nick: nick(who),
+        away: a.map(text),
+    };
+    let shown = |c: &Chat, r: &str, who: &str| c.away(&room(r), &nick(who)).map(|t| t.to_string());
+    c.handle_event(&joined("#a", 9, &["me", "bob", "carol", "dan"]), T0);
+    drain(&mut c);
+    // Someone not a member is not kept.
+    c.handle_event(&here("#a", &[("carol", "lunch"), ("zed", "gone")]), T0);
+    assert_eq!(shown(&c, "#a", "carol").as_deref(), Some("lunch"));
+    assert_eq!(shown(&c, "#a", "zed"), None);
+    assert_eq!(c.conv(&rid("#a")).unwrap().away().len(), 1);
+    assert_eq!(
+        drain(&mut c),
+        [Change::MemberAway {
+            conv: rid("#a"),
+            index: 1,
+            nick: nick("carol")
+        }]
+    );
+    // History before the list was made does not undo it: carol's old part, then join.
+    c.handle_event(
+        &room_ev("#a", 3, "carol", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 4, "carol", EventKind::Join), T0);
+    assert_eq!(shown(&c, "#a", "carol").as_deref(), Some("lunch"));
+    // A change marks the member in every room they are in (bob is in #a and #b).
+    drain(&mut c);
+    c.handle_event(&away("Bob", Some("brb")), T0);
+    assert_eq!(shown(&c, "#a", "bob").as_deref(), Some("brb"));
+    assert_eq!(shown(&c, "#b", "bob").as_deref(), Some("brb"));
+    assert_eq!(
+        drain(&mut c),
+        [
+            Change::MemberAway {
+                conv: rid("#a"),
+                index: 0,
+                nick: nick("Bob")
+            },
+            Change::MemberAway {
+                conv: rid("#b"),
+                index: 0,
+                nick: nick("Bob")
+            }
+        ]
+    );
+    // The same again changes nothing; someone not in a room is not added.
+    c.handle_event(&away("bob", Some("brb")), T0);
+    c.handle_event(&away("zed", Some("x")), T0);
+    assert!(drain(&mut c).is_empty());
+    // Live: a rename carries it, a part or kick drops it, a return clears it.
+    c.handle_event(
+        &room_ev("#a", 10, "carol", EventKind::Nick { new: nick("caz") }),
+        T0,
+    );
+    assert_eq!(shown(&c, "#a", "caz").as_deref(), Some("lunch"));
+    assert_eq!(shown(&c, "#a", "carol"), None);
+    c.handle_event(
+        &room_ev("#a", 11, "caz", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 12, "caz", EventKind::Join), T0);
+    assert_eq!(shown(&c, "#a", "caz"), None);
+    c.handle_event(&away("bob", None), T0);
+    assert_eq!(shown(&c, "#b", "bob"), None);
+    c.handle_event(&here("#a", &[("dan", "zzz")]), T0);
+    c.handle_event(
+        &room_ev(
+            "#a",
+            13,
+            "me",
+            EventKind::Kick {
+                target: nick("dan"),
+                reason: None,
+            },
+        ),
+        T0,
+    );
+    assert_eq!(shown(&c, "#a", "dan"), None);
+    // A new list says nobody is away until the server says who is.
+    c.handle_event(&here("#b", &[("bob", "out")]), T0);
+    assert!(shown(&c, "#b", "bob").is_some());
+    c.handle_event(
+        &Event::Members {
+            room: room("#b"),
+            members: vec![nick("me"), nick("bob")],
+            asked: true,
+        },
+        T0,
+    );
+    assert_eq!(shown(&c, "#b", "bob"), None);
+    c.handle_event(&here("#b", &[("bob", "out")]), T0);
+    c.handle_event(&joined("#b", 20, &["me", "bob"]), T0);
+    assert_eq!(shown(&c, "#b", "bob"), None);
+    // No line of its own: the session's Info said it.
+    let lines = c.conv(&rid("#b")).unwrap().lines().len();
+    c.handle_event(&here("#b", &[("bob", "out")]), T0);
+    assert_eq!(c.conv(&rid("#b")).unwrap().lines().len(), lines);
+}

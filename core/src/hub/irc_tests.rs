@@ -5374,3 +5374,132 @@ fn natter_clients_and_nc_users_go_away_and_every_door_sees_it() {
     assert!(n.recv(old).is_empty());
     assert!(!n.closed(old));
 }
+
+/// Who in a room is away follows its member list: a natter client of version 9 gets
+/// `AwayHere` right after its `Joined` (and after `Members`, and after the live join of someone
+/// away), one of version 8 gets none of it, an nc user reads one line after the list, and IRC
+/// clients see what they always did. When nobody is away nothing follows.
+#[test]
+fn who_is_away_follows_member_lists_for_version_9_clients_and_nc_users() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["away-notify"]);
+    n.send(w, &["JOIN #lobby", "JOIN #two"]);
+    let natty = n.bin_in_lobby("natty");
+    let carol = n.bin_in_lobby("carol");
+    n.send_bin(carol, &ClientMsg::Away(Some(text("brb"))));
+    let old = n.hub.accept(LOCAL, n.now).unwrap();
+    n.feed(old, &MAGIC);
+    n.send_bin(
+        old,
+        &ClientMsg::Hello {
+            version: 8,
+            nick: nick("oldie"),
+            resume: None,
+        },
+    );
+    let (nc, _) = n.nc();
+    n.settle(&[w, natty, carol, old, nc]);
+    let here = |r: &str, who: &[(&str, &str)]| ServerMsg::AwayHere {
+        room: room(r),
+        away: who.iter().map(|(n, a)| (nick(n), text(a))).collect(),
+    };
+
+    // A joiner of version 9: right after its `Joined`.
+    let newbie = n.bin("newbie");
+    let join = |n: &mut Net, c, r: &str| {
+        n.send_bin(c, &ClientMsg::Join { room: room(r) });
+        n.recv(c)
+    };
+    let got = join(&mut n, newbie, "#lobby");
+    let at = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Joined { .. }))
+        .expect("joined");
+    assert_eq!(got[at + 1], here("#lobby", &[("carol", "brb")]), "{got:?}");
+    assert_eq!(
+        got.iter()
+            .filter(|m| matches!(m, ServerMsg::AwayHere { .. }))
+            .count(),
+        1
+    );
+    // And after a member list asked for.
+    n.send_bin(
+        newbie,
+        &ClientMsg::Who {
+            room: room("#lobby"),
+        },
+    );
+    let got = n.recv(newbie);
+    assert!(matches!(got[0], ServerMsg::Members { .. }), "{got:?}");
+    assert_eq!(got[1..], [here("#lobby", &[("carol", "brb")])]);
+    // Version 8: none of it, and still connected.
+    let got = join(&mut n, old, "#lobby");
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Joined { .. }))
+            && !got.iter().any(|m| matches!(m, ServerMsg::AwayHere { .. })),
+        "{got:?}"
+    );
+    assert!(!n.closed(old));
+
+    // nc: one line after the list, on a join and after /who.
+    n.send_bin(carol, &ClientMsg::Join { room: room("#two") });
+    n.settle(&[w, carol]);
+    n.send(nc, &["/join #two"]);
+    let l = n.lines(nc);
+    let at = l
+        .iter()
+        .position(|l| l.starts_with("-- you are in #two with: "))
+        .expect("joined");
+    assert_eq!(l[at + 1], "-- away here: carol (brb)", "{l:?}");
+    n.send(nc, &["/who #two"]);
+    let l = n.lines(nc);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].starts_with("-- #two ("), "{l:?}");
+    assert_eq!(l[1], "-- away here: carol (brb)");
+
+    // Someone away joins: members of version 9 are told after the join, version 8 not.
+    n.send_bin(
+        natty,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
+    n.send_bin(
+        old,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
+    n.settle(&[natty, old]);
+    join(&mut n, carol, "#three");
+    let got = n.recv(natty);
+    assert!(
+        matches!(&got[0], ServerMsg::Event(e) if e.kind == EventKind::Join),
+        "{got:?}"
+    );
+    assert_eq!(got[1..], [here("#three", &[("carol", "brb")])]);
+    let got = n.recv(old);
+    assert!(
+        matches!(&got[..], [ServerMsg::Event(e)] if e.kind == EventKind::Join),
+        "{got:?}"
+    );
+    // IRC clients: what they always saw (their AWAY after the JOIN), nothing more.
+    n.send(w, &["JOIN #three"]);
+    let l = n.lines(w);
+    assert!(l.iter().all(|l| !l.contains("away here")), "{l:?}");
+
+    // Nobody away: nothing follows the list.
+    n.send_bin(carol, &ClientMsg::Away(None));
+    n.settle(&[natty, carol, old, nc, newbie]);
+    let late = n.bin("late");
+    let got = join(&mut n, late, "#lobby");
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Joined { .. }))
+            && !got.iter().any(|m| matches!(m, ServerMsg::AwayHere { .. })),
+        "{got:?}"
+    );
+    n.lines(nc);
+    n.send(nc, &["/who #two"]);
+    let l = n.lines(nc);
+    assert_eq!(l.len(), 1, "{l:?}");
+}

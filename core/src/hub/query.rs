@@ -1,11 +1,12 @@
 //! Questions about users and rooms beyond the protocol's own messages, asked by dialects whose
 //! peers expect them (IRC's WHOIS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and the away
 //! state they read: a user may be away, with a message; its co-members are told when that
-//! changes (a dialect shows it or not). Answers are [`Info`]s; only users get them.
+//! changes (a dialect shows it or not), and who of a member list is away (`AwayHere`, after a
+//! `Joined` or `Members`). Answers are [`Info`]s; only users get them.
 
 use super::dialect::Reply;
 use super::{ConnKind, Hub, UserId};
-use crate::limits::{MAX_AWAY_BYTES, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED};
+use crate::limits::{MAX_AWAY_BYTES, MAX_AWAY_PER_MSG, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED};
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
 use crate::wire::ServerMsg;
@@ -460,6 +461,32 @@ impl Hub {
             };
             self.reply(other, Reply::Info(news));
         }
+    }
+
+    /// Who of the members a `Joined` or `Members` lists is away, as `AwayHere`s of at most
+    /// [`MAX_AWAY_PER_MSG`] each: none when nobody is (nor for any other message).
+    pub(super) fn away_here(&self, msg: &ServerMsg) -> Vec<ServerMsg> {
+        let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
+        else {
+            return Vec::new();
+        };
+        let away: Vec<(Nick, Text)> = members
+            .iter()
+            .filter_map(|n| {
+                let away = match self.user_named(n) {
+                    Some((_, u)) => u.away().cloned(),
+                    // In a cluster, a member on another node, as its node says.
+                    None => self.remote_away(n),
+                };
+                away.map(|a| (n.clone(), a))
+            })
+            .collect();
+        away.chunks(MAX_AWAY_PER_MSG)
+            .map(|some| ServerMsg::AwayHere {
+                room: room.clone(),
+                away: some.to_vec(),
+            })
+            .collect()
     }
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares

@@ -81,6 +81,7 @@ impl Hub {
         let Some(dialect) = c.dialect() else {
             return;
         };
+        let kind = c.kind();
         let me = c.user().and_then(|u| self.users.get(&u)).map(|u| &u.nick);
         let Some(data) = dialect.render(&reply, me) else {
             return;
@@ -95,6 +96,19 @@ impl Hub {
         ));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push(&mut self.out, data);
+        }
+        // A member list is followed by who in it is away: binary clients of version 9 on keep
+        // it for their lists, nc users read a line. IRC clients ask WHO; nc's rejoin shows no
+        // list.
+        let list = match &reply {
+            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. })) => Some(m),
+            Reply::Rejoined(m) if kind == Some(super::ConnKind::Binary) => Some(m),
+            _ => None,
+        };
+        if let Some(list) = list.filter(|_| kind != Some(super::ConnKind::Irc)) {
+            for here in self.away_here(list) {
+                self.reply(conn, Reply::Msg(here));
+            }
         }
     }
 

@@ -216,6 +216,24 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
+    /// someone we wrote to. The line for people came just before as [`Event::Info`]; this is
+    /// for member lists ([`crate::chat::Chat::away`]).
+    Away {
+        /// Who.
+        nick: Nick,
+        /// The away message, while away.
+        away: Option<Text>,
+    },
+    /// These members of `room` are away, each with its message (after its member list came in
+    /// [`Event::Joined`] or [`Event::Members`], which say nobody is until this follows, or
+    /// after a join): no line, member lists mark them.
+    AwayHere {
+        /// Room.
+        room: RoomName,
+        /// Who, and the away message.
+        away: Vec<(Nick, Text)>,
+    },
     /// A connection attempt failed (no transport, or no welcome on it): nothing was connected,
     /// so nothing was lost. The [`ConnState::Reconnecting`] before it (`lost: false`) says
     /// when the next attempt starts; this says why this one failed.

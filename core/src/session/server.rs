@@ -175,6 +175,18 @@ impl Session {
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
+                // Someone's away is also what member lists mark.
+                if let ServerMsg::Away { nick, away } = msg {
+                    self.event(Event::Away { nick, away });
+                }
+            }
+            ServerMsg::AwayHere { room, mut away } => {
+                if self.rooms.get_mut(&room).is_none() {
+                    tracing::debug!(%room, "who is away in a room we are not in");
+                    return;
+                }
+                away.truncate(crate::limits::MAX_AWAY_PER_MSG);
+                self.event(Event::AwayHere { room, away });
             }
             ServerMsg::Policy {
                 room,

@@ -4434,6 +4434,50 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
     );
 }
 
+/// Who in a room is away (`AwayHere`) is handed on as state for member lists, with no line and
+/// no error; for a room we are not in it is dropped. Away news is a line, then the same as state.
+#[test]
+fn who_is_away_is_state_for_member_lists_not_a_line() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.recv(ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice"),
+        token: ResumeToken([3; 32]),
+        resumed: false,
+        limits: Limits::default(),
+    });
+    t.joined("#lobby", 1);
+    t.events();
+    let here = |r: &str| ServerMsg::AwayHere {
+        room: room(r),
+        away: vec![(nick("bob"), text("lunch"))],
+    };
+    t.recv(here("#lobby"));
+    t.recv(here("#elsewhere"));
+    assert_eq!(
+        t.events(),
+        [Event::AwayHere {
+            room: room("#lobby"),
+            away: vec![(nick("bob"), text("lunch"))],
+        }]
+    );
+    t.recv(ServerMsg::Away {
+        nick: nick("bob"),
+        away: None,
+    });
+    assert_eq!(
+        t.events(),
+        [
+            Event::Info("bob is back".into()),
+            Event::Away {
+                nick: nick("bob"),
+                away: None
+            }
+        ]
+    );
+}
+
 /// `/topic [#room] -delete` goes to a server of version 9 as `ClearTopic` for the current room
 /// (or the one named); to an older server (which could not decode it) or while not connected
 /// it is refused in words and nothing is sent.

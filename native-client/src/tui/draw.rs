@@ -578,7 +578,14 @@ pub fn draw(
                 ConvId::Direct(peer) if n == peer => conv.label().to_owned(),
                 _ => n.to_string(),
             };
-            TextLine::styled(shown, Style::new().fg(nick_colour(n)))
+            // Someone away: dimmed and in italics, as chat clients' lists show them.
+            let style = match conv.away().get(n) {
+                Some(_) => Style::new()
+                    .fg(Color::DarkGray)
+                    .add_modifier(Modifier::ITALIC),
+                None => Style::new().fg(nick_colour(n)),
+            };
+            TextLine::styled(shown, style)
         }));
         let inner = Rect::new(
             area.x + 1,
@@ -741,6 +748,49 @@ mod tests {
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    /// A member who is away is drawn dimmed and in italics, and again in their colour once
+    /// back.
+    #[test]
+    fn members_who_are_away_are_dimmed_in_the_list() {
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(&joined("#lobby", &["me", "bob", "carol"]), Millis(0));
+        c.handle_event(
+            &Event::AwayHere {
+                room: room("#lobby"),
+                away: vec![(nick("carol"), Text::new("lunch").unwrap())],
+            },
+            Millis(0),
+        );
+        let style_of = |c: &Chat, who: &str| {
+            let mut t = Terminal::new(TestBackend::new(100, 12)).unwrap();
+            t.draw(|f| draw(f, c, &View::new(), &InputLine::new(), Millis(0), 0))
+                .unwrap();
+            let buf = t.backend().buffer().clone();
+            let (x, y) = (0..12)
+                .find_map(|y| {
+                    let row: String = (0..100).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+                    let at = row.find(&format!("│{who}"))?;
+                    // Columns, not bytes: the rule is one cell of three bytes.
+                    Some((row[..at].chars().count() as u16 + 1, y))
+                })
+                .unwrap_or_else(|| panic!("{who} in the list"));
+            (
+                buf[(x, y)].fg,
+                buf[(x, y)].modifier.contains(Modifier::ITALIC),
+            )
+        };
+        assert_eq!(style_of(&c, "carol"), (Color::DarkGray, true));
+        assert_eq!(style_of(&c, "bob"), (nick_colour(&nick("bob")), false));
+        c.handle_event(
+            &Event::Away {
+                nick: nick("carol"),
+                away: None,
+            },
+            Millis(0),
+        );
+        assert_eq!(style_of(&c, "carol"), (nick_colour(&nick("carol")), false));
     }
 
     #[test]

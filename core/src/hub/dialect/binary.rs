@@ -113,6 +113,8 @@ impl Dialect for Binary {
             }
         };
         match reply {
+            // What its version cannot decode is not sent at all.
+            Reply::Msg(msg) if !crate::wire::sent_to(msg, version) => None,
             // Client-only tags are an IRC notion: a natter client gets the message.
             Reply::Msg(msg)
             | Reply::Rejoined(msg)
@@ -178,11 +180,16 @@ impl Dialect for Binary {
         }
     }
 
-    /// `Form(0)`: the event's frame as it is; `Form(1)`: a client before
-    /// [`crate::wire::NOTICE_VERSION`], which gets a notice as a say.
+    /// `Form(0)`: the event's frame as it is, and after a live join of someone away who is away
+    /// there ([`ServerMsg::AwayHere`]); `Form(1)`: a client before
+    /// [`crate::wire::NOTICE_VERSION`], which gets a notice as a say; `Form(2)`: one before
+    /// [`crate::wire::AWAY_HERE_VERSION`], which gets the frame alone. (The current version's
+    /// is `Form(0)`: a replay gives it the stored frames themselves.)
     fn event_form(&self, _room: &RoomName) -> Form {
         if self.version < crate::wire::NOTICE_VERSION {
             Form(1)
+        } else if self.version < crate::wire::AWAY_HERE_VERSION {
+            Form(2)
         } else {
             Form(0)
         }
@@ -194,6 +201,19 @@ impl Dialect for Binary {
             && matches!(e.kind, crate::wire::EventKind::Notice { .. })
         {
             return self.render(&Reply::Msg(ServerMsg::Event(e.clone())), None);
+        }
+        if form == Form(0)
+            && let Some(away) = &ev.joined_as().away
+            && let Some(e) = ev.event()
+            && let Some(here) = self.render(
+                &Reply::Msg(ServerMsg::AwayHere {
+                    room: e.room.clone(),
+                    away: vec![(e.from.clone(), away.clone())],
+                }),
+                None,
+            )
+        {
+            return Some([ev.frame(), here].concat().into());
         }
         Some(ev.frame())
     }

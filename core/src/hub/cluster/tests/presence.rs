@@ -334,3 +334,40 @@ fn a_session_that_moves_between_nodes_and_back_is_told_by_the_node_holding_it_st
     let text = irc(&mut net, 1, carol, "ISON alice");
     assert!(text.contains(" 303 carol :alice"), "{text}");
 }
+
+/// Who is away reaches natter's clients across nodes: a joiner on one node is told after its
+/// `Joined` that a member on another node is away, and a member is told after the join of
+/// someone away on another node.
+#[test]
+fn a_joiner_learns_who_on_another_node_is_away() {
+    let mut net = Net::new(2);
+    let a = net.hello(0, "alice");
+    let b = net.hello(1, "bob");
+    net.pump();
+    net.welcomed(0, a);
+    net.welcomed(1, b);
+    net.send(0, a, &ClientMsg::Join { room: room("#r") });
+    net.send(0, a, &ClientMsg::Away(Some(text("lunch"))));
+    net.recv(0, a);
+    net.send(1, b, &ClientMsg::Join { room: room("#r") });
+    let got = net.recv(1, b);
+    let at = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Joined { .. }))
+        .expect("joined");
+    let here = |r: &str| ServerMsg::AwayHere {
+        room: room(r),
+        away: vec![(nick("alice"), text("lunch"))],
+    };
+    assert_eq!(got.get(at + 1), Some(&here("#r")), "{got:?}");
+    // Alice, away, joins a room bob is in.
+    net.send(1, b, &ClientMsg::Join { room: room("#s") });
+    net.recv(1, b);
+    net.send(0, a, &ClientMsg::Join { room: room("#s") });
+    let got = net.recv(1, b);
+    let at = got
+        .iter()
+        .position(|m| matches!(m, ServerMsg::Event(e) if e.room == room("#s") && e.kind == EventKind::Join))
+        .expect("alice's join");
+    assert_eq!(got.get(at + 1), Some(&here("#s")), "{got:?}");
+}

@@ -592,8 +592,9 @@ impl Irc {
                 l.motd(lines.iter().map(|t| t.as_ref().map_or("", |t| t.as_str())));
             }
             // The hub gives IRC clients away news as `Info` (AWAY, 301, 305, 306), and an
-            // invitation's answer as a note (341), never these.
-            ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } => {}
+            // invitation's answer as a note (341), never these; who is away in a channel they
+            // learn from WHO's `G` flag.
+            ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } | ServerMsg::AwayHere { .. } => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
