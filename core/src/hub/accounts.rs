@@ -817,6 +817,10 @@ impl Hub {
                 self.deliver_held(guest);
             }
             _ => {
+                // An always-on account with nothing connected comes back.
+                let was_offline = existing
+                    .and_then(|u| self.users.get(&u))
+                    .is_some_and(|u| u.devices.is_empty());
                 let uid = match existing {
                     Some(uid) => uid,
                     None => {
@@ -836,6 +840,9 @@ impl Hub {
                 self.enter_account_rooms(conn, uid);
                 self.send_markers(conn, uid);
                 self.deliver_held(uid);
+                if was_offline {
+                    self.account_presence_changed(uid, false);
+                }
             }
         }
         if fresh_here {
@@ -919,6 +926,9 @@ impl Hub {
             (None, Some(_)) => a.rooms.clone(),
             _ => Vec::new(),
         };
+        let was_offline = existing
+            .and_then(|u| self.users.get(&u))
+            .is_some_and(|u| u.devices.is_empty());
         let uid = match existing {
             Some(uid) => uid,
             None => {
@@ -937,6 +947,9 @@ impl Hub {
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
         self.deliver_held(uid);
+        if was_offline {
+            self.account_presence_changed(uid, false);
+        }
         if existing.is_none() {
             self.cluster_signed_in(conn, &name, stored_rooms, now);
         }

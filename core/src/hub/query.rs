@@ -400,7 +400,7 @@ impl Hub {
     /// `u`'s away message as others are shown it: its own, or, for an account with nothing
     /// connected (always-on: it stays in its rooms), that messages to it wait for it (as
     /// ergo's auto-away: `WHO`'s `G`, `WHOIS`'s `301`). Not in a cluster, where nothing waits.
-    fn shown_away(&self, u: &super::User) -> Option<Text> {
+    pub(super) fn shown_away(&self, u: &super::User) -> Option<Text> {
         if let Some(away) = u.away() {
             return Some(away.clone());
         }
@@ -474,7 +474,7 @@ impl Hub {
             .iter()
             .filter_map(|n| {
                 let away = match self.user_named(n) {
-                    Some((_, u)) => u.away().cloned(),
+                    Some((_, u)) => self.shown_away(u),
                     // In a cluster, a member on another node, as its node says.
                     None => self.remote_away(n),
                 };
@@ -487,6 +487,34 @@ impl Hub {
                 away: some.to_vec(),
             })
             .collect()
+    }
+
+    /// An account's user went from some device to none (`offline`: it stays in its rooms,
+    /// always-on), or back: unless it set an away message of its own, each connection sharing
+    /// a room with it is told it is away ([`super::ops::KEPT_WORDS`]) or back, as for an away it
+    /// set ([`Hub::set_away`]; IRC's away-notify `AWAY`), so member lists follow
+    /// ([`Hub::shown_away`]). Not in a cluster, where nothing waits for it.
+    pub(super) fn account_presence_changed(&mut self, uid: UserId, offline: bool) {
+        if self.cluster.is_some() {
+            return;
+        }
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        if u.away().is_some() || u.account().is_none() {
+            return;
+        }
+        let nick = u.nick.clone();
+        let away = offline
+            .then(|| Text::new(super::ops::KEPT_WORDS).ok())
+            .flatten();
+        for other in self.co_member_conns(uid) {
+            let news = Info::Away {
+                nick: nick.clone(),
+                away: away.clone(),
+            };
+            self.reply(other, Reply::Info(news));
+        }
     }
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares

@@ -363,8 +363,12 @@ impl Hub {
             return;
         };
         let uid = d.user;
-        if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) && !self.stays_offline(uid) {
-            self.quit_user(uid, reason, now);
+        if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
+            if self.stays_offline(uid) {
+                self.account_presence_changed(uid, true);
+            } else {
+                self.quit_user(uid, reason, now);
+            }
         }
     }
 

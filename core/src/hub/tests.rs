@@ -5088,6 +5088,66 @@ mod accounts {
         );
     }
 
+    /// An always-on account whose last device goes is shown away to its co-members, in the
+    /// words its kept messages get (as ergo's always-on clients), and back when it signs in
+    /// again; a joiner meanwhile sees it away in the member list (`AwayHere`). An away message
+    /// of its own is left as it is: nobody is told anything then.
+    #[test]
+    fn an_account_with_nothing_connected_is_shown_away_and_back() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        let b = t.bin("bob");
+        t.join(b, "#x");
+        t.recv(a);
+        let kept = Some(text(super::ops::KEPT_WORDS));
+        t.send(a, &ClientMsg::Quit { reason: None });
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")), "always-on");
+        let got = t.recv(b);
+        assert_eq!(
+            got,
+            [ServerMsg::Away {
+                nick: nick("alice"),
+                away: kept.clone()
+            }]
+        );
+        let c = t.bin("carol");
+        let got = t.join(c, "#x");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::AwayHere { away, .. }
+                if away.iter().any(|(n, w)| n.as_str() == "alice" && Some(w) == kept.as_ref()))),
+            "{got:?}"
+        );
+        t.recv(b);
+        let d = t.bin("phone");
+        sign_in(&mut t, d, "alice", Proof::Key(key.clone()), false);
+        for watcher in [b, c] {
+            let got = t.recv(watcher);
+            assert!(
+                got.contains(&ServerMsg::Away {
+                    nick: nick("alice"),
+                    away: None
+                }),
+                "{got:?}"
+            );
+        }
+        // Away of its own: kept through going and coming back, with no news.
+        t.send(d, &ClientMsg::Away(Some(text("on holiday"))));
+        t.recv(b);
+        t.recv(c);
+        t.send(d, &ClientMsg::Quit { reason: None });
+        let e = t.bin("laptop");
+        sign_in(&mut t, e, "alice", Proof::Key(key), false);
+        for watcher in [b, c] {
+            let got = t.recv(watcher);
+            assert!(
+                !got.iter().any(|m| matches!(m, ServerMsg::Away { .. })),
+                "{got:?}"
+            );
+        }
+    }
+
     /// At most [`crate::limits::MAX_HELD_DIRECTS`] messages wait for an account; one more is
     /// refused to its sender, in words, until the account has signed in and taken them.
     #[test]
