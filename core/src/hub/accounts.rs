@@ -1542,6 +1542,8 @@ impl Hub {
             if let Some(joined) = self.joined_msg(&room, latest) {
                 self.reply(conn, Reply::Msg(joined));
             }
+            let now = self.now;
+            self.tell_voiceless_on(conn, uid, &room, now);
             let marker = account
                 .as_ref()
                 .and_then(|a| self.accounts.by_name.get(a))

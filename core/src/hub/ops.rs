@@ -459,25 +459,37 @@ impl Hub {
     /// muted) is told so now, on each of its connections, rather than at its first line.
     /// IRC clients are not: they learn it from the channel's modes and their own prefix.
     pub(super) fn tell_voiceless(&mut self, uid: UserId, room: &RoomName, now: Millis) {
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            self.tell_voiceless_on(c, uid, room, now);
+        }
+    }
+
+    /// [`Hub::tell_voiceless`] for one connection of `uid`: one that comes into its account's
+    /// rooms at a sign-in is told of each it may not speak in, as a join would tell it.
+    pub(super) fn tell_voiceless_on(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: &RoomName,
+        now: Millis,
+    ) {
+        let irc = self
+            .conns
+            .get(&conn)
+            .is_none_or(|c| c.kind() == Some(super::ConnKind::Irc));
+        if irc {
+            return;
+        }
         let Err(why) = self.may_speak(uid, room, now) else {
             return;
         };
         let why = format!("{why}; you can read {room} but not speak there");
-        let on: Vec<ConnId> = self
-            .user_conns(uid)
-            .filter(|c| {
-                self.conns
-                    .get(c)
-                    .is_some_and(|c| c.kind() != Some(super::ConnKind::Irc))
-            })
-            .collect();
-        for c in on {
-            let note = Note::Voiceless {
-                room: room.clone(),
-                why: why.clone(),
-            };
-            self.reply(c, Reply::Note(note));
-        }
+        let note = Note::Voiceless {
+            room: room.clone(),
+            why,
+        };
+        self.reply(conn, Reply::Note(note));
     }
 
     /// `conn` is in `room` now, whose latest event is `seq` (the join, when `announced`): the

@@ -6050,6 +6050,42 @@ mod moderation {
         assert_eq!(muted_about_r(&t.join(c, "#elsewhere")), None);
     }
 
+    /// An account signing in comes into its rooms: in one where it may not speak (moderated,
+    /// no voice), the connection is told so with the room, as a join would tell it, not at its
+    /// first line.
+    #[test]
+    fn signing_in_to_an_account_in_a_room_it_may_not_speak_in_says_so() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let d = account(&mut t, "dora");
+        t.join(d, "#r");
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        t.recv(d);
+        t.send(d, &ClientMsg::Quit { reason: None });
+        assert!(t.hub.is_member(&nick("dora"), &room("#r")), "always-on");
+        let (p, _, _) = t.bin_from(ip("198.51.100.40"), "phone");
+        t.send(
+            p,
+            &ClientMsg::SignIn {
+                account: nick("dora"),
+                proof: crate::wire::Proof::Password(crate::types::Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        let got = t.recv(p);
+        assert!(joined(&got, "#r"), "{got:?}");
+        let told = got.iter().any(|m| {
+            matches!(m, ServerMsg::Error { kind: ErrorKind::Muted, re: Re::Room(r), detail }
+                if r.as_str() == "#r" && detail.contains("not speak"))
+        });
+        assert!(told, "{got:?}");
+    }
+
     #[test]
     fn invite_only_keys_and_limits_gate_joins() {
         let mut t = T::with(cfg());
