@@ -881,27 +881,37 @@ impl Hub {
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
         self.accept_id(conn, id);
-        // The recipient's devices, and the sender's other ones (what it sent from here).
+        self.send_direct(conn, uid, readers, dm, notice, tags);
+    }
+
+    /// A direct message (or notice) from `uid` sent on `conn` goes out: to `readers` (the
+    /// recipient's connections), a copy to the sender's other connections (what it sent from
+    /// here), and its echo to `conn`, last. Client-only tags go with it to the clients that
+    /// carry them, and IRC clients with account-tag learn whether the sender is signed in.
+    fn send_direct(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        readers: Vec<ConnId>,
+        dm: DirectMsg,
+        notice: bool,
+        tags: Option<Arc<str>>,
+    ) {
         let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
-        let wrap = |dm: DirectMsg| {
-            if notice {
-                ServerMsg::DirectNotice(dm)
-            } else {
-                ServerMsg::Direct(dm)
-            }
-        };
-        // Client-only tags go with it to the clients that carry them, and IRC clients with
-        // account-tag learn whether the sender is signed in.
         let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
-        let reply = |msg: ServerMsg| Reply::Direct {
-            msg,
-            tags: tags.clone(),
-            signed_in,
+        let msg = if notice {
+            ServerMsg::DirectNotice(dm)
+        } else {
+            ServerMsg::Direct(dm)
         };
-        for c in readers.into_iter().chain(copies) {
-            self.reply(c, reply(wrap(dm.clone())));
+        for c in readers.into_iter().chain(copies).chain([conn]) {
+            let reply = Reply::Direct {
+                msg: msg.clone(),
+                tags: tags.clone(),
+                signed_in,
+            };
+            self.reply(c, reply);
         }
-        self.reply(conn, reply(wrap(dm)));
     }
 
     /// A direct message (or notice) to the account `to`, which has nothing connected: kept for
@@ -940,21 +950,7 @@ impl Hub {
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         }
         self.accept_id(conn, id);
-        let msg = if notice {
-            ServerMsg::DirectNotice(dm)
-        } else {
-            ServerMsg::Direct(dm)
-        };
-        let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
-        let copies: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
-        for c in copies.into_iter().chain([conn]) {
-            let reply = Reply::Direct {
-                msg: msg.clone(),
-                tags: tags.clone(),
-                signed_in,
-            };
-            self.reply(c, reply);
-        }
+        self.send_direct(conn, uid, Vec::new(), dm, notice, tags);
         // A message (not a notice) is then answered as one to someone away (`Query::AwayOf`,
         // after this): an account with a user here is shown away while nothing is connected;
         // one with no user here (not always-on) is answered the same words now.
