@@ -253,12 +253,12 @@ pub(crate) struct Accounts {
     /// connections yet, one per room: told once the cluster answers their write (a client
     /// shown a marker the cluster lost would see it go back on another or a restarted node).
     held_markers: FxHashMap<String, Vec<HeldMarker>>,
-    /// Bytes of direct messages kept for accounts, all together (see
-    /// [`MAX_HELD_DIRECT_BYTES`]).
+    /// Bytes of direct messages kept for accounts, all together (bounded by
+    /// [`AccountsConfig::kept_bytes`]).
     held_bytes: usize,
 }
 
-/// What a kept direct message counts for [`MAX_HELD_DIRECT_BYTES`].
+/// What a kept direct message counts against [`AccountsConfig::kept_bytes`].
 fn held_cost(h: &HeldDirect) -> usize {
     h.msg.text.as_str().len() + HELD_DIRECT_OVERHEAD
 }
@@ -1360,8 +1360,9 @@ impl Hub {
     /// Keeps a direct message for the account `to` (folded), which has nothing connected, to
     /// deliver when it next signs in ([`Hub::deliver_held`]); written to the store with this
     /// batch, so the sender's echo (which follows the write) waits until it is durable. `Err`
-    /// says why it is not kept: a cluster (another node may have the account's devices), or
-    /// [`MAX_HELD_DIRECTS`] kept already.
+    /// says why it is not kept: a cluster (another node may have the account's devices),
+    /// [`MAX_HELD_DIRECTS`] kept for it already, or [`AccountsConfig::kept_bytes`] reached (0:
+    /// nothing is kept).
     pub(super) fn hold_direct(&mut self, to: &str, held: HeldDirect) -> Result<(), String> {
         if self.cluster.is_some() {
             return Err(format!(
