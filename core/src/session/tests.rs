@@ -134,8 +134,14 @@ impl T {
     }
 
     fn welcome(&mut self, token: u8, resumed: bool) {
+        self.welcome_at(PROTOCOL_VERSION, token, resumed);
+    }
+
+    /// A welcome from a server that speaks `version` (an older one, to test what a client
+    /// keeps from it).
+    fn welcome_at(&mut self, version: u16, token: u8, resumed: bool) {
         self.recv(ServerMsg::Welcome {
-            version: PROTOCOL_VERSION,
+            version,
             nick: nick("alice"),
             token: ResumeToken([token; 32]),
             resumed,
@@ -4290,15 +4296,6 @@ fn a_refused_notice_is_settled_undelivered_with_the_reason() {
 #[test]
 fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
     let old = wire::NOTICE_VERSION - 1;
-    let welcome = |t: &mut T, version: u16, token: u8| {
-        t.recv(ServerMsg::Welcome {
-            version,
-            nick: nick("alice"),
-            token: ResumeToken([token; 32]),
-            resumed: false,
-            limits: Limits::default(),
-        });
-    };
     let mut t = T::new(Transport::Stream);
     t.events();
     // Typed before any welcome: it waits, and the welcome of an old server refuses it.
@@ -4306,7 +4303,7 @@ fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
     t.s.handle_input("/notice #lobby early", t.now);
     t.s.handle_input("/notice bob early too", t.now);
     t.s.handle_connected(t.now);
-    welcome(&mut t, old, 1);
+    t.welcome_at(old, 1, false);
     let sent = t.drain_paced();
     assert!(
         !sent
@@ -4350,7 +4347,7 @@ fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
     t.events();
     t.s.handle_connected(t.now);
     t.sent();
-    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.welcome_at(PROTOCOL_VERSION, 2, false);
     t.joined("#lobby", 3);
     t.drain_paced();
     t.events();
@@ -4368,22 +4365,13 @@ fn a_server_older_than_notices_is_sent_none_and_the_user_is_told() {
 /// server, it is refused in words and nothing is sent.
 #[test]
 fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
-    let welcome = |t: &mut T, version: u16, token: u8| {
-        t.recv(ServerMsg::Welcome {
-            version,
-            nick: nick("alice"),
-            token: ResumeToken([token; 32]),
-            resumed: false,
-            limits: Limits::default(),
-        });
-    };
     let mut t = T::new(Transport::Stream);
     t.events();
     t.s.handle_input("/away early", t.now);
     let errs = errors(&t.events());
     assert_eq!(errs, ["not connected; /away again once connected"]);
     t.s.handle_connected(t.now);
-    welcome(&mut t, 7, 1);
+    t.welcome_at(7, 1, false);
     t.joined("#lobby", 1);
     t.drain_paced();
     t.events();
@@ -4398,7 +4386,7 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
     t.events();
     t.s.handle_connected(t.now);
     t.sent();
-    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.welcome_at(PROTOCOL_VERSION, 2, false);
     t.joined("#lobby", 3);
     t.drain_paced();
     t.events();
@@ -4483,19 +4471,10 @@ fn who_is_away_is_state_for_member_lists_not_a_line() {
 /// it is refused in words and nothing is sent.
 #[test]
 fn clearing_a_topic_is_sent_to_a_server_that_knows_it() {
-    let welcome = |t: &mut T, version: u16, token: u8| {
-        t.recv(ServerMsg::Welcome {
-            version,
-            nick: nick("alice"),
-            token: ResumeToken([token; 32]),
-            resumed: false,
-            limits: Limits::default(),
-        });
-    };
     let mut t = T::new(Transport::Stream);
     t.events();
     t.s.handle_connected(t.now);
-    welcome(&mut t, 8, 1);
+    t.welcome_at(8, 1, false);
     t.joined("#lobby", 1);
     t.drain_paced();
     t.events();
@@ -4517,7 +4496,7 @@ fn clearing_a_topic_is_sent_to_a_server_that_knows_it() {
     t.events();
     t.s.handle_connected(t.now);
     t.sent();
-    welcome(&mut t, PROTOCOL_VERSION, 2);
+    t.welcome_at(PROTOCOL_VERSION, 2, false);
     t.joined("#lobby", 3);
     t.drain_paced();
     t.events();
