@@ -21,6 +21,11 @@ const KEPT_SIGN_IN = "natter.signin";
 // Where a guest's page keeps its session for a reload (sessionStorage: this tab only, gone with
 // it): the nick, the resume token, its rooms and the last seq seen in each.
 const KEPT_SESSION = "natter.session";
+// The same, for the browser (localStorage), when a guest's tab goes: a tab closed by mistake
+// and opened again resumes it, as a reload does, while the server still holds it (its resume
+// window, RESUME_GRACE: 2 minutes). Taken by the first page that starts after, at most once.
+const KEPT_LAST = "natter.lastSession";
+const KEPT_LAST_FOR = 120_000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -1178,9 +1183,9 @@ document.addEventListener("visibilitychange", () => {
 // guest's session is kept for this tab (sessionStorage) and the connection closed without a
 // quit, so that a reload resumes it: the same nick, its rooms, and what was said meanwhile.
 // The server holds a session whose connection went for its resume window (2 minutes): a tab
-// closed for good leaves the nick taken that long, then its rooms see it quit (and the kept
-// session goes with the tab). An account's page keeps nothing here: a remembered one signs in
-// again with its kept key.
+// closed by mistake and opened again within it resumes the session from the browser's copy
+// (KEPT_LAST); closed for good, the nick stays taken that long, then its rooms see it quit.
+// An account's page keeps nothing here: a remembered one signs in again with its kept key.
 window.addEventListener("pagehide", () => {
   if (!client) return;
   const kept = client.resumable();
@@ -1189,6 +1194,14 @@ window.addEventListener("pagehide", () => {
     else sessionStorage.setItem(KEPT_SESSION, JSON.stringify(kept));
   } catch {
     // storage disabled: a reload starts a new session
+  }
+  try {
+    // For a tab closed for good (the page cannot tell): the next page to open resumes it.
+    if (kept !== undefined) {
+      localStorage.setItem(KEPT_LAST, JSON.stringify({ at: Date.now(), kept }));
+    }
+  } catch {
+    // storage disabled: a closed tab's session ends with its resume window
   }
   closeSocket("left the page");
 });
@@ -1206,15 +1219,28 @@ function randomSeed() {
 }
 
 // The guest's session this tab kept when it was last left (a reload), taken once: a page
-// resumes it at most once, and keeps it again when it goes.
+// resumes it at most once, and keeps it again when it goes. Without one (a new tab), the
+// session a guest's tab left last in this browser, if it went less than the server's resume
+// window ago: the tab was closed and opened again. Either way the browser's copy is taken too,
+// so that no other page resumes the same session (it would take it over from this one).
 function keptSession() {
+  let kept = null;
   try {
-    const kept = JSON.parse(sessionStorage.getItem(KEPT_SESSION) ?? "null");
+    kept = JSON.parse(sessionStorage.getItem(KEPT_SESSION) ?? "null");
     sessionStorage.removeItem(KEPT_SESSION);
-    return kept;
   } catch {
-    return null; // storage disabled, or not ours
+    kept = null; // storage disabled, or not ours
   }
+  try {
+    const last = JSON.parse(localStorage.getItem(KEPT_LAST) ?? "null");
+    const mine = kept !== null && last?.kept?.token === kept.token;
+    const fresh = typeof last?.at === "number" && Math.abs(Date.now() - last.at) < KEPT_LAST_FOR;
+    if (last !== null && (mine || kept === null || !fresh)) localStorage.removeItem(KEPT_LAST);
+    if (kept === null && fresh && last?.kept) kept = last.kept;
+  } catch {
+    // storage disabled, or not ours: nothing more to resume
+  }
+  return kept;
 }
 
 // Starts the client that resumes `kept`; false if it cannot (damaged, or not ours).

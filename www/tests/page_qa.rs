@@ -3,7 +3,8 @@
 //! does not exist, a moderated room, said on joining it, the server's flood control), never
 //! silently dropped; the account commands typed at the bottom (`/register`, `/login`,
 //! `/logout`, `/password`) do what they do on nc, with the page saying what became of a
-//! remembered sign-in; and a guest's reload resumes its session.
+//! remembered sign-in; and a guest's reload, or its tab closed and opened again, resumes its
+//! session.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -443,6 +444,116 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
         nc_out.lines()
     );
     assert_eq!(nc_out.count("pat_2"), 0, "{:#?}", nc_out.lines());
+}
+
+// --- a tab closed and opened again -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_who_closes_its_tab_and_opens_the_page_again_gets_its_session_back() {
+    with_page(
+        "natter-qa-reopen",
+        natter_server::ServerConfig::local_test(),
+        reopen_scenario,
+    )
+    .await;
+}
+
+/// A guest closes its tab (by mistake) and opens the page in a new one within the server's
+/// resume window: the browser kept the session, which resumes as a reload does (the same
+/// nick, no dialog, its rooms, what was said meanwhile), and nobody sees it go. Taken once: a
+/// second new tab opened meanwhile starts its own session instead of taking this one over.
+async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    open_page_as(b, &page, Some("tess")).await;
+    wait_for!("nc to see tess join", nc_out.has("tess joined #lobby"));
+    send_line(b, "/join #rust").await;
+    wait_said(b, "#rust", &["you are in #rust"]).await;
+    click_conv(b, "#lobby").await;
+
+    // A second tab; the first one closed.
+    let first = timeout(STEP, b.window())
+        .await
+        .expect("the window in time")
+        .expect("the window");
+    let second = timeout(STEP, b.new_window(true))
+        .await
+        .expect("a new tab in time")
+        .expect("a new tab")
+        .handle;
+    timeout(STEP, b.close_window())
+        .await
+        .expect("close in time")
+        .expect("close the first tab");
+    assert_ne!(first, second);
+    timeout(STEP, b.switch_to_window(second.clone()))
+        .await
+        .expect("switch in time")
+        .expect("switch to the new tab");
+    say(&mut nc_w, "while the tab was closed").await;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("open in time")
+        .expect("open the page again");
+    wait_for!(
+        "the page to be back",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert!(!dialog_open(b).await, "no nick asked for");
+    assert_eq!(text_of(b, "#me-nick").await, "tess");
+    wait_for!("its rooms", {
+        let v = js(
+            b,
+            "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
+        )
+        .await;
+        let rooms: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        (rooms.contains(&"#lobby") && rooms.contains(&"#rust")).then_some(())
+    });
+    click_conv(b, "#lobby").await;
+    wait_said(b, "#lobby", &["while the tab was closed"]).await;
+    let last = js(b, "return localStorage.getItem('natter.lastSession');").await;
+    assert!(last.is_null(), "taken from the browser once: {last}");
+
+    // Another new tab while this one is open: a new session, asked for its nick.
+    let third = timeout(STEP, b.new_window(true))
+        .await
+        .expect("a new tab in time")
+        .expect("a new tab")
+        .handle;
+    timeout(STEP, b.switch_to_window(third))
+        .await
+        .expect("switch in time")
+        .expect("switch to the third tab");
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("open in time")
+        .expect("open the page in a third tab");
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    timeout(STEP, b.close_window())
+        .await
+        .expect("close in time")
+        .expect("close the third tab");
+    timeout(STEP, b.switch_to_window(second))
+        .await
+        .expect("switch in time")
+        .expect("back to the second tab");
+
+    send_line(b, "still here").await;
+    wait_for!("nc to hear tess", nc_out.has("<tess> still here"));
+    assert_eq!(nc_out.count("tess quit"), 0, "{:#?}", nc_out.lines());
+    assert_eq!(
+        nc_out.count("tess joined #lobby"),
+        1,
+        "{:#?}",
+        nc_out.lines()
+    );
+    assert_eq!(nc_out.count("tess_2"), 0, "{:#?}", nc_out.lines());
 }
 
 // --- a password change on a remembered page -----------------------------------------------------
