@@ -1358,7 +1358,8 @@ impl Hub {
     }
 
     /// Keeps a direct message for the account `to` (folded), which has nothing connected, to
-    /// deliver when it next signs in ([`Hub::deliver_held`]); written to the store with this
+    /// deliver when a device of it resumes or it next signs in ([`Hub::deliver_held`]); written
+    /// to the store with this
     /// batch, so the sender's echo (which follows the write) waits until it is durable. `Err`
     /// says why it is not kept: a cluster (another node may have the account's devices),
     /// [`MAX_HELD_DIRECTS`] kept for it already, or [`AccountsConfig::kept_bytes`] reached (0:
@@ -1409,8 +1410,9 @@ impl Hub {
         Ok(())
     }
 
-    /// The account of `uid` signed in on `conn`: the direct messages kept for it while it had
-    /// nothing connected go to every connection it has, oldest first, as they were sent (their
+    /// The account of `uid` signed in (or a device of it resumed): the direct messages kept
+    /// for it while it had nothing connected go to every connection it has, oldest first, as
+    /// they were sent (their
     /// time is when they were sent), and are no longer kept. Delivered at least once: a crash
     /// before the store forgets them delivers them again at the next sign-in.
     pub(super) fn deliver_held(&mut self, uid: UserId) {

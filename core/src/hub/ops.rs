@@ -839,10 +839,13 @@ impl Hub {
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();
         if to_conns.is_empty() && to_uid != uid {
-            // A device waiting for its resume will be back in a moment; an always-on account
-            // with no device at all stays in its rooms for hours: the message is kept for it.
+            // An always-on account with no device at all stays in its rooms for hours, and one
+            // whose device waits for its resume may be back in a moment or not at all: the
+            // message is kept for the account, delivered when its device resumes or it next
+            // signs in. A guest's device waiting for its resume has nowhere to keep it (nor
+            // has a cluster: another node may hold the account's devices).
             let no_device = self.devices_of(to_uid).is_empty();
-            if no_device && self.account_of(to_uid).is_some() {
+            if self.account_of(to_uid).is_some() && (no_device || self.cluster.is_none()) {
                 let said = Said { id, tags };
                 return self.keep_direct(conn, uid, to_nick, said, text, notice, now);
             }

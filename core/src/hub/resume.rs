@@ -178,5 +178,7 @@ impl Hub {
                 (None, _) => self.replay_recent(conn, &room, latest),
             }
         }
+        // Direct messages kept for its account while it was away, after what its rooms had.
+        self.deliver_held(uid);
     }
 }

@@ -5001,9 +5001,7 @@ mod accounts {
 
     /// A direct message to an always-on account with nothing connected is kept for it and
     /// delivered, with the time it was sent, when the account next signs in (on any device),
-    /// once. The sender gets its echo and is told the message waits (as IRC's `301`), not
-    /// "reconnecting right now; try again in a moment", which is what a dropped client waiting
-    /// for its resume is told.
+    /// once. The sender gets its echo and is told the message waits (as IRC's `301`).
     #[test]
     fn a_direct_message_to_an_account_with_nothing_connected_waits_for_its_next_sign_in() {
         let mut t = T::new();
@@ -5011,14 +5009,6 @@ mod accounts {
         t.join(a, "#x");
         t.hub.handle_close(a, t.now);
         let (b, bn) = t.txt();
-        // Within the resume window alice's client may be back any moment.
-        t.line(b, "/msg alice are you there");
-        let l = t.lines(b);
-        assert!(
-            l.iter()
-                .any(|l| l.contains("alice is reconnecting right now")),
-            "{l:?}"
-        );
         t.advance(t.hub.config().resume_grace.0 + 1);
         assert!(t.hub.is_member(&nick("alice"), &room("#x")), "still in #x");
         t.lines(b);
@@ -5084,6 +5074,77 @@ mod accounts {
         assert!(
             !got.iter()
                 .any(|m| matches!(m, ServerMsg::Direct(_) | ServerMsg::DirectNotice(_))),
+            "{got:?}"
+        );
+    }
+
+    /// A direct message to an account whose one client dropped and may resume any moment (or
+    /// never) is kept for it as well, instead of "reconnecting right now; try again": the
+    /// resumed client gets it, with the time it was sent, after what its rooms had, once. The
+    /// sender gets its echo alone (the account is not shown away while a device may come
+    /// back). A guest's dropped client has nowhere to keep it: the sender is told to try again.
+    #[test]
+    fn a_direct_message_to_an_account_whose_client_is_reconnecting_comes_with_its_resume() {
+        let mut t = T::new();
+        let (a, _, _) = t.bin_from(LOCAL, "alice");
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let got = t.recv(a);
+        let token = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not registered: {got:?}"));
+        t.join(a, "#x");
+        let (g, _, _) = t.bin_from(LOCAL, "guest");
+        t.hub.handle_close(a, t.now);
+        t.hub.handle_close(g, t.now);
+        t.pump();
+        let (b, bn) = t.txt();
+        let sent_at = t.now;
+        t.line(b, "/msg alice are you there");
+        assert_eq!(t.lines(b), ["-> *alice* are you there"]);
+        t.line(b, "/msg guest are you there");
+        let l = t.lines(b);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("guest is reconnecting right now")),
+            "{l:?}"
+        );
+        t.advance(1_000);
+        let (back, got) = t.resume("alice", token, vec![(room("#x"), Seq(1))]);
+        let dms: Vec<(String, String, Millis)> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Direct(dm) => Some((dm.from.to_string(), dm.text.to_string(), dm.at)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dms, [(bn, "are you there".to_owned(), sent_at)], "{got:?}");
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        // Once: the client dropping and resuming again gets nothing more.
+        let token = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Welcome { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .expect("a new token");
+        t.hub.handle_close(back, t.now);
+        t.pump();
+        let (_, got) = t.resume("alice", token, vec![(room("#x"), Seq(1))]);
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::Direct(_))),
             "{got:?}"
         );
     }
