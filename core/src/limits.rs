@@ -142,9 +142,13 @@ pub const MAX_ROOM_MEMBERS: usize = 5_000;
 
 /// Above this many members a room is "quiet": joins, parts and quits are no longer announced
 /// one by one (each announcement goes to every member, so a crowd arriving costs O(N²): 5,000
-/// joins were 12.5 million deliveries) but summed up every [`CROWD_SUMMARY_EVERY`]. A room this
-/// size still shows every face; past it people read a count and ask for the list.
-pub const QUIET_ROOM_MEMBERS: usize = 100;
+/// joins were 12.5 million deliveries) but summed up every [`CROWD_SUMMARY_EVERY`]. As many as
+/// a member list holds ([`MAX_MEMBERS_LISTED`]): while every member fits in the list a joiner
+/// is given, the joins and parts that follow keep every client's list whole (an IRC client's
+/// nick list is only ever its `NAMES` plus the `JOIN`s and `PART`s it saw); past it people read
+/// a count and ask for the list. A crowd still costs at most this many announcements to this
+/// many members (5,000 joins: 45,000 deliveries, not 12.5 million).
+pub const QUIET_ROOM_MEMBERS: usize = MAX_MEMBERS_LISTED;
 
 /// How often a quiet room's members hear how many came and went (when any did): often enough
 /// that a count looks live, rarely enough that a summary to every member is cheap.

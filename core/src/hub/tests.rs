@@ -7059,6 +7059,7 @@ fn a_big_room_delivers_to_exactly_its_attached_members_as_they_change() {
 /// Big rooms: joins, parts and quits summed up instead of announced to everyone (`crowd.rs`).
 mod crowd {
     use super::*;
+    use crate::limits::MAX_MEMBERS_LISTED;
 
     fn quiet_at(n: usize) -> T {
         let mut cfg = config();
@@ -7093,6 +7094,34 @@ mod crowd {
                 )
             })
             .count()
+    }
+
+    /// By default joins are announced one by one as long as every member fits in the list a
+    /// joiner is given: a client that keeps its list from that list and the joins and parts
+    /// after it (as IRC clients do from `NAMES`) has it whole. The member past that is counted.
+    #[test]
+    fn joins_are_announced_while_the_member_list_holds_everyone() {
+        let mut t = T::new();
+        assert_eq!(t.hub.config().quiet_room_members, MAX_MEMBERS_LISTED);
+        let first = t.bin("m0");
+        t.join(first, "#big");
+        for i in 1..MAX_MEMBERS_LISTED {
+            let c = t.bin(&format!("m{i}"));
+            t.join(c, "#big");
+        }
+        let got = t.recv(first);
+        assert_eq!(membership_events(&got), MAX_MEMBERS_LISTED - 1);
+        assert!(crowds(&got).is_empty());
+        let last = t.bin("late");
+        let got = t.join(last, "#big");
+        assert!(
+            matches!(&got[0], ServerMsg::Joined { members, .. } if members.len() == MAX_MEMBERS_LISTED),
+            "{got:?}"
+        );
+        assert!(
+            membership_events(&t.recv(first)) == 0,
+            "counted, not announced"
+        );
     }
 
     #[test]
