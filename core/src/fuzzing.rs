@@ -1401,10 +1401,12 @@ fn irc_sasl(ops: &mut Ops, n: &Nick, passwords: &Passwords) -> (Vec<u8>, Carries
     let p = passwords.pick(ops);
     let account = nick(ops);
     let blob = sasl_blob(account.as_str(), p);
-    let lines = match ops.byte() % 8 {
+    let lines = match ops.byte() % 9 {
         0 | 1 => format!(
             "CAP LS 302\r\nCAP REQ :sasl {caps}\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE {blob}\r\nNICK {n}\r\nUSER u 0 * :real\r\nCAP END\r\n"
         ),
+        // An admin account's powers by its password (the admin, when there is one, is ann).
+        8 => format!("OPER {} :{p}\r\n", ops.pick(&["ann", account.as_str()])),
         2 => format!("CAP REQ :{caps}\r\n"),
         3 => format!("AUTHENTICATE PLAIN\r\nAUTHENTICATE {blob}\r\n"),
         4 => "AUTHENTICATE PLAIN\r\nAUTHENTICATE *\r\nAUTHENTICATE EXTERNAL\r\n".to_owned(),

@@ -144,6 +144,14 @@ enum Pending {
     },
     /// A password change: the new password's hash.
     NewHash { conn: ConnId, account: String },
+    /// IRC's `OPER`: the admin account's password check (see [`Hub::oper`]).
+    Oper {
+        conn: ConnId,
+        /// The admin account (folded), if it exists (else the check was against the decoy).
+        account: Option<String>,
+        /// The folded name asked for, counted on failure as a sign-in's is.
+        asked: String,
+    },
 }
 
 /// Failures (or registrations) per key, with the wait they earned.
@@ -256,6 +264,10 @@ pub(crate) struct Accounts {
     /// Bytes of direct messages kept for accounts, all together (bounded by
     /// [`AccountsConfig::kept_bytes`]).
     held_bytes: usize,
+    /// Users given an admin account's powers by IRC's `OPER` (not signed in to it): the
+    /// account (folded). Theirs while the account stays in `[accounts] admins` and the user
+    /// is here.
+    pub(super) opers: FxHashMap<UserId, String>,
 }
 
 /// What a kept direct message counts against [`AccountsConfig::kept_bytes`].
@@ -297,6 +309,7 @@ impl Default for Accounts {
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
             registering: FxHashMap::default(),
             own_writes: FxHashMap::default(),
+            opers: FxHashMap::default(),
             held_news: FxHashMap::default(),
             held_markers: FxHashMap::default(),
             held_bytes: 0,
@@ -352,7 +365,8 @@ impl Hub {
             Pending::SignIn { conn, .. }
             | Pending::Register { conn, .. }
             | Pending::CheckOld { conn, .. }
-            | Pending::NewHash { conn, .. } => *conn,
+            | Pending::NewHash { conn, .. }
+            | Pending::Oper { conn, .. } => *conn,
         };
         self.accounts.busy.remove(&conn);
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
@@ -394,6 +408,20 @@ impl Hub {
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
                 self.password_changed(conn, &account, hash, now);
+            }
+            (
+                Pending::Oper {
+                    account: Some(account),
+                    ..
+                },
+                Outcome::Verified(true),
+            ) if self.accounts.by_name.contains_key(&account) => {
+                self.opered(conn, account, now);
+            }
+            (Pending::Oper { asked, .. }, Outcome::Verified(_)) => {
+                self.count_failed_sign_in(conn, &asked, now);
+                let answer = super::dialect::OperAnswer::WrongPassword;
+                self.reply(conn, Reply::Note(super::dialect::Note::Oper(answer)));
             }
             (_, outcome) => {
                 tracing::warn!(conn = %conn, ?outcome, "account work failed");
@@ -539,6 +567,83 @@ impl Hub {
                 );
             }
         }
+    }
+
+    /// IRC's `OPER name password`: the user of `conn` takes the server admin powers of the
+    /// admin account `name` (`[accounts] admins`) once its password checks, without signing
+    /// in to it (its nick, account and sessions stay as they are), as an IRC operator block
+    /// grants them. A name that is no admin account is answered at once (`491`, nothing
+    /// checked); a wrong password is a failed sign-in of that account (counted, logged,
+    /// throttled: `464`). The powers last while the user is here and the account stays an
+    /// admin; the audit log says who took them.
+    pub(super) fn oper(&mut self, conn: ConnId, name: Nick, password: Password, now: Millis) {
+        use super::dialect::{Note, OperAnswer};
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let folded = name.folded();
+        if !self.is_admin_account(&folded) {
+            return self.reply(conn, Reply::Note(Note::Oper(OperAnswer::NotAnAdmin)));
+        }
+        if self.is_admin_user(uid) {
+            return self.reply(conn, Reply::Note(Note::Oper(OperAnswer::Granted)));
+        }
+        if !self.may_start(conn, now) {
+            return;
+        }
+        if let Some(wait) = self.accounts.fails.wait(&folded, now) {
+            return self.throttled(conn, "too many failed sign-ins to that account", wait);
+        }
+        let exists = self.accounts.by_name.contains_key(&folded);
+        let hash = match self.accounts.by_name.get(&folded) {
+            Some(a) => a.hash.clone(),
+            None => decoy(self.config.accounts.hash_cost),
+        };
+        self.queue_work(
+            conn,
+            |id| Work::Verify { id, password, hash },
+            Pending::Oper {
+                conn,
+                account: exists.then(|| folded.clone()),
+                asked: folded,
+            },
+        );
+    }
+
+    /// `OPER`'s password checked: the user of `conn` has `account`'s admin powers.
+    fn opered(&mut self, conn: ConnId, account: String, now: Millis) {
+        use super::dialect::{Note, OperAnswer};
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        info!(conn = %conn, %nick, %account, "took a server admin's powers (OPER)");
+        self.audit(None, &nick, format!("oper as {account}"), now);
+        self.accounts.opers.insert(uid, account);
+        self.reply(conn, Reply::Note(Note::Oper(OperAnswer::Granted)));
+    }
+
+    /// Whether the account `folded` is a server admin (`[accounts] admins`).
+    pub(super) fn is_admin_account(&self, folded: &str) -> bool {
+        self.config
+            .accounts
+            .admins
+            .iter()
+            .any(|n| n.folded() == folded)
+    }
+
+    /// Whether `uid` has a server admin's powers: signed in to an admin account, or given
+    /// one's by `OPER` (while that account is still an admin).
+    pub(super) fn is_admin_user(&self, uid: UserId) -> bool {
+        self.account_of(uid)
+            .is_some_and(|a| self.is_admin_account(&a))
+            || self
+                .accounts
+                .opers
+                .get(&uid)
+                .is_some_and(|a| self.is_admin_account(a))
     }
 
     pub(super) fn register(
@@ -959,6 +1064,15 @@ impl Hub {
     /// A sign-in to `account` (folded, whether it exists or not) or a password change's check
     /// of the old password failed.
     fn sign_in_failed(&mut self, conn: ConnId, account: &str, now: Millis) {
+        self.count_failed_sign_in(conn, account, now);
+        let detail = "wrong account name or password".to_owned();
+        self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
+    }
+
+    /// A wrong password for `account` (folded, as asked) on `conn`: counted, logged, and
+    /// throttled, per account and per address (a sign-in's, a password change's or an
+    /// `OPER`'s alike).
+    fn count_failed_sign_in(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.stats.sign_ins_failed += 1;
         // Each try checked is counted (metrics) and logged at info, in the one form SECURITY.md
         // gives for fail2ban: `sign-in failed peer=IP account=NAME` (the name tried, folded; a
@@ -987,8 +1101,6 @@ impl Hub {
                 "sign-ins from an address throttled after repeated failures"
             );
         }
-        let detail = "wrong account name or password".to_owned();
-        self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
     }
 
     fn registered(

@@ -1263,6 +1263,7 @@ impl Hub {
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
+        self.accounts.opers.remove(&uid);
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         // The nick is the other node's now (not released), but this node no longer tells of

@@ -2842,6 +2842,79 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
     );
 }
 
+/// `OPER name password` gives an IRC user an admin account's powers, as an operator block
+/// does on other servers: the nick stays (no sign-in), `381` and `MODE nick +o` say so, and
+/// KILL works. A name that is no admin account is `491` with nothing checked; a wrong password
+/// is `464` and counts as a failed sign-in of that account (throttled like one). The powers
+/// go when the account is no longer an admin.
+#[test]
+fn oper_with_an_admin_accounts_password_gives_its_powers_and_nothing_else_does() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    let d = n.client("dan", &[]);
+    n.send(
+        b,
+        &["OPER carol correct horse", "OPER alice wrong", "OPER alice"],
+    );
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["491", "464", "461"], "{l:?}");
+    assert!(l[0].contains(" 491 bob :"), "{l:?}");
+    n.send(b, &["KILL dan :bye"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["481"], "still no powers");
+    n.send(b, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 381 bob :You are now an IRC operator",
+            ":bob!bob@natter MODE bob +o",
+        ]
+    );
+    n.send(b, &["KILL dan :bye"]);
+    n.advance(1_000);
+    assert!(n.closed(d), "bob's KILL works");
+    // alice is no admin any more (a reload of the config): bob's powers went with hers.
+    let mut config = n.hub.config().clone();
+    config.accounts.admins.clear();
+    n.hub.reconfigure(config).expect("a valid config");
+    let e = n.client("eve", &[]);
+    n.lines(b);
+    n.send(b, &["KILL eve :bye"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["481"]);
+    assert!(!n.closed(e));
+}
+
+/// Wrong `OPER` passwords are failed sign-ins of the account: past the free ones the account
+/// is throttled, for `OPER` and sign-ins alike.
+#[test]
+fn wrong_oper_passwords_throttle_the_account_as_failed_sign_ins_do() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let b = n.client("bob", &[]);
+    let mut wrong = 0;
+    let mut all = Vec::new();
+    for i in 0..12 {
+        n.send(b, &[&format!("OPER alice wrong{i}")]);
+        n.advance(10);
+        let l = n.lines(b);
+        wrong += numerics(&l).iter().filter(|r| **r == "464").count();
+        all.extend(l);
+    }
+    assert!(
+        (1..12).contains(&wrong),
+        "some checked, then throttled: {all:?}"
+    );
+    n.send(b, &["OPER alice :correct horse"]);
+    n.advance(10);
+    let l = n.lines(b);
+    assert!(!numerics(&l).contains(&"381"), "throttled: {l:?}");
+}
+
 /// alice's registered room `#r` (she founded it with her binary client `a`), her IRC client
 /// `c` and the guest bob's `b` in it; everything so far read.
 fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {

@@ -79,7 +79,7 @@ impl Hub {
             return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
         };
         let account = self.account_of(uid);
-        let admin = self.is_admin(account.as_deref());
+        let admin = self.is_admin_user(uid);
         // Anyone may look at a room's settings and bans; acting needs being in it.
         let looking = matches!(action, ModAction::Settings | ModAction::Bans);
         if !admin && !looking && !r.members.contains(&uid) {
@@ -507,7 +507,7 @@ impl Hub {
         now: Millis,
     ) -> Result<(), Refusal> {
         let account = self.account_of(uid);
-        if !self.is_admin(account.as_deref()) {
+        if !self.is_admin_user(uid) {
             return Err((ErrorKind::NotOperator, "that is for server admins".into()));
         }
         let me = self
@@ -842,7 +842,7 @@ impl Hub {
             return Ok(());
         };
         let account = self.account_of(uid);
-        if self.is_admin(account.as_deref()) {
+        if self.is_admin_user(uid) {
             return Ok(());
         }
         if let Some(ban) = self.banned(uid, room, now) {
@@ -907,7 +907,7 @@ impl Hub {
             return Ok(());
         };
         let account = self.account_of(uid);
-        if self.is_admin(account.as_deref()) || p.is_op(account.as_deref()) {
+        if self.is_admin_user(uid) || p.is_op(account.as_deref()) {
             return Ok(());
         }
         let Some(u) = self.users.get(&uid) else {
@@ -940,7 +940,7 @@ impl Hub {
             return true;
         };
         let account = self.account_of(uid);
-        !p.modes.topic_ops || p.is_op(account.as_deref()) || self.is_admin(account.as_deref())
+        !p.modes.topic_ops || p.is_op(account.as_deref()) || self.is_admin_user(uid)
     }
 
     /// Whether a registered room (it outlives its last member).
@@ -997,10 +997,6 @@ impl Hub {
     }
 
     // ---- pieces ----
-
-    fn is_admin(&self, account: Option<&str>) -> bool {
-        account.is_some_and(|a| self.config.accounts.admins.iter().any(|n| n.folded() == a))
-    }
 
     fn member_of(&self, uid: UserId, room: &RoomName) -> bool {
         self.users.get(&uid).is_some_and(|u| u.rooms.contains(room))
@@ -1265,7 +1261,7 @@ impl Hub {
     /// Whether `uid` may see `room`'s key: its operators and server admins.
     fn sees_key(&self, uid: UserId, room: &RoomName) -> bool {
         let account = self.account_of(uid);
-        self.is_admin(account.as_deref())
+        self.is_admin_user(uid)
             || self
                 .rooms
                 .get(room)

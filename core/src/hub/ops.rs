@@ -204,6 +204,7 @@ impl Hub {
             Request::Line(line) => self.run_line(conn, &line, now),
             Request::Query(q) => self.query(conn, q, now),
             Request::Relay(r) => self.relay(conn, r, now),
+            Request::Oper { name, password } => self.oper(conn, name, password, now),
         }
     }
 

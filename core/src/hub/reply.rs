@@ -408,6 +408,7 @@ impl Hub {
         let Some(u) = self.users.remove(&uid) else {
             return;
         };
+        self.accounts.opers.remove(&uid);
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);

@@ -470,6 +470,15 @@ pub(crate) enum Request {
     /// Client-only message tags for a room's members or a user, relayed live and kept nowhere
     /// (IRC's `TAGMSG`: typing notifications): see [`crate::hub::relay`].
     Relay(crate::hub::relay::Relay),
+    /// IRC's `OPER name password`: this user takes the server admin powers of the admin
+    /// account `name` (`[accounts] admins`), proved by its password, without signing in to it
+    /// (the nick stays). Answered by [`Note::Oper`].
+    Oper {
+        /// The admin account.
+        name: Nick,
+        /// Its password.
+        password: crate::types::Password,
+    },
     /// A message (a say, action or notice to a room, or a direct one) with the client-only
     /// tags the client sent with it (IRC's `@+draft/reply=... PRIVMSG`): they go with it, live,
     /// to the connections whose dialect carries them; the room event and history hold none.
@@ -648,6 +657,19 @@ pub(crate) enum Note {
         by: Option<Nick>,
         key: crate::types::Text,
     },
+    /// What an `OPER` ([`Request::Oper`]) came to.
+    Oper(OperAnswer),
+}
+
+/// The answer to [`Request::Oper`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OperAnswer {
+    /// The user has the admin account's powers now (IRC: `381` and `MODE nick +o`).
+    Granted,
+    /// The name is not a server admin account (IRC: `491`).
+    NotAnAdmin,
+    /// The password is not that account's (IRC: `464`); counted as a failed sign-in.
+    WrongPassword,
 }
 
 /// What a server admin did to a room ([`Note::AdminDone`]).

@@ -370,6 +370,15 @@ impl Dialect for Text {
                         .flat_map(|l| wire_line(&format!("-- {l}")))
                         .collect::<Vec<u8>>(),
                 )),
+                // Only IRC has `OPER`; said in words all the same.
+                Note::Oper(answer) => line(
+                    match answer {
+                        super::OperAnswer::Granted => "-- you have a server admin's powers now",
+                        super::OperAnswer::NotAnAdmin => "-- that is not a server admin account",
+                        super::OperAnswer::WrongPassword => "-- wrong password",
+                    }
+                    .to_owned(),
+                ),
                 // The room event and `Policy` tell it.
                 Note::Detailed { .. } | Note::KeySet { .. } | Note::Tagged { .. } => None,
             },

@@ -23,7 +23,7 @@ const ONE_REPLY: [&str; 11] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 32] = [
+const KNOWN: [&str; 33] = [
     "CAP",
     "PASS",
     "USER",
@@ -56,6 +56,7 @@ const KNOWN: [&str; 32] = [
     "KILL",
     "WALLOPS",
     "INVITE",
+    "OPER",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -672,6 +673,17 @@ impl Irc {
                             Err(_) => plan.num(ERR_NOSUCHNICK, &[nick], "No such nick/channel"),
                         }
                     }
+                }
+                _ => plan.need_more(verb),
+            },
+            // A server admin's powers for this user, proved by the admin account's password.
+            "OPER" => match (msg.param(0).map(Nick::new), msg.param(1)) {
+                (Some(Ok(name)), Some(password)) => plan.request(Request::Oper {
+                    name,
+                    password: crate::types::Password(password.to_owned()),
+                }),
+                (Some(Err(_)), Some(_)) => {
+                    plan.num(ERR_NOOPERHOST, &[], "No O-lines for your host")
                 }
                 _ => plan.need_more(verb),
             },

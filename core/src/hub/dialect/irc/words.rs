@@ -985,6 +985,26 @@ impl Irc {
             }
             return;
         }
+        if let Note::Oper(answer) = note {
+            use crate::hub::dialect::OperAnswer;
+            return match answer {
+                OperAnswer::Granted => {
+                    l.num(RPL_YOUREOPER, &[], "You are now an IRC operator");
+                    if let Some(me) = me {
+                        let tags = l.tags.clone();
+                        l.from(
+                            &tags,
+                            &names::source(me),
+                            "MODE",
+                            &[me.as_str(), "+o"],
+                            false,
+                        );
+                    }
+                }
+                OperAnswer::NotAnAdmin => l.num(ERR_NOOPERHOST, &[], "No O-lines for your host"),
+                OperAnswer::WrongPassword => l.num(ERR_PASSWDMISMATCH, &[], "Password incorrect"),
+            };
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -1017,6 +1037,7 @@ impl Irc {
             | Note::Tagged { .. }
             | Note::MissedStart(_)
             | Note::MissedEnd
+            | Note::Oper(_)
             | Note::Motd(_) => {}
         }
     }
