@@ -628,6 +628,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             room,
             members,
             asked: true,
+            ..
         } => vec![notice(members_words(room, members))],
         Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],

@@ -135,3 +135,36 @@ fn a_client_knows_who_in_its_rooms_is_away_from_joining_on_and_after_a_resume() 
         Some("gone fishing")
     );
 }
+
+/// A member's client misses, while its connection is down, someone away leaving a room and
+/// joining it again: the resume replays the part and the join (history, not live) after the
+/// room's `Joined` and its `AwayHere`, and the away mark stays.
+#[test]
+fn an_away_member_who_left_and_came_back_while_we_were_down_stays_marked_after_the_resume() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby", "#two"]);
+    net.type_line(b, "/away at lunch");
+    let away = |net: &mut Net, who: &str| {
+        net.chat(a)
+            .away(&harness::room("#lobby"), &harness::nick(who))
+            .map(|t| t.to_string())
+    };
+    assert_eq!(away(&mut net, "bob").as_deref(), Some("at lunch"));
+    net.cut(a);
+    net.type_line(b, "/part #lobby");
+    net.type_line(b, "/join #lobby");
+    net.advance(natter_core::Millis(20_000));
+    assert!(net.chat(a).conn() == natter_core::session::ConnState::Connected);
+    let resumed = net
+        .events(a)
+        .iter()
+        .any(|e| matches!(e, Event::Welcome { resumed: true, .. }));
+    assert!(resumed, "the client resumed: {:?}", net.events(a));
+    let members = net.chat(a).conv(&natter_core::chat::ConvId::Room(harness::room("#lobby")));
+    assert!(
+        members.is_some_and(|c| c.members().position(&harness::nick("bob")).is_some()),
+        "bob is listed"
+    );
+    assert_eq!(away(&mut net, "bob").as_deref(), Some("at lunch"));
+}

@@ -408,10 +408,14 @@ impl Chat {
                 room,
                 members,
                 asked,
+                as_of,
             } => {
                 let id = ConvId::Room(room.clone());
                 if let Some(c) = self.conv_mut(&id) {
                     c.members.set(members);
+                    if as_of.is_some() {
+                        c.listed_at = *as_of;
+                    }
                     // Who is away comes after it (`AwayHere`), if anyone is.
                     c.away.clear();
                     c.revision += 1;
@@ -617,6 +621,7 @@ impl Chat {
             c.counted = None;
             c.topic = topic.cloned();
             c.live_after = Some(seq);
+            c.listed_at = Some(seq);
             c.revision += 1;
         }
         self.log.push(Change::Members(id.clone()));
@@ -801,7 +806,11 @@ impl Chat {
             ev.kind,
             EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
         ) {
-            self.apply_membership(&id, &ev.from, &ev.kind, live);
+            let listed = self
+                .conv(&id)
+                .and_then(|c| c.listed_at)
+                .is_none_or(|at| ev.seq > at);
+            self.apply_membership(&id, &ev.from, &ev.kind, listed);
         }
         if let EventKind::Nick { new } = &ev.kind
             && live
@@ -864,9 +873,9 @@ impl Chat {
 
     /// What a join, part, quit, rename or topic change does to a room's members and topic.
     /// History replayed after a join runs up to the member list's snapshot, so applying it in
-    /// order leaves the list right. Who is away is changed by `live` events only: the server
-    /// said who is away as of the snapshot, and a member's past part then join would lose
-    /// their mark.
+    /// order leaves the list right (as does a resume's replay after its refresh). Who is away
+    /// is changed by events after the snapshot (`live`) only: the server said who is away as
+    /// of it, and a member's past part then join would lose their mark.
     fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind, live: bool) {
         let Some(c) = self.conv_mut(id) else {
             return;

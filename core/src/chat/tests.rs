@@ -366,6 +366,7 @@ fn members_change_one_row_at_a_time() {
             room: room("#a"),
             members: vec![nick("x")],
             asked: true,
+            as_of: None,
         },
         T0,
     );
@@ -722,6 +723,7 @@ fn the_same_answer_to_a_question_asked_again_is_shown_again() {
         room: room("#a"),
         members: vec![nick("me"), nick("bob")],
         asked: true,
+        as_of: None,
     };
     let topic = Event::Topic {
         room: room("#a"),
@@ -1843,6 +1845,7 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
             room: room("#b"),
             members: vec![nick("me"), nick("bob")],
             asked: true,
+            as_of: None,
         },
         T0,
     );

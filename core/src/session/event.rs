@@ -134,6 +134,10 @@ pub enum Event {
         /// The answer to a `/who` (show it); false for the session's own refresh after a
         /// reconnect (update the member list quietly).
         asked: bool,
+        /// A refresh's list is as of this seq (the resume's or rejoin's `Joined`): room events
+        /// up to it that follow are history replayed (their joins and parts are in the list
+        /// already, and who is away comes as of it). `None` for the answer to a `/who`.
+        as_of: Option<Seq>,
     },
     /// Rooms on the server.
     Rooms(Vec<RoomInfo>),
