@@ -705,7 +705,8 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
-        // State for member lists: the away line came as `Info`.
+        // State for member lists: the away line came as `Info`; who is away in a room is said
+        // once per change by `chat::AwayNews`, which knows what was said.
         | Event::Away { .. }
         | Event::AwayHere { .. }
         // Asked for: the answer prints.

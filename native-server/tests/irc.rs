@@ -393,8 +393,11 @@ async fn an_away_joiner_is_said_away_to_nc_and_irc() {
     nc.expect(|l| l == "-- natty joined #den", "the join").await;
     let next = nc.expect(|_| true, "the line after the join").await;
     assert_eq!(next, "-- natty is away: at lunch");
-    c.expect(|l| l.starts_with(":natty!") && l.ends_with(" JOIN #den"), "JOIN")
-        .await;
+    c.expect(
+        |l| l.starts_with(":natty!") && l.ends_with(" JOIN #den"),
+        "JOIN",
+    )
+    .await;
     let next = c.expect(|_| true, "the line after the JOIN").await;
     assert_eq!(next, ":natty!natty@natter AWAY :at lunch");
     server.shutdown().await.unwrap();

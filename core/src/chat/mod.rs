@@ -25,6 +25,9 @@
 //!   at or below it is read, here and on every other device of the account, and what the person
 //!   is shown here goes back to the server ([`Chat::poll_read`], debounced).
 //!
+//! A front end that prints lines instead (natter's line mode) keeps no chat model; [`AwayNews`]
+//! says who is away there, once per change.
+//!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
 //! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
@@ -32,6 +35,7 @@
 //!
 //! Built to grow: moderation notices room events worded in [`crate::render`].
 
+mod away_news;
 mod change;
 mod conv;
 mod line;
@@ -40,6 +44,7 @@ mod past;
 mod policy;
 mod read;
 
+pub use away_news::AwayNews;
 pub use change::{Alert, Change};
 pub use conv::{AwayMembers, Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};

@@ -5517,14 +5517,24 @@ fn an_away_joiner_is_said_away_after_its_join_on_every_door() {
     n.send(notify, &["JOIN #three"]);
     n.send(plain, &["JOIN #three"]);
     let natty = n.bin("natty");
-    n.send_bin(natty, &ClientMsg::Join { room: room("#three") });
+    n.send_bin(
+        natty,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
     let (nc, nc_nick) = n.nc();
     n.send(nc, &["/join #three", "/join #four"]);
     let carol = n.bin("carol");
     n.send_bin(carol, &ClientMsg::Away(Some(text("brb"))));
     n.settle(&[notify, plain, natty, nc, carol]);
 
-    n.send_bin(carol, &ClientMsg::Join { room: room("#three") });
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
     // nc's current room is #four: the join is named with its room; the away line is carol's.
     assert_eq!(
         n.lines(nc),
@@ -5533,7 +5543,10 @@ fn an_away_joiner_is_said_away_after_its_join_on_every_door() {
     );
     let l = n.lines(notify);
     assert!(l[0].contains(" JOIN #three"), "{l:?}");
-    assert!(l[1].starts_with(":carol!") && l[1].ends_with(" AWAY :brb"), "{l:?}");
+    assert!(
+        l[1].starts_with(":carol!") && l[1].ends_with(" AWAY :brb"),
+        "{l:?}"
+    );
     assert_eq!(l.len(), 2, "{l:?}");
     let l = n.lines(plain);
     assert!(l.len() == 1 && l[0].contains(" JOIN #three"), "{l:?}");
@@ -5544,11 +5557,30 @@ fn an_away_joiner_is_said_away_after_its_join_on_every_door() {
     );
 
     // In nc's current room, the join line without the room; someone not away: the join alone.
-    n.send_bin(carol, &ClientMsg::Join { room: room("#four") });
-    assert_eq!(n.lines(nc), ["-- carol joined #four", "-- carol is away: brb"]);
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#four"),
+        },
+    );
+    assert_eq!(
+        n.lines(nc),
+        ["-- carol joined #four", "-- carol is away: brb"]
+    );
     n.send_bin(carol, &ClientMsg::Away(None));
-    n.send_bin(carol, &ClientMsg::Part { room: room("#four"), reason: None });
+    n.send_bin(
+        carol,
+        &ClientMsg::Part {
+            room: room("#four"),
+            reason: None,
+        },
+    );
     n.settle(&[nc]);
-    n.send_bin(carol, &ClientMsg::Join { room: room("#four") });
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#four"),
+        },
+    );
     assert_eq!(n.lines(nc), ["-- carol joined #four"]);
 }
