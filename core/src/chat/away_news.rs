@@ -95,14 +95,13 @@ impl AwayNews {
                 self.forget_strangers();
             }
             Event::Room(e) => self.follow(e),
-            Event::Away { nick, away } => {
+            Event::Away { nick, away }
                 if self
                     .rooms
                     .iter()
-                    .any(|r| r.members.position(nick).is_some())
-                {
-                    self.set(nick, away.as_ref());
-                }
+                    .any(|r| r.members.position(nick).is_some()) =>
+            {
+                self.set(nick, away.as_ref());
             }
             Event::AwayHere { room, away } => self.away_here(room, away, me, &mut words),
             _ => {}

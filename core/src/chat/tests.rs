@@ -1858,3 +1858,47 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
     c.handle_event(&here("#b", &[("bob", "out")]), T0);
     assert_eq!(c.conv(&rid("#b")).unwrap().lines().len(), lines);
 }
+
+/// A resume's refresh is a new snapshot too: what its replay holds up to it (an away member
+/// who left and came back while we were down) leaves the marks the server listed with it;
+/// what comes after it is live.
+#[test]
+fn a_resume_replay_up_to_the_refresh_keeps_away_marks() {
+    let mut c = chat_in(&["#a"]);
+    let shown = |c: &Chat, who: &str| c.away(&room("#a"), &nick(who)).map(|t| t.to_string());
+    let here = Event::AwayHere {
+        room: room("#a"),
+        away: vec![(nick("bob"), text("lunch"))],
+    };
+    c.handle_event(&joined("#a", 9, &["me", "bob"]), T0);
+    c.handle_event(&here, T0);
+    c.handle_event(
+        &Event::Members {
+            room: room("#a"),
+            members: vec![nick("me"), nick("bob")],
+            asked: false,
+            as_of: Some(Seq(12)),
+        },
+        T0,
+    );
+    c.handle_event(&here, T0);
+    c.handle_event(
+        &room_ev("#a", 10, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 11, "bob", EventKind::Join), T0);
+    assert_eq!(shown(&c, "bob").as_deref(), Some("lunch"));
+    assert!(
+        c.conv(&rid("#a"))
+            .unwrap()
+            .members()
+            .position(&nick("bob"))
+            .is_some()
+    );
+    c.handle_event(
+        &room_ev("#a", 13, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 14, "bob", EventKind::Join), T0);
+    assert_eq!(shown(&c, "bob"), None);
+}
