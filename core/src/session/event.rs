@@ -231,7 +231,8 @@ pub enum Event {
     },
     /// These members of `room` are away, each with its message (after its member list came in
     /// [`Event::Joined`] or [`Event::Members`], which say nobody is until this follows, or
-    /// after a join): no line, member lists mark them.
+    /// after a join): no line, member lists mark them (a front end that prints lines says it
+    /// once per change with [`crate::chat::AwayNews`]).
     AwayHere {
         /// Room.
         room: RoomName,
