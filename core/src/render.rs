@@ -628,6 +628,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             room,
             members,
             asked: true,
+            ..
         } => vec![notice(members_words(room, members))],
         Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
@@ -704,7 +705,8 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
-        // State for member lists: the away line came as `Info`.
+        // State for member lists: the away line came as `Info`; who is away in a room is said
+        // once per change by `chat::AwayNews`, which knows what was said.
         | Event::Away { .. }
         | Event::AwayHere { .. }
         // Asked for: the answer prints.

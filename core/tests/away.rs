@@ -135,3 +135,110 @@ fn a_client_knows_who_in_its_rooms_is_away_from_joining_on_and_after_a_resume() 
         Some("gone fishing")
     );
 }
+
+/// A member's client misses, while its connection is down, someone away leaving a room and
+/// joining it again: the resume replays the part and the join (history, not live) after the
+/// room's `Joined` and its `AwayHere`, and the away mark stays.
+#[test]
+fn an_away_member_who_left_and_came_back_while_we_were_down_stays_marked_after_the_resume() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby", "#two"]);
+    net.type_line(b, "/away at lunch");
+    let away = |net: &mut Net, who: &str| {
+        net.chat(a)
+            .away(&harness::room("#lobby"), &harness::nick(who))
+            .map(|t| t.to_string())
+    };
+    assert_eq!(away(&mut net, "bob").as_deref(), Some("at lunch"));
+    net.cut(a);
+    net.type_line(b, "/part #lobby");
+    net.type_line(b, "/join #lobby");
+    net.advance(natter_core::Millis(20_000));
+    assert!(net.chat(a).conn() == natter_core::session::ConnState::Connected);
+    let resumed = net
+        .events(a)
+        .iter()
+        .any(|e| matches!(e, Event::Welcome { resumed: true, .. }));
+    assert!(resumed, "the client resumed: {:?}", net.events(a));
+    let members = net
+        .chat(a)
+        .conv(&natter_core::chat::ConvId::Room(harness::room("#lobby")));
+    assert!(
+        members.is_some_and(|c| c.members().position(&harness::nick("bob")).is_some()),
+        "bob is listed"
+    );
+    assert_eq!(away(&mut net, "bob").as_deref(), Some("at lunch"));
+}
+
+/// What natter's line mode prints for a session's events so far: each event's own lines, with
+/// who is away said once per change before them ([`natter_core::chat::AwayNews`]).
+fn printed(net: &mut Net, i: usize) -> Vec<String> {
+    let me = net.session(i).nick().clone();
+    let mut news = natter_core::chat::AwayNews::default();
+    let mut out = Vec::new();
+    for ev in net.events(i) {
+        out.extend(news.lines(ev, &me));
+        out.extend(natter_core::render::session_lines(ev, &me));
+    }
+    out
+}
+
+/// Line mode says who is away once per change: the list on joining, someone away joining, a
+/// change missed while the connection was down; not the list again at every resume.
+#[test]
+fn line_mode_says_who_is_away_once_per_change_across_resumes() {
+    let mut net = Net::new(Config::default());
+    let b = net.add_session("bob", &["#lobby"]);
+    net.type_line(b, "/away at lunch");
+    let a = net.add_session("alice", &["#lobby"]);
+    let count = |net: &mut Net, line: &str| printed(net, a).iter().filter(|l| *l == line).count();
+    assert_eq!(count(&mut net, "-- away here: bob (at lunch)"), 1);
+    let resumes = |net: &mut Net| {
+        net.events(a)
+            .iter()
+            .filter(|e| matches!(e, Event::Welcome { resumed: true, .. }))
+            .count()
+    };
+
+    // A resume with nothing changed: nothing more is said.
+    let before = printed(&mut net, a).len();
+    net.cut(a);
+    net.advance(natter_core::Millis(20_000));
+    assert_eq!(resumes(&mut net), 1);
+    let after = printed(&mut net, a);
+    assert!(
+        after[before..].iter().all(|l| !l.contains("away")),
+        "{:?}",
+        &after[before..]
+    );
+
+    // A change missed while down is said once.
+    net.cut(a);
+    net.type_line(b, "/away gone fishing");
+    net.advance(natter_core::Millis(20_000));
+    assert_eq!(resumes(&mut net), 2);
+    assert_eq!(count(&mut net, "-- bob is away: gone fishing"), 1);
+
+    // Back while we were down: said with the next news, before it.
+    net.cut(a);
+    net.type_line(b, "/back");
+    net.advance(natter_core::Millis(20_000));
+    assert_eq!(resumes(&mut net), 3);
+    net.type_line(b, "hello again");
+    let lines = printed(&mut net, a);
+    let back = lines.iter().position(|l| l == "-- bob is back");
+    let hello = lines.iter().position(|l| l.ends_with("<bob> hello again"));
+    assert!(back.is_some() && back < hello, "{lines:?}");
+
+    // Someone away joining is said after the join line.
+    let c = net.add_session("carol", &[]);
+    net.type_line(c, "/away brb");
+    net.type_line(c, "/join #lobby");
+    let lines = printed(&mut net, a);
+    let join = lines
+        .iter()
+        .position(|l| l.contains("carol joined #lobby"))
+        .expect("carol's join");
+    assert_eq!(lines[join + 1], "-- carol is away: brb", "{lines:?}");
+}

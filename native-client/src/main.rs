@@ -33,6 +33,8 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   *nick* text / -> *nick* text   direct message received / sent
   -nick- text / -> -nick- text   direct notice received / sent (/notice nick text)
   error: words               errors
+  -- away here: nick (text)  who is away, after joining a room (then each change once:
+                             -- nick is away: text, -- nick is back)
   -- words                   other notices
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10, or the server refused a message or a

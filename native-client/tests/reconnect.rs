@@ -213,3 +213,84 @@ async fn an_address_that_refuses_is_passed_over_for_the_next() {
     assert!(alice.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+/// Line mode says who is away once per change: the list when it joins, a change missed while
+/// its connection was down (not the whole list again at the resume), someone coming back
+/// meanwhile (with the next news), and someone away joining (after the join line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_mode_says_who_is_away_once_per_change_across_resumes() {
+    let (server, addr) = server().await;
+    let relay = Relay::start(addr).await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    bob.send("/away at lunch").await;
+    bob.expect("-- you are away: at lunch (/back when you are back)")
+        .await;
+    let mut alice = Client::start("alice", relay.addr, &[]);
+    alice.expect("-- away here: bob (at lunch)").await;
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+
+    // A change while the connection is down: said once it is back, the list not again.
+    relay.break_down();
+    alice
+        .expect_where("a reconnect notice", |l| {
+            l.starts_with("-- connection lost; reconnecting")
+        })
+        .await;
+    bob.send("/away gone fishing").await;
+    bob.expect("-- you are away: gone fishing (/back when you are back)")
+        .await;
+    relay.heal();
+    alice
+        .expect("-- reconnected as alice; picked up where you left off")
+        .await;
+    alice.expect("-- bob is away: gone fishing").await;
+
+    // Back while the connection is down: said with the next news.
+    relay.break_down();
+    alice
+        .expect_where("a reconnect notice", |l| {
+            l.starts_with("-- connection lost; reconnecting")
+        })
+        .await;
+    bob.send("/back").await;
+    bob.expect("-- you are back (no longer away)").await;
+    relay.heal();
+    alice
+        .expect("-- reconnected as alice; picked up where you left off")
+        .await;
+    bob.send("hello again").await;
+    let next = alice
+        .expect_where("bob's return or line", |l| l.contains("bob"))
+        .await;
+    assert_eq!(next, "-- bob is back", "{:#?}", alice.seen);
+    alice.expect("[#lobby] <bob> hello again").await;
+
+    // Someone away joining a room: after the join line.
+    alice.send("/join #den").await;
+    alice.expect("[#den] -- alice joined #den").await;
+    let mut carol = Client::start("carol", addr, &["--room", "#side"]);
+    carol.expect("[#side] -- carol joined #side").await;
+    carol.send("/away brb").await;
+    carol
+        .expect("-- you are away: brb (/back when you are back)")
+        .await;
+    carol.send("/join #den").await;
+    alice.expect("[#den] -- carol joined #den").await;
+    let next = alice.expect_where("the next line", |_| true).await;
+    assert_eq!(next, "-- carol is away: brb");
+
+    for (line, times) in [
+        ("-- away here: bob (at lunch)", 1),
+        ("-- bob is away: gone fishing", 1),
+        ("-- bob is back", 1),
+    ] {
+        assert_eq!(alice.count(line), times, "{line}: {:#?}", alice.seen);
+    }
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.close_stdin();
+        assert!(c.exit_status().await.success());
+    }
+    drop(relay);
+    server.shutdown().await.expect("server shuts down");
+}

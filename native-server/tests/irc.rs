@@ -363,3 +363,42 @@ async fn a_natter_client_going_away_is_seen_by_irc_and_nc() {
         .await;
     server.shutdown().await.unwrap();
 }
+
+/// Someone already away joining a room, over real sockets: an nc user in it reads the join
+/// and then the away line, an IRC client with away-notify the `JOIN` and then `AWAY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_away_joiner_is_said_away_to_nc_and_irc() {
+    use natter_core::wire::{ClientMsg, ServerMsg};
+    let (server, natter, irc) = server().await;
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    nc.send("/join #den").await;
+    nc.expect(|l| l.starts_with("-- you are in #den"), "nc in #den")
+        .await;
+    let mut c = TextClient::connect(irc, "ircy").await;
+    c.send("CAP LS 302\r\nNICK ircy\r\nUSER i 0 * :I\r\nCAP REQ :away-notify\r\nCAP END")
+        .await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    c.send("JOIN #den").await;
+    c.expect_has(" 366 ircy #den ").await;
+    let (mut bin, _) = BinClient::hello(natter, "natty", None).await;
+    bin.send(&ClientMsg::Away(Some(text("at lunch")))).await;
+    bin.expect(
+        |m| matches!(m, ServerMsg::Away { away: Some(_), .. }),
+        "its own away, confirmed",
+    )
+    .await;
+
+    bin.join("#den").await;
+    nc.expect(|l| l == "-- natty joined #den", "the join").await;
+    let next = nc.expect(|_| true, "the line after the join").await;
+    assert_eq!(next, "-- natty is away: at lunch");
+    c.expect(
+        |l| l.starts_with(":natty!") && l.ends_with(" JOIN #den"),
+        "JOIN",
+    )
+    .await;
+    let next = c.expect(|_| true, "the line after the JOIN").await;
+    assert_eq!(next, ":natty!natty@natter AWAY :at lunch");
+    server.shutdown().await.unwrap();
+}

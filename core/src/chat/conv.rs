@@ -184,6 +184,10 @@ pub struct Conv {
     pub(super) mentions: u32,
     /// Rooms: events up to this seq were history when we joined (they raise no alerts).
     pub(super) live_after: Option<Seq>,
+    /// Rooms: the seq the member list (and who of it is away) is as of: the join's, or the
+    /// latest refresh's (a resume). Joins and parts up to it that follow are replayed history,
+    /// which leaves who is away as the server said.
+    pub(super) listed_at: Option<Seq>,
     /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
     /// without `Full`, which the line count says).
     pub(super) older: Scrollback,
@@ -220,6 +224,7 @@ impl Conv {
             unread: 0,
             mentions: 0,
             live_after: None,
+            listed_at: None,
             older: Scrollback::More,
             read: ReadMark::default(),
             policy: RoomPolicy::default(),

@@ -25,6 +25,9 @@
 //!   at or below it is read, here and on every other device of the account, and what the person
 //!   is shown here goes back to the server ([`Chat::poll_read`], debounced).
 //!
+//! A front end that prints lines instead (natter's line mode) keeps no chat model; [`AwayNews`]
+//! says who is away there, once per change.
+//!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
 //! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
@@ -32,6 +35,7 @@
 //!
 //! Built to grow: moderation notices room events worded in [`crate::render`].
 
+mod away_news;
 mod change;
 mod conv;
 mod line;
@@ -40,6 +44,7 @@ mod past;
 mod policy;
 mod read;
 
+pub use away_news::AwayNews;
 pub use change::{Alert, Change};
 pub use conv::{AwayMembers, Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};
@@ -408,10 +413,14 @@ impl Chat {
                 room,
                 members,
                 asked,
+                as_of,
             } => {
                 let id = ConvId::Room(room.clone());
                 if let Some(c) = self.conv_mut(&id) {
                     c.members.set(members);
+                    if as_of.is_some() {
+                        c.listed_at = *as_of;
+                    }
                     // Who is away comes after it (`AwayHere`), if anyone is.
                     c.away.clear();
                     c.revision += 1;
@@ -617,6 +626,7 @@ impl Chat {
             c.counted = None;
             c.topic = topic.cloned();
             c.live_after = Some(seq);
+            c.listed_at = Some(seq);
             c.revision += 1;
         }
         self.log.push(Change::Members(id.clone()));
@@ -801,7 +811,11 @@ impl Chat {
             ev.kind,
             EventKind::Say { .. } | EventKind::Act { .. } | EventKind::Notice { .. }
         ) {
-            self.apply_membership(&id, &ev.from, &ev.kind, live);
+            let listed = self
+                .conv(&id)
+                .and_then(|c| c.listed_at)
+                .is_none_or(|at| ev.seq > at);
+            self.apply_membership(&id, &ev.from, &ev.kind, listed);
         }
         if let EventKind::Nick { new } = &ev.kind
             && live
@@ -864,9 +878,9 @@ impl Chat {
 
     /// What a join, part, quit, rename or topic change does to a room's members and topic.
     /// History replayed after a join runs up to the member list's snapshot, so applying it in
-    /// order leaves the list right. Who is away is changed by `live` events only: the server
-    /// said who is away as of the snapshot, and a member's past part then join would lose
-    /// their mark.
+    /// order leaves the list right (as does a resume's replay after its refresh). Who is away
+    /// is changed by events after the snapshot (`live`) only: the server said who is away as
+    /// of it, and a member's past part then join would lose their mark.
     fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind, live: bool) {
         let Some(c) = self.conv_mut(id) else {
             return;

@@ -366,6 +366,7 @@ fn members_change_one_row_at_a_time() {
             room: room("#a"),
             members: vec![nick("x")],
             asked: true,
+            as_of: None,
         },
         T0,
     );
@@ -722,6 +723,7 @@ fn the_same_answer_to_a_question_asked_again_is_shown_again() {
         room: room("#a"),
         members: vec![nick("me"), nick("bob")],
         asked: true,
+        as_of: None,
     };
     let topic = Event::Topic {
         room: room("#a"),
@@ -1843,6 +1845,7 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
             room: room("#b"),
             members: vec![nick("me"), nick("bob")],
             asked: true,
+            as_of: None,
         },
         T0,
     );
@@ -1854,4 +1857,48 @@ fn away_members_are_kept_per_room_from_lists_and_changes() {
     let lines = c.conv(&rid("#b")).unwrap().lines().len();
     c.handle_event(&here("#b", &[("bob", "out")]), T0);
     assert_eq!(c.conv(&rid("#b")).unwrap().lines().len(), lines);
+}
+
+/// A resume's refresh is a new snapshot too: what its replay holds up to it (an away member
+/// who left and came back while we were down) leaves the marks the server listed with it;
+/// what comes after it is live.
+#[test]
+fn a_resume_replay_up_to_the_refresh_keeps_away_marks() {
+    let mut c = chat_in(&["#a"]);
+    let shown = |c: &Chat, who: &str| c.away(&room("#a"), &nick(who)).map(|t| t.to_string());
+    let here = Event::AwayHere {
+        room: room("#a"),
+        away: vec![(nick("bob"), text("lunch"))],
+    };
+    c.handle_event(&joined("#a", 9, &["me", "bob"]), T0);
+    c.handle_event(&here, T0);
+    c.handle_event(
+        &Event::Members {
+            room: room("#a"),
+            members: vec![nick("me"), nick("bob")],
+            asked: false,
+            as_of: Some(Seq(12)),
+        },
+        T0,
+    );
+    c.handle_event(&here, T0);
+    c.handle_event(
+        &room_ev("#a", 10, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 11, "bob", EventKind::Join), T0);
+    assert_eq!(shown(&c, "bob").as_deref(), Some("lunch"));
+    assert!(
+        c.conv(&rid("#a"))
+            .unwrap()
+            .members()
+            .position(&nick("bob"))
+            .is_some()
+    );
+    c.handle_event(
+        &room_ev("#a", 13, "bob", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 14, "bob", EventKind::Join), T0);
+    assert_eq!(shown(&c, "bob"), None);
 }

@@ -5576,3 +5576,84 @@ fn who_is_away_follows_member_lists_for_version_9_clients_and_nc_users() {
     let l = n.lines(nc);
     assert_eq!(l.len(), 1, "{l:?}");
 }
+
+/// Someone already away joins a room: each door says so right after the join, in its own
+/// words. An nc user reads `-- carol is away: brb` after the join line (in its current room
+/// or another, named in front), an IRC client with away-notify an `AWAY` after the `JOIN` (as
+/// ergo does), one without it the `JOIN` alone, a natter client of version 9 an `AwayHere`.
+/// Someone not away joining brings no such line.
+#[test]
+fn an_away_joiner_is_said_away_after_its_join_on_every_door() {
+    let mut n = Net::new();
+    let notify = n.client("notify", &["away-notify"]);
+    let plain = n.client("plain", &[]);
+    n.send(notify, &["JOIN #three"]);
+    n.send(plain, &["JOIN #three"]);
+    let natty = n.bin("natty");
+    n.send_bin(
+        natty,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
+    let (nc, nc_nick) = n.nc();
+    n.send(nc, &["/join #three", "/join #four"]);
+    let carol = n.bin("carol");
+    n.send_bin(carol, &ClientMsg::Away(Some(text("brb"))));
+    n.settle(&[notify, plain, natty, nc, carol]);
+
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#three"),
+        },
+    );
+    // nc's current room is #four: the join is named with its room; the away line is carol's.
+    assert_eq!(
+        n.lines(nc),
+        ["[#three] -- carol joined #three", "-- carol is away: brb"],
+        "{nc_nick}"
+    );
+    let l = n.lines(notify);
+    assert!(l[0].contains(" JOIN #three"), "{l:?}");
+    assert!(
+        l[1].starts_with(":carol!") && l[1].ends_with(" AWAY :brb"),
+        "{l:?}"
+    );
+    assert_eq!(l.len(), 2, "{l:?}");
+    let l = n.lines(plain);
+    assert!(l.len() == 1 && l[0].contains(" JOIN #three"), "{l:?}");
+    let got = n.recv(natty);
+    assert!(
+        matches!(&got[..], [ServerMsg::Event(e), ServerMsg::AwayHere { .. }] if e.kind == EventKind::Join),
+        "{got:?}"
+    );
+
+    // In nc's current room, the join line without the room; someone not away: the join alone.
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#four"),
+        },
+    );
+    assert_eq!(
+        n.lines(nc),
+        ["-- carol joined #four", "-- carol is away: brb"]
+    );
+    n.send_bin(carol, &ClientMsg::Away(None));
+    n.send_bin(
+        carol,
+        &ClientMsg::Part {
+            room: room("#four"),
+            reason: None,
+        },
+    );
+    n.settle(&[nc]);
+    n.send_bin(
+        carol,
+        &ClientMsg::Join {
+            room: room("#four"),
+        },
+    );
+    assert_eq!(n.lines(nc), ["-- carol joined #four"]);
+}

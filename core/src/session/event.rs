@@ -134,6 +134,10 @@ pub enum Event {
         /// The answer to a `/who` (show it); false for the session's own refresh after a
         /// reconnect (update the member list quietly).
         asked: bool,
+        /// A refresh's list is as of this seq (the resume's or rejoin's `Joined`): room events
+        /// up to it that follow are history replayed (their joins and parts are in the list
+        /// already, and who is away comes as of it). `None` for the answer to a `/who`.
+        as_of: Option<Seq>,
     },
     /// Rooms on the server.
     Rooms(Vec<RoomInfo>),
@@ -227,7 +231,8 @@ pub enum Event {
     },
     /// These members of `room` are away, each with its message (after its member list came in
     /// [`Event::Joined`] or [`Event::Members`], which say nobody is until this follows, or
-    /// after a join): no line, member lists mark them.
+    /// after a join): no line, member lists mark them (a front end that prints lines says it
+    /// once per change with [`crate::chat::AwayNews`]).
     AwayHere {
         /// Room.
         room: RoomName,

@@ -91,6 +91,7 @@ impl Session {
                     room,
                     members,
                     asked: true,
+                    as_of: None,
                 });
             }
             ServerMsg::Rooms { mut rooms } => {
@@ -373,6 +374,7 @@ impl Session {
                 room,
                 members,
                 asked: false,
+                as_of: Some(seq),
             }),
             (Entered::New, asked) => {
                 self.event(Event::Joined {

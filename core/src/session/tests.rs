@@ -700,7 +700,8 @@ fn server_replies_become_events() {
             Event::Members {
                 room: room("#lobby"),
                 members: vec![nick("alice")],
-                asked: true
+                asked: true,
+                as_of: None
             },
             Event::Topic {
                 room: room("#lobby"),

@@ -399,7 +399,10 @@ impl Dialect for Text {
         }
     }
 
+    /// A live join of someone away is followed by their away line (`-- bob is away: lunch`),
+    /// as binary clients get `AwayHere` and IRC's away-notify an `AWAY` after the `JOIN`.
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
+        let away = ev.joined_as().away.as_ref();
         let ev = ev.event()?;
         if ev.kind == crate::wire::EventKind::Moved {
             // A member's session moved to another server of the cluster: nothing to say.
@@ -412,7 +415,14 @@ impl Dialect for Text {
             crate::wire::EventKind::Nick { .. } | crate::wire::EventKind::Quit { .. }
         );
         let current = (form == HERE || user_wide).then_some(&ev.room);
-        Some(Bytes::from(wire_line(&render::event_line(ev, current))))
+        let mut line = wire_line(&render::event_line(ev, current));
+        if let Some(away) = away.filter(|_| ev.kind == crate::wire::EventKind::Join) {
+            line.extend(wire_line(&format!(
+                "-- {}",
+                render::away_words(&ev.from, Some(away), None)
+            )));
+        }
+        Some(Bytes::from(line))
     }
 
     fn echoes_own(&self) -> bool {
