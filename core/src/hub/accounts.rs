@@ -622,6 +622,9 @@ impl Hub {
         info!(conn = %conn, %nick, %account, "took a server admin's powers (OPER)");
         self.audit(None, &nick, format!("oper as {account}"), now);
         self.accounts.opers.insert(uid, account);
+        if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
+            d.opered();
+        }
         self.reply(conn, Reply::Note(Note::Oper(OperAnswer::Granted)));
     }
 

@@ -2874,6 +2874,9 @@ fn oper_with_an_admin_accounts_password_gives_its_powers_and_nothing_else_does()
             ":bob!bob@natter MODE bob +o",
         ]
     );
+    n.send(b, &["MODE bob"]);
+    n.advance(1_000);
+    assert_eq!(n.lines(b), [":natter.irc 221 bob +o"]);
     n.send(b, &["KILL dan :bye"]);
     n.advance(1_000);
     assert!(n.closed(d), "bob's KILL works");

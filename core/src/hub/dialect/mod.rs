@@ -219,6 +219,9 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// The user took a server admin's powers (IRC's `OPER`): IRC's user modes show `o`.
+    fn opered(&mut self) {}
+
     /// A line of input kept for when it runs ([`Request::Line`]): what it means now, as steps
     /// that run at once, in order (a hello, requests, answers; no flood-control token more: the
     /// line paid one). `me` is the connection's nick once it is through its handshake, and
@@ -341,6 +344,9 @@ impl AnyDialect {
     }
     pub(crate) fn kicked(&mut self, room: &RoomName) {
         self.inner_mut().kicked(room);
+    }
+    pub(crate) fn opered(&mut self) {
+        self.inner_mut().opered();
     }
     pub(crate) fn read(
         &mut self,

@@ -325,6 +325,10 @@ impl Dialect for Irc {
         self.kicked = Some(room.clone());
     }
 
+    fn opered(&mut self) {
+        self.umodes.insert('o');
+    }
+
     fn late_join(&mut self, room: &RoomName) {
         if self.running.is_some() {
             return;
