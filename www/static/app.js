@@ -1223,7 +1223,8 @@ function randomSeed() {
 // session a guest's tab left last in this browser, if it went less than the server's resume
 // window ago: the tab was closed and opened again. Either way the browser's copy is taken too,
 // so that no other page resumes the same session (it would take it over from this one).
-function keptSession() {
+// `orLast` false: this tab's own alone (and its copy), when it gives way to a sign-in.
+function keptSession(orLast = true) {
   let kept = null;
   try {
     kept = JSON.parse(sessionStorage.getItem(KEPT_SESSION) ?? "null");
@@ -1235,8 +1236,9 @@ function keptSession() {
     const last = JSON.parse(localStorage.getItem(KEPT_LAST) ?? "null");
     const mine = kept !== null && last?.kept?.token === kept.token;
     const fresh = typeof last?.at === "number" && Math.abs(Date.now() - last.at) < KEPT_LAST_FOR;
-    if (last !== null && (mine || kept === null || !fresh)) localStorage.removeItem(KEPT_LAST);
-    if (kept === null && fresh && last?.kept) kept = last.kept;
+    const taken = orLast && kept === null && fresh && last?.kept;
+    if (last !== null && (mine || taken || !fresh)) localStorage.removeItem(KEPT_LAST);
+    if (taken) kept = last.kept;
   } catch {
     // storage disabled, or not ours: nothing more to resume
   }
@@ -1305,7 +1307,11 @@ function started() {
 function askNick() {
   // Remembered: signed in with the kept device key, no questions asked.
   const kept = keptSignIn();
-  if (kept && start(kept.account, "key", kept.key)) return;
+  if (kept && start(kept.account, "key", kept.key)) {
+    // The account's page: a guest session this tab kept (before a sign-out) is left behind.
+    keptSession(false);
+    return;
+  }
   if (kept) {
     // Not usable (damaged): forget it, and ask.
     try {
