@@ -356,6 +356,43 @@ async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
 
 // --- a reload ----------------------------------------------------------------------------------
 
+/// A guest `nick` in `#lobby` and `#rust`, looking at `#lobby`, and an nc user who saw it
+/// join (its writer and what it heard).
+async fn guest_in_two_rooms(
+    b: &Browser,
+    page: &str,
+    addr: SocketAddr,
+    nick: &str,
+) -> (tokio::net::tcp::OwnedWriteHalf, Captured) {
+    let (nc_w, nc_out) = nc(addr, "netcat").await;
+    open_page_as(b, page, Some(nick)).await;
+    let joined = format!("{nick} joined #lobby");
+    wait_for!("nc to see the guest join", nc_out.has(&joined));
+    send_line(b, "/join #rust").await;
+    wait_said(b, "#rust", &["you are in #rust"]).await;
+    click_conv(b, "#lobby").await;
+    (nc_w, nc_out)
+}
+
+/// The rooms the page lists, sorted, once it lists at least two.
+async fn two_rooms_listed(b: &Browser) -> Vec<String> {
+    wait_for!("its rooms", {
+        let v = js(
+            b,
+            "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
+        )
+        .await;
+        let mut rooms: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect();
+        rooms.sort();
+        (rooms.len() >= 2).then_some(rooms)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_reloading_the_page_gets_its_session_back() {
     with_page(
@@ -371,12 +408,7 @@ async fn a_guest_reloading_the_page_gets_its_session_back() {
 /// said while it was away, once (not what it had seen). Nobody sees it leave or come back.
 async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let b = &browser;
-    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
-    open_page_as(b, &page, Some("pat")).await;
-    wait_for!("nc to see pat join", nc_out.has("pat joined #lobby"));
-    send_line(b, "/join #rust").await;
-    wait_said(b, "#rust", &["you are in #rust"]).await;
-    click_conv(b, "#lobby").await;
+    let (mut nc_w, nc_out) = guest_in_two_rooms(b, &page, addr, "pat").await;
     say(&mut nc_w, "before the reload").await;
     wait_said(b, "#lobby", &["before the reload"]).await;
 
@@ -396,22 +428,7 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     assert!(!dialog_open(b).await, "no nick asked for");
     assert_eq!(text_of(b, "#me-nick").await, "pat");
-    let rooms = wait_for!("its rooms", {
-        let v = js(
-            b,
-            "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
-        )
-        .await;
-        let mut rooms: Vec<String> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_str().map(str::to_owned))
-            .collect();
-        rooms.sort();
-        (rooms.len() >= 2).then_some(rooms)
-    });
-    assert_eq!(rooms, ["#lobby", "#rust"]);
+    assert_eq!(two_rooms_listed(b).await, ["#lobby", "#rust"]);
     click_conv(b, "#lobby").await;
     wait_said(b, "#lobby", &["while you were away"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -464,12 +481,7 @@ async fn a_guest_who_closes_its_tab_and_opens_the_page_again_gets_its_session_ba
 /// second new tab opened meanwhile starts its own session instead of taking this one over.
 async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let b = &browser;
-    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
-    open_page_as(b, &page, Some("tess")).await;
-    wait_for!("nc to see tess join", nc_out.has("tess joined #lobby"));
-    send_line(b, "/join #rust").await;
-    wait_said(b, "#rust", &["you are in #rust"]).await;
-    click_conv(b, "#lobby").await;
+    let (mut nc_w, nc_out) = guest_in_two_rooms(b, &page, addr, "tess").await;
 
     // A second tab; the first one closed.
     let first = timeout(STEP, b.window())
@@ -501,20 +513,7 @@ async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     assert!(!dialog_open(b).await, "no nick asked for");
     assert_eq!(text_of(b, "#me-nick").await, "tess");
-    wait_for!("its rooms", {
-        let v = js(
-            b,
-            "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
-        )
-        .await;
-        let rooms: Vec<&str> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        (rooms.contains(&"#lobby") && rooms.contains(&"#rust")).then_some(())
-    });
+    assert_eq!(two_rooms_listed(b).await, ["#lobby", "#rust"]);
     click_conv(b, "#lobby").await;
     wait_said(b, "#lobby", &["while the tab was closed"]).await;
     let last = js(b, "return localStorage.getItem('natter.lastSession');").await;
