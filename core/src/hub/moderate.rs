@@ -998,7 +998,7 @@ impl Hub {
 
     // ---- pieces ----
 
-    fn is_admin(&self, account: Option<&str>) -> bool {
+    pub(super) fn is_admin(&self, account: Option<&str>) -> bool {
         account.is_some_and(|a| self.config.accounts.admins.iter().any(|n| n.folded() == a))
     }
 

@@ -27,8 +27,11 @@ mod reader;
 mod time;
 mod words;
 
+pub(crate) use names::HOST as IRC_HOST;
+
 use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;
+use crate::hub::config::ServerName;
 use crate::limits::{IRC_MAX_LINE, IRC_MAX_TAGGED_LINE};
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::ErrorKind;
@@ -140,6 +143,8 @@ impl core::ops::DerefMut for Irc {
 /// What an IRC connection keeps.
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    /// The server's name (`[irc] server_name`), the source of its own lines.
+    server: ServerName,
     reader: Reader,
     caps: Caps,
     /// `CAP LS` or `CAP REQ` was sent before registration: it waits for `CAP END`.
@@ -148,6 +153,11 @@ pub(crate) struct State {
     wanted: Option<Nick>,
     /// `USER` was given.
     user_given: bool,
+    /// `USER`'s user name (at most [`crate::limits::IRC_MAX_USERNAME`] characters) and real
+    /// name (clean text of at most [`crate::limits::IRC_MAX_REALNAME`] bytes), shown to others
+    /// in WHO, WHOIS and WHOWAS (see [`Irc::ident`]); empty until `USER`.
+    username: String,
+    realname: String,
     /// A hello was stepped and the next line will tell whether it went through.
     hello_sent: bool,
     /// The nick as of the line running; `None` until registered.
@@ -180,6 +190,25 @@ pub(crate) struct State {
 }
 
 impl Irc {
+    /// A connection to a server named `server`.
+    pub(crate) fn new(server: ServerName) -> Irc {
+        let mut irc = Irc::default();
+        irc.server = server;
+        irc
+    }
+
+    /// The user name and real name `USER` gave, once it did.
+    pub(crate) fn ident(&self) -> Option<(&str, &str)> {
+        self.user_given
+            .then_some((self.username.as_str(), self.realname.as_str()))
+    }
+
+    /// The client set user mode `i`: a WHO with a mask lists it only to those sharing a
+    /// channel with it.
+    pub(crate) fn invisible(&self) -> bool {
+        self.umodes.contains(&'i')
+    }
+
     /// Whether the welcome was given.
     fn registered(&self) -> bool {
         self.nick.is_some()
@@ -242,9 +271,10 @@ impl Dialect for Irc {
                          tags); dropped"
                     ),
                 },
-                Read::NotUtf8(lossy) => {
-                    Step::Request(Request::Answer(Reply::Own(read::not_utf8(&lossy))))
-                }
+                Read::NotUtf8(lossy) => Step::Request(Request::Answer(Reply::Own(read::not_utf8(
+                    &lossy,
+                    self.server.as_str(),
+                )))),
             });
         }
     }
@@ -389,7 +419,7 @@ impl Dialect for Irc {
 
     fn late_end(&mut self) -> Option<Bytes> {
         let kept = self.kept.take()?;
-        read::close(kept, false)
+        read::close(kept, false, self.server.as_str())
     }
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {
