@@ -582,6 +582,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_irc_server_name_comes_from_the_flag_or_the_irc_table_and_is_a_hostname() {
+        let none = Args::parse_from(["natter-server"]);
+        let c = server_config(&none, &FileConfig::default(), [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "natter.irc");
+        let file: FileConfig = toml::from_str("[irc]\nserver_name = \"My.Little.Server\"").unwrap();
+        let c = server_config(&none, &file, [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "My.Little.Server");
+        let flag = Args::parse_from(["natter-server", "--irc-server-name", "irc.example.org"]);
+        let c = server_config(&flag, &file, [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "irc.example.org");
+        let bad: FileConfig = toml::from_str("[irc]\nserver_name = \"no spaces\"").unwrap();
+        let refused = server_config(&none, &bad, [1; 32]).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("[irc] server_name = \"no spaces\": "),
+            "{refused}"
+        );
+        assert!(toml::from_str::<FileConfig>("[irc]\nname = \"x\"").is_err());
+    }
+
+    #[test]
     fn precedence_is_flags_then_file_then_defaults() {
         let args = Args::parse_from(["natter-server", "--max-connections", "7"]);
         let file: FileConfig = toml::from_str(
