@@ -10,7 +10,10 @@
 //! - **Registration**: `CAP LS/REQ/END`, `PASS` (ignored), `NICK`, `USER`; then a hello that
 //!   refuses a taken nick (`433`, and the client stays unregistered) instead of picking another.
 //! - **Names**: natter nicks are IRC nicks (`CASEMAPPING=ascii`), natter rooms are `#`
-//!   channels; everyone is `nick!nick@natter`. A channel natter cannot hold gets `479`/`403`.
+//!   channels; everyone is `nick!nick@natter` in what they do, while WHO, WHOIS and WHOWAS show
+//!   an IRC user's `USER` name (`~name`) and real name, kept here ([`Irc::ident`]) and read by
+//!   the hub's queries. A channel natter cannot hold gets `479`/`403`. The server's name is the
+//!   operator's (`[irc] server_name`), held by each connection.
 //! - **Words** (`words.rs`): the hub's replies and room events as IRC lines and numerics; a text
 //!   longer than a line becomes several `PRIVMSG`s; tags (`time`, `msgid`, `label`, `batch`)
 //!   as the client's capabilities ask.
