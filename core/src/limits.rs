@@ -288,6 +288,12 @@ pub const IRC_MAX_REALNAME: usize = 64;
 /// channel's `WHO` is bounded by [`MAX_MEMBERS_LISTED`]).
 pub const IRC_MAX_WHO_MATCHES: usize = 200;
 
+/// Longest mask an IRC `WHO` matches, in bytes: longer than anything it could match (a real
+/// name of [`IRC_MAX_REALNAME`] bytes) with room for `*`s. It bounds the glob's work per user
+/// (the matcher may try each position of the mask against each of the text: 80 × 64 steps at
+/// worst); a longer one is answered with its `315` alone.
+pub const IRC_MAX_WHO_MASK: usize = 80;
+
 /// Records of nicks that were given up (a quit or a nick change) the hub keeps for IRC's
 /// `WHOWAS`, oldest forgotten first: each is ~200 bytes at most (nick, user name, real name,
 /// time), so the whole memory stays under ~100 KB however many users come and go.

@@ -5649,8 +5649,14 @@ fn who_with_a_mask_matches_nick_user_host_and_real_name_and_hides_the_invisible(
     n.advance(2_000);
     n.send(asker, &["WHO * o"]);
     assert_eq!(n.lines(asker), [":natter.irc 315 asker * :End of WHO list"]);
-    // A nick nobody has: the end alone.
+    // A nick nobody has: the end alone; and so for a mask longer than anything it could match.
     assert!(who(&mut n, "idontexist").is_empty());
+    n.advance(2_000);
+    let long = format!("{}x", "*".repeat(crate::limits::IRC_MAX_WHO_MASK));
+    n.send(asker, &[&format!("WHO {long}")]);
+    let l = n.lines(asker);
+    assert_eq!(numerics(&l), ["315"]);
+    assert!(l[0].contains(" at most 80 bytes"), "{l:?}");
 }
 
 #[test]

@@ -195,9 +195,14 @@ pub(crate) struct State {
 impl Irc {
     /// A connection to a server named `server`.
     pub(crate) fn new(server: ServerName) -> Irc {
-        let mut irc = Irc::default();
-        irc.server = server;
-        irc
+        Irc {
+            state: Box::new(State {
+                server,
+                ..State::default()
+            }),
+            live: 0,
+            busy: false,
+        }
     }
 
     /// The user name and real name `USER` gave, once it did.

@@ -9,7 +9,7 @@ use super::{Irc, Label, Running};
 use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
 use crate::hub::query::{Query, wildcard_matches};
-use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS};
+use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK};
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
 use crate::wire::ClientMsg;
@@ -614,9 +614,13 @@ impl Irc {
                         .is_some_and(|f| !f.starts_with('%') && f.contains('o'));
                     match Nick::new(mask) {
                         Ok(nick) if !ops => plan.query(Query::Users(vec![nick])),
-                        _ if mask.len() > IRC_MAX_LINE => {
-                            plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list");
-                        }
+                        _ if mask.len() > IRC_MAX_WHO_MASK => plan.num(
+                            RPL_ENDOFWHO,
+                            &[mask],
+                            &format!(
+                                "End of WHO list (masks are at most {IRC_MAX_WHO_MASK} bytes)"
+                            ),
+                        ),
                         _ => plan.query(Query::WhoMask {
                             mask: mask.to_owned(),
                             ops,
