@@ -462,6 +462,7 @@ fn registration_without_caps_gets_the_welcome_burst() {
         "LINELEN=512",
         "NETWORK=natter",
         "UTF8ONLY",
+        "WHOX",
     ] {
         assert!(isupport.contains(token), "{token} missing from {isupport}");
     }
@@ -5783,4 +5784,61 @@ fn the_user_name_is_kept_in_the_irc_state_only() {
     // binary or nc connection does not grow (issue 22's idle memory).
     assert_eq!(core::mem::size_of::<crate::hub::dialect::Irc>(), 16);
     assert!(core::mem::size_of::<AnyDialect>() <= 48);
+}
+
+#[test]
+fn whox_answers_the_fields_asked_in_whox_order_with_the_token_and_account() {
+    let mut n = Net::new();
+    let cool = with_user(&mut n, "coolNick", "myusernam", "My UniqueReal Name");
+    n.send(cool, &["JOIN #chan"]);
+    let alice = registered(&mut n, "alice");
+    n.send_bin(
+        alice,
+        &ClientMsg::Join {
+            room: room("#chan"),
+        },
+    );
+    let other = n.client("other", &[]);
+    n.send(other, &["JOIN #chan"]);
+    n.advance(3_000);
+    n.lines(other);
+
+    for fields in ["%tcuihsnfdlaor,123", "%roaldfnshiuct,123"] {
+        n.advance(2_000);
+        n.send(other, &[&format!("WHO coolNick {fields}")]);
+        assert_eq!(
+            n.lines(other),
+            [
+                ":natter.irc 354 other 123 * ~myusernam 255.255.255.255 natter natter.irc \
+                 coolNick H 0 0 0 n/a :My UniqueReal Name",
+                ":natter.irc 315 other coolNick :End of WHO list",
+            ]
+        );
+    }
+    n.advance(2_000);
+    n.send(
+        other,
+        &[
+            "WHO coolNick %tn,321",
+            "WHO coolNick %n,bad",
+            "WHO #chan %cna",
+        ],
+    );
+    let l = n.lines(other);
+    assert_eq!(l[0], ":natter.irc 354 other 321 :coolNick");
+    // A token that is not 1-3 digits is none; not asked for, it is not shown.
+    assert_eq!(l[2], ":natter.irc 354 other :coolNick");
+    // A signed-in user's account; `0` for none.
+    assert!(
+        l.contains(&":natter.irc 354 other #chan alice :alice".to_owned()),
+        "{l:?}"
+    );
+    assert!(
+        l.contains(&":natter.irc 354 other #chan coolNick :0".to_owned()),
+        "{l:?}"
+    );
+    // Flags before the fields: `o`, server admins only.
+    n.advance(2_000);
+    n.send(other, &["WHO * o%n"]);
+    assert_eq!(n.lines(other), [":natter.irc 315 other * :End of WHO list"]);
 }

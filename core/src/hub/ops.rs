@@ -963,6 +963,7 @@ impl Hub {
             let away = Text::new(KEPT_WORDS).ok();
             let p = super::query::Present {
                 ident: super::query::Ident::gone(&to),
+                account: None,
                 nick: to,
                 away,
                 mark: "",

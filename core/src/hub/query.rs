@@ -123,6 +123,8 @@ pub(crate) struct Present {
     pub(crate) mark: &'static str,
     /// Its user name and real name.
     pub(crate) ident: Ident,
+    /// The account it is signed in to (IRC's `330`, WHOX's `a`).
+    pub(crate) account: Option<Nick>,
 }
 
 /// A user's user name and real name, as IRC's WHO, WHOIS and WHOWAS show them (the host is
@@ -182,8 +184,6 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
-    /// The account the user is signed in to (IRC's `330`).
-    pub(crate) account: Option<Nick>,
 }
 
 /// One room as LIST sees it.
@@ -365,6 +365,7 @@ impl Hub {
                             away: self.shown_away(u),
                             mark: "",
                             ident: self.ident_of(uid_of, u),
+                            account: self.account_shown(uid_of),
                         },
                         rooms: u
                             .rooms
@@ -375,7 +376,6 @@ impl Hub {
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
-                        account: self.account_of(uid_of).and_then(|a| self.account_name(&a)),
                     })
                 });
                 let user = user.or_else(|| {
@@ -395,11 +395,11 @@ impl Hub {
                                 nick,
                                 away,
                                 mark: "",
+                                account,
                             },
                             rooms,
                             kind: None,
                             elsewhere: true,
-                            account,
                         })
                     })
                 });
@@ -407,7 +407,6 @@ impl Hub {
                 let user = user.or_else(|| {
                     self.remote_present(&nick).map(|user| {
                         Box::new(Whois {
-                            account: self.remote_account(&user.nick),
                             user,
                             rooms: Vec::new(),
                             kind: None,
@@ -433,12 +432,14 @@ impl Hub {
                             away: self.shown_away(u),
                             mark: self.standing(&room, &u.nick),
                             ident: self.ident_of(u.id, u),
+                            account: self.account_shown(u.id),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
                             away: self.remote_away(n),
                             mark: "",
                             ident: Ident::remote(n),
+                            account: self.remote_account(n),
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
@@ -514,11 +515,13 @@ impl Hub {
                 away: self.shown_away(u),
                 mark: "",
                 ident: self.ident_of(uid, u),
+                account: self.account_shown(uid),
             })
             .or_else(|| {
                 self.remote_user(nick).map(|(nick, _)| {
                     let away = self.remote_away(&nick);
                     Present {
+                        account: self.remote_account(&nick),
                         ident: Ident::remote(&nick),
                         nick,
                         away,
@@ -547,6 +550,11 @@ impl Hub {
             None => "reconnecting",
         };
         Ident::natter(&u.nick, how)
+    }
+
+    /// The name of the account `uid` is signed in to, as its owner spells it.
+    fn account_shown(&self, uid: UserId) -> Option<Nick> {
+        self.account_of(uid).and_then(|a| self.account_name(&a))
     }
 
     /// The `USER` of `uid`'s IRC connection, if it has one.
@@ -606,6 +614,7 @@ impl Hub {
                 away: self.shown_away(u),
                 mark: "",
                 ident,
+                account: self.account_shown(*uid),
             });
         }
         Info::WhoMask {

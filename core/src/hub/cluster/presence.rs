@@ -225,6 +225,7 @@ impl Hub {
     pub(in crate::hub) fn remote_present(&self, nick: &Nick) -> Option<Present> {
         self.remote_presence(nick).map(|p| Present {
             ident: super::super::query::Ident::remote(&p.nick),
+            account: p.account.clone(),
             nick: p.nick.clone(),
             away: p.away.clone(),
             mark: "",

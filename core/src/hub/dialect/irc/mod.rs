@@ -103,6 +103,38 @@ struct Running {
     /// Something was answered to it before its answer was kept for later (a labeled line
     /// that got an answer needs no `ACK`).
     answered: bool,
+    /// A WHO's WHOX fields, when it asked for some.
+    whox: Option<Whox>,
+}
+
+/// What a WHOX `WHO mask %fields[,token]` asks for: its replies are `354`s with those fields, in
+/// WHOX's order (`t c u i h s n f d l a o r`) whatever the order asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Whox {
+    /// The field letters asked for that natter knows.
+    fields: String,
+    /// The token (`t`): up to 3 digits, `0` if none was given.
+    token: String,
+}
+
+impl Whox {
+    /// `%fields[,token]` (the part after the `%`).
+    fn parse(s: &str) -> Whox {
+        let (fields, token) = s.split_once(',').unwrap_or((s, ""));
+        let token: String = token.chars().take(3).collect();
+        let token = if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            token
+        } else {
+            "0".into()
+        };
+        Whox {
+            fields: fields
+                .chars()
+                .filter(|c| "tcuihsnfdlaor".contains(*c))
+                .collect(),
+            token,
+        }
+    }
 }
 
 /// Whether `running` is a line's answer that came after the line ended.
@@ -389,6 +421,7 @@ impl Dialect for Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: None,
         });
     }
 

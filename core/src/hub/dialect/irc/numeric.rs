@@ -53,6 +53,7 @@ pub(super) const RPL_TOPIC: &str = "332";
 pub(super) const RPL_TOPICWHOTIME: &str = "333";
 pub(super) const RPL_VERSION: &str = "351";
 pub(super) const RPL_WHOREPLY: &str = "352";
+pub(super) const RPL_WHOSPCRPL: &str = "354";
 pub(super) const RPL_NAMREPLY: &str = "353";
 pub(super) const RPL_ENDOFNAMES: &str = "366";
 pub(super) const RPL_ENDOFBANLIST: &str = "368";

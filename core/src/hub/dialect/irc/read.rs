@@ -5,7 +5,7 @@ use super::caps;
 use super::message::{Message, Tags, write_line};
 use super::names::{self, Said};
 use super::numeric::*;
-use super::{Irc, Label, Running};
+use super::{Irc, Label, Running, Whox};
 use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
 use crate::hub::query::{Query, wildcard_matches};
@@ -285,6 +285,9 @@ impl Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: (verb == "WHO")
+                .then(|| msg.param(1)?.split_once('%').map(|(_, w)| Whox::parse(w)))
+                .flatten(),
         });
         plan.tags = self.reply_tags();
         if msg.tags_len() > IRC_MAX_CLIENT_TAGS {
@@ -335,6 +338,7 @@ impl Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: None,
         };
         close(running, false, self.server.as_str())
     }
@@ -600,8 +604,8 @@ impl Irc {
                 },
             },
             // `WHO #chan`, `WHO nick`, or `WHO mask [o]` (a glob on nick, user name, host and
-            // real name; `o`: server admins only). WHOX's `%fields` are not kept (no `WHOX`
-            // in ISUPPORT): the plain 352 answers them.
+            // real name; `o`: server admins only); WHOX's `%fields[,token]` after the flags
+            // (kept with the running line) makes the replies `354`s.
             "WHO" => match msg.param(0) {
                 None => plan.num(RPL_ENDOFWHO, &["*"], "End of WHO list"),
                 Some(mask) if mask.starts_with('#') => match names::channel(mask) {
@@ -609,9 +613,10 @@ impl Irc {
                     Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
                 },
                 Some(mask) => {
+                    // `WHO mask o%tn,42`: flags, then WHOX's fields.
                     let ops = msg
                         .param(1)
-                        .is_some_and(|f| !f.starts_with('%') && f.contains('o'));
+                        .is_some_and(|f| f.split('%').next().is_some_and(|f| f.contains('o')));
                     match Nick::new(mask) {
                         Ok(nick) if !ops => plan.query(Query::Users(vec![nick])),
                         _ if mask.len() > IRC_MAX_WHO_MASK => plan.num(

@@ -10,6 +10,7 @@ use super::numeric::*;
 use super::time;
 use super::{
     F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+    Whox,
 };
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
@@ -59,6 +60,7 @@ fn isupport() -> Vec<String> {
         ),
         format!("TOPICLEN={TOPICLEN}"),
         "UTF8ONLY".into(),
+        "WHOX".into(),
     ]
 }
 
@@ -1041,6 +1043,7 @@ impl Irc {
 
     fn info(&self, l: &mut Lines<'_>, info: &Info, me: Option<&Nick>) {
         let verb = self.running.as_ref().map_or("", |r| r.verb.as_str());
+        let whox = self.running.as_ref().and_then(|r| r.whox.as_ref());
         let target = self
             .running
             .as_ref()
@@ -1071,14 +1074,14 @@ impl Irc {
                     l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
                 l.num(RPL_WHOISSERVER, &[n, l.server], "natter");
-                if let Some(account) = &w.account {
+                if let Some(account) = &w.user.account {
                     l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
                 }
                 if let Some(away) = &w.user.away {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
                 if w.kind.is_none() && !w.elsewhere {
-                    let why = if w.account.is_some() {
+                    let why = if w.user.account.is_some() {
                         "is signed in nowhere now; an account stays in its rooms"
                     } else {
                         "is between connections and may resume"
@@ -1101,7 +1104,7 @@ impl Irc {
                 }
                 _ => {
                     for p in users {
-                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix));
+                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
                     }
                     l.num(RPL_ENDOFWHO, &[&target], "End of WHO list");
                 }
@@ -1112,7 +1115,7 @@ impl Irc {
                 more,
             } => {
                 for p in matched {
-                    who_line(l, "*", p, self.caps.has(Cap::MultiPrefix));
+                    who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
                 }
                 let end = if *more {
                     format!("End of WHO list (at most {IRC_MAX_WHO_MATCHES} users are listed)")
@@ -1143,7 +1146,7 @@ impl Irc {
             }
             Info::Who { room, members } => {
                 for p in members {
-                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix));
+                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix), whox);
                 }
                 let end = if members.len() >= MAX_MEMBERS_LISTED {
                     format!("End of WHO list (at most {MAX_MEMBERS_LISTED} members are listed)")
@@ -1566,16 +1569,43 @@ fn shown_prefix(mark: &str, multi: bool) -> &str {
 }
 
 /// A `352` line for `p` in `channel`; `multi`: every prefix (multi-prefix), else the highest.
-fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool) {
+/// With WHOX's fields (`whox`), a `354` of those fields instead.
+fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool, whox: Option<&Whox>) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
     let mark = shown_prefix(p.mark, multi);
     let flags = format!("{away}{mark}");
     let flags = flags.as_str();
     let server = l.server;
-    l.num(
-        RPL_WHOREPLY,
-        &[channel, &p.ident.user, names::HOST, server, n, flags],
-        &format!("0 {}", p.ident.realname),
-    );
+    let Some(whox) = whox else {
+        return l.num(
+            RPL_WHOREPLY,
+            &[channel, &p.ident.user, names::HOST, server, n, flags],
+            &format!("0 {}", p.ident.realname),
+        );
+    };
+    // WHOX's order, whatever the order asked; no IP is shown (`255.255.255.255`), nobody is
+    // ever idle or far (`0`), and natter has no op levels (`n/a`).
+    let mut params: Vec<&str> = Vec::new();
+    for f in "tcuihsnfdlaor".chars().filter(|f| whox.fields.contains(*f)) {
+        params.push(match f {
+            't' => &whox.token,
+            'c' => channel,
+            'u' => &p.ident.user,
+            'i' => "255.255.255.255",
+            'h' => names::HOST,
+            's' => server,
+            'n' => n,
+            'f' => flags,
+            'd' | 'l' => "0",
+            'a' => p.account.as_ref().map_or("0", Nick::as_str),
+            'o' => "n/a",
+            _ => &p.ident.realname,
+        });
+    }
+    match params.split_last() {
+        Some((last, middle)) => l.num(RPL_WHOSPCRPL, middle, last),
+        // `%` alone: the token of nothing.
+        None => l.num(RPL_WHOSPCRPL, &[], &whox.token),
+    }
 }
