@@ -1,8 +1,9 @@
 //! Questions about users and rooms beyond the protocol's own messages, asked by dialects whose
-//! peers expect them (IRC's WHOIS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and the away
-//! state they read: a user may be away, with a message; its co-members are told when that
-//! changes (a dialect shows it or not), and who of a member list is away (`AwayHere`, after a
-//! `Joined` or `Members`). Answers are [`Info`]s; only users get them.
+//! peers expect them (IRC's WHOIS, WHOWAS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and
+//! the away state they read: a user may be away, with a message; its co-members are told when
+//! that changes (a dialect shows it or not), and who of a member list is away (`AwayHere`, after
+//! a `Joined` or `Members`). Answers are [`Info`]s; only users get them. WHO, WHOIS and WHOWAS
+//! show an IRC user's `USER` names, which its IRC connection keeps ([`Ident`]).
 
 use super::dialect::Reply;
 use super::{ConnKind, Hub, UserId};
