@@ -277,6 +277,35 @@ pub const IRC_MAX_TARGETS: usize = 4;
 /// Rooms one IRC `JOIN`/`PART` line may name; more would cost one token for many requests.
 pub const IRC_MAX_JOIN_TARGETS: usize = MAX_ROOMS_PER_USER;
 
+/// Longest user name an IRC client's `USER` gives that natter keeps (IRC's `USERLEN`); a longer
+/// one is cut, as IRC servers cut it. It is shown (after a `~`: no ident is checked) in WHO,
+/// WHOIS and WHOWAS.
+pub const IRC_MAX_USERNAME: usize = 16;
+
+/// Longest real name an IRC client's `USER` gives, in UTF-8 bytes; a longer one is cut at a
+/// character boundary. It is repeated in every WHO and WHOIS line about the user and kept in
+/// WHOWAS, so it stays short (Solanum's `REALLEN` is 50).
+pub const IRC_MAX_REALNAME: usize = 64;
+
+/// Users one IRC `WHO` with a mask (`WHO *`, `WHO al*`) lists at most: each is a line of up to
+/// ~200 bytes, so a `WHO *` on a server of 100,000 users answers ~40 KB, not megabytes (a
+/// channel's `WHO` is bounded by [`MAX_MEMBERS_LISTED`]).
+pub const IRC_MAX_WHO_MATCHES: usize = 200;
+
+/// Longest mask an IRC `WHO` matches, in bytes: longer than anything it could match (a real
+/// name of [`IRC_MAX_REALNAME`] bytes) with room for `*`s. It bounds the glob's work per user
+/// (the matcher may try each position of the mask against each of the text: 80 × 64 steps at
+/// worst); a longer one is answered with its `315` alone.
+pub const IRC_MAX_WHO_MASK: usize = 80;
+
+/// Records of nicks that were given up (a quit or a nick change) the hub keeps for IRC's
+/// `WHOWAS`, oldest forgotten first: each is ~200 bytes at most (nick, user name, real name,
+/// time), so the whole memory stays under ~100 KB however many users come and go.
+pub const WHOWAS_LEN: usize = 512;
+
+/// Records one `WHOWAS` answers at most (a count of 0 or less, or a larger one, asks for all).
+pub const WHOWAS_MAX_REPLIES: usize = 32;
+
 // ---- server side, not tunable ----
 
 /// Connections refused at admission but not yet closed, at most; past this `accept` returns

@@ -24,6 +24,9 @@ from irctest.runner import NotImplementedByController
 NATTER_BIN = os.environ.get("NATTER_SERVER_BIN", "natter-server")
 
 CONFIG = """
+[irc]
+# irctest expects this name in PONG, 004, 312 and 391.
+server_name = "My.Little.Server"
 [limits]
 flood_refill_ms = 0
 [accounts]

@@ -49,6 +49,14 @@ struct Args {
         value_delimiter = ','
     )]
     irc_listen: Vec<SocketAddr>,
+    /// The IRC listener's server name, a hostname (the source of its numerics, in PONG, 004,
+    /// 312 and 391) [default: natter.irc]
+    #[arg(
+        long = "irc-server-name",
+        value_name = "NAME",
+        env = "NATTER_IRC_SERVER_NAME"
+    )]
+    irc_server_name: Option<String>,
     /// Address to listen on for TLS, both dialects (repeatable; needs --tls-cert and --tls-key).
     /// Alone, without --listen, the server speaks TLS only [default: none]
     #[arg(
@@ -75,7 +83,7 @@ struct Args {
     tls_key: Option<PathBuf>,
     /// TOML file with `listen`, `irc_listen`, `tls_listen`, `irc_tls_listen`, `tls_cert`,
     /// `tls_key`, `trusted_proxies`, `shutdown_grace_ms`, `metrics_listen`, `log_format`, `motd`,
-    /// a `[limits]` and an `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
+    /// a `[limits]`, an `[irc]` and an `[accounts]` table (reloaded on SIGHUP) and a `[store]` table
     #[arg(short, long, value_name = "FILE", env = "NATTER_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A proxy in front of the server (repeatable): its connections may start with a PROXY
@@ -183,6 +191,7 @@ struct FileConfig {
     /// 20 lines; reloaded on SIGHUP).
     motd: Option<String>,
     limits: Config,
+    irc: IrcFile,
     store: StoreFile,
     accounts: natter_core::hub::AccountsConfig,
 }
@@ -202,6 +211,14 @@ impl From<FileLogFormat> for LogFormat {
             FileLogFormat::Json => LogFormat::Json,
         }
     }
+}
+
+/// The `[irc]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct IrcFile {
+    /// As `--irc-server-name`.
+    server_name: Option<String>,
 }
 
 /// The `[store]` table.
@@ -285,6 +302,13 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         .as_deref()
         .map(natter_core::hub::Motd::new)
         .transpose()?;
+    if let Some(name) = args
+        .irc_server_name
+        .as_deref()
+        .or(file.irc.server_name.as_deref())
+    {
+        hub.irc_server_name = natter_core::hub::ServerName::new(name)?;
+    }
     hub.validate()?;
     let cluster = (!args.cluster.is_empty()).then(|| {
         let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
@@ -556,6 +580,26 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_irc_server_name_comes_from_the_flag_or_the_irc_table_and_is_a_hostname() {
+        let none = Args::parse_from(["natter-server"]);
+        let c = server_config(&none, &FileConfig::default(), [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "natter.irc");
+        let file: FileConfig = toml::from_str("[irc]\nserver_name = \"My.Little.Server\"").unwrap();
+        let c = server_config(&none, &file, [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "My.Little.Server");
+        let flag = Args::parse_from(["natter-server", "--irc-server-name", "irc.example.org"]);
+        let c = server_config(&flag, &file, [1; 32]).unwrap();
+        assert_eq!(c.hub.irc_server_name.as_str(), "irc.example.org");
+        let bad: FileConfig = toml::from_str("[irc]\nserver_name = \"no spaces\"").unwrap();
+        let refused = server_config(&none, &bad, [1; 32]).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("[irc] server_name = \"no spaces\": "),
+            "{refused}"
+        );
+        assert!(toml::from_str::<FileConfig>("[irc]\nname = \"x\"").is_err());
+    }
 
     #[test]
     fn precedence_is_flags_then_file_then_defaults() {

@@ -402,3 +402,51 @@ async fn an_away_joiner_is_said_away_to_nc_and_irc() {
     assert_eq!(next, ":natty!natty@natter AWAY :at lunch");
     server.shutdown().await.unwrap();
 }
+
+/// WHO and WHOIS show an IRC user's `USER` name (after `~`) and real name; WHO with a mask
+/// finds it by its real name; WHOWAS remembers it after its QUIT; every line comes from the
+/// configured server name (`[irc] server_name`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_whois_and_whowas_show_the_user_name_and_real_name() {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.hub.irc_server_name = natter_core::hub::ServerName::new("My.Little.Server").unwrap();
+    let server = start(config).await.unwrap();
+    let irc = server.irc_addrs()[0];
+    let mut cool = TextClient::connect(irc, "cool").await;
+    cool.send("NICK coolNick\r\nUSER myusernam 0 * :My UniqueReal Name")
+        .await;
+    cool.expect_has(" 376 coolNick ").await;
+    let mut other = TextClient::connect(irc, "other").await;
+    other.send("NICK other\r\nUSER o 0 * :Other").await;
+    other.expect_has(" 376 other ").await;
+
+    other.send("WHOIS coolnick").await;
+    let line = other.expect_has(" 311 other ").await;
+    assert_eq!(
+        line,
+        ":My.Little.Server 311 other coolNick ~myusernam natter * :My UniqueReal Name"
+    );
+    other.send("WHO *uniquereal*").await;
+    let line = other.expect_has(" 352 other ").await;
+    assert_eq!(
+        line,
+        ":My.Little.Server 352 other * ~myusernam natter My.Little.Server coolNick H :0 My \
+         UniqueReal Name"
+    );
+    other.expect_has(" 315 other *uniquereal* ").await;
+
+    cool.send("QUIT :bye").await;
+    cool.expect_has("ERROR").await;
+    other.send("WHOWAS coolNick").await;
+    let line = other.expect_has(" 314 other ").await;
+    assert_eq!(
+        line,
+        ":My.Little.Server 314 other coolNick ~myusernam natter * :My UniqueReal Name"
+    );
+    other
+        .expect_has(" 312 other coolNick My.Little.Server ")
+        .await;
+    other.expect_has(" 369 other coolNick ").await;
+    server.shutdown().await.unwrap();
+}

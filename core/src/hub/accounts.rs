@@ -1377,6 +1377,13 @@ impl Hub {
     /// `YourNick` on each of its connections. `by`: the connection that asked, which does not
     /// see its own event if its dialect does not echo.
     fn rename(&mut self, uid: UserId, nick: Nick, by: Option<ConnId>, now: Millis) {
+        if let Some(u) = self.users.get(&uid)
+            && u.nick != nick
+        {
+            let ident = self.ident_of(uid, u);
+            let old = u.nick.clone();
+            self.whowas.record(uid, &old, ident, now);
+        }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
         };

@@ -39,6 +39,10 @@ pub struct Config {
     /// server from its config file's top-level `motd`, never from `[limits]`.
     #[serde(skip)]
     pub motd: Option<Motd>,
+    /// The IRC listener's server name (`[irc] server_name`): the source of its numerics, in
+    /// `PING`/`PONG`, `004`, `312` and `391`. New IRC connections take it after a reload.
+    #[serde(skip)]
+    pub irc_server_name: ServerName,
     /// Loopback addresses are exempt from the per-IP limits.
     pub exempt_loopback: bool,
     /// See [`crate::limits::MAX_CONNECTIONS`].
@@ -123,6 +127,7 @@ impl Default for Config {
             bridge_secret: None,
             trusted_proxies: Vec::new(),
             motd: None,
+            irc_server_name: ServerName::default(),
             exempt_loopback: true,
             max_connections: MAX_CONNECTIONS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
@@ -245,6 +250,64 @@ impl Motd {
     /// (`None` for an empty line).
     pub fn to_wire(&self) -> Vec<Option<crate::Text>> {
         self.lines().map(|l| crate::Text::new(l).ok()).collect()
+    }
+}
+
+/// The name an IRC server gives itself when none is configured.
+pub const DEFAULT_SERVER_NAME: &str = "natter.irc";
+
+/// The longest server name: IRC servers' `HOSTLEN` (63, a DNS label's length, is what most
+/// IRC daemons allow a server's name), so that every numeric's prefix stays short.
+pub const MAX_SERVER_NAME_LEN: usize = 63;
+
+/// The IRC listener's server name: a hostname (dot-separated labels of ASCII letters, digits
+/// and `-`, none starting or ending with `-`), at most [`MAX_SERVER_NAME_LEN`] bytes. It need
+/// not resolve; IRC clients show it and send it back in `PING`s. Cheap to clone (each IRC
+/// connection holds one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName(std::sync::Arc<str>);
+
+impl ServerName {
+    /// The name `s`, if it is a hostname.
+    pub fn new(s: &str) -> Result<ServerName, ConfigError> {
+        let refuse = |why| ConfigError {
+            table: Some("irc"),
+            key: "server_name",
+            value: format!("{:?}", s.chars().take(80).collect::<String>()),
+            why,
+        };
+        if s.is_empty() || s.len() > MAX_SERVER_NAME_LEN {
+            return Err(refuse("must be 1 to 63 bytes"));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if !s.split('.').all(label_ok) {
+            return Err(refuse(
+                "must be a hostname: labels of letters, digits and - separated by dots",
+            ));
+        }
+        Ok(ServerName(s.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ServerName {
+    fn default() -> ServerName {
+        ServerName(DEFAULT_SERVER_NAME.into())
+    }
+}
+
+impl core::fmt::Display for ServerName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -104,7 +104,7 @@ impl Hub {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match dialect::at_accept(c.door) {
+        match dialect::at_accept(c.door, &self.config.irc_server_name) {
             Some(d) => c.life = Life::Handshake(d),
             None => {
                 c.life = Life::Detect;
@@ -215,7 +215,11 @@ impl Hub {
         }
         if matches!(c.life, Life::Detect) {
             let untrusted_proxy = data.starts_with(&crate::proxy::V2_SIGNATURE);
-            c.life = Life::Handshake(dialect::detect(c.door, data[0]));
+            c.life = Life::Handshake(dialect::detect(
+                c.door,
+                data[0],
+                &self.config.irc_server_name,
+            ));
             if !self.dialect_known(conn, now) {
                 return;
             }
@@ -303,7 +307,7 @@ impl Hub {
             c.life = Life::Detect;
         }
         if matches!(c.life, Life::Detect) {
-            c.life = Life::Handshake(dialect::on_silence(c.door));
+            c.life = Life::Handshake(dialect::on_silence(c.door, &self.config.irc_server_name));
             if !self.dialect_known(conn, now) {
                 return;
             }

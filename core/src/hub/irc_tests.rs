@@ -462,6 +462,7 @@ fn registration_without_caps_gets_the_welcome_burst() {
         "LINELEN=512",
         "NETWORK=natter",
         "UTF8ONLY",
+        "WHOX",
     ] {
         assert!(isupport.contains(token), "{token} missing from {isupport}");
     }
@@ -1306,7 +1307,7 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
     );
     assert_eq!(l[1], ":natter.irc 319 asker binny :#q");
     n.send(i, &["WHOIS natter.irc asker"]);
-    assert!(find(&n.lines(i), " 311 ").ends_with(":natter user on IRC"));
+    assert!(find(&n.lines(i), " 311 ").ends_with(" 311 asker asker ~u natter * :Real Name"));
 
     n.send(i, &["ISON binny nobody ASKER", "USERHOST binny asker"]);
     assert_eq!(
@@ -1335,7 +1336,7 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
     );
     assert_eq!(
         l[0],
-        ":natter.irc 352 asker #q binny natter natter.irc binny H :0 binny"
+        ":natter.irc 352 asker #q binny natter natter.irc binny H :0 natter user on the natter client or a web page"
     );
     n.advance(2_000);
     n.send(i, &["LIST", "LUSERS", "TIME", "VERSION", "MOTD"]);
@@ -1404,7 +1405,7 @@ fn away_is_reported_in_whois_and_to_writers_and_notified_to_those_who_asked() {
     assert_eq!(l[0], ":natter.irc 301 quiet sleepy :gone fishing");
     assert!(l.contains(&":natter.irc 301 quiet sleepy :gone fishing".to_owned()));
     assert!(find(&l, " 302 ").ends_with("sleepy=-sleepy@natter"));
-    assert!(find(&l, " 352 quiet #z sleepy ").contains(" G :0"));
+    assert!(find(&l, " natter.irc sleepy G :0").contains(" 352 quiet #z ~u "));
     n.lines(a);
     n.send(a, &["AWAY"]);
     assert_eq!(
@@ -2414,11 +2415,11 @@ fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_wit
     n.send(b, &["WHO #r"]);
     let l = n.lines(b);
     assert!(
-        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        find(&l, " natter.irc alice ").contains(" alice H@ :0 "),
         "{l:?}"
     );
     assert!(
-        find(&l, " 352 bob #r bob ").contains(" bob H+ :0 "),
+        find(&l, " natter.irc bob ").contains(" bob H+ :0 "),
         "{l:?}"
     );
     // A change is its MODE line; only asking gets 324.
@@ -4147,14 +4148,14 @@ fn multi_prefix_marks_an_operator_who_is_voiced_too_in_names_and_who() {
     let l = n.lines(m);
     assert!(find(&l, " 353 ").contains("@+alice"), "{l:?}");
     assert!(
-        find(&l, " 352 multi #r alice ").contains(" alice H@+ :0 "),
+        find(&l, " natter.irc alice ").contains(" alice H@+ :0 "),
         "{l:?}"
     );
     // Without it, the highest only.
     n.send(b, &["WHO #r"]);
     let l = n.lines(b);
     assert!(
-        find(&l, " 352 bob #r alice ").contains(" alice H@ :0 "),
+        find(&l, " natter.irc alice ").contains(" alice H@ :0 "),
         "{l:?}"
     );
 }
@@ -5389,7 +5390,7 @@ fn natter_clients_and_nc_users_go_away_and_every_door_sees_it() {
         "{l:?}"
     );
     assert!(
-        find(&l, " 352 watcher #lobby natty ").contains(" G :0"),
+        find(&l, " natter.irc natty G :0").contains(" 352 watcher #lobby "),
         "{l:?}"
     );
 
@@ -5659,4 +5660,342 @@ fn an_away_joiner_is_said_away_after_its_join_on_every_door() {
         },
     );
     assert_eq!(n.lines(nc), ["-- carol joined #four"]);
+}
+
+// ---- who people are: USER, WHO masks, WHOWAS, the server's name ----
+
+/// An IRC client registered as `want` with `USER user 0 * :real`.
+fn with_user(n: &mut Net, want: &str, user: &str, real: &str) -> ConnId {
+    let c = n.irc();
+    n.send(
+        c,
+        &[&format!("NICK {want}"), &format!("USER {user} 0 * :{real}")],
+    );
+    let l = n.lines(c);
+    assert!(l.iter().any(|l| l.contains(" 001 ")), "{l:?}");
+    n.advance(3_000);
+    n.lines(c);
+    c
+}
+
+#[test]
+fn user_gives_the_user_name_and_real_name_that_who_and_whois_show() {
+    let mut n = Net::new();
+    let cool = with_user(
+        &mut n,
+        "coolNick",
+        "myusernam",
+        "My \x02Unique\x02Real Name",
+    );
+    n.send(cool, &["JOIN #chan"]);
+    let other = n.client("other", &[]);
+    n.send(other, &["JOIN #chan"]);
+    let bin = n.bin("binny");
+    n.send_bin(
+        bin,
+        &ClientMsg::Join {
+            room: room("#chan"),
+        },
+    );
+    n.advance(3_000);
+    n.lines(other);
+
+    n.send(other, &["WHOIS coolnick", "WHO coolNick", "WHO #chan"]);
+    let l = n.lines(other);
+    assert_eq!(
+        find(&l, " 311 "),
+        ":natter.irc 311 other coolNick ~myusernam natter * :My UniqueReal Name"
+    );
+    assert_eq!(
+        find(&l, " 352 other * "),
+        ":natter.irc 352 other * ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
+    );
+    assert!(l.contains(
+        &":natter.irc 352 other #chan ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
+            .to_owned()
+    ));
+    // natter's own users: the nick as the user name, how they are connected as the real name.
+    assert!(
+        l.contains(
+            &":natter.irc 352 other #chan binny natter natter.irc binny H :0 natter user on the \
+          natter client or a web page"
+                .to_owned()
+        )
+    );
+    // The prefix of what people say stays nick!nick@natter (see PROTOCOL.md).
+    n.send(cool, &["PRIVMSG #chan :hi"]);
+    assert!(
+        n.lines(other)
+            .contains(&":coolNick!coolNick@natter PRIVMSG #chan :hi".to_owned())
+    );
+}
+
+#[test]
+fn a_bad_user_name_or_real_name_is_refused_with_a_numeric_and_long_ones_are_cut() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["NICK foo", "USER 😊😊 * * :realname"]);
+    let l = n.lines(c);
+    assert!(find(&l, " 468 ").contains("username is not valid"), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains(" 001 ")));
+    n.send(c, &["USER u@host * * :realname"]);
+    assert_eq!(numerics(&n.lines(c)), ["468"]);
+    // Only formatting is no real name.
+    n.send(c, &["USER ok * * :\x02\x03\x0f"]);
+    assert_eq!(numerics(&n.lines(c)), ["461"]);
+    // Long ones are cut (as IRC servers cut them), and registration goes on.
+    let long_user = "u".repeat(40);
+    let long_real = "é".repeat(100);
+    n.send(c, &[&format!("USER {long_user} * * :{long_real}")]);
+    assert!(n.lines(c).iter().any(|l| l.contains(" 001 ")));
+    n.advance(3_000);
+    n.send(c, &["WHOIS foo"]);
+    let l = n.lines(c);
+    let whois = find(&l, " 311 ");
+    let shown_user = format!(" ~{} ", "u".repeat(crate::limits::IRC_MAX_USERNAME));
+    assert!(whois.contains(&shown_user), "{whois}");
+    let real = whois.rsplit_once(" :").unwrap().1;
+    assert_eq!(real, "é".repeat(crate::limits::IRC_MAX_REALNAME / 2));
+}
+
+#[test]
+fn who_with_a_mask_matches_nick_user_host_and_real_name_and_hides_the_invisible() {
+    let mut n = Net::new();
+    let cool = with_user(&mut n, "coolNick", "myusernam", "My UniqueReal Name");
+    let evan = with_user(&mut n, "evan", "ev", "Evan");
+    n.send(evan, &["MODE evan +i"]);
+    let asker = with_user(&mut n, "asker", "ask", "Asker");
+    let _bin = n.bin("binny");
+    for c in [cool, evan, asker] {
+        n.lines(c);
+    }
+    let who = |n: &mut Net, mask: &str| -> Vec<String> {
+        // Flood control: a token per line.
+        n.advance(2_000);
+        n.send(asker, &[&format!("WHO {mask}")]);
+        let l = n.lines(asker);
+        assert_eq!(
+            l.last().unwrap(),
+            &format!(":natter.irc 315 asker {mask} :End of WHO list"),
+            "{l:?}"
+        );
+        let mut nicks: Vec<String> = l
+            .iter()
+            .filter(|l| l.contains(" 352 "))
+            .map(|l| l.split(' ').nth(7).unwrap().to_owned())
+            .collect();
+        nicks.sort();
+        nicks
+    };
+    // Everyone but the invisible.
+    assert_eq!(who(&mut n, "*"), ["asker", "binny", "coolNick"]);
+    assert_eq!(who(&mut n, "0"), ["asker", "binny", "coolNick"]);
+    assert_eq!(who(&mut n, "coolni*"), ["coolNick"]);
+    assert_eq!(who(&mut n, "COOL?ICK"), ["coolNick"]);
+    assert_eq!(who(&mut n, "~myuser*"), ["coolNick"]);
+    assert_eq!(who(&mut n, "*uniquereal*"), ["coolNick"]);
+    assert_eq!(who(&mut n, "natt?r*"), ["asker", "binny", "coolNick"]);
+    assert!(who(&mut n, "nobody*").is_empty());
+    // The invisible: not to a mask, but to its exact nick, or to whoever shares a room.
+    assert!(who(&mut n, "eva*").is_empty());
+    assert_eq!(who(&mut n, "evan"), ["evan"]);
+    n.send(evan, &["JOIN #test"]);
+    n.send(asker, &["JOIN #test"]);
+    n.lines(asker);
+    assert_eq!(who(&mut n, "eva*"), ["evan"]);
+    // `o`: server admins only (there are none here).
+    n.advance(2_000);
+    n.send(asker, &["WHO * o"]);
+    assert_eq!(n.lines(asker), [":natter.irc 315 asker * :End of WHO list"]);
+    // A nick nobody has: the end alone; and so for a mask longer than anything it could match.
+    assert!(who(&mut n, "idontexist").is_empty());
+    n.advance(2_000);
+    let long = format!("{}x", "*".repeat(crate::limits::IRC_MAX_WHO_MASK));
+    n.send(asker, &[&format!("WHO {long}")]);
+    let l = n.lines(asker);
+    assert_eq!(numerics(&l), ["315"]);
+    assert!(l[0].contains(" at most 80 bytes"), "{l:?}");
+}
+
+#[test]
+fn who_star_on_a_big_server_lists_a_bounded_number_and_says_so() {
+    let mut n = Net::new();
+    let asker = n.client("asker", &[]);
+    for i in 0..crate::limits::IRC_MAX_WHO_MATCHES + 5 {
+        n.bin(&format!("u{i}"));
+    }
+    n.lines(asker);
+    n.send(asker, &["WHO *"]);
+    let l = n.lines(asker);
+    assert_eq!(
+        l.iter().filter(|l| l.contains(" 352 ")).count(),
+        crate::limits::IRC_MAX_WHO_MATCHES
+    );
+    assert!(
+        l.last()
+            .unwrap()
+            .contains(" 315 asker * :End of WHO list (at most 200 users"),
+        "{:?}",
+        l.last()
+    );
+}
+
+#[test]
+fn whowas_remembers_quits_and_nick_changes_newest_first_with_a_count() {
+    let mut n = Net::new();
+    let asker = n.client("asker", &[]);
+    n.send(asker, &["WHOWAS nick2"]);
+    assert_eq!(
+        n.lines(asker),
+        [
+            ":natter.irc 406 asker nick2 :There was no such nickname",
+            ":natter.irc 369 asker nick2 :End of WHOWAS",
+        ]
+    );
+    let two = with_user(&mut n, "nick2", "ident2", "Realname");
+    n.send(two, &["QUIT :bye"]);
+    let three = with_user(&mut n, "nick2", "ident3", "Realname");
+    n.send(three, &["NICK other"]);
+    // A binary user's quit is remembered too, with its nick as the user name.
+    let bin = n.bin("nick2");
+    n.send_bin(bin, &ClientMsg::Quit { reason: None });
+    n.lines(asker);
+
+    n.send(asker, &["WHOWAS nick2"]);
+    let l = n.lines(asker);
+    assert_eq!(
+        numerics(&l),
+        ["314", "312", "314", "312", "314", "312", "369"],
+        "{l:?}"
+    );
+    assert_eq!(
+        l[0],
+        ":natter.irc 314 asker nick2 nick2 natter * :natter user"
+    );
+    assert_eq!(
+        l[2],
+        ":natter.irc 314 asker nick2 ~ident3 natter * :Realname"
+    );
+    assert_eq!(
+        l[4],
+        ":natter.irc 314 asker nick2 ~ident2 natter * :Realname"
+    );
+    assert!(
+        l[1].starts_with(":natter.irc 312 asker nick2 natter.irc :"),
+        "{}",
+        l[1]
+    );
+    for (count, want) in [("1", 1), ("2", 2), ("0", 3), ("-1", 3), ("x", 3)] {
+        n.send(asker, &[&format!("WHOWAS NICK2 {count}")]);
+        let l = n.lines(asker);
+        assert_eq!(
+            l.iter().filter(|l| l.contains(" 314 ")).count(),
+            want,
+            "{count}"
+        );
+        assert_eq!(
+            l.last().unwrap(),
+            ":natter.irc 369 asker NICK2 :End of WHOWAS"
+        );
+    }
+    n.send(asker, &["WHOWAS", "WHOWAS 9bad"]);
+    assert_eq!(numerics(&n.lines(asker)), ["431", "406", "369"]);
+}
+
+#[test]
+fn the_server_name_is_the_configured_one_everywhere() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        irc_server_name: crate::hub::ServerName::new("My.Little.Server").unwrap(),
+        ..Config::default()
+    });
+    let c = n.irc();
+    n.send(c, &["NICK foo", "USER foo * * :foo"]);
+    let l = n.lines(c);
+    assert!(
+        l.iter()
+            .all(|l| l.starts_with(":My.Little.Server ") || l.starts_with(":foo!")),
+        "{l:?}"
+    );
+    assert!(find(&l, " 004 ").starts_with(":My.Little.Server 004 foo My.Little.Server "));
+    assert!(find(&l, " 375 ").contains("- My.Little.Server Message of the day -"));
+    n.advance(3_000);
+    n.send(c, &["PING abc", "TIME", "WHOIS foo", "VERSION"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":My.Little.Server PONG My.Little.Server :abc");
+    assert!(find(&l, " 391 ").starts_with(":My.Little.Server 391 foo My.Little.Server :"));
+    assert!(find(&l, " 312 ").starts_with(":My.Little.Server 312 foo foo My.Little.Server :"));
+    assert!(find(&l, " 351 ").contains(" My.Little.Server :"));
+    // A name that is no hostname is refused with words naming the key.
+    for bad in ["", "has space", "-x.y", "a..b", "ünï.code", &"a".repeat(64)] {
+        let e = crate::hub::ServerName::new(bad).unwrap_err();
+        assert!(e.to_string().starts_with("[irc] server_name = "), "{e}");
+    }
+    assert_eq!(crate::hub::ServerName::default().as_str(), "natter.irc");
+}
+
+#[test]
+fn the_user_name_is_kept_in_the_irc_state_only() {
+    use crate::hub::dialect::AnyDialect;
+    // Every connection holds an `AnyDialect`: an IRC client's `USER` lives behind its box, so a
+    // binary or nc connection does not grow (issue 22's idle memory).
+    assert_eq!(core::mem::size_of::<crate::hub::dialect::Irc>(), 16);
+    assert!(core::mem::size_of::<AnyDialect>() <= 48);
+}
+
+#[test]
+fn whox_answers_the_fields_asked_in_whox_order_with_the_token_and_account() {
+    let mut n = Net::new();
+    let cool = with_user(&mut n, "coolNick", "myusernam", "My UniqueReal Name");
+    n.send(cool, &["JOIN #chan"]);
+    let alice = registered(&mut n, "alice");
+    n.send_bin(
+        alice,
+        &ClientMsg::Join {
+            room: room("#chan"),
+        },
+    );
+    let other = n.client("other", &[]);
+    n.send(other, &["JOIN #chan"]);
+    n.advance(3_000);
+    n.lines(other);
+
+    for fields in ["%tcuihsnfdlaor,123", "%roaldfnshiuct,123"] {
+        n.advance(2_000);
+        n.send(other, &[&format!("WHO coolNick {fields}")]);
+        assert_eq!(
+            n.lines(other),
+            [
+                ":natter.irc 354 other 123 * ~myusernam 255.255.255.255 natter natter.irc \
+                 coolNick H 0 0 0 n/a :My UniqueReal Name",
+                ":natter.irc 315 other coolNick :End of WHO list",
+            ]
+        );
+    }
+    n.advance(2_000);
+    n.send(
+        other,
+        &[
+            "WHO coolNick %tn,321",
+            "WHO coolNick %n,bad",
+            "WHO #chan %cna",
+        ],
+    );
+    let l = n.lines(other);
+    assert_eq!(l[0], ":natter.irc 354 other 321 :coolNick");
+    // A token that is not 1-3 digits is none; not asked for, it is not shown.
+    assert_eq!(l[2], ":natter.irc 354 other :coolNick");
+    // A signed-in user's account; `0` for none.
+    assert!(
+        l.contains(&":natter.irc 354 other #chan alice :alice".to_owned()),
+        "{l:?}"
+    );
+    assert!(
+        l.contains(&":natter.irc 354 other #chan coolNick :0".to_owned()),
+        "{l:?}"
+    );
+    // Flags before the fields: `o`, server admins only.
+    n.advance(2_000);
+    n.send(other, &["WHO * o%n"]);
+    assert_eq!(n.lines(other), [":natter.irc 315 other * :End of WHO list"]);
 }

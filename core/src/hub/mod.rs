@@ -74,6 +74,7 @@ mod stats;
 mod tests;
 mod timers;
 mod users;
+mod whowas;
 
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Text};
@@ -92,7 +93,10 @@ use tracing::debug;
 pub use accounts::{AccountsConfig, Registration};
 pub use admit::{ConnectRate, address_key};
 pub use cluster::{ClusterOut, Presence, mask_key};
-pub use config::{BridgeSecret, Config, ConfigError, MAX_MOTD_LINES, Motd, TEST_BRIDGE_SECRET};
+pub use config::{
+    BridgeSecret, Config, ConfigError, DEFAULT_SERVER_NAME, MAX_MOTD_LINES, MAX_SERVER_NAME_LEN,
+    Motd, ServerName, TEST_BRIDGE_SECRET,
+};
 pub use dialect::{Door, Limit};
 pub use reconfig::{Change, ReconfigError};
 pub use stats::{CENSUS_KINDS, Census, ConnState, MsgKind, RefusedWhy, Stats};
@@ -456,6 +460,8 @@ pub struct Hub {
     /// The most users there were at once: on this node, and in all (a cluster's, as seen by
     /// this node's `LUSERS`).
     users_peak: (usize, usize),
+    /// Nicks given up lately, for IRC's WHOWAS.
+    whowas: whowas::Whowas,
     /// Store reads out, and who waits for them.
     queries: past::Queries,
     /// The durable store's state, when there is one.
@@ -534,6 +540,7 @@ impl Hub {
             next_conn: 1,
             next_user: 1,
             users_peak: (0, 0),
+            whowas: whowas::Whowas::default(),
             next_device: 1,
             next_ping: 1,
             steps: Vec::new(),

@@ -284,6 +284,7 @@ impl Hub {
             ClientMsg::Search { room, words } => self.search(conn, uid, room, words),
             ClientMsg::Quit { reason } => {
                 self.read_on_leaving(conn);
+                self.remember_irc_user(conn);
                 // This device leaves; the user quits with its last one.
                 if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
                     self.leave_device(did, reason, now);
@@ -965,6 +966,8 @@ impl Hub {
         if !notice && !has_user {
             let away = Text::new(KEPT_WORDS).ok();
             let p = super::query::Present {
+                ident: super::query::Ident::gone(&to),
+                account: None,
                 nick: to,
                 away,
                 mark: "",
@@ -1017,6 +1020,12 @@ impl Hub {
                 return;
             }
             self.cluster_release(&old);
+        }
+        if old.folded() != nick.folded()
+            && let Some(u) = self.users.get(&uid)
+        {
+            let ident = self.ident_of(uid, u);
+            self.whowas.record(uid, &old, ident, now);
         }
         self.nicks.remove(old.folded_key().as_str(), uid);
         self.nicks.insert(&self.users, nick.folded_key(), uid);

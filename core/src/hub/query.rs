@@ -1,12 +1,16 @@
 //! Questions about users and rooms beyond the protocol's own messages, asked by dialects whose
-//! peers expect them (IRC's WHOIS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and the away
-//! state they read: a user may be away, with a message; its co-members are told when that
-//! changes (a dialect shows it or not), and who of a member list is away (`AwayHere`, after a
-//! `Joined` or `Members`). Answers are [`Info`]s; only users get them.
+//! peers expect them (IRC's WHOIS, WHOWAS, ISON, USERHOST, WHO, LIST, LUSERS, TIME, AWAY), and
+//! the away state they read: a user may be away, with a message; its co-members are told when
+//! that changes (a dialect shows it or not), and who of a member list is away (`AwayHere`, after
+//! a `Joined` or `Members`). Answers are [`Info`]s; only users get them. WHO, WHOIS and WHOWAS
+//! show an IRC user's `USER` names, which its IRC connection keeps ([`Ident`]).
 
 use super::dialect::Reply;
 use super::{ConnKind, Hub, UserId};
-use crate::limits::{MAX_AWAY_BYTES, MAX_AWAY_PER_MSG, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED};
+use crate::limits::{
+    IRC_MAX_WHO_MATCHES, MAX_AWAY_BYTES, MAX_AWAY_PER_MSG, MAX_LIST_ROOMS, MAX_MEMBERS_LISTED,
+    WHOWAS_MAX_REPLIES,
+};
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
 use crate::wire::ServerMsg;
@@ -21,6 +25,24 @@ pub(crate) enum Query {
     Users(Vec<Nick>),
     /// A room's members and whether each is away.
     Who(RoomName),
+    /// The users whose nick, user name, host or real name `mask` matches (IRC's glob, `*` and
+    /// `?`); with `ops`, only server admins. A user with IRC's mode `i` is listed only to those
+    /// sharing a room with it, unless the mask is its nick exactly. At most
+    /// [`IRC_MAX_WHO_MATCHES`].
+    WhoMask {
+        /// The mask, as the client sent it.
+        mask: String,
+        /// Only server admins (WHO's `o` flag).
+        ops: bool,
+    },
+    /// The latest `count` records of users who were called `nick` (IRC's WHOWAS), newest
+    /// first; at most [`WHOWAS_MAX_REPLIES`].
+    Whowas {
+        /// The nick.
+        nick: Nick,
+        /// How many (0: all).
+        count: usize,
+    },
     /// Rooms with members, their member counts and topics: these rooms only, unless none is
     /// named.
     List(Vec<RoomName>),
@@ -100,6 +122,54 @@ pub(crate) struct Present {
     pub(crate) away: Option<Text>,
     /// In a room's list (`Who`): `@` the founder or an operator, `+` voiced, `@+` both.
     pub(crate) mark: &'static str,
+    /// Its user name and real name.
+    pub(crate) ident: Ident,
+    /// The account it is signed in to (IRC's `330`, WHOX's `a`).
+    pub(crate) account: Option<Nick>,
+}
+
+/// A user's user name and real name, as IRC's WHO, WHOIS and WHOWAS show them (the host is
+/// everyone's, `natter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ident {
+    /// An IRC user's `USER` name after a `~` (no ident is checked), else the nick.
+    pub(crate) user: Box<str>,
+    /// An IRC user's real name, else words saying how the user is connected.
+    pub(crate) realname: Box<str>,
+}
+
+impl Ident {
+    /// Of a user who is not on IRC (`how`: how it is connected, as words).
+    fn natter(nick: &Nick, how: &str) -> Ident {
+        Ident {
+            user: nick.as_str().into(),
+            realname: format!("natter user {how}").into(),
+        }
+    }
+
+    /// Of a user who quit with no IRC connection (how it was connected is gone with it).
+    pub(crate) fn gone(nick: &Nick) -> Ident {
+        Ident {
+            user: nick.as_str().into(),
+            realname: "natter user".into(),
+        }
+    }
+
+    /// Of a user on another node of the cluster (its `USER` is not shared).
+    pub(crate) fn remote(nick: &Nick) -> Ident {
+        Ident::natter(nick, "on another natter node")
+    }
+}
+
+/// Someone who was called `nick` (WHOWAS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Was {
+    /// The nick given up.
+    pub(crate) nick: Nick,
+    /// Its user name and real name then.
+    pub(crate) ident: Ident,
+    /// When it was given up.
+    pub(crate) at: Millis,
 }
 
 /// A user as WHOIS sees it.
@@ -115,8 +185,6 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
-    /// The account the user is signed in to (IRC's `330`).
-    pub(crate) account: Option<Nick>,
 }
 
 /// One room as LIST sees it.
@@ -142,6 +210,22 @@ pub(crate) enum Info {
     },
     /// The users of a [`Query::Users`] that are on, in the order asked.
     Users(Vec<Present>),
+    /// The users a [`Query::WhoMask`] matched (`more`: there were more than those listed).
+    WhoMask {
+        /// The mask asked about.
+        mask: String,
+        /// Who matched.
+        matched: Vec<Present>,
+        /// Some that matched were left out ([`IRC_MAX_WHO_MATCHES`]).
+        more: bool,
+    },
+    /// The records of a [`Query::Whowas`], newest first (none: nobody was called that).
+    Whowas {
+        /// The nick asked about.
+        nick: Nick,
+        /// What is remembered.
+        was: Vec<Was>,
+    },
     /// A room's members (none if there is no such room).
     Who {
         /// The room.
@@ -281,6 +365,8 @@ impl Hub {
                             nick: u.nick.clone(),
                             away: self.shown_away(u),
                             mark: "",
+                            ident: self.ident_of(uid_of, u),
+                            account: self.account_shown(uid_of),
                         },
                         rooms: u
                             .rooms
@@ -291,7 +377,6 @@ impl Hub {
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
-                        account: self.account_of(uid_of).and_then(|a| self.account_name(&a)),
                     })
                 });
                 let user = user.or_else(|| {
@@ -307,14 +392,15 @@ impl Hub {
                             .collect();
                         Box::new(Whois {
                             user: Present {
+                                ident: Ident::remote(&nick),
                                 nick,
                                 away,
                                 mark: "",
+                                account,
                             },
                             rooms,
                             kind: None,
                             elsewhere: true,
-                            account,
                         })
                     })
                 });
@@ -322,7 +408,6 @@ impl Hub {
                 let user = user.or_else(|| {
                     self.remote_present(&nick).map(|user| {
                         Box::new(Whois {
-                            account: self.remote_account(&user.nick),
                             user,
                             rooms: Vec::new(),
                             kind: None,
@@ -347,16 +432,30 @@ impl Hub {
                             nick: u.nick.clone(),
                             away: self.shown_away(u),
                             mark: self.standing(&room, &u.nick),
+                            ident: self.ident_of(u.id, u),
+                            account: self.account_shown(u.id),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
                             away: self.remote_away(n),
                             mark: "",
+                            ident: Ident::remote(n),
+                            account: self.remote_account(n),
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
                 });
                 Info::Who { room, members }
+            }
+            Query::WhoMask { mask, ops } => self.who_mask(uid, mask, ops),
+            Query::Whowas { nick, count } => {
+                let count = if count == 0 {
+                    WHOWAS_MAX_REPLIES
+                } else {
+                    count.min(WHOWAS_MAX_REPLIES)
+                };
+                let was = self.whowas.of(&nick, count);
+                Info::Whowas { nick, was }
             }
             Query::List(named) => {
                 let with_members = self.rooms.iter().filter(|(name, r)| {
@@ -412,15 +511,19 @@ impl Hub {
 
     fn present(&self, nick: &Nick) -> Option<Present> {
         self.user_named(nick)
-            .map(|(_, u)| Present {
+            .map(|(uid, u)| Present {
                 nick: u.nick.clone(),
                 away: self.shown_away(u),
                 mark: "",
+                ident: self.ident_of(uid, u),
+                account: self.account_shown(uid),
             })
             .or_else(|| {
                 self.remote_user(nick).map(|(nick, _)| {
                     let away = self.remote_away(&nick);
                     Present {
+                        account: self.remote_account(&nick),
+                        ident: Ident::remote(&nick),
                         nick,
                         away,
                         mark: "",
@@ -428,6 +531,98 @@ impl Hub {
                 })
             })
             .or_else(|| self.remote_present(nick))
+    }
+
+    /// `u`'s user name and real name: its IRC connection's `USER`, else its nick and words
+    /// saying how it is connected.
+    pub(super) fn ident_of(&self, uid: UserId, u: &super::User) -> Ident {
+        if let Some(ident) = self.irc_ident(uid) {
+            return ident;
+        }
+        let kind = self
+            .user_conns(uid)
+            .find_map(|c| self.conns.get(&c).and_then(|c| c.kind()));
+        let how = match kind {
+            Some(ConnKind::Binary) => "on the natter client or a web page",
+            Some(ConnKind::Text) => "on nc or telnet",
+            Some(ConnKind::Irc) => "on IRC",
+            // An account stays in its rooms with nothing connected (always-on).
+            None if u.account().is_some() => "with nothing connected",
+            None => "reconnecting",
+        };
+        Ident::natter(&u.nick, how)
+    }
+
+    /// The name of the account `uid` is signed in to, as its owner spells it.
+    fn account_shown(&self, uid: UserId) -> Option<Nick> {
+        self.account_of(uid).and_then(|a| self.account_name(&a))
+    }
+
+    /// The `USER` of `uid`'s IRC connection, if it has one.
+    fn irc_ident(&self, uid: UserId) -> Option<Ident> {
+        self.user_conns(uid)
+            .find_map(|c| match self.conns.get(&c)?.dialect()? {
+                super::dialect::AnyDialect::Irc(irc) => irc.ident().map(|(user, realname)| Ident {
+                    user: format!("~{user}").into(),
+                    realname: realname.into(),
+                }),
+                _ => None,
+            })
+    }
+
+    /// Whether `uid` set IRC's user mode `i` on a connection.
+    fn invisible(&self, uid: UserId) -> bool {
+        self.user_conns(uid).filter_map(|c| self.conns.get(&c)).any(
+            |c| matches!(c.dialect(), Some(super::dialect::AnyDialect::Irc(i)) if i.invisible()),
+        )
+    }
+
+    /// `WHO mask` for `asker`: this node's users whose nick, user name, host or real name
+    /// the mask matches (`*` and `0` match everyone), in no particular order, at most
+    /// [`IRC_MAX_WHO_MATCHES`]. Invisible users (`i`) show only to those sharing a room with
+    /// them, or to a mask that is their nick exactly; `ops`: only server admins.
+    fn who_mask(&self, asker: UserId, mask: String, ops: bool) -> Info {
+        let everyone = mask == "*" || mask == "0";
+        let exact = Nick::new(&mask).ok();
+        let mut matched = Vec::new();
+        let mut more = false;
+        let asker_rooms = self.users.get(&asker).map(|u| &u.rooms);
+        for (uid, u) in &self.users {
+            let is_nick = exact
+                .as_ref()
+                .is_some_and(|n| n.folded_key() == u.nick.folded_key());
+            let ident = self.ident_of(*uid, u);
+            let hit = everyone
+                || is_nick
+                || wildcard_matches(&mask, u.nick.as_str())
+                || wildcard_matches(&mask, &ident.user)
+                || wildcard_matches(&mask, crate::hub::dialect::IRC_HOST)
+                || wildcard_matches(&mask, &ident.realname);
+            if !hit || (ops && !self.is_admin_user(*uid)) {
+                continue;
+            }
+            let shares = *uid == asker
+                || asker_rooms.is_some_and(|rooms| u.rooms.iter().any(|r| rooms.contains(r)));
+            if !is_nick && !shares && self.invisible(*uid) {
+                continue;
+            }
+            if matched.len() == IRC_MAX_WHO_MATCHES {
+                more = true;
+                break;
+            }
+            matched.push(Present {
+                nick: u.nick.clone(),
+                away: self.shown_away(u),
+                mark: "",
+                ident,
+                account: self.account_shown(*uid),
+            });
+        }
+        Info::WhoMask {
+            mask,
+            matched,
+            more,
+        }
     }
 
     /// Every connection of the users sharing a room with `uid` (its own aside), each once.
@@ -540,4 +735,30 @@ impl Hub {
             self.reply(other, Reply::Info(news));
         }
     }
+}
+
+/// IRC's glob: whether `pattern` (`*` any run, `?` one character, ASCII case-insensitive)
+/// matches all of `text`.
+pub(crate) fn wildcard_matches(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // The classic two-pointer walk, backtracking to the last `*` only: linear in practice, and
+    // both sides are short (a mask of at most 64 bytes, the host).
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == b'?' || p[i].eq_ignore_ascii_case(&t[j])) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == b'*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == b'*')
 }

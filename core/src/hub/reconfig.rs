@@ -92,6 +92,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         bridge_secret,
         trusted_proxies,
         motd,
+        irc_server_name,
         exempt_loopback,
         max_connections,
         max_connections_per_ip,
@@ -143,6 +144,13 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         },
         None => "(none)".to_owned(),
     });
+    cmp(
+        o,
+        "[irc] server_name",
+        irc_server_name,
+        &new.irc_server_name,
+        |n| n.to_string(),
+    );
     cmp(
         o,
         "exempt_loopback",

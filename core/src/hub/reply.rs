@@ -290,6 +290,7 @@ impl Hub {
         conn: ConnId,
         reason: Option<String>,
     ) -> Option<(UserId, DeviceId)> {
+        self.remember_irc_user(conn);
         let c = self.conns.get_mut(&conn)?;
         if c.closing() {
             return None;
@@ -306,6 +307,26 @@ impl Hub {
             }
         }
         user
+    }
+
+    /// An IRC connection with a user is closing: its nick, `USER` name and real name go to
+    /// the WHOWAS memory now, while its dialect still knows them (IRC has no resume: its user
+    /// quits, unless an account keeps it).
+    pub(super) fn remember_irc_user(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn).filter(|c| !c.closing()) else {
+            return;
+        };
+        let Some(uid) = c.user() else {
+            return;
+        };
+        if c.kind() != Some(super::ConnKind::Irc) {
+            return;
+        }
+        if let Some(u) = self.users.get(&uid) {
+            let ident = self.ident_of(uid, u);
+            let nick = u.nick.clone();
+            self.whowas.record(uid, &nick, ident, self.now);
+        }
     }
 
     /// A device's connection is gone (`gone` says why): devices of resumable dialects wait for a
@@ -409,6 +430,10 @@ impl Hub {
             return;
         };
         self.accounts.opers.remove(&uid);
+        // (An IRC user was remembered as it quit or its connection closed, with its `USER`:
+        // that record stands.)
+        self.whowas
+            .record(uid, &u.nick, super::query::Ident::gone(&u.nick), now);
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);

@@ -224,6 +224,8 @@ impl Hub {
     /// [`Present`] of the user on another node called `nick`, from its presence.
     pub(in crate::hub) fn remote_present(&self, nick: &Nick) -> Option<Present> {
         self.remote_presence(nick).map(|p| Present {
+            ident: super::super::query::Ident::remote(&p.nick),
+            account: p.account.clone(),
             nick: p.nick.clone(),
             away: p.away.clone(),
             mark: "",

@@ -25,10 +25,11 @@ use crate::wire::{ClientMsg, ErrorKind, Limits, Resume, RoomEvent, ServerMsg};
 use bytes::Bytes;
 use core::cell::OnceCell;
 
+use super::config::ServerName;
 pub(crate) use binary::Binary;
-pub(crate) use irc::Irc;
 #[cfg(feature = "fuzzing")]
 pub(crate) use irc::fuzz_lines as fuzz_irc_lines;
+pub(crate) use irc::{IRC_HOST, Irc};
 pub(crate) use text::Text;
 
 /// Where a connection came in: decides which dialects it may speak.
@@ -364,28 +365,29 @@ impl AnyDialect {
 
 /// The dialect a connection on `door` speaks, decided by the first byte it sent where the door
 /// serves more than one.
-pub(crate) fn detect(door: Door, first: u8) -> AnyDialect {
+/// (`server`: the IRC server name an IRC connection words its numerics with.)
+pub(crate) fn detect(door: Door, first: u8, server: &ServerName) -> AnyDialect {
     match door {
         Door::Natter if first == crate::wire::MAGIC[0] => AnyDialect::Binary(Binary::default()),
         Door::Natter => AnyDialect::Text(Text::default()),
-        Door::Irc => AnyDialect::Irc(Irc::default()),
+        Door::Irc => AnyDialect::Irc(Irc::new(server.clone())),
     }
 }
 
 /// The dialect a door speaks before any byte arrives, if it serves only one (the natter door
 /// waits for the first byte or the detection wait).
-pub(crate) fn at_accept(door: Door) -> Option<AnyDialect> {
+pub(crate) fn at_accept(door: Door, server: &ServerName) -> Option<AnyDialect> {
     match door {
         Door::Natter => None,
-        Door::Irc => Some(AnyDialect::Irc(Irc::default())),
+        Door::Irc => Some(AnyDialect::Irc(Irc::new(server.clone()))),
     }
 }
 
 /// The dialect a connection that sent nothing within the detection wait speaks.
-pub(crate) fn on_silence(door: Door) -> AnyDialect {
+pub(crate) fn on_silence(door: Door, server: &ServerName) -> AnyDialect {
     match door {
         Door::Natter => AnyDialect::Text(Text::default()),
-        Door::Irc => AnyDialect::Irc(Irc::default()),
+        Door::Irc => AnyDialect::Irc(Irc::new(server.clone())),
     }
 }
 

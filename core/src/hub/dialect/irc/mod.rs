@@ -10,7 +10,10 @@
 //! - **Registration**: `CAP LS/REQ/END`, `PASS` (ignored), `NICK`, `USER`; then a hello that
 //!   refuses a taken nick (`433`, and the client stays unregistered) instead of picking another.
 //! - **Names**: natter nicks are IRC nicks (`CASEMAPPING=ascii`), natter rooms are `#`
-//!   channels; everyone is `nick!nick@natter`. A channel natter cannot hold gets `479`/`403`.
+//!   channels; everyone is `nick!nick@natter` in what they do, while WHO, WHOIS and WHOWAS show
+//!   an IRC user's `USER` name (`~name`) and real name, kept here ([`Irc::ident`]) and read by
+//!   the hub's queries. A channel natter cannot hold gets `479`/`403`. The server's name is the
+//!   operator's (`[irc] server_name`), held by each connection.
 //! - **Words** (`words.rs`): the hub's replies and room events as IRC lines and numerics; a text
 //!   longer than a line becomes several `PRIVMSG`s; tags (`time`, `msgid`, `label`, `batch`)
 //!   as the client's capabilities ask.
@@ -27,8 +30,11 @@ mod reader;
 mod time;
 mod words;
 
+pub(crate) use names::HOST as IRC_HOST;
+
 use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;
+use crate::hub::config::ServerName;
 use crate::limits::{IRC_MAX_LINE, IRC_MAX_TAGGED_LINE};
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::ErrorKind;
@@ -97,6 +103,38 @@ struct Running {
     /// Something was answered to it before its answer was kept for later (a labeled line
     /// that got an answer needs no `ACK`).
     answered: bool,
+    /// A WHO's WHOX fields, when it asked for some.
+    whox: Option<Whox>,
+}
+
+/// What a WHOX `WHO mask %fields[,token]` asks for: its replies are `354`s with those fields, in
+/// WHOX's order (`t c u i h s n f d l a o r`) whatever the order asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Whox {
+    /// The field letters asked for that natter knows.
+    fields: String,
+    /// The token (`t`): up to 3 digits, `0` if none was given.
+    token: String,
+}
+
+impl Whox {
+    /// `%fields[,token]` (the part after the `%`).
+    fn parse(s: &str) -> Whox {
+        let (fields, token) = s.split_once(',').unwrap_or((s, ""));
+        let token: String = token.chars().take(3).collect();
+        let token = if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            token
+        } else {
+            "0".into()
+        };
+        Whox {
+            fields: fields
+                .chars()
+                .filter(|c| "tcuihsnfdlaor".contains(*c))
+                .collect(),
+            token,
+        }
+    }
 }
 
 /// Whether `running` is a line's answer that came after the line ended.
@@ -140,6 +178,8 @@ impl core::ops::DerefMut for Irc {
 /// What an IRC connection keeps.
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    /// The server's name (`[irc] server_name`), the source of its own lines.
+    server: ServerName,
     reader: Reader,
     caps: Caps,
     /// `CAP LS` or `CAP REQ` was sent before registration: it waits for `CAP END`.
@@ -148,6 +188,11 @@ pub(crate) struct State {
     wanted: Option<Nick>,
     /// `USER` was given.
     user_given: bool,
+    /// `USER`'s user name (at most [`crate::limits::IRC_MAX_USERNAME`] characters) and real
+    /// name (clean text of at most [`crate::limits::IRC_MAX_REALNAME`] bytes), shown to others
+    /// in WHO, WHOIS and WHOWAS (see [`Irc::ident`]); empty until `USER`.
+    username: String,
+    realname: String,
     /// A hello was stepped and the next line will tell whether it went through.
     hello_sent: bool,
     /// The nick as of the line running; `None` until registered.
@@ -180,6 +225,30 @@ pub(crate) struct State {
 }
 
 impl Irc {
+    /// A connection to a server named `server`.
+    pub(crate) fn new(server: ServerName) -> Irc {
+        Irc {
+            state: Box::new(State {
+                server,
+                ..State::default()
+            }),
+            live: 0,
+            busy: false,
+        }
+    }
+
+    /// The user name and real name `USER` gave, once it did.
+    pub(crate) fn ident(&self) -> Option<(&str, &str)> {
+        self.user_given
+            .then_some((self.username.as_str(), self.realname.as_str()))
+    }
+
+    /// The client set user mode `i`: a WHO with a mask lists it only to those sharing a
+    /// channel with it.
+    pub(crate) fn invisible(&self) -> bool {
+        self.umodes.contains(&'i')
+    }
+
     /// Whether the welcome was given.
     fn registered(&self) -> bool {
         self.nick.is_some()
@@ -242,9 +311,10 @@ impl Dialect for Irc {
                          tags); dropped"
                     ),
                 },
-                Read::NotUtf8(lossy) => {
-                    Step::Request(Request::Answer(Reply::Own(read::not_utf8(&lossy))))
-                }
+                Read::NotUtf8(lossy) => Step::Request(Request::Answer(Reply::Own(read::not_utf8(
+                    &lossy,
+                    self.server.as_str(),
+                )))),
             });
         }
     }
@@ -355,6 +425,7 @@ impl Dialect for Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: None,
         });
     }
 
@@ -393,7 +464,7 @@ impl Dialect for Irc {
 
     fn late_end(&mut self) -> Option<Bytes> {
         let kept = self.kept.take()?;
-        read::close(kept, false)
+        read::close(kept, false, self.server.as_str())
     }
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {

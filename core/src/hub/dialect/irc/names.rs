@@ -3,16 +3,13 @@
 //! `#Rust` is `#rust`); everyone is `nick!nick@natter`. Text loses IRC's formatting codes, a
 //! CTCP ACTION is natter's action, and a natter text longer than an IRC line is split.
 
-use crate::limits::{MAX_NICK_LEN, MAX_ROOM_LEN};
+use crate::limits::{IRC_MAX_REALNAME, IRC_MAX_USERNAME, MAX_NICK_LEN, MAX_ROOM_LEN};
 use crate::moderation::Mask;
 use crate::types::{Nick, RoomName, Text};
 use std::borrow::Cow;
 
-/// The server's name, in front of its numerics.
-pub(super) const SERVER: &str = "natter.irc";
-
 /// The host part of everyone's `nick!user@host`.
-pub(super) const HOST: &str = "natter";
+pub(crate) const HOST: &str = "natter";
 
 /// The network's name (`NETWORK=`).
 pub(super) const NETWORK: &str = "natter";
@@ -65,6 +62,34 @@ pub(super) fn nick(s: &str) -> Result<Nick, String> {
                 .into()
         }
     })
+}
+
+/// `USER`'s user name as kept: ASCII letters, digits and `-_.`, cut to
+/// [`IRC_MAX_USERNAME`] characters (IRC servers cut a long one); anything else gets the words
+/// of a `468 ERR_INVALIDUSERNAME`, and the client may send `USER` again.
+pub(super) fn username(s: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if s.is_empty() || !s.chars().all(ok) {
+        return Err(
+            "Your username is not valid: natter takes ASCII letters, digits and - _ . \
+                    in a user name"
+                .into(),
+        );
+    }
+    Ok(s.chars().take(IRC_MAX_USERNAME).collect())
+}
+
+/// `USER`'s real name as kept: without IRC formatting, other control characters as U+FFFD (as
+/// in all natter text), cut to [`IRC_MAX_REALNAME`] bytes at a character boundary; `None` if
+/// nothing is left.
+pub(super) fn realname(s: &str) -> Option<String> {
+    let text = Text::new(&plain(s)).ok()?;
+    let s = text.as_str();
+    let mut end = s.len().min(IRC_MAX_REALNAME);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(s[..end].trim_end().to_owned()).filter(|r| !r.is_empty())
 }
 
 /// Why a channel name is no natter room: the numeric and its words.

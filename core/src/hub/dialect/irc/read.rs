@@ -3,12 +3,13 @@
 
 use super::caps;
 use super::message::{Message, Tags, write_line};
-use super::names::{self, SERVER, Said};
+use super::names::{self, Said};
 use super::numeric::*;
-use super::{Irc, Label, Running};
+use super::{Irc, Label, Running, Whox};
+use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
-use crate::hub::query::Query;
-use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS};
+use crate::hub::query::{Query, wildcard_matches};
+use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK};
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
 use crate::wire::ClientMsg;
@@ -61,14 +62,14 @@ const KNOWN: [&str; 33] = [
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
 /// line that got no answer (`answered`, or answered before it was kept).
-pub(super) fn close(running: Running, answered: bool) -> Option<Bytes> {
+pub(super) fn close(running: Running, answered: bool, server: &str) -> Option<Bytes> {
     let mut out = String::new();
     match running.label {
         Label::None => return None,
         Label::Batch(id) => write_line(
             &mut out,
             &Tags::none(),
-            SERVER,
+            server,
             "BATCH",
             &[&format!("-{id}")],
             false,
@@ -77,7 +78,7 @@ pub(super) fn close(running: Running, answered: bool) -> Option<Bytes> {
         Label::Single(label) => write_line(
             &mut out,
             &Tags::none().with("label", &label),
-            SERVER,
+            server,
             "ACK",
             &[],
             false,
@@ -87,14 +88,14 @@ pub(super) fn close(running: Running, answered: bool) -> Option<Bytes> {
 }
 
 /// `FAIL <command> INVALID_UTF8` for a line that was not UTF-8 (natter advertises `UTF8ONLY`).
-pub(super) fn not_utf8(lossy: &str) -> Bytes {
+pub(super) fn not_utf8(lossy: &str, server: &str) -> Bytes {
     let verb = Message::parse(lossy).map_or_else(|| "*".to_owned(), |m| m.verb());
     let verb = shown(&verb);
     let mut out = String::new();
     write_line(
         &mut out,
         &Tags::none(),
-        SERVER,
+        server,
         "FAIL",
         &[
             &verb,
@@ -120,6 +121,8 @@ fn shown(verb: &str) -> String {
 /// Steps being made for one line, with the words of answers the dialect makes itself.
 struct Plan<'a> {
     steps: &'a mut Vec<Step>,
+    /// The server's name, the source of its lines.
+    server: ServerName,
     /// The client's nick, or `*` before registration.
     me: String,
     tags: Tags,
@@ -133,7 +136,14 @@ impl Plan<'_> {
         params.push(self.me.as_str());
         params.extend_from_slice(middle);
         params.push(text);
-        write_line(&mut self.answer, &self.tags, SERVER, code, &params, true);
+        write_line(
+            &mut self.answer,
+            &self.tags,
+            self.server.as_str(),
+            code,
+            &params,
+            true,
+        );
     }
 
     /// A refusal of the line: `num`, except for a `NOTICE` (`notice`), which is never
@@ -150,7 +160,7 @@ impl Plan<'_> {
         write_line(
             &mut self.answer,
             &self.tags,
-            SERVER,
+            self.server.as_str(),
             command,
             params,
             trailing,
@@ -228,11 +238,12 @@ impl Irc {
         let answer = self
             .kept
             .take()
-            .and_then(|k| close(k, false))
+            .and_then(|k| close(k, false, self.server.as_str()))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let mut plan = Plan {
             steps,
+            server: self.server.clone(),
             me: self.nick.as_ref().map_or("*", Nick::as_str).to_owned(),
             tags: Tags::none(),
             answer,
@@ -243,7 +254,7 @@ impl Irc {
             write_line(
                 &mut plan.answer,
                 &open,
-                SERVER,
+                self.server.as_str(),
                 "BATCH",
                 &[&format!("+{id}"), "labeled-response"],
                 false,
@@ -275,6 +286,9 @@ impl Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: (verb == "WHO")
+                .then(|| msg.param(1)?.split_once('%').map(|(_, w)| Whox::parse(w)))
+                .flatten(),
         });
         plan.tags = self.reply_tags();
         if msg.tags_len() > IRC_MAX_CLIENT_TAGS {
@@ -301,9 +315,12 @@ impl Irc {
             running.answered |= answered;
             // One line is kept at a time: what follows a line that waits waits too, so an
             // earlier one is complete by now.
-            return self.kept.replace(running).and_then(|k| close(k, false));
+            return self
+                .kept
+                .replace(running)
+                .and_then(|k| close(k, false, self.server.as_str()));
         }
-        close(running, answered)
+        close(running, answered, self.server.as_str())
     }
 
     /// The `ACK` a `PONG` (`line`) gets when it is labeled for a client with labeled-response.
@@ -322,8 +339,9 @@ impl Irc {
             reason: None,
             number: self.lines,
             answered: false,
+            whox: None,
         };
-        close(running, false)
+        close(running, false, self.server.as_str())
     }
 
     /// How replies to `msg` are labeled: only for clients with labeled-response and batch.
@@ -379,6 +397,22 @@ impl Irc {
                 if msg.params.len() < 4 || empty(0) || empty(3) {
                     return plan.need_more(verb);
                 }
+                let (Some(user), Some(real)) = (msg.param(0), msg.param(3)) else {
+                    return plan.need_more(verb);
+                };
+                let username = match names::username(user) {
+                    Ok(u) => u,
+                    Err(words) => return plan.num(ERR_INVALIDUSERNAME, &[], &words),
+                };
+                let Some(realname) = names::realname(real) else {
+                    return plan.num(
+                        ERR_NEEDMOREPARAMS,
+                        &[verb],
+                        "Not enough parameters: the real name has nothing but formatting",
+                    );
+                };
+                self.username = username;
+                self.realname = realname;
                 self.user_given = true;
             }
             "PING" => return ping(msg, plan),
@@ -570,16 +604,35 @@ impl Irc {
                     Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
                 },
             },
+            // `WHO #chan`, `WHO nick`, or `WHO mask [o]` (a glob on nick, user name, host and
+            // real name; `o`: server admins only); WHOX's `%fields[,token]` after the flags
+            // (kept with the running line) makes the replies `354`s.
             "WHO" => match msg.param(0) {
                 None => plan.num(RPL_ENDOFWHO, &["*"], "End of WHO list"),
                 Some(mask) if mask.starts_with('#') => match names::channel(mask) {
                     Ok(room) => plan.query(Query::Who(room)),
                     Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
                 },
-                Some(mask) => match Nick::new(mask) {
-                    Ok(nick) => plan.query(Query::Users(vec![nick])),
-                    Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
-                },
+                Some(mask) => {
+                    // `WHO mask o%tn,42`: flags, then WHOX's fields.
+                    let ops = msg
+                        .param(1)
+                        .is_some_and(|f| f.split('%').next().is_some_and(|f| f.contains('o')));
+                    match Nick::new(mask) {
+                        Ok(nick) if !ops => plan.query(Query::Users(vec![nick])),
+                        _ if mask.len() > IRC_MAX_WHO_MASK => plan.num(
+                            RPL_ENDOFWHO,
+                            &[mask],
+                            &format!(
+                                "End of WHO list (masks are at most {IRC_MAX_WHO_MASK} bytes)"
+                            ),
+                        ),
+                        _ => plan.query(Query::WhoMask {
+                            mask: mask.to_owned(),
+                            ops,
+                        }),
+                    }
+                }
             },
             "WHOIS" => {
                 // `WHOIS [server] nick[,nick]`: the nick is the last parameter; one is answered.
@@ -598,12 +651,26 @@ impl Irc {
                     }
                 }
             }
-            "WHOWAS" => match msg.param(0) {
+            // `WHOWAS nick [count [server]]`: the newest `count` records (0 or less: all),
+            // newest first. The first nick of a list is answered.
+            "WHOWAS" => match msg
+                .param(0)
+                .and_then(|p| p.split(',').find(|n| !n.is_empty()))
+            {
                 None => plan.num(ERR_NONICKNAMEGIVEN, &[], "No nickname given"),
-                Some(nick) => {
-                    plan.num(ERR_WASNOSUCHNICK, &[nick], "There was no such nickname");
-                    plan.num(RPL_ENDOFWHOWAS, &[nick], "End of WHOWAS");
-                }
+                Some(nick) => match Nick::new(nick) {
+                    Ok(nick) => {
+                        let count = msg
+                            .param(1)
+                            .and_then(|c| c.parse::<i64>().ok())
+                            .map_or(0, |c| usize::try_from(c).unwrap_or(0));
+                        plan.query(Query::Whowas { nick, count });
+                    }
+                    Err(_) => {
+                        plan.num(ERR_WASNOSUCHNICK, &[nick], "There was no such nickname");
+                        plan.num(RPL_ENDOFWHOWAS, &[nick], "End of WHOWAS");
+                    }
+                },
             },
             // `LIST #a,#b` lists those channels; other filters (`>3`, masks) are not kept.
             "LIST" => {
@@ -632,7 +699,10 @@ impl Irc {
             "TIME" => plan.query(Query::Time),
             "VERSION" => plan.num(
                 RPL_VERSION,
-                &[&format!("natter-{}.", env!("CARGO_PKG_VERSION")), SERVER],
+                &[
+                    &format!("natter-{}.", env!("CARGO_PKG_VERSION")),
+                    self.server.as_str(),
+                ],
                 "natter's IRC listener",
             ),
             "ISON" | "USERHOST" => {
@@ -1095,7 +1165,10 @@ fn tagmsg(msg: &Message<'_>, plan: &mut Plan<'_>) {
 
 fn ping(msg: &Message<'_>, plan: &mut Plan<'_>) {
     match msg.param(0) {
-        Some(token) => plan.line("PONG", &[SERVER, token], true),
+        Some(token) => {
+            let server = plan.server.clone();
+            plan.line("PONG", &[server.as_str(), token], true);
+        }
         None => plan.num(ERR_NOORIGIN, &[], "No origin specified"),
     }
 }
@@ -1296,32 +1369,6 @@ fn is_everyone(mask: &str) -> bool {
                 && user.chars().all(|c| matches!(c, '*' | '~'))
                 && wildcard_matches(host, names::HOST)
         })
-}
-
-/// IRC's glob: whether `pattern` (`*` any run, `?` one character, ASCII case-insensitive)
-/// matches all of `text`.
-fn wildcard_matches(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    // The classic two-pointer walk, backtracking to the last `*` only: linear in practice, and
-    // both sides are short (a mask of at most 64 bytes, the host).
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < t.len() {
-        if i < p.len() && (p[i] == b'?' || p[i].eq_ignore_ascii_case(&t[j])) {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == b'*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    p[i..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@
 
 use super::caps::Cap;
 use super::message::{Tags, body_len, write_line};
-use super::names::{self, NETWORK, SERVER};
+use super::names::{self, NETWORK};
 use super::numeric::*;
 use super::time;
 use super::{
     F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
+    Whox,
 };
-use crate::hub::ConnKind;
 use crate::hub::accounts::REGISTERED;
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_AN_ACCOUNT, NOT_MUTED_IN};
@@ -19,8 +19,8 @@ use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
-    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, MAX_AWAY_BYTES,
-    MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MATCHES,
+    MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -60,19 +60,20 @@ fn isupport() -> Vec<String> {
         ),
         format!("TOPICLEN={TOPICLEN}"),
         "UTF8ONLY".into(),
+        "WHOX".into(),
     ]
 }
 
 /// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic and when (Unix seconds), if
 /// this server knows (it does not keep it across a restart).
-fn topic_who_time(l: &mut Lines, room: &RoomName, set: Option<&TopicSet>) {
+fn topic_who_time(l: &mut Lines<'_>, room: &RoomName, set: Option<&TopicSet>) {
     let Some(set) = set else {
         return;
     };
     let (tags, me) = (l.tags.clone(), l.me.clone());
     let secs = (set.at.0 / 1000).to_string();
     let params = [me.as_str(), room.as_str(), set.by.as_str(), secs.as_str()];
-    l.from(&tags, SERVER, RPL_TOPICWHOTIME, &params, false);
+    l.from(&tags, l.server, RPL_TOPICWHOTIME, &params, false);
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
@@ -88,21 +89,23 @@ fn fit(s: &str, max: usize) -> String {
 }
 
 /// Lines being written for one reply or event.
-struct Lines {
+struct Lines<'s> {
+    /// The server's name, the source of its own lines.
+    server: &'s str,
     /// The client's nick, or `*`.
     me: String,
     tags: Tags,
     out: String,
 }
 
-impl Lines {
+impl Lines<'_> {
     /// A numeric to the client, `text` last.
     /// A message of the day: its start, a `372` per line, its end.
     fn motd<'a>(&mut self, lines: impl Iterator<Item = &'a str>) {
         self.num(
             RPL_MOTDSTART,
             &[],
-            &format!("- {SERVER} Message of the day -"),
+            &format!("- {} Message of the day -", self.server),
         );
         for line in lines {
             self.num(RPL_MOTD, &[], &format!("- {line}"));
@@ -115,10 +118,10 @@ impl Lines {
         params.push(self.me.as_str());
         params.extend_from_slice(middle);
         // A numeric's text is cut to fit its line (topics, away messages: never chat).
-        let room = IRC_MAX_LINE.saturating_sub(body_len(SERVER, code, &params, 0));
+        let room = IRC_MAX_LINE.saturating_sub(body_len(self.server, code, &params, 0));
         let text = fit(text, room);
         params.push(&text);
-        write_line(&mut self.out, &self.tags, SERVER, code, &params, true);
+        write_line(&mut self.out, &self.tags, self.server, code, &params, true);
     }
 
     /// A numeric whose text is a space-separated list: in as many lines as the items take
@@ -127,7 +130,7 @@ impl Lines {
         let mut params = Vec::with_capacity(middle.len() + 1);
         params.push(self.me.as_str());
         params.extend_from_slice(middle);
-        let budget = IRC_MAX_LINE.saturating_sub(body_len(SERVER, code, &params, 0));
+        let budget = IRC_MAX_LINE.saturating_sub(body_len(self.server, code, &params, 0));
         let mut line = String::new();
         let mut any = false;
         for item in items {
@@ -254,8 +257,9 @@ fn dm_msgid(dm: &DirectMsg) -> String {
 }
 
 impl Irc {
-    fn lines(&self, me: Option<&Nick>) -> Lines {
+    fn lines(&self, me: Option<&Nick>) -> Lines<'_> {
         Lines {
+            server: self.server.as_str(),
             me: me.map_or("*", Nick::as_str).to_owned(),
             tags: self.reply_tags(),
             out: String::new(),
@@ -344,7 +348,7 @@ impl Irc {
         l.done()
     }
 
-    fn welcome(&self, l: &mut Lines, nick: &Nick) {
+    fn welcome(&self, l: &mut Lines<'_>, nick: &Nick) {
         let version = format!("natter-{}", env!("CARGO_PKG_VERSION"));
         l.me = nick.to_string();
         l.num(
@@ -358,7 +362,7 @@ impl Irc {
         l.num(
             RPL_YOURHOST,
             &[],
-            &format!("Your host is {SERVER}, running {version}"),
+            &format!("Your host is {}, running {version}", l.server),
         );
         l.num(
             RPL_CREATED,
@@ -369,9 +373,9 @@ impl Irc {
         write_line(
             &mut l.out,
             &l.tags,
-            SERVER,
+            l.server,
             RPL_MYINFO,
-            &[&me, SERVER, &version, "iw", "bklimnoqrtv", "bklov"],
+            &[&me, l.server, &version, "iw", "bklimnoqrtv", "bklov"],
             false,
         );
         for chunk in isupport().chunks(13) {
@@ -380,7 +384,7 @@ impl Irc {
         }
     }
 
-    fn msg(&self, l: &mut Lines, msg: &ServerMsg, me: Option<&Nick>) {
+    fn msg(&self, l: &mut Lines<'_>, msg: &ServerMsg, me: Option<&Nick>) {
         self.msg_marked(l, msg, me, &[], None, None);
     }
 
@@ -389,7 +393,7 @@ impl Irc {
     /// the topic, and when the room was made.
     fn msg_marked(
         &self,
-        l: &mut Lines,
+        l: &mut Lines<'_>,
         msg: &ServerMsg,
         me: Option<&Nick>,
         marks: &[&str],
@@ -468,7 +472,7 @@ impl Irc {
                      slowly"
                 );
                 let tags = l.tags.clone();
-                l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
+                l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
             }
             ServerMsg::Members { room, members } => self.names(l, room, members, marks),
             ServerMsg::Topic { room, topic } => match topic {
@@ -522,13 +526,13 @@ impl Irc {
                 let me_s = me.to_string();
                 let mut all = vec![me_s.as_str()];
                 all.extend(params);
-                l.from(&tags, SERVER, RPL_CHANNELMODEIS, &all, false);
+                l.from(&tags, l.server, RPL_CHANNELMODEIS, &all, false);
                 // `329 <me> <channel> <when it was made>` (Unix seconds), as irssi and WeeChat
                 // ask on joining and show.
                 if let Some(at) = created {
                     let at = (at.0 / 1000).to_string();
                     let params = [me_s.as_str(), room.as_str(), &at];
-                    l.from(&tags, SERVER, RPL_CREATIONTIME, &params, false);
+                    l.from(&tags, l.server, RPL_CREATIONTIME, &params, false);
                 }
             }
             // `MODE #channel q`: the mutes, as solanum's quiet list.
@@ -540,7 +544,7 @@ impl Irc {
                     let at = (m.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
                     let params = [me.as_str(), room.as_str(), "q", &mask, m.by.as_str(), &at];
-                    l.from(&tags, SERVER, RPL_QUIETLIST, &params, false);
+                    l.from(&tags, l.server, RPL_QUIETLIST, &params, false);
                 }
                 l.num(
                     RPL_ENDOFQUIETLIST,
@@ -555,7 +559,7 @@ impl Irc {
                     let at = (b.at.0 / 1000).to_string();
                     let (tags, me) = (l.tags.clone(), me.to_string());
                     let params = [me.as_str(), room.as_str(), &mask, b.by.as_str(), &at];
-                    l.from(&tags, SERVER, RPL_BANLIST, &params, false);
+                    l.from(&tags, l.server, RPL_BANLIST, &params, false);
                 }
                 l.num(
                     RPL_ENDOFBANLIST,
@@ -584,7 +588,7 @@ impl Irc {
                     _ => format!("*** {joined} joined, {left} left ({members} members)"),
                 };
                 let tags = l.tags.clone();
-                l.from(&tags, SERVER, "NOTICE", &[room.as_str(), &text], true);
+                l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
             }
             // The hub gives IRC clients the MOTD as `Info::Motd` at registration; these are
             // the same numerics for the binary message, should one come this way.
@@ -598,18 +602,18 @@ impl Irc {
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
-                l.from(&tags, SERVER, "NOTICE", &[me.as_str(), &words], true);
+                l.from(&tags, l.server, "NOTICE", &[me.as_str(), &words], true);
             }
             ServerMsg::ServerBans { bans } => {
                 let tags = l.tags.clone();
                 for b in bans {
                     let words = format!("server ban: {}", crate::render::entry_words(b));
-                    l.from(&tags, SERVER, "NOTICE", &[me.as_str(), &words], true);
+                    l.from(&tags, l.server, "NOTICE", &[me.as_str(), &words], true);
                 }
                 if bans.is_empty() {
                     l.from(
                         &tags,
-                        SERVER,
+                        l.server,
                         "NOTICE",
                         &[me.as_str(), "no server bans"],
                         true,
@@ -645,7 +649,7 @@ impl Irc {
     }
 
     /// `353` lines (as many as the names take) and `366`.
-    fn names(&self, l: &mut Lines, room: &RoomName, members: &[Nick], marks: &[&str]) {
+    fn names(&self, l: &mut Lines<'_>, room: &RoomName, members: &[Nick], marks: &[&str]) {
         let room_s = room.as_str();
         if !members.is_empty() {
             let multi = self.caps.has(Cap::MultiPrefix);
@@ -679,7 +683,7 @@ impl Irc {
 
     /// A direct message or notice, with the sender's client-only tags for a client with
     /// message-tags, and its account for one with account-tag.
-    fn direct(&self, l: &mut Lines, dm: &DirectMsg, me: &Nick, how: How, from: Sender<'_>) {
+    fn direct(&self, l: &mut Lines<'_>, dm: &DirectMsg, me: &Nick, how: How, from: Sender<'_>) {
         let client_tags = from.client_tags;
         let own = dm.from.folded() == me.folded();
         let to_self = own && dm.to.folded() == me.folded();
@@ -736,7 +740,7 @@ impl Irc {
     }
 
     /// A refusal as its numeric, worded by what the running line asked.
-    fn error(&self, l: &mut Lines, kind: ErrorKind, re: &Re, detail: &str) {
+    fn error(&self, l: &mut Lines<'_>, kind: ErrorKind, re: &Re, detail: &str) {
         // A message refused after its line ended names the command that sent it.
         let verb = match (&self.running, re) {
             (Some(r), _) => r.verb.as_str(),
@@ -924,7 +928,7 @@ impl Irc {
         }
     }
 
-    fn note(&self, l: &mut Lines, note: &Note, me: Option<&Nick>) {
+    fn note(&self, l: &mut Lines<'_>, note: &Note, me: Option<&Nick>) {
         if let Note::Detailed {
             msg,
             marks,
@@ -936,7 +940,7 @@ impl Irc {
         }
         if let Note::KeySet { room, by, key } = note {
             let tags = l.tags.clone();
-            let src = by.as_ref().map_or(SERVER.to_owned(), names::source);
+            let src = by.as_ref().map_or(l.server.to_owned(), names::source);
             let params = [room.as_str(), "+k", key.as_str()];
             return l.from(&tags, &src, "MODE", &params, false);
         }
@@ -1008,7 +1012,7 @@ impl Irc {
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
-            return l.from(&tags, SERVER, RPL_INVITING, &params, false);
+            return l.from(&tags, l.server, RPL_INVITING, &params, false);
         }
         let Some(r) = self.replaying() else {
             return;
@@ -1017,12 +1021,18 @@ impl Irc {
         match note {
             Note::RecentStart(room) => l.from(
                 &tags,
-                SERVER,
+                l.server,
                 "BATCH",
                 &[&format!("+h{}", r.number), "chathistory", room.as_str()],
                 false,
             ),
-            Note::RecentEnd => l.from(&tags, SERVER, "BATCH", &[&format!("-h{}", r.number)], false),
+            Note::RecentEnd => l.from(
+                &tags,
+                l.server,
+                "BATCH",
+                &[&format!("-h{}", r.number)],
+                false,
+            ),
             Note::Help(_)
             | Note::SameNick(_)
             | Note::PastGone(_)
@@ -1052,8 +1062,9 @@ impl Irc {
             .filter(|_| !self.caps.has(Cap::ChatHistory))
     }
 
-    fn info(&self, l: &mut Lines, info: &Info, me: Option<&Nick>) {
+    fn info(&self, l: &mut Lines<'_>, info: &Info, me: Option<&Nick>) {
         let verb = self.running.as_ref().map_or("", |r| r.verb.as_str());
+        let whox = self.running.as_ref().and_then(|r| r.whox.as_ref());
         let target = self
             .running
             .as_ref()
@@ -1066,19 +1077,11 @@ impl Irc {
             }
             Info::Whois { user: Some(w), .. } => {
                 let n = w.user.nick.as_str();
-                let how = match w.kind {
-                    _ if w.elsewhere => "on another natter node",
-                    Some(ConnKind::Binary) => "on the natter client or a web page",
-                    Some(ConnKind::Text) => "on nc or telnet",
-                    Some(ConnKind::Irc) => "on IRC",
-                    // An account stays in its rooms with nothing connected (always-on).
-                    None if w.account.is_some() => "with nothing connected",
-                    None => "reconnecting",
-                };
+                let ident = &w.user.ident;
                 l.num(
                     RPL_WHOISUSER,
-                    &[n, n, names::HOST, "*"],
-                    &format!("natter user {how}"),
+                    &[n, &ident.user, names::HOST, "*"],
+                    &ident.realname,
                 );
                 if !w.rooms.is_empty() {
                     // `@#room`, `+#room` as NAMES marks the nick there (the highest only
@@ -1091,15 +1094,15 @@ impl Irc {
                         .collect();
                     l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
-                l.num(RPL_WHOISSERVER, &[n, SERVER], "natter");
-                if let Some(account) = &w.account {
+                l.num(RPL_WHOISSERVER, &[n, l.server], "natter");
+                if let Some(account) = &w.user.account {
                     l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
                 }
                 if let Some(away) = &w.user.away {
                     l.num(RPL_AWAY, &[n], away.as_str());
                 }
                 if w.kind.is_none() && !w.elsewhere {
-                    let why = if w.account.is_some() {
+                    let why = if w.user.account.is_some() {
                         "is signed in nowhere now; an account stays in its rooms"
                     } else {
                         "is between connections and may resume"
@@ -1122,14 +1125,49 @@ impl Irc {
                 }
                 _ => {
                     for p in users {
-                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix));
+                        who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
                     }
                     l.num(RPL_ENDOFWHO, &[&target], "End of WHO list");
                 }
             },
+            Info::WhoMask {
+                mask,
+                matched,
+                more,
+            } => {
+                for p in matched {
+                    who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
+                }
+                let end = if *more {
+                    format!("End of WHO list (at most {IRC_MAX_WHO_MATCHES} users are listed)")
+                } else {
+                    "End of WHO list".into()
+                };
+                l.num(RPL_ENDOFWHO, &[mask], &end);
+            }
+            Info::Whowas { nick, was } => {
+                if was.is_empty() {
+                    l.num(
+                        ERR_WASNOSUCHNICK,
+                        &[nick.as_str()],
+                        "There was no such nickname",
+                    );
+                }
+                for w in was {
+                    let n = w.nick.as_str();
+                    l.num(
+                        RPL_WHOWASUSER,
+                        &[n, &w.ident.user, names::HOST, "*"],
+                        &w.ident.realname,
+                    );
+                    let server = l.server;
+                    l.num(RPL_WHOISSERVER, &[n, server], &time::human(w.at));
+                }
+                l.num(RPL_ENDOFWHOWAS, &[nick.as_str()], "End of WHOWAS");
+            }
             Info::Who { room, members } => {
                 for p in members {
-                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix));
+                    who_line(l, room.as_str(), p, self.caps.has(Cap::MultiPrefix), whox);
                 }
                 let end = if members.len() >= MAX_MEMBERS_LISTED {
                     format!("End of WHO list (at most {MAX_MEMBERS_LISTED} members are listed)")
@@ -1193,7 +1231,7 @@ impl Irc {
                     &format!("Current global users {users}, max {peak}"),
                 );
             }
-            Info::Time(now) => l.num(RPL_TIME, &[SERVER], &time::human(*now)),
+            Info::Time(now) => l.num(RPL_TIME, &[l.server], &time::human(*now)),
             Info::Motd(Some(m)) => l.motd(m.lines()),
             Info::Motd(None) => l.motd(MOTD.iter().copied()),
             Info::AwayNow(Some(_)) => {
@@ -1230,7 +1268,7 @@ impl Irc {
                     let start = format!("+{id}");
                     l.from(
                         &open,
-                        SERVER,
+                        l.server,
                         "BATCH",
                         &[&start, "draft/chathistory-targets"],
                         false,
@@ -1245,14 +1283,14 @@ impl Irc {
                     let at = format!("timestamp={}", time::iso(*at));
                     l.from(
                         &tags,
-                        SERVER,
+                        l.server,
                         "CHATHISTORY",
                         &["TARGETS", room.as_str(), &at],
                         false,
                     );
                 }
                 if batch {
-                    l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
+                    l.from(&open, l.server, "BATCH", &[&format!("-{id}")], false);
                 }
             }
             Info::Account { nick, account } => {
@@ -1274,7 +1312,7 @@ impl Irc {
     /// `time` and `msgid` as the capabilities ask; or `FAIL` with the reason.
     fn history(
         &self,
-        l: &mut Lines,
+        l: &mut Lines<'_>,
         room: &RoomName,
         window: Window,
         lines: &Result<Vec<RoomEvent>, HistoryFail>,
@@ -1301,7 +1339,7 @@ impl Irc {
                     ),
                 };
                 let params = ["CHATHISTORY", code, sub, room.as_str(), &fit(&why, 300)];
-                return l.from(&open, SERVER, "FAIL", &params, true);
+                return l.from(&open, l.server, "FAIL", &params, true);
             }
         };
         let batch = self.caps.has(Cap::Batch);
@@ -1310,7 +1348,7 @@ impl Irc {
             let start = format!("+{id}");
             l.from(
                 &open,
-                SERVER,
+                l.server,
                 "BATCH",
                 &[&start, "chathistory", room.as_str()],
                 false,
@@ -1344,7 +1382,7 @@ impl Irc {
             );
         }
         if batch {
-            l.from(&open, SERVER, "BATCH", &[&format!("-{id}")], false);
+            l.from(&open, l.server, "BATCH", &[&format!("-{id}")], false);
         }
     }
 
@@ -1399,6 +1437,7 @@ impl Irc {
         }
         let msgid = (form.0 & F_TAGS != 0).then(|| event_msgid(&ev.room, ev.seq));
         let mut l = Lines {
+            server: self.server.as_str(),
             me: String::new(),
             tags: Tags::none(),
             // One line in most cases: room for a tagged PRIVMSG of a short text.
@@ -1448,9 +1487,9 @@ impl Irc {
                 // a services bot's auto-op, the server's MODE after the JOIN.
                 let nick = ev.from.as_str();
                 match joiner.standing {
-                    "@+" => l.from(&added, SERVER, "MODE", &[room, "+ov", nick, nick], false),
-                    "@" => l.from(&added, SERVER, "MODE", &[room, "+o", nick], false),
-                    "+" => l.from(&added, SERVER, "MODE", &[room, "+v", nick], false),
+                    "@+" => l.from(&added, l.server, "MODE", &[room, "+ov", nick, nick], false),
+                    "@" => l.from(&added, l.server, "MODE", &[room, "+o", nick], false),
+                    "+" => l.from(&added, l.server, "MODE", &[room, "+v", nick], false),
                     _ => {}
                 }
                 // IRCv3 away-notify: an AWAY after the JOIN of someone away.
@@ -1488,11 +1527,17 @@ impl Irc {
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
             EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
                 let words = format!("*** {} set {room} {}", ev.from, change.as_str());
-                let budget = IRC_MAX_LINE.saturating_sub(body_len(SERVER, "NOTICE", &[room], 0));
-                l.from(&tags, SERVER, "NOTICE", &[room, &fit(&words, budget)], true);
+                let budget = IRC_MAX_LINE.saturating_sub(body_len(l.server, "NOTICE", &[room], 0));
+                l.from(
+                    &tags,
+                    l.server,
+                    "NOTICE",
+                    &[room, &fit(&words, budget)],
+                    true,
+                );
                 // A new founder is an operator: nick lists learn it from a `+o`.
                 if let Some(founder) = change.as_str().strip_prefix("founder ") {
-                    l.from(&tags, SERVER, "MODE", &[room, "+o", founder], false);
+                    l.from(&tags, l.server, "MODE", &[room, "+o", founder], false);
                 }
             }
             // Each member gets its own `+k` line (`Note::KeySet`): the event does not hold the
@@ -1510,7 +1555,7 @@ impl Irc {
                 if change.as_str() == "+r" {
                     l.from(
                         &tags,
-                        SERVER,
+                        l.server,
                         "MODE",
                         &[room, "+o", ev.from.as_str()],
                         false,
@@ -1545,15 +1590,43 @@ fn shown_prefix(mark: &str, multi: bool) -> &str {
 }
 
 /// A `352` line for `p` in `channel`; `multi`: every prefix (multi-prefix), else the highest.
-fn who_line(l: &mut Lines, channel: &str, p: &Present, multi: bool) {
+/// With WHOX's fields (`whox`), a `354` of those fields instead.
+fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool, whox: Option<&Whox>) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
     let mark = shown_prefix(p.mark, multi);
     let flags = format!("{away}{mark}");
     let flags = flags.as_str();
-    l.num(
-        RPL_WHOREPLY,
-        &[channel, n, names::HOST, SERVER, n, flags],
-        &format!("0 {n}"),
-    );
+    let server = l.server;
+    let Some(whox) = whox else {
+        return l.num(
+            RPL_WHOREPLY,
+            &[channel, &p.ident.user, names::HOST, server, n, flags],
+            &format!("0 {}", p.ident.realname),
+        );
+    };
+    // WHOX's order, whatever the order asked; no IP is shown (`255.255.255.255`), nobody is
+    // ever idle or far (`0`), and natter has no op levels (`n/a`).
+    let mut params: Vec<&str> = Vec::new();
+    for f in "tcuihsnfdlaor".chars().filter(|f| whox.fields.contains(*f)) {
+        params.push(match f {
+            't' => &whox.token,
+            'c' => channel,
+            'u' => &p.ident.user,
+            'i' => "255.255.255.255",
+            'h' => names::HOST,
+            's' => server,
+            'n' => n,
+            'f' => flags,
+            'd' | 'l' => "0",
+            'a' => p.account.as_ref().map_or("0", Nick::as_str),
+            'o' => "n/a",
+            _ => &p.ident.realname,
+        });
+    }
+    match params.split_last() {
+        Some((last, middle)) => l.num(RPL_WHOSPCRPL, middle, last),
+        // `%` alone: the token of nothing.
+        None => l.num(RPL_WHOSPCRPL, &[], &whox.token),
+    }
 }
