@@ -66,6 +66,8 @@ class NatterController(BaseServerController, DirectoryBasedController):
         with self.open_file("server.toml") as fd:
             fd.write(CONFIG)
         self.data = self.directory / "data"
+        # irctest's operator: `OPER operuser operpassword` takes the admin account's powers.
+        self.add_account("operuser", "operpassword")
         self.proc = self.execute(
             [
                 NATTER_BIN,
@@ -79,9 +81,7 @@ class NatterController(BaseServerController, DirectoryBasedController):
     def wait_for_services(self) -> None:
         self.wait_for_port()
 
-    def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
-        assert password
-        self.wait_for_port()
+    def add_account(self, username: str, password: str) -> None:
         pw = self.directory / "pw"
         pw.write_text(password)
         subprocess.run(
@@ -89,6 +89,11 @@ class NatterController(BaseServerController, DirectoryBasedController):
              str(self.directory / "server.toml"), "add", username, "--password-file", str(pw)],
             check=True, stdout=subprocess.DEVNULL,
         )
+
+    def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
+        assert password
+        self.wait_for_port()
+        self.add_account(username, password)
         # A running server reads the accounts again on SIGHUP.
         self.proc.send_signal(signal.SIGHUP)
         time.sleep(0.3)

@@ -2878,6 +2878,30 @@ fn oper_with_an_admin_accounts_password_gives_its_powers_and_nothing_else_does()
     n.send(b, &["MODE bob"]);
     n.advance(1_000);
     assert_eq!(n.lines(b), [":natter.irc 221 bob +o"]);
+    // Others see it as IRC servers show an operator: WHO's `*`, WHOIS's 313, USERHOST's `*`.
+    n.send(d, &["WHO bob", "WHOIS bob", "USERHOST bob"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" 352 dan * ") && l.contains(" bob H* :")),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with(" 313 dan bob :is an IRC operator")),
+        "{l:?}"
+    );
+    assert!(
+        l.iter().any(|l| l.ends_with(" 302 dan :bob*=+bob@natter")),
+        "{l:?}"
+    );
+    n.send(b, &["WHOIS dan"]);
+    n.advance(1_000);
+    assert!(
+        !n.lines(b).iter().any(|l| l.contains(" 313 ")),
+        "dan is no operator"
+    );
     n.send(b, &["KILL dan :bye"]);
     n.advance(1_000);
     assert!(n.closed(d), "bob's KILL works");

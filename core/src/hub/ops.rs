@@ -971,6 +971,7 @@ impl Hub {
                 nick: to,
                 away,
                 mark: "",
+                oper: false,
             };
             self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
         }

@@ -126,6 +126,9 @@ pub(crate) struct Present {
     pub(crate) ident: Ident,
     /// The account it is signed in to (IRC's `330`, WHOX's `a`).
     pub(crate) account: Option<Nick>,
+    /// It has a server admin's powers (signed in to an admin account, or IRC's `OPER`): IRC's
+    /// `*` in WHO, `313` in WHOIS.
+    pub(crate) oper: bool,
 }
 
 /// A user's user name and real name, as IRC's WHO, WHOIS and WHOWAS show them (the host is
@@ -367,6 +370,7 @@ impl Hub {
                             mark: "",
                             ident: self.ident_of(uid_of, u),
                             account: self.account_shown(uid_of),
+                            oper: self.is_admin_user(uid_of),
                         },
                         rooms: u
                             .rooms
@@ -397,6 +401,7 @@ impl Hub {
                                 away,
                                 mark: "",
                                 account,
+                                oper: false,
                             },
                             rooms,
                             kind: None,
@@ -434,6 +439,7 @@ impl Hub {
                             mark: self.standing(&room, &u.nick),
                             ident: self.ident_of(u.id, u),
                             account: self.account_shown(u.id),
+                            oper: self.is_admin_user(u.id),
                         })
                         .chain(self.remote_members(&room).map(|n| Present {
                             nick: n.clone(),
@@ -441,6 +447,7 @@ impl Hub {
                             mark: "",
                             ident: Ident::remote(n),
                             account: self.remote_account(n),
+                            oper: false,
                         }))
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
@@ -517,6 +524,7 @@ impl Hub {
                 mark: "",
                 ident: self.ident_of(uid, u),
                 account: self.account_shown(uid),
+                oper: self.is_admin_user(uid),
             })
             .or_else(|| {
                 self.remote_user(nick).map(|(nick, _)| {
@@ -527,6 +535,7 @@ impl Hub {
                         nick,
                         away,
                         mark: "",
+                        oper: false,
                     }
                 })
             })
@@ -616,6 +625,7 @@ impl Hub {
                 mark: "",
                 ident,
                 account: self.account_shown(*uid),
+                oper: self.is_admin_user(*uid),
             });
         }
         Info::WhoMask {

@@ -229,6 +229,7 @@ impl Hub {
             nick: p.nick.clone(),
             away: p.away.clone(),
             mark: "",
+            oper: false,
         })
     }
 

@@ -87,6 +87,7 @@ pub(super) const ERR_NOTREGISTERED: &str = "451";
 pub(super) const ERR_INVALIDUSERNAME: &str = "468";
 pub(super) const ERR_NOPRIVILEGES: &str = "481";
 pub(super) const RPL_YOUREOPER: &str = "381";
+pub(super) const RPL_WHOISOPERATOR: &str = "313";
 pub(super) const ERR_PASSWDMISMATCH: &str = "464";
 pub(super) const ERR_NOOPERHOST: &str = "491";
 pub(super) const ERR_NEEDMOREPARAMS: &str = "461";

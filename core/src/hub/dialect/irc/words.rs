@@ -1095,6 +1095,9 @@ impl Irc {
                     l.num_list(RPL_WHOISCHANNELS, &[n], marked.iter().map(String::as_str));
                 }
                 l.num(RPL_WHOISSERVER, &[n, l.server], "natter");
+                if w.user.oper {
+                    l.num(RPL_WHOISOPERATOR, &[n], "is an IRC operator");
+                }
                 if let Some(account) = &w.user.account {
                     l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
                 }
@@ -1118,7 +1121,8 @@ impl Irc {
                         .iter()
                         .map(|p| {
                             let state = if p.away.is_some() { '-' } else { '+' };
-                            format!("{0}={state}{0}@{1}", p.nick, names::HOST)
+                            let oper = if p.oper { "*" } else { "" };
+                            format!("{0}{oper}={state}{0}@{1}", p.nick, names::HOST)
                         })
                         .collect();
                     l.num(RPL_USERHOST, &[], &replies.join(" "));
@@ -1594,8 +1598,9 @@ fn shown_prefix(mark: &str, multi: bool) -> &str {
 fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool, whox: Option<&Whox>) {
     let n = p.nick.as_str();
     let away = if p.away.is_some() { "G" } else { "H" };
+    let oper = if p.oper { "*" } else { "" };
     let mark = shown_prefix(p.mark, multi);
-    let flags = format!("{away}{mark}");
+    let flags = format!("{away}{oper}{mark}");
     let flags = flags.as_str();
     let server = l.server;
     let Some(whox) = whox else {
