@@ -1349,6 +1349,15 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
     );
     assert!(find(&l, " 351 ").contains("natter-"));
     assert!(l.last().unwrap().contains(" 376 "));
+    n.send(i, &["INFO"]);
+    let l = n.lines(i);
+    assert!(l[0].starts_with(":natter.irc 371 asker :natter "), "{l:?}");
+    assert_eq!(
+        numerics(&l).split_last(),
+        Some((&"374", &["371"; 3][..])),
+        "{l:?}"
+    );
+    n.advance(2_000);
     n.send(
         i,
         &[

@@ -24,7 +24,7 @@ const ONE_REPLY: [&str; 11] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 33] = [
+const KNOWN: [&str; 34] = [
     "CAP",
     "PASS",
     "USER",
@@ -58,6 +58,7 @@ const KNOWN: [&str; 33] = [
     "WALLOPS",
     "INVITE",
     "OPER",
+    "INFO",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -697,6 +698,19 @@ impl Irc {
             "MOTD" => plan.query(Query::Motd),
             "LUSERS" => plan.query(Query::Counts),
             "TIME" => plan.query(Query::Time),
+            "INFO" => {
+                let lines = [
+                    format!("natter {}", env!("CARGO_PKG_VERSION")),
+                    "A chat server: natter's clients, the browser page, nc and IRC clients, all \
+                     in the same rooms."
+                        .to_owned(),
+                    "Its IRC listener speaks RFC 1459/2812 with IRCv3 capabilities.".to_owned(),
+                ];
+                for line in &lines {
+                    plan.num(RPL_INFO, &[], line);
+                }
+                plan.num(RPL_ENDOFINFO, &[], "End of INFO list");
+            }
             "VERSION" => plan.num(
                 RPL_VERSION,
                 &[
