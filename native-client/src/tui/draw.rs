@@ -383,6 +383,12 @@ pub fn pane_on(chat: &Chat, view: &View, size: Rect, tz_offset: i32) -> Pane {
     pane(chat, view, width, height, tz_offset)
 }
 
+/// Rows `line` takes in the message pane on a screen of `size`.
+pub fn line_rows(line: &Line, me: &Nick, size: Rect, tz_offset: i32) -> usize {
+    let (width, _) = message_size(layout(size));
+    wrap(&line_segments(line, me, tz_offset), width, STAMP_WIDTH).len()
+}
+
 /// Columns and rows of text in the message pane.
 fn message_size(areas: Areas) -> (usize, usize) {
     (
@@ -979,6 +985,37 @@ mod tests {
         assert_eq!(scroll, notice_rows + 20 + long_rows - 5);
         v.scroll_down(&c, 10_000);
         assert_eq!(message_rows(&c, &v, 39, 5, 0).1, 0);
+    }
+
+    /// Reading scrolled up while a long line arrives: the rows on screen stay where they are
+    /// (the view moved by all but one of the new line's rows, and the reader lost their place).
+    #[test]
+    fn a_long_line_arriving_leaves_a_scrolled_view_where_it_is() {
+        let size = Rect::new(0, 0, 60, 12);
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        let follow = |c: &mut Chat, v: &mut View, ev: &Event| {
+            c.handle_event(ev, Millis(0));
+            while let Some(change) = c.poll_change() {
+                v.follow(&change, c, |line| line_rows(line, c.me(), size, 0));
+            }
+        };
+        for i in 0..40 {
+            follow(
+                &mut c,
+                &mut v,
+                &say("#a", "bob", &format!("message number {i}")),
+            );
+        }
+        v.scroll_up(&c, 10);
+        let before = plain(&pane_on(&c, &v, size, 0).rows);
+        assert!(
+            before.iter().any(|r| r.contains("message number 25")),
+            "{before:?}"
+        );
+        follow(&mut c, &mut v, &say("#a", "bob", &"word ".repeat(60)));
+        let after = plain(&pane_on(&c, &v, size, 0).rows);
+        assert_eq!(after, before, "the view moved");
     }
 
     #[test]
