@@ -472,6 +472,28 @@ pub fn counts_text(conv: &Conv) -> Option<String> {
     }
 }
 
+/// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
+/// the conversation list leaves room for its unread and mention counts).
+fn fit(text: &str, width: usize) -> String {
+    let cw = |c: char| c.width().unwrap_or(0);
+    if text.chars().map(cw).sum::<usize>() <= width {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + cw(c) + 1 > width {
+            break;
+        }
+        used += cw(c);
+        out.push(c);
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
 /// Draws the whole screen.
 pub fn draw(
     frame: &mut Frame,
@@ -498,12 +520,17 @@ pub fn draw(
 
     // Conversations.
     if let Some(area) = areas.rooms {
+        let inner = Rect::new(area.x, area.y, area.width.saturating_sub(1), area.height);
         let rows: Vec<TextLine> = chat
             .conversations()
             .enumerate()
             .map(|(i, c)| {
-                let mut spans = vec![Span::raw(format!("{} {}", i + 1, conv_name(c)))];
-                if let Some(counts) = counts_text(c) {
+                let counts = counts_text(c);
+                let room_for_name =
+                    usize::from(inner.width).saturating_sub(counts.as_ref().map_or(0, |s| s.len()));
+                let name = fit(&format!("{} {}", i + 1, conv_name(c)), room_for_name);
+                let mut spans = vec![Span::raw(name)];
+                if let Some(counts) = counts {
                     let colour = if c.mentions() > 0 {
                         Color::LightMagenta
                     } else {
@@ -522,7 +549,6 @@ pub fn draw(
                 }
             })
             .collect();
-        let inner = Rect::new(area.x, area.y, area.width.saturating_sub(1), area.height);
         frame.render_widget(Paragraph::new(rows), inner);
         draw_rule(frame, area.right().saturating_sub(1), area);
     }
@@ -902,6 +928,11 @@ mod tests {
         let s = screen(&c, &View::new(), &InputLine::new(), 100, 10);
         assert!(s[2].starts_with("2 #b (1, @1)"), "{:?}", s[2]);
         assert!(s[3].starts_with("3 @Zed (1, @1)"), "{:?}", s[3]);
+        // A name longer than the list is wide is cut, and its counts still show.
+        c.handle_event(&joined("#a-rather-long-room-name", &["me"]), Millis(0));
+        c.handle_event(&say("#a-rather-long-room-name", "bob", "hi me"), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 10);
+        assert!(s[3].starts_with("3 #a-rat… (1, @1)│"), "{:?}", s[3]);
         // A line that does not mention us has no highlight.
         c.open(&rid("#b"));
         let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
