@@ -447,10 +447,11 @@ fn room_lobby() -> natter_core::RoomName {
 /// is small again has their clients ask for the list, which comes without a line.
 #[test]
 fn a_big_room_small_again_has_whole_member_lists() {
-    let mut config = Config::default();
-    config.quiet_room_members = 3;
-    config.crowd_summary_every = Millis(1_000);
-    let mut net = Net::new(config);
+    let mut net = Net::new(Config {
+        quiet_room_members: 3,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
     let a = net.add_session("alice", &["#big"]);
     let b = net.add_session("bob", &["#big"]);
     let c = net.add_session("carol", &["#big"]);
