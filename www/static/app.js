@@ -1302,10 +1302,27 @@ function started() {
   return true;
 }
 
+// Signing in with the kept key instead of resuming: the guest session this tab kept when it was
+// last left (signed out, then reloaded) is let go with the browser's copy of it, or a later
+// reload (after the key was refused, say) would resume it instead of asking.
+function dropKeptSession() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(KEPT_SESSION) ?? "null");
+    sessionStorage.removeItem(KEPT_SESSION);
+    const last = JSON.parse(localStorage.getItem(KEPT_LAST) ?? "null");
+    if (kept !== null && last?.kept?.token === kept.token) localStorage.removeItem(KEPT_LAST);
+  } catch {
+    // storage disabled, or not ours: nothing kept to let go
+  }
+}
+
 function askNick() {
   // Remembered: signed in with the kept device key, no questions asked.
   const kept = keptSignIn();
-  if (kept && start(kept.account, "key", kept.key)) return;
+  if (kept && start(kept.account, "key", kept.key)) {
+    dropKeptSession();
+    return;
+  }
   if (kept) {
     // Not usable (damaged): forget it, and ask.
     try {
