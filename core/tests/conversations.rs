@@ -1,6 +1,6 @@
 //! Whole conversations through one Hub and several Sessions and text users, in memory with a fake
 //! clock: join, talk, DM, nick clash, text and binary users together, disconnect and resume with
-//! missed messages, and a slow consumer that gets a gap marker.
+//! missed messages, a slow consumer that gets a gap marker, and a big room small again.
 
 mod harness;
 
@@ -440,4 +440,42 @@ fn a_session_whose_preamble_comes_late_is_greeted_as_text_and_gets_in_at_once() 
 
 fn room_lobby() -> natter_core::RoomName {
     room("#lobby")
+}
+
+/// A big room small again: joins and parts were only counted while it was big, so the member
+/// lists of those in it named who had left and missed who had come; the summary that says it
+/// is small again has their clients ask for the list, which comes without a line.
+#[test]
+fn a_big_room_small_again_has_whole_member_lists() {
+    let mut net = Net::new(Config {
+        quiet_room_members: 3,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
+    let a = net.add_session("alice", &["#big"]);
+    let b = net.add_session("bob", &["#big"]);
+    let c = net.add_session("carol", &["#big"]);
+    let d = net.add_session("dave", &["#big"]);
+    let _e = net.add_session("erin", &["#big"]);
+    net.advance(Millis(1_500));
+    net.type_line(b, "/part #big");
+    net.type_line(c, "/part #big");
+    net.type_line(d, "/part #big");
+    net.advance(Millis(1_500));
+    let big = ConvId::Room(room("#big"));
+    let conv = net.chat(a).conv(&big).expect("alice is in #big");
+    let mut members: Vec<String> = conv.members().iter().map(ToString::to_string).collect();
+    members.sort();
+    assert_eq!(members, ["alice", "erin"]);
+    assert_eq!(conv.member_count(), 2);
+    assert!(!conv.members_partial());
+    let listed: Vec<String> = conv
+        .lines()
+        .iter()
+        .filter_map(|l| match &l.kind {
+            natter_core::chat::LineKind::Notice(w) if w.starts_with("#big (") => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(listed.is_empty(), "no list line: {listed:?}");
 }

@@ -419,7 +419,10 @@ impl Chat {
                 if let Some(c) = self.conv_mut(&id) {
                     c.members.set(members);
                     if as_of.is_some() {
+                        // The room as it is now (a resume or a rejoin): a count from before
+                        // is stale, and a big room's size comes after it (`Crowd`).
                         c.listed_at = *as_of;
+                        c.counted = None;
                     }
                     // Who is away comes after it (`AwayHere`), if anyone is.
                     c.away.clear();

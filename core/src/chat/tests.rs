@@ -1508,6 +1508,21 @@ fn a_big_rooms_count_comes_from_its_summary_and_follows_the_joins_it_still_sees(
     // Joining again starts from the new member list.
     c.handle_event(&joined("#big", 9, &["me", "bob", "carol"]), T0);
     assert_eq!(conv(&c).member_count(), 3);
+    // So does a resume's or a rejoin's refreshed list: a count from before it is stale (the
+    // room emptied while the server was away, say), and a big room's size follows it.
+    c.handle_event(&crowd(0, 0, 400), T0);
+    let refresh = |members: &[&str]| Event::Members {
+        room: room("#big"),
+        members: members.iter().map(|m| nick(m)).collect(),
+        asked: false,
+        as_of: Some(Seq(20)),
+    };
+    c.handle_event(&refresh(&["me", "dan"]), T0);
+    assert_eq!(conv(&c).member_count(), 2);
+    assert!(!conv(&c).members_partial());
+    c.handle_event(&refresh(&["me", "dan"]), T0);
+    c.handle_event(&crowd(0, 0, 401), T0);
+    assert_eq!(conv(&c).member_count(), 401);
 }
 
 /// The message of the day comes before any room is open: it is in the server's conversation,

@@ -166,6 +166,15 @@ impl Hub {
             if let Some(joined) = self.joined_msg(&room, latest) {
                 self.reply(conn, super::Reply::Msg(joined));
             }
+            // A big room's list is cut short, and its comings and goings while the client was
+            // away went to nobody: its size now, as a joiner hears it.
+            if self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| self.is_quiet(r.members.len()))
+            {
+                self.crowd_size_to(conn, &room);
+            }
             let page = pages
                 .iter()
                 .position(|(r, _)| *r == room)

@@ -7231,6 +7231,31 @@ mod crowd {
         assert_eq!(crowds(&t.recv(d)), [(0, 1, 3)]);
     }
 
+    /// A resume in a big room: the refreshed list is cut short like a joiner's, and what came
+    /// and went meanwhile was told to nobody on this connection: its size follows the list.
+    #[test]
+    fn a_resume_in_a_big_room_hears_its_size() {
+        let mut t = quiet_at(2);
+        let (a, _, token) = t.bin_from(LOCAL, "a");
+        t.join(a, "#big");
+        for n in ["b", "c"] {
+            let c = t.bin(n);
+            t.join(c, "#big");
+        }
+        let got = t.recv(a);
+        let seen = events(&got).last().map_or(Seq(0), |e| e.seq);
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        let d = t.bin("d");
+        t.join(d, "#big");
+        let (_, got) = t.resume("a", token, vec![(room("#big"), seen)]);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Joined { .. })),
+            "{got:?}"
+        );
+        assert_eq!(crowds(&got), [(0, 0, 4)]);
+    }
+
     #[test]
     fn a_crowd_arriving_costs_linear_deliveries_not_quadratic() {
         let n = 600;

@@ -205,6 +205,10 @@ pub struct Session {
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
     /// their answers are shown (`asked`). Capped at [`TYPED_ASKS`].
     typed_asks: VecDeque<(RoomName, ModAction)>,
+    /// Rooms whose member list we asked for ourselves (a big room small again: see
+    /// [`Session::refresh_members`]), oldest first: their answers refresh the list without a
+    /// line. Forgotten when the link drops (a resume refreshes every list anyway).
+    quiet_who: VecDeque<RoomName>,
     /// A ping that tells when everything sent before it was answered: see
     /// [`Session::all_answered`].
     barrier: Barrier,
@@ -246,6 +250,7 @@ impl Session {
             events: Events::default(),
             fatal: None,
             typed_asks: VecDeque::new(),
+            quiet_who: VecDeque::new(),
             barrier: Barrier::Unasked,
             barriers: 0,
             now,
@@ -684,6 +689,32 @@ impl Session {
         }
     }
 
+    /// Asks for `room`'s member list for the model's own use: a big room's summary said it is
+    /// small enough again for a list to hold every member, while the list we have still names
+    /// those who left and lacks those who came while their joins and parts were only counted.
+    /// The answer refreshes the list quietly (no line, as a typed `/who` gets).
+    pub(super) fn refresh_members(&mut self, room: RoomName) {
+        if self.quiet_who.contains(&room) {
+            return;
+        }
+        if self.quiet_who.len() >= TYPED_ASKS {
+            self.quiet_who.pop_front();
+        }
+        self.quiet_who.push_back(room.clone());
+        self.send_or_defer(ClientMsg::Who { room });
+    }
+
+    /// Whether a member list answers our own ask ([`Session::refresh_members`]; forgets it).
+    pub(super) fn answers_quiet_who(&mut self, room: &RoomName) -> bool {
+        match self.quiet_who.iter().position(|r| r == room) {
+            Some(i) => {
+                self.quiet_who.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether a room's settings or ban list (`what`) answer a typed ask (and forgets it).
     pub(super) fn answers_typed(&mut self, room: &RoomName, what: &ModAction) -> bool {
         match self
@@ -870,6 +901,7 @@ impl Session {
             )
         });
         self.asks.link_lost();
+        self.quiet_who.clear();
         self.link.reconnect(now, quick);
         if !lost {
             self.link.closed_as_asked();

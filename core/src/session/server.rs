@@ -86,11 +86,12 @@ impl Session {
             }
             ServerMsg::Members { room, mut members } => {
                 members.truncate(MAX_MEMBERS_LISTED);
-                // The hub sends a member list only to answer a `who`.
+                // The hub sends a member list only to answer a `who`: a typed one, or ours.
+                let asked = !self.answers_quiet_who(&room);
                 self.event(Event::Members {
                     room,
                     members,
-                    asked: true,
+                    asked,
                     as_of: None,
                 });
             }
@@ -148,6 +149,12 @@ impl Session {
                 if self.rooms.get_mut(&room).is_none() {
                     tracing::debug!(%room, "a summary of a room we are not in");
                     return;
+                }
+                // People came or went uncounted by our list, and a list holds them all again.
+                if (joined, left) != (0, 0)
+                    && usize::try_from(members).is_ok_and(|m| m <= MAX_MEMBERS_LISTED)
+                {
+                    self.refresh_members(room.clone());
                 }
                 self.event(Event::Crowd {
                     room,

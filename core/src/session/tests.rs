@@ -4564,3 +4564,49 @@ fn an_invitation_sent_is_said() {
     });
     assert_eq!(infos(&mut t), ["you invited bob to #lobby"]);
 }
+
+/// A big room small again: its summary says so, and the member list (which still names those
+/// who left while joins and parts were only counted, and lacks those who came) is asked for
+/// and refreshed without a line. A summary of a room still too big for a list asks nothing,
+/// and a typed `/who` is answered with its line as before.
+#[test]
+fn a_big_room_small_again_refreshes_its_member_list_quietly() {
+    let mut t = T::ready(Transport::Stream);
+    let crowd = |joined, left, members| ServerMsg::Crowd {
+        room: room("#lobby"),
+        joined,
+        left,
+        members,
+    };
+    t.recv(crowd(0, 0, 320));
+    t.recv(crowd(4, 0, 324));
+    assert!(t.drain_paced().is_empty(), "still too big for one list");
+    t.events();
+    t.recv(crowd(1, 30, 295));
+    assert_eq!(
+        t.drain_paced(),
+        [ClientMsg::Who {
+            room: room("#lobby")
+        }]
+    );
+    t.events();
+    let list = ServerMsg::Members {
+        room: room("#lobby"),
+        members: vec![nick("alice"), nick("carol")],
+    };
+    t.recv(list.clone());
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Members { asked: false, members, .. }] if members.len() == 2),
+        "{evs:?}"
+    );
+    // Typed: shown.
+    t.s.handle_input("/who", t.now);
+    t.drain_paced();
+    t.recv(list);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Members { asked: true, .. }]),
+        "{evs:?}"
+    );
+}

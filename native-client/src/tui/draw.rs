@@ -383,6 +383,12 @@ pub fn pane_on(chat: &Chat, view: &View, size: Rect, tz_offset: i32) -> Pane {
     pane(chat, view, width, height, tz_offset)
 }
 
+/// Rows `line` takes in the message pane on a screen of `size`.
+pub fn line_rows(line: &Line, me: &Nick, size: Rect, tz_offset: i32) -> usize {
+    let (width, _) = message_size(layout(size));
+    wrap(&line_segments(line, me, tz_offset), width, STAMP_WIDTH).len()
+}
+
 /// Columns and rows of text in the message pane.
 fn message_size(areas: Areas) -> (usize, usize) {
     (
@@ -466,6 +472,28 @@ pub fn counts_text(conv: &Conv) -> Option<String> {
     }
 }
 
+/// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
+/// the conversation list leaves room for its unread and mention counts).
+fn fit(text: &str, width: usize) -> String {
+    let cw = |c: char| c.width().unwrap_or(0);
+    if text.chars().map(cw).sum::<usize>() <= width {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + cw(c) + 1 > width {
+            break;
+        }
+        used += cw(c);
+        out.push(c);
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
 /// Draws the whole screen.
 pub fn draw(
     frame: &mut Frame,
@@ -492,12 +520,17 @@ pub fn draw(
 
     // Conversations.
     if let Some(area) = areas.rooms {
+        let inner = Rect::new(area.x, area.y, area.width.saturating_sub(1), area.height);
         let rows: Vec<TextLine> = chat
             .conversations()
             .enumerate()
             .map(|(i, c)| {
-                let mut spans = vec![Span::raw(format!("{} {}", i + 1, conv_name(c)))];
-                if let Some(counts) = counts_text(c) {
+                let counts = counts_text(c);
+                let room_for_name =
+                    usize::from(inner.width).saturating_sub(counts.as_ref().map_or(0, |s| s.len()));
+                let name = fit(&format!("{} {}", i + 1, conv_name(c)), room_for_name);
+                let mut spans = vec![Span::raw(name)];
+                if let Some(counts) = counts {
                     let colour = if c.mentions() > 0 {
                         Color::LightMagenta
                     } else {
@@ -516,7 +549,6 @@ pub fn draw(
                 }
             })
             .collect();
-        let inner = Rect::new(area.x, area.y, area.width.saturating_sub(1), area.height);
         frame.render_widget(Paragraph::new(rows), inner);
         draw_rule(frame, area.right().saturating_sub(1), area);
     }
@@ -896,6 +928,11 @@ mod tests {
         let s = screen(&c, &View::new(), &InputLine::new(), 100, 10);
         assert!(s[2].starts_with("2 #b (1, @1)"), "{:?}", s[2]);
         assert!(s[3].starts_with("3 @Zed (1, @1)"), "{:?}", s[3]);
+        // A name longer than the list is wide is cut, and its counts still show.
+        c.handle_event(&joined("#a-rather-long-room-name", &["me"]), Millis(0));
+        c.handle_event(&say("#a-rather-long-room-name", "bob", "hi me"), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 10);
+        assert!(s[3].starts_with("3 #a-rat… (1, @1)│"), "{:?}", s[3]);
         // A line that does not mention us has no highlight.
         c.open(&rid("#b"));
         let (rows, _) = message_rows(&c, &View::new(), 60, 10, 0);
@@ -979,6 +1016,37 @@ mod tests {
         assert_eq!(scroll, notice_rows + 20 + long_rows - 5);
         v.scroll_down(&c, 10_000);
         assert_eq!(message_rows(&c, &v, 39, 5, 0).1, 0);
+    }
+
+    /// Reading scrolled up while a long line arrives: the rows on screen stay where they are
+    /// (the view moved by all but one of the new line's rows, and the reader lost their place).
+    #[test]
+    fn a_long_line_arriving_leaves_a_scrolled_view_where_it_is() {
+        let size = Rect::new(0, 0, 60, 12);
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        let follow = |c: &mut Chat, v: &mut View, ev: &Event| {
+            c.handle_event(ev, Millis(0));
+            while let Some(change) = c.poll_change() {
+                v.follow(&change, c, |line| line_rows(line, c.me(), size, 0));
+            }
+        };
+        for i in 0..40 {
+            follow(
+                &mut c,
+                &mut v,
+                &say("#a", "bob", &format!("message number {i}")),
+            );
+        }
+        v.scroll_up(&c, 10);
+        let before = plain(&pane_on(&c, &v, size, 0).rows);
+        assert!(
+            before.iter().any(|r| r.contains("message number 25")),
+            "{before:?}"
+        );
+        follow(&mut c, &mut v, &say("#a", "bob", &"word ".repeat(60)));
+        let after = plain(&pane_on(&c, &v, size, 0).rows);
+        assert_eq!(after, before, "the view moved");
     }
 
     #[test]

@@ -2,12 +2,17 @@
 //! whole (bracketed paste) and is inserted at the cursor with its line breaks turned into
 //! spaces, so a multi-line paste becomes one message, sent when Enter is pressed.
 
-use natter_core::limits::MAX_LINE_BYTES;
+use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
 use unicode_width::UnicodeWidthChar;
 
 /// Lines kept for Up/Down.
 pub const HISTORY_LEN: usize = 200;
+
+/// Bytes the line holds: several times a message's limit ([`MAX_TEXT_BYTES`]), so a paste a
+/// little too long is kept whole: the refusal says its real length and Up brings all of it back
+/// to shorten (cut at the limit, its tail was lost without a word). Bounded all the same.
+pub const INPUT_MAX_BYTES: usize = 8 * MAX_TEXT_BYTES;
 
 /// An editable line with history.
 #[derive(Debug, Default)]
@@ -41,10 +46,10 @@ impl InputLine {
         self.text.iter().map(|c| c.len_utf8()).sum()
     }
 
-    /// Inserts one character at the cursor (refused past [`MAX_LINE_BYTES`]).
+    /// Inserts one character at the cursor (refused past [`INPUT_MAX_BYTES`]).
     pub fn insert(&mut self, c: char) {
         let c = if c == '\t' { ' ' } else { c };
-        if c.is_control() || self.bytes() + c.len_utf8() > MAX_LINE_BYTES {
+        if c.is_control() || self.bytes() + c.len_utf8() > INPUT_MAX_BYTES {
             return;
         }
         self.text.insert(self.cursor, c);
@@ -55,18 +60,28 @@ impl InputLine {
     /// control characters are dropped; what does not fit is cut.
     pub fn paste(&mut self, s: &str) {
         let s = s.trim_end_matches(['\r', '\n']);
+        let mut room = INPUT_MAX_BYTES.saturating_sub(self.bytes());
+        let mut add = Vec::new();
         let mut last_was_break = false;
         for c in s.chars() {
             let is_break = c == '\r' || c == '\n';
-            if is_break {
-                if !last_was_break {
-                    self.insert(' ');
-                }
-            } else {
-                self.insert(c);
-            }
+            let c = match c {
+                _ if is_break && last_was_break => None,
+                '\t' | '\r' | '\n' => Some(' '),
+                c if c.is_control() => None,
+                c => Some(c),
+            };
             last_was_break = is_break;
+            let Some(c) = c else { continue };
+            if c.len_utf8() > room {
+                break;
+            }
+            room -= c.len_utf8();
+            add.push(c);
         }
+        let n = add.len();
+        self.text.splice(self.cursor..self.cursor, add);
+        self.cursor += n;
     }
 
     /// Deletes the char before the cursor.
@@ -114,7 +129,7 @@ impl InputLine {
         let suffix = if start == 0 { ": " } else { " " };
         let with: Vec<char> = found.chars().chain(suffix.chars()).collect();
         let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
-        if self.bytes() - word.len() + grows > MAX_LINE_BYTES {
+        if self.bytes() - word.len() + grows > INPUT_MAX_BYTES {
             return false;
         }
         self.text.splice(start..self.cursor, with.iter().copied());
@@ -346,11 +361,18 @@ mod tests {
         let mut i = typed("> ");
         i.paste("line one\r\nline two\nthree\n");
         assert_eq!(i.text(), "> line one line two three");
+        // A paste too long to send is kept whole (the refusal says how long it is, Up brings
+        // it back to shorten); one past what the line holds is cut there.
+        let mut long = typed("x");
+        long.home();
+        long.paste(&"y".repeat(MAX_TEXT_BYTES + 1_000));
+        assert_eq!(long.cursor(), MAX_TEXT_BYTES + 1_000);
+        assert_eq!(long.submit().map(|l| l.len()), Some(MAX_TEXT_BYTES + 1_001));
         let mut big = InputLine::new();
-        big.paste(&"x".repeat(MAX_LINE_BYTES + 10));
-        assert_eq!(big.text().len(), MAX_LINE_BYTES);
+        big.paste(&"x".repeat(INPUT_MAX_BYTES + 10));
+        assert_eq!(big.text().len(), INPUT_MAX_BYTES);
         big.paste("\u{1b}");
-        assert_eq!(big.text().len(), MAX_LINE_BYTES);
+        assert_eq!(big.text().len(), INPUT_MAX_BYTES);
     }
 
     #[test]

@@ -205,14 +205,16 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                 break;
             }
         }
+        let size = terminal.size()?;
+        let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
         while let Some(change) = chat.poll_change() {
-            view.follow(&change, &chat);
+            view.follow(&change, &chat, |line| {
+                draw::line_rows(line, chat.me(), size, tz)
+            });
         }
         if view.scroll(&chat) > 0 {
             // Not past the top (following a change may have asked for "the top"): lines put
             // there later must not make the view jump, and PgDn must move at once.
-            let size = terminal.size()?;
-            let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
             let pane = draw::pane_on(&chat, &view, size, tz);
             view.clamp(&chat, pane.scroll);
         }

@@ -1,10 +1,11 @@
 //! What the TUI keeps beyond natter-core's chat model, which holds everything about the chat:
 //! view concerns only. How far each conversation is scrolled up, kept still while new lines
-//! arrive (older lines put in front change nothing: the scroll counts from the bottom; those
+//! arrive (the scroll counts rows from the bottom, so a new line adds the rows it takes; older
+//! lines put in front change nothing; those
 //! `/history` brought while the view was at the bottom are scrolled to), and back at the bottom
 //! when a conversation is opened; how far a search's results are scrolled down.
 
-use natter_core::chat::{Change, Chat, ConvId};
+use natter_core::chat::{Change, Chat, ConvId, Line};
 use std::collections::HashMap;
 
 /// The TUI's view state.
@@ -60,13 +61,21 @@ impl View {
     }
 
     /// Follows a change of the model: a line arriving in a conversation scrolled up keeps the
-    /// view still; a conversation opened shows its newest lines; a conversation gone is
-    /// forgotten; a new search shows its first results.
-    pub fn follow(&mut self, change: &Change, chat: &Chat) {
+    /// view still (`rows_of` says how many rows a line takes on screen); a conversation opened
+    /// shows its newest lines; a conversation gone is forgotten; a new search shows its first
+    /// results.
+    pub fn follow(&mut self, change: &Change, chat: &Chat, rows_of: impl Fn(&Line) -> usize) {
         match change {
-            Change::LineAdded { conv, .. } => {
+            Change::LineAdded { conv, id } => {
                 if let Some(s) = self.scroll.get_mut(conv).filter(|s| **s > 0) {
-                    *s = s.saturating_add(1);
+                    // Our own line's echo takes the place of the copy shown waiting at the
+                    // bottom, which took as many rows: nothing moves.
+                    let rows = chat
+                        .conv(conv)
+                        .and_then(|c| c.line(*id))
+                        .filter(|l| !l.mine)
+                        .map_or(0, rows_of);
+                    *s = s.saturating_add(rows);
                 }
             }
             // Older lines while the open conversation follows its newest: `/history` asked for
@@ -150,7 +159,7 @@ pub(crate) mod tests {
     pub fn apply(c: &mut Chat, v: &mut View, ev: &Event) {
         c.handle_event(ev, Millis(0));
         while let Some(change) = c.poll_change() {
-            v.follow(&change, c);
+            v.follow(&change, c, |_| 1);
         }
     }
 
@@ -169,12 +178,12 @@ pub(crate) mod tests {
         assert_eq!(v.scroll(&c), c.current_conv().lines().len() * 4, "bounded");
         c.open(&rid("#b"));
         while let Some(change) = c.poll_change() {
-            v.follow(&change, &c);
+            v.follow(&change, &c, |_| 1);
         }
         assert_eq!(v.scroll(&c), 0);
         c.open(&rid("#a"));
         while let Some(change) = c.poll_change() {
-            v.follow(&change, &c);
+            v.follow(&change, &c, |_| 1);
         }
         assert_eq!(v.scroll(&c), 0, "opened again: at the end");
         v.scroll_up(&c, 2);
