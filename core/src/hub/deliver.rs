@@ -185,12 +185,14 @@ impl Hub {
         // A join of an operator, a voiced member or someone away: IRC clients learn it from a
         // MODE or AWAY line after the JOIN.
         let joiner = if matches!(ev.kind, EventKind::Join) {
+            let user = uid.and_then(|uid| self.users.get(&uid).map(|u| (uid, u)));
             Joiner {
                 standing: self.standing(room, &ev.from),
-                away: match uid.and_then(|u| self.users.get(&u)) {
-                    Some(u) => u.away().cloned(),
+                away: match user {
+                    Some((_, u)) => u.away().cloned(),
                     None => self.remote_away(&ev.from),
                 },
+                realname: user.map(|(uid, u)| self.ident_of(uid, u).realname),
             }
         } else {
             Joiner::default()

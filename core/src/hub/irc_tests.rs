@@ -1868,16 +1868,35 @@ fn account_tag_extended_join_and_account_notify_tell_signed_in_users_from_guests
     n.send_bin(a, &ClientMsg::Join { room: room("#x") });
     n.send_bin(b, &ClientMsg::Join { room: room("#x") });
     let l = n.lines(w);
+    // extended-join's real name is what WHO shows: natter's clients say how they are on.
     assert_eq!(
         l,
         [
-            "@account=alice :alice!alice@natter JOIN #x alice :alice",
-            ":bob!bob@natter JOIN #x * :bob"
+            "@account=alice :alice!alice@natter JOIN #x alice :natter user on the natter client or a web page",
+            ":bob!bob@natter JOIN #x * :natter user on the natter client or a web page"
         ]
+    );
+    // An IRC user's is its USER's, in its own JOIN's echo too.
+    let c = with_user(&mut n, "cara", "cu", "Cara Real");
+    n.send(c, &["CAP REQ extended-join", "JOIN #x"]);
+    n.advance(2_000);
+    assert!(
+        n.lines(w)
+            .contains(&":cara!cara@natter JOIN #x * :Cara Real".to_owned()),
+        "the JOIN others see"
+    );
+    assert!(
+        n.lines(c)
+            .contains(&":cara!cara@natter JOIN #x * :Cara Real".to_owned()),
+        "its own"
     );
     assert_eq!(
         n.lines(p),
-        [":alice!alice@natter JOIN #x", ":bob!bob@natter JOIN #x"]
+        [
+            ":alice!alice@natter JOIN #x",
+            ":bob!bob@natter JOIN #x",
+            ":cara!cara@natter JOIN #x"
+        ]
     );
     let say = |n: &mut Net, c: ConnId, id: u64, t: &str| {
         n.send_bin(
@@ -1950,7 +1969,7 @@ fn account_tag_extended_join_and_account_notify_tell_signed_in_users_from_guests
     let l = n.lines(s);
     assert!(
         l.iter()
-            .any(|l| l == ":alice!alice@natter JOIN #x alice :alice"),
+            .any(|l| l == ":alice!alice@natter JOIN #x alice :U"),
         "{l:?}"
     );
     // Its lines reach the watcher tagged.

@@ -721,6 +721,8 @@ pub(crate) struct Joiner {
     pub(crate) standing: &'static str,
     /// Its away message, if it is away.
     pub(crate) away: Option<crate::types::Text>,
+    /// Its real name, as WHO shows it (IRC's `extended-join`), when the hub knows the joiner.
+    pub(crate) realname: Option<Box<str>>,
 }
 
 impl<'a> EventRef<'a> {

@@ -440,8 +440,11 @@ impl Irc {
                     } else {
                         "*"
                     };
-                    // natter has no real names: the nick stands in.
-                    let params = [room.as_str(), account, me.as_str()];
+                    let real = self
+                        .ident()
+                        .map_or(me.as_str(), |(_, real)| real)
+                        .to_owned();
+                    let params = [room.as_str(), account, real.as_str()];
                     l.from(&tags, &src, "JOIN", &params, true);
                 } else {
                     l.from(&tags, &src, "JOIN", &[room.as_str()], false);
@@ -1482,7 +1485,9 @@ impl Irc {
             EventKind::Join => {
                 if form.0 & F_EXTJOIN != 0 {
                     let account = if signed_in { ev.from.as_str() } else { "*" };
-                    let params = [room, account, ev.from.as_str()];
+                    // The joiner's real name when the hub knew it (a live join), else its nick.
+                    let real = joiner.realname.as_deref().unwrap_or(ev.from.as_str());
+                    let params = [room, account, real];
                     l.from(&tags, &src, "JOIN", &params, true);
                 } else {
                     l.from(&tags, &src, "JOIN", &[room], false);
