@@ -2933,6 +2933,26 @@ fn oper_with_an_admin_accounts_password_gives_its_powers_and_nothing_else_does()
     n.send(b, &["KILL dan :bye"]);
     n.advance(1_000);
     assert!(n.closed(d), "bob's KILL works");
+    // `MODE bob -o` gives the powers up; `+o` does not take them back.
+    let f = n.client("fay", &[]);
+    n.lines(b);
+    n.send(
+        b,
+        &["MODE bob -o", "MODE bob +o", "MODE bob", "KILL fay :bye"],
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":bob!bob@natter MODE bob :-o",
+            ":natter.irc 221 bob +",
+            ":natter.irc 481 bob :Permission Denied (that is for server admins)",
+        ]
+    );
+    assert!(!n.closed(f));
+    n.send(b, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["381"]);
     // alice is no admin any more (a reload of the config): bob's powers went with hers.
     let mut config = n.hub.config().clone();
     config.accounts.admins.clear();

@@ -205,6 +205,11 @@ impl Hub {
             Request::Query(q) => self.query(conn, q, now),
             Request::Relay(r) => self.relay(conn, r, now),
             Request::Oper { name, password } => self.oper(conn, name, password, now),
+            Request::Deoper => {
+                if let Some(uid) = self.user_of(conn) {
+                    self.accounts.opers.remove(&uid);
+                }
+            }
         }
     }
 

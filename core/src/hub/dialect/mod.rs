@@ -478,6 +478,8 @@ pub(crate) enum Request {
     /// Client-only message tags for a room's members or a user, relayed live and kept nowhere
     /// (IRC's `TAGMSG`: typing notifications): see [`crate::hub::relay`].
     Relay(crate::hub::relay::Relay),
+    /// IRC's `MODE me -o`: this user gives up what `OPER` gave it.
+    Deoper,
     /// IRC's `OPER name password`: this user takes the server admin powers of the admin
     /// account `name` (`[accounts] admins`), proved by its password, without signing in to it
     /// (the nick stays). Answered by [`Note::Oper`].

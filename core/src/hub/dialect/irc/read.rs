@@ -1018,6 +1018,18 @@ impl Irc {
                         applied.push(c);
                     }
                 }
+                // `-o` gives up what OPER gave; `+o` is OPER's alone (ignored, as RFC 2812
+                // says).
+                'o' => {
+                    if !on && self.umodes.remove(&'o') {
+                        if sign != Some(on) {
+                            applied.push('-');
+                            sign = Some(on);
+                        }
+                        applied.push('o');
+                        plan.request(Request::Deoper);
+                    }
+                }
                 _ => unknown = true,
             }
         }
