@@ -1485,7 +1485,7 @@ fn irc_moderation(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
         10 => format!("MODE {r} +q {mask}"),
         11 => format!("MODE {r} +ovb {n} {n} {mask}"),
         12 => format!("MODE {r}"),
-        13 => format!("MODE {n} +i"),
+        13 => format!("MODE {n} {}", ops.pick(&["+i", "-o", "+o", "-i+w"])),
         14 => format!("KICK {r} {n} :out"),
         15 => format!("KICK {r} {n},bob,eve"),
         16 => format!("INVITE {n} {r}"),
