@@ -522,6 +522,7 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
          /set irc.server.natter.sasl_mechanism plain;\
          /set irc.server.natter.sasl_username dora;\
          /set irc.server.natter.sasl_password sasl-passphrase;\
+         /set irc.server.natter.realname Dora Explorer;\
          /connect natter"
     );
     tmux.start(
@@ -530,11 +531,11 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
         &["-d", &weechat_home.display().to_string(), "-r", &setup],
     );
     // Registered as the account, not as the nick it asked for (`somebody`), and in the
-    // account's rooms; extended-join shows the account in brackets and the nick as the real
-    // name. (WeeChat says "SASL authentication successful" in its server buffer.)
+    // account's rooms; extended-join shows the account in brackets and its USER's real name.
+    // (WeeChat says "SASL authentication successful" in its server buffer.)
     tmux.wait_line(
         "weechat",
-        &["dora [dora] (dora) (dora@natter) has joined #lobby"],
+        &["dora [dora] (Dora Explorer) (dora@natter) has joined #lobby"],
     )
     .await;
     tmux.type_until(
