@@ -440,11 +440,8 @@ impl Irc {
                     } else {
                         "*"
                     };
-                    let real = self
-                        .ident()
-                        .map_or(me.as_str(), |(_, real)| real)
-                        .to_owned();
-                    let params = [room.as_str(), account, real.as_str()];
+                    let real = self.ident().map_or(me.as_str(), |(_, real)| real);
+                    let params = [room.as_str(), account, real];
                     l.from(&tags, &src, "JOIN", &params, true);
                 } else {
                     l.from(&tags, &src, "JOIN", &[room.as_str()], false);
