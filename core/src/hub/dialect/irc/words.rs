@@ -1284,7 +1284,7 @@ impl Irc {
                     open.clone()
                 };
                 for (room, at) in rooms {
-                    let at = format!("timestamp={}", time::iso(*at));
+                    let at = time::iso(*at);
                     l.from(
                         &tags,
                         l.server,
