@@ -6072,3 +6072,25 @@ fn whox_answers_the_fields_asked_in_whox_order_with_the_token_and_account() {
     n.send(other, &["WHO * o%n"]);
     assert_eq!(n.lines(other), [":natter.irc 315 other * :End of WHO list"]);
 }
+
+/// `INVITE` from a member of a channel nobody runs works as on IRC servers (`341`, and the
+/// invited reads `INVITE`; irctest's `testInvite[False]`), and `443` for someone in it already.
+/// (An invite-only room's invitations are its operators': `hub::tests::moderation`.)
+#[test]
+fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
+    let mut n = Net::new();
+    let a = n.client("amy", &[]);
+    let b = n.client("ben", &[]);
+    n.send(a, &["JOIN #open"]);
+    n.lines(a);
+    n.lines(b);
+    n.send(a, &["INVITE ben #open"]);
+    assert_eq!(n.lines(a), [":natter.irc 341 amy ben #open"]);
+    assert_eq!(n.lines(b), [":amy!amy@natter INVITE ben #open"]);
+    // In a channel ben is in already: 443.
+    n.send(b, &["JOIN #open"]);
+    n.lines(b);
+    n.lines(a);
+    n.send(a, &["INVITE ben #open"]);
+    assert_eq!(numerics(&n.lines(a)), ["443"]);
+}

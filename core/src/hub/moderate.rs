@@ -99,6 +99,8 @@ impl Hub {
             || r.policy
                 .as_ref()
                 .is_some_and(|p| p.is_op(account.as_deref()));
+        let invite_only = r.policy.as_ref().is_some_and(|p| p.modes.invite_only);
+        let inviting = matches!(action, ModAction::Invite(_));
         let need_op = || {
             Err((
                 ErrorKind::NotOperator,
@@ -219,7 +221,11 @@ impl Hub {
                     self.unchanged(conn, format!("{nick} is not an operator of {room}"));
                 }
             }
-            _ if !is_op => return need_op(),
+            // Any member invites to a room that is not invite-only, as on IRC: there the
+            // invitation only tells the invited; in an invite-only room it lets in, which
+            // is an operator's to give.
+            ModAction::Invite(_) if !is_op && invite_only => return need_op(),
+            _ if !is_op && !inviting => return need_op(),
             ModAction::Voice(nick) => {
                 self.in_room(&nick, room)?;
                 let p = self.policy_mut(room);
@@ -424,8 +430,13 @@ impl Hub {
                 }
                 r.invited.push(folded);
                 // Who let whom into the room is the audit log's (not a room event: an
-                // invitation is between the operator and the invited, as on IRC).
-                self.audit(Some(room), &me, format!("invite {tnick}"), now);
+                // invitation is between the operator and the invited, as on IRC). A member's
+                // invitation to an open room is kept as well (it lets in should the room turn
+                // invite-only before the invited come, as IRC servers keep invitations), but
+                // it is no operator's act.
+                if is_op {
+                    self.audit(Some(room), &me, format!("invite {tnick}"), now);
+                }
                 let invited = tnick.clone();
                 let edit = PolicyEdit::Invite {
                     nick: tnick,

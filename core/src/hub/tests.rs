@@ -6148,6 +6148,44 @@ mod moderation {
     }
 
     #[test]
+    fn any_member_invites_to_a_room_that_is_not_invite_only_and_only_operators_to_one_that_is() {
+        let mut t = T::with(cfg());
+        // An unregistered room: nobody in charge, and a member's invitation still reaches.
+        let (g, _, _) = t.bin_from(ip("198.51.100.40"), "gus");
+        t.join(g, "#open");
+        let (c, _, _) = t.bin_from(ip("198.51.100.41"), "cat");
+        let before = t.hub.stats().moderation_room;
+        assert_eq!(
+            act(&mut t, g, "#open", ModAction::Invite(nick("cat"))),
+            [ServerMsg::InviteSent {
+                room: room("#open"),
+                nick: nick("cat")
+            }]
+        );
+        assert!(
+            t.recv(c)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Invited { by, room: r } if by.as_str() == "gus" && r.as_str() == "#open"))
+        );
+        // Not an operator's act: no audit line.
+        assert_eq!(t.hub.stats().moderation_room, before);
+        // An invite-only room: an invitation lets in, which only operators give.
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(true)),
+        );
+        t.recv(b);
+        assert_eq!(
+            kinds(&act(&mut t, b, "#r", ModAction::Invite(nick("cat")))),
+            vec![ErrorKind::NotOperator]
+        );
+        assert_eq!(kinds(&t.join(c, "#r")), vec![ErrorKind::InviteOnly]);
+    }
+
+    #[test]
     fn invite_only_keys_and_limits_gate_joins() {
         let mut t = T::with(cfg());
         let (a, b) = founded(&mut t);
