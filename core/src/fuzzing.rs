@@ -1497,9 +1497,9 @@ fn irc_moderation(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
 }
 
 /// IRC's questions and the rest: `WHOIS`, `WHO`, `ISON`, `NAMES`, `LIST`, `NOTICE`, `TAGMSG`,
-/// `MONITOR` (not supported: answered as unknown).
+/// `MONITOR` (adding, taking off, listing and clearing watched nicks).
 fn irc_queries(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
-    let line = match ops.byte() % 18 {
+    let line = match ops.byte() % 20 {
         0 => format!("WHOIS {n}"),
         1 => format!("WHOIS natter {n},bob"),
         2 => format!("WHO {n}"),
@@ -1517,6 +1517,8 @@ fn irc_queries(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
         14 => "MOTD\r\nLUSERS\r\nTIME\r\nVERSION".to_owned(),
         15 => "JOIN 0".to_owned(),
         16 => format!("PRIVMSG {r},{n} :\x01ACTION waves\x01"),
+        17 => format!("MONITOR - {n},bob\r\nMONITOR L\r\nMONITOR S"),
+        18 => "MONITOR C".to_owned(),
         _ => format!("@label=q PRIVMSG {n} :\x01VERSION\x01"),
     };
     format!("{line}\r\n").into_bytes()

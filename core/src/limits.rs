@@ -298,6 +298,10 @@ pub const IRC_MAX_WHO_MATCHES: usize = 200;
 /// worst); a longer one is answered with its `315` alone.
 pub const IRC_MAX_WHO_MASK: usize = 80;
 
+/// Most nicks one IRC connection may `MONITOR` (its `MONITOR=` in the welcome): bounds the
+/// hub's lists at this many per IRC connection; a `MONITOR +` past it is `734` for the rest.
+pub const IRC_MONITOR_MAX: usize = 100;
+
 /// Records of nicks that were given up (a quit or a nick change) the hub keeps for IRC's
 /// `WHOWAS`, oldest forgotten first: each is ~200 bytes at most (nick, user name, real name,
 /// time), so the whole memory stays under ~100 KB however many users come and go.

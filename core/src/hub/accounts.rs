@@ -1394,6 +1394,7 @@ impl Hub {
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
         self.nicks.remove(old.folded_key().as_str(), uid);
         self.nicks.insert(&self.users, nick.folded_key(), uid);
+        self.monitored_rename(&old, &nick);
         self.session_changed(uid);
         let skip = by.map_or(super::deliver::Skip::None, |c| self.skip_own(c));
         self.announce_rename(uid, &rooms, &old, &nick, skip, now);
@@ -1406,9 +1407,10 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(&self.users, name.folded_key(), uid);
         self.attach_gen += 1;
-        let mut user = super::User::new(uid, name);
+        let mut user = super::User::new(uid, name.clone());
         user.set_account(Some(account.to_owned()));
         self.users.insert(uid, Box::new(user));
+        self.monitored_on(&name);
         uid
     }
 

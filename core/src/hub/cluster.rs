@@ -1269,6 +1269,7 @@ impl Hub {
         // The nick is the other node's now (not released), but this node no longer tells of
         // the user: its record there is the other node's to keep.
         self.cluster_presence_changed(&u.nick);
+        self.monitored_off(&u.nick);
         for r in &u.rooms {
             if let Some(room) = self.rooms.get_mut(r) {
                 room.members.remove(&uid);

@@ -6094,3 +6094,84 @@ fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
     n.send(a, &["INVITE ben #open"]);
     assert_eq!(numerics(&n.lines(a)), ["443"]);
 }
+
+/// IRCv3 `MONITOR`: `730`/`731` for the nicks asked about, then as they come and go (a
+/// connection, a nick change, a quit; not a change of case), `L`, `-`, `C`, `S`, a full list
+/// (`734`), and a connection's list goes with it.
+#[test]
+fn monitor_tells_of_watched_nicks_as_they_come_and_go() {
+    let mut n = Net::new();
+    let a = n.irc();
+    n.send(a, &["NICK amy", "USER a 0 * :Amy"]);
+    let l = n.lines(a);
+    assert!(find(&l, " 005 ").contains(" MONITOR=100 "), "{l:?}");
+    let b = n.client("bob", &[]);
+    n.lines(a);
+    // A mask is no nick: left out.
+    n.send(a, &["MONITOR + bob,Cat,*!x@y"]);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc 730 amy :bob!bob@natter",
+            ":natter.irc 731 amy :Cat"
+        ]
+    );
+    // Someone takes the nick (here a binary client): told, as its user has it.
+    let c = n.bin("cat");
+    assert_eq!(n.lines(a), [":natter.irc 730 amy :cat!cat@natter"]);
+    // A change of case is the same nick: nothing. A change of nick: gone.
+    n.send(b, &["NICK Bob"]);
+    n.lines(b);
+    assert_eq!(n.lines(a), Vec::<String>::new());
+    n.send_bin(
+        c,
+        &ClientMsg::Nick {
+            nick: Nick::new("dog").unwrap(),
+        },
+    );
+    assert_eq!(n.lines(a), [":natter.irc 731 amy :Cat"]);
+    n.send(b, &["QUIT :bye"]);
+    assert_eq!(n.lines(a), [":natter.irc 731 amy :bob"]);
+
+    n.send(a, &["MONITOR L", "MONITOR - BOB", "MONITOR L", "MONITOR S"]);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc 732 amy :bob,Cat",
+            ":natter.irc 733 amy :End of MONITOR list",
+            ":natter.irc 732 amy :Cat",
+            ":natter.irc 733 amy :End of MONITOR list",
+            ":natter.irc 731 amy :Cat",
+        ]
+    );
+    n.send(a, &["MONITOR C", "MONITOR L", "MONITOR", "MONITOR x"]);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc 733 amy :End of MONITOR list",
+            ":natter.irc 461 amy MONITOR :Not enough parameters",
+            ":natter.irc 461 amy MONITOR :Not enough parameters",
+        ]
+    );
+    assert_eq!(n.hub.monitors.watched(), 0);
+
+    // Full: what fits is told, the rest is 734.
+    let many: Vec<String> = (0..102).map(|i| format!("n{i}")).collect();
+    n.advance(10_000);
+    n.send(a, &[&format!("MONITOR + {}", many[..60].join(","))]);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["731"], "{l:?}");
+    n.advance(10_000);
+    n.send(a, &[&format!("MONITOR + {}", many[60..].join(","))]);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["731", "734"], "{l:?}");
+    assert!(
+        l[1].ends_with(" 734 amy 100 n100,n101 :Monitor list is full."),
+        "{l:?}"
+    );
+    assert_eq!(n.hub.monitors.watched(), 100);
+    // The connection's end takes its list.
+    n.hub.handle_close(a, n.now);
+    n.pump();
+    assert_eq!(n.hub.monitors.watched(), 0);
+}

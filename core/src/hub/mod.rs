@@ -59,6 +59,7 @@ mod irc_tests;
 mod line;
 mod lines;
 mod moderate;
+mod monitor;
 mod ops;
 mod pace;
 mod past;
@@ -462,6 +463,8 @@ pub struct Hub {
     users_peak: (usize, usize),
     /// Nicks given up lately, for IRC's WHOWAS.
     whowas: whowas::Whowas,
+    /// IRC connections' `MONITOR` lists.
+    monitors: monitor::Monitors,
     /// Store reads out, and who waits for them.
     queries: past::Queries,
     /// The durable store's state, when there is one.
@@ -541,6 +544,7 @@ impl Hub {
             next_user: 1,
             users_peak: (0, 0),
             whowas: whowas::Whowas::default(),
+            monitors: monitor::Monitors::default(),
             next_device: 1,
             next_ping: 1,
             steps: Vec::new(),
@@ -729,6 +733,7 @@ impl Hub {
         }
         self.queries.forget(conn);
         self.forget_account_work(conn);
+        self.forget_monitors(conn);
         self.attach_gen += 1;
         let Some(c) = self.conns.remove(&conn) else {
             return;

@@ -205,6 +205,7 @@ impl Hub {
             Request::Query(q) => self.query(conn, q, now),
             Request::Relay(r) => self.relay(conn, r, now),
             Request::Oper { name, password } => self.oper(conn, name, password, now),
+            Request::Monitor(op) => self.monitor(conn, op),
             Request::Deoper => {
                 if let Some(uid) = self.user_of(conn) {
                     self.accounts.opers.remove(&uid);
@@ -1042,6 +1043,7 @@ impl Hub {
             }
             None => return,
         };
+        self.monitored_rename(&old, &nick);
         self.session_changed(uid);
         let skip = self.skip_own(conn);
         self.announce_rename(uid, &rooms, &old, &nick, skip, now);

@@ -516,7 +516,7 @@ impl Hub {
             .flatten()
     }
 
-    fn present(&self, nick: &Nick) -> Option<Present> {
+    pub(super) fn present(&self, nick: &Nick) -> Option<Present> {
         self.user_named(nick)
             .map(|(uid, u)| Present {
                 nick: u.nick.clone(),

@@ -437,6 +437,7 @@ impl Hub {
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);
+        self.monitored_off(&u.nick);
         self.user_wide(u.rooms.len(), |hub| {
             for room in &u.rooms {
                 let mut before = 0;

@@ -17,8 +17,10 @@ impl Hub {
         self.next_user += 1;
         self.nicks.insert(&self.users, nick.folded_key(), uid);
         self.attach_gen += 1;
-        self.users.insert(uid, Box::new(User::new(uid, nick)));
+        self.users
+            .insert(uid, Box::new(User::new(uid, nick.clone())));
         self.note_users_peak();
+        self.monitored_on(&nick);
         let did = self.new_device(uid, Some(conn));
         (uid, did)
     }

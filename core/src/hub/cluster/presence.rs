@@ -117,6 +117,7 @@ impl Hub {
             .unwrap_or_default();
         let after = presence.as_ref().and_then(|p| p.away.clone());
         let shown = presence.as_ref().map(|p| p.nick.clone());
+        let was_known = cl.presence.known.contains_key(&folded);
         if presence.is_none() && self.nicks.contains_key(&self.users, folded.as_str()) {
             // Removed while a user here has the nick: another node forgot it (this node's
             // lease lapsed while it lived, see `ClusterOut::Forget`). Told again at the next
@@ -131,6 +132,15 @@ impl Hub {
                 .insert(folded.clone(), (p, node.to_owned())),
             None => cl.presence.known.remove(&folded),
         };
+        // IRC's MONITOR: a nick now had, or no longer had, on another node (a user here with
+        // it is what its watchers hear of).
+        if !self.nicks.contains_key(&self.users, folded.as_str()) {
+            match (&shown, was_known) {
+                (Some(n), false) => self.monitored_on(n),
+                (None, true) => self.monitored_off(nick),
+                _ => {}
+            }
+        }
         if before == after || self.nicks.contains_key(&self.users, folded.as_str()) {
             return;
         }

@@ -489,6 +489,9 @@ pub(crate) enum Request {
         /// Its password.
         password: crate::types::Password,
     },
+    /// IRC's `MONITOR` ([`crate::hub::monitor`]): a change to, or a look at, this
+    /// connection's list of watched nicks. Answered by [`Note::Monitor`]s, if at all.
+    Monitor(MonitorOp),
     /// A message (a say, action or notice to a room, or a direct one) with the client-only
     /// tags the client sent with it (IRC's `@+draft/reply=... PRIVMSG`): they go with it, live,
     /// to the connections whose dialect carries them; the room event and history hold none.
@@ -669,6 +672,37 @@ pub(crate) enum Note {
     },
     /// What an `OPER` ([`Request::Oper`]) came to.
     Oper(OperAnswer),
+    /// A `MONITOR` answer, or news of a watched nick (IRC's `730`–`734`; other dialects
+    /// never ask, and say nothing).
+    Monitor(MonitorNote),
+}
+
+/// A `MONITOR` request ([`Request::Monitor`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MonitorOp {
+    /// `+ a,b`: watch these (answered with who of them is on and who is not).
+    Add(Vec<Nick>),
+    /// `- a,b`: stop watching these (no answer).
+    Remove(Vec<Nick>),
+    /// `C`: stop watching anyone (no answer).
+    Clear,
+    /// `L`: the list (`732`, `733`).
+    List,
+    /// `S`: who of the list is on and who is not.
+    Status,
+}
+
+/// What a [`Note::Monitor`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MonitorNote {
+    /// These watched nicks are on now, as their users have them (`730`).
+    Online(Vec<Nick>),
+    /// These are not, as the list has them (`731`).
+    Offline(Vec<Nick>),
+    /// The list (`732` lines, then `733`).
+    List(Vec<Nick>),
+    /// These did not fit on the list (`734`).
+    Full(Vec<Nick>),
 }
 
 /// The answer to [`Request::Oper`].

@@ -371,3 +371,38 @@ fn a_joiner_learns_who_on_another_node_is_away() {
         .expect("alice's join");
     assert_eq!(got.get(at + 1), Some(&here("#s")), "{got:?}");
 }
+
+/// IRC's `MONITOR` follows users on other nodes as `ISON` knows them: one connecting, renaming
+/// and quitting there is told; going away there is not news.
+#[test]
+fn monitor_follows_a_user_on_another_node() {
+    // What `c` on node `i` was sent since the last look.
+    fn news(net: &mut Net, i: usize, c: ConnId) -> String {
+        let raw = net.nodes[i].raw.remove(&c).unwrap_or_default();
+        String::from_utf8_lossy(&raw).into_owned()
+    }
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    let text = irc(&mut net, 0, carol, "MONITOR + bob,robert");
+    assert!(text.contains(" 731 carol :bob,robert\r\n"), "{text}");
+    news(&mut net, 0, carol);
+    let bob = irc_user(&mut net, 1, "Bob", "");
+    assert_eq!(
+        news(&mut net, 0, carol),
+        ":natter.irc 730 carol :Bob!Bob@natter\r\n"
+    );
+    irc(&mut net, 1, bob, "AWAY :lunch");
+    assert_eq!(news(&mut net, 0, carol), "");
+    irc(&mut net, 1, bob, "NICK robert");
+    let text = news(&mut net, 0, carol);
+    assert!(text.contains(" 731 carol :bob\r\n"), "{text}");
+    assert!(
+        text.contains(" 730 carol :robert!robert@natter\r\n"),
+        "{text}"
+    );
+    irc(&mut net, 1, bob, "QUIT :bye");
+    assert_eq!(
+        news(&mut net, 0, carol),
+        ":natter.irc 731 carol :robert\r\n"
+    );
+}

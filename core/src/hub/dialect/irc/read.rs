@@ -7,9 +7,11 @@ use super::names::{self, Said};
 use super::numeric::*;
 use super::{Irc, Label, Running, Whox};
 use crate::hub::config::ServerName;
-use crate::hub::dialect::{Hello, IfTaken, Reply, Request, Step};
+use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
 use crate::hub::query::{Query, wildcard_matches};
-use crate::limits::{IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK};
+use crate::limits::{
+    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
+};
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
 use crate::wire::ClientMsg;
@@ -24,7 +26,7 @@ const ONE_REPLY: [&str; 11] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 34] = [
+const KNOWN: [&str; 35] = [
     "CAP",
     "PASS",
     "USER",
@@ -59,6 +61,7 @@ const KNOWN: [&str; 34] = [
     "INVITE",
     "OPER",
     "INFO",
+    "MONITOR",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -771,6 +774,30 @@ impl Irc {
                 }
                 _ => plan.need_more(verb),
             },
+            // IRCv3 MONITOR: `+`/`-` a comma list, `C`, `L`, `S`. Targets that are no nick (a
+            // mask, say) are left out: nobody ever has them.
+            "MONITOR" => {
+                let targets = || -> Vec<Nick> {
+                    msg.param(1)
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(|n| Nick::new(n).ok())
+                        .take(IRC_MONITOR_MAX + 1)
+                        .collect()
+                };
+                let op = match msg.param(0) {
+                    Some("+") if msg.param(1).is_some() => Some(MonitorOp::Add(targets())),
+                    Some("-") if msg.param(1).is_some() => Some(MonitorOp::Remove(targets())),
+                    Some(c) if c.eq_ignore_ascii_case("C") => Some(MonitorOp::Clear),
+                    Some(l) if l.eq_ignore_ascii_case("L") => Some(MonitorOp::List),
+                    Some(s) if s.eq_ignore_ascii_case("S") => Some(MonitorOp::Status),
+                    _ => None,
+                };
+                match op {
+                    Some(op) => plan.request(Request::Monitor(op)),
+                    None => plan.need_more(verb),
+                }
+            }
             // A server admin's `/kill` and `/wall` (`[accounts] admins`); anyone else gets 481.
             "KILL" => match msg.param(0).map(Nick::new) {
                 Some(Ok(nick)) => {

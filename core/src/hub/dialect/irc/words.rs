@@ -20,7 +20,8 @@ use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MATCHES,
-    MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
+    IRC_MONITOR_MAX, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN,
+    MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -50,6 +51,7 @@ fn isupport() -> Vec<String> {
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        format!("MONITOR={IRC_MONITOR_MAX}"),
         "MSGREFTYPES=msgid,timestamp".into(),
         format!("NETWORK={NETWORK}"),
         format!("NICKLEN={MAX_NICK_LEN}"),
@@ -127,6 +129,17 @@ impl Lines<'_> {
     /// A numeric whose text is a space-separated list: in as many lines as the items take
     /// (none is cut), at least one.
     fn num_list<'a>(&mut self, code: &str, middle: &[&str], items: impl Iterator<Item = &'a str>) {
+        self.num_joined(code, middle, items, ' ');
+    }
+
+    /// [`Self::num_list`] with the items joined by `sep` (`MONITOR`'s are by commas).
+    fn num_joined<'a>(
+        &mut self,
+        code: &str,
+        middle: &[&str],
+        items: impl Iterator<Item = &'a str>,
+        sep: char,
+    ) {
         let mut params = Vec::with_capacity(middle.len() + 1);
         params.push(self.me.as_str());
         params.extend_from_slice(middle);
@@ -140,7 +153,7 @@ impl Lines<'_> {
                 any = true;
             }
             if !line.is_empty() {
-                line.push(' ');
+                line.push(sep);
             }
             line.push_str(item);
         }
@@ -1009,6 +1022,33 @@ impl Irc {
                 OperAnswer::WrongPassword => l.num(ERR_PASSWDMISMATCH, &[], "Password incorrect"),
             };
         }
+        if let Note::Monitor(m) = note {
+            use crate::hub::dialect::MonitorNote;
+            return match m {
+                MonitorNote::Online(nicks) => {
+                    let sources: Vec<String> = nicks.iter().map(names::source).collect();
+                    l.num_joined(RPL_MONONLINE, &[], sources.iter().map(String::as_str), ',');
+                }
+                MonitorNote::Offline(nicks) => {
+                    l.num_joined(RPL_MONOFFLINE, &[], nicks.iter().map(Nick::as_str), ',');
+                }
+                MonitorNote::List(nicks) => {
+                    if !nicks.is_empty() {
+                        l.num_joined(RPL_MONLIST, &[], nicks.iter().map(Nick::as_str), ',');
+                    }
+                    l.num(RPL_ENDOFMONLIST, &[], "End of MONITOR list");
+                }
+                MonitorNote::Full(nicks) => {
+                    let max = IRC_MONITOR_MAX.to_string();
+                    let over: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
+                    l.num(
+                        ERR_MONLISTFULL,
+                        &[&max, &over.join(",")],
+                        "Monitor list is full.",
+                    );
+                }
+            };
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -1048,6 +1088,7 @@ impl Irc {
             | Note::MissedStart(_)
             | Note::MissedEnd
             | Note::Oper(_)
+            | Note::Monitor(_)
             | Note::Motd(_) => {}
         }
     }
