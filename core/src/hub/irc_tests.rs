@@ -5333,10 +5333,11 @@ fn userhost_in_names_lists_full_masks() {
     assert!(find(&n.lines(c), " 353 ").contains("bar!bar@natter"));
 }
 
-/// A direct message from a signed-in user carries `account=` for a recipient with account-tag,
-/// as a channel message does (irctest's `AccountTagTestCase.testPrivmsg`); a guest's none.
+/// A direct message or an invitation from a signed-in user carries `account=` for a recipient
+/// with account-tag, as a channel message does (irctest's `AccountTagTestCase.testPrivmsg`);
+/// a guest's none.
 #[test]
-fn account_tag_on_direct_messages_from_signed_in_users() {
+fn account_tag_on_direct_messages_and_invitations_from_signed_in_users() {
     let mut n = Net::new();
     let w = n.client("watcher", &["account-tag"]);
     let p = n.client("plain", &[]);
@@ -5360,6 +5361,28 @@ fn account_tag_on_direct_messages_from_signed_in_users() {
         ]
     );
     assert_eq!(n.lines(p), [":alice!alice@natter PRIVMSG plain :hi"]);
+
+    // An invitation is a message from its sender too (irctest's `AccountTagTestCase.testInvite`).
+    for c in [a, b] {
+        n.send_bin(c, &ClientMsg::Join { room: room("#inv") });
+        n.recv(c);
+    }
+    for c in [a, b] {
+        n.send_bin(
+            c,
+            &ClientMsg::Moderate {
+                room: room("#inv"),
+                action: crate::wire::ModAction::Invite(nick("watcher")),
+            },
+        );
+    }
+    assert_eq!(
+        n.lines(w),
+        [
+            "@account=alice :alice!alice@natter INVITE watcher #inv",
+            ":bob!bob@natter INVITE watcher #inv"
+        ]
+    );
 }
 
 /// SASL credentials sent in full-size pieces that never end fail the exchange (`904`); one

@@ -446,12 +446,19 @@ impl Hub {
                 let on: Vec<ConnId> = target
                     .map(|t| self.user_conns(t).collect())
                     .unwrap_or_default();
+                let signed_in = account.is_some();
                 for c in on {
                     let msg = ServerMsg::Invited {
                         room: room.clone(),
                         by: me.clone(),
                     };
-                    self.reply(c, Reply::Msg(msg));
+                    // As a direct message: IRC's `account-tag` says who sent it.
+                    let reply = Reply::Direct {
+                        msg,
+                        tags: None,
+                        signed_in,
+                    };
+                    self.reply(c, reply);
                 }
                 let note = super::dialect::Note::Invited {
                     nick: invited,

@@ -560,10 +560,10 @@ pub(crate) enum Reply {
     Own(Bytes),
     /// The answer to a [`Query`] (or news a query caused, such as someone going away).
     Info(Info),
-    /// A direct message or notice (`msg`), with what IRC clients may be told of it: the
-    /// sender's client-only tags ([`Request::Tagged`]) and whether the sender is signed in
-    /// (then its nick is its account, for `account-tag`). The other dialects treat it as
-    /// [`Reply::Msg`].
+    /// A direct message or notice (`msg`), or an invitation (`Invited`), with what IRC clients
+    /// may be told of it: the sender's client-only tags ([`Request::Tagged`]) and whether the
+    /// sender is signed in (then its nick is its account, for `account-tag`). The other
+    /// dialects treat it as [`Reply::Msg`].
     Direct {
         msg: ServerMsg,
         tags: Option<std::sync::Arc<str>>,

@@ -327,6 +327,20 @@ impl Irc {
                     let from = Sender::new(tags.as_deref(), *signed_in);
                     self.direct(&mut l, dm, me, How::Notice, from);
                 }
+                // An invitation, from a user signed in or not (`account-tag`).
+                (ServerMsg::Invited { room, by }, Some(me)) => {
+                    let mut tags = l.tags.clone();
+                    if *signed_in && self.caps.has(Cap::AccountTag) {
+                        tags = tags.with("account", by.as_str());
+                    }
+                    l.from(
+                        &tags,
+                        &names::source(by),
+                        "INVITE",
+                        &[me.as_str(), room.as_str()],
+                        false,
+                    );
+                }
                 // Nothing else is sent this way.
                 (msg, me) => self.msg(&mut l, msg, me),
             },
