@@ -1,6 +1,7 @@
 //! The IRC listener over real sockets on 127.0.0.1: a scripted raw IRC client gets the numeric
 //! for each kind of bad input, and chats with an nc user; ERROR comes before every close; and
-//! CHATHISTORY reads what was said before a restart of a server with a data directory.
+//! CHATHISTORY reads what was said before a restart of a server with a data directory; MONITOR
+//! tells of a watched nick.
 
 mod support;
 
@@ -448,5 +449,24 @@ async fn who_whois_and_whowas_show_the_user_name_and_real_name() {
         .expect_has(" 312 other coolNick My.Little.Server ")
         .await;
     other.expect_has(" 369 other coolNick ").await;
+    server.shutdown().await.unwrap();
+}
+
+/// IRC's `MONITOR` over sockets: an IRC user watching a nick hears when an nc user takes it
+/// and when that connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_tells_an_irc_user_when_a_watched_nick_comes_and_goes() {
+    let (server, natter, irc) = server().await;
+    let mut w = irc_client(irc, "watcher", "").await;
+    w.send("MONITOR + ghostly").await;
+    let l = w.expect(|l| numeric(l) == Some("731"), "731").await;
+    assert_eq!(l, ":natter.irc 731 watcher :ghostly");
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    nc.send("/nick ghostly").await;
+    let l = w.expect(|l| numeric(l) == Some("730"), "730").await;
+    assert_eq!(l, ":natter.irc 730 watcher :ghostly!ghostly@natter");
+    drop(nc);
+    let l = w.expect(|l| numeric(l) == Some("731"), "731 again").await;
+    assert_eq!(l, ":natter.irc 731 watcher :ghostly");
     server.shutdown().await.unwrap();
 }
