@@ -6152,9 +6152,10 @@ fn monitor_tells_of_watched_nicks_as_they_come_and_go() {
             nick: Nick::new("dog").unwrap(),
         },
     );
-    assert_eq!(n.lines(a), [":natter.irc 731 amy :Cat"]);
+    // Given up: as its user had it (irctest's `testNickChange`).
+    assert_eq!(n.lines(a), [":natter.irc 731 amy :cat"]);
     n.send(b, &["QUIT :bye"]);
-    assert_eq!(n.lines(a), [":natter.irc 731 amy :bob"]);
+    assert_eq!(n.lines(a), [":natter.irc 731 amy :Bob"]);
 
     n.send(a, &["MONITOR L", "MONITOR - BOB", "MONITOR L", "MONITOR S"]);
     assert_eq!(

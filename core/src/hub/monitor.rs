@@ -95,19 +95,12 @@ impl Monitors {
         self.lists.get(&conn).map_or(&[], Vec::as_slice)
     }
 
-    /// The connections watching `nick`, each with the nick as it put it on its list.
-    pub(super) fn watching(&self, nick: &Nick) -> Vec<(ConnId, Nick)> {
-        let key = nick.folded_key();
-        let Some(conns) = self.watchers.get(&key) else {
-            return Vec::new();
-        };
-        conns
-            .iter()
-            .filter_map(|c| {
-                let listed = self.lists.get(c)?.iter().find(|n| n.folded_key() == key)?;
-                Some((*c, listed.clone()))
-            })
-            .collect()
+    /// The connections watching `nick`.
+    pub(super) fn watching(&self, nick: &Nick) -> Vec<ConnId> {
+        self.watchers
+            .get(&nick.folded_key())
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// How many nicks are watched, over all connections (tests).
@@ -173,19 +166,19 @@ impl super::Hub {
         if self.monitors.is_empty() {
             return;
         }
-        for (c, _) in self.monitors.watching(nick) {
+        for c in self.monitors.watching(nick) {
             self.reply(c, note(MonitorNote::Online(vec![nick.clone()])));
         }
     }
 
     /// `nick` was given up here (or on another node): unless someone still has it, its
-    /// watchers hear.
+    /// watchers hear, of the nick as its user had it (as ergo says it).
     pub(super) fn monitored_off(&mut self, nick: &Nick) {
         if self.monitors.is_empty() || self.present(nick).is_some() {
             return;
         }
-        for (c, listed) in self.monitors.watching(nick) {
-            self.reply(c, note(MonitorNote::Offline(vec![listed])));
+        for c in self.monitors.watching(nick) {
+            self.reply(c, note(MonitorNote::Offline(vec![nick.clone()])));
         }
     }
 
@@ -228,14 +221,7 @@ mod tests {
         );
         assert_eq!(m.list(a), nicks(&["Bob", "cat"]).as_slice());
         m.add(b, nicks(&["BOB"]));
-        let w = m.watching(&Nick::new("bob").unwrap());
-        assert_eq!(
-            w,
-            vec![
-                (a, Nick::new("Bob").unwrap()),
-                (b, Nick::new("BOB").unwrap())
-            ]
-        );
+        assert_eq!(m.watching(&Nick::new("bob").unwrap()), vec![a, b]);
         m.remove(a, &nicks(&["BOB", "nobody"]));
         assert_eq!(m.list(a), nicks(&["cat"]).as_slice());
         assert_eq!(m.watching(&Nick::new("bob").unwrap()).len(), 1);

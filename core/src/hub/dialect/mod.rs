@@ -697,7 +697,7 @@ pub(crate) enum MonitorOp {
 pub(crate) enum MonitorNote {
     /// These watched nicks are on now, as their users have them (`730`).
     Online(Vec<Nick>),
-    /// These are not, as the list has them (`731`).
+    /// These are not (`731`): as the list has them, or, for one given up, as its user had it.
     Offline(Vec<Nick>),
     /// The list (`732` lines, then `733`).
     List(Vec<Nick>),

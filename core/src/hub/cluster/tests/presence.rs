@@ -395,7 +395,7 @@ fn monitor_follows_a_user_on_another_node() {
     assert_eq!(news(&mut net, 0, carol), "");
     irc(&mut net, 1, bob, "NICK robert");
     let text = news(&mut net, 0, carol);
-    assert!(text.contains(" 731 carol :bob\r\n"), "{text}");
+    assert!(text.contains(" 731 carol :Bob\r\n"), "{text}");
     assert!(
         text.contains(" 730 carol :robert!robert@natter\r\n"),
         "{text}"
