@@ -2815,7 +2815,7 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
 }
 
 #[test]
-fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
+fn an_irc_admin_kills_wallops_and_walls_and_anyone_else_gets_481() {
     let mut n = with_admin_alice();
     registered(&mut n, "alice");
     let (a, _) = sasl_client(&mut n, "alice", "");
@@ -2823,24 +2823,45 @@ fn an_irc_admin_kills_and_wallops_and_anyone_else_gets_481() {
     let b = n.client("bob", &[]);
     let d = n.client("dan", &[]);
     // Not an admin: 481, and nothing happens.
-    n.send(b, &["KILL dan :bye", "WALLOPS :hear me"]);
+    // (A NOTICE's refusal is silent, as every NOTICE's is.)
+    n.send(
+        b,
+        &[
+            "KILL dan :bye",
+            "WALLOPS :hear me",
+            "PRIVMSG $* :hear me",
+            "NOTICE $* :hear me",
+        ],
+    );
     n.advance(1_000);
     let l = n.lines(b);
-    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    assert_eq!(numerics(&l), ["481", "481", "481"], "{l:?}");
     assert!(!n.closed(d));
+    assert_eq!(n.lines(d), Vec::<String>::new());
     n.send(b, &["KILL"]);
     n.advance(1_000);
     assert_eq!(numerics(&n.lines(b)), ["461"]);
-    n.lines(d);
-    // The admin: everyone hears the wall; a killed user is gone; an unknown nick is 401.
-    n.send(a, &["WALLOPS :maintenance at noon"]);
+    // The admin's WALLOPS: to user mode `w` (irctest's `testWallops`), and its own echo.
+    n.send(b, &["MODE bob +w"]);
     n.advance(1_000);
-    let l = n.lines(d);
-    assert!(
-        l.iter()
-            .any(|l| l.contains("NOTICE dan :") && l.contains("maintenance at noon")),
-        "{l:?}"
-    );
+    n.lines(b);
+    n.send(a, &["WALLOPS :ops, look at #k"]);
+    n.advance(1_000);
+    assert_eq!(n.lines(b), [":alice!alice@natter WALLOPS :ops, look at #k"]);
+    assert_eq!(n.lines(a), [":alice!alice@natter WALLOPS :ops, look at #k"]);
+    assert_eq!(n.lines(d), Vec::<String>::new(), "dan is not +w");
+    // The admin's global notice (`$*`): everyone hears the wall.
+    n.send(a, &["NOTICE $* :maintenance at noon"]);
+    n.advance(1_000);
+    for c in [b, d] {
+        let l = n.lines(c);
+        assert!(
+            l.iter()
+                .any(|l| l.contains(" NOTICE ") && l.contains("maintenance at noon")),
+            "{l:?}"
+        );
+    }
+    // A killed user is gone; an unknown nick is 401.
     n.lines(a);
     n.send(a, &["KILL nobody :x"]);
     n.advance(1_000);

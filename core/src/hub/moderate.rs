@@ -517,6 +517,37 @@ impl Hub {
         }
     }
 
+    /// IRC's `WALLOPS` ([`super::dialect::Request::Wallops`]): a server admin's words to the
+    /// IRC users with user mode `w`, on this node; an audit line as a `/wall` is.
+    pub(super) fn wallops(&mut self, conn: ConnId, text: Text, now: Millis) {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        if !self.is_admin_user(uid) {
+            let detail = "that is for server admins".to_owned();
+            return self.error(conn, ErrorKind::NotOperator, Re::Conn, detail);
+        }
+        let Some(me) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        self.audit(None, &me, format!("wallops {text}"), now);
+        let irc: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.kind() == Some(super::ConnKind::Irc) && c.user().is_some() && !c.closing()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for c in irc {
+            let note = super::dialect::Note::Wallops {
+                from: me.clone(),
+                text: text.clone(),
+            };
+            self.reply(c, Reply::Note(note));
+        }
+    }
+
     fn try_administer(
         &mut self,
         conn: ConnId,

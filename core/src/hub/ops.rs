@@ -206,6 +206,7 @@ impl Hub {
             Request::Relay(r) => self.relay(conn, r, now),
             Request::Oper { name, password } => self.oper(conn, name, password, now),
             Request::Monitor(op) => self.monitor(conn, op),
+            Request::Wallops(text) => self.wallops(conn, text, now),
             Request::Deoper => {
                 if let Some(uid) = self.user_of(conn) {
                     self.accounts.opers.remove(&uid);

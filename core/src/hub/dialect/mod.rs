@@ -489,6 +489,9 @@ pub(crate) enum Request {
         /// Its password.
         password: crate::types::Password,
     },
+    /// IRC's `WALLOPS`: a server admin's words to the IRC users with user mode `w` (not a
+    /// `/wall` to everyone); anyone else is refused `NotOperator`.
+    Wallops(crate::types::Text),
     /// IRC's `MONITOR` ([`crate::hub::monitor`]): a change to, or a look at, this
     /// connection's list of watched nicks. Answered by [`Note::Monitor`]s, if at all.
     Monitor(MonitorOp),
@@ -675,6 +678,12 @@ pub(crate) enum Note {
     /// A `MONITOR` answer, or news of a watched nick (IRC's `730`–`734`; other dialects
     /// never ask, and say nothing).
     Monitor(MonitorNote),
+    /// A server admin's `WALLOPS`: IRC connections with user mode `w` show it (and the
+    /// sender's own, as its echo); other dialects never get it.
+    Wallops {
+        from: Nick,
+        text: crate::types::Text,
+    },
 }
 
 /// A `MONITOR` request ([`Request::Monitor`]).

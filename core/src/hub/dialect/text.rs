@@ -381,8 +381,8 @@ impl Dialect for Text {
                 ),
                 // The room event and `Policy` tell it.
                 Note::Detailed { .. } | Note::KeySet { .. } | Note::Tagged { .. } => None,
-                // Only IRC has `MONITOR`.
-                Note::Monitor(_) => None,
+                // Only IRC has `MONITOR` and `WALLOPS`.
+                Note::Monitor(_) | Note::Wallops { .. } => None,
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.

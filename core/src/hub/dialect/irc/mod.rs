@@ -243,6 +243,11 @@ impl Irc {
             .then_some((self.username.as_str(), self.realname.as_str()))
     }
 
+    /// The client set user mode `w`: it reads server admins' `WALLOPS`.
+    pub(crate) fn wallops(&self) -> bool {
+        self.umodes.contains(&'w')
+    }
+
     /// The client set user mode `i`: a WHO with a mask lists it only to those sharing a
     /// channel with it.
     pub(crate) fn invisible(&self) -> bool {

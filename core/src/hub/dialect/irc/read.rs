@@ -814,8 +814,10 @@ impl Irc {
                 ),
                 None => plan.need_more(verb),
             },
+            // To IRC users with user mode `w` (IRC's operators' channel); a server admin's
+            // words to everyone are `NOTICE $*` (see `say`), natter's `/wall`.
             "WALLOPS" => match msg.param(0).map(|t| Text::new(&names::plain(t))) {
-                Some(Ok(text)) => plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Wall(text))),
+                Some(Ok(text)) => plan.request(Request::Wallops(text)),
                 _ => plan.need_more(verb),
             },
             "INVITE" => match (msg.param(0), msg.param(1)) {
@@ -942,6 +944,12 @@ impl Irc {
             };
             if i == IRC_MAX_TARGETS {
                 return plan.refuse(notice, ERR_TOOMANYTARGETS, &[target], "Too many recipients");
+            }
+            // A server mask (`$*`, `$natter.irc`): an admin's words to everyone on the server,
+            // natter's `/wall` (IRC operators' global notice); anyone else gets 481.
+            if target.starts_with('$') {
+                plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Wall(text)));
+                continue;
             }
             if target.starts_with('#') {
                 let Ok(room) = names::channel(target) else {

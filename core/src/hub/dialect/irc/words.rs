@@ -1036,6 +1036,21 @@ impl Irc {
                 OperAnswer::WrongPassword => l.num(ERR_PASSWDMISMATCH, &[], "Password incorrect"),
             };
         }
+        if let Note::Wallops { from, text } = note {
+            // To user mode `w`; the sender's own as its echo (which IRC servers may send).
+            let own = me.is_some_and(|m| m.folded_key() == from.folded_key());
+            if self.wallops() || own {
+                let tags = l.tags.clone();
+                l.from(
+                    &tags,
+                    &names::source(from),
+                    "WALLOPS",
+                    &[text.as_str()],
+                    true,
+                );
+            }
+            return;
+        }
         if let Note::Monitor(m) = note {
             use crate::hub::dialect::MonitorNote;
             return match m {
@@ -1103,6 +1118,7 @@ impl Irc {
             | Note::MissedEnd
             | Note::Oper(_)
             | Note::Monitor(_)
+            | Note::Wallops { .. }
             | Note::Motd(_) => {}
         }
     }
