@@ -682,6 +682,7 @@ pub fn hub(data: &[u8]) {
     }
     assert_eq!(rig.hub.connections(), 0);
     assert_eq!(rig.hub.queued_bytes_total(), 0);
+    assert_eq!(rig.hub.monitored(), 0, "MONITOR lists left behind");
     if !rig.shut {
         // Accounts' users stay in their rooms with no device (always-on), and nobody else.
         let kept_users = if always_on {

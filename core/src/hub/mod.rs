@@ -970,6 +970,11 @@ impl Hub {
         self.detached
     }
 
+    /// Nicks IRC connections `MONITOR`, over all of them (none once they are all gone).
+    pub fn monitored(&self) -> usize {
+        self.monitors.watched()
+    }
+
     /// Events kept in `room`'s history.
     pub fn history_kept(&self, room: &RoomName) -> Option<usize> {
         self.rooms.get(room).map(room::Room::kept)

@@ -103,8 +103,7 @@ impl Monitors {
             .unwrap_or_default()
     }
 
-    /// How many nicks are watched, over all connections (tests).
-    #[cfg(test)]
+    /// How many nicks are watched, over all connections.
     pub(super) fn watched(&self) -> usize {
         self.watchers.values().map(Vec::len).sum()
     }
