@@ -522,6 +522,29 @@ pub struct DirectMsg {
     pub text: Text,
 }
 
+impl DirectMsg {
+    /// What it acts, if it is a direct action: the protocol has no direct action of its own,
+    /// so one is a direct message whose text is `* <sender's nick> <action>` (what IRC's
+    /// `PRIVMSG nick :\x01ACTION ...\x01` and `/me` in a direct conversation send), shown as
+    /// an action by the clients that know the convention and read as words by the rest.
+    pub fn action(&self) -> Option<&str> {
+        DirectMsg::action_in(&self.from, self.text.as_str())
+    }
+
+    /// What `text` from `from` acts, if it is a direct action ([`DirectMsg::action`]).
+    pub fn action_in<'a>(from: &Nick, text: &'a str) -> Option<&'a str> {
+        text.strip_prefix("* ")?
+            .strip_prefix(from.as_str())?
+            .strip_prefix(' ')
+            .filter(|rest| !rest.trim().is_empty())
+    }
+
+    /// The text of `from`'s direct action `act` ([`DirectMsg::action`]).
+    pub fn action_text(from: &Nick, act: &str) -> String {
+        format!("* {from} {act}")
+    }
+}
+
 /// One line of a room list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {

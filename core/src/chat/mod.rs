@@ -1012,21 +1012,26 @@ impl Chat {
             // The peer's nick as they write it.
             c.set_label(dm.from.to_string());
         }
-        let mut line = self.make_line(
-            dm.at,
-            None,
-            if notice {
-                LineKind::UserNotice {
-                    from: dm.from.clone(),
-                    text: dm.text.clone(),
-                }
-            } else {
-                LineKind::Say {
-                    from: dm.from.clone(),
-                    text: dm.text.clone(),
-                }
+        // A direct action (`* nick action`, `DirectMsg::action`) is shown as one.
+        let act = dm
+            .action()
+            .filter(|_| !notice)
+            .and_then(|a| Text::new(a).ok());
+        let kind = match act {
+            Some(text) => LineKind::Act {
+                from: dm.from.clone(),
+                text,
             },
-        );
+            None if notice => LineKind::UserNotice {
+                from: dm.from.clone(),
+                text: dm.text.clone(),
+            },
+            None => LineKind::Say {
+                from: dm.from.clone(),
+                text: dm.text.clone(),
+            },
+        };
+        let mut line = self.make_line(dm.at, None, kind);
         line.mine = mine;
         line.mention = !mine;
         if !mine {

@@ -199,6 +199,20 @@ fn direct_messages_have_their_own_conversation_and_count_as_mentions() {
     c.handle_event(&dm("me", "bob", "hi"), T0);
     assert_eq!(kinds(&c, &bob), [says("Bob", "psst"), says("me", "hi")]);
     assert!(alerts(&mut c).is_empty());
+    // A direct action (`* nick action`, what `/me` and IRC's ACTION send there) is shown as
+    // one; the same words from someone else's nick, or nothing after it, are words.
+    c.handle_event(&dm("Bob", "me", "* Bob waves"), T0);
+    c.handle_event(&dm("Bob", "me", "* eve waves"), T0);
+    c.handle_event(&dm("Bob", "me", "* Bob "), T0);
+    let act = LineKind::Act {
+        from: nick("Bob"),
+        text: text("waves"),
+    };
+    assert_eq!(
+        kinds(&c, &bob)[2..],
+        [act, says("Bob", "* eve waves"), says("Bob", "* Bob ")]
+    );
+    alerts(&mut c);
     // Typed while it is open, chat goes to bob.
     c.open(&bob);
     assert_eq!(c.target(), Some(Target::Nick(nick("bob"))));

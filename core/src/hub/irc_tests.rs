@@ -6220,3 +6220,37 @@ fn monitor_tells_of_watched_nicks_as_they_come_and_go() {
     n.pump();
     assert_eq!(n.hub.monitors.watched(), 0);
 }
+
+/// A direct CTCP ACTION (irssi's `/me` in a query) reaches an IRC user as the ACTION it was
+/// and natter's clients as the direct action `* nick action` (`DirectMsg::action`), which
+/// they show as an action; natter's own `/me` in a direct conversation reaches IRC as ACTION.
+#[test]
+fn a_direct_action_is_an_action_on_irc_both_ways() {
+    let mut n = Net::new();
+    let a = n.client("amy", &[]);
+    let i = n.client("ida", &[]);
+    let b = n.bin("bob");
+    n.send(a, &["PRIVMSG ida,bob :\x01ACTION waves\x01"]);
+    assert_eq!(
+        n.lines(i),
+        [":amy!amy@natter PRIVMSG ida :\x01ACTION waves\x01"]
+    );
+    let got = n.recv(b);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Direct(dm)
+            if dm.text.as_str() == "* amy waves" && dm.action() == Some("waves"))),
+        "{got:?}"
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Msg {
+            to: Nick::new("amy").unwrap(),
+            id: crate::types::MsgId(1),
+            text: text("* bob waves back"),
+        },
+    );
+    assert_eq!(
+        n.lines(a),
+        [":bob!bob@natter PRIVMSG amy :\x01ACTION waves back\x01"]
+    );
+}

@@ -8,14 +8,14 @@ use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{AWAY_VERSION, ClientMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION};
+use crate::wire::{AWAY_VERSION, ClientMsg, DirectMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION};
 
 /// What a command that needs a room does in one, and what to type for it in a direct
 /// conversation (where it would otherwise go to the room open there).
 type InRoom = (&'static str, &'static str);
 const TALK: InRoom = ("talk", "open a room to talk in it");
 const LEAVE: InRoom = ("leave", "to leave a room, name it: /part #room");
-// `/me` names no room, and a direct conversation has no actions.
+// `/me` names no room (in a direct conversation it is a direct action).
 const ACT: InRoom = ("act", "/me is for rooms: open one to act in it");
 const WHO: InRoom = (
     "list members",
@@ -145,6 +145,20 @@ impl Session {
                 self.queue_msg(|id| ClientMsg::NoticeTo { to, id, text });
             }
             Command::Me(text) if !self.text_fits(&text) => {}
+            // In a direct conversation: a direct action, which the protocol carries as a direct
+            // message `* me action` (`DirectMsg::action`).
+            Command::Me(text) if matches!(to, Some(Target::Nick(_))) => {
+                let Some(Target::Nick(peer)) = to else {
+                    return;
+                };
+                let Ok(text) = Text::new(&DirectMsg::action_text(&self.nick, text.as_str())) else {
+                    return;
+                };
+                if self.text_fits(&text) {
+                    let to = peer.clone();
+                    self.queue_msg(|id| ClientMsg::Msg { to, id, text });
+                }
+            }
             Command::Me(text) => {
                 if let Some(room) = self.room_named(None, to, ACT) {
                     self.queue_msg(|id| ClientMsg::Act { room, id, text });
@@ -415,7 +429,13 @@ impl Session {
                         Some((Target::Room(room.clone()), ChatKind::Notice, text.clone()))
                     }
                     ClientMsg::Msg { to, text, .. } => {
-                        Some((Target::Nick(to.clone()), ChatKind::Say, text.clone()))
+                        // A direct action waits as the action it is.
+                        let act = DirectMsg::action_in(&self.nick, text.as_str())
+                            .and_then(|r| Text::new(r).ok());
+                        match act {
+                            Some(act) => Some((Target::Nick(to.clone()), ChatKind::Act, act)),
+                            None => Some((Target::Nick(to.clone()), ChatKind::Say, text.clone())),
+                        }
                     }
                     ClientMsg::NoticeTo { to, text, .. } => {
                         Some((Target::Nick(to.clone()), ChatKind::Notice, text.clone()))

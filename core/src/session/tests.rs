@@ -617,8 +617,16 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     t.s.handle_input_in("/topic", Some(&bob), t.now);
     t.s.handle_input_in("/me waves", Some(&bob), t.now);
     t.s.handle_input_in("/part", Some(&bob), t.now);
-    assert!(matches!(&t.sent()[..], [ClientMsg::Msg { to, .. }] if *to == nick("bob")));
-    // Each says what to type instead (`/me` cannot name a room, so it is not told to).
+    // `/me` there is a direct action: a direct message `* me action` (`DirectMsg::action`).
+    let me = t.s.nick().clone();
+    let sent = t.sent();
+    assert!(
+        matches!(&sent[..], [ClientMsg::Msg { to, .. }, ClientMsg::Msg { to: to2, text, .. }]
+            if *to == nick("bob") && *to2 == nick("bob")
+                && text.as_str() == format!("* {me} waves")),
+        "{sent:?}"
+    );
+    // Each says what to type instead.
     let errors: Vec<String> = t
         .events()
         .into_iter()
@@ -635,11 +643,10 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
         errors,
         [
             "this is a direct conversation with bob, not a room; to see a room's topic, name it: /topic #room",
-            "this is a direct conversation with bob, not a room; /me is for rooms: open one to act in it",
             "this is a direct conversation with bob, not a room; to leave a room, name it: /part #room",
         ]
     );
-    for id in 1..=3 {
+    for id in 1..=4 {
         t.recv(ServerMsg::Ack { id: MsgId(id) });
     }
     t.events();

@@ -969,7 +969,8 @@ impl Irc {
                     plan.refuse(notice, ERR_NOSUCHNICK, &[target], "No such nick/channel");
                     continue;
                 };
-                // natter has no direct actions: the action goes as text.
+                // natter has no direct actions: the action goes as text `* me action`, which
+                // IRC clients and natter's own are shown as an action (`DirectMsg::action`).
                 let text = if action {
                     Text::new(&format!("* {} {}", plan.me, text)).unwrap_or(text)
                 } else {

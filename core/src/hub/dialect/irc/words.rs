@@ -753,16 +753,14 @@ impl Irc {
                 l.tags.clone()
             });
         }
+        // A direct action (`* nick action`, see `DirectMsg::action`) goes as IRC's.
+        let (text, how) = match (how, dm.action()) {
+            (How::Say, Some(act)) => (act, How::Act),
+            _ => (dm.text.as_str(), how),
+        };
         for base in bases {
             let tags = with_tags(base);
-            l.text(
-                &tags,
-                msgid.as_deref(),
-                &source,
-                dm.to.as_str(),
-                dm.text.as_str(),
-                how,
-            );
+            l.text(&tags, msgid.as_deref(), &source, dm.to.as_str(), text, how);
         }
     }
 
