@@ -153,6 +153,14 @@ async fn bad_passwords_names_and_sources_are_refused_with_nothing_stored() {
     assert_eq!(code, 1);
     assert!(err.contains("guest nick"), "{err}");
 
+    // An IRC service's nick: whoever signed in to it would be sent what IRC clients send
+    // NickServ (passwords), and nobody may hold one (SECURITY.md).
+    for service in ["NickServ", "chanserv"] {
+        let (code, _, err) = account(d, &["add", service], Some(PASSWORD)).await;
+        assert_eq!(code, 1, "{service}");
+        assert!(err.contains("IRC service"), "{err}");
+    }
+
     let (code, _, err) = account(d, &["add", "not a nick"], Some(PASSWORD)).await;
     assert_eq!(code, 1);
     assert!(err.contains("cannot be an account"), "{err}");

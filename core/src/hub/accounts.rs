@@ -327,6 +327,20 @@ impl Accounts {
 }
 
 /// "try again in 8 s".
+/// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
+/// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
+/// `/register` nor `natter-server account add` makes one; a store may hold one made before
+/// `add` refused them, which the log names once per load.
+fn service_account(name: &Nick) -> bool {
+    if name.is_service() {
+        warn!(
+            account = %name,
+            "an account named as an IRC service is not used: nobody may hold that nick (`natter-server account remove` it)"
+        );
+    }
+    name.is_service()
+}
+
 fn retry_words(wait: Millis) -> String {
     let s = wait.0.div_ceil(1000);
     if s >= 120 {
@@ -439,6 +453,9 @@ impl Hub {
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
         let mut seen = FxHashSet::default();
         for la in loaded {
+            if service_account(&la.record.name) {
+                continue;
+            }
             let folded = la.record.name.folded();
             seen.insert(folded.clone());
             let keys: VecDeque<u64> = la.keys.iter().map(|k| k.id).collect();
@@ -1988,6 +2005,9 @@ impl Hub {
             keys,
             held: _,
         } = account;
+        if service_account(&record.name) {
+            return;
+        }
         let folded = record.name.folded();
         if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
             if unanswered > 0 {

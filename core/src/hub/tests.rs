@@ -4517,6 +4517,56 @@ mod accounts {
         );
     }
 
+    /// An account named as an IRC service (`natter-server account add NickServ` took it, or a
+    /// store made before that was refused): its holder would be sent what IRC clients send
+    /// NickServ (`IDENTIFY` and a password). It is not loaded, nobody signs in to it, and a
+    /// message to a service's nick reaches nobody whoever holds it.
+    #[test]
+    fn an_account_named_as_an_irc_service_is_not_loaded_and_its_nick_hears_nothing() {
+        let mut t = T::new();
+        let loaded = |name: &str| crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick(name),
+                hash: crate::accounts::hash_password(
+                    &pw(PW),
+                    &[1; 16],
+                    crate::accounts::HashCost::TEST,
+                )
+                .unwrap(),
+                created: Millis(0),
+            },
+            rooms: vec![room("#lobby")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        };
+        t.hub
+            .load_accounts(vec![loaded("NickServ"), loaded("carol")]);
+        assert_eq!(t.hub.account_count(), 1, "carol only");
+        assert!(
+            !t.hub.is_member(&nick("NickServ"), &room("#lobby")),
+            "not always-on in its rooms either"
+        );
+        let c = t.bin("x");
+        let got = sign_in(&mut t, c, "NickServ", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        assert_ne!(t.hub.nick(c).map(|n| n.folded()), Some("nickserv".into()));
+        // And what is sent to a service's nick goes nowhere, said as nc and IRC say it.
+        let b = t.bin("bob");
+        t.send(
+            b,
+            &ClientMsg::Msg {
+                to: nick("NickServ"),
+                id: MsgId(1),
+                text: text("IDENTIFY bob hunter22hunter"),
+            },
+        );
+        let got = t.recv(b);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::NoSuchNick], "{got:?}");
+        assert!(error_detail(&got).contains("reserved"), "{got:?}");
+        assert!(t.recv(c).iter().all(|m| !matches!(m, ServerMsg::Direct(_))));
+    }
+
     fn token_of(got: &[ServerMsg]) -> ResumeToken {
         got.iter()
             .find_map(|m| match m {
