@@ -1785,7 +1785,9 @@ impl Hub {
     }
 
     /// The operator removed an account: its keys stop working; its user stays a guest-like
-    /// user until it leaves.
+    /// user until it leaves, and leaves at once if nothing of it is connected (an always-on
+    /// account's user has nobody behind it to leave later, and would hold the nick and its
+    /// rooms until a restart).
     fn forget_account(&mut self, account: &str) {
         let Some(a) = self.accounts.by_name.remove(account) else {
             return;
@@ -1802,6 +1804,10 @@ impl Hub {
         {
             u.set_account(None);
             self.account_news(uid);
+            if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
+                let reason = Text::new("account removed").ok();
+                self.quit_user(uid, reason, self.now);
+            }
         }
     }
 

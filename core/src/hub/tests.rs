@@ -4567,6 +4567,45 @@ mod accounts {
         assert!(t.recv(c).iter().all(|m| !matches!(m, ServerMsg::Direct(_))));
     }
 
+    /// `natter-server account remove` of an always-on account with nothing connected: its user
+    /// stayed in its rooms with nobody behind it, holding the nick (`the nick carol is taken`)
+    /// until the server restarted, though the account and its rooms were gone. It quits.
+    #[test]
+    fn an_account_removed_by_the_operator_with_nothing_connected_leaves_its_rooms() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "carol");
+        t.join(a, "#m");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let b = t.bin("bob");
+        t.join(b, "#m");
+        t.recv(b);
+        assert!(t.hub.is_member(&nick("carol"), &room("#m")), "always-on");
+        // The operator's reload lists no carol.
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        let got = t.recv(b);
+        assert!(
+            events(&got)
+                .iter()
+                .any(|e| e.from.as_str() == "carol" && matches!(e.kind, EventKind::Quit { .. })),
+            "{got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("carol"), &room("#m")));
+        t.send(
+            b,
+            &ClientMsg::Nick {
+                nick: nick("carol"),
+            },
+        );
+        assert!(
+            t.recv(b)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "carol")),
+            "the nick is free"
+        );
+    }
+
     fn token_of(got: &[ServerMsg]) -> ResumeToken {
         got.iter()
             .find_map(|m| match m {
