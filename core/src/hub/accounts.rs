@@ -418,7 +418,12 @@ impl Hub {
                 );
             }
             (Pending::CheckOld { account, .. }, Outcome::Verified(false)) => {
-                self.sign_in_failed(conn, &account, now);
+                // Counted as a failed sign-in (a stolen connection guessing the password is
+                // throttled the same), but said as what it is: whoever typed `/password` is
+                // signed in and named no account.
+                self.count_failed_sign_in(conn, &account, now);
+                let detail = "the old password is wrong".to_owned();
+                self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
                 self.password_changed(conn, &account, hash, now);
@@ -1081,8 +1086,7 @@ impl Hub {
         true
     }
 
-    /// A sign-in to `account` (folded, whether it exists or not) or a password change's check
-    /// of the old password failed.
+    /// A sign-in to `account` (folded, whether it exists or not) failed.
     fn sign_in_failed(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.count_failed_sign_in(conn, account, now);
         let detail = "wrong account name or password".to_owned();

@@ -5550,7 +5550,10 @@ mod accounts {
                 new: pw("battery staple"),
             },
         );
-        assert_eq!(error_kinds(&t.recv(a)), vec![ErrorKind::SignInFailed]);
+        let got = t.recv(a);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        // Said as what it is: the person is signed in, and typed no account name.
+        assert_eq!(error_detail(&got), "the old password is wrong", "{got:?}");
         t.send(
             a,
             &ClientMsg::ChangePassword {
