@@ -5391,6 +5391,38 @@ fn sasl_credentials_that_never_end_fail_and_a_long_piece_is_905() {
     assert_eq!(numerics(&n.lines(c)), ["905"]);
 }
 
+/// A name that cannot be an account (`b@d nick`) was answered "not authzid NUL authcid NUL
+/// password", which says the client sent the wrong shape: it sent the right one, with a name
+/// that is no nick. Said as nc's `/login` says it.
+#[test]
+fn a_sasl_name_that_is_no_nick_is_said_to_be_one() {
+    use base64::Engine;
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(
+        c,
+        &["CAP LS 302", "NICK foo", "USER u 0 * :F", "CAP REQ :sasl"],
+    );
+    n.lines(c);
+    let blob = |plain: &[u8]| base64::engine::general_purpose::STANDARD.encode(plain);
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(
+        c,
+        &[&format!("AUTHENTICATE {}", blob(b"\0b@d nick\0pass words"))],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["904"], "{l:?}");
+    assert!(l[0].contains("a nick starts with a letter"), "{l:?}");
+    assert!(l[0].contains("b@d nick"), "{l:?}");
+    // A blob of another shape is still said to be one.
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(c, &[&format!("AUTHENTICATE {}", blob(b"no nuls here"))]);
+    let l = n.lines(c);
+    assert!(l[0].contains("authzid NUL authcid NUL password"), "{l:?}");
+}
+
 /// A labeled TAGMSG to oneself with echo-message is the echo (labeled) and the TAGMSG as it
 /// arrives (irctest's `testLabeledTagMsgResponsesToSelf`), as a PRIVMSG to oneself is.
 #[test]
