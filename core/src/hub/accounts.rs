@@ -1385,7 +1385,11 @@ impl Hub {
         }
         let guest = self.guest_nick();
         let on: Vec<ConnId> = self.user_conns(holder).collect();
-        self.rename(holder, guest.clone(), None, now);
+        // A guest is one connection (none while it waits for a resume): it is told by its
+        // `YourNick`, so, as after a `/nick` of its own, it is spared the room event about
+        // itself unless its dialect shows its own events (an IRC client would read a second
+        // `NICK` from a nick it no longer has).
+        self.rename(holder, guest.clone(), on.first().copied(), now);
         for c in on {
             let detail = format!(
                 "{name} is a registered account and its owner signed in: you are now {guest}"

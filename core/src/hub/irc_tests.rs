@@ -5423,6 +5423,61 @@ fn a_sasl_name_that_is_no_nick_is_said_to_be_one() {
     assert!(l[0].contains("authzid NUL authcid NUL password"), "{l:?}");
 }
 
+/// A guest holding a nick whose owner signs in is renamed: it was told so twice, once as its
+/// own rename (`YourNick`) and once as a room event about itself, which IRC renders as a second
+/// `:hank!hank@natter NICK :guest1234` when the client is guest1234 already (the source names
+/// nobody it knows), and nc as `hank is now known as guest1234` after `you are now known as`.
+#[test]
+fn a_guest_renamed_for_the_owner_of_its_nick_is_told_once() {
+    let mut n = Net::new();
+    let irc = n.irc_in_lobby("hank");
+    n.send(irc, &["JOIN #b"]);
+    let (nc, _) = n.nc();
+    n.send(nc, &["/nick ivy"]);
+    n.lines(irc);
+    n.lines(nc);
+    let account = |name: &str| crate::persist::LoadedAccount {
+        record: crate::persist::AccountRecord {
+            name: nick(name),
+            hash: crate::accounts::hash_password(
+                &crate::types::Password("correct horse".into()),
+                &[1; 16],
+                crate::accounts::HashCost::TEST,
+            )
+            .unwrap(),
+            created: Millis(0),
+        },
+        rooms: Vec::new(),
+        read: Vec::new(),
+        keys: Vec::new(),
+        held: Vec::new(),
+    };
+    n.hub.load_accounts(vec![account("hank"), account("ivy")]);
+    let (owner, _) = n.nc();
+    n.send(owner, &["/login hank correct horse"]);
+    let l = n.lines(irc);
+    let nicks: Vec<&String> = l.iter().filter(|l| l.contains(" NICK ")).collect();
+    assert_eq!(nicks.len(), 2, "its own rename, then the owner's: {l:?}");
+    assert!(
+        nicks[0].starts_with(":hank!hank@natter NICK :guest"),
+        "{l:?}"
+    );
+    assert!(nicks[1].ends_with(" NICK :hank"), "{l:?}");
+    assert_eq!(numerics(&l), ["433"], "{l:?}");
+    let (owner2, _) = n.nc();
+    n.send(owner2, &["/login ivy correct horse"]);
+    let l = n.lines(nc);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with("-- you are now known as guest")),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter().any(|l| l.starts_with("-- ivy is now known as")),
+        "said twice: {l:?}"
+    );
+}
+
 /// A labeled TAGMSG to oneself with echo-message is the echo (labeled) and the TAGMSG as it
 /// arrives (irctest's `testLabeledTagMsgResponsesToSelf`), as a PRIVMSG to oneself is.
 #[test]
