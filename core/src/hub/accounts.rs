@@ -964,10 +964,21 @@ impl Hub {
                         uid
                     }
                 };
-                self.move_device(conn, did, guest, uid, now);
+                let guest_rooms = self.move_device(conn, did, guest, uid, now);
                 self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick: name.clone() }));
                 self.tell_signed_in(conn, did, name, key);
                 self.enter_account_rooms(conn, uid);
+                // The guest's rooms the account was not in become the account's, each entered
+                // once, after the account's own.
+                for room in guest_rooms {
+                    if !self
+                        .users
+                        .get(&uid)
+                        .is_some_and(|u| u.rooms.contains(&room))
+                    {
+                        self.join(conn, room, now);
+                    }
+                }
                 self.send_markers(conn, uid);
                 self.deliver_held(uid);
                 if was_offline {
@@ -1633,9 +1644,17 @@ impl Hub {
     }
 
     /// Moves `conn`'s device from the guest `from` to the account's user `to`: the connection
-    /// leaves the guest's rooms, the guest quits if that was its only device, and the account
-    /// joins the rooms the guest was in.
-    fn move_device(&mut self, conn: ConnId, did: DeviceId, from: UserId, to: UserId, now: Millis) {
+    /// leaves the guest's rooms and the guest quits if that was its only device. Returns the
+    /// guest's rooms, for the account to join those it is not in (once the connection was
+    /// shown the account's own).
+    fn move_device(
+        &mut self,
+        conn: ConnId,
+        did: DeviceId,
+        from: UserId,
+        to: UserId,
+        now: Millis,
+    ) -> Vec<RoomName> {
         let guest_rooms: Vec<RoomName> = self
             .users
             .get(&from)
@@ -1666,11 +1685,7 @@ impl Hub {
             c.make_ready(to, did);
         }
         self.device_changed(did);
-        for room in guest_rooms {
-            if !self.users.get(&to).is_some_and(|u| u.rooms.contains(&room)) {
-                self.join(conn, room, now);
-            }
-        }
+        guest_rooms
     }
 
     /// Shows `conn` each room of `uid`: the room as it is now, then what came after the

@@ -4606,6 +4606,42 @@ mod accounts {
         );
     }
 
+    /// A guest in a room its account is not in signs in: the room becomes the account's. nc
+    /// was shown `you are in #qa` twice, the first before it was even the account (`you left
+    /// #qa`, `you are in #qa`, `you are now known as alice`, ..., `you are in #qa`).
+    #[test]
+    fn a_guests_own_room_is_entered_once_when_it_signs_in() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#m");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let (g, _) = t.txt();
+        t.line(g, "/join #qa");
+        t.lines(g);
+        t.line(g, "/login alice correct horse");
+        let l = t.lines(g);
+        let at = |needle: &str| {
+            l.iter()
+                .position(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in {l:?}"))
+        };
+        assert_eq!(
+            l.iter()
+                .filter(|l| l.starts_with("-- you are in #qa"))
+                .count(),
+            1,
+            "{l:?}"
+        );
+        assert!(
+            at("-- you are signed in as alice") < at("-- you are in #qa"),
+            "{l:?}"
+        );
+        assert!(at("-- you are in #m") < at("-- you are in #qa"), "{l:?}");
+        assert!(t.hub.is_member(&nick("alice"), &room("#qa")));
+        assert!(t.hub.is_member(&nick("alice"), &room("#m")));
+    }
+
     fn token_of(got: &[ServerMsg]) -> ResumeToken {
         got.iter()
             .find_map(|m| match m {
