@@ -470,7 +470,25 @@ impl Hub {
             match self.accounts.by_name.get_mut(&folded) {
                 Some(a) => {
                     a.hash = la.record.hash;
+                    // Keys the store no longer lists were revoked there (`natter-server
+                    // account passwd`): they stop opening the account now, not at a restart.
+                    let revoked: Vec<u64> = a
+                        .keys
+                        .iter()
+                        .filter(|id| !keys.contains(id))
+                        .copied()
+                        .collect();
                     a.keys = keys;
+                    for id in revoked {
+                        if self
+                            .accounts
+                            .keys
+                            .get(&id)
+                            .is_some_and(|(owner, _)| *owner == folded)
+                        {
+                            self.accounts.keys.remove(&id);
+                        }
+                    }
                 }
                 None => {
                     let read = la.read.into_iter().collect();

@@ -4642,6 +4642,51 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#m")));
     }
 
+    /// `natter-server account passwd` revokes every device key of the account in the store;
+    /// the running server learns of it at its reload, which lists the account with no keys.
+    /// The hub replaced the account's list but kept the revoked keys in its table of keys, so
+    /// a remembered device (or whoever copied its key) still signed in until a restart.
+    #[test]
+    fn device_keys_the_operator_revoked_stop_working_at_the_reload() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        let (_, kept) = registered(&mut t, "bob");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let reloaded =
+            |name: &str, keys: Vec<crate::persist::KeyRecord>| crate::persist::LoadedAccount {
+                record: crate::persist::AccountRecord {
+                    name: nick(name),
+                    hash: crate::accounts::hash_password(
+                        &pw("a new password"),
+                        &[2; 16],
+                        crate::accounts::HashCost::TEST,
+                    )
+                    .unwrap(),
+                    created: Millis(0),
+                },
+                rooms: Vec::new(),
+                read: Vec::new(),
+                keys,
+                held: Vec::new(),
+            };
+        // bob's key stays in the store (and so in the reload); alice's were revoked.
+        let bobs = crate::persist::KeyRecord::of(&kept, Millis(0));
+        t.hub.load_accounts(vec![
+            reloaded("alice", Vec::new()),
+            reloaded("bob", vec![bobs]),
+        ]);
+        let c = t.bin("x");
+        let got = sign_in(&mut t, c, "alice", Proof::Key(key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let d = t.bin("y");
+        let got = sign_in(&mut t, d, "bob", Proof::Key(kept), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "a key still listed still works: {got:?}"
+        );
+    }
+
     fn token_of(got: &[ServerMsg]) -> ResumeToken {
         got.iter()
             .find_map(|m| match m {
