@@ -36,7 +36,8 @@ pub enum AccountCmd {
     /// Lists the accounts: name and when created (UTC), one a line
     List,
     /// Sets a new password and revokes every device key of the account (its remembered
-    /// devices must sign in again)
+    /// devices must sign in again); a running server also ends the account's sessions at its
+    /// reload, as a password change does
     Passwd {
         /// The account's name
         name: String,

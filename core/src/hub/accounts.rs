@@ -457,6 +457,7 @@ impl Hub {
     /// forgotten (their users stay as they are until they leave).
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
         let mut seen = FxHashSet::default();
+        let mut reset = Vec::new();
         for la in loaded {
             if service_account(&la.record.name) {
                 continue;
@@ -469,6 +470,11 @@ impl Hub {
             }
             match self.accounts.by_name.get_mut(&folded) {
                 Some(a) => {
+                    // A new hash is the operator's `passwd`: the account's sessions end as
+                    // at a `/password` (the store revoked its keys too).
+                    if a.hash != la.record.hash {
+                        reset.push(folded.clone());
+                    }
                     a.hash = la.record.hash;
                     // Keys the store no longer lists were revoked there (`natter-server
                     // account passwd`): they stop opening the account now, not at a restart.
@@ -523,6 +529,10 @@ impl Hub {
             .collect();
         for name in gone {
             self.forget_account(&name);
+        }
+        for name in reset {
+            info!(account = %name, "password set by the operator: the account's sessions end");
+            self.end_sessions(&name, None, self.now);
         }
     }
 

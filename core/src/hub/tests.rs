@@ -4760,6 +4760,69 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// The operator's `natter-server account passwd` (the reload brings a new hash) ends the
+    /// account's sessions as a `/password` from one of its devices does, none excepted: an
+    /// operator resets a password when the account is not its owner's any more, and a resume
+    /// token (a lost laptop's, a copied one) kept it open whatever the password became.
+    #[test]
+    fn a_password_the_operator_set_ends_the_accounts_sessions_at_the_reload() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        let (q, tq) = device(&mut t, "q", "alice");
+        let (r, tr) = device(&mut t, "r", "alice");
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        let reloaded = |hash| crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick("alice"),
+                hash,
+                created: Millis(0),
+            },
+            rooms: vec![room("#x")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        };
+        let new_hash = || {
+            crate::accounts::hash_password(
+                &pw("set by the operator"),
+                &[2; 16],
+                crate::accounts::HashCost::TEST,
+            )
+            .unwrap()
+        };
+        t.hub.load_accounts(vec![reloaded(new_hash())]);
+        t.pump();
+        let (_, got) = t.resume("y", tq, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        // A connected device goes on until it drops; then its token is dead too.
+        assert!(!t.closed(r));
+        t.hub.handle_close(r, t.now);
+        t.pump();
+        let (_, got) = t.resume("z", tr, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        // A reload that changes nothing ends nothing.
+        let s = t.bin("s");
+        let got = sign_in(
+            &mut t,
+            s,
+            "alice",
+            Proof::Password(pw("set by the operator")),
+            false,
+        );
+        let ts = token_of(&got);
+        t.send(s, &ClientMsg::Ping { token: 1 });
+        t.recv(s);
+        t.hub.load_accounts(vec![reloaded(new_hash())]);
+        t.hub.handle_close(s, t.now);
+        t.pump();
+        let (_, got) = t.resume("w", ts, vec![]);
+        assert!(resumed(&got), "{got:?}");
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")));
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();
