@@ -36,7 +36,8 @@ pub enum AccountCmd {
     /// Lists the accounts: name and when created (UTC), one a line
     List,
     /// Sets a new password and revokes every device key of the account (its remembered
-    /// devices must sign in again)
+    /// devices must sign in again); a running server also ends the account's sessions at its
+    /// reload, as a password change does
     Passwd {
         /// The account's name
         name: String,
@@ -83,6 +84,11 @@ pub enum AccountError {
     /// Guest nicks stay free for guests.
     #[error("{0} is a guest nick (guest and digits): those cannot be registered")]
     GuestName(Nick),
+    /// IRC services' nicks are nobody's: IRC clients send their passwords there.
+    #[error(
+        "{0} is an IRC service's nick: natter runs no services, and nobody may hold one (IRC clients send it their passwords)"
+    )]
+    ServiceName(Nick),
     /// `add` of a name taken.
     #[error("there is an account named {0} already")]
     Exists(Nick),
@@ -207,10 +213,7 @@ pub fn run(
             return Err(AccountError::Unknown(account_name(name)?));
         }
         AccountCmd::Add { name, password } => {
-            let name = account_name(name)?;
-            if name.is_guest() {
-                return Err(AccountError::GuestName(name));
-            }
+            let name = new_account_name(name)?;
             let mut store = AccountStore::open(&config)?;
             if let Some(found) = store.account(&name)? {
                 return Err(AccountError::Exists(found.name));
@@ -289,10 +292,7 @@ pub async fn run_cluster(
     };
     match cmd {
         AccountCmd::Add { name, password } => {
-            let name = account_name(name)?;
-            if name.is_guest() {
-                return Err(AccountError::GuestName(name));
-            }
+            let name = new_account_name(name)?;
             let accounts = open().await?;
             if let Some(found) = accounts.get(&name).await.map_err(failed)? {
                 return Err(AccountError::Exists(found.record.name));
@@ -378,6 +378,19 @@ fn account_name(name: &str) -> Result<Nick, AccountError> {
         name: name.to_owned(),
         reason,
     })
+}
+
+/// A name `add` may register: a nick, neither a guest's nor an IRC service's (the rules a
+/// `/register` meets, where the nick was checked when it was taken).
+fn new_account_name(name: &str) -> Result<Nick, AccountError> {
+    let name = account_name(name)?;
+    if name.is_guest() {
+        return Err(AccountError::GuestName(name));
+    }
+    if name.is_service() {
+        return Err(AccountError::ServiceName(name));
+    }
+    Ok(name)
 }
 
 /// The new password, from the first source given, checked against the rules.

@@ -153,6 +153,14 @@ async fn bad_passwords_names_and_sources_are_refused_with_nothing_stored() {
     assert_eq!(code, 1);
     assert!(err.contains("guest nick"), "{err}");
 
+    // An IRC service's nick: whoever signed in to it would be sent what IRC clients send
+    // NickServ (passwords), and nobody may hold one (SECURITY.md).
+    for service in ["NickServ", "chanserv"] {
+        let (code, _, err) = account(d, &["add", service], Some(PASSWORD)).await;
+        assert_eq!(code, 1, "{service}");
+        assert!(err.contains("IRC service"), "{err}");
+    }
+
     let (code, _, err) = account(d, &["add", "not a nick"], Some(PASSWORD)).await;
     assert_eq!(code, 1);
     assert!(err.contains("cannot be an account"), "{err}");
@@ -345,4 +353,93 @@ async fn a_hash_cost_argon2_refuses_is_said_by_name_before_anything_is_made() {
         "{err}"
     );
     assert!(!d.exists(), "no store made");
+}
+
+/// `passwd` on a running server's store, then SIGHUP: the remembered device's key stopped
+/// opening the account only at the next restart (the reload replaced the account's list of
+/// keys, not the server's table of them). It stops at the reload, as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_then_sighup_stops_a_remembered_devices_key_at_once() {
+    use natter_core::wire::{ClientMsg, ErrorKind, Proof, ServerMsg};
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let (server, mut log, addr) =
+        spawn_server(&server_args, &[("NATTER_EPHEMERAL", "false")]).await;
+    let (mut desk, _) = BinClient::hello(addr, "fay", None).await;
+    desk.send(&ClientMsg::Register {
+        password: natter_core::Password(PASSWORD.into()),
+        remember: true,
+    })
+    .await;
+    let ServerMsg::SignedIn { key: Some(key), .. } = desk
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await
+    else {
+        panic!("no key");
+    };
+    desk.send(&ClientMsg::Quit { reason: None }).await;
+    drop(desk);
+
+    let (code, _, err) = account(dir.path(), &["passwd", "fay"], Some(NEW_PASSWORD)).await;
+    assert_eq!(code, 0, "{err}");
+    let pid = server.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    timeout(Duration::from_secs(10), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(log.read_line(&mut line).await.unwrap() > 0, "log ended");
+            if line.contains("accounts reloaded from the store") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the reload is logged");
+
+    let (mut laptop, _) = BinClient::hello(addr, "laptop", None).await;
+    laptop
+        .send(&ClientMsg::SignIn {
+            account: Nick::new("fay").unwrap(),
+            proof: Proof::Key(key),
+            remember: false,
+        })
+        .await;
+    let got = laptop
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "an answer",
+        )
+        .await;
+    assert!(
+        matches!(
+            got,
+            ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                ..
+            }
+        ),
+        "the revoked key still signs in: {got:?}"
+    );
+    laptop
+        .send(&ClientMsg::SignIn {
+            account: Nick::new("fay").unwrap(),
+            proof: Proof::Password(natter_core::Password(NEW_PASSWORD.into())),
+            remember: false,
+        })
+        .await;
+    laptop
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. }),
+            "the new password",
+        )
+        .await;
 }

@@ -455,3 +455,113 @@ async fn a_direct_message_to_an_account_with_nothing_connected_waits_across_a_cr
         "delivered once: {rest:?}"
     );
 }
+
+/// Over real sockets, with an account: a token copied from the owner's `SignedIn` cannot take
+/// the session while its owner is connected and answers the probe; the owner's own resume
+/// after a drop works once, with a new token; and the copied (now previous) token then opens
+/// nothing (SECURITY.md, *Sessions*; the hub's tests check the same without sockets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_account_token_takes_nothing_and_stops_working_once_replaced() {
+    use natter_core::wire::{ErrorKind, Resume};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut desk, _) = BinClient::hello(addr, "alice", None).await;
+    desk.send(&ClientMsg::Register {
+        password: natter_core::Password("correct horse".into()),
+        remember: false,
+    })
+    .await;
+    let ServerMsg::SignedIn { token, .. } = desk
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    desk.join("#w").await;
+    let resume_with = |token: &natter_core::types::ResumeToken| {
+        Some(Resume {
+            token: token.clone(),
+            rooms: Vec::new(),
+        })
+    };
+    let refused = |m: &ServerMsg| {
+        matches!(
+            m,
+            ServerMsg::Error {
+                kind: ErrorKind::ResumeFailed,
+                ..
+            }
+        )
+    };
+
+    // A thief presents the token while the desk is connected: the server probes the desk,
+    // which answers, and keeps its session.
+    let copy = resume_with(&token);
+    let thief = tokio::spawn(async move {
+        let mut thief = BinClient::connect(addr, "thief").await;
+        thief
+            .send(&ClientMsg::Hello {
+                version: natter_core::wire::PROTOCOL_VERSION,
+                nick: nick("thief"),
+                resume: copy,
+            })
+            .await;
+        thief.expect(refused, "the resume refused").await;
+        thief
+            .expect(
+                |m| matches!(m, ServerMsg::Welcome { .. }),
+                "a fresh welcome",
+            )
+            .await
+    });
+    let ServerMsg::Ping { token: probe } = desk
+        .expect(|m| matches!(m, ServerMsg::Ping { .. }), "the probe")
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    desk.send(&ClientMsg::Pong { token: probe }).await;
+    let welcome = timeout(Duration::from_secs(10), thief)
+        .await
+        .expect("the thief is answered")
+        .unwrap();
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() != "alice"),
+        "{welcome:?}"
+    );
+    desk.say("#w", "still mine").await;
+
+    // The desk's connection drops; its client resumes with the token, gets a new one and
+    // shows it has it.
+    drop(desk);
+    let (mut back, welcome) = BinClient::hello(addr, "alice", resume_with(&token)).await;
+    let ServerMsg::Welcome {
+        resumed: true,
+        nick: n,
+        token: newer,
+        ..
+    } = welcome
+    else {
+        panic!("not resumed: {welcome:?}");
+    };
+    assert_eq!(n.as_str(), "alice");
+    assert_ne!(newer, token, "every welcome a new token");
+    back.send(&ClientMsg::Ping { token: 5 }).await;
+    back.expect(|m| matches!(m, ServerMsg::Pong { token: 5 }), "pong")
+        .await;
+
+    // The copy is the token before: it opens nothing now, whoever holds the session.
+    drop(back);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, welcome) = BinClient::hello(addr, "thief", resume_with(&token)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() != "alice"),
+        "{welcome:?}"
+    );
+    let (_, welcome) = BinClient::hello(addr, "alice", resume_with(&newer)).await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, .. }),
+        "the newer one still does: {welcome:?}"
+    );
+    stop(server).await;
+}

@@ -327,6 +327,20 @@ impl Accounts {
 }
 
 /// "try again in 8 s".
+/// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
+/// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
+/// `/register` nor `natter-server account add` makes one; a store may hold one made before
+/// `add` refused them, which the log names once per load.
+fn service_account(name: &Nick) -> bool {
+    if name.is_service() {
+        warn!(
+            account = %name,
+            "an account named as an IRC service is not used: nobody may hold that nick (`natter-server account remove` it)"
+        );
+    }
+    name.is_service()
+}
+
 fn retry_words(wait: Millis) -> String {
     let s = wait.0.div_ceil(1000);
     if s >= 120 {
@@ -404,7 +418,12 @@ impl Hub {
                 );
             }
             (Pending::CheckOld { account, .. }, Outcome::Verified(false)) => {
-                self.sign_in_failed(conn, &account, now);
+                // Counted as a failed sign-in (a stolen connection guessing the password is
+                // throttled the same), but said as what it is: whoever typed `/password` is
+                // signed in and named no account.
+                self.count_failed_sign_in(conn, &account, now);
+                let detail = "the old password is wrong".to_owned();
+                self.error(conn, ErrorKind::SignInFailed, Re::Conn, detail);
             }
             (Pending::NewHash { account, .. }, Outcome::Hashed(hash)) => {
                 self.password_changed(conn, &account, hash, now);
@@ -438,7 +457,11 @@ impl Hub {
     /// forgotten (their users stay as they are until they leave).
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
         let mut seen = FxHashSet::default();
+        let mut reset = Vec::new();
         for la in loaded {
+            if service_account(&la.record.name) {
+                continue;
+            }
             let folded = la.record.name.folded();
             seen.insert(folded.clone());
             let keys: VecDeque<u64> = la.keys.iter().map(|k| k.id).collect();
@@ -447,8 +470,31 @@ impl Hub {
             }
             match self.accounts.by_name.get_mut(&folded) {
                 Some(a) => {
+                    // A new hash is the operator's `passwd`: the account's sessions end as
+                    // at a `/password` (the store revoked its keys too).
+                    if a.hash != la.record.hash {
+                        reset.push(folded.clone());
+                    }
                     a.hash = la.record.hash;
+                    // Keys the store no longer lists were revoked there (`natter-server
+                    // account passwd`): they stop opening the account now, not at a restart.
+                    let revoked: Vec<u64> = a
+                        .keys
+                        .iter()
+                        .filter(|id| !keys.contains(id))
+                        .copied()
+                        .collect();
                     a.keys = keys;
+                    for id in revoked {
+                        if self
+                            .accounts
+                            .keys
+                            .get(&id)
+                            .is_some_and(|(owner, _)| *owner == folded)
+                        {
+                            self.accounts.keys.remove(&id);
+                        }
+                    }
                 }
                 None => {
                     let read = la.read.into_iter().collect();
@@ -483,6 +529,10 @@ impl Hub {
             .collect();
         for name in gone {
             self.forget_account(&name);
+        }
+        for name in reset {
+            info!(account = %name, "password set by the operator: the account's sessions end");
+            self.end_sessions(&name, None, self.now);
         }
     }
 
@@ -942,10 +992,21 @@ impl Hub {
                         uid
                     }
                 };
-                self.move_device(conn, did, guest, uid, now);
+                let guest_rooms = self.move_device(conn, did, guest, uid, now);
                 self.reply(conn, Reply::Msg(ServerMsg::YourNick { nick: name.clone() }));
                 self.tell_signed_in(conn, did, name, key);
                 self.enter_account_rooms(conn, uid);
+                // The guest's rooms the account was not in become the account's, each entered
+                // once, after the account's own.
+                for room in guest_rooms {
+                    if !self
+                        .users
+                        .get(&uid)
+                        .is_some_and(|u| u.rooms.contains(&room))
+                    {
+                        self.join(conn, room, now);
+                    }
+                }
                 self.send_markers(conn, uid);
                 self.deliver_held(uid);
                 if was_offline {
@@ -1064,8 +1125,7 @@ impl Hub {
         true
     }
 
-    /// A sign-in to `account` (folded, whether it exists or not) or a password change's check
-    /// of the old password failed.
+    /// A sign-in to `account` (folded, whether it exists or not) failed.
     fn sign_in_failed(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.count_failed_sign_in(conn, account, now);
         let detail = "wrong account name or password".to_owned();
@@ -1364,7 +1424,11 @@ impl Hub {
         }
         let guest = self.guest_nick();
         let on: Vec<ConnId> = self.user_conns(holder).collect();
-        self.rename(holder, guest.clone(), None, now);
+        // A guest is one connection (none while it waits for a resume): it is told by its
+        // `YourNick`, so, as after a `/nick` of its own, it is spared the room event about
+        // itself unless its dialect shows its own events (an IRC client would read a second
+        // `NICK` from a nick it no longer has).
+        self.rename(holder, guest.clone(), on.first().copied(), now);
         for c in on {
             let detail = format!(
                 "{name} is a registered account and its owner signed in: you are now {guest}"
@@ -1610,9 +1674,17 @@ impl Hub {
     }
 
     /// Moves `conn`'s device from the guest `from` to the account's user `to`: the connection
-    /// leaves the guest's rooms, the guest quits if that was its only device, and the account
-    /// joins the rooms the guest was in.
-    fn move_device(&mut self, conn: ConnId, did: DeviceId, from: UserId, to: UserId, now: Millis) {
+    /// leaves the guest's rooms and the guest quits if that was its only device. Returns the
+    /// guest's rooms, for the account to join those it is not in (once the connection was
+    /// shown the account's own).
+    fn move_device(
+        &mut self,
+        conn: ConnId,
+        did: DeviceId,
+        from: UserId,
+        to: UserId,
+        now: Millis,
+    ) -> Vec<RoomName> {
         let guest_rooms: Vec<RoomName> = self
             .users
             .get(&from)
@@ -1643,11 +1715,7 @@ impl Hub {
             c.make_ready(to, did);
         }
         self.device_changed(did);
-        for room in guest_rooms {
-            if !self.users.get(&to).is_some_and(|u| u.rooms.contains(&room)) {
-                self.join(conn, room, now);
-            }
-        }
+        guest_rooms
     }
 
     /// Shows `conn` each room of `uid`: the room as it is now, then what came after the
@@ -1770,7 +1838,9 @@ impl Hub {
     }
 
     /// The operator removed an account: its keys stop working; its user stays a guest-like
-    /// user until it leaves.
+    /// user until it leaves, and leaves at once if nothing of it is connected (an always-on
+    /// account's user has nobody behind it to leave later, and would hold the nick and its
+    /// rooms until a restart).
     fn forget_account(&mut self, account: &str) {
         let Some(a) = self.accounts.by_name.remove(account) else {
             return;
@@ -1787,6 +1857,10 @@ impl Hub {
         {
             u.set_account(None);
             self.account_news(uid);
+            if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
+                let reason = Text::new("account removed").ok();
+                self.quit_user(uid, reason, self.now);
+            }
         }
     }
 
@@ -1990,6 +2064,9 @@ impl Hub {
             keys,
             held: _,
         } = account;
+        if service_account(&record.name) {
+            return;
+        }
         let folded = record.name.folded();
         if let Some(&(unanswered, last)) = self.accounts.own_writes.get(&folded) {
             if unanswered > 0 {

@@ -5436,6 +5436,93 @@ fn sasl_credentials_that_never_end_fail_and_a_long_piece_is_905() {
     assert_eq!(numerics(&n.lines(c)), ["905"]);
 }
 
+/// A name that cannot be an account (`b@d nick`) was answered "not authzid NUL authcid NUL
+/// password", which says the client sent the wrong shape: it sent the right one, with a name
+/// that is no nick. Said as nc's `/login` says it.
+#[test]
+fn a_sasl_name_that_is_no_nick_is_said_to_be_one() {
+    use base64::Engine;
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(
+        c,
+        &["CAP LS 302", "NICK foo", "USER u 0 * :F", "CAP REQ :sasl"],
+    );
+    n.lines(c);
+    let blob = |plain: &[u8]| base64::engine::general_purpose::STANDARD.encode(plain);
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(
+        c,
+        &[&format!("AUTHENTICATE {}", blob(b"\0b@d nick\0pass words"))],
+    );
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["904"], "{l:?}");
+    assert!(l[0].contains("a nick starts with a letter"), "{l:?}");
+    assert!(l[0].contains("b@d nick"), "{l:?}");
+    // A blob of another shape is still said to be one.
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.lines(c);
+    n.send(c, &[&format!("AUTHENTICATE {}", blob(b"no nuls here"))]);
+    let l = n.lines(c);
+    assert!(l[0].contains("authzid NUL authcid NUL password"), "{l:?}");
+}
+
+/// A guest holding a nick whose owner signs in is renamed: it was told so twice, once as its
+/// own rename (`YourNick`) and once as a room event about itself, which IRC renders as a second
+/// `:hank!hank@natter NICK :guest1234` when the client is guest1234 already (the source names
+/// nobody it knows), and nc as `hank is now known as guest1234` after `you are now known as`.
+#[test]
+fn a_guest_renamed_for_the_owner_of_its_nick_is_told_once() {
+    let mut n = Net::new();
+    let irc = n.irc_in_lobby("hank");
+    n.send(irc, &["JOIN #b"]);
+    let (nc, _) = n.nc();
+    n.send(nc, &["/nick ivy"]);
+    n.lines(irc);
+    n.lines(nc);
+    let account = |name: &str| crate::persist::LoadedAccount {
+        record: crate::persist::AccountRecord {
+            name: nick(name),
+            hash: crate::accounts::hash_password(
+                &crate::types::Password("correct horse".into()),
+                &[1; 16],
+                crate::accounts::HashCost::TEST,
+            )
+            .unwrap(),
+            created: Millis(0),
+        },
+        rooms: Vec::new(),
+        read: Vec::new(),
+        keys: Vec::new(),
+        held: Vec::new(),
+    };
+    n.hub.load_accounts(vec![account("hank"), account("ivy")]);
+    let (owner, _) = n.nc();
+    n.send(owner, &["/login hank correct horse"]);
+    let l = n.lines(irc);
+    let nicks: Vec<&String> = l.iter().filter(|l| l.contains(" NICK ")).collect();
+    assert_eq!(nicks.len(), 2, "its own rename, then the owner's: {l:?}");
+    assert!(
+        nicks[0].starts_with(":hank!hank@natter NICK :guest"),
+        "{l:?}"
+    );
+    assert!(nicks[1].ends_with(" NICK :hank"), "{l:?}");
+    assert_eq!(numerics(&l), ["433"], "{l:?}");
+    let (owner2, _) = n.nc();
+    n.send(owner2, &["/login ivy correct horse"]);
+    let l = n.lines(nc);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with("-- you are now known as guest")),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter().any(|l| l.starts_with("-- ivy is now known as")),
+        "said twice: {l:?}"
+    );
+}
+
 /// A labeled TAGMSG to oneself with echo-message is the echo (labeled) and the TAGMSG as it
 /// arrives (irctest's `testLabeledTagMsgResponsesToSelf`), as a PRIVMSG to oneself is.
 #[test]

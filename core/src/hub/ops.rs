@@ -827,6 +827,11 @@ impl Hub {
         if !self.fresh_id(conn, id) {
             return;
         }
+        // Whoever might hold a service's nick (nobody should), what IRC clients send there
+        // (`IDENTIFY` and a password) reaches nobody.
+        if to.is_service() {
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), service(&to));
+        }
         let target = self.nicks.get(&self.users, to.folded_key().as_str());
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
@@ -839,11 +844,7 @@ impl Hub {
                 let said = Said { id, tags };
                 return self.keep_direct(conn, uid, name, said, text, notice, now);
             }
-            let detail = if to.is_service() {
-                service(&to)
-            } else {
-                format!("nobody is called {to}")
-            };
+            let detail = format!("nobody is called {to}");
             return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
         };
         let to_conns: Vec<ConnId> = self.user_conns(to_uid).filter(|c| *c != conn).collect();

@@ -4517,6 +4517,176 @@ mod accounts {
         );
     }
 
+    /// An account named as an IRC service (`natter-server account add NickServ` took it, or a
+    /// store made before that was refused): its holder would be sent what IRC clients send
+    /// NickServ (`IDENTIFY` and a password). It is not loaded, nobody signs in to it, and a
+    /// message to a service's nick reaches nobody whoever holds it.
+    #[test]
+    fn an_account_named_as_an_irc_service_is_not_loaded_and_its_nick_hears_nothing() {
+        let mut t = T::new();
+        let loaded = |name: &str| crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick(name),
+                hash: crate::accounts::hash_password(
+                    &pw(PW),
+                    &[1; 16],
+                    crate::accounts::HashCost::TEST,
+                )
+                .unwrap(),
+                created: Millis(0),
+            },
+            rooms: vec![room("#lobby")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        };
+        t.hub
+            .load_accounts(vec![loaded("NickServ"), loaded("carol")]);
+        assert_eq!(t.hub.account_count(), 1, "carol only");
+        assert!(
+            !t.hub.is_member(&nick("NickServ"), &room("#lobby")),
+            "not always-on in its rooms either"
+        );
+        let c = t.bin("x");
+        let got = sign_in(&mut t, c, "NickServ", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        assert_ne!(t.hub.nick(c).map(|n| n.folded()), Some("nickserv".into()));
+        // And what is sent to a service's nick goes nowhere, said as nc and IRC say it.
+        let b = t.bin("bob");
+        t.send(
+            b,
+            &ClientMsg::Msg {
+                to: nick("NickServ"),
+                id: MsgId(1),
+                text: text("IDENTIFY bob hunter22hunter"),
+            },
+        );
+        let got = t.recv(b);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::NoSuchNick], "{got:?}");
+        assert!(error_detail(&got).contains("reserved"), "{got:?}");
+        assert!(t.recv(c).iter().all(|m| !matches!(m, ServerMsg::Direct(_))));
+    }
+
+    /// `natter-server account remove` of an always-on account with nothing connected: its user
+    /// stayed in its rooms with nobody behind it, holding the nick (`the nick carol is taken`)
+    /// until the server restarted, though the account and its rooms were gone. It quits.
+    #[test]
+    fn an_account_removed_by_the_operator_with_nothing_connected_leaves_its_rooms() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "carol");
+        t.join(a, "#m");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let b = t.bin("bob");
+        t.join(b, "#m");
+        t.recv(b);
+        assert!(t.hub.is_member(&nick("carol"), &room("#m")), "always-on");
+        // The operator's reload lists no carol.
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        let got = t.recv(b);
+        assert!(
+            events(&got)
+                .iter()
+                .any(|e| e.from.as_str() == "carol" && matches!(e.kind, EventKind::Quit { .. })),
+            "{got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("carol"), &room("#m")));
+        t.send(
+            b,
+            &ClientMsg::Nick {
+                nick: nick("carol"),
+            },
+        );
+        assert!(
+            t.recv(b)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::YourNick { nick } if nick.as_str() == "carol")),
+            "the nick is free"
+        );
+    }
+
+    /// A guest in a room its account is not in signs in: the room becomes the account's. nc
+    /// was shown `you are in #qa` twice, the first before it was even the account (`you left
+    /// #qa`, `you are in #qa`, `you are now known as alice`, ..., `you are in #qa`).
+    #[test]
+    fn a_guests_own_room_is_entered_once_when_it_signs_in() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#m");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let (g, _) = t.txt();
+        t.line(g, "/join #qa");
+        t.lines(g);
+        t.line(g, "/login alice correct horse");
+        let l = t.lines(g);
+        let at = |needle: &str| {
+            l.iter()
+                .position(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in {l:?}"))
+        };
+        assert_eq!(
+            l.iter()
+                .filter(|l| l.starts_with("-- you are in #qa"))
+                .count(),
+            1,
+            "{l:?}"
+        );
+        assert!(
+            at("-- you are signed in as alice") < at("-- you are in #qa"),
+            "{l:?}"
+        );
+        assert!(at("-- you are in #m") < at("-- you are in #qa"), "{l:?}");
+        assert!(t.hub.is_member(&nick("alice"), &room("#qa")));
+        assert!(t.hub.is_member(&nick("alice"), &room("#m")));
+    }
+
+    /// `natter-server account passwd` revokes every device key of the account in the store;
+    /// the running server learns of it at its reload, which lists the account with no keys.
+    /// The hub replaced the account's list but kept the revoked keys in its table of keys, so
+    /// a remembered device (or whoever copied its key) still signed in until a restart.
+    #[test]
+    fn device_keys_the_operator_revoked_stop_working_at_the_reload() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        let (_, kept) = registered(&mut t, "bob");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        let reloaded =
+            |name: &str, keys: Vec<crate::persist::KeyRecord>| crate::persist::LoadedAccount {
+                record: crate::persist::AccountRecord {
+                    name: nick(name),
+                    hash: crate::accounts::hash_password(
+                        &pw("a new password"),
+                        &[2; 16],
+                        crate::accounts::HashCost::TEST,
+                    )
+                    .unwrap(),
+                    created: Millis(0),
+                },
+                rooms: Vec::new(),
+                read: Vec::new(),
+                keys,
+                held: Vec::new(),
+            };
+        // bob's key stays in the store (and so in the reload); alice's were revoked.
+        let bobs = crate::persist::KeyRecord::of(&kept, Millis(0));
+        t.hub.load_accounts(vec![
+            reloaded("alice", Vec::new()),
+            reloaded("bob", vec![bobs]),
+        ]);
+        let c = t.bin("x");
+        let got = sign_in(&mut t, c, "alice", Proof::Key(key), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let d = t.bin("y");
+        let got = sign_in(&mut t, d, "bob", Proof::Key(kept), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "a key still listed still works: {got:?}"
+        );
+    }
+
     fn token_of(got: &[ServerMsg]) -> ResumeToken {
         got.iter()
             .find_map(|m| match m {
@@ -4587,6 +4757,69 @@ mod accounts {
         assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
         // The device that changed the password keeps its session.
         assert!(!t.closed(a));
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")));
+    }
+
+    /// The operator's `natter-server account passwd` (the reload brings a new hash) ends the
+    /// account's sessions as a `/password` from one of its devices does, none excepted: an
+    /// operator resets a password when the account is not its owner's any more, and a resume
+    /// token (a lost laptop's, a copied one) kept it open whatever the password became.
+    #[test]
+    fn a_password_the_operator_set_ends_the_accounts_sessions_at_the_reload() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        let (q, tq) = device(&mut t, "q", "alice");
+        let (r, tr) = device(&mut t, "r", "alice");
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        let reloaded = |hash| crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick("alice"),
+                hash,
+                created: Millis(0),
+            },
+            rooms: vec![room("#x")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        };
+        let new_hash = || {
+            crate::accounts::hash_password(
+                &pw("set by the operator"),
+                &[2; 16],
+                crate::accounts::HashCost::TEST,
+            )
+            .unwrap()
+        };
+        t.hub.load_accounts(vec![reloaded(new_hash())]);
+        t.pump();
+        let (_, got) = t.resume("y", tq, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+        // A connected device goes on until it drops; then its token is dead too.
+        assert!(!t.closed(r));
+        t.hub.handle_close(r, t.now);
+        t.pump();
+        let (_, got) = t.resume("z", tr, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        // A reload that changes nothing ends nothing.
+        let s = t.bin("s");
+        let got = sign_in(
+            &mut t,
+            s,
+            "alice",
+            Proof::Password(pw("set by the operator")),
+            false,
+        );
+        let ts = token_of(&got);
+        t.send(s, &ClientMsg::Ping { token: 1 });
+        t.recv(s);
+        t.hub.load_accounts(vec![reloaded(new_hash())]);
+        t.hub.handle_close(s, t.now);
+        t.pump();
+        let (_, got) = t.resume("w", ts, vec![]);
+        assert!(resumed(&got), "{got:?}");
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
@@ -5461,7 +5694,10 @@ mod accounts {
                 new: pw("battery staple"),
             },
         );
-        assert_eq!(error_kinds(&t.recv(a)), vec![ErrorKind::SignInFailed]);
+        let got = t.recv(a);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        // Said as what it is: the person is signed in, and typed no account name.
+        assert_eq!(error_detail(&got), "the old password is wrong", "{got:?}");
         t.send(
             a,
             &ClientMsg::ChangePassword {

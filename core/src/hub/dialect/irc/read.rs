@@ -508,11 +508,11 @@ impl Irc {
             let (authz, authc, pass) = (parts.next()?, parts.next()?, parts.next()?);
             let name = if authc.is_empty() { authz } else { authc };
             (parts.next().is_none() && !pass.is_empty())
-                .then(|| (Nick::new(name).ok(), pass.to_owned(), authz))
+                .then(|| (Nick::new(name), pass.to_owned(), authz))
         });
         // Acting as another account than the one whose password is given (RFC 4616's
         // authzid) is not supported: refused, rather than signed in as someone not asked for.
-        if let Some((Some(account), _, authz)) = &creds
+        if let Some((Ok(account), _, authz)) = &creds
             && !authz.is_empty()
             && !authz.eq_ignore_ascii_case(account.as_str())
         {
@@ -524,12 +524,18 @@ impl Irc {
         }
         let creds = creds.map(|(account, password, _)| (account, password));
         match creds {
-            Some((Some(account), password)) => plan.msg(ClientMsg::SignIn {
+            Some((Ok(account), password)) => plan.msg(ClientMsg::SignIn {
                 account,
                 proof: crate::wire::Proof::Password(crate::types::Password(password)),
                 remember: false,
             }),
-            _ => plan.num(
+            // The right shape, with a name no account can have: why, as nc's `/login` says it.
+            Some((Err(e), _)) => plan.num(
+                ERR_SASLFAIL,
+                &[],
+                &format!("SASL authentication failed: {e}"),
+            ),
+            None => plan.num(
                 ERR_SASLFAIL,
                 &[],
                 "SASL authentication failed: not authzid NUL authcid NUL password",
