@@ -554,8 +554,12 @@ impl Node {
         };
         match tokio::time::timeout(*wait, said).await {
             Ok(Ok(())) => info!(node = %self.id, "left the cluster"),
-            Ok(Err(why)) => warn!(%why, "could not tell the cluster this node leaves; its lease will run out"),
-            Err(_) => warn!("could not tell the cluster this node leaves in time; its lease will run out"),
+            Ok(Err(why)) => {
+                warn!(%why, "could not tell the cluster this node leaves; its lease will run out")
+            }
+            Err(_) => {
+                warn!("could not tell the cluster this node leaves in time; its lease will run out")
+            }
         }
     }
 

@@ -1149,8 +1149,10 @@ async fn a_node_stopped_on_purpose_lets_its_members_go_at_once() {
             "bob's join",
         )
         .await;
-    // A node takes others for gone only after a whole lease of its own listings.
-    tokio::time::sleep((started + lease + Duration::from_secs(1)).saturating_duration_since(Instant::now())).await;
+    // A node takes others for gone only after a whole lease of its own listings, the first a
+    // third of a lease after it started.
+    let healthy = started + lease + lease / 3 + Duration::from_secs(1);
+    tokio::time::sleep(healthy.saturating_duration_since(Instant::now())).await;
 
     goes.shutdown().await.expect("the node stops");
     let stopped = Instant::now();
@@ -1198,7 +1200,15 @@ async fn a_direct_message_while_nats_is_down_is_refused_at_once() {
     alice.send(&dm(2)).await;
     let answer = alice
         .expect(
-            |m| matches!(m, ServerMsg::Error { re: Re::Msg(natter_core::MsgId(2)), .. } | ServerMsg::Direct(_)),
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        re: Re::Msg(natter_core::MsgId(2)),
+                        ..
+                    } | ServerMsg::Direct(_)
+                )
+            },
             "an answer",
         )
         .await;
