@@ -539,6 +539,10 @@ impl Node {
     /// out, as one killed is.
     pub async fn leave(self) {
         self.lease.abort();
+        if self.client.connection_state() != State::Connected {
+            warn!("NATS is away: the cluster is not told this node leaves; its lease will run out");
+            return;
+        }
         let Leaving {
             nodes,
             subject,

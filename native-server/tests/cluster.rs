@@ -1218,7 +1218,10 @@ async fn a_direct_message_while_nats_is_down_is_refused_at_once() {
     };
     assert!(detail.contains("cluster is unavailable"), "{detail}");
     // At once: not after the lookup's wait (`ack_timeout`, 2 s here), nor NATS's own (10 s).
-    assert!(took < Duration::from_millis(1_500), "refused after {took:?}");
+    assert!(
+        took < Duration::from_millis(1_500),
+        "refused after {took:?}"
+    );
     nats.run();
     // Nothing arrives late.
     let late = bob.msgs_for(Duration::from_secs(3)).await;
