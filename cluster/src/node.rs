@@ -288,6 +288,10 @@ pub struct Node {
     /// To refuse a publish at once, without the driver.
     refuse: mpsc::UnboundedSender<ClusterIn>,
     pending: Arc<Pending>,
+    /// Keeps this node's lease alive (stopped first by [`Node::leave`]).
+    lease: JoinHandle<()>,
+    /// What [`Node::leave`] needs.
+    leaving: Leaving,
     tasks: Vec<JoinHandle<()>>,
     /// Reads of rooms' logs for history beyond the hub's ring.
     history: History,
@@ -325,8 +329,26 @@ struct History {
     index: SearchIndex,
 }
 
+/// How a node stopping on purpose tells the cluster it goes (see [`Node::leave`]).
+#[derive(Debug)]
+struct Leaving {
+    /// The bucket of leases.
+    nodes: kv::Store,
+    /// Where nodes hear of others leaving ([`gone_subject`]).
+    subject: String,
+    /// How long it may take.
+    wait: Duration,
+}
+
+/// The subject a node stopping on purpose says its id on, so that the others take it for gone
+/// at their next listing of leases instead of a lease later.
+fn gone_subject(prefix: &str) -> String {
+    format!("{prefix}.gone")
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
+        self.lease.abort();
         for t in &self.tasks {
             t.abort();
         }
@@ -410,12 +432,25 @@ impl Node {
         // Ends when the driver (which holds the sender) does.
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
         tokio::spawn(keep_sessions(sessions.clone(), sessions_rx));
+        let gone = client
+            .subscribe(gone_subject(&cfg.prefix))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "node departures",
+                why: e.to_string(),
+            })?;
         let lease = tokio::spawn(keep_lease(
             nodes.clone(),
             id.clone(),
             cfg.lease,
+            gone,
             in_tx.clone(),
         ));
+        let leaving = Leaving {
+            nodes: nodes.clone(),
+            subject: gone_subject(&cfg.prefix),
+            wait: cfg.ack_timeout,
+        };
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -479,9 +514,10 @@ impl Node {
             inbox,
             refuse,
             pending,
+            lease,
+            leaving,
             tasks: vec![
                 driver,
-                lease,
                 serve,
                 account_watch,
                 rooms.watch,
@@ -493,6 +529,42 @@ impl Node {
             bans: bans.kept,
             client,
         })
+    }
+
+    /// Tells the cluster this node is stopping on purpose, once its users' connections are
+    /// closed: its lease is removed and every node hears so, and each takes its members out of
+    /// the rooms' lists (as a dead node's: `Hub::handle_nodes`) at its next listing of leases,
+    /// a third of a lease later, instead of once the lease has run out. Within the cluster's
+    /// `ack_timeout`; if NATS cannot be told, the node is taken for gone when its lease runs
+    /// out, as one killed is.
+    pub async fn leave(self) {
+        self.lease.abort();
+        if self.client.connection_state() != State::Connected {
+            warn!("NATS is away: the cluster is not told this node leaves; its lease will run out");
+            return;
+        }
+        let Leaving {
+            nodes,
+            subject,
+            wait,
+        } = &self.leaving;
+        let said = async {
+            nodes.delete(&self.id).await.map_err(|e| e.to_string())?;
+            self.client
+                .publish(subject.clone(), Bytes::from(self.id.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            self.client.flush().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(*wait, said).await {
+            Ok(Ok(())) => info!(node = %self.id, "left the cluster"),
+            Ok(Err(why)) => {
+                warn!(%why, "could not tell the cluster this node leaves; its lease will run out")
+            }
+            Err(_) => {
+                warn!("could not tell the cluster this node leaves in time; its lease will run out")
+            }
+        }
     }
 
     /// The server-wide bans the cluster held when this node started, with their revisions
@@ -671,18 +743,34 @@ fn jetstream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
 /// node listed in the last lease. Only once refreshes and listings have worked for a whole lease
 /// (after a start, or after NATS was away): a node that came back with NATS has had time to
 /// refresh its lease by then, and is not taken for gone.
+///
+/// A node that says on `gone` it is leaving (see [`Node::leave`]) is forgotten at once: it is
+/// not alive at the next listing, which no longer finds its lease.
 async fn keep_lease(
     nodes: kv::Store,
     id: String,
     lease: Duration,
+    mut gone: async_nats::Subscriber,
     tx: mpsc::UnboundedSender<ClusterIn>,
 ) {
     let mut healthy_since: Option<tokio::time::Instant> = None;
     let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
     // While NATS is away every try fails: said when it starts and when it ends.
     let (mut refresh, mut listing) = (Failing::default(), Failing::default());
+    let every = lease / 3;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(lease / 3).await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            Some(m) = gone.next() => {
+                let node = String::from_utf8_lossy(&m.payload);
+                if node != id && seen.remove(node.as_ref()).is_some() {
+                    info!(%node, "a node left the cluster");
+                }
+                continue;
+            }
+        }
         if let Err(e) = nodes.put(&id, Bytes::from_static(b"up")).await {
             if refresh.failed() {
                 warn!(error = %e, "node lease not refreshed; trying again every {:?}", lease / 3);
@@ -1199,6 +1287,11 @@ async fn serve_directs(
     }
 }
 
+/// Why the cluster could not do something, in words for people.
+fn unavailable(e: &dyn std::fmt::Display) -> String {
+    format!("the cluster is unavailable ({e})")
+}
+
 /// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
 async fn send_direct(
     client: &async_nats::Client,
@@ -1209,7 +1302,6 @@ async fn send_direct(
     notice: bool,
 ) -> Result<(), String> {
     let nobody = || format!("nobody is called {}", dm.to);
-    let unavailable = |e: &dyn std::fmt::Display| format!("the cluster is unavailable ({e})");
     let entry = nicks
         .entry(nick_key(&dm.to))
         .await
@@ -1305,8 +1397,17 @@ impl Driver {
                     let (client, nicks, tx) =
                         (self.client.clone(), self.nicks.clone(), self.tx.clone());
                     let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
+                    // Refused at once while NATS is away, as a line is: the NATS client would
+                    // hold the nick's lookup until it is back and deliver the message late.
+                    let connected = self.client.connection_state() == State::Connected;
                     tokio::spawn(async move {
-                        let result = send_direct(&client, &nicks, &prefix, wait, &dm, notice).await;
+                        let sent = send_direct(&client, &nicks, &prefix, wait, &dm, notice);
+                        let result = match connected {
+                            true => tokio::time::timeout(wait, sent)
+                                .await
+                                .unwrap_or_else(|_| Err(unavailable(&"timed out"))),
+                            false => Err(unavailable(&"no NATS server answers")),
+                        };
                         let _ = tx.send(ClusterIn::DirectDone { id, result });
                     });
                 }

@@ -473,6 +473,10 @@ pub(crate) async fn run(
     if let Some(store) = task.store.take() {
         store.close(&mut task.hub, task.clock.now()).await;
     }
+    // Stopped on purpose: the other nodes let this node's members go now, not a lease later.
+    if let Some(node) = task.cluster.take().filter(|_| task.shutting_down) {
+        node.leave().await;
+    }
     // Dropping the conns closes every outbox: their connection tasks flush and end.
     debug!("hub task done");
 }

@@ -127,8 +127,9 @@ struct Args {
     /// cluster) [default: 1]
     #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
     cluster_replicas: Option<usize>,
-    /// How long this node's lease in the cluster lasts without a refresh: once it runs out,
-    /// the other nodes take its users for gone [default: 15000]
+    /// How long this node's lease in the cluster lasts without a refresh: once it has run out
+    /// and one more lease has passed, the other nodes take its users for gone (a node stopped
+    /// with SIGTERM tells them at once) [default: 15000]
     #[arg(long, value_name = "MS", env = "NATTER_CLUSTER_LEASE_MS")]
     cluster_lease_ms: Option<u64>,
     /// Give each chat line a JetStream message id, so that a copy of a line a node sends late

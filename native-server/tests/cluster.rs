@@ -1114,3 +1114,119 @@ async fn readyz_says_not_ready_while_nats_is_down_and_ready_once_it_is_back() {
     readyz_becomes(metrics, 200).await;
     node.shutdown().await.expect("the node stops");
 }
+
+/// A node in this process whose lease is `lease`.
+async fn node_with_lease(nats: &Nats, lease: Duration) -> Server {
+    let mut cfg = ServerConfig::local_test();
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = lease;
+    cfg.cluster = Some(cluster);
+    start(cfg).await.expect("a clustered node starts")
+}
+
+/// A node stopped on purpose (SIGTERM, `Server::shutdown`) says so to the cluster: its members
+/// leave the other nodes' lists at their next listing of leases (a third of a lease), not once
+/// its lease has run out as a killed node's do, and its users' nicks are free at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_on_purpose_lets_its_members_go_at_once() {
+    let nats = Nats::start();
+    let lease = Duration::from_secs(9);
+    let stays = node_with_lease(&nats, lease).await;
+    let goes = node_with_lease(&nats, lease).await;
+    let started = Instant::now();
+    let r = room("#r");
+    let (mut alice, _) = BinClient::hello(stays.local_addrs()[0], "alice", None).await;
+    alice.join("#r").await;
+    let (mut bob, _) = TextClient::welcomed(goes.local_addrs()[0], "bob").await;
+    bob.send("/nick bob").await;
+    bob.expect_has("you are now known as bob").await;
+    bob.send("/join #r").await;
+    bob.expect_has("-- you are in #r").await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Join, from, .. }) if from.as_str() == "bob"),
+            "bob's join",
+        )
+        .await;
+    // A node takes others for gone only after a whole lease of its own listings, the first a
+    // third of a lease after it started.
+    let healthy = started + lease + lease / 3 + Duration::from_secs(1);
+    tokio::time::sleep(healthy.saturating_duration_since(Instant::now())).await;
+
+    goes.shutdown().await.expect("the node stops");
+    let stopped = Instant::now();
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { .. }, from, .. }) if from.as_str() == "bob"),
+            "bob's quit",
+        )
+        .await;
+    let took = stopped.elapsed();
+    assert!(
+        took < lease / 3 + Duration::from_millis(1_500),
+        "bob left the list {took:?} after his node stopped (lease {lease:?})"
+    );
+    assert_eq!(who(&mut alice, &r).await, ["alice"]);
+}
+
+/// While NATS is down a direct message to a user on another node is refused at once, as a line
+/// is, and not held until NATS is back (then delivered late, its sender told nothing meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_while_nats_is_down_is_refused_at_once() {
+    let mut nats = Nats::start();
+    let nodes = [node(&nats).await, node(&nats).await];
+    let (mut alice, _) = BinClient::hello(nodes[0].local_addrs()[0], "alice", None).await;
+    let (mut bob, _) = BinClient::hello(nodes[1].local_addrs()[0], "bob", None).await;
+    let dm = |id: u64| ClientMsg::Msg {
+        to: support::nick("bob"),
+        id: natter_core::MsgId(id),
+        text: support::text("psst"),
+    };
+    alice.send(&dm(1)).await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst"),
+            "the direct message back",
+        )
+        .await;
+    bob.expect(|m| matches!(m, ServerMsg::Direct(_)), "the direct message")
+        .await;
+
+    nats.stop();
+    // The node notices its link is gone within moments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    alice.send(&dm(2)).await;
+    let answer = alice
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        re: Re::Msg(natter_core::MsgId(2)),
+                        ..
+                    } | ServerMsg::Direct(_)
+                )
+            },
+            "an answer",
+        )
+        .await;
+    let took = asked.elapsed();
+    let ServerMsg::Error { detail, .. } = &answer else {
+        panic!("delivered while NATS is down: {answer:?}");
+    };
+    assert!(detail.contains("cluster is unavailable"), "{detail}");
+    // At once: not after the lookup's wait (`ack_timeout`, 2 s here), nor NATS's own (10 s).
+    assert!(
+        took < Duration::from_millis(1_500),
+        "refused after {took:?}"
+    );
+    nats.run();
+    // Nothing arrives late.
+    let late = bob.msgs_for(Duration::from_secs(3)).await;
+    assert!(
+        !late.iter().any(|m| matches!(m, ServerMsg::Direct(_))),
+        "{late:?}"
+    );
+}
