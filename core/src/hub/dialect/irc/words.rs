@@ -889,7 +889,7 @@ impl Irc {
                 l.num(
                     ERR_NOSUCHNICK,
                     &[&target],
-                    &format!("No such nick/channel ({detail})"),
+                    &format!("No such nick/channel: {detail}"),
                 );
             }
             (ErrorKind::TooManyRooms, Re::Room(r)) => {
