@@ -318,6 +318,11 @@ impl Default for Accounts {
 }
 
 impl Accounts {
+    /// The user of the account named `folded`, while it has one.
+    pub(super) fn user_of_account(&self, folded: &str) -> Option<UserId> {
+        self.by_name.get(folded).and_then(|a| a.user)
+    }
+
     /// Whether `nick` is registered.
     pub(crate) fn registered(&self, nick: &Nick) -> bool {
         // The folded nick inline: asked at every hello, a `String` each time was one more small

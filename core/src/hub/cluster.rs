@@ -439,6 +439,8 @@ pub(crate) struct Cluster {
     /// The shell's link to the cluster is down ([`Hub::handle_cluster_link`]): changes of a
     /// room's settings and topic are refused at once.
     away: bool,
+    /// Nodes whose lease was alive at the last listing ([`Hub::handle_nodes`]): IRC's `LUSERS`.
+    nodes_alive: usize,
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -1417,6 +1419,12 @@ impl Hub {
             .len()
     }
 
+    /// Nodes of the cluster alive at the last listing (this one among them), at least 1; 1
+    /// without a cluster.
+    pub(super) fn servers(&self) -> usize {
+        self.cluster.as_ref().map_or(1, |cl| cl.nodes_alive.max(1))
+    }
+
     /// The nodes whose lease is alive now (the shell lists them every so often). Members of
     /// followed rooms on any other node are handed out as [`ClusterOut::Reap`], once per
     /// node that is gone.
@@ -1426,6 +1434,7 @@ impl Hub {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
+        cl.nodes_alive = alive.len();
         let mut gone: BTreeMap<(String, RoomName), Vec<Nick>> = BTreeMap::new();
         for (room, roster) in &cl.rosters {
             for (nick, node) in roster.members.values() {

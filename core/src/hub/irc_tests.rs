@@ -2946,6 +2946,15 @@ fn oper_with_an_admin_accounts_password_gives_its_powers_and_nothing_else_does()
         l.iter().any(|l| l.ends_with(" 302 dan :bob*=+bob@natter")),
         "{l:?}"
     );
+    // LUSERS counts him (252), beside alice, signed in to the admin account.
+    n.send(d, &["LUSERS"]);
+    n.advance(1_000);
+    let l = n.lines(d);
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with(" 252 dan 2 :operator(s) online")),
+        "{l:?}"
+    );
     n.send(b, &["WHOIS dan"]);
     n.advance(1_000);
     assert!(

@@ -259,6 +259,10 @@ pub(crate) enum Info {
         connections: usize,
         /// Connections still in their handshake (IRC's "unknown connections").
         unknown: usize,
+        /// Server admins connected (signed in to an admin account, or by `OPER`).
+        operators: usize,
+        /// Servers: the cluster's nodes alive, or 1.
+        servers: usize,
     },
     /// The server's time.
     Time(Millis),
@@ -346,7 +350,32 @@ impl Hub {
                 .count(),
             connections: self.conns.len() - unknown,
             unknown,
+            operators: self.operators_online(),
+            servers: self.servers(),
         }
+    }
+
+    /// Users connected here with a server admin's powers (`LUSERS`' `252`): those signed in to
+    /// an admin account and those who took one's powers by `OPER`; each once.
+    fn operators_online(&self) -> usize {
+        let mut ops: Vec<UserId> = self
+            .config
+            .accounts
+            .admins
+            .iter()
+            .filter_map(|n| self.accounts.user_of_account(&n.folded()))
+            .chain(
+                self.accounts
+                    .opers
+                    .iter()
+                    .filter(|(_, a)| self.is_admin_account(a))
+                    .map(|(u, _)| *u),
+            )
+            .filter(|u| self.online(*u))
+            .collect();
+        ops.sort_unstable();
+        ops.dedup();
+        ops.len()
     }
 
     /// Keeps the most users there were at once on this node (`LUSERS`' maximum).

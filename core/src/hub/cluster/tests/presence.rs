@@ -120,6 +120,20 @@ fn whois_ison_and_userhost_know_a_user_on_another_node_who_shares_no_room() {
     assert!(text.contains(" 302 carol :Bob=+Bob@"), "{text}");
     let text = irc(&mut net, 0, carol, "LUSERS");
     assert!(text.contains(" 251 carol :There are 2 users"), "{text}");
+    // The servers are the nodes alive at the last listing.
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_nodes(&["n0".to_owned(), "n1".to_owned()], now);
+    let text = irc(&mut net, 0, carol, "LUSERS");
+    assert!(
+        text.contains(" 251 carol :There are 2 users and 0 invisible on 2 servers"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" 255 carol :I have 1 clients and 1 servers"),
+        "{text}"
+    );
     // Bob goes away: node 0 shows it.
     irc(&mut net, 1, bob, "AWAY :at lunch");
     let text = irc(&mut net, 0, carol, "WHOIS bob");

@@ -1273,13 +1273,15 @@ impl Irc {
                 rooms,
                 connections,
                 unknown,
+                operators,
+                servers,
             } => {
                 l.num(
                     RPL_LUSERCLIENT,
                     &[],
-                    &format!("There are {users} users and 0 invisible on 1 servers"),
+                    &format!("There are {users} users and 0 invisible on {servers} servers"),
                 );
-                l.num(RPL_LUSEROP, &["0"], "operator(s) online");
+                l.num(RPL_LUSEROP, &[&operators.to_string()], "operator(s) online");
                 if *unknown > 0 {
                     l.num(
                         RPL_LUSERUNKNOWN,
@@ -1291,7 +1293,10 @@ impl Irc {
                 l.num(
                     RPL_LUSERME,
                     &[],
-                    &format!("I have {connections} clients and 0 servers"),
+                    &format!(
+                        "I have {connections} clients and {} servers",
+                        servers.saturating_sub(1)
+                    ),
                 );
                 l.num(
                     RPL_LOCALUSERS,
