@@ -377,6 +377,13 @@ fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_s
     Ok(Some(c))
 }
 
+/// The log's format: the flag (or its variable) over the file over text.
+fn log_format(args: &Args, file: &FileConfig) -> LogFormat {
+    args.log_format
+        .or(file.log_format.map(LogFormat::from))
+        .unwrap_or_default()
+}
+
 fn set_opt<T>(v: Option<T>, to: &mut T) {
     if let Some(v) = v {
         *to = v;
@@ -415,10 +422,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
     // A bad value from an environment variable is said with the variable's name.
     let args: Args = natter_ops::args::parse("natter-server");
     let file = read_file_config(args.config.as_ref())?;
-    let format = args
-        .log_format
-        .or(file.log_format.map(LogFormat::from))
-        .unwrap_or_default();
+    let format = log_format(&args, &file);
     // The NATS client says each of its events at info (every reconnection attempt while NATS is
     // away); natter-cluster says what they mean, once.
     natter_ops::logging::init(format, "info,async_nats=warn")?;
@@ -484,7 +488,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => on_sighup(&server, &args, &mut running).await,
+            _ = hup.recv() => on_sighup(&server, &args, &mut running, format).await,
         }
     }
     info!("signal received; shutting down");
@@ -494,9 +498,9 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
 
 /// SIGHUP: everything a running server reloads. Each reload logs its own outcome and keeps what
 /// runs when it fails; one failing does not stop the others.
-async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
+async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig, format: LogFormat) {
     info!("SIGHUP received: reloading");
-    reload_config(server, args, running).await;
+    reload_config(server, args, running, format).await;
     // A bad certificate file is refused and the certificate in use stays.
     // A reload that worked is logged once, with the file, by `Certificates::reload`.
     if let Err(e) = server.reload_certificates() {
@@ -514,19 +518,26 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
 
 /// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to
 /// the hub; logs every value that changed. What only a restart can change (listen addresses,
-/// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace) is
-/// logged as waiting for one. An
+/// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace, the log
+/// format, `format` in force) is logged as waiting for one. An
 /// unreadable or invalid file is refused with the reason, and the running config kept.
-async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
+async fn reload_config(
+    server: &Server,
+    args: &Args,
+    running: &mut ServerConfig,
+    format: LogFormat,
+) {
     let Some(path) = args.config.as_ref() else {
         // Not a warning: SIGHUP is also how the TLS certificate and the accounts are reloaded,
         // e.g. after every certificate renewal, with every setting given as a flag.
         info!("config reload: no config file to read (the server was started without --config)");
         return;
     };
-    let next = read_file_config(Some(path))
-        .and_then(|file| server_config(args, &file, running.hub.secret_seed));
-    let next = match next {
+    let next = read_file_config(Some(path)).and_then(|file| {
+        let next = server_config(args, &file, running.hub.secret_seed)?;
+        Ok((next, log_format(args, &file)))
+    });
+    let (next, next_format) = match next {
         Ok(next) => next,
         Err(e) => {
             error!(file = %path.display(), error = %format!("{e:#}"), "config reload refused; the running config is kept");
@@ -554,6 +565,8 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
         ("store", next.store != running.store),
         // The files SIGHUP rereads are the ones the server started with.
         ("tls_cert/tls_key", next.tls_certs != running.tls_certs),
+        // The log is set up once, at start.
+        ("log_format", next_format != format),
     ];
     match server.reconfigure(next.hub.clone()).await {
         Ok(changes) => {

@@ -245,9 +245,14 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
 /// The binary with JSON logs: it, its log (every line checked to be JSON) and the natter and
 /// metrics addresses it logs.
 async fn spawn_json(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
+    spawn_logging(&[args, &["--log-format", "json"]].concat()).await
+}
+
+/// As [`spawn_json`], without the `--log-format` flag: `args` ask for JSON some other way
+/// (the config file's `log_format`).
+async fn spawn_logging(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
         .args(args)
-        .args(["--log-format", "json"])
         .args(if args.contains(&"--data-dir") {
             &[][..]
         } else {
@@ -926,5 +931,42 @@ async fn sighup_says_which_changed_settings_wait_for_a_restart() {
     let r = reload(&child, &mut log).await;
     assert_eq!(r.changed, ["max_connections"]);
     assert_eq!(r.waiting, ["store", "tls_cert/tls_key"], "until a restart");
+    stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_says_a_changed_log_format_waits_for_a_restart() {
+    // The log is set up once, at start: a `log_format` changed in the file used to pass a
+    // reload without a word (`config reloaded changed=0`) while the log kept its format.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("natter.toml");
+    std::fs::write(&file, "log_format = \"json\"\n").unwrap();
+    let (child, mut log, _, _) = spawn_logging(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    signal(&child, "-HUP");
+    let done = log.until("config reloaded").await;
+    assert_eq!(done["changed"], 0);
+    std::fs::write(&file, "log_format = \"text\"\n").unwrap();
+    signal(&child, "-HUP");
+    let mut waiting = Vec::new();
+    loop {
+        // Still JSON: the format in force stays until a restart.
+        let ev = log.next().await;
+        let message = ev["message"].as_str().unwrap_or_default();
+        if message.contains("takes effect at the next restart") {
+            waiting.push(ev["key"].as_str().unwrap().to_owned());
+        }
+        if message == "config reloaded" {
+            break;
+        }
+    }
+    assert_eq!(waiting, ["log_format"]);
     stop(child).await;
 }

@@ -287,16 +287,10 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         &new.accounts.registration,
         |v| format!("{v:?}").to_lowercase(),
     );
-    cmp(
-        o,
-        "accounts.admins",
-        admins,
-        &new.accounts.admins,
-        |v| {
-            let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
-            format!("[{}]", names.join(", "))
-        },
-    );
+    cmp(o, "accounts.admins", admins, &new.accounts.admins, |v| {
+        let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
+        format!("[{}]", names.join(", "))
+    });
     cmp(
         o,
         "accounts.always_on",
