@@ -390,13 +390,36 @@ fn set_opt<T>(v: Option<T>, to: &mut T) {
     }
 }
 
+/// Reads and parses the config file (at start: a TOML error draws the line, a caret under the
+/// fault).
 fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    read_file_config_as(path, false)
+}
+
+/// As [`read_file_config`]; with `one_line`, a TOML error is one line (`line L, column C:
+/// why`), for the log, where a drawing would be cut into several entries (journald takes each
+/// line as one).
+fn read_file_config_as(path: Option<&PathBuf>, one_line: bool) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    let bad = || format!("bad config file {}", path.display());
+    match toml::from_str(&text) {
+        Ok(file) => Ok(file),
+        Err(e) if one_line => {
+            let why = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span() else {
+                anyhow::bail!("{}: {why}", bad());
+            };
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            anyhow::bail!("{}: line {line}, column {column}: {why}", bad())
+        }
+        Err(e) => Err(e).with_context(bad),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -533,7 +556,7 @@ async fn reload_config(
         info!("config reload: no config file to read (the server was started without --config)");
         return;
     };
-    let next = read_file_config(Some(path)).and_then(|file| {
+    let next = read_file_config_as(Some(path), true).and_then(|file| {
         let next = server_config(args, &file, running.hub.secret_seed)?;
         Ok((next, log_format(args, &file)))
     });
@@ -817,6 +840,30 @@ mod tests {
             e.starts_with("--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP) 0: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_file_is_one_line_in_the_reload_log() {
+        // A reload's refusal is one log line: TOML's drawing of the line with a caret under it
+        // became five lines of the text log (five journal entries under systemd), the reason
+        // on the last of them.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nmax_connections = 5\nflood_burst = \"x\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_file_config_as(Some(&path), true).unwrap_err());
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("bad config file "), "{e}");
+        assert!(
+            e.contains("line 3, column 15: invalid type: string \"x\""),
+            "{e}"
+        );
+        // At start, on the terminal, the drawing stays.
+        let e = format!("{:#}", read_file_config(Some(&path)).unwrap_err());
+        assert!(e.contains("^^^"), "{e}");
     }
 
     #[test]
