@@ -983,3 +983,37 @@ async fn sighup_says_a_changed_log_format_waits_for_a_restart() {
     assert_eq!(waiting, ["log_format"]);
     stop(child).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
+    // README ("Durable history"): a data directory the server cannot use stops it at start
+    // with the path and why. On a full disk SQLite says "disk I/O error" (it cannot make the
+    // log's shared-memory file), which sends an operator looking for a failing drive.
+    let disk = SmallDisk::mount(4 << 20);
+    let data = disk.0.path().join("data");
+    let (child, _, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .await;
+    stop(child).await;
+    let _filler = disk.fill();
+    let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_EPHEMERAL")
+        .stdin(Stdio::null())
+        .output();
+    let out = timeout(WAIT, out).await.expect("exits").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr.lines().last().unwrap_or_default();
+    assert!(said.starts_with("natter-server: "), "{stderr}");
+    assert!(said.contains(&data.display().to_string()), "{said}");
+    assert!(said.contains("disk is full"), "{said}");
+}
