@@ -539,8 +539,8 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig, for
     }
 }
 
-/// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to
-/// the hub; logs every value that changed. What only a restart can change (listen addresses,
+/// Reads the config file again (none: the flags alone, whose bridge secret file is read again
+/// too) and hands its `[limits]` (and trusted proxies, bridge secret) to the hub; logs every value that changed. What only a restart can change (listen addresses,
 /// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace, the log
 /// format, `format` in force) is logged as waiting for one. An
 /// unreadable or invalid file is refused with the reason, and the running config kept.
@@ -550,20 +550,22 @@ async fn reload_config(
     running: &mut ServerConfig,
     format: LogFormat,
 ) {
-    let Some(path) = args.config.as_ref() else {
+    let path = args.config.as_ref();
+    if path.is_none() {
         // Not a warning: SIGHUP is also how the TLS certificate and the accounts are reloaded,
-        // e.g. after every certificate renewal, with every setting given as a flag.
+        // e.g. after every certificate renewal, with every setting given as a flag. The flags'
+        // own files (the bridge secret's) are read again all the same.
         info!("config reload: no config file to read (the server was started without --config)");
-        return;
-    };
-    let next = read_file_config_as(Some(path), true).and_then(|file| {
+    }
+    let shown = path.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    let next = read_file_config_as(path, true).and_then(|file| {
         let next = server_config(args, &file, running.hub.secret_seed)?;
         Ok((next, log_format(args, &file)))
     });
     let (next, next_format) = match next {
         Ok(next) => next,
         Err(e) => {
-            error!(file = %path.display(), error = %format!("{e:#}"), "config reload refused; the running config is kept");
+            error!(file = %shown, error = %format!("{e:#}"), "config reload refused; the running config is kept");
             return;
         }
     };
@@ -604,11 +606,11 @@ async fn reload_config(
                     );
                 }
             }
-            info!(file = %path.display(), changed = changes.len(), "config reloaded");
+            info!(file = %shown, changed = changes.len(), "config reloaded");
             running.hub = next.hub;
         }
         Err(e) => {
-            error!(file = %path.display(), error = %e, "config reload refused; the running config is kept");
+            error!(file = %shown, error = %e, "config reload refused; the running config is kept");
         }
     }
 }
