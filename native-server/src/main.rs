@@ -378,19 +378,49 @@ fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_s
     Ok(Some(c))
 }
 
+/// The log's format: the flag (or its variable) over the file over text.
+fn log_format(args: &Args, file: &FileConfig) -> LogFormat {
+    args.log_format
+        .or(file.log_format.map(LogFormat::from))
+        .unwrap_or_default()
+}
+
 fn set_opt<T>(v: Option<T>, to: &mut T) {
     if let Some(v) = v {
         *to = v;
     }
 }
 
+/// Reads and parses the config file (at start: a TOML error draws the line, a caret under the
+/// fault).
 fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    read_file_config_as(path, false)
+}
+
+/// As [`read_file_config`]; with `one_line`, a TOML error is one line (`line L, column C:
+/// why`), for the log, where a drawing would be cut into several entries (journald takes each
+/// line as one).
+fn read_file_config_as(path: Option<&PathBuf>, one_line: bool) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    let bad = || format!("bad config file {}", path.display());
+    match toml::from_str(&text) {
+        Ok(file) => Ok(file),
+        Err(e) if one_line => {
+            let why = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span() else {
+                anyhow::bail!("{}: {why}", bad());
+            };
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            anyhow::bail!("{}: line {line}, column {column}: {why}", bad())
+        }
+        Err(e) => Err(e).with_context(bad),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -416,10 +446,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
     // A bad value from an environment variable is said with the variable's name.
     let args: Args = natter_ops::args::parse("natter-server");
     let file = read_file_config(args.config.as_ref())?;
-    let format = args
-        .log_format
-        .or(file.log_format.map(LogFormat::from))
-        .unwrap_or_default();
+    let format = log_format(&args, &file);
     // The NATS client says each of its events at info (every reconnection attempt while NATS is
     // away); natter-cluster says what they mean, once.
     natter_ops::logging::init(format, "info,async_nats=warn")?;
@@ -485,7 +512,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => on_sighup(&server, &args, &mut running).await,
+            _ = hup.recv() => on_sighup(&server, &args, &mut running, format).await,
         }
     }
     info!("signal received; shutting down");
@@ -495,9 +522,9 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
 
 /// SIGHUP: everything a running server reloads. Each reload logs its own outcome and keeps what
 /// runs when it fails; one failing does not stop the others.
-async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
+async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig, format: LogFormat) {
     info!("SIGHUP received: reloading");
-    reload_config(server, args, running).await;
+    reload_config(server, args, running, format).await;
     // A bad certificate file is refused and the certificate in use stays.
     // A reload that worked is logged once, with the file, by `Certificates::reload`.
     if let Err(e) = server.reload_certificates() {
@@ -513,24 +540,33 @@ async fn on_sighup(server: &Server, args: &Args, running: &mut ServerConfig) {
     }
 }
 
-/// Reads the config file again and hands its `[limits]` (and trusted proxies, bridge secret) to
-/// the hub; logs every value that changed. What only a restart can change (listen addresses,
-/// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace) is
-/// logged as waiting for one. An
+/// Reads the config file again (none: the flags alone, whose bridge secret file is read again
+/// too) and hands its `[limits]` (and trusted proxies, bridge secret) to the hub; logs every value that changed. What only a restart can change (listen addresses,
+/// the `[store]` table, the TLS files' paths, the metrics address, the shutdown grace, the log
+/// format, `format` in force) is logged as waiting for one. An
 /// unreadable or invalid file is refused with the reason, and the running config kept.
-async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig) {
-    let Some(path) = args.config.as_ref() else {
+async fn reload_config(
+    server: &Server,
+    args: &Args,
+    running: &mut ServerConfig,
+    format: LogFormat,
+) {
+    let path = args.config.as_ref();
+    if path.is_none() {
         // Not a warning: SIGHUP is also how the TLS certificate and the accounts are reloaded,
-        // e.g. after every certificate renewal, with every setting given as a flag.
+        // e.g. after every certificate renewal, with every setting given as a flag. The flags'
+        // own files (the bridge secret's) are read again all the same.
         info!("config reload: no config file to read (the server was started without --config)");
-        return;
-    };
-    let next = read_file_config(Some(path))
-        .and_then(|file| server_config(args, &file, running.hub.secret_seed));
-    let next = match next {
+    }
+    let shown = path.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    let next = read_file_config_as(path, true).and_then(|file| {
+        let next = server_config(args, &file, running.hub.secret_seed)?;
+        Ok((next, log_format(args, &file)))
+    });
+    let (next, next_format) = match next {
         Ok(next) => next,
         Err(e) => {
-            error!(file = %path.display(), error = %format!("{e:#}"), "config reload refused; the running config is kept");
+            error!(file = %shown, error = %format!("{e:#}"), "config reload refused; the running config is kept");
             return;
         }
     };
@@ -555,6 +591,8 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
         ("store", next.store != running.store),
         // The files SIGHUP rereads are the ones the server started with.
         ("tls_cert/tls_key", next.tls_certs != running.tls_certs),
+        // The log is set up once, at start.
+        ("log_format", next_format != format),
     ];
     match server.reconfigure(next.hub.clone()).await {
         Ok(changes) => {
@@ -569,11 +607,11 @@ async fn reload_config(server: &Server, args: &Args, running: &mut ServerConfig)
                     );
                 }
             }
-            info!(file = %path.display(), changed = changes.len(), "config reloaded");
+            info!(file = %shown, changed = changes.len(), "config reloaded");
             running.hub = next.hub;
         }
         Err(e) => {
-            error!(file = %path.display(), error = %e, "config reload refused; the running config is kept");
+            error!(file = %shown, error = %e, "config reload refused; the running config is kept");
         }
     }
 }
@@ -805,6 +843,30 @@ mod tests {
             e.starts_with("--max-connections-per-ip (NATTER_MAX_CONNECTIONS_PER_IP) 0: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_file_is_one_line_in_the_reload_log() {
+        // A reload's refusal is one log line: TOML's drawing of the line with a caret under it
+        // became five lines of the text log (five journal entries under systemd), the reason
+        // on the last of them.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nmax_connections = 5\nflood_burst = \"x\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_file_config_as(Some(&path), true).unwrap_err());
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("bad config file "), "{e}");
+        assert!(
+            e.contains("line 3, column 15: invalid type: string \"x\""),
+            "{e}"
+        );
+        // At start, on the terminal, the drawing stays.
+        let e = format!("{:#}", read_file_config(Some(&path)).unwrap_err());
+        assert!(e.contains("^^^"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::OpsError;
 use tracing_subscriber::EnvFilter;
 
-/// How log lines are written (to stdout).
+/// How log lines are written (to stderr).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// One human-readable line per event.

@@ -81,6 +81,17 @@ pub enum Synchronous {
     Full,
 }
 
+/// As the config file's `[store] synchronous` says it: `off`, `normal`, `full`.
+impl core::fmt::Display for Synchronous {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Synchronous::Off => "off",
+            Synchronous::Normal => "normal",
+            Synchronous::Full => "full",
+        })
+    }
+}
+
 impl Synchronous {
     pub(crate) fn pragma(self) -> &'static str {
         match self {
@@ -209,6 +220,10 @@ mod tests {
         assert_eq!(parse("normal"), Some(Synchronous::Normal));
         assert_eq!(parse("full"), Some(Synchronous::Full));
         assert_eq!(parse("extra"), None);
+        // The log says it in the file's words ("store open synchronous=normal", not Normal).
+        for s in [Synchronous::Off, Synchronous::Normal, Synchronous::Full] {
+            assert_eq!(parse(&s.to_string()), Some(s));
+        }
         assert_eq!(Synchronous::default(), Synchronous::Normal);
         let d = Retention::default();
         assert_eq!((d.max_age_days, d.max_bytes), (0, 10 << 30));

@@ -125,6 +125,14 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         fanout_pace,
         accounts,
     } = old;
+    // The same for the `[accounts]` table.
+    let super::AccountsConfig {
+        registration,
+        always_on,
+        hash_cost,
+        admins,
+        kept_bytes,
+    } = accounts;
     let mut out = Vec::new();
     let o = &mut out;
     cmp(o, "bridge secret", bridge_secret, &new.bridge_secret, |s| {
@@ -275,33 +283,34 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     cmp(
         o,
         "accounts.registration",
-        &accounts.registration,
+        registration,
         &new.accounts.registration,
         |v| format!("{v:?}").to_lowercase(),
     );
-    cmp(
-        o,
-        "accounts.admins",
-        &accounts.admins,
-        &new.accounts.admins,
-        |v| {
-            let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
-            format!("[{}]", names.join(", "))
-        },
-    );
+    cmp(o, "accounts.admins", admins, &new.accounts.admins, |v| {
+        let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
+        format!("[{}]", names.join(", "))
+    });
     cmp(
         o,
         "accounts.always_on",
-        &accounts.always_on,
+        always_on,
         &new.accounts.always_on,
         num,
     );
     cmp(
         o,
         "accounts.hash_cost",
-        &accounts.hash_cost,
+        hash_cost,
         &new.accounts.hash_cost,
         |v| format!("{} KiB, {} passes", v.memory_kib, v.iterations),
+    );
+    cmp(
+        o,
+        "accounts.kept_bytes",
+        kept_bytes,
+        &new.accounts.kept_bytes,
+        num,
     );
     cmp(
         o,
@@ -327,4 +336,22 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     cmp(o, "paced_fanout", paced_fanout, &new.paced_fanout, num);
     cmp(o, "fanout_pace_ms", fanout_pace, &new.fanout_pace, ms);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_accounts_value_that_changes_is_named() {
+        // README ("Reload"): each changed value is logged. `[accounts] kept_bytes` applied
+        // silently: the log said `config reloaded changed=0` while the limit moved.
+        let old = Config::default();
+        let mut new = old.clone();
+        new.accounts.kept_bytes = old.accounts.kept_bytes / 2;
+        let c = changes(&old, &new);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].key, "accounts.kept_bytes");
+        assert_eq!(c[0].new, (old.accounts.kept_bytes / 2).to_string());
+    }
 }

@@ -186,14 +186,40 @@ pub(crate) fn open_error(path: &Path, e: rusqlite::Error) -> OpenError {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
             OpenError::Corrupt { path, detail }
         }
-        Some(
-            ErrorCode::CannotOpen
-            | ErrorCode::ReadOnly
-            | ErrorCode::PermissionDenied
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull,
-        ) => OpenError::Unwritable { path, detail },
+        Some(ErrorCode::SystemIoFailure | ErrorCode::DiskFull) => {
+            // SQLite says "disk I/O error" when a full disk keeps it from making the log's
+            // shared-memory file: say what the operator must fix, not a failing drive.
+            let detail = match free_bytes(&path) {
+                Some(free) if free < FULL_BELOW => {
+                    format!("the disk is full ({free} bytes free; SQLite said: {detail})")
+                }
+                _ => detail,
+            };
+            OpenError::Unwritable { path, detail }
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+            OpenError::Unwritable { path, detail }
+        }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::Locked { path },
         _ => OpenError::Sqlite { path, detail },
+    }
+}
+
+/// Free space under which an I/O error at open is said to be a full disk: less than SQLite
+/// needs for the log's shared-memory file and a few pages.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// Bytes free to this process on the file system of `path`'s directory, where it can be told.
+fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let st = nix::sys::statvfs::statvfs(dir.unwrap_or(Path::new("."))).ok()?;
+        Some(st.blocks_available().saturating_mul(st.fragment_size()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }

@@ -91,7 +91,14 @@ impl SqliteStore {
             path: store.path.clone(),
             detail: format!("folding sessions' last message ids: {e}"),
         })?;
-        info!(path = %store.path.display(), synchronous = ?config.synchronous, "store open");
+        // In the config file's words, so an operator can check what is in force.
+        info!(
+            path = %store.path.display(),
+            synchronous = %config.synchronous,
+            max_age_days = config.retention.max_age_days,
+            max_bytes = config.retention.max_bytes,
+            "store open"
+        );
         Ok(store)
     }
 
