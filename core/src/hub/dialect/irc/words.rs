@@ -329,17 +329,7 @@ impl Irc {
                 }
                 // An invitation, from a user signed in or not (`account-tag`).
                 (ServerMsg::Invited { room, by }, Some(me)) => {
-                    let mut tags = l.tags.clone();
-                    if *signed_in && self.caps.has(Cap::AccountTag) {
-                        tags = tags.with("account", by.as_str());
-                    }
-                    l.from(
-                        &tags,
-                        &names::source(by),
-                        "INVITE",
-                        &[me.as_str(), room.as_str()],
-                        false,
-                    );
+                    self.invite_line(&mut l, me, room, by, *signed_in);
                 }
                 // Nothing else is sent this way.
                 (msg, me) => self.msg(&mut l, msg, me),
@@ -647,16 +637,7 @@ impl Irc {
                     );
                 }
             }
-            ServerMsg::Invited { room, by } => {
-                let tags = l.tags.clone();
-                l.from(
-                    &tags,
-                    &names::source(by),
-                    "INVITE",
-                    &[me.as_str(), room.as_str()],
-                    false,
-                );
-            }
+            ServerMsg::Invited { room, by } => self.invite_line(l, me, room, by, false),
             ServerMsg::SignedIn { account, .. } => {
                 // RPL_LOGGEDIN, as after SASL.
                 let mask = names::source(me);
@@ -706,6 +687,24 @@ impl Irc {
             "End of /NAMES list".into()
         };
         l.num(RPL_ENDOFNAMES, &[room_s], &end);
+    }
+
+    /// `by`'s invitation of `me` to `room`, with `by`'s account for a client with account-tag
+    /// when `by` is signed in (its nick is its account's name).
+    fn invite_line(
+        &self,
+        l: &mut Lines<'_>,
+        me: &Nick,
+        room: &RoomName,
+        by: &Nick,
+        signed_in: bool,
+    ) {
+        let mut tags = l.tags.clone();
+        if signed_in && self.caps.has(Cap::AccountTag) {
+            tags = tags.with("account", by.as_str());
+        }
+        let params = [me.as_str(), room.as_str()];
+        l.from(&tags, &names::source(by), "INVITE", &params, false);
     }
 
     /// A direct message or notice, with the sender's client-only tags for a client with
