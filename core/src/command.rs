@@ -231,7 +231,10 @@ pub const HELP: &[(&str, &str)] = &[
         "a muted member reads but does not speak",
     ),
     ("/unmute [#room] nick|mask", "lift a mute"),
-    ("/invite nick [#room]", "invite someone (into a +i room: operators only)"),
+    (
+        "/invite nick [#room]",
+        "invite someone (into a +i room: operators only)",
+    ),
     (
         "/mode [#room] [+i|-i|+k key|-k|+m|-m|+t|-t|+l N|-l]",
         "show or change the room's settings",
