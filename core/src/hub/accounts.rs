@@ -331,6 +331,11 @@ impl Accounts {
     }
 }
 
+/// What a connected device of an account the operator removed is told (`NotSignedIn`, with
+/// `re: Conn`): it goes on as a guest under the same nick. IRC answers it `901`.
+pub(crate) const ACCOUNT_REMOVED: &str =
+    "the operator removed your account: you are a guest now (your nick stays until you leave)";
+
 /// "try again in 8 s".
 /// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
 /// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
@@ -1862,6 +1867,12 @@ impl Hub {
         {
             u.set_account(None);
             self.account_news(uid);
+            // Its connected devices are told: they are guests now (IRC: `901`).
+            let on: Vec<ConnId> = self.user_conns(uid).collect();
+            for c in on {
+                let detail = ACCOUNT_REMOVED.to_owned();
+                self.error(c, ErrorKind::NotSignedIn, Re::Conn, detail);
+            }
             if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
                 let reason = Text::new("account removed").ok();
                 self.quit_user(uid, reason, self.now);

@@ -6350,3 +6350,21 @@ fn a_direct_action_is_an_action_on_irc_both_ways() {
         [":bob!bob@natter PRIVMSG amy :\x01ACTION waves back\x01"]
     );
 }
+
+/// An account the operator removes while its user is on IRC: `901` (logged out), and the user
+/// stays under its nick as a guest.
+#[test]
+fn an_irc_user_whose_account_the_operator_removes_is_logged_out() {
+    let mut n = Net::new();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.lines(a);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    assert_eq!(
+        n.lines(a),
+        [":natter.irc 901 alice alice!alice@natter :You are now logged out"]
+    );
+    n.send(a, &["PING x"]);
+    assert_eq!(n.lines(a), [":natter.irc PONG natter.irc :x"]);
+}

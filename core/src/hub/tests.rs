@@ -4517,6 +4517,26 @@ mod accounts {
         );
     }
 
+    /// An account the operator removes while a device of it is connected: the device is told
+    /// it is a guest now (`NotSignedIn`, `re: Conn`), and stays, under the same nick.
+    #[test]
+    fn a_connected_device_of_an_account_the_operator_removes_is_told() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        t.recv(a);
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        let got = t.recv(a);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Error { kind: ErrorKind::NotSignedIn, re: Re::Conn, detail }
+                if detail == super::super::accounts::ACCOUNT_REMOVED)),
+            "{got:?}"
+        );
+        assert_eq!(t.hub.nick(a).unwrap().as_str(), "alice");
+        let uid = t.hub.user_of(a).unwrap();
+        assert_eq!(t.hub.account_of(uid), None);
+    }
+
     /// An account named as an IRC service (`natter-server account add NickServ` took it, or a
     /// store made before that was refused): its holder would be sent what IRC clients send
     /// NickServ (`IDENTIFY` and a password). It is not loaded, nobody signs in to it, and a

@@ -533,6 +533,23 @@ impl Session {
             tracing::debug!(?kind, detail, "refused before the welcome");
             return;
         }
+        // Not signed in while we are, asked nothing: the operator removed the account. The
+        // session goes on as the guest the server now has (its credentials and key are no
+        // longer any use), as after a sign-out.
+        if re_conn
+            && kind == ErrorKind::NotSignedIn
+            && self.account.signed_in().is_some()
+            && !self.account.is_asking()
+        {
+            self.account.sign_out();
+            self.event(Event::Error {
+                kind: Some(kind),
+                about: About::Account,
+                text: clean(detail),
+            });
+            self.event(Event::SignedOut);
+            return;
+        }
         let about = match re {
             // A search is the one request naming no room that the server may be unable to
             // answer now, or refuse as too fast (we pace, so it should not).

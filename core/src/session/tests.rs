@@ -2619,6 +2619,48 @@ fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
     t.drain_paced()
 }
 
+/// The operator removed the account while we are signed in (`NotSignedIn`, `re: Conn`, asked
+/// nothing): the session goes on as a guest, its credentials and key forgotten (`SignedOut`).
+#[test]
+fn an_account_removed_under_us_signs_us_out_and_we_stay() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        true,
+        t.now,
+    );
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(9));
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotSignedIn,
+        re: Re::Conn,
+        detail: "the operator removed your account: you are a guest now".into(),
+    });
+    let ev = t.events();
+    assert!(ev.contains(&Event::SignedOut), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Error { about: About::Account, text, .. } if text.contains("removed"))),
+        "{ev:?}"
+    );
+    assert_eq!(t.s.account(), None);
+    assert_eq!(
+        t.s.state(),
+        ConnState::Connected,
+        "it stays connected, as a guest"
+    );
+    // Asked while signed out, the same error is only an error.
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotSignedIn,
+        re: Re::Conn,
+        detail: "you are not signed in".into(),
+    });
+    assert!(!t.events().contains(&Event::SignedOut));
+}
+
 #[test]
 fn a_sign_in_asked_before_the_welcome_goes_first_after_it() {
     let mut t = T::new(Transport::Stream);

@@ -39,6 +39,7 @@ pub(super) const RPL_CREATIONTIME: &str = "329";
 pub(super) const RPL_INVITING: &str = "341";
 pub(super) const RPL_NOTOPIC: &str = "331";
 pub(super) const RPL_LOGGEDIN: &str = "900";
+pub(super) const RPL_LOGGEDOUT: &str = "901";
 pub(super) const RPL_WHOISACCOUNT: &str = "330";
 pub(super) const RPL_BANLIST: &str = "367";
 pub(super) const ERR_BANNEDFROMCHAN: &str = "474";

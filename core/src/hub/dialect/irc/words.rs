@@ -12,7 +12,7 @@ use super::{
     F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
     Whox,
 };
-use crate::hub::accounts::REGISTERED;
+use crate::hub::accounts::{ACCOUNT_REMOVED, REGISTERED};
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_AN_ACCOUNT, NOT_MUTED_IN};
 use crate::hub::ops::NO_ROOM;
@@ -776,6 +776,11 @@ impl Irc {
             return;
         }
         match (kind, re) {
+            // The operator removed the account: logged out (IRCv3 SASL's `901`).
+            (ErrorKind::NotSignedIn, Re::Conn) if detail == ACCOUNT_REMOVED => {
+                let mask = format!("{0}!{0}@{1}", l.me, names::HOST);
+                l.num(RPL_LOGGEDOUT, &[&mask], "You are now logged out");
+            }
             (ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::Unavailable, _)
                 if !self.registered() =>
             {
