@@ -540,7 +540,7 @@ impl DirectMsg {
     }
 
     /// The text of `from`'s direct action `act` ([`DirectMsg::action`]).
-    pub fn action_text(from: &Nick, act: &str) -> String {
+    pub fn action_text(from: &str, act: &str) -> String {
         format!("* {from} {act}")
     }
 }

@@ -151,7 +151,9 @@ impl Session {
                 let Some(Target::Nick(peer)) = to else {
                     return;
                 };
-                let Ok(text) = Text::new(&DirectMsg::action_text(&self.nick, text.as_str())) else {
+                let Ok(text) =
+                    Text::new(&DirectMsg::action_text(self.nick.as_str(), text.as_str()))
+                else {
                     return;
                 };
                 if self.text_fits(&text) {

@@ -978,7 +978,8 @@ impl Irc {
                 // natter has no direct actions: the action goes as text `* me action`, which
                 // IRC clients and natter's own are shown as an action (`DirectMsg::action`).
                 let text = if action {
-                    Text::new(&format!("* {} {}", plan.me, text)).unwrap_or(text)
+                    let act = crate::wire::DirectMsg::action_text(&plan.me, text.as_str());
+                    Text::new(&act).unwrap_or(text)
                 } else {
                     text
                 };
