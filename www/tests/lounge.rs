@@ -732,7 +732,16 @@ async fn scenario(browser: Browser, url: String, natter: Arc<Natter>, cli_config
     // read marker), and not again what The Lounge shows already.
     cli.say("before carol drops").await;
     wait_shown(b, "message|cliuser|before carol drops").await;
+    let gone = "-- carol is away: not connected; your message waits for them";
+    let said = |cli: &Cli| cli.out.lines().iter().filter(|l| *l == gone).count();
+    let before = said(&cli);
     say(b, "/disconnect").await;
+    // The server has seen carol's last connection go (her account stays in the room) before
+    // cliuser speaks: a line written to a connection whose client has already sent QUIT
+    // reaches nobody, and IRC has no acknowledgement to tell the server so.
+    wait_for!("the CLI to hear that carol is not connected", {
+        (said(&cli) > before).then_some(())
+    });
     cli.say("while carol is away").await;
     cli.expect("[#lobby] <cliuser> while carol is away").await;
     open(b, 1, "lobby").await;
