@@ -359,6 +359,24 @@ async fn nc_reads_history_and_searches_after_a_restart() {
         more.last().map(String::as_str),
         Some("-- (the beginning of #lobby)")
     );
+    // `printf '/search red\n/history 20' | nc -N`: the store's answers come before the goodbye
+    // (the end of input is a quit, and it waits for them).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut script = support::connect(addr).await;
+        script.write_all(b"/search red\n/history 20").await.unwrap();
+        script.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), script.read_to_end(&mut got))
+            .await
+            .expect("the server closes once it has answered")
+            .unwrap();
+        let got = String::from_utf8(got).unwrap();
+        let lines: Vec<&str> = got.lines().collect();
+        assert!(lines.contains(&"-- 2 results"), "{got}");
+        assert!(lines.contains(&"-- (the beginning of #lobby)"), "{got}");
+        assert_eq!(lines.last(), Some(&"-- goodbye"), "{got}");
+    }
     sigterm(&mut server).await;
 }
 

@@ -68,7 +68,7 @@ impl Hub {
     /// input ends once), so the connection always comes to its end.
     pub(super) fn submit_last(&mut self, conn: ConnId, req: Request, now: Millis) {
         let (burst, refill) = (self.config.flood_burst, self.config.flood_refill);
-        let signing_in = self.account_busy(conn);
+        let signing_in = self.held_up(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -89,7 +89,7 @@ impl Hub {
             self.config.flood_refill,
             self.config.flood_queue,
         );
-        let signing_in = self.account_busy(conn);
+        let signing_in = self.held_up(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -158,8 +158,9 @@ impl Hub {
             self.run_deferred(conn, now);
         }
         loop {
-            if self.account_busy(conn) {
-                // Taken up again when the account request is answered.
+            if self.held_up(conn) {
+                // Taken up again when the account request (or the store's last answer before
+                // a quit) is answered.
                 return;
             }
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -215,6 +216,13 @@ impl Hub {
         }
     }
 
+    /// Whether `conn`'s requests wait for an answer: its sign-in or registration being checked
+    /// (what it sends next is the account's), or the store's answers to what it asked before
+    /// its quit ([`Hub::quit_after_answers`]).
+    pub(super) fn held_up(&self, conn: ConnId) -> bool {
+        self.account_busy(conn) || self.queries.quit_waits(conn)
+    }
+
     pub(super) fn user_of(&self, conn: ConnId) -> Option<UserId> {
         self.conns.get(&conn)?.user()
     }
@@ -247,6 +255,13 @@ impl Hub {
         }
         let Some(uid) = self.user_of(conn) else {
             return;
+        };
+        let msg = match msg {
+            quit @ ClientMsg::Quit { .. } => match self.quit_after_answers(conn, quit) {
+                Some(quit) => quit,
+                None => return,
+            },
+            msg => msg,
         };
         match msg {
             ClientMsg::Join { room } => self.join(conn, room, now),

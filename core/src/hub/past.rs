@@ -7,7 +7,7 @@
 //! client gets exactly what it missed, in order, with no gap marker for what the store holds (up
 //! to one outbound queue of it; the rest is a gap the client refills).
 
-use super::dialect::{Hello, Reply};
+use super::dialect::{Hello, Reply, Request};
 use super::query::{HistoryFail, Info, Point, Window};
 use super::room::Room;
 use super::{DeviceId, Hub, UserId};
@@ -17,7 +17,7 @@ use crate::limits::{
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq, Text};
-use crate::wire::{ErrorKind, EventKind, Re, RoomEvent, ServerMsg, encode_frame};
+use crate::wire::{ClientMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg, encode_frame};
 use core::ops::Range;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -50,6 +50,19 @@ enum Asker {
     },
 }
 
+impl Asker {
+    /// The connection the answer is for.
+    fn conn(&self) -> ConnId {
+        match self {
+            Asker::Older { conn, .. }
+            | Asker::Search { conn, .. }
+            | Asker::Refill { conn, .. }
+            | Asker::Resume { conn, .. }
+            | Asker::Window { conn, .. } => *conn,
+        }
+    }
+}
+
 /// A resume waiting for the store's pages.
 #[derive(Debug)]
 struct PendingResume {
@@ -66,12 +79,25 @@ pub(crate) struct Queries {
     outbox: VecDeque<(QueryId, Query)>,
     waiting: FxHashMap<QueryId, Asker>,
     resumes: FxHashMap<ConnId, PendingResume>,
+    /// Connections whose quit waits for the answers to what they asked before it.
+    quitting: Vec<ConnId>,
 }
 
 impl Queries {
     /// `conn` is gone: a resume it waited for will not happen (answers for it are dropped).
     pub(crate) fn forget(&mut self, conn: ConnId) {
         self.resumes.remove(&conn);
+        self.quitting.retain(|c| *c != conn);
+    }
+
+    /// Whether an answer for `conn` is still to come.
+    fn owed(&self, conn: ConnId) -> bool {
+        self.waiting.values().any(|a| a.conn() == conn)
+    }
+
+    /// Whether `conn`'s requests wait, behind its quit, for the answers owed to it.
+    pub(crate) fn quit_waits(&self, conn: ConnId) -> bool {
+        !self.quitting.is_empty() && self.quitting.contains(&conn)
     }
 }
 
@@ -107,6 +133,36 @@ impl Hub {
         let Some(asker) = self.queries.waiting.remove(&id) else {
             return;
         };
+        let conn = asker.conn();
+        self.answer(asker, answer, now);
+        if self.queries.quit_waits(conn) && !self.queries.owed(conn) {
+            // Its last answer is out: the quit behind it runs, and whatever waited behind that.
+            self.queries.quitting.retain(|c| *c != conn);
+            self.run_pending(conn, now);
+        }
+    }
+
+    /// `conn` quits (its `/quit`, nc's end of input, IRC's `QUIT`) while answers to what it
+    /// asked before are still to come from the store: the quit waits for them, first in its
+    /// queue, so `printf '/search words\n' | nc -N host 8000` prints the results before its
+    /// goodbye. Gives the quit back when nothing is owed: it runs now.
+    pub(super) fn quit_after_answers(
+        &mut self,
+        conn: ConnId,
+        quit: ClientMsg,
+    ) -> Option<ClientMsg> {
+        if !self.queries.owed(conn) {
+            return Some(quit);
+        }
+        let c = self.conns.get_mut(&conn)?;
+        c.rare_mut().pending.push_front(Request::Msg(quit));
+        if !self.queries.quit_waits(conn) {
+            self.queries.quitting.push(conn);
+        }
+        None
+    }
+
+    fn answer(&mut self, asker: Asker, answer: Answer, now: Millis) {
         match (asker, answer) {
             (Asker::Older { conn, room }, Answer::History(Ok(page))) => {
                 self.send_past(conn, &room, page.events, page.at_start);

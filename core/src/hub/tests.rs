@@ -3990,6 +3990,71 @@ mod past {
         t.answer_queries = true;
     }
 
+    /// `printf '/search words\n/quit\n' | nc host 8000`, or the same ended by the end of
+    /// input (`nc -N`): the store's answers come before the goodbye. Before, the quit ran at
+    /// once and the answers found the connection gone.
+    #[test]
+    fn a_quit_waits_for_the_answers_to_what_was_asked_before_it() {
+        let mut t = T::with(small_ring(true));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        for i in 1..=30 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        for end in ["/quit", "end of input"] {
+            let (c, nick) = t.txt();
+            t.line(c, "/join #p");
+            t.lines(c);
+            t.answer_queries = false;
+            if end == "/quit" {
+                t.feed(c, b"/search line\r\n/history 25\r\n/quit\r\n/nick late\r\n");
+            } else {
+                t.feed(c, b"/search line\r\n/history 25");
+                assert!(t.hub.handle_eof(c, t.now));
+            }
+            t.pump();
+            let early = t.lines(c);
+            assert!(early.is_empty(), "{end}: waits for the store: {early:?}");
+            assert!(!t.closed(c), "{end}");
+            let queries = std::mem::take(&mut t.queries);
+            assert_eq!(queries.len(), 2, "{end}: {queries:?}");
+            for (id, q) in queries {
+                let answer = t.fake_answer(&q);
+                t.hub.handle_answer(id, answer, t.now);
+            }
+            t.pump();
+            let lines = t.lines(c);
+            assert!(
+                lines.iter().filter(|l| l.contains("> line ")).count() > 5,
+                "{end}: {lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("-- ") && l.ends_with(" results")),
+                "{end}: {lines:?}"
+            );
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some("-- goodbye"),
+                "{end}"
+            );
+            assert!(
+                !lines.iter().any(|l| l.contains("late")),
+                "{end}: nothing after the quit runs: {lines:?}"
+            );
+            assert!(t.closed(c), "{end}");
+            let seen = t.recv(a);
+            assert!(
+                seen.iter().any(|m| matches!(m, ServerMsg::Event(ev)
+                    if ev.from.as_str() == nick && matches!(ev.kind, EventKind::Quit { .. }))),
+                "{end}: {seen:?}"
+            );
+            t.answer_queries = true;
+        }
+    }
+
     #[test]
     fn a_refill_after_a_gap_reads_what_the_ring_lost_from_the_store() {
         let mut t = T::with(small_ring(true));
