@@ -44,21 +44,6 @@ pub(crate) struct Text {
     lines_seen: u8,
 }
 
-/// Whether a line is an HTTP request line or a `Host:` header.
-fn looks_like_http(line: &str) -> bool {
-    const METHODS: [&str; 9] = [
-        "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
-    ];
-    let mut words = line.split(' ');
-    let request_line = words.next().is_some_and(|m| METHODS.contains(&m))
-        && words.next().is_some_and(|target| !target.is_empty())
-        && words.next().is_some_and(|v| v.starts_with("HTTP/"));
-    let host = line
-        .get(..5)
-        .is_some_and(|h| h.eq_ignore_ascii_case("host:"));
-    request_line || host
-}
-
 impl Text {
     fn hello() -> Step {
         Step::Hello(Hello {
@@ -73,7 +58,7 @@ impl Text {
     fn line(&mut self, text: &str, steps: &mut Vec<Step>) -> Result<(), ()> {
         if self.lines_seen < HTTP_CHECKED_LINES {
             self.lines_seen += 1;
-            let refusal = if looks_like_http(text) {
+            let refusal = if super::looks_like_http(text) {
                 Some("this port speaks natter (nc, telnet or the natter client), not HTTP")
             } else if self.lines_seen == 1 && text.starts_with("PROXY ") {
                 Some("a PROXY header is only taken from a trusted proxy")
