@@ -1547,6 +1547,30 @@ fn an_http_request_or_an_untrusted_proxy_header_on_the_irc_door_registers_nobody
 }
 
 #[test]
+fn a_tls_client_on_the_plain_irc_door_is_closed_at_its_first_byte() {
+    // An IRC client with TLS on, pointed at 6667: its hello was cut into lines answered with
+    // FAIL and 451, and the connection held until the registration timeout.
+    let mut n = Net::new();
+    let c = n.irc();
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(b"\x8f\x12 NICK x\r\nUSER x 0 * :x\r\n");
+    n.feed(c, &hello);
+    assert!(n.closed(c));
+    let l = n.lines(c);
+    assert!(
+        l.len() == 1 && l[0].starts_with("ERROR :") && l[0].contains("not TLS"),
+        "{l:?}"
+    );
+    // Only the first byte tells: a registered client may later send anything.
+    let i = n.client("later", &[]);
+    n.lines(i);
+    n.feed(i, b"\x16junk\r\n");
+    assert!(!n.closed(i));
+}
+
+#[test]
 fn one_flood_token_per_line_and_a_full_queue_is_263() {
     let mut n = Net::new();
     let i = n.client("fast", &[]);

@@ -49,6 +49,11 @@ pub(super) fn looks_like_http(line: &str) -> bool {
     request_line || host
 }
 
+/// The first byte of a TLS record carrying a handshake (a client's hello): no person types it
+/// (Ctrl+V) as the first byte of a connection, and no IRC client starts with it. The plain
+/// text and IRC doors close a connection that does (TLS is on the TLS ports only).
+pub(super) const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Where a connection came in: decides which dialects it may speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Door {

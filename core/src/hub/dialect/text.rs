@@ -21,10 +21,6 @@ use bytes::Bytes;
 /// Lines at the start of a connection checked for the marks of an HTTP request.
 const HTTP_CHECKED_LINES: u8 = 8;
 
-/// The first byte of a TLS record carrying a handshake (a client's hello): no person types it
-/// (Ctrl+V) as the first byte of a connection.
-const TLS_HANDSHAKE: u8 = 0x16;
-
 /// Forms of a room event for a person: in their current room, or elsewhere (named in front).
 const HERE: Form = Form(0);
 const ELSEWHERE: Form = Form(1);
@@ -152,7 +148,7 @@ impl Dialect for Text {
             });
             return;
         }
-        if !self.any_byte && data.first() == Some(&TLS_HANDSHAKE) {
+        if !self.any_byte && data.first() == Some(&super::TLS_HANDSHAKE) {
             // A TLS client (`natters://` or a browser's https) on the plain port: its hello
             // would otherwise be cut into lines of binary said in #lobby. It cannot read these
             // words, but the log and a person watching the socket can.
