@@ -163,12 +163,12 @@ fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>) {
         let line = match read_line_bounded(&mut input, MAX_LINE_BYTES, &mut buf) {
             Ok(Some(ReadLine::Line)) => String::from_utf8_lossy(&buf).into_owned(),
             Ok(Some(ReadLine::TooLong)) => {
-                eprintln!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
+                tell!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
                 continue;
             }
             Ok(None) => return,
             Err(e) => {
-                eprintln!("natter: cannot read stdin: {e}");
+                tell!("natter: cannot read stdin: {e}");
                 return;
             }
         };

@@ -86,7 +86,7 @@ fn warn_if_readable_by_others(file: &std::fs::File, path: &Path) {
     if let Ok(meta) = file.metadata()
         && meta.permissions().mode() & 0o077 != 0
     {
-        eprintln!(
+        tell!(
             "natter: warning: {} can be read by other users (chmod 600 it)",
             path.display()
         );

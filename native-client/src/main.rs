@@ -2,6 +2,16 @@
 //! model), plain lines when piped (worded by natter-core's `render::session_lines`). Both drive
 //! natter-core's Session through [`driver`].
 
+/// A line for the person running natter, on stderr. `eprintln!` panics when stderr is closed
+/// (`natter ... 2>&1 | head` once `head` has its lines): natter then ended with a panic's status
+/// (101) instead of its own; a line that cannot be written is let go.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod clock;
 mod config;
 mod driver;
@@ -109,7 +119,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Each cause once: natter's errors word their cause into their message, which
             // anyhow's `{:#}` would say again.
-            eprintln!("natter: {}", natter_ops::error_words(e.as_ref()));
+            tell!("natter: {}", natter_ops::error_words(e.as_ref()));
             ExitCode::FAILURE
         }
     }

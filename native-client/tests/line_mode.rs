@@ -194,6 +194,32 @@ async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_ends_natter_with_its_own_status_not_a_panic() {
+    // `natter ... 2>&1 | head`: once head has gone, the last words went to a closed pipe and
+    // `eprintln!` panicked (status 101).
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--nick", "nobody", "--wait", "1", &addr.to_string()])
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("natter runs");
+    drop(child.stderr.take());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("natter exits after --wait")
+        .expect("its status");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_hangs_up_before_its_welcome_is_not_a_lost_connection_either() {
     // Accepts and closes at once, every time (a server at its connection limit does that).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -556,9 +556,9 @@ impl HubTask {
             Input::Eof { conn } if self.hub.handle_eof(conn, now) => {}
             Input::Eof { conn } | Input::Closed { conn } => {
                 if self.conns.remove(&self.hub, &conn).is_some() {
-                    let peer = self.peer(conn);
+                    let (peer, via) = (self.peer(conn), self.via(conn));
                     self.hub.handle_close(conn, now);
-                    info!(%conn, %peer, "disconnected");
+                    info!(%conn, %peer, via, "disconnected");
                 }
             }
             Input::ReloadAccounts { reply } => match &self.store {
@@ -652,21 +652,21 @@ impl HubTask {
                     nick,
                     resumed,
                 } => {
-                    let peer = self.peer(conn);
-                    info!(%conn, %peer, ?kind, %nick, resumed, "ready");
+                    let (peer, via) = (self.peer(conn), self.via(conn));
+                    info!(%conn, %peer, via, ?kind, %nick, resumed, "ready");
                 }
                 HubEvent::LimitHit {
                     conn,
                     limit,
                     detail,
                 } => {
-                    let peer = self.peer(conn);
-                    warn!(%conn, %peer, limit = limit.as_str(), %detail, "limit hit");
+                    let (peer, via) = (self.peer(conn), self.via(conn));
+                    warn!(%conn, %peer, via, limit = limit.as_str(), %detail, "limit hit");
                 }
                 HubEvent::Close { conn, reason } => {
                     if let Some(c) = self.conns.get(&self.hub, &conn) {
-                        let peer = self.peer(conn);
-                        info!(%conn, %peer, %reason, "closing");
+                        let (peer, via) = (self.peer(conn), self.via(conn));
+                        info!(%conn, %peer, via, %reason, "closing");
                         c.outbox.close();
                     }
                 }
@@ -674,9 +674,18 @@ impl HubTask {
         }
     }
 
-    /// The connection's address as the hub has it (no port: see [`Conn`]), for a log line.
+    /// The client's address as the hub has it (no port: see [`Conn`]), for a log line: the one
+    /// a trusted proxy or the bridge named (as in the `sign-in failed` line), else the socket's.
     fn peer(&self, conn: ConnId) -> Peer {
-        Peer(self.hub.peer_ip(conn))
+        Peer(self.hub.client_ip(conn))
+    }
+
+    /// The proxy's or the bridge's address, for a log line, when one named the client (`peer`):
+    /// the field is left out of the line otherwise. Before, `peer` was the socket's address, so
+    /// every browser's "limit hit" named the bridge, and a proxied client's its proxy.
+    fn via(&self, conn: ConnId) -> Option<tracing::field::DisplayValue<IpAddr>> {
+        let socket = self.hub.peer_ip(conn)?;
+        (self.hub.client_ip(conn) != Some(socket)).then(|| tracing::field::display(socket))
     }
 }
 

@@ -47,6 +47,60 @@ async fn sigterm_says_goodbye_and_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_name_the_client_a_proxy_named_and_the_proxy_beside_it() {
+    // Behind a proxy (or the bridge) every connection's socket is the proxy's: the "ready",
+    // "limit hit", "closing" and "disconnected" lines named only that address, so an operator
+    // looking for whoever hit a limit found the proxy (and might have banned the bridge).
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (_child, mut log, addr) = spawn_server(
+        &["--listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"],
+        &[],
+    )
+    .await;
+    let mut proxied = connect(addr).await;
+    proxied
+        .write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 8000\r\nhello\r\n")
+        .await
+        .expect("write");
+    let (mut direct, _) = TextClient::welcomed(addr, "direct").await;
+    direct.send("/quit").await;
+    direct.expect_closed().await;
+    drop(proxied);
+    let mut lines: Vec<String> = Vec::new();
+    timeout(WAIT, async {
+        while lines.iter().filter(|l| l.contains("disconnected")).count() < 2 {
+            let mut line = String::new();
+            assert!(log.read_line(&mut line).await.expect("read the log") > 0);
+            lines.push(line);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("two disconnected lines: {lines:#?}"));
+    let with = |what: &str, peer: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(what) && l.contains(peer))
+            .count()
+    };
+    for what in ["ready", "disconnected"] {
+        assert_eq!(
+            with(what, "peer=203.0.113.7 via=127.0.0.1"),
+            1,
+            "{what}: {lines:#?}"
+        );
+        // A direct client's line has its own address and no `via`.
+        let direct: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains(what) && l.contains("peer=127.0.0.1"))
+            .collect();
+        assert!(
+            direct.len() == 1 && !direct[0].contains("via="),
+            "{what}: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_lists_the_flags() {
     let out = timeout(
         WAIT,

@@ -104,6 +104,28 @@ async fn bad_input_gets_its_numeric_and_error_comes_before_the_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_a_web_page_posts_to_the_irc_port_says_nothing() {
+    // A page's form posted to the IRC port by a visitor's browser: its body's lines registered a
+    // nick and said the page's words in the channel.
+    let (server, natter, irc) = server().await;
+    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    nc.expect_has("you are in #lobby").await;
+    let body = "NICK spammer\r\nUSER s 0 * :s\r\nJOIN #lobby\r\nPRIVMSG #lobby :buy now\r\n";
+    let post = format!(
+        "POST / HTTP/1.1\r\nHost: {irc}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = TextClient::connect(irc, "browser").await;
+    c.send_raw(post.as_bytes()).await;
+    let got = c.expect_closed().await;
+    assert_eq!(got, ["ERROR :this port speaks IRC, not HTTP"]);
+    let heard = nc.lines_for(Duration::from_millis(500)).await;
+    assert!(heard.is_empty(), "{heard:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_and_hello_timeout_end_with_error() {
     let mut config = ServerConfig::local_test();
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];

@@ -122,6 +122,12 @@ pub struct BridgeConfig {
     /// address (`Forwarded`), so the server's per-address limits count browsers, not the
     /// bridge. Without it browsers all count as the bridge's own address.
     pub server_secret: Option<String>,
+    /// Proxies in front of the bridge (HAProxy `send-proxy`, nginx `stream` with
+    /// `proxy_protocol on`, stunnel): a connection from one of these addresses may start with a
+    /// PROXY protocol header (v1 or v2) naming the browser, which the caps then count and the
+    /// server is told of (`Forwarded`). From any other address no header is read (a request
+    /// starting with one is a bad request). Default none.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The bridge's own certificate and key, PEM files.
@@ -173,6 +179,7 @@ impl Default for BridgeConfig {
             shutdown_grace: Duration::from_secs(3),
             metrics_listen: None,
             server_secret: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -721,22 +728,37 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             continue;
         };
         let accepted = tokio::time::Instant::now();
-        // Counted as the server counts addresses: a v4 client on a dual-stack socket as its v4
-        // address, an IPv6 client by its /64 (one line or VM owns all of it).
-        let Some(slot) = IpSlot::take(&shared, natter_core::hub::address_key(peer.ip())) else {
-            debug!(%peer, "refused: too many connections from this address");
-            refuse_now(tcp, &shared, Refused::AddressCapacity);
-            continue;
-        };
-        if let Err(why) = shared.handshake_allowed(peer.ip()) {
-            info!(%peer, reason = %why, "TLS handshake refused");
-            refuse_now(tcp, &shared, Refused::HandshakeRate);
-            continue;
-        }
-        let shared = Arc::clone(&shared);
-        let stop = stop.clone();
         next_conn += 1;
         let span = info_span!("conn", id = next_conn);
+        if shared.config.trusted_proxies.contains(&peer.ip()) {
+            // A proxy's connection: the browser its PROXY header names is what the caps count,
+            // so the header is read (in the connection's own task) before they are applied.
+            let (shared, stop) = (Arc::clone(&shared), stop.clone());
+            tasks.spawn(
+                async move {
+                    let Some((tcp, peer)) = proxied(tcp, peer, accepted, &shared).await else {
+                        return;
+                    };
+                    match admit(peer, &shared) {
+                        Ok(slot) => {
+                            connection(tcp, peer, accepted, shared, stop, slot, permit).await;
+                        }
+                        Err(why) => refuse_now(tcp, &shared, why),
+                    }
+                }
+                .instrument(span),
+            );
+            continue;
+        }
+        let slot = match admit(peer, &shared) {
+            Ok(slot) => slot,
+            Err(why) => {
+                refuse_now(tcp, &shared, why);
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
         tasks.spawn(connection(tcp, peer, accepted, shared, stop, slot, permit).instrument(span));
     }
     drop(listener);
@@ -753,6 +775,75 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         tasks.shutdown().await;
     }
     info!("bridge stopped");
+}
+
+/// The per-address caps for a connection from `peer` (the browser, a proxy's header read):
+/// its slot, or why it is refused (then closed with [`refuse_now`]).
+fn admit(peer: SocketAddr, shared: &Arc<Shared>) -> Result<IpSlot, Refused> {
+    // Counted as the server counts addresses: a v4 client on a dual-stack socket as its v4
+    // address, an IPv6 client by its /64 (one line or VM owns all of it).
+    let Some(slot) = IpSlot::take(shared, natter_core::hub::address_key(peer.ip())) else {
+        debug!(%peer, "refused: too many connections from this address");
+        return Err(Refused::AddressCapacity);
+    };
+    if let Err(why) = shared.handshake_allowed(peer.ip()) {
+        info!(%peer, reason = %why, "TLS handshake refused");
+        return Err(Refused::HandshakeRate);
+    }
+    Ok(slot)
+}
+
+/// A trusted proxy's connection: reads its PROXY header (v1 or v2, before any TLS, within the
+/// handshake budget) and returns the connection with the browser's address it names (the
+/// proxy's own, with the proxy's port, when it sent no header or a `LOCAL` one). A malformed
+/// header, or none within the budget, closes the connection.
+async fn proxied(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: &Shared,
+) -> Option<(TcpStream, SocketAddr)> {
+    let deadline = accepted + shared.config.handshake_timeout;
+    match tokio::time::timeout_at(deadline, read_proxy_header(&mut tcp)).await {
+        Ok(Ok(client)) => {
+            let peer = client.map_or(peer, |ip| SocketAddr::new(ip, peer.port()));
+            Some((tcp, peer))
+        }
+        Ok(Err(e)) => {
+            info!(%peer, error = %e, "bad PROXY header from a trusted proxy");
+            shared.metrics.refused(Refused::BadRequest);
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "PROXY header timed out");
+            shared.metrics.refused(Refused::Timeout);
+            None
+        }
+    }
+}
+
+/// Reads a PROXY header exactly, byte by byte (the TLS handshake or the HTTP request follows
+/// it, and a header is short): the client it names, if any. A connection whose first byte
+/// cannot start a header has none, and is left as it is.
+async fn read_proxy_header(tcp: &mut TcpStream) -> std::io::Result<Option<IpAddr>> {
+    use natter_core::proxy::{self, Parsed};
+    use tokio::io::AsyncReadExt;
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    if proxy::parse(&first).map_err(std::io::Error::other)? == Parsed::NotProxy {
+        return Ok(None);
+    }
+    let mut buf = Vec::with_capacity(proxy::MAX_HEADER);
+    loop {
+        buf.push(tcp.read_u8().await?);
+        match proxy::parse(&buf).map_err(std::io::Error::other)? {
+            Parsed::Partial => {}
+            Parsed::Header { source, .. } => return Ok(source),
+            Parsed::NotProxy => return Err(std::io::Error::other("not a PROXY header")),
+        }
+    }
 }
 
 /// Most bytes of a refused connection's request read (and dropped) before its 503 goes out.

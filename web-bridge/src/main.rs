@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use natter_bridge::{BridgeConfig, ServerTls, TlsFiles};
 use natter_ops::LogFormat;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// natter's WebSocket <-> TCP bridge; also serves the browser page.
@@ -85,6 +85,16 @@ struct Args {
     /// the bridge's own address in the server's per-address limits.
     #[arg(long, value_name = "FILE")]
     server_secret_file: Option<PathBuf>,
+    /// A proxy in front of the bridge (repeatable, or comma-separated): its connections may
+    /// start with a PROXY protocol header (v1 or v2) naming the browser, whose address the caps
+    /// count and the server is told [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "IP",
+        env = "NATTER_BRIDGE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<IpAddr>,
 }
 
 /// The page's default directory: `www` beside the profile directory holding this binary
@@ -164,6 +174,7 @@ async fn run() -> anyhow::Result<()> {
             .unwrap_or(defaults.max_tls_handshakes_per_ip),
         metrics_listen: args.metrics_listen,
         server_secret: natter_ops::bridge_secret(args.server_secret_file.as_deref())?,
+        trusted_proxies: args.trusted_proxy,
         ..defaults
     };
     // Two files a browser (its WebSocket, its connection to the server), plus the listener,

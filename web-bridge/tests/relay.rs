@@ -379,6 +379,88 @@ async fn per_ip_cap_refuses_the_extra_connection() {
     within("shutdown", bridge.shutdown()).await.unwrap();
 }
 
+/// Opens `/ws` on `bridge` over a TCP connection that starts with `header` (a proxy's PROXY
+/// header), as the bridge's own page would.
+async fn through_proxy(bridge: std::net::SocketAddr, header: &[u8]) -> Result<(), WsError> {
+    let mut tcp = within("connect", TcpStream::connect(bridge)).await.unwrap();
+    tcp.write_all(header).await.unwrap();
+    let req = tokio_tungstenite::tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{bridge}/ws"))
+        .header("host", bridge.to_string())
+        .header("origin", format!("http://{bridge}"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header(
+            "sec-websocket-key",
+            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (ws, _) = within("handshake", tokio_tungstenite::client_async(req, tcp)).await?;
+    // Kept open for the rest of the test: its slot counts.
+    std::mem::forget(ws);
+    Ok(())
+}
+
+/// The server's side of the bridge's next connection, its `Forwarded` checked to name `peer`.
+async fn forwarded_as(server: &mut FakeServer, peer: &str) -> TcpStream {
+    let mut s = within("bridge connects to the server", server.conns.recv())
+        .await
+        .expect("fake server running");
+    let want = wire::bridge_preamble(peer, natter_core::hub::TEST_BRIDGE_SECRET);
+    let mut got = vec![0u8; want.len()];
+    within("preamble", s.read_exact(&mut got)).await.unwrap();
+    assert_eq!(got, want, "Forwarded names {peer}");
+    s
+}
+
+/// Issue 18 asked for PROXY headers on the bridge too: behind HAProxy or nginx `stream`, every
+/// browser was the proxy's address, to the bridge's per-address cap (50 browsers for the whole
+/// site) and to the server's limits (30 new connections per 10 s for everyone).
+#[tokio::test]
+async fn a_trusted_proxy_names_each_browser_and_the_caps_count_browsers() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.max_connections_per_ip = 1;
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let proxied = bridge_with(config).await;
+    let addr = proxied.local_addr();
+    through_proxy(addr, b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 8080\r\n")
+        .await
+        .expect("the first browser");
+    let _s1 = forwarded_as(&mut server, "203.0.113.7").await;
+    // Version 2, another browser: its own slot, though the proxy's address is the same.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[203, 0, 113, 8, 127, 0, 0, 1, 0x9c, 0x41, 0x1f, 0x90]);
+    through_proxy(addr, &v2).await.expect("the second browser");
+    let _s2 = forwarded_as(&mut server, "203.0.113.8").await;
+    // The first browser again: over its cap of 1.
+    let again = through_proxy(addr, b"PROXY TCP4 203.0.113.7 127.0.0.1 40001 8080\r\n").await;
+    assert_eq!(status_of(again.expect_err("over the cap")), 503);
+    // A connection without a header is the proxy's own, and counted as it.
+    let _own = connect(addr).await;
+    let _s3 = forwarded_as(&mut server, "127.0.0.1").await;
+    within("shutdown", proxied.shutdown()).await.unwrap();
+
+    // From an address not trusted as a proxy, the header is not read: a bad request.
+    let plain = bridge(server.addr).await;
+    let mut tcp = within("connect", TcpStream::connect(plain.local_addr()))
+        .await
+        .unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.9 127.0.0.1 1 2\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within("the answer and the close", tcp.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    assert!(server.conns.try_recv().is_err(), "nothing relayed");
+    within("shutdown", plain.shutdown()).await.unwrap();
+}
+
 /// Issue 18, finding 7: a connection over the total cap used to wait unseen in the listen
 /// backlog; now it is answered 503 at once, before it has sent anything.
 #[tokio::test]

@@ -1503,6 +1503,74 @@ fn an_unregistered_client_is_timed_out_with_error() {
 }
 
 #[test]
+fn an_http_request_or_an_untrusted_proxy_header_on_the_irc_door_registers_nobody() {
+    // A web page can make its visitors' browsers POST a form to an IRC port: the body's lines
+    // registered a nick and said the page's words in a channel (the text door already refused
+    // it). A PROXY header from an address not trusted as a proxy was answered 451 and ignored,
+    // so a proxy the operator forgot to trust went unnoticed.
+    let mut n = Net::new();
+    let watcher = n.irc_in_lobby("watcher");
+    n.lines(watcher);
+    let body = "NICK spammer\r\nUSER s 0 * :s\r\nJOIN #lobby\r\nPRIVMSG #lobby :buy now\r\n";
+    for (opening, words) in [
+        (
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:6667\r\n\r\n",
+            "not HTTP",
+        ),
+        ("Host: 127.0.0.1:6667\r\n\r\n", "not HTTP"),
+        ("CAP LS 302\r\nGET /x HTTP/1.0\r\n\r\n", "not HTTP"),
+        (
+            "PROXY TCP4 203.0.113.7 127.0.0.1 5555 6667\r\n",
+            "trusted proxy",
+        ),
+    ] {
+        let c = n.irc();
+        n.feed(c, format!("{opening}{body}").as_bytes());
+        assert!(n.closed(c), "{opening:?}");
+        let l = n.lines(c);
+        let last = l.last().map_or("", String::as_str);
+        assert!(
+            last.starts_with("ERROR :") && last.contains(words),
+            "{opening:?}: {l:?}"
+        );
+        assert!(!l.iter().any(|l| numeric(l) == Some("001")), "{l:?}");
+        n.hub.handle_close(c, n.now);
+    }
+    n.advance(1_000);
+    assert!(n.lines(watcher).is_empty(), "nothing said, nobody joined");
+    // A registered user typing such a line is only told the command is unknown.
+    let i = n.client("typist", &[]);
+    n.lines(i);
+    n.send(i, &["GET / HTTP/1.1", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2"]);
+    assert_eq!(numerics(&n.lines(i)), ["421", "421"]);
+    assert!(!n.closed(i));
+}
+
+#[test]
+fn a_tls_client_on_the_plain_irc_door_is_closed_at_its_first_byte() {
+    // An IRC client with TLS on, pointed at 6667: its hello was cut into lines answered with
+    // FAIL and 451, and the connection held until the registration timeout.
+    let mut n = Net::new();
+    let c = n.irc();
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(b"\x8f\x12 NICK x\r\nUSER x 0 * :x\r\n");
+    n.feed(c, &hello);
+    assert!(n.closed(c));
+    let l = n.lines(c);
+    assert!(
+        l.len() == 1 && l[0].starts_with("ERROR :") && l[0].contains("not TLS"),
+        "{l:?}"
+    );
+    // Only the first byte tells: a registered client may later send anything.
+    let i = n.client("later", &[]);
+    n.lines(i);
+    n.feed(i, b"\x16junk\r\n");
+    assert!(!n.closed(i));
+}
+
+#[test]
 fn one_flood_token_per_line_and_a_full_queue_is_263() {
     let mut n = Net::new();
     let i = n.client("fast", &[]);

@@ -931,6 +931,13 @@ impl Hub {
         self.conns.get(&conn).map(|c| c.socket_ip)
     }
 
+    /// The address of the client behind `conn`: the one a trusted proxy's PROXY header or the
+    /// bridge's `Forwarded` named, else the socket's. What the per-address limits count and
+    /// the `sign-in failed` line says; `None` for an unknown connection.
+    pub fn client_ip(&self, conn: ConnId) -> Option<IpAddr> {
+        self.conns.get(&conn).map(conn::Conn::client_ip)
+    }
+
     /// Whether the user with `nick` (attached or detached) is in `room`.
     pub fn is_member(&self, nick: &Nick, room: &RoomName) -> bool {
         self.nicks

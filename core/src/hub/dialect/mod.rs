@@ -32,6 +32,28 @@ pub(crate) use irc::fuzz_lines as fuzz_irc_lines;
 pub(crate) use irc::{IRC_HOST, Irc};
 pub(crate) use text::Text;
 
+/// Whether a line is an HTTP request line or a `Host:` header: what a web page makes its
+/// visitors' browsers send when it posts a form to a chat port (a cross-protocol attack), which
+/// the text and IRC doors refuse before anything of it is said.
+pub(super) fn looks_like_http(line: &str) -> bool {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
+    ];
+    let mut words = line.split(' ');
+    let request_line = words.next().is_some_and(|m| METHODS.contains(&m))
+        && words.next().is_some_and(|target| !target.is_empty())
+        && words.next().is_some_and(|v| v.starts_with("HTTP/"));
+    let host = line
+        .get(..5)
+        .is_some_and(|h| h.eq_ignore_ascii_case("host:"));
+    request_line || host
+}
+
+/// The first byte of a TLS record carrying a handshake (a client's hello): no person types it
+/// (Ctrl+V) as the first byte of a connection, and no IRC client starts with it. The plain
+/// text and IRC doors close a connection that does (TLS is on the TLS ports only).
+pub(super) const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Where a connection came in: decides which dialects it may speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Door {

@@ -21,10 +21,6 @@ use bytes::Bytes;
 /// Lines at the start of a connection checked for the marks of an HTTP request.
 const HTTP_CHECKED_LINES: u8 = 8;
 
-/// The first byte of a TLS record carrying a handshake (a client's hello): no person types it
-/// (Ctrl+V) as the first byte of a connection.
-const TLS_HANDSHAKE: u8 = 0x16;
-
 /// Forms of a room event for a person: in their current room, or elsewhere (named in front).
 const HERE: Form = Form(0);
 const ELSEWHERE: Form = Form(1);
@@ -44,21 +40,6 @@ pub(crate) struct Text {
     lines_seen: u8,
 }
 
-/// Whether a line is an HTTP request line or a `Host:` header.
-fn looks_like_http(line: &str) -> bool {
-    const METHODS: [&str; 9] = [
-        "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
-    ];
-    let mut words = line.split(' ');
-    let request_line = words.next().is_some_and(|m| METHODS.contains(&m))
-        && words.next().is_some_and(|target| !target.is_empty())
-        && words.next().is_some_and(|v| v.starts_with("HTTP/"));
-    let host = line
-        .get(..5)
-        .is_some_and(|h| h.eq_ignore_ascii_case("host:"));
-    request_line || host
-}
-
 impl Text {
     fn hello() -> Step {
         Step::Hello(Hello {
@@ -73,7 +54,7 @@ impl Text {
     fn line(&mut self, text: &str, steps: &mut Vec<Step>) -> Result<(), ()> {
         if self.lines_seen < HTTP_CHECKED_LINES {
             self.lines_seen += 1;
-            let refusal = if looks_like_http(text) {
+            let refusal = if super::looks_like_http(text) {
                 Some("this port speaks natter (nc, telnet or the natter client), not HTTP")
             } else if self.lines_seen == 1 && text.starts_with("PROXY ") {
                 Some("a PROXY header is only taken from a trusted proxy")
@@ -167,7 +148,7 @@ impl Dialect for Text {
             });
             return;
         }
-        if !self.any_byte && data.first() == Some(&TLS_HANDSHAKE) {
+        if !self.any_byte && data.first() == Some(&super::TLS_HANDSHAKE) {
             // A TLS client (`natters://` or a browser's https) on the plain port: its hello
             // would otherwise be cut into lines of binary said in #lobby. It cannot read these
             // words, but the log and a person watching the socket can.

@@ -84,7 +84,10 @@ impl<'a> Message<'a> {
     /// The client-only tags (`+key[=value]`, IRCv3 message-tags) as sent, values still escaped,
     /// joined by `;`: what a `TAGMSG` carries to others. A tag whose key is not `+`, an
     /// optional vendor (`example.com/`) and letters, digits and `-` is left out, and so is one
-    /// whose value holds a control character.
+    /// whose value, unescaped as the receiving clients read it, holds anything
+    /// [`sanitize`](crate::types::sanitize) would change (a control character, an escaped CR or
+    /// LF, a bidi override...): clients show some values (`+draft/react`), and no natter text
+    /// reaches anyone with those.
     pub(super) fn client_tags(&self) -> String {
         let mut out = String::new();
         for t in self.tags.split(';') {
@@ -98,7 +101,11 @@ impl<'a> Message<'a> {
                 && vendor
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-            if !key_ok || v.contains(char::is_control) {
+            if !key_ok {
+                continue;
+            }
+            let meant = unescape(v);
+            if crate::types::sanitize(&meant) != meant {
                 continue;
             }
             if !out.is_empty() {
@@ -300,6 +307,20 @@ mod tests {
             m.params[MAX_PARAMS - 1].starts_with("p p"),
             "the 15th takes the rest"
         );
+    }
+
+    #[test]
+    fn client_tags_whose_values_a_terminal_would_act_on_are_left_out() {
+        let tags = |line: &str| Message::parse(line).unwrap().client_tags();
+        assert_eq!(
+            tags("@+draft/react=\u{1F44D};+x=a\\sb;label=l TAGMSG #r"),
+            "+draft/react=\u{1F44D};+x=a\\sb"
+        );
+        // Escaped CR and LF (read as raw ones), ESC, a bidi override, a zero-width space.
+        for bad in ["a\\nb", "a\\r", "\u{1b}[31m", "\u{202e}evil", "x\u{200b}y"] {
+            let line = format!("@+ok=1;+bad={bad} TAGMSG #r");
+            assert_eq!(tags(&line), "+ok=1", "{bad:?}");
+        }
     }
 
     #[test]

@@ -217,6 +217,8 @@ pub(crate) struct State {
     recent: std::collections::VecDeque<(MsgId, String, &'static str)>,
     /// Lines read so far (batch ids).
     lines: u64,
+    /// Some byte has arrived (the first is checked for a TLS client's hello).
+    any_byte: bool,
     /// `AUTHENTICATE PLAIN` was sent: the base64 gathered so far (lines of 400 continue).
     sasl: Option<String>,
     /// Signed in to the account of its nick (SASL): learnt when the hub's `SignedIn` is worded,
@@ -300,6 +302,20 @@ impl Dialect for Irc {
     }
 
     fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>) {
+        if !self.any_byte && data.first() == Some(&super::TLS_HANDSHAKE) {
+            // An IRC client with TLS on, pointed at the plain port: its hello was cut into
+            // lines answered with FAIL and 451 until the registration timeout. It cannot read
+            // these words, but the log and a person watching the socket can.
+            steps.push(Step::Fatal {
+                limit: None,
+                kind: ErrorKind::Protocol,
+                detail: "this port speaks IRC in clear, not TLS: use the server's TLS port (6697 \
+                         by convention)"
+                    .into(),
+            });
+            return;
+        }
+        self.any_byte |= !data.is_empty();
         let mut reads = Vec::new();
         self.reader.feed(data, |r| reads.push(r));
         for r in reads {

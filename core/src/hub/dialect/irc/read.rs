@@ -295,7 +295,13 @@ impl Irc {
                 .flatten(),
         });
         plan.tags = self.reply_tags();
-        if msg.tags_len() > IRC_MAX_CLIENT_TAGS {
+        if let Some(words) = self.not_irc(line) {
+            plan.step(Step::Fatal {
+                limit: None,
+                kind: crate::wire::ErrorKind::Protocol,
+                detail: words.into(),
+            });
+        } else if msg.tags_len() > IRC_MAX_CLIENT_TAGS {
             // IRCv3 message-tags: more tag data than a client may send is refused whole.
             plan.num(
                 ERR_INPUTTOOLONG,
@@ -308,6 +314,23 @@ impl Irc {
             self.registering(&msg, &verb, &mut plan);
         }
         plan.flush();
+    }
+
+    /// Why a line no IRC client sends before registering closes the connection: an HTTP
+    /// request line or `Host:` header (a web page posting a form to this port, whose body's
+    /// lines would otherwise register a nick and say them in a channel, as the text door
+    /// refuses it), or a PROXY header first from an address not trusted as a proxy (the hub
+    /// takes a trusted proxy's header before the dialect sees any line).
+    fn not_irc(&self, line: &str) -> Option<&'static str> {
+        if self.registered() {
+            None
+        } else if crate::hub::dialect::looks_like_http(line) {
+            Some("this port speaks IRC, not HTTP")
+        } else if self.lines == 1 && line.starts_with("PROXY ") {
+            Some("a PROXY header is only taken from a trusted proxy")
+        } else {
+            None
+        }
     }
 
     /// The line's steps have run: closes its batch, or acknowledges a labeled line that got
