@@ -457,7 +457,9 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
             target: mask(first)?,
         },
         "invite" => {
-            if room.is_none() && after.starts_with('#') {
+            // `/invite nick #room`: one word more, the room (more words are a usage error,
+            // not a room name with spaces in it).
+            if room.is_none() && after.starts_with('#') && !after.contains(char::is_whitespace) {
                 room = Some(RoomName::new(after)?);
             } else if !after.is_empty() {
                 return Err(use_());
@@ -939,6 +941,21 @@ mod tests {
         assert_eq!(cmd("/quit"), Command::Quit(None));
         assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
         assert_eq!(cmd("/help"), Command::Help(None));
+    }
+
+    #[test]
+    fn invite_with_words_after_its_room_is_a_usage_error() {
+        assert_eq!(
+            parse("/invite eve #r extra"),
+            Err(CommandError::Usage(usage("/invite")))
+        );
+        assert!(matches!(
+            parse("/invite eve #r"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: Some(_),
+                ..
+            })))
+        ));
     }
 
     #[test]

@@ -76,8 +76,16 @@ pub fn policy_words(
         "+" => s.push_str("; no modes set"),
         letters => s.push_str(&format!("; modes {letters}")),
     }
+    // The key itself to those the server shows it (operators); `*` means there is one.
+    let mut about = Vec::new();
+    if let Some(k) = modes.key.as_ref().filter(|k| k.as_str() != "*") {
+        about.push(format!("key {k}"));
+    }
     if let Some(n) = modes.limit {
-        s.push_str(&format!(" (at most {n} members)"));
+        about.push(format!("at most {n} members"));
+    }
+    if !about.is_empty() {
+        s.push_str(&format!(" ({})", about.join(", ")));
     }
     s
 }
@@ -642,7 +650,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             ops,
             voiced,
             modes,
-            ..
+            asked: true,
         } => vec![notice(policy_words(
             room,
             founder.as_ref(),
@@ -651,7 +659,10 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             modes,
         ))],
         Event::BanList {
-            room, bans, mutes, ..
+            room,
+            bans,
+            mutes,
+            asked: true,
         } => ban_list_lines(room, bans, mutes)
             .into_iter()
             .map(notice)
@@ -705,6 +716,10 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
+        // The settings that come with every change and join: the change's line said it
+        // (nc says them only when asked too).
+        | Event::Policy { asked: false, .. }
+        | Event::BanList { asked: false, .. }
         // State for member lists: the away line came as `Info`; who is away in a room is said
         // once per change by `chat::AwayNews`, which knows what was said.
         | Event::Away { .. }
@@ -978,6 +993,25 @@ mod tests {
         assert_eq!(
             policy_words(&room("#r"), Some(&nick("alice")), &[], &[], &modes),
             "#r is registered to alice; no modes set"
+        );
+    }
+
+    /// `/mode` shows operators the key (README: "the key only to operators"); it said only
+    /// `+k`, to them too. Everyone else is sent `*` and reads no key.
+    #[test]
+    fn room_settings_show_operators_the_key() {
+        let key = |k: &str| crate::moderation::Modes {
+            key: Text::new(k).ok(),
+            limit: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            policy_words(&room("#r"), Some(&nick("alice")), &[], &[], &key("sesame")),
+            "#r is registered to alice; modes +kl (key sesame, at most 3 members)"
+        );
+        assert_eq!(
+            policy_words(&room("#r"), Some(&nick("alice")), &[], &[], &key("*")),
+            "#r is registered to alice; modes +kl (at most 3 members)"
         );
     }
 

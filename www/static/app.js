@@ -69,6 +69,7 @@ const ui = {
   limitForm: $("limit-form"),
   limitInput: $("limit-input"),
   banList: $("ban-list"),
+  muteList: $("mute-list"),
   inviteForm: $("invite-form"),
   inviteInput: $("invite-input"),
   banForm: $("ban-form"),
@@ -615,17 +616,22 @@ function renderSettings() {
   $("mode-t").checked = p.topic_ops;
   if (document.activeElement !== ui.keyInput) ui.keyInput.value = p.key ?? "";
   if (document.activeElement !== ui.limitInput) ui.limitInput.value = p.limit ? String(p.limit) : "";
-  const bans = p.bans ?? [];
-  ui.banList.replaceChildren(...bans.map((b) => {
-    const li = el("li", "", b.words);
-    const un = el("button", "unban", "Unban");
-    un.type = "button";
-    un.dataset.mask = b.mask;
-    un.addEventListener("click", () => moderate(room, "unban", b.mask));
-    li.append(" ", un);
-    return li;
-  }));
-  if (!bans.length) ui.banList.replaceChildren(el("li", "none", p.bans ? "nobody is banned" : "…"));
+  // Bans and mutes, each with its button to lift it (a mute of someone who left the room
+  // could be lifted only by typing /unmute).
+  const entries = (list, items, action, label, none) => {
+    list.replaceChildren(...(items ?? []).map((b) => {
+      const li = el("li", "", b.words);
+      const un = el("button", action, label);
+      un.type = "button";
+      un.dataset.mask = b.mask;
+      un.addEventListener("click", () => moderate(room, action, b.mask));
+      li.append(" ", un);
+      return li;
+    }));
+    if (!items?.length) list.replaceChildren(el("li", "none", items ? none : "…"));
+  };
+  entries(ui.banList, p.bans, "unban", "Unban", "nobody is banned");
+  entries(ui.muteList, p.mutes, "unmute", "Unmute", "nobody is muted");
 }
 
 ui.settingsToggle.addEventListener("click", () => {

@@ -1830,6 +1830,141 @@ async fn moderation_scenario(
     bridge
 }
 
+/// A page that joins a room registered earlier marks its founder and operators at once, and
+/// an operator who joins gets the member menu at once: the page learns the room's settings
+/// with the join (it learned them only from the room's next change, so a joiner saw nobody
+/// in charge and an operator's click on a member only opened a direct conversation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_joining_a_registered_room_knows_its_founder_and_operators_at_once() {
+    with_browser(
+        natter_server::ServerConfig::local_test(),
+        joining_a_registered_room,
+    )
+    .await;
+}
+
+async fn joining_a_registered_room(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    let b = &browser;
+    let mut boss = TextUser::connect(server_addr, "boss").await;
+    boss.say("/register correct horse battery").await;
+    wait_for!("boss signed in", STEP, boss.out.has("signed in as boss"));
+    boss.say("/join #hq").await;
+    boss.say("/register #hq").await;
+    wait_for!("#hq registered", STEP, boss.out.has("boss set #hq +r"));
+    let mut troll = TextUser::connect(server_addr, "troll").await;
+    troll.say("/join #hq").await;
+
+    // The page registers an account in the dialog, and joins the room already registered.
+    let page = format!("http://{}/", bridge.local_addr());
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = nick_prompt(b).await;
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("deputy").await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("the password field")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type a password");
+    click(b, "#register").await;
+    wait_for!(
+        "the page to be signed in as deputy",
+        STEP,
+        (account_of(b).await.as_deref() == Some("deputy")).then_some(())
+    );
+    type_line(b, "/join #hq").await;
+    in_member_list(b, "boss").await;
+    wait_for!(
+        "the founder's mark on boss without any change to the room",
+        STEP,
+        (text_of(b, "#member-list button[data-nick=\"boss\"] .mark").await == "~").then_some(())
+    );
+    assert_eq!(policy_of(b, "#hq").await["am_op"], json!(false));
+    boss.say("/op deputy").await;
+    wait_for!(
+        "deputy to be an operator",
+        STEP,
+        (policy_of(b, "#hq").await["am_op"] == json!(true)).then_some(())
+    );
+
+    // The operator leaves and comes back: an operator from the start, with the member menu.
+    type_line(b, "/part #hq").await;
+    wait_for!(
+        "the page out of #hq",
+        STEP,
+        troll.out.has("deputy left #hq")
+    );
+    type_line(b, "/join #hq").await;
+    wait_for!(
+        "the page back in #hq",
+        STEP,
+        (troll.out.count("deputy joined #hq") == 2).then_some(())
+    );
+    wait_for!(
+        "the page to know it is an operator of #hq again",
+        STEP,
+        (policy_of(b, "#hq").await["am_op"] == json!(true)).then_some(())
+    );
+    let menu = || async {
+        click(b, "#member-list button[data-nick=\"troll\"]").await;
+        wait_for!(
+            "the member menu",
+            STEP,
+            (js(b, "return !document.getElementById('member-menu').hidden;").await == json!(true))
+                .then_some(())
+        );
+    };
+    // A mute shows in the settings panel, with a button that lifts it.
+    menu().await;
+    click(b, "#member-menu button[data-action=\"mute\"]").await;
+    wait_for!(
+        "troll muted",
+        STEP,
+        troll.out.has("deputy set #hq +q nick:troll")
+    );
+    click(b, "#settings-toggle").await;
+    wait_for!(
+        "the mute in the panel",
+        STEP,
+        text_of(b, "#mute-list")
+            .await
+            .contains("nick:troll")
+            .then_some(())
+    );
+    assert!(text_of(b, "#ban-list").await.contains("nobody is banned"));
+    click(b, "#mute-list button.unmute").await;
+    wait_for!(
+        "the mute lifted",
+        STEP,
+        troll.out.has("deputy set #hq -q nick:troll")
+    );
+    wait_for!(
+        "the panel's mutes empty",
+        STEP,
+        text_of(b, "#mute-list")
+            .await
+            .contains("nobody is muted")
+            .then_some(())
+    );
+    click(b, "#settings-toggle").await;
+    menu().await;
+    click(b, "#member-menu button[data-action=\"kick\"]").await;
+    wait_for!(
+        "troll put out",
+        STEP,
+        troll.out.has("deputy put troll out of #hq")
+    );
+    bridge
+}
+
 /// Waits until `nick` is in the open room's member list.
 async fn in_member_list(b: &Browser, nick: &str) {
     wait_for!(

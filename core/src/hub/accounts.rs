@@ -1748,7 +1748,7 @@ impl Hub {
                 self.reply(conn, Reply::Msg(joined));
             }
             let now = self.now;
-            self.tell_voiceless_on(conn, uid, &room, now);
+            self.tell_standing_on(conn, uid, &room, now);
             let marker = account
                 .as_ref()
                 .and_then(|a| self.accounts.by_name.get(a))

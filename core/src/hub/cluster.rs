@@ -1217,7 +1217,7 @@ impl Hub {
                 self.entered_on(c, &room, seq, true);
                 self.late_pause(c, before);
             }
-            self.tell_voiceless(uid, &room, now);
+            self.tell_standing(uid, &room, now);
         }
         if let Some((conn, _)) = join {
             self.finish_resume(conn, now);

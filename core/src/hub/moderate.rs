@@ -25,7 +25,7 @@ use crate::moderation::{
 };
 use crate::persist::Write;
 use crate::time::Millis;
-use crate::types::{ConnId, Nick, RoomName, Text};
+use crate::types::{ConnId, Nick, RoomName, Seq, Text};
 use crate::wire::{AdminAction, ErrorKind, EventKind, ModAction, Re, ServerMsg};
 use core::net::IpAddr;
 use tracing::info;
@@ -62,8 +62,30 @@ impl Hub {
         if let Some(detail) = self.cluster_away(&room).filter(|_| !looking) {
             return self.error(conn, ErrorKind::Unavailable, Re::Room(room), detail);
         }
-        if let Err((kind, detail)) = self.try_moderate(conn, uid, &room, action, now) {
-            self.error(conn, kind, Re::Room(room), detail);
+        // A server admin may act in a room it is not in: the room's events do not reach it.
+        let outside = !self.member_of(uid, &room);
+        let before = self.rooms.get(&room).map(|r| r.last_seq);
+        match self.try_moderate(conn, uid, &room, action, now) {
+            Err((kind, detail)) => self.error(conn, kind, Re::Room(room), detail),
+            Ok(()) if outside => self.tell_done_outside(conn, &room, before),
+            Ok(()) => {}
+        }
+    }
+
+    /// What an action by someone outside `room` made of it (its events after `before`), in
+    /// the words its members read, to the one who did it.
+    fn tell_done_outside(&mut self, conn: ConnId, room: &RoomName, before: Option<Seq>) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let after = before.unwrap_or(Seq(0));
+        let words: Vec<String> = r
+            .last_n_after(usize::MAX, after, r.last_seq)
+            .filter_map(|s| s.event())
+            .filter_map(|ev| crate::render::event_words(&ev))
+            .collect();
+        for w in words {
+            self.reply(conn, Reply::Note(Note::DoneOutside(w)));
         }
     }
 
@@ -615,7 +637,7 @@ impl Hub {
                     ));
                 }
                 for mask in &masks {
-                    self.server_bans.retain(|b| b.mask != *mask);
+                    self.server_bans.retain(|b| !same_mask(&b.mask, mask));
                     let ban = Entry {
                         mask: mask.clone(),
                         until,
@@ -653,16 +675,28 @@ impl Hub {
             }
             AdminAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
-                let before = self.server_bans.len();
-                self.server_bans.retain(|b| b.mask != mask);
-                if self.server_bans.len() == before {
+                // As a room's unban: nicks and accounts without regard to case, and a nick
+                // lifts the ban on the account of that name (what a ban of a signed-in user
+                // by nick became), so `/gunban eve` undoes `/gban eve`.
+                let gone: Vec<Mask> = self
+                    .server_bans
+                    .iter()
+                    .filter(|b| lifts(&mask, &b.mask))
+                    .map(|b| b.mask.clone())
+                    .collect();
+                if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("no server ban on {mask}")));
                 }
-                self.cluster_server_ban(&mask, None);
-                self.audit(None, &me, format!("server unban {mask}"), now);
+                self.server_bans.retain(|b| !gone.contains(&b.mask));
+                for mask in &gone {
+                    self.cluster_server_ban(mask, None);
+                    self.audit(None, &me, format!("server unban {mask}"), now);
+                }
                 self.record(Write::ServerBans(self.server_bans.clone()));
-                let note = super::dialect::Note::ServerBan { mask, lifted: true };
-                self.reply(conn, Reply::Note(note));
+                for mask in gone {
+                    let note = super::dialect::Note::ServerBan { mask, lifted: true };
+                    self.reply(conn, Reply::Note(note));
+                }
             }
             AdminAction::TakeOver(room) => {
                 if !self.rooms.contains_key(&room) {
@@ -1151,7 +1185,30 @@ impl Hub {
                 mask => vec![mask],
             },
         };
+        // A network that holds the one setting it: refused as a ban of its own nick is (it
+        // would put the operator out and keep them out).
+        if let Some(mine) = masks.iter().find(|m| self.holds(actor, m)) {
+            return Err((
+                ErrorKind::Invalid,
+                format!("not yourself: {mine} holds you"),
+            ));
+        }
         Ok(masks)
+    }
+
+    /// Whether `mask` holds `uid` (its account, nick, or any of its connections' addresses).
+    fn holds(&self, uid: UserId, mask: &Mask) -> bool {
+        let Some(u) = self.users.get(&uid) else {
+            return false;
+        };
+        let account = self.account_of(uid);
+        let mut ips: Vec<Option<IpAddr>> = self
+            .user_conns(uid)
+            .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip()))
+            .collect();
+        ips.push(None);
+        ips.into_iter()
+            .any(|ip| mask.holds(account.as_deref(), &u.nick, ip))
     }
 
     /// Cluster mode: the masks a ban or mute of `nick`, when it is not a user here, sets. A
@@ -1210,11 +1267,16 @@ impl Hub {
     }
 
     /// The live ban that holds `uid` in `room`, if one does (on any of its connections'
-    /// addresses).
+    /// addresses). None holds the room's founder or a server admin: a network ban that takes
+    /// in the founder's address leaves the founder in (the founder is beyond operators' reach).
     pub(super) fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
         let p = self.rooms.get(room)?.policy.as_ref()?;
         let u = self.users.get(&uid)?;
         let account = self.account_of(uid);
+        let founder = p.founder.as_ref().map(Nick::folded);
+        if (founder.is_some() && account == founder) || self.is_admin_user(uid) {
+            return None;
+        }
         let mut ips: Vec<Option<IpAddr>> = self
             .user_conns(uid)
             .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip()))
@@ -1245,7 +1307,11 @@ impl Hub {
         edit: PolicyEdit,
         now: Millis,
     ) {
-        self.audit(Some(room), &by, change.clone(), now);
+        let audited = match &edit {
+            PolicyEdit::Ban(e) | PolicyEdit::Mute(e) => audit_words(&change, e),
+            _ => change.clone(),
+        };
+        self.audit(Some(room), &by, audited, now);
         if let Ok(change) = Text::new(&change) {
             info!(room = %room, by = %by, change = %change, "moderation");
             self.broadcast(room, by, EventKind::Mode { change }, now, Skip::None, None);
@@ -1329,6 +1395,17 @@ impl Hub {
                 self.reply(c, Reply::Settings(msg.clone()));
             }
         }
+    }
+
+    /// `room`'s settings to `conn`, one of `uid`'s (the key if it may see it), when the room
+    /// has any: on coming into the room.
+    pub(super) fn settings_to(&mut self, conn: ConnId, uid: UserId, room: &RoomName) {
+        if self.rooms.get(room).is_none_or(|r| r.policy.is_none()) {
+            return;
+        }
+        let op = self.sees_key(uid, room);
+        let msg = self.policy_msg(room, op);
+        self.reply(conn, Reply::Settings(msg));
     }
 
     /// `room` got a key (set by `by`, if known here): each member here is told it as it may
@@ -1456,6 +1533,20 @@ fn lifts(lift: &Mask, mask: &Mask) -> bool {
         (Mask::Nick(n), Mask::Account(m)) => n.folded() == m.folded(),
         (lift, mask) => same_mask(lift, mask),
     }
+}
+
+/// A ban's or mute's audit line: the change as the room reads it, and when it runs out and
+/// why, which the room's event leaves to the ban list (`+b nick:eve until 2026-12-06T02:07:38Z:
+/// spam`).
+fn audit_words(change: &str, e: &Entry) -> String {
+    let mut s = change.to_owned();
+    if let Some(u) = e.until {
+        s.push_str(&format!(" until {}", u.rfc3339()));
+    }
+    if let Some(r) = &e.reason {
+        s.push_str(&format!(": {r}"));
+    }
+    s
 }
 
 /// `nick` is not in `room` (the words IRC's `441` reads the nick from).

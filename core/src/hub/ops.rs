@@ -476,22 +476,25 @@ impl Hub {
         }
         // Back after a restart: what it sees from now on, its own events tell.
         self.forget_boot_presence(&room, &folded);
-        self.tell_voiceless(uid, &room, now);
+        self.tell_standing(uid, &room, now);
     }
 
-    /// A user who just joined `room` and may not speak there (moderated without a voice, or
-    /// muted) is told so now, on each of its connections, rather than at its first line.
-    /// IRC clients are not: they learn it from the channel's modes and their own prefix.
-    pub(super) fn tell_voiceless(&mut self, uid: UserId, room: &RoomName, now: Millis) {
+    /// A user who just joined `room` is told its standing there, on each of its connections:
+    /// the room's settings, when it has any (who is its founder and operators, its modes: a
+    /// page marks them and offers an operator its actions from the start, not from the next
+    /// change), and, when it may not speak there (moderated without a voice, or muted), why,
+    /// now rather than at its first line. IRC clients get neither: they learn both from the
+    /// channel's modes and their own prefix (and nc drops the settings: `/mode` asks them).
+    pub(super) fn tell_standing(&mut self, uid: UserId, room: &RoomName, now: Millis) {
         let on: Vec<ConnId> = self.user_conns(uid).collect();
         for c in on {
-            self.tell_voiceless_on(c, uid, room, now);
+            self.tell_standing_on(c, uid, room, now);
         }
     }
 
-    /// [`Hub::tell_voiceless`] for one connection of `uid`: one that comes into its account's
-    /// rooms at a sign-in is told of each it may not speak in, as a join would tell it.
-    pub(super) fn tell_voiceless_on(
+    /// [`Hub::tell_standing`] for one connection of `uid`: one that comes into its account's
+    /// rooms at a sign-in is told its standing in each, as a join would tell it.
+    pub(super) fn tell_standing_on(
         &mut self,
         conn: ConnId,
         uid: UserId,
@@ -505,6 +508,7 @@ impl Hub {
         if irc {
             return;
         }
+        self.settings_to(conn, uid, room);
         let Err(why) = self.may_speak(uid, room, now) else {
             return;
         };
@@ -1125,6 +1129,12 @@ impl Hub {
         }
         if !self.may_set_topic(uid, &room) {
             let detail = format!("only operators set the topic of {room} (+t)");
+            return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
+        }
+        // A member who may not speak in the room (muted, or `+m` without a voice) may not
+        // say something to all of it in its topic either: a muted troll kept the topic.
+        if let Err(why) = self.may_speak(uid, &room, now) {
+            let detail = format!("{why}; you cannot set its topic");
             return self.error(conn, ErrorKind::NotOperator, Re::Room(room), detail);
         }
         if let Some(detail) = self.cluster_away(&room) {

@@ -6772,6 +6772,269 @@ mod moderation {
         t.line(a, &format!("/invite {carol}"));
         assert_eq!(t.lines(a), [format!("-- you invited {carol} to #r")]);
     }
+
+    /// Whoever comes into a registered room learns its settings at once (after `Joined`),
+    /// its founder and operators included: the page marks them and offers an operator the
+    /// member menu from the start. (They came only with the room's next change: a page that
+    /// joined saw no founder and an operator who joined had no menu.) nc is not sent them.
+    #[test]
+    fn joining_a_registered_room_tells_its_settings() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Key(Some(text("sesame")))),
+        );
+        let (c, _, _) = t.bin_from(ip("198.51.100.21"), "carol");
+        t.send(
+            c,
+            &ClientMsg::JoinKey {
+                room: room("#r"),
+                key: text("sesame"),
+            },
+        );
+        let got = t.recv(c);
+        let at = |f: &dyn Fn(&ServerMsg) -> bool| got.iter().position(f);
+        let joined_at = at(&|m| matches!(m, ServerMsg::Joined { .. })).expect("joined");
+        let policy_at = at(&|m| {
+            matches!(m, ServerMsg::Policy { founder: Some(f), modes, .. }
+                if f.as_str() == "alice" && modes.key.as_ref().is_some_and(|k| k.as_str() == "*"))
+        });
+        assert!(policy_at.is_some_and(|p| p > joined_at), "{got:?}");
+        // The founder's other device, joining as the account does, sees the key.
+        let a2 = t.bin("alice2");
+        t.send(
+            a2,
+            &ClientMsg::SignIn {
+                account: nick("alice"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        t.send(
+            a,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        t.recv(a2);
+        let got = t.join(a2, "#r");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Policy { modes, .. }
+                if modes.key.as_ref().is_some_and(|k| k.as_str() == "sesame"))),
+            "{got:?}"
+        );
+        // An unregistered room has no settings to tell.
+        let got = t.join(c, "#open");
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::Policy { .. })),
+            "{got:?}"
+        );
+        // nc gets no line for them.
+        let (n, _) = t.txt();
+        t.lines(n);
+        t.line(n, "/join #r sesame");
+        let l = t.lines(n);
+        assert!(!l.iter().any(|l| l.contains("registered to")), "{l:?}");
+    }
+
+    /// The audit log's line for a ban or a mute says until when and why (it said only
+    /// `+b nick:eve`: the reason reached the log only when the ban put someone out).
+    #[test]
+    fn the_audit_line_of_a_ban_says_until_when_and_why() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, _) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: Some(text("spam")),
+            },
+        );
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mute {
+                target: "nick:zed".into(),
+                duration: None,
+            },
+        );
+        let audit: Vec<String> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                crate::persist::Write::Audit(r) => Some(r.action.clone()),
+                _ => None,
+            })
+            .collect();
+        let until = Millis(t.now.0 + 3_600_000).rfc3339();
+        assert!(
+            audit.contains(&format!("+b nick:eve until {until}: spam")),
+            "{audit:?}"
+        );
+        assert!(audit.contains(&"+q nick:zed".to_owned()), "{audit:?}");
+    }
+
+    /// A muted member, or one without a voice in a `+m` room, may not set the topic: it is
+    /// words to the whole room (a muted troll rewrote it). Others still may, where `-t`.
+    #[test]
+    fn a_member_who_may_not_speak_may_not_set_the_topic() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mute {
+                target: "bob".into(),
+                duration: None,
+            },
+        );
+        t.recv(b);
+        let topic = |t: &mut T, c: ConnId, words: &str| {
+            t.send(
+                c,
+                &ClientMsg::Topic {
+                    room: room("#r"),
+                    topic: Some(text(words)),
+                },
+            );
+            t.recv(c)
+        };
+        let got = topic(&mut t, b, "bob was here");
+        assert!(
+            got.iter().any(
+                |m| matches!(m, ServerMsg::Error { kind: ErrorKind::NotOperator, detail, .. }
+                if detail == "you are muted in #r; you cannot set its topic")
+            ),
+            "{got:?}"
+        );
+        assert!(
+            !t.recv(a).iter().any(|m| matches!(m, ServerMsg::Event(_))),
+            "no topic event"
+        );
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unmute {
+                target: "bob".into(),
+            },
+        );
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        t.recv(b);
+        let got = topic(&mut t, b, "bob again");
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Error { kind: ErrorKind::NotOperator, detail, .. }
+                if detail.starts_with("#r is moderated") && detail.ends_with("you cannot set its topic"))),
+            "{got:?}"
+        );
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        t.recv(b);
+        let got = topic(&mut t, b, "voiced bob");
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Topic { topic: Some(x) } if x.as_str() == "voiced bob")
+            ),
+            "{got:?}"
+        );
+    }
+
+    /// A ban by mask never holds the founder, and one that would hold the operator setting
+    /// it is refused: a network ban by an operator in the founder's network used to put the
+    /// founder and the operator out and keep them out (only a server admin could undo it).
+    #[test]
+    fn a_network_ban_spares_the_founder_and_is_refused_when_it_holds_its_setter() {
+        let mut t = T::with(cfg());
+        let a = signed_up(&mut t, ip("198.51.100.5"), "alice");
+        t.join(a, "#r");
+        act(&mut t, a, "#r", ModAction::Register);
+        let o = signed_up(&mut t, ip("198.51.100.6"), "oscar");
+        t.join(o, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("oscar")));
+        let (m, _, _) = t.bin_from(ip("198.51.100.7"), "mallory");
+        let (far, _, _) = t.bin_from(ip("203.0.113.9"), "faraway");
+        t.join(m, "#r");
+        t.join(far, "#r");
+        t.recv(a);
+        let ban = |target: &str| ModAction::Ban {
+            target: target.into(),
+            duration: None,
+            reason: None,
+        };
+        // oscar's own network: refused, nothing set.
+        let got = act(&mut t, o, "#r", ban("198.51.100.0/24"));
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid], "{got:?}");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("you"))),
+            "{got:?}"
+        );
+        assert!(t.recv(a).is_empty(), "no event for a refused ban");
+        let got = act(
+            &mut t,
+            o,
+            "#r",
+            ModAction::Mute {
+                target: "198.51.100.0/25".into(),
+                duration: None,
+            },
+        );
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid], "{got:?}");
+        // The founder's own network holds her: refused as well.
+        let got = act(&mut t, a, "#r", ban("198.51.100.0/24"));
+        assert_eq!(kinds(&got), vec![ErrorKind::Invalid], "{got:?}");
+        let got = act(&mut t, a, "#r", ban("198.51.100.7/32"));
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Kick { target, .. } if target.as_str() == "mallory")
+            ),
+            "{got:?}"
+        );
+        // An operator's ban that holds the founder's address is set, and leaves her be.
+        t.recv(o);
+        let got = act(&mut t, o, "#r", ban("198.51.100.4/31"));
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Mode { change } if change.as_str() == "+b 198.51.100.4/31")
+            ),
+            "{got:?}"
+        );
+        assert!(
+            !event(&got, |k| matches!(k, EventKind::Kick { .. })),
+            "the founder stays: {got:?}"
+        );
+        t.send(
+            a,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        t.recv(a);
+        assert!(joined(&t.join(a, "#r"), "#r"), "the founder comes back");
+        assert_eq!(kinds(&t.join(m, "#r")), vec![ErrorKind::Banned]);
+    }
 }
 
 mod admins {
@@ -6815,6 +7078,79 @@ mod admins {
             closed.hub.unclaimed_admins().is_empty(),
             "only the operator makes accounts: nobody can claim it"
         );
+    }
+
+    /// An nc admin acting in a room it is not in hears what it did, in the members' words
+    /// (it heard nothing: a kick or a mode change looked lost).
+    #[test]
+    fn an_nc_admin_hears_what_it_did_in_a_room_it_is_not_in() {
+        let mut t = T::with(cfg());
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        let (e, eve) = t.txt();
+        t.line(e, "/join #far");
+        let a = account(&mut t, "alice");
+        t.join(a, "#far");
+        t.lines(r);
+        t.line(r, &format!("/kick #far {eve} go"));
+        assert_eq!(t.lines(r), [format!("-- root put {eve} out of #far (go)")]);
+        t.line(r, "/mode #far +m");
+        assert_eq!(t.lines(r), ["-- root set #far +m"]);
+        // A refusal is still an error, and a question still its answer alone.
+        t.line(r, "/kick #far nobody");
+        assert_eq!(t.lines(r), ["ERROR: nobody is called nobody"]);
+        t.line(r, "/bans #far");
+        assert!(!t.lines(r).iter().any(|l| l.contains("root set")));
+    }
+
+    /// A server ban is lifted as a room's is: nicks and accounts without regard to case, and
+    /// the nick of a signed-in user it was set on lifts its account's ban (it took
+    /// `/gunban nick:Mallory` exactly as listed, and `/gban eve` could not be undone by name).
+    #[test]
+    fn a_server_unban_takes_nicks_as_a_rooms_unban_does() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let admin = |t: &mut T, action: AdminAction| {
+            t.send(root, &ClientMsg::Admin(action));
+            t.recv(root)
+        };
+        let ban = |target: &str| AdminAction::Ban {
+            target: target.into(),
+            duration: None,
+            reason: None,
+        };
+        let unban = |target: &str| AdminAction::Unban {
+            target: target.into(),
+        };
+        let listed = |t: &mut T| -> Vec<String> {
+            let got = admin(t, AdminAction::Bans);
+            got.iter()
+                .find_map(|m| match m {
+                    ServerMsg::ServerBans { bans } => {
+                        Some(bans.iter().map(|b| b.mask.to_string()).collect())
+                    }
+                    _ => None,
+                })
+                .expect("the list")
+        };
+        admin(&mut t, ban("nick:Mallory"));
+        // The same nick again in other letters is the same ban, not a second one.
+        admin(&mut t, ban("nick:MALLORY"));
+        assert_eq!(listed(&mut t), ["nick:MALLORY"]);
+        let got = admin(&mut t, unban("nick:mallory"));
+        assert!(errors(&got).is_empty(), "{got:?}");
+        assert!(listed(&mut t).is_empty());
+        // A signed-in user banned by nick is banned by account; its nick lifts it.
+        let e = signed_up(&mut t, ip("203.0.113.7"), "Eve");
+        admin(&mut t, ban("eve"));
+        assert!(t.recv(e).iter().any(|m| matches!(m, ServerMsg::Bye { .. })));
+        assert_eq!(listed(&mut t), ["account:Eve"]);
+        let got = admin(&mut t, unban("EVE"));
+        assert!(errors(&got).is_empty(), "{got:?}");
+        assert!(listed(&mut t).is_empty());
+        let got = admin(&mut t, unban("eve"));
+        assert_eq!(errors(&got).len(), 1, "nothing left to lift: {got:?}");
     }
 
     /// A present user banned from the server hears why once on each door and is closed: an

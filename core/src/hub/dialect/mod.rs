@@ -646,6 +646,11 @@ pub(crate) enum Note {
     /// An operator's change changed nothing, in words (nc says them; IRC servers and the
     /// binary protocol say nothing).
     Unchanged(String),
+    /// A server admin's action in a room it is not in went through, in the words the room's
+    /// members read (`root put eve out of #r`): the room's event reaches only them, and an nc
+    /// admin heard nothing at all. nc says it; IRC and the binary protocol have no answer for
+    /// it (a program asks for the room's settings).
+    DoneOutside(String),
     /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it, and
     /// the binary protocol has no answer for it (a program asks for the list); nc says it.
     ServerBan {

@@ -326,9 +326,9 @@ impl Dialect for Text {
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
-                Note::Unchanged(words) | Note::Voiceless { why: words, .. } => {
-                    line(format!("-- {words}"))
-                }
+                Note::Unchanged(words)
+                | Note::DoneOutside(words)
+                | Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
                 Note::ServerBan {
                     mask,
                     lifted: false,

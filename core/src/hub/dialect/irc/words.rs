@@ -1112,6 +1112,7 @@ impl Irc {
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
+            | Note::DoneOutside(_)
             | Note::Voiceless { .. }
             | Note::Detailed { .. }
             | Note::KeySet { .. }
