@@ -241,7 +241,13 @@ async fn open_hub(
     let (handle, reports) = tokio::task::spawn_blocking(move || SqliteHandle::open(&cfg)).await??;
     let now = clock.now();
     let opts = store::load_options(hub.history_on_join);
-    let loaded = handle.load(opts).await?;
+    let loaded = handle
+        .load(opts)
+        .await
+        .map_err(|source| ServerError::Load {
+            path: handle.path().to_path_buf(),
+            source,
+        })?;
     info!(
         path = %handle.path().display(),
         loaded = %store::describe(&loaded.rooms, loaded.sessions.len()),
