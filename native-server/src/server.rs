@@ -235,7 +235,9 @@ async fn open_hub(
     health: &Arc<Health>,
 ) -> Result<(Hub, Option<StoreSide>), ServerError> {
     let Some(cfg) = store else {
-        info!("no store: rooms and history live in memory only (--ephemeral)");
+        info!(
+            "no store: rooms and history live in memory only (ephemeral: --ephemeral, NATTER_EPHEMERAL or the config file's [store] ephemeral)"
+        );
         return Ok((Hub::new(hub), None));
     };
     let (handle, reports) = tokio::task::spawn_blocking(move || SqliteHandle::open(&cfg)).await??;
