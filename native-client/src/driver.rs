@@ -78,7 +78,9 @@ pub struct DriverConfig {
     /// Feed typed lines one at a time, the next once the Session has settled (line mode): a
     /// script's `/join #r` then `hi` says `hi` in `#r`, and a long pipe goes at the pace the
     /// server acknowledges instead of running into flood control. While the Session is
-    /// reconnecting lines flow freely (it queues them, bounded, for after the reconnect).
+    /// reconnecting lines flow as long as it has room to keep them for after the reconnect
+    /// ([`Session::has_room`]); then the input waits, up to `settle_timeout`
+    /// ([`DriverError::HeldUp`]).
     pub lockstep: bool,
     /// Everything the Session gives is shown (line mode prints every event): before quitting,
     /// the account's rooms are marked read up to the newest event seen.
@@ -142,6 +144,12 @@ pub enum DriverError {
     /// Input ended but the server did not acknowledge everything in time.
     #[error("the server did not acknowledge everything sent within {0:?}")]
     NotSettled(Duration),
+    /// The connection was down with as many lines waiting as the Session keeps for the
+    /// reconnect, and stayed down this long: the rest of the input was not read, nor sent.
+    #[error(
+        "the connection stayed down for {0:?} with {SESSION_MAX_PENDING} messages waiting to be sent; the rest of the input was not sent"
+    )]
+    HeldUp(Duration),
     /// Input ended and no server could be reached before the wait ran out (nothing was ever
     /// connected, so there was nothing to acknowledge).
     #[error("could not connect to {servers} within {waited:?}: {why}")]
@@ -208,6 +216,8 @@ pub async fn run(
     let mut commands_open = true;
     let mut frontend_open = true;
     let mut ending: Option<Ending> = None;
+    // Lockstep held up by a reconnect with no room for another line: until when it may be.
+    let mut held_until: Option<Instant> = None;
     let mut buf = vec![0u8; READ_CHUNK];
     // A welcome was seen: the server was reached at least once.
     let mut welcomed = false;
@@ -320,13 +330,30 @@ pub async fn run(
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
         }
+        if config.lockstep && commands_open && ending.is_none() && held_up(&session) {
+            let until = *held_until.get_or_insert(now_i + config.settle_timeout);
+            if until <= now_i {
+                if !welcomed {
+                    return Err(DriverError::Unreachable {
+                        servers: list(&config.servers),
+                        waited: config.settle_timeout,
+                        why: last_failure,
+                    });
+                }
+                return Err(DriverError::HeldUp(config.settle_timeout));
+            }
+        } else {
+            held_until = None;
+        }
 
         let session_wake = session.poll_timeout();
         let wake = earliest(
             session_wake.map(clock::instant_at),
-            ending.map(|e| match e {
-                Ending::Settling(d) | Ending::Quitting(d) => d,
-            }),
+            ending
+                .map(|e| match e {
+                    Ending::Settling(d) | Ending::Quitting(d) => d,
+                })
+                .or(held_until),
         );
 
         tokio::select! {
@@ -430,14 +457,23 @@ fn list(servers: &[ServerAddr]) -> String {
 }
 
 /// Lockstep: the Session can take the next line (everything before it answered, or no
-/// connection to wait for). Connecting is bounded by the Session's connect timeout, a silent
-/// connection by its keepalive, so this cannot wait forever.
+/// connection to wait for and room to keep the line for the reconnect). Connecting is bounded
+/// by the Session's connect timeout, a silent connection by its keepalive, and a reconnect
+/// with no room left by [`held_up`]'s deadline, so this cannot wait forever.
 fn ready_for_input(session: &Session) -> bool {
     session.is_settled()
-        || matches!(
-            session.state(),
-            ConnState::Reconnecting { .. } | ConnState::Closed
-        )
+        || match session.state() {
+            ConnState::Reconnecting { .. } => session.has_room(),
+            ConnState::Closed => true,
+            _ => false,
+        }
+}
+
+/// Lockstep, reconnecting, with as many lines kept for the reconnect as the Session keeps:
+/// the next line waits in the input (a pipe holds it back from its writer) instead of being
+/// refused, until the reconnect or the end of `--wait`.
+fn held_up(session: &Session) -> bool {
+    matches!(session.state(), ConnState::Reconnecting { .. }) && !session.has_room()
 }
 
 fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {

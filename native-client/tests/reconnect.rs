@@ -189,6 +189,70 @@ async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
     server.shutdown().await.expect("server shuts down");
 }
 
+/// A script piping more lines than the Session keeps for a reconnect (256) while the
+/// connection is down: line mode reads no further until it is back, so every line is
+/// delivered once and it exits 0, instead of having the lines past 256 refused by the Session
+/// ("256 messages are still waiting to be sent") and exiting 0 without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_longer_than_what_a_reconnect_keeps_is_delivered_whole() {
+    const LINES: usize = 600;
+    let (server, addr) = support::server_with(support::long_history).await;
+    let relay = Relay::start(addr).await;
+    let mut alice = Client::start("alice", relay.addr, &[]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+
+    relay.break_down();
+    alice
+        .expect_where("a reconnect notice", |l| {
+            l.starts_with("-- connection lost; reconnecting")
+        })
+        .await;
+    // ~10 KB: the pipe holds what line mode does not read yet.
+    for i in 1..=LINES {
+        alice.send(&format!("piped {i}")).await;
+    }
+    alice.close_stdin();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    relay.heal();
+    let status = alice.exit_status().await;
+    alice.drain().await;
+    let refused: Vec<&String> = alice
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
+    for i in 1..=LINES {
+        assert_eq!(
+            alice.count(&format!("[#lobby] <alice> piped {i}")),
+            1,
+            "line {i}: {:#?}",
+            alice.seen
+        );
+    }
+    assert!(status.success(), "{status:?}");
+    drop(relay);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// The same with the connection down for good: line mode gives up at the end of `--wait`
+/// with status 1 (the lines it could not read were not sent), rather than wait for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_held_up_by_a_connection_down_for_good_exits_1_after_the_wait() {
+    let (server, addr) = support::server_with(support::long_history).await;
+    let relay = Relay::start(addr).await;
+    let mut alice = Client::start("alice", relay.addr, &["--wait", "1"]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+    relay.break_down();
+    for i in 1..=300 {
+        alice.send(&format!("piped {i}")).await;
+    }
+    let status = alice.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{:#?}", alice.seen);
+    drop(relay);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// Several addresses: one nobody listens on is passed over at once for the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_that_refuses_is_passed_over_for_the_next() {

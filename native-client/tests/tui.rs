@@ -490,7 +490,13 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
             break;
         }
         tmux.keys("alice", "NPage");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // One page at a time: the next PgDn only once this one is drawn (a loaded machine
+        // may take longer than a fixed pause, and two pages drawn between two looks would
+        // skip the lines of the first).
+        let drawn = tokio::time::Instant::now() + WAIT;
+        while tmux.screen("alice") == screen && tokio::time::Instant::now() < drawn {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let want: Vec<String> = (1..=80).map(|i| format!("<bob> old line {i:03}")).collect();
     assert_eq!(seen, want);

@@ -133,9 +133,14 @@ pub enum ServerError {
     /// The store could not be opened (it names the path and why).
     #[error(transparent)]
     Store(#[from] natter_store::OpenError),
-    /// The store could not be read at startup.
-    #[error("cannot read the store: {0}")]
-    Load(#[from] natter_store::ReadError),
+    /// The store could not be read at startup (damage that opening it did not reach).
+    #[error("{} cannot be read: {source}", path.display())]
+    Load {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: natter_store::ReadError,
+    },
     /// The OS's random source failed (resume tokens would be guessable: refuse to run).
     #[error("no OS randomness: {0}")]
     Randomness(String),

@@ -108,9 +108,18 @@ struct Args {
     #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory only: rooms and history are forgotten at exit
-    /// (NATTER_EPHEMERAL: true/false, yes/no, on/off or 1/0)
-    #[arg(long, env = "NATTER_EPHEMERAL", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
-    ephemeral: bool,
+    /// (NATTER_EPHEMERAL: true/false, yes/no, on/off or 1/0; false, or a --data-dir, wins over
+    /// the config file's `ephemeral = true`)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "NATTER_EPHEMERAL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    ephemeral: Option<bool>,
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
     /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
     /// shared with the other nodes, and the local store is not used (`account` commands then
@@ -364,7 +373,12 @@ fn tls_certs(args: &Args, file: &FileConfig, any_tls: bool) -> anyhow::Result<Op
 
 /// Where the store lives and how it writes, or `None` with `--ephemeral`.
 fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_store::Config>> {
-    if args.ephemeral || file.ephemeral {
+    // The flag (or its variable) over the file, as for every other setting: a data dir named
+    // there asks for a store in it, whatever the file's `ephemeral` says.
+    let ephemeral = args
+        .ephemeral
+        .unwrap_or(file.ephemeral && args.data_dir.is_none());
+    if ephemeral {
         return Ok(None);
     }
     let flag = args.data_dir.as_deref().or(file.data_dir.as_deref());
@@ -867,6 +881,47 @@ mod tests {
         // At start, on the terminal, the drawing stays.
         let e = format!("{:#}", read_file_config(Some(&path)).unwrap_err());
         assert!(e.contains("^^^"), "{e}");
+    }
+
+    #[test]
+    fn the_command_line_says_whether_there_is_a_store_over_the_file() {
+        let store = |argv: &[&str], file_ephemeral: bool| {
+            let args = Args::try_parse_from(argv).unwrap();
+            let file = StoreFile {
+                data_dir: Some(PathBuf::from("/srv/file")),
+                ephemeral: file_ephemeral,
+                ..StoreFile::default()
+            };
+            store_config(&args, &file).unwrap().map(|c| c.dir)
+        };
+        let file_dir = Some(PathBuf::from("/srv/file"));
+        assert_eq!(store(&["natter-server"], false), file_dir);
+        assert_eq!(store(&["natter-server"], true), None);
+        assert_eq!(store(&["natter-server", "--ephemeral"], false), None);
+        assert_eq!(store(&["natter-server", "--ephemeral=true"], false), None);
+        // NATTER_EPHEMERAL=false (clap reads the variable as it reads `=false`) and a data dir
+        // given to the server itself win over the file's `ephemeral = true`: an operator's
+        // explicit store is never memory only because of a file.
+        assert_eq!(
+            store(&["natter-server", "--ephemeral=false"], true),
+            file_dir
+        );
+        assert_eq!(
+            store(&["natter-server", "--data-dir", "/srv/flag"], true),
+            Some(PathBuf::from("/srv/flag"))
+        );
+        // Both given to the server: memory only, as asked last for a test or a benchmark.
+        assert_eq!(
+            store(
+                &["natter-server", "--data-dir", "/srv/flag", "--ephemeral"],
+                false
+            ),
+            None
+        );
+        // The flag takes no value unless written with `=`: the word after it is not eaten.
+        let args = Args::try_parse_from(["natter-server", "--ephemeral", "audit"]).unwrap();
+        assert_eq!(args.ephemeral, Some(true));
+        assert!(matches!(args.command, Some(Command::Audit { .. })));
     }
 
     #[test]

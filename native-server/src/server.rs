@@ -235,13 +235,21 @@ async fn open_hub(
     health: &Arc<Health>,
 ) -> Result<(Hub, Option<StoreSide>), ServerError> {
     let Some(cfg) = store else {
-        info!("no store: rooms and history live in memory only (--ephemeral)");
+        info!(
+            "no store: rooms and history live in memory only (ephemeral: --ephemeral, NATTER_EPHEMERAL or the config file's [store] ephemeral)"
+        );
         return Ok((Hub::new(hub), None));
     };
     let (handle, reports) = tokio::task::spawn_blocking(move || SqliteHandle::open(&cfg)).await??;
     let now = clock.now();
     let opts = store::load_options(hub.history_on_join);
-    let loaded = handle.load(opts).await?;
+    let loaded = handle
+        .load(opts)
+        .await
+        .map_err(|source| ServerError::Load {
+            path: handle.path().to_path_buf(),
+            source,
+        })?;
     info!(
         path = %handle.path().display(),
         loaded = %store::describe(&loaded.rooms, loaded.sessions.len()),

@@ -440,3 +440,52 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
         }
     }
 }
+
+/// A store whose damage opening it does not reach (a page of a table the start reads) stops the
+/// server too, with the file's path, not only "cannot read the store".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_damaged_past_its_first_page_stops_the_server_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    // A session to store, so that its table has a page of its own to damage.
+    let (_c, _) = BinClient::hello(addr, "alice", None).await;
+    kill_9(&mut server).await;
+    let db = dir.path().join("natter.db");
+    let root: i64 = {
+        // Closing the connection folds the log into the file, which is then all there is.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'sessions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(!dir.path().join("natter.db-wal").exists());
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.seek(SeekFrom::Start((root as u64 - 1) * 4096)).unwrap();
+        f.write_all(&[0x42; 4096]).unwrap();
+    }
+    let out = timeout(
+        WAIT,
+        Command::new(env!("CARGO_BIN_EXE_natter-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("NATTER_EPHEMERAL")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("natter-server did not stop")
+    .expect("run natter-server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = err
+        .lines()
+        .find(|l| l.starts_with("natter-server: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(said.contains(&db.display().to_string()), "{err}");
+    assert!(said.contains("damaged"), "{err}");
+}

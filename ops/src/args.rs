@@ -47,18 +47,30 @@ pub fn from_env(
     ) {
         return None;
     }
-    // `--max-connections <N>`: the flag's long name is its first word.
+    // `--max-connections <N>`, `--ephemeral[=<BOOL>]`: the flag's long name comes first.
     let ContextValue::String(said) = e.get(ContextKind::InvalidArg)? else {
         return None;
     };
-    let long = said.split_whitespace().next()?.strip_prefix("--")?;
+    let long = said
+        .split(|c: char| c.is_whitespace() || c == '[' || c == '=')
+        .next()?
+        .strip_prefix("--")?;
     let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
     let name = arg.get_env()?.to_str()?;
     let value = env(name).filter(|v| !v.is_empty())?;
     if given(argv, long, arg.get_short()) {
         return None;
     }
-    let why = if matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
+    // A yes-or-no flag: one that takes no value, or whose value is `BoolishValueParser`'s
+    // (`--ephemeral[=<BOOL>]`, whose possible values are said as true and false).
+    let boolish = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse)
+        || arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name())
+            .eq(["true", "false"]);
+    let why = if boolish {
         format!("expected {BOOLISH}")
     } else if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
         format!("expected one of {}", valid.join(", "))
@@ -100,6 +112,31 @@ mod tests {
     struct Args {
         #[arg(short, long, env = "TEST_MAX")]
         max: Option<usize>,
+        /// A yes-or-no flag that may be given a value (`--quiet=false`), as natter-server's
+        /// `--ephemeral`.
+        #[arg(
+            long,
+            env = "TEST_QUIET",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        quiet: Option<bool>,
+    }
+
+    #[test]
+    fn a_bad_yes_or_no_with_an_optional_value_is_said_with_its_name() {
+        let e = Args::try_parse_from(["t", "--quiet=maybe"]).expect_err("a bad value");
+        let mut cmd = Args::command();
+        cmd.build();
+        let words = from_env(&e, &cmd, &[OsString::from("t")], |name| {
+            (name == "TEST_QUIET").then(|| OsString::from("maybe"))
+        });
+        assert_eq!(
+            words.as_deref(),
+            Some("TEST_QUIET=maybe, for --quiet: expected true/false, yes/no, on/off or 1/0")
+        );
     }
 
     /// The words for `TEST_MAX=value` with `argv`. clap reads the real environment, which a

@@ -870,6 +870,66 @@ fn retention_by_size_removes_the_oldest_until_under() {
 }
 
 #[test]
+fn retention_by_size_counts_the_pages_the_search_index_uses_not_its_file() {
+    // A store of 2000 lines, its index file then grown by pages it holds free (as merges and
+    // removed lines leave them: the file never shrinks).
+    let dir = tempfile::tempdir().unwrap();
+    let line = "lorem ipsum dolor sit amet ".repeat(8);
+    {
+        let mut store = open(dir.path());
+        for b in 0..4u64 {
+            store
+                .write(&batch(
+                    b,
+                    (b * 500 + 1..=(b + 1) * 500).map(|s| say("#a", s, &format!("{line}{s}"))),
+                ))
+                .unwrap();
+        }
+    }
+    let index_file = dir.path().join("search.db");
+    {
+        let conn = rusqlite::Connection::open(&index_file).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE ballast (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO ballast SELECT zeroblob(4000) FROM n;
+             DROP TABLE ballast;",
+        )
+        .unwrap();
+    }
+    let free_bytes = 4_000_000;
+    assert!(std::fs::metadata(&index_file).unwrap().len() > free_bytes);
+    // A budget the pages in use fit in three times over, but not with the free ones.
+    let used: u64 = ["natter.db", "search.db"]
+        .iter()
+        .map(|f| {
+            let conn = rusqlite::Connection::open(dir.path().join(f)).unwrap();
+            let get = |p: &str| -> i64 { conn.pragma_query_value(None, p, |r| r.get(0)).unwrap() };
+            u64::try_from((get("page_count") - get("freelist_count")) * get("page_size")).unwrap()
+        })
+        .sum();
+    assert!(used * 3 < free_bytes, "{used}");
+    let mut config = Config::new(dir.path());
+    config.retention = Retention {
+        max_age_days: 0,
+        max_bytes: used * 3,
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    assert!(
+        std::fs::metadata(&index_file).unwrap().len() > free_bytes,
+        "the index was kept, not rebuilt"
+    );
+    for _ in 0..5 {
+        assert_eq!(store.prune_step(Millis(T0)).unwrap().events, 0);
+    }
+    assert_eq!(
+        all_events(&store, "#a").len(),
+        2000,
+        "nothing was over the budget"
+    );
+}
+
+#[test]
 fn backup_is_a_consistent_copy_that_opens_as_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());

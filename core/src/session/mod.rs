@@ -750,6 +750,15 @@ impl Session {
         self.out.pending_count()
     }
 
+    /// Whether one more typed line can be kept while the Session waits for a connection,
+    /// whether it turns out a message or a command (as many messages as
+    /// [`crate::limits::SESSION_MAX_PENDING`] are kept for the reconnect; past that a line is
+    /// refused). A front-end that can hold its input back (line mode reading a pipe) stops
+    /// reading while this is false, so that nothing it was given is refused for want of room.
+    pub fn has_room(&self) -> bool {
+        self.out.has_room()
+    }
+
     /// Paces sending at most `burst` commands at once, then one per `refill` (zero: no pacing),
     /// whatever the server announced. For tests and tools; a session paces by the server's
     /// welcome by itself. The next welcome's announcement replaces this.

@@ -342,6 +342,13 @@ impl Outgoing {
         self.pending.len()
     }
 
+    /// Whether a message and a command can both still be kept: fewer than
+    /// [`SESSION_MAX_PENDING`] messages wait to be acknowledged and fewer than [`MAX_DEFERRED`]
+    /// commands wait for the welcome.
+    pub(super) fn has_room(&self) -> bool {
+        self.pending.len() < SESSION_MAX_PENDING && self.deferred.len() < MAX_DEFERRED
+    }
+
     #[cfg(test)]
     pub(super) fn is_pacing(&self) -> bool {
         !self.outbox.is_empty()

@@ -1481,9 +1481,12 @@ fn pending_is_bounded_and_says_so() {
     t.s.handle_disconnected("gone", t.now);
     t.events();
     for i in 0..SESSION_MAX_PENDING {
+        assert!(t.s.has_room(), "room for message {i}");
         t.s.handle_input(&format!("m{i}"), t.now);
     }
     assert!(errors(&t.events()).is_empty());
+    // A front-end that can hold its input back (line mode) stops here.
+    assert!(!t.s.has_room());
     t.s.handle_input("one too many", t.now);
     let errs = errors(&t.events());
     assert_eq!(errs.len(), 1);

@@ -30,7 +30,7 @@ use super::held::{HELD_MAX, Held, HeldLine};
 use crate::OpenError;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -137,6 +137,11 @@ pub(crate) struct Progress {
     /// over no more than [`HELD_MAX`] (a thread far behind reads the others back from `events`),
     /// so a starved index thread never makes the queue grow without bound.
     pub(crate) queued: AtomicUsize,
+    /// Bytes of the index file in use (its pages less the free ones), as of the index's last
+    /// transaction: what retention counts of it. The file does not shrink, and merges and
+    /// removed lines leave free pages in it that later steps reuse; counting its length would
+    /// have retention remove events for space the index holds free, again at every check.
+    pub(crate) used_bytes: AtomicU64,
     /// The queue itself: what commits and prune steps hand over, in order. The writer adds to
     /// it without waking the thread, and wakes it ([`IndexCmd::Wake`] on its channel) only when
     /// it sleeps with nothing to do or a step is due: a wake-up per commit cost the server about
@@ -322,7 +327,7 @@ impl Indexer {
         let progress = std::sync::Arc::new(Progress::default());
         progress.set(indexed);
         progress.stored.store(stored, Ordering::Release);
-        Ok(Indexer {
+        let ix = Indexer {
             conn,
             indexed,
             stored,
@@ -334,7 +339,17 @@ impl Indexer {
             failing: crate::failing::Failing::default(),
             merge_due: true,
             last_busy: None,
-        })
+        };
+        ix.note_used();
+        Ok(ix)
+    }
+
+    /// Tells [`Progress::used_bytes`] how much of the index file is in use now (kept as it
+    /// was if the file cannot say).
+    fn note_used(&self) {
+        if let Ok(bytes) = super::retention::used_bytes(&self.conn) {
+            self.progress.used_bytes.store(bytes, Ordering::Release);
+        }
     }
 
     fn connect(path: &Path, db: &Path) -> rusqlite::Result<Connection> {
@@ -536,6 +551,7 @@ impl Indexer {
                     self.last_busy = Some(Instant::now());
                 }
                 self.progress.set(upto);
+                self.note_used();
                 Ok(u64::try_from(upto - after).unwrap_or(0))
             }
             Err(e) => {
@@ -574,6 +590,7 @@ impl Indexer {
             Ok(changed >= 2)
         })();
         self.merge_due = matches!(merged, Ok(true));
+        self.note_used();
         merged
     }
 

@@ -102,6 +102,9 @@ impl SqliteStore {
     fn prune(&mut self, now: Millis) -> Result<Pruned, WriteError> {
         let sql = WriteError::from_sqlite;
         let r = self.config.retention;
+        // The search index counts too (a derived cache, but on the same disk): the part of its
+        // file in use, as the database's is counted.
+        let index = self.index_used_bytes();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -120,8 +123,6 @@ impl SqliteStore {
         if r.max_bytes > 0 && self.retention.owed == 0 {
             // Ids are handed out in order and removed from the front, so they are dense.
             let stored = u64::try_from(last - first + 1).unwrap_or(1);
-            // The search index's file counts too (a derived cache, but on the same disk).
-            let index = std::fs::metadata(self.config.search_path()).map_or(0, |m| m.len());
             let used = used_bytes(&tx).map_err(sql)? + index;
             if used > r.max_bytes {
                 let per_event = (used / stored).max(1);
@@ -192,8 +193,9 @@ impl SqliteStore {
     }
 }
 
-/// Bytes of the database file in use (its pages less the free ones).
-fn used_bytes(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+/// Bytes of the database file in use (its pages less the free ones): of `natter.db` on the
+/// writer's connection, of the search index's file on the indexer's.
+pub(super) fn used_bytes(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
     let get = |name: &str| -> rusqlite::Result<u64> {
         let v: i64 = conn.pragma_query_value(None, name, |r| r.get(0))?;
         Ok(u64::try_from(v).unwrap_or(0))

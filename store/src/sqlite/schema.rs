@@ -66,7 +66,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
         if tables > 0 {
             return Err(OpenError::Foreign {
                 path: path.to_path_buf(),
-                detail: format!("it holds {tables} tables and no natter schema version"),
+                detail: format!(
+                    "it holds {tables} {} and no natter schema version",
+                    if tables == 1 { "table" } else { "tables" }
+                ),
             });
         }
     }

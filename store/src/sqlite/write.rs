@@ -122,6 +122,16 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Bytes of the search index's file in use, as the index last said
+    /// ([`Progress::used_bytes`]).
+    pub(super) fn index_used_bytes(&self) -> u64 {
+        let progress = match &self.index {
+            Index::Inline(ix) => &ix.progress,
+            Index::Thread { progress, .. } => progress,
+        };
+        progress.used_bytes.load(Ordering::Acquire)
+    }
+
     /// Hands the search index to a thread of its own ([`super::index::run`]), which `index`
     /// feeds from now on: commits hand it their lines, retention the lines it removes.
     /// Returns the indexer to run, and how far it is.
