@@ -10,7 +10,7 @@
 //! details) is cleaned by the session. So a rendered line cannot carry a terminal escape sequence.
 
 use crate::chat::Scrollback;
-use crate::limits::CHAT_MAX_LINES;
+use crate::limits::{CHAT_MAX_LINES, MAX_MEMBERS_LISTED};
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
@@ -204,14 +204,29 @@ pub fn parted_words(room: &RoomName) -> String {
     format!("you left {room}")
 }
 
-/// A room's member list: `#lobby (2): alice, bob`.
-pub fn members_words(room: &RoomName, members: &[Nick]) -> String {
+/// A room's member list: `#lobby (2): alice, bob`. A list holds at most
+/// [`MAX_MEMBERS_LISTED`] members, so a full one is not said to be the room's size: with the
+/// size the client knows from a big room's `Crowd` (`counted`), `#big (404 members, 300 listed):
+/// ...`; without it, `#big (300 listed; a list stops at 300, /rooms counts them all): ...`.
+pub fn members_words(room: &RoomName, members: &[Nick], counted: Option<usize>) -> String {
     if members.is_empty() {
         // A kept room everyone left (its history and topic stay): not a dangling `(0): `.
         return format!("{room} (0): nobody is in it now");
     }
     let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
-    format!("{room} ({}): {}", members.len(), names.join(", "))
+    let n = members.len();
+    let names = names.join(", ");
+    // A shorter list is the whole room (whatever a count from earlier says).
+    if n < MAX_MEMBERS_LISTED {
+        return format!("{room} ({n}): {names}");
+    }
+    match counted.filter(|&c| c > n) {
+        Some(c) => format!("{room} ({c} members, {n} listed): {names}"),
+        None => format!(
+            "{room} ({n} listed; a list stops at {MAX_MEMBERS_LISTED}, /rooms counts them all): \
+             {names}"
+        ),
+    }
 }
 
 /// A big room's comings and goings ([`ServerMsg::Crowd`]): `#big: 12 joined, 3 left (5000
@@ -494,7 +509,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Gap { room, first, last } => {
             vec![gap_line(room, *first, *last, current)]
         }
-        ServerMsg::Members { room, members } => vec![notice(members_words(room, members))],
+        ServerMsg::Members { room, members } => vec![notice(members_words(room, members, None))],
         ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
         ServerMsg::Policy {
             room,
@@ -637,7 +652,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             members,
             asked: true,
             ..
-        } => vec![notice(members_words(room, members))],
+        } => vec![notice(members_words(room, members, None))],
         Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         Event::Nick(nick) => vec![notice(nick_words(nick))],
@@ -778,13 +793,48 @@ mod tests {
     #[test]
     fn a_member_list_names_them_or_says_nobody_is_there() {
         assert_eq!(
-            members_words(&room("#a"), &[nick("bob"), nick("ann")]),
+            members_words(&room("#a"), &[nick("bob"), nick("ann")], None),
             "#a (2): bob, ann"
         );
         assert_eq!(
-            members_words(&room("#a"), &[]),
+            members_words(&room("#a"), &[], None),
             "#a (0): nobody is in it now"
         );
+    }
+
+    /// A big room's list stops at `MAX_MEMBERS_LISTED`: `/who` on a room of 404 said
+    /// `#big (300): ...` to nc users and natter's line mode, a size the room did not have.
+    #[test]
+    fn a_full_member_list_is_not_taken_for_the_rooms_size() {
+        let full: Vec<Nick> = (0..MAX_MEMBERS_LISTED)
+            .map(|i| nick(&format!("u{i}")))
+            .collect();
+        let said = members_words(&room("#big"), &full, None);
+        assert!(
+            said.starts_with(
+                "#big (300 listed; a list stops at 300, /rooms counts them all): u0, u1"
+            ),
+            "{said}"
+        );
+        let said = members_words(&room("#big"), &full, Some(404));
+        assert!(
+            said.starts_with("#big (404 members, 300 listed): u0, "),
+            "{said}"
+        );
+        // A count no bigger than the list adds nothing; a shorter list is the whole room.
+        let said = members_words(&room("#big"), &full, Some(300));
+        assert!(said.starts_with("#big (300 listed; "), "{said}");
+        assert_eq!(
+            members_words(&room("#a"), &full[..2], Some(404)),
+            "#a (2): u0, u1"
+        );
+        // What nc users read.
+        let msg = ServerMsg::Members {
+            room: room("#big"),
+            members: full,
+        };
+        let lines = reply_lines(&msg, None, None);
+        assert!(lines[0].starts_with("-- #big (300 listed; "), "{lines:?}");
     }
 
     #[test]

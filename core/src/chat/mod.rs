@@ -416,6 +416,7 @@ impl Chat {
                 as_of,
             } => {
                 let id = ConvId::Room(room.clone());
+                let mut counted = None;
                 if let Some(c) = self.conv_mut(&id) {
                     c.members.set(members);
                     if as_of.is_some() {
@@ -427,11 +428,12 @@ impl Chat {
                     // Who is away comes after it (`AwayHere`), if anyone is.
                     c.away.clear();
                     c.revision += 1;
+                    counted = Some(c.member_count());
                     self.log.push(Change::Members(id.clone()));
                 }
                 if *asked {
                     let id = self.here_or_current(id);
-                    let words = render::members_words(room, members);
+                    let words = render::members_words(room, members, counted);
                     self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }

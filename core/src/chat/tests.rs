@@ -1537,6 +1537,26 @@ fn a_big_rooms_count_comes_from_its_summary_and_follows_the_joins_it_still_sees(
     c.handle_event(&refresh(&["me", "dan"]), T0);
     c.handle_event(&crowd(0, 0, 401), T0);
     assert_eq!(conv(&c).member_count(), 401);
+    // `/who` answers a full list: the line says the room's size, not the list's.
+    let full: Vec<Nick> = (0..crate::limits::MAX_MEMBERS_LISTED)
+        .map(|i| nick(&format!("u{i}")))
+        .collect();
+    c.handle_event(
+        &Event::Members {
+            room: room("#big"),
+            members: full,
+            asked: true,
+            as_of: None,
+        },
+        T0,
+    );
+    let LineKind::Notice(said) = conv(&c).lines().back().unwrap().kind.clone() else {
+        panic!("not a notice");
+    };
+    assert!(
+        said.starts_with("#big (401 members, 300 listed): u0, "),
+        "{said}"
+    );
 }
 
 /// The message of the day comes before any room is open: it is in the server's conversation,
