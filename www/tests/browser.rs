@@ -1207,6 +1207,31 @@ async fn account_of(b: &Browser) -> Option<String> {
     .map(str::to_owned)
 }
 
+/// Opens the page and registers `nick` (password "correct horse battery") in its dialog; returns
+/// once the page is signed in.
+async fn register_on_page(b: &Browser, bridge: &natter_bridge::Bridge, nick: &str) {
+    let page = format!("http://{}/", bridge.local_addr());
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick_input = nick_prompt(b).await;
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys(nick).await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("the password field")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type a password");
+    click(b, "#register").await;
+    wait_for!(
+        format!("the page to be signed in as {nick}"),
+        STEP,
+        (account_of(b).await.as_deref() == Some(nick)).then_some(())
+    );
+}
+
 async fn kept_sign_in(b: &Browser) -> Json {
     js(
         b,
@@ -1596,27 +1621,8 @@ async fn moderation_scenario(
     _www: PathBuf,
 ) -> natter_bridge::Bridge {
     let b = &browser;
-    let page = format!("http://{}/", bridge.local_addr());
-    timeout(STEP, b.goto(&page))
-        .await
-        .expect("page loads in time")
-        .expect("open the page");
-    let nick_input = nick_prompt(b).await;
     // The founder registers an account in the dialog, then a room with a typed command.
-    nick_input.clear().await.expect("clear the nick");
-    nick_input.send_keys("fern").await.expect("type a nick");
-    b.find(Locator::Id("password-input"))
-        .await
-        .expect("the password field")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type a password");
-    click(b, "#register").await;
-    wait_for!(
-        "the page to be signed in as fern",
-        STEP,
-        (account_of(b).await.as_deref() == Some("fern")).then_some(())
-    );
+    register_on_page(b, &bridge, "fern").await;
     wait_for!(
         "the server's message of the day in the page",
         STEP,
@@ -1860,26 +1866,7 @@ async fn joining_a_registered_room(
     troll.say("/join #hq").await;
 
     // The page registers an account in the dialog, and joins the room already registered.
-    let page = format!("http://{}/", bridge.local_addr());
-    timeout(STEP, b.goto(&page))
-        .await
-        .expect("page loads in time")
-        .expect("open the page");
-    let nick_input = nick_prompt(b).await;
-    nick_input.clear().await.expect("clear the nick");
-    nick_input.send_keys("deputy").await.expect("type a nick");
-    b.find(Locator::Id("password-input"))
-        .await
-        .expect("the password field")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type a password");
-    click(b, "#register").await;
-    wait_for!(
-        "the page to be signed in as deputy",
-        STEP,
-        (account_of(b).await.as_deref() == Some("deputy")).then_some(())
-    );
+    register_on_page(b, &bridge, "deputy").await;
     type_line(b, "/join #hq").await;
     in_member_list(b, "boss").await;
     wait_for!(
