@@ -22,6 +22,23 @@ pub enum OpenError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// A file of the store's in the data directory (its lock file, the search index's files)
+    /// could not be created, locked or removed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// One of the store's threads (writer, index, checkpoints) could not be started.
+    #[error("cannot start the store's {name} thread: {source}")]
+    Thread {
+        /// The thread's name.
+        name: &'static str,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// Another process (another natter-server) has the store open.
     #[error("{} is in use by another process (another natter-server on the same data directory?)", path.display())]
     Locked {

@@ -730,6 +730,23 @@ fn open_refuses_a_newer_schema() {
     }
 }
 
+/// A lock file that cannot be made is named as the file it is (it was called "data directory
+/// …/natter.lock").
+#[test]
+fn a_lock_file_that_cannot_be_made_is_named_as_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("natter.lock");
+    std::fs::create_dir(&lock).unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::File { .. }) => {
+            let said = e.to_string();
+            assert!(said.starts_with(&lock.display().to_string()), "{said}");
+            assert!(!said.starts_with("data directory"), "{said}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
 #[test]
 fn a_second_writer_on_the_same_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();

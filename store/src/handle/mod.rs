@@ -99,8 +99,8 @@ impl SqliteHandle {
         std::thread::Builder::new()
             .name("natter-store-index".into())
             .spawn(move || crate::sqlite::run_index(indexer, &index_rx))
-            .map_err(|source| OpenError::DataDir {
-                path: path.clone(),
+            .map_err(|source| OpenError::Thread {
+                name: "search index",
                 source,
             })?;
         // Checkpoints run on a thread of their own, so a commit does not copy the log into the
@@ -112,15 +112,15 @@ impl SqliteHandle {
         std::thread::Builder::new()
             .name("natter-store-checkpoint".into())
             .spawn(move || checkpointer.run(&stop))
-            .map_err(|source| OpenError::DataDir {
-                path: path.clone(),
+            .map_err(|source| OpenError::Thread {
+                name: "checkpoint",
                 source,
             })?;
         std::thread::Builder::new()
             .name("natter-store-writer".into())
             .spawn(move || write_loop(store, &rx, &reporter))
-            .map_err(|source| OpenError::DataDir {
-                path: path.clone(),
+            .map_err(|source| OpenError::Thread {
+                name: "writer",
                 source,
             })?;
         let inner = Inner {

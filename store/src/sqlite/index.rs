@@ -383,7 +383,7 @@ impl Indexer {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(OpenError::DataDir { path: p, source }),
+                Err(source) => return Err(OpenError::File { path: p, source }),
             }
         }
         let fail = |e: rusqlite::Error| OpenError::Unwritable {

@@ -1036,7 +1036,7 @@ impl DirLock {
             .truncate(false)
             .write(true)
             .open(path)
-            .map_err(|source| OpenError::DataDir {
+            .map_err(|source| OpenError::File {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -1048,7 +1048,7 @@ impl DirLock {
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(OpenError::Locked {
                     path: path.to_path_buf(),
                 }),
-                Err((_, errno)) => Err(OpenError::DataDir {
+                Err((_, errno)) => Err(OpenError::File {
                     path: path.to_path_buf(),
                     source: std::io::Error::from(errno),
                 }),
