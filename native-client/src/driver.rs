@@ -318,14 +318,8 @@ pub async fn run(
                 continue;
             }
             Some(Ending::Settling(deadline)) if deadline <= now_i => {
-                if !welcomed {
-                    return Err(DriverError::Unreachable {
-                        servers: list(&config.servers),
-                        waited: config.settle_timeout,
-                        why: last_failure,
-                    });
-                }
-                return Err(DriverError::NotSettled(config.settle_timeout));
+                let never = DriverError::NotSettled(config.settle_timeout);
+                return Err(gave_up(welcomed, &config, last_failure, never));
             }
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
@@ -333,14 +327,8 @@ pub async fn run(
         if config.lockstep && commands_open && ending.is_none() && held_up(&session) {
             let until = *held_until.get_or_insert(now_i + config.settle_timeout);
             if until <= now_i {
-                if !welcomed {
-                    return Err(DriverError::Unreachable {
-                        servers: list(&config.servers),
-                        waited: config.settle_timeout,
-                        why: last_failure,
-                    });
-                }
-                return Err(DriverError::HeldUp(config.settle_timeout));
+                let never = DriverError::HeldUp(config.settle_timeout);
+                return Err(gave_up(welcomed, &config, last_failure, never));
             }
         } else {
             held_until = None;
@@ -448,6 +436,24 @@ pub async fn run(
 }
 
 /// The addresses as the user gave them: `a:8000, b:8000`.
+/// Why the end of input waited in vain: the server was never reached (`why`: the last
+/// attempt's failure), or `reached`, what it waited for once it was.
+fn gave_up(
+    welcomed: bool,
+    config: &DriverConfig,
+    why: String,
+    reached: DriverError,
+) -> DriverError {
+    if welcomed {
+        return reached;
+    }
+    DriverError::Unreachable {
+        servers: list(&config.servers),
+        waited: config.settle_timeout,
+        why,
+    }
+}
+
 fn list(servers: &[ServerAddr]) -> String {
     servers
         .iter()

@@ -354,12 +354,7 @@ impl Hub {
             ModAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
                 let p = self.policy_mut(room);
-                let gone: Vec<Mask> = p
-                    .bans
-                    .iter()
-                    .filter(|b| lifts(&mask, &b.mask))
-                    .map(|b| b.mask.clone())
-                    .collect();
+                let gone = lifted(&mask, p.bans.iter().map(|b| &b.mask));
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
@@ -678,12 +673,7 @@ impl Hub {
                 // As a room's unban: nicks and accounts without regard to case, and a nick
                 // lifts the ban on the account of that name (what a ban of a signed-in user
                 // by nick became), so `/gunban eve` undoes `/gban eve`.
-                let gone: Vec<Mask> = self
-                    .server_bans
-                    .iter()
-                    .filter(|b| lifts(&mask, &b.mask))
-                    .map(|b| b.mask.clone())
-                    .collect();
+                let gone = lifted(&mask, self.server_bans.iter().map(|b| &b.mask));
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("no server ban on {mask}")));
                 }
@@ -1528,6 +1518,11 @@ fn same_mask(a: &Mask, b: &Mask) -> bool {
 /// an account without regard to case), or, for a nick, the account of that name, which a ban
 /// of the nick set on a signed-in user (a registered nick is its account's name, so the two
 /// name one person and nobody else).
+/// The masks of `bans` that an unban of `lift` takes away (see [`lifts`]).
+fn lifted<'a>(lift: &Mask, bans: impl Iterator<Item = &'a Mask>) -> Vec<Mask> {
+    bans.filter(|m| lifts(lift, m)).cloned().collect()
+}
+
 fn lifts(lift: &Mask, mask: &Mask) -> bool {
     match (lift, mask) {
         (Mask::Nick(n), Mask::Account(m)) => n.folded() == m.folded(),
