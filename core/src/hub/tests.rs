@@ -3849,6 +3849,41 @@ mod past {
     }
 
     #[test]
+    fn without_a_store_search_finds_words_not_pieces_of_words() {
+        // PROTOCOL.md: `Search` finds the lines "holding every word", as the store's index
+        // reads words; a memory-only server found `hi` inside `this`.
+        let mut t = T::with(small_ring(false));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        t.say(a, "#p", 1, "this is thirty");
+        t.say(a, "#p", 2, "hi all");
+        t.recv(a);
+        let found = |t: &mut T, words: &str| {
+            t.send(
+                a,
+                &ClientMsg::Search {
+                    room: None,
+                    words: text(words),
+                },
+            );
+            let got = t.recv(a);
+            assert!(
+                matches!(got.last(), Some(ServerMsg::FoundEnd { .. })),
+                "{got:?}"
+            );
+            got.iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Found(ev) => ev.kind.line().map(|(_, t)| t.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(&mut t, "hi"), ["hi all"]);
+        assert_eq!(found(&mut t, "thirt"), Vec::<String>::new());
+        assert_eq!(found(&mut t, "THIRTY is"), ["this is thirty"]);
+    }
+
+    #[test]
     fn without_a_store_a_ring_that_dropped_older_lines_does_not_call_its_start_the_beginning() {
         let mut t = T::with(small_ring(false));
         let a = t.bin("alice");
