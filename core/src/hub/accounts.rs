@@ -1755,6 +1755,8 @@ impl Hub {
                 .and_then(|a| a.read.get(&room).copied());
             match marker {
                 Some(after) if after < latest => {
+                    // Shown from its marker on: an `Older` from 0 pages back from there.
+                    self.scroll_from(conn, &room, after.next());
                     self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.rare_mut().footers.insert(room.clone());

@@ -13,6 +13,7 @@ use super::room::Room;
 use super::{DeviceId, Hub, UserId};
 use crate::limits::{
     HISTORY_PAGE_MAX, HISTORY_WINDOW_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS,
+    SEARCH_MAX_WORDS,
 };
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
@@ -428,12 +429,12 @@ impl Hub {
             }
             return;
         }
-        // No store and no cluster: the rooms' rings are all there is.
-        let wanted: Vec<String> = words
-            .as_str()
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
+        // No store and no cluster: the rooms' rings are all there is, searched for words as
+        // the store's index takes them (a word, not a piece of one: `hi` does not find `this`).
+        let wanted = search_phrases(words.as_str());
+        if wanted.is_empty() {
+            return self.send_found(conn, uid, Vec::new());
+        }
         let mut hits: Vec<RoomEvent> = Vec::new();
         for (name, r) in &self.rooms {
             if room.as_ref().is_some_and(|want| want != name) {
@@ -442,10 +443,7 @@ impl Hub {
             hits.extend(r.events().filter(|ev| match &ev.kind {
                 EventKind::Say { text, .. }
                 | EventKind::Act { text, .. }
-                | EventKind::Notice { text, .. } => {
-                    let lower = text.as_str().to_lowercase();
-                    wanted.iter().all(|w| lower.contains(w.as_str()))
-                }
+                | EventKind::Notice { text, .. } => holds_phrases(text.as_str(), &wanted),
                 _ => false,
             }));
         }
@@ -937,11 +935,63 @@ impl Room {
     }
 }
 
+/// The words of `s` as the store's search index splits them (SQLite's `unicode61`): runs of
+/// letters and digits, in lower case; everything else separates them.
+fn search_tokens(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// What a search for `typed` asks for, as the store reads it: each of its first
+/// [`SEARCH_MAX_WORDS`] whitespace-separated words that holds a letter or digit, as the phrase
+/// of its tokens (`don't` is `don` next to `t`). Empty when none holds one: nothing matches.
+fn search_phrases(typed: &str) -> Vec<Vec<String>> {
+    typed
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .take(SEARCH_MAX_WORDS)
+        .map(|w| search_tokens(w).collect())
+        .collect()
+}
+
+/// Whether `text` holds every phrase (and there is one): each phrase's tokens next to each
+/// other, in order.
+fn holds_phrases(text: &str, phrases: &[Vec<String>]) -> bool {
+    let tokens: Vec<String> = search_tokens(text).collect();
+    !phrases.is_empty()
+        && phrases.iter().all(|p| {
+            !p.is_empty()
+                && tokens
+                    .windows(p.len())
+                    .any(|w| w.iter().zip(p).all(|(a, b)| a == b))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{nick, room, text};
     use crate::types::MsgId;
+
+    #[test]
+    fn search_words_are_whole_words_as_the_store_reads_them() {
+        let find = |typed: &str, line: &str| holds_phrases(line, &search_phrases(typed));
+        assert!(find("hi", "Hi, all"));
+        assert!(
+            !find("hi", "this is thirty"),
+            "a piece of a word is no word"
+        );
+        assert!(!find("thirt", "this is thirty"));
+        assert!(find("THIRTY this", "this is thirty"));
+        assert!(!find("thirty nope", "this is thirty"), "every word");
+        assert!(find("wörd", "Ünïcode WÖRD here"));
+        assert!(find("don't", "I don't know"), "a phrase of its tokens");
+        assert!(!find("don't", "t don"));
+        assert!(find("5", "line 5"));
+        assert!(!find("5", "line 15"));
+        assert!(!find("!!", "wow !!"), "no letter or digit: nothing matches");
+    }
 
     /// Lines with seqs 10, 12, 14, ... (others' events between them), said at seq × 1000 ms.
     fn lines(n: u64) -> Vec<RoomEvent> {

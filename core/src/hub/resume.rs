@@ -179,7 +179,14 @@ impl Hub {
                 .iter()
                 .position(|(r, _)| *r == room)
                 .map(|at| pages.swap_remove(at).1);
-            match (seen.iter().find(|(r, _)| *r == room), page) {
+            let seen_here = seen.iter().find(|(r, _)| *r == room);
+            if let Some((_, after)) = seen_here {
+                // What this connection is shown (or told it missed, as a `Gap`) starts after
+                // what the client saw: an `Older` from 0 pages back from there, not from the
+                // room's newest, which the replay has just shown it.
+                self.scroll_from(conn, &room, (*after).min(latest).next());
+            }
+            match (seen_here, page) {
                 (Some((_, after)), Some(page)) => {
                     self.replay_since_with(conn, &room, *after, page);
                 }

@@ -1801,6 +1801,50 @@ fn resume_with_missed_messages_exactly_once() {
 }
 
 #[test]
+fn after_a_resume_older_from_0_pages_back_from_what_the_replay_showed() {
+    // PROTOCOL.md: `Older { before: 0 }` is "below the oldest this connection was shown". A
+    // resumed connection was shown the events after the seq it named; it got them again as
+    // `Past` (and the room's newest), as if nothing had been shown.
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(b, "#r");
+    t.say(a, "#r", 1, "one");
+    t.say(a, "#r", 2, "two");
+    let last_seen = events(&t.recv(a)).last().unwrap().seq;
+    t.recv(b);
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    t.say(b, "#r", 1, "while away 1");
+    t.say(b, "#r", 2, "while away 2");
+    t.recv(b);
+    let (a2, got) = t.resume("alice", token, vec![(room("#r"), last_seen)]);
+    assert_eq!(says(&got), vec!["while away 1", "while away 2"]);
+    t.send(
+        a2,
+        &ClientMsg::Older {
+            room: room("#r"),
+            before: Seq(0),
+            limit: 10,
+        },
+    );
+    let got = t.recv(a2);
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Past(ev) => Some(ev.seq.0),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !seqs.is_empty() && seqs.iter().all(|s| *s <= last_seen.0),
+        "only what came before the replay: {got:?}"
+    );
+    assert_eq!(*seqs.last().unwrap(), last_seen.0);
+}
+
+#[test]
 fn resume_after_the_ring_lost_some_gets_a_gap() {
     let mut cfg = config();
     cfg.history_len = 4;
@@ -3849,6 +3893,41 @@ mod past {
     }
 
     #[test]
+    fn without_a_store_search_finds_words_not_pieces_of_words() {
+        // PROTOCOL.md: `Search` finds the lines "holding every word", as the store's index
+        // reads words; a memory-only server found `hi` inside `this`.
+        let mut t = T::with(small_ring(false));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        t.say(a, "#p", 1, "this is thirty");
+        t.say(a, "#p", 2, "hi all");
+        t.recv(a);
+        let found = |t: &mut T, words: &str| {
+            t.send(
+                a,
+                &ClientMsg::Search {
+                    room: None,
+                    words: text(words),
+                },
+            );
+            let got = t.recv(a);
+            assert!(
+                matches!(got.last(), Some(ServerMsg::FoundEnd { .. })),
+                "{got:?}"
+            );
+            got.iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Found(ev) => ev.kind.line().map(|(_, t)| t.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(&mut t, "hi"), ["hi all"]);
+        assert_eq!(found(&mut t, "thirt"), Vec::<String>::new());
+        assert_eq!(found(&mut t, "THIRTY is"), ["this is thirty"]);
+    }
+
+    #[test]
     fn without_a_store_a_ring_that_dropped_older_lines_does_not_call_its_start_the_beginning() {
         let mut t = T::with(small_ring(false));
         let a = t.bin("alice");
@@ -5315,6 +5394,50 @@ mod accounts {
                 .iter()
                 .any(|l| l.contains("alice") && l.contains("quit"))
         );
+    }
+
+    #[test]
+    fn after_a_sign_in_older_from_0_pages_back_from_the_marker() {
+        // The sign-in showed what came after the account's marker; `Older { before: 0 }`
+        // ("below the oldest this connection was shown") gave those again as `Past`.
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        let (b, _) = t.txt();
+        t.line(b, "/join #x");
+        t.line(b, "before");
+        t.recv(a);
+        t.send(
+            a,
+            &ClientMsg::Read {
+                room: room("#x"),
+                seq: Seq(3),
+            },
+        );
+        t.hub.handle_close(a, t.now);
+        t.advance(t.hub.config().resume_grace.0 + 1);
+        t.lines(b);
+        t.line(b, "while you were away");
+        let back = t.bin("whoever");
+        let got = sign_in(&mut t, back, "alice", Proof::Key(key), false);
+        assert_eq!(says(&got), vec!["while you were away"], "{got:?}");
+        t.send(
+            back,
+            &ClientMsg::Older {
+                room: room("#x"),
+                before: Seq(0),
+                limit: 10,
+            },
+        );
+        let got = t.recv(back);
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Past(ev) => Some(ev.seq.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3], "up to the marker: {got:?}");
     }
 
     /// A direct message to an always-on account with nothing connected is kept for it and
