@@ -322,6 +322,10 @@ struct DeviceRare {
     /// batch. Until then a restart forgets nothing that matters: a resend above the stored last
     /// id is taken as new.
     refused_unsaved: bool,
+    /// Its client's first message had id 0 and was taken: `last_id` (0 before anything was
+    /// taken) cannot tell, so a resend of it is known by this. Not in the session record: after
+    /// a restart a resend of that one message is taken again (natter's own clients count from 1).
+    took_zero: bool,
 }
 
 impl Device {
@@ -390,6 +394,17 @@ impl Device {
         self.rare.as_ref().map_or(&[], |r| &r.refused)
     }
 
+    /// Whether its client's first message, with id 0, was taken (see [`DeviceRare::took_zero`]).
+    fn took_zero(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.took_zero)
+    }
+
+    /// Whether message `id` is a resend of one this device already had taken: at or below the
+    /// highest taken, except a first message with id 0 (a session starts having taken none).
+    fn had(&self, id: MsgId) -> bool {
+        id < self.last_id || (id == self.last_id && (id != MsgId(0) || self.took_zero()))
+    }
+
     /// How message `id` was refused, if it was (see [`DeviceRare::refused`]).
     fn refusal(&self, id: MsgId) -> Option<crate::wire::ErrorKind> {
         let kept = &self.rare.as_ref()?.refused;
@@ -409,7 +424,11 @@ impl Device {
 
     fn drop_empty_rare(&mut self) {
         if self.rare.as_ref().is_some_and(|r| {
-            r.prev_resume.is_none() && r.probe.is_none() && r.key.is_none() && r.refused.is_empty()
+            r.prev_resume.is_none()
+                && r.probe.is_none()
+                && r.key.is_none()
+                && r.refused.is_empty()
+                && !r.took_zero
         }) {
             self.rare = None;
         }

@@ -775,7 +775,7 @@ impl Hub {
             self.error(conn, kind, Re::Msg(id), detail.to_owned());
             return false;
         }
-        if id <= d.last_id {
+        if d.had(id) {
             debug!(conn = %conn, id = id.0, "resent message acknowledged, not delivered again");
             self.flush_fanout();
             self.reply(conn, Reply::Msg(ServerMsg::Ack { id }));
@@ -790,6 +790,9 @@ impl Hub {
         };
         if let Some(d) = self.devices.get_mut(&did) {
             d.last_id = id;
+            if id == MsgId(0) {
+                d.rare.get_or_insert_with(Box::default).took_zero = true;
+            }
         }
         self.device_id_changed(did);
     }

@@ -2194,6 +2194,34 @@ fn resend_is_acked_not_delivered_twice() {
 }
 
 #[test]
+fn a_first_message_with_id_0_is_delivered_and_its_resend_acknowledged() {
+    // An outside client may count its ids from 0: its first message is not a resend.
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(a, "#d");
+    t.join(b, "#d");
+    t.recv(a);
+    t.recv(b);
+    t.say(a, "#d", 0, "first");
+    t.say(a, "#d", 0, "first");
+    t.say(a, "#d", 1, "second");
+    t.say(a, "#d", 0, "first again");
+    assert_eq!(says(&t.recv(b)), vec!["first", "second"]);
+    let got = t.recv(a);
+    assert_eq!(says(&got), vec!["first", "second"]);
+    assert_eq!(
+        got.iter()
+            .filter(|m| matches!(m, ServerMsg::Ack { .. }))
+            .collect::<Vec<_>>(),
+        [
+            &ServerMsg::Ack { id: MsgId(0) },
+            &ServerMsg::Ack { id: MsgId(0) }
+        ]
+    );
+}
+
+#[test]
 fn a_refused_message_resent_after_a_later_one_was_taken_is_refused_again() {
     let mut t = T::new();
     let (a, _, token) = t.bin_from(LOCAL, "alice");
