@@ -14,7 +14,7 @@ use super::input::InputLine;
 use super::view::View;
 use crate::clock::{hh_mm, local_minute};
 use natter_core::chat::{
-    Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Scrollback, Search, mention_spans,
+    Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Role, Scrollback, Search, mention_spans,
 };
 use natter_core::render;
 use natter_core::session::ConnState;
@@ -472,6 +472,19 @@ pub fn counts_text(conv: &Conv) -> Option<String> {
     }
 }
 
+/// The one column before a member's nick: its role's mark (`~`, `@`, `+`), or a space.
+fn member_mark(role: Role) -> &'static str {
+    match role.mark() {
+        "" => " ",
+        mark => mark,
+    }
+}
+
+/// Members' marks stand out from the nicks, as the page's do.
+fn mark_style() -> Style {
+    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+}
+
 /// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
 /// the conversation list leaves room for its unread and mention counts).
 fn fit(text: &str, width: usize) -> String {
@@ -617,7 +630,15 @@ pub fn draw(
                     .add_modifier(Modifier::ITALIC),
                 None => Style::new().fg(nick_colour(n)),
             };
-            TextLine::styled(shown, style)
+            match conv.id() {
+                // A room's member: its standing first (`~` founder, `@` operator, `+` voiced),
+                // in a column of its own, as the page and IRC clients' lists show it.
+                ConvId::Room(room) => TextLine::from(vec![
+                    Span::styled(member_mark(chat.role(room, n)), mark_style()),
+                    Span::styled(shown, style),
+                ]),
+                _ => TextLine::styled(shown, style),
+            }
         }));
         let inner = Rect::new(
             area.x + 1,
@@ -775,11 +796,62 @@ mod tests {
         assert!(s[1].starts_with("1 #lobby"), "{:?}", s[1]);
         assert!(s[2].starts_with("2 #rust (2)"), "{:?}", s[2]);
         assert!(s[1].contains("2 here"));
-        assert!(s.iter().any(|l| l.contains("│bob")));
+        assert!(s.iter().any(|l| l.contains("│ bob")));
         // The newest message is on the last row of the pane, with its time.
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    /// A room's member list marks the founder `~`, operators `@` and voiced members `+` in a
+    /// column before the nick (a space for the others), as the page and IRC clients do, and
+    /// follows changes of the room's settings.
+    #[test]
+    fn members_are_marked_with_their_standing_in_the_room() {
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(
+            &joined("#lobby", &["me", "bob", "carol", "dave", "erin"]),
+            Millis(0),
+        );
+        let policy = |founder: &str, ops: &[&str], voiced: &[&str]| Event::Policy {
+            room: room("#lobby"),
+            founder: Some(nick(founder)),
+            ops: ops.iter().map(|n| nick(n)).collect(),
+            voiced: voiced.iter().map(|n| nick(n)).collect(),
+            modes: Default::default(),
+            asked: false,
+        };
+        c.handle_event(&policy("Bob", &["carol"], &["dave"]), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        let row = |who: &str| {
+            s.iter()
+                .find_map(|l| l.split('│').nth(2).filter(|m| m.trim_end().ends_with(who)))
+                .map(|m| m.trim_end().to_owned())
+                .unwrap_or_else(|| panic!("{who} in {s:#?}"))
+        };
+        assert_eq!(row("bob"), "~bob");
+        assert_eq!(row("carol"), "@carol");
+        assert_eq!(row("dave"), "+dave");
+        assert_eq!(row("erin"), " erin");
+        // The mark stands out from the nick.
+        let mut t = Terminal::new(TestBackend::new(100, 12)).unwrap();
+        t.draw(|f| draw(f, &c, &View::new(), &InputLine::new(), Millis(0), 0))
+            .unwrap();
+        let buf = t.backend().buffer().clone();
+        let at = (0..12)
+            .find_map(|y| {
+                let row: String = (0..100).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+                let at = row.find("│@carol")?;
+                Some((row[..at].chars().count() as u16 + 1, y))
+            })
+            .expect("carol's row");
+        assert_eq!(buf[at].symbol(), "@");
+        assert!(buf[at].modifier.contains(Modifier::BOLD));
+        // Settings change: carol deopped, erin voiced.
+        c.handle_event(&policy("bob", &[], &["dave", "erin"]), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s.iter().any(|l| l.contains("│ carol")), "{s:#?}");
+        assert!(s.iter().any(|l| l.contains("│+erin")), "{s:#?}");
     }
 
     /// A member who is away is drawn dimmed and in italics, and again in their colour once
@@ -803,9 +875,9 @@ mod tests {
             let (x, y) = (0..12)
                 .find_map(|y| {
                     let row: String = (0..100).map(|x| buf[(x, y)].symbol().to_owned()).collect();
-                    let at = row.find(&format!("│{who}"))?;
-                    // Columns, not bytes: the rule is one cell of three bytes.
-                    Some((row[..at].chars().count() as u16 + 1, y))
+                    let at = row.find(&format!("│ {who}"))?;
+                    // Columns, not bytes: the rule is one cell of three bytes; then the mark.
+                    Some((row[..at].chars().count() as u16 + 2, y))
                 })
                 .unwrap_or_else(|| panic!("{who} in the list"));
             (
@@ -1135,10 +1207,10 @@ mod tests {
     fn joins_show_in_the_member_pane() {
         let mut c = chat_in(&["#a"]);
         let before = screen(&c, &View::new(), &InputLine::new(), 100, 8);
-        assert!(!before.iter().any(|l| l.contains("│newbie")));
+        assert!(!before.iter().any(|l| l.contains("│ newbie")));
         c.handle_event(&room_ev("#a", "newbie", EventKind::Join), Millis(0));
         let after = screen(&c, &View::new(), &InputLine::new(), 100, 8);
-        assert!(after.iter().any(|l| l.contains("│newbie")), "{after:#?}");
+        assert!(after.iter().any(|l| l.contains("│ newbie")), "{after:#?}");
         assert!(after[1].contains("2 here"));
         assert!(after.iter().any(|l| l.contains("-- newbie joined #a")));
     }
