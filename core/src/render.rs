@@ -646,7 +646,12 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .into_iter()
             .map(notice)
             .collect(),
-        Event::Parted { room } => vec![notice(parted_words(room))],
+        Event::Parted {
+            room,
+            kicked: false,
+        } => vec![notice(parted_words(room))],
+        // The kick's own line said it.
+        Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {
             room,
             members,

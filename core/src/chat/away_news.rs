@@ -90,7 +90,7 @@ impl AwayNews {
                 }
                 self.forget_strangers();
             }
-            Event::Parted { room } => {
+            Event::Parted { room, .. } => {
                 self.rooms.retain(|r| r.name != *room);
                 self.forget_strangers();
             }
@@ -427,7 +427,10 @@ mod tests {
         let got = lines(
             &mut news,
             &[
-                Event::Parted { room: room("#a") },
+                Event::Parted {
+                    room: room("#a"),
+                    kicked: false,
+                },
                 here("#a", &[("bob", "x")]),
             ],
         );

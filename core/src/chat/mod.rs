@@ -394,7 +394,7 @@ impl Chat {
             Event::Focus(room) => {
                 self.open(&ConvId::Room(room.clone()));
             }
-            Event::Parted { room } => self.on_parted(room, now),
+            Event::Parted { room, .. } => self.on_parted(room, now),
             Event::Room(ev) => self.on_room_event(ev),
             Event::Direct(dm) => self.on_direct(dm, false),
             Event::DirectNotice(dm) => self.on_direct(dm, true),
@@ -743,11 +743,12 @@ impl Chat {
             self.left.pop_front();
         }
         self.left.push_back(gone);
-        // Put out: who did it and why, where we are now (the room's lines went with it).
-        if let Some(words) = kicked {
-            self.note(words, now);
+        // Put out: who did it and why, where we are now (the room's lines went with it), and
+        // nothing more: "you left" would say we left of our own accord.
+        match kicked {
+            Some(words) => self.note(words, now),
+            None => self.note(render::parted_words(room), now),
         }
-        self.note(render::parted_words(room), now);
     }
 
     /// A room event as a line: chat, or the event in words; ours, or a mention of us.

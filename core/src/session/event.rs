@@ -109,6 +109,9 @@ pub enum Event {
     Parted {
         /// Room.
         room: RoomName,
+        /// Someone put us out: the room's `Kick` event just before said who and why, so a UI
+        /// says no "you left" of its own.
+        kicked: bool,
     },
     /// A room event, once each, in seq order per room (refills after a gap come after it).
     Room(RoomEvent),

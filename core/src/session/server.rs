@@ -353,7 +353,10 @@ impl Session {
             let (parted, want) = self.rooms.restarted();
             for room in parted {
                 self.asks.drop_older(&room);
-                self.event(Event::Parted { room });
+                self.event(Event::Parted {
+                    room,
+                    kicked: false,
+                });
             }
             for room in want.into_iter().filter(|_| join_now) {
                 self.pace(ClientMsg::Join { room });
@@ -442,6 +445,12 @@ impl Session {
             EventKind::Nick { new } if mine && live => Some(new.clone()),
             _ => None,
         };
+        if let EventKind::Kick { target, .. } = &ev.kind
+            && live
+            && target.folded() == self.nick.folded()
+        {
+            state.kicked = true;
+        }
         // The line itself first, then the news that it settled (UIs swap a placeholder for it).
         self.event(Event::Room(ev));
         if let Some(id) = acked {
@@ -506,8 +515,8 @@ impl Session {
     /// We left `room` (or learned we are not in it): its scrollback is not coming either.
     pub(super) fn parted(&mut self, room: RoomName) {
         self.asks.drop_older(&room);
-        if self.rooms.parted(&room) {
-            self.event(Event::Parted { room });
+        if let Some(kicked) = self.rooms.parted(&room) {
+            self.event(Event::Parted { room, kicked });
         }
     }
 

@@ -670,7 +670,8 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     assert_eq!(
         t.events(),
         vec![Event::Parted {
-            room: room("#lobby")
+            room: room("#lobby"),
+            kicked: false,
         }]
     );
     assert_eq!(t.s.rooms(), vec![room("#rust")]);
@@ -765,6 +766,74 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
     assert_eq!(t.s.pending(), 0);
 }
 
+/// Put out of a room, the session says so with its `Parted` (`kicked`), so that no front end
+/// adds "you left" to the kick's own line; a later leave of our own is a plain one, and a kick
+/// of someone else, or one in a join's history, is not ours.
+#[test]
+fn a_kick_naming_us_makes_the_part_that_follows_a_kick() {
+    let mut t = T::ready(Transport::Stream);
+    let kick = |seq, target: &str| {
+        ev(
+            "#lobby",
+            seq,
+            "op",
+            EventKind::Kick {
+                target: nick(target),
+                reason: Some(text("spam")),
+            },
+        )
+    };
+    t.recv(kick(2, "bob"));
+    t.recv(kick(3, "ALICE"));
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    let evs = t.events();
+    assert_eq!(
+        evs.last(),
+        Some(&Event::Parted {
+            room: room("#lobby"),
+            kicked: true,
+        })
+    );
+    // Line mode prints the kick, and nothing for the part.
+    let me = nick("alice");
+    let lines: Vec<String> = evs
+        .iter()
+        .flat_map(|e| crate::render::session_lines(e, &me))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "[#lobby] -- op put bob out of #lobby (spam)",
+            "[#lobby] -- op put ALICE out of #lobby (spam)",
+        ]
+    );
+    // Back in, with that kick in the join's history: leaving now is ours.
+    t.s.handle_input("/join #lobby", t.now);
+    t.sent();
+    t.joined("#lobby", 4);
+    t.recv(kick(3, "alice"));
+    t.recv(ev("#lobby", 4, "alice", EventKind::Join));
+    t.s.handle_input("/part", t.now);
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    let evs = t.events();
+    assert_eq!(
+        evs.last(),
+        Some(&Event::Parted {
+            room: room("#lobby"),
+            kicked: false,
+        })
+    );
+    let lines: Vec<String> = evs
+        .iter()
+        .flat_map(|e| crate::render::session_lines(e, &me))
+        .collect();
+    assert_eq!(lines.last().map(String::as_str), Some("-- you left #lobby"));
+}
+
 fn error(kind: ErrorKind, re: Re) -> ServerMsg {
     ServerMsg::Error {
         kind,
@@ -833,7 +902,8 @@ fn errors_name_the_request_they_answer() {
     let evs = t.events();
     assert_eq!(abouts(&evs), vec![About::Part(room("#side"))]);
     assert!(evs.contains(&Event::Parted {
-        room: room("#side")
+        room: room("#side"),
+        kicked: false,
     }));
 
     // A topic question about a room we are in and not leaving: about that room.

@@ -911,6 +911,7 @@ mod tests {
         c.handle_event(
             &Event::Parted {
                 room: room("#lobby"),
+                kicked: false,
             },
             Millis(0),
         );
