@@ -650,6 +650,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             room,
             kicked: false,
         } => vec![notice(parted_words(room))],
+        Event::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), Some(me)))],
         // The kick's own line said it.
         Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {
@@ -740,9 +741,8 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         // (nc says them only when asked too).
         | Event::Policy { asked: false, .. }
         | Event::BanList { asked: false, .. }
-        // State for member lists: the away line came as `Info`; who is away in a room is said
-        // once per change by `chat::AwayNews`, which knows what was said.
-        | Event::Away { .. }
+        // Who is away in a room is said once per change by `chat::AwayNews`, which knows what
+        // was said.
         | Event::AwayHere { .. }
         // Asked for: the answer prints.
         | Event::Older { .. }

@@ -569,7 +569,10 @@ impl Chat {
                     self.note(line, now);
                 }
             }
-            Event::Away { nick, away } => self.on_away(nick, away.as_ref()),
+            Event::Away { nick, away } => {
+                self.on_away(nick, away.as_ref());
+                self.say_away(nick, away.as_ref(), now);
+            }
             Event::AwayHere { room, away } => {
                 let id = ConvId::Room(room.clone());
                 for (nick, text) in away {
@@ -667,6 +670,28 @@ impl Chat {
         for id in rooms {
             self.set_away(&id, nick, away);
         }
+    }
+
+    /// Someone's away (or back) in words: ours, or a co-member's change, in the open
+    /// conversation (said once while it stays the same); someone's with whom there is a direct
+    /// conversation there instead, once per change: the server repeats it after each message
+    /// written to them while they are away (IRC's `301`), which belongs beside those messages.
+    fn say_away(&mut self, nick: &Nick, away: Option<&Text>, now: Millis) {
+        let words = render::away_words(nick, away, Some(&self.me));
+        let dm = ConvId::direct(nick);
+        if nick.folded() != self.me.folded()
+            && let Some(c) = self.conv_mut(&dm)
+            && (away.is_some() || c.peer_away.is_some())
+        {
+            if c.peer_away.as_ref() == away {
+                return;
+            }
+            c.peer_away = away.cloned();
+            let line = self.make_line(now, None, LineKind::Notice(words));
+            return self.add_line(&dm, line);
+        }
+        self.hold(std::slice::from_ref(&words));
+        self.note(words, now);
     }
 
     /// Sets or clears the away of `nick`, a member of room `id` (nobody else is kept).

@@ -224,8 +224,10 @@ pub enum Event {
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
     /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
-    /// someone we wrote to. The line for people came just before as [`Event::Info`]; this is
-    /// for member lists ([`crate::chat::Chat::away`]).
+    /// someone we wrote to (the server says it after each message to someone away). Member
+    /// lists mark it ([`crate::chat::Chat::away`]); its line for people is
+    /// [`crate::render::away_words`], which the chat model says beside the direct
+    /// conversation with them, if any, once per change.
     Away {
         /// Who.
         nick: Nick,

@@ -176,18 +176,15 @@ impl Session {
             }
             ServerMsg::Wall { .. }
             | ServerMsg::ServerBans { .. }
-            | ServerMsg::Away { .. }
             | ServerMsg::InviteSent { .. } => {
-                // An admin's words, the answer to /gbans, someone's away, an invitation sent:
-                // lines for people.
+                // An admin's words, the answer to /gbans, an invitation sent: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
-                // Someone's away is also what member lists mark.
-                if let ServerMsg::Away { nick, away } = msg {
-                    self.event(Event::Away { nick, away });
-                }
             }
+            // Someone's away: what member lists mark, and a line whose place a UI chooses
+            // (beside the direct conversation with them, if any).
+            ServerMsg::Away { nick, away } => self.event(Event::Away { nick, away }),
             ServerMsg::AwayHere { room, mut away } => {
                 if self.rooms.get_mut(&room).is_none() {
                     tracing::debug!(%room, "who is away in a room we are not in");
