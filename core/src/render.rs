@@ -539,6 +539,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::InviteSent { room, nick } => {
             vec![notice(format!("you invited {nick} to {room}"))]
         }
+        ServerMsg::Done(words) => vec![notice(words.to_string())],
         ServerMsg::Motd { lines } => lines
             .iter()
             .take(crate::hub::MAX_MOTD_LINES)
@@ -651,6 +652,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             kicked: false,
         } => vec![notice(parted_words(room))],
         Event::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), Some(me)))],
+        Event::Done(words) => vec![notice(words.clone())],
         // The kick's own line said it.
         Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {

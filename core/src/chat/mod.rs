@@ -569,6 +569,12 @@ impl Chat {
                     self.note(line, now);
                 }
             }
+            Event::Done(words) => {
+                let id = self.current.clone();
+                for line in render::clean_lines(words) {
+                    self.answer_in(&id, LineKind::Notice(line), now);
+                }
+            }
             Event::Away { nick, away } => {
                 self.on_away(nick, away.as_ref());
                 self.say_away(nick, away.as_ref(), now);

@@ -7339,7 +7339,7 @@ mod admins {
     }
 
     /// A server ban of someone absent, and an unban, are no room's event: an nc admin is told
-    /// what was done (it heard nothing at all), a program's protocol stays as it was.
+    /// what was done (it heard nothing at all).
     #[test]
     fn an_nc_admin_hears_its_server_bans_and_unbans() {
         let mut t = T::with(cfg());
@@ -7362,8 +7362,117 @@ mod admins {
             t.lines(root),
             ["-- 203.0.113.0/24 is no longer banned from the server"]
         );
-        // The binary device of the same account hears nothing new: the wire has no answer.
+        // The binary device of the same account hears nothing new: the answer is the acting
+        // connection's (a binary one gets `Done`, see below).
         assert!(t.recv(bin_root).is_empty());
+    }
+
+    /// What a binary admin's action did where no room's event tells it comes as `Done`, in
+    /// the words nc reads (version 10): a server ban and unban, a takeover and a close of a
+    /// room it is not in, a kick there, a change that changes nothing. A client of version 9
+    /// (which cannot decode it) hears nothing for them, as before.
+    #[test]
+    fn a_binary_admin_hears_what_its_actions_did_from_version_10_on() {
+        use crate::moderation::ModeChange;
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        let eve = t.bin("eve");
+        t.join(eve, "#club");
+        let root = account(&mut t, "root");
+        let done = |got: Vec<ServerMsg>| -> Vec<String> {
+            got.into_iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Done(w) => Some(w.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let admin = |t: &mut T, c, a| {
+            t.send(c, &ClientMsg::Admin(a));
+            t.recv(c)
+        };
+        let gban = AdminAction::Ban {
+            target: "203.0.113.0/24".into(),
+            duration: None,
+            reason: None,
+        };
+        let gunban = AdminAction::Unban {
+            target: "203.0.113.0/24".into(),
+        };
+        assert_eq!(
+            done(admin(&mut t, root, gban.clone())),
+            ["203.0.113.0/24 is banned from the server"]
+        );
+        assert_eq!(
+            done(admin(&mut t, root, gunban.clone())),
+            ["203.0.113.0/24 is no longer banned from the server"]
+        );
+        let takeover = AdminAction::TakeOver(room("#club"));
+        assert_eq!(
+            done(admin(&mut t, root, takeover.clone())),
+            ["you took over #club: you are its founder"]
+        );
+        let kick = ModAction::Kick {
+            nick: nick("eve"),
+            reason: Some(text("spam")),
+        };
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: kick,
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["root put eve out of #club (spam)"]);
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Mode(ModeChange::Moderated(false)),
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["-m changes nothing in #club"]);
+        let close = AdminAction::Close {
+            room: room("#club"),
+            reason: None,
+        };
+        assert_eq!(
+            done(admin(&mut t, root, close)),
+            ["you closed #club: its 1 member left it"]
+        );
+
+        // A version-9 device of the same account: the same actions, no `Done`, nothing it
+        // cannot decode.
+        let old = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(old, &MAGIC);
+        t.send(
+            old,
+            &ClientMsg::Hello {
+                version: 9,
+                nick: nick("root"),
+                resume: None,
+            },
+        );
+        t.send(
+            old,
+            &ClientMsg::SignIn {
+                account: nick("root"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        assert!(
+            t.recv(old)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::SignedIn { .. }))
+        );
+        t.recv(root);
+        t.join(alice, "#club");
+        for a in [gban, gunban, takeover] {
+            assert_eq!(done(admin(&mut t, old, a)), Vec::<String>::new());
+        }
     }
 
     /// An nc operator whose change changes nothing hears so (IRC servers say nothing, and

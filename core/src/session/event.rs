@@ -223,6 +223,10 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// What an action of ours did, in the server's words, where nothing else tells it
+    /// ([`crate::wire::ServerMsg::Done`]: a server ban, a takeover or close, an action in a
+    /// room we are not in, a change that changed nothing): an answer, shown each time.
+    Done(String),
     /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
     /// someone we wrote to (the server says it after each message to someone away). Member
     /// lists mark it ([`crate::chat::Chat::away`]); its line for people is

@@ -182,6 +182,7 @@ impl Session {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
             }
+            ServerMsg::Done(words) => self.event(Event::Done(words.to_string())),
             // Someone's away: what member lists mark, and a line whose place a UI chooses
             // (beside the direct conversation with them, if any).
             ServerMsg::Away { nick, away } => self.event(Event::Away { nick, away }),
@@ -567,6 +568,19 @@ impl Session {
             }
             // Account requests name nothing, or the account (a sign-in refused or throttled).
             Re::Conn if self.account.answers(kind) => About::Account,
+            // A server admin's action names no room: its refusal answers something typed
+            // (said each time, not once while it stays the same).
+            Re::Conn
+                if matches!(
+                    kind,
+                    ErrorKind::NotOperator
+                        | ErrorKind::Invalid
+                        | ErrorKind::NoSuchNick
+                        | ErrorKind::NotInRoom
+                ) =>
+            {
+                About::Input
+            }
             Re::Nick(ref nick) if self.account.answers_about(kind, nick) => About::Account,
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),

@@ -834,6 +834,54 @@ fn a_kick_naming_us_makes_the_part_that_follows_a_kick() {
     assert_eq!(lines.last().map(String::as_str), Some("-- you left #lobby"));
 }
 
+/// What an admin's action did (`Done`) is an event of its own, and its refusals, which name
+/// no room, answer what was typed: a front end says each, however often the same words come.
+#[test]
+fn an_admins_answers_and_refusals_are_said_each_time() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(ServerMsg::Done(text(
+        "203.0.113.0/24 is banned from the server",
+    )));
+    assert_eq!(
+        t.events(),
+        [Event::Done(
+            "203.0.113.0/24 is banned from the server".into()
+        )]
+    );
+    for kind in [
+        ErrorKind::NotOperator,
+        ErrorKind::Invalid,
+        ErrorKind::NotInRoom,
+        ErrorKind::NoSuchNick,
+    ] {
+        t.recv(error(kind, Re::Conn));
+        assert_eq!(abouts(&t.events()), [About::Input], "{kind:?}");
+    }
+    // What the server says unasked stays the session's.
+    t.recv(error(ErrorKind::Flood, Re::Conn));
+    assert_eq!(abouts(&t.events()), [About::Session]);
+    // The model says each answer, the same twice included.
+    let mut chat = crate::chat::Chat::new(nick("alice"));
+    for _ in 0..2 {
+        chat.handle_event(&Event::Done("#r is closed".into()), t.now);
+        chat.handle_event(
+            &Event::Error {
+                kind: Some(ErrorKind::NotOperator),
+                about: About::Input,
+                text: "that is for server admins".into(),
+            },
+            t.now,
+        );
+    }
+    let said: Vec<String> = chat
+        .current_conv()
+        .lines()
+        .iter()
+        .map(|l| format!("{:?}", l.kind))
+        .collect();
+    assert_eq!(said.len(), 4, "{said:?}");
+}
+
 fn error(kind: ErrorKind, re: Re) -> ServerMsg {
     ServerMsg::Error {
         kind,
@@ -2935,11 +2983,12 @@ fn register_names_the_current_nick_and_a_refusal_forgets_it() {
 #[test]
 fn an_invalid_answer_is_about_the_account_only_while_one_is_asked() {
     let mut t = T::ready(Transport::Stream);
+    // Nothing asked of the account: an answer to something typed (an admin's action).
     t.recv(error(ErrorKind::Invalid, Re::Conn));
     assert!(matches!(
         &t.events()[..],
         [Event::Error {
-            about: About::Session,
+            about: About::Input,
             ..
         }]
     ));

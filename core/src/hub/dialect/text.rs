@@ -6,9 +6,7 @@
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
 //! this port (its lines would otherwise be said in `#lobby`).
 
-use super::{
-    AdminDone, Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step,
-};
+use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step};
 use crate::command::{self, Command, CommandError, HELP_LINE, Input};
 use crate::hub::ConnKind;
 use crate::hub::lines::{LineReader, wire_line};
@@ -326,26 +324,11 @@ impl Dialect for Text {
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
-                Note::Unchanged(words)
-                | Note::DoneOutside(words)
-                | Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
-                Note::ServerBan {
-                    mask,
-                    lifted: false,
-                } => line(format!("-- {mask} is banned from the server")),
-                Note::ServerBan { mask, lifted: true } => {
-                    line(format!("-- {mask} is no longer banned from the server"))
-                }
-                Note::AdminDone(AdminDone::TookOver(room)) => {
-                    line(format!("-- you took over {room}: you are its founder"))
-                }
-                Note::AdminDone(AdminDone::Closed { room, members }) => {
-                    let who = match members {
-                        1 => "its 1 member".to_owned(),
-                        n => format!("its {n} members"),
-                    };
-                    line(format!("-- you closed {room}: {who} left it"))
-                }
+                Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
+                Note::Unchanged(_)
+                | Note::DoneOutside(_)
+                | Note::ServerBan { .. }
+                | Note::AdminDone(_) => note.done_words().and_then(|w| line(format!("-- {w}"))),
                 Note::Motd(motd) => Some(Bytes::from(
                     motd.lines()
                         .flat_map(|l| wire_line(&format!("-- {l}")))
