@@ -25,7 +25,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::Paragraph;
 use std::collections::VecDeque;
-use unicode_width::UnicodeWidthChar;
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 /// Width of the conversation list, when the terminal is wide enough for it.
 const ROOMS_WIDTH: u16 = 18;
@@ -211,44 +212,52 @@ pub fn outgoing_segments(o: &Outgoing, me: &Nick, tz_offset: i32) -> Vec<Segment
     out
 }
 
+/// How many columns a grapheme cluster takes on a terminal, as ratatui's buffer counts it: an
+/// emoji ZWJ sequence (a family), a flag or a skin-tone sequence is one wide glyph, not the sum
+/// of its characters (`👨‍👩‍👧` is 2 columns, not 6).
+pub fn cols(grapheme: &str) -> usize {
+    grapheme.width()
+}
+
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
 /// and inside a word where it must; CJK text (wide characters), which has no spaces between
 /// its words, breaks between any two of its characters, so it fills the row it starts on. Continuation rows start with `indent` blank columns (at most
 /// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
+/// Measured by grapheme cluster ([`cols`]), never inside one, so an emoji sequence is never
+/// split and counts as the terminal draws it.
 pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segment>> {
     let width = width.max(1);
     let indent = indent.min(width / 2);
-    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut rows: Vec<Vec<(&str, Style)>> = vec![Vec::new()];
     // Where the current row's own text starts (after the indent of a continuation row): a
     // break is never made inside the indent, so every break makes progress.
     let mut row_start = 0usize;
     let mut row_w = 0usize;
-    let cw = |c: char| c.width().unwrap_or(0);
     for (text, style) in segments {
-        for c in text.chars() {
-            let w = cw(c);
+        for g in text.graphemes(true) {
+            let w = cols(g);
             if row_w + w > width {
-                let mut next = vec![(' ', Style::new()); indent];
-                if c != ' '
+                let mut next = vec![(" ", Style::new()); indent];
+                if g != " "
                     && w < 2
                     && let Some(row) = rows.last_mut()
-                    && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == ' ')
+                    && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == " ")
                     && sp >= row_start
                     && sp + 1 < row.len()
-                    && row[sp + 1..].iter().all(|(ch, _)| cw(*ch) < 2)
+                    && row[sp + 1..].iter().all(|(ch, _)| cols(ch) < 2)
                 {
                     next.extend(row.split_off(sp + 1));
                 }
-                row_w = next.iter().map(|(ch, _)| cw(*ch)).sum();
+                row_w = next.iter().map(|(ch, _)| cols(ch)).sum();
                 row_start = indent;
                 rows.push(next);
-                if c == ' ' {
+                if g == " " {
                     // A break eats the space it happens at.
                     continue;
                 }
             }
             if let Some(row) = rows.last_mut() {
-                row.push((c, *style));
+                row.push((g, *style));
             }
             row_w += w;
         }
@@ -256,10 +265,10 @@ pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segmen
     rows.into_iter()
         .map(|row| {
             let mut segs: Vec<Segment> = Vec::new();
-            for (c, style) in row {
+            for (g, style) in row {
                 match segs.last_mut() {
-                    Some((s, st)) if *st == style => s.push(c),
-                    _ => segs.push((c.to_string(), style)),
+                    Some((s, st)) if *st == style => s.push_str(g),
+                    _ => segs.push((g.to_owned(), style)),
                 }
             }
             segs
@@ -488,18 +497,17 @@ fn mark_style() -> Style {
 /// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
 /// the conversation list leaves room for its unread and mention counts).
 fn fit(text: &str, width: usize) -> String {
-    let cw = |c: char| c.width().unwrap_or(0);
-    if text.chars().map(cw).sum::<usize>() <= width {
+    if cols(text) <= width {
         return text.to_owned();
     }
     let mut out = String::new();
     let mut used = 0;
-    for c in text.chars() {
-        if used + cw(c) + 1 > width {
+    for g in text.graphemes(true) {
+        if used + cols(g) + 1 > width {
             break;
         }
-        used += cw(c);
-        out.push(c);
+        used += cols(g);
+        out.push_str(g);
     }
     if width > 0 {
         out.push('…');
@@ -746,14 +754,56 @@ mod tests {
         // Every row fits.
         for (w, indent) in (1..30).flat_map(|w| [(w, 0), (w, 6)]) {
             for row in wrap(&segs, w, indent) {
-                let width: usize = row
-                    .iter()
-                    .flat_map(|(s, _)| s.chars())
-                    .map(|c| c.width().unwrap_or(0))
-                    .sum();
+                let width: usize = row.iter().map(|(s, _)| cols(s)).sum();
                 assert!(width <= w, "{row:?} wider than {w}");
             }
         }
+    }
+
+    /// An emoji ZWJ sequence (a family), a flag and a skin-tone sequence are one glyph each,
+    /// two columns wide, as the terminal and ratatui's buffer draw them: a row of them wraps
+    /// at its real width (counted by character, a family was 6 columns and wrapped early), and
+    /// none is ever split between rows.
+    #[test]
+    fn emoji_sequences_are_measured_as_they_are_drawn() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let flag = "🇫🇷";
+        let thumb = "👍🏽";
+        assert_eq!((cols(family), cols(flag), cols(thumb)), (2, 2, 2));
+        let text = format!("{family} {flag} {thumb}");
+        let whole = wrap(&[(text.clone(), Style::new())], 8, 0);
+        assert_eq!(plain(&whole), std::slice::from_ref(&text));
+        // Narrower: whole glyphs on every row, each row within the width.
+        for w in 1..8 {
+            let rows = wrap(&[(text.clone(), Style::new())], w, 0);
+            for row in &rows {
+                let width: usize = row.iter().map(|(s, _)| cols(s)).sum();
+                assert!(width <= w.max(2), "{row:?} wider than {w}");
+            }
+            let glyphs: Vec<String> = plain(&rows)
+                .iter()
+                .flat_map(|r| r.split(' ').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|g| !g.is_empty())
+                .collect();
+            assert_eq!(glyphs, [family, flag, thumb], "width {w}");
+        }
+        // On screen: the line ends where the pane does, the member list's rule in its place.
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(&joined("#lobby", &["me", "bob"]), Millis(0));
+        c.handle_event(
+            &say("#lobby", "bob", &format!("{family}{family} ok")),
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        let row = s
+            .iter()
+            .find(|l| l.contains("<bob>"))
+            .unwrap_or_else(|| panic!("{s:#?}"));
+        // (A wide glyph's second cell reads as a space.)
+        assert!(
+            row.contains(&format!("<bob> {family} {family}  ok")),
+            "{row:?}"
+        );
     }
 
     #[test]
