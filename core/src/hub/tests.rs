@@ -6715,6 +6715,37 @@ mod moderation {
         assert!(joined(&t2.join(ok, "#r"), "#r"));
     }
 
+    /// An nc user put out of a room reads the kick (who, why) and where it talks now, not also
+    /// "you left" (as if it had left of its own accord); back in and leaving by itself, it
+    /// reads "you left" again.
+    #[test]
+    fn an_nc_user_put_out_reads_the_kick_once() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        t.lines(b);
+        t.line(a, &format!("/kick {bob} too loud"));
+        assert_eq!(
+            t.lines(b),
+            [
+                format!("-- alice put {bob} out of #r (too loud)"),
+                "-- you are now talking in #lobby".to_owned(),
+            ]
+        );
+        t.line(b, "/join #r");
+        t.lines(b);
+        t.line(b, "/part #r");
+        assert!(
+            t.lines(b).contains(&"-- you left #r".to_owned()),
+            "a leave of one's own"
+        );
+    }
+
     #[test]
     fn nc_operators_type_the_commands() {
         let mut t = T::with(cfg());

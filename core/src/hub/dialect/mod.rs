@@ -779,13 +779,11 @@ impl Note {
             Note::AdminDone(AdminDone::TookOver(room)) => {
                 format!("you took over {room}: you are its founder")
             }
-            Note::AdminDone(AdminDone::Closed { room, members }) => {
-                let who = match members {
-                    1 => "its 1 member".to_owned(),
-                    n => format!("its {n} members"),
-                };
-                format!("you closed {room}: {who} left it")
-            }
+            Note::AdminDone(AdminDone::Closed { room, members }) => match members {
+                0 => format!("you closed {room}: nobody was in it"),
+                1 => format!("you closed {room}: its 1 member left it"),
+                n => format!("you closed {room}: its {n} members left it"),
+            },
             _ => return None,
         })
     }

@@ -30,6 +30,11 @@ pub(crate) struct Text {
     /// The room plain lines go to.
     /// Boxed: 8 bytes in every connection's dialect instead of 34 (text users are few).
     current: Option<Box<RoomName>>,
+    /// Put out of a room (a kick, or a ban that holds it): the `Kick` event's line said so,
+    /// and the `Parted` sent right after it (the next one) says nothing more ("you left" would
+    /// read as leaving of one's own accord). A `Cell`, as rendering that `Parted` is what uses
+    /// it up; one byte, in what was padding.
+    kicked: std::cell::Cell<bool>,
     /// The hello was stepped (after the first line, or the detection wait).
     greeted: bool,
     /// Some byte has arrived.
@@ -294,6 +299,7 @@ impl Dialect for Text {
     fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
         let line = |s: String| Some(Bytes::from(wire_line(&s)));
         match reply {
+            Reply::Msg(ServerMsg::Parted { .. }) if self.kicked.replace(false) => None,
             // People on nc read the text; client-only tags are for IRC clients.
             Reply::Msg(msg) | Reply::Direct { msg, .. } => {
                 Text::lines(render::reply_lines(msg, me, self.current.as_deref()))
@@ -415,6 +421,10 @@ impl Dialect for Text {
 
     fn entered(&mut self, room: &RoomName) {
         self.current = Some(Box::new(room.clone()));
+    }
+
+    fn kicked(&mut self, _room: &RoomName) {
+        self.kicked.set(true);
     }
 
     fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {
