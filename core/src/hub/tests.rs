@@ -7457,6 +7457,24 @@ mod admins {
             },
         );
         assert_eq!(done(t.recv(root)), ["root put eve out of #club (spam)"]);
+        // Put out of a memory-only room as its last member: the room goes, after the admin
+        // is told (it was gone before its events could be told).
+        t.join(eve, "#solo");
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#solo"),
+                action: ModAction::Kick {
+                    nick: nick("eve"),
+                    reason: None,
+                },
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["root put eve out of #solo"]);
+        assert!(
+            !t.hub.rooms.contains_key(&room("#solo")),
+            "the empty room goes"
+        );
         t.send(
             root,
             &ClientMsg::Moderate {
