@@ -539,6 +539,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::InviteSent { room, nick } => {
             vec![notice(format!("you invited {nick} to {room}"))]
         }
+        ServerMsg::Done(words) => vec![notice(words.to_string())],
         ServerMsg::Motd { lines } => lines
             .iter()
             .take(crate::hub::MAX_MOTD_LINES)
@@ -646,7 +647,14 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .into_iter()
             .map(notice)
             .collect(),
-        Event::Parted { room } => vec![notice(parted_words(room))],
+        Event::Parted {
+            room,
+            kicked: false,
+        } => vec![notice(parted_words(room))],
+        Event::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), Some(me)))],
+        Event::Done(words) => vec![notice(words.clone())],
+        // The kick's own line said it.
+        Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {
             room,
             members,
@@ -735,9 +743,8 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         // (nc says them only when asked too).
         | Event::Policy { asked: false, .. }
         | Event::BanList { asked: false, .. }
-        // State for member lists: the away line came as `Info`; who is away in a room is said
-        // once per change by `chat::AwayNews`, which knows what was said.
-        | Event::Away { .. }
+        // Who is away in a room is said once per change by `chat::AwayNews`, which knows what
+        // was said.
         | Event::AwayHere { .. }
         // Asked for: the answer prints.
         | Event::Older { .. }

@@ -17,7 +17,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
@@ -44,6 +44,10 @@ pub const TOPIC_CLEAR_VERSION: u16 = 9;
 /// The first version whose clients are told who in a room is away already
 /// ([`ServerMsg::AwayHere`]).
 pub const AWAY_HERE_VERSION: u16 = 9;
+
+/// The first version whose clients are told what an action did where nothing else tells it
+/// ([`ServerMsg::Done`]).
+pub const DONE_VERSION: u16 = 10;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -927,6 +931,13 @@ pub enum ServerMsg {
         /// Who, with the away message (at most [`crate::limits::MAX_AWAY_PER_MSG`]).
         away: Vec<(Nick, Text)>,
     },
+    /// What an action of this connection's did, in words, where no other message tells it: an
+    /// operator's change that changes nothing (`bob is an operator of #r already`), a server
+    /// admin's action in a room it is not in (the words its members read: `root put eve out
+    /// of #r`), a server ban set or lifted, a room taken over or closed. nc reads the same
+    /// words as `-- ` lines. Appended in version 10; a client that said an older version is
+    /// never sent it ([`sent_to`]), and hears nothing for these, as before.
+    Done(Text),
 }
 
 fn config() -> impl bincode::config::Config {
@@ -1007,6 +1018,7 @@ pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
     match msg {
         ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } => version >= AWAY_VERSION,
         ServerMsg::AwayHere { .. } => version >= AWAY_HERE_VERSION,
+        ServerMsg::Done(_) => version >= DONE_VERSION,
         _ => true,
     }
 }
@@ -1533,13 +1545,33 @@ mod tests {
     /// decodes keeps its bytes, and every client of 5 to 8 still speaks.
     #[test]
     fn clear_topic_is_appended_in_version_9() {
-        assert_eq!((PROTOCOL_VERSION, TOPIC_CLEAR_VERSION), (9, 9));
+        assert_eq!(TOPIC_CLEAR_VERSION, 9);
         let clear = ClientMsg::ClearTopic { room: room("#r") };
         assert_eq!(encode_frame(&clear).unwrap()[LEN_PREFIX], 28);
         for old in 5..=8 {
             assert!(speaks(old), "version {old}");
         }
-        assert!(speaks(9) && !speaks(10));
+        assert!(speaks(9));
+    }
+
+    /// An action's outcome in words came in version 10 as one appended server message, never
+    /// sent to a client of 5 to 9 (which cannot decode it); what they decode keeps its bytes.
+    #[test]
+    fn done_is_appended_in_version_10_and_not_sent_to_older_clients() {
+        assert_eq!((PROTOCOL_VERSION, DONE_VERSION), (10, 10));
+        assert!(speaks(10) && !speaks(11));
+        let done = ServerMsg::Done(text("#r is banned from the server"));
+        // Appended last: 33 after AwayHere (32).
+        assert_eq!(encode_frame(&done).unwrap()[LEN_PREFIX], 33);
+        for old in 5..=9 {
+            assert!(speaks(old) && !sent_to(&done, old), "version {old}");
+        }
+        assert!(sent_to(&done, 10));
+        let ping = ServerMsg::Ping { token: 3 };
+        assert_eq!(
+            encode_frame_for(&ping, 9).unwrap(),
+            encode_frame(&ping).unwrap()
+        );
     }
 
     /// Who is away in a room came in version 9 as one appended server message, never sent to a
@@ -1696,6 +1728,7 @@ mod tests {
             room: r.clone(),
             away: vec![(nick("bob"), text("lunch")), (nick("carol"), text("brb"))],
         });
+        msgs.push(ServerMsg::Done(text("root put eve out of #r")));
         for m in msgs {
             roundtrip(m);
         }

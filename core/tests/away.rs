@@ -1,12 +1,12 @@
 //! `/away` as a whole conversation: typed in natter's own client (a Session and its chat
 //! model) or on nc, it is said to the typist and to every co-member (a notice line in the
 //! client's conversation, `-- nick is away: text` on nc), a direct message to someone away is
-//! answered with it, and `/back` (or `/away` alone) ends it.
+//! answered with it (in the client's direct conversation with them, once per change), and `/back` (or `/away` alone) ends it.
 
 mod harness;
 
 use harness::Net;
-use natter_core::chat::LineKind;
+use natter_core::chat::{ConvId, LineKind};
 use natter_core::hub::Config;
 use natter_core::session::Event;
 
@@ -45,17 +45,33 @@ fn away_typed_in_a_client_or_on_nc_is_seen_by_every_co_member() {
         net.lines(t)
     );
 
-    // A direct message to her is answered with her away message, on either door (the chat
-    // model shows it once while it is the open conversation's last line).
-    let told = |net: &Net| {
+    // A direct message to her is answered with her away message, on either door: in the
+    // client, beside what was written (the direct conversation with her), once while it stays
+    // the same, as IRC clients say `301` in a query window.
+    let told = |net: &mut Net| {
+        let dm = ConvId::direct(&harness::nick("alice"));
+        net.chat(b)
+            .conv(&dm)
+            .map(|c| {
+                c.lines()
+                    .iter()
+                    .filter(|l| l.kind == LineKind::Notice("alice is away: at lunch".into()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    net.type_line(b, "/msg alice are you there?");
+    assert_eq!(told(&mut net), 1);
+    net.type_line(b, "/msg alice hello?");
+    assert_eq!(told(&mut net), 1);
+    assert!(
         net.events(b)
             .iter()
-            .filter(|e| matches!(e, Event::Info(s) if s == "alice is away: at lunch"))
+            .filter(|e| matches!(e, Event::Away { nick, .. } if nick.as_str() == "alice"))
             .count()
-    };
-    let before = told(&net);
-    net.type_line(b, "/msg alice are you there?");
-    assert_eq!(told(&net), before + 1);
+            >= 2,
+        "the server answers each message"
+    );
     net.type_line(t, "/msg alice and from nc");
     assert_eq!(
         net.lines(t).last().map(String::as_str),
@@ -79,10 +95,15 @@ fn away_typed_in_a_client_or_on_nc_is_seen_by_every_co_member() {
         net.lines(t).last().map(String::as_str),
         Some("-- you are back (no longer away)")
     );
+    // Alice has a direct conversation with the nc user (it wrote to her): said there.
+    let with_nc = net
+        .chat(a)
+        .conversations()
+        .find(|c| matches!(c.id(), ConvId::Direct(n) if n.as_str().starts_with("guest")))
+        .map(|c| c.lines().back().map(|l| l.kind.clone()));
     assert!(
-        notes(&mut net, a)
-            .last()
-            .is_some_and(|n| n.ends_with(" is back"))
+        matches!(&with_nc, Some(Some(LineKind::Notice(n))) if n.ends_with(" is back")),
+        "{with_nc:?}"
     );
 
     net.type_line(a, "/back");
@@ -90,9 +111,14 @@ fn away_typed_in_a_client_or_on_nc_is_seen_by_every_co_member() {
         notes(&mut net, a).last().map(String::as_str),
         Some("you are back (no longer away)")
     );
+    // Bob wrote to her while she was away: her return is said beside that.
+    let dm = ConvId::direct(&harness::nick("alice"));
     assert_eq!(
-        notes(&mut net, b).last().map(String::as_str),
-        Some("alice is back")
+        net.chat(b)
+            .conv(&dm)
+            .and_then(|c| c.lines().back())
+            .map(|l| l.kind.clone()),
+        Some(LineKind::Notice("alice is back".into()))
     );
     assert!(net.session(a).is_settled() && net.session(b).is_settled());
 }

@@ -615,3 +615,144 @@ async fn password_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     assert!(!dialog_open(b).await, "nothing asked");
     assert_eq!(kept_key().await, Some(new_key), "the key still kept");
 }
+
+// --- kicks, away answers and an admin's answers, said once and where they belong -------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kicks_away_answers_and_admin_answers_are_said_where_they_belong() {
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.accounts.admins = vec![natter_core::Nick::new("root").expect("a nick")];
+    with_page("natter-qa-answers", config, answers_scenario).await;
+}
+
+/// Waits until some line of the page says `words`; panics with every line after [`STEP`].
+async fn wait_anywhere(b: &Browser, words: &str) {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let all = every_line(b).await;
+        if all.iter().any(|l| l.contains(words)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line with {words:?} within {STEP:?}; the page: {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every line of every conversation the page has drawn.
+async fn every_line(b: &Browser) -> Vec<String> {
+    js(
+        b,
+        "return [...document.querySelectorAll('.log .line')].map(l => l.textContent);",
+    )
+    .await
+    .as_array()
+    .map(|a| {
+        a.iter()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Put out of a room, the page says who did it and why, and not also "you left" (as if it
+/// had left of its own accord). Writing to someone away, the answer is said in the direct
+/// conversation, once while it stays the same (the server repeats it after each message). A
+/// server admin acting where no room's event
+/// tells it (a server ban, a takeover or close, a change that changes nothing) hears what it
+/// did, as nc does; refused, it hears why each time.
+async fn answers_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("root")).await;
+    let (mut boss, boss_out) = nc(addr, "boss").await;
+    say(&mut boss, "/register correct horse battery").await;
+    wait_for!("boss signed in", boss_out.has("signed in as boss"));
+    say(&mut boss, "/join #hq").await;
+    say(&mut boss, "/register #hq").await;
+    wait_for!("#hq registered", boss_out.has("+r"));
+
+    // Kicked: the kick's line where the page lands, and no "you left #hq".
+    type_line(b, "/join #hq").await;
+    wait_for!("root in #hq", boss_out.has("root joined #hq"));
+    say(&mut boss, "/kick root flooding").await;
+    let kick = wait_said(b, "#lobby", &["boss put root out of #hq", "flooding"]).await;
+    assert!(kick.contains("(flooding)"), "{kick:?}");
+    // The page settles (a line after the kick shows where it landed).
+    type_line(b, "/topic").await;
+    wait_said(b, "#lobby", &["topic"]).await;
+    let all = every_line(b).await;
+    assert!(
+        !all.iter().any(|l| l.contains("you left #hq")),
+        "a kick said as a leave too: {all:#?}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.contains("boss put root out of #hq"))
+            .count(),
+        1,
+        "{all:#?}"
+    );
+
+    // Writing to someone away: the answer beside what was written, once.
+    let (mut napper, napper_out) = nc(addr, "napper").await;
+    say(&mut napper, "/part #lobby").await;
+    say(&mut napper, "/away at lunch").await;
+    wait_for!("napper away", napper_out.has("you are away"));
+    type_line(b, "/msg napper are you there?").await;
+    wait_said(b, "@napper", &["napper is away: at lunch"]).await;
+    type_line(b, "/msg napper hello?").await;
+    wait_for!("the second message", napper_out.has("hello?"));
+    // One more, so the server's answer to the second has come (it answers in order).
+    type_line(b, "/msg napper third").await;
+    wait_said(b, "@napper", &["third"]).await;
+    let dm = log_of(b, "@napper").await;
+    assert_eq!(
+        dm.iter()
+            .filter(|l| l.contains("napper is away: at lunch"))
+            .count(),
+        1,
+        "{dm:#?}"
+    );
+
+    // Not an admin yet: refused in words, each time.
+    type_line(b, "/gbans").await;
+    type_line(b, "/gban 203.0.113.0/24").await;
+    wait_for!(
+        "two refusals",
+        (every_line(b)
+            .await
+            .iter()
+            .filter(|l| l.contains("that is for server admins"))
+            .count()
+            == 2)
+            .then_some(())
+    );
+    // The admin's account: what it does outside any room is answered.
+    type_line(b, "/register correct horse battery").await;
+    wait_for!(
+        "signed in as root",
+        (account_of(b).await.as_deref() == Some("root")).then_some(())
+    );
+    say(&mut boss, "/join #two").await;
+    wait_for!("boss in #two", boss_out.has("you are in #two"));
+    type_line(b, "/gban 203.0.113.0/24 1h").await;
+    type_line(b, "/takeover #hq").await;
+    type_line(b, "/kick #two boss being bossy").await;
+    type_line(b, "/mode #hq -m").await;
+    type_line(b, "/gunban 203.0.113.0/24").await;
+    for words in [
+        "203.0.113.0/24 is banned from the server",
+        "you took over #hq: you are its founder",
+        "root put boss out of #two (being bossy)",
+        "-m changes nothing in #hq",
+        "203.0.113.0/24 is no longer banned from the server",
+    ] {
+        wait_anywhere(b, words).await;
+    }
+    type_line(b, "/close #hq").await;
+    wait_anywhere(b, "you closed #hq: its 1 member left it").await;
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, serde_json::json!([]), "the page logged errors");
+}

@@ -2,8 +2,9 @@
 //! line mode) rather than marking a member list. It says who is away when we join a room (or
 //! ask `/who`), that someone joining is away, and after a reconnect only what changed while the
 //! connection was down: the refresh sends the whole list again, and what was said already is
-//! not said twice. A change while connected is said by the session's own line
-//! ([`Event::Info`]); it is followed here so that a refresh does not say it again.
+//! not said twice. A change while connected is said by its own line
+//! ([`render::session_lines`] of [`Event::Away`]); it is followed here so that a refresh does
+//! not say it again.
 
 use super::conv::Members;
 use crate::render;
@@ -90,7 +91,7 @@ impl AwayNews {
                 }
                 self.forget_strangers();
             }
-            Event::Parted { room } => {
+            Event::Parted { room, .. } => {
                 self.rooms.retain(|r| r.name != *room);
                 self.forget_strangers();
             }
@@ -427,7 +428,10 @@ mod tests {
         let got = lines(
             &mut news,
             &[
-                Event::Parted { room: room("#a") },
+                Event::Parted {
+                    room: room("#a"),
+                    kicked: false,
+                },
                 here("#a", &[("bob", "x")]),
             ],
         );

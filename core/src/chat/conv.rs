@@ -200,6 +200,10 @@ pub struct Conv {
     /// Rooms: the words of the kick that put us out, when it is the room's latest event (the
     /// server's `Parted` follows it): said where we land, since the room's own lines go with it.
     pub(super) kicked: Option<String>,
+    /// Direct conversations: the peer's away message as last said here, so that the server's
+    /// answer to each message written to someone away (IRC's `301`) is said once per change,
+    /// as IRC clients say it in a query window.
+    pub(super) peer_away: Option<Text>,
     /// Rooms left and joined again, with their lines kept: the newest seq those lines hold.
     /// The join's replay up to it is there already; what comes after it first says what was
     /// missed in between, if anything.
@@ -230,6 +234,7 @@ impl Conv {
             policy: RoomPolicy::default(),
             policy_seen: false,
             kicked: None,
+            peer_away: None,
             rejoined_after: None,
             revision: 0,
             active: 0,

@@ -394,7 +394,7 @@ impl Chat {
             Event::Focus(room) => {
                 self.open(&ConvId::Room(room.clone()));
             }
-            Event::Parted { room } => self.on_parted(room, now),
+            Event::Parted { room, .. } => self.on_parted(room, now),
             Event::Room(ev) => self.on_room_event(ev),
             Event::Direct(dm) => self.on_direct(dm, false),
             Event::DirectNotice(dm) => self.on_direct(dm, true),
@@ -569,7 +569,16 @@ impl Chat {
                     self.note(line, now);
                 }
             }
-            Event::Away { nick, away } => self.on_away(nick, away.as_ref()),
+            Event::Done(words) => {
+                let id = self.current.clone();
+                for line in render::clean_lines(words) {
+                    self.answer_in(&id, LineKind::Notice(line), now);
+                }
+            }
+            Event::Away { nick, away } => {
+                self.on_away(nick, away.as_ref());
+                self.say_away(nick, away.as_ref(), now);
+            }
             Event::AwayHere { room, away } => {
                 let id = ConvId::Room(room.clone());
                 for (nick, text) in away {
@@ -669,6 +678,28 @@ impl Chat {
         }
     }
 
+    /// Someone's away (or back) in words: ours, or a co-member's change, in the open
+    /// conversation (said once while it stays the same); someone's with whom there is a direct
+    /// conversation there instead, once per change: the server repeats it after each message
+    /// written to them while they are away (IRC's `301`), which belongs beside those messages.
+    fn say_away(&mut self, nick: &Nick, away: Option<&Text>, now: Millis) {
+        let words = render::away_words(nick, away, Some(&self.me));
+        let dm = ConvId::direct(nick);
+        if nick.folded() != self.me.folded()
+            && let Some(c) = self.conv_mut(&dm)
+            && (away.is_some() || c.peer_away.is_some())
+        {
+            if c.peer_away.as_ref() == away {
+                return;
+            }
+            c.peer_away = away.cloned();
+            let line = self.make_line(now, None, LineKind::Notice(words));
+            return self.add_line(&dm, line);
+        }
+        self.hold(std::slice::from_ref(&words));
+        self.note(words, now);
+    }
+
     /// Sets or clears the away of `nick`, a member of room `id` (nobody else is kept).
     fn set_away(&mut self, id: &ConvId, nick: &Nick, away: Option<&Text>) {
         let Some(c) = self.conv_mut(id) else {
@@ -743,11 +774,12 @@ impl Chat {
             self.left.pop_front();
         }
         self.left.push_back(gone);
-        // Put out: who did it and why, where we are now (the room's lines went with it).
-        if let Some(words) = kicked {
-            self.note(words, now);
+        // Put out: who did it and why, where we are now (the room's lines went with it), and
+        // nothing more: "you left" would say we left of our own accord.
+        match kicked {
+            Some(words) => self.note(words, now),
+            None => self.note(render::parted_words(room), now),
         }
-        self.note(render::parted_words(room), now);
     }
 
     /// A room event as a line: chat, or the event in words; ours, or a mention of us.

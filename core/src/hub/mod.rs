@@ -521,6 +521,9 @@ pub struct Hub {
     rooms: Rooms,
     /// History bytes held across all rooms (see [`Config::history_budget_bytes`]).
     history_bytes: usize,
+    /// A room an admin acts in from outside it (see `Hub::moderate`): kept while it is empty
+    /// until the admin is told what was done, from the room's own events.
+    told_outside: Option<RoomName>,
     out: Out,
     timers: Timers,
     ips: IpTable,
@@ -583,6 +586,7 @@ impl Hub {
             server_bans: Vec::new(),
             rooms: Rooms::new(),
             history_bytes: 0,
+            told_outside: None,
             out: Out::default(),
             timers: Timers::default(),
             ips: IpTable::default(),

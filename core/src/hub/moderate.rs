@@ -65,9 +65,19 @@ impl Hub {
         // A server admin may act in a room it is not in: the room's events do not reach it.
         let outside = !self.member_of(uid, &room);
         let before = self.rooms.get(&room).map(|r| r.last_seq);
-        match self.try_moderate(conn, uid, &room, action, now) {
+        // A kick of its last member would take a memory-only room, and its events, away
+        // before they are told: it goes once they are.
+        if outside {
+            self.told_outside = Some(room.clone());
+        }
+        let done = self.try_moderate(conn, uid, &room, action, now);
+        self.told_outside = None;
+        match done {
             Err((kind, detail)) => self.error(conn, kind, Re::Room(room), detail),
-            Ok(()) if outside => self.tell_done_outside(conn, &room, before),
+            Ok(()) if outside => {
+                self.tell_done_outside(conn, &room, before);
+                self.drop_if_empty(&room);
+            }
             Ok(()) => {}
         }
     }

@@ -466,7 +466,11 @@ impl Hub {
     /// topic is kept. Such rooms count towards `max_rooms` and are freed as orphans when the
     /// table is full (`reclaim_orphan_room`).
     pub(super) fn drop_if_empty(&mut self, room: &RoomName) {
-        if *room == RoomName::lobby() || self.registered_room(room) || self.durable.is_some() {
+        if *room == RoomName::lobby()
+            || self.registered_room(room)
+            || self.durable.is_some()
+            || self.told_outside.as_ref() == Some(room)
+        {
             return;
         }
         if self.rooms.get(room).is_some_and(|r| r.members.is_empty())

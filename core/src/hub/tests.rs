@@ -6866,6 +6866,37 @@ mod moderation {
         assert!(joined(&t2.join(ok, "#r"), "#r"));
     }
 
+    /// An nc user put out of a room reads the kick (who, why) and where it talks now, not also
+    /// "you left" (as if it had left of its own accord); back in and leaving by itself, it
+    /// reads "you left" again.
+    #[test]
+    fn an_nc_user_put_out_reads_the_kick_once() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        t.lines(b);
+        t.line(a, &format!("/kick {bob} too loud"));
+        assert_eq!(
+            t.lines(b),
+            [
+                format!("-- alice put {bob} out of #r (too loud)"),
+                "-- you are now talking in #lobby".to_owned(),
+            ]
+        );
+        t.line(b, "/join #r");
+        t.lines(b);
+        t.line(b, "/part #r");
+        assert!(
+            t.lines(b).contains(&"-- you left #r".to_owned()),
+            "a leave of one's own"
+        );
+    }
+
     #[test]
     fn nc_operators_type_the_commands() {
         let mut t = T::with(cfg());
@@ -7490,7 +7521,7 @@ mod admins {
     }
 
     /// A server ban of someone absent, and an unban, are no room's event: an nc admin is told
-    /// what was done (it heard nothing at all), a program's protocol stays as it was.
+    /// what was done (it heard nothing at all).
     #[test]
     fn an_nc_admin_hears_its_server_bans_and_unbans() {
         let mut t = T::with(cfg());
@@ -7513,8 +7544,135 @@ mod admins {
             t.lines(root),
             ["-- 203.0.113.0/24 is no longer banned from the server"]
         );
-        // The binary device of the same account hears nothing new: the wire has no answer.
+        // The binary device of the same account hears nothing new: the answer is the acting
+        // connection's (a binary one gets `Done`, see below).
         assert!(t.recv(bin_root).is_empty());
+    }
+
+    /// What a binary admin's action did where no room's event tells it comes as `Done`, in
+    /// the words nc reads (version 10): a server ban and unban, a takeover and a close of a
+    /// room it is not in, a kick there, a change that changes nothing. A client of version 9
+    /// (which cannot decode it) hears nothing for them, as before.
+    #[test]
+    fn a_binary_admin_hears_what_its_actions_did_from_version_10_on() {
+        use crate::moderation::ModeChange;
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        let eve = t.bin("eve");
+        t.join(eve, "#club");
+        let root = account(&mut t, "root");
+        let done = |got: Vec<ServerMsg>| -> Vec<String> {
+            got.into_iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Done(w) => Some(w.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let admin = |t: &mut T, c, a| {
+            t.send(c, &ClientMsg::Admin(a));
+            t.recv(c)
+        };
+        let gban = AdminAction::Ban {
+            target: "203.0.113.0/24".into(),
+            duration: None,
+            reason: None,
+        };
+        let gunban = AdminAction::Unban {
+            target: "203.0.113.0/24".into(),
+        };
+        assert_eq!(
+            done(admin(&mut t, root, gban.clone())),
+            ["203.0.113.0/24 is banned from the server"]
+        );
+        assert_eq!(
+            done(admin(&mut t, root, gunban.clone())),
+            ["203.0.113.0/24 is no longer banned from the server"]
+        );
+        let takeover = AdminAction::TakeOver(room("#club"));
+        assert_eq!(
+            done(admin(&mut t, root, takeover.clone())),
+            ["you took over #club: you are its founder"]
+        );
+        let kick = ModAction::Kick {
+            nick: nick("eve"),
+            reason: Some(text("spam")),
+        };
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: kick,
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["root put eve out of #club (spam)"]);
+        // Put out of a memory-only room as its last member: the room goes, after the admin
+        // is told (it was gone before its events could be told).
+        t.join(eve, "#solo");
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#solo"),
+                action: ModAction::Kick {
+                    nick: nick("eve"),
+                    reason: None,
+                },
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["root put eve out of #solo"]);
+        assert!(
+            !t.hub.rooms.contains_key(&room("#solo")),
+            "the empty room goes"
+        );
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#club"),
+                action: ModAction::Mode(ModeChange::Moderated(false)),
+            },
+        );
+        assert_eq!(done(t.recv(root)), ["-m changes nothing in #club"]);
+        let close = AdminAction::Close {
+            room: room("#club"),
+            reason: None,
+        };
+        assert_eq!(
+            done(admin(&mut t, root, close)),
+            ["you closed #club: its 1 member left it"]
+        );
+
+        // A version-9 device of the same account: the same actions, no `Done`, nothing it
+        // cannot decode.
+        let old = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(old, &MAGIC);
+        t.send(
+            old,
+            &ClientMsg::Hello {
+                version: 9,
+                nick: nick("root"),
+                resume: None,
+            },
+        );
+        t.send(
+            old,
+            &ClientMsg::SignIn {
+                account: nick("root"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        assert!(
+            t.recv(old)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::SignedIn { .. }))
+        );
+        t.recv(root);
+        t.join(alice, "#club");
+        for a in [gban, gunban, takeover] {
+            assert_eq!(done(admin(&mut t, old, a)), Vec::<String>::new());
+        }
     }
 
     /// An nc operator whose change changes nothing hears so (IRC servers say nothing, and

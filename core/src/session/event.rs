@@ -109,6 +109,9 @@ pub enum Event {
     Parted {
         /// Room.
         room: RoomName,
+        /// Someone put us out: the room's `Kick` event just before said who and why, so a UI
+        /// says no "you left" of its own.
+        kicked: bool,
     },
     /// A room event, once each, in seq order per room (refills after a gap come after it).
     Room(RoomEvent),
@@ -220,9 +223,15 @@ pub enum Event {
     },
     /// Local information for the user (`/help`, "not resumed", ...).
     Info(String),
+    /// What an action of ours did, in the server's words, where nothing else tells it
+    /// ([`crate::wire::ServerMsg::Done`]: a server ban, a takeover or close, an action in a
+    /// room we are not in, a change that changed nothing): an answer, shown each time.
+    Done(String),
     /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
-    /// someone we wrote to. The line for people came just before as [`Event::Info`]; this is
-    /// for member lists ([`crate::chat::Chat::away`]).
+    /// someone we wrote to (the server says it after each message to someone away). Member
+    /// lists mark it ([`crate::chat::Chat::away`]); its line for people is
+    /// [`crate::render::away_words`], which the chat model says beside the direct
+    /// conversation with them, if any, once per change.
     Away {
         /// Who.
         nick: Nick,

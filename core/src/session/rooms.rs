@@ -22,6 +22,9 @@ pub(super) struct RoomSeqs {
     /// The seq of our last join (or entry) as the server said it: events up to it are
     /// history, and a rename in them is not ours now, whoever had our nick then.
     pub(super) joined: Seq,
+    /// Someone put us out (a live `Kick` naming us): the `Parted` that follows is that kick,
+    /// which its event said already, not a leave of ours.
+    pub(super) kicked: bool,
 }
 
 /// What a gap marker means to us: the part of it not seen before (to show), and from which seq
@@ -45,6 +48,7 @@ impl RoomSeqs {
             gaps: Vec::new(),
             rejoined_after: None,
             joined: Seq::default(),
+            kicked: false,
         }
     }
 
@@ -355,15 +359,13 @@ impl Rooms {
         (Entered::New, asked)
     }
 
-    /// We left `room` (or learned we are not in it). False if we were not in it.
-    pub(super) fn parted(&mut self, room: &RoomName) -> bool {
+    /// We left `room` (or learned we are not in it): `Some(kicked)` (someone put us out, see
+    /// [`RoomSeqs::kicked`]), `None` if we were not in it.
+    pub(super) fn parted(&mut self, room: &RoomName) -> Option<bool> {
         self.parting.retain(|r| r != room);
         self.restored.retain(|(r, _)| r != room);
-        let Some(i) = self.list.iter().position(|r| &r.room == room) else {
-            return false;
-        };
-        self.list.remove(i);
-        true
+        let i = self.list.iter().position(|r| &r.room == room)?;
+        Some(self.list.remove(i).kicked)
     }
 
     /// A welcome that resumed: joins and parts in flight are asked again. Returns them.
@@ -377,7 +379,7 @@ impl Rooms {
     pub(super) fn restarted(&mut self) -> (Vec<RoomName>, Vec<RoomName>) {
         let mut parted = Vec::new();
         for room in std::mem::take(&mut self.parting) {
-            if self.parted(&room) {
+            if self.parted(&room).is_some() {
                 parted.push(room);
             }
         }

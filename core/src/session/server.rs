@@ -176,18 +176,16 @@ impl Session {
             }
             ServerMsg::Wall { .. }
             | ServerMsg::ServerBans { .. }
-            | ServerMsg::Away { .. }
             | ServerMsg::InviteSent { .. } => {
-                // An admin's words, the answer to /gbans, someone's away, an invitation sent:
-                // lines for people.
+                // An admin's words, the answer to /gbans, an invitation sent: lines for people.
                 for line in crate::render::reply_lines(&msg, Some(&self.nick), None) {
                     self.info(line.trim_start_matches("-- ").to_owned());
                 }
-                // Someone's away is also what member lists mark.
-                if let ServerMsg::Away { nick, away } = msg {
-                    self.event(Event::Away { nick, away });
-                }
             }
+            ServerMsg::Done(words) => self.event(Event::Done(words.to_string())),
+            // Someone's away: what member lists mark, and a line whose place a UI chooses
+            // (beside the direct conversation with them, if any).
+            ServerMsg::Away { nick, away } => self.event(Event::Away { nick, away }),
             ServerMsg::AwayHere { room, mut away } => {
                 if self.rooms.get_mut(&room).is_none() {
                     tracing::debug!(%room, "who is away in a room we are not in");
@@ -353,7 +351,10 @@ impl Session {
             let (parted, want) = self.rooms.restarted();
             for room in parted {
                 self.asks.drop_older(&room);
-                self.event(Event::Parted { room });
+                self.event(Event::Parted {
+                    room,
+                    kicked: false,
+                });
             }
             for room in want.into_iter().filter(|_| join_now) {
                 self.pace(ClientMsg::Join { room });
@@ -442,6 +443,12 @@ impl Session {
             EventKind::Nick { new } if mine && live => Some(new.clone()),
             _ => None,
         };
+        if let EventKind::Kick { target, .. } = &ev.kind
+            && live
+            && target.folded() == self.nick.folded()
+        {
+            state.kicked = true;
+        }
         // The line itself first, then the news that it settled (UIs swap a placeholder for it).
         self.event(Event::Room(ev));
         if let Some(id) = acked {
@@ -506,8 +513,8 @@ impl Session {
     /// We left `room` (or learned we are not in it): its scrollback is not coming either.
     pub(super) fn parted(&mut self, room: RoomName) {
         self.asks.drop_older(&room);
-        if self.rooms.parted(&room) {
-            self.event(Event::Parted { room });
+        if let Some(kicked) = self.rooms.parted(&room) {
+            self.event(Event::Parted { room, kicked });
         }
     }
 
@@ -561,6 +568,19 @@ impl Session {
             }
             // Account requests name nothing, or the account (a sign-in refused or throttled).
             Re::Conn if self.account.answers(kind) => About::Account,
+            // A server admin's action names no room: its refusal answers something typed
+            // (said each time, not once while it stays the same).
+            Re::Conn
+                if matches!(
+                    kind,
+                    ErrorKind::NotOperator
+                        | ErrorKind::Invalid
+                        | ErrorKind::NoSuchNick
+                        | ErrorKind::NotInRoom
+                ) =>
+            {
+                About::Input
+            }
             Re::Nick(ref nick) if self.account.answers_about(kind, nick) => About::Account,
             Re::Conn => About::Session,
             Re::Msg(id) => About::Message(id),

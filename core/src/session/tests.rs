@@ -670,7 +670,8 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     assert_eq!(
         t.events(),
         vec![Event::Parted {
-            room: room("#lobby")
+            room: room("#lobby"),
+            kicked: false,
         }]
     );
     assert_eq!(t.s.rooms(), vec![room("#rust")]);
@@ -765,6 +766,122 @@ fn server_errors_are_shown_and_refuse_pending_messages() {
     assert_eq!(t.s.pending(), 0);
 }
 
+/// Put out of a room, the session says so with its `Parted` (`kicked`), so that no front end
+/// adds "you left" to the kick's own line; a later leave of our own is a plain one, and a kick
+/// of someone else, or one in a join's history, is not ours.
+#[test]
+fn a_kick_naming_us_makes_the_part_that_follows_a_kick() {
+    let mut t = T::ready(Transport::Stream);
+    let kick = |seq, target: &str| {
+        ev(
+            "#lobby",
+            seq,
+            "op",
+            EventKind::Kick {
+                target: nick(target),
+                reason: Some(text("spam")),
+            },
+        )
+    };
+    t.recv(kick(2, "bob"));
+    t.recv(kick(3, "ALICE"));
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    let evs = t.events();
+    assert_eq!(
+        evs.last(),
+        Some(&Event::Parted {
+            room: room("#lobby"),
+            kicked: true,
+        })
+    );
+    // Line mode prints the kick, and nothing for the part.
+    let me = nick("alice");
+    let lines: Vec<String> = evs
+        .iter()
+        .flat_map(|e| crate::render::session_lines(e, &me))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "[#lobby] -- op put bob out of #lobby (spam)",
+            "[#lobby] -- op put ALICE out of #lobby (spam)",
+        ]
+    );
+    // Back in, with that kick in the join's history: leaving now is ours.
+    t.s.handle_input("/join #lobby", t.now);
+    t.sent();
+    t.joined("#lobby", 4);
+    t.recv(kick(3, "alice"));
+    t.recv(ev("#lobby", 4, "alice", EventKind::Join));
+    t.s.handle_input("/part", t.now);
+    t.recv(ServerMsg::Parted {
+        room: room("#lobby"),
+    });
+    let evs = t.events();
+    assert_eq!(
+        evs.last(),
+        Some(&Event::Parted {
+            room: room("#lobby"),
+            kicked: false,
+        })
+    );
+    let lines: Vec<String> = evs
+        .iter()
+        .flat_map(|e| crate::render::session_lines(e, &me))
+        .collect();
+    assert_eq!(lines.last().map(String::as_str), Some("-- you left #lobby"));
+}
+
+/// What an admin's action did (`Done`) is an event of its own, and its refusals, which name
+/// no room, answer what was typed: a front end says each, however often the same words come.
+#[test]
+fn an_admins_answers_and_refusals_are_said_each_time() {
+    let mut t = T::ready(Transport::Stream);
+    t.recv(ServerMsg::Done(text(
+        "203.0.113.0/24 is banned from the server",
+    )));
+    assert_eq!(
+        t.events(),
+        [Event::Done(
+            "203.0.113.0/24 is banned from the server".into()
+        )]
+    );
+    for kind in [
+        ErrorKind::NotOperator,
+        ErrorKind::Invalid,
+        ErrorKind::NotInRoom,
+        ErrorKind::NoSuchNick,
+    ] {
+        t.recv(error(kind, Re::Conn));
+        assert_eq!(abouts(&t.events()), [About::Input], "{kind:?}");
+    }
+    // What the server says unasked stays the session's.
+    t.recv(error(ErrorKind::Flood, Re::Conn));
+    assert_eq!(abouts(&t.events()), [About::Session]);
+    // The model says each answer, the same twice included.
+    let mut chat = crate::chat::Chat::new(nick("alice"));
+    for _ in 0..2 {
+        chat.handle_event(&Event::Done("#r is closed".into()), t.now);
+        chat.handle_event(
+            &Event::Error {
+                kind: Some(ErrorKind::NotOperator),
+                about: About::Input,
+                text: "that is for server admins".into(),
+            },
+            t.now,
+        );
+    }
+    let said: Vec<String> = chat
+        .current_conv()
+        .lines()
+        .iter()
+        .map(|l| format!("{:?}", l.kind))
+        .collect();
+    assert_eq!(said.len(), 4, "{said:?}");
+}
+
 fn error(kind: ErrorKind, re: Re) -> ServerMsg {
     ServerMsg::Error {
         kind,
@@ -833,7 +950,8 @@ fn errors_name_the_request_they_answer() {
     let evs = t.events();
     assert_eq!(abouts(&evs), vec![About::Part(room("#side"))]);
     assert!(evs.contains(&Event::Parted {
-        room: room("#side")
+        room: room("#side"),
+        kicked: false,
     }));
 
     // A topic question about a room we are in and not leaving: about that room.
@@ -2865,11 +2983,12 @@ fn register_names_the_current_nick_and_a_refusal_forgets_it() {
 #[test]
 fn an_invalid_answer_is_about_the_account_only_while_one_is_asked() {
     let mut t = T::ready(Transport::Stream);
+    // Nothing asked of the account: an answer to something typed (an admin's action).
     t.recv(error(ErrorKind::Invalid, Re::Conn));
     assert!(matches!(
         &t.events()[..],
         [Event::Error {
-            about: About::Session,
+            about: About::Input,
             ..
         }]
     ));
@@ -4494,8 +4613,15 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
             away: away.map(text),
         });
     }
+    let me = nick("alice");
+    let said: Vec<String> = t
+        .events()
+        .iter()
+        .flat_map(|e| render::session_lines(e, &me))
+        .map(|l| l.trim_start_matches("-- ").to_owned())
+        .collect();
     assert_eq!(
-        infos(&mut t),
+        said,
         [
             "you are away: at lunch (/back when you are back)",
             "bob is away: brb",
@@ -4506,7 +4632,8 @@ fn away_is_sent_to_a_server_that_knows_it_and_its_news_are_lines() {
 }
 
 /// Who in a room is away (`AwayHere`) is handed on as state for member lists, with no line and
-/// no error; for a room we are not in it is dropped. Away news is a line, then the same as state.
+/// no error; for a room we are not in it is dropped. Away news is one event: its line is the
+/// front end's to place.
 #[test]
 fn who_is_away_is_state_for_member_lists_not_a_line() {
     let mut t = T::new(Transport::Stream);
@@ -4539,13 +4666,10 @@ fn who_is_away_is_state_for_member_lists_not_a_line() {
     });
     assert_eq!(
         t.events(),
-        [
-            Event::Info("bob is back".into()),
-            Event::Away {
-                nick: nick("bob"),
-                away: None
-            }
-        ]
+        [Event::Away {
+            nick: nick("bob"),
+            away: None
+        }]
     );
 }
 

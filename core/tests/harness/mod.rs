@@ -755,7 +755,7 @@ pub fn seen_once_or_in_a_gap(
                     .1
                     .push((first.0, last.0));
             }
-            Event::Parted { room } => {
+            Event::Parted { room, .. } => {
                 if let Some(stay) = open.remove(room) {
                     stays.push((room.clone(), stay));
                 }

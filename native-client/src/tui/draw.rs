@@ -14,7 +14,7 @@ use super::input::InputLine;
 use super::view::View;
 use crate::clock::{hh_mm, local_minute};
 use natter_core::chat::{
-    Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Scrollback, Search, mention_spans,
+    Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Role, Scrollback, Search, mention_spans,
 };
 use natter_core::render;
 use natter_core::session::ConnState;
@@ -25,7 +25,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::Paragraph;
 use std::collections::VecDeque;
-use unicode_width::UnicodeWidthChar;
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 /// Width of the conversation list, when the terminal is wide enough for it.
 const ROOMS_WIDTH: u16 = 18;
@@ -211,44 +212,52 @@ pub fn outgoing_segments(o: &Outgoing, me: &Nick, tz_offset: i32) -> Vec<Segment
     out
 }
 
+/// How many columns a grapheme cluster takes on a terminal, as ratatui's buffer counts it: an
+/// emoji ZWJ sequence (a family), a flag or a skin-tone sequence is one wide glyph, not the sum
+/// of its characters (`👨‍👩‍👧` is 2 columns, not 6).
+pub fn cols(grapheme: &str) -> usize {
+    grapheme.width()
+}
+
 /// Wraps segments into rows of at most `width` columns, breaking after a space where it can
 /// and inside a word where it must; CJK text (wide characters), which has no spaces between
 /// its words, breaks between any two of its characters, so it fills the row it starts on. Continuation rows start with `indent` blank columns (at most
 /// half the width), so wrapped text lines up after the timestamp. Styles carry over the breaks.
+/// Measured by grapheme cluster ([`cols`]), never inside one, so an emoji sequence is never
+/// split and counts as the terminal draws it.
 pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segment>> {
     let width = width.max(1);
     let indent = indent.min(width / 2);
-    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut rows: Vec<Vec<(&str, Style)>> = vec![Vec::new()];
     // Where the current row's own text starts (after the indent of a continuation row): a
     // break is never made inside the indent, so every break makes progress.
     let mut row_start = 0usize;
     let mut row_w = 0usize;
-    let cw = |c: char| c.width().unwrap_or(0);
     for (text, style) in segments {
-        for c in text.chars() {
-            let w = cw(c);
+        for g in text.graphemes(true) {
+            let w = cols(g);
             if row_w + w > width {
-                let mut next = vec![(' ', Style::new()); indent];
-                if c != ' '
+                let mut next = vec![(" ", Style::new()); indent];
+                if g != " "
                     && w < 2
                     && let Some(row) = rows.last_mut()
-                    && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == ' ')
+                    && let Some(sp) = row.iter().rposition(|(ch, _)| *ch == " ")
                     && sp >= row_start
                     && sp + 1 < row.len()
-                    && row[sp + 1..].iter().all(|(ch, _)| cw(*ch) < 2)
+                    && row[sp + 1..].iter().all(|(ch, _)| cols(ch) < 2)
                 {
                     next.extend(row.split_off(sp + 1));
                 }
-                row_w = next.iter().map(|(ch, _)| cw(*ch)).sum();
+                row_w = next.iter().map(|(ch, _)| cols(ch)).sum();
                 row_start = indent;
                 rows.push(next);
-                if c == ' ' {
+                if g == " " {
                     // A break eats the space it happens at.
                     continue;
                 }
             }
             if let Some(row) = rows.last_mut() {
-                row.push((c, *style));
+                row.push((g, *style));
             }
             row_w += w;
         }
@@ -256,10 +265,10 @@ pub fn wrap(segments: &[Segment], width: usize, indent: usize) -> Vec<Vec<Segmen
     rows.into_iter()
         .map(|row| {
             let mut segs: Vec<Segment> = Vec::new();
-            for (c, style) in row {
+            for (g, style) in row {
                 match segs.last_mut() {
-                    Some((s, st)) if *st == style => s.push(c),
-                    _ => segs.push((c.to_string(), style)),
+                    Some((s, st)) if *st == style => s.push_str(g),
+                    _ => segs.push((g.to_owned(), style)),
                 }
             }
             segs
@@ -472,21 +481,33 @@ pub fn counts_text(conv: &Conv) -> Option<String> {
     }
 }
 
+/// The one column before a member's nick: its role's mark (`~`, `@`, `+`), or a space.
+fn member_mark(role: Role) -> &'static str {
+    match role.mark() {
+        "" => " ",
+        mark => mark,
+    }
+}
+
+/// Members' marks stand out from the nicks, as the page's do.
+fn mark_style() -> Style {
+    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+}
+
 /// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
 /// the conversation list leaves room for its unread and mention counts).
 fn fit(text: &str, width: usize) -> String {
-    let cw = |c: char| c.width().unwrap_or(0);
-    if text.chars().map(cw).sum::<usize>() <= width {
+    if cols(text) <= width {
         return text.to_owned();
     }
     let mut out = String::new();
     let mut used = 0;
-    for c in text.chars() {
-        if used + cw(c) + 1 > width {
+    for g in text.graphemes(true) {
+        if used + cols(g) + 1 > width {
             break;
         }
-        used += cw(c);
-        out.push(c);
+        used += cols(g);
+        out.push_str(g);
     }
     if width > 0 {
         out.push('…');
@@ -617,7 +638,15 @@ pub fn draw(
                     .add_modifier(Modifier::ITALIC),
                 None => Style::new().fg(nick_colour(n)),
             };
-            TextLine::styled(shown, style)
+            match conv.id() {
+                // A room's member: its standing first (`~` founder, `@` operator, `+` voiced),
+                // in a column of its own, as the page and IRC clients' lists show it.
+                ConvId::Room(room) => TextLine::from(vec![
+                    Span::styled(member_mark(chat.role(room, n)), mark_style()),
+                    Span::styled(shown, style),
+                ]),
+                _ => TextLine::styled(shown, style),
+            }
         }));
         let inner = Rect::new(
             area.x + 1,
@@ -725,14 +754,56 @@ mod tests {
         // Every row fits.
         for (w, indent) in (1..30).flat_map(|w| [(w, 0), (w, 6)]) {
             for row in wrap(&segs, w, indent) {
-                let width: usize = row
-                    .iter()
-                    .flat_map(|(s, _)| s.chars())
-                    .map(|c| c.width().unwrap_or(0))
-                    .sum();
+                let width: usize = row.iter().map(|(s, _)| cols(s)).sum();
                 assert!(width <= w, "{row:?} wider than {w}");
             }
         }
+    }
+
+    /// An emoji ZWJ sequence (a family), a flag and a skin-tone sequence are one glyph each,
+    /// two columns wide, as the terminal and ratatui's buffer draw them: a row of them wraps
+    /// at its real width (counted by character, a family was 6 columns and wrapped early), and
+    /// none is ever split between rows.
+    #[test]
+    fn emoji_sequences_are_measured_as_they_are_drawn() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let flag = "🇫🇷";
+        let thumb = "👍🏽";
+        assert_eq!((cols(family), cols(flag), cols(thumb)), (2, 2, 2));
+        let text = format!("{family} {flag} {thumb}");
+        let whole = wrap(&[(text.clone(), Style::new())], 8, 0);
+        assert_eq!(plain(&whole), std::slice::from_ref(&text));
+        // Narrower: whole glyphs on every row, each row within the width.
+        for w in 1..8 {
+            let rows = wrap(&[(text.clone(), Style::new())], w, 0);
+            for row in &rows {
+                let width: usize = row.iter().map(|(s, _)| cols(s)).sum();
+                assert!(width <= w.max(2), "{row:?} wider than {w}");
+            }
+            let glyphs: Vec<String> = plain(&rows)
+                .iter()
+                .flat_map(|r| r.split(' ').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|g| !g.is_empty())
+                .collect();
+            assert_eq!(glyphs, [family, flag, thumb], "width {w}");
+        }
+        // On screen: the line ends where the pane does, the member list's rule in its place.
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(&joined("#lobby", &["me", "bob"]), Millis(0));
+        c.handle_event(
+            &say("#lobby", "bob", &format!("{family}{family} ok")),
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        let row = s
+            .iter()
+            .find(|l| l.contains("<bob>"))
+            .unwrap_or_else(|| panic!("{s:#?}"));
+        // (A wide glyph's second cell reads as a space.)
+        assert!(
+            row.contains(&format!("<bob> {family} {family}  ok")),
+            "{row:?}"
+        );
     }
 
     #[test]
@@ -775,11 +846,62 @@ mod tests {
         assert!(s[1].starts_with("1 #lobby"), "{:?}", s[1]);
         assert!(s[2].starts_with("2 #rust (2)"), "{:?}", s[2]);
         assert!(s[1].contains("2 here"));
-        assert!(s.iter().any(|l| l.contains("│bob")));
+        assert!(s.iter().any(|l| l.contains("│ bob")));
         // The newest message is on the last row of the pane, with its time.
         assert!(s[9].contains("22:13 <bob> hello there"), "{:?}", s[9]);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
         assert!(s[11].starts_with("> typing"));
+    }
+
+    /// A room's member list marks the founder `~`, operators `@` and voiced members `+` in a
+    /// column before the nick (a space for the others), as the page and IRC clients do, and
+    /// follows changes of the room's settings.
+    #[test]
+    fn members_are_marked_with_their_standing_in_the_room() {
+        let mut c = chat_in(&["#lobby"]);
+        c.handle_event(
+            &joined("#lobby", &["me", "bob", "carol", "dave", "erin"]),
+            Millis(0),
+        );
+        let policy = |founder: &str, ops: &[&str], voiced: &[&str]| Event::Policy {
+            room: room("#lobby"),
+            founder: Some(nick(founder)),
+            ops: ops.iter().map(|n| nick(n)).collect(),
+            voiced: voiced.iter().map(|n| nick(n)).collect(),
+            modes: Default::default(),
+            asked: false,
+        };
+        c.handle_event(&policy("Bob", &["carol"], &["dave"]), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        let row = |who: &str| {
+            s.iter()
+                .find_map(|l| l.split('│').nth(2).filter(|m| m.trim_end().ends_with(who)))
+                .map(|m| m.trim_end().to_owned())
+                .unwrap_or_else(|| panic!("{who} in {s:#?}"))
+        };
+        assert_eq!(row("bob"), "~bob");
+        assert_eq!(row("carol"), "@carol");
+        assert_eq!(row("dave"), "+dave");
+        assert_eq!(row("erin"), " erin");
+        // The mark stands out from the nick.
+        let mut t = Terminal::new(TestBackend::new(100, 12)).unwrap();
+        t.draw(|f| draw(f, &c, &View::new(), &InputLine::new(), Millis(0), 0))
+            .unwrap();
+        let buf = t.backend().buffer().clone();
+        let at = (0..12)
+            .find_map(|y| {
+                let row: String = (0..100).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+                let at = row.find("│@carol")?;
+                Some((row[..at].chars().count() as u16 + 1, y))
+            })
+            .expect("carol's row");
+        assert_eq!(buf[at].symbol(), "@");
+        assert!(buf[at].modifier.contains(Modifier::BOLD));
+        // Settings change: carol deopped, erin voiced.
+        c.handle_event(&policy("bob", &[], &["dave", "erin"]), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s.iter().any(|l| l.contains("│ carol")), "{s:#?}");
+        assert!(s.iter().any(|l| l.contains("│+erin")), "{s:#?}");
     }
 
     /// A member who is away is drawn dimmed and in italics, and again in their colour once
@@ -803,9 +925,9 @@ mod tests {
             let (x, y) = (0..12)
                 .find_map(|y| {
                     let row: String = (0..100).map(|x| buf[(x, y)].symbol().to_owned()).collect();
-                    let at = row.find(&format!("│{who}"))?;
-                    // Columns, not bytes: the rule is one cell of three bytes.
-                    Some((row[..at].chars().count() as u16 + 1, y))
+                    let at = row.find(&format!("│ {who}"))?;
+                    // Columns, not bytes: the rule is one cell of three bytes; then the mark.
+                    Some((row[..at].chars().count() as u16 + 2, y))
                 })
                 .unwrap_or_else(|| panic!("{who} in the list"));
             (
@@ -839,6 +961,7 @@ mod tests {
         c.handle_event(
             &Event::Parted {
                 room: room("#lobby"),
+                kicked: false,
             },
             Millis(0),
         );
@@ -1135,10 +1258,10 @@ mod tests {
     fn joins_show_in_the_member_pane() {
         let mut c = chat_in(&["#a"]);
         let before = screen(&c, &View::new(), &InputLine::new(), 100, 8);
-        assert!(!before.iter().any(|l| l.contains("│newbie")));
+        assert!(!before.iter().any(|l| l.contains("│ newbie")));
         c.handle_event(&room_ev("#a", "newbie", EventKind::Join), Millis(0));
         let after = screen(&c, &View::new(), &InputLine::new(), 100, 8);
-        assert!(after.iter().any(|l| l.contains("│newbie")), "{after:#?}");
+        assert!(after.iter().any(|l| l.contains("│ newbie")), "{after:#?}");
         assert!(after[1].contains("2 here"));
         assert!(after.iter().any(|l| l.contains("-- newbie joined #a")));
     }

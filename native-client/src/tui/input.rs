@@ -4,7 +4,8 @@
 
 use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
-use unicode_width::UnicodeWidthChar;
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 /// Lines kept for Up/Down.
 pub const HISTORY_LEN: usize = 200;
@@ -84,19 +85,47 @@ impl InputLine {
         self.cursor += n;
     }
 
-    /// Deletes the char before the cursor.
+    /// Deletes the character before the cursor (a whole grapheme cluster: an emoji sequence
+    /// goes at once, as it was drawn).
     pub fn backspace(&mut self) {
-        if self.cursor > 0 {
-            self.cursor -= 1;
-            self.text.remove(self.cursor);
-        }
+        let from = self.before(self.cursor);
+        self.text.drain(from..self.cursor);
+        self.cursor = from;
     }
 
-    /// Deletes the char under the cursor.
+    /// Deletes the character under the cursor (a whole grapheme cluster).
     pub fn delete(&mut self) {
-        if self.cursor < self.text.len() {
-            self.text.remove(self.cursor);
+        let to = self.after(self.cursor);
+        self.text.drain(self.cursor..to);
+    }
+
+    /// Where the grapheme clusters of the text start, in chars, and its end.
+    fn boundaries(&self) -> Vec<usize> {
+        let s: String = self.text.iter().collect();
+        let mut at = 0;
+        let mut out = vec![0];
+        for g in s.graphemes(true) {
+            at += g.chars().count();
+            out.push(at);
         }
+        out
+    }
+
+    /// The grapheme boundary before char index `i` (0 at the start).
+    fn before(&self, i: usize) -> usize {
+        self.boundaries()
+            .into_iter()
+            .rev()
+            .find(|b| *b < i)
+            .unwrap_or(0)
+    }
+
+    /// The grapheme boundary after char index `i` (the end at the end).
+    fn after(&self, i: usize) -> usize {
+        self.boundaries()
+            .into_iter()
+            .find(|b| *b > i)
+            .unwrap_or(self.text.len())
     }
 
     /// Deletes the word before the cursor (Ctrl+W).
@@ -143,14 +172,14 @@ impl InputLine {
         self.cursor = 0;
     }
 
-    /// Cursor one left.
+    /// Cursor one character left (over a whole grapheme cluster).
     pub fn left(&mut self) {
-        self.cursor = self.cursor.saturating_sub(1);
+        self.cursor = self.before(self.cursor);
     }
 
-    /// Cursor one right.
+    /// Cursor one character right (over a whole grapheme cluster).
     pub fn right(&mut self) {
-        self.cursor = (self.cursor + 1).min(self.text.len());
+        self.cursor = self.after(self.cursor);
     }
 
     /// Cursor to the start.
@@ -222,27 +251,39 @@ impl InputLine {
     }
 
     /// What to show in `width` columns: the visible slice of the text and the cursor's column
-    /// in it. Scrolls horizontally so the cursor stays in view.
+    /// in it. Scrolls horizontally so the cursor stays in view. Measured by grapheme cluster,
+    /// as the terminal draws them (an emoji sequence is one glyph, two columns wide).
     pub fn visible(&self, width: usize) -> (String, usize) {
         if width == 0 {
             return (String::new(), 0);
         }
-        let w = |c: &char| c.width().unwrap_or(0);
+        let s: String = self.text.iter().collect();
+        let cursor = s
+            .char_indices()
+            .nth(self.cursor)
+            .map_or(s.len(), |(b, _)| b);
+        let clusters: Vec<(usize, &str)> = s.grapheme_indices(true).collect();
         // Start far enough right that the cursor (plus one cell for it) fits.
         let mut start = 0;
-        let mut cols: usize = self.text[..self.cursor].iter().map(w).sum();
-        while cols + 1 > width && start < self.cursor {
-            cols -= w(&self.text[start]);
+        while let Some((at, _)) = clusters.get(start)
+            && *at < cursor
+            && s[*at..cursor].width() + 1 > width
+        {
             start += 1;
         }
+        let from = clusters
+            .get(start)
+            .map_or(s.len(), |(at, _)| *at)
+            .min(cursor);
+        let cols = s[from..cursor].width();
         let mut shown = String::new();
         let mut used = 0;
-        for c in &self.text[start..] {
-            let cw = w(c);
+        for (_, g) in clusters.iter().skip(start) {
+            let cw = g.width();
             if used + cw > width {
                 break;
             }
-            shown.push(*c);
+            shown.push_str(g);
             used += cw;
         }
         (shown, cols)
@@ -252,6 +293,33 @@ impl InputLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cursor steps over an emoji sequence (a family, a flag) as over one character, and
+    /// counts it as the two columns the terminal draws, so the caret sits where it shows;
+    /// Backspace and Delete take the whole glyph.
+    #[test]
+    fn the_cursor_steps_over_emoji_sequences_as_they_are_drawn() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let mut i = InputLine::new();
+        i.paste(&format!("a{family}b🇫🇷"));
+        assert_eq!(i.visible(20), (format!("a{family}b🇫🇷"), 6));
+        i.left();
+        assert_eq!(i.visible(20).1, 4);
+        i.left();
+        assert_eq!(i.visible(20).1, 3);
+        i.left();
+        assert_eq!(i.visible(20).1, 1);
+        i.delete();
+        assert_eq!(i.visible(20), ("ab🇫🇷".to_owned(), 1));
+        i.end();
+        i.backspace();
+        assert_eq!(i.visible(20), ("ab".to_owned(), 2));
+        // Scrolled: the caret stays in view, glyphs whole.
+        let mut i = InputLine::new();
+        i.paste(&family.repeat(10));
+        let (shown, col) = i.visible(7);
+        assert_eq!((shown.as_str(), col), (family.repeat(3).as_str(), 6));
+    }
 
     #[test]
     fn tab_completes_the_word_before_the_cursor() {

@@ -170,6 +170,18 @@ impl Dialect for Binary {
                 re: crate::wire::Re::Room(room.clone()),
                 detail: why.clone(),
             }),
+            // What an action did where nothing else tells it (version 10 on).
+            Reply::Note(
+                note @ (Note::Unchanged(_)
+                | Note::DoneOutside(_)
+                | Note::ServerBan { .. }
+                | Note::AdminDone(_)),
+            ) => note
+                .done_words()
+                .and_then(|w| crate::types::Text::new(&w).ok())
+                .map(ServerMsg::Done)
+                .filter(|msg| crate::wire::sent_to(msg, version))
+                .and_then(|msg| frame(&msg)),
             // Of the answers to other dialects' questions, away news has a message of its own
             // from version 8 on.
             Reply::Info(info) => info

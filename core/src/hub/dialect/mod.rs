@@ -643,23 +643,23 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
-    /// An operator's change changed nothing, in words (nc says them; IRC servers and the
-    /// binary protocol say nothing).
+    /// An operator's change changed nothing, in words (nc says them, the binary protocol from
+    /// version 10 as `Done`; IRC servers say nothing).
     Unchanged(String),
     /// A server admin's action in a room it is not in went through, in the words the room's
     /// members read (`root put eve out of #r`): the room's event reaches only them, and an nc
-    /// admin heard nothing at all. nc says it; IRC and the binary protocol have no answer for
-    /// it (a program asks for the room's settings).
+    /// admin heard nothing at all. nc says it, the binary protocol from version 10 as `Done`;
+    /// IRC has no answer for it.
     DoneOutside(String),
-    /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it, and
-    /// the binary protocol has no answer for it (a program asks for the list); nc says it.
+    /// An admin's server ban on `mask` was set (or `lifted`): no room's event tells it; nc
+    /// says it, the binary protocol from version 10 as `Done`.
     ServerBan {
         mask: crate::moderation::Mask,
         lifted: bool,
     },
     /// A server admin's `/takeover` or `/close` went through: the room's event reaches only
-    /// its members (the admin need not be one), and the binary protocol has no answer for it
-    /// (a program asks for the room's settings); nc says it.
+    /// its members (the admin need not be one); nc says it, the binary protocol from version
+    /// 10 as `Done`.
     AdminDone(AdminDone),
     /// The operator's message of the day, under a text user's welcome (IRC clients ask for
     /// it; the binary protocol has no message for it).
@@ -759,6 +759,34 @@ pub(crate) enum AdminDone {
     TookOver(RoomName),
     /// `room` is closed: its `members` left it.
     Closed { room: RoomName, members: usize },
+}
+
+impl Note {
+    /// What an action did, in words, for the notes that answer one with no message of its own
+    /// elsewhere: an operator's change that changed nothing, an admin's action outside its
+    /// rooms, a server ban, a takeover or a close. nc prints them as `-- ` lines, the binary
+    /// protocol sends them as [`crate::wire::ServerMsg::Done`] (version 10); `None` for any other note.
+    pub(crate) fn done_words(&self) -> Option<String> {
+        Some(match self {
+            Note::Unchanged(words) | Note::DoneOutside(words) => words.clone(),
+            Note::ServerBan {
+                mask,
+                lifted: false,
+            } => format!("{mask} is banned from the server"),
+            Note::ServerBan { mask, lifted: true } => {
+                format!("{mask} is no longer banned from the server")
+            }
+            Note::AdminDone(AdminDone::TookOver(room)) => {
+                format!("you took over {room}: you are its founder")
+            }
+            Note::AdminDone(AdminDone::Closed { room, members }) => match members {
+                0 => format!("you closed {room}: nobody was in it"),
+                1 => format!("you closed {room}: its 1 member left it"),
+                n => format!("you closed {room}: its {n} members left it"),
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// Which rendering of a room event a connection needs: dialect-specific, compared within one

@@ -6,9 +6,7 @@
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
 //! this port (its lines would otherwise be said in `#lobby`).
 
-use super::{
-    AdminDone, Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step,
-};
+use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step};
 use crate::command::{self, Command, CommandError, HELP_LINE, Input};
 use crate::hub::ConnKind;
 use crate::hub::lines::{LineReader, wire_line};
@@ -32,6 +30,11 @@ pub(crate) struct Text {
     /// The room plain lines go to.
     /// Boxed: 8 bytes in every connection's dialect instead of 34 (text users are few).
     current: Option<Box<RoomName>>,
+    /// Put out of a room (a kick, or a ban that holds it): the `Kick` event's line said so,
+    /// and the `Parted` sent right after it (the next one) says nothing more ("you left" would
+    /// read as leaving of one's own accord). A `Cell`, as rendering that `Parted` is what uses
+    /// it up; one byte, in what was padding.
+    kicked: std::cell::Cell<bool>,
     /// The hello was stepped (after the first line, or the detection wait).
     greeted: bool,
     /// Some byte has arrived.
@@ -296,6 +299,7 @@ impl Dialect for Text {
     fn render(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
         let line = |s: String| Some(Bytes::from(wire_line(&s)));
         match reply {
+            Reply::Msg(ServerMsg::Parted { .. }) if self.kicked.replace(false) => None,
             // People on nc read the text; client-only tags are for IRC clients.
             Reply::Msg(msg) | Reply::Direct { msg, .. } => {
                 Text::lines(render::reply_lines(msg, me, self.current.as_deref()))
@@ -326,26 +330,11 @@ impl Dialect for Text {
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
-                Note::Unchanged(words)
-                | Note::DoneOutside(words)
-                | Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
-                Note::ServerBan {
-                    mask,
-                    lifted: false,
-                } => line(format!("-- {mask} is banned from the server")),
-                Note::ServerBan { mask, lifted: true } => {
-                    line(format!("-- {mask} is no longer banned from the server"))
-                }
-                Note::AdminDone(AdminDone::TookOver(room)) => {
-                    line(format!("-- you took over {room}: you are its founder"))
-                }
-                Note::AdminDone(AdminDone::Closed { room, members }) => {
-                    let who = match members {
-                        1 => "its 1 member".to_owned(),
-                        n => format!("its {n} members"),
-                    };
-                    line(format!("-- you closed {room}: {who} left it"))
-                }
+                Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
+                Note::Unchanged(_)
+                | Note::DoneOutside(_)
+                | Note::ServerBan { .. }
+                | Note::AdminDone(_) => note.done_words().and_then(|w| line(format!("-- {w}"))),
                 Note::Motd(motd) => Some(Bytes::from(
                     motd.lines()
                         .flat_map(|l| wire_line(&format!("-- {l}")))
@@ -432,6 +421,10 @@ impl Dialect for Text {
 
     fn entered(&mut self, room: &RoomName) {
         self.current = Some(Box::new(room.clone()));
+    }
+
+    fn kicked(&mut self, _room: &RoomName) {
+        self.kicked.set(true);
     }
 
     fn left(&mut self, room: &RoomName, next: Option<&RoomName>) -> Option<Note> {

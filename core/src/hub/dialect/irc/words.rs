@@ -615,7 +615,11 @@ impl Irc {
             // The hub gives IRC clients away news as `Info` (AWAY, 301, 305, 306), and an
             // invitation's answer as a note (341), never these; who is away in a channel they
             // learn from WHO's `G` flag.
-            ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } | ServerMsg::AwayHere { .. } => {}
+            // An action's outcome in words, which IRC says with its own replies (or not at all).
+            ServerMsg::Away { .. }
+            | ServerMsg::InviteSent { .. }
+            | ServerMsg::AwayHere { .. }
+            | ServerMsg::Done(_) => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
                 let words = format!("[server notice from {from}] {text}");
