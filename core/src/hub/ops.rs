@@ -448,9 +448,15 @@ impl Hub {
         }
         self.record_presence(&room, &nick, true);
         self.session_changed(uid);
-        // In a big room the join is counted for the next summary, not announced (`crowd.rs`).
-        let quiet = self.crowd_joined(&room, uid, members, now);
-        let seq = if quiet {
+        // In a big room the join is counted for the next summary, not announced (`crowd.rs`);
+        // an unseen user's is neither until it is seen (`unseen.rs`).
+        let unseen = self.is_unseen(uid);
+        let quiet = if unseen {
+            self.is_quiet(members)
+        } else {
+            self.crowd_joined(&room, uid, members, now)
+        };
+        let seq = if quiet || unseen {
             self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq)
         } else {
             self.broadcast(&room, nick, EventKind::Join, now, Skip::User(uid), None)
@@ -466,10 +472,8 @@ impl Hub {
             if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
                 d.late_join(&room);
             }
-            self.entered_on(c, &room, seq, !quiet);
-            if quiet {
-                self.crowd_size_to(c, &room);
-            }
+            self.entered_on(c, &room, seq, !quiet && !unseen);
+            self.size_to(c, &room, quiet);
             if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
                 d.late_done(false);
             }

@@ -285,10 +285,11 @@ impl T {
         out
     }
 
-    /// A text client greeted (first line sent or silence), with its welcome lines consumed.
+    /// A text client greeted after an empty line (a person: announced at once, see
+    /// `unseen.rs`), with its welcome lines consumed.
     fn txt(&mut self) -> (ConnId, String) {
         let c = self.hub.accept(LOCAL, self.now).unwrap();
-        self.advance(self.hub.config().text_detect_wait.0);
+        self.feed(c, b"\r\n");
         let lines = self.lines(c);
         assert!(lines[0].contains("Welcome"), "{lines:?}");
         let n = self.hub.nick(c).unwrap().to_string();
@@ -397,24 +398,23 @@ fn text_welcome_autojoin_and_chat_without_echo() {
     assert_eq!(l[1], "-- you are in #lobby (nobody else is here yet)");
     assert!(t.hub.is_member(&nick(&me), &RoomName::lobby()));
 
+    // Greeted before it typed anything, the first is not announced (nor listed) until it
+    // types (`unseen.rs`); the second typed a line first.
     let b = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(b, b"\r\n");
     let bn = t.hub.nick(b).unwrap().to_string();
     let lb = t.lines(b);
-    assert_eq!(lb[1], format!("-- you are in #lobby with: {me}"));
-    // Then recent history, framed as the past: the first user's join.
-    assert_eq!(
-        lb[2..],
-        [
-            "-- recent messages in #lobby:".to_owned(),
-            format!("-- {me} joined #lobby"),
-            "-- (end of recent messages)".to_owned()
-        ]
-    );
+    assert_eq!(lb[1..], ["-- you are in #lobby (nobody else is here yet)"]);
     assert_eq!(t.lines(c), vec![format!("-- {bn} joined #lobby")]);
 
     t.line(c, "hello there");
-    assert_eq!(t.lines(b), vec![format!("<{me}> hello there")]);
+    assert_eq!(
+        t.lines(b),
+        vec![
+            format!("-- {me} joined #lobby"),
+            format!("<{me}> hello there")
+        ]
+    );
     assert!(t.lines(c).is_empty(), "no echo for text senders");
     t.line(b, "/me waves");
     assert_eq!(t.lines(c), vec![format!("* {bn} waves")]);
@@ -2806,6 +2806,62 @@ fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     assert_eq!(t.hub.users(), 0);
     let b = t.bin("late");
     assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
+}
+
+/// A late binary client is greeted as a person, then closed at its NUL: #lobby saw a join and a
+/// quit for each (hundreds in a connection storm, issue 22). Greeted before it sent anything, a
+/// user is announced once it types, or after `UNSEEN_GRACE`; gone before that, it is never
+/// announced. What it sees itself comes at once.
+#[test]
+fn a_user_greeted_before_it_sent_anything_is_announced_once_it_types() {
+    let mut t = T::new();
+    let w = t.bin("watcher");
+    t.join(w, "#lobby");
+    let joins_and_quits = |got: &[ServerMsg]| -> Vec<String> {
+        events(got)
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Join | EventKind::Quit { .. }))
+            .map(|e| format!("{} {:?}", e.from, e.kind))
+            .collect()
+    };
+    let wait = t.hub.config().text_detect_wait.0;
+    // Late binary clients: nothing in #lobby.
+    for _ in 0..3 {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.advance(wait + 1);
+        assert!(t.lines(c)[0].starts_with("Welcome"));
+        t.feed(c, &MAGIC);
+        assert!(t.closed(c));
+        t.hub.handle_close(c, t.now);
+        t.pump();
+    }
+    assert_eq!(joins_and_quits(&t.recv(w)), Vec::<String>::new());
+    let silent = |t: &mut T| {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.advance(wait);
+        assert!(t.lines(c)[0].starts_with("Welcome"));
+        (c, t.hub.nick(c).unwrap().to_string())
+    };
+    // A person who types: announced before the line, which comes after the join.
+    let (p, n) = silent(&mut t);
+    assert!(t.recv(w).is_empty());
+    t.line(p, "hello");
+    let got = t.recv(w);
+    assert_eq!(joins_and_quits(&got), [format!("{n} Join")]);
+    assert_eq!(says(&got), ["hello"]);
+    // A person who only reads: announced after the grace, once.
+    let (q, m) = silent(&mut t);
+    t.advance(crate::limits::UNSEEN_GRACE.0 - 1);
+    assert!(joins_and_quits(&t.recv(w)).is_empty());
+    t.advance(1);
+    assert_eq!(joins_and_quits(&t.recv(w)), [format!("{m} Join")]);
+    t.line(q, "hi");
+    assert_eq!(joins_and_quits(&t.recv(w)), Vec::<String>::new());
+    // A person who typed something before the greeting was never unseen.
+    let r = t.hub.accept(LOCAL, t.now).unwrap();
+    t.feed(r, b"/wh");
+    t.advance(wait + 1);
+    assert_eq!(joins_and_quits(&t.recv(w)).len(), 1);
 }
 
 #[test]
@@ -6580,6 +6636,47 @@ mod moderation {
         assert_eq!(kinds(&t.join(e, "#r")), vec![ErrorKind::RoomFull]);
     }
 
+    /// An invitation is its user's, as on IRC: it follows a nick change, lapses when its user
+    /// quits (whoever takes the nick next is not invited) and after `INVITE_LIFETIME` unused.
+    #[test]
+    fn an_invitation_lapses_when_its_user_quits_or_its_time_runs_out() {
+        let mut t = T::with(cfg());
+        let (a, _b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(true)),
+        );
+        // Invited, then quits: a later user of the same nick is not let in.
+        let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
+        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(c, t.now);
+        t.pump();
+        let (c2, n, _) = t.bin_from(ip("198.51.100.41"), "cat");
+        assert_eq!(n.as_str(), "cat");
+        assert_eq!(kinds(&t.join(c2, "#r")), vec![ErrorKind::InviteOnly]);
+        // It follows its user through a nick change.
+        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        t.send(c2, &ClientMsg::Nick { nick: nick("kit") });
+        t.recv(c2);
+        assert!(joined(&t.join(c2, "#r"), "#r"));
+        // Unused, it lapses after its lifetime.
+        let (d, _, _) = t.bin_from(ip("198.51.100.42"), "dan");
+        act(&mut t, a, "#r", ModAction::Invite(nick("dan")));
+        t.advance(crate::limits::INVITE_LIFETIME.0 - 1);
+        t.recv(d);
+        let (e, _, _) = t.bin_from(ip("198.51.100.43"), "eve");
+        act(&mut t, a, "#r", ModAction::Invite(nick("eve")));
+        t.advance(1);
+        assert_eq!(kinds(&t.join(d, "#r")), vec![ErrorKind::InviteOnly]);
+        assert!(joined(&t.join(e, "#r"), "#r"), "a younger one still holds");
+        // Lapsed invitations are dropped, not kept until the list is full.
+        let invited = t.hub.rooms.get(&room("#r")).map(|r| r.invited.len());
+        assert_eq!(invited, Some(0));
+    }
+
     #[test]
     fn masks_durations_and_caps_are_checked() {
         let mut t = T::with(cfg());
@@ -7817,6 +7914,43 @@ mod crowd {
             membership_events(&t.recv(first)) == 0,
             "counted, not announced"
         );
+    }
+
+    /// With `quiet_room_members` above the member list (300), a room of 301 to that many is
+    /// not quiet but its list is cut short: the joiner learns the room's size all the same,
+    /// without being told that joins are summed up (they are not), as every dialect says it.
+    #[test]
+    fn a_joiner_of_a_room_past_the_member_list_learns_its_size_even_when_it_is_not_quiet() {
+        let mut t = quiet_at(MAX_MEMBERS_LISTED + 100);
+        let first = t.bin("m0");
+        t.join(first, "#big");
+        for k in 1..=MAX_MEMBERS_LISTED {
+            let c = t.bin(&format!("m{k}"));
+            t.join(c, "#big");
+        }
+        t.recv(first);
+        let n = u32::try_from(MAX_MEMBERS_LISTED + 2).unwrap();
+        let late = t.bin("late");
+        let got = t.join(late, "#big");
+        assert!(
+            matches!(&got[0], ServerMsg::Joined { members, .. } if members.len() == MAX_MEMBERS_LISTED),
+            "{got:?}"
+        );
+        assert_eq!(
+            crowds(&got),
+            [(0, 0, n)],
+            "the joiner learns the room's size"
+        );
+        assert_eq!(membership_events(&t.recv(first)), 1, "not quiet: announced");
+        let (p, _) = t.txt();
+        t.line(p, "/join #big");
+        let l = t.lines(p);
+        let size = format!("-- #big has {} members: /who lists 300 of them", n + 1);
+        assert!(l.contains(&size), "{l:?}");
+        assert!(!l.iter().any(|l| l.contains("summed up")), "{l:?}");
+        // A room its list holds says nothing of its size.
+        let small = t.bin("small");
+        assert!(crowds(&t.join(small, "#small")).is_empty());
     }
 
     #[test]

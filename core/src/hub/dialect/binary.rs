@@ -41,6 +41,7 @@ impl Binary {
                     resume,
                     autojoin: None,
                     taken: IfTaken::Another,
+                    unseen: false,
                 })
             }
             ClientMsg::Forwarded { peer, secret } => Step::Forwarded {
@@ -158,6 +159,12 @@ impl Dialect for Binary {
             Reply::Note(Note::PastGone(room)) => frame(&ServerMsg::PastEnd {
                 room: room.clone(),
                 at_start: true,
+            }),
+            Reply::Note(Note::Size { room, members, .. }) => frame(&ServerMsg::Crowd {
+                room: room.clone(),
+                joined: 0,
+                left: 0,
+                members: *members,
             }),
             Reply::Note(Note::Invited { nick, room }) => Some(ServerMsg::InviteSent {
                 room: room.clone(),

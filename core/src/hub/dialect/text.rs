@@ -4,7 +4,8 @@
 //!
 //! A person is greeted (and put in `#lobby`) after their first line, or when the detection wait
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
-//! this port (its lines would otherwise be said in `#lobby`).
+//! this port (its lines would otherwise be said in `#lobby`). Greeted before any byte came, it
+//! is `unseen` ([`Hello::unseen`]): the others hear of it once it types.
 
 use super::{
     AdminDone, Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step,
@@ -41,13 +42,15 @@ pub(crate) struct Text {
 }
 
 impl Text {
-    fn hello() -> Step {
+    /// The greeting's hello; `unseen` when nothing came before it.
+    fn hello(unseen: bool) -> Step {
         Step::Hello(Hello {
             version: None,
             nick: None,
             resume: None,
             autojoin: Some(RoomName::lobby()),
             taken: IfTaken::Another,
+            unseen,
         })
     }
 
@@ -72,7 +75,7 @@ impl Text {
         }
         if !self.greeted {
             self.greeted = true;
-            steps.push(Text::hello());
+            steps.push(Text::hello(false));
         }
         let request = match command::parse(text) {
             Ok(None) => return Ok(()),
@@ -190,7 +193,9 @@ impl Dialect for Text {
             return None;
         }
         self.greeted = true;
-        Some(Text::hello())
+        // Nothing at all yet: a person waiting to be greeted, or a natter client whose
+        // preamble is late (it is closed when its first byte comes, `feed`).
+        Some(Text::hello(!self.any_byte))
     }
 
     fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {
@@ -325,6 +330,14 @@ impl Dialect for Text {
                 }
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
+                Note::Size {
+                    room,
+                    members,
+                    summed,
+                } => line(format!(
+                    "-- {}",
+                    render::size_words(room, *members, *summed)
+                )),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
                 Note::Unchanged(words)
                 | Note::DoneOutside(words)

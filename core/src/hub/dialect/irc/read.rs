@@ -471,6 +471,7 @@ impl Irc {
             resume: None,
             autojoin: None,
             taken: IfTaken::Refuse,
+            unseen: false,
         }));
     }
 
