@@ -447,7 +447,11 @@ impl Hub {
                     user: target,
                     until: now + INVITE_LIFETIME,
                 };
-                r.invited.retain(|i| i.nick != invite.nick);
+                // Invited again: the new one replaces it (and its time starts again).
+                r.invited.retain(|i| match (i.user, invite.user) {
+                    (Some(was), Some(now_invited)) => was != now_invited,
+                    _ => i.nick != invite.nick,
+                });
                 self.drop_lapsed_invites(room, now);
                 let Some(r) = self.rooms.get_mut(room) else {
                     return Err(gone());

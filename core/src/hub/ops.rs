@@ -1178,7 +1178,7 @@ impl Hub {
             .take(MAX_ROOMS_LISTED)
             .map(|(name, r)| RoomInfo {
                 room: name.clone(),
-                members: u32::try_from(r.members.len() + self.remote_count(name))
+                members: u32::try_from(self.known_members(r) + self.remote_count(name))
                     .unwrap_or(u32::MAX),
             })
             .collect();

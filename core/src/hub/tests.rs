@@ -2845,6 +2845,25 @@ fn a_user_greeted_before_it_sent_anything_is_announced_once_it_types() {
     // A person who types: announced before the line, which comes after the join.
     let (p, n) = silent(&mut t);
     assert!(t.recv(w).is_empty());
+    // Nor listed, nor counted, until then.
+    t.send(
+        w,
+        &ClientMsg::Who {
+            room: room("#lobby"),
+        },
+    );
+    t.send(w, &ClientMsg::Rooms);
+    let got = t.recv(w);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Members { members, .. } if members.len() == 1)),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Rooms { rooms } if rooms[0].members == 1)),
+        "{got:?}"
+    );
     t.line(p, "hello");
     let got = t.recv(w);
     assert_eq!(joins_and_quits(&got), [format!("{n} Join")]);

@@ -3,12 +3,13 @@
 //! whose preamble is late: its first byte (NUL) then closes it, and it reconnects. In a
 //! connection storm hundreds do (issue 22), and each cost everyone in `#lobby` a join and a quit.
 //!
-//! So an unseen user's joins are not announced: the user itself sees what anyone does on joining
-//! (nothing it reads waits), the others hear of it once it types (any input but the kind that
-//! closes it) or after [`UNSEEN_GRACE`], and if it goes before that, its quit is not announced
-//! either. Not in a cluster, where a join goes through the room's log.
+//! So an unseen user's joins are not announced, nor is it listed or counted in its rooms: the user
+//! itself sees what anyone does on joining (nothing it reads waits), the others hear of it once it
+//! types (any line that does something) or after [`UNSEEN_GRACE`], and if it goes before that,
+//! its quit is not announced either. Not in a cluster, where a join goes through the room's log.
 
 use super::deliver::Skip;
+use super::room::Room;
 use super::{Hub, Timer, UserId};
 use crate::limits::UNSEEN_GRACE;
 use crate::time::Millis;
@@ -34,6 +35,18 @@ impl Hub {
     /// Whether `uid`'s joins and quit are, for now, not announced.
     pub(super) fn is_unseen(&self, uid: UserId) -> bool {
         !self.unseen.0.is_empty() && self.unseen.0.contains(&uid)
+    }
+
+    /// How many members of `r` the others know of (a room's count says what its member list
+    /// shows): all but the unseen, who are few.
+    pub(super) fn known_members(&self, r: &Room) -> usize {
+        let unseen = self
+            .unseen
+            .0
+            .iter()
+            .filter(|u| r.members.contains(u))
+            .count();
+        r.members.len() - unseen
     }
 
     /// `conn` sent something that does not close it: if its user was unseen, it is a person.
