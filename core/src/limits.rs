@@ -111,13 +111,6 @@ pub const TEXT_DETECT_WAIT: Millis = Millis(400);
 /// and with it every invitation.
 pub const INVITE_LIFETIME: Millis = Millis(60 * 60 * 1000);
 
-/// A connection greeted as a person because it sent nothing within [`TEXT_DETECT_WAIT`] is
-/// announced in `#lobby` when it first types, or after this long. Until then it may be a natter
-/// client whose preamble came late (a lossy link delays it by a second or more): it is closed
-/// at its first byte and reconnects, and nobody saw a join and a quit for it (in a connection
-/// storm, hundreds; issue 22).
-pub const UNSEEN_GRACE: Millis = Millis(5_000);
-
 /// A binary user whose connection dropped keeps nick and rooms this long, waiting for a resume.
 pub const RESUME_GRACE: Millis = Millis(120_000);
 

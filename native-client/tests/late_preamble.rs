@@ -1,7 +1,6 @@
 //! A lossy link delays the client's first bytes past the server's detection wait: the server
 //! greets the connection as a person on `nc`, which a binary client cannot read. The client sees
-//! it, says so, reconnects at once (no backoff) and gets in on the next connection; the guest it
-//! was for a moment is never shown to the others in `#lobby`.
+//! it, says so, reconnects at once (no backoff) and gets in on the next connection.
 
 mod support;
 
@@ -75,10 +74,6 @@ async fn a_preamble_delayed_past_the_detection_wait_still_ends_up_connected() {
         hub.text_detect_wait = natter_core::Millis(wait.as_millis() as u64);
     })
     .await;
-    // Someone in #lobby all along: the first connection, greeted as a guest, was never
-    // announced to them (a join and a quit per late client, before).
-    let mut bob = Client::start("bob", addr, &[]);
-    bob.expect("-- connected as bob").await;
     let relay = SlowFirst::start(addr, wait * 4).await;
     let started = Instant::now();
     let mut alice = Client::start("alice", relay.addr, &[]);
@@ -103,18 +98,6 @@ async fn a_preamble_delayed_past_the_detection_wait_still_ends_up_connected() {
     // It works as any session does from there.
     alice.send("made it").await;
     alice.expect("[#lobby] <alice> made it").await;
-    bob.expect("[#lobby] <alice> made it").await;
-    let guests: Vec<&String> = bob.seen.iter().filter(|l| l.contains("guest")).collect();
-    assert!(guests.is_empty(), "{guests:#?}");
-    assert!(
-        bob.seen
-            .iter()
-            .any(|l| l.contains("-- alice joined #lobby")),
-        "{:#?}",
-        bob.seen
-    );
-    bob.close_stdin();
-    assert!(bob.exit_status().await.success());
     alice.close_stdin();
     assert!(alice.exit_status().await.success());
     drop(relay);

@@ -593,9 +593,6 @@ async fn a_script_that_ends_its_input_reads_the_answers_before_the_close() {
     let server = start(ServerConfig::local_test()).await.unwrap();
     let addr = server.local_addrs()[0];
     let (mut b, _) = TextClient::welcomed(addr, "b").await;
-    // Greeted before it typed, b is listed and counted once it types (or after a grace).
-    b.send("/topic").await;
-    b.expect_has("no topic").await;
     let mut script = connect(addr).await;
     script
         .write_all(b"hello from a script\n/who\n/rooms")

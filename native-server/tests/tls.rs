@@ -517,9 +517,6 @@ async fn irc_over_tls_registers_and_chats_with_a_plain_nc_user() {
     assert!(server.irc_addrs().is_empty(), "no plain IRC port asked");
     let (plain, irc) = (server.local_addrs()[0], server.irc_tls_addrs()[0]);
     let (mut nc, nc_nick) = TextClient::welcomed(plain, "nc").await;
-    // Greeted before it typed, the nc user is listed once it types (or after a grace).
-    nc.send("/topic").await;
-    nc.expect_has("no topic").await;
     let mut i = irc_tls(irc, &p.ca_file, "tlsirc").await;
     i.send("JOIN #lobby").await;
     let names = i.expect_has(" 353 tlsirc ").await;

@@ -105,7 +105,7 @@ impl Hub {
     /// [`MAX_MEMBERS_LISTED`] whatever `quiet_room_members` says, so a room larger than that
     /// but not quiet needs it too.
     pub(super) fn size_to(&mut self, conn: ConnId, room: &RoomName, quiet: bool) {
-        let Some(here) = self.rooms.get(room).map(|r| self.known_members(r)) else {
+        let Some(here) = self.rooms.get(room).map(|r| r.members.len()) else {
             return;
         };
         let members = here + self.remote_count(room);

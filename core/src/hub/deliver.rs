@@ -482,11 +482,10 @@ impl Hub {
     }
 
     /// The nicks of `room`'s members (`r`), as many as a member list shows: this node's, then,
-    /// in a cluster, those on other nodes. Users not announced yet are not listed (`unseen.rs`).
+    /// in a cluster, those on other nodes.
     pub(super) fn member_nicks(&self, room: &RoomName, r: &super::room::Room) -> Vec<Nick> {
         r.members
             .iter()
-            .filter(|u| !self.is_unseen(**u))
             .filter_map(|u| self.users.get(u).map(|u| u.nick.clone()))
             .chain(self.remote_members(room).cloned())
             .take(crate::limits::MAX_MEMBERS_LISTED)

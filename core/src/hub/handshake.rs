@@ -273,10 +273,6 @@ impl Hub {
                 self.flush_fanout();
             }
             self.deferring = defer;
-            // Anything but a fatal step is a sign of life: a person (see `unseen.rs`).
-            if !matches!(step, Step::Fatal { .. }) {
-                self.seen_on(conn, now);
-            }
             self.step(conn, step, now);
             self.deferring = false;
         }
@@ -478,9 +474,6 @@ impl Hub {
             None => self.guest_nick(),
         };
         let (uid, did) = self.new_user(nick.clone(), conn);
-        if hello.unseen {
-            self.greeted_unseen(uid, now);
-        }
         self.make_ready(conn, uid, did, now);
         let token = if resumable {
             self.issue_token(did)

@@ -257,10 +257,9 @@ impl Net {
     }
 
     /// An nc user, greeted and in #lobby.
-    /// An nc user greeted after an empty line (a person, announced at once: `unseen.rs`).
     fn nc(&mut self) -> (ConnId, String) {
         let c = self.hub.accept(LOCAL, self.now).unwrap();
-        self.feed(c, b"\r\n");
+        self.advance(self.hub.config().text_detect_wait.0);
         let n = self.hub.nick(c).unwrap().to_string();
         self.lines(c);
         (c, n)

@@ -74,7 +74,6 @@ mod stats;
 #[cfg(test)]
 mod tests;
 mod timers;
-mod unseen;
 mod users;
 mod whowas;
 
@@ -519,8 +518,6 @@ pub struct Hub {
     crowds: crowd::Crowds,
     /// Big fan-outs in quick succession take turns (see `pace.rs`).
     pace: pace::Pace,
-    /// Users greeted before they sent anything, not announced yet (see `unseen.rs`).
-    unseen: unseen::Unseen,
 }
 
 impl core::fmt::Debug for Hub {
@@ -578,7 +575,6 @@ impl Hub {
             cluster: None,
             crowds: crowd::Crowds::default(),
             pace: pace::Pace::default(),
-            unseen: unseen::Unseen::default(),
         }
     }
 
@@ -769,7 +765,6 @@ impl Hub {
                         self.leave_device(d, Text::new("connection lost").ok(), now);
                     }
                 }
-                Timer::Unseen(u) => self.seen(u, now),
                 Timer::Crowds => self.crowd_summaries(),
                 Timer::ClusterRedo => self.redo_membership(now),
                 // `poll_store` hands out the next batch from now on.

@@ -448,15 +448,9 @@ impl Hub {
         }
         self.record_presence(&room, &nick, true);
         self.session_changed(uid);
-        // In a big room the join is counted for the next summary, not announced (`crowd.rs`);
-        // an unseen user's is neither until it is seen (`unseen.rs`).
-        let unseen = self.is_unseen(uid);
-        let quiet = if unseen {
-            self.is_quiet(members)
-        } else {
-            self.crowd_joined(&room, uid, members, now)
-        };
-        let seq = if quiet || unseen {
+        // In a big room the join is counted for the next summary, not announced (`crowd.rs`).
+        let quiet = self.crowd_joined(&room, uid, members, now);
+        let seq = if quiet {
             self.rooms.get(&room).map_or(Seq(0), |r| r.last_seq)
         } else {
             self.broadcast(&room, nick, EventKind::Join, now, Skip::User(uid), None)
@@ -472,7 +466,7 @@ impl Hub {
             if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
                 d.late_join(&room);
             }
-            self.entered_on(c, &room, seq, !quiet && !unseen);
+            self.entered_on(c, &room, seq, !quiet);
             self.size_to(c, &room, quiet);
             if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
                 d.late_done(false);
@@ -1178,7 +1172,7 @@ impl Hub {
             .take(MAX_ROOMS_LISTED)
             .map(|(name, r)| RoomInfo {
                 room: name.clone(),
-                members: u32::try_from(self.known_members(r) + self.remote_count(name))
+                members: u32::try_from(r.members.len() + self.remote_count(name))
                     .unwrap_or(u32::MAX),
             })
             .collect();

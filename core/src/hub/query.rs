@@ -502,7 +502,7 @@ impl Hub {
                     .take(MAX_LIST_ROOMS)
                     .map(|(name, r)| Listed {
                         room: name.clone(),
-                        members: self.known_members(r) + self.remote_count(name),
+                        members: r.members.len() + self.remote_count(name),
                         topic: r.topic.clone(),
                     })
                     .collect();

@@ -438,8 +438,6 @@ impl Hub {
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);
         self.monitored_off(&u.nick);
-        // Never announced, it leaves unannounced (`unseen.rs`).
-        let unseen = self.unseen_gone(uid);
         self.user_wide(u.rooms.len(), |hub| {
             for room in &u.rooms {
                 let mut before = 0;
@@ -450,7 +448,7 @@ impl Hub {
                 }
                 hub.record_presence(room, &u.nick, false);
                 // In a big room the quit is counted for the next summary (`crowd.rs`).
-                if !unseen && !hub.crowd_left(room, before, now) {
+                if !hub.crowd_left(room, before, now) {
                     let quit = EventKind::Quit {
                         reason: reason.clone(),
                     };

@@ -285,11 +285,10 @@ impl T {
         out
     }
 
-    /// A text client greeted after an empty line (a person: announced at once, see
-    /// `unseen.rs`), with its welcome lines consumed.
+    /// A text client greeted (first line sent or silence), with its welcome lines consumed.
     fn txt(&mut self) -> (ConnId, String) {
         let c = self.hub.accept(LOCAL, self.now).unwrap();
-        self.feed(c, b"\r\n");
+        self.advance(self.hub.config().text_detect_wait.0);
         let lines = self.lines(c);
         assert!(lines[0].contains("Welcome"), "{lines:?}");
         let n = self.hub.nick(c).unwrap().to_string();
@@ -398,23 +397,24 @@ fn text_welcome_autojoin_and_chat_without_echo() {
     assert_eq!(l[1], "-- you are in #lobby (nobody else is here yet)");
     assert!(t.hub.is_member(&nick(&me), &RoomName::lobby()));
 
-    // Greeted before it typed anything, the first is not announced (nor listed) until it
-    // types (`unseen.rs`); the second typed a line first.
     let b = t.hub.accept(LOCAL, t.now).unwrap();
     t.feed(b, b"\r\n");
     let bn = t.hub.nick(b).unwrap().to_string();
     let lb = t.lines(b);
-    assert_eq!(lb[1..], ["-- you are in #lobby (nobody else is here yet)"]);
+    assert_eq!(lb[1], format!("-- you are in #lobby with: {me}"));
+    // Then recent history, framed as the past: the first user's join.
+    assert_eq!(
+        lb[2..],
+        [
+            "-- recent messages in #lobby:".to_owned(),
+            format!("-- {me} joined #lobby"),
+            "-- (end of recent messages)".to_owned()
+        ]
+    );
     assert_eq!(t.lines(c), vec![format!("-- {bn} joined #lobby")]);
 
     t.line(c, "hello there");
-    assert_eq!(
-        t.lines(b),
-        vec![
-            format!("-- {me} joined #lobby"),
-            format!("<{me}> hello there")
-        ]
-    );
+    assert_eq!(t.lines(b), vec![format!("<{me}> hello there")]);
     assert!(t.lines(c).is_empty(), "no echo for text senders");
     t.line(b, "/me waves");
     assert_eq!(t.lines(c), vec![format!("* {bn} waves")]);
@@ -2808,44 +2808,26 @@ fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
 }
 
-/// A late binary client is greeted as a person, then closed at its NUL: #lobby saw a join and a
-/// quit for each (hundreds in a connection storm, issue 22). Greeted before it sent anything, a
-/// user is announced once it types, or after `UNSEEN_GRACE`; gone before that, it is never
-/// announced. What it sees itself comes at once.
+/// Connecting is joining, as on the classic lab chat servers: an nc user greeted because it sent
+/// nothing is announced in #lobby, listed and counted at once, like one that typed. (A late
+/// binary client's guest is therefore seen joining and quitting: an accepted cosmetic cost.)
 #[test]
-fn a_user_greeted_before_it_sent_anything_is_announced_once_it_types() {
+fn a_silent_nc_user_is_announced_listed_and_counted_at_once() {
     let mut t = T::new();
     let w = t.bin("watcher");
     t.join(w, "#lobby");
-    let joins_and_quits = |got: &[ServerMsg]| -> Vec<String> {
-        events(got)
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Join | EventKind::Quit { .. }))
-            .map(|e| format!("{} {:?}", e.from, e.kind))
-            .collect()
-    };
-    let wait = t.hub.config().text_detect_wait.0;
-    // Late binary clients: nothing in #lobby.
-    for _ in 0..3 {
-        let c = t.hub.accept(LOCAL, t.now).unwrap();
-        t.advance(wait + 1);
-        assert!(t.lines(c)[0].starts_with("Welcome"));
-        t.feed(c, &MAGIC);
-        assert!(t.closed(c));
-        t.hub.handle_close(c, t.now);
-        t.pump();
-    }
-    assert_eq!(joins_and_quits(&t.recv(w)), Vec::<String>::new());
-    let silent = |t: &mut T| {
-        let c = t.hub.accept(LOCAL, t.now).unwrap();
-        t.advance(wait);
-        assert!(t.lines(c)[0].starts_with("Welcome"));
-        (c, t.hub.nick(c).unwrap().to_string())
-    };
-    // A person who types: announced before the line, which comes after the join.
-    let (p, n) = silent(&mut t);
-    assert!(t.recv(w).is_empty());
-    // Nor listed, nor counted, until then.
+    t.recv(w);
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(t.hub.config().text_detect_wait.0);
+    assert!(t.lines(c)[0].starts_with("Welcome"));
+    let n = t.hub.nick(c).unwrap().to_string();
+    let got = t.recv(w);
+    let joins: Vec<String> = events(&got)
+        .iter()
+        .filter(|e| e.kind == EventKind::Join)
+        .map(|e| e.from.to_string())
+        .collect();
+    assert_eq!(joins, vec![n.clone()], "{got:?}");
     t.send(
         w,
         &ClientMsg::Who {
@@ -2856,31 +2838,20 @@ fn a_user_greeted_before_it_sent_anything_is_announced_once_it_types() {
     let got = t.recv(w);
     assert!(
         got.iter()
-            .any(|m| matches!(m, ServerMsg::Members { members, .. } if members.len() == 1)),
+            .any(|m| matches!(m, ServerMsg::Members { members, .. }
+            if members.len() == 2 && members.iter().any(|m| m.as_str() == n))),
         "{got:?}"
     );
     assert!(
         got.iter()
-            .any(|m| matches!(m, ServerMsg::Rooms { rooms } if rooms[0].members == 1)),
+            .any(|m| matches!(m, ServerMsg::Rooms { rooms } if rooms[0].members == 2)),
         "{got:?}"
     );
-    t.line(p, "hello");
-    let got = t.recv(w);
-    assert_eq!(joins_and_quits(&got), [format!("{n} Join")]);
-    assert_eq!(says(&got), ["hello"]);
-    // A person who only reads: announced after the grace, once.
-    let (q, m) = silent(&mut t);
-    t.advance(crate::limits::UNSEEN_GRACE.0 - 1);
-    assert!(joins_and_quits(&t.recv(w)).is_empty());
-    t.advance(1);
-    assert_eq!(joins_and_quits(&t.recv(w)), [format!("{m} Join")]);
-    t.line(q, "hi");
-    assert_eq!(joins_and_quits(&t.recv(w)), Vec::<String>::new());
-    // A person who typed something before the greeting was never unseen.
-    let r = t.hub.accept(LOCAL, t.now).unwrap();
-    t.feed(r, b"/wh");
-    t.advance(wait + 1);
-    assert_eq!(joins_and_quits(&t.recv(w)).len(), 1);
+    // Another nc user's /who right after its welcome lists it too.
+    let (d, _) = t.txt();
+    t.line(d, "/who");
+    let l = t.lines(d);
+    assert!(l.iter().any(|l| l.contains(&n)), "{l:?}");
 }
 
 #[test]

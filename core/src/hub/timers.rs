@@ -1,7 +1,7 @@
 //! Every deadline the hub keeps, in one table keyed by what it is for, so the next deadline is
 //! one lookup ([`Timers::next`]) and a re-armed timer replaces its old deadline.
 
-use super::{DeviceId, UserId};
+use super::DeviceId;
 use crate::time::Millis;
 use crate::types::ConnId;
 use rustc_hash::FxHashMap;
@@ -27,9 +27,6 @@ pub(crate) enum Timer {
     Takeover(DeviceId),
     /// Forget per-IP connect counts that have aged out.
     PruneIps,
-    /// A user greeted before it sent anything is announced in its rooms now, if it has not
-    /// typed yet (see `Hub::seen`).
-    Unseen(UserId),
     /// Quiet rooms hear who came and went (see `crowd.rs`).
     Crowds,
     /// Cluster mode: the parts, quits and nick changes the room logs refused are told again,

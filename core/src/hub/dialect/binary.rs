@@ -41,7 +41,6 @@ impl Binary {
                     resume,
                     autojoin: None,
                     taken: IfTaken::Another,
-                    unseen: false,
                 })
             }
             ClientMsg::Forwarded { peer, secret } => Step::Forwarded {

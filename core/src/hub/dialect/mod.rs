@@ -466,10 +466,6 @@ pub(crate) struct Hello {
     pub(crate) autojoin: Option<RoomName>,
     /// What to do when the nick asked for is taken.
     pub(crate) taken: IfTaken,
-    /// Greeted before it sent anything (the detection wait ran out): it may yet be a natter
-    /// client whose preamble is late, so its joins are not announced until it says something
-    /// (see `Hub::seen`).
-    pub(crate) unseen: bool,
 }
 
 /// What a hello wants when its nick is taken.

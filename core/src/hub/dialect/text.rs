@@ -4,8 +4,7 @@
 //!
 //! A person is greeted (and put in `#lobby`) after their first line, or when the detection wait
 //! passes with nothing typed; never by an HTTP request that a web page made a browser send to
-//! this port (its lines would otherwise be said in `#lobby`). Greeted before any byte came, it
-//! is `unseen` ([`Hello::unseen`]): the others hear of it once it types.
+//! this port (its lines would otherwise be said in `#lobby`).
 
 use super::{
     AdminDone, Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request, Step,
@@ -42,15 +41,13 @@ pub(crate) struct Text {
 }
 
 impl Text {
-    /// The greeting's hello; `unseen` when nothing came before it.
-    fn hello(unseen: bool) -> Step {
+    fn hello() -> Step {
         Step::Hello(Hello {
             version: None,
             nick: None,
             resume: None,
             autojoin: Some(RoomName::lobby()),
             taken: IfTaken::Another,
-            unseen,
         })
     }
 
@@ -75,7 +72,7 @@ impl Text {
         }
         if !self.greeted {
             self.greeted = true;
-            steps.push(Text::hello(false));
+            steps.push(Text::hello());
         }
         let request = match command::parse(text) {
             Ok(None) => return Ok(()),
@@ -193,9 +190,7 @@ impl Dialect for Text {
             return None;
         }
         self.greeted = true;
-        // Nothing at all yet: a person waiting to be greeted, or a natter client whose
-        // preamble is late (it is closed when its first byte comes, `feed`).
-        Some(Text::hello(!self.any_byte))
+        Some(Text::hello())
     }
 
     fn resolve(&mut self, input: Input, next_id: MsgId) -> Result<ClientMsg, Reply> {

@@ -471,7 +471,6 @@ impl Irc {
             resume: None,
             autojoin: None,
             taken: IfTaken::Refuse,
-            unseen: false,
         }));
     }
 
