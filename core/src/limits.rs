@@ -106,6 +106,11 @@ pub const HELLO_TIMEOUT: Millis = Millis(10_000);
 /// `nc`/`telnet` (who waits to be greeted) and gets the text-mode welcome.
 pub const TEXT_DETECT_WAIT: Millis = Millis(400);
 
+/// An invitation into a room that nobody used lapses after this long (it lapses sooner when the
+/// invited user quits, as on IRC). Invitations live in memory only: a restart ends every session,
+/// and with it every invitation.
+pub const INVITE_LIFETIME: Millis = Millis(60 * 60 * 1000);
+
 /// A binary user whose connection dropped keeps nick and rooms this long, waiting for a resume.
 pub const RESUME_GRACE: Millis = Millis(120_000);
 

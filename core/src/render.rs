@@ -231,14 +231,34 @@ pub fn members_words(room: &RoomName, members: &[Nick], counted: Option<usize>) 
 
 /// A big room's comings and goings ([`ServerMsg::Crowd`]): `#big: 12 joined, 3 left (5000
 /// members)`, or with nothing to sum up (right after joining) its size and how to list it.
+/// (Zeros for a room a member list holds come only from a quiet room; a larger one may be
+/// either, so its words say only what is sure: see [`size_words`].)
 pub fn crowd_words(room: &RoomName, joined: u32, left: u32, members: u32) -> String {
     match (joined, left) {
-        (0, 0) => format!(
-            "{room} has {members} members: joins and parts here are summed up, /who lists members"
-        ),
+        (0, 0) => size_words(room, members, members as usize <= MAX_MEMBERS_LISTED),
         (j, 0) => format!("{room}: {j} joined ({members} members)"),
         (0, l) => format!("{room}: {l} left ({members} members)"),
         (j, l) => format!("{room}: {j} joined, {l} left ({members} members)"),
+    }
+}
+
+/// A room's size right after joining it, when its member list is cut short (more than
+/// [`MAX_MEMBERS_LISTED`]) or its joins and parts are `summed` up (a big room): `#big has 404
+/// members: /who lists 300 of them`.
+pub fn size_words(room: &RoomName, members: u32, summed: bool) -> String {
+    let cut = members as usize > MAX_MEMBERS_LISTED;
+    match (summed, cut) {
+        (true, true) => format!(
+            "{room} has {members} members: joins and parts here are summed up, /who lists \
+             {MAX_MEMBERS_LISTED} of them"
+        ),
+        (true, false) => format!(
+            "{room} has {members} members: joins and parts here are summed up, /who lists members"
+        ),
+        (false, true) => {
+            format!("{room} has {members} members: /who lists {MAX_MEMBERS_LISTED} of them")
+        }
+        (false, false) => format!("{room} has {members} members"),
     }
 }
 

@@ -14,7 +14,9 @@
 //! its next summary counts only who came and went after it (not itself, nor those before it),
 //! and it gets none when nobody did.
 
+use super::dialect::{Note, Reply};
 use super::{Hub, Timer, UserId};
+use crate::limits::MAX_MEMBERS_LISTED;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName};
 use crate::wire::ServerMsg;
@@ -98,13 +100,24 @@ impl Hub {
         true
     }
 
-    /// `conn` just joined the quiet `room`: its size, since its member list may be cut short.
-    pub(super) fn crowd_size_to(&mut self, conn: ConnId, room: &RoomName) {
-        let Some(members) = self.rooms.get(room).map(|r| r.members.len()) else {
+    /// `conn` just joined `room` (or got its `Joined` on a resume): its size, if its member
+    /// list is cut short or its comings and goings are summed up (`quiet`). The list holds
+    /// [`MAX_MEMBERS_LISTED`] whatever `quiet_room_members` says, so a room larger than that
+    /// but not quiet needs it too.
+    pub(super) fn size_to(&mut self, conn: ConnId, room: &RoomName, quiet: bool) {
+        let Some(here) = self.rooms.get(room).map(|r| r.members.len()) else {
             return;
         };
-        let msg = crowd_msg(room, Tally::default(), members);
-        self.reply(conn, super::Reply::Msg(msg));
+        let members = here + self.remote_count(room);
+        if !quiet && members <= MAX_MEMBERS_LISTED {
+            return;
+        }
+        let note = Note::Size {
+            room: room.clone(),
+            members: u32::try_from(members).unwrap_or(u32::MAX),
+            summed: quiet,
+        };
+        self.reply(conn, Reply::Note(note));
     }
 
     /// The summary timer: every quiet room where anyone came or went hears how many, and how

@@ -385,6 +385,27 @@ fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_r
     );
 }
 
+/// A channel past the member list that is not quiet (`quiet_room_members` above 300): the joiner
+/// is told its size and that `NAMES` lists 300, not that JOINs are summed up.
+#[test]
+fn a_channel_past_the_member_list_that_is_not_quiet_tells_its_size() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        quiet_room_members: 1_000,
+        ..Config::default()
+    });
+    for k in 0..=crate::limits::MAX_MEMBERS_LISTED {
+        let c = n.bin(&format!("m{k}"));
+        n.send_bin(c, &ClientMsg::Join { room: room("#big") });
+    }
+    let late = n.client("late", &[]);
+    n.send(late, &["JOIN #big"]);
+    let l = n.said(late);
+    let notice = find(&l, "NOTICE #big :*** 302 members here");
+    assert!(notice.ends_with("; NAMES lists 300 of them"), "{notice}");
+    assert!(!notice.contains("summed up"), "{notice}");
+}
+
 #[test]
 fn in_a_room_past_the_member_list_names_and_who_say_the_list_is_cut_short() {
     let mut n = Net::with(Config {

@@ -18,8 +18,9 @@
 use super::deliver::Skip;
 use super::dialect::{AdminDone, Note, Reply};
 use super::ops::NO_ROOM;
+use super::room::Invite;
 use super::{Hub, UserId};
-use crate::limits::MAX_FOUNDED_PER_ACCOUNT;
+use crate::limits::{INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
 use crate::moderation::{
     Entry, MAX_BANS_PER_ROOM, MAX_INVITED, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
 };
@@ -451,11 +452,25 @@ impl Hub {
                     return Err(gone());
                 };
                 let folded = tnick.folded();
-                r.invited.retain(|n| *n != folded);
+                let invite = Invite {
+                    nick: folded,
+                    user: target,
+                    until: now + INVITE_LIFETIME,
+                };
+                // Invited again: the new one replaces it (and its time starts again).
+                r.invited.retain(|i| match (i.user, invite.user) {
+                    (Some(was), Some(now_invited)) => was != now_invited,
+                    _ => i.nick != invite.nick,
+                });
+                self.drop_lapsed_invites(room, now);
+                let Some(r) = self.rooms.get_mut(room) else {
+                    return Err(gone());
+                };
+                // The oldest goes if the list is still full.
                 if r.invited.len() >= MAX_INVITED {
                     r.invited.remove(0);
                 }
-                r.invited.push(folded);
+                r.invited.push(invite);
                 // Who let whom into the room is the audit log's (not a room event: an
                 // invitation is between the operator and the invited, as on IRC). A member's
                 // invitation to an open room is kept as well (it lets in should the room turn
@@ -946,7 +961,7 @@ impl Hub {
             .get(&uid)
             .map(|u| u.nick.folded())
             .unwrap_or_default();
-        let invited = r.invited.contains(&nick);
+        let invited = r.invited.iter().any(|i| i.admits(uid, &nick, now));
         if p.modes.invite_only && !invited {
             return Err((
                 ErrorKind::InviteOnly,
@@ -970,13 +985,25 @@ impl Hub {
                 format!("{room} is full ({limit} members, its operators' limit)"),
             ));
         }
+        self.drop_lapsed_invites(room, now);
         if invited && let Some(r) = self.rooms.get_mut(room) {
-            r.invited.retain(|n| *n != nick);
+            r.invited.retain(|i| !i.admits(uid, &nick, now));
             if let Some(name) = self.users.get(&uid).map(|u| u.nick.clone()) {
                 self.cluster_room_edit(room, PolicyEdit::Uninvite(name));
             }
         }
         Ok(())
+    }
+
+    /// Forgets `room`'s invitations that lapsed: their time ran out, or their user quit. (Done
+    /// whenever the list is read or grows, so it holds no dead invitations for long, with no
+    /// timer of its own.)
+    fn drop_lapsed_invites(&mut self, room: &RoomName, now: Millis) {
+        let users = &self.users;
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.invited
+                .retain(|i| now < i.until && i.user.is_none_or(|u| users.get(&u).is_some()));
+        }
     }
 
     /// Why `uid` may not speak in `room`, if it may not.

@@ -467,9 +467,7 @@ impl Hub {
                 d.late_join(&room);
             }
             self.entered_on(c, &room, seq, !quiet);
-            if quiet {
-                self.crowd_size_to(c, &room);
-            }
+            self.size_to(c, &room, quiet);
             if other && let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
                 d.late_done(false);
             }

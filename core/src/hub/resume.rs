@@ -168,13 +168,11 @@ impl Hub {
             }
             // A big room's list is cut short, and its comings and goings while the client was
             // away went to nobody: its size now, as a joiner hears it.
-            if self
+            let quiet = self
                 .rooms
                 .get(&room)
-                .is_some_and(|r| self.is_quiet(r.members.len()))
-            {
-                self.crowd_size_to(conn, &room);
-            }
+                .is_some_and(|r| self.is_quiet(r.members.len()));
+            self.size_to(conn, &room, quiet);
             let page = pages
                 .iter()
                 .position(|(r, _)| *r == room)

@@ -181,6 +181,32 @@ impl<'a> Iterator for RingIter<'a> {
     }
 }
 
+/// An invitation into a room, as IRC servers keep one: it is used by the invited user's join,
+/// and lapses when that user quits (another user who takes the nick later is not invited) or
+/// after [`INVITE_LIFETIME`](crate::limits::INVITE_LIFETIME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invite {
+    /// The folded nick invited.
+    pub(crate) nick: String,
+    /// The user that had the nick when it was invited, when it was on this node (a nick
+    /// invited on another node of a cluster has none here: the nick is what counts).
+    pub(crate) user: Option<UserId>,
+    /// When it lapses.
+    pub(crate) until: crate::time::Millis,
+}
+
+impl Invite {
+    /// Whether this invitation lets `user` (now named `nick`, folded) in at `now`. An
+    /// invitation follows its user through nick changes, as on IRC.
+    pub(crate) fn admits(&self, user: UserId, nick: &str, now: crate::time::Millis) -> bool {
+        now < self.until
+            && match self.user {
+                Some(u) => u == user,
+                None => self.nick == nick,
+            }
+    }
+}
+
 /// A room.
 #[derive(Debug)]
 pub(crate) struct Room {
@@ -200,8 +226,9 @@ pub(crate) struct Room {
     /// Its founder, operators, modes, bans and mutes, once anything is set (boxed: most rooms
     /// have none).
     pub(crate) policy: Option<Box<crate::moderation::Policy>>,
-    /// Folded nicks invited since they last joined (at most a hundred).
-    pub(crate) invited: Vec<String>,
+    /// Who is invited and has not come yet, oldest first (at most
+    /// [`MAX_INVITED`](crate::moderation::MAX_INVITED)).
+    pub(crate) invited: Vec<Invite>,
     /// Big rooms only: every attached connection of a member, as of `attached_gen` (the hub's
     /// `attach_gen` then; 0: not built). A broadcast then walks one dense list instead of
     /// member, user, device and connection tables: in a room of thousands, those lookups were

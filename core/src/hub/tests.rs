@@ -2880,6 +2880,52 @@ fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
 }
 
+/// Connecting is joining, as on the classic lab chat servers: an nc user greeted because it sent
+/// nothing is announced in #lobby, listed and counted at once, like one that typed. (A late
+/// binary client's guest is therefore seen joining and quitting: an accepted cosmetic cost.)
+#[test]
+fn a_silent_nc_user_is_announced_listed_and_counted_at_once() {
+    let mut t = T::new();
+    let w = t.bin("watcher");
+    t.join(w, "#lobby");
+    t.recv(w);
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    t.advance(t.hub.config().text_detect_wait.0);
+    assert!(t.lines(c)[0].starts_with("Welcome"));
+    let n = t.hub.nick(c).unwrap().to_string();
+    let got = t.recv(w);
+    let joins: Vec<String> = events(&got)
+        .iter()
+        .filter(|e| e.kind == EventKind::Join)
+        .map(|e| e.from.to_string())
+        .collect();
+    assert_eq!(joins, vec![n.clone()], "{got:?}");
+    t.send(
+        w,
+        &ClientMsg::Who {
+            room: room("#lobby"),
+        },
+    );
+    t.send(w, &ClientMsg::Rooms);
+    let got = t.recv(w);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Members { members, .. }
+            if members.len() == 2 && members.iter().any(|m| m.as_str() == n))),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Rooms { rooms } if rooms[0].members == 2)),
+        "{got:?}"
+    );
+    // Another nc user's /who right after its welcome lists it too.
+    let (d, _) = t.txt();
+    t.line(d, "/who");
+    let l = t.lines(d);
+    assert!(l.iter().any(|l| l.contains(&n)), "{l:?}");
+}
+
 #[test]
 fn departed_users_and_new_rooms_are_counted_per_address() {
     // Review finding: cycles of connect, join a new room, drop, from a couple of addresses,
@@ -6731,6 +6777,47 @@ mod moderation {
         assert_eq!(kinds(&t.join(e, "#r")), vec![ErrorKind::RoomFull]);
     }
 
+    /// An invitation is its user's, as on IRC: it follows a nick change, lapses when its user
+    /// quits (whoever takes the nick next is not invited) and after `INVITE_LIFETIME` unused.
+    #[test]
+    fn an_invitation_lapses_when_its_user_quits_or_its_time_runs_out() {
+        let mut t = T::with(cfg());
+        let (a, _b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(true)),
+        );
+        // Invited, then quits: a later user of the same nick is not let in.
+        let (c, _, _) = t.bin_from(ip("198.51.100.40"), "cat");
+        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(c, t.now);
+        t.pump();
+        let (c2, n, _) = t.bin_from(ip("198.51.100.41"), "cat");
+        assert_eq!(n.as_str(), "cat");
+        assert_eq!(kinds(&t.join(c2, "#r")), vec![ErrorKind::InviteOnly]);
+        // It follows its user through a nick change.
+        act(&mut t, a, "#r", ModAction::Invite(nick("cat")));
+        t.send(c2, &ClientMsg::Nick { nick: nick("kit") });
+        t.recv(c2);
+        assert!(joined(&t.join(c2, "#r"), "#r"));
+        // Unused, it lapses after its lifetime.
+        let (d, _, _) = t.bin_from(ip("198.51.100.42"), "dan");
+        act(&mut t, a, "#r", ModAction::Invite(nick("dan")));
+        t.advance(crate::limits::INVITE_LIFETIME.0 - 1);
+        t.recv(d);
+        let (e, _, _) = t.bin_from(ip("198.51.100.43"), "eve");
+        act(&mut t, a, "#r", ModAction::Invite(nick("eve")));
+        t.advance(1);
+        assert_eq!(kinds(&t.join(d, "#r")), vec![ErrorKind::InviteOnly]);
+        assert!(joined(&t.join(e, "#r"), "#r"), "a younger one still holds");
+        // Lapsed invitations are dropped, not kept until the list is full.
+        let invited = t.hub.rooms.get(&room("#r")).map(|r| r.invited.len());
+        assert_eq!(invited, Some(0));
+    }
+
     #[test]
     fn masks_durations_and_caps_are_checked() {
         let mut t = T::with(cfg());
@@ -8126,6 +8213,43 @@ mod crowd {
             membership_events(&t.recv(first)) == 0,
             "counted, not announced"
         );
+    }
+
+    /// With `quiet_room_members` above the member list (300), a room of 301 to that many is
+    /// not quiet but its list is cut short: the joiner learns the room's size all the same,
+    /// without being told that joins are summed up (they are not), as every dialect says it.
+    #[test]
+    fn a_joiner_of_a_room_past_the_member_list_learns_its_size_even_when_it_is_not_quiet() {
+        let mut t = quiet_at(MAX_MEMBERS_LISTED + 100);
+        let first = t.bin("m0");
+        t.join(first, "#big");
+        for k in 1..=MAX_MEMBERS_LISTED {
+            let c = t.bin(&format!("m{k}"));
+            t.join(c, "#big");
+        }
+        t.recv(first);
+        let n = u32::try_from(MAX_MEMBERS_LISTED + 2).unwrap();
+        let late = t.bin("late");
+        let got = t.join(late, "#big");
+        assert!(
+            matches!(&got[0], ServerMsg::Joined { members, .. } if members.len() == MAX_MEMBERS_LISTED),
+            "{got:?}"
+        );
+        assert_eq!(
+            crowds(&got),
+            [(0, 0, n)],
+            "the joiner learns the room's size"
+        );
+        assert_eq!(membership_events(&t.recv(first)), 1, "not quiet: announced");
+        let (p, _) = t.txt();
+        t.line(p, "/join #big");
+        let l = t.lines(p);
+        let size = format!("-- #big has {} members: /who lists 300 of them", n + 1);
+        assert!(l.contains(&size), "{l:?}");
+        assert!(!l.iter().any(|l| l.contains("summed up")), "{l:?}");
+        // A room its list holds says nothing of its size.
+        let small = t.bin("small");
+        assert!(crowds(&t.join(small, "#small")).is_empty());
     }
 
     #[test]

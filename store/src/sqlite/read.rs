@@ -284,7 +284,7 @@ fn load_presence(conn: &Connection) -> Result<HashMap<String, Vec<Nick>>, ReadEr
 /// `sessions` yet applied on top.
 /// Every room with its topic and last seq: the larger of `rooms.last_seq` (raised when
 /// retention removes events) and the highest seq stored (one index lookup per room).
-const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
+pub(super) const LOAD_ROOMS_SQL: &str = "SELECT id, name, topic,
     max(last_seq, coalesce((SELECT seq + n - 1 FROM events WHERE events.room = rooms.id
                             ORDER BY seq DESC LIMIT 1), 0))
     FROM rooms ORDER BY name";

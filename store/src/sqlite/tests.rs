@@ -924,6 +924,72 @@ fn seqs_given_out_to_events_that_were_not_stored_are_not_given_out_again() {
     );
 }
 
+/// A backup put back (README's restore) went back to its rooms' seqs: those given out after it
+/// were given out again, to other events, which clients that had seen the first ones took for
+/// them (issue 16: "a room's seqs never restart"). The marks kept beside `natter.db` raise them.
+#[test]
+fn a_restored_backup_goes_on_after_the_seqs_given_out_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let copies = tempfile::tempdir().unwrap();
+    let backup = copies.path().join("natter-backup.db");
+    let events = |room: &str, seqs: std::ops::RangeInclusive<u64>| Batch {
+        id: BatchId(seqs.start() * 100),
+        writes: seqs.map(|s| Write::Event(say(room, s, "line"))).collect(),
+    };
+    {
+        let mut store = SqliteStore::open(&config).unwrap();
+        store.write(&events("#a", 1..=10)).unwrap();
+        store.write(&events("#b", 1..=3)).unwrap();
+        store.backup(&backup).unwrap();
+        store.write(&events("#a", 11..=20)).unwrap();
+        store.write(&events("#c", 1..=2)).unwrap();
+    }
+    for f in ["natter.db-wal", "natter.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    std::fs::copy(&backup, dir.path().join(crate::config::DB_FILE)).unwrap();
+    let mut store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let last = |name: &str| {
+        loaded
+            .rooms
+            .iter()
+            .find(|r| r.name.as_str() == name)
+            .map(|r| r.last_seq)
+    };
+    assert_eq!(last("#a"), Some(Seq(20)), "not 10 again");
+    assert_eq!(last("#b"), Some(Seq(3)));
+    assert_eq!(last("#c"), Some(Seq(2)), "a room made after the backup");
+    let a = loaded
+        .rooms
+        .iter()
+        .find(|r| r.name.as_str() == "#a")
+        .unwrap();
+    assert_eq!(
+        a.recent.last().map(|e| e.seq),
+        Some(Seq(10)),
+        "what the copy holds"
+    );
+    // The room goes on after them, and a later open keeps it so.
+    store.write(&events("#a", 21..=21)).unwrap();
+    drop(store);
+    let store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let a = loaded
+        .rooms
+        .iter()
+        .find(|r| r.name.as_str() == "#a")
+        .unwrap();
+    assert_eq!(a.last_seq, Seq(21));
+    drop(store);
+    // A marks file lost or torn costs only this protection.
+    std::fs::write(dir.path().join(SEQS_FILE), "junk\n99").unwrap();
+    let store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.rooms.len(), 3);
+}
+
 #[test]
 fn room_settings_and_moderation_events_come_back_as_written() {
     use natter_core::moderation::{Entry, Mask, Modes, Policy};

@@ -38,6 +38,8 @@ pub struct SqliteStore {
     /// Rows of `session_ids` not folded into `sessions` yet (see [`SqliteStore::fold_session_ids`]).
     unfolded_ids: u64,
     pub(super) retention: super::retention::State,
+    /// Each room's highest seq, kept beside `natter.db` (see `seqmarks.rs`).
+    seq_marks: Option<super::seqmarks::SeqMarks>,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
 }
@@ -84,8 +86,16 @@ impl SqliteStore {
             defer_search: false,
             unfolded_ids: 1,
             retention: super::retention::State::default(),
+            seq_marks: None,
             _lock: lock,
         };
+        // Before anything is read: a restored backup's rooms go on after the seqs given out.
+        let marks =
+            super::seqmarks::SeqMarks::open(dir, &store.conn).map_err(|e| OpenError::Sqlite {
+                path: store.path.clone(),
+                detail: format!("reading the rooms' seqs: {e}"),
+            })?;
+        store.seq_marks = Some(marks);
         // Last ids the last run wrote and did not fold (it stopped, or crashed, in between).
         store.fold_session_ids().map_err(|e| OpenError::Sqlite {
             path: store.path.clone(),
@@ -369,6 +379,7 @@ impl SqliteStore {
                         lines: Some(lines),
                     });
                 }
+                self.mark_seqs(group);
                 Ok(())
             }
             Err(e) => Err(e),
@@ -379,6 +390,30 @@ impl SqliteStore {
             self.next_id = next_id;
         }
         applied
+    }
+
+    /// Notes in the seq marks the highest seq of each room `group` (just committed) wrote.
+    fn mark_seqs(&mut self, group: &[Batch]) {
+        let Some(marks) = self.seq_marks.as_mut() else {
+            return;
+        };
+        let mut top: Vec<(&RoomName, Seq)> = Vec::new();
+        for write in group.iter().flat_map(|b| &b.writes) {
+            let (room, seq) = match write {
+                Write::Event(ev) => (&ev.room, ev.seq),
+                Write::SeqsUsed { room, upto } => (room, *upto),
+                _ => continue,
+            };
+            // A batch holds few rooms: a list beats a map here.
+            match top.iter_mut().find(|(r, _)| *r == room) {
+                Some((_, s)) => *s = (*s).max(seq),
+                None => top.push((room, seq)),
+            }
+        }
+        marks.committed(top);
+        if marks.due() {
+            marks.rewrite(&self.conn);
+        }
     }
 
     fn apply_group(&mut self, group: &[Batch]) -> Result<(IdRows, Vec<HeldLine>), WriteError> {

@@ -9,8 +9,10 @@
 
 use super::super::deliver::Skip;
 use super::super::dialect::Reply;
+use super::super::room::Invite;
 use super::super::{Hub, UserId};
 use super::ClusterOut;
+use crate::limits::INVITE_LIFETIME;
 use crate::moderation::{Entry, MAX_BANS_PER_ROOM, Mask, PolicyEdit, SharedRoom};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Text};
@@ -153,10 +155,27 @@ impl Hub {
         let key_before = r.policy.as_ref().and_then(|p| p.modes.key.clone());
         let key_set = policy.modes.key.is_some() && policy.modes.key != key_before;
         r.policy = Some(Box::new(policy));
+        // The cluster keeps who is invited, not since when: an invitation lapses
+        // [`INVITE_LIFETIME`] after this node first heard of it, and is the nick's (the user
+        // that had it may be on any node).
         let before = core::mem::take(&mut r.invited);
-        r.invited = invited.iter().map(|(n, _)| n.folded()).collect();
+        r.invited = invited
+            .iter()
+            .map(|(n, _)| {
+                let nick = n.folded();
+                let until = before
+                    .iter()
+                    .find(|i| i.nick == nick)
+                    .map_or(now + INVITE_LIFETIME, |i| i.until);
+                Invite {
+                    nick,
+                    user: None,
+                    until,
+                }
+            })
+            .collect();
         for (nick, by) in invited {
-            if before.contains(&nick.folded()) {
+            if before.iter().any(|i| i.nick == nick.folded()) {
                 continue;
             }
             let Some(uid) = self.nicks.get(&self.users, nick.folded_key().as_str()) else {

@@ -159,6 +159,12 @@ impl Dialect for Binary {
                 room: room.clone(),
                 at_start: true,
             }),
+            Reply::Note(Note::Size { room, members, .. }) => frame(&ServerMsg::Crowd {
+                room: room.clone(),
+                joined: 0,
+                left: 0,
+                members: *members,
+            }),
             Reply::Note(Note::Invited { nick, room }) => Some(ServerMsg::InviteSent {
                 room: room.clone(),
                 nick: nick.clone(),

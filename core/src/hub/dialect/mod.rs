@@ -640,6 +640,15 @@ pub(crate) enum Note {
     MissedEnd,
     /// Plain lines now go to this room.
     NowTalkingIn(RoomName),
+    /// Right after a join (or a resume's `Joined`) of a room whose member list is cut short
+    /// or whose comings and goings are `summed` up (a quiet room, `crowd.rs`): how many are in
+    /// it. The binary protocol says it as `Crowd` with zeros (its clients keep the size), nc and
+    /// IRC in words that say which of the two it is.
+    Size {
+        room: RoomName,
+        members: u32,
+        summed: bool,
+    },
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },

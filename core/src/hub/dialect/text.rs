@@ -329,6 +329,14 @@ impl Dialect for Text {
                 }
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
+                Note::Size {
+                    room,
+                    members,
+                    summed,
+                } => line(format!(
+                    "-- {}",
+                    render::size_words(room, *members, *summed)
+                )),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
                 Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
                 Note::Unchanged(_)

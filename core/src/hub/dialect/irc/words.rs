@@ -79,6 +79,25 @@ fn topic_who_time(l: &mut Lines<'_>, room: &RoomName, set: Option<&TopicSet>) {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+/// A channel's size right after joining it (a `NOTICE` from the server), when its `NAMES` is
+/// cut short or its JOINs, PARTs and QUITs are `summed` up (a big room, `crowd.rs`).
+fn size_notice(members: u32, summed: bool) -> String {
+    let cut = members as usize > MAX_MEMBERS_LISTED;
+    match (summed, cut) {
+        (true, true) => format!(
+            "*** {members} members here: joins, parts and quits are summed up, not shown one by \
+             one; NAMES lists {MAX_MEMBERS_LISTED} of them"
+        ),
+        (true, false) => format!(
+            "*** {members} members here: joins, parts and quits are summed up, not shown one by \
+             one; NAMES lists members"
+        ),
+        (false, _) => {
+            format!("*** {members} members here; NAMES lists {MAX_MEMBERS_LISTED} of them")
+        }
+    }
+}
+
 fn fit(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -594,14 +613,7 @@ impl Irc {
                 // would go to every member): a notice sums them up, and NAMES lists who is in,
                 // as many as a member list holds.
                 let text = match (joined, left) {
-                    (0, 0) if *members as usize > MAX_MEMBERS_LISTED => format!(
-                        "*** {members} members here: joins, parts and quits are summed up, not \
-                         shown one by one; NAMES lists {MAX_MEMBERS_LISTED} of them"
-                    ),
-                    (0, 0) => format!(
-                        "*** {members} members here: joins, parts and quits are summed up, not \
-                         shown one by one; NAMES lists members"
-                    ),
+                    (0, 0) => size_notice(*members, true),
                     _ => format!("*** {joined} joined, {left} left ({members} members)"),
                 };
                 let tags = l.tags.clone();
@@ -1084,6 +1096,15 @@ impl Irc {
                 }
             };
         }
+        if let Note::Size {
+            room,
+            members,
+            summed,
+        } = note
+        {
+            let (tags, text) = (l.tags.clone(), size_notice(*members, *summed));
+            return l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -1112,6 +1133,7 @@ impl Irc {
             | Note::SameNick(_)
             | Note::PastGone(_)
             | Note::NowTalkingIn(_)
+            | Note::Size { .. }
             | Note::Invited { .. }
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
