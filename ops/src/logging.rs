@@ -45,6 +45,48 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
     result.map_err(|e| OpsError::Logging(e.to_string()))
 }
 
+/// As [`init`], unless a global subscriber is installed already: how a binary that stops makes
+/// sure the line saying why reaches the log, whether or not it got as far as setting it up
+/// (a bad flag, an unreadable config file). `Err` only when none could be installed.
+pub fn ensure(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
+    if tracing::dispatcher::has_been_set() {
+        return Ok(());
+    }
+    init(format, default_filter)
+}
+
+/// The log format a command line asks for, read before it is parsed (for the line that says
+/// why it could not be): `--log-format json` or `--log-format=json` in `argv` (before any
+/// `--`), else `json` in the variable `env`, else text.
+pub fn format_asked(argv: &[std::ffi::OsString], env: Option<&str>) -> LogFormat {
+    let json = |v: &str| v.trim().eq_ignore_ascii_case("json");
+    let mut args = argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--");
+    while let Some(a) = args.next() {
+        if a == "--log-format" {
+            return if args.next().is_some_and(json) {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(v) = a.strip_prefix("--log-format=") {
+            return if json(v) {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+    }
+    match env.and_then(std::env::var_os) {
+        Some(v) if v.to_str().is_some_and(json) => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
+}
+
 /// Where TRACE events print what crosses the wire: tungstenite logs every WebSocket frame and
 /// message it reads or writes (`received frame ... payload: 0x...`, `Received message ...`), so
 /// a browser's password, device key or resume token would reach the log. The crates, and their
@@ -113,6 +155,26 @@ mod tests {
             other => panic!("{other:?}"),
         });
         seen.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn the_format_asked_for_is_read_from_the_command_line_before_it_parses() {
+        let argv = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(Into::into).collect() };
+        let json = [
+            &["b", "--log-format", "json", "--bad"][..],
+            &["b", "--max", "x", "--log-format=JSON"],
+        ];
+        for a in json {
+            assert_eq!(format_asked(&argv(a), None), LogFormat::Json, "{a:?}");
+        }
+        for a in [
+            &["b"][..],
+            &["b", "--log-format", "text"],
+            &["b", "--", "--log-format=json"],
+            &["b", "--log-format"],
+        ] {
+            assert_eq!(format_asked(&argv(a), None), LogFormat::Text, "{a:?}");
+        }
     }
 
     #[test]

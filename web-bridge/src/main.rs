@@ -106,21 +106,43 @@ fn default_www() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/www"))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // The operator's words: each cause once, no backtrace.
-            eprintln!("natter-bridge: {}", natter_ops::error_words(e.as_ref()));
-            std::process::ExitCode::FAILURE
+fn main() -> std::process::ExitCode {
+    // A bad value from an environment variable is said with the variable's name.
+    let args: Args = match natter_ops::args::parse() {
+        Ok(args) => args,
+        Err(words) => {
+            let argv: Vec<_> = std::env::args_os().collect();
+            let format = natter_ops::logging::format_asked(&argv, None);
+            return stopped(format, "cannot start", &words, 2);
         }
+    };
+    let format = args.log_format;
+    let mut doing = "cannot start";
+    let ran = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args, &mut doing)));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The operator's words: each cause once, no backtrace.
+        Err(e) => stopped(format, doing, &natter_ops::error_words(e.as_ref()), 1),
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    // A bad value from an environment variable is said with the variable's name.
-    let args: Args = natter_ops::args::parse("natter-bridge");
+/// Says why the process stops as an `ERROR` line of its log (set up now if it was not yet),
+/// and gives the exit status.
+fn stopped(format: LogFormat, doing: &str, why: &str, status: u8) -> std::process::ExitCode {
+    if natter_ops::logging::ensure(format, "info").is_ok() {
+        tracing::error!(error = %why, "{doing}");
+    } else {
+        // No log to be had: stderr as it is.
+        eprintln!("natter-bridge: {doing}: {why}");
+    }
+    std::process::ExitCode::from(status)
+}
+
+async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     natter_ops::logging::init(args.log_format, "info")?;
     let www = args.www.unwrap_or_else(default_www);
     if !www.join("index.html").is_file() {
@@ -204,6 +226,7 @@ async fn run() -> anyhow::Result<()> {
     }
     stop.await?;
     tracing::info!("shutting down");
+    *doing = "shutdown failed";
     bridge.shutdown().await?;
     Ok(())
 }

@@ -319,3 +319,98 @@ async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
     assert_eq!(open_files(&limits), (hard.clone(), hard));
 }
+
+/// Every way the bridge's start fails is one `ERROR` line of its log (tracing's, JSON when asked
+/// for), saying what failed and why, and a non-zero exit: a bad flag, a taken port, a bad
+/// certificate, an unreadable secret file and an unknown server host were printed with
+/// `eprintln!` outside the log.
+#[tokio::test]
+async fn every_failure_at_start_is_one_error_line_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("cert.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.display().to_string();
+    let missing = dir.path().join("secret").display().to_string();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+            .args(args)
+            .env_remove("NATTER_BRIDGE_SERVER")
+            .env_remove("NATTER_BRIDGE_TRUSTED_PROXY")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cases: [(&[&str], i32, &[&str]); 5] = [
+        (
+            &["--max-connections", "lots"],
+            2,
+            &["invalid value 'lots' for '--max-connections <N>'"],
+        ),
+        (&["--listen", &taken], 1, &["cannot listen on", &taken]),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                &garbage,
+                "--tls-key",
+                &garbage,
+            ],
+            1,
+            &[&garbage, "no CERTIFICATE"],
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--server-secret-file", &missing],
+            1,
+            &["cannot read the secret file", &missing],
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--server",
+                "nat-ter.invalid:8000",
+            ],
+            1,
+            &["--server nat-ter.invalid:8000"],
+        ),
+    ];
+    for (args, status, words) in cases {
+        let (code, said) = within(
+            "the bridge stops",
+            tokio::task::spawn_blocking({
+                let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+                let run = run.clone();
+                move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, Some(status), "{args:?}: {said}");
+        let errors: Vec<&str> = said.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {said}");
+        assert!(
+            errors[0].contains(" ERROR natter_bridge: cannot start error="),
+            "{args:?}: {said}"
+        );
+        for w in words {
+            assert!(errors[0].contains(w), "{args:?}: {w:?} not in {said}");
+        }
+    }
+    let (code, said) = run(&["--log-format", "json", "--listen", &taken]);
+    assert_eq!(code, Some(1), "{said}");
+    let line = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no JSON error line: {said}"));
+    assert_eq!(line["message"], "cannot start", "{said}");
+    assert!(line["error"].as_str().unwrap().contains(&taken), "{said}");
+}
