@@ -29,7 +29,7 @@
 //! | 1003 | a text message (binary only) |
 //! | 1009 | a message over `limits::MAX_FRAME` |
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
-//! | 1013 | the server cannot be reached, or its TLS certificate is not trusted (try again later) |
+//! | 1013 | the server cannot be reached, its TLS certificate is not trusted, or it refused the bridge's secret (try again later) |
 //!
 //! With several server addresses (the nodes of a natter cluster, [`BridgeConfig::servers`]) a
 //! new WebSocket is relayed to the address that last accepted a connection, or the next that

@@ -19,7 +19,7 @@ use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
-use natter_core::wire::{self, LEN_PREFIX};
+use natter_core::wire::{self, ErrorKind, LEN_PREFIX, ServerMsg};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,6 +112,9 @@ pub(crate) enum End {
     ServerUnavailable,
     /// The server's TLS certificate did not verify.
     ServerUntrusted,
+    /// The server refused the bridge's secret (`ErrorKind::BridgeSecret`): the bridge was
+    /// given another secret than the server's, or the server has none.
+    SecretRefused,
     /// The server closed its side.
     ServerClosed,
     /// Reading from or writing to the server failed, or it sent an oversize frame.
@@ -122,7 +125,7 @@ pub(crate) enum End {
 
 impl End {
     /// Every way a relay ends, in declaration order (so `end as usize` indexes it).
-    pub(crate) const ALL: [End; 12] = [
+    pub(crate) const ALL: [End; 13] = [
         End::BrowserClosed,
         End::BrowserGone,
         End::BrowserIdle,
@@ -132,6 +135,7 @@ impl End {
         End::NotBinary,
         End::ServerUnavailable,
         End::ServerUntrusted,
+        End::SecretRefused,
         End::ServerClosed,
         End::ServerFailed,
         End::Shutdown,
@@ -149,6 +153,7 @@ impl End {
             End::NotBinary => "not_binary",
             End::ServerUnavailable => "server_unavailable",
             End::ServerUntrusted => "server_untrusted",
+            End::SecretRefused => "secret_refused",
             End::ServerClosed => "server_closed",
             End::ServerFailed => "server_failed",
             End::Shutdown => "shutdown",
@@ -166,6 +171,7 @@ impl End {
             End::NotBinary => (CloseCode::Unsupported, "binary messages only"),
             End::ServerUnavailable => (CloseCode::Again, "chat server unavailable"),
             End::ServerUntrusted => (CloseCode::Again, "chat server certificate not trusted"),
+            End::SecretRefused => (CloseCode::Again, "chat server refused this bridge's secret"),
             End::ServerClosed => (CloseCode::Normal, "chat server closed the connection"),
             End::ServerFailed => (CloseCode::Error, "chat server connection failed"),
             End::Shutdown => (CloseCode::Away, "bridge shutting down"),
@@ -245,8 +251,12 @@ async fn relay(
             &sweep,
             config.write_timeout,
             &shared.metrics.to_browser,
+            config.server_secret.is_some(),
         ) => e,
     };
+    if end == End::SecretRefused {
+        shared.server_health.record(Verdict::SecretRefused);
+    }
     // The server sees EOF and keeps the user's session for a resume.
     let _ = timeout(CLOSE_WRITE_TIMEOUT, tcp_tx.shutdown()).await;
     // Cannot fail: both halves come from the `split` above.
@@ -360,11 +370,15 @@ async fn server_to_browser(
     sweep: &Sweep<'_>,
     write_timeout: Duration,
     metrics: &Direction,
+    forwarded: bool,
 ) -> End {
     // What the server sent and the browser has not been given: at most one partial frame plus
     // one read. Empty (no allocation) whenever the last read ended on a frame boundary.
     let mut buf = BytesMut::new();
     let mut next_ping = sweep.ping_every;
+    // The server's first frame is looked at when the bridge named the browser with its
+    // secret: a refusal of the secret is the bridge's to say, not the browser's.
+    let mut first = forwarded;
     loop {
         tokio::select! {
             r = tcp.read_into(&mut buf) => {
@@ -381,6 +395,9 @@ async fn server_to_browser(
                         return End::ServerFailed;
                     }
                 };
+                if whole > 0 && std::mem::take(&mut first) && secret_refused(&buf[..whole]) {
+                    return End::SecretRefused;
+                }
                 if whole > 0 {
                     let batch = buf.split_to(whole).freeze();
                     // One deadline for the whole batch, and one message. A stop is seen after
@@ -416,6 +433,30 @@ async fn server_to_browser(
                 }
             }
         }
+    }
+}
+
+/// Whether the first of `frames` (whole frames from the server, the first it sent) is its
+/// refusal of the bridge's secret (`ErrorKind::BridgeSecret`), which is then logged with the
+/// server's words. The one message of the chat protocol the bridge reads.
+fn secret_refused(frames: &[u8]) -> bool {
+    let Some(Ok(payload)) = wire::frame_payloads(frames).next() else {
+        return false;
+    };
+    match wire::decode_payload::<ServerMsg>(payload) {
+        Ok(ServerMsg::Error {
+            kind: ErrorKind::BridgeSecret,
+            detail,
+            ..
+        }) => {
+            tracing::warn!(
+                server_said = %detail,
+                "the chat server refused this bridge's secret: give natter-bridge the server's \
+                 (NATTER_BRIDGE_SECRET or --server-secret-file); until then no browser can chat"
+            );
+            true
+        }
+        _ => false,
     }
 }
 
@@ -545,6 +586,7 @@ mod tests {
             End::TooBig,
             End::NotBinary,
             End::ServerUnavailable,
+            End::SecretRefused,
             End::ServerClosed,
             End::ServerFailed,
             End::Shutdown,

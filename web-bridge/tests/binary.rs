@@ -414,3 +414,112 @@ async fn every_failure_at_start_is_one_error_line_of_the_log() {
     assert_eq!(line["message"], "cannot start", "{said}");
     assert!(line["error"].as_str().unwrap().contains(&taken), "{said}");
 }
+
+/// `GET path` on `addr` (the metrics endpoint): status and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    within("write", s.write_all(req.as_bytes())).await.unwrap();
+    let mut all = Vec::new();
+    within("read", s.read_to_end(&mut all)).await.unwrap();
+    let all = String::from_utf8(all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// A bridge given another secret than the server's: the server refuses it with an error kind of
+/// its own (`BridgeSecret`), and the bridge says so: a `WARN` line naming the secret with the
+/// server's words, a close reason of its own for the browser (1013, as for a server it cannot
+/// use), `secret_refused` in the metrics and `/readyz` saying why. It logged only
+/// `reason=ServerClosed`, and the page saw a protocol error it could do nothing about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_with_the_wrong_secret_says_the_server_refused_it() {
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg("--server")
+            .arg(server.local_addrs()[0].to_string())
+            .args(["--www", "/nonexistent"])
+            .env("RUST_LOG", "info")
+            .env("NATTER_BRIDGE_SECRET", "a secret that is not the server's")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let printed = within(
+        "the two address lines",
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .take(2)
+                .map(|l| l.unwrap())
+                .collect::<Vec<_>>()
+        }),
+    )
+    .await
+    .unwrap();
+    let addr_in = |prefix: &str| -> std::net::SocketAddr {
+        let line = printed
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {printed:?}"));
+        line.trim_end_matches("/metrics")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    };
+    let addr = addr_in("natter-bridge: open http://");
+    let metrics = addr_in("natter-bridge: metrics on http://");
+
+    let mut ws = connect(addr).await;
+    match next_msg(&mut ws).await {
+        Some(tokio_tungstenite::tungstenite::Message::Close(Some(f))) => {
+            assert_eq!(f.code, CloseCode::Again);
+            assert_eq!(
+                f.reason.as_str(),
+                "chat server refused this bridge's secret"
+            );
+        }
+        other => panic!("expected the bridge's close, got {other:?}"),
+    }
+    let (status, why) = http_get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("refuses this bridge's secret"), "{why}");
+    let (_, scraped) = http_get(metrics, "/metrics").await;
+    assert!(
+        scraped
+            .contains("natter_bridge_websocket_sessions_ended_total{reason=\"secret_refused\"} 1"),
+        "{scraped}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stderr = child.0.stderr.take().unwrap();
+    let log = within(
+        "the log to its end",
+        tokio::task::spawn_blocking(move || std::io::read_to_string(stderr).unwrap()),
+    )
+    .await
+    .unwrap();
+    let warned = log
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("refused this bridge's secret"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(
+        warned.contains("NATTER_BRIDGE_SECRET") && warned.contains("is not this server's"),
+        "{warned}"
+    );
+    assert!(log.contains("reason=SecretRefused"), "{log}");
+    within("server shutdown", server.shutdown()).await.unwrap();
+}
