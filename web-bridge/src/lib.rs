@@ -40,6 +40,7 @@
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]
 
+mod forwarded;
 mod http;
 mod metrics;
 mod relay;
@@ -125,8 +126,12 @@ pub struct BridgeConfig {
     /// Proxies in front of the bridge (HAProxy `send-proxy`, nginx `stream` with
     /// `proxy_protocol on`, stunnel): a connection from one of these addresses may start with a
     /// PROXY protocol header (v1 or v2) naming the browser, which the caps then count and the
-    /// server is told of (`Forwarded`). From any other address no header is read (a request
-    /// starting with one is a bad request). Default none.
+    /// server is told of (`Forwarded`). An HTTP reverse proxy (nginx `proxy_pass`) names it in
+    /// `X-Forwarded-For` instead: on a connection from one of these (without a PROXY header, or
+    /// with one naming another of these) the rightmost address of that header that is not one
+    /// of these is the browser, counted by the caps once the request head is read. From any
+    /// other address neither is read (a request starting with a PROXY header is a bad request,
+    /// an `X-Forwarded-For` is ignored). Default none.
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -527,6 +532,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether `ip` is one of [`BridgeConfig::trusted_proxies`] (an IPv4 address on a
+    /// dual-stack socket as itself).
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.config
+            .trusted_proxies
+            .iter()
+            .any(|t| t.to_canonical() == ip)
+    }
+
     /// Counts a TLS handshake from `ip` about to start (with `tls` only): `Err` (words for the
     /// log) past [`BridgeConfig::max_tls_handshakes_per_ip`] in 10 s.
     fn handshake_allowed(&self, ip: IpAddr) -> Result<(), String> {
@@ -557,13 +572,13 @@ pub(crate) fn ws_config() -> WebSocketConfig {
 }
 
 /// One connection's place under the per-IP cap; gives it back on drop.
-struct IpSlot {
+pub(crate) struct IpSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
 }
 
 impl IpSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
+    pub(crate) fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
         // A poisoned lock only means another task panicked mid-update of a counter; the map
         // is still usable.
         let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -622,14 +637,16 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// One accepted connection, from its TLS handshake (if any) to the end of its WebSocket: what
-/// every connection's task holds, for hours when it is a relayed browser.
+/// every connection's task holds, for hours when it is a relayed browser. `slot`: its place
+/// under the per-address cap; `None` for a trusted proxy's, whose request names the browser
+/// that takes one (`http`).
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     accepted: tokio::time::Instant,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
-    slot: IpSlot,
+    slot: Option<IpSlot>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let mut plain_on_tls = false;
@@ -666,8 +683,7 @@ async fn connection(
             }
         }
     };
-    http::serve(stream, peer, accepted, shared, stop, plain_on_tls).await;
-    drop(slot);
+    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
     drop(permit);
 }
 
@@ -730,7 +746,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let accepted = tokio::time::Instant::now();
         next_conn += 1;
         let span = info_span!("conn", id = next_conn);
-        if shared.config.trusted_proxies.contains(&peer.ip()) {
+        if shared.trusts(peer.ip()) {
             // A proxy's connection: the browser its PROXY header names is what the caps count,
             // so the header is read (in the connection's own task) before they are applied.
             let (shared, stop) = (Arc::clone(&shared), stop.clone());
@@ -739,9 +755,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                     let Some((tcp, peer)) = proxied(tcp, peer, accepted, &shared).await else {
                         return;
                     };
+                    if shared.trusts(peer.ip()) {
+                        // No PROXY header (or one naming another trusted proxy): an HTTP
+                        // reverse proxy, whose request's X-Forwarded-For names the browser
+                        // the caps count, once its head is read (`http`).
+                        connection(tcp, peer, accepted, shared, stop, None, permit).await;
+                        return;
+                    }
                     match admit(peer, &shared) {
                         Ok(slot) => {
-                            connection(tcp, peer, accepted, shared, stop, slot, permit).await;
+                            connection(tcp, peer, accepted, shared, stop, Some(slot), permit).await;
                         }
                         Err(why) => refuse_now(tcp, &shared, why),
                     }
@@ -759,7 +782,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         };
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
-        tasks.spawn(connection(tcp, peer, accepted, shared, stop, slot, permit).instrument(span));
+        tasks.spawn(
+            connection(tcp, peer, accepted, shared, stop, Some(slot), permit).instrument(span),
+        );
     }
     drop(listener);
     info!(connections = tasks.len(), "bridge stopping");
@@ -916,7 +941,7 @@ mod tests {
             tokio::time::Instant::now(),
             Arc::clone(&s),
             stop,
-            slot,
+            Some(slot),
             permit,
         );
         let size = std::mem::size_of_val(&fut);

@@ -86,8 +86,9 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     server_secret_file: Option<PathBuf>,
     /// A proxy in front of the bridge (repeatable, or comma-separated): its connections may
-    /// start with a PROXY protocol header (v1 or v2) naming the browser, whose address the caps
-    /// count and the server is told [default: none]
+    /// start with a PROXY protocol header (v1 or v2) naming the browser, or, from an HTTP
+    /// reverse proxy, name it in X-Forwarded-For (the rightmost address there that is not a
+    /// trusted proxy); the caps count that address and the server is told it [default: none]
     #[arg(
         long = "trusted-proxy",
         value_name = "IP",
