@@ -431,3 +431,24 @@ async fn every_failure_at_start_is_one_error_line_of_the_log() {
         );
     }
 }
+
+/// README: "Both log with `RUST_LOG` (e.g. `RUST_LOG=natter_server=debug`)". A filter that does
+/// not parse (a typo in a level) was replaced by the default without a word: the operator
+/// waited for debug lines that never came. It is said in the log, and the default used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_log_that_does_not_parse_is_said_in_the_log() {
+    let (mut child, _log, _addr, seen) = spawn_server_seen(
+        &["--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "natter_server=debgu")],
+        WAIT,
+    )
+    .await;
+    let said = seen
+        .iter()
+        .find(|l| l.contains(" WARN ") && l.contains("RUST_LOG is not a log filter"))
+        .unwrap_or_else(|| panic!("not said: {seen:?}"));
+    assert!(said.contains("natter_server=debgu"), "{said}");
+    // The default filter (info) is in force: the start's INFO lines are there.
+    assert!(seen.iter().any(|l| l.contains(" INFO ")), "{seen:?}");
+    assert_eq!(sigterm(&mut child).await.code(), Some(0));
+}

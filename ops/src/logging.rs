@@ -19,10 +19,26 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `default_filter` (e.g. `"info"`).
+/// A `RUST_LOG` that does not parse is said in a `WARN` line once the log is set up, and
+/// `default_filter` used instead: a typo (`natter_server=debgu`) was dropped without a word,
+/// and the operator waited for lines that would never come.
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
-    let filter = capped(
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-    );
+    let asked = std::env::var_os(EnvFilter::DEFAULT_ENV).filter(|v| !v.is_empty());
+    let (filter, refused) = match asked.as_ref().map(|v| (v, v.to_str())) {
+        None => (EnvFilter::new(default_filter), None),
+        Some((_, Some(text))) => match EnvFilter::try_new(text) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new(default_filter),
+                Some((text.to_owned(), e.to_string())),
+            ),
+        },
+        Some((raw, None)) => (
+            EnvFilter::new(default_filter),
+            Some((raw.to_string_lossy().into_owned(), "not UTF-8".to_owned())),
+        ),
+    };
+    let filter = capped(filter);
     // A log nobody reads any more (its pipe closed) must not stop the process: by default a
     // failed log write is reported with `eprintln!`, which panics on that same pipe.
     // Logs go to stderr: a binary's stdout is for what it tells its user (where it listens).
@@ -42,7 +58,16 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
             .with_span_list(false)
             .try_init(),
     };
-    result.map_err(|e| OpsError::Logging(e.to_string()))
+    result.map_err(|e| OpsError::Logging(e.to_string()))?;
+    if let Some((rust_log, error)) = refused {
+        tracing::warn!(
+            %rust_log,
+            %error,
+            default = default_filter,
+            "RUST_LOG is not a log filter this understands; logging with the default filter instead"
+        );
+    }
+    Ok(())
 }
 
 /// As [`init`], unless a global subscriber is installed already: how a binary that stops makes
