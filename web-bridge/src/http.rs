@@ -297,9 +297,9 @@ struct Service {
 impl Service {
     /// The browser `req` is for: the connection's peer, or on a trusted proxy's connection the
     /// one its `X-Forwarded-For` names, which then takes its place under the per-address cap;
-    /// else the answer that refuses it (400 for an entry the proxy vouches for that is not an
-    /// address, 503 over the cap).
-    fn client<B>(&self, req: &Request<B>) -> Result<SocketAddr, Response<Body>> {
+    /// else the status and text of the answer that refuses it (400 for an entry the proxy
+    /// vouches for that is not an address, 503 over the cap).
+    fn client<B>(&self, req: &Request<B>) -> Result<SocketAddr, (StatusCode, String)> {
         if !self.from_proxy {
             return Ok(self.peer);
         }
@@ -314,7 +314,7 @@ impl Service {
             Err(e) => {
                 info!(peer = %self.peer, error = %e, "bad X-Forwarded-For from a trusted proxy");
                 self.shared.metrics.refused(Refused::BadRequest);
-                return Err(plain_text(StatusCode::BAD_REQUEST, format!("{e}\n")));
+                return Err((StatusCode::BAD_REQUEST, format!("{e}\n")));
             }
         };
         let client = SocketAddr::new(ip, self.peer.port());
@@ -322,7 +322,10 @@ impl Service {
         let Some(slot) = IpSlot::take(&self.shared, key) else {
             debug!(peer = %client, via = %self.peer, "refused: too many connections from this address");
             self.shared.metrics.refused(Refused::AddressCapacity);
-            return Err(status_text(StatusCode::SERVICE_UNAVAILABLE));
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable\n".to_owned(),
+            ));
         };
         debug!(peer = %client, via = %self.peer, "a trusted proxy's request");
         *self.admitted.lock().unwrap_or_else(|p| p.into_inner()) = Some((client, slot));
@@ -347,9 +350,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         }
         let peer = match self.client(&req) {
             Ok(peer) => peer,
-            Err(refused) => {
+            Err((status, body)) => {
                 self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
-                return Box::pin(ready(Ok(refused)));
+                return Box::pin(ready(Ok(plain_text(status, body))));
             }
         };
         match route(req.method(), req.uri().path(), req.headers()) {
@@ -441,13 +444,7 @@ async fn http_phase(
     mut stop: watch::Receiver<bool>,
     plain_on_tls: bool,
     from_proxy: bool,
-) -> Option<(
-    HttpDone,
-    Stream,
-    bytes::Bytes,
-    watch::Receiver<bool>,
-    Admitted,
-)> {
+) -> Option<(bool, Stream, bytes::Bytes, watch::Receiver<bool>, Admitted)> {
     let budget = shared.config.handshake_timeout;
     let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
     let service = Service {
@@ -535,9 +532,6 @@ async fn http_phase(
         admitted,
     ))
 }
-
-/// Whether the request was upgraded to a WebSocket (else it was answered).
-type HttpDone = bool;
 
 /// The browser a trusted proxy's request named, with its place under the per-address cap.
 type Admitted = Option<(SocketAddr, IpSlot)>;

@@ -121,7 +121,8 @@ pub struct BridgeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The bridge secret natter-server was given: with it the bridge names each browser's
     /// address (`Forwarded`), so the server's per-address limits count browsers, not the
-    /// bridge. Without it browsers all count as the bridge's own address.
+    /// bridge. Without it browsers all count as the bridge's own address. Replaced while
+    /// running through [`Bridge::server_secret`].
     pub server_secret: Option<String>,
     /// Proxies in front of the bridge (HAProxy `send-proxy`, nginx `stream` with
     /// `proxy_protocol on`, stunnel): a connection from one of these addresses may start with a
@@ -304,6 +305,7 @@ pub fn resolve_servers(items: &[String]) -> Result<(Vec<SocketAddr>, Option<Stri
 pub struct Bridge {
     local_addr: SocketAddr,
     tls: Option<Arc<natter_tls::ServerTls>>,
+    secret: ServerSecret,
     /// Turned true to stop. Its version is also bumped at each sweep ([`sweep`]), so it is
     /// shared with that task, which holds it weakly: dropping the bridge still closes it.
     stop: Arc<watch::Sender<bool>>,
@@ -333,6 +335,12 @@ impl Bridge {
     /// of its own (a signal handler).
     pub fn certificates(&self) -> Certificates {
         Certificates(self.tls.clone())
+    }
+
+    /// The bridge secret new relays present to the server, to be replaced (e.g. on SIGHUP,
+    /// after the server's was rotated): relays open now keep their connection.
+    pub fn server_secret(&self) -> ServerSecret {
+        self.secret.clone()
     }
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
@@ -369,6 +377,34 @@ impl Certificates {
         tls.reload()?;
         info!(cert = %tls.cert_path().display(), "TLS certificate reloaded");
         Ok(())
+    }
+}
+
+/// The bridge secret new relays present to natter-server ([`BridgeConfig::server_secret`]),
+/// replaceable while the bridge runs: see [`Bridge::server_secret`].
+#[derive(Debug, Clone)]
+pub struct ServerSecret(Arc<std::sync::RwLock<Option<Arc<str>>>>);
+
+impl ServerSecret {
+    fn new(secret: Option<&str>) -> ServerSecret {
+        ServerSecret(Arc::new(std::sync::RwLock::new(secret.map(Arc::from))))
+    }
+
+    /// The secret in use, if any.
+    pub(crate) fn get(&self) -> Option<Arc<str>> {
+        // A poisoned lock only means a writer panicked mid-assignment of a pointer; the value
+        // is still whole.
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the secret for the relays that start from now on; whether it changed.
+    pub fn set(&self, secret: Option<&str>) -> bool {
+        let mut held = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if held.as_deref() == secret {
+            return false;
+        }
+        *held = secret.map(Arc::from);
+        true
     }
 }
 
@@ -433,6 +469,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         tls: tls.clone(),
         server_tls,
         server_at: AtomicUsize::new(0),
+        secret: ServerSecret::new(config.server_secret.as_deref()),
         config,
     });
     let metrics = match shared.config.metrics_listen {
@@ -457,10 +494,12 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     );
     let stop = Arc::new(stop);
     tokio::spawn(sweep(Arc::downgrade(&stop), sweep_every(&shared.config)));
+    let secret = shared.secret.clone();
     let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
     Ok(Bridge {
         local_addr,
         tls,
+        secret,
         stop,
         task,
         metrics,
@@ -529,6 +568,8 @@ pub(crate) struct Shared {
     /// The index in [`BridgeConfig::servers`] of the address that last accepted a connection:
     /// where the next WebSocket's attempts start.
     pub(crate) server_at: AtomicUsize,
+    /// The bridge secret new relays present (`config.server_secret` until replaced).
+    pub(crate) secret: ServerSecret,
 }
 
 impl Shared {
@@ -917,6 +958,7 @@ mod tests {
             tls: None,
             server_tls: None,
             server_at: AtomicUsize::new(0),
+            secret: ServerSecret::new(None),
             config,
         })
     }

@@ -1,6 +1,7 @@
 //! `natter-bridge`: serves the natter page and relays its WebSockets to natter-server.
 //! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period.
-//! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`).
+//! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`) and the bridge secret's file
+//! (`--server-secret-file`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -221,7 +222,12 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     let scheme = if bridge.is_https() { "https" } else { "http" };
     println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
     #[cfg(unix)]
-    tokio::spawn(reload_certificates_on_sighup(hup, bridge.certificates()));
+    tokio::spawn(reload_on_sighup(
+        hup,
+        bridge.certificates(),
+        bridge.server_secret(),
+        args.server_secret_file,
+    ));
     if let Some(addr) = bridge.metrics_addr() {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
@@ -232,23 +238,44 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGHUP: the bridge's certificate and key are read again; a bad file is refused in the log
-/// and the certificate in use stays.
+/// SIGHUP: the bridge's certificate and key are read again, and so is `--server-secret-file`
+/// (natter-server rereads its own on SIGHUP: a secret rotated on both takes effect without
+/// dropping a browser); a bad or empty file is refused in the log and what is in use stays.
 #[cfg(unix)]
-async fn reload_certificates_on_sighup(
+async fn reload_on_sighup(
     hup: std::io::Result<tokio::signal::unix::Signal>,
     certificates: natter_bridge::Certificates,
+    secret: natter_bridge::ServerSecret,
+    secret_file: Option<PathBuf>,
 ) {
     let mut hup = match hup {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; nothing will reload");
             return;
         }
     };
     while hup.recv().await.is_some() {
         if let Err(e) = certificates.reload() {
             tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");
+        }
+        let Some(file) = &secret_file else {
+            continue;
+        };
+        let shown = file.display();
+        match natter_ops::bridge_secret(Some(file)) {
+            Ok(Some(s)) if secret.set(Some(&s)) => {
+                tracing::info!(file = %shown, "bridge secret reloaded: new relays present it");
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::error!(
+                file = %shown,
+                "bridge secret not reloaded: the file is empty; the secret in use stays"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "bridge secret not reloaded; the secret in use stays"
+            ),
         }
     }
 }

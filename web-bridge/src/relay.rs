@@ -22,6 +22,7 @@ use natter_core::limits::MAX_FRAME;
 use natter_core::wire::{self, ErrorKind, LEN_PREFIX, ServerMsg};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
@@ -212,10 +213,12 @@ async fn relay(
     shutdown: &mut watch::Receiver<bool>,
 ) -> (End, Ws) {
     let config = &shared.config;
+    let secret = shared.secret.get();
+    let forwarded = secret.is_some();
     let (mut tcp_rx, mut tcp_tx) = tokio::select! {
         // Boxed, given back once connected: a TLS client handshake's state is large, and would
         // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
-        r = Box::pin(connect_any(peer, shared)) => match r {
+        r = Box::pin(connect_any(peer, shared, secret)) => match r {
             Ok(halves) => {
                 shared.server_health.record(Verdict::Reached);
                 halves
@@ -251,7 +254,7 @@ async fn relay(
             &sweep,
             config.write_timeout,
             &shared.metrics.to_browser,
-            config.server_secret.is_some(),
+            forwarded,
         ) => e,
     };
     if end == End::SecretRefused {
@@ -463,7 +466,11 @@ fn secret_refused(frames: &[u8]) -> bool {
 /// Connects to the first of the server's addresses that accepts, starting at the one that
 /// last did ([`crate::BridgeConfig::servers`]): each attempt within the connect timeout, the
 /// preamble written. Which one worked is where the next WebSocket starts.
-async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, ServerTx), End> {
+async fn connect_any(
+    peer: SocketAddr,
+    shared: &Shared,
+    secret: Option<Arc<str>>,
+) -> Result<(ServerRx, ServerTx), End> {
     let servers = shared.config.servers();
     let start = shared.server_at.load(Ordering::Relaxed);
     let mut end = End::ServerUnavailable;
@@ -472,7 +479,7 @@ async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, Ser
         let server = servers[at];
         let attempt = timeout(
             shared.config.connect_timeout,
-            connect_one(server, peer, shared),
+            connect_one(server, peer, shared, secret.as_deref()),
         )
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
@@ -501,6 +508,7 @@ async fn connect_one(
     server: SocketAddr,
     peer: SocketAddr,
     shared: &Shared,
+    secret: Option<&str>,
 ) -> std::io::Result<(ServerRx, ServerTx)> {
     let tcp = TcpStream::connect(server).await?;
     tcp.set_nodelay(true)?;
@@ -515,7 +523,7 @@ async fn connect_one(
             (ServerRx::Tls(rx), Box::new(tx))
         }
     };
-    match &shared.config.server_secret {
+    match secret {
         Some(secret) => {
             let peer = peer.ip().to_canonical().to_string();
             tx.write_all(&wire::bridge_preamble(&peer, secret)).await?;

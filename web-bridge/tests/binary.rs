@@ -387,7 +387,6 @@ async fn every_failure_at_start_is_one_error_line_of_the_log() {
             "the bridge stops",
             tokio::task::spawn_blocking({
                 let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-                let run = run.clone();
                 move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
             }),
         )
@@ -522,4 +521,73 @@ async fn a_bridge_with_the_wrong_secret_says_the_server_refused_it() {
     );
     assert!(log.contains("reason=SecretRefused"), "{log}");
     within("server shutdown", server.shutdown()).await.unwrap();
+}
+
+/// README ("Reload"): natter-server rereads its bridge secret file on SIGHUP, so a secret is
+/// rotated without a restart; the bridge read its own only at start, so after a rotation every
+/// browser was refused until the bridge was restarted, dropping them all. SIGHUP rereads
+/// `--server-secret-file` too: new relays present the new secret.
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_rereads_the_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "the first secret, rotated soon\n").unwrap();
+    let mut server = FakeServer::start().await;
+    let file_arg = file.display().to_string();
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--server-secret-file", &file_arg],
+        "warn",
+        Stdio::null(),
+    );
+    let addr = printed_addr(&mut child).await;
+    let first = natter_core::wire::bridge_preamble("127.0.0.1", "the first secret, rotated soon");
+    let second =
+        natter_core::wire::bridge_preamble("127.0.0.1", "the second secret, after rotation");
+    // What the bridge's next relay presents to the server (the first preamble is the shorter).
+    let mut presented = async || {
+        let _ws = connect(addr).await;
+        let mut s = within("bridge connects", server.conns.recv())
+            .await
+            .expect("fake server running");
+        let mut got = vec![0; first.len()];
+        within("preamble", s.read_exact(&mut got)).await.unwrap();
+        if got[..] != first[..] {
+            got.resize(second.len(), 0);
+            within("the rest", s.read_exact(&mut got[first.len()..]))
+                .await
+                .unwrap();
+        }
+        got
+    };
+    assert_eq!(presented().await, first);
+    std::fs::write(&file, "the second secret, after rotation\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = presented().await;
+        if got == second {
+            break;
+        }
+        assert_eq!(got, first, "neither secret");
+        assert!(
+            Instant::now() < deadline,
+            "the new secret was never presented"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An empty file is refused; the secret in use stays.
+    std::fs::write(&file, "").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(presented().await, second);
 }
