@@ -9,7 +9,8 @@
 //!   `natter_ops`).
 //!
 //! The bridge speaks no chat protocol: it adds and strips the length prefix of natter frames
-//! (`natter_core::wire`) and enforces the frame size limit, nothing more.
+//! (`natter_core::wire`) and enforces the frame size limit; it reads one message only, the
+//! server's first when it named the browser, to tell a refusal of its secret (`relay`).
 //!
 //! # What a browser sees
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin

@@ -7,9 +7,10 @@
 //! length-prefixed frame ([`wire::frame_payload`]); what the server sends is passed on in batches,
 //! each binary message the longest run of whole frames one read completed
 //! ([`wire::whole_frames_len`]), prefixes included and byte for byte, so a hub cycle's many frames
-//! cost one WebSocket message. It never decodes chat messages. Both directions forward directly (a
-//! write finishes before the next read), so neither side can make the bridge buffer more than one
-//! frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
+//! cost one WebSocket message. It decodes no chat message but the server's first, after a
+//! `Forwarded`: an `Error { BridgeSecret }` there is the bridge's to log, not the browser's.
+//! Both directions forward directly (a write finishes before the next read), so neither side can
+//! make the bridge buffer more than one frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
 //! (atomics, no locks).
 
 use crate::metrics::{Direction, Verdict};
