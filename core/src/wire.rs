@@ -689,6 +689,11 @@ pub enum ErrorKind {
     BadKey,
     /// You may not speak in the room (muted, or it is `+m` and you have no voice).
     Muted,
+    /// A bridge's [`ClientMsg::Forwarded`] came without the server's bridge secret (a wrong
+    /// one, or the server has none); the connection is closed. Only a bridge sends
+    /// `Forwarded`, so only a bridge gets this: natter-bridge says it in its log and closes
+    /// the browser's WebSocket with a reason of its own instead of passing it on.
+    BridgeSecret,
 }
 
 /// Server → client.

@@ -405,16 +405,11 @@ fn set_opt<T>(v: Option<T>, to: &mut T) {
     }
 }
 
-/// Reads and parses the config file (at start: a TOML error draws the line, a caret under the
-/// fault).
+/// Reads and parses the config file. A TOML error is one line (`line L, column C: why`), at
+/// start as at a reload: it goes to the log, where TOML's drawing of the line with a caret under
+/// it would be cut into several entries (journald takes each line as one), the reason on the
+/// last of them.
 fn read_file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
-    read_file_config_as(path, false)
-}
-
-/// As [`read_file_config`]; with `one_line`, a TOML error is one line (`line L, column C:
-/// why`), for the log, where a drawing would be cut into several entries (journald takes each
-/// line as one).
-fn read_file_config_as(path: Option<&PathBuf>, one_line: bool) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
@@ -423,7 +418,7 @@ fn read_file_config_as(path: Option<&PathBuf>, one_line: bool) -> anyhow::Result
     let bad = || format!("bad config file {}", path.display());
     match toml::from_str(&text) {
         Ok(file) => Ok(file),
-        Err(e) if one_line => {
+        Err(e) => {
             let why = e.message().trim().replace('\n', " ");
             let Some(span) = e.span() else {
                 anyhow::bail!("{}: {why}", bad());
@@ -433,37 +428,75 @@ fn read_file_config_as(path: Option<&PathBuf>, one_line: bool) -> anyhow::Result
             let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
             anyhow::bail!("{}: line {line}, column {column}: {why}", bad())
         }
-        Err(e) => Err(e).with_context(bad),
     }
+}
+
+/// The log filter when `RUST_LOG` is not set. The NATS client says each of its events at info
+/// (every reconnection attempt while NATS is away); natter-cluster says what they mean, once.
+const DEFAULT_LOG_FILTER: &str = "info,async_nats=warn";
+
+/// How far a run got, for the line that says why it stopped: the log's format as far as it is
+/// known (the flag's, then the config file's), and what was being done.
+struct Progress {
+    format: LogFormat,
+    doing: &'static str,
 }
 
 fn main() -> std::process::ExitCode {
     // First of all, before a thread exists: this may start the binary again.
     let tuned = malloc_tune::reexec();
+    // A bad value from an environment variable is said with the variable's name.
+    let args: Args = match natter_ops::args::parse() {
+        Ok(args) => args,
+        Err(words) => {
+            let argv: Vec<_> = std::env::args_os().collect();
+            let format = natter_ops::logging::format_asked(&argv, Some("NATTER_LOG_FORMAT"));
+            return stopped(format, "cannot start", &words, 2);
+        }
+    };
+    let mut progress = Progress {
+        format: args.log_format.unwrap_or_default(),
+        doing: match args.command {
+            None => "cannot start",
+            Some(Command::Account { .. }) => "account command failed",
+            Some(Command::Audit { .. }) => "audit command failed",
+        },
+    };
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(tuned)));
+        .and_then(|runtime| runtime.block_on(run(tuned, args, &mut progress)));
     match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // The operator's words: each cause once, no backtrace.
-            eprintln!("natter-server: {}", natter_ops::error_words(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
+        // The operator's words: each cause once, no backtrace.
+        Err(e) => stopped(
+            progress.format,
+            progress.doing,
+            &natter_ops::error_words(e.as_ref()),
+            1,
+        ),
     }
 }
 
-async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
+/// Says why the process stops as an `ERROR` line of its log (set up now in `format` if it was
+/// not yet: a bad flag or config file comes before it), and gives the exit status.
+fn stopped(format: LogFormat, doing: &str, why: &str, status: u8) -> std::process::ExitCode {
+    if natter_ops::logging::ensure(format, DEFAULT_LOG_FILTER).is_ok() {
+        error!(error = %why, "{doing}");
+    } else {
+        // No log to be had: stderr as it is.
+        eprintln!("natter-server: {doing}: {why}");
+    }
+    std::process::ExitCode::from(status)
+}
+
+async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    // A bad value from an environment variable is said with the variable's name.
-    let args: Args = natter_ops::args::parse("natter-server");
     let file = read_file_config(args.config.as_ref())?;
     let format = log_format(&args, &file);
-    // The NATS client says each of its events at info (every reconnection attempt while NATS is
-    // away); natter-cluster says what they mean, once.
-    natter_ops::logging::init(format, "info,async_nats=warn")?;
+    progress.format = format;
+    natter_ops::logging::init(format, DEFAULT_LOG_FILTER)?;
     match tuned {
         malloc_tune::Tuned::Yes | malloc_tune::Tuned::NotGlibc => {}
         malloc_tune::Tuned::Failed(e) => {
@@ -488,7 +521,8 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
             account_cmd::run_cluster(cmd, &cluster, cost, &mut std::io::stdout().lock()).await
         };
         if let Err(e) = done {
-            // The operator's words only: no error chain, no backtrace.
+            // The command's answer to the operator who typed it (not a log line): the words
+            // only, no error chain, no backtrace.
             eprintln!("natter-server account: {e}");
             std::process::exit(1);
         }
@@ -498,6 +532,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         let store = store_config(&args, &file.store)?;
         let out = &mut std::io::stdout().lock();
         if let Err(e) = account_cmd::audit(store, room.as_deref(), *limit, out) {
+            // As the account command's.
             eprintln!("natter-server audit: {e}");
             std::process::exit(1);
         }
@@ -530,6 +565,7 @@ async fn run(tuned: malloc_tune::Tuned) -> anyhow::Result<()> {
         }
     }
     info!("signal received; shutting down");
+    progress.doing = "shutdown failed";
     server.shutdown().await?;
     Ok(())
 }
@@ -573,7 +609,7 @@ async fn reload_config(
         info!("config reload: no config file to read (the server was started without --config)");
     }
     let shown = path.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
-    let next = read_file_config_as(path, true).and_then(|file| {
+    let next = read_file_config(path).and_then(|file| {
         let next = server_config(args, &file, running.hub.secret_seed)?;
         Ok((next, log_format(args, &file)))
     });
@@ -860,10 +896,10 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_file_is_one_line_in_the_reload_log() {
-        // A reload's refusal is one log line: TOML's drawing of the line with a caret under it
-        // became five lines of the text log (five journal entries under systemd), the reason
-        // on the last of them.
+    fn a_bad_file_is_one_line_in_the_log() {
+        // A reload's refusal, and a start's, is one log line: TOML's drawing of the line with
+        // a caret under it became five lines of the text log (five journal entries under
+        // systemd), the reason on the last of them.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("natter.toml");
         std::fs::write(
@@ -871,16 +907,13 @@ mod tests {
             "[limits]\nmax_connections = 5\nflood_burst = \"x\"\n",
         )
         .unwrap();
-        let e = format!("{:#}", read_file_config_as(Some(&path), true).unwrap_err());
+        let e = format!("{:#}", read_file_config(Some(&path)).unwrap_err());
         assert!(!e.contains('\n'), "{e}");
         assert!(e.starts_with("bad config file "), "{e}");
         assert!(
             e.contains("line 3, column 15: invalid type: string \"x\""),
             "{e}"
         );
-        // At start, on the terminal, the drawing stays.
-        let e = format!("{:#}", read_file_config(Some(&path)).unwrap_err());
-        assert!(e.contains("^^^"), "{e}");
     }
 
     #[test]

@@ -294,14 +294,14 @@ async fn boolean_environment_variables_take_1_yes_on_and_their_opposites() {
 }
 
 /// A bad value from an environment variable is said with the variable's name (the operator
-/// set that, not the flag), in one line; from the flag, with the flag's.
+/// set that, not the flag), in one line of the log; from the flag, with the flag's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_value_from_the_environment_names_the_variable() {
     let (code, said) = refused_at_start(&[], &[("NATTER_MAX_CONNECTIONS", "lots")]).await;
     assert_eq!(code, Some(2), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "{said}");
     assert!(
-        said.starts_with("natter-server: NATTER_MAX_CONNECTIONS=lots")
+        said.contains(" ERROR natter_server: cannot start error=NATTER_MAX_CONNECTIONS=lots")
             && said.contains("--max-connections")
             && said.contains("invalid digit"),
         "{said}"
@@ -310,14 +310,16 @@ async fn a_bad_value_from_the_environment_names_the_variable() {
     assert_eq!(code, Some(2), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "{said}");
     assert!(
-        said.starts_with("natter-server: NATTER_EPHEMERAL=maybe") && said.contains("yes/no"),
+        said.contains(" ERROR natter_server: cannot start error=NATTER_EPHEMERAL=maybe")
+            && said.contains("yes/no"),
         "{said}"
     );
     let (code, said) = refused_at_start(&[], &[("NATTER_LOG_FORMAT", "xml")]).await;
     assert_eq!(code, Some(2), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "{said}");
     assert!(
-        said.starts_with("natter-server: NATTER_LOG_FORMAT=xml") && said.contains("text, json"),
+        said.contains(" ERROR natter_server: cannot start error=NATTER_LOG_FORMAT=xml")
+            && said.contains("text, json"),
         "{said}"
     );
     // Given as a flag (which wins over the variable), it is the flag that is named.
@@ -331,4 +333,122 @@ async fn a_bad_value_from_the_environment_names_the_variable() {
         said.contains("'many'") && said.contains("--max-connections") && !said.contains("lots"),
         "{said}"
     );
+}
+
+/// The `ERROR` line a failed start leaves in the text log, if there is exactly one: `None` when
+/// there is none or several.
+fn the_error_line(stderr: &str) -> Option<&str> {
+    let mut errors = stderr.lines().filter(|l| l.contains(" ERROR "));
+    let line = errors.next()?;
+    errors.next().is_none().then_some(line)
+}
+
+/// Every way a start fails is one `ERROR` line of the log (tracing's, in the format asked for),
+/// saying what failed and why, and a non-zero exit. A bad flag, an unreadable or bad config file,
+/// a taken port, a bad certificate and a bad data directory were printed with `eprintln!`
+/// instead, outside the log: a JSON log's reader got a bare text line, and none had a level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_at_start_is_one_error_line_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_toml = dir.path().join("natter.toml");
+    std::fs::write(&bad_toml, "[limits]\nflood_burst = \"x\"\n").unwrap();
+    let garbage = dir.path().join("cert.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.toml");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let (garbage, bad_toml, missing) = (
+        garbage.display().to_string(),
+        bad_toml.display().to_string(),
+        missing.display().to_string(),
+    );
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        (
+            &["--max-connections", "lots"],
+            2,
+            &["invalid value 'lots' for '--max-connections <N>'"],
+        ),
+        (
+            &["--config", &missing],
+            1,
+            &["cannot read config file", &missing, "No such file"],
+        ),
+        (
+            &["--config", &bad_toml],
+            1,
+            &["bad config file", &bad_toml, "line 2, column 15"],
+        ),
+        (
+            &["--ephemeral", "--listen", &taken],
+            1,
+            &["cannot listen on", &taken, "in use"],
+        ),
+        (
+            &[
+                "--ephemeral",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                &garbage,
+                "--tls-key",
+                &garbage,
+            ],
+            1,
+            &[&garbage, "no CERTIFICATE"],
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--data-dir", &garbage],
+            1,
+            &[&garbage, "not a directory"],
+        ),
+    ];
+    for (args, status, words) in cases {
+        let (code, said) = refused_at_start(args, &[]).await;
+        assert_eq!(code, Some(status), "{args:?}: {said}");
+        let line = the_error_line(&said).unwrap_or_else(|| panic!("{args:?}: {said}"));
+        assert!(
+            line.contains(" ERROR natter_server: cannot start error="),
+            "{args:?}: {line}"
+        );
+        for w in words {
+            assert!(line.contains(w), "{args:?}: {w:?} not in {line}");
+        }
+    }
+    // Asked for JSON, the line is JSON too, even before the flags could be read.
+    for args in [
+        &["--log-format", "json", "--config", &missing][..],
+        &["--log-format=json", "--max-connections", "lots"],
+    ] {
+        let (code, said) = refused_at_start(args, &[]).await;
+        assert!(matches!(code, Some(1 | 2)), "{args:?}: {said}");
+        let line: serde_json::Value =
+            serde_json::from_str(said.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {said}"));
+        assert_eq!(line["level"], "ERROR", "{said}");
+        assert_eq!(line["message"], "cannot start", "{said}");
+        assert!(
+            line["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{said}"
+        );
+    }
+}
+
+/// README: "Both log with `RUST_LOG` (e.g. `RUST_LOG=natter_server=debug`)". A filter that does
+/// not parse (a typo in a level) was replaced by the default without a word: the operator
+/// waited for debug lines that never came. It is said in the log, and the default used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_log_that_does_not_parse_is_said_in_the_log() {
+    let (mut child, _log, _addr, seen) = spawn_server_seen(
+        &["--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "natter_server=debgu")],
+        WAIT,
+    )
+    .await;
+    let said = seen
+        .iter()
+        .find(|l| l.contains(" WARN ") && l.contains("RUST_LOG is not a log filter"))
+        .unwrap_or_else(|| panic!("not said: {seen:?}"));
+    assert!(said.contains("natter_server=debgu"), "{said}");
+    // The default filter (info) is in force: the start's INFO lines are there.
+    assert!(seen.iter().any(|l| l.contains(" INFO ")), "{seen:?}");
+    assert_eq!(sigterm(&mut child).await.code(), Some(0));
 }

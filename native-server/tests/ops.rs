@@ -1013,7 +1013,10 @@ async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let said = stderr.lines().last().unwrap_or_default();
-    assert!(said.starts_with("natter-server: "), "{stderr}");
+    assert!(
+        said.contains(" ERROR natter_server: cannot start error="),
+        "{stderr}"
+    );
     assert!(said.contains(&data.display().to_string()), "{said}");
     assert!(said.contains("disk is full"), "{said}");
 }

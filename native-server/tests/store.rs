@@ -427,7 +427,7 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
         // One line saying it, each cause once.
         let said = err
             .lines()
-            .find(|l| l.starts_with("natter-server: "))
+            .find(|l| l.contains(" ERROR natter_server: cannot start error="))
             .unwrap_or_else(|| panic!("no error line: {err}"));
         assert!(
             !err.contains("backtrace") && !err.contains("Caused by"),
@@ -484,7 +484,7 @@ async fn a_store_damaged_past_its_first_page_stops_the_server_and_says_which() {
     let err = String::from_utf8_lossy(&out.stderr);
     let said = err
         .lines()
-        .find(|l| l.starts_with("natter-server: "))
+        .find(|l| l.contains(" ERROR natter_server: cannot start error="))
         .unwrap_or_else(|| panic!("no error line: {err}"));
     assert!(said.contains(&db.display().to_string()), "{err}");
     assert!(said.contains("damaged"), "{err}");

@@ -2,7 +2,8 @@
 //! that came from an environment variable: clap names the flag (`invalid value 'lots' for
 //! '--max-connections <N>'`) even when the operator never typed it but set
 //! `NATTER_MAX_CONNECTIONS`. Such an error is said in one line naming the variable; every other
-//! error (and `--help`, `--version`) is clap's own.
+//! error is clap's own words in one line. The binary logs it (`cannot start`), as every other
+//! failure at start; `--help` and `--version` print as clap does.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Parser};
@@ -11,25 +12,41 @@ use std::ffi::OsString;
 /// What a boolean flag's environment variable may hold (clap's `BoolishValueParser`).
 pub const BOOLISH: &str = "true/false, yes/no, on/off or 1/0";
 
-/// Parses the process's arguments and environment into `T`, or exits: status 2 with one line
-/// (`BIN: NAME=VALUE, for --flag: why`) for a bad value from an environment variable, else as
-/// clap does.
-pub fn parse<T: Parser>(bin: &str) -> T {
+/// Parses the process's arguments and environment into `T`. `--help` and `--version` print and
+/// exit as clap does; any other error is given back as one line for the binary to log before it
+/// exits with status 2: `NAME=VALUE, for --flag: why` for a bad value from an environment
+/// variable, else clap's own words (`invalid value 'lots' for '--max-connections <N>': ...`)
+/// with its tips, without its usage block.
+pub fn parse<T: Parser>() -> Result<T, String> {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = T::command();
     let parsed = cmd
         .try_get_matches_from_mut(&argv)
         .and_then(|mut m| T::from_arg_matches_mut(&mut m));
     match parsed {
-        Ok(t) => t,
-        Err(e) => match from_env(&e, &cmd, &argv, |name| std::env::var_os(name)) {
-            Some(words) => {
-                eprintln!("{bin}: {words}");
-                std::process::exit(2);
-            }
-            None => e.format(&mut cmd).exit(),
+        Ok(t) => Ok(t),
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.format(&mut cmd).exit(),
+            _ => Err(from_env(&e, &cmd, &argv, |name| std::env::var_os(name))
+                .unwrap_or_else(|| one_line(&e.format(&mut cmd).to_string()))),
         },
     }
+}
+
+/// clap's rendered error in one line: its first line without `error: `, then its tips, then
+/// where the flags are listed (its usage block and blank lines left out).
+pub fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad command line");
+    let mut words = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    for tip in lines.filter(|l| l.starts_with("tip: ")) {
+        words.push_str("; ");
+        words.push_str(tip);
+    }
+    words.push_str(" (--help lists the flags)");
+    words
 }
 
 /// The words for `e` if it is a bad value that came from an environment variable (the flag is
@@ -123,6 +140,24 @@ mod tests {
             value_parser = clap::builder::BoolishValueParser::new()
         )]
         quiet: Option<bool>,
+    }
+
+    #[test]
+    fn clap_errors_become_one_line_with_their_tips() {
+        let e = Args::try_parse_from(["t", "--max", "x"]).expect_err("a bad value");
+        let words = one_line(&e.to_string());
+        assert!(
+            words.starts_with("invalid value 'x' for '--max <MAX>': invalid digit"),
+            "{words}"
+        );
+        assert!(!words.contains('\n') && words.ends_with("(--help lists the flags)"));
+        let e = Args::try_parse_from(["t", "--maxx", "1"]).expect_err("no such flag");
+        let words = one_line(&e.to_string());
+        assert!(
+            words.starts_with("unexpected argument '--maxx' found; tip: "),
+            "{words}"
+        );
+        assert!(!words.contains("Usage"), "{words}");
     }
 
     #[test]

@@ -19,10 +19,26 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `default_filter` (e.g. `"info"`).
+/// A `RUST_LOG` that does not parse is said in a `WARN` line once the log is set up, and
+/// `default_filter` used instead: a typo (`natter_server=debgu`) was dropped without a word,
+/// and the operator waited for lines that would never come.
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
-    let filter = capped(
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-    );
+    let asked = std::env::var_os(EnvFilter::DEFAULT_ENV).filter(|v| !v.is_empty());
+    let (filter, refused) = match asked.as_ref().map(|v| (v, v.to_str())) {
+        None => (EnvFilter::new(default_filter), None),
+        Some((_, Some(text))) => match EnvFilter::try_new(text) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new(default_filter),
+                Some((text.to_owned(), e.to_string())),
+            ),
+        },
+        Some((raw, None)) => (
+            EnvFilter::new(default_filter),
+            Some((raw.to_string_lossy().into_owned(), "not UTF-8".to_owned())),
+        ),
+    };
+    let filter = capped(filter);
     // A log nobody reads any more (its pipe closed) must not stop the process: by default a
     // failed log write is reported with `eprintln!`, which panics on that same pipe.
     // Logs go to stderr: a binary's stdout is for what it tells its user (where it listens).
@@ -42,7 +58,58 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
             .with_span_list(false)
             .try_init(),
     };
-    result.map_err(|e| OpsError::Logging(e.to_string()))
+    result.map_err(|e| OpsError::Logging(e.to_string()))?;
+    if let Some((rust_log, error)) = refused {
+        tracing::warn!(
+            %rust_log,
+            %error,
+            default = default_filter,
+            "RUST_LOG is not a log filter this understands; logging with the default filter instead"
+        );
+    }
+    Ok(())
+}
+
+/// As [`init`], unless a global subscriber is installed already: how a binary that stops makes
+/// sure the line saying why reaches the log, whether or not it got as far as setting it up
+/// (a bad flag, an unreadable config file). `Err` only when none could be installed.
+pub fn ensure(format: LogFormat, default_filter: &str) -> Result<(), OpsError> {
+    if tracing::dispatcher::has_been_set() {
+        return Ok(());
+    }
+    init(format, default_filter)
+}
+
+/// The log format a command line asks for, read before it is parsed (for the line that says
+/// why it could not be): `--log-format json` or `--log-format=json` in `argv` (before any
+/// `--`), else `json` in the variable `env`, else text.
+pub fn format_asked(argv: &[std::ffi::OsString], env: Option<&str>) -> LogFormat {
+    let json = |v: &str| v.trim().eq_ignore_ascii_case("json");
+    let mut args = argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--");
+    while let Some(a) = args.next() {
+        if a == "--log-format" {
+            return if args.next().is_some_and(json) {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(v) = a.strip_prefix("--log-format=") {
+            return if json(v) {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+    }
+    match env.and_then(std::env::var_os) {
+        Some(v) if v.to_str().is_some_and(json) => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
 }
 
 /// Where TRACE events print what crosses the wire: tungstenite logs every WebSocket frame and
@@ -113,6 +180,26 @@ mod tests {
             other => panic!("{other:?}"),
         });
         seen.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn the_format_asked_for_is_read_from_the_command_line_before_it_parses() {
+        let argv = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(Into::into).collect() };
+        let json = [
+            &["b", "--log-format", "json", "--bad"][..],
+            &["b", "--max", "x", "--log-format=JSON"],
+        ];
+        for a in json {
+            assert_eq!(format_asked(&argv(a), None), LogFormat::Json, "{a:?}");
+        }
+        for a in [
+            &["b"][..],
+            &["b", "--log-format", "text"],
+            &["b", "--", "--log-format=json"],
+            &["b", "--log-format"],
+        ] {
+            assert_eq!(format_asked(&argv(a), None), LogFormat::Text, "{a:?}");
+        }
     }
 
     #[test]

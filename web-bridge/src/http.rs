@@ -15,9 +15,10 @@
 //! encoding. Every file goes out with `Cache-Control: no-cache` (the names carry no content hash,
 //! so a browser revalidates, which the ETag makes a 304) and `X-Content-Type-Options: nosniff`.
 
+use crate::forwarded::{self, X_FORWARDED_FOR};
 use crate::metrics::Refused;
 use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
-use crate::{Shared, Stream, relay, stopped};
+use crate::{IpSlot, Shared, Stream, relay, stopped};
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, LOCATION, UPGRADE, X_CONTENT_TYPE_OPTIONS,
@@ -39,7 +40,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_http::services::ServeDir;
 use tower_http::services::fs::ServeFileSystemResponseBody;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// Longest request head accepted (request line and headers; hyper's smallest read buffer).
 /// Browsers send well under 2 KiB; more is refused with 431 before it is buffered.
@@ -286,6 +287,50 @@ struct Service {
     phase: Arc<AtomicU8>,
     /// Plain HTTP came to the HTTPS port: every request is sent to its `https://` address.
     plain_on_tls: bool,
+    /// A trusted proxy's connection: its request's `X-Forwarded-For` names the browser.
+    from_proxy: bool,
+    /// The browser a trusted proxy's request named, with its place under the per-address cap
+    /// (held for the connection's life).
+    admitted: std::sync::Mutex<Option<(SocketAddr, IpSlot)>>,
+}
+
+impl Service {
+    /// The browser `req` is for: the connection's peer, or on a trusted proxy's connection the
+    /// one its `X-Forwarded-For` names, which then takes its place under the per-address cap;
+    /// else the status and text of the answer that refuses it (400 for an entry the proxy
+    /// vouches for that is not an address, 503 over the cap).
+    fn client<B>(&self, req: &Request<B>) -> Result<SocketAddr, (StatusCode, String)> {
+        if !self.from_proxy {
+            return Ok(self.peer);
+        }
+        let values = req.headers().get_all(X_FORWARDED_FOR);
+        let trusted = &self.shared.config.trusted_proxies;
+        let ip = match forwarded::client(
+            values.iter().map(|v| v.as_bytes()),
+            self.peer.ip(),
+            trusted,
+        ) {
+            Ok(ip) => ip,
+            Err(e) => {
+                info!(peer = %self.peer, error = %e, "bad X-Forwarded-For from a trusted proxy");
+                self.shared.metrics.refused(Refused::BadRequest);
+                return Err((StatusCode::BAD_REQUEST, format!("{e}\n")));
+            }
+        };
+        let client = SocketAddr::new(ip, self.peer.port());
+        let key = natter_core::hub::address_key(ip);
+        let Some(slot) = IpSlot::take(&self.shared, key) else {
+            debug!(peer = %client, via = %self.peer, "refused: too many connections from this address");
+            self.shared.metrics.refused(Refused::AddressCapacity);
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable\n".to_owned(),
+            ));
+        };
+        debug!(peer = %client, via = %self.peer, "a trusted proxy's request");
+        *self.admitted.lock().unwrap_or_else(|p| p.into_inner()) = Some((client, slot));
+        Ok(client)
+    }
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -303,6 +348,13 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             debug!(peer = %self.peer, status = %response.status(), "plain HTTP on the HTTPS port");
             return Box::pin(ready(Ok(response)));
         }
+        let peer = match self.client(&req) {
+            Ok(peer) => peer,
+            Err((status, body)) => {
+                self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+                return Box::pin(ready(Ok(plain_text(status, body))));
+            }
+        };
         match route(req.method(), req.uri().path(), req.headers()) {
             Route::WebSocket => {
                 let config = &self.shared.config;
@@ -312,7 +364,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                     hosts: &config.allowed_hosts,
                     allow_missing: config.allow_missing_origin,
                 };
-                let response = match upgrade::answer(&req, &policy, self.peer) {
+                let response = match upgrade::answer(&req, &policy, peer) {
                     Answer::Accept(r) => {
                         self.phase.store(PHASE_UPGRADE, Ordering::Relaxed);
                         r.map(|()| Either::Right(Full::default()))
@@ -331,7 +383,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                 Box::pin(async move { Ok(page(&shared, req).await) })
             }
             Route::Refuse(status) => {
-                debug!(peer = %self.peer, %status, "refused request");
+                debug!(%peer, %status, "refused request");
                 self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                 Box::pin(ready(Ok(status_text(status))))
             }
@@ -341,6 +393,8 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
 /// Serves one accepted connection: its request is answered, or it becomes a relayed WebSocket.
 /// `accepted`: when the socket was accepted (a TLS handshake may have spent part of the budget).
+/// `slot`: the connection's place under the per-address cap, held to its end; `None` for a
+/// trusted proxy's, whose request names the browser that takes one.
 ///
 /// The HTTP part runs in a future of its own on the heap, given back before the relay starts:
 /// hyper's connection state is large, and a relayed WebSocket lives for hours (issue 22: bridge
@@ -352,18 +406,25 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     plain_on_tls: bool,
+    slot: Option<IpSlot>,
 ) {
-    let Some((upgraded, tcp, read_buf, stop)) = Box::pin(http_phase(
+    let Some((upgraded, tcp, read_buf, stop, admitted)) = Box::pin(http_phase(
         tcp,
         peer,
         accepted,
         Arc::clone(&shared),
         stop,
         plain_on_tls,
+        slot.is_none(),
     ))
     .await
     else {
         return;
+    };
+    // The browser a trusted proxy's request named is the one relayed (and named to the server).
+    let (peer, _slot) = match admitted {
+        Some((client, held)) => (client, Some(held)),
+        None => (peer, slot),
     };
     if upgraded {
         relay::run(Rewind::new(read_buf, tcp), peer, &shared, stop).await;
@@ -382,7 +443,8 @@ async fn http_phase(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     plain_on_tls: bool,
-) -> Option<(bool, Stream, bytes::Bytes, watch::Receiver<bool>)> {
+    from_proxy: bool,
+) -> Option<(bool, Stream, bytes::Bytes, watch::Receiver<bool>, Admitted)> {
     let budget = shared.config.handshake_timeout;
     let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
     let service = Service {
@@ -390,6 +452,8 @@ async fn http_phase(
         peer,
         phase: Arc::clone(&phase),
         plain_on_tls,
+        from_proxy,
+        admitted: std::sync::Mutex::new(None),
     };
     // One request per connection: every answer but the 101 says `Connection: close`, which makes
     // hyper close after it. (`keep_alive(false)` would add `close` to the 101's
@@ -455,8 +519,22 @@ async fn http_phase(
         Some(Ok(())) => phase.load(Ordering::Relaxed) == PHASE_UPGRADE,
     };
     let parts = conn.into_parts();
-    Some((upgraded, parts.io.into_inner(), parts.read_buf, stop))
+    let admitted = parts
+        .service
+        .admitted
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    Some((
+        upgraded,
+        parts.io.into_inner(),
+        parts.read_buf,
+        stop,
+        admitted,
+    ))
 }
+
+/// The browser a trusted proxy's request named, with its place under the per-address cap.
+type Admitted = Option<(SocketAddr, IpSlot)>;
 
 /// Most bytes read and dropped while closing after an answer.
 const CLOSE_DRAIN: usize = 64 * 1024;

@@ -9,7 +9,8 @@
 //!   `natter_ops`).
 //!
 //! The bridge speaks no chat protocol: it adds and strips the length prefix of natter frames
-//! (`natter_core::wire`) and enforces the frame size limit, nothing more.
+//! (`natter_core::wire`) and enforces the frame size limit; it reads one message only, the
+//! server's first when it named the browser, to tell a refusal of its secret (`relay`).
 //!
 //! # What a browser sees
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin
@@ -29,7 +30,7 @@
 //! | 1003 | a text message (binary only) |
 //! | 1009 | a message over `limits::MAX_FRAME` |
 //! | 1011 | the server connection failed, or the server sent an oversize frame |
-//! | 1013 | the server cannot be reached, or its TLS certificate is not trusted (try again later) |
+//! | 1013 | the server cannot be reached, its TLS certificate is not trusted, or it refused the bridge's secret (try again later) |
 //!
 //! With several server addresses (the nodes of a natter cluster, [`BridgeConfig::servers`]) a
 //! new WebSocket is relayed to the address that last accepted a connection, or the next that
@@ -40,6 +41,7 @@
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]
 
+mod forwarded;
 mod http;
 mod metrics;
 mod relay;
@@ -120,13 +122,18 @@ pub struct BridgeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The bridge secret natter-server was given: with it the bridge names each browser's
     /// address (`Forwarded`), so the server's per-address limits count browsers, not the
-    /// bridge. Without it browsers all count as the bridge's own address.
+    /// bridge. Without it browsers all count as the bridge's own address. Replaced while
+    /// running through [`Bridge::server_secret`].
     pub server_secret: Option<String>,
     /// Proxies in front of the bridge (HAProxy `send-proxy`, nginx `stream` with
     /// `proxy_protocol on`, stunnel): a connection from one of these addresses may start with a
     /// PROXY protocol header (v1 or v2) naming the browser, which the caps then count and the
-    /// server is told of (`Forwarded`). From any other address no header is read (a request
-    /// starting with one is a bad request). Default none.
+    /// server is told of (`Forwarded`). An HTTP reverse proxy (nginx `proxy_pass`) names it in
+    /// `X-Forwarded-For` instead: on a connection from one of these (without a PROXY header, or
+    /// with one naming another of these) the rightmost address of that header that is not one
+    /// of these is the browser, counted by the caps once the request head is read. From any
+    /// other address neither is read (a request starting with a PROXY header is a bad request,
+    /// an `X-Forwarded-For` is ignored). Default none.
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -299,6 +306,7 @@ pub fn resolve_servers(items: &[String]) -> Result<(Vec<SocketAddr>, Option<Stri
 pub struct Bridge {
     local_addr: SocketAddr,
     tls: Option<Arc<natter_tls::ServerTls>>,
+    secret: ServerSecret,
     /// Turned true to stop. Its version is also bumped at each sweep ([`sweep`]), so it is
     /// shared with that task, which holds it weakly: dropping the bridge still closes it.
     stop: Arc<watch::Sender<bool>>,
@@ -328,6 +336,12 @@ impl Bridge {
     /// of its own (a signal handler).
     pub fn certificates(&self) -> Certificates {
         Certificates(self.tls.clone())
+    }
+
+    /// The bridge secret new relays present to the server, to be replaced (e.g. on SIGHUP,
+    /// after the server's was rotated): relays open now keep their connection.
+    pub fn server_secret(&self) -> ServerSecret {
+        self.secret.clone()
     }
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
@@ -364,6 +378,34 @@ impl Certificates {
         tls.reload()?;
         info!(cert = %tls.cert_path().display(), "TLS certificate reloaded");
         Ok(())
+    }
+}
+
+/// The bridge secret new relays present to natter-server ([`BridgeConfig::server_secret`]),
+/// replaceable while the bridge runs: see [`Bridge::server_secret`].
+#[derive(Debug, Clone)]
+pub struct ServerSecret(Arc<std::sync::RwLock<Option<Arc<str>>>>);
+
+impl ServerSecret {
+    fn new(secret: Option<&str>) -> ServerSecret {
+        ServerSecret(Arc::new(std::sync::RwLock::new(secret.map(Arc::from))))
+    }
+
+    /// The secret in use, if any.
+    pub(crate) fn get(&self) -> Option<Arc<str>> {
+        // A poisoned lock only means a writer panicked mid-assignment of a pointer; the value
+        // is still whole.
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the secret for the relays that start from now on; whether it changed.
+    pub fn set(&self, secret: Option<&str>) -> bool {
+        let mut held = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if held.as_deref() == secret {
+            return false;
+        }
+        *held = secret.map(Arc::from);
+        true
     }
 }
 
@@ -428,6 +470,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         tls: tls.clone(),
         server_tls,
         server_at: AtomicUsize::new(0),
+        secret: ServerSecret::new(config.server_secret.as_deref()),
         config,
     });
     let metrics = match shared.config.metrics_listen {
@@ -452,10 +495,12 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
     );
     let stop = Arc::new(stop);
     tokio::spawn(sweep(Arc::downgrade(&stop), sweep_every(&shared.config)));
+    let secret = shared.secret.clone();
     let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
     Ok(Bridge {
         local_addr,
         tls,
+        secret,
         stop,
         task,
         metrics,
@@ -524,9 +569,21 @@ pub(crate) struct Shared {
     /// The index in [`BridgeConfig::servers`] of the address that last accepted a connection:
     /// where the next WebSocket's attempts start.
     pub(crate) server_at: AtomicUsize,
+    /// The bridge secret new relays present (`config.server_secret` until replaced).
+    pub(crate) secret: ServerSecret,
 }
 
 impl Shared {
+    /// Whether `ip` is one of [`BridgeConfig::trusted_proxies`] (an IPv4 address on a
+    /// dual-stack socket as itself).
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.config
+            .trusted_proxies
+            .iter()
+            .any(|t| t.to_canonical() == ip)
+    }
+
     /// Counts a TLS handshake from `ip` about to start (with `tls` only): `Err` (words for the
     /// log) past [`BridgeConfig::max_tls_handshakes_per_ip`] in 10 s.
     fn handshake_allowed(&self, ip: IpAddr) -> Result<(), String> {
@@ -557,13 +614,13 @@ pub(crate) fn ws_config() -> WebSocketConfig {
 }
 
 /// One connection's place under the per-IP cap; gives it back on drop.
-struct IpSlot {
+pub(crate) struct IpSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
 }
 
 impl IpSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
+    pub(crate) fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
         // A poisoned lock only means another task panicked mid-update of a counter; the map
         // is still usable.
         let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -622,14 +679,16 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// One accepted connection, from its TLS handshake (if any) to the end of its WebSocket: what
-/// every connection's task holds, for hours when it is a relayed browser.
+/// every connection's task holds, for hours when it is a relayed browser. `slot`: its place
+/// under the per-address cap; `None` for a trusted proxy's, whose request names the browser
+/// that takes one (`http`).
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     accepted: tokio::time::Instant,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
-    slot: IpSlot,
+    slot: Option<IpSlot>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let mut plain_on_tls = false;
@@ -666,8 +725,7 @@ async fn connection(
             }
         }
     };
-    http::serve(stream, peer, accepted, shared, stop, plain_on_tls).await;
-    drop(slot);
+    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
     drop(permit);
 }
 
@@ -730,7 +788,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let accepted = tokio::time::Instant::now();
         next_conn += 1;
         let span = info_span!("conn", id = next_conn);
-        if shared.config.trusted_proxies.contains(&peer.ip()) {
+        if shared.trusts(peer.ip()) {
             // A proxy's connection: the browser its PROXY header names is what the caps count,
             // so the header is read (in the connection's own task) before they are applied.
             let (shared, stop) = (Arc::clone(&shared), stop.clone());
@@ -739,9 +797,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                     let Some((tcp, peer)) = proxied(tcp, peer, accepted, &shared).await else {
                         return;
                     };
+                    if shared.trusts(peer.ip()) {
+                        // No PROXY header (or one naming another trusted proxy): an HTTP
+                        // reverse proxy, whose request's X-Forwarded-For names the browser
+                        // the caps count, once its head is read (`http`).
+                        connection(tcp, peer, accepted, shared, stop, None, permit).await;
+                        return;
+                    }
                     match admit(peer, &shared) {
                         Ok(slot) => {
-                            connection(tcp, peer, accepted, shared, stop, slot, permit).await;
+                            connection(tcp, peer, accepted, shared, stop, Some(slot), permit).await;
                         }
                         Err(why) => refuse_now(tcp, &shared, why),
                     }
@@ -759,7 +824,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         };
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
-        tasks.spawn(connection(tcp, peer, accepted, shared, stop, slot, permit).instrument(span));
+        tasks.spawn(
+            connection(tcp, peer, accepted, shared, stop, Some(slot), permit).instrument(span),
+        );
     }
     drop(listener);
     info!(connections = tasks.len(), "bridge stopping");
@@ -892,6 +959,7 @@ mod tests {
             tls: None,
             server_tls: None,
             server_at: AtomicUsize::new(0),
+            secret: ServerSecret::new(None),
             config,
         })
     }
@@ -916,7 +984,7 @@ mod tests {
             tokio::time::Instant::now(),
             Arc::clone(&s),
             stop,
-            slot,
+            Some(slot),
             permit,
         );
         let size = std::mem::size_of_val(&fut);

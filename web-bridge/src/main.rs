@@ -1,6 +1,7 @@
 //! `natter-bridge`: serves the natter page and relays its WebSockets to natter-server.
 //! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period.
-//! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`).
+//! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`) and the bridge secret's file
+//! (`--server-secret-file`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -86,8 +87,9 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     server_secret_file: Option<PathBuf>,
     /// A proxy in front of the bridge (repeatable, or comma-separated): its connections may
-    /// start with a PROXY protocol header (v1 or v2) naming the browser, whose address the caps
-    /// count and the server is told [default: none]
+    /// start with a PROXY protocol header (v1 or v2) naming the browser, or, from an HTTP
+    /// reverse proxy, name it in X-Forwarded-For (the rightmost address there that is not a
+    /// trusted proxy); the caps count that address and the server is told it [default: none]
     #[arg(
         long = "trusted-proxy",
         value_name = "IP",
@@ -106,21 +108,43 @@ fn default_www() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/www"))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // The operator's words: each cause once, no backtrace.
-            eprintln!("natter-bridge: {}", natter_ops::error_words(e.as_ref()));
-            std::process::ExitCode::FAILURE
+fn main() -> std::process::ExitCode {
+    // A bad value from an environment variable is said with the variable's name.
+    let args: Args = match natter_ops::args::parse() {
+        Ok(args) => args,
+        Err(words) => {
+            let argv: Vec<_> = std::env::args_os().collect();
+            let format = natter_ops::logging::format_asked(&argv, None);
+            return stopped(format, "cannot start", &words, 2);
         }
+    };
+    let format = args.log_format;
+    let mut doing = "cannot start";
+    let ran = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args, &mut doing)));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The operator's words: each cause once, no backtrace.
+        Err(e) => stopped(format, doing, &natter_ops::error_words(e.as_ref()), 1),
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    // A bad value from an environment variable is said with the variable's name.
-    let args: Args = natter_ops::args::parse("natter-bridge");
+/// Says why the process stops as an `ERROR` line of its log (set up now if it was not yet),
+/// and gives the exit status.
+fn stopped(format: LogFormat, doing: &str, why: &str, status: u8) -> std::process::ExitCode {
+    if natter_ops::logging::ensure(format, "info").is_ok() {
+        tracing::error!(error = %why, "{doing}");
+    } else {
+        // No log to be had: stderr as it is.
+        eprintln!("natter-bridge: {doing}: {why}");
+    }
+    std::process::ExitCode::from(status)
+}
+
+async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     natter_ops::logging::init(args.log_format, "info")?;
     let www = args.www.unwrap_or_else(default_www);
     if !www.join("index.html").is_file() {
@@ -198,33 +222,60 @@ async fn run() -> anyhow::Result<()> {
     let scheme = if bridge.is_https() { "https" } else { "http" };
     println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
     #[cfg(unix)]
-    tokio::spawn(reload_certificates_on_sighup(hup, bridge.certificates()));
+    tokio::spawn(reload_on_sighup(
+        hup,
+        bridge.certificates(),
+        bridge.server_secret(),
+        args.server_secret_file,
+    ));
     if let Some(addr) = bridge.metrics_addr() {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
     stop.await?;
     tracing::info!("shutting down");
+    *doing = "shutdown failed";
     bridge.shutdown().await?;
     Ok(())
 }
 
-/// SIGHUP: the bridge's certificate and key are read again; a bad file is refused in the log
-/// and the certificate in use stays.
+/// SIGHUP: the bridge's certificate and key are read again, and so is `--server-secret-file`
+/// (natter-server rereads its own on SIGHUP: a secret rotated on both takes effect without
+/// dropping a browser); a bad or empty file is refused in the log and what is in use stays.
 #[cfg(unix)]
-async fn reload_certificates_on_sighup(
+async fn reload_on_sighup(
     hup: std::io::Result<tokio::signal::unix::Signal>,
     certificates: natter_bridge::Certificates,
+    secret: natter_bridge::ServerSecret,
+    secret_file: Option<PathBuf>,
 ) {
     let mut hup = match hup {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; nothing will reload");
             return;
         }
     };
     while hup.recv().await.is_some() {
         if let Err(e) = certificates.reload() {
             tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");
+        }
+        let Some(file) = &secret_file else {
+            continue;
+        };
+        let shown = file.display();
+        match natter_ops::bridge_secret(Some(file)) {
+            Ok(Some(s)) if secret.set(Some(&s)) => {
+                tracing::info!(file = %shown, "bridge secret reloaded: new relays present it");
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::error!(
+                file = %shown,
+                "bridge secret not reloaded: the file is empty; the secret in use stays"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "bridge secret not reloaded; the secret in use stays"
+            ),
         }
     }
 }

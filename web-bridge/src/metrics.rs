@@ -210,6 +210,9 @@ pub(crate) enum Verdict {
     Unavailable,
     /// Over TLS, the server's certificate did not verify: every browser's relay fails.
     Untrusted,
+    /// The server refused the bridge's secret (`ErrorKind::BridgeSecret`): every browser's
+    /// relay is closed at once.
+    SecretRefused,
 }
 
 impl Verdict {
@@ -218,11 +221,14 @@ impl Verdict {
             Verdict::Reached => 1,
             Verdict::Unavailable => 2,
             Verdict::Untrusted => 3,
+            // Two bits hold the code; 0 is free, since the time beside it is never 0.
+            Verdict::SecretRefused => 0,
         }
     }
 
     fn of(code: u64) -> Verdict {
         match code {
+            0 => Verdict::SecretRefused,
             1 => Verdict::Reached,
             3 => Verdict::Untrusted,
             _ => Verdict::Unavailable,
@@ -306,7 +312,8 @@ impl ServerHealth {
                                             break;
                                         }
                                         Verdict::Untrusted => verdict = Verdict::Untrusted,
-                                        Verdict::Unavailable => {}
+                                        // A probe sends nothing: it never learns this.
+                                        Verdict::Unavailable | Verdict::SecretRefused => {}
                                     }
                                 }
                                 health.record(verdict);
@@ -331,6 +338,11 @@ impl ServerHealth {
                     Verdict::Untrusted => Err(format!(
                         "natter-server at {}: its TLS certificate is not trusted (--server-ca, \
                          --server-name)",
+                        at()
+                    )),
+                    Verdict::SecretRefused => Err(format!(
+                        "natter-server at {} refuses this bridge's secret (NATTER_BRIDGE_SECRET \
+                         or --server-secret-file must be the server's)",
                         at()
                     )),
                 }

@@ -7,9 +7,10 @@
 //! length-prefixed frame ([`wire::frame_payload`]); what the server sends is passed on in batches,
 //! each binary message the longest run of whole frames one read completed
 //! ([`wire::whole_frames_len`]), prefixes included and byte for byte, so a hub cycle's many frames
-//! cost one WebSocket message. It never decodes chat messages. Both directions forward directly (a
-//! write finishes before the next read), so neither side can make the bridge buffer more than one
-//! frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
+//! cost one WebSocket message. It decodes no chat message but the server's first, after a
+//! `Forwarded`: an `Error { BridgeSecret }` there is the bridge's to log, not the browser's.
+//! Both directions forward directly (a write finishes before the next read), so neither side can
+//! make the bridge buffer more than one frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
 //! (atomics, no locks).
 
 use crate::metrics::{Direction, Verdict};
@@ -19,9 +20,10 @@ use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
-use natter_core::wire::{self, LEN_PREFIX};
+use natter_core::wire::{self, ErrorKind, LEN_PREFIX, ServerMsg};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
@@ -112,6 +114,9 @@ pub(crate) enum End {
     ServerUnavailable,
     /// The server's TLS certificate did not verify.
     ServerUntrusted,
+    /// The server refused the bridge's secret (`ErrorKind::BridgeSecret`): the bridge was
+    /// given another secret than the server's, or the server has none.
+    SecretRefused,
     /// The server closed its side.
     ServerClosed,
     /// Reading from or writing to the server failed, or it sent an oversize frame.
@@ -122,7 +127,7 @@ pub(crate) enum End {
 
 impl End {
     /// Every way a relay ends, in declaration order (so `end as usize` indexes it).
-    pub(crate) const ALL: [End; 12] = [
+    pub(crate) const ALL: [End; 13] = [
         End::BrowserClosed,
         End::BrowserGone,
         End::BrowserIdle,
@@ -132,6 +137,7 @@ impl End {
         End::NotBinary,
         End::ServerUnavailable,
         End::ServerUntrusted,
+        End::SecretRefused,
         End::ServerClosed,
         End::ServerFailed,
         End::Shutdown,
@@ -149,6 +155,7 @@ impl End {
             End::NotBinary => "not_binary",
             End::ServerUnavailable => "server_unavailable",
             End::ServerUntrusted => "server_untrusted",
+            End::SecretRefused => "secret_refused",
             End::ServerClosed => "server_closed",
             End::ServerFailed => "server_failed",
             End::Shutdown => "shutdown",
@@ -166,6 +173,7 @@ impl End {
             End::NotBinary => (CloseCode::Unsupported, "binary messages only"),
             End::ServerUnavailable => (CloseCode::Again, "chat server unavailable"),
             End::ServerUntrusted => (CloseCode::Again, "chat server certificate not trusted"),
+            End::SecretRefused => (CloseCode::Again, "chat server refused this bridge's secret"),
             End::ServerClosed => (CloseCode::Normal, "chat server closed the connection"),
             End::ServerFailed => (CloseCode::Error, "chat server connection failed"),
             End::Shutdown => (CloseCode::Away, "bridge shutting down"),
@@ -206,10 +214,12 @@ async fn relay(
     shutdown: &mut watch::Receiver<bool>,
 ) -> (End, Ws) {
     let config = &shared.config;
+    let secret = shared.secret.get();
+    let forwarded = secret.is_some();
     let (mut tcp_rx, mut tcp_tx) = tokio::select! {
         // Boxed, given back once connected: a TLS client handshake's state is large, and would
         // otherwise stay in every relay's task for as long as the WebSocket is open (issue 22).
-        r = Box::pin(connect_any(peer, shared)) => match r {
+        r = Box::pin(connect_any(peer, shared, secret)) => match r {
             Ok(halves) => {
                 shared.server_health.record(Verdict::Reached);
                 halves
@@ -245,8 +255,12 @@ async fn relay(
             &sweep,
             config.write_timeout,
             &shared.metrics.to_browser,
+            forwarded,
         ) => e,
     };
+    if end == End::SecretRefused {
+        shared.server_health.record(Verdict::SecretRefused);
+    }
     // The server sees EOF and keeps the user's session for a resume.
     let _ = timeout(CLOSE_WRITE_TIMEOUT, tcp_tx.shutdown()).await;
     // Cannot fail: both halves come from the `split` above.
@@ -360,11 +374,15 @@ async fn server_to_browser(
     sweep: &Sweep<'_>,
     write_timeout: Duration,
     metrics: &Direction,
+    forwarded: bool,
 ) -> End {
     // What the server sent and the browser has not been given: at most one partial frame plus
     // one read. Empty (no allocation) whenever the last read ended on a frame boundary.
     let mut buf = BytesMut::new();
     let mut next_ping = sweep.ping_every;
+    // The server's first frame is looked at when the bridge named the browser with its
+    // secret: a refusal of the secret is the bridge's to say, not the browser's.
+    let mut first = forwarded;
     loop {
         tokio::select! {
             r = tcp.read_into(&mut buf) => {
@@ -381,6 +399,9 @@ async fn server_to_browser(
                         return End::ServerFailed;
                     }
                 };
+                if whole > 0 && std::mem::take(&mut first) && secret_refused(&buf[..whole]) {
+                    return End::SecretRefused;
+                }
                 if whole > 0 {
                     let batch = buf.split_to(whole).freeze();
                     // One deadline for the whole batch, and one message. A stop is seen after
@@ -419,10 +440,38 @@ async fn server_to_browser(
     }
 }
 
+/// Whether the first of `frames` (whole frames from the server, the first it sent) is its
+/// refusal of the bridge's secret (`ErrorKind::BridgeSecret`), which is then logged with the
+/// server's words. The one message of the chat protocol the bridge reads.
+fn secret_refused(frames: &[u8]) -> bool {
+    let Some(Ok(payload)) = wire::frame_payloads(frames).next() else {
+        return false;
+    };
+    match wire::decode_payload::<ServerMsg>(payload) {
+        Ok(ServerMsg::Error {
+            kind: ErrorKind::BridgeSecret,
+            detail,
+            ..
+        }) => {
+            tracing::warn!(
+                server_said = %detail,
+                "the chat server refused this bridge's secret: give natter-bridge the server's \
+                 (NATTER_BRIDGE_SECRET or --server-secret-file); until then no browser can chat"
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Connects to the first of the server's addresses that accepts, starting at the one that
 /// last did ([`crate::BridgeConfig::servers`]): each attempt within the connect timeout, the
 /// preamble written. Which one worked is where the next WebSocket starts.
-async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, ServerTx), End> {
+async fn connect_any(
+    peer: SocketAddr,
+    shared: &Shared,
+    secret: Option<Arc<str>>,
+) -> Result<(ServerRx, ServerTx), End> {
     let servers = shared.config.servers();
     let start = shared.server_at.load(Ordering::Relaxed);
     let mut end = End::ServerUnavailable;
@@ -431,7 +480,7 @@ async fn connect_any(peer: SocketAddr, shared: &Shared) -> Result<(ServerRx, Ser
         let server = servers[at];
         let attempt = timeout(
             shared.config.connect_timeout,
-            connect_one(server, peer, shared),
+            connect_one(server, peer, shared, secret.as_deref()),
         )
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
@@ -460,6 +509,7 @@ async fn connect_one(
     server: SocketAddr,
     peer: SocketAddr,
     shared: &Shared,
+    secret: Option<&str>,
 ) -> std::io::Result<(ServerRx, ServerTx)> {
     let tcp = TcpStream::connect(server).await?;
     tcp.set_nodelay(true)?;
@@ -474,7 +524,7 @@ async fn connect_one(
             (ServerRx::Tls(rx), Box::new(tx))
         }
     };
-    match &shared.config.server_secret {
+    match secret {
         Some(secret) => {
             let peer = peer.ip().to_canonical().to_string();
             tx.write_all(&wire::bridge_preamble(&peer, secret)).await?;
@@ -545,6 +595,7 @@ mod tests {
             End::TooBig,
             End::NotBinary,
             End::ServerUnavailable,
+            End::SecretRefused,
             End::ServerClosed,
             End::ServerFailed,
             End::Shutdown,

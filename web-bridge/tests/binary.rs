@@ -319,3 +319,275 @@ async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
     assert_eq!(open_files(&limits), (hard.clone(), hard));
 }
+
+/// Every way the bridge's start fails is one `ERROR` line of its log (tracing's, JSON when asked
+/// for), saying what failed and why, and a non-zero exit: a bad flag, a taken port, a bad
+/// certificate, an unreadable secret file and an unknown server host were printed with
+/// `eprintln!` outside the log.
+#[tokio::test]
+async fn every_failure_at_start_is_one_error_line_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("cert.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.display().to_string();
+    let missing = dir.path().join("secret").display().to_string();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+            .args(args)
+            .env_remove("NATTER_BRIDGE_SERVER")
+            .env_remove("NATTER_BRIDGE_TRUSTED_PROXY")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cases: [(&[&str], i32, &[&str]); 5] = [
+        (
+            &["--max-connections", "lots"],
+            2,
+            &["invalid value 'lots' for '--max-connections <N>'"],
+        ),
+        (&["--listen", &taken], 1, &["cannot listen on", &taken]),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                &garbage,
+                "--tls-key",
+                &garbage,
+            ],
+            1,
+            &[&garbage, "no CERTIFICATE"],
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--server-secret-file", &missing],
+            1,
+            &["cannot read the secret file", &missing],
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--server",
+                "nat-ter.invalid:8000",
+            ],
+            1,
+            &["--server nat-ter.invalid:8000"],
+        ),
+    ];
+    for (args, status, words) in cases {
+        let (code, said) = within(
+            "the bridge stops",
+            tokio::task::spawn_blocking({
+                let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+                move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, Some(status), "{args:?}: {said}");
+        let errors: Vec<&str> = said.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {said}");
+        assert!(
+            errors[0].contains(" ERROR natter_bridge: cannot start error="),
+            "{args:?}: {said}"
+        );
+        for w in words {
+            assert!(errors[0].contains(w), "{args:?}: {w:?} not in {said}");
+        }
+    }
+    let (code, said) = run(&["--log-format", "json", "--listen", &taken]);
+    assert_eq!(code, Some(1), "{said}");
+    let line = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no JSON error line: {said}"));
+    assert_eq!(line["message"], "cannot start", "{said}");
+    assert!(line["error"].as_str().unwrap().contains(&taken), "{said}");
+}
+
+/// `GET path` on `addr` (the metrics endpoint): status and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    within("write", s.write_all(req.as_bytes())).await.unwrap();
+    let mut all = Vec::new();
+    within("read", s.read_to_end(&mut all)).await.unwrap();
+    let all = String::from_utf8(all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// A bridge given another secret than the server's: the server refuses it with an error kind of
+/// its own (`BridgeSecret`), and the bridge says so: a `WARN` line naming the secret with the
+/// server's words, a close reason of its own for the browser (1013, as for a server it cannot
+/// use), `secret_refused` in the metrics and `/readyz` saying why. It logged only
+/// `reason=ServerClosed`, and the page saw a protocol error it could do nothing about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_with_the_wrong_secret_says_the_server_refused_it() {
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_natter-bridge"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg("--server")
+            .arg(server.local_addrs()[0].to_string())
+            .args(["--www", "/nonexistent"])
+            .env("RUST_LOG", "info")
+            .env("NATTER_BRIDGE_SECRET", "a secret that is not the server's")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let printed = within(
+        "the two address lines",
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .take(2)
+                .map(|l| l.unwrap())
+                .collect::<Vec<_>>()
+        }),
+    )
+    .await
+    .unwrap();
+    let addr_in = |prefix: &str| -> std::net::SocketAddr {
+        let line = printed
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {printed:?}"));
+        line.trim_end_matches("/metrics")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    };
+    let addr = addr_in("natter-bridge: open http://");
+    let metrics = addr_in("natter-bridge: metrics on http://");
+
+    let mut ws = connect(addr).await;
+    match next_msg(&mut ws).await {
+        Some(tokio_tungstenite::tungstenite::Message::Close(Some(f))) => {
+            assert_eq!(f.code, CloseCode::Again);
+            assert_eq!(
+                f.reason.as_str(),
+                "chat server refused this bridge's secret"
+            );
+        }
+        other => panic!("expected the bridge's close, got {other:?}"),
+    }
+    let (status, why) = http_get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("refuses this bridge's secret"), "{why}");
+    let (_, scraped) = http_get(metrics, "/metrics").await;
+    assert!(
+        scraped
+            .contains("natter_bridge_websocket_sessions_ended_total{reason=\"secret_refused\"} 1"),
+        "{scraped}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stderr = child.0.stderr.take().unwrap();
+    let log = within(
+        "the log to its end",
+        tokio::task::spawn_blocking(move || std::io::read_to_string(stderr).unwrap()),
+    )
+    .await
+    .unwrap();
+    let warned = log
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("refused this bridge's secret"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(
+        warned.contains("NATTER_BRIDGE_SECRET") && warned.contains("is not this server's"),
+        "{warned}"
+    );
+    assert!(log.contains("reason=SecretRefused"), "{log}");
+    within("server shutdown", server.shutdown()).await.unwrap();
+}
+
+/// README ("Reload"): natter-server rereads its bridge secret file on SIGHUP, so a secret is
+/// rotated without a restart; the bridge read its own only at start, so after a rotation every
+/// browser was refused until the bridge was restarted, dropping them all. SIGHUP rereads
+/// `--server-secret-file` too: new relays present the new secret.
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_rereads_the_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "the first secret, rotated soon\n").unwrap();
+    let mut server = FakeServer::start().await;
+    let file_arg = file.display().to_string();
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--server-secret-file", &file_arg],
+        "warn",
+        Stdio::null(),
+    );
+    let addr = printed_addr(&mut child).await;
+    let first = natter_core::wire::bridge_preamble("127.0.0.1", "the first secret, rotated soon");
+    let second =
+        natter_core::wire::bridge_preamble("127.0.0.1", "the second secret, after rotation");
+    // What the bridge's next relay presents to the server (the first preamble is the shorter).
+    let mut presented = async || {
+        let _ws = connect(addr).await;
+        let mut s = within("bridge connects", server.conns.recv())
+            .await
+            .expect("fake server running");
+        let mut got = vec![0; first.len()];
+        within("preamble", s.read_exact(&mut got)).await.unwrap();
+        if got[..] != first[..] {
+            got.resize(second.len(), 0);
+            within("the rest", s.read_exact(&mut got[first.len()..]))
+                .await
+                .unwrap();
+        }
+        got
+    };
+    assert_eq!(presented().await, first);
+    std::fs::write(&file, "the second secret, after rotation\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = presented().await;
+        if got == second {
+            break;
+        }
+        assert_eq!(got, first, "neither secret");
+        assert!(
+            Instant::now() < deadline,
+            "the new secret was never presented"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An empty file is refused; the secret in use stays.
+    std::fs::write(&file, "").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(presented().await, second);
+}

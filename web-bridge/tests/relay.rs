@@ -461,6 +461,78 @@ async fn a_trusted_proxy_names_each_browser_and_the_caps_count_browsers() {
     within("shutdown", plain.shutdown()).await.unwrap();
 }
 
+/// Opens `/ws` on `bridge` as an HTTP reverse proxy would pass a browser's upgrade on (nginx
+/// `proxy_pass` with `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`): with these
+/// `X-Forwarded-For` headers.
+async fn through_http_proxy(
+    bridge: std::net::SocketAddr,
+    forwarded_for: &[&str],
+) -> Result<Browser, WsError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let mut req = format!("ws://{bridge}/ws").into_client_request().unwrap();
+    let headers = req.headers_mut();
+    headers.insert(
+        "origin",
+        HeaderValue::from_str(&format!("http://{bridge}")).unwrap(),
+    );
+    for v in forwarded_for {
+        headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+    }
+    within("handshake", tokio_tungstenite::connect_async(req))
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Behind an HTTP reverse proxy (nginx `proxy_pass` with the WebSocket upgrade) every browser
+/// was the proxy's address: on the bridge (its per-address cap, 50 browsers for the whole site)
+/// and on the server (rate limits, bans by address), since the bridge read no
+/// `X-Forwarded-For`. From a trusted proxy it now takes the rightmost address there that is not a
+/// trusted proxy, counts it and names it to the server; from anyone else the header is ignored.
+#[tokio::test]
+async fn a_trusted_http_proxys_x_forwarded_for_names_each_browser() {
+    let mut server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+    config.max_connections_per_ip = 1;
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let proxied = bridge_with(config).await;
+    let addr = proxied.local_addr();
+    // What the browser wrote itself (left) is not believed: nginx appended its real address.
+    let _b1 = through_http_proxy(addr, &["6.6.6.6, 203.0.113.7"])
+        .await
+        .expect("the first browser");
+    let _s1 = forwarded_as(&mut server, "203.0.113.7").await;
+    // Another browser through the same proxy: its own slot under the cap of 1, and two
+    // headers are one list.
+    let _b2 = through_http_proxy(addr, &["6.6.6.6", "2001:db8::8"])
+        .await
+        .expect("the second browser");
+    let _s2 = forwarded_as(&mut server, "2001:db8::8").await;
+    // The first browser again: over its cap.
+    let again = through_http_proxy(addr, &["203.0.113.7"]).await;
+    assert_eq!(status_of(again.expect_err("over the cap")), 503);
+    // The proxy naming itself last (a chain of two trusted hops): the one before it.
+    let _b3 = through_http_proxy(addr, &["203.0.113.9, 127.0.0.1"])
+        .await
+        .expect("through two proxies");
+    let _s3 = forwarded_as(&mut server, "203.0.113.9").await;
+    // An entry the proxy vouches for that is not an address: the proxy is set up wrong, 400.
+    let bad = through_http_proxy(addr, &["203.0.113.10, unknown"]).await;
+    assert_eq!(status_of(bad.expect_err("bad X-Forwarded-For")), 400);
+    // No header: the proxy's own connection, counted as it.
+    let _own = connect(addr).await;
+    let _s4 = forwarded_as(&mut server, "127.0.0.1").await;
+    within("shutdown", proxied.shutdown()).await.unwrap();
+
+    // From an address not trusted as a proxy, the header is ignored: the socket's address.
+    let plain = bridge(server.addr).await;
+    let _b = through_http_proxy(plain.local_addr(), &["203.0.113.7"])
+        .await
+        .expect("a browser");
+    let _s = forwarded_as(&mut server, "127.0.0.1").await;
+    within("shutdown", plain.shutdown()).await.unwrap();
+}
+
 /// Issue 18, finding 7: a connection over the total cap used to wait unseen in the listen
 /// backlog; now it is answered 503 at once, before it has sent anything.
 #[tokio::test]

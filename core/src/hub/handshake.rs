@@ -12,7 +12,7 @@ use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
 use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re, ServerMsg};
 use core::net::IpAddr;
-use tracing::debug;
+use tracing::{debug, info};
 
 impl Hub {
     /// Admission: the hard limits refuse outright; soft limits (per address, connect rate,
@@ -365,8 +365,20 @@ impl Hub {
                     .is_some_and(|s| s.matches(&secret));
                 if first && proven {
                     self.forwarded(conn, &peer, now);
+                } else if first {
+                    // A bridge set up with another secret than the server's (or none set on
+                    // the server): a kind of its own, so the bridge can say so in its log.
+                    info!(conn = %conn, from = %socket_ip, "a bridge's secret was refused");
+                    let detail = if self.config.bridge_secret.is_some() {
+                        "the bridge secret is not this server's: give natter-bridge the \
+                         server's (NATTER_BRIDGE_SECRET, or --server-secret-file)"
+                    } else {
+                        "this server has no bridge secret, so no bridge may name addresses: \
+                         give natter-server and natter-bridge the same NATTER_BRIDGE_SECRET"
+                    };
+                    self.fatal(conn, ErrorKind::BridgeSecret, detail.into(), now);
                 } else {
-                    debug!(conn = %conn, from = %socket_ip, first, "forwarded refused");
+                    debug!(conn = %conn, from = %socket_ip, "forwarded refused: not first");
                     let detail =
                         "forwarded is only accepted first, with the server's bridge secret";
                     self.fatal(conn, ErrorKind::Protocol, detail.into(), now);

@@ -2082,7 +2082,8 @@ fn forwarded_only_with_the_bridge_secret() {
         &crate::wire::bridge_preamble("198.51.100.7", TEST_BRIDGE_SECRET),
     );
     assert_eq!(fatal(&mut t, e).0, ErrorKind::Full);
-    // Without the bridge secret, from anywhere: a protocol error.
+    // Without the bridge secret, from anywhere: refused, as a kind of its own (a bridge set
+    // up with another secret said only "protocol error", and logged `ServerClosed`).
     for from in [bridge, ip("192.0.2.1")] {
         let f = t.hub.accept(from, t.now).unwrap();
         t.feed(
@@ -2090,8 +2091,8 @@ fn forwarded_only_with_the_bridge_secret() {
             &crate::wire::bridge_preamble("198.51.100.9", "not the secret, just a guess"),
         );
         let (k, d) = fatal(&mut t, f);
-        assert_eq!(k, ErrorKind::Protocol);
-        assert!(d.contains("bridge secret"), "{d}");
+        assert_eq!(k, ErrorKind::BridgeSecret);
+        assert!(d.contains("bridge secret is not this server's"), "{d}");
     }
     // A server configured with no secret takes no bridge at all.
     let mut open = T::with(Config {
@@ -2103,7 +2104,9 @@ fn forwarded_only_with_the_bridge_secret() {
         f,
         &crate::wire::bridge_preamble("198.51.100.9", TEST_BRIDGE_SECRET),
     );
-    assert_eq!(fatal(&mut open, f).0, ErrorKind::Protocol);
+    let (k, d) = fatal(&mut open, f);
+    assert_eq!(k, ErrorKind::BridgeSecret);
+    assert!(d.contains("this server has no bridge secret"), "{d}");
     // With it, a bridge on any address names its browsers (here one not in trusted_proxies).
     let elsewhere = t.hub.accept(ip("192.0.2.77"), t.now).unwrap();
     t.feed(
