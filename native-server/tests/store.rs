@@ -102,12 +102,15 @@ fn said_by(events: &[RoomEvent]) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_acknowledged_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    // Found (or built) first: the writer below says nothing while the CLI runs, and a build
+    // taking minutes would have it dropped for not answering the server's ping.
+    let natter = attack_support::natter_cli();
     let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
     // A writer sends as fast as flood control lets it and notes what was acknowledged.
     let (mut w, _) = BinClient::hello(addr, "writer", None).await;
     w.join("#crash").await;
     // And the natter CLI in line mode pipes lines in: it exits 0 only once all are acknowledged.
-    let mut cli = Command::new(attack_support::natter_cli())
+    let mut cli = Command::new(natter)
         .args(["--nick", "piper", "--room", "#crash", "--wait", "20"])
         .arg(addr.to_string())
         // No user config file: a home of its own.

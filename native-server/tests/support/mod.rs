@@ -298,13 +298,26 @@ impl BinClient {
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         let w = &mut self.writer;
         // The flush matters over TLS only (a record may wait in the stream otherwise).
-        timeout(WAIT, async move {
+        let sent = timeout(WAIT, async move {
             w.write_all(bytes).await?;
             w.flush().await
         })
         .await
-        .unwrap_or_else(|_| panic!("{}: write timed out", self.name))
-        .unwrap_or_else(|e| panic!("{}: write failed: {e}", self.name));
+        .unwrap_or_else(|_| panic!("{}: write timed out", self.name));
+        if let Err(e) = sent {
+            // The server closed this connection: what it said last tells why.
+            let mut last = Vec::new();
+            while last.len() < 20
+                && let Got::Msg(m) = self.next_msg(Duration::from_secs(1)).await
+            {
+                last.push(m);
+            }
+            let before = &self.seen[self.seen.len().saturating_sub(5)..];
+            panic!(
+                "{}: write failed: {e}; the server's last words: {last:?}; read before: {before:?}",
+                self.name
+            );
+        }
     }
 
     pub fn id(&mut self) -> MsgId {
