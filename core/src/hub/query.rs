@@ -342,12 +342,14 @@ impl Hub {
             peak: self.users_peak.1,
             local,
             local_peak: self.users_peak.0,
-            // Rooms somebody is in (a stored room nobody is in stays in the table).
+            // Rooms somebody is in (a stored room nobody is in stays in the table), here or,
+            // in a cluster, on another node.
             rooms: self
                 .rooms
                 .values()
                 .filter(|r| !r.members.is_empty())
-                .count(),
+                .count()
+                + self.remote_only_rooms().len(),
             connections: self.conns.len() - unknown,
             unknown,
             operators: self.operators_online(),
@@ -494,16 +496,15 @@ impl Hub {
                 Info::Whowas { nick, was }
             }
             Query::List(named) => {
-                let with_members = self.rooms.iter().filter(|(name, r)| {
-                    !r.members.is_empty() && (named.is_empty() || named.contains(name))
-                });
-                let total = with_members.clone().count();
-                let rooms = with_members
+                let listed = self.listed_rooms(&named);
+                let total = listed.len();
+                let rooms = listed
+                    .into_iter()
                     .take(MAX_LIST_ROOMS)
-                    .map(|(name, r)| Listed {
-                        room: name.clone(),
-                        members: r.members.len() + self.remote_count(name),
-                        topic: r.topic.clone(),
+                    .map(|(room, members, topic)| Listed {
+                        room,
+                        members,
+                        topic,
                     })
                     .collect();
                 Info::List { rooms, total }
