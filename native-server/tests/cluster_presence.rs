@@ -3,7 +3,8 @@
 //! IRC door on real sockets: an IRC user on one node finds one on another node who shares no
 //! room with it (WHOIS, ISON), sees it away (WHOIS's and PRIVMSG's `301`), hears it go away in
 //! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit;
-//! a room whose members are all on the other node is in `LIST`, LUSERS and `Rooms` there;
+//! a room whose members are all on the other node is in `LIST`, LUSERS, `Rooms` and its
+//! `NAMES` there;
 //! the users of a node killed with SIGKILL are forgotten by the cluster once its lease ran out,
 //! so a node started after that does not find them either.
 
@@ -141,6 +142,13 @@ async fn a_room_only_another_nodes_users_are_in_is_listed() {
         lines
             .iter()
             .any(|l| l.contains(" 254 bob 1 :channels formed")),
+        "{lines:#?}"
+    );
+    let lines = ask(&mut bob, "NAMES #onlya", " 366 ").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 353 bob = #onlya :carol dave")),
         "{lines:#?}"
     );
     let (mut erin, _) = BinClient::hello(b.local_addrs()[0], "erin", None).await;

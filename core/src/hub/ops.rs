@@ -1162,6 +1162,15 @@ impl Hub {
     }
 
     fn who(&mut self, conn: ConnId, room: RoomName) {
+        let elsewhere: Vec<Nick> = self
+            .remote_only_members(&room)
+            .into_iter()
+            .map(|p| p.nick.clone())
+            .collect();
+        if !elsewhere.is_empty() {
+            let members = elsewhere;
+            return self.reply(conn, Reply::Msg(ServerMsg::Members { room, members }));
+        }
         let Some(r) = self.rooms.get(&room) else {
             let detail = format!("{NO_ROOM}{room}");
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);

@@ -483,6 +483,24 @@ impl Hub {
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
                 });
+                // In a cluster, a room only other nodes' users are in: by their records.
+                let elsewhere: Vec<Present> = self
+                    .remote_only_members(&room)
+                    .into_iter()
+                    .map(|p| Present {
+                        nick: p.nick.clone(),
+                        away: p.away.clone(),
+                        mark: "",
+                        ident: Ident::remote(&p.nick),
+                        account: p.account.clone(),
+                        oper: false,
+                    })
+                    .collect();
+                let members = if elsewhere.is_empty() {
+                    members
+                } else {
+                    elsewhere
+                };
                 Info::Who { room, members }
             }
             Query::WhoMask { mask, ops } => self.who_mask(uid, mask, ops),

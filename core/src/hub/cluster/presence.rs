@@ -17,6 +17,7 @@ use super::super::dialect::Reply;
 use super::super::query::{Info, Present};
 use super::ClusterOut;
 use crate::Millis;
+use crate::limits::MAX_MEMBERS_LISTED;
 use crate::types::{ConnId, Nick, RoomName, Text};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -122,6 +123,31 @@ impl Hub {
             .iter()
             .filter(|(room, _)| self.rooms.get(*room).is_none_or(|r| r.members.is_empty()))
             .map(|(room, n)| (room.clone(), *n))
+            .collect()
+    }
+
+    /// Cluster mode: the users on other nodes in `room`, by their records, when no member here
+    /// is in it (else its roster answers): `/who`, WHO and NAMES of a room only other nodes'
+    /// users are in. At most [`MAX_MEMBERS_LISTED`].
+    pub(in crate::hub) fn remote_only_members(&self, room: &RoomName) -> Vec<&Presence> {
+        let Some(cl) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let here = self.rooms.get(room).is_some_and(|r| !r.members.is_empty());
+        if here || !cl.presence.rooms.contains_key(room) {
+            return Vec::new();
+        }
+        cl.presence
+            .known
+            .iter()
+            .filter(|(folded, (p, node))| {
+                let alive = cl.presence.alive.as_ref().is_none_or(|a| a.contains(node));
+                alive
+                    && p.rooms.contains(room)
+                    && !self.nicks.contains_key(&self.users, folded.as_str())
+            })
+            .map(|(_, (p, _))| p)
+            .take(MAX_MEMBERS_LISTED)
             .collect()
     }
 

@@ -438,6 +438,12 @@ fn list_and_lusers_show_a_room_whose_members_are_all_on_another_node() {
     assert!(!text.contains("#both"), "{text}");
     let text = irc(&mut net, 1, bob, "LUSERS");
     assert!(text.contains(" 254 bob 2 :channels formed"), "{text}");
+    // Who is in it, as its members' records say.
+    let text = irc(&mut net, 1, bob, "NAMES #onlya");
+    assert!(text.contains(" 353 bob = #onlya :carol dave\r\n"), "{text}");
+    let text = irc(&mut net, 1, bob, "WHO #onlya");
+    assert!(text.contains(" 352 bob #onlya carol "), "{text}");
+    assert!(text.contains(" 352 bob #onlya dave "), "{text}");
     irc(&mut net, 0, carol, "PART #onlya");
     let text = irc(&mut net, 1, bob, "LIST");
     assert!(text.contains(" 322 bob #onlya 1 "), "{text}");
