@@ -34,6 +34,39 @@ struct StoredUser {
     node: String,
 }
 
+/// A record as nodes wrote it before records named the user's rooms: read with none.
+#[derive(serde::Deserialize)]
+struct StoredUserV1 {
+    presence: PresenceV1,
+    node: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PresenceV1 {
+    nick: Nick,
+    account: Option<Nick>,
+    away: Option<natter_core::Text>,
+}
+
+impl From<StoredUserV1> for StoredUser {
+    fn from(o: StoredUserV1) -> StoredUser {
+        let PresenceV1 {
+            nick,
+            account,
+            away,
+        } = o.presence;
+        StoredUser {
+            presence: Presence {
+                nick,
+                account,
+                away,
+                rooms: Vec::new(),
+            },
+            node: o.node,
+        }
+    }
+}
+
 fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
     let stored = StoredUser {
         presence: presence.clone(),
@@ -43,7 +76,10 @@ fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
 }
 
 fn decode(value: &[u8]) -> Result<(Presence, String), String> {
-    let s: StoredUser = crate::kept::decode_entry::<_, MAX_ENTRY_BYTES>(value, "a user's record")?;
+    let s = crate::kept::decode_entry_or_older::<StoredUser, StoredUserV1, MAX_ENTRY_BYTES>(
+        value,
+        "a user's record",
+    )?;
     Ok((s.presence, s.node))
 }
 
@@ -225,6 +261,7 @@ mod tests {
             nick: Nick::new("Bob").unwrap(),
             account: Some(Nick::new("bob").unwrap()),
             away: natter_core::Text::new("lunch").ok(),
+            rooms: vec![natter_core::RoomName::new("#a").unwrap()],
         };
         let bytes = encode(&p, "node1").unwrap();
         assert_eq!(decode(&bytes).unwrap(), (p.clone(), "node1".to_owned()));
@@ -233,5 +270,26 @@ mod tests {
         longer.push(0);
         assert!(decode(&longer).is_err());
         assert_eq!(unhex(&nick_key(&p.nick)).as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn a_record_an_older_node_wrote_reads_with_no_rooms() {
+        #[derive(serde::Serialize)]
+        struct V1 {
+            nick: Nick,
+            account: Option<Nick>,
+            away: Option<natter_core::Text>,
+            node: String,
+        }
+        let old = V1 {
+            nick: Nick::new("Bob").unwrap(),
+            account: None,
+            away: None,
+            node: "node1".to_owned(),
+        };
+        let bytes = crate::kept::encode_entry(&old).unwrap();
+        let (p, node) = decode(&bytes).unwrap();
+        assert_eq!((p.nick.as_str(), node.as_str()), ("Bob", "node1"));
+        assert!(p.rooms.is_empty());
     }
 }

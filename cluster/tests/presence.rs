@@ -29,6 +29,7 @@ fn bob(away: Option<&str>) -> Presence {
         nick: nick("Bob"),
         account: None,
         away: away.and_then(|a| Text::new(a).ok()),
+        rooms: Vec::new(),
     }
 }
 
@@ -60,6 +61,7 @@ async fn a_record_reaches_every_node_and_only_its_node_removes_it() {
         nick: nick("dave"),
         account: None,
         away: None,
+        rooms: Vec::new(),
     };
     tell(&b, nick("dave"), Some(dave));
     let bob_before_dave = next(&mut c, "dave's record", |got| match got {
@@ -97,6 +99,7 @@ async fn a_gone_nodes_users_are_forgotten_with_their_nicks_but_not_what_another_
         nick: nick(n),
         account: None,
         away: None,
+        rooms: Vec::new(),
     };
     let mut c = node(&nats).await;
     // a holds bob and carol; b then took carol over (her session moved there).

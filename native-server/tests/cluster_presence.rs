@@ -3,12 +3,15 @@
 //! IRC door on real sockets: an IRC user on one node finds one on another node who shares no
 //! room with it (WHOIS, ISON), sees it away (WHOIS's and PRIVMSG's `301`), hears it go away in
 //! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit;
+//! a room whose members are all on the other node is in `LIST`, LUSERS, `Rooms` and its
+//! `NAMES` there;
 //! the users of a node killed with SIGKILL are forgotten by the cluster once its lease ran out,
 //! so a node started after that does not find them either.
 
 mod support;
 
 use natter_cluster::test_server::NatsServer as Nats;
+use natter_core::wire::{ClientMsg, ServerMsg};
 use natter_server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -118,6 +121,62 @@ async fn whois_ison_and_away_know_a_user_on_another_node() {
     // Bob quits: nobody has the nick any more.
     bob.send("QUIT :bye").await;
     until(&mut carol, "WHOIS bob", " 318 ", " 401 carol bob ").await;
+}
+
+/// A room whose members are all on one node is listed on the other, with its count: a user
+/// there can find it (IRC's `LIST`, the binary protocol's `Rooms`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_only_another_nodes_users_are_in_is_listed() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut carol = irc(&a, "carol", "").await;
+    let mut dave = irc(&a, "dave", "").await;
+    let mut bob = irc(&b, "bob", "").await;
+    carol.send("JOIN #onlya").await;
+    carol.expect_has(" 366 ").await;
+    dave.send("JOIN #onlya").await;
+    dave.expect_has(" 366 ").await;
+    until(&mut bob, "LIST", " 323 ", " 322 bob #onlya 2 ").await;
+    let lines = ask(&mut bob, "LUSERS", " 266 ").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" 254 bob 1 :channels formed")),
+        "{lines:#?}"
+    );
+    let lines = ask(&mut bob, "NAMES #onlya", " 366 ").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 353 bob = #onlya :carol dave")),
+        "{lines:#?}"
+    );
+    let (mut erin, _) = BinClient::hello(b.local_addrs()[0], "erin", None).await;
+    erin.send(&ClientMsg::Rooms).await;
+    let rooms = erin
+        .expect(|m| matches!(m, ServerMsg::Rooms { .. }), "the rooms")
+        .await;
+    let ServerMsg::Rooms { rooms } = rooms else {
+        unreachable!()
+    };
+    assert!(
+        rooms
+            .iter()
+            .any(|r| r.room.as_str() == "#onlya" && r.members == 2),
+        "{rooms:?}"
+    );
+    carol.send("PART #onlya").await;
+    until(&mut bob, "LIST", " 323 ", " 322 bob #onlya 1 ").await;
+    dave.send("QUIT").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ask(&mut bob, "LIST", " 323 ")
+        .await
+        .iter()
+        .any(|l| l.contains("#onlya"))
+    {
+        assert!(Instant::now() < deadline, "#onlya is still listed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1169,12 +1169,15 @@ impl Hub {
             && let Some(u) = self.users.get_mut(&uid)
         {
             u.rooms.insert(room.clone());
+            let nick = u.nick.clone();
             if let Some(r) = self.rooms.get_mut(&room) {
                 // Big rooms' lists of attached connections are built again.
                 self.attach_gen += 1;
                 r.members.insert(uid);
             }
             self.session_changed(uid);
+            // Its record names its rooms: other nodes list the room.
+            self.cluster_presence_changed(&nick);
         }
         if let Some(cl) = self.cluster.as_mut() {
             cl.applying = true;

@@ -165,7 +165,8 @@ impl Hub {
     /// it is then ([`Hub::handle_store_failed`]).
     pub(super) fn record_presence(&mut self, room: &RoomName, nick: &Nick, here: bool) {
         if self.cluster.is_some() {
-            return;
+            // The user's record in the cluster names its rooms.
+            return self.cluster_presence_changed(nick);
         }
         let Some(d) = self.durable.as_mut() else {
             return;

@@ -13,6 +13,7 @@ use crate::limits::{FLOOD_READ_GAP, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
 use crate::time::Millis;
 use crate::types::{ConnId, FoldedNick, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::debug;
 
@@ -1159,6 +1160,15 @@ impl Hub {
     }
 
     fn who(&mut self, conn: ConnId, room: RoomName) {
+        let elsewhere: Vec<Nick> = self
+            .remote_only_members(&room)
+            .into_iter()
+            .map(|p| p.nick.clone())
+            .collect();
+        if !elsewhere.is_empty() {
+            let members = elsewhere;
+            return self.reply(conn, Reply::Msg(ServerMsg::Members { room, members }));
+        }
         let Some(r) = self.rooms.get(&room) else {
             let detail = format!("{NO_ROOM}{room}");
             return self.error(conn, ErrorKind::NotInRoom, Re::Room(room), detail);
@@ -1169,17 +1179,40 @@ impl Hub {
 
     fn list_rooms(&mut self, conn: ConnId) {
         let rooms: Vec<RoomInfo> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| !r.members.is_empty())
+            .listed_rooms(&[])
+            .into_iter()
             .take(MAX_ROOMS_LISTED)
-            .map(|(name, r)| RoomInfo {
-                room: name.clone(),
-                members: u32::try_from(r.members.len() + self.remote_count(name))
-                    .unwrap_or(u32::MAX),
+            .map(|(room, members, _)| RoomInfo {
+                room,
+                members: u32::try_from(members).unwrap_or(u32::MAX),
             })
             .collect();
         self.reply(conn, Reply::Msg(ServerMsg::Rooms { rooms }));
+    }
+
+    /// The rooms anyone is in (only those `named`, if any), by name, with how many members
+    /// each has and its topic: in a cluster also the rooms only other nodes' users are in, as
+    /// their records say (their topics are not known here).
+    pub(super) fn listed_rooms(&self, named: &[RoomName]) -> Vec<(RoomName, usize, Option<Text>)> {
+        let wanted = |name: &RoomName| named.is_empty() || named.contains(name);
+        let mut rooms: BTreeMap<RoomName, (usize, Option<Text>)> = self
+            .rooms
+            .iter()
+            .filter(|(name, r)| !r.members.is_empty() && wanted(name))
+            .map(|(name, r)| {
+                let members = r.members.len() + self.remote_count(name);
+                (name.clone(), (members, r.topic.clone()))
+            })
+            .collect();
+        for (name, members) in self.remote_only_rooms() {
+            if wanted(&name) {
+                rooms.entry(name).or_insert((members, None));
+            }
+        }
+        rooms
+            .into_iter()
+            .map(|(name, (n, topic))| (name, n, topic))
+            .collect()
     }
 }
 

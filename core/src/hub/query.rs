@@ -342,12 +342,14 @@ impl Hub {
             peak: self.users_peak.1,
             local,
             local_peak: self.users_peak.0,
-            // Rooms somebody is in (a stored room nobody is in stays in the table).
+            // Rooms somebody is in (a stored room nobody is in stays in the table), here or,
+            // in a cluster, on another node.
             rooms: self
                 .rooms
                 .values()
                 .filter(|r| !r.members.is_empty())
-                .count(),
+                .count()
+                + self.remote_only_rooms().len(),
             connections: self.conns.len() - unknown,
             unknown,
             operators: self.operators_online(),
@@ -481,6 +483,24 @@ impl Hub {
                         .take(MAX_MEMBERS_LISTED)
                         .collect()
                 });
+                // In a cluster, a room only other nodes' users are in: by their records.
+                let elsewhere: Vec<Present> = self
+                    .remote_only_members(&room)
+                    .into_iter()
+                    .map(|p| Present {
+                        nick: p.nick.clone(),
+                        away: p.away.clone(),
+                        mark: "",
+                        ident: Ident::remote(&p.nick),
+                        account: p.account.clone(),
+                        oper: false,
+                    })
+                    .collect();
+                let members = if elsewhere.is_empty() {
+                    members
+                } else {
+                    elsewhere
+                };
                 Info::Who { room, members }
             }
             Query::WhoMask { mask, ops } => self.who_mask(uid, mask, ops),
@@ -494,16 +514,15 @@ impl Hub {
                 Info::Whowas { nick, was }
             }
             Query::List(named) => {
-                let with_members = self.rooms.iter().filter(|(name, r)| {
-                    !r.members.is_empty() && (named.is_empty() || named.contains(name))
-                });
-                let total = with_members.clone().count();
-                let rooms = with_members
+                let listed = self.listed_rooms(&named);
+                let total = listed.len();
+                let rooms = listed
+                    .into_iter()
                     .take(MAX_LIST_ROOMS)
-                    .map(|(name, r)| Listed {
-                        room: name.clone(),
-                        members: r.members.len() + self.remote_count(name),
-                        topic: r.topic.clone(),
+                    .map(|(room, members, topic)| Listed {
+                        room,
+                        members,
+                        topic,
                     })
                     .collect();
                 Info::List { rooms, total }

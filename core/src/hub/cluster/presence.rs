@@ -1,9 +1,10 @@
 //! Who is on the cluster, for the questions IRC asks about users (WHOIS, ISON, USERHOST, WHO's
 //! away flag, the away reply to a private message, away-notify): each node tells the cluster
-//! what its users are ([`Presence`]: the nick as spelt, the account, the away message) as it
-//! changes, under the user's folded nick, beside the nick's owner (`ClusterOut::Presence`);
-//! every node keeps a copy of every other node's ([`Hub::handle_presence`]) and answers from
-//! it, never by asking another node while a user waits. Away is carried with the user's record
+//! what its users are ([`Presence`]: the nick as spelt, the account, the away message, the
+//! rooms it is in) as it changes, under the user's folded nick, beside the nick's owner
+//! (`ClusterOut::Presence`); every node keeps a copy of every other node's
+//! ([`Hub::handle_presence`]) and answers from it, never by asking another node while a user
+//! waits. Away is carried with the user's record
 //! rather than as an event in the rooms' logs: it is the user's, not a room's (a user in no
 //! room shared with this node is away too), and it is not history.
 //!
@@ -16,6 +17,7 @@ use super::super::dialect::Reply;
 use super::super::query::{Info, Present};
 use super::ClusterOut;
 use crate::Millis;
+use crate::limits::MAX_MEMBERS_LISTED;
 use crate::types::{ConnId, Nick, RoomName, Text};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +35,9 @@ pub struct Presence {
     pub account: Option<Nick>,
     /// Its away message, while away.
     pub away: Option<Text>,
+    /// The rooms it is in (by name), so that every node lists the rooms whose members are all
+    /// on other nodes (`/rooms`, IRC's `LIST`). Empty in a record an older node wrote.
+    pub rooms: Vec<RoomName>,
 }
 
 /// The hub's side of presence.
@@ -44,6 +49,9 @@ pub(crate) struct Presences {
     told: BTreeMap<String, Presence>,
     /// Every node's users as the cluster says, by folded nick, with their node.
     known: BTreeMap<String, (Presence, String)>,
+    /// How many of the users in `known` are in each room, by their records (kept as records
+    /// come, so that listing the rooms does not walk every user).
+    rooms: BTreeMap<RoomName, usize>,
     /// The nodes alive at the last listing (`None`: not listed yet; every node is believed).
     alive: Option<BTreeSet<String>>,
     /// Nodes gone whose users' records were handed out to be forgotten, and when.
@@ -98,7 +106,49 @@ impl Hub {
             nick: u.nick.clone(),
             account,
             away: u.away().cloned(),
+            rooms: u.rooms.iter().cloned().collect(),
         })
+    }
+
+    /// Cluster mode: the rooms no member here is in that users on other nodes are in, by
+    /// their records, each with how many of them are in it: what `/rooms`, `LIST` and
+    /// LUSERS show of the rooms only other nodes' users are in. (A node's records are
+    /// forgotten at the listing that finds its lease gone, so they are counted until then.)
+    pub(in crate::hub) fn remote_only_rooms(&self) -> BTreeMap<RoomName, usize> {
+        let Some(cl) = self.cluster.as_ref() else {
+            return BTreeMap::new();
+        };
+        cl.presence
+            .rooms
+            .iter()
+            .filter(|(room, _)| self.rooms.get(*room).is_none_or(|r| r.members.is_empty()))
+            .map(|(room, n)| (room.clone(), *n))
+            .collect()
+    }
+
+    /// Cluster mode: the users on other nodes in `room`, by their records, when no member here
+    /// is in it (else its roster answers): `/who`, WHO and NAMES of a room only other nodes'
+    /// users are in. At most [`MAX_MEMBERS_LISTED`].
+    pub(in crate::hub) fn remote_only_members(&self, room: &RoomName) -> Vec<&Presence> {
+        let Some(cl) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let here = self.rooms.get(room).is_some_and(|r| !r.members.is_empty());
+        if here || !cl.presence.rooms.contains_key(room) {
+            return Vec::new();
+        }
+        cl.presence
+            .known
+            .iter()
+            .filter(|(folded, (p, node))| {
+                let alive = cl.presence.alive.as_ref().is_none_or(|a| a.contains(node));
+                alive
+                    && p.rooms.contains(room)
+                    && !self.nicks.contains_key(&self.users, folded.as_str())
+            })
+            .map(|(_, (p, _))| p)
+            .take(MAX_MEMBERS_LISTED)
+            .collect()
     }
 
     /// Cluster mode: what the user called `nick` (folded: the key) on node `node` is now, as
@@ -125,13 +175,24 @@ impl Hub {
             cl.presence.told.remove(&folded);
             cl.presence.dirty.insert(folded.clone(), nick.clone());
         }
-        match presence {
-            Some(p) => cl
-                .presence
-                .known
-                .insert(folded.clone(), (p, node.to_owned())),
-            None => cl.presence.known.remove(&folded),
+        let p = &mut cl.presence;
+        let old = match presence {
+            Some(new) => {
+                for room in &new.rooms {
+                    *p.rooms.entry(room.clone()).or_default() += 1;
+                }
+                p.known.insert(folded.clone(), (new, node.to_owned()))
+            }
+            None => p.known.remove(&folded),
         };
+        for room in old.iter().flat_map(|(o, _)| &o.rooms) {
+            if let Some(n) = p.rooms.get_mut(room) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    p.rooms.remove(room);
+                }
+            }
+        }
         // IRC's MONITOR: a nick now had, or no longer had, on another node (a user here with
         // it is what its watchers hear of).
         if !self.nicks.contains_key(&self.users, folded.as_str()) {

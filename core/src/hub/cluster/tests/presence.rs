@@ -420,3 +420,37 @@ fn monitor_follows_a_user_on_another_node() {
         ":natter.irc 731 carol :robert\r\n"
     );
 }
+
+#[test]
+fn list_and_lusers_show_a_room_whose_members_are_all_on_another_node() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "");
+    let dave = irc_user(&mut net, 0, "dave", "");
+    let bob = irc_user(&mut net, 1, "bob", "");
+    irc(&mut net, 0, carol, "JOIN #onlya");
+    irc(&mut net, 0, dave, "JOIN #onlya,#both");
+    irc(&mut net, 1, bob, "JOIN #both");
+    let text = irc(&mut net, 1, bob, "LIST");
+    assert!(text.contains(" 322 bob #onlya 2 :\r\n"), "{text}");
+    assert!(text.contains(" 322 bob #both 2 "), "{text}");
+    let text = irc(&mut net, 1, bob, "LIST #onlya");
+    assert!(text.contains(" 322 bob #onlya 2 "), "{text}");
+    assert!(!text.contains("#both"), "{text}");
+    let text = irc(&mut net, 1, bob, "LUSERS");
+    assert!(text.contains(" 254 bob 2 :channels formed"), "{text}");
+    // Who is in it, as its members' records say.
+    let text = irc(&mut net, 1, bob, "NAMES #onlya");
+    assert!(text.contains(" 353 bob = #onlya :carol dave\r\n"), "{text}");
+    let text = irc(&mut net, 1, bob, "WHO #onlya");
+    assert!(text.contains(" 352 bob #onlya carol "), "{text}");
+    assert!(text.contains(" 352 bob #onlya dave "), "{text}");
+    irc(&mut net, 0, carol, "PART #onlya");
+    let text = irc(&mut net, 1, bob, "LIST");
+    assert!(text.contains(" 322 bob #onlya 1 "), "{text}");
+    irc(&mut net, 0, dave, "QUIT");
+    let text = irc(&mut net, 1, bob, "LIST");
+    assert!(!text.contains("#onlya"), "{text}");
+    // Node 0's own users' rooms are listed there as always, once.
+    let text = irc(&mut net, 0, carol, "LIST");
+    assert_eq!(text.matches("#both").count(), 1, "{text}");
+}
