@@ -3038,6 +3038,11 @@ mod tests {
         let text = irc(&mut net, b"WHOIS bob\r\n");
         assert!(text.contains(" 311 carol Bob Bob "), "{text}");
         assert!(!text.contains(" 319 "), "{text}");
+        // In a room nobody here is in: his record names it.
+        net.send(1, b, &ClientMsg::Join { room: room("#far") });
+        net.pump();
+        let text = irc(&mut net, b"WHOIS bob\r\n");
+        assert!(text.contains(" 319 carol Bob :#far"), "{text}");
     }
 
     #[test]

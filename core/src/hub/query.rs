@@ -440,16 +440,25 @@ impl Hub {
                         })
                     })
                 });
-                // In a cluster, a user on another node sharing no room with this one.
+                // In a cluster, a user on another node sharing no room with this one: its
+                // rooms are those its record names.
                 let user = user.or_else(|| {
-                    self.remote_present(&nick).map(|user| {
-                        Box::new(Whois {
-                            user,
-                            rooms: Vec::new(),
-                            kind: None,
-                            elsewhere: true,
+                    let user = self.remote_present(&nick)?;
+                    let rooms = self
+                        .remote_presence(&nick)
+                        .map_or_else(Vec::new, |p| p.rooms.clone())
+                        .into_iter()
+                        .map(|r| {
+                            let mark = self.standing(&r, &user.nick);
+                            (r, mark)
                         })
-                    })
+                        .collect();
+                    Some(Box::new(Whois {
+                        user,
+                        rooms,
+                        kind: None,
+                        elsewhere: true,
+                    }))
                 });
                 Info::Whois { nick, user }
             }
