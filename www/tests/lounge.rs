@@ -408,6 +408,15 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
     ));
     let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
     task.abort();
+    if !matches!(outcome, Ok(Ok(()))) {
+        // What The Lounge showed: the open buffer, then each network's own, where The Lounge
+        // puts the raw IRC lines (`debug.raw`) natter sent it.
+        let shows = tokio::spawn(what_the_lounge_shows(browser.clone()));
+        match timeout(Duration::from_secs(20), shows).await {
+            Ok(Ok(shown)) => eprintln!("The Lounge showed, at the end:\n{shown}"),
+            _ => eprintln!("(what The Lounge showed could not be read)"),
+        }
+    }
     let _ = timeout(Duration::from_secs(10), browser.close()).await;
     drop(driver);
     drop(lounge);
@@ -419,6 +428,17 @@ async fn the_lounge_chats_with_nc_and_the_cli_and_signs_in_over_tls() {
         Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
     }
     eprintln!("The Lounge scenario took {:.1?}", started.elapsed());
+}
+
+/// The messages of the open buffer, then of each network's own buffer (which holds the raw IRC
+/// lines), for a failing run's report.
+async fn what_the_lounge_shows(b: Browser) -> String {
+    let mut out = format!("open buffer: {:#?}\n", shown(&b).await);
+    for net in 0..2 {
+        open(&b, net, "lobby").await;
+        out += &format!("network {net}'s buffer: {:#?}\n", shown(&b).await);
+    }
+    out
 }
 
 async fn scenario(browser: Browser, url: String, natter: Arc<Natter>, cli_config: PathBuf) {
