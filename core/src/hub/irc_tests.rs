@@ -2488,6 +2488,196 @@ fn what_an_account_missed_comes_with_a_sasl_welcome_as_history_not_as_live_lines
     );
 }
 
+/// The lines of `l` from `BATCH +id chathistory <room>` to its `BATCH -id`, each checked to
+/// carry `batch=id`; panics when there is no such batch, or it does not end.
+fn history_batch<'a>(l: &'a [String], room: &str) -> Vec<&'a str> {
+    let open = format!(" chathistory {room}");
+    let at = l
+        .iter()
+        .position(|x| x.contains(" BATCH +") && x.ends_with(&open))
+        .unwrap_or_else(|| panic!("no chathistory batch for {room}: {l:?}"));
+    let id = l[at]
+        .split(" BATCH +")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    let close = format!(" BATCH -{id}");
+    let end = l[at..]
+        .iter()
+        .position(|x| x.ends_with(&close))
+        .unwrap_or_else(|| panic!("batch {id} never ends: {l:?}"));
+    let inside: Vec<&str> = l[at + 1..at + end].iter().map(String::as_str).collect();
+    for x in &inside {
+        assert!(
+            x.starts_with(&format!("@batch={id};")),
+            "outside {id}: {x} in {l:?}"
+        );
+    }
+    inside
+}
+
+#[test]
+fn what_an_account_missed_comes_with_a_sasl_welcome_in_a_chathistory_batch() {
+    // A client that asks for batch (The Lounge, gamja, senpai) takes lines outside a
+    // chathistory batch for live ones: old lines would notify and highlight as if said now.
+    // A JOIN's history comes in one; the welcome's, of an account's rooms, must too.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(a, &ClientMsg::Join { room: room("#y") });
+    let b = n.bin("bob");
+    for (id, r) in [(1, "#x"), (2, "#y")] {
+        n.send_bin(b, &ClientMsg::Join { room: room(r) });
+        n.send_bin(
+            b,
+            &ClientMsg::Say {
+                room: room(r),
+                id: crate::types::MsgId(id),
+                text: text(&format!("said in {r}")),
+            },
+        );
+    }
+    n.recv(a);
+    let caps = "server-time batch message-tags";
+    let (c, l) = sasl_client(&mut n, "alice", caps);
+    for r in ["#x", "#y"] {
+        let inside = history_batch(&l, r);
+        assert_eq!(inside.len(), 1, "{l:?}");
+        assert!(
+            inside[0].ends_with(&format!("PRIVMSG {r} :said in {r}")),
+            "{l:?}"
+        );
+    }
+    // What it missed after the IRC connection left (the account's read marker): in a
+    // batch as well.
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(3),
+            text: text("said while away"),
+        },
+    );
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "alice", caps);
+    let inside = history_batch(&l, "#x");
+    assert!(
+        inside
+            .last()
+            .is_some_and(|x| x.ends_with("PRIVMSG #x :said while away")),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("said while away") && !x.contains("batch=")),
+        "{l:?}"
+    );
+}
+
+/// Every `BATCH +id` of `l` has its `BATCH -id` after it.
+fn batches_balanced(l: &[String]) {
+    let mut open: Vec<&str> = Vec::new();
+    for x in l {
+        if let Some(id) = x.split(" BATCH +").nth(1) {
+            open.push(id.split(' ').next().unwrap());
+        } else if let Some(id) = x.split(" BATCH -").nth(1) {
+            let at = open.iter().rposition(|o| *o == id);
+            assert!(at.is_some(), "{id} closed, never opened: {l:?}");
+            open.remove(at.unwrap());
+        }
+    }
+    assert!(open.is_empty(), "left open: {open:?} in {l:?}");
+}
+
+#[test]
+fn what_an_account_missed_past_the_ring_comes_from_the_store_as_history() {
+    // The store's page comes after the welcome's turn: its lines are history all the same
+    // (IRC rendered none of them, and each was told as a line not delivered), and a batch
+    // opened at the welcome would never be closed.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    // Every line said, once, in order, as history (timed); no join of bob's; and no notice
+    // that lines were not delivered: nothing was lost.
+    let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(
+        l.iter()
+            .filter(|x| x.contains("PRIVMSG #x"))
+            .all(|x| x.starts_with("@") && x.contains("time=")),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|x| x.contains(" JOIN #x ")), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    batches_balanced(&l);
+}
+
+#[test]
+fn what_an_account_missed_past_its_backlog_closes_its_batch_and_comes_after() {
+    // The welcome fills the connection's backlog: the replay stops half-way and the rest
+    // follows once it drains, after the welcome's turn. The batch closes with the part sent.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_bytes: 4_096,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 60);
+    n.advance(1_000);
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    l.extend(n.lines(c));
+    batches_balanced(&l);
+    // Every line, once, in order; and no word of lines not delivered: the rest came.
+    let want: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    let cut = l.iter().position(|x| x.contains(" BATCH -")).unwrap();
+    assert!(
+        l[cut + 1..].iter().any(|x| x.ends_with(":line 60")),
+        "the part sent was cut: {l:?}"
+    );
+}
+
 #[test]
 fn an_irc_operator_gets_341_for_an_invite_401_naming_the_nick_and_mode_lines_without_324() {
     use crate::wire::ModAction;

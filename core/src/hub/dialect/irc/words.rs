@@ -328,6 +328,12 @@ impl Irc {
 
     /// A reply in IRC's words.
     pub(super) fn words(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        if let Reply::Msg(ServerMsg::Event(ev)) = reply {
+            // An event read from the store (what an account missed, past the ring): history,
+            // as the ring's events of a join's replay are (what was said, timed).
+            let form = Form(self.cap_bits() | S_REPLAY);
+            return self.event_words(ev, form, false, None, &Joiner::default());
+        }
         let mut l = self.lines(me);
         match reply {
             Reply::Own(bytes) => return Some(bytes.clone()),
@@ -1115,14 +1121,15 @@ impl Irc {
         };
         let tags = l.tags.clone();
         match note {
-            Note::RecentStart(room) => l.from(
+            Note::MissedStart(_) | Note::MissedEnd if self.missed_waits => {}
+            Note::RecentStart(room) | Note::MissedStart(room) => l.from(
                 &tags,
                 l.server,
                 "BATCH",
                 &[&format!("+h{}", r.number), "chathistory", room.as_str()],
                 false,
             ),
-            Note::RecentEnd => l.from(
+            Note::RecentEnd | Note::MissedEnd => l.from(
                 &tags,
                 l.server,
                 "BATCH",
@@ -1143,8 +1150,6 @@ impl Irc {
             | Note::Detailed { .. }
             | Note::KeySet { .. }
             | Note::Tagged { .. }
-            | Note::MissedStart(_)
-            | Note::MissedEnd
             | Note::Oper(_)
             | Note::Monitor(_)
             | Note::Wallops { .. }
@@ -1152,12 +1157,14 @@ impl Irc {
         }
     }
 
-    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch (a
-    /// client with draft/chathistory gets none: it asks for what it wants).
+    /// The running JOIN, or the line that completed registration (the welcome brings an
+    /// account's rooms with what it missed there), when its history replay is wrapped in a
+    /// `chathistory` batch (a client with draft/chathistory gets none: it asks for what it
+    /// wants).
     fn replaying(&self) -> Option<&Running> {
         self.running
             .as_ref()
-            .filter(|r| r.verb == "JOIN")
+            .filter(|r| r.verb == "JOIN" || !self.registered())
             .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
             .filter(|_| !self.caps.has(Cap::ChatHistory))
     }
