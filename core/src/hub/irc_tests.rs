@@ -5563,6 +5563,34 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
     );
 }
 
+/// `LUSERS`' `251` counts the users with mode `i` apart, as IRC servers do (irssi sets `+i` on
+/// every connect: "0 invisible" was wrong as soon as one was on).
+#[test]
+fn lusers_counts_invisible_users_apart() {
+    let mut n = Net::new();
+    let a = n.client("ann", &[]);
+    let b = n.client("ben", &[]);
+    let c = n.bin("cat");
+    n.send(b, &["MODE ben +i"]);
+    n.lines(b);
+    n.send(a, &["LUSERS"]);
+    let l = n.lines(a);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 2 users and 1 invisible on 1 servers"),
+        "{l:?}"
+    );
+    assert!(find(&l, " 266 ").contains(" 3 3 :"), "{l:?}");
+    n.send(b, &["MODE ben -i"]);
+    n.lines(b);
+    n.send(a, &["LUSERS"]);
+    let l = n.lines(a);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 3 users and 0 invisible on 1 servers"),
+        "{l:?}"
+    );
+    n.recv(c);
+}
+
 /// `USER` with an empty user name or real name is `461` (irctest's `testEmptyRealname`).
 #[test]
 fn user_with_an_empty_real_name_is_461() {

@@ -1311,13 +1311,18 @@ impl Irc {
                 rooms,
                 connections,
                 unknown,
+                invisible,
                 operators,
                 servers,
             } => {
+                // As IRC servers count them: the visible users, then the invisible.
+                let visible = users.saturating_sub(*invisible);
                 l.num(
                     RPL_LUSERCLIENT,
                     &[],
-                    &format!("There are {users} users and 0 invisible on {servers} servers"),
+                    &format!(
+                        "There are {visible} users and {invisible} invisible on {servers} servers"
+                    ),
                 );
                 l.num(RPL_LUSEROP, &[&operators.to_string()], "operator(s) online");
                 if *unknown > 0 {
