@@ -883,7 +883,10 @@ fn a_conversation_between_irc_binary_and_nc_users() {
         n.lines(i),
         [
             ":natter.irc 332 irc #lobby :nc talk".to_owned(),
-            format!(":natter.irc 333 irc #lobby {ncn} {}", n.now.0 / 1000)
+            format!(
+                ":natter.irc 333 irc #lobby {ncn}!{ncn}@natter {}",
+                n.now.0 / 1000
+            )
         ]
     );
 
@@ -4796,7 +4799,7 @@ fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
         n.lines(i),
         [
             ":natter.irc 332 ann #theirs :plans".to_owned(),
-            format!(":natter.irc 333 ann #theirs bob {set_at}"),
+            format!(":natter.irc 333 ann #theirs bob!bob@natter {set_at}"),
             ":natter.irc 331 ann #bare :No topic is set".to_owned(),
         ]
     );
@@ -4884,10 +4887,10 @@ fn a_topic_comes_with_who_set_it_and_when() {
         n.lines(ann),
         [
             ":natter.irc 332 ann #t :plans".to_owned(),
-            format!(":natter.irc 333 ann #t bob {set_at}"),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
             ":ann!ann@natter JOIN #t".to_owned(),
             ":natter.irc 332 ann #t :plans".to_owned(),
-            format!(":natter.irc 333 ann #t bob {set_at}"),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
             ":natter.irc 353 ann = #t :bob ann".to_owned(),
             ":natter.irc 366 ann #t :End of /NAMES list".to_owned(),
         ]

@@ -66,15 +66,17 @@ fn isupport() -> Vec<String> {
     ]
 }
 
-/// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic and when (Unix seconds), if
-/// this server knows (it does not keep it across a restart).
+/// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic (`nick!user@host`, as
+/// solanum, InspIRCd and ergo say it: irssi shows `Topic set by alice []` for a bare nick) and
+/// when (Unix seconds), if this server knows (it does not keep it across a restart).
 fn topic_who_time(l: &mut Lines<'_>, room: &RoomName, set: Option<&TopicSet>) {
     let Some(set) = set else {
         return;
     };
     let (tags, me) = (l.tags.clone(), l.me.clone());
     let secs = (set.at.0 / 1000).to_string();
-    let params = [me.as_str(), room.as_str(), set.by.as_str(), secs.as_str()];
+    let by = names::source(&set.by);
+    let params = [me.as_str(), room.as_str(), by.as_str(), secs.as_str()];
     l.from(&tags, l.server, RPL_TOPICWHOTIME, &params, false);
 }
 
