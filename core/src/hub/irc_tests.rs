@@ -601,10 +601,17 @@ fn nobody_may_be_nickserv_and_what_is_sent_there_reaches_nobody() {
     n.send(c, &["NICK NickServ", "USER a 0 * :A"]);
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["433"], "{l:?}");
+    // Said as what it is: nobody has it ("already in use" would have the user wait for them).
+    assert!(
+        l[0].ends_with(" 433 * NickServ :Nickname is reserved: natter runs no services"),
+        "{l:?}"
+    );
     assert_eq!(n.hub.nick(c), None);
     let irc = n.client("carol", &[]);
     n.send(irc, &["NICK OperServ"]);
-    assert_eq!(numerics(&n.lines(irc)), ["433"]);
+    let l = n.lines(irc);
+    assert_eq!(numerics(&l), ["433"]);
+    assert!(l[0].contains(":Nickname is reserved"), "{l:?}");
     // An identify is refused with the way to sign in, and said to nobody.
     n.send(irc, &["PRIVMSG NickServ :IDENTIFY carol hunter22hunter"]);
     let l = n.lines(irc);

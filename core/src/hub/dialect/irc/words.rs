@@ -817,6 +817,8 @@ impl Irc {
             (ErrorKind::NickTaken, Re::Nick(n)) => {
                 let why = if detail.contains(REGISTERED) {
                     "Nickname is registered to an account: sign in to it with SASL"
+                } else if n.is_service() {
+                    "Nickname is reserved: natter runs no services"
                 } else if detail.contains(" is banned from ") {
                     detail
                 } else {
