@@ -492,3 +492,100 @@ async fn monitor_tells_an_irc_user_when_a_watched_nick_comes_and_goes() {
     assert_eq!(l, ":natter.irc 731 watcher :ghostly");
     server.shutdown().await.unwrap();
 }
+
+/// An IRC client signed in to `alice` (password "correct horse") with SASL PLAIN and `caps`,
+/// registered; the lines of its welcome up to the MOTD's end.
+async fn sasl_alice(irc: SocketAddr, caps: &str) -> (TextClient, Vec<String>) {
+    let mut c = TextClient::connect(irc, "sasl alice").await;
+    c.send(&format!(
+        "CAP LS 302\r\nCAP REQ :sasl {caps}\r\nNICK alice\r\nUSER a 0 * :A\r\nAUTHENTICATE PLAIN"
+    ))
+    .await;
+    c.expect_has("AUTHENTICATE +").await;
+    // "\0alice\0correct horse"
+    c.send("AUTHENTICATE AGFsaWNlAGNvcnJlY3QgaG9yc2U=").await;
+    c.expect(|l| numeric(l) == Some("903"), "SASL success")
+        .await;
+    let from = c.seen.len();
+    c.send("CAP END").await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    let welcome = c.seen[from..].to_vec();
+    (c, welcome)
+}
+
+/// What an account missed past what a room keeps in memory (256 events) is read from the
+/// store after its SASL welcome: every line comes, as history (timed), and no notice says
+/// lines were not delivered (IRC rendered none of the store's events, and each was told as a
+/// line lost to reading too slowly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_account_missed_past_the_ring_comes_from_the_store_with_its_sasl_welcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, natter, irc) = durable_irc_server(dir.path()).await;
+    let mut owner = BinClient::registered(natter, "alice", "correct horse").await;
+    owner.join("#big").await;
+    drop(owner);
+    // An IRC session reads the room up to its quit: the account's read marker.
+    let caps = "server-time batch message-tags";
+    let (mut first, _) = sasl_alice(irc, caps).await;
+    // After the MOTD, the account's rooms.
+    first
+        .expect(
+            |l| l == ":alice!alice@natter JOIN #big",
+            "the account's room",
+        )
+        .await;
+    first.send("QUIT :later").await;
+    first.expect_closed().await;
+    // 270 lines, more than the ring holds, from 6 talkers at flood control's pace.
+    let mut talkers = Vec::new();
+    for i in 0..6 {
+        let (mut t, _) = BinClient::hello(natter, &format!("talker{i}"), None).await;
+        t.join("#big").await;
+        talkers.push(t);
+    }
+    for round in 0..45 {
+        for (i, t) in talkers.iter_mut().enumerate() {
+            t.say("#big", &format!("line {}", round * 6 + i + 1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(210)).await;
+    }
+    use natter_core::wire::{EventKind, ServerMsg};
+    // Every line is in once the last talker has the last of its own.
+    let mut last = talkers.pop().unwrap();
+    last.expect(
+        |m| matches!(m, ServerMsg::Event(e) if matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "line 270")),
+        "the last line",
+    )
+    .await;
+    let (mut back, mut lines) = sasl_alice(irc, caps).await;
+    let mut said = Vec::new();
+    loop {
+        let l = match lines.first() {
+            Some(_) => lines.remove(0),
+            None => back.expect(|_| true, "the lines missed").await,
+        };
+        assert!(!l.contains("not delivered"), "{l}");
+        if let Some((tags, text)) = l.split_once(" PRIVMSG #big :") {
+            assert!(tags.starts_with("@") && tags.contains("time="), "{l}");
+            said.push(text.to_owned());
+            if said.len() == 270 {
+                break;
+            }
+        }
+    }
+    // In the order the server took them (six connections at once), each once.
+    let mut numbers: Vec<u32> = said
+        .iter()
+        .map(|t| {
+            t.strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=270).collect::<Vec<u32>>());
+    drop(talkers);
+    let status = sigterm(&mut server).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -1757,11 +1757,24 @@ impl Hub {
                 Some(after) if after < latest => {
                     // Shown from its marker on: an `Older` from 0 pages back from there.
                     self.scroll_from(conn, &room, after.next());
+                    let waits = self.history_waits(conn, &room, after);
+                    if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
+                        d.missed_waits(waits);
+                    }
                     self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.rare_mut().footers.insert(room.clone());
                     }
-                    self.history(conn, room, after);
+                    self.history(conn, room.clone(), after);
+                    let cut = self
+                        .conns
+                        .get_mut(&conn)
+                        .filter(|c| c.rare().is_some_and(|r| r.footers.contains(&room)))
+                        .and_then(|c| c.dialect_mut())
+                        .and_then(|d| d.missed_cut());
+                    if let Some(end) = cut {
+                        self.reply(conn, Reply::Own(end));
+                    }
                 }
                 Some(_) => {}
                 None => self.replay_recent(conn, &room, latest),

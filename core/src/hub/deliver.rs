@@ -623,7 +623,8 @@ impl Hub {
     /// `MissedStart` header, its footer owed) fills none: for that one a gap marker for the
     /// rest goes now, or live lines would reach the client first, and it would take the rest
     /// of the replay for seqs it had, and drop it. The marker waits for the batch of the last
-    /// seq it names, as every marker does.
+    /// seq it names, as every marker does. Binary clients only: IRC clients and nc users keep
+    /// no seqs, and read a gap as lines lost.
     pub(super) fn refill_stopped(&mut self, conn: ConnId, room: RoomName, after: Seq) {
         let Some(latest) = self.rooms.get(&room).map(|r| r.last_seq) else {
             return;
@@ -633,7 +634,10 @@ impl Hub {
         };
         c.refill_after(room.clone(), after);
         let unannounced = c.rare().is_some_and(|r| r.footers.contains(&room));
-        if after >= latest || !unannounced {
+        // Only a binary client keeps seqs: IRC and nc show a gap as lines lost ("not
+        // delivered"), and nothing is lost here.
+        let keeps_seqs = c.kind() == Some(ConnKind::Binary);
+        if after >= latest || !unannounced || !keeps_seqs {
             return;
         }
         let held = self.out.hold;

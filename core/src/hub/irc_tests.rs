@@ -601,10 +601,17 @@ fn nobody_may_be_nickserv_and_what_is_sent_there_reaches_nobody() {
     n.send(c, &["NICK NickServ", "USER a 0 * :A"]);
     let l = n.lines(c);
     assert_eq!(numerics(&l), ["433"], "{l:?}");
+    // Said as what it is: nobody has it ("already in use" would have the user wait for them).
+    assert!(
+        l[0].ends_with(" 433 * NickServ :Nickname is reserved: natter runs no services"),
+        "{l:?}"
+    );
     assert_eq!(n.hub.nick(c), None);
     let irc = n.client("carol", &[]);
     n.send(irc, &["NICK OperServ"]);
-    assert_eq!(numerics(&n.lines(irc)), ["433"]);
+    let l = n.lines(irc);
+    assert_eq!(numerics(&l), ["433"]);
+    assert!(l[0].contains(":Nickname is reserved"), "{l:?}");
     // An identify is refused with the way to sign in, and said to nobody.
     n.send(irc, &["PRIVMSG NickServ :IDENTIFY carol hunter22hunter"]);
     let l = n.lines(irc);
@@ -883,7 +890,10 @@ fn a_conversation_between_irc_binary_and_nc_users() {
         n.lines(i),
         [
             ":natter.irc 332 irc #lobby :nc talk".to_owned(),
-            format!(":natter.irc 333 irc #lobby {ncn} {}", n.now.0 / 1000)
+            format!(
+                ":natter.irc 333 irc #lobby {ncn}!{ncn}@natter {}",
+                n.now.0 / 1000
+            )
         ]
     );
 
@@ -2485,6 +2495,196 @@ fn what_an_account_missed_comes_with_a_sasl_welcome_as_history_not_as_live_lines
     assert!(
         from_bob[0].starts_with("@time=") && from_bob[0].ends_with("PRIVMSG #x :said before"),
         "{l:?}"
+    );
+}
+
+/// The lines of `l` from `BATCH +id chathistory <room>` to its `BATCH -id`, each checked to
+/// carry `batch=id`; panics when there is no such batch, or it does not end.
+fn history_batch<'a>(l: &'a [String], room: &str) -> Vec<&'a str> {
+    let open = format!(" chathistory {room}");
+    let at = l
+        .iter()
+        .position(|x| x.contains(" BATCH +") && x.ends_with(&open))
+        .unwrap_or_else(|| panic!("no chathistory batch for {room}: {l:?}"));
+    let id = l[at]
+        .split(" BATCH +")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    let close = format!(" BATCH -{id}");
+    let end = l[at..]
+        .iter()
+        .position(|x| x.ends_with(&close))
+        .unwrap_or_else(|| panic!("batch {id} never ends: {l:?}"));
+    let inside: Vec<&str> = l[at + 1..at + end].iter().map(String::as_str).collect();
+    for x in &inside {
+        assert!(
+            x.starts_with(&format!("@batch={id};")),
+            "outside {id}: {x} in {l:?}"
+        );
+    }
+    inside
+}
+
+#[test]
+fn what_an_account_missed_comes_with_a_sasl_welcome_in_a_chathistory_batch() {
+    // A client that asks for batch (The Lounge, gamja, senpai) takes lines outside a
+    // chathistory batch for live ones: old lines would notify and highlight as if said now.
+    // A JOIN's history comes in one; the welcome's, of an account's rooms, must too.
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(a, &ClientMsg::Join { room: room("#y") });
+    let b = n.bin("bob");
+    for (id, r) in [(1, "#x"), (2, "#y")] {
+        n.send_bin(b, &ClientMsg::Join { room: room(r) });
+        n.send_bin(
+            b,
+            &ClientMsg::Say {
+                room: room(r),
+                id: crate::types::MsgId(id),
+                text: text(&format!("said in {r}")),
+            },
+        );
+    }
+    n.recv(a);
+    let caps = "server-time batch message-tags";
+    let (c, l) = sasl_client(&mut n, "alice", caps);
+    for r in ["#x", "#y"] {
+        let inside = history_batch(&l, r);
+        assert_eq!(inside.len(), 1, "{l:?}");
+        assert!(
+            inside[0].ends_with(&format!("PRIVMSG {r} :said in {r}")),
+            "{l:?}"
+        );
+    }
+    // What it missed after the IRC connection left (the account's read marker): in a
+    // batch as well.
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(3),
+            text: text("said while away"),
+        },
+    );
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "alice", caps);
+    let inside = history_batch(&l, "#x");
+    assert!(
+        inside
+            .last()
+            .is_some_and(|x| x.ends_with("PRIVMSG #x :said while away")),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("said while away") && !x.contains("batch=")),
+        "{l:?}"
+    );
+}
+
+/// Every `BATCH +id` of `l` has its `BATCH -id` after it.
+fn batches_balanced(l: &[String]) {
+    let mut open: Vec<&str> = Vec::new();
+    for x in l {
+        if let Some(id) = x.split(" BATCH +").nth(1) {
+            open.push(id.split(' ').next().unwrap());
+        } else if let Some(id) = x.split(" BATCH -").nth(1) {
+            let at = open.iter().rposition(|o| *o == id);
+            assert!(at.is_some(), "{id} closed, never opened: {l:?}");
+            open.remove(at.unwrap());
+        }
+    }
+    assert!(open.is_empty(), "left open: {open:?} in {l:?}");
+}
+
+#[test]
+fn what_an_account_missed_past_the_ring_comes_from_the_store_as_history() {
+    // The store's page comes after the welcome's turn: its lines are history all the same
+    // (IRC rendered none of them, and each was told as a line not delivered), and a batch
+    // opened at the welcome would never be closed.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    // Every line said, once, in order, as history (timed); no join of bob's; and no notice
+    // that lines were not delivered: nothing was lost.
+    let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(
+        l.iter()
+            .filter(|x| x.contains("PRIVMSG #x"))
+            .all(|x| x.starts_with("@") && x.contains("time=")),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|x| x.contains(" JOIN #x ")), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    batches_balanced(&l);
+}
+
+#[test]
+fn what_an_account_missed_past_its_backlog_closes_its_batch_and_comes_after() {
+    // The welcome fills the connection's backlog: the replay stops half-way and the rest
+    // follows once it drains, after the welcome's turn. The batch closes with the part sent.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_bytes: 4_096,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 60);
+    n.advance(1_000);
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    l.extend(n.lines(c));
+    batches_balanced(&l);
+    // Every line, once, in order; and no word of lines not delivered: the rest came.
+    let want: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    let cut = l.iter().position(|x| x.contains(" BATCH -")).unwrap();
+    assert!(
+        l[cut + 1..].iter().any(|x| x.ends_with(":line 60")),
+        "the part sent was cut: {l:?}"
     );
 }
 
@@ -4606,7 +4806,7 @@ fn anyone_may_ask_a_channels_topic_and_only_members_set_it() {
         n.lines(i),
         [
             ":natter.irc 332 ann #theirs :plans".to_owned(),
-            format!(":natter.irc 333 ann #theirs bob {set_at}"),
+            format!(":natter.irc 333 ann #theirs bob!bob@natter {set_at}"),
             ":natter.irc 331 ann #bare :No topic is set".to_owned(),
         ]
     );
@@ -4694,10 +4894,10 @@ fn a_topic_comes_with_who_set_it_and_when() {
         n.lines(ann),
         [
             ":natter.irc 332 ann #t :plans".to_owned(),
-            format!(":natter.irc 333 ann #t bob {set_at}"),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
             ":ann!ann@natter JOIN #t".to_owned(),
             ":natter.irc 332 ann #t :plans".to_owned(),
-            format!(":natter.irc 333 ann #t bob {set_at}"),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
             ":natter.irc 353 ann = #t :bob ann".to_owned(),
             ":natter.irc 366 ann #t :End of /NAMES list".to_owned(),
         ]
@@ -5371,6 +5571,34 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
         find(&l, " 266 ").contains(" 1 2 :Current global users 1, max 2"),
         "{l:?}"
     );
+}
+
+/// `LUSERS`' `251` counts the users with mode `i` apart, as IRC servers do (irssi sets `+i` on
+/// every connect: "0 invisible" was wrong as soon as one was on).
+#[test]
+fn lusers_counts_invisible_users_apart() {
+    let mut n = Net::new();
+    let a = n.client("ann", &[]);
+    let b = n.client("ben", &[]);
+    let c = n.bin("cat");
+    n.send(b, &["MODE ben +i"]);
+    n.lines(b);
+    n.send(a, &["LUSERS"]);
+    let l = n.lines(a);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 2 users and 1 invisible on 1 servers"),
+        "{l:?}"
+    );
+    assert!(find(&l, " 266 ").contains(" 3 3 :"), "{l:?}");
+    n.send(b, &["MODE ben -i"]);
+    n.lines(b);
+    n.send(a, &["LUSERS"]);
+    let l = n.lines(a);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 3 users and 0 invisible on 1 servers"),
+        "{l:?}"
+    );
+    n.recv(c);
 }
 
 /// `USER` with an empty user name or real name is `461` (irctest's `testEmptyRealname`).

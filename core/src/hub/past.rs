@@ -471,6 +471,18 @@ impl Hub {
 
     // ---- refills after a gap ----
 
+    /// Whether [`Hub::history`] of `room` after `after` to `conn` waits: behind a gap the
+    /// connection owes, or for a store page (the ring no longer holds what came after `after`).
+    pub(super) fn history_waits(&self, conn: ConnId, room: &RoomName, after: Seq) -> bool {
+        let owes = self.conns.get(&conn).is_some_and(|c| c.owes_gap(room));
+        let lost = self.reads_log()
+            && self
+                .rooms
+                .get(room)
+                .is_some_and(|r| after.next() < r.oldest_kept().unwrap_or(r.last_seq.next()));
+        owes || lost
+    }
+
     /// With a store: the part of a refill from `after` that is older than the ring is read from
     /// the store (a page at a time); `true` if that was asked and the rest follows the answer.
     pub(super) fn refill_from_store(&mut self, conn: ConnId, room: &RoomName, after: Seq) -> bool {
@@ -556,6 +568,9 @@ impl Hub {
                 .dialect()
                 .and_then(|d| d.render(&Reply::Msg(ServerMsg::Event(ev)), None))
             else {
+                // Stored, and nothing the client shows (IRC history is what was said): no gap.
+                last = seq;
+                next = seq.next();
                 continue;
             };
             if !c.room_fits(&self.out, data.len(), lim) {

@@ -259,6 +259,8 @@ pub(crate) enum Info {
         connections: usize,
         /// Connections still in their handshake (IRC's "unknown connections").
         unknown: usize,
+        /// Of `users`, this node's with IRC's user mode `i` (another node's are not known).
+        invisible: usize,
         /// Server admins connected (signed in to an admin account, or by `OPER`).
         operators: usize,
         /// Servers: the cluster's nodes alive, or 1.
@@ -337,6 +339,18 @@ impl Hub {
         let users = local + self.remote_user_count();
         self.users_peak.1 = self.users_peak.1.max(users);
         let unknown = self.conns.values().filter(|c| c.user().is_none()).count();
+        // A user with `i` on several IRC connections is one (a scan of the connections, as
+        // `unknown` is).
+        let invisible: BTreeSet<UserId> = self
+            .conns
+            .values()
+            .filter(|c| match c.dialect() {
+                Some(super::dialect::AnyDialect::Irc(i)) => i.invisible(),
+                _ => false,
+            })
+            .filter_map(|c| c.user())
+            .collect();
+        let invisible = invisible.len();
         Info::Counts {
             users,
             peak: self.users_peak.1,
@@ -352,6 +366,7 @@ impl Hub {
                 + self.remote_only_rooms().len(),
             connections: self.conns.len() - unknown,
             unknown,
+            invisible,
             operators: self.operators_online(),
             servers: self.servers(),
         }

@@ -192,6 +192,20 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// What the connection's account missed in a room comes next, under a
+    /// [`Note::MissedStart`](crate::wire::Note) header: now, with its footer, or (`waits`) once
+    /// the store's page is read, after the line running ended.
+    fn missed_waits(&mut self, waits: bool) {
+        let _ = waits;
+    }
+
+    /// The replay of what the account missed stopped half-way (the connection's backlog is
+    /// full): the rest, and its footer, come once it drains. What closes the part sent so far,
+    /// if the dialect opened something at its header (IRC: its `chathistory` batch).
+    fn missed_cut(&mut self) -> Option<Bytes> {
+        None
+    }
+
     /// A join this connection asked for is answered now, after the line that asked for it
     /// ended (in a cluster a join completes when its event comes back through the room's log),
     /// or a join no line of this connection's asked for (another device of its account joined):
@@ -346,6 +360,12 @@ impl AnyDialect {
     }
     pub(crate) fn entered(&mut self, room: &RoomName) {
         self.inner_mut().entered(room);
+    }
+    pub(crate) fn missed_waits(&mut self, waits: bool) {
+        self.inner_mut().missed_waits(waits);
+    }
+    pub(crate) fn missed_cut(&mut self) -> Option<Bytes> {
+        self.inner_mut().missed_cut()
     }
     pub(crate) fn late_join(&mut self, room: &RoomName) {
         self.inner_mut().late_join(room);

@@ -204,6 +204,9 @@ pub(crate) struct State {
     /// The channel the user was last put out of (its `KICK` said so: the `PART` that natter's
     /// `Parted` would make is not sent), until it enters one again.
     kicked: Option<RoomName>,
+    /// What the account missed in a room, replayed with the welcome, waits for the store: its
+    /// header and footer come in different lines' turns, so they open and close no batch.
+    missed_waits: bool,
     running: Option<Running>,
     /// `running` is answered after its line ended ([`Dialect::late_join`],
     /// [`Dialect::late_answer`]).
@@ -418,6 +421,20 @@ impl Dialect for Irc {
 
     fn opered(&mut self) {
         self.umodes.insert('o');
+    }
+
+    fn missed_waits(&mut self, waits: bool) {
+        self.missed_waits = waits;
+    }
+
+    fn missed_cut(&mut self) -> Option<Bytes> {
+        if self.missed_waits {
+            return None;
+        }
+        // The footer comes in a later turn: it closes nothing then.
+        let end = self.words(&Reply::Note(Note::MissedEnd), None);
+        self.missed_waits = true;
+        end
     }
 
     fn late_join(&mut self, room: &RoomName) {

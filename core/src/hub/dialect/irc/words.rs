@@ -66,15 +66,17 @@ fn isupport() -> Vec<String> {
     ]
 }
 
-/// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic and when (Unix seconds), if
-/// this server knows (it does not keep it across a restart).
+/// `333 RPL_TOPICWHOTIME` after a `332`: who set `room`'s topic (`nick!user@host`, as
+/// solanum, InspIRCd and ergo say it: irssi shows `Topic set by alice []` for a bare nick) and
+/// when (Unix seconds), if this server knows (it does not keep it across a restart).
 fn topic_who_time(l: &mut Lines<'_>, room: &RoomName, set: Option<&TopicSet>) {
     let Some(set) = set else {
         return;
     };
     let (tags, me) = (l.tags.clone(), l.me.clone());
     let secs = (set.at.0 / 1000).to_string();
-    let params = [me.as_str(), room.as_str(), set.by.as_str(), secs.as_str()];
+    let by = names::source(&set.by);
+    let params = [me.as_str(), room.as_str(), by.as_str(), secs.as_str()];
     l.from(&tags, l.server, RPL_TOPICWHOTIME, &params, false);
 }
 
@@ -328,6 +330,12 @@ impl Irc {
 
     /// A reply in IRC's words.
     pub(super) fn words(&self, reply: &Reply, me: Option<&Nick>) -> Option<Bytes> {
+        if let Reply::Msg(ServerMsg::Event(ev)) = reply {
+            // An event read from the store (what an account missed, past the ring): history,
+            // as the ring's events of a join's replay are (what was said, timed).
+            let form = Form(self.cap_bits() | S_REPLAY);
+            return self.event_words(ev, form, false, None, &Joiner::default());
+        }
         let mut l = self.lines(me);
         match reply {
             Reply::Own(bytes) => return Some(bytes.clone()),
@@ -809,6 +817,8 @@ impl Irc {
             (ErrorKind::NickTaken, Re::Nick(n)) => {
                 let why = if detail.contains(REGISTERED) {
                     "Nickname is registered to an account: sign in to it with SASL"
+                } else if n.is_service() {
+                    "Nickname is reserved: natter runs no services"
                 } else if detail.contains(" is banned from ") {
                     detail
                 } else {
@@ -1115,14 +1125,15 @@ impl Irc {
         };
         let tags = l.tags.clone();
         match note {
-            Note::RecentStart(room) => l.from(
+            Note::MissedStart(_) | Note::MissedEnd if self.missed_waits => {}
+            Note::RecentStart(room) | Note::MissedStart(room) => l.from(
                 &tags,
                 l.server,
                 "BATCH",
                 &[&format!("+h{}", r.number), "chathistory", room.as_str()],
                 false,
             ),
-            Note::RecentEnd => l.from(
+            Note::RecentEnd | Note::MissedEnd => l.from(
                 &tags,
                 l.server,
                 "BATCH",
@@ -1143,8 +1154,6 @@ impl Irc {
             | Note::Detailed { .. }
             | Note::KeySet { .. }
             | Note::Tagged { .. }
-            | Note::MissedStart(_)
-            | Note::MissedEnd
             | Note::Oper(_)
             | Note::Monitor(_)
             | Note::Wallops { .. }
@@ -1152,12 +1161,14 @@ impl Irc {
         }
     }
 
-    /// The running JOIN, when its history replay is wrapped in a `chathistory` batch (a
-    /// client with draft/chathistory gets none: it asks for what it wants).
+    /// The running JOIN, or the line that completed registration (the welcome brings an
+    /// account's rooms with what it missed there), when its history replay is wrapped in a
+    /// `chathistory` batch (a client with draft/chathistory gets none: it asks for what it
+    /// wants).
     fn replaying(&self) -> Option<&Running> {
         self.running
             .as_ref()
-            .filter(|r| r.verb == "JOIN")
+            .filter(|r| r.verb == "JOIN" || !self.registered())
             .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
             .filter(|_| !self.caps.has(Cap::ChatHistory))
     }
@@ -1304,13 +1315,18 @@ impl Irc {
                 rooms,
                 connections,
                 unknown,
+                invisible,
                 operators,
                 servers,
             } => {
+                // As IRC servers count them: the visible users, then the invisible.
+                let visible = users.saturating_sub(*invisible);
                 l.num(
                     RPL_LUSERCLIENT,
                     &[],
-                    &format!("There are {users} users and 0 invisible on {servers} servers"),
+                    &format!(
+                        "There are {visible} users and {invisible} invisible on {servers} servers"
+                    ),
                 );
                 l.num(RPL_LUSEROP, &[&operators.to_string()], "operator(s) online");
                 if *unknown > 0 {
