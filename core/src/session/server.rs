@@ -123,7 +123,8 @@ impl Session {
                     // The rooms asked for, then what was typed while the required sign-in was
                     // checked, go now, as the account.
                     for room in self.rooms.joining().to_vec() {
-                        self.pace(ClientMsg::Join { room });
+                        let msg = self.rooms.join_msg(room);
+                        self.pace(msg);
                     }
                     for msg in self.out.resume(true, self.now) {
                         self.send(&msg);
@@ -320,7 +321,8 @@ impl Session {
                 self.pace(ClientMsg::Part { room, reason: None });
             }
             for room in joins.into_iter().filter(|_| join_now) {
-                self.pace(ClientMsg::Join { room });
+                let msg = self.rooms.join_msg(room);
+                self.pace(msg);
             }
         } else {
             if self.handshake.ever_welcomed {
@@ -357,7 +359,8 @@ impl Session {
                 });
             }
             for room in want.into_iter().filter(|_| join_now) {
-                self.pace(ClientMsg::Join { room });
+                let msg = self.rooms.join_msg(room);
+                self.pace(msg);
             }
         }
         // Scrollback and searches in flight when the last link dropped are asked again.
