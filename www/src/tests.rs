@@ -306,6 +306,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             (RoomName::lobby(), Seq(12)),
             (RoomName::new("#rust").unwrap(), Seq(0)),
         ],
+        last_id: MsgId(7),
     };
     let kept = KeptSession::of(&r);
     assert_eq!(
@@ -315,6 +316,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             "token": hex32(&r.token.0),
             "rooms": ["#lobby", "#rust"],
             "seqs": [12.0, 0.0],
+            "lastId": 7.0,
         })
     );
     assert_eq!(kept.resumable(), Ok(r));
@@ -324,6 +326,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
+            last_id: MsgId(0),
         })
     };
     assert!(damaged.resumable().is_err());
@@ -334,6 +337,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
+            last_id: MsgId(0),
         })
     };
     assert!(bad_room.resumable().is_err());
@@ -343,6 +347,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: vec![(RoomName::lobby(), Seq(3))],
+            last_id: MsgId(0),
         })
     };
     assert!(unmatched.resumable().is_err());

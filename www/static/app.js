@@ -19,7 +19,8 @@ const NEAR_TOP = 48; // pixels from the top of a log at which older lines are as
 // Where "remember me" keeps the account and its device key (never the password).
 const KEPT_SIGN_IN = "natter.signin";
 // Where a guest's page keeps its session for a reload (sessionStorage: this tab only, gone with
-// it): the nick, the resume token, its rooms and the last seq seen in each.
+// it): the nick, the resume token, its rooms and the last seq seen in each, and the id of its
+// last message (the reloaded page numbers its own after it).
 const KEPT_SESSION = "natter.session";
 // The same, for the browser (localStorage), when a guest's tab goes: a tab closed by mistake
 // and opened again resumes it, as a reload does, while the server still holds it (its resume
@@ -1254,7 +1255,8 @@ function keptSession(orLast = true) {
 // Starts the client that resumes `kept`; false if it cannot (damaged, or not ours).
 function resume(kept) {
   try {
-    client = Client.resumed(kept.nick, kept.token, kept.rooms, kept.seqs, randomSeed(), now());
+    client = Client.resumed(
+      kept.nick, kept.token, kept.rooms, kept.seqs, kept.lastId ?? 0, randomSeed(), now());
   } catch (e) {
     console.warn("natter: the kept session cannot be resumed", e);
     client = null;
