@@ -144,9 +144,13 @@ function atBottom(log) {
 
 // --- lines: one model line, one element ------------------------------------------------------
 
-// Chat text with the mentions of our nick marked (the model says where).
+// Chat text with the mentions of our nick marked (the model says where). Its direction is its
+// own (`dir=auto`: from its first strong character), isolated from the nick and time around it:
+// a line in Hebrew or Arabic reads right to left, its end punctuation where it belongs, and
+// cannot reorder what is around it.
 function chatText(l) {
   const t = el("span", "text");
+  t.dir = "auto";
   let at = 0;
   for (const [start, end] of l.spans) {
     t.append(l.text.slice(at, start), el("mark", "me", l.text.slice(start, end)));
@@ -454,6 +458,8 @@ function renderHeader() {
   ui.convName.textContent = c ? c.label : "natter";
   const topic = c?.kind === "room" ? (c.topic ?? "") : "";
   ui.topic.textContent = !c ? "" : c.kind === "room" ? topic || "no topic — set one with /topic text" : "direct messages";
+  // Someone's words: their direction is theirs, as a line's text is (chatText).
+  ui.topic.dir = topic ? "auto" : "";
   ui.topic.title = topic;
   ui.input.placeholder = !c
     ? "Say something… (/help for commands)"
@@ -1044,8 +1050,10 @@ function openSocket() {
   }
   sock.binaryType = "arraybuffer";
   ws = sock;
+  let opened = false;
   sock.onopen = () => {
     if (ws !== sock) return;
+    opened = true;
     client.handle_connected(now());
     pump();
   };
@@ -1064,6 +1072,10 @@ function openSocket() {
       why = e.reason && e.reason !== "chat server unavailable"
         ? `cannot reach the chat server (${e.reason})`
         : "cannot reach the chat server";
+    } else if (!opened) {
+      // Never opened (the browser says only 1006): the page's own server, the bridge, did not
+      // answer, and the chat is out of reach all the same.
+      why = "cannot reach the chat server";
     }
     client.handle_disconnected(why, now());
     pump();

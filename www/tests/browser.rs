@@ -413,6 +413,35 @@ async fn scenario(
         "no alert dialog may be open"
     );
 
+    // Right-to-left words read right to left: a line's text (and the topic) takes its
+    // direction from its first strong character, isolated from the nick and time around it,
+    // so a Hebrew question's "?" ends it on the left; an English line stays left to right.
+    let rtl = "שלום לכולם, מה שלומכם?";
+    cli.say(rtl).await;
+    wait_seen(b, &cli.out, &nc.out, &[(P, "clint", rtl)]).await;
+    type_line(b, &format!("/topic {rtl}")).await;
+    wait_for!(
+        "the right-to-left topic in the header",
+        STEP,
+        (text_of(b, "#topic").await == rtl).then_some(())
+    );
+    let dirs = js(
+        b,
+        &format!(
+            r##"const text = (t) => [...document.querySelectorAll('.log[data-conv="#lobby"] .line .text')]
+                  .find((e) => e.textContent === t);
+                return [text({rtl}), text("hello from nc"), document.getElementById("topic")]
+                  .map((e) => e && (e.matches(":dir(rtl)") ? "rtl" : "ltr"));"##,
+            rtl = json!(rtl)
+        ),
+    )
+    .await;
+    assert_eq!(
+        dirs,
+        json!(["rtl", "ltr", "rtl"]),
+        "each text in its own direction"
+    );
+
     // A quick cut: the page reconnects by itself and shows nothing twice.
     let dropped = js(b, "return window.natterDebug.dropSocket();").await;
     assert_eq!(dropped, json!(true), "there was a socket to drop");
@@ -498,6 +527,17 @@ async fn scenario(
         "the page to reconnect to the new bridge",
         Duration::from_secs(45),
         (conn_state(b).await == "connected").then_some(())
+    );
+    // Why the attempts failed, in words: the browser says only 1006 of a socket to a bridge
+    // that is not there.
+    let lobby = js(b, r##"return natterDebug.lines("#lobby");"##).await;
+    let lobby: Vec<String> = serde_json::from_value(lobby).expect("the lines are strings");
+    assert!(
+        lobby
+            .iter()
+            .any(|l| l.contains("cannot reach the chat server"))
+            && !lobby.iter().any(|l| l.contains("1006")),
+        "{lobby:#?}"
     );
     let offline = "typed while offline";
     wait_seen(
