@@ -1124,8 +1124,12 @@ ui.input.addEventListener("keydown", (e) => {
   } else if (e.key === "ArrowDown" && historyPos < history.length) {
     historyPos += 1;
     ui.input.value = historyPos === history.length ? draft : history[historyPos];
-  } else if (e.key === "Tab" && ui.input.value) {
-    completeNick() && e.preventDefault();
+  } else if (e.key === "Tab" && !e.shiftKey && wordBeforeCursor()) {
+    // A word being typed: Tab completes it, and stays in the input when no nick fits (moving
+    // on to Send, the next Enter would send the half-typed line). After a space, or in an
+    // empty input, Tab moves on as everywhere else.
+    e.preventDefault();
+    completeNick();
     return;
   } else {
     return;
@@ -1135,16 +1139,22 @@ ui.input.addEventListener("keydown", (e) => {
   ui.input.setSelectionRange(end, end);
 });
 
+// The word typed right before the cursor ("" after a space or at the start).
+function wordBeforeCursor() {
+  const pos = ui.input.selectionStart ?? ui.input.value.length;
+  return /(\S*)$/.exec(ui.input.value.slice(0, pos))[1];
+}
+
 // Tab completes a member's nick (the model's) from what is typed before the cursor.
 function completeNick() {
   if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   const before = ui.input.value.slice(0, pos);
-  const m = /(\S+)$/.exec(before);
-  if (!m) return false;
-  const hit = client.complete_nick(m[1]);
+  const word = wordBeforeCursor();
+  if (!word) return false;
+  const hit = client.complete_nick(word);
   if (hit === undefined) return false;
-  const start = pos - m[1].length;
+  const start = pos - word.length;
   const suffix = start === 0 ? ": " : " ";
   ui.input.value = before.slice(0, start) + hit + suffix + ui.input.value.slice(pos);
   const end = start + hit.length + suffix.length;

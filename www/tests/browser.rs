@@ -683,6 +683,30 @@ async fn scenario(
     );
     input.clear().await.expect("clear the input");
 
+    // Tab completes a member's nick; with no nick to complete it stays in the input (it moved
+    // on to Send, whose Enter sent the half-typed line).
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    input
+        .send_keys(&format!("hey cl{tab}"))
+        .await
+        .expect("type and press Tab");
+    let state = "return [document.getElementById('input').value, document.activeElement.id];";
+    assert_eq!(
+        js(b, state).await,
+        json!(["hey clint ", "input"]),
+        "completed"
+    );
+    input
+        .send_keys(&format!("and zz{tab}"))
+        .await
+        .expect("type and press Tab");
+    assert_eq!(
+        js(b, state).await,
+        json!(["hey clint and zz", "input"]),
+        "nothing to complete: still typing there"
+    );
+    input.clear().await.expect("clear the input");
+
     type_line(b, "the page works nicely").await;
     wait_seen(
         b,
