@@ -651,6 +651,16 @@ impl Session {
             About::Part(room)
         } else if !history && kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
             self.rooms.join_refused(&room);
+            if self.rooms.is_in(&room) {
+                // A rejoin (after a failed resume, or a sign-out) the room refused: we are not
+                // in it any more. Not of our accord: the refusal says why, no "you left".
+                self.asks.drop_older(&room);
+                self.rooms.parted(&room);
+                self.event(Event::Parted {
+                    room: room.clone(),
+                    kicked: true,
+                });
+            }
             About::Join(room)
         } else if !history && parting {
             self.rooms.part_dropped(&room);

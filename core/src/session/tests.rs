@@ -665,6 +665,41 @@ fn a_join_with_a_key_is_a_join_like_any_other() {
     );
 }
 
+/// Back in its rooms after a failed resume (or a sign-out), a room that will not have us now
+/// (a key set meanwhile, invite-only, a ban) is left: the UI stops showing it as ours (its
+/// member list stale, what is typed there refused as "not in #room"), and says why once, with
+/// the refusal, not also "you left" as if we had.
+#[test]
+fn a_rejoin_refused_leaves_the_room() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #club", t.now);
+    t.sent();
+    t.joined("#club", 4);
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(2, false);
+    t.drain_paced();
+    t.joined("#lobby", 9);
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::BadKey,
+        re: Re::Room(room("#club")),
+        detail: "#club needs its key: /join #club KEY".into(),
+    });
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [
+            Event::Parted { room: p, kicked: true },
+            Event::Error { about: About::Join(j), .. },
+        ] if *p == room("#club") && *j == room("#club")),
+        "{evs:?}"
+    );
+    assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+}
+
 #[test]
 fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     let mut t = T::ready(Transport::Stream);
