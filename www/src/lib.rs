@@ -181,6 +181,10 @@ impl Client {
         let to = self.chat.target();
         self.session.handle_input_in(line, to.as_ref(), millis(now));
         self.pump(millis(now));
+        // The whole help: the page's keys below the commands (the session answered at once).
+        if let Some(keys) = keys_help(line) {
+            self.chat.note(keys, self.now);
+        }
     }
 
     /// The time from `poll_timeout` has come.
@@ -667,6 +671,22 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(pair, 16).ok()?;
     }
     Some(bytes)
+}
+
+/// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
+/// own).
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, Esc \
+closes search results; scroll to the top of a room for its older lines; click a member to write \
+to them (an operator of the room gets a menu)";
+
+/// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
+/// one command).
+fn keys_help(line: &str) -> Option<&'static str> {
+    matches!(
+        command::parse(line),
+        Ok(Some(command::Input::Command(command::Command::Help(None))))
+    )
+    .then_some(KEYS_HELP)
 }
 
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after

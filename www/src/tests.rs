@@ -481,3 +481,16 @@ fn a_big_rooms_summary_gives_the_page_the_count_and_a_line() {
     let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
     assert_eq!(conv["member_count"], json!(5000));
 }
+
+#[test]
+fn help_tells_the_pages_keys_too() {
+    for line in ["/help", "/HELP", "/?"] {
+        let keys = keys_help(line).unwrap_or_else(|| panic!("{line}"));
+        for k in ["Enter", "Up/Down", "Tab", "Esc", "scroll to the top"] {
+            assert!(keys.contains(k), "{k}");
+        }
+    }
+    assert_eq!(keys_help("help"), None);
+    assert_eq!(keys_help("/help join"), None);
+    assert_eq!(keys_help("/who"), None);
+}

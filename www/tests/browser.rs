@@ -393,6 +393,12 @@ async fn scenario(
             .contains("/join #room")
             .then_some(())
     );
+    // Then the page's keys, as the TUI's help says its own.
+    let help = log_of(b, "#lobby").await;
+    assert!(
+        help.last().is_some_and(|l| l.contains("keys: Enter sends")),
+        "{help:#?}"
+    );
 
     // Markup in a message is text: shown as typed, and no element is made from it.
     let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
