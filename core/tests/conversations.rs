@@ -235,6 +235,9 @@ fn a_reloaded_page_resumes_its_guest_session_with_exactly_what_it_missed() {
     let b = net.add_session("bob", &["#lobby", "#rust"]);
     net.type_line(b, "/msg #lobby before");
     net.type_line(b, "/msg #rust seen in rust");
+    // The old page talked: the server took its lines' ids as said.
+    net.type_line(a, "/msg #rust one from the old page");
+    net.type_line(a, "/msg #rust two from the old page");
     let from = net
         .session(a)
         .resumable()
@@ -276,9 +279,15 @@ fn a_reloaded_page_resumes_its_guest_session_with_exactly_what_it_missed() {
         2,
         "the first joins only"
     );
-    // And it goes on as pat.
+    // And it goes on as pat: what it says is said, not taken for a resend of the old page's
+    // lines (its ids go on after theirs) and acknowledged without a word to anyone.
     net.type_line(a2, "/msg #rust back");
     assert_eq!(said(&net, b, "#rust").last(), Some(&pair("pat", "back")));
+    net.type_line(a2, "/msg #rust and talking");
+    assert_eq!(
+        said(&net, b, "#rust").last(),
+        Some(&pair("pat", "and talking"))
+    );
 }
 
 #[test]

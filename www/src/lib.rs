@@ -40,7 +40,7 @@ use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
 use natter_core::render;
 use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
-use natter_core::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text};
+use natter_core::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
 use natter_core::wire::{ModAction, Proof};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -113,7 +113,8 @@ impl Client {
     }
 
     /// A client that resumes a guest's session the page kept for its tab before a reload (the
-    /// fields of what `resumable` gave: `nick`, `token`, `rooms`, `seqs`): the same nick, its
+    /// fields of what `resumable` gave: `nick`, `token`, `rooms`, `seqs`, `lastId`, 0 for a
+    /// session kept without it): the same nick, its
     /// rooms, and exactly the events it did not see, if the server still holds it; past the
     /// server's resume window, a fresh session as that nick in those rooms, which says so.
     /// Throws why, in words, when they are not such a session (damaged, or not ours).
@@ -122,6 +123,7 @@ impl Client {
         token: String,
         rooms: Vec<String>,
         seqs: Vec<f64>,
+        last_id: f64,
         seed: f64,
         now: f64,
     ) -> Result<Client, JsError> {
@@ -130,6 +132,7 @@ impl Client {
             token,
             rooms,
             seqs,
+            last_id,
         };
         let from = kept.resumable().map_err(|e| JsError::new(&e))?;
         let nick = from.nick.clone();
@@ -178,6 +181,10 @@ impl Client {
         let to = self.chat.target();
         self.session.handle_input_in(line, to.as_ref(), millis(now));
         self.pump(millis(now));
+        // The whole help: the page's keys below the commands (the session answered at once).
+        if let Some(keys) = keys_help(line) {
+            self.chat.note(keys, self.now);
+        }
     }
 
     /// The time from `poll_timeout` has come.
@@ -666,16 +673,35 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(bytes)
 }
 
+/// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
+/// own).
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, Esc \
+closes search results; scroll to the top of a room for its older lines; click a member to write \
+to them (an operator of the room gets a menu)";
+
+/// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
+/// one command).
+fn keys_help(line: &str) -> Option<&'static str> {
+    matches!(
+        command::parse(line),
+        Ok(Some(command::Input::Command(command::Command::Help(None))))
+    )
+    .then_some(KEYS_HELP)
+}
+
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after
 /// a reload ([`Client::resumed`]): plain data, the token in hex; its rooms, and the last seq
-/// seen in each (in the same order). Read back from plain arguments, not deserialised: that
-/// would cost the page a JS deserialiser.
+/// seen in each (in the same order); the id of the last message it numbered (the reloaded
+/// page's go on after it: the server drops one it takes for a resend). Read back from plain
+/// arguments, not deserialised: that would cost the page a JS deserialiser.
 #[derive(Debug, Serialize, PartialEq)]
 struct KeptSession {
     nick: String,
     token: String,
     rooms: Vec<String>,
     seqs: Vec<f64>,
+    #[serde(rename = "lastId")]
+    last_id: f64,
 }
 
 impl KeptSession {
@@ -685,6 +711,7 @@ impl KeptSession {
             token: hex32(&r.token.0),
             rooms: r.rooms.iter().map(|(room, _)| room.to_string()).collect(),
             seqs: r.rooms.iter().map(|(_, seq)| num(seq.0)).collect(),
+            last_id: num(r.last_id.0),
         }
     }
 
@@ -711,6 +738,7 @@ impl KeptSession {
             nick,
             token: ResumeToken(token),
             rooms,
+            last_id: MsgId(self.last_id as u64),
         })
     }
 }

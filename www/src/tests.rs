@@ -306,6 +306,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             (RoomName::lobby(), Seq(12)),
             (RoomName::new("#rust").unwrap(), Seq(0)),
         ],
+        last_id: MsgId(7),
     };
     let kept = KeptSession::of(&r);
     assert_eq!(
@@ -315,6 +316,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             "token": hex32(&r.token.0),
             "rooms": ["#lobby", "#rust"],
             "seqs": [12.0, 0.0],
+            "lastId": 7.0,
         })
     );
     assert_eq!(kept.resumable(), Ok(r));
@@ -324,6 +326,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
+            last_id: MsgId(0),
         })
     };
     assert!(damaged.resumable().is_err());
@@ -334,6 +337,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
+            last_id: MsgId(0),
         })
     };
     assert!(bad_room.resumable().is_err());
@@ -343,6 +347,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             nick: nick("pat"),
             token: ResumeToken([1; 32]),
             rooms: vec![(RoomName::lobby(), Seq(3))],
+            last_id: MsgId(0),
         })
     };
     assert!(unmatched.resumable().is_err());
@@ -475,4 +480,17 @@ fn a_big_rooms_summary_gives_the_page_the_count_and_a_line() {
     assert_eq!(words, ["#lobby: 12 joined, 3 left (5000 members)"]);
     let conv = serde_json::to_value(ConvView::of(c.current_conv(), &c)).unwrap();
     assert_eq!(conv["member_count"], json!(5000));
+}
+
+#[test]
+fn help_tells_the_pages_keys_too() {
+    for line in ["/help", "/HELP", "/?"] {
+        let keys = keys_help(line).unwrap_or_else(|| panic!("{line}"));
+        for k in ["Enter", "Up/Down", "Tab", "Esc", "scroll to the top"] {
+            assert!(keys.contains(k), "{k}");
+        }
+    }
+    assert_eq!(keys_help("help"), None);
+    assert_eq!(keys_help("/help join"), None);
+    assert_eq!(keys_help("/who"), None);
 }

@@ -19,7 +19,8 @@ const NEAR_TOP = 48; // pixels from the top of a log at which older lines are as
 // Where "remember me" keeps the account and its device key (never the password).
 const KEPT_SIGN_IN = "natter.signin";
 // Where a guest's page keeps its session for a reload (sessionStorage: this tab only, gone with
-// it): the nick, the resume token, its rooms and the last seq seen in each.
+// it): the nick, the resume token, its rooms and the last seq seen in each, and the id of its
+// last message (the reloaded page numbers its own after it).
 const KEPT_SESSION = "natter.session";
 // The same, for the browser (localStorage), when a guest's tab goes: a tab closed by mistake
 // and opened again resumes it, as a reload does, while the server still holds it (its resume
@@ -143,9 +144,13 @@ function atBottom(log) {
 
 // --- lines: one model line, one element ------------------------------------------------------
 
-// Chat text with the mentions of our nick marked (the model says where).
+// Chat text with the mentions of our nick marked (the model says where). Its direction is its
+// own (`dir=auto`: from its first strong character), isolated from the nick and time around it:
+// a line in Hebrew or Arabic reads right to left, its end punctuation where it belongs, and
+// cannot reorder what is around it.
 function chatText(l) {
   const t = el("span", "text");
+  t.dir = "auto";
   let at = 0;
   for (const [start, end] of l.spans) {
     t.append(l.text.slice(at, start), el("mark", "me", l.text.slice(start, end)));
@@ -453,6 +458,8 @@ function renderHeader() {
   ui.convName.textContent = c ? c.label : "natter";
   const topic = c?.kind === "room" ? (c.topic ?? "") : "";
   ui.topic.textContent = !c ? "" : c.kind === "room" ? topic || "no topic — set one with /topic text" : "direct messages";
+  // Someone's words: their direction is theirs, as a line's text is (chatText).
+  ui.topic.dir = topic ? "auto" : "";
   ui.topic.title = topic;
   ui.input.placeholder = !c
     ? "Say something… (/help for commands)"
@@ -1043,8 +1050,10 @@ function openSocket() {
   }
   sock.binaryType = "arraybuffer";
   ws = sock;
+  let opened = false;
   sock.onopen = () => {
     if (ws !== sock) return;
+    opened = true;
     client.handle_connected(now());
     pump();
   };
@@ -1063,6 +1072,10 @@ function openSocket() {
       why = e.reason && e.reason !== "chat server unavailable"
         ? `cannot reach the chat server (${e.reason})`
         : "cannot reach the chat server";
+    } else if (!opened) {
+      // Never opened (the browser says only 1006): the page's own server, the bridge, did not
+      // answer, and the chat is out of reach all the same.
+      why = "cannot reach the chat server";
     }
     client.handle_disconnected(why, now());
     pump();
@@ -1111,8 +1124,12 @@ ui.input.addEventListener("keydown", (e) => {
   } else if (e.key === "ArrowDown" && historyPos < history.length) {
     historyPos += 1;
     ui.input.value = historyPos === history.length ? draft : history[historyPos];
-  } else if (e.key === "Tab" && ui.input.value) {
-    completeNick() && e.preventDefault();
+  } else if (e.key === "Tab" && !e.shiftKey && wordBeforeCursor()) {
+    // A word being typed: Tab completes it, and stays in the input when no nick fits (moving
+    // on to Send, the next Enter would send the half-typed line). After a space, or in an
+    // empty input, Tab moves on as everywhere else.
+    e.preventDefault();
+    completeNick();
     return;
   } else {
     return;
@@ -1122,16 +1139,22 @@ ui.input.addEventListener("keydown", (e) => {
   ui.input.setSelectionRange(end, end);
 });
 
+// The word typed right before the cursor ("" after a space or at the start).
+function wordBeforeCursor() {
+  const pos = ui.input.selectionStart ?? ui.input.value.length;
+  return /(\S*)$/.exec(ui.input.value.slice(0, pos))[1];
+}
+
 // Tab completes a member's nick (the model's) from what is typed before the cursor.
 function completeNick() {
   if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   const before = ui.input.value.slice(0, pos);
-  const m = /(\S+)$/.exec(before);
-  if (!m) return false;
-  const hit = client.complete_nick(m[1]);
+  const word = wordBeforeCursor();
+  if (!word) return false;
+  const hit = client.complete_nick(word);
   if (hit === undefined) return false;
-  const start = pos - m[1].length;
+  const start = pos - word.length;
   const suffix = start === 0 ? ": " : " ";
   ui.input.value = before.slice(0, start) + hit + suffix + ui.input.value.slice(pos);
   const end = start + hit.length + suffix.length;
@@ -1254,7 +1277,8 @@ function keptSession(orLast = true) {
 // Starts the client that resumes `kept`; false if it cannot (damaged, or not ours).
 function resume(kept) {
   try {
-    client = Client.resumed(kept.nick, kept.token, kept.rooms, kept.seqs, randomSeed(), now());
+    client = Client.resumed(
+      kept.nick, kept.token, kept.rooms, kept.seqs, kept.lastId ?? 0, randomSeed(), now());
   } catch (e) {
     console.warn("natter: the kept session cannot be resumed", e);
     client = null;

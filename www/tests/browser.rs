@@ -393,6 +393,12 @@ async fn scenario(
             .contains("/join #room")
             .then_some(())
     );
+    // Then the page's keys, as the TUI's help says its own.
+    let help = log_of(b, "#lobby").await;
+    assert!(
+        help.last().is_some_and(|l| l.contains("keys: Enter sends")),
+        "{help:#?}"
+    );
 
     // Markup in a message is text: shown as typed, and no element is made from it.
     let hostile = "<script>alert(1)</script> & <b>bold</b> <img src=x onerror=alert(2)>";
@@ -411,6 +417,35 @@ async fn scenario(
     assert!(
         b.get_alert_text().await.is_err(),
         "no alert dialog may be open"
+    );
+
+    // Right-to-left words read right to left: a line's text (and the topic) takes its
+    // direction from its first strong character, isolated from the nick and time around it,
+    // so a Hebrew question's "?" ends it on the left; an English line stays left to right.
+    let rtl = "שלום לכולם, מה שלומכם?";
+    cli.say(rtl).await;
+    wait_seen(b, &cli.out, &nc.out, &[(P, "clint", rtl)]).await;
+    type_line(b, &format!("/topic {rtl}")).await;
+    wait_for!(
+        "the right-to-left topic in the header",
+        STEP,
+        (text_of(b, "#topic").await == rtl).then_some(())
+    );
+    let dirs = js(
+        b,
+        &format!(
+            r##"const text = (t) => [...document.querySelectorAll('.log[data-conv="#lobby"] .line .text')]
+                  .find((e) => e.textContent === t);
+                return [text({rtl}), text("hello from nc"), document.getElementById("topic")]
+                  .map((e) => e && (e.matches(":dir(rtl)") ? "rtl" : "ltr"));"##,
+            rtl = json!(rtl)
+        ),
+    )
+    .await;
+    assert_eq!(
+        dirs,
+        json!(["rtl", "ltr", "rtl"]),
+        "each text in its own direction"
     );
 
     // A quick cut: the page reconnects by itself and shows nothing twice.
@@ -498,6 +533,17 @@ async fn scenario(
         "the page to reconnect to the new bridge",
         Duration::from_secs(45),
         (conn_state(b).await == "connected").then_some(())
+    );
+    // Why the attempts failed, in words: the browser says only 1006 of a socket to a bridge
+    // that is not there.
+    let lobby = js(b, r##"return natterDebug.lines("#lobby");"##).await;
+    let lobby: Vec<String> = serde_json::from_value(lobby).expect("the lines are strings");
+    assert!(
+        lobby
+            .iter()
+            .any(|l| l.contains("cannot reach the chat server"))
+            && !lobby.iter().any(|l| l.contains("1006")),
+        "{lobby:#?}"
     );
     let offline = "typed while offline";
     wait_seen(
@@ -640,6 +686,30 @@ async fn scenario(
         recalled,
         json!("hi netcat, privately"),
         "Up recalls the last line"
+    );
+    input.clear().await.expect("clear the input");
+
+    // Tab completes a member's nick; with no nick to complete it stays in the input (it moved
+    // on to Send, whose Enter sent the half-typed line).
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    input
+        .send_keys(&format!("hey cl{tab}"))
+        .await
+        .expect("type and press Tab");
+    let state = "return [document.getElementById('input').value, document.activeElement.id];";
+    assert_eq!(
+        js(b, state).await,
+        json!(["hey clint ", "input"]),
+        "completed"
+    );
+    input
+        .send_keys(&format!("and zz{tab}"))
+        .await
+        .expect("type and press Tab");
+    assert_eq!(
+        js(b, state).await,
+        json!(["hey clint and zz", "input"]),
+        "nothing to complete: still typing there"
     );
     input.clear().await.expect("clear the input");
 

@@ -411,6 +411,11 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let (mut nc_w, nc_out) = guest_in_two_rooms(b, &page, addr, "pat").await;
     say(&mut nc_w, "before the reload").await;
     wait_said(b, "#lobby", &["before the reload"]).await;
+    // The page talks before it goes: the server has its messages' ids, and the reloaded page's
+    // must go on after them (one the server took for a resend was acknowledged and said to
+    // nobody: the first lines typed after a reload vanished).
+    send_line(b, "pat, as it goes").await;
+    wait_for!("nc to hear pat", nc_out.has("<pat> pat, as it goes"));
 
     // Away for a moment (the tab shows another page), while netcat talks; then back.
     timeout(STEP, b.goto("about:blank"))
@@ -453,6 +458,7 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
     // It goes on as pat; nobody saw it go or come back.
     send_line(b, "back again").await;
     wait_for!("nc to hear pat", nc_out.has("<pat> back again"));
+    wait_said(b, "#lobby", &["pat", "back again"]).await;
     assert_eq!(nc_out.count("pat quit"), 0, "{:#?}", nc_out.lines());
     assert_eq!(
         nc_out.count("pat joined #lobby"),

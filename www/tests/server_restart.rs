@@ -292,6 +292,12 @@ async fn full_scenario(
 ) {
     let b = &browser;
     open_page_as(b, &page, Some("webby")).await;
+    // In #lobby before the server goes (connected is not joined yet: on a loaded machine the
+    // kill could come first, and what the page says would go to no #lobby to be read in).
+    wait_for!(
+        "the page in #lobby",
+        (!page_log(b).await.is_empty()).then_some(())
+    );
     server.kill().await.expect("kill natter-server");
     let attempt = || async {
         js(b, "return natterDebug.attempt();")

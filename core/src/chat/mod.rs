@@ -394,7 +394,7 @@ impl Chat {
             Event::Focus(room) => {
                 self.open(&ConvId::Room(room.clone()));
             }
-            Event::Parted { room, .. } => self.on_parted(room, now),
+            Event::Parted { room, kicked } => self.on_parted(room, *kicked, now),
             Event::Room(ev) => self.on_room_event(ev),
             Event::Direct(dm) => self.on_direct(dm, false),
             Event::DirectNotice(dm) => self.on_direct(dm, true),
@@ -753,7 +753,8 @@ impl Chat {
         }
     }
 
-    fn on_parted(&mut self, room: &RoomName, now: Millis) {
+    /// We are out of `room`; `put_out`: not of our accord (see [`Event::Parted`]).
+    fn on_parted(&mut self, room: &RoomName, put_out: bool, now: Millis) {
         let id = ConvId::Room(room.clone());
         let Some(i) = self.rooms.iter().position(|c| c.id() == &id) else {
             return;
@@ -775,10 +776,12 @@ impl Chat {
         }
         self.left.push_back(gone);
         // Put out: who did it and why, where we are now (the room's lines went with it), and
-        // nothing more: "you left" would say we left of our own accord.
+        // nothing more: "you left" would say we left of our own accord. Not let back in: the
+        // refusal that follows says why.
         match kicked {
             Some(words) => self.note(words, now),
-            None => self.note(render::parted_words(room), now),
+            None if !put_out => self.note(render::parted_words(room), now),
+            None => {}
         }
     }
 

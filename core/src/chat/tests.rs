@@ -444,6 +444,42 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+/// Out of a room not of our accord with no kick to tell it (a rejoin refused after a failed
+/// resume): no "you left", only the refusal that follows, where we are now.
+#[test]
+fn a_room_that_would_not_have_us_back_says_why_not_you_left() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(
+        &Event::Parted {
+            room: room("#a"),
+            kicked: true,
+        },
+        T0,
+    );
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::BadKey),
+            about: About::Join(room("#a")),
+            text: "#a needs its key: /join #a KEY".into(),
+        },
+        T0,
+    );
+    assert_eq!(c.current(), &rid("#b"));
+    assert!(c.conv(&rid("#a")).is_none());
+    let words: Vec<String> = kinds(&c, &rid("#b"))
+        .iter()
+        .filter_map(|k| match k {
+            LineKind::Notice(t) | LineKind::Error(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!words.iter().any(|w| w.contains("you left")), "{words:?}");
+    assert!(
+        words.iter().any(|w| w.contains("needs its key")),
+        "{words:?}"
+    );
+}
+
 /// `/login` as a guest: the server takes the guest out of its rooms, renames it, signs it in
 /// and puts the account in its rooms. What was said meanwhile (only the server's conversation
 /// was open) is said again in the room that opens, where the person looks.

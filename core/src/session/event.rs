@@ -109,8 +109,10 @@ pub enum Event {
     Parted {
         /// Room.
         room: RoomName,
-        /// Someone put us out: the room's `Kick` event just before said who and why, so a UI
-        /// says no "you left" of its own.
+        /// Not of our accord, and said already or next, so a UI says no "you left" of its own:
+        /// someone put us out (the room's `Kick` event just before said who and why), or the
+        /// room would not have us back after a failed resume or a sign-out (the join's
+        /// refusal follows).
         kicked: bool,
     },
     /// A room event, once each, in seq order per room (refills after a gap come after it).

@@ -217,7 +217,7 @@ impl Session {
                 self.account.change_password(&new);
                 self.send_or_defer(ClientMsg::ChangePassword { old, new });
             }
-            Command::JoinKey { room, key } => self.send_or_defer(ClientMsg::JoinKey { room, key }),
+            Command::JoinKey { room, key } => self.join_keyed(room, Some(key)),
             Command::Admin(action) => self.send_or_defer(ClientMsg::Admin(action)),
             Command::Moderate { room, action } => {
                 if let Some(room) = self.room_named(room, to, MODERATE) {
@@ -286,6 +286,13 @@ impl Session {
     }
 
     fn join(&mut self, room: RoomName) {
+        self.join_keyed(room, None);
+    }
+
+    /// A join asked for, with the room's key if one was typed (`/join #room KEY`): the same
+    /// join as any other (the room opens once joined, input that names no room follows it, a
+    /// refusal leaves that input nowhere), the key given again whenever the room is rejoined.
+    fn join_keyed(&mut self, room: RoomName, key: Option<Text>) {
         let leaving = self.rooms.is_parting(&room);
         if self.rooms.is_in(&room) && !leaving {
             // Already in it: `/join` just asks to show it.
@@ -294,6 +301,9 @@ impl Session {
             return;
         }
         if self.rooms.is_joining(&room) {
+            if let Some(key) = key {
+                self.rooms.set_key(&room, key);
+            }
             self.rooms.join_asked(room, true);
             return;
         }
@@ -305,13 +315,17 @@ impl Session {
             );
             return;
         }
+        if let Some(key) = key {
+            self.rooms.set_key(&room, key);
+        }
         self.rooms.join_asked(room.clone(), true);
         if self.account.holds_messages() && self.link.is_welcomed() {
             // Sent with the others once the required sign-in is done (never as a guest).
             return;
         }
         // Before the welcome, the join is sent with the others when it comes.
-        self.pace(ClientMsg::Join { room });
+        let msg = self.rooms.join_msg(room);
+        self.pace(msg);
     }
 
     fn part(&mut self, room: RoomName, reason: Option<Text>) {

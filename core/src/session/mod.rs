@@ -77,7 +77,7 @@ pub use event::{About, ChatKind, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
-use crate::types::{DeviceKey, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
+use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
 use crate::wire::{
     self, ClientMsg, Limits, ModAction, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError,
 };
@@ -125,6 +125,10 @@ pub struct Resumable {
     pub token: ResumeToken,
     /// The rooms it is in, each with the last seq it saw there.
     pub rooms: Vec<(RoomName, Seq)>,
+    /// The id of the last message it numbered. The server takes a message whose id is not
+    /// above the session's last for a resend of one it has (acknowledged, not said again), so
+    /// the new session numbers its messages after this one.
+    pub last_id: MsgId,
 }
 
 /// The resume state the handshake carries from one connection to the next, and what the
@@ -275,6 +279,7 @@ impl Session {
         s.handshake.token = Some(from.token);
         s.handshake.ever_welcomed = true;
         s.rooms.restore(from.rooms);
+        s.out.number_after(from.last_id);
         s
     }
 
@@ -294,6 +299,7 @@ impl Session {
             nick: self.nick.clone(),
             token: self.handshake.token.clone()?,
             rooms: self.rooms.resume_point(),
+            last_id: self.out.last_numbered(),
         })
     }
 

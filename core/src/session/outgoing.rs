@@ -115,6 +115,17 @@ impl Outgoing {
         }
     }
 
+    /// The id of the last message numbered (`MsgId(0)` before the first).
+    pub(super) fn last_numbered(&self) -> MsgId {
+        MsgId(self.last_id)
+    }
+
+    /// Numbers the messages to come after `last`: a session taking over another's (a reloaded
+    /// page's), whose ids the server has seen up to there.
+    pub(super) fn number_after(&mut self, last: MsgId) {
+        self.last_id = self.last_id.max(last.0);
+    }
+
     /// Gives `make`'s message the next id and keeps it until settled. Returns its id.
     pub(super) fn add_message(
         &mut self,

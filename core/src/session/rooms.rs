@@ -4,7 +4,8 @@
 //! are what a person sees, and live in the chat model ([`crate::chat`]).
 
 use crate::limits::{MAX_OPEN_GAPS, MAX_ROOMS_PER_USER};
-use crate::types::{RoomName, Seq};
+use crate::types::{RoomName, Seq, Text};
+use crate::wire::ClientMsg;
 
 /// The seqs of one room the session is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +206,10 @@ pub(super) struct Rooms {
     /// named in the resuming hello until the server says we are in each (`Joined`: a room new
     /// to us, its seqs going on from there) or not. A fresh session joins them instead.
     restored: Vec<(RoomName, Seq)>,
+    /// The key given for a room (`/join #room KEY`) while we join it or are in it: every join
+    /// of it (after a sign-in that held it, or a failed resume) gives it again, or a `+k` room
+    /// would refuse the rejoin. At most one per room joined or joining.
+    keys: Vec<(RoomName, Text)>,
 }
 
 impl Rooms {
@@ -313,6 +318,26 @@ impl Rooms {
     /// A join is not going to happen (refused by the server, or dropped before it was sent).
     pub(super) fn join_dropped(&mut self, room: &RoomName) {
         self.joining.retain(|r| r != room);
+        if !self.is_in(room) {
+            self.keys.retain(|(r, _)| r != room);
+        }
+    }
+
+    /// The key to join `room` with from now on (the last one given wins).
+    pub(super) fn set_key(&mut self, room: &RoomName, key: Text) {
+        self.keys.retain(|(r, _)| r != room);
+        self.keys.push((room.clone(), key));
+    }
+
+    /// What asks to join `room`: with its key, if one was given for it.
+    pub(super) fn join_msg(&self, room: RoomName) -> ClientMsg {
+        match self.keys.iter().find(|(r, _)| *r == room) {
+            Some((_, key)) => ClientMsg::JoinKey {
+                room,
+                key: key.clone(),
+            },
+            None => ClientMsg::Join { room },
+        }
     }
 
     pub(super) fn part_asked(&mut self, room: RoomName) {
@@ -364,6 +389,9 @@ impl Rooms {
     pub(super) fn parted(&mut self, room: &RoomName) -> Option<bool> {
         self.parting.retain(|r| r != room);
         self.restored.retain(|(r, _)| r != room);
+        if !self.joining.contains(room) {
+            self.keys.retain(|(r, _)| r != room);
+        }
         let i = self.list.iter().position(|r| &r.room == room)?;
         Some(self.list.remove(i).kicked)
     }

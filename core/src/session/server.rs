@@ -123,7 +123,8 @@ impl Session {
                     // The rooms asked for, then what was typed while the required sign-in was
                     // checked, go now, as the account.
                     for room in self.rooms.joining().to_vec() {
-                        self.pace(ClientMsg::Join { room });
+                        let msg = self.rooms.join_msg(room);
+                        self.pace(msg);
                     }
                     for msg in self.out.resume(true, self.now) {
                         self.send(&msg);
@@ -320,7 +321,8 @@ impl Session {
                 self.pace(ClientMsg::Part { room, reason: None });
             }
             for room in joins.into_iter().filter(|_| join_now) {
-                self.pace(ClientMsg::Join { room });
+                let msg = self.rooms.join_msg(room);
+                self.pace(msg);
             }
         } else {
             if self.handshake.ever_welcomed {
@@ -357,7 +359,8 @@ impl Session {
                 });
             }
             for room in want.into_iter().filter(|_| join_now) {
-                self.pace(ClientMsg::Join { room });
+                let msg = self.rooms.join_msg(room);
+                self.pace(msg);
             }
         }
         // Scrollback and searches in flight when the last link dropped are asked again.
@@ -648,6 +651,16 @@ impl Session {
             About::Part(room)
         } else if !history && kind != ErrorKind::NotInRoom && self.rooms.is_joining(&room) {
             self.rooms.join_refused(&room);
+            if self.rooms.is_in(&room) {
+                // A rejoin (after a failed resume, or a sign-out) the room refused: we are not
+                // in it any more. Not of our accord: the refusal says why, no "you left".
+                self.asks.drop_older(&room);
+                self.rooms.parted(&room);
+                self.event(Event::Parted {
+                    room: room.clone(),
+                    kicked: true,
+                });
+            }
             About::Join(room)
         } else if !history && parting {
             self.rooms.part_dropped(&room);

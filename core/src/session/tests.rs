@@ -579,6 +579,127 @@ fn lines_after_a_refused_join_are_not_said_in_another_room() {
     );
 }
 
+/// `/join #room KEY` is a join like any other: the room opens once joined and input that names
+/// no room follows it (it went on to the room typed in before, as if the join had not been
+/// asked for); a room we are in is just shown; a refusal (a wrong key) leaves that input
+/// nowhere; and a rejoin after a failed resume gives the key again (a `+k` room refuses one
+/// without it).
+#[test]
+fn a_join_with_a_key_is_a_join_like_any_other() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #vault sesame", t.now);
+    let keyed = ClientMsg::JoinKey {
+        room: room("#vault"),
+        key: text("sesame"),
+    };
+    assert_eq!(t.sent(), vec![keyed.clone()]);
+    assert!(!t.s.is_settled(), "the join is waited for");
+    t.joined("#vault", 5);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Joined { room: r, .. }, Event::Focus(f)]
+            if *r == room("#vault") && *f == room("#vault")),
+        "{evs:?}"
+    );
+    t.s.handle_input("hi vault", t.now);
+    assert!(
+        matches!(&t.sent()[..], [ClientMsg::Say { room: r, .. }] if *r == room("#vault")),
+        "chat follows the room joined"
+    );
+    // In it already: shown again, nothing asked of the server.
+    t.s.handle_input("/join #lobby", t.now);
+    t.events();
+    t.s.handle_input("/join #vault sesame", t.now);
+    assert!(t.sent().is_empty());
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Focus(f)] if *f == room("#vault")),
+        "{evs:?}"
+    );
+
+    // The resume fails (a server that lost its sessions): the rooms are joined again, the
+    // keyed one with its key.
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(2, false);
+    let sent = t.drain_paced();
+    assert!(sent.contains(&keyed), "{sent:?}");
+    assert!(sent.contains(&ClientMsg::Join {
+        room: room("#lobby")
+    }));
+    t.joined("#lobby", 9);
+    t.joined("#vault", 9);
+    t.events();
+
+    // A wrong key: refused, said as a join's refusal, and what is typed next goes nowhere.
+    t.s.handle_input("/join #attic wrong", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::JoinKey {
+            room: room("#attic"),
+            key: text("wrong"),
+        }]
+    );
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::BadKey,
+        re: Re::Room(room("#attic")),
+        detail: "#attic needs its key: /join #attic KEY".into(),
+    });
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Error { about: About::Join(r), .. }] if *r == room("#attic")),
+        "{evs:?}"
+    );
+    t.s.handle_input("the secret plan", t.now);
+    assert!(t.sent().is_empty(), "said nowhere");
+    // The right key later is a join of its own, not the refused key again.
+    t.s.handle_input("/join #attic right", t.now);
+    assert_eq!(
+        t.sent(),
+        vec![ClientMsg::JoinKey {
+            room: room("#attic"),
+            key: text("right"),
+        }]
+    );
+}
+
+/// Back in its rooms after a failed resume (or a sign-out), a room that will not have us now
+/// (a key set meanwhile, invite-only, a ban) is left: the UI stops showing it as ours (its
+/// member list stale, what is typed there refused as "not in #room"), and says why once, with
+/// the refusal, not also "you left" as if we had.
+#[test]
+fn a_rejoin_refused_leaves_the_room() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #club", t.now);
+    t.sent();
+    t.joined("#club", 4);
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.welcome(2, false);
+    t.drain_paced();
+    t.joined("#lobby", 9);
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::BadKey,
+        re: Re::Room(room("#club")),
+        detail: "#club needs its key: /join #club KEY".into(),
+    });
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [
+            Event::Parted { room: p, kicked: true },
+            Event::Error { about: About::Join(j), .. },
+        ] if *p == room("#club") && *j == room("#club")),
+        "{evs:?}"
+    );
+    assert_eq!(t.s.rooms(), vec![room("#lobby")]);
+}
+
 #[test]
 fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     let mut t = T::ready(Transport::Stream);
