@@ -47,7 +47,9 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
     let started = std::time::Instant::now();
 
     // The reader counts every say, concurrently with the flood; a gap would mean it was
-    // treated as slow.
+    // treated as slow. It tells the sender how far it got (below).
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader_got = read.clone();
     let reading = tokio::spawn(async move {
         let mut got = 0usize;
         while got < N {
@@ -55,7 +57,10 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
                 Got::Msg(ServerMsg::Event(RoomEvent {
                     kind: EventKind::Say { .. },
                     ..
-                })) => got += 1,
+                })) => {
+                    got += 1;
+                    reader_got.store(got, std::sync::atomic::Ordering::Relaxed);
+                }
                 Got::Msg(m @ (ServerMsg::Gap { .. } | ServerMsg::Error { .. })) => {
                     panic!("reader: {m:?} after {got} messages")
                 }
@@ -65,13 +70,17 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
         }
         got
     });
-    // The sender keeps at most WINDOW messages unechoed: as fast as the hub and a reading client
-    // go, so a reader that keeps up never needs a gap, and the ones that never read must.
+    // The sender keeps at most WINDOW messages unechoed, and at most WINDOW ahead of the
+    // reader: as fast as the hub and a reading client go, so a reader that keeps up never
+    // needs a gap (WINDOW messages are far below a connection's queue bound), and the ones
+    // that never read must. Without the second bound a reader task descheduled on a loaded
+    // machine fell ~400 messages behind while the echoes went on, and got a gap, rightly.
     const WINDOW: usize = 64;
     let echo = tokio::spawn(async move {
         let (mut sent, mut echoed) = (0usize, 0usize);
         while echoed < N {
-            while sent < N && sent - echoed < WINDOW {
+            let ahead = |sent: usize| sent - read.load(std::sync::atomic::Ordering::Relaxed);
+            while sent < N && sent - echoed < WINDOW && ahead(sent) < WINDOW {
                 let id = sender.id();
                 let frame = natter_core::wire::encode_frame(&ClientMsg::Say {
                     room: room("#lobby"),
@@ -81,6 +90,11 @@ async fn readers_that_never_read_do_not_hurt_anyone() {
                 .unwrap();
                 sender.send_raw(&frame).await;
                 sent += 1;
+            }
+            if echoed == sent {
+                // Everything echoed; waiting for the reader to catch up.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
             }
             match sender.next_msg(Duration::from_secs(20)).await {
                 Got::Msg(ServerMsg::Event(RoomEvent {
