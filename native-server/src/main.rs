@@ -8,14 +8,14 @@ mod account_cmd;
 mod malloc_tune;
 
 use anyhow::Context;
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::{ArgAction, Parser, Subcommand};
 use natter_core::hub::Config;
 use natter_ops::LogFormat;
 use natter_server::{Server, ServerConfig, TlsCerts, random_seed};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracing::{error, info, warn};
 
@@ -105,7 +105,15 @@ struct Args {
     #[arg(long, value_name = "MS", env = "NATTER_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
     /// Where rooms, history and resume sessions are kept (SQLite) [default: $XDG_DATA_HOME/natter]
-    #[arg(long, value_name = "PATH", env = "NATTER_DATA_DIR", global = true)]
+    // Blank is no data dir given (see `given_data_dir`): clap's path parser refuses a blank
+    // value, which stopped a server whose NATTER_DATA_DIR was set but empty.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "NATTER_DATA_DIR",
+        global = true,
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
+    )]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory only: rooms and history are forgotten at exit
     /// (NATTER_EPHEMERAL: true/false, yes/no, on/off or 1/0; false, or a --data-dir, wins over
@@ -371,17 +379,25 @@ fn tls_certs(args: &Args, file: &FileConfig, any_tls: bool) -> anyhow::Result<Op
     }
 }
 
+/// The data dir given to the server itself (`--data-dir`, or `NATTER_DATA_DIR`), if any. A
+/// blank one is none, as `natter_store::resolve_data_dir` reads the variable: an env file's
+/// `NATTER_DATA_DIR=`, or a compose file's `${NATTER_DATA_DIR}` left unset, means the default.
+fn given_data_dir(args: &Args) -> Option<&Path> {
+    args.data_dir
+        .as_deref()
+        .filter(|d| !d.as_os_str().is_empty())
+}
+
 /// Where the store lives and how it writes, or `None` with `--ephemeral`.
 fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_store::Config>> {
     // The flag (or its variable) over the file, as for every other setting: a data dir named
     // there asks for a store in it, whatever the file's `ephemeral` says.
-    let ephemeral = args
-        .ephemeral
-        .unwrap_or(file.ephemeral && args.data_dir.is_none());
+    let given = given_data_dir(args);
+    let ephemeral = args.ephemeral.unwrap_or(file.ephemeral && given.is_none());
     if ephemeral {
         return Ok(None);
     }
-    let flag = args.data_dir.as_deref().or(file.data_dir.as_deref());
+    let flag = given.or(file.data_dir.as_deref());
     let dir = natter_store::resolve_data_dir(flag)?;
     let mut c = natter_store::Config::new(dir);
     c.synchronous = file.synchronous;

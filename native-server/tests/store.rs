@@ -558,3 +558,29 @@ async fn a_restored_backup_gives_no_seq_out_again() {
     );
     sigterm(&mut server).await;
 }
+
+/// README: the data directory is `--data-dir`, else `NATTER_DATA_DIR`, else
+/// `$XDG_DATA_HOME/natter`; store/README.md: the variable counts when "set and not empty". Set
+/// but blank (an env file's `NATTER_DATA_DIR=`, a compose file's `${NATTER_DATA_DIR}` left
+/// unset) stopped the server instead, with "a value is required for '--data-dir <PATH>' but
+/// none was supplied": a flag the operator never typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_natter_data_dir_is_the_default_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("xdg");
+    let xdg_path = xdg.display().to_string();
+    let env = [
+        ("NATTER_EPHEMERAL", "false"),
+        ("NATTER_DATA_DIR", ""),
+        ("XDG_DATA_HOME", xdg_path.as_str()),
+    ];
+    let (mut child, _log, _addr, seen) =
+        spawn_server_seen(&["--listen", "127.0.0.1:0"], &env, WAIT).await;
+    let db = xdg.join("natter").join("natter.db").display().to_string();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("store open") && l.contains(&db)),
+        "{seen:#?}"
+    );
+    sigterm(&mut child).await;
+}

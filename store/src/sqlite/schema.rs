@@ -2,7 +2,7 @@
 //! than this build, and bringing an older one up to date one numbered step at a time
 //! (`PRAGMA user_version` holds the step reached).
 
-use crate::OpenError;
+use crate::{OpenError, WriteError};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 use tracing::{debug, info};
@@ -205,6 +205,41 @@ pub(crate) fn open_error(path: &Path, e: rusqlite::Error) -> OpenError {
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::Locked { path },
         _ => OpenError::Sqlite { path, detail },
+    }
+}
+
+/// The open error for a write that opening needs (`what`: folding the last run's message ids,
+/// catching the search index up) which failed with `e`. It is said as any write refused at
+/// open is (`Unwritable`, a full disk as the disk's), not in the words its sender gets from a
+/// refused batch ("the message was not stored"): at start no message is being sent.
+pub(crate) fn write_error_at_open(path: &Path, what: &str, e: WriteError) -> OpenError {
+    let path = path.to_path_buf();
+    let free = free_bytes(&path);
+    match e {
+        WriteError::DiskFull => {
+            let free = free.map_or_else(String::new, |b| format!("{b} bytes free; "));
+            OpenError::Unwritable {
+                path,
+                detail: format!("the disk is full ({free}{what} needs room)"),
+            }
+        }
+        // SQLite says "disk I/O error" where a full disk stops some writes (see `open_error`).
+        WriteError::Storage(said) => match free {
+            Some(free) if free < FULL_BELOW => OpenError::Unwritable {
+                path,
+                detail: format!(
+                    "the disk is full ({free} bytes free; {what} needs room; SQLite said: {said})"
+                ),
+            },
+            _ => OpenError::Sqlite {
+                path,
+                detail: format!("{what}: {said}"),
+            },
+        },
+        e => OpenError::Sqlite {
+            path,
+            detail: format!("{what}: {e}"),
+        },
     }
 }
 

@@ -2326,3 +2326,35 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.sessions, [session]);
 }
+
+#[test]
+fn a_write_that_opening_needs_on_a_full_disk_says_the_disk_is_full_not_a_message() {
+    use crate::OpenError;
+    // A server stopped on a full disk leaves its last message ids unfolded (the close's fold
+    // failed too); started again on that disk, the fold at open failed with a sender's words:
+    // "cannot start error=.../natter.db: folding sessions' last message ids: the server's disk
+    // is full: the message was not stored". README ("Durable history"): a full disk at start
+    // is said as `... cannot be opened for writing: the disk is full ...`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("natter.db");
+    let what = "folding sessions' last message ids";
+    let e = schema::write_error_at_open(&path, what, WriteError::DiskFull);
+    assert!(matches!(e, OpenError::Unwritable { .. }), "{e:?}");
+    let said = e.to_string();
+    assert!(
+        said.starts_with(&format!(
+            "{} cannot be opened for writing: the disk is full (",
+            path.display()
+        )),
+        "{said}"
+    );
+    assert!(said.contains(what), "{said}");
+    assert!(!said.contains("message was not stored"), "{said}");
+    // Any other failure keeps what it was, in the store's words, not a sender's.
+    let e = schema::write_error_at_open(&path, what, WriteError::Storage("no such table".into()));
+    assert!(matches!(e, OpenError::Sqlite { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!("{}: {what}: no such table", path.display())
+    );
+}

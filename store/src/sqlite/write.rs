@@ -97,9 +97,8 @@ impl SqliteStore {
             })?;
         store.seq_marks = Some(marks);
         // Last ids the last run wrote and did not fold (it stopped, or crashed, in between).
-        store.fold_session_ids().map_err(|e| OpenError::Sqlite {
-            path: store.path.clone(),
-            detail: format!("folding sessions' last message ids: {e}"),
+        store.fold_session_ids().map_err(|e| {
+            schema::write_error_at_open(&store.path, "folding sessions' last message ids", e)
         })?;
         // In the config file's words, so an operator can check what is in force.
         info!(
@@ -120,9 +119,9 @@ impl SqliteStore {
         let mut store = SqliteStore::open_deferred(config)?;
         let behind = store.search_lag();
         if behind > 0 {
-            store.catch_up_search().map_err(|e| OpenError::Sqlite {
-                path: store.config.search_path(),
-                detail: format!("indexing the {behind} newest events for search: {e}"),
+            store.catch_up_search().map_err(|e| {
+                let what = format!("indexing the {behind} newest events for search");
+                schema::write_error_at_open(&store.config.search_path(), &what, e)
             })?;
             info!(
                 events = behind,
