@@ -665,9 +665,10 @@ impl Hub {
                         reason: reason.clone(),
                         at: now,
                     };
+                    let words = audit_words(&format!("server ban {mask}"), &ban);
                     self.server_bans.push(ban.clone());
                     self.cluster_server_ban(mask, Some(ban));
-                    self.audit(None, &me, format!("server ban {mask}"), now);
+                    self.audit(None, &me, words, now);
                 }
                 self.record(Write::ServerBans(self.server_bans.clone()));
                 let held: Vec<UserId> = self

@@ -7500,6 +7500,51 @@ mod admins {
         assert_eq!(stored(&t), Vec::<RoomName>::new());
     }
 
+    /// A server ban's audit line says until when and why, as a room's does (it said only
+    /// `server ban nick:eve`: `natter-server audit` never showed how long nor why).
+    #[test]
+    fn the_audit_line_of_a_server_ban_says_until_when_and_why() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: Some(text("spam")),
+            }),
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:zed".into(),
+                duration: None,
+                reason: None,
+            }),
+        );
+        let audit: Vec<String> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                crate::persist::Write::Audit(r) => Some(r.action.clone()),
+                _ => None,
+            })
+            .collect();
+        let until = Millis(t.now.0 + 3_600_000).rfc3339();
+        assert!(
+            audit.contains(&format!("server ban nick:eve until {until}: spam")),
+            "{audit:?}"
+        );
+        assert!(
+            audit.contains(&"server ban nick:zed".to_owned()),
+            "{audit:?}"
+        );
+    }
+
     #[test]
     fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
         let mut t = T::with(cfg());
