@@ -7545,6 +7545,72 @@ mod admins {
         );
     }
 
+    /// A server ban of an address holds nc users too: a text connection says hello without a
+    /// nick, and the check built a stand-in nick `*`, which is no nick, so it found no ban and
+    /// every nc user from a banned network was let in (binary ones were refused).
+    #[test]
+    fn a_server_ban_of_an_address_refuses_nc_at_hello() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+                reason: Some(text("spam")),
+            }),
+        );
+        let c = t.hub.accept(ip("203.0.113.9"), t.now).unwrap();
+        t.advance(t.hub.config().text_detect_wait.0);
+        let l = t.lines(c);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("banned from this server: spam")),
+            "{l:?}"
+        );
+        assert!(!l.iter().any(|l| l.contains("Welcome")), "{l:?}");
+        assert!(t.closed(c));
+        // Another network is let in.
+        let ok = t.hub.accept(ip("198.51.100.9"), t.now).unwrap();
+        t.advance(t.hub.config().text_detect_wait.0);
+        assert!(t.lines(ok).iter().any(|l| l.contains("Welcome")));
+        assert!(!t.closed(ok));
+    }
+
+    /// An admin may not ban itself from the server: its account, or a network its connection
+    /// is on (it was kept out at its next sign-in, with nobody to lift the ban when it was the
+    /// only admin). Others' networks are banned as before.
+    #[test]
+    fn an_admin_may_not_ban_itself_from_the_server() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        for target in ["account:root", "account:ROOT", "127.0.0.0/8", "127.0.0.1"] {
+            t.send(
+                root,
+                &ClientMsg::Admin(AdminAction::Ban {
+                    target: target.into(),
+                    duration: None,
+                    reason: None,
+                }),
+            );
+            let got = t.recv(root);
+            assert!(
+                got.iter().any(|x| matches!(x, ServerMsg::Error { kind: ErrorKind::Invalid, detail, .. } if detail.starts_with("not yourself"))),
+                "{target}: {got:?}"
+            );
+        }
+        assert!(t.hub.server_bans.is_empty());
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+                reason: None,
+            }),
+        );
+        assert_eq!(t.hub.server_bans.len(), 1);
+    }
+
     #[test]
     fn admins_kill_wall_and_ban_from_the_server_others_may_not() {
         let mut t = T::with(cfg());
