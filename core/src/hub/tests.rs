@@ -7159,6 +7159,60 @@ mod moderation {
         assert!(audit.contains(&"+q nick:zed".to_owned()), "{audit:?}");
     }
 
+    /// A member who may not speak in a room does not speak through its part reason either
+    /// (as solanum and InspIRCd drop it): a muted spammer parted with its words and joined
+    /// again, over and over. The part itself goes through, without the words.
+    #[test]
+    fn a_member_who_may_not_speak_parts_without_its_reason() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mute {
+                target: "bob".into(),
+                duration: None,
+            },
+        );
+        t.recv(b);
+        let part = |t: &mut T, words: &str| {
+            t.send(
+                b,
+                &ClientMsg::Part {
+                    room: room("#r"),
+                    reason: Some(text(words)),
+                },
+            );
+            t.recv(b);
+            t.recv(a)
+        };
+        let got = part(&mut t, "BUY CHEAP STUFF");
+        assert!(
+            event(&got, |k| matches!(k, EventKind::Part { reason: None })),
+            "{got:?}"
+        );
+        // Unmuted, its words go with it again.
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unmute {
+                target: "bob".into(),
+            },
+        );
+        assert!(joined(&t.join(b, "#r"), "#r"));
+        t.recv(a);
+        let got = part(&mut t, "see you");
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Part { reason: Some(r) } if r.as_str() == "see you")
+            ),
+            "{got:?}"
+        );
+    }
+
     /// A muted member, or one without a voice in a `+m` room, may not set the topic: it is
     /// words to the whole room (a muted troll rewrote it). Others still may, where `-t`.
     #[test]
