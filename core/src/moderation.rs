@@ -92,15 +92,24 @@ impl Mask {
         }
     }
 
+    /// Whether this mask holds a connection from `ip` whatever its nick and account: only an
+    /// address or network does.
+    pub fn holds_addr(&self, ip: IpAddr) -> bool {
+        match self {
+            Mask::Account(_) | Mask::Nick(_) => false,
+            Mask::Net { addr, prefix } => {
+                let ip = ip.to_canonical();
+                ip.is_ipv4() == addr.is_ipv4() && network(ip, *prefix) == *addr
+            }
+        }
+    }
+
     /// Whether it holds someone with `account` (if signed in), `nick` and address `ip`.
     pub fn holds(&self, account: Option<&str>, nick: &Nick, ip: Option<IpAddr>) -> bool {
         match self {
             Mask::Account(a) => account.is_some_and(|x| x == a.folded()),
             Mask::Nick(n) => n.folded() == nick.folded(),
-            Mask::Net { addr, prefix } => ip.is_some_and(|ip| {
-                let ip = ip.to_canonical();
-                ip.is_ipv4() == addr.is_ipv4() && network(ip, *prefix) == *addr
-            }),
+            Mask::Net { .. } => ip.is_some_and(|ip| self.holds_addr(ip)),
         }
     }
 }

@@ -94,3 +94,54 @@ async fn an_nc_founder_bans_a_user_who_stays_out_across_a_restart() {
         "{text}"
     );
 }
+
+/// A server ban of a network holds nc users from it at hello, as it holds binary ones: a
+/// text connection names no nick in its hello, and the check found no ban for it, so every nc
+/// user of a banned network chatted on. The nc user comes through a trusted proxy naming its
+/// address (the admin is on loopback, and may not ban its own network).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_ban_of_a_network_keeps_nc_users_from_it_out() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("natter.toml");
+    std::fs::write(
+        &config,
+        "[accounts]\nadmins = [\"root\"]\nhash_cost = { memory_kib = 8192, iterations = 1 }\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (_server, _log, addr) = spawn_stored_server(
+        dir.path(),
+        &["--config", &config, "--trusted-proxy", "127.0.0.1"],
+    )
+    .await;
+    let (mut root, _) = TextClient::welcomed(addr, "root").await;
+    root.send("/nick root").await;
+    root.send("/register correct horse").await;
+    root.expect_has("you are signed in as root").await;
+    root.send("/gban 127.0.0.0/8").await;
+    root.expect_has("not yourself").await;
+    root.send("/gban 203.0.113.0/24 1h spam").await;
+    root.expect_has("203.0.113.0/24 is banned from the server")
+        .await;
+
+    let proxied = |ip: &'static str| async move {
+        let mut tcp = connect(addr).await;
+        tcp.write_all(format!("PROXY TCP4 {ip} 127.0.0.1 5555 8000\r\n").as_bytes())
+            .await
+            .expect("write the PROXY header");
+        TextClient::over(tcp, ip)
+    };
+    let mut banned = proxied("203.0.113.9").await;
+    let lines = banned.expect_closed().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("you are banned from this server: spam")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Welcome")), "{lines:?}");
+    // Another network's nc user is welcome.
+    let mut other = proxied("198.51.100.9").await;
+    other.welcome().await;
+}

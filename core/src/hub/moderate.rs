@@ -648,6 +648,15 @@ impl Hub {
                     Some(t) => self.person_masks(t),
                     None => vec![Mask::parse(&target).map_err(bad)?],
                 };
+                // A mask that holds the admin setting it (its account, its network): refused,
+                // as a room's ban of one's own network is. It kept the admin out at its next
+                // sign-in, and only another admin could lift it (no command line does).
+                if let Some(mine) = masks.iter().find(|m| self.server_holds(uid, m)) {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!("not yourself: {mine} holds you"),
+                    ));
+                }
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 self.server_bans.retain(|b| b.live(now));
                 if self.server_bans.len() + masks.len() > MAX_SERVER_BANS {
@@ -665,9 +674,10 @@ impl Hub {
                         reason: reason.clone(),
                         at: now,
                     };
+                    let words = audit_words(&format!("server ban {mask}"), &ban);
                     self.server_bans.push(ban.clone());
                     self.cluster_server_ban(mask, Some(ban));
-                    self.audit(None, &me, format!("server ban {mask}"), now);
+                    self.audit(None, &me, words, now);
                 }
                 self.record(Write::ServerBans(self.server_bans.clone()));
                 let held: Vec<UserId> = self
@@ -829,6 +839,21 @@ impl Hub {
             .cloned()
     }
 
+    /// Whether a server ban of `mask` would hold `uid`: its account, its nick, or the address
+    /// of any of its connections, read as [`Hub::server_banned`] reads them.
+    fn server_holds(&self, uid: UserId, mask: &Mask) -> bool {
+        let Some(u) = self.users.get(&uid) else {
+            return false;
+        };
+        let account = self.account_of(uid);
+        let mut ips = self
+            .user_conns(uid)
+            .filter_map(|c| self.conns.get(&c))
+            .map(|c| Some(c.counted_ip().unwrap_or(c.socket_ip)));
+        mask.holds(account.as_deref(), &u.nick, None)
+            || ips.any(|ip| mask.holds(account.as_deref(), &u.nick, ip))
+    }
+
     /// Whether a connection from `ip` asking for `nick` is held by a server ban (before it has
     /// a user): its refusal words.
     pub(super) fn server_ban_words(
@@ -840,19 +865,16 @@ impl Hub {
         if self.server_bans.is_empty() {
             return None;
         }
-        // Built only when needed: a nick of its own for every hello was one more small
-        // allocation per connection in a connect burst (issue 22's idle memory).
-        let any;
-        let nick = match nick {
-            Some(n) => n,
-            None => {
-                any = Nick::new("*").ok()?;
-                &any
-            }
+        // A hello without a nick (nc, greeted before it names one) is held by an address
+        // only: a stand-in nick `*` is no nick, and building it returned "not banned" for
+        // every nc user, past every server ban of its address.
+        let holds = |m: &Mask| match nick {
+            Some(n) => m.holds(None, n, Some(ip)),
+            None => m.holds_addr(ip),
         };
         self.server_bans
             .iter()
-            .find(|b| b.live(now) && b.mask.holds(None, nick, Some(ip)))
+            .find(|b| b.live(now) && holds(&b.mask))
             .map(|b| match &b.reason {
                 Some(r) => format!("you are banned from this server: {r}"),
                 None => "you are banned from this server".to_owned(),

@@ -683,6 +683,9 @@ impl Hub {
         let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
+        // Who may not speak in the room does not speak through its part reason (IRC servers
+        // drop it too): a muted member parted with its words and joined again, over and over.
+        let reason = reason.filter(|_| self.may_speak(uid, &room, now).is_ok());
         let before = self.rooms.get(&room).map_or(0, |r| r.members.len());
         if !self.leave_room_from(uid, &room, Some(conn)) {
             return self.not_in_room(conn, &room, None);

@@ -7159,6 +7159,60 @@ mod moderation {
         assert!(audit.contains(&"+q nick:zed".to_owned()), "{audit:?}");
     }
 
+    /// A member who may not speak in a room does not speak through its part reason either
+    /// (as solanum and InspIRCd drop it): a muted spammer parted with its words and joined
+    /// again, over and over. The part itself goes through, without the words.
+    #[test]
+    fn a_member_who_may_not_speak_parts_without_its_reason() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mute {
+                target: "bob".into(),
+                duration: None,
+            },
+        );
+        t.recv(b);
+        let part = |t: &mut T, words: &str| {
+            t.send(
+                b,
+                &ClientMsg::Part {
+                    room: room("#r"),
+                    reason: Some(text(words)),
+                },
+            );
+            t.recv(b);
+            t.recv(a)
+        };
+        let got = part(&mut t, "BUY CHEAP STUFF");
+        assert!(
+            event(&got, |k| matches!(k, EventKind::Part { reason: None })),
+            "{got:?}"
+        );
+        // Unmuted, its words go with it again.
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unmute {
+                target: "bob".into(),
+            },
+        );
+        assert!(joined(&t.join(b, "#r"), "#r"));
+        t.recv(a);
+        let got = part(&mut t, "see you");
+        assert!(
+            event(
+                &got,
+                |k| matches!(k, EventKind::Part { reason: Some(r) } if r.as_str() == "see you")
+            ),
+            "{got:?}"
+        );
+    }
+
     /// A muted member, or one without a voice in a `+m` room, may not set the topic: it is
     /// words to the whole room (a muted troll rewrote it). Others still may, where `-t`.
     #[test]
@@ -7498,6 +7552,117 @@ mod admins {
         assert!(t.closed(v));
         assert!(!t.hub.is_member(&nick("victor"), &room("#x")));
         assert_eq!(stored(&t), Vec::<RoomName>::new());
+    }
+
+    /// A server ban's audit line says until when and why, as a room's does (it said only
+    /// `server ban nick:eve`: `natter-server audit` never showed how long nor why).
+    #[test]
+    fn the_audit_line_of_a_server_ban_says_until_when_and_why() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:eve".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: Some(text("spam")),
+            }),
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "nick:zed".into(),
+                duration: None,
+                reason: None,
+            }),
+        );
+        let audit: Vec<String> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                crate::persist::Write::Audit(r) => Some(r.action.clone()),
+                _ => None,
+            })
+            .collect();
+        let until = Millis(t.now.0 + 3_600_000).rfc3339();
+        assert!(
+            audit.contains(&format!("server ban nick:eve until {until}: spam")),
+            "{audit:?}"
+        );
+        assert!(
+            audit.contains(&"server ban nick:zed".to_owned()),
+            "{audit:?}"
+        );
+    }
+
+    /// A server ban of an address holds nc users too: a text connection says hello without a
+    /// nick, and the check built a stand-in nick `*`, which is no nick, so it found no ban and
+    /// every nc user from a banned network was let in (binary ones were refused).
+    #[test]
+    fn a_server_ban_of_an_address_refuses_nc_at_hello() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+                reason: Some(text("spam")),
+            }),
+        );
+        let c = t.hub.accept(ip("203.0.113.9"), t.now).unwrap();
+        t.advance(t.hub.config().text_detect_wait.0);
+        let l = t.lines(c);
+        assert!(
+            l.iter()
+                .any(|l| l.contains("banned from this server: spam")),
+            "{l:?}"
+        );
+        assert!(!l.iter().any(|l| l.contains("Welcome")), "{l:?}");
+        assert!(t.closed(c));
+        // Another network is let in.
+        let ok = t.hub.accept(ip("198.51.100.9"), t.now).unwrap();
+        t.advance(t.hub.config().text_detect_wait.0);
+        assert!(t.lines(ok).iter().any(|l| l.contains("Welcome")));
+        assert!(!t.closed(ok));
+    }
+
+    /// An admin may not ban itself from the server: its account, or a network its connection
+    /// is on (it was kept out at its next sign-in, with nobody to lift the ban when it was the
+    /// only admin). Others' networks are banned as before.
+    #[test]
+    fn an_admin_may_not_ban_itself_from_the_server() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        for target in ["account:root", "account:ROOT", "127.0.0.0/8", "127.0.0.1"] {
+            t.send(
+                root,
+                &ClientMsg::Admin(AdminAction::Ban {
+                    target: target.into(),
+                    duration: None,
+                    reason: None,
+                }),
+            );
+            let got = t.recv(root);
+            assert!(
+                got.iter().any(|x| matches!(x, ServerMsg::Error { kind: ErrorKind::Invalid, detail, .. } if detail.starts_with("not yourself"))),
+                "{target}: {got:?}"
+            );
+        }
+        assert!(t.hub.server_bans.is_empty());
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+                reason: None,
+            }),
+        );
+        assert_eq!(t.hub.server_bans.len(), 1);
     }
 
     #[test]
