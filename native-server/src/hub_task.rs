@@ -435,6 +435,9 @@ pub(crate) async fn run(
                 task.hub.handle_work(done, task.clock.now());
             }
             () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                // A connection's first bytes may wait in the queue behind a storm of others'
+                // input: the hub then lets no detection wait end (see `Hub::input_waiting`).
+                task.hub.input_waiting(!rx.is_empty());
                 task.hub.handle_timeout(task.clock.now());
             }
             () = sleep_until(give_up.unwrap_or_else(far)), if give_up.is_some() => {
