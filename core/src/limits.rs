@@ -106,6 +106,12 @@ pub const HELLO_TIMEOUT: Millis = Millis(10_000);
 /// `nc`/`telnet` (who waits to be greeted) and gets the text-mode welcome.
 pub const TEXT_DETECT_WAIT: Millis = Millis(400);
 
+/// While the server holds input it has not given the hub yet (a storm of connects keeps its
+/// queue full), a detection wait that ends is looked at again this much later instead of
+/// greeting the connection as a person: its first bytes, read in time, may be in that queue.
+/// Short, as the queue moves fast; [`HELLO_TIMEOUT`] bounds how long a greeting can wait.
+pub const DETECT_RECHECK: Millis = Millis(10);
+
 /// An invitation into a room that nobody used lapses after this long (it lapses sooner when the
 /// invited user quits, as on IRC). Invitations live in memory only: a restart ends every session,
 /// and with it every invitation.

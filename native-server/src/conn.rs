@@ -78,12 +78,18 @@ pub(crate) fn serve(
 ) -> Connection {
     tune(&stream, peer);
     let outbox = Arc::new(Outbox::default());
+    let first = first_bytes(&stream);
+    if first.is_some() {
+        // It is the connection's read in the hub's queue until the hub has taken it.
+        outbox.read_sent();
+    }
     let (reply_tx, reply_rx) = oneshot::channel();
     let accepted = Input::Accepted {
         peer,
         door,
         outbox: outbox.clone(),
         handshaken: false,
+        first,
         reply: reply_tx,
     };
     let state = match tell_now(&hub, accepted) {
@@ -107,6 +113,23 @@ pub(crate) fn serve(
         conn: ConnId(0),
         peer_gone: false,
         closed_sent: false,
+    }
+}
+
+/// What a socket just accepted holds already, read without waiting (`None` if nothing yet, or
+/// the peer closed or failed: the connection's reads find that). A client writes its first
+/// bytes right after its connect, so in a storm, where accepts lag behind the kernel's
+/// handshakes, they are usually there: handed over with the accept, the hub knows the dialect
+/// at once, and never greets a binary client as a person because its own queue held the
+/// preamble past the detection wait. A plain `recv` on the non-blocking socket: tokio's
+/// `try_read` would not try before the reactor has seen the socket readable.
+fn first_bytes(stream: &TcpStream) -> Option<Bytes> {
+    use std::io::Read;
+    let mut buf = [0u8; READ_CHUNK];
+    let sock = socket2::SockRef::from(stream);
+    match (&*sock).read(&mut buf) {
+        Ok(n) if n > 0 => Some(Bytes::copy_from_slice(&buf[..n])),
+        _ => None,
     }
 }
 
@@ -550,6 +573,46 @@ mod tests {
         assert!(sock.keepalive().unwrap());
         assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
         assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+    }
+
+    /// A binary client writes its preamble right after its connect; in a storm the server
+    /// accepts it later, when the bytes are there: they go to the hub with the accept, so the
+    /// hub knows the dialect before any detection wait can end (until issue 22's QA they waited
+    /// for the connection task's first read, behind the storm's other accepts in the hub's
+    /// queue, and a busy hub greeted such clients as people on nc). A connection that has said
+    /// nothing yet is accepted without bytes, to be read as usual.
+    #[tokio::test]
+    async fn what_the_socket_holds_at_accept_goes_with_the_accept() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server_side, peer) = accepted().await;
+        client.write_all(b"\0NTR\0\0\0\x05hello").await.unwrap();
+        // Until the kernel has the bytes on the accepted side.
+        let mut peeked = [0u8; 16];
+        while server_side.peek(&mut peeked).await.unwrap() < 13 {}
+        let (hub_tx, mut hub_rx) = mpsc::channel(1);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let _conn = serve(server_side, peer, Door::Natter, hub_tx, permit);
+        let Some(Input::Accepted { first, outbox, .. }) = hub_rx.recv().await else {
+            panic!("no accept");
+        };
+        assert_eq!(first.as_deref(), Some(&b"\0NTR\0\0\0\x05hello"[..]));
+        // That read is the connection's one read in the hub's queue until the hub takes it.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(outbox.poll_read_turn(&mut cx).is_pending());
+
+        let (_quiet, server_side, peer) = accepted().await;
+        let (hub_tx, mut hub_rx) = mpsc::channel(1);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let _conn = serve(server_side, peer, Door::Natter, hub_tx, permit);
+        let Some(Input::Accepted { first, outbox, .. }) = hub_rx.recv().await else {
+            panic!("no accept");
+        };
+        assert_eq!(first, None);
+        assert!(outbox.poll_read_turn(&mut cx).is_ready());
     }
 
     /// What an idle connection costs in task state (its future; the kernel's socket buffers

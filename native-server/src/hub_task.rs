@@ -39,6 +39,11 @@ pub(crate) enum Input {
         outbox: Arc<Outbox>,
         /// Through a TLS handshake already counted by [`Input::MayHandshake`].
         handshaken: bool,
+        /// What the socket held when it was accepted (a binary client's preamble, written
+        /// right after its connect): the hub takes it with the accept, so a connection whose
+        /// first bytes were there in time is never greeted as a person because the hub was
+        /// busy with a storm of others until after its detection wait.
+        first: Option<Bytes>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
     /// A TLS handshake from this address is about to start: may it (see
@@ -430,6 +435,9 @@ pub(crate) async fn run(
                 task.hub.handle_work(done, task.clock.now());
             }
             () = sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                // A connection's first bytes may wait in the queue behind a storm of others'
+                // input: the hub then lets no detection wait end (see `Hub::input_waiting`).
+                task.hub.input_waiting(!rx.is_empty());
                 task.hub.handle_timeout(task.clock.now());
             }
             () = sleep_until(give_up.unwrap_or_else(far)), if give_up.is_some() => {
@@ -482,6 +490,27 @@ pub(crate) async fn run(
 }
 
 impl HubTask {
+    /// A connection's read (sent with [`Outbox::read_sent`]): to the hub, then the connection
+    /// may read again.
+    fn read(&mut self, conn: ConnId, data: &[u8], now: Millis) {
+        let Some(c) = self.conns.get(&self.hub, &conn) else {
+            return;
+        };
+        if !c.outbox.is_closing() {
+            self.hub.handle_bytes(conn, data, now);
+        }
+        // The connection may read again (see `Outbox::poll_read_turn`), unless its flood
+        // queue is full: then not before its next token.
+        match self.hub.read_after(conn) {
+            Some(at) if at > now => self.paused.push(Reverse((at, conn))),
+            _ => {
+                if let Some(c) = self.conns.get(&self.hub, &conn) {
+                    c.outbox.read_handled();
+                }
+            }
+        }
+    }
+
     fn handle(&mut self, input: Input) {
         let now = self.clock.now();
         match input {
@@ -490,6 +519,7 @@ impl HubTask {
                 door,
                 outbox,
                 handshaken,
+                first,
                 reply,
             } => {
                 if self.shutting_down {
@@ -509,6 +539,9 @@ impl HubTask {
                         if reply.send(Some(conn)).is_ok() {
                             info!(%conn, %peer, "connected");
                             self.conns.insert(conn, Conn { outbox });
+                            if let Some(data) = first {
+                                self.read(conn, &data, now);
+                            }
                         } else {
                             // The connection task is gone already.
                             self.hub.handle_close(conn, now);
@@ -528,24 +561,7 @@ impl HubTask {
                 };
                 let _ = reply.send(verdict);
             }
-            Input::Read { conn, data } => {
-                let Some(c) = self.conns.get(&self.hub, &conn) else {
-                    return;
-                };
-                if !c.outbox.is_closing() {
-                    self.hub.handle_bytes(conn, &data, now);
-                }
-                // The connection may read again (see `Outbox::poll_read_turn`), unless its flood
-                // queue is full: then not before its next token.
-                match self.hub.read_after(conn) {
-                    Some(at) if at > now => self.paused.push(Reverse((at, conn))),
-                    _ => {
-                        if let Some(c) = self.conns.get(&self.hub, &conn) {
-                            c.outbox.read_handled();
-                        }
-                    }
-                }
-            }
+            Input::Read { conn, data } => self.read(conn, &data, now),
             Input::Written { conn, n } => {
                 if self.conns.contains_key(&self.hub, &conn) {
                     self.hub.handle_written(conn, n, now);

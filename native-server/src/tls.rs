@@ -217,6 +217,9 @@ pub(crate) async fn serve(
         door: door.door,
         outbox: outbox.clone(),
         handshaken: true,
+        // The first bytes after the handshake are read by the read loop: TLS records are
+        // not read here.
+        first: None,
         reply,
     };
     if hub.send(accepted).await.is_err() {

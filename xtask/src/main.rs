@@ -182,8 +182,9 @@ pub fn web() -> Result<()> {
 }
 
 /// Builds the release binaries the benchmark starts and runs it with `args`; with none, the
-/// issue's whole set: the fan-out matrix, the open loop, through the bridge, idle memory, and
-/// the well-behaved clients' latency calm and under attack.
+/// issues' whole set: the fan-out matrix, the open loop, through the bridge, every feature on,
+/// the cluster, idle memory, the big room and the connection storm (issue 22), and the
+/// well-behaved clients' latency calm and under attack.
 fn bench(args: &[String]) -> Result<()> {
     build_release(&["natter-server", "natter-bridge", "natter-bench"])?;
     let bin = target_dir()?.join("release/natter-bench");
@@ -218,6 +219,10 @@ fn bench(args: &[String]) -> Result<()> {
             "natter,natter-cluster2",
         ],
         &["idle"],
+        // Issue 22's big room (3,000 members, 250 messages/s) and connection storm (5,000
+        // clients at once), the figures its targets are set on.
+        &["bigroom"],
+        &["storm"],
         &["attack"],
     ] {
         run(Command::new(&bin).args(set))?;

@@ -327,6 +327,46 @@ fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line with {needle:?} in {lines:?}"))
 }
 
+/// A summary that has only arrivals, or only departures, does not count the other side as "0":
+/// the words natter's own clients read (`render::crowd_words`). Until issue 22's QA an IRC client
+/// read `*** 0 joined, 120 left (294 members)` when a crowd left a big room.
+#[test]
+fn a_big_rooms_summary_on_irc_names_only_what_happened() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        quiet_room_members: 2,
+        crowd_summary_every: Millis(1_000),
+        ..Config::default()
+    });
+    let a = n.bin("anna");
+    n.send_bin(a, &ClientMsg::Join { room: room("#big") });
+    let b = n.bin("bert");
+    n.send_bin(b, &ClientMsg::Join { room: room("#big") });
+    let i = n.client("ivy", &[]);
+    n.send(i, &["JOIN #big"]);
+    let _ = n.said(i);
+    let c = n.bin("cleo");
+    n.send_bin(c, &ClientMsg::Join { room: room("#big") });
+    n.advance(1_000);
+    assert_eq!(
+        n.said(i),
+        [":natter.irc NOTICE #big :*** 1 joined (4 members)"]
+    );
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    n.send_bin(
+        b,
+        &ClientMsg::Part {
+            room: room("#big"),
+            reason: None,
+        },
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.said(i),
+        [":natter.irc NOTICE #big :*** 2 left (2 members)"]
+    );
+}
+
 #[test]
 fn in_a_big_room_an_irc_client_sees_its_own_join_and_part_and_a_summary_of_the_rest() {
     let mut n = Net::with(Config {

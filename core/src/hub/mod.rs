@@ -77,6 +77,7 @@ mod timers;
 mod users;
 mod whowas;
 
+use crate::limits::DETECT_RECHECK;
 use crate::time::Millis;
 use crate::types::{ConnId, MsgId, Nick, ResumeToken, RoomName, Text};
 use admit::IpTable;
@@ -534,6 +535,8 @@ pub struct Hub {
     stats: Stats,
     /// The latest `now` passed in, for the few places deep in a call that need the time.
     now: Millis,
+    /// The shell holds input not given to the hub yet (see [`Hub::input_waiting`]).
+    input_waiting: bool,
     /// This node's side of a cluster, when it is one (see `cluster.rs`).
     cluster: Option<Box<cluster::Cluster>>,
     /// Quiet rooms' comings and goings since their last summary (see `crowd.rs`).
@@ -595,6 +598,7 @@ impl Hub {
             shut: false,
             stats: Stats::default(),
             now: Millis::ZERO,
+            input_waiting: false,
             cluster: None,
             crowds: crowd::Crowds::default(),
             pace: pace::Pace::default(),
@@ -771,11 +775,25 @@ impl Hub {
         debug!(conn = %conn, "closed");
     }
 
+    /// Whether the shell holds input it has not handed to the hub yet (its queue of reads is not
+    /// empty), said before [`Hub::handle_timeout`]. A busy server reads a connection's first
+    /// bytes in time but hands them over later, behind other connections' input: while input
+    /// waits, a detection wait that ends does not greet the connection as a person yet (it is
+    /// looked at again [`DETECT_RECHECK`] later, and greeted at the hello timeout at the latest).
+    pub fn input_waiting(&mut self, waiting: bool) {
+        self.input_waiting = waiting;
+    }
+
     /// A deadline from [`Hub::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);
         while let Some(t) = self.timers.pop_due(now) {
             match t {
+                // Its first bytes may be among the input the shell holds: looked at again
+                // once that is in (the hello timeout still greets it in the end).
+                Timer::Detect(c) if self.input_waiting => {
+                    self.timers.set(Timer::Detect(c), now + DETECT_RECHECK);
+                }
                 Timer::Detect(c) => self.detect_wait_over(c, now),
                 Timer::Hello(c) => self.hello_timeout(c, now),
                 Timer::Keepalive => self.keepalive_sweep(now),

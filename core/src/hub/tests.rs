@@ -2883,6 +2883,47 @@ fn a_binary_preamble_after_the_detection_wait_is_closed_to_retry() {
     assert_eq!(t.hub.kind(b), Some(ConnKind::Binary));
 }
 
+/// A busy server reads a client's preamble in time but hands it to the hub behind a storm of
+/// others' input: while the shell says input waits, the detection wait does not greet anyone as
+/// a person (until issue 22's QA a busy hub greeted binary clients whose bytes it held, and the
+/// extra text sessions, their joins and quits, kept it busy: a storm of 5,000 never got in).
+/// Once nothing waits, a silent connection is greeted; the hello timeout greets it at the latest.
+#[test]
+fn while_input_waits_the_detection_wait_greets_nobody() {
+    let mut t = T::new();
+    let wait = t.hub.config().text_detect_wait.0;
+    let c = t.hub.accept(LOCAL, t.now).unwrap();
+    let quiet = t.hub.accept(LOCAL, t.now).unwrap();
+    t.hub.input_waiting(true);
+    t.advance(wait + 100);
+    assert!(t.lines(c).is_empty(), "not greeted while input waits");
+    assert!(t.lines(quiet).is_empty());
+    // Its preamble and hello were among that input: a binary client.
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick("storm"),
+        resume: None,
+    };
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&encode_frame(&hello).unwrap());
+    t.feed(c, &bytes);
+    assert_eq!(t.hub.kind(c), Some(ConnKind::Binary));
+    // Nothing waits any more: the silent one is a person on nc.
+    t.hub.input_waiting(false);
+    t.advance(DETECT_RECHECK.0);
+    assert!(
+        t.lines(quiet)[0].starts_with("Welcome"),
+        "greeted once nothing waits"
+    );
+    // Input that never stops waiting delays a greeting until the hello timeout, no longer.
+    let late = t.hub.accept(LOCAL, t.now).unwrap();
+    t.hub.input_waiting(true);
+    t.advance(t.hub.config().hello_timeout.0 - 1);
+    assert!(t.lines(late).is_empty());
+    t.advance(1);
+    assert!(t.lines(late)[0].starts_with("Welcome"));
+}
+
 /// Connecting is joining, as on the classic lab chat servers: an nc user greeted because it sent
 /// nothing is announced in #lobby, listed and counted at once, like one that typed. (A late
 /// binary client's guest is therefore seen joining and quitting: an accepted cosmetic cost.)

@@ -620,9 +620,12 @@ impl Irc {
                 // A big room's JOINs, PARTs and QUITs of others are not sent one by one (each
                 // would go to every member): a notice sums them up, and NAMES lists who is in,
                 // as many as a member list holds.
+                // Only what happened, as natter's own clients say it (`render::crowd_words`).
                 let text = match (joined, left) {
                     (0, 0) => size_notice(*members, true),
-                    _ => format!("*** {joined} joined, {left} left ({members} members)"),
+                    (j, 0) => format!("*** {j} joined ({members} members)"),
+                    (0, l) => format!("*** {l} left ({members} members)"),
+                    (j, l) => format!("*** {j} joined, {l} left ({members} members)"),
                 };
                 let tags = l.tags.clone();
                 l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
