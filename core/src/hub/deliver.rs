@@ -566,6 +566,62 @@ impl Hub {
         self.out.hold = held;
     }
 
+    /// A resumed device's room that it was put out of while it was away (kicked or banned, the
+    /// room closed, or parted by another device of its account): the room's events after
+    /// `after` up to the last one that put `nick` out, so its client hears who and why before
+    /// the `Parted` that follows, as a connected device did. Nothing when none did (the
+    /// `Parted` alone says it is not in the room), or when the ring no longer holds them all
+    /// (a gap for a room it is not in would have it ask for history it may not read); cut
+    /// short where the backlog is full.
+    pub(super) fn replay_until_out(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        after: Seq,
+        nick: &Nick,
+    ) {
+        let lim = self.config.queue_limits();
+        let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
+            return;
+        };
+        let latest = r.last_seq;
+        if after >= latest || r.oldest_kept().is_none_or(|oldest| oldest > after.next()) {
+            return;
+        }
+        let key = nick.folded_key();
+        let puts_out = |ev: &RoomEvent| match &ev.kind {
+            EventKind::Kick { target, .. } => target.folded_key() == key,
+            EventKind::Part { .. } => ev.from.folded_key() == key,
+            EventKind::Mode { change } => {
+                change.as_str() == "close" || change.as_str().starts_with("close: ")
+            }
+            _ => false,
+        };
+        let Some(upto) = r
+            .between(after, latest)
+            .filter(|s| s.event().is_some_and(|ev| puts_out(&ev)))
+            .map(|s| s.seq)
+            .last()
+        else {
+            return;
+        };
+        let dur = self.durable.as_deref();
+        let held = self.out.hold;
+        for s in r.between(after, upto) {
+            let Some(data) = stored_piece(c, &mut self.out, false, room, &s) else {
+                continue;
+            };
+            if !c.room_fits(&self.out, data.len(), lim) {
+                break;
+            }
+            self.out.tag = s.no;
+            self.out.hold = replay_hold(dur, held, s.no);
+            c.push(&mut self.out, data);
+        }
+        self.out.tag = 0;
+        self.out.hold = held;
+    }
+
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
     /// gone, and the rest once the backlog drains (the client asked once).
     pub(super) fn history(&mut self, conn: ConnId, room: RoomName, after: Seq) {

@@ -150,11 +150,13 @@ impl Hub {
         self.stats.resumes_ok += 1;
         let token = self.issue_token(did);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
-        self.welcome(conn, nick, token, true);
+        self.welcome(conn, nick.clone(), token, true);
         let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
-        // Rooms the client thinks it is in but its user is not (freed while it was away).
-        for (room, _) in seen {
+        // Rooms the client thinks it is in but its user is not (freed while it was away, or put
+        // out: then what put it out first).
+        for (room, after) in seen {
             if !rooms.contains(room) {
+                self.replay_until_out(conn, room, *after, &nick);
                 let parted = crate::wire::ServerMsg::Parted { room: room.clone() };
                 self.reply(conn, super::Reply::Msg(parted));
             }

@@ -6425,6 +6425,63 @@ mod moderation {
     }
 
     #[test]
+    fn a_device_put_out_while_away_hears_who_and_why_when_it_resumes() {
+        // README: a member put out is told who did it and why, on every door. A binary client
+        // away (in its resume window) when it was kicked got only `Parted` on its resume.
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let (b, _, token) = t.bin_from(ip("198.51.100.21"), "carl");
+        t.join(b, "#r");
+        t.say(a, "#r", 1, "before");
+        let seen = events(&t.recv(b)).last().unwrap().seq;
+        t.hub.handle_close(b, t.now);
+        t.pump();
+        t.say(a, "#r", 2, "while carl is away");
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Kick {
+                nick: nick("carl"),
+                reason: Text::new("rude").ok(),
+            },
+        );
+        t.say(a, "#r", 3, "after the kick");
+        let (_, got) = t.resume("carl", token, vec![(room("#r"), seen)]);
+        let kick = got.iter().position(|m| {
+            matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Kick { target, reason }, from, .. })
+                if target.as_str() == "carl" && from.as_str() == "alice"
+                    && reason.as_ref().is_some_and(|r| r.as_str() == "rude"))
+        });
+        let parted = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r"));
+        assert!(
+            kick.is_some() && parted.is_some() && kick < parted,
+            "the kick, then Parted: {got:?}"
+        );
+        // What came before it (in order, no gap), and nothing of the room after it.
+        assert_eq!(says(&got), vec!["while carl is away"], "{got:?}");
+        assert!(
+            !got.iter().any(|m| matches!(m, ServerMsg::Gap { .. })),
+            "{got:?}"
+        );
+
+        // A room that nothing put it out of (one it never was in, here) is only `Parted`,
+        // though the room has events after the seq named.
+        let (d, _, token) = t.bin_from(ip("198.51.100.22"), "dina");
+        t.hub.handle_close(d, t.now);
+        t.pump();
+        let (_, got) = t.resume("dina", token, vec![(room("#r"), seen)]);
+        assert!(events(&got).is_empty(), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn an_account_ban_holds_every_device_and_later_sign_ins() {
         let mut t = T::with(cfg());
         let (a, _) = founded(&mut t);
