@@ -196,7 +196,7 @@ impl Hub {
         {
             let (probed, unconfirmed) = (d.probe().is_some(), d.prev_resume().is_some());
             if probed {
-                self.probe_answered(did, now);
+                self.probe_heard(did);
             }
             if unconfirmed {
                 self.token_received(did);
@@ -332,6 +332,7 @@ impl Hub {
         let socket_ip = c.socket_ip;
         match step {
             Step::Pong(None) => {}
+            Step::PongTo(token) => self.pong_to(conn, token, now),
             Step::Pong(Some(answer)) => self.reply(conn, Reply::Own(answer)),
             Step::Limit {
                 limit,

@@ -342,6 +342,10 @@ impl Device {
         self.rare.get_or_insert_with(Box::default).prev_resume = Some(key);
     }
 
+    fn probe_mut(&mut self) -> Option<&mut Probe> {
+        self.rare.as_mut()?.probe.as_deref_mut()
+    }
+
     fn set_probe(&mut self, probe: Probe) {
         self.rare.get_or_insert_with(Box::default).probe = Some(Box::new(probe));
     }
@@ -468,6 +472,13 @@ struct Probe {
     newcomer: ConnId,
     /// Its hello.
     hello: dialect::Hello,
+    /// The token of the `Ping` sent to the attached connection: its `Pong` answers at once.
+    ping: u64,
+    /// The attached connection sent something since the probe began (not its `Pong`): it may
+    /// be alive, or those bytes were on their way before it went (a client that says a line,
+    /// drops its connection and resumes at once). Decided when the probe's time is up (alive:
+    /// the newcomer is refused) or the connection closes first (the newcomer takes over).
+    heard: bool,
 }
 
 /// The chat server's state. See the module docs for how to drive it.

@@ -39,17 +39,19 @@ impl Hub {
             return self.refuse_resume(conn, hello, words, now);
         }
         debug!(conn = %conn, old = %old, device = did.0, "resume of an attached session: probing");
+        let token = self.next_ping;
+        self.next_ping += 1;
         d.set_probe(Probe {
             newcomer: conn,
             hello,
+            ping: token,
+            heard: false,
         });
         if let Some(c) = self.conns.get_mut(&conn) {
             c.probing = true;
         }
         self.timers
             .set(Timer::Takeover(did), now + self.config.takeover_probe);
-        let token = self.next_ping;
-        self.next_ping += 1;
         if let Some(c) = self.conns.get_mut(&old) {
             c.set_ping(Some(now));
         }
@@ -70,8 +72,41 @@ impl Hub {
         self.refuse_resume(probe.newcomer, probe.hello, words, now);
     }
 
-    /// The attached connection did not answer the probe: the newcomer takes over.
+    /// The attached connection sent something while probed, not the probe's `Pong` (see
+    /// [`Probe::heard`]).
+    pub(super) fn probe_heard(&mut self, did: DeviceId) {
+        if let Some(p) = self.devices.get_mut(&did).and_then(|d| d.probe_mut()) {
+            p.heard = true;
+        }
+    }
+
+    /// A `Pong` with `token` from `conn`: the answer to a takeover probe of its device, if it
+    /// is that probe's.
+    pub(super) fn pong_to(&mut self, conn: ConnId, token: u64, now: Millis) {
+        let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
+            return;
+        };
+        let probed = self
+            .devices
+            .get(&did)
+            .and_then(|d| d.probe())
+            .is_some_and(|p| p.ping == token);
+        if probed {
+            self.probe_answered(did, now);
+        }
+    }
+
+    /// The probe's time is up, its `Pong` not come: the newcomer takes over, unless the
+    /// attached connection sent something meanwhile and is still there (then it is alive).
     pub(super) fn takeover_probe_over(&mut self, did: DeviceId, now: Millis) {
+        if self
+            .devices
+            .get(&did)
+            .and_then(|d| d.probe())
+            .is_some_and(|p| p.heard)
+        {
+            return self.probe_answered(did, now);
+        }
         let Some(probe) = self.devices.get_mut(&did).and_then(|d| d.take_probe()) else {
             return;
         };

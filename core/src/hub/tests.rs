@@ -1990,6 +1990,57 @@ fn a_copied_token_cannot_take_a_live_session_and_an_old_one_opens_nothing() {
 }
 
 #[test]
+fn bytes_on_their_way_from_a_dropped_connection_do_not_refuse_its_own_resume() {
+    // A client says a line, drops its connection and resumes at once: its new connection's
+    // hello can reach the hub before the old one's last line and its close. That line used to
+    // count as the old connection answering the probe, and the client's own resume was refused
+    // (a fresh session as alice_2).
+    let mut t = T::new();
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(b, "#r");
+    t.recv(a);
+    t.recv(b);
+    let (a2, got) = t.resume("alice", token.clone(), vec![]);
+    assert!(got.is_empty(), "probing first: {got:?}");
+    t.say(a, "#r", 1, "said before the drop");
+    assert!(t.recv(a2).is_empty(), "still probing");
+    t.hub.handle_close(a, t.now);
+    t.pump();
+    let got = t.recv(a2);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, nick, .. } if nick.as_str() == "alice")),
+        "{got:?}"
+    );
+    assert_eq!(says(&t.recv(b)), vec!["said before the drop"]);
+
+    // A connection that goes on sending while probed, but never answers the probe's ping, is
+    // alive: when the probe's time is up the newcomer is refused.
+    let Some(ServerMsg::Welcome { token, .. }) = got
+        .into_iter()
+        .find(|m| matches!(m, ServerMsg::Welcome { .. }))
+    else {
+        unreachable!()
+    };
+    t.send(a2, &ClientMsg::Ping { token: 9 });
+    t.recv(a2);
+    let (thief, got) = t.resume("mallory", token, vec![]);
+    assert!(got.is_empty(), "{got:?}");
+    t.say(a2, "#r", 2, "still here");
+    assert!(
+        t.recv(thief).is_empty(),
+        "decided when the probe's time is up"
+    );
+    t.advance(crate::limits::TAKEOVER_PROBE.0 + 1);
+    let got = t.recv(thief);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed, "{got:?}");
+    assert!(!t.closed(a2));
+    assert_eq!(t.hub.nick(a2).unwrap().as_str(), "alice");
+}
+
+#[test]
 fn ping_pong_and_ping_timeout() {
     let mut t = T::new();
     let (a, _, token) = t.bin_from(LOCAL, "alice");

@@ -48,7 +48,7 @@ impl Binary {
                 secret,
                 first,
             },
-            ClientMsg::Pong { .. } => Step::Pong(None),
+            ClientMsg::Pong { token } => Step::PongTo(token),
             msg => Step::Request(Request::Msg(msg)),
         }
     }

@@ -453,6 +453,10 @@ pub(crate) enum Step {
     /// The answer to a keepalive ping (costs nothing), with what to send back at once if
     /// anything (IRC: a labeled `PONG`'s `ACK`).
     Pong(Option<Bytes>),
+    /// A binary client's answer to the ping with this token (costs nothing): it answers a
+    /// takeover probe at once (see `Hub::pong_to`), where other bytes only say the connection
+    /// may be alive.
+    PongTo(u64),
     /// A limit was hit but the connection goes on: logged once, and the peer is told.
     Limit {
         /// Which.
