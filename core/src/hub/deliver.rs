@@ -606,20 +606,7 @@ impl Hub {
             return;
         };
         let dur = self.durable.as_deref();
-        let held = self.out.hold;
-        for s in r.between(after, upto) {
-            let Some(data) = stored_piece(c, &mut self.out, false, room, &s) else {
-                continue;
-            };
-            if !c.room_fits(&self.out, data.len(), lim) {
-                break;
-            }
-            self.out.tag = s.no;
-            self.out.hold = replay_hold(dur, held, s.no);
-            c.push(&mut self.out, data);
-        }
-        self.out.tag = 0;
-        self.out.hold = held;
+        push_while_fits(c, &mut self.out, dur, lim, room, r.between(after, upto));
     }
 
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is
@@ -650,23 +637,8 @@ impl Hub {
         let (Some(r), Some(c)) = (self.rooms.get(&room), self.conns.get_mut(&conn)) else {
             return;
         };
-        let mut stopped = None;
         let dur = self.durable.as_deref();
-        let held = self.out.hold;
-        for s in r.between(after, latest) {
-            let Some(data) = stored_piece(c, &mut self.out, false, &room, &s) else {
-                continue;
-            };
-            if !c.room_fits(&self.out, data.len(), lim) {
-                stopped = Some(s.seq);
-                break;
-            }
-            self.out.tag = s.no;
-            self.out.hold = replay_hold(dur, held, s.no);
-            c.push(&mut self.out, data);
-        }
-        self.out.tag = 0;
-        self.out.hold = held;
+        let stopped = push_while_fits(c, &mut self.out, dur, lim, &room, r.between(after, latest));
         match stopped {
             Some(first) => self.refill_stopped(conn, room, Seq(first.0 - 1)),
             None => self.missed_footer(conn, &room),
@@ -815,6 +787,35 @@ fn own_buffer<'a>(
 
 /// What a stored room event looks like on `c`, in the form its dialect needs there: written
 /// into the replay's own buffer if `own` (see [`own_buffer`]), else bytes of its own.
+/// Pushes `events` of `room` to `c` one piece each, each held for its batch's commit, until
+/// the backlog has no room: the seq of the first event that did not fit, if one did not.
+fn push_while_fits<'a>(
+    c: &mut super::Conn,
+    out: &mut Out,
+    dur: Option<&super::durable::Durable>,
+    lim: super::conn::QueueLimits,
+    room: &RoomName,
+    events: impl Iterator<Item = Stored<'a>>,
+) -> Option<Seq> {
+    let held = out.hold;
+    let mut stopped = None;
+    for s in events {
+        let Some(data) = stored_piece(c, out, false, room, &s) else {
+            continue;
+        };
+        if !c.room_fits(out, data.len(), lim) {
+            stopped = Some(s.seq);
+            break;
+        }
+        out.tag = s.no;
+        out.hold = replay_hold(dur, held, s.no);
+        c.push(out, data);
+    }
+    out.tag = 0;
+    out.hold = held;
+    stopped
+}
+
 fn stored_piece(
     c: &super::Conn,
     out: &mut Out,
