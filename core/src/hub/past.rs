@@ -23,6 +23,7 @@ use core::ops::Range;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
 use tracing::debug;
+use unicode_normalization::UnicodeNormalization;
 
 /// Who waits for a query's answer, and what for.
 #[derive(Debug)]
@@ -950,12 +951,18 @@ impl Room {
     }
 }
 
-/// The words of `s` as the store's search index splits them (SQLite's `unicode61`): runs of
-/// letters and digits, in lower case; everything else separates them.
+/// The words of `s` as the store's search index splits them (SQLite's `unicode61` with
+/// `remove_diacritics 2`): runs of letters and digits, in lower case, their accents taken off
+/// (`Café` is `cafe`); everything else separates them.
 fn search_tokens(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(|w| {
+            w.nfd()
+                .filter(|&c| !unicode_normalization::char::is_combining_mark(c))
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
 }
 
 /// What a search for `typed` asks for, as the store reads it: each of its first
@@ -1000,6 +1007,13 @@ mod tests {
         assert!(!find("thirt", "this is thirty"));
         assert!(find("THIRTY this", "this is thirty"));
         assert!(!find("thirty nope", "this is thirty"), "every word");
+        assert!(
+            find("cafe", "Café au lait"),
+            "accents are taken off the line"
+        );
+        assert!(find("CAFÉ", "a cafe"), "and off what is typed");
+        assert!(find("Ångström", "angstrom units"));
+        assert!(!find("cafe", "caf"), "still whole words");
         assert!(find("wörd", "Ünïcode WÖRD here"));
         assert!(find("don't", "I don't know"), "a phrase of its tokens");
         assert!(!find("don't", "t don"));
