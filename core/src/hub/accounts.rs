@@ -1759,7 +1759,7 @@ impl Hub {
                     self.scroll_from(conn, &room, after.next());
                     let waits = self.history_waits(conn, &room, after);
                     if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
-                        d.missed_waits(waits);
+                        d.missed_waits(&room, waits);
                     }
                     self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
                     if let Some(c) = self.conns.get_mut(&conn) {

@@ -2690,6 +2690,89 @@ fn what_an_account_missed_past_the_ring_comes_from_the_store_as_history() {
     batches_balanced(&l);
 }
 
+/// A store to read from, a ring of 10 events, 5 replayed on a join: what an account missed
+/// past the ring comes from the store.
+fn store_net() -> Net {
+    Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    })
+}
+
+/// What alice's welcome (SASL, with `caps`) brings of 31 lines she missed in `#x`, 21 of them
+/// in the store only, with carol's join and part among the last ones (in the ring); the
+/// store's page comes after the welcome's turn.
+fn missed_past_the_ring(caps: &str) -> Vec<String> {
+    let mut n = store_net();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    let carol = n.bin("carol");
+    n.send_bin(carol, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        carol,
+        &ClientMsg::Part {
+            room: room("#x"),
+            reason: None,
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(31),
+            text: text("line 31"),
+        },
+    );
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    l
+}
+
+#[test]
+fn what_an_account_missed_from_the_store_and_the_ring_comes_in_one_chathistory_batch() {
+    // As without a store (the tests above): The Lounge and gamja take lines outside a
+    // chathistory batch for live ones, and a join or part of the ring's would change their
+    // member lists as if it happened now.
+    let want: Vec<String> = (1..=31).map(|i| format!("line {i}")).collect();
+    let l = missed_past_the_ring("server-time batch message-tags");
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+    let inside: Vec<String> = history_batch(&l, "#x")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(privmsg_texts(&inside), want, "{l:?}");
+    batches_balanced(&l);
+    // With server-time only: the same lines, timed, no batch, no live join or part.
+    let l = missed_past_the_ring("server-time");
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("BATCH")), "{l:?}");
+    // Without it no history at all, as without a store.
+    let l = missed_past_the_ring("");
+    assert!(privmsg_texts(&l).is_empty(), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+}
+
 #[test]
 fn what_an_account_missed_past_its_backlog_closes_its_batch_and_comes_after() {
     // The welcome fills the connection's backlog: the replay stops half-way and the rest
@@ -5611,6 +5694,31 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
         find(&l, " 266 ").contains(" 1 2 :Current global users 1, max 2"),
         "{l:?}"
     );
+}
+
+/// `LUSERS` counts users, not connections: an account on two connections is one user, one
+/// client (`255`) and one local and global user (`265`/`266`), as ergo counts a user with
+/// several sessions.
+#[test]
+fn lusers_counts_an_account_on_several_connections_once() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let (d, _) = sasl_client(&mut n, "alice", "");
+    n.lines(d);
+    n.send(c, &["LUSERS"]);
+    let l = n.lines(c);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 1 users and 0 invisible on 1 servers"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 255 ").ends_with(":I have 1 clients and 0 servers"),
+        "{l:?}"
+    );
+    assert!(find(&l, " 265 ").contains(" 1 1 :"), "{l:?}");
+    assert!(find(&l, " 266 ").contains(" 1 1 :"), "{l:?}");
+    n.recv(a);
 }
 
 /// `LUSERS`' `251` counts the users with mode `i` apart, as IRC servers do (irssi sets `+i` on

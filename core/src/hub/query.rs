@@ -255,8 +255,6 @@ pub(crate) enum Info {
         local_peak: usize,
         /// Rooms.
         rooms: usize,
-        /// Connections with a user.
-        connections: usize,
         /// Connections still in their handshake (IRC's "unknown connections").
         unknown: usize,
         /// Of `users`, this node's with IRC's user mode `i` (another node's are not known).
@@ -364,7 +362,6 @@ impl Hub {
                 .filter(|r| !r.members.is_empty())
                 .count()
                 + self.remote_only_rooms().len(),
-            connections: self.conns.len() - unknown,
             unknown,
             invisible,
             operators: self.operators_online(),

@@ -1172,8 +1172,7 @@ impl Irc {
         self.running
             .as_ref()
             .filter(|r| r.verb == "JOIN" || !self.registered())
-            .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
-            .filter(|_| !self.caps.has(Cap::ChatHistory))
+            .filter(|_| self.replays_in_batch())
     }
 
     fn info(&self, l: &mut Lines<'_>, info: &Info, me: Option<&Nick>) {
@@ -1316,7 +1315,6 @@ impl Irc {
                 local,
                 local_peak,
                 rooms,
-                connections,
                 unknown,
                 invisible,
                 operators,
@@ -1343,8 +1341,10 @@ impl Irc {
                 l.num(
                     RPL_LUSERME,
                     &[],
+                    // Clients are users (as ergo counts them): one on several connections, or
+                    // on several devices of its account, is one.
                     &format!(
-                        "I have {connections} clients and {} servers",
+                        "I have {local} clients and {} servers",
                         servers.saturating_sub(1)
                     ),
                 );
@@ -1546,9 +1546,10 @@ impl Irc {
                 {
                     return None;
                 }
-                match self.replaying() {
-                    Some(r) => Tags::none().with("batch", &format!("h{}", r.number)),
-                    None => self.reply_tags(),
+                match (self.store_batch(&ev.room), self.replaying()) {
+                    (Some(n), _) => Tags::none().with("batch", &format!("s{n}")),
+                    (None, Some(r)) => Tags::none().with("batch", &format!("h{}", r.number)),
+                    (None, None) => self.reply_tags(),
                 }
             }
             _ => Tags::none(),
