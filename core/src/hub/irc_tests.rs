@@ -1224,7 +1224,7 @@ fn echo_message_server_time_msgid_and_labels() {
     let l = n.lines(i);
     assert!(l[0].starts_with("@label=w1 :natter.irc BATCH +L"), "{l:?}");
     assert!(l[1..l.len() - 1].iter().all(|l| l.starts_with("@batch=L")));
-    assert_eq!(numerics(&l), ["311", "319", "312", "318"]);
+    assert_eq!(numerics(&l), ["311", "319", "312", "317", "318"]);
 
     // Without labeled-response (or without batch) a label is ignored.
     n.send(p, &["@label=x PING :p"]);
@@ -5694,6 +5694,70 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
         find(&l, " 266 ").contains(" 1 2 :Current global users 1, max 2"),
         "{l:?}"
     );
+}
+
+/// WHOIS as IRC servers answer it: `330` for an account, `671` for a user whose every
+/// connection came through TLS, `301` while away, and `317` (seconds since its last message,
+/// and when it signed on) for a user on IRC, in ergo's and solanum's order.
+#[test]
+fn whois_tells_account_tls_away_and_idle_time() {
+    use base64::Engine;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.hub.handle_close(a, n.now);
+    n.pump();
+    // alice on the IRC TLS door, signed in.
+    let c = n.hub.accept_handshaken(Door::Irc, LOCAL, n.now).unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0correct horse");
+    n.send(
+        c,
+        &[
+            "CAP LS 302",
+            "NICK alice",
+            "USER u 0 * :Alice A",
+            "CAP REQ :sasl",
+        ],
+    );
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.send(c, &[&format!("AUTHENTICATE {plain}"), "CAP END"]);
+    assert!(numerics(&n.lines(c)).contains(&"903"));
+    n.send(c, &["JOIN #x"]);
+    let b = n.client("bob", &[]);
+    n.advance(20_000);
+    n.lines(c);
+    n.send(b, &["WHOIS alice"]);
+    let l = n.lines(b);
+    assert_eq!(
+        numerics(&l),
+        ["311", "319", "312", "671", "330", "317", "318"],
+        "{l:?}"
+    );
+    assert_eq!(
+        find(&l, " 671 "),
+        ":natter.irc 671 bob alice :is using a secure connection"
+    );
+    let idle: Vec<String> = find(&l, " 317 ").split(' ').map(str::to_owned).collect();
+    let (secs, signon) = (idle[4].parse::<u64>().unwrap(), idle[5].clone());
+    assert!((20..30).contains(&secs) && signon != "0", "{l:?}");
+    // A message makes it not idle; signing on stays when it was.
+    n.send(c, &["PRIVMSG #x :hi", "AWAY :lunch"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.send(b, &["WHOIS alice"]);
+    let l = n.lines(b);
+    assert_eq!(
+        numerics(&l),
+        ["311", "319", "312", "671", "330", "301", "317", "318"],
+        "{l:?}"
+    );
+    assert_eq!(
+        find(&l, " 317 "),
+        format!(":natter.irc 317 bob alice 2 {signon} :seconds idle, signon time")
+    );
+    // bob came in clear: no 671, no account.
+    n.send(c, &["WHOIS bob"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["311", "312", "317", "318"], "{l:?}");
 }
 
 /// `LUSERS` counts users, not connections: an account on two connections is one user, one

@@ -257,6 +257,17 @@ impl Hub {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
+        if let ClientMsg::Say { .. }
+        | ClientMsg::Act { .. }
+        | ClientMsg::Msg { .. }
+        | ClientMsg::Notice { .. }
+        | ClientMsg::NoticeTo { .. } = msg
+            && let Some(super::dialect::AnyDialect::Irc(i)) =
+                self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
+        {
+            // WHOIS's idle time counts from a user's last message, as IRC servers count it.
+            i.active(now, true);
+        }
         let msg = match msg {
             quit @ ClientMsg::Quit { .. } => match self.quit_after_answers(conn, quit) {
                 Some(quit) => quit,

@@ -188,6 +188,11 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
+    /// Every connection it has here came through TLS (IRC's `671`).
+    pub(crate) secure: bool,
+    /// Seconds since its last message and when it signed on (Unix seconds), from its IRC
+    /// connections (IRC's `317`; natter's other clients keep no such times).
+    pub(crate) idle: Option<(u64, u64)>,
 }
 
 /// One room as LIST sees it.
@@ -369,6 +374,30 @@ impl Hub {
         }
     }
 
+    /// Whether `uid` has connections here and every one came through TLS (WHOIS's `671`: a
+    /// claim about the user's link, so a user with one plain connection has none).
+    fn all_secure(&self, uid: UserId) -> bool {
+        let mut conns = self
+            .user_conns(uid)
+            .filter_map(|c| self.conns.get(&c))
+            .peekable();
+        conns.peek().is_some() && conns.all(|c| c.secure)
+    }
+
+    /// WHOIS's `317` for `uid`: seconds since its last message on any of its IRC connections
+    /// (since its welcome when it sent none) and when the first of them was welcomed (Unix
+    /// seconds); `None` without an IRC connection.
+    fn idle_of(&self, uid: UserId, now: Millis) -> Option<(u64, u64)> {
+        let (signon, spoke) = self
+            .user_conns(uid)
+            .filter_map(|c| match self.conns.get(&c)?.dialect()? {
+                super::dialect::AnyDialect::Irc(i) => i.active_times(),
+                _ => None,
+            })
+            .reduce(|(s1, l1), (s2, l2)| (s1.min(s2), l1.max(l2)))?;
+        Some((now.0.saturating_sub(spoke.0) / 1000, signon.0 / 1000))
+    }
+
     /// Users connected here with a server admin's powers (`LUSERS`' `252`): those signed in to
     /// an admin account and those who took one's powers by `OPER`; each once.
     fn operators_online(&self) -> usize {
@@ -424,6 +453,8 @@ impl Hub {
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
+                        secure: self.all_secure(uid_of),
+                        idle: self.idle_of(uid_of, now),
                     })
                 });
                 let user = user.or_else(|| {
@@ -449,6 +480,8 @@ impl Hub {
                             rooms,
                             kind: None,
                             elsewhere: true,
+                            secure: false,
+                            idle: None,
                         })
                     })
                 });
@@ -470,6 +503,8 @@ impl Hub {
                         rooms,
                         kind: None,
                         elsewhere: true,
+                        secure: false,
+                        idle: None,
                     }))
                 });
                 Info::Whois { nick, user }

@@ -1211,6 +1211,9 @@ impl Irc {
                 if w.user.oper {
                     l.num(RPL_WHOISOPERATOR, &[n], "is an IRC operator");
                 }
+                if w.secure {
+                    l.num(RPL_WHOISSECURE, &[n], "is using a secure connection");
+                }
                 if let Some(account) = &w.user.account {
                     l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
                 }
@@ -1224,6 +1227,14 @@ impl Irc {
                         "is between connections and may resume"
                     };
                     l.num(RPL_WHOISSPECIAL, &[n], why);
+                }
+                if let Some((idle, signon)) = w.idle {
+                    let (idle, signon) = (idle.to_string(), signon.to_string());
+                    l.num(
+                        RPL_WHOISIDLE,
+                        &[n, &idle, &signon],
+                        "seconds idle, signon time",
+                    );
                 }
                 l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
             }
