@@ -1456,7 +1456,8 @@ impl Hub {
         {
             let ident = self.ident_of(uid, u);
             let old = u.nick.clone();
-            self.whowas.record(uid, &old, ident, now);
+            let signed_in = u.account().is_some();
+            self.whowas.record(uid, &old, ident, signed_in, now);
         }
         let Some(u) = self.users.get_mut(&uid) else {
             return;

@@ -6559,6 +6559,58 @@ fn who_with_a_mask_matches_nick_user_host_and_real_name_and_hides_the_invisible(
     assert!(l[0].contains(" at most 80 bytes"), "{l:?}");
 }
 
+/// `WHO mask` as modern.ircdocs and solanum read it: a nick exactly is that user alone, else
+/// the mask is a glob over the nick, user name, host, server and real name (a nick nobody has
+/// too: `WHO natter` is everyone on the host); WHOX's match flags before the `%` narrow the
+/// fields (`n`, `u`, `h`, `s`, `r`, `a` for the account).
+#[test]
+fn who_with_a_mask_matches_the_server_and_the_fields_its_flags_name() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let cool = with_user(&mut n, "coolNick", "myusernam", "alice in wonderland");
+    let asker = with_user(&mut n, "asker", "ask", "Asker");
+    n.lines(cool);
+    let who = |n: &mut Net, args: &str| -> Vec<String> {
+        n.advance(2_000);
+        n.send(asker, &[&format!("WHO {args}")]);
+        let l = n.lines(asker);
+        let mask = args.split(' ').next().unwrap();
+        assert_eq!(
+            l.last().unwrap(),
+            &format!(":natter.irc 315 asker {mask} :End of WHO list"),
+            "{l:?}"
+        );
+        let mut nicks: Vec<String> = l
+            .iter()
+            .filter(|l| l.contains(" 352 ") || l.contains(" 354 "))
+            .map(|l| {
+                let at = if l.contains(" 352 ") { 7 } else { 3 };
+                l.split(' ')
+                    .nth(at)
+                    .unwrap()
+                    .trim_start_matches(':')
+                    .to_owned()
+            })
+            .collect();
+        nicks.sort();
+        nicks
+    };
+    let all = ["alice", "asker", "coolNick"];
+    assert_eq!(who(&mut n, "*.irc"), all, "the server's name");
+    assert_eq!(who(&mut n, "natter"), all, "no such nick: the host");
+    // alice exactly, not the real name that holds her nick.
+    assert_eq!(who(&mut n, "alice"), ["alice"]);
+    assert_eq!(who(&mut n, "alice*"), ["alice", "coolNick"]);
+    assert_eq!(who(&mut n, "alice* n"), ["alice"]);
+    assert_eq!(who(&mut n, "alice* r%n"), ["coolNick"]);
+    assert_eq!(who(&mut n, "~as* u"), ["asker"]);
+    assert!(who(&mut n, "*.irc n").is_empty());
+    assert_eq!(who(&mut n, "*.irc s"), all);
+    assert_eq!(who(&mut n, "al?ce a%na"), ["alice"], "the account");
+    assert!(who(&mut n, "*.irc o").is_empty(), "no server admin here");
+    n.recv(a);
+}
+
 #[test]
 fn who_star_on_a_big_server_lists_a_bounded_number_and_says_so() {
     let mut n = Net::new();
@@ -6642,6 +6694,30 @@ fn whowas_remembers_quits_and_nick_changes_newest_first_with_a_count() {
     }
     n.send(asker, &["WHOWAS", "WHOWAS 9bad"]);
     assert_eq!(numerics(&n.lines(asker)), ["431", "406", "369"]);
+}
+
+/// WHOWAS of a user that was signed in says its account (`330 ... :was logged in as`), as
+/// solanum's does.
+#[test]
+fn whowas_says_the_account_a_user_was_signed_in_to() {
+    let mut n = Net::new();
+    let asker = n.client("asker", &[]);
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    n.send(c, &["QUIT :bye"]);
+    n.recv(a);
+    n.advance(2_000);
+    n.lines(asker);
+    n.send(asker, &["WHOWAS alice"]);
+    let l = n.lines(asker);
+    assert_eq!(numerics(&l), ["314", "330", "312", "369"], "{l:?}");
+    assert_eq!(l[1], ":natter.irc 330 asker alice alice :was logged in as");
+    // A guest's record has none.
+    let g = n.client("guest", &[]);
+    n.send(g, &["QUIT"]);
+    n.advance(2_000);
+    n.send(asker, &["WHOWAS guest"]);
+    assert_eq!(numerics(&n.lines(asker)), ["314", "312", "369"]);
 }
 
 #[test]

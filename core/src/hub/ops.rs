@@ -1069,7 +1069,8 @@ impl Hub {
             && let Some(u) = self.users.get(&uid)
         {
             let ident = self.ident_of(uid, u);
-            self.whowas.record(uid, &old, ident, now);
+            let signed_in = u.account().is_some();
+            self.whowas.record(uid, &old, ident, signed_in, now);
         }
         self.nicks.remove(old.folded_key().as_str(), uid);
         self.nicks.insert(&self.users, nick.folded_key(), uid);

@@ -25,15 +25,18 @@ pub(crate) enum Query {
     Users(Vec<Nick>),
     /// A room's members and whether each is away.
     Who(RoomName),
-    /// The users whose nick, user name, host or real name `mask` matches (IRC's glob, `*` and
-    /// `?`); with `ops`, only server admins. A user with IRC's mode `i` is listed only to those
-    /// sharing a room with it, unless the mask is its nick exactly. At most
-    /// [`IRC_MAX_WHO_MATCHES`].
+    /// The user whose nick `mask` is exactly, wherever it is; else the users here whose nick,
+    /// user name, host, server or real name `mask` matches (IRC's glob, `*` and `?`; `fields`
+    /// may name fewer, or the account); with `ops`, only server admins. A user with IRC's mode
+    /// `i` is listed only to those sharing a room with it, unless the mask is its nick
+    /// exactly. At most [`IRC_MAX_WHO_MATCHES`].
     WhoMask {
         /// The mask, as the client sent it.
         mask: String,
         /// Only server admins (WHO's `o` flag).
         ops: bool,
+        /// What the mask is matched against.
+        fields: WhoFields,
     },
     /// The latest `count` records of users who were called `nick` (IRC's WHOWAS), newest
     /// first; at most [`WHOWAS_MAX_REPLIES`].
@@ -131,6 +134,55 @@ pub(crate) struct Present {
     pub(crate) oper: bool,
 }
 
+/// What a `WHO mask` is matched against: WHOX's match flags (`n` nick, `u` user name, `h`
+/// host, `i` address, `s` server, `r` real name, `a` account), as ircu and solanum read
+/// them before the `%`; none named: every field but the account (and the address, never
+/// shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WhoFields(u8);
+
+impl WhoFields {
+    const NICK: u8 = 1;
+    const USER: u8 = 2;
+    const HOST: u8 = 4;
+    const SERVER: u8 = 8;
+    const REAL: u8 = 16;
+    const ACCOUNT: u8 = 32;
+    /// Every field but the account.
+    pub(crate) const DEFAULT: WhoFields = WhoFields(
+        WhoFields::NICK | WhoFields::USER | WhoFields::HOST | WhoFields::SERVER | WhoFields::REAL,
+    );
+
+    /// The match flags of a WHO's flags parameter (before its `%`); the default if it names
+    /// none. `i` (the address) matches nothing: no address is shown.
+    pub(crate) fn from_flags(flags: &str) -> WhoFields {
+        let mut f = 0;
+        let mut named = false;
+        for c in flags.chars() {
+            f |= match c {
+                'n' => WhoFields::NICK,
+                'u' => WhoFields::USER,
+                'h' => WhoFields::HOST,
+                's' => WhoFields::SERVER,
+                'r' => WhoFields::REAL,
+                'a' => WhoFields::ACCOUNT,
+                'i' => 0,
+                _ => continue,
+            };
+            named = true;
+        }
+        if named {
+            WhoFields(f)
+        } else {
+            WhoFields::DEFAULT
+        }
+    }
+
+    fn has(self, f: u8) -> bool {
+        self.0 & f != 0
+    }
+}
+
 /// A user's user name and real name, as IRC's WHO, WHOIS and WHOWAS show them (the host is
 /// everyone's, `natter`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +223,9 @@ pub(crate) struct Was {
     pub(crate) nick: Nick,
     /// Its user name and real name then.
     pub(crate) ident: Ident,
+    /// It was signed in to its account (a signed-in user's nick is its account's name):
+    /// WHOWAS's `330`.
+    pub(crate) signed_in: bool,
     /// When it was given up.
     pub(crate) at: Millis,
 }
@@ -559,7 +614,7 @@ impl Hub {
                 };
                 Info::Who { room, members }
             }
-            Query::WhoMask { mask, ops } => self.who_mask(uid, mask, ops),
+            Query::WhoMask { mask, ops, fields } => self.who_mask(uid, mask, ops, fields),
             Query::Whowas { nick, count } => {
                 let count = if count == 0 {
                     WHOWAS_MAX_REPLIES
@@ -694,9 +749,21 @@ impl Hub {
     /// the mask matches (`*` and `0` match everyone), in no particular order, at most
     /// [`IRC_MAX_WHO_MATCHES`]. Invisible users (`i`) show only to those sharing a room with
     /// them, or to a mask that is their nick exactly; `ops`: only server admins.
-    fn who_mask(&self, asker: UserId, mask: String, ops: bool) -> Info {
+    fn who_mask(&self, asker: UserId, mask: String, ops: bool, fields: WhoFields) -> Info {
         let everyone = mask == "*" || mask == "0";
         let exact = Nick::new(&mask).ok();
+        // A nick exactly: that user alone, here or on another node (a nick that is nobody's
+        // is a mask like another, as solanum reads it).
+        if let Some(p) = exact.as_ref().and_then(|n| self.present(n))
+            && (!ops || p.oper)
+        {
+            return Info::WhoMask {
+                mask,
+                matched: vec![p],
+                more: false,
+            };
+        }
+        let server = self.config.irc_server_name.as_str();
         let mut matched = Vec::new();
         let mut more = false;
         let asker_rooms = self.users.get(&asker).map(|u| &u.rooms);
@@ -705,12 +772,19 @@ impl Hub {
                 .as_ref()
                 .is_some_and(|n| n.folded_key() == u.nick.folded_key());
             let ident = self.ident_of(*uid, u);
+            let account = self.account_shown(*uid);
             let hit = everyone
-                || is_nick
-                || wildcard_matches(&mask, u.nick.as_str())
-                || wildcard_matches(&mask, &ident.user)
-                || wildcard_matches(&mask, crate::hub::dialect::IRC_HOST)
-                || wildcard_matches(&mask, &ident.realname);
+                || (fields.has(WhoFields::NICK)
+                    && (is_nick || wildcard_matches(&mask, u.nick.as_str())))
+                || (fields.has(WhoFields::USER) && wildcard_matches(&mask, &ident.user))
+                || (fields.has(WhoFields::HOST)
+                    && wildcard_matches(&mask, crate::hub::dialect::IRC_HOST))
+                || (fields.has(WhoFields::SERVER) && wildcard_matches(&mask, server))
+                || (fields.has(WhoFields::REAL) && wildcard_matches(&mask, &ident.realname))
+                || (fields.has(WhoFields::ACCOUNT)
+                    && account
+                        .as_ref()
+                        .is_some_and(|a| wildcard_matches(&mask, a.as_str())));
             if !hit || (ops && !self.is_admin_user(*uid)) {
                 continue;
             }
@@ -728,7 +802,7 @@ impl Hub {
                 away: self.shown_away(u),
                 mark: "",
                 ident,
-                account: self.account_shown(*uid),
+                account,
                 oper: self.is_admin_user(*uid),
             });
         }

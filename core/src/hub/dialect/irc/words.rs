@@ -1288,6 +1288,9 @@ impl Irc {
                         &[n, &w.ident.user, names::HOST, "*"],
                         &w.ident.realname,
                     );
+                    if w.signed_in {
+                        l.num(RPL_WHOISACCOUNT, &[n, n], "was logged in as");
+                    }
                     let server = l.server;
                     l.num(RPL_WHOISSERVER, &[n, server], &time::human(w.at));
                 }
