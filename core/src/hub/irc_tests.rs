@@ -2774,6 +2774,47 @@ fn what_an_account_missed_from_the_store_and_the_ring_comes_in_one_chathistory_b
 }
 
 #[test]
+fn what_an_account_missed_from_the_store_past_its_backlog_closes_its_batch_and_comes_after() {
+    // The store's page fills the connection's backlog: the batch closes with the part sent
+    // and the rest follows once it drains, as without a store (the test below).
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        outbound_max_bytes: 4_096,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 60);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    batches_balanced(&l);
+    let want: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    let inside = history_batch(&l, "#x");
+    assert!(!inside.is_empty() && inside.len() < 60, "{l:?}");
+}
+
+#[test]
 fn what_an_account_missed_past_its_backlog_closes_its_batch_and_comes_after() {
     // The welcome fills the connection's backlog: the replay stops half-way and the rest
     // follows once it drains, after the welcome's turn. The batch closes with the part sent.
@@ -5023,6 +5064,39 @@ fn a_topic_comes_with_who_set_it_and_when() {
             format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
             ":natter.irc 353 ann = #t :bob ann".to_owned(),
             ":natter.irc 366 ann #t :End of /NAMES list".to_owned(),
+        ]
+    );
+}
+
+/// After a restart the topic still says who set it and when (`333`), when its event is among
+/// the recent ones loaded (irssi and WeeChat showed the topic without its setter).
+#[test]
+fn a_topic_says_who_set_it_after_a_restart() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #t", "TOPIC #t :plans"]);
+    let set_at = n.now.0 / 1000;
+    n.lines(bob);
+    let config = n.hub.config().clone();
+    let mut loaded = loaded_from(&n.stored, &n.present, config.history_on_join);
+    for r in &mut loaded.rooms {
+        r.topic = Some(text("plans"));
+    }
+    let mut again = Net::with(config);
+    again.now = n.now + Millis(5_000);
+    again.hub.restore(loaded, again.now);
+    again.pump();
+    let ann = again.client("ann", &[]);
+    again.send(ann, &["TOPIC #t"]);
+    assert_eq!(
+        again.lines(ann),
+        [
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
         ]
     );
 }
