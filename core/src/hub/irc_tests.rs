@@ -2774,6 +2774,53 @@ fn what_an_account_missed_from_the_store_and_the_ring_comes_in_one_chathistory_b
 }
 
 #[test]
+fn a_part_while_the_store_page_is_read_is_told_and_opens_no_batch() {
+    let mut n = store_net();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["PART #x :gone"]);
+    l.extend(n.lines(c));
+    // Back in before the page is read: what the room sends now is live.
+    n.advance(1_000);
+    n.send(c, &["JOIN #x"]);
+    l.extend(n.lines(c));
+    let carol = n.bin("carol");
+    n.send_bin(carol, &ClientMsg::Join { room: room("#x") });
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    assert!(l.iter().any(|x| x.ends_with("PART #x :gone")), "{l:?}");
+    assert!(
+        l.iter().any(|x| x.contains(":carol!carol@natter JOIN #x")),
+        "a live join: {l:?}"
+    );
+    batches_balanced(&l);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(99),
+            text: text("live now"),
+        },
+    );
+    let l = n.lines(c);
+    let live = find(&l, "live now");
+    assert!(!live.contains("batch="), "{l:?}");
+}
+
+#[test]
 fn what_an_account_missed_from_the_store_past_its_backlog_closes_its_batch_and_comes_after() {
     // The store's page fills the connection's backlog: the batch closes with the part sent
     // and the rest follows once it drains, as without a store (the test below).

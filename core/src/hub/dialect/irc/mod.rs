@@ -601,6 +601,11 @@ impl Dialect for Irc {
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {
         self.channels.remove(room);
+        // A store replay not yet begun is over: what the room sends if the user comes back is
+        // live. One begun keeps its batch until the replay ends, to be closed.
+        self.state
+            .from_store
+            .retain(|(r, batch)| r != room || batch.is_some());
         None
     }
 }
